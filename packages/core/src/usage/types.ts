@@ -1,0 +1,70 @@
+/**
+ * Normalized, disjoint token usage of one LLM call (DESIGN.md "The call record").
+ * Input categories never overlap, so the total billed input is their sum:
+ * input_uncached + cache_read + cache_write_5m + cache_write_1h + input_audio + image.
+ * reasoning_tokens is informational: a subset of output_tokens (billed as output).
+ * output_audio_tokens is a subset of output_tokens too (priced at its own rate where one exists).
+ */
+export interface NormalizedUsage {
+  /** Uncached text (and other non-audio, non-image) input tokens. */
+  input_uncached_tokens: number;
+  cache_read_tokens: number;
+  cache_write_5m_tokens: number;
+  cache_write_1h_tokens: number;
+  /** All output tokens, reasoning and audio included. */
+  output_tokens: number;
+  reasoning_tokens: number;
+  /** Uncached audio input tokens (disjoint from input_uncached_tokens). */
+  input_audio_tokens: number;
+  /** Audio output tokens (a subset of output_tokens). */
+  output_audio_tokens: number;
+  /** Uncached image input tokens (disjoint from input_uncached_tokens). */
+  image_tokens: number;
+}
+
+export const USAGE_FIELDS = [
+  "input_uncached_tokens",
+  "cache_read_tokens",
+  "cache_write_5m_tokens",
+  "cache_write_1h_tokens",
+  "output_tokens",
+  "reasoning_tokens",
+  "input_audio_tokens",
+  "output_audio_tokens",
+  "image_tokens",
+] as const satisfies readonly (keyof NormalizedUsage)[];
+
+export function emptyUsage(): NormalizedUsage {
+  return {
+    input_uncached_tokens: 0,
+    cache_read_tokens: 0,
+    cache_write_5m_tokens: 0,
+    cache_write_1h_tokens: 0,
+    output_tokens: 0,
+    reasoning_tokens: 0,
+    input_audio_tokens: 0,
+    output_audio_tokens: 0,
+    image_tokens: 0,
+  };
+}
+
+/** The `api` values of DESIGN.md: which wire format a call used. */
+export const APIS = [
+  "openai.chat",
+  "openai.responses",
+  "openai.embeddings",
+  "openai.completions",
+  "anthropic.messages",
+  "google.generate_content",
+  "bedrock.converse",
+] as const;
+export type Api = (typeof APIS)[number];
+
+/** What a normalizer gets out of one provider response (body or finished stream). */
+export interface ExtractedUsage {
+  /** The model as the provider reported it (null where the body has none, e.g. Bedrock Converse). */
+  model: string | null;
+  usage: NormalizedUsage;
+  /** The provider's usage object, verbatim. */
+  usage_raw: unknown;
+}

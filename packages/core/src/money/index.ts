@@ -1,0 +1,3 @@
+export * from "./decimal.js";
+export * from "./nanousd.js";
+export * from "./apportion.js";

@@ -1,0 +1,82 @@
+import { calcPrice, type ModelInfo, type ModelPrice } from "@pydantic/genai-prices";
+
+/** Pinned: the bundled data is used offline, its updater is never called. Checked by a test. */
+export const GENAI_PRICES_VERSION = "0.1.8";
+
+/** Our provider names (and common spellings) → genai-prices provider ids. */
+const PROVIDER_IDS: Record<string, string> = {
+  bedrock: "aws",
+  "aws-bedrock": "aws",
+  amazon: "aws",
+  vertex: "google",
+  vertex_ai: "google",
+  gemini: "google",
+  "google-vertex": "google",
+  "azure-openai": "azure",
+  azure_openai: "azure",
+  xai: "x-ai",
+  grok: "x-ai",
+};
+
+export function genaiProviderId(provider: string): string {
+  const p = provider.toLowerCase().trim();
+  return PROVIDER_IDS[p] ?? p;
+}
+
+export interface BuiltinModel {
+  providerId: string;
+  model: ModelInfo;
+}
+
+/**
+ * Finds the genai-prices model for (provider, model). Matching is time-independent, so results
+ * (misses included) are cached; prices are then chosen per call by `pricesAt`.
+ */
+export class BuiltinPrices {
+  readonly #cache = new Map<string, BuiltinModel | null>();
+
+  find(provider: string, model: string): BuiltinModel | null {
+    const key = `${provider}\u0000${model}`;
+    const hit = this.#cache.get(key);
+    if (hit !== undefined) return hit;
+    const found = lookup(genaiProviderId(provider), model);
+    if (this.#cache.size > 50_000) this.#cache.clear();
+    this.#cache.set(key, found);
+    return found;
+  }
+}
+
+function lookup(providerId: string, model: string): BuiltinModel | null {
+  // Empty usage: we only want the match; the cost is computed exactly by our engine.
+  const res = calcPrice({}, model, { providerId, timestamp: new Date(0) });
+  return res ? { providerId: res.provider.id, model: res.model } : null;
+}
+
+const HMS = /^(\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(Z|([+-])(\d{2}):(\d{2}))$/;
+
+function secondsOfDayUtc(time: string): number {
+  const m = HMS.exec(time);
+  if (!m) throw new Error(`invalid time-of-day constraint ${time}`);
+  const offset = m[4] === "Z" ? 0 : (Number(m[6]) * 60 + Number(m[7])) * 60 * (m[5] === "+" ? 1 : -1);
+  return (((Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]) - offset) % 86400) + 86400) % 86400;
+}
+
+/** The model's prices in force at `at`: the last matching start-date / time-of-day variant, as genai-prices. */
+export function pricesAt(model: ModelInfo, at: Date): ModelPrice {
+  if (!Array.isArray(model.prices)) return model.prices;
+  const sod = at.getUTCHours() * 3600 + at.getUTCMinutes() * 60 + at.getUTCSeconds() + at.getUTCMilliseconds() / 1000;
+  for (let i = model.prices.length - 1; i >= 0; i--) {
+    const variant = model.prices[i]!;
+    const c = variant.constraint;
+    if (!c) return variant.prices;
+    if (c.type === "start_date") {
+      if (at >= new Date(c.start_date)) return variant.prices;
+    } else {
+      const start = secondsOfDayUtc(c.start_time);
+      const end = secondsOfDayUtc(c.end_time);
+      const inside = end < start ? sod >= start || sod < end : sod >= start && sod < end;
+      if (inside) return variant.prices;
+    }
+  }
+  return model.prices[0]!.prices;
+}

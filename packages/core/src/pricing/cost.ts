@@ -1,0 +1,110 @@
+import { apportion } from "../money/apportion.js";
+import type { Decimal } from "../money/decimal.js";
+import type { NanoUsd } from "../money/nanousd.js";
+import type { NormalizedUsage } from "../usage/types.js";
+import { type PriceRates, type Rate, rateAt } from "./rates.js";
+
+/** Cost categories; each maps to usage fields, so per-category cost explains the total. */
+export const COST_CATEGORIES = [
+  "input_uncached",
+  "cache_read",
+  "cache_write_5m",
+  "cache_write_1h",
+  "output",
+  "input_audio",
+  "output_audio",
+  "image",
+  "requests",
+] as const;
+export type CostCategory = (typeof COST_CATEGORIES)[number];
+
+export interface CostBreakdown {
+  total_nanousd: NanoUsd;
+  by_category: Record<CostCategory, NanoUsd>;
+}
+
+export function zeroCost(): CostBreakdown {
+  const by_category = {} as Record<CostCategory, NanoUsd>;
+  for (const c of COST_CATEGORIES) by_category[c] = 0n;
+  return { total_nanousd: 0n, by_category };
+}
+
+export function totalInputTokens(u: NormalizedUsage): number {
+  return (
+    u.input_uncached_tokens +
+    u.cache_read_tokens +
+    u.cache_write_5m_tokens +
+    u.cache_write_1h_tokens +
+    u.input_audio_tokens +
+    u.image_tokens
+  );
+}
+
+/** One priced quantity: `qty` units at `rate` per `per` units. */
+interface Line {
+  category: CostCategory;
+  qty: number;
+  rate: Rate | undefined;
+  /** nano-USD per price unit = 1e9 / units-per-price (1e3 for per-million tokens, 1e6 for per-thousand). */
+  nanoPerUnit: bigint;
+}
+
+/**
+ * Exact cost of one call. A category without its own rate is billed at its parent's rate
+ * (cache read → input, 1h write → write → input, audio/image → input or output), as genai-prices does.
+ * The exact rational total is rounded half-up once; categories are apportioned so they sum to it.
+ */
+export function computeCost(usage: NormalizedUsage, rates: PriceRates, multiplier?: Decimal): CostBreakdown {
+  const input = rates.input_mtok;
+  const write = rates.cache_write_mtok ?? input;
+  const output = rates.output_mtok;
+  const reasoningPriced = rates.output_reasoning_mtok !== undefined;
+  const audioOutPriced = rates.output_audio_mtok !== undefined;
+  const plainOutput =
+    usage.output_tokens - (reasoningPriced ? usage.reasoning_tokens : 0) - (audioOutPriced ? usage.output_audio_tokens : 0);
+  if (plainOutput < 0) throw new RangeError("reasoning/audio output tokens exceed output_tokens");
+  const M = 1000n;
+  const lines: Line[] = [
+    { category: "input_uncached", qty: usage.input_uncached_tokens, rate: input, nanoPerUnit: M },
+    { category: "cache_read", qty: usage.cache_read_tokens, rate: rates.cache_read_mtok ?? input, nanoPerUnit: M },
+    { category: "cache_write_5m", qty: usage.cache_write_5m_tokens, rate: write, nanoPerUnit: M },
+    {
+      category: "cache_write_1h",
+      qty: usage.cache_write_1h_tokens,
+      rate: rates.cache_write_1h_mtok ?? write,
+      nanoPerUnit: M,
+    },
+    { category: "input_audio", qty: usage.input_audio_tokens, rate: rates.input_audio_mtok ?? input, nanoPerUnit: M },
+    { category: "image", qty: usage.image_tokens, rate: rates.input_image_mtok ?? input, nanoPerUnit: M },
+    { category: "output", qty: plainOutput, rate: output, nanoPerUnit: M },
+    { category: "output", qty: reasoningPriced ? usage.reasoning_tokens : 0, rate: rates.output_reasoning_mtok, nanoPerUnit: M },
+    { category: "output_audio", qty: audioOutPriced ? usage.output_audio_tokens : 0, rate: rates.output_audio_mtok, nanoPerUnit: M },
+    { category: "requests", qty: rates.requests_kcount ? 1 : 0, rate: rates.requests_kcount, nanoPerUnit: 1_000_000n },
+  ];
+  const inputTokens = totalInputTokens(usage);
+  // Bring every line to one denominator 10^scale so the apportioning works on integers.
+  const priced = lines.map((l) => {
+    const d = l.rate && l.qty > 0 ? rateAt(l.rate, inputTokens) : undefined;
+    const withMult = d && multiplier ? { units: d.units * multiplier.units, scale: d.scale + multiplier.scale } : d;
+    return { line: l, d: withMult };
+  });
+  const scale = Math.max(0, ...priced.map((p) => p.d?.scale ?? 0));
+  const den = 10n ** BigInt(scale);
+  const shares = new Map<CostCategory, bigint>();
+  for (const { line, d } of priced) {
+    if (!d) continue;
+    const num = BigInt(line.qty) * d.units * line.nanoPerUnit * 10n ** BigInt(scale - d.scale);
+    shares.set(line.category, (shares.get(line.category) ?? 0n) + num);
+  }
+  const categories = [...shares.keys()];
+  const { total, parts } = apportion(
+    categories.map((c) => shares.get(c) ?? 0n),
+    den,
+  );
+  const result = zeroCost();
+  result.total_nanousd = total;
+  categories.forEach((c, i) => {
+    result.by_category[c] = parts[i] ?? 0n;
+  });
+  return result;
+}

@@ -1,0 +1,101 @@
+import { type Decimal, mulDecimal, parseDecimal } from "../money/decimal.js";
+import type { NormalizedUsage } from "../usage/types.js";
+import { BuiltinPrices, GENAI_PRICES_VERSION, pricesAt } from "./builtin.js";
+import { type CostBreakdown, computeCost, zeroCost } from "./cost.js";
+import type { PriceBook } from "./pricebook.js";
+import { type PriceRates, ratesFrom } from "./rates.js";
+
+export interface PriceRequest {
+  provider: string;
+  model: string;
+  usage: NormalizedUsage;
+  /** When the call happened: prices are effective-dated. */
+  at: Date | number;
+  batch?: boolean;
+}
+
+export interface PriceResult {
+  priced: boolean;
+  /** Where the price came from, e.g. `genai-prices@0.1.8:openai:gpt-5` or `pricebook:acme@3`, plus `;discount=…;batch=…`. */
+  price_ref: string;
+  cost: CostBreakdown;
+  rates?: PriceRates;
+}
+
+/** Published batch-API discount of providers that have one; a price book `batch` entry overrides it. */
+const DEFAULT_BATCH: Record<string, string> = {
+  openai: "0.5",
+  azure: "0.5",
+  anthropic: "0.5",
+  google: "0.5",
+  aws: "0.5",
+  bedrock: "0.5",
+  mistral: "0.5",
+  groq: "0.5",
+};
+
+/**
+ * Prices calls: price book first (custom models, aliases, discounts, batch), built-in genai-prices data
+ * otherwise. Unknown models come back `priced: false` with a zero cost, never a silent zero.
+ */
+export class PricingEngine {
+  readonly #builtin = new BuiltinPrices();
+  readonly #rateCache = new WeakMap<object, PriceRates>();
+  #book: PriceBook | null;
+
+  constructor(book: PriceBook | null = null) {
+    this.#book = book;
+  }
+
+  /** Swaps the price book (e.g. after the file was edited); in-flight calls keep the old one. */
+  setPriceBook(book: PriceBook | null): void {
+    this.#book = book;
+  }
+
+  get priceBookRef(): string | null {
+    return this.#book?.ref ?? null;
+  }
+
+  price(req: PriceRequest): PriceResult {
+    const at = typeof req.at === "number" ? req.at : req.at.getTime();
+    const book = this.#book;
+    const { provider, model } = book ? book.alias(req.provider, req.model) : req;
+    const found = this.#findRates(provider, model, at);
+    if (!found) return { priced: false, price_ref: `unpriced:${provider}:${model}`, cost: zeroCost() };
+
+    let ref = found.ref;
+    let multiplier: Decimal | undefined;
+    const discount = book?.discount(provider, model, at);
+    if (discount) {
+      multiplier = discount.multiplier;
+      ref += `;discount=${discount.text}`;
+    }
+    if (req.batch) {
+      const batch = book?.batch(provider) ?? defaultBatch(provider);
+      if (batch) {
+        multiplier = multiplier ? mulDecimal(multiplier, batch.multiplier) : batch.multiplier;
+        ref += `;batch=${batch.text}`;
+      }
+    }
+    return { priced: true, price_ref: ref, cost: computeCost(req.usage, found.rates, multiplier), rates: found.rates };
+  }
+
+  #findRates(provider: string, model: string, at: number): { rates: PriceRates; ref: string } | null {
+    const custom = this.#book?.model(provider, model, at);
+    if (custom) return custom;
+    const builtin = this.#builtin.find(provider, model);
+    if (!builtin) return null;
+    const raw = pricesAt(builtin.model, new Date(at));
+    let rates = this.#rateCache.get(raw);
+    if (!rates) {
+      rates = ratesFrom(raw);
+      this.#rateCache.set(raw, rates);
+    }
+    return { rates, ref: `genai-prices@${GENAI_PRICES_VERSION}:${builtin.providerId}:${builtin.model.id}` };
+  }
+}
+
+function defaultBatch(provider: string): { multiplier: Decimal; text: string } | null {
+  const text = DEFAULT_BATCH[provider.toLowerCase()];
+  return text ? { multiplier: parseDecimal(text), text } : null;
+}

@@ -1,0 +1,5 @@
+export * from "./builtin.js";
+export * from "./cost.js";
+export * from "./engine.js";
+export * from "./pricebook.js";
+export * from "./rates.js";

@@ -1,0 +1,62 @@
+import { type Decimal, decimalFromNumber, parseDecimal } from "../money/decimal.js";
+
+/** A price per unit: flat, or tiered by the call's total input tokens (genai-prices semantics). */
+export type Rate = Decimal | TieredRate;
+export interface TieredRate {
+  base: Decimal;
+  /** Applies when total input tokens > start; the highest matching tier wins. */
+  tiers: { start: number; price: Decimal }[];
+}
+
+/** The price keys Tollgate bills, per million tokens (`_mtok`) or per thousand requests (`_kcount`). */
+export const RATE_KEYS = [
+  "input_mtok",
+  "cache_read_mtok",
+  "cache_write_mtok",
+  "cache_write_1h_mtok",
+  "output_mtok",
+  "output_reasoning_mtok",
+  "input_audio_mtok",
+  "output_audio_mtok",
+  "input_image_mtok",
+  "requests_kcount",
+] as const;
+export type RateKey = (typeof RATE_KEYS)[number];
+export type PriceRates = Partial<Record<RateKey, Rate>>;
+
+export function isTiered(rate: Rate): rate is TieredRate {
+  return "tiers" in rate;
+}
+
+/** The rate that applies to a call with `inputTokens` total input tokens. */
+export function rateAt(rate: Rate, inputTokens: number): Decimal {
+  if (!isTiered(rate)) return rate;
+  let price = rate.base;
+  for (const tier of rate.tiers) if (inputTokens > tier.start) price = tier.price;
+  return price;
+}
+
+type RawRate = number | string | { base: number | string; tiers: { start: number; price: number | string }[] };
+
+function toDecimal(v: number | string): Decimal {
+  return typeof v === "number" ? decimalFromNumber(v) : parseDecimal(v);
+}
+
+/** Converts a price map (genai-prices numbers or price-book decimal strings) to exact rates. */
+export function ratesFrom(raw: Record<string, unknown>): PriceRates {
+  const rates: PriceRates = {};
+  for (const key of RATE_KEYS) {
+    const v = raw[key] as RawRate | undefined;
+    if (v === undefined || v === null) continue;
+    rates[key] =
+      typeof v === "object"
+        ? {
+            base: toDecimal(v.base),
+            tiers: [...v.tiers]
+              .sort((a, b) => a.start - b.start)
+              .map((t) => ({ start: t.start, price: toDecimal(t.price) })),
+          }
+        : toDecimal(v);
+  }
+  return rates;
+}

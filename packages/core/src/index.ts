@@ -1,3 +1,5 @@
+export * from "./ids.js";
 export * from "./money/index.js";
 export * from "./pricing/index.js";
-export * from "./usage/types.js";
+export * from "./record/index.js";
+export * from "./usage/index.js";

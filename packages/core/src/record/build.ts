@@ -1,0 +1,177 @@
+import type { z } from "zod";
+import type { PricingEngine } from "../pricing/engine.js";
+import { COST_CATEGORIES } from "../pricing/cost.js";
+import { normalizeUsage, UsageError } from "../usage/index.js";
+import { type Api, APIS, emptyUsage, type NormalizedUsage, USAGE_FIELDS } from "../usage/types.js";
+import {
+  type CallRecord,
+  CallRecordInputSchema,
+  COST_FIELDS,
+  type CostField,
+  type ParsedCallRecordInput,
+  SCHEMA_VERSION,
+} from "./schema.js";
+
+/** Why one field of one record was refused. */
+export interface FieldError {
+  field: string;
+  reason: string;
+}
+
+export type BuildResult = { ok: true; record: CallRecord } | { ok: false; errors: FieldError[] };
+
+export interface BuildContext {
+  /** The workspace of the key that sent the record: the only one it may write. */
+  workspaceId: string;
+  engine: PricingEngine;
+}
+
+const MAX_USAGE_RAW_CHARS = 64 * 1024;
+
+export function issuesToFieldErrors(issues: readonly z.core.$ZodIssue[]): FieldError[] {
+  return issues.flatMap((i) =>
+    i.code === "unrecognized_keys"
+      ? i.keys.map((k) => ({ field: [...i.path, k].join("."), reason: "unknown field" }))
+      : [{ field: i.path.join(".") || "(record)", reason: i.message }],
+  );
+}
+
+/**
+ * Validates one client record and turns it into a stored call record: normalizes `usage_raw` when no
+ * token counts were given, prices it unless a cost was reported, derives latency. Never throws on
+ * bad input: every problem comes back as a field error.
+ */
+export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult {
+  const parsed = CallRecordInputSchema.safeParse(input);
+  if (!parsed.success) return { ok: false, errors: issuesToFieldErrors(parsed.error.issues) };
+  const r = parsed.data;
+  const errors: FieldError[] = [];
+
+  if (r.workspace_id && r.workspace_id !== ctx.workspaceId) {
+    errors.push({ field: "workspace_id", reason: `your key belongs to workspace ${JSON.stringify(ctx.workspaceId)}` });
+  }
+  const model = r.model ?? r.model_requested;
+  if (!model) errors.push({ field: "model", reason: "required (or model_requested)" });
+  if (r.ts_end != null && r.ts_end < r.ts_start) errors.push({ field: "ts_end", reason: "must not be before ts_start" });
+
+  const usage = resolveUsage(r, errors);
+  if (usage.reasoning_tokens > usage.output_tokens)
+    errors.push({ field: "reasoning_tokens", reason: "must not exceed output_tokens (reasoning is a subset of output)" });
+  if (usage.output_audio_tokens > usage.output_tokens)
+    errors.push({ field: "output_audio_tokens", reason: "must not exceed output_tokens" });
+  if (errors.length || !model) return { ok: false, errors };
+
+  const record: CallRecord = {
+    schema_version: SCHEMA_VERSION,
+    event_id: r.event_id.toLowerCase(),
+    workspace_id: ctx.workspaceId,
+    trace_id: r.trace_id ?? null,
+    span_id: r.span_id ?? null,
+    parent_span_id: r.parent_span_id ?? null,
+    ts_start: r.ts_start,
+    ts_end: r.ts_end ?? null,
+    latency_ms: r.latency_ms ?? (r.ts_end != null ? r.ts_end - r.ts_start : null),
+    ttft_ms: r.ttft_ms ?? null,
+    kind: r.kind,
+    provider: r.provider,
+    api: r.api ?? null,
+    model_requested: r.model_requested ?? null,
+    model,
+    stream: r.stream,
+    service_tier: r.service_tier ?? null,
+    batch: r.batch,
+    status: r.status,
+    http_status: r.http_status ?? null,
+    error_type: r.error_type ?? null,
+    attempt: r.attempt,
+    request_id: r.request_id ?? null,
+    ...usage,
+    usage_raw: r.usage_raw ?? null,
+    ...zeroCosts(),
+    cost_nanousd: 0n,
+    cost_source: "computed",
+    price_ref: "",
+    priced: false,
+    user_id: r.user_id ?? null,
+    customer_id: r.customer_id ?? null,
+    feature: r.feature ?? null,
+    deployment: r.deployment ?? null,
+    prompt_version: r.prompt_version ?? null,
+    agent_run_id: r.agent_run_id ?? null,
+    agent_type: r.agent_type ?? null,
+    session_id: r.session_id ?? null,
+    route: r.route ?? null,
+    variant: r.variant ?? null,
+    tags: r.tags,
+    metadata: r.metadata,
+    data_mode: r.data_mode,
+  };
+  const costError = applyCost(record, r, ctx.engine);
+  return costError ? { ok: false, errors: [costError] } : { ok: true, record };
+}
+
+function resolveUsage(r: ParsedCallRecordInput, errors: FieldError[]): NormalizedUsage {
+  const usage = emptyUsage();
+  const given = USAGE_FIELDS.filter((f) => r[f] !== undefined);
+  if (r.usage_raw !== undefined && r.usage_raw !== null) {
+    if (JSON.stringify(r.usage_raw).length > MAX_USAGE_RAW_CHARS) {
+      errors.push({ field: "usage_raw", reason: `must be at most ${MAX_USAGE_RAW_CHARS} characters of JSON` });
+      return usage;
+    }
+    if (given.length === 0) {
+      if (!r.api || !(APIS as readonly string[]).includes(r.api)) {
+        errors.push({ field: "api", reason: `needed to normalize usage_raw: one of ${APIS.join(", ")}` });
+        return usage;
+      }
+      try {
+        return normalizeUsage(r.api as Api, r.usage_raw);
+      } catch (e) {
+        if (!(e instanceof UsageError)) throw e;
+        errors.push({ field: e.field ? `usage_raw.${e.field}` : "usage_raw", reason: e.message });
+        return usage;
+      }
+    }
+  }
+  for (const f of given) usage[f] = r[f] ?? 0;
+  return usage;
+}
+
+function zeroCosts(): Record<CostField, bigint> {
+  return Object.fromEntries(COST_FIELDS.map((f) => [f, 0n])) as Record<CostField, bigint>;
+}
+
+/** Reported costs are kept as sent (categories must add up); otherwise the engine prices the call. */
+function applyCost(record: CallRecord, r: ParsedCallRecordInput, engine: PricingEngine): FieldError | null {
+  const categories = COST_FIELDS.filter((f) => r[f] !== undefined);
+  if (r.cost_nanousd !== undefined) {
+    const total = BigInt(r.cost_nanousd);
+    let sum = 0n;
+    for (const f of categories) {
+      record[f] = BigInt(r[f] ?? 0);
+      sum += record[f];
+    }
+    if (categories.length && sum !== total)
+      return { field: "cost_nanousd", reason: `per-category costs add up to ${sum}, not ${total}` };
+    record.cost_nanousd = total;
+    record.cost_source = r.cost_source ?? "reported";
+    record.price_ref = r.price_ref ?? "reported";
+    record.priced = r.priced ?? true;
+    return null;
+  }
+  if (categories.length) return { field: "cost_nanousd", reason: "required when per-category costs are given" };
+  const res = engine.price({
+    provider: record.provider,
+    model: record.model,
+    usage: record,
+    at: record.ts_start,
+    batch: record.batch,
+  });
+  record.cost_nanousd = res.cost.total_nanousd;
+  COST_CATEGORIES.forEach((c, i) => {
+    record[COST_FIELDS[i]!] = res.cost.by_category[c];
+  });
+  record.cost_source = r.cost_source ?? "computed";
+  record.price_ref = res.price_ref;
+  record.priced = res.priced;
+  return null;
+}

@@ -1,0 +1,160 @@
+import { z } from "zod";
+import { COST_CATEGORIES, type CostCategory } from "../pricing/cost.js";
+import { APIS, type NormalizedUsage, USAGE_FIELDS } from "../usage/types.js";
+
+/** Bumped when the stored shape changes; stores migrate older rows forward. */
+export const SCHEMA_VERSION = 1;
+
+export const KINDS = ["llm", "embedding", "tool", "agent", "other"] as const;
+export const STATUSES = ["ok", "error", "blocked", "killed"] as const;
+export const COST_SOURCES = ["computed", "reported", "estimated"] as const;
+export const DATA_MODES = ["real", "demo", "test"] as const;
+
+/** Attribution fields a record can be filtered and grouped by (DESIGN.md "attribution"). */
+export const ATTRIBUTION_FIELDS = [
+  "user_id",
+  "customer_id",
+  "feature",
+  "deployment",
+  "prompt_version",
+  "agent_run_id",
+  "agent_type",
+  "session_id",
+  "route",
+  "variant",
+] as const;
+export type AttributionField = (typeof ATTRIBUTION_FIELDS)[number];
+
+export type CostField = `cost_${CostCategory}_nanousd`;
+export const COST_FIELDS = COST_CATEGORIES.map((c) => `cost_${c}_nanousd` as CostField);
+
+/** One billed LLM call or span, as stored: usage normalized and disjoint, money in integer nano-USD. */
+export interface CallRecord extends NormalizedUsage, Record<CostField, bigint> {
+  schema_version: number;
+  event_id: string;
+  workspace_id: string;
+  trace_id: string | null;
+  span_id: string | null;
+  parent_span_id: string | null;
+  /** Epoch milliseconds, UTC. */
+  ts_start: number;
+  ts_end: number | null;
+  latency_ms: number | null;
+  ttft_ms: number | null;
+  kind: (typeof KINDS)[number];
+  provider: string;
+  api: string | null;
+  model_requested: string | null;
+  model: string;
+  stream: boolean;
+  service_tier: string | null;
+  batch: boolean;
+  status: (typeof STATUSES)[number];
+  http_status: number | null;
+  error_type: string | null;
+  attempt: number;
+  request_id: string | null;
+  usage_raw: unknown;
+  cost_nanousd: bigint;
+  cost_source: (typeof COST_SOURCES)[number];
+  price_ref: string;
+  priced: boolean;
+  user_id: string | null;
+  customer_id: string | null;
+  feature: string | null;
+  deployment: string | null;
+  prompt_version: string | null;
+  agent_run_id: string | null;
+  agent_type: string | null;
+  session_id: string | null;
+  route: string | null;
+  variant: string | null;
+  tags: string[];
+  metadata: Record<string, string>;
+  data_mode: (typeof DATA_MODES)[number];
+}
+
+// ---- input schema: what clients send to POST /v1/events (one element of the batch) ----
+
+const MAX_TOKENS = 1_000_000_000_000; // 1e12: far above any real call, well inside int64 and 2^53
+const MIN_TS = Date.UTC(2000, 0, 1);
+const MAX_TS = Date.UTC(2100, 0, 1);
+
+const id = (max = 256) => z.string().min(1, "must not be empty").max(max, `must be at most ${max} characters`);
+const optId = (max = 256) => id(max).nullish();
+const tokens = z
+  .number({ error: "must be a number of tokens" })
+  .int("must be an integer")
+  .nonnegative("must not be negative")
+  .max(MAX_TOKENS, `must be at most ${MAX_TOKENS}`);
+
+/** Epoch ms (integer) or an ISO-8601 date-time with offset; normalized to epoch ms. */
+const timestamp = z
+  .union([z.number().int("epoch milliseconds must be an integer"), z.iso.datetime({ offset: true, error: "must be an ISO-8601 date-time with a time zone, or epoch milliseconds" })])
+  .transform((v) => (typeof v === "number" ? v : Date.parse(v)))
+  .refine((ms) => ms >= MIN_TS && ms < MAX_TS, "must be between 2000-01-01 and 2100-01-01");
+
+/** Integer nano-USD as a JSON integer or a digit string (int64). */
+const nanoAmount = z.union([
+  z.number().int("must be an integer number of nano-USD").nonnegative("must not be negative").max(Number.MAX_SAFE_INTEGER, "exceeds 2^53; send it as a string"),
+  z.string().regex(/^\d{1,18}$/, "must be a non-negative integer of at most 18 digits"),
+]);
+
+const durationMs = z.number().int("must be an integer").nonnegative("must not be negative").max(86_400_000 * 7, "must be at most 7 days");
+
+const usageShape = Object.fromEntries(USAGE_FIELDS.map((f) => [f, tokens.optional()])) as Record<
+  (typeof USAGE_FIELDS)[number],
+  z.ZodOptional<typeof tokens>
+>;
+const costShape = Object.fromEntries(COST_FIELDS.map((f) => [f, nanoAmount.optional()])) as Record<
+  CostField,
+  z.ZodOptional<typeof nanoAmount>
+>;
+const attributionShape = Object.fromEntries(ATTRIBUTION_FIELDS.map((f) => [f, optId()])) as Record<
+  AttributionField,
+  ReturnType<typeof optId>
+>;
+
+export const CallRecordInputSchema = z.strictObject({
+  schema_version: z.literal(SCHEMA_VERSION, { error: `must be ${SCHEMA_VERSION} (or omitted)` }).optional(),
+  event_id: z.uuid({ error: "must be a UUID (v7 recommended); it makes retries idempotent" }),
+  workspace_id: optId(64),
+  trace_id: optId(),
+  span_id: optId(),
+  parent_span_id: optId(),
+  ts_start: timestamp,
+  ts_end: timestamp.nullish(),
+  latency_ms: durationMs.nullish(),
+  ttft_ms: durationMs.nullish(),
+  kind: z.enum(KINDS).default("llm"),
+  provider: id(64),
+  api: z.string().min(1).max(64).nullish(),
+  model_requested: optId(),
+  model: optId(),
+  stream: z.boolean().default(false),
+  service_tier: optId(64),
+  batch: z.boolean().default(false),
+  status: z.enum(STATUSES).default("ok"),
+  http_status: z.number().int().min(100).max(599).nullish(),
+  error_type: optId(),
+  attempt: z.number().int().min(1).max(1000).default(1),
+  request_id: optId(),
+  ...usageShape,
+  usage_raw: z.unknown().optional(),
+  cost_nanousd: nanoAmount.optional(),
+  ...costShape,
+  cost_source: z.enum(COST_SOURCES).optional(),
+  price_ref: optId(),
+  priced: z.boolean().optional(),
+  ...attributionShape,
+  tags: z.array(id(128)).max(64, "at most 64 tags").default([]),
+  metadata: z
+    .record(z.string().min(1).max(128), z.string().max(2048, "values must be at most 2048 characters"))
+    .refine((m) => Object.keys(m).length <= 64, "at most 64 keys")
+    .default({}),
+  data_mode: z.enum(DATA_MODES).default("real"),
+});
+export type CallRecordInput = z.input<typeof CallRecordInputSchema>;
+export type ParsedCallRecordInput = z.output<typeof CallRecordInputSchema>;
+
+export const KNOWN_APIS: readonly string[] = APIS;

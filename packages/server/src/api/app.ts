@@ -1,0 +1,153 @@
+import { ATTRIBUTION_FIELDS, formatUsd, type PricingEngine } from "@tollgate/core";
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { createKey, KeyError, type KeyResolver, type Principal } from "../auth/keys.js";
+import { ApiError, badRequest } from "../errors.js";
+import { MAX_BODY_BYTES, parseBatchBody, tooLarge } from "../ingest/body.js";
+import type { IngestService } from "../ingest/service.js";
+import { parseTime } from "../time.js";
+import { type EventFilter, type EventStore, type KeyStore, ROLES, type Role, SPEND_DIMENSIONS, type SpendDimension } from "../store/types.js";
+import { lookupPrice } from "../prices.js";
+
+export interface AppDeps {
+  ingest: IngestService;
+  events: EventStore;
+  keyStore: KeyStore;
+  keys: KeyResolver;
+  engine: PricingEngine;
+}
+
+type Env = { Variables: { principal: Principal } };
+
+const CAN_WRITE: ReadonlySet<string> = new Set(["ingest", "admin", "root"]);
+const CAN_READ: ReadonlySet<string> = new Set(["read", "admin", "root"]);
+const CAN_ADMIN: ReadonlySet<string> = new Set(["admin", "root"]);
+
+export function createApp(deps: AppDeps): Hono<Env> {
+  const app = new Hono<Env>();
+
+  app.onError((err, c) => {
+    const e =
+      err instanceof ApiError ? err : new ApiError(500, "api_error", "internal_error", "internal error; nothing was half-written");
+    if (!(err instanceof ApiError)) console.error(err);
+    return c.json(e.toJSON(), e.status as ContentfulStatusCode);
+  });
+  app.notFound((c) => c.json(new ApiError(404, "invalid_request_error", "not_found", `no route ${c.req.method} ${c.req.path}`).toJSON(), 404));
+
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+
+  const auth = (allowed: ReadonlySet<string>) =>
+    async (c: import("hono").Context<Env>, next: () => Promise<void>) => {
+      const header = c.req.header("authorization") ?? "";
+      const key = header.startsWith("Bearer ") ? header.slice(7).trim() : "";
+      if (!key) throw new ApiError(401, "authentication_error", "missing_api_key", "send your key as Authorization: Bearer <key> (create one with `tollgate keys create`)");
+      const p = await deps.keys.resolve(key);
+      if (!p) throw new ApiError(401, "authentication_error", "invalid_api_key", "this API key is not valid");
+      if (!allowed.has(p.role))
+        throw new ApiError(403, "permission_error", "insufficient_role", `a ${p.role} key cannot do this; needs one of: ${[...allowed].filter((r) => r !== "root").join(", ")}`);
+      c.set("principal", p);
+      await next();
+    };
+
+  /** Root (the local admin token) may pick any workspace; every other key is bound to its own. */
+  const workspaceOf = (c: import("hono").Context<Env>, requested?: string | null): string => {
+    const p = c.get("principal");
+    if (requested && requested !== p.workspaceId) {
+      if (p.role !== "root") throw new ApiError(403, "permission_error", "wrong_workspace", `this key belongs to workspace ${JSON.stringify(p.workspaceId)}`, "workspace");
+      return requested;
+    }
+    return p.workspaceId;
+  };
+
+  app.post(
+    "/v1/events",
+    bodyLimit({ maxSize: MAX_BODY_BYTES, onError: () => { throw tooLarge(); } }),
+    auth(CAN_WRITE),
+    async (c) => {
+      const workspace = workspaceOf(c, c.req.query("workspace"));
+      const items = parseBatchBody(new Uint8Array(await c.req.arrayBuffer()));
+      const res = await deps.ingest.ingest(workspace, items);
+      const status = res.rejected === 0 ? 200 : res.rejected === items.length ? 422 : 207;
+      return c.json(res, status);
+    },
+  );
+
+  app.get("/api/spend", auth(CAN_READ), async (c) => {
+    const by = c.req.query("by") ?? "";
+    if (!(SPEND_DIMENSIONS as readonly string[]).includes(by))
+      throw badRequest("invalid_parameter", `by must be one of ${SPEND_DIMENSIONS.join(", ")}`, "by");
+    const filter = filterFrom(c.req.query(), workspaceOf(c, c.req.query("workspace")));
+    const rows = await deps.events.spend(filter, by as SpendDimension);
+    return c.json({
+      by,
+      from: filter.from ?? null,
+      to: filter.to ?? null,
+      rows: rows.map((r) => ({ ...r, cost_nanousd: r.cost_nanousd.toString(), cost_usd: formatUsd(r.cost_nanousd) })),
+    });
+  });
+
+  app.get("/api/events", auth(CAN_READ), async (c) => {
+    const filter = filterFrom(c.req.query(), workspaceOf(c, c.req.query("workspace")));
+    const limit = intParam(c.req.query("limit"), "limit", 1, 100_000) ?? 100;
+    const rows = await deps.events.query({ ...filter, limit });
+    return c.json({ events: rows.map(jsonRecord) });
+  });
+
+  app.get("/api/prices/unpriced", auth(CAN_READ), async (c) => {
+    const filter = filterFrom({ from: c.req.query("since") ?? "7d", ...c.req.query() }, workspaceOf(c, c.req.query("workspace")));
+    return c.json({ models: await deps.events.unpriced(filter) });
+  });
+
+  app.get("/api/prices/lookup", (c) => {
+    const model = c.req.query("model");
+    if (!model) throw badRequest("missing_parameter", "model is required", "model");
+    return c.json(lookupPrice(deps.engine, c.req.query("provider") ?? null, model, Date.now()));
+  });
+
+  app.post("/api/keys", auth(CAN_ADMIN), async (c) => {
+    const body = await c.req.json().catch(() => {
+      throw badRequest("invalid_json", "body must be JSON: {\"workspace\", \"role\", \"label\"?}");
+    });
+    const role = body?.role;
+    if (!(ROLES as readonly string[]).includes(role)) throw badRequest("invalid_parameter", `role must be one of ${ROLES.join(", ")}`, "role");
+    const workspace = workspaceOf(c, typeof body.workspace === "string" ? body.workspace : null);
+    try {
+      const { key, record } = await createKey(deps.keyStore, { workspace, role: role as Role, label: body.label ?? null });
+      return c.json({ key, id: record.id, workspace: record.workspace_id, role: record.role }, 201);
+    } catch (e) {
+      if (e instanceof KeyError) throw badRequest("invalid_parameter", `${e.param} ${e.message}`, e.param);
+      throw e;
+    }
+  });
+
+  return app;
+}
+
+function intParam(v: string | undefined, name: string, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw badRequest("invalid_parameter", `${name} must be an integer in ${min}..${max}`, name);
+  return n;
+}
+
+const FILTER_KEYS = [...ATTRIBUTION_FIELDS, "provider", "model", "data_mode"] as const;
+
+/** Query-string → EventFilter: from/to as ISO or relative ("7d"), exact-match attribution filters. */
+export function filterFrom(q: Record<string, string | undefined>, workspaceId: string): EventFilter {
+  const filter: EventFilter = { workspaceId, where: {} };
+  for (const name of ["from", "to"] as const) {
+    const v = q[name];
+    if (v === undefined) continue;
+    const ms = parseTime(v);
+    if (ms === null) throw badRequest("invalid_parameter", `${name} must be an ISO date/time or a span like 7d, 24h`, name);
+    filter[name] = ms;
+  }
+  for (const k of FILTER_KEYS) if (q[k] !== undefined) filter.where![k] = q[k];
+  return filter;
+}
+
+/** Records as JSON: bigint money as strings (int64 does not fit a JSON number). */
+export function jsonRecord(r: object): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === "bigint" ? v.toString() : v]));
+}

@@ -1,0 +1,75 @@
+import { createHash, randomBytes } from "node:crypto";
+import type { ApiKeyRecord, KeyStore, Role } from "../store/types.js";
+
+export interface Principal {
+  workspaceId: string;
+  role: Role | "root";
+  keyId: string;
+}
+
+export function hashKey(key: string): string {
+  return createHash("sha256").update(key).digest("hex");
+}
+
+/** Keys look like `tg_<role>_<id>_<secret>`: the role and id are readable, only the hash is stored. */
+export function generateKey(role: Role): { id: string; key: string } {
+  const id = randomBytes(6).toString("hex");
+  return { id, key: `tg_${role}_${id}_${randomBytes(24).toString("base64url")}` };
+}
+
+const WORKSPACE_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+
+export class KeyError extends Error {
+  constructor(
+    readonly param: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export async function createKey(
+  store: KeyStore,
+  opts: { workspace: string; role: Role; label?: string | null },
+): Promise<{ key: string; record: ApiKeyRecord }> {
+  if (!WORKSPACE_RE.test(opts.workspace))
+    throw new KeyError("workspace", "must be 1-64 lowercase letters, digits, _ or -, starting with a letter or digit");
+  await store.ensureWorkspace(opts.workspace);
+  const { id, key } = generateKey(opts.role);
+  const record: ApiKeyRecord = {
+    id,
+    workspace_id: opts.workspace,
+    role: opts.role,
+    label: opts.label ?? null,
+    created_at: Date.now(),
+  };
+  await store.insertKey({ ...record, hash: hashKey(key) });
+  return { key, record };
+}
+
+/**
+ * Resolves bearer keys to principals. Lookups are cached briefly so the ingest hot path does not
+ * queue behind store writes; `rootToken` is the local-admin token of this server process.
+ */
+export class KeyResolver {
+  readonly #cache = new Map<string, { p: Principal | null; until: number }>();
+
+  constructor(
+    private readonly store: KeyStore,
+    private readonly rootToken: string | null,
+    private readonly ttlMs = 30_000,
+  ) {}
+
+  async resolve(key: string): Promise<Principal | null> {
+    if (this.rootToken && key === this.rootToken) return { workspaceId: "default", role: "root", keyId: "local-admin" };
+    const hash = hashKey(key);
+    const hit = this.#cache.get(hash);
+    const now = Date.now();
+    if (hit && hit.until > now) return hit.p;
+    const rec = await this.store.findKeyByHash(hash);
+    const p = rec ? { workspaceId: rec.workspace_id, role: rec.role, keyId: rec.id } : null;
+    if (this.#cache.size > 10_000) this.#cache.clear();
+    this.#cache.set(hash, { p, until: now + this.ttlMs });
+    return p;
+  }
+}

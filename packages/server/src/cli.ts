@@ -1,0 +1,31 @@
+import { Command } from "commander";
+import { DataDirLockedError } from "./store/duckdb/open.js";
+import { CliError } from "./cli/common.js";
+import { registerDemo } from "./cli/demo.js";
+import { registerIngest } from "./cli/ingest.js";
+import { registerKeys } from "./cli/keys.js";
+import { registerPrices } from "./cli/prices.js";
+import { registerServe } from "./cli/serve.js";
+import { registerSpend } from "./cli/spend.js";
+
+const program = new Command("tollgate")
+  .description("Tollgate: exact LLM cost attribution and spend control")
+  .option("--data-dir <dir>", "data directory (env TOLLGATE_DATA_DIR)", undefined)
+  .option("--pricebook <file>", "price book YAML/JSON: custom models, discounts, aliases (env TOLLGATE_PRICEBOOK)")
+  .showHelpAfterError();
+
+registerServe(program);
+registerIngest(program);
+registerDemo(program);
+registerKeys(program);
+registerPrices(program);
+registerSpend(program);
+
+program.parseAsync().catch((e: unknown) => {
+  if (e instanceof CliError || e instanceof DataDirLockedError) {
+    console.error(`error: ${e.message}`);
+    process.exit(e instanceof CliError ? e.exitCode : 1);
+  }
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,66 @@
+import { existsSync, readFileSync } from "node:fs";
+import type { RuntimeOptions } from "../config.js";
+import { openRuntime, type Runtime } from "../runtime.js";
+import { type ServerInfo, serverInfoPath } from "../serve.js";
+
+export interface Reply {
+  status: number;
+  body: any;
+}
+
+/** How a CLI command talks to Tollgate: the running server of the data dir, or the data dir directly. */
+export interface Client {
+  mode: "server" | "local";
+  request(method: string, path: string, body?: unknown): Promise<Reply>;
+  close(): Promise<void>;
+}
+
+function runningServer(dataDir: string): ServerInfo | null {
+  const path = serverInfoPath(dataDir);
+  if (!existsSync(path)) return null;
+  try {
+    const info = JSON.parse(readFileSync(path, "utf8")) as ServerInfo;
+    process.kill(info.pid, 0); // throws when the process is gone (a stale file after kill -9)
+    return info;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Same HTTP API either way: through the running server (its data dir is locked by it), or in-process
+ * via the app's own request handler when no server runs.
+ */
+export async function connect(opts: RuntimeOptions): Promise<Client> {
+  const info = runningServer(opts.dataDir);
+  if (info) {
+    return {
+      mode: "server",
+      async request(method, path, body) {
+        const res = await fetch(info.url + path, {
+          method,
+          headers: { authorization: `Bearer ${info.token}`, "content-type": "application/json" },
+          body: body === undefined ? undefined : JSON.stringify(body),
+        });
+        return { status: res.status, body: await res.json() };
+      },
+      close: async () => {},
+    };
+  }
+  const rt = await openRuntime(opts);
+  return { mode: "local", ...appClient(rt), close: () => rt.close() };
+}
+
+/** Calls the app's own request handler in-process, as the local admin. */
+export function appClient(rt: Pick<Runtime, "app" | "rootToken">): Pick<Client, "request"> {
+  return {
+    async request(method, path, body) {
+      const res = await rt.app.request(path, {
+        method,
+        headers: { authorization: `Bearer ${rt.rootToken}`, "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: res.status, body: await res.json() };
+    },
+  };
+}

@@ -1,0 +1,32 @@
+import { dataDirFrom, pricebookFrom, type RuntimeOptions } from "../config.js";
+import type { Reply } from "./client.js";
+
+export interface GlobalOpts {
+  dataDir?: string;
+  pricebook?: string;
+}
+
+export function runtimeOptions(g: GlobalOpts): RuntimeOptions {
+  return { dataDir: dataDirFrom(g.dataDir), pricebookPath: pricebookFrom(g.pricebook) };
+}
+
+/** A failed command: message for humans, exit code for scripts. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
+
+/** Turns an API error reply into a CliError carrying the server's message. */
+export function expectOk(reply: Reply, what: string): any {
+  if (reply.status >= 200 && reply.status < 300) return reply.body;
+  const e = reply.body?.error;
+  throw new CliError(`${what} failed (${reply.status}): ${e?.message ?? JSON.stringify(reply.body)}`);
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}

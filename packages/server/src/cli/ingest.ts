@@ -1,0 +1,121 @@
+import { createReadStream, statSync } from "node:fs";
+import { createInterface } from "node:readline";
+import { SingleBar } from "cli-progress";
+import type { Command } from "commander";
+import { type Client, connect } from "./client.js";
+import { CliError, expectOk, type GlobalOpts, printJson, runtimeOptions } from "./common.js";
+import { formatInt } from "./table.js";
+
+interface Rejection {
+  line: number;
+  event_id: string | null;
+  errors: { field: string; reason: string }[];
+}
+
+export interface IngestSummary {
+  file: string;
+  lines: number;
+  accepted: number;
+  duplicates: number;
+  rejected: number;
+  seconds: number;
+  events_per_second: number;
+  rejections: Rejection[];
+}
+
+const MAX_REPORTED = 50;
+
+/** Streams a JSONL file through POST /v1/events in batches; reports per-line rejections. */
+export async function ingestFile(
+  client: Pick<Client, "request">,
+  file: string,
+  opts: { workspace: string; batchSize: number; progress: boolean },
+): Promise<IngestSummary> {
+  const started = performance.now();
+  const size = statSync(file).size;
+  const s: IngestSummary = { file, lines: 0, accepted: 0, duplicates: 0, rejected: 0, seconds: 0, events_per_second: 0, rejections: [] };
+  const bar = opts.progress && process.stderr.isTTY ? new SingleBar({ format: "ingest [{bar}] {percentage}% | {events} lines | {eta_formatted} left" }) : null;
+  bar?.start(size, 0, { events: 0 });
+  const reject = (r: Rejection) => {
+    s.rejected++;
+    if (s.rejections.length < MAX_REPORTED) s.rejections.push(r);
+  };
+
+  const path = `/v1/events?workspace=${encodeURIComponent(opts.workspace)}`;
+  const send = async (items: unknown[], lineNos: number[]) => {
+    const reply = await client.request("POST", path, items);
+    if (reply.status === 422 || reply.status === 207 || reply.status === 200) {
+      s.accepted += reply.body.accepted;
+      s.duplicates += reply.body.duplicates;
+      for (const r of reply.body.results) if (r.status === "rejected") reject({ line: lineNos[r.index]!, event_id: r.event_id, errors: r.errors });
+      return;
+    }
+    expectOk(reply, `batch ending at line ${lineNos.at(-1)}`);
+  };
+
+  const stream = createReadStream(file);
+  let bytes = 0;
+  stream.on("data", (chunk) => {
+    bytes += chunk.length;
+  });
+  let items: unknown[] = [];
+  let lineNos: number[] = [];
+  for await (const line of createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY })) {
+    s.lines++;
+    if (!line.trim()) continue;
+    try {
+      items.push(JSON.parse(line));
+      lineNos.push(s.lines);
+    } catch (e) {
+      reject({ line: s.lines, event_id: null, errors: [{ field: "(line)", reason: `not valid JSON: ${(e as Error).message}` }] });
+    }
+    if (items.length >= opts.batchSize) {
+      await send(items, lineNos);
+      items = [];
+      lineNos = [];
+      bar?.update(bytes, { events: formatInt(s.lines) });
+    }
+  }
+  if (items.length) await send(items, lineNos);
+  bar?.update(size, { events: formatInt(s.lines) });
+  bar?.stop();
+  s.seconds = (performance.now() - started) / 1000;
+  s.events_per_second = Math.round((s.accepted + s.duplicates + s.rejected) / s.seconds);
+  return s;
+}
+
+export function registerIngest(program: Command): void {
+  program
+    .command("ingest <file>")
+    .description("load call records from a JSONL file (one record per line); exits 1 if any line is rejected")
+    .option("-w, --workspace <id>", "workspace to write to", "default")
+    .option("--batch-size <n>", "records per request (max 10000)", "5000")
+    .option("--json", "print the summary as JSON")
+    .action(async (file: string, o: { workspace: string; batchSize: string; json?: boolean }, cmd: Command) => {
+      const batchSize = Number(o.batchSize);
+      if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000) throw new CliError("--batch-size must be 1..10000", 2);
+      try {
+        statSync(file);
+      } catch {
+        throw new CliError(`cannot read ${file}: no such file`, 2);
+      }
+      const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
+      let s: IngestSummary;
+      try {
+        s = await ingestFile(client, file, { workspace: o.workspace, batchSize, progress: !o.json });
+      } finally {
+        await client.close();
+      }
+      if (o.json) printJson(s);
+      else {
+        console.log(
+          `${file}: ${formatInt(s.lines)} lines in ${s.seconds.toFixed(1)} s (${formatInt(s.events_per_second)} events/s)\n` +
+            `  accepted ${formatInt(s.accepted)}, duplicate ${formatInt(s.duplicates)}, rejected ${formatInt(s.rejected)}`,
+        );
+        for (const r of s.rejections.slice(0, 10))
+          console.log(`  line ${r.line}: ${r.errors.map((e) => `${e.field}: ${e.reason}`).join("; ")}`);
+        if (s.rejected > 10) console.log(`  … ${s.rejected - 10} more (use --json for the first ${MAX_REPORTED})`);
+      }
+      if (s.rejected > 0) process.exitCode = 1;
+    });
+}

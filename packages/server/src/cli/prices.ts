@@ -1,0 +1,93 @@
+import { type Api, APIS, PricingEngine, UsageError } from "@tollgate/core";
+import type { Command } from "commander";
+import { loadPriceBook } from "../pricebook-file.js";
+import { calcPrice, lookupPrice } from "../prices.js";
+import { parseTime } from "../time.js";
+import { connect } from "./client.js";
+import { CliError, expectOk, type GlobalOpts, printJson, runtimeOptions } from "./common.js";
+import { formatInt, renderTable } from "./table.js";
+
+function engineFor(g: GlobalOpts): PricingEngine {
+  const { pricebookPath } = runtimeOptions(g);
+  return new PricingEngine(pricebookPath ? loadPriceBook(pricebookPath) : null);
+}
+
+function atFrom(text: string | undefined): number {
+  if (!text) return Date.now();
+  const ms = parseTime(text);
+  if (ms === null) throw new CliError(`--at must be an ISO date/time, got ${JSON.stringify(text)}`, 2);
+  return ms;
+}
+
+export function registerPrices(program: Command): void {
+  const prices = program.command("prices").description("look up prices, price a usage object, find unpriced models");
+
+  prices
+    .command("lookup <model>")
+    .description("show the rates Tollgate uses for a model and where they come from")
+    .option("--provider <id>", "provider (guessed from the model name if omitted)")
+    .option("--at <time>", "price in force at this ISO time (default now)")
+    .option("--json", "print as JSON")
+    .action((model: string, o: { provider?: string; at?: string; json?: boolean }, cmd: Command) => {
+      const res = lookupPrice(engineFor(cmd.optsWithGlobals()), o.provider ?? null, model, atFrom(o.at));
+      if (o.json) return printJson(res);
+      if (!res.priced) throw new CliError(`no price for ${res.provider}:${model}; add it to a price book (--pricebook)`, 1);
+      console.log(`${res.provider}:${model} → ${res.price_ref}`);
+      console.log(renderTable(["rate", "USD"], Object.entries(res.rates_per_unit ?? {}).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)])));
+    });
+
+  prices
+    .command("calc")
+    .description("normalize a provider's raw usage object and price it exactly")
+    .requiredOption("--provider <id>", "provider, e.g. openai, anthropic, google, aws, deepseek")
+    .requiredOption("--api <api>", APIS.join(" | "))
+    .requiredOption("--model <model>", "model id as the provider reports it")
+    .requiredOption("--usage <json>", "the provider's raw usage object, as JSON")
+    .option("--at <time>", "price at this ISO time (default now)")
+    .option("--batch", "priced as a batch-API call")
+    .option("--json", "print as JSON")
+    .action((o: { provider: string; api: string; model: string; usage: string; at?: string; batch?: boolean; json?: boolean }, cmd: Command) => {
+      if (!(APIS as readonly string[]).includes(o.api)) throw new CliError(`--api must be one of ${APIS.join(", ")}`, 2);
+      let usageRaw: unknown;
+      try {
+        usageRaw = JSON.parse(o.usage);
+      } catch (e) {
+        throw new CliError(`--usage is not valid JSON: ${(e as Error).message}`, 2);
+      }
+      let res: ReturnType<typeof calcPrice>;
+      try {
+        res = calcPrice(engineFor(cmd.optsWithGlobals()), { provider: o.provider, api: o.api as Api, model: o.model, usageRaw, at: atFrom(o.at), batch: o.batch ?? false });
+      } catch (e) {
+        if (e instanceof UsageError) throw new CliError(`--usage: ${e.message}`, 2);
+        throw e;
+      }
+      if (o.json) return printJson(res);
+      console.log(`${o.provider}:${o.model} → ${res.priced ? res.price_ref : "UNPRICED"}  total $${res.cost.total_usd}`);
+      console.log(renderTable(["category", "nano_usd"], Object.entries(res.cost.by_category).filter(([, v]) => v !== 0).map(([k, v]) => [k, formatInt(v)])));
+      if (!res.priced) process.exitCode = 1;
+    });
+
+  prices
+    .command("unpriced")
+    .description("models seen in recorded calls that have no price (coverage gaps)")
+    .option("--since <time>", "span back from now or ISO time", "7d")
+    .option("-w, --workspace <id>", "workspace", "default")
+    .option("--json", "print as JSON")
+    .action(async (o: { since: string; workspace: string; json?: boolean }, cmd: Command) => {
+      const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
+      try {
+        const q = new URLSearchParams({ since: o.since, workspace: o.workspace });
+        const res = expectOk(await client.request("GET", `/api/prices/unpriced?${q}`), "prices unpriced");
+        if (o.json) return printJson(res);
+        if (!res.models.length) return console.log(`every call since ${o.since} is priced`);
+        console.log(
+          renderTable(
+            ["provider", "model", "calls", "first_seen", "last_seen"],
+            res.models.map((m: { provider: string; model: string; calls: number; first_seen: number; last_seen: number }) => [m.provider, m.model, formatInt(m.calls), new Date(m.first_seen).toISOString(), new Date(m.last_seen).toISOString()]),
+          ),
+        );
+      } finally {
+        await client.close();
+      }
+    });
+}

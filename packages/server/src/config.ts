@@ -1,0 +1,24 @@
+import { resolve } from "node:path";
+
+export const DEFAULT_PORT = 4242;
+
+export interface RuntimeOptions {
+  dataDir: string;
+  pricebookPath: string | null;
+}
+
+export function dataDirFrom(opt?: string): string {
+  return resolve(opt ?? process.env.TOLLGATE_DATA_DIR ?? ".tollgate");
+}
+
+export function portFrom(opt?: string | number): number {
+  const raw = opt ?? process.env.TOLLGATE_PORT ?? DEFAULT_PORT;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid port ${raw}: use 0-65535`);
+  return port;
+}
+
+export function pricebookFrom(opt?: string): string | null {
+  const p = opt ?? process.env.TOLLGATE_PRICEBOOK;
+  return p ? resolve(p) : null;
+}

@@ -1,0 +1,82 @@
+import { buildCallRecord, type CallRecord, type FieldError, type PricingEngine } from "@tollgate/core";
+import { ApiError } from "../errors.js";
+import type { GroupCommitWriter } from "./writer.js";
+
+export type ItemStatus = "accepted" | "duplicate" | "rejected";
+
+export interface ItemResult {
+  index: number;
+  event_id: string | null;
+  status: ItemStatus;
+  errors?: FieldError[];
+}
+
+export interface IngestResponse {
+  accepted: number;
+  duplicates: number;
+  rejected: number;
+  results: ItemResult[];
+}
+
+/** Validates, prices and durably stores a batch; answers per item. Invalid items never reach the store. */
+export class IngestService {
+  constructor(
+    private readonly writer: GroupCommitWriter,
+    private readonly engine: PricingEngine,
+  ) {}
+
+  async ingest(workspaceId: string, items: readonly unknown[]): Promise<IngestResponse> {
+    const results: ItemResult[] = new Array(items.length);
+    const records: CallRecord[] = [];
+    const recordIndex: number[] = [];
+    const seen = new Set<string>();
+    items.forEach((item, index) => {
+      const built = buildCallRecord(item, { workspaceId, engine: this.engine });
+      if (!built.ok) {
+        results[index] = { index, event_id: eventIdOf(item), status: "rejected", errors: built.errors };
+        return;
+      }
+      const id = built.record.event_id;
+      if (seen.has(id)) {
+        results[index] = { index, event_id: id, status: "duplicate" };
+        return;
+      }
+      seen.add(id);
+      records.push(built.record);
+      recordIndex.push(index);
+    });
+
+    let stored: boolean[] = [];
+    if (records.length) {
+      try {
+        stored = await this.writer.write(records);
+      } catch (e) {
+        throw new ApiError(
+          503,
+          "api_error",
+          "store_unavailable",
+          `nothing from this batch was stored (${(e as Error).message}); retry it: event_id makes retries safe`,
+        );
+      }
+    }
+    records.forEach((r, k) => {
+      const index = recordIndex[k]!;
+      results[index] = { index, event_id: r.event_id, status: stored[k] ? "accepted" : "duplicate" };
+    });
+    let accepted = 0;
+    let duplicates = 0;
+    for (const r of results) {
+      if (r.status === "accepted") accepted++;
+      else if (r.status === "duplicate") duplicates++;
+    }
+    return { accepted, duplicates, rejected: items.length - accepted - duplicates, results };
+  }
+}
+
+function eventIdOf(item: unknown): string | null {
+  if (typeof item === "object" && item !== null && "event_id" in item) {
+    const id = (item as { event_id: unknown }).event_id;
+    return typeof id === "string" ? id.slice(0, 64) : null;
+  }
+  return null;
+}

@@ -1,0 +1,40 @@
+import { readFileSync, unwatchFile, watchFile } from "node:fs";
+import { PriceBook, type PricingEngine } from "@tollgate/core";
+import { parse as parseYaml } from "yaml";
+
+/** Reads a price book from YAML or JSON (JSON is YAML); errors name the file and the failing path. */
+export function loadPriceBook(path: string): PriceBook {
+  let doc: unknown;
+  try {
+    doc = parseYaml(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new Error(`cannot read price book ${path}: ${(e as Error).message}`);
+  }
+  try {
+    return PriceBook.parse(doc);
+  } catch (e) {
+    throw new Error(`${path}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Keeps the engine's price book in step with the file: reloaded when it changes or on SIGHUP.
+ * A broken edit is reported and the previous book stays in force.
+ */
+export function watchPriceBook(path: string, engine: PricingEngine, log: (msg: string) => void): () => void {
+  const reload = () => {
+    try {
+      const book = loadPriceBook(path);
+      engine.setPriceBook(book);
+      log(`price book reloaded: ${book.ref}`);
+    } catch (e) {
+      log(`price book NOT reloaded, keeping ${engine.priceBookRef}: ${(e as Error).message}`);
+    }
+  };
+  watchFile(path, { interval: 1000 }, reload);
+  process.on("SIGHUP", reload);
+  return () => {
+    unwatchFile(path, reload);
+    process.off("SIGHUP", reload);
+  };
+}

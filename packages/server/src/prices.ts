@@ -1,0 +1,68 @@
+import {
+  type Api,
+  COST_CATEGORIES,
+  type CostCategory,
+  decimalToString,
+  emptyUsage,
+  formatUsd,
+  isTiered,
+  type NormalizedUsage,
+  normalizeUsage,
+  type PricingEngine,
+  type Rate,
+} from "@tollgate/core";
+
+function rateText(r: Rate): unknown {
+  return isTiered(r)
+    ? { base: decimalToString(r.base), tiers: r.tiers.map((t) => ({ start: t.start, price: decimalToString(t.price) })) }
+    : decimalToString(r);
+}
+
+/** What `tollgate prices lookup` and GET /api/prices/lookup show: the rates in force and where they come from. */
+export function lookupPrice(engine: PricingEngine, provider: string | null, model: string, at: number) {
+  const res = engine.price({ provider: provider ?? guessProvider(model), model, usage: emptyUsage(), at });
+  return {
+    provider: provider ?? guessProvider(model),
+    model,
+    priced: res.priced,
+    price_ref: res.price_ref,
+    rates_per_unit: res.rates ? Object.fromEntries(Object.entries(res.rates).map(([k, r]) => [k, rateText(r)])) : null,
+  };
+}
+
+/** Best-effort provider from a model name, for lookups that do not say. */
+export function guessProvider(model: string): string {
+  const m = model.toLowerCase();
+  if (m.startsWith("claude")) return "anthropic";
+  if (m.startsWith("gemini")) return "google";
+  if (m.startsWith("mistral") || m.startsWith("codestral") || m.startsWith("ministral")) return "mistral";
+  if (m.startsWith("deepseek")) return "deepseek";
+  if (m.startsWith("grok")) return "x-ai";
+  if (/^(us|eu|apac|global)\.|^anthropic\.|^amazon\./.test(m)) return "aws";
+  return "openai";
+}
+
+export interface CalcOutput {
+  usage: NormalizedUsage;
+  /** nano-USD as JSON integers: one call's cost is far below 2^53 nano-USD ($9M). */
+  cost: { total_nanousd: number; total_usd: string; by_category: Record<CostCategory, number> };
+  price_ref: string;
+  priced: boolean;
+}
+
+/** `tollgate prices calc`: raw provider usage → normalized usage → exact cost. */
+export function calcPrice(
+  engine: PricingEngine,
+  opts: { provider: string; api: Api; model: string; usageRaw: unknown; at: number; batch?: boolean },
+): CalcOutput {
+  const usage = normalizeUsage(opts.api, opts.usageRaw);
+  const res = engine.price({ provider: opts.provider, model: opts.model, usage, at: opts.at, batch: opts.batch ?? false });
+  const by_category = {} as Record<CostCategory, number>;
+  for (const c of COST_CATEGORIES) by_category[c] = Number(res.cost.by_category[c]);
+  return {
+    usage,
+    cost: { total_nanousd: Number(res.cost.total_nanousd), total_usd: formatUsd(res.cost.total_nanousd), by_category },
+    price_ref: res.price_ref,
+    priced: res.priced,
+  };
+}

@@ -1,0 +1,19 @@
+import { COLUMNS } from "./columns.js";
+
+/**
+ * Ordered schema migrations. Each runs once, in a transaction, and is recorded in schema_migrations;
+ * new versions are appended, never edited, so existing data dirs move forward on start.
+ */
+export const MIGRATIONS: readonly { version: number; sql: string[] }[] = [
+  {
+    version: 1,
+    sql: [
+      `CREATE TABLE workspaces (id VARCHAR PRIMARY KEY, created_at TIMESTAMP NOT NULL DEFAULT current_timestamp)`,
+      `INSERT INTO workspaces (id) VALUES ('default')`,
+      `CREATE TABLE api_keys (
+         id VARCHAR PRIMARY KEY, workspace_id VARCHAR NOT NULL, role VARCHAR NOT NULL, hash VARCHAR NOT NULL UNIQUE,
+         label VARCHAR, created_at TIMESTAMP NOT NULL, revoked_at TIMESTAMP)`,
+      `CREATE TABLE events (${COLUMNS.map((c) => `${c.name} ${c.sql}`).join(", ")})`,
+    ],
+  },
+];

@@ -1,0 +1,67 @@
+import type { AttributionField, CallRecord } from "@tollgate/core";
+
+/** Dimensions spend can be grouped by. */
+export const SPEND_DIMENSIONS = ["feature", "customer_id", "user_id", "model", "prompt_version", "provider", "agent_type", "deployment", "day"] as const;
+export type SpendDimension = (typeof SPEND_DIMENSIONS)[number];
+
+export interface EventFilter {
+  workspaceId: string;
+  /** Epoch ms, inclusive. */
+  from?: number;
+  /** Epoch ms, exclusive. */
+  to?: number;
+  /** Exact-match filters on attribution fields and provider/model. */
+  where?: Partial<Record<AttributionField | "provider" | "model" | "data_mode", string>>;
+}
+
+export interface SpendRow {
+  key: string | null;
+  calls: number;
+  cost_nanousd: bigint;
+  input_tokens: number;
+  output_tokens: number;
+  unpriced_calls: number;
+}
+
+export interface UnpricedRow {
+  provider: string;
+  model: string;
+  calls: number;
+  first_seen: number;
+  last_seen: number;
+}
+
+export interface AppendResult {
+  /** event_ids newly stored; the others of the batch were already there (duplicates). */
+  inserted: Set<string>;
+}
+
+/**
+ * Where call records live. Appends are idempotent by event_id and atomic per call: when `append`
+ * resolves, the whole batch is durable; when it rejects, none of it was stored.
+ */
+export interface EventStore {
+  append(records: readonly CallRecord[]): Promise<AppendResult>;
+  query(filter: EventFilter & { limit?: number }): Promise<CallRecord[]>;
+  spend(filter: EventFilter, by: SpendDimension): Promise<SpendRow[]>;
+  unpriced(filter: EventFilter): Promise<UnpricedRow[]>;
+  count(filter: EventFilter): Promise<number>;
+}
+
+export const ROLES = ["ingest", "read", "admin", "gateway"] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface ApiKeyRecord {
+  id: string;
+  workspace_id: string;
+  role: Role;
+  label: string | null;
+  created_at: number;
+}
+
+/** Workspaces and API keys (only hashes are stored). */
+export interface KeyStore {
+  ensureWorkspace(id: string): Promise<void>;
+  insertKey(key: ApiKeyRecord & { hash: string }): Promise<void>;
+  findKeyByHash(hash: string): Promise<ApiKeyRecord | null>;
+}

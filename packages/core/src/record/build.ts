@@ -87,7 +87,7 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
     request_id: r.request_id ?? null,
     ...usage,
     usage_raw: r.usage_raw ?? null,
-    ...zeroCosts(),
+    ...ZERO_COSTS,
     cost_nanousd: 0n,
     cost_source: "computed",
     price_ref: "",
@@ -136,9 +136,7 @@ function resolveUsage(r: ParsedCallRecordInput, errors: FieldError[]): Normalize
   return usage;
 }
 
-function zeroCosts(): Record<CostField, bigint> {
-  return Object.fromEntries(COST_FIELDS.map((f) => [f, 0n])) as Record<CostField, bigint>;
-}
+const ZERO_COSTS = Object.freeze(Object.fromEntries(COST_FIELDS.map((f) => [f, 0n])) as Record<CostField, bigint>);
 
 /** Reported costs are kept as sent (categories must add up); otherwise the engine prices the call. */
 function applyCost(record: CallRecord, r: ParsedCallRecordInput, engine: PricingEngine): FieldError | null {

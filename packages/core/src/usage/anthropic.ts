@@ -1,0 +1,57 @@
+import type { JsonObject } from "./read.js";
+import { checkSubset, count, optionalCount, optionalObject, requiredCount, requireObject } from "./read.js";
+import type { NormalizedUsage } from "./types.js";
+
+/**
+ * Anthropic Messages: `input_tokens` is already the uncached part; cache reads and writes are
+ * reported beside it. Writes are priced by TTL, so `cache_creation_input_tokens` is split with the
+ * `cache_creation` breakdown when there is one.
+ */
+export function normalizeAnthropicMessages(raw: unknown): NormalizedUsage {
+  const usage = requireObject(raw, "usage");
+  const outputTotal = requiredCount(usage, "output_tokens", "output_tokens");
+  const outDetails = optionalObject(usage, "output_tokens_details", "output_tokens_details");
+  // Thinking is billed as output and already inside output_tokens; newer responses also report it apart.
+  const thinking = count(outDetails, "thinking_tokens", "output_tokens_details.thinking_tokens");
+  checkSubset(thinking, "output_tokens_details.thinking_tokens", outputTotal, "output_tokens");
+
+  const writes = splitCacheWrites(
+    usage,
+    optionalCount(usage, "cache_creation_input_tokens", "cache_creation_input_tokens"),
+  );
+  return {
+    input_uncached_tokens: requiredCount(usage, "input_tokens", "input_tokens"),
+    cache_read_tokens: count(usage, "cache_read_input_tokens", "cache_read_input_tokens"),
+    cache_write_5m_tokens: writes.fiveMinute,
+    cache_write_1h_tokens: writes.oneHour,
+    output_tokens: outputTotal,
+    reasoning_tokens: thinking,
+    input_audio_tokens: 0,
+    output_audio_tokens: 0,
+    image_tokens: 0,
+  };
+}
+
+/**
+ * Splits cache writes by TTL. Without a breakdown every write is a 5-minute write (the default
+ * TTL); if the breakdown covers less than the total, the remainder is 5-minute too. Only the
+ * 1-hour part needs to be known exactly, because it is the one priced differently.
+ * Shared with the Admin usage report, which has the breakdown but no total.
+ */
+export function splitCacheWrites(
+  usage: JsonObject,
+  total: number | undefined,
+  totalField = "cache_creation_input_tokens",
+): { fiveMinute: number; oneHour: number } {
+  const breakdown = optionalObject(usage, "cache_creation", "cache_creation");
+  const fiveMinute = count(
+    breakdown,
+    "ephemeral_5m_input_tokens",
+    "cache_creation.ephemeral_5m_input_tokens",
+  );
+  const oneHour = count(breakdown, "ephemeral_1h_input_tokens", "cache_creation.ephemeral_1h_input_tokens");
+  if (total === undefined) return { fiveMinute, oneHour };
+  const label = "cache_creation.ephemeral_5m + ephemeral_1h";
+  checkSubset(fiveMinute + oneHour, "cache_creation", total, totalField, label);
+  return { fiveMinute: total - oneHour, oneHour };
+}

@@ -1,0 +1,82 @@
+import { UsageError } from "./errors.js";
+import type { JsonObject } from "./read.js";
+import { checkCount, checkSubset, count, isObject, optionalArray, requireObject } from "./read.js";
+import type { NormalizedUsage } from "./types.js";
+
+/**
+ * Gemini API and Vertex AI `usageMetadata`:
+ * - `promptTokenCount` includes `cachedContentTokenCount`;
+ * - `candidatesTokenCount` excludes `thoughtsTokenCount` (thoughts are billed as output);
+ * - `toolUsePromptTokenCount` (e.g. code execution) is billed as input on top of the prompt;
+ * - per-modality details split the prompt (and the cached part) so audio and image input can be
+ *   priced at their own rates. DOCUMENT (PDF pages) is tokenized as images, so it counts as image,
+ *   as genai-prices does; VIDEO and TEXT are billed at the text input rate and stay in input_uncached.
+ * Every field is optional: early stream chunks omit `candidatesTokenCount`.
+ */
+export function normalizeGoogleGenerateContent(raw: unknown): NormalizedUsage {
+  const usage = requireObject(raw, "usageMetadata");
+  const prompt = count(usage, "promptTokenCount", "promptTokenCount");
+  const cached = count(usage, "cachedContentTokenCount", "cachedContentTokenCount");
+  checkSubset(cached, "cachedContentTokenCount", prompt, "promptTokenCount");
+
+  const promptBy = modalities(usage, "promptTokensDetails");
+  const cachedBy = modalities(usage, "cacheTokensDetails");
+  const mediaLabel = "promptTokensDetails AUDIO + IMAGE";
+  checkSubset(promptBy.audio + promptBy.image, "promptTokensDetails", prompt, "promptTokenCount", mediaLabel);
+  checkSubset(
+    cachedBy.all,
+    "cacheTokensDetails",
+    cached,
+    "cachedContentTokenCount",
+    "sum of cacheTokensDetails",
+  );
+  checkSubset(cachedBy.audio, "cacheTokensDetails", promptBy.audio, "prompt AUDIO", "cached AUDIO");
+  checkSubset(cachedBy.image, "cacheTokensDetails", promptBy.image, "prompt IMAGE", "cached IMAGE");
+
+  let audio = promptBy.audio - cachedBy.audio;
+  let image = promptBy.image - cachedBy.image;
+  let other = prompt - cached - audio - image;
+  if (other < 0) {
+    // Cached tokens without a per-modality breakdown must have come from image/audio input.
+    // Attribute them to image before audio: audio keeps its (higher) rate when in doubt.
+    let deficit = -other;
+    const fromImage = Math.min(deficit, image);
+    image -= fromImage;
+    deficit -= fromImage;
+    audio -= deficit; // stays >= 0: the deficit is at most audio + image - (prompt - cached)
+    other = 0;
+  }
+
+  const candidates = count(usage, "candidatesTokenCount", "candidatesTokenCount");
+  const thoughts = count(usage, "thoughtsTokenCount", "thoughtsTokenCount");
+  const output = candidates + thoughts;
+  const outAudio = modalities(usage, "candidatesTokensDetails").audio;
+  checkSubset(outAudio, "candidatesTokensDetails", candidates, "candidatesTokenCount", "candidates AUDIO");
+
+  return {
+    input_uncached_tokens: other + count(usage, "toolUsePromptTokenCount", "toolUsePromptTokenCount"),
+    cache_read_tokens: cached,
+    cache_write_5m_tokens: 0, // explicit-cache storage is billed per hour, not per call
+    cache_write_1h_tokens: 0,
+    output_tokens: output,
+    reasoning_tokens: thoughts,
+    input_audio_tokens: audio,
+    output_audio_tokens: outAudio,
+    image_tokens: image,
+  };
+}
+
+/** Sums a `[{modality, tokenCount}]` list into the categories we price apart. */
+function modalities(usage: JsonObject, key: string): { audio: number; image: number; all: number } {
+  const list = optionalArray(usage, key, key);
+  const sums = { audio: 0, image: 0, all: 0 };
+  list?.forEach((entry, i) => {
+    const field = `${key}[${i}]`;
+    if (!isObject(entry)) throw new UsageError(field, "expected an object");
+    const tokens = checkCount(entry.tokenCount ?? 0, `${field}.tokenCount`);
+    sums.all += tokens;
+    if (entry.modality === "AUDIO") sums.audio += tokens;
+    else if (entry.modality === "IMAGE" || entry.modality === "DOCUMENT") sums.image += tokens;
+  });
+  return sums;
+}

@@ -1,0 +1,20 @@
+// Public API of usage normalization (DESIGN.md "The call record").
+
+export { normalizeAnthropicMessages } from "./anthropic.js";
+export { normalizeBedrockConverse } from "./bedrock.js";
+export { UsageError } from "./errors.js";
+export { extractFromResponse } from "./extract.js";
+export { normalizeGoogleGenerateContent } from "./google.js";
+export { normalizeUsage } from "./normalize.js";
+export { normalizeOpenAIChat, normalizeOpenAIEmbeddings, normalizeOpenAIResponses } from "./openai.js";
+export type { SseEvent } from "./sse.js";
+export { parseSse, SseParser } from "./sse.js";
+export type { SseUsageExtractor, StreamExtractor } from "./stream.js";
+export {
+  createSseUsageExtractor,
+  createStreamExtractor,
+  extractFromEvents,
+  extractFromSse,
+} from "./stream.js";
+export type { Api, ExtractedUsage, NormalizedUsage } from "./types.js";
+export { APIS, emptyUsage, USAGE_FIELDS } from "./types.js";

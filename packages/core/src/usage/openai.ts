@@ -1,0 +1,106 @@
+import { checkSubset, count, optionalObject, requiredCount, requireObject } from "./read.js";
+import { emptyUsage, type NormalizedUsage } from "./types.js";
+
+/**
+ * OpenAI reports totals with subsets inside them: the input total includes cache reads, cache
+ * writes, audio and image tokens; the output total includes reasoning and audio. We subtract the
+ * input subsets to get disjoint categories and keep the output subsets as informational splits.
+ */
+interface OpenAIShape {
+  input: string; // total input key
+  inputDetails: string;
+  output: string; // total output key
+  outputDetails: string;
+}
+
+const CHAT: OpenAIShape = {
+  input: "prompt_tokens",
+  inputDetails: "prompt_tokens_details",
+  output: "completion_tokens",
+  outputDetails: "completion_tokens_details",
+};
+
+const RESPONSES: OpenAIShape = {
+  input: "input_tokens",
+  inputDetails: "input_tokens_details",
+  output: "output_tokens",
+  outputDetails: "output_tokens_details",
+};
+
+/**
+ * Chat Completions and legacy Completions, and the OpenAI-compatible APIs that reuse the shape
+ * (Mistral, Groq, DeepSeek), each of which spells the cache-hit count its own way.
+ */
+export function normalizeOpenAIChat(raw: unknown): NormalizedUsage {
+  const usage = requireObject(raw, "usage");
+  const details = optionalObject(usage, CHAT.inputDetails, CHAT.inputDetails);
+  // Alternative spellings of the same "cached prompt tokens" count, all included in prompt_tokens.
+  // Some providers fill one and leave another at 0, so the largest reported value wins.
+  const detailsField = `${CHAT.inputDetails}.cached_tokens`;
+  const spellings: [number, string][] = [
+    [count(details, "cached_tokens", detailsField), detailsField],
+    [count(usage, "num_cached_tokens", "num_cached_tokens"), "num_cached_tokens"], // Mistral (older shape)
+    [count(usage, "prompt_cache_hit_tokens", "prompt_cache_hit_tokens"), "prompt_cache_hit_tokens"], // DeepSeek
+  ];
+  let cached = spellings[0]!;
+  for (const spelling of spellings) if (spelling[0] > cached[0]) cached = spelling;
+  return fromShape(usage, CHAT, cached[0], cached[1]);
+}
+
+/** The Responses API: same semantics as chat under different key names. */
+export function normalizeOpenAIResponses(raw: unknown): NormalizedUsage {
+  const usage = requireObject(raw, "usage");
+  const details = optionalObject(usage, RESPONSES.inputDetails, RESPONSES.inputDetails);
+  const field = `${RESPONSES.inputDetails}.cached_tokens`;
+  return fromShape(usage, RESPONSES, count(details, "cached_tokens", field), field);
+}
+
+/** Embeddings bill input only; `total_tokens` equals `prompt_tokens`. */
+export function normalizeOpenAIEmbeddings(raw: unknown): NormalizedUsage {
+  const usage = requireObject(raw, "usage");
+  const out = emptyUsage();
+  out.input_uncached_tokens = requiredCount(usage, "prompt_tokens", "prompt_tokens");
+  return out;
+}
+
+function fromShape(
+  usage: Record<string, unknown>,
+  shape: OpenAIShape,
+  cacheRead: number,
+  cacheReadField: string,
+): NormalizedUsage {
+  const inputTotal = requiredCount(usage, shape.input, shape.input);
+  const outputTotal = requiredCount(usage, shape.output, shape.output);
+  const inDetails = optionalObject(usage, shape.inputDetails, shape.inputDetails);
+  const outDetails = optionalObject(usage, shape.outputDetails, shape.outputDetails);
+  const inField = (key: string) => `${shape.inputDetails}.${key}`;
+  const outField = (key: string) => `${shape.outputDetails}.${key}`;
+
+  // OpenAI has one cache-write price (no TTL choice), which we file as the 5-minute write.
+  const cacheWrite = count(inDetails, "cache_write_tokens", inField("cache_write_tokens"));
+  const audioIn = count(inDetails, "audio_tokens", inField("audio_tokens"));
+  const imageIn = count(inDetails, "image_tokens", inField("image_tokens"));
+
+  const inputSubsets = cacheRead + cacheWrite + audioIn + imageIn;
+  checkSubset(cacheRead, cacheReadField, inputTotal, shape.input);
+  checkSubset(cacheWrite, inField("cache_write_tokens"), inputTotal, shape.input);
+  const label = "cached + cache-write + audio + image tokens";
+  checkSubset(inputSubsets, shape.inputDetails, inputTotal, shape.input, label);
+
+  const reasoning = count(outDetails, "reasoning_tokens", outField("reasoning_tokens"));
+  const audioOut = count(outDetails, "audio_tokens", outField("audio_tokens"));
+  checkSubset(reasoning, outField("reasoning_tokens"), outputTotal, shape.output);
+  checkSubset(audioOut, outField("audio_tokens"), outputTotal, shape.output);
+
+  return {
+    input_uncached_tokens: inputTotal - inputSubsets,
+    cache_read_tokens: cacheRead,
+    cache_write_5m_tokens: cacheWrite,
+    cache_write_1h_tokens: 0,
+    output_tokens: outputTotal,
+    reasoning_tokens: reasoning,
+    input_audio_tokens: audioIn,
+    output_audio_tokens: audioOut,
+    image_tokens: imageIn,
+  };
+}

@@ -1,0 +1,168 @@
+import { UsageError } from "./errors.js";
+import { modelOf } from "./extract.js";
+import { normalizeUsage } from "./normalize.js";
+import type { JsonObject } from "./read.js";
+import { isObject } from "./read.js";
+import { SseParser } from "./sse.js";
+import type { Api, ExtractedUsage } from "./types.js";
+
+/**
+ * Consumes the decoded JSON events of one streamed response, one at a time, keeping O(1) state
+ * (the latest usage object and model, never the events), and normalizes at the end.
+ */
+export interface StreamExtractor {
+  push(event: unknown): void;
+  /** Usage of the stream so far; null when no event carried usage. Throws UsageError on a malformed usage object. */
+  result(): ExtractedUsage | null;
+}
+
+type Pick = (event: JsonObject) => unknown;
+
+export function createStreamExtractor(api: Api): StreamExtractor {
+  switch (api) {
+    case "openai.chat":
+    case "openai.completions":
+    case "openai.embeddings":
+      // With stream_options.include_usage the final chunk (choices: []) carries usage, every
+      // other chunk has usage: null. Groq may put it under x_groq.usage instead (or as well).
+      return lastUsage(
+        api,
+        (ev) => ev.usage ?? (isObject(ev.x_groq) ? ev.x_groq.usage : undefined),
+        (ev) => ev.model,
+      );
+    case "openai.responses":
+      // response.completed (or .incomplete / .failed) carries response.usage; earlier
+      // response.created / .in_progress events have usage: null.
+      return lastUsage(
+        api,
+        (ev) => (isObject(ev.response) ? ev.response.usage : undefined),
+        (ev) => (isObject(ev.response) ? ev.response.model : undefined),
+      );
+    case "google.generate_content":
+      // Every chunk repeats a cumulative usageMetadata: the last one is the total, never sum them.
+      return lastUsage(
+        api,
+        (ev) => ev.usageMetadata,
+        (ev) => ev.modelVersion,
+      );
+    case "bedrock.converse":
+      // ConverseStream reports usage once, in the final metadata event ({metadata: {usage}} as the
+      // AWS SDK decodes it, or the bare metadata payload {usage, metrics}). No model in the stream.
+      return lastUsage(
+        api,
+        (ev) => (isObject(ev.metadata) ? ev.metadata.usage : ev.usage),
+        () => undefined,
+      );
+    case "anthropic.messages":
+      return anthropicStream();
+    default:
+      throw new UsageError("api", `unknown api ${JSON.stringify(api)}`);
+  }
+}
+
+/** Streams whose usage is a complete snapshot: keep the latest one. */
+function lastUsage(api: Api, usageOf: Pick, modelOfEvent: Pick): StreamExtractor {
+  let usageRaw: unknown;
+  let model: string | null = null;
+  return {
+    push(event) {
+      if (!isObject(event)) return;
+      const usage = usageOf(event);
+      if (usage !== undefined && usage !== null) usageRaw = usage;
+      model = modelOf(modelOfEvent(event)) ?? model;
+    },
+    result() {
+      if (usageRaw === undefined) return null;
+      return { model, usage: normalizeUsage(api, usageRaw), usage_raw: usageRaw };
+    },
+  };
+}
+
+/**
+ * Anthropic: message_start.message.usage has the input side (and output so far), then each
+ * message_delta.usage is cumulative. Take the latest value of each field, never add: server tools
+ * can make the final totals differ from message_start. Fields a delta omits (or sends as null)
+ * keep their message_start value, so the cache-write TTL breakdown of message_start survives.
+ * usage_raw is that merged object, so normalizing usage_raw again gives the same usage.
+ */
+function anthropicStream(): StreamExtractor {
+  let usage: JsonObject | undefined;
+  let model: string | null = null;
+  return {
+    push(event) {
+      if (!isObject(event)) return;
+      if (event.type === "message_start" && isObject(event.message)) {
+        model = modelOf(event.message.model) ?? model;
+        if (isObject(event.message.usage)) usage = overlay(usage, event.message.usage);
+      } else if (event.type === "message_delta" && isObject(event.usage)) {
+        usage = overlay(usage, event.usage);
+      }
+    },
+    result() {
+      if (usage === undefined) return null;
+      return { model, usage: normalizeUsage("anthropic.messages", usage), usage_raw: usage };
+    },
+  };
+}
+
+function overlay(base: JsonObject | undefined, top: JsonObject): JsonObject {
+  const merged: JsonObject = { ...base };
+  for (const key of Object.keys(top)) {
+    const value = top[key];
+    if (value !== undefined && value !== null) merged[key] = value;
+  }
+  return merged;
+}
+
+/** Runs a whole sequence of decoded events through a stream extractor. */
+export function extractFromEvents(api: Api, events: Iterable<unknown>): ExtractedUsage | null {
+  const extractor = createStreamExtractor(api);
+  for (const event of events) extractor.push(event);
+  return extractor.result();
+}
+
+export interface SseUsageExtractor {
+  /** Feeds decoded SSE text; chunks may split anywhere. */
+  push(chunk: string): void;
+  /** Ends the stream (flushes the parser) and returns its usage, or null when none was reported. */
+  result(): ExtractedUsage | null;
+}
+
+/**
+ * SSE bytes (as decoded text chunks) to usage: the parser, JSON decoding and the stream extractor
+ * in one incremental object for the proxy. Only the first event (model) and events whose data
+ * mentions `"usage` are JSON-decoded; every usage-bearing event of every API contains that text
+ * (`usage`, `usageMetadata`), so the skipped ones cannot change the result.
+ */
+export function createSseUsageExtractor(api: Api): SseUsageExtractor {
+  const parser = new SseParser();
+  const extractor = createStreamExtractor(api);
+  let first = true;
+  const consume = (data: string) => {
+    if (!first && !data.includes('"usage')) return;
+    let event: unknown;
+    try {
+      event = JSON.parse(data);
+    } catch {
+      return; // "[DONE]" sentinel or a non-JSON keep-alive: no usage there
+    }
+    first = false;
+    extractor.push(event);
+  };
+  return {
+    push(chunk) {
+      for (const event of parser.push(chunk)) consume(event.data);
+    },
+    result() {
+      for (const event of parser.flush()) consume(event.data);
+      return extractor.result();
+    },
+  };
+}
+
+/** A complete SSE response text to usage (tests, CLI, stored captures). */
+export function extractFromSse(api: Api, text: string): ExtractedUsage | null {
+  const extractor = createSseUsageExtractor(api);
+  extractor.push(text);
+  return extractor.result();
+}

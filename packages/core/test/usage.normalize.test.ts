@@ -1,0 +1,336 @@
+import { describe, expect, it } from "vitest";
+import {
+  type Api,
+  extractFromEvents,
+  extractFromResponse,
+  extractFromSse,
+  type NormalizedUsage,
+  normalizeUsage,
+  UsageError,
+} from "../src/usage/index.js";
+import { readFixtureJson, readFixtureJsonl, readFixtureText } from "./fixtures.js";
+
+interface CostVector {
+  source: string;
+  api: string;
+  usage_raw: unknown;
+  expected: {
+    input_tokens: number;
+    cached_read_tokens: number;
+    cache_write_tokens: number;
+    output_tokens: number;
+    reasoning_tokens: number;
+  };
+}
+
+/** cost-vectors.json names APIs by provider ("deepseek.chat.completions", "gemini.generateContent (alt=sse)"). */
+function apiOf(vectorApi: string): Api {
+  const name = vectorApi.split(" ")[0]!;
+  if (name === "openai.responses") return "openai.responses";
+  if (name.startsWith("anthropic.")) return "anthropic.messages";
+  if (name.startsWith("gemini.")) return "google.generate_content";
+  if (name === "bedrock.converse") return "bedrock.converse";
+  if (name.endsWith("chat.completions")) return "openai.chat"; // OpenAI, DeepSeek, Groq, Mistral
+  throw new Error(`unmapped api ${vectorApi}`);
+}
+
+const totalInput = (u: NormalizedUsage) =>
+  u.input_uncached_tokens +
+  u.cache_read_tokens +
+  u.cache_write_5m_tokens +
+  u.cache_write_1h_tokens +
+  u.input_audio_tokens +
+  u.image_tokens;
+
+const vectors = readFixtureJson("conformance/cost-vectors.json") as CostVector[];
+
+describe("conformance cost vectors: usage_raw through normalizeUsage", () => {
+  it("has the 13 vectors", () => {
+    expect(vectors).toHaveLength(13);
+  });
+
+  it.each(vectors.map((v) => [v.source.split("copy: fixtures/")[1]!, v] as const))("%s", (payload, v) => {
+    const api = apiOf(v.api);
+    const usage = normalizeUsage(api, v.usage_raw);
+    // expected.input_tokens is the TOTAL input (uncached + cache read + cache write).
+    expect({
+      input_tokens: totalInput(usage),
+      cached_read_tokens: usage.cache_read_tokens,
+      cache_write_tokens: usage.cache_write_5m_tokens + usage.cache_write_1h_tokens,
+      output_tokens: usage.output_tokens,
+      reasoning_tokens: usage.reasoning_tokens,
+    }).toEqual({
+      input_tokens: v.expected.input_tokens,
+      cached_read_tokens: v.expected.cached_read_tokens,
+      cache_write_tokens: v.expected.cache_write_tokens,
+      output_tokens: v.expected.output_tokens,
+      reasoning_tokens: v.expected.reasoning_tokens,
+    });
+
+    // The payload the vector was taken from yields the same usage through the extractors.
+    const rel = payload.replace(/^fixtures\//, "");
+    const fromPayload = rel.endsWith(".sse")
+      ? extractFromSse(api, readFixtureText(rel))
+      : rel.endsWith(".jsonl")
+        ? extractFromEvents(api, readFixtureJsonl(rel))
+        : extractFromResponse(api, readFixtureJson(rel));
+    expect(fromPayload?.usage).toEqual(usage);
+  });
+});
+
+describe("normalization rules beyond the fixtures", () => {
+  it("OpenAI chat: audio and image input are taken out of prompt_tokens; output audio stays inside output", () => {
+    const usage = normalizeUsage("openai.chat", {
+      prompt_tokens: 1000,
+      completion_tokens: 300,
+      prompt_tokens_details: {
+        cached_tokens: 400,
+        cache_write_tokens: 100,
+        audio_tokens: 150,
+        image_tokens: 50,
+      },
+      completion_tokens_details: { reasoning_tokens: 20, audio_tokens: 200 },
+    });
+    expect(usage).toEqual({
+      input_uncached_tokens: 300, // 1000 - 400 - 100 - 150 - 50
+      cache_read_tokens: 400,
+      cache_write_5m_tokens: 100,
+      cache_write_1h_tokens: 0,
+      output_tokens: 300,
+      reasoning_tokens: 20,
+      input_audio_tokens: 150,
+      output_audio_tokens: 200,
+      image_tokens: 50,
+    });
+  });
+
+  it("OpenAI-compatible: the cached count may be spelled three ways; the largest wins", () => {
+    const base = { prompt_tokens: 100, completion_tokens: 1 };
+    expect(normalizeUsage("openai.chat", { ...base, prompt_cache_hit_tokens: 60 }).cache_read_tokens).toBe(
+      60,
+    );
+    expect(normalizeUsage("openai.chat", { ...base, num_cached_tokens: 70 }).cache_read_tokens).toBe(70);
+    expect(
+      normalizeUsage("openai.chat", {
+        ...base,
+        prompt_tokens_details: { cached_tokens: 0 },
+        prompt_cache_hit_tokens: 60,
+      }).input_uncached_tokens,
+    ).toBe(40);
+  });
+
+  it("openai.completions uses the chat shape; null details mean not reported", () => {
+    expect(
+      normalizeUsage("openai.completions", {
+        prompt_tokens: 5,
+        completion_tokens: 7,
+        prompt_tokens_details: null,
+        completion_tokens_details: null,
+      }),
+    ).toMatchObject({ input_uncached_tokens: 5, output_tokens: 7, reasoning_tokens: 0 });
+  });
+
+  it("Anthropic: 1h writes come from the breakdown; without one, and for any remainder, writes are 5m", () => {
+    const withBreakdown = normalizeUsage("anthropic.messages", {
+      input_tokens: 10,
+      output_tokens: 5,
+      cache_creation_input_tokens: 1500,
+      cache_creation: { ephemeral_5m_input_tokens: 300, ephemeral_1h_input_tokens: 1000 },
+    });
+    // 1500 total: 1000 1h; 300 5m + 200 not covered by the breakdown (5m)
+    expect(withBreakdown).toMatchObject({ cache_write_5m_tokens: 500, cache_write_1h_tokens: 1000 });
+    const noBreakdown = normalizeUsage("anthropic.messages", {
+      input_tokens: 10,
+      output_tokens: 5,
+      cache_creation_input_tokens: 1500,
+    });
+    expect(noBreakdown).toMatchObject({ cache_write_5m_tokens: 1500, cache_write_1h_tokens: 0 });
+    const onlyBreakdown = normalizeUsage("anthropic.messages", {
+      input_tokens: 10,
+      output_tokens: 5,
+      cache_creation: { ephemeral_5m_input_tokens: 3, ephemeral_1h_input_tokens: 4 },
+    });
+    expect(onlyBreakdown).toMatchObject({ cache_write_5m_tokens: 3, cache_write_1h_tokens: 4 });
+  });
+
+  it("Bedrock: cacheDetails with ttl 1h split the writes", () => {
+    const usage = normalizeUsage("bedrock.converse", {
+      inputTokens: 3,
+      outputTokens: 9,
+      cacheReadInputTokens: 50,
+      cacheWriteInputTokens: 700,
+      cacheDetails: [
+        { ttl: "5m", inputTokens: 200 },
+        { ttl: "1h", inputTokens: 500 },
+      ],
+    });
+    expect(usage).toMatchObject({
+      input_uncached_tokens: 3,
+      cache_read_tokens: 50,
+      cache_write_5m_tokens: 200,
+      cache_write_1h_tokens: 500,
+      output_tokens: 9,
+    });
+  });
+
+  it("Bedrock: the ...TokenCount twins are read when the documented keys are absent", () => {
+    const usage = normalizeUsage("bedrock.converse", {
+      inputTokens: 3,
+      outputTokens: 9,
+      cacheReadInputTokenCount: 11,
+      cacheWriteInputTokenCount: 12,
+    });
+    expect(usage).toMatchObject({ cache_read_tokens: 11, cache_write_5m_tokens: 12 });
+  });
+
+  it("Gemini: audio and image prompt tokens are split out, minus their cached parts; output audio is reported", () => {
+    const usage = normalizeUsage("google.generate_content", {
+      promptTokenCount: 1000,
+      cachedContentTokenCount: 300,
+      promptTokensDetails: [
+        { modality: "TEXT", tokenCount: 400 },
+        { modality: "AUDIO", tokenCount: 500 },
+        { modality: "DOCUMENT", tokenCount: 100 },
+      ],
+      cacheTokensDetails: [
+        { modality: "TEXT", tokenCount: 100 },
+        { modality: "AUDIO", tokenCount: 200 },
+      ],
+      candidatesTokenCount: 50,
+      candidatesTokensDetails: [{ modality: "AUDIO", tokenCount: 40 }],
+      thoughtsTokenCount: 10,
+    });
+    expect(usage).toEqual({
+      input_uncached_tokens: 300, // 1000 - 300 cached - 300 audio - 100 document(image)
+      cache_read_tokens: 300,
+      cache_write_5m_tokens: 0,
+      cache_write_1h_tokens: 0,
+      output_tokens: 60, // 50 candidates + 10 thoughts
+      reasoning_tokens: 10,
+      input_audio_tokens: 300, // 500 - 200 cached
+      output_audio_tokens: 40,
+      image_tokens: 100,
+    });
+  });
+
+  it("Gemini: cached tokens without a modality breakdown are attributed to text, then image, then audio", () => {
+    const usage = normalizeUsage("google.generate_content", {
+      promptTokenCount: 1000,
+      cachedContentTokenCount: 800,
+      promptTokensDetails: [
+        { modality: "TEXT", tokenCount: 100 },
+        { modality: "IMAGE", tokenCount: 300 },
+        { modality: "AUDIO", tokenCount: 600 },
+      ],
+    });
+    // 800 cached: 100 text + 300 image + 400 audio -> uncached audio 200
+    expect(usage).toMatchObject({ input_uncached_tokens: 0, image_tokens: 0, input_audio_tokens: 200 });
+  });
+
+  it("Gemini: an empty usageMetadata (early stream chunk) is all zeros", () => {
+    expect(Object.values(normalizeUsage("google.generate_content", {}))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0]);
+  });
+});
+
+describe("UsageError", () => {
+  const bad: [string, Api, unknown, string][] = [
+    ["not an object (string)", "openai.chat", "12 tokens", "usage"],
+    ["not an object (null)", "anthropic.messages", null, "usage"],
+    ["not an object (array)", "bedrock.converse", [1, 2], "usage"],
+    ["negative count", "openai.chat", { prompt_tokens: -1, completion_tokens: 1 }, "prompt_tokens"],
+    ["NaN count", "openai.responses", { input_tokens: Number.NaN, output_tokens: 1 }, "input_tokens"],
+    ["infinite count", "anthropic.messages", { input_tokens: 1, output_tokens: Infinity }, "output_tokens"],
+    ["fractional count", "bedrock.converse", { inputTokens: 1.5, outputTokens: 1 }, "inputTokens"],
+    ["count as a string", "openai.chat", { prompt_tokens: "12", completion_tokens: 1 }, "prompt_tokens"],
+    ["missing required count", "openai.embeddings", { total_tokens: 4 }, "prompt_tokens"],
+    [
+      "cached > prompt",
+      "openai.chat",
+      { prompt_tokens: 10, completion_tokens: 1, prompt_tokens_details: { cached_tokens: 11 } },
+      "prompt_tokens_details.cached_tokens",
+    ],
+    [
+      "reasoning > completion",
+      "openai.chat",
+      { prompt_tokens: 10, completion_tokens: 1, completion_tokens_details: { reasoning_tokens: 2 } },
+      "completion_tokens_details.reasoning_tokens",
+    ],
+    [
+      "cached + write + audio > prompt",
+      "openai.chat",
+      {
+        prompt_tokens: 10,
+        completion_tokens: 1,
+        prompt_tokens_details: { cached_tokens: 6, audio_tokens: 5 },
+      },
+      "prompt_tokens_details",
+    ],
+    [
+      "Gemini cached > prompt",
+      "google.generate_content",
+      { promptTokenCount: 5, cachedContentTokenCount: 6 },
+      "cachedContentTokenCount",
+    ],
+    [
+      "Anthropic TTL breakdown > cache_creation_input_tokens",
+      "anthropic.messages",
+      {
+        input_tokens: 1,
+        output_tokens: 1,
+        cache_creation_input_tokens: 10,
+        cache_creation: { ephemeral_5m_input_tokens: 6, ephemeral_1h_input_tokens: 6 },
+      },
+      "cache_creation",
+    ],
+    [
+      "Bedrock cacheDetails > cacheWriteInputTokens",
+      "bedrock.converse",
+      {
+        inputTokens: 1,
+        outputTokens: 1,
+        cacheWriteInputTokens: 10,
+        cacheDetails: [{ ttl: "1h", inputTokens: 11 }],
+      },
+      "cacheDetails",
+    ],
+    [
+      "Bedrock unknown TTL",
+      "bedrock.converse",
+      {
+        inputTokens: 1,
+        outputTokens: 1,
+        cacheWriteInputTokens: 10,
+        cacheDetails: [{ ttl: "2h", inputTokens: 10 }],
+      },
+      "cacheDetails[0].ttl",
+    ],
+    [
+      "details not an object",
+      "openai.chat",
+      { prompt_tokens: 1, completion_tokens: 1, prompt_tokens_details: 5 },
+      "prompt_tokens_details",
+    ],
+    ["unknown api", "openai.speech" as Api, { prompt_tokens: 1 }, "api"],
+  ];
+
+  it.each(bad)("%s", (_name, api, raw, field) => {
+    let caught: unknown;
+    try {
+      normalizeUsage(api, raw);
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(UsageError);
+    expect(caught).toBeInstanceOf(Error);
+    expect((caught as UsageError).field).toBe(field);
+    expect((caught as UsageError).message).toContain(field);
+  });
+
+  it("extractFromResponse rejects a body that is not an object or has no usage", () => {
+    expect(() => extractFromResponse("openai.chat", "oops")).toThrow(UsageError);
+    expect(() => extractFromResponse("openai.chat", { model: "gpt-4o", usage: null })).toThrow(UsageError);
+    expect(() => extractFromResponse("google.generate_content", { modelVersion: "g" })).toThrow(
+      /usageMetadata/,
+    );
+  });
+});

@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { apportion, decimalToString, formatUsd, parseDecimal, parseNano, roundHalfUp, usdToNano } from "../src/money/index.js";
+import {
+  apportion,
+  decimalToString,
+  formatUsd,
+  parseDecimal,
+  parseNano,
+  roundHalfUp,
+  usdToNano,
+} from "../src/money/index.js";
 
 describe("decimal", () => {
   it("parses plain and exponent notation exactly", () => {

@@ -37,7 +37,14 @@ function apiOf(v: Vector): Api {
   return "openai.chat"; // OpenAI, DeepSeek, Groq, Mistral chat completions
 }
 
-const INPUT_CATEGORIES = ["input_uncached", "cache_read", "cache_write_5m", "cache_write_1h", "input_audio", "image"] as const;
+const INPUT_CATEGORIES = [
+  "input_uncached",
+  "cache_read",
+  "cache_write_5m",
+  "cache_write_1h",
+  "input_audio",
+  "image",
+] as const;
 
 describe("conformance cost vectors", () => {
   it("has all 13 vectors", () => expect(vectors).toHaveLength(13));
@@ -106,8 +113,21 @@ function toGenaiUsage(u: NormalizedUsage): Record<string, number> {
 }
 
 describe("property: exact engine equals genai-prices calcPrice within 1 nano-USD", () => {
-  const providers = ["openai", "anthropic", "google", "aws", "mistral", "groq", "deepseek", "x-ai", "azure", "together"];
-  const models = providers.flatMap((p) => (findProvider({ providerId: p })?.models ?? []).map((m) => ({ p, id: m.id })));
+  const providers = [
+    "openai",
+    "anthropic",
+    "google",
+    "aws",
+    "mistral",
+    "groq",
+    "deepseek",
+    "x-ai",
+    "azure",
+    "together",
+  ];
+  const models = providers.flatMap((p) =>
+    (findProvider({ providerId: p })?.models ?? []).map((m) => ({ p, id: m.id })),
+  );
 
   it(`covers many built-in models (${models.length})`, () => expect(models.length).toBeGreaterThan(300));
 
@@ -132,7 +152,10 @@ describe("property: exact engine equals genai-prices calcPrice within 1 nano-USD
           expect(ours.priced, `${p}:${id}`).toBe(expected !== null);
           if (!expected) continue;
           const gp = Math.round(expected.total_price * 1e9);
-          expect(Math.abs(Number(ours.cost.total_nanousd) - gp), `${p}:${id} ${JSON.stringify(usage)}`).toBeLessThanOrEqual(1);
+          expect(
+            Math.abs(Number(ours.cost.total_nanousd) - gp),
+            `${p}:${id} ${JSON.stringify(usage)}`,
+          ).toBeLessThanOrEqual(1);
           compared++;
         }
       }
@@ -147,7 +170,12 @@ describe("pricing engine", () => {
   const usage = { ...emptyUsage(), input_uncached_tokens: 1_000_000, output_tokens: 1_000_000 };
 
   it("returns priced=false with an explicit ref for unknown models, never a silent zero", () => {
-    const res = new PricingEngine().price({ provider: "openai", model: "no-such-model-xyz", usage, at: Date.now() });
+    const res = new PricingEngine().price({
+      provider: "openai",
+      model: "no-such-model-xyz",
+      usage,
+      at: Date.now(),
+    });
     expect(res.priced).toBe(false);
     expect(res.price_ref).toBe("unpriced:openai:no-such-model-xyz");
   });
@@ -158,29 +186,49 @@ describe("pricing engine", () => {
     expect(e.price({ provider: "openai", model: "gpt-4o-2024-08-06", usage, at }).price_ref).toBe(
       "genai-prices@0.1.8:openai:gpt-4o",
     );
-    expect(e.price({ provider: "bedrock", model: "us.anthropic.claude-sonnet-4-5-20250929-v1:0", usage, at }).priced).toBe(
-      true,
-    );
+    expect(
+      e.price({ provider: "bedrock", model: "us.anthropic.claude-sonnet-4-5-20250929-v1:0", usage, at })
+        .priced,
+    ).toBe(true);
   });
 
   it("uses time-of-day prices (deepseek-v4-flash peak vs off-peak)", () => {
     const e = new PricingEngine();
-    const peak = e.price({ provider: "deepseek", model: "deepseek-v4-flash", usage, at: new Date("2026-09-01T02:00:00Z") });
-    const off = e.price({ provider: "deepseek", model: "deepseek-v4-flash", usage, at: new Date("2026-09-01T12:00:00Z") });
+    const peak = e.price({
+      provider: "deepseek",
+      model: "deepseek-v4-flash",
+      usage,
+      at: new Date("2026-09-01T02:00:00Z"),
+    });
+    const off = e.price({
+      provider: "deepseek",
+      model: "deepseek-v4-flash",
+      usage,
+      at: new Date("2026-09-01T12:00:00Z"),
+    });
     expect(peak.cost.total_nanousd).not.toBe(off.cost.total_nanousd);
   });
 
   it("applies tiered prices by total input tokens", () => {
-    const rates = ratesFrom({ input_mtok: { base: 1.25, tiers: [{ start: 200_000, price: 2.5 }] }, output_mtok: 10 });
+    const rates = ratesFrom({
+      input_mtok: { base: 1.25, tiers: [{ start: 200_000, price: 2.5 }] },
+      output_mtok: 10,
+    });
     const small = computeCost({ ...emptyUsage(), input_uncached_tokens: 200_000 }, rates);
-    const big = computeCost({ ...emptyUsage(), input_uncached_tokens: 150_000, cache_read_tokens: 50_001 }, rates);
+    const big = computeCost(
+      { ...emptyUsage(), input_uncached_tokens: 150_000, cache_read_tokens: 50_001 },
+      rates,
+    );
     expect(small.total_nanousd).toBe(250_000_000n); // 200k × $1.25/M
     expect(big.by_category.input_uncached).toBe(375_000_000n); // 150k × $2.50/M: over the tier
   });
 
   it("keeps per-category costs summing to the total", () => {
     const rates = ratesFrom({ input_mtok: "0.3333", cache_read_mtok: "0.03333", output_mtok: "1.1111" });
-    const c = computeCost({ ...emptyUsage(), input_uncached_tokens: 7, cache_read_tokens: 11, output_tokens: 13 }, rates);
+    const c = computeCost(
+      { ...emptyUsage(), input_uncached_tokens: 7, cache_read_tokens: 11, output_tokens: 13 },
+      rates,
+    );
     const sum = Object.values(c.by_category).reduce((a, b) => a + b, 0n);
     expect(sum).toBe(c.total_nanousd);
     // 7×333.3 + 11×33.33 + 13×1111.1 = 2333.1 + 366.63 + 14444.3 = 17144.03 nano
@@ -194,7 +242,11 @@ describe("price book", () => {
     version: 3,
     aliases: [{ provider: "azure", model: "prod-gpt4o", to: { provider: "openai", model: "gpt-4o" } }],
     models: [
-      { provider: "acme-ft", model: "ft:gpt-4o-mini:acme:*", prices: { input_mtok: "0.30", output_mtok: "1.20" } },
+      {
+        provider: "acme-ft",
+        model: "ft:gpt-4o-mini:acme:*",
+        prices: { input_mtok: "0.30", output_mtok: "1.20" },
+      },
       {
         provider: "acme-ft",
         model: "ft:gpt-4o-mini:acme:*",
@@ -209,8 +261,18 @@ describe("price book", () => {
   const usage = { ...emptyUsage(), input_uncached_tokens: 1_000_000, output_tokens: 1_000_000 };
 
   it("prices custom fine-tuned models by effective date", () => {
-    const before = engine.price({ provider: "acme-ft", model: "ft:gpt-4o-mini:acme:support:x1", usage, at: Date.parse("2026-05-31T23:59:59Z") });
-    const after = engine.price({ provider: "acme-ft", model: "ft:gpt-4o-mini:acme:support:x1", usage, at: Date.parse("2026-06-01T00:00:00Z") });
+    const before = engine.price({
+      provider: "acme-ft",
+      model: "ft:gpt-4o-mini:acme:support:x1",
+      usage,
+      at: Date.parse("2026-05-31T23:59:59Z"),
+    });
+    const after = engine.price({
+      provider: "acme-ft",
+      model: "ft:gpt-4o-mini:acme:support:x1",
+      usage,
+      at: Date.parse("2026-06-01T00:00:00Z"),
+    });
     expect(before.price_ref).toBe("pricebook:acme@3");
     expect(before.cost.total_nanousd).toBe(1_500_000_000n);
     expect(after.cost.total_nanousd).toBe(1_000_000_000n);
@@ -226,10 +288,18 @@ describe("price book", () => {
 
   it("names the failing path on invalid input", () => {
     expect(() =>
-      PriceBook.parse({ name: "x", version: 1, models: [{ provider: "p", model: "m", prices: { input_mtok: "-1" } }] }),
+      PriceBook.parse({
+        name: "x",
+        version: 1,
+        models: [{ provider: "p", model: "m", prices: { input_mtok: "-1" } }],
+      }),
     ).toThrow(/models\.0\.prices\.input_mtok/);
-    expect(() => PriceBook.parse({ name: "x", version: 1, models: [{ provider: "p", model: "m", prices: { inputmtok: 1 } }] })).toThrow(
-      /inputmtok/,
-    );
+    expect(() =>
+      PriceBook.parse({
+        name: "x",
+        version: 1,
+        models: [{ provider: "p", model: "m", prices: { inputmtok: 1 } }],
+      }),
+    ).toThrow(/inputmtok/);
   });
 });

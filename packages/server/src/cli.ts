@@ -1,5 +1,4 @@
 import { Command } from "commander";
-import { DataDirLockedError } from "./store/duckdb/open.js";
 import { CliError } from "./cli/common.js";
 import { registerDemo } from "./cli/demo.js";
 import { registerIngest } from "./cli/ingest.js";
@@ -7,11 +6,15 @@ import { registerKeys } from "./cli/keys.js";
 import { registerPrices } from "./cli/prices.js";
 import { registerServe } from "./cli/serve.js";
 import { registerSpend } from "./cli/spend.js";
+import { DataDirLockedError } from "./store/duckdb/open.js";
 
 const program = new Command("tollgate")
   .description("Tollgate: exact LLM cost attribution and spend control")
   .option("--data-dir <dir>", "data directory (env TOLLGATE_DATA_DIR)", undefined)
-  .option("--pricebook <file>", "price book YAML/JSON: custom models, discounts, aliases (env TOLLGATE_PRICEBOOK)")
+  .option(
+    "--pricebook <file>",
+    "price book YAML/JSON: custom models, discounts, aliases (env TOLLGATE_PRICEBOOK)",
+  )
   .showHelpAfterError();
 
 registerServe(program);

@@ -14,7 +14,8 @@ export function dataDirFrom(opt?: string): string {
 export function portFrom(opt?: string | number): number {
   const raw = opt ?? process.env.TOLLGATE_PORT ?? DEFAULT_PORT;
   const port = Number(raw);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid port ${raw}: use 0-65535`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`invalid port ${raw}: use 0-65535`);
   return port;
 }
 

@@ -13,7 +13,13 @@ export class ApiError extends Error {
 
   toJSON(): { error: Record<string, unknown> } {
     return {
-      error: { type: this.type, code: this.code, message: this.message, ...(this.param ? { param: this.param } : {}), ...this.extra },
+      error: {
+        type: this.type,
+        code: this.code,
+        message: this.message,
+        ...(this.param ? { param: this.param } : {}),
+        ...this.extra,
+      },
     };
   }
 }

@@ -14,7 +14,10 @@ import {
 
 function rateText(r: Rate): unknown {
   return isTiered(r)
-    ? { base: decimalToString(r.base), tiers: r.tiers.map((t) => ({ start: t.start, price: decimalToString(t.price) })) }
+    ? {
+        base: decimalToString(r.base),
+        tiers: r.tiers.map((t) => ({ start: t.start, price: decimalToString(t.price) })),
+      }
     : decimalToString(r);
 }
 
@@ -26,7 +29,9 @@ export function lookupPrice(engine: PricingEngine, provider: string | null, mode
     model,
     priced: res.priced,
     price_ref: res.price_ref,
-    rates_per_unit: res.rates ? Object.fromEntries(Object.entries(res.rates).map(([k, r]) => [k, rateText(r)])) : null,
+    rates_per_unit: res.rates
+      ? Object.fromEntries(Object.entries(res.rates).map(([k, r]) => [k, rateText(r)]))
+      : null,
   };
 }
 
@@ -56,12 +61,22 @@ export function calcPrice(
   opts: { provider: string; api: Api; model: string; usageRaw: unknown; at: number; batch?: boolean },
 ): CalcOutput {
   const usage = normalizeUsage(opts.api, opts.usageRaw);
-  const res = engine.price({ provider: opts.provider, model: opts.model, usage, at: opts.at, batch: opts.batch ?? false });
+  const res = engine.price({
+    provider: opts.provider,
+    model: opts.model,
+    usage,
+    at: opts.at,
+    batch: opts.batch ?? false,
+  });
   const by_category = {} as Record<CostCategory, number>;
   for (const c of COST_CATEGORIES) by_category[c] = Number(res.cost.by_category[c]);
   return {
     usage,
-    cost: { total_nanousd: Number(res.cost.total_nanousd), total_usd: formatUsd(res.cost.total_nanousd), by_category },
+    cost: {
+      total_nanousd: Number(res.cost.total_nanousd),
+      total_usd: formatUsd(res.cost.total_nanousd),
+      by_category,
+    },
     price_ref: res.price_ref,
     priced: res.priced,
   };

@@ -22,7 +22,14 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const engine = new PricingEngine(opts.pricebookPath ? loadPriceBook(opts.pricebookPath) : null);
   const store = await DuckDbStore.open(opts.dataDir);
   const rootToken = `tg_root_${randomBytes(24).toString("base64url")}`;
-  const ingest = new IngestService(new GroupCommitWriter(store), engine);
-  const app = createApp({ ingest, events: store, keyStore: store, keys: new KeyResolver(store, rootToken), engine });
+  const writer = new GroupCommitWriter(store, { concurrency: store.writeConcurrency });
+  const ingest = new IngestService(writer, engine);
+  const app = createApp({
+    ingest,
+    events: store,
+    keyStore: store,
+    keys: new KeyResolver(store, rootToken),
+    engine,
+  });
   return { app, store, engine, rootToken, close: () => store.close() };
 }

@@ -28,7 +28,9 @@ export async function startServer(
   const url = `http://${opts.host === "0.0.0.0" ? "127.0.0.1" : opts.host}:${port}`;
   const info: ServerInfo = { pid: process.pid, url, token: runtime.rootToken };
   writeFileSync(serverInfoPath(opts.dataDir), JSON.stringify(info), { mode: 0o600 });
-  const unwatch = opts.pricebookPath ? watchPriceBook(opts.pricebookPath, runtime.engine, opts.log) : () => {};
+  const unwatch = opts.pricebookPath
+    ? watchPriceBook(opts.pricebookPath, runtime.engine, opts.log)
+    : () => {};
 
   let stopping: Promise<void> | null = null;
   const stop = () =>

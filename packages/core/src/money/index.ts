@@ -1,3 +1,3 @@
+export * from "./apportion.js";
 export * from "./decimal.js";
 export * from "./nanousd.js";
-export * from "./apportion.js";

@@ -44,7 +44,8 @@ export function formatUsd(nano: NanoUsd, digits?: number): string {
 /** Parses an integer nano-USD given as a JSON number (safe integer) or a digit string. */
 export function parseNano(value: unknown): NanoUsd {
   if (typeof value === "number") {
-    if (!Number.isSafeInteger(value)) throw new DecimalError("must be an integer within ±2^53 (send larger values as a string)");
+    if (!Number.isSafeInteger(value))
+      throw new DecimalError("must be an integer within ±2^53 (send larger values as a string)");
     return BigInt(value);
   }
   if (typeof value === "string" && /^-?\d{1,19}$/.test(value)) {

@@ -64,7 +64,8 @@ function secondsOfDayUtc(time: string): number {
 /** The model's prices in force at `at`: the last matching start-date / time-of-day variant, as genai-prices. */
 export function pricesAt(model: ModelInfo, at: Date): ModelPrice {
   if (!Array.isArray(model.prices)) return model.prices;
-  const sod = at.getUTCHours() * 3600 + at.getUTCMinutes() * 60 + at.getUTCSeconds() + at.getUTCMilliseconds() / 1000;
+  const sod =
+    at.getUTCHours() * 3600 + at.getUTCMinutes() * 60 + at.getUTCSeconds() + at.getUTCMilliseconds() / 1000;
   for (let i = model.prices.length - 1; i >= 0; i--) {
     const variant = model.prices[i]!;
     const c = variant.constraint;

@@ -61,12 +61,19 @@ export function computeCost(usage: NormalizedUsage, rates: PriceRates, multiplie
   const reasoningPriced = rates.output_reasoning_mtok !== undefined;
   const audioOutPriced = rates.output_audio_mtok !== undefined;
   const plainOutput =
-    usage.output_tokens - (reasoningPriced ? usage.reasoning_tokens : 0) - (audioOutPriced ? usage.output_audio_tokens : 0);
+    usage.output_tokens -
+    (reasoningPriced ? usage.reasoning_tokens : 0) -
+    (audioOutPriced ? usage.output_audio_tokens : 0);
   if (plainOutput < 0) throw new RangeError("reasoning/audio output tokens exceed output_tokens");
   const M = 1000n;
   const lines: Line[] = [
     { category: "input_uncached", qty: usage.input_uncached_tokens, rate: input, nanoPerUnit: M },
-    { category: "cache_read", qty: usage.cache_read_tokens, rate: rates.cache_read_mtok ?? input, nanoPerUnit: M },
+    {
+      category: "cache_read",
+      qty: usage.cache_read_tokens,
+      rate: rates.cache_read_mtok ?? input,
+      nanoPerUnit: M,
+    },
     { category: "cache_write_5m", qty: usage.cache_write_5m_tokens, rate: write, nanoPerUnit: M },
     {
       category: "cache_write_1h",
@@ -74,18 +81,39 @@ export function computeCost(usage: NormalizedUsage, rates: PriceRates, multiplie
       rate: rates.cache_write_1h_mtok ?? write,
       nanoPerUnit: M,
     },
-    { category: "input_audio", qty: usage.input_audio_tokens, rate: rates.input_audio_mtok ?? input, nanoPerUnit: M },
+    {
+      category: "input_audio",
+      qty: usage.input_audio_tokens,
+      rate: rates.input_audio_mtok ?? input,
+      nanoPerUnit: M,
+    },
     { category: "image", qty: usage.image_tokens, rate: rates.input_image_mtok ?? input, nanoPerUnit: M },
     { category: "output", qty: plainOutput, rate: output, nanoPerUnit: M },
-    { category: "output", qty: reasoningPriced ? usage.reasoning_tokens : 0, rate: rates.output_reasoning_mtok, nanoPerUnit: M },
-    { category: "output_audio", qty: audioOutPriced ? usage.output_audio_tokens : 0, rate: rates.output_audio_mtok, nanoPerUnit: M },
-    { category: "requests", qty: rates.requests_kcount ? 1 : 0, rate: rates.requests_kcount, nanoPerUnit: 1_000_000n },
+    {
+      category: "output",
+      qty: reasoningPriced ? usage.reasoning_tokens : 0,
+      rate: rates.output_reasoning_mtok,
+      nanoPerUnit: M,
+    },
+    {
+      category: "output_audio",
+      qty: audioOutPriced ? usage.output_audio_tokens : 0,
+      rate: rates.output_audio_mtok,
+      nanoPerUnit: M,
+    },
+    {
+      category: "requests",
+      qty: rates.requests_kcount ? 1 : 0,
+      rate: rates.requests_kcount,
+      nanoPerUnit: 1_000_000n,
+    },
   ];
   const inputTokens = totalInputTokens(usage);
   // Bring every line to one denominator 10^scale so the apportioning works on integers.
   const priced = lines.map((l) => {
     const d = l.rate && l.qty > 0 ? rateAt(l.rate, inputTokens) : undefined;
-    const withMult = d && multiplier ? { units: d.units * multiplier.units, scale: d.scale + multiplier.scale } : d;
+    const withMult =
+      d && multiplier ? { units: d.units * multiplier.units, scale: d.scale + multiplier.scale } : d;
     return { line: l, d: withMult };
   });
   const scale = Math.max(0, ...priced.map((p) => p.d?.scale ?? 0));

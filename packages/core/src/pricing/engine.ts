@@ -77,7 +77,12 @@ export class PricingEngine {
         ref += `;batch=${batch.text}`;
       }
     }
-    return { priced: true, price_ref: ref, cost: computeCost(req.usage, found.rates, multiplier), rates: found.rates };
+    return {
+      priced: true,
+      price_ref: ref,
+      cost: computeCost(req.usage, found.rates, multiplier),
+      rates: found.rates,
+    };
   }
 
   #findRates(provider: string, model: string, at: number): { rates: PriceRates; ref: string } | null {

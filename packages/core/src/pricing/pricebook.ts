@@ -1,19 +1,20 @@
 import { z } from "zod";
 import { type Decimal, parseDecimal } from "../money/decimal.js";
-import { RATE_KEYS, type PriceRates, ratesFrom } from "./rates.js";
+import { type PriceRates, RATE_KEYS, ratesFrom } from "./rates.js";
 
-const decimalString = z
-  .union([z.string(), z.number()])
-  .transform((v, ctx) => {
-    try {
-      const d = parseDecimal(String(v));
-      if (d.units < 0n) throw new Error("negative");
-      return String(v);
-    } catch {
-      ctx.addIssue({ code: "custom", message: `must be a non-negative decimal such as "1.25", got ${JSON.stringify(v)}` });
-      return z.NEVER;
-    }
-  });
+const decimalString = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  try {
+    const d = parseDecimal(String(v));
+    if (d.units < 0n) throw new Error("negative");
+    return String(v);
+  } catch {
+    ctx.addIssue({
+      code: "custom",
+      message: `must be a non-negative decimal such as "1.25", got ${JSON.stringify(v)}`,
+    });
+    return z.NEVER;
+  }
+});
 
 const isoDate = z.iso.datetime({ offset: true }).or(z.iso.date());
 
@@ -25,10 +26,12 @@ const rate = z.union([
   }),
 ]);
 
-const rateMap = z.strictObject(Object.fromEntries(RATE_KEYS.map((k) => [k, rate.optional()])) as Record<
-  (typeof RATE_KEYS)[number],
-  z.ZodOptional<typeof rate>
->);
+const rateMap = z.strictObject(
+  Object.fromEntries(RATE_KEYS.map((k) => [k, rate.optional()])) as Record<
+    (typeof RATE_KEYS)[number],
+    z.ZodOptional<typeof rate>
+  >,
+);
 
 /** Model patterns: exact (case-insensitive) or with `*` wildcards. */
 const pattern = z.string().min(1);
@@ -110,7 +113,10 @@ function escapeRe(s: string): string {
 }
 
 function window(from?: string, to?: string): Window {
-  return { from: from ? Date.parse(from) : Number.NEGATIVE_INFINITY, to: to ? Date.parse(to) : Number.POSITIVE_INFINITY };
+  return {
+    from: from ? Date.parse(from) : Number.NEGATIVE_INFINITY,
+    to: to ? Date.parse(to) : Number.POSITIVE_INFINITY,
+  };
 }
 
 const inWindow = (w: Window, at: number) => at >= w.from && at < w.to;
@@ -143,7 +149,10 @@ export class PriceBook {
       text: d.multiplier,
     }));
     this.#batch = new Map(
-      book.batch.map((b) => [b.provider.toLowerCase(), { multiplier: parseDecimal(b.multiplier), text: b.multiplier }]),
+      book.batch.map((b) => [
+        b.provider.toLowerCase(),
+        { multiplier: parseDecimal(b.multiplier), text: b.multiplier },
+      ]),
     );
   }
 
@@ -179,12 +188,21 @@ export class PriceBook {
 }
 
 /** Among entries in force at `at`: the most specific model pattern, then the latest `effective_from`. */
-function pickBest<T extends { m: Matcher; w: Window }>(entries: T[], provider: string, model: string, at: number): T | null {
+function pickBest<T extends { m: Matcher; w: Window }>(
+  entries: T[],
+  provider: string,
+  model: string,
+  at: number,
+): T | null {
   const p = provider.toLowerCase();
   let best: T | null = null;
   for (const e of entries) {
     if (e.m.provider !== p || !inWindow(e.w, at) || !e.m.test(model)) continue;
-    if (!best || e.m.specificity > best.m.specificity || (e.m.specificity === best.m.specificity && e.w.from >= best.w.from))
+    if (
+      !best ||
+      e.m.specificity > best.m.specificity ||
+      (e.m.specificity === best.m.specificity && e.w.from >= best.w.from)
+    )
       best = e;
   }
   return best;

@@ -36,7 +36,10 @@ export function rateAt(rate: Rate, inputTokens: number): Decimal {
   return price;
 }
 
-type RawRate = number | string | { base: number | string; tiers: { start: number; price: number | string }[] };
+type RawRate =
+  | number
+  | string
+  | { base: number | string; tiers: { start: number; price: number | string }[] };
 
 function toDecimal(v: number | string): Decimal {
   return typeof v === "number" ? decimalFromNumber(v) : parseDecimal(v);

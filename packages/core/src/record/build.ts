@@ -1,8 +1,8 @@
 import type { z } from "zod";
-import type { PricingEngine } from "../pricing/engine.js";
 import { COST_CATEGORIES } from "../pricing/cost.js";
+import type { PricingEngine } from "../pricing/engine.js";
 import { normalizeUsage, UsageError } from "../usage/index.js";
-import { type Api, APIS, emptyUsage, type NormalizedUsage, USAGE_FIELDS } from "../usage/types.js";
+import { APIS, type Api, emptyUsage, type NormalizedUsage, USAGE_FIELDS } from "../usage/types.js";
 import {
   type CallRecord,
   CallRecordInputSchema,
@@ -48,15 +48,22 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
   const errors: FieldError[] = [];
 
   if (r.workspace_id && r.workspace_id !== ctx.workspaceId) {
-    errors.push({ field: "workspace_id", reason: `your key belongs to workspace ${JSON.stringify(ctx.workspaceId)}` });
+    errors.push({
+      field: "workspace_id",
+      reason: `your key belongs to workspace ${JSON.stringify(ctx.workspaceId)}`,
+    });
   }
   const model = r.model ?? r.model_requested;
   if (!model) errors.push({ field: "model", reason: "required (or model_requested)" });
-  if (r.ts_end != null && r.ts_end < r.ts_start) errors.push({ field: "ts_end", reason: "must not be before ts_start" });
+  if (r.ts_end != null && r.ts_end < r.ts_start)
+    errors.push({ field: "ts_end", reason: "must not be before ts_start" });
 
   const usage = resolveUsage(r, errors);
   if (usage.reasoning_tokens > usage.output_tokens)
-    errors.push({ field: "reasoning_tokens", reason: "must not exceed output_tokens (reasoning is a subset of output)" });
+    errors.push({
+      field: "reasoning_tokens",
+      reason: "must not exceed output_tokens (reasoning is a subset of output)",
+    });
   if (usage.output_audio_tokens > usage.output_tokens)
     errors.push({ field: "output_audio_tokens", reason: "must not exceed output_tokens" });
   if (errors.length || !model) return { ok: false, errors };
@@ -115,7 +122,10 @@ function resolveUsage(r: ParsedCallRecordInput, errors: FieldError[]): Normalize
   const given = USAGE_FIELDS.filter((f) => r[f] !== undefined);
   if (r.usage_raw !== undefined && r.usage_raw !== null) {
     if (JSON.stringify(r.usage_raw).length > MAX_USAGE_RAW_CHARS) {
-      errors.push({ field: "usage_raw", reason: `must be at most ${MAX_USAGE_RAW_CHARS} characters of JSON` });
+      errors.push({
+        field: "usage_raw",
+        reason: `must be at most ${MAX_USAGE_RAW_CHARS} characters of JSON`,
+      });
       return usage;
     }
     if (given.length === 0) {
@@ -136,7 +146,9 @@ function resolveUsage(r: ParsedCallRecordInput, errors: FieldError[]): Normalize
   return usage;
 }
 
-const ZERO_COSTS = Object.freeze(Object.fromEntries(COST_FIELDS.map((f) => [f, 0n])) as Record<CostField, bigint>);
+const ZERO_COSTS = Object.freeze(
+  Object.fromEntries(COST_FIELDS.map((f) => [f, 0n])) as Record<CostField, bigint>,
+);
 
 /** Reported costs are kept as sent (categories must add up); otherwise the engine prices the call. */
 function applyCost(record: CallRecord, r: ParsedCallRecordInput, engine: PricingEngine): FieldError | null {
@@ -156,7 +168,8 @@ function applyCost(record: CallRecord, r: ParsedCallRecordInput, engine: Pricing
     record.priced = r.priced ?? true;
     return null;
   }
-  if (categories.length) return { field: "cost_nanousd", reason: "required when per-category costs are given" };
+  if (categories.length)
+    return { field: "cost_nanousd", reason: "required when per-category costs are given" };
   const res = engine.price({
     provider: record.provider,
     model: record.model,

@@ -81,7 +81,8 @@ const MIN_TS = Date.UTC(2000, 0, 1);
 const MAX_TS = Date.UTC(2100, 0, 1);
 
 const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
-const id = (max = 256) => z.string().min(1, "must not be empty").max(max, `must be at most ${max} characters`);
+const id = (max = 256) =>
+  z.string().min(1, "must not be empty").max(max, `must be at most ${max} characters`);
 const optId = (max = 256) => id(max).nullish();
 const tokens = z
   .number({ error: "must be a number of tokens" })
@@ -91,17 +92,31 @@ const tokens = z
 
 /** Epoch ms (integer) or an ISO-8601 date-time with offset; normalized to epoch ms. */
 const timestamp = z
-  .union([z.number().int("epoch milliseconds must be an integer"), z.iso.datetime({ offset: true, error: "must be an ISO-8601 date-time with a time zone, or epoch milliseconds" })])
+  .union([
+    z.number().int("epoch milliseconds must be an integer"),
+    z.iso.datetime({
+      offset: true,
+      error: "must be an ISO-8601 date-time with a time zone, or epoch milliseconds",
+    }),
+  ])
   .transform((v) => (typeof v === "number" ? v : Date.parse(v)))
   .refine((ms) => ms >= MIN_TS && ms < MAX_TS, "must be between 2000-01-01 and 2100-01-01");
 
 /** Integer nano-USD as a JSON integer or a digit string (int64). */
 const nanoAmount = z.union([
-  z.number().int("must be an integer number of nano-USD").nonnegative("must not be negative").max(Number.MAX_SAFE_INTEGER, "exceeds 2^53; send it as a string"),
+  z
+    .number()
+    .int("must be an integer number of nano-USD")
+    .nonnegative("must not be negative")
+    .max(Number.MAX_SAFE_INTEGER, "exceeds 2^53; send it as a string"),
   z.string().regex(/^\d{1,18}$/, "must be a non-negative integer of at most 18 digits"),
 ]);
 
-const durationMs = z.number().int("must be an integer").nonnegative("must not be negative").max(86_400_000 * 7, "must be at most 7 days");
+const durationMs = z
+  .number()
+  .int("must be an integer")
+  .nonnegative("must not be negative")
+  .max(86_400_000 * 7, "must be at most 7 days");
 
 const usageShape = Object.fromEntries(USAGE_FIELDS.map((f) => [f, tokens.optional()])) as Record<
   (typeof USAGE_FIELDS)[number],

@@ -6,9 +6,17 @@ import { createKey, KeyError, type KeyResolver, type Principal } from "../auth/k
 import { ApiError, badRequest } from "../errors.js";
 import { MAX_BODY_BYTES, parseBatchBody, tooLarge } from "../ingest/body.js";
 import type { IngestService } from "../ingest/service.js";
-import { parseTime } from "../time.js";
-import { type EventFilter, type EventStore, type KeyStore, ROLES, type Role, SPEND_DIMENSIONS, type SpendDimension } from "../store/types.js";
 import { lookupPrice } from "../prices.js";
+import {
+  type EventFilter,
+  type EventStore,
+  type KeyStore,
+  ROLES,
+  type Role,
+  SPEND_DIMENSIONS,
+  type SpendDimension,
+} from "../store/types.js";
+import { parseTime } from "../time.js";
 
 export interface AppDeps {
   ingest: IngestService;
@@ -29,23 +37,46 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.onError((err, c) => {
     const e =
-      err instanceof ApiError ? err : new ApiError(500, "api_error", "internal_error", "internal error; nothing was half-written");
+      err instanceof ApiError
+        ? err
+        : new ApiError(500, "api_error", "internal_error", "internal error; nothing was half-written");
     if (!(err instanceof ApiError)) console.error(err);
     return c.json(e.toJSON(), e.status as ContentfulStatusCode);
   });
-  app.notFound((c) => c.json(new ApiError(404, "invalid_request_error", "not_found", `no route ${c.req.method} ${c.req.path}`).toJSON(), 404));
+  app.notFound((c) =>
+    c.json(
+      new ApiError(
+        404,
+        "invalid_request_error",
+        "not_found",
+        `no route ${c.req.method} ${c.req.path}`,
+      ).toJSON(),
+      404,
+    ),
+  );
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
 
-  const auth = (allowed: ReadonlySet<string>) =>
-    async (c: import("hono").Context<Env>, next: () => Promise<void>) => {
+  const auth =
+    (allowed: ReadonlySet<string>) => async (c: import("hono").Context<Env>, next: () => Promise<void>) => {
       const header = c.req.header("authorization") ?? "";
       const key = header.startsWith("Bearer ") ? header.slice(7).trim() : "";
-      if (!key) throw new ApiError(401, "authentication_error", "missing_api_key", "send your key as Authorization: Bearer <key> (create one with `tollgate keys create`)");
+      if (!key)
+        throw new ApiError(
+          401,
+          "authentication_error",
+          "missing_api_key",
+          "send your key as Authorization: Bearer <key> (create one with `tollgate keys create`)",
+        );
       const p = await deps.keys.resolve(key);
       if (!p) throw new ApiError(401, "authentication_error", "invalid_api_key", "this API key is not valid");
       if (!allowed.has(p.role))
-        throw new ApiError(403, "permission_error", "insufficient_role", `a ${p.role} key cannot do this; needs one of: ${[...allowed].filter((r) => r !== "root").join(", ")}`);
+        throw new ApiError(
+          403,
+          "permission_error",
+          "insufficient_role",
+          `a ${p.role} key cannot do this; needs one of: ${[...allowed].filter((r) => r !== "root").join(", ")}`,
+        );
       c.set("principal", p);
       await next();
     };
@@ -54,7 +85,14 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const workspaceOf = (c: import("hono").Context<Env>, requested?: string | null): string => {
     const p = c.get("principal");
     if (requested && requested !== p.workspaceId) {
-      if (p.role !== "root") throw new ApiError(403, "permission_error", "wrong_workspace", `this key belongs to workspace ${JSON.stringify(p.workspaceId)}`, "workspace");
+      if (p.role !== "root")
+        throw new ApiError(
+          403,
+          "permission_error",
+          "wrong_workspace",
+          `this key belongs to workspace ${JSON.stringify(p.workspaceId)}`,
+          "workspace",
+        );
       return requested;
     }
     return p.workspaceId;
@@ -62,7 +100,12 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.post(
     "/v1/events",
-    bodyLimit({ maxSize: MAX_BODY_BYTES, onError: () => { throw tooLarge(); } }),
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: () => {
+        throw tooLarge();
+      },
+    }),
     auth(CAN_WRITE),
     async (c) => {
       const workspace = workspaceOf(c, c.req.query("workspace"));
@@ -83,7 +126,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
       by,
       from: filter.from ?? null,
       to: filter.to ?? null,
-      rows: rows.map((r) => ({ ...r, cost_nanousd: r.cost_nanousd.toString(), cost_usd: formatUsd(r.cost_nanousd) })),
+      rows: rows.map((r) => ({
+        ...r,
+        cost_nanousd: r.cost_nanousd.toString(),
+        cost_usd: formatUsd(r.cost_nanousd),
+      })),
     });
   });
 
@@ -95,7 +142,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   app.get("/api/prices/unpriced", auth(CAN_READ), async (c) => {
-    const filter = filterFrom({ from: c.req.query("since") ?? "7d", ...c.req.query() }, workspaceOf(c, c.req.query("workspace")));
+    const filter = filterFrom(
+      { from: c.req.query("since") ?? "7d", ...c.req.query() },
+      workspaceOf(c, c.req.query("workspace")),
+    );
     return c.json({ models: await deps.events.unpriced(filter) });
   });
 
@@ -107,13 +157,18 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.post("/api/keys", auth(CAN_ADMIN), async (c) => {
     const body = await c.req.json().catch(() => {
-      throw badRequest("invalid_json", "body must be JSON: {\"workspace\", \"role\", \"label\"?}");
+      throw badRequest("invalid_json", 'body must be JSON: {"workspace", "role", "label"?}');
     });
     const role = body?.role;
-    if (!(ROLES as readonly string[]).includes(role)) throw badRequest("invalid_parameter", `role must be one of ${ROLES.join(", ")}`, "role");
+    if (!(ROLES as readonly string[]).includes(role))
+      throw badRequest("invalid_parameter", `role must be one of ${ROLES.join(", ")}`, "role");
     const workspace = workspaceOf(c, typeof body.workspace === "string" ? body.workspace : null);
     try {
-      const { key, record } = await createKey(deps.keyStore, { workspace, role: role as Role, label: body.label ?? null });
+      const { key, record } = await createKey(deps.keyStore, {
+        workspace,
+        role: role as Role,
+        label: body.label ?? null,
+      });
       return c.json({ key, id: record.id, workspace: record.workspace_id, role: record.role }, 201);
     } catch (e) {
       if (e instanceof KeyError) throw badRequest("invalid_parameter", `${e.param} ${e.message}`, e.param);
@@ -127,7 +182,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
 function intParam(v: string | undefined, name: string, min: number, max: number): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw badRequest("invalid_parameter", `${name} must be an integer in ${min}..${max}`, name);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw badRequest("invalid_parameter", `${name} must be an integer in ${min}..${max}`, name);
   return n;
 }
 
@@ -140,7 +196,8 @@ export function filterFrom(q: Record<string, string | undefined>, workspaceId: s
     const v = q[name];
     if (v === undefined) continue;
     const ms = parseTime(v);
-    if (ms === null) throw badRequest("invalid_parameter", `${name} must be an ISO date/time or a span like 7d, 24h`, name);
+    if (ms === null)
+      throw badRequest("invalid_parameter", `${name} must be an ISO date/time or a span like 7d, 24h`, name);
     filter[name] = ms;
   }
   for (const k of FILTER_KEYS) if (q[k] !== undefined) filter.where![k] = q[k];

@@ -33,7 +33,10 @@ export async function createKey(
   opts: { workspace: string; role: Role; label?: string | null },
 ): Promise<{ key: string; record: ApiKeyRecord }> {
   if (!WORKSPACE_RE.test(opts.workspace))
-    throw new KeyError("workspace", "must be 1-64 lowercase letters, digits, _ or -, starting with a letter or digit");
+    throw new KeyError(
+      "workspace",
+      "must be 1-64 lowercase letters, digits, _ or -, starting with a letter or digit",
+    );
   await store.ensureWorkspace(opts.workspace);
   const { id, key } = generateKey(opts.role);
   const record: ApiKeyRecord = {
@@ -61,7 +64,8 @@ export class KeyResolver {
   ) {}
 
   async resolve(key: string): Promise<Principal | null> {
-    if (this.rootToken && key === this.rootToken) return { workspaceId: "default", role: "root", keyId: "local-admin" };
+    if (this.rootToken && key === this.rootToken)
+      return { workspaceId: "default", role: "root", keyId: "local-admin" };
     const hash = hashKey(key);
     const hit = this.#cache.get(hash);
     const now = Date.now();

@@ -5,6 +5,7 @@ import { type ServerInfo, serverInfoPath } from "../serve.js";
 
 export interface Reply {
   status: number;
+  // biome-ignore lint/suspicious/noExplicitAny: each command reads the fields of its own endpoint's reply
   body: any;
 }
 

@@ -21,7 +21,7 @@ export class CliError extends Error {
 }
 
 /** Turns an API error reply into a CliError carrying the server's message. */
-export function expectOk(reply: Reply, what: string): any {
+export function expectOk(reply: Reply, what: string): Reply["body"] {
   if (reply.status >= 200 && reply.status < 300) return reply.body;
   const e = reply.body?.error;
   throw new CliError(`${what} failed (${reply.status}): ${e?.message ?? JSON.stringify(reply.body)}`);

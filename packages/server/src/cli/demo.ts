@@ -20,18 +20,29 @@ export async function runDemo(
   opts: { days: number; workspace: string; callsPerDay?: number; seed?: number; progress: boolean },
 ): Promise<DemoSummary> {
   const summary: DemoSummary = { days: opts.days, events: 0, accepted: 0, duplicates: 0, rejected: 0 };
-  const bar = opts.progress && process.stderr.isTTY ? new SingleBar({ format: "demo [{bar}] {value}/{total} days | {events} events | {eta_formatted} left" }) : null;
+  const bar =
+    opts.progress && process.stderr.isTTY
+      ? new SingleBar({
+          format: "demo [{bar}] {value}/{total} days | {events} events | {eta_formatted} left",
+        })
+      : null;
   bar?.start(opts.days, 0, { events: 0 });
   let batch: Record<string, unknown>[] = [];
   let lastDay = -1;
   let daysDone = 0;
   const flush = async () => {
     if (!batch.length) return;
-    const res = expectOk(await client.request("POST", `/v1/events?workspace=${encodeURIComponent(opts.workspace)}`, batch), "demo ingest");
+    const res = expectOk(
+      await client.request("POST", `/v1/events?workspace=${encodeURIComponent(opts.workspace)}`, batch),
+      "demo ingest",
+    );
     summary.accepted += res.accepted;
     summary.duplicates += res.duplicates;
     summary.rejected += res.rejected;
-    if (res.rejected) throw new Error(`demo data rejected: ${JSON.stringify(res.results.find((r: { status: string }) => r.status === "rejected"))}`);
+    if (res.rejected)
+      throw new Error(
+        `demo data rejected: ${JSON.stringify(res.results.find((r: { status: string }) => r.status === "rejected"))}`,
+      );
     batch = [];
   };
   for (const rec of generateDemo({ days: opts.days, callsPerDay: opts.callsPerDay, seed: opts.seed })) {
@@ -54,26 +65,40 @@ export async function runDemo(
 export function registerDemo(program: Command): void {
   program
     .command("demo")
-    .description("load realistic demo data (data_mode=demo): skewed users/customers, a prompt regression, agent runs, a retry storm")
+    .description(
+      "load realistic demo data (data_mode=demo): skewed users/customers, a prompt regression, agent runs, a retry storm",
+    )
     .option("--days <n>", "days of history, ending today", "90")
     .option("--calls-per-day <n>", "baseline calls per day", "1500")
     .option("--seed <n>", "random seed (same seed = same events, so re-running is idempotent)", "42")
     .option("-w, --workspace <id>", "workspace to load into", "default")
     .option("--json", "print the summary as JSON")
-    .action(async (o: { days: string; callsPerDay: string; seed: string; workspace: string; json?: boolean }, cmd: Command) => {
-      const days = Number(o.days);
-      if (!Number.isInteger(days) || days < 1 || days > 3650) throw new Error("--days must be an integer from 1 to 3650");
-      const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
-      try {
-        const s = await runDemo(client, { days, workspace: o.workspace, callsPerDay: Number(o.callsPerDay), seed: Number(o.seed), progress: !o.json });
-        if (o.json) printJson(s);
-        else
-          console.log(
-            `demo: ${formatInt(s.events)} events over ${s.days} days → ${formatInt(s.accepted)} new, ${formatInt(s.duplicates)} already there\n` +
-              `next: npx tollgate spend --by feature --from ${days}d`,
-          );
-      } finally {
-        await client.close();
-      }
-    });
+    .action(
+      async (
+        o: { days: string; callsPerDay: string; seed: string; workspace: string; json?: boolean },
+        cmd: Command,
+      ) => {
+        const days = Number(o.days);
+        if (!Number.isInteger(days) || days < 1 || days > 3650)
+          throw new Error("--days must be an integer from 1 to 3650");
+        const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
+        try {
+          const s = await runDemo(client, {
+            days,
+            workspace: o.workspace,
+            callsPerDay: Number(o.callsPerDay),
+            seed: Number(o.seed),
+            progress: !o.json,
+          });
+          if (o.json) printJson(s);
+          else
+            console.log(
+              `demo: ${formatInt(s.events)} events over ${s.days} days → ${formatInt(s.accepted)} new, ${formatInt(s.duplicates)} already there\n` +
+                `next: npx tollgate spend --by feature --from ${days}d`,
+            );
+        } finally {
+          await client.close();
+        }
+      },
+    );
 }

@@ -33,8 +33,20 @@ export async function ingestFile(
 ): Promise<IngestSummary> {
   const started = performance.now();
   const size = statSync(file).size;
-  const s: IngestSummary = { file, lines: 0, accepted: 0, duplicates: 0, rejected: 0, seconds: 0, events_per_second: 0, rejections: [] };
-  const bar = opts.progress && process.stderr.isTTY ? new SingleBar({ format: "ingest [{bar}] {percentage}% | {events} lines | {eta_formatted} left" }) : null;
+  const s: IngestSummary = {
+    file,
+    lines: 0,
+    accepted: 0,
+    duplicates: 0,
+    rejected: 0,
+    seconds: 0,
+    events_per_second: 0,
+    rejections: [],
+  };
+  const bar =
+    opts.progress && process.stderr.isTTY
+      ? new SingleBar({ format: "ingest [{bar}] {percentage}% | {events} lines | {eta_formatted} left" })
+      : null;
   bar?.start(size, 0, { events: 0 });
   const reject = (r: Rejection) => {
     s.rejected++;
@@ -47,7 +59,9 @@ export async function ingestFile(
     if (reply.status === 422 || reply.status === 207 || reply.status === 200) {
       s.accepted += reply.body.accepted;
       s.duplicates += reply.body.duplicates;
-      for (const r of reply.body.results) if (r.status === "rejected") reject({ line: lineNos[r.index]!, event_id: r.event_id, errors: r.errors });
+      for (const r of reply.body.results)
+        if (r.status === "rejected")
+          reject({ line: lineNos[r.index]!, event_id: r.event_id, errors: r.errors });
       return;
     }
     expectOk(reply, `batch ending at line ${lineNos.at(-1)}`);
@@ -67,7 +81,11 @@ export async function ingestFile(
       items.push(JSON.parse(line));
       lineNos.push(s.lines);
     } catch (e) {
-      reject({ line: s.lines, event_id: null, errors: [{ field: "(line)", reason: `not valid JSON: ${(e as Error).message}` }] });
+      reject({
+        line: s.lines,
+        event_id: null,
+        errors: [{ field: "(line)", reason: `not valid JSON: ${(e as Error).message}` }],
+      });
     }
     if (items.length >= opts.batchSize) {
       await send(items, lineNos);
@@ -91,31 +109,35 @@ export function registerIngest(program: Command): void {
     .option("-w, --workspace <id>", "workspace to write to", "default")
     .option("--batch-size <n>", "records per request (max 10000)", "5000")
     .option("--json", "print the summary as JSON")
-    .action(async (file: string, o: { workspace: string; batchSize: string; json?: boolean }, cmd: Command) => {
-      const batchSize = Number(o.batchSize);
-      if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000) throw new CliError("--batch-size must be 1..10000", 2);
-      try {
-        statSync(file);
-      } catch {
-        throw new CliError(`cannot read ${file}: no such file`, 2);
-      }
-      const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
-      let s: IngestSummary;
-      try {
-        s = await ingestFile(client, file, { workspace: o.workspace, batchSize, progress: !o.json });
-      } finally {
-        await client.close();
-      }
-      if (o.json) printJson(s);
-      else {
-        console.log(
-          `${file}: ${formatInt(s.lines)} lines in ${s.seconds.toFixed(1)} s (${formatInt(s.events_per_second)} events/s)\n` +
-            `  accepted ${formatInt(s.accepted)}, duplicate ${formatInt(s.duplicates)}, rejected ${formatInt(s.rejected)}`,
-        );
-        for (const r of s.rejections.slice(0, 10))
-          console.log(`  line ${r.line}: ${r.errors.map((e) => `${e.field}: ${e.reason}`).join("; ")}`);
-        if (s.rejected > 10) console.log(`  … ${s.rejected - 10} more (use --json for the first ${MAX_REPORTED})`);
-      }
-      if (s.rejected > 0) process.exitCode = 1;
-    });
+    .action(
+      async (file: string, o: { workspace: string; batchSize: string; json?: boolean }, cmd: Command) => {
+        const batchSize = Number(o.batchSize);
+        if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000)
+          throw new CliError("--batch-size must be 1..10000", 2);
+        try {
+          statSync(file);
+        } catch {
+          throw new CliError(`cannot read ${file}: no such file`, 2);
+        }
+        const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
+        let s: IngestSummary;
+        try {
+          s = await ingestFile(client, file, { workspace: o.workspace, batchSize, progress: !o.json });
+        } finally {
+          await client.close();
+        }
+        if (o.json) printJson(s);
+        else {
+          console.log(
+            `${file}: ${formatInt(s.lines)} lines in ${s.seconds.toFixed(1)} s (${formatInt(s.events_per_second)} events/s)\n` +
+              `  accepted ${formatInt(s.accepted)}, duplicate ${formatInt(s.duplicates)}, rejected ${formatInt(s.rejected)}`,
+          );
+          for (const r of s.rejections.slice(0, 10))
+            console.log(`  line ${r.line}: ${r.errors.map((e) => `${e.field}: ${e.reason}`).join("; ")}`);
+          if (s.rejected > 10)
+            console.log(`  … ${s.rejected - 10} more (use --json for the first ${MAX_REPORTED})`);
+        }
+        if (s.rejected > 0) process.exitCode = 1;
+      },
+    );
 }

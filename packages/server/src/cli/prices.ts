@@ -1,4 +1,4 @@
-import { type Api, APIS, PricingEngine, UsageError } from "@tollgate/core";
+import { APIS, type Api, PricingEngine, UsageError } from "@tollgate/core";
 import type { Command } from "commander";
 import { loadPriceBook } from "../pricebook-file.js";
 import { calcPrice, lookupPrice } from "../prices.js";
@@ -20,7 +20,9 @@ function atFrom(text: string | undefined): number {
 }
 
 export function registerPrices(program: Command): void {
-  const prices = program.command("prices").description("look up prices, price a usage object, find unpriced models");
+  const prices = program
+    .command("prices")
+    .description("look up prices, price a usage object, find unpriced models");
 
   prices
     .command("lookup <model>")
@@ -31,9 +33,18 @@ export function registerPrices(program: Command): void {
     .action((model: string, o: { provider?: string; at?: string; json?: boolean }, cmd: Command) => {
       const res = lookupPrice(engineFor(cmd.optsWithGlobals()), o.provider ?? null, model, atFrom(o.at));
       if (o.json) return printJson(res);
-      if (!res.priced) throw new CliError(`no price for ${res.provider}:${model}; add it to a price book (--pricebook)`, 1);
+      if (!res.priced)
+        throw new CliError(`no price for ${res.provider}:${model}; add it to a price book (--pricebook)`, 1);
       console.log(`${res.provider}:${model} → ${res.price_ref}`);
-      console.log(renderTable(["rate", "USD"], Object.entries(res.rates_per_unit ?? {}).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)])));
+      console.log(
+        renderTable(
+          ["rate", "USD"],
+          Object.entries(res.rates_per_unit ?? {}).map(([k, v]) => [
+            k,
+            typeof v === "string" ? v : JSON.stringify(v),
+          ]),
+        ),
+      );
     });
 
   prices
@@ -46,26 +57,56 @@ export function registerPrices(program: Command): void {
     .option("--at <time>", "price at this ISO time (default now)")
     .option("--batch", "priced as a batch-API call")
     .option("--json", "print as JSON")
-    .action((o: { provider: string; api: string; model: string; usage: string; at?: string; batch?: boolean; json?: boolean }, cmd: Command) => {
-      if (!(APIS as readonly string[]).includes(o.api)) throw new CliError(`--api must be one of ${APIS.join(", ")}`, 2);
-      let usageRaw: unknown;
-      try {
-        usageRaw = JSON.parse(o.usage);
-      } catch (e) {
-        throw new CliError(`--usage is not valid JSON: ${(e as Error).message}`, 2);
-      }
-      let res: ReturnType<typeof calcPrice>;
-      try {
-        res = calcPrice(engineFor(cmd.optsWithGlobals()), { provider: o.provider, api: o.api as Api, model: o.model, usageRaw, at: atFrom(o.at), batch: o.batch ?? false });
-      } catch (e) {
-        if (e instanceof UsageError) throw new CliError(`--usage: ${e.message}`, 2);
-        throw e;
-      }
-      if (o.json) return printJson(res);
-      console.log(`${o.provider}:${o.model} → ${res.priced ? res.price_ref : "UNPRICED"}  total $${res.cost.total_usd}`);
-      console.log(renderTable(["category", "nano_usd"], Object.entries(res.cost.by_category).filter(([, v]) => v !== 0).map(([k, v]) => [k, formatInt(v)])));
-      if (!res.priced) process.exitCode = 1;
-    });
+    .action(
+      (
+        o: {
+          provider: string;
+          api: string;
+          model: string;
+          usage: string;
+          at?: string;
+          batch?: boolean;
+          json?: boolean;
+        },
+        cmd: Command,
+      ) => {
+        if (!(APIS as readonly string[]).includes(o.api))
+          throw new CliError(`--api must be one of ${APIS.join(", ")}`, 2);
+        let usageRaw: unknown;
+        try {
+          usageRaw = JSON.parse(o.usage);
+        } catch (e) {
+          throw new CliError(`--usage is not valid JSON: ${(e as Error).message}`, 2);
+        }
+        let res: ReturnType<typeof calcPrice>;
+        try {
+          res = calcPrice(engineFor(cmd.optsWithGlobals()), {
+            provider: o.provider,
+            api: o.api as Api,
+            model: o.model,
+            usageRaw,
+            at: atFrom(o.at),
+            batch: o.batch ?? false,
+          });
+        } catch (e) {
+          if (e instanceof UsageError) throw new CliError(`--usage: ${e.message}`, 2);
+          throw e;
+        }
+        if (o.json) return printJson(res);
+        console.log(
+          `${o.provider}:${o.model} → ${res.priced ? res.price_ref : "UNPRICED"}  total $${res.cost.total_usd}`,
+        );
+        console.log(
+          renderTable(
+            ["category", "nano_usd"],
+            Object.entries(res.cost.by_category)
+              .filter(([, v]) => v !== 0)
+              .map(([k, v]) => [k, formatInt(v)]),
+          ),
+        );
+        if (!res.priced) process.exitCode = 1;
+      },
+    );
 
   prices
     .command("unpriced")
@@ -83,7 +124,21 @@ export function registerPrices(program: Command): void {
         console.log(
           renderTable(
             ["provider", "model", "calls", "first_seen", "last_seen"],
-            res.models.map((m: { provider: string; model: string; calls: number; first_seen: number; last_seen: number }) => [m.provider, m.model, formatInt(m.calls), new Date(m.first_seen).toISOString(), new Date(m.last_seen).toISOString()]),
+            res.models.map(
+              (m: {
+                provider: string;
+                model: string;
+                calls: number;
+                first_seen: number;
+                last_seen: number;
+              }) => [
+                m.provider,
+                m.model,
+                formatInt(m.calls),
+                new Date(m.first_seen).toISOString(),
+                new Date(m.last_seen).toISOString(),
+              ],
+            ),
           ),
         );
       } finally {

@@ -2,8 +2,8 @@ import type { Command } from "commander";
 import { pino } from "pino";
 import { dataDirFrom, portFrom, pricebookFrom } from "../config.js";
 import { startServer } from "../serve.js";
-import { type GlobalOpts, runtimeOptions } from "./common.js";
 import { appClient } from "./client.js";
+import { type GlobalOpts, runtimeOptions } from "./common.js";
 import { runDemo } from "./demo.js";
 
 export function registerServe(program: Command): void {
@@ -12,14 +12,26 @@ export function registerServe(program: Command): void {
     .description("run Tollgate: ingest API and query API on one port (embedded DuckDB store)")
     .option("-p, --port <port>", "port to listen on (env TOLLGATE_PORT)", "4242")
     .option("--host <host>", "interface to bind", "127.0.0.1")
-    .option("--demo [days]", "load demo data first (if the workspace has none): realistic traffic for N days", false)
+    .option(
+      "--demo [days]",
+      "load demo data first (if the workspace has none): realistic traffic for N days",
+      false,
+    )
     .action(async (opts: { port: string; host: string; demo: boolean | string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOpts>();
       const log = pino({ base: undefined });
       const port = portFrom(process.env.TOLLGATE_PORT && opts.port === "4242" ? undefined : opts.port);
       const ro = runtimeOptions(g);
-      const { runtime, url, stop } = await startServer({ ...ro, port, host: opts.host, log: (m) => log.info(m) });
-      log.info({ url, dataDir: dataDirFrom(g.dataDir), pricebook: pricebookFrom(g.pricebook) }, "tollgate listening");
+      const { runtime, url, stop } = await startServer({
+        ...ro,
+        port,
+        host: opts.host,
+        log: (m) => log.info(m),
+      });
+      log.info(
+        { url, dataDir: dataDirFrom(g.dataDir), pricebook: pricebookFrom(g.pricebook) },
+        "tollgate listening",
+      );
       const shutdown = (signal: string) => {
         log.info({ signal }, "shutting down");
         stop().then(
@@ -44,4 +56,3 @@ export function registerServe(program: Command): void {
       }
     });
 }
-

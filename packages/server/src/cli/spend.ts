@@ -16,30 +16,68 @@ export function registerSpend(program: Command): void {
     .option("--customer <id>", "only this customer_id")
     .option("--feature <name>", "only this feature")
     .option("--json", "print rows as JSON")
-    .action(async (o: { by: string; from: string; to: string; workspace: string; customer?: string; feature?: string; json?: boolean }, cmd: Command) => {
-      const by = o.by === "customer" ? "customer_id" : o.by === "user" ? "user_id" : o.by;
-      if (!(SPEND_DIMENSIONS as readonly string[]).includes(by)) throw new CliError(`--by must be one of ${SPEND_DIMENSIONS.join(", ")}`, 2);
-      const q = new URLSearchParams({ by, from: o.from, to: o.to, workspace: o.workspace });
-      if (o.customer) q.set("customer_id", o.customer);
-      if (o.feature) q.set("feature", o.feature);
-      const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
-      try {
-        const res = expectOk(await client.request("GET", `/api/spend?${q}`), "spend");
-        if (o.json) return printJson(res);
-        const rows: { key: string | null; calls: number; cost_nanousd: string; input_tokens: number; output_tokens: number; unpriced_calls: number }[] = res.rows;
-        const total = rows.reduce((a, r) => a + BigInt(r.cost_nanousd), 0n);
-        const share = (n: bigint) => (total === 0n ? "0.0%" : `${(Number((n * 1000n) / total) / 10).toFixed(1)}%`);
-        console.log(
-          renderTable(
-            [by, "calls", "cost_usd", "share", "input_tok", "output_tok", "unpriced"],
-            [
-              ...rows.map((r) => [r.key ?? "(none)", formatInt(r.calls), formatUsd(BigInt(r.cost_nanousd), 2), share(BigInt(r.cost_nanousd)), formatInt(r.input_tokens), formatInt(r.output_tokens), formatInt(r.unpriced_calls)]),
-              ["TOTAL", formatInt(rows.reduce((a, r) => a + r.calls, 0)), formatUsd(total, 2), "100.0%", "", "", formatInt(rows.reduce((a, r) => a + r.unpriced_calls, 0))],
-            ],
-          ),
-        );
-      } finally {
-        await client.close();
-      }
-    });
+    .action(
+      async (
+        o: {
+          by: string;
+          from: string;
+          to: string;
+          workspace: string;
+          customer?: string;
+          feature?: string;
+          json?: boolean;
+        },
+        cmd: Command,
+      ) => {
+        const by = o.by === "customer" ? "customer_id" : o.by === "user" ? "user_id" : o.by;
+        if (!(SPEND_DIMENSIONS as readonly string[]).includes(by))
+          throw new CliError(`--by must be one of ${SPEND_DIMENSIONS.join(", ")}`, 2);
+        const q = new URLSearchParams({ by, from: o.from, to: o.to, workspace: o.workspace });
+        if (o.customer) q.set("customer_id", o.customer);
+        if (o.feature) q.set("feature", o.feature);
+        const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
+        try {
+          const res = expectOk(await client.request("GET", `/api/spend?${q}`), "spend");
+          if (o.json) return printJson(res);
+          const rows: {
+            key: string | null;
+            calls: number;
+            cost_nanousd: string;
+            input_tokens: number;
+            output_tokens: number;
+            unpriced_calls: number;
+          }[] = res.rows;
+          const total = rows.reduce((a, r) => a + BigInt(r.cost_nanousd), 0n);
+          const share = (n: bigint) =>
+            total === 0n ? "0.0%" : `${(Number((n * 1000n) / total) / 10).toFixed(1)}%`;
+          console.log(
+            renderTable(
+              [by, "calls", "cost_usd", "share", "input_tok", "output_tok", "unpriced"],
+              [
+                ...rows.map((r) => [
+                  r.key ?? "(none)",
+                  formatInt(r.calls),
+                  formatUsd(BigInt(r.cost_nanousd), 2),
+                  share(BigInt(r.cost_nanousd)),
+                  formatInt(r.input_tokens),
+                  formatInt(r.output_tokens),
+                  formatInt(r.unpriced_calls),
+                ]),
+                [
+                  "TOTAL",
+                  formatInt(rows.reduce((a, r) => a + r.calls, 0)),
+                  formatUsd(total, 2),
+                  "100.0%",
+                  "",
+                  "",
+                  formatInt(rows.reduce((a, r) => a + r.unpriced_calls, 0)),
+                ],
+              ],
+            ),
+          );
+        } finally {
+          await client.close();
+        }
+      },
+    );
 }

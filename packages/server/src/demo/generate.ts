@@ -16,11 +16,56 @@ interface Feature {
 }
 
 const FEATURES: readonly Feature[] = [
-  { name: "chat-assistant", share: 0.38, provider: "openai", api: "openai.chat", models: ["gpt-4o-mini", "gpt-4o"], inputMedian: 1800, outputMedian: 350, cacheShare: 0.4 },
-  { name: "summarize", share: 0.2, provider: "anthropic", api: "anthropic.messages", models: ["claude-haiku-4-5"], inputMedian: 4000, outputMedian: 300, cacheShare: 0.1 },
-  { name: "code-review", share: 0.12, provider: "anthropic", api: "anthropic.messages", models: ["claude-sonnet-4-5"], inputMedian: 12000, outputMedian: 900, cacheShare: 0.7 },
-  { name: "search-embed", share: 0.22, provider: "openai", api: "openai.embeddings", models: ["text-embedding-3-small"], inputMedian: 600, outputMedian: 0, cacheShare: 0 },
-  { name: "insights", share: 0.08, provider: "google", api: "google.generate_content", models: ["gemini-2.5-flash", "gemini-2.5-pro"], inputMedian: 6000, outputMedian: 700, cacheShare: 0.2 },
+  {
+    name: "chat-assistant",
+    share: 0.38,
+    provider: "openai",
+    api: "openai.chat",
+    models: ["gpt-4o-mini", "gpt-4o"],
+    inputMedian: 1800,
+    outputMedian: 350,
+    cacheShare: 0.4,
+  },
+  {
+    name: "summarize",
+    share: 0.2,
+    provider: "anthropic",
+    api: "anthropic.messages",
+    models: ["claude-haiku-4-5"],
+    inputMedian: 4000,
+    outputMedian: 300,
+    cacheShare: 0.1,
+  },
+  {
+    name: "code-review",
+    share: 0.12,
+    provider: "anthropic",
+    api: "anthropic.messages",
+    models: ["claude-sonnet-4-5"],
+    inputMedian: 12000,
+    outputMedian: 900,
+    cacheShare: 0.7,
+  },
+  {
+    name: "search-embed",
+    share: 0.22,
+    provider: "openai",
+    api: "openai.embeddings",
+    models: ["text-embedding-3-small"],
+    inputMedian: 600,
+    outputMedian: 0,
+    cacheShare: 0,
+  },
+  {
+    name: "insights",
+    share: 0.08,
+    provider: "google",
+    api: "google.generate_content",
+    models: ["gemini-2.5-flash", "gemini-2.5-pro"],
+    inputMedian: 6000,
+    outputMedian: 700,
+    cacheShare: 0.2,
+  },
 ];
 
 const DAY = 86_400_000;
@@ -62,11 +107,16 @@ export function* generateDemo(opts: DemoOptions): Generator<DemoRecord> {
       const user = users.sample(rng);
       const ctx = {
         user_id: `user-${String(user + 1).padStart(4, "0")}`,
-        customer_id: `cust-${String((user * 7 + customers.sample(rng)) % CUSTOMERS + 1).padStart(3, "0")}`,
+        customer_id: `cust-${String(((user * 7 + customers.sample(rng)) % CUSTOMERS) + 1).padStart(3, "0")}`,
         deployment: rng.next() < 0.93 ? "prod" : "staging",
       };
       const feature = pickFeature(rng);
-      const promptVersion = feature.name === "summarize" ? (ts >= regressionDay ? "summarize-v2" : "summarize-v1") : `${feature.name}-v1`;
+      const promptVersion =
+        feature.name === "summarize"
+          ? ts >= regressionDay
+            ? "summarize-v2"
+            : "summarize-v1"
+          : `${feature.name}-v1`;
       const inflate = promptVersion === "summarize-v2" ? 2.6 : 1;
       if (day === stormDay && feature.name === "chat-assistant" && rng.next() < 0.5) {
         yield* retryStorm(rng, ts, feature, ctx, promptVersion);
@@ -83,14 +133,26 @@ export function* generateDemo(opts: DemoOptions): Generator<DemoRecord> {
       const steps = Math.min(400, Math.max(1, Math.round(rng.logNormal(4, 1.1))));
       const ctx = {
         user_id: `user-${String(user + 1).padStart(4, "0")}`,
-        customer_id: `cust-${String((user * 7 + customers.sample(rng)) % CUSTOMERS + 1).padStart(3, "0")}`,
+        customer_id: `cust-${String(((user * 7 + customers.sample(rng)) % CUSTOMERS) + 1).padStart(3, "0")}`,
         deployment: "prod",
         agent_run_id: runId,
         agent_type: "support-agent",
       };
-      const agentFeature: Feature = { name: "support-agent", share: 0, provider: "openai", api: "openai.responses", models: ["gpt-5"], inputMedian: 3000, outputMedian: 250, cacheShare: 0.6 };
+      const agentFeature: Feature = {
+        name: "support-agent",
+        share: 0,
+        provider: "openai",
+        api: "openai.responses",
+        models: ["gpt-5"],
+        inputMedian: 3000,
+        outputMedian: 250,
+        cacheShare: 0.6,
+      };
       for (let s = 0; s < steps; s++) {
-        yield call(rng, ts + s * 4000, agentFeature, ctx, { prompt_version: "support-agent-v3", inflate: 1 + s * 0.15 });
+        yield call(rng, ts + s * 4000, agentFeature, ctx, {
+          prompt_version: "support-agent-v3",
+          inflate: 1 + s * 0.15,
+        });
       }
     }
   }
@@ -110,7 +172,14 @@ function call(
   ts: number,
   f: Feature,
   ctx: Record<string, string>,
-  opts: { prompt_version: string; inflate: number; attempt?: number; request_id?: string; status?: string; http_status?: number },
+  opts: {
+    prompt_version: string;
+    inflate: number;
+    attempt?: number;
+    request_id?: string;
+    status?: string;
+    http_status?: number;
+  },
 ): DemoRecord {
   const model = rng.pick(f.models);
   const input = Math.max(1, Math.round(rng.logNormal(f.inputMedian * opts.inflate, 0.6)));
@@ -148,7 +217,13 @@ function call(
 }
 
 /** A request that hit 429s and was retried up to 5 times: every attempt is its own record. */
-function* retryStorm(rng: Rng, ts: number, f: Feature, ctx: Record<string, string>, promptVersion: string): Generator<DemoRecord> {
+function* retryStorm(
+  rng: Rng,
+  ts: number,
+  f: Feature,
+  ctx: Record<string, string>,
+  promptVersion: string,
+): Generator<DemoRecord> {
   const requestId = `req-${uuidv7(ts, rng.bytes(10))}`;
   const attempts = rng.int(2, 5);
   for (let a = 1; a <= attempts; a++) {

@@ -1,4 +1,4 @@
-import { badRequest, ApiError } from "../errors.js";
+import { ApiError, badRequest } from "../errors.js";
 
 export const MAX_BATCH_RECORDS = 10_000;
 export const MAX_BODY_BYTES = 10 * 1024 * 1024;
@@ -11,12 +11,16 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
  */
 export function parseBatchBody(bytes: Uint8Array): unknown[] {
   if (bytes.byteLength > MAX_BODY_BYTES) throw tooLarge();
-  if (bytes.byteLength === 0) throw badRequest("empty_body", "request body is empty: send a JSON array of call records");
+  if (bytes.byteLength === 0)
+    throw badRequest("empty_body", "request body is empty: send a JSON array of call records");
   let text: string;
   try {
     text = utf8.decode(bytes);
   } catch {
-    throw badRequest("invalid_utf8", `request body is not valid UTF-8 (at or after byte ${firstBadUtf8(bytes)})`);
+    throw badRequest(
+      "invalid_utf8",
+      `request body is not valid UTF-8 (at or after byte ${firstBadUtf8(bytes)})`,
+    );
   }
   let doc: unknown;
   try {
@@ -26,15 +30,30 @@ export function parseBatchBody(bytes: Uint8Array): unknown[] {
   }
   const items = Array.isArray(doc) ? doc : isObject(doc) && Array.isArray(doc.events) ? doc.events : null;
   if (!items)
-    throw badRequest("invalid_batch", 'body must be a JSON array of call records, or {"events": [...]}', "events");
+    throw badRequest(
+      "invalid_batch",
+      'body must be a JSON array of call records, or {"events": [...]}',
+      "events",
+    );
   if (items.length === 0) throw badRequest("empty_batch", "the batch has no records", "events");
   if (items.length > MAX_BATCH_RECORDS)
-    throw new ApiError(413, "invalid_request_error", "batch_too_large", `a batch holds at most ${MAX_BATCH_RECORDS} records, got ${items.length}; split it`, "events");
+    throw new ApiError(
+      413,
+      "invalid_request_error",
+      "batch_too_large",
+      `a batch holds at most ${MAX_BATCH_RECORDS} records, got ${items.length}; split it`,
+      "events",
+    );
   return items;
 }
 
 export function tooLarge(): ApiError {
-  return new ApiError(413, "invalid_request_error", "body_too_large", `request body exceeds ${MAX_BODY_BYTES} bytes; send smaller batches`);
+  return new ApiError(
+    413,
+    "invalid_request_error",
+    "body_too_large",
+    `request body exceeds ${MAX_BODY_BYTES} bytes; send smaller batches`,
+  );
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -7,40 +7,60 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
+export interface WriterOptions {
+  /** Most rows in one commit. */
+  maxRows?: number;
+  /** Commits in flight at once (the store must accept concurrent appends of disjoint ids). */
+  concurrency?: number;
+}
+
 /**
  * Group commit: batches that arrive while the store is busy are written together in one transaction,
  * so concurrent requests share one commit. Each caller learns, per record, whether it was newly stored
- * (true) or already known (false, a duplicate), only after the commit is durable.
+ * (true) or already known (false, a duplicate), only after the commit is durable. Groups in flight
+ * never share an event_id: a batch that repeats an in-flight id waits for that commit, so the answer
+ * "duplicate" is only ever given for an event that is really stored.
  */
 export class GroupCommitWriter {
-  #pending: Pending[] = [];
-  #running = false;
+  readonly #pending: Pending[] = [];
+  readonly #inFlight = new Set<string>();
+  readonly #maxRows: number;
+  readonly #concurrency: number;
+  #running = 0;
 
   constructor(
     private readonly store: EventStore,
-    private readonly maxRows = 20_000,
-  ) {}
+    opts: WriterOptions = {},
+  ) {
+    this.#maxRows = opts.maxRows ?? 20_000;
+    this.#concurrency = opts.concurrency ?? 1;
+  }
 
   write(records: readonly CallRecord[]): Promise<boolean[]> {
     return new Promise((resolve, reject) => {
       this.#pending.push({ records, resolve, reject });
-      if (!this.#running) void this.#drain();
+      this.#pump();
     });
   }
 
-  async #drain(): Promise<void> {
-    this.#running = true;
-    while (this.#pending.length) {
+  #pump(): void {
+    while (this.#running < this.#concurrency && this.#pending.length) {
       const group: Pending[] = [];
       let rows = 0;
-      while (this.#pending.length && (rows === 0 || rows + this.#pending[0]!.records.length <= this.maxRows)) {
-        const p = this.#pending.shift()!;
-        group.push(p);
-        rows += p.records.length;
+      while (this.#pending.length) {
+        const next = this.#pending[0]!;
+        if (rows > 0 && rows + next.records.length > this.#maxRows) break;
+        if (next.records.some((r) => this.#inFlight.has(r.event_id))) break;
+        group.push(this.#pending.shift()!);
+        rows += next.records.length;
       }
-      await this.#commit(group);
+      if (!group.length) return; // the head waits for an in-flight commit of one of its ids
+      this.#running++;
+      void this.#commit(group).finally(() => {
+        this.#running--;
+        this.#pump();
+      });
     }
-    this.#running = false;
   }
 
   async #commit(group: Pending[]): Promise<void> {
@@ -55,11 +75,16 @@ export class GroupCommitWriter {
         return true;
       }),
     );
+    for (const id of owned) this.#inFlight.add(id);
     try {
       const { inserted } = await this.store.append(batch);
-      group.forEach((p, i) => p.resolve(p.records.map((r, j) => owns[i]![j]! && inserted.has(r.event_id))));
+      group.forEach((p, i) => {
+        p.resolve(p.records.map((r, j) => owns[i]![j]! && inserted.has(r.event_id)));
+      });
     } catch (e) {
       for (const p of group) p.reject(e);
+    } finally {
+      for (const id of owned) this.#inFlight.delete(id);
     }
   }
 }

@@ -1,7 +1,17 @@
 import type { AttributionField, CallRecord } from "@tollgate/core";
 
 /** Dimensions spend can be grouped by. */
-export const SPEND_DIMENSIONS = ["feature", "customer_id", "user_id", "model", "prompt_version", "provider", "agent_type", "deployment", "day"] as const;
+export const SPEND_DIMENSIONS = [
+  "feature",
+  "customer_id",
+  "user_id",
+  "model",
+  "prompt_version",
+  "provider",
+  "agent_type",
+  "deployment",
+  "day",
+] as const;
 export type SpendDimension = (typeof SPEND_DIMENSIONS)[number];
 
 export interface EventFilter {

@@ -8,7 +8,9 @@ export class DataDirLockedError extends Error {
 }
 
 /** Opens (creating if needed) the DuckDB file of a data dir and brings its schema up to date. */
-export async function openDuckDb(dataDir: string): Promise<{ instance: DuckDBInstance; conn: DuckDBConnection }> {
+export async function openDuckDb(
+  dataDir: string,
+): Promise<{ instance: DuckDBInstance; conn: DuckDBConnection }> {
   mkdirSync(dataDir, { recursive: true });
   const file = join(dataDir, "tollgate.duckdb");
   let instance: DuckDBInstance;
@@ -26,6 +28,9 @@ export async function openDuckDb(dataDir: string): Promise<{ instance: DuckDBIns
     throw e;
   }
   const conn = await instance.connect();
+  // Checkpointing every 16 MB of WAL (the default) stalls commits under sustained ingest; the WAL is
+  // replayed on start after a crash either way.
+  await conn.run("SET checkpoint_threshold = '256MB'");
   await migrate(conn);
   return { instance, conn };
 }

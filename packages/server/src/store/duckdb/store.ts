@@ -1,4 +1,4 @@
-import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
+import type { DuckDBInstance } from "@duckdb/node-api";
 import type { CallRecord } from "@tollgate/core";
 import type {
   ApiKeyRecord,
@@ -11,55 +11,74 @@ import type {
   SpendRow,
   UnpricedRow,
 } from "../types.js";
-import { appendRecord, rowToRecord, SELECT_RECORD } from "./columns.js";
+import { appendIds, appendRecords, rowToRecord, SELECT_RECORD, STAGING_IDS_DDL } from "./columns.js";
 import { openDuckDb } from "./open.js";
+import { Lane } from "./serial.js";
 import { whereClause } from "./sql.js";
 
 const INPUT_TOKENS =
   "input_uncached_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens + input_audio_tokens + image_tokens";
 
-/** The embedded default: one DuckDB file per data dir, one connection, writes serialized. */
-export class DuckDbStore implements EventStore, KeyStore {
-  #queue: Promise<unknown> = Promise.resolve();
+/** Write lanes: a second connection fills its staging table while the first inserts and commits. */
+const WRITE_LANES = 2;
 
+/**
+ * The embedded default: one DuckDB file per data dir. Reads and key lookups use one connection;
+ * appends rotate over WRITE_LANES connections, each with its own id staging table, so the JavaScript side
+ * of one batch overlaps DuckDB's insert and commit of the previous one. Callers must not append the
+ * same event_id on two lanes at once (GroupCommitWriter guarantees it).
+ */
+export class DuckDbStore implements EventStore, KeyStore {
   private constructor(
     private readonly instance: DuckDBInstance,
-    private readonly conn: DuckDBConnection,
+    private readonly reader: Lane,
+    private readonly writers: Lane[],
   ) {}
 
   static async open(dataDir: string): Promise<DuckDbStore> {
     const { instance, conn } = await openDuckDb(dataDir);
-    const store = new DuckDbStore(instance, conn);
-    await conn.run("CREATE TEMP TABLE staging AS SELECT * FROM events LIMIT 0");
-    return store;
+    const writers: Lane[] = [];
+    for (let i = 0; i < WRITE_LANES; i++) {
+      const c = await instance.connect();
+      await c.run(STAGING_IDS_DDL);
+      writers.push(new Lane(c));
+    }
+    return new DuckDbStore(instance, new Lane(conn), writers);
   }
 
-  /** DuckDB allows one transaction per connection at a time: everything goes through this queue. */
-  #serial<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.#queue.then(fn, fn);
-    this.#queue = next.catch(() => {});
-    return next;
+  /** How many appends may run at once without queueing. */
+  get writeConcurrency(): number {
+    return this.writers.length;
   }
 
   append(records: readonly CallRecord[]): Promise<AppendResult> {
     if (records.length === 0) return Promise.resolve({ inserted: new Set() });
-    return this.#serial(async () => {
-      const c = this.conn;
+    const lane = this.writers.reduce((a, b) => (b.pending < a.pending ? b : a));
+    return lane.run(async (c) => {
       await c.run("BEGIN TRANSACTION");
       try {
-        const appender = await c.createAppender("staging", "main", "temp");
-        for (const r of records) appendRecord(appender, r);
-        appender.closeSync();
-        // The primary key makes idempotency the database's job: a retried batch inserts nothing twice.
+        // The primary key of event_ids makes idempotency the database's job: only ids it had not
+        // seen come back, and only their records are appended, in the same transaction.
+        const ids = await c.createAppender("staging_ids", "main", "temp");
+        appendIds(ids, records);
+        ids.closeSync();
         const res = await c.runAndReadAll(
-          "INSERT INTO events SELECT * FROM staging ON CONFLICT DO NOTHING RETURNING event_id",
+          "INSERT INTO event_ids SELECT event_id::UUID FROM staging_ids ON CONFLICT DO NOTHING RETURNING event_id::VARCHAR",
         );
-        await c.run("DELETE FROM staging");
+        await c.run("DELETE FROM staging_ids");
+        const inserted = new Set(res.getColumnsJS()[0] as string[] | undefined);
+        const fresh =
+          inserted.size === records.length ? records : records.filter((r) => inserted.has(r.event_id));
+        if (fresh.length) {
+          const appender = await c.createAppender("events");
+          appendRecords(appender, fresh);
+          appender.closeSync();
+        }
         await c.run("COMMIT");
-        return { inserted: new Set(res.getColumnsJS()[0] as string[] | undefined) };
+        return { inserted };
       } catch (e) {
         await c.run("ROLLBACK").catch(() => {});
-        await c.run("DELETE FROM staging").catch(() => {});
+        await c.run("DELETE FROM staging_ids").catch(() => {});
         throw e;
       }
     });
@@ -68,8 +87,11 @@ export class DuckDbStore implements EventStore, KeyStore {
   async query(filter: EventFilter & { limit?: number }): Promise<CallRecord[]> {
     const { sql, params } = whereClause(filter);
     const limit = Math.min(Math.max(filter.limit ?? 1000, 1), 100_000);
-    const res = await this.#serial(() =>
-      this.conn.runAndReadAll(`SELECT ${SELECT_RECORD} FROM events WHERE ${sql} ORDER BY ts_start, event_id LIMIT ${limit}`, params),
+    const res = await this.reader.run((conn) =>
+      conn.runAndReadAll(
+        `SELECT ${SELECT_RECORD} FROM events WHERE ${sql} ORDER BY ts_start, event_id LIMIT ${limit}`,
+        params,
+      ),
     );
     return res.getRowObjectsJS().map((r) => rowToRecord(r as Record<string, unknown>));
   }
@@ -78,8 +100,8 @@ export class DuckDbStore implements EventStore, KeyStore {
     const { sql, params } = whereClause(filter);
     const key = by === "day" ? "strftime(date_trunc('day', ts_start), '%Y-%m-%d')" : by;
     const order = by === "day" ? "group_key" : "cost_sum DESC, group_key";
-    const res = await this.#serial(() =>
-      this.conn.runAndReadAll(
+    const res = await this.reader.run((conn) =>
+      conn.runAndReadAll(
         `SELECT ${key} AS group_key, count(*) AS calls, sum(cost_nanousd)::HUGEINT AS cost_sum,
                 sum(${INPUT_TOKENS})::HUGEINT AS input_sum, sum(output_tokens)::HUGEINT AS output_sum,
                 count(*) FILTER (WHERE NOT priced) AS unpriced
@@ -99,8 +121,8 @@ export class DuckDbStore implements EventStore, KeyStore {
 
   async unpriced(filter: EventFilter): Promise<UnpricedRow[]> {
     const { sql, params } = whereClause(filter);
-    const res = await this.#serial(() =>
-      this.conn.runAndReadAll(
+    const res = await this.reader.run((conn) =>
+      conn.runAndReadAll(
         `SELECT provider, model, count(*) AS calls, epoch_ms(min(ts_start)) AS first_seen, epoch_ms(max(ts_start)) AS last_seen
          FROM events WHERE ${sql} AND NOT priced GROUP BY provider, model ORDER BY calls DESC, provider, model`,
         params,
@@ -117,17 +139,21 @@ export class DuckDbStore implements EventStore, KeyStore {
 
   async count(filter: EventFilter): Promise<number> {
     const { sql, params } = whereClause(filter);
-    const res = await this.#serial(() => this.conn.runAndReadAll(`SELECT count(*) FROM events WHERE ${sql}`, params));
+    const res = await this.reader.run((conn) =>
+      conn.runAndReadAll(`SELECT count(*) FROM events WHERE ${sql}`, params),
+    );
     return Number(res.getRowsJS()[0]?.[0] ?? 0);
   }
 
   async ensureWorkspace(id: string): Promise<void> {
-    await this.#serial(() => this.conn.run("INSERT INTO workspaces (id) VALUES ($1) ON CONFLICT DO NOTHING", [id]));
+    await this.reader.run((conn) =>
+      conn.run("INSERT INTO workspaces (id) VALUES ($1) ON CONFLICT DO NOTHING", [id]),
+    );
   }
 
   async insertKey(key: ApiKeyRecord & { hash: string }): Promise<void> {
-    await this.#serial(() =>
-      this.conn.run(
+    await this.reader.run((conn) =>
+      conn.run(
         "INSERT INTO api_keys (id, workspace_id, role, hash, label, created_at) VALUES ($1, $2, $3, $4, $5, make_timestamp($6::BIGINT * 1000))",
         [key.id, key.workspace_id, key.role, key.hash, key.label, key.created_at],
       ),
@@ -135,8 +161,8 @@ export class DuckDbStore implements EventStore, KeyStore {
   }
 
   async findKeyByHash(hash: string): Promise<ApiKeyRecord | null> {
-    const res = await this.#serial(() =>
-      this.conn.runAndReadAll(
+    const res = await this.reader.run((conn) =>
+      conn.runAndReadAll(
         "SELECT id, workspace_id, role, label, epoch_ms(created_at) FROM api_keys WHERE hash = $1 AND revoked_at IS NULL",
         [hash],
       ),
@@ -153,10 +179,11 @@ export class DuckDbStore implements EventStore, KeyStore {
   }
 
   async close(): Promise<void> {
-    await this.#serial(async () => {
-      await this.conn.run("CHECKPOINT").catch(() => {});
-      this.conn.closeSync();
-      this.instance.closeSync();
+    await Promise.all(this.writers.map((w) => w.run(async (c) => c.closeSync())));
+    await this.reader.run(async (c) => {
+      await c.run("CHECKPOINT").catch(() => {});
+      c.closeSync();
     });
+    this.instance.closeSync();
   }
 }

@@ -83,11 +83,16 @@ export interface DemoOptions {
 /**
  * Realistic demo traffic, ending today: Zipf-skewed users and customers, several features,
  * a prompt version that made `summarize` 2.6× more expensive, support-agent runs with a long p99 tail,
- * and one retry-storm day. Seeded: the same options give the same events (re-running is idempotent).
+ * and one retry-storm day. Seeded: the same options give the same events on the same day, so re-running is idempotent.
  */
 export function* generateDemo(opts: DemoOptions): Generator<DemoRecord> {
-  const rng = new Rng(opts.seed ?? 42);
   const now = opts.now ?? Date.now();
+  // Whole days are generated the same way whenever it runs; calls later than now are just not emitted.
+  for (const rec of generateDays(opts, now)) if ((rec.ts_start as number) <= now) yield rec;
+}
+
+function* generateDays(opts: DemoOptions, now: number): Generator<DemoRecord> {
+  const rng = new Rng(opts.seed ?? 42);
   const end = Math.floor(now / DAY) * DAY;
   const start = end - (opts.days - 1) * DAY;
   const perDay = opts.callsPerDay ?? 1500;
@@ -101,7 +106,7 @@ export function* generateDemo(opts: DemoOptions): Generator<DemoRecord> {
     const growth = 1 + (0.6 * (day - start)) / Math.max(DAY, end - start);
     const weekend = weekday === 0 || weekday === 6 ? 0.45 : 1;
     const calls = Math.round(perDay * growth * weekend * (0.9 + 0.2 * rng.next()));
-    const dayEnd = day === end ? Math.min(now, day + DAY) : day + DAY;
+    const dayEnd = day + DAY;
     for (let i = 0; i < calls; i++) {
       const ts = day + Math.floor(rng.next() * (dayEnd - day));
       const user = users.sample(rng);

@@ -1,0 +1,175 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { uuidv7 } from "@tollgate/core";
+import { afterAll, describe, expect, it } from "vitest";
+
+// The built CLI, run as a user runs it (npm test builds first).
+const CLI = new URL("../bin/tollgate.js", import.meta.url).pathname;
+const FIXTURES = new URL("../../../../shared/fixtures/", import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), "tollgate-cli-"));
+const dataDir = join(dir, "data");
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function tollgate(...args: string[]) {
+  const res = spawnSync(process.execPath, [CLI, "--data-dir", dataDir, ...args], {
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  return { code: res.status, out: res.stdout, err: res.stderr };
+}
+
+describe("tollgate CLI", () => {
+  it("prices calc prints normalized usage and exact cost as JSON (Anthropic vector)", () => {
+    const vectors = JSON.parse(readFileSync(join(FIXTURES, "conformance/cost-vectors.json"), "utf8"));
+    const v = vectors.find((x: { model: string }) => x.model === "claude-sonnet-4-5-20250929");
+    const r = tollgate(
+      "prices",
+      "calc",
+      "--provider",
+      "anthropic",
+      "--api",
+      "anthropic.messages",
+      "--model",
+      v.model,
+      "--usage",
+      JSON.stringify(v.usage_raw),
+      "--at",
+      v.timestamp,
+      "--json",
+    );
+    expect(r.code, r.err).toBe(0);
+    const out = JSON.parse(r.out);
+    expect(out.priced).toBe(true);
+    expect(out.price_ref).toBe("genai-prices@0.1.8:anthropic:claude-sonnet-4-5");
+    expect(Number.isInteger(out.cost.total_nanousd)).toBe(true);
+    expect(out.cost.total_usd).toBe(String(v.expected.total_cost_usd));
+    expect(out.usage.cache_read_tokens).toBe(v.expected.cached_read_tokens);
+    const sum = Object.values(out.cost.by_category as Record<string, number>).reduce((a, b) => a + b, 0);
+    expect(sum).toBe(out.cost.total_nanousd);
+  });
+
+  it("prices calc rejects bad usage JSON and unknown apis with exit code 2", () => {
+    expect(
+      tollgate(
+        "prices",
+        "calc",
+        "--provider",
+        "openai",
+        "--api",
+        "openai.chat",
+        "--model",
+        "gpt-4o",
+        "--usage",
+        "{oops",
+      ).code,
+    ).toBe(2);
+    const r = tollgate(
+      "prices",
+      "calc",
+      "--provider",
+      "openai",
+      "--api",
+      "nope",
+      "--model",
+      "gpt-4o",
+      "--usage",
+      "{}",
+    );
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--api must be one of/);
+  });
+
+  it("prices lookup shows rates and their source; unknown models fail clearly", () => {
+    const r = tollgate("prices", "lookup", "gpt-4o", "--json");
+    expect(JSON.parse(r.out)).toMatchObject({ priced: true, price_ref: "genai-prices@0.1.8:openai:gpt-4o" });
+    const miss = tollgate("prices", "lookup", "no-such-model-9");
+    expect(miss.code).toBe(1);
+    expect(miss.err).toMatch(/no price for/);
+  });
+
+  it("demo then spend --by feature prints a table; re-running demo is idempotent", () => {
+    const d = tollgate("demo", "--days", "14", "--calls-per-day", "200", "--json");
+    expect(d.code, d.err).toBe(0);
+    const summary = JSON.parse(d.out);
+    expect(summary.accepted).toBe(summary.events);
+    const again = JSON.parse(tollgate("demo", "--days", "14", "--calls-per-day", "200", "--json").out);
+    expect(again.duplicates).toBe(summary.events);
+
+    const table = tollgate("spend", "--by", "feature", "--from", "15d");
+    expect(table.code, table.err).toBe(0);
+    expect(table.out).toMatch(/^feature\s+calls\s+cost_usd/m);
+    for (const f of ["chat-assistant", "summarize", "code-review", "support-agent", "TOTAL"])
+      expect(table.out).toContain(f);
+
+    const json = JSON.parse(tollgate("spend", "--by", "prompt_version", "--from", "15d", "--json").out);
+    const rows: { key: string; calls: number; cost_nanousd: string }[] = json.rows;
+    const calls = rows.reduce((a, r) => a + r.calls, 0);
+    expect(calls).toBe(summary.events);
+    // The regression: summarize-v2 costs more per call than summarize-v1.
+    const perCall = (k: string) => {
+      const r = rows.find((x) => x.key === k)!;
+      return Number(BigInt(r.cost_nanousd) / BigInt(r.calls));
+    };
+    expect(perCall("summarize-v2")).toBeGreaterThan(2 * perCall("summarize-v1"));
+  });
+
+  it("ingest reports accepted/duplicate/rejected per line and exits 1 on rejects", () => {
+    const file = join(dir, "calls.jsonl");
+    const good = (i: number) =>
+      JSON.stringify({
+        event_id: uuidv7(),
+        ts_start: Date.now() - 1000 * i,
+        provider: "openai",
+        model: "gpt-4o-mini",
+        input_uncached_tokens: 10,
+        output_tokens: 5,
+        feature: "cli-test",
+      });
+    writeFileSync(
+      file,
+      [
+        good(1),
+        good(2),
+        "{not json",
+        JSON.stringify({
+          event_id: uuidv7(),
+          ts_start: Date.now(),
+          provider: "openai",
+          model: "gpt-4o",
+          output_tokens: -1,
+        }),
+        good(3),
+      ].join("\n"),
+    );
+    const r = tollgate("ingest", file, "--json");
+    expect(r.code).toBe(1);
+    const s = JSON.parse(r.out);
+    expect(s).toMatchObject({ lines: 5, accepted: 3, duplicates: 0, rejected: 2 });
+    expect(s.rejections.map((x: { line: number }) => x.line)).toEqual([3, 4]);
+    expect(s.rejections[1].errors[0].field).toBe("output_tokens");
+    const again = JSON.parse(tollgate("ingest", file, "--json").out);
+    expect(again).toMatchObject({ accepted: 0, duplicates: 3, rejected: 2 });
+  });
+
+  it("keys create prints the key once, as JSON with --json", () => {
+    const r = tollgate("keys", "create", "--workspace", "acme", "--role", "ingest", "--json");
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(r.out).key).toMatch(/^tg_ingest_[0-9a-f]{12}_/);
+    expect(tollgate("keys", "create", "--workspace", "acme", "--role", "boss").code).toBe(2);
+  });
+
+  it("prices unpriced lists models without a price", () => {
+    const file = join(dir, "unpriced.jsonl");
+    writeFileSync(
+      file,
+      `${JSON.stringify({ event_id: uuidv7(), ts_start: Date.now() - 5000, provider: "acme", model: "secret-model-1", input_uncached_tokens: 10, output_tokens: 5 })}\n`,
+    );
+    expect(tollgate("ingest", file).code).toBe(0);
+    const out = JSON.parse(tollgate("prices", "unpriced", "--since", "1d", "--json").out);
+    expect(out.models).toEqual([
+      expect.objectContaining({ provider: "acme", model: "secret-model-1", calls: 1 }),
+    ]);
+  });
+});

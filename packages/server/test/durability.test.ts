@@ -45,13 +45,18 @@ function batch(n: number): Record<string, unknown>[] {
   }));
 }
 
-async function post(url: string, token: string, body: unknown): Promise<{ status: number; json: any }> {
+interface IngestReply {
+  duplicates: number;
+  results: { event_id: string; status: string }[];
+}
+
+async function post(url: string, token: string, body: unknown): Promise<{ status: number; json: IngestReply }> {
   const res = await fetch(`${url}/v1/events`, {
     method: "POST",
     headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
     body: JSON.stringify(body),
   });
-  return { status: res.status, json: await res.json() };
+  return { status: res.status, json: (await res.json()) as IngestReply };
 }
 
 describe("durability", () => {

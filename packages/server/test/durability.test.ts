@@ -50,7 +50,11 @@ interface IngestReply {
   results: { event_id: string; status: string }[];
 }
 
-async function post(url: string, token: string, body: unknown): Promise<{ status: number; json: IngestReply }> {
+async function post(
+  url: string,
+  token: string,
+  body: unknown,
+): Promise<{ status: number; json: IngestReply }> {
   const res = await fetch(`${url}/v1/events`, {
     method: "POST",
     headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },

@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { SPEND_DIMENSIONS } from "../store/types.js";
 import { connect } from "./client.js";
 import { CliError, expectOk, type GlobalOpts, printJson, runtimeOptions } from "./common.js";
-import { formatInt, renderTable } from "./table.js";
+import { formatInt, groupThousands, renderTable } from "./table.js";
 
 export function registerSpend(program: Command): void {
   program
@@ -57,7 +57,7 @@ export function registerSpend(program: Command): void {
                 ...rows.map((r) => [
                   r.key ?? "(none)",
                   formatInt(r.calls),
-                  formatUsd(BigInt(r.cost_nanousd), 2),
+                  groupThousands(formatUsd(BigInt(r.cost_nanousd), 2)),
                   share(BigInt(r.cost_nanousd)),
                   formatInt(r.input_tokens),
                   formatInt(r.output_tokens),
@@ -66,7 +66,7 @@ export function registerSpend(program: Command): void {
                 [
                   "TOTAL",
                   formatInt(rows.reduce((a, r) => a + r.calls, 0)),
-                  formatUsd(total, 2),
+                  groupThousands(formatUsd(total, 2)),
                   "100.0%",
                   "",
                   "",

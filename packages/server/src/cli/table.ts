@@ -16,3 +16,10 @@ export function renderTable(headers: string[], rows: (string | number)[][]): str
 export function formatInt(n: number): string {
   return n.toLocaleString("en-US");
 }
+
+/** "1910.94" → "1,910.94": USD for humans (the value itself is formatted exactly by core's formatUsd). */
+export function groupThousands(decimal: string): string {
+  const [int = "", frac] = decimal.split(".");
+  const grouped = int.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  return frac === undefined ? grouped : `${grouped}.${frac}`;
+}

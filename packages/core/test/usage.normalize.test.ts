@@ -234,9 +234,10 @@ describe("normalization rules beyond the fixtures", () => {
 
 describe("UsageError", () => {
   const bad: [string, Api, unknown, string][] = [
-    ["not an object (string)", "openai.chat", "12 tokens", "usage"],
-    ["not an object (null)", "anthropic.messages", null, "usage"],
-    ["not an object (array)", "bedrock.converse", [1, 2], "usage"],
+    // The usage object itself is the root: its field path is empty.
+    ["not an object (string)", "openai.chat", "12 tokens", ""],
+    ["not an object (null)", "anthropic.messages", null, ""],
+    ["not an object (array)", "bedrock.converse", [1, 2], ""],
     ["negative count", "openai.chat", { prompt_tokens: -1, completion_tokens: 1 }, "prompt_tokens"],
     ["NaN count", "openai.responses", { input_tokens: Number.NaN, output_tokens: 1 }, "input_tokens"],
     ["infinite count", "anthropic.messages", { input_tokens: 1, output_tokens: Infinity }, "output_tokens"],

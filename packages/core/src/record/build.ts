@@ -27,6 +27,7 @@ export interface BuildContext {
 }
 
 const MAX_USAGE_RAW_CHARS = 64 * 1024;
+const MAX_CALL_MS = 7 * 86_400_000;
 
 export function issuesToFieldErrors(issues: readonly z.core.$ZodIssue[]): FieldError[] {
   return issues.flatMap((i) =>
@@ -57,6 +58,8 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
   if (!model) errors.push({ field: "model", reason: "required (or model_requested)" });
   if (r.ts_end != null && r.ts_end < r.ts_start)
     errors.push({ field: "ts_end", reason: "must not be before ts_start" });
+  if (r.ts_end != null && r.ts_end - r.ts_start > MAX_CALL_MS)
+    errors.push({ field: "ts_end", reason: "must be within 7 days of ts_start (one call, not a session)" });
 
   const usage = resolveUsage(r, errors);
   if (usage.reasoning_tokens > usage.output_tokens)
@@ -121,10 +124,14 @@ function resolveUsage(r: ParsedCallRecordInput, errors: FieldError[]): Normalize
   const usage = emptyUsage();
   const given = USAGE_FIELDS.filter((f) => r[f] !== undefined);
   if (r.usage_raw !== undefined && r.usage_raw !== null) {
-    if (JSON.stringify(r.usage_raw).length > MAX_USAGE_RAW_CHARS) {
+    const size = jsonSize(r.usage_raw);
+    if (size === null || size > MAX_USAGE_RAW_CHARS) {
       errors.push({
         field: "usage_raw",
-        reason: `must be at most ${MAX_USAGE_RAW_CHARS} characters of JSON`,
+        reason:
+          size === null
+            ? "is nested too deeply"
+            : `must be at most ${MAX_USAGE_RAW_CHARS} characters of JSON`,
       });
       return usage;
     }
@@ -185,4 +192,14 @@ function applyCost(record: CallRecord, r: ParsedCallRecordInput, engine: Pricing
   record.price_ref = res.price_ref;
   record.priced = res.priced;
   return null;
+}
+
+/** Length of the value's JSON, or null when it is nested too deeply to serialize (stack overflow). */
+function jsonSize(value: unknown): number | null {
+  try {
+    return JSON.stringify(value).length;
+  } catch (e) {
+    if (e instanceof RangeError) return null;
+    throw e;
+  }
 }

@@ -81,8 +81,13 @@ const MIN_TS = Date.UTC(2000, 0, 1);
 const MAX_TS = Date.UTC(2100, 0, 1);
 
 const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
-const id = (max = 256) =>
-  z.string().min(1, "must not be empty").max(max, `must be at most ${max} characters`);
+/** Text stored as sent: a lone UTF-16 surrogate (legal as a JSON escape) cannot be, so it is refused. */
+const text = (max: number) =>
+  z
+    .string()
+    .max(max, `must be at most ${max} characters`)
+    .refine((s) => s.isWellFormed(), "must be valid Unicode (no lone surrogate escapes)");
+const id = (max = 256) => text(max).min(1, "must not be empty");
 const optId = (max = 256) => id(max).nullish();
 const tokens = z
   .number({ error: "must be a number of tokens" })
@@ -165,10 +170,18 @@ export const CallRecordInputSchema = z.strictObject({
   priced: z.boolean().optional(),
   ...attributionShape,
   tags: z.array(id(128)).max(64, "at most 64 tags").default([]),
-  metadata: z
-    .record(z.string().min(1).max(128), z.string().max(2048, "values must be at most 2048 characters"))
-    .refine((m) => Object.keys(m).length <= 64, "at most 64 keys")
-    .default({}),
+  metadata: z.preprocess(
+    (v, ctx) => {
+      // JSON.parse makes "__proto__" an own key; zod's record parser would drop it silently.
+      if (typeof v === "object" && v !== null && Object.hasOwn(v, "__proto__"))
+        ctx.addIssue({ code: "custom", message: '"__proto__" is not allowed as a key', input: v });
+      return v;
+    },
+    z
+      .record(id(128), text(2048))
+      .refine((m) => Object.keys(m).length <= 64, "at most 64 keys")
+      .default({}),
+  ),
   data_mode: z.enum(DATA_MODES).default("real"),
 });
 export type CallRecordInput = z.input<typeof CallRecordInputSchema>;

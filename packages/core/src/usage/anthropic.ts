@@ -8,7 +8,7 @@ import type { NormalizedUsage } from "./types.js";
  * `cache_creation` breakdown when there is one.
  */
 export function normalizeAnthropicMessages(raw: unknown): NormalizedUsage {
-  const usage = requireObject(raw, "usage");
+  const usage = requireObject(raw, "");
   const outputTotal = requiredCount(usage, "output_tokens", "output_tokens");
   const outDetails = optionalObject(usage, "output_tokens_details", "output_tokens_details");
   // Thinking is billed as output and already inside output_tokens; newer responses also report it apart.

@@ -16,7 +16,7 @@ import type { NormalizedUsage } from "./types.js";
  * includes them). Writes may come with `cacheDetails` [{ttl, inputTokens}] giving the TTL split.
  */
 export function normalizeBedrockConverse(raw: unknown): NormalizedUsage {
-  const usage = requireObject(raw, "usage");
+  const usage = requireObject(raw, "");
   const details = cacheDetails(usage);
   const cacheWrite = cacheCount(usage, "cacheWriteInputTokens", "cacheWriteInputTokenCount") ?? details.all;
   checkSubset(

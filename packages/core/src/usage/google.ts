@@ -14,7 +14,7 @@ import type { NormalizedUsage } from "./types.js";
  * Every field is optional: early stream chunks omit `candidatesTokenCount`.
  */
 export function normalizeGoogleGenerateContent(raw: unknown): NormalizedUsage {
-  const usage = requireObject(raw, "usageMetadata");
+  const usage = requireObject(raw, "");
   const prompt = count(usage, "promptTokenCount", "promptTokenCount");
   const cached = count(usage, "cachedContentTokenCount", "cachedContentTokenCount");
   checkSubset(cached, "cachedContentTokenCount", prompt, "promptTokenCount");

@@ -32,7 +32,7 @@ const RESPONSES: OpenAIShape = {
  * (Mistral, Groq, DeepSeek), each of which spells the cache-hit count its own way.
  */
 export function normalizeOpenAIChat(raw: unknown): NormalizedUsage {
-  const usage = requireObject(raw, "usage");
+  const usage = requireObject(raw, "");
   const details = optionalObject(usage, CHAT.inputDetails, CHAT.inputDetails);
   // Alternative spellings of the same "cached prompt tokens" count, all included in prompt_tokens.
   // Some providers fill one and leave another at 0, so the largest reported value wins.
@@ -49,7 +49,7 @@ export function normalizeOpenAIChat(raw: unknown): NormalizedUsage {
 
 /** The Responses API: same semantics as chat under different key names. */
 export function normalizeOpenAIResponses(raw: unknown): NormalizedUsage {
-  const usage = requireObject(raw, "usage");
+  const usage = requireObject(raw, "");
   const details = optionalObject(usage, RESPONSES.inputDetails, RESPONSES.inputDetails);
   const field = `${RESPONSES.inputDetails}.cached_tokens`;
   return fromShape(usage, RESPONSES, count(details, "cached_tokens", field), field);
@@ -57,7 +57,7 @@ export function normalizeOpenAIResponses(raw: unknown): NormalizedUsage {
 
 /** Embeddings bill input only; `total_tokens` equals `prompt_tokens`. */
 export function normalizeOpenAIEmbeddings(raw: unknown): NormalizedUsage {
-  const usage = requireObject(raw, "usage");
+  const usage = requireObject(raw, "");
   const out = emptyUsage();
   out.input_uncached_tokens = requiredCount(usage, "prompt_tokens", "prompt_tokens");
   return out;

@@ -60,7 +60,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const auth =
     (allowed: ReadonlySet<string>) => async (c: import("hono").Context<Env>, next: () => Promise<void>) => {
       const header = c.req.header("authorization") ?? "";
-      const key = header.startsWith("Bearer ") ? header.slice(7).trim() : "";
+      const key = /^bearer /i.test(header) ? header.slice(7).trim() : ""; // the scheme is case-insensitive
       if (!key)
         throw new ApiError(
           401,

@@ -1,5 +1,5 @@
 import type { CallRecord } from "@tollgate/core";
-import type { EventStore } from "../store/types.js";
+import { type EventStore, recordKey } from "../store/types.js";
 
 interface Pending {
   records: readonly CallRecord[];
@@ -50,7 +50,7 @@ export class GroupCommitWriter {
       while (this.#pending.length) {
         const next = this.#pending[0]!;
         if (rows > 0 && rows + next.records.length > this.#maxRows) break;
-        if (next.records.some((r) => this.#inFlight.has(r.event_id))) break;
+        if (next.records.some((r) => this.#inFlight.has(recordKey(r.workspace_id, r.event_id)))) break;
         group.push(this.#pending.shift()!);
         rows += next.records.length;
       }
@@ -64,14 +64,15 @@ export class GroupCommitWriter {
   }
 
   async #commit(group: Pending[]): Promise<void> {
-    // The first occurrence of an event_id in the group owns it; later ones are duplicates.
+    // The first occurrence of a (workspace, event_id) in the group owns it; later ones are duplicates.
     const owned = new Set<string>();
     const batch: CallRecord[] = [];
-    const owns = group.map((p) =>
-      p.records.map((r) => {
-        if (owned.has(r.event_id)) return false;
-        owned.add(r.event_id);
-        batch.push(r);
+    const keys = group.map((p) => p.records.map((r) => recordKey(r.workspace_id, r.event_id)));
+    const owns = keys.map((ks, i) =>
+      ks.map((k, j) => {
+        if (owned.has(k)) return false;
+        owned.add(k);
+        batch.push(group[i]!.records[j]!);
         return true;
       }),
     );
@@ -79,7 +80,7 @@ export class GroupCommitWriter {
     try {
       const { inserted } = await this.store.append(batch);
       group.forEach((p, i) => {
-        p.resolve(p.records.map((r, j) => owns[i]![j]! && inserted.has(r.event_id)));
+        p.resolve(keys[i]!.map((k, j) => owns[i]![j]! && inserted.has(k)));
       });
     } catch (e) {
       for (const p of group) p.reject(e);

@@ -42,12 +42,17 @@ export interface UnpricedRow {
 }
 
 export interface AppendResult {
-  /** event_ids newly stored; the others of the batch were already there (duplicates). */
+  /** `recordKey`s of the records newly stored; the others of the batch were already there (duplicates). */
   inserted: Set<string>;
 }
 
+/** Idempotency is per workspace: the same event_id in two workspaces is two events. */
+export function recordKey(workspaceId: string, eventId: string): string {
+  return `${workspaceId}\u0000${eventId}`;
+}
+
 /**
- * Where call records live. Appends are idempotent by event_id and atomic per call: when `append`
+ * Where call records live. Appends are idempotent by (workspace_id, event_id) and atomic per call: when `append`
  * resolves, the whole batch is durable; when it rejects, none of it was stored.
  */
 export interface EventStore {

@@ -23,7 +23,10 @@ interface Column {
 }
 
 const same = (v: unknown) => (v ?? null) as string | number | boolean | null;
-const json = (v: unknown) => (v == null ? null : JSON.stringify(v));
+// Empty tags/metadata are stored as NULL (read back as []/{}): most rows have none, and every string
+// written costs a native call.
+const json = (v: unknown) =>
+  v == null || (typeof v === "object" && Object.keys(v).length === 0) ? null : JSON.stringify(v);
 const TYPE_OF: Record<Kind, DuckDBType> = {
   varchar: VARCHAR,
   int32: INTEGER,
@@ -153,19 +156,23 @@ export const SELECT_RECORD = COLUMNS.map((c) =>
   c.sql.startsWith("TIMESTAMP") ? `epoch_ms(${c.name}) AS ${c.name}` : c.name,
 ).join(", ");
 
-/** Ids of one batch, staged per connection and inserted into event_ids to find which are new. */
-export const STAGING_IDS_DDL = "CREATE TEMP TABLE staging_ids (event_id VARCHAR)";
-const ID_COLUMN = COLUMNS[0]!;
+/** (workspace, id) of one batch, staged per connection and inserted into event_ids to find the new ones. */
+export const STAGING_IDS_DDL = "CREATE TEMP TABLE staging_ids (workspace_id VARCHAR, event_id VARCHAR)";
+const ID_COLUMNS = ["workspace_id", "event_id"].map((n) => COLUMNS.find((c) => c.name === n)!);
 
 export function appendIds(a: DuckDBAppender, records: readonly CallRecord[]): void {
   for (let off = 0; off < records.length; off += CHUNK_ROWS) {
     const rows = records.slice(off, off + CHUNK_ROWS);
-    const chunk = DuckDBDataChunk.create([VARCHAR], rows.length);
-    fillVector(duckdb.data_chunk_get_vector(chunk.chunk, 0), ID_COLUMN, rows);
+    const chunk = DuckDBDataChunk.create([VARCHAR, VARCHAR], rows.length);
+    ID_COLUMNS.forEach((c, i) => {
+      fillVector(duckdb.data_chunk_get_vector(chunk.chunk, i), c, rows);
+    });
     a.appendDataChunk(chunk);
   }
 }
+
 const JSON_COLUMNS = new Set(["usage_raw", "tags", "metadata"]);
+const EMPTY: Record<string, () => unknown> = { tags: () => [], metadata: () => ({}) };
 const INT_COLUMNS = new Set<string>([
   ...USAGE_FIELDS,
   "latency_ms",
@@ -182,7 +189,7 @@ export function rowToRecord(row: Record<string, unknown>): CallRecord {
   const out: Record<string, unknown> = {};
   for (const c of COLUMNS) {
     const v = row[c.name];
-    if (v == null) out[c.name] = null;
+    if (v == null) out[c.name] = EMPTY[c.name]?.() ?? null;
     else if (JSON_COLUMNS.has(c.name)) out[c.name] = JSON.parse(v as string);
     else if (INT_COLUMNS.has(c.name)) out[c.name] = Number(v);
     else out[c.name] = v;

@@ -14,9 +14,9 @@ export const MIGRATIONS: readonly { version: number; sql: string[] }[] = [
          id VARCHAR PRIMARY KEY, workspace_id VARCHAR NOT NULL, role VARCHAR NOT NULL, hash VARCHAR NOT NULL UNIQUE,
          label VARCHAR, created_at TIMESTAMP NOT NULL, revoked_at TIMESTAMP)`,
       `CREATE TABLE events (${COLUMNS.map((c) => `${c.name} ${c.sql}`).join(", ")})`,
-      // Idempotency: every stored event_id, as a 16-byte UUID under a primary key. Checking a batch here
-      // is far cheaper than keeping a primary key on the ~55-column events table.
-      "CREATE TABLE event_ids (event_id UUID PRIMARY KEY)",
+      // Idempotency: every stored (workspace, event_id), the id as a 16-byte UUID, under a primary key.
+      // Checking a batch here is far cheaper than keeping a primary key on the ~55-column events table.
+      "CREATE TABLE event_ids (workspace_id VARCHAR NOT NULL, event_id UUID NOT NULL, PRIMARY KEY (workspace_id, event_id))",
     ],
   },
 ];

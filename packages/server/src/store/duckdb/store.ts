@@ -1,15 +1,16 @@
 import type { DuckDBInstance } from "@duckdb/node-api";
 import type { CallRecord } from "@tollgate/core";
-import type {
-  ApiKeyRecord,
-  AppendResult,
-  EventFilter,
-  EventStore,
-  KeyStore,
-  Role,
-  SpendDimension,
-  SpendRow,
-  UnpricedRow,
+import {
+  type ApiKeyRecord,
+  type AppendResult,
+  type EventFilter,
+  type EventStore,
+  type KeyStore,
+  type Role,
+  recordKey,
+  type SpendDimension,
+  type SpendRow,
+  type UnpricedRow,
 } from "../types.js";
 import { appendIds, appendRecords, rowToRecord, SELECT_RECORD, STAGING_IDS_DDL } from "./columns.js";
 import { openDuckDb } from "./open.js";
@@ -63,12 +64,14 @@ export class DuckDbStore implements EventStore, KeyStore {
         appendIds(ids, records);
         ids.closeSync();
         const res = await c.runAndReadAll(
-          "INSERT INTO event_ids SELECT event_id::UUID FROM staging_ids ON CONFLICT DO NOTHING RETURNING event_id::VARCHAR",
+          "INSERT INTO event_ids SELECT workspace_id, event_id::UUID FROM staging_ids ON CONFLICT DO NOTHING RETURNING workspace_id, event_id::VARCHAR",
         );
         await c.run("DELETE FROM staging_ids");
-        const inserted = new Set(res.getColumnsJS()[0] as string[] | undefined);
+        const inserted = new Set(res.getRowsJS().map(([ws, id]) => recordKey(ws as string, id as string)));
         const fresh =
-          inserted.size === records.length ? records : records.filter((r) => inserted.has(r.event_id));
+          inserted.size === records.length
+            ? records
+            : records.filter((r) => inserted.has(recordKey(r.workspace_id, r.event_id)));
         if (fresh.length) {
           const appender = await c.createAppender("events");
           appendRecords(appender, fresh);

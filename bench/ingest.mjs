@@ -25,6 +25,7 @@ const server = spawn(
   process.execPath,
   [
     ...(process.env.BENCH_PROF ? ["--cpu-prof", "--cpu-prof-dir=/tmp/prof"] : []),
+    ...(process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(" ") : []),
     cli,
     "--data-dir",
     dataDir,

@@ -28,6 +28,11 @@ function runningServer(dataDir: string): ServerInfo | null {
   }
 }
 
+/** A request body that already is JSON text: bulk loads skip a parse/serialize round trip. */
+export class RawJson {
+  constructor(readonly text: string) {}
+}
+
 /**
  * Same HTTP API either way: through the running server (its data dir is locked by it), or in-process
  * via the app's own request handler when no server runs.
@@ -37,14 +42,7 @@ export async function connect(opts: RuntimeOptions): Promise<Client> {
   if (info) {
     return {
       mode: "server",
-      async request(method, path, body) {
-        const res = await fetch(info.url + path, {
-          method,
-          headers: { authorization: `Bearer ${info.token}`, "content-type": "application/json" },
-          body: body === undefined ? undefined : JSON.stringify(body),
-        });
-        return { status: res.status, body: await res.json() };
-      },
+      ...clientOver((path, init) => fetch(info.url + path, init), info.token),
       close: async () => {},
     };
   }
@@ -54,12 +52,19 @@ export async function connect(opts: RuntimeOptions): Promise<Client> {
 
 /** Calls the app's own request handler in-process, as the local admin. */
 export function appClient(rt: Pick<Runtime, "app" | "rootToken">): Pick<Client, "request"> {
+  return clientOver((path, init) => Promise.resolve(rt.app.request(path, init)), rt.rootToken);
+}
+
+function clientOver(
+  send: (path: string, init: RequestInit) => Promise<Response>,
+  token: string,
+): Pick<Client, "request"> {
   return {
     async request(method, path, body) {
-      const res = await rt.app.request(path, {
+      const res = await send(path, {
         method,
-        headers: { authorization: `Bearer ${rt.rootToken}`, "content-type": "application/json" },
-        body: body === undefined ? undefined : JSON.stringify(body),
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: body === undefined ? undefined : body instanceof RawJson ? body.text : JSON.stringify(body),
       });
       return { status: res.status, body: await res.json() };
     },

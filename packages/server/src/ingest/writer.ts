@@ -3,6 +3,8 @@ import { type EventStore, recordKey } from "../store/types.js";
 
 interface Pending {
   records: readonly CallRecord[];
+  /** recordKey of each record, computed once. */
+  keys: string[];
   resolve: (accepted: boolean[]) => void;
   reject: (e: unknown) => void;
 }
@@ -38,7 +40,8 @@ export class GroupCommitWriter {
 
   write(records: readonly CallRecord[]): Promise<boolean[]> {
     return new Promise((resolve, reject) => {
-      this.#pending.push({ records, resolve, reject });
+      const keys = records.map((r) => recordKey(r.workspace_id, r.event_id));
+      this.#pending.push({ records, keys, resolve, reject });
       this.#pump();
     });
   }
@@ -50,7 +53,7 @@ export class GroupCommitWriter {
       while (this.#pending.length) {
         const next = this.#pending[0]!;
         if (rows > 0 && rows + next.records.length > this.#maxRows) break;
-        if (next.records.some((r) => this.#inFlight.has(recordKey(r.workspace_id, r.event_id)))) break;
+        if (next.keys.some((k) => this.#inFlight.has(k))) break;
         group.push(this.#pending.shift()!);
         rows += next.records.length;
       }
@@ -67,9 +70,8 @@ export class GroupCommitWriter {
     // The first occurrence of a (workspace, event_id) in the group owns it; later ones are duplicates.
     const owned = new Set<string>();
     const batch: CallRecord[] = [];
-    const keys = group.map((p) => p.records.map((r) => recordKey(r.workspace_id, r.event_id)));
-    const owns = keys.map((ks, i) =>
-      ks.map((k, j) => {
+    const owns = group.map(({ keys }, i) =>
+      keys.map((k, j) => {
         if (owned.has(k)) return false;
         owned.add(k);
         batch.push(group[i]!.records[j]!);
@@ -80,7 +82,7 @@ export class GroupCommitWriter {
     try {
       const { inserted } = await this.store.append(batch);
       group.forEach((p, i) => {
-        p.resolve(keys[i]!.map((k, j) => owns[i]![j]! && inserted.has(k)));
+        p.resolve(p.keys.map((k, j) => owns[i]![j]! && inserted.has(k)));
       });
     } catch (e) {
       for (const p of group) p.reject(e);

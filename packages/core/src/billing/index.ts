@@ -6,7 +6,7 @@ export {
   readAnthropicCostReport,
   readAnthropicUsageReport,
 } from "./anthropic.js";
-export { centsDecimalToNano, decimalToScaled, usdDecimalToNano, usdNumberToNano } from "./decimal.js";
+export { centsDecimalToNano, usdDecimalToNano, usdNumberToNano } from "./decimal.js";
 export { BillingError } from "./errors.js";
 export {
   normalizeOpenAIUsageCompletionsResult,

@@ -7,17 +7,18 @@ export interface Decimal {
   readonly scale: number;
 }
 
-const DECIMAL_RE = /^(-)?(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/;
+const DECIMAL_RE = /^([+-])?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/;
 
 export class DecimalError extends Error {
   override name = "DecimalError";
 }
 
-/** Parses "1.25", "0.000039", "3e-7", "-2". Throws DecimalError on anything else. */
+/** Parses "1.25", "0.000039", "3e-7", "-2", ".5", "+1". Throws DecimalError on anything else. */
 export function parseDecimal(text: string): Decimal {
-  const m = DECIMAL_RE.exec(text.trim());
-  if (!m) throw new DecimalError(`not a decimal number: ${JSON.stringify(text)}`);
-  const [, sign, int = "0", frac = "", exp = "0"] = m;
+  const m = DECIMAL_RE.exec(text);
+  const [, sign, int = "", frac = "", exp = "0"] = m ?? [];
+  if (!m || int.length + frac.length === 0)
+    throw new DecimalError(`not a decimal number: ${JSON.stringify(text)}`);
   const exponent = Number(exp);
   if (!Number.isSafeInteger(exponent) || Math.abs(exponent) > 60) {
     throw new DecimalError(`exponent out of range: ${JSON.stringify(text)}`);
@@ -28,7 +29,7 @@ export function parseDecimal(text: string): Decimal {
     units *= 10n ** BigInt(-scale);
     scale = 0;
   }
-  return normalize({ units: sign ? -units : units, scale });
+  return normalize({ units: sign === "-" ? -units : units, scale });
 }
 
 /**

@@ -1,4 +1,4 @@
-import { ATTRIBUTION_FIELDS, formatUsd, type PricingEngine } from "@tollgate/core";
+import { formatUsd, type PricingEngine } from "@tollgate/core";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -10,6 +10,7 @@ import { lookupPrice } from "../prices.js";
 import {
   type EventFilter,
   type EventStore,
+  FILTER_FIELDS,
   type KeyStore,
   ROLES,
   type Role,
@@ -187,8 +188,6 @@ function intParam(v: string | undefined, name: string, min: number, max: number)
   return n;
 }
 
-const FILTER_KEYS = [...ATTRIBUTION_FIELDS, "provider", "model", "data_mode"] as const;
-
 /** Query-string → EventFilter: from/to as ISO or relative ("7d"), exact-match attribution filters. */
 export function filterFrom(q: Record<string, string | undefined>, workspaceId: string): EventFilter {
   const filter: EventFilter = { workspaceId, where: {} };
@@ -200,7 +199,7 @@ export function filterFrom(q: Record<string, string | undefined>, workspaceId: s
       throw badRequest("invalid_parameter", `${name} must be an ISO date/time or a span like 7d, 24h`, name);
     filter[name] = ms;
   }
-  for (const k of FILTER_KEYS) if (q[k] !== undefined) filter.where![k] = q[k];
+  for (const k of FILTER_FIELDS) if (q[k] !== undefined) filter.where![k] = q[k];
   return filter;
 }
 

@@ -1,4 +1,4 @@
-import type { AttributionField, CallRecord } from "@tollgate/core";
+import { ATTRIBUTION_FIELDS, type CallRecord } from "@tollgate/core";
 
 /** Dimensions spend can be grouped by. */
 export const SPEND_DIMENSIONS = [
@@ -14,6 +14,10 @@ export const SPEND_DIMENSIONS = [
 ] as const;
 export type SpendDimension = (typeof SPEND_DIMENSIONS)[number];
 
+/** Fields an EventFilter may match exactly: attribution plus provider, model and data mode. */
+export const FILTER_FIELDS = [...ATTRIBUTION_FIELDS, "provider", "model", "data_mode"] as const;
+export type FilterField = (typeof FILTER_FIELDS)[number];
+
 export interface EventFilter {
   workspaceId: string;
   /** Epoch ms, inclusive. */
@@ -21,7 +25,7 @@ export interface EventFilter {
   /** Epoch ms, exclusive. */
   to?: number;
   /** Exact-match filters on attribution fields and provider/model. */
-  where?: Partial<Record<AttributionField | "provider" | "model" | "data_mode", string>>;
+  where?: Partial<Record<FilterField, string>>;
 }
 
 export interface SpendRow {

@@ -1,21 +1,7 @@
 import type { DuckDBValue } from "@duckdb/node-api";
-import type { EventFilter } from "../types.js";
+import { type EventFilter, FILTER_FIELDS } from "../types.js";
 
-const FILTERABLE = new Set([
-  "user_id",
-  "customer_id",
-  "feature",
-  "deployment",
-  "prompt_version",
-  "agent_run_id",
-  "agent_type",
-  "session_id",
-  "route",
-  "variant",
-  "provider",
-  "model",
-  "data_mode",
-]);
+const FILTERABLE: ReadonlySet<string> = new Set(FILTER_FIELDS);
 
 /** WHERE clause with positional parameters; column names come from a fixed allow-list, never from input. */
 export function whereClause(f: EventFilter): { sql: string; params: DuckDBValue[] } {

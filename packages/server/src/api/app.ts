@@ -163,18 +163,40 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const role = body?.role;
     if (!(ROLES as readonly string[]).includes(role))
       throw badRequest("invalid_parameter", `role must be one of ${ROLES.join(", ")}`, "role");
+    const label = body.label ?? null;
+    if (label !== null && (typeof label !== "string" || label.length > 200))
+      throw badRequest("invalid_parameter", "label must be a string of at most 200 characters", "label");
     const workspace = workspaceOf(c, typeof body.workspace === "string" ? body.workspace : null);
     try {
-      const { key, record } = await createKey(deps.keyStore, {
-        workspace,
-        role: role as Role,
-        label: body.label ?? null,
-      });
+      const { key, record } = await createKey(deps.keyStore, { workspace, role: role as Role, label });
       return c.json({ key, id: record.id, workspace: record.workspace_id, role: record.role }, 201);
     } catch (e) {
       if (e instanceof KeyError) throw badRequest("invalid_parameter", `${e.param} ${e.message}`, e.param);
       throw e;
     }
+  });
+
+  app.get("/api/keys", auth(CAN_ADMIN), async (c) => {
+    const p = c.get("principal");
+    const requested = c.req.query("workspace");
+    // Root without ?workspace sees every workspace's keys; everyone else only their own.
+    const workspace = p.role === "root" && !requested ? undefined : workspaceOf(c, requested);
+    return c.json({ keys: await deps.keyStore.listKeys(workspace) });
+  });
+
+  app.delete("/api/keys/:id", auth(CAN_ADMIN), async (c) => {
+    const workspace = workspaceOf(c, c.req.query("workspace"));
+    const id = c.req.param("id") ?? "";
+    if (!(await deps.keyStore.revokeKey(workspace, id)))
+      throw new ApiError(
+        404,
+        "invalid_request_error",
+        "key_not_found",
+        `no live key ${id} in workspace ${workspace}`,
+        "id",
+      );
+    deps.keys.invalidate();
+    return c.json({ revoked: id, workspace });
   });
 
   return app;

@@ -63,6 +63,11 @@ export class KeyResolver {
     private readonly ttlMs = 30_000,
   ) {}
 
+  /** Forget cached lookups, e.g. after a revocation, so it takes effect at once. */
+  invalidate(): void {
+    this.#cache.clear();
+  }
+
   async resolve(key: string): Promise<Principal | null> {
     if (this.rootToken && key === this.rootToken)
       return { workspaceId: "default", role: "root", keyId: "local-admin" };

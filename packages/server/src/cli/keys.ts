@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { ROLES } from "../store/types.js";
 import { connect } from "./client.js";
 import { CliError, expectOk, type GlobalOpts, printJson, runtimeOptions } from "./common.js";
+import { renderTable } from "./table.js";
 
 export function registerKeys(program: Command): void {
   const keys = program.command("keys").description("manage API keys (stored hashed; a key is shown once)");
@@ -26,6 +27,60 @@ export function registerKeys(program: Command): void {
           console.log(
             `${res.key}\n\n${o.role} key for workspace ${res.workspace} (id ${res.id}). It is shown only this once: store it now.`,
           );
+      } finally {
+        await client.close();
+      }
+    });
+
+  keys
+    .command("list")
+    .description("list API keys (ids, roles, labels; never the keys themselves)")
+    .option("-w, --workspace <id>", "only this workspace (default: all)")
+    .option("--json", "print as JSON")
+    .action(async (o: { workspace?: string; json?: boolean }, cmd: Command) => {
+      const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
+      try {
+        const q = o.workspace ? `?workspace=${encodeURIComponent(o.workspace)}` : "";
+        const res = expectOk(await client.request("GET", `/api/keys${q}`), "keys list");
+        if (o.json) return printJson(res);
+        const rows = (
+          res.keys as {
+            id: string;
+            workspace_id: string;
+            role: string;
+            label: string | null;
+            created_at: number;
+            revoked_at: number | null;
+          }[]
+        ).map((k) => [
+          k.id,
+          k.workspace_id,
+          k.role,
+          k.label ?? "",
+          new Date(k.created_at).toISOString(),
+          k.revoked_at ? `revoked ${new Date(k.revoked_at).toISOString()}` : "live",
+        ]);
+        console.log(renderTable(["id", "workspace", "role", "label", "created", "state"], rows));
+      } finally {
+        await client.close();
+      }
+    });
+
+  keys
+    .command("revoke <id>")
+    .description("revoke a key at once (its id is shown by `keys create` and `keys list`)")
+    .requiredOption("-w, --workspace <id>", "workspace the key belongs to")
+    .option("--json", "print as JSON")
+    .action(async (id: string, o: { workspace: string; json?: boolean }, cmd: Command) => {
+      const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
+      try {
+        const q = `?workspace=${encodeURIComponent(o.workspace)}`;
+        const res = expectOk(
+          await client.request("DELETE", `/api/keys/${encodeURIComponent(id)}${q}`),
+          "keys revoke",
+        );
+        if (o.json) printJson(res);
+        else console.log(`revoked key ${id} of workspace ${o.workspace}`);
       } finally {
         await client.close();
       }

@@ -83,4 +83,8 @@ export interface KeyStore {
   ensureWorkspace(id: string): Promise<void>;
   insertKey(key: ApiKeyRecord & { hash: string }): Promise<void>;
   findKeyByHash(hash: string): Promise<ApiKeyRecord | null>;
+  /** Keys of a workspace (all workspaces when omitted), revoked ones included, never their hashes. */
+  listKeys(workspaceId?: string): Promise<(ApiKeyRecord & { revoked_at: number | null })[]>;
+  /** Revokes a live key of the workspace; false when there is none with that id. */
+  revokeKey(workspaceId: string, id: string): Promise<boolean>;
 }

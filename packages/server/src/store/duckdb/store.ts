@@ -171,14 +171,28 @@ export class DuckDbStore implements EventStore, KeyStore {
       ),
     );
     const r = res.getRowsJS()[0];
-    if (!r) return null;
-    return {
-      id: r[0] as string,
-      workspace_id: r[1] as string,
-      role: r[2] as Role,
-      label: (r[3] as string | null) ?? null,
-      created_at: Number(r[4]),
-    };
+    return r ? keyFromRow(r) : null;
+  }
+
+  async listKeys(workspaceId?: string): Promise<(ApiKeyRecord & { revoked_at: number | null })[]> {
+    const res = await this.reader.run((conn) =>
+      conn.runAndReadAll(
+        `SELECT id, workspace_id, role, label, epoch_ms(created_at), epoch_ms(revoked_at) FROM api_keys
+         ${workspaceId === undefined ? "" : "WHERE workspace_id = $1"} ORDER BY workspace_id, created_at, id`,
+        workspaceId === undefined ? [] : [workspaceId],
+      ),
+    );
+    return res.getRowsJS().map((r) => ({ ...keyFromRow(r), revoked_at: r[5] == null ? null : Number(r[5]) }));
+  }
+
+  async revokeKey(workspaceId: string, id: string): Promise<boolean> {
+    const res = await this.reader.run((conn) =>
+      conn.runAndReadAll(
+        "UPDATE api_keys SET revoked_at = current_timestamp WHERE workspace_id = $1 AND id = $2 AND revoked_at IS NULL RETURNING id",
+        [workspaceId, id],
+      ),
+    );
+    return res.getRowsJS().length > 0;
   }
 
   async close(): Promise<void> {
@@ -189,4 +203,14 @@ export class DuckDbStore implements EventStore, KeyStore {
     });
     this.instance.closeSync();
   }
+}
+
+function keyFromRow(r: unknown[]): ApiKeyRecord {
+  return {
+    id: r[0] as string,
+    workspace_id: r[1] as string,
+    role: r[2] as Role,
+    label: (r[3] as string | null) ?? null,
+    created_at: Number(r[4]),
+  };
 }

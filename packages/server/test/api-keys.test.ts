@@ -1,0 +1,73 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createKey as createKeyAs, getJson, openTestRuntime, postEvents, validRecord } from "./helpers.js";
+
+/** A new key of `role` in `workspace`, created with the root token. */
+async function createKey(
+  rt: Awaited<ReturnType<typeof openTestRuntime>>,
+  workspace: string,
+  role: string,
+): Promise<string> {
+  const res = await createKeyAs(rt.app, rt.rootToken, workspace, role);
+  expect(res.status).toBe(201);
+  return res.json.key as string;
+}
+
+describe("key management", () => {
+  let rt: Awaited<ReturnType<typeof openTestRuntime>>;
+  beforeAll(async () => {
+    rt = await openTestRuntime();
+  });
+  afterAll(async () => rt.close());
+
+  it("lists keys without secrets and revokes them at once", async () => {
+    const ingest = await createKey(rt, "ws-keys", "ingest");
+    const admin = await createKey(rt, "ws-keys", "admin");
+    expect((await postEvents(rt.app, ingest, [validRecord()])).status).toBe(200); // cached as valid now
+
+    const list = await getJson(rt.app, admin, "/api/keys");
+    expect(list.status).toBe(200);
+    const ids = list.json.keys.map((k: { id: string }) => k.id);
+    expect(ids).toContain(ingest.split("_")[2]);
+    expect(JSON.stringify(list.json)).not.toContain(ingest); // never the key itself
+    expect(list.json.keys.every((k: { workspace_id: string }) => k.workspace_id === "ws-keys")).toBe(true);
+
+    const id = ingest.split("_")[2]!;
+    const res = await rt.app.request(`/api/keys/${id}`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${admin}` },
+    });
+    expect(res.status).toBe(200);
+    const after = await postEvents(rt.app, ingest, [validRecord()]);
+    expect(after.status).toBe(401); // no 30-second grace from the lookup cache
+    const again = await rt.app.request(`/api/keys/${id}`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${admin}` },
+    });
+    expect(again.status).toBe(404);
+    const listed = await getJson(rt.app, admin, "/api/keys");
+    expect(listed.json.keys.find((k: { id: string }) => k.id === id).revoked_at).toBeGreaterThan(0);
+  });
+
+  it("an admin cannot list or revoke another workspace's keys", async () => {
+    const other = await createKey(rt, "ws-other", "ingest");
+    const admin = await createKey(rt, "ws-keys", "admin");
+    expect((await getJson(rt.app, admin, "/api/keys?workspace=ws-other")).status).toBe(403);
+    const id = other.split("_")[2]!;
+    const res = await rt.app.request(`/api/keys/${id}`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${admin}` },
+    });
+    expect(res.status).toBe(404); // not in the admin's workspace
+    expect((await postEvents(rt.app, other, [validRecord()])).status).toBe(200);
+  });
+
+  it("refuses a label that is not a short string", async () => {
+    const res = await rt.app.request("/api/keys", {
+      method: "POST",
+      headers: { authorization: `Bearer ${rt.rootToken}`, "content-type": "application/json" },
+      body: JSON.stringify({ workspace: "ws-keys", role: "read", label: { nested: true } }),
+    });
+    expect(res.status).toBe(400);
+    expect((await res.json()).error.param).toBe("label");
+  });
+});

@@ -45,9 +45,11 @@ describe("keys", () => {
     const b = await createKey(rt.app, rt.rootToken, "ws-keys", "read");
     expect(a.json.key).not.toBe(b.json.key);
     expect(a.json.id).not.toBe(b.json.id);
-    // there is no route that hands a key back
+    // listing keys never hands a secret back
     const list = await getJson(rt.app, rt.rootToken, "/api/keys");
-    expect(list.status).toBe(404);
+    expect(list.status).toBe(200);
+    expect(JSON.stringify(list.json)).not.toContain(a.json.key);
+    expect(JSON.stringify(list.json)).not.toContain(b.json.key);
   });
 
   it("refuses an unknown role and a malformed workspace", async () => {

@@ -68,6 +68,6 @@ describe("key management", () => {
       body: JSON.stringify({ workspace: "ws-keys", role: "read", label: { nested: true } }),
     });
     expect(res.status).toBe(400);
-    expect((await res.json()).error.param).toBe("label");
+    expect(((await res.json()) as { error: { param: string } }).error.param).toBe("label");
   });
 });

@@ -159,9 +159,13 @@ describe("tollgate CLI", () => {
     expect(JSON.parse(r.out).key).toMatch(/^tg_ingest_[0-9a-f]{12}_/);
     expect(tollgate("keys", "create", "--workspace", "acme", "--role", "boss").code).toBe(2);
     const id = JSON.parse(r.out).id as string;
-    expect(tollgate("keys", "list", "--workspace", "acme").out).toMatch(new RegExp(`${id}\\s+acme\\s+ingest.*live`));
+    expect(tollgate("keys", "list", "--workspace", "acme").out).toMatch(
+      new RegExp(`${id}\\s+acme\\s+ingest.*live`),
+    );
     expect(tollgate("keys", "revoke", id, "--workspace", "acme").code).toBe(0);
-    const listed = JSON.parse(tollgate("keys", "list", "--json").out).keys.find((k: { id: string }) => k.id === id);
+    const listed = JSON.parse(tollgate("keys", "list", "--json").out).keys.find(
+      (k: { id: string }) => k.id === id,
+    );
     expect(listed.revoked_at).toBeGreaterThan(0);
     const again = tollgate("keys", "revoke", id, "--workspace", "acme");
     expect(again.code).toBe(1);

@@ -45,6 +45,10 @@ function batch(n: number): Record<string, unknown>[] {
   }));
 }
 
+interface EventsReply {
+  events: { event_id: string }[];
+}
+
 interface IngestReply {
   duplicates: number;
   results: { event_id: string; status: string }[];
@@ -95,7 +99,9 @@ describe("durability", () => {
     const res = await fetch(`${second.url}/api/events?limit=100000`, {
       headers: { authorization: `Bearer ${second.token}` },
     });
-    const stored: string[] = (await res.json()).events.map((e: { event_id: string }) => e.event_id);
+    const stored: string[] = ((await res.json()) as EventsReply).events.map(
+      (e: { event_id: string }) => e.event_id,
+    );
     const storedSet = new Set(stored);
     expect(stored.length).toBe(storedSet.size); // no duplicates
     const missing = [...acked].filter((id) => !storedSet.has(id));
@@ -115,7 +121,9 @@ describe("durability", () => {
     const after = await fetch(`${second.url}/api/events?limit=100000`, {
       headers: { authorization: `Bearer ${second.token}` },
     });
-    const finalIds: string[] = (await after.json()).events.map((e: { event_id: string }) => e.event_id);
+    const finalIds: string[] = ((await after.json()) as EventsReply).events.map(
+      (e: { event_id: string }) => e.event_id,
+    );
     expect(finalIds.length).toBe(all.size);
     expect(new Set(finalIds).size).toBe(all.size);
 

@@ -1,18 +1,26 @@
 import { randomBytes } from "node:crypto";
+import { join } from "node:path";
 import { PricingEngine } from "@tollgate/core";
 import { createApp } from "./api/app.js";
 import { KeyResolver } from "./auth/keys.js";
 import type { RuntimeOptions } from "./config.js";
+import { GatewayMetrics } from "./gateway/metrics.js";
+import { Recorder } from "./gateway/recorder.js";
+import { Spool } from "./gateway/spool.js";
 import { IngestService } from "./ingest/service.js";
 import { GroupCommitWriter } from "./ingest/writer.js";
 import { loadPriceBook } from "./pricebook-file.js";
 import { DuckDbStore } from "./store/duckdb/store.js";
 
-/** Everything one Tollgate process needs, wired together: store, pricing, ingest, HTTP app. */
+/** Everything one Tollgate process needs, wired together: store, pricing, ingest, recorder, HTTP app. */
 export interface Runtime {
   app: ReturnType<typeof createApp>;
   store: DuckDbStore;
   engine: PricingEngine;
+  keys: KeyResolver;
+  /** Stores gateway calls off the request path (spooling to disk when the store lags). */
+  recorder: Recorder;
+  metrics: GatewayMetrics;
   /** Full access to every workspace; handed only to local processes (server.json is mode 0600). */
   rootToken: string;
   close(): Promise<void>;
@@ -23,13 +31,40 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const store = await DuckDbStore.open(opts.dataDir);
   const rootToken = `tg_root_${randomBytes(24).toString("base64url")}`;
   const writer = new GroupCommitWriter(store, { concurrency: store.writeConcurrency });
-  const ingest = new IngestService(writer, engine);
+  const keys = new KeyResolver(store, rootToken);
+  const recorder = new Recorder(writer, engine, new Spool(join(opts.dataDir, "spool")), {
+    onError: (e) => console.error(`recording deferred to the spool: ${(e as Error).message}`),
+  });
+  const metrics = new GatewayMetrics({
+    spoolDepth: () => recorder.spoolDepth,
+    pending: () => recorder.pending,
+  });
   const app = createApp({
-    ingest,
+    ingest: new IngestService(writer, engine),
     events: store,
     keyStore: store,
-    keys: new KeyResolver(store, rootToken),
+    keys,
     engine,
+    ops: {
+      metrics: metrics.registry,
+      ready: async () => {
+        await store.count({ workspaceId: "default", from: Date.now() });
+        return { store: "ok", spool_depth: recorder.spoolDepth, recorder_pending: recorder.pending };
+      },
+    },
   });
-  return { app, store, engine, rootToken, close: () => store.close() };
+  return {
+    app,
+    store,
+    engine,
+    keys,
+    recorder,
+    metrics,
+    rootToken,
+    close: async () => {
+      await recorder.flush();
+      recorder.close();
+      await store.close();
+    },
+  };
 }

@@ -1,8 +1,11 @@
 import { rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { serve } from "@hono/node-server";
+import { getRequestListener } from "@hono/node-server";
 import type { RuntimeOptions } from "./config.js";
+import { type GatewayConfig, gatewayConfigFromEnv } from "./gateway/config.js";
+import { Gateway } from "./gateway/proxy.js";
 import { watchPriceBook } from "./pricebook-file.js";
 import { openRuntime, type Runtime } from "./runtime.js";
 
@@ -14,12 +17,32 @@ export interface ServerInfo {
 
 export const serverInfoPath = (dataDir: string) => join(dataDir, "server.json");
 
-/** Runs the service until SIGINT/SIGTERM; tells local CLIs where it is via <data-dir>/server.json. */
+/**
+ * Runs the service until SIGINT/SIGTERM: the gateway paths go straight to the proxy (plain node:http,
+ * no framework on the hot path), everything else to the API app. Local CLIs find it via
+ * <data-dir>/server.json.
+ */
 export async function startServer(
-  opts: RuntimeOptions & { port: number; host: string; log: (msg: string) => void },
+  opts: RuntimeOptions & {
+    port: number;
+    host: string;
+    log: (msg: string) => void;
+    gateway?: Partial<GatewayConfig>;
+    upstreamsPath?: string | null;
+  },
 ): Promise<{ runtime: Runtime; url: string; stop: () => Promise<void> }> {
   const runtime = await openRuntime(opts);
-  const server = serve({ fetch: runtime.app.fetch, port: opts.port, hostname: opts.host });
+  const gateway = new Gateway({
+    config: gatewayConfigFromEnv(opts.gateway, opts.upstreamsPath),
+    recorder: runtime.recorder,
+    keys: runtime.keys,
+    metrics: runtime.metrics,
+  });
+  const api = getRequestListener(runtime.app.fetch);
+  const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
+    if (!gateway.handle(req, res)) void api(req, res);
+  });
+  server.listen(opts.port, opts.host);
   await new Promise<void>((resolve, reject) => {
     server.once("listening", resolve);
     server.once("error", reject);
@@ -36,7 +59,9 @@ export async function startServer(
   const stop = () =>
     (stopping ??= (async () => {
       unwatch();
+      server.closeIdleConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await gateway.close();
       rmSync(serverInfoPath(opts.dataDir), { force: true });
       await runtime.close();
     })());

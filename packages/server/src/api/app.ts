@@ -2,6 +2,7 @@ import { formatUsd, type PricingEngine } from "@tollgate/core";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { Registry } from "prom-client";
 import { createKey, KeyError, type KeyResolver, type Principal } from "../auth/keys.js";
 import { ApiError, badRequest } from "../errors.js";
 import { MAX_BODY_BYTES, parseBatchBody, tooLarge } from "../ingest/body.js";
@@ -25,6 +26,8 @@ export interface AppDeps {
   keyStore: KeyStore;
   keys: KeyResolver;
   engine: PricingEngine;
+  /** Operational endpoints: Prometheus metrics and a readiness probe that throws when not ready. */
+  ops?: { metrics: Registry; ready: () => Promise<Record<string, unknown>> };
 }
 
 type Env = { Variables: { principal: Principal } };
@@ -57,6 +60,20 @@ export function createApp(deps: AppDeps): Hono<Env> {
   );
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
+
+  app.get("/readyz", async (c) => {
+    try {
+      return c.json({ status: "ready", ...(await deps.ops?.ready()) });
+    } catch (e) {
+      return c.json({ status: "not_ready", reason: (e as Error).message }, 503);
+    }
+  });
+
+  app.get("/metrics", async (c) => {
+    if (!deps.ops)
+      throw new ApiError(404, "invalid_request_error", "not_found", "no metrics in this process");
+    return c.body(await deps.ops.metrics.metrics(), 200, { "content-type": deps.ops.metrics.contentType });
+  });
 
   const auth =
     (allowed: ReadonlySet<string>) => async (c: import("hono").Context<Env>, next: () => Promise<void>) => {

@@ -127,7 +127,7 @@ export class DuckDbStore implements EventStore, KeyStore {
     const res = await this.reader.run((conn) =>
       conn.runAndReadAll(
         `SELECT provider, model, count(*) AS calls, epoch_ms(min(ts_start)) AS first_seen, epoch_ms(max(ts_start)) AS last_seen
-         FROM events WHERE ${sql} AND NOT priced GROUP BY provider, model ORDER BY calls DESC, provider, model`,
+         FROM events WHERE ${sql} AND NOT priced AND kind <> 'other' GROUP BY provider, model ORDER BY calls DESC, provider, model`,
         params,
       ),
     );

@@ -1,0 +1,86 @@
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+
+/** A named upstream a client can pick with `x-tollgate-upstream: <name>` (e.g. an Azure region). */
+export interface NamedUpstream {
+  /** Provider the calls are priced as (e.g. azure, openai, anthropic). */
+  provider: string;
+  /** Base URL including the version path, e.g. https://acme-east.openai.azure.com/openai/v1 */
+  baseUrl: string;
+  /** Extra headers sent upstream (e.g. api-version); the client's own headers still pass through. */
+  headers: Record<string, string>;
+}
+
+export interface GatewayConfig {
+  /** OpenAI-compatible upstream, including `/v1` (TOLLGATE_OPENAI_BASE_URL). */
+  openaiBaseUrl: string;
+  /** Anthropic upstream, including `/v1` (TOLLGATE_ANTHROPIC_BASE_URL). */
+  anthropicBaseUrl: string;
+  /** Upstream timeout for headers and between body chunks (TOLLGATE_UPSTREAM_TIMEOUT_MS). */
+  timeoutMs: number;
+  /** Gateway-side retries on 429/5xx/connection errors unless the client sends x-tollgate-retries. */
+  retries: number;
+  /** Refuse calls without a valid x-tollgate-key (TOLLGATE_GATEWAY_REQUIRE_KEY=1). */
+  requireKey: boolean;
+  upstreams: Record<string, NamedUpstream>;
+}
+
+const UpstreamsFile = z.strictObject({
+  upstreams: z.record(
+    z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "names are 1-64 letters, digits, _ . -"),
+    z.strictObject({
+      provider: z.string().min(1),
+      base_url: z.url(),
+      headers: z.record(z.string(), z.string()).default({}),
+    }),
+  ),
+});
+
+/** Reads the named-upstreams YAML/JSON file; errors name the file and the failing path. */
+export function loadUpstreams(path: string): Record<string, NamedUpstream> {
+  let doc: unknown;
+  try {
+    doc = parseYaml(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new Error(`cannot read upstreams file ${path}: ${(e as Error).message}`);
+  }
+  const res = UpstreamsFile.safeParse(doc);
+  if (!res.success)
+    throw new Error(
+      `${path}: ${res.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+    );
+  return Object.fromEntries(
+    Object.entries(res.data.upstreams).map(([name, u]) => [
+      name,
+      { provider: u.provider, baseUrl: u.base_url.replace(/\/+$/, ""), headers: u.headers },
+    ]),
+  );
+}
+
+function intFromEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got ${raw}`);
+  return n;
+}
+
+export function gatewayConfigFromEnv(
+  overrides: Partial<GatewayConfig> = {},
+  upstreamsPath?: string | null,
+): GatewayConfig {
+  const file = upstreamsPath ?? process.env.TOLLGATE_UPSTREAMS ?? null;
+  return {
+    openaiBaseUrl: (process.env.TOLLGATE_OPENAI_BASE_URL ?? "https://api.openai.com/v1").replace(/\/+$/, ""),
+    anthropicBaseUrl: (process.env.TOLLGATE_ANTHROPIC_BASE_URL ?? "https://api.anthropic.com/v1").replace(
+      /\/+$/,
+      "",
+    ),
+    timeoutMs: intFromEnv("TOLLGATE_UPSTREAM_TIMEOUT_MS", 600_000),
+    retries: intFromEnv("TOLLGATE_GATEWAY_RETRIES", 0),
+    requireKey: process.env.TOLLGATE_GATEWAY_REQUIRE_KEY === "1",
+    upstreams: file ? loadUpstreams(file) : {},
+    ...overrides,
+  };
+}

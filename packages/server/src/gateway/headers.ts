@@ -1,0 +1,91 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
+
+/** Attribution taken from x-tollgate-* request headers (DESIGN.md "Attribution headers"). */
+export interface Attribution {
+  user_id?: string;
+  customer_id?: string;
+  feature?: string;
+  deployment?: string;
+  prompt_version?: string;
+  agent_run_id?: string;
+  agent_type?: string;
+  session_id?: string;
+  route?: string;
+  variant?: string;
+  tags?: string[];
+  metadata?: Record<string, string>;
+}
+
+const FIELD_OF: Record<string, keyof Attribution> = {
+  "x-tollgate-user-id": "user_id",
+  "x-tollgate-customer-id": "customer_id",
+  "x-tollgate-feature": "feature",
+  "x-tollgate-deployment": "deployment",
+  "x-tollgate-prompt-version": "prompt_version",
+  "x-tollgate-agent-run-id": "agent_run_id",
+  "x-tollgate-agent-type": "agent_type",
+  "x-tollgate-session-id": "session_id",
+  "x-tollgate-route": "route",
+  "x-tollgate-variant": "variant",
+};
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) and ones the proxy sets itself. */
+const HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "te",
+  "trailer",
+  "upgrade",
+  "host",
+  "content-length",
+  "accept-encoding",
+]);
+
+export interface SplitHeaders {
+  forward: Record<string, string>;
+  attribution: Attribution;
+  /** x-tollgate-* controls that are not attribution (key, retries, upstream). */
+  control: Record<string, string>;
+}
+
+/**
+ * Splits a client's headers: everything but hop-by-hop and x-tollgate-* goes upstream untouched (the
+ * provider key included, never logged); x-tollgate-* becomes attribution or gateway controls.
+ */
+export function splitHeaders(headers: IncomingHttpHeaders): SplitHeaders {
+  const forward: Record<string, string> = {};
+  const attribution: Attribution = {};
+  const control: Record<string, string> = {};
+  for (const [name, raw] of Object.entries(headers)) {
+    if (raw === undefined) continue;
+    const value = Array.isArray(raw) ? raw.join(", ") : raw;
+    if (!name.startsWith("x-tollgate-")) {
+      if (!HOP.has(name)) forward[name] = value;
+      continue;
+    }
+    const field = FIELD_OF[name];
+    if (field) (attribution as Record<string, string>)[field] = value;
+    else if (name === "x-tollgate-tags")
+      attribution.tags = value
+        .split(",")
+        .map((t) => t.trim())
+        .filter(Boolean);
+    else if (name.startsWith("x-tollgate-meta-")) (attribution.metadata ??= {})[name.slice(16)] = value;
+    else control[name.slice(11)] = value;
+  }
+  // Usage is read from the body, so ask the upstream for plain bytes.
+  forward["accept-encoding"] = "identity";
+  return { forward, attribution, control };
+}
+
+/** Upstream response headers to pass to the client (hop-by-hop and framing dropped; Node sets its own). */
+export function replyHeaders(headers: Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP.has(name) || name === "content-encoding") continue;
+    out[name] = value;
+  }
+  return out;
+}

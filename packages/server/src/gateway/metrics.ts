@@ -1,0 +1,49 @@
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+/** The gateway's own Prometheus metrics, served at /metrics. */
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({
+    name: "tollgate_gateway_requests_total",
+    help: "Calls proxied, by provider family, API and HTTP status",
+    labelNames: ["family", "api", "status"] as const,
+    registers: [this.registry],
+  });
+  readonly duration = new Histogram({
+    name: "tollgate_gateway_request_duration_seconds",
+    help: "Time from request to the last byte sent to the client",
+    labelNames: ["family", "stream"] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    registers: [this.registry],
+  });
+  readonly upstreamErrors = new Counter({
+    name: "tollgate_gateway_upstream_errors_total",
+    help: "Upstream failures: HTTP 429/5xx, timeouts, connection errors",
+    labelNames: ["family", "kind"] as const,
+    registers: [this.registry],
+  });
+  readonly recordedCost = new Counter({
+    name: "tollgate_recorded_cost_nanousd_total",
+    help: "Cost of the calls recorded by this gateway, in nano-USD",
+    registers: [this.registry],
+  });
+
+  constructor(state: { spoolDepth: () => number; pending: () => number }) {
+    new Gauge({
+      name: "tollgate_spool_depth",
+      help: "Records waiting on disk for the store",
+      registers: [this.registry],
+      collect() {
+        this.set(state.spoolDepth());
+      },
+    });
+    new Gauge({
+      name: "tollgate_recorder_pending",
+      help: "Records queued in memory for the store",
+      registers: [this.registry],
+      collect() {
+        this.set(state.pending());
+      },
+    });
+  }
+}

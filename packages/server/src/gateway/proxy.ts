@@ -1,0 +1,517 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import {
+  createSseUsageExtractor,
+  type ExtractedUsage,
+  extractFromResponse,
+  formatUsd,
+  uuidv7,
+} from "@tollgate/core";
+import { type Dispatcher, Pool } from "undici";
+import type { KeyResolver, Principal } from "../auth/keys.js";
+import type { GatewayConfig } from "./config.js";
+import { type Attribution, replyHeaders, splitHeaders } from "./headers.js";
+import type { GatewayMetrics } from "./metrics.js";
+import type { Recorder } from "./recorder.js";
+import { backoffMs, isRetryableStatus } from "./retry.js";
+import { classify, type GatewayRoute } from "./routes.js";
+import { UsageChunkStripper } from "./strip-usage.js";
+
+export interface GatewayDeps {
+  config: GatewayConfig;
+  recorder: Recorder;
+  keys: KeyResolver;
+  metrics: GatewayMetrics;
+}
+
+const MAX_REQUEST_BYTES = 32 * 1024 * 1024;
+const MAX_RETRIES = 10;
+const GATEWAY_ROLES = new Set(["gateway", "admin", "root"]);
+
+/** Everything known about one client call while it is proxied. */
+interface Call {
+  route: GatewayRoute;
+  provider: string;
+  base: string;
+  extraHeaders: Record<string, string>;
+  workspaceId: string;
+  attribution: Attribution;
+  forward: Record<string, string>;
+  body: Buffer;
+  parsed: Record<string, unknown> | null;
+  stream: boolean;
+  /** The gateway added include_usage to an OpenAI stream: strip it again on the way back. */
+  injectedUsage: boolean;
+  requestId: string;
+  started: number;
+  method: string;
+}
+
+/** A failure that the gateway itself answers, in the provider's error shape. */
+class GatewayError extends Error {
+  constructor(
+    readonly status: number,
+    readonly type: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The drop-in base URL: OpenAI- and Anthropic-compatible endpoints proxied to the configured upstreams
+ * with the client's own provider key, byte-for-byte replies (streams chunk by chunk), and one record per
+ * upstream attempt with exact usage and cost. Recording never sits between the upstream and the client.
+ */
+export class Gateway {
+  readonly #pools = new Map<string, Pool>();
+
+  constructor(private readonly deps: GatewayDeps) {}
+
+  /** Takes the request when it is a gateway path; returns false to let the API handle it. */
+  handle(req: IncomingMessage, res: ServerResponse): boolean {
+    const route = classify(req.url ?? "/");
+    if (!route) return false;
+    this.#serve(req, res, route).catch((e) => {
+      if (!res.headersSent) {
+        const err =
+          e instanceof GatewayError
+            ? e
+            : new GatewayError(502, "api_error", `gateway error: ${(e as Error).message}`);
+        sendError(res, route, err);
+      } else res.destroy();
+    });
+    return true;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#pools.values()].map((p) => p.close()));
+  }
+
+  async #serve(req: IncomingMessage, res: ServerResponse, route: GatewayRoute): Promise<void> {
+    const started = Date.now();
+    const split = splitHeaders(req.headers);
+    const principal = await this.#authenticate(split.control.key);
+    const named = split.control.upstream ? this.deps.config.upstreams[split.control.upstream] : undefined;
+    if (split.control.upstream && !named)
+      throw new GatewayError(
+        400,
+        "invalid_request_error",
+        `unknown x-tollgate-upstream ${JSON.stringify(split.control.upstream)}`,
+      );
+    const body = await readBody(req);
+    const parsed = route.api ? parseJsonObject(body) : null;
+    const stream = parsed?.stream === true;
+    const injectedUsage =
+      stream &&
+      (route.api === "openai.chat" || route.api === "openai.completions") &&
+      !(parsed?.stream_options as { include_usage?: unknown } | undefined)?.include_usage;
+    const call: Call = {
+      route,
+      provider: named?.provider ?? route.family,
+      base:
+        named?.baseUrl ??
+        (route.family === "anthropic" ? this.deps.config.anthropicBaseUrl : this.deps.config.openaiBaseUrl),
+      extraHeaders: named?.headers ?? {},
+      workspaceId: principal?.workspaceId ?? "default",
+      attribution: { ...principal?.defaults, ...split.attribution },
+      forward: split.forward,
+      body:
+        injectedUsage && parsed
+          ? Buffer.from(
+              JSON.stringify({
+                ...parsed,
+                stream_options: { ...(parsed.stream_options as object), include_usage: true },
+              }),
+            )
+          : body,
+      parsed,
+      stream,
+      injectedUsage,
+      requestId: uuidv7(),
+      started,
+      method: req.method ?? "POST",
+    };
+    const retries = retriesFrom(split.control.retries, this.deps.config.retries);
+
+    for (let attempt = 1; ; attempt++) {
+      const attemptStart = Date.now();
+      const abort = new AbortController();
+      let up: Dispatcher.ResponseData;
+      try {
+        up = await this.#send(call, abort.signal);
+      } catch (e) {
+        const timeout = isTimeout(e);
+        this.deps.metrics.upstreamErrors.inc({
+          family: route.family,
+          kind: timeout ? "timeout" : "connection",
+        });
+        this.#record(call, attempt, attemptStart, {
+          status: "error",
+          http_status: null,
+          error_type: timeout ? "timeout" : "connection_error",
+        });
+        if (attempt <= retries) {
+          await sleep(backoffMs(attempt, null));
+          continue;
+        }
+        throw timeout
+          ? new GatewayError(
+              504,
+              "timeout",
+              `upstream did not answer within ${this.deps.config.timeoutMs} ms`,
+            )
+          : new GatewayError(502, "api_error", `upstream connection failed: ${(e as Error).message}`);
+      }
+      if (isRetryableStatus(up.statusCode) && attempt <= retries) {
+        const text = await up.body.text().catch(() => "");
+        this.deps.metrics.upstreamErrors.inc({ family: route.family, kind: String(up.statusCode) });
+        this.#record(call, attempt, attemptStart, {
+          status: "error",
+          http_status: up.statusCode,
+          error_type: errorTypeOf(text, up.statusCode),
+        });
+        await sleep(backoffMs(attempt, header(up.headers, "retry-after")));
+        continue;
+      }
+      const isSse = (header(up.headers, "content-type") ?? "").includes("text/event-stream");
+      if (call.stream && isSse && up.statusCode < 300)
+        await this.#relayStream(call, attempt, attemptStart, up, res, abort);
+      else await this.#relayBody(call, attempt, attemptStart, up, res);
+      return;
+    }
+  }
+
+  async #authenticate(key: string | undefined): Promise<(Principal & { defaults?: Attribution }) | null> {
+    if (!key) {
+      if (this.deps.config.requireKey)
+        throw new GatewayError(
+          401,
+          "authentication_error",
+          "this gateway requires x-tollgate-key (a gateway key)",
+        );
+      return null;
+    }
+    const p = await this.deps.keys.resolve(key);
+    if (!p) throw new GatewayError(401, "authentication_error", "x-tollgate-key is not a valid Tollgate key");
+    if (!GATEWAY_ROLES.has(p.role))
+      throw new GatewayError(
+        403,
+        "permission_error",
+        `a ${p.role} key cannot use the gateway; create one with --role gateway`,
+      );
+    return p;
+  }
+
+  #send(call: Call, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
+    const url = new URL(call.base + call.route.upstreamPath);
+    let pool = this.#pools.get(url.origin);
+    if (!pool) {
+      pool = new Pool(url.origin, { connections: 256, pipelining: 1 });
+      this.#pools.set(url.origin, pool);
+    }
+    return pool.request({
+      path: url.pathname + url.search,
+      method: call.method as Dispatcher.HttpMethod,
+      headers: { ...call.forward, ...call.extraHeaders, "content-length": String(call.body.length) },
+      body: call.method === "GET" || call.method === "HEAD" ? null : call.body,
+      headersTimeout: this.deps.config.timeoutMs,
+      bodyTimeout: this.deps.config.timeoutMs,
+      signal,
+    });
+  }
+
+  /** Non-streamed replies (and errors): buffered, so usage and cost go into the reply headers. */
+  async #relayBody(
+    call: Call,
+    attempt: number,
+    attemptStart: number,
+    up: Dispatcher.ResponseData,
+    res: ServerResponse,
+  ) {
+    let buf: Buffer;
+    try {
+      buf = Buffer.from(await up.body.arrayBuffer());
+    } catch (e) {
+      const timeout = isTimeout(e);
+      this.#record(call, attempt, attemptStart, {
+        status: "error",
+        http_status: up.statusCode,
+        error_type: timeout ? "timeout" : "connection_error",
+      });
+      throw timeout
+        ? new GatewayError(
+            504,
+            "timeout",
+            `upstream body did not arrive within ${this.deps.config.timeoutMs} ms`,
+          )
+        : new GatewayError(
+            502,
+            "api_error",
+            `upstream failed while sending the body: ${(e as Error).message}`,
+          );
+    }
+    const ok = up.statusCode < 300;
+    if (!ok) this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: String(up.statusCode) });
+    let usage: ExtractedUsage | null = null;
+    if (ok && call.route.api) {
+      const json = parseJsonObject(buf);
+      if (json) {
+        try {
+          usage = extractFromResponse(call.route.api, json);
+        } catch {
+          usage = null; // recorded with zero tokens and the reason below; the client still gets its reply
+        }
+      }
+    }
+    const rec = this.#record(call, attempt, attemptStart, {
+      status: ok ? "ok" : "error",
+      http_status: up.statusCode,
+      error_type: ok
+        ? usage || !call.route.api
+          ? null
+          : "usage_unreadable"
+        : errorTypeOf(buf.toString("utf8", 0, 4096), up.statusCode),
+      usage,
+    });
+    const headers = replyHeaders(up.headers);
+    headers["content-length"] = String(buf.length);
+    headers["x-tollgate-event-id"] = rec.event_id;
+    headers["x-tollgate-cost-usd"] = formatUsd(rec.cost_nanousd);
+    res.writeHead(up.statusCode, headers);
+    res.end(buf);
+    this.#observe(call, up.statusCode);
+  }
+
+  /** SSE relayed chunk by chunk; usage is read on the side; the cost follows as an HTTP trailer. */
+  async #relayStream(
+    call: Call,
+    attempt: number,
+    attemptStart: number,
+    up: Dispatcher.ResponseData,
+    res: ServerResponse,
+    abort: AbortController,
+  ) {
+    const api = call.route.api!;
+    const eventId = uuidv7();
+    const extractor = createSseUsageExtractor(api);
+    const stripper = call.injectedUsage ? new UsageChunkStripper() : null;
+    const decoder = new TextDecoder();
+    const headers = replyHeaders(up.headers);
+    headers["x-tollgate-event-id"] = eventId;
+    headers.trailer = "x-tollgate-cost-usd";
+    res.writeHead(up.statusCode, headers);
+    res.flushHeaders();
+    let firstByte: number | null = null;
+    let events = 0;
+    let clientGone = false;
+    const onClose = () => {
+      if (!res.writableFinished) {
+        clientGone = true;
+        abort.abort();
+      }
+    };
+    res.on("close", onClose);
+    let failure: unknown = null;
+    try {
+      for await (const chunk of up.body) {
+        firstByte ??= Date.now();
+        const text = decoder.decode(chunk as Buffer, { stream: true });
+        extractor.push(text);
+        events += countEvents(text);
+        const out = stripper ? stripper.push(text) : (chunk as Buffer);
+        if (out.length && !res.write(out))
+          await new Promise<void>((r) => res.once("drain", r).once("close", r));
+        if (clientGone) break;
+      }
+      if (!clientGone && stripper) {
+        const rest = stripper.end();
+        if (rest) res.write(rest);
+      }
+    } catch (e) {
+      failure = clientGone ? null : e;
+    } finally {
+      res.off("close", onClose);
+    }
+    const usage = extractor.result();
+    const complete = !clientGone && failure === null;
+    const rec = this.#record(call, attempt, attemptStart, {
+      status: complete ? "ok" : "error",
+      http_status: up.statusCode,
+      error_type: complete
+        ? null
+        : clientGone
+          ? "client_disconnected"
+          : isTimeout(failure)
+            ? "timeout"
+            : "upstream_stream_broken",
+      usage: complete ? usage : estimateUsage(call, usage, events),
+      estimated: !complete,
+      event_id: eventId,
+      ttft_ms: firstByte === null ? null : firstByte - attemptStart,
+    });
+    if (complete) {
+      res.addTrailers({ "x-tollgate-cost-usd": formatUsd(rec.cost_nanousd) });
+      res.end();
+    } else res.destroy(); // the client sees the break exactly as it would have without the gateway
+    this.#observe(call, up.statusCode);
+  }
+
+  #record(
+    call: Call,
+    attempt: number,
+    attemptStart: number,
+    o: {
+      status: "ok" | "error";
+      http_status: number | null;
+      error_type: string | null;
+      usage?: ExtractedUsage | null;
+      estimated?: boolean;
+      event_id?: string;
+      ttft_ms?: number | null;
+    },
+  ) {
+    const now = Date.now();
+    const usage = o.usage?.usage;
+    const input: Record<string, unknown> = {
+      event_id: o.event_id ?? uuidv7(),
+      ts_start: attemptStart,
+      ts_end: now,
+      ttft_ms: o.ttft_ms ?? null,
+      kind: call.route.kind,
+      provider: call.provider,
+      api: call.route.api,
+      model_requested: stringOrNull(call.parsed?.model),
+      model:
+        o.usage?.model ??
+        stringOrNull(call.parsed?.model) ??
+        (call.route.api ? "unknown" : call.route.upstreamPath.split("?")[0]),
+      stream: call.stream,
+      service_tier: stringOrNull(call.parsed?.service_tier),
+      status: o.status,
+      http_status: o.http_status,
+      error_type: o.error_type,
+      attempt,
+      request_id: call.requestId,
+      ...usage,
+      usage_raw: o.usage?.usage_raw ?? null,
+      ...(o.estimated ? { cost_source: "estimated" } : {}),
+      ...call.attribution,
+    };
+    const { record } = this.deps.recorder.record(input, call.workspaceId);
+    this.deps.metrics.recordedCost.inc(Number(record.cost_nanousd));
+    return record;
+  }
+
+  #observe(call: Call, status: number): void {
+    this.deps.metrics.requests.inc({
+      family: call.route.family,
+      api: call.route.api ?? "other",
+      status: String(status),
+    });
+    this.deps.metrics.duration.observe(
+      { family: call.route.family, stream: String(call.stream) },
+      (Date.now() - call.started) / 1000,
+    );
+  }
+}
+
+function retriesFrom(header: string | undefined, fallback: number): number {
+  if (header === undefined) return fallback;
+  const n = Number(header);
+  if (!Number.isInteger(n) || n < 0 || n > MAX_RETRIES)
+    throw new GatewayError(
+      400,
+      "invalid_request_error",
+      `x-tollgate-retries must be an integer 0..${MAX_RETRIES}`,
+    );
+  return n;
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_REQUEST_BYTES)
+      throw new GatewayError(413, "invalid_request_error", `request body exceeds ${MAX_REQUEST_BYTES} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+}
+
+function parseJsonObject(buf: Buffer): Record<string, unknown> | null {
+  if (buf.length === 0) return null;
+  try {
+    const v = JSON.parse(buf.toString("utf8"));
+    return typeof v === "object" && v !== null && !Array.isArray(v) ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+function stringOrNull(v: unknown): string | null {
+  return typeof v === "string" && v.length > 0 ? v.slice(0, 256) : null;
+}
+
+function header(headers: Record<string, string | string[] | undefined>, name: string): string | null {
+  const v = headers[name];
+  return v === undefined ? null : Array.isArray(v) ? (v[0] ?? null) : v;
+}
+
+function isTimeout(e: unknown): boolean {
+  const code = (e as { code?: string } | null)?.code;
+  return code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT";
+}
+
+/** The provider's own error type (`rate_limit_error`, …) when its body says, else http_<status>. */
+function errorTypeOf(text: string, status: number): string {
+  const m = /"type"\s*:\s*"([a-z_]{1,64})"/.exec(text);
+  return m?.[1] && m[1] !== "error" ? m[1] : `http_${status}`;
+}
+
+function countEvents(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf("data:"); i !== -1; i = text.indexOf("data:", i + 5)) n++;
+  return n;
+}
+
+/**
+ * Usage of a stream cut short: what the provider reported so far (Anthropic sends input up front),
+ * else input estimated from the request size (~4 bytes per token) and output from the events relayed
+ * (OpenAI-style streams carry about one token per event).
+ */
+function estimateUsage(call: Call, partial: ExtractedUsage | null, events: number): ExtractedUsage {
+  if (partial) return partial;
+  const input = Math.ceil(call.body.length / 4);
+  return {
+    model: stringOrNull(call.parsed?.model),
+    usage_raw: { estimated: true, request_bytes: call.body.length, events },
+    usage: {
+      input_uncached_tokens: input,
+      cache_read_tokens: 0,
+      cache_write_5m_tokens: 0,
+      cache_write_1h_tokens: 0,
+      output_tokens: events,
+      reasoning_tokens: 0,
+      input_audio_tokens: 0,
+      output_audio_tokens: 0,
+      image_tokens: 0,
+    },
+  };
+}
+
+/** Errors the gateway itself raises, shaped like the provider's so its SDK raises a typed error. */
+function sendError(res: ServerResponse, route: GatewayRoute, err: GatewayError): void {
+  const body =
+    route.family === "anthropic"
+      ? { type: "error", error: { type: err.type, message: err.message } }
+      : { error: { message: err.message, type: err.type, param: null, code: err.type } };
+  const text = JSON.stringify(body);
+  res.writeHead(err.status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,133 @@
+import { buildCallRecord, type CallRecord, type FieldError, type PricingEngine } from "@tollgate/core";
+import type { GroupCommitWriter } from "../ingest/writer.js";
+import type { Spool } from "./spool.js";
+
+export interface RecorderOptions {
+  /** Records allowed in memory waiting for the store before new ones go straight to the spool. */
+  maxPending?: number;
+  /** How often spooled records are retried. */
+  replayMs?: number;
+  onError?: (e: unknown) => void;
+}
+
+export interface Recorded {
+  record: CallRecord;
+  /** Set when the record's attribution had to be dropped to store the call at all. */
+  attributionError?: FieldError[];
+}
+
+const ATTRIBUTION_KEYS = [
+  "user_id",
+  "customer_id",
+  "feature",
+  "deployment",
+  "prompt_version",
+  "agent_run_id",
+  "agent_type",
+  "session_id",
+  "route",
+  "variant",
+  "tags",
+  "metadata",
+] as const;
+
+/**
+ * Turns gateway calls into stored records off the request path: the record (and its cost, which the
+ * reply headers need) is built synchronously; storing it is queued on the group-commit writer. When the
+ * store fails or too much is pending, records spill to the disk spool and are replayed later.
+ */
+export class Recorder {
+  #pending = 0;
+  #inFlight = new Set<Promise<void>>();
+  #replaying: Promise<void> | null = null;
+  readonly #timer: NodeJS.Timeout;
+  readonly #maxPending: number;
+
+  constructor(
+    private readonly writer: GroupCommitWriter,
+    private readonly engine: PricingEngine,
+    private readonly spool: Spool,
+    private readonly opts: RecorderOptions = {},
+  ) {
+    this.#maxPending = opts.maxPending ?? 50_000;
+    this.#timer = setInterval(() => void this.replay(), opts.replayMs ?? 2_000);
+    this.#timer.unref();
+  }
+
+  get pending(): number {
+    return this.#pending;
+  }
+
+  get spoolDepth(): number {
+    return this.spool.depth;
+  }
+
+  /**
+   * Builds the record for one call (validating and pricing it) and queues it for storage. Attribution
+   * that fails validation (a header too long, say) is dropped rather than losing the call.
+   */
+  record(input: Record<string, unknown>, workspaceId: string): Recorded {
+    const ctx = { workspaceId, engine: this.engine };
+    let built = buildCallRecord(input, ctx);
+    let attributionError: FieldError[] | undefined;
+    if (!built.ok) {
+      attributionError = built.errors;
+      const bare = { ...input };
+      for (const k of ATTRIBUTION_KEYS) delete bare[k];
+      bare.metadata = {
+        tollgate_attribution_error: built.errors
+          .map((e) => `${e.field}: ${e.reason}`)
+          .join("; ")
+          .slice(0, 2000),
+      };
+      built = buildCallRecord(bare, ctx);
+      if (!built.ok) throw new Error(`gateway built an invalid record: ${JSON.stringify(built.errors)}`);
+    }
+    this.#store(built.record);
+    return { record: built.record, attributionError };
+  }
+
+  #store(record: CallRecord): void {
+    if (this.#pending >= this.#maxPending) {
+      this.spool.spill([record]);
+      return;
+    }
+    this.#pending++;
+    const p = this.writer
+      .write([record])
+      .then(
+        () => {},
+        (e) => {
+          this.opts.onError?.(e);
+          this.spool.spill([record]);
+        },
+      )
+      .finally(() => {
+        this.#pending--;
+        this.#inFlight.delete(p);
+      });
+    this.#inFlight.add(p);
+  }
+
+  /** Retries spooled records; one replay at a time. */
+  replay(): Promise<void> {
+    if (this.#replaying || this.spool.depth === 0) return this.#replaying ?? Promise.resolve();
+    this.#replaying = this.spool
+      .drain((records) => this.writer.write(records))
+      .catch((e) => this.opts.onError?.(e))
+      .finally(() => {
+        this.#replaying = null;
+      });
+    return this.#replaying;
+  }
+
+  /** Resolves once every call recorded so far is stored (or spooled, then replayed if the store is up). */
+  async flush(): Promise<void> {
+    while (this.#inFlight.size) await Promise.all([...this.#inFlight]);
+    await this.replay();
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+  }
+}

@@ -1,0 +1,38 @@
+import type { Api } from "@tollgate/core";
+
+/** What a gateway path is: which provider serves it, which wire format it speaks, how it is recorded. */
+export interface GatewayRoute {
+  family: "openai" | "anthropic";
+  /** null for pass-through paths: recorded as kind=other, not priced. */
+  api: Api | null;
+  kind: "llm" | "embedding" | "other";
+  /** Path below the upstream base URL (which already ends in /v1). */
+  upstreamPath: string;
+}
+
+const PRICED: Record<string, { family: GatewayRoute["family"]; api: Api; kind: GatewayRoute["kind"] }> = {
+  "/v1/chat/completions": { family: "openai", api: "openai.chat", kind: "llm" },
+  "/v1/responses": { family: "openai", api: "openai.responses", kind: "llm" },
+  "/v1/embeddings": { family: "openai", api: "openai.embeddings", kind: "embedding" },
+  "/v1/completions": { family: "openai", api: "openai.completions", kind: "llm" },
+  "/v1/messages": { family: "anthropic", api: "anthropic.messages", kind: "llm" },
+};
+
+/** Tollgate's own endpoints under /v1 are never proxied. */
+const OWN = new Set(["/v1/events", "/v1/traces"]);
+
+/** Classifies a request path (query string included) or returns null when it is not the gateway's. */
+export function classify(url: string): GatewayRoute | null {
+  const q = url.indexOf("?");
+  const path = q === -1 ? url : url.slice(0, q);
+  if (!path.startsWith("/v1/") || OWN.has(path)) return null;
+  const upstreamPath = url.slice(3); // keep the query string, drop the /v1 the base URL already has
+  const priced = PRICED[path];
+  if (priced) return { ...priced, upstreamPath };
+  return {
+    family: path.startsWith("/v1/messages") ? "anthropic" : "openai",
+    api: null,
+    kind: "other",
+    upstreamPath,
+  };
+}

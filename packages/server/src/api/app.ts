@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { Registry } from "prom-client";
+import { z } from "zod";
 import { createKey, KeyError, type KeyResolver, type Principal } from "../auth/keys.js";
 import { ApiError, badRequest } from "../errors.js";
 import { MAX_BODY_BYTES, parseBatchBody, tooLarge } from "../ingest/body.js";
@@ -12,6 +13,7 @@ import {
   type EventFilter,
   type EventStore,
   FILTER_FIELDS,
+  KEY_DEFAULT_FIELDS,
   type KeyStore,
   ROLES,
   type Role,
@@ -19,6 +21,13 @@ import {
   type SpendDimension,
 } from "../store/types.js";
 import { parseTime } from "../time.js";
+
+const KeyDefaultsSchema = z.strictObject(
+  Object.fromEntries(KEY_DEFAULT_FIELDS.map((f) => [f, z.string().min(1).max(256).optional()])) as Record<
+    (typeof KEY_DEFAULT_FIELDS)[number],
+    z.ZodOptional<z.ZodString>
+  >,
+);
 
 export interface AppDeps {
   ingest: IngestService;
@@ -183,10 +192,24 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const label = body.label ?? null;
     if (label !== null && (typeof label !== "string" || label.length > 200))
       throw badRequest("invalid_parameter", "label must be a string of at most 200 characters", "label");
+    const defaults = KeyDefaultsSchema.safeParse(body.defaults ?? {});
+    if (!defaults.success) {
+      const issue = defaults.error.issues[0]!;
+      const param = ["defaults", ...issue.path].join(".");
+      throw badRequest("invalid_parameter", `${param}: ${issue.message}`, param);
+    }
     const workspace = workspaceOf(c, typeof body.workspace === "string" ? body.workspace : null);
     try {
-      const { key, record } = await createKey(deps.keyStore, { workspace, role: role as Role, label });
-      return c.json({ key, id: record.id, workspace: record.workspace_id, role: record.role }, 201);
+      const { key, record } = await createKey(deps.keyStore, {
+        workspace,
+        role: role as Role,
+        label,
+        defaults: defaults.data,
+      });
+      return c.json(
+        { key, id: record.id, workspace: record.workspace_id, role: record.role, defaults: record.defaults },
+        201,
+      );
     } catch (e) {
       if (e instanceof KeyError) throw badRequest("invalid_parameter", `${e.param} ${e.message}`, e.param);
       throw e;

@@ -1,10 +1,12 @@
 import { createHash, randomBytes } from "node:crypto";
-import type { ApiKeyRecord, KeyStore, Role } from "../store/types.js";
+import type { ApiKeyRecord, KeyDefaults, KeyStore, Role } from "../store/types.js";
 
 export interface Principal {
   workspaceId: string;
   role: Role | "root";
   keyId: string;
+  /** Attribution the gateway applies to this key's calls. */
+  defaults?: KeyDefaults;
 }
 
 export function hashKey(key: string): string {
@@ -30,7 +32,7 @@ export class KeyError extends Error {
 
 export async function createKey(
   store: KeyStore,
-  opts: { workspace: string; role: Role; label?: string | null },
+  opts: { workspace: string; role: Role; label?: string | null; defaults?: KeyDefaults },
 ): Promise<{ key: string; record: ApiKeyRecord }> {
   if (!WORKSPACE_RE.test(opts.workspace))
     throw new KeyError(
@@ -45,6 +47,7 @@ export async function createKey(
     role: opts.role,
     label: opts.label ?? null,
     created_at: Date.now(),
+    defaults: opts.defaults ?? {},
   };
   await store.insertKey({ ...record, hash: hashKey(key) });
   return { key, record };
@@ -76,7 +79,9 @@ export class KeyResolver {
     const now = Date.now();
     if (hit && hit.until > now) return hit.p;
     const rec = await this.store.findKeyByHash(hash);
-    const p = rec ? { workspaceId: rec.workspace_id, role: rec.role, keyId: rec.id } : null;
+    const p = rec
+      ? { workspaceId: rec.workspace_id, role: rec.role, keyId: rec.id, defaults: rec.defaults }
+      : null;
     if (this.#cache.size > 10_000) this.#cache.clear();
     this.#cache.set(hash, { p, until: now + this.ttlMs });
     return p;

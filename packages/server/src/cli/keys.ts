@@ -12,25 +12,59 @@ export function registerKeys(program: Command): void {
     .requiredOption("-w, --workspace <id>", "workspace the key is bound to (created if new)")
     .requiredOption("-r, --role <role>", `one of ${ROLES.join(", ")}`)
     .option("--label <text>", "what the key is for")
+    .option("--customer <id>", "gateway calls with this key are attributed to this customer_id")
+    .option("--feature <name>", "… to this feature")
+    .option("--user <id>", "… to this user_id")
+    .option("--deployment <name>", "… to this deployment (prod, staging, …)")
+    .option("--prompt-version <v>", "… to this prompt_version")
+    .option("--agent-type <t>", "… to this agent_type")
     .option("--json", 'print {"key": …} as JSON')
-    .action(async (o: { workspace: string; role: string; label?: string; json?: boolean }, cmd: Command) => {
-      if (!(ROLES as readonly string[]).includes(o.role))
-        throw new CliError(`--role must be one of ${ROLES.join(", ")}`, 2);
-      const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
-      try {
-        const res = expectOk(
-          await client.request("POST", "/api/keys", { workspace: o.workspace, role: o.role, label: o.label }),
-          "keys create",
-        );
-        if (o.json) printJson(res);
-        else
-          console.log(
-            `${res.key}\n\n${o.role} key for workspace ${res.workspace} (id ${res.id}). It is shown only this once: store it now.`,
+    .action(
+      async (
+        o: {
+          workspace: string;
+          role: string;
+          label?: string;
+          json?: boolean;
+          customer?: string;
+          feature?: string;
+          user?: string;
+          deployment?: string;
+          promptVersion?: string;
+          agentType?: string;
+        },
+        cmd: Command,
+      ) => {
+        if (!(ROLES as readonly string[]).includes(o.role))
+          throw new CliError(`--role must be one of ${ROLES.join(", ")}`, 2);
+        const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
+        try {
+          const res = expectOk(
+            await client.request("POST", "/api/keys", {
+              workspace: o.workspace,
+              role: o.role,
+              label: o.label,
+              defaults: {
+                customer_id: o.customer,
+                feature: o.feature,
+                user_id: o.user,
+                deployment: o.deployment,
+                prompt_version: o.promptVersion,
+                agent_type: o.agentType,
+              },
+            }),
+            "keys create",
           );
-      } finally {
-        await client.close();
-      }
-    });
+          if (o.json) printJson(res);
+          else
+            console.log(
+              `${res.key}\n\n${o.role} key for workspace ${res.workspace} (id ${res.id}). It is shown only this once: store it now.`,
+            );
+        } finally {
+          await client.close();
+        }
+      },
+    );
 
   keys
     .command("list")

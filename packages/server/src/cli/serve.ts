@@ -9,50 +9,69 @@ import { runDemo } from "./demo.js";
 export function registerServe(program: Command): void {
   program
     .command("serve")
-    .description("run Tollgate: ingest API and query API on one port (embedded DuckDB store)")
+    .description(
+      "run Tollgate on one port: the gateway (OpenAI/Anthropic base URL), the ingest API and the query API",
+    )
     .option("-p, --port <port>", "port to listen on (env TOLLGATE_PORT)", "4242")
     .option("--host <host>", "interface to bind", "127.0.0.1")
+    .option(
+      "--upstreams <file>",
+      "named upstreams for x-tollgate-upstream (YAML/JSON; env TOLLGATE_UPSTREAMS). Default upstreams: env TOLLGATE_OPENAI_BASE_URL, TOLLGATE_ANTHROPIC_BASE_URL",
+    )
     .option(
       "--demo [days]",
       "load demo data first (if the workspace has none): realistic traffic for N days",
       false,
     )
-    .action(async (opts: { port: string; host: string; demo: boolean | string }, cmd: Command) => {
-      const g = cmd.optsWithGlobals<GlobalOpts>();
-      const log = pino({ base: undefined });
-      const port = portFrom(process.env.TOLLGATE_PORT && opts.port === "4242" ? undefined : opts.port);
-      const ro = runtimeOptions(g);
-      const { runtime, url, stop } = await startServer({
-        ...ro,
-        port,
-        host: opts.host,
-        log: (m) => log.info(m),
-      });
-      log.info(
-        { url, dataDir: dataDirFrom(g.dataDir), pricebook: pricebookFrom(g.pricebook) },
-        "tollgate listening",
-      );
-      const shutdown = (signal: string) => {
-        log.info({ signal }, "shutting down");
-        stop().then(
-          () => process.exit(0),
-          (e) => {
-            log.error(e);
-            process.exit(1);
-          },
+    .action(
+      async (
+        opts: { port: string; host: string; demo: boolean | string; upstreams?: string },
+        cmd: Command,
+      ) => {
+        const g = cmd.optsWithGlobals<GlobalOpts>();
+        const log = pino({ base: undefined });
+        const port = portFrom(process.env.TOLLGATE_PORT && opts.port === "4242" ? undefined : opts.port);
+        const ro = runtimeOptions(g);
+        const { runtime, url, stop } = await startServer({
+          ...ro,
+          port,
+          host: opts.host,
+          log: (m) => log.info(m),
+          upstreamsPath: opts.upstreams ?? null,
+        });
+        log.info(
+          { url, dataDir: dataDirFrom(g.dataDir), pricebook: pricebookFrom(g.pricebook) },
+          "tollgate listening",
         );
-      };
-      process.once("SIGINT", () => shutdown("SIGINT"));
-      process.once("SIGTERM", () => shutdown("SIGTERM"));
-      if (opts.demo !== false) {
-        const days = opts.demo === true ? 90 : Number(opts.demo);
-        const existing = await runtime.store.count({ workspaceId: "default", where: { data_mode: "demo" } });
-        if (existing > 0) log.info({ existing }, "demo data already loaded");
-        else {
-          const summary = await runDemo(appClient(runtime), { days, workspace: "default", progress: false });
-          log.info(summary, "demo data loaded");
+        const shutdown = (signal: string) => {
+          log.info({ signal }, "shutting down");
+          stop().then(
+            () => process.exit(0),
+            (e) => {
+              log.error(e);
+              process.exit(1);
+            },
+          );
+        };
+        process.once("SIGINT", () => shutdown("SIGINT"));
+        process.once("SIGTERM", () => shutdown("SIGTERM"));
+        if (opts.demo !== false) {
+          const days = opts.demo === true ? 90 : Number(opts.demo);
+          const existing = await runtime.store.count({
+            workspaceId: "default",
+            where: { data_mode: "demo" },
+          });
+          if (existing > 0) log.info({ existing }, "demo data already loaded");
+          else {
+            const summary = await runDemo(appClient(runtime), {
+              days,
+              workspace: "default",
+              progress: false,
+            });
+            log.info(summary, "demo data loaded");
+          }
+          log.info(`try: npx tollgate spend --by feature --from ${days}d`);
         }
-        log.info(`try: npx tollgate spend --by feature --from ${days}d`);
-      }
-    });
+      },
+    );
 }

@@ -181,7 +181,7 @@ export class Gateway {
     }
   }
 
-  async #authenticate(key: string | undefined): Promise<(Principal & { defaults?: Attribution }) | null> {
+  async #authenticate(key: string | undefined): Promise<Principal | null> {
     if (!key) {
       if (this.deps.config.requireKey)
         throw new GatewayError(

@@ -70,12 +70,26 @@ export interface EventStore {
 export const ROLES = ["ingest", "read", "admin", "gateway"] as const;
 export type Role = (typeof ROLES)[number];
 
+/** Attribution a key stamps on the calls it makes through the gateway (headers still win). */
+export const KEY_DEFAULT_FIELDS = [
+  "customer_id",
+  "user_id",
+  "feature",
+  "deployment",
+  "prompt_version",
+  "agent_type",
+  "route",
+  "variant",
+] as const;
+export type KeyDefaults = Partial<Record<(typeof KEY_DEFAULT_FIELDS)[number], string>>;
+
 export interface ApiKeyRecord {
   id: string;
   workspace_id: string;
   role: Role;
   label: string | null;
   created_at: number;
+  defaults: KeyDefaults;
 }
 
 /** Workspaces and API keys (only hashes are stored). */

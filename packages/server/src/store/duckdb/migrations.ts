@@ -19,4 +19,9 @@ export const MIGRATIONS: readonly { version: number; sql: string[] }[] = [
       "CREATE TABLE event_ids (workspace_id VARCHAR NOT NULL, event_id UUID NOT NULL, PRIMARY KEY (workspace_id, event_id))",
     ],
   },
+  {
+    version: 2,
+    // Gateway keys carry default attribution (customer, feature, …) as JSON.
+    sql: ["ALTER TABLE api_keys ADD COLUMN defaults VARCHAR"],
+  },
 ];

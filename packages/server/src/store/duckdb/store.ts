@@ -5,6 +5,7 @@ import {
   type AppendResult,
   type EventFilter,
   type EventStore,
+  type KeyDefaults,
   type KeyStore,
   type Role,
   recordKey,
@@ -157,8 +158,16 @@ export class DuckDbStore implements EventStore, KeyStore {
   async insertKey(key: ApiKeyRecord & { hash: string }): Promise<void> {
     await this.reader.run((conn) =>
       conn.run(
-        "INSERT INTO api_keys (id, workspace_id, role, hash, label, created_at) VALUES ($1, $2, $3, $4, $5, make_timestamp($6::BIGINT * 1000))",
-        [key.id, key.workspace_id, key.role, key.hash, key.label, key.created_at],
+        "INSERT INTO api_keys (id, workspace_id, role, hash, label, created_at, defaults) VALUES ($1, $2, $3, $4, $5, make_timestamp($6::BIGINT * 1000), $7)",
+        [
+          key.id,
+          key.workspace_id,
+          key.role,
+          key.hash,
+          key.label,
+          key.created_at,
+          JSON.stringify(key.defaults),
+        ],
       ),
     );
   }
@@ -166,7 +175,7 @@ export class DuckDbStore implements EventStore, KeyStore {
   async findKeyByHash(hash: string): Promise<ApiKeyRecord | null> {
     const res = await this.reader.run((conn) =>
       conn.runAndReadAll(
-        "SELECT id, workspace_id, role, label, epoch_ms(created_at) FROM api_keys WHERE hash = $1 AND revoked_at IS NULL",
+        "SELECT id, workspace_id, role, label, epoch_ms(created_at), defaults FROM api_keys WHERE hash = $1 AND revoked_at IS NULL",
         [hash],
       ),
     );
@@ -177,12 +186,12 @@ export class DuckDbStore implements EventStore, KeyStore {
   async listKeys(workspaceId?: string): Promise<(ApiKeyRecord & { revoked_at: number | null })[]> {
     const res = await this.reader.run((conn) =>
       conn.runAndReadAll(
-        `SELECT id, workspace_id, role, label, epoch_ms(created_at), epoch_ms(revoked_at) FROM api_keys
+        `SELECT id, workspace_id, role, label, epoch_ms(created_at), defaults, epoch_ms(revoked_at) FROM api_keys
          ${workspaceId === undefined ? "" : "WHERE workspace_id = $1"} ORDER BY workspace_id, created_at, id`,
         workspaceId === undefined ? [] : [workspaceId],
       ),
     );
-    return res.getRowsJS().map((r) => ({ ...keyFromRow(r), revoked_at: r[5] == null ? null : Number(r[5]) }));
+    return res.getRowsJS().map((r) => ({ ...keyFromRow(r), revoked_at: r[6] == null ? null : Number(r[6]) }));
   }
 
   async revokeKey(workspaceId: string, id: string): Promise<boolean> {
@@ -212,5 +221,6 @@ function keyFromRow(r: unknown[]): ApiKeyRecord {
     role: r[2] as Role,
     label: (r[3] as string | null) ?? null,
     created_at: Number(r[4]),
+    defaults: r[5] == null ? {} : (JSON.parse(r[5] as string) as KeyDefaults),
   };
 }

@@ -1,0 +1,96 @@
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PricingEngine, uuidv7 } from "@tollgate/core";
+import { afterAll, describe, expect, it } from "vitest";
+import { Recorder } from "../src/gateway/recorder.js";
+import { Spool } from "../src/gateway/spool.js";
+import { GroupCommitWriter } from "../src/ingest/writer.js";
+import { DuckDbStore } from "../src/store/duckdb/store.js";
+
+const dir = mkdtempSync(join(tmpdir(), "tollgate-recorder-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function call(i: number): Record<string, unknown> {
+  return {
+    event_id: uuidv7(),
+    ts_start: Date.now() - 1000,
+    provider: "openai",
+    api: "openai.chat",
+    model: "gpt-4o-mini",
+    input_uncached_tokens: 100 + i,
+    output_tokens: 10,
+    feature: "spool-test",
+  };
+}
+
+describe("recorder and spool", () => {
+  it("spools calls while the store is down and replays them, exactly once, when it is back", async () => {
+    const dataDir = join(dir, "data");
+    const spoolDir = join(dir, "spool");
+    const engine = new PricingEngine();
+
+    // A real store that goes away: writes to it fail from then on.
+    const first = await DuckDbStore.open(dataDir);
+    const down = new Recorder(new GroupCommitWriter(first), engine, new Spool(spoolDir), {
+      replayMs: 60_000,
+    });
+    await first.close();
+    const costs: bigint[] = [];
+    for (let i = 0; i < 50; i++) costs.push(down.record(call(i), "default").record.cost_nanousd);
+    await down.flush();
+    down.close();
+    expect(costs.every((c) => c > 0n)).toBe(true); // priced for the reply headers even with the store down
+    const spooled = new Spool(spoolDir);
+    expect(spooled.depth).toBe(50);
+    expect(readdirSync(spoolDir).length).toBeGreaterThan(0);
+
+    // The store is back (a new process, say): the spool is replayed and emptied.
+    const second = await DuckDbStore.open(dataDir);
+    const up = new Recorder(new GroupCommitWriter(second), engine, spooled, { replayMs: 60_000 });
+    await up.flush();
+    expect(spooled.depth).toBe(0);
+    expect(readdirSync(spoolDir)).toEqual([]);
+    const stored = await second.query({ workspaceId: "default", limit: 1000 });
+    expect(stored).toHaveLength(50);
+    expect(stored.reduce((a, r) => a + r.cost_nanousd, 0n)).toBe(costs.reduce((a, b) => a + b, 0n));
+    await up.replay(); // replaying again stores nothing twice
+    expect(await second.count({ workspaceId: "default" })).toBe(50);
+    up.close();
+    await second.close();
+  });
+
+  it("keeps memory bounded: past maxPending, calls go straight to the spool", async () => {
+    const store = await DuckDbStore.open(join(dir, "bounded"));
+    const spool = new Spool(join(dir, "bounded-spool"));
+    const rec = new Recorder(new GroupCommitWriter(store), new PricingEngine(), spool, {
+      maxPending: 5,
+      replayMs: 60_000,
+    });
+    for (let i = 0; i < 40; i++) rec.record(call(i), "default");
+    expect(rec.pending).toBeLessThanOrEqual(5);
+    expect(spool.depth).toBeGreaterThanOrEqual(35);
+    await rec.flush(); // the store is up: everything ends up stored
+    expect(await store.count({ workspaceId: "default" })).toBe(40);
+    expect(spool.depth).toBe(0);
+    rec.close();
+    await store.close();
+  });
+
+  it("drops attribution that fails validation instead of losing the call", async () => {
+    const store = await DuckDbStore.open(join(dir, "attr"));
+    const rec = new Recorder(
+      new GroupCommitWriter(store),
+      new PricingEngine(),
+      new Spool(join(dir, "attr-spool")),
+    );
+    const { record, attributionError } = rec.record({ ...call(1), customer_id: "x".repeat(5000) }, "default");
+    expect(attributionError?.[0]?.field).toBe("customer_id");
+    expect(record.customer_id).toBeNull();
+    expect(record.metadata.tollgate_attribution_error).toMatch(/customer_id/);
+    await rec.flush();
+    expect(await store.count({ workspaceId: "default" })).toBe(1);
+    rec.close();
+    await store.close();
+  });
+});

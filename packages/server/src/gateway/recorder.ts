@@ -5,6 +5,10 @@ import type { Spool } from "./spool.js";
 export interface RecorderOptions {
   /** Records allowed in memory waiting for the store before new ones go straight to the spool. */
   maxPending?: number;
+  /** Calls are handed to the store in batches: at most this often… */
+  batchMs?: number;
+  /** …or as soon as this many are waiting. Each store commit has a fixed cost; per-call commits cannot keep up. */
+  batchSize?: number;
   /** How often spooled records are retried. */
   replayMs?: number;
   onError?: (e: unknown) => void;
@@ -38,10 +42,13 @@ const ATTRIBUTION_KEYS = [
  */
 export class Recorder {
   #pending = 0;
+  #batch: CallRecord[] = [];
   #inFlight = new Set<Promise<void>>();
   #replaying: Promise<void> | null = null;
   readonly #timer: NodeJS.Timeout;
+  readonly #batchTimer: NodeJS.Timeout;
   readonly #maxPending: number;
+  readonly #batchSize: number;
 
   constructor(
     private readonly writer: GroupCommitWriter,
@@ -50,8 +57,11 @@ export class Recorder {
     private readonly opts: RecorderOptions = {},
   ) {
     this.#maxPending = opts.maxPending ?? 50_000;
+    this.#batchSize = opts.batchSize ?? 2_000;
     this.#timer = setInterval(() => void this.replay(), opts.replayMs ?? 2_000);
     this.#timer.unref();
+    this.#batchTimer = setInterval(() => this.#send(), opts.batchMs ?? 250);
+    this.#batchTimer.unref();
   }
 
   get pending(): number {
@@ -93,17 +103,26 @@ export class Recorder {
       return;
     }
     this.#pending++;
+    this.#batch.push(record);
+    if (this.#batch.length >= this.#batchSize) this.#send();
+  }
+
+  /** Hands the waiting batch to the store; a failed batch goes to the spool whole. */
+  #send(): void {
+    if (!this.#batch.length) return;
+    const batch = this.#batch;
+    this.#batch = [];
     const p = this.writer
-      .write([record])
+      .write(batch)
       .then(
         () => {},
         (e) => {
           this.opts.onError?.(e);
-          this.spool.spill([record]);
+          this.spool.spill(batch);
         },
       )
       .finally(() => {
-        this.#pending--;
+        this.#pending -= batch.length;
         this.#inFlight.delete(p);
       });
     this.#inFlight.add(p);
@@ -123,11 +142,13 @@ export class Recorder {
 
   /** Resolves once every call recorded so far is stored (or spooled, then replayed if the store is up). */
   async flush(): Promise<void> {
+    this.#send();
     while (this.#inFlight.size) await Promise.all([...this.#inFlight]);
     await this.replay();
   }
 
   close(): void {
     clearInterval(this.#timer);
+    clearInterval(this.#batchTimer);
   }
 }

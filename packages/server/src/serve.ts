@@ -15,6 +15,8 @@ export interface ServerInfo {
   token: string;
 }
 
+const SHUTDOWN_GRACE_MS = 10_000;
+
 export const serverInfoPath = (dataDir: string) => join(dataDir, "server.json");
 
 /**
@@ -39,7 +41,10 @@ export async function startServer(
     metrics: runtime.metrics,
   });
   const api = getRequestListener(runtime.app.fetch);
+  let active = 0;
   const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
+    active++;
+    res.once("close", () => active--);
     if (!gateway.handle(req, res)) void api(req, res);
   });
   server.listen(opts.port, opts.host);
@@ -59,8 +64,15 @@ export async function startServer(
   const stop = () =>
     (stopping ??= (async () => {
       unwatch();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      // Let calls in flight finish (streams included), then drop every socket: a connection that
+      // never sent a request (fetch opens one after an aborted stream) would otherwise hold the
+      // close for Node's 60 s headersTimeout.
+      const deadline = Date.now() + SHUTDOWN_GRACE_MS;
+      while (active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      server.closeAllConnections();
+      await closed;
       await gateway.close();
       rmSync(serverInfoPath(opts.dataDir), { force: true });
       await runtime.close();

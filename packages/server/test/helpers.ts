@@ -1,7 +1,16 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { uuidv7 } from "@tollgate/core";
+import {
+  type CallRecord,
+  COST_CATEGORIES,
+  COST_FIELDS,
+  type ExtractedUsage,
+  PricingEngine,
+  USAGE_FIELDS,
+  uuidv7,
+} from "@tollgate/core";
+import { expect } from "vitest";
 import { openRuntime, type Runtime } from "../src/runtime.js";
 
 /** A valid minimal call record; `overrides` replace (or, when `undefined`, remove) fields. */
@@ -77,4 +86,98 @@ export async function createKey(app: App, adminKey: string, workspace: string, r
     body: JSON.stringify({ workspace, role }),
   });
   return { status: res.status, json: (await res.json()) as Json };
+}
+
+// ---- gateway tests ----
+
+export interface RawResponse {
+  status: number;
+  headers: import("node:http").IncomingHttpHeaders;
+  body: string;
+  trailers: NodeJS.Dict<string>;
+}
+
+/** One plain node:http request (no fetch): the only way to see HTTP trailers. */
+export async function rawRequest(
+  url: string,
+  init: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<RawResponse> {
+  const { request } = await import("node:http");
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: init.method ?? "GET", headers: init.headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("error", reject);
+      res.on("end", () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks).toString("utf8"),
+          trailers: res.trailers,
+        }),
+      );
+    });
+    req.on("error", reject);
+    req.end(init.body);
+  });
+}
+
+/** The whole server (gateway + API) on 127.0.0.1:0 over a fresh temp data dir; `stop()` removes the dir. */
+export async function startTestGateway(
+  upstreamOrigin: string,
+  gateway: Partial<import("../src/gateway/config.js").GatewayConfig> = {},
+): Promise<{ runtime: Runtime; url: string; dataDir: string; stop: () => Promise<void> }> {
+  const { startServer } = await import("../src/serve.js");
+  const dataDir = mkdtempSync(join(tmpdir(), "tollgate-gw-test-"));
+  const server = await startServer({
+    dataDir,
+    pricebookPath: null,
+    port: 0,
+    host: "127.0.0.1",
+    log: () => {},
+    gateway: {
+      openaiBaseUrl: `${upstreamOrigin}/v1`,
+      anthropicBaseUrl: `${upstreamOrigin}/v1`,
+      timeoutMs: 2000,
+      retries: 0,
+      ...gateway,
+    },
+  });
+  return {
+    ...server,
+    dataDir,
+    stop: async () => {
+      await server.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Every record the gateway made so far in a workspace (after the recorder has stored them). */
+export async function gatewayRecords(runtime: Runtime, workspaceId = "default"): Promise<CallRecord[]> {
+  await runtime.recorder.flush();
+  return runtime.store.query({ workspaceId, limit: 1000 });
+}
+
+const referenceEngine = new PricingEngine();
+
+/**
+ * The record's usage, model and cost are exactly what @tollgate/core computes from the provider payload:
+ * `extracted` comes from extractFromResponse / extractFromSse of the fixture, priced at the record's time.
+ */
+export function expectExactUsageAndCost(rec: CallRecord, extracted: ExtractedUsage | null, provider: string) {
+  expect(extracted, "the fixture has usage").not.toBeNull();
+  const ex = extracted!;
+  expect(rec.model).toBe(ex.model);
+  for (const f of USAGE_FIELDS) expect(rec[f], f).toBe(ex.usage[f]);
+  expect(rec.usage_raw).toEqual(ex.usage_raw);
+  const price = referenceEngine.price({ provider, model: ex.model!, usage: ex.usage, at: rec.ts_start });
+  expect(price.priced).toBe(true);
+  expect(rec.priced).toBe(true);
+  expect(rec.price_ref).toBe(price.price_ref);
+  expect(rec.cost_source).toBe("computed");
+  expect(rec.cost_nanousd).toBe(price.cost.total_nanousd);
+  expect(rec.cost_nanousd > 0n).toBe(true);
+  for (const [i, c] of COST_CATEGORIES.entries())
+    expect(rec[COST_FIELDS[i]!], c).toBe(price.cost.by_category[c]);
 }

@@ -72,7 +72,8 @@ export function splitHeaders(headers: IncomingHttpHeaders): SplitHeaders {
         .split(",")
         .map((t) => t.trim())
         .filter(Boolean);
-    else if (name.startsWith("x-tollgate-meta-")) (attribution.metadata ??= {})[name.slice(16)] = value;
+    else if (name.startsWith("x-tollgate-meta-"))
+      attribution.metadata = { ...attribution.metadata, [name.slice(16)]: value };
     else control[name.slice(11)] = value;
   }
   // Usage is read from the body, so ask the upstream for plain bytes.

@@ -157,7 +157,7 @@ export class Gateway {
         throw timeout
           ? new GatewayError(
               504,
-              "timeout",
+              "timeout_error",
               `upstream did not answer within ${this.deps.config.timeoutMs} ms`,
             )
           : new GatewayError(502, "api_error", `upstream connection failed: ${(e as Error).message}`);
@@ -241,7 +241,7 @@ export class Gateway {
       throw timeout
         ? new GatewayError(
             504,
-            "timeout",
+            "timeout_error",
             `upstream body did not arrive within ${this.deps.config.timeoutMs} ms`,
           )
         : new GatewayError(
@@ -299,8 +299,7 @@ export class Gateway {
     const headers = replyHeaders(up.headers);
     headers["x-tollgate-event-id"] = eventId;
     headers.trailer = "x-tollgate-cost-usd";
-    res.writeHead(up.statusCode, headers);
-    res.flushHeaders();
+    res.writeHead(up.statusCode, headers); // sent with the first chunk, as the upstream did
     let firstByte: number | null = null;
     let events = 0;
     let clientGone = false;

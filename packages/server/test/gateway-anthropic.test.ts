@@ -1,0 +1,212 @@
+// The gateway as a drop-in Anthropic base URL, driven by the official `@anthropic-ai/sdk` against the
+// local mock upstream (real recorded payloads).
+import Anthropic from "@anthropic-ai/sdk";
+import { type CallRecord, extractFromResponse, extractFromSse, formatUsd, parseSse } from "@tollgate/core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { expectExactUsageAndCost, gatewayRecords, rawRequest, startTestGateway } from "./helpers.js";
+import { FX, fixture, type MockUpstream, sseText, startMockUpstream } from "./mock-upstream.js";
+
+let mock: MockUpstream;
+let gw: Awaited<ReturnType<typeof startTestGateway>>;
+let anthropic: Anthropic; // through the gateway
+let direct: Anthropic; // straight to the mock
+
+beforeAll(async () => {
+  mock = await startMockUpstream();
+  gw = await startTestGateway(mock.url);
+  anthropic = new Anthropic({ apiKey: "sk-ant-test", baseURL: gw.url, maxRetries: 0 });
+  direct = new Anthropic({ apiKey: "sk-ant-test", baseURL: mock.url, maxRetries: 0 });
+});
+
+afterAll(async () => {
+  await gw?.stop();
+  await mock?.close();
+});
+
+let seq = 0;
+const newCase = () => `an-${++seq}-${Date.now()}`;
+const tagged = (id: string, extra: Record<string, string> = {}) => ({
+  headers: { "x-test-case": id, ...extra },
+});
+const upstreamOf = (id: string) => mock.requests.filter((r) => r.headers["x-test-case"] === id);
+
+async function recordById(eventId: string | null): Promise<CallRecord> {
+  expect(eventId, "x-tollgate-event-id header").toMatch(/^[0-9a-f-]{36}$/);
+  const rec = (await gatewayRecords(gw.runtime)).find((r) => r.event_id === eventId);
+  expect(rec, `record ${eventId}`).toBeDefined();
+  return rec!;
+}
+
+async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+const messages = [{ role: "user" as const, content: "How do I cross the street safely?" }];
+
+describe("gateway: Anthropic messages", () => {
+  it("non-streaming: reply, headers and record exact; the provider key passes untouched", async () => {
+    const id = newCase();
+    const params = { model: "claude-sonnet-4-5", max_tokens: 1024, messages };
+    const { data, response } = await anthropic.messages
+      .create(params, tagged(id, { "anthropic-beta": "prompt-caching-2024-07-31" }))
+      .withResponse();
+    expect(data).toEqual(await direct.messages.create(params));
+    expect(data).toEqual(JSON.parse(fixture(FX.messages)));
+    expect(response.headers.get("request-id")).toMatch(/^req_mock/);
+
+    const rec = await recordById(response.headers.get("x-tollgate-event-id"));
+    expect(response.headers.get("x-tollgate-cost-usd")).toBe(formatUsd(rec.cost_nanousd));
+    expectExactUsageAndCost(
+      rec,
+      extractFromResponse("anthropic.messages", JSON.parse(fixture(FX.messages))),
+      "anthropic",
+    );
+    expect(rec).toMatchObject({
+      workspace_id: "default",
+      kind: "llm",
+      provider: "anthropic",
+      api: "anthropic.messages",
+      model_requested: "claude-sonnet-4-5",
+      model: "claude-sonnet-4-5-20250929",
+      stream: false,
+      status: "ok",
+      http_status: 200,
+      attempt: 1,
+    });
+
+    const [up, ...more] = upstreamOf(id);
+    expect(more).toHaveLength(0);
+    expect(up!.path).toBe("/v1/messages");
+    expect(up!.body).toEqual(params);
+    // whichever header the SDK uses for the key (x-api-key, or a bearer token in SDK 1.x) arrives as sent
+    const sent = mock.requests.findLast(
+      (r) => r.headers["x-test-case"] === undefined && r.path === "/v1/messages",
+    );
+    expect(up!.headers["x-api-key"]).toBe(sent!.headers["x-api-key"]);
+    expect(up!.headers.authorization).toBe(sent!.headers.authorization);
+    expect(up!.headers.authorization ?? `Bearer ${up!.headers["x-api-key"]}`).toBe("Bearer sk-ant-test");
+    expect(up!.headers["anthropic-version"]).toBe(sent!.headers["anthropic-version"]);
+    expect(up!.headers["anthropic-beta"]).toBe("prompt-caching-2024-07-31");
+  });
+
+  it("an explicit x-api-key header reaches the upstream unchanged", async () => {
+    const id = newCase();
+    const client = new Anthropic({
+      apiKey: null,
+      authToken: null,
+      baseURL: gw.url,
+      maxRetries: 0,
+      defaultHeaders: { "x-api-key": "sk-ant-raw-key" },
+    });
+    await client.messages.create({ model: "claude-sonnet-4-5", max_tokens: 10, messages }, tagged(id));
+    expect(upstreamOf(id)[0]!.headers["x-api-key"]).toBe("sk-ant-raw-key");
+  });
+
+  it.each([
+    "anthropic/messages.claude-sonnet-4-5.text.json",
+    "anthropic/messages.claude-sonnet-4-5.cache-read.json",
+    "anthropic/messages.claude-sonnet-4-5.cache-read-and-write.json",
+  ])("prices %s exactly (cache reads and writes)", async (rel) => {
+    const body = JSON.parse(fixture(rel));
+    const { data, response } = await anthropic.messages
+      .create({ model: body.model, max_tokens: 100, messages }, { headers: { "x-mock-fixture": rel } })
+      .withResponse();
+    expect(data).toEqual(body);
+    const rec = await recordById(response.headers.get("x-tollgate-event-id"));
+    expectExactUsageAndCost(rec, extractFromResponse("anthropic.messages", body), "anthropic");
+    expect(response.headers.get("x-tollgate-cost-usd")).toBe(formatUsd(rec.cost_nanousd));
+  });
+
+  it.each([
+    ["claude-sonnet-4-20250514", FX.messagesStream],
+    ["claude-sonnet-4-6", FX.messagesStreamTools],
+    ["claude-sonnet-4-5", FX.messagesStreamChunks],
+  ])(
+    "stream %s: events unchanged; cumulative usage taken from the last message_delta",
+    async (model, rel) => {
+      const params = { model, max_tokens: 2048, messages, stream: true as const };
+      const { data: stream, response } = await anthropic.messages.create(params).withResponse();
+      expect(response.headers.get("content-type")).toMatch(/^text\/event-stream/);
+      const got = await collect(stream);
+      expect(got).toEqual(await collect(await direct.messages.create(params)));
+      expect(got.at(-1)!.type).toBe("message_stop");
+      const rec = await recordById(response.headers.get("x-tollgate-event-id"));
+      expectExactUsageAndCost(rec, extractFromSse("anthropic.messages", sseText(rel)), "anthropic");
+      expect(rec).toMatchObject({ api: "anthropic.messages", stream: true, status: "ok", http_status: 200 });
+      expect(rec.ttft_ms).toBeGreaterThanOrEqual(0);
+    },
+  );
+
+  it("stream via the SDK helper: finalMessage usage matches the record", async () => {
+    const stream = anthropic.messages.stream({
+      model: "claude-sonnet-4-6",
+      max_tokens: 2048,
+      messages,
+    });
+    const final = await stream.finalMessage();
+    const { response } = await stream.withResponse();
+    const rec = await recordById(response.headers.get("x-tollgate-event-id"));
+    // code-execution loop: message_start said 2293 input tokens, the final message_delta 4714
+    expect(final.usage.input_tokens).toBe(4714);
+    expect(rec.input_uncached_tokens).toBe(final.usage.input_tokens);
+    expect(rec.output_tokens).toBe(final.usage.output_tokens);
+  });
+
+  it("stream: the raw SSE (ping and event lines included) equals the upstream's; cost as a trailer", async () => {
+    const init = {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "x-api-key": "sk-ant-test",
+        "anthropic-version": "2023-06-01",
+      },
+      body: JSON.stringify({ model: "claude-sonnet-4-20250514", max_tokens: 10, messages, stream: true }),
+    };
+    const viaGateway = await rawRequest(`${gw.url}/v1/messages`, init);
+    const viaDirect = await rawRequest(`${mock.url}/v1/messages`, init);
+    expect(viaGateway.body).toBe(viaDirect.body); // no rewriting for Anthropic: byte-identical
+    const rec = await recordById(String(viaGateway.headers["x-tollgate-event-id"]));
+    expect(viaGateway.trailers["x-tollgate-cost-usd"]).toBe(formatUsd(rec.cost_nanousd));
+    expect(parseSse(viaGateway.body).filter((e) => e.event === "ping")).toHaveLength(1);
+  });
+
+  it("count_tokens passes through (recorded as kind=other, not priced)", async () => {
+    const id = newCase();
+    const params = { model: "claude-sonnet-4-5", messages };
+    const { data, response } = await anthropic.messages.countTokens(params, tagged(id)).withResponse();
+    expect(data).toEqual(await direct.messages.countTokens(params));
+    expect(data.input_tokens).toBeGreaterThan(0);
+    const [up] = upstreamOf(id);
+    expect(up).toMatchObject({ method: "POST", path: "/v1/messages/count_tokens", body: params });
+    const eventId = response.headers.get("x-tollgate-event-id");
+    const rec = await recordById(eventId);
+    expect(rec).toMatchObject({ kind: "other", provider: "anthropic", priced: false, cost_nanousd: 0n });
+  });
+
+  it("attribution headers land on the record and are stripped upstream", async () => {
+    const id = newCase();
+    const { response } = await anthropic.messages
+      .create(
+        { model: "claude-sonnet-4-5", max_tokens: 10, messages },
+        tagged(id, {
+          "x-tollgate-customer-id": "cust-a",
+          "x-tollgate-feature": "support-bot",
+          "x-tollgate-agent-run-id": "run-77",
+          "x-tollgate-tags": "x,y",
+          "x-tollgate-meta-region": "eu",
+        }),
+      )
+      .withResponse();
+    const rec = await recordById(response.headers.get("x-tollgate-event-id"));
+    expect(rec).toMatchObject({
+      customer_id: "cust-a",
+      feature: "support-bot",
+      agent_run_id: "run-77",
+      tags: ["x", "y"],
+      metadata: { region: "eu" },
+    });
+    expect(Object.keys(upstreamOf(id)[0]!.headers).filter((h) => h.startsWith("x-tollgate"))).toEqual([]);
+  });
+});

@@ -1,0 +1,430 @@
+// Upstream failures through the gateway, seen by the official SDKs: errors reach the client unchanged,
+// timeouts answer 504 in the provider's shape, retries are recorded attempt by attempt, broken and
+// abandoned streams are still recorded.
+
+import { connect } from "node:net";
+import Anthropic from "@anthropic-ai/sdk";
+import { type CallRecord, extractFromResponse, formatUsd } from "@tollgate/core";
+import OpenAI from "openai";
+import { Agent, fetch as undiciFetch } from "undici";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import {
+  expectExactUsageAndCost,
+  gatewayRecords,
+  type Json,
+  rawRequest,
+  startTestGateway,
+} from "./helpers.js";
+import { FX, fixture, type MockUpstream, startMockUpstream } from "./mock-upstream.js";
+
+const TIMEOUT_MS = 500;
+
+let mock: MockUpstream;
+let gw: Awaited<ReturnType<typeof startTestGateway>>;
+let openai: OpenAI;
+let anthropic: Anthropic;
+/** The SDKs' connection pool, closable at the end. */
+const agent = new Agent();
+const clientFetch = ((url: string, init?: RequestInit) =>
+  undiciFetch(url, { ...(init as object), dispatcher: agent })) as unknown as typeof fetch;
+
+beforeAll(async () => {
+  mock = await startMockUpstream({ chunkDelayMs: [5, 20] });
+  gw = await startTestGateway(mock.url, { timeoutMs: TIMEOUT_MS });
+  openai = new OpenAI({
+    apiKey: "sk-test-123",
+    baseURL: `${gw.url}/v1`,
+    maxRetries: 0,
+    fetch: clientFetch,
+  });
+  anthropic = new Anthropic({ apiKey: "sk-ant-test", baseURL: gw.url, maxRetries: 0, fetch: clientFetch });
+});
+
+afterAll(async () => {
+  // The SDK clients' own sockets go first: after an aborted stream, fetch opens a fresh connection that
+  // sends no request, and stop() waits for it (see "stop() is not held up ..." below).
+  await agent.destroy();
+  await gw?.stop();
+  await mock?.close();
+});
+
+let seq = 0;
+const newCase = () => `f-${++seq}-${Date.now()}`;
+/** Marks a call both upstream (x-test-case) and on its records (metadata.case). */
+const opts = (id: string, extra: Record<string, string> = {}) => ({
+  headers: { "x-test-case": id, "x-tollgate-meta-case": id, ...extra },
+});
+const upstreamOf = (id: string) => mock.requests.filter((r) => r.headers["x-test-case"] === id);
+
+async function recordsOf(id: string, gateway = gw): Promise<CallRecord[]> {
+  return (await gatewayRecords(gateway.runtime))
+    .filter((r) => r.metadata.case === id)
+    .sort((a, b) => a.attempt - b.attempt);
+}
+
+/** For calls whose end the gateway learns asynchronously (client gone, stream broken). */
+async function waitForRecords(id: string, n = 1): Promise<CallRecord[]> {
+  return vi.waitFor(
+    async () => {
+      const recs = await recordsOf(id);
+      expect(recs.length).toBeGreaterThanOrEqual(n);
+      return recs;
+    },
+    { timeout: 5_000, interval: 50 },
+  );
+}
+
+const messages = [{ role: "user" as const, content: "Hello" }];
+
+describe("gateway failures: upstream errors reach the SDK unchanged", () => {
+  it("OpenAI 429 with retry-after → RateLimitError with the provider's headers and body", async () => {
+    const id = newCase();
+    const err = await openai.chat.completions
+      .create({ model: "gpt-4o-mini", messages }, opts(id, { "x-mock-scenario": "rate-limit" }))
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.RateLimitError);
+    expect(err.status).toBe(429);
+    expect(err.headers.get("retry-after")).toBe("1");
+    expect(err.headers.get("x-request-id")).toMatch(/^req_mock/);
+    expect(err.error).toMatchObject({ type: "requests", code: "rate_limit_exceeded" });
+    expect(err.error.message).toMatch(/^Rate limit reached/);
+
+    const [rec, ...more] = await recordsOf(id);
+    expect(more).toHaveLength(0);
+    expect(rec).toMatchObject({ status: "error", http_status: 429, attempt: 1, cost_nanousd: 0n });
+    expect(rec!.error_type).toBeTruthy();
+    expect(err.headers.get("x-tollgate-event-id")).toBe(rec!.event_id);
+    expect(upstreamOf(id)).toHaveLength(1); // no gateway retries unless asked
+  });
+
+  it("the error body is byte-identical to the upstream's", async () => {
+    const init = {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-mock-scenario": "rate-limit" },
+      body: JSON.stringify({ model: "gpt-4o-mini", messages }),
+    };
+    const via = await rawRequest(`${gw.url}/v1/chat/completions`, init);
+    const direct = await rawRequest(`${mock.url}/v1/chat/completions`, init);
+    expect(via.status).toBe(429);
+    expect(via.body).toBe(direct.body);
+    expect(via.headers["retry-after"]).toBe("1");
+    expect(via.headers["content-type"]).toBe(direct.headers["content-type"]);
+  });
+
+  it("Anthropic 429 → Anthropic.RateLimitError with its error shape", async () => {
+    const id = newCase();
+    const err = await anthropic.messages
+      .create(
+        { model: "claude-sonnet-4-5", max_tokens: 10, messages },
+        opts(id, { "x-mock-scenario": "rate-limit" }),
+      )
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(Anthropic.RateLimitError);
+    expect(err.headers.get("retry-after")).toBe("1");
+    expect(err.error).toMatchObject({ type: "error", error: { type: "rate_limit_error" } });
+    const [rec] = await recordsOf(id);
+    expect(rec).toMatchObject({ status: "error", http_status: 429, provider: "anthropic" });
+  });
+
+  it("500 → InternalServerError (both SDKs), recorded as errors", async () => {
+    const a = newCase();
+    const e1 = await openai.chat.completions
+      .create({ model: "gpt-4o-mini", messages }, opts(a, { "x-mock-scenario": "server-error" }))
+      .catch((e) => e);
+    expect(e1).toBeInstanceOf(OpenAI.InternalServerError);
+    expect(e1.status).toBe(500);
+    expect(e1.error).toMatchObject({ type: "server_error" });
+    const b = newCase();
+    const e2 = await anthropic.messages
+      .create(
+        { model: "claude-sonnet-4-5", max_tokens: 10, messages },
+        opts(b, { "x-mock-scenario": "server-error" }),
+      )
+      .catch((e) => e);
+    expect(e2).toBeInstanceOf(Anthropic.InternalServerError);
+    expect(e2.error).toMatchObject({ type: "error", error: { type: "api_error" } });
+    for (const id of [a, b]) {
+      const [rec] = await recordsOf(id);
+      expect(rec).toMatchObject({ status: "error", http_status: 500, cost_nanousd: 0n });
+    }
+  });
+});
+
+describe("gateway failures: timeouts and broken connections", () => {
+  it("an upstream that never answers → 504 in OpenAI's error shape, recorded as a timeout", async () => {
+    const id = newCase();
+    const started = Date.now();
+    const err = await openai.chat.completions
+      .create({ model: "gpt-4o-mini", messages }, opts(id, { "x-mock-scenario": "hang" }))
+      .catch((e) => e);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(TIMEOUT_MS - 50);
+    expect(err).toBeInstanceOf(OpenAI.APIError);
+    expect(err.status).toBe(504);
+    expect(typeof err.error?.message).toBe("string");
+    expect(typeof err.error?.type).toBe("string");
+    expect(err.error).toHaveProperty("code");
+    const [rec] = await recordsOf(id);
+    expect(rec).toMatchObject({ status: "error", error_type: "timeout", cost_nanousd: 0n });
+
+    const raw = await rawRequest(`${gw.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-mock-scenario": "hang" },
+      body: JSON.stringify({ model: "gpt-4o-mini", messages }),
+    });
+    expect(raw.status).toBe(504);
+    const body = JSON.parse(raw.body) as Json;
+    expect(Object.keys(body)).toEqual(["error"]);
+    expect(body.error).toMatchObject({ message: expect.any(String), type: expect.any(String) });
+    expect(body.error).toHaveProperty("code");
+  });
+
+  it("an upstream that never answers → 504 in Anthropic's error shape", async () => {
+    const id = newCase();
+    const err = await anthropic.messages
+      .create(
+        { model: "claude-sonnet-4-5", max_tokens: 10, messages },
+        opts(id, { "x-mock-scenario": "hang" }),
+      )
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(Anthropic.APIError);
+    expect(err.status).toBe(504);
+    expect(err.error).toMatchObject({
+      type: "error",
+      error: { type: expect.any(String), message: expect.any(String) },
+    });
+    const [rec] = await recordsOf(id);
+    expect(rec).toMatchObject({ status: "error", error_type: "timeout", provider: "anthropic" });
+  });
+
+  it("connection reset mid-stream: the SDK throws after the chunks it got; the record has status error", async () => {
+    const id = newCase();
+    const stream = await openai.chat.completions.create(
+      { model: "gpt-4o-mini", messages, stream: true },
+      opts(id, { "x-mock-scenario": "reset-mid-stream" }),
+    );
+    const seen: unknown[] = [];
+    const err = await (async () => {
+      for await (const c of stream) seen.push(c);
+    })().catch((e) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(seen.length).toBeGreaterThan(0);
+    const [rec] = await waitForRecords(id);
+    expect(rec).toMatchObject({ status: "error", stream: true, http_status: 200 });
+    expect(rec!.error_type).toBeTruthy();
+  });
+
+  it("Anthropic stream reset mid-stream: the SDK throws; the record keeps the input usage already sent", async () => {
+    const id = newCase();
+    const stream = await anthropic.messages.create(
+      { model: "claude-sonnet-4-20250514", max_tokens: 100, messages, stream: true },
+      opts(id, { "x-mock-scenario": "reset-mid-stream", "x-mock-chunk-delay-ms": "1" }),
+    );
+    const err = await (async () => {
+      for await (const _ of stream);
+    })().catch((e) => e);
+    expect(err).toBeInstanceOf(Error);
+    const [rec] = await waitForRecords(id);
+    expect(rec).toMatchObject({ status: "error", provider: "anthropic", input_uncached_tokens: 43 });
+  });
+
+  it("a stream that stalls longer than the timeout: the SDK throws, recorded as a timeout", async () => {
+    const id = newCase();
+    const stream = await openai.chat.completions.create(
+      { model: "gpt-4o-mini", messages, stream: true },
+      opts(id, { "x-mock-scenario": "stall-mid-stream" }),
+    );
+    const err = await (async () => {
+      for await (const _ of stream);
+    })().catch((e) => e);
+    expect(err).toBeInstanceOf(Error);
+    const [rec] = await waitForRecords(id);
+    expect(rec).toMatchObject({ status: "error", error_type: "timeout" });
+  });
+
+  it("a non-streamed body cut mid-way: the SDK gets an error, the record has status error", async () => {
+    const id = newCase();
+    const err = await openai.chat.completions
+      .create({ model: "gpt-4.1-nano", messages }, opts(id, { "x-mock-scenario": "reset-mid-stream" }))
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.APIError);
+    const [rec] = await waitForRecords(id);
+    expect(rec).toMatchObject({ status: "error" });
+  });
+});
+
+describe("gateway failures: retries", () => {
+  it("x-tollgate-retries: 2 + one 429: the SDK gets 200; two records share request_id (attempts 1, 2)", async () => {
+    const id = newCase();
+    const started = Date.now();
+    const { data, response } = await openai.chat.completions
+      .create(
+        { model: "gpt-4.1-nano", messages: [{ role: "user", content: id }] },
+        opts(id, { "x-mock-scenario": "rate-limit-once", "x-tollgate-retries": "2" }),
+      )
+      .withResponse();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900); // retry-after: 1 honoured
+    expect(data).toEqual(JSON.parse(fixture(FX.chat)));
+    const ups = upstreamOf(id);
+    expect(ups).toHaveLength(2);
+    expect(ups[1]!.rawBody).toBe(ups[0]!.rawBody);
+    expect(ups[1]!.headers["x-tollgate-retries"]).toBeUndefined();
+
+    const recs = await recordsOf(id);
+    expect(recs.map((r) => r.attempt)).toEqual([1, 2]);
+    expect(recs[0]!.request_id).toBeTruthy();
+    expect(recs[1]!.request_id).toBe(recs[0]!.request_id);
+    expect(recs[0]).toMatchObject({ status: "error", http_status: 429, cost_nanousd: 0n });
+    expect(recs[1]).toMatchObject({ status: "ok", http_status: 200 });
+    expectExactUsageAndCost(
+      recs[1]!,
+      extractFromResponse("openai.chat", JSON.parse(fixture(FX.chat))),
+      "openai",
+    );
+    expect(response.headers.get("x-tollgate-event-id")).toBe(recs[1]!.event_id);
+    expect(response.headers.get("x-tollgate-cost-usd")).toBe(formatUsd(recs[1]!.cost_nanousd));
+  });
+
+  it("retries exhausted on 500: the SDK gets the last error; every attempt is recorded", async () => {
+    const id = newCase();
+    const err = await openai.chat.completions
+      .create(
+        { model: "gpt-4o-mini", messages },
+        opts(id, { "x-mock-scenario": "server-error", "x-tollgate-retries": "2" }),
+      )
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.InternalServerError);
+    expect(upstreamOf(id)).toHaveLength(3);
+    const recs = await recordsOf(id);
+    expect(recs.map((r) => [r.attempt, r.status, r.http_status])).toEqual([
+      [1, "error", 500],
+      [2, "error", 500],
+      [3, "error", 500],
+    ]);
+    expect(new Set(recs.map((r) => r.request_id)).size).toBe(1);
+  });
+
+  it("retries a rate-limited Anthropic stream, then streams normally", async () => {
+    const id = newCase();
+    const stream = await anthropic.messages.create(
+      {
+        model: "claude-sonnet-4-5",
+        max_tokens: 100,
+        messages: [{ role: "user", content: id }],
+        stream: true,
+      },
+      opts(id, { "x-mock-scenario": "rate-limit-once", "x-tollgate-retries": "1" }),
+    );
+    const events = [];
+    for await (const e of stream) events.push(e);
+    expect(events.at(-1)!.type).toBe("message_stop");
+    const recs = await waitForRecords(id, 2);
+    expect(recs.map((r) => [r.attempt, r.status, r.http_status])).toEqual([
+      [1, "error", 429],
+      [2, "ok", 200],
+    ]);
+    expect(recs[1]!.request_id).toBe(recs[0]!.request_id);
+    expect(recs[1]!.cost_nanousd > 0n).toBe(true);
+  });
+
+  it("the configured default (gateway.retries) applies without the header", async () => {
+    const g2 = await startTestGateway(mock.url, { timeoutMs: TIMEOUT_MS, retries: 1 });
+    try {
+      const client = new OpenAI({ apiKey: "sk-test-123", baseURL: `${g2.url}/v1`, maxRetries: 0 });
+      const id = newCase();
+      await client.chat.completions.create(
+        { model: "gpt-4.1-nano", messages: [{ role: "user", content: id }] },
+        opts(id, { "x-mock-scenario": "rate-limit-once" }),
+      );
+      const recs = await recordsOf(id, g2);
+      expect(recs.map((r) => r.attempt)).toEqual([1, 2]);
+    } finally {
+      await g2.stop();
+    }
+  });
+
+  it("connection errors are retried and recorded; the SDK gets a 5xx in OpenAI's shape", async () => {
+    // a port nobody listens on
+    const dead = await startMockUpstream();
+    const deadUrl = dead.url;
+    await dead.close();
+    const g3 = await startTestGateway(deadUrl, { timeoutMs: TIMEOUT_MS });
+    try {
+      const client = new OpenAI({ apiKey: "sk-test-123", baseURL: `${g3.url}/v1`, maxRetries: 0 });
+      const id = newCase();
+      const err = await client.chat.completions
+        .create({ model: "gpt-4o-mini", messages }, opts(id, { "x-tollgate-retries": "2" }))
+        .catch((e) => e);
+      expect(err).toBeInstanceOf(OpenAI.APIError);
+      expect(err.status).toBeGreaterThanOrEqual(500);
+      expect(typeof err.error?.message).toBe("string");
+      const recs = await recordsOf(id, g3);
+      expect(recs.map((r) => [r.attempt, r.status])).toEqual([
+        [1, "error"],
+        [2, "error"],
+        [3, "error"],
+      ]);
+    } finally {
+      await g3.stop();
+    }
+  });
+});
+
+describe("gateway failures: the client goes away mid-stream", () => {
+  it("OpenAI: recorded with estimated usage (input estimated from the request)", async () => {
+    const id = newCase();
+    const stream = await openai.chat.completions.create(
+      { model: "gpt-4o-mini", messages, stream: true },
+      opts(id, { "x-mock-chunk-delay-ms": "100" }),
+    );
+    let n = 0;
+    for await (const _ of stream) if (++n === 2) break; // leaving the loop aborts the request
+    const [rec] = await waitForRecords(id);
+    expect(rec).toMatchObject({ cost_source: "estimated", stream: true, provider: "openai" });
+    expect(rec!.status).not.toBe("ok");
+    expect(rec!.input_uncached_tokens).toBeGreaterThan(0);
+    expect(rec!.priced).toBe(true);
+    expect(rec!.cost_nanousd > 0n).toBe(true);
+    // the upstream stream is not read to the end on the abandoned client's behalf
+    expect(rec!.ts_end! - rec!.ts_start).toBeLessThan(700);
+  });
+
+  it("Anthropic: input tokens from message_start, cost_source estimated", async () => {
+    const id = newCase();
+    const stream = await anthropic.messages.create(
+      { model: "claude-sonnet-4-20250514", max_tokens: 100, messages, stream: true },
+      opts(id, { "x-mock-chunk-delay-ms": "50" }),
+    );
+    let n = 0;
+    for await (const _ of stream) if (++n === 4) stream.controller.abort();
+    const [rec] = await waitForRecords(id);
+    expect(rec).toMatchObject({
+      cost_source: "estimated",
+      provider: "anthropic",
+      model: "claude-sonnet-4-20250514",
+      input_uncached_tokens: 43, // what the provider reported up front
+    });
+    expect(rec!.output_tokens).toBeGreaterThanOrEqual(1);
+    expect(rec!.cost_nanousd > 0n).toBe(true);
+  });
+});
+
+describe("gateway shutdown", () => {
+  it("stop() is not held up by a client connection that has sent no request", async () => {
+    // Node 20's fetch (undici), which both SDKs use, opens a fresh keep-alive connection right after a
+    // stream is aborted; it sends nothing. Node's server.close() + closeIdleConnections() leave such
+    // sockets open until headersTimeout (60 s), so stop() must not wait on them.
+    const g = await startTestGateway(mock.url, { timeoutMs: TIMEOUT_MS });
+    const { port } = new URL(g.url);
+    const sock = connect(Number(port), "127.0.0.1");
+    await new Promise<void>((r) => sock.once("connect", () => r()));
+    const started = Date.now();
+    const stopped = g.stop().then(() => Date.now() - started);
+    const outcome = await Promise.race([
+      stopped,
+      new Promise<"hung">((r) => setTimeout(() => r("hung"), 3_000)),
+    ]);
+    sock.destroy(); // let a hung stop() finish either way
+    await stopped;
+    expect(outcome, "stop() still waiting after 3 s on a request-less connection").not.toBe("hung");
+  });
+});

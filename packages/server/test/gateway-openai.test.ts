@@ -1,0 +1,466 @@
+// The gateway as a drop-in OpenAI base URL, driven by the official `openai` SDK against the local mock
+// upstream (real recorded payloads). The SDK must see exactly what the upstream sent, and every call's
+// record must carry the usage and cost @tollgate/core computes from that payload.
+import { type CallRecord, extractFromResponse, extractFromSse, formatUsd, parseSse } from "@tollgate/core";
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  expectExactUsageAndCost,
+  gatewayRecords,
+  type Json,
+  rawRequest,
+  startTestGateway,
+} from "./helpers.js";
+import { FX, fixture, type MockUpstream, startMockUpstream } from "./mock-upstream.js";
+
+let mock: MockUpstream;
+let gw: Awaited<ReturnType<typeof startTestGateway>>;
+let openai: OpenAI; // through the gateway
+let direct: OpenAI; // straight to the mock
+
+beforeAll(async () => {
+  mock = await startMockUpstream();
+  gw = await startTestGateway(mock.url);
+  openai = new OpenAI({ apiKey: "sk-test-123", baseURL: `${gw.url}/v1`, maxRetries: 0 });
+  direct = new OpenAI({ apiKey: "sk-test-123", baseURL: `${mock.url}/v1`, maxRetries: 0 });
+});
+
+afterAll(async () => {
+  await gw?.stop();
+  await mock?.close();
+});
+
+let seq = 0;
+/** A per-test marker header: forwarded upstream (it is not x-tollgate-*), so mock requests can be found. */
+const newCase = () => `oa-${++seq}-${Date.now()}`;
+const tagged = (id: string, extra: Record<string, string> = {}) => ({
+  headers: { "x-test-case": id, ...extra },
+});
+const upstreamOf = (id: string) => mock.requests.filter((r) => r.headers["x-test-case"] === id);
+
+async function recordById(eventId: string | null, workspace = "default"): Promise<CallRecord> {
+  expect(eventId, "x-tollgate-event-id header").toMatch(/^[0-9a-f-]{36}$/);
+  const rec = (await gatewayRecords(gw.runtime, workspace)).find((r) => r.event_id === eventId);
+  expect(rec, `record ${eventId}`).toBeDefined();
+  return rec!;
+}
+
+async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+const sseData = (text: string) => parseSse(text).map((e) => ({ event: e.event, data: e.data }));
+
+const messages = [{ role: "user" as const, content: "What is the capital of the UK?" }];
+
+describe("gateway: OpenAI chat completions", () => {
+  it("non-streaming: the SDK gets the upstream reply; headers and record are exact", async () => {
+    const id = newCase();
+    const params = { model: "gpt-4.1-nano", messages, temperature: 0 };
+    const { data, response } = await openai.chat.completions.create(params, tagged(id)).withResponse();
+    expect(data).toEqual(await direct.chat.completions.create(params));
+    expect(data).toEqual(JSON.parse(fixture(FX.chat)));
+    expect(response.status).toBe(200);
+    // the provider's own headers pass through
+    expect(response.headers.get("x-request-id")).toMatch(/^req_mock/);
+    expect(response.headers.get("openai-processing-ms")).toBe("42");
+
+    const rec = await recordById(response.headers.get("x-tollgate-event-id"));
+    expect(response.headers.get("x-tollgate-cost-usd")).toBe(formatUsd(rec.cost_nanousd));
+    expectExactUsageAndCost(rec, extractFromResponse("openai.chat", JSON.parse(fixture(FX.chat))), "openai");
+    expect(rec).toMatchObject({
+      workspace_id: "default",
+      kind: "llm",
+      provider: "openai",
+      api: "openai.chat",
+      model_requested: "gpt-4.1-nano",
+      model: "gpt-4.1-nano-2025-04-14",
+      stream: false,
+      status: "ok",
+      http_status: 200,
+      error_type: null,
+      attempt: 1,
+    });
+    expect(rec.request_id).toBeTruthy();
+    expect(rec.latency_ms).toBeGreaterThanOrEqual(0);
+
+    const [up, ...more] = upstreamOf(id);
+    expect(more).toHaveLength(0);
+    expect(up!.method).toBe("POST");
+    expect(up!.path).toBe("/v1/chat/completions");
+    expect(up!.body).toEqual(params); // forwarded unchanged
+    expect(up!.headers.authorization).toBe("Bearer sk-test-123");
+  });
+
+  it.each([
+    "openai/chat-completion.gpt-4.1-nano.json",
+    "openai/chat-completion.o3-mini.reasoning.json",
+    "openai/chat-completion.gpt-5.6-sol.cache-read.json",
+    "openai/chat-completion.gpt-5.6-sol.cache-write.json",
+  ])("prices %s exactly (reasoning, cache read/write)", async (rel) => {
+    const body = JSON.parse(fixture(rel));
+    const { data, response } = await openai.chat.completions
+      .create({ model: body.model, messages }, { headers: { "x-mock-fixture": rel } })
+      .withResponse();
+    expect(data).toEqual(body);
+    const rec = await recordById(response.headers.get("x-tollgate-event-id"));
+    expectExactUsageAndCost(rec, extractFromResponse("openai.chat", body), "openai");
+    expect(response.headers.get("x-tollgate-cost-usd")).toBe(formatUsd(rec.cost_nanousd));
+  });
+
+  it("streaming with include_usage: the stream passes unchanged; usage and cost exact", async () => {
+    const id = newCase();
+    const params = {
+      model: "gpt-4o-mini",
+      messages,
+      stream: true as const,
+      stream_options: { include_usage: true },
+    };
+    const { data: stream, response } = await openai.chat.completions
+      .create(params, tagged(id))
+      .withResponse();
+    expect(response.headers.get("content-type")).toMatch(/^text\/event-stream/);
+    const eventId = response.headers.get("x-tollgate-event-id");
+    const got = await collect(stream);
+    const want = await collect(await direct.chat.completions.create(params));
+    expect(got).toEqual(want);
+    expect(got.at(-1)!.usage).toMatchObject({ prompt_tokens: 53, completion_tokens: 15 });
+
+    const [up] = upstreamOf(id);
+    expect(up!.body).toEqual(params);
+
+    const rec = await recordById(eventId);
+    expectExactUsageAndCost(rec, extractFromSse("openai.chat", fixture(FX.chatStream)), "openai");
+    expect(rec).toMatchObject({ stream: true, status: "ok", http_status: 200, api: "openai.chat" });
+    expect(rec.ttft_ms).toBeGreaterThanOrEqual(0);
+  });
+
+  it("streaming without include_usage: usage is added upstream and removed before the SDK sees it", async () => {
+    const id = newCase();
+    const params = { model: "gpt-4o-mini", messages, stream: true as const };
+    const { data: stream, response } = await openai.chat.completions
+      .create(params, tagged(id))
+      .withResponse();
+    const got = await collect(stream);
+    const want = await collect(await direct.chat.completions.create(params));
+    expect(got).toEqual(want);
+    for (const chunk of got) expect(chunk).not.toHaveProperty("usage");
+    expect(got.every((c) => c.choices.length === 1)).toBe(true);
+
+    // the gateway asked the upstream for usage...
+    const [up] = upstreamOf(id);
+    expect(up!.body).toEqual({ ...params, stream_options: { include_usage: true } });
+    // ...and recorded it
+    const rec = await recordById(response.headers.get("x-tollgate-event-id"));
+    expectExactUsageAndCost(rec, extractFromSse("openai.chat", fixture(FX.chatStream)), "openai");
+    expect(rec.stream).toBe(true);
+  });
+
+  it("streaming with include_usage: false is treated as not asked", async () => {
+    const params = {
+      model: "gpt-4o-mini",
+      messages,
+      stream: true as const,
+      stream_options: { include_usage: false },
+    };
+    const { data: stream, response } = await openai.chat.completions.create(params).withResponse();
+    const got = await collect(stream);
+    expect(got).toEqual(await collect(await direct.chat.completions.create(params)));
+    for (const chunk of got) expect(chunk).not.toHaveProperty("usage");
+    const rec = await recordById(response.headers.get("x-tollgate-event-id"));
+    expectExactUsageAndCost(rec, extractFromSse("openai.chat", fixture(FX.chatStream)), "openai");
+  });
+
+  it("streams: the raw SSE content equals the upstream's, and the cost follows as an HTTP trailer", async () => {
+    for (const includeUsage of [true, false]) {
+      const body = JSON.stringify({
+        model: "gpt-4o-mini",
+        messages,
+        stream: true,
+        ...(includeUsage ? { stream_options: { include_usage: true } } : {}),
+      });
+      const init = {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: "Bearer sk-test-123" },
+        body,
+      };
+      const viaGateway = await rawRequest(`${gw.url}/v1/chat/completions`, init);
+      const viaDirect = await rawRequest(`${mock.url}/v1/chat/completions`, init);
+      expect(viaGateway.status).toBe(200);
+      expect(sseData(viaGateway.body), `include_usage=${includeUsage}`).toEqual(sseData(viaDirect.body));
+      const rec = await recordById(String(viaGateway.headers["x-tollgate-event-id"]));
+      expect(viaGateway.trailers["x-tollgate-cost-usd"]).toBe(formatUsd(rec.cost_nanousd));
+      expectExactUsageAndCost(rec, extractFromSse("openai.chat", fixture(FX.chatStream)), "openai");
+    }
+  });
+});
+
+describe("gateway: OpenAI streaming behaviour", () => {
+  it("relays chunk by chunk, without buffering the stream", async () => {
+    const started = Date.now();
+    const stream = await openai.chat.completions.create(
+      { model: "gpt-4o-mini", messages, stream: true },
+      { headers: { "x-mock-chunk-delay-ms": "80" } },
+    );
+    const arrivals: number[] = [];
+    for await (const _ of stream) arrivals.push(Date.now() - started);
+    expect(arrivals.length).toBe(7); // 9 upstream events minus the added usage chunk and [DONE]
+    const total = arrivals.at(-1)!;
+    expect(total).toBeGreaterThanOrEqual(6 * 80);
+    // the first chunk arrives about one upstream delay in, long before the stream ends
+    expect(arrivals[0]!).toBeLessThan(total / 2);
+    expect(arrivals[3]! - arrivals[0]!).toBeGreaterThanOrEqual(2 * 70);
+  });
+
+  it("an error status on a stream request reaches the SDK as the typed error", async () => {
+    const err = await openai.chat.completions
+      .create(
+        { model: "gpt-4o-mini", messages, stream: true },
+        { headers: { "x-mock-scenario": "rate-limit" } },
+      )
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.RateLimitError);
+    expect(err.headers.get("retry-after")).toBe("1");
+  });
+
+  it("concurrent calls of every kind each get their own exact record", async () => {
+    const N = 8;
+    const calls = Array.from({ length: N }, async (_, i) => {
+      if (i % 4 === 0) {
+        const { data, response } = await openai.chat.completions
+          .create({ model: "gpt-4.1-nano", messages })
+          .withResponse();
+        return { data, eventId: response.headers.get("x-tollgate-event-id"), api: "openai.chat" };
+      }
+      if (i % 4 === 1) {
+        const { data: s, response } = await openai.chat.completions
+          .create({ model: "gpt-4o-mini", messages, stream: true })
+          .withResponse();
+        return {
+          data: await collect(s),
+          eventId: response.headers.get("x-tollgate-event-id"),
+          api: "openai.chat",
+        };
+      }
+      if (i % 4 === 2) {
+        const { data: s, response } = await openai.responses
+          .create({ model: "gpt-5", input: "x", stream: true })
+          .withResponse();
+        return {
+          data: await collect(s),
+          eventId: response.headers.get("x-tollgate-event-id"),
+          api: "openai.responses",
+        };
+      }
+      const { data, response } = await openai.embeddings
+        .create({ model: "text-embedding-3-small", input: "x" })
+        .withResponse();
+      return { data, eventId: response.headers.get("x-tollgate-event-id"), api: "openai.embeddings" };
+    });
+    const results = await Promise.all(calls);
+    expect(new Set(results.map((r) => r.eventId)).size).toBe(N);
+    const all = await gatewayRecords(gw.runtime);
+    for (const r of results) {
+      const rec = all.find((x) => x.event_id === r.eventId);
+      expect(rec?.api).toBe(r.api);
+      expect(rec?.status).toBe("ok");
+    }
+    const streamed = results.filter((_, i) => i % 4 === 1).map((r) => r.data);
+    for (const chunks of streamed) expect(chunks).toEqual(streamed[0]);
+  });
+});
+
+describe("gateway: OpenAI Responses and embeddings", () => {
+  it.each([
+    "openai/responses.gpt-4o.cached.json",
+    "openai/responses.gpt-5.cached-reasoning.json",
+    "openai/responses.gpt-5.6-sol.cache-read.json",
+    "openai/responses.gpt-5.6-sol.cache-write.json",
+  ])("Responses body %s: reply and record exact", async (rel) => {
+    const body = JSON.parse(fixture(rel));
+    const opts = { headers: { "x-mock-fixture": rel } };
+    const params = { model: body.model, input: "Describe the image." };
+    const { data, response } = await openai.responses.create(params, opts).withResponse();
+    expect(data).toEqual(await direct.responses.create(params, opts));
+    expect(data.id).toBe(body.id);
+    const rec = await recordById(response.headers.get("x-tollgate-event-id"));
+    expectExactUsageAndCost(rec, extractFromResponse("openai.responses", body), "openai");
+    expect(rec).toMatchObject({ kind: "llm", api: "openai.responses", stream: false, status: "ok" });
+    expect(response.headers.get("x-tollgate-cost-usd")).toBe(formatUsd(rec.cost_nanousd));
+  });
+
+  it("Responses stream: events unchanged, usage from response.completed", async () => {
+    const params = { model: "gpt-5", input: "What is 2+2?", stream: true as const };
+    const { data: stream, response } = await openai.responses.create(params).withResponse();
+    const got = await collect(stream);
+    expect(got).toEqual(await collect(await direct.responses.create(params)));
+    expect(got.at(-1)!.type).toBe("response.completed");
+    const rec = await recordById(response.headers.get("x-tollgate-event-id"));
+    expectExactUsageAndCost(rec, extractFromSse("openai.responses", fixture(FX.responsesStream)), "openai");
+    expect(rec).toMatchObject({ api: "openai.responses", stream: true, status: "ok", reasoning_tokens: 448 });
+  });
+
+  it("embeddings: vectors unchanged, recorded as kind=embedding", async () => {
+    const id = newCase();
+    const params = { model: "text-embedding-3-small", input: "hello world" };
+    const { data, response } = await openai.embeddings.create(params, tagged(id)).withResponse();
+    expect(data).toEqual(await direct.embeddings.create(params));
+    expect(data.data[0]!.embedding.length).toBeGreaterThan(0);
+    expect(upstreamOf(id)[0]!.path).toBe("/v1/embeddings");
+    const rec = await recordById(response.headers.get("x-tollgate-event-id"));
+    expectExactUsageAndCost(
+      rec,
+      extractFromResponse("openai.embeddings", JSON.parse(fixture(FX.embeddings))),
+      "openai",
+    );
+    expect(rec).toMatchObject({
+      kind: "embedding",
+      api: "openai.embeddings",
+      model: "text-embedding-3-small",
+      input_uncached_tokens: 4,
+      output_tokens: 0,
+    });
+    expect(response.headers.get("x-tollgate-cost-usd")).toBe(formatUsd(rec.cost_nanousd));
+  });
+});
+
+describe("gateway: attribution, keys and pass-through", () => {
+  const attribution = {
+    "x-tollgate-user-id": "u-42",
+    "x-tollgate-customer-id": "acme",
+    "x-tollgate-feature": "search",
+    "x-tollgate-deployment": "staging",
+    "x-tollgate-prompt-version": "pv-7",
+    "x-tollgate-agent-run-id": "run-1",
+    "x-tollgate-agent-type": "planner",
+    "x-tollgate-session-id": "sess-9",
+    "x-tollgate-route": "variant-b",
+    "x-tollgate-tags": "alpha, beta,gamma",
+    "x-tollgate-meta-team": "growth",
+    "x-tollgate-meta-ticket": "T-1",
+  };
+
+  it("x-tollgate-* headers land on the record and never reach the upstream; the provider key does", async () => {
+    const id = newCase();
+    const client = new OpenAI({
+      apiKey: "sk-test-123",
+      baseURL: `${gw.url}/v1`,
+      maxRetries: 0,
+      defaultHeaders: attribution,
+    });
+    const { response } = await client.chat.completions
+      .create({ model: "gpt-4.1-nano", messages }, tagged(id, { "openai-organization": "org-x" }))
+      .withResponse();
+    const rec = await recordById(response.headers.get("x-tollgate-event-id"));
+    expect(rec).toMatchObject({
+      user_id: "u-42",
+      customer_id: "acme",
+      feature: "search",
+      deployment: "staging",
+      prompt_version: "pv-7",
+      agent_run_id: "run-1",
+      agent_type: "planner",
+      session_id: "sess-9",
+      route: "variant-b",
+      tags: ["alpha", "beta", "gamma"],
+      metadata: { team: "growth", ticket: "T-1" },
+    });
+    const [up] = upstreamOf(id);
+    expect(Object.keys(up!.headers).filter((h) => h.startsWith("x-tollgate"))).toEqual([]);
+    expect(up!.headers.authorization).toBe("Bearer sk-test-123");
+    expect(up!.headers["openai-organization"]).toBe("org-x");
+    expect(up!.headers["x-test-case"]).toBe(id);
+  });
+
+  it("without attribution headers the record has none", async () => {
+    const { response } = await openai.chat.completions
+      .create({ model: "gpt-4.1-nano", messages })
+      .withResponse();
+    const rec = await recordById(response.headers.get("x-tollgate-event-id"));
+    expect(rec).toMatchObject({ user_id: null, customer_id: null, feature: null, tags: [], metadata: {} });
+  });
+
+  it("x-tollgate-key: calls go to the key's workspace with its defaults; headers override them", async () => {
+    const res = await gw.runtime.app.request("/api/keys", {
+      method: "POST",
+      headers: { authorization: `Bearer ${gw.runtime.rootToken}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        workspace: "gw-ws",
+        role: "gateway",
+        defaults: { customer_id: "cust-default", feature: "feat-default" },
+      }),
+    });
+    expect(res.status).toBe(201);
+    const { key } = (await res.json()) as Json;
+    const id = newCase();
+    const { response } = await openai.chat.completions
+      .create(
+        { model: "gpt-4.1-nano", messages },
+        tagged(id, { "x-tollgate-key": key, "x-tollgate-feature": "feat-header" }),
+      )
+      .withResponse();
+    const rec = await recordById(response.headers.get("x-tollgate-event-id"), "gw-ws");
+    expect(rec).toMatchObject({ workspace_id: "gw-ws", customer_id: "cust-default", feature: "feat-header" });
+    const def = await gatewayRecords(gw.runtime, "default");
+    expect(def.find((r) => r.event_id === rec.event_id)).toBeUndefined();
+    expect(upstreamOf(id)[0]!.headers["x-tollgate-key"]).toBeUndefined();
+  });
+
+  it("other /v1/* paths pass through and are recorded as kind=other, unpriced", async () => {
+    const id = newCase();
+    const { data: page, response } = await openai.models.list(tagged(id)).withResponse();
+    expect(page.data.map((m) => m.id)).toEqual(["gpt-4o-mini", "text-embedding-3-small"]);
+    const [up] = upstreamOf(id);
+    expect(up).toMatchObject({ method: "GET", path: "/v1/models" });
+    expect(up!.headers.authorization).toBe("Bearer sk-test-123");
+    const rec = await recordById(response.headers.get("x-tollgate-event-id"));
+    expect(rec).toMatchObject({
+      kind: "other",
+      provider: "openai",
+      priced: false,
+      status: "ok",
+      http_status: 200,
+      cost_nanousd: 0n,
+    });
+  });
+
+  it("an upstream 404 on a pass-through path reaches the SDK as NotFoundError", async () => {
+    const err = await openai.moderations.create({ input: "x" }).catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.NotFoundError);
+    expect(err.error).toMatchObject({ type: "invalid_request_error" });
+    expect(mock.requests.at(-1)!.path).toBe("/v1/moderations");
+  });
+
+  it("Tollgate's own /v1/events is not proxied", async () => {
+    const before = mock.requests.length;
+    const res = await fetch(`${gw.url}/v1/events`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "[]",
+    });
+    expect(res.status).toBe(401); // the ingest API answered (no key), not the upstream
+    expect(mock.requests.slice(before).some((r) => r.path.startsWith("/v1/events"))).toBe(false);
+  });
+
+  it("serves /healthz, /readyz and Prometheus /metrics", async () => {
+    expect((await fetch(`${gw.url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${gw.url}/readyz`)).status).toBe(200);
+    const res = await fetch(`${gw.url}/metrics`);
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    for (const name of [
+      "tollgate_gateway_requests_total",
+      "tollgate_gateway_request_duration_seconds_bucket",
+      "tollgate_gateway_upstream_errors_total",
+      "tollgate_spool_depth",
+      "tollgate_recorded_cost_nanousd_total",
+    ])
+      expect(text, name).toContain(name);
+    const cost = /^tollgate_recorded_cost_nanousd_total(?:\{[^}]*\})? (\d+(?:\.\d+)?(?:e\+\d+)?)$/m.exec(
+      text,
+    );
+    expect(Number(cost?.[1])).toBeGreaterThan(0);
+  });
+});

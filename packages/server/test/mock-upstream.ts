@@ -1,0 +1,408 @@
+/**
+ * A local stand-in for the OpenAI and Anthropic APIs that replays the real recorded payloads of
+ * `../shared/fixtures/providers` (bodies verbatim, SSE streams event by event with realistic timing).
+ *
+ * The reply is chosen by path + request body (`model`, `stream`, `stream_options.include_usage`), and can be
+ * steered per request with headers (the gateway forwards every non-`x-tollgate-*` header):
+ * - `x-mock-scenario`: `rate-limit` (429 + retry-after: 1), `rate-limit-once` (429 the first time this exact
+ *   request is seen, then the normal reply), `server-error` (500), `hang` (never answers),
+ *   `reset-mid-stream` (half the reply, then the socket is destroyed), `stall-mid-stream` (half the reply,
+ *   then silence).
+ * - `x-mock-fixture`: a fixture path under `providers/` to answer with instead of the default.
+ * - `x-mock-chunk-delay-ms`: delay between SSE events for this request.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { createServer, type IncomingHttpHeaders, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export interface RecordedRequest {
+  method: string;
+  /** Path with query string, as the upstream saw it. */
+  path: string;
+  headers: IncomingHttpHeaders;
+  /** The parsed JSON body (null when empty or not JSON). */
+  // biome-ignore lint/suspicious/noExplicitAny: request bodies are inspected loosely
+  body: any;
+  rawBody: string;
+}
+
+export interface MockUpstream {
+  /** Origin, e.g. http://127.0.0.1:4321 (the APIs live under /v1). */
+  url: string;
+  requests: RecordedRequest[];
+  close(): Promise<void>;
+}
+
+export interface MockOptions {
+  /** Delay between SSE events: a fixed number of ms, or [min, max] drawn uniformly. Default [5, 20]. */
+  chunkDelayMs?: number | [number, number];
+}
+
+// ---------------------------------------------------------------------------------------------------
+// fixtures
+
+/** `../shared/fixtures` beside the repository (TOLLGATE_FIXTURES overrides). */
+export const FIXTURES_DIR = ((): string => {
+  if (process.env.TOLLGATE_FIXTURES) return resolve(process.env.TOLLGATE_FIXTURES);
+  const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+  for (const dir of [join(repo, "../shared/fixtures"), join(repo, "shared/fixtures")])
+    if (existsSync(join(dir, "providers"))) return dir;
+  throw new Error(`cannot find the shared fixtures beside ${repo} (set TOLLGATE_FIXTURES)`);
+})();
+
+const cache = new Map<string, string>();
+
+/** The text of a fixture under `providers/`, e.g. `openai/chat-completion.gpt-4.1-nano.json`. */
+export function fixture(rel: string): string {
+  let text = cache.get(rel);
+  if (text === undefined) {
+    const path = resolve(FIXTURES_DIR, "providers", rel);
+    if (!path.startsWith(resolve(FIXTURES_DIR, "providers"))) throw new Error(`bad fixture path ${rel}`);
+    text = readFileSync(path, "utf8");
+    cache.set(rel, text);
+  }
+  return text;
+}
+
+/** Default fixture per endpoint. */
+export const FX = {
+  chat: "openai/chat-completion.gpt-4.1-nano.json",
+  chatReasoning: "openai/chat-completion.o3-mini.reasoning.json",
+  chatCacheRead: "openai/chat-completion.gpt-5.6-sol.cache-read.json",
+  chatStream: "openai/chat-completion.stream.gpt-4o-mini.include-usage.sse",
+  responses: "openai/responses.gpt-4o.cached.json",
+  responsesReasoning: "openai/responses.gpt-5.cached-reasoning.json",
+  responsesStream: "openai/responses.stream.gpt-5.reasoning.sse",
+  embeddings: "openai/embeddings.text-embedding-3-small.json",
+  messages: "anthropic/messages.claude-sonnet-4-5.text.json",
+  messagesCache: "anthropic/messages.claude-sonnet-4-5.cache-read-and-write.json",
+  messagesStream: "anthropic/messages.stream.claude-sonnet-4.thinking.sse",
+  messagesStreamTools: "anthropic/messages.stream.claude-sonnet-4-6.code-execution.sse",
+  messagesStreamChunks: "anthropic/messages.stream.claude-sonnet-4-5.text.chunks.jsonl",
+} as const;
+
+/** Requested model (prefix) → fixture, per endpoint and stream mode; the first entry is the default. */
+const BY_MODEL: Record<string, Array<[string, string]>> = {
+  "chat:body": [
+    ["gpt-4.1-nano", FX.chat],
+    ["o3-mini", FX.chatReasoning],
+    ["gpt-5.6-sol", FX.chatCacheRead],
+  ],
+  "chat:stream": [["gpt-4o-mini", FX.chatStream]],
+  "responses:body": [
+    ["gpt-4o", FX.responses],
+    ["gpt-5", FX.responsesReasoning],
+  ],
+  "responses:stream": [["gpt-5", FX.responsesStream]],
+  "embeddings:body": [["text-embedding-3-small", FX.embeddings]],
+  "messages:body": [
+    ["claude-sonnet-4-5", FX.messages],
+    ["claude-sonnet-4-5-cache", FX.messagesCache],
+  ],
+  "messages:stream": [
+    ["claude-sonnet-4-2", FX.messagesStream],
+    ["claude-sonnet-4-6", FX.messagesStreamTools],
+    ["claude-sonnet-4-5", FX.messagesStreamChunks],
+  ],
+};
+
+function pickFixture(kind: string, model: unknown): string {
+  const table = BY_MODEL[kind]!;
+  if (typeof model === "string") {
+    // longest matching prefix wins (claude-sonnet-4-5-cache over claude-sonnet-4-5)
+    let best: [string, string] | undefined;
+    for (const e of table) if (model.startsWith(e[0]) && (!best || e[0].length > best[0].length)) best = e;
+    if (best) return best[1];
+  }
+  return table[0]![1];
+}
+
+/**
+ * A fixture as SSE text: `.sse` verbatim, `.chunks.jsonl` (one decoded event per line) framed as Anthropic
+ * (`event: <type>`) or OpenAI (`data:` only, then `[DONE]`) SSE.
+ */
+export function sseText(rel: string): string {
+  const text = fixture(rel);
+  if (rel.endsWith(".sse")) return text;
+  const lines = text.split("\n").filter((l) => l.trim() !== "");
+  if (rel.startsWith("anthropic/"))
+    return lines.map((l) => `event: ${(JSON.parse(l) as { type: string }).type}\ndata: ${l}\n\n`).join("");
+  return `${lines.map((l) => `data: ${l}\n\n`).join("")}data: [DONE]\n\n`;
+}
+
+/** Splits SSE text into its events, each with its terminating blank line; concatenation gives the input. */
+export function sseEvents(text: string): string[] {
+  const out: string[] = [];
+  const re = /\r?\n\r?\n/g;
+  let start = 0;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    out.push(text.slice(start, m.index + m[0].length));
+    start = m.index + m[0].length;
+  }
+  if (start < text.length) out.push(text.slice(start));
+  return out;
+}
+
+/**
+ * What OpenAI streams when the request did NOT set `stream_options.include_usage`: the include_usage
+ * capture without its final usage-only chunk (`choices: []`) and without the `"usage":null` fields.
+ */
+export function withoutUsage(sse: string): string {
+  return sseEvents(sse)
+    .filter((ev) => !(ev.includes('"choices":[]') && ev.includes('"usage":{')))
+    .map((ev) => ev.replaceAll(',"usage":null', "").replaceAll('"usage":null,', ""))
+    .join("");
+}
+
+/** The exact reply the mock gives for a request (status 200 path), for tests to compute expectations. */
+export function normalReply(
+  path: string,
+  body: Record<string, unknown> | null,
+  fixtureOverride?: string,
+): { contentType: string; text: string; stream: boolean; fixture: string } | null {
+  const p = path.split("?")[0]!;
+  const stream = body?.stream === true;
+  if (fixtureOverride) {
+    const isStream = fixtureOverride.endsWith(".sse") || fixtureOverride.endsWith(".jsonl");
+    return isStream
+      ? {
+          contentType: "text/event-stream; charset=utf-8",
+          text: sseText(fixtureOverride),
+          stream: true,
+          fixture: fixtureOverride,
+        }
+      : {
+          contentType: "application/json",
+          text: fixture(fixtureOverride),
+          stream: false,
+          fixture: fixtureOverride,
+        };
+  }
+  const model = body?.model;
+  const endpoint =
+    p === "/v1/chat/completions"
+      ? "chat"
+      : p === "/v1/responses"
+        ? "responses"
+        : p === "/v1/embeddings"
+          ? "embeddings"
+          : p === "/v1/messages"
+            ? "messages"
+            : null;
+  if (!endpoint) return null;
+  if (stream && endpoint !== "embeddings") {
+    const rel = pickFixture(`${endpoint}:stream`, model);
+    let text = sseText(rel);
+    const opts = body?.stream_options as { include_usage?: unknown } | undefined;
+    if (endpoint === "chat" && opts?.include_usage !== true) text = withoutUsage(text);
+    return { contentType: "text/event-stream; charset=utf-8", text, stream: true, fixture: rel };
+  }
+  const rel = pickFixture(`${endpoint}:body`, model);
+  return { contentType: "application/json", text: fixture(rel), stream: false, fixture: rel };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// error bodies (shapes of the providers' real errors)
+
+const isAnthropic = (path: string) => path.startsWith("/v1/messages");
+
+function rateLimitBody(path: string): string {
+  return isAnthropic(path)
+    ? JSON.stringify({
+        type: "error",
+        error: {
+          type: "rate_limit_error",
+          message: "This request would exceed the rate limit for your organization.",
+        },
+      })
+    : JSON.stringify({
+        error: {
+          message:
+            "Rate limit reached for gpt-4o-mini in organization org-mock on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 1s.",
+          type: "requests",
+          param: null,
+          code: "rate_limit_exceeded",
+        },
+      });
+}
+
+function serverErrorBody(path: string): string {
+  return isAnthropic(path)
+    ? JSON.stringify({ type: "error", error: { type: "api_error", message: "Internal server error" } })
+    : JSON.stringify({
+        error: {
+          message: "The server had an error while processing your request. Sorry about that!",
+          type: "server_error",
+          param: null,
+          code: null,
+        },
+      });
+}
+
+function notFoundBody(path: string): string {
+  return isAnthropic(path)
+    ? JSON.stringify({ type: "error", error: { type: "not_found_error", message: `Not found: ${path}` } })
+    : JSON.stringify({
+        error: { message: `Invalid URL (${path})`, type: "invalid_request_error", param: null, code: null },
+      });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// server
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUpstream> {
+  const requests: RecordedRequest[] = [];
+  const sockets = new Set<Socket>();
+  const seenOnce = new Set<string>();
+  let n = 0;
+  const delayOf = (req: RecordedRequest): (() => number) => {
+    const h = req.headers["x-mock-chunk-delay-ms"];
+    const d = h !== undefined ? Number(h) : (opts.chunkDelayMs ?? [5, 20]);
+    if (typeof d === "number") return () => d;
+    return () => d[0] + Math.random() * (d[1] - d[0]);
+  };
+
+  const server = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const rawBody = Buffer.concat(chunks).toString("utf8");
+    let body: unknown = null;
+    try {
+      body = rawBody ? JSON.parse(rawBody) : null;
+    } catch {
+      body = null;
+    }
+    const rec: RecordedRequest = {
+      method: req.method ?? "GET",
+      path: req.url ?? "/",
+      headers: req.headers,
+      body,
+      rawBody,
+    };
+    requests.push(rec);
+    const id = ++n;
+    const anthropic = isAnthropic(rec.path);
+    const idHeaders: Record<string, string> = anthropic
+      ? { "request-id": `req_mock${String(id).padStart(6, "0")}` }
+      : {
+          "x-request-id": `req_mock${String(id).padStart(6, "0")}`,
+          "openai-processing-ms": "42",
+          "openai-version": "2020-10-01",
+        };
+    const scenario = String(req.headers["x-mock-scenario"] ?? "");
+    const send = (status: number, text: string, extra: Record<string, string> = {}) => {
+      res.writeHead(status, {
+        "content-type": "application/json",
+        "content-length": String(Buffer.byteLength(text)),
+        ...idHeaders,
+        ...extra,
+      });
+      res.end(text);
+    };
+
+    if (scenario === "hang") return; // never answers; the socket is destroyed on close()
+    if (scenario === "rate-limit") return send(429, rateLimitBody(rec.path), { "retry-after": "1" });
+    if (scenario === "rate-limit-once") {
+      const key = `${rec.method} ${rec.path} ${rawBody}`;
+      if (!seenOnce.has(key)) {
+        seenOnce.add(key);
+        return send(429, rateLimitBody(rec.path), { "retry-after": "1" });
+      }
+    }
+    if (scenario === "server-error") return send(500, serverErrorBody(rec.path));
+
+    const path = rec.path.split("?")[0]!;
+    if (rec.method === "GET" && path === "/v1/models")
+      return send(
+        200,
+        JSON.stringify({
+          object: "list",
+          data: [
+            { id: "gpt-4o-mini", object: "model", created: 1721172741, owned_by: "system" },
+            { id: "text-embedding-3-small", object: "model", created: 1705948997, owned_by: "system" },
+          ],
+        }),
+      );
+    if (rec.method === "POST" && path === "/v1/messages/count_tokens")
+      return send(200, JSON.stringify({ input_tokens: Math.max(1, Math.ceil(rawBody.length / 4)) }));
+
+    const override = req.headers["x-mock-fixture"];
+    const reply =
+      rec.method === "POST"
+        ? normalReply(
+            rec.path,
+            body as Record<string, unknown> | null,
+            typeof override === "string" ? override : undefined,
+          )
+        : null;
+    if (!reply) return send(404, notFoundBody(rec.path));
+
+    const broken = scenario === "reset-mid-stream" || scenario === "stall-mid-stream";
+    const finishBroken = () => {
+      if (scenario === "reset-mid-stream") res.socket?.destroy();
+      // stall: leave the connection open without another byte
+    };
+    if (!reply.stream) {
+      if (!broken) return send(200, reply.text);
+      const buf = Buffer.from(reply.text);
+      res.writeHead(200, {
+        "content-type": reply.contentType,
+        "content-length": String(buf.length),
+        ...idHeaders,
+      });
+      res.write(buf.subarray(0, buf.length >> 1));
+      await sleep(20);
+      return finishBroken();
+    }
+
+    res.writeHead(200, {
+      "content-type": reply.contentType,
+      "cache-control": "no-cache",
+      ...idHeaders,
+    });
+    res.flushHeaders();
+    const events = sseEvents(reply.text);
+    const upTo = broken ? events.length >> 1 : events.length;
+    const delay = delayOf(rec);
+    for (let i = 0; i < upTo; i++) {
+      if (res.destroyed) return;
+      const d = delay();
+      if (d > 0) await sleep(d);
+      await writeAll(res, events[i]!);
+    }
+    if (broken) {
+      await sleep(20);
+      return finishBroken();
+    }
+    res.end();
+  });
+  server.on("connection", (s) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+  });
+  server.listen(0, "127.0.0.1");
+  await new Promise<void>((resolve, reject) => {
+    server.once("listening", resolve);
+    server.once("error", reject);
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+function writeAll(res: ServerResponse, text: string): Promise<void> {
+  return new Promise((resolve) => {
+    if (res.write(text)) resolve();
+    else res.once("drain", resolve).once("close", resolve);
+  });
+}

@@ -10,12 +10,13 @@ import { Spool } from "./gateway/spool.js";
 import { IngestService } from "./ingest/service.js";
 import { GroupCommitWriter } from "./ingest/writer.js";
 import { loadPriceBook } from "./pricebook-file.js";
-import { DuckDbStore } from "./store/duckdb/store.js";
+import { openStore } from "./store/open-store.js";
+import type { Store } from "./store/types.js";
 
 /** Everything one Tollgate process needs, wired together: store, pricing, ingest, recorder, HTTP app. */
 export interface Runtime {
   app: ReturnType<typeof createApp>;
-  store: DuckDbStore;
+  store: Store;
   engine: PricingEngine;
   keys: KeyResolver;
   /** Stores gateway calls off the request path (spooling to disk when the store lags). */
@@ -28,7 +29,7 @@ export interface Runtime {
 
 export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const engine = new PricingEngine(opts.pricebookPath ? loadPriceBook(opts.pricebookPath) : null);
-  const store = await DuckDbStore.open(opts.dataDir);
+  const store = await openStore(opts.dataDir);
   const rootToken = `tg_root_${randomBytes(24).toString("base64url")}`;
   const writer = new GroupCommitWriter(store, { concurrency: store.writeConcurrency });
   const keys = new KeyResolver(store, rootToken);

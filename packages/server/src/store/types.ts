@@ -102,3 +102,10 @@ export interface KeyStore {
   /** Revokes a live key of the workspace; false when there is none with that id. */
   revokeKey(workspaceId: string, id: string): Promise<boolean>;
 }
+
+/** A complete store: events, keys, and its lifecycle. */
+export interface Store extends EventStore, KeyStore {
+  /** How many appends may run at once (the writer keeps their ids disjoint). */
+  readonly writeConcurrency: number;
+  close(): Promise<void>;
+}

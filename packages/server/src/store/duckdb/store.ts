@@ -4,13 +4,12 @@ import {
   type ApiKeyRecord,
   type AppendResult,
   type EventFilter,
-  type EventStore,
   type KeyDefaults,
-  type KeyStore,
   type Role,
   recordKey,
   type SpendDimension,
   type SpendRow,
+  type Store,
   type UnpricedRow,
 } from "../types.js";
 import { appendIds, appendRecords, rowToRecord, SELECT_RECORD, STAGING_IDS_DDL } from "./columns.js";
@@ -30,7 +29,7 @@ const WRITE_LANES = 2;
  * of one batch overlaps DuckDB's insert and commit of the previous one. Callers must not append the
  * same event_id on two lanes at once (GroupCommitWriter guarantees it).
  */
-export class DuckDbStore implements EventStore, KeyStore {
+export class DuckDbStore implements Store {
   private constructor(
     private readonly instance: DuckDBInstance,
     private readonly reader: Lane,

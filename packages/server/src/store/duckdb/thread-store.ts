@@ -1,0 +1,115 @@
+import { Worker } from "node:worker_threads";
+import type { CallRecord } from "@tollgate/core";
+import type {
+  ApiKeyRecord,
+  AppendResult,
+  EventFilter,
+  SpendDimension,
+  SpendRow,
+  Store,
+  UnpricedRow,
+} from "../types.js";
+import { DataDirLockedError } from "./open.js";
+
+interface Reply {
+  id: number;
+  ok: boolean;
+  value?: unknown;
+  error?: { name: string; message: string };
+}
+
+function revive(error: { name: string; message: string }): Error {
+  const e =
+    error.name === "DataDirLockedError" ? new DataDirLockedError(error.message) : new Error(error.message);
+  e.name = error.name;
+  return e;
+}
+
+/**
+ * The DuckDB store on a worker thread, behind the same Store interface. Calls are messages; records
+ * cross by structured clone (bigints included).
+ */
+export class ThreadStore implements Store {
+  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  #next = 0;
+
+  private constructor(
+    private readonly worker: Worker,
+    readonly writeConcurrency: number,
+  ) {
+    worker.on("message", (m: Reply) => {
+      const p = this.#pending.get(m.id);
+      if (!p) return;
+      this.#pending.delete(m.id);
+      if (m.ok) p.resolve(m.value);
+      else p.reject(revive(m.error!));
+    });
+    worker.on("error", (e) => this.#failAll(e));
+    worker.on("exit", (code) => this.#failAll(new Error(`store thread exited (code ${code})`)));
+  }
+
+  static open(dataDir: string, script: URL): Promise<ThreadStore> {
+    const worker = new Worker(script, { workerData: { dataDir } });
+    return new Promise((resolve, reject) => {
+      worker.once(
+        "message",
+        (m: { ready: boolean; writeConcurrency?: number; error?: { name: string; message: string } }) => {
+          if (m.ready) resolve(new ThreadStore(worker, m.writeConcurrency!));
+          else {
+            void worker.terminate();
+            reject(revive(m.error!));
+          }
+        },
+      );
+      worker.once("error", reject);
+    });
+  }
+
+  #call<T>(method: string, ...args: unknown[]): Promise<T> {
+    const id = this.#next++;
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.worker.postMessage({ id, method, args });
+    });
+  }
+
+  #failAll(e: Error): void {
+    for (const p of this.#pending.values()) p.reject(e);
+    this.#pending.clear();
+  }
+
+  append(records: readonly CallRecord[]): Promise<AppendResult> {
+    return this.#call("append", records);
+  }
+  query(filter: EventFilter & { limit?: number }): Promise<CallRecord[]> {
+    return this.#call("query", filter);
+  }
+  spend(filter: EventFilter, by: SpendDimension): Promise<SpendRow[]> {
+    return this.#call("spend", filter, by);
+  }
+  unpriced(filter: EventFilter): Promise<UnpricedRow[]> {
+    return this.#call("unpriced", filter);
+  }
+  count(filter: EventFilter): Promise<number> {
+    return this.#call("count", filter);
+  }
+  ensureWorkspace(id: string): Promise<void> {
+    return this.#call("ensureWorkspace", id);
+  }
+  insertKey(key: ApiKeyRecord & { hash: string }): Promise<void> {
+    return this.#call("insertKey", key);
+  }
+  findKeyByHash(hash: string): Promise<ApiKeyRecord | null> {
+    return this.#call("findKeyByHash", hash);
+  }
+  listKeys(workspaceId?: string): Promise<(ApiKeyRecord & { revoked_at: number | null })[]> {
+    return this.#call("listKeys", workspaceId);
+  }
+  revokeKey(workspaceId: string, id: string): Promise<boolean> {
+    return this.#call("revokeKey", workspaceId, id);
+  }
+  async close(): Promise<void> {
+    await this.#call("close");
+    await this.worker.terminate();
+  }
+}

@@ -1,3 +1,4 @@
+import { resolve as resolvePath } from "node:path";
 import { Worker } from "node:worker_threads";
 import type { CallRecord } from "@tollgate/core";
 import type {
@@ -30,12 +31,15 @@ function revive(error: { name: string; message: string }): Error {
  * cross by structured clone (bigints included).
  */
 export class ThreadStore implements Store {
+  /** DuckDB's file lock is per process: two threads of one process must be kept apart here. */
+  static readonly #open = new Set<string>();
   readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   #next = 0;
 
   private constructor(
     private readonly worker: Worker,
     readonly writeConcurrency: number,
+    private readonly dataDir: string,
   ) {
     worker.on("message", (m: Reply) => {
       const p = this.#pending.get(m.id);
@@ -49,19 +53,26 @@ export class ThreadStore implements Store {
   }
 
   static open(dataDir: string, script: URL): Promise<ThreadStore> {
-    const worker = new Worker(script, { workerData: { dataDir } });
-    return new Promise((resolve, reject) => {
-      worker.once(
-        "message",
-        (m: { ready: boolean; writeConcurrency?: number; error?: { name: string; message: string } }) => {
-          if (m.ready) resolve(new ThreadStore(worker, m.writeConcurrency!));
-          else {
-            void worker.terminate();
-            reject(revive(m.error!));
-          }
-        },
+    const dir = resolvePath(dataDir);
+    if (ThreadStore.#open.has(dir))
+      return Promise.reject(
+        new DataDirLockedError(`data dir ${dir} is in use by another Tollgate process (this one)`),
       );
+    ThreadStore.#open.add(dir);
+    const worker = new Worker(script, { workerData: { dataDir } });
+    type Ready = { ready: boolean; writeConcurrency?: number; error?: { name: string; message: string } };
+    return new Promise<ThreadStore>((resolve, reject) => {
+      worker.once("message", (m: Ready) => {
+        if (m.ready) resolve(new ThreadStore(worker, m.writeConcurrency!, dir));
+        else {
+          void worker.terminate();
+          reject(revive(m.error!));
+        }
+      });
       worker.once("error", reject);
+    }).catch((e) => {
+      ThreadStore.#open.delete(dir);
+      throw e;
     });
   }
 
@@ -111,5 +122,6 @@ export class ThreadStore implements Store {
   async close(): Promise<void> {
     await this.#call("close");
     await this.worker.terminate();
+    ThreadStore.#open.delete(this.dataDir);
   }
 }

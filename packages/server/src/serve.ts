@@ -36,6 +36,7 @@ export async function startServer(
   const runtime = await openRuntime(opts);
   const gateway = new Gateway({
     config: gatewayConfigFromEnv(opts.gateway, opts.upstreamsPath),
+    engine: runtime.engine,
     recorder: runtime.recorder,
     keys: runtime.keys,
     metrics: runtime.metrics,

@@ -4,6 +4,7 @@ import {
   type ExtractedUsage,
   extractFromResponse,
   formatUsd,
+  type PricingEngine,
   uuidv7,
 } from "@tollgate/core";
 import { type Dispatcher, Pool } from "undici";
@@ -18,6 +19,7 @@ import { UsageChunkStripper } from "./strip-usage.js";
 
 export interface GatewayDeps {
   config: GatewayConfig;
+  engine: PricingEngine;
   recorder: Recorder;
   keys: KeyResolver;
   metrics: GatewayMetrics;
@@ -263,23 +265,41 @@ export class Gateway {
         }
       }
     }
-    const rec = this.#record(call, attempt, attemptStart, {
-      status: ok ? "ok" : "error",
-      http_status: up.statusCode,
-      error_type: ok
-        ? usage || !call.route.api
-          ? null
-          : "usage_unreadable"
-        : errorTypeOf(buf.toString("utf8", 0, 4096), up.statusCode),
-      usage,
-    });
+    const eventId = uuidv7();
     const headers = replyHeaders(up.headers);
     headers["content-length"] = String(buf.length);
-    headers["x-tollgate-event-id"] = rec.event_id;
-    headers["x-tollgate-cost-usd"] = formatUsd(rec.cost_nanousd);
+    headers["x-tollgate-event-id"] = eventId;
+    headers["x-tollgate-cost-usd"] = formatUsd(this.#quote(call, usage, attemptStart));
     res.writeHead(up.statusCode, headers);
     res.end(buf);
+    const ended = Date.now();
+    // The record (validation included) is built after the reply is on its way: it is not the client's wait.
+    setImmediate(() =>
+      this.#record(call, attempt, attemptStart, {
+        status: ok ? "ok" : "error",
+        http_status: up.statusCode,
+        error_type: ok
+          ? usage || !call.route.api
+            ? null
+            : "usage_unreadable"
+          : errorTypeOf(buf.toString("utf8", 0, 4096), up.statusCode),
+        usage,
+        event_id: eventId,
+        ts_end: ended,
+      }),
+    );
     this.#observe(call, up.statusCode);
+  }
+
+  /** The cost the record will carry, for the reply header (same provider, model, time and usage). */
+  #quote(call: Call, usage: ExtractedUsage | null, attemptStart: number): bigint {
+    if (!usage || !call.route.api) return 0n;
+    return this.deps.engine.price({
+      provider: call.provider,
+      model: modelOf(call, usage),
+      usage: usage.usage,
+      at: attemptStart,
+    }).cost.total_nanousd;
   }
 
   /** SSE relayed chunk by chunk; usage is read on the side; the cost follows as an HTTP trailer. */
@@ -367,9 +387,10 @@ export class Gateway {
       estimated?: boolean;
       event_id?: string;
       ttft_ms?: number | null;
+      ts_end?: number;
     },
   ) {
-    const now = Date.now();
+    const now = o.ts_end ?? Date.now();
     const usage = o.usage?.usage;
     const input: Record<string, unknown> = {
       event_id: o.event_id ?? uuidv7(),
@@ -380,10 +401,7 @@ export class Gateway {
       provider: call.provider,
       api: call.route.api,
       model_requested: stringOrNull(call.parsed?.model),
-      model:
-        o.usage?.model ??
-        stringOrNull(call.parsed?.model) ??
-        (call.route.api ? "unknown" : call.route.upstreamPath.split("?")[0]),
+      model: modelOf(call, o.usage ?? null),
       stream: call.stream,
       service_tier: stringOrNull(call.parsed?.service_tier),
       status: o.status,
@@ -446,6 +464,15 @@ function parseJsonObject(buf: Buffer): Record<string, unknown> | null {
   } catch {
     return null;
   }
+}
+
+/** The model a call is recorded (and priced) as: the provider's answer, else what was asked for. */
+function modelOf(call: Call, usage: ExtractedUsage | null): string {
+  return (
+    stringOrNull(usage?.model) ??
+    stringOrNull(call.parsed?.model) ??
+    (call.route.api ? "unknown" : call.route.upstreamPath.split("?")[0]!)
+  );
 }
 
 function stringOrNull(v: unknown): string | null {

@@ -1,0 +1,65 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createKey, startTestGateway } from "./helpers.js";
+import { startMockUpstream } from "./mock-upstream.js";
+
+type Gateway = Awaited<ReturnType<typeof startTestGateway>>;
+type Mock = Awaited<ReturnType<typeof startMockUpstream>>;
+
+const chat = JSON.stringify({ model: "gpt-4.1-nano", messages: [{ role: "user", content: "hi" }] });
+
+async function post(url: string, headers: Record<string, string>, body: string | Buffer = chat) {
+  const res = await fetch(`${url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: "Bearer sk-test", ...headers },
+    body,
+  });
+  return { status: res.status, json: (await res.json()) as { error?: { type: string; message: string } } };
+}
+
+describe("gateway controls", () => {
+  let mock: Mock;
+  let open: Gateway;
+  let locked: Gateway;
+  beforeAll(async () => {
+    mock = await startMockUpstream({ chunkDelayMs: 0 });
+    open = await startTestGateway(mock.url);
+    locked = await startTestGateway(mock.url, { requireKey: true });
+  });
+  afterAll(async () => {
+    await open.stop();
+    await locked.stop();
+    await mock.close();
+  });
+
+  it("refuses a body over 32 MB with 413 in the provider's shape, and forwards nothing", async () => {
+    const before = mock.requests.length;
+    const { status, json } = await post(open.url, {}, Buffer.alloc(33 * 1024 * 1024, 32));
+    expect(status).toBe(413);
+    expect(json.error?.type).toBe("invalid_request_error");
+    expect(mock.requests.length).toBe(before);
+  });
+
+  it("refuses a malformed x-tollgate-retries instead of guessing", async () => {
+    const { status, json } = await post(open.url, { "x-tollgate-retries": "lots" });
+    expect(status).toBe(400);
+    expect(json.error?.message).toMatch(/x-tollgate-retries/);
+  });
+
+  it("refuses an unknown named upstream", async () => {
+    const { status, json } = await post(open.url, { "x-tollgate-upstream": "nowhere" });
+    expect(status).toBe(400);
+    expect(json.error?.message).toMatch(/unknown x-tollgate-upstream/);
+  });
+
+  it("with requireKey: no key → 401; a read key → 403; a gateway key → through, recorded in its workspace", async () => {
+    expect((await post(locked.url, {})).status).toBe(401);
+    expect((await post(locked.url, { "x-tollgate-key": "tg_nope" })).status).toBe(401);
+    const read = await createKey(locked.runtime.app, locked.runtime.rootToken, "acme", "read");
+    expect((await post(locked.url, { "x-tollgate-key": read.json.key })).status).toBe(403);
+    const gw = await createKey(locked.runtime.app, locked.runtime.rootToken, "acme", "gateway");
+    expect((await post(locked.url, { "x-tollgate-key": gw.json.key })).status).toBe(200);
+    await locked.runtime.recorder.flush();
+    expect(await locked.runtime.store.count({ workspaceId: "acme" })).toBe(1);
+    expect(await locked.runtime.store.count({ workspaceId: "default" })).toBe(0);
+  });
+});

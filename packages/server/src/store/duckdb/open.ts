@@ -31,6 +31,8 @@ export async function openDuckDb(
   // Checkpointing every 16 MB of WAL (the default) stalls commits under sustained ingest; the WAL is
   // replayed on start after a crash either way.
   await conn.run("SET checkpoint_threshold = '256MB'");
+  // DuckDB would otherwise cache up to 80% of RAM; an embedded ledger shares its process with the gateway.
+  await conn.run(`SET memory_limit = '${memoryLimit()}'`);
   await migrate(conn);
   return { instance, conn };
 }
@@ -54,4 +56,12 @@ async function migrate(conn: DuckDBConnection): Promise<void> {
       throw e;
     }
   }
+}
+
+/** DuckDB's buffer-pool cap, e.g. "256MB" (TOLLGATE_DUCKDB_MEMORY_LIMIT). */
+function memoryLimit(): string {
+  const v = process.env.TOLLGATE_DUCKDB_MEMORY_LIMIT ?? "256MB";
+  if (!/^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$/i.test(v))
+    throw new Error(`TOLLGATE_DUCKDB_MEMORY_LIMIT must look like 256MB or 1GB, got ${JSON.stringify(v)}`);
+  return v;
 }

@@ -1,9 +1,16 @@
 // The gateway as a drop-in Anthropic base URL, driven by the official `@anthropic-ai/sdk` against the
 // local mock upstream (real recorded payloads).
 import Anthropic from "@anthropic-ai/sdk";
-import { type CallRecord, extractFromResponse, extractFromSse, formatUsd, parseSse } from "@tollgate/core";
+import { extractFromResponse, extractFromSse, formatUsd, parseSse } from "@tollgate/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { expectExactUsageAndCost, gatewayRecords, rawRequest, startTestGateway } from "./helpers.js";
+import {
+  collect,
+  expectExactUsageAndCost,
+  rawRequest,
+  recordByEventId,
+  startTestGateway,
+  testCases,
+} from "./helpers.js";
 import { FX, fixture, type MockUpstream, sseText, startMockUpstream } from "./mock-upstream.js";
 
 let mock: MockUpstream;
@@ -23,25 +30,8 @@ afterAll(async () => {
   await mock?.close();
 });
 
-let seq = 0;
-const newCase = () => `an-${++seq}-${Date.now()}`;
-const tagged = (id: string, extra: Record<string, string> = {}) => ({
-  headers: { "x-test-case": id, ...extra },
-});
-const upstreamOf = (id: string) => mock.requests.filter((r) => r.headers["x-test-case"] === id);
-
-async function recordById(eventId: string | null): Promise<CallRecord> {
-  expect(eventId, "x-tollgate-event-id header").toMatch(/^[0-9a-f-]{36}$/);
-  const rec = (await gatewayRecords(gw.runtime)).find((r) => r.event_id === eventId);
-  expect(rec, `record ${eventId}`).toBeDefined();
-  return rec!;
-}
-
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
-}
+const { newCase, tagged, upstreamOf } = testCases("an", () => mock.requests);
+const recordById = (eventId: string | null) => recordByEventId(gw.runtime, eventId);
 
 const messages = [{ role: "user" as const, content: "How do I cross the street safely?" }];
 

@@ -14,6 +14,7 @@ import {
   type Json,
   rawRequest,
   startTestGateway,
+  testCases,
 } from "./helpers.js";
 import { FX, fixture, type MockUpstream, startMockUpstream } from "./mock-upstream.js";
 
@@ -48,13 +49,10 @@ afterAll(async () => {
   await mock?.close();
 });
 
-let seq = 0;
-const newCase = () => `f-${++seq}-${Date.now()}`;
+const { newCase, tagged, upstreamOf } = testCases("f", () => mock.requests);
 /** Marks a call both upstream (x-test-case) and on its records (metadata.case). */
-const opts = (id: string, extra: Record<string, string> = {}) => ({
-  headers: { "x-test-case": id, "x-tollgate-meta-case": id, ...extra },
-});
-const upstreamOf = (id: string) => mock.requests.filter((r) => r.headers["x-test-case"] === id);
+const opts = (id: string, extra: Record<string, string> = {}) =>
+  tagged(id, { "x-tollgate-meta-case": id, ...extra });
 
 async function recordsOf(id: string, gateway = gw): Promise<CallRecord[]> {
   return (await gatewayRecords(gateway.runtime))

@@ -1,15 +1,18 @@
 // The gateway as a drop-in OpenAI base URL, driven by the official `openai` SDK against the local mock
 // upstream (real recorded payloads). The SDK must see exactly what the upstream sent, and every call's
 // record must carry the usage and cost @tollgate/core computes from that payload.
-import { type CallRecord, extractFromResponse, extractFromSse, formatUsd, parseSse } from "@tollgate/core";
+import { extractFromResponse, extractFromSse, formatUsd, parseSse } from "@tollgate/core";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  collect,
   expectExactUsageAndCost,
   gatewayRecords,
   type Json,
   rawRequest,
+  recordByEventId,
   startTestGateway,
+  testCases,
 } from "./helpers.js";
 import { FX, fixture, type MockUpstream, startMockUpstream } from "./mock-upstream.js";
 
@@ -30,26 +33,9 @@ afterAll(async () => {
   await mock?.close();
 });
 
-let seq = 0;
-/** A per-test marker header: forwarded upstream (it is not x-tollgate-*), so mock requests can be found. */
-const newCase = () => `oa-${++seq}-${Date.now()}`;
-const tagged = (id: string, extra: Record<string, string> = {}) => ({
-  headers: { "x-test-case": id, ...extra },
-});
-const upstreamOf = (id: string) => mock.requests.filter((r) => r.headers["x-test-case"] === id);
-
-async function recordById(eventId: string | null, workspace = "default"): Promise<CallRecord> {
-  expect(eventId, "x-tollgate-event-id header").toMatch(/^[0-9a-f-]{36}$/);
-  const rec = (await gatewayRecords(gw.runtime, workspace)).find((r) => r.event_id === eventId);
-  expect(rec, `record ${eventId}`).toBeDefined();
-  return rec!;
-}
-
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
-}
+const { newCase, tagged, upstreamOf } = testCases("oa", () => mock.requests);
+const recordById = (eventId: string | null, workspace = "default") =>
+  recordByEventId(gw.runtime, eventId, workspace);
 
 const sseData = (text: string) => parseSse(text).map((e) => ({ event: e.event, data: e.data }));
 

@@ -181,3 +181,39 @@ export function expectExactUsageAndCost(rec: CallRecord, extracted: ExtractedUsa
   for (const [i, c] of COST_CATEGORIES.entries())
     expect(rec[COST_FIELDS[i]!], c).toBe(price.cost.by_category[c]);
 }
+
+/**
+ * Per-test markers for gateway tests: each case sends an `x-test-case` header (not x-tollgate-*, so it
+ * reaches the mock) and finds its own upstream requests by it.
+ */
+export function testCases<R extends { headers: Record<string, unknown> }>(
+  prefix: string,
+  requests: () => R[],
+) {
+  let seq = 0;
+  return {
+    newCase: () => `${prefix}-${++seq}-${Date.now()}`,
+    tagged: (id: string, extra: Record<string, string> = {}) => ({
+      headers: { "x-test-case": id, ...extra },
+    }),
+    upstreamOf: (id: string) => requests().filter((r) => r.headers["x-test-case"] === id),
+  };
+}
+
+/** The stored record whose event_id a gateway reply announced in x-tollgate-event-id. */
+export async function recordByEventId(
+  runtime: Runtime,
+  eventId: string | null,
+  workspace = "default",
+): Promise<CallRecord> {
+  expect(eventId, "x-tollgate-event-id header").toMatch(/^[0-9a-f-]{36}$/);
+  const rec = (await gatewayRecords(runtime, workspace)).find((r) => r.event_id === eventId);
+  expect(rec, `record ${eventId}`).toBeDefined();
+  return rec!;
+}
+
+export async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}

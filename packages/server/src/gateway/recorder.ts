@@ -1,4 +1,10 @@
-import { buildCallRecord, type CallRecord, type FieldError, type PricingEngine } from "@tollgate/core";
+import {
+  ATTRIBUTION_FIELDS,
+  buildCallRecord,
+  type CallRecord,
+  type FieldError,
+  type PricingEngine,
+} from "@tollgate/core";
 import type { GroupCommitWriter } from "../ingest/writer.js";
 import type { Spool } from "./spool.js";
 
@@ -20,20 +26,7 @@ export interface Recorded {
   attributionError?: FieldError[];
 }
 
-const ATTRIBUTION_KEYS = [
-  "user_id",
-  "customer_id",
-  "feature",
-  "deployment",
-  "prompt_version",
-  "agent_run_id",
-  "agent_type",
-  "session_id",
-  "route",
-  "variant",
-  "tags",
-  "metadata",
-] as const;
+const ATTRIBUTION_KEYS = [...ATTRIBUTION_FIELDS, "tags", "metadata"] as const;
 
 /**
  * Turns gateway calls into stored records off the request path: the record (and its cost, which the

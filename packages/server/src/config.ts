@@ -5,6 +5,8 @@ export const DEFAULT_PORT = 4242;
 export interface RuntimeOptions {
   dataDir: string;
   pricebookPath: string | null;
+  /** Run the store on its own thread (default: when built; see store/open-store.ts). */
+  storeThread?: boolean;
 }
 
 export function dataDirFrom(opt?: string): string {

@@ -29,7 +29,7 @@ export interface Runtime {
 
 export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const engine = new PricingEngine(opts.pricebookPath ? loadPriceBook(opts.pricebookPath) : null);
-  const store = await openStore(opts.dataDir);
+  const store = await openStore(opts.dataDir, { thread: opts.storeThread });
   const rootToken = `tg_root_${randomBytes(24).toString("base64url")}`;
   const writer = new GroupCommitWriter(store, { concurrency: store.writeConcurrency });
   const keys = new KeyResolver(store, rootToken);

@@ -46,7 +46,8 @@ export async function connect(opts: RuntimeOptions): Promise<Client> {
       close: async () => {},
     };
   }
-  const rt = await openRuntime(opts);
+  // A one-shot CLI proxies nothing: the in-process store spends less CPU per record on bulk loads.
+  const rt = await openRuntime({ ...opts, storeThread: opts.storeThread ?? false });
   return { mode: "local", ...appClient(rt), close: () => rt.close() };
 }
 

@@ -175,16 +175,10 @@ async function startTollgate(mockOrigin) {
       },
     },
   );
-  children.push(child);
-  const out = tail(child.stdout);
-  const err = tail(child.stderr);
-  let exited = null;
-  child.once("exit", (code, sig) => {
-    exited = `exit ${code ?? sig}`;
-  });
+  const { out, err, exited } = track(child);
   const info = await waitFor(
     () => {
-      if (exited) throw new Error(`tollgate serve ${exited}: ${err.text || out.text}`);
+      if (exited()) throw new Error(`tollgate serve ${exited()}: ${err.text || out.text}`);
       const p = join(dataDir, "server.json");
       return existsSync(p) && JSON.parse(readFileSync(p, "utf8"));
     },
@@ -200,6 +194,16 @@ async function startTollgate(mockOrigin) {
     err,
     dataDir,
   };
+}
+
+/** Registers a child for cleanup and keeps the tail of its output and how it exited, if it did. */
+function track(child) {
+  children.push(child);
+  let exited = null;
+  child.once("exit", (code, sig) => {
+    exited = `exit ${code ?? sig}`;
+  });
+  return { out: tail(child.stdout), err: tail(child.stderr), exited: () => exited };
 }
 
 async function startPortkey() {
@@ -222,18 +226,12 @@ async function startPortkey() {
     stdio: ["ignore", "pipe", "pipe"],
     cwd: tmpdir(),
   });
-  children.push(child);
-  const out = tail(child.stdout);
-  const err = tail(child.stderr);
-  let exited = null;
-  child.once("exit", (code, sig) => {
-    exited = `exit ${code ?? sig}`;
-  });
+  const { out, err, exited } = track(child);
   const origin = `http://127.0.0.1:${port}`;
   try {
     await waitFor(
       async () => {
-        if (exited) throw new Error(`portkey ${exited}: ${(err.text || out.text).trim().slice(-500)}`);
+        if (exited()) throw new Error(`portkey ${exited()}: ${(err.text || out.text).trim().slice(-500)}`);
         try {
           const r = await undiciRequest(`${origin}/`, { method: "GET" });
           await r.body.dump();

@@ -30,7 +30,7 @@ const UpstreamsFile = z.strictObject({
   upstreams: z.record(
     z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "names are 1-64 letters, digits, _ . -"),
     z.strictObject({
-      provider: z.string().min(1),
+      provider: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "1-64 letters, digits, _ . -"),
       base_url: z.url(),
       headers: z.record(z.string(), z.string()).default({}),
     }),

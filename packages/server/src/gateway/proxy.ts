@@ -48,6 +48,18 @@ interface Call {
   method: string;
 }
 
+/** How one upstream attempt ended, as recorded. */
+interface Outcome {
+  status: "ok" | "error";
+  http_status: number | null;
+  error_type: string | null;
+  usage?: ExtractedUsage | null;
+  estimated?: boolean;
+  event_id?: string;
+  ttft_ms?: number | null;
+  ts_end?: number;
+}
+
 /** A failure that the gateway itself answers, in the provider's error shape. */
 class GatewayError extends Error {
   constructor(
@@ -285,7 +297,7 @@ export class Gateway {
     const ended = Date.now();
     // The record (validation included) is built after the reply is on its way: it is not the client's wait.
     setImmediate(() =>
-      this.#record(call, attempt, attemptStart, {
+      this.#recordSafely(call, attempt, attemptStart, {
         status: ok ? "ok" : "error",
         http_status: up.statusCode,
         error_type: ok
@@ -299,6 +311,16 @@ export class Gateway {
       }),
     );
     this.#observe(call, up.statusCode);
+  }
+
+  /** #record after the reply was sent: a failure can no longer reach the client, so it must not crash the process. */
+  #recordSafely(call: Call, attempt: number, attemptStart: number, o: Outcome): void {
+    try {
+      this.#record(call, attempt, attemptStart, o);
+    } catch (e) {
+      this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: "record_failed" });
+      console.error(`gateway: call not recorded: ${(e as Error).message}`);
+    }
   }
 
   /** The cost the record will carry, for the reply header (same provider, model, time and usage). */
@@ -385,21 +407,7 @@ export class Gateway {
     this.#observe(call, up.statusCode);
   }
 
-  #record(
-    call: Call,
-    attempt: number,
-    attemptStart: number,
-    o: {
-      status: "ok" | "error";
-      http_status: number | null;
-      error_type: string | null;
-      usage?: ExtractedUsage | null;
-      estimated?: boolean;
-      event_id?: string;
-      ttft_ms?: number | null;
-      ts_end?: number;
-    },
-  ) {
+  #record(call: Call, attempt: number, attemptStart: number, o: Outcome) {
     const now = o.ts_end ?? Date.now();
     const usage = o.usage?.usage;
     const input: Record<string, unknown> = {

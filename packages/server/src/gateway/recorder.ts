@@ -92,7 +92,7 @@ export class Recorder {
 
   #store(record: CallRecord): void {
     if (this.#pending >= this.#maxPending) {
-      this.spool.spill([record]);
+      this.#spill([record]);
       return;
     }
     this.#pending++;
@@ -111,7 +111,7 @@ export class Recorder {
         () => {},
         (e) => {
           this.opts.onError?.(e);
-          this.spool.spill(batch);
+          this.#spill(batch);
         },
       )
       .finally(() => {
@@ -119,6 +119,20 @@ export class Recorder {
         this.#inFlight.delete(p);
       });
     this.#inFlight.add(p);
+  }
+
+  /**
+   * Last resort: the store refused and the disk refuses too (full, read-only). Nothing is left to try;
+   * the loss is reported, never thrown into the request that triggered it.
+   */
+  #spill(records: CallRecord[]): void {
+    try {
+      this.spool.spill(records);
+    } catch (e) {
+      this.opts.onError?.(
+        new Error(`${records.length} call records LOST: spool write failed: ${(e as Error).message}`),
+      );
+    }
   }
 
   /** Retries spooled records; one replay at a time. */

@@ -58,3 +58,11 @@ describe("store on its own thread", () => {
     await store.close();
   });
 });
+
+describe("store thread failure", () => {
+  it("fails calls at once after the thread is gone, instead of hanging", async () => {
+    const store = await ThreadStore.open(join(dir, "d"), ENTRY);
+    await store.close();
+    await expect(store.count({ workspaceId: "default" })).rejects.toThrow(/store thread exited/);
+  });
+});

@@ -35,6 +35,8 @@ export class ThreadStore implements Store {
   static readonly #open = new Set<string>();
   readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   #next = 0;
+  /** Set once the thread is gone: later calls fail at once instead of waiting forever. */
+  #dead: Error | null = null;
 
   private constructor(
     private readonly worker: Worker,
@@ -79,12 +81,14 @@ export class ThreadStore implements Store {
   #call<T>(method: string, ...args: unknown[]): Promise<T> {
     const id = this.#next++;
     return new Promise<T>((resolve, reject) => {
+      if (this.#dead) return reject(this.#dead);
       this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
       this.worker.postMessage({ id, method, args });
     });
   }
 
   #failAll(e: Error): void {
+    this.#dead ??= e;
     for (const p of this.#pending.values()) p.reject(e);
     this.#pending.clear();
   }

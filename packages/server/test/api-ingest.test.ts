@@ -303,3 +303,18 @@ describe("POST /v1/events: ingest", () => {
     expect(ev.latency_ms).toBe(500);
   });
 });
+
+describe("POST /v1/events: output parts", () => {
+  it("refuses reasoning + audio output that add up to more than the output", async () => {
+    const rt = await openTestRuntime();
+    try {
+      const { status, json } = await postEvents(rt.app, rt.rootToken, [
+        validRecord({ output_tokens: 100, reasoning_tokens: 60, output_audio_tokens: 60 }),
+      ]);
+      expect(status).toBe(422);
+      expect(json.results[0].errors[0].field).toBe("output_audio_tokens");
+    } finally {
+      await rt.close();
+    }
+  });
+});

@@ -37,7 +37,7 @@ describe("recorder and spool", () => {
     });
     await first.close();
     const costs: bigint[] = [];
-    for (let i = 0; i < 50; i++) costs.push(down.record(call(i), "default").record.cost_nanousd);
+    for (let i = 0; i < 50; i++) costs.push(down.record(call(i), "default")!.record.cost_nanousd);
     await down.flush();
     down.close();
     expect(costs.every((c) => c > 0n)).toBe(true); // priced for the reply headers even with the store down
@@ -84,7 +84,10 @@ describe("recorder and spool", () => {
       new PricingEngine(),
       new Spool(join(dir, "attr-spool")),
     );
-    const { record, attributionError } = rec.record({ ...call(1), customer_id: "x".repeat(5000) }, "default");
+    const { record, attributionError } = rec.record(
+      { ...call(1), customer_id: "x".repeat(5000) },
+      "default",
+    )!;
     expect(attributionError?.[0]?.field).toBe("customer_id");
     expect(record.customer_id).toBeNull();
     expect(record.metadata.tollgate_attribution_error).toMatch(/customer_id/);

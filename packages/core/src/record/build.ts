@@ -69,6 +69,15 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
     });
   if (usage.output_audio_tokens > usage.output_tokens)
     errors.push({ field: "output_audio_tokens", reason: "must not exceed output_tokens" });
+  else if (
+    usage.reasoning_tokens <= usage.output_tokens &&
+    usage.reasoning_tokens + usage.output_audio_tokens > usage.output_tokens
+  )
+    errors.push({
+      field: "output_audio_tokens",
+      reason:
+        "reasoning_tokens + output_audio_tokens must not exceed output_tokens (both are parts of output)",
+    });
   if (errors.length || !model) return { ok: false, errors };
 
   const record: CallRecord = {

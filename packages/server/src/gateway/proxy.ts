@@ -297,7 +297,7 @@ export class Gateway {
     const ended = Date.now();
     // The record (validation included) is built after the reply is on its way: it is not the client's wait.
     setImmediate(() =>
-      this.#recordSafely(call, attempt, attemptStart, {
+      this.#record(call, attempt, attemptStart, {
         status: ok ? "ok" : "error",
         http_status: up.statusCode,
         error_type: ok
@@ -313,25 +313,19 @@ export class Gateway {
     this.#observe(call, up.statusCode);
   }
 
-  /** #record after the reply was sent: a failure can no longer reach the client, so it must not crash the process. */
-  #recordSafely(call: Call, attempt: number, attemptStart: number, o: Outcome): void {
-    try {
-      this.#record(call, attempt, attemptStart, o);
-    } catch (e) {
-      this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: "record_failed" });
-      console.error(`gateway: call not recorded: ${(e as Error).message}`);
-    }
-  }
-
   /** The cost the record will carry, for the reply header (same provider, model, time and usage). */
   #quote(call: Call, usage: ExtractedUsage | null, attemptStart: number): bigint {
     if (!usage || !call.route.api) return 0n;
-    return this.deps.engine.price({
-      provider: call.provider,
-      model: modelOf(call, usage),
-      usage: usage.usage,
-      at: attemptStart,
-    }).cost.total_nanousd;
+    try {
+      return this.deps.engine.price({
+        provider: call.provider,
+        model: modelOf(call, usage),
+        usage: usage.usage,
+        at: attemptStart,
+      }).cost.total_nanousd;
+    } catch {
+      return 0n; // inconsistent usage from the provider: the record says so; the reply still goes out
+    }
   }
 
   /** SSE relayed chunk by chunk; usage is read on the side; the cost follows as an HTTP trailer. */
@@ -370,8 +364,7 @@ export class Gateway {
         extractor.push(text);
         events += countEvents(text);
         const out = stripper ? stripper.push(text) : (chunk as Buffer);
-        if (out.length && !res.write(out))
-          await new Promise<void>((r) => res.once("drain", r).once("close", r));
+        if (out.length && !res.write(out)) await drainOrClose(res);
         if (clientGone) break;
       }
       if (!clientGone && stripper) {
@@ -383,13 +376,21 @@ export class Gateway {
     } finally {
       res.off("close", onClose);
     }
-    const usage = extractor.result();
+    let usage: ExtractedUsage | null = null;
+    let unreadable = false;
+    try {
+      usage = extractor.result();
+    } catch {
+      unreadable = true; // a malformed usage object: the call is still recorded, with the reason
+    }
     const complete = !clientGone && failure === null;
     const rec = this.#record(call, attempt, attemptStart, {
       status: complete ? "ok" : "error",
       http_status: up.statusCode,
       error_type: complete
-        ? null
+        ? unreadable
+          ? "usage_unreadable"
+          : null
         : clientGone
           ? "client_disconnected"
           : isTimeout(failure)
@@ -401,7 +402,7 @@ export class Gateway {
       ttft_ms: firstByte === null ? null : firstByte - attemptStart,
     });
     if (complete) {
-      res.addTrailers({ "x-tollgate-cost-usd": formatUsd(rec.cost_nanousd) });
+      if (rec) res.addTrailers({ "x-tollgate-cost-usd": formatUsd(rec.cost_nanousd) });
       res.end();
     } else res.destroy(); // the client sees the break exactly as it would have without the gateway
     this.#observe(call, up.statusCode);
@@ -432,9 +433,13 @@ export class Gateway {
       ...(o.estimated ? { cost_source: "estimated" } : {}),
       ...call.attribution,
     };
-    const { record } = this.deps.recorder.record(input, call.workspaceId);
-    this.deps.metrics.recordedCost.inc(Number(record.cost_nanousd));
-    return record;
+    const recorded = this.deps.recorder.record(input, call.workspaceId);
+    if (!recorded) {
+      this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: "record_failed" });
+      return null;
+    }
+    this.deps.metrics.recordedCost.inc(Number(recorded.record.cost_nanousd));
+    return recorded.record;
   }
 
   #observe(call: Call, status: number): void {
@@ -563,6 +568,19 @@ function sendError(res: ServerResponse, route: GatewayRoute, err: GatewayError):
     "content-length": Buffer.byteLength(text),
   });
   res.end(text);
+}
+
+/** Waits until the client can take more, or is gone; whichever listener did not fire is removed. */
+function drainOrClose(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.once("drain", done);
+    res.once("close", done);
+  });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

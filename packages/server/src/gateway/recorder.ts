@@ -69,7 +69,7 @@ export class Recorder {
    * Builds the record for one call (validating and pricing it) and queues it for storage. Attribution
    * that fails validation (a header too long, say) is dropped rather than losing the call.
    */
-  record(input: Record<string, unknown>, workspaceId: string): Recorded {
+  record(input: Record<string, unknown>, workspaceId: string): Recorded | null {
     const ctx = { workspaceId, engine: this.engine };
     let built = buildCallRecord(input, ctx);
     let attributionError: FieldError[] | undefined;
@@ -84,7 +84,11 @@ export class Recorder {
           .slice(0, 2000),
       };
       built = buildCallRecord(bare, ctx);
-      if (!built.ok) throw new Error(`gateway built an invalid record: ${JSON.stringify(built.errors)}`);
+      if (!built.ok) {
+        // Never thrown: the call it describes has already been answered.
+        this.opts.onError?.(new Error(`call not recorded, invalid record: ${JSON.stringify(built.errors)}`));
+        return null;
+      }
     }
     this.#store(built.record);
     return { record: built.record, attributionError };

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PricingEngine, uuidv7 } from "@tollgate/core";
@@ -95,5 +95,33 @@ describe("recorder and spool", () => {
     expect(await store.count({ workspaceId: "default" })).toBe(1);
     rec.close();
     await store.close();
+  });
+});
+
+describe("spool files", () => {
+  it("sets an unreadable file aside and replays the ones after it", async () => {
+    const spoolDir = join(dir, "torn");
+    const spool = new Spool(spoolDir);
+    const store = await DuckDbStore.open(join(dir, "torn-data"));
+    const rec = new Recorder(new GroupCommitWriter(store), new PricingEngine(), spool, { replayMs: 60_000 });
+    // a torn file from an older crash, then a good one
+    writeFileSync(
+      join(spoolDir, "1-1-0.ndjson"),
+      '{"event_id":"0190a0b0-0000-7000-8000-0000000000aa","ts_st\n',
+    );
+    const good = rec.record(call(7), "default")!.record;
+    await store.close(); // nothing stored: force the good record through the spool
+    const spooled = new Spool(spoolDir);
+    spooled.spill([good]);
+    const store2 = await DuckDbStore.open(join(dir, "torn-data"));
+    const rec2 = new Recorder(new GroupCommitWriter(store2), new PricingEngine(), spooled, {
+      replayMs: 60_000,
+    });
+    await rec2.flush();
+    expect(readdirSync(spoolDir).filter((f) => f.endsWith(".bad"))).toEqual(["1-1-0.ndjson.bad"]);
+    expect((await store2.query({ workspaceId: "default" })).map((r) => r.event_id)).toContain(good.event_id);
+    rec.close();
+    rec2.close();
+    await store2.close();
   });
 });

@@ -1,12 +1,13 @@
 import {
-  appendFileSync,
   closeSync,
   fsyncSync,
   mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
+  writeSync,
 } from "node:fs";
 import { join } from "node:path";
 import { type CallRecord, COST_FIELDS } from "@tollgate/core";
@@ -35,29 +36,41 @@ export class Spool {
 
   spill(records: readonly CallRecord[]): void {
     if (!records.length) return;
-    const file = join(this.dir, `${Date.now()}-${process.pid}-${this.#seq++}.ndjson`);
+    const name = `${Date.now()}-${process.pid}-${this.#seq++}.ndjson`;
+    const tmp = join(this.dir, `${name}.tmp`);
     const text = `${records.map((r) => JSON.stringify(r, (_k, v) => (typeof v === "bigint" ? v.toString() : v))).join("\n")}\n`;
-    appendFileSync(file, text);
-    const fd = openSync(file, "r");
+    // Written aside, fsynced, then renamed: a spool file is whole or absent, never torn by a crash.
+    const fd = openSync(tmp, "w");
     try {
+      writeSync(fd, text);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
+    renameSync(tmp, join(this.dir, name));
     this.#depth += records.length;
   }
 
-  /** Hands spooled files, oldest first, to `store`; a file is deleted only once stored. Stops at the first failure. */
+  /**
+   * Hands spooled files, oldest first, to `store`; a file is deleted only once stored. Stops at the first
+   * store failure (to retry later). A file that cannot be read back is set aside as `.bad` for a human,
+   * so it does not block the ones after it.
+   */
   async drain(store: (records: CallRecord[]) => Promise<unknown>): Promise<void> {
     for (const f of this.#files()) {
       const path = join(this.dir, f);
-      const records = readFileSync(path, "utf8")
-        .split("\n")
-        .filter(Boolean)
-        .map(
+      const lines = readFileSync(path, "utf8").split("\n").filter(Boolean);
+      let records: CallRecord[];
+      try {
+        records = lines.map(
           (line) =>
             JSON.parse(line, (k, v) => (MONEY.has(k) && typeof v === "string" ? BigInt(v) : v)) as CallRecord,
         );
+      } catch {
+        renameSync(path, `${path}.bad`);
+        this.#depth -= lines.length;
+        continue;
+      }
       await store(records);
       rmSync(path, { force: true });
       this.#depth -= records.length;

@@ -49,10 +49,17 @@ export async function startServer(
     if (!gateway.handle(req, res)) void api(req, res);
   });
   server.listen(opts.port, opts.host);
-  await new Promise<void>((resolve, reject) => {
-    server.once("listening", resolve);
-    server.once("error", reject);
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("listening", resolve);
+      server.once("error", reject);
+    });
+  } catch (e) {
+    // e.g. EADDRINUSE: release the store (and its data-dir lock) before reporting.
+    await gateway.close();
+    await runtime.close();
+    throw e;
+  }
   const { port } = server.address() as AddressInfo;
   const url = `http://${opts.host === "0.0.0.0" ? "127.0.0.1" : opts.host}:${port}`;
   const info: ServerInfo = { pid: process.pid, url, token: runtime.rootToken };

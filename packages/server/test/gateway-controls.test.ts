@@ -63,3 +63,20 @@ describe("gateway controls", () => {
     expect(await locked.runtime.store.count({ workspaceId: "default" })).toBe(0);
   });
 });
+
+describe("gateway paths", () => {
+  it("does not proxy paths that climb out of /v1", async () => {
+    const mock = await startMockUpstream({ chunkDelayMs: 0 });
+    const gw = await startTestGateway(mock.url);
+    try {
+      for (const path of ["/v1/../admin", "/v1/%2e%2e/admin", "/v1/models/../../x"]) {
+        const res = await fetch(`${gw.url}${path}`, { headers: { authorization: "Bearer sk-test" } });
+        expect(res.status, path).toBe(404);
+      }
+      expect(mock.requests).toHaveLength(0);
+    } finally {
+      await gw.stop();
+      await mock.close();
+    }
+  });
+});

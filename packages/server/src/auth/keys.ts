@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { ApiKeyRecord, KeyDefaults, KeyStore, Role } from "../store/types.js";
 
 export interface Principal {
@@ -72,7 +72,7 @@ export class KeyResolver {
   }
 
   async resolve(key: string): Promise<Principal | null> {
-    if (this.rootToken && key === this.rootToken)
+    if (this.rootToken && safeEqual(key, this.rootToken))
       return { workspaceId: "default", role: "root", keyId: "local-admin" };
     const hash = hashKey(key);
     const hit = this.#cache.get(hash);
@@ -86,4 +86,11 @@ export class KeyResolver {
     this.#cache.set(hash, { p, until: now + this.ttlMs });
     return p;
   }
+}
+
+/** Constant-time comparison, so the root token cannot be guessed byte by byte from response times. */
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
 }

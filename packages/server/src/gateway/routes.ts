@@ -26,6 +26,8 @@ export function classify(url: string): GatewayRoute | null {
   const q = url.indexOf("?");
   const path = q === -1 ? url : url.slice(0, q);
   if (!path.startsWith("/v1/") || OWN.has(path)) return null;
+  // No climbing out of /v1 on the upstream (named upstreams may add credentials to every request).
+  if (/(^|\/)(\.|%2e){2}(\/|$)/i.test(path)) return null;
   const upstreamPath = url.slice(3); // keep the query string, drop the /v1 the base URL already has
   const priced = PRICED[path];
   if (priced) return { ...priced, upstreamPath };

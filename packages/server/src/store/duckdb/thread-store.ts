@@ -51,7 +51,10 @@ export class ThreadStore implements Store {
       else p.reject(revive(m.error!));
     });
     worker.on("error", (e) => this.#failAll(e));
-    worker.on("exit", (code) => this.#failAll(new Error(`store thread exited (code ${code})`)));
+    worker.on("exit", (code) => {
+      ThreadStore.#open.delete(this.dataDir); // the thread released the file: the dir may be opened again
+      this.#failAll(new Error(`store thread exited (code ${code})`));
+    });
   }
 
   static open(dataDir: string, script: URL): Promise<ThreadStore> {
@@ -72,6 +75,9 @@ export class ThreadStore implements Store {
         }
       });
       worker.once("error", reject);
+      worker.once("exit", (code) =>
+        reject(new Error(`store thread exited (code ${code}) while opening ${dir}`)),
+      );
     }).catch((e) => {
       ThreadStore.#open.delete(dir);
       throw e;
@@ -126,6 +132,5 @@ export class ThreadStore implements Store {
   async close(): Promise<void> {
     await this.#call("close");
     await this.worker.terminate();
-    ThreadStore.#open.delete(this.dataDir);
   }
 }

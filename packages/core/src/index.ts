@@ -1,3 +1,4 @@
+export * from "./billing/index.js";
 export * from "./ids.js";
 export * from "./money/index.js";
 export * from "./pricing/index.js";

@@ -61,7 +61,3 @@ export function decimalToString(d: Decimal): string {
   const frac = digits.slice(digits.length - d.scale);
   return `${negative ? "-" : ""}${int}${frac ? `.${frac}` : ""}`;
 }
-
-export function isZero(d: Decimal): boolean {
-  return d.units === 0n;
-}

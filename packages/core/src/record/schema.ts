@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { COST_CATEGORIES, type CostCategory } from "../pricing/cost.js";
-import { APIS, type NormalizedUsage, USAGE_FIELDS } from "../usage/types.js";
+import { type NormalizedUsage, USAGE_FIELDS } from "../usage/types.js";
 
 /** Bumped when the stored shape changes; stores migrate older rows forward. */
 export const SCHEMA_VERSION = 1;
@@ -186,5 +186,3 @@ export const CallRecordInputSchema = z.strictObject({
 });
 export type CallRecordInput = z.input<typeof CallRecordInputSchema>;
 export type ParsedCallRecordInput = z.output<typeof CallRecordInputSchema>;
-
-export const KNOWN_APIS: readonly string[] = APIS;

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import {
   createSseUsageExtractor,
   type ExtractedUsage,
+  emptyUsage,
   extractFromResponse,
   formatUsd,
   type PricingEngine,
@@ -542,17 +543,7 @@ function estimateUsage(call: Call, partial: ExtractedUsage | null, events: numbe
   return {
     model: stringOrNull(call.parsed?.model),
     usage_raw: { estimated: true, request_bytes: call.body.length, events },
-    usage: {
-      input_uncached_tokens: input,
-      cache_read_tokens: 0,
-      cache_write_5m_tokens: 0,
-      cache_write_1h_tokens: 0,
-      output_tokens: events,
-      reasoning_tokens: 0,
-      input_audio_tokens: 0,
-      output_audio_tokens: 0,
-      image_tokens: 0,
-    },
+    usage: { ...emptyUsage(), input_uncached_tokens: input, output_tokens: events },
   };
 }
 

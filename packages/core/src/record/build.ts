@@ -1,6 +1,6 @@
 import type { z } from "zod";
 import { COST_CATEGORIES } from "../pricing/cost.js";
-import type { PricingEngine } from "../pricing/engine.js";
+import type { PriceResult, PricingEngine } from "../pricing/engine.js";
 import { normalizeUsage, UsageError } from "../usage/index.js";
 import { APIS, type Api, emptyUsage, type NormalizedUsage, USAGE_FIELDS } from "../usage/types.js";
 import {
@@ -24,6 +24,11 @@ export interface BuildContext {
   /** The workspace of the key that sent the record: the only one it may write. */
   workspaceId: string;
   engine: PricingEngine;
+  /**
+   * A price already computed for exactly this call (the gateway quotes it for the reply header):
+   * used as is, so the stored cost is the one the client was told even if the price book changed since.
+   */
+  price?: PriceResult;
 }
 
 const MAX_USAGE_RAW_CHARS = 64 * 1024;
@@ -125,7 +130,7 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
     metadata: r.metadata,
     data_mode: r.data_mode,
   };
-  const costError = applyCost(record, r, ctx.engine);
+  const costError = applyCost(record, r, ctx);
   return costError ? { ok: false, errors: [costError] } : { ok: true, record };
 }
 
@@ -167,7 +172,7 @@ const ZERO_COSTS = Object.freeze(
 );
 
 /** Reported costs are kept as sent (categories must add up); otherwise the engine prices the call. */
-function applyCost(record: CallRecord, r: ParsedCallRecordInput, engine: PricingEngine): FieldError | null {
+function applyCost(record: CallRecord, r: ParsedCallRecordInput, ctx: BuildContext): FieldError | null {
   const categories = COST_FIELDS.filter((f) => r[f] !== undefined);
   if (r.cost_nanousd !== undefined) {
     const total = BigInt(r.cost_nanousd);
@@ -186,13 +191,15 @@ function applyCost(record: CallRecord, r: ParsedCallRecordInput, engine: Pricing
   }
   if (categories.length)
     return { field: "cost_nanousd", reason: "required when per-category costs are given" };
-  const res = engine.price({
-    provider: record.provider,
-    model: record.model,
-    usage: record,
-    at: record.ts_start,
-    batch: record.batch,
-  });
+  const res =
+    ctx.price ??
+    ctx.engine.price({
+      provider: record.provider,
+      model: record.model,
+      usage: record,
+      at: record.ts_start,
+      batch: record.batch,
+    });
   record.cost_nanousd = res.cost.total_nanousd;
   COST_CATEGORIES.forEach((c, i) => {
     record[COST_FIELDS[i]!] = res.cost.by_category[c];

@@ -5,6 +5,7 @@ import {
   emptyUsage,
   extractFromResponse,
   formatUsd,
+  type PriceResult,
   type PricingEngine,
   uuidv7,
 } from "@tollgate/core";
@@ -59,6 +60,8 @@ interface Outcome {
   event_id?: string;
   ttft_ms?: number | null;
   ts_end?: number;
+  /** The price quoted to the client: the record stores exactly this. */
+  price?: PriceResult | null;
 }
 
 /** A failure that the gateway itself answers, in the provider's error shape. */
@@ -292,7 +295,8 @@ export class Gateway {
     const headers = replyHeaders(up.headers);
     headers["content-length"] = String(buf.length);
     headers["x-tollgate-event-id"] = eventId;
-    headers["x-tollgate-cost-usd"] = formatUsd(this.#quote(call, usage, attemptStart));
+    const price = this.#quote(call, usage, attemptStart);
+    headers["x-tollgate-cost-usd"] = formatUsd(price?.cost.total_nanousd ?? 0n);
     res.writeHead(up.statusCode, headers);
     res.end(buf);
     const ended = Date.now();
@@ -309,23 +313,24 @@ export class Gateway {
         usage,
         event_id: eventId,
         ts_end: ended,
+        price,
       }),
     );
     this.#observe(call, up.statusCode);
   }
 
   /** The cost the record will carry, for the reply header (same provider, model, time and usage). */
-  #quote(call: Call, usage: ExtractedUsage | null, attemptStart: number): bigint {
-    if (!usage || !call.route.api) return 0n;
+  #quote(call: Call, usage: ExtractedUsage | null, attemptStart: number): PriceResult | null {
+    if (!usage || !call.route.api) return null;
     try {
       return this.deps.engine.price({
         provider: call.provider,
         model: modelOf(call, usage),
         usage: usage.usage,
         at: attemptStart,
-      }).cost.total_nanousd;
+      });
     } catch {
-      return 0n; // inconsistent usage from the provider: the record says so; the reply still goes out
+      return null; // inconsistent usage from the provider: the record says so; the reply still goes out
     }
   }
 
@@ -434,7 +439,7 @@ export class Gateway {
       ...(o.estimated ? { cost_source: "estimated" } : {}),
       ...call.attribution,
     };
-    const recorded = this.deps.recorder.record(input, call.workspaceId);
+    const recorded = this.deps.recorder.record(input, call.workspaceId, o.price ?? undefined);
     if (!recorded) {
       this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: "record_failed" });
       return null;

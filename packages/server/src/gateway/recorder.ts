@@ -3,6 +3,7 @@ import {
   buildCallRecord,
   type CallRecord,
   type FieldError,
+  type PriceResult,
   type PricingEngine,
 } from "@tollgate/core";
 import type { GroupCommitWriter } from "../ingest/writer.js";
@@ -69,8 +70,8 @@ export class Recorder {
    * Builds the record for one call (validating and pricing it) and queues it for storage. Attribution
    * that fails validation (a header too long, say) is dropped rather than losing the call.
    */
-  record(input: Record<string, unknown>, workspaceId: string): Recorded | null {
-    const ctx = { workspaceId, engine: this.engine };
+  record(input: Record<string, unknown>, workspaceId: string, price?: PriceResult): Recorded | null {
+    const ctx = { workspaceId, engine: this.engine, price };
     let built = buildCallRecord(input, ctx);
     let attributionError: FieldError[] | undefined;
     if (!built.ok) {

@@ -1,15 +1,10 @@
-import { readFileSync, unwatchFile, watchFile } from "node:fs";
+import { unwatchFile, watchFile } from "node:fs";
 import { PriceBook, type PricingEngine } from "@tollgate/core";
-import { parse as parseYaml } from "yaml";
+import { readYamlFile } from "./yaml-file.js";
 
 /** Reads a price book from YAML or JSON (JSON is YAML); errors name the file and the failing path. */
 export function loadPriceBook(path: string): PriceBook {
-  let doc: unknown;
-  try {
-    doc = parseYaml(readFileSync(path, "utf8"));
-  } catch (e) {
-    throw new Error(`cannot read price book ${path}: ${(e as Error).message}`);
-  }
+  const doc = readYamlFile(path, "price book");
   try {
     return PriceBook.parse(doc);
   } catch (e) {

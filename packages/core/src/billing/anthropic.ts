@@ -1,9 +1,9 @@
 import { splitCacheWrites } from "../usage/anthropic.js";
-import { count, requiredCount, requireObject } from "../usage/read.js";
+import { count, isObject, requiredCount, requireObject } from "../usage/read.js";
 import type { NormalizedUsage } from "../usage/types.js";
 import { centsDecimalToNano } from "./decimal.js";
 import { BillingError } from "./errors.js";
-import { bucketResults, type CostRow, checkUsd, isObject, normalizeAt, type UsageRow } from "./pages.js";
+import { bucketResults, type CostRow, checkUsd, normalizeAt, type UsageRow } from "./pages.js";
 
 /**
  * One result of the Admin API usage report for messages (GET /v1/organizations/usage_report/messages).

@@ -1,8 +1,8 @@
-import { checkSubset, count, requiredCount, requireObject } from "../usage/read.js";
+import { checkSubset, count, isObject, requiredCount, requireObject } from "../usage/read.js";
 import { emptyUsage, type NormalizedUsage } from "../usage/types.js";
 import { usdDecimalToNano, usdNumberToNano } from "./decimal.js";
 import { BillingError } from "./errors.js";
-import { bucketResults, type CostRow, checkUsd, isObject, normalizeAt, type UsageRow } from "./pages.js";
+import { bucketResults, type CostRow, checkUsd, normalizeAt, type UsageRow } from "./pages.js";
 
 /**
  * One result of GET /v1/organization/usage/completions. `input_tokens` includes cached and

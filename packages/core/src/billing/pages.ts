@@ -1,12 +1,7 @@
 import { UsageError } from "../usage/errors.js";
+import { isObject, type JsonObject } from "../usage/read.js";
 import type { NormalizedUsage } from "../usage/types.js";
 import { BillingError } from "./errors.js";
-
-type JsonObject = Record<string, unknown>;
-
-export function isObject(value: unknown): value is JsonObject {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 /** One result of a bucketed billing report, with its bucket's time range (ISO 8601, UTC). */
 export interface BucketResult {

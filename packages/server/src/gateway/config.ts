@@ -1,6 +1,5 @@
-import { readFileSync } from "node:fs";
-import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { readYamlFile } from "../yaml-file.js";
 
 /** A named upstream a client can pick with `x-tollgate-upstream: <name>` (e.g. an Azure region). */
 export interface NamedUpstream {
@@ -39,13 +38,7 @@ const UpstreamsFile = z.strictObject({
 
 /** Reads the named-upstreams YAML/JSON file; errors name the file and the failing path. */
 export function loadUpstreams(path: string): Record<string, NamedUpstream> {
-  let doc: unknown;
-  try {
-    doc = parseYaml(readFileSync(path, "utf8"));
-  } catch (e) {
-    throw new Error(`cannot read upstreams file ${path}: ${(e as Error).message}`);
-  }
-  const res = UpstreamsFile.safeParse(doc);
+  const res = UpstreamsFile.safeParse(readYamlFile(path, "upstreams file"));
   if (!res.success)
     throw new Error(
       `${path}: ${res.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,

@@ -4,3 +4,4 @@ export * from "./money/index.js";
 export * from "./pricing/index.js";
 export * from "./record/index.js";
 export * from "./usage/index.js";
+export * from "./limits/index.js";

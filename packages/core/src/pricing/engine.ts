@@ -85,6 +85,12 @@ export class PricingEngine {
     };
   }
 
+  /** The model's context window in tokens, where the built-in data knows it (after price-book aliasing). */
+  contextWindow(provider: string, model: string): number | null {
+    const target = this.#book ? this.#book.alias(provider, model) : { provider, model };
+    return this.#builtin.find(target.provider, target.model)?.model.context_window ?? null;
+  }
+
   #findRates(provider: string, model: string, at: number): { rates: PriceRates; ref: string } | null {
     const custom = this.#book?.model(provider, model, at);
     if (custom) return custom;

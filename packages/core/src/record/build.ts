@@ -129,6 +129,7 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
     tags: r.tags,
     metadata: r.metadata,
     data_mode: r.data_mode,
+    key_id: r.key_id ?? null,
   };
   const costError = applyCost(record, r, ctx);
   return costError ? { ok: false, errors: [costError] } : { ok: true, record };

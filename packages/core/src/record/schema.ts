@@ -72,6 +72,8 @@ export interface CallRecord extends NormalizedUsage, Record<CostField, bigint> {
   tags: string[];
   metadata: Record<string, string>;
   data_mode: (typeof DATA_MODES)[number];
+  /** The Tollgate key the call came through (gateway key id), for key-scoped limits. */
+  key_id: string | null;
 }
 
 // ---- input schema: what clients send to POST /v1/events (one element of the batch) ----
@@ -183,6 +185,7 @@ export const CallRecordInputSchema = z.strictObject({
       .default({}),
   ),
   data_mode: z.enum(DATA_MODES).default("real"),
+  key_id: optId(64),
 });
 export type CallRecordInput = z.input<typeof CallRecordInputSchema>;
 export type ParsedCallRecordInput = z.output<typeof CallRecordInputSchema>;

@@ -15,7 +15,7 @@ export const SPEND_DIMENSIONS = [
 export type SpendDimension = (typeof SPEND_DIMENSIONS)[number];
 
 /** Fields an EventFilter may match exactly: attribution plus provider, model and data mode. */
-export const FILTER_FIELDS = [...ATTRIBUTION_FIELDS, "provider", "model", "data_mode"] as const;
+export const FILTER_FIELDS = [...ATTRIBUTION_FIELDS, "provider", "model", "data_mode", "key_id"] as const;
 export type FilterField = (typeof FILTER_FIELDS)[number];
 
 export interface EventFilter {
@@ -103,8 +103,87 @@ export interface KeyStore {
   revokeKey(workspaceId: string, id: string): Promise<boolean>;
 }
 
-/** A complete store: events, keys, and its lifecycle. */
-export interface Store extends EventStore, KeyStore {
+export const POLICY_KINDS = ["budget", "rate_limit", "agent"] as const;
+export type PolicyKind = (typeof POLICY_KINDS)[number];
+
+/** A budget, rate limit or agent-type ceiling set through the API (spec: as validated, JSON). */
+export interface PolicyRow {
+  workspace_id: string;
+  kind: PolicyKind;
+  id: string;
+  spec: unknown;
+  updated_at: number;
+  updated_by: string;
+}
+
+export interface PolicyAuditRow {
+  ts: number;
+  workspace_id: string;
+  kind: PolicyKind;
+  id: string;
+  action: "create" | "update" | "delete";
+  actor: string;
+  before: unknown;
+  after: unknown;
+}
+
+/** Something the limits did: a budget state transition, a run killed or unkilled, a backend outage. */
+export interface LimitEventRow {
+  ts: number;
+  workspace_id: string;
+  type: "budget_state" | "run_killed" | "run_unkilled" | "limits_unavailable";
+  /** Budget id, run id or backend name. */
+  subject: string;
+  bucket: string | null;
+  from_state: string | null;
+  to_state: string | null;
+  spend_nanousd: bigint | null;
+  limit_nanousd: bigint | null;
+  event_id: string | null;
+  request_id: string | null;
+  detail: Record<string, unknown> | null;
+}
+
+/** Fields spend can be summed by for limit rebuilds: the scope fields that are record columns. */
+export const SUM_FIELDS = [...ATTRIBUTION_FIELDS, "model", "provider", "key_id"] as const;
+export type SumField = (typeof SUM_FIELDS)[number];
+
+export interface CostSumRow {
+  values: (string | null)[];
+  /** Hour slot (epoch ms / 3.6e6) when summed hourly. */
+  hour: number | null;
+  cost_nanousd: bigint;
+}
+
+export interface RunUsageRow {
+  agent_run_id: string;
+  cost_nanousd: bigint;
+  total_tokens: number;
+  llm_calls: number;
+  tool_calls: number;
+  retries: number;
+  started_at: number;
+}
+
+/** Policies, their audit trail, limit events, and the sums limits are rebuilt from. */
+export interface LimitsStateStore {
+  listPolicies(workspaceId?: string): Promise<PolicyRow[]>;
+  /** Creates or replaces a policy and audits the change in one transaction; returns the previous one. */
+  putPolicy(row: PolicyRow): Promise<PolicyRow | null>;
+  deletePolicy(workspaceId: string, kind: PolicyKind, id: string, actor: string): Promise<PolicyRow | null>;
+  policyAudit(workspaceId: string, kind?: PolicyKind, id?: string): Promise<PolicyAuditRow[]>;
+  appendLimitEvents(rows: LimitEventRow[]): Promise<void>;
+  limitEvents(
+    workspaceId: string,
+    opts: { from?: number; type?: string; subject?: string; limit?: number },
+  ): Promise<LimitEventRow[]>;
+  /** Cost summed by `by` (and by hour when `hourly`), for events from `filter.from` on. */
+  sumCost(filter: EventFilter & { tag?: string }, by: readonly SumField[], hourly: boolean): Promise<CostSumRow[]>;
+  runUsage(workspaceId: string, since: number): Promise<RunUsageRow[]>;
+}
+
+/** A complete store: events, keys, limits state, and its lifecycle. */
+export interface Store extends EventStore, KeyStore, LimitsStateStore {
   /** How many appends may run at once (the writer keeps their ids disjoint). */
   readonly writeConcurrency: number;
   close(): Promise<void>;

@@ -86,6 +86,7 @@ export const COLUMNS: readonly Column[] = [
   jsonText("metadata"),
   varchar("data_mode", "VARCHAR NOT NULL"),
   integer("schema_version", "INTEGER NOT NULL"),
+  varchar("key_id"),
 ];
 
 const TYPES = COLUMNS.map((c) => c.type);

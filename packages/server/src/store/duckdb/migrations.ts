@@ -83,4 +83,24 @@ export const MIGRATIONS: readonly { version: number; sql: string[] }[] = [
     // Gateway keys carry default attribution (customer, feature, …) as JSON.
     sql: ["ALTER TABLE api_keys ADD COLUMN defaults VARCHAR"],
   },
+  {
+    version: 3,
+    sql: [
+      // The gateway key a call came through: key-scoped budgets are rebuilt from it after a restart.
+      "ALTER TABLE events ADD COLUMN key_id VARCHAR",
+      // Budgets, rate limits and agent ceilings set through the API (the limits file is not stored).
+      `CREATE TABLE policies (
+         workspace_id VARCHAR NOT NULL, kind VARCHAR NOT NULL, id VARCHAR NOT NULL, spec VARCHAR NOT NULL,
+         updated_at TIMESTAMP NOT NULL, updated_by VARCHAR NOT NULL, PRIMARY KEY (workspace_id, kind, id))`,
+      // Every change of a policy: who, when, what it was before and after.
+      `CREATE TABLE policy_audit (
+         ts TIMESTAMP NOT NULL, workspace_id VARCHAR NOT NULL, kind VARCHAR NOT NULL, id VARCHAR NOT NULL,
+         action VARCHAR NOT NULL, actor VARCHAR NOT NULL, before VARCHAR, after VARCHAR)`,
+      // Budget state transitions, run kills and unkills, limit-backend outages: for alerts and reports.
+      `CREATE TABLE limit_events (
+         ts TIMESTAMP NOT NULL, workspace_id VARCHAR NOT NULL, type VARCHAR NOT NULL, subject VARCHAR NOT NULL,
+         bucket VARCHAR, from_state VARCHAR, to_state VARCHAR, spend_nanousd BIGINT, limit_nanousd BIGINT,
+         event_id VARCHAR, request_id VARCHAR, detail VARCHAR)`,
+    ],
+  },
 ];

@@ -1,10 +1,18 @@
-import type { DuckDBInstance } from "@duckdb/node-api";
+import { type DuckDBInstance, DuckDBTimestampValue } from "@duckdb/node-api";
 import type { CallRecord } from "@tollgate/core";
 import {
   type ApiKeyRecord,
   type AppendResult,
+  type CostSumRow,
   type EventFilter,
   type KeyDefaults,
+  type LimitEventRow,
+  type PolicyAuditRow,
+  type PolicyKind,
+  type PolicyRow,
+  type RunUsageRow,
+  SUM_FIELDS,
+  type SumField,
   type Role,
   recordKey,
   type SpendDimension,
@@ -203,6 +211,198 @@ export class DuckDbStore implements Store {
     return res.getRowsJS().length > 0;
   }
 
+  async listPolicies(workspaceId?: string): Promise<PolicyRow[]> {
+    const res = await this.reader.run((conn) =>
+      conn.runAndReadAll(
+        `SELECT workspace_id, kind, id, spec, epoch_ms(updated_at), updated_by FROM policies
+         ${workspaceId === undefined ? "" : "WHERE workspace_id = $1"} ORDER BY workspace_id, kind, id`,
+        workspaceId === undefined ? [] : [workspaceId],
+      ),
+    );
+    return res.getRowsJS().map(policyFromRow);
+  }
+
+  putPolicy(row: PolicyRow): Promise<PolicyRow | null> {
+    return this.#changePolicy(row.workspace_id, row.kind, row.id, row.updated_by, row);
+  }
+
+  deletePolicy(workspaceId: string, kind: PolicyKind, id: string, actor: string): Promise<PolicyRow | null> {
+    return this.#changePolicy(workspaceId, kind, id, actor, null);
+  }
+
+  /** Upsert or delete plus its audit row, in one transaction: a policy never changes unaudited. */
+  #changePolicy(
+    ws: string,
+    kind: PolicyKind,
+    id: string,
+    actor: string,
+    next: PolicyRow | null,
+  ): Promise<PolicyRow | null> {
+    return this.reader.run(async (conn) => {
+      await conn.run("BEGIN TRANSACTION");
+      try {
+        const res = await conn.runAndReadAll(
+          "SELECT workspace_id, kind, id, spec, epoch_ms(updated_at), updated_by FROM policies WHERE workspace_id = $1 AND kind = $2 AND id = $3",
+          [ws, kind, id],
+        );
+        const before = res.getRowsJS().map(policyFromRow)[0] ?? null;
+        if (!next && !before) {
+          await conn.run("ROLLBACK");
+          return null;
+        }
+        await conn.run("DELETE FROM policies WHERE workspace_id = $1 AND kind = $2 AND id = $3", [ws, kind, id]);
+        if (next)
+          await conn.run(
+            "INSERT INTO policies VALUES ($1, $2, $3, $4, make_timestamp($5::BIGINT * 1000), $6)",
+            [ws, kind, id, JSON.stringify(next.spec), next.updated_at, actor],
+          );
+        await conn.run(
+          "INSERT INTO policy_audit VALUES (make_timestamp($1::BIGINT * 1000), $2, $3, $4, $5, $6, $7, $8)",
+          [
+            next?.updated_at ?? Date.now(),
+            ws,
+            kind,
+            id,
+            next ? (before ? "update" : "create") : "delete",
+            actor,
+            before ? JSON.stringify(before.spec) : null,
+            next ? JSON.stringify(next.spec) : null,
+          ],
+        );
+        await conn.run("COMMIT");
+        return before;
+      } catch (e) {
+        await conn.run("ROLLBACK").catch(() => {});
+        throw e;
+      }
+    });
+  }
+
+  async policyAudit(workspaceId: string, kind?: PolicyKind, id?: string): Promise<PolicyAuditRow[]> {
+    const params: string[] = [workspaceId];
+    let where = "workspace_id = $1";
+    if (kind) where += ` AND kind = $${params.push(kind)}`;
+    if (id) where += ` AND id = $${params.push(id)}`;
+    const res = await this.reader.run((conn) =>
+      conn.runAndReadAll(
+        `SELECT epoch_ms(ts), workspace_id, kind, id, action, actor, before, after FROM policy_audit WHERE ${where} ORDER BY ts, id`,
+        params,
+      ),
+    );
+    return res.getRowsJS().map((r) => ({
+      ts: Number(r[0]),
+      workspace_id: r[1] as string,
+      kind: r[2] as PolicyKind,
+      id: r[3] as string,
+      action: r[4] as PolicyAuditRow["action"],
+      actor: r[5] as string,
+      before: r[6] == null ? null : JSON.parse(r[6] as string),
+      after: r[7] == null ? null : JSON.parse(r[7] as string),
+    }));
+  }
+
+  async appendLimitEvents(rows: LimitEventRow[]): Promise<void> {
+    if (!rows.length) return;
+    await this.reader.run(async (conn) => {
+      const a = await conn.createAppender("limit_events");
+      for (const r of rows) {
+        a.appendTimestamp(new DuckDBTimestampValue(BigInt(r.ts) * 1000n));
+        a.appendVarchar(r.workspace_id);
+        a.appendVarchar(r.type);
+        a.appendVarchar(r.subject);
+        for (const v of [r.bucket, r.from_state, r.to_state]) v === null ? a.appendNull() : a.appendVarchar(v);
+        for (const v of [r.spend_nanousd, r.limit_nanousd]) v === null ? a.appendNull() : a.appendBigInt(v);
+        for (const v of [r.event_id, r.request_id]) v === null ? a.appendNull() : a.appendVarchar(v);
+        r.detail === null ? a.appendNull() : a.appendVarchar(JSON.stringify(r.detail));
+        a.endRow();
+      }
+      a.closeSync(); // flushes in autocommit: the events are durable when this resolves
+    });
+  }
+
+  async limitEvents(
+    workspaceId: string,
+    opts: { from?: number; type?: string; subject?: string; limit?: number },
+  ): Promise<LimitEventRow[]> {
+    const params: (string | number)[] = [workspaceId];
+    let where = "workspace_id = $1";
+    if (opts.from !== undefined) where += ` AND ts >= make_timestamp($${params.push(opts.from)}::BIGINT * 1000)`;
+    if (opts.type) where += ` AND type = $${params.push(opts.type)}`;
+    if (opts.subject) where += ` AND subject = $${params.push(opts.subject)}`;
+    const limit = Math.min(Math.max(opts.limit ?? 1000, 1), 100_000);
+    const res = await this.reader.run((conn) =>
+      conn.runAndReadAll(
+        `SELECT epoch_ms(ts), workspace_id, type, subject, bucket, from_state, to_state, spend_nanousd, limit_nanousd,
+                event_id, request_id, detail FROM limit_events WHERE ${where} ORDER BY ts, subject LIMIT ${limit}`,
+        params,
+      ),
+    );
+    return res.getRowsJS().map((r) => ({
+      ts: Number(r[0]),
+      workspace_id: r[1] as string,
+      type: r[2] as LimitEventRow["type"],
+      subject: r[3] as string,
+      bucket: (r[4] as string | null) ?? null,
+      from_state: (r[5] as string | null) ?? null,
+      to_state: (r[6] as string | null) ?? null,
+      spend_nanousd: r[7] == null ? null : BigInt(r[7] as bigint),
+      limit_nanousd: r[8] == null ? null : BigInt(r[8] as bigint),
+      event_id: (r[9] as string | null) ?? null,
+      request_id: (r[10] as string | null) ?? null,
+      detail: r[11] == null ? null : JSON.parse(r[11] as string),
+    }));
+  }
+
+  async sumCost(
+    filter: EventFilter & { tag?: string },
+    by: readonly SumField[],
+    hourly: boolean,
+  ): Promise<CostSumRow[]> {
+    const { sql, params } = whereClause(filter);
+    let where = sql;
+    if (filter.tag !== undefined) {
+      params.push(JSON.stringify(filter.tag));
+      where += ` AND contains(coalesce(tags, ''), $${params.length})`;
+    }
+    for (const f of by) if (!(SUM_FIELDS as readonly string[]).includes(f)) throw new Error(`not a sum field: ${f}`);
+    const keys = [...by.map((f) => `coalesce(${f}, '')`), ...(hourly ? ["epoch_ms(ts_start) // 3600000"] : [])];
+    const res = await this.reader.run((conn) =>
+      conn.runAndReadAll(
+        `SELECT ${[...keys, "sum(cost_nanousd)::HUGEINT"].join(", ")} FROM events WHERE ${where}
+         ${keys.length ? `GROUP BY ${keys.map((_, i) => i + 1).join(", ")}` : ""}`,
+        params,
+      ),
+    );
+    return res.getRowsJS().map((r) => ({
+      values: r.slice(0, by.length) as string[],
+      hour: hourly ? Number(r[by.length]) : null,
+      cost_nanousd: BigInt((r[keys.length] as bigint | null) ?? 0n),
+    }));
+  }
+
+  async runUsage(workspaceId: string, since: number): Promise<RunUsageRow[]> {
+    const res = await this.reader.run((conn) =>
+      conn.runAndReadAll(
+        `SELECT agent_run_id, sum(cost_nanousd)::HUGEINT, sum(${INPUT_TOKENS} + output_tokens)::HUGEINT,
+                count(*) FILTER (WHERE kind IN ('llm', 'embedding')), count(*) FILTER (WHERE kind = 'tool'),
+                count(*) FILTER (WHERE attempt > 1), epoch_ms(min(ts_start))
+         FROM events WHERE workspace_id = $1 AND agent_run_id IS NOT NULL
+           AND ts_start >= make_timestamp($2::BIGINT * 1000)
+         GROUP BY agent_run_id`,
+        [workspaceId, since],
+      ),
+    );
+    return res.getRowsJS().map((r) => ({
+      agent_run_id: r[0] as string,
+      cost_nanousd: BigInt(r[1] as bigint),
+      total_tokens: Number(r[2]),
+      llm_calls: Number(r[3]),
+      tool_calls: Number(r[4]),
+      retries: Number(r[5]),
+      started_at: Number(r[6]),
+    }));
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.writers.map((w) => w.run(async (c) => c.closeSync())));
     await this.reader.run(async (c) => {
@@ -211,6 +411,17 @@ export class DuckDbStore implements Store {
     });
     this.instance.closeSync();
   }
+}
+
+function policyFromRow(r: unknown[]): PolicyRow {
+  return {
+    workspace_id: r[0] as string,
+    kind: r[1] as PolicyKind,
+    id: r[2] as string,
+    spec: JSON.parse(r[3] as string),
+    updated_at: Number(r[4]),
+    updated_by: r[5] as string,
+  };
 }
 
 function keyFromRow(r: unknown[]): ApiKeyRecord {

@@ -4,7 +4,14 @@ import type { CallRecord } from "@tollgate/core";
 import type {
   ApiKeyRecord,
   AppendResult,
+  CostSumRow,
   EventFilter,
+  LimitEventRow,
+  PolicyAuditRow,
+  PolicyKind,
+  PolicyRow,
+  RunUsageRow,
+  SumField,
   SpendDimension,
   SpendRow,
   Store,
@@ -128,6 +135,33 @@ export class ThreadStore implements Store {
   }
   revokeKey(workspaceId: string, id: string): Promise<boolean> {
     return this.#call("revokeKey", workspaceId, id);
+  }
+  listPolicies(workspaceId?: string): Promise<PolicyRow[]> {
+    return this.#call("listPolicies", workspaceId);
+  }
+  putPolicy(row: PolicyRow): Promise<PolicyRow | null> {
+    return this.#call("putPolicy", row);
+  }
+  deletePolicy(workspaceId: string, kind: PolicyKind, id: string, actor: string): Promise<PolicyRow | null> {
+    return this.#call("deletePolicy", workspaceId, kind, id, actor);
+  }
+  policyAudit(workspaceId: string, kind?: PolicyKind, id?: string): Promise<PolicyAuditRow[]> {
+    return this.#call("policyAudit", workspaceId, kind, id);
+  }
+  appendLimitEvents(rows: LimitEventRow[]): Promise<void> {
+    return this.#call("appendLimitEvents", rows);
+  }
+  limitEvents(
+    workspaceId: string,
+    opts: { from?: number; type?: string; subject?: string; limit?: number },
+  ): Promise<LimitEventRow[]> {
+    return this.#call("limitEvents", workspaceId, opts);
+  }
+  sumCost(filter: EventFilter & { tag?: string }, by: readonly SumField[], hourly: boolean): Promise<CostSumRow[]> {
+    return this.#call("sumCost", filter, by, hourly);
+  }
+  runUsage(workspaceId: string, since: number): Promise<RunUsageRow[]> {
+    return this.#call("runUsage", workspaceId, since);
   }
   async close(): Promise<void> {
     await this.#call("close");

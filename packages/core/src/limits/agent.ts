@@ -1,0 +1,124 @@
+import { z } from "zod";
+import { parseDecimal } from "../money/decimal.js";
+import { type NanoUsd, usdToNano } from "../money/nanousd.js";
+import { usdAmount } from "./budget.js";
+
+/** What an agent run is counted by. */
+export const RUN_COUNTERS = [
+  "cost_nanousd",
+  "total_tokens",
+  "llm_calls",
+  "tool_calls",
+  "retries",
+  "span_depth",
+  "wall_time_ms",
+] as const;
+export type RunCounter = (typeof RUN_COUNTERS)[number];
+
+/** Per agent_type ceilings, as configured (cost in USD as a decimal string, wall time in seconds). */
+export const AgentCeilingsSchema = z
+  .strictObject({
+    max_cost_usd: usdAmount.optional(),
+    max_total_tokens: z.number().int().min(1).max(1e12).optional(),
+    max_llm_calls: z.number().int().min(1).max(1e9).optional(),
+    max_tool_calls: z.number().int().min(1).max(1e9).optional(),
+    max_retries: z.number().int().min(0).max(1e9).optional(),
+    max_span_depth: z.number().int().min(1).max(10_000).optional(),
+    max_wall_time_s: z.number().int().min(1).max(30 * 86_400).optional(),
+  })
+  .refine((c) => Object.keys(c).length > 0, "set at least one ceiling");
+export type AgentCeilingsInput = z.input<typeof AgentCeilingsSchema>;
+
+/** Ceilings in counter units (nano-USD, tokens, calls, ms). */
+export type Ceilings = Partial<Record<RunCounter, number | NanoUsd>>;
+
+export function compileCeilings(c: z.output<typeof AgentCeilingsSchema>): Ceilings {
+  const out: Ceilings = {};
+  if (c.max_cost_usd !== undefined) out.cost_nanousd = usdToNano(parseDecimal(c.max_cost_usd));
+  if (c.max_total_tokens !== undefined) out.total_tokens = c.max_total_tokens;
+  if (c.max_llm_calls !== undefined) out.llm_calls = c.max_llm_calls;
+  if (c.max_tool_calls !== undefined) out.tool_calls = c.max_tool_calls;
+  if (c.max_retries !== undefined) out.retries = c.max_retries;
+  if (c.max_span_depth !== undefined) out.span_depth = c.max_span_depth;
+  if (c.max_wall_time_s !== undefined) out.wall_time_ms = c.max_wall_time_s * 1000;
+  return out;
+}
+
+/** What a run has used so far. cost is exact nano-USD; span_depth is the deepest seen. */
+export interface RunUsage {
+  cost_nanousd: NanoUsd;
+  total_tokens: number;
+  llm_calls: number;
+  tool_calls: number;
+  retries: number;
+  span_depth: number;
+  started_at: number;
+}
+
+export function emptyRunUsage(startedAt: number): RunUsage {
+  return {
+    cost_nanousd: 0n,
+    total_tokens: 0,
+    llm_calls: 0,
+    tool_calls: 0,
+    retries: 0,
+    span_depth: 0,
+    started_at: startedAt,
+  };
+}
+
+/** Why a run was killed: the ceiling it crossed, its count and the limit (or a manual kill). */
+export interface KillReason {
+  ceiling: RunCounter | "manual";
+  value: string;
+  limit: string;
+  at: number;
+  by?: string;
+}
+
+/** Spent amounts are used up at the ceiling; counts may reach it (the ceiling-th call is allowed). */
+const AMOUNTS: ReadonlySet<RunCounter> = new Set(["total_tokens", "wall_time_ms"]);
+
+function valueOf(u: RunUsage, c: RunCounter, now: number): number | NanoUsd {
+  return c === "wall_time_ms" ? now - u.started_at : u[c];
+}
+
+/**
+ * The first ceiling a run has crossed: spent amounts (cost, tokens, wall time) once they reach it, counts
+ * (calls, retries, depth) once they go past it. The call that crosses a ceiling is the run's last.
+ */
+export function crossedCeiling(u: RunUsage, ceilings: Ceilings, now: number): KillReason | null {
+  for (const c of RUN_COUNTERS) {
+    const limit = ceilings[c];
+    if (limit === undefined) continue;
+    const v = valueOf(u, c, now);
+    const over =
+      c === "cost_nanousd"
+        ? (v as bigint) >= BigInt(limit)
+        : AMOUNTS.has(c)
+          ? Number(v) >= Number(limit)
+          : Number(v) > Number(limit);
+    if (over) return { ceiling: c, value: String(v), limit: String(limit), at: now };
+  }
+  return null;
+}
+
+/** Would one more call (of `kind`) at `depth` go past a count ceiling? Checked before the call runs. */
+export function admitsNext(
+  u: RunUsage,
+  ceilings: Ceilings,
+  kind: "llm" | "tool",
+  depth: number,
+  now: number,
+): KillReason | null {
+  const crossed = crossedCeiling(u, ceilings, now);
+  if (crossed) return crossed;
+  const counter = kind === "llm" ? "llm_calls" : "tool_calls";
+  const limit = ceilings[counter];
+  if (limit !== undefined && u[counter] + 1 > Number(limit))
+    return { ceiling: counter, value: String(u[counter] + 1), limit: String(limit), at: now };
+  const maxDepth = ceilings.span_depth;
+  if (maxDepth !== undefined && depth > Number(maxDepth))
+    return { ceiling: "span_depth", value: String(depth), limit: String(maxDepth), at: now };
+  return null;
+}

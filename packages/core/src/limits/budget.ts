@@ -1,0 +1,134 @@
+import { z } from "zod";
+import { parseDecimal } from "../money/decimal.js";
+import { type NanoUsd, usdToNano } from "../money/nanousd.js";
+import { type CallFacts, EACH, type Scope, SCOPE_FIELDS, type ScopeField, scopeMatches } from "./scope.js";
+import { isTimeZone, parseWindow, type WindowSpec } from "./window.js";
+
+/** Largest budget amount: Redis Lua compares amounts as doubles, exact below 2^53 nano-USD (~$9.0M). */
+export const MAX_LIMIT_USD = "9000000";
+const MAX_LIMIT_NANO = usdToNano(MAX_LIMIT_USD);
+
+export const LIMIT_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+export const limitId = z
+  .string()
+  .regex(LIMIT_ID_RE, "must be 1-128 letters, digits, _ . : - (starting with a letter or digit)");
+
+const scopeValue = z.string().min(1, "must not be empty").max(256, "must be at most 256 characters");
+export const ScopeSchema = z.strictObject(
+  Object.fromEntries(SCOPE_FIELDS.map((f) => [f, scopeValue.optional()])) as Record<
+    ScopeField,
+    z.ZodOptional<typeof scopeValue>
+  >,
+);
+
+const fixedScope = ScopeSchema.refine(
+  (s) => Object.values(s).every((v) => v !== EACH),
+  '"*" is not allowed in an override',
+);
+
+/** A positive USD amount as a decimal string, at most MAX_LIMIT_USD. */
+export const usdAmount = z
+  .string({ error: 'must be a decimal string of USD, e.g. "1.00"' })
+  .regex(/^\d{1,7}(\.\d{1,9})?$/, 'must be a decimal string of USD, e.g. "1.00" (at most 9 decimals)')
+  .refine((s) => {
+    const n = usdToNano(parseDecimal(s));
+    return n > 0n && n <= MAX_LIMIT_NANO;
+  }, `must be more than 0 and at most ${MAX_LIMIT_USD}`);
+
+const windowText = z
+  .string()
+  .refine((w) => parseWindow(w) !== null, 'must be "day", "week", "month", "lifetime" or "<N>h" (rolling, N ≤ 168)');
+
+export const BudgetSchema = z
+  .strictObject({
+    id: limitId,
+    description: z.string().max(500).optional(),
+    scope: ScopeSchema.default({}),
+    window: windowText,
+    timezone: z
+      .string()
+      .refine(isTimeZone, "must be an IANA time zone such as UTC or Europe/Berlin")
+      .default("UTC"),
+    limit_usd: usdAmount,
+    warn_at: z
+      .array(z.number().gt(0, "thresholds are fractions in (0, 1)").lt(1, "thresholds are fractions in (0, 1)"))
+      .max(10)
+      .default([]),
+    action: z.enum(["block", "throttle", "alert_only"]).default("block"),
+    throttle_rpm: z.number().int().min(1).max(1_000_000).optional(),
+    unpriced: z.enum(["block", "allow"]).default("allow"),
+    fail_mode: z.enum(["fail_open", "fail_closed"]).default("fail_open"),
+    overrides: z
+      .array(z.strictObject({ when: fixedScope, limit_usd: usdAmount }))
+      .max(1000)
+      .default([]),
+  })
+  .superRefine((b, ctx) => {
+    if (b.action === "throttle" && b.throttle_rpm === undefined)
+      ctx.addIssue({ code: "custom", path: ["throttle_rpm"], message: 'required when action is "throttle"' });
+    if (b.action !== "throttle" && b.throttle_rpm !== undefined)
+      ctx.addIssue({ code: "custom", path: ["throttle_rpm"], message: 'only allowed with action "throttle"' });
+    b.overrides.forEach((o, i) => {
+      for (const f of Object.keys(o.when))
+        if (b.scope[f as ScopeField] !== EACH)
+          ctx.addIssue({
+            code: "custom",
+            path: ["overrides", i, "when", f],
+            message: `overrides pick values of the scope's "*" fields; scope.${f} is not "*"`,
+          });
+    });
+  });
+export type BudgetInput = z.input<typeof BudgetSchema>;
+export type BudgetSpec = z.output<typeof BudgetSchema>;
+
+/** A validated budget, ready for the hot path: window parsed, amounts in nano-USD, thresholds sorted. */
+export interface Budget {
+  spec: BudgetSpec;
+  id: string;
+  scope: Scope;
+  window: WindowSpec;
+  limit: NanoUsd;
+  /** Fractions in ascending order (warn_at, deduplicated). */
+  warnAt: number[];
+  overrides: { when: Scope; limit: NanoUsd }[];
+}
+
+export function compileBudget(spec: BudgetSpec): Budget {
+  return {
+    spec,
+    id: spec.id,
+    scope: spec.scope,
+    window: parseWindow(spec.window, spec.timezone)!,
+    limit: usdToNano(spec.limit_usd),
+    warnAt: [...new Set(spec.warn_at)].sort((a, b) => a - b),
+    overrides: spec.overrides.map((o) => ({ when: o.when, limit: usdToNano(o.limit_usd) })),
+  };
+}
+
+/** The limit of the bucket a call falls in: the first override matching its values, else the budget's. */
+export function limitFor(budget: Budget, call: CallFacts): NanoUsd {
+  for (const o of budget.overrides) if (scopeMatches(o.when, call)) return o.limit;
+  return budget.limit;
+}
+
+/**
+ * Amounts at which the state steps up, ascending: each warn fraction of the limit, then the limit itself.
+ * The fraction is applied in basis points on the integer limit: no float ever touches the amount.
+ */
+export function thresholds(limit: NanoUsd, warnAt: readonly number[]): NanoUsd[] {
+  return [...warnAt.map((w) => (limit * BigInt(Math.round(w * 10_000))) / 10_000n), limit];
+}
+
+export type BudgetState = "ok" | "warning" | "exceeded";
+
+/** State from how many thresholds a spend has reached (the last threshold is the limit). */
+export function stateOfLevel(level: number, thresholdCount: number): BudgetState {
+  return level >= thresholdCount ? "exceeded" : level > 0 ? "warning" : "ok";
+}
+
+/** How many of the ascending thresholds `spend` has reached. */
+export function levelOf(spend: NanoUsd, steps: readonly NanoUsd[]): number {
+  let n = 0;
+  while (n < steps.length && spend >= steps[n]!) n++;
+  return n;
+}

@@ -1,0 +1,118 @@
+import { type Api, emptyUsage, type NormalizedUsage } from "../usage/types.js";
+
+/** Output reserved when a request sets no output cap and the model's context window is unknown. */
+export const DEFAULT_MAX_OUTPUT_TOKENS = 32_768;
+/** Input tokens reserved per image part (their bytes are not text). Covers OpenAI high detail and Anthropic's 1.15 MP. */
+export const IMAGE_ALLOWANCE_TOKENS = 2_000;
+
+/** The request body as sent (a Node Buffer fits): its size and a substring test, no copy. */
+export interface RawBody {
+  byteLength: number;
+  includes(needle: string): boolean;
+}
+
+export interface WorstCase {
+  usage: NormalizedUsage;
+  /** The output cap the estimate used and where it came from. */
+  maxOutput: number;
+  outputFrom: "request" | "context_window" | "default";
+}
+
+const OUTPUT_FIELDS: Partial<Record<Api, string[]>> = {
+  "openai.chat": ["max_completion_tokens", "max_tokens"],
+  "openai.completions": ["max_tokens"],
+  "openai.responses": ["max_output_tokens"],
+  "anthropic.messages": ["max_tokens"],
+  "google.generate_content": ["maxOutputTokens"],
+  "bedrock.converse": ["maxTokens"],
+};
+
+/** Legacy completions default to 16 output tokens when max_tokens is not sent. */
+const API_DEFAULT_OUTPUT: Partial<Record<Api, number>> = { "openai.completions": 16 };
+
+/**
+ * Worst-case usage of a request before it is sent, for reservations that must never be exceeded:
+ * - input: the request's UTF-8 size in bytes, less its image parts, plus IMAGE_ALLOWANCE_TOKENS per
+ *   image. A BPE token is at least one byte of text, and the JSON around the text outweighs the per-message
+ *   framing tokens, so this bounds the real input count from above. When the request asks for prompt caching
+ *   (`cache_control`), the input is priced as cache writes (the dearest input rate).
+ * - output: the request's own cap × its number of choices (`n`), else the model's context window less the
+ *   input, else DEFAULT_MAX_OUTPUT_TOKENS.
+ */
+export function worstCaseUsage(
+  api: Api | null,
+  body: Record<string, unknown> | null,
+  raw: RawBody,
+  contextWindow: number | null,
+): WorstCase {
+  const bodyBytes = raw.byteLength;
+  const usage = emptyUsage();
+  if (api === "openai.embeddings") {
+    usage.input_uncached_tokens = bodyBytes;
+    return { usage, maxOutput: 0, outputFrom: "request" };
+  }
+  const media = { bytes: 0, images: 0 };
+  if (body) scanMedia(body, media, 0);
+  const input = Math.max(0, bodyBytes - media.bytes) + media.images * IMAGE_ALLOWANCE_TOKENS;
+  if (raw.includes('"cache_control"')) {
+    if (raw.includes('"1h"')) usage.cache_write_1h_tokens = input;
+    else usage.cache_write_5m_tokens = input;
+  } else usage.input_uncached_tokens = input;
+
+  const choices = typeof body?.n === "number" && Number.isInteger(body.n) && body.n > 1 ? body.n : 1;
+  const requested = api ? requestedOutput(api, body) : null;
+  let maxOutput: number;
+  let outputFrom: WorstCase["outputFrom"];
+  if (requested !== null) {
+    maxOutput = requested;
+    outputFrom = "request";
+  } else if (api && API_DEFAULT_OUTPUT[api] !== undefined) {
+    maxOutput = API_DEFAULT_OUTPUT[api]!;
+    outputFrom = "request";
+  } else if (contextWindow) {
+    maxOutput = Math.max(1, contextWindow - Math.min(input, contextWindow - 1));
+    outputFrom = "context_window";
+  } else {
+    maxOutput = DEFAULT_MAX_OUTPUT_TOKENS;
+    outputFrom = "default";
+  }
+  usage.output_tokens = maxOutput * choices;
+  return { usage, maxOutput, outputFrom };
+}
+
+function requestedOutput(api: Api, body: Record<string, unknown> | null): number | null {
+  if (!body) return null;
+  const holders = [body, body.generationConfig, body.inferenceConfig].filter(
+    (h): h is Record<string, unknown> => typeof h === "object" && h !== null,
+  );
+  for (const field of OUTPUT_FIELDS[api] ?? [])
+    for (const h of holders) {
+      const v = h[field];
+      if (typeof v === "number" && Number.isInteger(v) && v >= 0) return v;
+    }
+  return null;
+}
+
+const IMAGE_TYPES: ReadonlySet<unknown> = new Set(["image_url", "input_image", "image"]);
+
+/**
+ * Inline image parts: their JSON size (base64 is not text, so it is taken out of the byte bound) and
+ * their count (each gets IMAGE_ALLOWANCE_TOKENS). Other media (audio, PDFs) keep their bytes: more
+ * bytes than tokens.
+ */
+function scanMedia(v: unknown, acc: { bytes: number; images: number }, depth: number): void {
+  if (depth > 64 || typeof v !== "object" || v === null) return;
+  if (Array.isArray(v)) {
+    for (const x of v) scanMedia(x, acc, depth + 1);
+    return;
+  }
+  const o = v as Record<string, unknown>;
+  const inline = (o.inlineData ?? o.inline_data) as { mimeType?: unknown; mime_type?: unknown } | undefined;
+  const inlineImage = typeof inline === "object" && String(inline?.mimeType ?? inline?.mime_type).startsWith("image/");
+  if (IMAGE_TYPES.has(o.type) || inlineImage) {
+    acc.images++;
+    acc.bytes += JSON.stringify(o).length;
+    return;
+  }
+  for (const x of Object.values(o)) scanMedia(x, acc, depth + 1);
+}

@@ -1,0 +1,240 @@
+import {
+  admitsNext,
+  crossedCeiling,
+  emptyRunUsage,
+  type KillReason,
+  levelOf,
+  type RunUsage,
+  slidingCount,
+  minuteOf,
+} from "@tollgate/core";
+import type {
+  AdmitRequest,
+  AdmitResult,
+  BucketRef,
+  BucketStatus,
+  LevelChange,
+  LimitStore,
+  RunStatus,
+  SettleRequest,
+  SettleResult,
+} from "./types.js";
+
+interface Bucket {
+  spend: Map<string, bigint>;
+  /** Level reached, per window (the slot of a calendar window; "r" for a rolling one). */
+  levels: Map<string, number>;
+  reserved: bigint;
+  reservations: Map<string, { amount: bigint; expiresAt: number }>;
+}
+
+interface Rate {
+  minute: number;
+  previous: number;
+  current: number;
+}
+
+interface Run {
+  usage: RunUsage;
+  killed: KillReason | null;
+}
+
+/** The window a level belongs to: calendar windows have one slot, rolling ones many. */
+export const levelWindow = (slots: readonly string[]) => (slots.length === 1 ? slots[0]! : "r");
+
+/**
+ * The embedded default. One event loop and no awaits inside an operation make every admit/settle atomic
+ * (nothing interleaves), so concurrent calls can never both take the last dollar of a cap.
+ */
+export class MemoryLimitStore implements LimitStore {
+  readonly name = "memory";
+  readonly volatile = true;
+  readonly #buckets = new Map<string, Bucket>();
+  readonly #rates = new Map<string, Rate>();
+  readonly #runs = new Map<string, Run>();
+
+  admit(req: AdmitRequest): Promise<AdmitResult> {
+    return Promise.resolve(this.#admit(req));
+  }
+
+  #admit(req: AdmitRequest): AdmitResult {
+    const { now } = req;
+    let run: Run | null = null;
+    if (req.run) {
+      run = this.#run(req.workspace, req.run.key, now);
+      if (run.killed) return { ok: false, refusal: { kind: "run", kill: run.killed, newlyKilled: false } };
+      const next = req.run.retry ? { ...run.usage, retries: run.usage.retries + 1 } : run.usage;
+      const kill = admitsNext(next, req.run.ceilings, "llm", req.run.depth, now);
+      if (kill) {
+        run.killed = kill;
+        return { ok: false, refusal: { kind: "run", kill, newlyKilled: true } };
+      }
+    }
+    const rates = req.rates.map((r) => this.#rate(req.workspace, r.key, now));
+    for (const [i, r] of req.rates.entries()) {
+      const count = slidingCount(rates[i]!.previous, rates[i]!.current, now);
+      if (r.cost > 0 ? count + r.cost > r.limit : count >= r.limit)
+        return { ok: false, refusal: { kind: "rate", index: i, count } };
+    }
+    const buckets = req.buckets.map((b) => this.#bucket(req.workspace, b, now));
+    for (const [i, b] of req.buckets.entries()) {
+      if (!b.enforce) continue;
+      const state = buckets[i]!;
+      const spend = sumSlots(state, b.slots);
+      if (spend + state.reserved + b.amount > b.limit)
+        return { ok: false, refusal: { kind: "budget", index: i, spend, reserved: state.reserved } };
+    }
+    // Everything fits: count and reserve all of it.
+    for (const [i, r] of req.rates.entries()) rates[i]!.current += r.cost;
+    for (const [i, b] of req.buckets.entries()) {
+      const state = buckets[i]!;
+      state.reserved += b.amount;
+      state.reservations.set(req.id, { amount: b.amount, expiresAt: req.expiresAt });
+    }
+    if (run && req.run) {
+      run.usage.llm_calls++;
+      if (req.run.retry) run.usage.retries++;
+      run.usage.span_depth = Math.max(run.usage.span_depth, req.run.depth);
+    }
+    return { ok: true };
+  }
+
+  settle(req: SettleRequest): Promise<SettleResult> {
+    return Promise.resolve(this.#settle(req.workspace, req.id, req));
+  }
+
+  charge(req: Omit<SettleRequest, "id">): Promise<SettleResult> {
+    return Promise.resolve(this.#settle(req.workspace, null, req));
+  }
+
+  #settle(workspace: string, id: string | null, req: Omit<SettleRequest, "id">): SettleResult {
+    const { now } = req;
+    const changes: LevelChange[] = [];
+    for (const [index, b] of req.buckets.entries()) {
+      const state = this.#bucket(workspace, b, now);
+      const held = id === null ? undefined : state.reservations.get(id);
+      if (held) {
+        state.reservations.delete(id!);
+        state.reserved -= held.amount;
+      }
+      const slot = b.slots[b.slots.length - 1]!;
+      state.spend.set(slot, (state.spend.get(slot) ?? 0n) + b.actual);
+      const spend = sumSlots(state, b.slots);
+      const window = levelWindow(b.slots);
+      const from = state.levels.get(window) ?? 0;
+      const to = levelOf(spend, b.steps);
+      if (to !== from) {
+        state.levels.set(window, to);
+        changes.push({ index, from, to, spend });
+      }
+    }
+    for (const t of req.tokenRates) this.#rate(workspace, t.key, now).current += t.tokens;
+    let killed: KillReason | null = null;
+    if (req.run) {
+      const run = this.#run(workspace, req.run.key, now);
+      run.usage.cost_nanousd += req.run.cost;
+      run.usage.total_tokens += req.run.tokens;
+      run.usage.tool_calls += req.run.toolCalls;
+      if (!run.killed) {
+        killed = crossedCeiling(run.usage, req.run.ceilings, now);
+        run.killed = killed;
+      }
+    }
+    return { changes, killed };
+  }
+
+  buckets(workspace: string, refs: BucketRef[], now: number): Promise<BucketStatus[]> {
+    return Promise.resolve(
+      refs.map((r) => {
+        const state = this.#bucket(workspace, r, now);
+        return { spend: sumSlots(state, r.slots), reserved: state.reserved };
+      }),
+    );
+  }
+
+  run(workspace: string, key: string): Promise<RunStatus | null> {
+    const run = this.#runs.get(`${workspace}\u0000${key}`);
+    return Promise.resolve(run ? { usage: { ...run.usage }, killed: run.killed } : null);
+  }
+
+  kill(workspace: string, key: string, reason: KillReason): Promise<void> {
+    this.#run(workspace, key, reason.at).killed = reason;
+    return Promise.resolve();
+  }
+
+  unkill(workspace: string, key: string): Promise<boolean> {
+    const run = this.#runs.get(`${workspace}\u0000${key}`);
+    const was = !!run?.killed;
+    if (run) run.killed = null;
+    return Promise.resolve(was);
+  }
+
+  seedBucket(workspace: string, key: string, slot: string, spend: bigint, level: number): void {
+    const state = this.#state(workspace, key);
+    state.spend.set(slot, (state.spend.get(slot) ?? 0n) + spend);
+    if (level > 0) state.levels.set(slot.startsWith("h") ? "r" : slot, level);
+  }
+
+  seedRun(workspace: string, key: string, usage: RunUsage): void {
+    this.#runs.set(`${workspace}\u0000${key}`, { usage: { ...usage }, killed: null });
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  #state(workspace: string, key: string): Bucket {
+    const k = `${workspace}\u0000${key}`;
+    let b = this.#buckets.get(k);
+    if (!b) {
+      b = { spend: new Map(), levels: new Map(), reserved: 0n, reservations: new Map() };
+      this.#buckets.set(k, b);
+    }
+    return b;
+  }
+
+  /** The bucket, with slots that left its window and reservations past their expiry dropped. */
+  #bucket(workspace: string, ref: BucketRef, now: number): Bucket {
+    const b = this.#state(workspace, ref.key);
+    if (b.spend.size > ref.slots.length || (b.spend.size && !b.spend.has(ref.slots[ref.slots.length - 1]!)))
+      for (const slot of b.spend.keys()) if (!ref.slots.includes(slot)) b.spend.delete(slot);
+    if (b.levels.size > 1) for (const w of b.levels.keys()) if (w !== levelWindow(ref.slots)) b.levels.delete(w);
+    for (const [id, r] of b.reservations)
+      if (r.expiresAt <= now) {
+        b.reservations.delete(id);
+        b.reserved -= r.amount;
+      }
+    return b;
+  }
+
+  #rate(workspace: string, key: string, now: number): Rate {
+    const k = `${workspace}\u0000${key}`;
+    const minute = minuteOf(now);
+    let r = this.#rates.get(k);
+    if (!r) {
+      r = { minute, previous: 0, current: 0 };
+      this.#rates.set(k, r);
+    } else if (r.minute !== minute) {
+      r.previous = r.minute === minute - 1 ? r.current : 0;
+      r.current = 0;
+      r.minute = minute;
+    }
+    return r;
+  }
+
+  #run(workspace: string, key: string, now: number): Run {
+    const k = `${workspace}\u0000${key}`;
+    let run = this.#runs.get(k);
+    if (!run) {
+      run = { usage: emptyRunUsage(now), killed: null };
+      this.#runs.set(k, run);
+    }
+    return run;
+  }
+}
+
+function sumSlots(b: Bucket, slots: readonly string[]): bigint {
+  let sum = 0n;
+  for (const s of slots) sum += b.spend.get(s) ?? 0n;
+  return sum;
+}

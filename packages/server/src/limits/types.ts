@@ -1,0 +1,117 @@
+import type { Ceilings, KillReason, RunUsage } from "@tollgate/core";
+
+/**
+ * One budget bucket a call is charged to: the budget's counters for the call's "*" values. Spend is kept
+ * per slot (one per calendar window, one per hour of a rolling window); the current slot is the last.
+ */
+export interface BucketRef {
+  /** Unique within the workspace, e.g. `b:free-tier:u1`. */
+  key: string;
+  slots: string[];
+  /** Ascending amounts at which the state steps up (warn thresholds, then the limit). */
+  steps: bigint[];
+  /** How long a slot's counter must live; null: forever (lifetime budgets). */
+  ttlMs: number | null;
+}
+
+export interface BucketCharge extends BucketRef {
+  limit: bigint;
+  /** Refuse when the reservation does not fit (hard caps); other actions only reserve and count. */
+  enforce: boolean;
+  /** The worst-case cost reserved now. */
+  amount: bigint;
+}
+
+/** A sliding-window rate counter checked (and, for requests, counted) at admission. */
+export interface RateCharge {
+  key: string;
+  limit: number;
+  /** Added on admission (1 for a request counter; 0 for token counters, which grow at settle). */
+  cost: number;
+}
+
+export interface RunAdmit {
+  key: string;
+  ceilings: Ceilings;
+  /** Call depth in the run's span tree (1 = top level). */
+  depth: number;
+  /** This call is a retry (attempt > 1): counted against max_retries. */
+  retry: boolean;
+}
+
+export interface AdmitRequest {
+  workspace: string;
+  /** Reservation id: settles and expiries refer to it. */
+  id: string;
+  now: number;
+  /** A reservation nobody settles (a gateway died) stops counting at this instant. */
+  expiresAt: number;
+  buckets: BucketCharge[];
+  rates: RateCharge[];
+  run: RunAdmit | null;
+}
+
+export type Refusal =
+  | { kind: "budget"; index: number; spend: bigint; reserved: bigint }
+  | { kind: "rate"; index: number; count: number }
+  | { kind: "run"; kill: KillReason; newlyKilled: boolean };
+
+export type AdmitResult = { ok: true } | { ok: false; refusal: Refusal };
+
+export interface SettleRequest {
+  workspace: string;
+  id: string;
+  now: number;
+  /** Each bucket charged at admission, with its reservation and the actual cost (0 when the call failed). */
+  buckets: (BucketRef & { reserved: bigint; actual: bigint })[];
+  /** Token counters of tokens-per-minute limits. */
+  tokenRates: { key: string; tokens: number }[];
+  run: { key: string; ceilings: Ceilings; cost: bigint; tokens: number; toolCalls: number } | null;
+}
+
+/** A bucket's state step seen at settle (the state machine's transitions are recorded from these). */
+export interface LevelChange {
+  index: number;
+  from: number;
+  to: number;
+  spend: bigint;
+}
+
+export interface SettleResult {
+  changes: LevelChange[];
+  /** The run was killed by this settle (a ceiling crossed): recorded once, here. */
+  killed: KillReason | null;
+}
+
+export interface BucketStatus {
+  spend: bigint;
+  reserved: bigint;
+}
+
+export interface RunStatus {
+  usage: RunUsage;
+  killed: KillReason | null;
+}
+
+/**
+ * Atomic limit counters (DESIGN.md "LimitStore"): admission checks every applicable budget, rate limit
+ * and run ceiling and reserves/counts all of them, or none; settle turns a reservation into spend.
+ * Implementations: in-memory (embedded default, rebuilt from the event store at start) and Redis.
+ */
+export interface LimitStore {
+  readonly name: "memory" | "redis";
+  /** True when counters start empty and must be rebuilt from stored events (memory). */
+  readonly volatile: boolean;
+  admit(req: AdmitRequest): Promise<AdmitResult>;
+  settle(req: SettleRequest): Promise<SettleResult>;
+  /** Adds spend that needed no reservation (calls ingested through the events API or the SDK). */
+  charge(req: Omit<SettleRequest, "id">): Promise<SettleResult>;
+  buckets(workspace: string, refs: BucketRef[], now: number): Promise<BucketStatus[]>;
+  run(workspace: string, key: string): Promise<RunStatus | null>;
+  kill(workspace: string, key: string, reason: KillReason): Promise<void>;
+  unkill(workspace: string, key: string): Promise<boolean>;
+  /** Seeds counters (memory rebuild at start); additive. */
+  seedBucket(workspace: string, key: string, slot: string, spend: bigint, level: number, ttlMs: number | null): void;
+  seedRun(workspace: string, key: string, usage: RunUsage): void;
+  close(): Promise<void>;
+}

@@ -7,6 +7,10 @@ export interface RuntimeOptions {
   pricebookPath: string | null;
   /** Run the store on its own thread (default: when built; see store/open-store.ts). */
   storeThread?: boolean;
+  /** Budgets, rate limits and agent ceilings file (TOLLGATE_LIMITS). */
+  limitsPath?: string | null;
+  /** Redis for limits shared by many gateways (TOLLGATE_REDIS_URL); in-memory when absent. */
+  redisUrl?: string | null;
 }
 
 export function dataDirFrom(opt?: string): string {
@@ -19,6 +23,11 @@ export function portFrom(opt?: string | number): number {
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new Error(`invalid port ${raw}: use 0-65535`);
   return port;
+}
+
+export function limitsFrom(opt?: string): string | null {
+  const p = opt ?? process.env.TOLLGATE_LIMITS;
+  return p ? resolve(p) : null;
 }
 
 export function pricebookFrom(opt?: string): string | null {

@@ -9,6 +9,9 @@ import { Recorder } from "./gateway/recorder.js";
 import { Spool } from "./gateway/spool.js";
 import { IngestService } from "./ingest/service.js";
 import { GroupCommitWriter } from "./ingest/writer.js";
+import { SpendGuard } from "./limits/guard.js";
+import { openLimitStore } from "./limits/open-limit-store.js";
+import { PolicyRegistry } from "./limits/policies.js";
 import { loadPriceBook } from "./pricebook-file.js";
 import { openStore } from "./store/open-store.js";
 import type { Store } from "./store/types.js";
@@ -22,6 +25,8 @@ export interface Runtime {
   /** Stores gateway calls off the request path (spooling to disk when the store lags). */
   recorder: Recorder;
   metrics: GatewayMetrics;
+  /** Budgets, rate limits and agent-run kill switches. */
+  guard: SpendGuard;
   /** Full access to every workspace; handed only to local processes (server.json is mode 0600). */
   rootToken: string;
   close(): Promise<void>;
@@ -30,6 +35,15 @@ export interface Runtime {
 export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const engine = new PricingEngine(opts.pricebookPath ? loadPriceBook(opts.pricebookPath) : null);
   const store = await openStore(opts.dataDir, { thread: opts.storeThread });
+  let guard: SpendGuard;
+  try {
+    const registry = await PolicyRegistry.open(store, opts.limitsPath ?? null);
+    guard = new SpendGuard(await openLimitStore(opts.redisUrl ?? null), registry, store, engine);
+    await guard.rebuild(["default"]);
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
   const rootToken = `tg_root_${randomBytes(24).toString("base64url")}`;
   const writer = new GroupCommitWriter(store, { concurrency: store.writeConcurrency });
   const keys = new KeyResolver(store, rootToken);
@@ -41,7 +55,8 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
     pending: () => recorder.pending,
   });
   const app = createApp({
-    ingest: new IngestService(writer, engine),
+    ingest: new IngestService(writer, engine, guard),
+    guard,
     events: store,
     keyStore: store,
     keys,
@@ -61,10 +76,12 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
     keys,
     recorder,
     metrics,
+    guard,
     rootToken,
     close: async () => {
       await recorder.flush();
       recorder.close();
+      await guard.store.close();
       await store.close();
     },
   };

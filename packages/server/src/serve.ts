@@ -40,6 +40,7 @@ export async function startServer(
     recorder: runtime.recorder,
     keys: runtime.keys,
     metrics: runtime.metrics,
+    guard: runtime.guard,
   });
   const api = getRequestListener(runtime.app.fetch);
   let active = 0;

@@ -24,7 +24,12 @@ export const AgentCeilingsSchema = z
     max_tool_calls: z.number().int().min(1).max(1e9).optional(),
     max_retries: z.number().int().min(0).max(1e9).optional(),
     max_span_depth: z.number().int().min(1).max(10_000).optional(),
-    max_wall_time_s: z.number().int().min(1).max(30 * 86_400).optional(),
+    max_wall_time_s: z
+      .number()
+      .int()
+      .min(1)
+      .max(30 * 86_400)
+      .optional(),
   })
   .refine((c) => Object.keys(c).length > 0, "set at least one ceiling");
 export type AgentCeilingsInput = z.input<typeof AgentCeilingsSchema>;
@@ -79,7 +84,7 @@ export interface KillReason {
 /** Spent amounts are used up at the ceiling; counts may reach it (the ceiling-th call is allowed). */
 const AMOUNTS: ReadonlySet<RunCounter> = new Set(["total_tokens", "wall_time_ms"]);
 
-function valueOf(u: RunUsage, c: RunCounter, now: number): number | NanoUsd {
+function counterValue(u: RunUsage, c: RunCounter, now: number): number | NanoUsd {
   return c === "wall_time_ms" ? now - u.started_at : u[c];
 }
 
@@ -91,7 +96,7 @@ export function crossedCeiling(u: RunUsage, ceilings: Ceilings, now: number): Ki
   for (const c of RUN_COUNTERS) {
     const limit = ceilings[c];
     if (limit === undefined) continue;
-    const v = valueOf(u, c, now);
+    const v = counterValue(u, c, now);
     const over =
       c === "cost_nanousd"
         ? (v as bigint) >= BigInt(limit)

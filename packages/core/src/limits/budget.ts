@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { parseDecimal } from "../money/decimal.js";
 import { type NanoUsd, usdToNano } from "../money/nanousd.js";
-import { type CallFacts, EACH, type Scope, SCOPE_FIELDS, type ScopeField, scopeMatches } from "./scope.js";
+import { type CallFacts, EACH, SCOPE_FIELDS, type Scope, type ScopeField, scopeMatches } from "./scope.js";
 import { isTimeZone, parseWindow, type WindowSpec } from "./window.js";
 
 /** Largest budget amount: Redis Lua compares amounts as doubles, exact below 2^53 nano-USD (~$9.0M). */
@@ -37,7 +37,10 @@ export const usdAmount = z
 
 const windowText = z
   .string()
-  .refine((w) => parseWindow(w) !== null, 'must be "day", "week", "month", "lifetime" or "<N>h" (rolling, N ≤ 168)');
+  .refine(
+    (w) => parseWindow(w) !== null,
+    'must be "day", "week", "month", "lifetime" or "<N>h" (rolling, N ≤ 168)',
+  );
 
 export const BudgetSchema = z
   .strictObject({
@@ -51,7 +54,9 @@ export const BudgetSchema = z
       .default("UTC"),
     limit_usd: usdAmount,
     warn_at: z
-      .array(z.number().gt(0, "thresholds are fractions in (0, 1)").lt(1, "thresholds are fractions in (0, 1)"))
+      .array(
+        z.number().gt(0, "thresholds are fractions in (0, 1)").lt(1, "thresholds are fractions in (0, 1)"),
+      )
       .max(10)
       .default([]),
     action: z.enum(["block", "throttle", "alert_only"]).default("block"),
@@ -67,7 +72,11 @@ export const BudgetSchema = z
     if (b.action === "throttle" && b.throttle_rpm === undefined)
       ctx.addIssue({ code: "custom", path: ["throttle_rpm"], message: 'required when action is "throttle"' });
     if (b.action !== "throttle" && b.throttle_rpm !== undefined)
-      ctx.addIssue({ code: "custom", path: ["throttle_rpm"], message: 'only allowed with action "throttle"' });
+      ctx.addIssue({
+        code: "custom",
+        path: ["throttle_rpm"],
+        message: 'only allowed with action "throttle"',
+      });
     b.overrides.forEach((o, i) => {
       for (const f of Object.keys(o.when))
         if (b.scope[f as ScopeField] !== EACH)

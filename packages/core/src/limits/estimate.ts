@@ -108,7 +108,8 @@ function scanMedia(v: unknown, acc: { bytes: number; images: number }, depth: nu
   }
   const o = v as Record<string, unknown>;
   const inline = (o.inlineData ?? o.inline_data) as { mimeType?: unknown; mime_type?: unknown } | undefined;
-  const inlineImage = typeof inline === "object" && String(inline?.mimeType ?? inline?.mime_type).startsWith("image/");
+  const inlineImage =
+    typeof inline === "object" && String(inline?.mimeType ?? inline?.mime_type).startsWith("image/");
   if (IMAGE_TYPES.has(o.type) || inlineImage) {
     acc.images++;
     acc.bytes += JSON.stringify(o).length;

@@ -63,10 +63,20 @@ function formatter(tz: string): Intl.DateTimeFormat {
 }
 
 /** Wall-clock fields of `ms` in `tz`. */
-function wallClock(ms: number, tz: string): { y: number; mo: number; d: number; h: number; mi: number; s: number } {
+function wallClock(
+  ms: number,
+  tz: string,
+): { y: number; mo: number; d: number; h: number; mi: number; s: number } {
   const parts: Record<string, number> = {};
   for (const p of formatter(tz).formatToParts(ms)) if (p.type !== "literal") parts[p.type] = Number(p.value);
-  return { y: parts.year!, mo: parts.month!, d: parts.day!, h: parts.hour!, mi: parts.minute!, s: parts.second! };
+  return {
+    y: parts.year!,
+    mo: parts.month!,
+    d: parts.day!,
+    h: parts.hour!,
+    mi: parts.minute!,
+    s: parts.second!,
+  };
 }
 
 /** Offset of `tz` from UTC at instant `ms`, in ms (positive east of Greenwich). */

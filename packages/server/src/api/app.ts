@@ -8,6 +8,7 @@ import { createKey, KeyError, type KeyResolver, type Principal } from "../auth/k
 import { ApiError, badRequest } from "../errors.js";
 import { MAX_BODY_BYTES, parseBatchBody, tooLarge } from "../ingest/body.js";
 import type { IngestService } from "../ingest/service.js";
+import type { SpendGuard } from "../limits/guard.js";
 import { lookupPrice } from "../prices.js";
 import {
   type EventFilter,
@@ -21,6 +22,7 @@ import {
   type SpendDimension,
 } from "../store/types.js";
 import { parseTime } from "../time.js";
+import { registerLimitRoutes } from "./limits-routes.js";
 
 const KeyDefaultsSchema = z.strictObject(
   Object.fromEntries(KEY_DEFAULT_FIELDS.map((f) => [f, z.string().min(1).max(256).optional()])) as Record<
@@ -35,6 +37,7 @@ export interface AppDeps {
   keyStore: KeyStore;
   keys: KeyResolver;
   engine: PricingEngine;
+  guard: SpendGuard;
   /** Operational endpoints: Prometheus metrics and a readiness probe that throws when not ready. */
   ops?: { metrics: Registry; ready: () => Promise<Record<string, unknown>> };
 }
@@ -238,6 +241,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     deps.keys.invalidate();
     return c.json({ revoked: id, workspace });
   });
+
+  registerLimitRoutes(app, deps.guard, { read: auth(CAN_READ), admin: auth(CAN_ADMIN), workspaceOf });
 
   return app;
 }

@@ -7,10 +7,13 @@ import {
   formatUsd,
   type PriceResult,
   type PricingEngine,
+  totalInputTokens,
   uuidv7,
 } from "@tollgate/core";
 import { type Dispatcher, Pool } from "undici";
 import type { KeyResolver, Principal } from "../auth/keys.js";
+import type { SpendGuard, Ticket } from "../limits/guard.js";
+import type { LimitError } from "../limits/limit-error.js";
 import type { GatewayConfig } from "./config.js";
 import { type Attribution, replyHeaders, splitHeaders } from "./headers.js";
 import type { GatewayMetrics } from "./metrics.js";
@@ -25,6 +28,7 @@ export interface GatewayDeps {
   recorder: Recorder;
   keys: KeyResolver;
   metrics: GatewayMetrics;
+  guard: SpendGuard;
 }
 
 const MAX_REQUEST_BYTES = 32 * 1024 * 1024;
@@ -38,7 +42,10 @@ interface Call {
   base: string;
   extraHeaders: Record<string, string>;
   workspaceId: string;
+  keyId: string | null;
   attribution: Attribution;
+  /** Depth in the agent run's span tree (x-tollgate-span-depth). */
+  depth: number;
   forward: Record<string, string>;
   body: Buffer;
   parsed: Record<string, unknown> | null;
@@ -62,6 +69,8 @@ interface Outcome {
   ts_end?: number;
   /** The price quoted to the client: the record stores exactly this. */
   price?: PriceResult | null;
+  /** Tool calls the model asked for (counted against agent-run ceilings). */
+  toolCalls?: number;
 }
 
 /** A failure that the gateway itself answers, in the provider's error shape. */
@@ -70,8 +79,15 @@ class GatewayError extends Error {
     readonly status: number,
     readonly type: string,
     message: string,
+    readonly code: string = type,
+    readonly extra: Record<string, unknown> = {},
+    readonly retryAfterS: number | null = null,
   ) {
     super(message);
+  }
+
+  static fromLimit(e: LimitError): GatewayError {
+    return new GatewayError(e.status, e.type, e.message, e.code, e.details, e.retryAfterS);
   }
 }
 
@@ -131,7 +147,9 @@ export class Gateway {
         (route.family === "anthropic" ? this.deps.config.anthropicBaseUrl : this.deps.config.openaiBaseUrl),
       extraHeaders: named?.headers ?? {},
       workspaceId: principal?.workspaceId ?? "default",
+      keyId: principal && principal.role !== "root" ? principal.keyId : null,
       attribution: { ...principal?.defaults, ...split.attribution },
+      depth: depthFrom(split.control["span-depth"]),
       forward: split.forward,
       body:
         injectedUsage && parsed
@@ -152,6 +170,9 @@ export class Gateway {
     const retries = retriesFrom(split.control.retries, this.deps.config.retries);
 
     for (let attempt = 1; ; attempt++) {
+      const admission = await this.#admit(call, attempt);
+      if (!admission.ok) throw GatewayError.fromLimit(admission.error);
+      const ticket = admission.ticket;
       const attemptStart = Date.now();
       // Only a stream needs cancelling (when its client goes away); creating one per call costs.
       const abort = call.stream ? new AbortController() : null;
@@ -164,7 +185,7 @@ export class Gateway {
           family: route.family,
           kind: timeout ? "timeout" : "connection",
         });
-        this.#record(call, attempt, attemptStart, {
+        this.#record(call, attempt, attemptStart, ticket, {
           status: "error",
           http_status: null,
           error_type: timeout ? "timeout" : "connection_error",
@@ -184,7 +205,7 @@ export class Gateway {
       if (isRetryableStatus(up.statusCode) && attempt <= retries) {
         const text = await up.body.text().catch(() => "");
         this.deps.metrics.upstreamErrors.inc({ family: route.family, kind: String(up.statusCode) });
-        this.#record(call, attempt, attemptStart, {
+        this.#record(call, attempt, attemptStart, ticket, {
           status: "error",
           http_status: up.statusCode,
           error_type: errorTypeOf(text, up.statusCode),
@@ -194,8 +215,8 @@ export class Gateway {
       }
       const isSse = (header(up.headers, "content-type") ?? "").includes("text/event-stream");
       if (call.stream && isSse && up.statusCode < 300)
-        await this.#relayStream(call, attempt, attemptStart, up, res, abort);
-      else await this.#relayBody(call, attempt, attemptStart, up, res);
+        await this.#relayStream(call, attempt, attemptStart, ticket, up, res, abort);
+      else await this.#relayBody(call, attempt, attemptStart, ticket, up, res);
       return;
     }
   }
@@ -253,6 +274,7 @@ export class Gateway {
     call: Call,
     attempt: number,
     attemptStart: number,
+    ticket: Ticket | null,
     up: Dispatcher.ResponseData,
     res: ServerResponse,
   ) {
@@ -261,7 +283,7 @@ export class Gateway {
       buf = Buffer.from(await up.body.arrayBuffer());
     } catch (e) {
       const timeout = isTimeout(e);
-      this.#record(call, attempt, attemptStart, {
+      this.#record(call, attempt, attemptStart, ticket, {
         status: "error",
         http_status: up.statusCode,
         error_type: timeout ? "timeout" : "connection_error",
@@ -281,9 +303,11 @@ export class Gateway {
     const ok = up.statusCode < 300;
     if (!ok) this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: String(up.statusCode) });
     let usage: ExtractedUsage | null = null;
+    let toolCalls = 0;
     if (ok && call.route.api) {
       const json = parseJsonObject(buf);
       if (json) {
+        toolCalls = countToolCalls(json);
         try {
           usage = extractFromResponse(call.route.api, json);
         } catch {
@@ -302,7 +326,7 @@ export class Gateway {
     const ended = Date.now();
     // The record (validation included) is built after the reply is on its way: it is not the client's wait.
     setImmediate(() =>
-      this.#record(call, attempt, attemptStart, {
+      this.#record(call, attempt, attemptStart, ticket, {
         status: ok ? "ok" : "error",
         http_status: up.statusCode,
         error_type: ok
@@ -314,6 +338,7 @@ export class Gateway {
         event_id: eventId,
         ts_end: ended,
         price,
+        toolCalls,
       }),
     );
     this.#observe(call, up.statusCode);
@@ -339,6 +364,7 @@ export class Gateway {
     call: Call,
     attempt: number,
     attemptStart: number,
+    ticket: Ticket | null,
     up: Dispatcher.ResponseData,
     res: ServerResponse,
     abort: AbortController | null,
@@ -390,7 +416,7 @@ export class Gateway {
       unreadable = true; // a malformed usage object: the call is still recorded, with the reason
     }
     const complete = !clientGone && failure === null;
-    const rec = this.#record(call, attempt, attemptStart, {
+    const rec = this.#record(call, attempt, attemptStart, ticket, {
       status: complete ? "ok" : "error",
       http_status: up.statusCode,
       error_type: complete
@@ -414,7 +440,24 @@ export class Gateway {
     this.#observe(call, up.statusCode);
   }
 
-  #record(call: Call, attempt: number, attemptStart: number, o: Outcome) {
+  /** Budgets, rate limits and run ceilings, checked and reserved before each attempt goes upstream. */
+  #admit(call: Call, attempt: number) {
+    const model = stringOrNull(call.parsed?.model) ?? "unknown";
+    return this.deps.guard.admit({
+      workspace: call.workspaceId,
+      facts: { ...call.attribution, model, provider: call.provider, key_id: call.keyId },
+      api: call.route.api,
+      provider: call.provider,
+      model,
+      body: call.parsed,
+      raw: call.body,
+      requestId: call.requestId,
+      attempt,
+      depth: call.depth,
+    });
+  }
+
+  #record(call: Call, attempt: number, attemptStart: number, ticket: Ticket | null, o: Outcome) {
     const now = o.ts_end ?? Date.now();
     const usage = o.usage?.usage;
     const input: Record<string, unknown> = {
@@ -438,8 +481,16 @@ export class Gateway {
       usage_raw: o.usage?.usage_raw ?? null,
       ...(o.estimated ? { cost_source: "estimated" } : {}),
       ...call.attribution,
+      key_id: call.keyId,
     };
     const recorded = this.deps.recorder.record(input, call.workspaceId, o.price ?? undefined);
+    const u = recorded?.record ?? usage;
+    void this.deps.guard.settle(ticket, {
+      cost: recorded?.record.cost_nanousd ?? o.price?.cost.total_nanousd ?? 0n,
+      tokens: u ? totalInputTokens(u) + u.output_tokens : 0,
+      toolCalls: o.toolCalls ?? 0,
+      eventId: recorded?.record.event_id ?? null,
+    });
     if (!recorded) {
       this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: "record_failed" });
       return null;
@@ -460,6 +511,28 @@ export class Gateway {
     );
   }
 }
+
+function depthFrom(header: string | undefined): number {
+  if (header === undefined) return 1;
+  const n = Number(header);
+  if (!Number.isInteger(n) || n < 1 || n > 10_000)
+    throw new GatewayError(400, "invalid_request_error", "x-tollgate-span-depth must be an integer 1..10000");
+  return n;
+}
+
+/** Tool calls a model asked for in one reply (OpenAI chat and Responses, Anthropic Messages). */
+function countToolCalls(json: Record<string, unknown>): number {
+  let n = 0;
+  for (const c of asArray(json.choices))
+    n += asArray((c as { message?: { tool_calls?: unknown } })?.message?.tool_calls).length;
+  for (const part of [...asArray(json.content), ...asArray(json.output)]) {
+    const type = (part as { type?: unknown })?.type;
+    if (type === "tool_use" || type === "function_call") n++;
+  }
+  return n;
+}
+
+const asArray = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
 function retriesFrom(header: string | undefined, fallback: number): number {
   if (header === undefined) return fallback;
@@ -556,12 +629,13 @@ function estimateUsage(call: Call, partial: ExtractedUsage | null, events: numbe
 function sendError(res: ServerResponse, route: GatewayRoute, err: GatewayError): void {
   const body =
     route.family === "anthropic"
-      ? { type: "error", error: { type: err.type, message: err.message } }
-      : { error: { message: err.message, type: err.type, param: null, code: err.type } };
+      ? { type: "error", error: { type: err.type, code: err.code, message: err.message, ...err.extra } }
+      : { error: { message: err.message, type: err.type, param: null, code: err.code, ...err.extra } };
   const text = JSON.stringify(body);
   res.writeHead(err.status, {
     "content-type": "application/json",
     "content-length": Buffer.byteLength(text),
+    ...(err.retryAfterS === null ? {} : { "retry-after": String(err.retryAfterS) }),
   });
   res.end(text);
 }

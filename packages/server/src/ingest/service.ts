@@ -1,5 +1,6 @@
 import { buildCallRecord, type CallRecord, type FieldError, type PricingEngine } from "@tollgate/core";
 import { ApiError } from "../errors.js";
+import type { SpendGuard } from "../limits/guard.js";
 import type { GroupCommitWriter } from "./writer.js";
 
 export type ItemStatus = "accepted" | "duplicate" | "rejected";
@@ -23,6 +24,7 @@ export class IngestService {
   constructor(
     private readonly writer: GroupCommitWriter,
     private readonly engine: PricingEngine,
+    private readonly guard: SpendGuard,
   ) {}
 
   async ingest(workspaceId: string, items: readonly unknown[]): Promise<IngestResponse> {
@@ -63,6 +65,9 @@ export class IngestService {
       const index = recordIndex[k]!;
       results[index] = { index, event_id: r.event_id, status: stored[k] ? "accepted" : "duplicate" };
     });
+    // Spend recorded here counts against budgets and agent runs too (a duplicate never counts twice).
+    const fresh = records.filter((_, k) => stored[k]);
+    if (fresh.length) await this.guard.observe(fresh);
     let accepted = 0;
     let duplicates = 0;
     for (const r of results) {

@@ -4,9 +4,9 @@ import {
   emptyRunUsage,
   type KillReason,
   levelOf,
+  minuteOf,
   type RunUsage,
   slidingCount,
-  minuteOf,
 } from "@tollgate/core";
 import type {
   AdmitRequest,
@@ -40,7 +40,10 @@ interface Run {
 }
 
 /** The window a level belongs to: calendar windows have one slot, rolling ones many. */
-export const levelWindow = (slots: readonly string[]) => (slots.length === 1 ? slots[0]! : "r");
+export const levelWindow = (slots: readonly string[]) => {
+  const current = slots[slots.length - 1]!;
+  return current.startsWith("h") ? "r" : current;
+};
 
 /**
  * The embedded default. One event loop and no awaits inside an operation make every admit/settle atomic
@@ -77,13 +80,21 @@ export class MemoryLimitStore implements LimitStore {
         return { ok: false, refusal: { kind: "rate", index: i, count } };
     }
     const buckets = req.buckets.map((b) => this.#bucket(req.workspace, b, now));
+    const throttles: Rate[] = [];
     for (const [i, b] of req.buckets.entries()) {
-      if (!b.enforce) continue;
       const state = buckets[i]!;
       const spend = sumSlots(state, b.slots);
-      if (spend + state.reserved + b.amount > b.limit)
+      if (b.enforce && spend + state.reserved + b.amount > b.limit)
         return { ok: false, refusal: { kind: "budget", index: i, spend, reserved: state.reserved } };
+      if (b.throttleRpm !== null && spend >= b.limit) {
+        const t = this.#rate(req.workspace, `${b.key}:throttle`, now);
+        const count = slidingCount(t.previous, t.current, now);
+        if (count + 1 > b.throttleRpm)
+          return { ok: false, refusal: { kind: "throttle", index: i, count, spend } };
+        throttles.push(t);
+      }
     }
+    for (const t of throttles) t.current++;
     // Everything fits: count and reserve all of it.
     for (const [i, r] of req.rates.entries()) rates[i]!.current += r.cost;
     for (const [i, b] of req.buckets.entries()) {
@@ -172,7 +183,7 @@ export class MemoryLimitStore implements LimitStore {
   seedBucket(workspace: string, key: string, slot: string, spend: bigint, level: number): void {
     const state = this.#state(workspace, key);
     state.spend.set(slot, (state.spend.get(slot) ?? 0n) + spend);
-    if (level > 0) state.levels.set(slot.startsWith("h") ? "r" : slot, level);
+    if (level > 0) state.levels.set(levelWindow([slot]), level);
   }
 
   seedRun(workspace: string, key: string, usage: RunUsage): void {
@@ -198,7 +209,8 @@ export class MemoryLimitStore implements LimitStore {
     const b = this.#state(workspace, ref.key);
     if (b.spend.size > ref.slots.length || (b.spend.size && !b.spend.has(ref.slots[ref.slots.length - 1]!)))
       for (const slot of b.spend.keys()) if (!ref.slots.includes(slot)) b.spend.delete(slot);
-    if (b.levels.size > 1) for (const w of b.levels.keys()) if (w !== levelWindow(ref.slots)) b.levels.delete(w);
+    if (b.levels.size > 1)
+      for (const w of b.levels.keys()) if (w !== levelWindow(ref.slots)) b.levels.delete(w);
     for (const [id, r] of b.reservations)
       if (r.expiresAt <= now) {
         b.reservations.delete(id);

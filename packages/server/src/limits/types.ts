@@ -20,6 +20,8 @@ export interface BucketCharge extends BucketRef {
   enforce: boolean;
   /** The worst-case cost reserved now. */
   amount: bigint;
+  /** Once spend has reached the limit, admit at most this many calls a minute (action "throttle"). */
+  throttleRpm: number | null;
 }
 
 /** A sliding-window rate counter checked (and, for requests, counted) at admission. */
@@ -54,6 +56,7 @@ export interface AdmitRequest {
 export type Refusal =
   | { kind: "budget"; index: number; spend: bigint; reserved: bigint }
   | { kind: "rate"; index: number; count: number }
+  | { kind: "throttle"; index: number; count: number; spend: bigint }
   | { kind: "run"; kill: KillReason; newlyKilled: boolean };
 
 export type AdmitResult = { ok: true } | { ok: false; refusal: Refusal };
@@ -111,7 +114,14 @@ export interface LimitStore {
   kill(workspace: string, key: string, reason: KillReason): Promise<void>;
   unkill(workspace: string, key: string): Promise<boolean>;
   /** Seeds counters (memory rebuild at start); additive. */
-  seedBucket(workspace: string, key: string, slot: string, spend: bigint, level: number, ttlMs: number | null): void;
+  seedBucket(
+    workspace: string,
+    key: string,
+    slot: string,
+    spend: bigint,
+    level: number,
+    ttlMs: number | null,
+  ): void;
   seedRun(workspace: string, key: string, usage: RunUsage): void;
   close(): Promise<void>;
 }

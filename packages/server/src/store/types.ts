@@ -178,7 +178,11 @@ export interface LimitsStateStore {
     opts: { from?: number; type?: string; subject?: string; limit?: number },
   ): Promise<LimitEventRow[]>;
   /** Cost summed by `by` (and by hour when `hourly`), for events from `filter.from` on. */
-  sumCost(filter: EventFilter & { tag?: string }, by: readonly SumField[], hourly: boolean): Promise<CostSumRow[]>;
+  sumCost(
+    filter: EventFilter & { tag?: string },
+    by: readonly SumField[],
+    hourly: boolean,
+  ): Promise<CostSumRow[]>;
   runUsage(workspaceId: string, since: number): Promise<RunUsageRow[]>;
 }
 

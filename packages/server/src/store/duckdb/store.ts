@@ -10,14 +10,14 @@ import {
   type PolicyAuditRow,
   type PolicyKind,
   type PolicyRow,
-  type RunUsageRow,
-  SUM_FIELDS,
-  type SumField,
   type Role,
+  type RunUsageRow,
   recordKey,
   type SpendDimension,
   type SpendRow,
   type Store,
+  SUM_FIELDS,
+  type SumField,
   type UnpricedRow,
 } from "../types.js";
 import { appendIds, appendRecords, rowToRecord, SELECT_RECORD, STAGING_IDS_DDL } from "./columns.js";
@@ -250,7 +250,11 @@ export class DuckDbStore implements Store {
           await conn.run("ROLLBACK");
           return null;
         }
-        await conn.run("DELETE FROM policies WHERE workspace_id = $1 AND kind = $2 AND id = $3", [ws, kind, id]);
+        await conn.run("DELETE FROM policies WHERE workspace_id = $1 AND kind = $2 AND id = $3", [
+          ws,
+          kind,
+          id,
+        ]);
         if (next)
           await conn.run(
             "INSERT INTO policies VALUES ($1, $2, $3, $4, make_timestamp($5::BIGINT * 1000), $6)",
@@ -310,7 +314,8 @@ export class DuckDbStore implements Store {
         a.appendVarchar(r.workspace_id);
         a.appendVarchar(r.type);
         a.appendVarchar(r.subject);
-        for (const v of [r.bucket, r.from_state, r.to_state]) v === null ? a.appendNull() : a.appendVarchar(v);
+        for (const v of [r.bucket, r.from_state, r.to_state])
+          v === null ? a.appendNull() : a.appendVarchar(v);
         for (const v of [r.spend_nanousd, r.limit_nanousd]) v === null ? a.appendNull() : a.appendBigInt(v);
         for (const v of [r.event_id, r.request_id]) v === null ? a.appendNull() : a.appendVarchar(v);
         r.detail === null ? a.appendNull() : a.appendVarchar(JSON.stringify(r.detail));
@@ -326,7 +331,8 @@ export class DuckDbStore implements Store {
   ): Promise<LimitEventRow[]> {
     const params: (string | number)[] = [workspaceId];
     let where = "workspace_id = $1";
-    if (opts.from !== undefined) where += ` AND ts >= make_timestamp($${params.push(opts.from)}::BIGINT * 1000)`;
+    if (opts.from !== undefined)
+      where += ` AND ts >= make_timestamp($${params.push(opts.from)}::BIGINT * 1000)`;
     if (opts.type) where += ` AND type = $${params.push(opts.type)}`;
     if (opts.subject) where += ` AND subject = $${params.push(opts.subject)}`;
     const limit = Math.min(Math.max(opts.limit ?? 1000, 1), 100_000);
@@ -364,8 +370,12 @@ export class DuckDbStore implements Store {
       params.push(JSON.stringify(filter.tag));
       where += ` AND contains(coalesce(tags, ''), $${params.length})`;
     }
-    for (const f of by) if (!(SUM_FIELDS as readonly string[]).includes(f)) throw new Error(`not a sum field: ${f}`);
-    const keys = [...by.map((f) => `coalesce(${f}, '')`), ...(hourly ? ["epoch_ms(ts_start) // 3600000"] : [])];
+    for (const f of by)
+      if (!(SUM_FIELDS as readonly string[]).includes(f)) throw new Error(`not a sum field: ${f}`);
+    const keys = [
+      ...by.map((f) => `coalesce(${f}, '')`),
+      ...(hourly ? ["epoch_ms(ts_start) // 3600000"] : []),
+    ];
     const res = await this.reader.run((conn) =>
       conn.runAndReadAll(
         `SELECT ${[...keys, "sum(cost_nanousd)::HUGEINT"].join(", ")} FROM events WHERE ${where}

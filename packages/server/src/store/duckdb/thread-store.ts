@@ -11,10 +11,10 @@ import type {
   PolicyKind,
   PolicyRow,
   RunUsageRow,
-  SumField,
   SpendDimension,
   SpendRow,
   Store,
+  SumField,
   UnpricedRow,
 } from "../types.js";
 import { DataDirLockedError } from "./open.js";
@@ -157,7 +157,11 @@ export class ThreadStore implements Store {
   ): Promise<LimitEventRow[]> {
     return this.#call("limitEvents", workspaceId, opts);
   }
-  sumCost(filter: EventFilter & { tag?: string }, by: readonly SumField[], hourly: boolean): Promise<CostSumRow[]> {
+  sumCost(
+    filter: EventFilter & { tag?: string },
+    by: readonly SumField[],
+    hourly: boolean,
+  ): Promise<CostSumRow[]> {
     return this.#call("sumCost", filter, by, hourly);
   }
   runUsage(workspaceId: string, since: number): Promise<RunUsageRow[]> {

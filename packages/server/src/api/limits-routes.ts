@@ -1,0 +1,212 @@
+import { formatUsd, LIMIT_ID_RE } from "@tollgate/core";
+import type { Context, Hono } from "hono";
+import type { Principal } from "../auth/keys.js";
+import { ApiError, badRequest } from "../errors.js";
+import type { BudgetBucketStatus, SpendGuard } from "../limits/guard.js";
+import { PolicyError } from "../limits/policies.js";
+import type { PolicyKind } from "../store/types.js";
+import { parseTime } from "../time.js";
+
+type Env = { Variables: { principal: Principal } };
+type Middleware = (c: Context<Env>, next: () => Promise<void>) => Promise<void>;
+
+export interface LimitRouteHelpers {
+  read: Middleware;
+  admin: Middleware;
+  workspaceOf: (c: Context<Env>, requested?: string | null) => string;
+}
+
+/** Who changed a policy, for the audit trail: the key id (never the secret). */
+const actorOf = (p: Principal) => (p.role === "root" ? "local-admin" : `key:${p.keyId}`);
+
+const PATHS: Record<string, PolicyKind> = { budgets: "budget", "rate-limits": "rate_limit", agents: "agent" };
+
+function runIdParam(c: Context<Env>): string {
+  const id = c.req.param("id") ?? "";
+  if (id.length < 1 || id.length > 256)
+    throw badRequest("invalid_parameter", "run id must be 1-256 characters", "id");
+  return id;
+}
+
+function idParam(c: Context<Env>, name = "id"): string {
+  const id = c.req.param(name) ?? "";
+  if (!LIMIT_ID_RE.test(id))
+    throw badRequest("invalid_parameter", `${name} must be 1-128 letters, digits, _ . : -`, name);
+  return id;
+}
+
+async function jsonBody(c: Context<Env>): Promise<unknown> {
+  return c.req.json().catch(() => {
+    throw badRequest("invalid_json", "body must be a JSON object");
+  });
+}
+
+function policyFailure(e: unknown): never {
+  if (e instanceof PolicyError) {
+    const first = e.errors[0];
+    throw new ApiError(
+      e.status,
+      "invalid_request_error",
+      e.status === 409 ? "policy_in_limits_file" : "invalid_policy",
+      e.message,
+      first?.field,
+      { errors: e.errors },
+    );
+  }
+  throw e;
+}
+
+export function statusJson(s: BudgetBucketStatus) {
+  return {
+    bucket: s.bucket,
+    state: s.state,
+    limit_usd: formatUsd(s.limit),
+    spend_usd: formatUsd(s.spend),
+    reserved_usd: formatUsd(s.reserved),
+    remaining_usd: formatUsd(s.limit > s.spend + s.reserved ? s.limit - s.spend - s.reserved : 0n),
+    spend_nanousd: s.spend.toString(),
+    reserved_nanousd: s.reserved.toString(),
+    window_start: new Date(s.window_start).toISOString(),
+    reset_at: s.reset_at === null ? null : new Date(s.reset_at).toISOString(),
+  };
+}
+
+/** Budgets, rate limits and agent ceilings (CRUD, audited), budget status, runs (kill/unkill), limit events. */
+export function registerLimitRoutes(app: Hono<Env>, guard: SpendGuard, h: LimitRouteHelpers): void {
+  const registry = guard.registry;
+  const notFound = (what: string, id: string) =>
+    new ApiError(
+      404,
+      "invalid_request_error",
+      "not_found",
+      `no ${what} ${JSON.stringify(id)} in this workspace`,
+      "id",
+    );
+
+  for (const [path, kind] of Object.entries(PATHS)) {
+    const put = async (c: Context<Env>, id: string | null) => {
+      const ws = h.workspaceOf(c, c.req.query("workspace"));
+      const { entry, created } = await registry
+        .put(ws, kind, id, await jsonBody(c), actorOf(c.get("principal")))
+        .catch(policyFailure);
+      return c.json(
+        {
+          id: entry.id,
+          [kind]: entry.spec,
+          source: entry.source,
+          updated_at: entry.updated_at,
+          updated_by: entry.updated_by,
+        },
+        created ? 201 : 200,
+      );
+    };
+    // POST creates or replaces by the body's id; PUT names it in the path (agents: the agent_type).
+    if (kind !== "agent") app.post(`/api/${path}`, h.admin, (c) => put(c, null));
+    app.put(`/api/${path}/:id`, h.admin, (c) => put(c, idParam(c)));
+    app.delete(`/api/${path}/:id`, h.admin, async (c) => {
+      const ws = h.workspaceOf(c, c.req.query("workspace"));
+      const id = idParam(c);
+      if (!(await registry.delete(ws, kind, id, actorOf(c.get("principal"))).catch(policyFailure)))
+        throw notFound(kind, id);
+      return c.json({ deleted: id, kind });
+    });
+    app.get(`/api/${path}/:id/audit`, h.admin, async (c) => {
+      const ws = h.workspaceOf(c, c.req.query("workspace"));
+      return c.json({ audit: await guard.auditOf(ws, kind, idParam(c)) });
+    });
+    if (kind === "budget") continue; // budgets list and show their live status below
+    app.get(`/api/${path}`, h.read, (c) => {
+      const ws = h.workspaceOf(c, c.req.query("workspace"));
+      return c.json({
+        [path]: registry.list(ws, kind).map((e) => ({ id: e.id, source: e.source, spec: e.spec })),
+      });
+    });
+  }
+
+  app.get("/api/budgets", h.read, async (c) => {
+    const ws = h.workspaceOf(c, c.req.query("workspace"));
+    const budgets = registry.forWorkspace(ws).budgets;
+    const out = [];
+    for (const b of budgets) {
+      const entry = registry.get(ws, "budget", b.id)!;
+      out.push({
+        id: b.id,
+        source: entry.source,
+        budget: b.spec,
+        buckets: (await guard.budgetStatus(ws, b)).map(statusJson),
+      });
+    }
+    return c.json({ budgets: out });
+  });
+
+  app.get("/api/budgets/:id", h.read, async (c) => {
+    const ws = h.workspaceOf(c, c.req.query("workspace"));
+    const id = idParam(c);
+    const b = registry.forWorkspace(ws).budgets.find((x) => x.id === id);
+    if (!b) throw notFound("budget", id);
+    const buckets = (await guard.budgetStatus(ws, b)).map(statusJson);
+    // A budget without "*" fields has one bucket: its figures are also given at the top level.
+    return c.json({
+      id,
+      source: registry.get(ws, "budget", id)!.source,
+      budget: b.spec,
+      ...(buckets.length === 1 ? buckets[0] : {}),
+      buckets,
+    });
+  });
+
+  app.get("/api/runs/:id", h.read, async (c) => {
+    const ws = h.workspaceOf(c, c.req.query("workspace"));
+    const id = runIdParam(c);
+    const run = await guard.store.run(ws, `r:${id}`);
+    if (!run) throw notFound("agent run", id);
+    return c.json({
+      id,
+      state: run.killed ? "killed" : "running",
+      killed: run.killed,
+      usage: {
+        ...run.usage,
+        cost_nanousd: run.usage.cost_nanousd.toString(),
+        cost_usd: formatUsd(run.usage.cost_nanousd),
+      },
+    });
+  });
+
+  app.post("/api/runs/:id/kill", h.admin, async (c) => {
+    const ws = h.workspaceOf(c, c.req.query("workspace"));
+    const body = (await c.req.json().catch(() => ({}))) as { reason?: unknown };
+    const reason = typeof body.reason === "string" ? body.reason.slice(0, 500) : undefined;
+    const id = runIdParam(c);
+    const kill = await guard.killRun(ws, id, actorOf(c.get("principal")), reason);
+    return c.json({ id, state: "killed", killed: kill });
+  });
+
+  app.post("/api/runs/:id/unkill", h.admin, async (c) => {
+    const ws = h.workspaceOf(c, c.req.query("workspace"));
+    const id = runIdParam(c);
+    const was = await guard.unkillRun(ws, id, actorOf(c.get("principal")));
+    return c.json({ id, state: "running", was_killed: was });
+  });
+
+  app.get("/api/limit-events", h.read, async (c) => {
+    const ws = h.workspaceOf(c, c.req.query("workspace"));
+    const from = c.req.query("from");
+    const fromMs = from === undefined ? undefined : parseTime(from);
+    if (fromMs === null)
+      throw badRequest("invalid_parameter", "from must be an ISO date/time or a span like 7d", "from");
+    const rows = await guard.events.limitEvents(ws, {
+      from: fromMs,
+      type: c.req.query("type"),
+      subject: c.req.query("subject"),
+      limit: 10_000,
+    });
+    return c.json({
+      events: rows.map((r) => ({
+        ...r,
+        ts: new Date(r.ts).toISOString(),
+        spend_nanousd: r.spend_nanousd?.toString() ?? null,
+        limit_nanousd: r.limit_nanousd?.toString() ?? null,
+      })),
+    });
+  });
+}

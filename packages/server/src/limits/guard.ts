@@ -1,0 +1,594 @@
+import { randomUUID } from "node:crypto";
+import {
+  type Api,
+  type Budget,
+  bucketId,
+  bucketValues,
+  type CallFacts,
+  type CallRecord,
+  type Ceilings,
+  EACH,
+  eachFields,
+  type KillReason,
+  levelOf,
+  limitFor,
+  type PricingEngine,
+  type RawBody,
+  scopeMatches,
+  slotTtlMs,
+  stateOfLevel,
+  thresholds,
+  totalInputTokens,
+  windowSlots,
+  worstCaseUsage,
+} from "@tollgate/core";
+import type { LimitEventRow, LimitsStateStore, PolicyKind, SumField } from "../store/types.js";
+import {
+  budgetExceeded,
+  budgetThrottled,
+  type LimitError,
+  limitsUnavailable,
+  rateLimited,
+  runKilled,
+  unpricedBlocked,
+} from "./limit-error.js";
+import type { PolicyRegistry } from "./policies.js";
+import type { BucketCharge, BucketRef, LimitStore, RateCharge, SettleResult } from "./types.js";
+
+/** What is known about a call before it is sent. */
+export interface CallContext {
+  workspace: string;
+  facts: CallFacts;
+  api: Api | null;
+  provider: string;
+  model: string;
+  body: Record<string, unknown> | null;
+  raw: RawBody;
+  requestId: string;
+  attempt: number;
+  /** Depth of the call in its agent run's span tree (x-tollgate-span-depth; 1 = top level). */
+  depth: number;
+}
+
+interface ChargedBucket extends BucketRef {
+  budget: Budget;
+  values: string[];
+  limit: bigint;
+  reserved: bigint;
+}
+
+/** An admitted call's reservations and counters, settled once its cost is known. */
+export interface Ticket {
+  id: string;
+  workspace: string;
+  requestId: string;
+  buckets: ChargedBucket[];
+  tokenRates: { key: string }[];
+  run: { key: string; runId: string; agentType: string | null; ceilings: Ceilings } | null;
+}
+
+export type Admission = { ok: true; ticket: Ticket | null } | { ok: false; error: LimitError };
+
+export interface CallOutcome {
+  cost: bigint;
+  tokens: number;
+  toolCalls: number;
+  eventId: string | null;
+}
+
+export interface GuardOptions {
+  /** A reservation not settled within this time (its gateway died) stops counting. */
+  reservationTtlMs?: number;
+  log?: (msg: string) => void;
+  now?: () => number;
+}
+
+const RUN_HISTORY_MS = 7 * 86_400_000;
+const OUTAGE_EVENT_EVERY_MS = 60_000;
+
+/**
+ * Spend controls on the request path: before a call is sent, every budget, rate limit and agent-run ceiling
+ * that applies is checked and its worst-case cost reserved, atomically in the LimitStore; after it, the
+ * reservation is settled to the actual cost. State transitions and kills become limit events.
+ */
+export class SpendGuard {
+  readonly #ttl: number;
+  readonly #log: (msg: string) => void;
+  readonly #now: () => number;
+  #lastOutageEvent = 0;
+
+  constructor(
+    readonly store: LimitStore,
+    readonly registry: PolicyRegistry,
+    readonly events: LimitsStateStore,
+    private readonly engine: PricingEngine,
+    opts: GuardOptions = {},
+  ) {
+    this.#ttl = opts.reservationTtlMs ?? 15 * 60_000;
+    this.#log = opts.log ?? ((m) => console.error(m));
+    this.#now = opts.now ?? Date.now;
+  }
+
+  async admit(ctx: CallContext): Promise<Admission> {
+    const policies = this.registry.forWorkspace(ctx.workspace);
+    const runId = ctx.facts.agent_run_id ?? null;
+    const budgets = policies.budgets.filter((b) => scopeMatches(b.scope, ctx.facts));
+    const rates = policies.rates.filter((r) => scopeMatches(r.scope, ctx.facts));
+    if (!budgets.length && !rates.length && !runId) return { ok: true, ticket: null };
+    const now = this.#now();
+
+    let worst = 0n;
+    if (budgets.length) {
+      const wc = worstCaseUsage(
+        ctx.api,
+        ctx.body,
+        ctx.raw,
+        this.engine.contextWindow(ctx.provider, ctx.model),
+      );
+      const price = this.engine.price({ provider: ctx.provider, model: ctx.model, usage: wc.usage, at: now });
+      if (!price.priced) {
+        const blocking = budgets.find((b) => b.spec.unpriced === "block");
+        if (blocking) return { ok: false, error: unpricedBlocked(blocking, ctx.provider, ctx.model) };
+      }
+      worst = price.cost.total_nanousd;
+    }
+    const charged: (BucketCharge & ChargedBucket)[] = budgets.map((b) => {
+      const values = bucketValues(b.scope, ctx.facts);
+      const limit = limitFor(b, ctx.facts);
+      const { slots } = windowSlots(b.window, now);
+      return {
+        key: `b:${b.id}:${bucketId(values)}`,
+        slots,
+        steps: thresholds(limit, b.warnAt),
+        ttlMs: slotTtlMs(b.window),
+        limit,
+        enforce: b.spec.action === "block",
+        amount: worst,
+        throttleRpm: b.spec.throttle_rpm ?? null,
+        budget: b,
+        values,
+        reserved: worst,
+      };
+    });
+    const rateCharges: (RateCharge & { spec: (typeof rates)[number]; metric: "requests" | "tokens" })[] = [];
+    const tokenRates: { key: string }[] = [];
+    for (const r of rates) {
+      const bucket = bucketId(bucketValues(r.scope, ctx.facts));
+      if (r.requests_per_min !== undefined)
+        rateCharges.push({
+          key: `q:${r.id}:${bucket}`,
+          limit: r.requests_per_min,
+          cost: 1,
+          spec: r,
+          metric: "requests",
+        });
+      if (r.tokens_per_min !== undefined) {
+        const key = `t:${r.id}:${bucket}`;
+        rateCharges.push({ key, limit: r.tokens_per_min, cost: 0, spec: r, metric: "tokens" });
+        tokenRates.push({ key });
+      }
+    }
+    const agentType = ctx.facts.agent_type ?? null;
+    const ceilings = (agentType && policies.agents.get(agentType)) || {};
+    const run = runId ? { key: `r:${runId}`, runId, agentType, ceilings } : null;
+    const ticket: Ticket = {
+      id: randomUUID(),
+      workspace: ctx.workspace,
+      requestId: ctx.requestId,
+      buckets: charged,
+      tokenRates,
+      run,
+    };
+
+    let result: Awaited<ReturnType<LimitStore["admit"]>>;
+    try {
+      result = await this.store.admit({
+        workspace: ctx.workspace,
+        id: ticket.id,
+        now,
+        expiresAt: now + this.#ttl,
+        buckets: charged,
+        rates: rateCharges,
+        run: run ? { key: run.key, ceilings, depth: ctx.depth, retry: ctx.attempt > 1 } : null,
+      });
+    } catch (e) {
+      return this.#unavailable(ctx.workspace, budgets, rates, e as Error, now);
+    }
+    if (result.ok) return { ok: true, ticket };
+    const r = result.refusal;
+    if (r.kind === "run") {
+      if (r.newlyKilled) this.#killEvent(ctx.workspace, run!.runId, agentType, r.kill, ctx.requestId);
+      return { ok: false, error: runKilled(run!.runId, agentType, r.kill) };
+    }
+    if (r.kind === "rate") {
+      const rc = rateCharges[r.index]!;
+      return { ok: false, error: rateLimited(rc.spec, rc.metric, rc.limit, r.count, now) };
+    }
+    const b = charged[r.index]!;
+    if (r.kind === "throttle")
+      return { ok: false, error: budgetThrottled(b.budget, b.values, b.limit, r.spend, r.count, now) };
+    return {
+      ok: false,
+      error: budgetExceeded(
+        b.budget,
+        b.values,
+        b.limit,
+        r.spend,
+        r.reserved,
+        worst,
+        windowSlots(b.budget.window, now).resetAt,
+        now,
+      ),
+    };
+  }
+
+  /** Turns the reservation into the call's actual cost (0 for a failed call). Never throws. */
+  async settle(ticket: Ticket | null, outcome: CallOutcome): Promise<void> {
+    if (!ticket) return;
+    const now = this.#now();
+    try {
+      const res = await this.store.settle({
+        workspace: ticket.workspace,
+        id: ticket.id,
+        now,
+        buckets: ticket.buckets.map((b) => ({ ...b, actual: outcome.cost })),
+        tokenRates: ticket.tokenRates.map((t) => ({ key: t.key, tokens: outcome.tokens })),
+        run: ticket.run
+          ? {
+              key: ticket.run.key,
+              ceilings: ticket.run.ceilings,
+              cost: outcome.cost,
+              tokens: outcome.tokens,
+              toolCalls: outcome.toolCalls,
+            }
+          : null,
+      });
+      this.#afterSettle(
+        ticket.workspace,
+        ticket.buckets,
+        ticket.run,
+        res,
+        outcome.eventId,
+        ticket.requestId,
+        now,
+      );
+    } catch (e) {
+      this.#log(
+        `limits: settling a call failed (its reservation expires by itself): ${(e as Error).message}`,
+      );
+    }
+  }
+
+  /**
+   * Adds calls that did not come through the gateway (events API, SDK, OTLP) to every budget, token rate
+   * and agent run they fall under: spend is spend, wherever it was recorded. Never throws.
+   */
+  async observe(records: readonly CallRecord[]): Promise<void> {
+    for (const rec of records) {
+      const policies = this.registry.forWorkspace(rec.workspace_id);
+      const facts = factsOfRecord(rec);
+      const budgets = policies.budgets.filter((b) => scopeMatches(b.scope, facts));
+      const rates = policies.rates.filter(
+        (r) => r.tokens_per_min !== undefined && scopeMatches(r.scope, facts),
+      );
+      if (!budgets.length && !rates.length && !rec.agent_run_id) continue;
+      const now = this.#now();
+      const buckets = budgets.map((b) => {
+        const values = bucketValues(b.scope, facts);
+        const limit = limitFor(b, facts);
+        return {
+          key: `b:${b.id}:${bucketId(values)}`,
+          slots: windowSlots(b.window, now).slots,
+          steps: thresholds(limit, b.warnAt),
+          ttlMs: slotTtlMs(b.window),
+          budget: b,
+          values,
+          limit,
+          reserved: 0n,
+        };
+      });
+      const tokens = totalInputTokens(rec) + rec.output_tokens;
+      const agentType = rec.agent_type;
+      const run = rec.agent_run_id
+        ? {
+            key: `r:${rec.agent_run_id}`,
+            runId: rec.agent_run_id,
+            agentType,
+            ceilings: (agentType && policies.agents.get(agentType)) || {},
+          }
+        : null;
+      try {
+        const res = await this.store.charge({
+          workspace: rec.workspace_id,
+          now,
+          buckets: buckets.map((b) => ({ ...b, actual: rec.cost_nanousd })),
+          tokenRates: rates.map((r) => ({
+            key: `t:${r.id}:${bucketId(bucketValues(r.scope, facts))}`,
+            tokens,
+          })),
+          run: run
+            ? {
+                key: run.key,
+                ceilings: run.ceilings,
+                cost: rec.cost_nanousd,
+                tokens,
+                toolCalls: rec.kind === "tool" ? 1 : 0,
+              }
+            : null,
+        });
+        this.#afterSettle(rec.workspace_id, buckets, run, res, rec.event_id, rec.request_id, now);
+      } catch (e) {
+        this.#log(`limits: counting an ingested call failed: ${(e as Error).message}`);
+        return;
+      }
+    }
+  }
+
+  /** Rebuilds a volatile backend's counters from stored events: a restart does not reset spend. */
+  async rebuild(workspaces: readonly string[]): Promise<void> {
+    if (!this.store.volatile) return;
+    const now = this.#now();
+    for (const ws of new Set([...workspaces, ...this.registry.workspaces()])) {
+      for (const b of this.registry.forWorkspace(ws).budgets) await this.#rebuildBudget(ws, b, now);
+      for (const r of await this.events.runUsage(ws, now - RUN_HISTORY_MS))
+        this.store.seedRun(ws, `r:${r.agent_run_id}`, {
+          cost_nanousd: r.cost_nanousd,
+          total_tokens: r.total_tokens,
+          llm_calls: r.llm_calls,
+          tool_calls: r.tool_calls,
+          retries: r.retries,
+          span_depth: 0,
+          started_at: r.started_at,
+        });
+      const kills = new Map<string, LimitEventRow>();
+      for (const t of ["run_killed", "run_unkilled"])
+        for (const e of await this.events.limitEvents(ws, {
+          from: now - RUN_HISTORY_MS,
+          type: t,
+          limit: 100_000,
+        })) {
+          const prev = kills.get(e.subject);
+          if (!prev || prev.ts <= e.ts) kills.set(e.subject, e);
+        }
+      for (const [runId, e] of kills)
+        if (e.type === "run_killed")
+          await this.store.kill(ws, `r:${runId}`, e.detail as unknown as KillReason);
+    }
+  }
+
+  async #rebuildBudget(ws: string, b: Budget, now: number): Promise<void> {
+    const win = windowSlots(b.window, now);
+    const by = eachFields(b.scope) as SumField[];
+    const where: Record<string, string> = {};
+    for (const [f, v] of Object.entries(b.scope)) if (v !== EACH && f !== "tag") where[f] = v;
+    const tag = b.scope.tag !== undefined && b.scope.tag !== EACH ? b.scope.tag : undefined;
+    const rolling = b.window.kind === "rolling";
+    const rows = await this.events.sumCost({ workspaceId: ws, from: win.start, where, tag }, by, rolling);
+    const totals = new Map<string, bigint>();
+    for (const row of rows) {
+      const values = row.values.map((v) => v ?? "");
+      const key = `b:${b.id}:${bucketId(values)}`;
+      const slot = rolling ? `h${row.hour}` : win.slots[0]!;
+      totals.set(key, (totals.get(key) ?? 0n) + row.cost_nanousd);
+      const facts = Object.fromEntries(by.map((f, i) => [f, values[i]]));
+      const limit = limitFor(b, facts);
+      this.store.seedBucket(ws, key, slot, row.cost_nanousd, 0, slotTtlMs(b.window));
+      // The level is the window's total's: seeded once all of its slots are in.
+      this.store.seedBucket(
+        ws,
+        key,
+        win.slots[win.slots.length - 1]!,
+        0n,
+        levelOf(totals.get(key)!, thresholds(limit, b.warnAt)),
+        null,
+      );
+    }
+  }
+
+  /** Live spend, reservations and state of a budget's buckets (those with spend in the current window). */
+  async budgetStatus(ws: string, b: Budget): Promise<BudgetBucketStatus[]> {
+    const now = this.#now();
+    const win = windowSlots(b.window, now);
+    const by = eachFields(b.scope) as SumField[];
+    let buckets: string[][] = [[]];
+    if (by.length) {
+      const where: Record<string, string> = {};
+      for (const [f, v] of Object.entries(b.scope)) if (v !== EACH && f !== "tag") where[f] = v;
+      const rows = await this.events.sumCost({ workspaceId: ws, from: win.start, where }, by, false);
+      buckets = rows.map((r) => r.values.map((v) => v ?? ""));
+      for (const o of b.overrides) {
+        const values = by.map((f) => o.when[f] ?? "");
+        if (!buckets.some((x) => x.join("\u0000") === values.join("\u0000"))) buckets.push(values);
+      }
+    }
+    const refs = buckets.map((values) => {
+      const limit = limitFor(b, Object.fromEntries(by.map((f, i) => [f, values[i]])));
+      return {
+        key: `b:${b.id}:${bucketId(values)}`,
+        slots: win.slots,
+        steps: thresholds(limit, b.warnAt),
+        ttlMs: slotTtlMs(b.window),
+        values,
+        limit,
+      };
+    });
+    const live = await this.store.buckets(ws, refs, now);
+    return refs.map((r, i) => {
+      const { spend, reserved } = live[i]!;
+      return {
+        bucket: Object.fromEntries(by.map((f, k) => [f, r.values[k]!])),
+        limit: r.limit,
+        spend,
+        reserved,
+        state: stateOfLevel(levelOf(spend, r.steps), r.steps.length),
+        window_start: win.start,
+        reset_at: win.resetAt,
+      };
+    });
+  }
+
+  auditOf(ws: string, kind: PolicyKind, id: string) {
+    return this.events.policyAudit(ws, kind, id);
+  }
+
+  async killRun(ws: string, runId: string, by: string, reason?: string): Promise<KillReason> {
+    const kill: KillReason = {
+      ceiling: "manual",
+      value: reason ?? "killed by hand",
+      limit: "-",
+      at: this.#now(),
+      by,
+    };
+    await this.store.kill(ws, `r:${runId}`, kill);
+    await this.events.appendLimitEvents([killRow(ws, runId, null, kill, null)]);
+    return kill;
+  }
+
+  async unkillRun(ws: string, runId: string, by: string): Promise<boolean> {
+    const was = await this.store.unkill(ws, `r:${runId}`);
+    await this.events.appendLimitEvents([
+      {
+        ...killRow(
+          ws,
+          runId,
+          null,
+          { ceiling: "manual", value: "unkilled", limit: "-", at: this.#now(), by },
+          null,
+        ),
+        type: "run_unkilled",
+        from_state: "killed",
+        to_state: "running",
+      },
+    ]);
+    return was;
+  }
+
+  #afterSettle(
+    ws: string,
+    buckets: ChargedBucket[],
+    run: Ticket["run"],
+    res: SettleResult,
+    eventId: string | null,
+    requestId: string | null,
+    now: number,
+  ): void {
+    const rows: LimitEventRow[] = res.changes.map((c) => {
+      const b = buckets[c.index]!;
+      return {
+        ts: now,
+        workspace_id: ws,
+        type: "budget_state",
+        subject: b.budget.id,
+        bucket: bucketId(b.values),
+        from_state: stateOfLevel(c.from, b.steps.length),
+        to_state: stateOfLevel(c.to, b.steps.length),
+        spend_nanousd: c.spend,
+        limit_nanousd: b.limit,
+        event_id: eventId,
+        request_id: requestId,
+        detail: { level: c.to, thresholds: b.steps.map(String), window: b.budget.spec.window },
+      };
+    });
+    if (res.killed && run) rows.push(killRow(ws, run.runId, run.agentType, res.killed, requestId, eventId));
+    if (rows.length) this.#writeEvents(rows);
+  }
+
+  #killEvent(ws: string, runId: string, agentType: string | null, kill: KillReason, requestId: string): void {
+    this.#writeEvents([killRow(ws, runId, agentType, kill, requestId)]);
+  }
+
+  #writeEvents(rows: LimitEventRow[]): void {
+    this.events
+      .appendLimitEvents(rows)
+      .catch((e) => this.#log(`limits: recording limit events failed: ${(e as Error).message}`));
+  }
+
+  #unavailable(
+    ws: string,
+    budgets: Budget[],
+    rates: { fail_mode: string }[],
+    e: Error,
+    now: number,
+  ): Admission {
+    if (now - this.#lastOutageEvent > OUTAGE_EVENT_EVERY_MS) {
+      this.#lastOutageEvent = now;
+      this.#log(`limits: ${this.store.name} backend unreachable: ${e.message}`);
+      this.#writeEvents([
+        {
+          ts: now,
+          workspace_id: ws,
+          type: "limits_unavailable",
+          subject: this.store.name,
+          bucket: null,
+          from_state: null,
+          to_state: null,
+          spend_nanousd: null,
+          limit_nanousd: null,
+          event_id: null,
+          request_id: null,
+          detail: { error: e.message },
+        },
+      ]);
+    }
+    const closed =
+      budgets.some((b) => b.spec.fail_mode === "fail_closed") ||
+      rates.some((r) => r.fail_mode === "fail_closed");
+    return closed
+      ? { ok: false, error: limitsUnavailable(this.store.name, e.message) }
+      : { ok: true, ticket: null };
+  }
+}
+
+export interface BudgetBucketStatus {
+  bucket: Record<string, string>;
+  limit: bigint;
+  spend: bigint;
+  reserved: bigint;
+  state: "ok" | "warning" | "exceeded";
+  window_start: number;
+  reset_at: number | null;
+}
+
+function killRow(
+  ws: string,
+  runId: string,
+  agentType: string | null,
+  kill: KillReason,
+  requestId: string | null,
+  eventId: string | null = null,
+): LimitEventRow {
+  return {
+    ts: kill.at,
+    workspace_id: ws,
+    type: "run_killed",
+    subject: runId,
+    bucket: agentType,
+    from_state: "running",
+    to_state: "killed",
+    spend_nanousd: null,
+    limit_nanousd: null,
+    event_id: eventId,
+    request_id: requestId,
+    detail: { ...kill },
+  };
+}
+
+/** A stored record's facts for scope matching. */
+export function factsOfRecord(rec: CallRecord): CallFacts {
+  return {
+    user_id: rec.user_id,
+    customer_id: rec.customer_id,
+    feature: rec.feature,
+    deployment: rec.deployment,
+    prompt_version: rec.prompt_version,
+    agent_run_id: rec.agent_run_id,
+    agent_type: rec.agent_type,
+    session_id: rec.session_id,
+    route: rec.route,
+    variant: rec.variant,
+    model: rec.model,
+    provider: rec.provider,
+    key_id: rec.key_id,
+    tags: rec.tags,
+  };
+}

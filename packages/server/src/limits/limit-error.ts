@@ -1,0 +1,162 @@
+import { type Budget, formatUsd, type KillReason, type RateLimitSpec } from "@tollgate/core";
+
+/**
+ * A call refused by a limit (DESIGN.md "Errors"): 429 with the code, what was hit, its limit, spend,
+ * window and reset time, and Retry-After. The gateway wraps it in the provider's error shape.
+ */
+export class LimitError extends Error {
+  constructor(
+    readonly status: number,
+    readonly type: string,
+    readonly code: string,
+    message: string,
+    readonly retryAfterS: number | null,
+    readonly details: Record<string, unknown>,
+  ) {
+    super(message);
+  }
+}
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+const secondsUntil = (ms: number | null, now: number) =>
+  ms === null ? null : Math.max(1, Math.ceil((ms - now) / 1000));
+
+export function budgetExceeded(
+  b: Budget,
+  bucket: string[],
+  limit: bigint,
+  spend: bigint,
+  reserved: bigint,
+  requested: bigint,
+  resetAt: number | null,
+  now: number,
+): LimitError {
+  const where = bucket.length ? ` for ${bucket.map((v) => JSON.stringify(v)).join(", ")}` : "";
+  return new LimitError(
+    429,
+    "rate_limit_error",
+    "budget_exceeded",
+    `budget ${b.id}${where} would be exceeded: $${formatUsd(spend)} spent + $${formatUsd(reserved)} in flight + ` +
+      `$${formatUsd(requested)} worst case of this call > limit $${formatUsd(limit)} per ${b.spec.window}` +
+      (resetAt === null ? " (lifetime budget: raise the limit to continue)" : `; resets ${iso(resetAt)}`) +
+      ". Lower max_tokens to reserve less.",
+    secondsUntil(resetAt, now),
+    {
+      budget: {
+        id: b.id,
+        scope: b.scope,
+        bucket,
+        window: b.spec.window,
+        timezone: b.spec.timezone,
+        limit_usd: formatUsd(limit),
+        spend_usd: formatUsd(spend),
+        reserved_usd: formatUsd(reserved),
+        requested_usd: formatUsd(requested),
+        reset_at: iso(resetAt),
+      },
+    },
+  );
+}
+
+export function budgetThrottled(
+  b: Budget,
+  bucket: string[],
+  limit: bigint,
+  spend: bigint,
+  count: number,
+  now: number,
+): LimitError {
+  const resetS = 60 - Math.floor((now % 60_000) / 1000);
+  return new LimitError(
+    429,
+    "rate_limit_error",
+    "rate_limited",
+    `budget ${b.id} is exceeded ($${formatUsd(spend)} of $${formatUsd(limit)} per ${b.spec.window}) and throttled to ${b.spec.throttle_rpm} requests/min`,
+    resetS,
+    {
+      budget: {
+        id: b.id,
+        scope: b.scope,
+        bucket,
+        window: b.spec.window,
+        limit_usd: formatUsd(limit),
+        spend_usd: formatUsd(spend),
+      },
+      rate_limit: { id: `${b.id}:throttle`, limit: b.spec.throttle_rpm, count, window: "1m" },
+    },
+  );
+}
+
+export function rateLimited(
+  r: RateLimitSpec,
+  metric: "requests" | "tokens",
+  limit: number,
+  count: number,
+  now: number,
+): LimitError {
+  const resetS = 60 - Math.floor((now % 60_000) / 1000);
+  return new LimitError(
+    429,
+    "rate_limit_error",
+    "rate_limited",
+    `rate limit ${r.id}: ${count} ${metric} in the last minute, limit ${limit} ${metric}/min; retry in ${resetS} s`,
+    resetS,
+    {
+      rate_limit: {
+        id: r.id,
+        scope: r.scope,
+        metric,
+        limit,
+        count,
+        window: "1m",
+        reset_at: iso(now + resetS * 1000),
+      },
+    },
+  );
+}
+
+export function runKilled(runId: string, agentType: string | null, kill: KillReason): LimitError {
+  const what =
+    kill.ceiling === "manual"
+      ? `was killed manually${kill.by ? ` by ${kill.by}` : ""}`
+      : `crossed its ${kill.ceiling} ceiling (${kill.value} of ${kill.limit})`;
+  return new LimitError(
+    429,
+    "rate_limit_error",
+    "agent_run_killed",
+    `agent run ${runId}${agentType ? ` (${agentType})` : ""} ${what}; every further call of this run is refused (unkill with \`tollgate runs unkill ${runId}\`)`,
+    null,
+    {
+      agent_run: {
+        id: runId,
+        agent_type: agentType,
+        ceiling: kill.ceiling,
+        value: kill.value,
+        limit: kill.limit,
+        killed_at: iso(kill.at),
+      },
+    },
+  );
+}
+
+export function unpricedBlocked(b: Budget, provider: string, model: string): LimitError {
+  return new LimitError(
+    403,
+    "permission_error",
+    "model_unpriced",
+    `budget ${b.id} blocks models without a price, and ${provider}/${model} has none: add it to the price book`,
+    null,
+    { budget: { id: b.id, scope: b.scope }, provider, model },
+  );
+}
+
+export function limitsUnavailable(backend: string, cause: string): LimitError {
+  return new LimitError(
+    503,
+    "api_error",
+    "limits_unavailable",
+    `the limit backend (${backend}) is unreachable and a budget here fails closed: ${cause}`,
+    1,
+    { backend },
+  );
+}

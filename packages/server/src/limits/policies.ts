@@ -1,0 +1,229 @@
+import {
+  AgentCeilingsSchema,
+  type Budget,
+  BudgetSchema,
+  type Ceilings,
+  compileBudget,
+  compileCeilings,
+  type FieldError,
+  issuesToFieldErrors,
+  LIMIT_ID_RE,
+  RateLimitSchema,
+  type RateLimitSpec,
+} from "@tollgate/core";
+import { z } from "zod";
+import type { LimitsStateStore, PolicyKind } from "../store/types.js";
+import { readYamlFile } from "../yaml-file.js";
+
+/** A policy that failed validation: every field and why. */
+export class PolicyError extends Error {
+  constructor(
+    readonly errors: FieldError[],
+    readonly status = 400,
+  ) {
+    super(errors.map((e) => `${e.field}: ${e.reason}`).join("; "));
+  }
+}
+
+export interface WorkspacePolicies {
+  budgets: Budget[];
+  rates: RateLimitSpec[];
+  /** Ceilings per agent_type. */
+  agents: Map<string, Ceilings>;
+}
+
+export interface PolicyEntry {
+  kind: PolicyKind;
+  id: string;
+  spec: unknown;
+  source: "file" | "api";
+  updated_at: number | null;
+  updated_by: string | null;
+}
+
+const EMPTY: WorkspacePolicies = { budgets: [], rates: [], agents: new Map() };
+
+/** Validates one policy of a kind; the agent kind's id is its agent_type. */
+export function validatePolicy(
+  kind: PolicyKind,
+  id: string | null,
+  spec: unknown,
+): { id: string; spec: unknown } {
+  if (kind === "agent") {
+    if (!id || !LIMIT_ID_RE.test(id))
+      throw new PolicyError([{ field: "agent_type", reason: "must be 1-128 letters, digits, _ . : -" }]);
+    const res = AgentCeilingsSchema.safeParse(spec);
+    if (!res.success) throw new PolicyError(issuesToFieldErrors(res.error.issues));
+    return { id, spec: res.data };
+  }
+  const res = (kind === "budget" ? BudgetSchema : RateLimitSchema).safeParse(spec);
+  if (!res.success) throw new PolicyError(issuesToFieldErrors(res.error.issues));
+  if (id !== null && res.data.id !== id)
+    throw new PolicyError([{ field: "id", reason: `must match the path (${id})` }]);
+  return { id: res.data.id, spec: res.data };
+}
+
+const LimitsFile = z.strictObject({
+  workspace: z.string().default("default"),
+  budgets: z.array(z.unknown()).default([]),
+  rate_limits: z.array(z.unknown()).default([]),
+  agents: z.record(z.string(), z.unknown()).default({}),
+});
+
+/** Reads a limits file (YAML/JSON); any invalid entry fails the whole file, naming it. */
+export function loadLimitsFile(path: string): { workspace: string; entries: PolicyEntry[] } {
+  const doc = LimitsFile.safeParse(readYamlFile(path, "limits file"));
+  if (!doc.success)
+    throw new Error(
+      `${path}: ${doc.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+    );
+  const entries: PolicyEntry[] = [];
+  const add = (kind: PolicyKind, where: string, id: string | null, spec: unknown) => {
+    try {
+      const v = validatePolicy(kind, id, spec);
+      entries.push({ kind, ...v, source: "file", updated_at: null, updated_by: null });
+    } catch (e) {
+      throw new Error(`${path}: ${where}: ${(e as Error).message}`);
+    }
+  };
+  for (const [i, b] of doc.data.budgets.entries()) add("budget", `budgets[${i}]`, null, b);
+  for (const [i, r] of doc.data.rate_limits.entries()) add("rate_limit", `rate_limits[${i}]`, null, r);
+  for (const [type, c] of Object.entries(doc.data.agents)) add("agent", `agents.${type}`, type, c);
+  const seen = new Set<string>();
+  for (const e of entries) {
+    const k = `${e.kind}:${e.id}`;
+    if (seen.has(k)) throw new Error(`${path}: ${e.kind} ${e.id} is defined twice`);
+    seen.add(k);
+  }
+  return { workspace: doc.data.workspace, entries };
+}
+
+/**
+ * Every budget, rate limit and agent ceiling in force, per workspace: the limits file's (read-only through
+ * the API) plus the API's (stored, every change audited). Compiled once per change, read on every call.
+ */
+export class PolicyRegistry {
+  readonly #entries = new Map<string, Map<string, PolicyEntry>>();
+  readonly #compiled = new Map<string, WorkspacePolicies>();
+
+  private constructor(
+    private readonly store: LimitsStateStore,
+    private filePath: string | null,
+  ) {}
+
+  static async open(store: LimitsStateStore, filePath: string | null): Promise<PolicyRegistry> {
+    const r = new PolicyRegistry(store, filePath);
+    for (const row of await store.listPolicies())
+      r.#set(row.workspace_id, {
+        kind: row.kind,
+        id: row.id,
+        spec: row.spec,
+        source: "api",
+        updated_at: row.updated_at,
+        updated_by: row.updated_by,
+      });
+    if (filePath) r.reloadFile();
+    return r;
+  }
+
+  /** Re-reads the limits file; a broken file throws and the previous entries stay in force. */
+  reloadFile(): number {
+    if (!this.filePath) return 0;
+    const { workspace, entries } = loadLimitsFile(this.filePath);
+    for (const [ws, m] of this.#entries) {
+      for (const [k, e] of m) if (e.source === "file") m.delete(k);
+      this.#compiled.delete(ws);
+    }
+    for (const e of entries) {
+      const existing = this.#entries.get(workspace)?.get(`${e.kind}:${e.id}`);
+      if (existing) throw new Error(`${this.filePath}: ${e.kind} ${e.id} is also set through the API`);
+      this.#set(workspace, e);
+    }
+    return entries.length;
+  }
+
+  workspaces(): string[] {
+    return [...this.#entries.keys()];
+  }
+
+  forWorkspace(ws: string): WorkspacePolicies {
+    const hit = this.#compiled.get(ws);
+    if (hit) return hit;
+    const m = this.#entries.get(ws);
+    if (!m) return EMPTY;
+    const compiled: WorkspacePolicies = { budgets: [], rates: [], agents: new Map() };
+    for (const e of m.values()) {
+      if (e.kind === "budget") compiled.budgets.push(compileBudget(BudgetSchema.parse(e.spec)));
+      else if (e.kind === "rate_limit") compiled.rates.push(RateLimitSchema.parse(e.spec));
+      else compiled.agents.set(e.id, compileCeilings(AgentCeilingsSchema.parse(e.spec)));
+    }
+    this.#compiled.set(ws, compiled);
+    return compiled;
+  }
+
+  list(ws: string, kind: PolicyKind): PolicyEntry[] {
+    return [...(this.#entries.get(ws)?.values() ?? [])]
+      .filter((e) => e.kind === kind)
+      .sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  get(ws: string, kind: PolicyKind, id: string): PolicyEntry | null {
+    return this.#entries.get(ws)?.get(`${kind}:${id}`) ?? null;
+  }
+
+  /** Creates or replaces an API policy (validated, stored, audited). */
+  async put(
+    ws: string,
+    kind: PolicyKind,
+    id: string | null,
+    spec: unknown,
+    actor: string,
+  ): Promise<{ entry: PolicyEntry; created: boolean }> {
+    const v = validatePolicy(kind, id, spec);
+    this.#refuseFileEntry(ws, kind, v.id);
+    const now = Date.now();
+    await this.store.putPolicy({
+      workspace_id: ws,
+      kind,
+      id: v.id,
+      spec: v.spec,
+      updated_at: now,
+      updated_by: actor,
+    });
+    const entry: PolicyEntry = { kind, ...v, source: "api", updated_at: now, updated_by: actor };
+    const created = this.get(ws, kind, v.id) === null;
+    this.#set(ws, entry);
+    return { entry, created };
+  }
+
+  async delete(ws: string, kind: PolicyKind, id: string, actor: string): Promise<boolean> {
+    this.#refuseFileEntry(ws, kind, id);
+    const before = await this.store.deletePolicy(ws, kind, id, actor);
+    this.#entries.get(ws)?.delete(`${kind}:${id}`);
+    this.#compiled.delete(ws);
+    return before !== null;
+  }
+
+  #refuseFileEntry(ws: string, kind: PolicyKind, id: string): void {
+    if (this.get(ws, kind, id)?.source === "file")
+      throw new PolicyError(
+        [
+          {
+            field: "id",
+            reason: `${kind} ${id} is defined in the limits file ${this.filePath}; change it there`,
+          },
+        ],
+        409,
+      );
+  }
+
+  #set(ws: string, e: PolicyEntry): void {
+    let m = this.#entries.get(ws);
+    if (!m) {
+      m = new Map();
+      this.#entries.set(ws, m);
+    }
+    m.set(`${e.kind}:${e.id}`, e);
+    this.#compiled.delete(ws);
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * Lua for the Redis LimitStore. Each script runs atomically on the server, so many gateways admitting at
+ * once see one order. All keys of a call share the workspace's hash tag (one Redis Cluster slot) and are
+ * passed in KEYS; the call's structure comes as JSON (cjson) with indices into KEYS. Money moves with
+ * INCRBY/HINCRBY (exact int64); comparisons use Lua numbers, exact below 2^53 nano-USD (budgets are
+ * capped at $9M for that reason).
+ */
+
+const COMMON = `
+local function num(v) return tonumber(v or '0') or 0 end
+local function sliding(pk, ck, permille)
+  return num(redis.call('GET', KEYS[ck])) + math.floor(num(redis.call('GET', KEYS[pk])) * (1000 - permille) / 1000)
+end
+local function slotsum(slots)
+  local s = 0
+  for _, k in ipairs(slots) do s = s + num(redis.call('GET', KEYS[k])) end
+  return s
+end
+local function fmt(n) return string.format('%.0f', n) end
+local ORDER = {'cost_nanousd', 'total_tokens', 'llm_calls', 'tool_calls', 'retries', 'span_depth', 'wall_time_ms'}
+local AMOUNT = {cost_nanousd = true, total_tokens = true, wall_time_ms = true}
+-- The first ceiling crossed (same rules as core's crossedCeiling), as a KillReason JSON, or nil.
+local function crossed(u, ceil, now)
+  for _, c in ipairs(ORDER) do
+    local limit = ceil[c]
+    if limit then
+      local v = u[c]
+      local over
+      if AMOUNT[c] then over = num(v) >= tonumber(limit) else over = num(v) > tonumber(limit) end
+      if over then return cjson.encode({ceiling = c, value = tostring(v), limit = tostring(limit), at = now}) end
+    end
+  end
+  return nil
+end
+local function usage(rk, now)
+  local h = redis.call('HMGET', rk, 'cost', 'tokens', 'llm', 'tools', 'retries', 'depth', 'started')
+  local started = num(h[7] or now)
+  return {cost_nanousd = h[1] or '0', total_tokens = num(h[2]), llm_calls = num(h[3]), tool_calls = num(h[4]),
+          retries = num(h[5]), span_depth = num(h[6]), wall_time_ms = now - started}
+end
+`;
+
+/** ARGV: spec JSON, now, reservation id, expiresAt, permille of the minute elapsed. */
+export const ADMIT = `${COMMON}
+local spec = cjson.decode(ARGV[1])
+local now = tonumber(ARGV[2])
+local id = ARGV[3]
+local exp = tonumber(ARGV[4])
+local permille = tonumber(ARGV[5])
+local run = spec.run
+if run ~= cjson.null and run then
+  local rk = KEYS[run.k]
+  local killed = redis.call('HGET', rk, 'killed')
+  if killed then return {'run', killed, '0'} end
+  local u = usage(rk, now)
+  if run.retry then u.retries = u.retries + 1 end
+  local reason = crossed(u, run.ceil, now)
+  if not reason and run.ceil.llm_calls and u.llm_calls + 1 > tonumber(run.ceil.llm_calls) then
+    reason = cjson.encode({ceiling = 'llm_calls', value = tostring(u.llm_calls + 1), limit = tostring(run.ceil.llm_calls), at = now})
+  end
+  if not reason and run.ceil.span_depth and run.depth > tonumber(run.ceil.span_depth) then
+    reason = cjson.encode({ceiling = 'span_depth', value = tostring(run.depth), limit = tostring(run.ceil.span_depth), at = now})
+  end
+  if reason then
+    redis.call('HSET', rk, 'killed', reason)
+    redis.call('HSETNX', rk, 'started', now)
+    return {'run', reason, '1'}
+  end
+end
+for i, r in ipairs(spec.rates) do
+  local c = sliding(r.p, r.c, permille)
+  if (r.cost > 0 and c + r.cost > r.limit) or (r.cost == 0 and c >= r.limit) then return {'rate', tostring(i - 1), fmt(c)} end
+end
+local spends = {}
+for i, b in ipairs(spec.buckets) do
+  local mk, zk = KEYS[b.m], KEYS[b.z]
+  local expired = redis.call('ZRANGEBYSCORE', zk, '-inf', now)
+  if #expired > 0 then
+    for _, m in ipairs(expired) do
+      local amount = string.match(m, ':(%d+)$')
+      if amount ~= '0' then redis.call('HINCRBY', mk, 'r', '-' .. amount) end
+    end
+    redis.call('ZREMRANGEBYSCORE', zk, '-inf', now)
+  end
+  local spend = slotsum(b.slots)
+  local reserved = num(redis.call('HGET', mk, 'r'))
+  if b.enforce and spend + reserved + tonumber(b.amount) > tonumber(b.limit) then
+    return {'budget', tostring(i - 1), fmt(spend), fmt(reserved)}
+  end
+  if b.trpm and b.trpm ~= cjson.null and spend >= tonumber(b.limit) then
+    local c = sliding(b.tp, b.tc, permille)
+    if c + 1 > b.trpm then return {'throttle', tostring(i - 1), fmt(c), fmt(spend)} end
+    spends[i] = true
+  end
+end
+for _, r in ipairs(spec.rates) do
+  if r.cost > 0 then
+    redis.call('INCRBY', KEYS[r.c], r.cost)
+    redis.call('PEXPIRE', KEYS[r.c], 120000)
+  end
+end
+for i, b in ipairs(spec.buckets) do
+  if spends[i] then
+    redis.call('INCR', KEYS[b.tc])
+    redis.call('PEXPIRE', KEYS[b.tc], 120000)
+  end
+  redis.call('HINCRBY', KEYS[b.m], 'r', b.amount)
+  redis.call('ZADD', KEYS[b.z], exp, id .. ':' .. b.amount)
+  redis.call('PEXPIRE', KEYS[b.z], exp - now + 86400000)
+  if b.ttl ~= cjson.null then redis.call('PEXPIRE', KEYS[b.m], b.ttl) end
+end
+if run ~= cjson.null and run then
+  local rk = KEYS[run.k]
+  redis.call('HINCRBY', rk, 'llm', 1)
+  if run.retry then redis.call('HINCRBY', rk, 'retries', 1) end
+  if run.depth > num(redis.call('HGET', rk, 'depth')) then redis.call('HSET', rk, 'depth', run.depth) end
+  redis.call('HSETNX', rk, 'started', now)
+  redis.call('PEXPIRE', rk, 604800000)
+end
+return {'ok'}
+`;
+
+/** ARGV: spec JSON, now, reservation id ('' for a charge without reservation). Returns killed JSON (or ''), then changes. */
+export const SETTLE = `${COMMON}
+local spec = cjson.decode(ARGV[1])
+local now = tonumber(ARGV[2])
+local id = ARGV[3]
+local out = {''}
+for i, b in ipairs(spec.buckets) do
+  local mk, zk = KEYS[b.m], KEYS[b.z]
+  if id ~= '' and redis.call('ZREM', zk, id .. ':' .. b.reserved) == 1 and b.reserved ~= '0' then
+    redis.call('HINCRBY', mk, 'r', '-' .. b.reserved)
+  end
+  if b.actual ~= '0' then redis.call('INCRBY', KEYS[b.cur], b.actual) end
+  if b.ttl ~= cjson.null then
+    redis.call('PEXPIRE', KEYS[b.cur], b.ttl)
+    redis.call('PEXPIRE', mk, b.ttl)
+  end
+  local spend = slotsum(b.slots)
+  local level = 0
+  for _, s in ipairs(b.steps) do if spend >= tonumber(s) then level = level + 1 end end
+  local from = num(redis.call('HGET', mk, 'lvl:' .. b.win))
+  if level ~= from then
+    redis.call('HSET', mk, 'lvl:' .. b.win, level)
+    table.insert(out, tostring(i - 1)); table.insert(out, tostring(from)); table.insert(out, tostring(level)); table.insert(out, fmt(spend))
+  end
+end
+for _, r in ipairs(spec.rates) do
+  redis.call('INCRBY', KEYS[r.c], r.tokens)
+  redis.call('PEXPIRE', KEYS[r.c], 120000)
+end
+local run = spec.run
+if run ~= cjson.null and run then
+  local rk = KEYS[run.k]
+  redis.call('HINCRBY', rk, 'cost', run.cost)
+  redis.call('HINCRBY', rk, 'tokens', run.tokens)
+  redis.call('HINCRBY', rk, 'tools', run.tools)
+  redis.call('HSETNX', rk, 'started', now)
+  redis.call('PEXPIRE', rk, 604800000)
+  if not redis.call('HGET', rk, 'killed') then
+    local reason = crossed(usage(rk, now), run.ceil, now)
+    if reason then
+      redis.call('HSET', rk, 'killed', reason)
+      out[1] = reason
+    end
+  end
+end
+return out
+`;

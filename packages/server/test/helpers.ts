@@ -126,12 +126,15 @@ export async function rawRequest(
 export async function startTestGateway(
   upstreamOrigin: string,
   gateway: Partial<import("../src/gateway/config.js").GatewayConfig> = {},
+  runtime: Partial<import("../src/config.js").RuntimeOptions> & { keepDataDir?: boolean } = {},
 ): Promise<{ runtime: Runtime; url: string; dataDir: string; stop: () => Promise<void> }> {
   const { startServer } = await import("../src/serve.js");
-  const dataDir = mkdtempSync(join(tmpdir(), "tollgate-gw-test-"));
+  const { keepDataDir, ...runtimeOpts } = runtime;
+  const dataDir = runtimeOpts.dataDir ?? mkdtempSync(join(tmpdir(), "tollgate-gw-test-"));
   const server = await startServer({
-    dataDir,
     pricebookPath: null,
+    ...runtimeOpts,
+    dataDir,
     port: 0,
     host: "127.0.0.1",
     log: () => {},
@@ -148,7 +151,7 @@ export async function startTestGateway(
     dataDir,
     stop: async () => {
       await server.stop();
-      rmSync(dataDir, { recursive: true, force: true });
+      if (!keepDataDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

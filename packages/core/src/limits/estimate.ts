@@ -1,3 +1,4 @@
+import type { PriceResult, PricingEngine } from "../pricing/engine.js";
 import { type Api, emptyUsage, type NormalizedUsage } from "../usage/types.js";
 
 /** Output reserved when a request sets no output cap and the model's context window is unknown. */
@@ -5,10 +6,9 @@ export const DEFAULT_MAX_OUTPUT_TOKENS = 32_768;
 /** Input tokens reserved per image part (their bytes are not text). Covers OpenAI high detail and Anthropic's 1.15 MP. */
 export const IMAGE_ALLOWANCE_TOKENS = 2_000;
 
-/** The request body as sent (a Node Buffer fits): its size and a substring test, no copy. */
+/** The request body as sent (a Node Buffer fits). */
 export interface RawBody {
   byteLength: number;
-  includes(needle: string): boolean;
 }
 
 export interface WorstCase {
@@ -34,8 +34,8 @@ const API_DEFAULT_OUTPUT: Partial<Record<Api, number>> = { "openai.completions":
  * Worst-case usage of a request before it is sent, for reservations that must never be exceeded:
  * - input: the request's UTF-8 size in bytes, less its image parts, plus IMAGE_ALLOWANCE_TOKENS per
  *   image. A BPE token is at least one byte of text, and the JSON around the text outweighs the per-message
- *   framing tokens, so this bounds the real input count from above. When the request asks for prompt caching
- *   (`cache_control`), the input is priced as cache writes (the dearest input rate).
+ *   framing tokens, so this bounds the real input count from above. `worstCaseCost` prices it at the
+ *   dearest input rate (a provider may bill it as cache writes).
  * - output: the request's own cap × its number of choices (`n`), else the model's context window less the
  *   input, else DEFAULT_MAX_OUTPUT_TOKENS.
  */
@@ -53,11 +53,8 @@ export function worstCaseUsage(
   }
   const media = { bytes: 0, images: 0 };
   if (body) scanMedia(body, media, 0);
-  const input = Math.max(0, bodyBytes - media.bytes) + media.images * IMAGE_ALLOWANCE_TOKENS;
-  if (raw.includes('"cache_control"')) {
-    if (raw.includes('"1h"')) usage.cache_write_1h_tokens = input;
-    else usage.cache_write_5m_tokens = input;
-  } else usage.input_uncached_tokens = input;
+  usage.input_uncached_tokens = Math.max(0, bodyBytes - media.bytes) + media.images * IMAGE_ALLOWANCE_TOKENS;
+  const input = usage.input_uncached_tokens;
 
   const choices = typeof body?.n === "number" && Number.isInteger(body.n) && body.n > 1 ? body.n : 1;
   const requested = api ? requestedOutput(api, body) : null;
@@ -116,4 +113,27 @@ function scanMedia(v: unknown, acc: { bytes: number; images: number }, depth: nu
     return;
   }
   for (const x of Object.values(o)) scanMedia(x, acc, depth + 1);
+}
+
+const INPUT_AS = ["input_uncached_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens"] as const;
+
+/**
+ * The most a worst-case usage can cost: its input priced as uncached input, 5-minute and 1-hour cache
+ * writes in turn (whichever rate is dearest for the model), output at the output rate.
+ */
+export function worstCaseCost(
+  engine: PricingEngine,
+  provider: string,
+  model: string,
+  usage: NormalizedUsage,
+  at: number,
+): PriceResult {
+  let worst: PriceResult | null = null;
+  for (const field of INPUT_AS) {
+    const u = { ...usage, input_uncached_tokens: 0, [field]: usage.input_uncached_tokens };
+    const p = engine.price({ provider, model, usage: u, at });
+    if (!p.priced) return p;
+    if (!worst || p.cost.total_nanousd > worst.cost.total_nanousd) worst = p;
+  }
+  return worst!;
 }

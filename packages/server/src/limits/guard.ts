@@ -20,6 +20,7 @@ import {
   thresholds,
   totalInputTokens,
   windowSlots,
+  worstCaseCost,
   worstCaseUsage,
 } from "@tollgate/core";
 import type { LimitEventRow, LimitsStateStore, PolicyKind, SumField } from "../store/types.js";
@@ -125,7 +126,7 @@ export class SpendGuard {
         ctx.raw,
         this.engine.contextWindow(ctx.provider, ctx.model),
       );
-      const price = this.engine.price({ provider: ctx.provider, model: ctx.model, usage: wc.usage, at: now });
+      const price = worstCaseCost(this.engine, ctx.provider, ctx.model, wc.usage, now);
       if (!price.priced) {
         const blocking = budgets.find((b) => b.spec.unpriced === "block");
         if (blocking) return { ok: false, error: unpricedBlocked(blocking, ctx.provider, ctx.model) };

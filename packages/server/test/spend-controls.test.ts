@@ -1,0 +1,435 @@
+// Spend controls through the gateway, driven by the official SDKs against the fixture-replaying mock:
+// hard caps under concurrency, typed 429s, restart survival, agent-run kill switches, rate limits.
+import Anthropic from "@anthropic-ai/sdk";
+import { formatUsd, usdToNano } from "@tollgate/core";
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { gatewayRecords, type Json, startTestGateway } from "./helpers.js";
+import { type MockUpstream, startMockUpstream } from "./mock-upstream.js";
+
+let mock: MockUpstream;
+let gw: Awaited<ReturnType<typeof startTestGateway>>;
+
+beforeAll(async () => {
+  mock = await startMockUpstream();
+  gw = await startTestGateway(mock.url);
+});
+afterAll(async () => {
+  await gw?.stop();
+  await mock?.close();
+});
+
+/** An admin API call as the local admin (root token). */
+async function api(
+  method: string,
+  path: string,
+  body?: unknown,
+  base = gw,
+): Promise<{ status: number; json: Json }> {
+  const res = await fetch(base.url + path, {
+    method,
+    headers: { authorization: `Bearer ${base.runtime.rootToken}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, json: await res.json() };
+}
+
+const client = (headers: Record<string, string>, base = gw) =>
+  new OpenAI({ apiKey: "sk-test", baseURL: `${base.url}/v1`, maxRetries: 0, defaultHeaders: headers });
+
+// A ~4,000-token prompt, the size of the prompt behind the cache-write fixture (4,020 input tokens):
+// the worst-case reservation is computed from what the request really sends.
+const LONG_PROMPT = "lorem ipsum dolor sit amet ".repeat(600);
+const CACHE_WRITE = "openai/chat-completion.gpt-5.6-sol.cache-write.json"; // $0.020172 per call
+
+const costOf = async (user: string) =>
+  (await gatewayRecords(gw.runtime))
+    .filter((r) => r.user_id === user)
+    .reduce((a, r) => a + r.cost_nanousd, 0n);
+
+describe("hard caps", () => {
+  it("200 concurrent calls against a $1.00 cap: spend never exceeds it; the refused get a typed 429", async () => {
+    expect(
+      (
+        await api("POST", "/api/budgets", {
+          id: "conc",
+          scope: { user_id: "u-conc" },
+          window: "day",
+          limit_usd: "1.00",
+        })
+      ).status,
+    ).toBe(201);
+    const oa = client({ "x-tollgate-user-id": "u-conc", "x-mock-fixture": CACHE_WRITE });
+    const call = () =>
+      oa.chat.completions.create({
+        model: "gpt-5.6-sol",
+        max_completion_tokens: 64,
+        messages: [{ role: "user", content: LONG_PROMPT }],
+      });
+    const results = await Promise.allSettled(Array.from({ length: 200 }, call));
+    const ok = results.filter((r) => r.status === "fulfilled").length;
+    const refused = results
+      .filter((r) => r.status === "rejected")
+      .map((r) => (r as PromiseRejectedResult).reason);
+    expect(ok).toBeGreaterThan(10);
+    expect(refused.length).toBe(200 - ok);
+    for (const e of refused) {
+      expect(e).toBeInstanceOf(OpenAI.RateLimitError);
+      expect(e.status).toBe(429);
+      expect(e.code).toBe("budget_exceeded");
+      expect(e.error.budget).toMatchObject({ id: "conc", limit_usd: "1.00", window: "day" });
+      expect(Number(e.headers.get("retry-after"))).toBeGreaterThan(0);
+    }
+    // Later calls fill the cap as reservations settle, one at a time, and still never pass it.
+    for (let i = 0; i < 60; i++) await call().catch(() => {});
+    const spent = await costOf("u-conc");
+    expect(spent <= usdToNano("1.00")).toBe(true);
+    expect(spent > usdToNano("0.90")).toBe(true); // the cap is usable almost to the cent
+    const status = await api("GET", "/api/budgets/conc");
+    expect(status.json).toMatchObject({ id: "conc", state: "ok", limit_usd: "1.00", reserved_usd: "0.00" });
+    expect(status.json.spend_usd).toBe(formatUsd(spent));
+  });
+
+  it("through the Anthropic SDK the refusal is an Anthropic RateLimitError in Anthropic's error shape", async () => {
+    await api("POST", "/api/budgets", {
+      id: "tiny",
+      scope: { feature: "tiny" },
+      window: "month",
+      limit_usd: "0.000001",
+    });
+    const an = new Anthropic({
+      apiKey: "sk-ant",
+      baseURL: gw.url,
+      maxRetries: 0,
+      defaultHeaders: { "x-tollgate-feature": "tiny" },
+    });
+    const err = await an.messages
+      .create({ model: "claude-sonnet-4-5", max_tokens: 100, messages: [{ role: "user", content: "hi" }] })
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(Anthropic.RateLimitError);
+    expect(err.error).toMatchObject({
+      type: "error",
+      error: { type: "rate_limit_error", code: "budget_exceeded", budget: { id: "tiny" } },
+    });
+  });
+
+  it("per-customer caps with overrides: each customer has its own bucket; acme gets more", async () => {
+    await api("POST", "/api/budgets", {
+      id: "per-customer",
+      scope: { customer_id: "*", feature: "tiers" },
+      window: "day",
+      limit_usd: "0.0003",
+      overrides: [{ when: { customer_id: "acme" }, limit_usd: "5.00" }],
+    });
+    const call = (customer: string) =>
+      client({ "x-tollgate-customer-id": customer, "x-tollgate-feature": "tiers" })
+        .chat.completions.create({
+          model: "gpt-4.1-nano",
+          max_tokens: 400,
+          messages: [{ role: "user", content: "hello" }],
+        })
+        .then(
+          () => "ok",
+          (e) => e.code,
+        );
+    // gpt-4.1-nano: ~$0.0002 worst case for this request, $0.000147 actual.
+    expect([await call("free-1"), await call("free-1"), await call("free-1")]).toEqual([
+      "ok",
+      "budget_exceeded",
+      "budget_exceeded",
+    ]);
+    expect(await call("free-2")).toBe("ok"); // another customer, another bucket
+    expect([await call("acme"), await call("acme"), await call("acme")]).toEqual(["ok", "ok", "ok"]);
+    await gw.runtime.recorder.flush(); // buckets are listed from stored spend
+    const { json } = await api("GET", "/api/budgets/per-customer");
+    const byCustomer = Object.fromEntries(json.buckets.map((b: Json) => [b.bucket.customer_id, b]));
+    expect(byCustomer.acme.limit_usd).toBe("5.00");
+    expect(byCustomer["free-1"]).toMatchObject({ limit_usd: "0.0003", spend_usd: "0.0001468" });
+  });
+
+  it("unpriced models: a budget with unpriced=block refuses them, with a clear error", async () => {
+    await api("POST", "/api/budgets", {
+      id: "no-unpriced",
+      scope: { feature: "strict" },
+      window: "day",
+      limit_usd: "10",
+      unpriced: "block",
+    });
+    const err = await client({ "x-tollgate-feature": "strict" })
+      .chat.completions.create({ model: "mystery-model-9", messages: [{ role: "user", content: "hi" }] })
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.PermissionDeniedError);
+    expect(err.code).toBe("model_unpriced");
+    expect(err.message).toContain("mystery-model-9");
+  });
+});
+
+describe("states, alerts and audit", () => {
+  it("ok → warning → exceeded transitions are recorded with spend, limit and the triggering call", async () => {
+    await api("POST", "/api/budgets", {
+      id: "watch",
+      scope: { feature: "watch" },
+      window: "week",
+      limit_usd: "0.04",
+      warn_at: [0.5, 0.8],
+      action: "alert_only",
+    });
+    const oa = client({ "x-tollgate-feature": "watch", "x-mock-fixture": CACHE_WRITE });
+    for (let i = 0; i < 3; i++)
+      await oa.chat.completions.create({
+        model: "gpt-5.6-sol",
+        max_completion_tokens: 64,
+        messages: [{ role: "user", content: LONG_PROMPT }],
+      });
+    // alert_only never refuses: the third call went through although the first two spent $0.0403
+    const { json } = await api("GET", "/api/limit-events?type=budget_state&subject=watch");
+    const steps = json.events.map((e: Json) => [e.from_state, e.to_state, e.detail.level]);
+    expect(steps).toEqual([
+      ["ok", "warning", 1],
+      ["warning", "exceeded", 3],
+    ]);
+    const exceeded = json.events[1];
+    expect(exceeded.limit_nanousd).toBe(usdToNano("0.04").toString());
+    expect(BigInt(exceeded.spend_nanousd) >= usdToNano("0.04")).toBe(true);
+    const recs = await gatewayRecords(gw.runtime);
+    expect(recs.some((r) => r.event_id === exceeded.event_id && r.feature === "watch")).toBe(true);
+  });
+
+  it("every budget change is audited (who, when, before, after); bad budgets are refused field by field", async () => {
+    const b = { id: "audited", scope: { user_id: "x" }, window: "day", limit_usd: "1.00" };
+    expect((await api("PUT", "/api/budgets/audited", b)).status).toBe(201);
+    expect((await api("PUT", "/api/budgets/audited", { ...b, limit_usd: "2.50" })).status).toBe(200);
+    expect((await api("DELETE", "/api/budgets/audited")).status).toBe(200);
+    const { json } = await api("GET", "/api/budgets/audited/audit");
+    expect(
+      json.audit.map((a: Json) => [
+        a.action,
+        a.actor,
+        a.before?.limit_usd ?? null,
+        a.after?.limit_usd ?? null,
+      ]),
+    ).toEqual([
+      ["create", "local-admin", null, "1.00"],
+      ["update", "local-admin", "1.00", "2.50"],
+      ["delete", "local-admin", "2.50", null],
+    ]);
+    const bad = await api("POST", "/api/budgets", {
+      id: "bad one",
+      window: "fortnight",
+      limit_usd: 5,
+      action: "throttle",
+      scope: { colour: "red" },
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.json.error.code).toBe("invalid_policy");
+    expect(bad.json.error.errors.map((e: Json) => e.field).sort()).toEqual(
+      ["id", "limit_usd", "scope.colour", "window"].sort(),
+    );
+    expect((await api("GET", "/api/budgets/bad%20one")).status).toBe(400);
+  });
+});
+
+describe("rate limits and throttling", () => {
+  it("requests per minute: the call past the limit gets 429 rate_limited with Retry-After", async () => {
+    await api("POST", "/api/rate-limits", {
+      id: "rpm",
+      scope: { feature: "rpm", user_id: "*" },
+      requests_per_min: 3,
+    });
+    const oa = client({ "x-tollgate-feature": "rpm", "x-tollgate-user-id": "r1" });
+    const call = () =>
+      oa.chat.completions.create({ model: "gpt-4.1-nano", messages: [{ role: "user", content: "hi" }] }).then(
+        () => "ok",
+        (e) => e,
+      );
+    const out = [await call(), await call(), await call(), await call()];
+    expect(out.slice(0, 3)).toEqual(["ok", "ok", "ok"]);
+    const e = out[3] as Json;
+    expect(e).toBeInstanceOf(OpenAI.RateLimitError);
+    expect(e.code).toBe("rate_limited");
+    expect(e.error.rate_limit).toMatchObject({ id: "rpm", metric: "requests", limit: 3, window: "1m" });
+    expect(Number(e.headers.get("retry-after"))).toBeGreaterThan(0);
+    // another user of the same feature has their own counter
+    expect(
+      await client({ "x-tollgate-feature": "rpm", "x-tollgate-user-id": "r2" })
+        .chat.completions.create({ model: "gpt-4.1-nano", messages: [{ role: "user", content: "hi" }] })
+        .then(() => "ok"),
+    ).toBe("ok");
+  });
+
+  it("throttle: past its cap a budget admits only throttle_rpm calls a minute instead of blocking", async () => {
+    await api("POST", "/api/budgets", {
+      id: "slow",
+      scope: { feature: "slow" },
+      window: "day",
+      limit_usd: "0.0001",
+      action: "throttle",
+      throttle_rpm: 2,
+    });
+    const oa = client({ "x-tollgate-feature": "slow" });
+    const call = () =>
+      oa.chat.completions.create({ model: "gpt-4.1-nano", messages: [{ role: "user", content: "hi" }] }).then(
+        () => "ok",
+        (e) => e.code,
+      );
+    // 1st call spends past the cap; then 2 a minute pass and the rest are throttled
+    expect([await call(), await call(), await call(), await call()]).toEqual([
+      "ok",
+      "ok",
+      "ok",
+      "rate_limited",
+    ]);
+  });
+});
+
+describe("agent runs", () => {
+  it("a runaway agent loop is killed at its cost ceiling: no call after the one that crossed it", async () => {
+    expect(
+      (await api("PUT", "/api/agents/support-bot", { max_cost_usd: "0.05", max_llm_calls: 1000 })).status,
+    ).toBe(201);
+    const oa = client({ "x-tollgate-agent-run-id": "run-away-1", "x-tollgate-agent-type": "support-bot" });
+    const costs: bigint[] = [];
+    let refusal: Json = null;
+    for (let step = 0; step < 100 && !refusal; step++) {
+      // an agent loop: ask the model, "run the tool", ask again (o3-mini reasoning reply: $0.0108427)
+      const res = await oa.chat.completions
+        .create({
+          model: "o3-mini",
+          max_completion_tokens: 3000,
+          messages: [{ role: "user", content: `step ${step}` }],
+        })
+        .withResponse()
+        .catch((e) => e);
+      if (res instanceof Error) refusal = res;
+      else costs.push(usdToNano(res.response.headers.get("x-tollgate-cost-usd")!));
+    }
+    const ceiling = usdToNano("0.05");
+    const total = costs.reduce((a, b) => a + b, 0n);
+    const beforeLast = total - costs[costs.length - 1]!;
+    expect(beforeLast < ceiling).toBe(true); // every call but the last was under the ceiling…
+    expect(total >= ceiling).toBe(true); // …the last crossed it, and nothing ran after it
+    expect(costs.length).toBe(5);
+    expect(refusal).toBeInstanceOf(OpenAI.RateLimitError);
+    expect(refusal.code).toBe("agent_run_killed");
+    expect(refusal.error.agent_run).toMatchObject({
+      id: "run-away-1",
+      agent_type: "support-bot",
+      ceiling: "cost_nanousd",
+      limit: ceiling.toString(),
+    });
+    // every further call of the run is refused; other runs are not affected
+    const again = await oa.chat.completions
+      .create({ model: "o3-mini", messages: [{ role: "user", content: "x" }] })
+      .catch((e) => e);
+    expect(again.code).toBe("agent_run_killed");
+    const other = client({ "x-tollgate-agent-run-id": "run-ok-2", "x-tollgate-agent-type": "support-bot" });
+    await expect(
+      other.chat.completions.create({ model: "o3-mini", messages: [{ role: "user", content: "x" }] }),
+    ).resolves.toBeTruthy();
+    const run = await api("GET", "/api/runs/run-away-1");
+    expect(run.json).toMatchObject({
+      state: "killed",
+      usage: { llm_calls: 5, cost_nanousd: total.toString() },
+    });
+    const kills = await api("GET", "/api/limit-events?type=run_killed&subject=run-away-1");
+    expect(kills.json.events).toHaveLength(1);
+  });
+
+  it("max_llm_calls: the call past the ceiling is refused before it reaches the provider", async () => {
+    await api("PUT", "/api/agents/counter-bot", { max_llm_calls: 3 });
+    const oa = client({
+      "x-tollgate-agent-run-id": "count-1",
+      "x-tollgate-agent-type": "counter-bot",
+      "x-test-case": "count-1",
+    });
+    const call = () =>
+      oa.chat.completions.create({ model: "gpt-4.1-nano", messages: [{ role: "user", content: "x" }] }).then(
+        () => "ok",
+        (e) => e.code,
+      );
+    expect([await call(), await call(), await call(), await call(), await call()]).toEqual([
+      "ok",
+      "ok",
+      "ok",
+      "agent_run_killed",
+      "agent_run_killed",
+    ]);
+    expect(mock.requests.filter((r) => r.headers["x-test-case"] === "count-1")).toHaveLength(3);
+  });
+
+  it("manual kill and unkill through the API", async () => {
+    const oa = client({ "x-tollgate-agent-run-id": "manual-1" });
+    const call = () =>
+      oa.chat.completions.create({ model: "gpt-4.1-nano", messages: [{ role: "user", content: "x" }] }).then(
+        () => "ok",
+        (e) => e,
+      );
+    expect(await call()).toBe("ok");
+    expect((await api("POST", "/api/runs/manual-1/kill", { reason: "looping on refunds" })).json.state).toBe(
+      "killed",
+    );
+    const e = (await call()) as Json;
+    expect(e.code).toBe("agent_run_killed");
+    expect(e.error.agent_run).toMatchObject({ ceiling: "manual", value: "looping on refunds" });
+    expect((await api("POST", "/api/runs/manual-1/unkill")).json).toMatchObject({
+      state: "running",
+      was_killed: true,
+    });
+    expect(await call()).toBe("ok");
+  });
+});
+
+describe("restart", () => {
+  it("the current window's spend, and killed runs, survive a restart of the embedded server", async () => {
+    const first = await startTestGateway(mock.url, {}, { keepDataDir: true });
+    const dataDir = first.dataDir;
+    try {
+      await api(
+        "POST",
+        "/api/budgets",
+        { id: "persist", scope: { user_id: "p1" }, window: "day", limit_usd: "0.12" },
+        first,
+      );
+      const oa = client({ "x-tollgate-user-id": "p1", "x-mock-fixture": CACHE_WRITE }, first);
+      const call = () =>
+        oa.chat.completions
+          .create({
+            model: "gpt-5.6-sol",
+            max_completion_tokens: 64,
+            messages: [{ role: "user", content: LONG_PROMPT }],
+          })
+          .then(
+            () => "ok",
+            (e) => e.code,
+          );
+      expect([await call(), await call()]).toEqual(["ok", "ok"]);
+      await api("POST", "/api/runs/persist-run/kill", {}, first);
+      const before = (await api("GET", "/api/budgets/persist", undefined, first)).json;
+      expect(before.spend_usd).toBe("0.040344");
+      await first.stop();
+
+      const second = await startTestGateway(mock.url, {}, { dataDir, keepDataDir: true });
+      try {
+        const after = (await api("GET", "/api/budgets/persist", undefined, second)).json;
+        expect(after).toMatchObject({ spend_usd: "0.040344", state: "ok" });
+        const oa2 = client({ "x-tollgate-user-id": "p1", "x-mock-fixture": CACHE_WRITE }, second);
+        const third = await oa2.chat.completions
+          .create({
+            model: "gpt-5.6-sol",
+            max_completion_tokens: 64,
+            messages: [{ role: "user", content: LONG_PROMPT }],
+          })
+          .catch((e) => e);
+        expect(third.code).toBe("budget_exceeded"); // $0.0403 spent + $0.0817 worst case > $0.12
+        const killed = await client({ "x-tollgate-agent-run-id": "persist-run" }, second)
+          .chat.completions.create({ model: "gpt-4.1-nano", messages: [{ role: "user", content: "x" }] })
+          .catch((e) => e);
+        expect(killed.code).toBe("agent_run_killed");
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      (await import("node:fs")).rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});

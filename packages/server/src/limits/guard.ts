@@ -23,7 +23,7 @@ import {
   worstCaseCost,
   worstCaseUsage,
 } from "@tollgate/core";
-import type { LimitEventRow, LimitsStateStore, PolicyKind, SumField } from "../store/types.js";
+import type { LimitEventRow, LimitsStateStore, PolicyKind, RunUsageRow, SumField } from "../store/types.js";
 import {
   budgetExceeded,
   budgetThrottled,
@@ -331,16 +331,6 @@ export class SpendGuard {
     const now = this.#now();
     for (const ws of new Set([...workspaces, ...this.registry.workspaces()])) {
       for (const b of this.registry.forWorkspace(ws).budgets) await this.#rebuildBudget(ws, b, now);
-      for (const r of await this.events.runUsage(ws, now - RUN_HISTORY_MS))
-        this.store.seedRun(ws, `r:${r.agent_run_id}`, {
-          cost_nanousd: r.cost_nanousd,
-          total_tokens: r.total_tokens,
-          llm_calls: r.llm_calls,
-          tool_calls: r.tool_calls,
-          retries: r.retries,
-          span_depth: 0,
-          started_at: r.started_at,
-        });
       const kills = new Map<string, LimitEventRow>();
       for (const t of ["run_killed", "run_unkilled"])
         for (const e of await this.events.limitEvents(ws, {
@@ -351,9 +341,26 @@ export class SpendGuard {
           const prev = kills.get(e.subject);
           if (!prev || prev.ts <= e.ts) kills.set(e.subject, e);
         }
-      for (const [runId, e] of kills)
-        if (e.type === "run_killed")
-          await this.store.kill(ws, `r:${runId}`, e.detail as unknown as KillReason);
+      // A run counts from its last unkill on (an unkill starts it over).
+      const seed = (r: RunUsageRow) =>
+        this.store.seedRun(ws, `r:${r.agent_run_id}`, {
+          cost_nanousd: r.cost_nanousd,
+          total_tokens: r.total_tokens,
+          llm_calls: r.llm_calls,
+          tool_calls: r.tool_calls,
+          retries: r.retries,
+          span_depth: 0,
+          started_at: r.started_at,
+        });
+      for (const r of await this.events.runUsage(ws, now - RUN_HISTORY_MS))
+        if (kills.get(r.agent_run_id)?.type !== "run_unkilled") seed(r);
+      for (const [runId, e] of kills) {
+        if (e.type === "run_killed") await this.store.kill(ws, `r:${runId}`, e.detail as unknown as KillReason);
+        else {
+          await this.store.unkill(ws, `r:${runId}`, e.ts);
+          for (const r of await this.events.runUsage(ws, e.ts, runId)) seed(r);
+        }
+      }
     }
   }
 
@@ -446,7 +453,7 @@ export class SpendGuard {
   }
 
   async unkillRun(ws: string, runId: string, by: string): Promise<boolean> {
-    const was = await this.store.unkill(ws, `r:${runId}`);
+    const was = await this.store.unkill(ws, `r:${runId}`, this.#now());
     await this.events.appendLimitEvents([
       {
         ...killRow(

@@ -173,10 +173,10 @@ export class MemoryLimitStore implements LimitStore {
     return Promise.resolve();
   }
 
-  unkill(workspace: string, key: string): Promise<boolean> {
-    const run = this.#runs.get(`${workspace}\u0000${key}`);
-    const was = !!run?.killed;
-    if (run) run.killed = null;
+  unkill(workspace: string, key: string, now: number): Promise<boolean> {
+    const k = `${workspace}\u0000${key}`;
+    const was = !!this.#runs.get(k)?.killed;
+    this.#runs.set(k, { usage: emptyRunUsage(now), killed: null });
     return Promise.resolve(was);
   }
 

@@ -219,8 +219,10 @@ export class RedisLimitStore implements LimitStore {
       .exec();
   }
 
-  async unkill(workspace: string, key: string): Promise<boolean> {
-    return (await this.redis.hdel(`tg:{${workspace}}:${key}`, "killed")) === 1;
+  async unkill(workspace: string, key: string, now: number): Promise<boolean> {
+    const k = `tg:{${workspace}}:${key}`;
+    const res = await this.redis.multi().hexists(k, "killed").del(k).hset(k, "started", now).pexpire(k, 604_800_000).exec();
+    return res?.[0]?.[1] === 1;
   }
 
   seedBucket(): void {}

@@ -112,7 +112,8 @@ export interface LimitStore {
   buckets(workspace: string, refs: BucketRef[], now: number): Promise<BucketStatus[]>;
   run(workspace: string, key: string): Promise<RunStatus | null>;
   kill(workspace: string, key: string, reason: KillReason): Promise<void>;
-  unkill(workspace: string, key: string): Promise<boolean>;
+  /** Lifts a kill; the run starts over with fresh counters (else its ceilings would kill it again at once). */
+  unkill(workspace: string, key: string, now: number): Promise<boolean>;
   /** Seeds counters (memory rebuild at start); additive. */
   seedBucket(
     workspace: string,

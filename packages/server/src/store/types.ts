@@ -183,7 +183,8 @@ export interface LimitsStateStore {
     by: readonly SumField[],
     hourly: boolean,
   ): Promise<CostSumRow[]>;
-  runUsage(workspaceId: string, since: number): Promise<RunUsageRow[]>;
+  /** Per-run usage from `since` on (of one run when `runId` is given). */
+  runUsage(workspaceId: string, since: number, runId?: string): Promise<RunUsageRow[]>;
 }
 
 /** A complete store: events, keys, limits state, and its lifecycle. */

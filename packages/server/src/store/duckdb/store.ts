@@ -390,16 +390,16 @@ export class DuckDbStore implements Store {
     }));
   }
 
-  async runUsage(workspaceId: string, since: number): Promise<RunUsageRow[]> {
+  async runUsage(workspaceId: string, since: number, runId?: string): Promise<RunUsageRow[]> {
     const res = await this.reader.run((conn) =>
       conn.runAndReadAll(
         `SELECT agent_run_id, sum(cost_nanousd)::HUGEINT, sum(${INPUT_TOKENS} + output_tokens)::HUGEINT,
                 count(*) FILTER (WHERE kind IN ('llm', 'embedding')), count(*) FILTER (WHERE kind = 'tool'),
                 count(*) FILTER (WHERE attempt > 1), epoch_ms(min(ts_start))
          FROM events WHERE workspace_id = $1 AND agent_run_id IS NOT NULL
-           AND ts_start >= make_timestamp($2::BIGINT * 1000)
+           AND ts_start >= make_timestamp($2::BIGINT * 1000) ${runId === undefined ? "" : "AND agent_run_id = $3"}
          GROUP BY agent_run_id`,
-        [workspaceId, since],
+        runId === undefined ? [workspaceId, since] : [workspaceId, since, runId],
       ),
     );
     return res.getRowsJS().map((r) => ({

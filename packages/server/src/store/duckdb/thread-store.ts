@@ -164,8 +164,8 @@ export class ThreadStore implements Store {
   ): Promise<CostSumRow[]> {
     return this.#call("sumCost", filter, by, hourly);
   }
-  runUsage(workspaceId: string, since: number): Promise<RunUsageRow[]> {
-    return this.#call("runUsage", workspaceId, since);
+  runUsage(workspaceId: string, since: number, runId?: string): Promise<RunUsageRow[]> {
+    return this.#call("runUsage", workspaceId, since, runId);
   }
   async close(): Promise<void> {
     await this.#call("close");

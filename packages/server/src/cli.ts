@@ -3,6 +3,7 @@ import { CliError } from "./cli/common.js";
 import { registerDemo } from "./cli/demo.js";
 import { registerIngest } from "./cli/ingest.js";
 import { registerKeys } from "./cli/keys.js";
+import { registerLimits } from "./cli/limits.js";
 import { registerPrices } from "./cli/prices.js";
 import { registerServe } from "./cli/serve.js";
 import { registerSpend } from "./cli/spend.js";
@@ -15,6 +16,11 @@ const program = new Command("tollgate")
     "--pricebook <file>",
     "price book YAML/JSON: custom models, discounts, aliases (env TOLLGATE_PRICEBOOK)",
   )
+  .option("--limits <file>", "budgets, rate limits and agent ceilings, YAML/JSON (env TOLLGATE_LIMITS)")
+  .option(
+    "--redis <url>",
+    "Redis for limits shared by many gateways (env TOLLGATE_REDIS_URL); else in-memory",
+  )
   .showHelpAfterError();
 
 registerServe(program);
@@ -23,6 +29,7 @@ registerDemo(program);
 registerKeys(program);
 registerPrices(program);
 registerSpend(program);
+registerLimits(program);
 
 program.parseAsync().catch((e: unknown) => {
   if (e instanceof CliError || e instanceof DataDirLockedError) {

@@ -1,6 +1,5 @@
-import { unwatchFile, watchFile } from "node:fs";
 import { PriceBook, type PricingEngine } from "@tollgate/core";
-import { readYamlFile } from "./yaml-file.js";
+import { readYamlFile, watchConfigFile } from "./yaml-file.js";
 
 /** Reads a price book from YAML or JSON (JSON is YAML); errors name the file and the failing path. */
 export function loadPriceBook(path: string): PriceBook {
@@ -26,10 +25,5 @@ export function watchPriceBook(path: string, engine: PricingEngine, log: (msg: s
       log(`price book NOT reloaded, keeping ${engine.priceBookRef}: ${(e as Error).message}`);
     }
   };
-  watchFile(path, { interval: 1000 }, reload);
-  process.on("SIGHUP", reload);
-  return () => {
-    unwatchFile(path, reload);
-    process.off("SIGHUP", reload);
-  };
+  return watchConfigFile(path, reload);
 }

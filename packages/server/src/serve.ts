@@ -8,6 +8,7 @@ import { type GatewayConfig, gatewayConfigFromEnv } from "./gateway/config.js";
 import { Gateway } from "./gateway/proxy.js";
 import { watchPriceBook } from "./pricebook-file.js";
 import { openRuntime, type Runtime } from "./runtime.js";
+import { watchConfigFile } from "./yaml-file.js";
 
 export interface ServerInfo {
   pid: number;
@@ -65,9 +66,23 @@ export async function startServer(
   const url = `http://${opts.host === "0.0.0.0" ? "127.0.0.1" : opts.host}:${port}`;
   const info: ServerInfo = { pid: process.pid, url, token: runtime.rootToken };
   writeFileSync(serverInfoPath(opts.dataDir), JSON.stringify(info), { mode: 0o600 });
-  const unwatch = opts.pricebookPath
+  const unwatchPrices = opts.pricebookPath
     ? watchPriceBook(opts.pricebookPath, runtime.engine, opts.log)
     : () => {};
+  const limitsPath = opts.limitsPath;
+  const unwatchLimits = limitsPath
+    ? watchConfigFile(limitsPath, () => {
+        try {
+          opts.log(`limits file reloaded: ${runtime.guard.registry.reloadFile()} entries`);
+        } catch (e) {
+          opts.log(`limits file NOT reloaded, keeping the previous limits: ${(e as Error).message}`);
+        }
+      })
+    : () => {};
+  const unwatch = () => {
+    unwatchPrices();
+    unwatchLimits();
+  };
 
   let stopping: Promise<void> | null = null;
   const stop = () =>

@@ -24,10 +24,29 @@ const ws = () => `ws-${++seq}`;
 const NOW = Date.UTC(2026, 11, 1, 12, 0, 30);
 
 function bucket(over: Partial<BucketCharge> = {}): BucketCharge {
-  return { key: "b:cap:-", slots: ["d2026-12-01"], steps: [1000n], ttlMs: 86_400_000, limit: 1000n, enforce: true, amount: 100n, throttleRpm: null, ...over };
+  return {
+    key: "b:cap:-",
+    slots: ["d2026-12-01"],
+    steps: [1000n],
+    ttlMs: 86_400_000,
+    limit: 1000n,
+    enforce: true,
+    amount: 100n,
+    throttleRpm: null,
+    ...over,
+  };
 }
 function admitReq(w: string, over: Partial<AdmitRequest> = {}): AdmitRequest {
-  return { workspace: w, id: `res-${++seq}`, now: NOW, expiresAt: NOW + 60_000, buckets: [bucket()], rates: [], run: null, ...over };
+  return {
+    workspace: w,
+    id: `res-${++seq}`,
+    now: NOW,
+    expiresAt: NOW + 60_000,
+    buckets: [bucket()],
+    rates: [],
+    run: null,
+    ...over,
+  };
 }
 const settleOf = (req: AdmitRequest, actual: bigint) => ({
   workspace: req.workspace,
@@ -52,10 +71,17 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
 
   it("300 concurrent admissions never reserve past the cap (exactly limit / amount get in)", async () => {
     const w = ws();
-    const results = await Promise.all(Array.from({ length: 300 }, () => store().admit(admitReq(w, { buckets: [bucket({ limit: 1_000_000_000n, amount: 30_000_000n })] }))));
+    const results = await Promise.all(
+      Array.from({ length: 300 }, () =>
+        store().admit(admitReq(w, { buckets: [bucket({ limit: 1_000_000_000n, amount: 30_000_000n })] })),
+      ),
+    );
     expect(results.filter((r) => r.ok)).toHaveLength(33); // 33 × $0.03 ≤ $1.00 < 34 × $0.03
     const refused = results.find((r) => !r.ok);
-    expect(refused).toEqual({ ok: false, refusal: { kind: "budget", index: 0, spend: 0n, reserved: 990_000_000n } });
+    expect(refused).toEqual({
+      ok: false,
+      refusal: { kind: "budget", index: 0, spend: 0n, reserved: 990_000_000n },
+    });
   });
 
   it("all or nothing: a refusal by the second budget reserves nothing on the first", async () => {
@@ -64,7 +90,10 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     const second = bucket({ key: "b:b:-", limit: 50n });
     const r = await store().admit(admitReq(w, { buckets: [first, second] }));
     expect(r).toMatchObject({ ok: false, refusal: { kind: "budget", index: 1 } });
-    expect(await store().buckets(w, [first, second], NOW)).toEqual([{ spend: 0n, reserved: 0n }, { spend: 0n, reserved: 0n }]);
+    expect(await store().buckets(w, [first, second], NOW)).toEqual([
+      { spend: 0n, reserved: 0n },
+      { spend: 0n, reserved: 0n },
+    ]);
   });
 
   it("non-enforcing budgets (alert_only) reserve and count but never refuse", async () => {
@@ -76,9 +105,17 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
 
   it("a reservation nobody settles (its gateway died) stops counting when it expires", async () => {
     const w = ws();
-    expect((await store().admit(admitReq(w, { buckets: [bucket({ amount: 900n })], expiresAt: NOW + 1000 }))).ok).toBe(true);
+    expect(
+      (await store().admit(admitReq(w, { buckets: [bucket({ amount: 900n })], expiresAt: NOW + 1000 }))).ok,
+    ).toBe(true);
     expect((await store().admit(admitReq(w, { buckets: [bucket({ amount: 900n })] }))).ok).toBe(false);
-    expect((await store().admit(admitReq(w, { now: NOW + 1001, expiresAt: NOW + 60_000, buckets: [bucket({ amount: 900n })] }))).ok).toBe(true);
+    expect(
+      (
+        await store().admit(
+          admitReq(w, { now: NOW + 1001, expiresAt: NOW + 60_000, buckets: [bucket({ amount: 900n })] }),
+        )
+      ).ok,
+    ).toBe(true);
     // a late settle of the expired one adds its spend but releases nothing twice
     const late = admitReq(w, { buckets: [bucket({ amount: 900n })] });
     await store().settle({ ...settleOf(late, 5n), id: "never-admitted" });
@@ -101,9 +138,18 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
 
   it("rolling windows sum their hour slots; old hours drop out", async () => {
     const w = ws();
-    const at = (h: number) => ({ ...bucket({ key: "b:roll:-", amount: 0n }), slots: [`h${h - 2}`, `h${h - 1}`, `h${h}`] });
+    const at = (h: number) => ({
+      ...bucket({ key: "b:roll:-", amount: 0n }),
+      slots: [`h${h - 2}`, `h${h - 1}`, `h${h}`],
+    });
     const charge = (h: number, actual: bigint) =>
-      store().charge({ workspace: w, now: NOW, buckets: [{ ...at(h), reserved: 0n, actual }], tokenRates: [], run: null });
+      store().charge({
+        workspace: w,
+        now: NOW,
+        buckets: [{ ...at(h), reserved: 0n, actual }],
+        tokenRates: [],
+        run: null,
+      });
     await charge(100, 300n);
     await charge(101, 200n);
     expect((await store().buckets(w, [at(102)], NOW))[0]!.spend).toBe(500n);
@@ -121,14 +167,29 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     expect((await next(NOW + 60_000)).ok).toBe(false);
     const tpm = { key: "t:tpm:-", limit: 100, cost: 0 };
     expect((await store().admit(admitReq(w, { buckets: [], rates: [tpm] }))).ok).toBe(true);
-    await store().charge({ workspace: w, now: NOW, buckets: [], tokenRates: [{ key: "t:tpm:-", tokens: 100 }], run: null });
-    expect(await store().admit(admitReq(w, { buckets: [], rates: [tpm] }))).toEqual({ ok: false, refusal: { kind: "rate", index: 0, count: 100 } });
+    await store().charge({
+      workspace: w,
+      now: NOW,
+      buckets: [],
+      tokenRates: [{ key: "t:tpm:-", tokens: 100 }],
+      run: null,
+    });
+    expect(await store().admit(admitReq(w, { buckets: [], rates: [tpm] }))).toEqual({
+      ok: false,
+      refusal: { kind: "rate", index: 0, count: 100 },
+    });
   });
 
   it("throttle: past its limit a bucket admits throttleRpm calls a minute", async () => {
     const w = ws();
     const b = bucket({ enforce: false, throttleRpm: 2, amount: 0n, limit: 10n });
-    await store().charge({ workspace: w, now: NOW, buckets: [{ ...b, reserved: 0n, actual: 10n }], tokenRates: [], run: null });
+    await store().charge({
+      workspace: w,
+      now: NOW,
+      buckets: [{ ...b, reserved: 0n, actual: 10n }],
+      tokenRates: [],
+      run: null,
+    });
     const adm = () => store().admit(admitReq(w, { buckets: [b] }));
     expect([(await adm()).ok, (await adm()).ok]).toEqual([true, true]);
     expect(await adm()).toEqual({ ok: false, refusal: { kind: "throttle", index: 0, count: 2, spend: 10n } });
@@ -141,32 +202,69 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     expect((await adm()).ok).toBe(true);
     expect((await adm()).ok).toBe(true);
     const third = await adm();
-    expect(third).toMatchObject({ ok: false, refusal: { kind: "run", newlyKilled: true, kill: { ceiling: "llm_calls", value: "3", limit: "2" } } });
+    expect(third).toMatchObject({
+      ok: false,
+      refusal: { kind: "run", newlyKilled: true, kill: { ceiling: "llm_calls", value: "3", limit: "2" } },
+    });
     expect(await adm()).toMatchObject({ ok: false, refusal: { kind: "run", newlyKilled: false } });
 
     const run2 = { key: "r:run-2", ceilings: { cost_nanousd: 1000n }, depth: 1, retry: false };
     const settle = (cost: bigint) =>
-      store().settle({ workspace: w, id: "x", now: NOW, buckets: [], tokenRates: [], run: { key: run2.key, ceilings: run2.ceilings, cost, tokens: 10, toolCalls: 1 } });
+      store().settle({
+        workspace: w,
+        id: "x",
+        now: NOW,
+        buckets: [],
+        tokenRates: [],
+        run: { key: run2.key, ceilings: run2.ceilings, cost, tokens: 10, toolCalls: 1 },
+      });
     await store().admit(admitReq(w, { buckets: [], run: run2 }));
     expect((await settle(999n)).killed).toBeNull();
-    expect((await settle(1n)).killed).toMatchObject({ ceiling: "cost_nanousd", value: "1000", limit: "1000" });
+    expect((await settle(1n)).killed).toMatchObject({
+      ceiling: "cost_nanousd",
+      value: "1000",
+      limit: "1000",
+    });
     expect((await settle(1n)).killed).toBeNull(); // reported once
     const status = await store().run(w, run2.key);
-    expect(status?.usage).toMatchObject({ cost_nanousd: 1001n, total_tokens: 30, llm_calls: 1, tool_calls: 3 });
+    expect(status?.usage).toMatchObject({
+      cost_nanousd: 1001n,
+      total_tokens: 30,
+      llm_calls: 1,
+      tool_calls: 3,
+    });
     expect(status?.killed?.ceiling).toBe("cost_nanousd");
   });
 
   it("runs: retries and span depth count against their ceilings; kill and unkill by hand", async () => {
     const w = ws();
-    const run = (retry: boolean, depth: number) => ({ key: "r:deep", ceilings: { retries: 1, span_depth: 3 }, depth, retry });
+    const run = (retry: boolean, depth: number) => ({
+      key: "r:deep",
+      ceilings: { retries: 1, span_depth: 3 },
+      depth,
+      retry,
+    });
     expect((await store().admit(admitReq(w, { buckets: [], run: run(true, 1) }))).ok).toBe(true);
-    expect(await store().admit(admitReq(w, { buckets: [], run: run(false, 4) }))).toMatchObject({ ok: false, refusal: { kill: { ceiling: "span_depth" } } });
+    expect(await store().admit(admitReq(w, { buckets: [], run: run(false, 4) }))).toMatchObject({
+      ok: false,
+      refusal: { kill: { ceiling: "span_depth" } },
+    });
     expect(await store().unkill(w, "r:deep", NOW)).toBe(true);
     expect(await store().admit(admitReq(w, { buckets: [], run: run(true, 1) }))).toEqual({ ok: true });
-    expect(await store().admit(admitReq(w, { buckets: [], run: run(true, 1) }))).toMatchObject({ ok: false, refusal: { kill: { ceiling: "retries", value: "2", limit: "1" } } });
+    expect(await store().admit(admitReq(w, { buckets: [], run: run(true, 1) }))).toMatchObject({
+      ok: false,
+      refusal: { kill: { ceiling: "retries", value: "2", limit: "1" } },
+    });
     await store().unkill(w, "r:deep", NOW);
     await store().kill(w, "r:deep", { ceiling: "manual", value: "stop", limit: "-", at: NOW, by: "ops" });
-    expect(await store().admit(admitReq(w, { buckets: [], run: run(false, 1) }))).toMatchObject({ ok: false, refusal: { kill: { ceiling: "manual", by: "ops" } } });
-    expect((await store().run(w, "r:deep"))?.usage).toMatchObject({ ...emptyRunUsage(NOW), cost_nanousd: 0n, started_at: NOW });
+    expect(await store().admit(admitReq(w, { buckets: [], run: run(false, 1) }))).toMatchObject({
+      ok: false,
+      refusal: { kill: { ceiling: "manual", by: "ops" } },
+    });
+    expect((await store().run(w, "r:deep"))?.usage).toMatchObject({
+      ...emptyRunUsage(NOW),
+      cost_nanousd: 0n,
+      started_at: NOW,
+    });
   });
 });

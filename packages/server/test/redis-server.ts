@@ -24,11 +24,24 @@ async function freePort(): Promise<number> {
  */
 export async function startRedis(): Promise<TestRedis> {
   if (spawnSync("redis-server", ["--version"]).error)
-    throw new Error("redis-server is not installed: apt-get install -y redis-server (the Redis limit tests need it)");
+    throw new Error(
+      "redis-server is not installed: apt-get install -y redis-server (the Redis limit tests need it)",
+    );
   const port = await freePort();
   const proc: ChildProcess = spawn(
     "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "no"],
+    [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--protected-mode",
+      "no",
+    ],
     { stdio: "ignore" },
   );
   const deadline = Date.now() + 10_000;

@@ -27,10 +27,12 @@ const fixedScope = ScopeSchema.refine(
 );
 
 /** A positive USD amount as a decimal string, at most MAX_LIMIT_USD. */
+const USD_RE = /^\d{1,7}(\.\d{1,9})?$/;
 export const usdAmount = z
   .string({ error: 'must be a decimal string of USD, e.g. "1.00"' })
-  .regex(/^\d{1,7}(\.\d{1,9})?$/, 'must be a decimal string of USD, e.g. "1.00" (at most 9 decimals)')
+  .regex(USD_RE, 'must be a decimal string of USD, e.g. "1.00" (at most 9 decimals)')
   .refine((s) => {
+    if (!USD_RE.test(s)) return true; // reported by the pattern above
     const n = usdToNano(parseDecimal(s));
     return n > 0n && n <= MAX_LIMIT_NANO;
   }, `must be more than 0 and at most ${MAX_LIMIT_USD}`);

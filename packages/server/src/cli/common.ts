@@ -1,13 +1,20 @@
-import { dataDirFrom, pricebookFrom, type RuntimeOptions } from "../config.js";
+import { dataDirFrom, limitsFrom, pricebookFrom, type RuntimeOptions } from "../config.js";
 import type { Reply } from "./client.js";
 
 export interface GlobalOpts {
   dataDir?: string;
   pricebook?: string;
+  limits?: string;
+  redis?: string;
 }
 
 export function runtimeOptions(g: GlobalOpts): RuntimeOptions {
-  return { dataDir: dataDirFrom(g.dataDir), pricebookPath: pricebookFrom(g.pricebook) };
+  return {
+    dataDir: dataDirFrom(g.dataDir),
+    pricebookPath: pricebookFrom(g.pricebook),
+    limitsPath: limitsFrom(g.limits),
+    redisUrl: g.redis ?? null,
+  };
 }
 
 /** A failed command: message for humans, exit code for scripts. */

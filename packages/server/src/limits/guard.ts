@@ -355,7 +355,8 @@ export class SpendGuard {
       for (const r of await this.events.runUsage(ws, now - RUN_HISTORY_MS))
         if (kills.get(r.agent_run_id)?.type !== "run_unkilled") seed(r);
       for (const [runId, e] of kills) {
-        if (e.type === "run_killed") await this.store.kill(ws, `r:${runId}`, e.detail as unknown as KillReason);
+        if (e.type === "run_killed")
+          await this.store.kill(ws, `r:${runId}`, e.detail as unknown as KillReason);
         else {
           await this.store.unkill(ws, `r:${runId}`, e.ts);
           for (const r of await this.events.runUsage(ws, e.ts, runId)) seed(r);

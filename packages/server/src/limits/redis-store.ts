@@ -221,7 +221,13 @@ export class RedisLimitStore implements LimitStore {
 
   async unkill(workspace: string, key: string, now: number): Promise<boolean> {
     const k = `tg:{${workspace}}:${key}`;
-    const res = await this.redis.multi().hexists(k, "killed").del(k).hset(k, "started", now).pexpire(k, 604_800_000).exec();
+    const res = await this.redis
+      .multi()
+      .hexists(k, "killed")
+      .del(k)
+      .hset(k, "started", now)
+      .pexpire(k, 604_800_000)
+      .exec();
     return res?.[0]?.[1] === 1;
   }
 

@@ -1,0 +1,288 @@
+import { readFileSync } from "node:fs";
+import type { Command } from "commander";
+import { parse as parseYaml } from "yaml";
+import { connect } from "./client.js";
+import { CliError, expectOk, type GlobalOpts, printJson, runtimeOptions } from "./common.js";
+import { groupThousands, renderTable } from "./table.js";
+
+type Json = Record<string, unknown>;
+
+/** Runs one API request as the local admin and returns its body (or throws the server's message). */
+async function call(cmd: Command, method: string, path: string, what: string, body?: unknown) {
+  const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
+  try {
+    return expectOk(await client.request(method, path, body), what);
+  } finally {
+    await client.close();
+  }
+}
+
+/** "user_id=u1" pairs → an object; the value "*" means one bucket per distinct value. */
+function pairs(list: string[] | undefined, flag: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const p of list ?? []) {
+    const i = p.indexOf("=");
+    if (i < 1) throw new CliError(`${flag} takes FIELD=VALUE (got ${JSON.stringify(p)})`, 2);
+    out[p.slice(0, i)] = p.slice(i + 1);
+  }
+  return out;
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+const ws = (w: string) => `workspace=${encodeURIComponent(w)}`;
+
+function readSpecFile(path: string): unknown {
+  try {
+    return parseYaml(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new CliError(`cannot read ${path}: ${(e as Error).message}`, 2);
+  }
+}
+
+function printStatus(budgets: Json[]): void {
+  const rows: string[][] = [];
+  for (const b of budgets)
+    for (const k of b.buckets as Json[]) {
+      const bucket = Object.entries(k.bucket as Record<string, string>).map(
+        ([f, v]) => `${f}=${v || "(none)"}`,
+      );
+      rows.push([
+        String(b.id),
+        bucket.join(" ") || "-",
+        String((b.budget as Json).window),
+        String(k.state),
+        `$${groupThousands(String(k.spend_usd))}`,
+        `$${groupThousands(String(k.reserved_usd))}`,
+        `$${groupThousands(String(k.limit_usd))}`,
+        `$${groupThousands(String(k.remaining_usd))}`,
+        (k.reset_at as string | null) ?? "never",
+      ]);
+    }
+  if (!rows.length) {
+    console.log("no budgets (create one with `tollgate budgets set`)");
+    return;
+  }
+  console.log(
+    renderTable(
+      ["budget", "bucket", "window", "state", "spend", "reserved", "limit", "remaining", "resets"],
+      rows,
+    ),
+  );
+}
+
+interface BudgetFlags {
+  file?: string;
+  window?: string;
+  limit?: string;
+  scope?: string[];
+  warnAt?: string;
+  action: string;
+  throttleRpm?: string;
+  unpriced: string;
+  failMode: string;
+  timezone: string;
+  override?: string[];
+  workspace: string;
+  json?: boolean;
+}
+
+export function registerLimits(program: Command): void {
+  const budgets = program
+    .command("budgets")
+    .description("spend caps: set, inspect and remove budgets (every change is audited)");
+  budgets
+    .command("set [id]")
+    .description("create or replace a budget (from flags, or a YAML/JSON file with --file)")
+    .option("--file <path>", "the budget as YAML/JSON (same fields as POST /api/budgets)")
+    .option("--window <w>", "day | week | month | lifetime | <N>h (rolling)")
+    .option("--limit <usd>", 'amount in USD, a decimal string, e.g. "1.00"')
+    .option(
+      "--scope <field=value>",
+      "repeatable: user_id=u1, customer_id=* (each customer separately), tag=beta, …",
+      collect,
+    )
+    .option("--warn-at <fractions>", "comma-separated warning thresholds, e.g. 0.5,0.8")
+    .option("--action <a>", "block (hard cap) | throttle | alert_only", "block")
+    .option("--throttle-rpm <n>", "with --action throttle: requests/min allowed past the cap")
+    .option("--unpriced <p>", "models without a price: allow | block", "allow")
+    .option("--fail-mode <m>", "when the limit backend is down: fail_open | fail_closed", "fail_open")
+    .option("--timezone <tz>", "IANA zone for day/week/month windows", "UTC")
+    .option("--override <field=value:usd>", "repeatable per-value limit, e.g. customer_id=acme:500", collect)
+    .option("-w, --workspace <id>", "workspace", "default")
+    .option("--json", "print the stored budget as JSON")
+    .action(async (id: string | undefined, o: BudgetFlags, cmd: Command) => {
+      let spec: unknown;
+      if (o.file) spec = readSpecFile(o.file);
+      else {
+        if (!id || !o.window || !o.limit) throw new CliError("give ID, --window and --limit (or --file)", 2);
+        spec = {
+          id,
+          scope: pairs(o.scope, "--scope"),
+          window: o.window,
+          timezone: o.timezone,
+          limit_usd: o.limit,
+          warn_at: o.warnAt ? o.warnAt.split(",").map(Number) : [],
+          action: o.action,
+          ...(o.throttleRpm ? { throttle_rpm: Number(o.throttleRpm) } : {}),
+          unpriced: o.unpriced,
+          fail_mode: o.failMode,
+          overrides: (o.override ?? []).map((x: string) => {
+            const m = /^([^=]+)=(.*):([\d.]+)$/.exec(x);
+            if (!m) throw new CliError(`--override takes FIELD=VALUE:USD (got ${JSON.stringify(x)})`, 2);
+            return { when: { [m[1]!]: m[2]! }, limit_usd: m[3]! };
+          }),
+        };
+      }
+      const res = await call(cmd, "POST", `/api/budgets?${ws(o.workspace)}`, "budgets set", spec);
+      if (o.json) printJson(res);
+      else
+        console.log(
+          `budget ${res.id} saved: $${res.budget.limit_usd} per ${res.budget.window}, ${res.budget.action}`,
+        );
+    });
+  budgets
+    .command("status [id]")
+    .description("spend, reservations, state and reset time of every budget (or one)")
+    .option("-w, --workspace <id>", "workspace", "default")
+    .option("--json", "print as JSON")
+    .action(async (id: string | undefined, o: { workspace: string; json?: boolean }, cmd: Command) => {
+      const path = id ? `/api/budgets/${encodeURIComponent(id)}` : "/api/budgets";
+      const res = await call(cmd, "GET", `${path}?${ws(o.workspace)}`, "budgets status");
+      if (o.json) return printJson(res);
+      printStatus(id ? [res] : res.budgets);
+    });
+  budgets
+    .command("delete <id>")
+    .description("remove a budget")
+    .option("-w, --workspace <id>", "workspace", "default")
+    .action(async (id: string, o: { workspace: string }, cmd: Command) => {
+      await call(
+        cmd,
+        "DELETE",
+        `/api/budgets/${encodeURIComponent(id)}?${ws(o.workspace)}`,
+        "budgets delete",
+      );
+      console.log(`budget ${id} deleted`);
+    });
+  budgets
+    .command("audit <id>")
+    .description("who changed a budget, when, and from what to what")
+    .option("-w, --workspace <id>", "workspace", "default")
+    .option("--json", "print as JSON")
+    .action(async (id: string, o: { workspace: string; json?: boolean }, cmd: Command) => {
+      const res = await call(
+        cmd,
+        "GET",
+        `/api/budgets/${encodeURIComponent(id)}/audit?${ws(o.workspace)}`,
+        "budgets audit",
+      );
+      if (o.json) return printJson(res);
+      console.log(
+        renderTable(
+          ["when", "action", "by", "before", "after"],
+          (res.audit as Json[]).map((a) => [
+            new Date(a.ts as number).toISOString(),
+            String(a.action),
+            String(a.actor),
+            a.before ? JSON.stringify(a.before) : "-",
+            a.after ? JSON.stringify(a.after) : "-",
+          ]),
+        ),
+      );
+    });
+
+  const runs = program.command("runs").description("agent runs: status, kill switch");
+  runs
+    .command("status <run-id>")
+    .description("what a run has used, and whether it is killed")
+    .option("-w, --workspace <id>", "workspace", "default")
+    .option("--json", "print as JSON")
+    .action(async (runId: string, o: { workspace: string; json?: boolean }, cmd: Command) => {
+      const res = await call(
+        cmd,
+        "GET",
+        `/api/runs/${encodeURIComponent(runId)}?${ws(o.workspace)}`,
+        "runs status",
+      );
+      if (o.json) return printJson(res);
+      const u = res.usage as Json;
+      console.log(
+        `run ${runId}: ${res.state}${res.killed ? ` (${res.killed.ceiling}: ${res.killed.value} of ${res.killed.limit})` : ""}`,
+      );
+      console.log(
+        `  cost $${u.cost_usd}, ${u.total_tokens} tokens, ${u.llm_calls} LLM calls, ${u.tool_calls} tool calls, ${u.retries} retries`,
+      );
+    });
+  for (const verb of ["kill", "unkill"] as const)
+    runs
+      .command(`${verb} <run-id>`)
+      .description(
+        verb === "kill"
+          ? "refuse every further call of a run (429 agent_run_killed)"
+          : "let a killed run continue, with fresh counters",
+      )
+      .option("--reason <text>", "why (shown in the refusal)")
+      .option("-w, --workspace <id>", "workspace", "default")
+      .option("--json", "print as JSON")
+      .action(
+        async (runId: string, o: { workspace: string; reason?: string; json?: boolean }, cmd: Command) => {
+          const res = await call(
+            cmd,
+            "POST",
+            `/api/runs/${encodeURIComponent(runId)}/${verb}?${ws(o.workspace)}`,
+            `runs ${verb}`,
+            { reason: o.reason },
+          );
+          if (o.json) printJson(res);
+          else console.log(`run ${runId}: ${res.state}`);
+        },
+      );
+
+  const agents = program.command("agents").description("per agent_type ceilings for agent runs");
+  agents
+    .command("set <agent-type>")
+    .description("set the ceilings of an agent type (a run crossing any of them is killed)")
+    .option("--max-cost <usd>", "cost per run, USD")
+    .option("--max-tokens <n>", "total tokens per run")
+    .option("--max-llm-calls <n>", "LLM calls per run")
+    .option("--max-tool-calls <n>", "tool calls per run")
+    .option("--max-retries <n>", "retries per run")
+    .option("--max-depth <n>", "span depth")
+    .option("--max-wall-time <s>", "seconds from the run's first call")
+    .option("-w, --workspace <id>", "workspace", "default")
+    .action(async (type: string, o: Record<string, string>, cmd: Command) => {
+      const num = (v?: string) => (v === undefined ? undefined : Number(v));
+      const spec = {
+        max_cost_usd: o.maxCost,
+        max_total_tokens: num(o.maxTokens),
+        max_llm_calls: num(o.maxLlmCalls),
+        max_tool_calls: num(o.maxToolCalls),
+        max_retries: num(o.maxRetries),
+        max_span_depth: num(o.maxDepth),
+        max_wall_time_s: num(o.maxWallTime),
+      };
+      await call(
+        cmd,
+        "PUT",
+        `/api/agents/${encodeURIComponent(type)}?${ws(o.workspace!)}`,
+        "agents set",
+        JSON.parse(JSON.stringify(spec)),
+      );
+      console.log(`ceilings for ${type} saved`);
+    });
+  agents
+    .command("list")
+    .description("agent types and their ceilings")
+    .option("-w, --workspace <id>", "workspace", "default")
+    .option("--json", "print as JSON")
+    .action(async (o: { workspace: string; json?: boolean }, cmd: Command) => {
+      const res = await call(cmd, "GET", `/api/agents?${ws(o.workspace)}`, "agents list");
+      if (o.json) return printJson(res);
+      console.log(
+        renderTable(
+          ["agent_type", "source", "ceilings"],
+          (res.agents as Json[]).map((a) => [String(a.id), String(a.source), JSON.stringify(a.spec)]),
+        ),
+      );
+    });
+}

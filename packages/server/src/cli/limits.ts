@@ -206,9 +206,13 @@ export function registerLimits(program: Command): void {
       );
       if (o.json) return printJson(res);
       const u = res.usage as Json;
-      console.log(
-        `run ${runId}: ${res.state}${res.killed ? ` (${res.killed.ceiling}: ${res.killed.value} of ${res.killed.limit})` : ""}`,
-      );
+      const k = res.killed;
+      const why = !k
+        ? ""
+        : k.ceiling === "manual"
+          ? ` (by hand${k.by ? `, ${k.by}` : ""}: ${k.value})`
+          : ` (${k.ceiling}: ${k.value} of ${k.limit})`;
+      console.log(`run ${runId}: ${res.state}${why}`);
       console.log(
         `  cost $${u.cost_usd}, ${u.total_tokens} tokens, ${u.llm_calls} LLM calls, ${u.tool_calls} tool calls, ${u.retries} retries`,
       );

@@ -59,7 +59,7 @@ export async function startRedis(): Promise<TestRedis> {
     port,
     stop: () =>
       new Promise<void>((resolve) => {
-        if (proc.exitCode !== null) return resolve();
+        if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
         proc.once("exit", () => resolve());
         proc.kill("SIGKILL");
       }),

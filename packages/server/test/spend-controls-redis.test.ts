@@ -29,10 +29,14 @@ const gateways: Gateway[] = [];
 
 async function spawnGateway(limitsFile: string): Promise<Gateway> {
   const dataDir = mkdtempSync(join(dir, "gw-"));
-  const proc = spawn(process.execPath, [CLI, "--data-dir", dataDir, "--limits", limitsFile, "--redis", redis.url, "serve", "--port", "0"], {
-    env: { ...process.env, TOLLGATE_OPENAI_BASE_URL: `${mock.url}/v1` },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
+  const proc = spawn(
+    process.execPath,
+    [CLI, "--data-dir", dataDir, "--limits", limitsFile, "--redis", redis.url, "serve", "--port", "0"],
+    {
+      env: { ...process.env, TOLLGATE_OPENAI_BASE_URL: `${mock.url}/v1` },
+      stdio: ["ignore", "ignore", "inherit"],
+    },
+  );
   const info = join(dataDir, "server.json");
   const deadline = Date.now() + 30_000;
   while (!existsSync(info)) {
@@ -44,7 +48,8 @@ async function spawnGateway(limitsFile: string): Promise<Gateway> {
 }
 
 beforeAll(async () => {
-  if (!existsSync(CLI.replace("bin/tollgate.js", "dist/cli.js"))) throw new Error("build first: npm run build");
+  if (!existsSync(CLI.replace("bin/tollgate.js", "dist/cli.js")))
+    throw new Error("build first: npm run build");
   redis = await startRedis();
   mock = await startMockUpstream();
   dir = mkdtempSync(join(tmpdir(), "tollgate-redis-"));
@@ -75,11 +80,18 @@ const api = async (g: Gateway, path: string): Promise<Json> =>
   (await fetch(g.url + path, { headers: { authorization: `Bearer ${g.token}` } })).json();
 
 /** Spend recorded in a gateway's own event store for a user (waits for its recorder to store them). */
-async function storedSpend(g: Gateway, user: string, expectCalls: number): Promise<{ calls: number; cost: bigint }> {
+async function storedSpend(
+  g: Gateway,
+  user: string,
+  expectCalls: number,
+): Promise<{ calls: number; cost: bigint }> {
   for (let i = 0; i < 100; i++) {
     const { events } = await api(g, `/api/events?user_id=${user}&limit=10000`);
     if (events.length >= expectCalls)
-      return { calls: events.length, cost: events.reduce((a: bigint, e: Json) => a + BigInt(e.cost_nanousd), 0n) };
+      return {
+        calls: events.length,
+        cost: events.reduce((a: bigint, e: Json) => a + BigInt(e.cost_nanousd), 0n),
+      };
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error("records did not arrive");
@@ -88,22 +100,30 @@ async function storedSpend(g: Gateway, user: string, expectCalls: number): Promi
 describe("two gateway processes sharing Redis", () => {
   it("200 concurrent calls spread over both against one $1.00 cap: total spend never exceeds it", async () => {
     const clients = gateways.map(
-      (g) => new OpenAI({ apiKey: "sk-test", baseURL: `${g.url}/v1`, maxRetries: 0, defaultHeaders: { "x-tollgate-user-id": "u-shared", "x-mock-fixture": CACHE_WRITE } }),
+      (g) =>
+        new OpenAI({
+          apiKey: "sk-test",
+          baseURL: `${g.url}/v1`,
+          maxRetries: 0,
+          defaultHeaders: { "x-tollgate-user-id": "u-shared", "x-mock-fixture": CACHE_WRITE },
+        }),
     );
-    const call = (i: number) =>
-      clients[i % 2]!.chat.completions
-        .create({ model: "gpt-5.6-sol", max_completion_tokens: 64, messages: [{ role: "user", content: LONG_PROMPT }] })
-        .then(
-          () => ({ ok: true, i }),
-          (e) => ({ ok: false, i, e }),
-        );
+    const call = (i: number): Promise<{ ok: boolean; i: number; e?: Json }> =>
+      clients[i % 2]!.chat.completions.create({
+        model: "gpt-5.6-sol",
+        max_completion_tokens: 64,
+        messages: [{ role: "user", content: LONG_PROMPT }],
+      }).then(
+        () => ({ ok: true, i }),
+        (e) => ({ ok: false, i, e }),
+      );
     const first = await Promise.all(Array.from({ length: 200 }, (_, i) => call(i)));
     const more = [];
     for (let i = 0; i < 60; i++) more.push(await call(i));
     const all = [...first, ...more];
     const ok = all.filter((r) => r.ok);
     for (const r of all.filter((x) => !x.ok)) {
-      const e = (r as { e: Json }).e;
+      const e = r.e;
       expect(e).toBeInstanceOf(OpenAI.RateLimitError);
       expect(e.code).toBe("budget_exceeded");
     }
@@ -125,13 +145,21 @@ describe("two gateway processes sharing Redis", () => {
 
   it("an agent run hopping between gateways is killed once, for both, at its ceiling", async () => {
     const headers = { "x-tollgate-agent-run-id": "fleet-run-1", "x-tollgate-agent-type": "fleet-agent" };
-    const clients = gateways.map((g) => new OpenAI({ apiKey: "sk-test", baseURL: `${g.url}/v1`, maxRetries: 0, defaultHeaders: headers }));
+    const clients = gateways.map(
+      (g) =>
+        new OpenAI({ apiKey: "sk-test", baseURL: `${g.url}/v1`, maxRetries: 0, defaultHeaders: headers }),
+    );
     const outcomes: string[] = [];
     for (let i = 0; i < 10; i++)
       outcomes.push(
-        await clients[i % 2]!.chat.completions
-          .create({ model: "o3-mini", max_completion_tokens: 3000, messages: [{ role: "user", content: `step ${i}` }] })
-          .then(() => "ok", (e) => e.code),
+        await clients[i % 2]!.chat.completions.create({
+          model: "o3-mini",
+          max_completion_tokens: 3000,
+          messages: [{ role: "user", content: `step ${i}` }],
+        }).then(
+          () => "ok",
+          (e) => e.code,
+        ),
       );
     // $0.0108427 a call: the 5th crosses $0.05, every later call on either gateway is refused
     expect(outcomes).toEqual([...Array(5).fill("ok"), ...Array(5).fill("agent_run_killed")]);
@@ -159,16 +187,34 @@ describe("Redis unreachable", () => {
         body: JSON.stringify(body),
       });
     await post({ id: "open", scope: { feature: "open" }, window: "day", limit_usd: "5" });
-    await post({ id: "closed", scope: { feature: "closed" }, window: "day", limit_usd: "5", fail_mode: "fail_closed" });
+    await post({
+      id: "closed",
+      scope: { feature: "closed" },
+      window: "day",
+      limit_usd: "5",
+      fail_mode: "fail_closed",
+    });
     const call = (feature: string) =>
-      new OpenAI({ apiKey: "sk", baseURL: `${gw.url}/v1`, maxRetries: 0, defaultHeaders: { "x-tollgate-feature": feature } })
-        .chat.completions.create({ model: "gpt-4.1-nano", messages: [{ role: "user", content: "hi" }] })
-        .then(() => "ok", (e) => `${e.status} ${e.code}`);
+      new OpenAI({
+        apiKey: "sk",
+        baseURL: `${gw.url}/v1`,
+        maxRetries: 0,
+        defaultHeaders: { "x-tollgate-feature": feature },
+      }).chat.completions
+        .create({ model: "gpt-4.1-nano", messages: [{ role: "user", content: "hi" }] })
+        .then(
+          () => "ok",
+          (e) => `${e.status} ${e.code}`,
+        );
     expect([await call("open"), await call("closed")]).toEqual(["ok", "ok"]);
     await r2.stop();
     expect(await call("open")).toBe("ok");
     expect(await call("closed")).toBe("503 limits_unavailable");
-    const events = await (await fetch(`${gw.url}/api/limit-events?type=limits_unavailable`, { headers: { authorization: `Bearer ${gw.runtime.rootToken}` } })).json();
+    const events: Json = await (
+      await fetch(`${gw.url}/api/limit-events?type=limits_unavailable`, {
+        headers: { authorization: `Bearer ${gw.runtime.rootToken}` },
+      })
+    ).json();
     expect(events.events[0]).toMatchObject({ subject: "redis", type: "limits_unavailable" });
   });
 });

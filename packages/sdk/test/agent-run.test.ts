@@ -1,0 +1,117 @@
+// The in-process agent-run guard, with the official openai client against the fixture-replaying mock:
+// a loop that never passes through the gateway is still stopped at its ceiling.
+import { PricingEngine, usdToNano } from "@tollgate/core";
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
+import { AgentRunKilledError, agentRun, currentAgentRun } from "../src/index.js";
+
+let mock: MockUpstream;
+let client: OpenAI;
+beforeAll(async () => {
+  mock = await startMockUpstream();
+  client = new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 });
+});
+afterAll(() => mock?.close());
+
+const ask = (step: number, tag: string) =>
+  client.chat.completions.create(
+    { model: "o3-mini", max_completion_tokens: 3000, messages: [{ role: "user", content: `step ${step}` }] },
+    { headers: { "x-test-case": tag } },
+  );
+const sent = (tag: string) => mock.requests.filter((r) => r.headers["x-test-case"] === tag).length;
+
+describe("agentRun", () => {
+  it("a runaway loop is stopped at its cost ceiling: the call after the crossing one never reaches the provider", async () => {
+    let steps = 0;
+    const err = await agentRun(
+      { type: "support", id: "sdk-run-1", limits: { max_cost_usd: "0.05" } },
+      async (run) => {
+        for (;;) {
+          await run.llm("openai.chat", () => ask(steps, "sdk-1"));
+          await run.tool("lookup", () => ({ found: false }));
+          steps++;
+        }
+      },
+    ).catch((e) => e);
+    expect(err).toBeInstanceOf(AgentRunKilledError);
+    expect(err).toMatchObject({
+      code: "agent_run_killed",
+      runId: "sdk-run-1",
+      agentType: "support",
+      ceiling: "cost_nanousd",
+    });
+    // $0.0108427 per o3-mini reply (priced exactly as the gateway prices it): the 5th crosses $0.05,
+    // and the tool call right after it is already refused
+    expect(sent("sdk-1")).toBe(5);
+    expect(steps).toBe(4);
+  });
+
+  it("the run's cost is the exact sum of its replies' prices", async () => {
+    await agentRun({ type: "support", limits: { max_llm_calls: 3 } }, async (run) => {
+      for (let i = 0; i < 3; i++) await run.llm("openai.chat", () => ask(i, "sdk-2"));
+      const one = new PricingEngine().price({
+        provider: "openai",
+        model: "o3-mini-2025-01-31",
+        usage: {
+          input_uncached_tokens: 577,
+          cache_read_tokens: 0,
+          cache_write_5m_tokens: 0,
+          cache_write_1h_tokens: 0,
+          output_tokens: 2320,
+          reasoning_tokens: 1792,
+          input_audio_tokens: 0,
+          output_audio_tokens: 0,
+          image_tokens: 0,
+        },
+        at: Date.now(),
+      }).cost.total_nanousd;
+      expect(run.usage.cost_nanousd).toBe(3n * one);
+      expect(run.usage).toMatchObject({ llm_calls: 3, total_tokens: 3 * (577 + 2320) });
+      // max_llm_calls: the 4th is refused before it is sent
+      await expect(run.llm("openai.chat", () => ask(3, "sdk-2"))).rejects.toMatchObject({
+        ceiling: "llm_calls",
+        value: "4",
+        limit: "3",
+      });
+      expect(sent("sdk-2")).toBe(3);
+    });
+  });
+
+  it("tool calls and depth: the call past max_tool_calls / max_span_depth does not run", async () => {
+    await agentRun({ type: "tools", limits: { max_tool_calls: 2, max_span_depth: 2 } }, async (run) => {
+      let ran = 0;
+      await run.tool("a", () => run.tool("b", () => ran++));
+      await expect(run.tool("c", () => ran++)).rejects.toBeInstanceOf(AgentRunKilledError);
+      expect(ran).toBe(1);
+      expect(Object.fromEntries(run.toolCalls)).toEqual({ a: 1, b: 1 });
+    });
+    await agentRun({ type: "deep", limits: { max_span_depth: 2 } }, async (run) => {
+      const err = await run
+        .tool("1", () => run.tool("2", () => run.tool("3", () => "too deep")))
+        .catch((e) => e);
+      expect(err).toMatchObject({ ceiling: "span_depth", value: "3", limit: "2" });
+    });
+  });
+
+  it("manual kill, currentAgentRun() from deep helpers, and gateway headers", async () => {
+    const helper = () => currentAgentRun()!;
+    await agentRun({ type: "ops", id: "r-9", limits: { max_wall_time_s: 3600 } }, async (run) => {
+      expect(helper()).toBe(run);
+      expect(run.headers()).toEqual({
+        "x-tollgate-agent-run-id": "r-9",
+        "x-tollgate-agent-type": "ops",
+        "x-tollgate-span-depth": "1",
+      });
+      await run.tool("t", () => expect(run.headers()["x-tollgate-span-depth"]).toBe("2"));
+      run.kill("operator stop");
+      await expect(run.tool("t", () => 1)).rejects.toThrow("was killed: operator stop");
+    });
+    expect(currentAgentRun()).toBeUndefined();
+  });
+
+  it("bad limits are a TypeError naming the field", () => {
+    expect(() => agentRun({ type: "x", limits: { max_cost_usd: "-1" } }, () => 1)).toThrow(/max_cost_usd/);
+    expect(usdToNano("0.05")).toBe(50_000_000n);
+  });
+});

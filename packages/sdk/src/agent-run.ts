@@ -61,6 +61,11 @@ export interface LlmCallOptions {
 }
 
 let defaultEngine: PricingEngine | null = null;
+/** One built-in engine for all runs that bring none (its price index is built once). */
+function builtinEngine(): PricingEngine {
+  defaultEngine ??= new PricingEngine();
+  return defaultEngine;
+}
 
 /**
  * One agent run's in-process guard: the same ceilings and limit math as the gateway (core's
@@ -85,7 +90,7 @@ export class AgentRun {
     this.id = opts.id ?? uuidv7();
     this.type = opts.type;
     this.#ceilings = compileCeilings(parsed.data);
-    this.#engine = opts.pricing ?? (defaultEngine ??= new PricingEngine());
+    this.#engine = opts.pricing ?? builtinEngine();
     this.#usage = emptyRunUsage(Date.now());
   }
 

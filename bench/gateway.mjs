@@ -7,9 +7,8 @@
 // Usage: npm run bench:gateway [-- --quick] [-- --connections 64 --rate 500 --closed-s 6 --open-s 10 --streams 100]
 // Env BENCH_NODE_FLAGS: extra node flags for the `tollgate serve` process (e.g. --cpu-prof).
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { createServer } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -26,6 +25,7 @@ import {
   streamOnce,
   summarize,
 } from "./gateway/load.mjs";
+import { freePort, shutdown, startMock, startTollgate, track, waitFor } from "./gateway/processes.mjs";
 
 const { values: argv } = parseArgs({
   options: {
@@ -48,7 +48,6 @@ const WARMUP_MS = Number(argv["warmup-s"] ?? (quick ? 0.5 : 2)) * 1000;
 const STREAMS = Number(argv.streams ?? (quick ? 20 : 100));
 const STREAM_GAP_MS = 10;
 
-const repo = fileURLToPath(new URL("../", import.meta.url));
 const shared = fileURLToPath(new URL("../../shared/", import.meta.url));
 const FIXTURE_JSON = join(shared, "fixtures/providers/openai/chat-completion.gpt-4.1-nano.json");
 const FIXTURE_SSE = join(
@@ -57,33 +56,6 @@ const FIXTURE_SSE = join(
 );
 const fixtureBytes = readFileSync(FIXTURE_JSON).length;
 
-const children = [];
-const tmpDirs = [];
-function cleanup() {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGTERM");
-  for (const d of tmpDirs) rmSync(d, { recursive: true, force: true });
-}
-process.on("exit", cleanup);
-/** Stops the children and waits (up to 15 s) for them to exit, so a profiled gateway can write its profile. */
-async function shutdown() {
-  await Promise.all(
-    children.map(
-      (c) =>
-        new Promise((resolve) => {
-          if (c.exitCode !== null || c.signalCode !== null) return resolve();
-          const t = setTimeout(resolve, 15_000);
-          c.once("exit", () => {
-            clearTimeout(t);
-            resolve();
-          });
-          c.kill("SIGTERM");
-        }),
-    ),
-  );
-  cleanup();
-}
-process.on("SIGINT", () => process.exit(130));
-
 const log = (...a) => console.log(...a);
 const f1 = (v) => (v === null || v === undefined || Number.isNaN(v) ? "n/a" : v.toFixed(1));
 const f2 = (v) => (v === null || v === undefined || Number.isNaN(v) ? "n/a" : v.toFixed(2));
@@ -91,120 +63,8 @@ const f3 = (v) => (v === null || v === undefined || Number.isNaN(v) ? "n/a" : v.
 const signed = (v, d = 2) =>
   v === null || v === undefined || Number.isNaN(v) ? "n/a" : `${v >= 0 ? "+" : ""}${v.toFixed(d)}`;
 
-/** Keeps the last `max` characters a child wrote, for error reports. */
-function tail(stream, max = 8000) {
-  const t = { text: "" };
-  stream?.on("data", (d) => {
-    t.text = (t.text + d.toString()).slice(-max);
-  });
-  return t;
-}
-
-async function waitFor(fn, timeoutMs, what) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // Processes
-
-async function startMock() {
-  const child = spawn(
-    process.execPath,
-    [
-      fileURLToPath(new URL("./gateway/mock-upstream.mjs", import.meta.url)),
-      "--json",
-      FIXTURE_JSON,
-      "--sse",
-      FIXTURE_SSE,
-      "--gap-ms",
-      String(STREAM_GAP_MS),
-    ],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
-  children.push(child);
-  const port = await new Promise((resolve, reject) => {
-    let buf = "";
-    child.stdout.on("data", (d) => {
-      buf += d;
-      const nl = buf.indexOf("\n");
-      if (nl !== -1) resolve(JSON.parse(buf.slice(0, nl)).port);
-    });
-    child.once("exit", (code) => reject(new Error(`mock upstream exited (${code})`)));
-  });
-  return { pid: child.pid, port, origin: `http://127.0.0.1:${port}` };
-}
-
-async function startTollgate(mockOrigin) {
-  const dataDir = mkdtempSync(join(tmpdir(), "tollgate-bench-gw-"));
-  tmpDirs.push(dataDir);
-  const child = spawn(
-    process.execPath,
-    [
-      // e.g. BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the gateway under load
-      ...(process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(" ").filter(Boolean) : []),
-      join(repo, "packages/server/bin/tollgate.js"),
-      "--data-dir",
-      dataDir,
-      "serve",
-      "--port",
-      "0",
-    ],
-    {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: {
-        ...process.env,
-        TOLLGATE_OPENAI_BASE_URL: `${mockOrigin}/v1`,
-        TOLLGATE_ANTHROPIC_BASE_URL: `${mockOrigin}/v1`,
-      },
-    },
-  );
-  const { out, err, exited } = track(child);
-  const info = await waitFor(
-    () => {
-      if (exited()) throw new Error(`tollgate serve ${exited()}: ${err.text || out.text}`);
-      const p = join(dataDir, "server.json");
-      return existsSync(p) && JSON.parse(readFileSync(p, "utf8"));
-    },
-    60_000,
-    "tollgate server.json",
-  );
-  return {
-    pid: info.pid,
-    childPid: child.pid,
-    url: info.url.replace(/\/+$/, ""),
-    token: info.token,
-    out,
-    err,
-    dataDir,
-  };
-}
-
-/** Registers a child for cleanup and keeps the tail of its output and how it exited, if it did. */
-function track(child) {
-  children.push(child);
-  let exited = null;
-  child.once("exit", (code, sig) => {
-    exited = `exit ${code ?? sig}`;
-  });
-  return { out: tail(child.stdout), err: tail(child.stderr), exited: () => exited };
-}
 
 async function startPortkey() {
   let bin;
@@ -318,7 +178,7 @@ log(
 );
 
 const rss = new RssSampler(100);
-const mock = await startMock();
+const mock = await startMock({ json: FIXTURE_JSON, sse: FIXTURE_SSE, gapMs: STREAM_GAP_MS });
 rss.watch(mock.pid);
 log(`mock upstream: ${mock.origin} (pid ${mock.pid}), reply ${fixtureBytes} bytes`);
 

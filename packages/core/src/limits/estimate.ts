@@ -1,4 +1,6 @@
+import { compareDecimal } from "../money/decimal.js";
 import type { PriceResult, PricingEngine } from "../pricing/engine.js";
+import { rateAt } from "../pricing/rates.js";
 import { type Api, emptyUsage, type NormalizedUsage } from "../usage/types.js";
 
 /** Output reserved when a request sets no output cap and the model's context window is unknown. */
@@ -115,11 +117,10 @@ function scanMedia(v: unknown, acc: { bytes: number; images: number }, depth: nu
   for (const x of Object.values(o)) scanMedia(x, acc, depth + 1);
 }
 
-const INPUT_AS = ["input_uncached_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens"] as const;
-
 /**
- * The most a worst-case usage can cost: its input priced as uncached input, 5-minute and 1-hour cache
- * writes in turn (whichever rate is dearest for the model), output at the output rate.
+ * The most a worst-case usage can cost: its input priced at the dearest of the model's input rates
+ * (uncached, 5-minute and 1-hour cache writes: a provider may bill fresh input as cache writes),
+ * output at the output rate. One engine call, two when a cache-write rate is the dearest.
  */
 export function worstCaseCost(
   engine: PricingEngine,
@@ -128,12 +129,29 @@ export function worstCaseCost(
   usage: NormalizedUsage,
   at: number,
 ): PriceResult {
-  let worst: PriceResult | null = null;
-  for (const field of INPUT_AS) {
-    const u = { ...usage, input_uncached_tokens: 0, [field]: usage.input_uncached_tokens };
-    const p = engine.price({ provider, model, usage: u, at });
-    if (!p.priced) return p;
-    if (!worst || p.cost.total_nanousd > worst.cost.total_nanousd) worst = p;
-  }
-  return worst!;
+  const plain = engine.price({ provider, model, usage, at });
+  if (!plain.priced || !plain.rates) return plain;
+  const r = plain.rates;
+  const tokens = usage.input_uncached_tokens;
+  const input = r.input_mtok ? rateAt(r.input_mtok, tokens) : null;
+  const write5m = r.cache_write_mtok ? rateAt(r.cache_write_mtok, tokens) : input;
+  const write1h = r.cache_write_1h_mtok ? rateAt(r.cache_write_1h_mtok, tokens) : write5m;
+  let dearest: "input_uncached_tokens" | "cache_write_5m_tokens" | "cache_write_1h_tokens" =
+    "input_uncached_tokens";
+  let best = input;
+  for (const [field, rate] of [
+    ["cache_write_5m_tokens", write5m],
+    ["cache_write_1h_tokens", write1h],
+  ] as const)
+    if (rate && (!best || compareDecimal(rate, best) > 0)) {
+      dearest = field;
+      best = rate;
+    }
+  if (dearest === "input_uncached_tokens") return plain;
+  return engine.price({
+    provider,
+    model,
+    usage: { ...usage, input_uncached_tokens: 0, [dearest]: tokens },
+    at,
+  });
 }

@@ -15,6 +15,8 @@ export interface WindowSlots {
   start: number;
   /** When the current slot ends (the budget resets, or its oldest hour drops out); null: never. */
   resetAt: number | null;
+  /** When the current slot began (for rolling windows: the current hour). */
+  slotStart: number;
 }
 
 const HOUR = 3_600_000;
@@ -96,14 +98,32 @@ function localMidnight(y: number, mo: number, d: number, tz: string): number {
 
 const pad = (n: number, w = 2) => String(n).padStart(w, "0");
 
-/** The slots of `spec` that count at instant `at`. */
+const cache = new WeakMap<WindowSpec, WindowSlots>();
+
+/**
+ * The slots of `spec` that count at instant `at`. Cached per spec until the current slot ends: time-zone
+ * arithmetic (Intl) costs tens of µs, and this runs for every budget of every call.
+ */
 export function windowSlots(spec: WindowSpec, at: number): WindowSlots {
-  if (spec.kind === "lifetime") return { slots: ["all"], start: 0, resetAt: null };
+  const hit = cache.get(spec);
+  if (hit && at >= hit.slotStart && (hit.resetAt === null || at < hit.resetAt)) return hit;
+  const fresh = computeSlots(spec, at);
+  cache.set(spec, fresh);
+  return fresh;
+}
+
+function computeSlots(spec: WindowSpec, at: number): WindowSlots {
+  if (spec.kind === "lifetime") return { slots: ["all"], start: 0, resetAt: null, slotStart: 0 };
   if (spec.kind === "rolling") {
     const current = Math.floor(at / HOUR);
     const slots: string[] = [];
     for (let h = current - spec.hours + 1; h <= current; h++) slots.push(`h${h}`);
-    return { slots, start: (current - spec.hours + 1) * HOUR, resetAt: (current + 1) * HOUR };
+    return {
+      slots,
+      start: (current - spec.hours + 1) * HOUR,
+      resetAt: (current + 1) * HOUR,
+      slotStart: current * HOUR,
+    };
   }
   const w = wallClock(at, spec.tz);
   if (spec.kind === "day") {
@@ -113,6 +133,7 @@ export function windowSlots(spec: WindowSpec, at: number): WindowSlots {
       slots: [`d${w.y}-${pad(w.mo)}-${pad(w.d)}`],
       start,
       resetAt: localMidnight(next.getUTCFullYear(), next.getUTCMonth() + 1, next.getUTCDate(), spec.tz),
+      slotStart: start,
     };
   }
   if (spec.kind === "week") {
@@ -120,17 +141,21 @@ export function windowSlots(spec: WindowSpec, at: number): WindowSlots {
     const monday = new Date(Date.UTC(w.y, w.mo - 1, w.d - dow));
     const nextMonday = new Date(Date.UTC(w.y, w.mo - 1, w.d - dow + 7));
     const ymd = (x: Date) => [x.getUTCFullYear(), x.getUTCMonth() + 1, x.getUTCDate()] as const;
+    const start = localMidnight(...ymd(monday), spec.tz);
     return {
       slots: [`w${monday.toISOString().slice(0, 10)}`],
-      start: localMidnight(...ymd(monday), spec.tz),
+      start,
       resetAt: localMidnight(...ymd(nextMonday), spec.tz),
+      slotStart: start,
     };
   }
   const nextMonth = new Date(Date.UTC(w.y, w.mo, 1));
+  const start = localMidnight(w.y, w.mo, 1, spec.tz);
   return {
     slots: [`m${w.y}-${pad(w.mo)}`],
-    start: localMidnight(w.y, w.mo, 1, spec.tz),
+    start,
     resetAt: localMidnight(nextMonth.getUTCFullYear(), nextMonth.getUTCMonth() + 1, 1, spec.tz),
+    slotStart: start,
   };
 }
 

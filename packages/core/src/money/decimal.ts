@@ -54,6 +54,13 @@ export function mulDecimal(a: Decimal, b: Decimal): Decimal {
   return normalize({ units: a.units * b.units, scale: a.scale + b.scale });
 }
 
+/** -1, 0 or 1 as a < b, a = b, a > b (exact: cross-multiplied to one scale). */
+export function compareDecimal(a: Decimal, b: Decimal): number {
+  const x = a.units * 10n ** BigInt(Math.max(0, b.scale - a.scale));
+  const y = b.units * 10n ** BigInt(Math.max(0, a.scale - b.scale));
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
 export function decimalToString(d: Decimal): string {
   const negative = d.units < 0n;
   const digits = (negative ? -d.units : d.units).toString().padStart(d.scale + 1, "0");

@@ -211,11 +211,12 @@ export class MemoryLimitStore implements LimitStore {
       for (const slot of b.spend.keys()) if (!ref.slots.includes(slot)) b.spend.delete(slot);
     if (b.levels.size > 1)
       for (const w of b.levels.keys()) if (w !== levelWindow(ref.slots)) b.levels.delete(w);
-    for (const [id, r] of b.reservations)
-      if (r.expiresAt <= now) {
-        b.reservations.delete(id);
-        b.reserved -= r.amount;
-      }
+    // Reservations share one TTL, so insertion order is expiry order: stop at the first live one.
+    for (const [id, r] of b.reservations) {
+      if (r.expiresAt > now) break;
+      b.reservations.delete(id);
+      b.reserved -= r.amount;
+    }
     return b;
   }
 

@@ -1,0 +1,221 @@
+#!/usr/bin/env node
+// Cost of spend controls on the gateway's request path: the same chat call through three `tollgate serve`
+// processes side by side against one mock upstream — (a) no limits, (b) 5 budgets applying, in-memory
+// limits, (c) the same 5 budgets on Redis — with an open-loop load (constant rate, latency from the
+// scheduled send). Rounds are interleaved (a, b, c, a, b, c, …) so drift on the shared box hits all three;
+// the figure is the median over rounds of each target's p50 minus (a)'s. Then the check alone, in-process:
+// SpendGuard.admit + settle per call with each backend (no HTTP, no proxying).
+// Usage: npm run bench:limits [-- --rate 300 --rounds 5 --round-s 4 --calls 20000]
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { PricingEngine } from "@tollgate/core";
+import { makePool, openLoop, procCpuMs, sleep } from "./gateway/load.mjs";
+import { children, freePort, shutdown, startMock, startTollgate, tmpDirs } from "./gateway/processes.mjs";
+
+const { values: argv } = parseArgs({
+  options: {
+    rate: { type: "string", default: "300" },
+    rounds: { type: "string", default: "5" },
+    "round-s": { type: "string", default: "4" },
+    calls: { type: "string", default: "20000" },
+  },
+});
+const RATE = Number(argv.rate);
+const ROUNDS = Number(argv.rounds);
+const ROUND_MS = Number(argv["round-s"]) * 1000;
+const CALLS = Number(argv.calls);
+
+const shared = fileURLToPath(new URL("../../shared/fixtures/providers/openai/", import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), "tollgate-bench-limits-"));
+tmpDirs.push(dir);
+
+// Five budgets that all apply to the benchmark's call (high limits: nothing is refused), one per kind of
+// scope: the workspace, a fixed feature, each customer (with an override), each user, a model.
+const LIMITS = join(dir, "limits.yaml");
+writeFileSync(
+  LIMITS,
+  `budgets:
+  - { id: workspace-month, window: month, limit_usd: "1000000" }
+  - { id: feature-day, scope: { feature: bench }, window: day, limit_usd: "100000", warn_at: [0.5, 0.8] }
+  - { id: per-customer, scope: { customer_id: "*" }, window: day, limit_usd: "10000", overrides: [{ when: { customer_id: vip }, limit_usd: "50000" }] }
+  - { id: per-user, scope: { user_id: "*" }, window: week, limit_usd: "10000" }
+  - { id: model-rolling, scope: { model: gpt-4.1-nano }, window: 24h, limit_usd: "100000" }
+`,
+);
+
+async function startRedis() {
+  if (spawnSync("redis-server", ["--version"]).error) return null;
+  const port = await freePort();
+  const child = spawn(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    { stdio: "ignore" },
+  );
+  children.push(child);
+  for (let i = 0; i < 200; i++) {
+    if (spawnSync("redis-cli", ["-p", String(port), "ping"], { encoding: "utf8" }).stdout?.trim() === "PONG")
+      return { url: `redis://127.0.0.1:${port}`, pid: child.pid };
+    await sleep(50);
+  }
+  throw new Error("redis-server did not start");
+}
+
+const f3 = (v) => (Number.isFinite(v) ? v.toFixed(3) : "n/a");
+const signed = (v) => (Number.isFinite(v) ? `${v >= 0 ? "+" : ""}${v.toFixed(3)}` : "n/a");
+const median = (a) => {
+  const s = [...a].sort((x, y) => x - y);
+  return s.length ? s[Math.floor((s.length - 1) / 2)] : Number.NaN;
+};
+
+const redis = await startRedis();
+const mock = await startMock({
+  json: join(shared, "chat-completion.gpt-4.1-nano.json"),
+  sse: join(shared, "chat-completion.stream.gpt-4o-mini.include-usage.sse"),
+  gapMs: 10,
+});
+const targets = [
+  { name: "(a) no limits", t: await startTollgate(mock.origin) },
+  { name: "(b) 5 budgets, memory", t: await startTollgate(mock.origin, { args: ["--limits", LIMITS] }) },
+  ...(redis
+    ? [
+        {
+          name: "(c) 5 budgets, Redis",
+          t: await startTollgate(mock.origin, { args: ["--limits", LIMITS, "--redis", redis.url] }),
+        },
+      ]
+    : []),
+];
+console.log(
+  `limits benchmark: ${RATE} req/s open loop, ${ROUNDS} interleaved rounds of ${ROUND_MS / 1000} s per target${redis ? "" : " (redis-server not installed: Redis skipped)"}`,
+);
+
+const body = Buffer.from(
+  JSON.stringify({
+    model: "gpt-4.1-nano",
+    max_tokens: 500,
+    messages: [{ role: "user", content: "Invent a new holiday and describe its traditions." }],
+  }),
+);
+const request = {
+  path: "/v1/chat/completions",
+  method: "POST",
+  headers: {
+    "content-type": "application/json",
+    "content-length": String(body.length),
+    authorization: "Bearer sk-bench",
+    "x-tollgate-feature": "bench",
+    "x-tollgate-customer-id": "c1",
+    "x-tollgate-user-id": "u1",
+  },
+  body,
+};
+for (const x of targets) {
+  x.pool = makePool(x.t.url, 64);
+  x.p50 = [];
+  x.p99 = [];
+  x.cpu = 0;
+  x.requests = 0;
+  x.errors = 0;
+  await openLoop(x.pool, request, { rate: RATE, warmupMs: 0, durationMs: 2000 }); // warm-up (JIT, pools)
+}
+for (let round = 0; round < ROUNDS; round++)
+  for (const x of targets) {
+    const cpu0 = procCpuMs(x.t.pid);
+    const r = await openLoop(x.pool, request, { rate: RATE, warmupMs: 300, durationMs: ROUND_MS });
+    x.cpu += procCpuMs(x.t.pid) - cpu0;
+    x.requests += r.requests;
+    x.errors += r.errors;
+    x.p50.push(r.p50);
+    x.p99.push(r.p99);
+  }
+
+const base = targets[0];
+console.log("\n== through the gateway ==");
+console.log("target                 p50 ms  p99 ms  +p50 vs (a)  +p99 vs (a)  p50 ratio  CPU-ms/req  errors");
+for (const x of targets) {
+  const p50 = median(x.p50);
+  const p99 = median(x.p99);
+  const d50 = x === base ? Number.NaN : median(x.p50.map((v, i) => v - base.p50[i]));
+  const d99 = x === base ? Number.NaN : median(x.p99.map((v, i) => v - base.p99[i]));
+  x.d50 = d50;
+  console.log(
+    `${x.name.padEnd(22)} ${f3(p50).padStart(6)}  ${f3(p99).padStart(6)}  ${(x === base ? "-" : signed(d50)).padStart(11)}  ${(x === base ? "-" : signed(d99)).padStart(11)}  ${(p50 / median(base.p50)).toFixed(2).padStart(8)}x  ${(x.cpu / x.requests).toFixed(3).padStart(10)}  ${String(x.errors).padStart(6)}`,
+  );
+}
+
+// ---- the check alone, in-process ----
+const { SpendGuard } = await import("../packages/server/dist/limits/guard.js");
+const { PolicyRegistry } = await import("../packages/server/dist/limits/policies.js");
+const { MemoryLimitStore } = await import("../packages/server/dist/limits/memory-store.js");
+const { RedisLimitStore } = await import("../packages/server/dist/limits/redis-store.js");
+const { openStore } = await import("../packages/server/dist/store/open-store.js");
+const events = await openStore(join(dir, "guard-data"), { thread: false });
+const registry = await PolicyRegistry.open(events, LIMITS);
+const engine = new PricingEngine();
+const parsed = JSON.parse(body.toString());
+const ctx = {
+  workspace: "default",
+  facts: {
+    feature: "bench",
+    customer_id: "c1",
+    user_id: "u1",
+    model: "gpt-4.1-nano",
+    provider: "openai",
+    key_id: null,
+  },
+  api: "openai.chat",
+  provider: "openai",
+  model: "gpt-4.1-nano",
+  body: parsed,
+  raw: body,
+  requestId: "bench",
+  attempt: 1,
+  depth: 1,
+};
+const outcome = { cost: 146_800n, tokens: 379, toolCalls: 0, eventId: null };
+async function checkCost(store) {
+  const guard = new SpendGuard(store, registry, events, engine, { log: () => {} });
+  const times = new Float64Array(CALLS);
+  for (let i = 0; i < CALLS; i++) {
+    const t0 = performance.now();
+    const a = await guard.admit(ctx);
+    if (!a.ok) throw new Error(a.error.message);
+    await guard.settle(a.ticket, outcome);
+    times[i] = performance.now() - t0;
+  }
+  times.sort();
+  return { p50: times[Math.floor(CALLS / 2)] * 1000, p99: times[Math.floor(CALLS * 0.99)] * 1000 };
+}
+console.log(
+  `\n== the check alone (SpendGuard.admit + settle, 5 budgets, ${CALLS} sequential calls, in-process) ==`,
+);
+const mem = await checkCost(new MemoryLimitStore());
+console.log(`memory: p50 ${mem.p50.toFixed(1)} µs, p99 ${mem.p99.toFixed(1)} µs per call`);
+let red = null;
+if (redis) {
+  const store = await RedisLimitStore.connect(redis.url);
+  red = await checkCost(store);
+  await store.close();
+  console.log(
+    `redis:  p50 ${red.p50.toFixed(1)} µs, p99 ${red.p99.toFixed(1)} µs per call (two round trips: admit, settle; the settle is off the reply's path)`,
+  );
+}
+await events.close();
+
+console.log("\nissue 4 targets:");
+const verdict = (ok) => (ok ? "PASS" : "FAIL");
+const b = targets[1];
+console.log(
+  `  ${verdict(b.d50 <= 0.05)}  in-memory adds <= 0.05 ms p50 through the gateway: ${signed(b.d50)} ms (check alone: ${(mem.p50 / 1000).toFixed(4)} ms)`,
+);
+if (targets[2])
+  console.log(
+    `  ${verdict(targets[2].d50 <= 0.3)}  Redis adds <= 0.3 ms p50 through the gateway: ${signed(targets[2].d50)} ms (check alone: ${(red.p50 / 1000).toFixed(4)} ms)`,
+  );
+for (const x of targets) await x.pool.close();
+await shutdown();
+process.exit(0);

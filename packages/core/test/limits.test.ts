@@ -1,0 +1,231 @@
+import { describe, expect, it } from "vitest";
+import {
+  admitsNext,
+  BudgetSchema,
+  bucketId,
+  bucketValues,
+  compileBudget,
+  crossedCeiling,
+  emptyRunUsage,
+  IMAGE_ALLOWANCE_TOKENS,
+  levelOf,
+  limitFor,
+  PricingEngine,
+  parseWindow,
+  scopeMatches,
+  slidingCount,
+  stateOfLevel,
+  thresholds,
+  usdToNano,
+  windowSlots,
+  worstCaseCost,
+  worstCaseUsage,
+} from "../src/index.js";
+
+const at = (iso: string) => Date.parse(iso);
+
+describe("budget windows", () => {
+  it("calendar windows in a time zone: start, reset and slot id follow local midnight", () => {
+    const day = windowSlots(parseWindow("day", "America/New_York")!, at("2026-03-08T03:30:00Z"));
+    // 22:30 on March 7 in New York (EST, UTC-5)
+    expect(day).toMatchObject({
+      slots: ["d2026-03-07"],
+      start: at("2026-03-07T05:00:00Z"),
+      resetAt: at("2026-03-08T05:00:00Z"),
+    });
+    // the DST day is 23 hours long: midnight to midnight across the switch
+    const dst = windowSlots(parseWindow("day", "America/New_York")!, at("2026-03-08T12:00:00Z"));
+    expect(dst).toMatchObject({
+      slots: ["d2026-03-08"],
+      start: at("2026-03-08T05:00:00Z"),
+      resetAt: at("2026-03-09T04:00:00Z"),
+    });
+    const week = windowSlots(parseWindow("week", "Europe/Berlin")!, at("2026-12-06T22:59:00Z")); // Sunday 23:59 Berlin
+    expect(week).toMatchObject({
+      slots: ["w2026-11-30"],
+      start: at("2026-11-29T23:00:00Z"),
+      resetAt: at("2026-12-06T23:00:00Z"),
+    });
+    const month = windowSlots(parseWindow("month")!, at("2026-12-31T23:59:59Z"));
+    expect(month).toMatchObject({
+      slots: ["m2026-12"],
+      start: at("2026-12-01T00:00:00Z"),
+      resetAt: at("2027-01-01T00:00:00Z"),
+    });
+  });
+
+  it("rolling windows are whole hours; lifetime never resets; bad windows are refused", () => {
+    const spec = parseWindow("3h")!;
+    const w = windowSlots(spec, at("2026-12-01T10:15:00Z"));
+    const h = Math.floor(at("2026-12-01T10:00:00Z") / 3_600_000);
+    expect(w).toMatchObject({
+      slots: [`h${h - 2}`, `h${h - 1}`, `h${h}`],
+      start: at("2026-12-01T08:00:00Z"),
+      resetAt: at("2026-12-01T11:00:00Z"),
+    });
+    // cached until the slot ends, then recomputed
+    expect(windowSlots(spec, at("2026-12-01T10:59:59Z"))).toBe(w);
+    expect(windowSlots(spec, at("2026-12-01T11:00:00Z")).slots.at(-1)).toBe(`h${h + 1}`);
+    expect(windowSlots(parseWindow("lifetime")!, Date.now())).toMatchObject({
+      slots: ["all"],
+      resetAt: null,
+    });
+    for (const bad of ["fortnight", "0h", "169h", "1.5h", ""]) expect(parseWindow(bad)).toBeNull();
+  });
+});
+
+describe("budgets", () => {
+  const budget = compileBudget(
+    BudgetSchema.parse({
+      id: "per-customer",
+      scope: { customer_id: "*", feature: "chat" },
+      window: "day",
+      limit_usd: "1.00",
+      warn_at: [0.8, 0.5, 0.8],
+      overrides: [{ when: { customer_id: "acme" }, limit_usd: "500" }],
+    }),
+  );
+
+  it("scope: fixed values must match, '*' splits into one bucket per value (missing counts as empty)", () => {
+    expect(scopeMatches(budget.scope, { customer_id: "x", feature: "chat" })).toBe(true);
+    expect(scopeMatches(budget.scope, { customer_id: "x", feature: "search" })).toBe(false);
+    expect(scopeMatches(budget.scope, { feature: "chat" })).toBe(true);
+    expect(bucketValues(budget.scope, { feature: "chat" })).toEqual([""]);
+    expect(bucketId(["a|b", "c d"])).toBe("a%7Cb|c%20d");
+    expect(scopeMatches({ tag: "beta" }, { tags: ["beta", "x"] })).toBe(true);
+    expect(scopeMatches({ tag: "beta" }, { tags: [] })).toBe(false);
+  });
+
+  it("overrides pick a bucket's limit; thresholds are exact integer fractions of it", () => {
+    expect(limitFor(budget, { customer_id: "acme" })).toBe(usdToNano("500"));
+    expect(limitFor(budget, { customer_id: "other" })).toBe(usdToNano("1.00"));
+    const steps = thresholds(budget.limit, budget.warnAt);
+    expect(steps).toEqual([500_000_000n, 800_000_000n, 1_000_000_000n]);
+    expect(
+      [0n, 499_999_999n, 500_000_000n, 999_999_999n, 1_000_000_000n].map((s) =>
+        stateOfLevel(levelOf(s, steps), 3),
+      ),
+    ).toEqual(["ok", "ok", "warning", "warning", "exceeded"]);
+  });
+
+  it("validation names every bad field", () => {
+    const res = BudgetSchema.safeParse({
+      id: "x",
+      window: "day",
+      limit_usd: "0",
+      action: "throttle",
+      overrides: [{ when: { user_id: "u" }, limit_usd: "2" }],
+    });
+    expect(res.success).toBe(false);
+    const fields = res.error!.issues.map((i) => i.path.join("."));
+    expect(fields).toEqual(expect.arrayContaining(["limit_usd", "throttle_rpm", "overrides.0.when.user_id"]));
+    expect(BudgetSchema.safeParse({ id: "x", window: "day", limit_usd: "9000000.01" }).success).toBe(false);
+    expect(
+      BudgetSchema.safeParse({ id: "x", window: "day", limit_usd: "1", timezone: "Mars/Olympus" }).success,
+    ).toBe(false);
+  });
+});
+
+describe("rate math", () => {
+  it("sliding minute: the previous minute counts for the share of it still in the window", () => {
+    expect(slidingCount(100, 10, 0)).toBe(110);
+    expect(slidingCount(100, 10, 30_000)).toBe(60);
+    expect(slidingCount(100, 10, 59_999)).toBe(10);
+  });
+});
+
+describe("agent-run ceilings", () => {
+  it("cost and tokens are used up at the ceiling; calls may reach it; the next call is checked first", () => {
+    const u = { ...emptyRunUsage(0), cost_nanousd: 999n, llm_calls: 3 };
+    expect(crossedCeiling(u, { cost_nanousd: 1000n, llm_calls: 3 }, 10)).toBeNull();
+    expect(crossedCeiling({ ...u, cost_nanousd: 1000n }, { cost_nanousd: 1000n }, 10)).toMatchObject({
+      ceiling: "cost_nanousd",
+      value: "1000",
+    });
+    expect(admitsNext(u, { llm_calls: 3 }, "llm", 1, 10)).toMatchObject({
+      ceiling: "llm_calls",
+      value: "4",
+      limit: "3",
+    });
+    expect(admitsNext(u, { llm_calls: 3 }, "tool", 1, 10)).toBeNull();
+    expect(admitsNext(u, { span_depth: 2 }, "tool", 3, 10)).toMatchObject({ ceiling: "span_depth" });
+    expect(crossedCeiling(u, { wall_time_ms: 60_000 }, 60_000)).toMatchObject({
+      ceiling: "wall_time_ms",
+      value: "60000",
+    });
+  });
+});
+
+describe("worst-case estimate", () => {
+  const engine = new PricingEngine();
+  const raw = (body: object) => Buffer.from(JSON.stringify(body));
+
+  it("input is bounded by the request's bytes; output by its cap × choices", () => {
+    const body = {
+      model: "gpt-4o",
+      n: 3,
+      max_completion_tokens: 100,
+      messages: [{ role: "user", content: "héllo wörld" }],
+    };
+    const wc = worstCaseUsage("openai.chat", body, raw(body), 128_000);
+    expect(wc.usage.input_uncached_tokens).toBe(raw(body).byteLength);
+    expect(wc.usage.output_tokens).toBe(300);
+    expect(wc.outputFrom).toBe("request");
+  });
+
+  it("image parts are taken out of the byte bound and get a fixed allowance each", () => {
+    const image = { type: "image_url", image_url: { url: `data:image/png;base64,${"A".repeat(50_000)}` } };
+    const body = {
+      model: "gpt-4o",
+      max_tokens: 10,
+      messages: [{ role: "user", content: [{ type: "text", text: "what is it?" }, image] }],
+    };
+    const wc = worstCaseUsage("openai.chat", body, raw(body), null);
+    expect(wc.usage.input_uncached_tokens).toBe(
+      raw(body).byteLength - JSON.stringify(image).length + IMAGE_ALLOWANCE_TOKENS,
+    );
+  });
+
+  it("without an output cap: the context window less the input, else the default", () => {
+    const body = { model: "gpt-4o", messages: [{ role: "user", content: "hi" }] };
+    const wc = worstCaseUsage("openai.chat", body, raw(body), 128_000);
+    expect(wc).toMatchObject({ outputFrom: "context_window", maxOutput: 128_000 - raw(body).byteLength });
+    expect(worstCaseUsage("openai.chat", body, raw(body), null).outputFrom).toBe("default");
+    expect(worstCaseUsage("openai.completions", { prompt: "x" }, raw({ prompt: "x" }), null).maxOutput).toBe(
+      16,
+    );
+    expect(worstCaseUsage("anthropic.messages", { max_tokens: 77 }, raw({}), null).maxOutput).toBe(77);
+    expect(
+      worstCaseUsage("google.generate_content", { generationConfig: { maxOutputTokens: 55 } }, raw({}), null)
+        .maxOutput,
+    ).toBe(55);
+  });
+
+  it("the input is priced at the dearest input rate (cache writes cost more than input on some models)", () => {
+    const usage = {
+      input_uncached_tokens: 100_000,
+      cache_read_tokens: 0,
+      cache_write_5m_tokens: 0,
+      cache_write_1h_tokens: 0,
+      output_tokens: 0,
+      reasoning_tokens: 0,
+      input_audio_tokens: 0,
+      output_audio_tokens: 0,
+      image_tokens: 0,
+    };
+    const now = Date.now();
+    // 100k input tokens (below the long-context tiers). gpt-5.6-sol: input $4/M, cache writes $5/M
+    expect(worstCaseCost(engine, "openai", "gpt-5.6-sol", usage, now).cost.total_nanousd).toBe(
+      usdToNano("0.5"),
+    );
+    // Claude Sonnet 4.5: input $3/M, 5-minute writes $3.75/M, 1-hour writes $6/M
+    expect(worstCaseCost(engine, "anthropic", "claude-sonnet-4-5", usage, now).cost.total_nanousd).toBe(
+      usdToNano("0.6"),
+    );
+    // gpt-4o-mini has no write rate: plain input, $0.15/M
+    expect(worstCaseCost(engine, "openai", "gpt-4o-mini", usage, now).cost.total_nanousd).toBe(
+      usdToNano("0.015"),
+    );
+    expect(worstCaseCost(engine, "openai", "no-such-model", usage, now).priced).toBe(false);
+  });
+});

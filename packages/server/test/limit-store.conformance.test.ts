@@ -268,3 +268,74 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     });
   });
 });
+
+describe("Redis leases: calls admitted without a round trip, caps still exact across replicas", () => {
+  it("far from the cap calls are admitted from a lease; spend and reservations add up after settling", async () => {
+    const replica = await RedisLimitStore.connect(redis.url);
+    try {
+      const w = ws();
+      const b = bucket({ limit: 1_000_000n, amount: 100n });
+      const reqs = Array.from({ length: 20 }, () => admitReq(w, { buckets: [b] }));
+      for (const r of reqs) expect(await replica.admit(r)).toEqual({ ok: true });
+      // the first went to Redis and brought back a lease of 16 calls; the 17th needed a new one
+      expect(replica.admitRoundTrips).toBe(2);
+      for (const r of reqs) await replica.settle(settleOf(r, 40n));
+      const [status] = await replica.buckets(w, [b], NOW);
+      expect(status!.spend).toBe(800n);
+      // the first lease (16 calls) was retired when the 18th call fetched a second one and given back
+      // once its calls settled; what stays reserved is the live lease's unused allowance (1600 - 2 × 40)
+      expect(status!.reserved).toBe(1520n);
+    } finally {
+      await replica.close(); // gives the leases back
+    }
+  });
+
+  it("two replicas hammering one cap: never more admitted than fits, and the cap is used up", async () => {
+    const [a, b] = [await RedisLimitStore.connect(redis.url), await RedisLimitStore.connect(redis.url)];
+    try {
+      const w = ws();
+      const cap = bucket({ key: "b:shared:-", limit: 100_000n, amount: 100n });
+      let admitted = 0;
+      let refused = 0;
+      let spent = 0n;
+      const worker = async (store: RedisLimitStore) => {
+        for (let i = 0; i < 700; i++) {
+          const req = admitReq(w, { buckets: [cap] });
+          const r = await store.admit(req);
+          if (!r.ok) {
+            refused++;
+            continue;
+          }
+          admitted++;
+          const actual = 60n + BigInt(i % 40); // actual cost below the worst case, as for real calls
+          spent += actual;
+          await store.settle(settleOf(req, actual));
+        }
+      };
+      await Promise.all([worker(a), worker(b), worker(a), worker(b)]);
+      const [status] = await a.buckets(w, [cap], NOW);
+      expect(status!.spend).toBe(spent);
+      expect(spent <= 100_000n).toBe(true);
+      expect(spent > 100_000n - 1_000n).toBe(true); // only the last worst case's worth is left unused
+      expect(admitted).toBeGreaterThan(1000);
+      // leases did most of the work: refusals always ask Redis, admissions mostly did not
+      expect(a.admitRoundTrips + b.admitRoundTrips - refused).toBeLessThan(admitted / 4);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it("a dead replica's lease stops counting when it expires", async () => {
+    const w = ws();
+    const dead = await RedisLimitStore.connect(redis.url);
+    const cap = bucket({ key: "b:dead:-", limit: 100_000n, amount: 100n });
+    expect((await dead.admit(admitReq(w, { buckets: [cap], expiresAt: NOW + 1000 }))).ok).toBe(true);
+    const [held] = await stores.redis!.buckets(w, [cap], NOW);
+    expect(held!.reserved).toBe(100n + 1600n); // its call and its lease
+    // the replica dies without settling or giving its lease back
+    (dead as unknown as { redis: { disconnect(): void } }).redis.disconnect();
+    const [later] = await stores.redis!.buckets(w, [cap], NOW + 1001);
+    expect(later).toEqual({ spend: 0n, reserved: 0n });
+  });
+});

@@ -17,6 +17,29 @@ local function slotsum(slots)
   return s
 end
 local function fmt(n) return string.format('%.0f', n) end
+-- Drops reservations past their expiry from a bucket: members are "<id>:<amount>", or "L<lease id>" whose
+-- amount lives in the lease hash (it shrinks as the lease is used).
+local function expire(mk, zk, lk, now)
+  local expired = redis.call('ZRANGEBYSCORE', zk, '-inf', now)
+  if #expired == 0 then return end
+  for _, m in ipairs(expired) do
+    local amount
+    if string.sub(m, 1, 1) == 'L' then
+      local lid = string.sub(m, 2)
+      amount = redis.call('HGET', lk, lid)
+      redis.call('HDEL', lk, lid)
+    else
+      amount = string.match(m, ':(%d+)$')
+    end
+    if amount and amount ~= '0' then redis.call('HINCRBY', mk, 'r', '-' .. amount) end
+  end
+  redis.call('ZREMRANGEBYSCORE', zk, '-inf', now)
+end
+local function level(spend, steps)
+  local n = 0
+  for _, s in ipairs(steps) do if spend >= tonumber(s) then n = n + 1 end end
+  return n
+end
 local ORDER = {'cost_nanousd', 'total_tokens', 'llm_calls', 'tool_calls', 'retries', 'span_depth', 'wall_time_ms'}
 local AMOUNT = {cost_nanousd = true, total_tokens = true, wall_time_ms = true}
 -- The first ceiling crossed (same rules as core's crossedCeiling), as a KillReason JSON, or nil.
@@ -74,16 +97,10 @@ end
 local spends = {}
 for i, b in ipairs(spec.buckets) do
   local mk, zk = KEYS[b.m], KEYS[b.z]
-  local expired = redis.call('ZRANGEBYSCORE', zk, '-inf', now)
-  if #expired > 0 then
-    for _, m in ipairs(expired) do
-      local amount = string.match(m, ':(%d+)$')
-      if amount ~= '0' then redis.call('HINCRBY', mk, 'r', '-' .. amount) end
-    end
-    redis.call('ZREMRANGEBYSCORE', zk, '-inf', now)
-  end
+  expire(mk, zk, KEYS[b.l], now)
   local spend = slotsum(b.slots)
   local reserved = num(redis.call('HGET', mk, 'r'))
+  b.free = tonumber(b.limit) - spend - reserved - tonumber(b.amount)
   if b.enforce and spend + reserved + tonumber(b.amount) > tonumber(b.limit) then
     return {'budget', tostring(i - 1), fmt(spend), fmt(reserved)}
   end
@@ -109,6 +126,18 @@ for i, b in ipairs(spec.buckets) do
   redis.call('PEXPIRE', KEYS[b.z], exp - now + 86400000)
   if b.ttl ~= cjson.null then redis.call('PEXPIRE', KEYS[b.m], b.ttl) end
 end
+-- Leases: an allowance reserved for a gateway to admit later calls locally. Granted only while the bucket
+-- keeps ample room (room x the lease) for everyone else; near the cap every call comes here.
+local granted = {}
+for i, b in ipairs(spec.buckets) do
+  if b.lease and b.lease ~= cjson.null and b.free >= spec.room * tonumber(b.lease.want) then
+    redis.call('HINCRBY', KEYS[b.m], 'r', b.lease.want)
+    redis.call('HSET', KEYS[b.l], b.lease.id, b.lease.want)
+    redis.call('ZADD', KEYS[b.z], exp, 'L' .. b.lease.id)
+    redis.call('PEXPIRE', KEYS[b.l], exp - now + 86400000)
+    table.insert(granted, tostring(i - 1))
+  end
+end
 if run ~= cjson.null and run then
   local rk = KEYS[run.k]
   redis.call('HINCRBY', rk, 'llm', 1)
@@ -117,7 +146,9 @@ if run ~= cjson.null and run then
   redis.call('HSETNX', rk, 'started', now)
   redis.call('PEXPIRE', rk, 604800000)
 end
-return {'ok'}
+local out = {'ok'}
+for _, g in ipairs(granted) do table.insert(out, g) end
+return out
 `;
 
 /** ARGV: spec JSON, now, reservation id ('' for a charge without reservation). Returns killed JSON (or ''), then changes. */
@@ -137,12 +168,11 @@ for i, b in ipairs(spec.buckets) do
     redis.call('PEXPIRE', mk, b.ttl)
   end
   local spend = slotsum(b.slots)
-  local level = 0
-  for _, s in ipairs(b.steps) do if spend >= tonumber(s) then level = level + 1 end end
+  local lv = level(spend, b.steps)
   local from = num(redis.call('HGET', mk, 'lvl:' .. b.win))
-  if level ~= from then
-    redis.call('HSET', mk, 'lvl:' .. b.win, level)
-    table.insert(out, tostring(i - 1)); table.insert(out, tostring(from)); table.insert(out, tostring(level)); table.insert(out, fmt(spend))
+  if lv ~= from then
+    redis.call('HSET', mk, 'lvl:' .. b.win, lv)
+    table.insert(out, tostring(i - 1)); table.insert(out, tostring(from)); table.insert(out, tostring(lv)); table.insert(out, fmt(spend))
   end
 end
 for _, r in ipairs(spec.rates) do
@@ -164,6 +194,74 @@ if run ~= cjson.null and run then
       out[1] = reason
     end
   end
+end
+return out
+`;
+
+/**
+ * Settles calls admitted from leases. ARGV: spec JSON, now. Per bucket: the lease shrinks by the actual
+ * cost (which becomes spend); a lease marked `release` gives its remaining allowance back. Returns the
+ * level changes as SETTLE does (after an empty first element).
+ */
+export const CONSUME = `${COMMON}
+local spec = cjson.decode(ARGV[1])
+local out = {''}
+for i, b in ipairs(spec.buckets) do
+  local mk, lk = KEYS[b.m], KEYS[b.l]
+  local held = redis.call('HGET', lk, b.lid)
+  local actual = tonumber(b.actual)
+  if held then
+    local dec = math.min(tonumber(held), actual)
+    if dec > 0 then
+      redis.call('HINCRBY', lk, b.lid, '-' .. fmt(dec))
+      redis.call('HINCRBY', mk, 'r', '-' .. fmt(dec))
+    end
+    if b.release then
+      local rest = redis.call('HGET', lk, b.lid)
+      if rest ~= '0' then redis.call('HINCRBY', mk, 'r', '-' .. rest) end
+      redis.call('HDEL', lk, b.lid)
+      redis.call('ZREM', KEYS[b.z], 'L' .. b.lid)
+    end
+  end
+  if b.actual ~= '0' then redis.call('INCRBY', KEYS[b.cur], b.actual) end
+  if b.ttl ~= cjson.null then
+    redis.call('PEXPIRE', KEYS[b.cur], b.ttl)
+    redis.call('PEXPIRE', mk, b.ttl)
+  end
+  local spend = slotsum(b.slots)
+  local lv = level(spend, b.steps)
+  local from = num(redis.call('HGET', mk, 'lvl:' .. b.win))
+  if lv ~= from then
+    redis.call('HSET', mk, 'lvl:' .. b.win, lv)
+    table.insert(out, tostring(i - 1)); table.insert(out, tostring(from)); table.insert(out, tostring(lv)); table.insert(out, fmt(spend))
+  end
+end
+return out
+`;
+
+/** Gives back unused leases. ARGV: spec JSON ({leases: [{m, l, z, lid}]}). */
+export const RELEASE = `${COMMON}
+local spec = cjson.decode(ARGV[1])
+for _, b in ipairs(spec.leases) do
+  local rest = redis.call('HGET', KEYS[b.l], b.lid)
+  if rest then
+    if rest ~= '0' then redis.call('HINCRBY', KEYS[b.m], 'r', '-' .. rest) end
+    redis.call('HDEL', KEYS[b.l], b.lid)
+    redis.call('ZREM', KEYS[b.z], 'L' .. b.lid)
+  end
+end
+return 1
+`;
+
+/** Spend and live reservations of buckets (expired ones dropped first). ARGV: spec JSON, now. */
+export const STATUS = `${COMMON}
+local spec = cjson.decode(ARGV[1])
+local now = tonumber(ARGV[2])
+local out = {}
+for _, b in ipairs(spec.buckets) do
+  expire(KEYS[b.m], KEYS[b.z], KEYS[b.l], now)
+  table.insert(out, fmt(slotsum(b.slots)))
+  table.insert(out, fmt(num(redis.call('HGET', KEYS[b.m], 'r'))))
 end
 return out
 `;

@@ -1,12 +1,15 @@
+import { randomUUID } from "node:crypto";
 import { type Ceilings, type KillReason, minuteOf, RATE_WINDOW_MS, type RunUsage } from "@tollgate/core";
 import { Redis } from "ioredis";
 import { levelWindow } from "./memory-store.js";
-import { ADMIT, SETTLE } from "./redis-scripts.js";
+import { LEASE_CALLS, LEASE_ROOM, type Lease, LeaseBook, type LeaseUse, leasable } from "./redis-leases.js";
+import { ADMIT, CONSUME, RELEASE, SETTLE, STATUS } from "./redis-scripts.js";
 import type {
   AdmitRequest,
   AdmitResult,
   BucketRef,
   BucketStatus,
+  LevelChange,
   LimitStore,
   RunStatus,
   SettleRequest,
@@ -14,6 +17,20 @@ import type {
 } from "./types.js";
 
 type ScriptCall = (...args: (string | number)[]) => Promise<string[]>;
+/** How often the summed cost of calls admitted from leases is written to Redis. */
+const CONSUME_EVERY_MS = 20;
+
+interface PendingConsume {
+  workspace: string;
+  bucket: BucketRef;
+  leaseId: string;
+  actual: bigint;
+  release: boolean;
+  /** Each settle waiting on this entry, with its bucket's index in its own request. */
+  waiters: { resolve: (change: LevelChange | null) => void; index: number }[];
+}
+
+type ScriptName = "tgAdmit" | "tgSettle" | "tgConsume" | "tgRelease" | "tgStatus";
 
 /** Collects the keys of one script call; the spec refers to them by 1-based index. */
 class Keys {
@@ -37,7 +54,19 @@ export class RedisLimitStore implements LimitStore {
   private constructor(private readonly redis: Redis) {
     redis.defineCommand("tgAdmit", { lua: ADMIT });
     redis.defineCommand("tgSettle", { lua: SETTLE });
+    redis.defineCommand("tgConsume", { lua: CONSUME });
+    redis.defineCommand("tgRelease", { lua: RELEASE });
+    redis.defineCommand("tgStatus", { lua: STATUS });
+    this.#sweeper = setInterval(() => this.#leases.sweep(Date.now()), 500);
+    this.#sweeper.unref();
   }
+
+  readonly #leases = new LeaseBook((leases) => void this.#release(leases));
+  readonly #sweeper: NodeJS.Timeout;
+  readonly #pending = new Map<string, PendingConsume>();
+  #flushTimer: NodeJS.Timeout | null = null;
+  /** Admissions that went to Redis (those admitted from a lease make no round trip). */
+  admitRoundTrips = 0;
 
   static async connect(url: string): Promise<RedisLimitStore> {
     // No offline queue and one retry: when Redis is down a call fails fast and the budget's fail mode decides.
@@ -53,11 +82,18 @@ export class RedisLimitStore implements LimitStore {
     return new RedisLimitStore(redis);
   }
 
-  #script(name: "tgAdmit" | "tgSettle"): ScriptCall {
+  #script(name: ScriptName): ScriptCall {
     return (this.redis as unknown as Record<string, ScriptCall>)[name]!.bind(this.redis);
   }
 
+  /**
+   * Hard-cap-only calls are admitted from this process's leases when every bucket has one with room (no
+   * round trip). Everything else — runs, rate limits, throttles, buckets near their cap — goes to the ADMIT
+   * script, which also grants leases while a bucket has ample room.
+   */
   async admit(req: AdmitRequest): Promise<AdmitResult> {
+    if (this.#leases.admit(req)) return { ok: true };
+    this.admitRoundTrips++;
     const keys = new Keys(`tg:{${req.workspace}}:`);
     const minute = minuteOf(req.now);
     const spec = {
@@ -85,8 +121,11 @@ export class RedisLimitStore implements LimitStore {
         trpm: b.throttleRpm,
         tp: keys.add(`${b.key}:throttle:${minute - 1}`),
         tc: keys.add(`${b.key}:throttle:${minute}`),
+        l: keys.add(`${b.key}:l`),
         ttl: b.ttlMs,
+        lease: leasable(b) ? { id: randomUUID(), want: (b.amount * LEASE_CALLS).toString() } : null,
       })),
+      room: LEASE_ROOM,
     };
     const permille = Math.floor(((req.now % RATE_WINDOW_MS) * 1000) / RATE_WINDOW_MS);
     const r = await this.#script("tgAdmit")(
@@ -100,6 +139,10 @@ export class RedisLimitStore implements LimitStore {
     );
     switch (r[0]) {
       case "ok":
+        for (const i of r.slice(1).map(Number)) {
+          const lease = spec.buckets[i]!.lease!;
+          this.#leases.take(req, req.buckets[i]!, lease.id, BigInt(lease.want));
+        }
         return { ok: true };
       case "run":
         return {
@@ -122,7 +165,114 @@ export class RedisLimitStore implements LimitStore {
   }
 
   settle(req: SettleRequest): Promise<SettleResult> {
-    return this.#settle(req.id, req);
+    const uses = this.#leases.settle(req.id);
+    return uses ? this.#consume(req, uses) : this.#settle(req.id, req);
+  }
+
+  /**
+   * Settles calls admitted from leases. Their costs are summed per lease and written every
+   * CONSUME_EVERY_MS in one script call: until then the lease's reservation in Redis still covers them,
+   * so other replicas never see room that is already spent.
+   */
+  #consume(req: SettleRequest, uses: LeaseUse[]): Promise<SettleResult> {
+    const waits = req.buckets.map((b, index) => {
+      const use = uses[index]!;
+      const { release } = this.#leases.consume(use, b.actual);
+      const k = `${req.workspace}\u0000${b.key}\u0000${use.lease.id}\u0000${b.slots[b.slots.length - 1]}`;
+      let entry = this.#pending.get(k);
+      if (!entry) {
+        entry = {
+          workspace: req.workspace,
+          bucket: b,
+          leaseId: use.lease.id,
+          actual: 0n,
+          release: false,
+          waiters: [],
+        };
+        this.#pending.set(k, entry);
+      }
+      entry.actual += b.actual;
+      entry.release ||= release;
+      entry.bucket = b;
+      return new Promise<LevelChange | null>((resolve) => entry.waiters.push({ resolve, index }));
+    });
+    this.#flushTimer ??= setTimeout(() => this.#flush(), CONSUME_EVERY_MS);
+    return Promise.all(waits).then((changes) => ({
+      changes: changes.filter((c): c is LevelChange => c !== null),
+      killed: null,
+    }));
+  }
+
+  /** Sends the summed lease consumption (one script call per workspace); a level change goes to the last call. */
+  #flush(): Promise<void> {
+    if (this.#flushTimer) clearTimeout(this.#flushTimer);
+    this.#flushTimer = null;
+    const byWorkspace = new Map<string, PendingConsume[]>();
+    for (const e of this.#pending.values())
+      byWorkspace.set(e.workspace, [...(byWorkspace.get(e.workspace) ?? []), e]);
+    this.#pending.clear();
+    return Promise.all(
+      [...byWorkspace].map(async ([ws, entries]) => {
+        const keys = new Keys(`tg:{${ws}}:`);
+        const spec = {
+          buckets: entries.map(({ bucket: b, leaseId, actual, release }) => {
+            const slots = b.slots.map((s) => keys.add(`${b.key}:s:${s}`));
+            return {
+              m: keys.add(`${b.key}:m`),
+              z: keys.add(`${b.key}:z`),
+              l: keys.add(`${b.key}:l`),
+              slots,
+              cur: slots[slots.length - 1],
+              lid: leaseId,
+              actual: actual.toString(),
+              release,
+              steps: b.steps.map(String),
+              win: levelWindow(b.slots),
+              ttl: b.ttlMs,
+            };
+          }),
+        };
+        let changes: LevelChange[] = [];
+        try {
+          changes = levelChanges(
+            await this.#script("tgConsume")(keys.list.length, ...keys.list, JSON.stringify(spec)),
+          );
+        } catch {
+          // Redis is gone: the leases' reservations stay until they expire; the event store keeps the spend
+        }
+        entries.forEach((e, i) => {
+          const change = changes.find((c) => c.index === i);
+          e.waiters.forEach((w, k) =>
+            w.resolve(change && k === e.waiters.length - 1 ? { ...change, index: w.index } : null),
+          );
+        });
+      }),
+    ).then(() => {});
+  }
+
+  /** Gives unused allowances back; one that cannot be given back expires in Redis with the reservation TTL. */
+  async #release(leases: Lease[]): Promise<void> {
+    // Pending consumption first (same connection, so Redis runs it first): a lease's allowance is never
+    // given back before the spend it covered is recorded.
+    const flushed = this.#pending.size ? this.#flush() : Promise.resolve();
+    const byWorkspace = new Map<string, Lease[]>();
+    for (const l of leases) byWorkspace.set(l.workspace, [...(byWorkspace.get(l.workspace) ?? []), l]);
+    await Promise.all(
+      [...byWorkspace].map(([ws, list]) => {
+        const keys = new Keys(`tg:{${ws}}:`);
+        const spec = {
+          leases: list.map((l) => ({
+            m: keys.add(`${l.key}:m`),
+            l: keys.add(`${l.key}:l`),
+            z: keys.add(`${l.key}:z`),
+            lid: l.id,
+          })),
+        };
+        return this.#script("tgRelease")(keys.list.length, ...keys.list, JSON.stringify(spec)).catch(
+          () => {},
+        );
+      }),
+    );
   }
 
   charge(req: Omit<SettleRequest, "id">): Promise<SettleResult> {
@@ -165,33 +315,21 @@ export class RedisLimitStore implements LimitStore {
       req.now,
       id,
     );
-    const changes = [];
-    for (let i = 1; i + 3 < r.length; i += 4)
-      changes.push({
-        index: Number(r[i]),
-        from: Number(r[i + 1]),
-        to: Number(r[i + 2]),
-        spend: BigInt(r[i + 3]!),
-      });
-    return { changes, killed: r[0] ? (JSON.parse(r[0]) as KillReason) : null };
+    return { changes: levelChanges(r), killed: r[0] ? (JSON.parse(r[0]) as KillReason) : null };
   }
 
   async buckets(workspace: string, refs: BucketRef[], now: number): Promise<BucketStatus[]> {
-    const p = `tg:{${workspace}}:`;
-    const pipe = this.redis.pipeline();
-    for (const r of refs) {
-      pipe.mget(...r.slots.map((s) => `${p}${r.key}:s:${s}`));
-      pipe.zrangebyscore(`${p}${r.key}:z`, `(${now}`, "+inf");
-    }
-    const res = (await pipe.exec()) ?? [];
-    return refs.map((_, i) => {
-      const spend = ((res[2 * i]?.[1] as (string | null)[]) ?? []).reduce((a, v) => a + BigInt(v ?? 0), 0n);
-      const reserved = ((res[2 * i + 1]?.[1] as string[]) ?? []).reduce(
-        (a, m) => a + BigInt(m.slice(m.lastIndexOf(":") + 1)),
-        0n,
-      );
-      return { spend, reserved };
-    });
+    const keys = new Keys(`tg:{${workspace}}:`);
+    const spec = {
+      buckets: refs.map((r) => ({
+        m: keys.add(`${r.key}:m`),
+        z: keys.add(`${r.key}:z`),
+        l: keys.add(`${r.key}:l`),
+        slots: r.slots.map((s) => keys.add(`${r.key}:s:${s}`)),
+      })),
+    };
+    const out = await this.#script("tgStatus")(keys.list.length, ...keys.list, JSON.stringify(spec), now);
+    return refs.map((_, i) => ({ spend: BigInt(out[2 * i]!), reserved: BigInt(out[2 * i + 1]!) }));
   }
 
   async run(workspace: string, key: string): Promise<RunStatus | null> {
@@ -235,6 +373,23 @@ export class RedisLimitStore implements LimitStore {
   seedRun(): void {}
 
   async close(): Promise<void> {
+    clearInterval(this.#sweeper);
+    await this.#flush();
+    // Leases still held by calls in flight expire in Redis with the reservations' TTL.
+    await this.#release(this.#leases.drain());
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
+}
+
+/** Level changes from a SETTLE/CONSUME reply: groups of (index, from, to, spend) after the first element. */
+function levelChanges(r: string[]) {
+  const changes = [];
+  for (let i = 1; i + 3 < r.length; i += 4)
+    changes.push({
+      index: Number(r[i]),
+      from: Number(r[i + 1]),
+      to: Number(r[i + 2]),
+      spend: BigInt(r[i + 3]!),
+    });
+  return changes;
 }

@@ -2,6 +2,7 @@
 import { emptyRunUsage } from "@tollgate/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MemoryLimitStore } from "../src/limits/memory-store.js";
+import { LEASE_CALLS } from "../src/limits/redis-leases.js";
 import { RedisLimitStore } from "../src/limits/redis-store.js";
 import type { AdmitRequest, BucketCharge, LimitStore } from "../src/limits/types.js";
 import { startRedis, type TestRedis } from "./redis-server.js";
@@ -274,17 +275,18 @@ describe("Redis leases: calls admitted without a round trip, caps still exact ac
     const replica = await RedisLimitStore.connect(redis.url);
     try {
       const w = ws();
-      const b = bucket({ limit: 1_000_000n, amount: 100n });
-      const reqs = Array.from({ length: 20 }, () => admitReq(w, { buckets: [b] }));
+      const b = bucket({ limit: 10_000_000n, amount: 100n });
+      const perLease = Number(LEASE_CALLS);
+      const reqs = Array.from({ length: perLease + 4 }, () => admitReq(w, { buckets: [b] }));
       for (const r of reqs) expect(await replica.admit(r)).toEqual({ ok: true });
-      // the first went to Redis and brought back a lease of 16 calls; the 17th needed a new one
+      // the first went to Redis and brought back a lease for LEASE_CALLS worst cases; the one after those needed a new one
       expect(replica.admitRoundTrips).toBe(2);
-      for (const r of reqs) await replica.settle(settleOf(r, 40n));
+      await Promise.all(reqs.map((r) => replica.settle(settleOf(r, 40n)))); // one batched write
       const [status] = await replica.buckets(w, [b], NOW);
-      expect(status!.spend).toBe(800n);
-      // the first lease (16 calls) was retired when the 18th call fetched a second one and given back
-      // once its calls settled; what stays reserved is the live lease's unused allowance (1600 - 2 × 40)
-      expect(status!.reserved).toBe(1520n);
+      expect(status!.spend).toBe(40n * BigInt(perLease + 4));
+      // the first lease was retired when a call fetched a second one, and given back once its calls
+      // settled; what stays reserved is the live lease's unused allowance (less its two calls)
+      expect(status!.reserved).toBe(LEASE_CALLS * 100n - 2n * 40n);
     } finally {
       await replica.close(); // gives the leases back
     }
@@ -294,12 +296,12 @@ describe("Redis leases: calls admitted without a round trip, caps still exact ac
     const [a, b] = [await RedisLimitStore.connect(redis.url), await RedisLimitStore.connect(redis.url)];
     try {
       const w = ws();
-      const cap = bucket({ key: "b:shared:-", limit: 100_000n, amount: 100n });
+      const cap = bucket({ key: "b:shared:-", limit: 400_000n, amount: 100n });
       let admitted = 0;
       let refused = 0;
       let spent = 0n;
       const worker = async (store: RedisLimitStore) => {
-        for (let i = 0; i < 700; i++) {
+        for (let i = 0; i < 1700; i++) {
           const req = admitReq(w, { buckets: [cap] });
           const r = await store.admit(req);
           if (!r.ok) {
@@ -309,30 +311,31 @@ describe("Redis leases: calls admitted without a round trip, caps still exact ac
           admitted++;
           const actual = 60n + BigInt(i % 40); // actual cost below the worst case, as for real calls
           spent += actual;
-          await store.settle(settleOf(req, actual));
+          void store.settle(settleOf(req, actual)); // settled after the reply, as the gateway does
         }
       };
       await Promise.all([worker(a), worker(b), worker(a), worker(b)]);
-      const [status] = await a.buckets(w, [cap], NOW);
-      expect(status!.spend).toBe(spent);
-      expect(spent <= 100_000n).toBe(true);
-      expect(spent > 100_000n - 1_000n).toBe(true); // only the last worst case's worth is left unused
-      expect(admitted).toBeGreaterThan(1000);
+      await a.close(); // flushes the batched settles and gives the leases back
+      await b.close();
+      const [status] = await stores.redis!.buckets(w, [cap], NOW);
+      expect(status).toEqual({ spend: spent, reserved: 0n });
+      expect(spent <= 400_000n).toBe(true);
+      expect(admitted).toBeGreaterThan(4000);
       // leases did most of the work: refusals always ask Redis, admissions mostly did not
       expect(a.admitRoundTrips + b.admitRoundTrips - refused).toBeLessThan(admitted / 4);
     } finally {
-      await a.close();
-      await b.close();
+      await a.close().catch(() => {});
+      await b.close().catch(() => {});
     }
   });
 
   it("a dead replica's lease stops counting when it expires", async () => {
     const w = ws();
     const dead = await RedisLimitStore.connect(redis.url);
-    const cap = bucket({ key: "b:dead:-", limit: 100_000n, amount: 100n });
+    const cap = bucket({ key: "b:dead:-", limit: 10_000_000n, amount: 100n });
     expect((await dead.admit(admitReq(w, { buckets: [cap], expiresAt: NOW + 1000 }))).ok).toBe(true);
     const [held] = await stores.redis!.buckets(w, [cap], NOW);
-    expect(held!.reserved).toBe(100n + 1600n); // its call and its lease
+    expect(held!.reserved).toBe(100n + LEASE_CALLS * 100n); // its call and its lease
     // the replica dies without settling or giving its lease back
     (dead as unknown as { redis: { disconnect(): void } }).redis.disconnect();
     const [later] = await stores.redis!.buckets(w, [cap], NOW + 1001);

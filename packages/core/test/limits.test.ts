@@ -186,10 +186,10 @@ describe("worst-case estimate", () => {
     );
   });
 
-  it("without an output cap: the context window less the input, else the default", () => {
+  it("without an output cap: the whole context window, else the default", () => {
     const body = { model: "gpt-4o", messages: [{ role: "user", content: "hi" }] };
     const wc = worstCaseUsage("openai.chat", body, raw(body), 128_000);
-    expect(wc).toMatchObject({ outputFrom: "context_window", maxOutput: 128_000 - raw(body).byteLength });
+    expect(wc).toMatchObject({ outputFrom: "context_window", maxOutput: 128_000 });
     expect(worstCaseUsage("openai.chat", body, raw(body), null).outputFrom).toBe("default");
     expect(worstCaseUsage("openai.completions", { prompt: "x" }, raw({ prompt: "x" }), null).maxOutput).toBe(
       16,

@@ -123,6 +123,19 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     expect(await store().buckets(w, [bucket()], NOW + 1001)).toEqual([{ spend: 5n, reserved: 900n }]);
   });
 
+  it("a call admitted before midnight and settled after it keeps the new day's spend intact", async () => {
+    const w = ws();
+    const day1 = bucket({ slots: ["d2026-12-01"] });
+    const day2 = bucket({ slots: ["d2026-12-02"] });
+    const late = admitReq(w, { buckets: [day1] });
+    await store().admit(late);
+    const early = admitReq(w, { buckets: [day2], now: NOW + 86_400_000 });
+    await store().admit(early);
+    await store().settle({ ...settleOf(early, 90n), now: NOW + 86_400_000 });
+    await store().settle({ ...settleOf(late, 30n), now: NOW + 86_400_000 });
+    expect(await store().buckets(w, [day2], NOW + 86_400_000)).toEqual([{ spend: 90n, reserved: 0n }]);
+  });
+
   it("settle reports each threshold step once (ok → warning → exceeded)", async () => {
     const w = ws();
     const b = bucket({ steps: [500n, 800n, 1000n], amount: 0n });
@@ -217,7 +230,7 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
         now: NOW,
         buckets: [],
         tokenRates: [],
-        run: { key: run2.key, ceilings: run2.ceilings, cost, tokens: 10, toolCalls: 1 },
+        run: { key: run2.key, ceilings: run2.ceilings, cost, tokens: 10, toolCalls: 1, llmCalls: 0 },
       });
     await store().admit(admitReq(w, { buckets: [], run: run2 }));
     expect((await settle(999n)).killed).toBeNull();

@@ -14,12 +14,18 @@ export const limitId = z
   .regex(LIMIT_ID_RE, "must be 1-128 letters, digits, _ . : - (starting with a letter or digit)");
 
 const scopeValue = z.string().min(1, "must not be empty").max(256, "must be at most 256 characters");
-export const ScopeSchema = z.strictObject(
-  Object.fromEntries(SCOPE_FIELDS.map((f) => [f, scopeValue.optional()])) as Record<
-    ScopeField,
-    z.ZodOptional<typeof scopeValue>
-  >,
-);
+export const ScopeSchema = z
+  .strictObject(
+    Object.fromEntries(SCOPE_FIELDS.map((f) => [f, scopeValue.optional()])) as Record<
+      ScopeField,
+      z.ZodOptional<typeof scopeValue>
+    >,
+  )
+  // A call has many tags: "one bucket per tag" would leave no single bucket to charge.
+  .refine((s) => s.tag !== EACH, {
+    message: 'a tag scope names one tag ("*" is not allowed)',
+    path: ["tag"],
+  });
 
 const fixedScope = ScopeSchema.refine(
   (s) => Object.values(s).every((v) => v !== EACH),

@@ -38,8 +38,8 @@ const API_DEFAULT_OUTPUT: Partial<Record<Api, number>> = { "openai.completions":
  *   image. A BPE token is at least one byte of text, and the JSON around the text outweighs the per-message
  *   framing tokens, so this bounds the real input count from above. `worstCaseCost` prices it at the
  *   dearest input rate (a provider may bill it as cache writes).
- * - output: the request's own cap × its number of choices (`n`), else the model's context window less the
- *   input, else DEFAULT_MAX_OUTPUT_TOKENS.
+ * - output: the request's own cap × its number of choices (`n`), else the model's whole context window,
+ *   else DEFAULT_MAX_OUTPUT_TOKENS.
  */
 export function worstCaseUsage(
   api: Api | null,
@@ -69,7 +69,8 @@ export function worstCaseUsage(
     maxOutput = API_DEFAULT_OUTPUT[api]!;
     outputFrom = "request";
   } else if (contextWindow) {
-    maxOutput = Math.max(1, contextWindow - Math.min(input, contextWindow - 1));
+    // The byte bound over-counts the real input, so the window less it could under-reserve the output.
+    maxOutput = contextWindow;
     outputFrom = "context_window";
   } else {
     maxOutput = DEFAULT_MAX_OUTPUT_TOKENS;

@@ -174,8 +174,8 @@ export function registerLimitRoutes(app: Hono<Env>, guard: SpendGuard, h: LimitR
 
   app.post("/api/runs/:id/kill", h.admin, async (c) => {
     const ws = h.workspaceOf(c, c.req.query("workspace"));
-    const body = (await c.req.json().catch(() => ({}))) as { reason?: unknown };
-    const reason = typeof body.reason === "string" ? body.reason.slice(0, 500) : undefined;
+    const body = (await c.req.json().catch(() => null)) as { reason?: unknown } | null;
+    const reason = typeof body?.reason === "string" ? body.reason.slice(0, 500) : undefined;
     const id = runIdParam(c);
     const kill = await guard.killRun(ws, id, actorOf(c.get("principal")), reason);
     return c.json({ id, state: "killed", killed: kill });

@@ -214,9 +214,15 @@ export class Gateway {
         continue;
       }
       const isSse = (header(up.headers, "content-type") ?? "").includes("text/event-stream");
-      if (call.stream && isSse && up.statusCode < 300)
-        await this.#relayStream(call, attempt, attemptStart, ticket, up, res, abort);
-      else await this.#relayBody(call, attempt, attemptStart, ticket, up, res);
+      try {
+        if (call.stream && isSse && up.statusCode < 300)
+          await this.#relayStream(call, attempt, attemptStart, ticket, up, res, abort);
+        else await this.#relayBody(call, attempt, attemptStart, ticket, up, res);
+      } catch (e) {
+        // Whatever broke before the call was recorded: its reserved worst case is charged (never less).
+        void this.deps.guard.settle(ticket, { cost: null, tokens: 0, toolCalls: 0, eventId: null });
+        throw e;
+      }
       return;
     }
   }
@@ -486,7 +492,7 @@ export class Gateway {
     const recorded = this.deps.recorder.record(input, call.workspaceId, o.price ?? undefined);
     const u = recorded?.record ?? usage;
     void this.deps.guard.settle(ticket, {
-      cost: recorded?.record.cost_nanousd ?? o.price?.cost.total_nanousd ?? 0n,
+      cost: recorded?.record.cost_nanousd ?? o.price?.cost.total_nanousd ?? null,
       tokens: u ? totalInputTokens(u) + u.output_tokens : 0,
       toolCalls: o.toolCalls ?? 0,
       eventId: recorded?.record.event_id ?? null,

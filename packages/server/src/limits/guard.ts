@@ -66,12 +66,17 @@ export interface Ticket {
   buckets: ChargedBucket[];
   tokenRates: { key: string }[];
   run: { key: string; runId: string; agentType: string | null; ceilings: Ceilings } | null;
+  /** Admitted while the backend was unreachable (fail_open): nothing was reserved, the cost is charged. */
+  chargeOnly?: boolean;
+  /** Set by the first settle: a ticket is settled once. */
+  settled?: boolean;
 }
 
 export type Admission = { ok: true; ticket: Ticket | null } | { ok: false; error: LimitError };
 
 export interface CallOutcome {
-  cost: bigint;
+  /** The call's actual cost; null when unknown (then the reserved worst case is charged). */
+  cost: bigint | null;
   tokens: number;
   toolCalls: number;
   eventId: string | null;
@@ -105,7 +110,8 @@ export class SpendGuard {
     private readonly engine: PricingEngine,
     opts: GuardOptions = {},
   ) {
-    this.#ttl = opts.reservationTtlMs ?? 15 * 60_000;
+    // Longer than any call should take (streams included): an unsettled reservation only ends by expiry.
+    this.#ttl = opts.reservationTtlMs ?? 60 * 60_000;
     this.#log = opts.log ?? ((m) => console.error(m));
     this.#now = opts.now ?? Date.now;
   }
@@ -193,7 +199,7 @@ export class SpendGuard {
         run: run ? { key: run.key, ceilings, depth: ctx.depth, retry: ctx.attempt > 1 } : null,
       });
     } catch (e) {
-      return this.#unavailable(ctx.workspace, budgets, rates, e as Error, now);
+      return this.#unavailable(ticket, budgets, rates, e as Error, now);
     }
     if (result.ok) return { ok: true, ticket };
     const r = result.refusal;
@@ -224,26 +230,34 @@ export class SpendGuard {
   }
 
   /** Turns the reservation into the call's actual cost (0 for a failed call). Never throws. */
+  /**
+   * Turns the reservation into the call's actual cost (0 for a failed call; the reserved worst case when
+   * the cost is unknown). Once per ticket; never throws.
+   */
   async settle(ticket: Ticket | null, outcome: CallOutcome): Promise<void> {
-    if (!ticket) return;
+    if (!ticket || ticket.settled) return;
+    ticket.settled = true;
     const now = this.#now();
+    const cost = (b: ChargedBucket) => outcome.cost ?? b.reserved;
+    const req = {
+      workspace: ticket.workspace,
+      id: ticket.id,
+      now,
+      buckets: ticket.buckets.map((b) => ({ ...b, actual: cost(b) })),
+      tokenRates: ticket.tokenRates.map((t) => ({ key: t.key, tokens: outcome.tokens })),
+      run: ticket.run
+        ? {
+            key: ticket.run.key,
+            ceilings: ticket.run.ceilings,
+            cost: outcome.cost ?? 0n,
+            tokens: outcome.tokens,
+            toolCalls: outcome.toolCalls,
+            llmCalls: 0, // counted at admission
+          }
+        : null,
+    };
     try {
-      const res = await this.store.settle({
-        workspace: ticket.workspace,
-        id: ticket.id,
-        now,
-        buckets: ticket.buckets.map((b) => ({ ...b, actual: outcome.cost })),
-        tokenRates: ticket.tokenRates.map((t) => ({ key: t.key, tokens: outcome.tokens })),
-        run: ticket.run
-          ? {
-              key: ticket.run.key,
-              ceilings: ticket.run.ceilings,
-              cost: outcome.cost,
-              tokens: outcome.tokens,
-              toolCalls: outcome.toolCalls,
-            }
-          : null,
-      });
+      const res = await (ticket.chargeOnly ? this.store.charge(req) : this.store.settle(req));
       this.#afterSettle(
         ticket.workspace,
         ticket.buckets,
@@ -268,12 +282,15 @@ export class SpendGuard {
     for (const rec of records) {
       const policies = this.registry.forWorkspace(rec.workspace_id);
       const facts = factsOfRecord(rec);
-      const budgets = policies.budgets.filter((b) => scopeMatches(b.scope, facts));
+      const now = this.#now();
+      // A record from before a budget's current window does not count against it (as after a rebuild).
+      const budgets = policies.budgets.filter(
+        (b) => scopeMatches(b.scope, facts) && rec.ts_start >= windowSlots(b.window, now).start,
+      );
       const rates = policies.rates.filter(
         (r) => r.tokens_per_min !== undefined && scopeMatches(r.scope, facts),
       );
       if (!budgets.length && !rates.length && !rec.agent_run_id) continue;
-      const now = this.#now();
       const buckets = budgets.map((b) => {
         const values = bucketValues(b.scope, facts);
         const limit = limitFor(b, facts);
@@ -314,13 +331,13 @@ export class SpendGuard {
                 cost: rec.cost_nanousd,
                 tokens,
                 toolCalls: rec.kind === "tool" ? 1 : 0,
+                llmCalls: rec.kind === "llm" || rec.kind === "embedding" ? 1 : 0,
               }
             : null,
         });
         this.#afterSettle(rec.workspace_id, buckets, run, res, rec.event_id, rec.request_id, now);
       } catch (e) {
         this.#log(`limits: counting an ingested call failed: ${(e as Error).message}`);
-        return;
       }
     }
   }
@@ -448,8 +465,9 @@ export class SpendGuard {
       at: this.#now(),
       by,
     };
-    await this.store.kill(ws, `r:${runId}`, kill);
+    // The event first: a kill that is recorded survives a restart even if the live store missed it.
     await this.events.appendLimitEvents([killRow(ws, runId, null, kill, null)]);
+    await this.store.kill(ws, `r:${runId}`, kill);
     return kill;
   }
 
@@ -513,12 +531,13 @@ export class SpendGuard {
   }
 
   #unavailable(
-    ws: string,
+    ticket: Ticket,
     budgets: Budget[],
     rates: { fail_mode: string }[],
     e: Error,
     now: number,
   ): Admission {
+    const ws = ticket.workspace;
     if (now - this.#lastOutageEvent > OUTAGE_EVENT_EVERY_MS) {
       this.#lastOutageEvent = now;
       this.#log(`limits: ${this.store.name} backend unreachable: ${e.message}`);
@@ -542,9 +561,10 @@ export class SpendGuard {
     const closed =
       budgets.some((b) => b.spec.fail_mode === "fail_closed") ||
       rates.some((r) => r.fail_mode === "fail_closed");
+    // Failing open, nothing was reserved; the call's cost is still charged at settle if the backend is back.
     return closed
       ? { ok: false, error: limitsUnavailable(this.store.name, e.message) }
-      : { ok: true, ticket: null };
+      : { ok: true, ticket: { ...ticket, chargeOnly: true } };
   }
 }
 
@@ -595,7 +615,8 @@ export function factsOfRecord(rec: CallRecord): CallFacts {
     session_id: rec.session_id,
     route: rec.route,
     variant: rec.variant,
-    model: rec.model,
+    // Budgets scope the model a call asked for (what the gateway sees before sending it).
+    model: rec.model_requested ?? rec.model,
     provider: rec.provider,
     key_id: rec.key_id,
     tags: rec.tags,

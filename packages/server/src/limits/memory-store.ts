@@ -37,7 +37,12 @@ interface Rate {
 interface Run {
   usage: RunUsage;
   killed: KillReason | null;
+  lastSeen: number;
 }
+
+const PRUNE_EVERY_MS = 60_000;
+/** A run nobody called for this long is forgotten (a restart forgets it too: runs rebuild from 7 days). */
+const RUN_IDLE_MS = 7 * 86_400_000;
 
 /** The window a level belongs to: calendar windows have one slot, rolling ones many. */
 export const levelWindow = (slots: readonly string[]) => {
@@ -55,6 +60,7 @@ export class MemoryLimitStore implements LimitStore {
   readonly #buckets = new Map<string, Bucket>();
   readonly #rates = new Map<string, Rate>();
   readonly #runs = new Map<string, Run>();
+  #nextPrune = 0;
 
   admit(req: AdmitRequest): Promise<AdmitResult> {
     return Promise.resolve(this.#admit(req));
@@ -62,6 +68,7 @@ export class MemoryLimitStore implements LimitStore {
 
   #admit(req: AdmitRequest): AdmitResult {
     const { now } = req;
+    if (now >= this.#nextPrune) this.#prune(now);
     let run: Run | null = null;
     if (req.run) {
       run = this.#run(req.workspace, req.run.key, now);
@@ -122,7 +129,9 @@ export class MemoryLimitStore implements LimitStore {
     const { now } = req;
     const changes: LevelChange[] = [];
     for (const [index, b] of req.buckets.entries()) {
-      const state = this.#bucket(workspace, b, now);
+      // No pruning here: a call admitted before its window rolled over settles into the slot it was
+      // admitted in (as its ts_start places it), and must not drop the newer slot.
+      const state = this.#state(workspace, b.key);
       const held = id === null ? undefined : state.reservations.get(id);
       if (held) {
         state.reservations.delete(id!);
@@ -146,6 +155,7 @@ export class MemoryLimitStore implements LimitStore {
       run.usage.cost_nanousd += req.run.cost;
       run.usage.total_tokens += req.run.tokens;
       run.usage.tool_calls += req.run.toolCalls;
+      run.usage.llm_calls += req.run.llmCalls;
       if (!run.killed) {
         killed = crossedCeiling(run.usage, req.run.ceilings, now);
         run.killed = killed;
@@ -176,7 +186,7 @@ export class MemoryLimitStore implements LimitStore {
   unkill(workspace: string, key: string, now: number): Promise<boolean> {
     const k = `${workspace}\u0000${key}`;
     const was = !!this.#runs.get(k)?.killed;
-    this.#runs.set(k, { usage: emptyRunUsage(now), killed: null });
+    this.#runs.set(k, { usage: emptyRunUsage(now), killed: null, lastSeen: now });
     return Promise.resolve(was);
   }
 
@@ -187,11 +197,19 @@ export class MemoryLimitStore implements LimitStore {
   }
 
   seedRun(workspace: string, key: string, usage: RunUsage): void {
-    this.#runs.set(`${workspace}\u0000${key}`, { usage: { ...usage }, killed: null });
+    this.#runs.set(`${workspace}\u0000${key}`, { usage: { ...usage }, killed: null, lastSeen: Date.now() });
   }
 
   close(): Promise<void> {
     return Promise.resolve();
+  }
+
+  /** Drops rate counters older than the sliding minute and runs idle for a week: memory stays bounded. */
+  #prune(now: number): void {
+    this.#nextPrune = now + PRUNE_EVERY_MS;
+    const minute = minuteOf(now);
+    for (const [k, r] of this.#rates) if (r.minute < minute - 1) this.#rates.delete(k);
+    for (const [k, run] of this.#runs) if (run.lastSeen < now - RUN_IDLE_MS) this.#runs.delete(k);
   }
 
   #state(workspace: string, key: string): Bucket {
@@ -239,9 +257,10 @@ export class MemoryLimitStore implements LimitStore {
     const k = `${workspace}\u0000${key}`;
     let run = this.#runs.get(k);
     if (!run) {
-      run = { usage: emptyRunUsage(now), killed: null };
+      run = { usage: emptyRunUsage(now), killed: null, lastSeen: now };
       this.#runs.set(k, run);
     }
+    run.lastSeen = Math.max(run.lastSeen, now);
     return run;
   }
 }

@@ -35,6 +35,17 @@ local function expire(mk, zk, lk, now)
   end
   redis.call('ZREMRANGEBYSCORE', zk, '-inf', now)
 end
+-- A bucket's hash (reserved total, levels), reservation set and lease hash live and die together, and at
+-- least as long as any reservation in them (else an expired set would leave its total inflated, or an
+-- expired total would let the set's expiry subtract from a fresh one). Lifetime buckets never expire.
+local KEEP_MS = 172800000
+local function keep(mk, zk, lk, ttl)
+  if ttl == cjson.null or not ttl then return end
+  local ms = math.max(ttl, KEEP_MS)
+  redis.call('PEXPIRE', mk, ms)
+  redis.call('PEXPIRE', zk, ms)
+  redis.call('PEXPIRE', lk, ms)
+end
 local function level(spend, steps)
   local n = 0
   for _, s in ipairs(steps) do if spend >= tonumber(s) then n = n + 1 end end
@@ -87,6 +98,7 @@ if run ~= cjson.null and run then
   if reason then
     redis.call('HSET', rk, 'killed', reason)
     redis.call('HSETNX', rk, 'started', now)
+    redis.call('PEXPIRE', rk, 604800000)
     return {'run', reason, '1'}
   end
 end
@@ -123,8 +135,7 @@ for i, b in ipairs(spec.buckets) do
   end
   redis.call('HINCRBY', KEYS[b.m], 'r', b.amount)
   redis.call('ZADD', KEYS[b.z], exp, id .. ':' .. b.amount)
-  redis.call('PEXPIRE', KEYS[b.z], exp - now + 86400000)
-  if b.ttl ~= cjson.null then redis.call('PEXPIRE', KEYS[b.m], b.ttl) end
+  keep(KEYS[b.m], KEYS[b.z], KEYS[b.l], b.ttl)
 end
 -- Leases: an allowance reserved for a gateway to admit later calls locally. Granted only while the bucket
 -- keeps ample room (room x the lease) for everyone else; near the cap every call comes here.
@@ -134,7 +145,7 @@ for i, b in ipairs(spec.buckets) do
     redis.call('HINCRBY', KEYS[b.m], 'r', b.lease.want)
     redis.call('HSET', KEYS[b.l], b.lease.id, b.lease.want)
     redis.call('ZADD', KEYS[b.z], exp, 'L' .. b.lease.id)
-    redis.call('PEXPIRE', KEYS[b.l], exp - now + 86400000)
+    keep(KEYS[b.m], KEYS[b.z], KEYS[b.l], b.ttl)
     table.insert(granted, tostring(i - 1))
   end
 end
@@ -163,10 +174,8 @@ for i, b in ipairs(spec.buckets) do
     redis.call('HINCRBY', mk, 'r', '-' .. b.reserved)
   end
   if b.actual ~= '0' then redis.call('INCRBY', KEYS[b.cur], b.actual) end
-  if b.ttl ~= cjson.null then
-    redis.call('PEXPIRE', KEYS[b.cur], b.ttl)
-    redis.call('PEXPIRE', mk, b.ttl)
-  end
+  if b.ttl ~= cjson.null then redis.call('PEXPIRE', KEYS[b.cur], b.ttl) end
+  keep(mk, KEYS[b.z], KEYS[b.l], b.ttl)
   local spend = slotsum(b.slots)
   local lv = level(spend, b.steps)
   local from = num(redis.call('HGET', mk, 'lvl:' .. b.win))
@@ -185,6 +194,7 @@ if run ~= cjson.null and run then
   redis.call('HINCRBY', rk, 'cost', run.cost)
   redis.call('HINCRBY', rk, 'tokens', run.tokens)
   redis.call('HINCRBY', rk, 'tools', run.tools)
+  if run.llm > 0 then redis.call('HINCRBY', rk, 'llm', run.llm) end
   redis.call('HSETNX', rk, 'started', now)
   redis.call('PEXPIRE', rk, 604800000)
   if not redis.call('HGET', rk, 'killed') then
@@ -224,10 +234,8 @@ for i, b in ipairs(spec.buckets) do
     end
   end
   if b.actual ~= '0' then redis.call('INCRBY', KEYS[b.cur], b.actual) end
-  if b.ttl ~= cjson.null then
-    redis.call('PEXPIRE', KEYS[b.cur], b.ttl)
-    redis.call('PEXPIRE', mk, b.ttl)
-  end
+  if b.ttl ~= cjson.null then redis.call('PEXPIRE', KEYS[b.cur], b.ttl) end
+  keep(mk, KEYS[b.z], KEYS[b.l], b.ttl)
   local spend = slotsum(b.slots)
   local lv = level(spend, b.steps)
   local from = num(redis.call('HGET', mk, 'lvl:' .. b.win))

@@ -69,11 +69,11 @@ export class RedisLimitStore implements LimitStore {
   admitRoundTrips = 0;
 
   static async connect(url: string): Promise<RedisLimitStore> {
-    // No offline queue and one retry: when Redis is down a call fails fast and the budget's fail mode decides.
+    // No offline queue, no resend: when Redis is down a call fails fast and the budget's fail mode decides.
     const redis = new Redis(url, {
       lazyConnect: true,
       enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
+      maxRetriesPerRequest: 0, // a resent script is not idempotent: fail instead
       commandTimeout: 1000,
       connectTimeout: 2000,
     });
@@ -288,6 +288,7 @@ export class RedisLimitStore implements LimitStore {
         return {
           m: keys.add(`${b.key}:m`),
           z: keys.add(`${b.key}:z`),
+          l: keys.add(`${b.key}:l`),
           slots,
           cur: slots[slots.length - 1],
           reserved: b.reserved.toString(),
@@ -305,6 +306,7 @@ export class RedisLimitStore implements LimitStore {
             cost: req.run.cost.toString(),
             tokens: req.run.tokens,
             tools: req.run.toolCalls,
+            llm: req.run.llmCalls,
           }
         : null,
     };

@@ -69,7 +69,15 @@ export interface SettleRequest {
   buckets: (BucketRef & { reserved: bigint; actual: bigint })[];
   /** Token counters of tokens-per-minute limits. */
   tokenRates: { key: string; tokens: number }[];
-  run: { key: string; ceilings: Ceilings; cost: bigint; tokens: number; toolCalls: number } | null;
+  run: {
+    key: string;
+    ceilings: Ceilings;
+    cost: bigint;
+    tokens: number;
+    toolCalls: number;
+    /** LLM calls not counted at admission (ingested records). */
+    llmCalls: number;
+  } | null;
 }
 
 /** A bucket's state step seen at settle (the state machine's transitions are recorded from these). */

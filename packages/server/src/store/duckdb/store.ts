@@ -28,6 +28,8 @@ import { whereClause } from "./sql.js";
 const INPUT_TOKENS =
   "input_uncached_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens + input_audio_tokens + image_tokens";
 
+const MODEL_ASKED = "coalesce(model_requested, model)";
+
 /** Write lanes: a second connection fills its staging table while the first inserts and commits. */
 const WRITE_LANES = 2;
 
@@ -364,8 +366,14 @@ export class DuckDbStore implements Store {
     by: readonly SumField[],
     hourly: boolean,
   ): Promise<CostSumRow[]> {
-    const { sql, params } = whereClause(filter);
+    // "model" in a limit's scope is the model a call asked for (the gateway checks before the reply).
+    const { model, ...fixed } = filter.where ?? {};
+    const { sql, params } = whereClause({ ...filter, where: fixed });
     let where = sql;
+    if (model !== undefined) {
+      params.push(model);
+      where += ` AND ${MODEL_ASKED} = $${params.length}`;
+    }
     if (filter.tag !== undefined) {
       params.push(JSON.stringify(filter.tag));
       where += ` AND contains(coalesce(tags, ''), $${params.length})`;
@@ -373,7 +381,7 @@ export class DuckDbStore implements Store {
     for (const f of by)
       if (!(SUM_FIELDS as readonly string[]).includes(f)) throw new Error(`not a sum field: ${f}`);
     const keys = [
-      ...by.map((f) => `coalesce(${f}, '')`),
+      ...by.map((f) => (f === "model" ? MODEL_ASKED : `coalesce(${f}, '')`)),
       ...(hourly ? ["epoch_ms(ts_start) // 3600000"] : []),
     ];
     const res = await this.reader.run((conn) =>

@@ -1,4 +1,4 @@
-import { readFileSync, unwatchFile, watchFile } from "node:fs";
+import { readFileSync, type Stats, unwatchFile, watchFile } from "node:fs";
 import { parse as parseYaml } from "yaml";
 
 /** Reads a YAML (or JSON, which is YAML) config file; a failure names the file and what it was for. */
@@ -12,10 +12,14 @@ export function readYamlFile(path: string, what: string): unknown {
 
 /** Calls `reload` when the file changes or on SIGHUP; returns the function that stops watching. */
 export function watchConfigFile(path: string, reload: () => void): () => void {
-  watchFile(path, { interval: 1000 }, reload);
+  // watchFile also fires when the file is only read (atime): reload on a new mtime or size only.
+  const onChange = (curr: Stats, prev: Stats) => {
+    if (curr.mtimeMs !== prev.mtimeMs || curr.size !== prev.size) reload();
+  };
+  watchFile(path, { interval: 1000 }, onChange);
   process.on("SIGHUP", reload);
   return () => {
-    unwatchFile(path, reload);
+    unwatchFile(path, onChange);
     process.off("SIGHUP", reload);
   };
 }

@@ -327,6 +327,15 @@ export class Gateway {
     headers["x-tollgate-event-id"] = eventId;
     const price = this.#quote(call, usage, attemptStart);
     headers["x-tollgate-cost-usd"] = formatUsd(price?.cost.total_nanousd ?? 0n);
+    // An agent run's next call may reach another gateway the moment this reply arrives: its counts are
+    // settled first, so a ceiling this call crosses already stops that one.
+    if (ticket?.run)
+      await this.deps.guard.settle(ticket, {
+        cost: price?.cost.total_nanousd ?? 0n,
+        tokens: usage ? totalInputTokens(usage.usage) + usage.usage.output_tokens : 0,
+        toolCalls,
+        eventId,
+      });
     res.writeHead(up.statusCode, headers);
     res.end(buf);
     const ended = Date.now();
@@ -441,6 +450,7 @@ export class Gateway {
     });
     if (complete) {
       if (rec) res.addTrailers({ "x-tollgate-cost-usd": formatUsd(rec.cost_nanousd) });
+      if (ticket?.run) await ticket.settling; // as for bodies: the run's counts before the last byte
       res.end();
     } else res.destroy(); // the client sees the break exactly as it would have without the gateway
     this.#observe(call, up.statusCode);
@@ -491,12 +501,13 @@ export class Gateway {
     };
     const recorded = this.deps.recorder.record(input, call.workspaceId, o.price ?? undefined);
     const u = recorded?.record ?? usage;
-    void this.deps.guard.settle(ticket, {
-      cost: recorded?.record.cost_nanousd ?? o.price?.cost.total_nanousd ?? null,
-      tokens: u ? totalInputTokens(u) + u.output_tokens : 0,
-      toolCalls: o.toolCalls ?? 0,
-      eventId: recorded?.record.event_id ?? null,
-    });
+    if (ticket)
+      ticket.settling = this.deps.guard.settle(ticket, {
+        cost: recorded?.record.cost_nanousd ?? o.price?.cost.total_nanousd ?? null,
+        tokens: u ? totalInputTokens(u) + u.output_tokens : 0,
+        toolCalls: o.toolCalls ?? 0,
+        eventId: recorded?.record.event_id ?? null,
+      });
     if (!recorded) {
       this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: "record_failed" });
       return null;

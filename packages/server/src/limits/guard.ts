@@ -70,6 +70,8 @@ export interface Ticket {
   chargeOnly?: boolean;
   /** Set by the first settle: a ticket is settled once. */
   settled?: boolean;
+  /** The settle in progress (the gateway waits for it before an agent run's reply ends). */
+  settling?: Promise<void>;
 }
 
 export type Admission = { ok: true; ticket: Ticket | null } | { ok: false; error: LimitError };

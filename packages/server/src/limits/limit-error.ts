@@ -17,6 +17,8 @@ export class LimitError extends Error {
   }
 }
 
+/** Seconds until the sliding minute has moved on (a rate refusal's Retry-After). */
+const secondsLeftInMinute = (now: number) => 60 - Math.floor((now % 60_000) / 1000);
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 const secondsUntil = (ms: number | null, now: number) =>
   ms === null ? null : Math.max(1, Math.ceil((ms - now) / 1000));
@@ -66,7 +68,7 @@ export function budgetThrottled(
   count: number,
   now: number,
 ): LimitError {
-  const resetS = 60 - Math.floor((now % 60_000) / 1000);
+  const resetS = secondsLeftInMinute(now);
   return new LimitError(
     429,
     "rate_limit_error",
@@ -94,7 +96,7 @@ export function rateLimited(
   count: number,
   now: number,
 ): LimitError {
-  const resetS = 60 - Math.floor((now % 60_000) / 1000);
+  const resetS = secondsLeftInMinute(now);
   return new LimitError(
     429,
     "rate_limit_error",

@@ -51,6 +51,21 @@ local function level(spend, steps)
   for _, s in ipairs(steps) do if spend >= tonumber(s) then n = n + 1 end end
   return n
 end
+-- Adds a settled call's actual cost to its bucket's slot and reports a level change into out
+-- (index, from, to, spend), as SETTLE and CONSUME answer.
+local function spend_into(b, i, out)
+  local mk = KEYS[b.m]
+  if b.actual ~= '0' then redis.call('INCRBY', KEYS[b.cur], b.actual) end
+  if b.ttl ~= cjson.null then redis.call('PEXPIRE', KEYS[b.cur], b.ttl) end
+  keep(mk, KEYS[b.z], KEYS[b.l], b.ttl)
+  local spend = slotsum(b.slots)
+  local lv = level(spend, b.steps)
+  local from = num(redis.call('HGET', mk, 'lvl:' .. b.win))
+  if lv ~= from then
+    redis.call('HSET', mk, 'lvl:' .. b.win, lv)
+    table.insert(out, tostring(i - 1)); table.insert(out, tostring(from)); table.insert(out, tostring(lv)); table.insert(out, fmt(spend))
+  end
+end
 local ORDER = {'cost_nanousd', 'total_tokens', 'llm_calls', 'tool_calls', 'retries', 'span_depth', 'wall_time_ms'}
 local AMOUNT = {cost_nanousd = true, total_tokens = true, wall_time_ms = true}
 -- The first ceiling crossed (same rules as core's crossedCeiling), as a KillReason JSON, or nil.
@@ -173,16 +188,7 @@ for i, b in ipairs(spec.buckets) do
   if id ~= '' and redis.call('ZREM', zk, id .. ':' .. b.reserved) == 1 and b.reserved ~= '0' then
     redis.call('HINCRBY', mk, 'r', '-' .. b.reserved)
   end
-  if b.actual ~= '0' then redis.call('INCRBY', KEYS[b.cur], b.actual) end
-  if b.ttl ~= cjson.null then redis.call('PEXPIRE', KEYS[b.cur], b.ttl) end
-  keep(mk, KEYS[b.z], KEYS[b.l], b.ttl)
-  local spend = slotsum(b.slots)
-  local lv = level(spend, b.steps)
-  local from = num(redis.call('HGET', mk, 'lvl:' .. b.win))
-  if lv ~= from then
-    redis.call('HSET', mk, 'lvl:' .. b.win, lv)
-    table.insert(out, tostring(i - 1)); table.insert(out, tostring(from)); table.insert(out, tostring(lv)); table.insert(out, fmt(spend))
-  end
+  spend_into(b, i, out)
 end
 for _, r in ipairs(spec.rates) do
   redis.call('INCRBY', KEYS[r.c], r.tokens)
@@ -233,16 +239,7 @@ for i, b in ipairs(spec.buckets) do
       redis.call('ZREM', KEYS[b.z], 'L' .. b.lid)
     end
   end
-  if b.actual ~= '0' then redis.call('INCRBY', KEYS[b.cur], b.actual) end
-  if b.ttl ~= cjson.null then redis.call('PEXPIRE', KEYS[b.cur], b.ttl) end
-  keep(mk, KEYS[b.z], KEYS[b.l], b.ttl)
-  local spend = slotsum(b.slots)
-  local lv = level(spend, b.steps)
-  local from = num(redis.call('HGET', mk, 'lvl:' .. b.win))
-  if lv ~= from then
-    redis.call('HSET', mk, 'lvl:' .. b.win, lv)
-    table.insert(out, tostring(i - 1)); table.insert(out, tostring(from)); table.insert(out, tostring(lv)); table.insert(out, fmt(spend))
-  end
+  spend_into(b, i, out)
 end
 return out
 `;

@@ -216,13 +216,8 @@ export class RedisLimitStore implements LimitStore {
         const keys = new Keys(`tg:{${ws}}:`);
         const spec = {
           buckets: entries.map(({ bucket: b, leaseId, actual, release }) => {
-            const slots = b.slots.map((s) => keys.add(`${b.key}:s:${s}`));
             return {
-              m: keys.add(`${b.key}:m`),
-              z: keys.add(`${b.key}:z`),
-              l: keys.add(`${b.key}:l`),
-              slots,
-              cur: slots[slots.length - 1],
+              ...bucketKeys(keys, b),
               lid: leaseId,
               actual: actual.toString(),
               release,
@@ -284,13 +279,8 @@ export class RedisLimitStore implements LimitStore {
     const minute = minuteOf(req.now);
     const spec = {
       buckets: req.buckets.map((b) => {
-        const slots = b.slots.map((s) => keys.add(`${b.key}:s:${s}`));
         return {
-          m: keys.add(`${b.key}:m`),
-          z: keys.add(`${b.key}:z`),
-          l: keys.add(`${b.key}:l`),
-          slots,
-          cur: slots[slots.length - 1],
+          ...bucketKeys(keys, b),
           reserved: b.reserved.toString(),
           actual: b.actual.toString(),
           steps: b.steps.map(String),
@@ -381,6 +371,18 @@ export class RedisLimitStore implements LimitStore {
     await this.#release(this.#leases.drain());
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
+}
+
+/** The keys of one bucket a settle touches: hash, reservation set, lease hash, slots (current last). */
+function bucketKeys(keys: Keys, b: BucketRef) {
+  const slots = b.slots.map((s) => keys.add(`${b.key}:s:${s}`));
+  return {
+    m: keys.add(`${b.key}:m`),
+    z: keys.add(`${b.key}:z`),
+    l: keys.add(`${b.key}:l`),
+    slots,
+    cur: slots[slots.length - 1],
+  };
 }
 
 /** Level changes from a SETTLE/CONSUME reply: groups of (index, from, to, spend) after the first element. */

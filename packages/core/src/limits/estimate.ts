@@ -56,7 +56,6 @@ export function worstCaseUsage(
   const media = { bytes: 0, images: 0 };
   if (body) scanMedia(body, media, 0);
   usage.input_uncached_tokens = Math.max(0, bodyBytes - media.bytes) + media.images * IMAGE_ALLOWANCE_TOKENS;
-  const input = usage.input_uncached_tokens;
 
   const choices = typeof body?.n === "number" && Number.isInteger(body.n) && body.n > 1 ? body.n : 1;
   const requested = api ? requestedOutput(api, body) : null;

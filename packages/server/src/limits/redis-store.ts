@@ -237,9 +237,8 @@ export class RedisLimitStore implements LimitStore {
         }
         entries.forEach((e, i) => {
           const change = changes.find((c) => c.index === i);
-          e.waiters.forEach((w, k) =>
-            w.resolve(change && k === e.waiters.length - 1 ? { ...change, index: w.index } : null),
-          );
+          for (const [k, w] of e.waiters.entries())
+            w.resolve(change && k === e.waiters.length - 1 ? { ...change, index: w.index } : null);
         });
       }),
     ).then(() => {});
@@ -268,6 +267,7 @@ export class RedisLimitStore implements LimitStore {
         );
       }),
     );
+    await flushed;
   }
 
   charge(req: Omit<SettleRequest, "id">): Promise<SettleResult> {

@@ -29,8 +29,16 @@ export function scopeMatches(scope: Scope, call: CallFacts): boolean {
 
 /** The "*" fields of a scope, in a fixed order: they split one limit into one bucket per value. */
 export function eachFields(scope: Scope): Exclude<ScopeField, "tag">[] {
-  return SCOPE_FIELDS.filter((f) => scope[f] === EACH && f !== "tag") as Exclude<ScopeField, "tag">[];
+  let fields = eachCache.get(scope);
+  if (!fields) {
+    fields = SCOPE_FIELDS.filter((f) => scope[f] === EACH && f !== "tag") as Exclude<ScopeField, "tag">[];
+    eachCache.set(scope, fields);
+  }
+  return fields;
 }
+
+/** Scopes are compiled once and read on every call: their "*" fields are worked out once. */
+const eachCache = new WeakMap<Scope, Exclude<ScopeField, "tag">[]>();
 
 /** The bucket of a call under a scope: the call's values of the scope's "*" fields, escaped and joined. */
 export function bucketValues(scope: Scope, call: CallFacts): string[] {

@@ -245,7 +245,7 @@ export class SpendGuard {
       workspace: ticket.workspace,
       id: ticket.id,
       now,
-      buckets: ticket.buckets.map((b) => ({ ...b, actual: cost(b) })),
+      buckets: ticket.buckets.map((b) => settleRef(b, cost(b))),
       tokenRates: ticket.tokenRates.map((t) => ({ key: t.key, tokens: outcome.tokens })),
       run: ticket.run
         ? {
@@ -321,7 +321,7 @@ export class SpendGuard {
         const res = await this.store.charge({
           workspace: rec.workspace_id,
           now,
-          buckets: buckets.map((b) => ({ ...b, actual: rec.cost_nanousd })),
+          buckets: buckets.map((b) => settleRef(b, rec.cost_nanousd)),
           tokenRates: rates.map((r) => ({
             key: `t:${r.id}:${bucketId(bucketValues(r.scope, facts))}`,
             tokens,
@@ -602,6 +602,11 @@ function killRow(
     request_id: requestId,
     detail: { ...kill },
   };
+}
+
+/** What a settle needs of a charged bucket (a small literal: spreading the whole bucket costs per call). */
+function settleRef(b: ChargedBucket, actual: bigint) {
+  return { key: b.key, slots: b.slots, steps: b.steps, ttlMs: b.ttlMs, reserved: b.reserved, actual };
 }
 
 /** A stored record's facts for scope matching. */

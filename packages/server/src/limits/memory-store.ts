@@ -57,7 +57,8 @@ export const levelWindow = (slots: readonly string[]) => {
 export class MemoryLimitStore implements LimitStore {
   readonly name = "memory";
   readonly volatile = true;
-  readonly #buckets = new Map<string, Bucket>();
+  /** Buckets by workspace, then key (no key strings built per lookup). */
+  readonly #buckets = new Map<string, Map<string, Bucket>>();
   readonly #rates = new Map<string, Rate>();
   readonly #runs = new Map<string, Run>();
   #nextPrune = 0;
@@ -213,11 +214,15 @@ export class MemoryLimitStore implements LimitStore {
   }
 
   #state(workspace: string, key: string): Bucket {
-    const k = `${workspace}\u0000${key}`;
-    let b = this.#buckets.get(k);
+    let ws = this.#buckets.get(workspace);
+    if (!ws) {
+      ws = new Map();
+      this.#buckets.set(workspace, ws);
+    }
+    let b = ws.get(key);
     if (!b) {
       b = { spend: new Map(), levels: new Map(), reserved: 0n, reservations: new Map() };
-      this.#buckets.set(k, b);
+      ws.set(key, b);
     }
     return b;
   }

@@ -108,6 +108,8 @@ export interface Budget {
   /** Fractions in ascending order (warn_at, deduplicated). */
   warnAt: number[];
   overrides: { when: Scope; limit: NanoUsd }[];
+  /** Thresholds at the budget's own limit, once computed (see stepsFor). */
+  steps?: NanoUsd[];
 }
 
 export function compileBudget(spec: BudgetSpec): Budget {
@@ -124,6 +126,7 @@ export function compileBudget(spec: BudgetSpec): Budget {
 
 /** The limit of the bucket a call falls in: the first override matching its values, else the budget's. */
 export function limitFor(budget: Budget, call: CallFacts): NanoUsd {
+  if (budget.overrides.length === 0) return budget.limit;
   for (const o of budget.overrides) if (scopeMatches(o.when, call)) return o.limit;
   return budget.limit;
 }
@@ -134,6 +137,13 @@ export function limitFor(budget: Budget, call: CallFacts): NanoUsd {
  */
 export function thresholds(limit: NanoUsd, warnAt: readonly number[]): NanoUsd[] {
   return [...warnAt.map((w) => (limit * BigInt(Math.round(w * 10_000))) / 10_000n), limit];
+}
+
+/** The thresholds of the bucket a call falls in (the budget's own are worked out once). */
+export function stepsFor(budget: Budget, limit: NanoUsd): NanoUsd[] {
+  if (limit !== budget.limit) return thresholds(limit, budget.warnAt);
+  budget.steps ??= thresholds(budget.limit, budget.warnAt);
+  return budget.steps;
 }
 
 export type BudgetState = "ok" | "warning" | "exceeded";

@@ -8,9 +8,10 @@ export const DEFAULT_MAX_OUTPUT_TOKENS = 32_768;
 /** Input tokens reserved per image part (their bytes are not text). Covers OpenAI high detail and Anthropic's 1.15 MP. */
 export const IMAGE_ALLOWANCE_TOKENS = 2_000;
 
-/** The request body as sent (a Node Buffer fits). */
+/** The request body as sent (a Node Buffer fits): its size and, when available, a cheap substring test. */
 export interface RawBody {
   byteLength: number;
+  includes?(needle: string): boolean;
 }
 
 export interface WorstCase {
@@ -54,7 +55,9 @@ export function worstCaseUsage(
     return { usage, maxOutput: 0, outputFrom: "request" };
   }
   const media = { bytes: 0, images: 0 };
-  if (body) scanMedia(body, media, 0);
+  // Walking the body costs; a body whose text never says "image" or "inline" has no image part to find.
+  const mayHaveImages = !raw.includes || raw.includes("image") || raw.includes("inline");
+  if (body && mayHaveImages) scanMedia(body, media, 0);
   usage.input_uncached_tokens = Math.max(0, bodyBytes - media.bytes) + media.images * IMAGE_ALLOWANCE_TOKENS;
 
   const choices = typeof body?.n === "number" && Number.isInteger(body.n) && body.n > 1 ? body.n : 1;

@@ -46,5 +46,7 @@ export function bucketValues(scope: Scope, call: CallFacts): string[] {
 }
 
 export function bucketId(values: readonly string[]): string {
-  return values.length ? values.map((v) => encodeURIComponent(v)).join("|") : "-";
+  if (values.length === 0) return "-";
+  if (values.length === 1) return encodeURIComponent(values[0]!);
+  return values.map((v) => encodeURIComponent(v)).join("|");
 }

@@ -33,15 +33,26 @@ export interface BuiltinModel {
  * (misses included) are cached; prices are then chosen per call by `pricesAt`.
  */
 export class BuiltinPrices {
-  readonly #cache = new Map<string, BuiltinModel | null>();
+  /** By provider, then model: no key string is built per call (this runs several times per request). */
+  readonly #cache = new Map<string, Map<string, BuiltinModel | null>>();
+  #size = 0;
 
   find(provider: string, model: string): BuiltinModel | null {
-    const key = `${provider}\u0000${model}`;
-    const hit = this.#cache.get(key);
+    let byModel = this.#cache.get(provider);
+    const hit = byModel?.get(model);
     if (hit !== undefined) return hit;
     const found = lookup(genaiProviderId(provider), model);
-    if (this.#cache.size > 50_000) this.#cache.clear();
-    this.#cache.set(key, found);
+    if (this.#size > 50_000) {
+      this.#cache.clear();
+      this.#size = 0;
+      byModel = undefined;
+    }
+    if (!byModel) {
+      byModel = new Map();
+      this.#cache.set(provider, byModel);
+    }
+    byModel.set(model, found);
+    this.#size++;
     return found;
   }
 }

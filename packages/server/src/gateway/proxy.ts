@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import {
+  type CallFacts,
   createSseUsageExtractor,
   type ExtractedUsage,
   emptyUsage,
@@ -461,7 +462,7 @@ export class Gateway {
     const model = stringOrNull(call.parsed?.model) ?? "unknown";
     return this.deps.guard.admit({
       workspace: call.workspaceId,
-      facts: { ...call.attribution, model, provider: call.provider, key_id: call.keyId },
+      facts: callFacts(call.attribution, model, call.provider, call.keyId),
       api: call.route.api,
       provider: call.provider,
       model,
@@ -527,6 +528,29 @@ export class Gateway {
       (Date.now() - call.started) / 1000,
     );
   }
+}
+
+/**
+ * The call's facts for scope matching, in one fixed shape: attribution parsed from headers has whatever
+ * keys a client sent, and matching reads every scope field of every budget from it.
+ */
+function callFacts(a: Attribution, model: string, provider: string, keyId: string | null): CallFacts {
+  return {
+    user_id: a.user_id ?? null,
+    customer_id: a.customer_id ?? null,
+    feature: a.feature ?? null,
+    deployment: a.deployment ?? null,
+    prompt_version: a.prompt_version ?? null,
+    agent_run_id: a.agent_run_id ?? null,
+    agent_type: a.agent_type ?? null,
+    session_id: a.session_id ?? null,
+    route: a.route ?? null,
+    variant: a.variant ?? null,
+    model,
+    provider,
+    key_id: keyId,
+    tags: a.tags ?? null,
+  };
 }
 
 function depthFrom(header: string | undefined): number {

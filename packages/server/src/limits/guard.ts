@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import {
   type Api,
   type Budget,
@@ -17,6 +17,7 @@ import {
   scopeMatches,
   slotTtlMs,
   stateOfLevel,
+  stepsFor,
   thresholds,
   totalInputTokens,
   windowSlots,
@@ -148,7 +149,7 @@ export class SpendGuard {
       return {
         key: `b:${b.id}:${bucketId(values)}`,
         slots,
-        steps: thresholds(limit, b.warnAt),
+        steps: stepsFor(b, limit),
         ttlMs: slotTtlMs(b.window),
         limit,
         enforce: b.spec.action === "block",
@@ -181,7 +182,7 @@ export class SpendGuard {
     const ceilings = (agentType && policies.agents.get(agentType)) || {};
     const run = runId ? { key: `r:${runId}`, runId, agentType, ceilings } : null;
     const ticket: Ticket = {
-      id: randomUUID(),
+      id: nextReservationId(),
       workspace: ctx.workspace,
       requestId: ctx.requestId,
       buckets: charged,
@@ -299,7 +300,7 @@ export class SpendGuard {
         return {
           key: `b:${b.id}:${bucketId(values)}`,
           slots: windowSlots(b.window, now).slots,
-          steps: thresholds(limit, b.warnAt),
+          steps: stepsFor(b, limit),
           ttlMs: slotTtlMs(b.window),
           budget: b,
           values,
@@ -434,7 +435,7 @@ export class SpendGuard {
       return {
         key: `b:${b.id}:${bucketId(values)}`,
         slots: win.slots,
-        steps: thresholds(limit, b.warnAt),
+        steps: stepsFor(b, limit),
         ttlMs: slotTtlMs(b.window),
         values,
         limit,
@@ -603,6 +604,11 @@ function killRow(
     detail: { ...kill },
   };
 }
+
+/** Unique across gateways (a random prefix per process) and cheap per call (a counter). */
+const RESERVATION_PREFIX = randomBytes(8).toString("base64url");
+let reservationSeq = 0;
+const nextReservationId = () => `${RESERVATION_PREFIX}.${(reservationSeq++).toString(36)}`;
 
 /** What a settle needs of a charged bucket (a small literal: spreading the whole bucket costs per call). */
 function settleRef(b: ChargedBucket, actual: bigint) {

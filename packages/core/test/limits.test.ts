@@ -215,17 +215,58 @@ describe("worst-case estimate", () => {
     };
     const now = Date.now();
     // 100k input tokens (below the long-context tiers). gpt-5.6-sol: input $4/M, cache writes $5/M
-    expect(worstCaseCost(engine, "openai", "gpt-5.6-sol", usage, now).cost.total_nanousd).toBe(
-      usdToNano("0.5"),
-    );
+    expect(worstCaseCost(engine, "openai", "gpt-5.6-sol", usage, now).total_nanousd).toBe(usdToNano("0.5"));
     // Claude Sonnet 4.5: input $3/M, 5-minute writes $3.75/M, 1-hour writes $6/M
-    expect(worstCaseCost(engine, "anthropic", "claude-sonnet-4-5", usage, now).cost.total_nanousd).toBe(
+    expect(worstCaseCost(engine, "anthropic", "claude-sonnet-4-5", usage, now).total_nanousd).toBe(
       usdToNano("0.6"),
     );
     // gpt-4o-mini has no write rate: plain input, $0.15/M
-    expect(worstCaseCost(engine, "openai", "gpt-4o-mini", usage, now).cost.total_nanousd).toBe(
-      usdToNano("0.015"),
-    );
+    expect(worstCaseCost(engine, "openai", "gpt-4o-mini", usage, now).total_nanousd).toBe(usdToNano("0.015"));
     expect(worstCaseCost(engine, "openai", "no-such-model", usage, now).priced).toBe(false);
+  });
+
+  it("agrees with the engine's full price of the same usage (rounded up, never below it)", () => {
+    const models: [string, string][] = [
+      ["openai", "gpt-4o"],
+      ["openai", "gpt-5"],
+      ["openai", "gpt-5.6-sol"],
+      ["anthropic", "claude-sonnet-4-5"],
+      ["anthropic", "claude-opus-4-1"],
+      ["google", "gemini-2.5-pro"],
+      ["deepseek", "deepseek-chat"],
+      ["mistral", "mistral-large-latest"],
+    ];
+    const fields = ["input_uncached_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens"] as const;
+    for (const [provider, model] of models)
+      for (const [input, output] of [
+        [1, 0],
+        [12_345, 678],
+        [250_001, 9_999],
+      ] as const) {
+        const base = {
+          input_uncached_tokens: input,
+          cache_read_tokens: 0,
+          cache_write_5m_tokens: 0,
+          cache_write_1h_tokens: 0,
+          output_tokens: output,
+          reasoning_tokens: 0,
+          input_audio_tokens: 0,
+          output_audio_tokens: 0,
+          image_tokens: 0,
+        };
+        const full = fields.map(
+          (f) =>
+            engine.price({
+              provider,
+              model,
+              usage: { ...base, input_uncached_tokens: 0, [f]: input },
+              at: Date.UTC(2026, 5, 1),
+            }).cost.total_nanousd,
+        );
+        const most = full.reduce((a, b) => (b > a ? b : a));
+        const fast = worstCaseCost(engine, provider, model, base, Date.UTC(2026, 5, 1)).total_nanousd;
+        expect(fast >= most, `${provider}/${model} ${input}+${output}`).toBe(true);
+        expect(fast - most <= 1n, `${provider}/${model} ${input}+${output}`).toBe(true);
+      }
   });
 });

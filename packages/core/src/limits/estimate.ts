@@ -1,3 +1,4 @@
+import type { Decimal } from "../money/decimal.js";
 import { compareDecimal } from "../money/decimal.js";
 import type { PriceResult, PricingEngine } from "../pricing/engine.js";
 import { rateAt } from "../pricing/rates.js";
@@ -120,10 +121,45 @@ function scanMedia(v: unknown, acc: { bytes: number; images: number }, depth: nu
   for (const x of Object.values(o)) scanMedia(x, acc, depth + 1);
 }
 
+/** Rates in force per (provider, model), re-read each minute (time-of-day prices) or when the book changes. */
+interface RatesInForce {
+  minute: number;
+  book: string | null;
+  price: PriceResult;
+}
+const inForce = new WeakMap<PricingEngine, Map<string, Map<string, RatesInForce>>>();
+const NO_USAGE = emptyUsage();
+
+function ratesInForce(engine: PricingEngine, provider: string, model: string, at: number): PriceResult {
+  let byProvider = inForce.get(engine);
+  if (!byProvider) {
+    byProvider = new Map();
+    inForce.set(engine, byProvider);
+  }
+  let byModel = byProvider.get(provider);
+  if (!byModel) {
+    byModel = new Map();
+    byProvider.set(provider, byModel);
+  }
+  const minute = Math.floor(at / 60_000);
+  const hit = byModel.get(model);
+  if (hit && hit.minute === minute && hit.book === engine.priceBookRef) return hit.price;
+  const price = engine.price({ provider, model, usage: NO_USAGE, at });
+  if (byModel.size > 10_000) byModel.clear();
+  byModel.set(model, { minute, book: engine.priceBookRef, price });
+  return price;
+}
+
+/** qty × rate (USD per million), as nano-USD over a power-of-ten denominator: [numerator, scale]. */
+function line(qty: number, rate: Decimal | null | undefined, nanoPerUnit: bigint): [bigint, number] {
+  return rate && qty > 0 ? [BigInt(qty) * rate.units * nanoPerUnit, rate.scale] : [0n, 0];
+}
+
 /**
  * The most a worst-case usage can cost: its input priced at the dearest of the model's input rates
- * (uncached, 5-minute and 1-hour cache writes: a provider may bill fresh input as cache writes),
- * output at the output rate. One engine call, two when a cache-write rate is the dearest.
+ * (uncached, 5-minute and 1-hour cache writes: a provider may bill fresh input as cache writes), output at
+ * the output rate, plus any per-request fee, discounts and batch rates applied, rounded up. Worked out from
+ * the rates in force (cached per minute): this runs before every call a budget applies to.
  */
 export function worstCaseCost(
   engine: PricingEngine,
@@ -131,30 +167,28 @@ export function worstCaseCost(
   model: string,
   usage: NormalizedUsage,
   at: number,
-): PriceResult {
-  const plain = engine.price({ provider, model, usage, at });
-  if (!plain.priced || !plain.rates) return plain;
-  const r = plain.rates;
+): { priced: boolean; total_nanousd: bigint } {
+  const inForcePrice = ratesInForce(engine, provider, model, at);
+  if (!inForcePrice.priced || !inForcePrice.rates) return { priced: false, total_nanousd: 0n };
+  const r = inForcePrice.rates;
   const tokens = usage.input_uncached_tokens;
   const input = r.input_mtok ? rateAt(r.input_mtok, tokens) : null;
   const write5m = r.cache_write_mtok ? rateAt(r.cache_write_mtok, tokens) : input;
   const write1h = r.cache_write_1h_mtok ? rateAt(r.cache_write_1h_mtok, tokens) : write5m;
-  let dearest: "input_uncached_tokens" | "cache_write_5m_tokens" | "cache_write_1h_tokens" =
-    "input_uncached_tokens";
-  let best = input;
-  for (const [field, rate] of [
-    ["cache_write_5m_tokens", write5m],
-    ["cache_write_1h_tokens", write1h],
-  ] as const)
-    if (rate && (!best || compareDecimal(rate, best) > 0)) {
-      dearest = field;
-      best = rate;
-    }
-  if (dearest === "input_uncached_tokens") return plain;
-  return engine.price({
-    provider,
-    model,
-    usage: { ...usage, input_uncached_tokens: 0, [dearest]: tokens },
-    at,
-  });
+  let dearest = input;
+  for (const rate of [write5m, write1h])
+    if (rate && (!dearest || compareDecimal(rate, dearest) > 0)) dearest = rate;
+  const output = r.output_mtok ? rateAt(r.output_mtok, tokens) : null;
+  const lines = [
+    line(tokens, dearest, 1000n),
+    line(usage.output_tokens, output, 1000n),
+    line(1, r.requests_kcount ? rateAt(r.requests_kcount, tokens) : null, 1_000_000n),
+  ];
+  const m = inForcePrice.multiplier ?? { units: 1n, scale: 0 };
+  const scale = Math.max(...lines.map(([, s]) => s));
+  let num = 0n;
+  for (const [n, s] of lines) num += n * 10n ** BigInt(scale - s);
+  num *= m.units;
+  const den = 10n ** BigInt(scale + m.scale);
+  return { priced: true, total_nanousd: (num + den - 1n) / den };
 }

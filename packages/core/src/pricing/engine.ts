@@ -20,6 +20,8 @@ export interface PriceResult {
   price_ref: string;
   cost: CostBreakdown;
   rates?: PriceRates;
+  /** Discount × batch multiplier applied to the rates, when any. */
+  multiplier?: Decimal;
 }
 
 /** Published batch-API discount of providers that have one; a price book `batch` entry overrides it. */
@@ -82,6 +84,7 @@ export class PricingEngine {
       price_ref: ref,
       cost: computeCost(req.usage, found.rates, multiplier),
       rates: found.rates,
+      ...(multiplier ? { multiplier } : {}),
     };
   }
 

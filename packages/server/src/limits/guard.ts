@@ -140,7 +140,7 @@ export class SpendGuard {
         const blocking = budgets.find((b) => b.spec.unpriced === "block");
         if (blocking) return { ok: false, error: unpricedBlocked(blocking, ctx.provider, ctx.model) };
       }
-      worst = price.cost.total_nanousd;
+      worst = price.total_nanousd;
     }
     const charged: (BucketCharge & ChargedBucket)[] = budgets.map((b) => {
       const values = bucketValues(b.scope, ctx.facts);

@@ -7,6 +7,7 @@ import {
   compileBudget,
   crossedCeiling,
   emptyRunUsage,
+  emptyUsage,
   IMAGE_ALLOWANCE_TOKENS,
   levelOf,
   limitFor,
@@ -202,17 +203,7 @@ describe("worst-case estimate", () => {
   });
 
   it("the input is priced at the dearest input rate (cache writes cost more than input on some models)", () => {
-    const usage = {
-      input_uncached_tokens: 100_000,
-      cache_read_tokens: 0,
-      cache_write_5m_tokens: 0,
-      cache_write_1h_tokens: 0,
-      output_tokens: 0,
-      reasoning_tokens: 0,
-      input_audio_tokens: 0,
-      output_audio_tokens: 0,
-      image_tokens: 0,
-    };
+    const usage = { ...emptyUsage(), input_uncached_tokens: 100_000 };
     const now = Date.now();
     // 100k input tokens (below the long-context tiers). gpt-5.6-sol: input $4/M, cache writes $5/M
     expect(worstCaseCost(engine, "openai", "gpt-5.6-sol", usage, now).total_nanousd).toBe(usdToNano("0.5"));
@@ -243,17 +234,7 @@ describe("worst-case estimate", () => {
         [12_345, 678],
         [250_001, 9_999],
       ] as const) {
-        const base = {
-          input_uncached_tokens: input,
-          cache_read_tokens: 0,
-          cache_write_5m_tokens: 0,
-          cache_write_1h_tokens: 0,
-          output_tokens: output,
-          reasoning_tokens: 0,
-          input_audio_tokens: 0,
-          output_audio_tokens: 0,
-          image_tokens: 0,
-        };
+        const base = { ...emptyUsage(), input_uncached_tokens: input, output_tokens: output };
         const full = fields.map(
           (f) =>
             engine.price({

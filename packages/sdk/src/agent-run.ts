@@ -14,7 +14,7 @@ import {
   type NormalizedUsage,
   PricingEngine,
   type RunUsage,
-  totalInputTokens,
+  totalTokens,
   uuidv7,
 } from "@tollgate/core";
 
@@ -140,7 +140,7 @@ export class AgentRun {
         : this.#engine.price({ provider: cost.provider, model: cost.model, usage, at: Date.now() }).cost
             .total_nanousd;
     this.#usage.cost_nanousd += nanousd;
-    this.#usage.total_tokens += totalInputTokens(usage) + usage.output_tokens;
+    this.#usage.total_tokens += totalTokens(usage);
     this.#check();
   }
 

@@ -40,6 +40,11 @@ export function totalInputTokens(u: NormalizedUsage): number {
   );
 }
 
+/** Every token of a call, input and output (what agent-run and tokens-per-minute limits count). */
+export function totalTokens(u: NormalizedUsage): number {
+  return totalInputTokens(u) + u.output_tokens;
+}
+
 /** One priced quantity: `qty` units at `rate` per `per` units. */
 interface Line {
   category: CostCategory;

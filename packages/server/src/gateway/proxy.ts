@@ -8,7 +8,7 @@ import {
   formatUsd,
   type PriceResult,
   type PricingEngine,
-  totalInputTokens,
+  totalTokens,
   uuidv7,
 } from "@tollgate/core";
 import { type Dispatcher, Pool } from "undici";
@@ -333,7 +333,7 @@ export class Gateway {
     if (ticket?.run)
       await this.deps.guard.settle(ticket, {
         cost: price?.cost.total_nanousd ?? 0n,
-        tokens: usage ? totalInputTokens(usage.usage) + usage.usage.output_tokens : 0,
+        tokens: usage ? totalTokens(usage.usage) : 0,
         toolCalls,
         eventId,
       });
@@ -505,7 +505,7 @@ export class Gateway {
     if (ticket)
       ticket.settling = this.deps.guard.settle(ticket, {
         cost: recorded?.record.cost_nanousd ?? o.price?.cost.total_nanousd ?? null,
-        tokens: u ? totalInputTokens(u) + u.output_tokens : 0,
+        tokens: u ? totalTokens(u) : 0,
         toolCalls: o.toolCalls ?? 0,
         eventId: recorded?.record.event_id ?? null,
       });

@@ -13,13 +13,13 @@ import {
   levelOf,
   limitFor,
   type PricingEngine,
+  type RateLimitSpec,
   type RawBody,
   scopeMatches,
   slotTtlMs,
   stateOfLevel,
   stepsFor,
-  thresholds,
-  totalInputTokens,
+  totalTokens,
   windowSlots,
   worstCaseCost,
   worstCaseUsage,
@@ -142,45 +142,32 @@ export class SpendGuard {
       }
       worst = price.total_nanousd;
     }
-    const charged: (BucketCharge & ChargedBucket)[] = budgets.map((b) => {
-      const values = bucketValues(b.scope, ctx.facts);
-      const limit = limitFor(b, ctx.facts);
-      const { slots } = windowSlots(b.window, now);
-      return {
-        key: `b:${b.id}:${bucketId(values)}`,
-        slots,
-        steps: stepsFor(b, limit),
-        ttlMs: slotTtlMs(b.window),
-        limit,
-        enforce: b.spec.action === "block",
-        amount: worst,
-        throttleRpm: b.spec.throttle_rpm ?? null,
-        budget: b,
-        values,
-        reserved: worst,
-      };
-    });
+    const charged: (BucketCharge & ChargedBucket)[] = budgets.map((b) => ({
+      ...budgetBucket(b, bucketValues(b.scope, ctx.facts), ctx.facts, now, worst),
+      enforce: b.spec.action === "block",
+      amount: worst,
+      throttleRpm: b.spec.throttle_rpm ?? null,
+    }));
     const rateCharges: (RateCharge & { spec: (typeof rates)[number]; metric: "requests" | "tokens" })[] = [];
     const tokenRates: { key: string }[] = [];
     for (const r of rates) {
-      const bucket = bucketId(bucketValues(r.scope, ctx.facts));
       if (r.requests_per_min !== undefined)
         rateCharges.push({
-          key: `q:${r.id}:${bucket}`,
+          key: rateKey("q", r, ctx.facts),
           limit: r.requests_per_min,
           cost: 1,
           spec: r,
           metric: "requests",
         });
       if (r.tokens_per_min !== undefined) {
-        const key = `t:${r.id}:${bucket}`;
+        const key = rateKey("t", r, ctx.facts);
         rateCharges.push({ key, limit: r.tokens_per_min, cost: 0, spec: r, metric: "tokens" });
         tokenRates.push({ key });
       }
     }
     const agentType = ctx.facts.agent_type ?? null;
     const ceilings = (agentType && policies.agents.get(agentType)) || {};
-    const run = runId ? { key: `r:${runId}`, runId, agentType, ceilings } : null;
+    const run = runId ? { key: runKey(runId), runId, agentType, ceilings } : null;
     const ticket: Ticket = {
       id: nextReservationId(),
       workspace: ctx.workspace,
@@ -232,7 +219,6 @@ export class SpendGuard {
     };
   }
 
-  /** Turns the reservation into the call's actual cost (0 for a failed call). Never throws. */
   /**
    * Turns the reservation into the call's actual cost (0 for a failed call; the reserved worst case when
    * the cost is unknown). Once per ticket; never throws.
@@ -294,25 +280,12 @@ export class SpendGuard {
         (r) => r.tokens_per_min !== undefined && scopeMatches(r.scope, facts),
       );
       if (!budgets.length && !rates.length && !rec.agent_run_id) continue;
-      const buckets = budgets.map((b) => {
-        const values = bucketValues(b.scope, facts);
-        const limit = limitFor(b, facts);
-        return {
-          key: `b:${b.id}:${bucketId(values)}`,
-          slots: windowSlots(b.window, now).slots,
-          steps: stepsFor(b, limit),
-          ttlMs: slotTtlMs(b.window),
-          budget: b,
-          values,
-          limit,
-          reserved: 0n,
-        };
-      });
-      const tokens = totalInputTokens(rec) + rec.output_tokens;
+      const buckets = budgets.map((b) => budgetBucket(b, bucketValues(b.scope, facts), facts, now, 0n));
+      const tokens = totalTokens(rec);
       const agentType = rec.agent_type;
       const run = rec.agent_run_id
         ? {
-            key: `r:${rec.agent_run_id}`,
+            key: runKey(rec.agent_run_id),
             runId: rec.agent_run_id,
             agentType,
             ceilings: (agentType && policies.agents.get(agentType)) || {},
@@ -323,10 +296,7 @@ export class SpendGuard {
           workspace: rec.workspace_id,
           now,
           buckets: buckets.map((b) => settleRef(b, rec.cost_nanousd)),
-          tokenRates: rates.map((r) => ({
-            key: `t:${r.id}:${bucketId(bucketValues(r.scope, facts))}`,
-            tokens,
-          })),
+          tokenRates: rates.map((r) => ({ key: rateKey("t", r, facts), tokens })),
           run: run
             ? {
                 key: run.key,
@@ -363,7 +333,7 @@ export class SpendGuard {
         }
       // A run counts from its last unkill on (an unkill starts it over).
       const seed = (r: RunUsageRow) =>
-        this.store.seedRun(ws, `r:${r.agent_run_id}`, {
+        this.store.seedRun(ws, runKey(r.agent_run_id), {
           cost_nanousd: r.cost_nanousd,
           total_tokens: r.total_tokens,
           llm_calls: r.llm_calls,
@@ -376,9 +346,9 @@ export class SpendGuard {
         if (kills.get(r.agent_run_id)?.type !== "run_unkilled") seed(r);
       for (const [runId, e] of kills) {
         if (e.type === "run_killed")
-          await this.store.kill(ws, `r:${runId}`, e.detail as unknown as KillReason);
+          await this.store.kill(ws, runKey(runId), e.detail as unknown as KillReason);
         else {
-          await this.store.unkill(ws, `r:${runId}`, e.ts);
+          await this.store.unkill(ws, runKey(runId), e.ts);
           for (const r of await this.events.runUsage(ws, e.ts, runId)) seed(r);
         }
       }
@@ -388,30 +358,25 @@ export class SpendGuard {
   async #rebuildBudget(ws: string, b: Budget, now: number): Promise<void> {
     const win = windowSlots(b.window, now);
     const by = eachFields(b.scope) as SumField[];
-    const where: Record<string, string> = {};
-    for (const [f, v] of Object.entries(b.scope)) if (v !== EACH && f !== "tag") where[f] = v;
-    const tag = b.scope.tag !== undefined && b.scope.tag !== EACH ? b.scope.tag : undefined;
     const rolling = b.window.kind === "rolling";
-    const rows = await this.events.sumCost({ workspaceId: ws, from: win.start, where, tag }, by, rolling);
-    const totals = new Map<string, bigint>();
+    const rows = await this.events.sumCost(
+      { workspaceId: ws, from: win.start, ...fixedScope(b) },
+      by,
+      rolling,
+    );
+    // Spend goes into the slot it was made in; the level is the window's total's, seeded once it is known.
+    const totals = new Map<string, { bucket: ReturnType<typeof budgetBucket>; spend: bigint }>();
     for (const row of rows) {
       const values = row.values.map((v) => v ?? "");
-      const key = `b:${b.id}:${bucketId(values)}`;
-      const slot = rolling ? `h${row.hour}` : win.slots[0]!;
-      totals.set(key, (totals.get(key) ?? 0n) + row.cost_nanousd);
-      const facts = Object.fromEntries(by.map((f, i) => [f, values[i]]));
-      const limit = limitFor(b, facts);
-      this.store.seedBucket(ws, key, slot, row.cost_nanousd, 0, slotTtlMs(b.window));
-      // The level is the window's total's: seeded once all of its slots are in.
-      this.store.seedBucket(
-        ws,
-        key,
-        win.slots[win.slots.length - 1]!,
-        0n,
-        levelOf(totals.get(key)!, thresholds(limit, b.warnAt)),
-        null,
-      );
+      const bucket = budgetBucket(b, values, factsOfValues(by, values), now, 0n);
+      this.store.seedBucket(ws, bucket.key, rolling ? `h${row.hour}` : win.slots[0]!, row.cost_nanousd, 0);
+      const t = totals.get(bucket.key) ?? { bucket, spend: 0n };
+      t.spend += row.cost_nanousd;
+      totals.set(bucket.key, t);
     }
+    const current = win.slots[win.slots.length - 1]!;
+    for (const { bucket, spend } of totals.values())
+      this.store.seedBucket(ws, bucket.key, current, 0n, levelOf(spend, bucket.steps));
   }
 
   /** Live spend, reservations and state of a budget's buckets (those with spend in the current window). */
@@ -421,8 +386,7 @@ export class SpendGuard {
     const by = eachFields(b.scope) as SumField[];
     let buckets: string[][] = [[]];
     if (by.length) {
-      const where: Record<string, string> = {};
-      for (const [f, v] of Object.entries(b.scope)) if (v !== EACH && f !== "tag") where[f] = v;
+      const { where } = fixedScope(b);
       const rows = await this.events.sumCost({ workspaceId: ws, from: win.start, where }, by, false);
       buckets = rows.map((r) => r.values.map((v) => v ?? ""));
       for (const o of b.overrides) {
@@ -430,17 +394,7 @@ export class SpendGuard {
         if (!buckets.some((x) => x.join("\u0000") === values.join("\u0000"))) buckets.push(values);
       }
     }
-    const refs = buckets.map((values) => {
-      const limit = limitFor(b, Object.fromEntries(by.map((f, i) => [f, values[i]])));
-      return {
-        key: `b:${b.id}:${bucketId(values)}`,
-        slots: win.slots,
-        steps: stepsFor(b, limit),
-        ttlMs: slotTtlMs(b.window),
-        values,
-        limit,
-      };
-    });
+    const refs = buckets.map((values) => budgetBucket(b, values, factsOfValues(by, values), now, 0n));
     const live = await this.store.buckets(ws, refs, now);
     return refs.map((r, i) => {
       const { spend, reserved } = live[i]!;
@@ -470,12 +424,12 @@ export class SpendGuard {
     };
     // The event first: a kill that is recorded survives a restart even if the live store missed it.
     await this.events.appendLimitEvents([killRow(ws, runId, null, kill, null)]);
-    await this.store.kill(ws, `r:${runId}`, kill);
+    await this.store.kill(ws, runKey(runId), kill);
     return kill;
   }
 
   async unkillRun(ws: string, runId: string, by: string): Promise<boolean> {
-    const was = await this.store.unkill(ws, `r:${runId}`, this.#now());
+    const was = await this.store.unkill(ws, runKey(runId), this.#now());
     await this.events.appendLimitEvents([
       {
         ...killRow(
@@ -603,6 +557,44 @@ function killRow(
     request_id: requestId,
     detail: { ...kill },
   };
+}
+
+/** The bucket of budget `b` that a call with these "*" values (and facts, for overrides) falls in, now. */
+function budgetBucket(
+  b: Budget,
+  values: string[],
+  facts: CallFacts,
+  now: number,
+  reserved: bigint,
+): ChargedBucket {
+  const limit = limitFor(b, facts);
+  return {
+    key: `b:${b.id}:${bucketId(values)}`,
+    slots: windowSlots(b.window, now).slots,
+    steps: stepsFor(b, limit),
+    ttlMs: slotTtlMs(b.window),
+    budget: b,
+    values,
+    limit,
+    reserved,
+  };
+}
+
+const runKey = (runId: string) => `r:${runId}`;
+
+/** A rate limit's counter for a call: `q` counts requests, `t` tokens. */
+const rateKey = (metric: "q" | "t", r: RateLimitSpec, facts: CallFacts) =>
+  `${metric}:${r.id}:${bucketId(bucketValues(r.scope, facts))}`;
+
+/** Facts made of a bucket's "*" values (to pick its override limit). */
+const factsOfValues = (by: readonly string[], values: readonly string[]): CallFacts =>
+  Object.fromEntries(by.map((f, i) => [f, values[i]]));
+
+/** A budget's fixed scope values as store filters: exact fields, and a tag. */
+function fixedScope(b: Budget): { where: Record<string, string>; tag?: string } {
+  const where: Record<string, string> = {};
+  for (const [f, v] of Object.entries(b.scope)) if (v !== EACH && f !== "tag") where[f] = v;
+  return b.scope.tag !== undefined && b.scope.tag !== EACH ? { where, tag: b.scope.tag } : { where };
 }
 
 /** Unique across gateways (a random prefix per process) and cheap per call (a counter). */

@@ -123,14 +123,7 @@ export interface LimitStore {
   /** Lifts a kill; the run starts over with fresh counters (else its ceilings would kill it again at once). */
   unkill(workspace: string, key: string, now: number): Promise<boolean>;
   /** Seeds counters (memory rebuild at start); additive. */
-  seedBucket(
-    workspace: string,
-    key: string,
-    slot: string,
-    spend: bigint,
-    level: number,
-    ttlMs: number | null,
-  ): void;
+  seedBucket(workspace: string, key: string, slot: string, spend: bigint, level: number): void;
   seedRun(workspace: string, key: string, usage: RunUsage): void;
   close(): Promise<void>;
 }

@@ -112,16 +112,13 @@ export class RedisLimitStore implements LimitStore {
         cost: r.cost,
       })),
       buckets: req.buckets.map((b) => ({
-        m: keys.add(`${b.key}:m`),
-        z: keys.add(`${b.key}:z`),
-        slots: b.slots.map((s) => keys.add(`${b.key}:s:${s}`)),
+        ...bucketKeys(keys, b),
         limit: b.limit.toString(),
         amount: b.amount.toString(),
         enforce: b.enforce,
         trpm: b.throttleRpm,
         tp: keys.add(`${b.key}:throttle:${minute - 1}`),
         tc: keys.add(`${b.key}:throttle:${minute}`),
-        l: keys.add(`${b.key}:l`),
         ttl: b.ttlMs,
         lease: leasable(b) ? { id: randomUUID(), want: (b.amount * LEASE_CALLS).toString() } : null,
       })),
@@ -207,25 +204,21 @@ export class RedisLimitStore implements LimitStore {
   #flush(): Promise<void> {
     if (this.#flushTimer) clearTimeout(this.#flushTimer);
     this.#flushTimer = null;
-    const byWorkspace = new Map<string, PendingConsume[]>();
-    for (const e of this.#pending.values())
-      byWorkspace.set(e.workspace, [...(byWorkspace.get(e.workspace) ?? []), e]);
+    const pending = byWorkspace(this.#pending.values());
     this.#pending.clear();
     return Promise.all(
-      [...byWorkspace].map(async ([ws, entries]) => {
+      [...pending].map(async ([ws, entries]) => {
         const keys = new Keys(`tg:{${ws}}:`);
         const spec = {
-          buckets: entries.map(({ bucket: b, leaseId, actual, release }) => {
-            return {
-              ...bucketKeys(keys, b),
-              lid: leaseId,
-              actual: actual.toString(),
-              release,
-              steps: b.steps.map(String),
-              win: levelWindow(b.slots),
-              ttl: b.ttlMs,
-            };
-          }),
+          buckets: entries.map(({ bucket: b, leaseId, actual, release }) => ({
+            ...bucketKeys(keys, b),
+            lid: leaseId,
+            actual: actual.toString(),
+            release,
+            steps: b.steps.map(String),
+            win: levelWindow(b.slots),
+            ttl: b.ttlMs,
+          })),
         };
         let changes: LevelChange[] = [];
         try {
@@ -249,10 +242,8 @@ export class RedisLimitStore implements LimitStore {
     // Pending consumption first (same connection, so Redis runs it first): a lease's allowance is never
     // given back before the spend it covered is recorded.
     const flushed = this.#pending.size ? this.#flush() : Promise.resolve();
-    const byWorkspace = new Map<string, Lease[]>();
-    for (const l of leases) byWorkspace.set(l.workspace, [...(byWorkspace.get(l.workspace) ?? []), l]);
     await Promise.all(
-      [...byWorkspace].map(([ws, list]) => {
+      [...byWorkspace(leases)].map(([ws, list]) => {
         const keys = new Keys(`tg:{${ws}}:`);
         const spec = {
           leases: list.map((l) => ({
@@ -373,7 +364,18 @@ export class RedisLimitStore implements LimitStore {
   }
 }
 
-/** The keys of one bucket a settle touches: hash, reservation set, lease hash, slots (current last). */
+/** Items grouped by workspace: a script call covers one workspace's keys (one cluster slot). */
+function byWorkspace<T extends { workspace: string }>(items: Iterable<T>): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const item of items) {
+    const list = out.get(item.workspace);
+    if (list) list.push(item);
+    else out.set(item.workspace, [item]);
+  }
+  return out;
+}
+
+/** The keys of one bucket a script touches: hash, reservation set, lease hash, slots (current last). */
 function bucketKeys(keys: Keys, b: BucketRef) {
   const slots = b.slots.map((s) => keys.add(`${b.key}:s:${s}`));
   return {

@@ -35,6 +35,27 @@ function idParam(c: Context<Env>, name = "id"): string {
   return id;
 }
 
+/** A kill's optional body, `{"reason": "…"}` (no body at all is fine). */
+async function killReason(c: Context<Env>): Promise<string | undefined> {
+  const text = await c.req.text();
+  if (text.trim() === "") return undefined;
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw badRequest("invalid_json", 'body must be JSON: {"reason": "…"} (or empty)');
+  }
+  if (typeof body !== "object" || body === null || Array.isArray(body))
+    throw badRequest("invalid_parameter", 'body must be a JSON object: {"reason": "…"}');
+  for (const k of Object.keys(body))
+    if (k !== "reason") throw badRequest("invalid_parameter", `${k}: unknown field`, k);
+  const { reason } = body as { reason?: unknown };
+  if (reason === undefined) return undefined;
+  if (typeof reason !== "string" || reason.length < 1 || reason.length > 500)
+    throw badRequest("invalid_parameter", "reason must be a string of 1-500 characters", "reason");
+  return reason;
+}
+
 async function jsonBody(c: Context<Env>): Promise<unknown> {
   return c.req.json().catch(() => {
     throw badRequest("invalid_json", "body must be a JSON object");
@@ -56,7 +77,7 @@ function policyFailure(e: unknown): never {
   throw e;
 }
 
-export function statusJson(s: BudgetBucketStatus) {
+function statusJson(s: BudgetBucketStatus) {
   return {
     bucket: s.bucket,
     state: s.state,
@@ -174,9 +195,8 @@ export function registerLimitRoutes(app: Hono<Env>, guard: SpendGuard, h: LimitR
 
   app.post("/api/runs/:id/kill", h.admin, async (c) => {
     const ws = h.workspaceOf(c, c.req.query("workspace"));
-    const body = (await c.req.json().catch(() => null)) as { reason?: unknown } | null;
-    const reason = typeof body?.reason === "string" ? body.reason.slice(0, 500) : undefined;
     const id = runIdParam(c);
+    const reason = await killReason(c);
     const kill = await guard.killRun(ws, id, actorOf(c.get("principal")), reason);
     return c.json({ id, state: "killed", killed: kill });
   });

@@ -1,0 +1,172 @@
+// Bad input to the limits API: every path answers a precise 4xx and stores (and audits) nothing.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openRuntime, type Runtime } from "../src/runtime.js";
+import { createKey, type Json } from "./helpers.js";
+
+let rt: Runtime;
+let dir: string;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "tollgate-api-limits-"));
+  const limits = join(dir, "limits.yaml");
+  writeFileSync(limits, 'budgets:\n  - { id: from-file, window: day, limit_usd: "5" }\n');
+  rt = await openRuntime({ dataDir: join(dir, "data"), pricebookPath: null, limitsPath: limits });
+});
+afterAll(async () => {
+  await rt?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function call(
+  method: string,
+  path: string,
+  body?: string,
+  key = rt.rootToken,
+): Promise<{ status: number; json: Json }> {
+  const res = await rt.app.request(path, {
+    method,
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+    body,
+  });
+  return { status: res.status, json: await res.json() };
+}
+
+const ok = { id: "b1", window: "day", limit_usd: "1.00" };
+
+describe("limits API: bad input", () => {
+  it.each([
+    ["POST", "/api/budgets", "{not json", 400, "invalid_json", undefined],
+    ["POST", "/api/budgets", "[]", 400, "invalid_policy", "(record)"],
+    ["POST", "/api/budgets", JSON.stringify({ ...ok, limit_usd: 1 }), 400, "invalid_policy", "limit_usd"],
+    ["POST", "/api/budgets", JSON.stringify({ ...ok, limit_usd: "-1" }), 400, "invalid_policy", "limit_usd"],
+    ["POST", "/api/budgets", JSON.stringify({ ...ok, window: "24x" }), 400, "invalid_policy", "window"],
+    [
+      "POST",
+      "/api/budgets",
+      JSON.stringify({ ...ok, timezone: "Moon/Base" }),
+      400,
+      "invalid_policy",
+      "timezone",
+    ],
+    ["POST", "/api/budgets", JSON.stringify({ ...ok, warn_at: [1.5] }), 400, "invalid_policy", "warn_at.0"],
+    [
+      "POST",
+      "/api/budgets",
+      JSON.stringify({ ...ok, scope: { tag: "*" } }),
+      400,
+      "invalid_policy",
+      "scope.tag",
+    ],
+    ["POST", "/api/budgets", JSON.stringify({ ...ok, extra: 1 }), 400, "invalid_policy", "extra"],
+    ["PUT", "/api/budgets/other-id", JSON.stringify(ok), 400, "invalid_policy", "id"],
+    ["PUT", "/api/budgets/bad%20id", JSON.stringify(ok), 400, "invalid_parameter", "id"],
+    [
+      "PUT",
+      "/api/budgets/from-file",
+      JSON.stringify({ ...ok, id: "from-file" }),
+      409,
+      "policy_in_limits_file",
+      "id",
+    ],
+    ["DELETE", "/api/budgets/from-file", undefined, 409, "policy_in_limits_file", "id"],
+    ["DELETE", "/api/budgets/no-such", undefined, 404, "not_found", "id"],
+    ["GET", "/api/budgets/no-such", undefined, 404, "not_found", "id"],
+    ["POST", "/api/rate-limits", JSON.stringify({ id: "r1" }), 400, "invalid_policy", "requests_per_min"],
+    [
+      "POST",
+      "/api/rate-limits",
+      JSON.stringify({ id: "r1", requests_per_min: 0 }),
+      400,
+      "invalid_policy",
+      "requests_per_min",
+    ],
+    [
+      "POST",
+      "/api/rate-limits",
+      JSON.stringify({ id: "r1", tokens_per_min: 1.5 }),
+      400,
+      "invalid_policy",
+      "tokens_per_min",
+    ],
+    ["PUT", "/api/agents/support", JSON.stringify({}), 400, "invalid_policy", "(record)"],
+    [
+      "PUT",
+      "/api/agents/support",
+      JSON.stringify({ max_cost_usd: "abc" }),
+      400,
+      "invalid_policy",
+      "max_cost_usd",
+    ],
+    [
+      "PUT",
+      "/api/agents/support",
+      JSON.stringify({ max_llm_calls: -3 }),
+      400,
+      "invalid_policy",
+      "max_llm_calls",
+    ],
+    ["PUT", "/api/agents/support", JSON.stringify({ max_calls: 3 }), 400, "invalid_policy", "max_calls"],
+    ["PUT", "/api/agents/bad%20type", JSON.stringify({ max_llm_calls: 3 }), 400, "invalid_parameter", "id"],
+    ["DELETE", "/api/agents/no-such", undefined, 404, "not_found", "id"],
+    ["GET", "/api/runs/no-such-run", undefined, 404, "not_found", "id"],
+    ["GET", `/api/runs/${"r".repeat(257)}`, undefined, 400, "invalid_parameter", "id"],
+    ["POST", "/api/runs/r1/kill", "{nope", 400, "invalid_json", undefined],
+    ["POST", "/api/runs/r1/kill", "[1]", 400, "invalid_parameter", undefined],
+    ["POST", "/api/runs/r1/kill", JSON.stringify({ reason: 42 }), 400, "invalid_parameter", "reason"],
+    [
+      "POST",
+      "/api/runs/r1/kill",
+      JSON.stringify({ reason: "x".repeat(501) }),
+      400,
+      "invalid_parameter",
+      "reason",
+    ],
+    ["POST", "/api/runs/r1/kill", JSON.stringify({ why: "x" }), 400, "invalid_parameter", "why"],
+    ["GET", "/api/limit-events?from=yesterday-ish", undefined, 400, "invalid_parameter", "from"],
+  ])("%s %s %s → %i %s", async (method, path, body, status, code, param) => {
+    const res = await call(method, path, body);
+    expect(res.status).toBe(status);
+    expect(res.json.error.code).toBe(code);
+    if (param) expect(res.json.error.param).toBe(param);
+    expect(res.json.error.message.length).toBeGreaterThan(10);
+  });
+
+  it("roles: a read key cannot change limits, an ingest key cannot read them", async () => {
+    const read = (await createKey(rt.app, rt.rootToken, "default", "read")).json.key;
+    const ingest = (await createKey(rt.app, rt.rootToken, "default", "ingest")).json.key;
+    expect((await call("POST", "/api/budgets", JSON.stringify(ok), read)).status).toBe(403);
+    expect((await call("POST", "/api/runs/r1/kill", "", read)).status).toBe(403);
+    expect((await call("GET", "/api/budgets", undefined, ingest)).status).toBe(403);
+    expect((await call("GET", "/api/budgets", undefined, read)).status).toBe(200);
+  });
+
+  it("nothing was half-written: no policy, no audit row, no kill from any refused request", async () => {
+    expect(await rt.store.listPolicies()).toEqual([]);
+    for (const [kind, id] of [
+      ["budget", "b1"],
+      ["budget", "other-id"],
+      ["budget", "from-file"],
+      ["rate_limit", "r1"],
+      ["agent", "support"],
+    ] as const)
+      expect(await rt.store.policyAudit("default", kind, id)).toEqual([]);
+    expect(await rt.store.limitEvents("default", { type: "run_killed" })).toEqual([]);
+    expect(await rt.guard.store.run("default", "r:r1")).toBeNull();
+    // the limits file's budget is still in force, unchanged
+    const { json } = await call("GET", "/api/budgets/from-file");
+    expect(json).toMatchObject({ source: "file", limit_usd: "5.00" });
+  });
+
+  it("an empty kill body is fine; a reason is kept", async () => {
+    expect((await call("POST", "/api/runs/r2/kill", "")).json).toMatchObject({ state: "killed" });
+    expect(
+      (await call("POST", "/api/runs/r3/kill", JSON.stringify({ reason: "loop" }))).json.killed,
+    ).toMatchObject({
+      ceiling: "manual",
+      value: "loop",
+    });
+  });
+});

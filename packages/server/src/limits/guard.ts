@@ -270,6 +270,8 @@ export class SpendGuard {
   async observe(records: readonly CallRecord[]): Promise<void> {
     for (const rec of records) {
       const policies = this.registry.forWorkspace(rec.workspace_id);
+      // Most ingested records fall under no limit: nothing is built for them.
+      if (!policies.budgets.length && !policies.rates.length && !rec.agent_run_id) continue;
       const facts = factsOfRecord(rec);
       const now = this.#now();
       // A record from before a budget's current window does not count against it (as after a rebuild).

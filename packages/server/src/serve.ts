@@ -73,7 +73,9 @@ export async function startServer(
   const unwatchLimits = limitsPath
     ? watchConfigFile(limitsPath, () => {
         try {
-          opts.log(`limits file reloaded: ${runtime.guard.registry.reloadFile()} entries`);
+          const { entries, newBudgets } = runtime.guard.registry.reloadFile();
+          for (const b of newBudgets) void runtime.guard.budgetAdded(b.workspace, b.id);
+          opts.log(`limits file reloaded: ${entries} entries`);
         } catch (e) {
           opts.log(`limits file NOT reloaded, keeping the previous limits: ${(e as Error).message}`);
         }

@@ -160,6 +160,30 @@ describe("limits API: bad input", () => {
     expect(json).toMatchObject({ source: "file", limit_usd: "5.00" });
   });
 
+  it("a limits file that clashes with an API budget is refused whole; the previous file stays in force", async () => {
+    expect((await call("POST", "/api/budgets", JSON.stringify({ ...ok, id: "api-made" }))).status).toBe(201);
+    const path = join(dir, "limits.yaml");
+    writeFileSync(path, 'budgets:\n  - { id: api-made, window: day, limit_usd: "9" }\n');
+    expect(() => rt.guard.registry.reloadFile()).toThrow(/also set through the API/);
+    expect((await call("GET", "/api/budgets/from-file")).json).toMatchObject({
+      source: "file",
+      limit_usd: "5.00",
+    });
+    expect((await call("GET", "/api/budgets/api-made")).json).toMatchObject({
+      source: "api",
+      limit_usd: "1.00",
+    });
+    writeFileSync(
+      path,
+      'budgets:\n  - { id: from-file, window: day, limit_usd: "5" }\n  - { id: second, window: week, limit_usd: "7" }\n',
+    );
+    expect(rt.guard.registry.reloadFile()).toEqual({
+      entries: 2,
+      newBudgets: [{ workspace: "default", id: "second" }],
+    });
+    await call("DELETE", "/api/budgets/api-made");
+  });
+
   it("an empty kill body is fine; a reason is kept", async () => {
     expect((await call("POST", "/api/runs/r2/kill", "")).json).toMatchObject({ state: "killed" });
     expect(

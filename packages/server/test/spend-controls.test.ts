@@ -147,6 +147,33 @@ describe("hard caps", () => {
     expect(byCustomer["free-1"]).toMatchObject({ limit_usd: "0.0003", spend_usd: "0.0001468" });
   });
 
+  it("a budget created mid-window counts the spend its window already holds", async () => {
+    const oa = client({ "x-tollgate-user-id": "u-late", "x-mock-fixture": CACHE_WRITE });
+    const ask = () =>
+      oa.chat.completions.create({
+        model: "gpt-5.6-sol",
+        max_completion_tokens: 64,
+        messages: [{ role: "user", content: LONG_PROMPT }],
+      });
+    await ask();
+    await ask();
+    await gw.runtime.recorder.flush();
+    await api("POST", "/api/budgets", {
+      id: "late",
+      scope: { user_id: "u-late" },
+      window: "day",
+      limit_usd: "0.10",
+    });
+    expect((await api("GET", "/api/budgets/late")).json.spend_usd).toBe("0.040344");
+    // $0.040344 spent + $0.083 worst case > $0.10
+    expect(
+      await ask().then(
+        () => "ok",
+        (e) => e.code,
+      ),
+    ).toBe("budget_exceeded");
+  });
+
   it("unpriced models: a budget with unpriced=block refuses them, with a clear error", async () => {
     await api("POST", "/api/budgets", {
       id: "no-unpriced",

@@ -110,6 +110,7 @@ export function registerLimitRoutes(app: Hono<Env>, guard: SpendGuard, h: LimitR
       const { entry, created } = await registry
         .put(ws, kind, id, await jsonBody(c), actorOf(c.get("principal")))
         .catch(policyFailure);
+      if (created && kind === "budget") await guard.budgetAdded(ws, entry.id);
       return c.json(
         {
           id: entry.id,

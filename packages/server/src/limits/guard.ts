@@ -357,6 +357,22 @@ export class SpendGuard {
     }
   }
 
+  /**
+   * A budget that appears while running (API, file reload) counts what its window already holds, as it
+   * would after a restart. Only volatile counters are seeded: Redis counters are shared by replicas.
+   * Never throws.
+   */
+  async budgetAdded(ws: string, id: string): Promise<void> {
+    if (!this.store.volatile) return;
+    const b = this.registry.forWorkspace(ws).budgets.find((x) => x.id === id);
+    if (!b) return;
+    try {
+      await this.#rebuildBudget(ws, b, this.#now());
+    } catch (e) {
+      this.#log(`limits: budget ${id} starts without its window's earlier spend: ${(e as Error).message}`);
+    }
+  }
+
   async #rebuildBudget(ws: string, b: Budget, now: number): Promise<void> {
     const win = windowSlots(b.window, now);
     const by = eachFields(b.scope) as SumField[];

@@ -127,19 +127,30 @@ export class PolicyRegistry {
   }
 
   /** Re-reads the limits file; a broken file throws and the previous entries stay in force. */
-  reloadFile(): number {
-    if (!this.filePath) return 0;
+  /**
+   * Re-reads the limits file; a broken file (or one that clashes with the API's entries) throws and the
+   * previous entries stay in force. Returns the entries read and the budgets that are new.
+   */
+  reloadFile(): { entries: number; newBudgets: { workspace: string; id: string }[] } {
+    if (!this.filePath) return { entries: 0, newBudgets: [] };
     const { workspace, entries } = loadLimitsFile(this.filePath);
+    for (const e of entries)
+      if (this.get(workspace, e.kind, e.id)?.source === "api")
+        throw new Error(`${this.filePath}: ${e.kind} ${e.id} is also set through the API`);
+    const known = new Set<string>();
     for (const [ws, m] of this.#entries) {
-      for (const [k, e] of m) if (e.source === "file") m.delete(k);
+      for (const [k, e] of m)
+        if (e.source === "file") {
+          if (e.kind === "budget") known.add(`${ws}\u0000${e.id}`);
+          m.delete(k);
+        }
       this.#compiled.delete(ws);
     }
-    for (const e of entries) {
-      const existing = this.#entries.get(workspace)?.get(`${e.kind}:${e.id}`);
-      if (existing) throw new Error(`${this.filePath}: ${e.kind} ${e.id} is also set through the API`);
-      this.#set(workspace, e);
-    }
-    return entries.length;
+    for (const e of entries) this.#set(workspace, e);
+    const newBudgets = entries
+      .filter((e) => e.kind === "budget" && !known.has(`${workspace}\u0000${e.id}`))
+      .map((e) => ({ workspace, id: e.id }));
+    return { entries: entries.length, newBudgets };
   }
 
   workspaces(): string[] {

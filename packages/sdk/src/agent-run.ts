@@ -125,11 +125,20 @@ export class AgentRun {
    * usage (non-streamed JSON body of `api`) is counted and priced after.
    */
   async llm<T>(api: Api, call: () => Promise<T>, opts: LlmCallOptions = {}): Promise<T> {
-    this.#admit("llm");
-    this.#usage.llm_calls++;
-    const reply = await this.#nested(call);
+    this.beginLlmCall();
+    // A wrapped client inside counts nothing itself: this call is already counted here.
+    const reply = await counted.run(this, () => this.#nested(call));
     this.#countReply(api, reply, opts);
     return reply;
+  }
+
+  /**
+   * Checks and counts one LLM call about to be made (what wrapped clients do for every call inside the
+   * run); its usage follows through `recordUsage`. Throws AgentRunKilledError when the run is over.
+   */
+  beginLlmCall(): void {
+    this.#admit("llm");
+    this.#usage.llm_calls++;
   }
 
   /** Counts usage of an LLM call made elsewhere (a stream you read yourself, another client). */
@@ -192,6 +201,8 @@ export class AgentRun {
 }
 
 const current = new AsyncLocalStorage<AgentRun>();
+/** Set inside `run.llm(…)`: the call there is counted by the run itself. */
+const counted = new AsyncLocalStorage<AgentRun>();
 
 /**
  * Runs `fn` as one agent run with in-process ceilings. Inside, `guard.llm(api, () => client.…)` and
@@ -206,4 +217,13 @@ export function agentRun<T>(opts: AgentRunOptions, fn: (guard: AgentRun) => Prom
 /** The agent run the caller is inside of, if any (for helpers deep in the call tree). */
 export function currentAgentRun(): AgentRun | undefined {
   return current.getStore();
+}
+
+/**
+ * The run a wrapped client's call belongs to, and whether that client should check and count it
+ * (not when the app already wraps the call in `run.llm`).
+ */
+export function agentRunOfCall(): { run: AgentRun; counts: boolean } | undefined {
+  const run = current.getStore();
+  return run && { run, counts: counted.getStore() !== run };
 }

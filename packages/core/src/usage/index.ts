@@ -2,6 +2,7 @@
 
 export { normalizeAnthropicMessages } from "./anthropic.js";
 export { normalizeBedrockConverse } from "./bedrock.js";
+export { estimateCutShortUsage } from "./cut-short.js";
 export { UsageError } from "./errors.js";
 export { extractFromResponse } from "./extract.js";
 export { normalizeGoogleGenerateContent } from "./google.js";

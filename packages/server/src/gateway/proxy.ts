@@ -3,7 +3,7 @@ import {
   type CallFacts,
   createSseUsageExtractor,
   type ExtractedUsage,
-  emptyUsage,
+  estimateCutShortUsage,
   extractFromResponse,
   formatUsd,
   type PriceResult,
@@ -651,19 +651,9 @@ function countEvents(text: string): number {
   return n;
 }
 
-/**
- * Usage of a stream cut short: what the provider reported so far (Anthropic sends input up front),
- * else input estimated from the request size (~4 bytes per token) and output from the events relayed
- * (OpenAI-style streams carry about one token per event).
- */
+/** Usage of a stream cut short: what the provider reported so far (Anthropic sends input up front), else an estimate. */
 function estimateUsage(call: Call, partial: ExtractedUsage | null, events: number): ExtractedUsage {
-  if (partial) return partial;
-  const input = Math.ceil(call.body.length / 4);
-  return {
-    model: stringOrNull(call.parsed?.model),
-    usage_raw: { estimated: true, request_bytes: call.body.length, events },
-    usage: { ...emptyUsage(), input_uncached_tokens: input, output_tokens: events },
-  };
+  return partial ?? estimateCutShortUsage(stringOrNull(call.parsed?.model), call.body.length, events);
 }
 
 /** Errors the gateway itself raises, shaped like the provider's so its SDK raises a typed error. */

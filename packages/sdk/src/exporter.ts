@@ -1,0 +1,312 @@
+import type { CallRecordInput } from "@tollgate/core";
+
+export interface ExporterOptions {
+  /** The Tollgate server's base URL. Default: $TOLLGATE_URL, else http://127.0.0.1:4242. */
+  url?: string;
+  /** An ingest key (`tollgate keys create --role ingest`). Default: $TOLLGATE_API_KEY. */
+  apiKey?: string;
+  /** Records per request (the server takes at most 10,000). Default 500. */
+  maxBatch?: number;
+  /** A partial batch is sent at most this long after its first record. Default 1000 ms. */
+  flushIntervalMs?: number;
+  /** Records held while the server is unreachable; past this the oldest are dropped (counted, warned). Default 100,000. */
+  maxQueue?: number;
+  /** First retry delay; doubles per failed attempt (with jitter) up to maxRetryDelayMs. Default 200 ms. */
+  retryDelayMs?: number;
+  maxRetryDelayMs?: number;
+  /** Per request. Default 10,000 ms. */
+  requestTimeoutMs?: number;
+  /** Where warnings go (dropped or refused records, server trouble). Default: console.warn. */
+  onWarning?: (message: string) => void;
+  fetch?: typeof fetch;
+}
+
+export interface ExporterStats {
+  /** Records waiting to be sent (including the batch in flight). */
+  queued: number;
+  /** Records the server stored (or already had: a retry of a stored batch). */
+  delivered: number;
+  /** Records the server refused as invalid (each refusal was warned with its field errors). */
+  rejected: number;
+  /** Records dropped because the queue was full. */
+  dropped: number;
+  /** Requests retried after a network error or a 5xx/429. */
+  retries: number;
+}
+
+interface IngestReply {
+  accepted?: number;
+  duplicates?: number;
+  rejected?: number;
+  results?: { index: number; status: string; errors?: { field: string; reason: string }[] }[];
+}
+
+/** Why a send did not land, and whether trying again can help. */
+class SendError extends Error {
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+    readonly retryAfterMs: number | null = null,
+    readonly tooLarge = false,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Batches call records to `POST /v1/events` off the call path. Recording a call is a push onto a
+ * bounded queue; one sender drains it in batches (by size, or after flushIntervalMs), retrying with
+ * backoff while the server is down. Every record carries its event_id, so a batch resent after an
+ * ambiguous failure is stored once. Never throws into the app: problems become counted warnings.
+ */
+export class Exporter {
+  readonly #url: string;
+  readonly #headers: Record<string, string>;
+  readonly #maxBatch: number;
+  readonly #flushIntervalMs: number;
+  readonly #maxQueue: number;
+  readonly #retryDelayMs: number;
+  readonly #maxRetryDelayMs: number;
+  readonly #timeoutMs: number;
+  readonly #warn: (message: string) => void;
+  readonly #fetch: typeof fetch;
+
+  // A queue as an array with a moving head: O(1) push and take without shifting. Batches taken from
+  // it are held until delivered, so dropping the oldest queued records never touches one in flight.
+  #queue: CallRecordInput[] = [];
+  #head = 0;
+  #held: CallRecordInput[][] = [];
+  #timer: NodeJS.Timeout | null = null;
+  #sending: Promise<void> | null = null;
+  #retryTimer: { timer: NodeJS.Timeout; wake: () => void } | null = null;
+  #failures = 0;
+  #closed = false;
+  #droppedSinceWarning = 0;
+  readonly #stats = { delivered: 0, rejected: 0, dropped: 0, retries: 0 };
+
+  constructor(opts: ExporterOptions = {}) {
+    this.#url = `${(opts.url ?? process.env.TOLLGATE_URL ?? "http://127.0.0.1:4242").replace(/\/+$/, "")}/v1/events`;
+    const key = opts.apiKey ?? process.env.TOLLGATE_API_KEY;
+    this.#headers = {
+      "content-type": "application/json",
+      ...(key ? { authorization: `Bearer ${key}` } : {}),
+    };
+    this.#maxBatch = Math.max(1, Math.min(opts.maxBatch ?? 500, 10_000));
+    this.#flushIntervalMs = opts.flushIntervalMs ?? 1000;
+    this.#maxQueue = Math.max(this.#maxBatch, opts.maxQueue ?? 100_000);
+    this.#retryDelayMs = opts.retryDelayMs ?? 200;
+    this.#maxRetryDelayMs = opts.maxRetryDelayMs ?? 30_000;
+    this.#timeoutMs = opts.requestTimeoutMs ?? 10_000;
+    this.#warn = opts.onWarning ?? ((m) => console.warn(`[tollgate] ${m}`));
+    this.#fetch = opts.fetch ?? globalThis.fetch;
+    flushOnExit(this);
+  }
+
+  get stats(): ExporterStats {
+    let held = 0;
+    for (const b of this.#held) held += b.length;
+    return { queued: this.#queue.length - this.#head + held, ...this.#stats };
+  }
+
+  /** Queues one record; O(1), never throws, never waits. */
+  export(record: CallRecordInput): void {
+    if (this.#closed) {
+      this.#stats.dropped++;
+      this.#warnDropped();
+      return;
+    }
+    this.#queue.push(record);
+    if (this.#queue.length - this.#head > this.#maxQueue) {
+      this.#head++; // the oldest goes: the bound holds memory, the warning says what was lost
+      this.#compact();
+      this.#stats.dropped++;
+      this.#warnDropped();
+    }
+    const queued = this.#queue.length - this.#head;
+    if (queued >= this.#maxBatch) this.#kick();
+    else if (!this.#timer && !this.#sending) {
+      this.#timer = setTimeout(() => this.#kick(), this.#flushIntervalMs);
+      this.#timer.unref(); // a pending batch never keeps the process alive; beforeExit flushes it
+    }
+  }
+
+  /**
+   * Sends everything queued so far; resolves true once it is delivered, or false when `timeoutMs` passes
+   * first (the records stay queued and keep being retried). For serverless handlers: await it before
+   * returning.
+   */
+  async flush(timeoutMs = 10_000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.stats.queued > 0) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      this.#retryTimer?.wake(); // an explicit flush retries now rather than after the backoff
+      const sending = this.#kick();
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        sending.then(() => false),
+        new Promise<boolean>((r) => {
+          timer = setTimeout(() => r(true), left);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) return false;
+    }
+    return true;
+  }
+
+  /** Flushes, then refuses further records (counted as dropped). */
+  async shutdown(timeoutMs = 10_000): Promise<boolean> {
+    const done = await this.flush(timeoutMs);
+    this.#closed = true;
+    live.delete(this);
+    if (this.#timer) clearTimeout(this.#timer);
+    if (!done)
+      this.#warn(`shutdown: ${this.stats.queued} call records were not delivered within ${timeoutMs} ms`);
+    return done;
+  }
+
+  /** Starts the sender if it is idle; resolves when the queue is empty again. */
+  #kick(): Promise<void> {
+    if (this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
+    this.#sending ??= this.#drain().finally(() => {
+      this.#sending = null;
+    });
+    return this.#sending;
+  }
+
+  async #drain(): Promise<void> {
+    for (;;) {
+      const batch = this.#held[0] ?? this.#takeBatch();
+      if (!batch) return;
+      try {
+        const reply = await this.#send(batch);
+        this.#held.shift();
+        this.#settle(batch, reply);
+        this.#failures = 0;
+      } catch (e) {
+        const err = e instanceof SendError ? e : new SendError((e as Error).message, true);
+        if (err.retryable) {
+          this.#failures++;
+          this.#stats.retries++;
+          if (this.#failures === 1 || this.#failures % 20 === 0)
+            this.#warn(
+              `${err.message}; ${this.stats.queued} call records kept, retrying (attempt ${this.#failures + 1})`,
+            );
+          await this.#backoff(err.retryAfterMs);
+        } else if (err.tooLarge && batch.length > 1) {
+          const half = Math.ceil(batch.length / 2);
+          this.#held.splice(0, 1, batch.slice(0, half), batch.slice(half));
+        } else {
+          // The server refused the request itself (not its records): resending it unchanged cannot help.
+          this.#held.shift();
+          this.#stats.rejected += batch.length;
+          this.#warn(`${batch.length} call records refused: ${err.message}`);
+        }
+      }
+    }
+  }
+
+  /** Moves the next batch from the queue to the held (in-flight) list; null when the queue is empty. */
+  #takeBatch(): CallRecordInput[] | null {
+    if (this.#queue.length === this.#head) return null;
+    const batch = this.#queue.slice(this.#head, this.#head + this.#maxBatch);
+    this.#head += batch.length;
+    this.#compact();
+    this.#held.push(batch);
+    return batch;
+  }
+
+  #compact(): void {
+    if (this.#head > 1024 && this.#head * 2 >= this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  async #send(batch: CallRecordInput[]): Promise<IngestReply> {
+    let res: Response;
+    try {
+      res = await this.#fetch(this.#url, {
+        method: "POST",
+        headers: this.#headers,
+        body: JSON.stringify(batch),
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string } }).cause?.code;
+      throw new SendError(`Tollgate at ${this.#url} unreachable (${cause ?? (e as Error).message})`, true);
+    }
+    const text = await res.text().catch(() => "");
+    if (res.ok) {
+      try {
+        return JSON.parse(text) as IngestReply;
+      } catch {
+        return {}; // stored (2xx); only the per-item detail is lost
+      }
+    }
+    if (res.status === 413) throw new SendError("Tollgate answered 413 (batch too large)", false, null, true);
+    // 401/403 may be a key being rotated: kept and retried like an outage, never silently discarded.
+    const retryable = res.status >= 500 || res.status === 429 || res.status === 401 || res.status === 403;
+    const after = Number(res.headers.get("retry-after"));
+    throw new SendError(
+      `Tollgate answered ${res.status}: ${text.slice(0, 300)}`,
+      retryable,
+      Number.isFinite(after) && after > 0 ? after * 1000 : null,
+    );
+  }
+
+  #settle(batch: CallRecordInput[], reply: IngestReply): void {
+    const refused = (reply.results ?? []).filter((r) => r.status === "rejected");
+    this.#stats.rejected += refused.length;
+    this.#stats.delivered += batch.length - refused.length;
+    if (refused.length) {
+      const first = refused[0]!;
+      const why = (first.errors ?? []).map((e) => `${e.field}: ${e.reason}`).join("; ");
+      this.#warn(`${refused.length} call records refused by the server (first: ${why})`);
+    }
+  }
+
+  #backoff(retryAfterMs: number | null): Promise<void> {
+    const exp = Math.min(this.#maxRetryDelayMs, this.#retryDelayMs * 2 ** Math.min(this.#failures - 1, 20));
+    const ms = retryAfterMs ?? exp / 2 + Math.random() * (exp / 2);
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.#retryTimer = null;
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      timer.unref();
+      this.#retryTimer = { timer, wake };
+    });
+  }
+
+  #warnDropped(): void {
+    // One warning per thousand drops, so an outage does not flood the app's log.
+    if (this.#droppedSinceWarning++ % 1000 === 0)
+      this.#warn(
+        `queue full (${this.#maxQueue} records): dropped the oldest; ${this.#stats.dropped} dropped so far`,
+      );
+  }
+}
+
+// Timers are unref'd so a pending batch never holds a process open; instead, when a script's event
+// loop runs dry, every exporter with records left gets one flush (which keeps the loop alive until done).
+const live = new Set<Exporter>();
+let hooked = false;
+function flushOnExit(exporter: Exporter): void {
+  live.add(exporter);
+  if (hooked) return;
+  hooked = true;
+  process.on("beforeExit", () => {
+    // Once each: a server that stays down must not keep the process from exiting.
+    for (const e of live) {
+      live.delete(e);
+      if (e.stats.queued > 0) void e.flush();
+    }
+  });
+}

@@ -1,0 +1,202 @@
+import {
+  createStreamExtractor,
+  type ExtractedUsage,
+  extractFromResponse,
+  extractFromSse,
+  type StreamExtractor,
+} from "@tollgate/core";
+import type { TrackedCall } from "./call.js";
+
+/**
+ * The parts of the provider SDKs' `APIPromise` relied on (openai-node and anthropic-sdk share the
+ * design): a lazy `parse()` behind then/catch/finally/withResponse, `asResponse()` for the raw
+ * Response, and the `responsePromise` both start from.
+ */
+interface ApiPromiseLike {
+  parse(): Promise<unknown>;
+  asResponse(): Promise<Response>;
+  responsePromise: Promise<{ response: Response }>;
+}
+
+/** The provider SDKs' `Stream`: every way of reading it (for await, tee, toReadableStream) calls `iterator()`. */
+interface StreamLike {
+  iterator: () => AsyncIterator<unknown>;
+}
+
+/** Filters events out of the app's view: ones only there because the wrapper changed the request. */
+export type EventFilter = (event: unknown) => boolean;
+
+/**
+ * Makes `promise` (what a wrapped `create` returned) record its call when the app reads it, without
+ * changing what the app gets: the same object, the same parsed body, the same stream, event by event.
+ */
+export function observeApiPromise<P>(promise: P, call: TrackedCall, hideEvent?: EventFilter): P {
+  const p = promise as unknown as ApiPromiseLike;
+  if (typeof p?.parse !== "function" || !(p.responsePromise instanceof Promise)) {
+    // Not the APIPromise these wrappers were written against: record from whatever it resolves to.
+    void Promise.resolve(promise).then(
+      (value) => finishBody(call, value, null),
+      (err) => call.finish({ usage: null, ...describeError(err) }),
+    );
+    return promise;
+  }
+  let response: Response | null = null;
+  p.responsePromise.then(
+    (props) => {
+      response = props.response;
+    },
+    () => {}, // the same rejection reaches parse() below
+  );
+  const parse = p.parse.bind(p);
+  const asResponse = p.asResponse.bind(p);
+  let parsing: Promise<unknown> | null = null;
+  p.parse = () => {
+    parsing ??= parse().then(
+      (value) => {
+        if (call.stream && isStream(value)) observeStream(value, call, response, hideEvent);
+        else finishBody(call, value, response);
+        return value;
+      },
+      (err) => {
+        call.finish({ usage: null, ...describeError(err) });
+        throw err;
+      },
+    );
+    return parsing;
+  };
+  // Only the raw Response is wanted (nothing parses it): the record is read from a clone of it.
+  p.asResponse = () =>
+    asResponse().then((res) => {
+      if (!parsing) void finishRaw(call, res.clone());
+      return res;
+    });
+  return promise;
+}
+
+function isStream(value: unknown): value is StreamLike {
+  return typeof (value as StreamLike | null)?.iterator === "function";
+}
+
+function finishBody(call: TrackedCall, body: unknown, response: Response | null): void {
+  const usage = usageOf(() => extractFromResponse(call.spec.api, body));
+  call.finish({
+    usage,
+    httpStatus: response?.status ?? 200,
+    requestId: requestIdOf(response),
+    // As the gateway does: a success without readable usage is flagged, never a silent zero.
+    errorType: usage ? null : "usage_unreadable",
+  });
+}
+
+async function finishRaw(call: TrackedCall, res: Response): Promise<void> {
+  let text: string;
+  try {
+    text = await res.text();
+  } catch {
+    call.cutShort(null, "upstream_stream_broken", res.status, requestIdOf(res));
+    return;
+  }
+  const usage = usageOf(() =>
+    call.stream ? extractFromSse(call.spec.api, text) : extractFromResponse(call.spec.api, JSON.parse(text)),
+  );
+  const ok = res.status < 400;
+  call.finish({
+    usage,
+    httpStatus: res.status,
+    requestId: requestIdOf(res),
+    errorType: ok ? (usage ? null : "usage_unreadable") : `http_${res.status}`,
+  });
+}
+
+function observeStream(
+  stream: StreamLike,
+  call: TrackedCall,
+  response: Response | null,
+  hideEvent: EventFilter | undefined,
+): void {
+  const original = stream.iterator;
+  stream.iterator = () => observedEvents(original.call(stream), call, response, hideEvent);
+}
+
+/** Relays every event unchanged (less hidden ones), reading usage on the way; records once at the end. */
+async function* observedEvents(
+  events: AsyncIterator<unknown>,
+  call: TrackedCall,
+  response: Response | null,
+  hideEvent: EventFilter | undefined,
+): AsyncGenerator<unknown> {
+  const extractor: StreamExtractor = createStreamExtractor(call.spec.api);
+  const httpStatus = response?.status ?? 200;
+  const requestId = requestIdOf(response);
+  let ended = false;
+  try {
+    for await (const event of { [Symbol.asyncIterator]: () => events }) {
+      call.event();
+      extractor.push(event);
+      if (hideEvent?.(event)) continue;
+      yield event;
+    }
+    ended = true;
+    const usage = usageOf(() => extractor.result());
+    call.finish({ usage, httpStatus, requestId, errorType: usage ? null : "usage_unreadable" });
+  } catch (err) {
+    ended = true;
+    call.cutShort(
+      usageOf(() => extractor.result()),
+      "upstream_stream_broken",
+      httpStatus,
+      requestId,
+    );
+    throw err;
+  } finally {
+    // The app stopped reading (break, return): what it was sent so far is what it pays for.
+    if (!ended)
+      call.cutShort(
+        usageOf(() => extractor.result()),
+        "client_disconnected",
+        httpStatus,
+        requestId,
+      );
+  }
+}
+
+function usageOf(read: () => ExtractedUsage | null): ExtractedUsage | null {
+  try {
+    return read();
+  } catch {
+    return null; // no (or malformed) usage: the record says usage_unreadable
+  }
+}
+
+function requestIdOf(response: Response | null): string | null {
+  return response?.headers.get("x-request-id") ?? response?.headers.get("request-id") ?? null;
+}
+
+/** openai-node and anthropic-sdk errors: status, the provider's error type, the request id. */
+export function describeError(err: unknown): {
+  httpStatus: number | null;
+  errorType: string;
+  requestId: string | null;
+} {
+  const e = err as {
+    status?: unknown;
+    type?: unknown;
+    code?: unknown;
+    name?: unknown;
+    requestID?: unknown;
+    error?: { error?: { type?: unknown } };
+  } | null;
+  const status = typeof e?.status === "number" ? e.status : null;
+  const type = [e?.type, e?.error?.error?.type, e?.code].find((t) => typeof t === "string" && t !== "");
+  const name = typeof e?.name === "string" ? e.name : "";
+  const errorType =
+    (type as string | undefined) ??
+    (status !== null
+      ? `http_${status}`
+      : /Timeout/.test(name)
+        ? "timeout"
+        : /Abort/.test(name)
+          ? "aborted"
+          : "connection_error");
+  return { httpStatus: status, errorType, requestId: typeof e?.requestID === "string" ? e.requestID : null };
+}

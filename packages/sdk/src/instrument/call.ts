@@ -1,0 +1,116 @@
+import {
+  type Api,
+  type CallRecordInput,
+  type ExtractedUsage,
+  estimateCutShortUsage,
+  uuidv7,
+} from "@tollgate/core";
+import { agentRunOfCall } from "../agent-run.js";
+import { childSpan, currentScope } from "../context.js";
+
+/** Which API a wrapped method speaks, and the provider its calls are priced as. */
+export interface CallSpec {
+  api: Api;
+  kind: "llm" | "embedding";
+  provider: string;
+}
+
+export type RecordSink = (record: CallRecordInput) => void;
+
+/** How a call ended, as far as a record needs to know. */
+export interface Outcome {
+  usage: ExtractedUsage | null;
+  httpStatus: number | null;
+  requestId: string | null;
+  /** null when the call succeeded. */
+  errorType: string | null;
+  /** Usage was estimated (a stream cut short before the provider reported any). */
+  estimated?: boolean;
+}
+
+/**
+ * One wrapped LLM call from start to record: captures the scope (attribution, parent span) and the
+ * agent run at the call site, times it, and turns its outcome into exactly one call record.
+ */
+export class TrackedCall {
+  readonly #startMs = Date.now();
+  readonly #start = performance.now();
+  #firstEventAt: number | null = null;
+  #events = 0;
+  #done = false;
+  readonly #scope = currentScope();
+  readonly #run = agentRunOfCall();
+
+  constructor(
+    readonly spec: CallSpec,
+    readonly body: Record<string, unknown>,
+    private readonly sink: RecordSink,
+  ) {
+    // A killed (or over-ceiling) run refuses the call before anything is sent.
+    if (this.#run?.counts) this.#run.run.beginLlmCall();
+  }
+
+  get stream(): boolean {
+    return this.body.stream === true;
+  }
+
+  /** A streamed event arrived (the first one sets time to first token). */
+  event(): void {
+    this.#events++;
+    this.#firstEventAt ??= performance.now();
+  }
+
+  /** A stream ended early (the app stopped reading, or the connection broke) with what it reported so far. */
+  cutShort(
+    partial: ExtractedUsage | null,
+    errorType: string,
+    httpStatus: number | null,
+    requestId: string | null,
+  ): void {
+    const usage =
+      partial ??
+      estimateCutShortUsage(this.#requestedModel(), JSON.stringify(this.body).length, this.#events);
+    this.finish({ usage, httpStatus, requestId, errorType, estimated: partial === null });
+  }
+
+  finish(o: Outcome): void {
+    if (this.#done) return;
+    this.#done = true;
+    const now = performance.now();
+    const model = o.usage?.model ?? this.#requestedModel() ?? "unknown";
+    if (o.usage && this.#run?.counts)
+      this.#run.run.recordUsage(o.usage.usage, { provider: this.spec.provider, model });
+    const { attribution } = this.#scope;
+    const record: CallRecordInput = {
+      event_id: uuidv7(this.#startMs),
+      ...childSpan(this.#scope),
+      ts_start: this.#startMs,
+      ts_end: this.#startMs + Math.round(now - this.#start),
+      ttft_ms: this.#firstEventAt === null ? null : Math.round(this.#firstEventAt - this.#start),
+      kind: this.spec.kind,
+      provider: this.spec.provider,
+      api: this.spec.api,
+      model_requested: this.#requestedModel(),
+      model,
+      stream: this.stream,
+      service_tier: typeof this.body.service_tier === "string" ? this.body.service_tier : null,
+      status: o.errorType === null ? "ok" : "error",
+      http_status: o.httpStatus,
+      error_type: o.errorType,
+      request_id: o.requestId,
+      ...o.usage?.usage,
+      usage_raw: o.usage?.usage_raw ?? null,
+      ...(o.estimated ? { cost_source: "estimated" as const } : {}),
+      ...(this.#run ? { agent_run_id: this.#run.run.id, agent_type: this.#run.run.type } : {}),
+      ...attribution,
+      tags: [...attribution.tags],
+      metadata: { ...attribution.metadata },
+    };
+    this.sink(record);
+  }
+
+  #requestedModel(): string | null {
+    const m = this.body.model;
+    return typeof m === "string" && m !== "" ? m : null;
+  }
+}

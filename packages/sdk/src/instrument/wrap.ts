@@ -1,0 +1,32 @@
+import { type EventFilter, observeApiPromise } from "./api-promise.js";
+import type { CallSpec, RecordSink } from "./call.js";
+import { TrackedCall } from "./call.js";
+
+/** Marks a resource whose `create` is already wrapped, so wrapping a client twice records once. */
+const WRAPPED = Symbol.for("tollgate.wrapped");
+
+type Create = (this: unknown, body: Record<string, unknown>, options?: unknown) => unknown;
+
+/** How one method's request is adjusted before it is sent (and what of the reply the app must not see). */
+export type Prepare = (body: Record<string, unknown>) => {
+  body: Record<string, unknown>;
+  hideEvent?: EventFilter;
+};
+
+/**
+ * Replaces `resource.create` (on the instance: the SDK's own helpers, such as `.stream()`, call it too)
+ * with one that records every call through `sink`. Returns false when the resource is absent.
+ */
+export function wrapCreate(resource: unknown, spec: CallSpec, sink: RecordSink, prepare?: Prepare): boolean {
+  const target = resource as ({ create?: Create } & { [WRAPPED]?: true }) | undefined;
+  if (!target || typeof target.create !== "function" || target[WRAPPED]) return false;
+  const original = target.create;
+  target.create = function create(this: unknown, body, options) {
+    if (typeof body !== "object" || body === null) return original.call(this, body, options);
+    const prepared = prepare?.(body) ?? { body };
+    const call = new TrackedCall(spec, body, sink);
+    return observeApiPromise(original.call(this, prepared.body, options), call, prepared.hideEvent);
+  };
+  Object.defineProperty(target, WRAPPED, { value: true });
+  return true;
+}

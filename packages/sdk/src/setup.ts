@@ -1,0 +1,41 @@
+import { Exporter, type ExporterOptions } from "./exporter.js";
+import type { RecordSink } from "./instrument/call.js";
+
+export interface WrapOptions {
+  /** The provider calls are priced as (default: the client's own, e.g. "openai"; "azure" for Azure OpenAI). */
+  provider?: string;
+  /** Where records go; default: the exporter set by `configure()` (else one from $TOLLGATE_URL / $TOLLGATE_API_KEY). */
+  exporter?: Exporter;
+  /** Receives each record instead of an exporter (tests, custom pipelines). */
+  sink?: RecordSink;
+}
+
+let current: Exporter | null = null;
+
+/** Sets the exporter every wrapped client and `traced` span sends to (unless given their own). */
+export function configure(options: ExporterOptions | Exporter = {}): Exporter {
+  current = options instanceof Exporter ? options : new Exporter(options);
+  return current;
+}
+
+/** The configured exporter, created from the environment on first use when `configure()` was never called. */
+export function defaultExporter(): Exporter {
+  current ??= new Exporter();
+  return current;
+}
+
+/** A sink resolved per record, so `configure()` may come after the clients were wrapped. */
+export function sinkOf(options: WrapOptions): RecordSink {
+  if (options.sink) return options.sink;
+  const exporter = options.exporter;
+  return exporter ? (r) => exporter.export(r) : (r) => defaultExporter().export(r);
+}
+
+/** Delivers everything recorded so far (await it before a serverless handler returns). */
+export function flush(timeoutMs?: number): Promise<boolean> {
+  return current ? current.flush(timeoutMs) : Promise.resolve(true);
+}
+
+export function shutdown(timeoutMs?: number): Promise<boolean> {
+  return current ? current.shutdown(timeoutMs) : Promise.resolve(true);
+}

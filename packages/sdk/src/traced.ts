@@ -1,0 +1,70 @@
+import { uuidv7 } from "@tollgate/core";
+import { type Attribution, mergeAttribution } from "./attribution.js";
+import { childSpan, currentScope, runInSpan } from "./context.js";
+import { sinkOf, type WrapOptions } from "./setup.js";
+
+export interface TracedOptions extends Pick<WrapOptions, "exporter" | "sink"> {
+  /** What the span does ("plan", "search-docs"); stored as metadata `span.name`. */
+  name: string;
+  /** agent (a loop that makes calls), tool (a function the model asked for) or other. Default other. */
+  kind?: "agent" | "tool" | "other";
+  metadata?: Readonly<Record<string, string>>;
+  /** Attribution for this span and every call inside it. */
+  attribution?: Attribution;
+}
+
+/**
+ * Runs `fn` as a span of the current trace (a new trace at the top): LLM calls and spans inside it
+ * become its children, and it is recorded itself (kind agent/tool/other, never priced) when it ends,
+ * with its duration and whether it threw. Returns what `fn` returns.
+ */
+export function traced<T>(fn: () => T, options: TracedOptions): T {
+  const outer = currentScope();
+  const attribution = options.attribution
+    ? mergeAttribution(outer.attribution, options.attribution)
+    : outer.attribution;
+  const ids = childSpan(outer);
+  const startMs = Date.now();
+  const start = performance.now();
+  const sink = sinkOf(options);
+  const end = (error: unknown) => {
+    const failed = error !== undefined;
+    sink({
+      event_id: uuidv7(startMs),
+      ...ids,
+      ts_start: startMs,
+      ts_end: startMs + Math.round(performance.now() - start),
+      kind: options.kind ?? "other",
+      status: failed ? "error" : "ok",
+      error_type: failed ? errorName(error) : null,
+      ...attribution,
+      tags: [...attribution.tags],
+      metadata: { ...attribution.metadata, ...options.metadata, "span.name": options.name },
+    });
+  };
+  let result: T;
+  try {
+    result = runInSpan({ ...outer, attribution }, ids.trace_id, ids.span_id, fn);
+  } catch (e) {
+    end(e ?? "thrown");
+    throw e;
+  }
+  if (result instanceof Promise)
+    return result.then(
+      (value) => {
+        end(undefined);
+        return value;
+      },
+      (e) => {
+        end(e ?? "rejected");
+        throw e;
+      },
+    ) as T;
+  end(undefined);
+  return result;
+}
+
+function errorName(e: unknown): string {
+  const name = (e as { name?: unknown } | null)?.name;
+  return typeof name === "string" && name !== "" ? name.slice(0, 256) : "error";
+}

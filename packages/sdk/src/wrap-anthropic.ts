@@ -1,0 +1,22 @@
+import type { RecordSink } from "./instrument/call.js";
+import { wrapCreate } from "./instrument/wrap.js";
+import { sinkOf, type WrapOptions } from "./setup.js";
+
+interface AnthropicLike {
+  messages?: unknown;
+  beta?: { messages?: unknown };
+}
+
+/**
+ * Records every call of an `@anthropic-ai/sdk` client (`messages.create`, streamed or not, and the
+ * `messages.stream()` helper, which calls it) as a Tollgate call record; the client is returned as it
+ * was. Calls are attributed from the enclosing `withAttribution` / `traced` / `agentRun` scopes.
+ */
+export function wrapAnthropic<C extends object>(client: C, options: WrapOptions = {}): C {
+  const c = client as AnthropicLike;
+  const sink: RecordSink = sinkOf(options);
+  const spec = { api: "anthropic.messages", kind: "llm", provider: options.provider ?? "anthropic" } as const;
+  wrapCreate(c.messages, spec, sink);
+  wrapCreate(c.beta?.messages, spec, sink);
+  return client;
+}

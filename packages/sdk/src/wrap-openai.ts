@@ -1,0 +1,49 @@
+import type { CallSpec, RecordSink } from "./instrument/call.js";
+import { type Prepare, wrapCreate } from "./instrument/wrap.js";
+import { sinkOf, type WrapOptions } from "./setup.js";
+
+interface OpenAILike {
+  chat?: { completions?: unknown };
+  completions?: unknown;
+  responses?: unknown;
+  embeddings?: unknown;
+}
+
+/**
+ * Records every call of an `openai` client (chat completions, Responses, embeddings, legacy
+ * completions; streamed or not) as a Tollgate call record. The client is returned as it was, same type
+ * and behaviour: streams still stream, errors are the SDK's own. Calls are attributed from the enclosing
+ * `withAttribution` / `traced` / `agentRun` scopes.
+ */
+export function wrapOpenAI<C extends object>(client: C, options: WrapOptions = {}): C {
+  const c = client as OpenAILike;
+  const provider = options.provider ?? "openai";
+  const sink: RecordSink = sinkOf(options);
+  const spec = (api: CallSpec["api"], kind: CallSpec["kind"] = "llm"): CallSpec => ({ api, kind, provider });
+  wrapCreate(c.chat?.completions, spec("openai.chat"), sink, withStreamUsage);
+  wrapCreate(c.completions, spec("openai.completions"), sink, withStreamUsage);
+  wrapCreate(c.responses, spec("openai.responses"), sink);
+  wrapCreate(c.embeddings, spec("openai.embeddings", "embedding"), sink);
+  return client;
+}
+
+/**
+ * OpenAI streams report usage only when asked (`stream_options.include_usage`): ask, and hide what that
+ * adds (the final usage-only chunk, `usage: null` on every chunk) unless the app asked itself — exactly
+ * as the gateway does, so both record the same.
+ */
+const withStreamUsage: Prepare = (body) => {
+  const opts = body.stream_options as { include_usage?: unknown } | undefined | null;
+  if (body.stream !== true || opts?.include_usage != null) return { body };
+  return {
+    body: { ...body, stream_options: { ...opts, include_usage: true } },
+    hideEvent: (event) => {
+      const chunk = event as { usage?: unknown; choices?: unknown[] };
+      if (chunk.usage == null) {
+        delete chunk.usage;
+        return false;
+      }
+      return Array.isArray(chunk.choices) && chunk.choices.length === 0;
+    },
+  };
+};

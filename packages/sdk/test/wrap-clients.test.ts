@@ -1,0 +1,312 @@
+// The SDK-wrapped official `openai` and `@anthropic-ai/sdk` clients against the fixture-replaying mock,
+// exporting to a real Tollgate server: the app sees exactly what the unwrapped client sees, and every
+// stored record carries the usage and cost the gateway records for the same payload.
+import Anthropic from "@anthropic-ai/sdk";
+import { type CallRecord, type CallRecordInput, COST_FIELDS, USAGE_FIELDS } from "@tollgate/core";
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { collect, createKey, recordByEventId, startTestGateway } from "../../server/test/helpers.js";
+import { type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
+import { Exporter, traced, withAttribution, wrapAnthropic, wrapOpenAI } from "../src/index.js";
+
+let mock: MockUpstream;
+let gw: Awaited<ReturnType<typeof startTestGateway>>;
+let exporter: Exporter;
+let openai: OpenAI; // wrapped, straight to the mock
+let plainOpenAI: OpenAI; // unwrapped, straight to the mock
+let gatewayOpenAI: OpenAI; // unwrapped, through the gateway
+let anthropic: Anthropic;
+let plainAnthropic: Anthropic;
+let gatewayAnthropic: Anthropic;
+const sent: CallRecordInput[] = [];
+const sink = (r: CallRecordInput) => {
+  sent.push(r);
+  exporter.export(r);
+};
+
+beforeAll(async () => {
+  mock = await startMockUpstream({ chunkDelayMs: 1 });
+  gw = await startTestGateway(mock.url);
+  const { json } = await createKey(gw.runtime.app, gw.runtime.rootToken, "default", "ingest");
+  exporter = new Exporter({ url: gw.url, apiKey: json.key, flushIntervalMs: 20 });
+  const oa = { apiKey: "sk-test", maxRetries: 0 };
+  openai = wrapOpenAI(new OpenAI({ ...oa, baseURL: `${mock.url}/v1` }), { sink });
+  plainOpenAI = new OpenAI({ ...oa, baseURL: `${mock.url}/v1` });
+  gatewayOpenAI = new OpenAI({ ...oa, baseURL: `${gw.url}/v1` });
+  const an = { apiKey: "sk-ant-test", maxRetries: 0 };
+  anthropic = wrapAnthropic(new Anthropic({ ...an, baseURL: mock.url }), { sink });
+  plainAnthropic = new Anthropic({ ...an, baseURL: mock.url });
+  gatewayAnthropic = new Anthropic({ ...an, baseURL: gw.url });
+});
+
+afterAll(async () => {
+  await exporter?.shutdown();
+  await gw?.stop();
+  await mock?.close();
+});
+
+/** The stored record of the last call the wrapped clients made (after the exporter delivered it). */
+async function lastStored(): Promise<CallRecord> {
+  expect(await exporter.flush()).toBe(true);
+  return recordByEventId(gw.runtime, sent.at(-1)!.event_id);
+}
+
+/** The gateway's record of a call made through it (its reply names the event; a stream is read to its end first). */
+async function viaGateway(
+  call: PromiseLike<unknown> & { withResponse(): Promise<{ data: unknown; response: Response }> },
+) {
+  const { data, response } = await call.withResponse();
+  if (data && typeof data === "object" && Symbol.asyncIterator in data)
+    await collect(data as AsyncIterable<unknown>);
+  return recordByEventId(gw.runtime, response.headers.get("x-tollgate-event-id"));
+}
+
+function expectSameCost(sdk: CallRecord, gateway: CallRecord): void {
+  for (const f of [
+    "provider",
+    "api",
+    "model",
+    "model_requested",
+    "stream",
+    "priced",
+    "price_ref",
+    "cost_source",
+  ] as const)
+    expect(sdk[f], f).toEqual(gateway[f]);
+  for (const f of USAGE_FIELDS) expect(sdk[f], f).toBe(gateway[f]);
+  for (const f of COST_FIELDS) expect(sdk[f], f).toBe(gateway[f]);
+  expect(sdk.cost_nanousd).toBe(gateway.cost_nanousd);
+  expect(sdk.cost_nanousd > 0n).toBe(true);
+  expect(sdk.usage_raw).toEqual(gateway.usage_raw);
+  expect(sdk.status).toBe("ok");
+  expect(sdk.latency_ms).toBeGreaterThanOrEqual(0);
+}
+
+const messages = [{ role: "user" as const, content: "What is the capital of the UK?" }];
+
+describe("wrapOpenAI", () => {
+  it.each([
+    ["plain chat", "gpt-4.1-nano"],
+    ["cache read", "gpt-5.6-sol"],
+    ["reasoning", "o3-mini"],
+  ])("chat completion (%s): same body as unwrapped, same cost as the gateway", async (_, model) => {
+    const params = { model, messages };
+    const data = await openai.chat.completions.create(params);
+    expect(data).toEqual(await plainOpenAI.chat.completions.create(params));
+    const sdk = await lastStored();
+    expectSameCost(sdk, await viaGateway(gatewayOpenAI.chat.completions.create(params)));
+    expect(sdk).toMatchObject({
+      kind: "llm",
+      http_status: 200,
+      ttft_ms: null,
+      request_id: expect.stringMatching(/^req_mock/),
+    });
+  });
+
+  it("streamed chat the app did not ask usage for: the app sees the plain stream; usage is still recorded", async () => {
+    const params = { model: "gpt-4o-mini", messages, stream: true as const };
+    const chunks = await collect(await openai.chat.completions.create(params));
+    expect(chunks).toEqual(await collect(await plainOpenAI.chat.completions.create(params)));
+    expect(chunks.some((c) => "usage" in c)).toBe(false);
+    const sdk = await lastStored();
+    expect(mock.requests.at(-2)!.body.stream_options).toEqual({ include_usage: true });
+    expectSameCost(sdk, await viaGateway(gatewayOpenAI.chat.completions.create(params)));
+    expect(sdk.stream).toBe(true);
+    expect(sdk.ttft_ms).toBeGreaterThanOrEqual(0);
+    expect(sdk.ttft_ms!).toBeLessThanOrEqual(sdk.latency_ms!);
+  });
+
+  it("streamed chat with include_usage asked: the usage chunk reaches the app unchanged", async () => {
+    const params = {
+      model: "gpt-4o-mini",
+      messages,
+      stream: true as const,
+      stream_options: { include_usage: true },
+    };
+    const chunks = await collect(await openai.chat.completions.create(params));
+    expect(chunks).toEqual(await collect(await plainOpenAI.chat.completions.create(params)));
+    expect(chunks.at(-1)!.usage).not.toBeNull();
+    const sdk = await lastStored();
+    expectSameCost(sdk, await viaGateway(gatewayOpenAI.chat.completions.create(params)));
+  });
+
+  it("Responses API, body and stream, and the SDK's own stream helper", async () => {
+    const body = { model: "gpt-5", input: "Explain caching" };
+    expect(await openai.responses.create(body)).toEqual(await plainOpenAI.responses.create(body));
+    const sdkBody = await lastStored();
+    expectSameCost(sdkBody, await viaGateway(gatewayOpenAI.responses.create(body)));
+
+    const events = await collect(await openai.responses.create({ ...body, stream: true }));
+    expect(events).toEqual(await collect(await plainOpenAI.responses.create({ ...body, stream: true })));
+    const sdkStream = await lastStored();
+    expectSameCost(sdkStream, await viaGateway(gatewayOpenAI.responses.create({ ...body, stream: true })));
+
+    const before = sent.length;
+    const final = await openai.responses.stream(body).finalResponse();
+    expect(final.usage?.output_tokens).toBeGreaterThan(0);
+    expect(sent.length).toBe(before + 1);
+    expect((await lastStored()).cost_nanousd).toBe(sdkStream.cost_nanousd);
+  });
+
+  it("embeddings", async () => {
+    const params = { model: "text-embedding-3-small", input: "hello" };
+    expect(await openai.embeddings.create(params)).toEqual(await plainOpenAI.embeddings.create(params));
+    const sdk = await lastStored();
+    expectSameCost(sdk, await viaGateway(gatewayOpenAI.embeddings.create(params)));
+    expect(sdk.kind).toBe("embedding");
+  });
+
+  it("withResponse() and asResponse() work unchanged and still record once", async () => {
+    const params = { model: "gpt-4.1-nano", messages };
+    const before = sent.length;
+    const { data, response } = await openai.chat.completions.create(params).withResponse();
+    expect(response.status).toBe(200);
+    expect(data.usage?.total_tokens).toBeGreaterThan(0);
+    const raw = await openai.chat.completions.create(params).asResponse();
+    expect((await raw.json()).usage).toEqual(data.usage);
+    await expect.poll(() => sent.length).toBe(before + 2);
+    const [a, b] = sent.slice(before);
+    expect(a!.input_uncached_tokens).toBe(b!.input_uncached_tokens);
+    expect(b!.status).toBe("ok");
+  });
+
+  it("a provider error reaches the app as the SDK's typed error and is recorded as an error, cost 0", async () => {
+    const opts = { headers: { "x-mock-scenario": "rate-limit" } };
+    const err = await openai.chat.completions
+      .create({ model: "gpt-4.1-nano", messages }, opts)
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.RateLimitError);
+    const rec = await lastStored();
+    expect(rec).toMatchObject({ status: "error", http_status: 429, cost_nanousd: 0n });
+    const gwErr = await gatewayOpenAI.chat.completions
+      .create({ model: "gpt-4.1-nano", messages }, opts)
+      .catch((e) => e);
+    const gwRec = await recordByEventId(gw.runtime, gwErr.headers.get("x-tollgate-event-id"));
+    expect(rec.error_type).toBe(gwRec.error_type); // the provider's own error type, as the gateway reads it
+  });
+
+  it("a stream the app stops reading is recorded once, as cut short by the client", async () => {
+    const before = sent.length;
+    const stream = await openai.chat.completions.create({ model: "gpt-4o-mini", messages, stream: true });
+    for await (const _ of stream) break;
+    await expect.poll(() => sent.length).toBe(before + 1);
+    const rec = await lastStored();
+    expect(rec).toMatchObject({
+      status: "error",
+      error_type: "client_disconnected",
+      cost_source: "estimated",
+    });
+    expect(rec.input_uncached_tokens).toBeGreaterThan(0);
+  });
+
+  it("tee() splits the stream for the app; the call is recorded once", async () => {
+    const before = sent.length;
+    const [left, right] = (
+      await openai.chat.completions.create({ model: "gpt-4o-mini", messages, stream: true })
+    ).tee();
+    const [l, r] = await Promise.all([collect(left), collect(right)]);
+    expect(l).toEqual(r);
+    await expect.poll(() => sent.length).toBe(before + 1);
+    expect(sent.at(-1)!.output_tokens).toBeGreaterThan(0);
+  });
+});
+
+describe("wrapAnthropic", () => {
+  const am = [{ role: "user" as const, content: "How do I cross the street safely?" }];
+  it.each([
+    ["text", "claude-sonnet-4-5"],
+    ["cache read and write", "claude-sonnet-4-5-cache"],
+  ])("message (%s): same body as unwrapped, same cost as the gateway", async (_, model) => {
+    const params = { model, max_tokens: 1024, messages: am };
+    expect(await anthropic.messages.create(params)).toEqual(await plainAnthropic.messages.create(params));
+    const sdk = await lastStored();
+    expectSameCost(sdk, await viaGateway(gatewayAnthropic.messages.create(params)));
+    expect(sdk.request_id).toMatch(/req_mock|^[\w-]+$/);
+  });
+
+  it.each([
+    ["thinking", "claude-sonnet-4-20250514"],
+    ["server tools", "claude-sonnet-4-6"],
+  ])("streamed message (%s): same events as unwrapped, same cost as the gateway", async (_, model) => {
+    const params = { model, max_tokens: 1024, messages: am, stream: true as const };
+    const events = await collect(await anthropic.messages.create(params));
+    expect(events).toEqual(await collect(await plainAnthropic.messages.create(params)));
+    const sdk = await lastStored();
+    expectSameCost(sdk, await viaGateway(gatewayAnthropic.messages.create(params)));
+    expect(sdk.ttft_ms).toBeGreaterThanOrEqual(0);
+  });
+
+  it("the messages.stream() helper is recorded through the create it calls", async () => {
+    const before = sent.length;
+    const final = await anthropic.messages
+      .stream({ model: "claude-sonnet-4-5", max_tokens: 1024, messages: am })
+      .finalMessage();
+    expect(sent.length).toBe(before + 1);
+    const rec = await lastStored();
+    expect(rec.output_tokens).toBe(final.usage.output_tokens);
+    expect(rec.stream).toBe(true);
+  });
+});
+
+describe("attribution and traces", () => {
+  it("withAttribution and traced reach calls deep in the call tree; spans form a tree", async () => {
+    const helper = () => openai.chat.completions.create({ model: "gpt-4.1-nano", messages });
+    const before = sent.length;
+    await withAttribution({ userId: "u-1", customerId: "acme", feature: "chat", tags: ["a"] }, () =>
+      traced(
+        () =>
+          withAttribution({ promptVersion: "v7", tags: ["b"], metadata: { plan: "pro" } }, async () => {
+            await helper();
+            await traced(() => helper(), { name: "lookup", kind: "tool", sink });
+          }),
+        { name: "answer", kind: "agent", metadata: { step: "1" }, sink },
+      ),
+    );
+    const [llm1, llm2, tool, agent] = sent.slice(before);
+    expect(agent).toMatchObject({
+      kind: "agent",
+      parent_span_id: null,
+      metadata: { "span.name": "answer", step: "1" },
+    });
+    expect(tool).toMatchObject({ kind: "tool", parent_span_id: agent!.span_id, trace_id: agent!.trace_id });
+    expect(llm1).toMatchObject({ parent_span_id: agent!.span_id, trace_id: agent!.trace_id });
+    expect(llm2).toMatchObject({ parent_span_id: tool!.span_id, trace_id: agent!.trace_id });
+    for (const r of [llm1, llm2])
+      expect(r).toMatchObject({
+        user_id: "u-1",
+        customer_id: "acme",
+        feature: "chat",
+        prompt_version: "v7",
+        tags: ["a", "b"],
+        metadata: { plan: "pro" },
+      });
+    expect(await exporter.flush()).toBe(true);
+    const stored = await recordByEventId(gw.runtime, tool!.event_id);
+    expect(stored).toMatchObject({ kind: "tool", cost_nanousd: 0n, trace_id: agent!.trace_id });
+    expect(await recordByEventId(gw.runtime, llm2!.event_id)).toMatchObject({
+      user_id: "u-1",
+      prompt_version: "v7",
+    });
+  });
+
+  it("concurrent scopes never leak into each other", async () => {
+    const before = sent.length;
+    await Promise.all(
+      ["u-a", "u-b", "u-c"].map((userId) =>
+        withAttribution({ userId }, async () => {
+          await new Promise((r) => setTimeout(r, Math.random() * 5));
+          await openai.chat.completions.create({
+            model: "gpt-4.1-nano",
+            messages: [{ role: "user", content: userId }],
+          });
+        }),
+      ),
+    );
+    const mine = sent.slice(before);
+    expect(mine).toHaveLength(3);
+    for (const r of mine) {
+      const req = mock.requests.find((q) => q.body?.messages?.[0]?.content === r.user_id);
+      expect(req, `request of ${r.user_id}`).toBeDefined();
+    }
+  });
+});

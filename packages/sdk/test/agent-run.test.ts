@@ -4,7 +4,13 @@ import { PricingEngine, usdToNano } from "@tollgate/core";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
-import { AgentRunKilledError, agentRun, currentAgentRun } from "../src/index.js";
+import {
+  AgentRunKilledError,
+  agentRun,
+  type CallRecordInput,
+  currentAgentRun,
+  wrapOpenAI,
+} from "../src/index.js";
 
 let mock: MockUpstream;
 let client: OpenAI;
@@ -108,6 +114,38 @@ describe("agentRun", () => {
       await expect(run.tool("t", () => 1)).rejects.toThrow("was killed: operator stop");
     });
     expect(currentAgentRun()).toBeUndefined();
+  });
+
+  it("a wrapped client needs no run.llm: its calls are checked, counted and attributed to the run", async () => {
+    const records: CallRecordInput[] = [];
+    const wrapped = wrapOpenAI(new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 }), {
+      sink: (r) => records.push(r),
+    });
+    const call = (tag: string) =>
+      wrapped.chat.completions.create(
+        { model: "o3-mini", messages: [{ role: "user", content: "go" }] },
+        { headers: { "x-test-case": tag } },
+      );
+    const err = await agentRun(
+      { type: "loop", id: "sdk-run-3", limits: { max_cost_usd: "0.05" } },
+      async () => {
+        for (;;) await call("sdk-3");
+      },
+    ).catch((e) => e);
+    expect(err).toMatchObject({ code: "agent_run_killed", ceiling: "cost_nanousd" });
+    expect(sent("sdk-3")).toBe(5); // as with run.llm: the call after the crossing one never leaves
+    expect(records).toHaveLength(5);
+    expect(records.every((r) => r.agent_run_id === "sdk-run-3" && r.agent_type === "loop")).toBe(true);
+
+    // run.llm around a wrapped call counts it once, not twice
+    await agentRun({ type: "loop", limits: { max_llm_calls: 2 } }, async (run) => {
+      await run.llm("openai.chat", () => call("sdk-4"));
+      await call("sdk-4");
+      expect(run.usage.llm_calls).toBe(2);
+      expect(run.usage.cost_nanousd).toBe(2n * 10_842_700n);
+      await expect(call("sdk-4")).rejects.toBeInstanceOf(AgentRunKilledError);
+    });
+    expect(sent("sdk-4")).toBe(2);
   });
 
   it("bad limits are a TypeError naming the field", () => {

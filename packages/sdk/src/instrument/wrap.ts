@@ -23,10 +23,21 @@ export function wrapCreate(resource: unknown, spec: CallSpec, sink: RecordSink, 
   const original = target.create;
   target.create = function create(this: unknown, body, options) {
     if (typeof body !== "object" || body === null) return original.call(this, body, options);
+    let call: TrackedCall;
+    try {
+      call = new TrackedCall(spec, body, sink);
+    } catch (refused) {
+      return rejection(refused); // an agent run over its ceiling: nothing is sent
+    }
     const prepared = prepare?.(body) ?? { body };
-    const call = new TrackedCall(spec, body, sink);
     return observeApiPromise(original.call(this, prepared.body, options), call, prepared.hideEvent);
   };
   Object.defineProperty(target, WRAPPED, { value: true });
   return true;
+}
+
+/** A refused call fails the way the SDK's own calls do: as a rejected promise, whichever way it is read. */
+function rejection(err: unknown): Promise<never> {
+  const p = Promise.reject(err);
+  return Object.assign(p, { withResponse: () => p, asResponse: () => p, parse: () => p });
 }

@@ -1,0 +1,108 @@
+#!/usr/bin/env node
+// SDK overhead, side by side in one process: the official `openai` client unwrapped vs the same client
+// wrapped by @tollgate/sdk (recording every call, exporting batches to a real `tollgate serve`), both
+// against one local mock upstream (its own process, 0 ms delay, a real recorded reply). Calls alternate
+// plain / wrapped (order swapped every pair) so drift hits both alike; the figure is the added p50.
+// Usage: npm run bench:sdk [-- --calls 5000 --streams 1000]
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import OpenAI from "openai";
+import { Exporter, withAttribution, wrapOpenAI } from "../packages/sdk/dist/index.js";
+import { pct } from "./gateway/load.mjs";
+import { shutdown, startMock, startTollgate } from "./gateway/processes.mjs";
+
+const { values: argv } = parseArgs({
+  options: {
+    calls: { type: "string", default: "5000" },
+    streams: { type: "string", default: "1000" },
+    warmup: { type: "string", default: "1000" },
+  },
+});
+const CALLS = Number(argv.calls);
+const STREAMS = Number(argv.streams);
+const WARMUP = Number(argv.warmup);
+
+const fixtures = fileURLToPath(new URL("../../shared/fixtures/providers/openai/", import.meta.url));
+const mock = await startMock({
+  json: join(fixtures, "chat-completion.gpt-4.1-nano.json"),
+  sse: join(fixtures, "chat-completion.stream.gpt-4o-mini.include-usage.sse"),
+  gapMs: 0,
+});
+const server = await startTollgate(mock.origin);
+const exporter = new Exporter({ url: server.url, apiKey: server.token });
+
+const opts = { apiKey: "sk-bench", baseURL: `${mock.origin}/v1`, maxRetries: 0 };
+const plain = new OpenAI(opts);
+const wrapped = wrapOpenAI(new OpenAI(opts), { exporter });
+const messages = [{ role: "user", content: "What is the capital of the UK?" }];
+const body = { model: "gpt-4.1-nano", messages };
+const streamBody = { model: "gpt-4o-mini", messages, stream: true };
+
+const once = async (client) => {
+  const t = process.hrtime.bigint();
+  await client.chat.completions.create(body);
+  return Number(process.hrtime.bigint() - t) / 1000;
+};
+const streamOnce = async (client) => {
+  const t = process.hrtime.bigint();
+  for await (const _ of await client.chat.completions.create(streamBody));
+  return Number(process.hrtime.bigint() - t) / 1000;
+};
+
+/** n calls of each, alternating, inside an attribution scope (as an app would run them). */
+async function sideBySide(n, call) {
+  const a = [];
+  const b = [];
+  await withAttribution({ userId: "u-bench", feature: "bench", tags: ["bench"] }, async () => {
+    for (let i = 0; i < n; i++) {
+      if (i % 2 === 0) {
+        a.push(await call(plain));
+        b.push(await call(wrapped));
+      } else {
+        b.push(await call(wrapped));
+        a.push(await call(plain));
+      }
+    }
+  });
+  a.sort((x, y) => x - y);
+  b.sort((x, y) => x - y);
+  return { plain: a, wrapped: b };
+}
+
+function report(name, { plain: a, wrapped: b }) {
+  const row = (label, xs) =>
+    `  ${label.padEnd(9)} p50 ${pct(xs, 50).toFixed(1).padStart(7)} µs   p90 ${pct(xs, 90).toFixed(1).padStart(7)} µs   p99 ${pct(xs, 99).toFixed(1).padStart(7)} µs`;
+  const added = pct(b, 50) - pct(a, 50);
+  console.log(`${name} (${a.length} calls each)`);
+  console.log(row("unwrapped", a));
+  console.log(row("wrapped", b));
+  console.log(
+    `  added p50 ${added.toFixed(1)} µs (target ≤ 20 µs: ${added <= 20 ? "MET" : "NOT MET"})   ratio p50 ${(pct(b, 50) / pct(a, 50)).toFixed(3)}`,
+  );
+  return added;
+}
+
+try {
+  await sideBySide(WARMUP, once);
+  await sideBySide(Math.min(WARMUP, 200), streamOnce);
+  const stats0 = exporter.stats.delivered;
+  const bodies = report("chat completion, non-streamed", await sideBySide(CALLS, once));
+  report("chat completion, streamed (whole stream read)", await sideBySide(STREAMS, streamOnce));
+  await exporter.flush(30_000);
+  const s = exporter.stats;
+  console.log(
+    `exporter: ${s.delivered - stats0} records delivered during the measured runs, ${s.queued} queued, ${s.dropped} dropped, ${s.rejected} rejected, ${s.retries} retries`,
+  );
+  console.log(
+    JSON.stringify({
+      bench: "sdk",
+      added_p50_us: Number(bodies.toFixed(1)),
+      fixture_bytes: readFileSync(join(fixtures, "chat-completion.gpt-4.1-nano.json")).length,
+    }),
+  );
+} finally {
+  await exporter.shutdown(5000);
+  await shutdown();
+}

@@ -1,0 +1,52 @@
+// The examples/ folder runs: each script, as a user would start it, against a real Tollgate server
+// (provider calls go to the examples' own local stand-in: no provider keys here).
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createKey, startTestGateway } from "../../server/test/helpers.js";
+
+const run = promisify(execFile);
+const repo = fileURLToPath(new URL("../../../", import.meta.url));
+let gw: Awaited<ReturnType<typeof startTestGateway>>;
+let key: string;
+
+beforeAll(async () => {
+  gw = await startTestGateway("http://127.0.0.1:9");
+  key = (await createKey(gw.runtime.app, gw.runtime.rootToken, "default", "ingest")).json.key;
+});
+afterAll(() => gw?.stop());
+
+const example = async (name: string) => {
+  const env = { ...process.env, TOLLGATE_URL: gw.url, TOLLGATE_API_KEY: key };
+  delete env.OPENAI_API_KEY;
+  delete env.ANTHROPIC_API_KEY;
+  return run(process.execPath, [`examples/${name}`], { cwd: repo, env, timeout: 30_000 });
+};
+const stored = (feature: string) =>
+  gw.runtime.store.query({ workspaceId: "default", where: { feature }, limit: 100 });
+
+describe("examples", () => {
+  it("wrap-openai.mjs records an agent span, a tool span and two priced calls", async () => {
+    const { stdout } = await example("wrap-openai.mjs");
+    expect(stdout).toMatch(/records delivered/);
+    const rows = await stored("support-chat");
+    expect(rows.map((r) => r.kind).sort()).toEqual(["agent", "llm", "llm", "tool"]);
+    const llm = rows.filter((r) => r.kind === "llm");
+    expect(llm.every((r) => r.priced && r.cost_nanousd > 0n && r.customer_id === "acme")).toBe(true);
+    expect(llm.every((r) => r.cache_read_tokens === 1536 && r.input_uncached_tokens === 314)).toBe(true);
+  });
+
+  it("wrap-anthropic.mjs records a priced call with its cache write", async () => {
+    const { stdout } = await example("wrap-anthropic.mjs");
+    expect(stdout).toMatch(/records delivered/);
+    const [row] = await stored("ticket-summary");
+    expect(row).toMatchObject({
+      provider: "anthropic",
+      customer_id: "globex",
+      cache_write_5m_tokens: 2048,
+      priced: true,
+    });
+    expect(row!.cost_nanousd > 0n).toBe(true);
+  });
+});

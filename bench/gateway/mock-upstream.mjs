@@ -2,7 +2,7 @@
 // Mock OpenAI upstream for bench/gateway.mjs, run in its own process so its CPU is not charged to the
 // gateway under test. POST /v1/chat/completions answers with a real recorded chat completion (with usage)
 // at once; when the request body has "stream": true it replays a real SSE stream, one event every
-// --gap-ms. GET /__stats returns the request count. Prints {"port": N} on stdout once listening.
+// --gap-ms (-1: all at once). GET /__stats returns the request count. Prints {"port": N} on stdout once listening.
 import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { parseArgs } from "node:util";
@@ -40,6 +40,10 @@ function replayStream(res) {
   streams++;
   res.writeHead(200, sseHeaders);
   let i = 0;
+  if (gapMs < 0) {
+    res.end(Buffer.concat(sseEvents)); // --gap-ms -1: the whole stream at once (client-side CPU benchmarks)
+    return;
+  }
   const next = () => {
     if (res.destroyed) return;
     res.write(sseEvents[i++]);

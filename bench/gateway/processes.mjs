@@ -76,8 +76,7 @@ export async function startMock({ json, sse, gapMs }) {
       json,
       "--sse",
       sse,
-      "--gap-ms",
-      String(gapMs),
+      `--gap-ms=${gapMs}`, // one argument: a negative value must not read as an option
     ],
     { stdio: ["ignore", "pipe", "inherit"] },
   );

@@ -118,46 +118,53 @@ function observeStream(
   stream.iterator = () => observedEvents(original.call(stream), call, response, hideEvent);
 }
 
-/** Relays every event unchanged (less hidden ones), reading usage on the way; records once at the end. */
-async function* observedEvents(
+/**
+ * Relays every event unchanged (less hidden ones), reading usage on the way, and records the call once
+ * when the stream ends, breaks, or the app stops reading. A plain iterator rather than an async
+ * generator: one promise per event instead of several, which matters on long streams.
+ */
+function observedEvents(
   events: AsyncIterator<unknown>,
   call: TrackedCall,
   response: Response | null,
   hideEvent: EventFilter | undefined,
-): AsyncGenerator<unknown> {
+): AsyncIterableIterator<unknown> {
   const extractor: StreamExtractor = createStreamExtractor(call.spec.api);
   const httpStatus = response?.status ?? 200;
   const requestId = requestIdOf(response);
-  let ended = false;
-  try {
-    for await (const event of { [Symbol.asyncIterator]: () => events }) {
-      call.event();
-      extractor.push(event);
-      if (hideEvent?.(event)) continue;
-      yield event;
-    }
-    ended = true;
-    const usage = usageOf(() => extractor.result());
-    call.finish({ usage, httpStatus, requestId, errorType: usage ? null : "usage_unreadable" });
-  } catch (err) {
-    ended = true;
+  const cutShort = (errorType: string) =>
     call.cutShort(
       usageOf(() => extractor.result()),
-      "upstream_stream_broken",
+      errorType,
       httpStatus,
       requestId,
     );
+  const onError = (err: unknown): never => {
+    cutShort("upstream_stream_broken");
     throw err;
-  } finally {
+  };
+  const onResult = (
+    r: IteratorResult<unknown>,
+  ): IteratorResult<unknown> | Promise<IteratorResult<unknown>> => {
+    if (r.done) {
+      const usage = usageOf(() => extractor.result());
+      call.finish({ usage, httpStatus, requestId, errorType: usage ? null : "usage_unreadable" });
+      return r;
+    }
+    call.event();
+    extractor.push(r.value);
+    return hideEvent?.(r.value) ? events.next().then(onResult, onError) : r;
+  };
+  const iterator: AsyncIterableIterator<unknown> = {
+    next: () => events.next().then(onResult, onError),
     // The app stopped reading (break, return): what it was sent so far is what it pays for.
-    if (!ended)
-      call.cutShort(
-        usageOf(() => extractor.result()),
-        "client_disconnected",
-        httpStatus,
-        requestId,
-      );
-  }
+    return: (value?: unknown) => {
+      cutShort("client_disconnected");
+      return events.return ? events.return(value) : Promise.resolve({ done: true, value });
+    },
+    [Symbol.asyncIterator]: () => iterator,
+  };
+  return iterator;
 }
 
 function usageOf(read: () => ExtractedUsage | null): ExtractedUsage | null {

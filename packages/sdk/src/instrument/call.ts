@@ -6,7 +6,8 @@ import {
   uuidv7,
 } from "@tollgate/core";
 import { agentRunOfCall } from "../agent-run.js";
-import { childSpan, currentScope } from "../context.js";
+import { currentScope } from "../context.js";
+import { newSpanId, newTraceId } from "../ids.js";
 
 /** Which API a wrapped method speaks, and the provider its calls are priced as. */
 export interface CallSpec {
@@ -80,10 +81,12 @@ export class TrackedCall {
     const model = o.usage?.model ?? this.#requestedModel() ?? "unknown";
     if (o.usage && this.#run?.counts)
       this.#run.run.recordUsage(o.usage.usage, { provider: this.spec.provider, model });
-    const { attribution } = this.#scope;
+    const scope = this.#scope;
     const record: CallRecordInput = {
       event_id: uuidv7(this.#startMs),
-      ...childSpan(this.#scope),
+      trace_id: scope.traceId ?? newTraceId(),
+      span_id: newSpanId(),
+      parent_span_id: scope.spanId,
       ts_start: this.#startMs,
       ts_end: this.#startMs + Math.round(now - this.#start),
       ttft_ms: this.#firstEventAt === null ? null : Math.round(this.#firstEventAt - this.#start),
@@ -98,14 +101,16 @@ export class TrackedCall {
       http_status: o.httpStatus,
       error_type: o.errorType,
       request_id: o.requestId,
-      ...o.usage?.usage,
       usage_raw: o.usage?.usage_raw ?? null,
-      ...(o.estimated ? { cost_source: "estimated" as const } : {}),
-      ...(this.#run ? { agent_run_id: this.#run.run.id, agent_type: this.#run.run.type } : {}),
-      ...attribution,
-      tags: [...attribution.tags],
-      metadata: { ...attribution.metadata },
     };
+    if (o.usage) Object.assign(record, o.usage.usage);
+    if (o.estimated) record.cost_source = "estimated";
+    if (this.#run) {
+      record.agent_run_id = this.#run.run.id;
+      record.agent_type = this.#run.run.type;
+    }
+    // Scope attribution is immutable (every scope builds its own), so records may share its tags and metadata.
+    Object.assign(record, scope.attribution);
     this.sink(record);
   }
 

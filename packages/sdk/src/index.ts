@@ -15,7 +15,7 @@ export {
 export type { Attribution } from "./attribution.js";
 export { withAttribution } from "./context.js";
 export { Exporter, type ExporterOptions, type ExporterStats } from "./exporter.js";
-export type { RecordSink } from "./instrument/call.js";
+export type { CostEstimator, RecordSink } from "./instrument/call.js";
 export { configure, defaultExporter, flush, shutdown, type WrapOptions } from "./setup.js";
 export { type TracedOptions, traced } from "./traced.js";
 export { wrapAnthropic } from "./wrap-anthropic.js";

@@ -1,5 +1,5 @@
 import { Exporter, type ExporterOptions } from "./exporter.js";
-import type { RecordSink } from "./instrument/call.js";
+import type { CostEstimator, RecordSink } from "./instrument/call.js";
 
 export interface WrapOptions {
   /** The provider calls are priced as (default: the client's own, e.g. "openai"; "azure" for Azure OpenAI). */
@@ -8,6 +8,11 @@ export interface WrapOptions {
   exporter?: Exporter;
   /** Receives each record instead of an exporter (tests, custom pipelines). */
   sink?: RecordSink;
+  /**
+   * Costs for models Tollgate cannot price (custom or self-hosted): return nano-USD to send it as the
+   * record's cost (`cost_source=estimated`), or null to leave pricing to the server (the default).
+   */
+  estimateCost?: CostEstimator;
 }
 
 let current: Exporter | null = null;

@@ -15,7 +15,12 @@ interface AnthropicLike {
 export function wrapAnthropic<C extends object>(client: C, options: WrapOptions = {}): C {
   const c = client as AnthropicLike;
   const sink: RecordSink = sinkOf(options);
-  const spec = { api: "anthropic.messages", kind: "llm", provider: options.provider ?? "anthropic" } as const;
+  const spec = {
+    api: "anthropic.messages",
+    kind: "llm",
+    provider: options.provider ?? "anthropic",
+    estimateCost: options.estimateCost,
+  } as const;
   wrapCreate(c.messages, spec, sink);
   wrapCreate(c.beta?.messages, spec, sink);
   return client;

@@ -19,7 +19,12 @@ export function wrapOpenAI<C extends object>(client: C, options: WrapOptions = {
   const c = client as OpenAILike;
   const provider = options.provider ?? "openai";
   const sink: RecordSink = sinkOf(options);
-  const spec = (api: CallSpec["api"], kind: CallSpec["kind"] = "llm"): CallSpec => ({ api, kind, provider });
+  const spec = (api: CallSpec["api"], kind: CallSpec["kind"] = "llm"): CallSpec => ({
+    api,
+    kind,
+    provider,
+    estimateCost: options.estimateCost,
+  });
   wrapCreate(c.chat?.completions, spec("openai.chat"), sink, withStreamUsage);
   wrapCreate(c.completions, spec("openai.completions"), sink, withStreamUsage);
   wrapCreate(c.responses, spec("openai.responses"), sink);

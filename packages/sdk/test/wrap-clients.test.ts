@@ -199,6 +199,23 @@ describe("wrapOpenAI", () => {
     expect(rec.input_uncached_tokens).toBeGreaterThan(0);
   });
 
+  it("estimateCost: the app's own cost for a model Tollgate cannot price is stored as sent", async () => {
+    const seen: string[] = [];
+    const custom = wrapOpenAI(new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 }), {
+      sink,
+      provider: "self-hosted",
+      estimateCost: ({ model, usage }) => {
+        seen.push(model);
+        return BigInt(usage.input_uncached_tokens + usage.output_tokens) * 1000n; // $1 per million tokens
+      },
+    });
+    await custom.chat.completions.create({ model: "acme-llm-7b", messages });
+    const rec = await lastStored();
+    expect(seen).toEqual([rec.model]);
+    expect(rec).toMatchObject({ provider: "self-hosted", cost_source: "estimated", priced: true });
+    expect(rec.cost_nanousd).toBe(BigInt(rec.input_uncached_tokens + rec.output_tokens) * 1000n);
+  });
+
   it("tee() splits the stream for the app; the call is recorded once", async () => {
     const before = sent.length;
     const [left, right] = (

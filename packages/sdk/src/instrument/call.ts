@@ -3,6 +3,7 @@ import {
   type CallRecordInput,
   type ExtractedUsage,
   estimateCutShortUsage,
+  type NormalizedUsage,
   uuidv7,
 } from "@tollgate/core";
 import { agentRunOfCall } from "../agent-run.js";
@@ -14,7 +15,15 @@ export interface CallSpec {
   api: Api;
   kind: "llm" | "embedding";
   provider: string;
+  /** The app's own cost for calls Tollgate cannot price (custom models): nano-USD, or null to let the server price. */
+  estimateCost?: CostEstimator;
 }
+
+export type CostEstimator = (call: {
+  provider: string;
+  model: string;
+  usage: NormalizedUsage;
+}) => bigint | null;
 
 export type RecordSink = (record: CallRecordInput) => void;
 
@@ -105,6 +114,12 @@ export class TrackedCall {
     };
     if (o.usage) Object.assign(record, o.usage.usage);
     if (o.estimated) record.cost_source = "estimated";
+    const own =
+      o.usage && this.spec.estimateCost?.({ provider: this.spec.provider, model, usage: o.usage.usage });
+    if (own != null) {
+      record.cost_nanousd = own.toString(); // int64 as a digit string: exact past 2^53
+      record.cost_source = "estimated";
+    }
     if (this.#run) {
       record.agent_run_id = this.#run.run.id;
       record.agent_type = this.#run.run.type;

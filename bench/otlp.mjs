@@ -75,7 +75,11 @@ for (let b = 0; b < total / batchSize; b++) {
   for (let k = 0; k < batchSize; k++) {
     const i = b * batchSize + k;
     const ts = start + i;
-    const s = tracer.startSpan(`chat ${i}`, { kind: SpanKind.CLIENT, attributes: genaiAttributes(i), startTime: ts });
+    const s = tracer.startSpan(`chat ${i}`, {
+      kind: SpanKind.CLIENT,
+      attributes: genaiAttributes(i),
+      startTime: ts,
+    });
     s.end(ts + 900);
   }
   const spans = memory.getFinishedSpans().slice();
@@ -147,7 +151,8 @@ async function run(path, contentType, bodies) {
           body,
         });
         const reply = new Uint8Array(await res.arrayBuffer());
-        if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${new TextDecoder().decode(reply).slice(0, 300)}`);
+        if (res.status !== 200)
+          throw new Error(`HTTP ${res.status}: ${new TextDecoder().decode(reply).slice(0, 300)}`);
         // /v1/events answers per item; /v1/traces answers an empty ExportTraceServiceResponse when all were taken.
         if (path === "/v1/events") refused += JSON.parse(new TextDecoder().decode(reply)).rejected;
         else if (reply.byteLength) refused++;

@@ -18,7 +18,7 @@ beforeAll(async () => {
 afterAll(() => gw?.stop());
 
 const example = async (name: string) => {
-  const env = { ...process.env, TOLLGATE_URL: gw.url, TOLLGATE_API_KEY: key };
+  const env: NodeJS.ProcessEnv = { ...process.env, TOLLGATE_URL: gw.url, TOLLGATE_API_KEY: key };
   delete env.OPENAI_API_KEY;
   delete env.ANTHROPIC_API_KEY;
   return run(process.execPath, [`examples/${name}`], { cwd: repo, env, timeout: 30_000 });
@@ -35,6 +35,27 @@ describe("examples", () => {
     const llm = rows.filter((r) => r.kind === "llm");
     expect(llm.every((r) => r.priced && r.cost_nanousd > 0n && r.customer_id === "acme")).toBe(true);
     expect(llm.every((r) => r.cache_read_tokens === 1536 && r.input_uncached_tokens === 314)).toBe(true);
+  });
+
+  it("otel-genai.mjs: OTLP spans from the OpenTelemetry SDK become an agent span, a tool span and a priced call", async () => {
+    const { stdout } = await example("otel-genai.mjs");
+    expect(stdout).toMatch(/spans exported/);
+    const rows = await stored("ticket-triage");
+    expect(rows.map((r) => r.kind).sort()).toEqual(["agent", "llm", "tool"]);
+    const llm = rows.find((r) => r.kind === "llm")!;
+    expect(llm).toMatchObject({
+      provider: "openai",
+      customer_id: "initech",
+      user_id: "u-7",
+      deployment: "prod",
+    });
+    expect(llm).toMatchObject({
+      input_uncached_tokens: 352,
+      cache_read_tokens: 2048,
+      output_tokens: 120,
+      priced: true,
+    });
+    expect(rows.find((r) => r.kind === "agent")!.cost_nanousd).toBe(0n);
   });
 
   it("wrap-anthropic.mjs records a priced call with its cache write", async () => {

@@ -163,7 +163,7 @@ describe("wrapOpenAI", () => {
     expect(response.status).toBe(200);
     expect(data.usage?.total_tokens).toBeGreaterThan(0);
     const raw = await openai.chat.completions.create(params).asResponse();
-    expect((await raw.json()).usage).toEqual(data.usage);
+    expect(((await raw.json()) as { usage: unknown }).usage).toEqual(data.usage);
     await expect.poll(() => sent.length).toBe(before + 2);
     const [a, b] = sent.slice(before);
     expect(a!.input_uncached_tokens).toBe(b!.input_uncached_tokens);

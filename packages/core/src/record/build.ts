@@ -8,7 +8,10 @@ import {
   CallRecordInputSchema,
   COST_FIELDS,
   type CostField,
+  isInferenceKind,
   type ParsedCallRecordInput,
+  PRICE_REF_NO_USAGE,
+  PRICE_REF_NOT_A_MODEL_CALL,
   SCHEMA_VERSION,
 } from "./schema.js";
 
@@ -59,14 +62,18 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
       reason: `your key belongs to workspace ${JSON.stringify(ctx.workspaceId)}`,
     });
   }
-  const model = r.model ?? r.model_requested;
-  if (!model) errors.push({ field: "model", reason: "required (or model_requested)" });
+  const inference = isInferenceKind(r.kind);
+  // Tool, agent and other records are trace structure: they may name no provider or model.
+  const model = r.model ?? r.model_requested ?? (inference ? null : "");
+  const provider = r.provider ?? (inference ? null : "");
+  if (provider === null) errors.push({ field: "provider", reason: `required for kind ${r.kind}` });
+  if (model === null) errors.push({ field: "model", reason: "required (or model_requested)" });
   if (r.ts_end != null && r.ts_end < r.ts_start)
     errors.push({ field: "ts_end", reason: "must not be before ts_start" });
   if (r.ts_end != null && r.ts_end - r.ts_start > MAX_CALL_MS)
     errors.push({ field: "ts_end", reason: "must be within 7 days of ts_start (one call, not a session)" });
 
-  const usage = resolveUsage(r, errors);
+  const usage = resolveUsage(r, inference, errors);
   if (usage.reasoning_tokens > usage.output_tokens)
     errors.push({
       field: "reasoning_tokens",
@@ -83,7 +90,7 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
       reason:
         "reasoning_tokens + output_audio_tokens must not exceed output_tokens (both are parts of output)",
     });
-  if (errors.length || !model) return { ok: false, errors };
+  if (errors.length || model === null || provider === null) return { ok: false, errors };
 
   const record: CallRecord = {
     schema_version: SCHEMA_VERSION,
@@ -97,7 +104,7 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
     latency_ms: r.latency_ms ?? (r.ts_end != null ? r.ts_end - r.ts_start : null),
     ttft_ms: r.ttft_ms ?? null,
     kind: r.kind,
-    provider: r.provider,
+    provider,
     api: r.api ?? null,
     model_requested: r.model_requested ?? null,
     model,
@@ -135,7 +142,8 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
   return costError ? { ok: false, errors: [costError] } : { ok: true, record };
 }
 
-function resolveUsage(r: ParsedCallRecordInput, errors: FieldError[]): NormalizedUsage {
+/** Usage as given, or normalized from `usage_raw` (model calls only: elsewhere usage_raw is kept as information). */
+function resolveUsage(r: ParsedCallRecordInput, inference: boolean, errors: FieldError[]): NormalizedUsage {
   const usage = emptyUsage();
   const given = USAGE_FIELDS.filter((f) => r[f] !== undefined);
   if (r.usage_raw !== undefined && r.usage_raw !== null) {
@@ -150,7 +158,7 @@ function resolveUsage(r: ParsedCallRecordInput, errors: FieldError[]): Normalize
       });
       return usage;
     }
-    if (given.length === 0) {
+    if (given.length === 0 && inference) {
       if (!r.api || !(APIS as readonly string[]).includes(r.api)) {
         errors.push({ field: "api", reason: `needed to normalize usage_raw: one of ${APIS.join(", ")}` });
         return usage;
@@ -172,7 +180,13 @@ const ZERO_COSTS = Object.freeze(
   Object.fromEntries(COST_FIELDS.map((f) => [f, 0n])) as Record<CostField, bigint>,
 );
 
-/** Reported costs are kept as sent (categories must add up); otherwise the engine prices the call. */
+/**
+ * Reported costs are kept as sent (categories must add up); otherwise the engine prices model calls.
+ * Never priced, cost 0 and priced=false with a price_ref that says why (so neither is a coverage gap):
+ * tool/agent/other records, and successful model calls that reported no usage at all (their cost is
+ * unknown; a made-up zero must not pass for a real one). A failed call without usage was not billed and
+ * is priced as usual (zero usage).
+ */
 function applyCost(record: CallRecord, r: ParsedCallRecordInput, ctx: BuildContext): FieldError | null {
   const categories = COST_FIELDS.filter((f) => r[f] !== undefined);
   if (r.cost_nanousd !== undefined) {
@@ -192,6 +206,11 @@ function applyCost(record: CallRecord, r: ParsedCallRecordInput, ctx: BuildConte
   }
   if (categories.length)
     return { field: "cost_nanousd", reason: "required when per-category costs are given" };
+  if (!isInferenceKind(record.kind) || (!ctx.price && record.status === "ok" && !reportsUsage(r))) {
+    record.cost_source = r.cost_source ?? "computed";
+    record.price_ref = isInferenceKind(record.kind) ? PRICE_REF_NO_USAGE : PRICE_REF_NOT_A_MODEL_CALL;
+    return null;
+  }
   const res =
     ctx.price ??
     ctx.engine.price({
@@ -209,6 +228,10 @@ function applyCost(record: CallRecord, r: ParsedCallRecordInput, ctx: BuildConte
   record.price_ref = res.price_ref;
   record.priced = res.priced;
   return null;
+}
+
+function reportsUsage(r: ParsedCallRecordInput): boolean {
+  return (r.usage_raw !== undefined && r.usage_raw !== null) || USAGE_FIELDS.some((f) => r[f] !== undefined);
 }
 
 /** Length of the value's JSON, or null when it is nested too deeply to serialize (stack overflow). */

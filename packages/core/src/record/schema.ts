@@ -6,6 +6,22 @@ import { type NormalizedUsage, USAGE_FIELDS } from "../usage/types.js";
 export const SCHEMA_VERSION = 1;
 
 export const KINDS = ["llm", "embedding", "tool", "agent", "other"] as const;
+export type Kind = (typeof KINDS)[number];
+/**
+ * Model calls (llm, embedding) need a provider and a model and are priced. The other kinds are trace
+ * structure around them (tools, agent steps, anything else): provider and model are optional (stored as
+ * ""), and the engine never prices them: a tool span is not a coverage gap, and usage that an agent span
+ * re-states from its children is never counted twice.
+ */
+export const isInferenceKind = (kind: Kind): boolean => kind === "llm" || kind === "embedding";
+
+/** price_ref of a record the engine did not price because it is not a model call (tool/agent/other). */
+export const PRICE_REF_NOT_A_MODEL_CALL = "none";
+/**
+ * price_ref of a successful model call that reported no usage at all: its cost is unknown (priced=false,
+ * cost 0 is not presented as real), but it is not a model without a price either.
+ */
+export const PRICE_REF_NO_USAGE = "no_usage";
 export const STATUSES = ["ok", "error", "blocked", "killed"] as const;
 export const COST_SOURCES = ["computed", "reported", "estimated"] as const;
 export const DATA_MODES = ["real", "demo", "test"] as const;
@@ -41,10 +57,12 @@ export interface CallRecord extends NormalizedUsage, Record<CostField, bigint> {
   ts_end: number | null;
   latency_ms: number | null;
   ttft_ms: number | null;
-  kind: (typeof KINDS)[number];
+  kind: Kind;
+  /** "" for tool/agent/other records that name no provider. */
   provider: string;
   api: string | null;
   model_requested: string | null;
+  /** "" for tool/agent/other records that name no model. */
   model: string;
   stream: boolean;
   service_tier: string | null;
@@ -151,7 +169,7 @@ export const CallRecordInputSchema = z.strictObject({
   latency_ms: durationMs.nullish(),
   ttft_ms: durationMs.nullish(),
   kind: z.enum(KINDS).default("llm"),
-  provider: id(64),
+  provider: optId(64),
   api: z.string().min(1).max(64).nullish(),
   model_requested: optId(),
   model: optId(),

@@ -7,6 +7,7 @@ import { z } from "zod";
 import { createKey, KeyError, type KeyResolver, type Principal } from "../auth/keys.js";
 import { ApiError, badRequest } from "../errors.js";
 import { MAX_BODY_BYTES, parseBatchBody, tooLarge } from "../ingest/body.js";
+import { registerOtlpRoutes } from "../ingest/otlp/route.js";
 import type { IngestService } from "../ingest/service.js";
 import type { SpendGuard } from "../limits/guard.js";
 import { lookupPrice } from "../prices.js";
@@ -145,6 +146,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
       return c.json(res, status);
     },
   );
+
+  registerOtlpRoutes(app, deps.ingest, { write: auth(CAN_WRITE), workspaceOf });
 
   app.get("/api/spend", auth(CAN_READ), async (c) => {
     const by = c.req.query("by") ?? "";

@@ -1,5 +1,5 @@
 import { type DuckDBInstance, DuckDBTimestampValue } from "@duckdb/node-api";
-import type { CallRecord } from "@tollgate/core";
+import { type CallRecord, PRICE_REF_NO_USAGE } from "@tollgate/core";
 import {
   type ApiKeyRecord,
   type AppendResult,
@@ -29,6 +29,11 @@ const INPUT_TOKENS =
   "input_uncached_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens + input_audio_tokens + image_tokens";
 
 const MODEL_ASKED = "coalesce(model_requested, model)";
+/**
+ * A call whose cost is not known: a model call without a price or without usage. Tool, agent and other
+ * records are never priced by design, so they are never counted here.
+ */
+const COST_UNKNOWN = "NOT priced AND kind IN ('llm', 'embedding')";
 
 /** Write lanes: a second connection fills its staging table while the first inserts and commits. */
 const WRITE_LANES = 2;
@@ -117,7 +122,7 @@ export class DuckDbStore implements Store {
       conn.runAndReadAll(
         `SELECT ${key} AS group_key, count(*) AS calls, sum(cost_nanousd)::HUGEINT AS cost_sum,
                 sum(${INPUT_TOKENS})::HUGEINT AS input_sum, sum(output_tokens)::HUGEINT AS output_sum,
-                count(*) FILTER (WHERE NOT priced) AS unpriced
+                count(*) FILTER (WHERE ${COST_UNKNOWN}) AS unpriced
          FROM events WHERE ${sql} GROUP BY group_key ORDER BY ${order}`,
         params,
       ),
@@ -137,7 +142,7 @@ export class DuckDbStore implements Store {
     const res = await this.reader.run((conn) =>
       conn.runAndReadAll(
         `SELECT provider, model, count(*) AS calls, epoch_ms(min(ts_start)) AS first_seen, epoch_ms(max(ts_start)) AS last_seen
-         FROM events WHERE ${sql} AND NOT priced AND kind <> 'other' GROUP BY provider, model ORDER BY calls DESC, provider, model`,
+         FROM events WHERE ${sql} AND ${COST_UNKNOWN} AND price_ref <> '${PRICE_REF_NO_USAGE}' GROUP BY provider, model ORDER BY calls DESC, provider, model`,
         params,
       ),
     );

@@ -1,0 +1,112 @@
+// buildCallRecord's kinds: model calls (llm, embedding) need a provider and a model and are priced;
+// trace structure (tool, agent, other) may name neither and is never priced.
+import { describe, expect, it } from "vitest";
+import { PricingEngine } from "../src/pricing/index.js";
+import { buildCallRecord, PRICE_REF_NO_USAGE, PRICE_REF_NOT_A_MODEL_CALL } from "../src/record/index.js";
+
+const engine = new PricingEngine();
+const ctx = { workspaceId: "ws", engine };
+const base = { event_id: "0190f5e2-7c3a-7b1e-8f00-000000000001", ts_start: Date.UTC(2025, 5, 1) };
+const llm = {
+  ...base,
+  provider: "openai",
+  model: "gpt-4o-mini",
+  input_uncached_tokens: 1000,
+  output_tokens: 10,
+};
+
+function build(input: Record<string, unknown>) {
+  const res = buildCallRecord(input, ctx);
+  if (!res.ok) throw new Error(JSON.stringify(res.errors));
+  return res.record;
+}
+
+describe("buildCallRecord: kinds", () => {
+  it("llm and embedding records still require provider and model", () => {
+    for (const kind of ["llm", "embedding"]) {
+      const noProvider = buildCallRecord({ ...llm, kind, provider: undefined }, ctx);
+      expect(noProvider).toEqual({
+        ok: false,
+        errors: [{ field: "provider", reason: `required for kind ${kind}` }],
+      });
+      const noModel = buildCallRecord({ ...llm, kind, model: undefined }, ctx);
+      expect(noModel).toEqual({
+        ok: false,
+        errors: [{ field: "model", reason: "required (or model_requested)" }],
+      });
+    }
+  });
+
+  it.each(["tool", "agent", "other"])(
+    "%s records may name no provider or model: stored as '', never priced",
+    (kind) => {
+      const rec = build({ ...base, kind });
+      expect(rec).toMatchObject({
+        kind,
+        provider: "",
+        model: "",
+        priced: false,
+        price_ref: PRICE_REF_NOT_A_MODEL_CALL,
+        cost_nanousd: 0n,
+        cost_source: "computed",
+      });
+    },
+  );
+
+  it("a tool record that names a known model with usage is still not priced", () => {
+    const rec = build({ ...llm, kind: "agent" });
+    expect(rec).toMatchObject({
+      priced: false,
+      price_ref: "none",
+      cost_nanousd: 0n,
+      input_uncached_tokens: 1000,
+    });
+  });
+
+  it("usage_raw of a tool/agent record is kept as information, not normalized (no api needed)", () => {
+    const raw = { "gen_ai.usage.input_tokens": 5 };
+    const rec = build({ ...base, kind: "agent", usage_raw: raw });
+    expect(rec.usage_raw).toEqual(raw);
+    expect(rec.input_uncached_tokens).toBe(0);
+  });
+
+  it("a reported cost on a tool record is kept (a paid tool is real spend)", () => {
+    const rec = build({ ...base, kind: "tool", cost_nanousd: 5000 });
+    expect(rec).toMatchObject({
+      priced: true,
+      cost_source: "reported",
+      price_ref: "reported",
+      cost_nanousd: 5000n,
+    });
+  });
+
+  it("a successful model call without any usage is stored with an unknown cost, not a made-up 0", () => {
+    const rec = build({ ...base, provider: "openai", model: "gpt-4o-mini" });
+    expect(rec).toMatchObject({
+      kind: "llm",
+      priced: false,
+      price_ref: PRICE_REF_NO_USAGE,
+      cost_nanousd: 0n,
+    });
+  });
+
+  it("a failed model call without usage was not billed: priced as zero usage", () => {
+    const rec = build({ ...base, provider: "openai", model: "gpt-4o-mini", status: "error" });
+    expect(rec.priced).toBe(true);
+    expect(rec.cost_nanousd).toBe(0n);
+  });
+
+  it("explicit zero usage is a reported usage and is priced", () => {
+    const rec = build({ ...base, provider: "openai", model: "gpt-4o-mini", input_uncached_tokens: 0 });
+    expect(rec.priced).toBe(true);
+    expect(rec.price_ref).toMatch(/^genai-prices@/);
+  });
+
+  it("an llm record with a known model and usage is priced as before", () => {
+    const rec = build(llm);
+    const price = engine.price({ provider: "openai", model: "gpt-4o-mini", usage: rec, at: rec.ts_start });
+    expect(rec.priced).toBe(true);
+    expect(rec.cost_nanousd).toBe(price.cost.total_nanousd);
+    expect(rec.cost_nanousd > 0n).toBe(true);
+  });
+});

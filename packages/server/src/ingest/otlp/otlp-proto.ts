@@ -1,0 +1,100 @@
+import protobuf from "protobufjs";
+
+/**
+ * The OTLP trace messages Tollgate reads, as a protobufjs reflection descriptor: field numbers as in
+ * opentelemetry-proto (collector/trace/v1/trace_service.proto, trace/v1/trace.proto,
+ * common/v1/common.proto, resource/v1/resource.proto). Only what the mapping needs is declared: span
+ * events (11) and links (13), trace_state, flags and dropped counts are skipped as unknown fields, which
+ * still checks their wire format.
+ */
+type Fields = Record<string, { id: number; type: string; rule?: "repeated" }>;
+const message = (fields: Fields) => ({ edition: "proto3", fields }); // proto3: strings must be valid UTF-8
+const repeated = (id: number, type: string) => ({ id, type, rule: "repeated" as const });
+
+const root = protobuf.Root.fromJSON({
+  nested: {
+    ExportTraceServiceRequest: message({ resourceSpans: repeated(1, "ResourceSpans") }),
+    ResourceSpans: message({ resource: { id: 1, type: "Resource" }, scopeSpans: repeated(2, "ScopeSpans") }),
+    Resource: message({ attributes: repeated(1, "KeyValue") }),
+    ScopeSpans: message({ spans: repeated(2, "Span") }),
+    Span: message({
+      traceId: { id: 1, type: "bytes" },
+      spanId: { id: 2, type: "bytes" },
+      parentSpanId: { id: 4, type: "bytes" },
+      name: { id: 5, type: "string" },
+      kind: { id: 6, type: "int32" }, // enum SpanKind, read as its number
+      startTimeUnixNano: { id: 7, type: "fixed64" },
+      endTimeUnixNano: { id: 8, type: "fixed64" },
+      attributes: repeated(9, "KeyValue"),
+      status: { id: 15, type: "Status" },
+    }),
+    Status: message({ message: { id: 2, type: "string" }, code: { id: 3, type: "int32" } }),
+    KeyValue: message({ key: { id: 1, type: "string" }, value: { id: 2, type: "AnyValue" } }),
+    // AnyValue's members form a oneof in the .proto; they are declared as plain fields here because
+    // protobufjs's virtual oneof setter deletes every other member on each decode (a third of the decode
+    // time). A member's presence is an own property of the decoded object (see decode-protobuf.ts).
+    AnyValue: message({
+      stringValue: { id: 1, type: "string" },
+      boolValue: { id: 2, type: "bool" },
+      intValue: { id: 3, type: "int64" },
+      doubleValue: { id: 4, type: "double" },
+      arrayValue: { id: 5, type: "ArrayValue" },
+      kvlistValue: { id: 6, type: "KeyValueList" },
+      bytesValue: { id: 7, type: "bytes" },
+    }),
+    ArrayValue: message({ values: repeated(1, "AnyValue") }),
+    KeyValueList: message({ values: repeated(1, "KeyValue") }),
+    ExportTraceServiceResponse: message({ partialSuccess: { id: 1, type: "ExportTracePartialSuccess" } }),
+    ExportTracePartialSuccess: message({
+      rejectedSpans: { id: 1, type: "int64" },
+      errorMessage: { id: 2, type: "string" },
+    }),
+  },
+});
+
+export const ExportTraceServiceRequest = root.lookupType("ExportTraceServiceRequest");
+export const ExportTraceServiceResponse = root.lookupType("ExportTraceServiceResponse");
+
+// ---- the decoded message shapes (what protobufjs produces for the types above) ----
+
+/** int64/fixed64 as protobufjs returns them with `long` installed. */
+export interface LongBits {
+  low: number;
+  high: number;
+}
+
+export interface PbAnyValue {
+  value?:
+    | "stringValue"
+    | "boolValue"
+    | "intValue"
+    | "doubleValue"
+    | "arrayValue"
+    | "kvlistValue"
+    | "bytesValue";
+  stringValue?: string;
+  boolValue?: boolean;
+  intValue?: LongBits | number;
+  doubleValue?: number;
+  arrayValue?: { values: PbAnyValue[] };
+  kvlistValue?: { values: PbKeyValue[] };
+  bytesValue?: Uint8Array;
+}
+export interface PbKeyValue {
+  key: string;
+  value?: PbAnyValue | null;
+}
+export interface PbSpan {
+  traceId: Uint8Array;
+  spanId: Uint8Array;
+  parentSpanId: Uint8Array;
+  name: string;
+  kind: number;
+  startTimeUnixNano: LongBits | number;
+  endTimeUnixNano: LongBits | number;
+  attributes: PbKeyValue[];
+  status?: { message: string; code: number } | null;
+}
+export interface PbExportRequest {
+  resourceSpans: { resource?: { attributes: PbKeyValue[] } | null; scopeSpans: { spans: PbSpan[] }[] }[];
+}

@@ -1,0 +1,119 @@
+import { promisify } from "node:util";
+import { gunzip } from "node:zlib";
+import type { Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import type { Principal } from "../../auth/keys.js";
+import { ApiError, badRequest } from "../../errors.js";
+import { MAX_BATCH_RECORDS, MAX_BODY_BYTES, tooLarge } from "../body.js";
+import type { IngestService } from "../service.js";
+import { decodeJsonExport } from "./decode-json.js";
+import { decodeProtobufExport } from "./decode-protobuf.js";
+import { encodeExportResponse, type OtlpFormat } from "./response.js";
+import { OtlpIngest } from "./service.js";
+import { countSpans, type DecodedExport, OtlpDecodeError } from "./spans.js";
+
+type Env = { Variables: { principal: Principal } };
+type Middleware = (c: Context<Env>, next: () => Promise<void>) => Promise<void>;
+
+export interface OtlpRouteHelpers {
+  write: Middleware;
+  workspaceOf: (c: Context<Env>, requested?: string | null) => string;
+}
+
+/** A gzip body may inflate to this much and no more (a small bomb must not take the process's memory). */
+export const MAX_INFLATED_BYTES = 64 * 1024 * 1024;
+
+const gunzipAsync = promisify(gunzip);
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * POST /v1/traces, OTLP/HTTP: protobuf or JSON, identity or gzip. Answers 200 with an
+ * ExportTraceServiceResponse in the request's encoding (partial_success naming refused spans); an
+ * undecodable body is 400 and a store failure 503 (both in Tollgate's error shape), nothing stored.
+ */
+export function registerOtlpRoutes(app: Hono<Env>, ingest: IngestService, helpers: OtlpRouteHelpers): void {
+  const otlp = new OtlpIngest(ingest);
+  app.post(
+    "/v1/traces",
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: () => {
+        throw tooLarge();
+      },
+    }),
+    helpers.write,
+    async (c) => {
+      const workspace = helpers.workspaceOf(c, c.req.query("workspace"));
+      const format = formatOf(c.req.header("content-type"));
+      const body = await inflate(c.req.header("content-encoding"), new Uint8Array(await c.req.arrayBuffer()));
+      const req = decode(format, body);
+      const spans = countSpans(req);
+      if (spans > MAX_BATCH_RECORDS)
+        throw new ApiError(
+          413,
+          "invalid_request_error",
+          "batch_too_large",
+          `an export holds at most ${MAX_BATCH_RECORDS} spans, got ${spans}; lower the exporter's batch size`,
+        );
+      const res = encodeExportResponse(await otlp.export(workspace, req), format);
+      return c.body(res.body as Uint8Array<ArrayBuffer> | string, 200, { "content-type": res.contentType });
+    },
+  );
+}
+
+function formatOf(contentType: string | undefined): OtlpFormat {
+  const type = (contentType ?? "").split(";")[0]!.trim().toLowerCase();
+  if (type === "application/x-protobuf" || type === "application/protobuf") return "protobuf";
+  if (type === "application/json") return "json";
+  throw new ApiError(
+    415,
+    "invalid_request_error",
+    "unsupported_media_type",
+    `content-type must be application/x-protobuf or application/json (OTLP/HTTP), got ${JSON.stringify(type || "none")}`,
+    "content-type",
+  );
+}
+
+async function inflate(encoding: string | undefined, bytes: Uint8Array): Promise<Uint8Array> {
+  const e = (encoding ?? "identity").trim().toLowerCase();
+  if (e === "identity" || e === "") return bytes;
+  if (e !== "gzip")
+    throw new ApiError(
+      415,
+      "invalid_request_error",
+      "unsupported_content_encoding",
+      `content-encoding must be gzip or identity, got ${JSON.stringify(e)}`,
+      "content-encoding",
+    );
+  try {
+    return await gunzipAsync(bytes, { maxOutputLength: MAX_INFLATED_BYTES });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE")
+      throw new ApiError(
+        413,
+        "invalid_request_error",
+        "body_too_large",
+        `the gzip body inflates past ${MAX_INFLATED_BYTES} bytes; send smaller exports`,
+      );
+    throw badRequest(
+      "invalid_gzip",
+      `content-encoding is gzip but the body is not: ${(err as Error).message}`,
+    );
+  }
+}
+
+function decode(format: OtlpFormat, body: Uint8Array): DecodedExport {
+  try {
+    if (format === "protobuf") return decodeProtobufExport(body);
+    let text: string;
+    try {
+      text = utf8.decode(body);
+    } catch {
+      throw new OtlpDecodeError("the JSON body is not valid UTF-8");
+    }
+    return decodeJsonExport(text);
+  } catch (e) {
+    if (e instanceof OtlpDecodeError) throw badRequest("invalid_otlp", e.message);
+    throw e;
+  }
+}

@@ -1,0 +1,431 @@
+// The OTel GenAI → call record mapping as a pure function: conventions current and legacy, disjoint usage
+// without double counting, kinds, providers, attribution, and the spans it refuses.
+import { buildCallRecord, PricingEngine } from "@tollgate/core";
+import { describe, expect, it } from "vitest";
+import { spanEventId } from "../src/ingest/otlp/event-id.js";
+import { mapSpan } from "../src/ingest/otlp/genai-mapping.js";
+import { readUsage } from "../src/ingest/otlp/genai-usage.js";
+import type { AttrMap, AttrValue, DecodedExport, DecodedSpan } from "../src/ingest/otlp/spans.js";
+import { spansWithUsageBelow } from "../src/ingest/otlp/wrappers.js";
+
+const TRACE = "4bf92f3577b34da6a3ce929d0e0e4736";
+const T0 = BigInt(Date.UTC(2025, 5, 1, 12)) * 1_000_000n;
+const attrs = (o: Record<string, AttrValue>): AttrMap => ({ ...o });
+
+function span(attributes: Record<string, AttrValue>, over: Partial<DecodedSpan> = {}): DecodedSpan {
+  return {
+    traceId: TRACE,
+    spanId: "00f067aa0ba902b7",
+    parentSpanId: "",
+    name: "chat gpt-4o",
+    kind: 3,
+    startNs: T0,
+    endNs: T0 + 1_250_000_000n,
+    attributes: attrs(attributes),
+    statusCode: 0,
+    statusMessage: "",
+    ...over,
+  };
+}
+
+function mapped(attributes: Record<string, AttrValue>, over: Partial<DecodedSpan> = {}, resource = {}) {
+  const m = mapSpan(span(attributes, over), attrs(resource), false);
+  if (!m.ok) throw new Error(`${m.field}: ${m.reason}`);
+  return m.input;
+}
+
+const engine = new PricingEngine();
+function record(attributes: Record<string, AttrValue>, over: Partial<DecodedSpan> = {}, resource = {}) {
+  const built = buildCallRecord(mapped(attributes, over, resource), { workspaceId: "ws", engine });
+  if (!built.ok) throw new Error(JSON.stringify(built.errors));
+  return built.record;
+}
+
+const chat = {
+  "gen_ai.operation.name": "chat",
+  "gen_ai.provider.name": "openai",
+  "gen_ai.request.model": "gpt-4o",
+};
+
+describe("OTLP GenAI mapping: usage", () => {
+  it("OTel counts cache reads/writes inside input_tokens and reasoning inside output_tokens: made disjoint once", () => {
+    const u = readUsage(
+      attrs({
+        "gen_ai.usage.input_tokens": 1493,
+        "gen_ai.usage.cache_read.input_tokens": 1280,
+        "gen_ai.usage.cache_creation.input_tokens": 13,
+        "gen_ai.usage.output_tokens": 125,
+        "gen_ai.usage.reasoning.output_tokens": 64,
+      }),
+    );
+    expect(u).toMatchObject({
+      input_uncached_tokens: 200,
+      cache_read_tokens: 1280,
+      cache_write_5m_tokens: 13,
+      output_tokens: 125,
+      reasoning_tokens: 64,
+    });
+  });
+
+  it("legacy OpenLLMetry names count the same way", () => {
+    const u = readUsage(
+      attrs({
+        "gen_ai.usage.prompt_tokens": 4020,
+        "gen_ai.usage.cache_read_input_tokens": 4012,
+        "gen_ai.usage.cache_creation_input_tokens": 0,
+        "gen_ai.usage.completion_tokens": 2320,
+        "gen_ai.usage.reasoning_tokens": 1792,
+        "llm.usage.total_tokens": 6340,
+      }),
+    );
+    expect(u).toMatchObject({
+      input_uncached_tokens: 8,
+      cache_read_tokens: 4012,
+      output_tokens: 2320,
+      reasoning_tokens: 1792,
+    });
+  });
+
+  it("the current name wins over the legacy one (never both added)", () => {
+    const u = readUsage(
+      attrs({
+        "gen_ai.usage.input_tokens": 10,
+        "gen_ai.usage.prompt_tokens": 10,
+        "gen_ai.usage.output_tokens": 2,
+      }),
+    );
+    expect(u).toMatchObject({ input_uncached_tokens: 10, output_tokens: 2 });
+  });
+
+  it("per-modality input: audio and image are their own categories, their cached part is in cache_read", () => {
+    const u = readUsage(
+      attrs({
+        "gen_ai.usage.input_tokens": 1000,
+        "gen_ai.usage.cache_read.input_tokens": 300,
+        "gen_ai.usage.audio.input_tokens": 200,
+        "gen_ai.usage.audio.cache_read.input_tokens": 50,
+        "gen_ai.usage.image.input_tokens": 100,
+        "gen_ai.usage.text.input_tokens": 700,
+        "gen_ai.usage.output_tokens": 40,
+        "gen_ai.usage.audio.output_tokens": 30,
+      }),
+    );
+    expect(u).toMatchObject({
+      input_uncached_tokens: 1000 - 300 - 150 - 100,
+      cache_read_tokens: 300,
+      input_audio_tokens: 150,
+      image_tokens: 100,
+      output_tokens: 40,
+      output_audio_tokens: 30,
+    });
+  });
+
+  it("an emitter that counts cache tokens beside input (Anthropic's own convention) is read that way", () => {
+    // Anthropic: input_tokens 3 excludes cache_read 1111 and cache_creation 418; they cannot be inside 3.
+    const u = readUsage(
+      attrs({
+        "gen_ai.usage.input_tokens": 3,
+        "gen_ai.usage.cache_read.input_tokens": 1111,
+        "gen_ai.usage.cache_creation.input_tokens": 418,
+        "gen_ai.usage.output_tokens": 33,
+      }),
+    );
+    expect(u).toMatchObject({
+      input_uncached_tokens: 3,
+      cache_read_tokens: 1111,
+      cache_write_5m_tokens: 418,
+    });
+    const v = readUsage(
+      attrs({ "gen_ai.usage.output_tokens": 100, "gen_ai.usage.reasoning.output_tokens": 400 }),
+    );
+    expect(v).toMatchObject({ output_tokens: 500, reasoning_tokens: 400 });
+  });
+
+  it("no input or output count is no usage (null), not zero", () => {
+    expect(readUsage(attrs({ "llm.usage.total_tokens": 12 }))).toBeNull();
+  });
+
+  it.each<[string, AttrValue]>([
+    ["a negative count", -1],
+    ["a fraction", 1.5],
+    ["text", "many"],
+    ["an int64 beyond 2^53", 2n ** 60n],
+    ["more than 1e12", 2e12],
+    ["an array", [1, 2]],
+  ])("a token count that is %s refuses the span, naming the attribute", (_, value) => {
+    const m = mapSpan(span({ ...chat, "gen_ai.usage.input_tokens": value }), attrs({}), false);
+    expect(m).toMatchObject({ ok: false, field: "gen_ai.usage.input_tokens" });
+  });
+
+  it("integral doubles and digit strings are counts", () => {
+    expect(
+      readUsage(attrs({ "gen_ai.usage.input_tokens": 12.0, "gen_ai.usage.output_tokens": "7" })),
+    ).toMatchObject({
+      input_uncached_tokens: 12,
+      output_tokens: 7,
+    });
+  });
+
+  it("usage_raw keeps the gen_ai.usage.* and llm.usage.* attributes verbatim", () => {
+    const input = mapped({
+      ...chat,
+      "gen_ai.usage.input_tokens": 5,
+      "gen_ai.usage.output_tokens": 1,
+      "llm.usage.total_tokens": 6,
+    });
+    expect(input.usage_raw).toEqual({
+      "gen_ai.usage.input_tokens": 5,
+      "gen_ai.usage.output_tokens": 1,
+      "llm.usage.total_tokens": 6,
+    });
+  });
+});
+
+describe("OTLP GenAI mapping: kinds and pricing", () => {
+  it("a chat span is an llm record priced from its usage", () => {
+    const rec = record({
+      ...chat,
+      "gen_ai.response.model": "gpt-4o-2024-08-06",
+      "gen_ai.usage.input_tokens": 1000,
+      "gen_ai.usage.output_tokens": 100,
+    });
+    const price = engine.price({
+      provider: "openai",
+      model: "gpt-4o-2024-08-06",
+      usage: rec,
+      at: rec.ts_start,
+    });
+    expect(rec).toMatchObject({
+      kind: "llm",
+      provider: "openai",
+      model: "gpt-4o-2024-08-06",
+      model_requested: "gpt-4o",
+      priced: true,
+    });
+    expect(rec.cost_nanousd).toBe(price.cost.total_nanousd);
+  });
+
+  it.each([
+    [{ "gen_ai.operation.name": "embeddings" }, "embedding"],
+    [{ "gen_ai.operation.name": "text_completion" }, "llm"],
+    [{ "gen_ai.operation.name": "generate_content" }, "llm"],
+    [{ "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search" }, "tool"],
+    [{ "gen_ai.operation.name": "invoke_agent" }, "agent"],
+    [{ "gen_ai.operation.name": "create_agent" }, "agent"],
+    [{ "traceloop.span.kind": "tool" }, "tool"],
+    [{ "traceloop.span.kind": "agent" }, "agent"],
+    [{ "traceloop.span.kind": "workflow" }, "agent"],
+    [{ "traceloop.span.kind": "task" }, "other"],
+    [{ "llm.request.type": "chat", "gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o" }, "llm"],
+    [
+      { "llm.request.type": "embedding", "gen_ai.system": "openai", "gen_ai.request.model": "x" },
+      "embedding",
+    ],
+    [{ "gen_ai.operation.name": "retrieval" }, "other"],
+    [{ "http.method": "GET" }, "other"],
+  ] as [Record<string, AttrValue>, string][])("%j → kind %s", (a, kind) => {
+    expect(mapped(a).kind).toBe(kind);
+  });
+
+  it("tool/agent spans keep their usage attributes in usage_raw only: never priced, no tokens counted", () => {
+    const rec = record({
+      "gen_ai.operation.name": "invoke_agent",
+      "gen_ai.provider.name": "openai",
+      "gen_ai.request.model": "gpt-4o",
+      "gen_ai.agent.name": "Support",
+      "gen_ai.usage.input_tokens": 5000,
+      "gen_ai.usage.output_tokens": 500,
+    });
+    expect(rec).toMatchObject({
+      kind: "agent",
+      priced: false,
+      price_ref: "none",
+      cost_nanousd: 0n,
+      input_uncached_tokens: 0,
+      output_tokens: 0,
+    });
+    expect(rec.usage_raw).toEqual({ "gen_ai.usage.input_tokens": 5000, "gen_ai.usage.output_tokens": 500 });
+    expect(rec.agent_type).toBe("Support");
+  });
+
+  it("a tool span without provider or model is stored with '' for both, its name in metadata", () => {
+    const rec = record(
+      { "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "get_weather" },
+      { name: "execute_tool get_weather" },
+    );
+    expect(rec).toMatchObject({ kind: "tool", provider: "", model: "", priced: false });
+    expect(rec.metadata).toMatchObject({
+      "gen_ai.tool.name": "get_weather",
+      "span.name": "execute_tool get_weather",
+      "otel.span.kind": "client",
+    });
+  });
+
+  it("an llm span without usage attributes: stored, cost unknown (priced=false, no_usage), never a made-up 0", () => {
+    const rec = record(chat);
+    expect(rec).toMatchObject({ kind: "llm", priced: false, price_ref: "no_usage", cost_nanousd: 0n });
+  });
+
+  it("an llm span that is a wrapper (usage reported below it) becomes kind other", () => {
+    const m = mapSpan(
+      span({ ...chat, "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 1 }),
+      attrs({}),
+      true,
+    );
+    expect(m.ok && m.input).toMatchObject({
+      kind: "other",
+      metadata: { "tollgate.wrapper": expect.any(String) },
+    });
+    expect(m.ok && "input_uncached_tokens" in m.input).toBe(false);
+  });
+
+  it.each([
+    ["openai", "openai"],
+    ["anthropic", "anthropic"],
+    ["gcp.gemini", "google"],
+    ["gcp.vertex_ai", "google"],
+    ["aws.bedrock", "bedrock"],
+    ["azure.ai.openai", "azure"],
+    ["mistral_ai", "mistral"],
+    ["groq", "groq"],
+    ["deepseek", "deepseek"],
+    ["x_ai", "xai"],
+    ["Some.New.Vendor", "some.new.vendor"],
+  ])("provider %s → %s", (otel, ours) => {
+    expect(mapped({ "gen_ai.provider.name": otel }).provider).toBe(ours);
+    expect(mapped({ "gen_ai.system": otel }).provider).toBe(ours);
+  });
+
+  it("api where the span makes it clear", () => {
+    expect(mapped({ ...chat, "openai.api.type": "responses" }).api).toBe("openai.responses");
+    expect(mapped({ ...chat, "openai.api.type": "chat_completions" }).api).toBe("openai.chat");
+    expect(mapped({ ...chat, "gen_ai.operation.name": "embeddings" }).api).toBe("openai.embeddings");
+    expect(mapped({ ...chat, "gen_ai.provider.name": "anthropic" }).api).toBe("anthropic.messages");
+    // OpenLLMetry reports Chat Completions and Responses both as "chat": not guessed.
+    expect(mapped(chat).api).toBeUndefined();
+  });
+});
+
+describe("OTLP GenAI mapping: identity, time, status, attribution", () => {
+  it("ids in hex, times in ms, a deterministic event id from (trace_id, span_id)", () => {
+    const input = mapped(chat, { parentSpanId: "b7ad6b7169203331" });
+    expect(input).toMatchObject({
+      trace_id: TRACE,
+      span_id: "00f067aa0ba902b7",
+      parent_span_id: "b7ad6b7169203331",
+      ts_start: Date.UTC(2025, 5, 1, 12),
+      ts_end: Date.UTC(2025, 5, 1, 12) + 1250,
+      event_id: spanEventId(TRACE, "00f067aa0ba902b7"),
+    });
+    expect(input.event_id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(spanEventId(TRACE, "00f067aa0ba902b8")).not.toBe(input.event_id);
+  });
+
+  it("span status ERROR → status error, error.type → error_type; stream, ttft, service tier, http status", () => {
+    const rec = record(
+      {
+        ...chat,
+        "error.type": "RateLimitError",
+        "gen_ai.request.stream": true,
+        "gen_ai.response.time_to_first_chunk": 0.321,
+        "openai.response.service_tier": "default",
+        "http.response.status_code": 429,
+      },
+      { statusCode: 2, statusMessage: "429" },
+    );
+    expect(rec.metadata).toMatchObject({ "otel.status.message": "429" });
+    expect(rec).toMatchObject({
+      status: "error",
+      error_type: "RateLimitError",
+      stream: true,
+      ttft_ms: 321,
+      service_tier: "default",
+      http_status: 429,
+    });
+  });
+
+  it("attribution: tollgate.* first, then OTel, then OpenLLMetry association properties; resource too", () => {
+    const rec = record(
+      {
+        ...chat,
+        "user.id": "u-otel",
+        "session.id": "s-1",
+        "traceloop.association.properties.user_id": "u-traceloop",
+        "traceloop.association.properties.customer_id": "acme",
+        "traceloop.association.properties.ticket": "T-9",
+        "tollgate.feature": "support-bot",
+        "tollgate.prompt_version": "v7",
+        "tollgate.agent_run_id": "run-42",
+        "tollgate.tags": ["beta", "eu"],
+        "tollgate.metadata.team": "growth",
+        "gen_ai.conversation.id": "conv-1",
+        "gen_ai.response.id": "chatcmpl-123",
+        "gen_ai.agent.id": "asst_1",
+      },
+      {},
+      {
+        "service.name": "checkout",
+        "deployment.environment.name": "staging",
+        "tollgate.customer_id": "from-resource",
+      },
+    );
+    expect(rec).toMatchObject({
+      user_id: "u-otel",
+      customer_id: "acme",
+      feature: "support-bot",
+      prompt_version: "v7",
+      agent_run_id: "run-42",
+      session_id: "s-1",
+      deployment: "staging",
+      tags: ["beta", "eu"],
+    });
+    expect(rec.metadata).toEqual({
+      "service.name": "checkout",
+      "gen_ai.response.id": "chatcmpl-123",
+      "gen_ai.agent.id": "asst_1",
+      ticket: "T-9",
+      team: "growth",
+    });
+    expect(record({ ...chat, "tollgate.tags": "a, b" }).tags).toEqual(["a", "b"]);
+    expect(record(chat, {}, { "deployment.environment": "prod" }).deployment).toBe("prod");
+  });
+
+  it.each<[string, Partial<DecodedSpan>, string]>([
+    ["no trace id", { traceId: "" }, "trace_id"],
+    ["an all-zero trace id", { traceId: "0".repeat(32) }, "trace_id"],
+    ["a short span id", { spanId: "abcd" }, "span_id"],
+    ["no span id", { spanId: "" }, "span_id"],
+    ["a bad parent id", { parentSpanId: "xyz" }, "parent_span_id"],
+    ["no start time", { startNs: 0n }, "start_time_unix_nano"],
+    ["an end before the start", { endNs: T0 - 1n }, "end_time_unix_nano"],
+  ])("refuses a span with %s", (_, over, field) => {
+    expect(mapSpan(span(chat, over), attrs({}), false)).toMatchObject({ ok: false, field });
+  });
+});
+
+describe("OTLP: wrapper detection within one export", () => {
+  it("marks every ancestor of a span that reports tokens, in the same trace only", () => {
+    const root = span({}, { spanId: "1000000000000001" });
+    const mid = span(chat, { spanId: "1000000000000002", parentSpanId: "1000000000000001" });
+    const leaf = span(
+      { ...chat, "gen_ai.usage.input_tokens": 1 },
+      { spanId: "1000000000000003", parentSpanId: "1000000000000002" },
+    );
+    const otherTrace = span(chat, { traceId: "a".repeat(32), spanId: "1000000000000002" });
+    const sibling = span(chat, { spanId: "1000000000000004", parentSpanId: "1000000000000001" });
+    const req: DecodedExport = [{ resource: attrs({}), spans: [leaf, sibling, otherTrace, mid, root] }];
+    expect(spansWithUsageBelow(req)).toEqual(new Set([mid, root]));
+  });
+
+  it("a parent cycle ends", () => {
+    const a = span(
+      { "gen_ai.usage.input_tokens": 1 },
+      { spanId: "2000000000000001", parentSpanId: "2000000000000002" },
+    );
+    const b = span(
+      { "gen_ai.usage.input_tokens": 1 },
+      { spanId: "2000000000000002", parentSpanId: "2000000000000001" },
+    );
+    expect(spansWithUsageBelow([{ resource: attrs({}), spans: [a, b] }])).toEqual(new Set([a, b]));
+  });
+});

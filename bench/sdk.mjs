@@ -4,6 +4,7 @@
 // against one local mock upstream (its own process, 0 ms delay, a real recorded reply). Calls alternate
 // plain / wrapped (order swapped every pair) so drift hits both alike; the figure is the added p50.
 // Usage: npm run bench:sdk [-- --rounds 5 --calls 2000 --streams 500]
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -18,6 +19,8 @@ const { values: argv } = parseArgs({
     calls: { type: "string", default: "2000" },
     streams: { type: "string", default: "500" },
     warmup: { type: "string", default: "1000" },
+    // records are built and dropped instead of exported: the wrapper's own bookkeeping alone
+    "no-export": { type: "boolean", default: false },
   },
 });
 const ROUNDS = Number(argv.rounds);
@@ -35,8 +38,9 @@ const server = await startTollgate(mock.origin);
 const exporter = new Exporter({ url: server.url, apiKey: server.token });
 
 const opts = { apiKey: "sk-bench", baseURL: `${mock.origin}/v1`, maxRetries: 0 };
-const plain = new OpenAI(opts);
-const wrapped = wrapOpenAI(new OpenAI(opts), { exporter });
+const wrapOptions = argv["no-export"] ? { sink: () => {} } : { exporter };
+let plain = new OpenAI(opts);
+let wrapped = wrapOpenAI(new OpenAI(opts), wrapOptions);
 const messages = [{ role: "user", content: "What is the capital of the UK?" }];
 const body = { model: "gpt-4.1-nano", messages };
 const streamBody = { model: "gpt-4o-mini", messages, stream: true };
@@ -97,6 +101,18 @@ async function measure(name, rounds, n, call) {
   return median;
 }
 
+/**
+ * The same clients with a fetch answered in-process from the fixture bytes: no sockets and no other
+ * process competing for this machine's two cores, so what is left is the wrapper's own CPU per call.
+ */
+function inProcessClients() {
+  const bodyBytes = readFileSync(join(fixtures, "chat-completion.gpt-4.1-nano.json"));
+  const fetch = async () =>
+    new Response(bodyBytes, { headers: { "content-type": "application/json", "x-request-id": "req_local" } });
+  plain = new OpenAI({ ...opts, fetch });
+  wrapped = wrapOpenAI(new OpenAI({ ...opts, fetch }), wrapOptions);
+}
+
 try {
   await sideBySide(WARMUP, once);
   await sideBySide(Math.min(WARMUP, 200), streamOnce);
@@ -109,6 +125,9 @@ try {
     STREAMS,
     streamOnce,
   );
+  inProcessClients();
+  await sideBySide(WARMUP, once);
+  const local = await measure("chat completion, non-streamed, in-process fetch", ROUNDS, CALLS * 2, once);
   await exporter.flush(30_000);
   const s = exporter.stats;
   console.log(
@@ -119,6 +138,7 @@ try {
       bench: "sdk",
       added_p50_us: Number(bodies.toFixed(1)),
       stream_added_p50_us: Number(streams.toFixed(1)),
+      in_process_added_p50_us: Number(local.toFixed(1)),
     }),
   );
 } finally {

@@ -12,6 +12,7 @@ import type { IngestService } from "../ingest/service.js";
 import type { SpendGuard } from "../limits/guard.js";
 import { lookupPrice } from "../prices.js";
 import {
+  type AnalyticsStore,
   type EventFilter,
   type EventStore,
   FILTER_FIELDS,
@@ -24,6 +25,7 @@ import {
 } from "../store/types.js";
 import { parseTime } from "../time.js";
 import { registerLimitRoutes } from "./limits-routes.js";
+import { registerRollupRoutes } from "./rollup-routes.js";
 
 const KeyDefaultsSchema = z.strictObject(
   Object.fromEntries(KEY_DEFAULT_FIELDS.map((f) => [f, z.string().min(1).max(256).optional()])) as Record<
@@ -34,7 +36,7 @@ const KeyDefaultsSchema = z.strictObject(
 
 export interface AppDeps {
   ingest: IngestService;
-  events: EventStore;
+  events: EventStore & AnalyticsStore;
   keyStore: KeyStore;
   keys: KeyResolver;
   engine: PricingEngine;
@@ -246,6 +248,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   registerLimitRoutes(app, deps.guard, { read: auth(CAN_READ), admin: auth(CAN_ADMIN), workspaceOf });
+  registerRollupRoutes(app, deps.events, { read: auth(CAN_READ), workspaceOf });
 
   return app;
 }

@@ -20,6 +20,8 @@ export type FilterField = (typeof FILTER_FIELDS)[number];
 
 export interface EventFilter {
   workspaceId: string;
+  /** Records of this deployment or of none (analytics default: "prod", so unlabeled traffic is not lost). */
+  deploymentOrUnset?: string;
   /** Epoch ms, inclusive. */
   from?: number;
   /** Epoch ms, exclusive. */
@@ -187,8 +189,75 @@ export interface LimitsStateStore {
   runUsage(workspaceId: string, since: number, runId?: string): Promise<RunUsageRow[]>;
 }
 
-/** A complete store: events, keys, limits state, and its lifecycle. */
-export interface Store extends EventStore, KeyStore, LimitsStateStore {
+// ---- analytics: the aggregates rollups, variance and forecasts are built from (rollup math is in core) ----
+
+/** Dimensions a segment query may group by. */
+export const SEGMENT_DIMENSIONS = [
+  "feature",
+  "customer_id",
+  "user_id",
+  "model",
+  "provider",
+  "prompt_version",
+  "agent_type",
+  "deployment",
+] as const;
+export type SegmentDimension = (typeof SEGMENT_DIMENSIONS)[number];
+
+/**
+ * What an analytics query counts: model calls (llm, embedding) of `filter`. A request is a distinct
+ * request_id (its retries are one request), else one record.
+ */
+export interface SegmentRow {
+  key: string | null;
+  requests: number;
+  /** Requests with a successful attempt. */
+  ok_requests: number;
+  cost_nanousd: bigint;
+  /** Spend on attempts after the first (attempt > 1). */
+  retry_cost_nanousd: bigint;
+  /** Spend on attempts that did not succeed. */
+  error_cost_nanousd: bigint;
+  users: number;
+  /** Epoch ms of the segment's first call in the filter's window. */
+  first_seen: number;
+}
+
+/** One day of per-user spend (percentiles by nearest rank over the users active that day). */
+export interface UserDayRow {
+  day: string;
+  cost_nanousd: bigint;
+  users: number;
+  requests: number;
+  p50_nanousd: bigint;
+  p90_nanousd: bigint;
+  p99_nanousd: bigint;
+  max_nanousd: bigint;
+  top: { user_id: string | null; cost_nanousd: bigint }[];
+}
+
+/** Agent runs of one agent_type (percentiles by nearest rank over its runs' costs). */
+export interface AgentRunRollupRow {
+  agent_type: string | null;
+  runs: number;
+  cost_nanousd: bigint;
+  p50_nanousd: bigint;
+  p99_nanousd: bigint;
+  max_nanousd: bigint;
+  max_run_id: string;
+  killed_runs: number;
+  llm_calls: number;
+  tool_calls: number;
+}
+
+export interface AnalyticsStore {
+  segments(filter: EventFilter, by: SegmentDimension): Promise<SegmentRow[]>;
+  userDays(filter: EventFilter, top: number): Promise<UserDayRow[]>;
+  agentRuns(filter: EventFilter): Promise<AgentRunRollupRow[]>;
+}
+
+/** A complete store: events, keys, limits state, analytics, and its lifecycle. */
+export interface Store extends EventStore, KeyStore, LimitsStateStore, AnalyticsStore {
   /** How many appends may run at once (the writer keeps their ids disjoint). */
   readonly writeConcurrency: number;
   close(): Promise<void>;

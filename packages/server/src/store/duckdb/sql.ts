@@ -15,6 +15,10 @@ export function whereClause(f: EventFilter): { sql: string; params: DuckDBValue[
     params.push(f.to);
     parts.push(`ts_start < make_timestamp($${params.length}::BIGINT * 1000)`);
   }
+  if (f.deploymentOrUnset !== undefined) {
+    params.push(f.deploymentOrUnset);
+    parts.push(`(deployment = $${params.length} OR deployment IS NULL)`);
+  }
   for (const [k, v] of Object.entries(f.where ?? {})) {
     if (v === undefined) continue;
     if (!FILTERABLE.has(k)) throw new Error(`not a filterable field: ${k}`);

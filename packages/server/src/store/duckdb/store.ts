@@ -1,6 +1,7 @@
 import { type DuckDBInstance, DuckDBTimestampValue } from "@duckdb/node-api";
 import { type CallRecord, PRICE_REF_NO_USAGE } from "@tollgate/core";
 import {
+  type AgentRunRollupRow,
   type ApiKeyRecord,
   type AppendResult,
   type CostSumRow,
@@ -13,13 +14,17 @@ import {
   type Role,
   type RunUsageRow,
   recordKey,
+  type SegmentDimension,
+  type SegmentRow,
   type SpendDimension,
   type SpendRow,
   type Store,
   SUM_FIELDS,
   type SumField,
   type UnpricedRow,
+  type UserDayRow,
 } from "../types.js";
+import { agentRuns, segments, userDays } from "./analytics.js";
 import { appendIds, appendRecords, rowToRecord, SELECT_RECORD, STAGING_IDS_DDL } from "./columns.js";
 import { openDuckDb } from "./open.js";
 import { Lane } from "./serial.js";
@@ -135,6 +140,18 @@ export class DuckDbStore implements Store {
       output_tokens: Number(r[4]),
       unpriced_calls: Number(r[5]),
     }));
+  }
+
+  segments(filter: EventFilter, by: SegmentDimension): Promise<SegmentRow[]> {
+    return this.reader.run((conn) => segments(conn, filter, by));
+  }
+
+  userDays(filter: EventFilter, top: number): Promise<UserDayRow[]> {
+    return this.reader.run((conn) => userDays(conn, filter, top));
+  }
+
+  agentRuns(filter: EventFilter): Promise<AgentRunRollupRow[]> {
+    return this.reader.run((conn) => agentRuns(conn, filter));
   }
 
   async unpriced(filter: EventFilter): Promise<UnpricedRow[]> {

@@ -2,6 +2,7 @@ import { resolve as resolvePath } from "node:path";
 import { Worker } from "node:worker_threads";
 import type { CallRecord } from "@tollgate/core";
 import type {
+  AgentRunRollupRow,
   ApiKeyRecord,
   AppendResult,
   CostSumRow,
@@ -11,11 +12,14 @@ import type {
   PolicyKind,
   PolicyRow,
   RunUsageRow,
+  SegmentDimension,
+  SegmentRow,
   SpendDimension,
   SpendRow,
   Store,
   SumField,
   UnpricedRow,
+  UserDayRow,
 } from "../types.js";
 import { DataDirLockedError } from "./open.js";
 
@@ -117,6 +121,15 @@ export class ThreadStore implements Store {
   }
   unpriced(filter: EventFilter): Promise<UnpricedRow[]> {
     return this.#call("unpriced", filter);
+  }
+  segments(filter: EventFilter, by: SegmentDimension): Promise<SegmentRow[]> {
+    return this.#call("segments", filter, by);
+  }
+  userDays(filter: EventFilter, top: number): Promise<UserDayRow[]> {
+    return this.#call("userDays", filter, top);
+  }
+  agentRuns(filter: EventFilter): Promise<AgentRunRollupRow[]> {
+    return this.#call("agentRuns", filter);
   }
   count(filter: EventFilter): Promise<number> {
     return this.#call("count", filter);

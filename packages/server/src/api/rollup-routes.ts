@@ -1,0 +1,149 @@
+import type { Context, Hono } from "hono";
+import type { Principal } from "../auth/keys.js";
+import { badRequest } from "../errors.js";
+import { DRIVER_DIMENSIONS, explainChange } from "../query/explain.js";
+import { forecastMonth } from "../query/forecast.js";
+import {
+  agentRunRollup,
+  customerRollup,
+  featureRollup,
+  monthWindows,
+  OUTCOME_DIMENSIONS,
+  outcomeRollup,
+  userDayRollup,
+} from "../query/rollups.js";
+import type { AnalyticsStore, EventFilter, EventStore } from "../store/types.js";
+import { parseTime } from "../time.js";
+import { filterFrom } from "./app.js";
+
+type Env = { Variables: { principal: Principal } };
+type Middleware = (c: Context<Env>, next: () => Promise<void>) => Promise<void>;
+
+export interface RollupRouteHelpers {
+  read: Middleware;
+  workspaceOf: (c: Context<Env>, requested?: string | null) => string;
+}
+
+const DEFAULT_FROM = "30d";
+
+/**
+ * The analytics filter of a request: time range (default the last 30 days), exact-match attribution
+ * filters, and the two defaults reports start from: data_mode=real and deployment=prod (records without
+ * a deployment count as prod). `data_mode=all` / `deployment=all` lift them.
+ */
+export function analyticsFilter(
+  c: Context<Env>,
+  workspaceOf: RollupRouteHelpers["workspaceOf"],
+  now: number,
+) {
+  const q = c.req.query();
+  const filter = filterFrom({ from: DEFAULT_FROM, to: "now", ...q }, workspaceOf(c, q.workspace));
+  const where = { ...filter.where };
+  if (where.data_mode === "all") delete where.data_mode;
+  else where.data_mode ??= "real";
+  let deploymentOrUnset: string | undefined;
+  if (where.deployment === "all") delete where.deployment;
+  else if (where.deployment === undefined) deploymentOrUnset = "prod";
+  const from = filter.from ?? now;
+  const to = filter.to ?? now;
+  if (to <= from) throw badRequest("invalid_parameter", "to must be after from", "to");
+  return { ...filter, from, to, where, ...(deploymentOrUnset ? { deploymentOrUnset } : {}) };
+}
+
+/** Answers carry the window they cover, in ms and ISO. */
+const windowOf = (f: { from: number; to: number }) => ({
+  from: new Date(f.from).toISOString(),
+  to: new Date(f.to).toISOString(),
+});
+
+function oneOf<T extends string>(
+  value: string | undefined,
+  allowed: readonly T[],
+  name: string,
+  fallback: T,
+): T {
+  if (value === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(value))
+    throw badRequest("invalid_parameter", `${name} must be one of ${allowed.join(", ")}`, name);
+  return value as T;
+}
+
+export function registerRollupRoutes(
+  app: Hono<Env>,
+  store: AnalyticsStore & Pick<EventStore, "spend">,
+  h: RollupRouteHelpers,
+): void {
+  app.get("/api/rollups/user-day", h.read, async (c) => {
+    const f = analyticsFilter(c, h.workspaceOf, Date.now());
+    const top = Number(c.req.query("top") ?? 5);
+    if (!Number.isInteger(top) || top < 1 || top > 100)
+      throw badRequest("invalid_parameter", "top must be an integer from 1 to 100", "top");
+    return c.json({ window: windowOf(f), days: await userDayRollup(store, f, top) });
+  });
+
+  app.get("/api/rollups/features", h.read, async (c) => {
+    const f = analyticsFilter(c, h.workspaceOf, Date.now());
+    return c.json({ window: windowOf(f), features: await featureRollup(store, f) });
+  });
+
+  app.get("/api/rollups/agent-runs", h.read, async (c) => {
+    const f = analyticsFilter(c, h.workspaceOf, Date.now());
+    return c.json({ window: windowOf(f), agent_types: await agentRunRollup(store, f) });
+  });
+
+  app.get("/api/rollups/customers", h.read, async (c) => {
+    const now = Date.now();
+    const f = analyticsFilter(c, h.workspaceOf, now);
+    return c.json({ window: windowOf(f), customers: await customerRollup(store, f, now) });
+  });
+
+  app.get("/api/rollups/outcomes", h.read, async (c) => {
+    const f = analyticsFilter(c, h.workspaceOf, Date.now());
+    const by = oneOf(c.req.query("by"), OUTCOME_DIMENSIONS, "by", "feature");
+    return c.json({ window: windowOf(f), by, rows: await outcomeRollup(store, f, by) });
+  });
+
+  app.get("/api/variance", h.read, async (c) => {
+    const now = Date.now();
+    const m = monthWindows(now);
+    const q = c.req.query();
+    // Default: this month so far vs the same span of last month (like for like, not a partial month vs a whole one).
+    const current = analyticsFilter(c, h.workspaceOf, now);
+    if (q.from === undefined) {
+      current.from = m.thisMonth;
+      current.to = q.to === undefined ? now : current.to;
+    }
+    const vsFrom = time(q.vs_from, "vs_from", now);
+    const vsTo = time(q.vs_to, "vs_to", now);
+    const span = current.to - current.from;
+    const previous: EventFilter & { from: number; to: number } =
+      vsFrom !== null
+        ? { ...current, from: vsFrom, to: vsTo ?? vsFrom + span }
+        : q.from === undefined
+          ? { ...current, from: m.lastMonth, to: m.lastMonthSamePoint }
+          : { ...current, from: current.from - span, to: current.from };
+    if (previous.to <= previous.from)
+      throw badRequest("invalid_parameter", "vs_to must be after vs_from", "vs_to");
+    const result = await explainChange(store, current, previous);
+    return c.json({
+      ...result,
+      current: windowOf(current),
+      previous: windowOf(previous),
+      dimensions: DRIVER_DIMENSIONS,
+    });
+  });
+
+  app.get("/api/forecast", h.read, async (c) => {
+    const now = Date.now();
+    const f = analyticsFilter(c, h.workspaceOf, now);
+    return c.json(await forecastMonth(store, f, now));
+  });
+}
+
+function time(v: string | undefined, name: string, now: number): number | null {
+  if (v === undefined) return null;
+  const ms = parseTime(v, now);
+  if (ms === null)
+    throw badRequest("invalid_parameter", `${name} must be an ISO date/time or a span like 30d`, name);
+  return ms;
+}

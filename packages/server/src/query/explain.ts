@@ -1,0 +1,196 @@
+import { formatUsd, splitVariance, type VarianceSplit } from "@tollgate/core";
+import type { AnalyticsStore, EventFilter, SegmentDimension, SegmentRow } from "../store/types.js";
+import { change, DAY_MS, money, perRequest, tenantConcentration } from "./rollups.js";
+
+export const DRIVER_DIMENSIONS = [
+  "feature",
+  "customer_id",
+  "prompt_version",
+  "model",
+] as const satisfies readonly SegmentDimension[];
+
+type Window = EventFilter & { from: number; to: number };
+
+/** A prompt_version first seen inside the window that moved its feature's cost per request. */
+export interface PromptDeploy {
+  prompt_version: string;
+  feature: string | null;
+  first_seen: number;
+  cost_per_request_before: bigint | null;
+  cost_per_request_after: bigint | null;
+  change: number | null;
+}
+
+/** How far around a deploy cost per request is compared (clamped to the window's end). */
+const DEPLOY_SPAN_MS = 7 * DAY_MS;
+/** A deploy is reported when it moved cost per request by at least this fraction either way. */
+const DEPLOY_THRESHOLD = 0.1;
+
+/**
+ * Why spend changed between two windows: the exact volume / mix / rate split per driver dimension,
+ * prompt-version deploys that moved cost per request, tenant concentration, and the share of spend on
+ * retries and errors. Every amount is integer nano-USD; the parts of each split add up to its change.
+ */
+export async function explainChange(store: AnalyticsStore, current: Window, previous: Window) {
+  const splits = await Promise.all(
+    DRIVER_DIMENSIONS.map(async (by) => {
+      const [before, after] = await Promise.all([store.segments(previous, by), store.segments(current, by)]);
+      return { by, before, after, split: splitVariance(cells(before), cells(after)) };
+    }),
+  );
+  const byFeature = splits[0]!;
+  const byCustomer = splits[1]!;
+  const total = byFeature.split;
+  const deploys = await promptDeploys(store, current);
+  const spend = (rows: SegmentRow[], f: (r: SegmentRow) => bigint) => rows.reduce((a, r) => a + f(r), 0n);
+  const shares = (rows: SegmentRow[]) => {
+    const cost = spend(rows, (r) => r.cost_nanousd);
+    const part = (x: bigint) => (cost === 0n ? 0 : Number((x * 1_000_000n) / cost) / 1_000_000);
+    return {
+      retry_share: part(spend(rows, (r) => r.retry_cost_nanousd)),
+      error_share: part(spend(rows, (r) => r.error_cost_nanousd)),
+    };
+  };
+  const result = {
+    current: { from: current.from, to: current.to },
+    previous: { from: previous.from, to: previous.to },
+    total: splitJson(total),
+    change: change(total.after.cost_nanousd, total.before.cost_nanousd),
+    drivers: Object.fromEntries(
+      splits.map(({ by, split }) => [by, split.segments.slice(0, 10).map((s) => segmentJson(s))]),
+    ),
+    prompt_deploys: deploys.map((d) => ({
+      ...d,
+      first_seen: new Date(d.first_seen).toISOString(),
+      cost_per_request_before: d.cost_per_request_before === null ? null : money(d.cost_per_request_before),
+      cost_per_request_after: d.cost_per_request_after === null ? null : money(d.cost_per_request_after),
+    })),
+    concentration: {
+      current: tenantConcentration(byCustomer.after),
+      previous: tenantConcentration(byCustomer.before),
+    },
+    waste: { current: shares(byFeature.after), previous: shares(byFeature.before) },
+  };
+  return {
+    ...result,
+    narrative: narrate(total, splits, deploys, result.concentration, result.waste.current),
+  };
+}
+
+function cells(rows: readonly SegmentRow[]) {
+  return rows.map((r) => ({ key: r.key, requests: r.requests, cost_nanousd: r.cost_nanousd }));
+}
+
+function splitJson(v: VarianceSplit) {
+  return {
+    before: { requests: v.before.requests, cost: money(v.before.cost_nanousd) },
+    after: { requests: v.after.requests, cost: money(v.after.cost_nanousd) },
+    change: money(v.change_nanousd),
+    volume: money(v.volume_nanousd),
+    mix: money(v.mix_nanousd),
+    rate: money(v.rate_nanousd),
+  };
+}
+
+function segmentJson(s: VarianceSplit["segments"][number]) {
+  return {
+    key: s.key,
+    before: { requests: s.before.requests, cost: money(s.before.cost_nanousd) },
+    after: { requests: s.after.requests, cost: money(s.after.cost_nanousd) },
+    change: money(s.change_nanousd),
+    volume: money(s.volume_nanousd),
+    mix: money(s.mix_nanousd),
+    rate: money(s.rate_nanousd),
+  };
+}
+
+/**
+ * Versions first seen (over all history up to the window's end) inside the window: their feature's cost
+ * per request in the DEPLOY_SPAN before the first sighting vs after it.
+ */
+async function promptDeploys(store: AnalyticsStore, w: Window): Promise<PromptDeploy[]> {
+  const versions = await store.segments({ ...w, from: undefined }, "prompt_version");
+  const fresh = versions.filter((v) => v.key !== null && v.first_seen >= w.from && v.first_seen < w.to);
+  const out = await Promise.all(
+    fresh.map(async (v): Promise<PromptDeploy> => {
+      const [feature] = await store.segments(
+        { ...w, from: undefined, where: { ...w.where, prompt_version: v.key! } },
+        "feature",
+      );
+      const f = feature?.key ?? null;
+      const scope = { ...w, where: { ...w.where, ...(f === null ? {} : { feature: f }) } };
+      const [before, after] = await Promise.all([
+        store.segments({ ...scope, from: v.first_seen - DEPLOY_SPAN_MS, to: v.first_seen }, "feature"),
+        store.segments(
+          { ...scope, from: v.first_seen, to: Math.min(w.to, v.first_seen + DEPLOY_SPAN_MS) },
+          "feature",
+        ),
+      ]);
+      const cpr = (rows: SegmentRow[]) => {
+        const r = rows.find((x) => x.key === f);
+        return r ? perRequest(r.cost_nanousd, r.requests) : null;
+      };
+      const b = cpr(before);
+      const a = cpr(after);
+      return {
+        prompt_version: v.key!,
+        feature: f,
+        first_seen: v.first_seen,
+        cost_per_request_before: b,
+        cost_per_request_after: a,
+        change: a !== null && b !== null ? change(a, b) : null,
+      };
+    }),
+  );
+  return out
+    .filter((d) => d.change !== null && Math.abs(d.change) >= DEPLOY_THRESHOLD)
+    .sort((x, y) => Math.abs(y.change!) - Math.abs(x.change!));
+}
+
+const usd = (n: bigint) => `${n < 0n ? "-" : "+"}$${formatUsd(n < 0n ? -n : n, 2)}`;
+const pct = (x: number | null) => (x === null ? "n/a" : `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)}%`);
+const label = (k: string | null) => k ?? "(none)";
+
+/** The change in words and numbers, biggest drivers first. */
+function narrate(
+  total: VarianceSplit,
+  splits: { by: SegmentDimension; split: VarianceSplit }[],
+  deploys: PromptDeploy[],
+  conc: { current: ReturnType<typeof tenantConcentration>; previous: ReturnType<typeof tenantConcentration> },
+  waste: { retry_share: number; error_share: number },
+): string[] {
+  const lines: string[] = [];
+  const verb = total.change_nanousd >= 0n ? "rose" : "fell";
+  lines.push(
+    `Spend ${verb} ${usd(total.change_nanousd)} (${pct(change(total.after.cost_nanousd, total.before.cost_nanousd))}), ` +
+      `from $${formatUsd(total.before.cost_nanousd, 2)} to $${formatUsd(total.after.cost_nanousd, 2)}: ` +
+      `volume ${usd(total.volume_nanousd)}, mix ${usd(total.mix_nanousd)}, cost per request ${usd(total.rate_nanousd)}.`,
+  );
+  for (const { by, split } of splits) {
+    const top = split.segments.filter((s) => s.change_nanousd !== 0n).slice(0, 3);
+    if (!top.length) continue;
+    lines.push(
+      `By ${by}: ` +
+        top
+          .map(
+            (s) =>
+              `${label(s.key)} ${usd(s.change_nanousd)} (volume ${usd(s.volume_nanousd)}, mix ${usd(s.mix_nanousd)}, cost/request ${usd(s.rate_nanousd)})`,
+          )
+          .join("; ") +
+        ".",
+    );
+  }
+  for (const d of deploys.slice(0, 3))
+    lines.push(
+      `prompt_version ${d.prompt_version} (feature ${label(d.feature)}) first seen ${new Date(d.first_seen).toISOString().slice(0, 10)}: ` +
+        `cost per request ${pct(d.change)} ($${formatUsd(d.cost_per_request_before ?? 0n, 6)} → $${formatUsd(d.cost_per_request_after ?? 0n, 6)}).`,
+    );
+  lines.push(
+    `Top ${conc.current.top_n} customers: ${(conc.current.top_share * 100).toFixed(1)}% of spend ` +
+      `(was ${(conc.previous.top_share * 100).toFixed(1)}%), HHI ${conc.current.hhi.toFixed(3)} (was ${conc.previous.hhi.toFixed(3)}).`,
+  );
+  lines.push(
+    `Retries ${(waste.retry_share * 100).toFixed(1)}% of spend, failed attempts ${(waste.error_share * 100).toFixed(1)}%.`,
+  );
+  return lines;
+}

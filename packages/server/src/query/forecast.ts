@@ -1,0 +1,77 @@
+import { FORECAST_METHOD, project, roundHalfUp } from "@tollgate/core";
+import type { AnalyticsStore, EventFilter, EventStore, SegmentDimension } from "../store/types.js";
+import { DAY_MS, money, monthWindows } from "./rollups.js";
+
+export const FORECAST_DIMENSIONS = ["customer_id", "feature"] as const satisfies readonly SegmentDimension[];
+
+/**
+ * Month-end projection (UTC month) for the workspace, with a 90% interval from its daily spend, and per
+ * customer and feature from each one's own trailing run rate (no interval: one run rate each).
+ */
+export async function forecastMonth(
+  store: AnalyticsStore & Pick<EventStore, "spend">,
+  filter: EventFilter,
+  now: number,
+) {
+  const { thisMonth } = monthWindows(now);
+  const today = Math.floor(now / DAY_MS) * DAY_MS;
+  const d = new Date(now);
+  const monthEnd = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+  const daysLeft = Math.round((monthEnd - today) / DAY_MS);
+  const trailing = { ...filter, from: today - 7 * DAY_MS, to: today };
+  const [daily, toDate] = await Promise.all([
+    store.spend(trailing, "day"),
+    store.spend({ ...filter, from: thisMonth, to: now }, "day"),
+  ]);
+  // Days without spend count as zero, from the first day with any (a new workspace is not 7 days old).
+  const byDay = new Map(daily.map((r) => [r.key, r.cost_nanousd]));
+  const days: { day: string; cost_nanousd: bigint }[] = [];
+  let seen = false;
+  for (let t = trailing.from; t < today; t += DAY_MS) {
+    const day = new Date(t).toISOString().slice(0, 10);
+    const cost = byDay.get(day);
+    seen ||= cost !== undefined;
+    if (seen) days.push({ day, cost_nanousd: cost ?? 0n });
+  }
+  const spent = toDate.reduce((a, r) => a + r.cost_nanousd, 0n);
+  const p = project(days, spent, daysLeft);
+  const segments = await Promise.all(
+    FORECAST_DIMENSIONS.map(async (by) => {
+      const [recent, mtd] = await Promise.all([
+        store.segments({ ...trailing, from: today - days.length * DAY_MS }, by),
+        store.segments({ ...filter, from: thisMonth, to: now }, by),
+      ]);
+      const rate = new Map(
+        recent.map((r) => [r.key, days.length ? roundHalfUp(r.cost_nanousd, BigInt(days.length)) : 0n]),
+      );
+      const keys = new Set([...mtd.map((r) => r.key), ...rate.keys()]);
+      const mtdBy = new Map(mtd.map((r) => [r.key, r.cost_nanousd]));
+      const rows = [...keys].map((key) => {
+        const r = rate.get(key) ?? 0n;
+        const spentKey = mtdBy.get(key) ?? 0n;
+        return {
+          key,
+          to_date: money(spentKey),
+          run_rate_per_day: money(r),
+          projected: money(spentKey + r * BigInt(daysLeft)),
+        };
+      });
+      rows.sort((a, b) => (BigInt(b.projected.nanousd) > BigInt(a.projected.nanousd) ? 1 : -1));
+      return [by, rows] as const;
+    }),
+  );
+  return {
+    month: new Date(thisMonth).toISOString().slice(0, 7),
+    method: FORECAST_METHOD,
+    workspace: {
+      to_date: money(p.to_date_nanousd),
+      run_rate_per_day: money(p.run_rate_nanousd),
+      projected: money(p.projected_nanousd),
+      low: money(p.low_nanousd),
+      high: money(p.high_nanousd),
+      window_days: p.window_days,
+      days_left: p.days_left,
+    },
+    ...Object.fromEntries(segments),
+  };
+}

@@ -1,0 +1,113 @@
+import type { DuckDBConnection } from "@duckdb/node-api";
+import {
+  type AgentRunRollupRow,
+  type EventFilter,
+  SEGMENT_DIMENSIONS,
+  type SegmentDimension,
+  type SegmentRow,
+  type UserDayRow,
+} from "../types.js";
+import { whereClause } from "./sql.js";
+
+/** Analytics count model calls; tool, agent and other records are structure, not spend. */
+const MODEL_CALL = "kind IN ('llm', 'embedding')";
+/** One request = one request_id (its retries share it), else one record. */
+const REQUEST = "coalesce(request_id, event_id)";
+const DAY = "strftime(date_trunc('day', ts_start), '%Y-%m-%d')";
+const SEGMENTABLE: ReadonlySet<string> = new Set(SEGMENT_DIMENSIONS);
+
+const big = (v: unknown): bigint => (v === null || v === undefined ? 0n : BigInt(v as bigint));
+
+export async function segments(
+  conn: DuckDBConnection,
+  filter: EventFilter,
+  by: SegmentDimension,
+): Promise<SegmentRow[]> {
+  if (!SEGMENTABLE.has(by)) throw new Error(`not a segment dimension: ${by}`);
+  const { sql, params } = whereClause(filter);
+  const res = await conn.runAndReadAll(
+    `SELECT ${by} AS k, count(DISTINCT ${REQUEST}) AS requests,
+            count(DISTINCT ${REQUEST}) FILTER (WHERE status = 'ok') AS ok_requests,
+            sum(cost_nanousd)::HUGEINT AS cost_sum,
+            sum(cost_nanousd) FILTER (WHERE attempt > 1)::HUGEINT AS retry_sum,
+            sum(cost_nanousd) FILTER (WHERE status <> 'ok')::HUGEINT AS error_sum,
+            count(DISTINCT user_id) AS users, epoch_ms(min(ts_start)) AS first_ms
+     FROM events WHERE ${sql} AND ${MODEL_CALL} GROUP BY k ORDER BY cost_sum DESC, k`,
+    params,
+  );
+  return res.getRowsJS().map((r) => ({
+    key: (r[0] as string | null) ?? null,
+    requests: Number(r[1]),
+    ok_requests: Number(r[2]),
+    cost_nanousd: big(r[3]),
+    retry_cost_nanousd: big(r[4]),
+    error_cost_nanousd: big(r[5]),
+    users: Number(r[6]),
+    first_seen: Number(r[7]),
+  }));
+}
+
+/**
+ * Per UTC day: spend, and the distribution of spend over the users active that day (quantile_disc is
+ * the nearest-rank percentile). Calls without a user_id count in the day's total, not as a user.
+ */
+export async function userDays(
+  conn: DuckDBConnection,
+  filter: EventFilter,
+  top: number,
+): Promise<UserDayRow[]> {
+  const { sql, params } = whereClause(filter);
+  const n = Math.max(1, Math.min(100, Math.trunc(top)));
+  const user = "FILTER (WHERE user_id IS NOT NULL)";
+  const res = await conn.runAndReadAll(
+    `SELECT day, sum(c)::HUGEINT AS cost_sum, count(*) ${user} AS users, sum(n)::BIGINT AS requests,
+            quantile_disc(c, 0.5) ${user}, quantile_disc(c, 0.9) ${user}, quantile_disc(c, 0.99) ${user},
+            max(c) ${user}, max_by({'user_id': user_id, 'c': c}, c, ${n}) ${user}
+     FROM (SELECT ${DAY} AS day, user_id, sum(cost_nanousd)::HUGEINT AS c, count(DISTINCT ${REQUEST}) AS n
+           FROM events WHERE ${sql} AND ${MODEL_CALL} GROUP BY day, user_id)
+     GROUP BY day ORDER BY day`,
+    params,
+  );
+  return res.getRowsJS().map((r) => ({
+    day: r[0] as string,
+    cost_nanousd: big(r[1]),
+    users: Number(r[2]),
+    requests: Number(r[3]),
+    p50_nanousd: big(r[4]),
+    p90_nanousd: big(r[5]),
+    p99_nanousd: big(r[6]),
+    max_nanousd: big(r[7]),
+    top: ((r[8] as { user_id: string | null; c: bigint }[] | null) ?? []).map((t) => ({
+      user_id: t.user_id,
+      cost_nanousd: big(t.c),
+    })),
+  }));
+}
+
+/** Per agent_type: its runs (records sharing agent_run_id), their cost distribution, kills and call counts. */
+export async function agentRuns(conn: DuckDBConnection, filter: EventFilter): Promise<AgentRunRollupRow[]> {
+  const { sql, params } = whereClause(filter);
+  const res = await conn.runAndReadAll(
+    `SELECT agent_type, count(*) AS runs, sum(c)::HUGEINT AS cost_sum, quantile_disc(c, 0.5),
+            quantile_disc(c, 0.99), max(c), arg_max(agent_run_id, c), count(*) FILTER (WHERE killed),
+            sum(llm)::BIGINT, sum(tools)::BIGINT
+     FROM (SELECT agent_type, agent_run_id, sum(cost_nanousd)::HUGEINT AS c,
+                  count(*) FILTER (WHERE kind = 'llm') AS llm, count(*) FILTER (WHERE kind = 'tool') AS tools,
+                  bool_or(status = 'killed') AS killed
+           FROM events WHERE ${sql} AND agent_run_id IS NOT NULL GROUP BY agent_type, agent_run_id)
+     GROUP BY agent_type ORDER BY cost_sum DESC, agent_type`,
+    params,
+  );
+  return res.getRowsJS().map((r) => ({
+    agent_type: (r[0] as string | null) ?? null,
+    runs: Number(r[1]),
+    cost_nanousd: big(r[2]),
+    p50_nanousd: big(r[3]),
+    p99_nanousd: big(r[4]),
+    max_nanousd: big(r[5]),
+    max_run_id: r[6] as string,
+    killed_runs: Number(r[7]),
+    llm_calls: Number(r[8]),
+    tool_calls: Number(r[9]),
+  }));
+}

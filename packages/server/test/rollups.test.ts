@@ -1,0 +1,234 @@
+// Every rollup, the variance split and the forecast, cross-checked against a naive in-memory computation
+// over the same stored records (exact integer money; percentiles by nearest rank).
+import { type CallRecord, nearestRank, roundHalfUp, sortBigints } from "@tollgate/core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateDemo } from "../src/demo/generate.js";
+import { getJson, type Json, openTestRuntime, postEvents } from "./helpers.js";
+
+const DAY = 86_400_000;
+let rt: Awaited<ReturnType<typeof openTestRuntime>>;
+let all: CallRecord[];
+const now = Date.now();
+const to = Math.floor(now / DAY) * DAY; // today 00:00 UTC: whole days only
+const from = to - 14 * DAY;
+const iso = (ms: number) => new Date(ms).toISOString();
+const range = `from=${iso(from)}&to=${iso(to)}`;
+
+beforeAll(async () => {
+  rt = await openTestRuntime();
+  const records = [...generateDemo({ days: 30, callsPerDay: 250, seed: 7, now })].map((r, i) => ({
+    ...r,
+    // real traffic (the analytics default), with some staging and some without a deployment
+    data_mode: "real",
+    ...(i % 11 === 0 ? { deployment: undefined } : {}),
+  }));
+  for (let i = 0; i < records.length; i += 5000) {
+    const res = await postEvents(rt.app, rt.rootToken, records.slice(i, i + 5000));
+    expect(res.json.rejected).toBe(0);
+  }
+  all = await rt.store.query({ workspaceId: "default", limit: 100_000 });
+  expect(all.length).toBe(records.length);
+}, 120_000);
+afterAll(() => rt?.close());
+
+const api = async (path: string): Promise<Json> => {
+  const res = await getJson(rt.app, rt.rootToken, path);
+  expect(res.status, JSON.stringify(res.json)).toBe(200);
+  return res.json;
+};
+
+/** The analytics defaults, naively: real data, prod or no deployment, model calls, in [a, b). */
+const inWindow = (r: CallRecord, a = from, b = to) =>
+  r.ts_start >= a &&
+  r.ts_start < b &&
+  r.data_mode === "real" &&
+  (r.deployment === "prod" || r.deployment === null);
+const modelCall = (r: CallRecord) => r.kind === "llm" || r.kind === "embedding";
+const sum = (rs: CallRecord[]) => rs.reduce((a, r) => a + r.cost_nanousd, 0n);
+const requestIds = (rs: CallRecord[]) => new Set(rs.map((r) => r.request_id ?? r.event_id));
+function groupBy<K>(rs: CallRecord[], key: (r: CallRecord) => K): Map<K, CallRecord[]> {
+  const m = new Map<K, CallRecord[]>();
+  for (const r of rs) {
+    const k = key(r);
+    const list = m.get(k);
+    if (list) list.push(r);
+    else m.set(k, [r]);
+  }
+  return m;
+}
+const nano = (m: { nanousd: string }) => BigInt(m.nanousd);
+
+describe("rollups against a naive computation", () => {
+  it("cost per user per day: totals, users, nearest-rank percentiles, max and top users", async () => {
+    const { days } = await api(`/api/rollups/user-day?${range}&top=3`);
+    const calls = all.filter((r) => inWindow(r) && modelCall(r));
+    const byDay = groupBy(calls, (r) => iso(r.ts_start).slice(0, 10));
+    expect(days.map((d: Json) => d.day)).toEqual([...byDay.keys()].sort());
+    for (const d of days) {
+      const rs = byDay.get(d.day)!;
+      const perUser = [
+        ...groupBy(
+          rs.filter((r) => r.user_id !== null),
+          (r) => r.user_id,
+        ),
+      ].map(([u, xs]) => [u, sum(xs)] as const);
+      const sorted = sortBigints(perUser.map(([, c]) => c));
+      expect(nano(d.cost)).toBe(sum(rs));
+      expect(d.users).toBe(perUser.length);
+      expect(d.requests).toBe(requestIds(rs).size);
+      expect(nano(d.median)).toBe(nearestRank(sorted, 50));
+      expect(nano(d.p90)).toBe(nearestRank(sorted, 90));
+      expect(nano(d.p99)).toBe(nearestRank(sorted, 99));
+      expect(nano(d.max)).toBe(sorted.at(-1));
+      expect(d.top_users.map((t: Json) => nano(t.cost))).toEqual(sorted.slice(-3).reverse());
+    }
+  });
+
+  it("cost per feature request, with the previous window's figures", async () => {
+    const { features } = await api(`/api/rollups/features?${range}`);
+    const naive = (a: number, b: number) =>
+      groupBy(
+        all.filter((r) => inWindow(r, a, b) && modelCall(r)),
+        (r) => r.feature,
+      );
+    const now = naive(from, to);
+    const before = naive(from - (to - from), from);
+    expect(features).toHaveLength(now.size);
+    for (const f of features) {
+      const rs = now.get(f.feature)!;
+      const requests = requestIds(rs).size;
+      expect(f.requests).toBe(requests);
+      expect(nano(f.cost)).toBe(sum(rs));
+      expect(nano(f.cost_per_request)).toBe(roundHalfUp(sum(rs), BigInt(requests)));
+      const prev = before.get(f.feature);
+      expect(f.previous === null).toBe(prev === undefined);
+      if (prev) expect(nano(f.previous.cost)).toBe(sum(prev));
+    }
+  });
+
+  it("cost per agent run: runs, percentiles of run cost, max run, LLM and tool calls per run", async () => {
+    const { agent_types } = await api(`/api/rollups/agent-runs?${range}`);
+    const runs = groupBy(
+      all.filter((r) => inWindow(r) && r.agent_run_id !== null),
+      (r) => r.agent_run_id,
+    );
+    const costs = sortBigints([...runs.values()].map(sum));
+    expect(agent_types).toHaveLength(1);
+    const a = agent_types[0];
+    expect(a).toMatchObject({ agent_type: "support-agent", runs: runs.size, killed_runs: 0 });
+    expect(nano(a.median)).toBe(nearestRank(costs, 50));
+    expect(nano(a.p99)).toBe(nearestRank(costs, 99));
+    expect(nano(a.max)).toBe(costs.at(-1));
+    expect(sum(runs.get(a.max_run_id)!)).toBe(costs.at(-1));
+    const llm = [...runs.values()].reduce((n, rs) => n + rs.filter((r) => r.kind === "llm").length, 0);
+    expect(a.llm_calls_per_run).toBeCloseTo(llm / runs.size, 9);
+  });
+
+  it("cost per customer: spend, share, requests, users; shares add up to 1", async () => {
+    const { customers } = await api(`/api/rollups/customers?${range}`);
+    const byCustomer = groupBy(
+      all.filter((r) => inWindow(r) && modelCall(r)),
+      (r) => r.customer_id,
+    );
+    const total = sum([...byCustomer.values()].flat());
+    expect(customers).toHaveLength(byCustomer.size);
+    for (const c of customers) {
+      const rs = byCustomer.get(c.customer_id)!;
+      expect(nano(c.cost)).toBe(sum(rs));
+      expect(c.requests).toBe(requestIds(rs).size);
+      expect(c.users).toBe(new Set(rs.map((r) => r.user_id).filter((u) => u !== null)).size);
+      expect(c.share).toBeCloseTo(Number(sum(rs)) / Number(total), 5);
+    }
+    expect(customers.reduce((a: number, c: Json) => a + c.share, 0)).toBeCloseTo(1, 4);
+  });
+
+  it("cost per successful outcome by feature, model and prompt_version", async () => {
+    for (const by of ["feature", "model", "prompt_version"] as const) {
+      const { rows } = await api(`/api/rollups/outcomes?${range}&by=${by}`);
+      const groups = groupBy(
+        all.filter((r) => inWindow(r) && modelCall(r)),
+        (r) => r[by],
+      );
+      expect(rows).toHaveLength(groups.size);
+      for (const row of rows) {
+        const rs = groups.get(row[by])!;
+        const ok = requestIds(rs.filter((r) => r.status === "ok")).size;
+        expect(row.ok_requests, `${by}=${row[by]}`).toBe(ok);
+        expect(nano(row.cost_per_success)).toBe(roundHalfUp(sum(rs), BigInt(ok)));
+      }
+    }
+  });
+
+  it("defaults and filters: data_mode=all and deployment=all widen, a customer filter narrows", async () => {
+    const [def, everything, one] = await Promise.all([
+      api(`/api/rollups/features?${range}`),
+      api(`/api/rollups/features?${range}&deployment=all&data_mode=all`),
+      api(`/api/rollups/features?${range}&customer_id=cust-001`),
+    ]);
+    const total = (x: Json) => x.features.reduce((a: bigint, f: Json) => a + nano(f.cost), 0n);
+    const naiveAll = sum(all.filter((r) => r.ts_start >= from && r.ts_start < to && modelCall(r)));
+    expect(total(everything)).toBe(naiveAll);
+    expect(total(def) < total(everything)).toBe(true);
+    expect(total(one)).toBe(
+      sum(all.filter((r) => inWindow(r) && modelCall(r) && r.customer_id === "cust-001")),
+    );
+  });
+
+  it("bad parameters are typed 400s naming the parameter", async () => {
+    for (const [path, param] of [
+      [`/api/rollups/user-day?top=0`, "top"],
+      [`/api/rollups/outcomes?by=user_id`, "by"],
+      [`/api/rollups/features?from=yesterday`, "from"],
+      [`/api/rollups/features?from=${iso(to)}&to=${iso(from)}`, "to"],
+      [`/api/variance?vs_from=bad`, "vs_from"],
+    ]) {
+      const res = await getJson(rt.app, rt.rootToken, path!);
+      expect(res.status, path).toBe(400);
+      expect(res.json.error.param).toBe(param);
+    }
+  });
+});
+
+describe("variance and forecast", () => {
+  it("the split of the change adds up exactly, per driver and in total, and matches naive totals", async () => {
+    const mid = to - 7 * DAY;
+    const v = await api(
+      `/api/variance?from=${iso(mid)}&to=${iso(to)}&vs_from=${iso(from)}&vs_to=${iso(mid)}`,
+    );
+    const after = sum(all.filter((r) => inWindow(r, mid, to) && modelCall(r)));
+    const before = sum(all.filter((r) => inWindow(r, from, mid) && modelCall(r)));
+    expect(nano(v.total.after.cost)).toBe(after);
+    expect(nano(v.total.before.cost)).toBe(before);
+    expect(nano(v.total.change)).toBe(after - before);
+    expect(nano(v.total.volume) + nano(v.total.mix) + nano(v.total.rate)).toBe(after - before);
+    for (const by of ["feature", "customer_id", "prompt_version", "model"])
+      for (const s of v.drivers[by]) expect(nano(s.volume) + nano(s.mix) + nano(s.rate)).toBe(nano(s.change));
+    expect(v.narrative[0]).toMatch(/^Spend (rose|fell) [+-]\$[\d,.]+ \([+-][\d.]+%\)/);
+    expect(v.waste.current.retry_share).toBeGreaterThanOrEqual(0);
+  });
+
+  it("the summarize-v2 deploy is found: first seen, and its feature's cost per request jumped", async () => {
+    const v = await api(
+      `/api/variance?from=${iso(to - 20 * DAY)}&to=${iso(to)}&vs_from=${iso(to - 30 * DAY)}`,
+    );
+    const d = v.prompt_deploys.find((x: Json) => x.prompt_version === "summarize-v2");
+    expect(d, JSON.stringify(v.prompt_deploys)).toBeDefined();
+    expect(d.feature).toBe("summarize");
+    expect(d.change).toBeGreaterThan(1); // 2.6× the tokens: well over +100%
+    expect(v.narrative.join("\n")).toMatch(/prompt_version summarize-v2 \(feature summarize\)/);
+  });
+
+  it("forecast: month to date and the trailing run rate, naively", async () => {
+    const f = await api(`/api/forecast`);
+    const monthStart = Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth(), 1);
+    const today = to;
+    const mtd = sum(all.filter((r) => inWindow(r, monthStart, Date.now() + 1) && modelCall(r)));
+    expect(nano(f.workspace.to_date)).toBe(mtd);
+    const week = sum(all.filter((r) => inWindow(r, today - 7 * DAY, today) && modelCall(r)));
+    expect(nano(f.workspace.run_rate_per_day)).toBe(roundHalfUp(week, 7n));
+    expect(nano(f.workspace.projected)).toBe(mtd + roundHalfUp(week, 7n) * BigInt(f.workspace.days_left));
+    expect(nano(f.workspace.low) <= nano(f.workspace.projected)).toBe(true);
+    expect(nano(f.workspace.high) >= nano(f.workspace.projected)).toBe(true);
+    expect(f.customer_id.length).toBeGreaterThan(0);
+  });
+});

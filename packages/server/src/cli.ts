@@ -5,6 +5,7 @@ import { registerIngest } from "./cli/ingest.js";
 import { registerKeys } from "./cli/keys.js";
 import { registerLimits } from "./cli/limits.js";
 import { registerPrices } from "./cli/prices.js";
+import { registerRollups } from "./cli/rollups.js";
 import { registerServe } from "./cli/serve.js";
 import { registerSpend } from "./cli/spend.js";
 import { DataDirLockedError } from "./store/duckdb/open.js";
@@ -30,6 +31,7 @@ registerKeys(program);
 registerPrices(program);
 registerSpend(program);
 registerLimits(program);
+registerRollups(program);
 
 program.parseAsync().catch((e: unknown) => {
   if (e instanceof CliError || e instanceof DataDirLockedError) {

@@ -226,7 +226,11 @@ describe("variance and forecast", () => {
     expect(nano(f.workspace.to_date)).toBe(mtd);
     const week = sum(all.filter((r) => inWindow(r, today - 7 * DAY, today) && modelCall(r)));
     expect(nano(f.workspace.run_rate_per_day)).toBe(roundHalfUp(week, 7n));
-    expect(nano(f.workspace.projected)).toBe(mtd + roundHalfUp(week, 7n) * BigInt(f.workspace.days_left));
+    const complete = sum(all.filter((r) => inWindow(r, monthStart, today) && modelCall(r)));
+    expect(nano(f.workspace.complete_days_to_date)).toBe(complete);
+    expect(nano(f.workspace.projected)).toBe(
+      complete + roundHalfUp(week, 7n) * BigInt(f.workspace.days_left),
+    );
     expect(nano(f.workspace.low) <= nano(f.workspace.projected)).toBe(true);
     expect(nano(f.workspace.high) >= nano(f.workspace.projected)).toBe(true);
     expect(f.customer_id.length).toBeGreaterThan(0);

@@ -8,11 +8,11 @@ export interface DaySpend {
 }
 
 export interface Projection {
-  /** Spend so far in the period (complete days plus today so far). */
+  /** Spend of the period's complete days so far (the days still to come, today included, are projected). */
   to_date_nanousd: bigint;
   /** Mean daily spend over the trailing window. */
   run_rate_nanousd: bigint;
-  /** to_date + run_rate × days left (today counted as left: its spend so far is already in to_date). */
+  /** to_date + run_rate × days left (today included). */
   projected_nanousd: bigint;
   /** A 90% interval: ± 1.645 · σ_daily · √(days left), the days taken as independent; never below to_date. */
   low_nanousd: bigint;
@@ -28,6 +28,7 @@ export const FORECAST_METHOD =
  * Projects a period's end total from its recent daily run rate. `trailing` are the last complete days
  * (oldest first; up to 7 are used), `toDate` what the period has spent so far, `daysLeft` the days of the
  * period not yet complete (including today).
+ * `toDate` is the spend of the complete days: today's partial spend would otherwise count twice.
  */
 export function project(trailing: readonly DaySpend[], toDate: bigint, daysLeft: number): Projection {
   const window = trailing.slice(-7);

@@ -23,6 +23,7 @@ export async function forecastMonth(
     store.spend(trailing, "day"),
     store.spend({ ...filter, from: thisMonth, to: now }, "day"),
   ]);
+  const todayKey = new Date(today).toISOString().slice(0, 10);
   // Days without spend count as zero, from the first day with any (a new workspace is not 7 days old).
   const byDay = new Map(daily.map((r) => [r.key, r.cost_nanousd]));
   const days: { day: string; cost_nanousd: bigint }[] = [];
@@ -34,26 +35,29 @@ export async function forecastMonth(
     if (seen) days.push({ day, cost_nanousd: cost ?? 0n });
   }
   const spent = toDate.reduce((a, r) => a + r.cost_nanousd, 0n);
-  const p = project(days, spent, daysLeft);
+  // Today is projected at the run rate like the days after it, so its spend so far is not counted twice.
+  const completeDays = toDate.reduce((a, r) => (r.key === todayKey ? a : a + r.cost_nanousd), 0n);
+  const p = project(days, completeDays, daysLeft);
   const segments = await Promise.all(
     FORECAST_DIMENSIONS.map(async (by) => {
-      const [recent, mtd] = await Promise.all([
+      const [recent, mtd, complete] = await Promise.all([
         store.segments({ ...trailing, from: today - days.length * DAY_MS }, by),
         store.segments({ ...filter, from: thisMonth, to: now }, by),
+        store.segments({ ...filter, from: thisMonth, to: today }, by),
       ]);
       const rate = new Map(
         recent.map((r) => [r.key, days.length ? roundHalfUp(r.cost_nanousd, BigInt(days.length)) : 0n]),
       );
       const keys = new Set([...mtd.map((r) => r.key), ...rate.keys()]);
       const mtdBy = new Map(mtd.map((r) => [r.key, r.cost_nanousd]));
+      const completeBy = new Map(complete.map((r) => [r.key, r.cost_nanousd]));
       const rows = [...keys].map((key) => {
         const r = rate.get(key) ?? 0n;
-        const spentKey = mtdBy.get(key) ?? 0n;
         return {
           key,
-          to_date: money(spentKey),
+          to_date: money(mtdBy.get(key) ?? 0n),
           run_rate_per_day: money(r),
-          projected: money(spentKey + r * BigInt(daysLeft)),
+          projected: money((completeBy.get(key) ?? 0n) + r * BigInt(daysLeft)),
         };
       });
       rows.sort((a, b) => (BigInt(b.projected.nanousd) > BigInt(a.projected.nanousd) ? 1 : -1));
@@ -64,7 +68,8 @@ export async function forecastMonth(
     month: new Date(thisMonth).toISOString().slice(0, 7),
     method: FORECAST_METHOD,
     workspace: {
-      to_date: money(p.to_date_nanousd),
+      to_date: money(spent),
+      complete_days_to_date: money(p.to_date_nanousd),
       run_rate_per_day: money(p.run_rate_nanousd),
       projected: money(p.projected_nanousd),
       low: money(p.low_nanousd),

@@ -1,0 +1,227 @@
+import { formatUsd } from "@tollgate/core";
+import type { Command } from "commander";
+import { connect } from "./client.js";
+import { CliError, expectOk, type GlobalOpts, printJson, runtimeOptions } from "./common.js";
+import { formatInt, groupThousands, renderTable } from "./table.js";
+
+// biome-ignore lint/suspicious/noExplicitAny: API answers are rendered loosely
+type Json = any;
+
+const ROLLUPS = ["user-day", "features", "agent-runs", "customers", "outcomes"] as const;
+
+interface WindowOpts {
+  from?: string;
+  to?: string;
+  workspace: string;
+  customer?: string;
+  feature?: string;
+  dataMode?: string;
+  deployment?: string;
+  json?: boolean;
+}
+
+/** Exact: rounded from the nano-USD integer, never through a float. */
+const usd = (m: { nanousd: string } | null, digits = 2) =>
+  m === null ? "-" : `$${groupThousands(formatUsd(BigInt(m.nanousd), digits))}`;
+const pct = (x: number | null) => (x === null ? "-" : `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)}%`);
+const share = (x: number) => `${(x * 100).toFixed(1)}%`;
+const key = (k: string | null) => k ?? "(none)";
+
+function windowOptions(cmd: Command, defaults: { from?: string } = {}): Command {
+  return cmd
+    .option("--from <time>", "start: ISO date/time or a span back from now (7d, 24h)", defaults.from)
+    .option("--to <time>", "end (exclusive)")
+    .option("-w, --workspace <id>", "workspace", "default")
+    .option("--customer <id>", "only this customer_id")
+    .option("--feature <name>", "only this feature")
+    .option("--data-mode <mode>", "real (default) | demo | test | all")
+    .option("--deployment <name>", "prod (default; records without one count as prod) | staging | … | all")
+    .option("--json", "print the answer as JSON");
+}
+
+function query(o: WindowOpts, extra: Record<string, string | undefined> = {}): URLSearchParams {
+  const q = new URLSearchParams({ workspace: o.workspace });
+  const set = (k: string, v: string | undefined) => v !== undefined && q.set(k, v);
+  set("from", o.from);
+  set("to", o.to);
+  set("customer_id", o.customer);
+  set("feature", o.feature);
+  set("data_mode", o.dataMode);
+  set("deployment", o.deployment);
+  for (const [k, v] of Object.entries(extra)) set(k, v);
+  return q;
+}
+
+async function get(cmd: Command, path: string, what: string): Promise<Json> {
+  const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
+  try {
+    return expectOk(await client.request("GET", path), what);
+  } finally {
+    await client.close();
+  }
+}
+
+const TABLES: Record<(typeof ROLLUPS)[number], (res: Json) => string> = {
+  "user-day": (res) =>
+    renderTable(
+      ["day", "cost", "users", "requests", "median", "p90", "p99", "max", "top user"],
+      res.days.map((d: Json) => [
+        d.day,
+        usd(d.cost),
+        formatInt(d.users),
+        formatInt(d.requests),
+        usd(d.median, 4),
+        usd(d.p90, 4),
+        usd(d.p99, 4),
+        usd(d.max, 4),
+        d.top_users[0] ? `${d.top_users[0].user_id} ${usd(d.top_users[0].cost)}` : "-",
+      ]),
+    ),
+  features: (res) =>
+    renderTable(
+      ["feature", "requests", "cost", "cost/request", "before", "change", "cost change"],
+      res.features.map((f: Json) => [
+        key(f.feature),
+        formatInt(f.requests),
+        usd(f.cost),
+        usd(f.cost_per_request, 6),
+        usd(f.previous?.cost_per_request ?? null, 6),
+        pct(f.cost_per_request_change),
+        pct(f.cost_change),
+      ]),
+    ),
+  "agent-runs": (res) =>
+    renderTable(
+      ["agent_type", "runs", "cost", "median", "p99", "max", "killed", "llm/run", "tools/run"],
+      res.agent_types.map((a: Json) => [
+        key(a.agent_type),
+        formatInt(a.runs),
+        usd(a.cost),
+        usd(a.median, 4),
+        usd(a.p99, 4),
+        usd(a.max, 4),
+        formatInt(a.killed_runs),
+        a.llm_calls_per_run.toFixed(1),
+        a.tool_calls_per_run.toFixed(1),
+      ]),
+    ),
+  customers: (res) =>
+    renderTable(
+      [
+        "customer",
+        "cost",
+        "share",
+        "requests",
+        "users",
+        "cost/request",
+        "month to date",
+        "last month to date",
+        "change",
+      ],
+      res.customers.map((c: Json) => [
+        key(c.customer_id),
+        usd(c.cost),
+        share(c.share),
+        formatInt(c.requests),
+        formatInt(c.users),
+        usd(c.cost_per_request, 6),
+        usd(c.month_to_date),
+        usd(c.last_month_to_date),
+        pct(c.month_to_date_change),
+      ]),
+    ),
+  outcomes: (res) =>
+    renderTable(
+      [res.by, "requests", "succeeded", "success", "cost", "cost/success"],
+      res.rows.map((r: Json) => [
+        key(r[res.by]),
+        formatInt(r.requests),
+        formatInt(r.ok_requests),
+        share(r.success_rate),
+        usd(r.cost),
+        usd(r.cost_per_success, 6),
+      ]),
+    ),
+};
+
+export function registerRollups(program: Command): void {
+  windowOptions(
+    program
+      .command("rollup")
+      .argument("<name>", ROLLUPS.join(" | "))
+      .description(
+        "cost per user per day, per feature request, per agent run, per customer, per successful outcome",
+      )
+      .option("--by <dimension>", "outcomes: feature | model | prompt_version", "feature")
+      .option("--top <n>", "user-day: top users per day", "5"),
+    { from: "30d" },
+  ).action(async (name: string, o: WindowOpts & { by: string; top: string }, cmd: Command) => {
+    if (!(ROLLUPS as readonly string[]).includes(name))
+      throw new CliError(`rollup must be one of ${ROLLUPS.join(", ")}`, 2);
+    const extra = name === "outcomes" ? { by: o.by } : name === "user-day" ? { top: o.top } : {};
+    const res = await get(cmd, `/api/rollups/${name}?${query(o, extra)}`, `rollup ${name}`);
+    if (o.json) return printJson(res);
+    console.log(`${res.window.from} – ${res.window.to}`);
+    console.log(TABLES[name as (typeof ROLLUPS)[number]](res));
+  });
+
+  windowOptions(
+    program
+      .command("explain")
+      .description(
+        "why spend changed: volume / mix / cost-per-request split, drivers, prompt deploys, concentration",
+      )
+      .option("--vs-from <time>", "start of the period compared with (default: the period right before)")
+      .option("--vs-to <time>", "end of the period compared with"),
+  ).action(async (o: WindowOpts & { vsFrom?: string; vsTo?: string }, cmd: Command) => {
+    const res = await get(cmd, `/api/variance?${query(o, { vs_from: o.vsFrom, vs_to: o.vsTo })}`, "explain");
+    if (o.json) return printJson(res);
+    console.log(`${res.current.from} – ${res.current.to}  vs  ${res.previous.from} – ${res.previous.to}\n`);
+    for (const line of res.narrative) console.log(line);
+    for (const by of res.dimensions) {
+      const rows = res.drivers[by].slice(0, 5);
+      if (!rows.length) continue;
+      console.log(`\n${by}`);
+      console.log(
+        renderTable(
+          [by, "before", "after", "change", "volume", "mix", "cost/request"],
+          rows.map((s: Json) => [
+            key(s.key),
+            usd(s.before.cost),
+            usd(s.after.cost),
+            usd(s.change),
+            usd(s.volume),
+            usd(s.mix),
+            usd(s.rate),
+          ]),
+        ),
+      );
+    }
+  });
+
+  windowOptions(
+    program.command("forecast").description("month-end projection from the recent daily run rate"),
+  ).action(async (o: WindowOpts, cmd: Command) => {
+    const res = await get(cmd, `/api/forecast?${query(o)}`, "forecast");
+    if (o.json) return printJson(res);
+    const w = res.workspace;
+    console.log(
+      `${res.month}: ${usd(w.to_date)} so far, ${usd(w.run_rate_per_day)}/day over the last ${w.window_days} days`,
+    );
+    console.log(
+      `projected ${usd(w.projected)} (90%: ${usd(w.low)} – ${usd(w.high)}), ${w.days_left} days left`,
+    );
+    console.log(`method: ${res.method}\n`);
+    for (const by of ["customer_id", "feature"]) {
+      console.log(
+        renderTable(
+          [by, "to date", "per day", "projected"],
+          res[by]
+            .slice(0, 10)
+            .map((r: Json) => [key(r.key), usd(r.to_date), usd(r.run_rate_per_day), usd(r.projected)]),
+        ),
+      );
+      console.log();
+    }
+  });
+}

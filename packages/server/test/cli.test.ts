@@ -115,6 +115,28 @@ describe("tollgate CLI", () => {
     expect(perCall("summarize-v2")).toBeGreaterThan(2 * perCall("summarize-v1"));
   });
 
+  it("rollup, explain and forecast print tables and JSON over the demo data", () => {
+    expect(tollgate("demo", "--days", "14", "--calls-per-day", "200").code).toBe(0);
+    const demo = ["--data-mode", "demo", "--from", "15d"];
+    const features = tollgate("rollup", "features", ...demo);
+    expect(features.code, features.err).toBe(0);
+    expect(features.out).toMatch(/^feature\s+requests\s+cost\s+cost\/request/m);
+    expect(features.out).toContain("summarize");
+    const runs = JSON.parse(tollgate("rollup", "agent-runs", ...demo, "--json").out);
+    expect(runs.agent_types[0]).toMatchObject({ agent_type: "support-agent" });
+    expect(tollgate("rollup", "nonsense").code).toBe(2);
+    const explain = tollgate("explain", "--data-mode", "demo", "--from", "7d");
+    expect(explain.code, explain.err).toBe(0);
+    expect(explain.out).toMatch(/^Spend (rose|fell) /m);
+    expect(explain.out).toMatch(/volume .* mix .* cost per request/);
+    const forecast = JSON.parse(tollgate("forecast", "--data-mode", "demo", "--json").out);
+    expect(forecast.workspace.days_left).toBeGreaterThan(0);
+    expect(
+      BigInt(forecast.workspace.projected.nanousd) >=
+        BigInt(forecast.workspace.complete_days_to_date.nanousd),
+    ).toBe(true);
+  });
+
   it("ingest reports accepted/duplicate/rejected per line and exits 1 on rejects", () => {
     const file = join(dir, "calls.jsonl");
     const good = (i: number) =>

@@ -45,6 +45,7 @@ const inWindow = (r: CallRecord, a = from, b = to) =>
   (r.deployment === "prod" || r.deployment === null);
 const modelCall = (r: CallRecord) => r.kind === "llm" || r.kind === "embedding";
 const sum = (rs: CallRecord[]) => rs.reduce((a, r) => a + r.cost_nanousd, 0n);
+/** Requests, naively: distinct request ids (a record without one is its own request). */
 const requestIds = (rs: CallRecord[]) => new Set(rs.map((r) => r.request_id ?? r.event_id));
 function groupBy<K>(rs: CallRecord[], key: (r: CallRecord) => K): Map<K, CallRecord[]> {
   const m = new Map<K, CallRecord[]>();

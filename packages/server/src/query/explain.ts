@@ -1,6 +1,6 @@
 import { formatUsd, splitVariance, type VarianceSplit } from "@tollgate/core";
 import type { AnalyticsStore, EventFilter, SegmentDimension, SegmentRow } from "../store/types.js";
-import { change, DAY_MS, money, perRequest, tenantConcentration } from "./rollups.js";
+import { change, DAY_MS, money, perRequest, segmentsOf, tenantConcentration } from "./rollups.js";
 
 export const DRIVER_DIMENSIONS = [
   "feature",
@@ -32,12 +32,17 @@ const DEPLOY_THRESHOLD = 0.1;
  * retries and errors. Every amount is integer nano-USD; the parts of each split add up to its change.
  */
 export async function explainChange(store: AnalyticsStore, current: Window, previous: Window) {
-  const splits = await Promise.all(
-    DRIVER_DIMENSIONS.map(async (by) => {
-      const [before, after] = await Promise.all([store.segments(previous, by), store.segments(current, by)]);
-      return { by, before, after, split: splitVariance(cells(before), cells(after)) };
-    }),
-  );
+  // One scan per window for all four dimensions.
+  const [before, after] = await Promise.all([
+    store.segments(previous, DRIVER_DIMENSIONS, false),
+    store.segments(current, DRIVER_DIMENSIONS, false),
+  ]);
+  const splits = DRIVER_DIMENSIONS.map((by) => ({
+    by,
+    before: before[by],
+    after: after[by],
+    split: splitVariance(cells(before[by]), cells(after[by])),
+  }));
   const byFeature = splits[0]!;
   const byCustomer = splits[1]!;
   const total = byFeature.split;
@@ -109,19 +114,21 @@ function segmentJson(s: VarianceSplit["segments"][number]) {
  * per request in the DEPLOY_SPAN before the first sighting vs after it.
  */
 async function promptDeploys(store: AnalyticsStore, w: Window): Promise<PromptDeploy[]> {
-  const versions = await store.segments({ ...w, from: undefined }, "prompt_version");
+  const versions = await segmentsOf(store, { ...w, from: undefined }, "prompt_version");
   const fresh = versions.filter((v) => v.key !== null && v.first_seen >= w.from && v.first_seen < w.to);
   const out = await Promise.all(
     fresh.map(async (v): Promise<PromptDeploy> => {
-      const [feature] = await store.segments(
+      const [feature] = await segmentsOf(
+        store,
         { ...w, from: undefined, where: { ...w.where, prompt_version: v.key! } },
         "feature",
       );
       const f = feature?.key ?? null;
       const scope = { ...w, where: { ...w.where, ...(f === null ? {} : { feature: f }) } };
       const [before, after] = await Promise.all([
-        store.segments({ ...scope, from: v.first_seen - DEPLOY_SPAN_MS, to: v.first_seen }, "feature"),
-        store.segments(
+        segmentsOf(store, { ...scope, from: v.first_seen - DEPLOY_SPAN_MS, to: v.first_seen }, "feature"),
+        segmentsOf(
+          store,
           { ...scope, from: v.first_seen, to: Math.min(w.to, v.first_seen + DEPLOY_SPAN_MS) },
           "feature",
         ),

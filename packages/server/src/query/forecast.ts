@@ -1,6 +1,6 @@
 import { FORECAST_METHOD, project, roundHalfUp } from "@tollgate/core";
 import type { AnalyticsStore, EventFilter, EventStore, SegmentDimension } from "../store/types.js";
-import { DAY_MS, money, monthWindows } from "./rollups.js";
+import { DAY_MS, money, monthWindows, segmentsOf } from "./rollups.js";
 
 export const FORECAST_DIMENSIONS = ["customer_id", "feature"] as const satisfies readonly SegmentDimension[];
 
@@ -41,9 +41,9 @@ export async function forecastMonth(
   const segments = await Promise.all(
     FORECAST_DIMENSIONS.map(async (by) => {
       const [recent, mtd, complete] = await Promise.all([
-        store.segments({ ...trailing, from: today - days.length * DAY_MS }, by),
-        store.segments({ ...filter, from: thisMonth, to: now }, by),
-        store.segments({ ...filter, from: thisMonth, to: today }, by),
+        segmentsOf(store, { ...trailing, from: today - days.length * DAY_MS }, by),
+        segmentsOf(store, { ...filter, from: thisMonth, to: now }, by),
+        segmentsOf(store, { ...filter, from: thisMonth, to: today }, by),
       ]);
       const rate = new Map(
         recent.map((r) => [r.key, days.length ? roundHalfUp(r.cost_nanousd, BigInt(days.length)) : 0n]),

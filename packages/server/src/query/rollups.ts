@@ -13,6 +13,16 @@ export function perRequest(cost: bigint, requests: number): bigint | null {
 
 const moneyOrNull = (nano: bigint | null) => (nano === null ? null : money(nano));
 
+/** One dimension's segments (distinct users only when asked). */
+export async function segmentsOf(
+  store: AnalyticsStore,
+  filter: EventFilter,
+  by: SegmentDimension,
+  users = false,
+): Promise<SegmentRow[]> {
+  return (await store.segments(filter, [by], users))[by];
+}
+
 /** The window of the same length right before `filter`'s. */
 export function previousWindow(
   filter: Required<Pick<EventFilter, "from" | "to">> & EventFilter,
@@ -48,8 +58,8 @@ export async function featureRollup(
   filter: EventFilter & { from: number; to: number },
 ) {
   const [now, before] = await Promise.all([
-    store.segments(filter, "feature"),
-    store.segments(previousWindow(filter), "feature"),
+    segmentsOf(store, filter, "feature"),
+    segmentsOf(store, previousWindow(filter), "feature"),
   ]);
   const prev = new Map(before.map((s) => [s.key, s]));
   return now.map((s) => {
@@ -106,10 +116,10 @@ export function monthWindows(now: number): {
 export async function customerRollup(store: AnalyticsStore, filter: EventFilter, now: number) {
   const m = monthWindows(now);
   const [rows, mtd, lastToDate, lastMonth] = await Promise.all([
-    store.segments(filter, "customer_id"),
-    store.segments({ ...filter, from: m.thisMonth, to: now }, "customer_id"),
-    store.segments({ ...filter, from: m.lastMonth, to: m.lastMonthSamePoint }, "customer_id"),
-    store.segments({ ...filter, from: m.lastMonth, to: m.thisMonth }, "customer_id"),
+    segmentsOf(store, filter, "customer_id", true),
+    segmentsOf(store, { ...filter, from: m.thisMonth, to: now }, "customer_id"),
+    segmentsOf(store, { ...filter, from: m.lastMonth, to: m.lastMonthSamePoint }, "customer_id"),
+    segmentsOf(store, { ...filter, from: m.lastMonth, to: m.thisMonth }, "customer_id"),
   ]);
   const total = rows.reduce((a, r) => a + r.cost_nanousd, 0n);
   const byKey = (xs: SegmentRow[]) => new Map(xs.map((x) => [x.key, x.cost_nanousd]));
@@ -144,7 +154,7 @@ export async function outcomeRollup(
   filter: EventFilter,
   by: (typeof OUTCOME_DIMENSIONS)[number],
 ) {
-  const rows = await store.segments(filter, by);
+  const rows = await segmentsOf(store, filter, by);
   return rows.map((r) => ({
     [by]: r.key,
     requests: r.requests,

@@ -205,8 +205,8 @@ export const SEGMENT_DIMENSIONS = [
 export type SegmentDimension = (typeof SEGMENT_DIMENSIONS)[number];
 
 /**
- * What an analytics query counts: model calls (llm, embedding) of `filter`. A request is a distinct
- * request_id (its retries are one request), else one record.
+ * What an analytics query counts: model calls (llm, embedding) of `filter`. A request is counted by its
+ * first attempt (retries, attempt > 1, share its request_id and are not more requests).
  */
 export interface SegmentRow {
   key: string | null;
@@ -251,7 +251,12 @@ export interface AgentRunRollupRow {
 }
 
 export interface AnalyticsStore {
-  segments(filter: EventFilter, by: SegmentDimension): Promise<SegmentRow[]>;
+  /** Segment sums per dimension of `dims`, in one pass; `users` counts distinct users (costly). */
+  segments(
+    filter: EventFilter,
+    dims: readonly SegmentDimension[],
+    users: boolean,
+  ): Promise<Record<SegmentDimension, SegmentRow[]>>;
   userDays(filter: EventFilter, top: number): Promise<UserDayRow[]>;
   agentRuns(filter: EventFilter): Promise<AgentRunRollupRow[]>;
 }

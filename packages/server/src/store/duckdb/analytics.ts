@@ -11,40 +11,68 @@ import { whereClause } from "./sql.js";
 
 /** Analytics count model calls; tool, agent and other records are structure, not spend. */
 const MODEL_CALL = "kind IN ('llm', 'embedding')";
-/** One request = one request_id (its retries share it), else one record. */
-const REQUEST = "coalesce(request_id, event_id)";
+/**
+ * A request is counted by its first attempt: retries (attempt > 1) share its request_id and are not
+ * more requests. Far cheaper than counting distinct request ids, and the same for every writer, which
+ * numbers attempts from 1. A request succeeded when one of its attempts has status ok (the last one).
+ */
+const REQUESTS = "count(*) FILTER (WHERE attempt = 1)";
+const OK_REQUESTS = "count(*) FILTER (WHERE status = 'ok')";
 const DAY = "strftime(date_trunc('day', ts_start), '%Y-%m-%d')";
 const SEGMENTABLE: ReadonlySet<string> = new Set(SEGMENT_DIMENSIONS);
 
 const big = (v: unknown): bigint => (v === null || v === undefined ? 0n : BigInt(v as bigint));
 
-export async function segments(
+/**
+ * Segment sums for several dimensions in one scan (GROUPING SETS): a variance query needs four of them
+ * per window. Distinct users are counted only when asked (they cost more than the rest together).
+ */
+export async function segmentSets(
   conn: DuckDBConnection,
   filter: EventFilter,
-  by: SegmentDimension,
-): Promise<SegmentRow[]> {
-  if (!SEGMENTABLE.has(by)) throw new Error(`not a segment dimension: ${by}`);
+  dims: readonly SegmentDimension[],
+  withUsers: boolean,
+): Promise<Record<SegmentDimension, SegmentRow[]>> {
+  for (const d of dims) if (!SEGMENTABLE.has(d)) throw new Error(`not a segment dimension: ${d}`);
   const { sql, params } = whereClause(filter);
   const res = await conn.runAndReadAll(
-    `SELECT ${by} AS k, count(DISTINCT ${REQUEST}) AS requests,
-            count(DISTINCT ${REQUEST}) FILTER (WHERE status = 'ok') AS ok_requests,
-            sum(cost_nanousd)::HUGEINT AS cost_sum,
+    `SELECT ${dims.map((d) => `grouping(${d})`).join(", ")}, ${dims.join(", ")},
+            ${REQUESTS} AS requests, ${OK_REQUESTS} AS ok_requests, sum(cost_nanousd)::HUGEINT AS cost_sum,
             sum(cost_nanousd) FILTER (WHERE attempt > 1)::HUGEINT AS retry_sum,
             sum(cost_nanousd) FILTER (WHERE status <> 'ok')::HUGEINT AS error_sum,
-            count(DISTINCT user_id) AS users, epoch_ms(min(ts_start)) AS first_ms
-     FROM events WHERE ${sql} AND ${MODEL_CALL} GROUP BY k ORDER BY cost_sum DESC, k`,
+            ${withUsers ? "count(DISTINCT user_id)" : "0"} AS users, epoch_ms(min(ts_start)) AS first_ms
+     FROM events WHERE ${sql} AND ${MODEL_CALL}
+     GROUP BY GROUPING SETS (${dims.map((d) => `(${d})`).join(", ")})`,
     params,
   );
-  return res.getRowsJS().map((r) => ({
-    key: (r[0] as string | null) ?? null,
-    requests: Number(r[1]),
-    ok_requests: Number(r[2]),
-    cost_nanousd: big(r[3]),
-    retry_cost_nanousd: big(r[4]),
-    error_cost_nanousd: big(r[5]),
-    users: Number(r[6]),
-    first_seen: Number(r[7]),
-  }));
+  const out = Object.fromEntries(dims.map((d) => [d, [] as SegmentRow[]])) as Record<
+    SegmentDimension,
+    SegmentRow[]
+  >;
+  const n = dims.length;
+  for (const r of res.getRowsJS()) {
+    const i = dims.findIndex((_, k) => Number(r[k]) === 0); // the set this row is grouped by
+    out[dims[i]!].push({
+      key: (r[n + i] as string | null) ?? null,
+      requests: Number(r[2 * n]),
+      ok_requests: Number(r[2 * n + 1]),
+      cost_nanousd: big(r[2 * n + 2]),
+      retry_cost_nanousd: big(r[2 * n + 3]),
+      error_cost_nanousd: big(r[2 * n + 4]),
+      users: Number(r[2 * n + 5]),
+      first_seen: Number(r[2 * n + 6]),
+    });
+  }
+  // Most spend first; ties by key, so every run gives one order.
+  for (const d of dims)
+    out[d].sort((a, b) =>
+      a.cost_nanousd === b.cost_nanousd
+        ? (a.key ?? "").localeCompare(b.key ?? "")
+        : a.cost_nanousd > b.cost_nanousd
+          ? -1
+          : 1,
+    );
+  return out;
 }
 
 /**
@@ -63,7 +91,7 @@ export async function userDays(
     `SELECT day, sum(c)::HUGEINT AS cost_sum, count(*) ${user} AS users, sum(n)::BIGINT AS requests,
             quantile_disc(c, 0.5) ${user}, quantile_disc(c, 0.9) ${user}, quantile_disc(c, 0.99) ${user},
             max(c) ${user}, max_by({'user_id': user_id, 'c': c}, c, ${n}) ${user}
-     FROM (SELECT ${DAY} AS day, user_id, sum(cost_nanousd)::HUGEINT AS c, count(DISTINCT ${REQUEST}) AS n
+     FROM (SELECT ${DAY} AS day, user_id, sum(cost_nanousd)::HUGEINT AS c, ${REQUESTS} AS n
            FROM events WHERE ${sql} AND ${MODEL_CALL} GROUP BY day, user_id)
      GROUP BY day ORDER BY day`,
     params,

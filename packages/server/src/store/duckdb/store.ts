@@ -24,7 +24,7 @@ import {
   type UnpricedRow,
   type UserDayRow,
 } from "../types.js";
-import { agentRuns, segments, userDays } from "./analytics.js";
+import { agentRuns, segmentSets, userDays } from "./analytics.js";
 import { appendIds, appendRecords, rowToRecord, SELECT_RECORD, STAGING_IDS_DDL } from "./columns.js";
 import { openDuckDb } from "./open.js";
 import { Lane } from "./serial.js";
@@ -142,8 +142,12 @@ export class DuckDbStore implements Store {
     }));
   }
 
-  segments(filter: EventFilter, by: SegmentDimension): Promise<SegmentRow[]> {
-    return this.reader.run((conn) => segments(conn, filter, by));
+  segments(
+    filter: EventFilter,
+    dims: readonly SegmentDimension[],
+    users: boolean,
+  ): Promise<Record<SegmentDimension, SegmentRow[]>> {
+    return this.reader.run((conn) => segmentSets(conn, filter, dims, users));
   }
 
   userDays(filter: EventFilter, top: number): Promise<UserDayRow[]> {

@@ -122,8 +122,12 @@ export class ThreadStore implements Store {
   unpriced(filter: EventFilter): Promise<UnpricedRow[]> {
     return this.#call("unpriced", filter);
   }
-  segments(filter: EventFilter, by: SegmentDimension): Promise<SegmentRow[]> {
-    return this.#call("segments", filter, by);
+  segments(
+    filter: EventFilter,
+    dims: readonly SegmentDimension[],
+    users: boolean,
+  ): Promise<Record<SegmentDimension, SegmentRow[]>> {
+    return this.#call("segments", filter, dims, users);
   }
   userDays(filter: EventFilter, top: number): Promise<UserDayRow[]> {
     return this.#call("userDays", filter, top);

@@ -1,12 +1,9 @@
 #!/usr/bin/env node
 // Sustained ingest throughput: POST /v1/events with batches of 1,000 into a real `tollgate serve`
 // (DuckDB, durable acks), plus the server's RSS. Usage: npm run bench:ingest [-- --events 300000 --concurrency 4]
-import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { uuidv7 } from "@tollgate/core";
+import { cpuSeconds, rssKb, startServe } from "./serve.mjs";
 
 const { values } = parseArgs({
   options: {
@@ -19,27 +16,7 @@ const total = Number(values.events);
 const batchSize = Number(values.batch);
 const concurrency = Number(values.concurrency);
 
-const dataDir = mkdtempSync(join(tmpdir(), "tollgate-bench-"));
-const cli = new URL("../packages/server/bin/tollgate.js", import.meta.url).pathname;
-const server = spawn(
-  process.execPath,
-  [
-    ...(process.env.BENCH_PROF ? ["--cpu-prof", "--cpu-prof-dir=/tmp/prof"] : []),
-    ...(process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(" ") : []),
-    cli,
-    "--data-dir",
-    dataDir,
-    "serve",
-    "--port",
-    "0",
-  ],
-  { stdio: ["ignore", "ignore", "inherit"] },
-);
-const info = await waitFor(
-  () =>
-    existsSync(join(dataDir, "server.json")) &&
-    JSON.parse(readFileSync(join(dataDir, "server.json"), "utf8")),
-);
+const server = await startServe();
 
 const FEATURES = ["chat", "search", "summarize", "agent"];
 const MODELS = [
@@ -96,9 +73,9 @@ await Promise.all(
   Array.from({ length: concurrency }, async () => {
     while (next < bodies.length) {
       const body = bodies[next++];
-      const res = await fetch(`${info.url}/v1/events`, {
+      const res = await fetch(`${server.url}/v1/events`, {
         method: "POST",
-        headers: { authorization: `Bearer ${info.token}`, "content-type": "application/json" },
+        headers: { authorization: `Bearer ${server.token}`, "content-type": "application/json" },
         body,
       });
       const json = await res.json();
@@ -111,9 +88,7 @@ const seconds = (performance.now() - started) / 1000;
 clearInterval(rssTimer);
 const rssNow = rssKb(server.pid);
 const cpuEnd = cpuSeconds(server.pid);
-server.kill("SIGTERM");
-await new Promise((r) => server.once("exit", r));
-rmSync(dataDir, { recursive: true, force: true });
+await server.stop();
 
 console.log(
   `ingest bench: ${total.toLocaleString()} events in batches of ${batchSize}, ${concurrency} concurrent requests, ${(bytes / 1e6).toFixed(0)} MB of JSON`,
@@ -129,30 +104,3 @@ console.log(
 console.log(
   `  server RSS         ${(rssNow / 1024).toFixed(0)} MB at end, ${(peakRss / 1024).toFixed(0)} MB peak`,
 );
-
-function cpuSeconds(pid) {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-    return (Number(f[11]) + Number(f[12])) / 100; // utime + stime in clock ticks
-  } catch {
-    return 0;
-  }
-}
-function rssKb(pid) {
-  try {
-    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]);
-  } catch {
-    return 0;
-  }
-}
-async function waitFor(fn, ms = 30_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      const v = fn();
-      if (v) return v;
-    } catch {}
-    if (Date.now() > end) throw new Error("server did not start");
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

@@ -3,16 +3,13 @@
 // real OpenTelemetry SDK and serialized by its OTLP protobuf serializer, as the exporter sends them), several
 // in flight, into a real `tollgate serve` (DuckDB, durable acks); then the same calls as JSON records through
 // POST /v1/events as a baseline. Usage: npm run bench:otlp [-- --spans 200000 --batch 500 --concurrency 4]
-import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { SpanKind } from "@opentelemetry/api";
 import { ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { InMemorySpanExporter, NodeTracerProvider, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-node";
 import { uuidv7 } from "@tollgate/core";
+import { cpuSeconds, rssKb, startServe } from "./serve.mjs";
 
 const { values } = parseArgs({
   options: {
@@ -117,26 +114,7 @@ function eventOf(span, i) {
 }
 
 async function run(path, contentType, bodies) {
-  const dataDir = mkdtempSync(join(tmpdir(), "tollgate-bench-"));
-  const cli = new URL("../packages/server/bin/tollgate.js", import.meta.url).pathname;
-  const server = spawn(
-    process.execPath,
-    [
-      ...(process.env.BENCH_PROF ? ["--cpu-prof", "--cpu-prof-dir=/tmp/prof"] : []),
-      cli,
-      "--data-dir",
-      dataDir,
-      "serve",
-      "--port",
-      "0",
-    ],
-    { stdio: ["ignore", "ignore", "inherit"] },
-  );
-  const info = await waitFor(
-    () =>
-      existsSync(join(dataDir, "server.json")) &&
-      JSON.parse(readFileSync(join(dataDir, "server.json"), "utf8")),
-  );
+  const server = await startServe();
   const cpuStart = cpuSeconds(server.pid);
   const started = performance.now();
   let next = 0;
@@ -145,9 +123,9 @@ async function run(path, contentType, bodies) {
     Array.from({ length: concurrency }, async () => {
       while (next < bodies.length) {
         const body = bodies[next++];
-        const res = await fetch(`${info.url}${path}`, {
+        const res = await fetch(`${server.url}${path}`, {
           method: "POST",
-          headers: { authorization: `Bearer ${info.token}`, "content-type": contentType },
+          headers: { authorization: `Bearer ${server.token}`, "content-type": contentType },
           body,
         });
         const reply = new Uint8Array(await res.arrayBuffer());
@@ -162,9 +140,7 @@ async function run(path, contentType, bodies) {
   const seconds = (performance.now() - started) / 1000;
   const cpu = cpuSeconds(server.pid) - cpuStart;
   const rss = rssKb(server.pid);
-  server.kill("SIGTERM");
-  await new Promise((r) => server.once("exit", r));
-  rmSync(dataDir, { recursive: true, force: true });
+  await server.stop();
   if (refused) throw new Error(`${path}: ${refused} refusals`);
   return { seconds, cpu, rss, rate: total / seconds, bytes: bodies.reduce((a, b) => a + b.length, 0) };
 }
@@ -190,30 +166,3 @@ for (const [name, r] of [
 console.log(
   `  OTLP / events ratio  ${(otlp.rate / events.rate).toFixed(2)}x (target >= 30,000 spans/s: ${otlp.rate >= 30_000 ? "met" : "NOT met"})`,
 );
-
-function cpuSeconds(pid) {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-    return (Number(f[11]) + Number(f[12])) / 100; // utime + stime in clock ticks
-  } catch {
-    return 0;
-  }
-}
-function rssKb(pid) {
-  try {
-    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]);
-  } catch {
-    return 0;
-  }
-}
-async function waitFor(fn, ms = 30_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      const v = fn();
-      if (v) return v;
-    } catch {}
-    if (Date.now() > end) throw new Error("server did not start");
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

@@ -59,10 +59,10 @@ export async function explainChange(store: AnalyticsStore, current: Window, prev
   const result = {
     current: { from: current.from, to: current.to },
     previous: { from: previous.from, to: previous.to },
-    total: splitJson(total),
+    total: partsJson(total),
     change: change(total.after.cost_nanousd, total.before.cost_nanousd),
     drivers: Object.fromEntries(
-      splits.map(({ by, split }) => [by, split.segments.slice(0, 10).map((s) => segmentJson(s))]),
+      splits.map(({ by, split }) => [by, split.segments.slice(0, 10).map((s) => ({ key: s.key, ...partsJson(s) }))]),
     ),
     prompt_deploys: deploys.map((d) => ({
       ...d,
@@ -86,7 +86,8 @@ function cells(rows: readonly SegmentRow[]) {
   return rows.map((r) => ({ key: r.key, requests: r.requests, cost_nanousd: r.cost_nanousd }));
 }
 
-function splitJson(v: VarianceSplit) {
+/** The parts of a change, as JSON money (a whole split, or one segment of it). */
+function partsJson(v: Omit<VarianceSplit["segments"][number], "key">) {
   return {
     before: { requests: v.before.requests, cost: money(v.before.cost_nanousd) },
     after: { requests: v.after.requests, cost: money(v.after.cost_nanousd) },
@@ -94,18 +95,6 @@ function splitJson(v: VarianceSplit) {
     volume: money(v.volume_nanousd),
     mix: money(v.mix_nanousd),
     rate: money(v.rate_nanousd),
-  };
-}
-
-function segmentJson(s: VarianceSplit["segments"][number]) {
-  return {
-    key: s.key,
-    before: { requests: s.before.requests, cost: money(s.before.cost_nanousd) },
-    after: { requests: s.after.requests, cost: money(s.after.cost_nanousd) },
-    change: money(s.change_nanousd),
-    volume: money(s.volume_nanousd),
-    mix: money(s.mix_nanousd),
-    rate: money(s.rate_nanousd),
   };
 }
 

@@ -28,18 +28,27 @@ const DAY = 86_400_000;
 const DAYS = 90;
 const BATCH = 20_000;
 
-/** Fills a fresh data dir with `n` calls; returns the dir. */
+/**
+ * The generator's callsPerDay that yields about `n` calls over DAYS: its growth, weekends and agent runs
+ * (many steps each) multiply the nominal rate, so it is measured on a small sample first. Every day of
+ * the range gets traffic, up to today.
+ */
+function callsPerDayFor(n) {
+  let sample = 0;
+  for (const _ of generateDemo({ days: DAYS, callsPerDay: 200, seed: 11 })) sample++;
+  return Math.max(1, Math.round((200 * n) / sample));
+}
+
+/** Fills a fresh data dir with about `n` calls ending today; returns the dir and the count. */
 async function load(n) {
   const dir = mkdtempSync(join(tmpdir(), "tollgate-bench-analytics-"));
   const store = await DuckDbStore.open(dir);
   const engine = new PricingEngine();
-  // The generator grows traffic 1.0→1.6× over the range and halves weekends: ~1.1× callsPerDay on average.
-  const perDay = Math.ceil(n / DAYS / 1.1);
+  const perDay = callsPerDayFor(n);
   let batch = [];
   let done = 0;
   const t0 = performance.now();
   for (const rec of generateDemo({ days: DAYS, callsPerDay: perDay, seed: 11 })) {
-    if (done + batch.length >= n) break;
     const built = buildCallRecord({ ...rec, data_mode: "real" }, { workspaceId: "default", engine });
     if (!built.ok) throw new Error(JSON.stringify(built.errors));
     batch.push(built.record);

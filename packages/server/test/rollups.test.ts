@@ -45,8 +45,12 @@ const inWindow = (r: CallRecord, a = from, b = to) =>
   (r.deployment === "prod" || r.deployment === null);
 const modelCall = (r: CallRecord) => r.kind === "llm" || r.kind === "embedding";
 const sum = (rs: CallRecord[]) => rs.reduce((a, r) => a + r.cost_nanousd, 0n);
-/** Requests, naively: distinct request ids (a record without one is its own request). */
-const requestIds = (rs: CallRecord[]) => new Set(rs.map((r) => r.request_id ?? r.event_id));
+/**
+ * Requests, naively: a request is where its first attempt is (a retry storm crossing midnight counts on
+ * the day it started), so count first attempts; one succeeded when an attempt has status ok.
+ */
+const requests = (rs: CallRecord[]) => rs.filter((r) => r.attempt === 1).length;
+const succeeded = (rs: CallRecord[]) => rs.filter((r) => r.status === "ok").length;
 function groupBy<K>(rs: CallRecord[], key: (r: CallRecord) => K): Map<K, CallRecord[]> {
   const m = new Map<K, CallRecord[]>();
   for (const r of rs) {
@@ -76,7 +80,7 @@ describe("rollups against a naive computation", () => {
       const sorted = sortBigints(perUser.map(([, c]) => c));
       expect(nano(d.cost)).toBe(sum(rs));
       expect(d.users).toBe(perUser.length);
-      expect(d.requests).toBe(requestIds(rs).size);
+      expect(d.requests).toBe(requests(rs));
       expect(nano(d.median)).toBe(nearestRank(sorted, 50));
       expect(nano(d.p90)).toBe(nearestRank(sorted, 90));
       expect(nano(d.p99)).toBe(nearestRank(sorted, 99));
@@ -97,10 +101,10 @@ describe("rollups against a naive computation", () => {
     expect(features).toHaveLength(now.size);
     for (const f of features) {
       const rs = now.get(f.feature)!;
-      const requests = requestIds(rs).size;
-      expect(f.requests).toBe(requests);
+      const n = requests(rs);
+      expect(f.requests).toBe(n);
       expect(nano(f.cost)).toBe(sum(rs));
-      expect(nano(f.cost_per_request)).toBe(roundHalfUp(sum(rs), BigInt(requests)));
+      expect(nano(f.cost_per_request)).toBe(roundHalfUp(sum(rs), BigInt(n)));
       const prev = before.get(f.feature);
       expect(f.previous === null).toBe(prev === undefined);
       if (prev) expect(nano(f.previous.cost)).toBe(sum(prev));
@@ -136,7 +140,7 @@ describe("rollups against a naive computation", () => {
     for (const c of customers) {
       const rs = byCustomer.get(c.customer_id)!;
       expect(nano(c.cost)).toBe(sum(rs));
-      expect(c.requests).toBe(requestIds(rs).size);
+      expect(c.requests).toBe(requests(rs));
       expect(c.users).toBe(new Set(rs.map((r) => r.user_id).filter((u) => u !== null)).size);
       expect(c.share).toBeCloseTo(Number(sum(rs)) / Number(total), 5);
     }
@@ -153,7 +157,7 @@ describe("rollups against a naive computation", () => {
       expect(rows).toHaveLength(groups.size);
       for (const row of rows) {
         const rs = groups.get(row[by])!;
-        const ok = requestIds(rs.filter((r) => r.status === "ok")).size;
+        const ok = succeeded(rs);
         expect(row.ok_requests, `${by}=${row[by]}`).toBe(ok);
         expect(nano(row.cost_per_success)).toBe(roundHalfUp(sum(rs), BigInt(ok)));
       }

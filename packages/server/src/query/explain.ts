@@ -62,7 +62,10 @@ export async function explainChange(store: AnalyticsStore, current: Window, prev
     total: partsJson(total),
     change: change(total.after.cost_nanousd, total.before.cost_nanousd),
     drivers: Object.fromEntries(
-      splits.map(({ by, split }) => [by, split.segments.slice(0, 10).map((s) => ({ key: s.key, ...partsJson(s) }))]),
+      splits.map(({ by, split }) => [
+        by,
+        split.segments.slice(0, 10).map((s) => ({ key: s.key, ...partsJson(s) })),
+      ]),
     ),
     prompt_deploys: deploys.map((d) => ({
       ...d,
@@ -103,13 +106,12 @@ function partsJson(v: Omit<VarianceSplit["segments"][number], "key">) {
  * per request in the DEPLOY_SPAN before the first sighting vs after it.
  */
 async function promptDeploys(store: AnalyticsStore, w: Window): Promise<PromptDeploy[]> {
-  const versions = await segmentsOf(store, { ...w, from: undefined }, "prompt_version");
-  const fresh = versions.filter((v) => v.key !== null && v.first_seen >= w.from && v.first_seen < w.to);
+  const fresh = await store.firstSeen({ ...w, from: undefined }, "prompt_version", w.from);
   const out = await Promise.all(
     fresh.map(async (v): Promise<PromptDeploy> => {
       const [feature] = await segmentsOf(
         store,
-        { ...w, from: undefined, where: { ...w.where, prompt_version: v.key! } },
+        { ...w, from: undefined, where: { ...w.where, prompt_version: v.key } },
         "feature",
       );
       const f = feature?.key ?? null;
@@ -129,7 +131,7 @@ async function promptDeploys(store: AnalyticsStore, w: Window): Promise<PromptDe
       const b = cpr(before);
       const a = cpr(after);
       return {
-        prompt_version: v.key!,
+        prompt_version: v.key,
         feature: f,
         first_seen: v.first_seen,
         cost_per_request_before: b,

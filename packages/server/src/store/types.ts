@@ -257,6 +257,12 @@ export interface AnalyticsStore {
     dims: readonly SegmentDimension[],
     users: boolean,
   ): Promise<Record<SegmentDimension, SegmentRow[]>>;
+  /** Values of `by` first seen (within `filter`) at or after `since`, with when. */
+  firstSeen(
+    filter: EventFilter,
+    by: SegmentDimension,
+    since: number,
+  ): Promise<{ key: string; first_seen: number }[]>;
   userDays(filter: EventFilter, top: number): Promise<UserDayRow[]>;
   agentRuns(filter: EventFilter): Promise<AgentRunRollupRow[]>;
 }

@@ -139,3 +139,22 @@ export async function agentRuns(conn: DuckDBConnection, filter: EventFilter): Pr
     tool_calls: Number(r[9]),
   }));
 }
+
+/** Values of `by` whose first call (within `filter`, usually all history to a point) is at or after `since`. */
+export async function firstSeen(
+  conn: DuckDBConnection,
+  filter: EventFilter,
+  by: SegmentDimension,
+  since: number,
+): Promise<{ key: string; first_seen: number }[]> {
+  if (!SEGMENTABLE.has(by)) throw new Error(`not a segment dimension: ${by}`);
+  const { sql, params } = whereClause(filter);
+  params.push(since);
+  const res = await conn.runAndReadAll(
+    `SELECT ${by}, epoch_ms(min(ts_start)) AS first_ms FROM events
+     WHERE ${sql} AND ${MODEL_CALL} AND ${by} IS NOT NULL GROUP BY ${by}
+     HAVING min(ts_start) >= make_timestamp($${params.length}::BIGINT * 1000) ORDER BY first_ms, ${by}`,
+    params,
+  );
+  return res.getRowsJS().map((r) => ({ key: r[0] as string, first_seen: Number(r[1]) }));
+}

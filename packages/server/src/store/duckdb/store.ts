@@ -24,7 +24,7 @@ import {
   type UnpricedRow,
   type UserDayRow,
 } from "../types.js";
-import { agentRuns, segmentSets, userDays } from "./analytics.js";
+import { agentRuns, firstSeen, segmentSets, userDays } from "./analytics.js";
 import { appendIds, appendRecords, rowToRecord, SELECT_RECORD, STAGING_IDS_DDL } from "./columns.js";
 import { openDuckDb } from "./open.js";
 import { Lane } from "./serial.js";
@@ -148,6 +148,14 @@ export class DuckDbStore implements Store {
     users: boolean,
   ): Promise<Record<SegmentDimension, SegmentRow[]>> {
     return this.reader.run((conn) => segmentSets(conn, filter, dims, users));
+  }
+
+  firstSeen(
+    filter: EventFilter,
+    by: SegmentDimension,
+    since: number,
+  ): Promise<{ key: string; first_seen: number }[]> {
+    return this.reader.run((conn) => firstSeen(conn, filter, by, since));
   }
 
   userDays(filter: EventFilter, top: number): Promise<UserDayRow[]> {

@@ -129,6 +129,13 @@ export class ThreadStore implements Store {
   ): Promise<Record<SegmentDimension, SegmentRow[]>> {
     return this.#call("segments", filter, dims, users);
   }
+  firstSeen(
+    filter: EventFilter,
+    by: SegmentDimension,
+    since: number,
+  ): Promise<{ key: string; first_seen: number }[]> {
+    return this.#call("firstSeen", filter, by, since);
+  }
   userDays(filter: EventFilter, top: number): Promise<UserDayRow[]> {
     return this.#call("userDays", filter, top);
   }

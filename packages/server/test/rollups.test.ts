@@ -240,4 +240,32 @@ describe("variance and forecast", () => {
     expect(nano(f.workspace.high) >= nano(f.workspace.projected)).toBe(true);
     expect(f.customer_id.length).toBeGreaterThan(0);
   });
+
+  it("budget burn-down: each bucket's remaining amount, its own run rate, days until exhausted", async () => {
+    const res = await rt.app.request("/api/budgets", {
+      method: "POST",
+      headers: { authorization: `Bearer ${rt.rootToken}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        id: "per-customer",
+        scope: { customer_id: "*" },
+        window: "month",
+        limit_usd: "5.00",
+      }),
+    });
+    expect(res.status).toBe(201);
+    const f = await api("/api/forecast");
+    const bucket = f.budgets.find(
+      (b: Json) => b.budget_id === "per-customer" && b.bucket.customer_id === "cust-001",
+    );
+    expect(bucket, JSON.stringify(f.budgets.slice(0, 3))).toBeDefined();
+    // the budget counts everything of the customer (all data modes and deployments)
+    const week = sum(
+      all.filter((r) => r.customer_id === "cust-001" && r.ts_start >= to - 7 * DAY && r.ts_start < to),
+    );
+    expect(nano(bucket.run_rate_per_day)).toBe(roundHalfUp(week, 7n));
+    const left = nano(bucket.remaining);
+    const rate = nano(bucket.run_rate_per_day);
+    expect(bucket.days_until_exhausted).toBe(left === 0n ? 0 : Number((left * 10n) / rate) / 10);
+    expect(typeof bucket.exhausted_before_reset).toBe("boolean");
+  });
 });

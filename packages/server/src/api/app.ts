@@ -248,7 +248,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   registerLimitRoutes(app, deps.guard, { read: auth(CAN_READ), admin: auth(CAN_ADMIN), workspaceOf });
-  registerRollupRoutes(app, deps.events, { read: auth(CAN_READ), workspaceOf });
+  registerRollupRoutes(app, deps.events, deps.guard, { read: auth(CAN_READ), workspaceOf });
 
   return app;
 }

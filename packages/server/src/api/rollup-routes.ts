@@ -1,6 +1,8 @@
 import type { Context, Hono } from "hono";
 import type { Principal } from "../auth/keys.js";
 import { badRequest } from "../errors.js";
+import type { SpendGuard } from "../limits/guard.js";
+import { budgetBurnDown } from "../query/burn-down.js";
 import { DRIVER_DIMENSIONS, explainChange } from "../query/explain.js";
 import { forecastMonth } from "../query/forecast.js";
 import {
@@ -71,6 +73,7 @@ function oneOf<T extends string>(
 export function registerRollupRoutes(
   app: Hono<Env>,
   store: AnalyticsStore & Pick<EventStore, "spend">,
+  guard: SpendGuard,
   h: RollupRouteHelpers,
 ): void {
   app.get("/api/rollups/user-day", h.read, async (c) => {
@@ -136,7 +139,11 @@ export function registerRollupRoutes(
   app.get("/api/forecast", h.read, async (c) => {
     const now = Date.now();
     const f = analyticsFilter(c, h.workspaceOf, now);
-    return c.json(await forecastMonth(store, f, now));
+    const [month, budgets] = await Promise.all([
+      forecastMonth(store, f, now),
+      budgetBurnDown(guard, store, f.workspaceId, now),
+    ]);
+    return c.json({ ...month, budgets });
   });
 }
 

@@ -212,6 +212,25 @@ export function registerRollups(program: Command): void {
       `projected ${usd(w.projected)} (90%: ${usd(w.low)} – ${usd(w.high)}), ${w.days_left} days left`,
     );
     console.log(`method: ${res.method}\n`);
+    if (res.budgets.length) {
+      console.log(
+        renderTable(
+          ["budget", "bucket", "state", "remaining", "per day", "days left", "before reset"],
+          res.budgets.map((b: Json) => [
+            b.budget_id,
+            Object.entries(b.bucket)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(",") || "-",
+            b.state,
+            usd(b.remaining),
+            usd(b.run_rate_per_day),
+            b.days_until_exhausted === null ? "-" : String(b.days_until_exhausted),
+            b.exhausted_before_reset === null ? "-" : b.exhausted_before_reset ? "EXHAUSTED" : "ok",
+          ]),
+        ),
+      );
+      console.log();
+    }
     for (const by of ["customer_id", "feature"]) {
       console.log(
         renderTable(

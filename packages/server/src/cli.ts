@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { CliError } from "./cli/common.js";
 import { registerDemo } from "./cli/demo.js";
+import { registerExport } from "./cli/export.js";
 import { registerIngest } from "./cli/ingest.js";
 import { registerKeys } from "./cli/keys.js";
 import { registerLimits } from "./cli/limits.js";
@@ -32,6 +33,7 @@ registerPrices(program);
 registerSpend(program);
 registerLimits(program);
 registerRollups(program);
+registerExport(program);
 
 program.parseAsync().catch((e: unknown) => {
   if (e instanceof CliError || e instanceof DataDirLockedError) {

@@ -137,6 +137,47 @@ describe("tollgate CLI", () => {
     ).toBe(true);
   });
 
+  it("export calls writes csv (with a .meta.json), json and parquet: every call once, exact totals", async () => {
+    expect(tollgate("demo", "--days", "14", "--calls-per-day", "200").code).toBe(0);
+    const spend = JSON.parse(tollgate("spend", "--by", "day", "--from", "30d", "--json").out);
+    const calls = spend.rows.reduce((a: number, r: { calls: number }) => a + r.calls, 0);
+    const cost = spend.rows.reduce(
+      (a: bigint, r: { cost_nanousd: string }) => a + BigInt(r.cost_nanousd),
+      0n,
+    );
+    const out = (f: string) => join(dir, `calls.${f}`);
+    for (const f of ["csv", "json", "parquet"]) {
+      const r = tollgate("export", "calls", "--from", "30d", "--format", f, "-o", out(f), "--json");
+      expect(r.code, r.err).toBe(0);
+      expect(JSON.parse(r.out)).toMatchObject({ rows: calls, format: f });
+    }
+    const csv = readFileSync(out("csv"), "utf8").trimEnd().split("\n");
+    expect(csv).toHaveLength(calls + 1);
+    const header = csv[0]!.split(",");
+    expect(header.slice(0, 3)).toEqual(["event_id", "workspace_id", "trace_id"]);
+    const costCol = header.indexOf("cost_nanousd");
+    expect(csv.slice(1).reduce((a, l) => a + BigInt(l.split(",")[costCol]!), 0n)).toBe(cost);
+    const ids = new Set(csv.slice(1).map((l) => l.split(",")[0]));
+    expect(ids.size).toBe(calls);
+    const meta = JSON.parse(readFileSync(`${out("csv")}.meta.json`, "utf8"));
+    expect(meta).toMatchObject({ rows: calls, coverage: { truncated: false }, columns: header });
+    const json = JSON.parse(readFileSync(out("json"), "utf8"));
+    expect(json.calls).toHaveLength(calls);
+    expect(
+      json.calls.reduce((a: bigint, c: { cost_nanousd: string }) => a + BigInt(c.cost_nanousd), 0n),
+    ).toBe(cost);
+    const { DuckDBInstance } = await import("@duckdb/node-api");
+    const db = await DuckDBInstance.create(":memory:");
+    const conn = await db.connect();
+    const [[n, total]] = (
+      await conn.runAndReadAll(`SELECT count(*), sum(cost_nanousd)::VARCHAR FROM '${out("parquet")}'`)
+    ).getRowsJS() as [[bigint, string]];
+    expect(Number(n)).toBe(calls);
+    expect(BigInt(total)).toBe(cost);
+    conn.closeSync();
+    expect(tollgate("export", "calls", "--format", "xml", "-o", out("xml")).code).toBe(2);
+  });
+
   it("ingest reports accepted/duplicate/rejected per line and exits 1 on rejects", () => {
     const file = join(dir, "calls.jsonl");
     const good = (i: number) =>

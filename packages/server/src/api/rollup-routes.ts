@@ -4,6 +4,7 @@ import { badRequest } from "../errors.js";
 import type { SpendGuard } from "../limits/guard.js";
 import { budgetBurnDown } from "../query/burn-down.js";
 import { DRIVER_DIMENSIONS, explainChange } from "../query/explain.js";
+import { decodeCursor, EXPORT_COLUMNS, exportPage } from "../query/export.js";
 import { forecastMonth } from "../query/forecast.js";
 import {
   agentRunRollup,
@@ -72,7 +73,7 @@ function oneOf<T extends string>(
 
 export function registerRollupRoutes(
   app: Hono<Env>,
-  store: AnalyticsStore & Pick<EventStore, "spend">,
+  store: AnalyticsStore & Pick<EventStore, "spend" | "query" | "count">,
   guard: SpendGuard,
   h: RollupRouteHelpers,
 ): void {
@@ -133,6 +134,27 @@ export function registerRollupRoutes(
       current: windowOf(current),
       previous: windowOf(previous),
       dimensions: DRIVER_DIMENSIONS,
+    });
+  });
+
+  // Raw calls, page by page (keyset cursor), for `tollgate export calls`: no analytics defaults applied.
+  app.get("/api/export/calls", h.read, async (c) => {
+    const q = c.req.query();
+    const f = filterFrom({ from: DEFAULT_FROM, to: "now", ...q }, h.workspaceOf(c, q.workspace));
+    const limit = Number(q.limit ?? 10_000);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100_000)
+      throw badRequest("invalid_parameter", "limit must be an integer from 1 to 100000", "limit");
+    const after = q.cursor === undefined ? null : decodeCursor(q.cursor);
+    if (q.cursor !== undefined && after === null)
+      throw badRequest("invalid_parameter", "cursor is not one this API gave out", "cursor");
+    const page = await exportPage(store, f, after, limit);
+    return c.json({
+      generated_at: new Date().toISOString(),
+      window: windowOf({ from: f.from!, to: f.to! }),
+      // No retention job yet: every raw record ever stored is still there.
+      coverage: { raw_available_from: null, summary_available_from: null, truncated: false },
+      columns: EXPORT_COLUMNS,
+      ...page,
     });
   });
 

@@ -30,6 +30,12 @@ export interface EventFilter {
   where?: Partial<Record<FilterField, string>>;
 }
 
+/** Where a page of records ends: its last record's start time (epoch ms) and event id. */
+export interface QueryCursor {
+  ts: number;
+  id: string;
+}
+
 export interface SpendRow {
   key: string | null;
   calls: number;
@@ -63,7 +69,8 @@ export function recordKey(workspaceId: string, eventId: string): string {
  */
 export interface EventStore {
   append(records: readonly CallRecord[]): Promise<AppendResult>;
-  query(filter: EventFilter & { limit?: number }): Promise<CallRecord[]>;
+  /** Records in (ts_start, event_id) order; `after` continues from the last one of a previous page. */
+  query(filter: EventFilter & { limit?: number; after?: QueryCursor }): Promise<CallRecord[]>;
   spend(filter: EventFilter, by: SpendDimension): Promise<SpendRow[]>;
   unpriced(filter: EventFilter): Promise<UnpricedRow[]>;
   count(filter: EventFilter): Promise<number>;

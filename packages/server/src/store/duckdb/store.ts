@@ -11,6 +11,7 @@ import {
   type PolicyAuditRow,
   type PolicyKind,
   type PolicyRow,
+  type QueryCursor,
   type Role,
   type RunUsageRow,
   recordKey,
@@ -107,8 +108,16 @@ export class DuckDbStore implements Store {
     });
   }
 
-  async query(filter: EventFilter & { limit?: number }): Promise<CallRecord[]> {
-    const { sql, params } = whereClause(filter);
+  async query(filter: EventFilter & { limit?: number; after?: QueryCursor }): Promise<CallRecord[]> {
+    const where = whereClause(filter);
+    let sql = where.sql;
+    const params = where.params;
+    if (filter.after) {
+      // Keyset paging in the result order: strictly after the last (ts_start, event_id) seen.
+      params.push(filter.after.ts, filter.after.id);
+      const t = `make_timestamp($${params.length - 1}::BIGINT * 1000)`;
+      sql += ` AND (ts_start > ${t} OR (ts_start = ${t} AND event_id > $${params.length}))`;
+    }
     const limit = Math.min(Math.max(filter.limit ?? 1000, 1), 100_000);
     const res = await this.reader.run((conn) =>
       conn.runAndReadAll(

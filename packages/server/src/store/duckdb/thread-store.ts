@@ -11,6 +11,7 @@ import type {
   PolicyAuditRow,
   PolicyKind,
   PolicyRow,
+  QueryCursor,
   RunUsageRow,
   SegmentDimension,
   SegmentRow,
@@ -113,7 +114,7 @@ export class ThreadStore implements Store {
   append(records: readonly CallRecord[]): Promise<AppendResult> {
     return this.#call("append", records);
   }
-  query(filter: EventFilter & { limit?: number }): Promise<CallRecord[]> {
+  query(filter: EventFilter & { limit?: number; after?: QueryCursor }): Promise<CallRecord[]> {
     return this.#call("query", filter);
   }
   spend(filter: EventFilter, by: SpendDimension): Promise<SpendRow[]> {

@@ -1,0 +1,170 @@
+import { once } from "node:events";
+import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { DuckDBInstance } from "@duckdb/node-api";
+import { SingleBar } from "cli-progress";
+import type { Command } from "commander";
+import { type Client, connect } from "./client.js";
+import { CliError, expectOk, type GlobalOpts, printJson, runtimeOptions } from "./common.js";
+
+// biome-ignore lint/suspicious/noExplicitAny: API answers are read loosely
+type Json = any;
+
+const FORMATS = ["csv", "json", "parquet"] as const;
+type Format = (typeof FORMATS)[number];
+const PAGE = 10_000;
+
+interface ExportOpts {
+  out: string;
+  format: string;
+  from: string;
+  to: string;
+  workspace: string;
+  customer?: string;
+  feature?: string;
+  progress: boolean;
+  json?: boolean;
+}
+
+/** CSV cell: quoted when it must be; objects (tags, metadata, usage_raw) as their JSON. */
+function csvCell(v: unknown): string {
+  if (v === null || v === undefined) return "";
+  const s = typeof v === "object" ? JSON.stringify(v) : String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+}
+
+/** An async file writer that respects back-pressure. */
+function fileWriter(path: string) {
+  const stream = createWriteStream(path);
+  return {
+    async write(text: string) {
+      if (!stream.write(text)) await once(stream, "drain");
+    },
+    async end() {
+      stream.end();
+      await once(stream, "finish");
+    },
+  };
+}
+
+/**
+ * Pages through /api/export/calls into `out`. CSV and JSON are written as they come; parquet goes
+ * through a CSV in a temp dir that DuckDB converts (typed columns, the metadata as key-value metadata).
+ * CSV keeps its metadata in a `<out>.meta.json` beside it (a comment line would break CSV readers).
+ */
+async function exportCalls(client: Client, o: ExportOpts, format: Format) {
+  const q = new URLSearchParams({ from: o.from, to: o.to, workspace: o.workspace, limit: String(PAGE) });
+  if (o.customer) q.set("customer_id", o.customer);
+  if (o.feature) q.set("feature", o.feature);
+  const out = resolve(o.out);
+  const tmp = format === "parquet" ? mkdtempSync(join(tmpdir(), "tollgate-export-")) : null;
+  const target = tmp ? join(tmp, "calls.csv") : out;
+  const file = fileWriter(target);
+  let meta: Json = null;
+  let rows = 0;
+  let bar: SingleBar | null = null;
+  try {
+    for (let cursor: string | null = null, first = true; first || cursor; first = false) {
+      const page: Json = expectOk(
+        await client.request("GET", `/api/export/calls?${q}${cursor ? `&cursor=${cursor}` : ""}`),
+        "export",
+      );
+      if (first) {
+        meta = {
+          generated_at: page.generated_at,
+          window: page.window,
+          coverage: page.coverage,
+          columns: page.columns,
+          rows: page.total,
+        };
+        if (o.progress && process.stderr.isTTY) {
+          bar = new SingleBar({
+            format: "export [{bar}] {percentage}% | {value}/{total} calls | {eta_formatted} left",
+          });
+          bar.start(page.total, 0);
+        }
+        await file.write(
+          format === "json"
+            ? `{"meta":${JSON.stringify(meta)},"calls":[`
+            : `${page.columns.map(csvCell).join(",")}\n`,
+        );
+      }
+      let text = "";
+      for (const r of page.rows as unknown[][]) {
+        if (format === "json") {
+          const obj = Object.fromEntries(page.columns.map((c: string, i: number) => [c, r[i]]));
+          text += `${rows > 0 ? "," : ""}\n${JSON.stringify(obj)}`;
+        } else text += `${r.map(csvCell).join(",")}\n`;
+        rows++;
+      }
+      await file.write(text);
+      bar?.update(rows);
+      cursor = page.next;
+    }
+    if (format === "json") await file.write("\n]}\n");
+    await file.end();
+    bar?.stop();
+    if (format === "csv")
+      writeFileSync(`${out}.meta.json`, `${JSON.stringify({ ...meta, rows }, null, 2)}\n`);
+    if (tmp) await toParquet(target, out, { ...meta, rows });
+  } finally {
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  }
+  return { file: out, format, rows, ...(format === "csv" ? { meta_file: `${out}.meta.json` } : {}), meta };
+}
+
+const sqlString = (s: string) => `'${s.replaceAll("'", "''")}'`;
+
+async function toParquet(csv: string, out: string, meta: Json): Promise<void> {
+  const db = await DuckDBInstance.create(":memory:");
+  const conn = await db.connect();
+  try {
+    const kv = Object.entries({
+      generated_at: meta.generated_at,
+      window_from: meta.window.from,
+      window_to: meta.window.to,
+      coverage: JSON.stringify(meta.coverage),
+      rows: String(meta.rows),
+    })
+      .map(([k, v]) => `${k}: ${sqlString(v)}`)
+      .join(", ");
+    await conn.run(
+      `COPY (SELECT * FROM read_csv(${sqlString(csv)}, header = true, sample_size = -1))
+       TO ${sqlString(out)} (FORMAT parquet, KV_METADATA {${kv}})`,
+    );
+  } finally {
+    conn.closeSync();
+    db.closeSync();
+  }
+}
+
+export function registerExport(program: Command): void {
+  const cmd = program
+    .command("export")
+    .description("export calls (csv, json, parquet) with their window and coverage");
+  cmd
+    .command("calls")
+    .description("every call record of a time range, in the documented column order")
+    .requiredOption("-o, --out <file>", "file to write")
+    .option("--format <format>", FORMATS.join(" | "), "csv")
+    .option("--from <time>", "start: ISO date/time or a span back from now (7d, 24h)", "30d")
+    .option("--to <time>", "end (exclusive)", "now")
+    .option("-w, --workspace <id>", "workspace", "default")
+    .option("--customer <id>", "only this customer_id")
+    .option("--feature <name>", "only this feature")
+    .option("--no-progress", "no progress bar")
+    .option("--json", "print a summary as JSON")
+    .action(async (o: ExportOpts, c: Command) => {
+      if (!(FORMATS as readonly string[]).includes(o.format))
+        throw new CliError(`--format must be one of ${FORMATS.join(", ")}`, 2);
+      const client = await connect(runtimeOptions(c.optsWithGlobals<GlobalOpts>()));
+      try {
+        const res = await exportCalls(client, o, o.format as Format);
+        if (o.json) return printJson(res);
+        console.log(`${res.rows.toLocaleString("en-US")} calls → ${res.file} (${res.format})`);
+      } finally {
+        await client.close();
+      }
+    });
+}

@@ -1,0 +1,79 @@
+import { ATTRIBUTION_FIELDS, type CallRecord, COST_FIELDS, USAGE_FIELDS } from "@tollgate/core";
+import type { EventFilter, EventStore, QueryCursor } from "../store/types.js";
+
+/**
+ * The columns of a calls export, in this order, named as the call record's fields (DESIGN.md): new fields
+ * are only ever appended, so scripts reading exports by position or name keep working.
+ */
+export const EXPORT_COLUMNS = [
+  "event_id",
+  "workspace_id",
+  "trace_id",
+  "span_id",
+  "parent_span_id",
+  "ts_start",
+  "ts_end",
+  "latency_ms",
+  "ttft_ms",
+  "kind",
+  "provider",
+  "api",
+  "model_requested",
+  "model",
+  "stream",
+  "service_tier",
+  "batch",
+  "status",
+  "http_status",
+  "error_type",
+  "attempt",
+  "request_id",
+  ...USAGE_FIELDS,
+  "cost_nanousd",
+  ...COST_FIELDS,
+  "cost_source",
+  "price_ref",
+  "priced",
+  ...ATTRIBUTION_FIELDS,
+  "tags",
+  "metadata",
+  "data_mode",
+  "key_id",
+  "usage_raw",
+  "schema_version",
+] as const satisfies readonly (keyof CallRecord)[];
+
+/** An opaque page cursor: base64url of the last record's start time and event id. */
+export function encodeCursor(c: QueryCursor): string {
+  return Buffer.from(`${c.ts}:${c.id}`).toString("base64url");
+}
+
+export function decodeCursor(text: string): QueryCursor | null {
+  const m = /^(\d{1,16}):([0-9a-f-]{36})$/.exec(Buffer.from(text, "base64url").toString("utf8"));
+  return m ? { ts: Number(m[1]), id: m[2]! } : null;
+}
+
+/** One record as an export row: the stored columns in their fixed order; money and int64 as strings. */
+export function exportRow(r: CallRecord): unknown[] {
+  return EXPORT_COLUMNS.map((c) => {
+    const v = r[c];
+    return typeof v === "bigint" ? v.toString() : v;
+  });
+}
+
+/** A page of calls for an export: rows in (ts_start, event_id) order and the cursor of the next page. */
+export async function exportPage(
+  store: Pick<EventStore, "query" | "count">,
+  filter: EventFilter,
+  after: QueryCursor | null,
+  limit: number,
+) {
+  const records = await store.query({ ...filter, limit, ...(after ? { after } : {}) });
+  const last = records.at(-1);
+  return {
+    rows: records.map(exportRow),
+    next: records.length === limit && last ? encodeCursor({ ts: last.ts_start, id: last.event_id }) : null,
+    // The total is counted once, on the first page, for progress.
+    total: after ? null : await store.count(filter),
+  };
+}

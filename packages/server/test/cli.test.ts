@@ -125,6 +125,15 @@ describe("tollgate CLI", () => {
     const runs = JSON.parse(tollgate("rollup", "agent-runs", ...demo, "--json").out);
     expect(runs.agent_types[0]).toMatchObject({ agent_type: "support-agent" });
     expect(tollgate("rollup", "nonsense").code).toBe(2);
+    const fx = JSON.parse(tollgate("rollup", "features", ...demo, "--json").out).features;
+    const file = join(dir, "features.csv");
+    expect(tollgate("export", "rollup", "features", ...demo, "-o", file).code).toBe(0);
+    const lines = readFileSync(file, "utf8").trimEnd().split("\n");
+    const col = lines[0]!.split(",").indexOf("cost.nanousd");
+    expect(lines).toHaveLength(fx.length + 1);
+    expect(lines.slice(1).map((l) => l.split(",")[col])).toEqual(
+      fx.map((f: { cost: { nanousd: string } }) => f.cost.nanousd),
+    );
     const explain = tollgate("explain", "--data-mode", "demo", "--from", "7d");
     expect(explain.code, explain.err).toBe(0);
     expect(explain.out).toMatch(/^Spend (rose|fell) /m);

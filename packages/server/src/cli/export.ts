@@ -114,6 +114,58 @@ async function exportCalls(client: Client, o: ExportOpts, format: Format) {
   return { file: out, format, rows, ...(format === "csv" ? { meta_file: `${out}.meta.json` } : {}), meta };
 }
 
+/** Nested answer objects as flat columns: {cost: {nanousd, usd}} → cost.nanousd, cost.usd; lists as JSON. */
+export function flatten(obj: Json, prefix = "", out: Record<string, unknown> = {}): Record<string, unknown> {
+  for (const [k, v] of Object.entries(obj)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    if (v !== null && typeof v === "object" && !Array.isArray(v)) flatten(v, key, out);
+    else out[key] = Array.isArray(v) ? JSON.stringify(v) : v;
+  }
+  return out;
+}
+
+const ROLLUP_ROWS: Record<string, string> = {
+  "user-day": "days",
+  features: "features",
+  "agent-runs": "agent_types",
+  customers: "customers",
+  outcomes: "rows",
+};
+
+/** One rollup answer as a table file (csv with a .meta.json, or json with its meta). */
+type RollupExportOpts = ExportOpts & { by?: string; dataMode?: string; deployment?: string };
+
+async function exportRollup(client: Client, name: string, o: RollupExportOpts, format: Format) {
+  const q = new URLSearchParams({ from: o.from, to: o.to, workspace: o.workspace });
+  if (o.customer) q.set("customer_id", o.customer);
+  if (o.feature) q.set("feature", o.feature);
+  if (o.by && name === "outcomes") q.set("by", o.by);
+  if (o.dataMode) q.set("data_mode", o.dataMode);
+  if (o.deployment) q.set("deployment", o.deployment);
+  const res: Json = expectOk(await client.request("GET", `/api/rollups/${name}?${q}`), `rollup ${name}`);
+  const rows = (res[ROLLUP_ROWS[name]!] as Json[]).map((r) => flatten(r));
+  const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const meta = {
+    generated_at: new Date().toISOString(),
+    rollup: name,
+    window: res.window,
+    coverage: { raw_available_from: null, summary_available_from: null, truncated: false },
+    columns,
+    rows: rows.length,
+  };
+  const out = resolve(o.out);
+  if (format === "json") writeFileSync(out, `${JSON.stringify({ meta, rows })}\n`);
+  else {
+    const lines = [
+      columns.map(csvCell).join(","),
+      ...rows.map((r) => columns.map((c) => csvCell(r[c])).join(",")),
+    ];
+    writeFileSync(out, `${lines.join("\n")}\n`);
+    writeFileSync(`${out}.meta.json`, `${JSON.stringify(meta, null, 2)}\n`);
+  }
+  return { file: out, format, rows: rows.length, meta };
+}
+
 const sqlString = (s: string) => `'${s.replaceAll("'", "''")}'`;
 
 async function toParquet(csv: string, out: string, meta: Json): Promise<void> {
@@ -163,6 +215,34 @@ export function registerExport(program: Command): void {
         const res = await exportCalls(client, o, o.format as Format);
         if (o.json) return printJson(res);
         console.log(`${res.rows.toLocaleString("en-US")} calls → ${res.file} (${res.format})`);
+      } finally {
+        await client.close();
+      }
+    });
+  cmd
+    .command("rollup")
+    .argument("<name>", Object.keys(ROLLUP_ROWS).join(" | "))
+    .description("one rollup as a table (nested figures flattened: cost.nanousd, cost.usd, …)")
+    .requiredOption("-o, --out <file>", "file to write")
+    .option("--format <format>", "csv | json", "csv")
+    .option("--from <time>", "start: ISO date/time or a span back from now (7d, 24h)", "30d")
+    .option("--to <time>", "end (exclusive)", "now")
+    .option("--by <dimension>", "outcomes: feature | model | prompt_version")
+    .option("--data-mode <mode>", "real (default) | demo | test | all")
+    .option("--deployment <name>", "prod (default; records without one count as prod) | staging | … | all")
+    .option("-w, --workspace <id>", "workspace", "default")
+    .option("--customer <id>", "only this customer_id")
+    .option("--feature <name>", "only this feature")
+    .option("--json", "print a summary as JSON")
+    .action(async (name: string, o: RollupExportOpts, c: Command) => {
+      if (!ROLLUP_ROWS[name])
+        throw new CliError(`rollup must be one of ${Object.keys(ROLLUP_ROWS).join(", ")}`, 2);
+      if (o.format !== "csv" && o.format !== "json") throw new CliError("--format must be csv or json", 2);
+      const client = await connect(runtimeOptions(c.optsWithGlobals<GlobalOpts>()));
+      try {
+        const res = await exportRollup(client, name, o, o.format);
+        if (o.json) return printJson(res);
+        console.log(`${res.rows.toLocaleString("en-US")} rows of ${name} → ${res.file}`);
       } finally {
         await client.close();
       }

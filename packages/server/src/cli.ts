@@ -6,7 +6,7 @@ import { registerIngest } from "./cli/ingest.js";
 import { registerKeys } from "./cli/keys.js";
 import { registerLimits } from "./cli/limits.js";
 import { registerPrices } from "./cli/prices.js";
-import { registerRollups } from "./cli/rollups.js";
+import { registerPurge, registerRollups } from "./cli/rollups.js";
 import { registerServe } from "./cli/serve.js";
 import { registerSpend } from "./cli/spend.js";
 import { DataDirLockedError } from "./store/duckdb/open.js";
@@ -33,6 +33,7 @@ registerPrices(program);
 registerSpend(program);
 registerLimits(program);
 registerRollups(program);
+registerPurge(program);
 registerExport(program);
 
 program.parseAsync().catch((e: unknown) => {

@@ -11,6 +11,7 @@ import { registerOtlpRoutes } from "../ingest/otlp/route.js";
 import type { IngestService } from "../ingest/service.js";
 import type { SpendGuard } from "../limits/guard.js";
 import { lookupPrice } from "../prices.js";
+import { coverageOf, purgeHorizons } from "../query/coverage.js";
 import {
   type AnalyticsStore,
   type EventFilter,
@@ -22,6 +23,7 @@ import {
   type Role,
   SPEND_DIMENSIONS,
   type SpendDimension,
+  summaryCanAnswer,
 } from "../store/types.js";
 import { parseTime } from "../time.js";
 import { registerLimitRoutes } from "./limits-routes.js";
@@ -33,6 +35,16 @@ const KeyDefaultsSchema = z.strictObject(
     z.ZodOptional<z.ZodString>
   >,
 );
+
+const PurgeSchema = z
+  .strictObject({
+    raw_days: z.number().int().min(1, "raw_days must be at least 1").max(36_500).optional(),
+    summary_months: z.number().int().min(1, "summary_months must be at least 1").max(1_200).optional(),
+  })
+  .refine(
+    (b) => b.raw_days !== undefined || b.summary_months !== undefined,
+    "give raw_days, summary_months or both",
+  );
 
 export interface AppDeps {
   ingest: IngestService;
@@ -156,11 +168,15 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (!(SPEND_DIMENSIONS as readonly string[]).includes(by))
       throw badRequest("invalid_parameter", `by must be one of ${SPEND_DIMENSIONS.join(", ")}`, "by");
     const filter = filterFrom(c.req.query(), workspaceOf(c, c.req.query("workspace")));
-    const rows = await deps.events.spend(filter, by as SpendDimension);
+    const [rows, retention] = await Promise.all([
+      deps.events.spend(filter, by as SpendDimension),
+      deps.events.retention(filter.workspaceId),
+    ]);
     return c.json({
       by,
       from: filter.from ?? null,
       to: filter.to ?? null,
+      coverage: coverageOf(retention, filter.from, summaryCanAnswer(filter)),
       rows: rows.map((r) => ({
         ...r,
         cost_nanousd: r.cost_nanousd.toString(),
@@ -188,6 +204,29 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const model = c.req.query("model");
     if (!model) throw badRequest("missing_parameter", "model is required", "model");
     return c.json(lookupPrice(deps.engine, c.req.query("provider") ?? null, model, Date.now()));
+  });
+
+  // Retention: raw events older than raw_days, summary days older than summary_months (whole UTC months).
+  app.post("/api/admin/purge", auth(CAN_ADMIN), async (c) => {
+    const body = await c.req.json().catch(() => {
+      throw badRequest("invalid_json", 'body must be JSON: {"raw_days"?, "summary_months"?}');
+    });
+    const parsed = PurgeSchema.safeParse(body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw badRequest("invalid_parameter", issue.message, issue.path.join(".") || undefined);
+    }
+    const { rawBefore, summaryBefore } = purgeHorizons(
+      Date.now(),
+      parsed.data.raw_days ?? null,
+      parsed.data.summary_months ?? null,
+    );
+    const res = await deps.events.purge(rawBefore, summaryBefore);
+    return c.json({
+      ...res,
+      raw_before: rawBefore === null ? null : new Date(rawBefore).toISOString(),
+      summary_before: summaryBefore === null ? null : new Date(summaryBefore).toISOString(),
+    });
   });
 
   app.post("/api/keys", auth(CAN_ADMIN), async (c) => {

@@ -244,3 +244,38 @@ export function registerRollups(program: Command): void {
     }
   });
 }
+
+export function registerPurge(program: Command): void {
+  program
+    .command("purge")
+    .description("retention: delete raw calls older than N days and daily summaries older than M months")
+    .option("--raw-days <n>", "keep this many days of raw calls (older ones stay in the daily summaries)")
+    .option("--summary-months <n>", "keep this many months of daily summaries")
+    .option("--json", "print the result as JSON")
+    .action(async (o: { rawDays?: string; summaryMonths?: string; json?: boolean }, cmd: Command) => {
+      const num = (v: string | undefined, name: string) => {
+        if (v === undefined) return undefined;
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1)
+          throw new CliError(`${name} must be a whole number of at least 1`, 2);
+        return n;
+      };
+      const body = {
+        raw_days: num(o.rawDays, "--raw-days"),
+        summary_months: num(o.summaryMonths, "--summary-months"),
+      };
+      if (body.raw_days === undefined && body.summary_months === undefined)
+        throw new CliError("give --raw-days, --summary-months or both", 2);
+      const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
+      try {
+        const res = expectOk(await client.request("POST", "/api/admin/purge", body), "purge");
+        if (o.json) return printJson(res);
+        console.log(
+          `deleted ${formatInt(res.raw_deleted)} raw calls before ${res.raw_before ?? "-"}, ` +
+            `${formatInt(res.summary_deleted)} summary rows before ${res.summary_before ?? "-"}`,
+        );
+      } finally {
+        await client.close();
+      }
+    });
+}

@@ -30,6 +30,34 @@ export interface EventFilter {
   where?: Partial<Record<FilterField, string>>;
 }
 
+/** The attribution a daily summary row is keyed by, after workspace and day ('' stands for none). */
+export const SUMMARY_KEYS = [
+  "deployment",
+  "data_mode",
+  "feature",
+  "customer_id",
+  "user_id",
+  "model",
+  "prompt_version",
+  "provider",
+  "agent_type",
+  "kind",
+] as const;
+
+const SUMMARY_FILTERABLE: ReadonlySet<string> = new Set(SUMMARY_KEYS);
+
+/** Whether a filter can be answered from the summary (it only filters by summary keys). */
+export function summaryCanAnswer(filter: EventFilter): boolean {
+  return Object.entries(filter.where ?? {}).every(([k, v]) => v === undefined || SUMMARY_FILTERABLE.has(k));
+}
+
+export interface Retention {
+  /** Raw events exist from here on (epoch ms of a UTC midnight); null: never purged. */
+  raw_available_from: number | null;
+  /** Summary days exist from here on; null: never purged. */
+  summary_available_from: number | null;
+}
+
 /** Where a page of records ends: its last record's start time (epoch ms) and event id. */
 export interface QueryCursor {
   ts: number;
@@ -72,6 +100,13 @@ export interface EventStore {
   /** Records in (ts_start, event_id) order; `after` continues from the last one of a previous page. */
   query(filter: EventFilter & { limit?: number; after?: QueryCursor }): Promise<CallRecord[]>;
   spend(filter: EventFilter, by: SpendDimension): Promise<SpendRow[]>;
+  /** How far back raw events and daily summaries go (null: never purged). */
+  retention(workspaceId: string): Promise<Retention>;
+  /** Deletes raw events before `rawBefore` and summary days before `summaryBefore` (UTC midnights, ms). */
+  purge(
+    rawBefore: number | null,
+    summaryBefore: number | null,
+  ): Promise<{ raw_deleted: number; summary_deleted: number }>;
   unpriced(filter: EventFilter): Promise<UnpricedRow[]>;
   count(filter: EventFilter): Promise<number>;
 }

@@ -103,4 +103,22 @@ export const MIGRATIONS: readonly { version: number; sql: string[] }[] = [
          event_id VARCHAR, request_id VARCHAR, detail VARCHAR)`,
     ],
   },
+  {
+    version: 4,
+    sql: [
+      // Daily sums per attribution of the calls purged from events (retention): what long-range reports
+      // read for those days. Nullable attribution is stored as '' so it can be part of the key.
+      `CREATE TABLE daily_summary (
+         workspace_id VARCHAR NOT NULL, day DATE NOT NULL, deployment VARCHAR NOT NULL, data_mode VARCHAR NOT NULL,
+         feature VARCHAR NOT NULL, customer_id VARCHAR NOT NULL, user_id VARCHAR NOT NULL, model VARCHAR NOT NULL,
+         prompt_version VARCHAR NOT NULL, provider VARCHAR NOT NULL, agent_type VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+         calls BIGINT NOT NULL, requests BIGINT NOT NULL, ok_requests BIGINT NOT NULL, cost_nanousd HUGEINT NOT NULL,
+         input_tokens HUGEINT NOT NULL, output_tokens HUGEINT NOT NULL, unpriced_calls BIGINT NOT NULL,
+         PRIMARY KEY (workspace_id, day, deployment, data_mode, feature, customer_id, user_id, model,
+                      prompt_version, provider, agent_type, kind))`,
+      // How far back each kind of data goes after purges (no row: everything is kept).
+      `CREATE TABLE retention (
+         workspace_id VARCHAR PRIMARY KEY, raw_available_from TIMESTAMP, summary_available_from DATE)`,
+    ],
+  },
 ];

@@ -12,6 +12,7 @@ import {
   type PolicyKind,
   type PolicyRow,
   type QueryCursor,
+  type Retention,
   type Role,
   type RunUsageRow,
   recordKey,
@@ -22,6 +23,7 @@ import {
   type Store,
   SUM_FIELDS,
   type SumField,
+  summaryCanAnswer,
   type UnpricedRow,
   type UserDayRow,
 } from "../types.js";
@@ -30,11 +32,39 @@ import { appendIds, appendRecords, rowToRecord, SELECT_RECORD, STAGING_IDS_DDL }
 import { openDuckDb } from "./open.js";
 import { Lane } from "./serial.js";
 import { whereClause } from "./sql.js";
+import { purge, retentionOf, spendFromSummary } from "./summary.js";
 
 const INPUT_TOKENS =
   "input_uncached_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens + input_audio_tokens + image_tokens";
 
 const MODEL_ASKED = "coalesce(model_requested, model)";
+const DAY_MS = 86_400_000;
+
+/** Rows of the same key summed (the summary part and the raw part of one answer), in the raw query's order. */
+function mergeSpend(a: SpendRow[], b: SpendRow[], by: SpendDimension): SpendRow[] {
+  const m = new Map<string | null, SpendRow>();
+  for (const r of [...a, ...b]) {
+    const x = m.get(r.key);
+    if (!x) m.set(r.key, { ...r });
+    else {
+      x.calls += r.calls;
+      x.cost_nanousd += r.cost_nanousd;
+      x.input_tokens += r.input_tokens;
+      x.output_tokens += r.output_tokens;
+      x.unpriced_calls += r.unpriced_calls;
+    }
+  }
+  const rows = [...m.values()];
+  return by === "day"
+    ? rows.sort((x, y) => (x.key ?? "").localeCompare(y.key ?? ""))
+    : rows.sort((x, y) =>
+        x.cost_nanousd === y.cost_nanousd
+          ? (x.key ?? "").localeCompare(y.key ?? "")
+          : x.cost_nanousd > y.cost_nanousd
+            ? -1
+            : 1,
+      );
+}
 /**
  * A call whose cost is not known: a model call without a price or without usage. Tool, agent and other
  * records are never priced by design, so they are never counted here.
@@ -128,7 +158,33 @@ export class DuckDbStore implements Store {
     return res.getRowObjectsJS().map((r) => rowToRecord(r as Record<string, unknown>));
   }
 
+  /**
+   * Spend by one dimension. Where the window reaches back past the raw retention horizon, the purged
+   * calls come from the daily summary (whole UTC days), when the filter only uses summary keys.
+   */
   async spend(filter: EventFilter, by: SpendDimension): Promise<SpendRow[]> {
+    const r = await this.retention(filter.workspaceId);
+    const horizon = r.raw_available_from;
+    if (horizon === null || (filter.from !== undefined && filter.from >= horizon))
+      return this.#rawSpend(filter, by);
+    // Raw events older than the horizon are late arrivals not yet rolled up: they count too.
+    const raw = await this.#rawSpend(filter, by);
+    if (!summaryCanAnswer(filter)) return raw;
+    const fromDay = Math.floor((filter.from ?? 0) / DAY_MS) * DAY_MS;
+    const toDay = Math.min(horizon, Math.ceil((filter.to ?? horizon) / DAY_MS) * DAY_MS);
+    const old = await this.reader.run((conn) => spendFromSummary(conn, filter, by, fromDay, toDay));
+    return mergeSpend(old, raw, by);
+  }
+
+  retention(workspaceId: string): Promise<Retention> {
+    return this.reader.run((conn) => retentionOf(conn, workspaceId));
+  }
+
+  purge(rawBefore: number | null, summaryBefore: number | null) {
+    return this.writers[0]!.run((c) => purge(c, rawBefore, summaryBefore));
+  }
+
+  async #rawSpend(filter: EventFilter, by: SpendDimension): Promise<SpendRow[]> {
     const { sql, params } = whereClause(filter);
     const key = by === "day" ? "strftime(date_trunc('day', ts_start), '%Y-%m-%d')" : by;
     const order = by === "day" ? "group_key" : "cost_sum DESC, group_key";

@@ -12,6 +12,7 @@ import type {
   PolicyKind,
   PolicyRow,
   QueryCursor,
+  Retention,
   RunUsageRow,
   SegmentDimension,
   SegmentRow,
@@ -119,6 +120,15 @@ export class ThreadStore implements Store {
   }
   spend(filter: EventFilter, by: SpendDimension): Promise<SpendRow[]> {
     return this.#call("spend", filter, by);
+  }
+  retention(workspaceId: string): Promise<Retention> {
+    return this.#call("retention", workspaceId);
+  }
+  purge(
+    rawBefore: number | null,
+    summaryBefore: number | null,
+  ): Promise<{ raw_deleted: number; summary_deleted: number }> {
+    return this.#call("purge", rawBefore, summaryBefore);
   }
   unpriced(filter: EventFilter): Promise<UnpricedRow[]> {
     return this.#call("unpriced", filter);

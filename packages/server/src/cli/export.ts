@@ -191,22 +191,27 @@ async function toParquet(csv: string, out: string, meta: Json): Promise<void> {
   }
 }
 
-export function registerExport(program: Command): void {
-  const cmd = program
-    .command("export")
-    .description("export calls (csv, json, parquet) with their window and coverage");
-  cmd
-    .command("calls")
-    .description("every call record of a time range, in the documented column order")
+/** The options both exports share: the file, the window and the filters. */
+function exportOptions(cmd: Command): Command {
+  return cmd
     .requiredOption("-o, --out <file>", "file to write")
-    .option("--format <format>", FORMATS.join(" | "), "csv")
     .option("--from <time>", "start: ISO date/time or a span back from now (7d, 24h)", "30d")
     .option("--to <time>", "end (exclusive)", "now")
     .option("-w, --workspace <id>", "workspace", "default")
     .option("--customer <id>", "only this customer_id")
     .option("--feature <name>", "only this feature")
+    .option("--json", "print a summary as JSON");
+}
+
+export function registerExport(program: Command): void {
+  const cmd = program
+    .command("export")
+    .description("export calls (csv, json, parquet) with their window and coverage");
+  exportOptions(
+    cmd.command("calls").description("every call record of a time range, in the documented column order"),
+  )
+    .option("--format <format>", FORMATS.join(" | "), "csv")
     .option("--no-progress", "no progress bar")
-    .option("--json", "print a summary as JSON")
     .action(async (o: ExportOpts, c: Command) => {
       if (!(FORMATS as readonly string[]).includes(o.format))
         throw new CliError(`--format must be one of ${FORMATS.join(", ")}`, 2);
@@ -219,21 +224,16 @@ export function registerExport(program: Command): void {
         await client.close();
       }
     });
-  cmd
-    .command("rollup")
-    .argument("<name>", Object.keys(ROLLUP_ROWS).join(" | "))
-    .description("one rollup as a table (nested figures flattened: cost.nanousd, cost.usd, …)")
-    .requiredOption("-o, --out <file>", "file to write")
+  exportOptions(
+    cmd
+      .command("rollup")
+      .argument("<name>", Object.keys(ROLLUP_ROWS).join(" | "))
+      .description("one rollup as a table (nested figures flattened: cost.nanousd, cost.usd, …)"),
+  )
     .option("--format <format>", "csv | json", "csv")
-    .option("--from <time>", "start: ISO date/time or a span back from now (7d, 24h)", "30d")
-    .option("--to <time>", "end (exclusive)", "now")
     .option("--by <dimension>", "outcomes: feature | model | prompt_version")
     .option("--data-mode <mode>", "real (default) | demo | test | all")
     .option("--deployment <name>", "prod (default; records without one count as prod) | staging | … | all")
-    .option("-w, --workspace <id>", "workspace", "default")
-    .option("--customer <id>", "only this customer_id")
-    .option("--feature <name>", "only this feature")
-    .option("--json", "print a summary as JSON")
     .action(async (name: string, o: RollupExportOpts, c: Command) => {
       if (!ROLLUP_ROWS[name])
         throw new CliError(`rollup must be one of ${Object.keys(ROLLUP_ROWS).join(", ")}`, 2);

@@ -32,7 +32,7 @@ import { appendIds, appendRecords, rowToRecord, SELECT_RECORD, STAGING_IDS_DDL }
 import { openDuckDb } from "./open.js";
 import { Lane } from "./serial.js";
 import { whereClause } from "./sql.js";
-import { purge, retentionOf, spendFromSummary } from "./summary.js";
+import { purge, retentionOf, spendFromSummary, spendRow } from "./summary.js";
 
 const INPUT_TOKENS =
   "input_uncached_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens + input_audio_tokens + image_tokens";
@@ -197,14 +197,7 @@ export class DuckDbStore implements Store {
         params,
       ),
     );
-    return res.getRowsJS().map((r) => ({
-      key: (r[0] as string | null) ?? null,
-      calls: Number(r[1]),
-      cost_nanousd: BigInt(r[2] as bigint),
-      input_tokens: Number(r[3]),
-      output_tokens: Number(r[4]),
-      unpriced_calls: Number(r[5]),
-    }));
+    return res.getRowsJS().map(spendRow);
   }
 
   segments(

@@ -58,14 +58,19 @@ export async function spendFromSummary(
      FROM daily_summary WHERE ${parts.join(" AND ")} GROUP BY group_key`,
     params,
   );
-  return res.getRowsJS().map((r) => ({
+  return res.getRowsJS().map(spendRow);
+}
+
+/** A spend row from (key, calls, cost, input tokens, output tokens, unpriced calls). */
+export function spendRow(r: unknown[]): SpendRow {
+  return {
     key: (r[0] as string | null) ?? null,
     calls: Number(r[1]),
     cost_nanousd: BigInt(r[2] as bigint),
     input_tokens: Number(r[3]),
     output_tokens: Number(r[4]),
     unpriced_calls: Number(r[5]),
-  }));
+  };
 }
 
 /** Summary keys stored as '' for "none" (model, provider, data_mode and kind are never null in events). */

@@ -62,6 +62,14 @@ describe("retention", () => {
     expect(bySession.coverage.truncated).toBe(true);
     // a window inside the raw horizon is not truncated at all
     expect((await spend("by=day&from=7d")).coverage.truncated).toBe(false);
+    // rollups read raw calls only: a 90-day one says part of its window is gone, a 7-day one does not
+    const rollup = async (q: string) =>
+      (await getJson(rt.app, rt.rootToken, `/api/rollups/features?${q}`)).json;
+    expect((await rollup("from=90d&data_mode=all&deployment=all")).coverage.truncated).toBe(true);
+    expect((await rollup("from=7d")).coverage).toMatchObject({
+      truncated: false,
+      raw_available_from: res.json.raw_before,
+    });
   });
 
   it("after a purge: a late retry of a purged call is not counted again; a new late call counts once", async () => {

@@ -3,6 +3,7 @@ import type { Principal } from "../auth/keys.js";
 import { badRequest } from "../errors.js";
 import type { SpendGuard } from "../limits/guard.js";
 import { budgetBurnDown } from "../query/burn-down.js";
+import { coverageOf } from "../query/coverage.js";
 import { DRIVER_DIMENSIONS, explainChange } from "../query/explain.js";
 import { decodeCursor, EXPORT_COLUMNS, exportPage } from "../query/export.js";
 import { forecastMonth } from "../query/forecast.js";
@@ -13,6 +14,7 @@ import {
   monthWindows,
   OUTCOME_DIMENSIONS,
   outcomeRollup,
+  previousWindow,
   userDayRollup,
 } from "../query/rollups.js";
 import type { AnalyticsStore, EventFilter, EventStore } from "../store/types.js";
@@ -73,38 +75,55 @@ function oneOf<T extends string>(
 
 export function registerRollupRoutes(
   app: Hono<Env>,
-  store: AnalyticsStore & Pick<EventStore, "spend" | "query" | "count">,
+  store: AnalyticsStore & Pick<EventStore, "spend" | "query" | "count" | "retention">,
   guard: SpendGuard,
   h: RollupRouteHelpers,
 ): void {
+  /**
+   * The window an answer covers and what of it the raw events still hold: rollups read raw events only,
+   * so any part older than the raw retention horizon is reported as truncated.
+   */
+  const answerWindow = async (f: { workspaceId: string; from: number; to: number }) => ({
+    window: windowOf(f),
+    coverage: coverageOf(await store.retention(f.workspaceId), f.from, false),
+  });
+
   app.get("/api/rollups/user-day", h.read, async (c) => {
     const f = analyticsFilter(c, h.workspaceOf, Date.now());
     const top = Number(c.req.query("top") ?? 5);
     if (!Number.isInteger(top) || top < 1 || top > 100)
       throw badRequest("invalid_parameter", "top must be an integer from 1 to 100", "top");
-    return c.json({ window: windowOf(f), days: await userDayRollup(store, f, top) });
+    return c.json({ ...(await answerWindow(f)), days: await userDayRollup(store, f, top) });
   });
 
   app.get("/api/rollups/features", h.read, async (c) => {
     const f = analyticsFilter(c, h.workspaceOf, Date.now());
-    return c.json({ window: windowOf(f), features: await featureRollup(store, f) });
+    return c.json({
+      ...(await answerWindow(previousWindow(f))),
+      window: windowOf(f),
+      features: await featureRollup(store, f),
+    });
   });
 
   app.get("/api/rollups/agent-runs", h.read, async (c) => {
     const f = analyticsFilter(c, h.workspaceOf, Date.now());
-    return c.json({ window: windowOf(f), agent_types: await agentRunRollup(store, f) });
+    return c.json({ ...(await answerWindow(f)), agent_types: await agentRunRollup(store, f) });
   });
 
   app.get("/api/rollups/customers", h.read, async (c) => {
     const now = Date.now();
     const f = analyticsFilter(c, h.workspaceOf, now);
-    return c.json({ window: windowOf(f), customers: await customerRollup(store, f, now) });
+    return c.json({
+      ...(await answerWindow({ ...f, from: Math.min(f.from, monthWindows(now).lastMonth) })),
+      window: windowOf(f),
+      customers: await customerRollup(store, f, now),
+    });
   });
 
   app.get("/api/rollups/outcomes", h.read, async (c) => {
     const f = analyticsFilter(c, h.workspaceOf, Date.now());
     const by = oneOf(c.req.query("by"), OUTCOME_DIMENSIONS, "by", "feature");
-    return c.json({ window: windowOf(f), by, rows: await outcomeRollup(store, f, by) });
+    return c.json({ ...(await answerWindow(f)), by, rows: await outcomeRollup(store, f, by) });
   });
 
   app.get("/api/variance", h.read, async (c) => {
@@ -129,8 +148,10 @@ export function registerRollupRoutes(
     if (previous.to <= previous.from)
       throw badRequest("invalid_parameter", "vs_to must be after vs_from", "vs_to");
     const result = await explainChange(store, current, previous);
+    const earliest = Math.min(current.from, previous.from);
     return c.json({
       ...result,
+      coverage: coverageOf(await store.retention(current.workspaceId), earliest, false),
       current: windowOf(current),
       previous: windowOf(previous),
       dimensions: DRIVER_DIMENSIONS,
@@ -151,8 +172,8 @@ export function registerRollupRoutes(
     return c.json({
       generated_at: new Date().toISOString(),
       window: windowOf({ from: f.from!, to: f.to! }),
-      // No retention job yet: every raw record ever stored is still there.
-      coverage: { raw_available_from: null, summary_available_from: null, truncated: false },
+      // Exports are of raw calls: what is past the raw horizon is gone from them.
+      coverage: coverageOf(await store.retention(f.workspaceId), f.from, false),
       columns: EXPORT_COLUMNS,
       ...page,
     });

@@ -149,7 +149,7 @@ async function exportRollup(client: Client, name: string, o: RollupExportOpts, f
     generated_at: new Date().toISOString(),
     rollup: name,
     window: res.window,
-    coverage: { raw_available_from: null, summary_available_from: null, truncated: false },
+    coverage: res.coverage,
     columns,
     rows: rows.length,
   };

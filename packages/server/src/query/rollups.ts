@@ -24,9 +24,7 @@ export async function segmentsOf(
 }
 
 /** The window of the same length right before `filter`'s. */
-export function previousWindow(
-  filter: Required<Pick<EventFilter, "from" | "to">> & EventFilter,
-): EventFilter {
+export function previousWindow<F extends EventFilter & { from: number; to: number }>(filter: F): F {
   const span = filter.to - filter.from;
   return { ...filter, from: filter.from - span, to: filter.from };
 }

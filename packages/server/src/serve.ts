@@ -7,6 +7,7 @@ import type { RuntimeOptions } from "./config.js";
 import { type GatewayConfig, gatewayConfigFromEnv } from "./gateway/config.js";
 import { Gateway } from "./gateway/proxy.js";
 import { watchPriceBook } from "./pricebook-file.js";
+import { retentionFromEnv, scheduleRetention } from "./retention-job.js";
 import { openRuntime, type Runtime } from "./runtime.js";
 import { watchConfigFile } from "./yaml-file.js";
 
@@ -81,9 +82,11 @@ export async function startServer(
         }
       })
     : () => {};
+  const stopRetention = scheduleRetention(runtime.store, retentionFromEnv(), opts.log);
   const unwatch = () => {
     unwatchPrices();
     unwatchLimits();
+    stopRetention();
   };
 
   let stopping: Promise<void> | null = null;

@@ -3,6 +3,7 @@
 // only where the summaries are gone too or the question needs raw fields.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateDemo } from "../src/demo/generate.js";
+import { retentionFromEnv, scheduleRetention } from "../src/retention-job.js";
 import { getJson, type Json, openTestRuntime, postEvents, validRecord } from "./helpers.js";
 
 let rt: Awaited<ReturnType<typeof openTestRuntime>>;
@@ -103,5 +104,21 @@ describe("retention", () => {
     expect((await purge({})).status).toBe(400);
     expect((await purge({ raw_days: 0 })).json.error.param).toBe("raw_days");
     expect((await purge({ raw_days: 3, extra: 1 })).status).toBe(400);
+  });
+
+  it("serve's retention job: settings from the environment, a purge at start and hourly", async () => {
+    expect(retentionFromEnv({ TOLLGATE_RAW_RETENTION_DAYS: "30" })).toEqual({
+      rawDays: 30,
+      summaryMonths: null,
+    });
+    expect(() => retentionFromEnv({ TOLLGATE_SUMMARY_RETENTION_MONTHS: "0" })).toThrow(/at least 1/);
+    const late = validRecord({ ts_start: now - 45 * 86_400_000, feature: "job" });
+    expect((await postEvents(rt.app, rt.rootToken, [late])).json.accepted).toBe(1);
+    const logs: string[] = [];
+    const stop = scheduleRetention(rt.store, { rawDays: 30, summaryMonths: null }, (m) => logs.push(m));
+    await expect.poll(() => logs.length).toBe(1);
+    stop();
+    expect(logs[0]).toMatch(/^retention: 1 raw calls rolled into daily summaries/);
+    expect(await rt.store.count({ workspaceId: "default", where: { feature: "job" } })).toBe(0);
   });
 });

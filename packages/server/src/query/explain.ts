@@ -109,9 +109,10 @@ async function promptDeploys(store: AnalyticsStore, w: Window): Promise<PromptDe
   const fresh = await store.firstSeen({ ...w, from: undefined }, "prompt_version", w.from);
   const out = await Promise.all(
     fresh.map(async (v): Promise<PromptDeploy> => {
+      // The version is new in the window, so all its calls are in it: its main feature is found there.
       const [feature] = await segmentsOf(
         store,
-        { ...w, from: undefined, where: { ...w.where, prompt_version: v.key } },
+        { ...w, from: v.first_seen, where: { ...w.where, prompt_version: v.key } },
         "feature",
       );
       const f = feature?.key ?? null;

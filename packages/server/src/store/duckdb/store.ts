@@ -81,6 +81,7 @@ const WRITE_LANES = 2;
  * same event_id on two lanes at once (GroupCommitWriter guarantees it).
  */
 export class DuckDbStore implements Store {
+  readonly #retention = new Map<string, Promise<Retention>>();
   private constructor(
     private readonly instance: DuckDBInstance,
     private readonly reader: Lane,
@@ -176,12 +177,26 @@ export class DuckDbStore implements Store {
     return mergeSpend(old, raw, by);
   }
 
+  /**
+   * Horizons are read once per workspace and kept: only purge() changes them, and DuckDB's file lock
+   * makes this store the only writer of its data dir.
+   */
   retention(workspaceId: string): Promise<Retention> {
-    return this.reader.run((conn) => retentionOf(conn, workspaceId));
+    let r = this.#retention.get(workspaceId);
+    if (!r) {
+      r = this.reader.run((conn) => retentionOf(conn, workspaceId));
+      r.catch(() => this.#retention.delete(workspaceId));
+      this.#retention.set(workspaceId, r);
+    }
+    return r;
   }
 
-  purge(rawBefore: number | null, summaryBefore: number | null) {
-    return this.writers[0]!.run((c) => purge(c, rawBefore, summaryBefore));
+  async purge(rawBefore: number | null, summaryBefore: number | null) {
+    try {
+      return await this.writers[0]!.run((c) => purge(c, rawBefore, summaryBefore));
+    } finally {
+      this.#retention.clear();
+    }
   }
 
   async #rawSpend(filter: EventFilter, by: SpendDimension): Promise<SpendRow[]> {

@@ -81,7 +81,6 @@ export class Exporter {
   #retryTimer: { timer: NodeJS.Timeout; wake: () => void } | null = null;
   #failures = 0;
   #closed = false;
-  #droppedSinceWarning = 0;
   readonly #stats = { delivered: 0, rejected: 0, dropped: 0, retries: 0 };
 
   constructor(opts: ExporterOptions = {}) {
@@ -111,16 +110,14 @@ export class Exporter {
   /** Queues one record; O(1), never throws, never waits. */
   export(record: CallRecordInput): void {
     if (this.#closed) {
-      this.#stats.dropped++;
-      this.#warnDropped();
+      this.#drop();
       return;
     }
     this.#queue.push(record);
     if (this.#queue.length - this.#head > this.#maxQueue) {
       this.#head++; // the oldest goes: the bound holds memory, the warning says what was lost
       this.#compact();
-      this.#stats.dropped++;
-      this.#warnDropped();
+      this.#drop();
     }
     const queued = this.#queue.length - this.#head;
     if (queued >= this.#maxBatch) this.#kick();
@@ -285,9 +282,9 @@ export class Exporter {
     });
   }
 
-  #warnDropped(): void {
-    // One warning per thousand drops, so an outage does not flood the app's log.
-    if (this.#droppedSinceWarning++ % 1000 === 0)
+  /** Counts one dropped record; one warning per thousand drops, so an outage does not flood the app's log. */
+  #drop(): void {
+    if (this.#stats.dropped++ % 1000 === 0)
       this.#warn(
         `queue full (${this.#maxQueue} records): dropped the oldest; ${this.#stats.dropped} dropped so far`,
       );

@@ -7,8 +7,7 @@ import {
   uuidv7,
 } from "@tollgate/core";
 import { agentRunOfCall } from "../agent-run.js";
-import { currentScope } from "../context.js";
-import { newSpanId, newTraceId } from "../ids.js";
+import { childSpan, currentScope } from "../context.js";
 
 /** Which API a wrapped method speaks, and the provider its calls are priced as. */
 export interface CallSpec {
@@ -91,11 +90,12 @@ export class TrackedCall {
     if (o.usage && this.#run?.counts)
       this.#run.run.recordUsage(o.usage.usage, { provider: this.spec.provider, model });
     const scope = this.#scope;
+    const span = childSpan(scope);
     const record: CallRecordInput = {
       event_id: uuidv7(this.#startMs),
-      trace_id: scope.traceId ?? newTraceId(),
-      span_id: newSpanId(),
-      parent_span_id: scope.spanId,
+      trace_id: span.trace_id,
+      span_id: span.span_id,
+      parent_span_id: span.parent_span_id,
       ts_start: this.#startMs,
       ts_end: this.#startMs + Math.round(now - this.#start),
       ttft_ms: this.#firstEventAt === null ? null : Math.round(this.#firstEventAt - this.#start),

@@ -1,9 +1,8 @@
 import { daysUntilExhausted, roundHalfUp } from "@tollgate/core";
 import type { SpendGuard } from "../limits/guard.js";
-import { type EventFilter, type EventStore, FILTER_FIELDS, type FilterField } from "../store/types.js";
+import { type EventFilter, type EventStore, type FilterField, isFilterField } from "../store/types.js";
 import { DAY_MS, money } from "./rollups.js";
 
-const FILTERABLE: ReadonlySet<string> = new Set(FILTER_FIELDS);
 /** model in a budget scope is the model as requested; the event filter's is the model as reported. */
 const NOT_ESTIMATED = new Set(["tag", "model"]);
 
@@ -26,7 +25,7 @@ export async function budgetBurnDown(
       let why: string | null = null;
       for (const [field, value] of Object.entries(b.scope)) {
         const v = value === "*" ? s.bucket[field] : value;
-        if (NOT_ESTIMATED.has(field) || !FILTERABLE.has(field)) why = `no run rate for ${field} scopes yet`;
+        if (NOT_ESTIMATED.has(field) || !isFilterField(field)) why = `no run rate for ${field} scopes yet`;
         else if (!v) why = "no run rate for the bucket of calls without a value";
         else where[field as FilterField] = v;
       }

@@ -7,18 +7,8 @@ import {
   type SegmentRow,
   type UserDayRow,
 } from "../types.js";
-import { whereClause } from "./sql.js";
+import { byCostThenKey, MODEL_CALL, OK_REQUESTS, REQUESTS, UTC_DAY, whereClause } from "./sql.js";
 
-/** Analytics count model calls; tool, agent and other records are structure, not spend. */
-const MODEL_CALL = "kind IN ('llm', 'embedding')";
-/**
- * A request is counted by its first attempt: retries (attempt > 1) share its request_id and are not
- * more requests. Far cheaper than counting distinct request ids, and the same for every writer, which
- * numbers attempts from 1. A request succeeded when one of its attempts has status ok (the last one).
- */
-const REQUESTS = "count(*) FILTER (WHERE attempt = 1)";
-const OK_REQUESTS = "count(*) FILTER (WHERE status = 'ok')";
-const DAY = "strftime(date_trunc('day', ts_start), '%Y-%m-%d')";
 const SEGMENTABLE: ReadonlySet<string> = new Set(SEGMENT_DIMENSIONS);
 
 const big = (v: unknown): bigint => (v === null || v === undefined ? 0n : BigInt(v as bigint));
@@ -63,15 +53,7 @@ export async function segmentSets(
       first_seen: Number(r[2 * n + 6]),
     });
   }
-  // Most spend first; ties by key, so every run gives one order.
-  for (const d of dims)
-    out[d].sort((a, b) =>
-      a.cost_nanousd === b.cost_nanousd
-        ? (a.key ?? "").localeCompare(b.key ?? "")
-        : a.cost_nanousd > b.cost_nanousd
-          ? -1
-          : 1,
-    );
+  for (const d of dims) out[d].sort(byCostThenKey);
   return out;
 }
 
@@ -91,7 +73,7 @@ export async function userDays(
     `SELECT day, sum(c)::HUGEINT AS cost_sum, count(*) ${user} AS users, sum(n)::BIGINT AS requests,
             quantile_disc(c, 0.5) ${user}, quantile_disc(c, 0.9) ${user}, quantile_disc(c, 0.99) ${user},
             max(c) ${user}, max_by({'user_id': user_id, 'c': c}, c, ${n}) ${user}
-     FROM (SELECT ${DAY} AS day, user_id, sum(cost_nanousd)::HUGEINT AS c, ${REQUESTS} AS n
+     FROM (SELECT ${UTC_DAY} AS day, user_id, sum(cost_nanousd)::HUGEINT AS c, ${REQUESTS} AS n
            FROM events WHERE ${sql} AND ${MODEL_CALL} GROUP BY day, user_id)
      GROUP BY day ORDER BY day`,
     params,

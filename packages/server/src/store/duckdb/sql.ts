@@ -1,7 +1,31 @@
 import type { DuckDBValue } from "@duckdb/node-api";
-import { type EventFilter, FILTER_FIELDS } from "../types.js";
+import { type EventFilter, isFilterField } from "../types.js";
 
-const FILTERABLE: ReadonlySet<string> = new Set(FILTER_FIELDS);
+// SQL fragments every event query shares, so each definition lives in one place.
+/** A model call: analytics count these; tool, agent and other records are structure, not spend. */
+export const MODEL_CALL = "kind IN ('llm', 'embedding')";
+/** A call whose cost is not known: a model call without a price or without usage. */
+export const COST_UNKNOWN = `NOT priced AND ${MODEL_CALL}`;
+/** All input tokens of a record (its input categories are disjoint). */
+export const INPUT_TOKENS =
+  "input_uncached_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens + input_audio_tokens + image_tokens";
+/** A record's UTC day as YYYY-MM-DD. */
+export const UTC_DAY = "strftime(date_trunc('day', ts_start), '%Y-%m-%d')";
+/**
+ * Requests, counted by their first attempt: retries (attempt > 1) share its request_id and are not more
+ * requests. A request succeeded when one of its attempts has status ok (the last one).
+ */
+export const REQUESTS = "count(*) FILTER (WHERE attempt = 1)";
+export const OK_REQUESTS = "count(*) FILTER (WHERE status = 'ok')";
+
+/** Most spend first, ties by key: one order on every run, for rows merged or regrouped in JS. */
+export function byCostThenKey(
+  a: { cost_nanousd: bigint; key: string | null },
+  b: { cost_nanousd: bigint; key: string | null },
+): number {
+  if (a.cost_nanousd === b.cost_nanousd) return (a.key ?? "").localeCompare(b.key ?? "");
+  return a.cost_nanousd > b.cost_nanousd ? -1 : 1;
+}
 
 /** WHERE clause with positional parameters; column names come from a fixed allow-list, never from input. */
 export function whereClause(f: EventFilter): { sql: string; params: DuckDBValue[] } {
@@ -21,7 +45,7 @@ export function whereClause(f: EventFilter): { sql: string; params: DuckDBValue[
   }
   for (const [k, v] of Object.entries(f.where ?? {})) {
     if (v === undefined) continue;
-    if (!FILTERABLE.has(k)) throw new Error(`not a filterable field: ${k}`);
+    if (!isFilterField(k)) throw new Error(`not a filterable field: ${k}`);
     params.push(v);
     parts.push(`${k} = $${params.length}`);
   }

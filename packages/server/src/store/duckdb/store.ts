@@ -31,11 +31,8 @@ import { agentRuns, firstSeen, segmentSets, userDays } from "./analytics.js";
 import { appendIds, appendRecords, rowToRecord, SELECT_RECORD, STAGING_IDS_DDL } from "./columns.js";
 import { openDuckDb } from "./open.js";
 import { Lane } from "./serial.js";
-import { whereClause } from "./sql.js";
+import { byCostThenKey, COST_UNKNOWN, INPUT_TOKENS, MODEL_CALL, UTC_DAY, whereClause } from "./sql.js";
 import { purge, retentionOf, spendFromSummary, spendRow } from "./summary.js";
-
-const INPUT_TOKENS =
-  "input_uncached_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens + input_audio_tokens + image_tokens";
 
 const MODEL_ASKED = "coalesce(model_requested, model)";
 const DAY_MS = 86_400_000;
@@ -57,19 +54,8 @@ function mergeSpend(a: SpendRow[], b: SpendRow[], by: SpendDimension): SpendRow[
   const rows = [...m.values()];
   return by === "day"
     ? rows.sort((x, y) => (x.key ?? "").localeCompare(y.key ?? ""))
-    : rows.sort((x, y) =>
-        x.cost_nanousd === y.cost_nanousd
-          ? (x.key ?? "").localeCompare(y.key ?? "")
-          : x.cost_nanousd > y.cost_nanousd
-            ? -1
-            : 1,
-      );
+    : rows.sort(byCostThenKey);
 }
-/**
- * A call whose cost is not known: a model call without a price or without usage. Tool, agent and other
- * records are never priced by design, so they are never counted here.
- */
-const COST_UNKNOWN = "NOT priced AND kind IN ('llm', 'embedding')";
 
 /** Write lanes: a second connection fills its staging table while the first inserts and commits. */
 const WRITE_LANES = 2;
@@ -201,7 +187,7 @@ export class DuckDbStore implements Store {
 
   async #rawSpend(filter: EventFilter, by: SpendDimension): Promise<SpendRow[]> {
     const { sql, params } = whereClause(filter);
-    const key = by === "day" ? "strftime(date_trunc('day', ts_start), '%Y-%m-%d')" : by;
+    const key = by === "day" ? UTC_DAY : by;
     const order = by === "day" ? "group_key" : "cost_sum DESC, group_key";
     const res = await this.reader.run((conn) =>
       conn.runAndReadAll(
@@ -509,7 +495,7 @@ export class DuckDbStore implements Store {
     const res = await this.reader.run((conn) =>
       conn.runAndReadAll(
         `SELECT agent_run_id, sum(cost_nanousd)::HUGEINT, sum(${INPUT_TOKENS} + output_tokens)::HUGEINT,
-                count(*) FILTER (WHERE kind IN ('llm', 'embedding')), count(*) FILTER (WHERE kind = 'tool'),
+                count(*) FILTER (WHERE ${MODEL_CALL}), count(*) FILTER (WHERE kind = 'tool'),
                 count(*) FILTER (WHERE attempt > 1), epoch_ms(min(ts_start))
          FROM events WHERE workspace_id = $1 AND agent_run_id IS NOT NULL
            AND ts_start >= make_timestamp($2::BIGINT * 1000) ${runId === undefined ? "" : "AND agent_run_id = $3"}

@@ -5,7 +5,9 @@ import {
   type SpendDimension,
   type SpendRow,
   SUMMARY_KEYS,
+  summaryCanAnswer,
 } from "../types.js";
+import { COST_UNKNOWN, INPUT_TOKENS, OK_REQUESTS, REQUESTS } from "./sql.js";
 
 /**
  * The daily summary holds the calls that were purged from the raw events: each one is added to its
@@ -13,7 +15,6 @@ import {
  * never both and never neither. Concurrent appends never touch it (no write conflicts), and a long-range
  * answer is raw events plus summary days, exactly.
  */
-const SUMMARY_FILTERABLE: ReadonlySet<string> = new Set(SUMMARY_KEYS);
 const KEY_COLUMNS = ["workspace_id", "day", ...SUMMARY_KEYS];
 const MEASURES = [
   "calls",
@@ -24,8 +25,6 @@ const MEASURES = [
   "output_tokens",
   "unpriced_calls",
 ] as const;
-const INPUT_TOKENS =
-  "input_uncached_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens + input_audio_tokens + image_tokens";
 
 /** Spend by a dimension from the summary, for the whole UTC days [fromDay, toDay) (epoch ms of midnights). */
 export async function spendFromSummary(
@@ -35,6 +34,8 @@ export async function spendFromSummary(
   fromDay: number,
   toDay: number,
 ): Promise<SpendRow[]> {
+  if (!summaryCanAnswer(filter))
+    throw new Error("the summary cannot answer a filter on fields it does not keep");
   const params: (string | number)[] = [filter.workspaceId, fromDay, toDay];
   const parts = [
     "workspace_id = $1",
@@ -47,7 +48,6 @@ export async function spendFromSummary(
   }
   for (const [k, v] of Object.entries(filter.where ?? {})) {
     if (v === undefined) continue;
-    if (!SUMMARY_FILTERABLE.has(k)) throw new Error(`the summary cannot filter by ${k}`);
     params.push(v);
     parts.push(`${k} = $${params.length}`);
   }
@@ -115,9 +115,8 @@ export async function purge(
       const set = MEASURES.map((m) => `${m} = daily_summary.${m} + excluded.${m}`).join(", ");
       await conn.run(
         `INSERT INTO daily_summary
-           SELECT workspace_id, ts_start::DATE, ${keys}, count(*), count(*) FILTER (WHERE attempt = 1),
-                  count(*) FILTER (WHERE status = 'ok'), sum(cost_nanousd), sum(${INPUT_TOKENS}), sum(output_tokens),
-                  count(*) FILTER (WHERE NOT priced AND kind IN ('llm', 'embedding'))
+           SELECT workspace_id, ts_start::DATE, ${keys}, count(*), ${REQUESTS}, ${OK_REQUESTS},
+                  sum(cost_nanousd), sum(${INPUT_TOKENS}), sum(output_tokens), count(*) FILTER (WHERE ${COST_UNKNOWN})
            FROM events WHERE ${before} GROUP BY ALL
          ON CONFLICT (${KEY_COLUMNS.join(", ")}) DO UPDATE SET ${set}`,
         [rawBefore],

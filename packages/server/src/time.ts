@@ -1,5 +1,7 @@
+export const DAY_MS = 86_400_000;
+
 const RELATIVE = /^(\d+)(m|h|d|w)$/;
-const UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
+const UNIT_MS = { m: 60_000, h: 3_600_000, d: DAY_MS, w: 7 * DAY_MS } as const;
 
 /** "7d" / "24h" (that long before `now`), "now", an ISO date or date-time → epoch ms; null if unparseable. */
 export function parseTime(text: string, now = Date.now()): number | null {
@@ -10,4 +12,15 @@ export function parseTime(text: string, now = Date.now()): number | null {
   if (!/^\d{4}-\d{2}-\d{2}/.test(t)) return null;
   const ms = Date.parse(t);
   return Number.isNaN(ms) ? null : ms;
+}
+
+/** The UTC midnight at or before `ms`. */
+export function utcMidnight(ms: number): number {
+  return Math.floor(ms / DAY_MS) * DAY_MS;
+}
+
+/** The start of the UTC month `offset` months from the one holding `ms` (0: its own, -1: the one before). */
+export function utcMonthStart(ms: number, offset = 0): number {
+  const d = new Date(ms);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + offset, 1);
 }

@@ -1,7 +1,8 @@
 import { daysUntilExhausted, roundHalfUp } from "@tollgate/core";
 import type { SpendGuard } from "../limits/guard.js";
 import { type EventFilter, type EventStore, type FilterField, isFilterField } from "../store/types.js";
-import { DAY_MS, money } from "./rollups.js";
+import { DAY_MS, utcMidnight } from "../time.js";
+import { money } from "./rollups.js";
 
 /** model in a budget scope is the model as requested; the event filter's is the model as reported. */
 const NOT_ESTIMATED = new Set(["tag", "model"]);
@@ -17,7 +18,7 @@ export async function budgetBurnDown(
   workspaceId: string,
   now: number,
 ) {
-  const today = Math.floor(now / DAY_MS) * DAY_MS;
+  const today = utcMidnight(now);
   const out = [];
   for (const b of guard.registry.forWorkspace(workspaceId).budgets) {
     for (const s of await guard.budgetStatus(workspaceId, b)) {

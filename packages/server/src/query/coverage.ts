@@ -1,4 +1,5 @@
 import type { Retention } from "../store/types.js";
+import { DAY_MS, utcMidnight, utcMonthStart } from "../time.js";
 
 /**
  * What part of an asked window an answer could see. `truncated` is true when part of it is gone: older
@@ -19,11 +20,8 @@ export function coverageOf(r: Retention, from: number | undefined, fromSummaries
 
 /** Purge horizons for retention settings, as UTC midnights (null keeps that kind of data). */
 export function purgeHorizons(now: number, rawDays: number | null, summaryMonths: number | null) {
-  const d = new Date(now);
-  const today = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
   return {
-    rawBefore: rawDays === null ? null : today - rawDays * 86_400_000,
-    summaryBefore:
-      summaryMonths === null ? null : Date.UTC(d.getUTCFullYear(), d.getUTCMonth() - summaryMonths, 1),
+    rawBefore: rawDays === null ? null : utcMidnight(now) - rawDays * DAY_MS,
+    summaryBefore: summaryMonths === null ? null : utcMonthStart(now, -summaryMonths),
   };
 }

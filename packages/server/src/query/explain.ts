@@ -1,6 +1,7 @@
 import { formatUsd, splitVariance, type VarianceSplit } from "@tollgate/core";
 import type { AnalyticsStore, EventFilter, SegmentDimension, SegmentRow } from "../store/types.js";
-import { change, DAY_MS, money, perRequest, segmentsOf, tenantConcentration } from "./rollups.js";
+import { DAY_MS } from "../time.js";
+import { change, money, perRequest, segmentsOf, tenantConcentration } from "./rollups.js";
 
 export const DRIVER_DIMENSIONS = [
   "feature",

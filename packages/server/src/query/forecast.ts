@@ -1,6 +1,7 @@
 import { FORECAST_METHOD, project, roundHalfUp } from "@tollgate/core";
 import type { AnalyticsStore, EventFilter, EventStore, SegmentDimension } from "../store/types.js";
-import { DAY_MS, money, monthWindows, segmentsOf } from "./rollups.js";
+import { DAY_MS, utcMidnight, utcMonthStart } from "../time.js";
+import { money, monthWindows, segmentsOf } from "./rollups.js";
 
 export const FORECAST_DIMENSIONS = ["customer_id", "feature"] as const satisfies readonly SegmentDimension[];
 
@@ -14,10 +15,8 @@ export async function forecastMonth(
   now: number,
 ) {
   const { thisMonth } = monthWindows(now);
-  const today = Math.floor(now / DAY_MS) * DAY_MS;
-  const d = new Date(now);
-  const monthEnd = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
-  const daysLeft = Math.round((monthEnd - today) / DAY_MS);
+  const today = utcMidnight(now);
+  const daysLeft = Math.round((utcMonthStart(now, 1) - today) / DAY_MS);
   const trailing = { ...filter, from: today - 7 * DAY_MS, to: today };
   const [daily, toDate] = await Promise.all([
     store.spend(trailing, "day"),

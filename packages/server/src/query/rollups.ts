@@ -1,5 +1,6 @@
 import { concentration, formatUsd, roundHalfUp } from "@tollgate/core";
 import type { AnalyticsStore, EventFilter, SegmentDimension, SegmentRow } from "../store/types.js";
+import { utcMonthStart } from "../time.js";
 
 /** Money in answers: exact nano-USD as a string (int64 does not fit a JSON number) plus a USD rendering. */
 export function money(nano: bigint): { nanousd: string; usd: string } {
@@ -94,17 +95,14 @@ export async function agentRunRollup(store: AnalyticsStore, filter: EventFilter)
   }));
 }
 
-export const DAY_MS = 86_400_000;
-
 /** UTC month starts around `now`: this month's, last month's, and the same elapsed point of last month. */
 export function monthWindows(now: number): {
   thisMonth: number;
   lastMonth: number;
   lastMonthSamePoint: number;
 } {
-  const d = new Date(now);
-  const thisMonth = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
-  const lastMonth = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() - 1, 1);
+  const thisMonth = utcMonthStart(now);
+  const lastMonth = utcMonthStart(now, -1);
   // Same elapsed time into last month, but never past its end (31 March vs February).
   const lastMonthSamePoint = Math.min(lastMonth + (now - thisMonth), thisMonth);
   return { thisMonth, lastMonth, lastMonthSamePoint };

@@ -1,5 +1,6 @@
 import { type DuckDBInstance, DuckDBTimestampValue } from "@duckdb/node-api";
 import { type CallRecord, PRICE_REF_NO_USAGE } from "@tollgate/core";
+import { DAY_MS, utcMidnight } from "../../time.js";
 import {
   type AgentRunRollupRow,
   type ApiKeyRecord,
@@ -35,7 +36,6 @@ import { byCostThenKey, COST_UNKNOWN, INPUT_TOKENS, MODEL_CALL, UTC_DAY, whereCl
 import { purge, retentionOf, spendFromSummary, spendRow } from "./summary.js";
 
 const MODEL_ASKED = "coalesce(model_requested, model)";
-const DAY_MS = 86_400_000;
 
 /** Rows of the same key summed (the summary part and the raw part of one answer), in the raw query's order. */
 function mergeSpend(a: SpendRow[], b: SpendRow[], by: SpendDimension): SpendRow[] {
@@ -157,7 +157,7 @@ export class DuckDbStore implements Store {
     // Raw events older than the horizon are late arrivals not yet rolled up: they count too.
     const raw = await this.#rawSpend(filter, by);
     if (!summaryCanAnswer(filter)) return raw;
-    const fromDay = Math.floor((filter.from ?? 0) / DAY_MS) * DAY_MS;
+    const fromDay = utcMidnight(filter.from ?? 0);
     const toDay = Math.min(horizon, Math.ceil((filter.to ?? horizon) / DAY_MS) * DAY_MS);
     const old = await this.reader.run((conn) => spendFromSummary(conn, filter, by, fromDay, toDay));
     return mergeSpend(old, raw, by);

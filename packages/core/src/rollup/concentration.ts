@@ -25,8 +25,11 @@ export function concentration(spend: readonly bigint[], topN = 5): Concentration
   };
 }
 
-/** num/den as a float with 12 significant digits, without losing precision on huge bigints first. */
-export function ratio(num: bigint, den: bigint): number {
+/**
+ * num/den as a float, truncated to `digits` decimals, computed on the bigints (no precision lost on huge
+ * amounts before the division); 0 when den is 0.
+ */
+export function ratio(num: bigint, den: bigint, digits = 12): number {
   if (den === 0n) return 0;
-  return Number((num * 1_000_000_000_000n) / den) / 1e12;
+  return Number((num * 10n ** BigInt(digits)) / den) / 10 ** digits;
 }

@@ -1,7 +1,7 @@
-import { formatUsd, splitVariance, type VarianceSplit } from "@tollgate/core";
+import { formatUsd, ratio, splitVariance, type VarianceSplit } from "@tollgate/core";
 import type { AnalyticsStore, EventFilter, SegmentDimension, SegmentRow } from "../store/types.js";
 import { DAY_MS } from "../time.js";
-import { change, money, perRequest, segmentsOf, tenantConcentration } from "./rollups.js";
+import { change, FRACTION_DIGITS, money, perRequest, segmentsOf, tenantConcentration } from "./rollups.js";
 
 export const DRIVER_DIMENSIONS = [
   "feature",
@@ -51,7 +51,7 @@ export async function explainChange(store: AnalyticsStore, current: Window, prev
   const spend = (rows: SegmentRow[], f: (r: SegmentRow) => bigint) => rows.reduce((a, r) => a + f(r), 0n);
   const shares = (rows: SegmentRow[]) => {
     const cost = spend(rows, (r) => r.cost_nanousd);
-    const part = (x: bigint) => (cost === 0n ? 0 : Number((x * 1_000_000n) / cost) / 1_000_000);
+    const part = (x: bigint) => ratio(x, cost, FRACTION_DIGITS);
     return {
       retry_share: part(spend(rows, (r) => r.retry_cost_nanousd)),
       error_share: part(spend(rows, (r) => r.error_cost_nanousd)),

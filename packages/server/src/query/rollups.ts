@@ -1,4 +1,4 @@
-import { concentration, formatUsd, roundHalfUp } from "@tollgate/core";
+import { concentration, formatUsd, ratio, roundHalfUp } from "@tollgate/core";
 import type { AnalyticsStore, EventFilter, SegmentDimension, SegmentRow } from "../store/types.js";
 import { utcMonthStart } from "../time.js";
 
@@ -6,6 +6,9 @@ import { utcMonthStart } from "../time.js";
 export function money(nano: bigint): { nanousd: string; usd: string } {
   return { nanousd: nano.toString(), usd: formatUsd(nano) };
 }
+
+/** Shares and changes in answers: fractions to six decimals. */
+export const FRACTION_DIGITS = 6;
 
 /** Cost per request, rounded half-up to the nano-USD (null without requests). */
 export function perRequest(cost: bigint, requests: number): bigint | null {
@@ -33,7 +36,7 @@ export function previousWindow<F extends EventFilter & { from: number; to: numbe
 /** Relative change as a fraction (0.25 = +25%), null when there is nothing to compare with. */
 export function change(now: bigint, before: bigint): number | null {
   if (before === 0n) return null;
-  return Number(((now - before) * 1_000_000n) / before) / 1_000_000;
+  return ratio(now - before, before, FRACTION_DIGITS);
 }
 
 export async function userDayRollup(store: AnalyticsStore, filter: EventFilter, top: number) {
@@ -126,7 +129,7 @@ export async function customerRollup(store: AnalyticsStore, filter: EventFilter,
     return {
       customer_id: r.key,
       cost: money(r.cost_nanousd),
-      share: total === 0n ? 0 : Number((r.cost_nanousd * 1_000_000n) / total) / 1_000_000,
+      share: ratio(r.cost_nanousd, total, FRACTION_DIGITS),
       requests: r.requests,
       users: r.users,
       cost_per_request: moneyOrNull(perRequest(r.cost_nanousd, r.requests)),

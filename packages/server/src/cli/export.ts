@@ -7,6 +7,7 @@ import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { type Client, connect } from "./client.js";
 import { CliError, expectOk, type GlobalOpts, printJson, runtimeOptions } from "./common.js";
+import { isRollup, ROLLUP_ROWS, type RollupName, type WindowOpts, windowQuery } from "./rollups.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: API answers are read loosely
 type Json = any;
@@ -15,16 +16,10 @@ const FORMATS = ["csv", "json", "parquet"] as const;
 type Format = (typeof FORMATS)[number];
 const PAGE = 10_000;
 
-interface ExportOpts {
+interface ExportOpts extends WindowOpts {
   out: string;
   format: string;
-  from: string;
-  to: string;
-  workspace: string;
-  customer?: string;
-  feature?: string;
   progress: boolean;
-  json?: boolean;
 }
 
 /** CSV cell: quoted when it must be; objects (tags, metadata, usage_raw) as their JSON. */
@@ -54,9 +49,7 @@ function fileWriter(path: string) {
  * CSV keeps its metadata in a `<out>.meta.json` beside it (a comment line would break CSV readers).
  */
 async function exportCalls(client: Client, o: ExportOpts, format: Format) {
-  const q = new URLSearchParams({ from: o.from, to: o.to, workspace: o.workspace, limit: String(PAGE) });
-  if (o.customer) q.set("customer_id", o.customer);
-  if (o.feature) q.set("feature", o.feature);
+  const q = windowQuery(o, { limit: String(PAGE) });
   const out = resolve(o.out);
   const tmp = format === "parquet" ? mkdtempSync(join(tmpdir(), "tollgate-export-")) : null;
   const target = tmp ? join(tmp, "calls.csv") : out;
@@ -124,26 +117,13 @@ export function flatten(obj: Json, prefix = "", out: Record<string, unknown> = {
   return out;
 }
 
-const ROLLUP_ROWS: Record<string, string> = {
-  "user-day": "days",
-  features: "features",
-  "agent-runs": "agent_types",
-  customers: "customers",
-  outcomes: "rows",
-};
+type RollupExportOpts = ExportOpts & { by?: string };
 
 /** One rollup answer as a table file (csv with a .meta.json, or json with its meta). */
-type RollupExportOpts = ExportOpts & { by?: string; dataMode?: string; deployment?: string };
-
-async function exportRollup(client: Client, name: string, o: RollupExportOpts, format: Format) {
-  const q = new URLSearchParams({ from: o.from, to: o.to, workspace: o.workspace });
-  if (o.customer) q.set("customer_id", o.customer);
-  if (o.feature) q.set("feature", o.feature);
-  if (o.by && name === "outcomes") q.set("by", o.by);
-  if (o.dataMode) q.set("data_mode", o.dataMode);
-  if (o.deployment) q.set("deployment", o.deployment);
+async function exportRollup(client: Client, name: RollupName, o: RollupExportOpts, format: Format) {
+  const q = windowQuery(o, { by: name === "outcomes" ? o.by : undefined });
   const res: Json = expectOk(await client.request("GET", `/api/rollups/${name}?${q}`), `rollup ${name}`);
-  const rows = (res[ROLLUP_ROWS[name]!] as Json[]).map((r) => flatten(r));
+  const rows = (res[ROLLUP_ROWS[name]] as Json[]).map((r) => flatten(r));
   const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
   const meta = {
     generated_at: new Date().toISOString(),
@@ -235,7 +215,7 @@ export function registerExport(program: Command): void {
     .option("--data-mode <mode>", "real (default) | demo | test | all")
     .option("--deployment <name>", "prod (default; records without one count as prod) | staging | … | all")
     .action(async (name: string, o: RollupExportOpts, c: Command) => {
-      if (!ROLLUP_ROWS[name])
+      if (!isRollup(name))
         throw new CliError(`rollup must be one of ${Object.keys(ROLLUP_ROWS).join(", ")}`, 2);
       if (o.format !== "csv" && o.format !== "json") throw new CliError("--format must be csv or json", 2);
       const client = await connect(runtimeOptions(c.optsWithGlobals<GlobalOpts>()));

@@ -7,9 +7,19 @@ import { formatInt, groupThousands, renderTable } from "./table.js";
 // biome-ignore lint/suspicious/noExplicitAny: API answers are rendered loosely
 type Json = any;
 
-const ROLLUPS = ["user-day", "features", "agent-runs", "customers", "outcomes"] as const;
+/** The rollups, each with the field of its answer that holds the rows. */
+export const ROLLUP_ROWS = {
+  "user-day": "days",
+  features: "features",
+  "agent-runs": "agent_types",
+  customers: "customers",
+  outcomes: "rows",
+} as const;
+export type RollupName = keyof typeof ROLLUP_ROWS;
+const ROLLUPS = Object.keys(ROLLUP_ROWS) as RollupName[];
+export const isRollup = (name: string): name is RollupName => Object.hasOwn(ROLLUP_ROWS, name);
 
-interface WindowOpts {
+export interface WindowOpts {
   from?: string;
   to?: string;
   workspace: string;
@@ -39,7 +49,8 @@ function windowOptions(cmd: Command, defaults: { from?: string } = {}): Command 
     .option("--json", "print the answer as JSON");
 }
 
-function query(o: WindowOpts, extra: Record<string, string | undefined> = {}): URLSearchParams {
+/** The query string of an analytics request: window, filters, and any extra parameters given. */
+export function windowQuery(o: WindowOpts, extra: Record<string, string | undefined> = {}): URLSearchParams {
   const q = new URLSearchParams({ workspace: o.workspace });
   const set = (k: string, v: string | undefined) => v !== undefined && q.set(k, v);
   set("from", o.from);
@@ -61,7 +72,7 @@ async function get(cmd: Command, path: string, what: string): Promise<Json> {
   }
 }
 
-const TABLES: Record<(typeof ROLLUPS)[number], (res: Json) => string> = {
+const TABLES: Record<RollupName, (res: Json) => string> = {
   "user-day": (res) =>
     renderTable(
       ["day", "cost", "users", "requests", "median", "p90", "p99", "max", "top user"],
@@ -156,13 +167,12 @@ export function registerRollups(program: Command): void {
       .option("--top <n>", "user-day: top users per day", "5"),
     { from: "30d" },
   ).action(async (name: string, o: WindowOpts & { by: string; top: string }, cmd: Command) => {
-    if (!(ROLLUPS as readonly string[]).includes(name))
-      throw new CliError(`rollup must be one of ${ROLLUPS.join(", ")}`, 2);
+    if (!isRollup(name)) throw new CliError(`rollup must be one of ${ROLLUPS.join(", ")}`, 2);
     const extra = name === "outcomes" ? { by: o.by } : name === "user-day" ? { top: o.top } : {};
-    const res = await get(cmd, `/api/rollups/${name}?${query(o, extra)}`, `rollup ${name}`);
+    const res = await get(cmd, `/api/rollups/${name}?${windowQuery(o, extra)}`, `rollup ${name}`);
     if (o.json) return printJson(res);
     console.log(`${res.window.from} – ${res.window.to}`);
-    console.log(TABLES[name as (typeof ROLLUPS)[number]](res));
+    console.log(TABLES[name](res));
   });
 
   windowOptions(
@@ -174,7 +184,11 @@ export function registerRollups(program: Command): void {
       .option("--vs-from <time>", "start of the period compared with (default: the period right before)")
       .option("--vs-to <time>", "end of the period compared with"),
   ).action(async (o: WindowOpts & { vsFrom?: string; vsTo?: string }, cmd: Command) => {
-    const res = await get(cmd, `/api/variance?${query(o, { vs_from: o.vsFrom, vs_to: o.vsTo })}`, "explain");
+    const res = await get(
+      cmd,
+      `/api/variance?${windowQuery(o, { vs_from: o.vsFrom, vs_to: o.vsTo })}`,
+      "explain",
+    );
     if (o.json) return printJson(res);
     console.log(`${res.current.from} – ${res.current.to}  vs  ${res.previous.from} – ${res.previous.to}\n`);
     for (const line of res.narrative) console.log(line);
@@ -202,7 +216,7 @@ export function registerRollups(program: Command): void {
   windowOptions(
     program.command("forecast").description("month-end projection from the recent daily run rate"),
   ).action(async (o: WindowOpts, cmd: Command) => {
-    const res = await get(cmd, `/api/forecast?${query(o)}`, "forecast");
+    const res = await get(cmd, `/api/forecast?${windowQuery(o)}`, "forecast");
     if (o.json) return printJson(res);
     const w = res.workspace;
     console.log(

@@ -1,7 +1,13 @@
 import { FORECAST_METHOD, project, roundHalfUp } from "@tollgate/core";
-import type { AnalyticsStore, EventFilter, EventStore, SegmentDimension } from "../store/types.js";
+import type {
+  AnalyticsStore,
+  EventFilter,
+  EventStore,
+  SegmentDimension,
+  SegmentRow,
+} from "../store/types.js";
 import { DAY_MS, utcMidnight, utcMonthStart } from "../time.js";
-import { money, monthWindows, segmentsOf } from "./rollups.js";
+import { money, monthWindows } from "./rollups.js";
 
 export const FORECAST_DIMENSIONS = ["customer_id", "feature"] as const satisfies readonly SegmentDimension[];
 
@@ -37,31 +43,14 @@ export async function forecastMonth(
   // Today is projected at the run rate like the days after it, so its spend so far is not counted twice.
   const completeDays = toDate.reduce((a, r) => (r.key === todayKey ? a : a + r.cost_nanousd), 0n);
   const p = project(days, completeDays, daysLeft);
-  const segments = await Promise.all(
-    FORECAST_DIMENSIONS.map(async (by) => {
-      const [recent, mtd, complete] = await Promise.all([
-        segmentsOf(store, { ...trailing, from: today - days.length * DAY_MS }, by),
-        segmentsOf(store, { ...filter, from: thisMonth, to: now }, by),
-        segmentsOf(store, { ...filter, from: thisMonth, to: today }, by),
-      ]);
-      const rate = new Map(
-        recent.map((r) => [r.key, days.length ? roundHalfUp(r.cost_nanousd, BigInt(days.length)) : 0n]),
-      );
-      const keys = new Set([...mtd.map((r) => r.key), ...rate.keys()]);
-      const mtdBy = new Map(mtd.map((r) => [r.key, r.cost_nanousd]));
-      const completeBy = new Map(complete.map((r) => [r.key, r.cost_nanousd]));
-      const rows = [...keys].map((key) => {
-        const r = rate.get(key) ?? 0n;
-        return {
-          key,
-          to_date: money(mtdBy.get(key) ?? 0n),
-          run_rate_per_day: money(r),
-          projected: money((completeBy.get(key) ?? 0n) + r * BigInt(daysLeft)),
-        };
-      });
-      rows.sort((a, b) => (BigInt(b.projected.nanousd) > BigInt(a.projected.nanousd) ? 1 : -1));
-      return [by, rows] as const;
-    }),
+  // One scan per window for both dimensions.
+  const [recent, mtd, complete] = await Promise.all([
+    store.segments({ ...trailing, from: today - days.length * DAY_MS }, FORECAST_DIMENSIONS, false),
+    store.segments({ ...filter, from: thisMonth, to: now }, FORECAST_DIMENSIONS, false),
+    store.segments({ ...filter, from: thisMonth, to: today }, FORECAST_DIMENSIONS, false),
+  ]);
+  const segments = FORECAST_DIMENSIONS.map(
+    (by) => [by, projectSegments(recent[by], mtd[by], complete[by], days.length, daysLeft)] as const,
   );
   return {
     month: new Date(thisMonth).toISOString().slice(0, 7),
@@ -78,4 +67,42 @@ export async function forecastMonth(
     },
     ...Object.fromEntries(segments),
   };
+}
+
+/** Per segment: spend so far, its own trailing run rate, and complete days + run rate × days left. */
+function projectSegments(
+  recent: SegmentRow[],
+  mtd: SegmentRow[],
+  complete: SegmentRow[],
+  windowDays: number,
+  daysLeft: number,
+) {
+  const rate = new Map(
+    recent.map((r) => [r.key, windowDays ? roundHalfUp(r.cost_nanousd, BigInt(windowDays)) : 0n]),
+  );
+  const mtdBy = new Map(mtd.map((r) => [r.key, r.cost_nanousd]));
+  const completeBy = new Map(complete.map((r) => [r.key, r.cost_nanousd]));
+  const rows = [...new Set([...mtdBy.keys(), ...rate.keys()])].map((key) => {
+    const r = rate.get(key) ?? 0n;
+    return {
+      key,
+      toDate: mtdBy.get(key) ?? 0n,
+      rate: r,
+      projected: (completeBy.get(key) ?? 0n) + r * BigInt(daysLeft),
+    };
+  });
+  // Largest projection first; ties by key, so every run gives one order.
+  rows.sort((a, b) =>
+    a.projected === b.projected
+      ? (a.key ?? "").localeCompare(b.key ?? "")
+      : a.projected > b.projected
+        ? -1
+        : 1,
+  );
+  return rows.map((r) => ({
+    key: r.key,
+    to_date: money(r.toDate),
+    run_rate_per_day: money(r.rate),
+    projected: money(r.projected),
+  }));
 }

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateDemo } from "../src/demo/generate.js";
 import { retentionFromEnv, scheduleRetention } from "../src/retention-job.js";
-import { getJson, type Json, openTestRuntime, postEvents, validRecord } from "./helpers.js";
+import { createKey, getJson, type Json, openTestRuntime, postEvents, validRecord } from "./helpers.js";
 
 let rt: Awaited<ReturnType<typeof openTestRuntime>>;
 const now = Date.now();
@@ -100,7 +100,18 @@ describe("retention", () => {
     expect((await spend(`by=day&from=${res.json.summary_before}`)).coverage.truncated).toBe(false);
   });
 
-  it("bad purge bodies are typed 400s", async () => {
+  it("bad purge bodies are typed 400s; only an admin key may purge", async () => {
+    const before = await rt.store.count({ workspaceId: "default" });
+    for (const role of ["read", "ingest"]) {
+      const { json: k } = await createKey(rt.app, rt.rootToken, "default", role);
+      const res = await rt.app.request("/api/admin/purge", {
+        method: "POST",
+        headers: { authorization: `Bearer ${k.key}`, "content-type": "application/json" },
+        body: JSON.stringify({ raw_days: 1 }),
+      });
+      expect(res.status, role).toBe(403);
+    }
+    expect(await rt.store.count({ workspaceId: "default" })).toBe(before);
     expect((await purge({})).status).toBe(400);
     expect((await purge({ raw_days: 0 })).json.error.param).toBe("raw_days");
     expect((await purge({ raw_days: 3, extra: 1 })).status).toBe(400);

@@ -8,18 +8,7 @@ import {
   sortBigints,
   splitVariance,
 } from "../src/index.js";
-
-/** A small seeded generator (mulberry32): the same cases every run. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from "./rng.js";
 
 describe("splitVariance", () => {
   it("a worked example: twice the requests at the same mix and rate is all volume", () => {

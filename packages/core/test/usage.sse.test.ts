@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { type Api, createSseUsageExtractor, parseSse, type SseEvent, SseParser } from "../src/usage/index.js";
 import { listFixtureFiles, readFixtureBytes } from "./fixtures.js";
+import { rng } from "./rng.js";
 
 function all(parser: SseParser, chunks: string[]): SseEvent[] {
   const out: SseEvent[] = [];
@@ -63,18 +64,6 @@ describe("SseParser", () => {
     expect(all(new SseParser(), chunks)).toEqual([{ data: payload }]);
   });
 });
-
-/** Small deterministic PRNG (mulberry32) so random splits are reproducible. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function sameEvents(a: SseEvent[], b: SseEvent[]): boolean {
   if (a.length !== b.length) return false;

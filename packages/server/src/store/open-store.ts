@@ -1,18 +1,44 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import type { ClickHouseOptions } from "./clickhouse/open.js";
 import { DuckDbStore } from "./duckdb/store.js";
 import { ThreadStore } from "./duckdb/thread-store.js";
 import type { Store } from "./types.js";
 
 const THREAD_ENTRY = new URL("./duckdb/thread-entry.js", import.meta.url);
 
+export interface StoreOptions {
+  /** Embedded store on its own thread (see below). */
+  thread?: boolean;
+  /** The scale-out store instead of the embedded one (default: TOLLGATE_CLICKHOUSE_URL, …). */
+  clickhouse?: ClickHouseOptions | null;
+}
+
+/** ClickHouse settings from the environment, or null for the embedded store. */
+export function clickHouseFromEnv(redisUrl: string | null, env = process.env): ClickHouseOptions | null {
+  const url = env.TOLLGATE_CLICKHOUSE_URL;
+  if (!url) return null;
+  const nodes = env.TOLLGATE_CLICKHOUSE_NODES?.split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  return {
+    url,
+    cluster: env.TOLLGATE_CLICKHOUSE_CLUSTER || null,
+    nodes,
+    redisUrl: redisUrl ?? env.TOLLGATE_REDIS_URL ?? null,
+  };
+}
+
 /**
- * The embedded store, on its own thread when running from the built package (the thread needs the
- * compiled entry file), else in-process (tests running the TypeScript sources). TOLLGATE_STORE_THREAD=0|1
- * overrides: the thread keeps DuckDB off the gateway's event loop (latency), in-process costs less CPU per
- * ingested event (bulk ingest). Same interface either way.
+ * ClickHouse when configured; else the embedded DuckDB store, on its own thread when running from the
+ * built package (the thread needs the compiled entry file), else in-process (tests running the
+ * TypeScript sources). TOLLGATE_STORE_THREAD=0|1 overrides: the thread keeps DuckDB off the gateway's
+ * event loop (latency), in-process costs less CPU per ingested event (bulk ingest). Same interface
+ * either way.
  */
-export function openStore(dataDir: string, opts: { thread?: boolean } = {}): Promise<Store> {
+export async function openStore(dataDir: string, opts: StoreOptions = {}): Promise<Store> {
+  const ch = opts.clickhouse === undefined ? clickHouseFromEnv(null) : opts.clickhouse;
+  if (ch) return (await import("./clickhouse/open.js")).openClickHouse(ch);
   const env = process.env.TOLLGATE_STORE_THREAD;
   const thread = opts.thread ?? (env === undefined ? existsSync(fileURLToPath(THREAD_ENTRY)) : env !== "0");
   return thread ? ThreadStore.open(dataDir, THREAD_ENTRY) : DuckDbStore.open(dataDir);

@@ -1,4 +1,5 @@
 import type { DuckDBConnection } from "@duckdb/node-api";
+import { byCostThenKey } from "../rows.js";
 import {
   type AgentRunRollupRow,
   type EventFilter,
@@ -7,7 +8,7 @@ import {
   type SegmentRow,
   type UserDayRow,
 } from "../types.js";
-import { byCostThenKey, MODEL_CALL, OK_REQUESTS, REQUESTS, UTC_DAY, whereClause } from "./sql.js";
+import { MODEL_CALL, OK_REQUESTS, REQUESTS, UTC_DAY, whereClause } from "./sql.js";
 
 const SEGMENTABLE: ReadonlySet<string> = new Set(SEGMENT_DIMENSIONS);
 

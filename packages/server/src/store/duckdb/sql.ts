@@ -18,15 +18,6 @@ export const UTC_DAY = "strftime(date_trunc('day', ts_start), '%Y-%m-%d')";
 export const REQUESTS = "count(*) FILTER (WHERE attempt = 1)";
 export const OK_REQUESTS = "count(*) FILTER (WHERE status = 'ok')";
 
-/** Most spend first, ties by key: one order on every run, for rows merged or regrouped in JS. */
-export function byCostThenKey(
-  a: { cost_nanousd: bigint; key: string | null },
-  b: { cost_nanousd: bigint; key: string | null },
-): number {
-  if (a.cost_nanousd === b.cost_nanousd) return (a.key ?? "").localeCompare(b.key ?? "");
-  return a.cost_nanousd > b.cost_nanousd ? -1 : 1;
-}
-
 /** WHERE clause with positional parameters; column names come from a fixed allow-list, never from input. */
 export function whereClause(f: EventFilter): { sql: string; params: DuckDBValue[] } {
   const parts = ["workspace_id = $1"];

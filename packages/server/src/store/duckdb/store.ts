@@ -1,6 +1,7 @@
 import { type DuckDBInstance, DuckDBTimestampValue } from "@duckdb/node-api";
 import { type CallRecord, PRICE_REF_NO_USAGE } from "@tollgate/core";
 import { DAY_MS, utcMidnight } from "../../time.js";
+import { mergeSpend } from "../rows.js";
 import {
   type AgentRunRollupRow,
   type ApiKeyRecord,
@@ -32,30 +33,10 @@ import { agentRuns, firstSeen, segmentSets, userDays } from "./analytics.js";
 import { appendIds, appendRecords, rowToRecord, SELECT_RECORD, STAGING_IDS_DDL } from "./columns.js";
 import { openDuckDb } from "./open.js";
 import { Lane } from "./serial.js";
-import { byCostThenKey, COST_UNKNOWN, INPUT_TOKENS, MODEL_CALL, UTC_DAY, whereClause } from "./sql.js";
+import { COST_UNKNOWN, INPUT_TOKENS, MODEL_CALL, UTC_DAY, whereClause } from "./sql.js";
 import { purge, retentionOf, spendFromSummary, spendRow } from "./summary.js";
 
 const MODEL_ASKED = "coalesce(model_requested, model)";
-
-/** Rows of the same key summed (the summary part and the raw part of one answer), in the raw query's order. */
-function mergeSpend(a: SpendRow[], b: SpendRow[], by: SpendDimension): SpendRow[] {
-  const m = new Map<string | null, SpendRow>();
-  for (const r of [...a, ...b]) {
-    const x = m.get(r.key);
-    if (!x) m.set(r.key, { ...r });
-    else {
-      x.calls += r.calls;
-      x.cost_nanousd += r.cost_nanousd;
-      x.input_tokens += r.input_tokens;
-      x.output_tokens += r.output_tokens;
-      x.unpriced_calls += r.unpriced_calls;
-    }
-  }
-  const rows = [...m.values()];
-  return by === "day"
-    ? rows.sort((x, y) => (x.key ?? "").localeCompare(y.key ?? ""))
-    : rows.sort(byCostThenKey);
-}
 
 /** Write lanes: a second connection fills its staging table while the first inserts and commits. */
 const WRITE_LANES = 2;

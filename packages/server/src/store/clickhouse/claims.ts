@@ -1,0 +1,29 @@
+/**
+ * Claims on event ids while a batch is being inserted. ClickHouse has no unique key, so the store checks
+ * which ids are already stored before inserting; a claim makes that check and the insert one step
+ * against other writers (other replicas) appending the same ids at the same moment, e.g. a retry sent
+ * to a second replica while the first is still inserting.
+ */
+export interface IdClaims {
+  /** Claims every key or none: the keys already claimed by someone else when any is (else []). */
+  claim(keys: readonly string[]): Promise<string[]>;
+  release(keys: readonly string[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Claims within one process: enough when it is the only writer of the database. */
+export class LocalClaims implements IdClaims {
+  readonly #held = new Set<string>();
+
+  async claim(keys: readonly string[]): Promise<string[]> {
+    const busy = keys.filter((k) => this.#held.has(k));
+    if (busy.length === 0) for (const k of keys) this.#held.add(k);
+    return busy;
+  }
+
+  async release(keys: readonly string[]): Promise<void> {
+    for (const k of keys) this.#held.delete(k);
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,62 @@
+import { type ClickHouseClient, createClient } from "@clickhouse/client";
+
+/**
+ * What the ClickHouse store needs of a connection: DDL, SELECTs returning JSON rows, and row inserts.
+ * The HTTP implementation below serves production; tests also run the same store on chdb (in-process
+ * modern ClickHouse) to check that every statement parses and means the same on both generations.
+ */
+export interface ChExec {
+  command(sql: string): Promise<void>;
+  /** Rows of a SELECT, as JSONEachRow objects (64-bit integers as strings). */
+  rows<T = Record<string, unknown>>(sql: string): Promise<T[]>;
+  insert(table: string, rows: readonly Record<string, unknown>[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Settings every connection sends explicitly (DESIGN.md): 18.16 and modern servers differ in their
+ * defaults for these.
+ */
+export const SESSION_SETTINGS = {
+  output_format_json_quote_64bit_integers: 1,
+  date_time_input_format: "basic",
+  input_format_skip_unknown_fields: 1,
+  // Inserts into a Distributed table are visible (and deduplicable) when they return.
+  insert_distributed_sync: 1,
+} as const;
+
+export class HttpExec implements ChExec {
+  readonly #client: ClickHouseClient;
+  constructor(url: string, opts: { requestTimeoutMs?: number } = {}) {
+    const u = new URL(url);
+    const database = u.pathname.replace(/^\//, "") || undefined;
+    this.#client = createClient({
+      url: `${u.protocol}//${u.host}`,
+      username: decodeURIComponent(u.username) || "default",
+      password: decodeURIComponent(u.password),
+      database,
+      request_timeout: opts.requestTimeoutMs ?? 60_000,
+      clickhouse_settings: SESSION_SETTINGS,
+      // 18.16 answers gzip but the client's defaults changed over versions: ask for plain bodies.
+      compression: { request: false, response: false },
+    });
+  }
+
+  async command(sql: string): Promise<void> {
+    await this.#client.command({ query: sql });
+  }
+
+  async rows<T>(sql: string): Promise<T[]> {
+    const rs = await this.#client.query({ query: sql, format: "JSONEachRow" });
+    return rs.json<T>();
+  }
+
+  async insert(table: string, rows: readonly Record<string, unknown>[]): Promise<void> {
+    if (rows.length)
+      await this.#client.insert({ table, values: rows as Record<string, unknown>[], format: "JSONEachRow" });
+  }
+
+  close(): Promise<void> {
+    return this.#client.close();
+  }
+}

@@ -1,0 +1,58 @@
+import { type IdClaims, LocalClaims } from "./claims.js";
+import { type ChExec, HttpExec } from "./exec.js";
+import { type Layout, schemaDdl } from "./schema.js";
+import { ClickHouseStore } from "./store.js";
+
+export interface ClickHouseOptions {
+  /** http(s)://user:pass@host:8123/<database> (database default "tollgate"). */
+  url: string;
+  /** Cluster name: shard-local tables under Distributed ones (TOLLGATE_CLICKHOUSE_CLUSTER). */
+  cluster?: string | null;
+  /**
+   * Every node's URL, when the cluster's DDL is run by Tollgate node by node (no Keeper); without it a
+   * cluster's DDL goes through ON CLUSTER.
+   */
+  nodes?: readonly string[];
+  /** Redis for id claims shared by replicas; without it claims are local to this process. */
+  redisUrl?: string | null;
+}
+
+const DATABASE_RE = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+
+/** Connects, creates the schema where it is missing, and returns the store. */
+export async function openClickHouse(
+  opts: ClickHouseOptions,
+  exec?: (url: string) => ChExec,
+): Promise<ClickHouseStore> {
+  const u = new URL(opts.url);
+  const database = u.pathname.replace(/^\//, "") || "tollgate";
+  if (!DATABASE_RE.test(database))
+    throw new Error(`invalid ClickHouse database name ${JSON.stringify(database)}`);
+  // Connect without a database: it may not exist yet.
+  const connect = exec ?? ((url: string) => new HttpExec(url));
+  const strip = (url: string) => {
+    const x = new URL(url);
+    x.pathname = "/";
+    return x.toString();
+  };
+  const ch = connect(strip(opts.url));
+  const nodes = opts.nodes?.length ? opts.nodes.map((n) => connect(strip(n))) : [ch];
+  const layout: Layout = {
+    database,
+    cluster: opts.cluster ?? null,
+    onClusterDdl: !!opts.cluster && !opts.nodes?.length,
+  };
+  let claims: IdClaims | null = null;
+  try {
+    const ddl = schemaDdl(layout);
+    for (const node of layout.onClusterDdl ? [ch] : nodes) for (const sql of ddl) await node.command(sql);
+    claims = opts.redisUrl
+      ? await (await import("./redis-claims.js")).RedisClaims.connect(opts.redisUrl)
+      : new LocalClaims();
+    return new ClickHouseStore(ch, layout, claims, nodes);
+  } catch (e) {
+    await claims?.close();
+    await Promise.all([...new Set([ch, ...nodes])].map((n) => n.close().catch(() => {})));
+    throw new Error(`ClickHouse at ${u.host}: ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,50 @@
+import { type EventFilter, isFilterField } from "../types.js";
+
+// ClickHouse SQL fragments every event query shares. They follow DESIGN.md's rules so they run on
+// Debian's 18.16 and on modern servers: no query parameters (values are escaped here), no CTEs, no
+// window functions, no GROUPING SETS.
+
+/** A string literal: backslashes and quotes escaped, as ClickHouse reads them. */
+export function lit(v: string): string {
+  return `'${v.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+}
+
+/** An integer literal from a number that must be a safe integer (epoch ms, counts). */
+export function int(v: number): string {
+  if (!Number.isSafeInteger(v)) throw new Error(`not a safe integer: ${v}`);
+  return String(v);
+}
+
+/** A model call: analytics count these; tool, agent and other records are structure, not spend. */
+export const MODEL_CALL = "kind IN ('llm', 'embedding')";
+/** A call whose cost is not known: a model call without a price or without usage. */
+export const COST_UNKNOWN = `priced = 0 AND ${MODEL_CALL}`;
+/** All input tokens of a record (its input categories are disjoint). */
+export const INPUT_TOKENS =
+  "input_uncached_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens + input_audio_tokens + image_tokens";
+/** Requests, counted by their first attempt (retries share its request_id). */
+export const REQUESTS = "countIf(attempt = 1)";
+export const OK_REQUESTS = "countIf(status = 'ok')";
+/** Optional text is stored as '' for none (attribution ids are never empty when set): back to NULL. */
+export const nullable = (col: string) => `nullIf(${col}, '')`;
+
+/** The filter as a WHERE condition; column names come from a fixed allow-list, never from input. */
+export function whereSql(f: EventFilter): string {
+  const parts = [`workspace_id = ${lit(f.workspaceId)}`];
+  if (f.from !== undefined) parts.push(`ts_start >= ${int(f.from)}`);
+  if (f.to !== undefined) parts.push(`ts_start < ${int(f.to)}`);
+  if (f.from !== undefined) parts.push(`day >= toDate(${lit(utcDay(f.from))})`);
+  if (f.to !== undefined) parts.push(`day <= toDate(${lit(utcDay(f.to))})`);
+  if (f.deploymentOrUnset !== undefined) parts.push(`deployment IN (${lit(f.deploymentOrUnset)}, '')`);
+  for (const [k, v] of Object.entries(f.where ?? {})) {
+    if (v === undefined) continue;
+    if (!isFilterField(k)) throw new Error(`not a filterable field: ${k}`);
+    parts.push(`${k} = ${lit(v)}`);
+  }
+  return parts.join(" AND ");
+}
+
+/** YYYY-MM-DD of an epoch ms in UTC. */
+export function utcDay(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}

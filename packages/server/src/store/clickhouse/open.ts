@@ -49,7 +49,9 @@ export async function openClickHouse(
     claims = opts.redisUrl
       ? await (await import("./redis-claims.js")).RedisClaims.connect(opts.redisUrl)
       : new LocalClaims();
-    return new ClickHouseStore(ch, layout, claims, nodes);
+    const store = new ClickHouseStore(ch, layout, claims, nodes);
+    await store.ensureWorkspace("default");
+    return store;
   } catch (e) {
     await claims?.close();
     await Promise.all([...new Set([ch, ...nodes])].map((n) => n.close().catch(() => {})));

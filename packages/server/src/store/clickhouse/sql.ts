@@ -25,8 +25,6 @@ export const INPUT_TOKENS =
 /** Requests, counted by their first attempt (retries share its request_id). */
 export const REQUESTS = "countIf(attempt = 1)";
 export const OK_REQUESTS = "countIf(status = 'ok')";
-/** Optional text is stored as '' for none (attribution ids are never empty when set): back to NULL. */
-export const nullable = (col: string) => `nullIf(${col}, '')`;
 
 /** The filter as a WHERE condition; column names come from a fixed allow-list, never from input. */
 export function whereSql(f: EventFilter): string {

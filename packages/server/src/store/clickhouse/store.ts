@@ -28,20 +28,24 @@ import {
   type UnpricedRow,
   type UserDayRow,
 } from "../types.js";
-import { agentRuns, firstSeen, segmentSets, userDays } from "./analytics.js";
+import { agentRuns, byCostNullsLast, firstSeen, segmentSets, userDays } from "./analytics.js";
 import type { IdClaims } from "./claims.js";
 import { recordToRow, rowToRecord, SELECT_RECORD } from "./columns.js";
 import type { ChExec } from "./exec.js";
 import { purgePartitions } from "./partitions.js";
 import { type Layout, qualified } from "./schema.js";
-import { COST_UNKNOWN, INPUT_TOKENS, int, lit, MODEL_CALL, nullable, whereSql } from "./sql.js";
+import { COST_UNKNOWN, INPUT_TOKENS, int, lit, MODEL_CALL, whereSql } from "./sql.js";
 
 type Row = Record<string, unknown>;
 const big = (v: unknown): bigint => (v === null || v === undefined ? 0n : BigInt(v as string));
 const orNull = (v: unknown): string | null => (v === "" || v == null ? null : (v as string));
 /** Text columns that are never none in events (provider/model are '' for non-model records). */
-const NEVER_NONE: ReadonlySet<string> = new Set(["provider", "model", "data_mode", "kind"]);
-const groupKey = (col: string) => (NEVER_NONE.has(col) ? col : nullable(col));
+const NEVER_NONE: ReadonlySet<string> = new Set(["provider", "model", "data_mode", "kind", "day"]);
+/**
+ * Grouped by the stored text and turned into NULL in JS: 18.16 drops every row of a group keyed by
+ * `nullIf(col, '')` when the WHERE clause also tests that column.
+ */
+const groupKey = (by: SpendDimension) => `toString(${by})`;
 const MODEL_ASKED = "if(model_requested != '', model_requested, model)";
 
 /** How long one replica trusts the retention horizons it read (another replica may purge). */
@@ -171,14 +175,12 @@ export class ClickHouseStore implements Store {
   }
 
   async #rawSpend(filter: EventFilter, by: SpendDimension): Promise<SpendRow[]> {
-    const key = by === "day" ? "toString(day)" : groupKey(by);
-    const order = by === "day" ? "group_key" : "cost_sum DESC, group_key";
     const rows = await this.ch.rows<Row>(
-      `SELECT ${key} AS group_key, count() AS calls, sum(cost_nanousd) AS cost_sum, sum(${INPUT_TOKENS}) AS input_sum,
+      `SELECT ${groupKey(by)} AS group_key, count() AS calls, sum(cost_nanousd) AS cost_sum, sum(${INPUT_TOKENS}) AS input_sum,
               sum(output_tokens) AS output_sum, countIf(${COST_UNKNOWN}) AS unpriced
-       FROM ${this.#t("events")} WHERE ${whereSql(filter)} GROUP BY group_key ORDER BY ${order}`,
+       FROM ${this.#t("events")} WHERE ${whereSql(filter)} GROUP BY group_key`,
     );
-    return rows.map(spendRow);
+    return spendRows(rows, by);
   }
 
   async #summarySpend(filter: EventFilter, by: SpendDimension, fromDay: number, toDay: number) {
@@ -191,21 +193,21 @@ export class ClickHouseStore implements Store {
       parts.push(`deployment IN (${lit(filter.deploymentOrUnset)}, '')`);
     for (const [k, v] of Object.entries(filter.where ?? {}))
       if (v !== undefined) parts.push(`${k} = ${lit(v)}`);
-    const key = by === "day" ? "toString(day)" : groupKey(by);
     const rows = await this.ch.rows<Row>(
-      `SELECT ${key} AS group_key, sum(calls) AS calls_sum, sum(cost_sum) AS cost_total, sum(input_sum) AS input_total,
+      `SELECT ${groupKey(by)} AS group_key, sum(calls) AS calls_sum, sum(cost_sum) AS cost_total, sum(input_sum) AS input_total,
               sum(output_sum) AS output_total, sum(unpriced_calls) AS unpriced_sum
        FROM ${this.#t("daily_summary")} WHERE ${parts.join(" AND ")} GROUP BY group_key`,
     );
-    return rows.map((r) =>
-      spendRow({
+    return spendRows(
+      rows.map((r) => ({
         group_key: r.group_key,
         calls: r.calls_sum,
         cost_sum: r.cost_total,
         input_sum: r.input_total,
         output_sum: r.output_total,
         unpriced: r.unpriced_sum,
-      }),
+      })),
+      by,
     );
   }
 
@@ -542,15 +544,19 @@ export class ClickHouseStore implements Store {
   }
 }
 
-function spendRow(r: Row): SpendRow {
-  return {
-    key: (r.group_key as string | null) ?? null,
+/** Spend rows in the embedded store's order: days ascending, else most spend first, NULL keys last. */
+function spendRows(rows: Row[], by: SpendDimension): SpendRow[] {
+  const out = rows.map((r) => ({
+    key: r.group_key === "" && !NEVER_NONE.has(by) ? null : (r.group_key as string),
     calls: Number(r.calls),
     cost_nanousd: big(r.cost_sum),
     input_tokens: Number(r.input_sum),
     output_tokens: Number(r.output_sum),
     unpriced_calls: Number(r.unpriced),
-  };
+  }));
+  return by === "day"
+    ? out.sort((a, b) => (a.key! < b.key! ? -1 : 1))
+    : out.sort((a, b) => byCostNullsLast(a.cost_nanousd, a.key, b.cost_nanousd, b.key));
 }
 
 function policyFromRow(r: Row): PolicyRow {

@@ -1,0 +1,341 @@
+// One suite, every store: the embedded DuckDB store, ClickHouse 18.16 (a real clickhouse-server, id claims
+// in a real Redis) and modern ClickHouse (chdb, in-process). The same generated calls go into each; every
+// query of the store and of the query layer must answer exactly alike.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildCallRecord, type CallRecord, PricingEngine } from "@tollgate/core";
+import { Session } from "chdb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateDemo } from "../src/demo/generate.js";
+import { explainChange } from "../src/query/explain.js";
+import { decodeCursor, exportPage } from "../src/query/export.js";
+import { forecastMonth } from "../src/query/forecast.js";
+import {
+  agentRunRollup,
+  customerRollup,
+  featureRollup,
+  OUTCOME_DIMENSIONS,
+  outcomeRollup,
+  previousWindow,
+  userDayRollup,
+} from "../src/query/rollups.js";
+import { openClickHouse } from "../src/store/clickhouse/open.js";
+import { DuckDbStore } from "../src/store/duckdb/store.js";
+import {
+  type EventFilter,
+  type QueryCursor,
+  recordKey,
+  SEGMENT_DIMENSIONS,
+  SPEND_DIMENSIONS,
+  type Store,
+  type SumField,
+} from "../src/store/types.js";
+import { utcMonthStart } from "../src/time.js";
+import { ChdbExec } from "./chdb-exec.js";
+import { startClickHouse, type TestClickHouse } from "./clickhouse-server.js";
+import { startRedis, type TestRedis } from "./redis-server.js";
+
+const DAY = 86_400_000;
+const now = Date.now();
+const engine = new PricingEngine(null);
+
+function build(input: Record<string, unknown>): CallRecord {
+  const b = buildCallRecord(input, { workspaceId: (input.workspace_id as string) ?? "default", engine });
+  if (!b.ok) throw new Error(JSON.stringify(b.errors));
+  return b.record;
+}
+
+/** Edge cases the generator does not make: quoting, unicode, tags, metadata, unpriced, non-model kinds. */
+function edgeCases(): CallRecord[] {
+  const t = utcMonthStart(now) + 3_600_000;
+  const base = { provider: "openai", model: "gpt-4o-mini", input_uncached_tokens: 100, output_tokens: 20 };
+  const id = (n: number) => `01900000-0000-7000-8000-${String(n).padStart(12, "0")}`;
+  return [
+    build({ ...base, event_id: id(1), ts_start: t, feature: "it's \\ a 'quote'", user_id: "用户-ü" }),
+    build({ ...base, event_id: id(2), ts_start: t + 1, tags: ["beta", "x'y"], metadata: { k: "v\\'" } }),
+    build({ ...base, event_id: id(3), ts_start: t + 2, model: "no-such-model-9", customer_id: "c-edge" }),
+    build({ event_id: id(4), ts_start: t + 3, kind: "tool", agent_run_id: "run-edge", agent_type: "edge" }),
+    build({
+      ...base,
+      event_id: id(5),
+      ts_start: t + 4,
+      attempt: 2,
+      status: "error",
+      http_status: 500,
+      agent_run_id: "run-edge",
+    }),
+    build({ ...base, event_id: id(6), ts_start: t + 5, deployment: "staging", ttft_ms: 12, latency_ms: 40 }),
+    build({ ...base, event_id: id(7), ts_start: t + 6, workspace_id: "other", feature: "elsewhere" }),
+    build({
+      ...base,
+      event_id: id(8),
+      ts_start: t + 7,
+      status: "killed",
+      agent_run_id: "run-edge",
+      data_mode: "test",
+    }),
+  ];
+}
+
+const records: CallRecord[] = [
+  ...[...generateDemo({ days: 75, callsPerDay: 160, seed: 11, now })].map((r, i) =>
+    build({ ...r, data_mode: "real", ...(i % 13 === 0 ? { deployment: undefined } : {}) }),
+  ),
+  ...edgeCases(),
+];
+
+interface Backend {
+  name: string;
+  store: Store;
+}
+const backends: Backend[] = [];
+let ch: TestClickHouse;
+let redis: TestRedis;
+let chdb: Session;
+const dirs: string[] = [];
+
+beforeAll(async () => {
+  [ch, redis] = await Promise.all([startClickHouse(), startRedis()]);
+  const dir = mkdtempSync(join(tmpdir(), "tg-conf-"));
+  dirs.push(dir);
+  chdb = new Session(join(dir, "chdb"));
+  backends.push(
+    { name: "duckdb", store: await DuckDbStore.open(join(dir, "duck")) },
+    {
+      name: "clickhouse-18.16",
+      store: await openClickHouse({ url: `${ch.url}/tg_conformance`, redisUrl: redis.url }),
+    },
+    {
+      name: "chdb-modern",
+      store: await openClickHouse({ url: "http://chdb/tg_conformance" }, () => new ChdbExec(chdb)),
+    },
+  );
+  for (const b of backends) {
+    for (let i = 0; i < records.length; i += 4000) {
+      const r = await b.store.append(records.slice(i, i + 4000));
+      expect(r.inserted.size, b.name).toBe(Math.min(4000, records.length - i));
+    }
+  }
+}, 120_000);
+
+afterAll(async () => {
+  for (const b of backends) await b.store.close();
+  chdb?.close();
+  await Promise.all([ch?.stop(), redis?.stop()]);
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** JSON with bigints as strings: answers compared as data. */
+const plain = (v: unknown): unknown =>
+  JSON.parse(JSON.stringify(v, (_, x) => (typeof x === "bigint" ? x.toString() : x)));
+/** For answers whose row order is not part of the contract. */
+const sorted = (rows: unknown[]) => rows.map((r) => JSON.stringify(plain(r))).sort();
+
+/** Every backend's answer equals the embedded store's. */
+async function same(query: (s: Store) => Promise<unknown>, normalize: (v: unknown) => unknown = plain) {
+  const [first, ...rest] = await Promise.all(backends.map(async (b) => normalize(await query(b.store))));
+  for (const [i, answer] of rest.entries()) expect(answer, backends[i + 1]!.name).toEqual(first);
+  return first;
+}
+
+const to = Math.floor(now / DAY) * DAY;
+const windows: Record<string, EventFilter & { from: number; to: number }> = {
+  "last 14 days": { workspaceId: "default", from: to - 14 * DAY, to },
+  "prod or unset, 30 days": { workspaceId: "default", from: to - 30 * DAY, to, deploymentOrUnset: "prod" },
+  "one feature, all time": {
+    workspaceId: "default",
+    from: 0,
+    to: now + DAY,
+    where: { feature: "summarize" },
+  },
+  "a quoted feature": {
+    workspaceId: "default",
+    from: 0,
+    to: now + DAY,
+    where: { feature: "it's \\ a 'quote'" },
+  },
+  "real data, mid-day bounds": {
+    workspaceId: "default",
+    from: to - 20 * DAY + 3_600_123,
+    to: to - 2 * DAY - 777,
+    where: { data_mode: "real" },
+  },
+};
+
+describe("store conformance: DuckDB, ClickHouse 18.16, modern ClickHouse (chdb)", () => {
+  it("appends are idempotent: a retried batch stores nothing new", async () => {
+    const again = await same(async (s) => [...(await s.append(records.slice(100, 600))).inserted]);
+    expect(again).toEqual([]);
+    await same((s) => s.count({ workspaceId: "default" }));
+    await same((s) => s.count({ workspaceId: "other" }));
+  });
+
+  it("two writers appending the same ids at once (two replicas, one Redis) store each once", async () => {
+    const open = () => openClickHouse({ url: `${ch.url}/tg_race`, redisUrl: redis.url });
+    const [a, other] = await Promise.all([open(), open()]);
+    try {
+      const fresh = records.slice(0, 3000).map((r, i) => ({
+        ...r,
+
+        event_id: `01910000-0000-7000-8000-${String(i).padStart(12, "0")}`,
+      }));
+      const [x, y] = await Promise.all([a.append(fresh), other.append(fresh)]);
+      const both = [...x.inserted].filter((k) => y.inserted.has(k));
+      expect(both).toEqual([]);
+      expect(x.inserted.size + y.inserted.size).toBe(fresh.length);
+      expect(new Set([...x.inserted, ...y.inserted])).toEqual(
+        new Set(fresh.map((r) => recordKey(r.workspace_id, r.event_id))),
+      );
+      expect(await a.count({ workspaceId: "default" })).toBe(fresh.length);
+    } finally {
+      await Promise.all([a.close(), other.close()]);
+    }
+  });
+
+  for (const [name, w] of Object.entries(windows)) {
+    describe(name, () => {
+      it("count, spend by every dimension, unpriced models", async () => {
+        expect(await same((s) => s.count(w))).toBeGreaterThan(0);
+        for (const by of SPEND_DIMENSIONS) await same((s) => s.spend(w, by));
+        await same((s) => s.unpriced(w));
+      });
+
+      it("records page by page in (ts_start, event_id) order", async () => {
+        const pages = await same(async (s) => {
+          const out: unknown[] = [];
+          let after: QueryCursor | null = null;
+          for (;;) {
+            const page = await exportPage(s, w, after, 700);
+            out.push(...page.rows);
+            if (!page.next) break;
+            after = decodeCursor(page.next);
+          }
+          return out;
+        });
+        expect((pages as unknown[]).length).toBeGreaterThan(0);
+        await same((s) => s.query({ ...w, limit: 5000 }));
+      });
+
+      it("segments, user-days, agent runs, first seen", async () => {
+        await same((s) => s.segments(w, SEGMENT_DIMENSIONS, true));
+        await same((s) => s.segments(w, ["model"], false));
+        await same((s) => s.userDays(w, 5));
+        await same((s) => s.agentRuns(w));
+        for (const by of SEGMENT_DIMENSIONS) await same((s) => s.firstSeen(w, by, w.from + 3 * DAY));
+      });
+
+      it("the rollups, the variance narrative and the forecast", async () => {
+        await same((s) => userDayRollup(s, w, 3));
+        await same((s) => featureRollup(s, w));
+        await same((s) => agentRunRollup(s, w));
+        await same((s) => customerRollup(s, w, now));
+        for (const by of OUTCOME_DIMENSIONS) await same((s) => outcomeRollup(s, w, by));
+        await same((s) => explainChange(s, w, previousWindow(w)));
+        await same((s) => forecastMonth(s, w, now));
+      });
+
+      it("the sums limits are rebuilt from", async () => {
+        const sets: SumField[][] = [[], ["feature"], ["customer_id", "model"], ["user_id", "key_id"]];
+        for (const by of sets)
+          for (const hourly of [false, true])
+            await same(
+              (s) => s.sumCost(w, by, hourly),
+              (v) => sorted(v as unknown[]),
+            );
+        await same(
+          (s) => s.sumCost({ ...w, tag: "beta" }, [], false),
+          (v) => sorted(v as unknown[]),
+        );
+      });
+    });
+  }
+
+  it("agent run usage", async () => {
+    await same(
+      (s) => s.runUsage("default", 0),
+      (v) => sorted(v as unknown[]),
+    );
+    await same((s) => s.runUsage("default", 0, "run-edge"));
+  });
+
+  it("keys: insert, find by hash, list, revoke", async () => {
+    const key = (i: number) => ({
+      id: `key-${i}`,
+      workspace_id: i % 2 ? "default" : "other",
+      role: "ingest" as const,
+      label: i === 1 ? null : `label ${i}`,
+      created_at: 1_700_000_000_000 + i,
+      defaults: i === 2 ? { feature: "f'x" } : {},
+      hash: `hash-${i}`,
+    });
+    await same(async (s) => {
+      await s.ensureWorkspace("other");
+      for (let i = 1; i <= 4; i++) await s.insertKey(key(i));
+      const found = [await s.findKeyByHash("hash-2"), await s.findKeyByHash("nope")];
+      const revoked = [await s.revokeKey("other", "key-2"), await s.revokeKey("other", "key-2")];
+      const gone = await s.findKeyByHash("hash-2");
+      const list = (await s.listKeys()).map((k) => ({ ...k, revoked_at: k.revoked_at !== null }));
+      return { found, revoked, gone, list, other: (await s.listKeys("other")).length };
+    });
+  });
+
+  it("policies with their audit trail, and limit events", async () => {
+    await same(async (s) => {
+      const row = (n: number) => ({
+        workspace_id: "default",
+        kind: "budget" as const,
+        id: "b1",
+        spec: { limit_usd: String(n) },
+        updated_at: 1_700_000_000_000 + n,
+        updated_by: "tester",
+      });
+      const steps = [
+        await s.putPolicy(row(1)),
+        await s.putPolicy(row(2)),
+        await s.deletePolicy("default", "budget", "b1", "tester"),
+        await s.deletePolicy("default", "budget", "b1", "tester"),
+        await s.putPolicy({ ...row(3), id: "b2" }),
+      ];
+      const audit = (await s.policyAudit("default")).map((a) =>
+        a.action === "delete" ? { ...a, ts: 0 } : a,
+      );
+      await s.appendLimitEvents([
+        {
+          ts: 1_700_000_000_000,
+          workspace_id: "default",
+          type: "budget_state",
+          subject: "b2",
+          bucket: "default",
+          from_state: "ok",
+          to_state: "warn",
+          spend_nanousd: 9_007_199_254_740_993n,
+          limit_nanousd: 10n ** 18n,
+          event_id: null,
+          request_id: "r-1",
+          detail: { why: "it's" },
+        },
+      ]);
+      return {
+        steps,
+        list: await s.listPolicies(),
+        audit,
+        events: await s.limitEvents("default", { type: "budget_state" }),
+      };
+    });
+  });
+
+  it("retention: after purging whole months, long-range spend is the same from summaries", async () => {
+    const before = await same((s) => s.spend({ workspaceId: "default" }, "day"));
+    const rawBefore = utcMonthStart(now, -1);
+    const deleted = await same((s) => s.purge(rawBefore, null));
+    expect((deleted as { raw_deleted: number }).raw_deleted).toBeGreaterThan(0);
+    await same((s) => s.retention("default"));
+    expect(await same((s) => s.spend({ workspaceId: "default" }, "day"))).toEqual(before);
+    await same((s) => s.spend({ workspaceId: "default", from: 0, deploymentOrUnset: "prod" }, "feature"));
+    await same((s) => s.count({ workspaceId: "default" }));
+    // A late retry of a purged call is still a duplicate.
+    const old = records.filter((r) => r.ts_start < rawBefore).slice(0, 50);
+    expect(await same(async (s) => (await s.append(old)).inserted.size)).toBe(0);
+  });
+});

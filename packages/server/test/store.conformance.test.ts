@@ -1,5 +1,6 @@
 // One suite, every store: the embedded DuckDB store, ClickHouse 18.16 (a real clickhouse-server, id claims
-// in a real Redis) and modern ClickHouse (chdb, in-process). The same generated calls go into each; every
+// in a real Redis), the same on two shards under Distributed tables (two servers, no replication) and
+// modern ClickHouse (chdb, in-process). The same generated calls go into each; every
 // query of the store and of the query layer must answer exactly alike.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -91,12 +92,13 @@ interface Backend {
 }
 const backends: Backend[] = [];
 let ch: TestClickHouse;
+let shards: TestClickHouse;
 let redis: TestRedis;
 let chdb: Session;
 const dirs: string[] = [];
 
 beforeAll(async () => {
-  [ch, redis] = await Promise.all([startClickHouse(), startRedis()]);
+  [ch, shards, redis] = await Promise.all([startClickHouse(), startClickHouse({ shards: 2 }), startRedis()]);
   const dir = mkdtempSync(join(tmpdir(), "tg-conf-"));
   dirs.push(dir);
   chdb = new Session(join(dir, "chdb"));
@@ -105,6 +107,15 @@ beforeAll(async () => {
     {
       name: "clickhouse-18.16",
       store: await openClickHouse({ url: `${ch.url}/tg_conformance`, redisUrl: redis.url }),
+    },
+    {
+      name: "clickhouse-2-shards",
+      store: await openClickHouse({
+        url: `${shards.url}/tg_conformance`,
+        cluster: shards.cluster,
+        nodes: shards.urls,
+        redisUrl: redis.url,
+      }),
     },
     {
       name: "chdb-modern",
@@ -122,7 +133,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const b of backends) await b.store.close();
   chdb?.close();
-  await Promise.all([ch?.stop(), redis?.stop()]);
+  await Promise.all([ch?.stop(), shards?.stop(), redis?.stop()]);
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
@@ -163,7 +174,7 @@ const windows: Record<string, EventFilter & { from: number; to: number }> = {
   },
 };
 
-describe("store conformance: DuckDB, ClickHouse 18.16, modern ClickHouse (chdb)", () => {
+describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), modern ClickHouse (chdb)", () => {
   it("appends are idempotent: a retried batch stores nothing new", async () => {
     const again = await same(async (s) => [...(await s.append(records.slice(100, 600))).inserted]);
     expect(again).toEqual([]);

@@ -17,6 +17,11 @@ export function int(v: number): string {
 
 /** A model call: analytics count these; tool, agent and other records are structure, not spend. */
 export const MODEL_CALL = "kind IN ('llm', 'embedding')";
+/**
+ * Model calls counted: over Distributed tables 18.16 cannot merge `countIf(kind IN (…))` (its argument is
+ * LowCardinality(UInt8)), while one countIf per kind compared by equality merges fine.
+ */
+export const COUNT_MODEL_CALLS = "countIf(kind = 'llm') + countIf(kind = 'embedding')";
 /** A call whose cost is not known: a model call without a price or without usage. */
 export const COST_UNKNOWN = `priced = 0 AND ${MODEL_CALL}`;
 /** All input tokens of a record (its input categories are disjoint). */

@@ -1,4 +1,5 @@
 import { resolve } from "node:path";
+import type { ServerRole } from "./roles.js";
 
 export const DEFAULT_PORT = 4242;
 
@@ -11,6 +12,8 @@ export interface RuntimeOptions {
   limitsPath?: string | null;
   /** Redis for limits shared by many gateways (TOLLGATE_REDIS_URL); in-memory when absent. */
   redisUrl?: string | null;
+  /** What this process serves (roles.ts; `serve --role`, TOLLGATE_ROLE). Default `all`. */
+  role?: ServerRole;
 }
 
 export function dataDirFrom(opt?: string): string {

@@ -13,7 +13,7 @@ import { SpendGuard } from "./limits/guard.js";
 import { openLimitStore } from "./limits/open-limit-store.js";
 import { PolicyRegistry } from "./limits/policies.js";
 import { loadPriceBook } from "./pricebook-file.js";
-import { openStore } from "./store/open-store.js";
+import { clickHouseFromEnv, openStore } from "./store/open-store.js";
 import type { Store } from "./store/types.js";
 
 /** Everything one Tollgate process needs, wired together: store, pricing, ingest, recorder, HTTP app. */
@@ -29,12 +29,17 @@ export interface Runtime {
   guard: SpendGuard;
   /** Full access to every workspace; handed only to local processes (server.json is mode 0600). */
   rootToken: string;
+  /** Extra fields of the /readyz body (e.g. `jobs`: the job lease's state), by name. */
+  readiness: Map<string, () => unknown>;
   close(): Promise<void>;
 }
 
 export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const engine = new PricingEngine(opts.pricebookPath ? loadPriceBook(opts.pricebookPath) : null);
-  const store = await openStore(opts.dataDir, { thread: opts.storeThread });
+  const store = await openStore(opts.dataDir, {
+    thread: opts.storeThread,
+    clickhouse: clickHouseFromEnv(opts.redisUrl ?? null),
+  });
   let guard: SpendGuard;
   try {
     const registry = await PolicyRegistry.open(store, opts.limitsPath ?? null);
@@ -54,7 +59,9 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
     spoolDepth: () => recorder.spoolDepth,
     pending: () => recorder.pending,
   });
+  const readiness = new Map<string, () => unknown>();
   const app = createApp({
+    role: opts.role ?? "all",
     ingest: new IngestService(writer, engine, guard),
     guard,
     events: store,
@@ -65,7 +72,12 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
       metrics: metrics.registry,
       ready: async () => {
         await store.count({ workspaceId: "default", from: Date.now() });
-        return { store: "ok", spool_depth: recorder.spoolDepth, recorder_pending: recorder.pending };
+        return {
+          store: "ok",
+          spool_depth: recorder.spoolDepth,
+          recorder_pending: recorder.pending,
+          ...Object.fromEntries([...readiness].map(([name, get]) => [name, get()])),
+        };
       },
     },
   });
@@ -78,6 +90,7 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
     metrics,
     guard,
     rootToken,
+    readiness,
     close: async () => {
       await recorder.flush();
       recorder.close();

@@ -6,8 +6,9 @@ import { getRequestListener } from "@hono/node-server";
 import type { RuntimeOptions } from "./config.js";
 import { type GatewayConfig, gatewayConfigFromEnv } from "./gateway/config.js";
 import { Gateway } from "./gateway/proxy.js";
+import { type RunningJobs, serverJobs, startJobs } from "./jobs/index.js";
 import { watchPriceBook } from "./pricebook-file.js";
-import { retentionFromEnv, scheduleRetention } from "./retention-job.js";
+import { type ServerRole, servesRoutes } from "./roles.js";
 import { openRuntime, type Runtime } from "./runtime.js";
 import { watchConfigFile } from "./yaml-file.js";
 
@@ -15,6 +16,7 @@ export interface ServerInfo {
   pid: number;
   url: string;
   token: string;
+  role?: ServerRole;
 }
 
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -25,6 +27,10 @@ export const serverInfoPath = (dataDir: string) => join(dataDir, "server.json");
  * Runs the service until SIGINT/SIGTERM: the gateway paths go straight to the proxy (plain node:http,
  * no framework on the hot path), everything else to the API app. Local CLIs find it via
  * <data-dir>/server.json.
+ *
+ * `role` (roles.ts) picks what this process serves: the API app answers `not_served_by_role` for the
+ * route groups it leaves out (the gateway paths too, when the role has no gateway), and only `worker` and
+ * `all` run the scheduled jobs (jobs/index.ts), under the job lease.
  */
 export async function startServer(
   opts: RuntimeOptions & {
@@ -33,39 +39,61 @@ export async function startServer(
     log: (msg: string) => void;
     gateway?: Partial<GatewayConfig>;
     upstreamsPath?: string | null;
+    /** Job lease ttl when the lease is in Redis (default TOLLGATE_JOB_LEASE_TTL_MS, else 15 s). */
+    jobLeaseTtlMs?: number;
   },
-): Promise<{ runtime: Runtime; url: string; stop: () => Promise<void> }> {
-  const runtime = await openRuntime(opts);
-  const gateway = new Gateway({
-    config: gatewayConfigFromEnv(opts.gateway, opts.upstreamsPath),
-    engine: runtime.engine,
-    recorder: runtime.recorder,
-    keys: runtime.keys,
-    metrics: runtime.metrics,
-    guard: runtime.guard,
-  });
+): Promise<{
+  runtime: Runtime;
+  url: string;
+  role: ServerRole;
+  jobs: RunningJobs | null;
+  stop: () => Promise<void>;
+}> {
+  const role = opts.role ?? "all";
+  const runtime = await openRuntime({ ...opts, role });
+  const gateway = servesRoutes(role, "gateway")
+    ? new Gateway({
+        config: gatewayConfigFromEnv(opts.gateway, opts.upstreamsPath),
+        engine: runtime.engine,
+        recorder: runtime.recorder,
+        keys: runtime.keys,
+        metrics: runtime.metrics,
+        guard: runtime.guard,
+      })
+    : null;
   const api = getRequestListener(runtime.app.fetch);
   let active = 0;
   const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
     active++;
     res.once("close", () => active--);
-    if (!gateway.handle(req, res)) void api(req, res);
+    if (!gateway?.handle(req, res)) void api(req, res);
   });
   server.listen(opts.port, opts.host);
+  let jobs: RunningJobs | null;
   try {
     await new Promise<void>((resolve, reject) => {
       server.once("listening", resolve);
       server.once("error", reject);
     });
+    jobs = await startJobs({
+      role,
+      redisUrl: opts.redisUrl ?? null,
+      jobs: serverJobs({ store: runtime.store, log: opts.log }),
+      log: opts.log,
+      metrics: runtime.metrics.registry,
+      readiness: runtime.readiness,
+      leaseTtlMs: opts.jobLeaseTtlMs,
+    });
   } catch (e) {
-    // e.g. EADDRINUSE: release the store (and its data-dir lock) before reporting.
-    await gateway.close();
+    // e.g. EADDRINUSE, a bad retention setting: release the store (and its data-dir lock) before reporting.
+    if (server.listening) await new Promise((r) => server.close(r));
+    await gateway?.close();
     await runtime.close();
     throw e;
   }
   const { port } = server.address() as AddressInfo;
   const url = `http://${opts.host === "0.0.0.0" ? "127.0.0.1" : opts.host}:${port}`;
-  const info: ServerInfo = { pid: process.pid, url, token: runtime.rootToken };
+  const info: ServerInfo = { pid: process.pid, url, token: runtime.rootToken, role };
   writeFileSync(serverInfoPath(opts.dataDir), JSON.stringify(info), { mode: 0o600 });
   const unwatchPrices = opts.pricebookPath
     ? watchPriceBook(opts.pricebookPath, runtime.engine, opts.log)
@@ -82,17 +110,16 @@ export async function startServer(
         }
       })
     : () => {};
-  const stopRetention = scheduleRetention(runtime.store, retentionFromEnv(), opts.log);
   const unwatch = () => {
     unwatchPrices();
     unwatchLimits();
-    stopRetention();
   };
 
   let stopping: Promise<void> | null = null;
   const stop = () =>
     (stopping ??= (async () => {
       unwatch();
+      await jobs?.stop(); // running jobs finish (their signal aborts), then the lease is released
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       // Let calls in flight finish (streams included), then drop every socket: a connection that
@@ -102,9 +129,9 @@ export async function startServer(
       while (active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       server.closeAllConnections();
       await closed;
-      await gateway.close();
+      await gateway?.close();
       rmSync(serverInfoPath(opts.dataDir), { force: true });
       await runtime.close();
     })());
-  return { runtime, url, stop };
+  return { runtime, url, role, jobs, stop };
 }

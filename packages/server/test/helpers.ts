@@ -127,7 +127,13 @@ export async function startTestGateway(
   upstreamOrigin: string,
   gateway: Partial<import("../src/gateway/config.js").GatewayConfig> = {},
   runtime: Partial<import("../src/config.js").RuntimeOptions> & { keepDataDir?: boolean } = {},
-): Promise<{ runtime: Runtime; url: string; dataDir: string; stop: () => Promise<void> }> {
+): Promise<{
+  runtime: Runtime;
+  url: string;
+  dataDir: string;
+  jobs: import("../src/jobs/index.js").RunningJobs | null;
+  stop: () => Promise<void>;
+}> {
   const { startServer } = await import("../src/serve.js");
   const { keepDataDir, ...runtimeOpts } = runtime;
   const dataDir = runtimeOpts.dataDir ?? mkdtempSync(join(tmpdir(), "tollgate-gw-test-"));

@@ -22,12 +22,12 @@ async function freePort(): Promise<number> {
  * A real redis-server on 127.0.0.1 (no persistence), for the Redis limit backend's tests. CI installs it
  * (`apt-get install redis-server`, see .ci/run); a machine without it fails here with what to do.
  */
-export async function startRedis(): Promise<TestRedis> {
+export async function startRedis(opts: { port?: number } = {}): Promise<TestRedis> {
   if (spawnSync("redis-server", ["--version"]).error)
     throw new Error(
       "redis-server is not installed: apt-get install -y redis-server (the Redis limit tests need it)",
     );
-  const port = await freePort();
+  const port = opts.port ?? (await freePort()); // a port of its own, or one to come back on after a stop
   const proc: ChildProcess = spawn(
     "redis-server",
     [

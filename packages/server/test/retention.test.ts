@@ -3,7 +3,7 @@
 // only where the summaries are gone too or the question needs raw fields.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateDemo } from "../src/demo/generate.js";
-import { retentionFromEnv, scheduleRetention } from "../src/retention-job.js";
+import { retentionFromEnv, scheduleRetention } from "../src/jobs/retention.js";
 import { createKey, getJson, type Json, openTestRuntime, postEvents, validRecord } from "./helpers.js";
 
 let rt: Awaited<ReturnType<typeof openTestRuntime>>;

@@ -12,6 +12,7 @@ import type { IngestService } from "../ingest/service.js";
 import type { SpendGuard } from "../limits/guard.js";
 import { lookupPrice } from "../prices.js";
 import { coverageOf, purgeHorizons } from "../query/coverage.js";
+import { notServedByRole, routeGroupOf, type ServerRole, servesRoutes } from "../roles.js";
 import {
   type AnalyticsStore,
   type EventFilter,
@@ -55,6 +56,11 @@ export interface AppDeps {
   guard: SpendGuard;
   /** Operational endpoints: Prometheus metrics and a readiness probe that throws when not ready. */
   ops?: { metrics: Registry; ready: () => Promise<Record<string, unknown>> };
+  /**
+   * The server role (roles.ts): route groups the role does not serve answer 404 `not_served_by_role`.
+   * Default `all`: every route.
+   */
+  role?: ServerRole;
 }
 
 type Env = { Variables: { principal: Principal } };
@@ -86,11 +92,19 @@ export function createApp(deps: AppDeps): Hono<Env> {
     ),
   );
 
+  const role = deps.role ?? "all";
+  if (role !== "all")
+    app.use("*", async (c, next) => {
+      const group = routeGroupOf(c.req.path);
+      if (group && !servesRoutes(role, group)) throw notServedByRole(c.req.method, c.req.path, role, group);
+      await next();
+    });
+
   app.get("/healthz", (c) => c.json({ status: "ok" }));
 
   app.get("/readyz", async (c) => {
     try {
-      return c.json({ status: "ready", ...(await deps.ops?.ready()) });
+      return c.json({ status: "ready", role, ...(await deps.ops?.ready()) });
     } catch (e) {
       return c.json({ status: "not_ready", reason: (e as Error).message }, 503);
     }

@@ -1,18 +1,26 @@
 import type { Command } from "commander";
 import { pino } from "pino";
 import { dataDirFrom, portFrom, pricebookFrom } from "../config.js";
+import { roleFrom, SERVER_ROLES, servesRoutes } from "../roles.js";
 import { startServer } from "../serve.js";
 import { appClient } from "./client.js";
-import { type GlobalOpts, runtimeOptions } from "./common.js";
+import { CliError, type GlobalOpts, runtimeOptions } from "./common.js";
 import { runDemo } from "./demo.js";
 
 export function registerServe(program: Command): void {
   program
     .command("serve")
     .description(
-      "run Tollgate on one port: the gateway (OpenAI/Anthropic base URL), the ingest API and the query API",
+      "run Tollgate on one port: the gateway (OpenAI/Anthropic base URL), the ingest API and the query API, and the scheduled jobs",
     )
     .option("-p, --port <port>", "port to listen on (env TOLLGATE_PORT)", "4242")
+    .option(
+      "--role <role>",
+      `what this process serves, one of ${SERVER_ROLES.join("|")} (env TOLLGATE_ROLE; default all). ` +
+        "gateway: the gateway proxy + ingest (stateless, scale at will); api: the query/admin API (/api/...) + ingest; " +
+        "worker: the scheduled jobs (retention), one worker at a time under a job lease in Redis (--redis; lease ttl env TOLLGATE_JOB_LEASE_TTL_MS, default 15000); " +
+        "all: everything in one process. Every role serves /healthz, /readyz and /metrics",
+    )
     .option("--host <host>", "interface to bind", "127.0.0.1")
     .option(
       "--upstreams <file>",
@@ -25,22 +33,34 @@ export function registerServe(program: Command): void {
     )
     .action(
       async (
-        opts: { port: string; host: string; demo: boolean | string; upstreams?: string },
+        opts: { port: string; host: string; demo: boolean | string; upstreams?: string; role?: string },
         cmd: Command,
       ) => {
         const g = cmd.optsWithGlobals<GlobalOpts>();
+        let role: ReturnType<typeof roleFrom>;
+        try {
+          role = roleFrom(opts.role);
+        } catch (e) {
+          throw new CliError((e as Error).message, 2);
+        }
+        if (opts.demo !== false && !servesRoutes(role, "ingest"))
+          throw new CliError(
+            `--demo loads data through the ingest API, which --role ${role} does not serve`,
+            2,
+          );
         const log = pino({ base: undefined });
         const port = portFrom(process.env.TOLLGATE_PORT && opts.port === "4242" ? undefined : opts.port);
         const ro = runtimeOptions(g);
         const { runtime, url, stop } = await startServer({
           ...ro,
+          role,
           port,
           host: opts.host,
           log: (m) => log.info(m),
           upstreamsPath: opts.upstreams ?? null,
         });
         log.info(
-          { url, dataDir: dataDirFrom(g.dataDir), pricebook: pricebookFrom(g.pricebook) },
+          { url, role, dataDir: dataDirFrom(g.dataDir), pricebook: pricebookFrom(g.pricebook) },
           "tollgate listening",
         );
         const shutdown = (signal: string) => {

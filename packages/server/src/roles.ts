@@ -1,0 +1,79 @@
+import { ApiError } from "./errors.js";
+import { classify } from "./gateway/routes.js";
+
+/**
+ * What one `tollgate serve` process does (`--role`, env TOLLGATE_ROLE). Every role listens on its port
+ * and answers the ops endpoints (/healthz, /readyz, /metrics); a path of a group the role does not serve
+ * answers 404 `not_served_by_role`, naming the roles that do.
+ *
+ * | role      | ops | ingest (/v1/events, /v1/traces) | gateway (/v1/… proxy) | API (/api/…) | jobs |
+ * |-----------|-----|---------------------------------|-----------------------|--------------|------|
+ * | `gateway` | yes | yes                             | yes                   | no           | no   |
+ * | `api`     | yes | yes                             | no                    | yes          | no   |
+ * | `worker`  | yes | no                              | no                    | no           | yes  |
+ * | `all`     | yes | yes                             | yes                   | yes          | yes  |
+ *
+ * Gateways are stateless ingress (the proxy and the write-only ingest endpoints): they can be added and
+ * removed at will. The API serves the query and admin endpoints (and ingest). Workers run the scheduled
+ * jobs (retention today) under a job lease held in Redis, so however many run, one runs the jobs. `all`
+ * (the default) is the single-process embedded server: everything, with its jobs under an in-process
+ * lease, as before roles existed.
+ */
+export const SERVER_ROLES = ["gateway", "api", "worker", "all"] as const;
+export type ServerRole = (typeof SERVER_ROLES)[number];
+
+export const ROUTE_GROUPS = ["ops", "ingest", "gateway", "api"] as const;
+export type RouteGroup = (typeof ROUTE_GROUPS)[number];
+
+const SERVES: Record<ServerRole, { routes: ReadonlySet<RouteGroup>; jobs: boolean }> = {
+  gateway: { routes: new Set(["ops", "ingest", "gateway"]), jobs: false },
+  api: { routes: new Set(["ops", "ingest", "api"]), jobs: false },
+  worker: { routes: new Set(["ops"]), jobs: true },
+  all: { routes: new Set(ROUTE_GROUPS), jobs: true },
+};
+
+export const servesRoutes = (role: ServerRole, group: RouteGroup): boolean => SERVES[role].routes.has(group);
+export const runsJobs = (role: ServerRole): boolean => SERVES[role].jobs;
+export const rolesServing = (group: RouteGroup): ServerRole[] =>
+  SERVER_ROLES.filter((r) => servesRoutes(r, group));
+
+/** The role from `--role`, else TOLLGATE_ROLE, else `all`; anything else is an error naming the valid ones. */
+export function roleFrom(opt?: string, env = process.env): ServerRole {
+  const raw = opt ?? (env.TOLLGATE_ROLE || undefined);
+  if (raw === undefined) return "all";
+  if ((SERVER_ROLES as readonly string[]).includes(raw)) return raw as ServerRole;
+  const source = opt === undefined ? "TOLLGATE_ROLE" : "--role";
+  throw new Error(`invalid ${source} ${JSON.stringify(raw)}: use one of ${SERVER_ROLES.join(", ")}`);
+}
+
+const OPS = new Set(["/healthz", "/readyz", "/metrics"]);
+const INGEST = new Set(["/v1/events", "/v1/traces"]);
+
+/** Which group a request path belongs to; null for paths of no group (they answer a plain 404). */
+export function routeGroupOf(path: string): RouteGroup | null {
+  if (OPS.has(path)) return "ops";
+  if (INGEST.has(path)) return "ingest";
+  if (path === "/api" || path.startsWith("/api/")) return "api";
+  if (classify(path)) return "gateway";
+  return null;
+}
+
+const GROUP_NAMES: Record<RouteGroup, string> = {
+  ops: "the ops endpoints",
+  ingest: "the ingest API",
+  gateway: "the gateway",
+  api: "the query and admin API",
+};
+
+/** The 404 a role answers for a path it does not serve. */
+export function notServedByRole(method: string, path: string, role: ServerRole, group: RouteGroup): ApiError {
+  const servedBy = rolesServing(group);
+  return new ApiError(
+    404,
+    "invalid_request_error",
+    "not_served_by_role",
+    `${method} ${path} is ${GROUP_NAMES[group]}, served by --role ${servedBy.join(" or ")}; this process runs --role ${role}`,
+    undefined,
+    { role, served_by: servedBy },
+  );
+}

@@ -60,7 +60,8 @@ export async function segmentSets(
 
 /**
  * Per UTC day: spend, and the distribution of spend over the users active that day (quantile_disc is
- * the nearest-rank percentile). Calls without a user_id count in the day's total, not as a user.
+ * the nearest-rank percentile). Calls without a user_id count in the day's total, not as a user. Top
+ * users tie by user_id, so every store names the same ones.
  */
 export async function userDays(
   conn: DuckDBConnection,
@@ -73,7 +74,7 @@ export async function userDays(
   const res = await conn.runAndReadAll(
     `SELECT day, sum(c)::HUGEINT AS cost_sum, count(*) ${user} AS users, sum(n)::BIGINT AS requests,
             quantile_disc(c, 0.5) ${user}, quantile_disc(c, 0.9) ${user}, quantile_disc(c, 0.99) ${user},
-            max(c) ${user}, max_by({'user_id': user_id, 'c': c}, c, ${n}) ${user}
+            max(c) ${user}, list({'user_id': user_id, 'c': c} ORDER BY c DESC, user_id) ${user}
      FROM (SELECT ${UTC_DAY} AS day, user_id, sum(cost_nanousd)::HUGEINT AS c, ${REQUESTS} AS n
            FROM events WHERE ${sql} AND ${MODEL_CALL} GROUP BY day, user_id)
      GROUP BY day ORDER BY day`,
@@ -88,7 +89,7 @@ export async function userDays(
     p90_nanousd: big(r[5]),
     p99_nanousd: big(r[6]),
     max_nanousd: big(r[7]),
-    top: ((r[8] as { user_id: string | null; c: bigint }[] | null) ?? []).map((t) => ({
+    top: ((r[8] as { user_id: string | null; c: bigint }[] | null) ?? []).slice(0, n).map((t) => ({
       user_id: t.user_id,
       cost_nanousd: big(t.c),
     })),

@@ -228,7 +228,7 @@ describe("two gateways and a worker on one ClickHouse and one Redis", () => {
   }, 240_000);
 
   it("the worker holds the job lease", async () => {
-    const ready = await (await fetch(`${procs[0]!.url}/readyz`)).json();
+    const ready = (await (await fetch(`${procs[0]!.url}/readyz`)).json()) as { jobs: { lease: string } };
     expect(ready.jobs.lease).toBe("held");
   });
 

@@ -60,6 +60,7 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
     pending: () => recorder.pending,
   });
   const readiness = new Map<string, () => unknown>();
+  const stopPolicyRefresh = store.shared ? refreshPolicies(guard, policyRefreshMs()) : () => {};
   const app = createApp({
     role: opts.role ?? "all",
     ingest: new IngestService(writer, engine, guard),
@@ -92,10 +93,44 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
     rootToken,
     readiness,
     close: async () => {
+      stopPolicyRefresh();
       await recorder.flush();
       recorder.close();
       await guard.store.close();
       await store.close();
     },
   };
+}
+
+/** How often a replica re-reads policies from a shared store (TOLLGATE_POLICY_REFRESH_MS, default 5 s). */
+function policyRefreshMs(env = process.env): number {
+  const v = env.TOLLGATE_POLICY_REFRESH_MS;
+  if (v === undefined || v === "") return 5_000;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 100)
+    throw new Error(
+      `TOLLGATE_POLICY_REFRESH_MS must be a whole number of ms, at least 100, got ${JSON.stringify(v)}`,
+    );
+  return n;
+}
+
+/**
+ * With a shared store, budgets, rate limits and agent ceilings set through any replica's API reach every
+ * replica within one refresh. A failed refresh keeps the policies in force and tries again.
+ */
+function refreshPolicies(guard: SpendGuard, everyMs: number): () => void {
+  let running = false;
+  const timer = setInterval(async () => {
+    if (running) return;
+    running = true;
+    try {
+      for (const b of await guard.registry.refresh()) await guard.budgetAdded(b.workspace, b.id);
+    } catch (e) {
+      console.error(`policies not refreshed from the store (retrying): ${(e as Error).message}`);
+    } finally {
+      running = false;
+    }
+  }, everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
 }

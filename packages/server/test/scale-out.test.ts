@@ -28,6 +28,7 @@ const CAP_CALLS = 120;
 
 interface Proc {
   url: string;
+  token: string;
   proc: ChildProcess;
 }
 
@@ -45,7 +46,7 @@ const perCall = engine.price({ provider: "openai", model: ex.model!, usage: ex.u
   .total_nanousd;
 const capNano = perCall * BigInt(CAP_CALLS);
 
-async function spawnServe(role: "gateway" | "worker", limits: string): Promise<Proc> {
+async function spawnServe(role: "gateway" | "worker" | "api", limits: string): Promise<Proc> {
   const dataDir = mkdtempSync(join(dir, `${role}-`));
   const proc = spawn(
     process.execPath,
@@ -69,6 +70,7 @@ async function spawnServe(role: "gateway" | "worker", limits: string): Promise<P
         TOLLGATE_CLICKHOUSE_URL: `${ch.url}/tg_scale`,
         TOLLGATE_OPENAI_BASE_URL: `${mock.url}/v1`,
         TOLLGATE_RAW_RETENTION_DAYS: "400",
+        TOLLGATE_POLICY_REFRESH_MS: "300",
       },
       stdio: ["ignore", "ignore", "inherit"],
     },
@@ -79,7 +81,8 @@ async function spawnServe(role: "gateway" | "worker", limits: string): Promise<P
     if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`${role} did not start`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { url: JSON.parse(readFileSync(info, "utf8")).url, proc };
+  const { url, token } = JSON.parse(readFileSync(info, "utf8"));
+  return { url, token, proc };
 }
 
 beforeAll(async () => {
@@ -95,12 +98,13 @@ beforeAll(async () => {
       `  - { id: capped-users, scope: { feature: capped, user_id: "*" }, window: day, limit_usd: "${formatUsd(capNano, 9)}" }`,
     ].join("\n"),
   );
-  // Three processes creating the schema at once: the DDL is idempotent.
+  // Four processes creating the schema at once: the DDL is idempotent.
   procs.push(
     ...(await Promise.all([
       spawnServe("worker", limits),
       spawnServe("gateway", limits),
       spawnServe("gateway", limits),
+      spawnServe("api", limits),
     ])),
   );
   store = await openClickHouse({ url: `${ch.url}/tg_scale` });
@@ -192,16 +196,58 @@ async function allRecords(): Promise<CallRecord[]> {
 describe("two gateways and a worker on one ClickHouse and one Redis", () => {
   let outcomes: Outcome[];
   let records: CallRecord[];
+  let lateCalls = 0;
+
+  it("a budget set through the API replica reaches both gateways, and holds", async () => {
+    const [api, ...gateways] = [procs[3]!, procs[1]!, procs[2]!];
+    const limit = perCall * 30n;
+    const res = await fetch(`${api.url}/api/budgets`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${api.token}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        id: "late-cap",
+        scope: { feature: "late" },
+        window: "day",
+        limit_usd: formatUsd(limit, 9),
+      }),
+    });
+    expect(res.status, await res.text()).toBe(201);
+    await new Promise((r) => setTimeout(r, 1_000)); // a few policy refreshes
+    const body = JSON.stringify({
+      model: "gpt-4.1-nano",
+      max_completion_tokens: 400,
+      messages: [{ role: "user", content: "hi" }],
+    });
+    const statuses: number[] = [];
+    for (let i = 0; i < 60; i++) {
+      const r = await fetch(`${gateways[i % 2]!.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          authorization: "Bearer sk-test",
+          "x-tollgate-feature": "late",
+        },
+        body,
+      });
+      await r.arrayBuffer();
+      statuses.push(r.status);
+    }
+    const ok = statuses.filter((s) => s === 200).length;
+    expect(ok).toBeGreaterThanOrEqual(24);
+    expect(ok).toBeLessThanOrEqual(30);
+    expect(statuses.slice(ok).every((s) => s === 429)).toBe(true);
+    lateCalls = ok;
+  });
 
   it("50,000 calls through both gateways: each admitted call stored exactly once, caps hold", async () => {
-    const gateways = procs.slice(1);
+    const gateways = procs.slice(1, 3);
     outcomes = await drive(gateways);
     const ok = outcomes.filter((o) => o.status === 200);
     const refused = outcomes.filter((o) => o.status !== 200);
     // Only capped calls are refused, and only with the budget's 429.
     expect(refused.every((o) => o.capped && o.status === 429)).toBe(true);
     expect(refused.length).toBeGreaterThan(0);
-    expect(ok.length).toBe(mock.requests.length);
+    expect(ok.length + lateCalls).toBe(mock.requests.length);
     // Gateways store on shutdown at the latest: stop them, then read the one truth.
     for (const g of gateways) {
       const exited = new Promise((r) => g.proc.once("exit", r));
@@ -211,7 +257,7 @@ describe("two gateways and a worker on one ClickHouse and one Redis", () => {
     records = await allRecords();
     const stored = new Map(records.map((r) => [r.event_id, r]));
     expect(stored.size).toBe(records.length); // no event twice
-    expect(records.length).toBe(ok.length);
+    expect(records.length).toBe(ok.length + lateCalls);
     for (const o of ok) expect(stored.has(o.eventId!)).toBe(true);
     // Per capped user: spend never above the cap, and the cap was used (not refused far too early).
     for (let u = 0; u < CAPPED_USERS; u++) {

@@ -113,8 +113,30 @@ export class PolicyRegistry {
 
   static async open(store: LimitsStateStore, filePath: string | null): Promise<PolicyRegistry> {
     const r = new PolicyRegistry(store, filePath);
-    for (const row of await store.listPolicies())
-      r.#set(row.workspace_id, {
+    await r.refresh();
+    if (filePath) r.reloadFile();
+    return r;
+  }
+
+  /**
+   * Re-reads the API's policies from the store, where another replica may have changed them (a shared
+   * store); returns the budgets that are new here. The limits file's entries are kept as they are.
+   */
+  async refresh(): Promise<{ workspace: string; id: string }[]> {
+    const rows = await this.store.listPolicies();
+    const known = new Set<string>();
+    for (const [ws, m] of this.#entries) {
+      for (const [k, e] of m)
+        if (e.source === "api") {
+          if (e.kind === "budget") known.add(`${ws}\u0000${e.id}`);
+          m.delete(k);
+        }
+      this.#compiled.delete(ws);
+    }
+    const added: { workspace: string; id: string }[] = [];
+    for (const row of rows) {
+      if (this.get(row.workspace_id, row.kind, row.id)?.source === "file") continue;
+      this.#set(row.workspace_id, {
         kind: row.kind,
         id: row.id,
         spec: row.spec,
@@ -122,8 +144,10 @@ export class PolicyRegistry {
         updated_at: row.updated_at,
         updated_by: row.updated_by,
       });
-    if (filePath) r.reloadFile();
-    return r;
+      if (row.kind === "budget" && !known.has(`${row.workspace_id}\u0000${row.id}`))
+        added.push({ workspace: row.workspace_id, id: row.id });
+    }
+    return added;
   }
 
   /** Re-reads the limits file; a broken file throws and the previous entries stay in force. */

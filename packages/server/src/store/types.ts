@@ -315,5 +315,7 @@ export interface AnalyticsStore {
 export interface Store extends EventStore, KeyStore, LimitsStateStore, AnalyticsStore {
   /** How many appends may run at once (the writer keeps their ids disjoint). */
   readonly writeConcurrency: number;
+  /** Other processes write to it too (scale-out): what a process caches from it must be re-read. */
+  readonly shared: boolean;
   close(): Promise<void>;
 }

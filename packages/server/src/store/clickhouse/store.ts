@@ -65,6 +65,7 @@ export class IdsInFlightError extends Error {
  */
 export class ClickHouseStore implements Store {
   readonly writeConcurrency = 2;
+  readonly shared = true;
   readonly #retention = new Map<string, { at: number; value: Promise<Retention> }>();
   #version = 0;
 

@@ -66,6 +66,9 @@ export class DuckDbStore implements Store {
     return new DuckDbStore(instance, new Lane(conn), writers);
   }
 
+  /** The data dir's lock makes this process its only user. */
+  readonly shared = false;
+
   /** How many appends may run at once without queueing. */
   get writeConcurrency(): number {
     return this.writers.length;

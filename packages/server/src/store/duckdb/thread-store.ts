@@ -44,6 +44,7 @@ function revive(error: { name: string; message: string }): Error {
  * cross by structured clone (bigints included).
  */
 export class ThreadStore implements Store {
+  readonly shared = false;
   /** DuckDB's file lock is per process: two threads of one process must be kept apart here. */
   static readonly #open = new Set<string>();
   readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();

@@ -23,6 +23,10 @@ const program = new Command("tollgate")
     "--redis <url>",
     "Redis for limits shared by many gateways (env TOLLGATE_REDIS_URL); else in-memory",
   )
+  .option(
+    "--clickhouse <url>",
+    "ClickHouse event store shared by replicas, http://host:8123/<database> (env TOLLGATE_CLICKHOUSE_URL); else the data dir's DuckDB file",
+  )
   .showHelpAfterError();
 
 registerServe(program);

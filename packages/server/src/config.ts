@@ -12,6 +12,8 @@ export interface RuntimeOptions {
   limitsPath?: string | null;
   /** Redis for limits shared by many gateways (TOLLGATE_REDIS_URL); in-memory when absent. */
   redisUrl?: string | null;
+  /** ClickHouse as the event store instead of the data dir's DuckDB file (TOLLGATE_CLICKHOUSE_URL). */
+  clickhouseUrl?: string | null;
   /** What this process serves (roles.ts; `serve --role`, TOLLGATE_ROLE). Default `all`. */
   role?: ServerRole;
 }

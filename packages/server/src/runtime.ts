@@ -38,7 +38,10 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const engine = new PricingEngine(opts.pricebookPath ? loadPriceBook(opts.pricebookPath) : null);
   const store = await openStore(opts.dataDir, {
     thread: opts.storeThread,
-    clickhouse: clickHouseFromEnv(opts.redisUrl ?? null),
+    clickhouse: clickHouseFromEnv(opts.redisUrl ?? null, {
+      ...process.env,
+      ...(opts.clickhouseUrl ? { TOLLGATE_CLICKHOUSE_URL: opts.clickhouseUrl } : {}),
+    }),
   });
   let guard: SpendGuard;
   try {

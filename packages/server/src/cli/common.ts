@@ -6,6 +6,7 @@ export interface GlobalOpts {
   pricebook?: string;
   limits?: string;
   redis?: string;
+  clickhouse?: string;
 }
 
 export function runtimeOptions(g: GlobalOpts): RuntimeOptions {
@@ -14,6 +15,7 @@ export function runtimeOptions(g: GlobalOpts): RuntimeOptions {
     pricebookPath: pricebookFrom(g.pricebook),
     limitsPath: limitsFrom(g.limits),
     redisUrl: g.redis ?? null,
+    clickhouseUrl: g.clickhouse ?? null,
   };
 }
 

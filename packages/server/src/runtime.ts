@@ -4,6 +4,7 @@ import { PricingEngine } from "@tollgate/core";
 import { createApp } from "./api/app.js";
 import { KeyResolver } from "./auth/keys.js";
 import type { RuntimeOptions } from "./config.js";
+import { lockDataDir } from "./data-dir-lock.js";
 import { GatewayMetrics } from "./gateway/metrics.js";
 import { Recorder } from "./gateway/recorder.js";
 import { Spool } from "./gateway/spool.js";
@@ -43,12 +44,15 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
       ...(opts.clickhouseUrl ? { TOLLGATE_CLICKHOUSE_URL: opts.clickhouseUrl } : {}),
     }),
   });
+  let unlock = () => {};
   let guard: SpendGuard;
   try {
+    if (store.shared) unlock = lockDataDir(opts.dataDir);
     const registry = await PolicyRegistry.open(store, opts.limitsPath ?? null);
     guard = new SpendGuard(await openLimitStore(opts.redisUrl ?? null), registry, store, engine);
     await guard.rebuild(["default"]);
   } catch (e) {
+    unlock();
     await store.close();
     throw e;
   }
@@ -101,6 +105,7 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
       recorder.close();
       await guard.store.close();
       await store.close();
+      unlock();
     },
   };
 }

@@ -103,7 +103,13 @@ beforeAll(async () => {
   dirs.push(dir);
   chdb = new Session(join(dir, "chdb"));
   backends.push(
+    // Opened before the calls arrive: every past day is closed and the calls come in as late ones.
     { name: "duckdb", store: await DuckDbStore.open(join(dir, "duck")) },
+    // Days summed after the calls arrived (the hourly close), then answered from segment_days.
+    {
+      name: "duckdb-days-closed",
+      store: await DuckDbStore.open(join(dir, "duck2"), { closeDaysAtOpen: false }),
+    },
     {
       name: "clickhouse-18.16",
       store: await openClickHouse({ url: `${ch.url}/tg_conformance`, redisUrl: redis.url }),
@@ -128,6 +134,7 @@ beforeAll(async () => {
       expect(r.inserted.size, b.name).toBe(Math.min(4000, records.length - i));
     }
   }
+  await (backends[1]!.store as DuckDbStore).closeDays();
 }, 120_000);
 
 afterAll(async () => {

@@ -121,4 +121,21 @@ export const MIGRATIONS: readonly { version: number; sql: string[] }[] = [
          workspace_id VARCHAR PRIMARY KEY, raw_available_from TIMESTAMP, summary_available_from DATE)`,
     ],
   },
+  {
+    version: 5,
+    sql: [
+      // Model calls of closed UTC days summed per segment key (no user): what variance, first-seen and
+      // segment rollups read for whole past days instead of the raw calls ('' stands for none).
+      `CREATE TABLE segment_days (
+         workspace_id VARCHAR NOT NULL, day DATE NOT NULL, deployment VARCHAR NOT NULL, data_mode VARCHAR NOT NULL,
+         feature VARCHAR NOT NULL, customer_id VARCHAR NOT NULL, model VARCHAR NOT NULL, prompt_version VARCHAR NOT NULL,
+         provider VARCHAR NOT NULL, agent_type VARCHAR NOT NULL,
+         requests BIGINT NOT NULL, ok_requests BIGINT NOT NULL, cost_nanousd HUGEINT NOT NULL,
+         retry_cost_nanousd HUGEINT NOT NULL, error_cost_nanousd HUGEINT NOT NULL, first_ms BIGINT NOT NULL,
+         PRIMARY KEY (workspace_id, day, deployment, data_mode, feature, customer_id, model, prompt_version,
+                      provider, agent_type))`,
+      // segment_days holds every day before closed_before (one row, id 1; none: nothing closed yet).
+      "CREATE TABLE segment_days_state (id INTEGER PRIMARY KEY, closed_before DATE NOT NULL)",
+    ],
+  },
 ];

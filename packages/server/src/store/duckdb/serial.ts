@@ -21,3 +21,52 @@ export class Lane {
     return next;
   }
 }
+
+/** Work run one at a time, in order (a lock held across awaits). */
+export class Mutex {
+  #tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#tail.then(fn, fn);
+    this.#tail = next.catch(() => {});
+    return next;
+  }
+}
+
+/**
+ * Any number of shared holders at once, or one exclusive holder: it waits for the shared ones to finish
+ * and keeps new ones out until it is done.
+ */
+export class Gate {
+  #shared = 0;
+  #exclusive: Promise<unknown> | null = null;
+  #drained: (() => void) | null = null;
+
+  async shared<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.#exclusive) await this.#exclusive.catch(() => {});
+    this.#shared++;
+    try {
+      return await fn();
+    } finally {
+      if (--this.#shared === 0) this.#drained?.();
+    }
+  }
+
+  async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.#exclusive) await this.#exclusive.catch(() => {});
+    const run = (async () => {
+      if (this.#shared > 0)
+        await new Promise<void>((resolve) => {
+          this.#drained = resolve;
+        });
+      this.#drained = null;
+      return fn();
+    })();
+    this.#exclusive = run;
+    try {
+      return await run;
+    } finally {
+      this.#exclusive = null;
+    }
+  }
+}

@@ -1,7 +1,7 @@
-import { type DuckDBInstance, DuckDBTimestampValue } from "@duckdb/node-api";
-import { type CallRecord, PRICE_REF_NO_USAGE } from "@tollgate/core";
+import { type DuckDBConnection, type DuckDBInstance, DuckDBTimestampValue } from "@duckdb/node-api";
+import { type CallRecord, isInferenceKind, PRICE_REF_NO_USAGE } from "@tollgate/core";
 import { DAY_MS, utcMidnight } from "../../time.js";
-import { mergeSpend } from "../rows.js";
+import { byCostThenKey, mergeSpend } from "../rows.js";
 import {
   type AgentRunRollupRow,
   type ApiKeyRecord,
@@ -32,11 +32,24 @@ import {
 import { agentRuns, firstSeen, segmentSets, userDays } from "./analytics.js";
 import { appendIds, appendRecords, rowToRecord, SELECT_RECORD, STAGING_IDS_DDL } from "./columns.js";
 import { openDuckDb } from "./open.js";
-import { Lane } from "./serial.js";
+import {
+  addLateCalls,
+  closeDays,
+  closedBefore,
+  daysCanServe,
+  firstSeenFromDays,
+  mergeSegments,
+  planDays,
+  segmentsFromDays,
+} from "./segment-days.js";
+import { Gate, Lane, Mutex } from "./serial.js";
 import { COST_UNKNOWN, INPUT_TOKENS, MODEL_CALL, UTC_DAY, whereClause } from "./sql.js";
 import { purge, retentionOf, spendFromSummary, spendRow } from "./summary.js";
 
 const MODEL_ASKED = "coalesce(model_requested, model)";
+
+/** How often days that ended are summed into segment_days. */
+const CLOSE_EVERY_MS = 3_600_000;
 
 /** Write lanes: a second connection fills its staging table while the first inserts and commits. */
 const WRITE_LANES = 2;
@@ -49,13 +62,21 @@ const WRITE_LANES = 2;
  */
 export class DuckDbStore implements Store {
   readonly #retention = new Map<string, Promise<Retention>>();
+  /** Days before this are summed in segment_days (null: none yet); changed only under the exclusive gate. */
+  #closedBefore: number | null = null;
+  /** Appends share it; closing days and purging take it alone, so no append straddles them. */
+  readonly #gate = new Gate();
+  /** Appends that add late calls to segment_days run one at a time (DuckDB rejects concurrent updates of a row). */
+  readonly #late = new Mutex();
+  #closer: ReturnType<typeof setInterval> | null = null;
   private constructor(
     private readonly instance: DuckDBInstance,
     private readonly reader: Lane,
     private readonly writers: Lane[],
   ) {}
 
-  static async open(dataDir: string): Promise<DuckDbStore> {
+  /** `closeDaysAtOpen: false` leaves summing closed days to the first `closeDays()` call (tests, benches). */
+  static async open(dataDir: string, opts: { closeDaysAtOpen?: boolean } = {}): Promise<DuckDbStore> {
     const { instance, conn } = await openDuckDb(dataDir);
     const writers: Lane[] = [];
     for (let i = 0; i < WRITE_LANES; i++) {
@@ -63,7 +84,28 @@ export class DuckDbStore implements Store {
       await c.run(STAGING_IDS_DDL);
       writers.push(new Lane(c));
     }
-    return new DuckDbStore(instance, new Lane(conn), writers);
+    const store = new DuckDbStore(instance, new Lane(conn), writers);
+    store.#closedBefore = await closedBefore(conn);
+    if (opts.closeDaysAtOpen !== false) await store.closeDays();
+    store.#closer = setInterval(() => void store.closeDays().catch(() => {}), CLOSE_EVERY_MS);
+    store.#closer.unref();
+    return store;
+  }
+
+  /**
+   * Sums every model call of the UTC days before `now`'s day that are not summed yet into segment_days.
+   * Runs at open and hourly; the first run sums all history, later ones the day that ended.
+   */
+  async closeDays(now = Date.now()): Promise<void> {
+    const before = utcMidnight(now);
+    await this.#gate.exclusive(() =>
+      this.reader.run(async () => {
+        const from = this.#closedBefore;
+        if (from !== null && before <= from) return;
+        await this.writers[0]!.run((c) => closeDays(c, from, before));
+        this.#closedBefore = before;
+      }),
+    );
   }
 
   /** The data dir's lock makes this process its only user. */
@@ -76,37 +118,58 @@ export class DuckDbStore implements Store {
 
   append(records: readonly CallRecord[]): Promise<AppendResult> {
     if (records.length === 0) return Promise.resolve({ inserted: new Set() });
-    const lane = this.writers.reduce((a, b) => (b.pending < a.pending ? b : a));
-    return lane.run(async (c) => {
-      await c.run("BEGIN TRANSACTION");
-      try {
-        // The primary key of event_ids makes idempotency the database's job: only ids it had not
-        // seen come back, and only their records are appended, in the same transaction.
-        const ids = await c.createAppender("staging_ids", "main", "temp");
-        appendIds(ids, records);
-        ids.closeSync();
-        const res = await c.runAndReadAll(
-          "INSERT INTO event_ids SELECT workspace_id, event_id::UUID FROM staging_ids ON CONFLICT DO NOTHING RETURNING workspace_id, event_id::VARCHAR",
-        );
-        await c.run("DELETE FROM staging_ids");
-        const inserted = new Set(res.getRowsJS().map(([ws, id]) => recordKey(ws as string, id as string)));
-        const fresh =
-          inserted.size === records.length
-            ? records
-            : records.filter((r) => inserted.has(recordKey(r.workspace_id, r.event_id)));
-        if (fresh.length) {
-          const appender = await c.createAppender("events");
-          appendRecords(appender, fresh);
-          appender.closeSync();
-        }
-        await c.run("COMMIT");
-        return { inserted };
-      } catch (e) {
-        await c.run("ROLLBACK").catch(() => {});
-        await c.run("DELETE FROM staging_ids").catch(() => {});
-        throw e;
-      }
+    return this.#gate.shared(() => {
+      const lane = this.writers.reduce((a, b) => (b.pending < a.pending ? b : a));
+      return lane.run((c) => {
+        const closed = this.#closedBefore;
+        const late =
+          closed === null ? [] : records.filter((r) => r.ts_start < closed && isInferenceKind(r.kind));
+        return late.length
+          ? this.#late.run(() => this.#appendOn(c, records, late))
+          : this.#appendOn(c, records, late);
+      });
     });
+  }
+
+  /** One batch in one transaction; `late` (model calls of closed days) are also added to segment_days. */
+  async #appendOn(
+    c: DuckDBConnection,
+    records: readonly CallRecord[],
+    late: CallRecord[],
+  ): Promise<AppendResult> {
+    await c.run("BEGIN TRANSACTION");
+    try {
+      // The primary key of event_ids makes idempotency the database's job: only ids it had not
+      // seen come back, and only their records are appended, in the same transaction.
+      const ids = await c.createAppender("staging_ids", "main", "temp");
+      appendIds(ids, records);
+      ids.closeSync();
+      const res = await c.runAndReadAll(
+        "INSERT INTO event_ids SELECT workspace_id, event_id::UUID FROM staging_ids ON CONFLICT DO NOTHING RETURNING workspace_id, event_id::VARCHAR",
+      );
+      await c.run("DELETE FROM staging_ids");
+      const inserted = new Set(res.getRowsJS().map(([ws, id]) => recordKey(ws as string, id as string)));
+      const fresh =
+        inserted.size === records.length
+          ? records
+          : records.filter((r) => inserted.has(recordKey(r.workspace_id, r.event_id)));
+      if (fresh.length) {
+        const appender = await c.createAppender("events");
+        appendRecords(appender, fresh);
+        appender.closeSync();
+      }
+      if (late.length)
+        await addLateCalls(
+          c,
+          late.filter((r) => inserted.has(recordKey(r.workspace_id, r.event_id))),
+        );
+      await c.run("COMMIT");
+      return { inserted };
+    } catch (e) {
+      await c.run("ROLLBACK").catch(() => {});
+      await c.run("DELETE FROM staging_ids").catch(() => {});
+      throw e;
+    }
   }
 
   async query(filter: EventFilter & { limit?: number; after?: QueryCursor }): Promise<CallRecord[]> {
@@ -163,7 +226,9 @@ export class DuckDbStore implements Store {
 
   async purge(rawBefore: number | null, summaryBefore: number | null) {
     try {
-      return await this.writers[0]!.run((c) => purge(c, rawBefore, summaryBefore));
+      return await this.#gate.exclusive(() =>
+        this.writers[0]!.run((c) => purge(c, rawBefore, summaryBefore)),
+      );
     } finally {
       this.#retention.clear();
     }
@@ -185,12 +250,21 @@ export class DuckDbStore implements Store {
     return res.getRowsJS().map(spendRow);
   }
 
+  /** Whole closed days come from segment_days when the question allows it; the rest from raw calls. */
   segments(
     filter: EventFilter,
     dims: readonly SegmentDimension[],
     users: boolean,
   ): Promise<Record<SegmentDimension, SegmentRow[]>> {
-    return this.reader.run((conn) => segmentSets(conn, filter, dims, users));
+    return this.reader.run(async (conn) => {
+      const plan = daysCanServe(filter, dims, users) ? planDays(filter, this.#closedBefore) : null;
+      if (!plan) return segmentSets(conn, filter, dims, users);
+      const parts = [await segmentsFromDays(conn, filter, dims, plan.fromDay, plan.toDay)];
+      for (const f of plan.raw) parts.push(await segmentSets(conn, f, dims, false));
+      const merged = mergeSegments(parts, dims);
+      for (const d of dims) merged[d].sort(byCostThenKey);
+      return merged;
+    });
   }
 
   firstSeen(
@@ -198,7 +272,19 @@ export class DuckDbStore implements Store {
     by: SegmentDimension,
     since: number,
   ): Promise<{ key: string; first_seen: number }[]> {
-    return this.reader.run((conn) => firstSeen(conn, filter, by, since));
+    return this.reader.run(async (conn) => {
+      const plan = daysCanServe(filter, [by], false) ? planDays(filter, this.#closedBefore) : null;
+      if (!plan) return firstSeen(conn, filter, by, since);
+      const first = new Map<string, number>();
+      const parts = [await firstSeenFromDays(conn, filter, by, plan.fromDay, plan.toDay)];
+      for (const f of plan.raw) parts.push(await firstSeen(conn, f, by, 0));
+      for (const p of parts)
+        for (const r of p) first.set(r.key, Math.min(first.get(r.key) ?? r.first_seen, r.first_seen));
+      return [...first]
+        .filter(([, t]) => t >= since)
+        .map(([key, first_seen]) => ({ key, first_seen }))
+        .sort((a, b) => a.first_seen - b.first_seen || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    });
   }
 
   userDays(filter: EventFilter, top: number): Promise<UserDayRow[]> {
@@ -499,6 +585,7 @@ export class DuckDbStore implements Store {
   }
 
   async close(): Promise<void> {
+    if (this.#closer) clearInterval(this.#closer);
     await Promise.all(this.writers.map((w) => w.run(async (c) => c.closeSync())));
     await this.reader.run(async (c) => {
       await c.run("CHECKPOINT").catch(() => {});

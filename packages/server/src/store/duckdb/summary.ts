@@ -7,6 +7,7 @@ import {
   SUMMARY_KEYS,
   summaryCanAnswer,
 } from "../types.js";
+import { purgeSegmentDays } from "./segment-days.js";
 import { COST_UNKNOWN, INPUT_TOKENS, OK_REQUESTS, REQUESTS } from "./sql.js";
 
 /**
@@ -122,6 +123,7 @@ export async function purge(
         [rawBefore],
       );
       raw = Number((await conn.run(`DELETE FROM events WHERE ${before}`, [rawBefore])).rowsChanged);
+      await purgeSegmentDays(conn, rawBefore);
     }
     if (summaryBefore !== null) {
       const r = await conn.run(

@@ -213,7 +213,10 @@ export async function addLateCalls(conn: DuckDBConnection, records: readonly Cal
     ];
     const id = key.join("\u0000");
     let x = rows.get(id);
-    if (!x) rows.set(id, (x = { key, req: 0, ok: 0, cost: 0n, retry: 0n, err: 0n, first: r.ts_start }));
+    if (!x) {
+      x = { key, req: 0, ok: 0, cost: 0n, retry: 0n, err: 0n, first: r.ts_start };
+      rows.set(id, x);
+    }
     if (r.attempt === 1) x.req++;
     if (r.status === "ok") x.ok++;
     x.cost += r.cost_nanousd;

@@ -1,4 +1,4 @@
-import type { DuckDBConnection } from "@duckdb/node-api";
+import type { DuckDBConnection, DuckDBValue } from "@duckdb/node-api";
 import { byCostThenKey } from "../rows.js";
 import {
   type AgentRunRollupRow,
@@ -63,21 +63,31 @@ export async function segmentSets(
  * the nearest-rank percentile). Calls without a user_id count in the day's total, not as a user. Top
  * users tie by user_id, so every store names the same ones.
  */
-export async function userDays(
+export function userDays(conn: DuckDBConnection, filter: EventFilter, top: number): Promise<UserDayRow[]> {
+  const { sql, params } = whereClause(filter);
+  return userDaysOf(
+    conn,
+    `SELECT ${UTC_DAY} AS day, user_id, sum(cost_nanousd)::HUGEINT AS c, ${REQUESTS} AS n
+     FROM events WHERE ${sql} AND ${MODEL_CALL} GROUP BY day, user_id`,
+    params,
+    top,
+  );
+}
+
+/** The user-day rollup over `source`: rows of (day 'YYYY-MM-DD', user_id or NULL, cost c, requests n). */
+export async function userDaysOf(
   conn: DuckDBConnection,
-  filter: EventFilter,
+  source: string,
+  params: DuckDBValue[],
   top: number,
 ): Promise<UserDayRow[]> {
-  const { sql, params } = whereClause(filter);
   const n = Math.max(1, Math.min(100, Math.trunc(top)));
   const user = "FILTER (WHERE user_id IS NOT NULL)";
   const res = await conn.runAndReadAll(
     `SELECT day, sum(c)::HUGEINT AS cost_sum, count(*) ${user} AS users, sum(n)::BIGINT AS requests,
             quantile_disc(c, 0.5) ${user}, quantile_disc(c, 0.9) ${user}, quantile_disc(c, 0.99) ${user},
             max(c) ${user}, list({'user_id': user_id, 'c': c} ORDER BY c DESC, user_id) ${user}
-     FROM (SELECT ${UTC_DAY} AS day, user_id, sum(cost_nanousd)::HUGEINT AS c, ${REQUESTS} AS n
-           FROM events WHERE ${sql} AND ${MODEL_CALL} GROUP BY day, user_id)
-     GROUP BY day ORDER BY day`,
+     FROM (${source}) GROUP BY day ORDER BY day`,
     params,
   );
   return res.getRowsJS().map((r) => ({

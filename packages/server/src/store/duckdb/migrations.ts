@@ -134,7 +134,12 @@ export const MIGRATIONS: readonly { version: number; sql: string[] }[] = [
          retry_cost_nanousd HUGEINT NOT NULL, error_cost_nanousd HUGEINT NOT NULL, first_ms BIGINT NOT NULL,
          PRIMARY KEY (workspace_id, day, deployment, data_mode, feature, customer_id, model, prompt_version,
                       provider, agent_type))`,
-      // segment_days holds every day before closed_before (one row, id 1; none: nothing closed yet).
+      // Model calls of closed UTC days summed per user: what the user-day rollup reads for whole past days.
+      `CREATE TABLE user_days (
+         workspace_id VARCHAR NOT NULL, day DATE NOT NULL, deployment VARCHAR NOT NULL, data_mode VARCHAR NOT NULL,
+         user_id VARCHAR NOT NULL, cost_nanousd HUGEINT NOT NULL, requests BIGINT NOT NULL,
+         PRIMARY KEY (workspace_id, day, deployment, data_mode, user_id))`,
+      // segment_days and user_days hold every day before closed_before (one row, id 1; none: nothing closed yet).
       "CREATE TABLE segment_days_state (id INTEGER PRIMARY KEY, closed_before DATE NOT NULL)",
     ],
   },

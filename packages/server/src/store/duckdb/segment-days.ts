@@ -46,6 +46,24 @@ export function daysCanServe(
   );
 }
 
+const USER_KEYS: ReadonlySet<string> = new Set(["deployment", "data_mode", "user_id"]);
+
+/** Whether the user-day rollup under `filter` can come from user_days (filters on its keys only). */
+export function userDaysCanServe(filter: EventFilter): boolean {
+  return Object.entries(filter.where ?? {}).every(([k, v]) => v === undefined || USER_KEYS.has(k));
+}
+
+/** Rows of (day, user_id or NULL, cost c, requests n) of whole closed days, for userDaysOf. */
+export function userDaysSource(filter: EventFilter, fromDay: number | null, toDay: number) {
+  const { sql, params } = whereDays(filter, fromDay, toDay, USER_KEYS);
+  return {
+    sql: `SELECT strftime(day, '%Y-%m-%d') AS day, nullif(user_id, '') AS user_id, sum(cost_nanousd)::HUGEINT AS c,
+                 sum(requests)::BIGINT AS n
+          FROM user_days WHERE ${sql} GROUP BY day, user_id`,
+    params,
+  };
+}
+
 /** A window cut into whole closed days (from segment_days) and the raw parts around them. */
 export interface DayPlan {
   fromDay: number | null;
@@ -66,7 +84,7 @@ export function planDays(filter: EventFilter, closedBefore: number | null): DayP
   return { fromDay, toDay, raw };
 }
 
-function whereDays(filter: EventFilter, fromDay: number | null, toDay: number) {
+function whereDays(filter: EventFilter, fromDay: number | null, toDay: number, keys = KEYS) {
   const params: DuckDBValue[] = [filter.workspaceId, toDay];
   const parts = ["workspace_id = $1", "day < make_timestamp($2::BIGINT * 1000)::DATE"];
   if (fromDay !== null) parts.push(`day >= make_timestamp($${params.push(fromDay)}::BIGINT * 1000)::DATE`);
@@ -74,7 +92,7 @@ function whereDays(filter: EventFilter, fromDay: number | null, toDay: number) {
     parts.push(`deployment IN ($${params.push(filter.deploymentOrUnset)}, '')`);
   for (const [k, v] of Object.entries(filter.where ?? {})) {
     if (v === undefined) continue;
-    if (!KEYS.has(k)) throw new Error(`segment_days cannot filter by ${k}`);
+    if (!keys.has(k)) throw new Error(`summed days cannot be filtered by ${k}`);
     parts.push(`${k} = $${params.push(v)}`);
   }
   return { sql: parts.join(" AND "), params };
@@ -189,6 +207,14 @@ export async function closeDays(conn: DuckDBConnection, from: number | null, bef
       params,
     );
     await conn.run(
+      `INSERT INTO user_days
+         SELECT workspace_id, ts_start::DATE, coalesce(deployment, ''), data_mode, coalesce(user_id, ''),
+                sum(cost_nanousd), ${REQUESTS}
+         FROM events WHERE ${MODEL_CALL} AND ts_start < make_timestamp($1::BIGINT * 1000) ${since}
+         GROUP BY ALL`,
+      params,
+    );
+    await conn.run(
       "INSERT OR REPLACE INTO segment_days_state VALUES (1, make_timestamp($1::BIGINT * 1000)::DATE)",
       [before],
     );
@@ -201,51 +227,73 @@ export async function closeDays(conn: DuckDBConnection, from: number | null, bef
 
 /** Adds newly stored model calls of closed days to their rows (inside the caller's transaction). */
 export async function addLateCalls(conn: DuckDBConnection, records: readonly CallRecord[]): Promise<void> {
-  const rows = new Map<
-    string,
-    { key: string[]; req: number; ok: number; cost: bigint; retry: bigint; err: bigint; first: number }
-  >();
-  for (const r of records) {
-    const key = [
-      r.workspace_id,
-      new Date(utcMidnight(r.ts_start)).toISOString().slice(0, 10),
-      ...SEGMENT_KEYS.map((k) => (r[k] as string | null) ?? ""),
-    ];
+  const segments = new Map<string, (string | number | bigint)[]>();
+  const users = new Map<string, (string | number | bigint)[]>();
+  // Measures start at index `from` of a row; each record adds its own values to them.
+  const add = (
+    m: Map<string, (string | number | bigint)[]>,
+    key: string[],
+    measures: (number | bigint)[],
+    first?: number,
+  ) => {
     const id = key.join("\u0000");
-    let x = rows.get(id);
-    if (!x) {
-      x = { key, req: 0, ok: 0, cost: 0n, retry: 0n, err: 0n, first: r.ts_start };
-      rows.set(id, x);
+    const row = m.get(id);
+    if (!row) m.set(id, [...key, ...measures, ...(first === undefined ? [] : [first])]);
+    else {
+      measures.forEach((v, i) => {
+        row[key.length + i] = (row[key.length + i] as bigint) + (v as bigint);
+      });
+      if (first !== undefined) row[row.length - 1] = Math.min(row[row.length - 1] as number, first);
     }
-    if (r.attempt === 1) x.req++;
-    if (r.status === "ok") x.ok++;
-    x.cost += r.cost_nanousd;
-    if (r.attempt > 1) x.retry += r.cost_nanousd;
-    if (r.status !== "ok") x.err += r.cost_nanousd;
-    x.first = Math.min(x.first, r.ts_start);
+  };
+  for (const r of records) {
+    const day = new Date(utcMidnight(r.ts_start)).toISOString().slice(0, 10);
+    const cost = r.cost_nanousd;
+    const first = r.attempt === 1 ? 1n : 0n;
+    add(
+      segments,
+      [r.workspace_id, day, ...SEGMENT_KEYS.map((k) => (r[k] as string | null) ?? "")],
+      [first, r.status === "ok" ? 1n : 0n, cost, r.attempt > 1 ? cost : 0n, r.status !== "ok" ? cost : 0n],
+      r.ts_start,
+    );
+    add(users, [r.workspace_id, day, r.deployment ?? "", r.data_mode, r.user_id ?? ""], [cost, first]);
   }
-  const add = ["requests", "ok_requests", "cost_nanousd", "retry_cost_nanousd", "error_cost_nanousd"]
-    .map((m) => `${m} = segment_days.${m} + excluded.${m}`)
-    .join(", ");
-  const width = 2 + SEGMENT_KEYS.length + 6;
-  const all = [...rows.values()];
-  for (let off = 0; off < all.length; off += 500) {
-    const chunk = all.slice(off, off + 500);
-    const values = chunk.map((_, i) => {
-      const p = (k: number) => `$${i * width + k + 1}`;
-      const keys = SEGMENT_KEYS.map((_, k) => p(k + 2)).join(", ");
-      const m = (k: number) => p(2 + SEGMENT_KEYS.length + k);
-      return `(${p(0)}, ${p(1)}::DATE, ${keys}, ${m(0)}, ${m(1)}, ${m(2)}::HUGEINT, ${m(3)}::HUGEINT, ${m(4)}::HUGEINT, ${m(5)})`;
-    });
+  const sum = (table: string, ms: string[]) =>
+    ms.map((m) => `${m} = ${table}.${m} + excluded.${m}`).join(", ");
+  await upsert(
+    conn,
+    "segment_days",
+    [...segments.values()],
+    `${sum("segment_days", ["requests", "ok_requests", "cost_nanousd", "retry_cost_nanousd", "error_cost_nanousd"])},
+     first_ms = least(segment_days.first_ms, excluded.first_ms)`,
+  );
+  await upsert(conn, "user_days", [...users.values()], sum("user_days", ["cost_nanousd", "requests"]));
+}
+
+/** Inserts rows (in column order; day second), adding to existing rows of the same key by `set`. */
+async function upsert(
+  conn: DuckDBConnection,
+  table: string,
+  rows: (string | number | bigint)[][],
+  set: string,
+): Promise<void> {
+  if (!rows.length) return;
+  const width = rows[0]!.length;
+  for (let off = 0; off < rows.length; off += 500) {
+    const chunk = rows.slice(off, off + 500);
+    const values = chunk.map(
+      (_, i) =>
+        `(${Array.from({ length: width }, (_, k) => `$${i * width + k + 1}${k === 1 ? "::DATE" : ""}`).join(", ")})`,
+    );
     await conn.run(
-      `INSERT INTO segment_days VALUES ${values.join(", ")}
-       ON CONFLICT DO UPDATE SET ${add}, first_ms = least(segment_days.first_ms, excluded.first_ms)`,
-      chunk.flatMap((x) => [...x.key, x.req, x.ok, String(x.cost), String(x.retry), String(x.err), x.first]),
+      `INSERT INTO ${table} VALUES ${values.join(", ")} ON CONFLICT DO UPDATE SET ${set}`,
+      chunk.flat().map((v) => (typeof v === "bigint" ? String(v) : v)),
     );
   }
 }
 
-/** Drops segment days before `before` (raw retention: segment answers read raw-covered days only). */
+/** Drops segment and user days before `before` (raw retention: these answers read raw-covered days only). */
 export async function purgeSegmentDays(conn: DuckDBConnection, before: number): Promise<void> {
-  await conn.run("DELETE FROM segment_days WHERE day < make_timestamp($1::BIGINT * 1000)::DATE", [before]);
+  for (const table of ["segment_days", "user_days"])
+    await conn.run(`DELETE FROM ${table} WHERE day < make_timestamp($1::BIGINT * 1000)::DATE`, [before]);
 }

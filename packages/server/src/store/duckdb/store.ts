@@ -29,7 +29,7 @@ import {
   type UnpricedRow,
   type UserDayRow,
 } from "../types.js";
-import { agentRuns, firstSeen, segmentSets, userDays } from "./analytics.js";
+import { agentRuns, firstSeen, segmentSets, userDays, userDaysOf } from "./analytics.js";
 import { appendIds, appendRecords, rowToRecord, SELECT_RECORD, STAGING_IDS_DDL } from "./columns.js";
 import { openDuckDb } from "./open.js";
 import {
@@ -41,6 +41,8 @@ import {
   mergeSegments,
   planDays,
   segmentsFromDays,
+  userDaysCanServe,
+  userDaysSource,
 } from "./segment-days.js";
 import { Gate, Lane, Mutex } from "./serial.js";
 import { COST_UNKNOWN, INPUT_TOKENS, MODEL_CALL, UTC_DAY, whereClause } from "./sql.js";
@@ -287,8 +289,16 @@ export class DuckDbStore implements Store {
     });
   }
 
+  /** Whole closed days come from user_days when the filter allows it (days never span two parts). */
   userDays(filter: EventFilter, top: number): Promise<UserDayRow[]> {
-    return this.reader.run((conn) => userDays(conn, filter, top));
+    return this.reader.run(async (conn) => {
+      const plan = userDaysCanServe(filter) ? planDays(filter, this.#closedBefore) : null;
+      if (!plan) return userDays(conn, filter, top);
+      const { sql, params } = userDaysSource(filter, plan.fromDay, plan.toDay);
+      const parts = [await userDaysOf(conn, sql, params, top)];
+      for (const f of plan.raw) parts.push(await userDays(conn, f, top));
+      return parts.flat().sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0));
+    });
   }
 
   agentRuns(filter: EventFilter): Promise<AgentRunRollupRow[]> {

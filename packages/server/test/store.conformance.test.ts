@@ -189,6 +189,22 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
     await same((s) => s.count({ workspaceId: "other" }));
   });
 
+  it("a 20,000-record batch is one append (the id check is split below ClickHouse's max query size)", async () => {
+    const store = await openClickHouse({ url: `${ch.url}/tg_big` });
+    try {
+      const big = Array.from({ length: 20_000 }, (_, i) => ({
+        ...records[i % records.length]!,
+        workspace_id: "default",
+        event_id: `01920000-0000-7000-8000-${String(i).padStart(12, "0")}`,
+      }));
+      expect((await store.append(big)).inserted.size).toBe(20_000);
+      expect((await store.append(big)).inserted.size).toBe(0);
+      expect(await store.count({ workspaceId: "default" })).toBe(20_000);
+    } finally {
+      await store.close();
+    }
+  });
+
   it("two writers appending the same ids at once (two replicas, one Redis) store each once", async () => {
     const open = () => openClickHouse({ url: `${ch.url}/tg_race`, redisUrl: redis.url });
     const [a, other] = await Promise.all([open(), open()]);

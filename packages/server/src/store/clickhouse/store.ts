@@ -48,6 +48,8 @@ const NEVER_NONE: ReadonlySet<string> = new Set(["provider", "model", "data_mode
 const groupKey = (by: SpendDimension) => `toString(${by})`;
 const MODEL_ASKED = "if(model_requested != '', model_requested, model)";
 
+/** Ids per existence check: 2,000 quoted UUIDs stay far below ClickHouse's 256 KiB max_query_size. */
+const ID_CHECK_CHUNK = 2_000;
 /** How long one replica trusts the retention horizons it read (another replica may purge). */
 const RETENTION_TTL_MS = 10_000;
 /** How long an append waits for ids another writer is inserting before it gives up (retryable). */
@@ -131,12 +133,14 @@ export class ClickHouseStore implements Store {
       byWs.set(r.workspace_id, ids);
     }
     const out = new Set<string>();
-    for (const [ws, ids] of byWs) {
-      const rows = await this.ch.rows<{ event_id: string }>(
-        `SELECT DISTINCT event_id FROM ${this.#t("event_ids")} WHERE workspace_id = ${lit(ws)} AND event_id IN (${ids.map(lit).join(", ")})`,
-      );
-      for (const r of rows) out.add(recordKey(ws, r.event_id));
-    }
+    for (const [ws, ids] of byWs)
+      for (let off = 0; off < ids.length; off += ID_CHECK_CHUNK) {
+        const chunk = ids.slice(off, off + ID_CHECK_CHUNK);
+        const rows = await this.ch.rows<{ event_id: string }>(
+          `SELECT DISTINCT event_id FROM ${this.#t("event_ids")} WHERE workspace_id = ${lit(ws)} AND event_id IN (${chunk.map(lit).join(", ")})`,
+        );
+        for (const r of rows) out.add(recordKey(ws, r.event_id));
+      }
     return out;
   }
 

@@ -1,4 +1,4 @@
-import { rmSync, writeFileSync } from "node:fs";
+import { renameSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -94,7 +94,10 @@ export async function startServer(
   const { port } = server.address() as AddressInfo;
   const url = `http://${opts.host === "0.0.0.0" ? "127.0.0.1" : opts.host}:${port}`;
   const info: ServerInfo = { pid: process.pid, url, token: runtime.rootToken, role };
-  writeFileSync(serverInfoPath(opts.dataDir), JSON.stringify(info), { mode: 0o600 });
+  // Written aside and renamed: local CLIs (and tests) polling for the file never read it half-written.
+  const infoPath = serverInfoPath(opts.dataDir);
+  writeFileSync(`${infoPath}.tmp`, JSON.stringify(info), { mode: 0o600 });
+  renameSync(`${infoPath}.tmp`, infoPath);
   const unwatchPrices = opts.pricebookPath
     ? watchPriceBook(opts.pricebookPath, runtime.engine, opts.log)
     : () => {};

@@ -19,8 +19,12 @@ export interface ClickHouseConfigOptions {
   httpPort: number;
   tcpPort: number;
   interserverPort: number;
-  /** A `remote_servers` cluster of one-replica shards (no ZooKeeper). */
+  /** A `remote_servers` cluster of one-replica shards. */
   cluster?: { name: string; shards: ClickHouseClusterShard[] } | null;
+  /** A ZooKeeper (host defaults to 127.0.0.1) and the distributed DDL queue, for `ON CLUSTER` DDL. */
+  zookeeper?: { host?: string; port: number } | null;
+  /** The server's {shard} and {replica} macros (written only with `zookeeper`). */
+  macros?: { shard: string; replica: string } | null;
 }
 
 export interface ClickHouseConfigFiles {

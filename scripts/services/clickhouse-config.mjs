@@ -66,9 +66,33 @@ function remoteServersXml(cluster) {
 }
 
 /**
+ * ZooKeeper and the distributed DDL queue (`ON CLUSTER`), with `macros` naming this server's shard and replica
+ * (for `ReplicatedMergeTree('/clickhouse/tables/{shard}/t', '{replica}')`).
+ */
+function zooKeeperXml(zookeeper, macros) {
+  if (!zookeeper) return "";
+  const port = Number(zookeeper.port);
+  if (!Number.isInteger(port) || port <= 0 || port > 65535)
+    throw new Error(`clickhouse config: bad zookeeper port: ${zookeeper.port}`);
+  const lines = [
+    "<zookeeper>",
+    `    <node><host>${xmlEscape(zookeeper.host ?? "127.0.0.1")}</host><port>${port}</port></node>`,
+    "  </zookeeper>",
+    "  <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>",
+  ];
+  if (macros)
+    lines.push(
+      `  <macros><shard>${xmlEscape(macros.shard)}</shard><replica>${xmlEscape(macros.replica)}</replica></macros>`,
+    );
+  return lines.join("\n");
+}
+
+/**
  * The config.xml text for one server whose files live under `dir` (data in dir/data, logs in dir/log, users
- * in dir/users.xml). With `cluster`, a `remote_servers` section names a cluster of one-replica shards
- * (no ZooKeeper), so `Distributed(<name>, db, table, rand())` works.
+ * in dir/users.xml). With `cluster`, a `remote_servers` section names a cluster of one-replica shards,
+ * so `Distributed(<name>, db, table, rand())` works. With `zookeeper` ({ host?, port }), the server uses that
+ * ZooKeeper and its distributed DDL queue, so `… ON CLUSTER <name>` statements work; `macros` ({ shard,
+ * replica }) sets the server's {shard} and {replica}.
  */
 export function renderClickHouseConfig(opts) {
   for (const k of ["httpPort", "tcpPort", "interserverPort"]) {
@@ -83,6 +107,7 @@ export function renderClickHouseConfig(opts) {
     LOG_DIR: xmlEscape(join(opts.dir, "log")),
     USERS_CONFIG: xmlEscape(join(opts.dir, "users.xml")),
     REMOTE_SERVERS: remoteServersXml(opts.cluster),
+    ZOOKEEPER: zooKeeperXml(opts.zookeeper, opts.macros),
   };
   const template = readFileSync(join(TEMPLATE_DIR, "config.xml"), "utf8");
   return template.replace(/\{\{([A-Z_]+)\}\}/g, (m, key) => {

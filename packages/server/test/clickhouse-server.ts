@@ -12,6 +12,7 @@ import {
   tailFile,
   writeClickHouseConfig,
 } from "../../../scripts/services/clickhouse-config.mjs";
+import { type RunningZooKeeper, startZooKeeper } from "../../../scripts/services/zookeeper.mjs";
 
 /** The `remote_servers` cluster a multi-shard test ClickHouse defines: `Distributed(tollgate_test, db, t, rand())`. */
 export const TEST_CLUSTER = "tollgate_test";
@@ -25,7 +26,9 @@ export interface TestClickHouse {
   tcpPorts: number[];
   /** TEST_CLUSTER when started with shards > 1, else null. */
   cluster: string | null;
-  /** Kills the servers and deletes their temp dir. */
+  /** host:port of the ZooKeeper the servers use (started with `zookeeper: true`), else null. */
+  zookeeper: string | null;
+  /** Kills the servers (and the ZooKeeper) and deletes their temp dir. */
   stop(): Promise<void>;
 }
 
@@ -104,7 +107,12 @@ function logTail(r: Running): string {
 }
 
 /** One attempt at starting all shards on fresh ports; resolves with the running servers or rejects. */
-async function startOnce(root: string, shards: number, attempt: number): Promise<Running[]> {
+async function startOnce(
+  root: string,
+  shards: number,
+  attempt: number,
+  zookeeper: RunningZooKeeper | null,
+): Promise<Running[]> {
   const ports = await freePorts(shards * 3);
   const nodes = Array.from({ length: shards }, (_, i) => ({
     dir: join(root, `try${attempt}-shard${i + 1}`),
@@ -114,9 +122,13 @@ async function startOnce(root: string, shards: number, attempt: number): Promise
   }));
   const cluster =
     shards > 1 ? { name: TEST_CLUSTER, shards: nodes.map((n) => ({ tcpPort: n.tcpPort })) } : null;
-  const running = nodes.map((n) => {
+  const running = nodes.map((n, i) => {
     mkdirSync(n.dir, { recursive: true });
-    return spawnServer(n.dir, writeClickHouseConfig({ ...n, cluster }), n);
+    const zk = zookeeper && {
+      zookeeper: { host: zookeeper.host, port: zookeeper.port },
+      macros: { shard: String(i + 1), replica: `replica${i + 1}` },
+    };
+    return spawnServer(n.dir, writeClickHouseConfig({ ...n, cluster, ...zk }), n);
   });
   try {
     await Promise.all(
@@ -147,10 +159,15 @@ async function startOnce(root: string, shards: number, attempt: number): Promise
 /**
  * Real clickhouse-server process(es) on free 127.0.0.1 ports, data in a fresh temp dir, configured from
  * scripts/services/clickhouse (works on Debian's 18.16 and modern ClickHouse). With `shards: N > 1`, N servers
- * whose configs define the cluster TEST_CLUSTER (one replica per shard, no ZooKeeper). CI installs ClickHouse
- * (see .ci/run); a machine without it fails here with what to install.
+ * whose configs define the cluster TEST_CLUSTER (one replica per shard). With `zookeeper: true`, one standalone
+ * ZooKeeper (scripts/services/zookeeper.mjs, Debian's `zookeeper` package) is started first and every server
+ * uses it for distributed DDL, so `… ON CLUSTER tollgate_test` statements run on all shards (each server also
+ * gets the macros {shard} = its shard number and {replica} = replica<N>). CI installs ClickHouse and ZooKeeper
+ * (see .ci/run); a machine without them fails here with what to install.
  */
-export async function startClickHouse(opts: { shards?: number } = {}): Promise<TestClickHouse> {
+export async function startClickHouse(
+  opts: { shards?: number; zookeeper?: boolean } = {},
+): Promise<TestClickHouse> {
   const shards = opts.shards ?? 1;
   if (!Number.isInteger(shards) || shards < 1) throw new Error(`startClickHouse: bad shards: ${shards}`);
   if (!findClickHouseServer())
@@ -158,20 +175,29 @@ export async function startClickHouse(opts: { shards?: number } = {}): Promise<T
       `clickhouse-server is not installed: ${CLICKHOUSE_INSTALL_HINT} (the ClickHouse tests need a real server)`,
     );
   const root = mkdtempSync(join(tmpdir(), "tollgate-ch-"));
+  let zookeeper: RunningZooKeeper | null = null;
   let running: Running[] | undefined;
-  for (let attempt = 1; !running; attempt++) {
-    try {
-      running = await startOnce(root, shards, attempt);
-    } catch (e) {
-      // Another process may take a port between freePorts() and the server's bind: try fresh ports.
-      if (attempt < START_ATTEMPTS && /Address already in use/i.test(String(e))) continue;
-      rmSync(root, { recursive: true, force: true });
-      throw e;
+  try {
+    if (opts.zookeeper) zookeeper = await startZooKeeper({ dir: join(root, "zookeeper") });
+    for (let attempt = 1; !running; attempt++) {
+      try {
+        running = await startOnce(root, shards, attempt, zookeeper);
+      } catch (e) {
+        // Another process may take a port between freePorts() and the server's bind: try fresh ports.
+        if (attempt < START_ATTEMPTS && /Address already in use/i.test(String(e))) continue;
+        throw e;
+      }
     }
+  } catch (e) {
+    await zookeeper?.stop();
+    rmSync(root, { recursive: true, force: true });
+    throw e;
   }
   const servers = running;
+  const zk = zookeeper;
   const killAll = () => {
     for (const r of servers) if (!exited(r.proc)) r.proc.kill("SIGKILL");
+    zk?.kill();
   };
   // A test run that dies without stop() must not leave servers behind.
   process.once("exit", killAll);
@@ -181,9 +207,11 @@ export async function startClickHouse(opts: { shards?: number } = {}): Promise<T
     urls,
     tcpPorts: servers.map((r) => r.tcpPort),
     cluster: shards > 1 ? TEST_CLUSTER : null,
+    zookeeper: zk?.address ?? null,
     stop: async () => {
       process.off("exit", killAll);
       await Promise.all(servers.map((r) => kill(r.proc)));
+      await zk?.stop();
       rmSync(root, { recursive: true, force: true });
     },
   };

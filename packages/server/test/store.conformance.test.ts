@@ -5,10 +5,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildCallRecord, type CallRecord, PricingEngine } from "@tollgate/core";
+import type { CallRecord } from "@tollgate/core";
 import { Session } from "chdb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateDemo } from "../src/demo/generate.js";
 import { explainChange } from "../src/query/explain.js";
 import { decodeCursor, exportPage } from "../src/query/export.js";
 import { forecastMonth } from "../src/query/forecast.js";
@@ -35,29 +34,40 @@ import {
 import { utcMonthStart } from "../src/time.js";
 import { ChdbExec } from "./chdb-exec.js";
 import { startClickHouse, type TestClickHouse } from "./clickhouse-server.js";
+import { buildRecord, demoRecords } from "./conformance-data.js";
 import { startRedis, type TestRedis } from "./redis-server.js";
 
 const DAY = 86_400_000;
 const now = Date.now();
-const engine = new PricingEngine(null);
-
-function build(input: Record<string, unknown>): CallRecord {
-  const b = buildCallRecord(input, { workspaceId: (input.workspace_id as string) ?? "default", engine });
-  if (!b.ok) throw new Error(JSON.stringify(b.errors));
-  return b.record;
-}
-
 /** Edge cases the generator does not make: quoting, unicode, tags, metadata, unpriced, non-model kinds. */
 function edgeCases(): CallRecord[] {
   const t = utcMonthStart(now) + 3_600_000;
   const base = { provider: "openai", model: "gpt-4o-mini", input_uncached_tokens: 100, output_tokens: 20 };
   const id = (n: number) => `01900000-0000-7000-8000-${String(n).padStart(12, "0")}`;
   return [
-    build({ ...base, event_id: id(1), ts_start: t, feature: "it's \\ a 'quote'", user_id: "用户-ü" }),
-    build({ ...base, event_id: id(2), ts_start: t + 1, tags: ["beta", "x'y"], metadata: { k: "v\\'" } }),
-    build({ ...base, event_id: id(3), ts_start: t + 2, model: "no-such-model-9", customer_id: "c-edge" }),
-    build({ event_id: id(4), ts_start: t + 3, kind: "tool", agent_run_id: "run-edge", agent_type: "edge" }),
-    build({
+    buildRecord({ ...base, event_id: id(1), ts_start: t, feature: "it's \\ a 'quote'", user_id: "用户-ü" }),
+    buildRecord({
+      ...base,
+      event_id: id(2),
+      ts_start: t + 1,
+      tags: ["beta", "x'y"],
+      metadata: { k: "v\\'" },
+    }),
+    buildRecord({
+      ...base,
+      event_id: id(3),
+      ts_start: t + 2,
+      model: "no-such-model-9",
+      customer_id: "c-edge",
+    }),
+    buildRecord({
+      event_id: id(4),
+      ts_start: t + 3,
+      kind: "tool",
+      agent_run_id: "run-edge",
+      agent_type: "edge",
+    }),
+    buildRecord({
       ...base,
       event_id: id(5),
       ts_start: t + 4,
@@ -66,9 +76,16 @@ function edgeCases(): CallRecord[] {
       http_status: 500,
       agent_run_id: "run-edge",
     }),
-    build({ ...base, event_id: id(6), ts_start: t + 5, deployment: "staging", ttft_ms: 12, latency_ms: 40 }),
-    build({ ...base, event_id: id(7), ts_start: t + 6, workspace_id: "other", feature: "elsewhere" }),
-    build({
+    buildRecord({
+      ...base,
+      event_id: id(6),
+      ts_start: t + 5,
+      deployment: "staging",
+      ttft_ms: 12,
+      latency_ms: 40,
+    }),
+    buildRecord({ ...base, event_id: id(7), ts_start: t + 6, workspace_id: "other", feature: "elsewhere" }),
+    buildRecord({
       ...base,
       event_id: id(8),
       ts_start: t + 7,
@@ -79,12 +96,7 @@ function edgeCases(): CallRecord[] {
   ];
 }
 
-const records: CallRecord[] = [
-  ...[...generateDemo({ days: 75, callsPerDay: 160, seed: 11, now })].map((r, i) =>
-    build({ ...r, data_mode: "real", ...(i % 13 === 0 ? { deployment: undefined } : {}) }),
-  ),
-  ...edgeCases(),
-];
+const records: CallRecord[] = [...demoRecords({ days: 75, callsPerDay: 160, seed: 11, now }), ...edgeCases()];
 
 interface Backend {
   name: string;

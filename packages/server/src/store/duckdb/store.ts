@@ -32,6 +32,7 @@ import {
 import { agentRuns, firstSeen, segmentSets, userDays, userDaysOf } from "./analytics.js";
 import { appendIds, appendRecords, rowToRecord, SELECT_RECORD, STAGING_IDS_DDL } from "./columns.js";
 import { openDuckDb } from "./open.js";
+import { OpenDaySums } from "./open-days.js";
 import {
   addLateCalls,
   closeDays,
@@ -70,6 +71,9 @@ export class DuckDbStore implements Store {
   readonly #gate = new Gate();
   /** Appends that add late calls to segment_days run one at a time (DuckDB rejects concurrent updates of a row). */
   readonly #late = new Mutex();
+  /** The open days' calls summed in memory (null: not kept, or no day closed yet); swapped only under the exclusive gate. */
+  #openDays: OpenDaySums | null = null;
+  #keepOpenDays = true;
   #closer: ReturnType<typeof setInterval> | null = null;
   private constructor(
     private readonly instance: DuckDBInstance,
@@ -77,8 +81,14 @@ export class DuckDbStore implements Store {
     private readonly writers: Lane[],
   ) {}
 
-  /** `closeDaysAtOpen: false` leaves summing closed days to the first `closeDays()` call (tests, benches). */
-  static async open(dataDir: string, opts: { closeDaysAtOpen?: boolean } = {}): Promise<DuckDbStore> {
+  /**
+   * `closeDaysAtOpen: false` leaves summing closed days to the first `closeDays()` call (tests, benches);
+   * `openDaySums: false` answers every spend question from the raw calls (no in-memory open-day sums).
+   */
+  static async open(
+    dataDir: string,
+    opts: { closeDaysAtOpen?: boolean; openDaySums?: boolean } = {},
+  ): Promise<DuckDbStore> {
     const { instance, conn } = await openDuckDb(dataDir);
     const writers: Lane[] = [];
     for (let i = 0; i < WRITE_LANES; i++) {
@@ -88,6 +98,7 @@ export class DuckDbStore implements Store {
     }
     const store = new DuckDbStore(instance, new Lane(conn), writers);
     store.#closedBefore = await closedBefore(conn);
+    store.#keepOpenDays = opts.openDaySums !== false;
     if (opts.closeDaysAtOpen !== false) await store.closeDays();
     store.#closer = setInterval(() => void store.closeDays().catch(() => {}), CLOSE_EVERY_MS);
     store.#closer.unref();
@@ -101,13 +112,34 @@ export class DuckDbStore implements Store {
   async closeDays(now = Date.now()): Promise<void> {
     const before = utcMidnight(now);
     await this.#gate.exclusive(() =>
-      this.reader.run(async () => {
+      this.reader.run(async (conn) => {
         const from = this.#closedBefore;
-        if (from !== null && before <= from) return;
-        await this.writers[0]!.run((c) => closeDays(c, from, before));
-        this.#closedBefore = before;
+        if (from === null || before > from) {
+          await this.writers[0]!.run((c) => closeDays(c, from, before));
+          this.#closedBefore = before;
+        }
+        await this.#followOpenDays(conn, this.#closedBefore ?? before);
       }),
     );
+  }
+
+  /**
+   * Makes the open-day sums start at `from` (the first day not closed): kept days move on, and the sums are
+   * loaded when there are none (or they overflowed, and a new day may fit). Runs under the exclusive gate.
+   */
+  async #followOpenDays(conn: DuckDBConnection, from: number): Promise<void> {
+    if (!this.#keepOpenDays) return;
+    const kept = this.#openDays;
+    if (kept && !kept.overflowed && kept.from === from) return;
+    this.#openDays =
+      kept && !kept.overflowed && kept.from < from
+        ? kept.closeBefore(from)
+        : await OpenDaySums.load(conn, from);
+  }
+
+  /** The in-memory sums of the open days' calls, when kept (for diagnostics and tests). */
+  get openDaySums(): OpenDaySums | null {
+    return this.#openDays;
   }
 
   /** The data dir's lock makes this process its only user. */
@@ -166,6 +198,7 @@ export class DuckDbStore implements Store {
           late.filter((r) => inserted.has(recordKey(r.workspace_id, r.event_id))),
         );
       await c.run("COMMIT");
+      this.#openDays?.add(fresh);
       return { inserted };
     } catch (e) {
       await c.run("ROLLBACK").catch(() => {});
@@ -202,7 +235,7 @@ export class DuckDbStore implements Store {
     const r = await this.retention(filter.workspaceId);
     const horizon = r.raw_available_from;
     if (horizon === null || (filter.from !== undefined && filter.from >= horizon))
-      return this.#rawSpend(filter, by);
+      return this.#openDays?.spend(filter, by) ?? this.#rawSpend(filter, by);
     // Raw events older than the horizon are late arrivals not yet rolled up: they count too.
     const raw = await this.#rawSpend(filter, by);
     if (!summaryCanAnswer(filter)) return raw;
@@ -228,9 +261,14 @@ export class DuckDbStore implements Store {
 
   async purge(rawBefore: number | null, summaryBefore: number | null) {
     try {
-      return await this.#gate.exclusive(() =>
-        this.writers[0]!.run((c) => purge(c, rawBefore, summaryBefore)),
-      );
+      return await this.#gate.exclusive(async () => {
+        const purged = await this.writers[0]!.run((c) => purge(c, rawBefore, summaryBefore));
+        const open = this.#openDays;
+        // Raw calls of open days went too: sum what is left.
+        if (open && rawBefore !== null && rawBefore > open.from)
+          this.#openDays = await this.reader.run((conn) => OpenDaySums.load(conn, open.from));
+        return purged;
+      });
     } finally {
       this.#retention.clear();
     }

@@ -5,21 +5,25 @@ import { byCostThenKey } from "../rows.js";
 import type { EventFilter, SpendDimension, SpendRow } from "../types.js";
 import { COST_UNKNOWN, INPUT_TOKENS } from "./sql.js";
 
-/** The attribution open-day sums are kept by (after workspace and day): what "spend today" asks about. */
-const KEYS = ["deployment", "data_mode", "customer_id", "user_id"] as const;
-type Key = (typeof KEYS)[number];
-const KEYED: ReadonlySet<string> = new Set(KEYS);
-const DIMENSIONS: ReadonlySet<SpendDimension> = new Set(["deployment", "customer_id", "user_id", "day"]);
+/**
+ * Each call is summed twice: per user and per customer (each with deployment and data mode). Keyed by both
+ * at once, the sums would multiply users by the customers they act for.
+ */
+const FACETS = ["user_id", "customer_id"] as const;
+type Facet = (typeof FACETS)[number];
 
 /**
  * Past this many sums the open days are not summed in memory (the raw calls answer instead) until the
- * next day closes: it bounds memory when a day has millions of distinct users.
+ * next day closes: it bounds memory when a day has hundreds of thousands of distinct users.
  */
 export const MAX_OPEN_DAY_SUMS = 100_000;
 
 interface Sum {
   day: string;
-  keys: Record<Key, string | null>;
+  deployment: string | null;
+  data_mode: string;
+  /** The user (or customer) of the facet it is kept in. */
+  who: string | null;
   calls: number;
   cost_nanousd: bigint;
   input_tokens: number;
@@ -27,28 +31,65 @@ interface Sum {
   unpriced_calls: number;
 }
 
+type Amounts = Pick<Sum, "calls" | "cost_nanousd" | "input_tokens" | "output_tokens" | "unpriced_calls">;
+
 interface DaySums {
   /** The latest ts_start among the day's calls. */
   maxTs: number;
-  sums: Map<string, Sum>;
+  facets: Record<Facet, Map<string, Sum>>;
 }
 
 const isoDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
-const inputTokens = (r: CallRecord) =>
-  r.input_uncached_tokens +
-  r.cache_read_tokens +
-  r.cache_write_5m_tokens +
-  r.cache_write_1h_tokens +
-  r.input_audio_tokens +
-  r.image_tokens;
+
+function amountsOf(r: CallRecord): Amounts {
+  return {
+    calls: 1,
+    cost_nanousd: r.cost_nanousd,
+    input_tokens:
+      r.input_uncached_tokens +
+      r.cache_read_tokens +
+      r.cache_write_5m_tokens +
+      r.cache_write_1h_tokens +
+      r.input_audio_tokens +
+      r.image_tokens,
+    output_tokens: r.output_tokens,
+    unpriced_calls: !r.priced && isInferenceKind(r.kind) ? 1 : 0,
+  };
+}
+
+function addTo(s: Amounts, a: Amounts): void {
+  s.calls += a.calls;
+  s.cost_nanousd += a.cost_nanousd;
+  s.input_tokens += a.input_tokens;
+  s.output_tokens += a.output_tokens;
+  s.unpriced_calls += a.unpriced_calls;
+}
+
+/**
+ * The facet that can answer a spend question, or null: the only attribution it may filter or group by is
+ * deployment, data mode, day and at most one of user and customer.
+ */
+function facetFor(filter: EventFilter, by: SpendDimension): Facet | null {
+  let facet: Facet | null = null;
+  const use = (field: string): boolean => {
+    if (field === "deployment" || field === "data_mode" || field === "day") return true;
+    if (field !== "user_id" && field !== "customer_id") return false;
+    if (facet && facet !== field) return false;
+    facet = field;
+    return true;
+  };
+  if (!use(by)) return null;
+  for (const [k, v] of Object.entries(filter.where ?? {})) if (v !== undefined && !use(k)) return null;
+  return facet ?? "user_id";
+}
 
 /**
  * Every stored call of the open UTC days (from `from` on: the days not yet in segment_days) summed in memory
- * per workspace, day, deployment, data mode, customer and user, so "one user's (or customer's) spend today"
- * is answered without scanning the day's raw calls. Exact: built from the events table while no append runs,
- * then fed each batch's newly stored calls after it commits (DuckDB's file lock makes this process the only
- * writer). Spend questions it cannot answer exactly (other filters, a window starting mid-day or before
- * `from`, a call at or after the window's end) get null and go to the raw calls.
+ * per workspace and day, by deployment, data mode and user, and again by customer, so "one user's (or
+ * customer's) spend today" is answered without scanning the day's raw calls. Exact: built from the events
+ * table while no append runs, then fed each batch's newly stored calls after it commits (DuckDB's file lock
+ * makes this process the only writer). Questions it cannot answer exactly (other filters, a window starting
+ * mid-day or before `from`, a call at or after the window's end) get null and go to the raw calls.
  */
 export class OpenDaySums {
   /** workspace → day start (epoch ms) → sums. */
@@ -61,27 +102,35 @@ export class OpenDaySums {
   /** Sums the calls with ts_start ≥ `from` (a UTC midnight); run while no append can commit. */
   static async load(conn: DuckDBConnection, from: number): Promise<OpenDaySums> {
     const sums = new OpenDaySums(from);
-    const res = await conn.runAndReadAll(
-      `SELECT workspace_id, epoch_ms(date_trunc('day', ts_start)) AS day, ${KEYS.join(", ")},
-              count(*), sum(cost_nanousd)::HUGEINT, sum(${INPUT_TOKENS})::HUGEINT, sum(output_tokens)::HUGEINT,
-              count(*) FILTER (WHERE ${COST_UNKNOWN}), epoch_ms(max(ts_start))
-       FROM events WHERE ts_start >= make_timestamp($1::BIGINT * 1000)
-       GROUP BY ALL`,
-      [from],
-    );
-    for (const r of res.getRowsJS()) {
-      const [ws, day, deployment, dataMode, customer, user, calls, cost, input, output, unpriced, maxTs] = r;
-      const keys = { deployment, data_mode: dataMode, customer_id: customer, user_id: user } as Record<
-        Key,
-        string | null
-      >;
-      const s = sums.#sum(ws as string, Number(day), Number(maxTs), keys);
-      if (!s) break;
-      s.calls += Number(calls);
-      s.cost_nanousd += BigInt(cost as bigint);
-      s.input_tokens += Number(input);
-      s.output_tokens += Number(output);
-      s.unpriced_calls += Number(unpriced);
+    for (const facet of FACETS) {
+      const res = await conn.runAndReadAll(
+        `SELECT workspace_id, epoch_ms(date_trunc('day', ts_start)) AS day, deployment, data_mode, ${facet},
+                count(*), sum(cost_nanousd)::HUGEINT, sum(${INPUT_TOKENS})::HUGEINT, sum(output_tokens)::HUGEINT,
+                count(*) FILTER (WHERE ${COST_UNKNOWN}), epoch_ms(max(ts_start))
+         FROM events WHERE ts_start >= make_timestamp($1::BIGINT * 1000)
+         GROUP BY ALL`,
+        [from],
+      );
+      for (const r of res.getRowsJS()) {
+        const [ws, day, deployment, dataMode, who, calls, cost, input, output, unpriced, maxTs] = r;
+        const d = sums.#day(ws as string, Number(day), Number(maxTs));
+        const s = sums.#sum(
+          d,
+          facet,
+          Number(day),
+          deployment as string | null,
+          dataMode as string,
+          who as string,
+        );
+        if (!s) return sums;
+        addTo(s, {
+          calls: Number(calls),
+          cost_nanousd: BigInt(cost as bigint),
+          input_tokens: Number(input),
+          output_tokens: Number(output),
+          unpriced_calls: Number(unpriced),
+        });
+      }
     }
     return sums;
   }
@@ -94,14 +143,16 @@ export class OpenDaySums {
   /** Adds calls that were just stored (committed, not duplicates); calls of closed days are not kept. */
   add(records: readonly CallRecord[]): void {
     for (const r of records) {
-      if (r.ts_start < this.from || this.#overflow) continue;
-      const s = this.#sum(r.workspace_id, utcMidnight(r.ts_start), r.ts_start, r);
-      if (!s) return;
-      s.calls += 1;
-      s.cost_nanousd += r.cost_nanousd;
-      s.input_tokens += inputTokens(r);
-      s.output_tokens += r.output_tokens;
-      if (!r.priced && isInferenceKind(r.kind)) s.unpriced_calls += 1;
+      if (this.#overflow) return;
+      if (r.ts_start < this.from) continue;
+      const day = utcMidnight(r.ts_start);
+      const d = this.#day(r.workspace_id, day, r.ts_start);
+      const a = amountsOf(r);
+      for (const facet of FACETS) {
+        const s = this.#sum(d, facet, day, r.deployment, r.data_mode, r[facet]);
+        if (!s) return;
+        addTo(s, a);
+      }
     }
   }
 
@@ -113,7 +164,7 @@ export class OpenDaySums {
       for (const [day, d] of days) {
         if (day < from) continue;
         next.#daysOf(ws).set(day, d);
-        next.#size += d.sums.size;
+        for (const f of FACETS) next.#size += d.facets[f].size;
       }
     return next;
   }
@@ -121,14 +172,10 @@ export class OpenDaySums {
   /** The answer of `EventStore.spend(filter, by)` over the raw calls, or null where these sums cannot give it. */
   spend(filter: EventFilter, by: SpendDimension): SpendRow[] | null {
     const { from, to } = filter;
-    if (this.#overflow || !DIMENSIONS.has(by) || from === undefined) return null;
-    if (from < this.from || from !== utcMidnight(from)) return null;
-    const where: [Key, string][] = [];
-    for (const [k, v] of Object.entries(filter.where ?? {})) {
-      if (v === undefined) continue;
-      if (!KEYED.has(k)) return null;
-      where.push([k as Key, v]);
-    }
+    if (this.#overflow || from === undefined || from < this.from || from !== utcMidnight(from)) return null;
+    const facet = facetFor(filter, by);
+    if (!facet) return null;
+    const where = filter.where ?? {};
     const rows = new Map<string | null, SpendRow>();
     for (const [day, d] of this.#days.get(filter.workspaceId) ?? []) {
       if (day < from) continue;
@@ -137,14 +184,16 @@ export class OpenDaySums {
         if (day < to) return null;
         continue;
       }
-      for (const s of d.sums.values()) {
-        if (filter.deploymentOrUnset !== undefined && s.keys.deployment !== null) {
-          if (s.keys.deployment !== filter.deploymentOrUnset) continue;
-        }
-        if (!where.every(([k, v]) => s.keys[k] === v)) continue;
-        const key = by === "day" ? s.day : s.keys[by as Key];
+      for (const s of d.facets[facet].values()) {
+        const dep = filter.deploymentOrUnset;
+        if (dep !== undefined && s.deployment !== null && s.deployment !== dep) continue;
+        if (where.deployment !== undefined && s.deployment !== where.deployment) continue;
+        if (where.data_mode !== undefined && s.data_mode !== where.data_mode) continue;
+        if (where[facet] !== undefined && s.who !== where[facet]) continue;
+        const key = by === "day" ? s.day : by === "deployment" ? s.deployment : by === facet ? s.who : null;
         const row = rows.get(key);
-        if (!row)
+        if (row) addTo(row, s);
+        else
           rows.set(key, {
             key,
             calls: s.calls,
@@ -153,13 +202,6 @@ export class OpenDaySums {
             output_tokens: s.output_tokens,
             unpriced_calls: s.unpriced_calls,
           });
-        else {
-          row.calls += s.calls;
-          row.cost_nanousd += s.cost_nanousd;
-          row.input_tokens += s.input_tokens;
-          row.output_tokens += s.output_tokens;
-          row.unpriced_calls += s.unpriced_calls;
-        }
       }
     }
     const out = [...rows.values()];
@@ -177,16 +219,28 @@ export class OpenDaySums {
     return days;
   }
 
-  /** The sum a call of (workspace, day, keys) adds to, created when new; null once over the size bound. */
-  #sum(ws: string, day: number, ts: number, keys: Record<Key, string | null>): Sum | null {
+  #day(ws: string, day: number, ts: number): DaySums {
     const days = this.#daysOf(ws);
     let d = days.get(day);
     if (!d) {
-      d = { maxTs: ts, sums: new Map() };
+      d = { maxTs: ts, facets: { user_id: new Map(), customer_id: new Map() } };
       days.set(day, d);
     } else if (ts > d.maxTs) d.maxTs = ts;
-    const id = JSON.stringify([keys.deployment, keys.data_mode, keys.customer_id, keys.user_id]);
-    let s = d.sums.get(id);
+    return d;
+  }
+
+  /** The sum a call adds to in one facet, created when new; null once over the size bound. */
+  #sum(
+    d: DaySums,
+    facet: Facet,
+    day: number,
+    deployment: string | null,
+    dataMode: string,
+    who: string | null,
+  ): Sum | null {
+    const id = JSON.stringify([deployment, dataMode, who]);
+    const sums = d.facets[facet];
+    let s = sums.get(id);
     if (!s) {
       if (this.#size >= MAX_OPEN_DAY_SUMS) {
         this.#overflow = true;
@@ -196,19 +250,16 @@ export class OpenDaySums {
       }
       s = {
         day: isoDay(day),
-        keys: {
-          deployment: keys.deployment,
-          data_mode: keys.data_mode,
-          customer_id: keys.customer_id,
-          user_id: keys.user_id,
-        },
+        deployment,
+        data_mode: dataMode,
+        who,
         calls: 0,
         cost_nanousd: 0n,
         input_tokens: 0,
         output_tokens: 0,
         unpriced_calls: 0,
       };
-      d.sums.set(id, s);
+      sums.set(id, s);
       this.#size++;
     }
     return s;

@@ -72,7 +72,7 @@ for (const n of sizes) {
   const rows = await measure(dir);
   for (const r of rows)
     console.log(
-      `  ${r.name.padEnd(50)} cold ${r.cold.toFixed(0).padStart(6)} ms   warm ${r.warm.toFixed(1).padStart(7)} ms   (open ${r.open.toFixed(0)} ms)`,
+      `  ${r.name.padEnd(50)} cold ${r.cold.toFixed(0).padStart(6)} ms   warm ${(r.warm < 1 ? r.warm.toFixed(3) : r.warm.toFixed(1)).padStart(7)} ms   (open ${r.open.toFixed(0)} ms)`,
     );
   console.log(
     `  (cold = first query of a freshly opened store, open = opening it, which sums the open days' calls; OS page cache ${rows[0].dropped ? "dropped" : "NOT dropped: no permission"})`,

@@ -166,3 +166,34 @@ describe("DuckDB open-day sums answer spend exactly like the raw calls", () => {
     expect(kept.openDaySums?.spend(f, "customer_id")).toEqual(before);
   });
 });
+
+describe("DuckDB open-day sums past their bound", () => {
+  it("drop out (the raw calls answer) and come back when a day with fewer sums opens", async () => {
+    const d = mkdtempSync(join(tmpdir(), "tg-open-days-max-"));
+    const store = await DuckDbStore.open(d, { closeDaysAtOpen: false, maxOpenDaySums: 20 });
+    try {
+      await store.closeDays(now);
+      const f: EventFilter = { workspaceId: "default", from: midnight };
+      // 15 users and 15 customers: 30 sums, over the bound of 20.
+      await store.append(
+        Array.from({ length: 15 }, (_, i) => call({ user_id: `u-${i}`, customer_id: `c-${i}` })),
+      );
+      expect(store.openDaySums?.overflowed).toBe(true);
+      expect(store.openDaySums?.spend(f, "user_id")).toBeNull();
+      const rows = await store.spend(f, "user_id");
+      expect(rows).toHaveLength(15);
+      expect(rows.reduce((n, r) => n + r.calls, 0)).toBe(15);
+      // The next day has one user and one customer: its sums fit again.
+      const tomorrow = midnight + DAY;
+      await store.append([call({ ts_start: tomorrow + 5 })]);
+      await store.closeDays(tomorrow + HOUR);
+      expect(store.openDaySums?.overflowed).toBe(false);
+      const next = store.openDaySums?.spend({ ...f, from: tomorrow }, "user_id");
+      expect(next).toEqual(await store.spend({ ...f, from: tomorrow }, "user_id"));
+      expect(next?.[0]?.calls).toBe(1);
+    } finally {
+      await store.close();
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+});

@@ -13,8 +13,8 @@ const FACETS = ["user_id", "customer_id"] as const;
 type Facet = (typeof FACETS)[number];
 
 /**
- * Past this many sums the open days are not summed in memory (the raw calls answer instead) until the
- * next day closes: it bounds memory when a day has hundreds of thousands of distinct users.
+ * The default bound: past this many sums the open days are not summed in memory (the raw calls answer
+ * instead) until the next day closes. It bounds memory (~30 MB) when a day has hundreds of thousands of users.
  */
 export const MAX_OPEN_DAY_SUMS = 100_000;
 
@@ -97,11 +97,14 @@ export class OpenDaySums {
   #size = 0;
   #overflow = false;
 
-  private constructor(readonly from: number) {}
+  private constructor(
+    readonly from: number,
+    readonly max: number,
+  ) {}
 
   /** Sums the calls with ts_start ≥ `from` (a UTC midnight); run while no append can commit. */
-  static async load(conn: DuckDBConnection, from: number): Promise<OpenDaySums> {
-    const sums = new OpenDaySums(from);
+  static async load(conn: DuckDBConnection, from: number, max = MAX_OPEN_DAY_SUMS): Promise<OpenDaySums> {
+    const sums = new OpenDaySums(from, max);
     for (const facet of FACETS) {
       const res = await conn.runAndReadAll(
         `SELECT workspace_id, epoch_ms(date_trunc('day', ts_start)) AS day, deployment, data_mode, ${facet},
@@ -135,7 +138,7 @@ export class OpenDaySums {
     return sums;
   }
 
-  /** Whether the sums were dropped for holding more than MAX_OPEN_DAY_SUMS entries. */
+  /** Whether the sums were dropped for holding more than `max` entries. */
   get overflowed(): boolean {
     return this.#overflow;
   }
@@ -158,7 +161,7 @@ export class OpenDaySums {
 
   /** Keeps only the days from `from` on (a later UTC midnight: the days before it were closed). */
   closeBefore(from: number): OpenDaySums {
-    const next = new OpenDaySums(from);
+    const next = new OpenDaySums(from, this.max);
     next.#overflow = this.#overflow;
     for (const [ws, days] of this.#days)
       for (const [day, d] of days) {
@@ -242,7 +245,7 @@ export class OpenDaySums {
     const sums = d.facets[facet];
     let s = sums.get(id);
     if (!s) {
-      if (this.#size >= MAX_OPEN_DAY_SUMS) {
+      if (this.#size >= this.max) {
         this.#overflow = true;
         this.#days.clear();
         this.#size = 0;

@@ -32,7 +32,7 @@ import {
 import { agentRuns, firstSeen, segmentSets, userDays, userDaysOf } from "./analytics.js";
 import { appendIds, appendRecords, rowToRecord, SELECT_RECORD, STAGING_IDS_DDL } from "./columns.js";
 import { openDuckDb } from "./open.js";
-import { OpenDaySums } from "./open-days.js";
+import { MAX_OPEN_DAY_SUMS, OpenDaySums } from "./open-days.js";
 import {
   addLateCalls,
   closeDays,
@@ -74,6 +74,7 @@ export class DuckDbStore implements Store {
   /** The open days' calls summed in memory (null: not kept, or no day closed yet); swapped only under the exclusive gate. */
   #openDays: OpenDaySums | null = null;
   #keepOpenDays = true;
+  #maxOpenDaySums = MAX_OPEN_DAY_SUMS;
   #closer: ReturnType<typeof setInterval> | null = null;
   private constructor(
     private readonly instance: DuckDBInstance,
@@ -83,11 +84,12 @@ export class DuckDbStore implements Store {
 
   /**
    * `closeDaysAtOpen: false` leaves summing closed days to the first `closeDays()` call (tests, benches);
-   * `openDaySums: false` answers every spend question from the raw calls (no in-memory open-day sums).
+   * `openDaySums: false` answers every spend question from the raw calls (no in-memory open-day sums);
+   * `maxOpenDaySums` bounds how many they may hold (default MAX_OPEN_DAY_SUMS).
    */
   static async open(
     dataDir: string,
-    opts: { closeDaysAtOpen?: boolean; openDaySums?: boolean } = {},
+    opts: { closeDaysAtOpen?: boolean; openDaySums?: boolean; maxOpenDaySums?: number } = {},
   ): Promise<DuckDbStore> {
     const { instance, conn } = await openDuckDb(dataDir);
     const writers: Lane[] = [];
@@ -99,6 +101,7 @@ export class DuckDbStore implements Store {
     const store = new DuckDbStore(instance, new Lane(conn), writers);
     store.#closedBefore = await closedBefore(conn);
     store.#keepOpenDays = opts.openDaySums !== false;
+    store.#maxOpenDaySums = opts.maxOpenDaySums ?? MAX_OPEN_DAY_SUMS;
     if (opts.closeDaysAtOpen !== false) await store.closeDays();
     store.#closer = setInterval(() => void store.closeDays().catch(() => {}), CLOSE_EVERY_MS);
     store.#closer.unref();
@@ -134,7 +137,7 @@ export class DuckDbStore implements Store {
     this.#openDays =
       kept && !kept.overflowed && kept.from < from
         ? kept.closeBefore(from)
-        : await OpenDaySums.load(conn, from);
+        : await OpenDaySums.load(conn, from, this.#maxOpenDaySums);
   }
 
   /** The in-memory sums of the open days' calls, when kept (for diagnostics and tests). */
@@ -266,7 +269,7 @@ export class DuckDbStore implements Store {
         const open = this.#openDays;
         // Raw calls of open days went too: sum what is left.
         if (open && rawBefore !== null && rawBefore > open.from)
-          this.#openDays = await this.reader.run((conn) => OpenDaySums.load(conn, open.from));
+          this.#openDays = await this.reader.run((conn) => OpenDaySums.load(conn, open.from, open.max));
         return purged;
       });
     } finally {

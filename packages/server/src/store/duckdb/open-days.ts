@@ -1,7 +1,7 @@
 import type { DuckDBConnection } from "@duckdb/node-api";
-import { type CallRecord, isInferenceKind } from "@tollgate/core";
+import { type CallRecord, isInferenceKind, totalInputTokens } from "@tollgate/core";
 import { utcMidnight } from "../../time.js";
-import { byCostThenKey } from "../rows.js";
+import { addSpend, orderSpend, type SpendAmounts } from "../rows.js";
 import type { EventFilter, SpendDimension, SpendRow } from "../types.js";
 import { COST_UNKNOWN, INPUT_TOKENS } from "./sql.js";
 
@@ -18,20 +18,13 @@ type Facet = (typeof FACETS)[number];
  */
 export const MAX_OPEN_DAY_SUMS = 100_000;
 
-interface Sum {
+interface Sum extends SpendAmounts {
   day: string;
   deployment: string | null;
   data_mode: string;
   /** The user (or customer) of the facet it is kept in. */
   who: string | null;
-  calls: number;
-  cost_nanousd: bigint;
-  input_tokens: number;
-  output_tokens: number;
-  unpriced_calls: number;
 }
-
-type Amounts = Pick<Sum, "calls" | "cost_nanousd" | "input_tokens" | "output_tokens" | "unpriced_calls">;
 
 interface DaySums {
   /** The latest ts_start among the day's calls. */
@@ -41,28 +34,14 @@ interface DaySums {
 
 const isoDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
-function amountsOf(r: CallRecord): Amounts {
+function amountsOf(r: CallRecord): SpendAmounts {
   return {
     calls: 1,
     cost_nanousd: r.cost_nanousd,
-    input_tokens:
-      r.input_uncached_tokens +
-      r.cache_read_tokens +
-      r.cache_write_5m_tokens +
-      r.cache_write_1h_tokens +
-      r.input_audio_tokens +
-      r.image_tokens,
+    input_tokens: totalInputTokens(r),
     output_tokens: r.output_tokens,
     unpriced_calls: !r.priced && isInferenceKind(r.kind) ? 1 : 0,
   };
-}
-
-function addTo(s: Amounts, a: Amounts): void {
-  s.calls += a.calls;
-  s.cost_nanousd += a.cost_nanousd;
-  s.input_tokens += a.input_tokens;
-  s.output_tokens += a.output_tokens;
-  s.unpriced_calls += a.unpriced_calls;
 }
 
 /**
@@ -126,7 +105,7 @@ export class OpenDaySums {
           who as string,
         );
         if (!s) return sums;
-        addTo(s, {
+        addSpend(s, {
           calls: Number(calls),
           cost_nanousd: BigInt(cost as bigint),
           input_tokens: Number(input),
@@ -154,7 +133,7 @@ export class OpenDaySums {
       for (const facet of FACETS) {
         const s = this.#sum(d, facet, day, r.deployment, r.data_mode, r[facet]);
         if (!s) return;
-        addTo(s, a);
+        addSpend(s, a);
       }
     }
   }
@@ -179,6 +158,7 @@ export class OpenDaySums {
     const facet = facetFor(filter, by);
     if (!facet) return null;
     const where = filter.where ?? {};
+    const dep = filter.deploymentOrUnset;
     const rows = new Map<string | null, SpendRow>();
     for (const [day, d] of this.#days.get(filter.workspaceId) ?? []) {
       if (day < from) continue;
@@ -188,29 +168,20 @@ export class OpenDaySums {
         continue;
       }
       for (const s of d.facets[facet].values()) {
-        const dep = filter.deploymentOrUnset;
         if (dep !== undefined && s.deployment !== null && s.deployment !== dep) continue;
         if (where.deployment !== undefined && s.deployment !== where.deployment) continue;
         if (where.data_mode !== undefined && s.data_mode !== where.data_mode) continue;
         if (where[facet] !== undefined && s.who !== where[facet]) continue;
         const key = by === "day" ? s.day : by === "deployment" ? s.deployment : by === facet ? s.who : null;
-        const row = rows.get(key);
-        if (row) addTo(row, s);
-        else
-          rows.set(key, {
-            key,
-            calls: s.calls,
-            cost_nanousd: s.cost_nanousd,
-            input_tokens: s.input_tokens,
-            output_tokens: s.output_tokens,
-            unpriced_calls: s.unpriced_calls,
-          });
+        let row = rows.get(key);
+        if (!row) {
+          row = { key, calls: 0, cost_nanousd: 0n, input_tokens: 0, output_tokens: 0, unpriced_calls: 0 };
+          rows.set(key, row);
+        }
+        addSpend(row, s);
       }
     }
-    const out = [...rows.values()];
-    return by === "day"
-      ? out.sort((a, b) => (a.key ?? "").localeCompare(b.key ?? ""))
-      : out.sort(byCostThenKey);
+    return orderSpend([...rows.values()], by);
   }
 
   #daysOf(ws: string): Map<number, DaySums> {

@@ -73,8 +73,8 @@ export class DuckDbStore implements Store {
   readonly #late = new Mutex();
   /** The open days' calls summed in memory (null: not kept, or no day closed yet); swapped only under the exclusive gate. */
   #openDays: OpenDaySums | null = null;
-  #keepOpenDays = true;
-  #maxOpenDaySums = MAX_OPEN_DAY_SUMS;
+  /** How many sums #openDays may hold; null: not kept. */
+  #openDaySumsMax: number | null = MAX_OPEN_DAY_SUMS;
   #closer: ReturnType<typeof setInterval> | null = null;
   private constructor(
     private readonly instance: DuckDBInstance,
@@ -100,8 +100,7 @@ export class DuckDbStore implements Store {
     }
     const store = new DuckDbStore(instance, new Lane(conn), writers);
     store.#closedBefore = await closedBefore(conn);
-    store.#keepOpenDays = opts.openDaySums !== false;
-    store.#maxOpenDaySums = opts.maxOpenDaySums ?? MAX_OPEN_DAY_SUMS;
+    store.#openDaySumsMax = opts.openDaySums === false ? null : (opts.maxOpenDaySums ?? MAX_OPEN_DAY_SUMS);
     if (opts.closeDaysAtOpen !== false) await store.closeDays();
     store.#closer = setInterval(() => void store.closeDays().catch(() => {}), CLOSE_EVERY_MS);
     store.#closer.unref();
@@ -131,13 +130,14 @@ export class DuckDbStore implements Store {
    * loaded when there are none (or they overflowed, and a new day may fit). Runs under the exclusive gate.
    */
   async #followOpenDays(conn: DuckDBConnection, from: number): Promise<void> {
-    if (!this.#keepOpenDays) return;
+    const max = this.#openDaySumsMax;
+    if (max === null) return;
     const kept = this.#openDays;
     if (kept && !kept.overflowed && kept.from === from) return;
     this.#openDays =
       kept && !kept.overflowed && kept.from < from
         ? kept.closeBefore(from)
-        : await OpenDaySums.load(conn, from, this.#maxOpenDaySums);
+        : await OpenDaySums.load(conn, from, max);
   }
 
   /** The in-memory sums of the open days' calls, when kept (for diagnostics and tests). */

@@ -183,6 +183,10 @@ describe("DuckDB open-day sums past their bound", () => {
       const rows = await store.spend(f, "user_id");
       expect(rows).toHaveLength(15);
       expect(rows.reduce((n, r) => n + r.calls, 0)).toBe(15);
+      // Closing again the same day does not load them again: they stay dropped until a day closes.
+      const dropped = store.openDaySums;
+      await store.closeDays(now + HOUR);
+      expect(store.openDaySums).toBe(dropped);
       // The next day has one user and one customer: its sums fit again.
       const tomorrow = midnight + DAY;
       await store.append([call({ ts_start: tomorrow + 5 })]);

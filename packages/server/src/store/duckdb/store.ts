@@ -127,13 +127,15 @@ export class DuckDbStore implements Store {
 
   /**
    * Makes the open-day sums start at `from` (the first day not closed): kept days move on, and the sums are
-   * loaded when there are none (or they overflowed, and a new day may fit). Runs under the exclusive gate.
+   * loaded when there are none (or they overflowed and a day closed since, so the new day may fit). Runs
+   * under the exclusive gate.
    */
   async #followOpenDays(conn: DuckDBConnection, from: number): Promise<void> {
     const max = this.#openDaySumsMax;
     if (max === null) return;
     const kept = this.#openDays;
-    if (kept && !kept.overflowed && kept.from === from) return;
+    // Sums already from this day stay as they are; dropped ones stay dropped until a day closes.
+    if (kept?.from === from) return;
     this.#openDays =
       kept && !kept.overflowed && kept.from < from
         ? kept.closeBefore(from)

@@ -21,6 +21,7 @@ import {
   tailFile,
   writeClickHouseConfig,
 } from "./clickhouse-config.mjs";
+import { freePort } from "./ports.mjs";
 
 const INSTALL_ALL = "apt-get install -y clickhouse-server clickhouse-client redis-server";
 const HOST = "127.0.0.1";
@@ -46,17 +47,6 @@ function portFree(port) {
   });
 }
 
-function ephemeralPort() {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once("error", rej);
-    s.listen(0, HOST, () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
-}
-
 /** The env-pinned port (must be free), else the default if free, else any free port not in `taken`. */
 async function choosePort(envName, fallback, taken) {
   const pinned = envName ? process.env[envName] : undefined;
@@ -73,7 +63,7 @@ async function choosePort(envName, fallback, taken) {
     return fallback;
   }
   for (;;) {
-    const port = await ephemeralPort();
+    const port = await freePort(HOST);
     if (!taken.has(port)) {
       taken.add(port);
       if (fallback) log(`port ${fallback} is busy, using ${port}`);

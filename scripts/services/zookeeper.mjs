@@ -5,9 +5,10 @@
 // Plain Node ESM, no dependencies (imported by packages/server/test/clickhouse-server.ts).
 import { spawn } from "node:child_process";
 import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, writeFileSync } from "node:fs";
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
 import { delimiter, join } from "node:path";
 import { tailFile } from "./clickhouse-config.mjs";
+import { freePort } from "./ports.mjs";
 
 /** What to install when ZooKeeper is missing (Debian/Ubuntu; pulls in a Java runtime). */
 export const ZOOKEEPER_INSTALL_HINT = "apt-get install -y zookeeper";
@@ -55,17 +56,6 @@ export function findZooKeeper() {
     return { missing: `java is not installed (ZooKeeper needs it): apt-get install -y default-jre-headless` };
   const extra = existsSync(SLF4J_SIMPLE) ? [SLF4J_SIMPLE] : [];
   return { java, classpath: [...jars, ...extra].join(delimiter) };
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, HOST, () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** The answer to a four-letter command ("srvr", "ruok"), or "" if none came within `timeoutMs`. */
@@ -173,7 +163,7 @@ export async function startZooKeeper(opts) {
   if ("missing" in zk) throw new Error(zk.missing);
   mkdirSync(opts.dir, { recursive: true });
   for (let attempt = 1; ; attempt++) {
-    const port = opts.port ?? (await freePort());
+    const port = opts.port ?? (await freePort(HOST));
     try {
       const { proc, logPath } = await startOnce(zk, join(opts.dir, `try${attempt}`), port);
       return {

@@ -79,8 +79,7 @@ export class JobScheduler {
       this.opts.log(`job ${job.name}: last run unknown (${(e as Error).message}); asking again`);
       return this.#at(job, epoch, 1000, () => this.#plan(job, epoch));
     }
-    const delay = last === null ? 0 : Math.max(0, last + job.everyMs - Date.now());
-    this.#at(job, epoch, delay, () => this.#fire(job, epoch));
+    this.#fireAt(job, epoch, last === null ? 0 : last + job.everyMs);
   }
 
   #at(job: Job, epoch: number, ms: number, fn: () => Promise<void>): void {
@@ -93,11 +92,18 @@ export class JobScheduler {
     this.#timers.set(job.name, t);
   }
 
-  async #fire(job: Job, epoch: number): Promise<void> {
+  /** Fires the job at epoch ms `due`, not before. */
+  #fireAt(job: Job, epoch: number, due: number): void {
+    this.#at(job, epoch, Math.max(0, due - Date.now()), () => this.#fire(job, epoch, due));
+  }
+
+  async #fire(job: Job, epoch: number, due: number): Promise<void> {
     // A run of an earlier holding may still be finishing (it saw its signal abort): never two at once.
     await this.#running.get(job.name)?.done;
     if (!this.#current(epoch)) return;
     const at = Date.now();
+    // Timers count from the event loop's cached clock, so one may fire a few ms before `due` by Date.now().
+    if (at < due) return this.#fireAt(job, epoch, due);
     if (!(await this.lease.recordRun(job.name, at)) || !this.#current(epoch)) return;
     const abort = new AbortController();
     const started = performance.now();
@@ -116,7 +122,7 @@ export class JobScheduler {
     this.#running.set(job.name, { done, abort });
     await done;
     if (this.#running.get(job.name)?.done === done) this.#running.delete(job.name);
-    this.#at(job, epoch, Math.max(0, at + job.everyMs - Date.now()), () => this.#fire(job, epoch));
+    this.#fireAt(job, epoch, at + job.everyMs);
   }
 }
 

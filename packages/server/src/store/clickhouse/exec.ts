@@ -25,6 +25,28 @@ export const SESSION_SETTINGS = {
   insert_distributed_sync: 1,
 } as const;
 
+/**
+ * A request sent on a kept-alive socket the server has just closed fails with "socket hang up" or
+ * ECONNRESET before the server saw it. The client drops idle sockets after IDLE_SOCKET_TTL_MS, below the
+ * server's keep_alive_timeout (3 s on 18.16), but a busy event loop can run that timer late.
+ */
+const STALE_SOCKET_RE = /socket hang up|ECONNRESET/i;
+const IDLE_SOCKET_TTL_MS = 1_500;
+const STALE_SOCKET_RETRIES = 2;
+
+/** Runs an idempotent request again when it met a stale kept-alive socket. */
+async function retryStaleSocket<T>(run: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await run();
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? "";
+      if (attempt >= STALE_SOCKET_RETRIES || !STALE_SOCKET_RE.test(`${code} ${(e as Error).message}`))
+        throw e;
+    }
+  }
+}
+
 export class HttpExec implements ChExec {
   readonly #client: ClickHouseClient;
   constructor(url: string, opts: { requestTimeoutMs?: number } = {}) {
@@ -39,18 +61,23 @@ export class HttpExec implements ChExec {
       clickhouse_settings: SESSION_SETTINGS,
       // 18.16 answers gzip but the client's defaults changed over versions: ask for plain bodies.
       compression: { request: false, response: false },
+      keep_alive: { idle_socket_ttl: IDLE_SOCKET_TTL_MS },
     });
   }
 
+  /** DDL (IF NOT EXISTS) and partition drops: safe to send again. */
   async command(sql: string): Promise<void> {
-    await this.#client.command({ query: sql });
+    await retryStaleSocket(() => this.#client.command({ query: sql }));
   }
 
   async rows<T>(sql: string): Promise<T[]> {
-    const rs = await this.#client.query({ query: sql, format: "JSONEachRow" });
-    return rs.json<T>();
+    return retryStaleSocket(async () => {
+      const rs = await this.#client.query({ query: sql, format: "JSONEachRow" });
+      return rs.json<T>();
+    });
   }
 
+  /** Not retried: an insert that may have landed is settled by the caller's id check on its retry. */
   async insert(table: string, rows: readonly Record<string, unknown>[]): Promise<void> {
     if (rows.length)
       await this.#client.insert({ table, values: rows as Record<string, unknown>[], format: "JSONEachRow" });

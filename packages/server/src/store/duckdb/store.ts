@@ -187,11 +187,17 @@ export class DuckDbStore implements Store {
         "INSERT INTO event_ids SELECT workspace_id, event_id::UUID FROM staging_ids ON CONFLICT DO NOTHING RETURNING workspace_id, event_id::VARCHAR",
       );
       await c.run("DELETE FROM staging_ids");
-      const inserted = new Set(res.getRowsJS().map(([ws, id]) => recordKey(ws as string, id as string)));
-      const fresh =
-        inserted.size === records.length
-          ? records
-          : records.filter((r) => inserted.has(recordKey(r.workspace_id, r.event_id)));
+      // As many rows back as records means every record is new: turning the returned ids into JS strings
+      // (a few µs per row) is only needed when some are not.
+      const allNew = res.currentRowCount === records.length;
+      const inserted = new Set(
+        allNew
+          ? records.map((r) => recordKey(r.workspace_id, r.event_id))
+          : res.getRowsJS().map(([ws, id]) => recordKey(ws as string, id as string)),
+      );
+      const fresh = allNew
+        ? records
+        : records.filter((r) => inserted.has(recordKey(r.workspace_id, r.event_id)));
       if (fresh.length) {
         const appender = await c.createAppender("events");
         appendRecords(appender, fresh);

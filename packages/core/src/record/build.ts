@@ -3,13 +3,15 @@ import { COST_CATEGORIES } from "../pricing/cost.js";
 import type { PriceResult, PricingEngine } from "../pricing/engine.js";
 import { normalizeUsage, UsageError } from "../usage/index.js";
 import { APIS, type Api, emptyUsage, type NormalizedUsage, USAGE_FIELDS } from "../usage/types.js";
+import { passesFastCheck } from "./fast-parse.js";
 import {
   type CallRecord,
   CallRecordInputSchema,
+  type CheckedCallRecordInput,
   COST_FIELDS,
   type CostField,
+  INPUT_DEFAULTS,
   isInferenceKind,
-  type ParsedCallRecordInput,
   PRICE_REF_NO_USAGE,
   PRICE_REF_NOT_A_MODEL_CALL,
   SCHEMA_VERSION,
@@ -51,9 +53,14 @@ export function issuesToFieldErrors(issues: readonly z.core.$ZodIssue[]): FieldE
  * bad input: every problem comes back as a field error.
  */
 export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult {
-  const parsed = CallRecordInputSchema.safeParse(input);
-  if (!parsed.success) return { ok: false, errors: issuesToFieldErrors(parsed.error.issues) };
-  const r = parsed.data;
+  let r: CheckedCallRecordInput;
+  if (passesFastCheck(input)) r = input;
+  else {
+    const parsed = CallRecordInputSchema.safeParse(input);
+    if (!parsed.success) return { ok: false, errors: issuesToFieldErrors(parsed.error.issues) };
+    r = parsed.data;
+  }
+  const kind = r.kind ?? INPUT_DEFAULTS.kind;
   const errors: FieldError[] = [];
 
   if (r.workspace_id && r.workspace_id !== ctx.workspaceId) {
@@ -62,11 +69,11 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
       reason: `your key belongs to workspace ${JSON.stringify(ctx.workspaceId)}`,
     });
   }
-  const inference = isInferenceKind(r.kind);
+  const inference = isInferenceKind(kind);
   // Tool, agent and other records are trace structure: they may name no provider or model.
   const model = r.model ?? r.model_requested ?? (inference ? null : "");
   const provider = r.provider ?? (inference ? null : "");
-  if (provider === null) errors.push({ field: "provider", reason: `required for kind ${r.kind}` });
+  if (provider === null) errors.push({ field: "provider", reason: `required for kind ${kind}` });
   if (model === null) errors.push({ field: "model", reason: "required (or model_requested)" });
   if (r.ts_end != null && r.ts_end < r.ts_start)
     errors.push({ field: "ts_end", reason: "must not be before ts_start" });
@@ -103,18 +110,18 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
     ts_end: r.ts_end ?? null,
     latency_ms: r.latency_ms ?? (r.ts_end != null ? r.ts_end - r.ts_start : null),
     ttft_ms: r.ttft_ms ?? null,
-    kind: r.kind,
+    kind,
     provider,
     api: r.api ?? null,
     model_requested: r.model_requested ?? null,
     model,
-    stream: r.stream,
+    stream: r.stream ?? INPUT_DEFAULTS.stream,
     service_tier: r.service_tier ?? null,
-    batch: r.batch,
-    status: r.status,
+    batch: r.batch ?? INPUT_DEFAULTS.batch,
+    status: r.status ?? INPUT_DEFAULTS.status,
     http_status: r.http_status ?? null,
     error_type: r.error_type ?? null,
-    attempt: r.attempt,
+    attempt: r.attempt ?? INPUT_DEFAULTS.attempt,
     request_id: r.request_id ?? null,
     ...usage,
     usage_raw: r.usage_raw ?? null,
@@ -133,9 +140,9 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
     session_id: r.session_id ?? null,
     route: r.route ?? null,
     variant: r.variant ?? null,
-    tags: r.tags,
-    metadata: r.metadata,
-    data_mode: r.data_mode,
+    tags: r.tags ?? [],
+    metadata: r.metadata ?? {},
+    data_mode: r.data_mode ?? INPUT_DEFAULTS.data_mode,
     key_id: r.key_id ?? null,
   };
   const costError = applyCost(record, r, ctx);
@@ -143,7 +150,7 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
 }
 
 /** Usage as given, or normalized from `usage_raw` (model calls only: elsewhere usage_raw is kept as information). */
-function resolveUsage(r: ParsedCallRecordInput, inference: boolean, errors: FieldError[]): NormalizedUsage {
+function resolveUsage(r: CheckedCallRecordInput, inference: boolean, errors: FieldError[]): NormalizedUsage {
   const usage = emptyUsage();
   const given = USAGE_FIELDS.filter((f) => r[f] !== undefined);
   if (r.usage_raw !== undefined && r.usage_raw !== null) {
@@ -187,7 +194,7 @@ const ZERO_COSTS = Object.freeze(
  * unknown; a made-up zero must not pass for a real one). A failed call without usage was not billed and
  * is priced as usual (zero usage).
  */
-function applyCost(record: CallRecord, r: ParsedCallRecordInput, ctx: BuildContext): FieldError | null {
+function applyCost(record: CallRecord, r: CheckedCallRecordInput, ctx: BuildContext): FieldError | null {
   const categories = COST_FIELDS.filter((f) => r[f] !== undefined);
   if (r.cost_nanousd !== undefined) {
     const total = BigInt(r.cost_nanousd);
@@ -230,7 +237,7 @@ function applyCost(record: CallRecord, r: ParsedCallRecordInput, ctx: BuildConte
   return null;
 }
 
-function reportsUsage(r: ParsedCallRecordInput): boolean {
+function reportsUsage(r: CheckedCallRecordInput): boolean {
   return (r.usage_raw !== undefined && r.usage_raw !== null) || USAGE_FIELDS.some((f) => r[f] !== undefined);
 }
 

@@ -1,2 +1,3 @@
 export * from "./build.js";
+export * from "./fast-parse.js";
 export * from "./schema.js";

@@ -96,19 +96,47 @@ export interface CallRecord extends NormalizedUsage, Record<CostField, bigint> {
 
 // ---- input schema: what clients send to POST /v1/events (one element of the batch) ----
 
-const MAX_TOKENS = 1_000_000_000_000; // 1e12: far above any real call, well inside int64 and 2^53
-const MIN_TS = Date.UTC(2000, 0, 1);
-const MAX_TS = Date.UTC(2100, 0, 1);
+/** The bounds of the input schema, shared with its fast path (fast-parse.ts). */
+export const INPUT_LIMITS = {
+  /** 1e12: far above any real call, well inside int64 and 2^53. */
+  maxTokens: 1_000_000_000_000,
+  minTs: Date.UTC(2000, 0, 1),
+  maxTs: Date.UTC(2100, 0, 1),
+  maxDurationMs: 86_400_000 * 7,
+  /** UTF-16 units of ids and names; `shortText` for workspace, provider, api, service tier and key ids. */
+  text: 256,
+  shortText: 64,
+  tag: 128,
+  maxTags: 64,
+  metadataValue: 2048,
+  maxMetadataKeys: 64,
+  attempt: { min: 1, max: 1000 },
+  httpStatus: { min: 100, max: 599 },
+  /** Digits of a nano-USD amount sent as a string. */
+  nanoDigits: 18,
+} as const;
+const L = INPUT_LIMITS;
 
-const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+/** What an absent field means; applied by zod here and by the record builder after the fast check. */
+export const INPUT_DEFAULTS = {
+  kind: "llm",
+  stream: false,
+  batch: false,
+  status: "ok",
+  attempt: 1,
+  data_mode: "real",
+} as const satisfies Partial<Record<keyof CallRecord, unknown>>;
+const MAX_TOKENS = L.maxTokens;
+
+export const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 /** Text stored as sent: a lone UTF-16 surrogate (legal as a JSON escape) cannot be, so it is refused. */
 const text = (max: number) =>
   z
     .string()
     .max(max, `must be at most ${max} characters`)
     .refine((s) => s.isWellFormed(), "must be valid Unicode (no lone surrogate escapes)");
-const id = (max = 256) => text(max).min(1, "must not be empty");
-const optId = (max = 256) => id(max).nullish();
+const id = (max: number = L.text) => text(max).min(1, "must not be empty");
+const optId = (max: number = L.text) => id(max).nullish();
 const tokens = z
   .number({ error: "must be a number of tokens" })
   .int("must be an integer")
@@ -125,7 +153,7 @@ const timestamp = z
     }),
   ])
   .transform((v) => (typeof v === "number" ? v : Date.parse(v)))
-  .refine((ms) => ms >= MIN_TS && ms < MAX_TS, "must be between 2000-01-01 and 2100-01-01");
+  .refine((ms) => ms >= L.minTs && ms < L.maxTs, "must be between 2000-01-01 and 2100-01-01");
 
 /** Integer nano-USD as a JSON integer or a digit string (int64). */
 const nanoAmount = z.union([
@@ -134,14 +162,19 @@ const nanoAmount = z.union([
     .int("must be an integer number of nano-USD")
     .nonnegative("must not be negative")
     .max(Number.MAX_SAFE_INTEGER, "exceeds 2^53; send it as a string"),
-  z.string().regex(/^\d{1,18}$/, "must be a non-negative integer of at most 18 digits"),
+  z
+    .string()
+    .regex(
+      new RegExp(`^\\d{1,${L.nanoDigits}}$`),
+      `must be a non-negative integer of at most ${L.nanoDigits} digits`,
+    ),
 ]);
 
 const durationMs = z
   .number()
   .int("must be an integer")
   .nonnegative("must not be negative")
-  .max(86_400_000 * 7, "must be at most 7 days");
+  .max(L.maxDurationMs, "must be at most 7 days");
 
 const usageShape = Object.fromEntries(USAGE_FIELDS.map((f) => [f, tokens.optional()])) as Record<
   (typeof USAGE_FIELDS)[number],
@@ -160,7 +193,7 @@ export const CallRecordInputSchema = z.strictObject({
   schema_version: z.literal(SCHEMA_VERSION, { error: `must be ${SCHEMA_VERSION} (or omitted)` }).optional(),
   // A plain pattern instead of z.uuid(): any RFC 9562 layout is fine, and it is ~20x cheaper per record.
   event_id: z.string().regex(UUID_RE, "must be a UUID (v7 recommended); it makes retries idempotent"),
-  workspace_id: optId(64),
+  workspace_id: optId(L.shortText),
   trace_id: optId(),
   span_id: optId(),
   parent_span_id: optId(),
@@ -168,18 +201,18 @@ export const CallRecordInputSchema = z.strictObject({
   ts_end: timestamp.nullish(),
   latency_ms: durationMs.nullish(),
   ttft_ms: durationMs.nullish(),
-  kind: z.enum(KINDS).default("llm"),
-  provider: optId(64),
-  api: z.string().min(1).max(64).nullish(),
+  kind: z.enum(KINDS).default(INPUT_DEFAULTS.kind),
+  provider: optId(L.shortText),
+  api: z.string().min(1).max(L.shortText).nullish(),
   model_requested: optId(),
   model: optId(),
-  stream: z.boolean().default(false),
-  service_tier: optId(64),
-  batch: z.boolean().default(false),
-  status: z.enum(STATUSES).default("ok"),
-  http_status: z.number().int().min(100).max(599).nullish(),
+  stream: z.boolean().default(INPUT_DEFAULTS.stream),
+  service_tier: optId(L.shortText),
+  batch: z.boolean().default(INPUT_DEFAULTS.batch),
+  status: z.enum(STATUSES).default(INPUT_DEFAULTS.status),
+  http_status: z.number().int().min(L.httpStatus.min).max(L.httpStatus.max).nullish(),
   error_type: optId(),
-  attempt: z.number().int().min(1).max(1000).default(1),
+  attempt: z.number().int().min(L.attempt.min).max(L.attempt.max).default(INPUT_DEFAULTS.attempt),
   request_id: optId(),
   ...usageShape,
   usage_raw: z.unknown().optional(),
@@ -189,7 +222,7 @@ export const CallRecordInputSchema = z.strictObject({
   price_ref: optId(),
   priced: z.boolean().optional(),
   ...attributionShape,
-  tags: z.array(id(128)).max(64, "at most 64 tags").default([]),
+  tags: z.array(id(L.tag)).max(L.maxTags, `at most ${L.maxTags} tags`).default([]),
   metadata: z.preprocess(
     (v, ctx) => {
       // JSON.parse makes "__proto__" an own key; zod's record parser would drop it silently.
@@ -198,12 +231,19 @@ export const CallRecordInputSchema = z.strictObject({
       return v;
     },
     z
-      .record(id(128), text(2048))
-      .refine((m) => Object.keys(m).length <= 64, "at most 64 keys")
+      .record(id(L.tag), text(L.metadataValue))
+      .refine((m) => Object.keys(m).length <= L.maxMetadataKeys, `at most ${L.maxMetadataKeys} keys`)
       .default({}),
   ),
-  data_mode: z.enum(DATA_MODES).default("real"),
-  key_id: optId(64),
+  data_mode: z.enum(DATA_MODES).default(INPUT_DEFAULTS.data_mode),
+  key_id: optId(L.shortText),
 });
 export type CallRecordInput = z.input<typeof CallRecordInputSchema>;
 export type ParsedCallRecordInput = z.output<typeof CallRecordInputSchema>;
+/**
+ * A record that passed validation, by zod (defaults filled in) or by its fast check (fields as sent):
+ * the defaulted fields and tags/metadata may still be absent.
+ */
+export type CheckedCallRecordInput = Omit<ParsedCallRecordInput, DefaultedField> &
+  Partial<Pick<ParsedCallRecordInput, DefaultedField>>;
+type DefaultedField = keyof typeof INPUT_DEFAULTS | "tags" | "metadata";

@@ -142,7 +142,12 @@ describe("passesFastCheck", () => {
       { event_id: base.event_id, ts_start: TS },
       { ...base, kind: "tool", provider: undefined, model: undefined },
       { ...base, cost_nanousd: 5000, cost_input_uncached_nanousd: "5000", cost_source: "reported" },
-      { ...base, usage_raw: { prompt_tokens: 5, nested: [1, { a: null }] }, status: "error", http_status: 500 },
+      {
+        ...base,
+        usage_raw: { prompt_tokens: 5, nested: [1, { a: null }] },
+        status: "error",
+        http_status: 500,
+      },
       { ...base, trace_id: "t", span_id: "s", parent_span_id: null, agent_run_id: "r", attempt: 3 },
       JSON.parse(JSON.stringify(base)),
     ];
@@ -185,7 +190,8 @@ describe("passesFastCheck", () => {
     const groups = [FAST_PARSE_FIELDS, USAGE_FIELDS, COST_FIELDS, ATTRIBUTION_FIELDS];
     let fast = 0;
     for (let i = 0; i < 20_000; i++) {
-      const r: Record<string, unknown> = rand() < 0.5 ? { ...base } : { event_id: base.event_id, ts_start: TS };
+      const r: Record<string, unknown> =
+        rand() < 0.5 ? { ...base } : { event_id: base.event_id, ts_start: TS };
       const n = 1 + Math.floor(rand() * 4);
       for (let k = 0; k < n; k++) r[pick(pick(groups))] = pick(VALUES);
       if (agree(r).fast) fast++;

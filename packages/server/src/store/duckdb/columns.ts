@@ -11,7 +11,7 @@ import {
 import duckdb from "@duckdb/node-bindings";
 import { ATTRIBUTION_FIELDS, type CallRecord, COST_FIELDS, USAGE_FIELDS } from "@tollgate/core";
 
-type Kind = "varchar" | "int32" | "int64" | "bool" | "timestamp";
+type Kind = "varchar" | "int32" | "int64" | "money" | "bool" | "timestamp";
 
 /** How one record field is stored: its SQL type, its vector layout, and its value for that layout. */
 interface Column {
@@ -20,6 +20,8 @@ interface Column {
   kind: Kind;
   type: DuckDBType;
   value: (v: unknown) => string | number | bigint | boolean | null;
+  /** A JSON column: its value comes back parsed, this when stored as NULL. */
+  empty?: () => unknown;
 }
 
 const same = (v: unknown) => (v ?? null) as string | number | boolean | null;
@@ -31,6 +33,7 @@ const TYPE_OF: Record<Kind, DuckDBType> = {
   varchar: VARCHAR,
   int32: INTEGER,
   int64: BIGINT,
+  money: BIGINT,
   bool: BOOLEAN,
   timestamp: TIMESTAMP,
 };
@@ -45,9 +48,13 @@ const column = (kind: Kind, name: Column["name"], sql: string, value = same): Co
 const varchar = (name: Column["name"], sql = "VARCHAR") => column("varchar", name, sql);
 const integer = (name: Column["name"], sql = "INTEGER") => column("int32", name, sql);
 const bigint = (name: Column["name"]) => column("int64", name, "BIGINT NOT NULL");
+const money = (name: Column["name"]) => column("money", name, "BIGINT NOT NULL");
 const boolean = (name: Column["name"]) => column("bool", name, "BOOLEAN NOT NULL");
 const timestamp = (name: Column["name"], sql = "TIMESTAMP") => column("timestamp", name, sql);
-const jsonText = (name: Column["name"]) => column("varchar", name, "VARCHAR", json);
+const jsonText = (name: Column["name"], empty: () => unknown) => ({
+  ...column("varchar", name, "VARCHAR", json),
+  empty,
+});
 
 /** The events table, column by column, in Appender order. */
 export const COLUMNS: readonly Column[] = [
@@ -75,15 +82,15 @@ export const COLUMNS: readonly Column[] = [
   integer("attempt", "INTEGER NOT NULL"),
   varchar("request_id"),
   ...USAGE_FIELDS.map((f) => bigint(f)),
-  jsonText("usage_raw"),
-  bigint("cost_nanousd"),
-  ...COST_FIELDS.map((f) => bigint(f)),
+  jsonText("usage_raw", () => null),
+  money("cost_nanousd"),
+  ...COST_FIELDS.map((f) => money(f)),
   varchar("cost_source", "VARCHAR NOT NULL"),
   varchar("price_ref", "VARCHAR NOT NULL"),
   boolean("priced"),
   ...ATTRIBUTION_FIELDS.map((f) => varchar(f)),
-  jsonText("tags"),
-  jsonText("metadata"),
+  jsonText("tags", () => []),
+  jsonText("metadata", () => ({})),
   varchar("data_mode", "VARCHAR NOT NULL"),
   integer("schema_version", "INTEGER NOT NULL"),
   varchar("key_id"),
@@ -95,51 +102,157 @@ const CHUNK_ROWS = 2048;
 const TWO_32 = 4294967296;
 
 /**
- * Appends records through the Appender one data chunk at a time, writing each column's vector as one
- * buffer (numbers, validity bits) instead of one native call or BigInt mask per value. That per-value
- * work was most of the ingest cost with ~55 columns.
+ * A batch of records column by column: what the store appends and what crosses to the store thread.
+ * Numbers and money sit in typed arrays (moved between threads, not copied); texts are indexes into one
+ * list of the batch's distinct strings, so a repeated provider or feature is copied once per batch.
+ * Cloning ~60-field record objects across threads cost more than storing them.
  */
-export function appendRecords(a: DuckDBAppender, records: readonly CallRecord[]): void {
-  for (let off = 0; off < records.length; off += CHUNK_ROWS) {
-    const rows = records.slice(off, off + CHUNK_ROWS);
-    const chunk = DuckDBDataChunk.create(TYPES, rows.length);
-    COLUMNS.forEach((c, i) => {
-      fillVector(duckdb.data_chunk_get_vector(chunk.chunk, i), c, rows);
+export interface RecordColumns {
+  rows: number;
+  /** One array per COLUMNS entry: text index (-1 = NULL), number (NaN = NULL), or nano-USD. */
+  data: (Int32Array | Float64Array | BigInt64Array)[];
+  texts: string[];
+}
+
+export function toColumns(records: readonly CallRecord[]): RecordColumns {
+  const n = records.length;
+  const texts: string[] = [];
+  const index = new Map<string, number>();
+  const data = COLUMNS.map((c) => {
+    if (c.kind === "money") {
+      const out = new BigInt64Array(n);
+      for (let k = 0; k < n; k++) out[k] = records[k]![c.name] as bigint;
+      return out;
+    }
+    if (c.kind === "varchar") {
+      const out = new Int32Array(n);
+      for (let k = 0; k < n; k++) {
+        const v = c.value(records[k]![c.name]) as string | null;
+        if (v === null) out[k] = -1;
+        else {
+          let i = index.get(v);
+          if (i === undefined) {
+            i = texts.push(v) - 1;
+            index.set(v, i);
+          }
+          out[k] = i;
+        }
+      }
+      return out;
+    }
+    const out = new Float64Array(n);
+    for (let k = 0; k < n; k++) {
+      const v = records[k]![c.name] as number | boolean | null;
+      out[k] = v === null ? Number.NaN : Number(v);
+    }
+    return out;
+  });
+  return { rows: n, data, texts };
+}
+
+/** The buffers to move (not copy) with a postMessage of the batch. */
+export const transferList = (cols: RecordColumns): ArrayBuffer[] =>
+  cols.data.map((a) => a.buffer as ArrayBuffer);
+
+/** Builds the records back, one object literal of every field per row (generated once from COLUMNS). */
+export function fromColumns(cols: RecordColumns): CallRecord[] {
+  const out = new Array<CallRecord>(cols.rows);
+  for (let k = 0; k < cols.rows; k++) out[k] = makeRecord(cols.data, cols.texts, k, readJson);
+  return out;
+}
+
+function readJson(text: string | null, empty: () => unknown): unknown {
+  return text === null ? empty() : JSON.parse(text);
+}
+const EMPTIES = COLUMNS.map((c) => c.empty);
+const makeRecord = new Function(
+  "d",
+  "t",
+  "k",
+  "json",
+  `const e = this; return { ${COLUMNS.map((c, i) => {
+    const v = `d[${i}][k]`;
+    const text = `(${v} < 0 ? null : t[${v}])`;
+    if (c.empty) return `${c.name}: json(${text}, e[${i}])`;
+    if (c.kind === "varchar") return `${c.name}: ${text}`;
+    if (c.kind === "money") return `${c.name}: ${v}`;
+    if (c.kind === "bool") return `${c.name}: ${v} === 1`;
+    return `${c.name}: (${v} !== ${v} ? null : ${v})`;
+  }).join(", ")} };`,
+).bind(EMPTIES) as (d: RecordColumns["data"], t: string[], k: number, json: typeof readJson) => CallRecord;
+
+/**
+ * Appends the batch's rows (all, or those listed in `only`) through the Appender one data chunk at a
+ * time, writing each column's vector as one buffer (numbers, validity bits) instead of one native call
+ * or BigInt per value. That per-value work was most of the ingest cost with ~60 columns.
+ */
+export function appendColumns(a: DuckDBAppender, cols: RecordColumns, only?: readonly number[]): void {
+  appendChunks(a, cols, COLUMNS, TYPES, only);
+}
+
+function appendChunks(
+  a: DuckDBAppender,
+  cols: RecordColumns,
+  columns: readonly Column[],
+  types: DuckDBType[],
+  only?: readonly number[],
+): void {
+  const total = only ? only.length : cols.rows;
+  for (let off = 0; off < total; off += CHUNK_ROWS) {
+    const rows = Math.min(CHUNK_ROWS, total - off);
+    const pick = only ? only.slice(off, off + rows) : null;
+    const chunk = DuckDBDataChunk.create(types, rows);
+    columns.forEach((c, i) => {
+      const data = cols.data[COLUMNS.indexOf(c)]!;
+      fillVector(duckdb.data_chunk_get_vector(chunk.chunk, i), c, data, cols.texts, off, rows, pick);
     });
     a.appendDataChunk(chunk);
   }
 }
 
-function fillVector(vector: duckdb.Vector, c: Column, rows: readonly CallRecord[]): void {
-  const n = rows.length;
+function fillVector(
+  vector: duckdb.Vector,
+  c: Column,
+  data: Int32Array | Float64Array | BigInt64Array,
+  texts: readonly string[],
+  off: number,
+  n: number,
+  pick: readonly number[] | null,
+): void {
   const validity = new Uint32Array(Math.ceil(n / 64) * 2).fill(0xffffffff);
   let nulls = 0;
   const setNull = (k: number) => {
     validity[k >>> 5]! &= ~(1 << (k & 31));
     nulls++;
   };
+  const row = (k: number) => (pick ? pick[k]! : off + k);
   if (c.kind === "varchar") {
+    const idx = data as Int32Array;
     for (let k = 0; k < n; k++) {
-      const v = c.value(rows[k]![c.name]);
-      if (v == null) setNull(k);
-      else duckdb.vector_assign_string_element(vector, k, v as string);
+      const i = idx[row(k)]!;
+      if (i < 0) setNull(k);
+      else duckdb.vector_assign_string_element(vector, k, texts[i]!);
     }
+  } else if (c.kind === "money") {
+    const money = data as BigInt64Array;
+    const buf = pick ? BigInt64Array.from(pick, (r) => money[r]!) : money.slice(off, off + n);
+    duckdb.copy_data_to_vector(vector, 0, buf.buffer, 0, buf.byteLength);
   } else {
+    const nums = data as Float64Array;
     const width = c.kind === "bool" ? 1 : c.kind === "int32" ? 4 : 8;
     const buf = new ArrayBuffer(n * width);
     const u32 = width === 8 ? new Uint32Array(buf) : null;
-    const i64 = width === 8 ? new BigInt64Array(buf) : null;
     const i32 = width === 4 ? new Int32Array(buf) : null;
     const u8 = width === 1 ? new Uint8Array(buf) : null;
+    const scale = c.kind === "timestamp" ? 1000 : 1;
     for (let k = 0; k < n; k++) {
-      const v = c.value(rows[k]![c.name]);
-      if (v == null) setNull(k);
-      else if (u8) u8[k] = v ? 1 : 0;
-      else if (i32) i32[k] = v as number;
-      else if (typeof v === "bigint") i64![k] = v;
+      const v = nums[row(k)]!;
+      if (Number.isNaN(v)) setNull(k);
+      else if (u8) u8[k] = v;
+      else if (i32) i32[k] = v;
       else {
         // Non-negative integers below 2^53 (tokens, epoch ms): write both 32-bit halves, no BigInt.
-        const x = c.kind === "timestamp" ? (v as number) * 1000 : (v as number);
+        const x = v * scale;
         u32![2 * k] = x % TWO_32;
         u32![2 * k + 1] = Math.floor(x / TWO_32);
       }
@@ -161,39 +274,20 @@ export const SELECT_RECORD = COLUMNS.map((c) =>
 export const STAGING_IDS_DDL = "CREATE TEMP TABLE staging_ids (workspace_id VARCHAR, event_id VARCHAR)";
 const ID_COLUMNS = ["workspace_id", "event_id"].map((n) => COLUMNS.find((c) => c.name === n)!);
 
-export function appendIds(a: DuckDBAppender, records: readonly CallRecord[]): void {
-  for (let off = 0; off < records.length; off += CHUNK_ROWS) {
-    const rows = records.slice(off, off + CHUNK_ROWS);
-    const chunk = DuckDBDataChunk.create([VARCHAR, VARCHAR], rows.length);
-    ID_COLUMNS.forEach((c, i) => {
-      fillVector(duckdb.data_chunk_get_vector(chunk.chunk, i), c, rows);
-    });
-    a.appendDataChunk(chunk);
-  }
+export function appendIds(a: DuckDBAppender, cols: RecordColumns): void {
+  appendChunks(a, cols, ID_COLUMNS, [VARCHAR, VARCHAR]);
 }
 
-const JSON_COLUMNS = new Set(["usage_raw", "tags", "metadata"]);
-const EMPTY: Record<string, () => unknown> = { tags: () => [], metadata: () => ({}) };
-const INT_COLUMNS = new Set<string>([
-  ...USAGE_FIELDS,
-  "latency_ms",
-  "ttft_ms",
-  "http_status",
-  "attempt",
-  "schema_version",
-  "ts_start",
-  "ts_end",
-]);
+const NUMBER_KINDS = new Set<Kind>(["int32", "int64", "timestamp"]);
 
 /** Row object from DuckDB → CallRecord (JSON columns parsed, token counts as numbers, money as bigint). */
 export function rowToRecord(row: Record<string, unknown>): CallRecord {
   const out: Record<string, unknown> = {};
   for (const c of COLUMNS) {
     const v = row[c.name];
-    if (v == null) out[c.name] = EMPTY[c.name]?.() ?? null;
-    else if (JSON_COLUMNS.has(c.name)) out[c.name] = JSON.parse(v as string);
-    else if (INT_COLUMNS.has(c.name)) out[c.name] = Number(v);
-    else out[c.name] = v;
+    if (c.empty) out[c.name] = v == null ? c.empty() : JSON.parse(v as string);
+    else if (v == null) out[c.name] = null;
+    else out[c.name] = NUMBER_KINDS.has(c.kind) ? Number(v) : v;
   }
   return out as unknown as CallRecord;
 }

@@ -30,7 +30,16 @@ import {
   type UserDayRow,
 } from "../types.js";
 import { agentRuns, firstSeen, segmentSets, userDays, userDaysOf } from "./analytics.js";
-import { appendIds, appendRecords, rowToRecord, SELECT_RECORD, STAGING_IDS_DDL } from "./columns.js";
+import {
+  appendColumns,
+  appendIds,
+  fromColumns,
+  type RecordColumns,
+  rowToRecord,
+  SELECT_RECORD,
+  STAGING_IDS_DDL,
+  toColumns,
+} from "./columns.js";
 import { openDuckDb } from "./open.js";
 import { MAX_OPEN_DAY_SUMS, OpenDaySums } from "./open-days.js";
 import {
@@ -156,6 +165,15 @@ export class DuckDbStore implements Store {
   }
 
   append(records: readonly CallRecord[]): Promise<AppendResult> {
+    return this.#append(records, toColumns(records));
+  }
+
+  /** append() of a batch already in columns (from another thread): records are built back here. */
+  appendColumns(cols: RecordColumns): Promise<AppendResult> {
+    return this.#append(fromColumns(cols), cols);
+  }
+
+  #append(records: readonly CallRecord[], cols: RecordColumns): Promise<AppendResult> {
     if (records.length === 0) return Promise.resolve({ inserted: new Set() });
     return this.#gate.shared(() => {
       const lane = this.writers.reduce((a, b) => (b.pending < a.pending ? b : a));
@@ -164,8 +182,8 @@ export class DuckDbStore implements Store {
         const late =
           closed === null ? [] : records.filter((r) => r.ts_start < closed && isInferenceKind(r.kind));
         return late.length
-          ? this.#late.run(() => this.#appendOn(c, records, late))
-          : this.#appendOn(c, records, late);
+          ? this.#late.run(() => this.#appendOn(c, records, cols, late))
+          : this.#appendOn(c, records, cols, late);
       });
     });
   }
@@ -174,6 +192,7 @@ export class DuckDbStore implements Store {
   async #appendOn(
     c: DuckDBConnection,
     records: readonly CallRecord[],
+    cols: RecordColumns,
     late: CallRecord[],
   ): Promise<AppendResult> {
     await c.run("BEGIN TRANSACTION");
@@ -181,26 +200,24 @@ export class DuckDbStore implements Store {
       // The primary key of event_ids makes idempotency the database's job: only ids it had not
       // seen come back, and only their records are appended, in the same transaction.
       const ids = await c.createAppender("staging_ids", "main", "temp");
-      appendIds(ids, records);
+      appendIds(ids, cols);
       ids.closeSync();
       const res = await c.runAndReadAll(
         "INSERT INTO event_ids SELECT workspace_id, event_id::UUID FROM staging_ids ON CONFLICT DO NOTHING RETURNING workspace_id, event_id::VARCHAR",
       );
       await c.run("DELETE FROM staging_ids");
+      const keys = records.map((r) => recordKey(r.workspace_id, r.event_id));
       // As many rows back as records means every record is new: turning the returned ids into JS strings
       // (a few µs per row) is only needed when some are not.
       const allNew = res.currentRowCount === records.length;
-      const inserted = new Set(
-        allNew
-          ? records.map((r) => recordKey(r.workspace_id, r.event_id))
-          : res.getRowsJS().map(([ws, id]) => recordKey(ws as string, id as string)),
-      );
-      const fresh = allNew
-        ? records
-        : records.filter((r) => inserted.has(recordKey(r.workspace_id, r.event_id)));
+      const inserted = allNew
+        ? new Set(keys)
+        : new Set(res.getRowsJS().map(([ws, id]) => recordKey(ws as string, id as string)));
+      const only = allNew ? undefined : keys.flatMap((k, i) => (inserted.has(k) ? [i] : []));
+      const fresh = only ? only.map((i) => records[i]!) : records;
       if (fresh.length) {
         const appender = await c.createAppender("events");
-        appendRecords(appender, fresh);
+        appendColumns(appender, cols, only);
         appender.closeSync();
       }
       if (late.length)

@@ -23,6 +23,7 @@ import type {
   UnpricedRow,
   UserDayRow,
 } from "../types.js";
+import { toColumns, transferList } from "./columns.js";
 import { DataDirLockedError } from "./open.js";
 
 interface Reply {
@@ -40,8 +41,8 @@ function revive(error: { name: string; message: string }): Error {
 }
 
 /**
- * The DuckDB store on a worker thread, behind the same Store interface. Calls are messages; records
- * cross by structured clone (bigints included).
+ * The DuckDB store on a worker thread, behind the same Store interface. Calls are messages; appended
+ * records cross as columns, everything else by structured clone (bigints included).
  */
 export class ThreadStore implements Store {
   readonly shared = false;
@@ -99,11 +100,15 @@ export class ThreadStore implements Store {
   }
 
   #call<T>(method: string, ...args: unknown[]): Promise<T> {
+    return this.#send(method, args, []);
+  }
+
+  #send<T>(method: string, args: unknown[], transfer: ArrayBuffer[]): Promise<T> {
     const id = this.#next++;
     return new Promise<T>((resolve, reject) => {
       if (this.#dead) return reject(this.#dead);
       this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.worker.postMessage({ id, method, args });
+      this.worker.postMessage({ id, method, args }, transfer);
     });
   }
 
@@ -113,8 +118,10 @@ export class ThreadStore implements Store {
     this.#pending.clear();
   }
 
+  /** Records cross as columns (typed arrays moved, texts deduplicated): cloning the objects cost more. */
   append(records: readonly CallRecord[]): Promise<AppendResult> {
-    return this.#call("append", records);
+    const cols = toColumns(records);
+    return this.#send("appendColumns", [cols], transferList(cols));
   }
   query(filter: EventFilter & { limit?: number; after?: QueryCursor }): Promise<CallRecord[]> {
     return this.#call("query", filter);

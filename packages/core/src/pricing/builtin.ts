@@ -26,6 +26,8 @@ export function genaiProviderId(provider: string): string {
 export interface BuiltinModel {
   providerId: string;
   model: ModelInfo;
+  /** price_ref of its prices, built once (it goes on every priced record). */
+  ref: string;
 }
 
 /**
@@ -60,7 +62,13 @@ export class BuiltinPrices {
 function lookup(providerId: string, model: string): BuiltinModel | null {
   // Empty usage: we only want the match; the cost is computed exactly by our engine.
   const res = calcPrice({}, model, { providerId, timestamp: new Date(0) });
-  return res ? { providerId: res.provider.id, model: res.model } : null;
+  return res
+    ? {
+        providerId: res.provider.id,
+        model: res.model,
+        ref: `genai-prices@${GENAI_PRICES_VERSION}:${res.provider.id}:${res.model.id}`,
+      }
+    : null;
 }
 
 const HMS = /^(\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(Z|([+-])(\d{2}):(\d{2}))$/;

@@ -1,6 +1,6 @@
 import { type Decimal, mulDecimal, parseDecimal } from "../money/decimal.js";
 import type { NormalizedUsage } from "../usage/types.js";
-import { BuiltinPrices, GENAI_PRICES_VERSION, pricesAt } from "./builtin.js";
+import { BuiltinPrices, pricesAt } from "./builtin.js";
 import { type CostBreakdown, computeCost, zeroCost } from "./cost.js";
 import type { PriceBook } from "./pricebook.js";
 import { type PriceRates, ratesFrom } from "./rates.js";
@@ -105,7 +105,7 @@ export class PricingEngine {
       rates = ratesFrom(raw);
       this.#rateCache.set(raw, rates);
     }
-    return { rates, ref: `genai-prices@${GENAI_PRICES_VERSION}:${builtin.providerId}:${builtin.model.id}` };
+    return { rates, ref: builtin.ref };
   }
 }
 

@@ -22,6 +22,8 @@ interface Column {
   value: (v: unknown) => string | number | bigint | boolean | null;
   /** A JSON column: its value comes back parsed, this when stored as NULL. */
   empty?: () => unknown;
+  /** Text that rarely repeats within a batch (ids, raw usage): not worth looking up to share. */
+  distinct?: boolean;
 }
 
 const same = (v: unknown) => (v ?? null) as string | number | boolean | null;
@@ -46,28 +48,30 @@ const column = (kind: Kind, name: Column["name"], sql: string, value = same): Co
 });
 
 const varchar = (name: Column["name"], sql = "VARCHAR") => column("varchar", name, sql);
+const idText = (name: Column["name"], sql = "VARCHAR") => ({ ...varchar(name, sql), distinct: true });
 const integer = (name: Column["name"], sql = "INTEGER") => column("int32", name, sql);
 const bigint = (name: Column["name"]) => column("int64", name, "BIGINT NOT NULL");
 const money = (name: Column["name"]) => column("money", name, "BIGINT NOT NULL");
 const boolean = (name: Column["name"]) => column("bool", name, "BOOLEAN NOT NULL");
 const timestamp = (name: Column["name"], sql = "TIMESTAMP") => column("timestamp", name, sql);
-const jsonText = (name: Column["name"], empty: () => unknown) => ({
+const jsonText = (name: Column["name"], empty: () => unknown, distinct = false) => ({
   ...column("varchar", name, "VARCHAR", json),
   empty,
+  distinct,
 });
 
 /** The events table, column by column, in Appender order. */
 export const COLUMNS: readonly Column[] = [
   // Uniqueness lives in the narrow event_ids table (see migrations): the wide table has no index.
-  varchar("event_id", "VARCHAR NOT NULL"),
+  idText("event_id", "VARCHAR NOT NULL"),
   varchar("workspace_id", "VARCHAR NOT NULL"),
   timestamp("ts_start", "TIMESTAMP NOT NULL"),
   timestamp("ts_end"),
   integer("latency_ms"),
   integer("ttft_ms"),
-  varchar("trace_id"),
-  varchar("span_id"),
-  varchar("parent_span_id"),
+  idText("trace_id"),
+  idText("span_id"),
+  idText("parent_span_id"),
   varchar("kind", "VARCHAR NOT NULL"),
   varchar("provider", "VARCHAR NOT NULL"),
   varchar("api"),
@@ -80,9 +84,9 @@ export const COLUMNS: readonly Column[] = [
   integer("http_status"),
   varchar("error_type"),
   integer("attempt", "INTEGER NOT NULL"),
-  varchar("request_id"),
+  idText("request_id"),
   ...USAGE_FIELDS.map((f) => bigint(f)),
-  jsonText("usage_raw", () => null),
+  jsonText("usage_raw", () => null, true),
   money("cost_nanousd"),
   ...COST_FIELDS.map((f) => money(f)),
   varchar("cost_source", "VARCHAR NOT NULL"),
@@ -118,6 +122,7 @@ export function toColumns(records: readonly CallRecord[]): RecordColumns {
   const n = records.length;
   const texts: string[] = [];
   const index = new Map<string, number>();
+  const keep = (v: string | null): number => (v === null ? -1 : texts.push(v) - 1);
   const intern = (v: string | null): number => {
     if (v === null) return -1;
     let i = index.get(v);
@@ -134,7 +139,7 @@ export function toColumns(records: readonly CallRecord[]): RecordColumns {
         ? new Int32Array(n)
         : new Float64Array(n),
   );
-  fillColumns(records, data, intern, VALUES);
+  fillColumns(records, data, intern, keep, VALUES);
   return { rows: n, data, texts };
 }
 
@@ -147,12 +152,13 @@ const fillColumns = new Function(
   "records",
   "d",
   "intern",
+  "keep",
   "value",
   `for (let k = 0; k < records.length; k++) {
     const r = records[k];
     ${COLUMNS.map((c, i) => {
       const v = `r.${c.name}`;
-      if (c.kind === "varchar") return `d[${i}][k] = intern(value[${i}](${v}));`;
+      if (c.kind === "varchar") return `d[${i}][k] = ${c.distinct ? "keep" : "intern"}(value[${i}](${v}));`;
       if (c.kind === "money") return `d[${i}][k] = ${v};`;
       return `d[${i}][k] = ${v} == null ? NaN : +${v};`;
     }).join("\n    ")}
@@ -161,6 +167,7 @@ const fillColumns = new Function(
   records: readonly CallRecord[],
   d: RecordColumns["data"],
   intern: (v: string | null) => number,
+  keep: (v: string | null) => number,
   value: Column["value"][],
 ) => void;
 

@@ -1,5 +1,4 @@
 import type { z } from "zod";
-import { COST_CATEGORIES } from "../pricing/cost.js";
 import type { PriceResult, PricingEngine } from "../pricing/engine.js";
 import { normalizeUsage, UsageError } from "../usage/index.js";
 import { APIS, type Api, emptyUsage, type NormalizedUsage, USAGE_FIELDS } from "../usage/types.js";
@@ -9,7 +8,6 @@ import {
   CallRecordInputSchema,
   type CheckedCallRecordInput,
   COST_FIELDS,
-  type CostField,
   INPUT_DEFAULTS,
   isInferenceKind,
   PRICE_REF_NO_USAGE,
@@ -123,9 +121,25 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
     error_type: r.error_type ?? null,
     attempt: r.attempt ?? INPUT_DEFAULTS.attempt,
     request_id: r.request_id ?? null,
-    ...usage,
+    input_uncached_tokens: usage.input_uncached_tokens,
+    cache_read_tokens: usage.cache_read_tokens,
+    cache_write_5m_tokens: usage.cache_write_5m_tokens,
+    cache_write_1h_tokens: usage.cache_write_1h_tokens,
+    output_tokens: usage.output_tokens,
+    reasoning_tokens: usage.reasoning_tokens,
+    input_audio_tokens: usage.input_audio_tokens,
+    output_audio_tokens: usage.output_audio_tokens,
+    image_tokens: usage.image_tokens,
     usage_raw: r.usage_raw ?? null,
-    ...ZERO_COSTS,
+    cost_input_uncached_nanousd: 0n,
+    cost_cache_read_nanousd: 0n,
+    cost_cache_write_5m_nanousd: 0n,
+    cost_cache_write_1h_nanousd: 0n,
+    cost_output_nanousd: 0n,
+    cost_input_audio_nanousd: 0n,
+    cost_output_audio_nanousd: 0n,
+    cost_image_nanousd: 0n,
+    cost_requests_nanousd: 0n,
     cost_nanousd: 0n,
     cost_source: "computed",
     price_ref: "",
@@ -183,10 +197,6 @@ function resolveUsage(r: CheckedCallRecordInput, inference: boolean, errors: Fie
   return usage;
 }
 
-const ZERO_COSTS = Object.freeze(
-  Object.fromEntries(COST_FIELDS.map((f) => [f, 0n])) as Record<CostField, bigint>,
-);
-
 /**
  * Reported costs are kept as sent (categories must add up); otherwise the engine prices model calls.
  * Never priced, cost 0 and priced=false with a price_ref that says why (so neither is a coverage gap):
@@ -228,9 +238,17 @@ function applyCost(record: CallRecord, r: CheckedCallRecordInput, ctx: BuildCont
       batch: record.batch,
     });
   record.cost_nanousd = res.cost.total_nanousd;
-  COST_CATEGORIES.forEach((c, i) => {
-    record[COST_FIELDS[i]!] = res.cost.by_category[c];
-  });
+  // Field by field: a computed key per category is a slow store on every priced record.
+  const by = res.cost.by_category;
+  record.cost_input_uncached_nanousd = by.input_uncached;
+  record.cost_cache_read_nanousd = by.cache_read;
+  record.cost_cache_write_5m_nanousd = by.cache_write_5m;
+  record.cost_cache_write_1h_nanousd = by.cache_write_1h;
+  record.cost_output_nanousd = by.output;
+  record.cost_input_audio_nanousd = by.input_audio;
+  record.cost_output_audio_nanousd = by.output_audio;
+  record.cost_image_nanousd = by.image;
+  record.cost_requests_nanousd = by.requests;
   record.cost_source = r.cost_source ?? "computed";
   record.price_ref = res.price_ref;
   record.priced = res.priced;

@@ -24,7 +24,6 @@ export function genaiProviderId(provider: string): string {
 }
 
 export interface BuiltinModel {
-  providerId: string;
   model: ModelInfo;
   /** price_ref of its prices, built once (it goes on every priced record). */
   ref: string;
@@ -64,7 +63,6 @@ function lookup(providerId: string, model: string): BuiltinModel | null {
   const res = calcPrice({}, model, { providerId, timestamp: new Date(0) });
   return res
     ? {
-        providerId: res.provider.id,
         model: res.model,
         ref: `genai-prices@${GENAI_PRICES_VERSION}:${res.provider.id}:${res.model.id}`,
       }

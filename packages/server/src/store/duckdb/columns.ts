@@ -208,13 +208,16 @@ const makeRecord = new Function(
  * or BigInt per value. That per-value work was most of the ingest cost with ~60 columns.
  */
 export function appendColumns(a: DuckDBAppender, cols: RecordColumns, only?: readonly number[]): void {
-  appendChunks(a, cols, COLUMNS, TYPES, only);
+  appendChunks(a, cols, ALL_COLUMNS, TYPES, only);
 }
+
+/** Positions in COLUMNS (and so in RecordColumns.data) of the columns an Appender takes, in its order. */
+const ALL_COLUMNS = COLUMNS.map((_, i) => i);
 
 function appendChunks(
   a: DuckDBAppender,
   cols: RecordColumns,
-  columns: readonly Column[],
+  columns: readonly number[],
   types: DuckDBType[],
   only?: readonly number[],
 ): void {
@@ -223,9 +226,9 @@ function appendChunks(
     const rows = Math.min(CHUNK_ROWS, total - off);
     const pick = only ? only.slice(off, off + rows) : null;
     const chunk = DuckDBDataChunk.create(types, rows);
-    columns.forEach((c, i) => {
-      const data = cols.data[COLUMNS.indexOf(c)]!;
-      fillVector(duckdb.data_chunk_get_vector(chunk.chunk, i), c, data, cols.texts, off, rows, pick);
+    columns.forEach((at, i) => {
+      const vector = duckdb.data_chunk_get_vector(chunk.chunk, i);
+      fillVector(vector, COLUMNS[at]!, cols.data[at]!, cols.texts, off, rows, pick);
     });
     a.appendDataChunk(chunk);
   }
@@ -293,7 +296,7 @@ export const SELECT_RECORD = COLUMNS.map((c) =>
 
 /** (workspace, id) of one batch, staged per connection and inserted into event_ids to find the new ones. */
 export const STAGING_IDS_DDL = "CREATE TEMP TABLE staging_ids (workspace_id VARCHAR, event_id VARCHAR)";
-const ID_COLUMNS = ["workspace_id", "event_id"].map((n) => COLUMNS.find((c) => c.name === n)!);
+const ID_COLUMNS = ["workspace_id", "event_id"].map((n) => COLUMNS.findIndex((c) => c.name === n));
 
 export function appendIds(a: DuckDBAppender, cols: RecordColumns): void {
   appendChunks(a, cols, ID_COLUMNS, [VARCHAR, VARCHAR]);

@@ -2,7 +2,7 @@ import type { z } from "zod";
 import type { PriceResult, PricingEngine } from "../pricing/engine.js";
 import { normalizeUsage, UsageError } from "../usage/index.js";
 import { APIS, type Api, emptyUsage, type NormalizedUsage, USAGE_FIELDS } from "../usage/types.js";
-import { passesFastCheck } from "./fast-parse.js";
+import { passesFastCheck } from "./fast-check.js";
 import {
   type CallRecord,
   CallRecordInputSchema,

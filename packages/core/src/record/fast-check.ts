@@ -38,7 +38,8 @@ const oneOf = (values: readonly unknown[]): Check => {
 };
 const bool: Check = (v) => typeof v === "boolean";
 const NANO_RE = new RegExp(`^\\d{1,${L.nanoDigits}}$`);
-const nano: Check = (v) => (typeof v === "string" ? NANO_RE.test(v) : int(0, Number.MAX_SAFE_INTEGER)(v));
+const nanoNumber = int(0, Number.MAX_SAFE_INTEGER);
+const nano: Check = (v) => (typeof v === "string" ? NANO_RE.test(v) : nanoNumber(v));
 /** Epoch ms only: ISO strings are left to zod, which turns them into epoch ms. */
 const epochMs = int(L.minTs, L.maxTs - 1);
 const tokens = int(0, L.maxTokens);
@@ -99,7 +100,7 @@ const CHECKS = new Map<string, Check>([
 ]);
 
 /** The input fields the fast path knows: a test checks they are exactly the schema's. */
-export const FAST_PARSE_FIELDS: readonly string[] = [...CHECKS.keys()];
+export const FAST_CHECK_FIELDS: readonly string[] = [...CHECKS.keys()];
 
 /**
  * True when CallRecordInputSchema would accept the record as it is (no defaults filled in, no timestamps

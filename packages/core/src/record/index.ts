@@ -1,3 +1,3 @@
 export * from "./build.js";
-export * from "./fast-parse.js";
+export * from "./fast-check.js";
 export * from "./schema.js";

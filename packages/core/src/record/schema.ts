@@ -96,7 +96,7 @@ export interface CallRecord extends NormalizedUsage, Record<CostField, bigint> {
 
 // ---- input schema: what clients send to POST /v1/events (one element of the batch) ----
 
-/** The bounds of the input schema, shared with its fast path (fast-parse.ts). */
+/** The bounds of the input schema, shared with its fast path (fast-check.ts). */
 export const INPUT_LIMITS = {
   /** 1e12: far above any real call, well inside int64 and 2^53. */
   maxTokens: 1_000_000_000_000,
@@ -126,7 +126,6 @@ export const INPUT_DEFAULTS = {
   attempt: 1,
   data_mode: "real",
 } as const satisfies Partial<Record<keyof CallRecord, unknown>>;
-const MAX_TOKENS = L.maxTokens;
 
 export const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 /** Text stored as sent: a lone UTF-16 surrogate (legal as a JSON escape) cannot be, so it is refused. */
@@ -141,7 +140,7 @@ const tokens = z
   .number({ error: "must be a number of tokens" })
   .int("must be an integer")
   .nonnegative("must not be negative")
-  .max(MAX_TOKENS, `must be at most ${MAX_TOKENS}`);
+  .max(L.maxTokens, `must be at most ${L.maxTokens}`);
 
 /** Epoch ms (integer) or an ISO-8601 date-time with offset; normalized to epoch ms. */
 const timestamp = z

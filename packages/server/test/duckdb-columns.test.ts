@@ -72,5 +72,24 @@ describe("record columns", () => {
         await store.close();
       }
     });
+
+    it("a text that is the same in every row of a data chunk (but not of the batch) is stored per row", async () => {
+      const store = await DuckDbStore.open(mkdtempSync(join(tmpdir(), "tg-cols-const-")));
+      try {
+        // DuckDB's chunks hold 2,048 rows: the first chunk is all 'first', the second mixes texts and NULLs.
+        const many = demoRecords({ days: 2, callsPerDay: 4000, seed: 9, now })
+          .slice(0, 2100)
+          .map((r, i) => ({ ...r, feature: i < 2048 ? "first" : i % 2 ? "second" : null }));
+        expect(many).toHaveLength(2100);
+        await store.append(many.filter((_, i) => i % 3 === 0));
+        await store.appendColumns(toColumns(many));
+        const back = await store.query({ workspaceId: "default", limit: 100_000 });
+        const features = new Map(back.map((r) => [r.event_id, r.feature]));
+        expect(many.every((r) => features.get(r.event_id) === r.feature)).toBe(true);
+        expect(back).toHaveLength(many.length);
+      } finally {
+        await store.close();
+      }
+    });
   });
 });

@@ -252,6 +252,12 @@ function fillVector(
   const row = (k: number) => (pick ? pick[k]! : off + k);
   if (c.kind === "varchar") {
     const idx = data as Int32Array;
+    const only = sameText(idx, n, row);
+    if (only >= 0) {
+      // One text in every row (a workspace, a data mode, often a model): a constant vector, one native call.
+      duckdb.vector_reference_value(vector, duckdb.create_varchar(texts[only]!));
+      return;
+    }
     for (let k = 0; k < n; k++) {
       const i = idx[row(k)]!;
       if (i < 0) setNull(k);
@@ -287,6 +293,13 @@ function fillVector(
     duckdb.vector_ensure_validity_writable(vector);
     duckdb.copy_data_to_vector_validity(vector, 0, validity.buffer, 0, validity.byteLength);
   }
+}
+
+/** The text index every one of the n rows holds, or -1 when they differ or are NULL. */
+function sameText(idx: Int32Array, n: number, row: (k: number) => number): number {
+  const first = idx[row(0)]!;
+  for (let k = 1; k < n && first >= 0; k++) if (idx[row(k)] !== first) return -1;
+  return first;
 }
 
 /** SELECT list that reads rows back in record shape (timestamps as epoch ms). */

@@ -168,9 +168,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
     auth(CAN_WRITE),
     async (c) => {
       const workspace = workspaceOf(c, c.req.query("workspace"));
-      const items = parseBatchBody(new Uint8Array(await c.req.arrayBuffer()));
-      const res = await deps.ingest.ingest(workspace, items);
-      const status = res.rejected === 0 ? 200 : res.rejected === items.length ? 422 : 207;
+      const res = await deps.ingest.ingest(
+        workspace,
+        parseBatchBody(new Uint8Array(await c.req.arrayBuffer())),
+      );
+      const status = res.rejected === 0 ? 200 : res.accepted + res.duplicates === 0 ? 422 : 207;
       return c.json(res, status);
     },
   );

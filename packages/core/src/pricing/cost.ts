@@ -1,33 +1,15 @@
-import { apportion } from "../money/apportion.js";
 import type { Decimal } from "../money/decimal.js";
-import type { NanoUsd } from "../money/nanousd.js";
 import type { NormalizedUsage } from "../usage/types.js";
+import {
+  type CostBreakdown,
+  type CostCategory,
+  costInBigInts,
+  costInNumbers,
+  type PricedLine,
+} from "./breakdown.js";
 import { type PriceRates, type Rate, rateAt } from "./rates.js";
 
-/** Cost categories; each maps to usage fields, so per-category cost explains the total. */
-export const COST_CATEGORIES = [
-  "input_uncached",
-  "cache_read",
-  "cache_write_5m",
-  "cache_write_1h",
-  "output",
-  "input_audio",
-  "output_audio",
-  "image",
-  "requests",
-] as const;
-export type CostCategory = (typeof COST_CATEGORIES)[number];
-
-export interface CostBreakdown {
-  total_nanousd: NanoUsd;
-  by_category: Record<CostCategory, NanoUsd>;
-}
-
-export function zeroCost(): CostBreakdown {
-  const by_category = {} as Record<CostCategory, NanoUsd>;
-  for (const c of COST_CATEGORIES) by_category[c] = 0n;
-  return { total_nanousd: 0n, by_category };
-}
+export { COST_CATEGORIES, type CostBreakdown, type CostCategory, zeroCost } from "./breakdown.js";
 
 export function totalInputTokens(u: NormalizedUsage): number {
   return (
@@ -51,7 +33,7 @@ interface Line {
   qty: number;
   rate: Rate | undefined;
   /** nano-USD per price unit = 1e9 / units-per-price (1e3 for per-million tokens, 1e6 for per-thousand). */
-  nanoPerUnit: bigint;
+  nanoPerUnit: number;
 }
 
 /**
@@ -60,6 +42,11 @@ interface Line {
  * The exact rational total is rounded half-up once; categories are apportioned so they sum to it.
  */
 export function computeCost(usage: NormalizedUsage, rates: PriceRates, multiplier?: Decimal): CostBreakdown {
+  const lines = pricedLines(usage, rates, multiplier);
+  return costInNumbers(lines) ?? costInBigInts(lines);
+}
+
+function pricedLines(usage: NormalizedUsage, rates: PriceRates, multiplier?: Decimal): PricedLine[] {
   const input = rates.input_mtok;
   const write = rates.cache_write_mtok ?? input;
   const output = rates.output_mtok;
@@ -70,7 +57,8 @@ export function computeCost(usage: NormalizedUsage, rates: PriceRates, multiplie
     (reasoningPriced ? usage.reasoning_tokens : 0) -
     (audioOutPriced ? usage.output_audio_tokens : 0);
   if (plainOutput < 0) throw new RangeError("reasoning/audio output tokens exceed output_tokens");
-  const M = 1000n;
+  const M = 1000;
+  // Line order is the apportioning's tie order: keep it.
   const lines: Line[] = [
     { category: "input_uncached", qty: usage.input_uncached_tokens, rate: input, nanoPerUnit: M },
     {
@@ -110,34 +98,16 @@ export function computeCost(usage: NormalizedUsage, rates: PriceRates, multiplie
       category: "requests",
       qty: rates.requests_kcount ? 1 : 0,
       rate: rates.requests_kcount,
-      nanoPerUnit: 1_000_000n,
+      nanoPerUnit: 1_000_000,
     },
   ];
   const inputTokens = totalInputTokens(usage);
-  // Bring every line to one denominator 10^scale so the apportioning works on integers.
-  const priced = lines.map((l) => {
-    const d = l.rate && l.qty > 0 ? rateAt(l.rate, inputTokens) : undefined;
-    const withMult =
-      d && multiplier ? { units: d.units * multiplier.units, scale: d.scale + multiplier.scale } : d;
-    return { line: l, d: withMult };
-  });
-  const scale = Math.max(0, ...priced.map((p) => p.d?.scale ?? 0));
-  const den = 10n ** BigInt(scale);
-  const shares = new Map<CostCategory, bigint>();
-  for (const { line, d } of priced) {
-    if (!d) continue;
-    const num = BigInt(line.qty) * d.units * line.nanoPerUnit * 10n ** BigInt(scale - d.scale);
-    shares.set(line.category, (shares.get(line.category) ?? 0n) + num);
+  const priced: PricedLine[] = [];
+  for (const l of lines) {
+    if (!l.rate || l.qty <= 0) continue;
+    const d = rateAt(l.rate, inputTokens);
+    const price = multiplier ? { units: d.units * multiplier.units, scale: d.scale + multiplier.scale } : d;
+    priced.push({ category: l.category, qty: l.qty, price, nanoPerUnit: l.nanoPerUnit });
   }
-  const categories = [...shares.keys()];
-  const { total, parts } = apportion(
-    categories.map((c) => shares.get(c) ?? 0n),
-    den,
-  );
-  const result = zeroCost();
-  result.total_nanousd = total;
-  categories.forEach((c, i) => {
-    result.by_category[c] = parts[i] ?? 0n;
-  });
-  return result;
+  return priced;
 }

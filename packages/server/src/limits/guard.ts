@@ -142,12 +142,9 @@ export class SpendGuard {
       }
       worst = price.total_nanousd;
     }
-    const charged: (BucketCharge & ChargedBucket)[] = budgets.map((b) => ({
-      ...budgetBucket(b, bucketValues(b.scope, ctx.facts), ctx.facts, now, worst),
-      enforce: b.spec.action === "block",
-      amount: worst,
-      throttleRpm: b.spec.throttle_rpm ?? null,
-    }));
+    const charged = budgets.map((b) =>
+      budgetBucket(b, bucketValues(b.scope, ctx.facts), ctx.facts, now, worst),
+    );
     const rateCharges: (RateCharge & { spec: (typeof rates)[number]; metric: "requests" | "tokens" })[] = [];
     const tokenRates: { key: string }[] = [];
     for (const r of rates) {
@@ -577,14 +574,17 @@ function killRow(
   };
 }
 
-/** The bucket of budget `b` that a call with these "*" values (and facts, for overrides) falls in, now. */
+/**
+ * The bucket of budget `b` that a call with these "*" values (and facts, for overrides) falls in, now, with
+ * `reserved` to charge it. One literal of every field: spreading it into a second object cost ~2 µs a budget.
+ */
 function budgetBucket(
   b: Budget,
   values: string[],
   facts: CallFacts,
   now: number,
   reserved: bigint,
-): ChargedBucket {
+): BucketCharge & ChargedBucket {
   const limit = limitFor(b, facts);
   return {
     key: `b:${b.id}:${bucketId(values)}`,
@@ -595,6 +595,9 @@ function budgetBucket(
     values,
     limit,
     reserved,
+    enforce: b.spec.action === "block",
+    amount: reserved,
+    throttleRpm: b.spec.throttle_rpm ?? null,
   };
 }
 

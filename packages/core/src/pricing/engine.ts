@@ -79,13 +79,14 @@ export class PricingEngine {
         ref += `;batch=${batch.text}`;
       }
     }
-    return {
+    const result: PriceResult = {
       priced: true,
       price_ref: ref,
       cost: computeCost(req.usage, found.rates, multiplier),
       rates: found.rates,
-      ...(multiplier ? { multiplier } : {}),
     };
+    if (multiplier) result.multiplier = multiplier;
+    return result;
   }
 
   /** The model's context window in tokens, where the built-in data knows it (after price-book aliasing). */

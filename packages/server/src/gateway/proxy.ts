@@ -149,16 +149,18 @@ export class Gateway {
       extraHeaders: named?.headers ?? {},
       workspaceId: principal?.workspaceId ?? "default",
       keyId: principal && principal.role !== "root" ? principal.keyId : null,
-      attribution: { ...principal?.defaults, ...split.attribution },
+      // Object.assign, not {...a, ...b}: Node 20's V8 builds a spread followed by more on a slow path (~1 µs).
+      attribution: Object.assign({}, principal?.defaults, split.attribution),
       depth: depthFrom(split.control["span-depth"]),
       forward: split.forward,
       body:
         injectedUsage && parsed
           ? Buffer.from(
-              JSON.stringify({
-                ...parsed,
-                stream_options: { ...(parsed.stream_options as object), include_usage: true },
-              }),
+              JSON.stringify(
+                Object.assign({}, parsed, {
+                  stream_options: Object.assign({}, parsed.stream_options, { include_usage: true }),
+                }),
+              ),
             )
           : body,
       parsed,
@@ -251,10 +253,12 @@ export class Gateway {
 
   #send(call: Call, signal: AbortSignal | undefined): Promise<Dispatcher.ResponseData> {
     const { pool, prefix } = this.#upstream(call.base);
+    const headers: Record<string, string> = Object.assign({}, call.forward, call.extraHeaders);
+    headers["content-length"] = String(call.body.length);
     return pool.request({
       path: prefix + call.route.upstreamPath,
       method: call.method as Dispatcher.HttpMethod,
-      headers: { ...call.forward, ...call.extraHeaders, "content-length": String(call.body.length) },
+      headers,
       body: call.method === "GET" || call.method === "HEAD" ? null : call.body,
       headersTimeout: this.deps.config.timeoutMs,
       bodyTimeout: this.deps.config.timeoutMs,
@@ -494,12 +498,13 @@ export class Gateway {
       error_type: o.error_type,
       attempt,
       request_id: call.requestId,
-      ...usage,
-      usage_raw: o.usage?.usage_raw ?? null,
-      ...(o.estimated ? { cost_source: "estimated" } : {}),
-      ...call.attribution,
-      key_id: call.keyId,
     };
+    // Assigned in steps rather than spread into the literal (see attribution above); later ones win.
+    Object.assign(input, usage);
+    input.usage_raw = o.usage?.usage_raw ?? null;
+    if (o.estimated) input.cost_source = "estimated";
+    Object.assign(input, call.attribution);
+    input.key_id = call.keyId;
     const recorded = this.deps.recorder.record(input, call.workspaceId, o.price ?? undefined);
     const u = recorded?.record ?? usage;
     if (ticket)

@@ -30,7 +30,7 @@ export function classify(url: string): GatewayRoute | null {
   if (/(^|\/)(\.|%2e){2}(\/|$)/i.test(path)) return null;
   const upstreamPath = url.slice(3); // keep the query string, drop the /v1 the base URL already has
   const priced = PRICED[path];
-  if (priced) return { ...priced, upstreamPath };
+  if (priced) return { family: priced.family, api: priced.api, kind: priced.kind, upstreamPath };
   return {
     family: path.startsWith("/v1/messages") ? "anthropic" : "openai",
     api: null,

@@ -1,8 +1,8 @@
 // The cost of a call is summed in plain numbers when that is exact, in BigInts otherwise: the two must
 // agree to the nano-dollar on every input the numbers path accepts, and it must refuse the rest.
 import { describe, expect, it } from "vitest";
-import { COST_CATEGORIES } from "../src/pricing/index.js";
 import { costInBigInts, costInNumbers, type PricedLine } from "../src/pricing/breakdown.js";
+import { COST_CATEGORIES } from "../src/pricing/index.js";
 import { rng } from "./rng.js";
 
 const line = (category: PricedLine["category"], qty: number, units: bigint, scale: number): PricedLine => ({

@@ -22,7 +22,7 @@ const { values: argv } = parseArgs({
     rounds: { type: "string", default: "5" },
     "round-s": { type: "string", default: "4" },
     calls: { type: "string", default: "20000" },
-    "seq-rounds": { type: "string", default: "6" },
+    "seq-rounds": { type: "string", default: "10" },
     "seq-calls": { type: "string", default: "400" },
   },
 });

@@ -82,14 +82,16 @@ export class MemoryLimitStore implements LimitStore {
       }
     }
     const rates = req.rates.map((r) => this.#rate(req.workspace, r.key, now));
-    for (const [i, r] of req.rates.entries()) {
+    for (let i = 0; i < req.rates.length; i++) {
+      const r = req.rates[i]!;
       const count = slidingCount(rates[i]!.previous, rates[i]!.current, now);
       if (r.cost > 0 ? count + r.cost > r.limit : count >= r.limit)
         return { ok: false, refusal: { kind: "rate", index: i, count } };
     }
     const buckets = req.buckets.map((b) => this.#bucket(req.workspace, b, now));
     const throttles: Rate[] = [];
-    for (const [i, b] of req.buckets.entries()) {
+    for (let i = 0; i < req.buckets.length; i++) {
+      const b = req.buckets[i]!;
       const state = buckets[i]!;
       const spend = sumSlots(state, b.slots);
       if (b.enforce && spend + state.reserved + b.amount > b.limit)
@@ -104,8 +106,9 @@ export class MemoryLimitStore implements LimitStore {
     }
     for (const t of throttles) t.current++;
     // Everything fits: count and reserve all of it.
-    for (const [i, r] of req.rates.entries()) rates[i]!.current += r.cost;
-    for (const [i, b] of req.buckets.entries()) {
+    for (let i = 0; i < req.rates.length; i++) rates[i]!.current += req.rates[i]!.cost;
+    for (let i = 0; i < req.buckets.length; i++) {
+      const b = req.buckets[i]!;
       const state = buckets[i]!;
       state.reserved += b.amount;
       state.reservations.set(req.id, { amount: b.amount, expiresAt: req.expiresAt });
@@ -129,7 +132,8 @@ export class MemoryLimitStore implements LimitStore {
   #settle(workspace: string, id: string | null, req: Omit<SettleRequest, "id">): SettleResult {
     const { now } = req;
     const changes: LevelChange[] = [];
-    for (const [index, b] of req.buckets.entries()) {
+    for (let index = 0; index < req.buckets.length; index++) {
+      const b = req.buckets[index]!;
       // No pruning here: a call admitted before its window rolled over settles into the slot it was
       // admitted in (as its ts_start places it), and must not drop the newer slot.
       const state = this.#state(workspace, b.key);

@@ -187,6 +187,33 @@ describe("worst-case estimate", () => {
     );
   });
 
+  it("inline image parts (Gemini, either spelling) and Anthropic image blocks are found too", () => {
+    const data = "B".repeat(40_000);
+    const gemini = { inlineData: { mimeType: "image/jpeg", data } };
+    const snake = { inline_data: { mime_type: "image/webp", data } };
+    const body = {
+      contents: [{ role: "user", parts: [{ text: "compare" }, gemini, snake] }],
+      generationConfig: { maxOutputTokens: 20 },
+    };
+    const wc = worstCaseUsage("google.generate_content", body, raw(body), null);
+    expect(wc.usage.input_uncached_tokens).toBe(
+      raw(body).byteLength -
+        JSON.stringify(gemini).length -
+        JSON.stringify(snake).length +
+        2 * IMAGE_ALLOWANCE_TOKENS,
+    );
+    const block = { type: "image", source: { type: "base64", media_type: "image/png", data } };
+    const msg = { max_tokens: 5, messages: [{ role: "user", content: [block] }] };
+    expect(worstCaseUsage("anthropic.messages", msg, raw(msg), null).usage.input_uncached_tokens).toBe(
+      raw(msg).byteLength - JSON.stringify(block).length + IMAGE_ALLOWANCE_TOKENS,
+    );
+    // An inline part that is not an image (audio) keeps its bytes in the bound.
+    const audio = { contents: [{ parts: [{ inlineData: { mimeType: "audio/wav", data } }] }] };
+    expect(
+      worstCaseUsage("google.generate_content", audio, raw(audio), null).usage.input_uncached_tokens,
+    ).toBe(raw(audio).byteLength);
+  });
+
   it("without an output cap: the whole context window, else the default", () => {
     const body = { model: "gpt-4o", messages: [{ role: "user", content: "hi" }] };
     const wc = worstCaseUsage("openai.chat", body, raw(body), 128_000);

@@ -56,8 +56,9 @@ export function worstCaseUsage(
     return { usage, maxOutput: 0, outputFrom: "request" };
   }
   const media = { bytes: 0, images: 0 };
-  // Walking the body costs; a body whose text never says "image" or "inline" has no image part to find.
-  const mayHaveImages = !raw.includes || raw.includes("image") || raw.includes("inline");
+  // Walking the body costs; a body whose text never says "image" has no image part to find (every kind of
+  // image part says it: image_url, input_image, type "image", an inline part's "image/…" MIME type).
+  const mayHaveImages = !raw.includes || raw.includes("image");
   if (body && mayHaveImages) scanMedia(body, media, 0);
   usage.input_uncached_tokens = Math.max(0, bodyBytes - media.bytes) + media.images * IMAGE_ALLOWANCE_TOKENS;
 

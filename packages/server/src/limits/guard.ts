@@ -11,20 +11,17 @@ import {
   eachFields,
   type KillReason,
   levelOf,
-  limitFor,
   type PricingEngine,
-  type RateLimitSpec,
   type RawBody,
   scopeMatches,
-  slotTtlMs,
   stateOfLevel,
-  stepsFor,
   totalTokens,
   windowSlots,
   worstCaseCost,
   worstCaseUsage,
 } from "@tollgate/core";
 import type { LimitEventRow, LimitsStateStore, PolicyKind, RunUsageRow, SumField } from "../store/types.js";
+import { admissionPlan, bucketPlan, type ChargedBucket, chargeOf, rateKey } from "./admission-plan.js";
 import {
   budgetExceeded,
   budgetThrottled,
@@ -35,7 +32,7 @@ import {
   unpricedBlocked,
 } from "./limit-error.js";
 import type { PolicyRegistry } from "./policies.js";
-import type { BucketCharge, BucketRef, LimitStore, RateCharge, SettleResult } from "./types.js";
+import type { LimitStore, SettleResult } from "./types.js";
 
 /** What is known about a call before it is sent. */
 export interface CallContext {
@@ -50,13 +47,6 @@ export interface CallContext {
   attempt: number;
   /** Depth of the call in its agent run's span tree (x-tollgate-span-depth; 1 = top level). */
   depth: number;
-}
-
-interface ChargedBucket extends BucketRef {
-  budget: Budget;
-  values: string[];
-  limit: bigint;
-  reserved: bigint;
 }
 
 /** An admitted call's reservations and counters, settled once its cost is known. */
@@ -122,9 +112,10 @@ export class SpendGuard {
   async admit(ctx: CallContext): Promise<Admission> {
     const policies = this.registry.forWorkspace(ctx.workspace);
     const runId = ctx.facts.agent_run_id ?? null;
-    const budgets = policies.budgets.filter((b) => scopeMatches(b.scope, ctx.facts));
-    const rates = policies.rates.filter((r) => scopeMatches(r.scope, ctx.facts));
-    if (!budgets.length && !rates.length && !runId) return { ok: true, ticket: null };
+    if (!policies.budgets.length && !policies.rates.length && !runId) return { ok: true, ticket: null };
+    const plan = admissionPlan(policies, ctx.facts);
+    const { budgets, rates: rateCharges, tokenRates } = plan;
+    if (!budgets.length && !rateCharges.length && !runId) return { ok: true, ticket: null };
     const now = this.#now();
 
     let worst = 0n;
@@ -142,26 +133,7 @@ export class SpendGuard {
       }
       worst = price.total_nanousd;
     }
-    const charged = budgets.map((b) =>
-      budgetBucket(b, bucketValues(b.scope, ctx.facts), ctx.facts, now, worst),
-    );
-    const rateCharges: (RateCharge & { spec: (typeof rates)[number]; metric: "requests" | "tokens" })[] = [];
-    const tokenRates: { key: string }[] = [];
-    for (const r of rates) {
-      if (r.requests_per_min !== undefined)
-        rateCharges.push({
-          key: rateKey("q", r, ctx.facts),
-          limit: r.requests_per_min,
-          cost: 1,
-          spec: r,
-          metric: "requests",
-        });
-      if (r.tokens_per_min !== undefined) {
-        const key = rateKey("t", r, ctx.facts);
-        rateCharges.push({ key, limit: r.tokens_per_min, cost: 0, spec: r, metric: "tokens" });
-        tokenRates.push({ key });
-      }
-    }
+    const charged = plan.buckets.map((b) => chargeOf(b, now, worst));
     const agentType = ctx.facts.agent_type ?? null;
     const ceilings = (agentType && policies.agents.get(agentType)) || {};
     const run = runId ? { key: runKey(runId), runId, agentType, ceilings } : null;
@@ -186,7 +158,13 @@ export class SpendGuard {
         run: run ? { key: run.key, ceilings, depth: ctx.depth, retry: ctx.attempt > 1 } : null,
       });
     } catch (e) {
-      return this.#unavailable(ticket, budgets, rates, e as Error, now);
+      return this.#unavailable(
+        ticket,
+        budgets,
+        rateCharges.map((rc) => rc.spec),
+        e as Error,
+        now,
+      );
     }
     if (result.ok) return { ok: true, ticket };
     const r = result.refusal;
@@ -574,38 +552,12 @@ function killRow(
   };
 }
 
-/**
- * The bucket of budget `b` that a call with these "*" values (and facts, for overrides) falls in, now, with
- * `reserved` to charge it. One literal of every field: spreading it into a second object cost ~2 µs a budget.
- */
-function budgetBucket(
-  b: Budget,
-  values: string[],
-  facts: CallFacts,
-  now: number,
-  reserved: bigint,
-): BucketCharge & ChargedBucket {
-  const limit = limitFor(b, facts);
-  return {
-    key: `b:${b.id}:${bucketId(values)}`,
-    slots: windowSlots(b.window, now).slots,
-    steps: stepsFor(b, limit),
-    ttlMs: slotTtlMs(b.window),
-    budget: b,
-    values,
-    limit,
-    reserved,
-    enforce: b.spec.action === "block",
-    amount: reserved,
-    throttleRpm: b.spec.throttle_rpm ?? null,
-  };
+/** The bucket of budget `b` that a call with these "*" values (and facts, for overrides) falls in, now. */
+function budgetBucket(b: Budget, values: string[], facts: CallFacts, now: number, reserved: bigint) {
+  return chargeOf(bucketPlan(b, values, facts), now, reserved);
 }
 
 const runKey = (runId: string) => `r:${runId}`;
-
-/** A rate limit's counter for a call: `q` counts requests, `t` tokens. */
-const rateKey = (metric: "q" | "t", r: RateLimitSpec, facts: CallFacts) =>
-  `${metric}:${r.id}:${bucketId(bucketValues(r.scope, facts))}`;
 
 /** Facts made of a bucket's "*" values (to pick its override limit). */
 const factsOfValues = (by: readonly string[], values: readonly string[]): CallFacts =>

@@ -1,11 +1,11 @@
 import protobuf from "protobufjs";
 
 /**
- * The OTLP trace messages Tollgate reads, as a protobufjs reflection descriptor: field numbers as in
+ * The OTLP trace messages as a protobufjs reflection descriptor: what encodes Tollgate's
+ * ExportTraceServiceResponse, and the reference encoder of the tests (requests are decoded by
+ * decode-protobuf.ts, straight from the wire format). Field numbers as in
  * opentelemetry-proto (collector/trace/v1/trace_service.proto, trace/v1/trace.proto,
- * common/v1/common.proto, resource/v1/resource.proto). Only what the mapping needs is declared: span
- * events (11) and links (13), trace_state, flags and dropped counts are skipped as unknown fields, which
- * still checks their wire format.
+ * common/v1/common.proto, resource/v1/resource.proto). Only what the mapping reads is declared.
  */
 type Fields = Record<string, { id: number; type: string; rule?: "repeated" }>;
 const message = (fields: Fields) => ({ edition: "proto3", fields }); // proto3: strings must be valid UTF-8
@@ -30,9 +30,8 @@ const root = protobuf.Root.fromJSON({
     }),
     Status: message({ message: { id: 2, type: "string" }, code: { id: 3, type: "int32" } }),
     KeyValue: message({ key: { id: 1, type: "string" }, value: { id: 2, type: "AnyValue" } }),
-    // AnyValue's members form a oneof in the .proto; they are declared as plain fields here because
-    // protobufjs's virtual oneof setter deletes every other member on each decode (a third of the decode
-    // time). A member's presence is an own property of the decoded object (see decode-protobuf.ts).
+    // AnyValue's members form a oneof in the .proto; declared as plain fields here, so the encoder leaves
+    // out a member that holds its default ("", false, 0), as the tests account for.
     AnyValue: message({
       stringValue: { id: 1, type: "string" },
       boolValue: { id: 2, type: "bool" },
@@ -54,47 +53,3 @@ const root = protobuf.Root.fromJSON({
 
 export const ExportTraceServiceRequest = root.lookupType("ExportTraceServiceRequest");
 export const ExportTraceServiceResponse = root.lookupType("ExportTraceServiceResponse");
-
-// ---- the decoded message shapes (what protobufjs produces for the types above) ----
-
-/** int64/fixed64 as protobufjs returns them with `long` installed. */
-export interface LongBits {
-  low: number;
-  high: number;
-}
-
-export interface PbAnyValue {
-  value?:
-    | "stringValue"
-    | "boolValue"
-    | "intValue"
-    | "doubleValue"
-    | "arrayValue"
-    | "kvlistValue"
-    | "bytesValue";
-  stringValue?: string;
-  boolValue?: boolean;
-  intValue?: LongBits | number;
-  doubleValue?: number;
-  arrayValue?: { values: PbAnyValue[] };
-  kvlistValue?: { values: PbKeyValue[] };
-  bytesValue?: Uint8Array;
-}
-export interface PbKeyValue {
-  key: string;
-  value?: PbAnyValue | null;
-}
-export interface PbSpan {
-  traceId: Uint8Array;
-  spanId: Uint8Array;
-  parentSpanId: Uint8Array;
-  name: string;
-  kind: number;
-  startTimeUnixNano: LongBits | number;
-  endTimeUnixNano: LongBits | number;
-  attributes: PbKeyValue[];
-  status?: { message: string; code: number } | null;
-}
-export interface PbExportRequest {
-  resourceSpans: { resource?: { attributes: PbKeyValue[] } | null; scopeSpans: { spans: PbSpan[] }[] }[];
-}

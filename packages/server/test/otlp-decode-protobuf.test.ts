@@ -1,0 +1,284 @@
+// The OTLP protobuf decoder reads the wire format itself. Every export protobufjs encodes (the reference
+// encoder, from the same field numbers) must decode to exactly what was encoded, whatever fields the decoder
+// skips; and no broken body may throw anything but OtlpDecodeError.
+import { describe, expect, it } from "vitest";
+import { decodeProtobufExport } from "../src/ingest/otlp/decode-protobuf.js";
+import { ExportTraceServiceRequest } from "../src/ingest/otlp/otlp-proto.js";
+import type { AttrMap, AttrValue, DecodedExport, DecodedSpan } from "../src/ingest/otlp/spans.js";
+import { OtlpDecodeError } from "../src/ingest/otlp/spans.js";
+
+/** Small deterministic PRNG (mulberry32). */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+type Pb = Record<string, unknown>;
+const TEXTS = [
+  "",
+  "chat",
+  "gen_ai.usage.input_tokens",
+  "héllo wörld",
+  "用户",
+  "😀 emoji",
+  "a".repeat(40),
+  "x\u0000y",
+];
+const KEYS = [
+  "gen_ai.provider.name",
+  "user.id",
+  "k",
+  "gen_ai.usage.output_tokens",
+  "ключ",
+  "tollgate.metadata.x",
+];
+
+/**
+ * A random AnyValue: its protobufjs form and the value the decoder must give for it. The reference
+ * descriptor declares AnyValue's members as plain proto3 fields, so protobufjs leaves out a member holding
+ * its default ("", false, 0, no bytes): that AnyValue arrives empty and decodes to null.
+ */
+function anyValue(rand: () => number, depth: number): [Pb, AttrValue] {
+  const pick = Math.floor(rand() * (depth < 3 ? 9 : 7));
+  const text = TEXTS[Math.floor(rand() * TEXTS.length)]!;
+  switch (pick) {
+    case 0:
+      return [{ stringValue: text }, text === "" ? null : text];
+    case 1: {
+      const b = rand() < 0.5;
+      return [{ boolValue: b }, b || null];
+    }
+    case 2: {
+      const n = Math.floor(rand() * 2 ** 31) * (rand() < 0.3 ? -1 : 1);
+      return [{ intValue: n }, n === 0 ? null : n];
+    }
+    case 3: {
+      // Past 2^53 (and below -2^53) the value stays exact as a bigint.
+      const big = BigInt.asIntN(64, BigInt(Math.floor(rand() * 2 ** 32)) * 2n ** 32n + 123456789n);
+      const low = Number(BigInt.asUintN(32, big)) | 0;
+      const high = Number(BigInt.asIntN(32, big >> 32n));
+      const safe = big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER);
+      return [{ intValue: { low, high } }, safe ? Number(big) : big];
+    }
+    case 4: {
+      const d = (rand() - 0.5) * 1e6;
+      return [{ doubleValue: d }, d];
+    }
+    case 5: {
+      const bytes = new Uint8Array(
+        Array.from({ length: Math.floor(rand() * 5) }, () => Math.floor(rand() * 256)),
+      );
+      return [{ bytesValue: bytes }, bytes.length ? bytes : null];
+    }
+    case 6:
+      return [{}, null];
+    case 7: {
+      const items = Array.from({ length: Math.floor(rand() * 3) }, () => anyValue(rand, depth + 1));
+      return [{ arrayValue: { values: items.map((i) => i[0]) } }, items.map((i) => i[1])];
+    }
+    default: {
+      const [kvs, map] = keyValues(rand, depth + 1, 3);
+      return [{ kvlistValue: { values: kvs } }, map];
+    }
+  }
+}
+
+function keyValues(rand: () => number, depth: number, max: number): [Pb[], AttrMap] {
+  const kvs: Pb[] = [];
+  const map: AttrMap = {};
+  for (let i = Math.floor(rand() * max); i > 0; i--) {
+    const key = KEYS[Math.floor(rand() * KEYS.length)]!;
+    const [pb, value] = anyValue(rand, depth);
+    kvs.push({ key, value: pb });
+    map[key] = value; // a repeated key: the last one wins
+  }
+  return [kvs, map];
+}
+
+const hexOf = (b: Uint8Array) => Buffer.from(b).toString("hex");
+
+function randomExport(rand: () => number): { pb: Pb; expected: DecodedExport } {
+  const pbResources: Pb[] = [];
+  const expected: DecodedExport = [];
+  for (let r = Math.ceil(rand() * 2); r > 0; r--) {
+    const [resourceKvs, resource] = keyValues(rand, 0, 3);
+    const scopes: Pb[] = [];
+    const spans: DecodedSpan[] = [];
+    for (let s = Math.ceil(rand() * 2); s > 0; s--) {
+      const pbSpans: Pb[] = [];
+      for (let k = Math.floor(rand() * 3); k > 0; k--) {
+        const traceId = new Uint8Array(Array.from({ length: 16 }, () => Math.floor(rand() * 256)));
+        const spanId = new Uint8Array(Array.from({ length: 8 }, () => Math.floor(rand() * 256)));
+        const parent = rand() < 0.5 ? new Uint8Array(0) : spanId.map((b) => b ^ 0xff);
+        const start = BigInt(Math.floor(rand() * 2 ** 31)) * 1_000_000_000n + 7n;
+        const end = rand() < 0.2 ? 0n : start + BigInt(Math.floor(rand() * 1e9));
+        const [attrKvs, attributes] = keyValues(rand, 0, 8);
+        const name = TEXTS[Math.floor(rand() * TEXTS.length)]!;
+        const kind = Math.floor(rand() * 6);
+        const code = Math.floor(rand() * 3);
+        const long = (v: bigint) => ({
+          low: Number(v & 0xffffffffn) | 0,
+          high: Number(v >> 32n) | 0,
+          unsigned: true,
+        });
+        pbSpans.push({
+          traceId,
+          spanId,
+          parentSpanId: parent,
+          name,
+          kind,
+          startTimeUnixNano: long(start),
+          endTimeUnixNano: long(end),
+          attributes: attrKvs,
+          status: { code, message: code === 2 ? "boom" : "" },
+        });
+        spans.push({
+          traceId: hexOf(traceId),
+          spanId: hexOf(spanId),
+          parentSpanId: hexOf(parent),
+          name,
+          kind,
+          startNs: start,
+          endNs: end,
+          attributes,
+          statusCode: code,
+          statusMessage: code === 2 ? "boom" : "",
+        });
+      }
+      scopes.push({ spans: pbSpans });
+    }
+    pbResources.push({ resource: { attributes: resourceKvs }, scopeSpans: scopes });
+    expected.push({ resource, spans });
+  }
+  return { pb: { resourceSpans: pbResources }, expected };
+}
+
+/** Protobuf fields the decoder does not read, appended to a message: they must be skipped, not misread. */
+function withUnknownFields(bytes: Uint8Array): Uint8Array {
+  const extra = [
+    0x20,
+    0x96,
+    0x01, // field 4, varint 150
+    0x29,
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8, // field 5, fixed64
+    0x35,
+    1,
+    2,
+    3,
+    4, // field 6, fixed32
+    0x3a,
+    0x03,
+    0xff,
+    0xfe,
+    0xfd, // field 7, 3 bytes that are not UTF-8 (never read as text)
+  ];
+  return Uint8Array.from([...bytes, ...extra]);
+}
+
+describe("OTLP protobuf decoding", () => {
+  it("gives back exactly what protobufjs encoded, for 2,000 random exports", () => {
+    const rand = rng(7);
+    for (let i = 0; i < 2000; i++) {
+      const { pb, expected } = randomExport(rand);
+      // A plain Uint8Array body (protobufjs gives a Buffer): decoded bytes values are views of the body.
+      const bytes = new Uint8Array(
+        ExportTraceServiceRequest.encode(ExportTraceServiceRequest.fromObject(pb)).finish(),
+      );
+      expect(decodeProtobufExport(bytes)).toEqual(expected);
+      expect(decodeProtobufExport(withUnknownFields(bytes))).toEqual(expected);
+    }
+  });
+
+  it("skips what it does not read inside a span (events, links, trace_state, flags)", () => {
+    const { pb, expected } = randomExport(rng(11));
+    const bytes = ExportTraceServiceRequest.encode(ExportTraceServiceRequest.fromObject(pb)).finish();
+    // A minimal export whose one span also carries trace_state (3), an event (11), a link (13) and flags (16).
+    const span = Uint8Array.from([
+      0x0a,
+      16,
+      ...Array(16).fill(1), // trace_id
+      0x12,
+      8,
+      ...Array(8).fill(2), // span_id
+      0x1a,
+      3,
+      0x6b,
+      0x3d,
+      0x76, // trace_state "k=v"
+      0x39,
+      1,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0, // start = 1
+      0x5a,
+      2,
+      0x11,
+      0x00, // an event, opaque here
+      0x6a,
+      0, // an empty link
+      0x85,
+      0x01,
+      1,
+      0,
+      0,
+      0, // flags (fixed32, field 16)
+    ]);
+    const scope = Uint8Array.from([0x12, span.length, ...span]);
+    const rs = Uint8Array.from([0x12, scope.length, ...scope]);
+    const out = decodeProtobufExport(Uint8Array.from([0x0a, rs.length, ...rs, ...bytes]));
+    expect(out[0]!.spans[0]).toMatchObject({ traceId: "01".repeat(16), spanId: "02".repeat(8), startNs: 1n });
+    expect(out.slice(1)).toEqual(expected);
+  });
+
+  it("throws only OtlpDecodeError for broken bodies: every truncation and 5,000 random byte flips", () => {
+    const rand = rng(3);
+    const { pb } = randomExport(rand);
+    const bytes = ExportTraceServiceRequest.encode(ExportTraceServiceRequest.fromObject(pb)).finish();
+    const tryDecode = (b: Uint8Array) => {
+      try {
+        decodeProtobufExport(b);
+      } catch (e) {
+        expect(e).toBeInstanceOf(OtlpDecodeError);
+      }
+    };
+    for (let n = 0; n < bytes.length; n++) tryDecode(bytes.subarray(0, n));
+    for (let i = 0; i < 5000; i++) {
+      const b = Uint8Array.from(bytes);
+      b[Math.floor(rand() * b.length)] = Math.floor(rand() * 256);
+      tryDecode(b);
+    }
+  });
+
+  it("says what is wrong and where", () => {
+    expect(() => decodeProtobufExport(Uint8Array.from([0x0a, 0x05, 0x01]))).toThrow(
+      /length runs past the end of its message at byte 2/,
+    );
+    // an unknown field 2 in the deprecated group wire type
+    expect(() => decodeProtobufExport(Uint8Array.from([0x13]))).toThrow(/unsupported wire type 3/);
+    // field 1 (resource_spans) sent as a varint
+    expect(() => decodeProtobufExport(Uint8Array.from([0x08, 0x01]))).toThrow(
+      /field 1 has wire type 0, expected 2/,
+    );
+    const badUtf8Name = Uint8Array.from([0x2a, 2, 0xc3, 0x28]);
+    const scope = Uint8Array.from([0x12, badUtf8Name.length, ...badUtf8Name]);
+    const rs = Uint8Array.from([0x12, scope.length, ...scope]);
+    expect(() => decodeProtobufExport(Uint8Array.from([0x0a, rs.length, ...rs]))).toThrow(/not valid UTF-8/);
+  });
+});

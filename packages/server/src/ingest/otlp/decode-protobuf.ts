@@ -96,13 +96,13 @@ function span(r: WireReader, end: number): DecodedSpan {
     const tag = r.varint(end);
     switch (tag >>> 3) {
       case 1:
-        s.traceId = hex(r.bytes(field(tag, LEN, end)));
+        s.traceId = r.hex(field(tag, LEN, end));
         break;
       case 2:
-        s.spanId = hex(r.bytes(field(tag, LEN, end)));
+        s.spanId = r.hex(field(tag, LEN, end));
         break;
       case 4:
-        s.parentSpanId = hex(r.bytes(field(tag, LEN, end)));
+        s.parentSpanId = r.hex(field(tag, LEN, end));
         break;
       case 5:
         s.name = r.string(field(tag, LEN, end));
@@ -211,13 +211,4 @@ function kvList(r: WireReader, end: number, depth: number): AttrMap {
     else r.skip(tag & 7, end);
   }
   return attrs;
-}
-
-const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
-
-/** An id as lowercase hex ("" when absent; the mapping checks lengths). */
-function hex(b: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < b.length; i++) s += HEX[b[i]!];
-  return s;
 }

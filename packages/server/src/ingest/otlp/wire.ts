@@ -92,6 +92,17 @@ export class WireReader {
     return out;
   }
 
+  /** A bytes field as lowercase hex (OTLP's trace and span ids). */
+  hex(end: number): string {
+    const to = this.lengthEnd(end);
+    const from = this.pos;
+    this.pos = to;
+    // One native call over a Buffer view of the whole body: a flat string, no per-byte concatenation.
+    this.#asBuffer ??= Buffer.from(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+    return this.#asBuffer.toString("hex", from, to);
+  }
+  #asBuffer: Buffer | null = null;
+
   /** A string field: strict UTF-8, as proto3 requires. */
   string(end: number): string {
     const to = this.lengthEnd(end);

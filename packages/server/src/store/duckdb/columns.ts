@@ -94,7 +94,8 @@ export const COLUMNS: readonly Column[] = [
   boolean("priced"),
   ...ATTRIBUTION_FIELDS.map((f) => varchar(f)),
   jsonText("tags", () => []),
-  jsonText("metadata", () => ({})),
+  // Metadata mostly carries per-call values (span names, response ids): looking it up to share costs more.
+  jsonText("metadata", () => ({}), true),
   varchar("data_mode", "VARCHAR NOT NULL"),
   integer("schema_version", "INTEGER NOT NULL"),
   varchar("key_id"),

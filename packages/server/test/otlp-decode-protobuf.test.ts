@@ -2,21 +2,16 @@
 // encoder, from the same field numbers) must decode to exactly what was encoded, whatever fields the decoder
 // skips; and no broken body may throw anything but OtlpDecodeError.
 import { describe, expect, it } from "vitest";
+import { Rng } from "../src/demo/random.js";
 import { decodeProtobufExport } from "../src/ingest/otlp/decode-protobuf.js";
 import { ExportTraceServiceRequest } from "../src/ingest/otlp/otlp-proto.js";
 import type { AttrMap, AttrValue, DecodedExport, DecodedSpan } from "../src/ingest/otlp/spans.js";
 import { OtlpDecodeError } from "../src/ingest/otlp/spans.js";
 
-/** Small deterministic PRNG (mulberry32). */
+/** The demo data's seeded PRNG, as a function: the same random exports on every run. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 
 type Pb = Record<string, unknown>;

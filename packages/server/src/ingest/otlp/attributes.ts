@@ -44,3 +44,49 @@ function asText(v: AttrValue | undefined): string | undefined {
   if (typeof v === "string") return v === "" ? undefined : v;
   return typeof v === "number" || typeof v === "boolean" || typeof v === "bigint" ? String(v) : undefined;
 }
+
+/**
+ * Many fields, each the text of the first of its keys that is set on the span, else on the resource:
+ * what Attributes.text gives per field, read in one pass over each map (most keys are absent, and looking
+ * each one up on both maps was most of the mapping's attribute reads).
+ */
+export class TextFields {
+  /** Attribute key → field index × KEYS_PER_FIELD + the key's rank among the field's keys. */
+  readonly #byKey = new Map<string, number>();
+
+  constructor(readonly fields: readonly (readonly [string, readonly string[]])[]) {
+    fields.forEach(([, keys], i) => {
+      if (keys.length > KEYS_PER_FIELD) throw new Error(`at most ${KEYS_PER_FIELD} keys per field`);
+      keys.forEach((k, rank) => {
+        if (this.#byKey.has(k)) throw new Error(`key ${k} read for two fields`);
+        this.#byKey.set(k, i * KEYS_PER_FIELD + rank);
+      });
+    });
+  }
+
+  /** Sets out[field] for every field (undefined when no key of it is set). */
+  readInto(a: Attributes, out: Record<string, unknown>): void {
+    const onSpan = this.#scan(a.span);
+    const onResource = this.#scan(a.resource);
+    for (let i = 0; i < this.fields.length; i++) out[this.fields[i]![0]] = onSpan[i] ?? onResource[i];
+  }
+
+  #scan(attrs: AttrMap): (string | undefined)[] {
+    const texts: (string | undefined)[] = new Array(this.fields.length);
+    const ranks: number[] = [];
+    for (const k in attrs) {
+      const at = this.#byKey.get(k);
+      if (at === undefined) continue;
+      const i = (at / KEYS_PER_FIELD) | 0;
+      const rank = at % KEYS_PER_FIELD;
+      if (texts[i] !== undefined && ranks[i]! < rank) continue;
+      const text = asText(attrs[k]);
+      if (text === undefined) continue;
+      texts[i] = text;
+      ranks[i] = rank;
+    }
+    return texts;
+  }
+}
+
+const KEYS_PER_FIELD = 16;

@@ -5,7 +5,7 @@ import {
   type Kind,
   USAGE_FIELDS,
 } from "@tollgate/core";
-import { Attributes } from "./attributes.js";
+import { Attributes, TextFields } from "./attributes.js";
 import { spanEventId } from "./event-id.js";
 import { readUsage, UsageAttributeError, usageAttributes } from "./genai-usage.js";
 import { type AttrMap, type AttrValue, type DecodedSpan, STATUS_ERROR } from "./spans.js";
@@ -91,7 +91,7 @@ export function mapSpan(span: DecodedSpan, resource: AttrMap, wrapper: boolean):
     tags: tagsOf(a),
     data_mode: a.text("tollgate.data_mode"),
   };
-  for (const [field, keys] of ATTRIBUTION_KEYS) input[field] = a.text(keys);
+  ATTRIBUTION.readInto(a, input);
   if (isInferenceKind(kind)) {
     try {
       const usage = readUsage(span.attributes);
@@ -188,8 +188,10 @@ const OTEL_ATTRIBUTION: Partial<Record<AttributionField, readonly string[]>> = {
  * Where each attribution field comes from: tollgate.<field>, the OTel conventions, then the OpenLLMetry
  * association property of the same name (each looked up on the span, then on its resource).
  */
-const ATTRIBUTION_KEYS = ATTRIBUTION_FIELDS.map(
-  (f) => [f, [`tollgate.${f}`, ...(OTEL_ATTRIBUTION[f] ?? []), `${TRACELOOP}${f}`]] as const,
+const ATTRIBUTION = new TextFields(
+  ATTRIBUTION_FIELDS.map(
+    (f) => [f, [`tollgate.${f}`, ...(OTEL_ATTRIBUTION[f] ?? []), `${TRACELOOP}${f}`]] as const,
+  ),
 );
 const ATTRIBUTION_PROPERTIES: ReadonlySet<string> = new Set(ATTRIBUTION_FIELDS);
 /** OTLP SpanKind numbers (0 is unspecified). */
@@ -237,13 +239,16 @@ function metadataOf(a: Attributes, span: DecodedSpan, kind: Kind, wrapper: boole
   if (span.statusCode === STATUS_ERROR && span.statusMessage)
     meta["otel.status.message"] = span.statusMessage.slice(0, MAX_STATUS_MESSAGE);
   if (wrapper) meta["tollgate.wrapper"] = "usage reported by descendant spans";
+  // The key first: most attributes are neither, and turning a number into text costs.
   for (const k in span.attributes) {
-    const text = scalarText(span.attributes[k]!);
-    if (text === undefined) continue;
     if (k.startsWith(TRACELOOP)) {
       const prop = k.slice(TRACELOOP.length);
-      if (!ATTRIBUTION_PROPERTIES.has(prop)) meta[prop] ??= text;
-    } else if (k.startsWith(TOLLGATE_META)) meta[k.slice(TOLLGATE_META.length)] = text;
+      const text = scalarText(span.attributes[k]!);
+      if (text !== undefined && !ATTRIBUTION_PROPERTIES.has(prop)) meta[prop] ??= text;
+    } else if (k.startsWith(TOLLGATE_META)) {
+      const text = scalarText(span.attributes[k]!);
+      if (text !== undefined) meta[k.slice(TOLLGATE_META.length)] = text;
+    }
   }
   return meta;
 }

@@ -12,14 +12,11 @@ export const FIXED32 = 5;
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 export class WireReader {
-  pos: number;
+  /** The next byte to read. */
+  pos = 0;
   readonly #view: DataView;
 
-  constructor(
-    readonly buf: Uint8Array,
-    pos = 0,
-  ) {
-    this.pos = pos;
+  constructor(readonly buf: Uint8Array) {
     this.#view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   }
 

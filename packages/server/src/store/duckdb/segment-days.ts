@@ -271,11 +271,11 @@ export async function addLateCalls(conn: DuckDBConnection, records: readonly Cal
   await upsert(conn, "user_days", [...users.values()], sum("user_days", ["cost_nanousd", "requests"]));
 }
 
-/** Inserts rows (in column order; day second), adding to existing rows of the same key by `set`. */
 /**
- * Adds rows to `table`, summing into the rows whose key is already there. The rows go through a temp
- * staging table by Appender (casting the texts to the columns' types) and one INSERT … SELECT … ON
- * CONFLICT: a VALUES list of thousands of bound parameters took DuckDB most of a late-heavy import's time.
+ * Adds rows (in column order; day second) to `table`, summing into the rows whose key is already there by
+ * `set`. The rows go through the table's staging twin (STAGING_SUMMARY_DDL) by Appender, which casts the
+ * texts to the columns' types, and one INSERT … SELECT … ON CONFLICT: a VALUES list of thousands of bound
+ * parameters took DuckDB most of a late-heavy import's time.
  */
 async function upsert(
   conn: DuckDBConnection,
@@ -285,7 +285,6 @@ async function upsert(
 ): Promise<void> {
   if (!rows.length) return;
   const staging = `staging_${table}`;
-  await conn.run(`CREATE TEMP TABLE IF NOT EXISTS ${staging} AS SELECT * FROM ${table} LIMIT 0`);
   await appendWith(
     conn,
     staging,
@@ -300,6 +299,11 @@ async function upsert(
   await conn.run(`INSERT INTO ${table} SELECT * FROM ${staging} ON CONFLICT DO UPDATE SET ${set}`);
   await conn.run(`DELETE FROM ${staging}`);
 }
+
+/** Per-connection staging twins of the closed-day summaries, created with each writer connection. */
+export const STAGING_SUMMARY_DDL = ["segment_days", "user_days"].map(
+  (t) => `CREATE TEMP TABLE staging_${t} AS SELECT * FROM ${t} LIMIT 0`,
+);
 
 /** Drops segment and user days before `before` (raw retention: these answers read raw-covered days only). */
 export async function purgeSegmentDays(conn: DuckDBConnection, before: number): Promise<void> {

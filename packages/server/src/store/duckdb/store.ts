@@ -51,6 +51,7 @@ import {
   firstSeenFromDays,
   mergeSegments,
   planDays,
+  STAGING_SUMMARY_DDL,
   segmentsFromDays,
   userDaysCanServe,
   userDaysSource,
@@ -105,7 +106,7 @@ export class DuckDbStore implements Store {
     const writers: Lane[] = [];
     for (let i = 0; i < WRITE_LANES; i++) {
       const c = await instance.connect();
-      await c.run(STAGING_IDS_DDL);
+      for (const ddl of [STAGING_IDS_DDL, ...STAGING_SUMMARY_DDL]) await c.run(ddl);
       writers.push(new Lane(c));
     }
     const store = new DuckDbStore(instance, new Lane(conn), writers);

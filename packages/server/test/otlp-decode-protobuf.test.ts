@@ -4,9 +4,9 @@
 import { describe, expect, it } from "vitest";
 import { Rng } from "../src/demo/random.js";
 import { decodeProtobufExport } from "../src/ingest/otlp/decode-protobuf.js";
-import { ExportTraceServiceRequest } from "../src/ingest/otlp/otlp-proto.js";
 import type { AttrMap, AttrValue, DecodedExport, DecodedSpan } from "../src/ingest/otlp/spans.js";
 import { OtlpDecodeError } from "../src/ingest/otlp/spans.js";
+import { ExportTraceServiceRequest } from "./otlp-request-proto.js";
 
 /** The demo data's seeded PRNG, as a function: the same random exports on every run. */
 function rng(seed: number): () => number {

@@ -22,9 +22,10 @@ import { type CallRecord, PricingEngine, USAGE_FIELDS } from "@tollgate/core";
 import { OpenAIInstrumentation } from "@traceloop/instrumentation-openai";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ExportTraceServiceRequest, ExportTraceServiceResponse } from "../src/ingest/otlp/otlp-proto.js";
+import { ExportTraceServiceResponse } from "../src/ingest/otlp/otlp-proto.js";
 import { createKey, type Json, openTestRuntime, recordByEventId, startTestGateway } from "./helpers.js";
 import { FX, fixture, type MockUpstream, startMockUpstream } from "./mock-upstream.js";
+import { ExportTraceServiceRequest } from "./otlp-request-proto.js";
 
 let mock: MockUpstream;
 let gw: Awaited<ReturnType<typeof startTestGateway>>;

@@ -51,9 +51,10 @@ export interface PricedLine {
 const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
 
 /**
- * The cost computed in plain numbers, which is exact while every product and sum stays a safe integer
- * (all factors are non-negative integers, so a safe result means safe steps; anything else goes there). That holds for all real
- * calls, without BigInt arithmetic; null sends the call to costInBigInts.
+ * The cost in plain numbers, without BigInt arithmetic: exact while every product and sum is a safe
+ * integer (the factors are non-negative integers, so a safe result means every step was safe), which real
+ * calls always are. Null when that does not hold: such lines go to costInBigInts. The apportioning repeats
+ * apportion()'s rule in numbers; pricing.breakdown.test.ts checks the two paths agree.
  */
 export function costInNumbers(lines: readonly PricedLine[]): CostBreakdown | null {
   let scale = 0;
@@ -89,6 +90,7 @@ export function costInNumbers(lines: readonly PricedLine[]): CostBreakdown | nul
   return result;
 }
 
+/** The cost of any lines, exactly, in BigInts. */
 export function costInBigInts(lines: readonly PricedLine[]): CostBreakdown {
   // Bring every line to one denominator 10^scale so the apportioning works on integers.
   const scale = Math.max(0, ...lines.map((l) => l.price.scale));

@@ -3,7 +3,7 @@
 // (DuckDB, durable acks), plus the server's RSS. Usage: npm run bench:ingest [-- --events 300000 --concurrency 4]
 import { parseArgs } from "node:util";
 import { uuidv7 } from "@tollgate/core";
-import { cpuSeconds, rssKb, startServe } from "./serve.mjs";
+import { cpuSeconds, openDayStart, rssKb, startServe } from "./serve.mjs";
 
 const { values } = parseArgs({
   options: {
@@ -54,7 +54,7 @@ function record(i, ts) {
 }
 
 // Bodies are built before the clock starts: the client's own JSON work is not the server's throughput.
-const now = Date.now() - 3_600_000;
+const now = openDayStart();
 const bodies = [];
 for (let b = 0; b < total / batchSize; b++) {
   const batch = [];

@@ -9,7 +9,7 @@ import { ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { InMemorySpanExporter, NodeTracerProvider, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-node";
 import { uuidv7 } from "@tollgate/core";
-import { cpuSeconds, rssKb, startServe } from "./serve.mjs";
+import { cpuSeconds, openDayStart, rssKb, startServe } from "./serve.mjs";
 
 const { values } = parseArgs({
   options: {
@@ -65,7 +65,7 @@ const provider = new NodeTracerProvider({
   spanProcessors: [new SimpleSpanProcessor(memory)],
 });
 const tracer = provider.getTracer("bench");
-const start = Date.now() - 3_600_000;
+const start = openDayStart();
 const otlpBodies = [];
 const eventBodies = [];
 for (let b = 0; b < total / batchSize; b++) {

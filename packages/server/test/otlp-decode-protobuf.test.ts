@@ -197,6 +197,50 @@ describe("OTLP protobuf decoding", () => {
     }
   });
 
+  it("gives every short string back as sent, though recent ones are reused: 30,000 distinct, many repeated", () => {
+    // More distinct short ASCII texts than the decoder keeps, so its cache slots collide and are replaced;
+    // each text twice (the second read may come from the cache), next to a non-ASCII one of the same length.
+    const rand = rng(11);
+    const ascii = (n: number) =>
+      String.fromCharCode(...Array.from({ length: n }, () => 32 + Math.floor(rand() * 95)));
+    for (let batch = 0; batch < 30; batch++) {
+      const attributes: AttrMap = {};
+      const kvs: Pb[] = [];
+      for (let i = 0; i < 1000; i++) {
+        const key = `${ascii(1 + (i % 24))}#${batch}.${i}`;
+        const value = i % 10 === 9 ? `é${ascii(i % 31)}` : ascii(1 + (i % 32));
+        attributes[key] = value;
+        attributes[`${key}/again`] = value;
+        kvs.push(
+          { key, value: { stringValue: value } },
+          { key: `${key}/again`, value: { stringValue: value } },
+        );
+      }
+      const pb = {
+        resourceSpans: [
+          {
+            resource: { attributes: [] },
+            scopeSpans: [
+              {
+                spans: [
+                  {
+                    traceId: new Uint8Array(16).fill(1),
+                    spanId: new Uint8Array(8).fill(2),
+                    name: "s",
+                    startTimeUnixNano: { low: 7, high: 1, unsigned: true },
+                    attributes: kvs,
+                  },
+                ],
+              },
+            ],
+          },
+        ],
+      };
+      const bytes = ExportTraceServiceRequest.encode(ExportTraceServiceRequest.fromObject(pb)).finish();
+      expect(decodeProtobufExport(bytes)[0]!.spans[0]!.attributes).toEqual(attributes);
+    }
+  });
+
   it("skips what it does not read inside a span (events, links, trace_state, flags)", () => {
     const { pb, expected } = randomExport(rng(11));
     const bytes = ExportTraceServiceRequest.encode(ExportTraceServiceRequest.fromObject(pb)).finish();

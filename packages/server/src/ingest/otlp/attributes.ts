@@ -66,14 +66,20 @@ export class TextFields {
 
   /** Sets out[field] for every field (undefined when no key of it is set). */
   readInto(a: Attributes, out: Record<string, unknown>): void {
-    const onSpan = this.#scan(a.span);
-    const onResource = this.#scan(a.resource);
+    const onSpan = this.#scan(a.span, this.#onSpan);
+    const onResource = this.#scan(a.resource, this.#onResource);
     for (let i = 0; i < this.fields.length; i++) out[this.fields[i]![0]] = onSpan[i] ?? onResource[i];
   }
 
-  #scan(attrs: AttrMap): (string | undefined)[] {
-    const texts: (string | undefined)[] = new Array(this.fields.length);
-    const ranks: number[] = [];
+  // Scratch space of #scan, reused: readInto runs once per span, and is synchronous.
+  readonly #onSpan: (string | undefined)[] = [];
+  readonly #onResource: (string | undefined)[] = [];
+  readonly #ranks: number[] = [];
+
+  #scan(attrs: AttrMap, texts: (string | undefined)[]): (string | undefined)[] {
+    texts.length = 0;
+    texts.length = this.fields.length;
+    const ranks = this.#ranks;
     for (const k in attrs) {
       const at = this.#byKey.get(k);
       if (at === undefined) continue;

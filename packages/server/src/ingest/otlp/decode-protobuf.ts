@@ -146,7 +146,7 @@ function keyValue(r: WireReader, end: number, attrs: AttrMap, depth: number): vo
   while (r.pos < end) {
     const tag = r.varint(end);
     const id = tag >>> 3;
-    if (id === 1) key = r.key(field(tag, LEN, end));
+    if (id === 1) key = r.string(field(tag, LEN, end));
     else if (id === 2) value = anyValue(r, message(r, tag, end), depth);
     else r.skip(tag & 7, end);
   }

@@ -3,6 +3,7 @@ import { pino } from "pino";
 import { dataDirFrom, portFrom, pricebookFrom } from "../config.js";
 import { roleFrom, SERVER_ROLES, servesRoutes } from "../roles.js";
 import { startServer } from "../serve.js";
+import { backgroundNiceFrom, lowerBackgroundThreads } from "../thread-priority.js";
 import { appClient } from "./client.js";
 import { CliError, type GlobalOpts, runtimeOptions } from "./common.js";
 import { runDemo } from "./demo.js";
@@ -51,6 +52,12 @@ export function registerServe(program: Command): void {
         const log = pino({ base: undefined });
         const port = portFrom(process.env.TOLLGATE_PORT && opts.port === "4242" ? undefined : opts.port);
         const ro = runtimeOptions(g);
+        let backgroundNice: number;
+        try {
+          backgroundNice = backgroundNiceFrom();
+        } catch (e) {
+          throw new CliError((e as Error).message, 2);
+        }
         const { runtime, url, stop } = await startServer({
           ...ro,
           role,
@@ -59,8 +66,17 @@ export function registerServe(program: Command): void {
           log: (m) => log.info(m),
           upstreamsPath: opts.upstreams ?? null,
         });
+        // After the start: the store thread, DuckDB's workers and libuv's pool exist by now.
+        const backgroundThreads = lowerBackgroundThreads(backgroundNice);
         log.info(
-          { url, role, dataDir: dataDirFrom(g.dataDir), pricebook: pricebookFrom(g.pricebook) },
+          {
+            url,
+            role,
+            dataDir: dataDirFrom(g.dataDir),
+            pricebook: pricebookFrom(g.pricebook),
+            backgroundNice,
+            backgroundThreads,
+          },
           "tollgate listening",
         );
         const shutdown = (signal: string) => {

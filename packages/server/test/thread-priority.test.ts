@@ -1,0 +1,74 @@
+// tollgate serve lowers the CPU priority of its background threads (store thread, DuckDB, libuv pool, V8
+// helpers) and leaves the main thread, which proxies requests, at the default.
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterEach, describe, expect, it } from "vitest";
+import { backgroundNiceFrom } from "../src/thread-priority.js";
+
+const CLI = fileURLToPath(new URL("../bin/tollgate.js", import.meta.url));
+const running: { child: ChildProcess; dir: string }[] = [];
+afterEach(() => {
+  for (const { child, dir } of running.splice(0)) {
+    child.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Niceness of each thread of a process, by thread id (field 19 of /proc/PID/task/TID/stat). */
+function threadNiceness(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // fields from the 3rd on
+    out.set(Number(tid), Number(fields[16]));
+  }
+  return out;
+}
+
+async function serve(env: Record<string, string>): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), "tollgate-nice-"));
+  const child = spawn(process.execPath, [CLI, "--data-dir", dir, "serve", "--port", "0"], {
+    stdio: "ignore",
+    env: { ...process.env, ...env },
+  });
+  running.push({ child, dir });
+  const info = join(dir, "server.json");
+  for (let i = 0; i < 300 && !existsSync(info); i++) await new Promise((r) => setTimeout(r, 100));
+  // server.json is written once listening; the threads are lowered right after.
+  await new Promise((r) => setTimeout(r, 300));
+  return JSON.parse(readFileSync(info, "utf8")).pid;
+}
+
+describe.runIf(process.platform === "linux")("background thread priority", () => {
+  it("serve runs every thread but the main one at nice 10 by default", async () => {
+    const pid = await serve({});
+    const nice = threadNiceness(pid);
+    expect(nice.get(pid)).toBe(0);
+    const others = [...nice].filter(([tid]) => tid !== pid).map(([, n]) => n);
+    expect(others.length).toBeGreaterThan(3); // store thread, DuckDB, libuv pool, V8 helpers
+    expect(new Set(others)).toEqual(new Set([10]));
+  }, 60_000);
+
+  it("TOLLGATE_BACKGROUND_NICE=0 leaves every thread alone; a bad value is refused with exit code 2", async () => {
+    const pid = await serve({ TOLLGATE_BACKGROUND_NICE: "0" });
+    expect(new Set(threadNiceness(pid).values())).toEqual(new Set([0]));
+    const bad = spawnSync(process.execPath, [CLI, "serve", "--port", "0"], {
+      encoding: "utf8",
+      env: { ...process.env, TOLLGATE_BACKGROUND_NICE: "-5" },
+    });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain("TOLLGATE_BACKGROUND_NICE must be a whole number from 0 (off) to 19");
+  }, 60_000);
+
+  it("reads TOLLGATE_BACKGROUND_NICE: default 10, 0 to 19, whole numbers only", () => {
+    expect(backgroundNiceFrom({})).toBe(10);
+    expect(backgroundNiceFrom({ TOLLGATE_BACKGROUND_NICE: "" })).toBe(10);
+    expect(backgroundNiceFrom({ TOLLGATE_BACKGROUND_NICE: "0" })).toBe(0);
+    expect(backgroundNiceFrom({ TOLLGATE_BACKGROUND_NICE: "19" })).toBe(19);
+    for (const bad of ["20", "1.5", "x", "-1"])
+      expect(() => backgroundNiceFrom({ TOLLGATE_BACKGROUND_NICE: bad })).toThrow(/0 \(off\) to 19/);
+  });
+});

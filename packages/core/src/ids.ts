@@ -12,27 +12,39 @@ function randomBytes10(): Uint8Array {
   return POOL.subarray(poolPos - 10, poolPos);
 }
 
-const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+/** Char codes of the two hex digits of each byte value: HEX_CODES[2b], HEX_CODES[2b + 1]. */
+const HEX_CODES = new Uint8Array(512);
+for (let b = 0; b < 256; b++) {
+  const hex = b.toString(16).padStart(2, "0");
+  HEX_CODES[2 * b] = hex.charCodeAt(0);
+  HEX_CODES[2 * b + 1] = hex.charCodeAt(1);
+}
+/** Where each of the 16 bytes goes among the 36 characters of 8-4-4-4-12. */
+const AT = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+/** The id's characters, reused: dashes stay put, digits are overwritten per id. */
+const CHARS = new Uint8Array(36).fill(0x2d);
+const BYTES = new Uint8Array(16);
+const LATIN1 = new TextDecoder("latin1");
 
 /**
  * UUID v7 (RFC 9562): 48-bit ms timestamp + random bits, so ids sort by time and make good
  * idempotency keys. `random` may supply the 10 random bytes (seeded demo data stays reproducible).
+ * The text is made in one piece from char codes: joining 20 pieces made ~1 KB of garbage per id (two ids
+ * per gateway call).
  */
 export function uuidv7(ms: number = Date.now(), random?: Uint8Array): string {
-  const b = new Uint8Array(16);
+  const b = BYTES;
   let t = ms;
   for (let i = 5; i >= 0; i--) {
     b[i] = t % 256;
     t = Math.floor(t / 256);
   }
-  const r = random ?? randomBytes10();
-  b.set(r.subarray(0, 10), 6);
+  b.set((random ?? randomBytes10()).subarray(0, 10), 6);
   b[6] = 0x70 | (b[6]! & 0x0f);
   b[8] = 0x80 | (b[8]! & 0x3f);
-  let s = "";
   for (let i = 0; i < 16; i++) {
-    s += HEX[b[i]!];
-    if (i === 3 || i === 5 || i === 7 || i === 9) s += "-";
+    CHARS[AT[i]!] = HEX_CODES[2 * b[i]!]!;
+    CHARS[AT[i]! + 1] = HEX_CODES[2 * b[i]! + 1]!;
   }
-  return s;
+  return LATIN1.decode(CHARS);
 }

@@ -58,7 +58,9 @@ export function splitHeaders(headers: IncomingHttpHeaders): SplitHeaders {
   const forward: Record<string, string> = {};
   const attribution: Attribution = {};
   const control: Record<string, string> = {};
-  for (const [name, raw] of Object.entries(headers)) {
+  // for…in, not Object.entries: no array of pairs per request.
+  for (const name in headers) {
+    const raw = headers[name];
     if (raw === undefined) continue;
     const value = Array.isArray(raw) ? raw.join(", ") : raw;
     if (!name.startsWith("x-tollgate-")) {
@@ -84,7 +86,8 @@ export function splitHeaders(headers: IncomingHttpHeaders): SplitHeaders {
 /** Upstream response headers to pass to the client (hop-by-hop and framing dropped; Node sets its own). */
 export function replyHeaders(headers: Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name in headers) {
+    const value = headers[name];
     if (value === undefined || HOP.has(name) || name === "content-encoding") continue;
     out[name] = value;
   }

@@ -24,7 +24,8 @@ const AT = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
 /** The id's characters, reused: dashes stay put, digits are overwritten per id. */
 const CHARS = new Uint8Array(36).fill(0x2d);
 const BYTES = new Uint8Array(16);
-const LATIN1 = new TextDecoder("latin1");
+// UTF-8: the digits and dashes are ASCII, and every runtime has it (a Node built without ICU has no latin1).
+const TEXT = new TextDecoder();
 
 /**
  * UUID v7 (RFC 9562): 48-bit ms timestamp + random bits, so ids sort by time and make good
@@ -39,12 +40,14 @@ export function uuidv7(ms: number = Date.now(), random?: Uint8Array): string {
     b[i] = t % 256;
     t = Math.floor(t / 256);
   }
-  b.set((random ?? randomBytes10()).subarray(0, 10), 6);
+  const r = random ?? randomBytes10();
+  if (r.length < 10) b.fill(0, 6 + r.length); // short given bytes leave zeros, never the last id's bytes
+  b.set(r.subarray(0, 10), 6);
   b[6] = 0x70 | (b[6]! & 0x0f);
   b[8] = 0x80 | (b[8]! & 0x3f);
   for (let i = 0; i < 16; i++) {
     CHARS[AT[i]!] = HEX_CODES[2 * b[i]!]!;
     CHARS[AT[i]! + 1] = HEX_CODES[2 * b[i]! + 1]!;
   }
-  return LATIN1.decode(CHARS);
+  return TEXT.decode(CHARS);
 }

@@ -37,9 +37,9 @@ export function computeCost(usage: NormalizedUsage, rates: PriceRates, multiplie
   return costInNumbers(lines) ?? costInBigInts(lines);
 }
 
-/** nano-USD per price unit = 1e9 / units per price: tokens are priced per million, requests per thousand. */
-const PER_MTOK = 1000;
-const PER_KCOUNT = 1_000_000;
+/** nano-USD per unit for a price of 1 USD per price unit (1e9 / units per price unit). */
+const NANO_PER_TOKEN_AT_USD_PER_MTOK = 1000;
+const NANO_PER_REQUEST_AT_USD_PER_KREQ = 1_000_000;
 
 function pricedLines(usage: NormalizedUsage, rates: PriceRates, multiplier?: Decimal): PricedLine[] {
   const input = rates.input_mtok;
@@ -54,7 +54,12 @@ function pricedLines(usage: NormalizedUsage, rates: PriceRates, multiplier?: Dec
   if (plainOutput < 0) throw new RangeError("reasoning/audio output tokens exceed output_tokens");
   const inputTokens = totalInputTokens(usage);
   const priced: PricedLine[] = [];
-  const line = (category: CostCategory, qty: number, rate: Rate | undefined, nanoPerUnit = PER_MTOK) => {
+  const line = (
+    category: CostCategory,
+    qty: number,
+    rate: Rate | undefined,
+    nanoPerUnit = NANO_PER_TOKEN_AT_USD_PER_MTOK,
+  ) => {
     if (!rate || qty <= 0) return;
     const d = rateAt(rate, inputTokens);
     const price = multiplier ? { units: d.units * multiplier.units, scale: d.scale + multiplier.scale } : d;
@@ -70,6 +75,6 @@ function pricedLines(usage: NormalizedUsage, rates: PriceRates, multiplier?: Dec
   line("output", plainOutput, output);
   line("output", reasoningPriced ? usage.reasoning_tokens : 0, rates.output_reasoning_mtok);
   line("output_audio", audioOutPriced ? usage.output_audio_tokens : 0, rates.output_audio_mtok);
-  line("requests", rates.requests_kcount ? 1 : 0, rates.requests_kcount, PER_KCOUNT);
+  line("requests", rates.requests_kcount ? 1 : 0, rates.requests_kcount, NANO_PER_REQUEST_AT_USD_PER_KREQ);
   return priced;
 }

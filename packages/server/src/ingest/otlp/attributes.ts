@@ -53,8 +53,15 @@ function asText(v: AttrValue | undefined): string | undefined {
 export class TextFields {
   /** Attribute key → field index × KEYS_PER_FIELD + the key's rank among the field's keys. */
   readonly #byKey = new Map<string, number>();
+  // Scratch space of #scan, sized once and cleared per use: readInto runs once per span, synchronously.
+  readonly #onSpan: (string | undefined)[];
+  readonly #onResource: (string | undefined)[];
+  readonly #ranks: number[];
 
   constructor(readonly fields: readonly (readonly [string, readonly string[]])[]) {
+    this.#onSpan = new Array(fields.length).fill(undefined);
+    this.#onResource = new Array(fields.length).fill(undefined);
+    this.#ranks = new Array(fields.length).fill(0);
     fields.forEach(([, keys], i) => {
       if (keys.length > KEYS_PER_FIELD) throw new Error(`at most ${KEYS_PER_FIELD} keys per field`);
       keys.forEach((k, rank) => {
@@ -71,14 +78,8 @@ export class TextFields {
     for (let i = 0; i < this.fields.length; i++) out[this.fields[i]![0]] = onSpan[i] ?? onResource[i];
   }
 
-  // Scratch space of #scan, reused: readInto runs once per span, and is synchronous.
-  readonly #onSpan: (string | undefined)[] = [];
-  readonly #onResource: (string | undefined)[] = [];
-  readonly #ranks: number[] = [];
-
   #scan(attrs: AttrMap, texts: (string | undefined)[]): (string | undefined)[] {
-    texts.length = 0;
-    texts.length = this.fields.length;
+    texts.fill(undefined);
     const ranks = this.#ranks;
     for (const k in attrs) {
       const at = this.#byKey.get(k);

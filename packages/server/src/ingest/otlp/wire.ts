@@ -131,6 +131,7 @@ export class WireReader {
    * a repeated string keeps the hash V8 computed for it (property and Map lookups downstream).
    */
   #short(from: number, to: number): string {
+    if (from === to) return "";
     const buf = this.buf;
     let h = to - from;
     for (let i = from; i < to; i++) {

@@ -154,5 +154,6 @@ describe("tollgate serve --role (CLI)", () => {
     expect(help.out).toContain("--role <role>");
     expect(help.out).toMatch(/gateway\|api\|worker\|all/);
     expect(help.out).toContain("TOLLGATE_ROLE");
+    expect(help.out).toContain("TOLLGATE_BACKGROUND_NICE");
   });
 });

@@ -32,6 +32,17 @@ export function registerServe(program: Command): void {
       "load demo data first (if the workspace has none): realistic traffic for N days",
       false,
     )
+    .addHelpText(
+      "after",
+      `
+Tuning (environment):
+  TOLLGATE_BACKGROUND_NICE      how many nice steps below the main thread the background threads run
+                                (store thread, DuckDB, libuv pool, V8 helpers), so commits give way to
+                                proxying; 0 (off) to 19, default 10; Linux only
+  TOLLGATE_STORE_THREAD=0|1     the embedded DuckDB store in-process (0) or on its own thread (1, default)
+  TOLLGATE_DUCKDB_MEMORY_LIMIT  DuckDB's buffer-pool cap, e.g. 256MB (default) or 1GB
+  TOLLGATE_POLICY_REFRESH_MS    how often a replica re-reads budgets and limits from a shared store (5000)`,
+    )
     .action(
       async (
         opts: { port: string; host: string; demo: boolean | string; upstreams?: string; role?: string },

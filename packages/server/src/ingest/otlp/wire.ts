@@ -94,9 +94,14 @@ export class WireReader {
     const to = this.lengthEnd(end);
     const from = this.pos;
     this.pos = to;
-    // One native call over a Buffer view of the whole body: a flat string, no per-byte concatenation.
+    // One native call: a flat string, no per-byte concatenation.
+    return this.#buffer().toString("hex", from, to);
+  }
+
+  /** A Buffer view of the whole body, made on first use, for Buffer's one-call string decoders. */
+  #buffer(): Buffer {
     this.#asBuffer ??= Buffer.from(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
-    return this.#asBuffer.toString("hex", from, to);
+    return this.#asBuffer;
   }
   #asBuffer: Buffer | null = null;
 
@@ -142,8 +147,7 @@ export class WireReader {
     const slot = h & (SHORT_SLOTS - 1);
     const hit = shortStrings[slot];
     if (hit !== undefined && sameAscii(hit, buf, from, to)) return hit;
-    this.#asBuffer ??= Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-    const text = this.#asBuffer.toString("latin1", from, to);
+    const text = this.#buffer().toString("latin1", from, to);
     shortStrings[slot] = text;
     return text;
   }

@@ -39,3 +39,21 @@ export function pricebookFrom(opt?: string): string | null {
   const p = opt ?? process.env.TOLLGATE_PRICEBOOK;
   return p ? resolve(p) : null;
 }
+
+/**
+ * A whole-number setting from the environment: `fallback` when unset or empty, else a whole number from
+ * 0 to `max` (`zeroMeans`, e.g. "off", is shown in the error), or an error that names the variable.
+ */
+export function wholeNumberFromEnv(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  { fallback, max, zeroMeans }: { fallback: number; max: number; zeroMeans?: string },
+): number {
+  const v = env[name];
+  if (v === undefined || v === "") return fallback;
+  if (!/^\d{1,9}$/.test(v) || Number(v) > max)
+    throw new Error(
+      `${name} must be a whole number from 0${zeroMeans ? ` (${zeroMeans})` : ""} to ${max}, got ${JSON.stringify(v)}`,
+    );
+  return Number(v);
+}

@@ -1,16 +1,11 @@
 import { readdirSync } from "node:fs";
 import { getPriority, setPriority } from "node:os";
 import { isMainThread } from "node:worker_threads";
+import { wholeNumberFromEnv } from "./config.js";
 
 /** TOLLGATE_BACKGROUND_NICE: how much lower than the main thread background threads run, 0 (off) to 19; default 10. */
 export function backgroundNiceFrom(env = process.env): number {
-  const v = env.TOLLGATE_BACKGROUND_NICE;
-  if (v === undefined || v === "") return 10;
-  if (!/^\d{1,2}$/.test(v) || Number(v) > 19)
-    throw new Error(
-      `TOLLGATE_BACKGROUND_NICE must be a whole number from 0 (off) to 19, got ${JSON.stringify(v)}`,
-    );
-  return Number(v);
+  return wholeNumberFromEnv(env, "TOLLGATE_BACKGROUND_NICE", { fallback: 10, max: 19, zeroMeans: "off" });
 }
 
 /**

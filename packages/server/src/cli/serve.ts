@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { pino } from "pino";
 import { dataDirFrom, portFrom, pricebookFrom } from "../config.js";
+import { heapGrowthFrom, limitHeapGrowth } from "../heap-growth.js";
 import { roleFrom, SERVER_ROLES, servesRoutes } from "../roles.js";
 import { startServer } from "../serve.js";
 import { backgroundNiceFrom, lowerBackgroundThreads } from "../thread-priority.js";
@@ -39,6 +40,8 @@ Tuning (environment):
   TOLLGATE_BACKGROUND_NICE      how many nice steps below the main thread the background threads run
                                 (store thread, DuckDB, libuv pool, V8 helpers), so commits give way to
                                 proxying; 0 (off) to 19, default 10; Linux only
+  TOLLGATE_HEAP_GROWTH_PERCENT  how far the JS heap may grow past what the last full GC kept before the
+                                next one, in %; default 100 (bounds RSS under load), 0 = V8's own (up to 300)
   TOLLGATE_STORE_THREAD=0|1     the embedded DuckDB store in-process (0) or on its own thread (1, default)
   TOLLGATE_DUCKDB_MEMORY_LIMIT  DuckDB's buffer-pool cap, e.g. 256MB (default) or 1GB
   TOLLGATE_POLICY_REFRESH_MS    how often a replica re-reads budgets and limits from a shared store (5000)`,
@@ -64,11 +67,14 @@ Tuning (environment):
         const port = portFrom(process.env.TOLLGATE_PORT && opts.port === "4242" ? undefined : opts.port);
         const ro = runtimeOptions(g);
         let backgroundNice: number;
+        let heapGrowth: number;
         try {
           backgroundNice = backgroundNiceFrom();
+          heapGrowth = heapGrowthFrom();
         } catch (e) {
           throw new CliError((e as Error).message, 2);
         }
+        limitHeapGrowth(heapGrowth);
         const { runtime, url, stop } = await startServer({
           ...ro,
           role,
@@ -87,6 +93,7 @@ Tuning (environment):
             pricebook: pricebookFrom(g.pricebook),
             backgroundNice,
             backgroundThreads,
+            heapGrowth,
           },
           "tollgate listening",
         );

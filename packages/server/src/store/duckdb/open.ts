@@ -10,7 +10,7 @@ export class DataDirLockedError extends Error {
 /** Opens (creating if needed) the DuckDB file of a data dir and brings its schema up to date. */
 export async function openDuckDb(
   dataDir: string,
-): Promise<{ instance: DuckDBInstance; conn: DuckDBConnection }> {
+): Promise<{ instance: DuckDBInstance; conn: DuckDBConnection; file: string }> {
   mkdirSync(dataDir, { recursive: true });
   const file = join(dataDir, "tollgate.duckdb");
   let instance: DuckDBInstance;
@@ -29,12 +29,12 @@ export async function openDuckDb(
   }
   const conn = await instance.connect();
   // Checkpointing every 16 MB of WAL (the default) stalls commits under sustained ingest; the WAL is
-  // replayed on start after a crash either way.
+  // replayed on start after a crash either way. Slower traffic is checkpointed sooner (CheckpointPacer).
   await conn.run("SET checkpoint_threshold = '256MB'");
   // DuckDB would otherwise cache up to 80% of RAM; an embedded ledger shares its process with the gateway.
   await conn.run(`SET memory_limit = '${memoryLimit()}'`);
   await migrate(conn);
-  return { instance, conn };
+  return { instance, conn, file };
 }
 
 async function migrate(conn: DuckDBConnection): Promise<void> {

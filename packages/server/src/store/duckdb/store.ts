@@ -31,6 +31,7 @@ import {
 } from "../types.js";
 import { agentRuns, firstSeen, segmentSets, userDays, userDaysOf } from "./analytics.js";
 import { appendWith, isDuplicateKey } from "./appender.js";
+import { CheckpointPacer, type CheckpointPacerOptions } from "./checkpoint-pacer.js";
 import {
   appendColumns,
   appendIds,
@@ -87,6 +88,9 @@ export class DuckDbStore implements Store {
   /** How many sums #openDays may hold; null: not kept. */
   #openDaySumsMax: number | null = MAX_OPEN_DAY_SUMS;
   #closer: ReturnType<typeof setInterval> | null = null;
+  #pacer: CheckpointPacer | null = null;
+  /** Its own connection: a checkpoint takes a second or so and must not hold up reads or appends. */
+  #checkpointer: Lane | null = null;
   private constructor(
     private readonly instance: DuckDBInstance,
     private readonly reader: Lane,
@@ -96,13 +100,19 @@ export class DuckDbStore implements Store {
   /**
    * `closeDaysAtOpen: false` leaves summing closed days to the first `closeDays()` call (tests, benches);
    * `openDaySums: false` answers every spend question from the raw calls (no in-memory open-day sums);
-   * `maxOpenDaySums` bounds how many they may hold (default MAX_OPEN_DAY_SUMS).
+   * `maxOpenDaySums` bounds how many they may hold (default MAX_OPEN_DAY_SUMS); `checkpoints` paces
+   * checkpoints of a slowly growing WAL (CheckpointPacer).
    */
   static async open(
     dataDir: string,
-    opts: { closeDaysAtOpen?: boolean; openDaySums?: boolean; maxOpenDaySums?: number } = {},
+    opts: {
+      closeDaysAtOpen?: boolean;
+      openDaySums?: boolean;
+      maxOpenDaySums?: number;
+      checkpoints?: CheckpointPacerOptions;
+    } = {},
   ): Promise<DuckDbStore> {
-    const { instance, conn } = await openDuckDb(dataDir);
+    const { instance, conn, file } = await openDuckDb(dataDir);
     const writers: Lane[] = [];
     for (let i = 0; i < WRITE_LANES; i++) {
       const c = await instance.connect();
@@ -115,6 +125,13 @@ export class DuckDbStore implements Store {
     if (opts.closeDaysAtOpen !== false) await store.closeDays();
     store.#closer = setInterval(() => void store.closeDays().catch(() => {}), CLOSE_EVERY_MS);
     store.#closer.unref();
+    const checkpointer = new Lane(await instance.connect());
+    store.#checkpointer = checkpointer;
+    store.#pacer = new CheckpointPacer(
+      `${file}.wal`,
+      () => checkpointer.run((c) => c.run("CHECKPOINT")).then(() => {}),
+      opts.checkpoints,
+    );
     return store;
   }
 
@@ -660,8 +677,15 @@ export class DuckDbStore implements Store {
     }));
   }
 
+  /** The checkpoint pacer, for tests. */
+  get checkpoints(): CheckpointPacer | null {
+    return this.#pacer;
+  }
+
   async close(): Promise<void> {
     if (this.#closer) clearInterval(this.#closer);
+    await this.#pacer?.close();
+    await this.#checkpointer?.run(async (c) => c.closeSync());
     await Promise.all(this.writers.map((w) => w.run(async (c) => c.closeSync())));
     await this.reader.run(async (c) => {
       await c.run("CHECKPOINT").catch(() => {});

@@ -21,7 +21,7 @@ const DEFAULTS: Required<CheckpointPacerOptions> = {
 /**
  * Whether a WAL of `walBytes`, grown by `grownBytes` in the last `elapsedMs`, should be checkpointed now.
  * Until a checkpoint DuckDB keeps every appended row in memory, uncompressed; its own trigger fires only
- * at checkpoint_threshold (set high because checkpoints every few MB cut bulk ingest by a sixth). So a
+ * at checkpoint_threshold (set high because checkpoints every 16–32 MB cut bulk ingest by up to a third). So a
  * bulk load is left to that threshold, and any slower traffic (a gateway's, or a load that ended) is
  * checkpointed once its WAL is big enough, which keeps memory bounded.
  */

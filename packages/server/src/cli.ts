@@ -9,7 +9,7 @@ import { registerPrices } from "./cli/prices.js";
 import { registerPurge, registerRollups } from "./cli/rollups.js";
 import { registerServe } from "./cli/serve.js";
 import { registerSpend } from "./cli/spend.js";
-import { DataDirLockedError } from "./store/duckdb/open.js";
+import { DataDirLockedError } from "./data-dir-lock.js";
 
 const program = new Command("tollgate")
   .description("Tollgate: exact LLM cost attribution and spend control")

@@ -1,6 +1,10 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DataDirLockedError } from "./store/duckdb/open.js";
+
+/** Another process holds this data dir (the embedded store's file lock, or a replica's process.lock). */
+export class DataDirLockedError extends Error {
+  override name = "DataDirLockedError";
+}
 
 /**
  * Claims a data dir for this process when nothing else does (the embedded store's DuckDB file lock does

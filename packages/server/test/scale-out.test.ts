@@ -239,6 +239,18 @@ describe("two gateways and a worker on one ClickHouse and one Redis", () => {
     lateCalls = ok;
   });
 
+  it.runIf(existsSync("/proc/self/maps"))(
+    "no process on ClickHouse loads DuckDB (~30 MB a replica would carry)",
+    () => {
+      // Before the gateways are stopped below; each has served and recorded calls by now.
+      for (const p of procs) {
+        const maps = readFileSync(`/proc/${p.proc.pid}/maps`, "utf8");
+        expect(maps).toContain(process.execPath); // the probe reads the live process
+        expect(maps).not.toMatch(/libduckdb|duckdb\.node/);
+      }
+    },
+  );
+
   it("50,000 calls through both gateways: each admitted call stored exactly once, caps hold", async () => {
     const gateways = procs.slice(1, 3);
     outcomes = await drive(gateways);

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildCallRecord, type CallRecord, PricingEngine, uuidv7 } from "@tollgate/core";
 import { afterAll, describe, expect, it } from "vitest";
-import { DataDirLockedError } from "../src/store/duckdb/open.js";
+import { DataDirLockedError } from "../src/data-dir-lock.js";
 import { ThreadStore } from "../src/store/duckdb/thread-store.js";
 
 // The thread runs the compiled entry (npm test builds first), exactly as `tollgate serve` does.

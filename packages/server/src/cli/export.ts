@@ -2,7 +2,6 @@ import { once } from "node:events";
 import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { DuckDBInstance } from "@duckdb/node-api";
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { type Client, connect } from "./client.js";
@@ -149,6 +148,8 @@ async function exportRollup(client: Client, name: RollupName, o: RollupExportOpt
 const sqlString = (s: string) => `'${s.replaceAll("'", "''")}'`;
 
 async function toParquet(csv: string, out: string, meta: Json): Promise<void> {
+  // Loaded on use: every other command of the CLI (a ClickHouse-backed gateway among them) runs without DuckDB.
+  const { DuckDBInstance } = await import("@duckdb/node-api");
   const db = await DuckDBInstance.create(":memory:");
   const conn = await db.connect();
   try {

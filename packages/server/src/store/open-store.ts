@@ -1,8 +1,6 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { ClickHouseOptions } from "./clickhouse/open.js";
-import { DuckDbStore } from "./duckdb/store.js";
-import { ThreadStore } from "./duckdb/thread-store.js";
 import type { Store } from "./types.js";
 
 const THREAD_ENTRY = new URL("./duckdb/thread-entry.js", import.meta.url);
@@ -41,5 +39,8 @@ export async function openStore(dataDir: string, opts: StoreOptions = {}): Promi
   if (ch) return (await import("./clickhouse/open.js")).openClickHouse(ch);
   const env = process.env.TOLLGATE_STORE_THREAD;
   const thread = opts.thread ?? (env === undefined ? existsSync(fileURLToPath(THREAD_ENTRY)) : env !== "0");
-  return thread ? ThreadStore.open(dataDir, THREAD_ENTRY) : DuckDbStore.open(dataDir);
+  // Imported on use, as ClickHouse is: a process on ClickHouse never maps DuckDB's ~30 MB library.
+  return thread
+    ? (await import("./duckdb/thread-store.js")).ThreadStore.open(dataDir, THREAD_ENTRY)
+    : (await import("./duckdb/store.js")).DuckDbStore.open(dataDir);
 }

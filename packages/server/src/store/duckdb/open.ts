@@ -1,11 +1,8 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
+import { DataDirLockedError } from "../../data-dir-lock.js";
 import { MIGRATIONS } from "./migrations.js";
-
-export class DataDirLockedError extends Error {
-  override name = "DataDirLockedError";
-}
 
 /** Opens (creating if needed) the DuckDB file of a data dir and brings its schema up to date. */
 export async function openDuckDb(

@@ -1,6 +1,7 @@
 import { resolve as resolvePath } from "node:path";
 import { Worker } from "node:worker_threads";
 import type { CallRecord } from "@tollgate/core";
+import { DataDirLockedError } from "../../data-dir-lock.js";
 import type {
   AgentRunRollupRow,
   ApiKeyRecord,
@@ -24,7 +25,6 @@ import type {
   UserDayRow,
 } from "../types.js";
 import { toColumns, transferList } from "./columns.js";
-import { DataDirLockedError } from "./open.js";
 
 interface Reply {
   id: number;

@@ -240,7 +240,7 @@ describe("two gateways and a worker on one ClickHouse and one Redis", () => {
   });
 
   it.runIf(existsSync("/proc/self/maps"))(
-    "no process on ClickHouse loads DuckDB (~30 MB a replica would carry)",
+    "no process on ClickHouse loads DuckDB (~20 MB of RSS a replica would carry)",
     () => {
       // Before the gateways are stopped below; each has served and recorded calls by now.
       for (const p of procs) {

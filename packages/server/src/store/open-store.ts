@@ -39,7 +39,7 @@ export async function openStore(dataDir: string, opts: StoreOptions = {}): Promi
   if (ch) return (await import("./clickhouse/open.js")).openClickHouse(ch);
   const env = process.env.TOLLGATE_STORE_THREAD;
   const thread = opts.thread ?? (env === undefined ? existsSync(fileURLToPath(THREAD_ENTRY)) : env !== "0");
-  // Imported on use, as ClickHouse is: a process on ClickHouse never maps DuckDB's ~30 MB library.
+  // Imported on use, as ClickHouse is: a process on ClickHouse never maps DuckDB's library (~20 MB of RSS).
   return thread
     ? (await import("./duckdb/thread-store.js")).ThreadStore.open(dataDir, THREAD_ENTRY)
     : (await import("./duckdb/store.js")).DuckDbStore.open(dataDir);

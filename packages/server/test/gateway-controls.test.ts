@@ -1,3 +1,4 @@
+import { Agent, request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createKey, startTestGateway } from "./helpers.js";
 import { startMockUpstream } from "./mock-upstream.js";
@@ -37,6 +38,53 @@ describe("gateway controls", () => {
     expect(status).toBe(413);
     expect(json.error?.type).toBe("invalid_request_error");
     expect(mock.requests.length).toBe(before);
+  });
+
+  it("forwards a body byte for byte however it arrives: whole, in pieces, or chunked (one keep-alive connection)", async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const sockets = new Set<unknown>();
+    /** Sends `parts` with a pause between them; `length` false sends the body chunked. */
+    const send = (parts: string[], length: boolean) =>
+      new Promise<number>((resolve, reject) => {
+        const total = parts.join("");
+        const req = request(
+          `${open.url}/v1/chat/completions`,
+          {
+            method: "POST",
+            agent,
+            headers: {
+              "content-type": "application/json",
+              authorization: "Bearer sk-test",
+              ...(length ? { "content-length": String(Buffer.byteLength(total)) } : {}),
+            },
+          },
+          (res) => {
+            res.resume();
+            res.on("end", () => resolve(res.statusCode ?? 0));
+          },
+        );
+        req.on("socket", (s) => sockets.add(s));
+        req.on("error", reject);
+        const write = (i: number) => {
+          if (i === parts.length) return req.end();
+          req.write(parts[i]);
+          setTimeout(() => write(i + 1), 20);
+        };
+        write(0);
+      });
+    const body = JSON.stringify({ model: "gpt-4.1-nano", messages: [{ role: "user", content: "héllo ✓" }] });
+    const cut = [body.slice(0, 9), body.slice(9, 30), body.slice(30)];
+    const before = mock.requests.length;
+    try {
+      expect(await send([body], true)).toBe(200);
+      expect(await send(cut, true)).toBe(200);
+      expect(await send(cut, false)).toBe(200);
+      expect(await send([body], true)).toBe(200); // the connection is still in a sound state
+    } finally {
+      agent.destroy();
+    }
+    expect(sockets.size).toBe(1);
+    expect(mock.requests.slice(before).map((r) => r.rawBody)).toEqual([body, body, body, body]);
   });
 
   it("refuses a malformed x-tollgate-retries instead of guessing", async () => {

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { StringDecoder } from "node:string_decoder";
 import {
   type CallFacts,
   createSseUsageExtractor,
@@ -33,6 +34,7 @@ export interface GatewayDeps {
 }
 
 const MAX_REQUEST_BYTES = 32 * 1024 * 1024;
+const EMPTY_BODY = Buffer.alloc(0);
 const MAX_RETRIES = 10;
 const GATEWAY_ROLES = new Set(["gateway", "admin", "root"]);
 
@@ -393,7 +395,7 @@ export class Gateway {
     const eventId = uuidv7();
     const extractor = createSseUsageExtractor(api);
     const stripper = call.injectedUsage ? new UsageChunkStripper() : null;
-    const decoder = new TextDecoder();
+    const decoder = new StringDecoder("utf8"); // far cheaper to create than a TextDecoder, per stream
     const headers = replyHeaders(up.headers);
     headers["x-tollgate-event-id"] = eventId;
     headers.trailer = "x-tollgate-cost-usd";
@@ -412,11 +414,13 @@ export class Gateway {
     try {
       for await (const chunk of up.body) {
         firstByte ??= Date.now();
-        const text = decoder.decode(chunk as Buffer, { stream: true });
+        // The client's bytes go out before usage is read from them: extraction never delays a token.
+        const passed = stripper === null && res.write(chunk as Buffer);
+        const text = decoder.write(chunk as Buffer);
+        const writable = stripper ? writeAny(res, stripper.push(text)) : passed;
         extractor.push(text);
         events += countEvents(text);
-        const out = stripper ? stripper.push(text) : (chunk as Buffer);
-        if (out.length && !res.write(out)) await drainOrClose(res);
+        if (!writable) await drainOrClose(res);
         if (clientGone) break;
       }
       if (!clientGone && stripper) {
@@ -593,7 +597,22 @@ function retriesFrom(header: string | undefined, fallback: number): number {
 }
 
 /** Reads the request body with plain events (an async iterator costs measurable latency per request). */
+/** Writes `out` unless it is empty; false when the client's buffer is full (as `res.write`). */
+function writeAny(res: ServerResponse, out: string): boolean {
+  return out.length === 0 || res.write(out);
+}
+
 function readBody(req: IncomingMessage): Promise<Buffer> {
+  // A body that came with the request's headers is buffered by the time the handler asks for it: taken
+  // at once, it skips the stream's 'data' and 'end' ticks (tens of µs on an idle gateway).
+  const declared = req.headers["content-length"];
+  if (
+    declared !== undefined &&
+    req.readableFlowing === null &&
+    req.readableLength === Number(declared) &&
+    req.readableLength <= MAX_REQUEST_BYTES
+  )
+    return Promise.resolve((req.read() as Buffer | null) ?? EMPTY_BODY);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

@@ -4,7 +4,12 @@
 // through the Portkey open-source gateway (@portkey-ai/gateway, --headless). Closed loop for saturation
 // throughput, open loop (constant rate, latency from the scheduled send time) for added latency, CPU-ms
 // per request and RSS of the gateway processes, and streaming time to first token.
+// --scale-out: (b) is a gateway replica (`--role gateway`) recording into ClickHouse with limits on Redis — a
+// clickhouse-server and a redis-server the bench starts (or TOLLGATE_CLICKHOUSE_URL) — instead of the embedded
+// default; their CPU and RSS are reported beside the replica's, and an `--role api` process on the same
+// ClickHouse answers the recording check.
 // Usage: npm run bench:gateway [-- --quick] [-- --connections 64 --rate 500 --closed-s 6 --open-s 10 --streams 100]
+//        [-- --scale-out] [-- --no-portkey]
 // Env BENCH_NODE_FLAGS: extra node flags for the `tollgate serve` process (e.g. --cpu-prof).
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -25,7 +30,15 @@ import {
   streamOnce,
   summarize,
 } from "./gateway/load.mjs";
-import { freePort, shutdown, startMock, startTollgate, track, waitFor } from "./gateway/processes.mjs";
+import {
+  freePort,
+  shutdown,
+  startMock,
+  startRedis,
+  startTollgate,
+  track,
+  waitFor,
+} from "./gateway/processes.mjs";
 
 const { values: argv } = parseArgs({
   options: {
@@ -37,9 +50,11 @@ const { values: argv } = parseArgs({
     "warmup-s": { type: "string" },
     streams: { type: "string" },
     "no-portkey": { type: "boolean", default: false },
+    "scale-out": { type: "boolean", default: false },
   },
 });
 const quick = argv.quick;
+const SCALE_OUT = argv["scale-out"];
 const CONNECTIONS = Number(argv.connections);
 const RATE = Number(argv.rate);
 const CLOSED_MS = Number(argv["closed-s"] ?? (quick ? 1.5 : 6)) * 1000;
@@ -65,6 +80,28 @@ const signed = (v, d = 2) =>
 
 // ---------------------------------------------------------------------------------------------------------
 // Processes
+
+/**
+ * --scale-out: ClickHouse (fresh database) and Redis for a gateway replica. Resolves with the replica's
+ * store flags, the processes to watch (those the bench started), and stop().
+ */
+async function startScaleOutServices() {
+  const { benchClickHouse } = await import("./clickhouse.mjs");
+  const redis = await startRedis();
+  if (!redis) throw new Error("--scale-out needs redis-server: apt-get install -y redis-server");
+  const ch = await benchClickHouse();
+  const database = ch.newDatabase("bench_gateway");
+  const watched = [{ name: "redis", pid: redis.pid }];
+  if (ch.pid) watched.unshift({ name: "clickhouse", pid: ch.pid });
+  log(
+    `scale-out: ClickHouse ${ch.version ?? ""} at ${ch.url}${ch.external ? " (TOLLGATE_CLICKHOUSE_URL)" : ` (pid ${ch.pid})`}, database ${database}; Redis ${redis.url} (pid ${redis.pid})`,
+  );
+  return {
+    args: ["--clickhouse", `${ch.url}/${database}`, "--redis", redis.url],
+    watched,
+    stop: () => ch.stop(),
+  };
+}
 
 async function startPortkey() {
   let bin;
@@ -182,8 +219,14 @@ const mock = await startMock({ json: FIXTURE_JSON, sse: FIXTURE_SSE, gapMs: STRE
 rss.watch(mock.pid);
 log(`mock upstream: ${mock.origin} (pid ${mock.pid}), reply ${fixtureBytes} bytes`);
 
-const tollgate = await startTollgate(mock.origin);
+/** --scale-out: the ClickHouse and Redis the replica records into and limits on, and its store flags. */
+const services = SCALE_OUT ? await startScaleOutServices() : null;
+const tollgate = await startTollgate(
+  mock.origin,
+  services ? { args: services.args, env: { TOLLGATE_ROLE: "gateway" } } : {},
+);
 rss.watch(tollgate.pid);
+for (const s of services?.watched ?? []) rss.watch(s.pid);
 const tollgateIdleRss = procRssMb(tollgate.pid);
 log(
   `tollgate: ${tollgate.url} (pid ${tollgate.pid}), idle RSS ${f1(tollgateIdleRss)} MB, data dir ${tollgate.dataDir}`,
@@ -194,7 +237,13 @@ if (!portkey.unavailable) rss.watch(portkey.pid);
 
 const targets = [
   { key: "a", name: "(a) direct", origin: mock.origin, extraHeaders: {}, pid: null },
-  { key: "b", name: "(b) tollgate", origin: tollgate.url, extraHeaders: TOLLGATE_HEADERS, pid: tollgate.pid },
+  {
+    key: "b",
+    name: SCALE_OUT ? "(b) tollgate replica" : "(b) tollgate",
+    origin: tollgate.url,
+    extraHeaders: TOLLGATE_HEADERS,
+    pid: tollgate.pid,
+  },
 ];
 if (!portkey.unavailable)
   targets.push({
@@ -258,10 +307,16 @@ const results = Object.fromEntries(targets.map((t) => [t.key, {}]));
 // Closed loop (saturation) first: it also warms every server's JIT before the latency phase, as a
 // gateway in production would be warm; then the open loop (latency at a constant rate).
 log(`\n-- closed loop, ${CONNECTIONS} connections --`);
+/** --scale-out: ClickHouse's and Redis's CPU while (b) ran its closed loop. */
+let servicesCpu = null;
 for (const t of targets) {
   const pool = makePool(t.origin, CONNECTIONS);
   if (t.pid) rss.reset(t.pid);
-  const probe = () => ({ server: t.pid ? procCpuMs(t.pid) : null, mock: procCpuMs(mock.pid) });
+  const probe = () => ({
+    server: t.pid ? procCpuMs(t.pid) : null,
+    mock: procCpuMs(mock.pid),
+    services: (services?.watched ?? []).map((s) => procCpuMs(s.pid)),
+  });
   const m0 = await mockCount();
   const r = await closedLoop(pool, reqFor(t, CHAT), {
     connections: CONNECTIONS,
@@ -280,6 +335,12 @@ for (const t of targets) {
   results[t.key].closed = r;
   results[t.key].rssClosed = t.pid ? rss.max(t.pid) : null;
   if (t.key === "b") sentThroughTollgate += r.sent;
+  if (t.key === "b" && services)
+    servicesCpu = services.watched.map((s, i) => ({
+      name: s.name,
+      pct: ((r.endProbe.services[i] - r.startProbe.services[i]) / r.wallMs) * 100,
+      msPerReq: (r.endProbe.services[i] - r.startProbe.services[i]) / r.requests,
+    }));
   log(
     `${t.name.padEnd(22)} ${f1(r.rps).padStart(8)} req/s  (${r.requests} in ${f1(r.wallMs / 1000)}s, errors ${r.errors}${r.firstError ? ` (${r.firstError})` : ""}, ${f1(r.avgBytes)} B/reply)  server CPU ${r.serverCpuPct === null ? "n/a" : `${f1(r.serverCpuPct)}%`} = ${f3(r.cpuMsPerReq)} ms/req  mock CPU ${f1(r.mockCpuPct)}%  client CPU ${f1(r.clientCpuPct)}%`,
   );
@@ -377,7 +438,13 @@ const tollgateEndRss = procRssMb(tollgate.pid);
 await sleep(1000);
 const tollgateSettledRss = procRssMb(tollgate.pid);
 
-log("\n-- recording check (GET /api/spend?by=feature&from=1h) --");
+log(
+  `\n-- recording check (GET /api/spend?by=feature&from=1h${services ? " of an --role api process on the same ClickHouse" : ""}) --`,
+);
+// A gateway replica serves no query API: a process of the api role reads what it recorded.
+const queryServer = services
+  ? await startTollgate(mock.origin, { args: services.args, env: { TOLLGATE_ROLE: "api" } })
+  : tollgate;
 let recorded = null;
 let spendRow = null;
 {
@@ -385,8 +452,8 @@ let spendRow = null;
   let last = -1;
   for (;;) {
     try {
-      const r = await undiciRequest(`${tollgate.url}/api/spend?by=feature&from=1h`, {
-        headers: { authorization: `Bearer ${tollgate.token}` },
+      const r = await undiciRequest(`${queryServer.url}/api/spend?by=feature&from=1h`, {
+        headers: { authorization: `Bearer ${queryServer.token}` },
       });
       const j = await r.body.json();
       if (r.statusCode !== 200) throw new Error(`HTTP ${r.statusCode}: ${JSON.stringify(j).slice(0, 300)}`);
@@ -424,6 +491,8 @@ try {
 log(
   `tollgate RSS: idle ${f1(tollgateIdleRss)} MB -> max ${f1(rss.overall(tollgate.pid))} MB -> end of load ${f1(tollgateEndRss)} MB -> 1 s later ${f1(tollgateSettledRss)} MB`,
 );
+for (const s of services?.watched ?? [])
+  log(`${s.name} RSS: max ${f1(rss.overall(s.pid))} MB, now ${f1(procRssMb(s.pid))} MB`);
 if (!portkey.unavailable)
   log(`portkey RSS: max ${f1(rss.overall(portkey.pid))} MB, now ${f1(procRssMb(portkey.pid))} MB`);
 const tollErr = tollgate.err.text.trim();
@@ -480,6 +549,10 @@ log(
 log(
   `mock upstream CPU in the closed loop: ${targets.map((t) => `${t.key} ${f1(results[t.key].closed?.mockCpuPct)}% (${f3(results[t.key].closed?.mockCpuMsPerReq)} ms/req)`).join(", ")}; ${cpus().length} cores shared by client, mock and gateway`,
 );
+if (servicesCpu)
+  log(
+    `scale-out services CPU in (b)'s closed loop: ${servicesCpu.map((c) => `${c.name} ${f1(c.pct)}% (${f3(c.msPerReq)} ms/req)`).join(", ")}; on the same ${cpus().length} cores`,
+  );
 
 log("\nratios:");
 log(`  tollgate / direct throughput: ${f2(B.closed.rps / A.closed.rps)}x`);
@@ -524,5 +597,6 @@ log(
 );
 
 rss.stop();
+await services?.stop();
 await shutdown();
 process.exit(0);

@@ -6,15 +6,14 @@
 // (2) An open loop (constant rate, latency from the scheduled send): the same under load, median over rounds
 // of each target's p50 minus (a)'s. (3) The check alone, in-process: SpendGuard.admit with each backend.
 // Usage: npm run bench:limits [-- --seq-rounds 6 --seq-calls 400 --rate 300 --rounds 5 --round-s 4 --calls 20000]
-import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { PricingEngine } from "@tollgate/core";
-import { makePool, openLoop, procCpuMs, sleep } from "./gateway/load.mjs";
-import { children, freePort, shutdown, startMock, startTollgate, tmpDirs } from "./gateway/processes.mjs";
+import { makePool, openLoop, procCpuMs } from "./gateway/load.mjs";
+import { shutdown, startMock, startRedis, startTollgate, tmpDirs } from "./gateway/processes.mjs";
 
 const { values: argv } = parseArgs({
   options: {
@@ -50,23 +49,6 @@ writeFileSync(
   - { id: model-rolling, scope: { model: gpt-4.1-nano }, window: 24h, limit_usd: "100000" }
 `,
 );
-
-async function startRedis() {
-  if (spawnSync("redis-server", ["--version"]).error) return null;
-  const port = await freePort();
-  const child = spawn(
-    "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-    { stdio: "ignore" },
-  );
-  children.push(child);
-  for (let i = 0; i < 200; i++) {
-    if (spawnSync("redis-cli", ["-p", String(port), "ping"], { encoding: "utf8" }).stdout?.trim() === "PONG")
-      return { url: `redis://127.0.0.1:${port}`, pid: child.pid };
-    await sleep(50);
-  }
-  throw new Error("redis-server did not start");
-}
 
 const f3 = (v) => (Number.isFinite(v) ? v.toFixed(3) : "n/a");
 const signed = (v) => (Number.isFinite(v) ? `${v >= 0 ? "+" : ""}${v.toFixed(3)}` : "n/a");

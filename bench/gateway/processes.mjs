@@ -1,6 +1,6 @@
 // Child processes of the benchmarks: the mock upstream, `tollgate serve`, and their cleanup (children are
 // stopped and temp dirs removed when the benchmark exits).
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -149,4 +149,22 @@ export function track(child) {
     exited = `exit ${code ?? sig}`;
   });
   return { out: tail(child.stdout), err: tail(child.stderr), exited: () => exited };
+}
+
+/** A throwaway redis-server on a free port (no persistence), or null when redis-server is not installed. */
+export async function startRedis() {
+  if (spawnSync("redis-server", ["--version"]).error) return null;
+  const port = await freePort();
+  const child = spawn(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    { stdio: "ignore" },
+  );
+  children.push(child);
+  for (let i = 0; i < 200; i++) {
+    if (spawnSync("redis-cli", ["-p", String(port), "ping"], { encoding: "utf8" }).stdout?.trim() === "PONG")
+      return { url: `redis://127.0.0.1:${port}`, pid: child.pid };
+    await sleep(50);
+  }
+  throw new Error("redis-server did not start");
 }

@@ -1,7 +1,7 @@
 // One suite, every store: the embedded DuckDB store, ClickHouse 18.16 (a real clickhouse-server, id claims
-// in a real Redis), the same on two shards under Distributed tables (two servers, no replication) and
-// modern ClickHouse (chdb, in-process). The same generated calls go into each; every
-// query of the store and of the query layer must answer exactly alike.
+// in a real Redis; once more with appends on their own thread), the same on two shards under Distributed
+// tables (two servers, no replication) and modern ClickHouse (chdb, in-process). The same generated calls
+// go into each; every query of the store and of the query layer must answer exactly alike.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,7 +20,8 @@ import {
   previousWindow,
   userDayRollup,
 } from "../src/query/rollups.js";
-import { openClickHouse } from "../src/store/clickhouse/open.js";
+import { type ClickHouseOptions, openClickHouse } from "../src/store/clickhouse/open.js";
+import type { ClickHouseStore } from "../src/store/clickhouse/store.js";
 import { DuckDbStore } from "../src/store/duckdb/store.js";
 import {
   type EventFilter,
@@ -39,6 +40,7 @@ import { startRedis, type TestRedis } from "./redis-server.js";
 
 const DAY = 86_400_000;
 const now = Date.now();
+const APPEND_ENTRY = new URL("../dist/store/clickhouse/append-entry.js", import.meta.url);
 /** Edge cases the generator does not make: quoting, unicode, tags, metadata, unpriced, non-model kinds. */
 function edgeCases(): CallRecord[] {
   const t = utcMonthStart(now) + 3_600_000;
@@ -109,6 +111,14 @@ let redis: TestRedis;
 let chdb: Session;
 const dirs: string[] = [];
 
+/** A ClickHouse store whose appends run on their own thread (the compiled entry: `npm run build` first). */
+async function openClickHouseAppendThread(opts: ClickHouseOptions): Promise<ClickHouseStore> {
+  const store = await openClickHouse(opts);
+  await store.appendOnThread(APPEND_ENTRY, opts);
+  expect(store.appendThread).not.toBeNull();
+  return store;
+}
+
 beforeAll(async () => {
   [ch, shards, redis] = await Promise.all([startClickHouse(), startClickHouse({ shards: 2 }), startRedis()]);
   const dir = mkdtempSync(join(tmpdir(), "tg-conf-"));
@@ -125,6 +135,13 @@ beforeAll(async () => {
     {
       name: "clickhouse-18.16",
       store: await openClickHouse({ url: `${ch.url}/tg_conformance`, redisUrl: redis.url }),
+    },
+    {
+      name: "clickhouse-18.16, appends on a thread",
+      store: await openClickHouseAppendThread({
+        url: `${ch.url}/tg_conformance_thread`,
+        redisUrl: redis.url,
+      }),
     },
     {
       name: "clickhouse-2-shards",
@@ -212,6 +229,26 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
       expect((await store.append(big)).inserted.size).toBe(20_000);
       expect((await store.append(big)).inserted.size).toBe(0);
       expect(await store.count({ workspaceId: "default" })).toBe(20_000);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("appends on a thread go on in-process once the thread is gone, each record still stored once", async () => {
+    const store = await openClickHouseAppendThread({ url: `${ch.url}/tg_thread_end`, redisUrl: redis.url });
+    try {
+      const fresh = records.slice(0, 600).map((r, i) => ({
+        ...r,
+        event_id: `01930000-0000-7000-8000-${String(i).padStart(12, "0")}`,
+      }));
+      expect((await store.append(fresh.slice(0, 400))).inserted.size).toBe(400);
+      await store.appendThread!.terminate();
+      expect(store.appendThread).toBeNull();
+      const after = await store.append(fresh);
+      expect(after.inserted).toEqual(
+        new Set(fresh.slice(400).map((r) => recordKey(r.workspace_id, r.event_id))),
+      );
+      expect(await store.count({ workspaceId: "default" })).toBe(600);
     } finally {
       await store.close();
     }

@@ -42,7 +42,8 @@ Tuning (environment):
                                 proxying; 0 (off) to 19, default 10; Linux only
   TOLLGATE_HEAP_GROWTH_PERCENT  how far the JS heap may grow past what the last full GC kept before the
                                 next one, in %; default 100 (bounds RSS under load), 0 = V8's own (up to 300)
-  TOLLGATE_STORE_THREAD=0|1     the embedded DuckDB store in-process (0) or on its own thread (1, default)
+  TOLLGATE_STORE_THREAD=0|1     the embedded DuckDB store, or ClickHouse's appends, in-process (0) or on a
+                                thread of their own (1, default: a better gateway tail; 0: ~40 MB less RSS)
   TOLLGATE_DUCKDB_MEMORY_LIMIT  DuckDB's buffer-pool cap, e.g. 256MB (default) or 1GB
   TOLLGATE_POLICY_REFRESH_MS    how often a replica re-reads budgets and limits from a shared store (5000)`,
     )

@@ -4,9 +4,10 @@ import type { ClickHouseOptions } from "./clickhouse/open.js";
 import type { Store } from "./types.js";
 
 const THREAD_ENTRY = new URL("./duckdb/thread-entry.js", import.meta.url);
+const CLICKHOUSE_APPEND_ENTRY = new URL("./clickhouse/append-entry.js", import.meta.url);
 
 export interface StoreOptions {
-  /** Embedded store on its own thread (see below). */
+  /** The embedded store, or ClickHouse's appends, on a thread of their own (see below). */
   thread?: boolean;
   /** The scale-out store instead of the embedded one (default: TOLLGATE_CLICKHOUSE_URL, …). */
   clickhouse?: ClickHouseOptions | null;
@@ -28,19 +29,30 @@ export function clickHouseFromEnv(redisUrl: string | null, env = process.env): C
 }
 
 /**
- * ClickHouse when configured; else the embedded DuckDB store, on its own thread when running from the
- * built package (the thread needs the compiled entry file), else in-process (tests running the
- * TypeScript sources). TOLLGATE_STORE_THREAD=0|1 overrides: the thread keeps DuckDB off the gateway's
- * event loop (latency), in-process costs less CPU per ingested event (bulk ingest). Same interface
- * either way.
+ * ClickHouse when configured, its appends on a thread of their own; else the embedded DuckDB store, on
+ * its own thread. A thread needs its compiled entry file, so tests running the TypeScript sources get
+ * everything in-process. TOLLGATE_STORE_THREAD=0|1 overrides: the thread keeps the store's work off the
+ * gateway's event loop (latency), in-process costs less CPU per ingested event (bulk ingest). Same
+ * interface either way.
  */
 export async function openStore(dataDir: string, opts: StoreOptions = {}): Promise<Store> {
   const ch = opts.clickhouse === undefined ? clickHouseFromEnv(null) : opts.clickhouse;
-  if (ch) return (await import("./clickhouse/open.js")).openClickHouse(ch);
-  const env = process.env.TOLLGATE_STORE_THREAD;
-  const thread = opts.thread ?? (env === undefined ? existsSync(fileURLToPath(THREAD_ENTRY)) : env !== "0");
+  if (ch) {
+    const store = await (await import("./clickhouse/open.js")).openClickHouse(ch);
+    if (threaded(opts.thread, CLICKHOUSE_APPEND_ENTRY))
+      await store.appendOnThread(CLICKHOUSE_APPEND_ENTRY, ch).catch(async (e) => {
+        await store.close();
+        throw e;
+      });
+    return store;
+  }
   // Imported on use, as ClickHouse is: a process on ClickHouse never maps DuckDB's library (~20 MB of RSS).
-  return thread
+  return threaded(opts.thread, THREAD_ENTRY)
     ? (await import("./duckdb/thread-store.js")).ThreadStore.open(dataDir, THREAD_ENTRY)
     : (await import("./duckdb/store.js")).DuckDbStore.open(dataDir);
+}
+
+function threaded(asked: boolean | undefined, entry: URL): boolean {
+  const env = process.env.TOLLGATE_STORE_THREAD;
+  return asked ?? (env === undefined ? existsSync(fileURLToPath(entry)) : env !== "0");
 }

@@ -1,5 +1,4 @@
 import { resolve as resolvePath } from "node:path";
-import { Worker } from "node:worker_threads";
 import type { CallRecord } from "@tollgate/core";
 import { DataDirLockedError } from "../../data-dir-lock.js";
 import type {
@@ -24,20 +23,11 @@ import type {
   UnpricedRow,
   UserDayRow,
 } from "../types.js";
+import { reviveError, type WireError, WorkerCalls } from "../worker-calls.js";
 import { toColumns, transferList } from "./columns.js";
 
-interface Reply {
-  id: number;
-  ok: boolean;
-  value?: unknown;
-  error?: { name: string; message: string };
-}
-
-function revive(error: { name: string; message: string }): Error {
-  const e =
-    error.name === "DataDirLockedError" ? new DataDirLockedError(error.message) : new Error(error.message);
-  e.name = error.name;
-  return e;
+function revive(error: WireError): Error {
+  return error.name === "DataDirLockedError" ? new DataDirLockedError(error.message) : reviveError(error);
 }
 
 /**
@@ -48,28 +38,14 @@ export class ThreadStore implements Store {
   readonly shared = false;
   /** DuckDB's file lock is per process: two threads of one process must be kept apart here. */
   static readonly #open = new Set<string>();
-  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-  #next = 0;
-  /** Set once the thread is gone: later calls fail at once instead of waiting forever. */
-  #dead: Error | null = null;
 
   private constructor(
-    private readonly worker: Worker,
+    private readonly calls: WorkerCalls,
     readonly writeConcurrency: number,
-    private readonly dataDir: string,
+    dataDir: string,
   ) {
-    worker.on("message", (m: Reply) => {
-      const p = this.#pending.get(m.id);
-      if (!p) return;
-      this.#pending.delete(m.id);
-      if (m.ok) p.resolve(m.value);
-      else p.reject(revive(m.error!));
-    });
-    worker.on("error", (e) => this.#failAll(e));
-    worker.on("exit", (code) => {
-      ThreadStore.#open.delete(this.dataDir); // the thread released the file: the dir may be opened again
-      this.#failAll(new Error(`store thread exited (code ${code})`));
-    });
+    // The thread released the file: the dir may be opened again.
+    calls.worker.on("exit", () => ThreadStore.#open.delete(dataDir));
   }
 
   static open(dataDir: string, script: URL): Promise<ThreadStore> {
@@ -79,49 +55,23 @@ export class ThreadStore implements Store {
         new DataDirLockedError(`data dir ${dir} is in use by another Tollgate process (this one)`),
       );
     ThreadStore.#open.add(dir);
-    const worker = new Worker(script, { workerData: { dataDir } });
-    type Ready = { ready: boolean; writeConcurrency?: number; error?: { name: string; message: string } };
-    return new Promise<ThreadStore>((resolve, reject) => {
-      worker.once("message", (m: Ready) => {
-        if (m.ready) resolve(new ThreadStore(worker, m.writeConcurrency!, dir));
-        else {
-          void worker.terminate();
-          reject(revive(m.error!));
-        }
-      });
-      worker.once("error", reject);
-      worker.once("exit", (code) =>
-        reject(new Error(`store thread exited (code ${code}) while opening ${dir}`)),
-      );
-    }).catch((e) => {
-      ThreadStore.#open.delete(dir);
-      throw e;
-    });
+    return WorkerCalls.start(script, { dataDir }, revive).then(
+      ({ calls, info }) => new ThreadStore(calls, info.writeConcurrency as number, dir),
+      (e) => {
+        ThreadStore.#open.delete(dir);
+        throw e;
+      },
+    );
   }
 
   #call<T>(method: string, ...args: unknown[]): Promise<T> {
-    return this.#send(method, args, []);
-  }
-
-  #send<T>(method: string, args: unknown[], transfer: ArrayBuffer[]): Promise<T> {
-    const id = this.#next++;
-    return new Promise<T>((resolve, reject) => {
-      if (this.#dead) return reject(this.#dead);
-      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.worker.postMessage({ id, method, args }, transfer);
-    });
-  }
-
-  #failAll(e: Error): void {
-    this.#dead ??= e;
-    for (const p of this.#pending.values()) p.reject(e);
-    this.#pending.clear();
+    return this.calls.call(method, args);
   }
 
   /** Records cross as columns (typed arrays moved, texts deduplicated): cloning the objects cost more. */
   append(records: readonly CallRecord[]): Promise<AppendResult> {
     const cols = toColumns(records);
-    return this.#send("appendColumns", [cols], transferList(cols));
+    return this.calls.call("appendColumns", [cols], transferList(cols));
   }
   query(filter: EventFilter & { limit?: number; after?: QueryCursor }): Promise<CallRecord[]> {
     return this.#call("query", filter);
@@ -210,8 +160,7 @@ export class ThreadStore implements Store {
   runUsage(workspaceId: string, since: number, runId?: string): Promise<RunUsageRow[]> {
     return this.#call("runUsage", workspaceId, since, runId);
   }
-  async close(): Promise<void> {
-    await this.#call("close");
-    await this.worker.terminate();
+  close(): Promise<void> {
+    return this.calls.close();
   }
 }

@@ -2,9 +2,10 @@
 // in a real Redis; once more with appends on their own thread), the same on two shards under Distributed
 // tables (two servers, no replication) and modern ClickHouse (chdb, in-process). The same generated calls
 // go into each; every query of the store and of the query layer must answer exactly alike.
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { CallRecord } from "@tollgate/core";
 import { Session } from "chdb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -113,6 +114,7 @@ const dirs: string[] = [];
 
 /** A ClickHouse store whose appends run on their own thread (the compiled entry: `npm run build` first). */
 async function openClickHouseAppendThread(opts: ClickHouseOptions): Promise<ClickHouseStore> {
+  if (!existsSync(fileURLToPath(APPEND_ENTRY))) throw new Error("build first: npm run build");
   const store = await openClickHouse(opts);
   await store.appendOnThread(APPEND_ENTRY, opts);
   expect(store.appendThread).not.toBeNull();

@@ -596,12 +596,12 @@ function retriesFrom(header: string | undefined, fallback: number): number {
   return n;
 }
 
-/** Reads the request body with plain events (an async iterator costs measurable latency per request). */
 /** Writes `out` unless it is empty; false when the client's buffer is full (as `res.write`). */
 function writeAny(res: ServerResponse, out: string): boolean {
   return out.length === 0 || res.write(out);
 }
 
+/** Reads the request body with plain events (an async iterator costs measurable latency per request). */
 function readBody(req: IncomingMessage): Promise<Buffer> {
   // A body that came with the request's headers is buffered by the time the handler asks for it: taken
   // at once, it skips the stream's 'data' and 'end' ticks (tens of µs on an idle gateway).

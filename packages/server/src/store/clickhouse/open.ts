@@ -15,11 +15,16 @@ export interface ClickHouseOptions {
   nodes?: readonly string[];
   /** Redis for id claims shared by replicas; without it claims are local to this process. */
   redisUrl?: string | null;
+  /**
+   * False for a second connection of a process whose first one made the schema and the default workspace
+   * (the append thread's): on a cluster its DDL would otherwise queue ON CLUSTER once more.
+   */
+  createSchema?: boolean;
 }
 
 const DATABASE_RE = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
-/** Connects, creates the schema where it is missing, and returns the store. */
+/** Connects, creates the schema where it is missing (unless told not to), and returns the store. */
 export async function openClickHouse(
   opts: ClickHouseOptions,
   exec?: (url: string) => ChExec,
@@ -44,13 +49,15 @@ export async function openClickHouse(
   };
   let claims: IdClaims | null = null;
   try {
-    const ddl = schemaDdl(layout);
-    for (const node of layout.onClusterDdl ? [ch] : nodes) for (const sql of ddl) await node.command(sql);
+    const createSchema = opts.createSchema !== false;
+    if (createSchema)
+      for (const node of layout.onClusterDdl ? [ch] : nodes)
+        for (const sql of schemaDdl(layout)) await node.command(sql);
     claims = opts.redisUrl
       ? await (await import("./redis-claims.js")).RedisClaims.connect(opts.redisUrl)
       : new LocalClaims();
     const store = new ClickHouseStore(ch, layout, claims, nodes);
-    await store.ensureWorkspace("default");
+    if (createSchema) await store.ensureWorkspace("default");
     return store;
   } catch (e) {
     await claims?.close();

@@ -107,16 +107,23 @@ export class ClickHouseStore implements Store {
    * recorder batch, was what set the replica's p99. Should the thread die, appends come back here.
    */
   async appendOnThread(script: URL, opts: ClickHouseOptions): Promise<void> {
-    this.#appends = (await WorkerCalls.start(script, opts, reviveError, APPEND_THREAD_LIMITS)).calls;
+    const thread = { ...opts, createSchema: false }; // this connection made them already
+    this.#appends = (await WorkerCalls.start(script, thread, reviveError, APPEND_THREAD_LIMITS)).calls;
+  }
+
+  /** The calls into the append thread while it runs, else null. */
+  get #liveAppends(): WorkerCalls | null {
+    return this.#appends?.dead === null ? this.#appends : null;
   }
 
   /** The append thread while it runs (appendOnThread), else null. */
   get appendThread(): Worker | null {
-    return this.#appends && !this.#appends.dead ? this.#appends.worker : null;
+    return this.#liveAppends?.worker ?? null;
   }
 
   async append(records: readonly CallRecord[]): Promise<AppendResult> {
-    if (this.#appends && !this.#appends.dead) return this.#appends.call("append", [records]);
+    const thread = this.#liveAppends;
+    if (thread) return thread.call("append", [records]);
     const batch = new Map<string, CallRecord>();
     for (const r of records) {
       const k = recordKey(r.workspace_id, r.event_id);
@@ -571,7 +578,7 @@ export class ClickHouseStore implements Store {
   }
 
   async close(): Promise<void> {
-    if (this.#appends && !this.#appends.dead) await this.#appends.close();
+    await this.#liveAppends?.close();
     await this.claims.close();
     await Promise.all([...new Set([this.ch, ...this.nodes])].map((n) => n.close()));
   }

@@ -48,14 +48,17 @@ export class WorkerCalls {
     worker.on("exit", (code) => this.#fail(new Error(`store thread exited (code ${code})`)));
   }
 
-  /** Starts `script` and waits for its ready message (whose other fields are returned as `info`). */
+  /**
+   * Starts `script` and waits for its ready message (whose other fields are returned as `info`);
+   * `opening` names what the thread opens, for the error should it exit first.
+   */
   static start(
     script: URL,
     workerData: unknown,
     revive: (e: WireError) => Error,
-    resourceLimits?: ResourceLimits,
+    opts: { resourceLimits?: ResourceLimits; opening?: string } = {},
   ): Promise<{ calls: WorkerCalls; info: Record<string, unknown> }> {
-    const worker = new Worker(script, { workerData, resourceLimits });
+    const worker = new Worker(script, { workerData, resourceLimits: opts.resourceLimits });
     return new Promise((resolve, reject) => {
       worker.once("message", (m: Ready | Failed) => {
         if (m.ready) resolve({ calls: new WorkerCalls(worker, revive), info: m });
@@ -65,7 +68,9 @@ export class WorkerCalls {
         }
       });
       worker.once("error", reject);
-      worker.once("exit", (code) => reject(new Error(`store thread exited (code ${code}) while opening`)));
+      worker.once("exit", (code) =>
+        reject(new Error(`store thread exited (code ${code}) while opening ${opts.opening ?? "its store"}`)),
+      );
     });
   }
 

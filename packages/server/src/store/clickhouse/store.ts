@@ -108,7 +108,11 @@ export class ClickHouseStore implements Store {
    */
   async appendOnThread(script: URL, opts: ClickHouseOptions): Promise<void> {
     const thread = { ...opts, createSchema: false }; // this connection made them already
-    this.#appends = (await WorkerCalls.start(script, thread, reviveError, APPEND_THREAD_LIMITS)).calls;
+    const started = await WorkerCalls.start(script, thread, reviveError, {
+      resourceLimits: APPEND_THREAD_LIMITS,
+      opening: "the ClickHouse append connection",
+    });
+    this.#appends = started.calls;
   }
 
   /** The calls into the append thread while it runs, else null. */

@@ -55,7 +55,7 @@ export class ThreadStore implements Store {
         new DataDirLockedError(`data dir ${dir} is in use by another Tollgate process (this one)`),
       );
     ThreadStore.#open.add(dir);
-    return WorkerCalls.start(script, { dataDir }, revive).then(
+    return WorkerCalls.start(script, { dataDir }, revive, { opening: dir }).then(
       ({ calls, info }) => new ThreadStore(calls, info.writeConcurrency as number, dir),
       (e) => {
         ThreadStore.#open.delete(dir);

@@ -1,4 +1,4 @@
-import { ATTRIBUTION_FIELDS } from "../record/schema.js";
+import { ATTRIBUTION_FIELDS } from "../record/call-record.js";
 
 /**
  * What a limit can be scoped to: any attribution field, the model and provider, the gateway key, or a tag.

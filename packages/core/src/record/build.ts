@@ -2,18 +2,16 @@ import type { z } from "zod";
 import type { PriceResult, PricingEngine } from "../pricing/engine.js";
 import { normalizeUsage, UsageError } from "../usage/index.js";
 import { APIS, type Api, emptyUsage, type NormalizedUsage, USAGE_FIELDS } from "../usage/types.js";
-import { passesFastCheck } from "./fast-check.js";
 import {
   type CallRecord,
-  CallRecordInputSchema,
-  type CheckedCallRecordInput,
   COST_FIELDS,
-  INPUT_DEFAULTS,
   isInferenceKind,
   PRICE_REF_NO_USAGE,
   PRICE_REF_NOT_A_MODEL_CALL,
   SCHEMA_VERSION,
-} from "./schema.js";
+} from "./call-record.js";
+import { passesFastCheck } from "./fast-check.js";
+import { CallRecordInputSchema, type CheckedCallRecordInput, INPUT_DEFAULTS } from "./schema.js";
 
 /** Why one field of one record was refused. */
 export interface FieldError {

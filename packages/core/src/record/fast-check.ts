@@ -1,16 +1,14 @@
 import { USAGE_FIELDS } from "../usage/types.js";
 import {
   ATTRIBUTION_FIELDS,
-  type CheckedCallRecordInput,
   COST_FIELDS,
   COST_SOURCES,
   DATA_MODES,
   KINDS,
-  INPUT_LIMITS as L,
   SCHEMA_VERSION,
   STATUSES,
-  UUID_RE,
-} from "./schema.js";
+} from "./call-record.js";
+import { type CheckedCallRecordInput, INPUT_LIMITS as L, UUID_RE } from "./schema.js";
 
 /**
  * The input schema's fast path. Validating a record with zod costs ~6 µs, most of the ingest budget; the

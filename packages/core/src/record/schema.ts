@@ -1,98 +1,17 @@
 import { z } from "zod";
-import { COST_CATEGORIES, type CostCategory } from "../pricing/cost.js";
-import { type NormalizedUsage, USAGE_FIELDS } from "../usage/types.js";
-
-/** Bumped when the stored shape changes; stores migrate older rows forward. */
-export const SCHEMA_VERSION = 1;
-
-export const KINDS = ["llm", "embedding", "tool", "agent", "other"] as const;
-export type Kind = (typeof KINDS)[number];
-/**
- * Model calls (llm, embedding) need a provider and a model and are priced. The other kinds are trace
- * structure around them (tools, agent steps, anything else): provider and model are optional (stored as
- * ""), and the engine never prices them: a tool span is not a coverage gap, and usage that an agent span
- * re-states from its children is never counted twice.
- */
-export const isInferenceKind = (kind: Kind): boolean => kind === "llm" || kind === "embedding";
-
-/** price_ref of a record the engine did not price because it is not a model call (tool/agent/other). */
-export const PRICE_REF_NOT_A_MODEL_CALL = "none";
-/**
- * price_ref of a successful model call that reported no usage at all: its cost is unknown (priced=false,
- * cost 0 is not presented as real), but it is not a model without a price either.
- */
-export const PRICE_REF_NO_USAGE = "no_usage";
-export const STATUSES = ["ok", "error", "blocked", "killed"] as const;
-export const COST_SOURCES = ["computed", "reported", "estimated"] as const;
-export const DATA_MODES = ["real", "demo", "test"] as const;
-
-/** Attribution fields a record can be filtered and grouped by (DESIGN.md "attribution"). */
-export const ATTRIBUTION_FIELDS = [
-  "user_id",
-  "customer_id",
-  "feature",
-  "deployment",
-  "prompt_version",
-  "agent_run_id",
-  "agent_type",
-  "session_id",
-  "route",
-  "variant",
-] as const;
-export type AttributionField = (typeof ATTRIBUTION_FIELDS)[number];
-
-export type CostField = `cost_${CostCategory}_nanousd`;
-export const COST_FIELDS = COST_CATEGORIES.map((c) => `cost_${c}_nanousd` as CostField);
-
-/** One billed LLM call or span, as stored: usage normalized and disjoint, money in integer nano-USD. */
-export interface CallRecord extends NormalizedUsage, Record<CostField, bigint> {
-  schema_version: number;
-  event_id: string;
-  workspace_id: string;
-  trace_id: string | null;
-  span_id: string | null;
-  parent_span_id: string | null;
-  /** Epoch milliseconds, UTC. */
-  ts_start: number;
-  ts_end: number | null;
-  latency_ms: number | null;
-  ttft_ms: number | null;
-  kind: Kind;
-  /** "" for tool/agent/other records that name no provider. */
-  provider: string;
-  api: string | null;
-  model_requested: string | null;
-  /** "" for tool/agent/other records that name no model. */
-  model: string;
-  stream: boolean;
-  service_tier: string | null;
-  batch: boolean;
-  status: (typeof STATUSES)[number];
-  http_status: number | null;
-  error_type: string | null;
-  attempt: number;
-  request_id: string | null;
-  usage_raw: unknown;
-  cost_nanousd: bigint;
-  cost_source: (typeof COST_SOURCES)[number];
-  price_ref: string;
-  priced: boolean;
-  user_id: string | null;
-  customer_id: string | null;
-  feature: string | null;
-  deployment: string | null;
-  prompt_version: string | null;
-  agent_run_id: string | null;
-  agent_type: string | null;
-  session_id: string | null;
-  route: string | null;
-  variant: string | null;
-  tags: string[];
-  metadata: Record<string, string>;
-  data_mode: (typeof DATA_MODES)[number];
-  /** The Tollgate key the call came through (gateway key id), for key-scoped limits. */
-  key_id: string | null;
-}
+import { USAGE_FIELDS } from "../usage/types.js";
+import {
+  ATTRIBUTION_FIELDS,
+  type AttributionField,
+  type CallRecord,
+  COST_FIELDS,
+  COST_SOURCES,
+  type CostField,
+  DATA_MODES,
+  KINDS,
+  SCHEMA_VERSION,
+  STATUSES,
+} from "./call-record.js";
 
 // ---- input schema: what clients send to POST /v1/events (one element of the batch) ----
 

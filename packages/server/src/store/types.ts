@@ -1,4 +1,4 @@
-import { ATTRIBUTION_FIELDS, type CallRecord } from "@tollgate/core";
+import { ATTRIBUTION_FIELDS, type CallRecord } from "@tollgate/core/fields";
 
 /** Dimensions spend can be grouped by. */
 export const SPEND_DIMENSIONS = [

@@ -1,4 +1,4 @@
-import { ATTRIBUTION_FIELDS, type CallRecord, COST_FIELDS, USAGE_FIELDS } from "@tollgate/core";
+import { ATTRIBUTION_FIELDS, type CallRecord, COST_FIELDS, USAGE_FIELDS } from "@tollgate/core/fields";
 import { utcDay } from "./sql.js";
 
 type Kind = "text" | "lowtext" | "int" | "nullint" | "bigint" | "bool" | "json" | "tags";

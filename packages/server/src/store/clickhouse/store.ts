@@ -1,5 +1,5 @@
 import type { Worker } from "node:worker_threads";
-import { type CallRecord, PRICE_REF_NO_USAGE } from "@tollgate/core";
+import { type CallRecord, PRICE_REF_NO_USAGE } from "@tollgate/core/fields";
 import { DAY_MS, utcMidnight, utcMonthStart } from "../../time.js";
 import { mergeSpend } from "../rows.js";
 import {

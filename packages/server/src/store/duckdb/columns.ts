@@ -9,7 +9,7 @@ import {
   VARCHAR,
 } from "@duckdb/node-api";
 import duckdb from "@duckdb/node-bindings";
-import { ATTRIBUTION_FIELDS, type CallRecord, COST_FIELDS, USAGE_FIELDS } from "@tollgate/core";
+import { ATTRIBUTION_FIELDS, type CallRecord, COST_FIELDS, USAGE_FIELDS } from "@tollgate/core/fields";
 
 type Kind = "varchar" | "int32" | "int64" | "money" | "bool" | "timestamp";
 

@@ -1,5 +1,5 @@
 import type { DuckDBConnection } from "@duckdb/node-api";
-import { type CallRecord, isInferenceKind, totalInputTokens } from "@tollgate/core";
+import { type CallRecord, isInferenceKind, totalInputTokens } from "@tollgate/core/fields";
 import { utcMidnight } from "../../time.js";
 import { addSpend, orderSpend, type SpendAmounts } from "../rows.js";
 import type { EventFilter, SpendDimension, SpendRow } from "../types.js";

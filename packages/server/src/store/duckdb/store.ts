@@ -1,5 +1,5 @@
 import { type DuckDBConnection, type DuckDBInstance, DuckDBTimestampValue } from "@duckdb/node-api";
-import { type CallRecord, isInferenceKind, PRICE_REF_NO_USAGE } from "@tollgate/core";
+import { type CallRecord, isInferenceKind, PRICE_REF_NO_USAGE } from "@tollgate/core/fields";
 import { DAY_MS, utcMidnight } from "../../time.js";
 import { byCostThenKey, mergeSpend } from "../rows.js";
 import {

@@ -1,0 +1,9 @@
+/**
+ * "@tollgate/core/fields": the call record's shape and the helpers a store needs to keep it, without the
+ * input schema (zod) or the built-in price data. A store thread imports this alone, which keeps ~10 MB of
+ * modules out of its heap.
+ */
+
+export { totalInputTokens } from "./pricing/cost.js";
+export * from "./record/call-record.js";
+export { type NormalizedUsage, USAGE_FIELDS } from "./usage/types.js";

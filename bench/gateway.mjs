@@ -7,9 +7,10 @@
 // --scale-out: (b) is a gateway replica (`--role gateway`) recording into ClickHouse with limits on Redis — a
 // clickhouse-server and a redis-server the bench starts (or TOLLGATE_CLICKHOUSE_URL) — instead of the embedded
 // default; their CPU and RSS are reported beside the replica's, and an `--role api` process on the same
-// ClickHouse answers the recording check.
+// ClickHouse answers the recording check. --small (with --scale-out): the replica runs as the README's
+// small replica (SMALL_REPLICA_ENV below: appends in-process, heap growth 50%, 4 MB semi-spaces).
 // Usage: npm run bench:gateway [-- --quick] [-- --connections 64 --rate 500 --closed-s 6 --open-s 10 --streams 100]
-//        [-- --scale-out] [-- --no-portkey]
+//        [-- --scale-out [--small]] [-- --no-portkey]
 // Env BENCH_NODE_FLAGS: extra node flags for the `tollgate serve` process (e.g. --cpu-prof).
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -51,10 +52,22 @@ const { values: argv } = parseArgs({
     streams: { type: "string" },
     "no-portkey": { type: "boolean", default: false },
     "scale-out": { type: "boolean", default: false },
+    small: { type: "boolean", default: false },
   },
 });
 const quick = argv.quick;
 const SCALE_OUT = argv["scale-out"];
+const SMALL = argv.small;
+if (SMALL && !SCALE_OUT) {
+  console.error("--small sizes a gateway replica: use it with --scale-out");
+  process.exit(2);
+}
+/** The README's small replica: the settings that trade a little tail latency for memory. */
+const SMALL_REPLICA_ENV = {
+  TOLLGATE_STORE_THREAD: "0",
+  TOLLGATE_HEAP_GROWTH_PERCENT: "50",
+  NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --max-semi-space-size=4`.trim(),
+};
 const CONNECTIONS = Number(argv.connections);
 const RATE = Number(argv.rate);
 const CLOSED_MS = Number(argv["closed-s"] ?? (quick ? 1.5 : 6)) * 1000;
@@ -223,8 +236,16 @@ log(`mock upstream: ${mock.origin} (pid ${mock.pid}), reply ${fixtureBytes} byte
 const services = SCALE_OUT ? await startScaleOutServices() : null;
 const tollgate = await startTollgate(
   mock.origin,
-  services ? { args: services.args, env: { TOLLGATE_ROLE: "gateway" } } : {},
+  services
+    ? { args: services.args, env: { TOLLGATE_ROLE: "gateway", ...(SMALL ? SMALL_REPLICA_ENV : {}) } }
+    : {},
 );
+if (SMALL)
+  log(
+    `small replica: ${Object.entries(SMALL_REPLICA_ENV)
+      .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+      .join(" ")}`,
+  );
 rss.watch(tollgate.pid);
 for (const s of services?.watched ?? []) rss.watch(s.pid);
 const tollgateIdleRss = procRssMb(tollgate.pid);
@@ -239,7 +260,7 @@ const targets = [
   { key: "a", name: "(a) direct", origin: mock.origin, extraHeaders: {}, pid: null },
   {
     key: "b",
-    name: SCALE_OUT ? "(b) tollgate replica" : "(b) tollgate",
+    name: SCALE_OUT ? `(b) tollgate ${SMALL ? "small " : ""}replica` : "(b) tollgate",
     origin: tollgate.url,
     extraHeaders: TOLLGATE_HEADERS,
     pid: tollgate.pid,

@@ -74,6 +74,16 @@ async function waitForRecords(id: string, n = 1): Promise<CallRecord[]> {
 
 const messages = [{ role: "user" as const, content: "Hello" }];
 
+/** The admin API, as the local admin (root token). */
+async function admin(method: string, path: string, body?: unknown): Promise<{ status: number; json: Json }> {
+  const res = await fetch(gw.url + path, {
+    method,
+    headers: { authorization: `Bearer ${gw.runtime.rootToken}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, json: (await res.json()) as Json };
+}
+
 describe("gateway failures: upstream errors reach the SDK unchanged", () => {
   it("OpenAI 429 with retry-after → RateLimitError with the provider's headers and body", async () => {
     const id = newCase();
@@ -282,6 +292,23 @@ describe("gateway failures: retries", () => {
     expect(response.headers.get("x-tollgate-cost-usd")).toBe(formatUsd(recs[1]!.cost_nanousd));
   });
 
+  it("a 429 asking for a longer wait than the gateway holds a request: no retry, the SDK gets it unchanged", async () => {
+    const id = newCase();
+    const started = Date.now();
+    const err = await openai.chat.completions
+      .create(
+        { model: "gpt-4.1-nano", messages },
+        opts(id, { "x-mock-scenario": "rate-limit", "x-mock-retry-after": "30", "x-tollgate-retries": "2" }),
+      )
+      .catch((e) => e);
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(err).toBeInstanceOf(OpenAI.RateLimitError);
+    expect(err.headers.get("retry-after")).toBe("30");
+    expect(upstreamOf(id)).toHaveLength(1);
+    const recs = await waitForRecords(id);
+    expect(recs.map((r) => [r.attempt, r.status, r.http_status])).toEqual([[1, "error", 429]]);
+  });
+
   it("retries exhausted on 500: the SDK gets the last error; every attempt is recorded", async () => {
     const id = newCase();
     const err = await openai.chat.completions
@@ -384,6 +411,43 @@ describe("gateway failures: the client goes away mid-stream", () => {
     expect(rec!.cost_nanousd > 0n).toBe(true);
     // the upstream stream is not read to the end on the abandoned client's behalf
     expect(rec!.ts_end! - rec!.ts_start).toBeLessThan(700);
+  });
+
+  it("before the upstream answers: the upstream request is cancelled, the call recorded and its reservation released", async () => {
+    const id = newCase();
+    const user = `u-${id}`;
+    const budget = await admin("POST", "/api/budgets", {
+      id: `b-${id}`,
+      scope: { user_id: user },
+      window: "day",
+      limit_usd: "1.00",
+    });
+    expect(budget.status).toBe(201);
+    const leave = new AbortController();
+    const call = openai.chat.completions.create(
+      { model: "gpt-4o-mini", messages, stream: true },
+      {
+        ...opts(id, { "x-mock-headers-delay-ms": "400", "x-tollgate-user-id": user }),
+        signal: leave.signal,
+      },
+    );
+    setTimeout(() => leave.abort(), 100);
+    await expect(call).rejects.toThrow();
+    const [rec] = await waitForRecords(id);
+    expect(rec).toMatchObject({
+      status: "error",
+      error_type: "client_disconnected",
+      http_status: null,
+      cost_source: "estimated",
+      stream: true,
+      user_id: user,
+    });
+    expect(rec!.input_uncached_tokens).toBeGreaterThan(0); // estimated from the request
+    expect(rec!.output_tokens).toBe(0);
+    expect(rec!.cost_nanousd > 0n).toBe(true);
+    expect(rec!.ts_end! - rec!.ts_start).toBeLessThan(350); // cancelled, not waited out
+    const after = await admin("GET", `/api/budgets/b-${id}`);
+    expect(after.json).toMatchObject({ reserved_usd: "0.00", spend_usd: formatUsd(rec!.cost_nanousd) });
   });
 
   it("Anthropic: input tokens from message_start, cost_source estimated", async () => {

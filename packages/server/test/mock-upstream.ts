@@ -10,6 +10,8 @@
  *   then silence).
  * - `x-mock-fixture`: a fixture path under `providers/` to answer with instead of the default.
  * - `x-mock-chunk-delay-ms`: delay between SSE events for this request.
+ * - `x-mock-headers-delay-ms`: delay before the reply's headers (a model slow to start).
+ * - `x-mock-retry-after`: the rate-limit scenarios' retry-after value (default 1).
  */
 import { existsSync, readFileSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from "node:http";
@@ -305,12 +307,15 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
     };
 
     if (scenario === "hang") return; // never answers; the socket is destroyed on close()
-    if (scenario === "rate-limit") return send(429, rateLimitBody(rec.path), { "retry-after": "1" });
+    const headersDelay = Number(req.headers["x-mock-headers-delay-ms"] ?? 0);
+    if (headersDelay > 0) await sleep(headersDelay);
+    const retryAfter = { "retry-after": String(req.headers["x-mock-retry-after"] ?? "1") };
+    if (scenario === "rate-limit") return send(429, rateLimitBody(rec.path), retryAfter);
     if (scenario === "rate-limit-once") {
       const key = `${rec.method} ${rec.path} ${rawBody}`;
       if (!seenOnce.has(key)) {
         seenOnce.add(key);
-        return send(429, rateLimitBody(rec.path), { "retry-after": "1" });
+        return send(429, rateLimitBody(rec.path), retryAfter);
       }
     }
     if (scenario === "server-error") return send(500, serverErrorBody(rec.path));

@@ -173,18 +173,40 @@ export class Gateway {
       method: req.method ?? "POST",
     };
     const retries = retriesFrom(split.control.retries, this.deps.config.retries);
+    // Only a stream is cancelled when its client goes away (a reply is short; a stream may run for
+    // minutes), and watched from here on: the client may leave before the upstream has answered.
+    const client = call.stream ? watchClient(res) : null;
+    try {
+      await this.#attempts(call, retries, res, client);
+    } finally {
+      client?.stop();
+    }
+  }
 
+  async #attempts(call: Call, retries: number, res: ServerResponse, client: ClientWatch | null) {
+    const route = call.route;
     for (let attempt = 1; ; attempt++) {
       const admission = await this.#admit(call, attempt);
       if (!admission.ok) throw GatewayError.fromLimit(admission.error);
       const ticket = admission.ticket;
       const attemptStart = Date.now();
-      // Only a stream needs cancelling (when its client goes away); creating one per call costs.
-      const abort = call.stream ? new AbortController() : null;
       let up: Dispatcher.ResponseData;
       try {
-        up = await this.#send(call, abort?.signal);
+        up = await this.#send(call, client?.signal);
       } catch (e) {
+        if (client?.gone) {
+          // Gone before the upstream answered: the provider may bill the prompt, so the call is recorded
+          // with its input estimated from the request (and its reservation settled by that record).
+          this.#record(call, attempt, attemptStart, ticket, {
+            status: "error",
+            http_status: null,
+            error_type: "client_disconnected",
+            usage: estimateUsage(call, null, 0),
+            estimated: true,
+          });
+          this.#observe(call, CLIENT_CLOSED_REQUEST);
+          return;
+        }
         const timeout = isTimeout(e);
         this.deps.metrics.upstreamErrors.inc({
           family: route.family,
@@ -196,7 +218,8 @@ export class Gateway {
           error_type: timeout ? "timeout" : "connection_error",
         });
         if (attempt <= retries) {
-          await sleep(backoffMs(attempt, null));
+          await sleep(backoffMs(attempt, null)!);
+          if (client?.gone) return; // left during the wait: nobody to retry for, or to answer
           continue;
         }
         throw timeout
@@ -207,7 +230,11 @@ export class Gateway {
             )
           : new GatewayError(502, "api_error", `upstream connection failed: ${(e as Error).message}`);
       }
-      if (isRetryableStatus(up.statusCode) && attempt <= retries) {
+      // A provider that asks for a longer wait than a gateway holds a request (null) gets no retry: its
+      // answer, retry-after included, goes to the client, whose call the wait is.
+      const wait =
+        isRetryableStatus(up.statusCode) && attempt <= retries ? backoffMs(attempt, up.headers) : null;
+      if (wait !== null) {
         const text = await up.body.text().catch(() => "");
         this.deps.metrics.upstreamErrors.inc({ family: route.family, kind: String(up.statusCode) });
         this.#record(call, attempt, attemptStart, ticket, {
@@ -215,13 +242,14 @@ export class Gateway {
           http_status: up.statusCode,
           error_type: errorTypeOf(text, up.statusCode),
         });
-        await sleep(backoffMs(attempt, header(up.headers, "retry-after")));
+        await sleep(wait);
+        if (client?.gone) return;
         continue;
       }
       const isSse = (header(up.headers, "content-type") ?? "").includes("text/event-stream");
       try {
         if (call.stream && isSse && up.statusCode < 300)
-          await this.#relayStream(call, attempt, attemptStart, ticket, up, res, abort);
+          await this.#relayStream(call, attempt, attemptStart, ticket, up, res, client!);
         else await this.#relayBody(call, attempt, attemptStart, ticket, up, res);
       } catch (e) {
         // Whatever broke before the call was recorded: its reserved worst case is charged (never less).
@@ -389,7 +417,7 @@ export class Gateway {
     ticket: Ticket | null,
     up: Dispatcher.ResponseData,
     res: ServerResponse,
-    abort: AbortController | null,
+    client: ClientWatch,
   ) {
     const api = call.route.api!;
     const eventId = uuidv7();
@@ -402,14 +430,6 @@ export class Gateway {
     res.writeHead(up.statusCode, headers); // sent with the first chunk, as the upstream did
     let firstByte: number | null = null;
     let events = 0;
-    let clientGone = false;
-    const onClose = () => {
-      if (!res.writableFinished) {
-        clientGone = true;
-        abort?.abort();
-      }
-    };
-    res.on("close", onClose);
     let failure: unknown = null;
     try {
       for await (const chunk of up.body) {
@@ -420,18 +440,17 @@ export class Gateway {
         const writable = stripper ? writeAny(res, stripper.push(text)) : passed;
         extractor.push(text);
         events += countEvents(text);
-        if (!writable) await drainOrClose(res);
-        if (clientGone) break;
+        if (!writable && !client.gone) await drainOrClose(res);
+        if (client.gone) break;
       }
-      if (!clientGone && stripper) {
+      if (!client.gone && stripper) {
         const rest = stripper.end();
         if (rest) res.write(rest);
       }
     } catch (e) {
-      failure = clientGone ? null : e;
-    } finally {
-      res.off("close", onClose);
+      failure = client.gone ? null : e;
     }
+    const clientGone = client.gone;
     let usage: ExtractedUsage | null = null;
     let unreadable = false;
     try {
@@ -693,6 +712,34 @@ function sendError(res: ServerResponse, route: GatewayRoute, err: GatewayError):
     ...(err.retryAfterS === null ? {} : { "retry-after": String(err.retryAfterS) }),
   });
   res.end(text);
+}
+
+/** nginx's code for a client that closed the request before the answer: in /metrics, not on the wire. */
+const CLIENT_CLOSED_REQUEST = 499;
+
+/** A streaming call's client: whether it has gone, and the signal that then cancels the upstream request. */
+interface ClientWatch {
+  readonly gone: boolean;
+  readonly signal: AbortSignal;
+  stop(): void;
+}
+
+function watchClient(res: ServerResponse): ClientWatch {
+  const abort = new AbortController();
+  let gone = false;
+  const onClose = () => {
+    if (res.writableFinished) return;
+    gone = true;
+    abort.abort();
+  };
+  res.on("close", onClose);
+  return {
+    get gone() {
+      return gone;
+    },
+    signal: abort.signal,
+    stop: () => res.off("close", onClose),
+  };
 }
 
 /** Waits until the client can take more, or is gone; whichever listener did not fire is removed. */

@@ -175,6 +175,26 @@ describe("gateway: Anthropic messages", () => {
     expect(rec).toMatchObject({ kind: "other", provider: "anthropic", priced: false, cost_nanousd: 0n });
   });
 
+  it("other paths go to the Anthropic upstream, never to OpenAI's with the Anthropic key", async () => {
+    const openaiSide = await startMockUpstream();
+    const g = await startTestGateway(openaiSide.url, { anthropicBaseUrl: `${mock.url}/v1` });
+    try {
+      const id = newCase();
+      const viaGateway = new Anthropic({ apiKey: "sk-ant-private", baseURL: g.url, maxRetries: 0 });
+      const { response } = await viaGateway.models.list({}, tagged(id)).withResponse();
+      expect(response.status).toBe(200);
+      expect(openaiSide.requests).toEqual([]);
+      const [up] = upstreamOf(id);
+      expect(up).toMatchObject({ method: "GET", path: "/v1/models" });
+      expect(up!.headers.authorization).toBe("Bearer sk-ant-private"); // as this SDK sends it, untouched
+      const rec = await recordByEventId(g.runtime, response.headers.get("x-tollgate-event-id"));
+      expect(rec).toMatchObject({ kind: "other", provider: "anthropic", priced: false });
+    } finally {
+      await g.stop();
+      await openaiSide.close();
+    }
+  });
+
   it("attribution headers land on the record and are stripped upstream", async () => {
     const id = newCase();
     const { response } = await anthropic.messages

@@ -106,7 +106,7 @@ export class Gateway {
 
   /** Takes the request when it is a gateway path; returns false to let the API handle it. */
   handle(req: IncomingMessage, res: ServerResponse): boolean {
-    const route = classify(req.url ?? "/");
+    const route = classify(req.url ?? "/", req.headers);
     if (!route) return false;
     this.#serve(req, res, route).catch((e) => {
       if (!res.headersSent) {

@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from "node:http";
 import type { Api } from "@tollgate/core";
 
 /** What a gateway path is: which provider serves it, which wire format it speaks, how it is recorded. */
@@ -21,8 +22,13 @@ const PRICED: Record<string, { family: GatewayRoute["family"]; api: Api; kind: G
 /** Tollgate's own endpoints under /v1 are never proxied. */
 const OWN = new Set(["/v1/events", "/v1/traces"]);
 
-/** Classifies a request path (query string included) or returns null when it is not the gateway's. */
-export function classify(url: string): GatewayRoute | null {
+/**
+ * Classifies a request path (query string included) or returns null when it is not the gateway's. A
+ * pass-through path both providers have (`/v1/models`, `/v1/files`, …) goes to Anthropic when the client
+ * speaks Anthropic: its SDK sends `anthropic-version` on every request. Without `headers` only whether
+ * the path is the gateway's is meaningful.
+ */
+export function classify(url: string, headers?: IncomingHttpHeaders): GatewayRoute | null {
   const q = url.indexOf("?");
   const path = q === -1 ? url : url.slice(0, q);
   if (!path.startsWith("/v1/") || OWN.has(path)) return null;
@@ -32,7 +38,10 @@ export function classify(url: string): GatewayRoute | null {
   const priced = PRICED[path];
   if (priced) return { family: priced.family, api: priced.api, kind: priced.kind, upstreamPath };
   return {
-    family: path.startsWith("/v1/messages") ? "anthropic" : "openai",
+    family:
+      path.startsWith("/v1/messages") || headers?.["anthropic-version"] !== undefined
+        ? "anthropic"
+        : "openai",
     api: null,
     kind: "other",
     upstreamPath,

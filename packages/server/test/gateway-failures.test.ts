@@ -172,7 +172,10 @@ describe("gateway failures: timeouts and broken connections", () => {
     expect(typeof err.error?.type).toBe("string");
     expect(err.error).toHaveProperty("code");
     const [rec] = await recordsOf(id);
-    expect(rec).toMatchObject({ status: "error", error_type: "timeout", cost_nanousd: 0n });
+    expect(rec).toMatchObject({ status: "error", error_type: "timeout", cost_nanousd: 0n, priced: true });
+    // The gateway's own answer names the record it made, as an upstream's answer would.
+    expect(err.headers.get("x-tollgate-event-id")).toBe(rec!.event_id);
+    expect(err.headers.get("x-tollgate-cost-usd")).toBe("0.00");
 
     const raw = await rawRequest(`${gw.url}/v1/chat/completions`, {
       method: "POST",
@@ -184,6 +187,11 @@ describe("gateway failures: timeouts and broken connections", () => {
     expect(Object.keys(body)).toEqual(["error"]);
     expect(body.error).toMatchObject({ message: expect.any(String), type: expect.any(String) });
     expect(body.error).toHaveProperty("code");
+    // Answers the gateway gave itself count in /metrics like any other.
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    const timeouts =
+      /tollgate_gateway_requests_total\{family="openai",api="openai.chat",status="504"\} (\d+)/.exec(metrics);
+    expect(Number(timeouts?.[1])).toBeGreaterThanOrEqual(2);
   });
 
   it("an upstream that never answers → 504 in Anthropic's error shape", async () => {

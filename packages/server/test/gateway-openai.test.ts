@@ -412,6 +412,51 @@ describe("gateway: attribution, keys and pass-through", () => {
     });
   });
 
+  it("named upstreams: the path below their base URL, their headers added, priced as their provider", async () => {
+    const g = await startTestGateway(mock.url, {
+      upstreams: {
+        "azure-east": {
+          provider: "azure",
+          baseUrl: `${mock.url}/openai/deployments/nano`,
+          headers: { "api-key": "az-secret" },
+        },
+        homegrown: { provider: "homegrown", baseUrl: `${mock.url}/v1`, headers: {} },
+      },
+    });
+    try {
+      const via = new OpenAI({ apiKey: "sk-test-123", baseURL: `${g.url}/v1`, maxRetries: 0 });
+      const call = (id: string, upstream: string) =>
+        via.chat.completions
+          .create(
+            { model: "gpt-4.1-nano", messages },
+            tagged(id, { "x-tollgate-upstream": upstream, "x-mock-fixture": FX.chat }),
+          )
+          .withResponse();
+
+      const az = newCase();
+      const { data, response } = await call(az, "azure-east");
+      expect(data).toEqual(JSON.parse(fixture(FX.chat)));
+      const [up] = upstreamOf(az);
+      expect(up).toMatchObject({ method: "POST", path: "/openai/deployments/nano/chat/completions" });
+      expect(up!.headers["api-key"]).toBe("az-secret");
+      expect(up!.headers.authorization).toBe("Bearer sk-test-123");
+      expect(up!.headers["x-tollgate-upstream"]).toBeUndefined();
+      const rec = await recordByEventId(g.runtime, response.headers.get("x-tollgate-event-id"));
+      expect(rec).toMatchObject({ provider: "azure", priced: true });
+      expect(rec.price_ref).toMatch(/:azure:/);
+      expect(response.headers.get("x-tollgate-cost-usd")).toBe(formatUsd(rec.cost_nanousd));
+
+      // A provider without a price: the record says priced=false, and the reply does not say 0.00.
+      const home = newCase();
+      const unpriced = await call(home, "homegrown");
+      const rec2 = await recordByEventId(g.runtime, unpriced.response.headers.get("x-tollgate-event-id"));
+      expect(rec2).toMatchObject({ provider: "homegrown", priced: false, cost_nanousd: 0n });
+      expect(unpriced.response.headers.get("x-tollgate-cost-usd")).toBe("unknown");
+    } finally {
+      await g.stop();
+    }
+  });
+
   it("an upstream 404 on a pass-through path reaches the SDK as NotFoundError", async () => {
     const err = await openai.moderations.create({ input: "x" }).catch((e) => e);
     expect(err).toBeInstanceOf(OpenAI.NotFoundError);

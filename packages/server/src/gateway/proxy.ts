@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { StringDecoder } from "node:string_decoder";
 import {
   type CallFacts,
+  type CallRecord,
   createSseUsageExtractor,
   type ExtractedUsage,
   estimateCutShortUsage,
@@ -89,6 +90,14 @@ class GatewayError extends Error {
     super(message);
   }
 
+  /** The record of the attempt this error answers, when there is one: its id and cost go in the reply. */
+  recorded: CallRecord | null = null;
+
+  withRecord(rec: CallRecord | null): this {
+    this.recorded = rec;
+    return this;
+  }
+
   static fromLimit(e: LimitError): GatewayError {
     return new GatewayError(e.status, e.type, e.message, e.code, e.details, e.retryAfterS);
   }
@@ -108,14 +117,15 @@ export class Gateway {
   handle(req: IncomingMessage, res: ServerResponse): boolean {
     const route = classify(req.url ?? "/", req.headers);
     if (!route) return false;
-    this.#serve(req, res, route).catch((e) => {
-      if (!res.headersSent) {
-        const err =
-          e instanceof GatewayError
-            ? e
-            : new GatewayError(502, "api_error", `gateway error: ${(e as Error).message}`);
-        sendError(res, route, err);
-      } else res.destroy();
+    const timing: Timing = { started: Date.now(), stream: false };
+    this.#serve(req, res, route, timing).catch((e) => {
+      const err =
+        e instanceof GatewayError
+          ? e
+          : new GatewayError(502, "api_error", `gateway error: ${(e as Error).message}`);
+      if (!res.headersSent) sendError(res, route, err);
+      else res.destroy();
+      this.#observe(route, timing, err.status);
     });
     return true;
   }
@@ -124,8 +134,12 @@ export class Gateway {
     await Promise.all([...this.#pools.values()].map((p) => p.pool.close()));
   }
 
-  async #serve(req: IncomingMessage, res: ServerResponse, route: GatewayRoute): Promise<void> {
-    const started = Date.now();
+  async #serve(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: GatewayRoute,
+    timing: Timing,
+  ): Promise<void> {
     const split = splitHeaders(req.headers);
     const principal = await this.#authenticate(split.control.key);
     const named = split.control.upstream ? this.deps.config.upstreams[split.control.upstream] : undefined;
@@ -138,6 +152,7 @@ export class Gateway {
     const body = await readBody(req);
     const parsed = route.api ? parseJsonObject(body) : null;
     const stream = parsed?.stream === true;
+    timing.stream = stream;
     const injectedUsage =
       stream &&
       (route.api === "openai.chat" || route.api === "openai.completions") &&
@@ -169,7 +184,7 @@ export class Gateway {
       stream,
       injectedUsage,
       requestId: uuidv7(),
-      started,
+      started: timing.started,
       method: req.method ?? "POST",
     };
     const retries = retriesFrom(split.control.retries, this.deps.config.retries);
@@ -204,7 +219,7 @@ export class Gateway {
             usage: estimateUsage(call, null, 0),
             estimated: true,
           });
-          this.#observe(call, CLIENT_CLOSED_REQUEST);
+          this.#observe(route, call, CLIENT_CLOSED_REQUEST);
           return;
         }
         const timeout = isTimeout(e);
@@ -212,7 +227,7 @@ export class Gateway {
           family: route.family,
           kind: timeout ? "timeout" : "connection",
         });
-        this.#record(call, attempt, attemptStart, ticket, {
+        const rec = this.#record(call, attempt, attemptStart, ticket, {
           status: "error",
           http_status: null,
           error_type: timeout ? "timeout" : "connection_error",
@@ -222,13 +237,15 @@ export class Gateway {
           if (client?.gone) return; // left during the wait: nobody to retry for, or to answer
           continue;
         }
-        throw timeout
-          ? new GatewayError(
-              504,
-              "timeout_error",
-              `upstream did not answer within ${this.deps.config.timeoutMs} ms`,
-            )
-          : new GatewayError(502, "api_error", `upstream connection failed: ${(e as Error).message}`);
+        throw (
+          timeout
+            ? new GatewayError(
+                504,
+                "timeout_error",
+                `upstream did not answer within ${this.deps.config.timeoutMs} ms`,
+              )
+            : new GatewayError(502, "api_error", `upstream connection failed: ${(e as Error).message}`)
+        ).withRecord(rec);
       }
       // A provider that asks for a longer wait than a gateway holds a request (null) gets no retry: its
       // answer, retry-after included, goes to the client, whose call the wait is.
@@ -324,22 +341,24 @@ export class Gateway {
       buf = Buffer.from(await up.body.arrayBuffer());
     } catch (e) {
       const timeout = isTimeout(e);
-      this.#record(call, attempt, attemptStart, ticket, {
+      const rec = this.#record(call, attempt, attemptStart, ticket, {
         status: "error",
         http_status: up.statusCode,
         error_type: timeout ? "timeout" : "connection_error",
       });
-      throw timeout
-        ? new GatewayError(
-            504,
-            "timeout_error",
-            `upstream body did not arrive within ${this.deps.config.timeoutMs} ms`,
-          )
-        : new GatewayError(
-            502,
-            "api_error",
-            `upstream failed while sending the body: ${(e as Error).message}`,
-          );
+      throw (
+        timeout
+          ? new GatewayError(
+              504,
+              "timeout_error",
+              `upstream body did not arrive within ${this.deps.config.timeoutMs} ms`,
+            )
+          : new GatewayError(
+              502,
+              "api_error",
+              `upstream failed while sending the body: ${(e as Error).message}`,
+            )
+      ).withRecord(rec);
     }
     const ok = up.statusCode < 300;
     if (!ok) this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: String(up.statusCode) });
@@ -361,7 +380,8 @@ export class Gateway {
     headers["content-length"] = String(buf.length);
     headers["x-tollgate-event-id"] = eventId;
     const price = this.#quote(call, usage, attemptStart);
-    headers["x-tollgate-cost-usd"] = formatUsd(price?.cost.total_nanousd ?? 0n);
+    headers["x-tollgate-cost-usd"] =
+      ok && call.route.api && !price?.priced ? COST_UNKNOWN : formatUsd(price?.cost.total_nanousd ?? 0n);
     // An agent run's next call may reach another gateway the moment this reply arrives: its counts are
     // settled first, so a ceiling this call crosses already stops that one.
     if (ticket?.run)
@@ -391,7 +411,7 @@ export class Gateway {
         toolCalls,
       }),
     );
-    this.#observe(call, up.statusCode);
+    this.#observe(call.route, call, up.statusCode);
   }
 
   /** The cost the record will carry, for the reply header (same provider, model, time and usage). */
@@ -477,11 +497,11 @@ export class Gateway {
       ttft_ms: firstByte === null ? null : firstByte - attemptStart,
     });
     if (complete) {
-      if (rec) res.addTrailers({ "x-tollgate-cost-usd": formatUsd(rec.cost_nanousd) });
+      if (rec) res.addTrailers({ "x-tollgate-cost-usd": costHeader(rec) });
       if (ticket?.run) await ticket.settling; // as for bodies: the run's counts before the last byte
       res.end();
     } else res.destroy(); // the client sees the break exactly as it would have without the gateway
-    this.#observe(call, up.statusCode);
+    this.#observe(call.route, call, up.statusCode);
   }
 
   /** Budgets, rate limits and run ceilings, checked and reserved before each attempt goes upstream. */
@@ -545,15 +565,16 @@ export class Gateway {
     return recorded.record;
   }
 
-  #observe(call: Call, status: number): void {
+  /** Every request the gateway took, answered by the upstream or by the gateway itself (refusals, timeouts). */
+  #observe(route: GatewayRoute, timing: Timing, status: number): void {
     this.deps.metrics.requests.inc({
-      family: call.route.family,
-      api: call.route.api ?? "other",
+      family: route.family,
+      api: route.api ?? "other",
       status: String(status),
     });
     this.deps.metrics.duration.observe(
-      { family: call.route.family, stream: String(call.stream) },
-      (Date.now() - call.started) / 1000,
+      { family: route.family, stream: String(timing.stream) },
+      (Date.now() - timing.started) / 1000,
     );
   }
 }
@@ -706,12 +727,31 @@ function sendError(res: ServerResponse, route: GatewayRoute, err: GatewayError):
       ? { type: "error", error: { type: err.type, code: err.code, message: err.message, ...err.extra } }
       : { error: { message: err.message, type: err.type, param: null, code: err.code, ...err.extra } };
   const text = JSON.stringify(body);
-  res.writeHead(err.status, {
+  const headers: Record<string, string | number> = {
     "content-type": "application/json",
     "content-length": Buffer.byteLength(text),
-    ...(err.retryAfterS === null ? {} : { "retry-after": String(err.retryAfterS) }),
-  });
+  };
+  if (err.retryAfterS !== null) headers["retry-after"] = String(err.retryAfterS);
+  if (err.recorded) {
+    headers["x-tollgate-event-id"] = err.recorded.event_id;
+    headers["x-tollgate-cost-usd"] = costHeader(err.recorded);
+  }
+  res.writeHead(err.status, headers);
   res.end(text);
+}
+
+/**
+ * x-tollgate-cost-usd of a model call whose cost is not known (a model without a price, a reply without
+ * usage): its record says priced=false, and the header does not pass that off as 0.00.
+ */
+const COST_UNKNOWN = "unknown";
+
+const costHeader = (rec: CallRecord): string => (rec.priced ? formatUsd(rec.cost_nanousd) : COST_UNKNOWN);
+
+/** When a request came in and whether it streams: what /metrics labels every answered request with. */
+interface Timing {
+  readonly started: number;
+  stream: boolean;
 }
 
 /** nginx's code for a client that closed the request before the answer: in /metrics, not on the wire. */

@@ -67,6 +67,19 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
     pending: () => recorder.pending,
   });
   const readiness = new Map<string, () => unknown>();
+  /**
+   * "ok", or why the store is unreachable. Only a gateway replica stays ready without it: it keeps
+   * proxying and spools its records (a load balancer should not pull it); every other role is not ready.
+   */
+  const storeState = async (): Promise<string> => {
+    try {
+      await store.count({ workspaceId: "default", from: Date.now() });
+      return "ok";
+    } catch (e) {
+      if (opts.role !== "gateway") throw e;
+      return `unreachable, calls spooled to disk: ${(e as Error).message}`;
+    }
+  };
   const stopPolicyRefresh = store.shared ? refreshPolicies(guard, policyRefreshMs()) : () => {};
   const app = createApp({
     role: opts.role ?? "all",
@@ -79,9 +92,8 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
     ops: {
       metrics: metrics.registry,
       ready: async () => {
-        await store.count({ workspaceId: "default", from: Date.now() });
         return {
-          store: "ok",
+          store: await storeState(),
           spool_depth: recorder.spoolDepth,
           recorder_pending: recorder.pending,
           ...Object.fromEntries([...readiness].map(([name, get]) => [name, get()])),

@@ -478,6 +478,64 @@ describe("gateway failures: the client goes away mid-stream", () => {
   });
 });
 
+describe("gateway failures: the event store goes away", () => {
+  it("a replica keeps proxying and stays ready while calls spool to disk; back, each is stored once", async () => {
+    const g = await startTestGateway(mock.url, { timeoutMs: TIMEOUT_MS }, { role: "gateway" });
+    const store = g.runtime.store;
+    const { append, count } = store;
+    try {
+      // The store's side of an outage, as the gateway sees it: every write and read fails.
+      const outage = () => Promise.reject(new Error("connect ECONNREFUSED (test outage)"));
+      store.append = outage;
+      store.count = outage;
+      const via = new OpenAI({ apiKey: "sk-test-123", baseURL: `${g.url}/v1`, maxRetries: 0 });
+      const id = newCase();
+      const costs: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const { data, response } = await via.chat.completions
+          .create({ model: "gpt-4.1-nano", messages: [{ role: "user", content: `${id} ${i}` }] }, opts(id))
+          .withResponse();
+        expect(data).toEqual(JSON.parse(fixture(FX.chat)));
+        costs.push(response.headers.get("x-tollgate-cost-usd")!);
+      }
+      await g.runtime.recorder.flush(); // the batch meets the outage and goes to the spool
+      expect(g.runtime.recorder.spoolDepth).toBe(20);
+      const ready = await fetch(`${g.url}/readyz`);
+      expect(ready.status).toBe(200);
+      expect(await ready.json()).toMatchObject({ status: "ready", spool_depth: 20 });
+      expect(await (await fetch(`${g.url}/metrics`)).text()).toMatch(/^tollgate_spool_depth 20$/m);
+
+      store.append = append;
+      store.count = count;
+      await g.runtime.recorder.flush(); // replays the spool
+      expect(g.runtime.recorder.spoolDepth).toBe(0);
+      const recs = await recordsOf(id, g);
+      expect(recs).toHaveLength(20);
+      expect(new Set(recs.map((r) => r.event_id)).size).toBe(20);
+      expect(recs.map((r) => formatUsd(r.cost_nanousd)).sort()).toEqual([...costs].sort());
+      expect((await fetch(`${g.url}/readyz`)).status).toBe(200);
+    } finally {
+      store.append = append;
+      store.count = count;
+      await g.stop();
+    }
+  });
+
+  it("any other role is not ready without its store", async () => {
+    const g = await startTestGateway(mock.url, {}, { role: "all" });
+    const { count } = g.runtime.store;
+    try {
+      g.runtime.store.count = () => Promise.reject(new Error("connect ECONNREFUSED (test outage)"));
+      const ready = await fetch(`${g.url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toMatchObject({ status: "not_ready", reason: /ECONNREFUSED/ });
+    } finally {
+      g.runtime.store.count = count;
+      await g.stop();
+    }
+  });
+});
+
 describe("gateway shutdown", () => {
   it("stop() is not held up by a client connection that has sent no request", async () => {
     // Node 20's fetch (undici), which both SDKs use, opens a fresh keep-alive connection right after a

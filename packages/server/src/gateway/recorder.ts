@@ -37,6 +37,8 @@ const ATTRIBUTION_KEYS = [...ATTRIBUTION_FIELDS, "tags", "metadata"] as const;
 export class Recorder {
   #pending = 0;
   #batch: CallRecord[] = [];
+  /** Past maxPending: records on their way to the spool, one file (and one fsync) per batch. */
+  #overflow: CallRecord[] = [];
   #inFlight = new Set<Promise<void>>();
   #replaying: Promise<void> | null = null;
   readonly #timer: NodeJS.Timeout;
@@ -54,7 +56,10 @@ export class Recorder {
     this.#batchSize = opts.batchSize ?? 2_000;
     this.#timer = setInterval(() => void this.replay(), opts.replayMs ?? 2_000);
     this.#timer.unref();
-    this.#batchTimer = setInterval(() => this.#send(), opts.batchMs ?? 250);
+    this.#batchTimer = setInterval(() => {
+      this.#send();
+      this.#spillOverflow();
+    }, opts.batchMs ?? 250);
     this.#batchTimer.unref();
   }
 
@@ -97,7 +102,10 @@ export class Recorder {
 
   #store(record: CallRecord): void {
     if (this.#pending >= this.#maxPending) {
-      this.#spill([record]);
+      // Spilled in batches, not one by one: a store that is merely slow must not put a disk sync on
+      // every request. Memory stays bounded by maxPending + batchSize.
+      this.#overflow.push(record);
+      if (this.#overflow.length >= this.#batchSize) this.#spillOverflow();
       return;
     }
     this.#pending++;
@@ -124,6 +132,13 @@ export class Recorder {
         this.#inFlight.delete(p);
       });
     this.#inFlight.add(p);
+  }
+
+  #spillOverflow(): void {
+    if (!this.#overflow.length) return;
+    const records = this.#overflow;
+    this.#overflow = [];
+    this.#spill(records);
   }
 
   /**
@@ -155,6 +170,7 @@ export class Recorder {
   /** Resolves once every call recorded so far is stored (or spooled, then replayed if the store is up). */
   async flush(): Promise<void> {
     this.#send();
+    this.#spillOverflow();
     while (this.#inFlight.size) await Promise.all([...this.#inFlight]);
     await this.replay();
   }

@@ -1,7 +1,7 @@
 // The gateway as a drop-in OpenAI base URL, driven by the official `openai` SDK against the local mock
 // upstream (real recorded payloads). The SDK must see exactly what the upstream sent, and every call's
 // record must carry the usage and cost @tollgate/core computes from that payload.
-import { extractFromResponse, extractFromSse, formatUsd, parseSse } from "@tollgate/core";
+import { extractFromResponse, extractFromSse, formatUsd } from "@tollgate/core";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -36,8 +36,6 @@ afterAll(async () => {
 const { newCase, tagged, upstreamOf } = testCases("oa", () => mock.requests);
 const recordById = (eventId: string | null, workspace = "default") =>
   recordByEventId(gw.runtime, eventId, workspace);
-
-const sseData = (text: string) => parseSse(text).map((e) => ({ event: e.event, data: e.data }));
 
 const messages = [{ role: "user" as const, content: "What is the capital of the UK?" }];
 
@@ -144,6 +142,19 @@ describe("gateway: OpenAI chat completions", () => {
     expect(rec.stream).toBe(true);
   });
 
+  it("the include_usage the gateway adds leaves every other byte of the request as the client sent it", async () => {
+    const id = newCase();
+    // An integer past 2^53 and the client's own spacing: a JSON round trip would change both.
+    const sent = ` {"model": "gpt-4o-mini", "seed": 12345678901234567890, "stream": true, "messages": ${JSON.stringify(messages)}}`;
+    const res = await rawRequest(`${gw.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Bearer sk-test-123", "x-test-case": id },
+      body: sent,
+    });
+    expect(res.status).toBe(200);
+    expect(upstreamOf(id)[0]!.rawBody).toBe(` {"stream_options":{"include_usage":true},${sent.slice(2)}`);
+  });
+
   it("streaming with include_usage: false is treated as not asked", async () => {
     const params = {
       model: "gpt-4o-mini",
@@ -175,7 +186,7 @@ describe("gateway: OpenAI chat completions", () => {
       const viaGateway = await rawRequest(`${gw.url}/v1/chat/completions`, init);
       const viaDirect = await rawRequest(`${mock.url}/v1/chat/completions`, init);
       expect(viaGateway.status).toBe(200);
-      expect(sseData(viaGateway.body), `include_usage=${includeUsage}`).toEqual(sseData(viaDirect.body));
+      expect(viaGateway.body, `include_usage=${includeUsage}`).toBe(viaDirect.body); // byte for byte
       const rec = await recordById(String(viaGateway.headers["x-tollgate-event-id"]));
       expect(viaGateway.trailers["x-tollgate-cost-usd"]).toBe(formatUsd(rec.cost_nanousd));
       expectExactUsageAndCost(rec, extractFromSse("openai.chat", fixture(FX.chatStream)), "openai");

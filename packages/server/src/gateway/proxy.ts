@@ -170,16 +170,7 @@ export class Gateway {
       attribution: Object.assign({}, principal?.defaults, split.attribution),
       depth: depthFrom(split.control["span-depth"]),
       forward: split.forward,
-      body:
-        injectedUsage && parsed
-          ? Buffer.from(
-              JSON.stringify(
-                Object.assign({}, parsed, {
-                  stream_options: Object.assign({}, parsed.stream_options, { include_usage: true }),
-                }),
-              ),
-            )
-          : body,
+      body: injectedUsage && parsed ? withIncludeUsage(body, parsed) : body,
       parsed,
       stream,
       injectedUsage,
@@ -668,6 +659,22 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
     req.once("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
     req.once("error", reject);
   });
+}
+
+const INCLUDE_USAGE_FIELD = Buffer.from('"stream_options":{"include_usage":true},');
+
+/**
+ * The request with stream_options.include_usage set. Without stream_options (the usual case) the field
+ * is spliced in after the opening brace, so every other byte reaches the upstream as the client sent it
+ * (re-serializing would, for one, round integers past 2^53); a stream request has a key after it.
+ */
+function withIncludeUsage(body: Buffer, parsed: Record<string, unknown>): Buffer {
+  if (parsed.stream_options === undefined) {
+    const open = body.indexOf(0x7b); // "{": only whitespace can come before it
+    return Buffer.concat([body.subarray(0, open + 1), INCLUDE_USAGE_FIELD, body.subarray(open + 1)]);
+  }
+  const streamOptions = Object.assign({}, parsed.stream_options, { include_usage: true });
+  return Buffer.from(JSON.stringify(Object.assign({}, parsed, { stream_options: streamOptions })));
 }
 
 function parseJsonObject(buf: Buffer): Record<string, unknown> | null {

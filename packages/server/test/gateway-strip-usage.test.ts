@@ -1,0 +1,74 @@
+// The usage chunk the gateway asked for is taken out again, and nothing else of the stream changes.
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { UsageChunkStripper } from "../src/gateway/strip-usage.js";
+
+const FIXTURE = readFileSync(
+  new URL(
+    "../../../../shared/fixtures/providers/openai/chat-completion.stream.gpt-4o-mini.include-usage.sse",
+    import.meta.url,
+  ),
+  "utf8",
+);
+
+function stripAll(pieces: string[]): string {
+  const s = new UsageChunkStripper();
+  return pieces.map((p) => s.push(p)).join("") + s.end();
+}
+
+const dataOf = (text: string) =>
+  text
+    .split(/\r\n|\r|\n/)
+    .filter((l) => l.startsWith("data: "))
+    .map((l) => l.slice(6));
+
+describe("UsageChunkStripper", () => {
+  it("a real include_usage stream: the usage chunk and every usage:null go, every other chunk stays as sent", () => {
+    const out = stripAll([FIXTURE]);
+    const before = dataOf(FIXTURE);
+    const after = dataOf(out);
+    expect(before.at(-2)).toMatch(/"choices":\[\],"usage":\{/); // the added chunk, before [DONE]
+    expect(after).toHaveLength(before.length - 1);
+    expect(after.at(-1)).toBe("[DONE]");
+    expect(out).not.toContain('"usage"');
+    const chunks = before.filter((d) => d !== "[DONE]" && !d.includes('"usage":{'));
+    expect(after.slice(0, -1).map((d) => JSON.parse(d))).toEqual(
+      chunks.map((d) => {
+        const { usage, ...rest } = JSON.parse(d);
+        expect(usage).toBeNull();
+        return rest;
+      }),
+    );
+    // The chunks keep their own key order and spelling: only the usage field is cut out of the text.
+    expect(after[0]).toBe(chunks[0]!.replace(',"usage":null', ""));
+  });
+
+  it("gives the same output however the stream is cut into pieces", () => {
+    const whole = stripAll([FIXTURE]);
+    for (let k = 1; k < FIXTURE.length; k += 7)
+      expect(stripAll([FIXTURE.slice(0, k), FIXTURE.slice(k)])).toBe(whole);
+    expect(stripAll([...FIXTURE])).toBe(whole);
+  });
+
+  it("keeps the stream's framing: CRLF line ends, comments, id and retry fields", () => {
+    const crlf = FIXTURE.replaceAll("\n", "\r\n");
+    const out = stripAll([...crlf]); // one character at a time: CR and LF arrive apart
+    expect(out).toBe(stripAll([FIXTURE]).replaceAll("\n", "\r\n"));
+
+    const framed =
+      ": keep-alive\n\n" +
+      'id: 7\nretry: 1500\ndata: {"choices":[{"delta":{"content":"Hi"}}],"usage":null}\n\n' +
+      ": ping\r\r" +
+      'data: {"choices":[],"usage":{"prompt_tokens":3}}\n\n' +
+      "data: [DONE]\n\n";
+    expect(stripAll([framed])).toBe(
+      ': keep-alive\n\nid: 7\nretry: 1500\ndata: {"choices":[{"delta":{"content":"Hi"}}]}\n\n: ping\r\rdata: [DONE]\n\n',
+    );
+  });
+
+  it("a stream that ends without its final blank line: the rest still goes out", () => {
+    expect(stripAll(['data: {"choices":[{"index":0}],"usage":null}\n\ndata: [DONE]'])).toBe(
+      'data: {"choices":[{"index":0}]}\n\ndata: [DONE]',
+    );
+  });
+});

@@ -194,6 +194,37 @@ describe("gateway failures: timeouts and broken connections", () => {
     expect(Number(timeouts?.[1])).toBeGreaterThanOrEqual(2);
   });
 
+  it("x-tollgate-timeout-ms sets one call's upstream timeout; a malformed one is refused", async () => {
+    // A model slow to start (1.5 s to its headers): past the gateway's 500 ms, within the call's own 5 s.
+    const slow = (extra: Record<string, string>) =>
+      openai.chat.completions
+        .create(
+          { model: "gpt-4.1-nano", messages },
+          opts(newCase(), { "x-mock-headers-delay-ms": "1500", ...extra }),
+        )
+        .then(() => 200)
+        .catch((e) => e.status);
+    expect(await slow({})).toBe(504);
+    expect(await slow({ "x-tollgate-timeout-ms": "5000" })).toBe(200);
+
+    const id = newCase();
+    const err = await openai.chat.completions
+      .create(
+        { model: "gpt-4o-mini", messages },
+        opts(id, { "x-mock-scenario": "hang", "x-tollgate-timeout-ms": "150" }),
+      )
+      .catch((e) => e);
+    expect(err.status).toBe(504);
+    expect(err.error.message).toMatch(/within 150 ms/);
+    expect(upstreamOf(id)[0]!.headers["x-tollgate-timeout-ms"]).toBeUndefined();
+
+    const bad = await openai.chat.completions
+      .create({ model: "gpt-4o-mini", messages }, opts(newCase(), { "x-tollgate-timeout-ms": "soon" }))
+      .catch((e) => e);
+    expect(bad).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(bad.error.message).toMatch(/x-tollgate-timeout-ms must be an integer/);
+  });
+
   it("an upstream that never answers → 504 in Anthropic's error shape", async () => {
     const id = newCase();
     const err = await anthropic.messages

@@ -42,6 +42,8 @@ const GATEWAY_ROLES = new Set(["gateway", "admin", "root"]);
 /** Everything known about one client call while it is proxied. */
 interface Call {
   route: GatewayRoute;
+  /** Upstream timeout for the headers and between body chunks: x-tollgate-timeout-ms, else the config's. */
+  timeoutMs: number;
   provider: string;
   base: string;
   extraHeaders: Record<string, string>;
@@ -176,6 +178,7 @@ export class Gateway {
       injectedUsage,
       requestId: uuidv7(),
       started: timing.started,
+      timeoutMs: timeoutFrom(split.control["timeout-ms"], this.deps.config.timeoutMs),
       method: req.method ?? "POST",
     };
     const retries = retriesFrom(split.control.retries, this.deps.config.retries);
@@ -230,11 +233,7 @@ export class Gateway {
         }
         throw (
           timeout
-            ? new GatewayError(
-                504,
-                "timeout_error",
-                `upstream did not answer within ${this.deps.config.timeoutMs} ms`,
-              )
+            ? new GatewayError(504, "timeout_error", `upstream did not answer within ${call.timeoutMs} ms`)
             : new GatewayError(502, "api_error", `upstream connection failed: ${(e as Error).message}`)
         ).withRecord(rec);
       }
@@ -298,8 +297,8 @@ export class Gateway {
       method: call.method as Dispatcher.HttpMethod,
       headers,
       body: call.method === "GET" || call.method === "HEAD" ? null : call.body,
-      headersTimeout: this.deps.config.timeoutMs,
-      bodyTimeout: this.deps.config.timeoutMs,
+      headersTimeout: call.timeoutMs,
+      bodyTimeout: call.timeoutMs,
       signal,
     });
   }
@@ -339,11 +338,7 @@ export class Gateway {
       });
       throw (
         timeout
-          ? new GatewayError(
-              504,
-              "timeout_error",
-              `upstream body did not arrive within ${this.deps.config.timeoutMs} ms`,
-            )
+          ? new GatewayError(504, "timeout_error", `upstream body did not arrive within ${call.timeoutMs} ms`)
           : new GatewayError(
               502,
               "api_error",
@@ -623,6 +618,20 @@ function retriesFrom(header: string | undefined, fallback: number): number {
       400,
       "invalid_request_error",
       `x-tollgate-retries must be an integer 0..${MAX_RETRIES}`,
+    );
+  return n;
+}
+
+const MAX_TIMEOUT_MS = 3_600_000;
+
+function timeoutFrom(header: string | undefined, fallback: number): number {
+  if (header === undefined) return fallback;
+  const n = Number(header);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_TIMEOUT_MS)
+    throw new GatewayError(
+      400,
+      "invalid_request_error",
+      `x-tollgate-timeout-ms must be an integer 1..${MAX_TIMEOUT_MS} (milliseconds)`,
     );
   return n;
 }

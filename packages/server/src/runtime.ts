@@ -73,7 +73,10 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
    */
   const storeState = async (): Promise<string> => {
     try {
-      await store.count({ workspaceId: "default", from: Date.now() });
+      const probe = store.count({ workspaceId: "default", from: Date.now() });
+      // A store that hangs rather than refuses must not hang the probe (and get the replica pulled).
+      if (opts.role === "gateway") await withTimeout(probe, READY_STORE_TIMEOUT_MS, "no answer");
+      else await probe;
       return "ok";
     } catch (e) {
       if (opts.role !== "gateway") throw e;
@@ -153,4 +156,15 @@ function refreshPolicies(guard: SpendGuard, everyMs: number): () => void {
   }, everyMs);
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/** How long a gateway replica's /readyz waits for its store before reporting it unreachable. */
+const READY_STORE_TIMEOUT_MS = 2_000;
+
+function withTimeout<T>(p: Promise<T>, ms: number, why: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${why} within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }

@@ -74,6 +74,12 @@ async function waitForRecords(id: string, n = 1): Promise<CallRecord[]> {
 
 const messages = [{ role: "user" as const, content: "Hello" }];
 
+/** A counter of the gateway's /metrics (0 when absent), by a pattern whose group 1 is the value. */
+async function metricCount(pattern: RegExp): Promise<number> {
+  const text = await (await fetch(`${gw.url}/metrics`)).text();
+  return Number(pattern.exec(text)?.[1] ?? 0);
+}
+
 /** The admin API, as the local admin (root token). */
 async function admin(method: string, path: string, body?: unknown): Promise<{ status: number; json: Json }> {
   const res = await fetch(gw.url + path, {
@@ -188,10 +194,10 @@ describe("gateway failures: timeouts and broken connections", () => {
     expect(body.error).toMatchObject({ message: expect.any(String), type: expect.any(String) });
     expect(body.error).toHaveProperty("code");
     // Answers the gateway gave itself count in /metrics like any other.
-    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
-    const timeouts =
-      /tollgate_gateway_requests_total\{family="openai",api="openai.chat",status="504"\} (\d+)/.exec(metrics);
-    expect(Number(timeouts?.[1])).toBeGreaterThanOrEqual(2);
+    const timeouts = await metricCount(
+      /tollgate_gateway_requests_total\{family="openai",api="openai.chat",status="504"\} (\d+)/,
+    );
+    expect(timeouts).toBeGreaterThanOrEqual(2);
   });
 
   it("x-tollgate-timeout-ms sets one call's upstream timeout; a malformed one is refused", async () => {
@@ -487,6 +493,52 @@ describe("gateway failures: the client goes away mid-stream", () => {
     expect(rec!.ts_end! - rec!.ts_start).toBeLessThan(350); // cancelled, not waited out
     const after = await admin("GET", `/api/budgets/b-${id}`);
     expect(after.json).toMatchObject({ reserved_usd: "0.00", spend_usd: formatUsd(rec!.cost_nanousd) });
+  });
+
+  it("during a retry wait: the wait ends at once, no retry goes out, the request counts as 499", async () => {
+    const id = newCase();
+    const closed = () => metricCount(/tollgate_gateway_requests_total\{[^}]*status="499"\} (\d+)/);
+    const before = await closed();
+    const leave = new AbortController();
+    const call = openai.chat.completions.create(
+      { model: "gpt-4o-mini", messages, stream: true },
+      {
+        ...opts(id, {
+          "x-mock-scenario": "rate-limit",
+          "x-mock-retry-after": "5",
+          "x-tollgate-retries": "2",
+        }),
+        signal: leave.signal,
+      },
+    );
+    setTimeout(() => leave.abort(), 200);
+    await expect(call).rejects.toThrow();
+    await vi.waitFor(async () => expect(await closed()).toBe(before + 1), { timeout: 1_000, interval: 20 });
+    expect(upstreamOf(id)).toHaveLength(1);
+    const recs = await waitForRecords(id);
+    expect(recs.map((r) => [r.attempt, r.http_status])).toEqual([[1, 429]]);
+  });
+
+  it("a stream request answered with a whole body, left while it arrives: recorded as the client's leaving", async () => {
+    const id = newCase();
+    const leave = new AbortController();
+    const call = openai.chat.completions.create(
+      { model: "gpt-4o-mini", messages, stream: true },
+      {
+        ...opts(id, { "x-mock-fixture": FX.chat, "x-mock-scenario": "stall-mid-stream" }),
+        signal: leave.signal,
+      },
+    );
+    setTimeout(() => leave.abort(), 150);
+    await expect(call).rejects.toThrow();
+    const [rec] = await waitForRecords(id);
+    expect(rec).toMatchObject({
+      status: "error",
+      http_status: 200,
+      error_type: "client_disconnected",
+      cost_source: "estimated",
+    });
+    expect(rec!.input_uncached_tokens).toBeGreaterThan(0);
   });
 
   it("Anthropic: input tokens from message_start, cost_source estimated", async () => {

@@ -412,6 +412,7 @@ describe("gateway: attribution, keys and pass-through", () => {
     const [up] = upstreamOf(id);
     expect(up).toMatchObject({ method: "GET", path: "/v1/models" });
     expect(up!.headers.authorization).toBe("Bearer sk-test-123");
+    expect(response.headers.get("x-tollgate-cost-usd")).toBe("0.00"); // not a model call: nothing to price
     const rec = await recordById(response.headers.get("x-tollgate-event-id"));
     expect(rec).toMatchObject({
       kind: "other",

@@ -19,7 +19,8 @@ describe("backoffMs", () => {
     expect(backoffMs(1, { "retry-after": "2" }, () => 0)).toBe(2000);
     expect(backoffMs(1, { "retry-after": "0.25" }, () => 0)).toBe(250);
     expect(backoffMs(1, { "retry-after": new Date(NOW + 3000).toUTCString() }, () => 0, NOW)).toBe(3000);
-    expect(backoffMs(1, { "retry-after": new Date(NOW - 3000).toUTCString() }, () => 0, NOW)).toBe(0);
+    // A date already past (clock skew) falls back to the jittered backoff, not to an immediate retry.
+    expect(backoffMs(1, { "retry-after": new Date(NOW - 3000).toUTCString() }, () => 0.5, NOW)).toBe(125);
   });
 
   it("a requested wait past the limit means no retry (null): the answer goes back to the client", () => {
@@ -34,6 +35,7 @@ describe("backoffMs", () => {
       { "retry-after": "-1" },
       { "retry-after": "" },
       { "retry-after-ms": "x" },
+      { "retry-after-ms": " " },
     ])
       expect(backoffMs(2, h, () => 0.5)).toBe(250);
   });

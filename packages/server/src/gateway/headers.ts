@@ -84,7 +84,9 @@ export function splitHeaders(headers: IncomingHttpHeaders): SplitHeaders {
 }
 
 /** Upstream response headers to pass to the client (hop-by-hop and framing dropped; Node sets its own). */
-export function replyHeaders(headers: Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
+export type HeaderMap = Record<string, string | string[] | undefined>;
+
+export function replyHeaders(headers: HeaderMap): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
   for (const name in headers) {
     const value = headers[name];
@@ -92,4 +94,10 @@ export function replyHeaders(headers: Record<string, string | string[] | undefin
     out[name] = value;
   }
   return out;
+}
+
+/** A header's (first) value, or null when absent. */
+export function headerValue(headers: HeaderMap, name: string): string | null {
+  const v = headers[name];
+  return v === undefined ? null : Array.isArray(v) ? (v[0] ?? null) : v;
 }

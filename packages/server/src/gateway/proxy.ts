@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { StringDecoder } from "node:string_decoder";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   type CallFacts,
   type CallRecord,
@@ -8,6 +9,7 @@ import {
   estimateCutShortUsage,
   extractFromResponse,
   formatUsd,
+  isInferenceKind,
   type PriceResult,
   type PricingEngine,
   totalTokens,
@@ -18,7 +20,7 @@ import type { KeyResolver, Principal } from "../auth/keys.js";
 import type { SpendGuard, Ticket } from "../limits/guard.js";
 import type { LimitError } from "../limits/limit-error.js";
 import type { GatewayConfig } from "./config.js";
-import { type Attribution, replyHeaders, splitHeaders } from "./headers.js";
+import { type Attribution, headerValue, replyHeaders, splitHeaders } from "./headers.js";
 import type { GatewayMetrics } from "./metrics.js";
 import type { Recorder } from "./recorder.js";
 import { backoffMs, isRetryableStatus } from "./retry.js";
@@ -198,24 +200,17 @@ export class Gateway {
       const admission = await this.#admit(call, attempt);
       if (!admission.ok) throw GatewayError.fromLimit(admission.error);
       const ticket = admission.ticket;
+      if (client?.gone) {
+        // Left while the call was being admitted: nothing went upstream, so nothing is billed or recorded.
+        void this.deps.guard.settle(ticket, { cost: 0n, tokens: 0, toolCalls: 0, eventId: null });
+        return this.#observe(route, call, CLIENT_CLOSED_REQUEST);
+      }
       const attemptStart = Date.now();
       let up: Dispatcher.ResponseData;
       try {
         up = await this.#send(call, client?.signal);
       } catch (e) {
-        if (client?.gone) {
-          // Gone before the upstream answered: the provider may bill the prompt, so the call is recorded
-          // with its input estimated from the request (and its reservation settled by that record).
-          this.#record(call, attempt, attemptStart, ticket, {
-            status: "error",
-            http_status: null,
-            error_type: "client_disconnected",
-            usage: estimateUsage(call, null, 0),
-            estimated: true,
-          });
-          this.#observe(route, call, CLIENT_CLOSED_REQUEST);
-          return;
-        }
+        if (client?.gone) return this.#clientGone(call, attempt, attemptStart, ticket, null);
         const timeout = isTimeout(e);
         this.deps.metrics.upstreamErrors.inc({
           family: route.family,
@@ -227,15 +222,10 @@ export class Gateway {
           error_type: timeout ? "timeout" : "connection_error",
         });
         if (attempt <= retries) {
-          await sleep(backoffMs(attempt, null)!);
-          if (client?.gone) return; // left during the wait: nobody to retry for, or to answer
-          continue;
+          if (await waitForRetry(backoffMs(attempt, null)!, client)) continue;
+          return this.#observe(route, call, CLIENT_CLOSED_REQUEST); // nobody left to retry for
         }
-        throw (
-          timeout
-            ? new GatewayError(504, "timeout_error", `upstream did not answer within ${call.timeoutMs} ms`)
-            : new GatewayError(502, "api_error", `upstream connection failed: ${(e as Error).message}`)
-        ).withRecord(rec);
+        throw upstreamFailure(e, call, "answer").withRecord(rec);
       }
       // A provider that asks for a longer wait than a gateway holds a request (null) gets no retry: its
       // answer, retry-after included, goes to the client, whose call the wait is.
@@ -249,15 +239,14 @@ export class Gateway {
           http_status: up.statusCode,
           error_type: errorTypeOf(text, up.statusCode),
         });
-        await sleep(wait);
-        if (client?.gone) return;
-        continue;
+        if (await waitForRetry(wait, client)) continue;
+        return this.#observe(route, call, CLIENT_CLOSED_REQUEST);
       }
-      const isSse = (header(up.headers, "content-type") ?? "").includes("text/event-stream");
+      const isSse = (headerValue(up.headers, "content-type") ?? "").includes("text/event-stream");
       try {
         if (call.stream && isSse && up.statusCode < 300)
           await this.#relayStream(call, attempt, attemptStart, ticket, up, res, client!);
-        else await this.#relayBody(call, attempt, attemptStart, ticket, up, res);
+        else await this.#relayBody(call, attempt, attemptStart, ticket, up, res, client);
       } catch (e) {
         // Whatever broke before the call was recorded: its reserved worst case is charged (never less).
         void this.deps.guard.settle(ticket, { cost: null, tokens: 0, toolCalls: 0, eventId: null });
@@ -265,6 +254,28 @@ export class Gateway {
       }
       return;
     }
+  }
+
+  /**
+   * A stream's client left before its answer came, and the upstream request was cancelled with it. The
+   * provider may still bill the prompt: the call is recorded with its input estimated from the request
+   * (which settles its reservation too).
+   */
+  #clientGone(
+    call: Call,
+    attempt: number,
+    attemptStart: number,
+    ticket: Ticket | null,
+    httpStatus: number | null,
+  ): void {
+    this.#record(call, attempt, attemptStart, ticket, {
+      status: "error",
+      http_status: httpStatus,
+      error_type: "client_disconnected",
+      usage: estimateUsage(call, null, 0),
+      estimated: true,
+    });
+    this.#observe(call.route, call, CLIENT_CLOSED_REQUEST);
   }
 
   async #authenticate(key: string | undefined): Promise<Principal | null> {
@@ -325,26 +336,21 @@ export class Gateway {
     ticket: Ticket | null,
     up: Dispatcher.ResponseData,
     res: ServerResponse,
+    client: ClientWatch | null,
   ) {
     let buf: Buffer;
     try {
       buf = Buffer.from(await up.body.arrayBuffer());
     } catch (e) {
-      const timeout = isTimeout(e);
+      // A stream request answered with a whole body (an error, or an upstream that does not stream)
+      // whose client left meanwhile: the body was cancelled with it.
+      if (client?.gone) return this.#clientGone(call, attempt, attemptStart, ticket, up.statusCode);
       const rec = this.#record(call, attempt, attemptStart, ticket, {
         status: "error",
         http_status: up.statusCode,
-        error_type: timeout ? "timeout" : "connection_error",
+        error_type: isTimeout(e) ? "timeout" : "connection_error",
       });
-      throw (
-        timeout
-          ? new GatewayError(504, "timeout_error", `upstream body did not arrive within ${call.timeoutMs} ms`)
-          : new GatewayError(
-              502,
-              "api_error",
-              `upstream failed while sending the body: ${(e as Error).message}`,
-            )
-      ).withRecord(rec);
+      throw upstreamFailure(e, call, "body").withRecord(rec);
     }
     const ok = up.statusCode < 300;
     if (!ok) this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: String(up.statusCode) });
@@ -366,8 +372,11 @@ export class Gateway {
     headers["content-length"] = String(buf.length);
     headers["x-tollgate-event-id"] = eventId;
     const price = this.#quote(call, usage, attemptStart);
-    headers["x-tollgate-cost-usd"] =
-      ok && call.route.api && !price?.priced ? COST_UNKNOWN : formatUsd(price?.cost.total_nanousd ?? 0n);
+    headers["x-tollgate-cost-usd"] = costUsd(
+      ok && call.route.api !== null,
+      price?.priced ?? false,
+      price?.cost.total_nanousd ?? 0n,
+    );
     // An agent run's next call may reach another gateway the moment this reply arrives: its counts are
     // settled first, so a ceiling this call crosses already stops that one.
     if (ticket?.run)
@@ -483,7 +492,7 @@ export class Gateway {
       ttft_ms: firstByte === null ? null : firstByte - attemptStart,
     });
     if (complete) {
-      if (rec) res.addTrailers({ "x-tollgate-cost-usd": costHeader(rec) });
+      if (rec) res.addTrailers({ "x-tollgate-cost-usd": costHeaderOf(rec) });
       if (ticket?.run) await ticket.settling; // as for bodies: the run's counts before the last byte
       res.end();
     } else res.destroy(); // the client sees the break exactly as it would have without the gateway
@@ -709,11 +718,6 @@ function stringOrNull(v: unknown): string | null {
   return typeof v === "string" && v.length > 0 ? v.slice(0, 256) : null;
 }
 
-function header(headers: Record<string, string | string[] | undefined>, name: string): string | null {
-  const v = headers[name];
-  return v === undefined ? null : Array.isArray(v) ? (v[0] ?? null) : v;
-}
-
 function isTimeout(e: unknown): boolean {
   const code = (e as { code?: string } | null)?.code;
   return code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT";
@@ -750,7 +754,7 @@ function sendError(res: ServerResponse, route: GatewayRoute, err: GatewayError):
   if (err.retryAfterS !== null) headers["retry-after"] = String(err.retryAfterS);
   if (err.recorded) {
     headers["x-tollgate-event-id"] = err.recorded.event_id;
-    headers["x-tollgate-cost-usd"] = costHeader(err.recorded);
+    headers["x-tollgate-cost-usd"] = costHeaderOf(err.recorded);
   }
   res.writeHead(err.status, headers);
   res.end(text);
@@ -762,7 +766,13 @@ function sendError(res: ServerResponse, route: GatewayRoute, err: GatewayError):
  */
 const COST_UNKNOWN = "unknown";
 
-const costHeader = (rec: CallRecord): string => (rec.priced ? formatUsd(rec.cost_nanousd) : COST_UNKNOWN);
+/** x-tollgate-cost-usd: the cost, or COST_UNKNOWN for a model call that was answered but not priced. */
+function costUsd(answeredModelCall: boolean, priced: boolean, nanos: bigint): string {
+  return answeredModelCall && !priced ? COST_UNKNOWN : formatUsd(nanos);
+}
+
+const costHeaderOf = (rec: CallRecord): string =>
+  costUsd(rec.status === "ok" && isInferenceKind(rec.kind), rec.priced, rec.cost_nanousd);
 
 /** When a request came in and whether it streams: what /metrics labels every answered request with. */
 interface Timing {
@@ -788,7 +798,9 @@ function watchClient(res: ServerResponse): ClientWatch {
     gone = true;
     abort.abort();
   };
-  res.on("close", onClose);
+  // Gone already (while the request was read or its key looked up): 'close' will not come again.
+  if (res.destroyed) onClose();
+  else res.on("close", onClose);
   return {
     get gone() {
       return gone;
@@ -800,6 +812,7 @@ function watchClient(res: ServerResponse): ClientWatch {
 
 /** Waits until the client can take more, or is gone; whichever listener did not fire is removed. */
 function drainOrClose(res: ServerResponse): Promise<void> {
+  if (res.destroyed) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       res.off("drain", done);
@@ -811,4 +824,28 @@ function drainOrClose(res: ServerResponse): Promise<void> {
   });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Waits before a retry; false when a stream's client left meanwhile (the wait then ends at once). */
+async function waitForRetry(ms: number, client: ClientWatch | null): Promise<boolean> {
+  await sleep(ms, undefined, client ? { signal: client.signal } : undefined).catch(() => {});
+  return !client?.gone;
+}
+
+/** The gateway's own answer to an upstream that timed out or broke the connection. */
+function upstreamFailure(e: unknown, call: Call, phase: "answer" | "body"): GatewayError {
+  if (isTimeout(e))
+    return new GatewayError(
+      504,
+      "timeout_error",
+      phase === "answer"
+        ? `upstream did not answer within ${call.timeoutMs} ms`
+        : `upstream body did not arrive within ${call.timeoutMs} ms`,
+    );
+  const why = (e as Error).message;
+  return new GatewayError(
+    502,
+    "api_error",
+    phase === "answer"
+      ? `upstream connection failed: ${why}`
+      : `upstream failed while sending the body: ${why}`,
+  );
+}

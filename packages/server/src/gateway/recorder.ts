@@ -63,8 +63,9 @@ export class Recorder {
     this.#batchTimer.unref();
   }
 
+  /** Calls waiting in memory: for the store, or (past maxPending) for their batch to the spool. */
   get pending(): number {
-    return this.#pending;
+    return this.#pending + this.#overflow.length;
   }
 
   get spoolDepth(): number {

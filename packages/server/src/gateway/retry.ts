@@ -8,7 +8,7 @@ const CAP_MS = 8_000;
 /** A provider's requested wait is honoured up to this; a longer one is the client's call, not ours. */
 export const MAX_RETRY_AFTER_MS = 10_000;
 
-type Headers = Record<string, string | string[] | undefined>;
+import { type HeaderMap, headerValue } from "./headers.js";
 
 /**
  * Wait before retry number `attempt` (1 = first retry), or null when there should be none.
@@ -19,7 +19,7 @@ type Headers = Record<string, string | string[] | undefined>;
  */
 export function backoffMs(
   attempt: number,
-  upstreamHeaders: Headers | null,
+  upstreamHeaders: HeaderMap | null,
   random = Math.random,
   now = Date.now(),
 ): number | null {
@@ -28,16 +28,24 @@ export function backoffMs(
   return Math.floor(random() * Math.min(CAP_MS, BASE_MS * 2 ** (attempt - 1)));
 }
 
-/** The wait an upstream reply asks for, in ms, or null when it names none (or an unreadable one). */
-function requestedWaitMs(headers: Headers, now: number): number | null {
-  const ms = Number(first(headers["retry-after-ms"]) ?? Number.NaN);
-  if (Number.isFinite(ms) && ms >= 0) return Math.ceil(ms);
-  const after = first(headers["retry-after"]);
-  if (after === undefined) return null;
-  const seconds = Number(after);
-  if (after.trim() !== "" && Number.isFinite(seconds)) return seconds >= 0 ? Math.ceil(seconds * 1000) : null;
+/**
+ * The wait an upstream reply asks for, in ms; null when it names none, an unreadable one, or a date
+ * already past (clock skew: the jittered backoff is safer than an immediate retry).
+ */
+function requestedWaitMs(headers: HeaderMap, now: number): number | null {
+  const ms = numberOrNull(headerValue(headers, "retry-after-ms"));
+  if (ms !== null) return ms >= 0 ? Math.ceil(ms) : null;
+  const after = headerValue(headers, "retry-after");
+  if (after === null) return null;
+  const seconds = numberOrNull(after);
+  if (seconds !== null) return seconds >= 0 ? Math.ceil(seconds * 1000) : null;
   const at = Date.parse(after);
-  return Number.isNaN(at) ? null : Math.max(0, at - now);
+  return Number.isNaN(at) || at <= now ? null : at - now;
 }
 
-const first = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
+/** A header's number; null when absent, blank or not a number (Number("") would be 0). */
+function numberOrNull(v: string | null): number | null {
+  if (v === null || v.trim() === "") return null;
+  const n = Number(v);
+  return Number.isFinite(n) ? n : null;
+}

@@ -7,17 +7,22 @@
 export class UsageChunkStripper {
   /** Text of an event not yet complete (no blank line after it so far). */
   #pending = "";
+  /** Where, in the pending text, the scan for its end resumes and the current line starts. */
+  #scan = 0;
+  #lineStart = 0;
 
   /** Feeds upstream text; returns the text to send to the client (possibly empty). */
   push(text: string): string {
     const s = this.#pending + text;
     let out = "";
     let start = 0;
-    for (let end = eventEnd(s, start); end !== -1; end = eventEnd(s, start)) {
+    for (let end = this.#eventEnd(s); end !== -1; end = this.#eventEnd(s)) {
       out += strip(s.slice(start, end));
-      start = end;
+      start = this.#scan = this.#lineStart = end;
     }
     this.#pending = s.slice(start);
+    this.#scan -= start;
+    this.#lineStart -= start;
     return out;
   }
 
@@ -25,30 +30,39 @@ export class UsageChunkStripper {
   end(): string {
     const rest = this.#pending;
     this.#pending = "";
+    this.#scan = this.#lineStart = 0;
     return strip(rest);
+  }
+
+  /**
+   * Index just past the blank line that ends the pending event; -1 while it is incomplete. The scan goes
+   * on from where the last one stopped, so an event arriving in many small chunks is read once.
+   */
+  #eventEnd(s: string): number {
+    for (let i = this.#scan; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c !== LF && c !== CR) continue;
+      let next = i + 1;
+      if (c === CR) {
+        // A CR that ends a chunk may be the first half of a CRLF: it is looked at again with the next
+        // chunk (so with CR-only line ends an event goes out when the chunk after it arrives).
+        if (next === s.length) {
+          this.#scan = i;
+          return -1;
+        }
+        if (s.charCodeAt(next) === LF) next++;
+      }
+      if (i === this.#lineStart) return next; // an empty line ends the event
+      this.#lineStart = next;
+      i = next - 1;
+    }
+    this.#scan = s.length;
+    return -1;
   }
 }
 
 const LF = 10;
 const CR = 13;
-
-/** Index just past the blank line that ends the event starting at `from`; -1 while it is incomplete. */
-function eventEnd(s: string, from: number): number {
-  let lineStart = from;
-  for (let i = from; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c !== LF && c !== CR) continue;
-    let next = i + 1;
-    if (c === CR) {
-      if (next === s.length) return -1; // a CRLF split across chunks: wait for the next one
-      if (s.charCodeAt(next) === LF) next++;
-    }
-    if (i === lineStart) return next; // an empty line ends the event
-    lineStart = next;
-    i = next - 1;
-  }
-  return -1;
-}
 
 /** One whole event, as it goes to the client: dropped when it is the added usage chunk. */
 function strip(event: string): string {

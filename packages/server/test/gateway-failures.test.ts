@@ -74,6 +74,17 @@ async function waitForRecords(id: string, n = 1): Promise<CallRecord[]> {
 
 const messages = [{ role: "user" as const, content: "Hello" }];
 
+/** Starts a streamed call and leaves it (aborts) after `ms`; resolves once the SDK has given up. */
+async function leaveStream(id: string, headers: Record<string, string>, ms: number): Promise<void> {
+  const leave = new AbortController();
+  const call = openai.chat.completions.create(
+    { model: "gpt-4o-mini", messages, stream: true },
+    { ...opts(id, headers), signal: leave.signal },
+  );
+  setTimeout(() => leave.abort(), ms);
+  await expect(call).rejects.toThrow();
+}
+
 /** A counter of the gateway's /metrics (0 when absent), by a pattern whose group 1 is the value. */
 async function metricCount(pattern: RegExp): Promise<number> {
   const text = await (await fetch(`${gw.url}/metrics`)).text();
@@ -468,16 +479,7 @@ describe("gateway failures: the client goes away mid-stream", () => {
       limit_usd: "1.00",
     });
     expect(budget.status).toBe(201);
-    const leave = new AbortController();
-    const call = openai.chat.completions.create(
-      { model: "gpt-4o-mini", messages, stream: true },
-      {
-        ...opts(id, { "x-mock-headers-delay-ms": "400", "x-tollgate-user-id": user }),
-        signal: leave.signal,
-      },
-    );
-    setTimeout(() => leave.abort(), 100);
-    await expect(call).rejects.toThrow();
+    await leaveStream(id, { "x-mock-headers-delay-ms": "400", "x-tollgate-user-id": user }, 100);
     const [rec] = await waitForRecords(id);
     expect(rec).toMatchObject({
       status: "error",
@@ -499,20 +501,11 @@ describe("gateway failures: the client goes away mid-stream", () => {
     const id = newCase();
     const closed = () => metricCount(/tollgate_gateway_requests_total\{[^}]*status="499"\} (\d+)/);
     const before = await closed();
-    const leave = new AbortController();
-    const call = openai.chat.completions.create(
-      { model: "gpt-4o-mini", messages, stream: true },
-      {
-        ...opts(id, {
-          "x-mock-scenario": "rate-limit",
-          "x-mock-retry-after": "5",
-          "x-tollgate-retries": "2",
-        }),
-        signal: leave.signal,
-      },
+    await leaveStream(
+      id,
+      { "x-mock-scenario": "rate-limit", "x-mock-retry-after": "5", "x-tollgate-retries": "2" },
+      200,
     );
-    setTimeout(() => leave.abort(), 200);
-    await expect(call).rejects.toThrow();
     await vi.waitFor(async () => expect(await closed()).toBe(before + 1), { timeout: 1_000, interval: 20 });
     expect(upstreamOf(id)).toHaveLength(1);
     const recs = await waitForRecords(id);
@@ -521,16 +514,7 @@ describe("gateway failures: the client goes away mid-stream", () => {
 
   it("a stream request answered with a whole body, left while it arrives: recorded as the client's leaving", async () => {
     const id = newCase();
-    const leave = new AbortController();
-    const call = openai.chat.completions.create(
-      { model: "gpt-4o-mini", messages, stream: true },
-      {
-        ...opts(id, { "x-mock-fixture": FX.chat, "x-mock-scenario": "stall-mid-stream" }),
-        signal: leave.signal,
-      },
-    );
-    setTimeout(() => leave.abort(), 150);
-    await expect(call).rejects.toThrow();
+    await leaveStream(id, { "x-mock-fixture": FX.chat, "x-mock-scenario": "stall-mid-stream" }, 150);
     const [rec] = await waitForRecords(id);
     expect(rec).toMatchObject({
       status: "error",

@@ -172,7 +172,7 @@ export class Gateway {
       keyId: principal && principal.role !== "root" ? principal.keyId : null,
       // Object.assign, not {...a, ...b}: Node 20's V8 builds a spread followed by more on a slow path (~1 µs).
       attribution: Object.assign({}, principal?.defaults, split.attribution),
-      depth: depthFrom(split.control["span-depth"]),
+      depth: intHeader(split.control, "span-depth", 1, MAX_DEPTH, 1),
       forward: split.forward,
       body: injectedUsage && parsed ? withIncludeUsage(body, parsed) : body,
       parsed,
@@ -180,10 +180,10 @@ export class Gateway {
       injectedUsage,
       requestId: uuidv7(),
       started: timing.started,
-      timeoutMs: timeoutFrom(split.control["timeout-ms"], this.deps.config.timeoutMs),
+      timeoutMs: intHeader(split.control, "timeout-ms", 1, MAX_TIMEOUT_MS, this.deps.config.timeoutMs),
       method: req.method ?? "POST",
     };
-    const retries = retriesFrom(split.control.retries, this.deps.config.retries);
+    const retries = intHeader(split.control, "retries", 0, MAX_RETRIES, this.deps.config.retries);
     // Only a stream is cancelled when its client goes away (a reply is short; a stream may run for
     // minutes), and watched from here on: the client may leave before the upstream has answered.
     const client = call.stream ? watchClient(res) : null;
@@ -597,14 +597,6 @@ function callFacts(a: Attribution, model: string, provider: string, keyId: strin
   };
 }
 
-function depthFrom(header: string | undefined): number {
-  if (header === undefined) return 1;
-  const n = Number(header);
-  if (!Number.isInteger(n) || n < 1 || n > 10_000)
-    throw new GatewayError(400, "invalid_request_error", "x-tollgate-span-depth must be an integer 1..10000");
-  return n;
-}
-
 /** Tool calls a model asked for in one reply (OpenAI chat and Responses, Anthropic Messages). */
 function countToolCalls(json: Record<string, unknown>): number {
   let n = 0;
@@ -619,28 +611,25 @@ function countToolCalls(json: Record<string, unknown>): number {
 
 const asArray = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
-function retriesFrom(header: string | undefined, fallback: number): number {
-  if (header === undefined) return fallback;
-  const n = Number(header);
-  if (!Number.isInteger(n) || n < 0 || n > MAX_RETRIES)
-    throw new GatewayError(
-      400,
-      "invalid_request_error",
-      `x-tollgate-retries must be an integer 0..${MAX_RETRIES}`,
-    );
-  return n;
-}
-
+const MAX_DEPTH = 10_000;
 const MAX_TIMEOUT_MS = 3_600_000;
 
-function timeoutFrom(header: string | undefined, fallback: number): number {
-  if (header === undefined) return fallback;
-  const n = Number(header);
-  if (!Number.isInteger(n) || n < 1 || n > MAX_TIMEOUT_MS)
+/** An integer x-tollgate-<name> control header in min..max, else `fallback`; anything else is refused. */
+function intHeader(
+  control: Record<string, string>,
+  name: string,
+  min: number,
+  max: number,
+  fallback: number,
+): number {
+  const raw = control[name];
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max)
     throw new GatewayError(
       400,
       "invalid_request_error",
-      `x-tollgate-timeout-ms must be an integer 1..${MAX_TIMEOUT_MS} (milliseconds)`,
+      `x-tollgate-${name} must be an integer ${min}..${max}`,
     );
   return n;
 }

@@ -346,6 +346,9 @@ describe("gateway failures: retries", () => {
     );
     expect(response.headers.get("x-tollgate-event-id")).toBe(recs[1]!.event_id);
     expect(response.headers.get("x-tollgate-cost-usd")).toBe(formatUsd(recs[1]!.cost_nanousd));
+    // Both attempts, found by the request id they share.
+    const byRequest = await admin("GET", `/api/events?request_id=${recs[0]!.request_id}`);
+    expect(byRequest.json.events.map((e: Json) => e.attempt).sort()).toEqual([1, 2]);
   });
 
   it("a 429 asking for a longer wait than the gateway holds a request: no retry, the SDK gets it unchanged", async () => {

@@ -170,6 +170,35 @@ describe("gateway: OpenAI chat completions", () => {
     expectExactUsageAndCost(rec, extractFromSse("openai.chat", fixture(FX.chatStream)), "openai");
   });
 
+  it("a call's record by its x-tollgate-event-id (GET /api/events/:id): for streams, whose cost is a trailer", async () => {
+    const id = newCase();
+    const { data: stream, response } = await openai.chat.completions
+      .create({ model: "gpt-4o-mini", messages, stream: true }, tagged(id))
+      .withResponse();
+    await collect(stream);
+    const eventId = response.headers.get("x-tollgate-event-id")!;
+    const rec = await recordById(eventId); // waits for the recorder
+    const auth = { authorization: `Bearer ${gw.runtime.rootToken}` };
+    const got = await fetch(`${gw.url}/api/events/${eventId}`, { headers: auth });
+    expect(got.status).toBe(200);
+    const body = (await got.json()) as Json;
+    expect(body.event).toMatchObject({
+      event_id: eventId,
+      stream: true,
+      cost_nanousd: rec.cost_nanousd.toString(),
+    });
+    expect(body.cost_usd).toBe(formatUsd(rec.cost_nanousd));
+
+    const missing = await fetch(`${gw.url}/api/events/01900000-0000-7000-8000-000000000000`, {
+      headers: auth,
+    });
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as Json).error).toMatchObject({ code: "event_not_found", param: "id" });
+    const malformed = await fetch(`${gw.url}/api/events/not-an-id`, { headers: auth });
+    expect(malformed.status).toBe(400);
+    expect((await fetch(`${gw.url}/api/events/${eventId}`)).status).toBe(401);
+  });
+
   it("streams: the raw SSE content equals the upstream's, and the cost follows as an HTTP trailer", async () => {
     for (const includeUsage of [true, false]) {
       const body = JSON.stringify({

@@ -278,6 +278,21 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
     }
   });
 
+  it("one call by its event id; a retried call's attempts by request id", async () => {
+    const retried = records.find((r) => r.request_id !== null && r.attempt > 1)!;
+    const ws = retried.workspace_id;
+    const one = (await same((s) =>
+      s.query({ workspaceId: ws, where: { event_id: retried.event_id }, limit: 10 }),
+    )) as CallRecord[];
+    expect(one.map((r) => r.event_id)).toEqual([retried.event_id]);
+    const attempts = (await same((s) =>
+      s.query({ workspaceId: ws, where: { request_id: retried.request_id! }, limit: 100 }),
+    )) as CallRecord[];
+    const sent = records.filter((r) => r.request_id === retried.request_id);
+    expect(sent.length).toBeGreaterThan(1);
+    expect(attempts.map((r) => r.attempt).sort()).toEqual(sent.map((r) => r.attempt).sort());
+  });
+
   for (const [name, w] of Object.entries(windows)) {
     describe(name, () => {
       it("count, spend by every dimension, unpriced models", async () => {

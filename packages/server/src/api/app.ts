@@ -1,4 +1,4 @@
-import { formatUsd, type PricingEngine } from "@tollgate/core";
+import { formatUsd, type PricingEngine, UUID_RE } from "@tollgate/core";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -206,6 +206,22 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const limit = intParam(c.req.query("limit"), "limit", 1, 100_000) ?? 100;
     const rows = await deps.events.query({ ...filter, limit });
     return c.json({ events: rows.map(jsonRecord) });
+  });
+
+  app.get("/api/events/:id", auth(CAN_READ), async (c) => {
+    const id = c.req.param("id") ?? "";
+    if (!UUID_RE.test(id)) throw badRequest("invalid_parameter", "the event id must be a UUID", "id");
+    const workspaceId = workspaceOf(c, c.req.query("workspace"));
+    const [rec] = await deps.events.query({ workspaceId, where: { event_id: id }, limit: 1 });
+    if (!rec)
+      throw new ApiError(
+        404,
+        "invalid_request_error",
+        "event_not_found",
+        `no call ${id} in workspace ${workspaceId}; a gateway call is stored within about a second of its reply (retry shortly), and another workspace's calls need that workspace's key`,
+        "id",
+      );
+    return c.json({ event: jsonRecord(rec), cost_usd: formatUsd(rec.cost_nanousd) });
   });
 
   app.get("/api/prices/unpriced", auth(CAN_READ), async (c) => {

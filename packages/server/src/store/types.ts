@@ -15,7 +15,16 @@ export const SPEND_DIMENSIONS = [
 export type SpendDimension = (typeof SPEND_DIMENSIONS)[number];
 
 /** Fields an EventFilter may match exactly: attribution plus provider, model and data mode. */
-export const FILTER_FIELDS = [...ATTRIBUTION_FIELDS, "provider", "model", "data_mode", "key_id"] as const;
+export const FILTER_FIELDS = [
+  ...ATTRIBUTION_FIELDS,
+  "provider",
+  "model",
+  "data_mode",
+  "key_id",
+  // One call (x-tollgate-event-id of a gateway reply), or every attempt of a retried one.
+  "event_id",
+  "request_id",
+] as const;
 export type FilterField = (typeof FILTER_FIELDS)[number];
 const FILTERABLE: ReadonlySet<string> = new Set(FILTER_FIELDS);
 export const isFilterField = (name: string): name is FilterField => FILTERABLE.has(name);

@@ -4,6 +4,7 @@
  * modules out of its heap.
  */
 
+export { uuidv7Time } from "./ids.js";
 export { totalInputTokens } from "./pricing/cost.js";
 export * from "./record/call-record.js";
 export { type NormalizedUsage, USAGE_FIELDS } from "./usage/types.js";

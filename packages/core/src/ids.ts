@@ -51,3 +51,10 @@ export function uuidv7(ms: number = Date.now(), random?: Uint8Array): string {
   }
   return TEXT.decode(CHARS);
 }
+
+/** The creation time (epoch ms) a UUID v7 carries in its first 48 bits; null for any other UUID. */
+export function uuidv7Time(id: string): number | null {
+  if (id.length !== 36 || id[14] !== "7") return null;
+  const ms = Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+  return Number.isFinite(ms) ? ms : null;
+}

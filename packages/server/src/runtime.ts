@@ -71,12 +71,16 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
    * "ok", or why the store is unreachable. Only a gateway replica stays ready without it: it keeps
    * proxying and spools its records (a load balancer should not pull it); every other role is not ready.
    */
+  let probing: Promise<number> | null = null;
   const storeState = async (): Promise<string> => {
     try {
-      const probe = store.count({ workspaceId: "default", from: Date.now() });
+      // One probe at a time: while a silent store keeps one waiting, later /readyz calls share it.
+      probing ??= store.count({ workspaceId: "default", from: Date.now() }).finally(() => {
+        probing = null;
+      });
       // A store that hangs rather than refuses must not hang the probe (and get the replica pulled).
-      if (opts.role === "gateway") await withTimeout(probe, READY_STORE_TIMEOUT_MS, "no answer");
-      else await probe;
+      if (opts.role === "gateway") await withTimeout(probing, READY_STORE_TIMEOUT_MS, "no answer");
+      else await probing;
       return "ok";
     } catch (e) {
       if (opts.role !== "gateway") throw e;

@@ -88,9 +88,11 @@ describe("gateway controls", () => {
   });
 
   it("refuses a malformed x-tollgate-retries instead of guessing", async () => {
-    const { status, json } = await post(open.url, { "x-tollgate-retries": "lots" });
-    expect(status).toBe(400);
-    expect(json.error?.message).toMatch(/x-tollgate-retries/);
+    for (const bad of ["lots", "", " ", "0x2", "1e1", "-1", "11"]) {
+      const { status, json } = await post(open.url, { "x-tollgate-retries": bad });
+      expect(status, JSON.stringify(bad)).toBe(400);
+      expect(json.error?.message).toMatch(/x-tollgate-retries must be an integer 0..10/);
+    }
   });
 
   it("refuses an unknown named upstream", async () => {

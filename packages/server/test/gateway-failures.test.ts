@@ -591,6 +591,27 @@ describe("gateway failures: the event store goes away", () => {
     }
   });
 
+  it("a store that does not answer at all: the replica's /readyz says so within ~2 s, probes share one query", async () => {
+    const g = await startTestGateway(mock.url, {}, { role: "gateway" });
+    const { count } = g.runtime.store;
+    let probes = 0;
+    try {
+      g.runtime.store.count = () => {
+        probes++;
+        return new Promise<number>(() => {}); // never settles
+      };
+      const started = Date.now();
+      const [a, b] = await Promise.all([fetch(`${g.url}/readyz`), fetch(`${g.url}/readyz`)]);
+      expect(Date.now() - started).toBeLessThan(4_000);
+      expect([a.status, b.status]).toEqual([200, 200]);
+      expect(((await a.json()) as Json).store).toMatch(/^unreachable.*no answer within 2000 ms/);
+      expect(probes).toBe(1);
+    } finally {
+      g.runtime.store.count = count;
+      await g.stop();
+    }
+  });
+
   it("any other role is not ready without its store", async () => {
     const g = await startTestGateway(mock.url, {}, { role: "all" });
     const { count } = g.runtime.store;

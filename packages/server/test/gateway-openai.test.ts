@@ -6,6 +6,7 @@ import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   collect,
+  createKey,
   expectExactUsageAndCost,
   gatewayRecords,
   type Json,
@@ -189,6 +190,9 @@ describe("gateway: OpenAI chat completions", () => {
     });
     expect(body.cost_usd).toBe(formatUsd(rec.cost_nanousd));
 
+    const upper = await fetch(`${gw.url}/api/events/${eventId.toUpperCase()}`, { headers: auth });
+    expect(((await upper.json()) as Json).event.event_id).toBe(eventId);
+
     const missing = await fetch(`${gw.url}/api/events/01900000-0000-7000-8000-000000000000`, {
       headers: auth,
     });
@@ -197,6 +201,30 @@ describe("gateway: OpenAI chat completions", () => {
     const malformed = await fetch(`${gw.url}/api/events/not-an-id`, { headers: auth });
     expect(malformed.status).toBe(400);
     expect((await fetch(`${gw.url}/api/events/${eventId}`)).status).toBe(401);
+    const empty = await fetch(`${gw.url}/api/events?request_id=`, { headers: auth });
+    expect(empty.status).toBe(400);
+    expect(((await empty.json()) as Json).error).toMatchObject({ param: "request_id" });
+  });
+
+  it("a gateway key looks up the calls made through it, and no other", async () => {
+    const { json: mine } = await createKey(gw.runtime.app, gw.runtime.rootToken, "default", "gateway");
+    const { json: theirs } = await createKey(gw.runtime.app, gw.runtime.rootToken, "default", "gateway");
+    const call = async (key: string) => {
+      const { response } = await openai.chat.completions
+        .create({ model: "gpt-4.1-nano", messages }, { headers: { "x-tollgate-key": key } })
+        .withResponse();
+      const eventId = response.headers.get("x-tollgate-event-id")!;
+      await recordById(eventId);
+      return eventId;
+    };
+    const [own, other] = [await call(mine.key), await call(theirs.key)];
+    const lookup = (id: string) =>
+      fetch(`${gw.url}/api/events/${id}`, { headers: { authorization: `Bearer ${mine.key}` } });
+    expect((await lookup(own)).status).toBe(200);
+    expect((await lookup(other)).status).toBe(404);
+    // ...and nothing else of the API
+    const list = await fetch(`${gw.url}/api/events`, { headers: { authorization: `Bearer ${mine.key}` } });
+    expect(list.status).toBe(403);
   });
 
   it("streams: the raw SSE content equals the upstream's, and the cost follows as an HTTP trailer", async () => {
@@ -493,6 +521,10 @@ describe("gateway: attribution, keys and pass-through", () => {
       const rec2 = await recordByEventId(g.runtime, unpriced.response.headers.get("x-tollgate-event-id"));
       expect(rec2).toMatchObject({ provider: "homegrown", priced: false, cost_nanousd: 0n });
       expect(unpriced.response.headers.get("x-tollgate-cost-usd")).toBe("unknown");
+      const looked = await fetch(`${g.url}/api/events/${rec2.event_id}`, {
+        headers: { authorization: `Bearer ${g.runtime.rootToken}` },
+      });
+      expect(((await looked.json()) as Json).cost_usd).toBe("unknown"); // as the reply said
     } finally {
       await g.stop();
     }

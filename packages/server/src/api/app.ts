@@ -5,6 +5,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { Registry } from "prom-client";
 import { z } from "zod";
 import { createKey, KeyError, type KeyResolver, type Principal } from "../auth/keys.js";
+import { recordCostUsd } from "../cost-usd.js";
 import { ApiError, badRequest } from "../errors.js";
 import { MAX_BODY_BYTES, parseBatchBody, tooLarge } from "../ingest/body.js";
 import { registerOtlpRoutes } from "../ingest/otlp/route.js";
@@ -68,6 +69,8 @@ type Env = { Variables: { principal: Principal } };
 const CAN_WRITE: ReadonlySet<string> = new Set(["ingest", "admin", "root"]);
 const CAN_READ: ReadonlySet<string> = new Set(["read", "admin", "root"]);
 const CAN_ADMIN: ReadonlySet<string> = new Set(["admin", "root"]);
+/** A gateway key may look up the calls made through it (GET /api/events/:id), nothing else. */
+const CAN_READ_OR_GATEWAY: ReadonlySet<string> = new Set([...CAN_READ, "gateway"]);
 
 export function createApp(deps: AppDeps): Hono<Env> {
   const app = new Hono<Env>();
@@ -208,11 +211,14 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return c.json({ events: rows.map(jsonRecord) });
   });
 
-  app.get("/api/events/:id", auth(CAN_READ), async (c) => {
-    const id = c.req.param("id") ?? "";
+  app.get("/api/events/:id", auth(CAN_READ_OR_GATEWAY), async (c) => {
+    const id = (c.req.param("id") ?? "").toLowerCase(); // stored lowercase, whatever the client sent
     if (!UUID_RE.test(id)) throw badRequest("invalid_parameter", "the event id must be a UUID", "id");
     const workspaceId = workspaceOf(c, c.req.query("workspace"));
-    const [rec] = await deps.events.query({ workspaceId, where: { event_id: id }, limit: 1 });
+    const principal = c.get("principal");
+    const found = await deps.events.findEvent(workspaceId, id);
+    // A gateway key reads its own calls only: the ones made through it.
+    const rec = principal.role === "gateway" && found?.key_id !== principal.keyId ? null : found;
     if (!rec)
       throw new ApiError(
         404,
@@ -221,7 +227,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
         `no call ${id} in workspace ${workspaceId}; a gateway call is stored within about a second of its reply (retry shortly), and another workspace's calls need that workspace's key`,
         "id",
       );
-    return c.json({ event: jsonRecord(rec), cost_usd: formatUsd(rec.cost_nanousd) });
+    return c.json({ event: jsonRecord(rec), cost_usd: recordCostUsd(rec) });
   });
 
   app.get("/api/prices/unpriced", auth(CAN_READ), async (c) => {
@@ -343,7 +349,13 @@ export function filterFrom(q: Record<string, string | undefined>, workspaceId: s
       throw badRequest("invalid_parameter", `${name} must be an ISO date/time or a span like 7d, 24h`, name);
     filter[name] = ms;
   }
-  for (const k of FILTER_FIELDS) if (q[k] !== undefined) filter.where![k] = q[k];
+  for (const k of FILTER_FIELDS) {
+    const v = q[k];
+    if (v === undefined) continue;
+    // "none" is not a value the stores agree on (ClickHouse keeps it as ''), so it is not a filter either.
+    if (v === "") throw badRequest("invalid_parameter", `${k} must not be empty`, k);
+    filter.where![k] = k === "event_id" ? v.toLowerCase() : v;
+  }
   return filter;
 }
 

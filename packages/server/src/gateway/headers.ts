@@ -46,7 +46,7 @@ const HOP = new Set([
 export interface SplitHeaders {
   forward: Record<string, string>;
   attribution: Attribution;
-  /** x-tollgate-* controls that are not attribution (key, retries, upstream). */
+  /** x-tollgate-* controls that are not attribution (key, upstream, retries, timeout-ms, span-depth). */
   control: Record<string, string>;
 }
 

@@ -8,8 +8,6 @@ import {
   type ExtractedUsage,
   estimateCutShortUsage,
   extractFromResponse,
-  formatUsd,
-  isInferenceKind,
   type PriceResult,
   type PricingEngine,
   totalTokens,
@@ -17,6 +15,7 @@ import {
 } from "@tollgate/core";
 import { type Dispatcher, Pool } from "undici";
 import type { KeyResolver, Principal } from "../auth/keys.js";
+import { costUsd, recordCostUsd } from "../cost-usd.js";
 import type { SpendGuard, Ticket } from "../limits/guard.js";
 import type { LimitError } from "../limits/limit-error.js";
 import type { GatewayConfig } from "./config.js";
@@ -268,12 +267,14 @@ export class Gateway {
     ticket: Ticket | null,
     httpStatus: number | null,
   ): void {
+    // An error answer was on its way: providers do not bill those, so there is nothing to estimate.
+    const billable = httpStatus === null || httpStatus < 300;
     this.#record(call, attempt, attemptStart, ticket, {
       status: "error",
       http_status: httpStatus,
       error_type: "client_disconnected",
-      usage: estimateUsage(call, null, 0),
-      estimated: true,
+      usage: billable ? estimateUsage(call, null, 0) : null,
+      estimated: billable,
     });
     this.#observe(call.route, call, CLIENT_CLOSED_REQUEST);
   }
@@ -492,7 +493,7 @@ export class Gateway {
       ttft_ms: firstByte === null ? null : firstByte - attemptStart,
     });
     if (complete) {
-      if (rec) res.addTrailers({ "x-tollgate-cost-usd": costHeaderOf(rec) });
+      if (rec) res.addTrailers({ "x-tollgate-cost-usd": recordCostUsd(rec) });
       if (ticket?.run) await ticket.settling; // as for bodies: the run's counts before the last byte
       res.end();
     } else res.destroy(); // the client sees the break exactly as it would have without the gateway
@@ -624,8 +625,8 @@ function intHeader(
 ): number {
   const raw = control[name];
   if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max)
+  const n = /^\d{1,10}$/.test(raw) ? Number(raw) : Number.NaN; // not "", " ", 0x10 or 1e3
+  if (!(n >= min && n <= max))
     throw new GatewayError(
       400,
       "invalid_request_error",
@@ -743,25 +744,11 @@ function sendError(res: ServerResponse, route: GatewayRoute, err: GatewayError):
   if (err.retryAfterS !== null) headers["retry-after"] = String(err.retryAfterS);
   if (err.recorded) {
     headers["x-tollgate-event-id"] = err.recorded.event_id;
-    headers["x-tollgate-cost-usd"] = costHeaderOf(err.recorded);
+    headers["x-tollgate-cost-usd"] = recordCostUsd(err.recorded);
   }
   res.writeHead(err.status, headers);
   res.end(text);
 }
-
-/**
- * x-tollgate-cost-usd of a model call whose cost is not known (a model without a price, a reply without
- * usage): its record says priced=false, and the header does not pass that off as 0.00.
- */
-const COST_UNKNOWN = "unknown";
-
-/** x-tollgate-cost-usd: the cost, or COST_UNKNOWN for a model call that was answered but not priced. */
-function costUsd(answeredModelCall: boolean, priced: boolean, nanos: bigint): string {
-  return answeredModelCall && !priced ? COST_UNKNOWN : formatUsd(nanos);
-}
-
-const costHeaderOf = (rec: CallRecord): string =>
-  costUsd(rec.status === "ok" && isInferenceKind(rec.kind), rec.priced, rec.cost_nanousd);
 
 /** When a request came in and whether it streams: what /metrics labels every answered request with. */
 interface Timing {

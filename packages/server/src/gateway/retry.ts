@@ -1,3 +1,5 @@
+import { type HeaderMap, headerValue } from "./headers.js";
+
 /** Statuses worth retrying: rate limits and server-side failures. */
 export function isRetryableStatus(status: number): boolean {
   return status === 429 || status >= 500;
@@ -7,8 +9,6 @@ const BASE_MS = 250;
 const CAP_MS = 8_000;
 /** A provider's requested wait is honoured up to this; a longer one is the client's call, not ours. */
 export const MAX_RETRY_AFTER_MS = 10_000;
-
-import { type HeaderMap, headerValue } from "./headers.js";
 
 /**
  * Wait before retry number `attempt` (1 = first retry), or null when there should be none.

@@ -14,7 +14,7 @@ export const SPEND_DIMENSIONS = [
 ] as const;
 export type SpendDimension = (typeof SPEND_DIMENSIONS)[number];
 
-/** Fields an EventFilter may match exactly: attribution plus provider, model and data mode. */
+/** Fields an EventFilter may match exactly: attribution, provider, model, data mode, key and call ids. */
 export const FILTER_FIELDS = [
   ...ATTRIBUTION_FIELDS,
   "provider",
@@ -37,7 +37,7 @@ export interface EventFilter {
   from?: number;
   /** Epoch ms, exclusive. */
   to?: number;
-  /** Exact-match filters on attribution fields and provider/model. */
+  /** Exact-match filters on FILTER_FIELDS. */
   where?: Partial<Record<FilterField, string>>;
 }
 
@@ -120,6 +120,8 @@ export interface EventStore {
   ): Promise<{ raw_deleted: number; summary_deleted: number }>;
   unpriced(filter: EventFilter): Promise<UnpricedRow[]>;
   count(filter: EventFilter): Promise<number>;
+  /** One call by its id (ids are stored lowercase), or null when no such call is stored. */
+  findEvent(workspaceId: string, eventId: string): Promise<CallRecord | null>;
 }
 
 export const ROLES = ["ingest", "read", "admin", "gateway"] as const;

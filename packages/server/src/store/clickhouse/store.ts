@@ -1,5 +1,5 @@
 import type { Worker } from "node:worker_threads";
-import { type CallRecord, PRICE_REF_NO_USAGE } from "@tollgate/core/fields";
+import { type CallRecord, PRICE_REF_NO_USAGE, uuidv7Time } from "@tollgate/core/fields";
 import { DAY_MS, utcMidnight, utcMonthStart } from "../../time.js";
 import { mergeSpend } from "../rows.js";
 import {
@@ -180,6 +180,33 @@ export class ClickHouseStore implements Store {
         for (const r of rows) out.add(recordKey(ws, r.event_id));
       }
     return out;
+  }
+
+  /**
+   * The events table is ordered by time, not id: a lookup by id alone reads the whole workspace. The id
+   * table answers "not stored (yet)" from its primary key, which is what a client polling for its call
+   * mostly hears; a v7 id then bounds the time range (a call starts within a week before its id was made,
+   * and at most a day after, for a client's clock), and only an id outside it falls back to a full read.
+   */
+  async findEvent(workspaceId: string, eventId: string): Promise<CallRecord | null> {
+    const known = await this.ch.rows<{ n: number }>(
+      `SELECT 1 AS n FROM ${this.#t("event_ids")} WHERE workspace_id = ${lit(workspaceId)} AND event_id = ${lit(eventId)} LIMIT 1`,
+    );
+    if (!known.length) return null;
+    const where = { event_id: eventId };
+    const at = uuidv7Time(eventId);
+    if (at !== null) {
+      const [rec] = await this.query({
+        workspaceId,
+        from: at - 7 * DAY_MS,
+        to: at + DAY_MS,
+        where,
+        limit: 1,
+      });
+      if (rec) return rec;
+    }
+    const [rec] = await this.query({ workspaceId, where, limit: 1 });
+    return rec ?? null;
   }
 
   async query(filter: EventFilter & { limit?: number; after?: QueryCursor }): Promise<CallRecord[]> {

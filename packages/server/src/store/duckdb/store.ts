@@ -251,6 +251,12 @@ export class DuckDbStore implements Store {
     return { inserted };
   }
 
+  async findEvent(workspaceId: string, eventId: string): Promise<CallRecord | null> {
+    // A scan of the id column, cheap with DuckDB's zone maps: v7 ids arrive roughly in order.
+    const [rec] = await this.query({ workspaceId, where: { event_id: eventId }, limit: 1 });
+    return rec ?? null;
+  }
+
   async query(filter: EventFilter & { limit?: number; after?: QueryCursor }): Promise<CallRecord[]> {
     const where = whereClause(filter);
     let sql = where.sql;

@@ -111,6 +111,10 @@ export class ThreadStore implements Store {
   agentRuns(filter: EventFilter): Promise<AgentRunRollupRow[]> {
     return this.#call("agentRuns", filter);
   }
+  findEvent(workspaceId: string, eventId: string): Promise<CallRecord | null> {
+    return this.#call("findEvent", workspaceId, eventId);
+  }
+
   count(filter: EventFilter): Promise<number> {
     return this.#call("count", filter);
   }

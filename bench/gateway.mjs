@@ -2,8 +2,9 @@
 // Gateway overhead, side by side against one local mock upstream (0 ms delay, a real chat completion with
 // usage): (a) direct to the mock, (b) through `tollgate serve` with recording and attribution on, (c)
 // through the Portkey open-source gateway (@portkey-ai/gateway, --headless). Closed loop for saturation
-// throughput, open loop (constant rate, latency from the scheduled send time) for added latency, CPU-ms
-// per request and RSS of the gateway processes, and streaming time to first token.
+// throughput, open loop (constant rate, latency from the scheduled send time; the targets take turns in
+// slices) for added latency, CPU-ms per request and RSS of the gateway processes, and streaming time to
+// first token (the targets take turns request by request).
 // --scale-out: (b) is a gateway replica (`--role gateway`) recording into ClickHouse with limits on Redis — a
 // clickhouse-server and a redis-server the bench starts (or TOLLGATE_CLICKHOUSE_URL) — instead of the embedded
 // default; their CPU and RSS are reported beside the replica's, and an `--role api` process on the same
@@ -23,7 +24,8 @@ import { request as undiciRequest } from "undici";
 import {
   closedLoop,
   makePool,
-  openLoop,
+  openLoopRun,
+  openLoopStats,
   procCpuMs,
   procRssMb,
   RssSampler,
@@ -75,6 +77,8 @@ const OPEN_MS = Number(argv["open-s"] ?? (quick ? 3 : 10)) * 1000;
 const WARMUP_MS = Number(argv["warmup-s"] ?? (quick ? 0.5 : 2)) * 1000;
 const STREAMS = Number(argv.streams ?? (quick ? 20 : 100));
 const STREAM_GAP_MS = 10;
+/** The open loop's turns per target (each OPEN_MS / OPEN_SLICES long). */
+const OPEN_SLICES = 5;
 
 const shared = fileURLToPath(new URL("../../shared/", import.meta.url));
 const FIXTURE_JSON = join(shared, "fixtures/providers/openai/chat-completion.gpt-4.1-nano.json");
@@ -368,22 +372,39 @@ for (const t of targets) {
   await sleep(1000);
 }
 
-log(`\n-- open loop, ${RATE} req/s --`);
-for (const t of targets) {
-  const pool = makePool(t.origin, 256);
-  if (t.pid) rss.reset(t.pid);
-  const m0 = await mockCount();
-  const r = await openLoop(pool, reqFor(t, CHAT), { rate: RATE, warmupMs: WARMUP_MS, durationMs: OPEN_MS });
-  await pool.close();
+// Targets take turns in slices (the order rotating), as in the streaming phase below: whatever else the
+// machine does meanwhile (a server's GC or store work after its closed loop, another one's memory
+// reducer) then falls on every target alike instead of on whichever runs at that moment.
+log(
+  `\n-- open loop, ${RATE} req/s, targets taking turns in ${OPEN_SLICES} slices of ${OPEN_MS / OPEN_SLICES / 1000}s --`,
+);
+const openPools = Object.fromEntries(targets.map((t) => [t.key, makePool(t.origin, 256)]));
+const openRuns = Object.fromEntries(targets.map((t) => [t.key, []]));
+for (const t of targets) if (t.pid) rss.reset(t.pid);
+/** One open-loop run of a target; (b)'s upstream calls are counted for the recording check. */
+async function openTurn(t, ms) {
+  const m0 = t.key === "b" ? await mockCount() : 0;
+  const run = await openLoopRun(openPools[t.key], reqFor(t, CHAT), RATE, ms);
   if (t.key === "b") upstreamViaTollgate += (await mockCount()) - m0;
+  return run;
+}
+for (const t of targets) await openTurn(t, WARMUP_MS);
+for (let slice = 0; slice < OPEN_SLICES; slice++) {
+  const turn = slice % targets.length;
+  for (const t of [...targets.slice(turn), ...targets.slice(0, turn)])
+    openRuns[t.key].push(await openTurn(t, OPEN_MS / OPEN_SLICES));
+}
+for (const t of targets) {
+  await openPools[t.key].close();
+  const r = openLoopStats(openRuns[t.key]);
   if (t.key === "b") sentThroughTollgate += Math.round((RATE * (WARMUP_MS + OPEN_MS)) / 1000);
   results[t.key].open = r;
   results[t.key].rssOpen = t.pid ? rss.max(t.pid) : null;
   log(
     `${t.name.padEnd(22)} p50 ${f3(r.p50)} ms  p90 ${f3(r.p90)}  p99 ${f3(r.p99)}  max ${f2(r.max)}  errors ${r.errors}${r.firstError ? ` (${r.firstError})` : ""}  max in flight ${r.maxOutstanding}  client send lag p50/p99 ${f3(r.lagP50)}/${f3(r.lagP99)} ms  client CPU ${f1(r.clientCpuPct)}%`,
   );
-  await sleep(1000);
 }
+await sleep(1000);
 
 // Streaming: sequential requests, targets interleaved so drift on the machine hits all of them alike.
 log(`\n-- streaming, ${STREAMS} sequential requests per target --`);

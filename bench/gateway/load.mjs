@@ -165,79 +165,93 @@ export async function closedLoop(pool, req, { connections, warmupMs, durationMs,
 }
 
 /**
- * Open loop at `rate` req/s for durationMs (after a discarded warm-up at the same rate). Sends are on a
- * fixed timeline; latency = reply fully read − scheduled send time. Also reports the client's own send lag
- * (actual − scheduled), which is timer/event-loop jitter in the load generator.
+ * One open-loop run at `rate` req/s for `ms`. Sends are on a fixed timeline; latency = reply fully read −
+ * scheduled send time; send lag = actual − scheduled send time (timer and event-loop jitter in the load
+ * generator). Raw figures, to be summed up by openLoopStats (one run or several slices of one target).
  */
-export async function openLoop(pool, req, { rate, warmupMs, durationMs }) {
-  const run = async (ms, keep) => {
-    const total = Math.round((rate * ms) / 1000);
-    const interval = 1000 / rate;
-    const lat = new Float64Array(total);
-    const lag = new Float64Array(total);
-    let errors = 0;
-    let firstError = null;
-    const inflight = [];
-    const cpu0 = process.cpuUsage();
-    const t0 = performance.now() + 5;
-    let i = 0;
-    let maxOutstanding = 0;
-    let outstanding = 0;
-    await new Promise((resolve) => {
-      const tick = () => {
-        const now = performance.now();
-        while (i < total && t0 + i * interval <= now) {
-          const k = i++;
-          const sched = t0 + k * interval;
-          lag[k] = performance.now() - sched;
-          outstanding++;
-          if (outstanding > maxOutstanding) maxOutstanding = outstanding;
-          inflight.push(
-            send(pool, req).then(
-              (r) => {
-                lat[k] = performance.now() - sched;
-                outstanding--;
-                if (r.status !== 200) {
-                  errors++;
-                  firstError ??= `HTTP ${r.status}`;
-                }
-              },
-              (e) => {
-                lat[k] = performance.now() - sched;
-                outstanding--;
+export async function openLoopRun(pool, req, rate, ms) {
+  const total = Math.round((rate * ms) / 1000);
+  const interval = 1000 / rate;
+  const lat = new Float64Array(total);
+  const lag = new Float64Array(total);
+  let errors = 0;
+  let firstError = null;
+  const inflight = [];
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now() + 5;
+  let i = 0;
+  let maxOutstanding = 0;
+  let outstanding = 0;
+  await new Promise((resolve) => {
+    const tick = () => {
+      const now = performance.now();
+      while (i < total && t0 + i * interval <= now) {
+        const k = i++;
+        const sched = t0 + k * interval;
+        lag[k] = performance.now() - sched;
+        outstanding++;
+        if (outstanding > maxOutstanding) maxOutstanding = outstanding;
+        inflight.push(
+          send(pool, req).then(
+            (r) => {
+              lat[k] = performance.now() - sched;
+              outstanding--;
+              if (r.status !== 200) {
                 errors++;
-                firstError ??= e.code ?? e.message;
-              },
-            ),
-          );
-        }
-        if (i < total) setTimeout(tick, Math.max(0, t0 + i * interval - performance.now()));
-        else resolve();
-      };
-      setTimeout(tick, 5);
-    });
-    await Promise.all(inflight);
-    const wall = performance.now() - t0;
-    const cpu = process.cpuUsage(cpu0);
-    if (!keep) return null;
-    const s = sortNum(lat);
-    const l = sortNum(lag);
-    return {
-      requests: total,
-      p50: pct(s, 50),
-      p90: pct(s, 90),
-      p99: pct(s, 99),
-      max: s[s.length - 1],
-      lagP50: pct(l, 50),
-      lagP99: pct(l, 99),
-      errors,
-      firstError,
-      maxOutstanding,
-      clientCpuPct: ((cpu.user + cpu.system) / 1000 / wall) * 100,
+                firstError ??= `HTTP ${r.status}`;
+              }
+            },
+            (e) => {
+              lat[k] = performance.now() - sched;
+              outstanding--;
+              errors++;
+              firstError ??= e.code ?? e.message;
+            },
+          ),
+        );
+      }
+      if (i < total) setTimeout(tick, Math.max(0, t0 + i * interval - performance.now()));
+      else resolve();
     };
+    setTimeout(tick, 5);
+  });
+  await Promise.all(inflight);
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    lat,
+    lag,
+    errors,
+    firstError,
+    maxOutstanding,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    wallMs: performance.now() - t0,
   };
-  await run(warmupMs, false);
-  return run(durationMs, true);
+}
+
+/** The latency figures of one target's open-loop runs, taken together. */
+export function openLoopStats(runs) {
+  const s = sortNum(runs.flatMap((r) => [...r.lat]));
+  const l = sortNum(runs.flatMap((r) => [...r.lag]));
+  const sum = (f) => runs.reduce((a, r) => a + f(r), 0);
+  return {
+    requests: s.length,
+    p50: pct(s, 50),
+    p90: pct(s, 90),
+    p99: pct(s, 99),
+    max: s[s.length - 1],
+    lagP50: pct(l, 50),
+    lagP99: pct(l, 99),
+    errors: sum((r) => r.errors),
+    firstError: runs.find((r) => r.firstError)?.firstError ?? null,
+    maxOutstanding: Math.max(...runs.map((r) => r.maxOutstanding)),
+    clientCpuPct: (sum((r) => r.cpuMs) / sum((r) => r.wallMs)) * 100,
+  };
+}
+
+/** Open loop at `rate` req/s for durationMs, after a discarded warm-up at the same rate (openLoopRun). */
+export async function openLoop(pool, req, { rate, warmupMs, durationMs }) {
+  await openLoopRun(pool, req, rate, warmupMs);
+  return openLoopStats([await openLoopRun(pool, req, rate, durationMs)]);
 }
 
 /**

@@ -74,11 +74,16 @@ async function waitForRecords(id: string, n = 1): Promise<CallRecord[]> {
 
 const messages = [{ role: "user" as const, content: "Hello" }];
 
-/** Starts a streamed call and leaves it (aborts) after `ms`; resolves once the SDK has given up. */
-async function leaveStream(id: string, headers: Record<string, string>, ms: number): Promise<void> {
+/** Starts a call (streamed unless told) and leaves it (aborts) after `ms`; resolves once the SDK has given up. */
+async function leaveStream(
+  id: string,
+  headers: Record<string, string>,
+  ms: number,
+  stream = true,
+): Promise<void> {
   const leave = new AbortController();
   const call = openai.chat.completions.create(
-    { model: "gpt-4o-mini", messages, stream: true },
+    { model: "gpt-4o-mini", messages, stream },
     { ...opts(id, headers), signal: leave.signal },
   );
   setTimeout(() => leave.abort(), ms);
@@ -500,20 +505,22 @@ describe("gateway failures: the client goes away mid-stream", () => {
     expect(after.json).toMatchObject({ reserved_usd: "0.00", spend_usd: formatUsd(rec!.cost_nanousd) });
   });
 
-  it("during a retry wait: the wait ends at once, no retry goes out, the request counts as 499", async () => {
-    const id = newCase();
-    const closed = () => metricCount(/tollgate_gateway_requests_total\{[^}]*status="499"\} (\d+)/);
-    const before = await closed();
-    await leaveStream(
-      id,
-      { "x-mock-scenario": "rate-limit", "x-mock-retry-after": "5", "x-tollgate-retries": "2" },
-      200,
-    );
-    await vi.waitFor(async () => expect(await closed()).toBe(before + 1), { timeout: 1_000, interval: 20 });
-    expect(upstreamOf(id)).toHaveLength(1);
-    const recs = await waitForRecords(id);
-    expect(recs.map((r) => [r.attempt, r.http_status])).toEqual([[1, 429]]);
-  });
+  for (const stream of [true, false])
+    it(`during a retry wait (${stream ? "a stream" : "a reply"}): the wait ends at once, no retry goes out, 499`, async () => {
+      const id = newCase();
+      const closed = () => metricCount(/tollgate_gateway_requests_total\{[^}]*status="499"\} (\d+)/);
+      const before = await closed();
+      const retryLater = {
+        "x-mock-scenario": "rate-limit",
+        "x-mock-retry-after": "5",
+        "x-tollgate-retries": "2",
+      };
+      await leaveStream(id, retryLater, 200, stream);
+      await vi.waitFor(async () => expect(await closed()).toBe(before + 1), { timeout: 1_000, interval: 20 });
+      expect(upstreamOf(id)).toHaveLength(1);
+      const recs = await waitForRecords(id);
+      expect(recs.map((r) => [r.attempt, r.http_status])).toEqual([[1, 429]]);
+    });
 
   it("a stream request answered with a whole body, left while it arrives: recorded as the client's leaving", async () => {
     const id = newCase();

@@ -183,17 +183,25 @@ export class Gateway {
       method: req.method ?? "POST",
     };
     const retries = intHeader(split.control, "retries", 0, MAX_RETRIES, this.deps.config.retries);
-    // Only a stream is cancelled when its client goes away (a reply is short; a stream may run for
-    // minutes), and watched from here on: the client may leave before the upstream has answered.
-    const client = call.stream ? watchClient(res) : null;
+    // Watched from here on (the client may leave before the upstream has answered): a stream, which is
+    // cancelled when its client goes away, and any call that may be retried, whose retries then stop. A
+    // reply already asked for runs to its end: its record then has the exact cost the provider bills.
+    const client = call.stream || retries > 0 ? watchClient(res) : null;
+    const cancel = call.stream ? client : null;
     try {
-      await this.#attempts(call, retries, res, client);
+      await this.#attempts(call, retries, res, client, cancel);
     } finally {
       client?.stop();
     }
   }
 
-  async #attempts(call: Call, retries: number, res: ServerResponse, client: ClientWatch | null) {
+  async #attempts(
+    call: Call,
+    retries: number,
+    res: ServerResponse,
+    client: ClientWatch | null,
+    cancel: ClientWatch | null,
+  ) {
     const route = call.route;
     for (let attempt = 1; ; attempt++) {
       const admission = await this.#admit(call, attempt);
@@ -207,9 +215,9 @@ export class Gateway {
       const attemptStart = Date.now();
       let up: Dispatcher.ResponseData;
       try {
-        up = await this.#send(call, client?.signal);
+        up = await this.#send(call, cancel?.signal);
       } catch (e) {
-        if (client?.gone) return this.#clientGone(call, attempt, attemptStart, ticket, null);
+        if (cancel?.gone) return this.#clientGone(call, attempt, attemptStart, ticket, null);
         const timeout = isTimeout(e);
         this.deps.metrics.upstreamErrors.inc({
           family: route.family,
@@ -244,8 +252,8 @@ export class Gateway {
       const isSse = (headerValue(up.headers, "content-type") ?? "").includes("text/event-stream");
       try {
         if (call.stream && isSse && up.statusCode < 300)
-          await this.#relayStream(call, attempt, attemptStart, ticket, up, res, client!);
-        else await this.#relayBody(call, attempt, attemptStart, ticket, up, res, client);
+          await this.#relayStream(call, attempt, attemptStart, ticket, up, res, cancel!);
+        else await this.#relayBody(call, attempt, attemptStart, ticket, up, res, cancel);
       } catch (e) {
         // Whatever broke before the call was recorded: its reserved worst case is charged (never less).
         void this.deps.guard.settle(ticket, { cost: null, tokens: 0, toolCalls: 0, eventId: null });
@@ -800,7 +808,7 @@ function drainOrClose(res: ServerResponse): Promise<void> {
   });
 }
 
-/** Waits before a retry; false when a stream's client left meanwhile (the wait then ends at once). */
+/** Waits before a retry; false when the client left meanwhile (the wait then ends at once). */
 async function waitForRetry(ms: number, client: ClientWatch | null): Promise<boolean> {
   await sleep(ms, undefined, client ? { signal: client.signal } : undefined).catch(() => {});
   return !client?.gone;

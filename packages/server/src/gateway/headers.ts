@@ -83,9 +83,9 @@ export function splitHeaders(headers: IncomingHttpHeaders): SplitHeaders {
   return { forward, attribution, control };
 }
 
-/** Upstream response headers to pass to the client (hop-by-hop and framing dropped; Node sets its own). */
 export type HeaderMap = Record<string, string | string[] | undefined>;
 
+/** Upstream response headers to pass to the client (hop-by-hop and framing dropped; Node sets its own). */
 export function replyHeaders(headers: HeaderMap): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
   for (const name in headers) {

@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { CliError } from "./cli/common.js";
 import { registerDemo } from "./cli/demo.js";
+import { registerEvents } from "./cli/events.js";
 import { registerExport } from "./cli/export.js";
 import { registerIngest } from "./cli/ingest.js";
 import { registerKeys } from "./cli/keys.js";
@@ -35,6 +36,7 @@ registerDemo(program);
 registerKeys(program);
 registerPrices(program);
 registerSpend(program);
+registerEvents(program);
 registerLimits(program);
 registerRollups(program);
 registerPurge(program);

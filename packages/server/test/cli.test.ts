@@ -225,6 +225,39 @@ describe("tollgate CLI", () => {
     expect(again).toMatchObject({ accepted: 0, duplicates: 3, rejected: 2 });
   });
 
+  it("events get shows one call by its id (table or JSON); an unknown id fails with a clear message", () => {
+    const id = uuidv7();
+    const file = join(dir, "one-call.jsonl");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        event_id: id,
+        ts_start: Date.now() - 5000,
+        provider: "openai",
+        model: "gpt-4o-mini",
+        input_uncached_tokens: 1000,
+        output_tokens: 200,
+        feature: "cli-lookup",
+        tags: ["a"],
+      }),
+    );
+    expect(tollgate("ingest", file, "--json").code).toBe(0);
+    const json = tollgate("events", "get", id.toUpperCase(), "--json");
+    expect(json.code, json.err).toBe(0);
+    const { event, cost_usd } = JSON.parse(json.out);
+    expect(event).toMatchObject({ event_id: id, feature: "cli-lookup", priced: true, tags: ["a"] });
+    expect(cost_usd).toMatch(/^0\.000\d+$/); // 1,000 in + 200 out of gpt-4o-mini: a fraction of a cent
+    const table = tollgate("events", "get", id);
+    expect(table.code, table.err).toBe(0);
+    expect(table.out).toMatch(/^field\s+value/m);
+    expect(table.out).toMatch(new RegExp(`^cost_usd\\s+${cost_usd.replace(".", "\\.")}$`, "m"));
+    expect(table.out).toMatch(/^feature\s+cli-lookup$/m);
+    expect(table.out).not.toMatch(/^user_id\s/m); // fields the call does not have are left out
+    const missing = tollgate("events", "get", "01900000-0000-7000-8000-000000000000");
+    expect(missing.code).not.toBe(0);
+    expect(missing.err).toMatch(/no call 01900000-0000-7000-8000-000000000000 in workspace default/);
+  });
+
   it("keys create prints the key once, as JSON with --json", () => {
     const r = tollgate("keys", "create", "--workspace", "acme", "--role", "ingest", "--json");
     expect(r.code, r.err).toBe(0);

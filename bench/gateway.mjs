@@ -77,8 +77,8 @@ const OPEN_MS = Number(argv["open-s"] ?? (quick ? 3 : 10)) * 1000;
 const WARMUP_MS = Number(argv["warmup-s"] ?? (quick ? 0.5 : 2)) * 1000;
 const STREAMS = Number(argv.streams ?? (quick ? 20 : 100));
 const STREAM_GAP_MS = 10;
-/** The open loop's turns per target (each OPEN_MS / OPEN_SLICES long). */
-const OPEN_SLICES = 5;
+/** A short discarded run before each open-loop turn: reconnects (Portkey drops idle sockets after 5 s). */
+const TURN_WARMUP_MS = 250;
 
 const shared = fileURLToPath(new URL("../../shared/", import.meta.url));
 const FIXTURE_JSON = join(shared, "fixtures/providers/openai/chat-completion.gpt-4.1-nano.json");
@@ -375,29 +375,35 @@ for (const t of targets) {
 // Targets take turns in slices (the order rotating), as in the streaming phase below: whatever else the
 // machine does meanwhile (a server's GC or store work after its closed loop, another one's memory
 // reducer) then falls on every target alike instead of on whichever runs at that moment.
+// Two turns per target, so each one goes first and last equally often.
+const openSlices = 2 * targets.length;
 log(
-  `\n-- open loop, ${RATE} req/s, targets taking turns in ${OPEN_SLICES} slices of ${OPEN_MS / OPEN_SLICES / 1000}s --`,
+  `\n-- open loop, ${RATE} req/s, targets taking turns: ${openSlices} slices of ${f2(OPEN_MS / openSlices / 1000)}s (after ${TURN_WARMUP_MS} ms warm-up each) --`,
 );
 const openPools = Object.fromEntries(targets.map((t) => [t.key, makePool(t.origin, 256)]));
 const openRuns = Object.fromEntries(targets.map((t) => [t.key, []]));
 for (const t of targets) if (t.pid) rss.reset(t.pid);
-/** One open-loop run of a target; (b)'s upstream calls are counted for the recording check. */
+/** One open-loop run of a target; (b)'s requests and upstream calls are counted for the recording check. */
 async function openTurn(t, ms) {
   const m0 = t.key === "b" ? await mockCount() : 0;
   const run = await openLoopRun(openPools[t.key], reqFor(t, CHAT), RATE, ms);
-  if (t.key === "b") upstreamViaTollgate += (await mockCount()) - m0;
+  if (t.key === "b") {
+    upstreamViaTollgate += (await mockCount()) - m0;
+    sentThroughTollgate += run.lat.length;
+  }
   return run;
 }
 for (const t of targets) await openTurn(t, WARMUP_MS);
-for (let slice = 0; slice < OPEN_SLICES; slice++) {
+for (let slice = 0; slice < openSlices; slice++) {
   const turn = slice % targets.length;
-  for (const t of [...targets.slice(turn), ...targets.slice(0, turn)])
-    openRuns[t.key].push(await openTurn(t, OPEN_MS / OPEN_SLICES));
+  for (const t of [...targets.slice(turn), ...targets.slice(0, turn)]) {
+    await openTurn(t, TURN_WARMUP_MS);
+    openRuns[t.key].push(await openTurn(t, OPEN_MS / openSlices));
+  }
 }
 for (const t of targets) {
   await openPools[t.key].close();
   const r = openLoopStats(openRuns[t.key]);
-  if (t.key === "b") sentThroughTollgate += Math.round((RATE * (WARMUP_MS + OPEN_MS)) / 1000);
   results[t.key].open = r;
   results[t.key].rssOpen = t.pid ? rss.max(t.pid) : null;
   log(

@@ -1,6 +1,6 @@
 /**
  * "@tollgate/core/fields": the call record's shape and the helpers a store needs to keep it, without the
- * input schema (zod) or the built-in price data. A store thread imports this alone, which keeps ~10 MB of
+ * input schema (zod) or the built-in price data. A store thread imports this alone, which keeps ~7 MB of
  * modules out of its heap.
  */
 

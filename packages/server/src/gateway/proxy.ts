@@ -38,6 +38,8 @@ export interface GatewayDeps {
 const MAX_REQUEST_BYTES = 32 * 1024 * 1024;
 const EMPTY_BODY = Buffer.alloc(0);
 const MAX_RETRIES = 10;
+const MAX_DEPTH = 10_000;
+const MAX_TIMEOUT_MS = 3_600_000;
 const GATEWAY_ROLES = new Set(["gateway", "admin", "root"]);
 
 /** Everything known about one client call while it is proxied. */
@@ -620,9 +622,6 @@ function countToolCalls(json: Record<string, unknown>): number {
 
 const asArray = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
-const MAX_DEPTH = 10_000;
-const MAX_TIMEOUT_MS = 3_600_000;
-
 /** An integer x-tollgate-<name> control header in min..max, else `fallback`; anything else is refused. */
 function intHeader(
   control: Record<string, string>,
@@ -767,7 +766,7 @@ interface Timing {
 /** nginx's code for a client that closed the request before the answer: in /metrics, not on the wire. */
 const CLIENT_CLOSED_REQUEST = 499;
 
-/** A streaming call's client: whether it has gone, and the signal that then cancels the upstream request. */
+/** A watched call's client: whether it has gone, and the signal that then cancels a stream's upstream request. */
 interface ClientWatch {
   readonly gone: boolean;
   readonly signal: AbortSignal;

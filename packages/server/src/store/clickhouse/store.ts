@@ -163,7 +163,7 @@ export class ClickHouseStore implements Store {
   }
 
   /** Which of the records' (workspace, id) are stored already. */
-  async #storedIds(records: CallRecord[]): Promise<Set<string>> {
+  async #storedIds(records: Pick<CallRecord, "workspace_id" | "event_id">[]): Promise<Set<string>> {
     const byWs = new Map<string, string[]>();
     for (const r of records) {
       const ids = byWs.get(r.workspace_id) ?? [];
@@ -189,10 +189,8 @@ export class ClickHouseStore implements Store {
    * and at most a day after, for a client's clock), and only an id outside it falls back to a full read.
    */
   async findEvent(workspaceId: string, eventId: string): Promise<CallRecord | null> {
-    const known = await this.ch.rows<{ n: number }>(
-      `SELECT 1 AS n FROM ${this.#t("event_ids")} WHERE workspace_id = ${lit(workspaceId)} AND event_id = ${lit(eventId)} LIMIT 1`,
-    );
-    if (!known.length) return null;
+    const known = await this.#storedIds([{ workspace_id: workspaceId, event_id: eventId }]);
+    if (!known.size) return null;
     const where = { event_id: eventId };
     const at = uuidv7Time(eventId);
     if (at !== null) {

@@ -6,12 +6,15 @@ import { classify } from "./gateway/routes.js";
  * and answers the ops endpoints (/healthz, /readyz, /metrics); a path of a group the role does not serve
  * answers 404 `not_served_by_role`, naming the roles that do.
  *
- * | role      | ops | ingest (/v1/events, /v1/traces) | gateway (/v1/… proxy) | API (/api/…) | jobs |
- * |-----------|-----|---------------------------------|-----------------------|--------------|------|
- * | `gateway` | yes | yes                             | yes                   | no           | no   |
- * | `api`     | yes | yes                             | no                    | yes          | no   |
- * | `worker`  | yes | no                              | no                    | no           | yes  |
- * | `all`     | yes | yes                             | yes                   | yes          | yes  |
+ * | role      | ops | ingest (/v1/events, /v1/traces) | gateway (/v1/… proxy) | lookup | API (/api/…) | jobs |
+ * |-----------|-----|---------------------------------|-----------------------|--------|--------------|------|
+ * | `gateway` | yes | yes                             | yes                   | yes    | no           | no   |
+ * | `api`     | yes | yes                             | no                    | yes    | yes          | no   |
+ * | `worker`  | yes | no                              | no                    | no     | no           | yes  |
+ * | `all`     | yes | yes                             | yes                   | yes    | yes          | yes  |
+ *
+ * `lookup` is one call by its id (GET /api/events/:id): an app reads a gateway call's cost through the
+ * same base URL it calls the gateway at, which in a scale-out deployment is a gateway replica.
  *
  * Gateways are stateless ingress (the proxy and the write-only ingest endpoints): they can be added and
  * removed at will. The API serves the query and admin endpoints (and ingest). Workers run the scheduled
@@ -22,12 +25,12 @@ import { classify } from "./gateway/routes.js";
 export const SERVER_ROLES = ["gateway", "api", "worker", "all"] as const;
 export type ServerRole = (typeof SERVER_ROLES)[number];
 
-export const ROUTE_GROUPS = ["ops", "ingest", "gateway", "api"] as const;
+export const ROUTE_GROUPS = ["ops", "ingest", "gateway", "lookup", "api"] as const;
 export type RouteGroup = (typeof ROUTE_GROUPS)[number];
 
 const SERVES: Record<ServerRole, { routes: ReadonlySet<RouteGroup>; jobs: boolean }> = {
-  gateway: { routes: new Set(["ops", "ingest", "gateway"]), jobs: false },
-  api: { routes: new Set(["ops", "ingest", "api"]), jobs: false },
+  gateway: { routes: new Set(["ops", "ingest", "gateway", "lookup"]), jobs: false },
+  api: { routes: new Set(["ops", "ingest", "lookup", "api"]), jobs: false },
   worker: { routes: new Set(["ops"]), jobs: true },
   all: { routes: new Set(ROUTE_GROUPS), jobs: true },
 };
@@ -48,11 +51,14 @@ export function roleFrom(opt?: string, env = process.env): ServerRole {
 
 const OPS = new Set(["/healthz", "/readyz", "/metrics"]);
 const INGEST = new Set(["/v1/events", "/v1/traces"]);
+/** GET /api/events/:id (one path segment after /api/events/). */
+const LOOKUP = /^\/api\/events\/[^/]+$/;
 
 /** Which group a request path belongs to; null for paths of no group (they answer a plain 404). */
 export function routeGroupOf(path: string): RouteGroup | null {
   if (OPS.has(path)) return "ops";
   if (INGEST.has(path)) return "ingest";
+  if (LOOKUP.test(path)) return "lookup";
   if (path === "/api" || path.startsWith("/api/")) return "api";
   if (classify(path)) return "gateway";
   return null;
@@ -62,6 +68,7 @@ const GROUP_NAMES: Record<RouteGroup, string> = {
   ops: "the ops endpoints",
   ingest: "the ingest API",
   gateway: "the gateway",
+  lookup: "the call lookup",
   api: "the query and admin API",
 };
 

@@ -49,18 +49,26 @@ async function call(role: ServerRole, method: string, path: string, body?: unkno
 }
 
 const chat = { model: "gpt-4.1-nano", messages: [{ role: "user", content: "hi" }] };
+const ingested = validRecord();
+// In this order: the lookup reads the call the ingest request stored (on the roles that serve both).
 const REQUESTS = {
-  ingest: ["POST", "/v1/events", [validRecord()]],
+  ingest: ["POST", "/v1/events", [ingested]],
   gateway: ["POST", "/v1/chat/completions", chat],
+  lookup: ["GET", `/api/events/${ingested.event_id}`],
   api: ["GET", "/api/spend?by=feature"],
 } as const;
 const SERVED: Record<ServerRole, (keyof typeof REQUESTS)[]> = {
-  gateway: ["ingest", "gateway"],
-  api: ["ingest", "api"],
+  gateway: ["ingest", "gateway", "lookup"],
+  api: ["ingest", "lookup", "api"],
   worker: [],
-  all: ["ingest", "gateway", "api"],
+  all: ["ingest", "gateway", "lookup", "api"],
 };
-const SERVED_BY = { ingest: ["gateway", "api", "all"], gateway: ["gateway", "all"], api: ["api", "all"] };
+const SERVED_BY = {
+  ingest: ["gateway", "api", "all"],
+  gateway: ["gateway", "all"],
+  lookup: ["gateway", "api", "all"],
+  api: ["api", "all"],
+};
 
 describe("serve --role", () => {
   for (const role of SERVER_ROLES)
@@ -72,6 +80,7 @@ describe("serve --role", () => {
         const r = await call(role, method, path, body === undefined ? undefined : structuredClone(body));
         if (SERVED[role].includes(group)) {
           expect(r.status, `${role} ${path}: ${r.text}`).toBe(200);
+          if (group === "lookup") expect(r.json.event.event_id).toBe(ingested.event_id);
         } else {
           expect(r.status, `${role} ${path}`).toBe(404);
           expect(r.json.error).toMatchObject({
@@ -113,6 +122,8 @@ describe("serve --role", () => {
     expect(models.json.error).toMatchObject({ code: "not_served_by_role", served_by: ["gateway", "all"] });
     expect(routeGroupOf("/v1/messages")).toBe("gateway");
     expect(routeGroupOf("/api/keys")).toBe("api");
+    expect(routeGroupOf("/api/events")).toBe("api"); // the search; one call by id is the lookup
+    expect(routeGroupOf("/api/events/0193d7c5-4b7e-7000-8000-000000000000")).toBe("lookup");
     expect(routeGroupOf("/metrics")).toBe("ops");
   });
 

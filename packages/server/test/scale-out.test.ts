@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { type CallRecord, extractFromResponse, formatUsd, PricingEngine, usdToNano } from "@tollgate/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -219,6 +220,7 @@ describe("two gateways and a worker on one ClickHouse and one Redis", () => {
       messages: [{ role: "user", content: "hi" }],
     });
     const statuses: number[] = [];
+    let first: { eventId: string; cost: string } | null = null;
     for (let i = 0; i < 60; i++) {
       const r = await fetch(`${gateways[i % 2]!.url}/v1/chat/completions`, {
         method: "POST",
@@ -231,12 +233,25 @@ describe("two gateways and a worker on one ClickHouse and one Redis", () => {
       });
       await r.arrayBuffer();
       statuses.push(r.status);
+      first ??= { eventId: r.headers.get("x-tollgate-event-id")!, cost: r.headers.get("x-tollgate-cost-usd")! };
     }
     const ok = statuses.filter((s) => s === 200).length;
     expect(ok).toBeGreaterThanOrEqual(24);
     expect(ok).toBeLessThanOrEqual(30);
     expect(statuses.slice(ok).every((s) => s === 429)).toBe(true);
     lateCalls = ok;
+    // A replica looks up a call by its id, the one another replica answered too: the cost its reply said.
+    const other = gateways[1]!;
+    let found: Response | null = null;
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline; await sleep(100)) {
+      found = await fetch(`${other.url}/api/events/${first!.eventId}`, {
+        headers: { authorization: `Bearer ${other.token}` },
+      });
+      if (found.status !== 404) break;
+      await found.arrayBuffer();
+    }
+    expect(found!.status).toBe(200);
+    expect(await found!.json()).toMatchObject({ event: { event_id: first!.eventId }, cost_usd: first!.cost });
   });
 
   it.runIf(existsSync("/proc/self/maps"))(

@@ -19,7 +19,7 @@ export function registerServe(program: Command): void {
     .option(
       "--role <role>",
       `what this process serves, one of ${SERVER_ROLES.join("|")} (env TOLLGATE_ROLE; default all). ` +
-        "gateway: the gateway proxy + ingest (stateless, scale at will); api: the query/admin API (/api/...) + ingest; " +
+        "gateway: the gateway proxy + ingest + one call by id (GET /api/events/:id) (stateless, scale at will); api: the query/admin API (/api/...) + ingest; " +
         "worker: the scheduled jobs (retention), one worker at a time under a job lease in Redis (--redis; lease ttl env TOLLGATE_JOB_LEASE_TTL_MS, default 15000); " +
         "all: everything in one process. Every role serves /healthz, /readyz and /metrics",
     )

@@ -233,7 +233,10 @@ describe("two gateways and a worker on one ClickHouse and one Redis", () => {
       });
       await r.arrayBuffer();
       statuses.push(r.status);
-      first ??= { eventId: r.headers.get("x-tollgate-event-id")!, cost: r.headers.get("x-tollgate-cost-usd")! };
+      first ??= {
+        eventId: r.headers.get("x-tollgate-event-id")!,
+        cost: r.headers.get("x-tollgate-cost-usd")!,
+      };
     }
     const ok = statuses.filter((s) => s === 200).length;
     expect(ok).toBeGreaterThanOrEqual(24);

@@ -247,6 +247,24 @@ describe("gateway failures: timeouts and broken connections", () => {
     expect(bad.error.message).toMatch(/x-tollgate-timeout-ms must be an integer/);
   });
 
+  it("x-tollgate-timeout-ms may not ask for more than the operator's ceiling (gateway.maxTimeoutMs)", async () => {
+    const g = await startTestGateway(mock.url, { timeoutMs: TIMEOUT_MS, maxTimeoutMs: 2000 });
+    try {
+      const client = new OpenAI({ apiKey: "sk-test-123", baseURL: `${g.url}/v1`, maxRetries: 0 });
+      const call = (ms: string) =>
+        client.chat.completions.create(
+          { model: "gpt-4.1-nano", messages },
+          opts(newCase(), { "x-mock-headers-delay-ms": "1000", "x-tollgate-timeout-ms": ms }),
+        );
+      const over = await call("5000").catch((e) => e);
+      expect(over).toBeInstanceOf(OpenAI.BadRequestError);
+      expect(over.error.message).toBe("x-tollgate-timeout-ms must be an integer 1..2000");
+      expect((await call("2000")).usage?.total_tokens).toBeGreaterThan(0); // 1 s to headers: within it
+    } finally {
+      await g.stop();
+    }
+  });
+
   it("an upstream that never answers → 504 in Anthropic's error shape", async () => {
     const id = newCase();
     const err = await anthropic.messages

@@ -18,6 +18,8 @@ export interface GatewayConfig {
   anthropicBaseUrl: string;
   /** Upstream timeout for headers and between body chunks (TOLLGATE_UPSTREAM_TIMEOUT_MS). */
   timeoutMs: number;
+  /** The most x-tollgate-timeout-ms may ask for (TOLLGATE_UPSTREAM_TIMEOUT_MAX_MS, default 1 h). */
+  maxTimeoutMs: number;
   /** Gateway-side retries on 429/5xx/connection errors unless the client sends x-tollgate-retries. */
   retries: number;
   /** Refuse calls without a valid x-tollgate-key (TOLLGATE_GATEWAY_REQUIRE_KEY=1). */
@@ -71,6 +73,7 @@ export function gatewayConfigFromEnv(
       "",
     ),
     timeoutMs: intFromEnv("TOLLGATE_UPSTREAM_TIMEOUT_MS", 600_000),
+    maxTimeoutMs: intFromEnv("TOLLGATE_UPSTREAM_TIMEOUT_MAX_MS", 3_600_000),
     retries: intFromEnv("TOLLGATE_GATEWAY_RETRIES", 0),
     requireKey: process.env.TOLLGATE_GATEWAY_REQUIRE_KEY === "1",
     upstreams: file ? loadUpstreams(file) : {},

@@ -39,7 +39,6 @@ const MAX_REQUEST_BYTES = 32 * 1024 * 1024;
 const EMPTY_BODY = Buffer.alloc(0);
 const MAX_RETRIES = 10;
 const MAX_DEPTH = 10_000;
-const MAX_TIMEOUT_MS = 3_600_000;
 const GATEWAY_ROLES = new Set(["gateway", "admin", "root"]);
 
 /** Everything known about one client call while it is proxied. */
@@ -181,7 +180,13 @@ export class Gateway {
       injectedUsage,
       requestId: uuidv7(),
       started: timing.started,
-      timeoutMs: intHeader(split.control, "timeout-ms", 1, MAX_TIMEOUT_MS, this.deps.config.timeoutMs),
+      timeoutMs: intHeader(
+        split.control,
+        "timeout-ms",
+        1,
+        this.deps.config.maxTimeoutMs,
+        this.deps.config.timeoutMs,
+      ),
       method: req.method ?? "POST",
     };
     const retries = intHeader(split.control, "retries", 0, MAX_RETRIES, this.deps.config.retries);

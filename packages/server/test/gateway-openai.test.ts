@@ -15,7 +15,13 @@ import {
   startTestGateway,
   testCases,
 } from "./helpers.js";
-import { FX, fixture, type MockUpstream, startMockUpstream } from "./mock-upstream.js";
+import {
+  FX,
+  fixture,
+  LEGACY_COMPLETION_USAGE,
+  type MockUpstream,
+  startMockUpstream,
+} from "./mock-upstream.js";
 
 let mock: MockUpstream;
 let gw: Awaited<ReturnType<typeof startTestGateway>>;
@@ -326,7 +332,7 @@ describe("gateway: OpenAI streaming behaviour", () => {
   });
 });
 
-describe("gateway: OpenAI Responses and embeddings", () => {
+describe("gateway: OpenAI Responses, legacy completions and embeddings", () => {
   it.each([
     "openai/responses.gpt-4o.cached.json",
     "openai/responses.gpt-5.cached-reasoning.json",
@@ -354,6 +360,48 @@ describe("gateway: OpenAI Responses and embeddings", () => {
     const rec = await recordById(response.headers.get("x-tollgate-event-id"));
     expectExactUsageAndCost(rec, extractFromSse("openai.responses", fixture(FX.responsesStream)), "openai");
     expect(rec).toMatchObject({ api: "openai.responses", stream: true, status: "ok", reasoning_tokens: 448 });
+  });
+
+  it("legacy completions (/v1/completions): body and stream unchanged, usage added and removed, cost exact", async () => {
+    // $1.50 / $2.00 per million tokens (gpt-3.5-turbo-instruct): 5 in, 7 out.
+    const cost = 5n * 1_500n + 7n * 2_000n;
+    const id = newCase();
+    const params = { model: "gpt-3.5-turbo-instruct", prompt: "Say this is a test", max_tokens: 7 };
+    const { data, response } = await openai.completions.create(params, tagged(id)).withResponse();
+    expect(data).toEqual(await direct.completions.create(params));
+    expect(data.usage).toEqual(LEGACY_COMPLETION_USAGE);
+    expect(response.headers.get("x-tollgate-cost-usd")).toBe(formatUsd(cost));
+    const rec = await recordById(response.headers.get("x-tollgate-event-id"));
+    expect(rec).toMatchObject({
+      kind: "llm",
+      api: "openai.completions",
+      model: "gpt-3.5-turbo-instruct",
+      input_uncached_tokens: 5,
+      output_tokens: 7,
+      stream: false,
+      cost_nanousd: cost,
+      cost_source: "computed",
+    });
+    expect(upstreamOf(id)[0]!.path).toBe("/v1/completions");
+
+    // Streamed without include_usage: the gateway asks for usage and strips its chunk again.
+    const sid = newCase();
+    const streamed = { ...params, stream: true as const };
+    const { data: stream, response: sres } = await openai.completions
+      .create(streamed, tagged(sid))
+      .withResponse();
+    const got = await collect(stream);
+    expect(got).toEqual(await collect(await direct.completions.create(streamed)));
+    expect(got.map((c) => c.choices[0]!.text).join("")).toBe(data.choices[0]!.text);
+    for (const chunk of got) expect(chunk).not.toHaveProperty("usage");
+    expect(upstreamOf(sid)[0]!.body).toEqual({ ...streamed, stream_options: { include_usage: true } });
+    const srec = await recordById(sres.headers.get("x-tollgate-event-id"));
+    expect(srec).toMatchObject({
+      api: "openai.completions",
+      stream: true,
+      output_tokens: 7,
+      cost_nanousd: cost,
+    });
   });
 
   it("embeddings: vectors unchanged, recorded as kind=embedding", async () => {

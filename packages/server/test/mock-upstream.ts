@@ -1,6 +1,7 @@
 /**
  * A local stand-in for the OpenAI and Anthropic APIs that replays the real recorded payloads of
  * `../shared/fixtures/providers` (bodies verbatim, SSE streams event by event with realistic timing).
+ * Legacy completions (/v1/completions), of which the fixtures hold no capture, are built in the documented shape.
  *
  * The reply is chosen by path + request body (`model`, `stream`, `stream_options.include_usage`), and can be
  * steered per request with headers (the gateway forwards every non-`x-tollgate-*` header):
@@ -193,6 +194,13 @@ export function normalReply(
           : p === "/v1/messages"
             ? "messages"
             : null;
+  if (p === "/v1/completions") {
+    const includeUsage =
+      (body?.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
+    const text = legacyCompletion(String(model ?? "gpt-3.5-turbo-instruct"), stream, includeUsage);
+    const contentType = stream ? "text/event-stream; charset=utf-8" : "application/json";
+    return { contentType, text, stream, fixture: "(legacy completion, built)" };
+  }
   if (!endpoint) return null;
   if (stream && endpoint !== "embeddings") {
     const rel = pickFixture(`${endpoint}:stream`, model);
@@ -203,6 +211,35 @@ export function normalReply(
   }
   const rel = pickFixture(`${endpoint}:body`, model);
   return { contentType: "application/json", text: fixture(rel), stream: false, fixture: rel };
+}
+
+/** The usage of every legacy completion the mock builds. */
+export const LEGACY_COMPLETION_USAGE = { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 };
+const LEGACY_PIECES = ["\n\n", "This", " is", " indeed", " a", " test", "."];
+
+/**
+ * A legacy completion (/v1/completions). The fixtures hold no captured one, so it is built in the shape of
+ * OpenAI's API reference: one body, or an SSE stream of text chunks whose usage chunk (empty `choices`)
+ * comes only when the request asked for it, as the API does.
+ */
+export function legacyCompletion(model: string, stream: boolean, includeUsage: boolean): string {
+  const head = { id: "cmpl-mock7Xq2", object: "text_completion", created: 1717000000, model };
+  if (!stream)
+    return JSON.stringify({
+      ...head,
+      choices: [{ text: LEGACY_PIECES.join(""), index: 0, logprobs: null, finish_reason: "stop" }],
+      usage: LEGACY_COMPLETION_USAGE,
+    });
+  const chunks = LEGACY_PIECES.map((text, i) => ({
+    ...head,
+    choices: [
+      { text, index: 0, logprobs: null, finish_reason: i === LEGACY_PIECES.length - 1 ? "stop" : null },
+    ],
+  }));
+  const events = includeUsage
+    ? [...chunks, { ...head, choices: [], usage: LEGACY_COMPLETION_USAGE }]
+    : chunks;
+  return `${events.map((e) => `data: ${JSON.stringify(e)}\n\n`).join("")}data: [DONE]\n\n`;
 }
 
 // ---------------------------------------------------------------------------------------------------

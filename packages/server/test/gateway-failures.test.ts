@@ -334,8 +334,22 @@ describe("gateway failures: timeouts and broken connections", () => {
       .create({ model: "gpt-4.1-nano", messages }, opts(id, { "x-mock-scenario": "reset-mid-stream" }))
       .catch((e) => e);
     expect(err).toBeInstanceOf(OpenAI.APIError);
+    expect(err.status).toBe(502);
     const [rec] = await waitForRecords(id);
-    expect(rec).toMatchObject({ status: "error" });
+    // The headers came (200), then the body broke off.
+    expect(rec).toMatchObject({ status: "error", http_status: 200, error_type: "connection_error" });
+    expect(err.headers.get("x-tollgate-event-id")).toBe(rec!.event_id);
+  });
+
+  it("a non-streamed body that stalls longer than the timeout: 504, recorded as a timeout", async () => {
+    const id = newCase();
+    const err = await openai.chat.completions
+      .create({ model: "gpt-4.1-nano", messages }, opts(id, { "x-mock-scenario": "stall-mid-stream" }))
+      .catch((e) => e);
+    expect(err.status).toBe(504);
+    expect(err.error.message).toMatch(/upstream body did not arrive within/);
+    const [rec] = await waitForRecords(id);
+    expect(rec).toMatchObject({ status: "error", http_status: 200, error_type: "timeout" });
   });
 });
 

@@ -25,6 +25,7 @@ import type { Recorder } from "./recorder.js";
 import { backoffMs, isRetryableStatus } from "./retry.js";
 import { classify, type GatewayRoute } from "./routes.js";
 import { UsageChunkStripper } from "./strip-usage.js";
+import { ReplyFailed, requestWhole, type WholeReply } from "./whole-reply.js";
 
 export interface GatewayDeps {
   config: GatewayConfig;
@@ -220,11 +221,14 @@ export class Gateway {
         return this.#observe(route, call, CLIENT_CLOSED_REQUEST);
       }
       const attemptStart = Date.now();
-      let up: Dispatcher.ResponseData;
+      let up: UpstreamReply;
       try {
-        up = await this.#send(call, cancel?.signal);
-      } catch (e) {
+        up = call.stream ? await this.#send(call, cancel?.signal) : await this.#sendWhole(call);
+      } catch (caught) {
         if (cancel?.gone) return this.#clientGone(call, attempt, attemptStart, ticket, null);
+        if (caught instanceof ReplyFailed && caught.statusCode !== null)
+          return this.#bodyFailed(call, attempt, attemptStart, ticket, caught.statusCode, caught.cause);
+        const e = caught instanceof ReplyFailed ? caught.cause : caught;
         const timeout = isTimeout(e);
         this.deps.metrics.upstreamErrors.inc({
           family: route.family,
@@ -246,7 +250,7 @@ export class Gateway {
       const wait =
         isRetryableStatus(up.statusCode) && attempt <= retries ? backoffMs(attempt, up.headers) : null;
       if (wait !== null) {
-        const text = await up.body.text().catch(() => "");
+        const text = isWhole(up) ? up.body.toString() : await up.body.text().catch(() => "");
         this.deps.metrics.upstreamErrors.inc({ family: route.family, kind: String(up.statusCode) });
         this.#record(call, attempt, attemptStart, ticket, {
           status: "error",
@@ -258,7 +262,7 @@ export class Gateway {
       }
       const isSse = (headerValue(up.headers, "content-type") ?? "").includes("text/event-stream");
       try {
-        if (call.stream && isSse && up.statusCode < 300)
+        if (!isWhole(up) && isSse && up.statusCode < 300)
           await this.#relayStream(call, attempt, attemptStart, ticket, up, res, cancel!);
         else await this.#relayBody(call, attempt, attemptStart, ticket, up, res, cancel);
       } catch (e) {
@@ -294,6 +298,23 @@ export class Gateway {
     this.#observe(call.route, call, CLIENT_CLOSED_REQUEST);
   }
 
+  /** The upstream's headers came, then its body broke off or stalled: recorded, and answered 504/502. */
+  #bodyFailed(
+    call: Call,
+    attempt: number,
+    attemptStart: number,
+    ticket: Ticket | null,
+    httpStatus: number,
+    e: unknown,
+  ): never {
+    const rec = this.#record(call, attempt, attemptStart, ticket, {
+      status: "error",
+      http_status: httpStatus,
+      error_type: isTimeout(e) ? "timeout" : "connection_error",
+    });
+    throw upstreamFailure(e, call, "body").withRecord(rec);
+  }
+
   async #authenticate(key: string | undefined): Promise<Principal | null> {
     if (!key) {
       if (this.deps.config.requireKey)
@@ -315,19 +336,16 @@ export class Gateway {
     return p;
   }
 
+  /** A streamed call: its reply's body is relayed as it comes. */
   #send(call: Call, signal: AbortSignal | undefined): Promise<Dispatcher.ResponseData> {
     const { pool, prefix } = this.#upstream(call.base);
-    const headers: Record<string, string> = Object.assign({}, call.forward, call.extraHeaders);
-    headers["content-length"] = String(call.body.length);
-    return pool.request({
-      path: prefix + call.route.upstreamPath,
-      method: call.method as Dispatcher.HttpMethod,
-      headers,
-      body: call.method === "GET" || call.method === "HEAD" ? null : call.body,
-      headersTimeout: call.timeoutMs,
-      bodyTimeout: call.timeoutMs,
-      signal,
-    });
+    return pool.request({ ...upstreamRequest(call, prefix), signal });
+  }
+
+  /** Any other call: its reply is buffered (its cost goes in the reply's headers). */
+  #sendWhole(call: Call): Promise<WholeReply> {
+    const { pool, prefix } = this.#upstream(call.base);
+    return requestWhole(pool, upstreamRequest(call, prefix));
   }
 
   /** One keep-alive pool per upstream origin; the base URL is parsed once, not per request. */
@@ -350,24 +368,21 @@ export class Gateway {
     attempt: number,
     attemptStart: number,
     ticket: Ticket | null,
-    up: Dispatcher.ResponseData,
+    up: UpstreamReply,
     res: ServerResponse,
     client: ClientWatch | null,
   ) {
     let buf: Buffer;
-    try {
-      buf = Buffer.from(await up.body.arrayBuffer());
-    } catch (e) {
-      // A stream request answered with a whole body (an error, or an upstream that does not stream)
-      // whose client left meanwhile: the body was cancelled with it.
-      if (client?.gone) return this.#clientGone(call, attempt, attemptStart, ticket, up.statusCode);
-      const rec = this.#record(call, attempt, attemptStart, ticket, {
-        status: "error",
-        http_status: up.statusCode,
-        error_type: isTimeout(e) ? "timeout" : "connection_error",
-      });
-      throw upstreamFailure(e, call, "body").withRecord(rec);
-    }
+    if (isWhole(up)) buf = up.body;
+    else
+      try {
+        buf = Buffer.from(await up.body.arrayBuffer());
+      } catch (e) {
+        // A stream request answered with a whole body (an error, or an upstream that does not stream)
+        // whose client left meanwhile: the body was cancelled with it.
+        if (client?.gone) return this.#clientGone(call, attempt, attemptStart, ticket, up.statusCode);
+        return this.#bodyFailed(call, attempt, attemptStart, ticket, up.statusCode, e);
+      }
     const ok = up.statusCode < 300;
     if (!ok) this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: String(up.statusCode) });
     let usage: ExtractedUsage | null = null;
@@ -626,6 +641,24 @@ function countToolCalls(json: Record<string, unknown>): number {
 }
 
 const asArray = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
+/** The upstream's reply: a streamed call's body as it comes, any other call's whole. */
+type UpstreamReply = Dispatcher.ResponseData | WholeReply;
+const isWhole = (up: UpstreamReply): up is WholeReply => Buffer.isBuffer(up.body);
+
+/** The request one attempt sends upstream: the client's headers (controls stripped) and bytes. */
+function upstreamRequest(call: Call, prefix: string): Dispatcher.DispatchOptions {
+  const headers: Record<string, string> = Object.assign({}, call.forward, call.extraHeaders);
+  headers["content-length"] = String(call.body.length);
+  return {
+    path: prefix + call.route.upstreamPath,
+    method: call.method as Dispatcher.HttpMethod,
+    headers,
+    body: call.method === "GET" || call.method === "HEAD" ? null : call.body,
+    headersTimeout: call.timeoutMs,
+    bodyTimeout: call.timeoutMs,
+  };
+}
 
 /** An integer x-tollgate-<name> control header in min..max, else `fallback`; anything else is refused. */
 function intHeader(

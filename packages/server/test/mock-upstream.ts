@@ -220,7 +220,7 @@ const LEGACY_PIECES = ["\n\n", "This", " is", " indeed", " a", " test", "."];
 /**
  * A legacy completion (/v1/completions). The fixtures hold no captured one, so it is built in the shape of
  * OpenAI's API reference: one body, or an SSE stream of text chunks whose usage chunk (empty `choices`)
- * comes only when the request asked for it, as the API does.
+ * comes only when the request asked for it.
  */
 export function legacyCompletion(model: string, stream: boolean, includeUsage: boolean): string {
   const head = { id: "cmpl-mock7Xq2", object: "text_completion", created: 1717000000, model };
@@ -230,11 +230,13 @@ export function legacyCompletion(model: string, stream: boolean, includeUsage: b
       choices: [{ text: LEGACY_PIECES.join(""), index: 0, logprobs: null, finish_reason: "stop" }],
       usage: LEGACY_COMPLETION_USAGE,
     });
+  // With include_usage every chunk says `"usage": null` until the usage chunk, as chat streams do.
   const chunks = LEGACY_PIECES.map((text, i) => ({
     ...head,
     choices: [
       { text, index: 0, logprobs: null, finish_reason: i === LEGACY_PIECES.length - 1 ? "stop" : null },
     ],
+    ...(includeUsage ? { usage: null } : {}),
   }));
   const events = includeUsage
     ? [...chunks, { ...head, choices: [], usage: LEGACY_COMPLETION_USAGE }]

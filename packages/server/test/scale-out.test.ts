@@ -179,6 +179,17 @@ async function drive(gateways: Proc[]): Promise<Outcome[]> {
   return out;
 }
 
+/** GET /api/events/:id on a process, asked again while it is 404 (stored within about a second). */
+async function lookUp(proc: Proc, eventId: string, token: string): Promise<Response> {
+  for (const deadline = Date.now() + 10_000; ; await sleep(100)) {
+    const res = await fetch(`${proc.url}/api/events/${eventId}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    if (res.status !== 404 || Date.now() > deadline) return res;
+    await res.arrayBuffer();
+  }
+}
+
 /** Every record of the workspace, paged through the store. */
 async function allRecords(): Promise<CallRecord[]> {
   const out: CallRecord[] = [];
@@ -197,7 +208,8 @@ async function allRecords(): Promise<CallRecord[]> {
 describe("two gateways and a worker on one ClickHouse and one Redis", () => {
   let outcomes: Outcome[];
   let records: CallRecord[];
-  let lateCalls = 0;
+  /** Calls the tests before the 50,000 made and that were answered (so stored too). */
+  let callsBefore = 0;
 
   it("a budget set through the API replica reaches both gateways, and holds", async () => {
     const [api, ...gateways] = [procs[3]!, procs[1]!, procs[2]!];
@@ -242,19 +254,47 @@ describe("two gateways and a worker on one ClickHouse and one Redis", () => {
     expect(ok).toBeGreaterThanOrEqual(24);
     expect(ok).toBeLessThanOrEqual(30);
     expect(statuses.slice(ok).every((s) => s === 429)).toBe(true);
-    lateCalls = ok;
+    callsBefore += ok;
     // A replica looks up a call by its id, the one another replica answered too: the cost its reply said.
-    const other = gateways[1]!;
-    let found: Response | null = null;
-    for (const deadline = Date.now() + 10_000; Date.now() < deadline; await sleep(100)) {
-      found = await fetch(`${other.url}/api/events/${first!.eventId}`, {
-        headers: { authorization: `Bearer ${other.token}` },
+    const found = await lookUp(gateways[1]!, first!.eventId, gateways[1]!.token);
+    expect(found.status).toBe(200);
+    expect(await found.json()).toMatchObject({ event: { event_id: first!.eventId }, cost_usd: first!.cost });
+  });
+
+  it("a gateway key reads the call it made through one replica on another, and no other call", async () => {
+    const [api, ...gateways] = [procs[3]!, procs[1]!, procs[2]!];
+    const created = await fetch(`${api.url}/api/keys`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${api.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ workspace: "default", role: "gateway", label: "lookup" }),
+    });
+    expect(created.status).toBe(201);
+    const key = ((await created.json()) as { key: string }).key;
+    const call = (headers: Record<string, string>) =>
+      fetch(`${gateways[0]!.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: "Bearer sk-test", ...headers },
+        body: JSON.stringify({ model: "gpt-4.1-nano", messages: [{ role: "user", content: "mine" }] }),
       });
-      if (found.status !== 404) break;
-      await found.arrayBuffer();
-    }
-    expect(found!.status).toBe(200);
-    expect(await found!.json()).toMatchObject({ event: { event_id: first!.eventId }, cost_usd: first!.cost });
+    const mine = await call({ "x-tollgate-key": key });
+    const theirs = await call({});
+    await Promise.all([mine.arrayBuffer(), theirs.arrayBuffer()]);
+    expect([mine.status, theirs.status]).toEqual([200, 200]);
+    callsBefore += 2;
+    const id = mine.headers.get("x-tollgate-event-id")!;
+    const found = await lookUp(gateways[1]!, id, key);
+    expect(found.status).toBe(200);
+    expect(await found.json()).toMatchObject({
+      event: { event_id: id },
+      cost_usd: mine.headers.get("x-tollgate-cost-usd"),
+    });
+    // Stored too (looked up with the root token), but not made with this key: not found for it.
+    const other = theirs.headers.get("x-tollgate-event-id")!;
+    expect((await lookUp(gateways[1]!, other, gateways[1]!.token)).status).toBe(200);
+    const refused = await fetch(`${gateways[1]!.url}/api/events/${other}`, {
+      headers: { authorization: `Bearer ${key}` },
+    });
+    expect(refused.status).toBe(404);
   });
 
   it.runIf(existsSync("/proc/self/maps"))(
@@ -277,7 +317,7 @@ describe("two gateways and a worker on one ClickHouse and one Redis", () => {
     // Only capped calls are refused, and only with the budget's 429.
     expect(refused.every((o) => o.capped && o.status === 429)).toBe(true);
     expect(refused.length).toBeGreaterThan(0);
-    expect(ok.length + lateCalls).toBe(mock.requests.length);
+    expect(ok.length + callsBefore).toBe(mock.requests.length);
     // Gateways store on shutdown at the latest: stop them, then read the one truth.
     for (const g of gateways) {
       const exited = new Promise((r) => g.proc.once("exit", r));
@@ -287,7 +327,7 @@ describe("two gateways and a worker on one ClickHouse and one Redis", () => {
     records = await allRecords();
     const stored = new Map(records.map((r) => [r.event_id, r]));
     expect(stored.size).toBe(records.length); // no event twice
-    expect(records.length).toBe(ok.length + lateCalls);
+    expect(records.length).toBe(ok.length + callsBefore);
     for (const o of ok) expect(stored.has(o.eventId!)).toBe(true);
     // Per capped user: spend never above the cap, and the cap was used (not refused far too early).
     for (let u = 0; u < CAPPED_USERS; u++) {

@@ -61,6 +61,13 @@ function intFromEnv(name: string, fallback: number): number {
   return n;
 }
 
+/** The most x-tollgate-timeout-ms may ask for: at least 1 ms, or no header could ever pass. */
+function maxTimeoutFromEnv(): number {
+  const max = intFromEnv("TOLLGATE_UPSTREAM_TIMEOUT_MAX_MS", 3_600_000);
+  if (max < 1) throw new Error(`TOLLGATE_UPSTREAM_TIMEOUT_MAX_MS must be at least 1, got ${max}`);
+  return max;
+}
+
 export function gatewayConfigFromEnv(
   overrides: Partial<GatewayConfig> = {},
   upstreamsPath?: string | null,
@@ -73,7 +80,7 @@ export function gatewayConfigFromEnv(
       "",
     ),
     timeoutMs: intFromEnv("TOLLGATE_UPSTREAM_TIMEOUT_MS", 600_000),
-    maxTimeoutMs: intFromEnv("TOLLGATE_UPSTREAM_TIMEOUT_MAX_MS", 3_600_000),
+    maxTimeoutMs: maxTimeoutFromEnv(),
     retries: intFromEnv("TOLLGATE_GATEWAY_RETRIES", 0),
     requireKey: process.env.TOLLGATE_GATEWAY_REQUIRE_KEY === "1",
     upstreams: file ? loadUpstreams(file) : {},

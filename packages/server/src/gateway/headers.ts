@@ -29,8 +29,12 @@ const FIELD_OF: Record<string, keyof Attribution> = {
   "x-tollgate-variant": "variant",
 };
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1) and ones the proxy sets itself. */
+/**
+ * Hop-by-hop headers (RFC 9110 §7.6.1), ones the proxy sets itself, and `expect` (the gateway has read
+ * the whole body by then; undici refuses the header, and curl sends `100-continue` past 1 KB).
+ */
 const HOP = new Set([
+  "expect",
   "connection",
   "keep-alive",
   "proxy-connection",

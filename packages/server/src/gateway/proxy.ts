@@ -20,6 +20,7 @@ import type { SpendGuard, Ticket } from "../limits/guard.js";
 import type { LimitError } from "../limits/limit-error.js";
 import type { GatewayConfig } from "./config.js";
 import { type Attribution, headerValue, replyHeaders, splitHeaders } from "./headers.js";
+import { type LiveReply, requestLive } from "./live-reply.js";
 import type { GatewayMetrics } from "./metrics.js";
 import type { Recorder } from "./recorder.js";
 import { backoffMs, isRetryableStatus } from "./retry.js";
@@ -226,31 +227,38 @@ export class Gateway {
         up = call.stream ? await this.#send(call, cancel?.signal) : await this.#sendWhole(call);
       } catch (caught) {
         if (cancel?.gone) return this.#clientGone(call, attempt, attemptStart, ticket, null);
-        if (caught instanceof ReplyFailed && caught.statusCode !== null)
-          return this.#bodyFailed(call, attempt, attemptStart, ticket, caught.statusCode, caught.cause);
-        const e = caught instanceof ReplyFailed ? caught.cause : caught;
-        const timeout = isTimeout(e);
-        this.deps.metrics.upstreamErrors.inc({
-          family: route.family,
-          kind: timeout ? "timeout" : "connection",
-        });
-        const rec = this.#record(call, attempt, attemptStart, ticket, {
-          status: "error",
-          http_status: null,
-          error_type: timeout ? "timeout" : "connection_error",
-        });
-        if (attempt <= retries) {
-          if (await waitForRetry(backoffMs(attempt, null)!, client)) continue;
-          return this.#observe(route, call, CLIENT_CLOSED_REQUEST); // nobody left to retry for
+        if (caught instanceof ReplyFailed && caught.statusCode !== null) {
+          // The answer came, then its body broke off: a retryable one is retried all the same (its body
+          // only names the error); any other is the gateway's 502/504.
+          const { statusCode, headers } = caught;
+          if (!(isRetryableStatus(statusCode) && attempt <= retries && backoffMs(attempt, headers) !== null))
+            return this.#bodyFailed(call, attempt, attemptStart, ticket, statusCode, caught.cause);
+          up = { statusCode, headers, body: EMPTY_BODY };
+        } else {
+          const e = caught instanceof ReplyFailed ? caught.cause : caught;
+          const timeout = isTimeout(e);
+          this.deps.metrics.upstreamErrors.inc({
+            family: route.family,
+            kind: timeout ? "timeout" : "connection",
+          });
+          const rec = this.#record(call, attempt, attemptStart, ticket, {
+            status: "error",
+            http_status: null,
+            error_type: timeout ? "timeout" : "connection_error",
+          });
+          if (attempt <= retries) {
+            if (await waitForRetry(backoffMs(attempt, null)!, client)) continue;
+            return this.#observe(route, call, CLIENT_CLOSED_REQUEST); // nobody left to retry for
+          }
+          throw upstreamFailure(e, call, "answer").withRecord(rec);
         }
-        throw upstreamFailure(e, call, "answer").withRecord(rec);
       }
       // A provider that asks for a longer wait than a gateway holds a request (null) gets no retry: its
       // answer, retry-after included, goes to the client, whose call the wait is.
       const wait =
         isRetryableStatus(up.statusCode) && attempt <= retries ? backoffMs(attempt, up.headers) : null;
       if (wait !== null) {
-        const text = isWhole(up) ? up.body.toString() : await up.body.text().catch(() => "");
+        const text = (isWhole(up) ? up.body : await up.body.whole().catch(() => EMPTY_BODY)).toString();
         this.deps.metrics.upstreamErrors.inc({ family: route.family, kind: String(up.statusCode) });
         this.#record(call, attempt, attemptStart, ticket, {
           status: "error",
@@ -337,9 +345,9 @@ export class Gateway {
   }
 
   /** A streamed call: its reply's body is relayed as it comes. */
-  #send(call: Call, signal: AbortSignal | undefined): Promise<Dispatcher.ResponseData> {
+  #send(call: Call, signal: AbortSignal | undefined): Promise<LiveReply> {
     const { pool, prefix } = this.#upstream(call.base);
-    return pool.request({ ...upstreamRequest(call, prefix), signal });
+    return requestLive(pool, upstreamRequest(call, prefix), signal);
   }
 
   /** Any other call: its reply is buffered (its cost goes in the reply's headers). */
@@ -376,7 +384,7 @@ export class Gateway {
     if (isWhole(up)) buf = up.body;
     else
       try {
-        buf = Buffer.from(await up.body.arrayBuffer());
+        buf = await up.body.whole();
       } catch (e) {
         // A stream request answered with a whole body (an error, or an upstream that does not stream)
         // whose client left meanwhile: the body was cancelled with it.
@@ -461,7 +469,7 @@ export class Gateway {
     attempt: number,
     attemptStart: number,
     ticket: Ticket | null,
-    up: Dispatcher.ResponseData,
+    up: LiveReply,
     res: ServerResponse,
     client: ClientWatch,
   ) {
@@ -478,17 +486,20 @@ export class Gateway {
     let events = 0;
     let failure: unknown = null;
     try {
-      for await (const chunk of up.body) {
+      // Each chunk is written the moment the upstream's arrives (a client that leaves cancels the request).
+      await up.body.read((chunk) => {
         firstByte ??= Date.now();
         // The client's bytes go out before usage is read from them: extraction never delays a token.
-        const passed = stripper === null && res.write(chunk as Buffer);
-        const text = decoder.write(chunk as Buffer);
+        const passed = stripper === null && res.write(chunk);
+        const text = decoder.write(chunk);
         const writable = stripper ? writeAny(res, stripper.push(text)) : passed;
         extractor.push(text);
         events += countEvents(text);
-        if (!writable && !client.gone) await drainOrClose(res);
-        if (client.gone) break;
-      }
+        if (!writable && !client.gone) {
+          up.body.pause();
+          void drainOrClose(res).then(() => up.body.resume());
+        }
+      });
       if (!client.gone && stripper) {
         const rest = stripper.end();
         if (rest) res.write(rest);
@@ -643,7 +654,7 @@ function countToolCalls(json: Record<string, unknown>): number {
 const asArray = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
 /** The upstream's reply: a streamed call's body as it comes, any other call's whole. */
-type UpstreamReply = Dispatcher.ResponseData | WholeReply;
+type UpstreamReply = LiveReply | WholeReply;
 const isWhole = (up: UpstreamReply): up is WholeReply => Buffer.isBuffer(up.body);
 
 /** The request one attempt sends upstream: the client's headers (controls stripped) and bytes. */

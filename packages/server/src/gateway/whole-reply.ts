@@ -8,12 +8,13 @@ export interface WholeReply {
   body: Buffer;
 }
 
-/** A whole reply that did not come: `statusCode` is set when its headers had (the body then broke off). */
+/** A whole reply that did not come: `statusCode` and `headers` are set when its headers had (the body then broke off). */
 export class ReplyFailed extends Error {
   override name = "ReplyFailed";
   constructor(
     override readonly cause: Error,
     readonly statusCode: number | null,
+    readonly headers: IncomingHttpHeaders,
   ) {
     super(cause.message);
   }
@@ -32,6 +33,7 @@ export function requestWhole(dispatcher: Dispatcher, opts: Dispatcher.DispatchOp
     dispatcher.dispatch(opts, {
       onRequestStart() {}, // marks the handler as undici 7's kind (else it expects the old callbacks)
       onResponseStart(_controller, status, responseHeaders) {
+        if (status < 200) return; // informational (103 Early Hints, …): the answer is still to come
         statusCode = status;
         headers = responseHeaders;
       },
@@ -43,7 +45,7 @@ export function requestWhole(dispatcher: Dispatcher, opts: Dispatcher.DispatchOp
         resolve({ statusCode: statusCode!, headers, body });
       },
       onResponseError(_controller, error) {
-        reject(new ReplyFailed(error, statusCode));
+        reject(new ReplyFailed(error, statusCode, headers));
       },
     });
   });

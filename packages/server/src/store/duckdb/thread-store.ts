@@ -27,8 +27,9 @@ import { reviveError, type WireError, WorkerCalls } from "../worker-calls.js";
 import { toColumns, transferList } from "./columns.js";
 
 /**
- * The store thread's young generation (V8's default: 16 MB semi-spaces). Its garbage is short-lived
- * batches; at 12 MB a saturated embedded gateway peaked ~25 MB lower, and bulk ingest kept its pace.
+ * The store thread's young generation: 12 MB, so 4 MB semi-spaces (a worker's default is 48 MB, 16 MB
+ * ones). Its garbage is short-lived batches; a saturated embedded gateway peaked ~25 MB lower, and bulk
+ * ingest kept its pace within this box's noise.
  */
 const STORE_THREAD_LIMITS = { maxYoungGenerationSizeMb: 12 };
 

@@ -1,0 +1,125 @@
+import type { IncomingHttpHeaders } from "node:http";
+import type { Dispatcher } from "undici";
+
+/** A streamed call's upstream reply, from its headers on; its body arrives through `body`. */
+export interface LiveReply {
+  statusCode: number;
+  headers: IncomingHttpHeaders;
+  body: LiveBody;
+}
+
+/**
+ * A reply body as it arrives. A reader either takes each chunk the moment it comes (`read`: a stream
+ * relayed to its client) or the whole body (`whole`: an error answer); chunks that came before a reader
+ * are kept for it.
+ */
+export class LiveBody {
+  #controller: Dispatcher.DispatchController | null = null;
+  #early: Buffer[] = [];
+  #reader: ((chunk: Buffer) => void) | null = null;
+  #ended = false;
+  #error: Error | null = null;
+  #done: { resolve: () => void; reject: (e: Error) => void } | null = null;
+
+  /** Calls `onChunk` with every chunk, in order, as it comes; settles when the body ends or breaks. */
+  read(onChunk: (chunk: Buffer) => void): Promise<void> {
+    for (const chunk of this.#early) onChunk(chunk);
+    this.#early = [];
+    if (this.#error) return Promise.reject(this.#error);
+    if (this.#ended) return Promise.resolve();
+    this.#reader = onChunk;
+    return new Promise((resolve, reject) => {
+      this.#done = { resolve, reject };
+    });
+  }
+
+  async whole(): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    await this.read((chunk) => {
+      parts.push(chunk);
+    });
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
+
+  /** Stops reading from the upstream until `resume` (the client's buffer is full). */
+  pause(): void {
+    this.#controller?.pause();
+  }
+
+  resume(): void {
+    this.#controller?.resume();
+  }
+
+  /** @internal The handler's side. */
+  started(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+  }
+  /** @internal */
+  push(chunk: Buffer): void {
+    if (!this.#reader) {
+      this.#early.push(chunk);
+      return;
+    }
+    try {
+      this.#reader(chunk);
+    } catch (e) {
+      // The reader broke (not the upstream): the request ends here, and the reader's promise says why.
+      this.#controller?.abort(e as Error);
+      this.fail(e as Error);
+    }
+  }
+  /** @internal */
+  end(): void {
+    this.#ended = true;
+    this.#done?.resolve();
+  }
+  /** @internal */
+  fail(error: Error): void {
+    this.#error ??= error;
+    this.#done?.reject(this.#error);
+  }
+}
+
+/**
+ * Sends one request whose reply is relayed as it comes. Resolves at the reply's headers; rejects when
+ * none came (connection error, timeout, `signal` aborted). The handler hands each chunk straight to the
+ * body's reader: no body stream, async context or per-chunk promise between the upstream and the client.
+ */
+export function requestLive(
+  dispatcher: Dispatcher,
+  opts: Dispatcher.DispatchOptions,
+  signal: AbortSignal | undefined,
+): Promise<LiveReply> {
+  return new Promise((resolve, reject) => {
+    const body = new LiveBody();
+    let answered = false;
+    let controller: Dispatcher.DispatchController | null = null;
+    const onAbort = () => controller?.abort(signal!.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const done = () => signal?.removeEventListener("abort", onAbort);
+    dispatcher.dispatch(opts, {
+      onRequestStart(c) {
+        controller = c;
+        body.started(c);
+        if (signal?.aborted) c.abort(signal.reason); // aborted while the request waited for a connection
+      },
+      onResponseStart(_c, statusCode, headers) {
+        if (statusCode < 200) return; // informational (103 Early Hints, …): the answer is still to come
+        answered = true;
+        resolve({ statusCode, headers, body });
+      },
+      onResponseData(_c, chunk) {
+        body.push(chunk);
+      },
+      onResponseEnd() {
+        done();
+        body.end();
+      },
+      onResponseError(_c, error) {
+        done();
+        if (answered) body.fail(error);
+        else reject(error);
+      },
+    });
+  });
+}

@@ -1,0 +1,148 @@
+// The gateway against upstream answers that the fixture mock does not give, written byte by byte on a raw
+// socket: informational 1xx answers before the real one, a retryable answer whose body breaks off, and a
+// client's `Expect: 100-continue`.
+import { request } from "node:http";
+import { type AddressInfo, createServer, type Server, type Socket } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { gatewayRecords, startTestGateway } from "./helpers.js";
+import { FX, fixture } from "./mock-upstream.js";
+
+const OK_BODY = fixture(FX.chat);
+const OK = `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(OK_BODY)}\r\n\r\n${OK_BODY}`;
+
+/** What each scenario writes for its n-th request (1-based); a function may write later or close. */
+const SCENARIOS: Record<string, (sock: Socket, n: number) => void> = {
+  // An early hint, then the answer.
+  "hint-then-ok": (sock) => {
+    sock.write("HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\n");
+    setTimeout(() => sock.write(OK), 20);
+  },
+  // An early hint, then the connection drops: nothing was answered, so it is retried.
+  "hint-then-close": (sock, n) => {
+    if (n > 1) return void sock.write(OK);
+    sock.write("HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\n");
+    setTimeout(() => sock.destroy(), 20);
+  },
+  // A 503 whose body breaks off after 9 of its 100 bytes: retryable all the same.
+  "503-cut": (sock, n) => {
+    if (n > 1) return void sock.write(OK);
+    sock.write(
+      'HTTP/1.1 503 Service Unavailable\r\nretry-after: 0\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"error":',
+    );
+    setTimeout(() => sock.destroy(), 20);
+  },
+  ok: (sock) => void sock.write(OK),
+};
+
+let upstream: Server;
+const seen: { scenario: string; head: string }[] = [];
+let gw: Awaited<ReturnType<typeof startTestGateway>>;
+
+beforeAll(async () => {
+  upstream = createServer((sock) => {
+    let buf = Buffer.alloc(0);
+    sock.on("error", () => {});
+    sock.on("data", (d) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        const end = buf.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        const head = buf.subarray(0, end).toString("latin1");
+        const length = Number(/^content-length: *(\d+)/im.exec(head)?.[1] ?? 0);
+        if (buf.length < end + 4 + length) return;
+        buf = buf.subarray(end + 4 + length);
+        const scenario = /^x-scenario: *(\S+)/im.exec(head)?.[1] ?? "ok";
+        seen.push({ scenario, head });
+        SCENARIOS[scenario]!(sock, seen.filter((s) => s.scenario === scenario).length);
+      }
+    });
+  });
+  await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
+  gw = await startTestGateway(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, {
+    timeoutMs: 1000,
+  });
+});
+afterAll(async () => {
+  await gw?.stop();
+  upstream?.close();
+});
+
+const chat = JSON.stringify({ model: "gpt-4.1-nano", messages: [{ role: "user", content: "hi" }] });
+
+function send(scenario: string, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(`${gw.url}/v1/chat/completions`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      authorization: "Bearer sk-test",
+      "x-scenario": scenario,
+      ...headers,
+    },
+    body: chat,
+  });
+}
+
+/** [attempt, http_status, error_type] of every attempt of the call a reply answered. */
+async function attemptsOf(res: Response) {
+  const records = await gatewayRecords(gw.runtime);
+  const answered = records.find((r) => r.event_id === res.headers.get("x-tollgate-event-id"))!;
+  return records
+    .filter((r) => r.request_id === answered.request_id)
+    .sort((a, b) => a.attempt - b.attempt)
+    .map((r) => [r.attempt, r.http_status, r.error_type]);
+}
+
+describe("gateway against a raw upstream", () => {
+  it("a 103 Early Hints before the answer: the answer is relayed and recorded, not the hint", async () => {
+    const res = await send("hint-then-ok");
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe(OK_BODY);
+    expect(await attemptsOf(res)).toEqual([[1, 200, null]]);
+  });
+
+  it("a 103 and then a dropped connection: nothing was answered, so the retry answers", async () => {
+    const res = await send("hint-then-close", { "x-tollgate-retries": "1" });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe(OK_BODY);
+    expect(await attemptsOf(res)).toEqual([
+      [1, null, "connection_error"],
+      [2, 200, null],
+    ]);
+  });
+
+  it("a 503 whose body breaks off is retried as a 503 (its body only names the error)", async () => {
+    const res = await send("503-cut", { "x-tollgate-retries": "1" });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe(OK_BODY);
+    expect(await attemptsOf(res)).toEqual([
+      [1, 503, "http_503"],
+      [2, 200, null],
+    ]);
+  });
+
+  it("a client's Expect: 100-continue is answered by the gateway and not sent upstream", async () => {
+    const body = Buffer.from(chat);
+    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = request(`${gw.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "content-length": body.length,
+          authorization: "Bearer sk-test",
+          "x-scenario": "ok",
+          expect: "100-continue",
+        },
+      });
+      req.on("continue", () => req.end(body)); // as curl does past 1 KB: the body waits for the 100
+      req.on("response", (res) => {
+        let t = "";
+        res.on("data", (d) => (t += d));
+        res.on("end", () => resolve({ status: res.statusCode!, text: t }));
+      });
+      req.on("error", reject);
+    });
+    expect(status, text).toBe(200);
+    expect(text).toBe(OK_BODY);
+    expect(seen.at(-1)!.head).not.toMatch(/^expect:/im);
+  });
+});

@@ -32,7 +32,22 @@ const SCENARIOS: Record<string, (sock: Socket, n: number) => void> = {
     setTimeout(() => sock.destroy(), 20);
   },
   ok: (sock) => void sock.write(OK),
+  // A long SSE stream (BIG_EVENTS events of ~8 KB, then usage and [DONE]), written as fast as the socket takes it.
+  "big-stream": (sock) => {
+    sock.write("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n");
+    const chunk = (text: string) => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`;
+    let i = 0;
+    const more = () => {
+      while (i < BIG_EVENTS) if (!sock.write(chunk(bigEvent(i++)))) return void sock.once("drain", more);
+      sock.write(`${chunk(BIG_USAGE)}${chunk("data: [DONE]\n\n")}0\r\n\r\n`);
+    };
+    more();
+  },
 };
+const BIG_EVENTS = 2_000;
+const bigEvent = (i: number) =>
+  `data: ${JSON.stringify({ id: "c", object: "chat.completion.chunk", model: "gpt-4.1-nano", choices: [{ index: 0, delta: { content: `${i}:${"x".repeat(8_000)}` } }] })}\n\n`;
+const BIG_USAGE = `data: ${JSON.stringify({ id: "c", object: "chat.completion.chunk", model: "gpt-4.1-nano", choices: [], usage: { prompt_tokens: 9, completion_tokens: 2_000, total_tokens: 2_009 } })}\n\n`;
 
 let upstream: Server;
 const seen: { scenario: string; head: string }[] = [];
@@ -118,6 +133,46 @@ describe("gateway against a raw upstream", () => {
       [1, 503, "http_503"],
       [2, 200, null],
     ]);
+  });
+
+  it("a client that reads slowly gets a 16 MB stream whole and in order; the upstream waits for it", async () => {
+    const body = JSON.stringify({
+      model: "gpt-4.1-nano",
+      messages: [{ role: "user", content: "hi" }],
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    const { text, eventId } = await new Promise<{ text: string; eventId: string }>((resolve, reject) => {
+      const req = request(`${gw.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          authorization: "Bearer sk-test",
+          "x-scenario": "big-stream",
+        },
+      });
+      req.on("response", (res) => {
+        res.pause(); // nothing read for a while: the gateway's writes back up, and it pauses the upstream
+        const parts: Buffer[] = [];
+        setTimeout(() => {
+          res.on("data", (d: Buffer) => parts.push(d));
+          res.resume();
+        }, 300);
+        res.on("end", () =>
+          resolve({
+            text: Buffer.concat(parts).toString(),
+            eventId: String(res.headers["x-tollgate-event-id"]),
+          }),
+        );
+      });
+      req.on("error", reject);
+      req.end(body);
+    });
+    let expected = "";
+    for (let i = 0; i < BIG_EVENTS; i++) expected += bigEvent(i);
+    expect(text).toBe(`${expected}${BIG_USAGE}data: [DONE]\n\n`);
+    const rec = (await gatewayRecords(gw.runtime)).find((r) => r.event_id === eventId);
+    expect(rec).toMatchObject({ status: "ok", output_tokens: 2_000, stream: true });
   });
 
   it("a client's Expect: 100-continue is answered by the gateway and not sent upstream", async () => {

@@ -14,6 +14,7 @@ export interface LiveReply {
  * are kept for it.
  */
 export class LiveBody {
+  /** Null once the body has ended or failed: a late pause or resume must not reach the connection's next request. */
   #controller: Dispatcher.DispatchController | null = null;
   #early: Buffer[] = [];
   #reader: ((chunk: Buffer) => void) | null = null;
@@ -23,14 +24,14 @@ export class LiveBody {
 
   /** Calls `onChunk` with every chunk, in order, as it comes; settles when the body ends or breaks. */
   read(onChunk: (chunk: Buffer) => void): Promise<void> {
-    for (const chunk of this.#early) onChunk(chunk);
-    this.#early = [];
-    if (this.#error) return Promise.reject(this.#error);
-    if (this.#ended) return Promise.resolve();
-    this.#reader = onChunk;
-    return new Promise((resolve, reject) => {
+    const done = new Promise<void>((resolve, reject) => {
       this.#done = { resolve, reject };
     });
+    this.#reader = onChunk;
+    for (const chunk of this.#early.splice(0)) this.push(chunk);
+    if (this.#error) this.#done!.reject(this.#error);
+    else if (this.#ended) this.#done!.resolve();
+    return done;
   }
 
   async whole(): Promise<Buffer> {
@@ -50,12 +51,19 @@ export class LiveBody {
     this.#controller?.resume();
   }
 
+  /** Ends the request (nobody will read the rest). */
+  cancel(reason: Error): void {
+    this.#controller?.abort(reason);
+    this.fail(reason);
+  }
+
   /** @internal The handler's side. */
   started(controller: Dispatcher.DispatchController): void {
     this.#controller = controller;
   }
   /** @internal */
   push(chunk: Buffer): void {
+    if (this.#error) return;
     if (!this.#reader) {
       this.#early.push(chunk);
       return;
@@ -63,19 +71,20 @@ export class LiveBody {
     try {
       this.#reader(chunk);
     } catch (e) {
-      // The reader broke (not the upstream): the request ends here, and the reader's promise says why.
-      this.#controller?.abort(e as Error);
-      this.fail(e as Error);
+      this.cancel(e as Error); // the reader broke, not the upstream: its promise says why
     }
   }
   /** @internal */
   end(): void {
     this.#ended = true;
+    this.#controller = null;
     this.#done?.resolve();
   }
   /** @internal */
   fail(error: Error): void {
     this.#error ??= error;
+    this.#controller = null;
+    this.#early = [];
     this.#done?.reject(this.#error);
   }
 }

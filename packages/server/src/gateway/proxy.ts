@@ -38,6 +38,8 @@ export interface GatewayDeps {
 }
 
 const MAX_REQUEST_BYTES = 32 * 1024 * 1024;
+/** How much a streamed reply may pile up for a slow client before the upstream is paused. */
+const PAUSE_SLACK_BYTES = 64 * 1024;
 const EMPTY_BODY = Buffer.alloc(0);
 const MAX_RETRIES = 10;
 const MAX_DEPTH = 10_000;
@@ -274,8 +276,10 @@ export class Gateway {
           await this.#relayStream(call, attempt, attemptStart, ticket, up, res, cancel!);
         else await this.#relayBody(call, attempt, attemptStart, ticket, up, res, cancel);
       } catch (e) {
-        // Whatever broke before the call was recorded: its reserved worst case is charged (never less).
+        // Whatever broke before the call was recorded: its reserved worst case is charged (never less),
+        // and a reply nobody reads any more is not left running.
         void this.deps.guard.settle(ticket, { cost: null, tokens: 0, toolCalls: 0, eventId: null });
+        if (!isWhole(up)) up.body.cancel(e as Error);
         throw e;
       }
       return;
@@ -483,6 +487,7 @@ export class Gateway {
     headers.trailer = "x-tollgate-cost-usd";
     res.writeHead(up.statusCode, headers); // sent with the first chunk, as the upstream did
     let firstByte: number | null = null;
+    let waiting = false; // for the client to drain
     let events = 0;
     let failure: unknown = null;
     try {
@@ -495,9 +500,17 @@ export class Gateway {
         const writable = stripper ? writeAny(res, stripper.push(text)) : passed;
         extractor.push(text);
         events += countEvents(text);
-        if (!writable && !client.gone) {
+        // A full client pauses the upstream, with the slack the body stream of `request()` gave before
+        // (its 64 KB): undici asserts, crashing the process, when a paused connection is reset.
+        if (!writable && !waiting && !client.gone && res.writableLength > PAUSE_SLACK_BYTES) {
+          waiting = true;
           up.body.pause();
-          void drainOrClose(res).then(() => up.body.resume());
+          void drainOrClose(res)
+            .then(() => up.body.resume())
+            .catch(() => {})
+            .finally(() => {
+              waiting = false;
+            });
         }
       });
       if (!client.gone && stripper) {

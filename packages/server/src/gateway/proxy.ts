@@ -224,36 +224,11 @@ export class Gateway {
         return this.#observe(route, call, CLIENT_CLOSED_REQUEST);
       }
       const attemptStart = Date.now();
-      let up: UpstreamReply;
-      try {
-        up = call.stream ? await this.#send(call, cancel?.signal) : await this.#sendWhole(call);
-      } catch (caught) {
-        if (cancel?.gone) return this.#clientGone(call, attempt, attemptStart, ticket, null);
-        if (caught instanceof ReplyFailed && caught.statusCode !== null) {
-          // The answer came, then its body broke off: a retryable one is retried all the same (its body
-          // only names the error); any other is the gateway's 502/504.
-          const { statusCode, headers } = caught;
-          if (!(isRetryableStatus(statusCode) && attempt <= retries && backoffMs(attempt, headers) !== null))
-            return this.#bodyFailed(call, attempt, attemptStart, ticket, statusCode, caught.cause);
-          up = { statusCode, headers, body: EMPTY_BODY };
-        } else {
-          const e = caught instanceof ReplyFailed ? caught.cause : caught;
-          const timeout = isTimeout(e);
-          this.deps.metrics.upstreamErrors.inc({
-            family: route.family,
-            kind: timeout ? "timeout" : "connection",
-          });
-          const rec = this.#record(call, attempt, attemptStart, ticket, {
-            status: "error",
-            http_status: null,
-            error_type: timeout ? "timeout" : "connection_error",
-          });
-          if (attempt <= retries) {
-            if (await waitForRetry(backoffMs(attempt, null)!, client)) continue;
-            return this.#observe(route, call, CLIENT_CLOSED_REQUEST); // nobody left to retry for
-          }
-          throw upstreamFailure(e, call, "answer").withRecord(rec);
-        }
+      const up = await this.#sendAttempt(call, attempt, attemptStart, ticket, retries, cancel);
+      if (up === "handled") return;
+      if (up === "retry") {
+        if (await waitForRetry(backoffMs(attempt, null)!, client)) continue;
+        return this.#observe(route, call, CLIENT_CLOSED_REQUEST); // nobody left to retry for
       }
       // A provider that asks for a longer wait than a gateway holds a request (null) gets no retry: its
       // answer, retry-after included, goes to the client, whose call the wait is.
@@ -283,6 +258,49 @@ export class Gateway {
         throw e;
       }
       return;
+    }
+  }
+
+  /**
+   * Sends one attempt upstream: its reply, or, when none came, "retry" (recorded, retries are left) or
+   * "handled" (the client left, recorded as such). A failure not retried is thrown as the gateway's answer.
+   */
+  async #sendAttempt(
+    call: Call,
+    attempt: number,
+    attemptStart: number,
+    ticket: Ticket | null,
+    retries: number,
+    cancel: ClientWatch | null,
+  ): Promise<UpstreamReply | "retry" | "handled"> {
+    try {
+      return call.stream ? await this.#send(call, cancel?.signal) : await this.#sendWhole(call);
+    } catch (caught) {
+      if (cancel?.gone) {
+        this.#clientGone(call, attempt, attemptStart, ticket, null);
+        return "handled";
+      }
+      if (caught instanceof ReplyFailed && caught.statusCode !== null) {
+        // The answer came, then its body broke off: a retryable one is retried all the same (its body
+        // only names the error); any other is the gateway's 502/504.
+        const { statusCode, headers } = caught;
+        if (isRetryableStatus(statusCode) && attempt <= retries && backoffMs(attempt, headers) !== null)
+          return { statusCode, headers, body: EMPTY_BODY };
+        return this.#bodyFailed(call, attempt, attemptStart, ticket, statusCode, caught.cause);
+      }
+      const e = caught instanceof ReplyFailed ? caught.cause : caught;
+      const timeout = isTimeout(e);
+      this.deps.metrics.upstreamErrors.inc({
+        family: call.route.family,
+        kind: timeout ? "timeout" : "connection",
+      });
+      const rec = this.#record(call, attempt, attemptStart, ticket, {
+        status: "error",
+        http_status: null,
+        error_type: timeout ? "timeout" : "connection_error",
+      });
+      if (attempt <= retries) return "retry";
+      throw upstreamFailure(e, call, "answer").withRecord(rec);
     }
   }
 

@@ -1,5 +1,6 @@
+import type { Command } from "commander";
 import { dataDirFrom, limitsFrom, pricebookFrom, type RuntimeOptions } from "../config.js";
-import type { Reply } from "./client.js";
+import { connect, type Reply } from "./client.js";
 
 export interface GlobalOpts {
   dataDir?: string;
@@ -38,4 +39,20 @@ export function expectOk(reply: Reply, what: string): Reply["body"] {
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Runs one API request as the local admin and returns its body (or throws the server's message). */
+export async function callApi(
+  cmd: Command,
+  method: string,
+  path: string,
+  what: string,
+  body?: unknown,
+): Promise<Reply["body"]> {
+  const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
+  try {
+    return expectOk(await client.request(method, path, body), what);
+  } finally {
+    await client.close();
+  }
 }

@@ -1,6 +1,5 @@
 import type { Command } from "commander";
-import { connect } from "./client.js";
-import { expectOk, type GlobalOpts, printJson, runtimeOptions } from "./common.js";
+import { callApi, printJson } from "./common.js";
 import { renderTable } from "./table.js";
 
 export function registerEvents(program: Command): void {
@@ -11,22 +10,14 @@ export function registerEvents(program: Command): void {
     .option("-w, --workspace <id>", "workspace", "default")
     .option("--json", "print the record as JSON")
     .action(async (id: string, o: { workspace: string; json?: boolean }, cmd: Command) => {
-      const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
-      try {
-        const q = new URLSearchParams({ workspace: o.workspace });
-        const res = expectOk(
-          await client.request("GET", `/api/events/${encodeURIComponent(id)}?${q}`),
-          `event ${id}`,
-        );
-        if (o.json) return printJson(res);
-        // The fields the call has, cost first; absent ones (null, "", [], {}) would only be noise.
-        const rows = Object.entries(res.event as Record<string, unknown>)
-          .filter(([, v]) => !isEmpty(v))
-          .map(([k, v]) => [k, shown(k, v)]);
-        console.log(renderTable(["field", "value"], [["cost_usd", res.cost_usd], ...rows]));
-      } finally {
-        await client.close();
-      }
+      const q = new URLSearchParams({ workspace: o.workspace });
+      const res = await callApi(cmd, "GET", `/api/events/${encodeURIComponent(id)}?${q}`, `event ${id}`);
+      if (o.json) return printJson(res);
+      // The fields the call has, cost first; absent ones (null, "", [], {}) would only be noise.
+      const rows = Object.entries(res.event as Record<string, unknown>)
+        .filter(([, v]) => !isEmpty(v))
+        .map(([k, v]) => [k, shown(k, v)]);
+      console.log(renderTable(["field", "value"], [["cost_usd", res.cost_usd], ...rows]));
     });
 }
 

@@ -1,7 +1,6 @@
 import type { Command } from "commander";
 import { ROLES } from "../store/types.js";
-import { connect } from "./client.js";
-import { CliError, expectOk, type GlobalOpts, printJson, runtimeOptions } from "./common.js";
+import { CliError, callApi, printJson } from "./common.js";
 import { renderTable } from "./table.js";
 
 export function registerKeys(program: Command): void {
@@ -37,32 +36,24 @@ export function registerKeys(program: Command): void {
       ) => {
         if (!(ROLES as readonly string[]).includes(o.role))
           throw new CliError(`--role must be one of ${ROLES.join(", ")}`, 2);
-        const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
-        try {
-          const res = expectOk(
-            await client.request("POST", "/api/keys", {
-              workspace: o.workspace,
-              role: o.role,
-              label: o.label,
-              defaults: {
-                customer_id: o.customer,
-                feature: o.feature,
-                user_id: o.user,
-                deployment: o.deployment,
-                prompt_version: o.promptVersion,
-                agent_type: o.agentType,
-              },
-            }),
-            "keys create",
+        const res = await callApi(cmd, "POST", "/api/keys", "keys create", {
+          workspace: o.workspace,
+          role: o.role,
+          label: o.label,
+          defaults: {
+            customer_id: o.customer,
+            feature: o.feature,
+            user_id: o.user,
+            deployment: o.deployment,
+            prompt_version: o.promptVersion,
+            agent_type: o.agentType,
+          },
+        });
+        if (o.json) printJson(res);
+        else
+          console.log(
+            `${res.key}\n\n${o.role} key for workspace ${res.workspace} (id ${res.id}). It is shown only this once: store it now.`,
           );
-          if (o.json) printJson(res);
-          else
-            console.log(
-              `${res.key}\n\n${o.role} key for workspace ${res.workspace} (id ${res.id}). It is shown only this once: store it now.`,
-            );
-        } finally {
-          await client.close();
-        }
       },
     );
 
@@ -72,32 +63,27 @@ export function registerKeys(program: Command): void {
     .option("-w, --workspace <id>", "only this workspace (default: all)")
     .option("--json", "print as JSON")
     .action(async (o: { workspace?: string; json?: boolean }, cmd: Command) => {
-      const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
-      try {
-        const q = o.workspace ? `?workspace=${encodeURIComponent(o.workspace)}` : "";
-        const res = expectOk(await client.request("GET", `/api/keys${q}`), "keys list");
-        if (o.json) return printJson(res);
-        const rows = (
-          res.keys as {
-            id: string;
-            workspace_id: string;
-            role: string;
-            label: string | null;
-            created_at: number;
-            revoked_at: number | null;
-          }[]
-        ).map((k) => [
-          k.id,
-          k.workspace_id,
-          k.role,
-          k.label ?? "",
-          new Date(k.created_at).toISOString(),
-          k.revoked_at ? `revoked ${new Date(k.revoked_at).toISOString()}` : "live",
-        ]);
-        console.log(renderTable(["id", "workspace", "role", "label", "created", "state"], rows));
-      } finally {
-        await client.close();
-      }
+      const q = o.workspace ? `?workspace=${encodeURIComponent(o.workspace)}` : "";
+      const res = await callApi(cmd, "GET", `/api/keys${q}`, "keys list");
+      if (o.json) return printJson(res);
+      const rows = (
+        res.keys as {
+          id: string;
+          workspace_id: string;
+          role: string;
+          label: string | null;
+          created_at: number;
+          revoked_at: number | null;
+        }[]
+      ).map((k) => [
+        k.id,
+        k.workspace_id,
+        k.role,
+        k.label ?? "",
+        new Date(k.created_at).toISOString(),
+        k.revoked_at ? `revoked ${new Date(k.revoked_at).toISOString()}` : "live",
+      ]);
+      console.log(renderTable(["id", "workspace", "role", "label", "created", "state"], rows));
     });
 
   keys
@@ -106,17 +92,9 @@ export function registerKeys(program: Command): void {
     .requiredOption("-w, --workspace <id>", "workspace the key belongs to")
     .option("--json", "print as JSON")
     .action(async (id: string, o: { workspace: string; json?: boolean }, cmd: Command) => {
-      const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
-      try {
-        const q = `?workspace=${encodeURIComponent(o.workspace)}`;
-        const res = expectOk(
-          await client.request("DELETE", `/api/keys/${encodeURIComponent(id)}${q}`),
-          "keys revoke",
-        );
-        if (o.json) printJson(res);
-        else console.log(`revoked key ${id} of workspace ${o.workspace}`);
-      } finally {
-        await client.close();
-      }
+      const q = `?workspace=${encodeURIComponent(o.workspace)}`;
+      const res = await callApi(cmd, "DELETE", `/api/keys/${encodeURIComponent(id)}${q}`, "keys revoke");
+      if (o.json) printJson(res);
+      else console.log(`revoked key ${id} of workspace ${o.workspace}`);
     });
 }

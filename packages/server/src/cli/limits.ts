@@ -1,21 +1,10 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { parse as parseYaml } from "yaml";
-import { connect } from "./client.js";
-import { CliError, expectOk, type GlobalOpts, printJson, runtimeOptions } from "./common.js";
+import { CliError, callApi, printJson } from "./common.js";
 import { groupThousands, renderTable } from "./table.js";
 
 type Json = Record<string, unknown>;
-
-/** Runs one API request as the local admin and returns its body (or throws the server's message). */
-async function call(cmd: Command, method: string, path: string, what: string, body?: unknown) {
-  const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
-  try {
-    return expectOk(await client.request(method, path, body), what);
-  } finally {
-    await client.close();
-  }
-}
 
 /** "user_id=u1" pairs → an object; the value "*" means one bucket per distinct value. */
 function pairs(list: string[] | undefined, flag: string): Record<string, string> {
@@ -133,7 +122,7 @@ export function registerLimits(program: Command): void {
           }),
         };
       }
-      const res = await call(cmd, "POST", `/api/budgets?${ws(o.workspace)}`, "budgets set", spec);
+      const res = await callApi(cmd, "POST", `/api/budgets?${ws(o.workspace)}`, "budgets set", spec);
       if (o.json) printJson(res);
       else
         console.log(
@@ -147,7 +136,7 @@ export function registerLimits(program: Command): void {
     .option("--json", "print as JSON")
     .action(async (id: string | undefined, o: { workspace: string; json?: boolean }, cmd: Command) => {
       const path = id ? `/api/budgets/${encodeURIComponent(id)}` : "/api/budgets";
-      const res = await call(cmd, "GET", `${path}?${ws(o.workspace)}`, "budgets status");
+      const res = await callApi(cmd, "GET", `${path}?${ws(o.workspace)}`, "budgets status");
       if (o.json) return printJson(res);
       printStatus(id ? [res] : res.budgets);
     });
@@ -156,7 +145,7 @@ export function registerLimits(program: Command): void {
     .description("remove a budget")
     .option("-w, --workspace <id>", "workspace", "default")
     .action(async (id: string, o: { workspace: string }, cmd: Command) => {
-      await call(
+      await callApi(
         cmd,
         "DELETE",
         `/api/budgets/${encodeURIComponent(id)}?${ws(o.workspace)}`,
@@ -170,7 +159,7 @@ export function registerLimits(program: Command): void {
     .option("-w, --workspace <id>", "workspace", "default")
     .option("--json", "print as JSON")
     .action(async (id: string, o: { workspace: string; json?: boolean }, cmd: Command) => {
-      const res = await call(
+      const res = await callApi(
         cmd,
         "GET",
         `/api/budgets/${encodeURIComponent(id)}/audit?${ws(o.workspace)}`,
@@ -198,7 +187,7 @@ export function registerLimits(program: Command): void {
     .option("-w, --workspace <id>", "workspace", "default")
     .option("--json", "print as JSON")
     .action(async (runId: string, o: { workspace: string; json?: boolean }, cmd: Command) => {
-      const res = await call(
+      const res = await callApi(
         cmd,
         "GET",
         `/api/runs/${encodeURIComponent(runId)}?${ws(o.workspace)}`,
@@ -230,7 +219,7 @@ export function registerLimits(program: Command): void {
       .option("--json", "print as JSON")
       .action(
         async (runId: string, o: { workspace: string; reason?: string; json?: boolean }, cmd: Command) => {
-          const res = await call(
+          const res = await callApi(
             cmd,
             "POST",
             `/api/runs/${encodeURIComponent(runId)}/${verb}?${ws(o.workspace)}`,
@@ -265,7 +254,7 @@ export function registerLimits(program: Command): void {
         max_span_depth: num(o.maxDepth),
         max_wall_time_s: num(o.maxWallTime),
       };
-      await call(
+      await callApi(
         cmd,
         "PUT",
         `/api/agents/${encodeURIComponent(type)}?${ws(o.workspace!)}`,
@@ -280,7 +269,7 @@ export function registerLimits(program: Command): void {
     .option("-w, --workspace <id>", "workspace", "default")
     .option("--json", "print as JSON")
     .action(async (o: { workspace: string; json?: boolean }, cmd: Command) => {
-      const res = await call(cmd, "GET", `/api/agents?${ws(o.workspace)}`, "agents list");
+      const res = await callApi(cmd, "GET", `/api/agents?${ws(o.workspace)}`, "agents list");
       if (o.json) return printJson(res);
       console.log(
         renderTable(

@@ -23,7 +23,7 @@ import { type Attribution, headerValue, replyHeaders, splitHeaders } from "./hea
 import { type LiveReply, requestLive } from "./live-reply.js";
 import type { GatewayMetrics } from "./metrics.js";
 import type { Recorder } from "./recorder.js";
-import { backoffMs, isRetryableStatus } from "./retry.js";
+import { backoffMs, retryWaitMs } from "./retry.js";
 import { classify, type GatewayRoute } from "./routes.js";
 import { UsageChunkStripper } from "./strip-usage.js";
 import { ReplyFailed, requestWhole, type WholeReply } from "./whole-reply.js";
@@ -232,8 +232,7 @@ export class Gateway {
       }
       // A provider that asks for a longer wait than a gateway holds a request (null) gets no retry: its
       // answer, retry-after included, goes to the client, whose call the wait is.
-      const wait =
-        isRetryableStatus(up.statusCode) && attempt <= retries ? backoffMs(attempt, up.headers) : null;
+      const wait = retryWaitMs(up.statusCode, up.headers, attempt, retries);
       if (wait !== null) {
         const text = (isWhole(up) ? up.body : await up.body.whole().catch(() => EMPTY_BODY)).toString();
         this.deps.metrics.upstreamErrors.inc({ family: route.family, kind: String(up.statusCode) });
@@ -284,7 +283,7 @@ export class Gateway {
         // The answer came, then its body broke off: a retryable one is retried all the same (its body
         // only names the error); any other is the gateway's 502/504.
         const { statusCode, headers } = caught;
-        if (isRetryableStatus(statusCode) && attempt <= retries && backoffMs(attempt, headers) !== null)
+        if (retryWaitMs(statusCode, headers, attempt, retries) !== null)
           return { statusCode, headers, body: EMPTY_BODY };
         return this.#bodyFailed(call, attempt, attemptStart, ticket, statusCode, caught.cause);
       }

@@ -49,3 +49,16 @@ function numberOrNull(v: string | null): number | null {
   const n = Number(v);
   return Number.isFinite(n) ? n : null;
 }
+
+/**
+ * The wait before retrying an answer, or null when it is not retried: its status is not retryable, no
+ * retries are left (`attempt` > `retries`), or it asks for a longer wait than a gateway holds a request.
+ */
+export function retryWaitMs(
+  status: number,
+  headers: HeaderMap,
+  attempt: number,
+  retries: number,
+): number | null {
+  return isRetryableStatus(status) && attempt <= retries ? backoffMs(attempt, headers) : null;
+}

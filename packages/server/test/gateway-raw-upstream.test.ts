@@ -1,8 +1,10 @@
 // The gateway against upstream answers that the fixture mock does not give, written byte by byte on a raw
-// socket: informational 1xx answers before the real one, a retryable answer whose body breaks off, and a
-// client's `Expect: 100-continue`.
-import { request } from "node:http";
+// socket: informational 1xx answers before the real one, a retryable answer whose body breaks off, a long
+// stream for clients that read slowly, stall or leave, and a client's `Expect: 100-continue`.
+import { once } from "node:events";
+import { type ClientRequest, type IncomingMessage, request } from "node:http";
 import { type AddressInfo, createServer, type Server, type Socket } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gatewayRecords, startTestGateway } from "./helpers.js";
 import { FX, fixture } from "./mock-upstream.js";
@@ -34,16 +36,25 @@ const SCENARIOS: Record<string, (sock: Socket, n: number) => void> = {
   ok: (sock) => void sock.write(OK),
   // A long SSE stream (BIG_EVENTS events of ~8 KB, then usage and [DONE]), written as fast as the socket takes it.
   "big-stream": (sock) => {
+    const state = { waiting: false, closed: new Promise<void>((r) => sock.once("close", () => r())) };
+    bigStreams.push(state);
     sock.write("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n");
     const chunk = (text: string) => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`;
     let i = 0;
     const more = () => {
-      while (i < BIG_EVENTS) if (!sock.write(chunk(bigEvent(i++)))) return void sock.once("drain", more);
+      state.waiting = false;
+      while (i < BIG_EVENTS)
+        if (!sock.write(chunk(bigEvent(i++)))) {
+          state.waiting = true;
+          return void sock.once("drain", more);
+        }
       sock.write(`${chunk(BIG_USAGE)}${chunk("data: [DONE]\n\n")}0\r\n\r\n`);
     };
     more();
   },
 };
+/** Each big-stream request's upstream side: whether it waits for the gateway to read, and its connection's close. */
+const bigStreams: { waiting: boolean; closed: Promise<void> }[] = [];
 const BIG_EVENTS = 2_000;
 const bigEvent = (i: number) =>
   `data: ${JSON.stringify({ id: "c", object: "chat.completion.chunk", model: "gpt-4.1-nano", choices: [{ index: 0, delta: { content: `${i}:${"x".repeat(8_000)}` } }] })}\n\n`;
@@ -107,6 +118,47 @@ async function attemptsOf(res: Response) {
     .map((r) => [r.attempt, r.http_status, r.error_type]);
 }
 
+const STREAM_CHAT = JSON.stringify({
+  model: "gpt-4.1-nano",
+  messages: [{ role: "user", content: "hi" }],
+  stream: true,
+  stream_options: { include_usage: true },
+});
+
+/** A big-stream call, its reply taken at its headers and paused: the test decides when (if ever) to read. */
+function startBigStream(
+  headers: Record<string, string> = {},
+): Promise<{ req: ClientRequest; res: IncomingMessage }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${gw.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        authorization: "Bearer sk-test",
+        "x-scenario": "big-stream",
+        ...headers,
+      },
+    });
+    req.on("response", (res) => {
+      res.pause();
+      resolve({ req, res });
+    });
+    req.on("error", reject);
+    req.end(STREAM_CHAT);
+  });
+}
+
+/** The record of the call a reply answered, once the gateway has written it (a cut stream's comes late). */
+async function recordOf(res: IncomingMessage) {
+  const eventId = res.headers["x-tollgate-event-id"];
+  for (let i = 0; i < 100; i++) {
+    const rec = (await gatewayRecords(gw.runtime)).find((r) => r.event_id === eventId);
+    if (rec) return rec;
+    await sleep(50);
+  }
+  throw new Error(`no record of ${eventId}`);
+}
+
 describe("gateway against a raw upstream", () => {
   it("a 103 Early Hints before the answer: the answer is relayed and recorded, not the hint", async () => {
     const res = await send("hint-then-ok");
@@ -136,43 +188,51 @@ describe("gateway against a raw upstream", () => {
   });
 
   it("a client that reads slowly gets a 16 MB stream whole and in order; the upstream waits for it", async () => {
-    const body = JSON.stringify({
-      model: "gpt-4.1-nano",
-      messages: [{ role: "user", content: "hi" }],
-      stream: true,
-      stream_options: { include_usage: true },
-    });
-    const { text, eventId } = await new Promise<{ text: string; eventId: string }>((resolve, reject) => {
-      const req = request(`${gw.url}/v1/chat/completions`, {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          authorization: "Bearer sk-test",
-          "x-scenario": "big-stream",
-        },
-      });
-      req.on("response", (res) => {
-        res.pause(); // nothing read for a while: the gateway's writes back up, and it pauses the upstream
-        const parts: Buffer[] = [];
-        setTimeout(() => {
-          res.on("data", (d: Buffer) => parts.push(d));
-          res.resume();
-        }, 300);
-        res.on("end", () =>
-          resolve({
-            text: Buffer.concat(parts).toString(),
-            eventId: String(res.headers["x-tollgate-event-id"]),
-          }),
-        );
-      });
-      req.on("error", reject);
-      req.end(body);
-    });
+    const { res } = await startBigStream();
+    // Nothing read for a while: the gateway's writes back up, and it pauses the upstream.
+    await sleep(300);
+    const parts: Buffer[] = [];
+    res.on("data", (d: Buffer) => parts.push(d));
+    res.resume();
+    await once(res, "end");
     let expected = "";
     for (let i = 0; i < BIG_EVENTS; i++) expected += bigEvent(i);
-    expect(text).toBe(`${expected}${BIG_USAGE}data: [DONE]\n\n`);
-    const rec = (await gatewayRecords(gw.runtime)).find((r) => r.event_id === eventId);
+    expect(Buffer.concat(parts).toString()).toBe(`${expected}${BIG_USAGE}data: [DONE]\n\n`);
+    const rec = await recordOf(res);
     expect(rec).toMatchObject({ status: "ok", output_tokens: 2_000, stream: true });
+  });
+
+  it("a client that reads nothing for a whole timeout is let go, and so is the upstream paused for it", async () => {
+    const { req, res } = await startBigStream({ "x-tollgate-timeout-ms": "300" });
+    const upstreamSide = bigStreams.at(-1)!;
+    await upstreamSide.closed; // the gateway cancelled the upstream request
+    const rec = await recordOf(res);
+    expect(rec).toMatchObject({
+      status: "error",
+      http_status: 200,
+      error_type: "client_stalled",
+      cost_source: "estimated",
+    });
+    // Billed as far as it went: the events the gateway read before the client stalled, not all of them.
+    expect(rec.output_tokens).toBeGreaterThan(0);
+    expect(rec.output_tokens).toBeLessThan(BIG_EVENTS);
+    req.destroy();
+  });
+
+  it("a client that leaves while the upstream is paused for it: recorded as gone, and the gateway goes on", async () => {
+    const { req, res } = await startBigStream();
+    const upstreamSide = bigStreams.at(-1)!;
+    while (!upstreamSide.waiting) await sleep(10); // the gateway has stopped reading the upstream
+    req.destroy();
+    await upstreamSide.closed;
+    const rec = await recordOf(res);
+    expect(rec).toMatchObject({
+      status: "error",
+      error_type: "client_disconnected",
+      cost_source: "estimated",
+    });
+    const next = await send("ok");
+    expect(await next.text()).toBe(OK_BODY);
   });
 
   it("a client's Expect: 100-continue is answered by the gateway and not sent upstream", async () => {

@@ -522,10 +522,14 @@ export class Gateway {
         if (!writable && !waiting && !client.gone && res.writableLength > PAUSE_SLACK_BYTES) {
           waiting = true;
           up.body.pause();
+          // A client that takes nothing for as long as the upstream may stay silent is let go: it would
+          // otherwise hold the paused upstream request open for as long as it keeps its connection.
+          const stall = setTimeout(() => up.body.cancel(new ClientStalled(call.timeoutMs)), call.timeoutMs);
           void drainOrClose(res)
             .then(() => up.body.resume())
             .catch(() => {})
             .finally(() => {
+              clearTimeout(stall);
               waiting = false;
             });
         }
@@ -555,9 +559,11 @@ export class Gateway {
           : null
         : clientGone
           ? "client_disconnected"
-          : isTimeout(failure)
-            ? "timeout"
-            : "upstream_stream_broken",
+          : failure instanceof ClientStalled
+            ? "client_stalled"
+            : isTimeout(failure)
+              ? "timeout"
+              : "upstream_stream_broken",
       usage: complete ? usage : estimateUsage(call, usage, events),
       estimated: !complete,
       event_id: eventId,
@@ -840,6 +846,13 @@ function sendError(res: ServerResponse, route: GatewayRoute, err: GatewayError):
 interface Timing {
   readonly started: number;
   stream: boolean;
+}
+
+/** A stream's client took nothing for a whole upstream timeout while the upstream waited for it. */
+class ClientStalled extends Error {
+  constructor(timeoutMs: number) {
+    super(`the client read nothing of the stream for ${timeoutMs} ms`);
+  }
 }
 
 /** nginx's code for a client that closed the request before the answer: in /metrics, not on the wire. */

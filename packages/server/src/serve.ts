@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { getRequestListener } from "@hono/node-server";
 import type { RuntimeOptions } from "./config.js";
-import { type GatewayConfig, gatewayConfigFromEnv } from "./gateway/config.js";
+import { describeEgress, type GatewayConfig, gatewayConfigFromEnv } from "./gateway/config.js";
 import { Gateway } from "./gateway/proxy.js";
 import { type RunningJobs, serverJobs, startJobs } from "./jobs/index.js";
 import { watchPriceBook } from "./pricebook-file.js";
@@ -50,10 +50,15 @@ export async function startServer(
   stop: () => Promise<void>;
 }> {
   const role = opts.role ?? "all";
+  // Read first: a bad setting is reported before the store (and its data-dir lock) is opened.
+  const gatewayConfig = servesRoutes(role, "gateway")
+    ? gatewayConfigFromEnv(opts.gateway, opts.upstreamsPath)
+    : null;
+  if (gatewayConfig?.egressProxy) opts.log(describeEgress(gatewayConfig.egressProxy));
   const runtime = await openRuntime({ ...opts, role });
-  const gateway = servesRoutes(role, "gateway")
+  const gateway = gatewayConfig
     ? new Gateway({
-        config: gatewayConfigFromEnv(opts.gateway, opts.upstreamsPath),
+        config: gatewayConfig,
         engine: runtime.engine,
         recorder: runtime.recorder,
         keys: runtime.keys,

@@ -43,6 +43,8 @@ Gateway (environment; per request, headers override):
                                 header x-tollgate-timeout-ms, up to TOLLGATE_UPSTREAM_TIMEOUT_MAX_MS (3600000)
   TOLLGATE_GATEWAY_RETRIES      retries of 429/5xx/connection errors (0); header x-tollgate-retries
   TOLLGATE_GATEWAY_REQUIRE_KEY=1  refuse calls without a gateway key in x-tollgate-key
+  HTTPS_PROXY, HTTP_PROXY       egress proxy for upstream calls (as curl reads them); NO_PROXY: hosts
+                                reached directly
 
 Tuning (environment):
   TOLLGATE_BACKGROUND_NICE      how many nice steps below the main thread the background threads run

@@ -11,6 +11,16 @@ export interface NamedUpstream {
   headers: Record<string, string>;
 }
 
+/** The proxy upstream calls leave through, as curl reads it from HTTPS_PROXY, HTTP_PROXY and NO_PROXY. */
+export interface EgressProxy {
+  /** For https:// upstreams; null: the HTTP one (or none). */
+  httpsProxy: string | null;
+  /** For http:// upstreams (and https:// ones when no HTTPS proxy is set). */
+  httpProxy: string | null;
+  /** Hosts (and host:port) reached directly, comma or space separated; `*` for all. */
+  noProxy: string | null;
+}
+
 export interface GatewayConfig {
   /** OpenAI-compatible upstream, including `/v1` (TOLLGATE_OPENAI_BASE_URL). */
   openaiBaseUrl: string;
@@ -25,6 +35,8 @@ export interface GatewayConfig {
   /** Refuse calls without a valid x-tollgate-key (TOLLGATE_GATEWAY_REQUIRE_KEY=1). */
   requireKey: boolean;
   upstreams: Record<string, NamedUpstream>;
+  /** Null: upstreams are reached directly. */
+  egressProxy: EgressProxy | null;
 }
 
 const UpstreamsFile = z.strictObject({
@@ -84,6 +96,43 @@ export function gatewayConfigFromEnv(
     retries: intFromEnv("TOLLGATE_GATEWAY_RETRIES", 0),
     requireKey: process.env.TOLLGATE_GATEWAY_REQUIRE_KEY === "1",
     upstreams: file ? loadUpstreams(file) : {},
+    egressProxy: egressProxyFromEnv(process.env),
     ...overrides,
   };
+}
+
+/** HTTPS_PROXY / HTTP_PROXY / NO_PROXY, lower-case first as curl does; null when neither proxy is set. */
+export function egressProxyFromEnv(env: NodeJS.ProcessEnv): EgressProxy | null {
+  const read = (name: string) => env[name.toLowerCase()] || env[name] || null;
+  const proxyUrl = (name: string) => {
+    const v = read(name);
+    if (v === null) return null;
+    let url: URL | null = null;
+    try {
+      url = new URL(v);
+    } catch {}
+    if (url?.protocol !== "http:" && url?.protocol !== "https:")
+      throw new Error(
+        `${name} must be a proxy URL such as http://proxy.internal:3128, got ${JSON.stringify(redactProxy(v))}`,
+      );
+    return v;
+  };
+  const httpsProxy = proxyUrl("HTTPS_PROXY");
+  const httpProxy = proxyUrl("HTTP_PROXY");
+  if (!httpsProxy && !httpProxy) return null;
+  return { httpsProxy, httpProxy, noProxy: read("NO_PROXY") };
+}
+
+/** The start-up line that says where upstream calls go (passwords left out). */
+export function describeEgress(p: EgressProxy): string {
+  const via = [
+    p.httpsProxy && `HTTPS_PROXY ${redactProxy(p.httpsProxy)}`,
+    p.httpProxy && `HTTP_PROXY ${redactProxy(p.httpProxy)}`,
+  ].filter(Boolean);
+  return `upstream calls leave through ${via.join(", ")}${p.noProxy ? `, except NO_PROXY ${p.noProxy}` : ""}`;
+}
+
+/** A proxy URL without its password, for logs and errors. */
+function redactProxy(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
 }

@@ -13,7 +13,7 @@ import {
   totalTokens,
   uuidv7,
 } from "@tollgate/core";
-import { type Dispatcher, Pool } from "undici";
+import { type Dispatcher, EnvHttpProxyAgent, Pool } from "undici";
 import type { KeyResolver, Principal } from "../auth/keys.js";
 import { costUsd, recordCostUsd } from "../cost-usd.js";
 import type { SpendGuard, Ticket } from "../limits/guard.js";
@@ -44,6 +44,15 @@ const EMPTY_BODY = Buffer.alloc(0);
 const MAX_RETRIES = 10;
 const MAX_DEPTH = 10_000;
 const GATEWAY_ROLES = new Set(["gateway", "admin", "root"]);
+const POOL_OPTIONS = { connections: 256, pipelining: 1 };
+
+/** Where an upstream base URL's requests go: its own pool, or the egress proxy agent shared by all. */
+interface Upstream {
+  dispatcher: Dispatcher;
+  origin: string;
+  /** The base URL's path (e.g. /v1), put before each call's path. */
+  prefix: string;
+}
 
 /** Everything known about one client call while it is proxied. */
 interface Call {
@@ -117,9 +126,21 @@ class GatewayError extends Error {
  * upstream attempt with exact usage and cost. Recording never sits between the upstream and the client.
  */
 export class Gateway {
-  readonly #pools = new Map<string, { pool: Pool; prefix: string }>();
+  readonly #upstreams = new Map<string, Upstream>();
+  /** Set when upstream calls leave through a proxy (HTTPS_PROXY …): it also keeps NO_PROXY hosts' pools. */
+  readonly #egress: EnvHttpProxyAgent | null;
 
-  constructor(private readonly deps: GatewayDeps) {}
+  constructor(private readonly deps: GatewayDeps) {
+    const p = deps.config.egressProxy;
+    this.#egress = p
+      ? new EnvHttpProxyAgent({
+          ...POOL_OPTIONS,
+          httpProxy: p.httpProxy ?? undefined,
+          httpsProxy: p.httpsProxy ?? undefined,
+          noProxy: p.noProxy ?? "", // not read from the environment again: the config is the source
+        })
+      : null;
+  }
 
   /** Takes the request when it is a gateway path; returns false to let the API handle it. */
   handle(req: IncomingMessage, res: ServerResponse): boolean {
@@ -139,7 +160,9 @@ export class Gateway {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.#pools.values()].map((p) => p.pool.close()));
+    const dispatchers = new Set([...this.#upstreams.values()].map((u) => u.dispatcher));
+    if (this.#egress) dispatchers.add(this.#egress);
+    await Promise.all([...dispatchers].map((d) => d.close()));
   }
 
   async #serve(
@@ -367,26 +390,27 @@ export class Gateway {
 
   /** A streamed call: its reply's body is relayed as it comes. */
   #send(call: Call, signal: AbortSignal | undefined): Promise<LiveReply> {
-    const { pool, prefix } = this.#upstream(call.base);
-    return requestLive(pool, upstreamRequest(call, prefix), signal);
+    const up = this.#upstream(call.base);
+    return requestLive(up.dispatcher, upstreamRequest(call, up), signal);
   }
 
   /** Any other call: its reply is buffered (its cost goes in the reply's headers). */
   #sendWhole(call: Call): Promise<WholeReply> {
-    const { pool, prefix } = this.#upstream(call.base);
-    return requestWhole(pool, upstreamRequest(call, prefix));
+    const up = this.#upstream(call.base);
+    return requestWhole(up.dispatcher, upstreamRequest(call, up));
   }
 
-  /** One keep-alive pool per upstream origin; the base URL is parsed once, not per request. */
-  #upstream(base: string): { pool: Pool; prefix: string } {
-    let up = this.#pools.get(base);
+  /** One keep-alive pool per upstream origin (or the egress proxy); the base URL is parsed once, not per request. */
+  #upstream(base: string): Upstream {
+    let up = this.#upstreams.get(base);
     if (!up) {
       const url = new URL(base);
       up = {
-        pool: new Pool(url.origin, { connections: 256, pipelining: 1 }),
+        dispatcher: this.#egress ?? new Pool(url.origin, POOL_OPTIONS),
+        origin: url.origin,
         prefix: url.pathname.replace(/\/+$/, ""),
       };
-      this.#pools.set(base, up);
+      this.#upstreams.set(base, up);
     }
     return up;
   }
@@ -694,11 +718,12 @@ type UpstreamReply = LiveReply | WholeReply;
 const isWhole = (up: UpstreamReply): up is WholeReply => Buffer.isBuffer(up.body);
 
 /** The request one attempt sends upstream: the client's headers (controls stripped) and bytes. */
-function upstreamRequest(call: Call, prefix: string): Dispatcher.DispatchOptions {
+function upstreamRequest(call: Call, up: Upstream): Dispatcher.DispatchOptions {
   const headers: Record<string, string> = Object.assign({}, call.forward, call.extraHeaders);
   headers["content-length"] = String(call.body.length);
   return {
-    path: prefix + call.route.upstreamPath,
+    origin: up.origin, // a pool has its own; the egress proxy agent picks the route by it
+    path: up.prefix + call.route.upstreamPath,
     method: call.method as Dispatcher.HttpMethod,
     headers,
     body: call.method === "GET" || call.method === "HEAD" ? null : call.body,

@@ -1,0 +1,154 @@
+// Upstream calls through a corporate egress proxy (HTTPS_PROXY / HTTP_PROXY / NO_PROXY): a local CONNECT
+// proxy on 127.0.0.1 stands in for it and tunnels to the mock upstream.
+import { createServer, type Server } from "node:http";
+import { type AddressInfo, connect } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describeEgress, type EgressProxy, egressProxyFromEnv } from "../src/gateway/config.js";
+import { gatewayRecords, startTestGateway } from "./helpers.js";
+import { FX, fixture, sseText, startMockUpstream, withoutUsage } from "./mock-upstream.js";
+
+type Gateway = Awaited<ReturnType<typeof startTestGateway>>;
+
+/** A CONNECT proxy: it notes each tunnel's target and Proxy-Authorization; `refuse` answers 407 instead. */
+async function startConnectProxy(opts: { refuse?: boolean } = {}) {
+  const tunnels: { target: string; auth: string | undefined }[] = [];
+  const plain: string[] = [];
+  const server: Server = createServer((req, res) => {
+    plain.push(req.url ?? ""); // a request sent to the proxy without a tunnel: not expected
+    res.writeHead(502).end();
+  });
+  server.on("connect", (req, client, head) => {
+    tunnels.push({ target: req.url ?? "", auth: req.headers["proxy-authorization"] });
+    if (opts.refuse) return void client.end("HTTP/1.1 407 Proxy Authentication Required\r\n\r\n");
+    const [host, port] = (req.url ?? "").split(":");
+    const upstream = connect(Number(port), host!, () => {
+      client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+      upstream.write(head);
+      upstream.pipe(client).pipe(upstream);
+    });
+    upstream.on("error", () => client.destroy());
+    client.on("error", () => upstream.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    tunnels,
+    plain,
+    close: () => {
+      server.closeAllConnections();
+      return new Promise((r) => server.close(r));
+    },
+  };
+}
+
+const chat = (stream = false) =>
+  JSON.stringify({ model: "gpt-4.1-nano", messages: [{ role: "user", content: "hi" }], stream });
+
+async function post(gw: Gateway, body: string) {
+  const res = await fetch(`${gw.url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: "Bearer sk-test" },
+    body,
+  });
+  return { res, text: await res.text() };
+}
+
+describe("gateway behind an egress proxy", () => {
+  let mock: Awaited<ReturnType<typeof startMockUpstream>>;
+  let proxy: Awaited<ReturnType<typeof startConnectProxy>>;
+  let refusing: Awaited<ReturnType<typeof startConnectProxy>>;
+  const gateways: Gateway[] = [];
+  const gatewayVia = async (egressProxy: EgressProxy) => {
+    const gw = await startTestGateway(mock.url, { egressProxy });
+    gateways.push(gw);
+    return gw;
+  };
+  beforeAll(async () => {
+    mock = await startMockUpstream({ chunkDelayMs: 0 });
+    proxy = await startConnectProxy();
+    refusing = await startConnectProxy({ refuse: true });
+  });
+  afterAll(async () => {
+    for (const gw of gateways) await gw.stop();
+    await proxy.close();
+    await refusing.close();
+    await mock.close();
+  });
+
+  it("sends upstream calls through the proxy's tunnel, with its credentials; replies and records are unchanged", async () => {
+    const withCredentials = proxy.url.replace("//", "//ops:s3cret@");
+    const gw = await gatewayVia({ httpProxy: withCredentials, httpsProxy: null, noProxy: null });
+    const before = mock.requests.length;
+
+    const whole = await post(gw, chat());
+    expect(whole.res.status).toBe(200);
+    expect(whole.text).toBe(fixture(FX.chat));
+    const streamed = await post(gw, chat(true));
+    expect(streamed.res.status).toBe(200);
+    expect(streamed.text).toBe(withoutUsage(sseText(FX.chatStream))); // usage added upstream, stripped again
+
+    expect(mock.requests.length).toBe(before + 2);
+    const target = new URL(mock.url).host;
+    expect(proxy.tunnels.length).toBeGreaterThan(0);
+    for (const t of proxy.tunnels) {
+      expect(t.target).toBe(target);
+      expect(t.auth).toBe(`Basic ${Buffer.from("ops:s3cret").toString("base64")}`);
+    }
+    expect(proxy.plain).toEqual([]);
+    const records = await gatewayRecords(gw.runtime);
+    const ids = [whole.res, streamed.res].map((r) => r.headers.get("x-tollgate-event-id"));
+    for (const id of ids)
+      expect(records.find((r) => r.event_id === id)).toMatchObject({ status: "ok", priced: true });
+  });
+
+  it("reaches NO_PROXY hosts directly", async () => {
+    const gw = await gatewayVia({ httpProxy: proxy.url, httpsProxy: null, noProxy: "localhost, 127.0.0.1" });
+    const tunnels = proxy.tunnels.length;
+    const { res } = await post(gw, chat());
+    expect(res.status).toBe(200);
+    expect(proxy.tunnels.length).toBe(tunnels);
+  });
+
+  it("a proxy that refuses the tunnel is the gateway's 502 in the provider's shape, recorded as a connection error", async () => {
+    const gw = await gatewayVia({ httpProxy: refusing.url, httpsProxy: null, noProxy: null });
+    const { res, text } = await post(gw, chat());
+    expect(res.status).toBe(502);
+    const error = JSON.parse(text).error;
+    expect(error.type).toBe("api_error");
+    expect(error.message).toMatch(/^upstream connection failed: .*407/);
+    expect(refusing.tunnels.length).toBe(1);
+    const rec = (await gatewayRecords(gw.runtime)).find(
+      (r) => r.event_id === res.headers.get("x-tollgate-event-id"),
+    );
+    expect(rec).toMatchObject({ status: "error", http_status: null, error_type: "connection_error" });
+  });
+});
+
+describe("egress proxy settings", () => {
+  it("reads HTTPS_PROXY, HTTP_PROXY and NO_PROXY, the lower-case name first (as curl does)", () => {
+    expect(egressProxyFromEnv({})).toBeNull();
+    expect(egressProxyFromEnv({ NO_PROXY: "internal" })).toBeNull(); // no proxy to bypass
+    expect(
+      egressProxyFromEnv({
+        HTTPS_PROXY: "http://upper:3128",
+        https_proxy: "http://lower:3128",
+        no_proxy: ".corp,10.0.0.1:8080",
+      }),
+    ).toEqual({ httpsProxy: "http://lower:3128", httpProxy: null, noProxy: ".corp,10.0.0.1:8080" });
+  });
+
+  it("refuses a proxy that is not an http(s) URL, naming the variable and hiding the password", () => {
+    expect(() => egressProxyFromEnv({ HTTP_PROXY: "proxy.corp:3128" })).toThrow(
+      'HTTP_PROXY must be a proxy URL such as http://proxy.internal:3128, got "proxy.corp:3128"',
+    );
+    expect(() => egressProxyFromEnv({ HTTPS_PROXY: "socks5://ops:s3cret@proxy:1080" })).toThrow(
+      'HTTPS_PROXY must be a proxy URL such as http://proxy.internal:3128, got "socks5://ops:***@proxy:1080"',
+    );
+  });
+
+  it("says at start where calls go, without the password", () => {
+    expect(
+      describeEgress({ httpsProxy: "http://ops:s3cret@proxy:3128", httpProxy: null, noProxy: "localhost" }),
+    ).toBe("upstream calls leave through HTTPS_PROXY http://ops:***@proxy:3128, except NO_PROXY localhost");
+  });
+});

@@ -149,6 +149,7 @@ export async function startTestGateway(
       anthropicBaseUrl: `${upstreamOrigin}/v1`,
       timeoutMs: 2000,
       retries: 0,
+      egressProxy: null, // the upstreams of tests are on 127.0.0.1, whatever proxy this machine sets
       ...gateway,
     },
   });

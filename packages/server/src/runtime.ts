@@ -60,7 +60,7 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const writer = new GroupCommitWriter(store, { concurrency: store.writeConcurrency });
   const keys = new KeyResolver(store, rootToken);
   const recorder = new Recorder(writer, engine, new Spool(join(opts.dataDir, "spool")), {
-    onError: (e) => console.error(`recording deferred to the spool: ${(e as Error).message}`),
+    onError: (e) => console.error(`recording: ${(e as Error).message}`),
   });
   const metrics = new GatewayMetrics({
     spoolDepth: () => recorder.spoolDepth,

@@ -1,6 +1,6 @@
 import { Agent, request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createKey, startTestGateway } from "./helpers.js";
+import { createKey, gatewayRecords, startTestGateway } from "./helpers.js";
 import { startMockUpstream } from "./mock-upstream.js";
 
 type Gateway = Awaited<ReturnType<typeof startTestGateway>>;
@@ -99,6 +99,36 @@ describe("gateway controls", () => {
     const { status, json } = await post(open.url, { "x-tollgate-upstream": "nowhere" });
     expect(status).toBe(400);
     expect(json.error?.message).toMatch(/unknown x-tollgate-upstream/);
+  });
+
+  it("records a call whose model or service tier the record could not take as sent: cut to its limit, made valid Unicode", async () => {
+    const longModel = `${"m".repeat(255)}😀`; // the cut at 256 units falls inside the emoji's surrogate pair
+    const cases = [
+      {
+        body: { model: "gpt-4.1-nano", service_tier: "t".repeat(80) },
+        model: "gpt-4.1-nano",
+        tier: "t".repeat(64),
+      },
+      { body: { model: longModel }, model: `${"m".repeat(255)}\ufffd`, tier: null },
+      { body: { model: "gpt-\ud800-nano" }, model: "gpt-\ufffd-nano", tier: null },
+    ];
+    for (const c of cases) {
+      const res = await fetch(`${open.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: "Bearer sk-test" },
+        body: JSON.stringify({ ...c.body, messages: [{ role: "user", content: "hi" }] }),
+      });
+      expect(res.status).toBe(200);
+      await res.text();
+      const id = res.headers.get("x-tollgate-event-id");
+      const rec = (await gatewayRecords(open.runtime)).find((r) => r.event_id === id);
+      expect(rec, JSON.stringify(c.body).slice(0, 80)).toMatchObject({
+        status: "ok",
+        model_requested: c.model,
+        service_tier: c.tier,
+        priced: true,
+      });
+    }
   });
 
   it("with requireKey: no key → 401; a read key → 403; a gateway key → through, recorded in its workspace", async () => {

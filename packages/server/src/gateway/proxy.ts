@@ -8,6 +8,7 @@ import {
   type ExtractedUsage,
   estimateCutShortUsage,
   extractFromResponse,
+  INPUT_LIMITS,
   type PriceResult,
   type PricingEngine,
   totalTokens,
@@ -603,7 +604,7 @@ export class Gateway {
 
   /** Budgets, rate limits and run ceilings, checked and reserved before each attempt goes upstream. */
   #admit(call: Call, attempt: number) {
-    const model = stringOrNull(call.parsed?.model) ?? "unknown";
+    const model = fieldText(call.parsed?.model) ?? "unknown";
     return this.deps.guard.admit({
       workspace: call.workspaceId,
       facts: callFacts(call.attribution, model, call.provider, call.keyId),
@@ -629,10 +630,10 @@ export class Gateway {
       kind: call.route.kind,
       provider: call.provider,
       api: call.route.api,
-      model_requested: stringOrNull(call.parsed?.model),
+      model_requested: fieldText(call.parsed?.model),
       model: modelOf(call, o.usage ?? null),
       stream: call.stream,
-      service_tier: stringOrNull(call.parsed?.service_tier),
+      service_tier: fieldText(call.parsed?.service_tier, INPUT_LIMITS.shortText),
       status: o.status,
       http_status: o.http_status,
       error_type: o.error_type,
@@ -815,14 +816,21 @@ function parseJsonObject(buf: Buffer): Record<string, unknown> | null {
 /** The model a call is recorded (and priced) as: the provider's answer, else what was asked for. */
 function modelOf(call: Call, usage: ExtractedUsage | null): string {
   return (
-    stringOrNull(usage?.model) ??
-    stringOrNull(call.parsed?.model) ??
-    (call.route.api ? "unknown" : call.route.upstreamPath.split("?")[0]!)
+    fieldText(usage?.model) ??
+    fieldText(call.parsed?.model) ??
+    (call.route.api ? "unknown" : fieldText(call.route.upstreamPath.split("?")[0])!)
   );
 }
 
-function stringOrNull(v: unknown): string | null {
-  return typeof v === "string" && v.length > 0 ? v.slice(0, 256) : null;
+/**
+ * A string from the request or reply as a record field: at most `max` UTF-16 units and valid Unicode (a
+ * lone surrogate, or half a pair the cut left, becomes U+FFFD), else null. The record must accept it: a
+ * reply already priced and answered is never left unrecorded over a field it only describes.
+ */
+function fieldText(v: unknown, max: number = INPUT_LIMITS.text): string | null {
+  if (typeof v !== "string" || v.length === 0) return null;
+  const cut = v.length > max ? v.slice(0, max) : v;
+  return cut.isWellFormed() ? cut : cut.toWellFormed();
 }
 
 function isTimeout(e: unknown): boolean {
@@ -844,7 +852,7 @@ function countEvents(text: string): number {
 
 /** Usage of a stream cut short: what the provider reported so far (Anthropic sends input up front), else an estimate. */
 function estimateUsage(call: Call, partial: ExtractedUsage | null, events: number): ExtractedUsage {
-  return partial ?? estimateCutShortUsage(stringOrNull(call.parsed?.model), call.body.length, events);
+  return partial ?? estimateCutShortUsage(fieldText(call.parsed?.model), call.body.length, events);
 }
 
 /** Errors the gateway itself raises, shaped like the provider's so its SDK raises a typed error. */

@@ -124,7 +124,9 @@ export class Recorder {
       .then(
         () => {},
         (e) => {
-          this.opts.onError?.(e);
+          this.opts.onError?.(
+            new Error(`store failed, ${batch.length} call records go to the spool: ${(e as Error).message}`),
+          );
           this.#spill(batch);
         },
       )
@@ -161,7 +163,9 @@ export class Recorder {
     if (this.#replaying || this.spool.depth === 0) return this.#replaying ?? Promise.resolve();
     this.#replaying = this.spool
       .drain((records) => this.writer.write(records))
-      .catch((e) => this.opts.onError?.(e))
+      .catch((e) =>
+        this.opts.onError?.(new Error(`spool replay failed, tried again later: ${(e as Error).message}`)),
+      )
       .finally(() => {
         this.#replaying = null;
       });

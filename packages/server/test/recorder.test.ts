@@ -1,7 +1,7 @@
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PricingEngine, uuidv7 } from "@tollgate/core";
+import { buildCallRecord, type CallRecord, PricingEngine, uuidv7 } from "@tollgate/core";
 import { afterAll, describe, expect, it } from "vitest";
 import { Recorder } from "../src/gateway/recorder.js";
 import { Spool } from "../src/gateway/spool.js";
@@ -127,5 +127,61 @@ describe("spool files", () => {
     rec.close();
     rec2.close();
     await store2.close();
+  });
+
+  /** Builds a record the way the gateway does (money as bigint). */
+  const engine = new PricingEngine();
+  const built = (i: number, extra: Record<string, unknown> = {}) => {
+    const b = buildCallRecord({ ...call(i), ...extra }, { workspaceId: "default", engine });
+    if (!b.ok) throw new Error(JSON.stringify(b.errors));
+    return b.record;
+  };
+  const drainAll = async (spool: Spool) => {
+    const got: CallRecord[] = [];
+    await spool.drain(async (records) => {
+      got.push(...records);
+    });
+    return got;
+  };
+
+  it("reads money back as bigint from the record's own fields only: metadata named like money stays text", async () => {
+    const spool = new Spool(join(dir, "meta-money"));
+    const odd = built(1, { metadata: { cost_nanousd: "n/a", input_cost_nanousd: "12" } });
+    const plain = built(2);
+    spool.spill([odd, plain]);
+    const got = await drainAll(spool);
+    expect(got).toEqual([odd, plain]);
+    expect(typeof got[0]!.cost_nanousd).toBe("bigint");
+    expect(spool.depth).toBe(0);
+  });
+
+  it("sets aside only the lines it cannot read; the rest of their file is stored", async () => {
+    const spoolDir = join(dir, "bad-line");
+    const spool = new Spool(spoolDir);
+    const [a, b] = [built(3), built(4)];
+    const json = (r: CallRecord) => JSON.stringify(r, (_k, v) => (typeof v === "bigint" ? String(v) : v));
+    writeFileSync(join(spoolDir, "1-1-0.ndjson"), `${json(a)}\n{"event_id": oops\n${json(b)}\n`);
+    const reopened = new Spool(spoolDir);
+    expect(reopened.depth).toBe(3);
+    expect(await drainAll(reopened)).toEqual([]); // this drain sets the bad line aside…
+    expect(await drainAll(reopened)).toEqual([a, b]); // …the next stores the rest
+    expect(reopened.depth).toBe(0);
+    expect(readdirSync(spoolDir)).toEqual(["1-1-0.ndjson.bad"]);
+    expect(readFileSync(join(spoolDir, "1-1-0.ndjson.bad"), "utf8")).toBe('{"event_id": oops\n');
+  });
+
+  it("salvages the whole lines of a spill a crash cut short (its .tmp), dropping only the torn last one", async () => {
+    const spoolDir = join(dir, "cut-short");
+    mkdirSync(spoolDir, { recursive: true });
+    const [a, b] = [built(5), built(6)];
+    const json = (r: CallRecord) => JSON.stringify(r, (_k, v) => (typeof v === "bigint" ? String(v) : v));
+    writeFileSync(
+      join(spoolDir, "1-1-0.ndjson.tmp"),
+      `${json(a)}\n${json(b)}\n${json(built(7)).slice(0, 40)}`,
+    );
+    const spool = new Spool(spoolDir);
+    expect(spool.depth).toBe(2);
+    expect(readdirSync(spoolDir).some((f) => f.endsWith(".tmp"))).toBe(false);
+    expect(await drainAll(spool)).toEqual([a, b]);
   });
 });

@@ -1,4 +1,5 @@
 import {
+  appendFileSync,
   closeSync,
   fsyncSync,
   mkdirSync,
@@ -12,7 +13,7 @@ import {
 import { join } from "node:path";
 import { type CallRecord, COST_FIELDS } from "@tollgate/core";
 
-const MONEY = new Set<string>(["cost_nanousd", ...COST_FIELDS]);
+const MONEY = ["cost_nanousd", ...COST_FIELDS] as const;
 
 /**
  * Records that could not be stored yet (store down, slow, or the in-memory queue full) wait here on disk,
@@ -25,8 +26,8 @@ export class Spool {
 
   constructor(private readonly dir: string) {
     mkdirSync(dir, { recursive: true });
-    for (const f of this.#files())
-      this.#depth += readFileSync(join(dir, f), "utf8").split("\n").filter(Boolean).length;
+    this.#salvage();
+    for (const f of this.#files()) this.#depth += lines(join(dir, f)).length;
   }
 
   /** Records waiting on disk. */
@@ -34,41 +35,38 @@ export class Spool {
     return this.#depth;
   }
 
+  /** Writes the records to a new spool file, or throws (disk full, read-only) leaving none behind. */
   spill(records: readonly CallRecord[]): void {
     if (!records.length) return;
-    const name = `${Date.now()}-${process.pid}-${this.#seq++}.ndjson`;
-    const tmp = join(this.dir, `${name}.tmp`);
     const text = `${records.map((r) => JSON.stringify(r, (_k, v) => (typeof v === "bigint" ? v.toString() : v))).join("\n")}\n`;
-    // Written aside, fsynced, then renamed: a spool file is whole or absent, never torn by a crash.
-    const fd = openSync(tmp, "w");
-    try {
-      writeSync(fd, text);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, join(this.dir, name));
+    this.#write(Buffer.from(text));
     this.#depth += records.length;
   }
 
   /**
    * Hands spooled files, oldest first, to `store`; a file is deleted only once stored. Stops at the first
-   * store failure (to retry later). A file that cannot be read back is set aside as `.bad` for a human,
-   * so it does not block the ones after it.
+   * store failure (to retry later). Lines that cannot be read back are set aside in `<file>.bad` for a
+   * human; the rest of their file is stored all the same.
    */
   async drain(store: (records: CallRecord[]) => Promise<unknown>): Promise<void> {
     for (const f of this.#files()) {
       const path = join(this.dir, f);
-      const lines = readFileSync(path, "utf8").split("\n").filter(Boolean);
-      let records: CallRecord[];
-      try {
-        records = lines.map(
-          (line) =>
-            JSON.parse(line, (k, v) => (MONEY.has(k) && typeof v === "string" ? BigInt(v) : v)) as CallRecord,
-        );
-      } catch {
-        renameSync(path, `${path}.bad`);
-        this.#depth -= lines.length;
+      const records: CallRecord[] = [];
+      const good: string[] = [];
+      const bad: string[] = [];
+      for (const line of lines(path)) {
+        const record = parseRecord(line);
+        if (record) {
+          records.push(record);
+          good.push(line);
+        } else bad.push(line);
+      }
+      if (bad.length) {
+        // Set aside once: the readable rest goes back as a file of its own, stored by the next drain.
+        appendFileSync(`${path}.bad`, `${bad.join("\n")}\n`);
+        if (good.length) this.#write(Buffer.from(`${good.join("\n")}\n`));
+        rmSync(path, { force: true });
+        this.#depth -= bad.length;
         continue;
       }
       await store(records);
@@ -77,9 +75,74 @@ export class Spool {
     }
   }
 
+  /** Written aside in full, fsynced, then renamed (and the rename synced): a file is whole or absent. */
+  #write(bytes: Buffer): void {
+    const name = `${Date.now()}-${process.pid}-${this.#seq++}.ndjson`;
+    const tmp = join(this.dir, `${name}.tmp`);
+    try {
+      const fd = openSync(tmp, "w");
+      try {
+        // A write may take only part of the bytes (a disk nearly full): the rest is written, or it throws.
+        for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, join(this.dir, name));
+    } catch (e) {
+      rmSync(tmp, { force: true });
+      throw e;
+    }
+    syncDir(this.dir);
+  }
+
+  /**
+   * A `.tmp` file is a spill a crash (kill -9) cut short: its records had left memory. Its whole lines
+   * are kept as a spool file of their own; a torn last line is all that is lost.
+   */
+  #salvage(): void {
+    for (const f of readdirSync(this.dir).filter((n) => n.endsWith(".ndjson.tmp"))) {
+      const path = join(this.dir, f);
+      const whole = lines(path).filter((line) => parseRecord(line) !== null);
+      try {
+        if (whole.length) this.#write(Buffer.from(`${whole.join("\n")}\n`));
+      } catch {
+        continue; // no room to save them yet: the .tmp stays for the next start
+      }
+      rmSync(path, { force: true });
+    }
+  }
+
   #files(): string[] {
     return readdirSync(this.dir)
       .filter((f) => f.endsWith(".ndjson"))
       .sort((a, b) => Number(a.split("-")[0]) - Number(b.split("-")[0]) || a.localeCompare(b));
+  }
+}
+
+function lines(path: string): string[] {
+  return readFileSync(path, "utf8").split("\n").filter(Boolean);
+}
+
+/** One spooled record, its money back to bigint (only the record's own fields: metadata stays text); null if unreadable. */
+function parseRecord(line: string): CallRecord | null {
+  try {
+    const r = JSON.parse(line) as Record<string, unknown>;
+    if (typeof r !== "object" || r === null) return null;
+    for (const k of MONEY) if (typeof r[k] === "string") r[k] = BigInt(r[k]);
+    return r as unknown as CallRecord;
+  } catch {
+    return null;
+  }
+}
+
+/** Makes a rename in `dir` durable (a crash right after it must not bring the old name back). */
+function syncDir(dir: string): void {
+  if (process.platform === "win32") return; // a directory cannot be opened (nor needs syncing) there
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }

@@ -120,7 +120,7 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
     readiness,
     close: async () => {
       stopPolicyRefresh();
-      await recorder.flush();
+      await recorder.flush({ deadlineMs: SHUTDOWN_STORE_WAIT_MS });
       recorder.close();
       await guard.store.close();
       await store.close();
@@ -164,6 +164,8 @@ function refreshPolicies(guard: SpendGuard, everyMs: number): () => void {
 
 /** How long a gateway replica's /readyz waits for its store before reporting it unreachable. */
 const READY_STORE_TIMEOUT_MS = 2_000;
+/** How long shutdown waits for the store to take the calls in memory before spooling them instead. */
+const SHUTDOWN_STORE_WAIT_MS = 10_000;
 
 function withTimeout<T>(p: Promise<T>, ms: number, why: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

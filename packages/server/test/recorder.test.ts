@@ -11,6 +11,13 @@ import { DuckDbStore } from "../src/store/duckdb/store.js";
 const dir = mkdtempSync(join(tmpdir(), "tollgate-recorder-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+/** A spool on a full disk: every write fails as the file system would fail it. */
+class FullDisk extends Spool {
+  override spill(): void {
+    throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+  }
+}
+
 function call(i: number): Record<string, unknown> {
   return {
     event_id: uuidv7(),
@@ -81,6 +88,60 @@ describe("recorder and spool", () => {
     await store.close();
   });
 
+  it("when the spool refuses too (disk full), calls wait in memory and reach the store when it has room", async () => {
+    const store = await DuckDbStore.open(join(dir, "full-disk"));
+    const errors: string[] = [];
+    const rec = new Recorder(
+      new GroupCommitWriter(store),
+      new PricingEngine(),
+      new FullDisk(join(dir, "full")),
+      {
+        maxPending: 20,
+        batchSize: 10,
+        batchMs: 60_000,
+        replayMs: 60_000,
+        onError: (e) => errors.push((e as Error).message),
+      },
+    );
+    for (let i = 0; i < 40; i++) rec.record(call(i), "default");
+    expect(rec.pending).toBe(40); // 20 on their way to the store, 20 waiting in memory: none dropped
+    await rec.flush();
+    expect(await store.count({ workspaceId: "default" })).toBe(40);
+    expect(rec.pending).toBe(0);
+    expect(errors).toEqual([
+      expect.stringMatching(/^spool write failed, call records wait in memory .*ENOSPC/),
+    ]);
+    rec.close();
+    await store.close();
+  });
+
+  it("shutdown does not wait on a store that hangs: what it holds is spooled, then stored by the next start", async () => {
+    const dataDir = join(dir, "hang");
+    const spoolDir = join(dir, "hang-spool");
+    const store = await DuckDbStore.open(dataDir);
+    const hung = new Proxy(store, {
+      get: (t, k) => (k === "append" ? () => new Promise(() => {}) : Reflect.get(t, k, t)),
+    });
+    const rec = new Recorder(new GroupCommitWriter(hung), new PricingEngine(), new Spool(spoolDir), {
+      replayMs: 60_000,
+      onError: () => {},
+    });
+    const ids = Array.from({ length: 10 }, (_, i) => rec.record(call(i), "default")!.record.event_id);
+    const started = Date.now();
+    await rec.flush({ deadlineMs: 200 });
+    expect(Date.now() - started).toBeLessThan(2_000);
+    rec.close();
+    expect(new Spool(spoolDir).depth).toBe(10);
+
+    const next = new Recorder(new GroupCommitWriter(store), new PricingEngine(), new Spool(spoolDir), {
+      replayMs: 60_000,
+    });
+    await next.flush();
+    expect((await store.query({ workspaceId: "default" })).map((r) => r.event_id).sort()).toEqual(ids.sort());
+    next.close();
+    await store.close();
+  });
+
   it("drops attribution that fails validation instead of losing the call", async () => {
     const store = await DuckDbStore.open(join(dir, "attr"));
     const rec = new Recorder(
@@ -136,6 +197,8 @@ describe("spool files", () => {
     if (!b.ok) throw new Error(JSON.stringify(b.errors));
     return b.record;
   };
+  /** A record as a spool line (bigint money as a digit string). */
+  const json = (r: CallRecord) => JSON.stringify(r, (_k, v) => (typeof v === "bigint" ? String(v) : v));
   const drainAll = async (spool: Spool) => {
     const got: CallRecord[] = [];
     await spool.drain(async (records) => {
@@ -157,9 +220,8 @@ describe("spool files", () => {
 
   it("sets aside only the lines it cannot read; the rest of their file is stored", async () => {
     const spoolDir = join(dir, "bad-line");
-    const spool = new Spool(spoolDir);
+    mkdirSync(spoolDir, { recursive: true });
     const [a, b] = [built(3), built(4)];
-    const json = (r: CallRecord) => JSON.stringify(r, (_k, v) => (typeof v === "bigint" ? String(v) : v));
     writeFileSync(join(spoolDir, "1-1-0.ndjson"), `${json(a)}\n{"event_id": oops\n${json(b)}\n`);
     const reopened = new Spool(spoolDir);
     expect(reopened.depth).toBe(3);
@@ -174,7 +236,6 @@ describe("spool files", () => {
     const spoolDir = join(dir, "cut-short");
     mkdirSync(spoolDir, { recursive: true });
     const [a, b] = [built(5), built(6)];
-    const json = (r: CallRecord) => JSON.stringify(r, (_k, v) => (typeof v === "bigint" ? String(v) : v));
     writeFileSync(
       join(spoolDir, "1-1-0.ndjson.tmp"),
       `${json(a)}\n${json(b)}\n${json(built(7)).slice(0, 40)}`,

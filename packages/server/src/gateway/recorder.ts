@@ -39,7 +39,10 @@ export class Recorder {
   #batch: CallRecord[] = [];
   /** Past maxPending: records on their way to the spool, one file (and one fsync) per batch. */
   #overflow: CallRecord[] = [];
-  #inFlight = new Set<Promise<void>>();
+  /** Batches handed to the store and not yet settled, with their records (spilled if shutdown cannot wait). */
+  #inFlight = new Map<Promise<void>, CallRecord[]>();
+  /** The last spill failed (disk full, read-only): records wait in memory until one succeeds. */
+  #spoolFailing = false;
   #replaying: Promise<void> | null = null;
   readonly #timer: NodeJS.Timeout;
   readonly #batchTimer: NodeJS.Timeout;
@@ -58,6 +61,7 @@ export class Recorder {
     this.#timer.unref();
     this.#batchTimer = setInterval(() => {
       this.#send();
+      this.#refill();
       this.#spillOverflow();
     }, opts.batchMs ?? 250);
     this.#batchTimer.unref();
@@ -106,7 +110,8 @@ export class Recorder {
       // Spilled in batches, not one by one: a store that is merely slow must not put a disk sync on
       // every request. Memory stays bounded by maxPending + batchSize.
       this.#overflow.push(record);
-      if (this.#overflow.length >= this.#batchSize) this.#spillOverflow();
+      // While the spool refuses, the batch timer retries it (a failing disk is not tried on every call).
+      if (this.#overflow.length >= this.#batchSize && !this.#spoolFailing) this.#spillOverflow();
       return;
     }
     this.#pending++;
@@ -134,7 +139,19 @@ export class Recorder {
         this.#pending -= batch.length;
         this.#inFlight.delete(p);
       });
-    this.#inFlight.add(p);
+    this.#inFlight.set(p, batch);
+  }
+
+  /**
+   * While the spool refuses, calls waiting in memory go to the store as soon as it has room for them
+   * (`room`: as many as maxPending allows; a flush sends them all).
+   */
+  #refill(room = this.#maxPending - this.#pending): void {
+    if (!this.#spoolFailing || room <= 0 || !this.#overflow.length) return;
+    const moved = this.#overflow.splice(0, room);
+    this.#pending += moved.length;
+    this.#batch = this.#batch.concat(moved);
+    this.#send();
   }
 
   #spillOverflow(): void {
@@ -145,16 +162,30 @@ export class Recorder {
   }
 
   /**
-   * Last resort: the store refused and the disk refuses too (full, read-only). Nothing is left to try;
-   * the loss is reported, never thrown into the request that triggered it.
+   * To the spool; when the disk refuses too (full, read-only), the records wait in memory (as many as
+   * maxPending) for the spool or the store to take them. Only past that are calls lost, and reported:
+   * never thrown into the request that triggered it.
    */
   #spill(records: CallRecord[]): void {
     try {
       this.spool.spill(records);
+      this.#spoolFailing = false;
     } catch (e) {
-      this.opts.onError?.(
-        new Error(`${records.length} call records LOST: spool write failed: ${(e as Error).message}`),
-      );
+      if (!this.#spoolFailing)
+        this.opts.onError?.(
+          new Error(
+            `spool write failed, call records wait in memory (up to ${this.#maxPending}): ${(e as Error).message}`,
+          ),
+        );
+      this.#spoolFailing = true;
+      const room = Math.max(0, this.#maxPending - this.#overflow.length);
+      if (room < records.length)
+        this.opts.onError?.(
+          new Error(
+            `${records.length - room} call records LOST: the store and the spool refuse them, and ${this.#overflow.length} already wait in memory`,
+          ),
+        );
+      this.#overflow = records.slice(0, room).concat(this.#overflow);
     }
   }
 
@@ -172,16 +203,45 @@ export class Recorder {
     return this.#replaying;
   }
 
-  /** Resolves once every call recorded so far is stored (or spooled, then replayed if the store is up). */
-  async flush(): Promise<void> {
-    this.#send();
-    this.#spillOverflow();
-    while (this.#inFlight.size) await Promise.all([...this.#inFlight]);
-    await this.replay();
+  /**
+   * Resolves once every call recorded so far is stored (or spooled, then replayed if the store is up).
+   * With `deadlineMs` (shutdown), a store that has not answered by then is not waited for: the batches it
+   * holds are spooled too, to be replayed at the next start (appends are idempotent, so one it did
+   * commit meanwhile is not stored twice).
+   */
+  async flush(opts: { deadlineMs?: number } = {}): Promise<void> {
+    const settled = (async () => {
+      this.#send();
+      this.#spillOverflow();
+      this.#refill(Number.POSITIVE_INFINITY);
+      while (this.#inFlight.size) await Promise.all([...this.#inFlight.keys()]);
+      await this.replay();
+    })();
+    if (opts.deadlineMs === undefined) return settled;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<true>((resolve) => {
+      timer = setTimeout(() => resolve(true), opts.deadlineMs);
+    });
+    const timedOut = await Promise.race([settled.then(() => false), late]);
+    clearTimeout(timer);
+    if (!timedOut) return;
+    for (const batch of this.#inFlight.values()) this.#spill(batch);
+    this.opts.onError?.(
+      new Error(
+        `the store did not answer within ${opts.deadlineMs} ms of shutdown: its pending batches were spooled`,
+      ),
+    );
   }
 
+  /** Stops the timers; calls still in memory then (only while the spool refuses) are reported lost. */
   close(): void {
     clearInterval(this.#timer);
     clearInterval(this.#batchTimer);
+    if (this.#overflow.length)
+      this.opts.onError?.(
+        new Error(
+          `${this.#overflow.length} call records LOST at shutdown: neither the store nor the spool took them`,
+        ),
+      );
   }
 }

@@ -64,7 +64,7 @@ export class IngestService {
           503,
           "api_error",
           "store_unavailable",
-          `nothing from this batch was stored (${(e as Error).message}); retry it: event_id makes retries safe`,
+          `this batch may not have been stored (${(e as Error).message}); retry it: event_id makes retries safe (a call already stored is answered as a duplicate)`,
         );
       }
     }

@@ -1,4 +1,4 @@
-import { type ClickHouseClient, createClient } from "@clickhouse/client";
+import { type ClickHouseClient, ClickHouseError, createClient } from "@clickhouse/client";
 
 /**
  * What the ClickHouse store needs of a connection: DDL, SELECTs returning JSON rows, and row inserts.
@@ -45,6 +45,14 @@ async function retryStaleSocket<T>(run: () => Promise<T>): Promise<T> {
         throw e;
     }
   }
+}
+
+/**
+ * The server answered the request with an error, so it did not commit it. Anything else (a timeout, a
+ * connection lost after the request went out) leaves unknown whether an insert landed.
+ */
+export function answeredByServer(e: unknown): boolean {
+  return e instanceof ClickHouseError;
 }
 
 export class HttpExec implements ChExec {

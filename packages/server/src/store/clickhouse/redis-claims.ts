@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
-import type { IdClaims } from "./claims.js";
+import { CLAIM_TTL_MS, type IdClaims } from "./claims.js";
 
 /** All keys or none: returns the ones held by someone else, else sets them all with a time to live. */
 const CLAIM = `
@@ -13,9 +13,6 @@ return busy`;
 const RELEASE = `
 for i, k in ipairs(KEYS) do if redis.call('GET', k) == ARGV[1] then redis.call('DEL', k) end end
 return 0`;
-
-/** Longer than the longest insert (the client's request timeout): a crashed holder's claims lapse. */
-const CLAIM_TTL_MS = 120_000;
 
 /**
  * Claims shared by every replica, in Redis. A holder that dies mid-insert leaves its claims to expire;
@@ -49,6 +46,9 @@ export class RedisClaims implements IdClaims {
       .tgReleaseClaims!;
     await call.call(this.redis, keys.length, ...keys.map(redisKey), this.#holder);
   }
+
+  /** Left to lapse: their time to live runs from the claim. */
+  async abandon(): Promise<void> {}
 
   async close(): Promise<void> {
     this.redis.disconnect();

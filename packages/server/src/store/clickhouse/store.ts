@@ -33,7 +33,7 @@ import { reviveError, WorkerCalls } from "../worker-calls.js";
 import { agentRuns, byCostNullsLast, firstSeen, segmentSets, userDays } from "./analytics.js";
 import type { IdClaims } from "./claims.js";
 import { recordToRow, rowToRecord, SELECT_RECORD } from "./columns.js";
-import type { ChExec } from "./exec.js";
+import { answeredByServer, type ChExec } from "./exec.js";
 import type { ClickHouseOptions } from "./open.js";
 import { purgePartitions } from "./partitions.js";
 import { type Layout, qualified } from "./schema.js";
@@ -136,16 +136,24 @@ export class ClickHouseStore implements Store {
     if (!batch.size) return { inserted: new Set() };
     const keys = [...batch.keys()];
     await this.#claim(keys);
+    let outcomeKnown = true;
     try {
       const stored = await this.#storedIds([...batch.values()]);
       const fresh = [...batch].filter(([k]) => !stored.has(k));
-      await this.ch.insert(
-        this.#t("events"),
-        fresh.map(([, r]) => recordToRow(r)),
-      );
+      await this.ch
+        .insert(
+          this.#t("events"),
+          fresh.map(([, r]) => recordToRow(r)),
+        )
+        .catch((e) => {
+          outcomeKnown = answeredByServer(e);
+          throw e;
+        });
       return { inserted: new Set(fresh.map(([k]) => k)) };
     } finally {
-      await this.claims.release(keys);
+      // An insert whose answer was lost may still land: a retry must find its ids claimed, not free.
+      if (outcomeKnown) await this.claims.release(keys);
+      else await this.claims.abandon(keys);
     }
   }
 

@@ -1,5 +1,6 @@
 import { Agent, request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { classify } from "../src/gateway/routes.js";
 import { createKey, gatewayRecords, startTestGateway } from "./helpers.js";
 import { startMockUpstream } from "./mock-upstream.js";
 
@@ -145,6 +146,13 @@ describe("gateway controls", () => {
 });
 
 describe("gateway paths", () => {
+  it("sends a shared pass-through path to Anthropic when the client speaks Anthropic (its version or key header)", () => {
+    expect(classify("/v1/models", {})?.family).toBe("openai");
+    expect(classify("/v1/models", { "anthropic-version": "2023-06-01" })?.family).toBe("anthropic");
+    // Its key alone says so too: an Anthropic key must never reach OpenAI.
+    expect(classify("/v1/models", { "x-api-key": "sk-ant-xyz" })?.family).toBe("anthropic");
+  });
+
   it("does not proxy paths that climb out of /v1", async () => {
     const mock = await startMockUpstream({ chunkDelayMs: 0 });
     const gw = await startTestGateway(mock.url);

@@ -3,8 +3,9 @@
 // stream for clients that read slowly, stall or leave, and a client's `Expect: 100-continue`.
 import { once } from "node:events";
 import { type ClientRequest, type IncomingMessage, request } from "node:http";
-import { type AddressInfo, createServer, type Server, type Socket } from "node:net";
+import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
+import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gatewayRecords, startTestGateway } from "./helpers.js";
 import { FX, fixture } from "./mock-upstream.js";
@@ -34,6 +35,26 @@ const SCENARIOS: Record<string, (sock: Socket, n: number) => void> = {
     setTimeout(() => sock.destroy(), 20);
   },
   ok: (sock) => void sock.write(OK),
+  // The answer gzipped, although the gateway asked for identity.
+  gzip: (sock) => {
+    const body = gzipSync(OK_BODY);
+    sock.write(
+      `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-encoding: gzip\r\ncontent-length: ${body.length}\r\n\r\n`,
+    );
+    sock.write(body);
+  },
+  // A HEAD answer: the resource's length, no body.
+  head: (sock) =>
+    void sock.write("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1234\r\n\r\n"),
+  "no-content": (sock) => void sock.write("HTTP/1.1 204 No Content\r\n\r\n"),
+  "status-600": (sock) => void sock.write("HTTP/1.1 600 Unheard Of\r\ncontent-length: 2\r\n\r\n{}"),
+  // A short SSE stream with its usage chunk.
+  "small-stream": (sock) => {
+    const chunk = (text: string) => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`;
+    sock.write(
+      `HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n${chunk(bigEvent(0))}${chunk(SMALL_USAGE)}${chunk("data: [DONE]\n\n")}0\r\n\r\n`,
+    );
+  },
   // A long SSE stream (BIG_EVENTS events of ~8 KB, then usage and [DONE]), written as fast as the socket takes it.
   "big-stream": (sock) => {
     const state = { waiting: false, closed: new Promise<void>((r) => sock.once("close", () => r())) };
@@ -53,6 +74,8 @@ const SCENARIOS: Record<string, (sock: Socket, n: number) => void> = {
     more();
   },
 };
+const SMALL_USAGE = `data: ${JSON.stringify({ id: "c", object: "chat.completion.chunk", model: "gpt-4.1-nano", choices: [], usage: { prompt_tokens: 9, completion_tokens: 2, total_tokens: 11 } })}\n\n`;
+
 /** Each big-stream request's upstream side: whether it waits for the gateway to read, and its connection's close. */
 const bigStreams: { waiting: boolean; closed: Promise<void> }[] = [];
 const BIG_EVENTS = 2_000;
@@ -259,5 +282,116 @@ describe("gateway against a raw upstream", () => {
     expect(status, text).toBe(200);
     expect(text).toBe(OK_BODY);
     expect(seen.at(-1)!.head).not.toMatch(/^expect:/im);
+  });
+
+  it("a gzipped answer reaches the client with its content-encoding, and its usage is read all the same", async () => {
+    const res = await send("gzip");
+    expect(res.headers.get("content-encoding")).toBe("gzip");
+    expect(await res.text()).toBe(OK_BODY); // fetch decodes it, as it could only with the header
+    const rec = (await gatewayRecords(gw.runtime)).find(
+      (r) => r.event_id === res.headers.get("x-tollgate-event-id"),
+    );
+    expect(rec).toMatchObject({ status: "ok", error_type: null, priced: true });
+    expect(rec!.output_tokens).toBeGreaterThan(0);
+  });
+
+  it("HEAD keeps the upstream's content-length; a 204 gets none", async () => {
+    const head = await fetch(`${gw.url}/v1/models/gpt-4.1-nano`, {
+      method: "HEAD",
+      headers: { authorization: "Bearer sk-test", "x-scenario": "head" },
+    });
+    expect(head.headers.get("content-length")).toBe("1234");
+    const none = await fetch(`${gw.url}/v1/files/f-1`, {
+      method: "DELETE",
+      headers: { authorization: "Bearer sk-test", "x-scenario": "no-content" },
+    });
+    expect(none.status).toBe(204);
+    expect(none.headers.get("content-length")).toBeNull();
+  });
+
+  it("an answer with a status outside HTTP's range is relayed and recorded (without the status)", async () => {
+    const res = await send("status-600");
+    expect(res.status).toBe(600);
+    const rec = (await gatewayRecords(gw.runtime)).find(
+      (r) => r.event_id === res.headers.get("x-tollgate-event-id"),
+    );
+    expect(rec).toMatchObject({ status: "error", http_status: null });
+  });
+
+  it("streams to an HTTP/1.0 client (no chunked framing, so no cost trailer) and records the call", async () => {
+    const body = JSON.stringify({
+      model: "gpt-4.1-nano",
+      messages: [{ role: "user", content: "hi" }],
+      stream: true,
+    });
+    const { port } = new URL(gw.url);
+    const raw = await new Promise<string>((resolve, reject) => {
+      const sock = connect(Number(port), "127.0.0.1", () =>
+        sock.write(
+          `POST /v1/chat/completions HTTP/1.0\r\ncontent-type: application/json\r\nauthorization: Bearer sk-test\r\nx-scenario: small-stream\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+        ),
+      );
+      let text = "";
+      sock.on("data", (d) => (text += d));
+      sock.on("end", () => resolve(text));
+      sock.on("error", reject);
+    });
+    const [head, content] = raw.split("\r\n\r\n", 2) as [string, string];
+    expect(head).toMatch(/^HTTP\/1\.1 200/);
+    expect(head).not.toMatch(/^trailer:/im);
+    expect(content).toBe(`${bigEvent(0)}data: [DONE]\n\n`); // the usage chunk the gateway asked for, stripped
+    const eventId = /^x-tollgate-event-id: *(\S+)/im.exec(head)![1];
+    const rec = (await gatewayRecords(gw.runtime)).find((r) => r.event_id === eventId);
+    expect(rec).toMatchObject({ status: "ok", output_tokens: 2, stream: true });
+  });
+
+  it("a request body with a byte-order mark is still read: streamed, and recorded with its model", async () => {
+    const body = Buffer.concat([
+      Buffer.from([0xef, 0xbb, 0xbf]),
+      Buffer.from(
+        JSON.stringify({ model: "gpt-4.1-nano", messages: [{ role: "user", content: "hi" }], stream: true }),
+      ),
+    ]);
+    const res = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        authorization: "Bearer sk-test",
+        "x-scenario": "small-stream",
+      },
+      body,
+    });
+    expect(await res.text()).toBe(`${bigEvent(0)}data: [DONE]\n\n`);
+    const rec = (await gatewayRecords(gw.runtime)).find(
+      (r) => r.event_id === res.headers.get("x-tollgate-event-id"),
+    );
+    expect(rec).toMatchObject({
+      status: "ok",
+      model_requested: "gpt-4.1-nano",
+      stream: true,
+      output_tokens: 2,
+    });
+  });
+
+  it("does not forward the headers a client's Connection header names", async () => {
+    await new Promise<void>((resolve, reject) => {
+      const req = request(`${gw.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          authorization: "Bearer sk-test",
+          "x-scenario": "ok",
+          connection: "keep-alive, x-hop-secret",
+          "x-hop-secret": "for the next hop only",
+        },
+      });
+      req.on("response", (res) => {
+        res.resume();
+        res.on("end", resolve);
+      });
+      req.on("error", reject);
+      req.end(chat);
+    });
+    expect(seen.at(-1)!.head).not.toMatch(/^x-hop-secret:/im);
   });
 });

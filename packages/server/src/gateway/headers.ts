@@ -82,6 +82,7 @@ export function splitHeaders(headers: IncomingHttpHeaders): SplitHeaders {
       attribution.metadata = { ...attribution.metadata, [name.slice(16)]: value };
     else control[name.slice(11)] = value;
   }
+  dropConnectionListed(forward, headers.connection);
   // Usage is read from the body, so ask the upstream for plain bytes.
   forward["accept-encoding"] = "identity";
   return { forward, attribution, control };
@@ -89,15 +90,31 @@ export function splitHeaders(headers: IncomingHttpHeaders): SplitHeaders {
 
 export type HeaderMap = Record<string, string | string[] | undefined>;
 
-/** Upstream response headers to pass to the client (hop-by-hop and framing dropped; Node sets its own). */
+/**
+ * Upstream response headers to pass to the client (hop-by-hop and framing dropped; Node sets its own).
+ * `content-encoding` stays: the body goes to the client as the upstream sent it.
+ */
 export function replyHeaders(headers: HeaderMap): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined || HOP.has(name) || name === "content-encoding") continue;
+    if (value === undefined || HOP.has(name)) continue;
     out[name] = value;
   }
+  dropConnectionListed(out, headers.connection);
   return out;
+}
+
+/** Headers a `Connection` header names are hop-by-hop too (RFC 9110 §7.6.1). */
+function dropConnectionListed(
+  headers: Record<string, unknown>,
+  connection: string | string[] | undefined,
+): void {
+  if (connection === undefined) return;
+  for (const token of String(connection).split(",")) {
+    const name = token.trim().toLowerCase();
+    if (name !== "close" && name !== "keep-alive") delete headers[name];
+  }
 }
 
 /** A header's (first) value, or null when absent. */

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { StringDecoder } from "node:string_decoder";
 import { setTimeout as sleep } from "node:timers/promises";
+import { brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
 import {
   type CallFacts,
   type CallRecord,
@@ -442,7 +443,7 @@ export class Gateway {
     let usage: ExtractedUsage | null = null;
     let toolCalls = 0;
     if (ok && call.route.api) {
-      const json = parseJsonObject(buf);
+      const json = parseJsonObject(decoded(buf, headerValue(up.headers, "content-encoding")));
       if (json) {
         toolCalls = countToolCalls(json);
         try {
@@ -454,7 +455,9 @@ export class Gateway {
     }
     const eventId = uuidv7();
     const headers = replyHeaders(up.headers);
-    headers["content-length"] = String(buf.length);
+    // A HEAD answer's length is the resource's (its body is empty); 204 and 304 have none.
+    const length = call.method === "HEAD" ? headerValue(up.headers, "content-length") : String(buf.length);
+    if (length !== null && up.statusCode !== 204 && up.statusCode !== 304) headers["content-length"] = length;
     headers["x-tollgate-event-id"] = eventId;
     const price = this.#quote(call, usage, attemptStart);
     headers["x-tollgate-cost-usd"] = costUsd(
@@ -526,7 +529,11 @@ export class Gateway {
     const decoder = new StringDecoder("utf8"); // far cheaper to create than a TextDecoder, per stream
     const headers = replyHeaders(up.headers);
     headers["x-tollgate-event-id"] = eventId;
-    headers.trailer = "x-tollgate-cost-usd";
+    // Trailers need chunked framing, which an HTTP/1.0 client (nginx's default upstream protocol) lacks:
+    // it gets the stream without the cost, which GET /api/events/<id> has.
+    const trailers =
+      res.req.httpVersionMajor > 1 || (res.req.httpVersionMajor === 1 && res.req.httpVersionMinor >= 1);
+    if (trailers) headers.trailer = "x-tollgate-cost-usd";
     res.writeHead(up.statusCode, headers); // sent with the first chunk, as the upstream did
     let firstByte: number | null = null;
     let waiting = false; // for the client to drain
@@ -595,7 +602,7 @@ export class Gateway {
       ttft_ms: firstByte === null ? null : firstByte - attemptStart,
     });
     if (complete) {
-      if (rec) res.addTrailers({ "x-tollgate-cost-usd": recordCostUsd(rec) });
+      if (rec && trailers) res.addTrailers({ "x-tollgate-cost-usd": recordCostUsd(rec) });
       if (ticket?.run) await ticket.settling; // as for bodies: the run's counts before the last byte
       res.end();
     } else res.destroy(); // the client sees the break exactly as it would have without the gateway
@@ -635,7 +642,9 @@ export class Gateway {
       stream: call.stream,
       service_tier: fieldText(call.parsed?.service_tier, INPUT_LIMITS.shortText),
       status: o.status,
-      http_status: o.http_status,
+      // A status outside HTTP's range (an upstream answering 600, say) is not one: the record says none.
+      http_status:
+        o.http_status !== null && o.http_status >= 100 && o.http_status <= 599 ? o.http_status : null,
       error_type: o.error_type,
       attempt,
       request_id: call.requestId,
@@ -803,11 +812,37 @@ function withIncludeUsage(body: Buffer, parsed: Record<string, unknown>): Buffer
   return Buffer.from(JSON.stringify(Object.assign({}, parsed, { stream_options: streamOptions })));
 }
 
-function parseJsonObject(buf: Buffer): Record<string, unknown> | null {
-  if (buf.length === 0) return null;
+function parseJsonObject(buf: Buffer | null): Record<string, unknown> | null {
+  if (!buf || buf.length === 0) return null;
   try {
-    const v = JSON.parse(buf.toString("utf8"));
+    // A byte-order mark is not JSON, but some clients send one; the bytes go upstream as they came.
+    const start = buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? 3 : 0;
+    const v = JSON.parse(buf.toString("utf8", start));
     return typeof v === "object" && v !== null && !Array.isArray(v) ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A reply body as text for reading usage: the upstream's bytes go to the client as sent (content-encoding
+ * included), and are decoded here on the side. Null when the encoding is unknown or the bytes are not it.
+ */
+function decoded(buf: Buffer, encoding: string | null): Buffer | null {
+  try {
+    switch (encoding?.trim().toLowerCase() || "identity") {
+      case "identity":
+        return buf;
+      case "gzip":
+      case "x-gzip":
+        return gunzipSync(buf);
+      case "deflate":
+        return inflateSync(buf);
+      case "br":
+        return brotliDecompressSync(buf);
+      default:
+        return null;
+    }
   } catch {
     return null;
   }

@@ -25,7 +25,7 @@ const OWN = new Set(["/v1/events", "/v1/traces"]);
 /**
  * Classifies a request path (query string included) or returns null when it is not the gateway's. A
  * pass-through path both providers have (`/v1/models`, `/v1/files`, …) goes to Anthropic when the client
- * speaks Anthropic: its SDK sends `anthropic-version` on every request. Without `headers` only whether
+ * speaks Anthropic: its SDK sends `anthropic-version` on every request, and its key as `x-api-key`. Without `headers` only whether
  * the path is the gateway's is meaningful.
  */
 export function classify(url: string, headers?: IncomingHttpHeaders): GatewayRoute | null {
@@ -39,7 +39,9 @@ export function classify(url: string, headers?: IncomingHttpHeaders): GatewayRou
   if (priced) return { family: priced.family, api: priced.api, kind: priced.kind, upstreamPath };
   return {
     family:
-      path.startsWith("/v1/messages") || headers?.["anthropic-version"] !== undefined
+      path.startsWith("/v1/messages") ||
+      headers?.["anthropic-version"] !== undefined ||
+      headers?.["x-api-key"] !== undefined // Anthropic's key header: never sent to OpenAI
         ? "anthropic"
         : "openai",
     api: null,

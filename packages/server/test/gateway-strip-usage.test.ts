@@ -43,6 +43,21 @@ describe("UsageChunkStripper", () => {
     expect(after[0]).toBe(chunks[0]!.replace(',"usage":null', ""));
   });
 
+  it("the same stream from a server that spaces its JSON (Python's json.dumps): stripped all the same", () => {
+    const spaced = dataOf(FIXTURE)
+      .map(
+        (d) =>
+          `data: ${d === "[DONE]" ? d : JSON.stringify(JSON.parse(d)).replace(/([,:])(?=["{[\dntf-])/g, "$1 ")}\n\n`,
+      )
+      .join("");
+    expect(spaced).toMatch(/"usage": null/);
+    const after = dataOf(stripAll([spaced]));
+    expect(after).toHaveLength(dataOf(FIXTURE).length - 1);
+    expect(after.join("\n")).not.toContain('"usage"');
+    expect(after.at(-1)).toBe("[DONE]");
+    for (const d of after.slice(0, -1)) expect(JSON.parse(d).choices).toHaveLength(1);
+  });
+
   it("gives the same output however the stream is cut into pieces", () => {
     const whole = stripAll([FIXTURE]);
     for (let k = 1; k < FIXTURE.length; k += 7)

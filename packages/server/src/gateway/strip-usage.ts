@@ -64,10 +64,17 @@ export class UsageChunkStripper {
 const LF = 10;
 const CR = 13;
 
+// Whitespace-tolerant: OpenAI sends compact JSON, but compatible servers may not (Python's json.dumps
+// puts a space after every colon and comma). Inside a JSON string a quote is escaped, so these match keys.
+const USAGE_OBJECT = /"usage"\s*:\s*\{/;
+const NO_CHOICES = /"choices"\s*:\s*\[\s*\]/;
+const USAGE_NULL_AFTER = /\s*,\s*"usage"\s*:\s*null/;
+const USAGE_NULL_BEFORE = /"usage"\s*:\s*null\s*,\s*/;
+
 /** One whole event, as it goes to the client: dropped when it is the added usage chunk. */
 function strip(event: string): string {
-  if (event.includes('"usage":{') && event.includes('"choices":[]')) return "";
-  return event.includes('"usage":null')
-    ? event.replace(',"usage":null', "").replace('"usage":null,', "")
-    : event;
+  if (!event.includes('"usage"')) return event;
+  if (USAGE_OBJECT.test(event) && NO_CHOICES.test(event)) return "";
+  const after = event.replace(USAGE_NULL_AFTER, "");
+  return after === event ? event.replace(USAGE_NULL_BEFORE, "") : after;
 }

@@ -138,3 +138,52 @@ describe("SSE fixtures split at arbitrary byte boundaries", () => {
     }
   });
 });
+
+describe("errors inside a stream", () => {
+  const errorOf = (api: Api, text: string) => {
+    const x = createSseUsageExtractor(api);
+    x.push(text);
+    x.result();
+    return x.error();
+  };
+
+  it("every real fixture stream is error-free", () => {
+    for (const file of SSE_FIXTURES)
+      expect(errorOf(apiOf(file), new TextDecoder().decode(readFixtureBytes(file))), file).toBeNull();
+  });
+
+  it("names the provider's error type: Anthropic's error event, an OpenAI error chunk, a failed Response", () => {
+    expect(
+      errorOf(
+        "anthropic.messages",
+        'event: message_start\ndata: {"type":"message_start","message":{"model":"claude-sonnet-4-5","usage":{"input_tokens":9,"output_tokens":1}}}\n\n' +
+          'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n',
+      ),
+    ).toBe("overloaded_error");
+    expect(
+      errorOf(
+        "openai.chat",
+        'data: {"id":"c","object":"chat.completion.chunk","model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"\\"error\\": hi"}}]}\n\n' +
+          'data: {"error":{"message":"The server had an error","type":"server_error","code":null}}\n\n',
+      ),
+    ).toBe("server_error");
+    expect(
+      errorOf(
+        "openai.responses",
+        'data: {"type":"response.failed","response":{"id":"r","model":"gpt-5","status":"failed","error":{"code":"server_error","message":"x"}}}\n\n',
+      ),
+    ).toBe("server_error");
+    expect(
+      errorOf("openai.responses", 'data: {"type":"error","code":"rate_limit_exceeded","message":"x"}\n\n'),
+    ).toBe("rate_limit_exceeded");
+  });
+
+  it("text that merely mentions an error is not one", () => {
+    expect(
+      errorOf(
+        "openai.chat",
+        'data: {"id":"c","object":"chat.completion.chunk","model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"{\\"error\\": {\\"type\\": \\"x\\"}}"}}]}\n\n',
+      ),
+    ).toBeNull();
+  });
+});

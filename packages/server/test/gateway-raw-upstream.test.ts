@@ -48,6 +48,15 @@ const SCENARIOS: Record<string, (sock: Socket, n: number) => void> = {
     void sock.write("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1234\r\n\r\n"),
   "no-content": (sock) => void sock.write("HTTP/1.1 204 No Content\r\n\r\n"),
   "status-600": (sock) => void sock.write("HTTP/1.1 600 Unheard Of\r\ncontent-length: 2\r\n\r\n{}"),
+  // A stream that reports an error event and then ends cleanly, as the providers' do when overloaded.
+  "anthropic-error-stream": (sock) => {
+    const chunk = (text: string) => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`;
+    sock.write(
+      `HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n${chunk(
+        'event: message_start\ndata: {"type":"message_start","message":{"id":"m","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[],"usage":{"input_tokens":9,"output_tokens":1}}}\n\n',
+      )}${chunk('event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n')}0\r\n\r\n`,
+    );
+  },
   // A short SSE stream with its usage chunk.
   "small-stream": (sock) => {
     const chunk = (text: string) => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`;
@@ -393,5 +402,28 @@ describe("gateway against a raw upstream", () => {
       req.end(chat);
     });
     expect(seen.at(-1)!.head).not.toMatch(/^x-hop-secret:/im);
+  });
+
+  it("a stream that carries an error event is recorded as that error, with the usage it reported", async () => {
+    const res = await fetch(`${gw.url}/v1/messages`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "x-api-key": "sk-ant-test",
+        "anthropic-version": "2023-06-01",
+        "x-scenario": "anthropic-error-stream",
+      },
+      body: JSON.stringify({
+        model: "claude-sonnet-4-5",
+        max_tokens: 10,
+        messages: [{ role: "user", content: "hi" }],
+        stream: true,
+      }),
+    });
+    expect(await res.text()).toMatch(/overloaded_error/); // relayed as sent: the client's SDK raises on it
+    const rec = (await gatewayRecords(gw.runtime)).find(
+      (r) => r.event_id === res.headers.get("x-tollgate-event-id"),
+    );
+    expect(rec).toMatchObject({ status: "error", error_type: "overloaded_error", input_uncached_tokens: 9 });
   });
 });

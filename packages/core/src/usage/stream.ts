@@ -126,6 +126,12 @@ export interface SseUsageExtractor {
   push(chunk: string): void;
   /** Ends the stream (flushes the parser) and returns its usage, or null when none was reported. */
   result(): ExtractedUsage | null;
+  /**
+   * The provider's error type when the stream carried an error event (Anthropic's `event: error`, an
+   * OpenAI chunk with an `error` object, a Responses `error` or `response.failed`), else null. Its SDK
+   * raises on such an event: the call failed, however cleanly its bytes ended. Read after `result()`.
+   */
+  error(): string | null;
 }
 
 /**
@@ -138,8 +144,11 @@ export function createSseUsageExtractor(api: Api): SseUsageExtractor {
   const parser = new SseParser();
   const extractor = createStreamExtractor(api);
   let first = true;
+  let error: string | null = null;
   const consume = (data: string) => {
-    if (!first && !data.includes('"usage')) return;
+    // Inside a JSON string a quote is escaped: an unescaped "error" is a key or a value such as a type.
+    const mayFail = data.includes('"error"') || data.includes('"response.failed"');
+    if (!first && !mayFail && !data.includes('"usage')) return;
     let event: unknown;
     try {
       event = JSON.parse(data);
@@ -147,6 +156,7 @@ export function createSseUsageExtractor(api: Api): SseUsageExtractor {
       return; // "[DONE]" sentinel or a non-JSON keep-alive: no usage there
     }
     first = false;
+    if (mayFail) error ??= streamErrorType(event);
     extractor.push(event);
   };
   return {
@@ -157,7 +167,30 @@ export function createSseUsageExtractor(api: Api): SseUsageExtractor {
       for (const event of parser.flush()) consume(event.data);
       return extractor.result();
     },
+    error: () => error,
   };
+}
+
+/** The error type a stream event reports, or null for an ordinary event. */
+function streamErrorType(event: unknown): string | null {
+  if (typeof event !== "object" || event === null) return null;
+  const e = event as { type?: unknown; error?: unknown; response?: { error?: unknown } };
+  const typeOf = (err: unknown, fallback: string) => {
+    const o = (typeof err === "object" && err !== null ? err : {}) as { type?: unknown; code?: unknown };
+    const t =
+      typeof o.type === "string" && o.type
+        ? o.type
+        : typeof o.code === "string" && o.code
+          ? o.code
+          : fallback;
+    return t.slice(0, 64);
+  };
+  if (e.type === "error")
+    // Anthropic nests it ({type, error: {type}}); the Responses API's error event has a `code`.
+    return typeOf(e.error ?? { code: (event as { code?: unknown }).code }, "error");
+  if (e.type === "response.failed") return typeOf(e.response?.error, "response_failed");
+  if (typeof e.error === "object" && e.error !== null) return typeOf(e.error, "error"); // OpenAI chat chunk
+  return null;
 }
 
 /** A complete SSE response text to usage (tests, CLI, stored captures). */

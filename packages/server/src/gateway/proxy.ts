@@ -582,20 +582,14 @@ export class Gateway {
       unreadable = true; // a malformed usage object: the call is still recorded, with the reason
     }
     const complete = !clientGone && failure === null;
+    // An error event in a stream that ended cleanly (Anthropic's overloaded_error, say): its SDK raises.
+    const streamError = extractor.error();
     const rec = this.#record(call, attempt, attemptStart, ticket, {
-      status: complete ? "ok" : "error",
+      status: complete && streamError === null ? "ok" : "error",
       http_status: up.statusCode,
       error_type: complete
-        ? unreadable
-          ? "usage_unreadable"
-          : null
-        : clientGone
-          ? "client_disconnected"
-          : failure instanceof ClientStalled
-            ? "client_stalled"
-            : isTimeout(failure)
-              ? "timeout"
-              : "upstream_stream_broken",
+        ? (streamError ?? (unreadable ? "usage_unreadable" : null))
+        : cutShortReason(clientGone, failure),
       usage: complete ? usage : estimateUsage(call, usage, events),
       estimated: !complete,
       event_id: eventId,
@@ -921,6 +915,13 @@ class ClientStalled extends Error {
   constructor(timeoutMs: number) {
     super(`the client read nothing of the stream for ${timeoutMs} ms`);
   }
+}
+
+/** Why a stream ended before its end, as its record's error_type says it. */
+function cutShortReason(clientGone: boolean, failure: unknown): string {
+  if (clientGone) return "client_disconnected";
+  if (failure instanceof ClientStalled) return "client_stalled";
+  return isTimeout(failure) ? "timeout" : "upstream_stream_broken";
 }
 
 /** nginx's code for a client that closed the request before the answer: in /metrics, not on the wire. */

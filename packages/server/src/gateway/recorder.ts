@@ -182,7 +182,7 @@ export class Recorder {
       if (room < records.length)
         this.opts.onError?.(
           new Error(
-            `${records.length - room} call records LOST: the store and the spool refuse them, and ${this.#overflow.length} already wait in memory`,
+            `${records.length - room} call records LOST: the store is behind or down, the spool refuses them, and ${this.#maxPending} is as many as wait in memory`,
           ),
         );
       this.#overflow = records.slice(0, room).concat(this.#overflow);

@@ -16,6 +16,7 @@ import { PolicyRegistry } from "./limits/policies.js";
 import { loadPriceBook } from "./pricebook-file.js";
 import { clickHouseFromEnv, openStore } from "./store/open-store.js";
 import type { Store } from "./store/types.js";
+import { withTimeout } from "./with-timeout.js";
 
 /** Everything one Tollgate process needs, wired together: store, pricing, ingest, recorder, HTTP app. */
 export interface Runtime {
@@ -166,11 +167,3 @@ function refreshPolicies(guard: SpendGuard, everyMs: number): () => void {
 const READY_STORE_TIMEOUT_MS = 2_000;
 /** How long shutdown waits for the store to take the calls in memory before spooling them instead. */
 const SHUTDOWN_STORE_WAIT_MS = 10_000;
-
-function withTimeout<T>(p: Promise<T>, ms: number, why: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${why} within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}

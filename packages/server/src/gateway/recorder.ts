@@ -7,6 +7,7 @@ import {
   type PricingEngine,
 } from "@tollgate/core";
 import type { GroupCommitWriter } from "../ingest/writer.js";
+import { withTimeout } from "../with-timeout.js";
 import type { Spool } from "./spool.js";
 
 export interface RecorderOptions {
@@ -218,19 +219,11 @@ export class Recorder {
       await this.replay();
     })();
     if (opts.deadlineMs === undefined) return settled;
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<true>((resolve) => {
-      timer = setTimeout(() => resolve(true), opts.deadlineMs);
+    // `settled` never rejects (store failures are spooled, replay failures reported): a rejection is the deadline.
+    await withTimeout(settled, opts.deadlineMs, "the store did not answer").catch((e) => {
+      for (const batch of this.#inFlight.values()) this.#spill(batch);
+      this.opts.onError?.(new Error(`${(e as Error).message} of shutdown: its pending batches were spooled`));
     });
-    const timedOut = await Promise.race([settled.then(() => false), late]);
-    clearTimeout(timer);
-    if (!timedOut) return;
-    for (const batch of this.#inFlight.values()) this.#spill(batch);
-    this.opts.onError?.(
-      new Error(
-        `the store did not answer within ${opts.deadlineMs} ms of shutdown: its pending batches were spooled`,
-      ),
-    );
   }
 
   /** Stops the timers; calls still in memory then (only while the spool refuses) are reported lost. */

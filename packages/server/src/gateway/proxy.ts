@@ -72,6 +72,8 @@ interface Call {
   forward: Record<string, string>;
   body: Buffer;
   parsed: Record<string, unknown> | null;
+  /** The request's `model`, as a record field takes it (fieldText). */
+  modelRequested: string | null;
   stream: boolean;
   /** The gateway added include_usage to an OpenAI stream: strip it again on the way back. */
   injectedUsage: boolean;
@@ -205,6 +207,7 @@ export class Gateway {
       forward: split.forward,
       body: injectedUsage && parsed ? withIncludeUsage(body, parsed) : body,
       parsed,
+      modelRequested: fieldText(parsed?.model),
       stream,
       injectedUsage,
       requestId: uuidv7(),
@@ -605,7 +608,7 @@ export class Gateway {
 
   /** Budgets, rate limits and run ceilings, checked and reserved before each attempt goes upstream. */
   #admit(call: Call, attempt: number) {
-    const model = fieldText(call.parsed?.model) ?? "unknown";
+    const model = call.modelRequested ?? "unknown";
     return this.deps.guard.admit({
       workspace: call.workspaceId,
       facts: callFacts(call.attribution, model, call.provider, call.keyId),
@@ -631,14 +634,13 @@ export class Gateway {
       kind: call.route.kind,
       provider: call.provider,
       api: call.route.api,
-      model_requested: fieldText(call.parsed?.model),
+      model_requested: call.modelRequested,
       model: modelOf(call, o.usage ?? null),
       stream: call.stream,
       service_tier: fieldText(call.parsed?.service_tier, INPUT_LIMITS.shortText),
       status: o.status,
       // A status outside HTTP's range (an upstream answering 600, say) is not one: the record says none.
-      http_status:
-        o.http_status !== null && o.http_status >= 100 && o.http_status <= 599 ? o.http_status : null,
+      http_status: o.http_status !== null && isHttpStatus(o.http_status) ? o.http_status : null,
       error_type: o.error_type,
       attempt,
       request_id: call.requestId,
@@ -846,7 +848,7 @@ function decoded(buf: Buffer, encoding: string | null): Buffer | null {
 function modelOf(call: Call, usage: ExtractedUsage | null): string {
   return (
     fieldText(usage?.model) ??
-    fieldText(call.parsed?.model) ??
+    call.modelRequested ??
     (call.route.api ? "unknown" : fieldText(call.route.upstreamPath.split("?")[0])!)
   );
 }
@@ -860,6 +862,11 @@ function fieldText(v: unknown, max: number = INPUT_LIMITS.text): string | null {
   if (typeof v !== "string" || v.length === 0) return null;
   const cut = v.length > max ? v.slice(0, max) : v;
   return cut.isWellFormed() ? cut : cut.toWellFormed();
+}
+
+/** Within the range the record takes (an upstream may answer 600, say). */
+function isHttpStatus(status: number): boolean {
+  return status >= INPUT_LIMITS.httpStatus.min && status <= INPUT_LIMITS.httpStatus.max;
 }
 
 function isTimeout(e: unknown): boolean {
@@ -881,7 +888,7 @@ function countEvents(text: string): number {
 
 /** Usage of a stream cut short: what the provider reported so far (Anthropic sends input up front), else an estimate. */
 function estimateUsage(call: Call, partial: ExtractedUsage | null, events: number): ExtractedUsage {
-  return partial ?? estimateCutShortUsage(fieldText(call.parsed?.model), call.body.length, events);
+  return partial ?? estimateCutShortUsage(call.modelRequested, call.body.length, events);
 }
 
 /** Errors the gateway itself raises, shaped like the provider's so its SDK raises a typed error. */

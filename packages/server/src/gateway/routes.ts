@@ -25,8 +25,8 @@ const OWN = new Set(["/v1/events", "/v1/traces"]);
 /**
  * Classifies a request path (query string included) or returns null when it is not the gateway's. A
  * pass-through path both providers have (`/v1/models`, `/v1/files`, …) goes to Anthropic when the client
- * speaks Anthropic: its SDK sends `anthropic-version` on every request, and its key as `x-api-key`. Without `headers` only whether
- * the path is the gateway's is meaningful.
+ * speaks Anthropic: its SDK sends `anthropic-version` on every request, and its key as `x-api-key`.
+ * Without `headers` only whether the path is the gateway's is meaningful.
  */
 export function classify(url: string, headers?: IncomingHttpHeaders): GatewayRoute | null {
   const q = url.indexOf("?");

@@ -174,23 +174,19 @@ export function createSseUsageExtractor(api: Api): SseUsageExtractor {
 /** The error type a stream event reports, or null for an ordinary event. */
 function streamErrorType(event: unknown): string | null {
   if (typeof event !== "object" || event === null) return null;
-  const e = event as { type?: unknown; error?: unknown; response?: { error?: unknown } };
-  const typeOf = (err: unknown, fallback: string) => {
-    const o = (typeof err === "object" && err !== null ? err : {}) as { type?: unknown; code?: unknown };
-    const t =
-      typeof o.type === "string" && o.type
-        ? o.type
-        : typeof o.code === "string" && o.code
-          ? o.code
-          : fallback;
-    return t.slice(0, 64);
-  };
-  if (e.type === "error")
-    // Anthropic nests it ({type, error: {type}}); the Responses API's error event has a `code`.
-    return typeOf(e.error ?? { code: (event as { code?: unknown }).code }, "error");
-  if (e.type === "response.failed") return typeOf(e.response?.error, "response_failed");
-  if (typeof e.error === "object" && e.error !== null) return typeOf(e.error, "error"); // OpenAI chat chunk
+  const e = event as { type?: unknown; code?: unknown; error?: unknown; response?: { error?: unknown } };
+  // Anthropic nests the error ({type, error: {type}}); the Responses API's error event has a `code`.
+  if (e.type === "error") return errorName(e.error ?? { code: e.code }, "error");
+  if (e.type === "response.failed") return errorName(e.response?.error, "response_failed");
+  if (typeof e.error === "object" && e.error !== null) return errorName(e.error, "error"); // OpenAI chat chunk
   return null;
+}
+
+/** An error object's `type`, else its `code`, else `fallback` (at most 64 characters). */
+function errorName(err: unknown, fallback: string): string {
+  const o = (err ?? {}) as { type?: unknown; code?: unknown };
+  const name = [o.type, o.code].find((v): v is string => typeof v === "string" && v !== "");
+  return (name ?? fallback).slice(0, 64);
 }
 
 /** A complete SSE response text to usage (tests, CLI, stored captures). */

@@ -38,8 +38,7 @@ export class Spool {
   /** Writes the records to a new spool file, or throws (disk full, read-only) leaving none behind. */
   spill(records: readonly CallRecord[]): void {
     if (!records.length) return;
-    const text = `${records.map((r) => JSON.stringify(r, (_k, v) => (typeof v === "bigint" ? v.toString() : v))).join("\n")}\n`;
-    this.#write(Buffer.from(text));
+    this.#write(records.map((r) => JSON.stringify(r, (_k, v) => (typeof v === "bigint" ? v.toString() : v))));
     this.#depth += records.length;
   }
 
@@ -64,7 +63,7 @@ export class Spool {
       if (bad.length) {
         // Set aside once: the readable rest goes back as a file of its own, stored by the next drain.
         appendFileSync(`${path}.bad`, `${bad.join("\n")}\n`);
-        if (good.length) this.#write(Buffer.from(`${good.join("\n")}\n`));
+        if (good.length) this.#write(good);
         rmSync(path, { force: true });
         this.#depth -= bad.length;
         continue;
@@ -75,8 +74,9 @@ export class Spool {
     }
   }
 
-  /** Written aside in full, fsynced, then renamed (and the rename synced): a file is whole or absent. */
-  #write(bytes: Buffer): void {
+  /** NDJSON lines written aside in full, fsynced, then renamed (and the rename synced): a file is whole or absent. */
+  #write(lines: readonly string[]): void {
+    const bytes = Buffer.from(`${lines.join("\n")}\n`);
     const name = `${Date.now()}-${process.pid}-${this.#seq++}.ndjson`;
     const tmp = join(this.dir, `${name}.tmp`);
     try {
@@ -105,7 +105,7 @@ export class Spool {
       const path = join(this.dir, f);
       const whole = lines(path).filter((line) => parseRecord(line) !== null);
       try {
-        if (whole.length) this.#write(Buffer.from(`${whole.join("\n")}\n`));
+        if (whole.length) this.#write(whole);
       } catch {
         continue; // no room to save them yet: the .tmp stays for the next start
       }

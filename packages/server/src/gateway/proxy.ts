@@ -20,6 +20,7 @@ import type { KeyResolver, Principal } from "../auth/keys.js";
 import { costUsd, recordCostUsd } from "../cost-usd.js";
 import type { SpendGuard, Ticket } from "../limits/guard.js";
 import type { LimitError } from "../limits/limit-error.js";
+import { ClientPace, ClientStalled, type ClientWatch, watchClient } from "./client-watch.js";
 import type { GatewayConfig } from "./config.js";
 import { type Attribution, headerValue, replyHeaders, splitHeaders } from "./headers.js";
 import { type LiveReply, requestLive } from "./live-reply.js";
@@ -40,9 +41,14 @@ export interface GatewayDeps {
 }
 
 const MAX_REQUEST_BYTES = 32 * 1024 * 1024;
-/** How much a streamed reply may pile up for a slow client before the upstream is paused. */
-const PAUSE_SLACK_BYTES = 64 * 1024;
+/**
+ * A pass-through upload larger than this (or of unknown length) is sent upstream as it comes, not held:
+ * file uploads run to hundreds of MB. Such a body can be sent once only, so its call is not retried.
+ */
+const UPLOAD_BUFFER_BYTES = 1024 * 1024;
 const EMPTY_BODY = Buffer.alloc(0);
+/** How much of an error answer is read for its error type. */
+const ERROR_HEAD_BYTES = 4096;
 const MAX_RETRIES = 10;
 const MAX_DEPTH = 10_000;
 const GATEWAY_ROLES = new Set(["gateway", "admin", "root"]);
@@ -71,6 +77,8 @@ interface Call {
   depth: number;
   forward: Record<string, string>;
   body: Buffer;
+  /** A big pass-through upload, sent upstream as it comes (`body` is then empty). */
+  upload: IncomingMessage | null;
   parsed: Record<string, unknown> | null;
   /** The request's `model`, as a record field takes it (fieldText). */
   modelRequested: string | null;
@@ -184,7 +192,8 @@ export class Gateway {
         "invalid_request_error",
         `unknown x-tollgate-upstream ${JSON.stringify(split.control.upstream)}`,
       );
-    const body = await readBody(req);
+    const upload = route.api === null && isBigUpload(req) ? req : null;
+    const body = upload ? EMPTY_BODY : await readBody(req);
     const parsed = route.api ? parseJsonObject(body) : null;
     const stream = parsed?.stream === true;
     timing.stream = stream;
@@ -206,6 +215,7 @@ export class Gateway {
       depth: intHeader(split.control, "span-depth", 1, MAX_DEPTH, 1),
       forward: split.forward,
       body: injectedUsage && parsed ? withIncludeUsage(body, parsed) : body,
+      upload,
       parsed,
       modelRequested: fieldText(parsed?.model),
       stream,
@@ -221,12 +231,15 @@ export class Gateway {
       ),
       method: req.method ?? "POST",
     };
-    const retries = intHeader(split.control, "retries", 0, MAX_RETRIES, this.deps.config.retries);
-    // Watched from here on (the client may leave before the upstream has answered): a stream, which is
-    // cancelled when its client goes away, and any call that may be retried, whose retries then stop. A
-    // reply already asked for runs to its end: its record then has the exact cost the provider bills.
-    const client = call.stream || retries > 0 ? watchClient(res) : null;
-    const cancel = call.stream ? client : null;
+    const asked = intHeader(split.control, "retries", 0, MAX_RETRIES, this.deps.config.retries);
+    const retries = upload ? 0 : asked;
+    // Watched from here on (the client may leave before the upstream has answered): a relayed reply (a
+    // stream, or any pass-through one), which is cancelled when its client goes away, and any call that
+    // may be retried, whose retries then stop. A model call's reply already asked for runs to its end: its
+    // record then has the exact cost the provider bills.
+    const relayed = isRelayed(call);
+    const client = relayed || retries > 0 ? watchClient(res) : null;
+    const cancel = relayed ? client : null;
     try {
       await this.#attempts(call, retries, res, client, cancel);
     } finally {
@@ -274,7 +287,9 @@ export class Gateway {
       }
       const isSse = (headerValue(up.headers, "content-type") ?? "").includes("text/event-stream");
       try {
-        if (!isWhole(up) && isSse && up.statusCode < 300)
+        if (!isWhole(up) && route.api === null)
+          await this.#relayPassThrough(call, attempt, attemptStart, ticket, up, res, cancel!);
+        else if (!isWhole(up) && isSse && up.statusCode < 300)
           await this.#relayStream(call, attempt, attemptStart, ticket, up, res, cancel!);
         else await this.#relayBody(call, attempt, attemptStart, ticket, up, res, cancel);
       } catch (e) {
@@ -301,7 +316,7 @@ export class Gateway {
     cancel: ClientWatch | null,
   ): Promise<UpstreamReply | "retry" | "handled"> {
     try {
-      return call.stream ? await this.#send(call, cancel?.signal) : await this.#sendWhole(call);
+      return isRelayed(call) ? await this.#send(call, cancel?.signal) : await this.#sendWhole(call);
     } catch (caught) {
       if (cancel?.gone) {
         this.#clientGone(call, attempt, attemptStart, ticket, null);
@@ -343,8 +358,9 @@ export class Gateway {
     ticket: Ticket | null,
     httpStatus: number | null,
   ): void {
-    // An error answer was on its way: providers do not bill those, so there is nothing to estimate.
-    const billable = httpStatus === null || httpStatus < 300;
+    // An error answer was on its way: providers do not bill those, so there is nothing to estimate; nor
+    // for a pass-through call, which is not priced.
+    const billable = call.route.api !== null && (httpStatus === null || httpStatus < 300);
     this.#record(call, attempt, attemptStart, ticket, {
       status: "error",
       http_status: httpStatus,
@@ -393,13 +409,13 @@ export class Gateway {
     return p;
   }
 
-  /** A streamed call: its reply's body is relayed as it comes. */
+  /** A streamed or pass-through call: its reply's body is relayed as it comes. */
   #send(call: Call, signal: AbortSignal | undefined): Promise<LiveReply> {
     const up = this.#upstream(call.base);
     return requestLive(up.dispatcher, upstreamRequest(call, up), signal);
   }
 
-  /** Any other call: its reply is buffered (its cost goes in the reply's headers). */
+  /** Any other model call: its reply is buffered (its cost goes in the reply's headers). */
   #sendWhole(call: Call): Promise<WholeReply> {
     const up = this.#upstream(call.base);
     return requestWhole(up.dispatcher, upstreamRequest(call, up));
@@ -458,9 +474,8 @@ export class Gateway {
     }
     const eventId = uuidv7();
     const headers = replyHeaders(up.headers);
-    // A HEAD answer's length is the resource's (its body is empty); 204 and 304 have none.
-    const length = call.method === "HEAD" ? headerValue(up.headers, "content-length") : String(buf.length);
-    if (length !== null && up.statusCode !== 204 && up.statusCode !== 304) headers["content-length"] = length;
+    const length = contentLength(call, up, buf.length);
+    if (length !== null) headers["content-length"] = length;
     headers["x-tollgate-event-id"] = eventId;
     const price = this.#quote(call, usage, attemptStart);
     headers["x-tollgate-cost-usd"] = costUsd(
@@ -489,7 +504,7 @@ export class Gateway {
           ? usage || !call.route.api
             ? null
             : "usage_unreadable"
-          : errorTypeOf(buf.toString("utf8", 0, 4096), up.statusCode),
+          : errorTypeOf(buf.toString("utf8", 0, ERROR_HEAD_BYTES), up.statusCode),
         usage,
         event_id: eventId,
         ts_end: ended,
@@ -497,6 +512,63 @@ export class Gateway {
         toolCalls,
       }),
     );
+    this.#observe(call.route, call, up.statusCode);
+  }
+
+  /**
+   * A pass-through reply (a file download, a batch's results, an Assistants stream) relayed as it comes,
+   * at its client's pace: nothing of it is held whole. Recorded unpriced, as kind=other.
+   */
+  async #relayPassThrough(
+    call: Call,
+    attempt: number,
+    attemptStart: number,
+    ticket: Ticket | null,
+    up: LiveReply,
+    res: ServerResponse,
+    client: ClientWatch,
+  ) {
+    const ok = up.statusCode < 300;
+    if (!ok) this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: String(up.statusCode) });
+    const eventId = uuidv7();
+    const headers = replyHeaders(up.headers);
+    const length = contentLength(call, up, null);
+    if (length !== null) headers["content-length"] = length;
+    headers["x-tollgate-event-id"] = eventId;
+    headers["x-tollgate-cost-usd"] = costUsd(false, false, 0n);
+    res.writeHead(up.statusCode, headers);
+    const pace = new ClientPace(res, up.body, client, call.timeoutMs);
+    let firstByte: number | null = null;
+    /** An error answer's start: it names the error type. */
+    const errorHead: Buffer[] = [];
+    let headBytes = 0;
+    let failure: unknown = null;
+    try {
+      await up.body.read((chunk) => {
+        firstByte ??= Date.now();
+        if (!ok && headBytes < ERROR_HEAD_BYTES) {
+          errorHead.push(chunk);
+          headBytes += chunk.length;
+        }
+        pace.wrote(res.write(chunk));
+      });
+    } catch (e) {
+      failure = client.gone ? null : e;
+    }
+    const complete = !client.gone && failure === null;
+    this.#record(call, attempt, attemptStart, ticket, {
+      status: complete && ok ? "ok" : "error",
+      http_status: up.statusCode,
+      error_type: complete
+        ? ok
+          ? null
+          : errorTypeOf(Buffer.concat(errorHead).toString("utf8", 0, ERROR_HEAD_BYTES), up.statusCode)
+        : cutShortReason(client.gone, failure),
+      event_id: eventId,
+      ttft_ms: firstByte === null ? null : firstByte - attemptStart,
+    });
+    if (complete) res.end();
+    else res.destroy(); // the client sees the break exactly as it would have without the gateway
     this.#observe(call.route, call, up.statusCode);
   }
 
@@ -538,8 +610,8 @@ export class Gateway {
       res.req.httpVersionMajor > 1 || (res.req.httpVersionMajor === 1 && res.req.httpVersionMinor >= 1);
     if (trailers) headers.trailer = "x-tollgate-cost-usd";
     res.writeHead(up.statusCode, headers); // sent with the first chunk, as the upstream did
+    const pace = new ClientPace(res, up.body, client, call.timeoutMs);
     let firstByte: number | null = null;
-    let waiting = false; // for the client to drain
     let events = 0;
     let failure: unknown = null;
     try {
@@ -552,22 +624,7 @@ export class Gateway {
         const writable = stripper ? writeAny(res, stripper.push(text)) : passed;
         extractor.push(text);
         events += countEvents(text);
-        // A full client pauses the upstream, with the slack the body stream of `request()` gave before
-        // (its 64 KB): undici asserts, crashing the process, when a paused connection is reset.
-        if (!writable && !waiting && !client.gone && res.writableLength > PAUSE_SLACK_BYTES) {
-          waiting = true;
-          up.body.pause();
-          // A client that takes nothing for as long as the upstream may stay silent is let go: it would
-          // otherwise hold the paused upstream request open for as long as it keeps its connection.
-          const stall = setTimeout(() => up.body.cancel(new ClientStalled(call.timeoutMs)), call.timeoutMs);
-          void drainOrClose(res)
-            .then(() => up.body.resume())
-            .catch(() => {})
-            .finally(() => {
-              clearTimeout(stall);
-              waiting = false;
-            });
-        }
+        pace.wrote(writable);
       });
       if (!client.gone && stripper) {
         const rest = stripper.end();
@@ -726,13 +783,17 @@ const isWhole = (up: UpstreamReply): up is WholeReply => Buffer.isBuffer(up.body
 /** The request one attempt sends upstream: the client's headers (controls stripped) and bytes. */
 function upstreamRequest(call: Call, up: Upstream): Dispatcher.DispatchOptions {
   const headers: Record<string, string> = Object.assign({}, call.forward, call.extraHeaders);
-  headers["content-length"] = String(call.body.length);
+  // An upload keeps the client's length, if it gave one (undici holds the body to it); else it is chunked.
+  if (call.upload) {
+    const declared = call.upload.headers["content-length"];
+    if (declared !== undefined) headers["content-length"] = declared;
+  } else headers["content-length"] = String(call.body.length);
   return {
     origin: up.origin, // a pool has its own; the egress proxy agent picks the route by it
     path: up.prefix + call.route.upstreamPath,
     method: call.method as Dispatcher.HttpMethod,
     headers,
-    body: call.method === "GET" || call.method === "HEAD" ? null : call.body,
+    body: call.method === "GET" || call.method === "HEAD" ? null : (call.upload ?? call.body),
     headersTimeout: call.timeoutMs,
     bodyTimeout: call.timeoutMs,
   };
@@ -761,6 +822,29 @@ function intHeader(
 /** Writes `out` unless it is empty; false when the client's buffer is full (as `res.write`). */
 function writeAny(res: ServerResponse, out: string): boolean {
   return out.length === 0 || res.write(out);
+}
+
+/**
+ * A reply's content-length: its body's (`bodyBytes`), or the upstream's for a body relayed unchanged
+ * (null). A HEAD answer's is the resource's (its body is empty); 204 and 304 have none.
+ */
+function contentLength(call: Call, up: UpstreamReply, bodyBytes: number | null): string | null {
+  if (up.statusCode === 204 || up.statusCode === 304) return null;
+  return call.method === "HEAD" || bodyBytes === null
+    ? headerValue(up.headers, "content-length")
+    : String(bodyBytes);
+}
+
+/** A call whose reply is relayed as it comes: a stream, or any pass-through call (a download may be big). */
+function isRelayed(call: Call): boolean {
+  return call.stream || call.route.api === null;
+}
+
+/** A request body too big to hold (see UPLOAD_BUFFER_BYTES), or of a length not known up front. */
+function isBigUpload(req: IncomingMessage): boolean {
+  const declared = req.headers["content-length"];
+  if (declared === undefined) return req.headers["transfer-encoding"] !== undefined;
+  return Number(declared) > UPLOAD_BUFFER_BYTES;
 }
 
 /** Reads the request body with plain events (an async iterator costs measurable latency per request). */
@@ -917,13 +1001,6 @@ interface Timing {
   stream: boolean;
 }
 
-/** A stream's client took nothing for a whole upstream timeout while the upstream waited for it. */
-class ClientStalled extends Error {
-  constructor(timeoutMs: number) {
-    super(`the client read nothing of the stream for ${timeoutMs} ms`);
-  }
-}
-
 /** Why a stream ended before its end, as its record's error_type says it. */
 function cutShortReason(clientGone: boolean, failure: unknown): string {
   if (clientGone) return "client_disconnected";
@@ -933,47 +1010,6 @@ function cutShortReason(clientGone: boolean, failure: unknown): string {
 
 /** nginx's code for a client that closed the request before the answer: in /metrics, not on the wire. */
 const CLIENT_CLOSED_REQUEST = 499;
-
-/** A watched call's client: whether it has gone, and the signal that then cancels a stream's upstream request. */
-interface ClientWatch {
-  readonly gone: boolean;
-  readonly signal: AbortSignal;
-  stop(): void;
-}
-
-function watchClient(res: ServerResponse): ClientWatch {
-  const abort = new AbortController();
-  let gone = false;
-  const onClose = () => {
-    if (res.writableFinished) return;
-    gone = true;
-    abort.abort();
-  };
-  // Gone already (while the request was read or its key looked up): 'close' will not come again.
-  if (res.destroyed) onClose();
-  else res.on("close", onClose);
-  return {
-    get gone() {
-      return gone;
-    },
-    signal: abort.signal,
-    stop: () => res.off("close", onClose),
-  };
-}
-
-/** Waits until the client can take more, or is gone; whichever listener did not fire is removed. */
-function drainOrClose(res: ServerResponse): Promise<void> {
-  if (res.destroyed) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off("drain", done);
-      res.off("close", done);
-      resolve();
-    };
-    res.once("drain", done);
-    res.once("close", done);
-  });
-}
 
 /** Waits before a retry; false when the client left meanwhile (the wait then ends at once). */
 async function waitForRetry(ms: number, client: ClientWatch | null): Promise<boolean> {

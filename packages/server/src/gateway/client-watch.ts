@@ -1,0 +1,86 @@
+import type { ServerResponse } from "node:http";
+import type { LiveBody } from "./live-reply.js";
+
+/** A watched call's client: whether it has gone, and the signal that then cancels its upstream request. */
+export interface ClientWatch {
+  readonly gone: boolean;
+  readonly signal: AbortSignal;
+  stop(): void;
+}
+
+export function watchClient(res: ServerResponse): ClientWatch {
+  const abort = new AbortController();
+  let gone = false;
+  const onClose = () => {
+    if (res.writableFinished) return;
+    gone = true;
+    abort.abort();
+  };
+  // Gone already (while the request was read or its key looked up): 'close' will not come again.
+  if (res.destroyed) onClose();
+  else res.on("close", onClose);
+  return {
+    get gone() {
+      return gone;
+    },
+    signal: abort.signal,
+    stop: () => res.off("close", onClose),
+  };
+}
+
+/** A relayed body's client took nothing for a whole upstream timeout while the upstream waited for it. */
+export class ClientStalled extends Error {
+  constructor(timeoutMs: number) {
+    super(`the client read nothing of the reply for ${timeoutMs} ms`);
+  }
+}
+
+/** How much of a relayed reply may pile up for a slow client before the upstream is paused. */
+const PAUSE_SLACK_BYTES = 64 * 1024;
+
+/**
+ * Keeps a relayed upstream body to its client's pace: after each write that found the client's buffer
+ * full, the upstream is paused until the client drains. The slack is the 64 KB the body stream of
+ * `request()` gave before: undici asserts, crashing the process, when a paused connection is reset. A
+ * client that takes nothing for `timeoutMs` (as long as the upstream may stay silent) is let go, with the
+ * upstream request: it would otherwise hold that request open for as long as it keeps its connection.
+ */
+export class ClientPace {
+  #waiting = false;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly body: LiveBody,
+    private readonly client: ClientWatch,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** Called after each write with what it answered (false: the client's buffer is full). */
+  wrote(writable: boolean): void {
+    if (writable || this.#waiting || this.client.gone || this.res.writableLength <= PAUSE_SLACK_BYTES) return;
+    this.#waiting = true;
+    this.body.pause();
+    const stall = setTimeout(() => this.body.cancel(new ClientStalled(this.timeoutMs)), this.timeoutMs);
+    void drainOrClose(this.res)
+      .then(() => this.body.resume())
+      .catch(() => {})
+      .finally(() => {
+        clearTimeout(stall);
+        this.#waiting = false;
+      });
+  }
+}
+
+/** Waits until the client can take more, or is gone; whichever listener did not fire is removed. */
+function drainOrClose(res: ServerResponse): Promise<void> {
+  if (res.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.once("drain", done);
+    res.once("close", done);
+  });
+}

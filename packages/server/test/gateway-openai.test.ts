@@ -162,6 +162,43 @@ describe("gateway: OpenAI chat completions", () => {
     expect(upstreamOf(id)[0]!.rawBody).toBe(` {"stream_options":{"include_usage":true},${sent.slice(2)}`);
   });
 
+  it("a client's own stream_options (null, or without include_usage) has only its value rewritten", async () => {
+    for (const [own, added] of [
+      ["null", '{"include_usage":true}'],
+      [
+        '{ "include_usage": false, "include_obfuscation": false }',
+        '{"include_usage":true,"include_obfuscation":false}',
+      ],
+    ]) {
+      const id = newCase();
+      const head = ` {"model": "gpt-4o-mini", "seed": 12345678901234567890, "stream_options": `;
+      const tail = `, "stream": true, "messages": ${JSON.stringify(messages)}}`;
+      const res = await rawRequest(`${gw.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          authorization: "Bearer sk-test-123",
+          "x-test-case": id,
+        },
+        body: `${head}${own}${tail}`,
+      });
+      expect(res.status).toBe(200);
+      expect(res.body).not.toContain('"usage":{'); // the client did not ask for it
+      expect(upstreamOf(id)[0]!.rawBody).toBe(`${head}${added}${tail}`);
+    }
+  });
+
+  it("a stream_options the upstream would refuse (not an object) is sent as it came", async () => {
+    const id = newCase();
+    const sent = `{"model":"gpt-4o-mini","stream":true,"stream_options":"yes","messages":${JSON.stringify(messages)}}`;
+    await rawRequest(`${gw.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Bearer sk-test-123", "x-test-case": id },
+      body: sent,
+    });
+    expect(upstreamOf(id)[0]!.rawBody).toBe(sent);
+  });
+
   it("streaming with include_usage: false is treated as not asked", async () => {
     const params = {
       model: "gpt-4o-mini",

@@ -23,6 +23,7 @@ import type { LimitError } from "../limits/limit-error.js";
 import { ClientPace, ClientStalled, type ClientWatch, watchClient } from "./client-watch.js";
 import type { GatewayConfig } from "./config.js";
 import { type Attribution, headerValue, replyHeaders, splitHeaders } from "./headers.js";
+import { prependMember, replaceSpan, topLevelValueSpan } from "./json-splice.js";
 import { type LiveReply, requestLive } from "./live-reply.js";
 import type { GatewayMetrics } from "./metrics.js";
 import type { Recorder } from "./recorder.js";
@@ -200,7 +201,7 @@ export class Gateway {
     const injectedUsage =
       stream &&
       (route.api === "openai.chat" || route.api === "openai.completions") &&
-      !(parsed?.stream_options as { include_usage?: unknown } | undefined)?.include_usage;
+      usageNotAsked(parsed?.stream_options);
     const call: Call = {
       route,
       provider: named?.provider ?? route.family,
@@ -876,20 +877,28 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
   });
 }
 
-const INCLUDE_USAGE_FIELD = Buffer.from('"stream_options":{"include_usage":true},');
+/**
+ * Whether a stream request's stream_options leave usage out, so the gateway may ask for it: absent, null,
+ * or an object whose include_usage is absent, null or false. Anything else (a string, include_usage: 1)
+ * is the upstream's to refuse, and is sent as it came.
+ */
+function usageNotAsked(options: unknown): boolean {
+  if (options === undefined || options === null) return true;
+  if (typeof options !== "object" || Array.isArray(options)) return false;
+  const asked = (options as { include_usage?: unknown }).include_usage;
+  return asked === undefined || asked === null || asked === false;
+}
 
 /**
- * The request with stream_options.include_usage set. Without stream_options (the usual case) the field
- * is spliced in after the opening brace, so every other byte reaches the upstream as the client sent it
- * (re-serializing would, for one, round integers past 2^53); a stream request has a key after it.
+ * The request with stream_options.include_usage set, edited in the client's bytes: without stream_options
+ * (the usual case) the member is put first; an existing one has only its own value rewritten.
  */
 function withIncludeUsage(body: Buffer, parsed: Record<string, unknown>): Buffer {
-  if (parsed.stream_options === undefined) {
-    const open = body.indexOf(0x7b); // "{": only whitespace can come before it
-    return Buffer.concat([body.subarray(0, open + 1), INCLUDE_USAGE_FIELD, body.subarray(open + 1)]);
-  }
-  const streamOptions = Object.assign({}, parsed.stream_options, { include_usage: true });
-  return Buffer.from(JSON.stringify(Object.assign({}, parsed, { stream_options: streamOptions })));
+  const own = parsed.stream_options;
+  const value = JSON.stringify(Object.assign({}, own, { include_usage: true }));
+  if (own === undefined) return prependMember(body, "stream_options", value);
+  // The body parsed with this member, so the scan finds it.
+  return replaceSpan(body, topLevelValueSpan(body, "stream_options")!, value);
 }
 
 function parseJsonObject(buf: Buffer | null): Record<string, unknown> | null {

@@ -180,6 +180,40 @@ describe("gateway failures: upstream errors reach the SDK unchanged", () => {
   });
 });
 
+describe("gateway failures: a fault of the gateway's own", () => {
+  it("a throw inside the relay: the attempt is still recorded, the client gets a 502 naming its record", async () => {
+    const metrics = gw.runtime.metrics.upstreamErrors;
+    // The relay of an error answer counts it first: that count throws, once, as a bug there would.
+    const spy = vi.spyOn(metrics, "inc").mockImplementationOnce(() => {
+      throw new Error("injected fault");
+    });
+    try {
+      const a = newCase();
+      const res = await rawRequest(`${gw.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          authorization: "Bearer sk-test-123",
+          "x-test-case": a,
+          "x-tollgate-meta-case": a,
+          "x-mock-scenario": "server-error",
+        },
+        body: JSON.stringify({ model: "gpt-4o-mini", messages }),
+      });
+      expect(res.status).toBe(502);
+      expect(JSON.parse(res.body)).toMatchObject({
+        error: { type: "api_error", message: "gateway error: injected fault" },
+      });
+      const [rec, ...more] = await recordsOf(a);
+      expect(more).toEqual([]);
+      expect(rec).toMatchObject({ status: "error", http_status: 500, error_type: "gateway_error" });
+      expect(res.headers["x-tollgate-event-id"]).toBe(rec!.event_id);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+});
+
 describe("gateway failures: timeouts and broken connections", () => {
   it("an upstream that never answers → 504 in OpenAI's error shape, recorded as a timeout", async () => {
     const id = newCase();

@@ -86,6 +86,8 @@ interface Call {
   stream: boolean;
   /** The gateway added include_usage to an OpenAI stream: strip it again on the way back. */
   injectedUsage: boolean;
+  /** The last attempt whose record was written (0: none yet). */
+  recordedAttempt: number;
   requestId: string;
   started: number;
   method: string;
@@ -128,6 +130,11 @@ class GatewayError extends Error {
     return this;
   }
 
+  /** A fault of the gateway's own, answered as the upstream's would be: 502. */
+  static internal(e: unknown): GatewayError {
+    return new GatewayError(502, "api_error", `gateway error: ${(e as Error).message}`);
+  }
+
   static fromLimit(e: LimitError): GatewayError {
     return new GatewayError(e.status, e.type, e.message, e.code, e.details, e.retryAfterS);
   }
@@ -161,10 +168,7 @@ export class Gateway {
     if (!route) return false;
     const timing: Timing = { started: Date.now(), stream: false };
     this.#serve(req, res, route, timing).catch((e) => {
-      const err =
-        e instanceof GatewayError
-          ? e
-          : new GatewayError(502, "api_error", `gateway error: ${(e as Error).message}`);
+      const err = e instanceof GatewayError ? e : GatewayError.internal(e);
       if (!res.headersSent) sendError(res, route, err);
       else res.destroy();
       this.#observe(route, timing, err.status);
@@ -221,6 +225,7 @@ export class Gateway {
       modelRequested: fieldText(parsed?.model),
       stream,
       injectedUsage,
+      recordedAttempt: 0,
       requestId: uuidv7(),
       started: timing.started,
       timeoutMs: intHeader(
@@ -294,11 +299,21 @@ export class Gateway {
           await this.#relayStream(call, attempt, attemptStart, ticket, up, res, cancel!);
         else await this.#relayBody(call, attempt, attemptStart, ticket, up, res, cancel);
       } catch (e) {
-        // Whatever broke before the call was recorded: its reserved worst case is charged (never less),
-        // and a reply nobody reads any more is not left running.
-        void this.deps.guard.settle(ticket, { cost: null, tokens: 0, toolCalls: 0, eventId: null });
+        // A fault of the gateway's own inside the relay: an attempt it cut off before recording is still
+        // recorded (which settles its reservation), and a reply nobody reads any more is not left running.
         if (!isWhole(up)) up.body.cancel(e as Error);
-        throw e;
+        if (call.recordedAttempt === attempt) throw e;
+        this.deps.metrics.upstreamErrors.inc({ family: route.family, kind: "gateway_error" });
+        // Answered upstream, a model call is billed by its provider all the same: estimated, as a cut-off stream.
+        const billable = route.api !== null && up.statusCode < 300;
+        const rec = this.#record(call, attempt, attemptStart, ticket, {
+          status: "error",
+          http_status: up.statusCode,
+          error_type: "gateway_error",
+          usage: billable ? estimateUsage(call, null, 0) : null,
+          estimated: billable,
+        });
+        throw GatewayError.internal(e).withRecord(rec);
       }
       return;
     }
@@ -682,6 +697,7 @@ export class Gateway {
   }
 
   #record(call: Call, attempt: number, attemptStart: number, ticket: Ticket | null, o: Outcome) {
+    call.recordedAttempt = attempt;
     const now = o.ts_end ?? Date.now();
     const usage = o.usage?.usage;
     const input: Record<string, unknown> = {

@@ -93,6 +93,14 @@ interface Call {
   method: string;
 }
 
+/** One attempt of a call upstream: its number (1-based), when it started, and its admission's ticket. */
+interface Attempt {
+  call: Call;
+  n: number;
+  start: number;
+  ticket: Ticket | null;
+}
+
 /** How one upstream attempt ended, as recorded. */
 interface Outcome {
   status: "ok" | "error";
@@ -270,8 +278,8 @@ export class Gateway {
         void this.deps.guard.settle(ticket, { cost: 0n, tokens: 0, toolCalls: 0, eventId: null });
         return this.#observe(route, call, CLIENT_CLOSED_REQUEST);
       }
-      const attemptStart = Date.now();
-      const up = await this.#sendAttempt(call, attempt, attemptStart, ticket, retries, cancel);
+      const at: Attempt = { call, n: attempt, start: Date.now(), ticket };
+      const up = await this.#sendAttempt(at, retries, cancel);
       if (up === "handled") return;
       if (up === "retry") {
         if (await waitForRetry(backoffMs(attempt, null)!, client)) continue;
@@ -283,7 +291,7 @@ export class Gateway {
       if (wait !== null) {
         const text = (isWhole(up) ? up.body : await up.body.whole().catch(() => EMPTY_BODY)).toString();
         this.deps.metrics.upstreamErrors.inc({ family: route.family, kind: String(up.statusCode) });
-        this.#record(call, attempt, attemptStart, ticket, {
+        this.#record(at, {
           status: "error",
           http_status: up.statusCode,
           error_type: errorTypeOf(text, up.statusCode),
@@ -293,11 +301,9 @@ export class Gateway {
       }
       const isSse = (headerValue(up.headers, "content-type") ?? "").includes("text/event-stream");
       try {
-        if (!isWhole(up) && route.api === null)
-          await this.#relayPassThrough(call, attempt, attemptStart, ticket, up, res, cancel!);
-        else if (!isWhole(up) && isSse && up.statusCode < 300)
-          await this.#relayStream(call, attempt, attemptStart, ticket, up, res, cancel!);
-        else await this.#relayBody(call, attempt, attemptStart, ticket, up, res, cancel);
+        if (!isWhole(up) && route.api === null) await this.#relayPassThrough(at, up, res, cancel!);
+        else if (!isWhole(up) && isSse && up.statusCode < 300) await this.#relayStream(at, up, res, cancel!);
+        else await this.#relayBody(at, up, res, cancel);
       } catch (e) {
         // A fault of the gateway's own inside the relay: an attempt it cut off before recording is still
         // recorded (which settles its reservation), and a reply nobody reads any more is not left running.
@@ -306,7 +312,7 @@ export class Gateway {
         this.deps.metrics.upstreamErrors.inc({ family: route.family, kind: "gateway_error" });
         // Answered upstream, a model call is billed by its provider all the same: estimated, as a cut-off stream.
         const billable = route.api !== null && up.statusCode < 300;
-        const rec = this.#record(call, attempt, attemptStart, ticket, {
+        const rec = this.#record(at, {
           status: "error",
           http_status: up.statusCode,
           error_type: "gateway_error",
@@ -324,18 +330,16 @@ export class Gateway {
    * "handled" (the client left, recorded as such). A failure not retried is thrown as the gateway's answer.
    */
   async #sendAttempt(
-    call: Call,
-    attempt: number,
-    attemptStart: number,
-    ticket: Ticket | null,
+    at: Attempt,
     retries: number,
     cancel: ClientWatch | null,
   ): Promise<UpstreamReply | "retry" | "handled"> {
+    const { call, n: attempt } = at;
     try {
       return isRelayed(call) ? await this.#send(call, cancel?.signal) : await this.#sendWhole(call);
     } catch (caught) {
       if (cancel?.gone) {
-        this.#clientGone(call, attempt, attemptStart, ticket, null);
+        this.#clientGone(at, null);
         return "handled";
       }
       if (caught instanceof ReplyFailed && caught.statusCode !== null) {
@@ -344,7 +348,7 @@ export class Gateway {
         const { statusCode, headers } = caught;
         if (retryWaitMs(statusCode, headers, attempt, retries) !== null)
           return { statusCode, headers, body: EMPTY_BODY };
-        return this.#bodyFailed(call, attempt, attemptStart, ticket, statusCode, caught.cause);
+        return this.#bodyFailed(at, statusCode, caught.cause);
       }
       const e = caught instanceof ReplyFailed ? caught.cause : caught;
       const timeout = isTimeout(e);
@@ -352,7 +356,7 @@ export class Gateway {
         family: call.route.family,
         kind: timeout ? "timeout" : "connection",
       });
-      const rec = this.#record(call, attempt, attemptStart, ticket, {
+      const rec = this.#record(at, {
         status: "error",
         http_status: null,
         error_type: timeout ? "timeout" : "connection_error",
@@ -367,17 +371,12 @@ export class Gateway {
    * provider may still bill the prompt: the call is recorded with its input estimated from the request
    * (which settles its reservation too).
    */
-  #clientGone(
-    call: Call,
-    attempt: number,
-    attemptStart: number,
-    ticket: Ticket | null,
-    httpStatus: number | null,
-  ): void {
+  #clientGone(at: Attempt, httpStatus: number | null): void {
+    const { call } = at;
     // An error answer was on its way: providers do not bill those, so there is nothing to estimate; nor
     // for a pass-through call, which is not priced.
     const billable = call.route.api !== null && (httpStatus === null || httpStatus < 300);
-    this.#record(call, attempt, attemptStart, ticket, {
+    this.#record(at, {
       status: "error",
       http_status: httpStatus,
       error_type: "client_disconnected",
@@ -388,15 +387,9 @@ export class Gateway {
   }
 
   /** The upstream's headers came, then its body broke off or stalled: recorded, and answered 504/502. */
-  #bodyFailed(
-    call: Call,
-    attempt: number,
-    attemptStart: number,
-    ticket: Ticket | null,
-    httpStatus: number,
-    e: unknown,
-  ): never {
-    const rec = this.#record(call, attempt, attemptStart, ticket, {
+  #bodyFailed(at: Attempt, httpStatus: number, e: unknown): never {
+    const { call } = at;
+    const rec = this.#record(at, {
       status: "error",
       http_status: httpStatus,
       error_type: isTimeout(e) ? "timeout" : "connection_error",
@@ -453,15 +446,8 @@ export class Gateway {
   }
 
   /** Non-streamed replies (and errors): buffered, so usage and cost go into the reply headers. */
-  async #relayBody(
-    call: Call,
-    attempt: number,
-    attemptStart: number,
-    ticket: Ticket | null,
-    up: UpstreamReply,
-    res: ServerResponse,
-    client: ClientWatch | null,
-  ) {
+  async #relayBody(at: Attempt, up: UpstreamReply, res: ServerResponse, client: ClientWatch | null) {
+    const { call, start: attemptStart, ticket } = at;
     let buf: Buffer;
     if (isWhole(up)) buf = up.body;
     else
@@ -470,8 +456,8 @@ export class Gateway {
       } catch (e) {
         // A stream request answered with a whole body (an error, or an upstream that does not stream)
         // whose client left meanwhile: the body was cancelled with it.
-        if (client?.gone) return this.#clientGone(call, attempt, attemptStart, ticket, up.statusCode);
-        return this.#bodyFailed(call, attempt, attemptStart, ticket, up.statusCode, e);
+        if (client?.gone) return this.#clientGone(at, up.statusCode);
+        return this.#bodyFailed(at, up.statusCode, e);
       }
     const ok = up.statusCode < 300;
     if (!ok) this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: String(up.statusCode) });
@@ -513,7 +499,7 @@ export class Gateway {
     const ended = Date.now();
     // The record (validation included) is built after the reply is on its way: it is not the client's wait.
     setImmediate(() =>
-      this.#record(call, attempt, attemptStart, ticket, {
+      this.#record(at, {
         status: ok ? "ok" : "error",
         http_status: up.statusCode,
         error_type: ok
@@ -535,15 +521,8 @@ export class Gateway {
    * A pass-through reply (a file download, a batch's results, an Assistants stream) relayed as it comes,
    * at its client's pace: nothing of it is held whole. Recorded unpriced, as kind=other.
    */
-  async #relayPassThrough(
-    call: Call,
-    attempt: number,
-    attemptStart: number,
-    ticket: Ticket | null,
-    up: LiveReply,
-    res: ServerResponse,
-    client: ClientWatch,
-  ) {
+  async #relayPassThrough(at: Attempt, up: LiveReply, res: ServerResponse, client: ClientWatch) {
+    const { call, start: attemptStart } = at;
     const ok = up.statusCode < 300;
     if (!ok) this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: String(up.statusCode) });
     const eventId = uuidv7();
@@ -572,7 +551,7 @@ export class Gateway {
       failure = client.gone ? null : e;
     }
     const complete = !client.gone && failure === null;
-    this.#record(call, attempt, attemptStart, ticket, {
+    this.#record(at, {
       status: complete && ok ? "ok" : "error",
       http_status: up.statusCode,
       error_type: complete
@@ -604,15 +583,8 @@ export class Gateway {
   }
 
   /** SSE relayed chunk by chunk; usage is read on the side; the cost follows as an HTTP trailer. */
-  async #relayStream(
-    call: Call,
-    attempt: number,
-    attemptStart: number,
-    ticket: Ticket | null,
-    up: LiveReply,
-    res: ServerResponse,
-    client: ClientWatch,
-  ) {
+  async #relayStream(at: Attempt, up: LiveReply, res: ServerResponse, client: ClientWatch) {
+    const { call, start: attemptStart, ticket } = at;
     const api = call.route.api!;
     const eventId = uuidv7();
     const extractor = createSseUsageExtractor(api);
@@ -660,7 +632,7 @@ export class Gateway {
     const complete = !clientGone && failure === null;
     // An error event in a stream that ended cleanly (Anthropic's overloaded_error, say): its SDK raises.
     const streamError = extractor.error();
-    const rec = this.#record(call, attempt, attemptStart, ticket, {
+    const rec = this.#record(at, {
       status: complete && streamError === null ? "ok" : "error",
       http_status: up.statusCode,
       error_type: complete
@@ -696,7 +668,8 @@ export class Gateway {
     });
   }
 
-  #record(call: Call, attempt: number, attemptStart: number, ticket: Ticket | null, o: Outcome) {
+  #record(at: Attempt, o: Outcome) {
+    const { call, n: attempt, start: attemptStart, ticket } = at;
     call.recordedAttempt = attempt;
     const now = o.ts_end ?? Date.now();
     const usage = o.usage?.usage;

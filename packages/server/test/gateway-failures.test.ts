@@ -8,6 +8,7 @@ import { type CallRecord, extractFromResponse, formatUsd } from "@tollgate/core"
 import OpenAI from "openai";
 import { Agent, fetch as undiciFetch } from "undici";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { UsageChunkStripper } from "../src/gateway/strip-usage.js";
 import {
   expectExactUsageAndCost,
   gatewayRecords,
@@ -208,6 +209,35 @@ describe("gateway failures: a fault of the gateway's own", () => {
       expect(more).toEqual([]);
       expect(rec).toMatchObject({ status: "error", http_status: 500, error_type: "gateway_error" });
       expect(res.headers["x-tollgate-event-id"]).toBe(rec!.event_id);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it("a throw while relaying a stream: recorded as the gateway's fault (not the upstream's), usage estimated", async () => {
+    const spy = vi.spyOn(UsageChunkStripper.prototype, "push").mockImplementationOnce(() => {
+      throw new Error("injected fault");
+    });
+    try {
+      const a = newCase();
+      // No include_usage: the gateway adds it, and strips its chunk with the stripper that throws (on the
+      // first chunk, so the SDK sees the connection close before or while it reads the stream).
+      const err = await (async () => {
+        const stream = await openai.chat.completions.create(
+          { model: "gpt-4o-mini", messages, stream: true },
+          opts(a),
+        );
+        for await (const _ of stream);
+      })().catch((e) => e);
+      expect(err).toBeInstanceOf(Error);
+      const [rec, ...more] = await waitForRecords(a);
+      expect(more).toEqual([]);
+      expect(rec).toMatchObject({
+        status: "error",
+        http_status: 200,
+        error_type: "gateway_error",
+        cost_source: "estimated",
+      });
     } finally {
       spy.mockRestore();
     }

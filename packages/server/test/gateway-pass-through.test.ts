@@ -3,7 +3,7 @@
 import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, connect } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { CallRecord } from "@tollgate/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -77,6 +77,14 @@ let gw: Awaited<ReturnType<typeof startTestGateway>>;
 beforeAll(async () => {
   upstream = createServer((req, res) => {
     if (req.method === "POST" && req.url === "/v1/files") return upload(req, res);
+    if (req.url === "/v1/files?purpose=too-big") {
+      // Refused at the headers, the body left unread (not drained), as a provider refuses an oversized
+      // upload; the connection is dropped a little later.
+      req.on("data", () => {}).pause();
+      res.writeHead(413, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: { type: "invalid_request_error", message: "too big" } }));
+      return void setTimeout(() => req.socket.destroy(), 100);
+    }
     if (req.url === "/v1/files/big/content") return download(res);
     if (req.url === "/v1/threads/runs") {
       req.resume();
@@ -197,6 +205,35 @@ describe("gateway pass-through: bodies relayed as they come", () => {
     const rec = await recordOf(res.headers["x-tollgate-event-id"]);
     const attempts = (await gatewayRecords(gw.runtime)).filter((r) => r.request_id === rec.request_id);
     expect(attempts.map((r) => [r.attempt, r.http_status, r.error_type])).toEqual([[1, 500, "server_error"]]);
+  });
+
+  it("an upload the upstream refuses early: the client gets the refusal, then its connection is closed", async () => {
+    // A raw client that sends its whole body before reading, as python-requests does: the gateway can no
+    // longer read the rest, so it must not leave the client writing into a connection nobody reads.
+    const sock = connect(Number(new URL(gw.url).port), "127.0.0.1");
+    let reply = "";
+    sock.on("data", (d) => (reply += d));
+    sock.on("error", () => {}); // EPIPE / ECONNRESET: the gateway closed while the client still sent
+    const closed = new Promise((r) => sock.once("close", r));
+    sock.write(
+      `POST /v1/files?purpose=too-big HTTP/1.1\r\nhost: x\r\nauthorization: Bearer sk-test\r\ncontent-length: ${64 * MB}\r\n\r\n`,
+    );
+    let open = true;
+    void closed.then(() => (open = false));
+    for (let off = 0; off < 64 * MB && open; off += MB)
+      if (!sock.write(downloadChunk(off, MB)))
+        await new Promise((r) => sock.once("drain", r).once("close", r));
+    await closed;
+    expect(reply).toMatch(/^HTTP\/1\.1 413 /);
+    expect(reply).toMatch(/\r\nconnection: close\r\n/i);
+    expect(reply).toContain('"too big"');
+    const rec = await recordOf(/x-tollgate-event-id: (\S+)/i.exec(reply)?.[1]);
+    expect(rec).toMatchObject({
+      kind: "other",
+      status: "error",
+      http_status: 413,
+      error_type: "invalid_request_error",
+    });
   });
 
   it("a client that leaves mid-upload: the upstream request is cancelled, the call recorded as gone", async () => {

@@ -71,7 +71,7 @@ export class LiveBody {
     try {
       this.#reader(chunk);
     } catch (e) {
-      this.cancel(e as Error); // the reader broke, not the upstream: its promise says why
+      this.cancel(new ReaderFault(e)); // the reader broke, not the upstream: its promise says why
     }
   }
   /** @internal */
@@ -86,6 +86,13 @@ export class LiveBody {
     this.#controller = null;
     this.#early = [];
     this.#done?.reject(this.#error);
+  }
+}
+
+/** A body's reader threw: a fault of the gateway's own while relaying, not of the upstream. */
+export class ReaderFault extends Error {
+  constructor(override readonly cause: unknown) {
+    super(`relaying the reply failed: ${cause instanceof Error ? cause.message : String(cause)}`);
   }
 }
 

@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { StringDecoder } from "node:string_decoder";
 import { setTimeout as sleep } from "node:timers/promises";
 import { brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
@@ -24,7 +24,7 @@ import { ClientPace, ClientStalled, type ClientWatch, watchClient } from "./clie
 import type { GatewayConfig } from "./config.js";
 import { type Attribution, headerValue, replyHeaders, splitHeaders } from "./headers.js";
 import { prependMember, replaceSpan, topLevelValueSpan } from "./json-splice.js";
-import { type LiveReply, requestLive } from "./live-reply.js";
+import { type LiveReply, ReaderFault, requestLive } from "./live-reply.js";
 import type { GatewayMetrics } from "./metrics.js";
 import type { Recorder } from "./recorder.js";
 import { backoffMs, retryWaitMs } from "./retry.js";
@@ -309,7 +309,6 @@ export class Gateway {
         // recorded (which settles its reservation), and a reply nobody reads any more is not left running.
         if (!isWhole(up)) up.body.cancel(e as Error);
         if (call.recordedAttempt === attempt) throw e;
-        this.deps.metrics.upstreamErrors.inc({ family: route.family, kind: "gateway_error" });
         // Answered upstream, a model call is billed by its provider all the same: estimated, as a cut-off stream.
         const billable = route.api !== null && up.statusCode < 300;
         const rec = this.#record(at, {
@@ -494,7 +493,7 @@ export class Gateway {
         toolCalls,
         eventId,
       });
-    res.writeHead(up.statusCode, headers);
+    writeHead(res, up.statusCode, headers);
     res.end(buf);
     const ended = Date.now();
     // The record (validation included) is built after the reply is on its way: it is not the client's wait.
@@ -531,7 +530,7 @@ export class Gateway {
     if (length !== null) headers["content-length"] = length;
     headers["x-tollgate-event-id"] = eventId;
     headers["x-tollgate-cost-usd"] = costUsd(false, false, 0n);
-    res.writeHead(up.statusCode, headers);
+    writeHead(res, up.statusCode, headers);
     const pace = new ClientPace(res, up.body, client, call.timeoutMs);
     let firstByte: number | null = null;
     /** An error answer's start: it names the error type. */
@@ -597,7 +596,7 @@ export class Gateway {
     const trailers =
       res.req.httpVersionMajor > 1 || (res.req.httpVersionMajor === 1 && res.req.httpVersionMinor >= 1);
     if (trailers) headers.trailer = "x-tollgate-cost-usd";
-    res.writeHead(up.statusCode, headers); // sent with the first chunk, as the upstream did
+    writeHead(res, up.statusCode, headers); // sent with the first chunk, as the upstream did
     const pace = new ClientPace(res, up.body, client, call.timeoutMs);
     let firstByte: number | null = null;
     let events = 0;
@@ -671,6 +670,8 @@ export class Gateway {
   #record(at: Attempt, o: Outcome) {
     const { call, n: attempt, start: attemptStart, ticket } = at;
     call.recordedAttempt = attempt;
+    if (o.error_type === "gateway_error")
+      this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: "gateway_error" });
     const now = o.ts_end ?? Date.now();
     const usage = o.usage?.usage;
     const input: Record<string, unknown> = {
@@ -973,6 +974,17 @@ function estimateUsage(call: Call, partial: ExtractedUsage | null, events: numbe
   return partial ?? estimateCutShortUsage(call.modelRequested, call.body.length, events);
 }
 
+/**
+ * Writes a reply's head. A reply that goes out before its request's body was read to its end (an upload
+ * the upstream answered early or failed in, a refusal before the body was read) closes the connection
+ * after it, as an upstream that answers early does: a client still sending would otherwise wait on a
+ * connection nobody reads (undici destroys the request an upload was piped from, and with it the reading).
+ */
+function writeHead(res: ServerResponse, status: number, headers: OutgoingHttpHeaders): void {
+  if (!res.req.complete) res.shouldKeepAlive = false;
+  res.writeHead(status, headers);
+}
+
 /** Errors the gateway itself raises, shaped like the provider's so its SDK raises a typed error. */
 function sendError(res: ServerResponse, route: GatewayRoute, err: GatewayError): void {
   const body =
@@ -989,7 +1001,7 @@ function sendError(res: ServerResponse, route: GatewayRoute, err: GatewayError):
     headers["x-tollgate-event-id"] = err.recorded.event_id;
     headers["x-tollgate-cost-usd"] = recordCostUsd(err.recorded);
   }
-  res.writeHead(err.status, headers);
+  writeHead(res, err.status, headers);
   res.end(text);
 }
 
@@ -999,9 +1011,10 @@ interface Timing {
   stream: boolean;
 }
 
-/** Why a stream ended before its end, as its record's error_type says it. */
+/** Why a relayed reply ended before its end, as its record's error_type says it. */
 function cutShortReason(clientGone: boolean, failure: unknown): string {
   if (clientGone) return "client_disconnected";
+  if (failure instanceof ReaderFault) return "gateway_error";
   if (failure instanceof ClientStalled) return "client_stalled";
   return isTimeout(failure) ? "timeout" : "upstream_stream_broken";
 }

@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, request, type Server, type ServerRe
 import { type AddressInfo, connect } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { CallRecord } from "@tollgate/core";
+import OpenAI, { toFile } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gatewayRecords, startTestGateway } from "./helpers.js";
 
@@ -294,6 +295,22 @@ describe("gateway pass-through: bodies relayed as they come", () => {
       priced: false,
       input_uncached_tokens: 0,
     });
+  });
+
+  it("the openai SDK: files.create uploads through the gateway, files.content downloads whole", async () => {
+    const openai = new OpenAI({ apiKey: "sk-test", baseURL: `${gw.url}/v1`, maxRetries: 0 });
+    const data = downloadChunk(7, 3 * MB);
+    const created = (await openai.files.create({
+      file: await toFile(data, "batch.jsonl"),
+      purpose: "batch",
+    })) as unknown as { bytes: number };
+    // The multipart body the SDK built arrived whole: the file plus its part headers.
+    expect(created.bytes).toBeGreaterThan(data.length);
+    expect(uploads.at(-1)!.bytes).toBe(created.bytes);
+    const content = await openai.files.content("big");
+    const body = Buffer.from(await content.arrayBuffer());
+    expect(body.length).toBe(DOWNLOAD_BYTES);
+    expect(createHash("sha256").update(body).digest("hex")).toBe(DOWNLOAD_SHA);
   });
 
   it("an Assistants stream on a pass-through path reaches the client event by event", async () => {

@@ -2,7 +2,8 @@
 // Mock OpenAI upstream for bench/gateway.mjs, run in its own process so its CPU is not charged to the
 // gateway under test. POST /v1/chat/completions answers with a real recorded chat completion (with usage)
 // at once; when the request body has "stream": true it replays a real SSE stream, one event every
-// --gap-ms (-1: all at once). GET /__stats returns the request count. Prints {"port": N} on stdout once listening.
+// --gap-ms (-1: all at once). GET /v1/files/<MB>/content and POST /v1/files serve bench/files.mjs. GET
+// /__stats returns the request count. Prints {"port": N} on stdout once listening.
 import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { parseArgs } from "node:util";
@@ -53,6 +54,24 @@ function replayStream(res) {
   next();
 }
 
+const MB = 1024 * 1024;
+const FILE_CHUNK = Buffer.alloc(MB, 0x61);
+
+/** `bytes` of a file, written as fast as the reader takes them. */
+function sendFile(res, bytes) {
+  res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(bytes) });
+  let left = bytes;
+  const more = () => {
+    while (left > 0 && !res.destroyed) {
+      const n = Math.min(left, MB);
+      left -= n;
+      if (left === 0) return void res.end(n === MB ? FILE_CHUNK : FILE_CHUNK.subarray(0, n));
+      if (!res.write(n === MB ? FILE_CHUNK : FILE_CHUNK.subarray(0, n))) return void res.once("drain", more);
+    }
+  };
+  more();
+}
+
 const server = createServer((req, res) => {
   if (req.method === "POST" && req.url?.startsWith("/v1/chat/completions")) {
     requests++;
@@ -66,6 +85,19 @@ const server = createServer((req, res) => {
         res.writeHead(200, jsonHeaders);
         res.end(body);
       }
+    });
+    return;
+  }
+  // Files (bench/files.mjs): GET /v1/files/<MB>/content sends that many MB; POST /v1/files takes any upload.
+  const download = req.method === "GET" && /^\/v1\/files\/(\d+)\/content$/.exec(req.url ?? "");
+  if (download) return sendFile(res, Number(download[1]) * MB);
+  if (req.method === "POST" && req.url === "/v1/files") {
+    let bytes = 0;
+    req.on("data", (c) => (bytes += c.length));
+    req.on("end", () => {
+      const s = JSON.stringify({ id: "file-bench", object: "file", bytes });
+      res.writeHead(200, { "content-type": "application/json", "content-length": String(s.length) });
+      res.end(s);
     });
     return;
   }

@@ -1,11 +1,16 @@
 import { describe, expect, it } from "vitest";
-import { prependMember, replaceSpan, topLevelValueSpan } from "../src/gateway/json-splice.js";
+import { prependMember, replaceSpans, topLevelValueSpans } from "../src/gateway/json-splice.js";
 
-/** The text of top-level member `key`'s value, as found in `text`. */
-function valueText(text: string, key: string): string | null {
+/** The texts of top-level member `key`'s values, as found in `text`. */
+function valueTexts(text: string, key: string): string[] {
   const body = Buffer.from(text);
-  const span = topLevelValueSpan(body, key);
-  return span && body.toString("utf8", span.start, span.end);
+  return topLevelValueSpans(body, key).map((span) => body.toString("utf8", span.start, span.end));
+}
+/** The text of top-level member `key`'s one value, or null. */
+function valueText(text: string, key: string): string | null {
+  const [one, ...more] = valueTexts(text, key);
+  expect(more).toEqual([]);
+  return one ?? null;
 }
 
 describe("json-splice: top-level members found by byte scan", () => {
@@ -30,17 +35,20 @@ describe("json-splice: top-level members found by byte scan", () => {
     expect(valueText(`{"stream_options":3,${text.slice(1)}`, "stream_options")).toBe("3");
   });
 
-  it("reads keys as JSON.parse does (escapes), and takes the last of a repeated key, as it does", () => {
+  it("reads keys as JSON.parse does (escapes), and finds every copy of a repeated key", () => {
     expect(valueText('{"stream\\u005foptions":{"a":1}}', "stream_options")).toBe('{"a":1}');
     const dup = '{"stream_options":1,"x":{"stream_options":9},"stream_options":2}';
-    expect(valueText(dup, "stream_options")).toBe("2");
-    expect(JSON.parse(dup).stream_options).toBe(2);
+    expect(valueTexts(dup, "stream_options")).toEqual(["1", "2"]);
+    const body = Buffer.from(dup);
+    expect(replaceSpans(body, topLevelValueSpans(body, "stream_options"), "true").toString()).toBe(
+      '{"stream_options":true,"x":{"stream_options":9},"stream_options":true}',
+    );
   });
 
   it("a replaced or prepended member leaves every other byte as it was", () => {
     const text = ' {"seed": 12345678901234567890, "stream_options": null , "stream": true}';
     const body = Buffer.from(text);
-    const out = replaceSpan(body, topLevelValueSpan(body, "stream_options")!, '{"include_usage":true}');
+    const out = replaceSpans(body, topLevelValueSpans(body, "stream_options"), '{"include_usage":true}');
     expect(out.toString()).toBe(
       ' {"seed": 12345678901234567890, "stream_options": {"include_usage":true} , "stream": true}',
     );

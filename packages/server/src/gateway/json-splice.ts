@@ -20,19 +20,19 @@ interface Span {
 }
 
 /**
- * The span of the value of top-level member `key` in a JSON object, the last one when the key repeats
- * (JSON.parse, like the providers' parsers, keeps the last); null when there is none. Keys are compared
- * as JSON.parse reads them, escapes included.
+ * The spans of the values of top-level member `key` in a JSON object, in order: more than one when the key
+ * repeats (JSON.parse keeps the last, other parsers the first or none). Keys are compared as JSON.parse
+ * reads them, escapes included.
  */
-export function topLevelValueSpan(body: Buffer, key: string): Span | null {
-  let found: Span | null = null;
+export function topLevelValueSpans(body: Buffer, key: string): Span[] {
+  const found: Span[] = [];
   let depth = 0;
   /** At depth 1, whether the next string is a member's key (not its value). */
   let expectKey = false;
   let memberKey: string | null = null;
   let valueStart = -1;
   const endMember = (i: number) => {
-    if (memberKey === key && valueStart !== -1) found = { start: valueStart, end: trimEnd(body, i) };
+    if (memberKey === key && valueStart !== -1) found.push({ start: valueStart, end: trimEnd(body, i) });
     memberKey = null;
     valueStart = -1;
   };
@@ -57,9 +57,17 @@ export function topLevelValueSpan(body: Buffer, key: string): Span | null {
   return found;
 }
 
-/** `body` with the bytes of `span` replaced by `text`. */
-export function replaceSpan(body: Buffer, span: Span, text: string): Buffer {
-  return Buffer.concat([body.subarray(0, span.start), Buffer.from(text), body.subarray(span.end)]);
+/** `body` with the bytes of each of `spans` (in order, not overlapping) replaced by `text`. */
+export function replaceSpans(body: Buffer, spans: readonly Span[], text: string): Buffer {
+  const replacement = Buffer.from(text);
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (const span of spans) {
+    parts.push(body.subarray(at, span.start), replacement);
+    at = span.end;
+  }
+  parts.push(body.subarray(at));
+  return Buffer.concat(parts);
 }
 
 /** `body` with the member `"key":json,` put first in its top-level object. */

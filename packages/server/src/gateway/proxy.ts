@@ -23,7 +23,7 @@ import type { LimitError } from "../limits/limit-error.js";
 import { ClientPace, ClientStalled, type ClientWatch, watchClient } from "./client-watch.js";
 import type { GatewayConfig } from "./config.js";
 import { type Attribution, headerValue, replyHeaders, splitHeaders } from "./headers.js";
-import { prependMember, replaceSpan, topLevelValueSpan } from "./json-splice.js";
+import { prependMember, replaceSpans, topLevelValueSpans } from "./json-splice.js";
 import { type LiveReply, ReaderFault, requestLive } from "./live-reply.js";
 import type { GatewayMetrics } from "./metrics.js";
 import type { Recorder } from "./recorder.js";
@@ -887,8 +887,8 @@ function withIncludeUsage(body: Buffer, parsed: Record<string, unknown>): Buffer
   const own = parsed.stream_options;
   const value = JSON.stringify(Object.assign({}, own, { include_usage: true }));
   if (own === undefined) return prependMember(body, "stream_options", value);
-  // The body parsed with this member, so the scan finds it.
-  return replaceSpan(body, topLevelValueSpan(body, "stream_options")!, value);
+  // Every copy of a repeated member: whichever one the upstream's parser keeps then asks for usage.
+  return replaceSpans(body, topLevelValueSpans(body, "stream_options"), value);
 }
 
 function parseJsonObject(buf: Buffer | null): Record<string, unknown> | null {

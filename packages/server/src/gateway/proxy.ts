@@ -1,10 +1,8 @@
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { StringDecoder } from "node:string_decoder";
 import { setTimeout as sleep } from "node:timers/promises";
-import { brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
 import {
   type CallFacts,
-  type CallRecord,
   createSseUsageExtractor,
   type ExtractedUsage,
   estimateCutShortUsage,
@@ -19,14 +17,30 @@ import { type Dispatcher, EnvHttpProxyAgent, Pool } from "undici";
 import type { KeyResolver, Principal } from "../auth/keys.js";
 import { costUsd, recordCostUsd } from "../cost-usd.js";
 import type { SpendGuard, Ticket } from "../limits/guard.js";
-import type { LimitError } from "../limits/limit-error.js";
-import { ClientPace, ClientStalled, type ClientWatch, watchClient } from "./client-watch.js";
+import { ClientPace, type ClientWatch, watchClient } from "./client-watch.js";
 import type { GatewayConfig } from "./config.js";
+import {
+  cutShortReason,
+  errorTypeOf,
+  GatewayError,
+  isTimeout,
+  sendError,
+  upstreamFailure,
+  writeHead,
+} from "./gateway-error.js";
 import { type Attribution, headerValue, replyHeaders, splitHeaders } from "./headers.js";
-import { prependMember, replaceSpans, topLevelValueSpans } from "./json-splice.js";
-import { type LiveReply, ReaderFault, requestLive } from "./live-reply.js";
+import { type LiveReply, requestLive } from "./live-reply.js";
 import type { GatewayMetrics } from "./metrics.js";
 import type { Recorder } from "./recorder.js";
+import { countEvents, countToolCalls, decoded } from "./reply-reading.js";
+import {
+  EMPTY_BODY,
+  isBigUpload,
+  parseJsonObject,
+  readBody,
+  usageNotAsked,
+  withIncludeUsage,
+} from "./request-body.js";
 import { backoffMs, retryWaitMs } from "./retry.js";
 import { classify, type GatewayRoute } from "./routes.js";
 import { UsageChunkStripper } from "./strip-usage.js";
@@ -41,13 +55,6 @@ export interface GatewayDeps {
   guard: SpendGuard;
 }
 
-const MAX_REQUEST_BYTES = 32 * 1024 * 1024;
-/**
- * A pass-through upload larger than this (or of unknown length) is sent upstream as it comes, not held:
- * file uploads run to hundreds of MB. Such a body can be sent once only, so its call is not retried.
- */
-const UPLOAD_BUFFER_BYTES = 1024 * 1024;
-const EMPTY_BODY = Buffer.alloc(0);
 /** How much of an error answer is read for its error type. */
 const ERROR_HEAD_BYTES = 4096;
 const MAX_RETRIES = 10;
@@ -115,37 +122,6 @@ interface Outcome {
   price?: PriceResult | null;
   /** Tool calls the model asked for (counted against agent-run ceilings). */
   toolCalls?: number;
-}
-
-/** A failure that the gateway itself answers, in the provider's error shape. */
-class GatewayError extends Error {
-  constructor(
-    readonly status: number,
-    readonly type: string,
-    message: string,
-    readonly code: string = type,
-    readonly extra: Record<string, unknown> = {},
-    readonly retryAfterS: number | null = null,
-  ) {
-    super(message);
-  }
-
-  /** The record of the attempt this error answers, when there is one: its id and cost go in the reply. */
-  recorded: CallRecord | null = null;
-
-  withRecord(rec: CallRecord | null): this {
-    this.recorded = rec;
-    return this;
-  }
-
-  /** A fault of the gateway's own, answered as the upstream's would be: 502. */
-  static internal(e: unknown): GatewayError {
-    return new GatewayError(502, "api_error", `gateway error: ${(e as Error).message}`);
-  }
-
-  static fromLimit(e: LimitError): GatewayError {
-    return new GatewayError(e.status, e.type, e.message, e.code, e.details, e.retryAfterS);
-  }
 }
 
 /**
@@ -361,7 +337,7 @@ export class Gateway {
         error_type: timeout ? "timeout" : "connection_error",
       });
       if (attempt <= retries) return "retry";
-      throw upstreamFailure(e, call, "answer").withRecord(rec);
+      throw upstreamFailure(e, call.timeoutMs, "answer").withRecord(rec);
     }
   }
 
@@ -393,7 +369,7 @@ export class Gateway {
       http_status: httpStatus,
       error_type: isTimeout(e) ? "timeout" : "connection_error",
     });
-    throw upstreamFailure(e, call, "body").withRecord(rec);
+    throw upstreamFailure(e, call.timeoutMs, "body").withRecord(rec);
   }
 
   async #authenticate(key: string | undefined): Promise<Principal | null> {
@@ -753,20 +729,6 @@ function callFacts(a: Attribution, model: string, provider: string, keyId: strin
   };
 }
 
-/** Tool calls a model asked for in one reply (OpenAI chat and Responses, Anthropic Messages). */
-function countToolCalls(json: Record<string, unknown>): number {
-  let n = 0;
-  for (const c of asArray(json.choices))
-    n += asArray((c as { message?: { tool_calls?: unknown } })?.message?.tool_calls).length;
-  for (const part of [...asArray(json.content), ...asArray(json.output)]) {
-    const type = (part as { type?: unknown })?.type;
-    if (type === "tool_use" || type === "function_call") n++;
-  }
-  return n;
-}
-
-const asArray = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-
 /** The upstream's reply: a streamed call's body as it comes, any other call's whole. */
 type UpstreamReply = LiveReply | WholeReply;
 const isWhole = (up: UpstreamReply): up is WholeReply => Buffer.isBuffer(up.body);
@@ -831,102 +793,6 @@ function isRelayed(call: Call): boolean {
   return call.stream || call.route.api === null;
 }
 
-/** A request body too big to hold (see UPLOAD_BUFFER_BYTES), or of a length not known up front. */
-function isBigUpload(req: IncomingMessage): boolean {
-  const declared = req.headers["content-length"];
-  if (declared === undefined) return req.headers["transfer-encoding"] !== undefined;
-  return Number(declared) > UPLOAD_BUFFER_BYTES;
-}
-
-/** Reads the request body with plain events (an async iterator costs measurable latency per request). */
-function readBody(req: IncomingMessage): Promise<Buffer> {
-  // A body that came with the request's headers is buffered by the time the handler asks for it: taken
-  // at once, it skips the stream's 'data' and 'end' ticks (tens of µs on an idle gateway).
-  const declared = req.headers["content-length"];
-  if (
-    declared !== undefined &&
-    req.readableFlowing === null &&
-    req.readableLength === Number(declared) &&
-    req.readableLength <= MAX_REQUEST_BYTES
-  )
-    return Promise.resolve((req.read() as Buffer | null) ?? EMPTY_BODY);
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      // Past the limit the rest is read and dropped, so the 413 can still be answered on this connection.
-      if (size > MAX_REQUEST_BYTES)
-        reject(
-          new GatewayError(413, "invalid_request_error", `request body exceeds ${MAX_REQUEST_BYTES} bytes`),
-        );
-      else chunks.push(chunk);
-    });
-    req.once("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
-    req.once("error", reject);
-  });
-}
-
-/**
- * Whether a stream request's stream_options leave usage out, so the gateway may ask for it: absent, null,
- * or an object whose include_usage is absent, null or false. Anything else (a string, include_usage: 1)
- * is the upstream's to refuse, and is sent as it came.
- */
-function usageNotAsked(options: unknown): boolean {
-  if (options === undefined || options === null) return true;
-  if (typeof options !== "object" || Array.isArray(options)) return false;
-  const asked = (options as { include_usage?: unknown }).include_usage;
-  return asked === undefined || asked === null || asked === false;
-}
-
-/**
- * The request with stream_options.include_usage set, edited in the client's bytes: without stream_options
- * (the usual case) the member is put first; an existing one has only its own value rewritten.
- */
-function withIncludeUsage(body: Buffer, parsed: Record<string, unknown>): Buffer {
-  const own = parsed.stream_options;
-  const value = JSON.stringify(Object.assign({}, own, { include_usage: true }));
-  if (own === undefined) return prependMember(body, "stream_options", value);
-  // Every copy of a repeated member: whichever one the upstream's parser keeps then asks for usage.
-  return replaceSpans(body, topLevelValueSpans(body, "stream_options"), value);
-}
-
-function parseJsonObject(buf: Buffer | null): Record<string, unknown> | null {
-  if (!buf || buf.length === 0) return null;
-  try {
-    // A byte-order mark is not JSON, but some clients send one; the bytes go upstream as they came.
-    const start = buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? 3 : 0;
-    const v = JSON.parse(buf.toString("utf8", start));
-    return typeof v === "object" && v !== null && !Array.isArray(v) ? v : null;
-  } catch {
-    return null;
-  }
-}
-
-/**
- * A reply body as text for reading usage: the upstream's bytes go to the client as sent (content-encoding
- * included), and are decoded here on the side. Null when the encoding is unknown or the bytes are not it.
- */
-function decoded(buf: Buffer, encoding: string | null): Buffer | null {
-  try {
-    switch (encoding?.trim().toLowerCase() || "identity") {
-      case "identity":
-        return buf;
-      case "gzip":
-      case "x-gzip":
-        return gunzipSync(buf);
-      case "deflate":
-        return inflateSync(buf);
-      case "br":
-        return brotliDecompressSync(buf);
-      default:
-        return null;
-    }
-  } catch {
-    return null;
-  }
-}
-
 /** The model a call is recorded (and priced) as: the provider's answer, else what was asked for. */
 function modelOf(call: Call, usage: ExtractedUsage | null): string {
   return (
@@ -952,71 +818,15 @@ function isHttpStatus(status: number): boolean {
   return status >= INPUT_LIMITS.httpStatus.min && status <= INPUT_LIMITS.httpStatus.max;
 }
 
-function isTimeout(e: unknown): boolean {
-  const code = (e as { code?: string } | null)?.code;
-  return code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT";
-}
-
-/** The provider's own error type (`rate_limit_error`, …) when its body says, else http_<status>. */
-function errorTypeOf(text: string, status: number): string {
-  const m = /"type"\s*:\s*"([a-z_]{1,64})"/.exec(text);
-  return m?.[1] && m[1] !== "error" ? m[1] : `http_${status}`;
-}
-
-function countEvents(text: string): number {
-  let n = 0;
-  for (let i = text.indexOf("data:"); i !== -1; i = text.indexOf("data:", i + 5)) n++;
-  return n;
-}
-
 /** Usage of a stream cut short: what the provider reported so far (Anthropic sends input up front), else an estimate. */
 function estimateUsage(call: Call, partial: ExtractedUsage | null, events: number): ExtractedUsage {
   return partial ?? estimateCutShortUsage(call.modelRequested, call.body.length, events);
-}
-
-/**
- * Writes a reply's head. A reply that goes out before its request's body was read to its end (an upload
- * the upstream answered early or failed in, a refusal before the body was read) closes the connection
- * after it, as an upstream that answers early does: a client still sending would otherwise wait on a
- * connection nobody reads (undici destroys the request an upload was piped from, and with it the reading).
- */
-function writeHead(res: ServerResponse, status: number, headers: OutgoingHttpHeaders): void {
-  if (!res.req.complete) res.shouldKeepAlive = false;
-  res.writeHead(status, headers);
-}
-
-/** Errors the gateway itself raises, shaped like the provider's so its SDK raises a typed error. */
-function sendError(res: ServerResponse, route: GatewayRoute, err: GatewayError): void {
-  const body =
-    route.family === "anthropic"
-      ? { type: "error", error: { type: err.type, code: err.code, message: err.message, ...err.extra } }
-      : { error: { message: err.message, type: err.type, param: null, code: err.code, ...err.extra } };
-  const text = JSON.stringify(body);
-  const headers: Record<string, string | number> = {
-    "content-type": "application/json",
-    "content-length": Buffer.byteLength(text),
-  };
-  if (err.retryAfterS !== null) headers["retry-after"] = String(err.retryAfterS);
-  if (err.recorded) {
-    headers["x-tollgate-event-id"] = err.recorded.event_id;
-    headers["x-tollgate-cost-usd"] = recordCostUsd(err.recorded);
-  }
-  writeHead(res, err.status, headers);
-  res.end(text);
 }
 
 /** When a request came in and whether it streams: what /metrics labels every answered request with. */
 interface Timing {
   readonly started: number;
   stream: boolean;
-}
-
-/** Why a relayed reply ended before its end, as its record's error_type says it. */
-function cutShortReason(clientGone: boolean, failure: unknown): string {
-  if (clientGone) return "client_disconnected";
-  if (failure instanceof ReaderFault) return "gateway_error";
-  if (failure instanceof ClientStalled) return "client_stalled";
-  return isTimeout(failure) ? "timeout" : "upstream_stream_broken";
 }
 
 /** nginx's code for a client that closed the request before the answer: in /metrics, not on the wire. */
@@ -1026,24 +836,4 @@ const CLIENT_CLOSED_REQUEST = 499;
 async function waitForRetry(ms: number, client: ClientWatch | null): Promise<boolean> {
   await sleep(ms, undefined, client ? { signal: client.signal } : undefined).catch(() => {});
   return !client?.gone;
-}
-
-/** The gateway's own answer to an upstream that timed out or broke the connection. */
-function upstreamFailure(e: unknown, call: Call, phase: "answer" | "body"): GatewayError {
-  if (isTimeout(e))
-    return new GatewayError(
-      504,
-      "timeout_error",
-      phase === "answer"
-        ? `upstream did not answer within ${call.timeoutMs} ms`
-        : `upstream body did not arrive within ${call.timeoutMs} ms`,
-    );
-  const why = (e as Error).message;
-  return new GatewayError(
-    502,
-    "api_error",
-    phase === "answer"
-      ? `upstream connection failed: ${why}`
-      : `upstream failed while sending the body: ${why}`,
-  );
 }

@@ -154,7 +154,13 @@ describe("gateway failures: upstream errors reach the SDK unchanged", () => {
     expect(err.headers.get("retry-after")).toBe("1");
     expect(err.error).toMatchObject({ type: "error", error: { type: "rate_limit_error" } });
     const [rec] = await recordsOf(id);
-    expect(rec).toMatchObject({ status: "error", http_status: 429, provider: "anthropic" });
+    // The provider's own type, from inside Anthropic's {"type":"error","error":{...}}.
+    expect(rec).toMatchObject({
+      status: "error",
+      http_status: 429,
+      provider: "anthropic",
+      error_type: "rate_limit_error",
+    });
   });
 
   it("500 → InternalServerError (both SDKs), recorded as errors", async () => {
@@ -174,9 +180,12 @@ describe("gateway failures: upstream errors reach the SDK unchanged", () => {
       .catch((e) => e);
     expect(e2).toBeInstanceOf(Anthropic.InternalServerError);
     expect(e2.error).toMatchObject({ type: "error", error: { type: "api_error" } });
-    for (const id of [a, b]) {
-      const [rec] = await recordsOf(id);
-      expect(rec).toMatchObject({ status: "error", http_status: 500, cost_nanousd: 0n });
+    for (const [id, type] of [
+      [a, "server_error"],
+      [b, "api_error"],
+    ]) {
+      const [rec] = await recordsOf(id!);
+      expect(rec).toMatchObject({ status: "error", http_status: 500, cost_nanousd: 0n, error_type: type });
     }
   });
 });

@@ -46,8 +46,9 @@ export function isTimeout(e: unknown): boolean {
 
 /** The provider's own error type (`rate_limit_error`, …) when its body says, else http_<status>. */
 export function errorTypeOf(text: string, status: number): string {
-  const m = /"type"\s*:\s*"([a-z_]{1,64})"/.exec(text);
-  return m?.[1] && m[1] !== "error" ? m[1] : `http_${status}`;
+  // The first type that is not "error": Anthropic's body is {"type":"error","error":{"type":"rate_limit_error"}}.
+  for (const m of text.matchAll(/"type"\s*:\s*"([a-z_]{1,64})"/g)) if (m[1] !== "error") return m[1]!;
+  return `http_${status}`;
 }
 
 /**

@@ -153,6 +153,21 @@ describe("gateway paths", () => {
     expect(classify("/v1/models", { "x-api-key": "sk-ant-xyz" })?.family).toBe("anthropic");
   });
 
+  it("only a POST to a model path is a model call: a GET there (stored completions) passes through", () => {
+    expect(classify("/v1/chat/completions", {}, "POST")).toMatchObject({ api: "openai.chat", kind: "llm" });
+    expect(classify("/v1/chat/completions?limit=2", {}, "GET")).toMatchObject({
+      api: null,
+      kind: "other",
+      family: "openai",
+      upstreamPath: "/chat/completions?limit=2",
+    });
+    expect(classify("/v1/messages", {}, "GET")).toMatchObject({
+      api: null,
+      kind: "other",
+      family: "anthropic",
+    });
+  });
+
   it("does not proxy paths that climb out of /v1", async () => {
     const mock = await startMockUpstream({ chunkDelayMs: 0 });
     const gw = await startTestGateway(mock.url);

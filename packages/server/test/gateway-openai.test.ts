@@ -513,6 +513,14 @@ describe("gateway: attribution, keys and pass-through", () => {
     expect(up!.headers["x-test-case"]).toBe(id);
   });
 
+  it("chat.completions.list() (a GET on the model path) passes through, recorded as kind=other", async () => {
+    const { response } = await openai.chat.completions.list().withResponse();
+    expect(response.status).toBe(200);
+    expect(response.headers.get("x-tollgate-cost-usd")).toBe("0.00");
+    const rec = await recordById(response.headers.get("x-tollgate-event-id"));
+    expect(rec).toMatchObject({ kind: "other", api: null, status: "ok", error_type: null, priced: false });
+  });
+
   it("without attribution headers the record has none", async () => {
     const { response } = await openai.chat.completions
       .create({ model: "gpt-4.1-nano", messages })

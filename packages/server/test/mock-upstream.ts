@@ -371,6 +371,11 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
           ],
         }),
       );
+    if (rec.method === "GET" && path === "/v1/chat/completions")
+      return send(
+        200,
+        JSON.stringify({ object: "list", data: [], first_id: null, last_id: null, has_more: false }),
+      );
     if (rec.method === "POST" && path === "/v1/messages/count_tokens")
       return send(200, JSON.stringify({ input_tokens: Math.max(1, Math.ceil(rawBody.length / 4)) }));
 

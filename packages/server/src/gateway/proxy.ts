@@ -148,7 +148,7 @@ export class Gateway {
 
   /** Takes the request when it is a gateway path; returns false to let the API handle it. */
   handle(req: IncomingMessage, res: ServerResponse): boolean {
-    const route = classify(req.url ?? "/", req.headers);
+    const route = classify(req.url ?? "/", req.headers, req.method);
     if (!route) return false;
     const timing: Timing = { started: Date.now(), stream: false };
     this.#serve(req, res, route, timing).catch((e) => {

@@ -26,16 +26,17 @@ const OWN = new Set(["/v1/events", "/v1/traces"]);
  * Classifies a request path (query string included) or returns null when it is not the gateway's. A
  * pass-through path both providers have (`/v1/models`, `/v1/files`, …) goes to Anthropic when the client
  * speaks Anthropic: its SDK sends `anthropic-version` on every request, and its key as `x-api-key`.
- * Without `headers` only whether the path is the gateway's is meaningful.
+ * Only a POST to a model path is a model call: a GET there (`chat.completions.list()`, stored completions)
+ * passes through. Without `headers` only whether the path is the gateway's is meaningful.
  */
-export function classify(url: string, headers?: IncomingHttpHeaders): GatewayRoute | null {
+export function classify(url: string, headers?: IncomingHttpHeaders, method = "POST"): GatewayRoute | null {
   const q = url.indexOf("?");
   const path = q === -1 ? url : url.slice(0, q);
   if (!path.startsWith("/v1/") || OWN.has(path)) return null;
   // No climbing out of /v1 on the upstream (named upstreams may add credentials to every request).
   if (/(^|\/)(\.|%2e){2}(\/|$)/i.test(path)) return null;
   const upstreamPath = url.slice(3); // keep the query string, drop the /v1 the base URL already has
-  const priced = PRICED[path];
+  const priced = method === "POST" ? PRICED[path] : undefined;
   if (priced) return { family: priced.family, api: priced.api, kind: priced.kind, upstreamPath };
   return {
     family:

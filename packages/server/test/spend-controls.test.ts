@@ -97,15 +97,22 @@ describe("hard caps", () => {
       window: "month",
       limit_usd: "0.000001",
     });
+    let sent = 0;
     const an = new Anthropic({
       apiKey: "sk-ant",
       baseURL: gw.url,
-      maxRetries: 0,
+      // The SDK's own retries stay on: a refusal until the month's end tells it not to (x-should-retry).
+      fetch: ((url: string, init?: RequestInit) => {
+        sent++;
+        return fetch(url, init);
+      }) as typeof fetch,
       defaultHeaders: { "x-tollgate-feature": "tiny" },
     });
     const err = await an.messages
       .create({ model: "claude-sonnet-4-5", max_tokens: 100, messages: [{ role: "user", content: "hi" }] })
       .catch((e) => e);
+    expect(sent).toBe(1);
+    expect(err.headers.get("x-should-retry")).toBe("false");
     expect(err).toBeInstanceOf(Anthropic.RateLimitError);
     expect(err.error).toMatchObject({
       type: "error",

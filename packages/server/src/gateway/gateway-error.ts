@@ -8,6 +8,12 @@ import { ClientStalled } from "./client-watch.js";
 import { ReaderFault } from "./live-reply.js";
 import type { GatewayRoute } from "./routes.js";
 
+/**
+ * The longest retry-after the openai and Anthropic SDKs wait for; past it (or without one) they retry a
+ * 429 on their own backoff, which a killed run or a budget spent until its window resets never passes.
+ */
+const SDK_RETRY_WAIT_MAX_S = 60;
+
 /** A failure that the gateway itself answers, in the provider's error shape. */
 export class GatewayError extends Error {
   constructor(
@@ -24,6 +30,9 @@ export class GatewayError extends Error {
   /** The record of the attempt this error answers, when there is one: its id and cost go in the reply. */
   recorded: CallRecord | null = null;
 
+  /** A refusal that will not clear within the SDKs' retry horizon: told so (x-should-retry: false). */
+  final = false;
+
   withRecord(rec: CallRecord | null): this {
     this.recorded = rec;
     return this;
@@ -35,7 +44,9 @@ export class GatewayError extends Error {
   }
 
   static fromLimit(e: LimitError): GatewayError {
-    return new GatewayError(e.status, e.type, e.message, e.code, e.details, e.retryAfterS);
+    const err = new GatewayError(e.status, e.type, e.message, e.code, e.details, e.retryAfterS);
+    err.final = e.retryAfterS === null || e.retryAfterS > SDK_RETRY_WAIT_MAX_S;
+    return err;
   }
 }
 
@@ -74,6 +85,7 @@ export function sendError(res: ServerResponse, route: GatewayRoute, err: Gateway
     "content-length": Buffer.byteLength(text),
   };
   if (err.retryAfterS !== null) headers["retry-after"] = String(err.retryAfterS);
+  if (err.final) headers["x-should-retry"] = "false";
   if (err.recorded) {
     headers["x-tollgate-event-id"] = err.recorded.event_id;
     headers["x-tollgate-cost-usd"] = recordCostUsd(err.recorded);

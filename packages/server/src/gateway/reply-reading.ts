@@ -30,9 +30,12 @@ export function countToolCalls(json: Record<string, unknown>): number {
   let n = 0;
   for (const c of asArray(json.choices))
     n += asArray((c as { message?: { tool_calls?: unknown } })?.message?.tool_calls).length;
+  // Anthropic's tool_use and server_tool_use (web search, code execution) blocks; every Responses *_call
+  // item (function, custom, computer, shell, and the built-in tools OpenAI runs itself).
   for (const part of [...asArray(json.content), ...asArray(json.output)]) {
     const type = (part as { type?: unknown })?.type;
-    if (type === "tool_use" || type === "function_call") n++;
+    if (typeof type !== "string") continue;
+    if (type === "tool_use" || type === "server_tool_use" || type.endsWith("_call")) n++;
   }
   return n;
 }

@@ -1,0 +1,37 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { countToolCalls } from "../src/gateway/reply-reading.js";
+
+const fixture = (path: string) =>
+  JSON.parse(readFileSync(new URL(`../../../../shared/fixtures/providers/${path}`, import.meta.url), "utf8"));
+
+describe("countToolCalls: the tool calls a model asked for in one reply", () => {
+  it("a real Responses reply with a built-in tool's call (code interpreter) counts it", () => {
+    const reply = fixture("openai/responses.gpt-5.cached-reasoning.json");
+    const calls = reply.output.filter((o: { type: string }) => o.type.endsWith("_call")).length;
+    expect(calls).toBeGreaterThan(0);
+    expect(countToolCalls(reply)).toBe(calls);
+  });
+
+  it("every Responses *_call item counts, and nothing else", () => {
+    const types = [
+      "function_call",
+      "custom_tool_call",
+      "computer_call",
+      "local_shell_call",
+      "web_search_call",
+    ];
+    const output = [...types.map((type) => ({ type })), { type: "message" }, { type: "reasoning" }];
+    expect(countToolCalls({ output })).toBe(types.length);
+  });
+
+  it("Anthropic tool_use and server_tool_use blocks; chat tool_calls across choices", () => {
+    expect(
+      countToolCalls({ content: [{ type: "text" }, { type: "tool_use" }, { type: "server_tool_use" }] }),
+    ).toBe(2);
+    expect(
+      countToolCalls({ choices: [{ message: { tool_calls: [{}, {}] } }, { message: { tool_calls: [{}] } }] }),
+    ).toBe(3);
+    expect(countToolCalls({ choices: [{ message: { content: "hi" } }] })).toBe(0);
+  });
+});

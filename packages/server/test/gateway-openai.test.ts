@@ -1,6 +1,8 @@
 // The gateway as a drop-in OpenAI base URL, driven by the official `openai` SDK against the local mock
 // upstream (real recorded payloads). The SDK must see exactly what the upstream sent, and every call's
 // record must carry the usage and cost @tollgate/core computes from that payload.
+
+import { connect } from "node:net";
 import { extractFromResponse, extractFromSse, formatUsd } from "@tollgate/core";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -519,6 +521,54 @@ describe("gateway: attribution, keys and pass-through", () => {
     expect(response.headers.get("x-tollgate-cost-usd")).toBe("0.00");
     const rec = await recordById(response.headers.get("x-tollgate-event-id"));
     expect(rec).toMatchObject({ kind: "other", api: null, status: "ok", error_type: null, priced: false });
+  });
+
+  it("attribution the record could not take is refused up front (400 naming the header), not dropped after", async () => {
+    for (const [headers, says] of [
+      [{ "x-tollgate-user-id": "u".repeat(300) }, "x-tollgate-user-id: must be at most 256 characters"],
+      [{ "x-tollgate-tags": `ok,${"t".repeat(200)}` }, "x-tollgate-tags: must be at most 128 characters"],
+      [{ "x-tollgate-meta-note": "n".repeat(3000) }, "x-tollgate-meta-note: must be at most 2048 characters"],
+    ] as const) {
+      const id = newCase();
+      const err = await openai.chat.completions
+        .create(
+          { model: "gpt-4.1-nano", messages },
+          tagged(id, { "x-tollgate-customer-id": "acme", ...headers }),
+        )
+        .catch((e) => e);
+      expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+      expect(err.error).toMatchObject({ type: "invalid_request_error", message: says });
+      expect(upstreamOf(id)).toEqual([]); // nothing went upstream, so nothing was billed
+    }
+  });
+
+  it("an empty attribution header is no attribution; UTF-8 header bytes are read as UTF-8", async () => {
+    // Written on a raw socket, as curl sends them: the header's UTF-8 bytes.
+    const body = JSON.stringify({ model: "gpt-4.1-nano", messages });
+    const head = [
+      "POST /v1/chat/completions HTTP/1.1",
+      "host: gw",
+      "connection: close",
+      "content-type: application/json",
+      "authorization: Bearer sk-test-123",
+      "x-tollgate-feature: ",
+      "x-tollgate-customer-id: acme",
+      "x-tollgate-user-id: Zoë 日本",
+      "x-tollgate-tags: café,ünï",
+      `content-length: ${Buffer.byteLength(body)}`,
+    ];
+    const sock = connect(Number(new URL(gw.url).port), "127.0.0.1");
+    sock.write(Buffer.from(`${head.join("\r\n")}\r\n\r\n${body}`, "utf8"));
+    let reply = "";
+    for await (const chunk of sock) reply += chunk;
+    expect(reply).toMatch(/^HTTP\/1\.1 200 /);
+    const rec = await recordById(/x-tollgate-event-id: (\S+)/i.exec(reply)![1]!);
+    expect(rec).toMatchObject({
+      feature: null,
+      customer_id: "acme",
+      user_id: "Zoë 日本",
+      tags: ["café", "ünï"],
+    });
   });
 
   it("without attribution headers the record has none", async () => {

@@ -1,3 +1,4 @@
+export * from "./attribution.js";
 export * from "./build.js";
 export * from "./call-record.js";
 export * from "./fast-check.js";

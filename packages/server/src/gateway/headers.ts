@@ -29,6 +29,10 @@ const FIELD_OF: Record<string, keyof Attribution> = {
   "x-tollgate-variant": "variant",
 };
 
+const HEADER_OF: Record<string, string> = Object.fromEntries(
+  Object.entries(FIELD_OF).map(([header, field]) => [field, header]),
+);
+
 /**
  * Hop-by-hop headers (RFC 9110 §7.6.1), ones the proxy sets itself, and `expect` (the gateway has read
  * the whole body by then; undici refuses the header, and curl sends `100-continue` past 1 KB).
@@ -72,20 +76,41 @@ export function splitHeaders(headers: IncomingHttpHeaders): SplitHeaders {
       continue;
     }
     const field = FIELD_OF[name];
-    if (field) (attribution as Record<string, string>)[field] = value;
-    else if (name === "x-tollgate-tags")
-      attribution.tags = value
+    if (field) {
+      if (value !== "") (attribution as Record<string, string>)[field] = utf8Text(value); // empty: not sent
+    } else if (name === "x-tollgate-tags")
+      attribution.tags = utf8Text(value)
         .split(",")
         .map((t) => t.trim())
         .filter(Boolean);
     else if (name.startsWith("x-tollgate-meta-"))
-      attribution.metadata = { ...attribution.metadata, [name.slice(16)]: value };
+      attribution.metadata = { ...attribution.metadata, [name.slice(16)]: utf8Text(value) };
     else control[name.slice(11)] = value;
   }
   dropConnectionListed(forward, headers.connection);
   // Usage is read from the body, so ask the upstream for plain bytes.
   forward["accept-encoding"] = "identity";
   return { forward, attribution, control };
+}
+
+/**
+ * A header value as the text its client meant: Node reads header bytes as Latin-1, but a client that
+ * sends non-ASCII attribution (curl, most HTTP libraries) sends UTF-8. Bytes that are not UTF-8 stay Latin-1.
+ */
+function utf8Text(value: string): string {
+  if (!NON_ASCII.test(value)) return value;
+  const text = Buffer.from(value, "latin1").toString("utf8");
+  return text.includes("\uFFFD") ? value : text;
+}
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/** The x-tollgate-* header a record field's attribution came from (a field error names it so). */
+export function headerOfField(field: string): string {
+  const dot = field.indexOf(".");
+  const top = dot === -1 ? field : field.slice(0, dot);
+  if (top === "tags") return "x-tollgate-tags";
+  if (top === "metadata") return dot === -1 ? "x-tollgate-meta-*" : `x-tollgate-meta-${field.slice(dot + 1)}`;
+  return HEADER_OF[top] ?? field;
 }
 
 export type HeaderMap = Record<string, string | string[] | undefined>;

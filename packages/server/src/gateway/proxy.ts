@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { StringDecoder } from "node:string_decoder";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
+  attributionErrors,
   type CallFacts,
   createSseUsageExtractor,
   type ExtractedUsage,
@@ -28,7 +29,7 @@ import {
   upstreamFailure,
   writeHead,
 } from "./gateway-error.js";
-import { type Attribution, headerValue, replyHeaders, splitHeaders } from "./headers.js";
+import { type Attribution, headerOfField, headerValue, replyHeaders, splitHeaders } from "./headers.js";
 import { type LiveReply, requestLive } from "./live-reply.js";
 import type { GatewayMetrics } from "./metrics.js";
 import type { Recorder } from "./recorder.js";
@@ -174,6 +175,13 @@ export class Gateway {
   ): Promise<void> {
     const split = splitHeaders(req.headers);
     const principal = await this.#authenticate(split.control.key);
+    const refused = attributionErrors(split.attribution as Record<string, unknown>);
+    if (refused.length)
+      throw new GatewayError(
+        400,
+        "invalid_request_error",
+        refused.map((e) => `${headerOfField(e.field)}: ${e.reason}`).join("; "),
+      );
     const named = split.control.upstream ? this.deps.config.upstreams[split.control.upstream] : undefined;
     if (split.control.upstream && !named)
       throw new GatewayError(

@@ -286,6 +286,28 @@ describe("price book", () => {
     expect(res.cost.total_nanousd).toBe((plain.cost.total_nanousd * 36n) / 100n);
   });
 
+  it("prices OpenAI's flex tier at the batch rate (the price book's, else the published half)", () => {
+    const at = Date.parse("2026-09-01T12:00:00Z");
+    const builtin = new PricingEngine();
+    const plain = builtin.price({ provider: "openai", model: "gpt-4o", usage, at });
+    const flex = builtin.price({ provider: "openai", model: "gpt-4o", usage, at, serviceTier: "flex" });
+    expect(flex.price_ref).toBe(`${plain.price_ref};flex=0.5`);
+    expect(flex.cost.total_nanousd).toBe(plain.cost.total_nanousd / 2n);
+    expect(
+      engine.price({ provider: "openai", model: "gpt-4o", usage, at, serviceTier: "flex" }).price_ref,
+    ).toBe("genai-prices@0.1.8:openai:gpt-4o;discount=0.9;flex=0.4");
+    // Other tiers (default, priority, Anthropic's standard) and other providers' "flex" are list price.
+    for (const [provider, model, serviceTier] of [
+      ["openai", "gpt-4o", "default"],
+      ["openai", "gpt-4o", "priority"],
+      ["anthropic", "claude-sonnet-4-5", "standard"],
+      ["anthropic", "claude-sonnet-4-5", "flex"],
+    ] as const) {
+      const tiered = builtin.price({ provider, model, usage, at, serviceTier });
+      expect(tiered, `${provider} ${serviceTier}`).toEqual(builtin.price({ provider, model, usage, at }));
+    }
+  });
+
   it("names the failing path on invalid input", () => {
     expect(() =>
       PriceBook.parse({

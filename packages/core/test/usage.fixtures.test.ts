@@ -330,3 +330,26 @@ describe("decoded event captures, one JSON event per line (createStreamExtractor
     expect(extractFromEvents(c.api, events)).toEqual(result);
   });
 });
+
+describe("the service tier a provider says it served the call on", () => {
+  it.each([
+    ["providers/openai/chat-completion.gpt-4.1-nano.json", "openai.chat", "default"],
+    ["providers/openai/responses.gpt-5.cached-reasoning.json", "openai.responses", "default"],
+    [
+      "providers/anthropic/messages.claude-sonnet-4-5.cache-read-and-write.json",
+      "anthropic.messages",
+      "standard",
+    ],
+    ["providers/openai/embeddings.text-embedding-3-small.json", "openai.embeddings", null],
+  ] as const)("body %s: %s", (file, api, tier) => {
+    expect(extractFromResponse(api, readFixtureJson(file)).service_tier).toBe(tier);
+  });
+
+  it.each([
+    ["providers/openai/chat-completion.stream.gpt-4o-mini.include-usage.sse", "openai.chat", "default"],
+    ["providers/openai/responses.stream.gpt-5.reasoning.sse", "openai.responses", "flex"],
+    ["providers/anthropic/messages.stream.claude-sonnet-4.thinking.sse", "anthropic.messages", "standard"],
+  ] as const)("stream %s: %s", (file, api, tier) => {
+    expect(extractFromSse(api, readFixtureText(file))?.service_tier).toBe(tier);
+  });
+});

@@ -399,6 +399,11 @@ describe("gateway: OpenAI Responses, legacy completions and embeddings", () => {
     const rec = await recordById(response.headers.get("x-tollgate-event-id"));
     expectExactUsageAndCost(rec, extractFromSse("openai.responses", fixture(FX.responsesStream)), "openai");
     expect(rec).toMatchObject({ api: "openai.responses", stream: true, status: "ok", reasoning_tokens: 448 });
+    // The provider served it on the flex tier (response.service_tier), billed at batch rates: half of
+    // gpt-5's $1.25 / $10 per million for 53 input and 469 output tokens.
+    expect(rec).toMatchObject({ service_tier: "flex", input_uncached_tokens: 53, output_tokens: 469 });
+    expect(rec.price_ref).toMatch(/;flex=0\.5$/);
+    expect(rec.cost_nanousd).toBe((53n * 1_250n + 469n * 10_000n) / 2n);
   });
 
   it("legacy completions (/v1/completions): body and stream unchanged, usage added and removed, cost exact", async () => {

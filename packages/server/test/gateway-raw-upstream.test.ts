@@ -354,6 +354,28 @@ describe("gateway against a raw upstream", () => {
     expect(rec).toMatchObject({ status: "ok", output_tokens: 2, stream: true });
   });
 
+  it("a reply that names no service tier: the one asked for is recorded, cut to the record's limit", async () => {
+    const res = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        authorization: "Bearer sk-test",
+        "x-scenario": "small-stream",
+      },
+      body: JSON.stringify({
+        model: "gpt-4.1-nano",
+        service_tier: "t".repeat(80),
+        messages: [{ role: "user", content: "hi" }],
+        stream: true,
+      }),
+    });
+    await res.text();
+    const rec = (await gatewayRecords(gw.runtime)).find(
+      (r) => r.event_id === res.headers.get("x-tollgate-event-id"),
+    );
+    expect(rec).toMatchObject({ status: "ok", service_tier: "t".repeat(64), priced: true });
+  });
+
   it("a request body with a byte-order mark is still read: streamed, and recorded with its model", async () => {
     const body = Buffer.concat([
       Buffer.from([0xef, 0xbb, 0xbf]),

@@ -181,7 +181,15 @@ export function expectExactUsageAndCost(rec: CallRecord, extracted: ExtractedUsa
   expect(rec.model).toBe(ex.model);
   for (const f of USAGE_FIELDS) expect(rec[f], f).toBe(ex.usage[f]);
   expect(rec.usage_raw).toEqual(ex.usage_raw);
-  const price = referenceEngine.price({ provider, model: ex.model!, usage: ex.usage, at: rec.ts_start });
+  // Priced on the tier the provider says it served (OpenAI's flex is billed at batch rates).
+  if (ex.service_tier) expect(rec.service_tier).toBe(ex.service_tier);
+  const price = referenceEngine.price({
+    provider,
+    model: ex.model!,
+    usage: ex.usage,
+    at: rec.ts_start,
+    serviceTier: ex.service_tier,
+  });
   expect(price.priced).toBe(true);
   expect(rec.priced).toBe(true);
   expect(rec.price_ref).toBe(price.price_ref);

@@ -12,6 +12,8 @@ export interface PriceRequest {
   /** When the call happened: prices are effective-dated. */
   at: Date | number;
   batch?: boolean;
+  /** The service tier the provider says it served the call on (OpenAI's `flex` is billed at batch rates). */
+  serviceTier?: string | null;
 }
 
 export interface PriceResult {
@@ -35,6 +37,9 @@ const DEFAULT_BATCH: Record<string, string> = {
   mistral: "0.5",
   groq: "0.5",
 };
+
+/** Providers whose `flex` service tier is billed at their batch rates. */
+const FLEX_PROVIDERS = new Set(["openai", "azure"]);
 
 /**
  * Prices calls: price book first (custom models, aliases, discounts, batch), built-in genai-prices data
@@ -72,11 +77,13 @@ export class PricingEngine {
       multiplier = discount.multiplier;
       ref += `;discount=${discount.text}`;
     }
-    if (req.batch) {
+    // OpenAI's flex processing is billed at its Batch API rates (its pricing page lists them as one).
+    const flex = req.serviceTier === "flex" && FLEX_PROVIDERS.has(provider);
+    if (req.batch || flex) {
       const batch = book?.batch(provider) ?? defaultBatch(provider);
       if (batch) {
         multiplier = multiplier ? mulDecimal(multiplier, batch.multiplier) : batch.multiplier;
-        ref += `;batch=${batch.text}`;
+        ref += `;${req.batch ? "batch" : "flex"}=${batch.text}`;
       }
     }
     const result: PriceResult = {

@@ -234,6 +234,7 @@ function applyCost(record: CallRecord, r: CheckedCallRecordInput, ctx: BuildCont
       usage: record,
       at: record.ts_start,
       batch: record.batch,
+      serviceTier: record.service_tier,
     });
   record.cost_nanousd = res.cost.total_nanousd;
   // Field by field: a computed key per category is a slow store on every priced record.

@@ -8,12 +8,14 @@ import type { Api, ExtractedUsage } from "./types.js";
 interface BodyShape {
   usage: (body: JsonObject) => unknown;
   model: (body: JsonObject) => unknown;
+  tier?: (body: JsonObject) => unknown;
 }
 
 const OPENAI_LIKE: BodyShape = {
   // Groq may report usage under x_groq.usage; the top-level object wins when both are present.
   usage: (body) => body.usage ?? (isObject(body.x_groq) ? body.x_groq.usage : undefined),
   model: (body) => body.model,
+  tier: (body) => body.service_tier,
 };
 
 const SHAPES: Record<Api, BodyShape> = {
@@ -21,7 +23,11 @@ const SHAPES: Record<Api, BodyShape> = {
   "openai.completions": OPENAI_LIKE,
   "openai.responses": OPENAI_LIKE,
   "openai.embeddings": OPENAI_LIKE,
-  "anthropic.messages": { usage: (body) => body.usage, model: (body) => body.model },
+  "anthropic.messages": {
+    usage: (body) => body.usage,
+    model: (body) => body.model,
+    tier: (body) => (isObject(body.usage) ? body.usage.service_tier : undefined),
+  },
   "google.generate_content": { usage: (body) => body.usageMetadata, model: (body) => body.modelVersion },
   // Converse bodies carry no model id (it is in the request URL): the caller supplies it.
   "bedrock.converse": { usage: (body) => body.usage, model: () => null },
@@ -39,10 +45,15 @@ export function extractFromResponse(api: Api, body: unknown): ExtractedUsage {
       "response has no usage",
     );
   }
-  return { model: modelOf(shape.model(body)), usage: normalizeUsage(api, usageRaw), usage_raw: usageRaw };
+  return {
+    model: modelOf(shape.model(body)),
+    usage: normalizeUsage(api, usageRaw),
+    usage_raw: usageRaw,
+    service_tier: modelOf(shape.tier?.(body)),
+  };
 }
 
-/** A model id is a non-empty string; anything else is "not reported". */
+/** A model id (or service tier) is a non-empty string; anything else is "not reported". */
 export function modelOf(value: unknown): string | null {
   return typeof value === "string" && value !== "" ? value : null;
 }

@@ -29,6 +29,7 @@ export function createStreamExtractor(api: Api): StreamExtractor {
         api,
         (ev) => ev.usage ?? (isObject(ev.x_groq) ? ev.x_groq.usage : undefined),
         (ev) => ev.model,
+        (ev) => ev.service_tier,
       );
     case "openai.responses":
       // response.completed (or .incomplete / .failed) carries response.usage; earlier
@@ -37,6 +38,7 @@ export function createStreamExtractor(api: Api): StreamExtractor {
         api,
         (ev) => (isObject(ev.response) ? ev.response.usage : undefined),
         (ev) => (isObject(ev.response) ? ev.response.model : undefined),
+        (ev) => (isObject(ev.response) ? ev.response.service_tier : undefined),
       );
     case "google.generate_content":
       // Every chunk repeats a cumulative usageMetadata: the last one is the total, never sum them.
@@ -60,20 +62,22 @@ export function createStreamExtractor(api: Api): StreamExtractor {
   }
 }
 
-/** Streams whose usage is a complete snapshot: keep the latest one. */
-function lastUsage(api: Api, usageOf: Pick, modelOfEvent: Pick): StreamExtractor {
+/** Streams whose usage is a complete snapshot: keep the latest one (and the latest model and tier). */
+function lastUsage(api: Api, usageOf: Pick, modelOfEvent: Pick, tierOf: Pick = () => undefined): StreamExtractor {
   let usageRaw: unknown;
   let model: string | null = null;
+  let tier: string | null = null;
   return {
     push(event) {
       if (!isObject(event)) return;
       const usage = usageOf(event);
       if (usage !== undefined && usage !== null) usageRaw = usage;
       model = modelOf(modelOfEvent(event)) ?? model;
+      tier = modelOf(tierOf(event)) ?? tier;
     },
     result() {
       if (usageRaw === undefined) return null;
-      return { model, usage: normalizeUsage(api, usageRaw), usage_raw: usageRaw };
+      return { model, usage: normalizeUsage(api, usageRaw), usage_raw: usageRaw, service_tier: tier };
     },
   };
 }
@@ -100,7 +104,12 @@ function anthropicStream(): StreamExtractor {
     },
     result() {
       if (usage === undefined) return null;
-      return { model, usage: normalizeUsage("anthropic.messages", usage), usage_raw: usage };
+      return {
+        model,
+        usage: normalizeUsage("anthropic.messages", usage),
+        usage_raw: usage,
+        service_tier: modelOf(usage.service_tier),
+      };
     },
   };
 }

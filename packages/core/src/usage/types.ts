@@ -67,4 +67,6 @@ export interface ExtractedUsage {
   usage: NormalizedUsage;
   /** The provider's usage object, verbatim. */
   usage_raw: unknown;
+  /** The service tier the provider says it served the call on (`default`, `flex`, `standard`, …), when it says. */
+  service_tier?: string | null;
 }

@@ -559,6 +559,7 @@ export class Gateway {
         model: modelOf(call, usage),
         usage: usage.usage,
         at: attemptStart,
+        serviceTier: tierOf(call, usage),
       });
     } catch {
       return null; // inconsistent usage from the provider: the record says so; the reply still goes out
@@ -669,7 +670,7 @@ export class Gateway {
       model_requested: call.modelRequested,
       model: modelOf(call, o.usage ?? null),
       stream: call.stream,
-      service_tier: fieldText(call.parsed?.service_tier, INPUT_LIMITS.shortText),
+      service_tier: tierOf(call, o.usage ?? null),
       status: o.status,
       // A status outside HTTP's range (an upstream answering 600, say) is not one: the record says none.
       http_status: o.http_status !== null && isHttpStatus(o.http_status) ? o.http_status : null,
@@ -808,6 +809,11 @@ function modelOf(call: Call, usage: ExtractedUsage | null): string {
     call.modelRequested ??
     (call.route.api ? "unknown" : fieldText(call.route.upstreamPath.split("?")[0])!)
   );
+}
+
+/** The service tier a call was served on: the provider's answer (flex is billed less), else what was asked for. */
+function tierOf(call: Call, usage: ExtractedUsage | null): string | null {
+  return fieldText(usage?.service_tier ?? call.parsed?.service_tier, INPUT_LIMITS.shortText);
 }
 
 /**

@@ -63,7 +63,12 @@ export function createStreamExtractor(api: Api): StreamExtractor {
 }
 
 /** Streams whose usage is a complete snapshot: keep the latest one (and the latest model and tier). */
-function lastUsage(api: Api, usageOf: Pick, modelOfEvent: Pick, tierOf: Pick = () => undefined): StreamExtractor {
+function lastUsage(
+  api: Api,
+  usageOf: Pick,
+  modelOfEvent: Pick,
+  tierOf: Pick = () => undefined,
+): StreamExtractor {
   let usageRaw: unknown;
   let model: string | null = null;
   let tier: string | null = null;

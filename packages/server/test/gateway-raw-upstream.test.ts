@@ -57,6 +57,18 @@ const SCENARIOS: Record<string, (sock: Socket, n: number) => void> = {
       )}${chunk('event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n')}0\r\n\r\n`,
     );
   },
+  // The short stream, gzipped although the gateway asked for identity, in two pieces.
+  "gzip-stream": (sock) => {
+    const chunk = (b: Buffer) =>
+      Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`), b, Buffer.from("\r\n")]);
+    const body = gzipSync(`${bigEvent(0)}${SMALL_USAGE}data: [DONE]\n\n`);
+    const cut = Math.floor(body.length / 2);
+    sock.write(
+      "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-encoding: gzip\r\ntransfer-encoding: chunked\r\n\r\n",
+    );
+    sock.write(chunk(body.subarray(0, cut)));
+    setTimeout(() => sock.write(Buffer.concat([chunk(body.subarray(cut)), Buffer.from("0\r\n\r\n")])), 20);
+  },
   // A short SSE stream with its usage chunk.
   "small-stream": (sock) => {
     const chunk = (text: string) => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`;
@@ -352,6 +364,38 @@ describe("gateway against a raw upstream", () => {
     const eventId = /^x-tollgate-event-id: *(\S+)/im.exec(head)![1];
     const rec = (await gatewayRecords(gw.runtime)).find((r) => r.event_id === eventId);
     expect(rec).toMatchObject({ status: "ok", output_tokens: 2, stream: true });
+  });
+
+  it("a stream the upstream gzipped anyway reaches the client decoded, usage read (and stripped if added)", async () => {
+    for (const includeUsage of [true, false]) {
+      const res = await fetch(`${gw.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          authorization: "Bearer sk-test",
+          "x-scenario": "gzip-stream",
+          "accept-encoding": "identity", // fetch would decode gzip itself: this client reads plain bytes only
+        },
+        body: JSON.stringify({
+          model: "gpt-4.1-nano",
+          messages: [{ role: "user", content: "hi" }],
+          stream: true,
+          ...(includeUsage ? { stream_options: { include_usage: true } } : {}),
+        }),
+      });
+      expect(res.headers.get("content-encoding")).toBeNull();
+      expect(await res.text()).toBe(`${bigEvent(0)}${includeUsage ? SMALL_USAGE : ""}data: [DONE]\n\n`);
+      const rec = (await gatewayRecords(gw.runtime)).find(
+        (r) => r.event_id === res.headers.get("x-tollgate-event-id"),
+      );
+      expect(rec, `include_usage=${includeUsage}`).toMatchObject({
+        status: "ok",
+        error_type: null,
+        input_uncached_tokens: 9,
+        output_tokens: 2,
+        priced: true,
+      });
+    }
   });
 
   it("a reply that names no service tier: the one asked for is recorded, cut to the record's limit", async () => {

@@ -33,7 +33,7 @@ import { type Attribution, headerOfField, headerValue, replyHeaders, splitHeader
 import { type LiveReply, requestLive } from "./live-reply.js";
 import type { GatewayMetrics } from "./metrics.js";
 import type { Recorder } from "./recorder.js";
-import { countEvents, countToolCalls, decoded } from "./reply-reading.js";
+import { countEvents, countToolCalls, decoded, streamDecoder } from "./reply-reading.js";
 import {
   EMPTY_BODY,
   isBigUpload,
@@ -576,33 +576,46 @@ export class Gateway {
     const decoder = new StringDecoder("utf8"); // far cheaper to create than a TextDecoder, per stream
     const headers = replyHeaders(up.headers);
     headers["x-tollgate-event-id"] = eventId;
+    const pace = new ClientPace(res, up.body, client, call.timeoutMs);
+    let firstByte: number | null = null;
+    let events = 0;
+    const relay = (chunk: Buffer) => {
+      // The client's bytes go out before usage is read from them: extraction never delays a token.
+      const passed = stripper === null && res.write(chunk);
+      const text = decoder.write(chunk);
+      const writable = stripper ? writeAny(res, stripper.push(text)) : passed;
+      extractor.push(text);
+      events += countEvents(text);
+      pace.wrote(writable);
+    };
+    // A stream the upstream compressed anyway is relayed decoded (the client's own accept-encoding was
+    // not sent upstream, so it may not read gzip): usage is read from it, and the added chunk stripped.
+    const inflater = streamDecoder(headerValue(up.headers, "content-encoding"), relay);
+    if (inflater) {
+      delete headers["content-encoding"];
+      delete headers["content-length"];
+    }
     // Trailers need chunked framing, which an HTTP/1.0 client (nginx's default upstream protocol) lacks:
     // it gets the stream without the cost, which GET /api/events/<id> has.
     const trailers =
       res.req.httpVersionMajor > 1 || (res.req.httpVersionMajor === 1 && res.req.httpVersionMinor >= 1);
     if (trailers) headers.trailer = "x-tollgate-cost-usd";
     writeHead(res, up.statusCode, headers); // sent with the first chunk, as the upstream did
-    const pace = new ClientPace(res, up.body, client, call.timeoutMs);
-    let firstByte: number | null = null;
-    let events = 0;
     let failure: unknown = null;
     try {
       // Each chunk is written the moment the upstream's arrives (a client that leaves cancels the request).
       await up.body.read((chunk) => {
         firstByte ??= Date.now();
-        // The client's bytes go out before usage is read from them: extraction never delays a token.
-        const passed = stripper === null && res.write(chunk);
-        const text = decoder.write(chunk);
-        const writable = stripper ? writeAny(res, stripper.push(text)) : passed;
-        extractor.push(text);
-        events += countEvents(text);
-        pace.wrote(writable);
+        if (inflater) inflater.write(chunk);
+        else relay(chunk);
       });
+      await inflater?.end();
       if (!client.gone && stripper) {
         const rest = stripper.end();
         if (rest) res.write(rest);
       }
     } catch (e) {
+      inflater?.destroy();
       failure = client.gone ? null : e;
     }
     const clientGone = client.gone;

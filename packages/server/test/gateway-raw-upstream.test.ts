@@ -76,6 +76,19 @@ const SCENARIOS: Record<string, (sock: Socket, n: number) => void> = {
       `HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n${chunk(bigEvent(0))}${chunk(SMALL_USAGE)}${chunk("data: [DONE]\n\n")}0\r\n\r\n`,
     );
   },
+  // A long stream on a connection that closes after it (connection: close, no framing): ~33 MB, then a
+  // reset. undici cannot hold such a connection paused (it asserts, crashing the process, when one ends).
+  "close-stream": (sock) => {
+    const state = { waiting: false, closed: new Promise<void>((r) => sock.once("close", () => r())) };
+    bigStreams.push(state);
+    sock.write("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n");
+    let i = 0;
+    const more = () => {
+      while (i < 2 * BIG_EVENTS) if (!sock.write(bigEvent(i++))) return void sock.once("drain", more);
+      sock.resetAndDestroy();
+    };
+    more();
+  },
   // A long SSE stream (BIG_EVENTS events of ~8 KB, then usage and [DONE]), written as fast as the socket takes it.
   "big-stream": (sock) => {
     const state = { waiting: false, closed: new Promise<void>((r) => sock.once("close", () => r())) };
@@ -276,6 +289,18 @@ describe("gateway against a raw upstream", () => {
       cost_source: "estimated",
     });
     const next = await send("ok");
+    expect(await next.text()).toBe(OK_BODY);
+  });
+
+  it("a stream whose connection closes after it is not paused for a client that reads nothing: given up past 16 MB", async () => {
+    const { req, res } = await startBigStream({ "x-scenario": "close-stream" });
+    await bigStreams.at(-1)!.closed; // the gateway cancelled the upstream request
+    const rec = await recordOf(res);
+    expect(rec).toMatchObject({ status: "error", error_type: "client_stalled", cost_source: "estimated" });
+    // It read on (~16 MB of ~8 KB events) rather than pausing the upstream after 64 KB.
+    expect(rec.output_tokens).toBeGreaterThan(1_500);
+    req.destroy();
+    const next = await send("ok"); // and the process is alive
     expect(await next.text()).toBe(OK_BODY);
   });
 

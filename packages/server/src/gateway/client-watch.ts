@@ -1,4 +1,4 @@
-import type { ServerResponse } from "node:http";
+import type { IncomingHttpHeaders, ServerResponse } from "node:http";
 import type { LiveBody } from "./live-reply.js";
 
 /** A watched call's client: whether it has gone, and the signal that then cancels its upstream request. */
@@ -28,15 +28,29 @@ export function watchClient(res: ServerResponse): ClientWatch {
   };
 }
 
-/** A relayed body's client took nothing for a whole upstream timeout while the upstream waited for it. */
-export class ClientStalled extends Error {
-  constructor(timeoutMs: number) {
-    super(`the client read nothing of the reply for ${timeoutMs} ms`);
-  }
-}
+/** A relayed body's client did not keep up: it took nothing for a whole upstream timeout, or fell too far behind. */
+export class ClientStalled extends Error {}
 
 /** How much of a relayed reply may pile up for a slow client before the upstream is paused. */
 const PAUSE_SLACK_BYTES = 64 * 1024;
+/** How much may pile up for a slow client of a reply that cannot be paused before the call is given up. */
+const UNPAUSED_SLACK_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Whether an upstream reply's connection may be held paused: one kept alive, with framing of its own
+ * (chunked or a length). undici asserts, crashing the process, when a paused connection that is to close
+ * (`connection: close`, or a body that ends at the close) ends or is reset (nodejs/undici#5360, in every
+ * 7.x release so far). An HTTP/1.0 reply with a length and no `connection` header looks kept alive here.
+ */
+export function canPause(headers: IncomingHttpHeaders): boolean {
+  const connection = String(headers.connection ?? "").toLowerCase();
+  if (connection.includes("close")) return false;
+  return (
+    String(headers["transfer-encoding"] ?? "")
+      .toLowerCase()
+      .includes("chunked") || headers["content-length"] !== undefined
+  );
+}
 
 /**
  * Keeps a relayed upstream body to its client's pace: after each write that found the client's buffer
@@ -44,23 +58,37 @@ const PAUSE_SLACK_BYTES = 64 * 1024;
  * `request()` gave before: undici asserts, crashing the process, when a paused connection is reset. A
  * client that takes nothing for `timeoutMs` (as long as the upstream may stay silent) is let go, with the
  * upstream request: it would otherwise hold that request open for as long as it keeps its connection.
+ * A reply that cannot be paused (canPause) is buffered for its client up to 16 MB instead, then given up.
  */
 export class ClientPace {
   #waiting = false;
+  readonly #pausable: boolean;
 
   constructor(
     private readonly res: ServerResponse,
     private readonly body: LiveBody,
     private readonly client: ClientWatch,
     private readonly timeoutMs: number,
-  ) {}
+    upstreamHeaders: IncomingHttpHeaders,
+  ) {
+    this.#pausable = canPause(upstreamHeaders);
+  }
 
   /** Called after each write with what it answered (false: the client's buffer is full). */
   wrote(writable: boolean): void {
     if (writable || this.#waiting || this.client.gone || this.res.writableLength <= PAUSE_SLACK_BYTES) return;
+    if (!this.#pausable) {
+      if (this.res.writableLength > UNPAUSED_SLACK_BYTES)
+        this.body.cancel(new ClientStalled("the client fell 16 MB behind a reply that cannot be paused"));
+      return;
+    }
     this.#waiting = true;
     this.body.pause();
-    const stall = setTimeout(() => this.body.cancel(new ClientStalled(this.timeoutMs)), this.timeoutMs);
+    const stall = setTimeout(
+      () =>
+        this.body.cancel(new ClientStalled(`the client read nothing of the reply for ${this.timeoutMs} ms`)),
+      this.timeoutMs,
+    );
     void drainOrClose(this.res)
       .then(() => this.body.resume())
       .catch(() => {})

@@ -515,7 +515,7 @@ export class Gateway {
     headers["x-tollgate-event-id"] = eventId;
     headers["x-tollgate-cost-usd"] = costUsd(false, false, 0n);
     writeHead(res, up.statusCode, headers);
-    const pace = new ClientPace(res, up.body, client, call.timeoutMs);
+    const pace = new ClientPace(res, up.body, client, call.timeoutMs, up.headers);
     let firstByte: number | null = null;
     /** An error answer's start: it names the error type. */
     const errorHead: Buffer[] = [];
@@ -576,7 +576,7 @@ export class Gateway {
     const decoder = new StringDecoder("utf8"); // far cheaper to create than a TextDecoder, per stream
     const headers = replyHeaders(up.headers);
     headers["x-tollgate-event-id"] = eventId;
-    const pace = new ClientPace(res, up.body, client, call.timeoutMs);
+    const pace = new ClientPace(res, up.body, client, call.timeoutMs, up.headers);
     let firstByte: number | null = null;
     let events = 0;
     const relay = (chunk: Buffer) => {

@@ -304,6 +304,51 @@ describe("gateway against a raw upstream", () => {
     expect(await next.text()).toBe(OK_BODY);
   });
 
+  it("a stream whose client leaves while it waits for an upstream connection is never sent nor billed", async () => {
+    // One connection per upstream, held by a stream its client does not read.
+    const one = await startTestGateway(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, {
+      timeoutMs: 5000,
+      upstreamConnections: 1,
+    });
+    try {
+      const held = request(`${one.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          authorization: "Bearer sk-test",
+          "x-scenario": "big-stream",
+        },
+      });
+      held.on("response", (r) => r.pause());
+      held.on("error", () => {});
+      held.end(STREAM_CHAT);
+      while (!bigStreams.at(-1)?.waiting) await sleep(10);
+      const seenBefore = seen.length;
+      const queued = request(`${one.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          authorization: "Bearer sk-test",
+          "x-scenario": "small-stream",
+          "x-tollgate-meta-case": "queued",
+        },
+      });
+      queued.on("error", () => {});
+      queued.end(STREAM_CHAT);
+      await sleep(200);
+      queued.destroy(); // gives up while the call waits for the one connection
+      await sleep(100);
+      held.destroy(); // frees it: the queued call starts, and is dropped at once
+      await bigStreams.at(-1)!.closed;
+      await sleep(300);
+      expect(seen.slice(seenBefore).map((s) => s.scenario)).toEqual([]);
+      const records = await gatewayRecords(one.runtime);
+      expect(records.filter((r) => r.metadata.case === "queued")).toEqual([]);
+    } finally {
+      await one.stop();
+    }
+  });
+
   it("a client's Expect: 100-continue is answered by the gateway and not sent upstream", async () => {
     const body = Buffer.from(chat);
     const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {

@@ -32,6 +32,11 @@ export interface GatewayConfig {
   maxTimeoutMs: number;
   /** Gateway-side retries on 429/5xx/connection errors unless the client sends x-tollgate-retries. */
   retries: number;
+  /**
+   * Connections kept per upstream origin (TOLLGATE_UPSTREAM_CONNECTIONS, default 1,024): a stream holds
+   * one for its whole length, and a call finding all of them busy waits for one.
+   */
+  upstreamConnections: number;
   /** Refuse calls without a valid x-tollgate-key (TOLLGATE_GATEWAY_REQUIRE_KEY=1). */
   requireKey: boolean;
   upstreams: Record<string, NamedUpstream>;
@@ -73,11 +78,15 @@ function intFromEnv(name: string, fallback: number): number {
   return n;
 }
 
+function positiveIntFromEnv(name: string, fallback: number): number {
+  const n = intFromEnv(name, fallback);
+  if (n < 1) throw new Error(`${name} must be at least 1, got ${n}`);
+  return n;
+}
+
 /** The most x-tollgate-timeout-ms may ask for: at least 1 ms, or no header could ever pass. */
 function maxTimeoutFromEnv(): number {
-  const max = intFromEnv("TOLLGATE_UPSTREAM_TIMEOUT_MAX_MS", 3_600_000);
-  if (max < 1) throw new Error(`TOLLGATE_UPSTREAM_TIMEOUT_MAX_MS must be at least 1, got ${max}`);
-  return max;
+  return positiveIntFromEnv("TOLLGATE_UPSTREAM_TIMEOUT_MAX_MS", 3_600_000);
 }
 
 export function gatewayConfigFromEnv(
@@ -94,6 +103,7 @@ export function gatewayConfigFromEnv(
     timeoutMs: intFromEnv("TOLLGATE_UPSTREAM_TIMEOUT_MS", 600_000),
     maxTimeoutMs: maxTimeoutFromEnv(),
     retries: intFromEnv("TOLLGATE_GATEWAY_RETRIES", 0),
+    upstreamConnections: positiveIntFromEnv("TOLLGATE_UPSTREAM_CONNECTIONS", 1024),
     requireKey: process.env.TOLLGATE_GATEWAY_REQUIRE_KEY === "1",
     upstreams: file ? loadUpstreams(file) : {},
     egressProxy: egressProxyFromEnv(process.env),

@@ -89,6 +89,13 @@ export class LiveBody {
   }
 }
 
+/** A request given up before undici started it on a connection: nothing of it reached the upstream. */
+export class NotSent extends Error {
+  constructor(override readonly cause: unknown) {
+    super("the request was given up before it was sent upstream");
+  }
+}
+
 /** A body's reader threw: a fault of the gateway's own while relaying, not of the upstream. */
 export class ReaderFault extends Error {
   constructor(override readonly cause: unknown) {
@@ -117,7 +124,8 @@ export function requestLive(
       onRequestStart(c) {
         controller = c;
         body.started(c);
-        if (signal?.aborted) c.abort(signal.reason); // aborted while the request waited for a connection
+        // Aborted while the request waited for a connection (all of them busy): it goes no further.
+        if (signal?.aborted) c.abort(new NotSent(signal.reason));
       },
       onResponseStart(_c, statusCode, headers) {
         if (statusCode < 200) return; // informational (103 Early Hints, …): the answer is still to come

@@ -30,7 +30,7 @@ import {
   writeHead,
 } from "./gateway-error.js";
 import { type Attribution, headerOfField, headerValue, replyHeaders, splitHeaders } from "./headers.js";
-import { type LiveReply, requestLive } from "./live-reply.js";
+import { type LiveReply, NotSent, requestLive } from "./live-reply.js";
 import type { GatewayMetrics } from "./metrics.js";
 import type { Recorder } from "./recorder.js";
 import { countEvents, countToolCalls, decoded, streamDecoder } from "./reply-reading.js";
@@ -61,7 +61,6 @@ const ERROR_HEAD_BYTES = 4096;
 const MAX_RETRIES = 10;
 const MAX_DEPTH = 10_000;
 const GATEWAY_ROLES = new Set(["gateway", "admin", "root"]);
-const POOL_OPTIONS = { connections: 256, pipelining: 1 };
 
 /** Where an upstream base URL's requests go: its own pool, or the egress proxy agent shared by all. */
 interface Upstream {
@@ -134,12 +133,14 @@ export class Gateway {
   readonly #upstreams = new Map<string, Upstream>();
   /** Set when upstream calls leave through a proxy (HTTPS_PROXY …): it also keeps NO_PROXY hosts' pools. */
   readonly #egress: EnvHttpProxyAgent | null;
+  readonly #poolOptions: Pool.Options;
 
   constructor(private readonly deps: GatewayDeps) {
+    this.#poolOptions = { connections: deps.config.upstreamConnections, pipelining: 1 };
     const p = deps.config.egressProxy;
     this.#egress = p
       ? new EnvHttpProxyAgent({
-          ...POOL_OPTIONS,
+          ...this.#poolOptions,
           httpProxy: p.httpProxy ?? undefined,
           httpsProxy: p.httpsProxy ?? undefined,
           noProxy: p.noProxy ?? "", // not read from the environment again: the config is the source
@@ -259,7 +260,7 @@ export class Gateway {
       const ticket = admission.ticket;
       if (client?.gone) {
         // Left while the call was being admitted: nothing went upstream, so nothing is billed or recorded.
-        void this.deps.guard.settle(ticket, { cost: 0n, tokens: 0, toolCalls: 0, eventId: null });
+        this.#settleUnsent(ticket);
         return this.#observe(route, call, CLIENT_CLOSED_REQUEST);
       }
       const at: Attempt = { call, n: attempt, start: Date.now(), ticket };
@@ -321,6 +322,13 @@ export class Gateway {
     try {
       return isRelayed(call) ? await this.#send(call, cancel?.signal) : await this.#sendWhole(call);
     } catch (caught) {
+      if (cancel?.gone && caught instanceof NotSent) {
+        // Left while the request waited for an upstream connection: as when it left during admission,
+        // nothing went upstream, so nothing is billed or recorded.
+        this.#settleUnsent(at.ticket);
+        this.#observe(call.route, call, CLIENT_CLOSED_REQUEST);
+        return "handled";
+      }
       if (cancel?.gone) {
         this.#clientGone(at, null);
         return "handled";
@@ -367,6 +375,11 @@ export class Gateway {
       estimated: billable,
     });
     this.#observe(call.route, call, CLIENT_CLOSED_REQUEST);
+  }
+
+  /** An admitted call that never went upstream: its reservation is released, nothing charged. */
+  #settleUnsent(ticket: Ticket | null): void {
+    void this.deps.guard.settle(ticket, { cost: 0n, tokens: 0, toolCalls: 0, eventId: null });
   }
 
   /** The upstream's headers came, then its body broke off or stalled: recorded, and answered 504/502. */
@@ -419,7 +432,7 @@ export class Gateway {
     if (!up) {
       const url = new URL(base);
       up = {
-        dispatcher: this.#egress ?? new Pool(url.origin, POOL_OPTIONS),
+        dispatcher: this.#egress ?? new Pool(url.origin, this.#poolOptions),
         origin: url.origin,
         prefix: url.pathname.replace(/\/+$/, ""),
       };

@@ -89,6 +89,20 @@ const SCENARIOS: Record<string, (sock: Socket, n: number) => void> = {
     };
     more();
   },
+  // A "chat completion" of 300 MB: more than the gateway holds whole.
+  huge: (sock) => {
+    const total = 300 * 1024 * 1024;
+    const piece = Buffer.alloc(1024 * 1024, 0x20);
+    sock.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${total}\r\n\r\n`);
+    let sent = 0;
+    const more = () => {
+      while (sent < total && !sock.destroyed) {
+        sent += piece.length;
+        if (!sock.write(piece)) return void sock.once("drain", more);
+      }
+    };
+    more();
+  },
   // A long SSE stream (BIG_EVENTS events of ~8 KB, then usage and [DONE]), written as fast as the socket takes it.
   "big-stream": (sock) => {
     const state = { waiting: false, closed: new Promise<void>((r) => sock.once("close", () => r())) };
@@ -347,6 +361,15 @@ describe("gateway against a raw upstream", () => {
     } finally {
       await one.stop();
     }
+  });
+
+  it("a reply too big to hold whole is cut off: 502, recorded as reply_too_large", async () => {
+    const res = await send("huge");
+    expect(res.status).toBe(502);
+    const { error } = (await res.json()) as { error: { type: string; message: string } };
+    expect(error.type).toBe("api_error");
+    expect(error.message).toMatch(/reply exceeds 268435456 bytes/);
+    expect(await attemptsOf(res)).toEqual([[1, 200, "reply_too_large"]]);
   });
 
   it("a client's Expect: 100-continue is answered by the gateway and not sent upstream", async () => {

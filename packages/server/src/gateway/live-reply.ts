@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { Dispatcher } from "undici";
+import { MAX_WHOLE_REPLY_BYTES, ReplyTooLarge } from "./whole-reply.js";
 
 /** A streamed call's upstream reply, from its headers on; its body arrives through `body`. */
 export interface LiveReply {
@@ -36,8 +37,11 @@ export class LiveBody {
 
   async whole(): Promise<Buffer> {
     const parts: Buffer[] = [];
+    let size = 0;
     await this.read((chunk) => {
-      parts.push(chunk);
+      size += chunk.length;
+      if (size > MAX_WHOLE_REPLY_BYTES) this.cancel(new ReplyTooLarge());
+      else parts.push(chunk);
     });
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   }

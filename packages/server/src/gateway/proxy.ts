@@ -45,7 +45,7 @@ import {
 import { backoffMs, retryWaitMs } from "./retry.js";
 import { classify, type GatewayRoute } from "./routes.js";
 import { UsageChunkStripper } from "./strip-usage.js";
-import { ReplyFailed, requestWhole, type WholeReply } from "./whole-reply.js";
+import { ReplyFailed, ReplyTooLarge, requestWhole, type WholeReply } from "./whole-reply.js";
 
 export interface GatewayDeps {
   config: GatewayConfig;
@@ -388,7 +388,8 @@ export class Gateway {
     const rec = this.#record(at, {
       status: "error",
       http_status: httpStatus,
-      error_type: isTimeout(e) ? "timeout" : "connection_error",
+      error_type:
+        e instanceof ReplyTooLarge ? "reply_too_large" : isTimeout(e) ? "timeout" : "connection_error",
     });
     throw upstreamFailure(e, call.timeoutMs, "body").withRecord(rec);
   }

@@ -8,6 +8,20 @@ export interface WholeReply {
   body: Buffer;
 }
 
+/**
+ * The most of a reply the gateway holds whole (a model call's, whose cost goes in its headers): past
+ * it the upstream is not answering a model call, and the gateway would only run out of memory.
+ * 2,048 embeddings of 3,072 floats as JSON come to ~130 MB.
+ */
+export const MAX_WHOLE_REPLY_BYTES = 256 * 1024 * 1024;
+
+/** A reply too big to hold whole (MAX_WHOLE_REPLY_BYTES). */
+export class ReplyTooLarge extends Error {
+  constructor() {
+    super(`the upstream's reply exceeds ${MAX_WHOLE_REPLY_BYTES} bytes`);
+  }
+}
+
 /** A whole reply that did not come: `statusCode` and `headers` are set when its headers had (the body then broke off). */
 export class ReplyFailed extends Error {
   override name = "ReplyFailed";
@@ -30,6 +44,7 @@ export function requestWhole(dispatcher: Dispatcher, opts: Dispatcher.DispatchOp
     let statusCode: number | null = null;
     let headers: IncomingHttpHeaders = {};
     const chunks: Buffer[] = [];
+    let size = 0;
     dispatcher.dispatch(opts, {
       onRequestStart() {}, // marks the handler as undici 7's kind (else it expects the old callbacks)
       onResponseStart(_controller, status, responseHeaders) {
@@ -37,8 +52,10 @@ export function requestWhole(dispatcher: Dispatcher, opts: Dispatcher.DispatchOp
         statusCode = status;
         headers = responseHeaders;
       },
-      onResponseData(_controller, chunk) {
-        chunks.push(chunk);
+      onResponseData(controller, chunk) {
+        size += chunk.length;
+        if (size > MAX_WHOLE_REPLY_BYTES) controller.abort(new ReplyTooLarge());
+        else chunks.push(chunk);
       },
       onResponseEnd() {
         const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);

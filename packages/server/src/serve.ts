@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { getRequestListener } from "@hono/node-server";
 import type { RuntimeOptions } from "./config.js";
+import { onceClosed } from "./gateway/client-watch.js";
 import { describeEgress, type GatewayConfig, gatewayConfigFromEnv } from "./gateway/config.js";
 import { Gateway } from "./gateway/proxy.js";
 import { type RunningJobs, serverJobs, startJobs } from "./jobs/index.js";
@@ -68,9 +69,11 @@ export async function startServer(
     : null;
   const api = getRequestListener(runtime.app.fetch);
   let active = 0;
-  const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
+  // Node's 5-minute requestTimeout would cut off a big upload on a slow link (the gateway streams it
+  // upstream as it comes); headersTimeout (60 s) still bounds a request whose headers never end.
+  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 3_600_000 }, (req, res) => {
     active++;
-    res.once("close", () => active--);
+    onceClosed(res, () => active--);
     if (!gateway?.handle(req, res)) void api(req, res);
   });
   server.listen(opts.port, opts.host);

@@ -372,6 +372,51 @@ describe("gateway against a raw upstream", () => {
     expect(await attemptsOf(res)).toEqual([[1, 200, "reply_too_large"]]);
   });
 
+  it("pipelined streams: when the client's connection closes, the one still queued behind is let go too", async () => {
+    const port = Number(new URL(gw.url).port);
+    const sock = connect(port, "127.0.0.1");
+    sock.on("error", () => {});
+    const call = `POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\nauthorization: Bearer sk-test\r\nx-scenario: big-stream\r\nx-tollgate-meta-case: pipelined\r\ncontent-length: ${Buffer.byteLength(STREAM_CHAT)}\r\n\r\n${STREAM_CHAT}`;
+    const before = bigStreams.length;
+    sock.write(call + call); // the second waits for the first's reply to end before its own can start
+    let got = "";
+    sock.on("data", (d) => (got += d));
+    while (bigStreams.length < before + 2 || !got.includes("HTTP/1.1 200")) await sleep(10);
+    sock.destroy();
+    await Promise.all(bigStreams.slice(before).map((b) => b.closed)); // both upstream requests cancelled
+    let recs: Awaited<ReturnType<typeof gatewayRecords>> = [];
+    for (let i = 0; i < 50 && recs.length < 2; i++, await sleep(20))
+      recs = (await gatewayRecords(gw.runtime)).filter((r) => r.metadata.case === "pipelined");
+    expect(recs.map((r) => r.error_type)).toEqual(["client_disconnected", "client_disconnected"]);
+  });
+
+  it("a client that leaves while sending its request counts as 499 in /metrics, not as a gateway 502", async () => {
+    const count = async (status: string) => {
+      const text = await (await fetch(`${gw.url}/metrics`)).text();
+      const line = text
+        .split("\n")
+        .find(
+          (l) =>
+            l.startsWith("tollgate_gateway_requests_total{") &&
+            l.includes('api="openai.chat"') &&
+            l.includes(`status="${status}"`),
+        );
+      return line ? Number(line.split(" ").at(-1)) : 0;
+    };
+    const [left, failed] = [await count("499"), await count("502")];
+    const sock = connect(Number(new URL(gw.url).port), "127.0.0.1");
+    sock.on("error", () => {});
+    sock.write(
+      'POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"model":',
+    );
+    await sleep(50);
+    sock.destroy();
+    let now = left;
+    for (let i = 0; i < 50 && now === left; i++, await sleep(20)) now = await count("499");
+    expect(now).toBe(left + 1);
+    expect(await count("502")).toBe(failed);
+  });
+
   it("a client's Expect: 100-continue is answered by the gateway and not sent upstream", async () => {
     const body = Buffer.from(chat);
     const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {

@@ -11,21 +11,45 @@ export interface ClientWatch {
 export function watchClient(res: ServerResponse): ClientWatch {
   const abort = new AbortController();
   let gone = false;
-  const onClose = () => {
+  const stop = onceClosed(res, () => {
     if (res.writableFinished) return;
     gone = true;
     abort.abort();
-  };
-  // Gone already (while the request was read or its key looked up): 'close' will not come again.
-  if (res.destroyed) onClose();
-  else res.on("close", onClose);
+  });
   return {
     get gone() {
       return gone;
     },
     signal: abort.signal,
-    stop: () => res.off("close", onClose),
+    stop,
   };
+}
+
+/**
+ * Calls `done` once, when the response closes or its connection does: a pipelined response still
+ * waiting for the one before it is not on its connection yet, and never closes by itself if that goes.
+ * Returns what stops watching (a kept-alive connection outlives the response).
+ */
+export function onceClosed(res: ServerResponse, done: () => void): () => void {
+  const socket = res.req.socket;
+  let called = false;
+  const once = () => {
+    if (called) return;
+    called = true;
+    stop();
+    done();
+  };
+  const stop = () => {
+    res.off("close", once);
+    socket?.off("close", once);
+  };
+  // Gone already (while the request was read or its key looked up): 'close' will not come again.
+  if (res.destroyed || socket?.destroyed) once();
+  else {
+    res.once("close", once);
+    socket?.once("close", once);
+  }
+  return stop;
 }
 
 /** A relayed body's client did not keep up: it took nothing for a whole upstream timeout, or fell too far behind. */

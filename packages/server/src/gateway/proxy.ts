@@ -35,6 +35,7 @@ import type { GatewayMetrics } from "./metrics.js";
 import type { Recorder } from "./recorder.js";
 import { countEvents, countToolCalls, decoded, streamDecoder } from "./reply-reading.js";
 import {
+  ClientLeft,
   EMPTY_BODY,
   isBigUpload,
   parseJsonObject,
@@ -154,6 +155,10 @@ export class Gateway {
     if (!route) return false;
     const timing: Timing = { started: Date.now(), stream: false };
     this.#serve(req, res, route, timing).catch((e) => {
+      if (e instanceof ClientLeft) {
+        res.destroy(); // not a gateway error (no 502 in /metrics): the client's own leaving
+        return this.#observe(route, timing, CLIENT_CLOSED_REQUEST);
+      }
       const err = e instanceof GatewayError ? e : GatewayError.internal(e);
       if (!res.headersSent) sendError(res, route, err);
       else res.destroy();
@@ -493,6 +498,8 @@ export class Gateway {
       });
     writeHead(res, up.statusCode, headers);
     res.end(buf);
+    // A client that takes none of it is let go after the upstream timeout, and the reply's memory with it.
+    if (res.writableLength > 0) res.setTimeout(call.timeoutMs, () => res.destroy());
     const ended = Date.now();
     // The record (validation included) is built after the reply is on its way: it is not the client's wait.
     setImmediate(() =>

@@ -46,8 +46,15 @@ export function readBody(req: IncomingMessage): Promise<Buffer> {
       else chunks.push(chunk);
     });
     req.once("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
-    req.once("error", reject);
+    req.once("error", (e) => reject(new ClientLeft(e)));
   });
+}
+
+/** The client went away while its request was being read: nobody is left to answer. */
+export class ClientLeft extends Error {
+  constructor(override readonly cause: unknown) {
+    super("the client closed the connection while sending its request");
+  }
 }
 
 /**

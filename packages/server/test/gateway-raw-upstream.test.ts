@@ -166,7 +166,11 @@ afterAll(async () => {
 
 const chat = JSON.stringify({ model: "gpt-4.1-nano", messages: [{ role: "user", content: "hi" }] });
 
-function send(scenario: string, headers: Record<string, string> = {}): Promise<Response> {
+function send(
+  scenario: string,
+  headers: Record<string, string> = {},
+  body: string | Buffer = chat,
+): Promise<Response> {
   return fetch(`${gw.url}/v1/chat/completions`, {
     method: "POST",
     headers: {
@@ -175,8 +179,15 @@ function send(scenario: string, headers: Record<string, string> = {}): Promise<R
       "x-scenario": scenario,
       ...headers,
     },
-    body: chat,
+    body,
   });
+}
+
+/** The record of the call a fetch reply answered. */
+async function recordOfReply(res: Response) {
+  return (await gatewayRecords(gw.runtime)).find(
+    (r) => r.event_id === res.headers.get("x-tollgate-event-id"),
+  );
 }
 
 /** [attempt, http_status, error_type] of every attempt of the call a reply answered. */
@@ -447,9 +458,7 @@ describe("gateway against a raw upstream", () => {
     const res = await send("gzip");
     expect(res.headers.get("content-encoding")).toBe("gzip");
     expect(await res.text()).toBe(OK_BODY); // fetch decodes it, as it could only with the header
-    const rec = (await gatewayRecords(gw.runtime)).find(
-      (r) => r.event_id === res.headers.get("x-tollgate-event-id"),
-    );
+    const rec = await recordOfReply(res);
     expect(rec).toMatchObject({ status: "ok", error_type: null, priced: true });
     expect(rec!.output_tokens).toBeGreaterThan(0);
   });
@@ -471,10 +480,7 @@ describe("gateway against a raw upstream", () => {
   it("an answer with a status outside HTTP's range is relayed and recorded (without the status)", async () => {
     const res = await send("status-600");
     expect(res.status).toBe(600);
-    const rec = (await gatewayRecords(gw.runtime)).find(
-      (r) => r.event_id === res.headers.get("x-tollgate-event-id"),
-    );
-    expect(rec).toMatchObject({ status: "error", http_status: null });
+    expect(await recordOfReply(res)).toMatchObject({ status: "error", http_status: null });
   });
 
   it("streams to an HTTP/1.0 client (no chunked framing, so no cost trailer) and records the call", async () => {
@@ -506,27 +512,19 @@ describe("gateway against a raw upstream", () => {
 
   it("a stream the upstream gzipped anyway reaches the client decoded, usage read (and stripped if added)", async () => {
     for (const includeUsage of [true, false]) {
-      const res = await fetch(`${gw.url}/v1/chat/completions`, {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          authorization: "Bearer sk-test",
-          "x-scenario": "gzip-stream",
-          "accept-encoding": "identity", // fetch would decode gzip itself: this client reads plain bytes only
-        },
-        body: JSON.stringify({
+      const res = await send(
+        "gzip-stream",
+        { "accept-encoding": "identity" }, // fetch would decode gzip itself: this client reads plain bytes only
+        JSON.stringify({
           model: "gpt-4.1-nano",
           messages: [{ role: "user", content: "hi" }],
           stream: true,
           ...(includeUsage ? { stream_options: { include_usage: true } } : {}),
         }),
-      });
+      );
       expect(res.headers.get("content-encoding")).toBeNull();
       expect(await res.text()).toBe(`${bigEvent(0)}${includeUsage ? SMALL_USAGE : ""}data: [DONE]\n\n`);
-      const rec = (await gatewayRecords(gw.runtime)).find(
-        (r) => r.event_id === res.headers.get("x-tollgate-event-id"),
-      );
-      expect(rec, `include_usage=${includeUsage}`).toMatchObject({
+      expect(await recordOfReply(res), `include_usage=${includeUsage}`).toMatchObject({
         status: "ok",
         error_type: null,
         input_uncached_tokens: 9,
@@ -537,25 +535,22 @@ describe("gateway against a raw upstream", () => {
   });
 
   it("a reply that names no service tier: the one asked for is recorded, cut to the record's limit", async () => {
-    const res = await fetch(`${gw.url}/v1/chat/completions`, {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        authorization: "Bearer sk-test",
-        "x-scenario": "small-stream",
-      },
-      body: JSON.stringify({
+    const res = await send(
+      "small-stream",
+      {},
+      JSON.stringify({
         model: "gpt-4.1-nano",
         service_tier: "t".repeat(80),
         messages: [{ role: "user", content: "hi" }],
         stream: true,
       }),
-    });
-    await res.text();
-    const rec = (await gatewayRecords(gw.runtime)).find(
-      (r) => r.event_id === res.headers.get("x-tollgate-event-id"),
     );
-    expect(rec).toMatchObject({ status: "ok", service_tier: "t".repeat(64), priced: true });
+    await res.text();
+    expect(await recordOfReply(res)).toMatchObject({
+      status: "ok",
+      service_tier: "t".repeat(64),
+      priced: true,
+    });
   });
 
   it("a request body with a byte-order mark is still read: streamed, and recorded with its model", async () => {
@@ -565,20 +560,9 @@ describe("gateway against a raw upstream", () => {
         JSON.stringify({ model: "gpt-4.1-nano", messages: [{ role: "user", content: "hi" }], stream: true }),
       ),
     ]);
-    const res = await fetch(`${gw.url}/v1/chat/completions`, {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        authorization: "Bearer sk-test",
-        "x-scenario": "small-stream",
-      },
-      body,
-    });
+    const res = await send("small-stream", {}, body);
     expect(await res.text()).toBe(`${bigEvent(0)}data: [DONE]\n\n`);
-    const rec = (await gatewayRecords(gw.runtime)).find(
-      (r) => r.event_id === res.headers.get("x-tollgate-event-id"),
-    );
-    expect(rec).toMatchObject({
+    expect(await recordOfReply(res)).toMatchObject({
       status: "ok",
       model_requested: "gpt-4.1-nano",
       stream: true,
@@ -625,9 +609,10 @@ describe("gateway against a raw upstream", () => {
       }),
     });
     expect(await res.text()).toMatch(/overloaded_error/); // relayed as sent: the client's SDK raises on it
-    const rec = (await gatewayRecords(gw.runtime)).find(
-      (r) => r.event_id === res.headers.get("x-tollgate-event-id"),
-    );
-    expect(rec).toMatchObject({ status: "error", error_type: "overloaded_error", input_uncached_tokens: 9 });
+    expect(await recordOfReply(res)).toMatchObject({
+      status: "error",
+      error_type: "overloaded_error",
+      input_uncached_tokens: 9,
+    });
   });
 });

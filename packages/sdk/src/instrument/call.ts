@@ -105,7 +105,9 @@ export class TrackedCall {
       model_requested: this.#requestedModel(),
       model,
       stream: this.stream,
-      service_tier: typeof this.body.service_tier === "string" ? this.body.service_tier : null,
+      // The tier the provider says it served (OpenAI's flex is billed at batch rates), else the one asked for.
+      service_tier:
+        o.usage?.service_tier ?? (typeof this.body.service_tier === "string" ? this.body.service_tier : null),
       status: o.errorType === null ? "ok" : "error",
       http_status: o.httpStatus,
       error_type: o.errorType,

@@ -187,3 +187,23 @@ describe("errors inside a stream", () => {
     ).toBeNull();
   });
 });
+
+describe("a stream's own end marker", () => {
+  // Gemini's streams have no end marker (and the gateway does not relay them).
+  const cases = SSE_FIXTURES.filter((f) => apiOf(f) !== "google.generate_content");
+
+  it("covers the OpenAI and Anthropic stream fixtures", () => expect(cases.length).toBe(6));
+
+  it.each(cases)("%s: seen at its end, not in its first half", (file) => {
+    const api = apiOf(file);
+    const text = new TextDecoder().decode(readFixtureBytes(file));
+    const whole = createSseUsageExtractor(api);
+    whole.push(text);
+    whole.result();
+    expect(whole.ended()).toBe(true);
+    const half = createSseUsageExtractor(api);
+    half.push(text.slice(0, Math.floor(text.length / 2)));
+    half.result();
+    expect(half.ended()).toBe(false);
+  });
+});

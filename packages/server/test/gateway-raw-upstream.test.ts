@@ -89,6 +89,12 @@ const SCENARIOS: Record<string, (sock: Socket, n: number) => void> = {
     };
     more();
   },
+  // A stream on a connection that closes after it, cut off after two events: no usage, no [DONE]. The
+  // close ends such a body on the wire, so nothing but the missing end marker says it was cut.
+  "close-cut": (sock) => {
+    sock.write("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n");
+    sock.end(`${bigEvent(0)}${bigEvent(1)}`);
+  },
   // A "chat completion" of 300 MB: more than the gateway holds whole.
   huge: (sock) => {
     const total = 300 * 1024 * 1024;
@@ -372,6 +378,18 @@ describe("gateway against a raw upstream", () => {
     } finally {
       await one.stop();
     }
+  });
+
+  it("a stream cut off before its usage and end marker is recorded as broken, billed as far as it went", async () => {
+    const res = await send("close-cut", {}, STREAM_CHAT);
+    expect(await res.text()).toBe(`${bigEvent(0)}${bigEvent(1)}`); // relayed as it came
+    expect(await recordOfReply(res)).toMatchObject({
+      status: "error",
+      error_type: "upstream_stream_broken",
+      cost_source: "estimated",
+      output_tokens: 2,
+      priced: true,
+    });
   });
 
   it("a reply too big to hold whole is cut off: 502, recorded as reply_too_large", async () => {

@@ -146,7 +146,16 @@ export interface SseUsageExtractor {
    * raises on such an event: the call failed, however cleanly its bytes ended. Read after `result()`.
    */
   error(): string | null;
+  /**
+   * Whether the stream's own end marker came (`[DONE]`, Anthropic's `message_stop`, a Responses
+   * `response.completed`/`.incomplete`/`.failed`): without it, and without usage, a stream that ended
+   * cleanly on the wire was cut off (undici ends a reply on a closing connection quietly). Read after `result()`.
+   */
+  ended(): boolean;
 }
+
+/** Data of the events that end a stream, per wire format; a substring test, before any JSON decoding. */
+const END_MARKERS = ['"message_stop"', '"response.completed"', '"response.incomplete"', '"response.failed"'];
 
 /**
  * SSE bytes (as decoded text chunks) to usage: the parser, JSON decoding and the stream extractor
@@ -159,7 +168,9 @@ export function createSseUsageExtractor(api: Api): SseUsageExtractor {
   const extractor = createStreamExtractor(api);
   let first = true;
   let error: string | null = null;
+  let ended = false;
   const consume = (data: string) => {
+    ended ||= data === "[DONE]" || END_MARKERS.some((m) => data.includes(m));
     // Inside a JSON string a quote is escaped: an unescaped "error" is a key or a value such as a type.
     const mayFail = data.includes('"error"') || data.includes('"response.failed"');
     if (!first && !mayFail && !data.includes('"usage')) return;
@@ -182,6 +193,7 @@ export function createSseUsageExtractor(api: Api): SseUsageExtractor {
       return extractor.result();
     },
     error: () => error,
+    ended: () => ended,
   };
 }
 

@@ -650,14 +650,20 @@ export class Gateway {
     const complete = !clientGone && failure === null;
     // An error event in a stream that ended cleanly (Anthropic's overloaded_error, say): its SDK raises.
     const streamError = extractor.error();
+    // Ended on the wire, but neither by its own end marker nor after its usage: cut off upstream (undici
+    // ends a reply on a connection that closes or resets quietly). Billed as far as it went, estimated.
+    const cutOff = complete && usage === null && !unreadable && streamError === null && !extractor.ended();
+    const whole = complete && !cutOff;
     const rec = this.#record(at, {
-      status: complete && streamError === null ? "ok" : "error",
+      status: whole && streamError === null ? "ok" : "error",
       http_status: up.statusCode,
-      error_type: complete
+      error_type: whole
         ? (streamError ?? (unreadable ? "usage_unreadable" : null))
-        : cutShortReason(clientGone, failure),
-      usage: complete ? usage : estimateUsage(call, usage, events),
-      estimated: !complete,
+        : cutOff
+          ? "upstream_stream_broken"
+          : cutShortReason(clientGone, failure),
+      usage: whole ? usage : estimateUsage(call, usage, events),
+      estimated: !whole,
       event_id: eventId,
       ttft_ms: firstByte === null ? null : firstByte - attemptStart,
     });

@@ -335,7 +335,7 @@ describe("gateway against a raw upstream", () => {
     expect(await next.text()).toBe(OK_BODY);
   });
 
-  it("a stream whose client leaves while it waits for an upstream connection is never sent nor billed", async () => {
+  it("waiting for an upstream connection: a stream whose client leaves is never sent nor billed; past the timeout, 504", async () => {
     // One connection per upstream, held by a stream its client does not read.
     const one = await startTestGateway(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, {
       timeoutMs: 5000,
@@ -375,6 +375,35 @@ describe("gateway against a raw upstream", () => {
       expect(seen.slice(seenBefore).map((s) => s.scenario)).toEqual([]);
       const records = await gatewayRecords(one.runtime);
       expect(records.filter((r) => r.metadata.case === "queued")).toEqual([]);
+      // A call that waits longer than its upstream timeout for the connection: 504 then, never sent.
+      const streamsBefore = bigStreams.length;
+      const heldAgain = request(`${one.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          authorization: "Bearer sk-test",
+          "x-scenario": "big-stream",
+        },
+      });
+      heldAgain.on("response", (r) => r.pause());
+      heldAgain.on("error", () => {});
+      heldAgain.end(STREAM_CHAT);
+      while (bigStreams.length === streamsBefore || !bigStreams.at(-1)!.waiting) await sleep(10);
+      const seenNow = seen.length;
+      const started = Date.now();
+      const late = await fetch(`${one.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          authorization: "Bearer sk-test",
+          "x-tollgate-timeout-ms": "300",
+        },
+        body: chat,
+      });
+      expect(late.status).toBe(504);
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(seen.length).toBe(seenNow);
+      heldAgain.destroy();
     } finally {
       await one.stop();
     }

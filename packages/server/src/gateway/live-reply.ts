@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { Dispatcher } from "undici";
-import { MAX_WHOLE_REPLY_BYTES, ReplyTooLarge } from "./whole-reply.js";
+import { QueueWait } from "./queue-wait.js";
+import { DEFAULT_TIMEOUT_MS, MAX_WHOLE_REPLY_BYTES, ReplyTooLarge } from "./whole-reply.js";
 
 /** A streamed call's upstream reply, from its headers on; its body arrives through `body`. */
 export interface LiveReply {
@@ -93,13 +94,6 @@ export class LiveBody {
   }
 }
 
-/** A request given up before undici started it on a connection: nothing of it reached the upstream. */
-export class NotSent extends Error {
-  constructor(override readonly cause: unknown) {
-    super("the request was given up before it was sent upstream");
-  }
-}
-
 /** A body's reader threw: a fault of the gateway's own while relaying, not of the upstream. */
 export class ReaderFault extends Error {
   constructor(override readonly cause: unknown) {
@@ -121,15 +115,15 @@ export function requestLive(
     const body = new LiveBody();
     let answered = false;
     let controller: Dispatcher.DispatchController | null = null;
+    const queued = new QueueWait(opts.headersTimeout ?? DEFAULT_TIMEOUT_MS, reject, signal);
     const onAbort = () => controller?.abort(signal!.reason);
-    signal?.addEventListener("abort", onAbort, { once: true });
     const done = () => signal?.removeEventListener("abort", onAbort);
     dispatcher.dispatch(opts, {
       onRequestStart(c) {
+        if (!queued.started(c)) return; // given up while it waited for a connection: it goes no further
         controller = c;
         body.started(c);
-        // Aborted while the request waited for a connection (all of them busy): it goes no further.
-        if (signal?.aborted) c.abort(new NotSent(signal.reason));
+        signal?.addEventListener("abort", onAbort, { once: true });
       },
       onResponseStart(_c, statusCode, headers) {
         if (statusCode < 200) return; // informational (103 Early Hints, …): the answer is still to come
@@ -144,6 +138,7 @@ export function requestLive(
         body.end();
       },
       onResponseError(_c, error) {
+        queued.stop();
         done();
         if (answered) body.fail(error);
         else reject(error);

@@ -30,8 +30,9 @@ import {
   writeHead,
 } from "./gateway-error.js";
 import { type Attribution, headerOfField, headerValue, replyHeaders, splitHeaders } from "./headers.js";
-import { type LiveReply, NotSent, requestLive } from "./live-reply.js";
+import { type LiveReply, requestLive } from "./live-reply.js";
 import type { GatewayMetrics } from "./metrics.js";
+import { NotSent } from "./queue-wait.js";
 import type { Recorder } from "./recorder.js";
 import { countEvents, countToolCalls, decoded, streamDecoder } from "./reply-reading.js";
 import {

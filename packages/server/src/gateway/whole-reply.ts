@@ -1,5 +1,9 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { Dispatcher } from "undici";
+import { QueueTimeout, QueueWait } from "./queue-wait.js";
+
+/** undici's own headersTimeout, for a request that sets none. */
+export const DEFAULT_TIMEOUT_MS = 300_000;
 
 /** An upstream reply read to its end. */
 export interface WholeReply {
@@ -45,8 +49,11 @@ export function requestWhole(dispatcher: Dispatcher, opts: Dispatcher.DispatchOp
     let headers: IncomingHttpHeaders = {};
     const chunks: Buffer[] = [];
     let size = 0;
+    const queued = new QueueWait(opts.headersTimeout ?? DEFAULT_TIMEOUT_MS, reject);
     dispatcher.dispatch(opts, {
-      onRequestStart() {}, // marks the handler as undici 7's kind (else it expects the old callbacks)
+      onRequestStart(controller) {
+        queued.started(controller);
+      },
       onResponseStart(_controller, status, responseHeaders) {
         if (status < 200) return; // informational (103 Early Hints, …): the answer is still to come
         statusCode = status;
@@ -62,7 +69,8 @@ export function requestWhole(dispatcher: Dispatcher, opts: Dispatcher.DispatchOp
         resolve({ statusCode: statusCode!, headers, body });
       },
       onResponseError(_controller, error) {
-        reject(new ReplyFailed(error, statusCode, headers));
+        queued.stop();
+        reject(error instanceof QueueTimeout ? error : new ReplyFailed(error, statusCode, headers));
       },
     });
   });

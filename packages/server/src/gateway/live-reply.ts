@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { Dispatcher } from "undici";
-import { QueueWait } from "./queue-wait.js";
+import { NotSent, QueueWait } from "./queue-wait.js";
 import { DEFAULT_TIMEOUT_MS, MAX_WHOLE_REPLY_BYTES, ReplyTooLarge } from "./whole-reply.js";
 
 /** A streamed call's upstream reply, from its headers on; its body arrives through `body`. */
@@ -115,12 +115,14 @@ export function requestLive(
     const body = new LiveBody();
     let answered = false;
     let controller: Dispatcher.DispatchController | null = null;
-    const queued = new QueueWait(opts.headersTimeout ?? DEFAULT_TIMEOUT_MS, reject, signal);
+    let queued: QueueWait | null = null;
     const onAbort = () => controller?.abort(signal!.reason);
     const done = () => signal?.removeEventListener("abort", onAbort);
-    dispatcher.dispatch(opts, {
+    const free = dispatcher.dispatch(opts, {
       onRequestStart(c) {
-        if (!queued.started(c)) return; // given up while it waited for a connection: it goes no further
+        if (queued && !queued.started(c)) return; // given up while it waited for a connection
+        // Left while the connection was being made: the request goes no further.
+        if (signal?.aborted) return void c.abort(new NotSent(signal.reason));
         controller = c;
         body.started(c);
         signal?.addEventListener("abort", onAbort, { once: true });
@@ -138,11 +140,14 @@ export function requestLive(
         body.end();
       },
       onResponseError(_c, error) {
-        queued.stop();
+        queued?.stop();
         done();
         if (answered) body.fail(error);
         else reject(error);
       },
     });
+    // Every connection busy: the request waits in the pool's queue (the common case pays nothing for it).
+    if (!free && controller === null)
+      queued = new QueueWait(opts.headersTimeout ?? DEFAULT_TIMEOUT_MS, reject, signal);
   });
 }

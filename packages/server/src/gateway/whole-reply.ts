@@ -49,10 +49,12 @@ export function requestWhole(dispatcher: Dispatcher, opts: Dispatcher.DispatchOp
     let headers: IncomingHttpHeaders = {};
     const chunks: Buffer[] = [];
     let size = 0;
-    const queued = new QueueWait(opts.headersTimeout ?? DEFAULT_TIMEOUT_MS, reject);
-    dispatcher.dispatch(opts, {
+    let queued: QueueWait | null = null;
+    let started = false;
+    const free = dispatcher.dispatch(opts, {
       onRequestStart(controller) {
-        queued.started(controller);
+        started = true;
+        queued?.started(controller);
       },
       onResponseStart(_controller, status, responseHeaders) {
         if (status < 200) return; // informational (103 Early Hints, …): the answer is still to come
@@ -69,9 +71,11 @@ export function requestWhole(dispatcher: Dispatcher, opts: Dispatcher.DispatchOp
         resolve({ statusCode: statusCode!, headers, body });
       },
       onResponseError(_controller, error) {
-        queued.stop();
+        queued?.stop();
         reject(error instanceof QueueTimeout ? error : new ReplyFailed(error, statusCode, headers));
       },
     });
+    // Every connection busy: the request waits in the pool's queue (the common case pays nothing for it).
+    if (!free && !started) queued = new QueueWait(opts.headersTimeout ?? DEFAULT_TIMEOUT_MS, reject);
   });
 }

@@ -341,31 +341,28 @@ describe("gateway against a raw upstream", () => {
       timeoutMs: 5000,
       upstreamConnections: 1,
     });
+    /** A stream call on `one`, its reply (if any) left unread. */
+    const streamCall = (headers: Record<string, string>) => {
+      const req = request(`${one.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: "Bearer sk-test", ...headers },
+      });
+      req.on("response", (r) => r.pause());
+      req.on("error", () => {});
+      req.end(STREAM_CHAT);
+      return req;
+    };
+    /** Takes the one connection with a stream nobody reads; resolves once the upstream waits for it. */
+    const holdConnection = async () => {
+      const before = bigStreams.length;
+      const held = streamCall({ "x-scenario": "big-stream" });
+      while (bigStreams.length === before || !bigStreams.at(-1)!.waiting) await sleep(10);
+      return held;
+    };
     try {
-      const held = request(`${one.url}/v1/chat/completions`, {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          authorization: "Bearer sk-test",
-          "x-scenario": "big-stream",
-        },
-      });
-      held.on("response", (r) => r.pause());
-      held.on("error", () => {});
-      held.end(STREAM_CHAT);
-      while (!bigStreams.at(-1)?.waiting) await sleep(10);
+      const held = await holdConnection();
       const seenBefore = seen.length;
-      const queued = request(`${one.url}/v1/chat/completions`, {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          authorization: "Bearer sk-test",
-          "x-scenario": "small-stream",
-          "x-tollgate-meta-case": "queued",
-        },
-      });
-      queued.on("error", () => {});
-      queued.end(STREAM_CHAT);
+      const queued = streamCall({ "x-scenario": "small-stream", "x-tollgate-meta-case": "queued" });
       await sleep(200);
       queued.destroy(); // gives up while the call waits for the one connection
       await sleep(100);
@@ -376,19 +373,7 @@ describe("gateway against a raw upstream", () => {
       const records = await gatewayRecords(one.runtime);
       expect(records.filter((r) => r.metadata.case === "queued")).toEqual([]);
       // A call that waits longer than its upstream timeout for the connection: 504 then, never sent.
-      const streamsBefore = bigStreams.length;
-      const heldAgain = request(`${one.url}/v1/chat/completions`, {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          authorization: "Bearer sk-test",
-          "x-scenario": "big-stream",
-        },
-      });
-      heldAgain.on("response", (r) => r.pause());
-      heldAgain.on("error", () => {});
-      heldAgain.end(STREAM_CHAT);
-      while (bigStreams.length === streamsBefore || !bigStreams.at(-1)!.waiting) await sleep(10);
+      const heldAgain = await holdConnection();
       const seenNow = seen.length;
       const started = Date.now();
       const late = await fetch(`${one.url}/v1/chat/completions`, {

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { uuidv7 } from "@tollgate/core";
@@ -21,6 +21,25 @@ function tollgate(...args: string[]) {
 }
 
 describe("tollgate CLI", () => {
+  it("serve refuses a bad gateway setting as a usage error (exit 2, the message, no stack), before opening anything", () => {
+    for (const [name, value, says] of [
+      ["TOLLGATE_UPSTREAM_CONNECTIONS", "0", "TOLLGATE_UPSTREAM_CONNECTIONS must be at least 1, got 0"],
+      ["TOLLGATE_UPSTREAM_TIMEOUT_MS", "soon", "TOLLGATE_UPSTREAM_TIMEOUT_MS must be a non-negative integer"],
+      ["HTTPS_PROXY", "not a url", "HTTPS_PROXY"],
+    ] as const) {
+      const dataDirOfBad = join(dir, `bad-${name}`);
+      const res = spawnSync(process.execPath, [CLI, "--data-dir", dataDirOfBad, "serve", "--port", "0"], {
+        encoding: "utf8",
+        timeout: 60_000,
+        env: { ...process.env, [name]: value },
+      });
+      expect(res.status, `${name}=${value}: ${res.stderr}`).toBe(2);
+      expect(res.stderr).toContain(says);
+      expect(res.stderr).not.toMatch(/\n\s+at /); // no stack trace
+      expect(existsSync(dataDirOfBad)).toBe(false);
+    }
+  });
+
   it("prices calc prints normalized usage and exact cost as JSON (Anthropic vector)", () => {
     const vectors = JSON.parse(readFileSync(join(FIXTURES, "conformance/cost-vectors.json"), "utf8"));
     const v = vectors.find((x: { model: string }) => x.model === "claude-sonnet-4-5-20250929");

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { pino } from "pino";
 import { dataDirFrom, portFrom, pricebookFrom } from "../config.js";
+import { type GatewayConfig, gatewayConfigFromEnv } from "../gateway/config.js";
 import { heapGrowthFrom, limitHeapGrowth } from "../heap-growth.js";
 import { roleFrom, SERVER_ROLES, servesRoutes } from "../roles.js";
 import { startServer } from "../serve.js";
@@ -42,6 +43,8 @@ Gateway (environment; per request, headers override):
   TOLLGATE_UPSTREAM_TIMEOUT_MS  wait for the upstream's headers, and between its body chunks (600000);
                                 header x-tollgate-timeout-ms, up to TOLLGATE_UPSTREAM_TIMEOUT_MAX_MS (3600000)
   TOLLGATE_GATEWAY_RETRIES      retries of 429/5xx/connection errors (0); header x-tollgate-retries
+  TOLLGATE_UPSTREAM_CONNECTIONS connections per upstream origin (1024); a stream holds one throughout, and
+                                a call finding all busy waits for one, within its upstream timeout
   TOLLGATE_GATEWAY_REQUIRE_KEY=1  refuse calls without a gateway key in x-tollgate-key
   HTTPS_PROXY, HTTP_PROXY       egress proxy for upstream calls (as curl reads them); NO_PROXY: hosts
                                 reached directly
@@ -79,9 +82,12 @@ Tuning (environment):
         const ro = runtimeOptions(g);
         let backgroundNice: number;
         let heapGrowth: number;
+        let gateway: GatewayConfig | undefined;
         try {
           backgroundNice = backgroundNiceFrom();
           heapGrowth = heapGrowthFrom();
+          // Its settings read here: a bad one is a usage error (exit 2, no stack trace), as these are.
+          if (servesRoutes(role, "gateway")) gateway = gatewayConfigFromEnv({}, opts.upstreams ?? null);
         } catch (e) {
           throw new CliError((e as Error).message, 2);
         }
@@ -92,6 +98,7 @@ Tuning (environment):
           port,
           host: opts.host,
           log: (m) => log.info(m),
+          gateway,
           upstreamsPath: opts.upstreams ?? null,
         });
         // After the start: the store thread, DuckDB's workers and libuv's pool exist by now.

@@ -1,4 +1,5 @@
 // What the gateway reads from a reply on the side, while its bytes go to the client as sent.
+import type { Transform } from "node:stream";
 import {
   brotliDecompressSync,
   constants,
@@ -9,6 +10,36 @@ import {
   inflateSync,
 } from "node:zlib";
 import { ReaderFault } from "./live-reply.js";
+
+/** A content coding the gateway reads: a whole body at once, or a stream as it comes. */
+interface Coding {
+  whole(buf: Buffer): Buffer;
+  stream(): Transform;
+}
+
+const GZIP: Coding = {
+  whole: (buf) => gunzipSync(buf),
+  // A stream cut short gives what it had decoded, not an "unexpected end of file".
+  stream: () => createGunzip({ finishFlush: constants.Z_SYNC_FLUSH }),
+};
+const CODINGS: Record<string, Coding> = {
+  gzip: GZIP,
+  "x-gzip": GZIP,
+  deflate: {
+    whole: (buf) => inflateSync(buf),
+    stream: () => createInflate({ finishFlush: constants.Z_SYNC_FLUSH }),
+  },
+  br: {
+    whole: (buf) => brotliDecompressSync(buf),
+    stream: () => createBrotliDecompress({ finishFlush: constants.BROTLI_OPERATION_FLUSH }),
+  },
+};
+
+/** A content-encoding header's coding: "identity" when none; undefined when the gateway cannot read it. */
+function codingOf(encoding: string | null): Coding | "identity" | undefined {
+  const name = encoding?.trim().toLowerCase() || "identity";
+  return name === "identity" ? name : CODINGS[name];
+}
 
 /** A streamed body's decoder: its bytes go in as they come, decoded ones come out to its reader in order. */
 export interface StreamDecoder {
@@ -21,23 +52,15 @@ export interface StreamDecoder {
 
 /**
  * A decoder for a streamed reply the upstream compressed anyway (the gateway asks for identity); null
- * for identity or an encoding it does not know. A stream cut short gives what it had decoded.
+ * for identity or an encoding it does not know.
  */
 export function streamDecoder(
   encoding: string | null,
   onData: (chunk: Buffer) => void,
 ): StreamDecoder | null {
-  const opts = { finishFlush: constants.Z_SYNC_FLUSH };
-  const coding = encoding?.trim().toLowerCase() || "identity";
-  const z =
-    coding === "gzip" || coding === "x-gzip"
-      ? createGunzip(opts)
-      : coding === "deflate"
-        ? createInflate(opts)
-        : coding === "br"
-          ? createBrotliDecompress({ finishFlush: constants.BROTLI_OPERATION_FLUSH })
-          : null;
-  if (!z) return null;
+  const coding = codingOf(encoding);
+  if (coding === "identity" || coding === undefined) return null;
+  const z = coding.stream();
   z.on("data", (chunk: Buffer) => {
     try {
       onData(chunk);
@@ -67,20 +90,10 @@ export function streamDecoder(
  * included), and are decoded here on the side. Null when the encoding is unknown or the bytes are not it.
  */
 export function decoded(buf: Buffer, encoding: string | null): Buffer | null {
+  const coding = codingOf(encoding);
+  if (coding === "identity") return buf;
   try {
-    switch (encoding?.trim().toLowerCase() || "identity") {
-      case "identity":
-        return buf;
-      case "gzip":
-      case "x-gzip":
-        return gunzipSync(buf);
-      case "deflate":
-        return inflateSync(buf);
-      case "br":
-        return brotliDecompressSync(buf);
-      default:
-        return null;
-    }
+    return coding?.whole(buf) ?? null;
   } catch {
     return null;
   }

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { Dispatcher } from "undici";
 import { NotSent, QueueWait } from "./queue-wait.js";
-import { DEFAULT_TIMEOUT_MS, MAX_WHOLE_REPLY_BYTES, ReplyTooLarge } from "./whole-reply.js";
+import { HeldBody, ReplyTooLarge } from "./whole-reply.js";
 
 /** A streamed call's upstream reply, from its headers on; its body arrives through `body`. */
 export interface LiveReply {
@@ -37,14 +37,11 @@ export class LiveBody {
   }
 
   async whole(): Promise<Buffer> {
-    const parts: Buffer[] = [];
-    let size = 0;
+    const held = new HeldBody();
     await this.read((chunk) => {
-      size += chunk.length;
-      if (size > MAX_WHOLE_REPLY_BYTES) this.cancel(new ReplyTooLarge());
-      else parts.push(chunk);
+      if (!held.add(chunk)) this.cancel(new ReplyTooLarge());
     });
-    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    return held.bytes();
   }
 
   /** Stops reading from the upstream until `resume` (the client's buffer is full). */
@@ -147,7 +144,6 @@ export function requestLive(
       },
     });
     // Every connection busy: the request waits in the pool's queue (the common case pays nothing for it).
-    if (!free && controller === null)
-      queued = new QueueWait(opts.headersTimeout ?? DEFAULT_TIMEOUT_MS, reject, signal);
+    if (!free && controller === null) queued = new QueueWait(opts.headersTimeout, reject, signal);
   });
 }

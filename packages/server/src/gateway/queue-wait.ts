@@ -1,5 +1,8 @@
 import type { Dispatcher } from "undici";
 
+/** undici's own headersTimeout, for a request that sets none. */
+const UNDICI_HEADERS_TIMEOUT_MS = 300_000;
+
 /** A request given up before undici started it on a connection: nothing of it reached the upstream. */
 export class NotSent extends Error {
   constructor(override readonly cause: unknown) {
@@ -8,7 +11,7 @@ export class NotSent extends Error {
 }
 
 /** The upstream timeout passed while the request waited for a free connection (every one was busy). */
-export class QueueTimeout extends Error {
+class QueueTimeout extends Error {
   /** As the client sees it, the upstream did not answer in time: the gateway's timeout answer and record. */
   readonly code = "UND_ERR_HEADERS_TIMEOUT";
 
@@ -28,10 +31,11 @@ export class QueueWait {
   readonly #timer: NodeJS.Timeout;
 
   constructor(
-    timeoutMs: number,
+    timeoutMs: number | null | undefined,
     private readonly giveUp: (why: Error) => void,
     private readonly signal?: AbortSignal,
   ) {
+    timeoutMs ??= UNDICI_HEADERS_TIMEOUT_MS;
     this.#timer = setTimeout(() => this.#giveUp(new QueueTimeout(timeoutMs)), timeoutMs);
     if (signal?.aborted) this.#giveUp(new NotSent(signal.reason));
     else signal?.addEventListener("abort", this.#onAbort, { once: true });

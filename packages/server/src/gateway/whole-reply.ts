@@ -1,9 +1,6 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { Dispatcher } from "undici";
-import { QueueTimeout, QueueWait } from "./queue-wait.js";
-
-/** undici's own headersTimeout, for a request that sets none. */
-export const DEFAULT_TIMEOUT_MS = 300_000;
+import { QueueWait } from "./queue-wait.js";
 
 /** An upstream reply read to its end. */
 export interface WholeReply {
@@ -23,6 +20,24 @@ export const MAX_WHOLE_REPLY_BYTES = 256 * 1024 * 1024;
 export class ReplyTooLarge extends Error {
   constructor() {
     super(`the upstream's reply exceeds ${MAX_WHOLE_REPLY_BYTES} bytes`);
+  }
+}
+
+/** A reply's chunks held until its end, up to MAX_WHOLE_REPLY_BYTES. */
+export class HeldBody {
+  #chunks: Buffer[] = [];
+  #size = 0;
+
+  /** Keeps `chunk`; false (keeping nothing more) once the reply is past the cap. */
+  add(chunk: Buffer): boolean {
+    this.#size += chunk.length;
+    if (this.#size > MAX_WHOLE_REPLY_BYTES) return false;
+    this.#chunks.push(chunk);
+    return true;
+  }
+
+  bytes(): Buffer {
+    return this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks);
   }
 }
 
@@ -47,8 +62,7 @@ export function requestWhole(dispatcher: Dispatcher, opts: Dispatcher.DispatchOp
   return new Promise((resolve, reject) => {
     let statusCode: number | null = null;
     let headers: IncomingHttpHeaders = {};
-    const chunks: Buffer[] = [];
-    let size = 0;
+    const held = new HeldBody();
     let queued: QueueWait | null = null;
     let started = false;
     const free = dispatcher.dispatch(opts, {
@@ -62,20 +76,17 @@ export function requestWhole(dispatcher: Dispatcher, opts: Dispatcher.DispatchOp
         headers = responseHeaders;
       },
       onResponseData(controller, chunk) {
-        size += chunk.length;
-        if (size > MAX_WHOLE_REPLY_BYTES) controller.abort(new ReplyTooLarge());
-        else chunks.push(chunk);
+        if (!held.add(chunk)) controller.abort(new ReplyTooLarge());
       },
       onResponseEnd() {
-        const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-        resolve({ statusCode: statusCode!, headers, body });
+        resolve({ statusCode: statusCode!, headers, body: held.bytes() });
       },
       onResponseError(_controller, error) {
         queued?.stop();
-        reject(error instanceof QueueTimeout ? error : new ReplyFailed(error, statusCode, headers));
+        reject(new ReplyFailed(error, statusCode, headers)); // after a queue timeout, rejected already
       },
     });
     // Every connection busy: the request waits in the pool's queue (the common case pays nothing for it).
-    if (!free && !started) queued = new QueueWait(opts.headersTimeout ?? DEFAULT_TIMEOUT_MS, reject);
+    if (!free && !started) queued = new QueueWait(opts.headersTimeout, reject);
   });
 }

@@ -301,13 +301,11 @@ export class Gateway {
         if (!isWhole(up)) up.body.cancel(e as Error);
         if (call.recordedAttempt === attempt) throw e;
         // Answered upstream, a model call is billed by its provider all the same: estimated, as a cut-off stream.
-        const billable = route.api !== null && up.statusCode < 300;
         const rec = this.#record(at, {
           status: "error",
           http_status: up.statusCode,
           error_type: "gateway_error",
-          usage: billable ? estimateUsage(call, null, 0) : null,
-          estimated: billable,
+          ...unseenUsage(call, up.statusCode),
         });
         throw GatewayError.internal(e).withRecord(rec);
       }
@@ -370,15 +368,11 @@ export class Gateway {
    */
   #clientGone(at: Attempt, httpStatus: number | null): void {
     const { call } = at;
-    // An error answer was on its way: providers do not bill those, so there is nothing to estimate; nor
-    // for a pass-through call, which is not priced.
-    const billable = call.route.api !== null && (httpStatus === null || httpStatus < 300);
     this.#record(at, {
       status: "error",
       http_status: httpStatus,
       error_type: "client_disconnected",
-      usage: billable ? estimateUsage(call, null, 0) : null,
-      estimated: billable,
+      ...unseenUsage(call, httpStatus),
     });
     this.#observe(call.route, call, CLIENT_CLOSED_REQUEST);
   }
@@ -613,10 +607,7 @@ export class Gateway {
     // A stream the upstream compressed anyway is relayed decoded (the client's own accept-encoding was
     // not sent upstream, so it may not read gzip): usage is read from it, and the added chunk stripped.
     const inflater = streamDecoder(headerValue(up.headers, "content-encoding"), relay);
-    if (inflater) {
-      delete headers["content-encoding"];
-      delete headers["content-length"];
-    }
+    if (inflater) delete headers["content-encoding"]; // replyHeaders leaves the length to Node already
     // Trailers need chunked framing, which an HTTP/1.0 client (nginx's default upstream protocol) lacks:
     // it gets the stream without the cost, which GET /api/events/<id> has.
     const trailers =
@@ -871,6 +862,16 @@ function fieldText(v: unknown, max: number = INPUT_LIMITS.text): string | null {
 /** Within the range the record takes (an upstream may answer 600, say). */
 function isHttpStatus(status: number): boolean {
   return status >= INPUT_LIMITS.httpStatus.min && status <= INPUT_LIMITS.httpStatus.max;
+}
+
+/**
+ * The usage of an answer the gateway never read (its client left first, or the gateway failed): a model
+ * call answered (or still to be answered, `httpStatus` null) is billed by its provider, so its input is
+ * estimated from the request; an error answer is not billed, nor is a pass-through call priced.
+ */
+function unseenUsage(call: Call, httpStatus: number | null): Pick<Outcome, "usage" | "estimated"> {
+  const billable = call.route.api !== null && (httpStatus === null || httpStatus < 300);
+  return { usage: billable ? estimateUsage(call, null, 0) : null, estimated: billable };
 }
 
 /** Usage of a stream cut short: what the provider reported so far (Anthropic sends input up front), else an estimate. */

@@ -40,6 +40,8 @@ export async function startServer(
     log: (msg: string) => void;
     gateway?: Partial<GatewayConfig>;
     upstreamsPath?: string | null;
+    /** The gateway's settings read already (the CLI reads them first, to report a bad one as usage). */
+    gatewayConfig?: GatewayConfig;
     /** Job lease ttl when the lease is in Redis (default TOLLGATE_JOB_LEASE_TTL_MS, else 15 s). */
     jobLeaseTtlMs?: number;
   },
@@ -53,7 +55,7 @@ export async function startServer(
   const role = opts.role ?? "all";
   // Read first: a bad setting is reported before the store (and its data-dir lock) is opened.
   const gatewayConfig = servesRoutes(role, "gateway")
-    ? gatewayConfigFromEnv(opts.gateway, opts.upstreamsPath)
+    ? (opts.gatewayConfig ?? gatewayConfigFromEnv(opts.gateway, opts.upstreamsPath))
     : null;
   if (gatewayConfig?.egressProxy) opts.log(describeEgress(gatewayConfig.egressProxy));
   const runtime = await openRuntime({ ...opts, role });

@@ -98,8 +98,7 @@ Tuning (environment):
           port,
           host: opts.host,
           log: (m) => log.info(m),
-          gateway,
-          upstreamsPath: opts.upstreams ?? null,
+          gatewayConfig: gateway,
         });
         // After the start: the store thread, DuckDB's workers and libuv's pool exist by now.
         const backgroundThreads = lowerBackgroundThreads(backgroundNice);

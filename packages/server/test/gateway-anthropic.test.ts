@@ -4,6 +4,7 @@ import Anthropic from "@anthropic-ai/sdk";
 import { extractFromResponse, extractFromSse, formatUsd, parseSse } from "@tollgate/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  ANTHROPIC_HEADERS,
   collect,
   expectExactUsageAndCost,
   rawRequest,
@@ -147,11 +148,7 @@ describe("gateway: Anthropic messages", () => {
   it("stream: the raw SSE (ping and event lines included) equals the upstream's; cost as a trailer", async () => {
     const init = {
       method: "POST",
-      headers: {
-        "content-type": "application/json",
-        "x-api-key": "sk-ant-test",
-        "anthropic-version": "2023-06-01",
-      },
+      headers: ANTHROPIC_HEADERS,
       body: JSON.stringify({ model: "claude-sonnet-4-20250514", max_tokens: 10, messages, stream: true }),
     };
     const viaGateway = await rawRequest(`${gw.url}/v1/messages`, init);

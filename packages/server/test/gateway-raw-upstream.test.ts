@@ -7,7 +7,7 @@ import { type AddressInfo, connect, createServer, type Server, type Socket } fro
 import { setTimeout as sleep } from "node:timers/promises";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { gatewayRecords, startTestGateway } from "./helpers.js";
+import { ANTHROPIC_HEADERS, gatewayRecords, startTestGateway } from "./helpers.js";
 import { FX, fixture } from "./mock-upstream.js";
 
 const OK_BODY = fixture(FX.chat);
@@ -627,12 +627,7 @@ describe("gateway against a raw upstream", () => {
   it("a stream that carries an error event is recorded as that error, with the usage it reported", async () => {
     const res = await fetch(`${gw.url}/v1/messages`, {
       method: "POST",
-      headers: {
-        "content-type": "application/json",
-        "x-api-key": "sk-ant-test",
-        "anthropic-version": "2023-06-01",
-        "x-scenario": "anthropic-error-stream",
-      },
+      headers: { ...ANTHROPIC_HEADERS, "x-scenario": "anthropic-error-stream" },
       body: JSON.stringify({
         model: "claude-sonnet-4-5",
         max_tokens: 10,

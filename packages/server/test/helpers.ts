@@ -97,6 +97,13 @@ export interface RawResponse {
   trailers: NodeJS.Dict<string>;
 }
 
+/** What an Anthropic client sends with a raw request (its SDK's key and version headers). */
+export const ANTHROPIC_HEADERS = {
+  "content-type": "application/json",
+  "x-api-key": "sk-ant-test",
+  "anthropic-version": "2023-06-01",
+} as const;
+
 /** One plain node:http request (no fetch): the only way to see HTTP trailers. */
 export async function rawRequest(
   url: string,

@@ -23,7 +23,14 @@ import { OpenAIInstrumentation } from "@traceloop/instrumentation-openai";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ExportTraceServiceResponse } from "../src/ingest/otlp/otlp-proto.js";
-import { createKey, type Json, openTestRuntime, recordByEventId, startTestGateway } from "./helpers.js";
+import {
+  ANTHROPIC_HEADERS,
+  createKey,
+  type Json,
+  openTestRuntime,
+  recordByEventId,
+  startTestGateway,
+} from "./helpers.js";
 import { FX, fixture, type MockUpstream, startMockUpstream } from "./mock-upstream.js";
 import { ExportTraceServiceRequest } from "./otlp-request-proto.js";
 
@@ -165,11 +172,7 @@ async function gatewayRecordFor(
   }
   const res = await fetch(`${gw.url}/v1/messages`, {
     method: "POST",
-    headers: {
-      "content-type": "application/json",
-      "x-api-key": "sk-ant-test",
-      "anthropic-version": "2023-06-01",
-    },
+    headers: ANTHROPIC_HEADERS,
     body: JSON.stringify({ model, max_tokens: 64, messages }),
   });
   await res.arrayBuffer();

@@ -46,14 +46,14 @@ export function extractFromResponse(api: Api, body: unknown): ExtractedUsage {
     );
   }
   return {
-    model: modelOf(shape.model(body)),
+    model: reportedText(shape.model(body)),
     usage: normalizeUsage(api, usageRaw),
     usage_raw: usageRaw,
-    service_tier: modelOf(shape.tier?.(body)),
+    service_tier: reportedText(shape.tier?.(body)),
   };
 }
 
-/** A model id (or service tier) is a non-empty string; anything else is "not reported". */
-export function modelOf(value: unknown): string | null {
+/** A model id or service tier as the provider reported it: a non-empty string; anything else is "not reported". */
+export function reportedText(value: unknown): string | null {
   return typeof value === "string" && value !== "" ? value : null;
 }

@@ -1,5 +1,5 @@
 import { UsageError } from "./errors.js";
-import { modelOf } from "./extract.js";
+import { reportedText } from "./extract.js";
 import { normalizeUsage } from "./normalize.js";
 import type { JsonObject } from "./read.js";
 import { isObject } from "./read.js";
@@ -77,8 +77,8 @@ function lastUsage(
       if (!isObject(event)) return;
       const usage = usageOf(event);
       if (usage !== undefined && usage !== null) usageRaw = usage;
-      model = modelOf(modelOfEvent(event)) ?? model;
-      tier = modelOf(tierOf(event)) ?? tier;
+      model = reportedText(modelOfEvent(event)) ?? model;
+      tier = reportedText(tierOf(event)) ?? tier;
     },
     result() {
       if (usageRaw === undefined) return null;
@@ -101,7 +101,7 @@ function anthropicStream(): StreamExtractor {
     push(event) {
       if (!isObject(event)) return;
       if (event.type === "message_start" && isObject(event.message)) {
-        model = modelOf(event.message.model) ?? model;
+        model = reportedText(event.message.model) ?? model;
         if (isObject(event.message.usage)) usage = overlay(usage, event.message.usage);
       } else if (event.type === "message_delta" && isObject(event.usage)) {
         usage = overlay(usage, event.usage);
@@ -113,7 +113,7 @@ function anthropicStream(): StreamExtractor {
         model,
         usage: normalizeUsage("anthropic.messages", usage),
         usage_raw: usage,
-        service_tier: modelOf(usage.service_tier),
+        service_tier: reportedText(usage.service_tier),
       };
     },
   };

@@ -7,4 +7,4 @@
 export { uuidv7Time } from "./ids.js";
 export { totalInputTokens } from "./pricing/cost.js";
 export * from "./record/call-record.js";
-export { type NormalizedUsage, USAGE_FIELDS } from "./usage/types.js";
+export { type NormalizedUsage, TOKEN_FIELDS, TOOL_CALL_FIELDS, USAGE_FIELDS } from "./usage/types.js";

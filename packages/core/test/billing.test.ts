@@ -17,10 +17,11 @@ import { type NormalizedUsage, UsageError } from "../src/usage/index.js";
 import { readFixtureJson } from "./fixtures.js";
 
 /** All nine fields, in USAGE_FIELDS order. */
+/** The nine token counts in TOKEN_FIELDS order, then web searches (0 unless given). */
 function tokens(
-  ...n: [number, number, number, number, number, number, number, number, number]
+  ...n: [number, number, number, number, number, number, number, number, number, number?]
 ): NormalizedUsage {
-  const [a, b, c, d, e, f, g, h, i] = n;
+  const [a, b, c, d, e, f, g, h, i, webSearches = 0] = n;
   return {
     input_uncached_tokens: a,
     cache_read_tokens: b,
@@ -31,6 +32,8 @@ function tokens(
     input_audio_tokens: g,
     output_audio_tokens: h,
     image_tokens: i,
+    web_search_requests: webSearches,
+    file_search_requests: 0,
   };
 }
 
@@ -171,8 +174,8 @@ describe("Anthropic billing exports", () => {
     const rows = readAnthropicUsageReport(
       readFixtureJson("providers/anthropic/billing.admin-usage-report-messages.example.json"),
     );
-    // uncached 1500, cache read 200, writes 5m 500 / 1h 1000, output 500
-    expect(rows.map((r) => r.usage)).toEqual([tokens(1500, 200, 500, 1000, 500, 0, 0, 0, 0)]);
+    // uncached 1500, cache read 200, writes 5m 500 / 1h 1000, output 500; 10 web searches
+    expect(rows.map((r) => r.usage)).toEqual([tokens(1500, 200, 500, 1000, 500, 0, 0, 0, 0, 10)]);
     expect(rows[0]?.result.model).toBe("claude-sonnet-4-20250514");
   });
 

@@ -94,6 +94,8 @@ function randomUsage(rnd: () => number): NormalizedUsage {
   u.reasoning_tokens = int(20_000);
   u.output_audio_tokens = int(5_000);
   u.output_tokens = u.reasoning_tokens + u.output_audio_tokens + int(30_000);
+  u.web_search_requests = int(20);
+  u.file_search_requests = int(20);
   return u;
 }
 
@@ -109,6 +111,8 @@ function toGenaiUsage(u: NormalizedUsage): Record<string, number> {
     output_tokens: u.output_tokens,
     output_audio_tokens: u.output_audio_tokens,
     output_reasoning_tokens: u.reasoning_tokens,
+    web_searches: u.web_search_requests,
+    storage_searches: u.file_search_requests,
   };
 }
 
@@ -306,6 +310,28 @@ describe("price book", () => {
       const tiered = builtin.price({ provider, model, usage, at, serviceTier });
       expect(tiered, `${provider} ${serviceTier}`).toEqual(builtin.price({ provider, model, usage, at }));
     }
+  });
+
+  it("prices server-side tool calls per call: discounts apply to them, batch and flex rates do not", () => {
+    const at = Date.parse("2026-09-01T12:00:00Z");
+    // gpt-4o: web searches $10 and file ("storage") searches $2.50 per thousand calls in genai-prices.
+    const searches = { ...emptyUsage(), web_search_requests: 3, file_search_requests: 2 };
+    const builtin = new PricingEngine();
+    const list = builtin.price({ provider: "openai", model: "gpt-4o", usage: searches, at });
+    expect(list.cost.total_nanousd).toBe(35_000_000n); // 3 × $0.01 + 2 × $0.0025
+    expect(list.cost.by_category.tool_calls).toBe(35_000_000n);
+    expect(
+      builtin.price({ provider: "openai", model: "gpt-4o", usage: searches, at, batch: true }).cost,
+    ).toEqual(list.cost);
+    expect(
+      builtin.price({ provider: "openai", model: "gpt-4o", usage: searches, at, serviceTier: "flex" }).cost,
+    ).toEqual(list.cost);
+    // The price book's 0.9 discount applies; its 0.4 batch rate does not.
+    const both = { ...searches, input_uncached_tokens: 1_000_000 };
+    const res = engine.price({ provider: "openai", model: "gpt-4o", usage: both, at, batch: true });
+    expect(res.cost.by_category.tool_calls).toBe(31_500_000n);
+    expect(res.cost.by_category.input_uncached).toBe(900_000_000n); // $2.50 × 0.9 × 0.4
+    expect(res.cost.total_nanousd).toBe(931_500_000n);
   });
 
   it("names the failing path on invalid input", () => {

@@ -110,3 +110,55 @@ describe("buildCallRecord: kinds", () => {
     expect(rec.cost_nanousd > 0n).toBe(true);
   });
 });
+
+describe("buildCallRecord: server-side tool calls", () => {
+  const responsesUsage = {
+    input_tokens: 1000,
+    output_tokens: 10,
+    input_tokens_details: { cached_tokens: 0 },
+  };
+
+  it("counts given beside usage_raw are kept (a Responses usage object has none) and priced per call", () => {
+    const input = { ...base, provider: "openai", model: "gpt-4o-mini", api: "openai.responses" };
+    const plain = build({ ...input, usage_raw: responsesUsage });
+    const rec = build({
+      ...input,
+      usage_raw: responsesUsage,
+      web_search_requests: 2,
+      file_search_requests: 1,
+    });
+    expect(plain).toMatchObject({ input_uncached_tokens: 1000, output_tokens: 10, web_search_requests: 0 });
+    expect(rec).toMatchObject({
+      input_uncached_tokens: 1000,
+      output_tokens: 10,
+      web_search_requests: 2,
+      file_search_requests: 1,
+      // gpt-4o-mini in genai-prices: web searches $10, file searches $2.50 per thousand
+      cost_tool_calls_nanousd: 22_500_000n,
+    });
+    expect(rec.cost_nanousd).toBe(plain.cost_nanousd + 22_500_000n);
+  });
+
+  it("Anthropic's usage_raw carries its web searches", () => {
+    const rec = build({
+      ...base,
+      provider: "anthropic",
+      model: "claude-sonnet-4-5",
+      api: "anthropic.messages",
+      usage_raw: { input_tokens: 10, output_tokens: 5, server_tool_use: { web_search_requests: 4 } },
+    });
+    expect(rec).toMatchObject({ web_search_requests: 4, cost_tool_calls_nanousd: 40_000_000n });
+  });
+
+  it("refuses a count that is not one", () => {
+    const res = buildCallRecord({ ...llm, web_search_requests: -1 }, ctx);
+    expect(res).toEqual({
+      ok: false,
+      errors: [{ field: "web_search_requests", reason: "must not be negative" }],
+    });
+    expect(buildCallRecord({ ...llm, file_search_requests: 1.5 }, ctx)).toEqual({
+      ok: false,
+      errors: [{ field: "file_search_requests", reason: "must be an integer" }],
+    });
+  });
+});

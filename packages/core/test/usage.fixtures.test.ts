@@ -12,7 +12,10 @@ import {
 } from "../src/usage/index.js";
 import { readFixtureJson, readFixtureJsonl, readFixtureText } from "./fixtures.js";
 
-/** All nine fields, in USAGE_FIELDS order, so every expectation states every number. */
+/**
+ * The nine token counts, in TOKEN_FIELDS order, so every expectation states every number; then the
+ * billed tool calls (web searches, file searches), 0 unless stated.
+ */
 function tokens(
   input_uncached_tokens: number,
   cache_read_tokens: number,
@@ -23,6 +26,8 @@ function tokens(
   input_audio_tokens: number,
   output_audio_tokens: number,
   image_tokens: number,
+  web_search_requests = 0,
+  file_search_requests = 0,
 ): NormalizedUsage {
   return {
     input_uncached_tokens,
@@ -34,6 +39,8 @@ function tokens(
     input_audio_tokens,
     output_audio_tokens,
     image_tokens,
+    web_search_requests,
+    file_search_requests,
   };
 }
 
@@ -235,7 +242,8 @@ const SSE_CASES: Record<string, Case> = {
   },
   "conformance/payloads/openai/responses.stream.gpt-5.2.reasoning.sse": {
     api: "openai.responses", model: "gpt-5.2-2025-12-11",
-    usage: tokens(8234, 0, 0, 0, 79, 34, 0, 0, 0), // response.completed: 8234 in; 79 out incl. 34 reasoning
+    // response.completed: 8234 in; 79 out incl. 34 reasoning; one web_search_call searching "tallest mountain in Alberta"
+    usage: tokens(8234, 0, 0, 0, 79, 34, 0, 0, 0, 1),
   },
   "providers/anthropic/messages.stream.claude-sonnet-4.thinking.sse": {
     api: "anthropic.messages", model: "claude-sonnet-4-20250514",

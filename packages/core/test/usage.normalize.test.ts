@@ -6,6 +6,7 @@ import {
   extractFromSse,
   type NormalizedUsage,
   normalizeUsage,
+  USAGE_FIELDS,
   UsageError,
 } from "../src/usage/index.js";
 import { readFixtureJson, readFixtureJsonl, readFixtureText } from "./fixtures.js";
@@ -44,6 +45,11 @@ const totalInput = (u: NormalizedUsage) =>
 
 const vectors = readFixtureJson("conformance/cost-vectors.json") as CostVector[];
 
+/** Payloads with web_search_call output items: one search for "tallest mountain in Alberta". */
+const SEARCHES_OUTSIDE_USAGE: Record<string, number> = {
+  "conformance/payloads/openai/responses.stream.gpt-5.2.reasoning.sse": 1,
+};
+
 describe("conformance cost vectors: usage_raw through normalizeUsage", () => {
   it("has the 13 vectors", () => {
     expect(vectors).toHaveLength(13);
@@ -67,14 +73,15 @@ describe("conformance cost vectors: usage_raw through normalizeUsage", () => {
       reasoning_tokens: v.expected.reasoning_tokens,
     });
 
-    // The payload the vector was taken from yields the same usage through the extractors.
+    // The payload the vector was taken from yields the same usage through the extractors, plus the
+    // searches a Responses payload lists as output items (outside usage_raw).
     const rel = payload.replace(/^fixtures\//, "");
     const fromPayload = rel.endsWith(".sse")
       ? extractFromSse(api, readFixtureText(rel))
       : rel.endsWith(".jsonl")
         ? extractFromEvents(api, readFixtureJsonl(rel))
         : extractFromResponse(api, readFixtureJson(rel));
-    expect(fromPayload?.usage).toEqual(usage);
+    expect(fromPayload?.usage).toEqual({ ...usage, web_search_requests: SEARCHES_OUTSIDE_USAGE[rel] ?? 0 });
   });
 });
 
@@ -101,6 +108,8 @@ describe("normalization rules beyond the fixtures", () => {
       input_audio_tokens: 150,
       output_audio_tokens: 200,
       image_tokens: 50,
+      web_search_requests: 0,
+      file_search_requests: 0,
     });
   });
 
@@ -210,6 +219,8 @@ describe("normalization rules beyond the fixtures", () => {
       input_audio_tokens: 300, // 500 - 200 cached
       output_audio_tokens: 40,
       image_tokens: 100,
+      web_search_requests: 0,
+      file_search_requests: 0,
     });
   });
 
@@ -228,7 +239,9 @@ describe("normalization rules beyond the fixtures", () => {
   });
 
   it("Gemini: an empty usageMetadata (early stream chunk) is all zeros", () => {
-    expect(Object.values(normalizeUsage("google.generate_content", {}))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    const usage = normalizeUsage("google.generate_content", {});
+    expect(Object.keys(usage).sort()).toEqual([...USAGE_FIELDS].sort());
+    expect(new Set(Object.values(usage))).toEqual(new Set([0]));
   });
 });
 
@@ -333,5 +346,58 @@ describe("UsageError", () => {
     expect(() => extractFromResponse("google.generate_content", { modelVersion: "g" })).toThrow(
       /usageMetadata/,
     );
+  });
+});
+
+describe("billed server-side tool calls", () => {
+  const usage = { input_tokens: 100, output_tokens: 20, input_tokens_details: { cached_tokens: 0 } };
+  const output = [
+    { type: "web_search_call", status: "completed", action: { type: "search", query: "a" } },
+    { type: "web_search_call", status: "completed", action: { type: "open_page", url: "https://x" } },
+    { type: "web_search_call", status: "completed" }, // the oldest shape names no action: a search
+    { type: "file_search_call", status: "completed", queries: ["b"] },
+    { type: "function_call", name: "f", arguments: "{}" },
+    { type: "message", content: [] },
+  ];
+
+  it("Responses: web_search_call searches (not page reads) and file_search_call items, from output", () => {
+    const body = extractFromResponse("openai.responses", { model: "gpt-5", output, usage });
+    expect(body.usage).toMatchObject({
+      input_uncached_tokens: 100,
+      web_search_requests: 2,
+      file_search_requests: 1,
+    });
+    // Streamed: response.completed lists the same output; earlier events list less.
+    const streamed = extractFromEvents("openai.responses", [
+      { type: "response.created", response: { model: "gpt-5", output: [], usage: null } },
+      { type: "response.output_item.done", item: output[0] },
+      { type: "response.completed", response: { model: "gpt-5", output, usage } },
+    ]);
+    expect(streamed?.usage).toEqual(body.usage);
+  });
+
+  it("Anthropic: server_tool_use.web_search_requests; web fetches are free", () => {
+    const u = normalizeUsage("anthropic.messages", {
+      input_tokens: 10,
+      output_tokens: 5,
+      server_tool_use: { web_search_requests: 2, web_fetch_requests: 7 },
+    });
+    expect(u).toMatchObject({ web_search_requests: 2, file_search_requests: 0 });
+    expect(() =>
+      normalizeUsage("anthropic.messages", {
+        input_tokens: 10,
+        output_tokens: 5,
+        server_tool_use: { web_search_requests: -1 },
+      }),
+    ).toThrow(/server_tool_use\.web_search_requests/);
+  });
+
+  it("Perplexity-style chat usage: num_search_queries", () => {
+    const u = normalizeUsage("openai.chat", {
+      prompt_tokens: 10,
+      completion_tokens: 5,
+      num_search_queries: 3,
+    });
+    expect(u.web_search_requests).toBe(3);
   });
 });

@@ -65,8 +65,11 @@ describe("createStreamExtractor", () => {
         },
       },
       { type: "content_block_delta", delta: { text: "…" } },
-      { type: "message_delta", usage: { output_tokens: 40 } },
-      { type: "message_delta", usage: { output_tokens: 90, input_tokens: null } },
+      { type: "message_delta", usage: { output_tokens: 40, server_tool_use: { web_search_requests: 1 } } },
+      {
+        type: "message_delta",
+        usage: { output_tokens: 90, input_tokens: null, server_tool_use: { web_search_requests: 3 } },
+      },
       { type: "message_stop" },
     ];
     const result = extractFromEvents("anthropic.messages", events);
@@ -81,6 +84,8 @@ describe("createStreamExtractor", () => {
       input_audio_tokens: 0,
       output_audio_tokens: 0,
       image_tokens: 0,
+      web_search_requests: 3, // cumulative too: not 1 + 3
+      file_search_requests: 0,
     });
     // usage_raw is the merged object: normalizing it again gives the same usage.
     expect(normalizeUsage("anthropic.messages", result?.usage_raw)).toEqual(result?.usage);

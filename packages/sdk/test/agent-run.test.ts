@@ -69,6 +69,8 @@ describe("agentRun", () => {
           input_audio_tokens: 0,
           output_audio_tokens: 0,
           image_tokens: 0,
+          web_search_requests: 0,
+          file_search_requests: 0,
         },
         at: Date.now(),
       }).cost.total_nanousd;

@@ -4,6 +4,8 @@ import { join } from "node:path";
 import { expect, it } from "vitest";
 import { COLUMNS } from "../src/store/duckdb/columns.js";
 import { openDuckDb } from "../src/store/duckdb/open.js";
+import { DuckDbStore } from "../src/store/duckdb/store.js";
+import { buildRecord } from "./conformance-data.js";
 
 it("the migrated events table has exactly the Appender's columns, in its order", async () => {
   const dir = mkdtempSync(join(tmpdir(), "tollgate-migrations-"));
@@ -14,9 +16,63 @@ it("the migrated events table has exactly the Appender's columns, in its order",
     );
     expect(res.getRowsJS().map((r) => r[0])).toEqual(COLUMNS.map((c) => c.name));
     const versions = await conn.runAndReadAll("SELECT version FROM schema_migrations ORDER BY version");
-    expect(versions.getRowsJS().map((r) => Number(r[0]))).toEqual([1, 2, 3, 4, 5]);
+    expect(versions.getRowsJS().map((r) => Number(r[0]))).toEqual([1, 2, 3, 4, 5, 6]);
     conn.closeSync();
     instance.closeSync();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+it("a data dir from before migration 6 gains the tool-call columns: its calls read back with none", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "tollgate-migrations-"));
+  const call = {
+    provider: "anthropic",
+    model: "claude-sonnet-4-5",
+    input_uncached_tokens: 10,
+    output_tokens: 5,
+  };
+  const before = buildRecord({
+    ...call,
+    event_id: "01900000-0000-7000-8000-000000000001",
+    ts_start: Date.now(),
+  });
+  const after = buildRecord({
+    ...call,
+    event_id: "01900000-0000-7000-8000-000000000002",
+    ts_start: Date.now(),
+    web_search_requests: 2,
+  });
+  try {
+    let store = await DuckDbStore.open(dir);
+    await store.append([before]);
+    await store.close();
+    // Back to the layout of migrations 1-5, with the call stored then.
+    const { instance, conn } = await openDuckDb(dir);
+    for (const column of ["web_search_requests", "file_search_requests", "cost_tool_calls_nanousd"])
+      await conn.run(`ALTER TABLE events DROP COLUMN ${column}`);
+    await conn.run("DELETE FROM schema_migrations WHERE version = 6");
+    conn.closeSync();
+    instance.closeSync();
+
+    store = await DuckDbStore.open(dir);
+    try {
+      await store.append([after]);
+      expect(await store.findEvent("default", before.event_id)).toMatchObject({
+        web_search_requests: 0,
+        file_search_requests: 0,
+        cost_tool_calls_nanousd: 0n,
+        cost_nanousd: before.cost_nanousd,
+      });
+      // $10 per thousand web searches (genai-prices) on top of the same tokens.
+      expect(await store.findEvent("default", after.event_id)).toMatchObject({
+        web_search_requests: 2,
+        cost_tool_calls_nanousd: 20_000_000n,
+        cost_nanousd: before.cost_nanousd + 20_000_000n,
+      });
+    } finally {
+      await store.close();
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

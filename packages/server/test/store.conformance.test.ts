@@ -21,6 +21,7 @@ import {
   previousWindow,
   userDayRollup,
 } from "../src/query/rollups.js";
+import { HttpExec } from "../src/store/clickhouse/exec.js";
 import { type ClickHouseOptions, openClickHouse } from "../src/store/clickhouse/open.js";
 import type { ClickHouseStore } from "../src/store/clickhouse/store.js";
 import { DuckDbStore } from "../src/store/duckdb/store.js";
@@ -95,6 +96,14 @@ function edgeCases(): CallRecord[] {
       status: "killed",
       agent_run_id: "run-edge",
       data_mode: "test",
+    }),
+    // Server-side tool calls billed per call.
+    buildRecord({
+      ...base,
+      event_id: id(9),
+      ts_start: t + 8,
+      web_search_requests: 3,
+      file_search_requests: 2,
     }),
   ];
 }
@@ -256,6 +265,55 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
     }
   });
 
+  it("an events table from before the tool-call columns gains them on open (one node, two shards, modern)", async () => {
+    const added = ["web_search_requests", "file_search_requests", "cost_tool_calls_nanousd"];
+    const [before, after] = edgeCases().slice(-2);
+    const layouts: { name: string; opts: ClickHouseOptions; exec?: () => ChdbExec; tables: string[] }[] = [
+      { name: "one node", opts: { url: `${ch.url}/tg_upgrade` }, tables: ["events"] },
+      {
+        name: "two shards",
+        opts: { url: `${shards.url}/tg_upgrade`, cluster: shards.cluster, nodes: shards.urls },
+        tables: ["events", "events_local"],
+      },
+      {
+        name: "modern",
+        opts: { url: "http://chdb/tg_upgrade" },
+        exec: () => new ChdbExec(chdb),
+        tables: ["events"],
+      },
+    ];
+    for (const l of layouts) {
+      const open = () => openClickHouse(l.opts, l.exec);
+      let store = await open();
+      await store.append([before!]);
+      await store.close();
+      // Back to the first layout: the columns dropped on every node, the stored call kept.
+      for (const url of l.exec ? ["http://chdb"] : (l.opts.nodes ?? [l.opts.url])) {
+        const node = l.exec ? l.exec() : new HttpExec(new URL("/", url).toString());
+        for (const table of l.tables)
+          for (const column of added)
+            await node.command(`ALTER TABLE tg_upgrade.${table} DROP COLUMN ${column}`);
+        if (!l.exec) await node.close();
+      }
+      store = await open();
+      try {
+        await store.append([after!]);
+        expect(await store.findEvent("default", before!.event_id), l.name).toMatchObject({
+          web_search_requests: 0,
+          cost_tool_calls_nanousd: 0n,
+        });
+        expect(await store.findEvent("default", after!.event_id), l.name).toMatchObject({
+          web_search_requests: 3,
+          file_search_requests: 2,
+          cost_tool_calls_nanousd: after!.cost_tool_calls_nanousd,
+        });
+        expect(after!.cost_tool_calls_nanousd).toBe(35_000_000n); // gpt-4o-mini: 3 × $0.01 + 2 × $0.0025
+      } finally {
+        await store.close();
+      }
+    }
+  });
+
   it("two writers appending the same ids at once (two replicas, one Redis) store each once", async () => {
     const open = () => openClickHouse({ url: `${ch.url}/tg_race`, redisUrl: redis.url });
     const [a, other] = await Promise.all([open(), open()]);
@@ -294,11 +352,12 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
 
     // findEvent: an id made when its call started, and one whose v7 time is far from it (an edge case's
     // id dates from 2024): ClickHouse then reads past the id's time window.
-    const farId = records.at(-1)!;
+    const farId = records.at(-2)!;
     expect(Math.abs(farId.ts_start - uuidv7Time(farId.event_id)!)).toBeGreaterThan(30 * DAY);
-    for (const rec of [retried, farId]) {
+    const searches = records.at(-1)!;
+    for (const rec of [retried, farId, searches]) {
       const found = (await same((s) => s.findEvent(rec.workspace_id, rec.event_id))) as CallRecord | null;
-      expect(found?.event_id).toBe(rec.event_id);
+      expect(found).toEqual(plain(rec));
     }
     expect(await same((s) => s.findEvent("default", "01900000-0000-7000-8000-999999999999"))).toBeNull();
   });

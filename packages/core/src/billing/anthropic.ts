@@ -1,4 +1,4 @@
-import { splitCacheWrites } from "../usage/anthropic.js";
+import { splitCacheWrites, webSearchRequests } from "../usage/anthropic.js";
 import { count, isObject, requiredCount, requireObject } from "../usage/read.js";
 import type { NormalizedUsage } from "../usage/types.js";
 import { centsDecimalToNano } from "./decimal.js";
@@ -22,6 +22,8 @@ export function normalizeAnthropicUsageReportResult(result: unknown): Normalized
     input_audio_tokens: 0,
     output_audio_tokens: 0,
     image_tokens: 0,
+    web_search_requests: webSearchRequests(r),
+    file_search_requests: 0,
   };
 }
 

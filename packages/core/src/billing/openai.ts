@@ -42,6 +42,9 @@ export function normalizeOpenAIUsageCompletionsResult(result: unknown): Normaliz
     input_audio_tokens: uncachedAudio,
     output_audio_tokens: outAudio,
     image_tokens: uncachedImage,
+    // The completions usage report has no tool calls (OpenAI reports those apart).
+    web_search_requests: 0,
+    file_search_requests: 0,
   };
 }
 

@@ -14,6 +14,7 @@ export const COST_CATEGORIES = [
   "output_audio",
   "image",
   "requests",
+  "tool_calls",
 ] as const;
 export type CostCategory = (typeof COST_CATEGORIES)[number];
 
@@ -36,6 +37,7 @@ export function zeroCost(): CostBreakdown {
       output_audio: 0n,
       image: 0n,
       requests: 0n,
+      tool_calls: 0n,
     },
   };
 }

@@ -32,8 +32,12 @@ export function totalTokens(u: NormalizedUsage): number {
  * (cache read → input, 1h write → write → input, audio/image → input or output), as genai-prices does.
  * The exact rational total is rounded half-up once; categories are apportioned so they sum to it.
  */
-export function computeCost(usage: NormalizedUsage, rates: PriceRates, multiplier?: Decimal): CostBreakdown {
-  const lines = pricedLines(usage, rates, multiplier);
+export function computeCost(
+  usage: NormalizedUsage,
+  rates: PriceRates,
+  multipliers: Multipliers = {},
+): CostBreakdown {
+  const lines = pricedLines(usage, rates, multipliers);
   return costInNumbers(lines) ?? costInBigInts(lines);
 }
 
@@ -41,7 +45,16 @@ export function computeCost(usage: NormalizedUsage, rates: PriceRates, multiplie
 const NANO_PER_TOKEN_AT_USD_PER_MTOK = 1000;
 const NANO_PER_REQUEST_AT_USD_PER_KREQ = 1_000_000;
 
-function pricedLines(usage: NormalizedUsage, rates: PriceRates, multiplier?: Decimal): PricedLine[] {
+/**
+ * What scales the rates: `tokens` (discount × batch) every token and request rate; server-side tool calls
+ * cost the same on every tier, so they take `toolCalls` (the discount alone).
+ */
+export interface Multipliers {
+  tokens?: Decimal;
+  toolCalls?: Decimal;
+}
+
+function pricedLines(usage: NormalizedUsage, rates: PriceRates, multipliers: Multipliers): PricedLine[] {
   const input = rates.input_mtok;
   const write = rates.cache_write_mtok ?? input;
   const output = rates.output_mtok;
@@ -59,10 +72,12 @@ function pricedLines(usage: NormalizedUsage, rates: PriceRates, multiplier?: Dec
     qty: number,
     rate: Rate | undefined,
     nanoPerUnit = NANO_PER_TOKEN_AT_USD_PER_MTOK,
+    toolCall = false,
   ) => {
+    const m = toolCall ? multipliers.toolCalls : multipliers.tokens;
     if (!rate || qty <= 0) return;
     const d = rateAt(rate, inputTokens);
-    const price = multiplier ? { units: d.units * multiplier.units, scale: d.scale + multiplier.scale } : d;
+    const price = m ? { units: d.units * m.units, scale: d.scale + m.scale } : d;
     priced.push({ category, qty, price, nanoPerUnit });
   };
   // Line order is the apportioning's tie order: keep it.
@@ -76,5 +91,8 @@ function pricedLines(usage: NormalizedUsage, rates: PriceRates, multiplier?: Dec
   line("output", reasoningPriced ? usage.reasoning_tokens : 0, rates.output_reasoning_mtok);
   line("output_audio", audioOutPriced ? usage.output_audio_tokens : 0, rates.output_audio_mtok);
   line("requests", rates.requests_kcount ? 1 : 0, rates.requests_kcount, NANO_PER_REQUEST_AT_USD_PER_KREQ);
+  const perCall = NANO_PER_REQUEST_AT_USD_PER_KREQ;
+  line("tool_calls", usage.web_search_requests, rates.web_searches_kcount, perCall, true);
+  line("tool_calls", usage.file_search_requests, rates.storage_searches_kcount, perCall, true);
   return priced;
 }

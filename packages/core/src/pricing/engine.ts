@@ -89,7 +89,7 @@ export class PricingEngine {
     const result: PriceResult = {
       priced: true,
       price_ref: ref,
-      cost: computeCost(req.usage, found.rates, multiplier),
+      cost: computeCost(req.usage, found.rates, { tokens: multiplier, toolCalls: discount?.multiplier }),
       rates: found.rates,
     };
     if (multiplier) result.multiplier = multiplier;

@@ -8,7 +8,10 @@ export interface TieredRate {
   tiers: { start: number; price: Decimal }[];
 }
 
-/** The price keys Tollgate bills, per million tokens (`_mtok`) or per thousand requests (`_kcount`). */
+/**
+ * The price keys Tollgate bills, per million tokens (`_mtok`) or per thousand requests or server-side
+ * tool calls (`_kcount`; genai-prices' names: a "storage search" is a file search).
+ */
 export const RATE_KEYS = [
   "input_mtok",
   "cache_read_mtok",
@@ -20,6 +23,8 @@ export const RATE_KEYS = [
   "output_audio_mtok",
   "input_image_mtok",
   "requests_kcount",
+  "web_searches_kcount",
+  "storage_searches_kcount",
 ] as const;
 export type RateKey = (typeof RATE_KEYS)[number];
 export type PriceRates = Partial<Record<RateKey, Rate>>;

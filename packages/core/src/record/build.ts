@@ -1,7 +1,15 @@
 import type { z } from "zod";
 import type { PriceResult, PricingEngine } from "../pricing/engine.js";
 import { normalizeUsage, UsageError } from "../usage/index.js";
-import { APIS, type Api, emptyUsage, type NormalizedUsage, USAGE_FIELDS } from "../usage/types.js";
+import {
+  APIS,
+  type Api,
+  emptyUsage,
+  type NormalizedUsage,
+  TOKEN_FIELDS,
+  TOOL_CALL_FIELDS,
+  USAGE_FIELDS,
+} from "../usage/types.js";
 import {
   type CallRecord,
   COST_FIELDS,
@@ -128,6 +136,8 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
     input_audio_tokens: usage.input_audio_tokens,
     output_audio_tokens: usage.output_audio_tokens,
     image_tokens: usage.image_tokens,
+    web_search_requests: usage.web_search_requests,
+    file_search_requests: usage.file_search_requests,
     usage_raw: r.usage_raw ?? null,
     cost_input_uncached_nanousd: 0n,
     cost_cache_read_nanousd: 0n,
@@ -138,6 +148,7 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
     cost_output_audio_nanousd: 0n,
     cost_image_nanousd: 0n,
     cost_requests_nanousd: 0n,
+    cost_tool_calls_nanousd: 0n,
     cost_nanousd: 0n,
     cost_source: "computed",
     price_ref: "",
@@ -161,9 +172,13 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
   return costError ? { ok: false, errors: [costError] } : { ok: true, record };
 }
 
-/** Usage as given, or normalized from `usage_raw` (model calls only: elsewhere usage_raw is kept as information). */
+/**
+ * Usage as given, or normalized from `usage_raw` when no token count is given (model calls only: elsewhere
+ * usage_raw is kept as information). Tool-call counts given beside usage_raw win over what it says: an
+ * OpenAI Responses usage object has none (the searches are output items), so clients send them apart.
+ */
 function resolveUsage(r: CheckedCallRecordInput, inference: boolean, errors: FieldError[]): NormalizedUsage {
-  const usage = emptyUsage();
+  let usage = emptyUsage();
   const given = USAGE_FIELDS.filter((f) => r[f] !== undefined);
   if (r.usage_raw !== undefined && r.usage_raw !== null) {
     const size = jsonSize(r.usage_raw);
@@ -177,18 +192,20 @@ function resolveUsage(r: CheckedCallRecordInput, inference: boolean, errors: Fie
       });
       return usage;
     }
-    if (given.length === 0 && inference) {
+    if (inference && !TOKEN_FIELDS.some((f) => r[f] !== undefined)) {
       if (!r.api || !(APIS as readonly string[]).includes(r.api)) {
         errors.push({ field: "api", reason: `needed to normalize usage_raw: one of ${APIS.join(", ")}` });
         return usage;
       }
       try {
-        return normalizeUsage(r.api as Api, r.usage_raw);
+        usage = normalizeUsage(r.api as Api, r.usage_raw);
       } catch (e) {
         if (!(e instanceof UsageError)) throw e;
         errors.push({ field: e.field ? `usage_raw.${e.field}` : "usage_raw", reason: e.message });
         return usage;
       }
+      for (const f of TOOL_CALL_FIELDS) if (r[f] !== undefined) usage[f] = r[f];
+      return usage;
     }
   }
   for (const f of given) usage[f] = r[f] ?? 0;
@@ -248,6 +265,7 @@ function applyCost(record: CallRecord, r: CheckedCallRecordInput, ctx: BuildCont
   record.cost_output_audio_nanousd = by.output_audio;
   record.cost_image_nanousd = by.image;
   record.cost_requests_nanousd = by.requests;
+  record.cost_tool_calls_nanousd = by.tool_calls;
   record.cost_source = r.cost_source ?? "computed";
   record.price_ref = res.price_ref;
   record.priced = res.priced;

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { USAGE_FIELDS } from "../usage/types.js";
+import { TOKEN_FIELDS, TOOL_CALL_FIELDS } from "../usage/types.js";
 import {
   ATTRIBUTION_FIELDS,
   type AttributionField,
@@ -94,10 +94,21 @@ const durationMs = z
   .nonnegative("must not be negative")
   .max(L.maxDurationMs, "must be at most 7 days");
 
-const usageShape = Object.fromEntries(USAGE_FIELDS.map((f) => [f, tokens.optional()])) as Record<
-  (typeof USAGE_FIELDS)[number],
-  z.ZodOptional<typeof tokens>
->;
+const toolCalls = z
+  .number({ error: "must be a number of tool calls" })
+  .int("must be an integer")
+  .nonnegative("must not be negative")
+  .max(L.maxTokens, `must be at most ${L.maxTokens}`);
+const usageShape = {
+  ...(Object.fromEntries(TOKEN_FIELDS.map((f) => [f, tokens.optional()])) as Record<
+    (typeof TOKEN_FIELDS)[number],
+    z.ZodOptional<typeof tokens>
+  >),
+  ...(Object.fromEntries(TOOL_CALL_FIELDS.map((f) => [f, toolCalls.optional()])) as Record<
+    (typeof TOOL_CALL_FIELDS)[number],
+    z.ZodOptional<typeof toolCalls>
+  >),
+};
 const costShape = Object.fromEntries(COST_FIELDS.map((f) => [f, nanoAmount.optional()])) as Record<
   CostField,
   z.ZodOptional<typeof nanoAmount>

@@ -29,7 +29,19 @@ export function normalizeAnthropicMessages(raw: unknown): NormalizedUsage {
     input_audio_tokens: 0,
     output_audio_tokens: 0,
     image_tokens: 0,
+    web_search_requests: webSearchRequests(usage),
+    file_search_requests: 0,
   };
+}
+
+/**
+ * Web searches of the server-side web search tool (`server_tool_use.web_search_requests`), billed per
+ * search beside the tokens. Web fetches are free and code execution is billed by container time, so
+ * neither is counted. Shared with the Admin usage report, which reports them the same way.
+ */
+export function webSearchRequests(usage: JsonObject): number {
+  const serverTools = optionalObject(usage, "server_tool_use", "server_tool_use");
+  return count(serverTools, "web_search_requests", "server_tool_use.web_search_requests");
 }
 
 /**

@@ -2,6 +2,7 @@ import { UsageError } from "./errors.js";
 import { normalizeUsage } from "./normalize.js";
 import type { JsonObject } from "./read.js";
 import { isObject } from "./read.js";
+import { responsesToolCalls, type ToolCalls } from "./tool-calls.js";
 import type { Api, ExtractedUsage } from "./types.js";
 
 /** Where each API puts the usage object and the model in a non-streamed response body. */
@@ -9,6 +10,8 @@ interface BodyShape {
   usage: (body: JsonObject) => unknown;
   model: (body: JsonObject) => unknown;
   tier?: (body: JsonObject) => unknown;
+  /** Billed tool calls reported outside the usage object. */
+  toolCalls?: (body: JsonObject) => ToolCalls | null;
 }
 
 const OPENAI_LIKE: BodyShape = {
@@ -21,7 +24,7 @@ const OPENAI_LIKE: BodyShape = {
 const SHAPES: Record<Api, BodyShape> = {
   "openai.chat": OPENAI_LIKE,
   "openai.completions": OPENAI_LIKE,
-  "openai.responses": OPENAI_LIKE,
+  "openai.responses": { ...OPENAI_LIKE, toolCalls: responsesToolCalls },
   "openai.embeddings": OPENAI_LIKE,
   "anthropic.messages": {
     usage: (body) => body.usage,
@@ -45,9 +48,12 @@ export function extractFromResponse(api: Api, body: unknown): ExtractedUsage {
       "response has no usage",
     );
   }
+  const usage = normalizeUsage(api, usageRaw);
+  const toolCalls = shape.toolCalls?.(body);
+  if (toolCalls) Object.assign(usage, toolCalls);
   return {
     model: reportedText(shape.model(body)),
-    usage: normalizeUsage(api, usageRaw),
+    usage,
     usage_raw: usageRaw,
     service_tier: reportedText(shape.tier?.(body)),
   };

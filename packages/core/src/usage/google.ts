@@ -63,6 +63,8 @@ export function normalizeGoogleGenerateContent(raw: unknown): NormalizedUsage {
     input_audio_tokens: audio,
     output_audio_tokens: outAudio,
     image_tokens: image,
+    web_search_requests: 0,
+    file_search_requests: 0,
   };
 }
 

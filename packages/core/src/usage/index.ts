@@ -18,4 +18,4 @@ export {
   extractFromSse,
 } from "./stream.js";
 export type { Api, ExtractedUsage, NormalizedUsage } from "./types.js";
-export { APIS, emptyUsage, USAGE_FIELDS } from "./types.js";
+export { APIS, emptyUsage, TOKEN_FIELDS, TOOL_CALL_FIELDS, USAGE_FIELDS } from "./types.js";

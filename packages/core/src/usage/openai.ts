@@ -44,7 +44,10 @@ export function normalizeOpenAIChat(raw: unknown): NormalizedUsage {
   ];
   let cached = spellings[0]!;
   for (const spelling of spellings) if (spelling[0] > cached[0]) cached = spelling;
-  return fromShape(usage, CHAT, cached[0], cached[1]);
+  const normalized = fromShape(usage, CHAT, cached[0], cached[1]);
+  // Perplexity's online models report the web searches they ran (billed per thousand where priced).
+  normalized.web_search_requests = count(usage, "num_search_queries", "num_search_queries");
+  return normalized;
 }
 
 /** The Responses API: same semantics as chat under different key names. */
@@ -102,5 +105,8 @@ function fromShape(
     input_audio_tokens: audioIn,
     output_audio_tokens: audioOut,
     image_tokens: imageIn,
+    // Responses report their searches as output items, not in usage: the extractors count them.
+    web_search_requests: 0,
+    file_search_requests: 0,
   };
 }

@@ -4,6 +4,7 @@ import { normalizeUsage } from "./normalize.js";
 import type { JsonObject } from "./read.js";
 import { isObject } from "./read.js";
 import { SseParser } from "./sse.js";
+import { responsesToolCalls, type ToolCalls } from "./tool-calls.js";
 import type { Api, ExtractedUsage } from "./types.js";
 
 /**
@@ -34,11 +35,13 @@ export function createStreamExtractor(api: Api): StreamExtractor {
     case "openai.responses":
       // response.completed (or .incomplete / .failed) carries response.usage; earlier
       // response.created / .in_progress events have usage: null.
+      // Its output items there list the hosted tool calls billed per call.
       return lastUsage(
         api,
         (ev) => (isObject(ev.response) ? ev.response.usage : undefined),
         (ev) => (isObject(ev.response) ? ev.response.model : undefined),
         (ev) => (isObject(ev.response) ? ev.response.service_tier : undefined),
+        (ev) => (isObject(ev.response) ? responsesToolCalls(ev.response) : null),
       );
     case "google.generate_content":
       // Every chunk repeats a cumulative usageMetadata: the last one is the total, never sum them.
@@ -62,16 +65,21 @@ export function createStreamExtractor(api: Api): StreamExtractor {
   }
 }
 
-/** Streams whose usage is a complete snapshot: keep the latest one (and the latest model and tier). */
+/**
+ * Streams whose usage is a complete snapshot: keep the latest one (and the latest model, tier and
+ * billed tool calls).
+ */
 function lastUsage(
   api: Api,
   usageOf: Pick,
   modelOfEvent: Pick,
   tierOf: Pick = () => undefined,
+  toolCallsOf: (event: JsonObject) => ToolCalls | null = () => null,
 ): StreamExtractor {
   let usageRaw: unknown;
   let model: string | null = null;
   let tier: string | null = null;
+  let toolCalls: ToolCalls | null = null;
   return {
     push(event) {
       if (!isObject(event)) return;
@@ -79,10 +87,13 @@ function lastUsage(
       if (usage !== undefined && usage !== null) usageRaw = usage;
       model = reportedText(modelOfEvent(event)) ?? model;
       tier = reportedText(tierOf(event)) ?? tier;
+      toolCalls = toolCallsOf(event) ?? toolCalls;
     },
     result() {
       if (usageRaw === undefined) return null;
-      return { model, usage: normalizeUsage(api, usageRaw), usage_raw: usageRaw, service_tier: tier };
+      const usage = normalizeUsage(api, usageRaw);
+      if (toolCalls) Object.assign(usage, toolCalls);
+      return { model, usage, usage_raw: usageRaw, service_tier: tier };
     },
   };
 }

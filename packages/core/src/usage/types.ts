@@ -20,9 +20,17 @@ export interface NormalizedUsage {
   output_audio_tokens: number;
   /** Uncached image input tokens (disjoint from input_uncached_tokens). */
   image_tokens: number;
+  /**
+   * Server-side tool calls the provider bills per call, beside the tokens: web searches (Anthropic's
+   * `server_tool_use.web_search_requests`, OpenAI Responses `web_search_call` searches) and file searches
+   * (OpenAI `file_search_call`). Counts, not tokens.
+   */
+  web_search_requests: number;
+  file_search_requests: number;
 }
 
-export const USAGE_FIELDS = [
+/** The token counts of NormalizedUsage, in the order stores first laid their columns out. */
+export const TOKEN_FIELDS = [
   "input_uncached_tokens",
   "cache_read_tokens",
   "cache_write_5m_tokens",
@@ -33,6 +41,15 @@ export const USAGE_FIELDS = [
   "output_audio_tokens",
   "image_tokens",
 ] as const satisfies readonly (keyof NormalizedUsage)[];
+
+/** The billed server-side tool calls of NormalizedUsage (added to stores after the token columns). */
+export const TOOL_CALL_FIELDS = [
+  "web_search_requests",
+  "file_search_requests",
+] as const satisfies readonly (keyof NormalizedUsage)[];
+
+/** Every field of NormalizedUsage. */
+export const USAGE_FIELDS = [...TOKEN_FIELDS, ...TOOL_CALL_FIELDS] as const;
 
 export function emptyUsage(): NormalizedUsage {
   return {
@@ -45,6 +62,8 @@ export function emptyUsage(): NormalizedUsage {
     input_audio_tokens: 0,
     output_audio_tokens: 0,
     image_tokens: 0,
+    web_search_requests: 0,
+    file_search_requests: 0,
   };
 }
 

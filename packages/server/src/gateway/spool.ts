@@ -11,7 +11,7 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
-import { type CallRecord, COST_FIELDS } from "@tollgate/core";
+import { type CallRecord, COST_FIELDS, TOOL_CALL_FIELDS } from "@tollgate/core";
 
 const MONEY = ["cost_nanousd", ...COST_FIELDS] as const;
 
@@ -130,6 +130,9 @@ function parseRecord(line: string): CallRecord | null {
     const r = JSON.parse(line) as Record<string, unknown>;
     if (typeof r !== "object" || r === null) return null;
     for (const k of MONEY) if (typeof r[k] === "string") r[k] = BigInt(r[k]);
+    // Spooled by a version before tool calls were counted: none were.
+    for (const k of TOOL_CALL_FIELDS) r[k] ??= 0;
+    r.cost_tool_calls_nanousd ??= 0n;
     return r as unknown as CallRecord;
   } catch {
     return null;

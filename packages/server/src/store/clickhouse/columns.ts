@@ -1,4 +1,10 @@
-import { ATTRIBUTION_FIELDS, type CallRecord, COST_FIELDS, USAGE_FIELDS } from "@tollgate/core/fields";
+import {
+  ATTRIBUTION_FIELDS,
+  type CallRecord,
+  COST_FIELDS,
+  TOKEN_FIELDS,
+  TOOL_CALL_FIELDS,
+} from "@tollgate/core/fields";
 import { utcDay } from "./sql.js";
 
 type Kind = "text" | "lowtext" | "int" | "nullint" | "bigint" | "bool" | "json" | "tags";
@@ -43,10 +49,10 @@ export const COLUMNS: readonly Column[] = [
   low("error_type"),
   col("int")("attempt"),
   text("request_id"),
-  ...USAGE_FIELDS.map(col("int")),
+  ...TOKEN_FIELDS.map(col("int")),
   col("json")("usage_raw"),
   col("bigint")("cost_nanousd"),
-  ...COST_FIELDS.map(col("bigint")),
+  ...COST_FIELDS.filter((f) => f !== "cost_tool_calls_nanousd").map(col("bigint")),
   low("cost_source"),
   low("price_ref"),
   col("bool")("priced"),
@@ -58,6 +64,9 @@ export const COLUMNS: readonly Column[] = [
   low("data_mode"),
   col("int")("schema_version"),
   low("key_id"),
+  // Added after the first layout: last, and added to older tables on open (ADDED_COLUMNS).
+  ...TOOL_CALL_FIELDS.map(col("int")),
+  col("bigint")("cost_tool_calls_nanousd"),
 ];
 
 const SQL_TYPE: Record<Kind, string> = {
@@ -71,9 +80,17 @@ const SQL_TYPE: Record<Kind, string> = {
   tags: "Array(String)",
 };
 
+const columnDdl = (c: Column) => `${c.name} ${SQL_TYPE[c.kind]}`;
+
 /** Column definitions of the events table (plus `day`, the UTC date partitions are cut by). */
-export const EVENTS_COLUMNS_DDL = ["day Date", ...COLUMNS.map((c) => `${c.name} ${SQL_TYPE[c.kind]}`)].join(
-  ",\n  ",
+export const EVENTS_COLUMNS_DDL = ["day Date", ...COLUMNS.map(columnDdl)].join(",\n  ");
+
+/**
+ * Columns added to the events table after its first layout, name → definition: a table made before them
+ * gets them on open. 18.16 has no ADD COLUMN IF NOT EXISTS, so what is missing is read from system.columns.
+ */
+export const ADDED_COLUMNS: ReadonlyMap<string, string> = new Map(
+  COLUMNS.slice(COLUMNS.findIndex((c) => c.name === TOOL_CALL_FIELDS[0])).map((c) => [c.name, columnDdl(c)]),
 );
 
 /** A record as a JSONEachRow row: money as decimal strings (exact int64), none as ''. */

@@ -1,6 +1,6 @@
 import { type IdClaims, LocalClaims } from "./claims.js";
 import { type ChExec, HttpExec } from "./exec.js";
-import { type Layout, schemaDdl } from "./schema.js";
+import { addMissingColumns, type Layout, schemaDdl } from "./schema.js";
 import { ClickHouseStore } from "./store.js";
 
 export interface ClickHouseOptions {
@@ -51,8 +51,10 @@ export async function openClickHouse(
   try {
     const createSchema = opts.createSchema !== false;
     if (createSchema)
-      for (const node of layout.onClusterDdl ? [ch] : nodes)
+      for (const node of layout.onClusterDdl ? [ch] : nodes) {
         for (const sql of schemaDdl(layout)) await node.command(sql);
+        await addMissingColumns(node, layout);
+      }
     claims = opts.redisUrl
       ? await (await import("./redis-claims.js")).RedisClaims.connect(opts.redisUrl)
       : new LocalClaims();

@@ -1,5 +1,6 @@
 import { SUMMARY_KEYS } from "../types.js";
-import { EVENTS_COLUMNS_DDL } from "./columns.js";
+import { ADDED_COLUMNS, EVENTS_COLUMNS_DDL } from "./columns.js";
+import type { ChExec } from "./exec.js";
 import { COST_UNKNOWN, INPUT_TOKENS, OK_REQUESTS, REQUESTS } from "./sql.js";
 
 /**
@@ -150,4 +151,21 @@ export function schemaDdl(l: Layout): string[] {
      FROM ${events} GROUP BY workspace_id, day, ${keys}`,
   );
   return out;
+}
+
+/**
+ * Gives an events table made before ADDED_COLUMNS the columns it lacks, on the node given (the shard-local
+ * table, then the Distributed one over it). A table made by this version has them all: nothing to do.
+ */
+export async function addMissingColumns(node: ChExec, l: Layout): Promise<void> {
+  const tables = l.cluster ? ["events_local", "events"] : ["events"];
+  for (const table of tables) {
+    const present = await node.rows<{ name: string }>(
+      `SELECT name FROM system.columns WHERE database = '${l.database}' AND table = '${table}'`,
+    );
+    const have = new Set(present.map((c) => c.name));
+    for (const [name, ddl] of ADDED_COLUMNS)
+      if (!have.has(name))
+        await node.command(`ALTER TABLE ${l.database}.${table}${onCluster(l)} ADD COLUMN ${ddl}`);
+  }
 }

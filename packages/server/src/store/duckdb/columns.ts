@@ -9,7 +9,13 @@ import {
   VARCHAR,
 } from "@duckdb/node-api";
 import duckdb from "@duckdb/node-bindings";
-import { ATTRIBUTION_FIELDS, type CallRecord, COST_FIELDS, USAGE_FIELDS } from "@tollgate/core/fields";
+import {
+  ATTRIBUTION_FIELDS,
+  type CallRecord,
+  COST_FIELDS,
+  TOKEN_FIELDS,
+  TOOL_CALL_FIELDS,
+} from "@tollgate/core/fields";
 
 type Kind = "varchar" | "int32" | "int64" | "money" | "bool" | "timestamp";
 
@@ -85,10 +91,10 @@ export const COLUMNS: readonly Column[] = [
   varchar("error_type"),
   integer("attempt", "INTEGER NOT NULL"),
   idText("request_id"),
-  ...USAGE_FIELDS.map((f) => bigint(f)),
+  ...TOKEN_FIELDS.map((f) => bigint(f)),
   jsonText("usage_raw", () => null, true),
   money("cost_nanousd"),
-  ...COST_FIELDS.map((f) => money(f)),
+  ...COST_FIELDS.filter((f) => f !== "cost_tool_calls_nanousd").map((f) => money(f)),
   varchar("cost_source", "VARCHAR NOT NULL"),
   varchar("price_ref", "VARCHAR NOT NULL"),
   boolean("priced"),
@@ -99,6 +105,9 @@ export const COLUMNS: readonly Column[] = [
   varchar("data_mode", "VARCHAR NOT NULL"),
   integer("schema_version", "INTEGER NOT NULL"),
   varchar("key_id"),
+  // Migration 6: added after the first layout, so last.
+  ...TOOL_CALL_FIELDS.map((f) => bigint(f)),
+  money("cost_tool_calls_nanousd"),
 ];
 
 const TYPES = COLUMNS.map((c) => c.type);

@@ -143,4 +143,14 @@ export const MIGRATIONS: readonly { version: number; sql: string[] }[] = [
       "CREATE TABLE segment_days_state (id INTEGER PRIMARY KEY, closed_before DATE NOT NULL)",
     ],
   },
+  {
+    version: 6,
+    // Server-side tool calls billed per call (web and file searches) and what they cost. Calls stored
+    // before had none counted: 0. (DuckDB adds no NOT NULL column; the appender always writes a value.)
+    sql: [
+      "ALTER TABLE events ADD COLUMN web_search_requests BIGINT DEFAULT 0",
+      "ALTER TABLE events ADD COLUMN file_search_requests BIGINT DEFAULT 0",
+      "ALTER TABLE events ADD COLUMN cost_tool_calls_nanousd BIGINT DEFAULT 0",
+    ],
+  },
 ];

@@ -148,6 +148,16 @@ describe("wrapOpenAI", () => {
     expect((await lastStored()).cost_nanousd).toBe(sdkStream.cost_nanousd);
   });
 
+  it("a Responses stream with a web search: the search is billed as the gateway bills it", async () => {
+    const rel = "conformance/payloads/openai/responses.stream.gpt-5.2.reasoning.sse"; // one real search
+    const opts = { headers: { "x-mock-fixture": rel } };
+    const body = { model: "gpt-5.2", input: "Tallest mountain in Alberta?", stream: true as const };
+    await collect(await openai.responses.create(body, opts));
+    const sdk = await lastStored();
+    expectSameCost(sdk, await viaGateway(gatewayOpenAI.responses.create(body, opts)));
+    expect(sdk).toMatchObject({ web_search_requests: 1, cost_tool_calls_nanousd: 10_000_000n });
+  });
+
   it("embeddings", async () => {
     const params = { model: "text-embedding-3-small", input: "hello" };
     expect(await openai.embeddings.create(params)).toEqual(await plainOpenAI.embeddings.create(params));

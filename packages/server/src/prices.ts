@@ -58,9 +58,21 @@ export interface CalcOutput {
 /** `tollgate prices calc`: raw provider usage → normalized usage → exact cost. */
 export function calcPrice(
   engine: PricingEngine,
-  opts: { provider: string; api: Api; model: string; usageRaw: unknown; at: number; batch?: boolean },
+  opts: {
+    provider: string;
+    api: Api;
+    model: string;
+    usageRaw: unknown;
+    at: number;
+    batch?: boolean;
+    /** Counts that override the usage object's (a Responses usage object has none). */
+    toolCalls?: Partial<Record<"web_search_requests" | "file_search_requests", number>>;
+  },
 ): CalcOutput {
   const usage = normalizeUsage(opts.api, opts.usageRaw);
+  const { web_search_requests, file_search_requests } = opts.toolCalls ?? {};
+  if (web_search_requests !== undefined) usage.web_search_requests = web_search_requests;
+  if (file_search_requests !== undefined) usage.file_search_requests = file_search_requests;
   const res = engine.price({
     provider: opts.provider,
     model: opts.model,

@@ -69,6 +69,33 @@ describe("tollgate CLI", () => {
     expect(sum).toBe(out.cost.total_nanousd);
   });
 
+  it("prices calc --web-searches: a Responses call's searches (outside its usage object) are priced per call", () => {
+    const vectors = JSON.parse(readFileSync(join(FIXTURES, "conformance/cost-vectors.json"), "utf8"));
+    const v = vectors.find((x: { model: string }) => x.model === "gpt-5.2-2025-12-11"); // ran one web search
+    const args = ["--provider", "openai", "--api", "openai.responses", "--model", v.model];
+    const calc = (...more: string[]) =>
+      tollgate(
+        "prices",
+        "calc",
+        ...args,
+        "--usage",
+        JSON.stringify(v.usage_raw),
+        "--at",
+        v.timestamp,
+        ...more,
+      );
+    const r = calc("--web-searches", "1", "--json");
+    expect(r.code, r.err).toBe(0);
+    const out = JSON.parse(r.out);
+    expect(out.usage.web_search_requests).toBe(1);
+    expect(out.cost.by_category.tool_calls).toBe(10_000_000); // $10 per thousand
+    expect(v.expected.total_cost_usd).toBe(0.0155155); // the vector's tokens alone
+    expect(out.cost.total_usd).toBe("0.0255155");
+    const bad = calc("--web-searches", "-1");
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain("--web-searches must be a whole number");
+  });
+
   it("prices calc rejects bad usage JSON and unknown apis with exit code 2", () => {
     expect(
       tollgate(

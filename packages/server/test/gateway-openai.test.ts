@@ -406,6 +406,22 @@ describe("gateway: OpenAI Responses, legacy completions and embeddings", () => {
     expect(rec.cost_nanousd).toBe((53n * 1_250n + 469n * 10_000n) / 2n);
   });
 
+  it("Responses stream with a web search: the search is counted from response.completed and billed per call", async () => {
+    // A real capture: gpt-5.2 with the web_search tool, one search ("tallest mountain in Alberta").
+    const rel = "conformance/payloads/openai/responses.stream.gpt-5.2.reasoning.sse";
+    const opts = { headers: { "x-mock-fixture": rel } };
+    const params = { model: "gpt-5.2", input: "Tallest mountain in Alberta?", stream: true as const };
+    const { data: stream, response } = await openai.responses.create(params, opts).withResponse();
+    const got = await collect(stream);
+    expect(got).toEqual(await collect(await direct.responses.create(params, opts)));
+    const rec = await recordById(response.headers.get("x-tollgate-event-id"));
+    expectExactUsageAndCost(rec, extractFromSse("openai.responses", fixture(rel)), "openai");
+    expect(rec).toMatchObject({ input_uncached_tokens: 8234, output_tokens: 79, web_search_requests: 1 });
+    // The cost vector's $0.0155155 of tokens (genai-prices), plus one search at $10 per thousand.
+    expect(rec.cost_tool_calls_nanousd).toBe(10_000_000n);
+    expect(rec.cost_nanousd).toBe(15_515_500n + 10_000_000n);
+  });
+
   it("legacy completions (/v1/completions): body and stream unchanged, usage added and removed, cost exact", async () => {
     // $1.50 / $2.00 per million tokens (gpt-3.5-turbo-instruct): 5 in, 7 out.
     const cost = 5n * 1_500n + 7n * 2_000n;

@@ -9,7 +9,7 @@
  *   request is seen, then the normal reply), `server-error` (500), `hang` (never answers),
  *   `reset-mid-stream` (half the reply, then the socket is destroyed), `stall-mid-stream` (half the reply,
  *   then silence).
- * - `x-mock-fixture`: a fixture path under `providers/` to answer with instead of the default.
+ * - `x-mock-fixture`: a fixture path under `providers/` (or `conformance/payloads/…`) to answer with instead of the default.
  * - `x-mock-chunk-delay-ms`: delay between SSE events for this request.
  * - `x-mock-headers-delay-ms`: delay before the reply's headers (a model slow to start).
  * - `x-mock-retry-after`: the rate-limit scenarios' retry-after value (default 1).
@@ -57,12 +57,16 @@ export const FIXTURES_DIR = ((): string => {
 
 const cache = new Map<string, string>();
 
-/** The text of a fixture under `providers/`, e.g. `openai/chat-completion.gpt-4.1-nano.json`. */
+/**
+ * The text of a fixture under `providers/`, e.g. `openai/chat-completion.gpt-4.1-nano.json`, or of a
+ * conformance payload (`conformance/payloads/…`: real captures too).
+ */
 export function fixture(rel: string): string {
   let text = cache.get(rel);
   if (text === undefined) {
-    const path = resolve(FIXTURES_DIR, "providers", rel);
-    if (!path.startsWith(resolve(FIXTURES_DIR, "providers"))) throw new Error(`bad fixture path ${rel}`);
+    const root = resolve(FIXTURES_DIR, rel.startsWith("conformance/payloads/") ? "." : "providers");
+    const path = resolve(root, rel);
+    if (!path.startsWith(root)) throw new Error(`bad fixture path ${rel}`);
     text = readFileSync(path, "utf8");
     cache.set(rel, text);
   }
@@ -130,7 +134,7 @@ export function sseText(rel: string): string {
   const text = fixture(rel);
   if (rel.endsWith(".sse")) return text;
   const lines = text.split("\n").filter((l) => l.trim() !== "");
-  if (rel.startsWith("anthropic/"))
+  if (/(^|\/)anthropic\//.test(rel))
     return lines.map((l) => `event: ${(JSON.parse(l) as { type: string }).type}\ndata: ${l}\n\n`).join("");
   return `${lines.map((l) => `data: ${l}\n\n`).join("")}data: [DONE]\n\n`;
 }

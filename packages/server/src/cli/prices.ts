@@ -56,6 +56,11 @@ export function registerPrices(program: Command): void {
     .requiredOption("--usage <json>", "the provider's raw usage object, as JSON")
     .option("--at <time>", "price at this ISO time (default now)")
     .option("--batch", "priced as a batch-API call")
+    .option(
+      "--web-searches <n>",
+      "web searches the call ran (OpenAI Responses list them as output items, outside usage)",
+    )
+    .option("--file-searches <n>", "file searches the call ran (OpenAI Responses file_search_call items)")
     .option("--json", "print as JSON")
     .action(
       (
@@ -66,12 +71,18 @@ export function registerPrices(program: Command): void {
           usage: string;
           at?: string;
           batch?: boolean;
+          webSearches?: string;
+          fileSearches?: string;
           json?: boolean;
         },
         cmd: Command,
       ) => {
         if (!(APIS as readonly string[]).includes(o.api))
           throw new CliError(`--api must be one of ${APIS.join(", ")}`, 2);
+        const toolCalls = {
+          web_search_requests: countOption("--web-searches", o.webSearches),
+          file_search_requests: countOption("--file-searches", o.fileSearches),
+        };
         let usageRaw: unknown;
         try {
           usageRaw = JSON.parse(o.usage);
@@ -87,6 +98,7 @@ export function registerPrices(program: Command): void {
             usageRaw,
             at: atFrom(o.at),
             batch: o.batch ?? false,
+            toolCalls,
           });
         } catch (e) {
           if (e instanceof UsageError) throw new CliError(`--usage: ${e.message}`, 2);
@@ -145,4 +157,13 @@ export function registerPrices(program: Command): void {
         await client.close();
       }
     });
+}
+
+/** A count given on the command line: a whole number, or undefined when not given. */
+function countOption(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n))
+    throw new CliError(`${flag} must be a whole number`, 2);
+  return n;
 }

@@ -334,6 +334,64 @@ describe("price book", () => {
     expect(res.cost.total_nanousd).toBe(931_500_000n);
   });
 
+  it("prices service tiers the book names: a multiplier, or the tier's own prices over the model's", () => {
+    const at = Date.parse("2026-09-01T12:00:00Z");
+    const tiered = new PricingEngine(
+      PriceBook.parse({
+        name: "tiers",
+        version: 1,
+        tiers: [
+          { provider: "openai", model: "gpt-5*", tier: "priority", multiplier: "2" },
+          // gpt-4.1's published priority prices; its cached-input and web search rates stay the list ones.
+          {
+            provider: "openai",
+            model: "gpt-4.1",
+            tier: "priority",
+            prices: { input_mtok: "3.50", output_mtok: "14" },
+          },
+          { provider: "openai", tier: "flex", multiplier: "0.6", effective_from: "2026-08-01" },
+        ],
+      }),
+    );
+    const builtin = new PricingEngine();
+    const tokens = { ...emptyUsage(), input_uncached_tokens: 1_000_000, output_tokens: 1_000_000 };
+    const price = (e: PricingEngine, model: string, serviceTier: string | null, usage = tokens) =>
+      e.price({ provider: "openai", model, usage, at, serviceTier });
+
+    const gpt5 = price(tiered, "gpt-5", "priority");
+    expect(gpt5.price_ref).toBe("genai-prices@0.1.8:openai:gpt-5;priority=2");
+    expect(gpt5.cost.total_nanousd).toBe(2n * price(builtin, "gpt-5", null).cost.total_nanousd);
+
+    const gpt41 = price(tiered, "gpt-4.1", "priority", {
+      ...tokens,
+      cache_read_tokens: 1_000_000,
+      web_search_requests: 1,
+    });
+    expect(gpt41.price_ref).toBe("genai-prices@0.1.8:openai:gpt-4.1;priority=pricebook:tiers@1");
+    expect(gpt41.cost.by_category).toMatchObject({
+      input_uncached: 3_500_000_000n,
+      output: 14_000_000_000n,
+      cache_read: 500_000_000n, // list: $0.50 per million
+      tool_calls: 10_000_000n,
+    });
+    // A book's flex entry replaces the batch-rate default; the tier name is matched case-insensitively.
+    expect(price(tiered, "gpt-4o", "FLEX").price_ref).toBe("genai-prices@0.1.8:openai:gpt-4o;FLEX=0.6");
+    expect(price(tiered, "gpt-4o", "default")).toEqual(price(builtin, "gpt-4o", null));
+    // Before the flex entry's effective_from: the default (batch rate) again.
+    expect(
+      tiered.price({
+        provider: "openai",
+        model: "gpt-4o",
+        usage: tokens,
+        at: Date.parse("2026-07-01"),
+        serviceTier: "flex",
+      }).price_ref,
+    ).toMatch(/;flex=0\.5$/);
+    expect(() =>
+      PriceBook.parse({ name: "x", version: 1, tiers: [{ provider: "openai", tier: "priority" }] }),
+    ).toThrow(/tiers\.0: give either multiplier or prices/);
+  });
+
   it("names the failing path on invalid input", () => {
     expect(() =>
       PriceBook.parse({

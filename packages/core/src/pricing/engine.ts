@@ -71,14 +71,23 @@ export class PricingEngine {
     if (!found) return { priced: false, price_ref: `unpriced:${provider}:${model}`, cost: zeroCost() };
 
     let ref = found.ref;
+    let rates = found.rates;
     let multiplier: Decimal | undefined;
     const discount = book?.discount(provider, model, at);
     if (discount) {
       multiplier = discount.multiplier;
       ref += `;discount=${discount.text}`;
     }
+    const tier = req.serviceTier ? book?.tier(provider, model, req.serviceTier, at) : null;
+    if (tier && "rates" in tier) {
+      rates = { ...rates, ...tier.rates };
+      ref += `;${req.serviceTier}=${book!.ref}`;
+    } else if (tier) {
+      multiplier = multiplier ? mulDecimal(multiplier, tier.multiplier) : tier.multiplier;
+      ref += `;${req.serviceTier}=${tier.text}`;
+    }
     // OpenAI's flex processing is billed at its Batch API rates (its pricing page lists them as one).
-    const flex = req.serviceTier === "flex" && FLEX_PROVIDERS.has(provider);
+    const flex = !tier && req.serviceTier === "flex" && FLEX_PROVIDERS.has(provider);
     if (req.batch || flex) {
       const batch = book?.batch(provider) ?? defaultBatch(provider);
       if (batch) {
@@ -89,8 +98,8 @@ export class PricingEngine {
     const result: PriceResult = {
       priced: true,
       price_ref: ref,
-      cost: computeCost(req.usage, found.rates, { tokens: multiplier, toolCalls: discount?.multiplier }),
-      rates: found.rates,
+      cost: computeCost(req.usage, rates, { tokens: multiplier, toolCalls: discount?.multiplier }),
+      rates,
     };
     if (multiplier) result.multiplier = multiplier;
     return result;

@@ -71,6 +71,25 @@ export const PriceBookSchema = z.strictObject({
     )
     .default([]),
   batch: z.array(z.strictObject({ provider: z.string().min(1), multiplier: decimalString })).default([]),
+  // Service tiers billed apart from the list price (OpenAI's priority): a multiplier on the model's rates,
+  // or the tier's own prices laid over them. A tier given here also replaces flex's batch-rate default.
+  tiers: z
+    .array(
+      z
+        .strictObject({
+          provider: z.string().min(1),
+          model: pattern.optional(),
+          tier: z.string().min(1),
+          multiplier: decimalString.optional(),
+          prices: rateMap.optional(),
+          effective_from: isoDate.optional(),
+          effective_to: isoDate.optional(),
+        })
+        .refine((t) => (t.multiplier === undefined) !== (t.prices === undefined), {
+          message: "give either multiplier or prices",
+        }),
+    )
+    .default([]),
 });
 export type PriceBookInput = z.input<typeof PriceBookSchema>;
 
@@ -93,6 +112,9 @@ interface DiscountEntry {
   multiplier: Decimal;
   text: string;
 }
+/** A service tier's pricing: a multiplier on the model's rates, or rates laid over them. */
+export type TierPricing = { multiplier: Decimal; text: string } | { rates: PriceRates };
+type TierEntry = { m: Matcher; w: Window; tier: string; pricing: TierPricing };
 interface Matcher {
   provider: string;
   test: (model: string) => boolean;
@@ -126,13 +148,14 @@ export interface PriceBookHit {
   ref: string;
 }
 
-/** A validated price book: custom/fine-tuned model prices, discounts, batch rates, aliases. */
+/** A validated price book: custom/fine-tuned model prices, discounts, batch rates, service tiers, aliases. */
 export class PriceBook {
   readonly ref: string;
   readonly #aliases: { m: Matcher; to: { provider: string; model: string } }[];
   readonly #models: ModelEntry[];
   readonly #discounts: DiscountEntry[];
   readonly #batch: Map<string, { multiplier: Decimal; text: string }>;
+  readonly #tiers: TierEntry[];
 
   private constructor(book: z.output<typeof PriceBookSchema>) {
     this.ref = `pricebook:${book.name}@${book.version}`;
@@ -154,6 +177,14 @@ export class PriceBook {
         { multiplier: parseDecimal(b.multiplier), text: b.multiplier },
       ]),
     );
+    this.#tiers = book.tiers.map((t) => ({
+      m: matcher(t.provider, t.model),
+      w: window(t.effective_from, t.effective_to),
+      tier: t.tier.toLowerCase(),
+      pricing: t.prices
+        ? { rates: ratesFrom(t.prices) }
+        : { multiplier: parseDecimal(t.multiplier!), text: t.multiplier! },
+    }));
   }
 
   /** Validates a parsed YAML/JSON document; errors name the path, e.g. `models.0.prices.input_mtok`. */
@@ -184,6 +215,19 @@ export class PriceBook {
 
   batch(provider: string): { multiplier: Decimal; text: string } | null {
     return this.#batch.get(provider.toLowerCase()) ?? null;
+  }
+
+  /** How the service tier `tier` is priced for the model at `at`, when the book says. */
+  tier(provider: string, model: string, tier: string, at: number): TierPricing | null {
+    const t = tier.toLowerCase();
+    return (
+      pickBest(
+        this.#tiers.filter((e) => e.tier === t),
+        provider,
+        model,
+        at,
+      )?.pricing ?? null
+    );
   }
 }
 

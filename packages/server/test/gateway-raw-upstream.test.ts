@@ -335,21 +335,21 @@ describe("gateway against a raw upstream", () => {
     expect(await next.text()).toBe(OK_BODY);
   });
 
-  it("waiting for an upstream connection: a stream whose client leaves is never sent nor billed; past the timeout, 504", async () => {
+  it("waiting for an upstream connection: a call whose client leaves is never sent nor billed; past the timeout, 504", async () => {
     // One connection per upstream, held by a stream its client does not read.
     const one = await startTestGateway(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, {
       timeoutMs: 5000,
       upstreamConnections: 1,
     });
-    /** A stream call on `one`, its reply (if any) left unread. */
-    const streamCall = (headers: Record<string, string>) => {
+    /** A call on `one` (a stream unless `body` says otherwise), its reply (if any) left unread. */
+    const streamCall = (headers: Record<string, string>, body = STREAM_CHAT) => {
       const req = request(`${one.url}/v1/chat/completions`, {
         method: "POST",
         headers: { "content-type": "application/json", authorization: "Bearer sk-test", ...headers },
       });
       req.on("response", (r) => r.pause());
       req.on("error", () => {});
-      req.end(STREAM_CHAT);
+      req.end(body);
       return req;
     };
     /** Takes the one connection with a stream nobody reads; resolves once the upstream waits for it. */
@@ -360,18 +360,27 @@ describe("gateway against a raw upstream", () => {
       return held;
     };
     try {
-      const held = await holdConnection();
-      const seenBefore = seen.length;
-      const queued = streamCall({ "x-scenario": "small-stream", "x-tollgate-meta-case": "queued" });
-      await sleep(200);
-      queued.destroy(); // gives up while the call waits for the one connection
-      await sleep(100);
-      held.destroy(); // frees it: the queued call starts, and is dropped at once
-      await bigStreams.at(-1)!.closed;
-      await sleep(300);
-      expect(seen.slice(seenBefore).map((s) => s.scenario)).toEqual([]);
-      const records = await gatewayRecords(one.runtime);
-      expect(records.filter((r) => r.metadata.case === "queued")).toEqual([]);
+      // A stream, then a call whose reply is held whole (no retries: its client is watched only while queued).
+      for (const [scenario, body] of [
+        ["small-stream", STREAM_CHAT],
+        ["ok", chat],
+      ]) {
+        const held = await holdConnection();
+        const seenBefore = seen.length;
+        const queued = streamCall(
+          { "x-scenario": scenario!, "x-tollgate-meta-case": `queued-${scenario}` },
+          body,
+        );
+        await sleep(200);
+        queued.destroy(); // gives up while the call waits for the one connection
+        await sleep(100);
+        held.destroy(); // frees it: the queued call starts, and is dropped at once
+        await bigStreams.at(-1)!.closed;
+        await sleep(300);
+        expect(seen.slice(seenBefore).map((s) => s.scenario)).toEqual([]);
+        const records = await gatewayRecords(one.runtime);
+        expect(records.filter((r) => r.metadata.case === `queued-${scenario}`)).toEqual([]);
+      }
       // A call that waits longer than its upstream timeout for the connection: 504 then, never sent.
       const heldAgain = await holdConnection();
       const seenNow = seen.length;

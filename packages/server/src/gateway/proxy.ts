@@ -270,7 +270,7 @@ export class Gateway {
         return this.#observe(route, call, CLIENT_CLOSED_REQUEST);
       }
       const at: Attempt = { call, n: attempt, start: Date.now(), ticket };
-      const up = await this.#sendAttempt(at, retries, cancel);
+      const up = await this.#sendAttempt(at, retries, res, cancel);
       if (up === "handled") return;
       if (up === "retry") {
         if (await waitForRetry(backoffMs(attempt, null)!, client)) continue;
@@ -320,13 +320,14 @@ export class Gateway {
   async #sendAttempt(
     at: Attempt,
     retries: number,
+    res: ServerResponse,
     cancel: ClientWatch | null,
   ): Promise<UpstreamReply | "retry" | "handled"> {
     const { call, n: attempt } = at;
     try {
-      return isRelayed(call) ? await this.#send(call, cancel?.signal) : await this.#sendWhole(call);
+      return isRelayed(call) ? await this.#send(call, cancel?.signal) : await this.#sendWhole(call, res);
     } catch (caught) {
-      if (cancel?.gone && caught instanceof NotSent) {
+      if (caught instanceof NotSent) {
         // Left while the request waited for an upstream connection: as when it left during admission,
         // nothing went upstream, so nothing is billed or recorded.
         this.#settleUnsent(at.ticket);
@@ -422,9 +423,9 @@ export class Gateway {
   }
 
   /** Any other model call: its reply is buffered (its cost goes in the reply's headers). */
-  #sendWhole(call: Call): Promise<WholeReply> {
+  #sendWhole(call: Call, res: ServerResponse): Promise<WholeReply> {
     const up = this.#upstream(call.base);
-    return requestWhole(up.dispatcher, upstreamRequest(call, up));
+    return requestWhole(up.dispatcher, upstreamRequest(call, up), () => watchClient(res));
   }
 
   /** One keep-alive pool per upstream origin (or the egress proxy); the base URL is parsed once, not per request. */

@@ -30,10 +30,15 @@ export class QueueWait {
   #reason: Error | null = null;
   readonly #timer: NodeJS.Timeout;
 
+  /**
+   * `signal` aborts when the client leaves; `unwatch`, if given, is called when the wait ends (a watch set
+   * up for the wait alone).
+   */
   constructor(
     timeoutMs: number | null | undefined,
     private readonly giveUp: (why: Error) => void,
     private readonly signal?: AbortSignal,
+    private readonly unwatch?: () => void,
   ) {
     timeoutMs ??= UNDICI_HEADERS_TIMEOUT_MS;
     this.#timer = setTimeout(() => this.#giveUp(new QueueTimeout(timeoutMs)), timeoutMs);
@@ -61,5 +66,6 @@ export class QueueWait {
   stop(): void {
     clearTimeout(this.#timer);
     this.signal?.removeEventListener("abort", this.#onAbort);
+    this.unwatch?.();
   }
 }

@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { Dispatcher } from "undici";
+import type { ClientWatch } from "./client-watch.js";
 import { QueueWait } from "./queue-wait.js";
 
 /** An upstream reply read to its end. */
@@ -58,7 +59,11 @@ export class ReplyFailed extends Error {
  * async context or per-chunk promise, which `request()` spends on a reply that is buffered anyway (its
  * cost goes in the reply's headers); an idle gateway answered ~20 µs sooner in side-by-side runs.
  */
-export function requestWhole(dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions): Promise<WholeReply> {
+export function requestWhole(
+  dispatcher: Dispatcher,
+  opts: Dispatcher.DispatchOptions,
+  watchClient: () => ClientWatch,
+): Promise<WholeReply> {
   return new Promise((resolve, reject) => {
     let statusCode: number | null = null;
     let headers: IncomingHttpHeaders = {};
@@ -86,7 +91,11 @@ export function requestWhole(dispatcher: Dispatcher, opts: Dispatcher.DispatchOp
         reject(new ReplyFailed(error, statusCode, headers)); // after a queue timeout, rejected already
       },
     });
-    // Every connection busy: the request waits in the pool's queue (the common case pays nothing for it).
-    if (!free && !started) queued = new QueueWait(opts.headersTimeout, reject);
+    // Every connection busy: the request waits in the pool's queue, its client watched meanwhile (a client
+    // that leaves then is never sent). The common case pays for neither.
+    if (!free && !started) {
+      const client = watchClient();
+      queued = new QueueWait(opts.headersTimeout, reject, client.signal, client.stop);
+    }
   });
 }

@@ -150,6 +150,26 @@ describe("buildCallRecord: server-side tool calls", () => {
     expect(rec).toMatchObject({ web_search_requests: 4, cost_tool_calls_nanousd: 40_000_000n });
   });
 
+  it("token counts sent beside a raw object that reports searches (a client from before they were counted)", () => {
+    const raw = { input_tokens: 10, output_tokens: 5, server_tool_use: { web_search_requests: 4 } };
+    const anthropic = {
+      ...base,
+      provider: "anthropic",
+      model: "claude-sonnet-4-5",
+      api: "anthropic.messages",
+    };
+    const rec = build({ ...anthropic, input_uncached_tokens: 10, output_tokens: 5, usage_raw: raw });
+    expect(rec).toMatchObject({ web_search_requests: 4, cost_tool_calls_nanousd: 40_000_000n });
+    // Counts given win; a raw object that does not normalize is information there, not an error.
+    expect(build({ ...anthropic, output_tokens: 5, usage_raw: raw, web_search_requests: 1 })).toMatchObject({
+      web_search_requests: 1,
+    });
+    const odd = { output_tokens: "many", server_tool_use: { web_search_requests: 4 } };
+    expect(build({ ...anthropic, output_tokens: 5, usage_raw: odd })).toMatchObject({
+      web_search_requests: 0,
+    });
+  });
+
   it("refuses a count that is not one", () => {
     const res = buildCallRecord({ ...llm, web_search_requests: -1 }, ctx);
     expect(res).toEqual({

@@ -153,6 +153,8 @@ describe("wrapOpenAI", () => {
     const opts = { headers: { "x-mock-fixture": rel } };
     const body = { model: "gpt-5.2", input: "Tallest mountain in Alberta?", stream: true as const };
     await collect(await openai.responses.create(body, opts));
+    expect(sent.at(-1)).toMatchObject({ web_search_requests: 1 });
+    expect(sent.at(-1)).not.toHaveProperty("file_search_requests"); // none: not sent (older servers refuse it)
     const sdk = await lastStored();
     expectSameCost(sdk, await viaGateway(gatewayOpenAI.responses.create(body, opts)));
     expect(sdk).toMatchObject({ web_search_requests: 1, cost_tool_calls_nanousd: 10_000_000n });

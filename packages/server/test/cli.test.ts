@@ -25,6 +25,8 @@ describe("tollgate CLI", () => {
     for (const [name, value, says] of [
       ["TOLLGATE_UPSTREAM_CONNECTIONS", "0", "TOLLGATE_UPSTREAM_CONNECTIONS must be at least 1, got 0"],
       ["TOLLGATE_UPSTREAM_TIMEOUT_MS", "soon", "TOLLGATE_UPSTREAM_TIMEOUT_MS must be a non-negative integer"],
+      ["TOLLGATE_UPSTREAM_TIMEOUT_MS", "0", "TOLLGATE_UPSTREAM_TIMEOUT_MS must be at least 1, got 0"],
+      ["TOLLGATE_GATEWAY_RETRIES", "11", "TOLLGATE_GATEWAY_RETRIES must be at most 10, got 11"],
       ["HTTPS_PROXY", "not a url", "HTTPS_PROXY"],
     ] as const) {
       const dataDirOfBad = join(dir, `bad-${name}`);

@@ -478,6 +478,25 @@ describe("gateway failures: retries", () => {
     expect(recs.map((r) => [r.attempt, r.status, r.http_status])).toEqual([[1, "error", 429]]);
   });
 
+  it("a 429 whose provider says x-should-retry: false is not retried: the SDK gets it unchanged", async () => {
+    const id = newCase();
+    const err = await openai.chat.completions
+      .create(
+        { model: "gpt-4.1-nano", messages },
+        opts(id, {
+          "x-mock-scenario": "rate-limit",
+          "x-mock-should-retry": "false",
+          "x-tollgate-retries": "2",
+        }),
+      )
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.RateLimitError);
+    expect(err.headers.get("x-should-retry")).toBe("false");
+    expect(upstreamOf(id)).toHaveLength(1);
+    const recs = await waitForRecords(id);
+    expect(recs.map((r) => [r.attempt, r.status, r.http_status])).toEqual([[1, "error", 429]]);
+  });
+
   it("retries exhausted on 500: the SDK gets the last error; every attempt is recorded", async () => {
     const id = newCase();
     const err = await openai.chat.completions

@@ -1,7 +1,7 @@
 // When the gateway retries, and how long it waits: the provider's requested wait when it names one,
 // else exponential backoff with full jitter.
 import { describe, expect, it } from "vitest";
-import { backoffMs, isRetryableStatus, MAX_RETRY_AFTER_MS } from "../src/gateway/retry.js";
+import { backoffMs, isRetryable, MAX_RETRY_AFTER_MS } from "../src/gateway/retry.js";
 
 const NOW = Date.UTC(2026, 11, 5, 12, 0, 0);
 
@@ -38,11 +38,18 @@ describe("backoffMs", () => {
       { "retry-after-ms": " " },
     ])
       expect(backoffMs(2, h, () => 0.5)).toBe(250);
+    // An unusable retry-after-ms leaves the decision to retry-after.
+    expect(backoffMs(1, { "retry-after-ms": "-1", "retry-after": "2" }, () => 0.5)).toBe(2000);
+    expect(backoffMs(1, { "retry-after-ms": "-1", "retry-after": "30" }, () => 0.5)).toBeNull();
   });
 });
 
-it("retries rate limits and server errors, nothing else", () => {
-  expect([408, 409, 429, 500, 502, 503, 529, 400, 404].map(isRetryableStatus)).toEqual([
+it("retries rate limits and server errors, nothing else, and never what the provider says not to", () => {
+  for (const no of ["false", "False", " false "])
+    for (const status of [429, 500, 529])
+      expect(isRetryable(status, { "x-should-retry": no }), no).toBe(false);
+  expect(isRetryable(429, { "x-should-retry": "true" })).toBe(true);
+  expect([408, 409, 429, 500, 502, 503, 529, 400, 404].map((s) => isRetryable(s, {}))).toEqual([
     false,
     false,
     true,

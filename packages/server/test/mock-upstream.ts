@@ -13,6 +13,7 @@
  * - `x-mock-chunk-delay-ms`: delay between SSE events for this request.
  * - `x-mock-headers-delay-ms`: delay before the reply's headers (a model slow to start).
  * - `x-mock-retry-after`: the rate-limit scenarios' retry-after value (default 1).
+ * - `x-mock-should-retry`: an `x-should-retry` header for the rate-limit scenarios to send (Anthropic does).
  */
 import { existsSync, readFileSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from "node:http";
@@ -352,7 +353,11 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
     if (scenario === "hang") return; // never answers; the socket is destroyed on close()
     const headersDelay = Number(req.headers["x-mock-headers-delay-ms"] ?? 0);
     if (headersDelay > 0) await sleep(headersDelay);
-    const retryAfter = { "retry-after": String(req.headers["x-mock-retry-after"] ?? "1") };
+    const retryAfter: Record<string, string> = {
+      "retry-after": String(req.headers["x-mock-retry-after"] ?? "1"),
+    };
+    const shouldRetry = req.headers["x-mock-should-retry"];
+    if (typeof shouldRetry === "string") retryAfter["x-should-retry"] = shouldRetry;
     if (scenario === "rate-limit") return send(429, rateLimitBody(rec.path), retryAfter);
     if (scenario === "rate-limit-once") {
       const key = `${rec.method} ${rec.path} ${rawBody}`;

@@ -265,7 +265,7 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
     }
   });
 
-  it("an events table from before the tool-call columns gains them on open (one node, two shards, modern)", async () => {
+  it("an events table from before the tool-call columns gains them on open, two replicas at once (one node, two shards, modern)", async () => {
     const added = ["web_search_requests", "file_search_requests", "cost_tool_calls_nanousd"];
     const [before, after] = edgeCases().slice(-2);
     const layouts: { name: string; opts: ClickHouseOptions; exec?: () => ChdbExec; tables: string[] }[] = [
@@ -295,7 +295,10 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
             await node.command(`ALTER TABLE tg_upgrade.${table} DROP COLUMN ${column}`);
         if (!l.exec) await node.close();
       }
-      store = await open();
+      // Two replicas starting at once (a rolling deploy): both add the columns; neither fails.
+      const [other, reopened] = await Promise.all([open(), open()]);
+      await other.close();
+      store = reopened;
       try {
         await store.append([after!]);
         expect(await store.findEvent("default", before!.event_id), l.name).toMatchObject({

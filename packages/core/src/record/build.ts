@@ -207,9 +207,27 @@ function resolveUsage(r: CheckedCallRecordInput, inference: boolean, errors: Fie
       for (const f of TOOL_CALL_FIELDS) if (r[f] !== undefined) usage[f] = r[f];
       return usage;
     }
+    if (inference && !TOOL_CALL_FIELDS.some((f) => r[f] !== undefined)) searchesFromRaw(r, usage);
   }
   for (const f of given) usage[f] = r[f] ?? 0;
   return usage;
+}
+
+/**
+ * Token counts given beside a raw usage object that reports searches (Anthropic's `server_tool_use`,
+ * Perplexity's `num_search_queries`), but no search counts: a client from before they were counted. The
+ * raw object is information there, so one that does not normalize adds nothing rather than refusing the record.
+ */
+function searchesFromRaw(r: CheckedCallRecordInput, usage: NormalizedUsage): void {
+  const raw = r.usage_raw as Record<string, unknown>;
+  if (typeof raw !== "object" || (raw.server_tool_use == null && raw.num_search_queries == null)) return;
+  if (!r.api || !(APIS as readonly string[]).includes(r.api)) return;
+  try {
+    const fromRaw = normalizeUsage(r.api as Api, raw);
+    for (const f of TOOL_CALL_FIELDS) usage[f] = fromRaw[f];
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+  }
 }
 
 /**

@@ -4,6 +4,7 @@ import {
   type ExtractedUsage,
   estimateCutShortUsage,
   type NormalizedUsage,
+  TOOL_CALL_FIELDS,
   uuidv7,
 } from "@tollgate/core";
 import { agentRunOfCall } from "../agent-run.js";
@@ -114,7 +115,11 @@ export class TrackedCall {
       request_id: o.requestId,
       usage_raw: o.usage?.usage_raw ?? null,
     };
-    if (o.usage) Object.assign(record, o.usage.usage);
+    if (o.usage) {
+      Object.assign(record, o.usage.usage);
+      // Sent only when there are some: a server from before they were counted refuses the fields.
+      for (const f of TOOL_CALL_FIELDS) if (record[f] === 0) delete record[f];
+    }
     if (o.estimated) record.cost_source = "estimated";
     const own =
       o.usage && this.spec.estimateCost?.({ provider: this.spec.provider, model, usage: o.usage.usage });

@@ -1,6 +1,9 @@
 import { z } from "zod";
 import { readYamlFile } from "../yaml-file.js";
 
+/** The most retries a call may have (x-tollgate-retries or TOLLGATE_GATEWAY_RETRIES). */
+export const MAX_RETRIES = 10;
+
 /** A named upstream a client can pick with `x-tollgate-upstream: <name>` (e.g. an Azure region). */
 export interface NamedUpstream {
   /** Provider the calls are priced as (e.g. azure, openai, anthropic). */
@@ -70,11 +73,12 @@ export function loadUpstreams(path: string): Record<string, NamedUpstream> {
   );
 }
 
-function intFromEnv(name: string, fallback: number): number {
+function intFromEnv(name: string, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
   const raw = process.env[name];
   if (raw === undefined || raw === "") return fallback;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got ${raw}`);
+  if (n > max) throw new Error(`${name} must be at most ${max}, got ${raw}`);
   return n;
 }
 
@@ -100,9 +104,10 @@ export function gatewayConfigFromEnv(
       /\/+$/,
       "",
     ),
-    timeoutMs: intFromEnv("TOLLGATE_UPSTREAM_TIMEOUT_MS", 600_000),
+    // 0 would be "no timeout" to undici but "at once" to the gateway's own timers: refused.
+    timeoutMs: positiveIntFromEnv("TOLLGATE_UPSTREAM_TIMEOUT_MS", 600_000),
     maxTimeoutMs: maxTimeoutFromEnv(),
-    retries: intFromEnv("TOLLGATE_GATEWAY_RETRIES", 0),
+    retries: intFromEnv("TOLLGATE_GATEWAY_RETRIES", 0, MAX_RETRIES),
     upstreamConnections: positiveIntFromEnv("TOLLGATE_UPSTREAM_CONNECTIONS", 1024),
     requireKey: process.env.TOLLGATE_GATEWAY_REQUIRE_KEY === "1",
     upstreams: file ? loadUpstreams(file) : {},

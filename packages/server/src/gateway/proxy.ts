@@ -19,7 +19,7 @@ import type { KeyResolver, Principal } from "../auth/keys.js";
 import { costUsd, recordCostUsd } from "../cost-usd.js";
 import type { SpendGuard, Ticket } from "../limits/guard.js";
 import { ClientPace, type ClientWatch, watchClient } from "./client-watch.js";
-import type { GatewayConfig } from "./config.js";
+import { type GatewayConfig, MAX_RETRIES } from "./config.js";
 import {
   cutShortReason,
   errorTypeOf,
@@ -60,7 +60,6 @@ export interface GatewayDeps {
 
 /** How much of an error answer is read for its error type. */
 const ERROR_HEAD_BYTES = 4096;
-const MAX_RETRIES = 10;
 const MAX_DEPTH = 10_000;
 const GATEWAY_ROLES = new Set(["gateway", "admin", "root"]);
 

@@ -1,7 +1,11 @@
 import { type HeaderMap, headerValue } from "./headers.js";
 
-/** Statuses worth retrying: rate limits and server-side failures. */
-export function isRetryableStatus(status: number): boolean {
+/**
+ * Answers worth retrying: rate limits and server-side failures, unless the provider says not to
+ * (`x-should-retry: false`: Anthropic sends it, and so does Tollgate's own refusal that will not clear).
+ */
+export function isRetryable(status: number, headers: HeaderMap): boolean {
+  if (headerValue(headers, "x-should-retry")?.trim().toLowerCase() === "false") return false;
   return status === 429 || status >= 500;
 }
 
@@ -34,7 +38,8 @@ export function backoffMs(
  */
 function requestedWaitMs(headers: HeaderMap, now: number): number | null {
   const ms = numberOrNull(headerValue(headers, "retry-after-ms"));
-  if (ms !== null) return ms >= 0 ? Math.ceil(ms) : null;
+  if (ms !== null && ms >= 0) return Math.ceil(ms); // an unusable one: retry-after may still say
+
   const after = headerValue(headers, "retry-after");
   if (after === null) return null;
   const seconds = numberOrNull(after);
@@ -60,5 +65,5 @@ export function retryWaitMs(
   attempt: number,
   retries: number,
 ): number | null {
-  return isRetryableStatus(status) && attempt <= retries ? backoffMs(attempt, headers) : null;
+  return isRetryable(status, headers) && attempt <= retries ? backoffMs(attempt, headers) : null;
 }

@@ -1,4 +1,4 @@
-import { ATTRIBUTION_FIELDS, type CallRecord, COST_FIELDS, USAGE_FIELDS } from "@tollgate/core";
+import { ATTRIBUTION_FIELDS, type CallRecord, COST_FIELDS, TOKEN_FIELDS, TOOL_CALL_FIELDS } from "@tollgate/core";
 import type { EventFilter, EventStore, QueryCursor } from "../store/types.js";
 
 /**
@@ -28,9 +28,9 @@ export const EXPORT_COLUMNS = [
   "error_type",
   "attempt",
   "request_id",
-  ...USAGE_FIELDS,
+  ...TOKEN_FIELDS,
   "cost_nanousd",
-  ...COST_FIELDS,
+  ...COST_FIELDS.filter((f) => f !== "cost_tool_calls_nanousd"),
   "cost_source",
   "price_ref",
   "priced",
@@ -41,6 +41,8 @@ export const EXPORT_COLUMNS = [
   "key_id",
   "usage_raw",
   "schema_version",
+  ...TOOL_CALL_FIELDS,
+  "cost_tool_calls_nanousd",
 ] as const satisfies readonly (keyof CallRecord)[];
 
 /** An opaque page cursor: base64url of the last record's start time and event id. */

@@ -164,8 +164,14 @@ export async function addMissingColumns(node: ChExec, l: Layout): Promise<void> 
       `SELECT name FROM system.columns WHERE database = '${l.database}' AND table = '${table}'`,
     );
     const have = new Set(present.map((c) => c.name));
-    for (const [name, ddl] of ADDED_COLUMNS)
-      if (!have.has(name))
+    for (const [name, ddl] of ADDED_COLUMNS) {
+      if (have.has(name)) continue;
+      try {
         await node.command(`ALTER TABLE ${l.database}.${table}${onCluster(l)} ADD COLUMN ${ddl}`);
+      } catch (e) {
+        // Another replica starting at the same time added it first (a rolling deploy): what was wanted.
+        if (!/already exists/i.test((e as Error).message)) throw e;
+      }
+    }
   }
 }

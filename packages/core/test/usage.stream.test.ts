@@ -1,10 +1,13 @@
 import { describe, expect, it } from "vitest";
 import {
+  createSseUsageExtractor,
   createStreamExtractor,
+  estimateCutShortUsage,
   extractFromEvents,
   extractFromSse,
   normalizeUsage,
 } from "../src/usage/index.js";
+import { readFixtureText } from "./fixtures.js";
 
 describe("createStreamExtractor", () => {
   it("returns null until an event carries usage (e.g. OpenAI chat without include_usage)", () => {
@@ -144,5 +147,81 @@ describe("extractFromSse", () => {
     const result = extractFromSse("openai.chat", text);
     expect(result?.model).toBe("gpt-4o");
     expect(result?.usage).toMatchObject({ input_uncached_tokens: 9, output_tokens: 2 });
+  });
+});
+
+describe("streams cut short: what they showed of their billed tool calls and output", () => {
+  const rel = "conformance/payloads/openai/responses.stream.gpt-5.2.reasoning.sse"; // one real web search
+
+  it("a Responses stream cut before response.completed still shows its search", () => {
+    const text = readFixtureText(rel);
+    const cut = text.slice(0, text.indexOf("event: response.completed"));
+    const whole = createSseUsageExtractor("openai.responses");
+    whole.push(text);
+    expect(whole.result()?.usage.web_search_requests).toBe(1);
+    const partial = createSseUsageExtractor("openai.responses");
+    partial.push(cut);
+    expect(partial.result()).toBeNull();
+    expect(partial.toolCalls()).toEqual({ web_search_requests: 1, file_search_requests: 0 });
+    const est = estimateCutShortUsage(null, {
+      api: "openai.responses",
+      model: "gpt-5.2",
+      requestBytes: 400,
+      events: 30,
+      toolCalls: partial.toolCalls(),
+    });
+    expect(est.usage).toMatchObject({
+      input_uncached_tokens: 100,
+      output_tokens: 30,
+      web_search_requests: 1,
+    });
+  });
+
+  it("Anthropic: searches and output shown after message_start raise its partial usage; a final report wins", () => {
+    const start = {
+      type: "message_start",
+      message: { model: "claude-x", usage: { input_tokens: 50, output_tokens: 1 } },
+    };
+    const search = (i: number) => ({
+      type: "content_block_start",
+      index: i,
+      content_block: { type: "server_tool_use", id: `srvtoolu_${i}`, name: "web_search", input: {} },
+    });
+    const fetch = {
+      type: "content_block_start",
+      index: 9,
+      content_block: { type: "server_tool_use", name: "web_fetch" },
+    };
+    const x = createStreamExtractor("anthropic.messages");
+    for (const ev of [start, search(1), fetch, search(2)]) x.push(ev);
+    expect(x.toolCalls()).toEqual({ web_search_requests: 2, file_search_requests: 0 }); // web fetches are free
+    const partial = x.result();
+    expect(partial?.usage).toMatchObject({
+      input_uncached_tokens: 50,
+      output_tokens: 1,
+      web_search_requests: 2,
+    });
+    const cut = estimateCutShortUsage(partial, {
+      api: "anthropic.messages",
+      model: "claude-x",
+      requestBytes: 400,
+      events: 120,
+      toolCalls: x.toolCalls(),
+    });
+    expect(cut.usage).toMatchObject({
+      input_uncached_tokens: 50,
+      output_tokens: 120,
+      web_search_requests: 2,
+    });
+    // Elsewhere a reported usage is the final one: not raised by the event count.
+    const openai = { ...partial!, usage: { ...partial!.usage, output_tokens: 7 } };
+    const stream = { api: "openai.chat" as const, model: null, requestBytes: 1, events: 12 };
+    expect(estimateCutShortUsage(openai, stream).usage.output_tokens).toBe(7);
+    // The provider's cumulative count, once it comes, is the count.
+    x.push({
+      type: "message_delta",
+      usage: { output_tokens: 300, server_tool_use: { web_search_requests: 3 } },
+    });
+    expect(x.result()?.usage).toMatchObject({ output_tokens: 300, web_search_requests: 3 });
   });
 });

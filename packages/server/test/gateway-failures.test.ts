@@ -379,12 +379,17 @@ describe("gateway failures: timeouts and broken connections", () => {
       { model: "claude-sonnet-4-20250514", max_tokens: 100, messages, stream: true },
       opts(id, { "x-mock-scenario": "reset-mid-stream", "x-mock-chunk-delay-ms": "1" }),
     );
+    let events = 0;
     const err = await (async () => {
-      for await (const _ of stream);
+      for await (const _ of stream) events++;
     })().catch((e) => e);
     expect(err).toBeInstanceOf(Error);
     const [rec] = await waitForRecords(id);
     expect(rec).toMatchObject({ status: "error", provider: "anthropic", input_uncached_tokens: 43 });
+    // message_start said 1 output token; the output streamed after it was generated, and billed, too.
+    expect(events).toBeGreaterThan(10);
+    expect(rec!.output_tokens).toBeGreaterThanOrEqual(events);
+    expect(rec!.cost_source).toBe("estimated");
   });
 
   it("a stream that stalls longer than the timeout: the SDK throws, recorded as a timeout", async () => {

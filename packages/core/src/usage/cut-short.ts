@@ -1,18 +1,40 @@
-import { type ExtractedUsage, emptyUsage } from "./types.js";
+import { atLeast, type ToolCalls } from "./tool-calls.js";
+import { type Api, type ExtractedUsage, emptyUsage } from "./types.js";
+
+/** What a stream cut short showed of itself: the request's size, the events received, the tool calls seen. */
+export interface CutShortStream {
+  api: Api | null;
+  model: string | null;
+  requestBytes: number;
+  events: number;
+  toolCalls?: ToolCalls;
+}
 
 /**
- * Usage of a stream cut short before the provider reported any: input estimated from the request size
- * (~4 bytes per token) and output from the events received (OpenAI-style streams carry about one
- * token per event). Such records are stored with cost_source "estimated".
+ * Usage of a stream cut short. What the provider reported so far, raised to what the stream showed: tool
+ * calls to those seen, and Anthropic's output to the events received (its message_start reports the input
+ * and 1 output token; later counts come as the stream goes). Both are billed once generated. Elsewhere a
+ * report is the final one: the others send usage at the end, or all of it so far in every chunk (Gemini).
+ * Without a report: input estimated from the request size (~4 bytes per token),
+ * output from the events received (OpenAI-style streams carry about one token per event). Such records
+ * are stored with cost_source "estimated".
  */
-export function estimateCutShortUsage(
-  model: string | null,
-  requestBytes: number,
-  events: number,
-): ExtractedUsage {
+export function estimateCutShortUsage(partial: ExtractedUsage | null, s: CutShortStream): ExtractedUsage {
+  if (partial) {
+    const usage = { ...partial.usage };
+    if (s.api === "anthropic.messages" && s.events > usage.output_tokens) usage.output_tokens = s.events;
+    if (s.toolCalls) atLeast(usage, s.toolCalls);
+    return { ...partial, usage };
+  }
+  const usage = {
+    ...emptyUsage(),
+    input_uncached_tokens: Math.ceil(s.requestBytes / 4),
+    output_tokens: s.events,
+  };
+  if (s.toolCalls) atLeast(usage, s.toolCalls);
   return {
-    model,
-    usage_raw: { estimated: true, request_bytes: requestBytes, events },
-    usage: { ...emptyUsage(), input_uncached_tokens: Math.ceil(requestBytes / 4), output_tokens: events },
+    model: s.model,
+    usage_raw: { estimated: true, request_bytes: s.requestBytes, events: s.events },
+    usage,
   };
 }

@@ -17,5 +17,6 @@ export {
   extractFromEvents,
   extractFromSse,
 } from "./stream.js";
+export type { ToolCalls } from "./tool-calls.js";
 export type { Api, ExtractedUsage, NormalizedUsage } from "./types.js";
 export { APIS, emptyUsage, TOKEN_FIELDS, TOOL_CALL_FIELDS, USAGE_FIELDS } from "./types.js";

@@ -4,7 +4,7 @@ import { normalizeUsage } from "./normalize.js";
 import type { JsonObject } from "./read.js";
 import { isObject } from "./read.js";
 import { SseParser } from "./sse.js";
-import { responsesToolCalls, type ToolCalls } from "./tool-calls.js";
+import { atLeast, noToolCalls, responsesToolCalls, streamedToolCall, type ToolCalls } from "./tool-calls.js";
 import type { Api, ExtractedUsage } from "./types.js";
 
 /**
@@ -15,11 +15,32 @@ export interface StreamExtractor {
   push(event: unknown): void;
   /** Usage of the stream so far; null when no event carried usage. Throws UsageError on a malformed usage object. */
   result(): ExtractedUsage | null;
+  /** The billed tool calls the stream has shown so far (all a stream cut off before its usage tells of them). */
+  toolCalls(): ToolCalls;
 }
 
 type Pick = (event: JsonObject) => unknown;
 
 export function createStreamExtractor(api: Api): StreamExtractor {
+  const usageOnly = usageExtractor(api);
+  const seen = noToolCalls();
+  return {
+    push(event) {
+      usageOnly.push(event);
+      if (isObject(event)) streamedToolCall(event, seen);
+    },
+    result() {
+      const res = usageOnly.result();
+      if (res) atLeast(res.usage, seen);
+      return res;
+    },
+    toolCalls: () => ({ ...seen }),
+  };
+}
+
+type UsageOnly = Omit<StreamExtractor, "toolCalls">;
+
+function usageExtractor(api: Api): UsageOnly {
   switch (api) {
     case "openai.chat":
     case "openai.completions":
@@ -75,7 +96,7 @@ function lastUsage(
   modelOfEvent: Pick,
   tierOf: Pick = () => undefined,
   toolCallsOf: (event: JsonObject) => ToolCalls | null = () => null,
-): StreamExtractor {
+): UsageOnly {
   let usageRaw: unknown;
   let model: string | null = null;
   let tier: string | null = null;
@@ -105,7 +126,7 @@ function lastUsage(
  * keep their message_start value, so the cache-write TTL breakdown of message_start survives.
  * usage_raw is that merged object, so normalizing usage_raw again gives the same usage.
  */
-function anthropicStream(): StreamExtractor {
+function anthropicStream(): UsageOnly {
   let usage: JsonObject | undefined;
   let model: string | null = null;
   return {
@@ -163,16 +184,24 @@ export interface SseUsageExtractor {
    * cleanly on the wire was cut off (undici ends a reply on a closing connection quietly). Read after `result()`.
    */
   ended(): boolean;
+  /** As StreamExtractor.toolCalls. */
+  toolCalls(): ToolCalls;
 }
+
+/** Data of the events that show a billed tool call (StreamExtractor.toolCalls), where an API has them. */
+const TOOL_CALL_MARKERS: Partial<Record<Api, string[]>> = {
+  "openai.responses": ['"web_search_call"', '"file_search_call"'],
+  "anthropic.messages": ['"server_tool_use"'],
+};
 
 /** Data of the events that end a stream, per wire format; a substring test, before any JSON decoding. */
 const END_MARKERS = ['"message_stop"', '"response.completed"', '"response.incomplete"', '"response.failed"'];
 
 /**
  * SSE bytes (as decoded text chunks) to usage: the parser, JSON decoding and the stream extractor
- * in one incremental object for the proxy. Only the first event (model) and events whose data
- * mentions `"usage` are JSON-decoded; every usage-bearing event of every API contains that text
- * (`usage`, `usageMetadata`), so the skipped ones cannot change the result.
+ * in one incremental object for the proxy. Only the first event (model), events that may show a billed
+ * tool call and events whose data mentions `"usage` are JSON-decoded; every usage-bearing event of every
+ * API contains that text (`usage`, `usageMetadata`), so the skipped ones cannot change the result.
  */
 export function createSseUsageExtractor(api: Api): SseUsageExtractor {
   const parser = new SseParser();
@@ -180,11 +209,12 @@ export function createSseUsageExtractor(api: Api): SseUsageExtractor {
   let first = true;
   let error: string | null = null;
   let ended = false;
+  const toolCall = TOOL_CALL_MARKERS[api];
   const consume = (data: string) => {
     ended ||= data === "[DONE]" || END_MARKERS.some((m) => data.includes(m));
     // Inside a JSON string a quote is escaped: an unescaped "error" is a key or a value such as a type.
     const mayFail = data.includes('"error"') || data.includes('"response.failed"');
-    if (!first && !mayFail && !data.includes('"usage')) return;
+    if (!first && !mayFail && !data.includes('"usage') && !toolCall?.some((m) => data.includes(m))) return;
     let event: unknown;
     try {
       event = JSON.parse(data);
@@ -205,6 +235,7 @@ export function createSseUsageExtractor(api: Api): SseUsageExtractor {
     },
     error: () => error,
     ended: () => ended,
+    toolCalls: () => extractor.toolCalls(),
   };
 }
 

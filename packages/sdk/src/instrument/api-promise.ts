@@ -138,6 +138,7 @@ function observedEvents(
       errorType,
       httpStatus,
       requestId,
+      extractor.toolCalls(),
     );
   const onError = (err: unknown): never => {
     cutShort("upstream_stream_broken");

@@ -5,6 +5,7 @@ import {
   estimateCutShortUsage,
   type NormalizedUsage,
   TOOL_CALL_FIELDS,
+  type ToolCalls,
   uuidv7,
 } from "@tollgate/core";
 import { agentRunOfCall } from "../agent-run.js";
@@ -70,17 +71,25 @@ export class TrackedCall {
     this.#firstEventAt ??= performance.now();
   }
 
-  /** A stream ended early (the app stopped reading, or the connection broke) with what it reported so far. */
+  /**
+   * A stream ended early (the app stopped reading, or the connection broke) with what it reported and
+   * showed so far: recorded as estimated, as the gateway records it.
+   */
   cutShort(
     partial: ExtractedUsage | null,
     errorType: string,
     httpStatus: number | null,
     requestId: string | null,
+    toolCalls?: ToolCalls,
   ): void {
-    const usage =
-      partial ??
-      estimateCutShortUsage(this.#requestedModel(), JSON.stringify(this.body).length, this.#events);
-    this.finish({ usage, httpStatus, requestId, errorType, estimated: partial === null });
+    const usage = estimateCutShortUsage(partial, {
+      api: this.spec.api,
+      model: this.#requestedModel(),
+      requestBytes: JSON.stringify(this.body).length,
+      events: this.#events,
+      toolCalls,
+    });
+    this.finish({ usage, httpStatus, requestId, errorType, estimated: true });
   }
 
   finish(o: Outcome): void {

@@ -11,6 +11,7 @@ import {
   INPUT_LIMITS,
   type PriceResult,
   type PricingEngine,
+  type ToolCalls,
   totalTokens,
   uuidv7,
 } from "@tollgate/core";
@@ -654,7 +655,7 @@ export class Gateway {
         : cutOff
           ? "upstream_stream_broken"
           : cutShortReason(clientGone, failure),
-      usage: whole ? usage : estimateUsage(call, usage, events),
+      usage: whole ? usage : estimateUsage(call, usage, events, extractor.toolCalls()),
       estimated: !whole,
       event_id: eventId,
       ttft_ms: firstByte === null ? null : firstByte - attemptStart,
@@ -874,9 +875,15 @@ function unseenUsage(call: Call, httpStatus: number | null): Pick<Outcome, "usag
   return { usage: billable ? estimateUsage(call, null, 0) : null, estimated: billable };
 }
 
-/** Usage of a stream cut short: what the provider reported so far (Anthropic sends input up front), else an estimate. */
-function estimateUsage(call: Call, partial: ExtractedUsage | null, events: number): ExtractedUsage {
-  return partial ?? estimateCutShortUsage(call.modelRequested, call.body.length, events);
+/** Usage of a stream cut short: what the provider reported so far and the stream showed, else an estimate. */
+function estimateUsage(
+  call: Call,
+  partial: ExtractedUsage | null,
+  events: number,
+  toolCalls?: ToolCalls,
+): ExtractedUsage {
+  const stream = { api: call.route.api, model: call.modelRequested, requestBytes: call.body.length, events };
+  return estimateCutShortUsage(partial, { ...stream, toolCalls });
 }
 
 /** When a request came in and whether it streams: what /metrics labels every answered request with. */

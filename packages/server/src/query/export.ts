@@ -1,4 +1,10 @@
-import { ATTRIBUTION_FIELDS, type CallRecord, COST_FIELDS, TOKEN_FIELDS, TOOL_CALL_FIELDS } from "@tollgate/core";
+import {
+  ATTRIBUTION_FIELDS,
+  type CallRecord,
+  COST_FIELDS,
+  TOKEN_FIELDS,
+  TOOL_CALL_FIELDS,
+} from "@tollgate/core";
 import type { EventFilter, EventStore, QueryCursor } from "../store/types.js";
 
 /**

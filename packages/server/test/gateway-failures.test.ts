@@ -267,10 +267,18 @@ describe("gateway failures: timeouts and broken connections", () => {
     expect(typeof err.error?.type).toBe("string");
     expect(err.error).toHaveProperty("code");
     const [rec] = await recordsOf(id);
-    expect(rec).toMatchObject({ status: "error", error_type: "timeout", cost_nanousd: 0n, priced: true });
-    // The gateway's own answer names the record it made, as an upstream's answer would.
+    // The upstream had the request: it may bill its input all the same, estimated from the request.
+    expect(rec).toMatchObject({
+      status: "error",
+      error_type: "timeout",
+      cost_source: "estimated",
+      priced: true,
+    });
+    expect(rec!.input_uncached_tokens).toBeGreaterThan(0);
+    expect(rec!.cost_nanousd).toBeGreaterThan(0n);
+    // The gateway's own answer names the record it made, as an upstream's answer would, and its cost.
     expect(err.headers.get("x-tollgate-event-id")).toBe(rec!.event_id);
-    expect(err.headers.get("x-tollgate-cost-usd")).toBe("0.00");
+    expect(err.headers.get("x-tollgate-cost-usd")).toBe(formatUsd(rec!.cost_nanousd));
 
     const raw = await rawRequest(`${gw.url}/v1/chat/completions`, {
       method: "POST",
@@ -414,9 +422,12 @@ describe("gateway failures: timeouts and broken connections", () => {
     expect(err).toBeInstanceOf(OpenAI.APIError);
     expect(err.status).toBe(502);
     const [rec] = await waitForRecords(id);
-    // The headers came (200), then the body broke off.
+    // The headers came (200), then the body broke off: answered, so billed; estimated, as a cut-off stream.
     expect(rec).toMatchObject({ status: "error", http_status: 200, error_type: "connection_error" });
+    expect(rec).toMatchObject({ cost_source: "estimated", priced: true });
+    expect(rec!.cost_nanousd).toBeGreaterThan(0n);
     expect(err.headers.get("x-tollgate-event-id")).toBe(rec!.event_id);
+    expect(err.headers.get("x-tollgate-cost-usd")).toBe(formatUsd(rec!.cost_nanousd));
   });
 
   it("a non-streamed body that stalls longer than the timeout: 504, recorded as a timeout", async () => {
@@ -427,7 +438,12 @@ describe("gateway failures: timeouts and broken connections", () => {
     expect(err.status).toBe(504);
     expect(err.error.message).toMatch(/upstream body did not arrive within/);
     const [rec] = await waitForRecords(id);
-    expect(rec).toMatchObject({ status: "error", http_status: 200, error_type: "timeout" });
+    expect(rec).toMatchObject({
+      status: "error",
+      http_status: 200,
+      error_type: "timeout",
+      cost_source: "estimated",
+    });
   });
 });
 

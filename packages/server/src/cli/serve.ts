@@ -42,7 +42,7 @@ Gateway (environment; per request, headers override):
   TOLLGATE_ANTHROPIC_BASE_URL   Anthropic upstream, with /v1 (default https://api.anthropic.com/v1)
   TOLLGATE_UPSTREAM_TIMEOUT_MS  wait for the upstream's headers, and between its body chunks (600000);
                                 header x-tollgate-timeout-ms, up to TOLLGATE_UPSTREAM_TIMEOUT_MAX_MS (3600000)
-  TOLLGATE_GATEWAY_RETRIES      retries of 429/5xx/connection errors (0); header x-tollgate-retries
+  TOLLGATE_GATEWAY_RETRIES      retries of 429/5xx/connection errors (0, at most 10); header x-tollgate-retries
   TOLLGATE_UPSTREAM_CONNECTIONS connections per upstream origin (1024); a stream holds one throughout, and
                                 a call finding all busy waits for one, within its upstream timeout
   TOLLGATE_GATEWAY_REQUIRE_KEY=1  refuse calls without a gateway key in x-tollgate-key

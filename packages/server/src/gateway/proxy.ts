@@ -33,7 +33,7 @@ import {
 import { type Attribution, headerOfField, headerValue, replyHeaders, splitHeaders } from "./headers.js";
 import { type LiveReply, requestLive } from "./live-reply.js";
 import type { GatewayMetrics } from "./metrics.js";
-import { NotSent } from "./queue-wait.js";
+import { NotSent, QueueTimeout } from "./queue-wait.js";
 import type { Recorder } from "./recorder.js";
 import { countEvents, countToolCalls, decoded, streamDecoder } from "./reply-reading.js";
 import {
@@ -352,10 +352,14 @@ export class Gateway {
         family: call.route.family,
         kind: timeout ? "timeout" : "connection",
       });
+      // An upstream that had the request and did not answer in time may bill it all the same: its input is
+      // estimated, as for a client that left. One never connected to, or never reached (queued), is not.
+      const reached = timeout && !(e instanceof QueueTimeout);
       const rec = this.#record(at, {
         status: "error",
         http_status: null,
         error_type: timeout ? "timeout" : "connection_error",
+        ...(reached ? unseenUsage(call, null) : {}),
       });
       if (attempt <= retries) return "retry";
       throw upstreamFailure(e, call.timeoutMs, "answer").withRecord(rec);
@@ -383,7 +387,10 @@ export class Gateway {
     void this.deps.guard.settle(ticket, { cost: 0n, tokens: 0, toolCalls: 0, eventId: null });
   }
 
-  /** The upstream's headers came, then its body broke off or stalled: recorded, and answered 504/502. */
+  /**
+   * The upstream's headers came, then its body broke off or stalled: recorded (a success answered is
+   * billed: estimated), and answered 504/502.
+   */
   #bodyFailed(at: Attempt, httpStatus: number, e: unknown): never {
     const { call } = at;
     const rec = this.#record(at, {
@@ -391,6 +398,7 @@ export class Gateway {
       http_status: httpStatus,
       error_type:
         e instanceof ReplyTooLarge ? "reply_too_large" : isTimeout(e) ? "timeout" : "connection_error",
+      ...unseenUsage(call, httpStatus),
     });
     throw upstreamFailure(e, call.timeoutMs, "body").withRecord(rec);
   }

@@ -2,7 +2,7 @@
 // timeouts answer 504 in the provider's shape, retries are recorded attempt by attempt, broken and
 // abandoned streams are still recorded.
 
-import { connect } from "node:net";
+import { type AddressInfo, connect, createServer } from "node:net";
 import Anthropic from "@anthropic-ai/sdk";
 import { type CallRecord, extractFromResponse, formatUsd } from "@tollgate/core";
 import OpenAI from "openai";
@@ -326,6 +326,33 @@ describe("gateway failures: timeouts and broken connections", () => {
       .catch((e) => e);
     expect(bad).toBeInstanceOf(OpenAI.BadRequestError);
     expect(bad.error.message).toMatch(/x-tollgate-timeout-ms must be an integer/);
+  });
+
+  it("connecting is bounded by the upstream timeout: an https upstream that never finishes its handshake → 504, $0", async () => {
+    const silent = createServer((s) => s.on("error", () => {})); // takes the connection, never says a word
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    const g = await startTestGateway(`https://127.0.0.1:${(silent.address() as AddressInfo).port}`, {
+      timeoutMs: 500,
+    });
+    try {
+      const client = new OpenAI({ apiKey: "sk-test-123", baseURL: `${g.url}/v1`, maxRetries: 0 });
+      const started = Date.now();
+      const err = await client.chat.completions.create({ model: "gpt-4.1-nano", messages }).catch((e) => e);
+      expect(Date.now() - started).toBeLessThan(5_000); // undici's own connect timeout is 10 s
+      expect(err.status).toBe(504);
+      expect(err.error.message).toBe("upstream did not take the connection within 500 ms");
+      const [rec] = await gatewayRecords(g.runtime);
+      // Nothing reached the upstream: not billed.
+      expect(rec).toMatchObject({
+        status: "error",
+        error_type: "timeout",
+        cost_nanousd: 0n,
+        cost_source: "computed",
+      });
+    } finally {
+      await g.stop();
+      silent.close();
+    }
   });
 
   it("x-tollgate-timeout-ms may not ask for more than the operator's ceiling (gateway.maxTimeoutMs)", async () => {

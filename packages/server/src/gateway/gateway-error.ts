@@ -55,6 +55,11 @@ export function isTimeout(e: unknown): boolean {
   return code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT";
 }
 
+/** Connecting to the upstream (TCP, TLS) took too long: nothing of the request reached it. */
+export function isConnectTimeout(e: unknown): boolean {
+  return (e as { code?: string } | null)?.code === "UND_ERR_CONNECT_TIMEOUT";
+}
+
 /** The provider's own error type (`rate_limit_error`, …) when its body says, else http_<status>. */
 export function errorTypeOf(text: string, status: number): string {
   // The first type that is not "error": Anthropic's body is {"type":"error","error":{"type":"rate_limit_error"}}.
@@ -103,7 +108,18 @@ export function cutShortReason(clientGone: boolean, failure: unknown): string {
 }
 
 /** The gateway's own answer to an upstream that timed out or broke the connection. */
-export function upstreamFailure(e: unknown, timeoutMs: number, phase: "answer" | "body"): GatewayError {
+export function upstreamFailure(
+  e: unknown,
+  timeoutMs: number,
+  phase: "answer" | "body",
+  connectTimeoutMs?: number,
+): GatewayError {
+  if (isConnectTimeout(e))
+    return new GatewayError(
+      504,
+      "timeout_error",
+      `upstream did not take the connection within ${connectTimeoutMs} ms`,
+    );
   if (isTimeout(e))
     return new GatewayError(
       504,

@@ -25,6 +25,7 @@ import {
   cutShortReason,
   errorTypeOf,
   GatewayError,
+  isConnectTimeout,
   isTimeout,
   sendError,
   upstreamFailure,
@@ -136,9 +137,16 @@ export class Gateway {
   /** Set when upstream calls leave through a proxy (HTTPS_PROXY …): it also keeps NO_PROXY hosts' pools. */
   readonly #egress: EnvHttpProxyAgent | null;
   readonly #poolOptions: Pool.Options;
+  readonly #connectTimeoutMs: number;
 
   constructor(private readonly deps: GatewayDeps) {
-    this.#poolOptions = { connections: deps.config.upstreamConnections, pipelining: 1 };
+    // Connecting (TCP and TLS) is bounded by the upstream timeout too, within undici's own 10 s.
+    this.#connectTimeoutMs = Math.min(deps.config.timeoutMs, CONNECT_TIMEOUT_MS);
+    this.#poolOptions = {
+      connections: deps.config.upstreamConnections,
+      pipelining: 1,
+      connect: { timeout: this.#connectTimeoutMs },
+    };
     const p = deps.config.egressProxy;
     this.#egress = p
       ? new EnvHttpProxyAgent({
@@ -347,14 +355,14 @@ export class Gateway {
         return this.#bodyFailed(at, statusCode, caught.cause);
       }
       const e = caught instanceof ReplyFailed ? caught.cause : caught;
-      const timeout = isTimeout(e);
+      const timeout = isTimeout(e) || isConnectTimeout(e);
       this.deps.metrics.upstreamErrors.inc({
         family: call.route.family,
         kind: timeout ? "timeout" : "connection",
       });
       // An upstream that had the request and did not answer in time may bill it all the same: its input is
       // estimated, as for a client that left. One never connected to, or never reached (queued), is not.
-      const reached = timeout && !(e instanceof QueueTimeout);
+      const reached = isTimeout(e) && !(e instanceof QueueTimeout);
       const rec = this.#record(at, {
         status: "error",
         http_status: null,
@@ -362,7 +370,7 @@ export class Gateway {
         ...(reached ? unseenUsage(call, null) : {}),
       });
       if (attempt <= retries) return "retry";
-      throw upstreamFailure(e, call.timeoutMs, "answer").withRecord(rec);
+      throw upstreamFailure(e, call.timeoutMs, "answer", this.#connectTimeoutMs).withRecord(rec);
     }
   }
 
@@ -901,6 +909,9 @@ interface Timing {
 }
 
 /** nginx's code for a client that closed the request before the answer: in /metrics, not on the wire. */
+/** undici's own connect timeout: connecting takes no longer, whatever the upstream timeout. */
+const CONNECT_TIMEOUT_MS = 10_000;
+
 const CLIENT_CLOSED_REQUEST = 499;
 
 /** Waits before a retry; false when the client left meanwhile (the wait then ends at once). */

@@ -11,6 +11,7 @@ import {
   IMAGE_ALLOWANCE_TOKENS,
   levelOf,
   limitFor,
+  PriceBook,
   PricingEngine,
   parseWindow,
   scopeMatches,
@@ -241,6 +242,32 @@ describe("worst-case estimate", () => {
     // gpt-4o-mini has no write rate: plain input, $0.15/M
     expect(worstCaseCost(engine, "openai", "gpt-4o-mini", usage, now).total_nanousd).toBe(usdToNano("0.015"));
     expect(worstCaseCost(engine, "openai", "no-such-model", usage, now).priced).toBe(false);
+  });
+
+  it("holds a call at the rates of the service tier it asks for (a price book's priority, OpenAI's flex)", () => {
+    const usage = { ...emptyUsage(), input_uncached_tokens: 100_000, output_tokens: 10_000 };
+    const now = Date.now();
+    const book = PriceBook.parse({
+      name: "tiers",
+      version: 1,
+      tiers: [{ provider: "openai", model: "gpt-4o", tier: "priority", multiplier: "1.7" }],
+    });
+    const tiered = new PricingEngine(book);
+    const list = worstCaseCost(tiered, "openai", "gpt-4o", usage, now).total_nanousd;
+    expect(list).toBe(usdToNano("0.35")); // $2.50/M in, $10/M out
+    expect(worstCaseCost(tiered, "openai", "gpt-4o", usage, now, "priority").total_nanousd).toBe(
+      usdToNano("0.595"),
+    );
+    expect(worstCaseCost(tiered, "openai", "gpt-4o", usage, now, "flex").total_nanousd).toBe(list / 2n);
+    // What the hold covers is what the call is then priced at.
+    const billed = tiered.price({
+      provider: "openai",
+      model: "gpt-4o",
+      usage,
+      at: now,
+      serviceTier: "priority",
+    });
+    expect(billed.cost.total_nanousd).toBe(usdToNano("0.595"));
   });
 
   it("agrees with the engine's full price of the same usage (rounded up, never below it)", () => {

@@ -141,13 +141,18 @@ export class AgentRun {
     this.#usage.llm_calls++;
   }
 
-  /** Counts usage of an LLM call made elsewhere (a stream you read yourself, another client). */
-  recordUsage(usage: NormalizedUsage, cost: { provider: string; model: string } | { nanousd: bigint }): void {
+  /**
+   * Counts usage of an LLM call made elsewhere (a stream you read yourself, another client); priced on the
+   * service tier the provider says it served, when given (OpenAI's flex is billed at batch rates).
+   */
+  recordUsage(
+    usage: NormalizedUsage,
+    cost: { provider: string; model: string; serviceTier?: string | null } | { nanousd: bigint },
+  ): void {
     const nanousd =
       "nanousd" in cost
         ? cost.nanousd
-        : this.#engine.price({ provider: cost.provider, model: cost.model, usage, at: Date.now() }).cost
-            .total_nanousd;
+        : this.#engine.price({ ...cost, usage, at: Date.now() }).cost.total_nanousd;
     this.#usage.cost_nanousd += nanousd;
     this.#usage.total_tokens += totalTokens(usage);
     this.#check();
@@ -196,7 +201,7 @@ export class AgentRun {
     }
     const provider = opts.provider ?? api.split(".")[0]!;
     const model = extracted.model ?? opts.model ?? "unknown";
-    this.recordUsage(extracted.usage, { provider, model });
+    this.recordUsage(extracted.usage, { provider, model, serviceTier: extracted.service_tier });
   }
 }
 

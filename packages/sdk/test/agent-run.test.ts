@@ -1,6 +1,6 @@
 // The in-process agent-run guard, with the official openai client against the fixture-replaying mock:
 // a loop that never passes through the gateway is still stopped at its ceiling.
-import { PricingEngine, usdToNano } from "@tollgate/core";
+import { emptyUsage, PricingEngine, usdToNano } from "@tollgate/core";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
@@ -99,6 +99,16 @@ describe("agentRun", () => {
         .tool("1", () => run.tool("2", () => run.tool("3", () => "too deep")))
         .catch((e) => e);
       expect(err).toMatchObject({ ceiling: "span_depth", value: "3", limit: "2" });
+    });
+  });
+
+  it("usage counted by hand is priced on the tier served: OpenAI's flex at half the list price", async () => {
+    await agentRun({ type: "tiers", limits: { max_cost_usd: "100.00" } }, async (run) => {
+      const usage = { ...emptyUsage(), input_uncached_tokens: 1_000_000, output_tokens: 100_000 };
+      run.recordUsage(usage, { provider: "openai", model: "gpt-5" });
+      expect(run.usage.cost_nanousd).toBe(usdToNano("2.25")); // $1.25/M in, $10/M out
+      run.recordUsage(usage, { provider: "openai", model: "gpt-5", serviceTier: "flex" });
+      expect(run.usage.cost_nanousd).toBe(usdToNano("3.375"));
     });
   });
 

@@ -122,7 +122,10 @@ function scanMedia(v: unknown, acc: { bytes: number; images: number }, depth: nu
   for (const x of Object.values(o)) scanMedia(x, acc, depth + 1);
 }
 
-/** Rates in force per (provider, model), re-read each minute (time-of-day prices) or when the book changes. */
+/**
+ * Rates in force per (provider, model, service tier asked for), re-read each minute (time-of-day prices)
+ * or when the book changes.
+ */
 interface RatesInForce {
   minute: number;
   book: string | null;
@@ -131,7 +134,13 @@ interface RatesInForce {
 const inForce = new WeakMap<PricingEngine, Map<string, Map<string, RatesInForce>>>();
 const NO_USAGE = emptyUsage();
 
-function ratesInForce(engine: PricingEngine, provider: string, model: string, at: number): PriceResult {
+function ratesInForce(
+  engine: PricingEngine,
+  provider: string,
+  model: string,
+  at: number,
+  serviceTier: string | null,
+): PriceResult {
   let byProvider = inForce.get(engine);
   if (!byProvider) {
     byProvider = new Map();
@@ -143,11 +152,12 @@ function ratesInForce(engine: PricingEngine, provider: string, model: string, at
     byProvider.set(provider, byModel);
   }
   const minute = Math.floor(at / 60_000);
-  const hit = byModel.get(model);
+  const key = serviceTier === null ? model : `${model}\u0000${serviceTier}`;
+  const hit = byModel.get(key);
   if (hit && hit.minute === minute && hit.book === engine.priceBookRef) return hit.price;
-  const price = engine.price({ provider, model, usage: NO_USAGE, at });
+  const price = engine.price({ provider, model, usage: NO_USAGE, at, serviceTier });
   if (byModel.size > 10_000) byModel.clear();
-  byModel.set(model, { minute, book: engine.priceBookRef, price });
+  byModel.set(key, { minute, book: engine.priceBookRef, price });
   return price;
 }
 
@@ -159,8 +169,9 @@ function line(qty: number, rate: Decimal | null | undefined, nanoPerUnit: bigint
 /**
  * The most a worst-case usage can cost: its input priced at the dearest of the model's input rates
  * (uncached, 5-minute and 1-hour cache writes: a provider may bill fresh input as cache writes), output at
- * the output rate, plus any per-request fee, discounts and batch rates applied, rounded up. Worked out from
- * the rates in force (cached per minute): this runs before every call a budget applies to.
+ * the output rate, plus any per-request fee, discounts, batch rates and the rates of the service tier the
+ * request asks for applied, rounded up. Worked out from the rates in force (cached per minute): this runs
+ * before every call a budget applies to.
  */
 export function worstCaseCost(
   engine: PricingEngine,
@@ -168,8 +179,9 @@ export function worstCaseCost(
   model: string,
   usage: NormalizedUsage,
   at: number,
+  serviceTier: string | null = null,
 ): { priced: boolean; total_nanousd: bigint } {
-  const inForcePrice = ratesInForce(engine, provider, model, at);
+  const inForcePrice = ratesInForce(engine, provider, model, at, serviceTier);
   if (!inForcePrice.priced || !inForcePrice.rates) return { priced: false, total_nanousd: 0n };
   const r = inForcePrice.rates;
   const tokens = usage.input_uncached_tokens;

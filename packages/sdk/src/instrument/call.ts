@@ -98,7 +98,11 @@ export class TrackedCall {
     const now = performance.now();
     const model = o.usage?.model ?? this.#requestedModel() ?? "unknown";
     if (o.usage && this.#run?.counts)
-      this.#run.run.recordUsage(o.usage.usage, { provider: this.spec.provider, model });
+      this.#run.run.recordUsage(o.usage.usage, {
+        provider: this.spec.provider,
+        model,
+        serviceTier: o.usage.service_tier,
+      });
     const scope = this.#scope;
     const span = childSpan(scope);
     const record: CallRecordInput = {

@@ -126,7 +126,9 @@ export class SpendGuard {
         ctx.raw,
         this.engine.contextWindow(ctx.provider, ctx.model),
       );
-      const price = worstCaseCost(this.engine, ctx.provider, ctx.model, wc.usage, now);
+      // The tier a request asks for (OpenAI's service_tier): a price book may price it apart.
+      const tier = typeof ctx.body?.service_tier === "string" ? ctx.body.service_tier : null;
+      const price = worstCaseCost(this.engine, ctx.provider, ctx.model, wc.usage, now, tier);
       if (!price.priced) {
         const blocking = budgets.find((b) => b.spec.unpriced === "block");
         if (blocking) return { ok: false, error: unpricedBlocked(blocking, ctx.provider, ctx.model) };

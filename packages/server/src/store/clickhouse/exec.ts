@@ -1,4 +1,4 @@
-import { type ClickHouseClient, ClickHouseError, createClient } from "@clickhouse/client";
+import { type ClickHouseClient, ClickHouseError, ClickHouseLogLevel, createClient } from "@clickhouse/client";
 
 /**
  * What the ClickHouse store needs of a connection: DDL, SELECTs returning JSON rows, and row inserts.
@@ -70,6 +70,9 @@ export class HttpExec implements ChExec {
       // 18.16 answers gzip but the client's defaults changed over versions: ask for plain bodies.
       compression: { request: false, response: false },
       keep_alive: { idle_socket_ttl: IDLE_SOCKET_TTL_MS },
+      // Every failure is thrown to its caller, which reports it or expects it (a replica losing the race to
+      // add a column): the client's own ERROR lines would only say it a second time.
+      log: { level: ClickHouseLogLevel.OFF },
     });
   }
 

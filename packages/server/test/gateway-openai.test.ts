@@ -406,6 +406,47 @@ describe("gateway: OpenAI Responses, legacy completions and embeddings", () => {
     expect(rec.cost_nanousd).toBe((53n * 1_250n + 469n * 10_000n) / 2n);
   });
 
+  it("a background response: its submission is kind=other; the poll that finds it finished records its cost, once", async () => {
+    const opts = {
+      headers: { "x-mock-case": "bg-1", "x-tollgate-feature": "research", "x-tollgate-user-id": "u-bg" },
+    };
+    const submit = await openai.responses
+      .create({ model: "gpt-5", input: "Research caching", background: true }, opts)
+      .withResponse();
+    expect(submit.data).toMatchObject({ status: "queued", background: true, usage: null });
+    const submission = await recordById(submit.response.headers.get("x-tollgate-event-id"));
+    expect(submission).toMatchObject({
+      kind: "other",
+      api: "openai.responses",
+      status: "ok",
+      error_type: null,
+      cost_nanousd: 0n,
+      feature: "research",
+    });
+    const id = submit.data.id;
+    expect((await openai.responses.retrieve(id, undefined, opts)).status).toBe("in_progress");
+    const done = await openai.responses.retrieve(id, undefined, opts);
+    expect(done.status).toBe("completed");
+    // Polled again, here and through another client: still one record.
+    await openai.responses.retrieve(id, undefined, opts);
+    const finished = (await gatewayRecords(gw.runtime)).filter(
+      (r) => r.request_id === id && r.kind === "llm",
+    );
+    expect(finished).toHaveLength(1);
+    const body = JSON.parse(fixture(FX.responsesReasoning));
+    expect(id).toBe(body.id);
+    expectExactUsageAndCost(finished[0]!, extractFromResponse("openai.responses", body), "openai");
+    expect(finished[0]).toMatchObject({
+      api: "openai.responses",
+      status: "ok",
+      feature: "research",
+      user_id: "u-bg",
+      ts_start: body.created_at * 1000,
+      cost_source: "computed",
+    });
+    expect(finished[0]!.cost_nanousd).toBeGreaterThan(0n);
+  });
+
   it("Responses stream with a web search: the search is counted from response.completed and billed per call", async () => {
     // A real capture: gpt-5.2 with the web_search tool, one search ("tallest mountain in Alberta").
     const rel = "conformance/payloads/openai/responses.stream.gpt-5.2.reasoning.sse";

@@ -14,6 +14,7 @@
  * - `x-mock-headers-delay-ms`: delay before the reply's headers (a model slow to start).
  * - `x-mock-retry-after`: the rate-limit scenarios' retry-after value (default 1).
  * - `x-mock-should-retry`: an `x-should-retry` header for the rate-limit scenarios to send (Anthropic does).
+ * - `x-mock-case`: keeps one test's background responses (`background: true`) apart from another's.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from "node:http";
@@ -164,6 +165,17 @@ export function withoutUsage(sse: string): string {
     .join("");
 }
 
+/** A Responses reply as a background response still running: no output or usage yet. */
+export function pendingResponse(text: string, status: "queued" | "in_progress"): string {
+  const r = JSON.parse(text) as Record<string, unknown>;
+  return JSON.stringify({ ...r, background: true, status, output: [], usage: null });
+}
+
+/** A Responses reply as the background response it finished as. */
+export function backgroundDone(text: string): string {
+  return JSON.stringify({ ...(JSON.parse(text) as Record<string, unknown>), background: true });
+}
+
 /** The exact reply the mock gives for a request (status 200 path), for tests to compute expectations. */
 export function normalReply(
   path: string,
@@ -304,6 +316,8 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
   const requests: RecordedRequest[] = [];
   const sockets = new Set<Socket>();
   const seenOnce = new Set<string>();
+  /** Background responses by id and x-mock-case: the reply they finish with, and how often they were polled. */
+  const background = new Map<string, { text: string; polls: number }>();
   let n = 0;
   const delayOf = (req: RecordedRequest): (() => number) => {
     const h = req.headers["x-mock-chunk-delay-ms"];
@@ -388,6 +402,19 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
     if (rec.method === "POST" && path === "/v1/messages/count_tokens")
       return send(200, JSON.stringify({ input_tokens: Math.max(1, Math.ceil(rawBody.length / 4)) }));
 
+    // Background responses: a submission answers queued; its polls (GET /v1/responses/{id}) answer
+    // in_progress once, then the whole reply, as OpenAI's do (the id names the fixture's response).
+    const caseKey = String(req.headers["x-mock-case"] ?? "");
+    const poll = /^\/v1\/responses\/([^/]+)$/.exec(path);
+    if (rec.method === "GET" && poll) {
+      const state = background.get(`${poll[1]}:${caseKey}`);
+      if (!state) return send(404, notFoundBody(rec.path));
+      state.polls++;
+      return send(
+        200,
+        state.polls === 1 ? pendingResponse(state.text, "in_progress") : backgroundDone(state.text),
+      );
+    }
     const override = req.headers["x-mock-fixture"];
     const reply =
       rec.method === "POST"
@@ -404,6 +431,15 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
       if (scenario === "reset-mid-stream") res.socket?.destroy();
       // stall: leave the connection open without another byte
     };
+    if (
+      !reply.stream &&
+      path === "/v1/responses" &&
+      (body as { background?: unknown } | null)?.background === true
+    ) {
+      const id = (JSON.parse(reply.text) as { id: string }).id;
+      background.set(`${id}:${caseKey}`, { text: reply.text, polls: 0 });
+      return send(200, pendingResponse(reply.text, "queued"));
+    }
     if (!reply.stream) {
       if (!broken) return send(200, reply.text);
       const buf = Buffer.from(reply.text);

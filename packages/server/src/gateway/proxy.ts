@@ -18,7 +18,15 @@ import {
 import { type Dispatcher, EnvHttpProxyAgent, Pool } from "undici";
 import type { KeyResolver, Principal } from "../auth/keys.js";
 import { costUsd, recordCostUsd } from "../cost-usd.js";
+import { namedEventId } from "../event-ids.js";
 import type { SpendGuard, Ticket } from "../limits/guard.js";
+import {
+  type BackgroundResponse,
+  backgroundResponse,
+  isFinished,
+  isPending,
+  RecentIds,
+} from "./background.js";
 import { ClientPace, type ClientWatch, watchClient } from "./client-watch.js";
 import { type GatewayConfig, MAX_RETRIES } from "./config.js";
 import {
@@ -125,6 +133,8 @@ interface Outcome {
   price?: PriceResult | null;
   /** Tool calls the model asked for (counted against agent-run ceilings). */
   toolCalls?: number;
+  /** Recorded as this kind instead of the route's (a background response's submission: other). */
+  kind?: GatewayRoute["kind"];
 }
 
 /**
@@ -138,6 +148,8 @@ export class Gateway {
   readonly #egress: EnvHttpProxyAgent | null;
   readonly #poolOptions: Pool.Options;
   readonly #connectTimeoutMs: number;
+  /** Background responses this process has recorded as finished. */
+  readonly #finished = new RecentIds();
 
   constructor(private readonly deps: GatewayDeps) {
     // Connecting (TCP and TLS) is bounded by the upstream timeout too, within undici's own 10 s.
@@ -477,17 +489,24 @@ export class Gateway {
     if (!ok) this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: String(up.statusCode) });
     let usage: ExtractedUsage | null = null;
     let toolCalls = 0;
-    if (ok && call.route.api) {
-      const json = parseJsonObject(decoded(buf, headerValue(up.headers, "content-encoding")));
-      if (json) {
-        toolCalls = countToolCalls(json);
-        try {
-          usage = extractFromResponse(call.route.api, json);
-        } catch {
-          usage = null; // recorded with zero tokens and the reason below; the client still gets its reply
-        }
+    const json =
+      ok && (call.route.api || call.route.poll)
+        ? parseJsonObject(decoded(buf, headerValue(up.headers, "content-encoding")))
+        : null;
+    const background =
+      json && (call.route.api === "openai.responses" || call.route.poll) ? backgroundResponse(json) : null;
+    if (json && call.route.api) {
+      toolCalls = countToolCalls(json);
+      try {
+        usage = extractFromResponse(call.route.api, json);
+      } catch {
+        usage = null; // recorded with zero tokens and the reason below; the client still gets its reply
       }
     }
+    // A background response's submission: no usage yet, none missing. Its cost is recorded when a poll
+    // finds it finished; the submission itself is recorded as kind=other.
+    const submitted =
+      usage === null && background !== null && isPending(background) && call.route.api !== null;
     const eventId = uuidv7();
     const headers = replyHeaders(up.headers);
     const length = contentLength(call, up, buf.length);
@@ -514,12 +533,12 @@ export class Gateway {
     if (res.writableLength > 0) res.setTimeout(call.timeoutMs, () => res.destroy());
     const ended = Date.now();
     // The record (validation included) is built after the reply is on its way: it is not the client's wait.
-    setImmediate(() =>
+    setImmediate(() => {
       this.#record(at, {
         status: ok ? "ok" : "error",
         http_status: up.statusCode,
         error_type: ok
-          ? usage || !call.route.api
+          ? usage || !call.route.api || submitted
             ? null
             : "usage_unreadable"
           : errorTypeOf(buf.toString("utf8", 0, ERROR_HEAD_BYTES), up.statusCode),
@@ -528,8 +547,11 @@ export class Gateway {
         ts_end: ended,
         price,
         toolCalls,
-      }),
-    );
+        kind: submitted ? "other" : undefined,
+      });
+      if (json && background && call.route.poll && isFinished(background))
+        this.#recordFinished(call, json, background);
+    });
     this.#observe(call.route, call, up.statusCode);
   }
 
@@ -713,7 +735,7 @@ export class Gateway {
       ts_start: attemptStart,
       ts_end: now,
       ttft_ms: o.ttft_ms ?? null,
-      kind: call.route.kind,
+      kind: o.kind ?? call.route.kind,
       provider: call.provider,
       api: call.route.api,
       model_requested: call.modelRequested,
@@ -748,6 +770,48 @@ export class Gateway {
     }
     this.deps.metrics.recordedCost.inc(Number(recorded.record.cost_nanousd));
     return recorded.record;
+  }
+
+  /**
+   * A background response a poll found finished: its one llm record, with the usage it reports and the
+   * poll's attribution. Named by the response (a deterministic event id), so polls through other replicas
+   * store it once; this process records each response once, so a budget counts it once too.
+   */
+  #recordFinished(call: Call, json: Record<string, unknown>, response: BackgroundResponse): void {
+    let usage: ExtractedUsage;
+    try {
+      usage = extractFromResponse("openai.responses", json);
+    } catch {
+      return; // finished without usage (cancelled before it ran): nothing was billed
+    }
+    if (!this.#finished.add(`${call.workspaceId}\u0000${response.id}`)) return;
+    const createdMs = typeof json.created_at === "number" ? Math.round(json.created_at * 1000) : Date.now();
+    const failed = response.status === "failed" || response.status === "cancelled";
+    const error = (json.error ?? {}) as { code?: unknown; type?: unknown };
+    const input: Record<string, unknown> = {
+      event_id: namedEventId(`openai-response:${call.workspaceId}:${response.id}`),
+      ts_start: createdMs,
+      kind: "llm",
+      provider: call.provider,
+      api: "openai.responses",
+      model: modelOf(call, usage),
+      stream: false,
+      service_tier: fieldText(usage.service_tier, INPUT_LIMITS.shortText),
+      status: failed ? "error" : "ok",
+      http_status: 200,
+      // A failed response names its error's code (server_error, …); a cancelled one is "cancelled".
+      error_type: failed ? (fieldText(error.code, 64) ?? fieldText(error.type, 64) ?? response.status) : null,
+      request_id: fieldText(response.id),
+    };
+    Object.assign(input, usage.usage);
+    input.usage_raw = usage.usage_raw;
+    Object.assign(input, call.attribution);
+    input.key_id = call.keyId;
+    const recorded = this.deps.recorder.record(input, call.workspaceId);
+    if (recorded) {
+      this.deps.metrics.recordedCost.inc(Number(recorded.record.cost_nanousd));
+      void this.deps.guard.observe([recorded.record]);
+    }
   }
 
   /** Every request the gateway took, answered by the upstream or by the gateway itself (refusals, timeouts). */
@@ -848,7 +912,7 @@ function contentLength(call: Call, up: UpstreamReply, bodyBytes: number | null):
 
 /** A call whose reply is relayed as it comes: a stream, or any pass-through call (a download may be big). */
 function isRelayed(call: Call): boolean {
-  return call.stream || call.route.api === null;
+  return call.stream || (call.route.api === null && !call.route.poll);
 }
 
 /** The model a call is recorded (and priced) as: the provider's answer, else what was asked for. */

@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { Api } from "@tollgate/core";
+import { isResponsePoll } from "./background.js";
 
 /** What a gateway path is: which provider serves it, which wire format it speaks, how it is recorded. */
 export interface GatewayRoute {
@@ -9,6 +10,8 @@ export interface GatewayRoute {
   kind: "llm" | "embedding" | "other";
   /** Path below the upstream base URL (which already ends in /v1). */
   upstreamPath: string;
+  /** A poll of an OpenAI response (`GET /v1/responses/{id}`): a finished background one is billed from it. */
+  poll?: true;
 }
 
 const PRICED: Record<string, { family: GatewayRoute["family"]; api: Api; kind: GatewayRoute["kind"] }> = {
@@ -36,6 +39,8 @@ export function classify(url: string, headers?: IncomingHttpHeaders, method = "P
   // No climbing out of /v1 on the upstream (named upstreams may add credentials to every request).
   if (/(^|\/)(\.|%2e){2}(\/|$)/i.test(path)) return null;
   const upstreamPath = url.slice(3); // keep the query string, drop the /v1 the base URL already has
+  if (isResponsePoll(method, path, q === -1 ? "" : url.slice(q + 1)))
+    return { family: "openai", api: null, kind: "other", upstreamPath, poll: true };
   const priced = method === "POST" ? PRICED[path] : undefined;
   if (priced) return { family: priced.family, api: priced.api, kind: priced.kind, upstreamPath };
   return {

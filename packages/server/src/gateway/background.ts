@@ -1,0 +1,43 @@
+/**
+ * OpenAI Responses run in the background (`background: true`) answer at once, `queued`, with no usage;
+ * the client then polls `GET /v1/responses/{id}` until the response is finished, usage and all.
+ */
+export interface BackgroundResponse {
+  id: string;
+  status: string;
+}
+
+const PENDING: ReadonlySet<string> = new Set(["queued", "in_progress"]);
+const FINISHED: ReadonlySet<string> = new Set(["completed", "incomplete", "failed", "cancelled"]);
+
+/** The Responses object of a reply when it runs in the background, else null. */
+export function backgroundResponse(json: Record<string, unknown>): BackgroundResponse | null {
+  if (json.object !== "response" || json.background !== true) return null;
+  if (typeof json.id !== "string" || json.id === "" || typeof json.status !== "string") return null;
+  return { id: json.id, status: json.status };
+}
+
+export const isPending = (r: BackgroundResponse): boolean => PENDING.has(r.status);
+export const isFinished = (r: BackgroundResponse): boolean => FINISHED.has(r.status);
+
+/** A poll of one response: `GET /v1/responses/{id}`, not its input items, nor a resumed stream. */
+export function isResponsePoll(method: string, path: string, query: string): boolean {
+  return method === "GET" && /^\/v1\/responses\/[^/]+$/.test(path) && !/(^|&)stream=true(&|$)/.test(query);
+}
+
+/**
+ * Response ids recently recorded by this process, so polling a finished response again records nothing
+ * more (the store would drop the same event id anyway, but a budget would count it again). Bounded.
+ */
+export class RecentIds {
+  readonly #ids = new Set<string>();
+  constructor(private readonly max = 10_000) {}
+
+  /** False when `id` was already added. */
+  add(id: string): boolean {
+    if (this.#ids.has(id)) return false;
+    if (this.#ids.size >= this.max) this.#ids.delete(this.#ids.values().next().value!);
+    this.#ids.add(id);
+    return true;
+  }
+}

@@ -509,37 +509,31 @@ describe("gateway failures: retries", () => {
     expect(byRequest.json.events.map((e: Json) => e.attempt).sort()).toEqual([1, 2]);
   });
 
-  it("a 429 asking for a longer wait than the gateway holds a request: no retry, the SDK gets it unchanged", async () => {
+  it.each([
+    [
+      "asking for a longer wait than the gateway holds a request",
+      { "x-mock-retry-after": "30" },
+      "retry-after",
+      "30",
+    ],
+    [
+      "whose provider says x-should-retry: false",
+      { "x-mock-should-retry": "false" },
+      "x-should-retry",
+      "false",
+    ],
+  ] as const)("a 429 %s: no retry, the SDK gets it unchanged", async (_, mock, header, value) => {
     const id = newCase();
     const started = Date.now();
     const err = await openai.chat.completions
       .create(
         { model: "gpt-4.1-nano", messages },
-        opts(id, { "x-mock-scenario": "rate-limit", "x-mock-retry-after": "30", "x-tollgate-retries": "2" }),
+        opts(id, { "x-mock-scenario": "rate-limit", ...mock, "x-tollgate-retries": "2" }),
       )
       .catch((e) => e);
     expect(Date.now() - started).toBeLessThan(1_000);
     expect(err).toBeInstanceOf(OpenAI.RateLimitError);
-    expect(err.headers.get("retry-after")).toBe("30");
-    expect(upstreamOf(id)).toHaveLength(1);
-    const recs = await waitForRecords(id);
-    expect(recs.map((r) => [r.attempt, r.status, r.http_status])).toEqual([[1, "error", 429]]);
-  });
-
-  it("a 429 whose provider says x-should-retry: false is not retried: the SDK gets it unchanged", async () => {
-    const id = newCase();
-    const err = await openai.chat.completions
-      .create(
-        { model: "gpt-4.1-nano", messages },
-        opts(id, {
-          "x-mock-scenario": "rate-limit",
-          "x-mock-should-retry": "false",
-          "x-tollgate-retries": "2",
-        }),
-      )
-      .catch((e) => e);
-    expect(err).toBeInstanceOf(OpenAI.RateLimitError);
-    expect(err.headers.get("x-should-retry")).toBe("false");
+    expect(err.headers.get(header)).toBe(value);
     expect(upstreamOf(id)).toHaveLength(1);
     const recs = await waitForRecords(id);
     expect(recs.map((r) => [r.attempt, r.status, r.http_status])).toEqual([[1, "error", 429]]);

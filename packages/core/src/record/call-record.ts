@@ -45,6 +45,10 @@ export type AttributionField = (typeof ATTRIBUTION_FIELDS)[number];
 
 export type CostField = `cost_${CostCategory}_nanousd`;
 export const COST_FIELDS = COST_CATEGORIES.map((c) => `cost_${c}_nanousd` as CostField);
+/** The cost of server-side tool calls: added to stores and exports after their first layout, so laid out last. */
+export const TOOL_CALLS_COST_FIELD = "cost_tool_calls_nanousd" satisfies CostField;
+/** The cost fields of the first stored layout, in its order. */
+export const FIRST_LAYOUT_COST_FIELDS = COST_FIELDS.filter((f) => f !== TOOL_CALLS_COST_FIELD);
 
 /** One billed LLM call or span, as stored: usage normalized and disjoint, money in integer nano-USD. */
 export interface CallRecord extends NormalizedUsage, Record<CostField, bigint> {

@@ -1,9 +1,10 @@
 import {
   ATTRIBUTION_FIELDS,
   type CallRecord,
-  COST_FIELDS,
+  FIRST_LAYOUT_COST_FIELDS,
   TOKEN_FIELDS,
   TOOL_CALL_FIELDS,
+  TOOL_CALLS_COST_FIELD,
 } from "@tollgate/core";
 import type { EventFilter, EventStore, QueryCursor } from "../store/types.js";
 
@@ -36,7 +37,7 @@ export const EXPORT_COLUMNS = [
   "request_id",
   ...TOKEN_FIELDS,
   "cost_nanousd",
-  ...COST_FIELDS.filter((f) => f !== "cost_tool_calls_nanousd"),
+  ...FIRST_LAYOUT_COST_FIELDS,
   "cost_source",
   "price_ref",
   "priced",
@@ -48,7 +49,7 @@ export const EXPORT_COLUMNS = [
   "usage_raw",
   "schema_version",
   ...TOOL_CALL_FIELDS,
-  "cost_tool_calls_nanousd",
+  TOOL_CALLS_COST_FIELD,
 ] as const satisfies readonly (keyof CallRecord)[];
 
 /** An opaque page cursor: base64url of the last record's start time and event id. */

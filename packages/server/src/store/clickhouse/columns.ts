@@ -1,9 +1,10 @@
 import {
   ATTRIBUTION_FIELDS,
   type CallRecord,
-  COST_FIELDS,
+  FIRST_LAYOUT_COST_FIELDS,
   TOKEN_FIELDS,
   TOOL_CALL_FIELDS,
+  TOOL_CALLS_COST_FIELD,
 } from "@tollgate/core/fields";
 import { utcDay } from "./sql.js";
 
@@ -52,7 +53,7 @@ export const COLUMNS: readonly Column[] = [
   ...TOKEN_FIELDS.map(col("int")),
   col("json")("usage_raw"),
   col("bigint")("cost_nanousd"),
-  ...COST_FIELDS.filter((f) => f !== "cost_tool_calls_nanousd").map(col("bigint")),
+  ...FIRST_LAYOUT_COST_FIELDS.map(col("bigint")),
   low("cost_source"),
   low("price_ref"),
   col("bool")("priced"),
@@ -66,7 +67,7 @@ export const COLUMNS: readonly Column[] = [
   low("key_id"),
   // Added after the first layout: last, and added to older tables on open (ADDED_COLUMNS).
   ...TOOL_CALL_FIELDS.map(col("int")),
-  col("bigint")("cost_tool_calls_nanousd"),
+  col("bigint")(TOOL_CALLS_COST_FIELD),
 ];
 
 const SQL_TYPE: Record<Kind, string> = {

@@ -12,9 +12,10 @@ import duckdb from "@duckdb/node-bindings";
 import {
   ATTRIBUTION_FIELDS,
   type CallRecord,
-  COST_FIELDS,
+  FIRST_LAYOUT_COST_FIELDS,
   TOKEN_FIELDS,
   TOOL_CALL_FIELDS,
+  TOOL_CALLS_COST_FIELD,
 } from "@tollgate/core/fields";
 
 type Kind = "varchar" | "int32" | "int64" | "money" | "bool" | "timestamp";
@@ -94,7 +95,7 @@ export const COLUMNS: readonly Column[] = [
   ...TOKEN_FIELDS.map((f) => bigint(f)),
   jsonText("usage_raw", () => null, true),
   money("cost_nanousd"),
-  ...COST_FIELDS.filter((f) => f !== "cost_tool_calls_nanousd").map((f) => money(f)),
+  ...FIRST_LAYOUT_COST_FIELDS.map((f) => money(f)),
   varchar("cost_source", "VARCHAR NOT NULL"),
   varchar("price_ref", "VARCHAR NOT NULL"),
   boolean("priced"),
@@ -107,7 +108,7 @@ export const COLUMNS: readonly Column[] = [
   varchar("key_id"),
   // Migration 6: added after the first layout, so last.
   ...TOOL_CALL_FIELDS.map((f) => bigint(f)),
-  money("cost_tool_calls_nanousd"),
+  money(TOOL_CALLS_COST_FIELD),
 ];
 
 const TYPES = COLUMNS.map((c) => c.type);

@@ -23,6 +23,24 @@ describe("backoffMs", () => {
     expect(backoffMs(1, { "retry-after": new Date(NOW - 3000).toUTCString() }, () => 0.5, NOW)).toBe(125);
   });
 
+  it("without retry-after: when OpenAI's spent rate limits refill (x-ratelimit-reset-* of those at 0)", () => {
+    const spent = (requests: string, tokens: string) => ({
+      "x-ratelimit-remaining-requests": "0",
+      "x-ratelimit-reset-requests": requests,
+      "x-ratelimit-remaining-tokens": "0",
+      "x-ratelimit-reset-tokens": tokens,
+    });
+    expect(backoffMs(1, spent("1s", "250ms"), () => 0)).toBe(1000); // the later of the two
+    expect(backoffMs(1, spent("1.5s", "6m0s"), () => 0)).toBeNull(); // past the limit: no retry
+    expect(backoffMs(1, spent("20ms", "1h"), () => 0)).toBeNull();
+    // A limit not spent does not hold the retry back; an unreadable reset leaves the jittered backoff.
+    const tokensLeft = { ...spent("2s", "6m0s"), "x-ratelimit-remaining-tokens": "149984" };
+    expect(backoffMs(1, tokensLeft, () => 0)).toBe(2000);
+    expect(backoffMs(2, spent("soon", "1x"), () => 0.5)).toBe(250);
+    // retry-after, when sent, wins.
+    expect(backoffMs(1, { ...spent("9s", "9s"), "retry-after": "1" }, () => 0)).toBe(1000);
+  });
+
   it("a requested wait past the limit means no retry (null): the answer goes back to the client", () => {
     expect(backoffMs(1, { "retry-after": "30" })).toBeNull();
     expect(backoffMs(1, { "retry-after-ms": String(MAX_RETRY_AFTER_MS + 1) })).toBeNull();

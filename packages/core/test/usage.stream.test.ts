@@ -196,10 +196,11 @@ describe("streams cut short: what they showed of their billed tool calls and out
     for (const ev of [start, search(1), fetch, search(2)]) x.push(ev);
     expect(x.toolCalls()).toEqual({ web_search_requests: 2, file_search_requests: 0 }); // web fetches are free
     const partial = x.result();
+    // The provider's counts so far (none yet); what the stream showed applies when it is cut short.
     expect(partial?.usage).toMatchObject({
       input_uncached_tokens: 50,
       output_tokens: 1,
-      web_search_requests: 2,
+      web_search_requests: 0,
     });
     const cut = estimateCutShortUsage(partial, {
       api: "anthropic.messages",
@@ -217,11 +218,11 @@ describe("streams cut short: what they showed of their billed tool calls and out
     const openai = { ...partial!, usage: { ...partial!.usage, output_tokens: 7 } };
     const stream = { api: "openai.chat" as const, model: null, requestBytes: 1, events: 12 };
     expect(estimateCutShortUsage(openai, stream).usage.output_tokens).toBe(7);
-    // The provider's cumulative count, once it comes, is the count.
+    // The provider's cumulative count, once it comes, is the count: a search that failed is not billed.
     x.push({
       type: "message_delta",
-      usage: { output_tokens: 300, server_tool_use: { web_search_requests: 3 } },
+      usage: { output_tokens: 300, server_tool_use: { web_search_requests: 1 } },
     });
-    expect(x.result()?.usage).toMatchObject({ output_tokens: 300, web_search_requests: 3 });
+    expect(x.result()?.usage).toMatchObject({ output_tokens: 300, web_search_requests: 1 });
   });
 });

@@ -95,6 +95,23 @@ const SCENARIOS: Record<string, (sock: Socket, n: number) => void> = {
     sock.write("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n");
     sock.end(`${bigEvent(0)}${bigEvent(1)}`);
   },
+  // An Anthropic stream on a connection that closes after it, cut off before message_stop: its usage so
+  // far came up front (message_start: 1 output token), then 40 text deltas.
+  "anthropic-close-cut": (sock) => {
+    const ev = (type: string, data: object) =>
+      `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+    sock.write("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n");
+    const start = {
+      id: "msg_cut",
+      model: "claude-sonnet-4-5",
+      usage: { input_tokens: 50, output_tokens: 1 },
+    };
+    let text = ev("message_start", { message: start });
+    text += ev("content_block_start", { index: 0, content_block: { type: "text", text: "" } });
+    for (let i = 0; i < 40; i++)
+      text += ev("content_block_delta", { index: 0, delta: { type: "text_delta", text: "word " } });
+    sock.end(text);
+  },
   // A "chat completion" of 300 MB: more than the gateway holds whole.
   huge: (sock) => {
     const total = 300 * 1024 * 1024;
@@ -413,6 +430,25 @@ describe("gateway against a raw upstream", () => {
       output_tokens: 2,
       priced: true,
     });
+  });
+
+  it("an Anthropic stream cut off before message_stop is broken too, though its usage came up front", async () => {
+    const res = await fetch(`${gw.url}/v1/messages`, {
+      method: "POST",
+      headers: { ...ANTHROPIC_HEADERS, "x-scenario": "anthropic-close-cut" },
+      body: JSON.stringify({ model: "claude-sonnet-4-5", max_tokens: 500, messages: [], stream: true }),
+    });
+    expect((await res.text()).split("event: content_block_delta")).toHaveLength(41);
+    const rec = await recordOfReply(res);
+    expect(rec).toMatchObject({
+      status: "error",
+      error_type: "upstream_stream_broken",
+      cost_source: "estimated",
+      input_uncached_tokens: 50, // as message_start said
+      priced: true,
+    });
+    // Output as far as the events went (42 of them), not message_start's 1 token.
+    expect(rec!.output_tokens).toBe(42);
   });
 
   it("a reply too big to hold whole is cut off: 502, recorded as reply_too_large", async () => {

@@ -4,7 +4,7 @@ import { normalizeUsage } from "./normalize.js";
 import type { JsonObject } from "./read.js";
 import { isObject } from "./read.js";
 import { SseParser } from "./sse.js";
-import { atLeast, noToolCalls, responsesToolCalls, streamedToolCall, type ToolCalls } from "./tool-calls.js";
+import { noToolCalls, responsesToolCalls, streamedToolCall, type ToolCalls } from "./tool-calls.js";
 import type { Api, ExtractedUsage } from "./types.js";
 
 /**
@@ -15,7 +15,10 @@ export interface StreamExtractor {
   push(event: unknown): void;
   /** Usage of the stream so far; null when no event carried usage. Throws UsageError on a malformed usage object. */
   result(): ExtractedUsage | null;
-  /** The billed tool calls the stream has shown so far (all a stream cut off before its usage tells of them). */
+  /**
+   * The billed tool calls the stream has shown so far: for a stream cut short, whose provider has not
+   * reported them all (result() keeps the provider's own counts).
+   */
   toolCalls(): ToolCalls;
 }
 
@@ -29,11 +32,9 @@ export function createStreamExtractor(api: Api): StreamExtractor {
       usageOnly.push(event);
       if (isObject(event)) streamedToolCall(event, seen);
     },
-    result() {
-      const res = usageOnly.result();
-      if (res) atLeast(res.usage, seen);
-      return res;
-    },
+    // The provider's own counts, where it reported them: a search block whose search failed (Anthropic's
+    // max_uses_exceeded, say) is not billed. What the stream showed is for a stream cut short.
+    result: () => usageOnly.result(),
     toolCalls: () => ({ ...seen }),
   };
 }

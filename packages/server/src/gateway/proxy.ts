@@ -683,7 +683,9 @@ export class Gateway {
     const streamError = extractor.error();
     // Ended on the wire, but neither by its own end marker nor after its usage: cut off upstream (undici
     // ends a reply on a connection that closes or resets quietly). Billed as far as it went, estimated.
-    const cutOff = complete && usage === null && !unreadable && streamError === null && !extractor.ended();
+    // Anthropic reports usage up front (message_start): its stream without message_stop was cut off all the same.
+    const partialUsage = usage === null || call.route.api === "anthropic.messages";
+    const cutOff = complete && partialUsage && !unreadable && streamError === null && !extractor.ended();
     const whole = complete && !cutOff;
     const rec = this.#record(at, {
       status: whole && streamError === null ? "ok" : "error",

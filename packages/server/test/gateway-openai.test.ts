@@ -441,7 +441,7 @@ describe("gateway: OpenAI Responses, legacy completions and embeddings", () => {
       status: "ok",
       feature: "research",
       user_id: "u-bg",
-      ts_start: body.created_at * 1000,
+      ts_start: submit.data.created_at * 1000,
       cost_source: "computed",
     });
     expect(finished[0]!.cost_nanousd).toBeGreaterThan(0n);

@@ -437,8 +437,10 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
       (body as { background?: unknown } | null)?.background === true
     ) {
       const id = (JSON.parse(reply.text) as { id: string }).id;
-      background.set(`${id}:${caseKey}`, { text: reply.text, polls: 0 });
-      return send(200, pendingResponse(reply.text, "queued"));
+      // Created now, as OpenAI stamps a submission (the fixture's own created_at is months old).
+      const created = { ...(JSON.parse(reply.text) as object), created_at: Math.floor(Date.now() / 1000) };
+      background.set(`${id}:${caseKey}`, { text: JSON.stringify(created), polls: 0 });
+      return send(200, pendingResponse(background.get(`${id}:${caseKey}`)!.text, "queued"));
     }
     if (!reply.stream) {
       if (!broken) return send(200, reply.text);

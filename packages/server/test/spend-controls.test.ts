@@ -1,5 +1,6 @@
 // Spend controls through the gateway, driven by the official SDKs against the fixture-replaying mock:
 // hard caps under concurrency, typed 429s, restart survival, agent-run kill switches, rate limits.
+import { setTimeout as sleep } from "node:timers/promises";
 import Anthropic from "@anthropic-ai/sdk";
 import { formatUsd, usdToNano } from "@tollgate/core";
 import OpenAI from "openai";
@@ -389,6 +390,39 @@ describe("agent runs", () => {
       "agent_run_killed",
     ]);
     expect(mock.requests.filter((r) => r.headers["x-test-case"] === "count-1")).toHaveLength(3);
+  });
+
+  it("a background response: polls pass any budget (they spend nothing); its cost counts once, as one LLM call", async () => {
+    await api("POST", "/api/budgets", {
+      id: "bg-strict",
+      scope: { feature: "bg" },
+      window: "day",
+      limit_usd: "10",
+      unpriced: "block",
+    });
+    const headers = {
+      "x-tollgate-feature": "bg",
+      "x-tollgate-agent-run-id": "bg-run-1",
+      "x-tollgate-agent-type": "researcher",
+      "x-mock-case": "bg-run-1",
+    };
+    const oa = client(headers);
+    const submitted = await oa.responses.create({ model: "gpt-5", input: "research", background: true });
+    expect(submitted.status).toBe("queued");
+    // Polls name no model: an unpriced-blocking budget must not refuse them.
+    expect((await oa.responses.retrieve(submitted.id)).status).toBe("in_progress");
+    const done = await oa.responses.retrieve(submitted.id);
+    expect(done.status).toBe("completed");
+    await oa.responses.retrieve(submitted.id);
+    const [finished] = (await gatewayRecords(gw.runtime)).filter(
+      (r) => r.request_id === submitted.id && r.kind === "llm",
+    );
+    expect(finished!.cost_nanousd).toBeGreaterThan(0n);
+    await sleep(50); // the finished response's charge lands after its poll's reply
+    const run = await api("GET", "/api/runs/bg-run-1");
+    expect(run.json.usage).toMatchObject({ llm_calls: 1, cost_nanousd: finished!.cost_nanousd.toString() });
+    const budget = await api("GET", "/api/budgets/bg-strict");
+    expect(budget.json).toMatchObject({ spend_usd: formatUsd(finished!.cost_nanousd), reserved_usd: "0.00" });
   });
 
   it("manual kill and unkill through the API", async () => {

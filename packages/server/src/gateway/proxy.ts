@@ -812,7 +812,7 @@ export class Gateway {
     const recorded = this.deps.recorder.record(input, call.workspaceId);
     if (recorded) {
       this.deps.metrics.recordedCost.inc(Number(recorded.record.cost_nanousd));
-      void this.deps.guard.observe([recorded.record]);
+      void this.deps.guard.observe([recorded.record], { callsCounted: true });
     }
   }
 

@@ -110,6 +110,9 @@ export class SpendGuard {
   }
 
   async admit(ctx: CallContext): Promise<Admission> {
+    // Limits govern model calls. A pass-through call (a file, a model list, a poll of a background
+    // response) costs nothing and is no LLM call: no budget holds or refuses it, no run counts it.
+    if (ctx.api === null) return { ok: true, ticket: null };
     const policies = this.registry.forWorkspace(ctx.workspace);
     const runId = ctx.facts.agent_run_id ?? null;
     if (!policies.budgets.length && !policies.rates.length && !runId) return { ok: true, ticket: null };
@@ -242,9 +245,11 @@ export class SpendGuard {
 
   /**
    * Adds calls that did not come through the gateway (events API, SDK, OTLP) to every budget, token rate
-   * and agent run they fall under: spend is spend, wherever it was recorded. Never throws.
+   * and agent run they fall under: spend is spend, wherever it was recorded. `callsCounted`: the calls were
+   * counted when admitted (a background response, billed when found finished), only their spend is new.
+   * Never throws.
    */
-  async observe(records: readonly CallRecord[]): Promise<void> {
+  async observe(records: readonly CallRecord[], opts: { callsCounted?: boolean } = {}): Promise<void> {
     for (const rec of records) {
       const policies = this.registry.forWorkspace(rec.workspace_id);
       // Most ingested records fall under no limit: nothing is built for them.
@@ -283,7 +288,7 @@ export class SpendGuard {
                 cost: rec.cost_nanousd,
                 tokens,
                 toolCalls: rec.kind === "tool" ? 1 : 0,
-                llmCalls: rec.kind === "llm" || rec.kind === "embedding" ? 1 : 0,
+                llmCalls: !opts.callsCounted && (rec.kind === "llm" || rec.kind === "embedding") ? 1 : 0,
               }
             : null,
         });

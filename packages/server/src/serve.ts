@@ -67,6 +67,7 @@ export async function startServer(
         keys: runtime.keys,
         metrics: runtime.metrics,
         guard: runtime.guard,
+        store: runtime.store,
       })
     : null;
   const api = getRequestListener(runtime.app.fetch);

@@ -1,7 +1,7 @@
 // Upstream calls through a corporate egress proxy (HTTPS_PROXY / HTTP_PROXY / NO_PROXY): a local CONNECT
 // proxy on 127.0.0.1 stands in for it and tunnels to the mock upstream.
 import { createServer, type Server } from "node:http";
-import { type AddressInfo, connect } from "node:net";
+import { type AddressInfo, connect, createServer as tcpServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { describeEgress, type EgressProxy, egressProxyFromEnv } from "../src/gateway/config.js";
 import { gatewayRecords, startTestGateway } from "./helpers.js";
@@ -121,6 +121,35 @@ describe("gateway behind an egress proxy", () => {
       (r) => r.event_id === res.headers.get("x-tollgate-event-id"),
     );
     expect(rec).toMatchObject({ status: "error", http_status: null, error_type: "connection_error" });
+  });
+
+  it("a proxy that never answers CONNECT: 504 within the upstream timeout, $0 (nothing reached the upstream)", async () => {
+    const silent = tcpServer((s) => s.on("error", () => {})); // takes the connection, answers nothing
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const gw = await startTestGateway(mock.url, {
+      egressProxy: { httpProxy: url, httpsProxy: null, noProxy: null },
+      timeoutMs: 500,
+    });
+    gateways.push(gw);
+    try {
+      const started = Date.now();
+      const { res, text } = await post(gw, chat());
+      expect(Date.now() - started).toBeLessThan(5_000); // undici's own CONNECT wait is 300 s
+      expect(res.status).toBe(504);
+      expect(JSON.parse(text).error.message).toBe("upstream did not take the connection within 500 ms");
+      const rec = (await gatewayRecords(gw.runtime)).find(
+        (r) => r.event_id === res.headers.get("x-tollgate-event-id"),
+      );
+      expect(rec).toMatchObject({
+        status: "error",
+        error_type: "timeout",
+        cost_nanousd: 0n,
+        cost_source: "computed",
+      });
+    } finally {
+      silent.close();
+    }
   });
 });
 

@@ -3,9 +3,10 @@
 // record must carry the usage and cost @tollgate/core computes from that payload.
 
 import { connect } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { extractFromResponse, extractFromSse, formatUsd } from "@tollgate/core";
 import OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   collect,
   createKey,
@@ -47,6 +48,24 @@ const recordById = (eventId: string | null, workspace = "default") =>
   recordByEventId(gw.runtime, eventId, workspace);
 
 const messages = [{ role: "user" as const, content: "What is the capital of the UK?" }];
+
+/**
+ * The records of a background response, once its llm record is there (a finished poll's record is made
+ * after the poll's reply, and after a look for one made elsewhere), plus a moment for any second one.
+ */
+async function responseRecords(id: string, workspace = "default") {
+  await vi.waitFor(
+    async () => {
+      const llm = (await gatewayRecords(gw.runtime, workspace)).filter(
+        (r) => r.request_id === id && r.kind === "llm",
+      );
+      expect(llm.length).toBeGreaterThan(0);
+    },
+    { timeout: 5_000, interval: 20 },
+  );
+  await sleep(100);
+  return (await gatewayRecords(gw.runtime, workspace)).filter((r) => r.request_id === id);
+}
 
 describe("gateway: OpenAI chat completions", () => {
   it("non-streaming: the SDK gets the upstream reply; headers and record are exact", async () => {
@@ -429,9 +448,7 @@ describe("gateway: OpenAI Responses, legacy completions and embeddings", () => {
     expect(done.status).toBe("completed");
     // Polled again, here and through another client: still one record.
     await openai.responses.retrieve(id, undefined, opts);
-    const finished = (await gatewayRecords(gw.runtime)).filter(
-      (r) => r.request_id === id && r.kind === "llm",
-    );
+    const finished = (await responseRecords(id)).filter((r) => r.kind === "llm");
     expect(finished).toHaveLength(1);
     const body = JSON.parse(fixture(FX.responsesReasoning));
     expect(id).toBe(body.id);
@@ -445,6 +462,38 @@ describe("gateway: OpenAI Responses, legacy completions and embeddings", () => {
       cost_source: "computed",
     });
     expect(finished[0]!.cost_nanousd).toBeGreaterThan(0n);
+  });
+
+  it("a background response streamed to its end is recorded once: from its stream, not again from a poll", async () => {
+    const opts = { headers: { "x-mock-case": "bg-stream" } };
+    const events = await collect(
+      await openai.responses.create({ model: "gpt-5", input: "go", stream: true, background: true }, opts),
+    );
+    const id = (events.at(-1) as { response: { id: string } }).response.id;
+    expect((await openai.responses.retrieve(id, undefined, opts)).status).toBe("completed");
+    const llm = (await responseRecords(id)).filter((r) => r.kind === "llm");
+    expect(llm).toHaveLength(1);
+    expect(llm[0]).toMatchObject({ stream: true, status: "ok", output_tokens: 469 });
+  });
+
+  it("a background response is recorded for its submission's workspace and attribution, polled with another key or none", async () => {
+    const { json: key } = await createKey(gw.runtime.app, gw.runtime.rootToken, "bg-ws", "gateway");
+    const submitter = { "x-mock-case": "bg-ws", "x-tollgate-key": key.key, "x-tollgate-feature": "reports" };
+    const submitted = await openai.responses.create(
+      { model: "gpt-5", input: "go", background: true },
+      { headers: submitter },
+    );
+    // The fixture's response id comes back in other tests too: count what the keyless polls add.
+    const inDefault = async () =>
+      (await gatewayRecords(gw.runtime)).filter((r) => r.request_id === submitted.id && r.kind === "llm")
+        .length;
+    const before = await inDefault();
+    for (let i = 0; i < 2; i++)
+      await openai.responses.retrieve(submitted.id, undefined, { headers: { "x-mock-case": "bg-ws" } });
+    const mine = await responseRecords(submitted.id, "bg-ws");
+    expect(mine.map((r) => r.kind).sort()).toEqual(["llm", "other"]);
+    expect(mine.find((r) => r.kind === "llm")).toMatchObject({ feature: "reports", key_id: key.id });
+    expect(await inDefault()).toBe(before);
   });
 
   it("Responses stream with a web search: the search is counted from response.completed and billed per call", async () => {

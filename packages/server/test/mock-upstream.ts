@@ -442,6 +442,17 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
       background.set(`${id}:${caseKey}`, { text: JSON.stringify(created), polls: 0 });
       return send(200, pendingResponse(background.get(`${id}:${caseKey}`)!.text, "queued"));
     }
+    if (
+      reply.stream &&
+      path === "/v1/responses" &&
+      (body as { background?: unknown } | null)?.background === true
+    ) {
+      // Streamed in the background: polls after the stream find the response its response.completed names.
+      const done = sseEvents(reply.text).find((ev) => ev.includes('"response.completed"'));
+      const response = (JSON.parse(done!.slice(done!.indexOf("data: ") + 6)) as { response: { id: string } })
+        .response;
+      background.set(`${response.id}:${caseKey}`, { text: JSON.stringify(response), polls: 1 });
+    }
     if (!reply.stream) {
       if (!broken) return send(200, reply.text);
       const buf = Buffer.from(reply.text);

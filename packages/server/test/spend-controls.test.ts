@@ -1,10 +1,11 @@
 // Spend controls through the gateway, driven by the official SDKs against the fixture-replaying mock:
 // hard caps under concurrency, typed 429s, restart survival, agent-run kill switches, rate limits.
+import { rmSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import Anthropic from "@anthropic-ai/sdk";
 import { formatUsd, usdToNano } from "@tollgate/core";
 import OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { gatewayRecords, type Json, startTestGateway } from "./helpers.js";
 import { type MockUpstream, startMockUpstream } from "./mock-upstream.js";
 
@@ -414,11 +415,19 @@ describe("agent runs", () => {
     const done = await oa.responses.retrieve(submitted.id);
     expect(done.status).toBe("completed");
     await oa.responses.retrieve(submitted.id);
-    const [finished] = (await gatewayRecords(gw.runtime)).filter(
-      (r) => r.request_id === submitted.id && r.kind === "llm",
+    // The finished response's record and charge land after its poll's reply.
+    const finished = await vi.waitFor(
+      async () => {
+        const [rec] = (await gatewayRecords(gw.runtime)).filter(
+          (r) => r.request_id === submitted.id && r.kind === "llm",
+        );
+        expect(rec).toBeDefined();
+        return rec;
+      },
+      { timeout: 5_000, interval: 20 },
     );
     expect(finished!.cost_nanousd).toBeGreaterThan(0n);
-    await sleep(50); // the finished response's charge lands after its poll's reply
+    await sleep(50);
     const run = await api("GET", "/api/runs/bg-run-1");
     expect(run.json.usage).toMatchObject({ llm_calls: 1, cost_nanousd: finished!.cost_nanousd.toString() });
     const budget = await api("GET", "/api/budgets/bg-strict");
@@ -448,6 +457,52 @@ describe("agent runs", () => {
 });
 
 describe("restart", () => {
+  it("a background response polled again after a restart is not charged again", async () => {
+    const first = await startTestGateway(mock.url, {}, { keepDataDir: true });
+    const dataDir = first.dataDir;
+    const spend = async (base: typeof gw) =>
+      (await api("GET", "/api/budgets/bg-restart", undefined, base)).json.spend_usd;
+    try {
+      await api(
+        "POST",
+        "/api/budgets",
+        { id: "bg-restart", scope: { feature: "bg-r" }, window: "day", limit_usd: "5" },
+        first,
+      );
+      const headers = { "x-tollgate-feature": "bg-r", "x-mock-case": "bg-restart" };
+      const submitted = await client(headers, first).responses.create({
+        model: "gpt-5",
+        input: "go",
+        background: true,
+      });
+      for (let i = 0; i < 2; i++) await client(headers, first).responses.retrieve(submitted.id);
+      const charged = await vi.waitFor(
+        async () => {
+          const s = await spend(first);
+          expect(s).not.toBe("0.00");
+          return s;
+        },
+        { timeout: 5_000, interval: 20 },
+      );
+      await first.stop();
+      const second = await startTestGateway(mock.url, {}, { dataDir, keepDataDir: true });
+      try {
+        expect(await spend(second)).toBe(charged); // rebuilt from the stored record
+        expect((await client(headers, second).responses.retrieve(submitted.id)).status).toBe("completed");
+        await sleep(300);
+        expect(await spend(second)).toBe(charged);
+        const llm = (await gatewayRecords(second.runtime)).filter(
+          (r) => r.request_id === submitted.id && r.kind === "llm",
+        );
+        expect(llm).toHaveLength(1);
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it("the current window's spend, and killed runs, survive a restart of the embedded server", async () => {
     const first = await startTestGateway(mock.url, {}, { keepDataDir: true });
     const dataDir = first.dataDir;
@@ -497,7 +552,7 @@ describe("restart", () => {
         await second.stop();
       }
     } finally {
-      (await import("node:fs")).rmSync(dataDir, { recursive: true, force: true });
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });

@@ -12,6 +12,8 @@ interface BodyShape {
   tier?: (body: JsonObject) => unknown;
   /** Billed tool calls reported outside the usage object. */
   toolCalls?: (body: JsonObject) => ToolCalls | null;
+  /** The response's own id, where the API lets a later request name it. */
+  id?: (body: JsonObject) => unknown;
 }
 
 const OPENAI_LIKE: BodyShape = {
@@ -24,7 +26,7 @@ const OPENAI_LIKE: BodyShape = {
 const SHAPES: Record<Api, BodyShape> = {
   "openai.chat": OPENAI_LIKE,
   "openai.completions": OPENAI_LIKE,
-  "openai.responses": { ...OPENAI_LIKE, toolCalls: responsesToolCalls },
+  "openai.responses": { ...OPENAI_LIKE, toolCalls: responsesToolCalls, id: (body) => body.id },
   "openai.embeddings": OPENAI_LIKE,
   "anthropic.messages": {
     usage: (body) => body.usage,
@@ -56,6 +58,7 @@ export function extractFromResponse(api: Api, body: unknown): ExtractedUsage {
     usage,
     usage_raw: usageRaw,
     service_tier: reportedText(shape.tier?.(body)),
+    ...(shape.id ? { response_id: reportedText(shape.id(body)) } : {}),
   };
 }
 

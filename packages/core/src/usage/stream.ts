@@ -64,6 +64,7 @@ function usageExtractor(api: Api): UsageOnly {
         (ev) => (isObject(ev.response) ? ev.response.model : undefined),
         (ev) => (isObject(ev.response) ? ev.response.service_tier : undefined),
         (ev) => (isObject(ev.response) ? responsesToolCalls(ev.response) : null),
+        (ev) => (isObject(ev.response) ? ev.response.id : undefined),
       );
     case "google.generate_content":
       // Every chunk repeats a cumulative usageMetadata: the last one is the total, never sum them.
@@ -97,11 +98,13 @@ function lastUsage(
   modelOfEvent: Pick,
   tierOf: Pick = () => undefined,
   toolCallsOf: (event: JsonObject) => ToolCalls | null = () => null,
+  idOf?: Pick,
 ): UsageOnly {
   let usageRaw: unknown;
   let model: string | null = null;
   let tier: string | null = null;
   let toolCalls: ToolCalls | null = null;
+  let id: string | null = null;
   return {
     push(event) {
       if (!isObject(event)) return;
@@ -110,12 +113,13 @@ function lastUsage(
       model = reportedText(modelOfEvent(event)) ?? model;
       tier = reportedText(tierOf(event)) ?? tier;
       toolCalls = toolCallsOf(event) ?? toolCalls;
+      if (idOf) id = reportedText(idOf(event)) ?? id;
     },
     result() {
       if (usageRaw === undefined) return null;
       const usage = normalizeUsage(api, usageRaw);
       if (toolCalls) Object.assign(usage, toolCalls);
-      return { model, usage, usage_raw: usageRaw, service_tier: tier };
+      return { model, usage, usage_raw: usageRaw, service_tier: tier, ...(idOf ? { response_id: id } : {}) };
     },
   };
 }

@@ -88,4 +88,6 @@ export interface ExtractedUsage {
   usage_raw: unknown;
   /** The service tier the provider says it served the call on (`default`, `flex`, `standard`, …), when it says. */
   service_tier?: string | null;
+  /** The provider's id of the response, where a later request can name it (OpenAI Responses' `resp_…`). */
+  response_id?: string | null;
 }

@@ -111,10 +111,10 @@ export function cutShortReason(clientGone: boolean, failure: unknown): string {
 export function upstreamFailure(
   e: unknown,
   timeoutMs: number,
-  phase: "answer" | "body",
+  phase: "connect" | "answer" | "body",
   connectTimeoutMs?: number,
 ): GatewayError {
-  if (isConnectTimeout(e))
+  if (isConnectTimeout(e) || (phase === "connect" && isTimeout(e)))
     return new GatewayError(
       504,
       "timeout_error",

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { Dispatcher } from "undici";
 import { NotSent, QueueWait } from "./queue-wait.js";
-import { HeldBody, ReplyTooLarge } from "./whole-reply.js";
+import { HeldBody, ReplyFailed, ReplyTooLarge } from "./whole-reply.js";
 
 /** A streamed call's upstream reply, from its headers on; its body arrives through `body`. */
 export interface LiveReply {
@@ -140,7 +140,7 @@ export function requestLive(
         queued?.stop();
         done();
         if (answered) body.fail(error);
-        else reject(error);
+        else reject(error instanceof NotSent ? error : new ReplyFailed(error, null, {}, controller !== null));
       },
     });
     // Every connection busy: the request waits in the pool's queue (the common case pays nothing for it).

@@ -20,13 +20,8 @@ import type { KeyResolver, Principal } from "../auth/keys.js";
 import { costUsd, recordCostUsd } from "../cost-usd.js";
 import { namedEventId } from "../event-ids.js";
 import type { SpendGuard, Ticket } from "../limits/guard.js";
-import {
-  type BackgroundResponse,
-  backgroundResponse,
-  isFinished,
-  isPending,
-  RecentIds,
-} from "./background.js";
+import type { EventStore } from "../store/types.js";
+import { type BackgroundResponse, backgroundResponse, isFinished, isPending, Recent } from "./background.js";
 import { ClientPace, type ClientWatch, watchClient } from "./client-watch.js";
 import { type GatewayConfig, MAX_RETRIES } from "./config.js";
 import {
@@ -42,7 +37,7 @@ import {
 import { type Attribution, headerOfField, headerValue, replyHeaders, splitHeaders } from "./headers.js";
 import { type LiveReply, requestLive } from "./live-reply.js";
 import type { GatewayMetrics } from "./metrics.js";
-import { NotSent, QueueTimeout } from "./queue-wait.js";
+import { NotSent } from "./queue-wait.js";
 import type { Recorder } from "./recorder.js";
 import { countEvents, countToolCalls, decoded, streamDecoder } from "./reply-reading.js";
 import {
@@ -66,6 +61,15 @@ export interface GatewayDeps {
   keys: KeyResolver;
   metrics: GatewayMetrics;
   guard: SpendGuard;
+  /** Where a finished background response's record may already be (another replica's, its stream's). */
+  store: Pick<EventStore, "query">;
+}
+
+/** Whom a background response is recorded for: the workspace and attribution of its submission. */
+interface Owner {
+  workspaceId: string;
+  attribution: Attribution;
+  keyId: string | null;
 }
 
 /** How much of an error answer is read for its error type. */
@@ -135,6 +139,8 @@ interface Outcome {
   toolCalls?: number;
   /** Recorded as this kind instead of the route's (a background response's submission: other). */
   kind?: GatewayRoute["kind"];
+  /** Recorded with this request id instead of the call's (a background response's stream: its response id). */
+  request_id?: string;
 }
 
 /**
@@ -148,8 +154,9 @@ export class Gateway {
   readonly #egress: EnvHttpProxyAgent | null;
   readonly #poolOptions: Pool.Options;
   readonly #connectTimeoutMs: number;
-  /** Background responses this process has recorded as finished. */
-  readonly #finished = new RecentIds();
+  /** Background responses submitted through this process, and the ones it has recorded as finished. */
+  readonly #submitted = new Recent<Owner>();
+  readonly #finished = new Recent<true>();
 
   constructor(private readonly deps: GatewayDeps) {
     // Connecting (TCP and TLS) is bounded by the upstream timeout too, within undici's own 10 s.
@@ -160,9 +167,16 @@ export class Gateway {
       connect: { timeout: this.#connectTimeoutMs },
     };
     const p = deps.config.egressProxy;
+    // Through the proxy the pool's connect option is not used: reaching the proxy, its answer to CONNECT
+    // and the TLS handshake through the tunnel are bounded one by one.
+    const bound = { timeout: this.#connectTimeoutMs };
     this.#egress = p
       ? new EnvHttpProxyAgent({
           ...this.#poolOptions,
+          proxyTls: bound,
+          requestTls: bound,
+          clientFactory: (origin, opts) =>
+            new Pool(origin, { ...opts, headersTimeout: this.#connectTimeoutMs }),
           httpProxy: p.httpProxy ?? undefined,
           httpsProxy: p.httpsProxy ?? undefined,
           noProxy: p.noProxy ?? "", // not read from the environment again: the config is the source
@@ -367,6 +381,9 @@ export class Gateway {
         return this.#bodyFailed(at, statusCode, caught.cause);
       }
       const e = caught instanceof ReplyFailed ? caught.cause : caught;
+      // Nothing reached the upstream unless undici had started the request (not while it connected, or
+      // waited for a connection or for the egress proxy's tunnel).
+      const started = caught instanceof ReplyFailed && caught.started;
       const timeout = isTimeout(e) || isConnectTimeout(e);
       this.deps.metrics.upstreamErrors.inc({
         family: call.route.family,
@@ -374,7 +391,7 @@ export class Gateway {
       });
       // An upstream that had the request and did not answer in time may bill it all the same: its input is
       // estimated, as for a client that left. One never connected to, or never reached (queued), is not.
-      const reached = isTimeout(e) && !(e instanceof QueueTimeout);
+      const reached = started && isTimeout(e);
       const rec = this.#record(at, {
         status: "error",
         http_status: null,
@@ -382,7 +399,8 @@ export class Gateway {
         ...(reached ? unseenUsage(call, null) : {}),
       });
       if (attempt <= retries) return "retry";
-      throw upstreamFailure(e, call.timeoutMs, "answer", this.#connectTimeoutMs).withRecord(rec);
+      const phase = started || !timeout ? "answer" : "connect";
+      throw upstreamFailure(e, call.timeoutMs, phase, this.#connectTimeoutMs).withRecord(rec);
     }
   }
 
@@ -547,10 +565,12 @@ export class Gateway {
         ts_end: ended,
         price,
         toolCalls,
-        kind: submitted ? "other" : undefined,
+        // The submission and the response's record share its id, as a call's attempts share theirs.
+        ...(submitted ? { kind: "other" as const, request_id: fieldText(background.id) ?? undefined } : {}),
       });
+      if (submitted) this.#submitted.set(background.id, ownerOf(call));
       if (json && background && call.route.poll && isFinished(background))
-        this.#recordFinished(call, json, background);
+        void this.#recordFinished(call, json, background);
     });
     this.#observe(call.route, call, up.statusCode);
   }
@@ -687,6 +707,10 @@ export class Gateway {
     const partialUsage = usage === null || call.route.api === "anthropic.messages";
     const cutOff = complete && partialUsage && !unreadable && streamError === null && !extractor.ended();
     const whole = complete && !cutOff;
+    // A background response streamed to its end: recorded under its response id, so a later poll of it
+    // (through this process or another) finds it recorded rather than billing it again.
+    const responseId = whole && call.parsed?.background === true ? usage?.response_id : null;
+    if (responseId) this.#finished.add(`${call.workspaceId}\u0000${responseId}`, true);
     const rec = this.#record(at, {
       status: whole && streamError === null ? "ok" : "error",
       http_status: up.statusCode,
@@ -699,6 +723,7 @@ export class Gateway {
       estimated: !whole,
       event_id: eventId,
       ttft_ms: firstByte === null ? null : firstByte - attemptStart,
+      request_id: fieldText(responseId) ?? undefined,
     });
     if (complete) {
       if (rec && trailers) res.addTrailers({ "x-tollgate-cost-usd": recordCostUsd(rec) });
@@ -749,7 +774,7 @@ export class Gateway {
       http_status: o.http_status !== null && isHttpStatus(o.http_status) ? o.http_status : null,
       error_type: o.error_type,
       attempt,
-      request_id: call.requestId,
+      request_id: o.request_id ?? call.requestId,
     };
     // Assigned in steps rather than spread into the literal (see attribution above); later ones win.
     Object.assign(input, usage);
@@ -779,19 +804,27 @@ export class Gateway {
    * poll's attribution. Named by the response (a deterministic event id), so polls through other replicas
    * store it once; this process records each response once, so a budget counts it once too.
    */
-  #recordFinished(call: Call, json: Record<string, unknown>, response: BackgroundResponse): void {
+  async #recordFinished(call: Call, json: Record<string, unknown>, response: BackgroundResponse) {
     let usage: ExtractedUsage;
     try {
       usage = extractFromResponse("openai.responses", json);
     } catch {
       return; // finished without usage (cancelled before it ran): nothing was billed
     }
-    if (!this.#finished.add(`${call.workspaceId}\u0000${response.id}`)) return;
+    // Recorded for its submission when this process saw it (a poll may come with another key), else for the poll.
+    const owner = this.#submitted.get(response.id) ?? ownerOf(call);
+    if (!this.#finished.add(`${owner.workspaceId}\u0000${response.id}`, true)) return;
+    // Already recorded elsewhere: by another replica's poll, before a restart, or from its own stream.
+    const where = { request_id: response.id };
+    const prior = await this.deps.store
+      .query({ workspaceId: owner.workspaceId, where, limit: 10 })
+      .catch(() => []);
+    if (prior.some((r) => r.kind === "llm")) return;
     const createdMs = typeof json.created_at === "number" ? Math.round(json.created_at * 1000) : Date.now();
     const failed = response.status === "failed" || response.status === "cancelled";
     const error = (json.error ?? {}) as { code?: unknown; type?: unknown };
     const input: Record<string, unknown> = {
-      event_id: namedEventId(`openai-response:${call.workspaceId}:${response.id}`),
+      event_id: namedEventId(`openai-response:${owner.workspaceId}:${response.id}`),
       ts_start: createdMs,
       kind: "llm",
       provider: call.provider,
@@ -807,9 +840,9 @@ export class Gateway {
     };
     Object.assign(input, usage.usage);
     input.usage_raw = usage.usage_raw;
-    Object.assign(input, call.attribution);
-    input.key_id = call.keyId;
-    const recorded = this.deps.recorder.record(input, call.workspaceId);
+    Object.assign(input, owner.attribution);
+    input.key_id = owner.keyId;
+    const recorded = this.deps.recorder.record(input, owner.workspaceId);
     if (recorded) {
       this.deps.metrics.recordedCost.inc(Number(recorded.record.cost_nanousd));
       void this.deps.guard.observe([recorded.record], { callsCounted: true });
@@ -915,6 +948,11 @@ function contentLength(call: Call, up: UpstreamReply, bodyBytes: number | null):
 /** A call whose reply is relayed as it comes: a stream, or any pass-through call (a download may be big). */
 function isRelayed(call: Call): boolean {
   return call.stream || (call.route.api === null && !call.route.poll);
+}
+
+/** The workspace and attribution a call is recorded with. */
+function ownerOf(call: Call): Owner {
+  return { workspaceId: call.workspaceId, attribution: call.attribution, keyId: call.keyId };
 }
 
 /** The model a call is recorded (and priced) as: the provider's answer, else what was asked for. */

@@ -11,7 +11,7 @@ export class NotSent extends Error {
 }
 
 /** The upstream timeout passed while the request waited for a free connection (every one was busy). */
-export class QueueTimeout extends Error {
+class QueueTimeout extends Error {
   /** As the client sees it, the upstream did not answer in time: the gateway's timeout answer and record. */
   readonly code = "UND_ERR_HEADERS_TIMEOUT";
 

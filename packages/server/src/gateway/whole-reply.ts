@@ -45,10 +45,15 @@ export class HeldBody {
 /** A whole reply that did not come: `statusCode` and `headers` are set when its headers had (the body then broke off). */
 export class ReplyFailed extends Error {
   override name = "ReplyFailed";
+  /**
+   * `started`: undici had started the request on a connection (to the upstream, or through the egress
+   * proxy's tunnel), so it may have reached the upstream; before that nothing of it had.
+   */
   constructor(
     override readonly cause: Error,
     readonly statusCode: number | null,
     readonly headers: IncomingHttpHeaders,
+    readonly started = true,
   ) {
     super(cause.message);
   }
@@ -88,7 +93,7 @@ export function requestWhole(
       },
       onResponseError(_controller, error) {
         queued?.stop();
-        reject(new ReplyFailed(error, statusCode, headers)); // after a queue timeout, rejected already
+        reject(new ReplyFailed(error, statusCode, headers, started)); // after a queue timeout, rejected already
       },
     });
     // Every connection busy: the request waits in the pool's queue, its client watched meanwhile (a client

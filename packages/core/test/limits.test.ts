@@ -244,6 +244,34 @@ describe("worst-case estimate", () => {
     expect(worstCaseCost(engine, "openai", "no-such-model", usage, now).priced).toBe(false);
   });
 
+  it("holds the searches a request caps (Anthropic max_uses, Responses max_tool_calls) at their list price", () => {
+    const now = Date.now();
+    const anthropic = {
+      model: "claude-sonnet-4-5",
+      max_tokens: 100,
+      tools: [{ type: "web_search_20250305", name: "web_search", max_uses: 5 }],
+    };
+    const a = worstCaseUsage("anthropic.messages", anthropic, raw(anthropic), null);
+    expect(a.usage.web_search_requests).toBe(5);
+    const without = worstCaseUsage("anthropic.messages", { ...anthropic, tools: [] }, raw(anthropic), null);
+    const cost = (u: typeof a.usage) =>
+      worstCaseCost(engine, "anthropic", "claude-sonnet-4-5", u, now).total_nanousd;
+    expect(cost(a.usage) - cost(without.usage)).toBe(50_000_000n); // 5 × $10 per thousand
+    const responses = {
+      model: "gpt-5",
+      tools: [{ type: "web_search" }, { type: "file_search" }],
+      max_tool_calls: 3,
+    };
+    expect(
+      worstCaseUsage("openai.responses", responses, raw(responses), null).usage.web_search_requests,
+    ).toBe(3);
+    // Uncapped: nothing held for them (charged when the call settles).
+    const uncapped = { ...responses, max_tool_calls: undefined };
+    expect(worstCaseUsage("openai.responses", uncapped, raw(uncapped), null).usage.web_search_requests).toBe(
+      0,
+    );
+  });
+
   it("holds a call at the rates of the service tier it asks for (a price book's priority, OpenAI's flex)", () => {
     const usage = { ...emptyUsage(), input_uncached_tokens: 100_000, output_tokens: 10_000 };
     const now = Date.now();

@@ -81,7 +81,30 @@ export function worstCaseUsage(
     outputFrom = "default";
   }
   usage.output_tokens = maxOutput * choices;
+  if (body && api) holdToolCalls(api, body, usage);
   return { usage, maxOutput, outputFrom };
+}
+
+/**
+ * Server-side searches a request lets the model run, where it caps them: Anthropic's web search tool
+ * `max_uses`; the Responses API's `max_tool_calls` for its web and file search tools (held as web
+ * searches, the dearer). Without a cap nothing is held for them: they are charged when the call settles.
+ */
+function holdToolCalls(api: Api, body: Record<string, unknown>, usage: NormalizedUsage): void {
+  const tools = Array.isArray(body.tools) ? body.tools : [];
+  const cap = (v: unknown) => (typeof v === "number" && Number.isInteger(v) && v > 0 ? v : 0);
+  const typeOf = (t: unknown) =>
+    typeof t === "object" && t !== null && typeof (t as { type?: unknown }).type === "string"
+      ? (t as { type: string }).type
+      : "";
+  if (api === "anthropic.messages") {
+    for (const t of tools)
+      if (typeOf(t).startsWith("web_search"))
+        usage.web_search_requests += cap((t as { max_uses?: unknown }).max_uses);
+  } else if (api === "openai.responses") {
+    const searches = tools.some((t) => /^(web_search|file_search)/.test(typeOf(t)));
+    if (searches) usage.web_search_requests = cap(body.max_tool_calls);
+  }
 }
 
 function requestedOutput(api: Api, body: Record<string, unknown> | null): number | null {
@@ -197,11 +220,29 @@ export function worstCaseCost(
     line(usage.output_tokens, output, 1000n),
     line(1, r.requests_kcount ? rateAt(r.requests_kcount, tokens) : null, 1_000_000n),
   ];
-  const m = inForcePrice.multiplier ?? { units: 1n, scale: 0 };
+  // Server-side tool calls at their list price: a discount only lowers it, and batch rates do not apply.
+  const toolCalls = [
+    line(
+      usage.web_search_requests,
+      r.web_searches_kcount ? rateAt(r.web_searches_kcount, tokens) : null,
+      1_000_000n,
+    ),
+    line(
+      usage.file_search_requests,
+      r.storage_searches_kcount ? rateAt(r.storage_searches_kcount, tokens) : null,
+      1_000_000n,
+    ),
+  ];
+  const total = roundedUp(lines, inForcePrice.multiplier) + roundedUp(toolCalls);
+  return { priced: true, total_nanousd: total };
+}
+
+/** The sum of [numerator, scale] lines times `m`, rounded up to whole nano-USD. */
+function roundedUp(lines: [bigint, number][], m: Decimal = { units: 1n, scale: 0 }): bigint {
   const scale = Math.max(...lines.map(([, s]) => s));
   let num = 0n;
   for (const [n, s] of lines) num += n * 10n ** BigInt(scale - s);
   num *= m.units;
   const den = 10n ** BigInt(scale + m.scale);
-  return { priced: true, total_nanousd: (num + den - 1n) / den };
+  return (num + den - 1n) / den;
 }

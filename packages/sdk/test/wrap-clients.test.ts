@@ -160,6 +160,25 @@ describe("wrapOpenAI", () => {
     expect(sdk).toMatchObject({ web_search_requests: 1, cost_tool_calls_nanousd: 10_000_000n });
   });
 
+  it("a background response's submission is recorded as the gateway records it: kind=other, under the response id", async () => {
+    const body = { model: "gpt-5", input: "go", background: true };
+    const data = await openai.responses.create(body, { headers: { "x-mock-case": "sdk-bg" } });
+    expect(data.status).toBe("queued");
+    const sdk = await lastStored();
+    const gateway = await viaGateway(
+      gatewayOpenAI.responses.create(body, { headers: { "x-mock-case": "sdk-bg-gw" } }),
+    );
+    for (const rec of [sdk, gateway])
+      expect(rec).toMatchObject({
+        kind: "other",
+        api: "openai.responses",
+        status: "ok",
+        error_type: null,
+        request_id: data.id,
+        cost_nanousd: 0n,
+      });
+  });
+
   it("embeddings", async () => {
     const params = { model: "text-embedding-3-small", input: "hello" };
     expect(await openai.embeddings.create(params)).toEqual(await plainOpenAI.embeddings.create(params));

@@ -1,6 +1,7 @@
 // Public API of usage normalization (DESIGN.md "The call record").
 
 export { normalizeAnthropicMessages } from "./anthropic.js";
+export { type BackgroundResponse, backgroundResponse, isFinished, isPending } from "./background.js";
 export { normalizeBedrockConverse } from "./bedrock.js";
 export { estimateCutShortUsage } from "./cut-short.js";
 export { UsageError } from "./errors.js";

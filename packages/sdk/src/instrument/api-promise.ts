@@ -1,8 +1,10 @@
 import {
+  backgroundResponse,
   createStreamExtractor,
   type ExtractedUsage,
   extractFromResponse,
   extractFromSse,
+  isPending,
   type StreamExtractor,
 } from "@tollgate/core";
 import type { TrackedCall } from "./call.js";
@@ -79,6 +81,20 @@ function isStream(value: unknown): value is StreamLike {
 
 function finishBody(call: TrackedCall, body: unknown, response: Response | null): void {
   const usage = usageOf(() => extractFromResponse(call.spec.api, body));
+  // A background response's submission (queued, no usage yet): not a call without usage, and not a model
+  // call of its own. As the gateway records it: kind=other, its request id the response's.
+  const background =
+    usage || typeof body !== "object" || body === null
+      ? null
+      : backgroundResponse(body as Record<string, unknown>);
+  if (background && isPending(background) && call.spec.api === "openai.responses")
+    return call.finish({
+      usage: null,
+      httpStatus: response?.status ?? 200,
+      requestId: background.id,
+      errorType: null,
+      kind: "other",
+    });
   call.finish({
     usage,
     httpStatus: response?.status ?? 200,

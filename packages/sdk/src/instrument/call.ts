@@ -37,6 +37,8 @@ export interface Outcome {
   errorType: string | null;
   /** Usage was estimated (a stream cut short before the provider reported any). */
   estimated?: boolean;
+  /** Recorded as this kind instead of the spec's (a background response's submission: other). */
+  kind?: "other";
 }
 
 /**
@@ -113,7 +115,7 @@ export class TrackedCall {
       ts_start: this.#startMs,
       ts_end: this.#startMs + Math.round(now - this.#start),
       ttft_ms: this.#firstEventAt === null ? null : Math.round(this.#firstEventAt - this.#start),
-      kind: this.spec.kind,
+      kind: o.kind ?? this.spec.kind,
       provider: this.spec.provider,
       api: this.spec.api,
       model_requested: this.#requestedModel(),

@@ -3,12 +3,16 @@ import { StringDecoder } from "node:string_decoder";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   attributionErrors,
+  type BackgroundResponse,
+  backgroundResponse,
   type CallFacts,
   createSseUsageExtractor,
   type ExtractedUsage,
   estimateCutShortUsage,
   extractFromResponse,
   INPUT_LIMITS,
+  isFinished,
+  isPending,
   type PriceResult,
   type PricingEngine,
   type ToolCalls,
@@ -21,7 +25,7 @@ import { costUsd, recordCostUsd } from "../cost-usd.js";
 import { namedEventId } from "../event-ids.js";
 import type { SpendGuard, Ticket } from "../limits/guard.js";
 import type { EventStore } from "../store/types.js";
-import { type BackgroundResponse, backgroundResponse, isFinished, isPending, Recent } from "./background.js";
+import { Recent } from "./background.js";
 import { ClientPace, type ClientWatch, watchClient } from "./client-watch.js";
 import { type GatewayConfig, MAX_RETRIES } from "./config.js";
 import {

@@ -242,3 +242,23 @@ export async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
   for await (const x of it) out.push(x);
   return out;
 }
+
+/** A TCP server that takes connections and never says a word: a stuck TLS handshake, a proxy that never answers CONNECT. */
+export async function startSilentServer(): Promise<{
+  origin: (scheme: string) => string;
+  close: () => void;
+}> {
+  const { createServer } = await import("node:net");
+  const server = createServer((s) => s.on("error", () => {}));
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as import("node:net").AddressInfo;
+  return { origin: (scheme) => `${scheme}://127.0.0.1:${port}`, close: () => server.close() };
+}
+
+/** The record of a call that timed out before anything of it reached the upstream: not billed. */
+export const UNSENT_TIMEOUT = {
+  status: "error",
+  error_type: "timeout",
+  cost_nanousd: 0n,
+  cost_source: "computed",
+} as const;

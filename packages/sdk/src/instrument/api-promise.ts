@@ -87,14 +87,16 @@ function finishBody(call: TrackedCall, body: unknown, response: Response | null)
     usage || typeof body !== "object" || body === null
       ? null
       : backgroundResponse(body as Record<string, unknown>);
-  if (background && isPending(background) && call.spec.api === "openai.responses")
-    return call.finish({
+  if (background && isPending(background) && call.spec.api === "openai.responses") {
+    call.finish({
       usage: null,
       httpStatus: response?.status ?? 200,
       requestId: background.id,
       errorType: null,
       kind: "other",
     });
+    return;
+  }
   call.finish({
     usage,
     httpStatus: response?.status ?? 200,

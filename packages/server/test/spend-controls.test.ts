@@ -434,6 +434,29 @@ describe("agent runs", () => {
     expect(budget.json).toMatchObject({ spend_usd: formatUsd(finished!.cost_nanousd), reserved_usd: "0.00" });
   });
 
+  it("a killed run may still read and cancel through the gateway, but starts no new pass-through work", async () => {
+    await api("POST", "/api/runs/pt-killed/kill", { reason: "stop" });
+    const send = (method: string, path: string, body?: string) =>
+      fetch(`${gw.url}${path}`, {
+        method,
+        headers: {
+          authorization: "Bearer sk-test",
+          "x-tollgate-agent-run-id": "pt-killed",
+          "content-type": "application/json",
+        },
+        body,
+      });
+    const batch = await send(
+      "POST",
+      "/v1/batches",
+      JSON.stringify({ input_file_id: "file-1", endpoint: "/v1/chat/completions" }),
+    );
+    expect(batch.status).toBe(429);
+    expect(((await batch.json()) as Json).error.code).toBe("agent_run_killed");
+    expect((await send("GET", "/v1/models")).status).toBe(200);
+    expect((await send("POST", "/v1/responses/resp_x/cancel")).status).toBe(404); // the mock's answer: not refused
+  });
+
   it("manual kill and unkill through the API", async () => {
     const oa = client({ "x-tollgate-agent-run-id": "manual-1" });
     const call = () =>

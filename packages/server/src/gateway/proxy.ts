@@ -751,6 +751,7 @@ export class Gateway {
       requestId: call.requestId,
       attempt,
       depth: call.depth,
+      startsWork: call.route.api === null && call.method === "POST" && !CANCEL.test(call.route.upstreamPath),
     });
   }
 
@@ -1017,6 +1018,9 @@ interface Timing {
 }
 
 /** nginx's code for a client that closed the request before the answer: in /metrics, not on the wire. */
+/** A pass-through path that cancels work (a background response, a batch): a killed run may still call it. */
+const CANCEL = /\/cancel(\?|$)/;
+
 /** undici's own connect timeout: connecting takes no longer, whatever the upstream timeout. */
 const CONNECT_TIMEOUT_MS = 10_000;
 

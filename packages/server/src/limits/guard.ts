@@ -47,6 +47,11 @@ export interface CallContext {
   attempt: number;
   /** Depth of the call in its agent run's span tree (x-tollgate-span-depth; 1 = top level). */
   depth: number;
+  /**
+   * A pass-through call that starts work the provider may bill later (a batch, an upload), as opposed to
+   * reading or cancelling: a killed run may not.
+   */
+  startsWork?: boolean;
 }
 
 /** An admitted call's reservations and counters, settled once its cost is known. */
@@ -112,7 +117,7 @@ export class SpendGuard {
   async admit(ctx: CallContext): Promise<Admission> {
     // Limits govern model calls. A pass-through call (a file, a model list, a poll of a background
     // response) costs nothing and is no LLM call: no budget holds or refuses it, no run counts it.
-    if (ctx.api === null) return { ok: true, ticket: null };
+    if (ctx.api === null) return this.#passThrough(ctx);
     const policies = this.registry.forWorkspace(ctx.workspace);
     const runId = ctx.facts.agent_run_id ?? null;
     if (!policies.budgets.length && !policies.rates.length && !runId) return { ok: true, ticket: null };
@@ -197,6 +202,21 @@ export class SpendGuard {
         now,
       ),
     };
+  }
+
+  /** A killed run may still read (poll, download) and cancel through the gateway, but starts nothing new. */
+  async #passThrough(ctx: CallContext): Promise<Admission> {
+    const runId = ctx.facts.agent_run_id;
+    if (!runId || !ctx.startsWork) return { ok: true, ticket: null };
+    let killed: KillReason | null = null;
+    try {
+      killed = (await this.store.run(ctx.workspace, runKey(runId)))?.killed ?? null;
+    } catch {
+      // The backend is down: a pass-through call costs nothing by itself, so it goes on.
+    }
+    return killed
+      ? { ok: false, error: runKilled(runId, ctx.facts.agent_type ?? null, killed) }
+      : { ok: true, ticket: null };
   }
 
   /**

@@ -265,6 +265,9 @@ describe("worst-case estimate", () => {
     expect(
       worstCaseUsage("openai.responses", responses, raw(responses), null).usage.web_search_requests,
     ).toBe(3);
+    // A cap past any real one (or two tools' caps that overflow) is held at 1,000 searches, not refused as Infinity.
+    const huge = { ...anthropic, tools: [anthropic.tools[0], { ...anthropic.tools[0], max_uses: 1e308 }] };
+    expect(worstCaseUsage("anthropic.messages", huge, raw(huge), null).usage.web_search_requests).toBe(1_000);
     // Uncapped: nothing held for them (charged when the call settles).
     const uncapped = { ...responses, max_tool_calls: undefined };
     expect(worstCaseUsage("openai.responses", uncapped, raw(uncapped), null).usage.web_search_requests).toBe(

@@ -168,6 +168,17 @@ describe("gateway paths", () => {
     });
   });
 
+  it("a model path spelt otherwise (escaped, doubled or trailing slashes) is still a model call, sent on its own path", () => {
+    for (const spelt of ["/v1/chat/%63ompletions", "//v1//chat/completions/", "/v1/chat%2Fcompletions?x=1"])
+      expect(classify(spelt, {}, "POST"), spelt).toMatchObject({
+        api: "openai.chat",
+        kind: "llm",
+        upstreamPath: spelt.endsWith("?x=1") ? "/chat/completions?x=1" : "/chat/completions",
+      });
+    expect(classify("/v1/chat/%zzcompletions", {}, "POST")).toBeNull(); // does not decode: not proxied
+    expect(classify("/v1/%65vents", {}, "POST")).toBeNull(); // Tollgate's own, however spelt
+  });
+
   it("does not proxy paths that climb out of /v1", async () => {
     const mock = await startMockUpstream({ chunkDelayMs: 0 });
     const gw = await startTestGateway(mock.url);

@@ -412,6 +412,9 @@ describe("gateway against a raw upstream", () => {
         body: chat,
       });
       expect(late.status).toBe(504);
+      expect(((await late.json()) as { error: { message: string } }).error.message).toBe(
+        "upstream did not answer within 300 ms", // it waited in the gateway's pool: no connect failure
+      );
       expect(Date.now() - started).toBeLessThan(2_000);
       expect(seen.length).toBe(seenNow);
       heldAgain.destroy();

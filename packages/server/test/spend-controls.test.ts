@@ -453,6 +453,10 @@ describe("agent runs", () => {
     );
     expect(batch.status).toBe(429);
     expect(((await batch.json()) as Json).error.code).toBe("agent_run_killed");
+    // "cancel" in the query string is no cancel.
+    expect(
+      (await send("POST", "/v1/batches?x=/cancel", JSON.stringify({ input_file_id: "file-1" }))).status,
+    ).toBe(429);
     expect((await send("GET", "/v1/models")).status).toBe(200);
     expect((await send("POST", "/v1/responses/resp_x/cancel")).status).toBe(404); // the mock's answer: not refused
   });

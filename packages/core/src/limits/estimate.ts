@@ -85,6 +85,9 @@ export function worstCaseUsage(
   return { usage, maxOutput, outputFrom };
 }
 
+/** The most searches held for one request: a larger cap (max_uses: 1e9) is held at this many. */
+const MAX_HELD_SEARCHES = 1_000;
+
 /**
  * Server-side searches a request lets the model run, where it caps them: Anthropic's web search tool
  * `max_uses`; the Responses API's `max_tool_calls` for its web and file search tools (held as web
@@ -92,7 +95,8 @@ export function worstCaseUsage(
  */
 function holdToolCalls(api: Api, body: Record<string, unknown>, usage: NormalizedUsage): void {
   const tools = Array.isArray(body.tools) ? body.tools : [];
-  const cap = (v: unknown) => (typeof v === "number" && Number.isInteger(v) && v > 0 ? v : 0);
+  const cap = (v: unknown) =>
+    typeof v === "number" && Number.isInteger(v) && v > 0 ? Math.min(v, MAX_HELD_SEARCHES) : 0;
   const typeOf = (t: unknown) =>
     typeof t === "object" && t !== null && typeof (t as { type?: unknown }).type === "string"
       ? (t as { type: string }).type
@@ -101,6 +105,7 @@ function holdToolCalls(api: Api, body: Record<string, unknown>, usage: Normalize
     for (const t of tools)
       if (typeOf(t).startsWith("web_search"))
         usage.web_search_requests += cap((t as { max_uses?: unknown }).max_uses);
+    usage.web_search_requests = Math.min(usage.web_search_requests, MAX_HELD_SEARCHES);
   } else if (api === "openai.responses") {
     const searches = tools.some((t) => /^(web_search|file_search)/.test(typeOf(t)));
     if (searches) usage.web_search_requests = cap(body.max_tool_calls);

@@ -25,6 +25,7 @@ import { costUsd, recordCostUsd } from "../cost-usd.js";
 import { namedEventId } from "../event-ids.js";
 import type { SpendGuard, Ticket } from "../limits/guard.js";
 import type { EventStore } from "../store/types.js";
+import { withTimeout } from "../with-timeout.js";
 import { Recent } from "./background.js";
 import { ClientPace, type ClientWatch, watchClient } from "./client-watch.js";
 import { type GatewayConfig, MAX_RETRIES } from "./config.js";
@@ -403,7 +404,9 @@ export class Gateway {
         ...(reached ? unseenUsage(call, null) : {}),
       });
       if (attempt <= retries) return "retry";
-      const phase = started || !timeout ? "answer" : "connect";
+      // Connecting (or the egress proxy's tunnel) timed out: a request undici had not started. One still
+      // waiting for a free connection of the gateway's own pool did not answer in time, as before.
+      const phase = timeout && caught instanceof ReplyFailed && !started ? "connect" : "answer";
       throw upstreamFailure(e, call.timeoutMs, phase, this.#connectTimeoutMs).withRecord(rec);
     }
   }
@@ -751,7 +754,8 @@ export class Gateway {
       requestId: call.requestId,
       attempt,
       depth: call.depth,
-      startsWork: call.route.api === null && call.method === "POST" && !CANCEL.test(call.route.upstreamPath),
+      startsWork:
+        call.route.api === null && call.method === "POST" && !CANCEL.test(pathOf(call.route.upstreamPath)),
     });
   }
 
@@ -819,13 +823,21 @@ export class Gateway {
     // Recorded for its submission when this process saw it (a poll may come with another key), else for the poll.
     const owner = this.#submitted.get(response.id) ?? ownerOf(call);
     if (!this.#finished.add(`${owner.workspaceId}\u0000${response.id}`, true)) return;
-    // Already recorded elsewhere: by another replica's poll, before a restart, or from its own stream.
-    const where = { request_id: response.id };
-    const prior = await this.deps.store
-      .query({ workspaceId: owner.workspaceId, where, limit: 10 })
-      .catch(() => []);
-    if (prior.some((r) => r.kind === "llm")) return;
     const createdMs = typeof json.created_at === "number" ? Math.round(json.created_at * 1000) : Date.now();
+    // Already recorded elsewhere: by another replica's poll, before a restart, or from its own stream.
+    // Around its creation (ClickHouse reads the days asked for, not the whole workspace), and not for long:
+    // past that it is recorded anyway (the store keeps one record under its event id).
+    const around = { from: createdMs - DAY_MS, to: createdMs + DAY_MS };
+    const filter = {
+      workspaceId: owner.workspaceId,
+      ...around,
+      where: { request_id: response.id },
+      limit: 10,
+    };
+    const prior = await withTimeout(this.deps.store.query(filter), LOOKUP_TIMEOUT_MS, "store lookup").catch(
+      () => [],
+    );
+    if (prior.some((r) => r.kind === "llm")) return;
     const failed = response.status === "failed" || response.status === "cancelled";
     const error = (json.error ?? {}) as { code?: unknown; type?: unknown };
     const input: Record<string, unknown> = {
@@ -1019,7 +1031,14 @@ interface Timing {
 
 /** nginx's code for a client that closed the request before the answer: in /metrics, not on the wire. */
 /** A pass-through path that cancels work (a background response, a batch): a killed run may still call it. */
-const CANCEL = /\/cancel(\?|$)/;
+const CANCEL = /^\/(responses|batches|messages\/batches)\/[^/]+\/cancel$/;
+
+/** A path without its query string. */
+const pathOf = (pathAndQuery: string) => pathAndQuery.split("?", 1)[0]!;
+
+const DAY_MS = 86_400_000;
+/** How long a finished background response waits for the store to say whether it is recorded already. */
+const LOOKUP_TIMEOUT_MS = 5_000;
 
 /** undici's own connect timeout: connecting takes no longer, whatever the upstream timeout. */
 const CONNECT_TIMEOUT_MS = 10_000;

@@ -34,15 +34,20 @@ const OWN = new Set(["/v1/events", "/v1/traces"]);
  */
 export function classify(url: string, headers?: IncomingHttpHeaders, method = "POST"): GatewayRoute | null {
   const q = url.indexOf("?");
-  const path = q === -1 ? url : url.slice(0, q);
-  if (!path.startsWith("/v1/") || OWN.has(path)) return null;
+  const query = q === -1 ? "" : url.slice(q);
+  // Matched as an upstream that decodes and tidies paths would route it: a model path spelt otherwise
+  // (`/v1/chat/%63ompletions`, `//`, a trailing `/`) is still a model call, priced and limited.
+  const path = canonicalPath(q === -1 ? url : url.slice(0, q));
+  if (path === null || !path.startsWith("/v1/") || OWN.has(path)) return null;
   // No climbing out of /v1 on the upstream (named upstreams may add credentials to every request).
-  if (/(^|\/)(\.|%2e){2}(\/|$)/i.test(path)) return null;
+  if (/(^|\/)\.\.(\/|$)/.test(path)) return null;
   const upstreamPath = url.slice(3); // keep the query string, drop the /v1 the base URL already has
-  if (isResponsePoll(method, path, q === -1 ? "" : url.slice(q + 1)))
+  if (isResponsePoll(method, path, query.slice(1)))
     return { family: "openai", api: null, kind: "other", upstreamPath, poll: true };
   const priced = method === "POST" ? PRICED[path] : undefined;
-  if (priced) return { family: priced.family, api: priced.api, kind: priced.kind, upstreamPath };
+  // A model call goes upstream on its own path, however the client spelt it.
+  if (priced)
+    return { family: priced.family, api: priced.api, kind: priced.kind, upstreamPath: path.slice(3) + query };
   return {
     family:
       path.startsWith("/v1/messages") ||
@@ -54,4 +59,15 @@ export function classify(url: string, headers?: IncomingHttpHeaders, method = "P
     kind: "other",
     upstreamPath,
   };
+}
+
+/** A request path percent-decoded, runs of `/` made one, without a trailing `/`; null when it does not decode. */
+function canonicalPath(raw: string): string | null {
+  let path: string;
+  try {
+    path = decodeURIComponent(raw);
+  } catch {
+    return null;
+  }
+  return path.replace(/\/{2,}/g, "/").replace(/(.)\/+$/, "$1");
 }

@@ -410,6 +410,10 @@ describe("agent runs", () => {
     const oa = client(headers);
     const submitted = await oa.responses.create({ model: "gpt-5", input: "research", background: true });
     expect(submitted.status).toBe("queued");
+    // While it runs, its hold counts against the budget as any call in flight does.
+    const running = await api("GET", "/api/budgets/bg-strict");
+    expect(running.json).toMatchObject({ spend_usd: "0.00" });
+    expect(running.json.reserved_usd).not.toBe("0.00");
     // Polls name no model: an unpriced-blocking budget must not refuse them.
     expect((await oa.responses.retrieve(submitted.id)).status).toBe("in_progress");
     const done = await oa.responses.retrieve(submitted.id);
@@ -432,6 +436,23 @@ describe("agent runs", () => {
     expect(run.json.usage).toMatchObject({ llm_calls: 1, cost_nanousd: finished!.cost_nanousd.toString() });
     const budget = await api("GET", "/api/budgets/bg-strict");
     expect(budget.json).toMatchObject({ spend_usd: formatUsd(finished!.cost_nanousd), reserved_usd: "0.00" });
+  });
+
+  it("background responses still running count against a hard cap: submissions past it are refused", async () => {
+    await api("POST", "/api/budgets", {
+      id: "bg-cap",
+      scope: { feature: "bg-cap" },
+      window: "day",
+      limit_usd: "1.00",
+    });
+    const oa = client({ "x-tollgate-feature": "bg-cap", "x-mock-case": "bg-cap" });
+    // Each holds its worst case ($0.40: 40,000 output tokens of gpt-5 at $10 per million, plus its input).
+    const submit = () =>
+      oa.responses.create({ model: "gpt-5", input: "go", background: true, max_output_tokens: 40_000 }).then(
+        (r) => r.status,
+        (e) => e.code,
+      );
+    expect([await submit(), await submit(), await submit()]).toEqual(["queued", "queued", "budget_exceeded"]);
   });
 
   it("a killed run may still read and cancel through the gateway, but starts no new pass-through work", async () => {

@@ -75,6 +75,11 @@ interface Owner {
   workspaceId: string;
   attribution: Attribution;
   keyId: string | null;
+  /**
+   * The submission's admission, held until the response is found finished (or the hold expires): while it
+   * runs, it counts against its budgets as any call in flight does.
+   */
+  ticket?: Ticket | null;
 }
 
 /** How much of an error answer is read for its error type. */
@@ -146,6 +151,8 @@ interface Outcome {
   kind?: GatewayRoute["kind"];
   /** Recorded with this request id instead of the call's (a background response's stream: its response id). */
   request_id?: string;
+  /** The attempt's admission is settled later, not with this record (a background response's submission). */
+  keepTicket?: boolean;
 }
 
 /**
@@ -545,7 +552,7 @@ export class Gateway {
     );
     // An agent run's next call may reach another gateway the moment this reply arrives: its counts are
     // settled first, so a ceiling this call crosses already stops that one.
-    if (ticket?.run)
+    if (ticket?.run && !submitted)
       await this.deps.guard.settle(ticket, {
         cost: price?.cost.total_nanousd ?? 0n,
         tokens: usage ? totalTokens(usage.usage) : 0,
@@ -573,9 +580,11 @@ export class Gateway {
         price,
         toolCalls,
         // The submission and the response's record share its id, as a call's attempts share theirs.
-        ...(submitted ? { kind: "other" as const, request_id: fieldText(background.id) ?? undefined } : {}),
+        ...(submitted
+          ? { kind: "other" as const, request_id: fieldText(background.id) ?? undefined, keepTicket: true }
+          : {}),
       });
-      if (submitted) this.#submitted.set(background.id, ownerOf(call));
+      if (submitted) this.#submitted.set(background.id, { ...ownerOf(call), ticket });
       if (json && background && call.route.poll && isFinished(background))
         void this.#recordFinished(call, json, background);
     });
@@ -793,7 +802,7 @@ export class Gateway {
     input.key_id = call.keyId;
     const recorded = this.deps.recorder.record(input, call.workspaceId, o.price ?? undefined);
     const u = recorded?.record ?? usage;
-    if (ticket)
+    if (ticket && !o.keepTicket)
       ticket.settling = this.deps.guard.settle(ticket, {
         cost: recorded?.record.cost_nanousd ?? o.price?.cost.total_nanousd ?? null,
         tokens: u ? totalTokens(u) : 0,
@@ -837,7 +846,12 @@ export class Gateway {
     const prior = await withTimeout(this.deps.store.query(filter), LOOKUP_TIMEOUT_MS, "store lookup").catch(
       () => [],
     );
-    if (prior.some((r) => r.kind === "llm")) return;
+    if (prior.some((r) => r.kind === "llm")) {
+      // Its spend was counted where it was recorded: the hold of its submission here is let go.
+      if (owner.ticket)
+        await this.deps.guard.settle(owner.ticket, { cost: 0n, tokens: 0, toolCalls: 0, eventId: null });
+      return;
+    }
     const failed = response.status === "failed" || response.status === "cancelled";
     const error = (json.error ?? {}) as { code?: unknown; type?: unknown };
     const input: Record<string, unknown> = {
@@ -860,10 +874,18 @@ export class Gateway {
     Object.assign(input, owner.attribution);
     input.key_id = owner.keyId;
     const recorded = this.deps.recorder.record(input, owner.workspaceId);
-    if (recorded) {
-      this.deps.metrics.recordedCost.inc(Number(recorded.record.cost_nanousd));
-      void this.deps.guard.observe([recorded.record], { callsCounted: true });
-    }
+    if (!recorded) return;
+    this.deps.metrics.recordedCost.inc(Number(recorded.record.cost_nanousd));
+    const rec = recorded.record;
+    // Its submission's hold, when this process has it, becomes its spend; else its spend is added.
+    if (owner.ticket)
+      await this.deps.guard.settle(owner.ticket, {
+        cost: rec.cost_nanousd,
+        tokens: totalTokens(rec),
+        toolCalls: 0,
+        eventId: rec.event_id,
+      });
+    else await this.deps.guard.observe([rec], { callsCounted: true });
   }
 
   /** Every request the gateway took, answered by the upstream or by the gateway itself (refusals, timeouts). */

@@ -5,7 +5,10 @@ import { isObject } from "./read.js";
 import { responsesToolCalls, type ToolCalls } from "./tool-calls.js";
 import type { Api, ExtractedUsage } from "./types.js";
 
-/** Where each API puts the usage object and the model in a non-streamed response body. */
+/**
+ * Where each API puts the usage object, the model and the rest in a non-streamed response body (and in
+ * the stream events that repeat all of it so far).
+ */
 interface BodyShape {
   usage: (body: JsonObject) => unknown;
   model: (body: JsonObject) => unknown;
@@ -43,22 +46,55 @@ export function extractFromResponse(api: Api, body: unknown): ExtractedUsage {
   const shape = SHAPES[api];
   if (!shape) throw new UsageError("api", `unknown api ${JSON.stringify(api)}`);
   if (!isObject(body)) throw new UsageError("", "response body is not a JSON object");
-  const usageRaw = shape.usage(body);
-  if (usageRaw === undefined || usageRaw === null) {
+  const reader = snapshotReader(api);
+  reader.push(body);
+  const extracted = reader.result();
+  if (!extracted)
     throw new UsageError(
       api === "google.generate_content" ? "usageMetadata" : "usage",
       "response has no usage",
     );
-  }
-  const usage = normalizeUsage(api, usageRaw);
-  const toolCalls = shape.toolCalls?.(body);
-  if (toolCalls) Object.assign(usage, toolCalls);
+  return extracted;
+}
+
+/**
+ * Reads complete snapshots of a response, each shaped as its whole body: one body, or the stream events
+ * that repeat all of it so far (`bodyOf` finds the body in an event). The latest usage, model, tier,
+ * billed tool calls and response id each win.
+ */
+export function snapshotReader(
+  api: Api,
+  bodyOf: (event: JsonObject) => unknown = (event) => event,
+): { push(event: unknown): void; result(): ExtractedUsage | null } {
+  const shape = SHAPES[api];
+  let usageRaw: unknown;
+  let model: string | null = null;
+  let tier: string | null = null;
+  let toolCalls: ToolCalls | null = null;
+  let id: string | null = null;
   return {
-    model: reportedText(shape.model(body)),
-    usage,
-    usage_raw: usageRaw,
-    service_tier: reportedText(shape.tier?.(body)),
-    ...(shape.id ? { response_id: reportedText(shape.id(body)) } : {}),
+    push(event) {
+      const body = isObject(event) ? bodyOf(event) : undefined;
+      if (!isObject(body)) return;
+      const usage = shape.usage(body);
+      if (usage !== undefined && usage !== null) usageRaw = usage;
+      model = reportedText(shape.model(body)) ?? model;
+      tier = reportedText(shape.tier?.(body)) ?? tier;
+      toolCalls = shape.toolCalls?.(body) ?? toolCalls;
+      if (shape.id) id = reportedText(shape.id(body)) ?? id;
+    },
+    result() {
+      if (usageRaw === undefined) return null;
+      const usage = normalizeUsage(api, usageRaw);
+      if (toolCalls) Object.assign(usage, toolCalls);
+      return {
+        model,
+        usage,
+        usage_raw: usageRaw,
+        service_tier: tier,
+        ...(shape.id ? { response_id: id } : {}),
+      };
+    },
   };
 }
 

@@ -1,10 +1,10 @@
 import { UsageError } from "./errors.js";
-import { reportedText } from "./extract.js";
+import { reportedText, snapshotReader } from "./extract.js";
 import { normalizeUsage } from "./normalize.js";
 import type { JsonObject } from "./read.js";
 import { isObject } from "./read.js";
 import { SseParser } from "./sse.js";
-import { noToolCalls, responsesToolCalls, streamedToolCall, type ToolCalls } from "./tool-calls.js";
+import { noToolCalls, streamedToolCall, type ToolCalls } from "./tool-calls.js";
 import type { Api, ExtractedUsage } from "./types.js";
 
 /**
@@ -21,8 +21,6 @@ export interface StreamExtractor {
    */
   toolCalls(): ToolCalls;
 }
-
-type Pick = (event: JsonObject) => unknown;
 
 export function createStreamExtractor(api: Api): StreamExtractor {
   const usageOnly = usageExtractor(api);
@@ -48,80 +46,24 @@ function usageExtractor(api: Api): UsageOnly {
     case "openai.embeddings":
       // With stream_options.include_usage the final chunk (choices: []) carries usage, every
       // other chunk has usage: null. Groq may put it under x_groq.usage instead (or as well).
-      return lastUsage(
-        api,
-        (ev) => ev.usage ?? (isObject(ev.x_groq) ? ev.x_groq.usage : undefined),
-        (ev) => ev.model,
-        (ev) => ev.service_tier,
-      );
+      return snapshotReader(api);
     case "openai.responses":
-      // response.completed (or .incomplete / .failed) carries response.usage; earlier
-      // response.created / .in_progress events have usage: null.
-      // Its output items there list the hosted tool calls billed per call.
-      return lastUsage(
-        api,
-        (ev) => (isObject(ev.response) ? ev.response.usage : undefined),
-        (ev) => (isObject(ev.response) ? ev.response.model : undefined),
-        (ev) => (isObject(ev.response) ? ev.response.service_tier : undefined),
-        (ev) => (isObject(ev.response) ? responsesToolCalls(ev.response) : null),
-        (ev) => (isObject(ev.response) ? ev.response.id : undefined),
-      );
+      // response.completed (or .incomplete / .failed) carries the whole response, usage and the output
+      // items that list the hosted tool calls billed per call; earlier response.created / .in_progress
+      // events have usage: null.
+      return snapshotReader(api, (ev) => ev.response);
     case "google.generate_content":
       // Every chunk repeats a cumulative usageMetadata: the last one is the total, never sum them.
-      return lastUsage(
-        api,
-        (ev) => ev.usageMetadata,
-        (ev) => ev.modelVersion,
-      );
+      return snapshotReader(api);
     case "bedrock.converse":
       // ConverseStream reports usage once, in the final metadata event ({metadata: {usage}} as the
       // AWS SDK decodes it, or the bare metadata payload {usage, metrics}). No model in the stream.
-      return lastUsage(
-        api,
-        (ev) => (isObject(ev.metadata) ? ev.metadata.usage : ev.usage),
-        () => undefined,
-      );
+      return snapshotReader(api, (ev) => (isObject(ev.metadata) ? ev.metadata : ev));
     case "anthropic.messages":
       return anthropicStream();
     default:
       throw new UsageError("api", `unknown api ${JSON.stringify(api)}`);
   }
-}
-
-/**
- * Streams whose usage is a complete snapshot: keep the latest one (and the latest model, tier and
- * billed tool calls).
- */
-function lastUsage(
-  api: Api,
-  usageOf: Pick,
-  modelOfEvent: Pick,
-  tierOf: Pick = () => undefined,
-  toolCallsOf: (event: JsonObject) => ToolCalls | null = () => null,
-  idOf?: Pick,
-): UsageOnly {
-  let usageRaw: unknown;
-  let model: string | null = null;
-  let tier: string | null = null;
-  let toolCalls: ToolCalls | null = null;
-  let id: string | null = null;
-  return {
-    push(event) {
-      if (!isObject(event)) return;
-      const usage = usageOf(event);
-      if (usage !== undefined && usage !== null) usageRaw = usage;
-      model = reportedText(modelOfEvent(event)) ?? model;
-      tier = reportedText(tierOf(event)) ?? tier;
-      toolCalls = toolCallsOf(event) ?? toolCalls;
-      if (idOf) id = reportedText(idOf(event)) ?? id;
-    },
-    result() {
-      if (usageRaw === undefined) return null;
-      const usage = normalizeUsage(api, usageRaw);
-      if (toolCalls) Object.assign(usage, toolCalls);
-      return { model, usage, usage_raw: usageRaw, service_tier: tier, ...(idOf ? { response_id: id } : {}) };
-    },
-  };
 }
 
 /**

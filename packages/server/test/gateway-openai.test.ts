@@ -459,6 +459,7 @@ describe("gateway: OpenAI Responses, legacy completions and embeddings", () => {
       feature: "research",
       user_id: "u-bg",
       ts_start: submit.data.created_at * 1000,
+      ts_end: null, // when it finished is not known
       cost_source: "computed",
     });
     expect(finished[0]!.cost_nanousd).toBeGreaterThan(0n);

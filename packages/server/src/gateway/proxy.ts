@@ -142,7 +142,8 @@ interface Outcome {
   estimated?: boolean;
   event_id?: string;
   ttft_ms?: number | null;
-  ts_end?: number;
+  /** When it ended (default: now); null when not known (a background response found finished by a poll). */
+  ts_end?: number | null;
   /** The price quoted to the client: the record stores exactly this. */
   price?: PriceResult | null;
   /** Tool calls the model asked for (counted against agent-run ceilings). */
@@ -773,7 +774,7 @@ export class Gateway {
     call.recordedAttempt = attempt;
     if (o.error_type === "gateway_error")
       this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: "gateway_error" });
-    const now = o.ts_end ?? Date.now();
+    const now = o.ts_end === undefined ? Date.now() : o.ts_end;
     const usage = o.usage?.usage;
     const input: Record<string, unknown> = {
       event_id: o.event_id ?? uuidv7(),
@@ -854,38 +855,32 @@ export class Gateway {
     }
     const failed = response.status === "failed" || response.status === "cancelled";
     const error = (json.error ?? {}) as { code?: unknown; type?: unknown };
-    const input: Record<string, unknown> = {
-      event_id: namedEventId(`openai-response:${owner.workspaceId}:${response.id}`),
-      ts_start: createdMs,
-      kind: "llm",
-      provider: call.provider,
-      api: "openai.responses",
-      model: modelOf(call, usage),
-      stream: false,
-      service_tier: fieldText(usage.service_tier, INPUT_LIMITS.shortText),
-      status: failed ? "error" : "ok",
-      http_status: 200,
-      // A failed response names its error's code (server_error, …); a cancelled one is "cancelled".
-      error_type: failed ? (fieldText(error.code, 64) ?? fieldText(error.type, 64) ?? response.status) : null,
-      request_id: fieldText(response.id),
+    // Recorded as the model call it was, for its owner, from its creation; its submission's hold, when
+    // this process has it, becomes its spend.
+    const finished: Call = {
+      ...call,
+      route: { ...call.route, api: "openai.responses", kind: "llm" },
+      workspaceId: owner.workspaceId,
+      attribution: owner.attribution,
+      keyId: owner.keyId,
     };
-    Object.assign(input, usage.usage);
-    input.usage_raw = usage.usage_raw;
-    Object.assign(input, owner.attribution);
-    input.key_id = owner.keyId;
-    const recorded = this.deps.recorder.record(input, owner.workspaceId);
-    if (!recorded) return;
-    this.deps.metrics.recordedCost.inc(Number(recorded.record.cost_nanousd));
-    const rec = recorded.record;
-    // Its submission's hold, when this process has it, becomes its spend; else its spend is added.
-    if (owner.ticket)
-      await this.deps.guard.settle(owner.ticket, {
-        cost: rec.cost_nanousd,
-        tokens: totalTokens(rec),
-        toolCalls: 0,
-        eventId: rec.event_id,
-      });
-    else await this.deps.guard.observe([rec], { callsCounted: true });
+    const rec = this.#record(
+      { call: finished, n: 1, start: createdMs, ticket: owner.ticket ?? null },
+      {
+        status: failed ? "error" : "ok",
+        http_status: 200,
+        // A failed response names its error's code (server_error, …); a cancelled one is "cancelled".
+        error_type: failed
+          ? (fieldText(error.code, 64) ?? fieldText(error.type, 64) ?? response.status)
+          : null,
+        usage,
+        event_id: namedEventId(`openai-response:${owner.workspaceId}:${response.id}`),
+        ts_end: null,
+        request_id: fieldText(response.id) ?? undefined,
+      },
+    );
+    // Without it, its spend is added to the budgets it falls under.
+    if (rec && !owner.ticket) await this.deps.guard.observe([rec], { callsCounted: true });
   }
 
   /** Every request the gateway took, answered by the upstream or by the gateway itself (refusals, timeouts). */

@@ -114,7 +114,8 @@ export function upstreamFailure(
   phase: "connect" | "answer" | "body",
   connectTimeoutMs?: number,
 ): GatewayError {
-  if (isConnectTimeout(e) || (phase === "connect" && isTimeout(e)))
+  // "connect": the request timed out before undici started it (connecting, or the egress proxy's tunnel).
+  if (phase === "connect")
     return new GatewayError(
       504,
       "timeout_error",

@@ -281,6 +281,20 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
       started_at: NOW,
     });
   });
+
+  it("claims: of 20 concurrent claims of a key one wins, per workspace, until the claim ends", async () => {
+    const [w, other] = [ws(), ws()];
+    const wins = await Promise.all(
+      Array.from({ length: 20 }, () => store().claim(w, "bg:resp_1", NOW + 60, NOW)),
+    );
+    expect(wins.filter(Boolean)).toHaveLength(1);
+    expect(await store().claim(other, "bg:resp_1", NOW + 60, NOW)).toBe(true);
+    expect(await store().claim(w, "bg:resp_2", NOW + 60, NOW)).toBe(true);
+    // Redis ends a claim by its own clock: the time left at claiming (60 ms) has to pass.
+    await new Promise((r) => setTimeout(r, 120));
+    expect(await store().claim(w, "bg:resp_1", NOW + 60_000, NOW + 120)).toBe(true);
+    expect(await store().claim(w, "bg:resp_1", NOW + 60_000, NOW + 130)).toBe(false);
+  });
 });
 
 describe("Redis leases: calls admitted without a round trip, caps still exact across replicas", () => {

@@ -59,6 +59,7 @@ beforeAll(async () => {
     [
       "budgets:",
       '  - { id: shared-cap, scope: { user_id: u-shared }, window: day, limit_usd: "1.00" }',
+      '  - { id: bg-cap, scope: { user_id: u-bg }, window: day, limit_usd: "100.00" }',
       "agents:",
       '  fleet-agent: { max_cost_usd: "0.05" }',
     ].join("\n"),
@@ -164,6 +165,43 @@ describe("two gateway processes sharing Redis", () => {
     // $0.0108427 a call: the 5th crosses $0.05, every later call on either gateway is refused
     expect(outcomes).toEqual([...Array(5).fill("ok"), ...Array(5).fill("agent_run_killed")]);
     for (const g of gateways) expect((await api(g, "/api/runs/fleet-run-1")).state).toBe("killed");
+  });
+
+  it("a background response found finished by polls through both at once is charged once", async () => {
+    const clients = gateways.map(
+      (g) =>
+        new OpenAI({
+          apiKey: "sk-test",
+          baseURL: `${g.url}/v1`,
+          maxRetries: 0,
+          defaultHeaders: { "x-tollgate-user-id": "u-bg", "x-mock-case": "bg-two-replicas" },
+        }),
+    );
+    const submitted = await clients[0]!.responses.create({ model: "gpt-5", input: "go", background: true });
+    expect((await clients[0]!.responses.retrieve(submitted.id)).status).toBe("in_progress");
+    // Finished now: four polls at once, two through each gateway (each has its own event store here).
+    const polls = await Promise.all([0, 1, 0, 1].map((k) => clients[k]!.responses.retrieve(submitted.id)));
+    expect(polls.map((p) => p.status)).toEqual(Array(4).fill("completed"));
+    // One of them records it, in its gateway's store; the budget counts that record's cost, once.
+    const llmRecords = async () =>
+      (await Promise.all(gateways.map((g) => api(g, `/api/events?request_id=${submitted.id}`))))
+        .flatMap((f) => f.events as Json[])
+        .filter((e) => e.kind === "llm");
+    let records: Json[] = [];
+    for (let i = 0; i < 50 && records.length === 0; i++) {
+      records = await llmRecords();
+      if (!records.length) await new Promise((r) => setTimeout(r, 100));
+    }
+    await new Promise((r) => setTimeout(r, 300)); // a second record, were there one, would be stored by now
+    records = await llmRecords();
+    expect(records).toHaveLength(1);
+    expect(records[0]!.request_id).toBe(submitted.id);
+    expect(BigInt(records[0]!.cost_nanousd)).toBeGreaterThan(0n);
+    for (const g of gateways) {
+      const status = await api(g, "/api/budgets/bg-cap");
+      expect(status.spend_nanousd).toBe(records[0]!.cost_nanousd);
+      expect(status.reserved_usd).toBe("0.00");
+    }
   });
 });
 

@@ -167,7 +167,7 @@ export class Gateway {
   readonly #egress: EnvHttpProxyAgent | null;
   readonly #poolOptions: Pool.Options;
   readonly #connectTimeoutMs: number;
-  /** Background responses submitted through this process, and the ones it has recorded as finished. */
+  /** Background responses submitted through this process, and the ones it has found finished. */
   readonly #submitted = new Recent<Owner>();
   readonly #finished = new Recent<true>();
 
@@ -727,7 +727,7 @@ export class Gateway {
     // A background response streamed to its end: recorded under its response id, so a later poll of it
     // (through this process or another) finds it recorded rather than billing it again.
     const responseId = whole && call.parsed?.background === true ? usage?.response_id : null;
-    if (responseId) this.#finished.add(`${call.workspaceId}\u0000${responseId}`, true);
+    if (responseId) void this.#claimFinished(call.workspaceId, responseId);
     const rec = this.#record(at, {
       status: whole && streamError === null ? "ok" : "error",
       http_status: up.statusCode,
@@ -821,7 +821,8 @@ export class Gateway {
   /**
    * A background response a poll found finished: its one llm record, with the usage it reports and the
    * poll's attribution. Named by the response (a deterministic event id), so polls through other replicas
-   * store it once; this process records each response once, so a budget counts it once too.
+   * store it once; of polls at once through several replicas, the one that claims it records it, so a budget
+   * counts it once too.
    */
   async #recordFinished(call: Call, json: Record<string, unknown>, response: BackgroundResponse) {
     let usage: ExtractedUsage;
@@ -832,7 +833,14 @@ export class Gateway {
     }
     // Recorded for its submission when this process saw it (a poll may come with another key), else for the poll.
     const owner = this.#submitted.get(response.id) ?? ownerOf(call);
-    if (!this.#finished.add(`${owner.workspaceId}\u0000${response.id}`, true)) return;
+    const claim = await this.#claimFinished(owner.workspaceId, response.id);
+    if (claim === "taken here") return; // by another poll or its stream, which settle its hold
+    // Its spend is counted where it is recorded: the hold of its submission here is let go.
+    const letGo = async () => {
+      if (owner.ticket)
+        await this.deps.guard.settle(owner.ticket, { cost: 0n, tokens: 0, toolCalls: 0, eventId: null });
+    };
+    if (claim === "taken elsewhere") return letGo();
     const createdMs = typeof json.created_at === "number" ? Math.round(json.created_at * 1000) : Date.now();
     // Already recorded elsewhere: by another replica's poll, before a restart, or from its own stream.
     // Around its creation (ClickHouse reads the days asked for, not the whole workspace), and not for long:
@@ -847,12 +855,7 @@ export class Gateway {
     const prior = await withTimeout(this.deps.store.query(filter), LOOKUP_TIMEOUT_MS, "store lookup").catch(
       () => [],
     );
-    if (prior.some((r) => r.kind === "llm")) {
-      // Its spend was counted where it was recorded: the hold of its submission here is let go.
-      if (owner.ticket)
-        await this.deps.guard.settle(owner.ticket, { cost: 0n, tokens: 0, toolCalls: 0, eventId: null });
-      return;
-    }
+    if (prior.some((r) => r.kind === "llm")) return letGo();
     const failed = response.status === "failed" || response.status === "cancelled";
     const error = (json.error ?? {}) as { code?: unknown; type?: unknown };
     // Recorded as the model call it was, for its owner, from its creation; its submission's hold, when
@@ -881,6 +884,20 @@ export class Gateway {
     );
     // Without it, its spend is added to the budgets it falls under.
     if (rec && !owner.ticket) await this.deps.guard.observe([rec], { callsCounted: true });
+  }
+
+  /**
+   * Whether this call is the first to find the response finished (by a poll, or its stream): of this
+   * process's calls, then of the replicas sharing limits. Past a day a poll finds its record in the store.
+   */
+  async #claimFinished(
+    workspaceId: string,
+    responseId: string,
+  ): Promise<"first" | "taken here" | "taken elsewhere"> {
+    if (!this.#finished.add(`${workspaceId}\u0000${responseId}`, true)) return "taken here";
+    return (await this.deps.guard.claimOnce(workspaceId, `bg:${responseId}`, DAY_MS))
+      ? "first"
+      : "taken elsewhere";
   }
 
   /** Every request the gateway took, answered by the upstream or by the gateway itself (refusals, timeouts). */

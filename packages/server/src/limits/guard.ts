@@ -264,6 +264,20 @@ export class SpendGuard {
   }
 
   /**
+   * True for the first of every replica to claim `key` in the workspace for `forMs`; false for the others.
+   * Never throws: with the backend down every caller is first (budgets are not counted then anyway).
+   */
+  async claimOnce(ws: string, key: string, forMs: number): Promise<boolean> {
+    const now = this.#now();
+    try {
+      return await this.store.claim(ws, key, now + forMs, now);
+    } catch (e) {
+      this.#log(`limits: claiming ${key} failed, going on as its first claimant: ${(e as Error).message}`);
+      return true;
+    }
+  }
+
+  /**
    * Adds calls that did not come through the gateway (events API, SDK, OTLP) to every budget, token rate
    * and agent run they fall under: spend is spend, wherever it was recorded. `callsCounted`: the calls were
    * counted when admitted (a background response, billed when found finished), only their spend is new.

@@ -61,6 +61,8 @@ export class MemoryLimitStore implements LimitStore {
   readonly #buckets = new Map<string, Map<string, Bucket>>();
   readonly #rates = new Map<string, Rate>();
   readonly #runs = new Map<string, Run>();
+  /** Claims by workspace and key, with when each ends. */
+  readonly #claims = new Map<string, number>();
   #nextPrune = 0;
 
   admit(req: AdmitRequest): Promise<AdmitResult> {
@@ -195,6 +197,15 @@ export class MemoryLimitStore implements LimitStore {
     return Promise.resolve(was);
   }
 
+  claim(workspace: string, key: string, until: number, now: number): Promise<boolean> {
+    if (now >= this.#nextPrune) this.#prune(now);
+    const k = `${workspace}\u0000${key}`;
+    const held = this.#claims.get(k);
+    if (held !== undefined && held > now) return Promise.resolve(false);
+    this.#claims.set(k, until);
+    return Promise.resolve(true);
+  }
+
   seedBucket(workspace: string, key: string, slot: string, spend: bigint, level: number): void {
     const state = this.#state(workspace, key);
     state.spend.set(slot, (state.spend.get(slot) ?? 0n) + spend);
@@ -209,12 +220,13 @@ export class MemoryLimitStore implements LimitStore {
     return Promise.resolve();
   }
 
-  /** Drops rate counters older than the sliding minute and runs idle for a week: memory stays bounded. */
+  /** Drops rate counters older than the sliding minute, runs idle for a week and ended claims: memory stays bounded. */
   #prune(now: number): void {
     this.#nextPrune = now + PRUNE_EVERY_MS;
     const minute = minuteOf(now);
     for (const [k, r] of this.#rates) if (r.minute < minute - 1) this.#rates.delete(k);
     for (const [k, run] of this.#runs) if (run.lastSeen < now - RUN_IDLE_MS) this.#runs.delete(k);
+    for (const [k, until] of this.#claims) if (until <= now) this.#claims.delete(k);
   }
 
   #state(workspace: string, key: string): Bucket {

@@ -352,6 +352,11 @@ export class RedisLimitStore implements LimitStore {
     return res?.[0]?.[1] === 1;
   }
 
+  async claim(workspace: string, key: string, until: number, now: number): Promise<boolean> {
+    const ttlMs = Math.max(1, until - now);
+    return (await this.redis.set(`tg:{${workspace}}:claim:${key}`, "1", "PX", ttlMs, "NX")) === "OK";
+  }
+
   seedBucket(): void {}
   seedRun(): void {}
 

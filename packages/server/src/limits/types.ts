@@ -122,6 +122,11 @@ export interface LimitStore {
   kill(workspace: string, key: string, reason: KillReason): Promise<void>;
   /** Lifts a kill; the run starts over with fresh counters (else its ceilings would kill it again at once). */
   unkill(workspace: string, key: string, now: number): Promise<boolean>;
+  /**
+   * True for the first caller of `key` until `until` (ms since epoch), false for every other: one replica
+   * of many does a thing once (charges a background response found finished by several polls).
+   */
+  claim(workspace: string, key: string, until: number, now: number): Promise<boolean>;
   /** Seeds counters (memory rebuild at start); additive. */
   seedBucket(workspace: string, key: string, slot: string, spend: bigint, level: number): void;
   seedRun(workspace: string, key: string, usage: RunUsage): void;

@@ -58,3 +58,14 @@ export function uuidv7Time(id: string): number | null {
   const ms = Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
   return Number.isFinite(ms) ? ms : null;
 }
+
+/**
+ * A UUID (version 8, RFC 9562 custom layout) from the SHA-256 of a name, as 64 hex digits (hashing is the
+ * caller's: core does no I/O and has no synchronous hash of its own). The same name always gives the same
+ * event_id, so a call recorded again (an exporter's retry, a response polled twice) is stored once.
+ */
+export function uuidv8FromSha256(hex: string): string {
+  const version = `8${hex.slice(13, 16)}`;
+  const variant = ((Number.parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16) + hex.slice(17, 20);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${version}-${variant}-${hex.slice(20, 32)}`;
+}

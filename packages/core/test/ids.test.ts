@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { uuidv7 } from "../src/ids.js";
+import { uuidv7, uuidv8FromSha256 } from "../src/ids.js";
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -25,5 +25,13 @@ describe("uuidv7", () => {
     expect(uuidv7(1, Uint8Array.of(0x12, 0x34))).toBe("00000000-0001-7234-8000-000000000000");
     uuidv7();
     expect(uuidv7(1, Uint8Array.of(0x12, 0x34))).toBe("00000000-0001-7234-8000-000000000000");
+  });
+});
+
+describe("uuidv8FromSha256", () => {
+  it("lays out a digest's first 122 bits with version 8 and variant 10", () => {
+    const sha = "0123456789abcdef".repeat(4); // a digest's 64 hex digits
+    expect(uuidv8FromSha256(sha)).toBe("01234567-89ab-8def-8123-456789abcdef");
+    expect(uuidv8FromSha256("f".repeat(64))).toBe("ffffffff-ffff-8fff-bfff-ffffffffffff");
   });
 });

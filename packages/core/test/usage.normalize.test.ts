@@ -1,9 +1,12 @@
 import { describe, expect, it } from "vitest";
 import {
   type Api,
+  backgroundResponse,
   extractFromEvents,
   extractFromResponse,
   extractFromSse,
+  isFinished,
+  isPending,
   type NormalizedUsage,
   normalizeUsage,
   USAGE_FIELDS,
@@ -399,5 +402,33 @@ describe("billed server-side tool calls", () => {
       num_search_queries: 3,
     });
     expect(u.web_search_requests).toBe(3);
+  });
+});
+
+describe("background responses (backgroundResponse)", () => {
+  const base = { object: "response", id: "resp_1", background: true, created_at: 1_760_000_000.5 };
+  it("reads a background Responses object: its id, status, creation and failure", () => {
+    expect(backgroundResponse({ ...base, status: "queued" })).toEqual({
+      id: "resp_1",
+      status: "queued",
+      createdMs: 1_760_000_000_500,
+      failure: null,
+    });
+    expect(isPending(backgroundResponse({ ...base, status: "in_progress" })!)).toBe(true);
+    expect(isFinished(backgroundResponse({ ...base, status: "incomplete" })!)).toBe(true);
+  });
+  it("names a failure by its error's code, else its type, else its status", () => {
+    const failed = (error: unknown) => backgroundResponse({ ...base, status: "failed", error })!.failure;
+    expect(failed({ code: "server_error", message: "x" })).toBe("server_error");
+    expect(failed({ type: "rate_limit" })).toBe("rate_limit");
+    expect(failed(null)).toBe("failed");
+    expect(failed({ code: "x".repeat(100) })).toHaveLength(64);
+    expect(backgroundResponse({ ...base, status: "cancelled" })!.failure).toBe("cancelled");
+  });
+  it("is null for a reply not run in the background, or without an id or status", () => {
+    expect(backgroundResponse({ ...base, background: false, status: "completed" })).toBeNull();
+    expect(backgroundResponse({ ...base, id: "", status: "completed" })).toBeNull();
+    expect(backgroundResponse({ ...base })).toBeNull();
+    expect(backgroundResponse({ ...base, status: "completed", created_at: "soon" })!.createdMs).toBeNull();
   });
 });

@@ -1,3 +1,6 @@
+import { createHash } from "node:crypto";
+import { uuidv8FromSha256 } from "@tollgate/core";
+
 // W3C trace-context sized ids (32 / 16 hex digits), drawn from a pooled buffer: one getRandomValues
 // call per id would cost more than the rest of a wrapped call's bookkeeping.
 const POOL = new Uint8Array(4096);
@@ -16,3 +19,7 @@ function randomHex(bytes: number): string {
 
 export const newTraceId = (): string => randomHex(16);
 export const newSpanId = (): string => randomHex(8);
+
+/** The event_id named by `name` (uuidv8FromSha256): stored once however often it is recorded. */
+export const namedEventId = (name: string): string =>
+  uuidv8FromSha256(createHash("sha256").update(name).digest("hex"));

@@ -1,5 +1,5 @@
 import type { CallSpec, RecordSink } from "./instrument/call.js";
-import { type Prepare, wrapCreate } from "./instrument/wrap.js";
+import { type Prepare, wrapCreate, wrapRetrieve } from "./instrument/wrap.js";
 import { sinkOf, type WrapOptions } from "./setup.js";
 
 interface OpenAILike {
@@ -11,7 +11,8 @@ interface OpenAILike {
 
 /**
  * Records every call of an `openai` client (chat completions, Responses, embeddings, legacy
- * completions; streamed or not) as a Tollgate call record. The client is returned as it was, same type
+ * completions; streamed or not) as a Tollgate call record; a background response's cost, when
+ * `responses.retrieve` finds it finished. The client is returned as it was, same type
  * and behaviour: streams still stream, errors are the SDK's own. Calls are attributed from the enclosing
  * `withAttribution` / `traced` / `agentRun` scopes.
  */
@@ -28,6 +29,7 @@ export function wrapOpenAI<C extends object>(client: C, options: WrapOptions = {
   wrapCreate(c.chat?.completions, spec("openai.chat"), sink, withStreamUsage);
   wrapCreate(c.completions, spec("openai.completions"), sink, withStreamUsage);
   wrapCreate(c.responses, spec("openai.responses"), sink);
+  wrapRetrieve(c.responses, spec("openai.responses"), sink);
   wrapCreate(c.embeddings, spec("openai.embeddings", "embedding"), sink);
   return client;
 }

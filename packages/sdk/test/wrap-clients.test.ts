@@ -1,13 +1,29 @@
 // The SDK-wrapped official `openai` and `@anthropic-ai/sdk` clients against the fixture-replaying mock,
 // exporting to a real Tollgate server: the app sees exactly what the unwrapped client sees, and every
 // stored record carries the usage and cost the gateway records for the same payload.
+
+import { setTimeout as sleep } from "node:timers/promises";
 import Anthropic from "@anthropic-ai/sdk";
 import { type CallRecord, type CallRecordInput, COST_FIELDS, USAGE_FIELDS } from "@tollgate/core";
 import OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { collect, createKey, recordByEventId, startTestGateway } from "../../server/test/helpers.js";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import {
+  collect,
+  createKey,
+  gatewayRecords,
+  recordByEventId,
+  startTestGateway,
+} from "../../server/test/helpers.js";
 import { type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
-import { Exporter, traced, withAttribution, wrapAnthropic, wrapOpenAI } from "../src/index.js";
+import {
+  type AgentRun,
+  agentRun,
+  Exporter,
+  traced,
+  withAttribution,
+  wrapAnthropic,
+  wrapOpenAI,
+} from "../src/index.js";
 
 let mock: MockUpstream;
 let gw: Awaited<ReturnType<typeof startTestGateway>>;
@@ -177,6 +193,90 @@ describe("wrapOpenAI", () => {
         request_id: data.id,
         cost_nanousd: 0n,
       });
+  });
+
+  it("a background response's cost is recorded when responses.retrieve finds it finished: once, for its submission's scope, as the gateway records it", async () => {
+    const body = { model: "gpt-5", input: "research", background: true };
+    const sdkCase = { headers: { "x-mock-case": "sdk-bg-done" } };
+    const before = sent.length;
+    const submitted = await withAttribution({ feature: "research", userId: "u-bg" }, () =>
+      openai.responses.create(body, sdkCase),
+    );
+    // Polled from elsewhere in the app (another scope): still the submission's call.
+    expect((await openai.responses.retrieve(submitted.id, {}, sdkCase)).status).toBe("in_progress");
+    expect(sent.length).toBe(before + 1); // the submission only
+    const done = await openai.responses.retrieve(submitted.id, {}, sdkCase);
+    expect(done.status).toBe("completed");
+    await openai.responses.retrieve(submitted.id, {}, sdkCase);
+    await expect.poll(() => sent.length).toBe(before + 2);
+    await sleep(50);
+    expect(sent.length).toBe(before + 2); // polled again: nothing more
+    expect(sent.at(-1)).toMatchObject({
+      kind: "llm",
+      feature: "research",
+      user_id: "u-bg",
+      request_id: submitted.id,
+      ts_start: done.created_at * 1000,
+      ts_end: null,
+      event_id: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-/),
+    });
+    const sdk = await lastStored();
+    // The same flow through the gateway: the same usage and cost.
+    const gwCase = { headers: { "x-mock-case": "sdk-bg-done-gw" } };
+    const viaGw = await gatewayOpenAI.responses.create(body, gwCase);
+    await gatewayOpenAI.responses.retrieve(viaGw.id, {}, gwCase);
+    await gatewayOpenAI.responses.retrieve(viaGw.id, {}, gwCase);
+    const gateway = await vi.waitFor(
+      async () => {
+        const rec = (await gatewayRecords(gw.runtime)).find(
+          (r) => r.request_id === viaGw.id && r.kind === "llm",
+        );
+        expect(rec).toBeDefined();
+        return rec!;
+      },
+      { timeout: 5_000, interval: 20 },
+    );
+    for (const f of [...USAGE_FIELDS, ...COST_FIELDS, "cost_nanousd", "model", "priced"] as const)
+      expect(sdk[f], f).toEqual(gateway[f]);
+    expect(sdk.cost_nanousd > 0n).toBe(true);
+    expect(sdk.model_requested).toBe("gpt-5");
+  });
+
+  it("a background response submitted in an agent run counts as one LLM call of the run, with its cost", async () => {
+    const fixture = "openai/responses.gpt-5.6-sol.cache-read.json";
+    const opts = { headers: { "x-mock-case": "sdk-bg-run", "x-mock-fixture": fixture } };
+    let run: AgentRun | undefined;
+    const submitted = await agentRun({ type: "researcher", limits: { max_cost_usd: "5" } }, (r) => {
+      run = r;
+      return openai.responses.create({ model: "gpt-5.6-sol", input: "go", background: true }, opts);
+    });
+    expect(run!.usage.llm_calls).toBe(1);
+    expect(run!.usage.cost_nanousd).toBe(0n);
+    await openai.responses.retrieve(submitted.id, {}, opts); // in_progress
+    await openai.responses.retrieve(submitted.id, {}, opts);
+    await expect.poll(() => sent.at(-1)?.request_id).toBe(submitted.id);
+    const rec = await lastStored();
+    expect(rec).toMatchObject({ kind: "llm", agent_run_id: run!.id, agent_type: "researcher" });
+    expect(rec.cost_nanousd > 0n).toBe(true);
+    expect(run!.usage).toMatchObject({ llm_calls: 1, cost_nanousd: rec.cost_nanousd });
+  });
+
+  it("a background response submitted elsewhere and polled through a wrapped client is recorded for the poll's scope", async () => {
+    // Another fixture than the test above's: the mock's responses keep their fixture's id.
+    const fixture = "openai/responses.gpt-4o.cached.json";
+    const opts = { headers: { "x-mock-case": "sdk-bg-elsewhere", "x-mock-fixture": fixture } };
+    const submitted = await plainOpenAI.responses.create(
+      { model: "gpt-4o", input: "go", background: true },
+      opts,
+    );
+    const before = sent.length;
+    await withAttribution({ feature: "poller" }, async () => {
+      await openai.responses.retrieve(submitted.id, {}, opts); // in_progress
+      await openai.responses.retrieve(submitted.id, {}, opts);
+    });
+    await expect.poll(() => sent.length).toBe(before + 1);
+    expect(sent.at(-1)).toMatchObject({ kind: "llm", feature: "poller", request_id: submitted.id });
+    expect(sent.at(-1)!.input_uncached_tokens).toBeGreaterThan(0);
   });
 
   it("embeddings", async () => {

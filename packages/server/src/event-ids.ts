@@ -1,12 +1,7 @@
 import { hash } from "node:crypto";
+import { uuidv8FromSha256 } from "@tollgate/core";
 
-/**
- * A UUID (version 8, RFC 9562 custom layout) from the SHA-256 of a name: the same name always gives the
- * same event_id, so a call recorded again (an exporter's retry, a response polled twice) is stored once.
- */
+/** The event_id named by `name` (uuidv8FromSha256): stored once however often it is recorded. */
 export function namedEventId(name: string): string {
-  const h = hash("sha256", name, "hex");
-  const version = `8${h.slice(13, 16)}`;
-  const variant = ((Number.parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16) + h.slice(17, 20);
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${version}-${variant}-${h.slice(20, 32)}`;
+  return uuidv8FromSha256(hash("sha256", name, "hex"));
 }

@@ -5,6 +5,10 @@
 export interface BackgroundResponse {
   id: string;
   status: string;
+  /** When it was created (epoch ms), when the object says. */
+  createdMs: number | null;
+  /** Why it failed, as a record's error_type: its error's code (server_error, …), else its status; null when it did not fail. */
+  failure: string | null;
 }
 
 const PENDING: ReadonlySet<string> = new Set(["queued", "in_progress"]);
@@ -14,7 +18,19 @@ const FINISHED: ReadonlySet<string> = new Set(["completed", "incomplete", "faile
 export function backgroundResponse(json: Record<string, unknown>): BackgroundResponse | null {
   if (json.object !== "response" || json.background !== true) return null;
   if (typeof json.id !== "string" || json.id === "" || typeof json.status !== "string") return null;
-  return { id: json.id, status: json.status };
+  const created = json.created_at;
+  return {
+    id: json.id,
+    status: json.status,
+    createdMs: typeof created === "number" && Number.isFinite(created) ? Math.round(created * 1000) : null,
+    failure: json.status === "failed" || json.status === "cancelled" ? failureOf(json, json.status) : null,
+  };
+}
+
+function failureOf(json: Record<string, unknown>, status: string): string {
+  const error = (json.error ?? {}) as { code?: unknown; type?: unknown };
+  const named = [error.code, error.type].find((t): t is string => typeof t === "string" && t !== "");
+  return (named ?? status).slice(0, 64).toWellFormed(); // a record field takes no lone surrogate
 }
 
 export const isPending = (r: BackgroundResponse): boolean => PENDING.has(r.status);

@@ -7,6 +7,7 @@ import {
   isPending,
   type StreamExtractor,
 } from "@tollgate/core";
+import { markFinished, rememberSubmission } from "./background.js";
 import type { TrackedCall } from "./call.js";
 
 /**
@@ -75,6 +76,33 @@ export function observeApiPromise<P>(promise: P, call: TrackedCall, hideEvent?: 
   return promise;
 }
 
+/**
+ * Calls `onValue` with what `promise` (an SDK APIPromise) parses to, when the app reads it; the app gets
+ * the same object and value. Read only through `asResponse()`, nothing is seen.
+ */
+export function tapParsed<P>(promise: P, onValue: (value: unknown) => void): P {
+  const p = promise as unknown as ApiPromiseLike;
+  const seen = (value: unknown) => {
+    try {
+      onValue(value);
+    } catch {
+      // recording never breaks the app's call
+    }
+    return value;
+  };
+  if (typeof p?.parse !== "function") {
+    void Promise.resolve(promise).then(seen, () => {});
+    return promise;
+  }
+  const parse = p.parse.bind(p);
+  let parsing: Promise<unknown> | null = null;
+  p.parse = () => {
+    parsing ??= parse().then(seen);
+    return parsing;
+  };
+  return promise;
+}
+
 function isStream(value: unknown): value is StreamLike {
   return typeof (value as StreamLike | null)?.iterator === "function";
 }
@@ -88,6 +116,7 @@ function finishBody(call: TrackedCall, body: unknown, response: Response | null)
       ? null
       : backgroundResponse(body as Record<string, unknown>);
   if (background && isPending(background) && call.spec.api === "openai.responses") {
+    rememberSubmission(background.id, call);
     call.finish({
       usage: null,
       httpStatus: response?.status ?? 200,
@@ -167,7 +196,15 @@ function observedEvents(
   ): IteratorResult<unknown> | Promise<IteratorResult<unknown>> => {
     if (r.done) {
       const usage = usageOf(() => extractor.result());
-      call.finish({ usage, httpStatus, requestId, errorType: usage ? null : "usage_unreadable" });
+      // A background response streamed to its end: recorded under its response id, once (a poll adds nothing).
+      const responseId = call.body.background === true ? (usage?.response_id ?? null) : null;
+      if (responseId) markFinished(responseId);
+      call.finish({
+        usage,
+        httpStatus,
+        requestId: responseId ?? requestId,
+        errorType: usage ? null : "usage_unreadable",
+      });
       return r;
     }
     call.event();

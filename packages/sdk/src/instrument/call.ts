@@ -1,5 +1,6 @@
 import {
   type Api,
+  type BackgroundResponse,
   type CallRecordInput,
   type ExtractedUsage,
   estimateCutShortUsage,
@@ -10,6 +11,7 @@ import {
 } from "@tollgate/core";
 import { agentRunOfCall } from "../agent-run.js";
 import { childSpan, currentScope } from "../context.js";
+import { namedEventId } from "../ids.js";
 
 /** Which API a wrapped method speaks, and the provider its calls are priced as. */
 export interface CallSpec {
@@ -41,6 +43,14 @@ export interface Outcome {
   kind?: "other";
 }
 
+/** Where and when a record says its call happened. */
+interface Timing {
+  eventId: string;
+  tsStart: number;
+  tsEnd: number | null;
+  ttftMs: number | null;
+}
+
 /**
  * One wrapped LLM call from start to record: captures the scope (attribution, parent span) and the
  * agent run at the call site, times it, and turns its outcome into exactly one call record.
@@ -51,16 +61,19 @@ export class TrackedCall {
   #firstEventAt: number | null = null;
   #events = 0;
   #done = false;
+  #backgroundDone = false;
   readonly #scope = currentScope();
   readonly #run = agentRunOfCall();
 
+  /** `counted: false`: the run counted this LLM call already (a background response polled by another process). */
   constructor(
     readonly spec: CallSpec,
     readonly body: Record<string, unknown>,
     private readonly sink: RecordSink,
+    { counted = true }: { counted?: boolean } = {},
   ) {
     // A killed (or over-ceiling) run refuses the call before anything is sent.
-    if (this.#run?.counts) this.#run.run.beginLlmCall();
+    if (counted && this.#run?.counts) this.#run.run.beginLlmCall();
   }
 
   get stream(): boolean {
@@ -97,7 +110,31 @@ export class TrackedCall {
   finish(o: Outcome): void {
     if (this.#done) return;
     this.#done = true;
-    const now = performance.now();
+    this.#emit(o, {
+      eventId: uuidv7(this.#startMs),
+      tsStart: this.#startMs,
+      tsEnd: this.#startMs + Math.round(performance.now() - this.#start),
+      ttftMs: this.#firstEventAt === null ? null : Math.round(this.#firstEventAt - this.#start),
+    });
+  }
+
+  /**
+   * The background response this call submitted (or a poll found), finished: its one llm record, with the
+   * usage it reports, from its creation. Named by the response, so a poll after a restart is stored once.
+   */
+  finishBackground(response: BackgroundResponse, usage: ExtractedUsage): void {
+    if (this.#backgroundDone) return;
+    this.#backgroundDone = true;
+    const outcome = { usage, httpStatus: 200, requestId: response.id, errorType: response.failure };
+    this.#emit(outcome, {
+      eventId: namedEventId(`openai-response:${response.id}`),
+      tsStart: response.createdMs ?? this.#startMs,
+      tsEnd: null,
+      ttftMs: null,
+    });
+  }
+
+  #emit(o: Outcome, at: Timing): void {
     const model = o.usage?.model ?? this.#requestedModel() ?? "unknown";
     if (o.usage && this.#run?.counts)
       this.#run.run.recordUsage(o.usage.usage, {
@@ -108,13 +145,13 @@ export class TrackedCall {
     const scope = this.#scope;
     const span = childSpan(scope);
     const record: CallRecordInput = {
-      event_id: uuidv7(this.#startMs),
+      event_id: at.eventId,
       trace_id: span.trace_id,
       span_id: span.span_id,
       parent_span_id: span.parent_span_id,
-      ts_start: this.#startMs,
-      ts_end: this.#startMs + Math.round(now - this.#start),
-      ttft_ms: this.#firstEventAt === null ? null : Math.round(this.#firstEventAt - this.#start),
+      ts_start: at.tsStart,
+      ts_end: at.tsEnd,
+      ttft_ms: at.ttftMs,
       kind: o.kind ?? this.spec.kind,
       provider: this.spec.provider,
       api: this.spec.api,

@@ -1,11 +1,15 @@
-import { type EventFilter, observeApiPromise } from "./api-promise.js";
+import { type EventFilter, observeApiPromise, tapParsed } from "./api-promise.js";
+import { recordIfFinished } from "./background.js";
 import type { CallSpec, RecordSink } from "./call.js";
 import { TrackedCall } from "./call.js";
 
 /** Marks a resource whose `create` is already wrapped, so wrapping a client twice records once. */
 const WRAPPED = Symbol.for("tollgate.wrapped");
+/** The same for `retrieve`. */
+const RETRIEVE_WRAPPED = Symbol.for("tollgate.wrapped.retrieve");
 
 type Create = (this: unknown, body: Record<string, unknown>, options?: unknown) => unknown;
+type Retrieve = (this: unknown, ...args: unknown[]) => unknown;
 
 /** How one method's request is adjusted before it is sent (and what of the reply the app must not see). */
 export type Prepare = (body: Record<string, unknown>) => {
@@ -33,6 +37,21 @@ export function wrapCreate(resource: unknown, spec: CallSpec, sink: RecordSink, 
     return observeApiPromise(original.call(this, prepared.body, options), call, prepared.hideEvent);
   };
   Object.defineProperty(target, WRAPPED, { value: true });
+  return true;
+}
+
+/**
+ * Replaces `responses.retrieve` with one that records a background response the poll finds finished
+ * (once; recordIfFinished). Returns false when the resource is absent.
+ */
+export function wrapRetrieve(resource: unknown, spec: CallSpec, sink: RecordSink): boolean {
+  const target = resource as ({ retrieve?: Retrieve } & { [RETRIEVE_WRAPPED]?: true }) | undefined;
+  if (!target || typeof target.retrieve !== "function" || target[RETRIEVE_WRAPPED]) return false;
+  const original = target.retrieve;
+  target.retrieve = function retrieve(this: unknown, ...args: unknown[]) {
+    return tapParsed(original.apply(this, args), (value) => recordIfFinished(value, spec, sink));
+  };
+  Object.defineProperty(target, RETRIEVE_WRAPPED, { value: true });
   return true;
 }
 

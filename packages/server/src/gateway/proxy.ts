@@ -841,7 +841,7 @@ export class Gateway {
         await this.deps.guard.settle(owner.ticket, { cost: 0n, tokens: 0, toolCalls: 0, eventId: null });
     };
     if (claim === "taken elsewhere") return letGo();
-    const createdMs = typeof json.created_at === "number" ? Math.round(json.created_at * 1000) : Date.now();
+    const createdMs = response.createdMs ?? Date.now();
     // Already recorded elsewhere: by another replica's poll, before a restart, or from its own stream.
     // Around its creation (ClickHouse reads the days asked for, not the whole workspace), and not for long:
     // past that it is recorded anyway (the store keeps one record under its event id).
@@ -856,8 +856,6 @@ export class Gateway {
       () => [],
     );
     if (prior.some((r) => r.kind === "llm")) return letGo();
-    const failed = response.status === "failed" || response.status === "cancelled";
-    const error = (json.error ?? {}) as { code?: unknown; type?: unknown };
     // Recorded as the model call it was, for its owner, from its creation; its submission's hold, when
     // this process has it, becomes its spend.
     const finished: Call = {
@@ -870,12 +868,9 @@ export class Gateway {
     const rec = this.#record(
       { call: finished, n: 1, start: createdMs, ticket: owner.ticket ?? null },
       {
-        status: failed ? "error" : "ok",
+        status: response.failure === null ? "ok" : "error",
         http_status: 200,
-        // A failed response names its error's code (server_error, …); a cancelled one is "cancelled".
-        error_type: failed
-          ? (fieldText(error.code, 64) ?? fieldText(error.type, 64) ?? response.status)
-          : null,
+        error_type: response.failure,
         usage,
         event_id: namedEventId(`openai-response:${owner.workspaceId}:${response.id}`),
         ts_end: null,

@@ -1,0 +1,52 @@
+import { backgroundResponse, type ExtractedUsage, extractFromResponse, isFinished } from "@tollgate/core";
+import { type CallSpec, type RecordSink, TrackedCall } from "./call.js";
+
+// OpenAI background responses (`background: true`): the submission is recorded at once (kind=other), the
+// response's cost when a poll (`responses.retrieve`) finds it finished, as the gateway does.
+
+/** Bounds what this process remembers of background responses; the oldest are forgotten first. */
+const REMEMBERED = 10_000;
+/** Submissions made here, by response id: the finished response is recorded for their scope and run. */
+const submitted = new Map<string, TrackedCall>();
+/** Responses recorded as finished here (by a poll, or their stream): recorded once. */
+const finished = new Set<string>();
+
+/** Makes room for one more id. */
+function remember(ids: Map<string, unknown> | Set<string>): void {
+  if (ids.size >= REMEMBERED) ids.delete(ids.keys().next().value!);
+}
+
+/** A submission made through a wrapped client: its call records the response once it is found finished. */
+export function rememberSubmission(responseId: string, call: TrackedCall): void {
+  remember(submitted);
+  submitted.set(responseId, call);
+}
+
+/** A background response recorded from its stream: a later poll of it adds nothing. False when it was already. */
+export function markFinished(responseId: string): boolean {
+  if (finished.has(responseId)) return false;
+  remember(finished);
+  finished.add(responseId);
+  return true;
+}
+
+/**
+ * What a poll returned: when it is a background response found finished for the first time here, its one
+ * llm record. For the submission's scope and run when this process submitted it, else for the poll's (the
+ * run is then not counted a second LLM call: it was at submission).
+ */
+export function recordIfFinished(body: unknown, spec: CallSpec, sink: RecordSink): void {
+  if (typeof body !== "object" || body === null) return;
+  const response = backgroundResponse(body as Record<string, unknown>);
+  if (!response || !isFinished(response) || finished.has(response.id)) return;
+  let usage: ExtractedUsage;
+  try {
+    usage = extractFromResponse("openai.responses", body);
+  } catch {
+    return; // finished without usage (cancelled before it ran): nothing was billed
+  }
+  markFinished(response.id);
+  const call = submitted.get(response.id) ?? new TrackedCall(spec, {}, sink, { counted: false });
+  submitted.delete(response.id);
+  call.finishBackground(response, usage);
+}

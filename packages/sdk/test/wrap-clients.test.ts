@@ -261,6 +261,65 @@ describe("wrapOpenAI", () => {
     expect(run!.usage).toMatchObject({ llm_calls: 1, cost_nanousd: rec.cost_nanousd });
   });
 
+  it("a background stream a poll finds finished while the app still reads it: one llm record, the poll's", async () => {
+    const opts = { headers: { "x-mock-case": "sdk-bg-race", "x-mock-chunk-delay-ms": "10" } };
+    const stream = await openai.responses.create(
+      { model: "gpt-5", input: "go", stream: true, background: true },
+      opts,
+    );
+    const events = stream[Symbol.asyncIterator]();
+    const id = ((await events.next()).value as { response: { id: string } }).response.id;
+    expect((await openai.responses.retrieve(id, {}, opts)).status).toBe("completed");
+    while (!(await events.next()).done) {}
+    const mine = sent.filter((r) => r.request_id === id);
+    expect(mine.map((r) => [r.kind, r.stream])).toEqual([
+      ["llm", false],
+      ["other", true],
+    ]);
+    expect(mine[0]).toMatchObject({ output_tokens: 469 });
+    expect(mine[1]!.output_tokens).toBeUndefined(); // the stream itself carries no usage
+  });
+
+  it("a background stream the app stops reading: recorded as its submission; the poll bills the whole response", async () => {
+    const rel = "conformance/payloads/openai/responses.stream.gpt-5.2.reasoning.sse";
+    const opts = { headers: { "x-mock-case": "sdk-bg-cut", "x-mock-fixture": rel } };
+    const stream = await openai.responses.create(
+      { model: "gpt-5.2", input: "go", stream: true, background: true },
+      opts,
+    );
+    const events = stream[Symbol.asyncIterator]();
+    const id = ((await events.next()).value as { response: { id: string } }).response.id;
+    await events.return?.();
+    expect(sent.at(-1)).toMatchObject({ kind: "other", request_id: id, error_type: "client_disconnected" });
+    expect(sent.at(-1)!.cost_source).toBeUndefined(); // not an estimate: the response runs on
+    await openai.responses.retrieve(id, {}, opts);
+    expect(sent.at(-1)).toMatchObject({
+      kind: "llm",
+      request_id: id,
+      output_tokens: 79,
+      web_search_requests: 1,
+    });
+  });
+
+  it("a background response polled inside its run's run.llm is counted by the run once", async () => {
+    const fixture = "openai/responses.gpt-5.6-sol.cache-write.json";
+    const opts = { headers: { "x-mock-case": "sdk-bg-run-llm", "x-mock-fixture": fixture } };
+    await agentRun({ type: "poller", limits: { max_cost_usd: "5" } }, async (run) => {
+      const submitted = await openai.responses.create(
+        { model: "gpt-5.6-sol", input: "go", background: true },
+        opts,
+      );
+      for (let i = 0; i < 2; i++)
+        await run.llm("openai.responses", () => openai.responses.retrieve(submitted.id, {}, opts));
+      const rec = sent.findLast((r) => r.request_id === submitted.id && r.kind === "llm");
+      expect(rec).toBeDefined();
+      const stored = await lastStored();
+      expect(stored.cost_nanousd > 0n).toBe(true);
+      // run.llm counted the finished reply; the record of it adds nothing more to the run.
+      expect(run.usage.cost_nanousd).toBe(stored.cost_nanousd);
+    });
+  });
+
   it("a background response submitted elsewhere and polled through a wrapped client is recorded for the poll's scope", async () => {
     // Another fixture than the test above's: the mock's responses keep their fixture's id.
     const fixture = "openai/responses.gpt-4o.cached.json";

@@ -479,18 +479,21 @@ describe("gateway: OpenAI Responses, legacy completions and embeddings", () => {
 
   it("a background response is recorded for its submission's workspace and attribution, polled with another key or none", async () => {
     const { json: key } = await createKey(gw.runtime.app, gw.runtime.rootToken, "bg-ws", "gateway");
-    const submitter = { "x-mock-case": "bg-ws", "x-tollgate-key": key.key, "x-tollgate-feature": "reports" };
+    // A response is recorded once whoever polls it, and the mock's keep their fixture's id: a fixture of its own.
+    const mock = {
+      "x-mock-case": "bg-ws",
+      "x-mock-fixture": "openai/responses.gpt-5.6-sol.cache-write.json",
+    };
+    const submitter = { ...mock, "x-tollgate-key": key.key, "x-tollgate-feature": "reports" };
     const submitted = await openai.responses.create(
-      { model: "gpt-5", input: "go", background: true },
+      { model: "gpt-5.6-sol", input: "go", background: true },
       { headers: submitter },
     );
-    // The fixture's response id comes back in other tests too: count what the keyless polls add.
     const inDefault = async () =>
       (await gatewayRecords(gw.runtime)).filter((r) => r.request_id === submitted.id && r.kind === "llm")
         .length;
     const before = await inDefault();
-    for (let i = 0; i < 2; i++)
-      await openai.responses.retrieve(submitted.id, undefined, { headers: { "x-mock-case": "bg-ws" } });
+    for (let i = 0; i < 2; i++) await openai.responses.retrieve(submitted.id, undefined, { headers: mock });
     const mine = await responseRecords(submitted.id, "bg-ws");
     expect(mine.map((r) => r.kind).sort()).toEqual(["llm", "other"]);
     expect(mine.find((r) => r.kind === "llm")).toMatchObject({ feature: "reports", key_id: key.id });

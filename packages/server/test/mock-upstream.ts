@@ -447,11 +447,13 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
       path === "/v1/responses" &&
       (body as { background?: unknown } | null)?.background === true
     ) {
-      // Streamed in the background: polls after the stream find the response its response.completed names.
+      // Streamed in the background: polls (from the first on: it runs on upstream, whatever the stream's
+      // pace) find the response its response.completed names, created now.
       const done = sseEvents(reply.text).find((ev) => ev.includes('"response.completed"'));
       const response = (JSON.parse(done!.slice(done!.indexOf("data: ") + 6)) as { response: { id: string } })
         .response;
-      background.set(`${response.id}:${caseKey}`, { text: JSON.stringify(response), polls: 1 });
+      const created = { ...response, created_at: Math.floor(Date.now() / 1000) };
+      background.set(`${response.id}:${caseKey}`, { text: JSON.stringify(created), polls: 1 });
     }
     if (!reply.stream) {
       if (!broken) return send(200, reply.text);

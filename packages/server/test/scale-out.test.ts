@@ -210,6 +210,8 @@ describe("two gateways and a worker on one ClickHouse and one Redis", () => {
   let records: CallRecord[];
   /** Calls the tests before the 50,000 made and that were answered (so stored too). */
   let callsBefore = 0;
+  /** Records the tests before the 50,000 stored beside their calls' (a background response's own). */
+  let recordsBesideCalls = 0;
 
   it("a budget set through the API replica reaches both gateways, and holds", async () => {
     const [api, ...gateways] = [procs[3]!, procs[1]!, procs[2]!];
@@ -297,6 +299,53 @@ describe("two gateways and a worker on one ClickHouse and one Redis", () => {
     expect(refused.status).toBe(404);
   });
 
+  it("a background response submitted through one gateway and polled through the other is recorded once, for its submission", async () => {
+    const [submitter, poller] = [procs[1]!, procs[2]!];
+    const call = (proc: Proc, method: string, path: string, headers: Record<string, string>, body?: object) =>
+      fetch(`${proc.url}${path}`, {
+        method,
+        headers: { "content-type": "application/json", authorization: "Bearer sk-test", ...headers },
+        body: body && JSON.stringify(body),
+      });
+    const submitted = await call(
+      submitter,
+      "POST",
+      "/v1/responses",
+      {
+        "x-mock-case": "bg-scale",
+        "x-tollgate-feature": "bg-scale",
+        "x-tollgate-agent-run-id": "bg-scale-run",
+      },
+      { model: "gpt-5", input: "go", background: true },
+    );
+    const { id } = (await submitted.json()) as { id: string };
+    const recordsOf = () => store.query({ workspaceId: "default", where: { request_id: id }, limit: 100 });
+    // The poller finds the submission in the one store (it is stored within about a second).
+    for (const deadline = Date.now() + 10_000; (await recordsOf()).length === 0 && Date.now() < deadline; )
+      await sleep(100);
+    // Polled without attribution, through the replica that did not see the submission.
+    const statuses: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await call(poller, "GET", `/v1/responses/${id}`, { "x-mock-case": "bg-scale" });
+      statuses.push(((await res.json()) as { status: string }).status);
+    }
+    expect(statuses).toEqual(["in_progress", "completed", "completed"]);
+    let llm: CallRecord[] = [];
+    for (const deadline = Date.now() + 10_000; llm.length === 0 && Date.now() < deadline; await sleep(100))
+      llm = (await recordsOf()).filter((r) => r.kind === "llm");
+    await sleep(1_500); // a second record, were there one, would be stored by now
+    const all = await recordsOf();
+    expect(all.filter((r) => r.kind === "llm")).toHaveLength(1);
+    expect(all.filter((r) => r.kind === "llm")[0]).toMatchObject({
+      feature: "bg-scale",
+      agent_run_id: "bg-scale-run",
+      status: "ok",
+    });
+    expect(all.map((r) => r.kind).sort()).toEqual(["llm", "other"]); // the response, its submission
+    callsBefore += 4;
+    recordsBesideCalls += 1;
+  });
+
   it.runIf(existsSync("/proc/self/maps"))(
     "no process on ClickHouse loads DuckDB (~20 MB of RSS a replica would carry)",
     () => {
@@ -327,7 +376,7 @@ describe("two gateways and a worker on one ClickHouse and one Redis", () => {
     records = await allRecords();
     const stored = new Map(records.map((r) => [r.event_id, r]));
     expect(stored.size).toBe(records.length); // no event twice
-    expect(records.length).toBe(ok.length + callsBefore);
+    expect(records.length).toBe(ok.length + callsBefore + recordsBesideCalls);
     for (const o of ok) expect(stored.has(o.eventId!)).toBe(true);
     // Per capped user: spend never above the cap, and the cap was used (not refused far too early).
     for (let u = 0; u < CAPPED_USERS; u++) {

@@ -455,6 +455,78 @@ describe("agent runs", () => {
     expect([await submit(), await submit(), await submit()]).toEqual(["queued", "queued", "budget_exceeded"]);
   });
 
+  describe("a background response's stream", () => {
+    /** Its records (by response id and feature), once there are `n`, and a moment for any more. */
+    const recordsOf = async (id: string, feature: string, n: number) => {
+      const find = async () =>
+        (await gatewayRecords(gw.runtime)).filter((r) => r.request_id === id && r.feature === feature);
+      await vi.waitFor(async () => expect((await find()).length).toBeGreaterThanOrEqual(n), {
+        timeout: 5_000,
+        interval: 20,
+      });
+      await sleep(150);
+      return find();
+    };
+    const budgetOf = async (id: string) => (await api("GET", `/api/budgets/${id}`)).json;
+    // The mock's responses keep their fixture's id, and this process remembers the ids it recorded:
+    // each test streams its own fixture.
+    const start = async (feature: string, fixture: string) => {
+      await api("POST", "/api/budgets", { id: feature, scope: { feature }, window: "day", limit_usd: "10" });
+      const oa = client({
+        "x-tollgate-feature": feature,
+        "x-mock-case": feature,
+        "x-mock-chunk-delay-ms": "20",
+        "x-mock-fixture": fixture,
+      });
+      const stream = await oa.responses.create({
+        model: "gpt-5",
+        input: "go",
+        stream: true,
+        background: true,
+      });
+      const events = stream[Symbol.asyncIterator]();
+      const first = (await events.next()).value as { response: { id: string } };
+      return { oa, events, id: first.response.id };
+    };
+
+    it("still relayed when a poll finds the response finished: recorded and charged once, by the poll", async () => {
+      const { oa, events, id } = await start("bg-race", "openai/responses.stream.gpt-5.reasoning.sse");
+      expect((await oa.responses.retrieve(id)).status).toBe("completed");
+      while (!(await events.next()).done) {}
+      const records = await recordsOf(id, "bg-race", 2);
+      const llm = records.filter((r) => r.kind === "llm");
+      expect(llm).toHaveLength(1);
+      expect(llm[0]).toMatchObject({ stream: false, output_tokens: 469 });
+      // The stream itself: a call, not the response's cost a second time.
+      expect(records.filter((r) => r.kind === "other")).toMatchObject([
+        { stream: true, status: "ok", cost_nanousd: 0n },
+      ]);
+      expect(await budgetOf("bg-race")).toMatchObject({
+        spend_nanousd: llm[0]!.cost_nanousd.toString(),
+        reserved_usd: "0.00",
+      });
+    });
+
+    it("cut short: recorded as its submission is (the response runs on); the poll that finds it finished bills it in full", async () => {
+      const rel = "conformance/payloads/openai/responses.stream.gpt-5.2.reasoning.sse";
+      const { oa, events, id } = await start("bg-cut", rel);
+      await events.return?.(); // the app stops reading: the gateway's client leaves
+      const [cut] = await recordsOf(id, "bg-cut", 1);
+      expect(cut).toMatchObject({ kind: "other", stream: true, status: "error", cost_nanousd: 0n });
+      expect(cut!.cost_source).not.toBe("estimated");
+      expect((await budgetOf("bg-cut")).reserved_usd).not.toBe("0.00"); // held while it runs
+      expect((await oa.responses.retrieve(id)).status).toBe("completed");
+      const llm = (await recordsOf(id, "bg-cut", 2)).filter((r) => r.kind === "llm");
+      expect(llm).toHaveLength(1);
+      // The whole response: its tokens and its one web search, as the capture's response.completed reports them.
+      expect(llm[0]).toMatchObject({ output_tokens: 79, web_search_requests: 1, status: "ok" });
+      expect(await budgetOf("bg-cut")).toMatchObject({
+        spend_nanousd: llm[0]!.cost_nanousd.toString(),
+        reserved_usd: "0.00",
+      });
+    });
+  });
+
   it("a killed run may still read and cancel through the gateway, but starts no new pass-through work", async () => {
     await api("POST", "/api/runs/pt-killed/kill", { reason: "stop" });
     const send = (method: string, path: string, body?: string) =>

@@ -65,7 +65,7 @@ export function extractFromResponse(api: Api, body: unknown): ExtractedUsage {
 export function snapshotReader(
   api: Api,
   bodyOf: (event: JsonObject) => unknown = (event) => event,
-): { push(event: unknown): void; result(): ExtractedUsage | null } {
+): { push(event: unknown): void; result(): ExtractedUsage | null; responseId(): string | null } {
   const shape = SHAPES[api];
   let usageRaw: unknown;
   let model: string | null = null;
@@ -95,6 +95,7 @@ export function snapshotReader(
         ...(shape.id ? { response_id: id } : {}),
       };
     },
+    responseId: () => id,
   };
 }
 

@@ -20,6 +20,8 @@ export interface StreamExtractor {
    * reported them all (result() keeps the provider's own counts).
    */
   toolCalls(): ToolCalls;
+  /** The id of the response streamed, where the API names one (a Responses stream, from its first event); else null. */
+  responseId(): string | null;
 }
 
 export function createStreamExtractor(api: Api): StreamExtractor {
@@ -34,6 +36,7 @@ export function createStreamExtractor(api: Api): StreamExtractor {
     // max_uses_exceeded, say) is not billed. What the stream showed is for a stream cut short.
     result: () => usageOnly.result(),
     toolCalls: () => ({ ...seen }),
+    responseId: () => usageOnly.responseId(),
   };
 }
 
@@ -95,6 +98,7 @@ function anthropicStream(): UsageOnly {
         service_tier: reportedText(usage.service_tier),
       };
     },
+    responseId: () => null,
   };
 }
 
@@ -133,6 +137,8 @@ export interface SseUsageExtractor {
   ended(): boolean;
   /** As StreamExtractor.toolCalls. */
   toolCalls(): ToolCalls;
+  /** As StreamExtractor.responseId. Read after `result()`. */
+  responseId(): string | null;
 }
 
 /** Data of the events that show a billed tool call (StreamExtractor.toolCalls), where an API has them. */
@@ -183,6 +189,7 @@ export function createSseUsageExtractor(api: Api): SseUsageExtractor {
     error: () => error,
     ended: () => ended,
     toolCalls: () => extractor.toolCalls(),
+    responseId: () => extractor.responseId(),
   };
 }
 

@@ -179,14 +179,22 @@ function observedEvents(
   const extractor: StreamExtractor = createStreamExtractor(call.spec.api);
   const httpStatus = response?.status ?? 200;
   const requestId = requestIdOf(response);
-  const cutShort = (errorType: string) =>
-    call.cutShort(
-      usageOf(() => extractor.result()),
-      errorType,
-      httpStatus,
-      requestId,
-      extractor.toolCalls(),
-    );
+  const cutShort = (errorType: string) => {
+    // A background response runs on when its stream is cut short: recorded as its submission is, and
+    // priced by the poll that finds it finished.
+    const responseId = call.body.background === true ? extractor.responseId() : null;
+    if (responseId) {
+      rememberSubmission(responseId, call);
+      call.finish({ usage: null, httpStatus, requestId: responseId, errorType, kind: "other" });
+    } else
+      call.cutShort(
+        usageOf(() => extractor.result()),
+        errorType,
+        httpStatus,
+        requestId,
+        extractor.toolCalls(),
+      );
+  };
   const onError = (err: unknown): never => {
     cutShort("upstream_stream_broken");
     throw err;
@@ -196,15 +204,18 @@ function observedEvents(
   ): IteratorResult<unknown> | Promise<IteratorResult<unknown>> => {
     if (r.done) {
       const usage = usageOf(() => extractor.result());
-      // A background response streamed to its end: recorded under its response id, once (a poll adds nothing).
-      const responseId = call.body.background === true ? (usage?.response_id ?? null) : null;
-      if (responseId) markFinished(responseId);
-      call.finish({
-        usage,
-        httpStatus,
-        requestId: responseId ?? requestId,
-        errorType: usage ? null : "usage_unreadable",
-      });
+      // A background response streamed to its end: recorded under its response id, as the response's
+      // record unless a poll found it finished first (then the stream is a call, and the poll's record its cost).
+      const responseId = call.body.background === true ? extractor.responseId() : null;
+      if (responseId && !markFinished(responseId))
+        call.finish({ usage: null, httpStatus, requestId: responseId, errorType: null, kind: "other" });
+      else
+        call.finish({
+          usage,
+          httpStatus,
+          requestId: responseId ?? requestId,
+          errorType: usage ? null : "usage_unreadable",
+        });
       return r;
     }
     call.event();

@@ -1,5 +1,5 @@
 import { backgroundResponse, type ExtractedUsage, extractFromResponse, isFinished } from "@tollgate/core";
-import { type CallSpec, type RecordSink, TrackedCall } from "./call.js";
+import type { TrackedCall } from "./call.js";
 
 // OpenAI background responses (`background: true`): the submission is recorded at once (kind=other), the
 // response's cost when a poll (`responses.retrieve`) finds it finished, as the gateway does.
@@ -16,13 +16,21 @@ function remember(ids: Map<string, unknown> | Set<string>): void {
   if (ids.size >= REMEMBERED) ids.delete(ids.keys().next().value!);
 }
 
-/** A submission made through a wrapped client: its call records the response once it is found finished. */
+/**
+ * A submission made through a wrapped client (or a background stream cut short: the response runs on):
+ * its call records the response once a poll finds it finished. Unpolled ones (webhooks) are forgotten
+ * oldest first, each kept small.
+ */
 export function rememberSubmission(responseId: string, call: TrackedCall): void {
+  call.keepForLater();
   remember(submitted);
   submitted.set(responseId, call);
 }
 
-/** A background response recorded from its stream: a later poll of it adds nothing. False when it was already. */
+/**
+ * The first to find a background response finished (a poll, or its stream to its end) records it: false
+ * when another did already.
+ */
 export function markFinished(responseId: string): boolean {
   if (finished.has(responseId)) return false;
   remember(finished);
@@ -32,10 +40,10 @@ export function markFinished(responseId: string): boolean {
 
 /**
  * What a poll returned: when it is a background response found finished for the first time here, its one
- * llm record. For the submission's scope and run when this process submitted it, else for the poll's (the
- * run is then not counted a second LLM call: it was at submission).
+ * llm record. For the submission's scope and run when this process submitted it, else for the poll's
+ * (`poll`: made when the poll was, so the run is not counted a second LLM call: it was at submission).
  */
-export function recordIfFinished(body: unknown, spec: CallSpec, sink: RecordSink): void {
+export function recordIfFinished(body: unknown, poll: TrackedCall): void {
   if (typeof body !== "object" || body === null) return;
   const response = backgroundResponse(body as Record<string, unknown>);
   if (!response || !isFinished(response) || finished.has(response.id)) return;
@@ -46,7 +54,9 @@ export function recordIfFinished(body: unknown, spec: CallSpec, sink: RecordSink
     return; // finished without usage (cancelled before it ran): nothing was billed
   }
   markFinished(response.id);
-  const call = submitted.get(response.id) ?? new TrackedCall(spec, {}, sink, { counted: false });
+  const call = submitted.get(response.id) ?? poll;
   submitted.delete(response.id);
-  call.finishBackground(response, usage);
+  // A poll inside the run's own `run.llm(…)`: the run counts the reply itself.
+  const countedByRun = poll.agentRun?.counts === false && poll.agentRun.run === call.agentRun?.run;
+  call.finishBackground(response, usage, { countsRun: !countedByRun });
 }

@@ -9,7 +9,7 @@ import {
   type ToolCalls,
   uuidv7,
 } from "@tollgate/core";
-import { agentRunOfCall } from "../agent-run.js";
+import { type AgentRun, agentRunOfCall } from "../agent-run.js";
 import { childSpan, currentScope } from "../context.js";
 import { namedEventId } from "../ids.js";
 
@@ -68,12 +68,33 @@ export class TrackedCall {
   /** `counted: false`: the run counted this LLM call already (a background response polled by another process). */
   constructor(
     readonly spec: CallSpec,
-    readonly body: Record<string, unknown>,
+    body: Record<string, unknown>,
     private readonly sink: RecordSink,
     { counted = true }: { counted?: boolean } = {},
   ) {
+    this.#body = body;
     // A killed (or over-ceiling) run refuses the call before anything is sent.
     if (counted && this.#run?.counts) this.#run.run.beginLlmCall();
+  }
+
+  #body: Record<string, unknown>;
+  /** The request's body (after `keepForLater`, only what the record reads of it). */
+  get body(): Readonly<Record<string, unknown>> {
+    return this.#body;
+  }
+
+  /** The agent run this call belongs to, if any, and whether the call counts for it (not inside `run.llm`). */
+  get agentRun(): { run: AgentRun; counts: boolean } | undefined {
+    return this.#run;
+  }
+
+  /**
+   * This call will be recorded again later (a background response, when a poll finds it finished): keeps
+   * only what that record reads of the request, not the whole request (a prompt may be megabytes).
+   */
+  keepForLater(): void {
+    const { model, service_tier, stream } = this.#body;
+    this.#body = { model, service_tier, stream };
   }
 
   get stream(): boolean {
@@ -122,21 +143,23 @@ export class TrackedCall {
    * The background response this call submitted (or a poll found), finished: its one llm record, with the
    * usage it reports, from its creation. Named by the response, so a poll after a restart is stored once.
    */
-  finishBackground(response: BackgroundResponse, usage: ExtractedUsage): void {
+  finishBackground(response: BackgroundResponse, usage: ExtractedUsage, { countsRun = true } = {}): void {
     if (this.#backgroundDone) return;
     this.#backgroundDone = true;
     const outcome = { usage, httpStatus: 200, requestId: response.id, errorType: response.failure };
-    this.#emit(outcome, {
+    const at = {
       eventId: namedEventId(`openai-response:${response.id}`),
       tsStart: response.createdMs ?? this.#startMs,
       tsEnd: null,
       ttftMs: null,
-    });
+    };
+    this.#emit(outcome, at, countsRun);
   }
 
-  #emit(o: Outcome, at: Timing): void {
+  /** `countsRun: false`: the run counted this usage itself (a poll inside `run.llm`). */
+  #emit(o: Outcome, at: Timing, countsRun = true): void {
     const model = o.usage?.model ?? this.#requestedModel() ?? "unknown";
-    if (o.usage && this.#run?.counts)
+    if (o.usage && countsRun && this.#run?.counts)
       this.#run.run.recordUsage(o.usage.usage, {
         provider: this.spec.provider,
         model,

@@ -49,7 +49,9 @@ export function wrapRetrieve(resource: unknown, spec: CallSpec, sink: RecordSink
   if (!target || typeof target.retrieve !== "function" || target[RETRIEVE_WRAPPED]) return false;
   const original = target.retrieve;
   target.retrieve = function retrieve(this: unknown, ...args: unknown[]) {
-    return tapParsed(original.apply(this, args), (value) => recordIfFinished(value, spec, sink));
+    // The poll's scope and run, as at the call (inside `run.llm(…)`, say), should it record the response.
+    const poll = new TrackedCall(spec, {}, sink, { counted: false });
+    return tapParsed(original.apply(this, args), (value) => recordIfFinished(value, poll));
   };
   Object.defineProperty(target, RETRIEVE_WRAPPED, { value: true });
   return true;

@@ -2,10 +2,12 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { StringDecoder } from "node:string_decoder";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
+  ATTRIBUTION_FIELDS,
   attributionErrors,
   type BackgroundResponse,
   backgroundResponse,
   type CallFacts,
+  type CallRecord,
   createSseUsageExtractor,
   type ExtractedUsage,
   estimateCutShortUsage,
@@ -724,10 +726,12 @@ export class Gateway {
     const partialUsage = usage === null || call.route.api === "anthropic.messages";
     const cutOff = complete && partialUsage && !unreadable && streamError === null && !extractor.ended();
     const whole = complete && !cutOff;
-    // A background response streamed to its end: recorded under its response id, so a later poll of it
-    // (through this process or another) finds it recorded rather than billing it again.
-    const responseId = whole && call.parsed?.background === true ? usage?.response_id : null;
-    if (responseId) void this.#claimFinished(call.workspaceId, responseId);
+    // A background response's stream: recorded under its response id. Streamed to its end, it is the
+    // response's record, unless a poll found the response finished first (and recorded it). Cut short,
+    // the response goes on upstream: recorded as its submission is, and priced by the poll that finds it finished.
+    const responseId = call.parsed?.background === true ? fieldText(extractor.responseId()) : null;
+    const pollRecords =
+      responseId !== null && (!whole || (await this.#claimFinished(responseId)) !== "first");
     const rec = this.#record(at, {
       status: whole && streamError === null ? "ok" : "error",
       http_status: up.statusCode,
@@ -736,12 +740,14 @@ export class Gateway {
         : cutOff
           ? "upstream_stream_broken"
           : cutShortReason(clientGone, failure),
-      usage: whole ? usage : estimateUsage(call, usage, events, extractor.toolCalls()),
-      estimated: !whole,
+      usage: pollRecords ? null : whole ? usage : estimateUsage(call, usage, events, extractor.toolCalls()),
+      estimated: !whole && !pollRecords,
       event_id: eventId,
       ttft_ms: firstByte === null ? null : firstByte - attemptStart,
-      request_id: fieldText(responseId) ?? undefined,
+      request_id: responseId ?? undefined,
+      ...(pollRecords ? { kind: "other" as const, keepTicket: !whole } : {}),
     });
+    if (pollRecords && !whole) this.#submitted.set(responseId, { ...ownerOf(call), ticket });
     if (complete) {
       if (rec && trailers) res.addTrailers({ "x-tollgate-cost-usd": recordCostUsd(rec) });
       if (ticket?.run) await ticket.settling; // as for bodies: the run's counts before the last byte
@@ -832,13 +838,14 @@ export class Gateway {
       return; // finished without usage (cancelled before it ran): nothing was billed
     }
     // Recorded for its submission when this process saw it (a poll may come with another key), else for the poll.
-    const owner = this.#submitted.get(response.id) ?? ownerOf(call);
-    const claim = await this.#claimFinished(owner.workspaceId, response.id);
+    const here = this.#submitted.get(response.id);
+    let owner = here ?? ownerOf(call);
+    const claim = await this.#claimFinished(response.id);
     if (claim === "taken here") return; // by another poll or its stream, which settle its hold
     // Its spend is counted where it is recorded: the hold of its submission here is let go.
     const letGo = async () => {
-      if (owner.ticket)
-        await this.deps.guard.settle(owner.ticket, { cost: 0n, tokens: 0, toolCalls: 0, eventId: null });
+      if (here?.ticket)
+        await this.deps.guard.settle(here.ticket, { cost: 0n, tokens: 0, toolCalls: 0, eventId: null });
     };
     if (claim === "taken elsewhere") return letGo();
     const createdMs = response.createdMs ?? Date.now();
@@ -856,6 +863,10 @@ export class Gateway {
       () => [],
     );
     if (prior.some((r) => r.kind === "llm")) return letGo();
+    // Submitted through another replica (or before a restart): recorded for its submission as stored,
+    // so its agent run and attribution get its cost whoever polls.
+    const submission = here ? undefined : prior.find((r) => r.kind === "other");
+    if (submission) owner = ownerOfRecord(submission);
     // Recorded as the model call it was, for its owner, from its creation; its submission's hold, when
     // this process has it, becomes its spend.
     const finished: Call = {
@@ -866,7 +877,7 @@ export class Gateway {
       keyId: owner.keyId,
     };
     const rec = this.#record(
-      { call: finished, n: 1, start: createdMs, ticket: owner.ticket ?? null },
+      { call: finished, n: 1, start: createdMs, ticket: here?.ticket ?? null },
       {
         status: response.failure === null ? "ok" : "error",
         http_status: 200,
@@ -878,19 +889,17 @@ export class Gateway {
       },
     );
     // Without it, its spend is added to the budgets it falls under.
-    if (rec && !owner.ticket) await this.deps.guard.observe([rec], { callsCounted: true });
+    if (rec && !here?.ticket) await this.deps.guard.observe([rec], { callsCounted: true });
   }
 
   /**
    * Whether this call is the first to find the response finished (by a poll, or its stream): of this
-   * process's calls, then of the replicas sharing limits. Past a day a poll finds its record in the store.
+   * process's calls, then of the replicas sharing limits. Of every workspace: the provider bills a
+   * response once, whoever polls it. Past the claim a poll finds its record in the store.
    */
-  async #claimFinished(
-    workspaceId: string,
-    responseId: string,
-  ): Promise<"first" | "taken here" | "taken elsewhere"> {
-    if (!this.#finished.add(`${workspaceId}\u0000${responseId}`, true)) return "taken here";
-    return (await this.deps.guard.claimOnce(workspaceId, `bg:${responseId}`, DAY_MS))
+  async #claimFinished(responseId: string): Promise<"first" | "taken here" | "taken elsewhere"> {
+    if (!this.#finished.add(responseId, true)) return "taken here";
+    return (await this.deps.guard.claimOnce(ANY_WORKSPACE, `bg:${responseId}`, CLAIM_MS))
       ? "first"
       : "taken elsewhere";
   }
@@ -1001,6 +1010,15 @@ function ownerOf(call: Call): Owner {
   return { workspaceId: call.workspaceId, attribution: call.attribution, keyId: call.keyId };
 }
 
+/** Whom a stored call was for: its workspace, key and attribution (the fields it has). */
+function ownerOfRecord(rec: CallRecord): Owner {
+  const attribution: Attribution = {};
+  for (const f of ATTRIBUTION_FIELDS) if (rec[f] !== null) attribution[f] = rec[f];
+  if (rec.tags.length) attribution.tags = rec.tags;
+  if (Object.keys(rec.metadata).length) attribution.metadata = rec.metadata;
+  return { workspaceId: rec.workspace_id, attribution, keyId: rec.key_id };
+}
+
 /** The model a call is recorded (and priced) as: the provider's answer, else what was asked for. */
 function modelOf(call: Call, usage: ExtractedUsage | null): string {
   return (
@@ -1066,6 +1084,13 @@ const CANCEL = /^\/(responses|batches|messages\/batches)\/[^/]+\/cancel$/;
 const pathOf = (pathAndQuery: string) => pathAndQuery.split("?", 1)[0]!;
 
 const DAY_MS = 86_400_000;
+/**
+ * How long a replica's claim to record a finished background response lasts: long past the record's
+ * reaching the store (where later polls find it), and short, should the claimant die before recording it.
+ */
+const CLAIM_MS = 10 * 60_000;
+/** Claims of what is one across workspaces (a provider's response) are kept outside any of them. */
+const ANY_WORKSPACE = "";
 /** How long a finished background response waits for the store to say whether it is recorded already. */
 const LOOKUP_TIMEOUT_MS = 5_000;
 

@@ -298,6 +298,7 @@ describe("wrapOpenAI", () => {
       request_id: id,
       output_tokens: 79,
       web_search_requests: 1,
+      stream: false, // the response as the poll read it
     });
   });
 

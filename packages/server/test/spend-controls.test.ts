@@ -519,7 +519,12 @@ describe("agent runs", () => {
       const llm = (await recordsOf(id, "bg-cut", 2)).filter((r) => r.kind === "llm");
       expect(llm).toHaveLength(1);
       // The whole response: its tokens and its one web search, as the capture's response.completed reports them.
-      expect(llm[0]).toMatchObject({ output_tokens: 79, web_search_requests: 1, status: "ok" });
+      expect(llm[0]).toMatchObject({
+        output_tokens: 79,
+        web_search_requests: 1,
+        status: "ok",
+        stream: false,
+      });
       expect(await budgetOf("bg-cut")).toMatchObject({
         spend_nanousd: llm[0]!.cost_nanousd.toString(),
         reserved_usd: "0.00",

@@ -43,12 +43,13 @@ export interface Outcome {
   kind?: "other";
 }
 
-/** Where and when a record says its call happened. */
-interface Timing {
+/** What a record says of its call's occasion: its id, when it happened, and whether it streamed. */
+interface Occasion {
   eventId: string;
   tsStart: number;
   tsEnd: number | null;
   ttftMs: number | null;
+  stream: boolean;
 }
 
 /**
@@ -136,6 +137,7 @@ export class TrackedCall {
       tsStart: this.#startMs,
       tsEnd: this.#startMs + Math.round(performance.now() - this.#start),
       ttftMs: this.#firstEventAt === null ? null : Math.round(this.#firstEventAt - this.#start),
+      stream: this.stream,
     });
   }
 
@@ -152,12 +154,13 @@ export class TrackedCall {
       tsStart: response.createdMs ?? this.#startMs,
       tsEnd: null,
       ttftMs: null,
+      stream: false, // the response as a poll read it, as the gateway records it
     };
     this.#emit(outcome, at, countsRun);
   }
 
   /** `countsRun: false`: the run counted this usage itself (a poll inside `run.llm`). */
-  #emit(o: Outcome, at: Timing, countsRun = true): void {
+  #emit(o: Outcome, at: Occasion, countsRun = true): void {
     const model = o.usage?.model ?? this.#requestedModel() ?? "unknown";
     if (o.usage && countsRun && this.#run?.counts)
       this.#run.run.recordUsage(o.usage.usage, {
@@ -180,7 +183,7 @@ export class TrackedCall {
       api: this.spec.api,
       model_requested: this.#requestedModel(),
       model,
-      stream: this.stream,
+      stream: at.stream,
       // The tier the provider says it served (OpenAI's flex is billed at batch rates), else the one asked for.
       service_tier:
         o.usage?.service_tier ?? (typeof this.body.service_tier === "string" ? this.body.service_tier : null),

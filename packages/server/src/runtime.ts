@@ -22,6 +22,8 @@ import { withTimeout } from "./with-timeout.js";
 export interface Runtime {
   app: ReturnType<typeof createApp>;
   store: Store;
+  /** Validates, prices and stores records exactly once (the events API; batch results the gateway relays). */
+  ingest: IngestService;
   engine: PricingEngine;
   keys: KeyResolver;
   /** Stores gateway calls off the request path (spooling to disk when the store lags). */
@@ -89,9 +91,10 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
     }
   };
   const stopPolicyRefresh = store.shared ? refreshPolicies(guard, policyRefreshMs()) : () => {};
+  const ingest = new IngestService(writer, engine, guard);
   const app = createApp({
     role: opts.role ?? "all",
-    ingest: new IngestService(writer, engine, guard),
+    ingest,
     guard,
     events: store,
     keyStore: store,
@@ -112,6 +115,7 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
   return {
     app,
     store,
+    ingest,
     engine,
     keys,
     recorder,

@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { getRequestListener } from "@hono/node-server";
 import type { RuntimeOptions } from "./config.js";
+import { BatchRecords } from "./gateway/batch-results.js";
 import { onceClosed } from "./gateway/client-watch.js";
 import { describeEgress, type GatewayConfig, gatewayConfigFromEnv } from "./gateway/config.js";
 import { Gateway } from "./gateway/proxy.js";
@@ -68,6 +69,7 @@ export async function startServer(
         metrics: runtime.metrics,
         guard: runtime.guard,
         store: runtime.store,
+        batches: new BatchRecords(runtime.ingest, runtime.recorder),
       })
     : null;
   const api = getRequestListener(runtime.app.fetch);

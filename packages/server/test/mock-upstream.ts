@@ -92,6 +92,65 @@ export const FX = {
   messagesStreamChunks: "anthropic/messages.stream.claude-sonnet-4-5.text.chunks.jsonl",
 } as const;
 
+/** The fixture bodies the mock's batch results answer with, in order (one request each). */
+export const BATCH_FIXTURES = {
+  openai: [FX.chat, FX.chatCacheRead, FX.embeddings, "openai/responses.gpt-5.6-sol.cache-read.json"],
+  anthropic: [FX.messages, FX.messagesCache],
+} as const;
+
+/**
+ * An OpenAI batch output file (`GET /v1/files/{output_file_id}/content`): a line per request, each
+ * wrapping a real reply body in the documented envelope, and a request that failed (not billed).
+ */
+export function openaiBatchOutput(): string {
+  const answered = BATCH_FIXTURES.openai.map((rel, i) => ({
+    id: `batch_req_${i}`,
+    custom_id: `request-${i}`,
+    response: { status_code: 200, request_id: `req_batch_${i}`, body: JSON.parse(fixture(rel)) },
+    error: null,
+  }));
+  const failed = {
+    id: "batch_req_failed",
+    custom_id: "request-failed",
+    response: {
+      status_code: 400,
+      request_id: "req_batch_failed",
+      body: { error: { message: "Invalid model", type: "invalid_request_error", code: "model_not_found" } },
+    },
+    error: null,
+  };
+  return `${[answered[0], failed, ...answered.slice(1)].map((l) => JSON.stringify(l)).join("\n")}\n`;
+}
+
+/**
+ * An Anthropic message batch's results (`GET /v1/messages/batches/{id}/results`): succeeded requests
+ * wrapping real message bodies, and an errored and an expired one (not billed). No final newline.
+ */
+export function anthropicBatchResults(): string {
+  const lines: unknown[] = BATCH_FIXTURES.anthropic.map((rel, i) => ({
+    custom_id: `msg-${i}`,
+    result: { type: "succeeded", message: JSON.parse(fixture(rel)) },
+  }));
+  lines.splice(1, 0, {
+    custom_id: "msg-errored",
+    result: {
+      type: "errored",
+      error: {
+        type: "error",
+        error: { type: "invalid_request_error", message: "max_tokens: Field required" },
+      },
+    },
+  });
+  lines.push({ custom_id: "msg-expired", result: { type: "expired" } });
+  return lines.map((l) => JSON.stringify(l)).join("\n");
+}
+
+/** A batch's input file: request lines, no results. */
+function batchInput(): string {
+  const body = { model: "gpt-4.1-nano", messages: [{ role: "user", content: "hi" }] };
+  return `${JSON.stringify({ custom_id: "request-0", method: "POST", url: "/v1/chat/completions", body })}\n`;
+}
+
 /** Requested model (prefix) → fixture, per endpoint and stream mode; the first entry is the default. */
 const BY_MODEL: Record<string, Array<[string, string]>> = {
   "chat:body": [
@@ -399,6 +458,59 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
         200,
         JSON.stringify({ object: "list", data: [], first_id: null, last_id: null, has_more: false }),
       );
+    // Batch results, as the providers serve them (JSONL), in 97-byte pieces (lines split anywhere) at the
+    // request's chunk delay.
+    const batchFile =
+      rec.method !== "GET"
+        ? null
+        : path === "/v1/files/file-batch-output/content"
+          ? openaiBatchOutput()
+          : path === "/v1/files/file-batch-input/content"
+            ? batchInput()
+            : /^\/v1\/messages\/batches\/[^/]+\/results$/.test(path)
+              ? anthropicBatchResults()
+              : null;
+    if (batchFile !== null) {
+      const type = path.startsWith("/v1/files/") ? "application/octet-stream" : "application/x-jsonl";
+      res.writeHead(200, { "content-type": type, ...idHeaders });
+      const buf = Buffer.from(batchFile);
+      const delay = delayOf(rec);
+      for (let at = 0; at < buf.length; at += 97) {
+        res.write(buf.subarray(at, at + 97));
+        await sleep(delay());
+      }
+      return res.end();
+    }
+    // A message batch that ended, as Anthropic describes it: its results_url names where it is served from.
+    const messageBatch = /^\/v1\/messages\/batches(?:\/([^/]+))?$/.exec(path);
+    if (rec.method === "GET" && messageBatch) {
+      const batch = (id: string) => ({
+        id,
+        type: "message_batch",
+        processing_status: "ended",
+        request_counts: { processing: 0, succeeded: 2, errored: 1, canceled: 0, expired: 1 },
+        created_at: "2026-12-04T10:00:00Z",
+        ended_at: "2026-12-04T10:20:00Z",
+        expires_at: "2026-12-05T10:00:00Z",
+        archived_at: null,
+        cancel_initiated_at: null,
+        results_url: `http://${req.headers.host}/v1/messages/batches/${id}/results`,
+      });
+      const id = messageBatch[1];
+      return send(
+        200,
+        JSON.stringify(
+          id
+            ? batch(id)
+            : {
+                data: [batch("msgbatch_01"), batch("msgbatch_02")],
+                has_more: false,
+                first_id: null,
+                last_id: null,
+              },
+        ),
+      );
+    }
     if (rec.method === "POST" && path === "/v1/messages/count_tokens")
       return send(200, JSON.stringify({ input_tokens: Math.max(1, Math.ceil(rawBody.length / 4)) }));
 

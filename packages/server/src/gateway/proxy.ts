@@ -5,6 +5,7 @@ import {
   ATTRIBUTION_FIELDS,
   attributionErrors,
   type BackgroundResponse,
+  type BatchResult,
   backgroundResponse,
   type CallFacts,
   type CallRecord,
@@ -29,6 +30,13 @@ import type { SpendGuard, Ticket } from "../limits/guard.js";
 import type { EventStore } from "../store/types.js";
 import { withTimeout } from "../with-timeout.js";
 import { Recent } from "./background.js";
+import {
+  type BatchRecords,
+  BatchResultsReader,
+  type BatchResultsSource,
+  batchResultsSource,
+  pointResultsUrlsAt,
+} from "./batch-results.js";
 import { ClientPace, type ClientWatch, watchClient } from "./client-watch.js";
 import { type GatewayConfig, MAX_RETRIES } from "./config.js";
 import {
@@ -70,6 +78,8 @@ export interface GatewayDeps {
   guard: SpendGuard;
   /** Where a finished background response's record may already be (another replica's, its stream's). */
   store: Pick<EventStore, "query">;
+  /** Stores the calls of batch results downloaded through the gateway. */
+  batches: BatchRecords;
 }
 
 /** Whom a background response is recorded for: the workspace and attribution of its submission. */
@@ -221,6 +231,7 @@ export class Gateway {
     const dispatchers = new Set([...this.#upstreams.values()].map((u) => u.dispatcher));
     if (this.#egress) dispatchers.add(this.#egress);
     await Promise.all([...dispatchers].map((d) => d.close()));
+    await this.deps.batches.settled(); // batch results read so far reach the store before it closes
   }
 
   async #serve(
@@ -522,6 +533,8 @@ export class Gateway {
       }
     const ok = up.statusCode < 300;
     if (!ok) this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: String(up.statusCode) });
+    if (ok && call.route.batches && !headerValue(up.headers, "content-encoding"))
+      buf = Buffer.from(pointResultsUrlsAt(buf.toString("utf8"), call.base, gatewayBaseOf(res.req)));
     let usage: ExtractedUsage | null = null;
     let toolCalls = 0;
     const json =
@@ -610,6 +623,18 @@ export class Gateway {
     headers["x-tollgate-cost-usd"] = costUsd(false, false, 0n);
     writeHead(res, up.statusCode, headers);
     const pace = new ClientPace(res, up.body, client, call.timeoutMs, up.headers);
+    // A batch's results: each answered request recorded as the call it was (a compressed download is
+    // relayed as it is, unread: the gateway asked for none).
+    const source = ok ? batchResultsSource(call.method, pathOf(call.route.upstreamPath)) : null;
+    const results =
+      source && !headerValue(up.headers, "content-encoding")
+        ? new BatchResultsReader(source.family, (found) =>
+            this.deps.batches.add(
+              call.workspaceId,
+              found.map((r) => batchCallInput(call, source, r)),
+            ),
+          )
+        : null;
     let firstByte: number | null = null;
     /** An error answer's start: it names the error type. */
     const errorHead: Buffer[] = [];
@@ -623,11 +648,13 @@ export class Gateway {
           headBytes += chunk.length;
         }
         pace.wrote(res.write(chunk));
+        results?.push(chunk);
       });
     } catch (e) {
       failure = client.gone ? null : e;
     }
     const complete = !client.gone && failure === null;
+    results?.end(complete); // lines that came whole are results, however the download ended
     this.#record(at, {
       status: complete && ok ? "ok" : "error",
       http_status: up.statusCode,
@@ -1002,12 +1029,44 @@ function contentLength(call: Call, up: UpstreamReply, bodyBytes: number | null):
 
 /** A call whose reply is relayed as it comes: a stream, or any pass-through call (a download may be big). */
 function isRelayed(call: Call): boolean {
-  return call.stream || (call.route.api === null && !call.route.poll);
+  return call.stream || (call.route.api === null && !call.route.poll && !call.route.batches);
 }
 
 /** The workspace and attribution a call is recorded with. */
 function ownerOf(call: Call): Owner {
   return { workspaceId: call.workspaceId, attribution: call.attribution, keyId: call.keyId };
+}
+
+/** The gateway's own base URL (…/v1) as its client addressed it, behind a proxy too. */
+function gatewayBaseOf(req: IncomingMessage): string {
+  const forwarded = (h: string) => headerValue(req.headers, h)?.split(",")[0]!.trim() || undefined;
+  const proto = forwarded("x-forwarded-proto") ?? ("encrypted" in req.socket ? "https" : "http");
+  return `${proto}://${forwarded("x-forwarded-host") ?? req.headers.host ?? "localhost"}/v1`;
+}
+
+/** The record of one answered request of a batch, for whoever downloaded its results, named by it. */
+function batchCallInput(call: Call, source: BatchResultsSource, r: BatchResult): Record<string, unknown> {
+  const input: Record<string, unknown> = {
+    event_id: namedEventId(`${source.family}-batch:${call.workspaceId}:${source.id}:${r.customId}`),
+    ts_start: r.createdMs ?? Date.now(), // Anthropic's results say not when: when they were downloaded
+    ts_end: null,
+    kind: r.api === "openai.embeddings" ? "embedding" : "llm",
+    provider: call.provider,
+    api: r.api,
+    model: fieldText(r.usage.model) ?? "unknown",
+    stream: false,
+    batch: true,
+    service_tier: fieldText(r.usage.service_tier) ?? null,
+    status: "ok",
+    http_status: 200,
+    attempt: 1,
+    request_id: fieldText(r.requestId) ?? fieldText(r.customId),
+  };
+  Object.assign(input, r.usage.usage);
+  input.usage_raw = r.usage.usage_raw;
+  Object.assign(input, call.attribution);
+  input.key_id = call.keyId;
+  return input;
 }
 
 /** Whom a stored call was for: its workspace, key and attribution (the fields it has). */

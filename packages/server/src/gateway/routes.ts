@@ -12,6 +12,11 @@ export interface GatewayRoute {
   upstreamPath: string;
   /** A poll of an OpenAI response (`GET /v1/responses/{id}`): a finished background one is billed from it. */
   poll?: true;
+  /**
+   * A read of Anthropic message batches (`GET /v1/messages/batches[/{id}]`): held whole, so that their
+   * `results_url` can name the gateway and their results be read (and recorded) through it.
+   */
+  batches?: true;
 }
 
 const PRICED: Record<string, { family: GatewayRoute["family"]; api: Api; kind: GatewayRoute["kind"] }> = {
@@ -44,6 +49,8 @@ export function classify(url: string, headers?: IncomingHttpHeaders, method = "P
   const upstreamPath = url.slice(3); // keep the query string, drop the /v1 the base URL already has
   if (isResponsePoll(method, path, query.slice(1)))
     return { family: "openai", api: null, kind: "other", upstreamPath, poll: true };
+  if (method === "GET" && /^\/v1\/messages\/batches(\/[^/]+)?$/.test(path))
+    return { family: "anthropic", api: null, kind: "other", upstreamPath, batches: true };
   const priced = method === "POST" ? PRICED[path] : undefined;
   // A model call goes upstream on its own path, however the client spelt it.
   if (priced)

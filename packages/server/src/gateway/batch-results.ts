@@ -1,0 +1,209 @@
+import { StringDecoder } from "node:string_decoder";
+import { type BatchFamily, type BatchResult, batchResult } from "@tollgate/core";
+import type { IngestService } from "../ingest/service.js";
+import type { Recorder } from "./recorder.js";
+
+// A batch's calls are billed when they run, upstream; the gateway sees them only when their results are
+// downloaded through it. Each answered request in the results is recorded then, as a call at the batch rate.
+
+/** A download of a batch's results: the provider speaking it, and the file or batch it is of. */
+export interface BatchResultsSource {
+  family: BatchFamily;
+  /** The output file's id (OpenAI) or the batch's (Anthropic): with `custom_id`, it names each result. */
+  id: string;
+}
+
+/**
+ * Whether a pass-through `GET` (its path below /v1) downloads what may be a batch's results: an OpenAI
+ * file's content (a batch output file is one; any other file is found out at its first line), or an
+ * Anthropic message batch's results.
+ */
+export function batchResultsSource(method: string, path: string): BatchResultsSource | null {
+  if (method !== "GET") return null;
+  const openai = /^\/files\/([^/]+)\/content$/.exec(path);
+  if (openai) return { family: "openai", id: openai[1]! };
+  const anthropic = /^\/messages\/batches\/([^/]+)\/results$/.exec(path);
+  return anthropic ? { family: "anthropic", id: anthropic[1]! } : null;
+}
+
+/**
+ * Anthropic's message batches name their results by an absolute `results_url` on the upstream, which its
+ * SDK fetches as given: pointed at the gateway (as its client addressed it), the results are read through
+ * it. Other URLs are left as they are, and so is every other byte.
+ */
+export function pointResultsUrlsAt(json: string, upstreamBase: string, gatewayBase: string): string {
+  return json.replace(/("results_url"\s*:\s*")([^"]*)"/g, (whole, key: string, url: string) =>
+    url.startsWith(`${upstreamBase}/`) ? `${key}${gatewayBase}${url.slice(upstreamBase.length)}"` : whole,
+  );
+}
+
+/** Results are handed on in groups of this many (one store transaction each). */
+const GROUP = 500;
+/** A longer line is no batch result worth holding in memory whole: skipped. */
+const MAX_LINE_CHARS = 16 * 1024 * 1024;
+
+/**
+ * Reads a results download line by line as it is relayed (chunks split anywhere), and hands the billed
+ * results on in groups. A download whose first line is no batch result line (another kind of file) is
+ * not read further.
+ */
+export class BatchResultsReader {
+  readonly #decoder = new StringDecoder("utf8");
+  /** The line under way, in pieces (joined once it ends: a long line is not copied per chunk). */
+  #pieces: string[] = [];
+  #pieceChars = 0;
+  /** The line under way is too long to be a result worth holding: dropped when it ends. */
+  #skipping = false;
+  /** Nothing but whitespace came yet: the first character tells a JSON line from any other file. */
+  #opening = true;
+  #first = true;
+  #off = false;
+  #group: BatchResult[] = [];
+
+  constructor(
+    private readonly family: BatchFamily,
+    private readonly onResults: (results: BatchResult[]) => void,
+  ) {}
+
+  push(chunk: Buffer): void {
+    if (this.#off) return;
+    const text = this.#decoder.write(chunk);
+    if (this.#opening) {
+      const start = text.search(/\S/);
+      if (start === -1) return;
+      this.#opening = false;
+      // Any results line is a JSON object; a binary or text file is done with at its first character.
+      if (text[start] !== "{" && text[start] !== "\ufeff") {
+        this.#off = true;
+        return;
+      }
+    }
+    let from = 0;
+    for (let nl = text.indexOf("\n"); nl !== -1; nl = text.indexOf("\n", from)) {
+      const line = this.#pieces.length ? this.#pieces.join("") + text.slice(from, nl) : text.slice(from, nl);
+      const skipped = this.#skipping;
+      this.#pieces = [];
+      this.#pieceChars = 0;
+      this.#skipping = false;
+      from = nl + 1;
+      if (!skipped) this.#line(line);
+      if (this.#off) return;
+    }
+    if (from < text.length && !this.#skipping) {
+      this.#pieces.push(text.slice(from));
+      this.#pieceChars += text.length - from;
+      if (this.#pieceChars > MAX_LINE_CHARS) {
+        this.#pieces = [];
+        this.#skipping = true;
+      }
+    }
+  }
+
+  /** The download ended: `whole` when it came to its end (its last line may lack a newline). */
+  end(whole: boolean): void {
+    if (!this.#off && whole && !this.#skipping) this.#line(this.#pieces.join("") + this.#decoder.end());
+    this.#pieces = [];
+    this.#flush();
+  }
+
+  #line(text: string): void {
+    const line = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text; // a byte-order mark
+    if (line.trim() === "") return;
+    // Cheap first: every results line names its request.
+    let parsed: unknown = null;
+    if (line.includes('"custom_id"')) {
+      try {
+        parsed = JSON.parse(line);
+      } catch {
+        parsed = null;
+      }
+    }
+    if (this.#first) {
+      this.#first = false;
+      if (!isResultsLine(parsed)) {
+        this.#off = true; // a batch's input, training data, an image: no results here
+        return;
+      }
+    }
+    const result = batchResult(this.family, parsed);
+    if (!result) return; // failed, expired or cancelled: not billed
+    this.#group.push(result);
+    if (this.#group.length >= GROUP) this.#flush();
+  }
+
+  #flush(): void {
+    if (!this.#group.length) return;
+    const group = this.#group;
+    this.#group = [];
+    this.onResults(group);
+  }
+}
+
+/** A results line of either provider: `{custom_id, response|error}` (OpenAI) or `{custom_id, result}` (Anthropic). */
+function isResultsLine(v: unknown): boolean {
+  if (typeof v !== "object" || v === null) return false;
+  const o = v as Record<string, unknown>;
+  return typeof o.custom_id === "string" && ("response" in o || "result" in o);
+}
+
+/** How many results may wait for the store before more are recorded without charging budgets. */
+const MAX_WAITING = 5_000;
+
+/**
+ * Stores the calls of downloaded batch results through the ingest path: each under an event id named by
+ * its result, so downloading the results again stores nothing twice, and only calls stored for the first
+ * time count against budgets. Should the store fail (or fall behind), they go to the gateway's recorder
+ * (spooled, never lost), without counting against budgets.
+ */
+export class BatchRecords {
+  #chain: Promise<void> = Promise.resolve();
+  #waiting = 0;
+
+  constructor(
+    private readonly ingest: Pick<IngestService, "ingest">,
+    private readonly recorder: Pick<Recorder, "record">,
+    private readonly log: (msg: string) => void = (m) => console.error(m),
+  ) {}
+
+  /** Calls waiting for the store. */
+  get waiting(): number {
+    return this.#waiting;
+  }
+
+  add(workspaceId: string, inputs: Record<string, unknown>[]): void {
+    if (this.#waiting + inputs.length > MAX_WAITING) {
+      this.log(
+        `batch results: ${inputs.length} calls recorded without counting against budgets (store behind)`,
+      );
+      this.#record(workspaceId, inputs);
+      return;
+    }
+    this.#waiting += inputs.length;
+    this.#chain = this.#chain.then(async () => {
+      try {
+        const res = await this.ingest.ingest(workspaceId, inputs);
+        const refused = res.results.find((r) => r.status === "rejected");
+        if (refused)
+          this.log(
+            `batch results: ${res.rejected} calls refused by the record schema, e.g. ${JSON.stringify(refused.errors)}`,
+          );
+      } catch (e) {
+        this.log(
+          `batch results: the store refused ${inputs.length} calls (${(e as Error).message}); spooled`,
+        );
+        this.#record(workspaceId, inputs);
+      } finally {
+        this.#waiting -= inputs.length;
+      }
+    });
+  }
+
+  /** Resolves once everything added so far is stored (or spooled). */
+  settled(): Promise<void> {
+    return this.#chain;
+  }
+
+  #record(workspaceId: string, inputs: Record<string, unknown>[]): void {
+    for (const input of inputs) this.recorder.record(input, workspaceId);
+  }
+}

@@ -1,0 +1,292 @@
+// Batch results downloaded through the gateway, with the official SDKs, against the mock upstream (real
+// reply bodies in the providers' documented batch envelopes): each answered request is recorded once as
+// the call it was, priced at the batch rate, and counted against budgets once however often it is read.
+
+import { setTimeout as sleep } from "node:timers/promises";
+import Anthropic from "@anthropic-ai/sdk";
+import {
+  type Api,
+  type BatchFamily,
+  type BatchResult,
+  batchResult,
+  type CallRecord,
+  extractFromResponse,
+  PricingEngine,
+} from "@tollgate/core";
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { BatchResultsReader, batchResultsSource, pointResultsUrlsAt } from "../src/gateway/batch-results.js";
+import { gatewayRecords, type Json, startTestGateway } from "./helpers.js";
+import {
+  anthropicBatchResults,
+  BATCH_FIXTURES,
+  fixture,
+  type MockUpstream,
+  openaiBatchOutput,
+  startMockUpstream,
+} from "./mock-upstream.js";
+
+let mock: MockUpstream;
+let gw: Awaited<ReturnType<typeof startTestGateway>>;
+const engine = new PricingEngine();
+const FAST = { "x-mock-chunk-delay-ms": "0" };
+
+beforeAll(async () => {
+  mock = await startMockUpstream();
+  gw = await startTestGateway(mock.url);
+});
+afterAll(async () => {
+  await gw?.stop();
+  await mock?.close();
+});
+
+async function api(method: string, path: string, body?: unknown): Promise<Json> {
+  const res = await fetch(gw.url + path, {
+    method,
+    headers: { authorization: `Bearer ${gw.runtime.rootToken}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return res.json();
+}
+
+/** The batch records of a feature, once there are `n` of them, and a moment for any more. */
+async function batchRecords(feature: string, n: number): Promise<CallRecord[]> {
+  const find = async () => (await gatewayRecords(gw.runtime)).filter((r) => r.batch && r.feature === feature);
+  await vi.waitFor(async () => expect((await find()).length).toBeGreaterThanOrEqual(n), {
+    timeout: 5_000,
+    interval: 20,
+  });
+  await sleep(150);
+  return find();
+}
+
+/**
+ * Each record is its fixture's reply exactly (found by the request id `idOf` gives it): usage, and the
+ * cost core computes for it at the batch rate.
+ */
+function expectBatchCalls(
+  records: CallRecord[],
+  provider: string,
+  fixtures: readonly string[],
+  apis: Api[],
+  idOf: (i: number, body: Json) => string,
+) {
+  expect(records).toHaveLength(fixtures.length);
+  fixtures.forEach((rel, i) => {
+    const body = JSON.parse(fixture(rel));
+    const rec = records.find((r) => r.request_id === idOf(i, body));
+    expect(rec, rel).toBeDefined();
+    const usage = extractFromResponse(apis[i]!, body);
+    expect(rec).toMatchObject({ ...usage.usage, api: apis[i], model: body.model });
+    const at = rec!.ts_start;
+    const batch = engine.price({ provider, model: body.model, usage: usage.usage, at, batch: true });
+    const list = engine.price({ provider, model: body.model, usage: usage.usage, at });
+    expect(rec!.cost_nanousd, rel).toBe(batch.cost.total_nanousd);
+    expect(rec!.cost_nanousd < list.cost.total_nanousd).toBe(true);
+    expect(rec!.price_ref).toContain(";batch=0.5");
+    expect(rec).toMatchObject({
+      batch: true,
+      stream: false,
+      status: "ok",
+      provider,
+      cost_source: "computed",
+    });
+  });
+}
+
+describe("OpenAI: a batch output file read through the gateway", () => {
+  const openai = new OpenAI({ apiKey: "sk-test", baseURL: "http://x/v1", maxRetries: 0 });
+  const client = () =>
+    openai.withOptions({
+      baseURL: `${gw.url}/v1`,
+      defaultHeaders: { ...FAST, "x-tollgate-feature": "nightly-batch" },
+    });
+
+  it("reaches the app unchanged; each answered request is recorded at the batch rate, once, and charged once", async () => {
+    await api("POST", "/api/budgets", {
+      id: "nightly",
+      scope: { feature: "nightly-batch" },
+      window: "day",
+      limit_usd: "10",
+    });
+    const text = await (await client().files.content("file-batch-output")).text();
+    expect(text).toBe(openaiBatchOutput());
+    const records = await batchRecords("nightly-batch", 4);
+    expectBatchCalls(
+      records,
+      "openai",
+      BATCH_FIXTURES.openai,
+      ["openai.chat", "openai.chat", "openai.embeddings", "openai.responses"],
+      (i) => `req_batch_${i}`,
+    );
+    // As the provider answered: its request id, its reply's creation; the embeddings one is no LLM call.
+    const chat = records.find((r) => r.request_id === "req_batch_0")!;
+    expect(chat.ts_start).toBe(JSON.parse(fixture(BATCH_FIXTURES.openai[0])).created * 1000);
+    expect(records.find((r) => r.api === "openai.embeddings")!.kind).toBe("embedding");
+    expect(records.map((r) => r.request_id).sort()).toEqual([0, 1, 2, 3].map((i) => `req_batch_${i}`));
+    // A day's budget counts the calls made today: the fixtures' replies are months old, bar the embeddings'
+    // (it says not when; recorded when read).
+    const today = new Date().setUTCHours(0, 0, 0, 0);
+    const total = records.filter((r) => r.ts_start >= today).reduce((a, r) => a + r.cost_nanousd, 0n);
+    expect(total > 0n).toBe(true);
+    expect((await api("GET", "/api/budgets/nightly")).spend_nanousd).toBe(total.toString());
+    // Read again: nothing stored twice, nothing charged twice.
+    await (await client().files.content("file-batch-output")).text();
+    await sleep(300);
+    expect(await batchRecords("nightly-batch", 4)).toHaveLength(4);
+    expect((await api("GET", "/api/budgets/nightly")).spend_nanousd).toBe(total.toString());
+  });
+
+  it("any other file (a batch's input) is relayed and recorded as the download it is, nothing more", async () => {
+    const c = openai.withOptions({
+      baseURL: `${gw.url}/v1`,
+      defaultHeaders: { ...FAST, "x-tollgate-feature": "batch-input" },
+    });
+    const { data, response } = await c.files.content("file-batch-input").withResponse();
+    expect(await data.text()).toContain('"custom_id":"request-0"');
+    await sleep(300);
+    const mine = (await gatewayRecords(gw.runtime)).filter((r) => r.feature === "batch-input");
+    expect(mine).toMatchObject([{ kind: "other", batch: false, cost_nanousd: 0n }]);
+    expect(mine[0]!.event_id).toBe(response.headers.get("x-tollgate-event-id"));
+  });
+});
+
+describe("Anthropic: a message batch's results read through the gateway", () => {
+  it("the SDK decodes them unchanged; each succeeded request is recorded at the batch rate", async () => {
+    const through = new Anthropic({
+      apiKey: "sk-ant-test",
+      baseURL: gw.url,
+      maxRetries: 0,
+      defaultHeaders: { ...FAST, "x-tollgate-feature": "claude-batch" },
+    });
+    const direct = new Anthropic({
+      apiKey: "sk-ant-test",
+      baseURL: mock.url,
+      maxRetries: 0,
+      defaultHeaders: FAST,
+    });
+    const read = async (c: Anthropic) => {
+      const out: unknown[] = [];
+      for await (const r of await c.messages.batches.results("msgbatch_01")) out.push(r);
+      return out;
+    };
+    const got = await read(through);
+    expect(got).toEqual(await read(direct));
+    expect(got).toHaveLength(4);
+    const records = await batchRecords("claude-batch", 2);
+    // Its message id names each; Anthropic's results say not when a request ran: recorded when read.
+    expectBatchCalls(
+      records,
+      "anthropic",
+      BATCH_FIXTURES.anthropic,
+      ["anthropic.messages", "anthropic.messages"],
+      (_, body) => body.id,
+    );
+  });
+});
+
+describe("Anthropic: message batches read through the gateway name it as where their results are", () => {
+  const get = (path: string, headers: Record<string, string> = {}) =>
+    fetch(`${gw.url}${path}`, {
+      headers: { "x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01", ...headers },
+    });
+
+  it("results_url points at the gateway (as its client addressed it); nothing else changes", async () => {
+    const direct = (await (await fetch(`${mock.url}/v1/messages/batches/msgbatch_07`)).json()) as Json;
+    const res = await get("/v1/messages/batches/msgbatch_07");
+    const body = (await res.json()) as Json;
+    expect(body.results_url).toBe(`${gw.url}/v1/messages/batches/msgbatch_07/results`);
+    expect({ ...body, results_url: direct.results_url }).toEqual(direct);
+    expect(Number(res.headers.get("content-length"))).toBe(Buffer.byteLength(JSON.stringify(body)));
+    const list = (await (await get("/v1/messages/batches")).json()) as Json;
+    expect(list.data.map((b: Json) => b.results_url)).toEqual(
+      ["msgbatch_01", "msgbatch_02"].map((id) => `${gw.url}/v1/messages/batches/${id}/results`),
+    );
+    // Behind a TLS-terminating proxy: the address its client used.
+    const proxied = (await (
+      await get("/v1/messages/batches/msgbatch_07", {
+        "x-forwarded-proto": "https",
+        "x-forwarded-host": "llm.example.com",
+      })
+    ).json()) as Json;
+    expect(proxied.results_url).toBe("https://llm.example.com/v1/messages/batches/msgbatch_07/results");
+  });
+
+  it("a results_url elsewhere than the upstream is left as it is", () => {
+    const json = '{"id":"b","results_url": "https://files.example.com/x","other":"https://up/v1/messages"}';
+    expect(pointResultsUrlsAt(json, "https://up/v1", "http://gw/v1")).toBe(json);
+    expect(
+      pointResultsUrlsAt(
+        '{"results_url":"https://up/v1/messages/batches/b/results"}',
+        "https://up/v1",
+        "http://gw/v1",
+      ),
+    ).toBe('{"results_url":"http://gw/v1/messages/batches/b/results"}');
+  });
+});
+
+describe("BatchResultsReader", () => {
+  const read = (family: BatchFamily, text: string, pieces: number, whole = true) => {
+    const found: BatchResult[] = [];
+    const reader = new BatchResultsReader(family, (group) => found.push(...group));
+    const buf = Buffer.from(text);
+    const step = Math.max(1, Math.ceil(buf.length / pieces));
+    for (let at = 0; at < buf.length; at += step) reader.push(buf.subarray(at, at + step));
+    reader.end(whole);
+    return found;
+  };
+
+  it("reads lines however the chunks split them (UTF-8 included), with or without a final newline", () => {
+    const openai = openaiBatchOutput();
+    const expected = openai
+      .trim()
+      .split("\n")
+      .map((l) => batchResult("openai", JSON.parse(l)))
+      .filter((r) => r !== null);
+    expect(expected).toHaveLength(4);
+    for (const pieces of [1, 7, openai.length]) expect(read("openai", openai, pieces)).toEqual(expected);
+    expect(read("anthropic", anthropicBatchResults(), 13).map((r) => r.customId)).toEqual(["msg-0", "msg-1"]);
+    const multibyte = openai.replace('"request-0"', '"réquest-0 ✓"');
+    expect(read("openai", multibyte, multibyte.length)[0]!.customId).toBe("réquest-0 ✓");
+  });
+
+  it("a download cut short keeps the lines that came whole, never the one cut", () => {
+    const text = anthropicBatchResults(); // no final newline: its last line is whole only at the end
+    const lines = text.split("\n");
+    const cut = `${lines.slice(0, 3).join("\n")}\n${lines[3]!.slice(0, 40)}`;
+    expect(read("anthropic", cut, 5, false).map((r) => r.customId)).toEqual(["msg-0", "msg-1"]);
+    const firstOnly = `${lines[0]}\n${lines[1]!.slice(0, -2)}`;
+    expect(read("anthropic", firstOnly, 3, false).map((r) => r.customId)).toEqual(["msg-0"]);
+  });
+
+  it("stops at a first line that is no result (another kind of file), and hands results on in groups", () => {
+    expect(read("openai", `not json\n${openaiBatchOutput()}`, 3)).toEqual([]);
+    const groups: number[] = [];
+    const reader = new BatchResultsReader("openai", (g) => groups.push(g.length));
+    const line = openaiBatchOutput().split("\n")[0]!;
+    reader.push(Buffer.from(`${line}\n`.repeat(1_200)));
+    reader.end(true);
+    expect(groups).toEqual([500, 500, 200]);
+  });
+
+  it("lets a binary file go at its first byte, and skips a line too long to hold (16 MB) but not the next", () => {
+    const line = openaiBatchOutput().split("\n")[0]!;
+    expect(read("openai", `\u0000\u0001PNG\n${line}\n`, 2)).toEqual([]);
+    const long = `{"custom_id":"huge","pad":"${"a".repeat(17 * 1024 * 1024)}"}`;
+    const found = read("openai", `${line}\n${long}\n${line}\n`, 300);
+    expect(found.map((r) => r.customId)).toEqual(["request-0", "request-0"]);
+  });
+
+  it("knows the downloads that may be results, by method and path", () => {
+    expect(batchResultsSource("GET", "/files/file-abc/content")).toEqual({
+      family: "openai",
+      id: "file-abc",
+    });
+    expect(batchResultsSource("GET", "/messages/batches/msgbatch_1/results")).toEqual({
+      family: "anthropic",
+      id: "msgbatch_1",
+    });
+    expect(batchResultsSource("POST", "/files/file-abc/content")).toBeNull();
+    expect(batchResultsSource("GET", "/files/file-abc")).toBeNull();
+  });
+});

@@ -1039,7 +1039,7 @@ function ownerOf(call: Call): Owner {
 
 /** The gateway's own base URL (…/v1) as its client addressed it, behind a proxy too. */
 function gatewayBaseOf(req: IncomingMessage): string {
-  const forwarded = (h: string) => headerValue(req.headers, h)?.split(",")[0]!.trim() || undefined;
+  const forwarded = (h: string) => headerValue(req.headers, h)?.split(",", 1)[0]?.trim() || undefined;
   const proto = forwarded("x-forwarded-proto") ?? ("encrypted" in req.socket ? "https" : "http");
   return `${proto}://${forwarded("x-forwarded-host") ?? req.headers.host ?? "localhost"}/v1`;
 }

@@ -15,7 +15,13 @@ import {
 } from "@tollgate/core";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { BatchResultsReader, batchResultsSource, pointResultsUrlsAt } from "../src/gateway/batch-results.js";
+import {
+  BatchRecords,
+  BatchResultsReader,
+  batchResultsSource,
+  pointResultsUrlsAt,
+} from "../src/gateway/batch-results.js";
+import type { IngestResponse } from "../src/ingest/service.js";
 import { gatewayRecords, type Json, startTestGateway } from "./helpers.js";
 import {
   anthropicBatchResults,
@@ -288,5 +294,71 @@ describe("BatchResultsReader", () => {
     });
     expect(batchResultsSource("POST", "/files/file-abc/content")).toBeNull();
     expect(batchResultsSource("GET", "/files/file-abc")).toBeNull();
+  });
+});
+
+describe("BatchRecords", () => {
+  /** An ingest that stores when told (the real one is exercised through the gateway above). */
+  function slowIngest() {
+    const pending: { n: number; done: () => void; fail: (e: Error) => void }[] = [];
+    const ingest = {
+      ingest: (_ws: string, items: readonly unknown[]) =>
+        new Promise<IngestResponse>((resolve, reject) =>
+          pending.push({
+            n: items.length,
+            done: () => resolve({ accepted: items.length, duplicates: 0, rejected: 0, results: [] }),
+            fail: reject,
+          }),
+        ),
+    };
+    return { ingest, pending };
+  }
+  const inputs = (n: number) => Array.from({ length: n }, (_, i) => ({ event_id: `e${i}` }));
+
+  it("past 5,000 calls waiting for the store, asks the download to wait until there is room", async () => {
+    const { ingest, pending } = slowIngest();
+    const recorded: unknown[] = [];
+    const records = new BatchRecords(ingest, { record: (i) => (recorded.push(i), null) }, () => {});
+    for (let i = 0; i < 10; i++) expect(records.add("w", inputs(500))).toBeNull();
+    expect(records.add("w", inputs(500))).toBeInstanceOf(Promise); // 5,500 waiting
+    const room = records.add("w", inputs(500)); // 6,000
+    let roomy = false;
+    void room!.then(() => (roomy = true));
+    pending.shift()!.done();
+    await sleep(1);
+    expect(roomy).toBe(false); // 5,500 still waiting
+
+    pending.shift()!.done();
+    await sleep(1);
+    expect(roomy).toBe(true);
+    for (const p of pending.splice(0)) p.done();
+    await records.settled();
+    expect(records.waiting).toBe(0);
+    expect(recorded).toEqual([]);
+  });
+
+  it("a store that refuses: the calls go to the recorder (spooled), none lost", async () => {
+    const { ingest, pending } = slowIngest();
+    const recorded: unknown[] = [];
+    const logs: string[] = [];
+    const records = new BatchRecords(ingest, { record: (i) => (recorded.push(i), null) }, (m) =>
+      logs.push(m),
+    );
+    records.add("w", inputs(3));
+    pending.shift()!.fail(new Error("disk full"));
+    await records.settled();
+    expect(recorded).toHaveLength(3);
+    expect(logs[0]).toMatch(/refused 3 calls \(disk full\); spooled/);
+  });
+
+  it("far behind (a download that cannot be paused): past 50,000 waiting, calls go to the recorder", () => {
+    const { ingest } = slowIngest();
+    const recorded: unknown[] = [];
+    const records = new BatchRecords(ingest, { record: (i) => (recorded.push(i), null) }, () => {});
+    for (let i = 0; i < 100; i++) records.add("w", inputs(500));
+    expect(records.waiting).toBe(50_000);
+    records.add("w", inputs(500));
+    expect(recorded).toHaveLength(500);
+    expect(records.waiting).toBe(50_000);
   });
 });

@@ -146,18 +146,24 @@ function isResultsLine(v: unknown): boolean {
   return typeof o.custom_id === "string" && ("response" in o || "result" in o);
 }
 
-/** How many results may wait for the store before more are recorded without charging budgets. */
+/** Past this many calls waiting for the store, the download is paused until they are stored. */
 const MAX_WAITING = 5_000;
+/** A download is paused for the store this long at most at a time (a store that hangs must not hang it). */
+const MAX_HOLD_MS = 10_000;
+/** Past this many (a download that cannot be paused), calls go to the recorder, not counted against budgets. */
+const MAX_QUEUED = 50_000;
 
 /**
  * Stores the calls of downloaded batch results through the ingest path: each under an event id named by
  * its result, so downloading the results again stores nothing twice, and only calls stored for the first
- * time count against budgets. Should the store fail (or fall behind), they go to the gateway's recorder
- * (spooled, never lost), without counting against budgets.
+ * time count against budgets. Should the store fail, or fall far behind a download that cannot be paused,
+ * they go to the gateway's recorder (spooled, never lost), without counting against budgets.
  */
 export class BatchRecords {
-  #chain: Promise<void> = Promise.resolve();
+  /** Groups on their way to the store, side by side (its group commit takes them together). */
+  readonly #storing = new Set<Promise<void>>();
   #waiting = 0;
+  #roomWaiters: (() => void)[] = [];
 
   constructor(
     private readonly ingest: Pick<IngestService, "ingest">,
@@ -170,37 +176,54 @@ export class BatchRecords {
     return this.#waiting;
   }
 
-  add(workspaceId: string, inputs: Record<string, unknown>[]): void {
-    if (this.#waiting + inputs.length > MAX_WAITING) {
+  /**
+   * Queues calls for the store. Returns a promise to pause the download on when the store is behind: it
+   * resolves once there is room again (or after MAX_HOLD_MS); null when there is room.
+   */
+  add(workspaceId: string, inputs: Record<string, unknown>[]): Promise<void> | null {
+    if (this.#waiting + inputs.length > MAX_QUEUED) {
       this.log(
         `batch results: ${inputs.length} calls recorded without counting against budgets (store behind)`,
       );
       this.#record(workspaceId, inputs);
-      return;
+      return null;
     }
     this.#waiting += inputs.length;
-    this.#chain = this.#chain.then(async () => {
-      try {
-        const res = await this.ingest.ingest(workspaceId, inputs);
-        const refused = res.results.find((r) => r.status === "rejected");
-        if (refused)
-          this.log(
-            `batch results: ${res.rejected} calls refused by the record schema, e.g. ${JSON.stringify(refused.errors)}`,
-          );
-      } catch (e) {
-        this.log(
-          `batch results: the store refused ${inputs.length} calls (${(e as Error).message}); spooled`,
-        );
-        this.#record(workspaceId, inputs);
-      } finally {
-        this.#waiting -= inputs.length;
-      }
-    });
+    const storing = this.#store(workspaceId, inputs).finally(() => this.#storing.delete(storing));
+    this.#storing.add(storing);
+    return this.#waiting > MAX_WAITING ? this.#room() : null;
   }
 
   /** Resolves once everything added so far is stored (or spooled). */
-  settled(): Promise<void> {
-    return this.#chain;
+  async settled(): Promise<void> {
+    await Promise.all(this.#storing);
+  }
+
+  async #store(workspaceId: string, inputs: Record<string, unknown>[]): Promise<void> {
+    try {
+      const res = await this.ingest.ingest(workspaceId, inputs);
+      const refused = res.results.find((r) => r.status === "rejected");
+      if (refused)
+        this.log(
+          `batch results: ${res.rejected} calls refused by the record schema, e.g. ${JSON.stringify(refused.errors)}`,
+        );
+    } catch (e) {
+      this.log(`batch results: the store refused ${inputs.length} calls (${(e as Error).message}); spooled`);
+      this.#record(workspaceId, inputs);
+    } finally {
+      this.#waiting -= inputs.length;
+      if (this.#waiting <= MAX_WAITING) for (const wake of this.#roomWaiters.splice(0)) wake();
+    }
+  }
+
+  #room(): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, MAX_HOLD_MS);
+      this.#roomWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   #record(workspaceId: string, inputs: Record<string, unknown>[]): void {

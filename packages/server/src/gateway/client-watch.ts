@@ -86,6 +86,8 @@ export function canPause(headers: IncomingHttpHeaders): boolean {
  */
 export class ClientPace {
   #waiting = false;
+  /** Holds on the reply by whoever else reads it (hold): the upstream resumes once all are let go. */
+  #holds = 0;
   readonly #pausable: boolean;
 
   constructor(
@@ -114,12 +116,27 @@ export class ClientPace {
       this.timeoutMs,
     );
     void drainOrClose(this.res)
-      .then(() => this.body.resume())
+      .then(() => {
+        if (this.#holds === 0) this.body.resume();
+      })
       .catch(() => {})
       .finally(() => {
         clearTimeout(stall);
         this.#waiting = false;
       });
+  }
+
+  /**
+   * Pauses the upstream until `until` settles: another reader of the reply (batch results on their way
+   * to the store) fell behind. False when the reply cannot be paused; the reader then keeps up as it can.
+   */
+  hold(until: Promise<unknown>): boolean {
+    if (!this.#pausable) return false;
+    if (this.#holds++ === 0 && !this.#waiting) this.body.pause();
+    void until.finally(() => {
+      if (--this.#holds === 0 && !this.#waiting && !this.client.gone) this.body.resume();
+    });
+    return true;
   }
 }
 

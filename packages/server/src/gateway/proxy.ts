@@ -628,12 +628,11 @@ export class Gateway {
     const source = ok ? batchResultsSource(call.method, pathOf(call.route.upstreamPath)) : null;
     const results =
       source && !headerValue(up.headers, "content-encoding")
-        ? new BatchResultsReader(source.family, (found) =>
-            this.deps.batches.add(
-              call.workspaceId,
-              found.map((r) => batchCallInput(call, source, r)),
-            ),
-          )
+        ? new BatchResultsReader(source.family, (found) => {
+            const inputs = found.map((r) => batchCallInput(call, source, r));
+            const room = this.deps.batches.add(call.workspaceId, inputs);
+            if (room) pace.hold(room); // the store is behind: the download waits for it
+          })
         : null;
     let firstByte: number | null = null;
     /** An error answer's start: it names the error type. */

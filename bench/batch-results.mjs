@@ -38,7 +38,7 @@ const perCall = new PricingEngine().price({
   batch: true,
 }).cost.total_nanousd;
 
-const upstream = createServer((req, res) => {
+const upstream = createServer((_req, res) => {
   res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(file.length) });
   res.end(file);
 });

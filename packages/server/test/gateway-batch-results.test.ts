@@ -313,12 +313,19 @@ describe("BatchRecords", () => {
     };
     return { ingest, pending };
   }
+  /** A recorder that keeps what it is given. */
+  const recorderInto = (kept: unknown[]) => ({
+    record: (input: Record<string, unknown>) => {
+      kept.push(input);
+      return null;
+    },
+  });
   const inputs = (n: number) => Array.from({ length: n }, (_, i) => ({ event_id: `e${i}` }));
 
   it("past 5,000 calls waiting for the store, asks the download to wait until there is room", async () => {
     const { ingest, pending } = slowIngest();
     const recorded: unknown[] = [];
-    const records = new BatchRecords(ingest, { record: (i) => (recorded.push(i), null) }, () => {});
+    const records = new BatchRecords(ingest, recorderInto(recorded), () => {});
     for (let i = 0; i < 10; i++) expect(records.add("w", inputs(500))).toBeNull();
     expect(records.add("w", inputs(500))).toBeInstanceOf(Promise); // 5,500 waiting
     const room = records.add("w", inputs(500)); // 6,000
@@ -341,9 +348,7 @@ describe("BatchRecords", () => {
     const { ingest, pending } = slowIngest();
     const recorded: unknown[] = [];
     const logs: string[] = [];
-    const records = new BatchRecords(ingest, { record: (i) => (recorded.push(i), null) }, (m) =>
-      logs.push(m),
-    );
+    const records = new BatchRecords(ingest, recorderInto(recorded), (m) => logs.push(m));
     records.add("w", inputs(3));
     pending.shift()!.fail(new Error("disk full"));
     await records.settled();
@@ -354,7 +359,7 @@ describe("BatchRecords", () => {
   it("far behind (a download that cannot be paused): past 50,000 waiting, calls go to the recorder", () => {
     const { ingest } = slowIngest();
     const recorded: unknown[] = [];
-    const records = new BatchRecords(ingest, { record: (i) => (recorded.push(i), null) }, () => {});
+    const records = new BatchRecords(ingest, recorderInto(recorded), () => {});
     for (let i = 0; i < 100; i++) records.add("w", inputs(500));
     expect(records.waiting).toBe(50_000);
     records.add("w", inputs(500));

@@ -2,6 +2,8 @@
 // reply bodies in the providers' documented batch envelopes): each answered request is recorded once as
 // the call it was, priced at the batch rate, and counted against budgets once however often it is read.
 
+import { rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import Anthropic from "@anthropic-ai/sdk";
 import {
@@ -46,6 +48,16 @@ afterAll(async () => {
   await mock?.close();
 });
 
+/** A port free now (for a gateway that must know its own URL before it starts). */
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
 async function api(method: string, path: string, body?: unknown): Promise<Json> {
   const res = await fetch(gw.url + path, {
     method,
@@ -56,8 +68,8 @@ async function api(method: string, path: string, body?: unknown): Promise<Json> 
 }
 
 /** The batch records of a feature, once there are `n` of them, and a moment for any more. */
-async function batchRecords(feature: string, n: number): Promise<CallRecord[]> {
-  const find = async () => (await gatewayRecords(gw.runtime)).filter((r) => r.batch && r.feature === feature);
+async function batchRecords(feature: string, n: number, g = gw): Promise<CallRecord[]> {
+  const find = async () => (await gatewayRecords(g.runtime)).filter((r) => r.batch && r.feature === feature);
   await vi.waitFor(async () => expect((await find()).length).toBeGreaterThanOrEqual(n), {
     timeout: 5_000,
     interval: 20,
@@ -157,11 +169,23 @@ describe("OpenAI: a batch output file read through the gateway", () => {
   });
 });
 
-describe("Anthropic: a message batch's results read through the gateway", () => {
-  it("the SDK decodes them unchanged; each succeeded request is recorded at the batch rate", async () => {
+describe("Anthropic: message batches through a gateway that knows its public URL", () => {
+  // The SDK reads results from the batch's results_url, absolute: TOLLGATE_PUBLIC_URL makes it the gateway.
+  let pub: Awaited<ReturnType<typeof startTestGateway>>;
+  let base: string;
+  beforeAll(async () => {
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    pub = await startTestGateway(mock.url, { publicUrl: base }, { port });
+  });
+  afterAll(() => pub?.stop());
+  const get = (g: { url: string }, path: string) =>
+    fetch(`${g.url}${path}`, { headers: { "x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01" } });
+
+  it("the SDK reads the results through it, unchanged; each succeeded request is recorded at the batch rate", async () => {
     const through = new Anthropic({
       apiKey: "sk-ant-test",
-      baseURL: gw.url,
+      baseURL: pub.url,
       maxRetries: 0,
       defaultHeaders: { ...FAST, "x-tollgate-feature": "claude-batch" },
     });
@@ -179,7 +203,7 @@ describe("Anthropic: a message batch's results read through the gateway", () => 
     const got = await read(through);
     expect(got).toEqual(await read(direct));
     expect(got).toHaveLength(4);
-    const records = await batchRecords("claude-batch", 2);
+    const records = await batchRecords("claude-batch", 2, pub);
     // Its message id names each; Anthropic's results say not when a request ran: recorded when read.
     expectBatchCalls(
       records,
@@ -189,45 +213,111 @@ describe("Anthropic: a message batch's results read through the gateway", () => 
       (_, body) => body.id,
     );
   });
-});
 
-describe("Anthropic: message batches read through the gateway name it as where their results are", () => {
-  const get = (path: string, headers: Record<string, string> = {}) =>
-    fetch(`${gw.url}${path}`, {
-      headers: { "x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01", ...headers },
-    });
-
-  it("results_url points at the gateway (as its client addressed it); nothing else changes", async () => {
+  it("results_url names the public URL; nothing else changes; without one it is relayed as sent", async () => {
     const direct = (await (await fetch(`${mock.url}/v1/messages/batches/msgbatch_07`)).json()) as Json;
-    const res = await get("/v1/messages/batches/msgbatch_07");
+    const res = await get(pub, "/v1/messages/batches/msgbatch_07");
     const body = (await res.json()) as Json;
-    expect(body.results_url).toBe(`${gw.url}/v1/messages/batches/msgbatch_07/results`);
+    expect(body.results_url).toBe(`${base}/v1/messages/batches/msgbatch_07/results`);
     expect({ ...body, results_url: direct.results_url }).toEqual(direct);
     expect(Number(res.headers.get("content-length"))).toBe(Buffer.byteLength(JSON.stringify(body)));
-    const list = (await (await get("/v1/messages/batches")).json()) as Json;
+    const list = (await (await get(pub, "/v1/messages/batches")).json()) as Json;
     expect(list.data.map((b: Json) => b.results_url)).toEqual(
-      ["msgbatch_01", "msgbatch_02"].map((id) => `${gw.url}/v1/messages/batches/${id}/results`),
+      ["msgbatch_01", "msgbatch_02"].map((id) => `${base}/v1/messages/batches/${id}/results`),
     );
-    // Behind a TLS-terminating proxy: the address its client used.
-    const proxied = (await (
-      await get("/v1/messages/batches/msgbatch_07", {
-        "x-forwarded-proto": "https",
-        "x-forwarded-host": "llm.example.com",
-      })
-    ).json()) as Json;
-    expect(proxied.results_url).toBe("https://llm.example.com/v1/messages/batches/msgbatch_07/results");
+    // The default gateway knows no public URL: the upstream's, byte for byte.
+    const plain = await get(gw, "/v1/messages/batches/msgbatch_07");
+    expect(await plain.text()).toBe(
+      await (await fetch(`${mock.url}/v1/messages/batches/msgbatch_07`)).text(),
+    );
   });
 
-  it("a results_url elsewhere than the upstream is left as it is", () => {
+  it("a results_url elsewhere than the upstream is left as it is; a public URL's path is kept", () => {
     const json = '{"id":"b","results_url": "https://files.example.com/x","other":"https://up/v1/messages"}';
     expect(pointResultsUrlsAt(json, "https://up/v1", "http://gw/v1")).toBe(json);
     expect(
       pointResultsUrlsAt(
         '{"results_url":"https://up/v1/messages/batches/b/results"}',
         "https://up/v1",
-        "http://gw/v1",
+        "https://x/llm/v1",
       ),
-    ).toBe('{"results_url":"http://gw/v1/messages/batches/b/results"}');
+    ).toBe('{"results_url":"https://x/llm/v1/messages/batches/b/results"}');
+  });
+});
+
+describe("batch results and limits", () => {
+  it("count as spend for budgets and agent runs, not as a run's LLM calls nor against tokens per minute", async () => {
+    await api("PUT", "/api/agents/batcher", { max_llm_calls: 3 });
+    await api("POST", "/api/rate-limits", {
+      id: "tpm-batch",
+      scope: { feature: "tpm-batch" },
+      tokens_per_min: 2000,
+    });
+    const c = new OpenAI({
+      apiKey: "sk-test",
+      baseURL: `${gw.url}/v1`,
+      maxRetries: 0,
+      defaultHeaders: {
+        ...FAST,
+        "x-tollgate-agent-run-id": "batch-run-1",
+        "x-tollgate-agent-type": "batcher",
+        "x-tollgate-feature": "tpm-batch",
+      },
+    });
+    const live = () =>
+      c.chat.completions.create({ model: "gpt-4.1-nano", messages: [{ role: "user", content: "x" }] }).then(
+        () => "ok",
+        (e) => e.code,
+      );
+    expect(await live()).toBe("ok");
+    await (await c.files.content("file-batch-output-2")).text(); // 4 results, ~8,800 tokens of past work
+    const records = await batchRecords("tpm-batch", 4);
+    expect(await live()).toBe("ok"); // neither the run's third call nor over 2,000 tokens a minute
+    const run = await api("GET", "/api/runs/batch-run-1");
+    expect(run.usage.llm_calls).toBe(2);
+    const live2 = (await gatewayRecords(gw.runtime)).filter(
+      (r) => r.agent_run_id === "batch-run-1" && !r.batch,
+    );
+    const spend = [...records, ...live2].reduce((a, r) => a + r.cost_nanousd, 0n);
+    expect(run.usage.cost_nanousd).toBe(spend.toString());
+  });
+
+  it("a run rebuilt after a restart does not count its batch results as LLM calls either", async () => {
+    const first = await startTestGateway(mock.url, {}, { keepDataDir: true });
+    try {
+      await fetch(`${first.url}/api/agents/batcher2`, {
+        method: "PUT",
+        headers: { authorization: `Bearer ${first.runtime.rootToken}`, "content-type": "application/json" },
+        body: JSON.stringify({ max_llm_calls: 2 }),
+      });
+      const h = { ...FAST, "x-tollgate-agent-run-id": "batch-run-2", "x-tollgate-agent-type": "batcher2" };
+      await fetch(`${first.url}/v1/files/file-batch-output/content`, {
+        headers: { authorization: "Bearer sk", ...h },
+      }).then((r) => r.text());
+      await first.runtime.recorder.flush();
+      await vi.waitFor(
+        async () =>
+          expect(
+            (await gatewayRecords(first.runtime)).filter((r) => r.agent_run_id === "batch-run-2").length,
+          ).toBe(5),
+        { timeout: 5_000, interval: 20 },
+      );
+      await first.stop();
+      const second = await startTestGateway(mock.url, {}, { dataDir: first.dataDir, keepDataDir: true });
+      try {
+        const runNow: Json = await (
+          await fetch(`${second.url}/api/runs/batch-run-2`, {
+            headers: { authorization: `Bearer ${second.runtime.rootToken}` },
+          })
+        ).json();
+        expect(runNow.usage.llm_calls).toBe(0);
+        expect(runNow.state).toBe("running");
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      rmSync(first.dataDir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -283,17 +373,32 @@ describe("BatchResultsReader", () => {
     expect(found.map((r) => r.customId)).toEqual(["request-0", "request-0"]);
   });
 
-  it("knows the downloads that may be results, by method and path", () => {
-    expect(batchResultsSource("GET", "/files/file-abc/content")).toEqual({
+  it("knows the downloads that may be results, by method, path and provider; ids decoded", () => {
+    expect(batchResultsSource("GET", "/files/file-abc/content", "openai")).toEqual({
       family: "openai",
       id: "file-abc",
     });
-    expect(batchResultsSource("GET", "/messages/batches/msgbatch_1/results")).toEqual({
+    expect(batchResultsSource("GET", "/files/file%2Dabc/content", "openai")).toEqual({
+      family: "openai",
+      id: "file-abc",
+    });
+    expect(batchResultsSource("GET", "/messages/batches/msgbatch_1/results", "anthropic")).toEqual({
       family: "anthropic",
       id: "msgbatch_1",
     });
-    expect(batchResultsSource("POST", "/files/file-abc/content")).toBeNull();
-    expect(batchResultsSource("GET", "/files/file-abc")).toBeNull();
+    // Anthropic's Files API has the same path as OpenAI's: its files are no batch output.
+    expect(batchResultsSource("GET", "/files/file-abc/content", "anthropic")).toBeNull();
+    expect(batchResultsSource("POST", "/files/file-abc/content", "openai")).toBeNull();
+    expect(batchResultsSource("GET", "/files/file-abc", "openai")).toBeNull();
+  });
+
+  it("lets a JSON document go once its first line runs past where a result names its request", () => {
+    let parsed = 0;
+    const reader = new BatchResultsReader("openai", () => parsed++);
+    const doc = Buffer.from(`{"object":"list","data":[${'{"x":1},'.repeat(200_000)}{"x":1}]}`);
+    for (let at = 0; at < doc.length; at += 4096) reader.push(doc.subarray(at, at + 4096));
+    reader.end(true);
+    expect(parsed).toBe(0);
   });
 });
 

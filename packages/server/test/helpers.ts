@@ -133,7 +133,7 @@ export async function rawRequest(
 export async function startTestGateway(
   upstreamOrigin: string,
   gateway: Partial<import("../src/gateway/config.js").GatewayConfig> = {},
-  runtime: Partial<import("../src/config.js").RuntimeOptions> & { keepDataDir?: boolean } = {},
+  runtime: Partial<import("../src/config.js").RuntimeOptions> & { keepDataDir?: boolean; port?: number } = {},
 ): Promise<{
   runtime: Runtime;
   url: string;
@@ -142,13 +142,13 @@ export async function startTestGateway(
   stop: () => Promise<void>;
 }> {
   const { startServer } = await import("../src/serve.js");
-  const { keepDataDir, ...runtimeOpts } = runtime;
+  const { keepDataDir, port = 0, ...runtimeOpts } = runtime;
   const dataDir = runtimeOpts.dataDir ?? mkdtempSync(join(tmpdir(), "tollgate-gw-test-"));
   const server = await startServer({
     pricebookPath: null,
     ...runtimeOpts,
     dataDir,
-    port: 0,
+    port,
     host: "127.0.0.1",
     log: () => {},
     gateway: {

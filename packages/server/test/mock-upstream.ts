@@ -463,7 +463,7 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
     const batchFile =
       rec.method !== "GET"
         ? null
-        : path === "/v1/files/file-batch-output/content"
+        : /^\/v1\/files\/file-batch-output[^/]*\/content$/.test(path)
           ? openaiBatchOutput()
           : path === "/v1/files/file-batch-input/content"
             ? batchInput()

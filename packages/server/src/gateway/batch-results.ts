@@ -1,6 +1,7 @@
 import { StringDecoder } from "node:string_decoder";
 import { type BatchFamily, type BatchResult, batchResult } from "@tollgate/core";
 import type { IngestService } from "../ingest/service.js";
+import type { ObserveOptions } from "../limits/guard.js";
 import type { Recorder } from "./recorder.js";
 
 // A batch's calls are billed when they run, upstream; the gateway sees them only when their results are
@@ -14,16 +15,26 @@ export interface BatchResultsSource {
 }
 
 /**
- * Whether a pass-through `GET` (its path below /v1) downloads what may be a batch's results: an OpenAI
- * file's content (a batch output file is one; any other file is found out at its first line), or an
- * Anthropic message batch's results.
+ * Whether a pass-through `GET` (its path below /v1, as sent) to a provider downloads what may be a batch's
+ * results: an OpenAI file's content (a batch output file is one; any other file is found out at its first
+ * line), or an Anthropic message batch's results. Ids are taken decoded, however the client spelt them.
  */
-export function batchResultsSource(method: string, path: string): BatchResultsSource | null {
+export function batchResultsSource(
+  method: string,
+  path: string,
+  family: BatchFamily,
+): BatchResultsSource | null {
   if (method !== "GET") return null;
-  const openai = /^\/files\/([^/]+)\/content$/.exec(path);
-  if (openai) return { family: "openai", id: openai[1]! };
-  const anthropic = /^\/messages\/batches\/([^/]+)\/results$/.exec(path);
-  return anthropic ? { family: "anthropic", id: anthropic[1]! } : null;
+  const match =
+    family === "openai"
+      ? /^\/files\/([^/]+)\/content$/.exec(path)
+      : /^\/messages\/batches\/([^/]+)\/results$/.exec(path);
+  if (!match) return null;
+  try {
+    return { family, id: decodeURIComponent(match[1]!) };
+  } catch {
+    return null; // not proxied anyway (see routes.ts)
+  }
 }
 
 /**
@@ -41,6 +52,8 @@ export function pointResultsUrlsAt(json: string, upstreamBase: string, gatewayBa
 const GROUP = 500;
 /** A longer line is no batch result worth holding in memory whole: skipped. */
 const MAX_LINE_CHARS = 16 * 1024 * 1024;
+/** Every results line names its request near its start (`{"id": …, "custom_id": …` or `{"custom_id": …`). */
+const NAMED_WITHIN_CHARS = 1024;
 
 /**
  * Reads a results download line by line as it is relayed (chunks split anywhere), and hands the billed
@@ -57,6 +70,8 @@ export class BatchResultsReader {
   /** Nothing but whitespace came yet: the first character tells a JSON line from any other file. */
   #opening = true;
   #first = true;
+  /** The first line, still under way, named a request near its start. */
+  #firstNamed = false;
   #off = false;
   #group: BatchResult[] = [];
 
@@ -92,6 +107,18 @@ export class BatchResultsReader {
     if (from < text.length && !this.#skipping) {
       this.#pieces.push(text.slice(from));
       this.#pieceChars += text.length - from;
+      // A first line long past where a results line names its request, without a name: another file (a
+      // JSON document, say), not read to its end.
+      if (this.#first && !this.#firstNamed && this.#pieceChars > NAMED_WITHIN_CHARS) {
+        const start = this.#pieces.join("");
+        this.#pieces = [start];
+        this.#firstNamed = start.slice(0, NAMED_WITHIN_CHARS).includes('"custom_id"');
+        if (!this.#firstNamed) {
+          this.#off = true;
+          this.#pieces = [];
+          return;
+        }
+      }
       if (this.#pieceChars > MAX_LINE_CHARS) {
         this.#pieces = [];
         this.#skipping = true;
@@ -146,9 +173,11 @@ function isResultsLine(v: unknown): boolean {
   return typeof o.custom_id === "string" && ("response" in o || "result" in o);
 }
 
+/** A batch's results count as spend against budgets and agent runs; they are no live calls (ObserveOptions). */
+const BATCH_LIMITS: ObserveOptions = { countCalls: false, tokenRates: false };
 /** Past this many calls waiting for the store, the download is paused until they are stored. */
 const MAX_WAITING = 5_000;
-/** A download is paused for the store this long at most at a time (a store that hangs must not hang it). */
+/** A download waits this long for the store at most; after that it goes on unpaused (a store that hangs must not hang it). */
 const MAX_HOLD_MS = 10_000;
 /** Past this many (a download that cannot be paused), calls go to the recorder, not counted against budgets. */
 const MAX_QUEUED = 50_000;
@@ -178,9 +207,9 @@ export class BatchRecords {
 
   /**
    * Queues calls for the store. Returns a promise to pause the download on when the store is behind: it
-   * resolves once there is room again (or after MAX_HOLD_MS); null when there is room.
+   * resolves true once there is room again, false after MAX_HOLD_MS without; null when there is room.
    */
-  add(workspaceId: string, inputs: Record<string, unknown>[]): Promise<void> | null {
+  add(workspaceId: string, inputs: Record<string, unknown>[]): Promise<boolean> | null {
     if (this.#waiting + inputs.length > MAX_QUEUED) {
       this.log(
         `batch results: ${inputs.length} calls recorded without counting against budgets (store behind)`,
@@ -201,7 +230,7 @@ export class BatchRecords {
 
   async #store(workspaceId: string, inputs: Record<string, unknown>[]): Promise<void> {
     try {
-      const res = await this.ingest.ingest(workspaceId, inputs);
+      const res = await this.ingest.ingest(workspaceId, inputs, BATCH_LIMITS);
       const refused = res.results.find((r) => r.status === "rejected");
       if (refused)
         this.log(
@@ -216,13 +245,17 @@ export class BatchRecords {
     }
   }
 
-  #room(): Promise<void> {
+  #room(): Promise<boolean> {
     return new Promise((resolve) => {
-      const timer = setTimeout(resolve, MAX_HOLD_MS);
-      this.#roomWaiters.push(() => {
+      const wake = () => {
         clearTimeout(timer);
-        resolve();
-      });
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        this.#roomWaiters.splice(this.#roomWaiters.indexOf(wake), 1);
+        resolve(false);
+      }, MAX_HOLD_MS);
+      this.#roomWaiters.push(wake);
     });
   }
 

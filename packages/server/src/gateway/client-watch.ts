@@ -117,13 +117,12 @@ export class ClientPace {
     );
     void drainOrClose(this.res)
       .then(() => {
+        clearTimeout(stall);
+        // Not waiting before resuming: a hold taken while the resumed reply's chunks come pauses it again.
+        this.#waiting = false;
         if (this.#holds === 0) this.body.resume();
       })
-      .catch(() => {})
-      .finally(() => {
-        clearTimeout(stall);
-        this.#waiting = false;
-      });
+      .catch(() => {});
   }
 
   /**
@@ -133,9 +132,11 @@ export class ClientPace {
   hold(until: Promise<unknown>): boolean {
     if (!this.#pausable) return false;
     if (this.#holds++ === 0 && !this.#waiting) this.body.pause();
-    void until.finally(() => {
-      if (--this.#holds === 0 && !this.#waiting && !this.client.gone) this.body.resume();
-    });
+    void until
+      .finally(() => {
+        if (--this.#holds === 0 && !this.#waiting && !this.client.gone) this.body.resume();
+      })
+      .catch(() => {});
     return true;
   }
 }

@@ -45,6 +45,12 @@ export interface GatewayConfig {
   upstreams: Record<string, NamedUpstream>;
   /** Null: upstreams are reached directly. */
   egressProxy: EgressProxy | null;
+  /**
+   * The gateway's public base URL as its clients reach it (TOLLGATE_PUBLIC_URL, e.g. https://llm.acme.com):
+   * an Anthropic message batch read through the gateway names it in `results_url`, so its SDK reads the
+   * results (and they are recorded) through the gateway. Null: `results_url` is relayed as sent.
+   */
+  publicUrl: string | null;
 }
 
 const UpstreamsFile = z.strictObject({
@@ -112,8 +118,23 @@ export function gatewayConfigFromEnv(
     requireKey: process.env.TOLLGATE_GATEWAY_REQUIRE_KEY === "1",
     upstreams: file ? loadUpstreams(file) : {},
     egressProxy: egressProxyFromEnv(process.env),
+    publicUrl: publicUrlFromEnv(process.env.TOLLGATE_PUBLIC_URL),
     ...overrides,
   };
+}
+
+/** An http(s) URL without a query, fragment or trailing slash; null when unset. */
+function publicUrlFromEnv(v: string | undefined): string | null {
+  if (v === undefined || v === "") return null;
+  let url: URL | null = null;
+  try {
+    url = new URL(v);
+  } catch {}
+  if ((url?.protocol !== "http:" && url?.protocol !== "https:") || url.search || url.hash)
+    throw new Error(
+      `TOLLGATE_PUBLIC_URL must be a URL such as https://llm.example.com, got ${JSON.stringify(v)}`,
+    );
+  return v.replace(/\/+$/, "");
 }
 
 /** HTTPS_PROXY / HTTP_PROXY / NO_PROXY, lower-case first as curl does; null when neither proxy is set. */

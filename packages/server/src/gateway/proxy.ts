@@ -533,8 +533,9 @@ export class Gateway {
       }
     const ok = up.statusCode < 300;
     if (!ok) this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: String(up.statusCode) });
-    if (ok && call.route.batches && !headerValue(up.headers, "content-encoding"))
-      buf = Buffer.from(pointResultsUrlsAt(buf.toString("utf8"), call.base, gatewayBaseOf(res.req)));
+    const publicUrl = this.deps.config.publicUrl;
+    if (ok && call.route.batches && publicUrl && !headerValue(up.headers, "content-encoding"))
+      buf = Buffer.from(pointResultsUrlsAt(buf.toString("utf8"), call.base, `${publicUrl}/v1`));
     let usage: ExtractedUsage | null = null;
     let toolCalls = 0;
     const json =
@@ -623,17 +624,26 @@ export class Gateway {
     headers["x-tollgate-cost-usd"] = costUsd(false, false, 0n);
     writeHead(res, up.statusCode, headers);
     const pace = new ClientPace(res, up.body, client, call.timeoutMs, up.headers);
-    // A batch's results: each answered request recorded as the call it was (a compressed download is
-    // relayed as it is, unread: the gateway asked for none).
-    const source = ok ? batchResultsSource(call.method, pathOf(call.route.upstreamPath)) : null;
-    const results =
-      source && !headerValue(up.headers, "content-encoding")
-        ? new BatchResultsReader(source.family, (found) => {
-            const inputs = found.map((r) => batchCallInput(call, source, r));
-            const room = this.deps.batches.add(call.workspaceId, inputs);
-            if (room) pace.hold(room); // the store is behind: the download waits for it
-          })
+    // A batch's results: each answered request recorded as the call it was. Whole files only (a range
+    // may start mid-line); a compressed one is relayed as it is, unread (the gateway asked for none).
+    const source =
+      up.statusCode === 200 && !headerValue(up.headers, "content-encoding")
+        ? batchResultsSource(call.method, pathOf(call.route.upstreamPath), call.route.family)
         : null;
+    // The store behind: the download waits for it, unless it kept the download waiting too long already.
+    let patient = true;
+    const results = source
+      ? new BatchResultsReader(source.family, (found) => {
+          const inputs = found.map((r) => batchCallInput(call, source, r));
+          const room = this.deps.batches.add(call.workspaceId, inputs);
+          if (room && patient)
+            pace.hold(
+              room.then((roomy) => {
+                patient = roomy;
+              }),
+            );
+        })
+      : null;
     let firstByte: number | null = null;
     /** An error answer's start: it names the error type. */
     const errorHead: Buffer[] = [];
@@ -915,7 +925,7 @@ export class Gateway {
       },
     );
     // Without it, its spend is added to the budgets it falls under.
-    if (rec && !here?.ticket) await this.deps.guard.observe([rec], { callsCounted: true });
+    if (rec && !here?.ticket) await this.deps.guard.observe([rec], { countCalls: false });
   }
 
   /**
@@ -1034,13 +1044,6 @@ function isRelayed(call: Call): boolean {
 /** The workspace and attribution a call is recorded with. */
 function ownerOf(call: Call): Owner {
   return { workspaceId: call.workspaceId, attribution: call.attribution, keyId: call.keyId };
-}
-
-/** The gateway's own base URL (…/v1) as its client addressed it, behind a proxy too. */
-function gatewayBaseOf(req: IncomingMessage): string {
-  const forwarded = (h: string) => headerValue(req.headers, h)?.split(",", 1)[0]?.trim() || undefined;
-  const proto = forwarded("x-forwarded-proto") ?? ("encrypted" in req.socket ? "https" : "http");
-  return `${proto}://${forwarded("x-forwarded-host") ?? req.headers.host ?? "localhost"}/v1`;
 }
 
 /** The record of one answered request of a batch, for whoever downloaded its results, named by it. */

@@ -80,6 +80,17 @@ export interface CallOutcome {
   eventId: string | null;
 }
 
+/** How observed calls count, beyond their spend (which always counts). */
+export interface ObserveOptions {
+  /**
+   * false: not as an agent run's LLM calls. A background response found finished was counted when it
+   * was submitted; a batch's results are past work read back, not calls an agent loop makes.
+   */
+  countCalls?: boolean;
+  /** false: not against tokens-per-minute limits (a batch's results: tokens spent hours ago, not now). */
+  tokenRates?: boolean;
+}
+
 export interface GuardOptions {
   /** A reservation not settled within this time (its gateway died) stops counting. */
   reservationTtlMs?: number;
@@ -279,11 +290,9 @@ export class SpendGuard {
 
   /**
    * Adds calls that did not come through the gateway (events API, SDK, OTLP) to every budget, token rate
-   * and agent run they fall under: spend is spend, wherever it was recorded. `callsCounted`: the calls were
-   * counted when admitted (a background response, billed when found finished), only their spend is new.
-   * Never throws.
+   * and agent run they fall under: spend is spend, wherever it was recorded. Never throws.
    */
-  async observe(records: readonly CallRecord[], opts: { callsCounted?: boolean } = {}): Promise<void> {
+  async observe(records: readonly CallRecord[], opts: ObserveOptions = {}): Promise<void> {
     for (const rec of records) {
       const policies = this.registry.forWorkspace(rec.workspace_id);
       // Most ingested records fall under no limit: nothing is built for them.
@@ -294,9 +303,10 @@ export class SpendGuard {
       const budgets = policies.budgets.filter(
         (b) => scopeMatches(b.scope, facts) && rec.ts_start >= windowSlots(b.window, now).start,
       );
-      const rates = policies.rates.filter(
-        (r) => r.tokens_per_min !== undefined && scopeMatches(r.scope, facts),
-      );
+      const rates =
+        opts.tokenRates === false
+          ? []
+          : policies.rates.filter((r) => r.tokens_per_min !== undefined && scopeMatches(r.scope, facts));
       if (!budgets.length && !rates.length && !rec.agent_run_id) continue;
       const buckets = budgets.map((b) => budgetBucket(b, bucketValues(b.scope, facts), facts, now, 0n));
       const tokens = totalTokens(rec);
@@ -322,7 +332,8 @@ export class SpendGuard {
                 cost: rec.cost_nanousd,
                 tokens,
                 toolCalls: rec.kind === "tool" ? 1 : 0,
-                llmCalls: !opts.callsCounted && (rec.kind === "llm" || rec.kind === "embedding") ? 1 : 0,
+                llmCalls:
+                  opts.countCalls !== false && (rec.kind === "llm" || rec.kind === "embedding") ? 1 : 0,
               }
             : null,
         });

@@ -37,7 +37,7 @@ import { answeredByServer, type ChExec } from "./exec.js";
 import type { ClickHouseOptions } from "./open.js";
 import { purgePartitions } from "./partitions.js";
 import { type Layout, qualified } from "./schema.js";
-import { COST_UNKNOWN, COUNT_MODEL_CALLS, INPUT_TOKENS, int, lit, whereSql } from "./sql.js";
+import { COST_UNKNOWN, COUNT_RUN_LLM_CALLS, INPUT_TOKENS, int, lit, whereSql } from "./sql.js";
 
 type Row = Record<string, unknown>;
 const big = (v: unknown): bigint => (v === null || v === undefined ? 0n : BigInt(v as string));
@@ -596,7 +596,7 @@ export class ClickHouseStore implements Store {
   async runUsage(workspaceId: string, since: number, runId?: string): Promise<RunUsageRow[]> {
     const rows = await this.ch.rows<Row>(
       `SELECT agent_run_id, sum(cost_nanousd) AS cost_sum, sum(${INPUT_TOKENS} + output_tokens) AS tokens,
-              ${COUNT_MODEL_CALLS} AS llm, countIf(kind = 'tool') AS tools, countIf(attempt > 1) AS retries,
+              ${COUNT_RUN_LLM_CALLS} AS llm, countIf(kind = 'tool') AS tools, countIf(attempt > 1) AS retries,
               min(ts_start) AS started
        FROM ${this.#t("events")} WHERE workspace_id = ${lit(workspaceId)} AND agent_run_id != ''
          AND ts_start >= ${int(since)} AND day >= toDate(${lit(new Date(since).toISOString().slice(0, 10))})

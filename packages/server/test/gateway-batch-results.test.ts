@@ -24,7 +24,7 @@ import {
   pointResultsUrlsAt,
 } from "../src/gateway/batch-results.js";
 import type { IngestResponse } from "../src/ingest/service.js";
-import { gatewayRecords, type Json, startTestGateway } from "./helpers.js";
+import { adminRequest, gatewayRecords, type Json, startTestGateway } from "./helpers.js";
 import {
   anthropicBatchResults,
   BATCH_FIXTURES,
@@ -58,14 +58,8 @@ function freePort(): Promise<number> {
   });
 }
 
-async function api(method: string, path: string, body?: unknown): Promise<Json> {
-  const res = await fetch(gw.url + path, {
-    method,
-    headers: { authorization: `Bearer ${gw.runtime.rootToken}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return res.json();
-}
+const api = async (method: string, path: string, body?: unknown): Promise<Json> =>
+  (await adminRequest(gw, method, path, body)).json;
 
 /** The batch records of a feature, once there are `n` of them, and a moment for any more. */
 async function batchRecords(feature: string, n: number, g = gw): Promise<CallRecord[]> {
@@ -285,11 +279,7 @@ describe("batch results and limits", () => {
   it("a run rebuilt after a restart does not count its batch results as LLM calls either", async () => {
     const first = await startTestGateway(mock.url, {}, { keepDataDir: true });
     try {
-      await fetch(`${first.url}/api/agents/batcher2`, {
-        method: "PUT",
-        headers: { authorization: `Bearer ${first.runtime.rootToken}`, "content-type": "application/json" },
-        body: JSON.stringify({ max_llm_calls: 2 }),
-      });
+      await adminRequest(first, "PUT", "/api/agents/batcher2", { max_llm_calls: 2 });
       const h = { ...FAST, "x-tollgate-agent-run-id": "batch-run-2", "x-tollgate-agent-type": "batcher2" };
       await fetch(`${first.url}/v1/files/file-batch-output/content`, {
         headers: { authorization: "Bearer sk", ...h },
@@ -305,11 +295,7 @@ describe("batch results and limits", () => {
       await first.stop();
       const second = await startTestGateway(mock.url, {}, { dataDir: first.dataDir, keepDataDir: true });
       try {
-        const runNow: Json = await (
-          await fetch(`${second.url}/api/runs/batch-run-2`, {
-            headers: { authorization: `Bearer ${second.runtime.rootToken}` },
-          })
-        ).json();
+        const { json: runNow } = await adminRequest(second, "GET", "/api/runs/batch-run-2");
         expect(runNow.usage.llm_calls).toBe(0);
         expect(runNow.state).toBe("running");
       } finally {

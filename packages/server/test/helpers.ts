@@ -78,6 +78,21 @@ export async function getJson(
   return { status: res.status, json: await res.json() };
 }
 
+/** An API call to a running server as its local admin (root token): status and parsed JSON. */
+export async function adminRequest(
+  server: { url: string; runtime: { rootToken: string } },
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: Json }> {
+  const res = await fetch(server.url + path, {
+    method,
+    headers: { authorization: `Bearer ${server.runtime.rootToken}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, json: await res.json() };
+}
+
 /** Creates a key through POST /api/keys with `adminKey` (root token or an admin key). */
 export async function createKey(app: App, adminKey: string, workspace: string, role: string) {
   const res = await app.request("/api/keys", {

@@ -98,17 +98,15 @@ async function storedSpend(
   throw new Error("records did not arrive");
 }
 
+/** One openai client per gateway, sending `headers`. */
+const clientsOf = (headers: Record<string, string>) =>
+  gateways.map(
+    (g) => new OpenAI({ apiKey: "sk-test", baseURL: `${g.url}/v1`, maxRetries: 0, defaultHeaders: headers }),
+  );
+
 describe("two gateway processes sharing Redis", () => {
   it("200 concurrent calls spread over both against one $1.00 cap: total spend never exceeds it", async () => {
-    const clients = gateways.map(
-      (g) =>
-        new OpenAI({
-          apiKey: "sk-test",
-          baseURL: `${g.url}/v1`,
-          maxRetries: 0,
-          defaultHeaders: { "x-tollgate-user-id": "u-shared", "x-mock-fixture": CACHE_WRITE },
-        }),
-    );
+    const clients = clientsOf({ "x-tollgate-user-id": "u-shared", "x-mock-fixture": CACHE_WRITE });
     const call = (i: number): Promise<{ ok: boolean; i: number; e?: Json }> =>
       clients[i % 2]!.chat.completions.create({
         model: "gpt-5.6-sol",
@@ -146,10 +144,7 @@ describe("two gateway processes sharing Redis", () => {
 
   it("an agent run hopping between gateways is killed once, for both, at its ceiling", async () => {
     const headers = { "x-tollgate-agent-run-id": "fleet-run-1", "x-tollgate-agent-type": "fleet-agent" };
-    const clients = gateways.map(
-      (g) =>
-        new OpenAI({ apiKey: "sk-test", baseURL: `${g.url}/v1`, maxRetries: 0, defaultHeaders: headers }),
-    );
+    const clients = clientsOf(headers);
     const outcomes: string[] = [];
     for (let i = 0; i < 10; i++)
       outcomes.push(
@@ -168,15 +163,7 @@ describe("two gateway processes sharing Redis", () => {
   });
 
   it("a background response found finished by polls through both at once is charged once", async () => {
-    const clients = gateways.map(
-      (g) =>
-        new OpenAI({
-          apiKey: "sk-test",
-          baseURL: `${g.url}/v1`,
-          maxRetries: 0,
-          defaultHeaders: { "x-tollgate-user-id": "u-bg", "x-mock-case": "bg-two-replicas" },
-        }),
-    );
+    const clients = clientsOf({ "x-tollgate-user-id": "u-bg", "x-mock-case": "bg-two-replicas" });
     const submitted = await clients[0]!.responses.create({ model: "gpt-5", input: "go", background: true });
     expect((await clients[0]!.responses.retrieve(submitted.id)).status).toBe("in_progress");
     // Finished now: four polls at once, two through each gateway (each has its own event store here).

@@ -6,7 +6,7 @@ import Anthropic from "@anthropic-ai/sdk";
 import { formatUsd, usdToNano } from "@tollgate/core";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { gatewayRecords, type Json, startTestGateway } from "./helpers.js";
+import { adminRequest, gatewayRecords, type Json, startTestGateway } from "./helpers.js";
 import { type MockUpstream, startMockUpstream } from "./mock-upstream.js";
 
 let mock: MockUpstream;
@@ -22,19 +22,8 @@ afterAll(async () => {
 });
 
 /** An admin API call as the local admin (root token). */
-async function api(
-  method: string,
-  path: string,
-  body?: unknown,
-  base = gw,
-): Promise<{ status: number; json: Json }> {
-  const res = await fetch(base.url + path, {
-    method,
-    headers: { authorization: `Bearer ${base.runtime.rootToken}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, json: await res.json() };
-}
+const api = (method: string, path: string, body?: unknown, base = gw) =>
+  adminRequest(base, method, path, body);
 
 const client = (headers: Record<string, string>, base = gw) =>
   new OpenAI({ apiKey: "sk-test", baseURL: `${base.url}/v1`, maxRetries: 0, defaultHeaders: headers });

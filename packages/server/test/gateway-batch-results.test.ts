@@ -10,6 +10,7 @@ import {
   type Api,
   type BatchFamily,
   type BatchResult,
+  BatchResultsReader,
   batchResult,
   type CallRecord,
   extractFromResponse,
@@ -17,12 +18,7 @@ import {
 } from "@tollgate/core";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import {
-  BatchRecords,
-  BatchResultsReader,
-  batchResultsSource,
-  pointResultsUrlsAt,
-} from "../src/gateway/batch-results.js";
+import { BatchRecords, batchResultsSource, pointResultsUrlsAt } from "../src/gateway/batch-results.js";
 import type { IngestResponse } from "../src/ingest/service.js";
 import { adminRequest, gatewayRecords, type Json, startTestGateway } from "./helpers.js";
 import {

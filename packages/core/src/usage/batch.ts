@@ -87,3 +87,128 @@ function usageOf(api: Api, body: JsonObject): ExtractedUsage | null {
     return null; // no usage reported: nothing to bill
   }
 }
+
+/** Results are handed on in groups of this many (one store transaction each, in the gateway). */
+const GROUP = 500;
+/** A longer line is no batch result worth holding in memory whole: skipped. */
+const MAX_LINE_CHARS = 16 * 1024 * 1024;
+/** Every results line names its request near its start (`{"id": …, "custom_id": …` or `{"custom_id": …`). */
+const NAMED_WITHIN_CHARS = 1024;
+
+/**
+ * Reads a results file (JSONL) line by line as it comes (chunks split anywhere), and hands the billed
+ * results on in groups. A download whose first line is no batch result line (another kind of file) is
+ * not read further.
+ */
+export class BatchResultsReader {
+  readonly #decoder = new TextDecoder("utf-8");
+  /** The line under way, in pieces (joined once it ends: a long line is not copied per chunk). */
+  #pieces: string[] = [];
+  #pieceChars = 0;
+  /** The line under way is too long to be a result worth holding: dropped when it ends. */
+  #skipping = false;
+  /** Nothing but whitespace came yet: the first character tells a JSON line from any other file. */
+  #opening = true;
+  #first = true;
+  /** The first line, still under way, named a request near its start. */
+  #firstNamed = false;
+  #off = false;
+  #group: BatchResult[] = [];
+
+  constructor(
+    private readonly family: BatchFamily,
+    private readonly onResults: (results: BatchResult[]) => void,
+  ) {}
+
+  push(chunk: Uint8Array): void {
+    if (this.#off) return;
+    const text = this.#decoder.decode(chunk, { stream: true });
+    if (this.#opening) {
+      const start = text.search(/\S/);
+      if (start === -1) return;
+      this.#opening = false;
+      // Any results line is a JSON object; a binary or text file is done with at its first character.
+      if (text[start] !== "{" && text[start] !== "\ufeff") {
+        this.#off = true;
+        return;
+      }
+    }
+    let from = 0;
+    for (let nl = text.indexOf("\n"); nl !== -1; nl = text.indexOf("\n", from)) {
+      const line = this.#pieces.length ? this.#pieces.join("") + text.slice(from, nl) : text.slice(from, nl);
+      const skipped = this.#skipping;
+      this.#pieces = [];
+      this.#pieceChars = 0;
+      this.#skipping = false;
+      from = nl + 1;
+      if (!skipped) this.#line(line);
+      if (this.#off) return;
+    }
+    if (from < text.length && !this.#skipping) {
+      this.#pieces.push(text.slice(from));
+      this.#pieceChars += text.length - from;
+      // A first line long past where a results line names its request, without a name: another file (a
+      // JSON document, say), not read to its end.
+      if (this.#first && !this.#firstNamed && this.#pieceChars > NAMED_WITHIN_CHARS) {
+        const start = this.#pieces.join("");
+        this.#pieces = [start];
+        this.#firstNamed = start.slice(0, NAMED_WITHIN_CHARS).includes('"custom_id"');
+        if (!this.#firstNamed) {
+          this.#off = true;
+          this.#pieces = [];
+          return;
+        }
+      }
+      if (this.#pieceChars > MAX_LINE_CHARS) {
+        this.#pieces = [];
+        this.#skipping = true;
+      }
+    }
+  }
+
+  /** The download ended: `whole` when it came to its end (its last line may lack a newline). */
+  end(whole: boolean): void {
+    if (!this.#off && whole && !this.#skipping) this.#line(this.#pieces.join("") + this.#decoder.decode());
+    this.#pieces = [];
+    this.#flush();
+  }
+
+  #line(text: string): void {
+    const line = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text; // a byte-order mark
+    if (line.trim() === "") return;
+    // Cheap first: every results line names its request.
+    let parsed: unknown = null;
+    if (line.includes('"custom_id"')) {
+      try {
+        parsed = JSON.parse(line);
+      } catch {
+        parsed = null;
+      }
+    }
+    if (this.#first) {
+      this.#first = false;
+      if (!isResultsLine(parsed)) {
+        this.#off = true; // a batch's input, training data, an image: no results here
+        return;
+      }
+    }
+    const result = batchResult(this.family, parsed);
+    if (!result) return; // failed, expired or cancelled: not billed
+    this.#group.push(result);
+    if (this.#group.length >= GROUP) this.#flush();
+  }
+
+  #flush(): void {
+    if (!this.#group.length) return;
+    const group = this.#group;
+    this.#group = [];
+    this.onResults(group);
+  }
+}
+
+/** A results line of either provider: `{custom_id, response|error}` (OpenAI) or `{custom_id, result}` (Anthropic). */
+function isResultsLine(v: unknown): boolean {
+  if (typeof v !== "object" || v === null) return false;
+  const o = v as Record<string, unknown>;
+  return typeof o.custom_id === "string" && ("response" in o || "result" in o);
+}

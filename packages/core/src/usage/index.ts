@@ -2,7 +2,7 @@
 
 export { normalizeAnthropicMessages } from "./anthropic.js";
 export { type BackgroundResponse, backgroundResponse, isFinished, isPending } from "./background.js";
-export { type BatchFamily, type BatchResult, batchResult } from "./batch.js";
+export { type BatchFamily, type BatchResult, BatchResultsReader, batchResult } from "./batch.js";
 export { normalizeBedrockConverse } from "./bedrock.js";
 export { estimateCutShortUsage } from "./cut-short.js";
 export { UsageError } from "./errors.js";

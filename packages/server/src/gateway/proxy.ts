@@ -6,6 +6,7 @@ import {
   attributionErrors,
   type BackgroundResponse,
   type BatchResult,
+  BatchResultsReader,
   backgroundResponse,
   type CallFacts,
   type CallRecord,
@@ -32,7 +33,6 @@ import { withTimeout } from "../with-timeout.js";
 import { Recent } from "./background.js";
 import {
   type BatchRecords,
-  BatchResultsReader,
   type BatchResultsSource,
   batchResultsSource,
   pointResultsUrlsAt,

@@ -143,16 +143,19 @@ export class AgentRun {
 
   /**
    * Counts usage of an LLM call made elsewhere (a stream you read yourself, another client); priced on the
-   * service tier the provider says it served, when given (OpenAI's flex is billed at batch rates).
+   * service tier the provider says it served, when given (OpenAI's flex is billed at batch rates), and at
+   * the batch rate for a call a batch ran; at the prices of `at` (the call's time; default now).
    */
   recordUsage(
     usage: NormalizedUsage,
-    cost: { provider: string; model: string; serviceTier?: string | null } | { nanousd: bigint },
+    cost:
+      | { provider: string; model: string; serviceTier?: string | null; batch?: boolean; at?: number }
+      | { nanousd: bigint },
   ): void {
     const nanousd =
       "nanousd" in cost
         ? cost.nanousd
-        : this.#engine.price({ ...cost, usage, at: Date.now() }).cost.total_nanousd;
+        : this.#engine.price({ ...cost, usage, at: cost.at ?? Date.now() }).cost.total_nanousd;
     this.#usage.cost_nanousd += nanousd;
     this.#usage.total_tokens += totalTokens(usage);
     this.#check();

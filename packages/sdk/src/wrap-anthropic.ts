@@ -1,16 +1,16 @@
 import type { RecordSink } from "./instrument/call.js";
-import { wrapCreate } from "./instrument/wrap.js";
+import { wrapBatchResults, wrapCreate } from "./instrument/wrap.js";
 import { sinkOf, type WrapOptions } from "./setup.js";
 
 interface AnthropicLike {
-  messages?: unknown;
-  beta?: { messages?: unknown };
+  messages?: { batches?: unknown };
+  beta?: { messages?: { batches?: unknown } };
 }
 
 /**
  * Records every call of an `@anthropic-ai/sdk` client (`messages.create`, streamed or not, and the
- * `messages.stream()` helper, which calls it) as a Tollgate call record; the client is returned as it
- * was. Calls are attributed from the enclosing `withAttribution` / `traced` / `agentRun` scopes.
+ * `messages.stream()` helper, which calls it) as a Tollgate call record, and a message batch's calls as
+ * the app reads its results (`messages.batches.results`); the client is returned as it was. Calls are attributed from the enclosing `withAttribution` / `traced` / `agentRun` scopes.
  */
 export function wrapAnthropic<C extends object>(client: C, options: WrapOptions = {}): C {
   const c = client as AnthropicLike;
@@ -23,5 +23,7 @@ export function wrapAnthropic<C extends object>(client: C, options: WrapOptions 
   } as const;
   wrapCreate(c.messages, spec, sink);
   wrapCreate(c.beta?.messages, spec, sink);
+  wrapBatchResults(c.messages?.batches, spec, sink);
+  wrapBatchResults(c.beta?.messages?.batches, spec, sink);
   return client;
 }

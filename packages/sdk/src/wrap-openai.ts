@@ -1,5 +1,5 @@
 import type { CallSpec, RecordSink } from "./instrument/call.js";
-import { type Prepare, wrapCreate, wrapRetrieve } from "./instrument/wrap.js";
+import { type Prepare, wrapCreate, wrapFileContent, wrapRetrieve } from "./instrument/wrap.js";
 import { sinkOf, type WrapOptions } from "./setup.js";
 
 interface OpenAILike {
@@ -7,12 +7,14 @@ interface OpenAILike {
   completions?: unknown;
   responses?: unknown;
   embeddings?: unknown;
+  files?: unknown;
 }
 
 /**
  * Records every call of an `openai` client (chat completions, Responses, embeddings, legacy
  * completions; streamed or not) as a Tollgate call record; a background response's cost, when
- * `responses.retrieve` finds it finished. The client is returned as it was, same type
+ * `responses.retrieve` finds it finished; a batch's calls, as the app reads its output file
+ * (`files.content`). The client is returned as it was, same type
  * and behaviour: streams still stream, errors are the SDK's own. Calls are attributed from the enclosing
  * `withAttribution` / `traced` / `agentRun` scopes.
  */
@@ -30,6 +32,7 @@ export function wrapOpenAI<C extends object>(client: C, options: WrapOptions = {
   wrapCreate(c.completions, spec("openai.completions"), sink, withStreamUsage);
   wrapCreate(c.responses, spec("openai.responses"), sink);
   wrapRetrieve(c.responses, spec("openai.responses"), sink);
+  wrapFileContent(c.files, spec("openai.chat"), sink); // a batch output file holds calls of any API
   wrapCreate(c.embeddings, spec("openai.embeddings", "embedding"), sink);
   return client;
 }

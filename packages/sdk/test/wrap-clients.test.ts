@@ -4,7 +4,13 @@
 
 import { setTimeout as sleep } from "node:timers/promises";
 import Anthropic from "@anthropic-ai/sdk";
-import { type CallRecord, type CallRecordInput, COST_FIELDS, USAGE_FIELDS } from "@tollgate/core";
+import {
+  type CallRecord,
+  type CallRecordInput,
+  COST_FIELDS,
+  PricingEngine,
+  USAGE_FIELDS,
+} from "@tollgate/core";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
@@ -416,6 +422,115 @@ describe("wrapOpenAI", () => {
     expect(l).toEqual(r);
     await expect.poll(() => sent.length).toBe(before + 1);
     expect(sent.at(-1)!.output_tokens).toBeGreaterThan(0);
+  });
+});
+
+describe("batch results read through wrapped clients", () => {
+  /** The records the SDK sent while `read` ran. */
+  const sentDuring = async (read: () => Promise<unknown>) => {
+    const before = sent.length;
+    await read();
+    return sent.slice(before);
+  };
+
+  it("OpenAI files.content: the file reads unchanged; each answered request is recorded as the gateway records it", async () => {
+    const fileId = "file-batch-output-sdk";
+    const text = async (c: OpenAI) =>
+      (await c.files.content(fileId, { headers: { "x-mock-chunk-delay-ms": "0" } })).text();
+    let got = "";
+    const records = await sentDuring(async () => {
+      got = await withAttribution({ feature: "nightly" }, () => text(openai));
+    });
+    expect(got).toBe(await text(plainOpenAI));
+    expect(records.map((r) => r.request_id)).toEqual([0, 1, 2, 3].map((i) => `req_batch_${i}`));
+    expect(records.map((r) => r.kind)).toEqual(["llm", "llm", "embedding", "llm"]);
+    for (const r of records) expect(r).toMatchObject({ batch: true, feature: "nightly", stream: false });
+    // Through the gateway, the same file: the same usage and cost, call by call.
+    await text(gatewayOpenAI);
+    expect(await exporter.flush()).toBe(true);
+    const stored = await Promise.all(records.map((r) => recordByEventId(gw.runtime, r.event_id)));
+    await vi.waitFor(
+      async () =>
+        expect((await gatewayRecords(gw.runtime)).filter((r) => r.batch && !r.feature).length).toBe(4),
+      { timeout: 5_000, interval: 20 },
+    );
+    const viaGateway = (await gatewayRecords(gw.runtime)).filter((r) => r.batch && !r.feature);
+    for (const sdk of stored) {
+      const gateway = viaGateway.find((r) => r.request_id === sdk.request_id)!;
+      for (const f of [
+        ...USAGE_FIELDS,
+        ...COST_FIELDS,
+        "cost_nanousd",
+        "model",
+        "api",
+        "kind",
+        "price_ref",
+      ] as const)
+        expect(sdk[f], f).toEqual(gateway[f]);
+      expect(sdk.price_ref).toContain(";batch=0.5");
+    }
+    // Read again: the same named calls (stored once).
+    const again = await sentDuring(() => text(openai));
+    expect(again.map((r) => r.event_id)).toEqual(records.map((r) => r.event_id));
+  });
+
+  it("OpenAI files.content of any other file records nothing; an unread file records nothing", async () => {
+    const records = await sentDuring(async () => {
+      await (
+        await openai.files.content("file-batch-input", { headers: { "x-mock-chunk-delay-ms": "0" } })
+      ).text();
+      await openai.files.content("file-batch-output-unread", { headers: { "x-mock-chunk-delay-ms": "0" } });
+    });
+    expect(records).toEqual([]);
+  });
+
+  it("Anthropic messages.batches.results: the same results; each succeeded request recorded at the batch rate", async () => {
+    const read = async (c: Anthropic) => {
+      const out: unknown[] = [];
+      for await (const r of await c.messages.batches.results(
+        "msgbatch_sdk",
+        {},
+        { headers: { "x-mock-chunk-delay-ms": "0" } },
+      ))
+        out.push(r);
+      return out;
+    };
+    let got: unknown[] = [];
+    const records = await sentDuring(async () => {
+      got = await read(anthropic);
+    });
+    expect(got).toEqual(await read(plainAnthropic));
+    expect(records).toHaveLength(2);
+    expect(await exporter.flush()).toBe(true);
+    const engine = new PricingEngine();
+    for (const r of records) {
+      expect(r).toMatchObject({ batch: true, api: "anthropic.messages", kind: "llm" });
+      const rec = await recordByEventId(gw.runtime, r.event_id);
+      const usage = Object.fromEntries(USAGE_FIELDS.map((f) => [f, rec[f]])) as never;
+      const price = engine.price({
+        provider: "anthropic",
+        model: rec.model,
+        usage,
+        at: rec.ts_start,
+        batch: true,
+      });
+      expect(rec.cost_nanousd).toBe(price.cost.total_nanousd);
+    }
+  });
+
+  it("an agent run reading its batch's results counts their cost at the batch rate, not as its LLM calls", async () => {
+    await agentRun({ type: "batcher", limits: { max_llm_calls: 1 } }, async (run) => {
+      const records = await sentDuring(async () => {
+        await (
+          await openai.files.content("file-batch-output-run", { headers: { "x-mock-chunk-delay-ms": "0" } })
+        ).text();
+      });
+      expect(records).toHaveLength(4);
+      expect(run.usage.llm_calls).toBe(0);
+      expect(await exporter.flush()).toBe(true);
+      const stored = await Promise.all(records.map((r) => recordByEventId(gw.runtime, r.event_id)));
+      expect(run.usage.cost_nanousd).toBe(stored.reduce((a, r) => a + r.cost_nanousd, 0n));
+    });
   });
 });
 

@@ -115,9 +115,11 @@ export class BatchResultsReader {
   #off = false;
   #group: BatchResult[] = [];
 
+  /** `groupSize`: how many results `onResults` gets at a time (the last group may be smaller). */
   constructor(
     private readonly family: BatchFamily,
     private readonly onResults: (results: BatchResult[]) => void,
+    private readonly groupSize = GROUP,
   ) {}
 
   push(chunk: Uint8Array): void {
@@ -195,7 +197,7 @@ export class BatchResultsReader {
     const result = batchResult(this.family, parsed);
     if (!result) return; // failed, expired or cancelled: not billed
     this.#group.push(result);
-    if (this.#group.length >= GROUP) this.#flush();
+    if (this.#group.length >= this.groupSize) this.#flush();
   }
 
   #flush(): void {

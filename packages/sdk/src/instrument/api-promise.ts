@@ -77,27 +77,27 @@ export function observeApiPromise<P>(promise: P, call: TrackedCall, hideEvent?: 
 }
 
 /**
- * Calls `onValue` with what `promise` (an SDK APIPromise) parses to, when the app reads it; the app gets
- * the same object and value. Read only through `asResponse()`, nothing is seen.
+ * Hands `map` what `promise` (an SDK APIPromise) parses to, when the app reads it; the app gets what
+ * `map` returns: the value itself, or one that records as it is read. Should `map` throw, the app gets
+ * the value (recording never breaks a call). Not an APIPromise: `map` only sees the value.
  */
-export function tapParsed<P>(promise: P, onValue: (value: unknown) => void): P {
+export function mapParsed<P>(promise: P, map: (value: unknown) => unknown): P {
   const p = promise as unknown as ApiPromiseLike;
-  const seen = (value: unknown) => {
+  const mapped = (value: unknown) => {
     try {
-      onValue(value);
+      return map(value);
     } catch {
-      // recording never breaks the app's call
+      return value;
     }
-    return value;
   };
   if (typeof p?.parse !== "function") {
-    void Promise.resolve(promise).then(seen, () => {});
+    void Promise.resolve(promise).then(mapped, () => {});
     return promise;
   }
   const parse = p.parse.bind(p);
   let parsing: Promise<unknown> | null = null;
   p.parse = () => {
-    parsing ??= parse().then(seen);
+    parsing ??= parse().then(mapped);
     return parsing;
   };
   return promise;

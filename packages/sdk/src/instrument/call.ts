@@ -1,6 +1,7 @@
 import {
   type Api,
   type BackgroundResponse,
+  type BatchResult,
   type CallRecordInput,
   type ExtractedUsage,
   estimateCutShortUsage,
@@ -40,7 +41,11 @@ export interface Outcome {
   /** Usage was estimated (a stream cut short before the provider reported any). */
   estimated?: boolean;
   /** Recorded as this kind instead of the spec's (a background response's submission: other). */
-  kind?: "other";
+  kind?: CallSpec["kind"] | "other";
+  /** Recorded as this API's call instead of the spec's (a batch's results hold calls of several APIs). */
+  api?: Api;
+  /** A call a batch ran, priced at the batch rate. */
+  batch?: true;
 }
 
 /** What a record says of its call's occasion: its id, when it happened, and whether it streamed. */
@@ -159,6 +164,22 @@ export class TrackedCall {
     this.#emit(outcome, at, countsRun);
   }
 
+  /**
+   * One answered request of a batch whose results this call read: a call at the batch rate, named by its
+   * result (`eventId`), from when its reply was made. It counts towards the run's cost, not its LLM calls.
+   */
+  recordBatchResult(r: BatchResult, eventId: string): void {
+    const kind = r.api === "openai.embeddings" ? "embedding" : "llm";
+    const outcome = {
+      usage: r.usage,
+      httpStatus: 200,
+      requestId: r.requestId ?? r.customId,
+      errorType: null,
+    };
+    const at = { eventId, tsStart: r.createdMs ?? Date.now(), tsEnd: null, ttftMs: null, stream: false };
+    this.#emit({ ...outcome, api: r.api, kind, batch: true }, at);
+  }
+
   /** `countsRun: false`: the run counted this usage itself (a poll inside `run.llm`). */
   #emit(o: Outcome, at: Occasion, countsRun = true): void {
     const model = o.usage?.model ?? this.#requestedModel() ?? "unknown";
@@ -167,6 +188,8 @@ export class TrackedCall {
         provider: this.spec.provider,
         model,
         serviceTier: o.usage.service_tier,
+        batch: o.batch,
+        at: at.tsStart, // a batch's call: when it ran, as the server prices it
       });
     const scope = this.#scope;
     const span = childSpan(scope);
@@ -180,7 +203,7 @@ export class TrackedCall {
       ttft_ms: at.ttftMs,
       kind: o.kind ?? this.spec.kind,
       provider: this.spec.provider,
-      api: this.spec.api,
+      api: o.api ?? this.spec.api,
       model_requested: this.#requestedModel(),
       model,
       stream: at.stream,
@@ -199,8 +222,12 @@ export class TrackedCall {
       for (const f of TOOL_CALL_FIELDS) if (record[f] === 0) delete record[f];
     }
     if (o.estimated) record.cost_source = "estimated";
+    if (o.batch) record.batch = true;
+    // The app's own estimate knows no batch rate: a batch's calls are left to the server's prices.
     const own =
-      o.usage && this.spec.estimateCost?.({ provider: this.spec.provider, model, usage: o.usage.usage });
+      o.usage && !o.batch
+        ? this.spec.estimateCost?.({ provider: this.spec.provider, model, usage: o.usage.usage })
+        : null;
     if (own != null) {
       record.cost_nanousd = own.toString(); // int64 as a digit string: exact past 2^53
       record.cost_source = "estimated";

@@ -1,15 +1,13 @@
-import { type EventFilter, observeApiPromise, tapParsed } from "./api-promise.js";
+import { type EventFilter, mapParsed, observeApiPromise } from "./api-promise.js";
 import { recordIfFinished } from "./background.js";
+import { observedResults, observedResultsFile } from "./batch-results.js";
 import type { CallSpec, RecordSink } from "./call.js";
 import { TrackedCall } from "./call.js";
 
-/** Marks a resource whose `create` is already wrapped, so wrapping a client twice records once. */
+/** The names of a resource's methods already wrapped, so wrapping a client twice records once. */
 const WRAPPED = Symbol.for("tollgate.wrapped");
-/** The same for `retrieve`. */
-const RETRIEVE_WRAPPED = Symbol.for("tollgate.wrapped.retrieve");
 
-type Create = (this: unknown, body: Record<string, unknown>, options?: unknown) => unknown;
-type Retrieve = (this: unknown, ...args: unknown[]) => unknown;
+type Method = (this: unknown, ...args: unknown[]) => unknown;
 
 /** How one method's request is adjusted before it is sent (and what of the reply the app must not see). */
 export type Prepare = (body: Record<string, unknown>) => {
@@ -18,43 +16,84 @@ export type Prepare = (body: Record<string, unknown>) => {
 };
 
 /**
- * Replaces `resource.create` (on the instance: the SDK's own helpers, such as `.stream()`, call it too)
- * with one that records every call through `sink`. Returns false when the resource is absent.
+ * Replaces `resource[name]` on the instance (the SDK's own helpers call it too) with `wrap(original)`.
+ * False when the resource or method is absent, or wrapped already.
  */
-export function wrapCreate(resource: unknown, spec: CallSpec, sink: RecordSink, prepare?: Prepare): boolean {
-  const target = resource as ({ create?: Create } & { [WRAPPED]?: true }) | undefined;
-  if (!target || typeof target.create !== "function" || target[WRAPPED]) return false;
-  const original = target.create;
-  target.create = function create(this: unknown, body, options) {
-    if (typeof body !== "object" || body === null) return original.call(this, body, options);
-    let call: TrackedCall;
-    try {
-      call = new TrackedCall(spec, body, sink);
-    } catch (refused) {
-      return rejection(refused); // an agent run over its ceiling: nothing is sent
-    }
-    const prepared = prepare?.(body) ?? { body };
-    return observeApiPromise(original.call(this, prepared.body, options), call, prepared.hideEvent);
-  };
-  Object.defineProperty(target, WRAPPED, { value: true });
+function wrapMethod(resource: unknown, name: string, wrap: (original: Method) => Method): boolean {
+  const target = resource as (Record<string, unknown> & { [WRAPPED]?: Set<string> }) | undefined;
+  if (!target || typeof target[name] !== "function" || target[WRAPPED]?.has(name)) return false;
+  target[name] = wrap(target[name] as Method);
+  if (!target[WRAPPED]) Object.defineProperty(target, WRAPPED, { value: new Set<string>() });
+  target[WRAPPED]!.add(name);
   return true;
 }
 
-/**
- * Replaces `responses.retrieve` with one that records a background response the poll finds finished
- * (once; recordIfFinished). Returns false when the resource is absent.
- */
+/** Records every call of `resource.create` through `sink`. False when the resource is absent. */
+export function wrapCreate(resource: unknown, spec: CallSpec, sink: RecordSink, prepare?: Prepare): boolean {
+  return wrapMethod(
+    resource,
+    "create",
+    (original) =>
+      function create(this: unknown, body: unknown, options?: unknown) {
+        if (typeof body !== "object" || body === null) return original.call(this, body, options);
+        const request = body as Record<string, unknown>;
+        let call: TrackedCall;
+        try {
+          call = new TrackedCall(spec, request, sink);
+        } catch (refused) {
+          return rejection(refused); // an agent run over its ceiling: nothing is sent
+        }
+        const prepared: ReturnType<Prepare> = prepare?.(request) ?? { body: request };
+        return observeApiPromise(original.call(this, prepared.body, options), call, prepared.hideEvent);
+      },
+  );
+}
+
+/** `responses.retrieve` records a background response the poll finds finished (once; recordIfFinished). */
 export function wrapRetrieve(resource: unknown, spec: CallSpec, sink: RecordSink): boolean {
-  const target = resource as ({ retrieve?: Retrieve } & { [RETRIEVE_WRAPPED]?: true }) | undefined;
-  if (!target || typeof target.retrieve !== "function" || target[RETRIEVE_WRAPPED]) return false;
-  const original = target.retrieve;
-  target.retrieve = function retrieve(this: unknown, ...args: unknown[]) {
-    // The poll's scope and run, as at the call (inside `run.llm(…)`, say), should it record the response.
-    const poll = new TrackedCall(spec, {}, sink, { counted: false });
-    return tapParsed(original.apply(this, args), (value) => recordIfFinished(value, poll));
-  };
-  Object.defineProperty(target, RETRIEVE_WRAPPED, { value: true });
-  return true;
+  return wrapMethod(
+    resource,
+    "retrieve",
+    (original) =>
+      function retrieve(this: unknown, ...args: unknown[]) {
+        // The poll's scope and run, as at the call (inside `run.llm(…)`, say), should it record the response.
+        const poll = new TrackedCall(spec, {}, sink, { counted: false });
+        return mapParsed(original.apply(this, args), (value) => {
+          recordIfFinished(value, poll);
+          return value;
+        });
+      },
+  );
+}
+
+/** `files.content(id)`: a batch output file's results are recorded as the app reads the file. */
+export function wrapFileContent(resource: unknown, spec: CallSpec, sink: RecordSink): boolean {
+  return wrapMethod(
+    resource,
+    "content",
+    (original) =>
+      function content(this: unknown, fileId: unknown, ...rest: unknown[]) {
+        const reader = new TrackedCall(spec, {}, sink, { counted: false }); // its scope and run, as at the call
+        const reply = original.call(this, fileId, ...rest);
+        return typeof fileId === "string"
+          ? mapParsed(reply, (res) => observedResultsFile(res, fileId, reader))
+          : reply;
+      },
+  );
+}
+
+/** `messages.batches.results(id)`: each succeeded request is recorded as the app iterates the results. */
+export function wrapBatchResults(resource: unknown, spec: CallSpec, sink: RecordSink): boolean {
+  return wrapMethod(
+    resource,
+    "results",
+    (original) =>
+      async function results(this: unknown, batchId: unknown, ...rest: unknown[]) {
+        const reader = new TrackedCall(spec, {}, sink, { counted: false });
+        const decoded = await original.call(this, batchId, ...rest);
+        return typeof batchId === "string" ? observedResults(decoded, batchId, reader) : decoded;
+      },
+  );
 }
 
 /** A refused call fails the way the SDK's own calls do: as a rejected promise, whichever way it is read. */

@@ -19,8 +19,16 @@ import {
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { BatchRecords, batchResultsSource, pointResultsUrlsAt } from "../src/gateway/batch-results.js";
+import { publicUrlFromEnv } from "../src/gateway/config.js";
 import type { IngestResponse } from "../src/ingest/service.js";
-import { adminRequest, gatewayRecords, type Json, startTestGateway } from "./helpers.js";
+import {
+  adminRequest,
+  gatewayRecords,
+  type Json,
+  postEvents,
+  startTestGateway,
+  validRecord,
+} from "./helpers.js";
 import {
   anthropicBatchResults,
   BATCH_FIXTURES,
@@ -272,6 +280,19 @@ describe("batch results and limits", () => {
     expect(run.usage.cost_nanousd).toBe(spend.toString());
   });
 
+  it("a batch's call sent to the events API (the SDK's) counts the same: as spend, not as a call", async () => {
+    await api("PUT", "/api/agents/batcher3", { max_llm_calls: 1 });
+    const run = { agent_run_id: "batch-run-3", agent_type: "batcher3", batch: true };
+    const posted = await postEvents(gw.runtime.app, gw.runtime.rootToken, [
+      validRecord(run),
+      validRecord(run),
+    ]);
+    expect(posted.json.accepted).toBe(2);
+    const state = await api("GET", "/api/runs/batch-run-3");
+    expect(state).toMatchObject({ state: "running", usage: { llm_calls: 0 } });
+    expect(BigInt(state.usage.cost_nanousd) > 0n).toBe(true);
+  });
+
   it("a run rebuilt after a restart does not count its batch results as LLM calls either", async () => {
     const first = await startTestGateway(mock.url, {}, { keepDataDir: true });
     try {
@@ -374,6 +395,16 @@ describe("BatchResultsReader", () => {
     expect(batchResultsSource("GET", "/files/file-abc", "openai")).toBeNull();
   });
 
+  it("reads the same whatever the chunks: a first line naming its request late is no results file", () => {
+    const [first, ...rest] = openaiBatchOutput().split("\n");
+    const parsed = JSON.parse(first!);
+    const late = JSON.stringify({ pad: "x".repeat(2_000), ...parsed });
+    for (const pieces of [1, 3, 40, 20_000])
+      expect(read("openai", [late, ...rest].join("\n"), pieces)).toEqual([]);
+    const spaced = `${" ".repeat(1_100)}${openaiBatchOutput()}`;
+    for (const pieces of [1, 5, 9_000]) expect(read("openai", spaced, pieces)).toHaveLength(4);
+  });
+
   it("lets a JSON document go once its first line runs past where a result names its request", () => {
     let parsed = 0;
     const reader = new BatchResultsReader("openai", () => parsed++);
@@ -381,6 +412,21 @@ describe("BatchResultsReader", () => {
     for (let at = 0; at < doc.length; at += 4096) reader.push(doc.subarray(at, at + 4096));
     reader.end(true);
     expect(parsed).toBe(0);
+  });
+});
+
+describe("TOLLGATE_PUBLIC_URL", () => {
+  it("is normalised, and refused with a reason when clients could not use it as given", () => {
+    expect(publicUrlFromEnv(undefined)).toBeNull();
+    expect(publicUrlFromEnv("  ")).toBeNull();
+    expect(publicUrlFromEnv(" https://LLM.example.com/ ")).toBe("https://llm.example.com");
+    expect(publicUrlFromEnv("https://example.com/llm/")).toBe("https://example.com/llm");
+    expect(publicUrlFromEnv('https://example.com/a"b')).toBe("https://example.com/a%22b");
+    expect(() => publicUrlFromEnv("llm.example.com")).toThrow(/must be a URL/);
+    expect(() => publicUrlFromEnv("ftp://example.com")).toThrow(/http\(s\)/);
+    expect(() => publicUrlFromEnv("https://user:pw@example.com")).toThrow(/credentials/);
+    expect(() => publicUrlFromEnv("https://example.com/?")).toThrow(/query or fragment/);
+    expect(() => publicUrlFromEnv("https://example.com/v1")).toThrow(/without \/v1/);
   });
 });
 

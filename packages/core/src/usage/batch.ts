@@ -154,7 +154,7 @@ export class BatchResultsReader {
       if (this.#first && !this.#firstNamed && this.#pieceChars > NAMED_WITHIN_CHARS) {
         const start = this.#pieces.join("");
         this.#pieces = [start];
-        this.#firstNamed = start.slice(0, NAMED_WITHIN_CHARS).includes('"custom_id"');
+        this.#firstNamed = namesRequestEarly(start);
         if (!this.#firstNamed) {
           this.#off = true;
           this.#pieces = [];
@@ -189,7 +189,8 @@ export class BatchResultsReader {
     }
     if (this.#first) {
       this.#first = false;
-      if (!isResultsLine(parsed)) {
+      // The same test as for a first line still under way: what is read does not depend on the chunks.
+      if (!namesRequestEarly(line) || !isResultsLine(parsed)) {
         this.#off = true; // a batch's input, training data, an image: no results here
         return;
       }
@@ -206,6 +207,11 @@ export class BatchResultsReader {
     this.#group = [];
     this.onResults(group);
   }
+}
+
+/** Whether a line (or its start) names its request within its first NAMED_WITHIN_CHARS characters. */
+function namesRequestEarly(line: string): boolean {
+  return line.trimStart().slice(0, NAMED_WITHIN_CHARS).includes('"custom_id"');
 }
 
 /** A results line of either provider: `{custom_id, response|error}` (OpenAI) or `{custom_id, result}` (Anthropic). */

@@ -1,6 +1,5 @@
 import type { BatchFamily } from "@tollgate/core";
 import type { IngestService } from "../ingest/service.js";
-import type { ObserveOptions } from "../limits/guard.js";
 import type { Recorder } from "./recorder.js";
 
 // A batch's calls are billed when they run, upstream; the gateway sees them only when their results are
@@ -47,11 +46,9 @@ export function pointResultsUrlsAt(json: string, upstreamBase: string, gatewayBa
   );
 }
 
-/** A batch's results count as spend against budgets and agent runs; they are no live calls (ObserveOptions). */
-const BATCH_LIMITS: ObserveOptions = { countCalls: false, tokenRates: false };
 /** Past this many calls waiting for the store, the download is paused until they are stored. */
 const MAX_WAITING = 5_000;
-/** A download waits this long for the store at most; after that it goes on unpaused (a store that hangs must not hang it). */
+/** One wait of a download for the store lasts this long at most (a store that hangs must not hang it). */
 const MAX_HOLD_MS = 10_000;
 /** Past this many (a download that cannot be paused), calls go to the recorder, not counted against budgets. */
 const MAX_QUEUED = 50_000;
@@ -81,9 +78,9 @@ export class BatchRecords {
 
   /**
    * Queues calls for the store. Returns a promise to pause the download on when the store is behind: it
-   * resolves true once there is room again, false after MAX_HOLD_MS without; null when there is room.
+   * resolves once there is room again, or after MAX_HOLD_MS without; null when there is room.
    */
-  add(workspaceId: string, inputs: Record<string, unknown>[]): Promise<boolean> | null {
+  add(workspaceId: string, inputs: Record<string, unknown>[]): Promise<void> | null {
     if (this.#waiting + inputs.length > MAX_QUEUED) {
       this.log(
         `batch results: ${inputs.length} calls recorded without counting against budgets (store behind)`,
@@ -104,7 +101,7 @@ export class BatchRecords {
 
   async #store(workspaceId: string, inputs: Record<string, unknown>[]): Promise<void> {
     try {
-      const res = await this.ingest.ingest(workspaceId, inputs, BATCH_LIMITS);
+      const res = await this.ingest.ingest(workspaceId, inputs);
       const refused = res.results.find((r) => r.status === "rejected");
       if (refused)
         this.log(
@@ -119,15 +116,15 @@ export class BatchRecords {
     }
   }
 
-  #room(): Promise<boolean> {
+  #room(): Promise<void> {
     return new Promise((resolve) => {
       const wake = () => {
         clearTimeout(timer);
-        resolve(true);
+        resolve();
       };
       const timer = setTimeout(() => {
         this.#roomWaiters.splice(this.#roomWaiters.indexOf(wake), 1);
-        resolve(false);
+        resolve();
       }, MAX_HOLD_MS);
       this.#roomWaiters.push(wake);
     });

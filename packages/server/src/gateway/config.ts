@@ -123,18 +123,27 @@ export function gatewayConfigFromEnv(
   };
 }
 
-/** An http(s) URL without a query, fragment or trailing slash; null when unset. */
-function publicUrlFromEnv(v: string | undefined): string | null {
-  if (v === undefined || v === "") return null;
-  let url: URL | null = null;
+/**
+ * The gateway's public URL as clients reach it: http(s), without credentials (every client would be told
+ * them), query or fragment, and without the /v1 the gateway adds; normalised, no trailing slash. Null: unset.
+ */
+export function publicUrlFromEnv(v: string | undefined): string | null {
+  const raw = v?.trim();
+  if (!raw) return null;
+  const refuse = (why: string) =>
+    new Error(`TOLLGATE_PUBLIC_URL ${why}, e.g. https://llm.example.com; got ${JSON.stringify(v)}`);
+  let url: URL;
   try {
-    url = new URL(v);
-  } catch {}
-  if ((url?.protocol !== "http:" && url?.protocol !== "https:") || url.search || url.hash)
-    throw new Error(
-      `TOLLGATE_PUBLIC_URL must be a URL such as https://llm.example.com, got ${JSON.stringify(v)}`,
-    );
-  return v.replace(/\/+$/, "");
+    url = new URL(raw);
+  } catch {
+    throw refuse("must be a URL");
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw refuse("must be an http(s) URL");
+  if (url.username || url.password) throw refuse("must not carry credentials (clients are told it)");
+  if (raw.includes("?") || raw.includes("#")) throw refuse("must have no query or fragment");
+  const base = url.href.replace(/\/+$/, "");
+  if (/\/v1$/.test(base)) throw refuse("is the gateway's URL without /v1 (the gateway adds it)");
+  return base;
 }
 
 /** HTTPS_PROXY / HTTP_PROXY / NO_PROXY, lower-case first as curl does; null when neither proxy is set. */

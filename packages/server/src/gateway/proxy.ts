@@ -630,18 +630,16 @@ export class Gateway {
       up.statusCode === 200 && !headerValue(up.headers, "content-encoding")
         ? batchResultsSource(call.method, pathOf(call.route.upstreamPath), call.route.family)
         : null;
-    // The store behind: the download waits for it, unless it kept the download waiting too long already.
-    let patient = true;
+    // The store behind: the download waits for it, a minute at most in all (a store that stalls must not
+    // stall downloads for long; past that, what it cannot take is spooled, uncounted).
+    let waitedMs = 0;
     const results = source
       ? new BatchResultsReader(source.family, (found) => {
           const inputs = found.map((r) => batchCallInput(call, source, r));
           const room = this.deps.batches.add(call.workspaceId, inputs);
-          if (room && patient)
-            pace.hold(
-              room.then((roomy) => {
-                patient = roomy;
-              }),
-            );
+          if (!room || waitedMs >= DOWNLOAD_WAIT_MS) return;
+          const since = Date.now();
+          pace.hold(room.then(() => (waitedMs += Date.now() - since)));
         })
       : null;
     let firstByte: number | null = null;
@@ -1152,6 +1150,9 @@ const DAY_MS = 86_400_000;
 const CLAIM_MS = 10 * 60_000;
 /** Claims of what is one across workspaces (a provider's response) are kept outside any of them. */
 const ANY_WORKSPACE = "";
+/** How long in all a download of batch results waits for the store to take them. */
+const DOWNLOAD_WAIT_MS = 60_000;
+
 /** How long a finished background response waits for the store to say whether it is recorded already. */
 const LOOKUP_TIMEOUT_MS = 5_000;
 

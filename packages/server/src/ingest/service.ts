@@ -1,6 +1,6 @@
 import { buildCallRecord, type CallRecord, type FieldError, type PricingEngine } from "@tollgate/core";
 import { ApiError } from "../errors.js";
-import type { ObserveOptions, SpendGuard } from "../limits/guard.js";
+import type { SpendGuard } from "../limits/guard.js";
 import type { GroupCommitWriter } from "./writer.js";
 
 export type ItemStatus = "accepted" | "duplicate" | "rejected";
@@ -31,7 +31,7 @@ export class IngestService {
    * Not async on purpose: the parsed items are dropped once built into records, so they do not outlive
    * the store's commit (a thousand parsed objects per batch kept across the wait cost the GC dearly).
    */
-  ingest(workspaceId: string, items: readonly unknown[], limits?: ObserveOptions): Promise<IngestResponse> {
+  ingest(workspaceId: string, items: readonly unknown[]): Promise<IngestResponse> {
     const results: ItemResult[] = new Array(items.length);
     const records: CallRecord[] = [];
     const recordIndex: number[] = [];
@@ -51,15 +51,10 @@ export class IngestService {
       records.push(built.record);
       recordIndex.push(index);
     });
-    return this.#store(results, records, recordIndex, limits);
+    return this.#store(results, records, recordIndex);
   }
 
-  async #store(
-    results: ItemResult[],
-    records: CallRecord[],
-    recordIndex: number[],
-    limits: ObserveOptions | undefined,
-  ): Promise<IngestResponse> {
+  async #store(results: ItemResult[], records: CallRecord[], recordIndex: number[]): Promise<IngestResponse> {
     let stored: boolean[] = [];
     if (records.length) {
       try {
@@ -79,7 +74,7 @@ export class IngestService {
     });
     // Spend recorded here counts against budgets and agent runs too (a duplicate never counts twice).
     const fresh = records.filter((_, k) => stored[k]);
-    if (fresh.length) await this.guard.observe(fresh, limits);
+    if (fresh.length) await this.guard.observe(fresh);
     let accepted = 0;
     let duplicates = 0;
     for (const r of results) {

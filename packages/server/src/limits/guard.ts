@@ -82,13 +82,8 @@ export interface CallOutcome {
 
 /** How observed calls count, beyond their spend (which always counts). */
 export interface ObserveOptions {
-  /**
-   * false: not as an agent run's LLM calls. A background response found finished was counted when it
-   * was submitted; a batch's results are past work read back, not calls an agent loop makes.
-   */
+  /** false: not as an agent run's LLM calls (a background response found finished: its submission was). */
   countCalls?: boolean;
-  /** false: not against tokens-per-minute limits (a batch's results: tokens spent hours ago, not now). */
-  tokenRates?: boolean;
 }
 
 export interface GuardOptions {
@@ -290,7 +285,9 @@ export class SpendGuard {
 
   /**
    * Adds calls that did not come through the gateway (events API, SDK, OTLP) to every budget, token rate
-   * and agent run they fall under: spend is spend, wherever it was recorded. Never throws.
+   * and agent run they fall under: spend is spend, wherever it was recorded. A call a batch ran (`batch`)
+   * is past work read back: its spend counts, but not against tokens per minute, nor as a run's LLM call
+   * (as runUsage counts a run after a restart). Never throws.
    */
   async observe(records: readonly CallRecord[], opts: ObserveOptions = {}): Promise<void> {
     for (const rec of records) {
@@ -303,10 +300,9 @@ export class SpendGuard {
       const budgets = policies.budgets.filter(
         (b) => scopeMatches(b.scope, facts) && rec.ts_start >= windowSlots(b.window, now).start,
       );
-      const rates =
-        opts.tokenRates === false
-          ? []
-          : policies.rates.filter((r) => r.tokens_per_min !== undefined && scopeMatches(r.scope, facts));
+      const rates = rec.batch
+        ? []
+        : policies.rates.filter((r) => r.tokens_per_min !== undefined && scopeMatches(r.scope, facts));
       if (!budgets.length && !rates.length && !rec.agent_run_id) continue;
       const buckets = budgets.map((b) => budgetBucket(b, bucketValues(b.scope, facts), facts, now, 0n));
       const tokens = totalTokens(rec);
@@ -333,7 +329,9 @@ export class SpendGuard {
                 tokens,
                 toolCalls: rec.kind === "tool" ? 1 : 0,
                 llmCalls:
-                  opts.countCalls !== false && (rec.kind === "llm" || rec.kind === "embedding") ? 1 : 0,
+                  opts.countCalls !== false && !rec.batch && (rec.kind === "llm" || rec.kind === "embedding")
+                    ? 1
+                    : 0,
               }
             : null,
         });

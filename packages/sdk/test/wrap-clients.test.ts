@@ -5,6 +5,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import Anthropic from "@anthropic-ai/sdk";
 import {
+  batchResult,
+  buildCallRecord,
   type CallRecord,
   type CallRecordInput,
   COST_FIELDS,
@@ -20,7 +22,7 @@ import {
   recordByEventId,
   startTestGateway,
 } from "../../server/test/helpers.js";
-import { type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
+import { type MockUpstream, openaiBatchOutput, startMockUpstream } from "../../server/test/mock-upstream.js";
 import {
   type AgentRun,
   agentRun,
@@ -30,6 +32,7 @@ import {
   wrapAnthropic,
   wrapOpenAI,
 } from "../src/index.js";
+import { TrackedCall } from "../src/instrument/call.js";
 
 let mock: MockUpstream;
 let gw: Awaited<ReturnType<typeof startTestGateway>>;
@@ -518,6 +521,77 @@ describe("batch results read through wrapped clients", () => {
     }
   });
 
+  it("files.content stays the same object: withResponse's data is its response, readable, url kept", async () => {
+    const opts = { headers: { "x-mock-chunk-delay-ms": "0" } };
+    const records = await sentDuring(async () => {
+      const { data, response } = await openai.files.content("file-batch-output-same", opts).withResponse();
+      expect(data).toBe(response);
+      expect(response.url).toBe(`${mock.url}/v1/files/file-batch-output-same/content`);
+      expect(response.bodyUsed).toBe(false);
+      expect(await response.text()).toBe(
+        await (await plainOpenAI.files.content("file-batch-output-same", opts)).text(),
+      );
+      expect(response.bodyUsed).toBe(true);
+    });
+    expect(records).toHaveLength(4);
+    // Read as a stream, and let go half-way: what came whole is recorded, nothing is thrown.
+    const cut = await sentDuring(async () => {
+      const res = await openai.files.content("file-batch-output-cut", {
+        headers: { "x-mock-chunk-delay-ms": "5" },
+      });
+      const reader = res.body!.getReader();
+      let bytes = 0;
+      while (bytes < 6_000) bytes += (await reader.read()).value?.length ?? 0;
+      await reader.cancel();
+      await sleep(50);
+    });
+    expect(cut.length).toBeGreaterThan(0);
+    expect(cut.length).toBeLessThan(4);
+  });
+
+  it("a result's record is one the server takes, whatever the provider's ids look like", () => {
+    const kept: CallRecordInput[] = [];
+    const reader = new TrackedCall(
+      { api: "openai.chat", kind: "llm", provider: "openai" },
+      {},
+      (r) => kept.push(r),
+      {
+        counted: false,
+      },
+    );
+    const line = JSON.parse(openaiBatchOutput().split("\n")[0]!);
+    for (const [customId, requestId] of [
+      ["c".repeat(300), null],
+      ["x", ""],
+    ] as const) {
+      const r = batchResult("openai", {
+        ...line,
+        custom_id: customId,
+        response: { ...line.response, request_id: requestId },
+      })!;
+      reader.recordBatchResult(r, "00000000-0000-8000-8000-000000000001");
+    }
+    for (const rec of kept)
+      expect(buildCallRecord(rec, { workspaceId: "default", engine: new PricingEngine() }).ok).toBe(true);
+    expect(kept.map((r) => r.request_id)).toEqual(["c".repeat(256), "x"]);
+  });
+
+  it("files.content behind another wrapper that returns a plain promise: read unchanged, recorded", async () => {
+    const client = new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 });
+    const theirs = client.files.content.bind(client.files);
+    client.files.content = ((id: string, o?: unknown) => Promise.resolve(theirs(id, o as never))) as never;
+    // And an older Tollgate copy's marker on the resource: wrapping still works.
+    Object.defineProperty(client.files, Symbol.for("tollgate.wrapped"), { value: true });
+    const wrapped = wrapOpenAI(client, { sink });
+    const records = await sentDuring(async () => {
+      const res = await wrapped.files.content("file-batch-output-plain", {
+        headers: { "x-mock-chunk-delay-ms": "0" },
+      });
+      expect(await res.text()).toContain('"custom_id":"request-0"');
+    });
+    expect(records).toHaveLength(4);
+  });
+
   it("an agent run reading its batch's results counts their cost at the batch rate, not as its LLM calls", async () => {
     await agentRun({ type: "batcher", limits: { max_llm_calls: 1 } }, async (run) => {
       const records = await sentDuring(async () => {
@@ -529,7 +603,13 @@ describe("batch results read through wrapped clients", () => {
       expect(run.usage.llm_calls).toBe(0);
       expect(await exporter.flush()).toBe(true);
       const stored = await Promise.all(records.map((r) => recordByEventId(gw.runtime, r.event_id)));
-      expect(run.usage.cost_nanousd).toBe(stored.reduce((a, r) => a + r.cost_nanousd, 0n));
+      const cost = stored.reduce((a, r) => a + r.cost_nanousd, 0n);
+      expect(run.usage.cost_nanousd).toBe(cost);
+      // Read again (a retry after a broken download, say): recorded again, stored once, counted once.
+      await (
+        await openai.files.content("file-batch-output-run", { headers: { "x-mock-chunk-delay-ms": "0" } })
+      ).text();
+      expect(run.usage.cost_nanousd).toBe(cost);
     });
   });
 });

@@ -1,3 +1,6 @@
+import { fieldText } from "../record/field-text.js";
+import { INPUT_LIMITS } from "../record/schema.js";
+
 /**
  * OpenAI Responses run in the background (`background: true`) answer at once, `queued`, with no usage;
  * the client then polls `GET /v1/responses/{id}` until the response is finished, usage and all.
@@ -30,7 +33,7 @@ export function backgroundResponse(json: Record<string, unknown>): BackgroundRes
 function failureOf(json: Record<string, unknown>, status: string): string {
   const error = (json.error ?? {}) as { code?: unknown; type?: unknown };
   const named = [error.code, error.type].find((t): t is string => typeof t === "string" && t !== "");
-  return (named ?? status).slice(0, 64).toWellFormed(); // a record field takes no lone surrogate
+  return fieldText(named ?? status, INPUT_LIMITS.shortText)!;
 }
 
 export const isPending = (r: BackgroundResponse): boolean => PENDING.has(r.status);

@@ -77,27 +77,27 @@ export function observeApiPromise<P>(promise: P, call: TrackedCall, hideEvent?: 
 }
 
 /**
- * Hands `map` what `promise` (an SDK APIPromise) parses to, when the app reads it; the app gets what
- * `map` returns: the value itself, or one that records as it is read. Should `map` throw, the app gets
- * the value (recording never breaks a call). Not an APIPromise: `map` only sees the value.
+ * Calls `onValue` with what `promise` (an SDK APIPromise) parses to, when the app reads it, before the app
+ * gets it; the app gets the same value. Recording never breaks a call: should `onValue` throw, nothing
+ * changes for the app.
  */
-export function mapParsed<P>(promise: P, map: (value: unknown) => unknown): P {
+export function tapParsed<P>(promise: P, onValue: (value: unknown) => void): P {
   const p = promise as unknown as ApiPromiseLike;
-  const mapped = (value: unknown) => {
+  const seen = (value: unknown) => {
     try {
-      return map(value);
-    } catch {
-      return value;
-    }
+      onValue(value);
+    } catch {}
+    return value;
   };
   if (typeof p?.parse !== "function") {
-    void Promise.resolve(promise).then(mapped, () => {});
+    // Not an APIPromise (another wrapper's): seen first, as its first callback.
+    void Promise.resolve(promise).then(seen, () => {});
     return promise;
   }
   const parse = p.parse.bind(p);
   let parsing: Promise<unknown> | null = null;
   p.parse = () => {
-    parsing ??= parse().then(mapped);
+    parsing ??= parse().then(seen);
     return parsing;
   };
   return promise;

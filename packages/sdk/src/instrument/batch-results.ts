@@ -5,45 +5,78 @@ import type { TrackedCall } from "./call.js";
 // A batch's requests run (and are billed) at the provider, out of the app's sight: their calls are recorded
 // when the app reads the batch's results, each at the batch rate, as the gateway records them.
 
-/** Records one result for `reader`, named by the file or batch and the request's `custom_id`: once. */
+/** The results an agent run has counted: reading them again records them again (stored once), but counts nothing more. */
+const countedByRun = new WeakMap<object, Set<string>>();
+
+/** Records one result for `reader`, named by the file or batch and the request's `custom_id`. */
 function record(reader: TrackedCall, family: BatchFamily, sourceId: string, r: BatchResult): void {
-  reader.recordBatchResult(r, namedEventId(`${family}-batch:${sourceId}:${r.customId}`));
+  const eventId = namedEventId(`${family}-batch:${sourceId}:${r.customId}`);
+  const run = reader.agentRun?.run;
+  let counted = run ? countedByRun.get(run) : undefined;
+  if (run && !counted) {
+    counted = new Set();
+    countedByRun.set(run, counted);
+  }
+  const countsRun = !counted?.has(eventId);
+  counted?.add(eventId);
+  reader.recordBatchResult(r, eventId, { countsRun });
 }
 
 /**
- * The file `files.content` returned, whose results (when it is a batch output file) are recorded as the
- * app reads it: the same status, headers and bytes. A file the app never reads records nothing.
+ * The file `files.content` returned: when it is a batch output file, its results are recorded as the app
+ * reads it. Observed in place (the same Response: status, headers, url and bytes; `withResponse()`'s
+ * `data` and `response` stay one object): its body and read methods go through an observer, set up at the
+ * first read. A file the app never reads records nothing.
  */
-export function observedResultsFile(res: unknown, fileId: string, reader: TrackedCall): unknown {
+export function observeResultsFile(res: unknown, fileId: string, reader: TrackedCall): void {
   // Any fetch's Response (the app may give the SDK its own fetch, undici's say): not `instanceof`.
-  if (!isResponse(res) || res.status !== 200 || !res.body) return res;
-  // One result at a time: an app that stops reading has recorded what it read.
+  if (!isResponse(res) || res.status !== 200 || !res.body) return;
+  const original = res.body;
+  let observed: ReadableStream<Uint8Array> | null = null;
+  const body = () => {
+    observed ??= original.pipeThrough(resultsObserver(fileId, reader));
+    return observed;
+  };
+  Object.defineProperty(res, "body", { get: body, configurable: true });
+  for (const read of BODY_READS) {
+    const method = (res as unknown as Record<string, unknown>)[read];
+    if (typeof method !== "function") continue; // `bytes` came after Node 20
+    Object.defineProperty(res, read, {
+      value: () =>
+        (new Response(body(), { headers: res.headers }) as unknown as Record<string, () => unknown>)[read]!(),
+      configurable: true,
+      writable: true,
+    });
+  }
+}
+
+const BODY_READS = ["arrayBuffer", "blob", "bytes", "formData", "json", "text"] as const;
+
+/** Passes the bytes on as they are, reading results from them on the way (one at a time: an app that stops reading has recorded what it read). */
+function resultsObserver(fileId: string, reader: TrackedCall): TransformStream<Uint8Array, Uint8Array> {
   const lines = new BatchResultsReader(
     "openai",
     (found) => {
-      for (const r of found) record(reader, "openai", fileId, r);
+      for (const r of found) quietly(() => record(reader, "openai", fileId, r));
     },
     1,
   );
-  const seen = (fn: () => void) => {
-    try {
-      fn();
-    } catch {
-      // recording never breaks the app's read
-    }
-  };
-  const body = res.body.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, out) {
-        out.enqueue(chunk);
-        seen(() => lines.push(chunk));
-      },
-      flush() {
-        seen(() => lines.end(true));
-      },
-    }),
-  );
-  return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+  return new TransformStream({
+    transform(chunk, out) {
+      out.enqueue(chunk);
+      quietly(() => lines.push(chunk));
+    },
+    flush() {
+      quietly(() => lines.end(true));
+    },
+  });
+}
+
+/** Recording never breaks the app's read. */
+function quietly(fn: () => void): void {
+  try {
+    fn();
+  } catch {}
 }
 
 function isResponse(v: unknown): v is Response {
@@ -65,14 +98,11 @@ export function observedResults(decoded: unknown, batchId: string, reader: Track
     const lines = iterate.call(decoded);
     const next = async (...args: [] | [unknown]) => {
       const step = await lines.next(...args);
-      if (!step.done) {
-        try {
+      if (!step.done)
+        quietly(() => {
           const r = batchResult("anthropic", step.value);
           if (r) record(reader, "anthropic", batchId, r);
-        } catch {
-          // recording never breaks the app's read
-        }
-      }
+        });
       return step;
     };
     const observed: AsyncIterableIterator<unknown> = {

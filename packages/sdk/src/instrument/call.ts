@@ -5,6 +5,8 @@ import {
   type CallRecordInput,
   type ExtractedUsage,
   estimateCutShortUsage,
+  fieldText,
+  INPUT_LIMITS,
   type NormalizedUsage,
   TOOL_CALL_FIELDS,
   type ToolCalls,
@@ -168,21 +170,18 @@ export class TrackedCall {
    * One answered request of a batch whose results this call read: a call at the batch rate, named by its
    * result (`eventId`), from when its reply was made. It counts towards the run's cost, not its LLM calls.
    */
-  recordBatchResult(r: BatchResult, eventId: string): void {
+  recordBatchResult(r: BatchResult, eventId: string, { countsRun = true } = {}): void {
     const kind = r.api === "openai.embeddings" ? "embedding" : "llm";
-    const outcome = {
-      usage: r.usage,
-      httpStatus: 200,
-      requestId: r.requestId ?? r.customId,
-      errorType: null,
-    };
+    const requestId = fieldText(r.requestId) ?? fieldText(r.customId);
+    const outcome = { usage: r.usage, httpStatus: 200, requestId, errorType: null };
     const at = { eventId, tsStart: r.createdMs ?? Date.now(), tsEnd: null, ttftMs: null, stream: false };
-    this.#emit({ ...outcome, api: r.api, kind, batch: true }, at);
+    this.#emit({ ...outcome, api: r.api, kind, batch: true }, at, countsRun);
   }
 
   /** `countsRun: false`: the run counted this usage itself (a poll inside `run.llm`). */
   #emit(o: Outcome, at: Occasion, countsRun = true): void {
-    const model = o.usage?.model ?? this.#requestedModel() ?? "unknown";
+    // Record fields as the gateway takes them (fieldText): a provider's odd value never loses the record.
+    const model = fieldText(o.usage?.model) ?? this.#requestedModel() ?? "unknown";
     if (o.usage && countsRun && this.#run?.counts)
       this.#run.run.recordUsage(o.usage.usage, {
         provider: this.spec.provider,
@@ -208,12 +207,11 @@ export class TrackedCall {
       model,
       stream: at.stream,
       // The tier the provider says it served (OpenAI's flex is billed at batch rates), else the one asked for.
-      service_tier:
-        o.usage?.service_tier ?? (typeof this.body.service_tier === "string" ? this.body.service_tier : null),
+      service_tier: fieldText(o.usage?.service_tier ?? this.body.service_tier, INPUT_LIMITS.shortText),
       status: o.errorType === null ? "ok" : "error",
       http_status: o.httpStatus,
       error_type: o.errorType,
-      request_id: o.requestId,
+      request_id: fieldText(o.requestId),
       usage_raw: o.usage?.usage_raw ?? null,
     };
     if (o.usage) {
@@ -242,7 +240,6 @@ export class TrackedCall {
   }
 
   #requestedModel(): string | null {
-    const m = this.body.model;
-    return typeof m === "string" && m !== "" ? m : null;
+    return fieldText(this.body.model);
   }
 }

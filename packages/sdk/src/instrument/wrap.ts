@@ -1,11 +1,11 @@
-import { type EventFilter, mapParsed, observeApiPromise } from "./api-promise.js";
+import { type EventFilter, observeApiPromise, tapParsed } from "./api-promise.js";
 import { recordIfFinished } from "./background.js";
-import { observedResults, observedResultsFile } from "./batch-results.js";
+import { observedResults, observeResultsFile } from "./batch-results.js";
 import type { CallSpec, RecordSink } from "./call.js";
 import { TrackedCall } from "./call.js";
 
 /** The names of a resource's methods already wrapped, so wrapping a client twice records once. */
-const WRAPPED = Symbol.for("tollgate.wrapped");
+const WRAPPED = Symbol.for("tollgate.wrapped.methods");
 
 type Method = (this: unknown, ...args: unknown[]) => unknown;
 
@@ -58,10 +58,7 @@ export function wrapRetrieve(resource: unknown, spec: CallSpec, sink: RecordSink
       function retrieve(this: unknown, ...args: unknown[]) {
         // The poll's scope and run, as at the call (inside `run.llm(…)`, say), should it record the response.
         const poll = new TrackedCall(spec, {}, sink, { counted: false });
-        return mapParsed(original.apply(this, args), (value) => {
-          recordIfFinished(value, poll);
-          return value;
-        });
+        return tapParsed(original.apply(this, args), (value) => recordIfFinished(value, poll));
       },
   );
 }
@@ -76,7 +73,7 @@ export function wrapFileContent(resource: unknown, spec: CallSpec, sink: RecordS
         const reader = new TrackedCall(spec, {}, sink, { counted: false }); // its scope and run, as at the call
         const reply = original.call(this, fileId, ...rest);
         return typeof fileId === "string"
-          ? mapParsed(reply, (res) => observedResultsFile(res, fileId, reader))
+          ? tapParsed(reply, (res) => observeResultsFile(res, fileId, reader))
           : reply;
       },
   );

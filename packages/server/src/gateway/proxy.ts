@@ -14,6 +14,7 @@ import {
   type ExtractedUsage,
   estimateCutShortUsage,
   extractFromResponse,
+  fieldText,
   INPUT_LIMITS,
   isFinished,
   isPending,
@@ -1090,17 +1091,6 @@ function modelOf(call: Call, usage: ExtractedUsage | null): string {
 /** The service tier a call was served on: the provider's answer (flex is billed less), else what was asked for. */
 function tierOf(call: Call, usage: ExtractedUsage | null): string | null {
   return fieldText(usage?.service_tier ?? call.parsed?.service_tier, INPUT_LIMITS.shortText);
-}
-
-/**
- * A string from the request or reply as a record field: at most `max` UTF-16 units and valid Unicode (a
- * lone surrogate, or half a pair the cut left, becomes U+FFFD), else null. The record must accept it: a
- * reply already priced and answered is never left unrecorded over a field it only describes.
- */
-function fieldText(v: unknown, max: number = INPUT_LIMITS.text): string | null {
-  if (typeof v !== "string" || v.length === 0) return null;
-  const cut = v.length > max ? v.slice(0, max) : v;
-  return cut.isWellFormed() ? cut : cut.toWellFormed();
 }
 
 /** Within the range the record takes (an upstream may answer 600, say). */

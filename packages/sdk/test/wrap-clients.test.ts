@@ -534,6 +534,13 @@ describe("batch results read through wrapped clients", () => {
       expect(response.bodyUsed).toBe(true);
     });
     expect(records).toHaveLength(4);
+    // A clone taken before reading: both read whole, the original recorded.
+    const cloned = await sentDuring(async () => {
+      const res = await openai.files.content("file-batch-output-clone", opts);
+      const copy = res.clone();
+      expect(await res.text()).toBe(await copy.text());
+    });
+    expect(cloned).toHaveLength(4);
     // Read as a stream, and let go half-way: what came whole is recorded, nothing is thrown.
     const cut = await sentDuring(async () => {
       const res = await openai.files.content("file-batch-output-cut", {

@@ -31,10 +31,10 @@ function record(reader: TrackedCall, family: BatchFamily, sourceId: string, r: B
 export function observeResultsFile(res: unknown, fileId: string, reader: TrackedCall): void {
   // Any fetch's Response (the app may give the SDK its own fetch, undici's say): not `instanceof`.
   if (!isResponse(res) || res.status !== 200 || !res.body) return;
-  const original = res.body;
   let observed: ReadableStream<Uint8Array> | null = null;
+  // The body as it is at the first read: a clone() before it gives the response a new one.
   const body = () => {
-    observed ??= original.pipeThrough(resultsObserver(fileId, reader));
+    observed ??= ownBody(res)!.pipeThrough(resultsObserver(fileId, reader));
     return observed;
   };
   Object.defineProperty(res, "body", { get: body, configurable: true });
@@ -51,6 +51,15 @@ export function observeResultsFile(res: unknown, fileId: string, reader: Tracked
 }
 
 const BODY_READS = ["arrayBuffer", "blob", "bytes", "formData", "json", "text"] as const;
+
+/** The response's own body (its class's getter, past the one observeResultsFile put on it). */
+function ownBody(res: Response): ReadableStream<Uint8Array> | null {
+  for (let proto = Object.getPrototypeOf(res); proto; proto = Object.getPrototypeOf(proto)) {
+    const getter = Object.getOwnPropertyDescriptor(proto, "body")?.get;
+    if (getter) return getter.call(res);
+  }
+  return null;
+}
 
 /** Passes the bytes on as they are, reading results from them on the way (one at a time: an app that stops reading has recorded what it read). */
 function resultsObserver(fileId: string, reader: TrackedCall): TransformStream<Uint8Array, Uint8Array> {

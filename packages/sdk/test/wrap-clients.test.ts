@@ -438,8 +438,8 @@ describe("batch results read through wrapped clients", () => {
 
   it("OpenAI files.content: the file reads unchanged; each answered request is recorded as the gateway records it", async () => {
     const fileId = "file-batch-output-sdk";
-    const text = async (c: OpenAI) =>
-      (await c.files.content(fileId, { headers: { "x-mock-chunk-delay-ms": "0" } })).text();
+    const text = async (c: OpenAI, headers: Record<string, string> = {}) =>
+      (await c.files.content(fileId, { headers: { "x-mock-chunk-delay-ms": "0", ...headers } })).text();
     let got = "";
     const records = await sentDuring(async () => {
       got = await withAttribution({ feature: "nightly" }, () => text(openai));
@@ -449,15 +449,17 @@ describe("batch results read through wrapped clients", () => {
     expect(records.map((r) => r.kind)).toEqual(["llm", "llm", "embedding", "llm"]);
     for (const r of records) expect(r).toMatchObject({ batch: true, feature: "nightly", stream: false });
     // Through the gateway, the same file: the same usage and cost, call by call.
-    await text(gatewayOpenAI);
+    await text(gatewayOpenAI, { "x-tollgate-feature": "nightly-gw" });
     expect(await exporter.flush()).toBe(true);
     const stored = await Promise.all(records.map((r) => recordByEventId(gw.runtime, r.event_id)));
     await vi.waitFor(
       async () =>
-        expect((await gatewayRecords(gw.runtime)).filter((r) => r.batch && !r.feature).length).toBe(4),
+        expect((await gatewayRecords(gw.runtime)).filter((r) => r.feature === "nightly-gw").length).toBe(5),
       { timeout: 5_000, interval: 20 },
     );
-    const viaGateway = (await gatewayRecords(gw.runtime)).filter((r) => r.batch && !r.feature);
+    const viaGateway = (await gatewayRecords(gw.runtime)).filter(
+      (r) => r.batch && r.feature === "nightly-gw",
+    );
     for (const sdk of stored) {
       const gateway = viaGateway.find((r) => r.request_id === sdk.request_id)!;
       for (const f of [

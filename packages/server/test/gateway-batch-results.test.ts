@@ -172,9 +172,17 @@ describe("Anthropic: message batches through a gateway that knows its public URL
   let pub: Awaited<ReturnType<typeof startTestGateway>>;
   let base: string;
   beforeAll(async () => {
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    pub = await startTestGateway(mock.url, { publicUrl: base }, { port });
+    // The port is free when asked, but another process may take it before the gateway does: try again.
+    for (let tries = 1; ; tries++) {
+      const port = await freePort();
+      base = `http://127.0.0.1:${port}`;
+      try {
+        pub = await startTestGateway(mock.url, { publicUrl: base }, { port });
+        return;
+      } catch (e) {
+        if (tries === 5 || !/EADDRINUSE/.test(String(e))) throw e;
+      }
+    }
   });
   afterAll(() => pub?.stop());
   const get = (g: { url: string }, path: string) =>
@@ -291,6 +299,12 @@ describe("batch results and limits", () => {
     const state = await api("GET", "/api/runs/batch-run-3");
     expect(state).toMatchObject({ state: "running", usage: { llm_calls: 0 } });
     expect(BigInt(state.usage.cost_nanousd) > 0n).toBe(true);
+    // The agent-run rollup agrees.
+    const rollup = await api("GET", "/api/rollups/agent-runs?from=1d");
+    expect(rollup.agent_types.find((t: Json) => t.agent_type === "batcher3")).toMatchObject({
+      runs: 1,
+      llm_calls_per_run: 0,
+    });
   });
 
   it("a run rebuilt after a restart does not count its batch results as LLM calls either", async () => {
@@ -487,6 +501,15 @@ describe("BatchRecords", () => {
     await records.settled();
     expect(recorded).toHaveLength(3);
     expect(logs[0]).toMatch(/refused 3 calls \(disk full\); spooled/);
+  });
+
+  it("at shutdown a store that does not answer keeps calls waiting 'withinMs' at most; then they are spooled", async () => {
+    const { ingest } = slowIngest(); // never answers
+    const recorded: unknown[] = [];
+    const records = new BatchRecords(ingest, recorderInto(recorded), () => {});
+    records.add("w", inputs(3));
+    await records.settled(30);
+    expect(recorded).toHaveLength(3);
   });
 
   it("far behind (a download that cannot be paused): past 50,000 waiting, calls go to the recorder", () => {

@@ -172,6 +172,7 @@ export async function startTestGateway(
       timeoutMs: 2000,
       retries: 0,
       egressProxy: null, // the upstreams of tests are on 127.0.0.1, whatever proxy this machine sets
+      publicUrl: null, // nor whatever TOLLGATE_PUBLIC_URL it sets
       ...gateway,
     },
   });

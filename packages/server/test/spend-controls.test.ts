@@ -617,6 +617,28 @@ describe("restart", () => {
     }
   });
 
+  it("a background response found finished just before a stop is recorded: the stop waits for it", async () => {
+    const first = await startTestGateway(mock.url, {}, { keepDataDir: true });
+    try {
+      const oa = client({ "x-mock-case": "bg-stop" }, first);
+      const submitted = await oa.responses.create({ model: "gpt-5", input: "go", background: true });
+      await oa.responses.retrieve(submitted.id); // in_progress
+      expect((await oa.responses.retrieve(submitted.id)).status).toBe("completed");
+      await first.stop(); // at once: its record is still on its way (a store lookup, a claim)
+      const second = await startTestGateway(mock.url, {}, { dataDir: first.dataDir, keepDataDir: true });
+      try {
+        const llm = (await gatewayRecords(second.runtime)).filter(
+          (r) => r.request_id === submitted.id && r.kind === "llm",
+        );
+        expect(llm).toHaveLength(1);
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      rmSync(first.dataDir, { recursive: true, force: true });
+    }
+  });
+
   it("the current window's spend, and killed runs, survive a restart of the embedded server", async () => {
     const first = await startTestGateway(mock.url, {}, { keepDataDir: true });
     const dataDir = first.dataDir;

@@ -73,7 +73,7 @@ export class TrackedCall {
   readonly #scope = currentScope();
   readonly #run = agentRunOfCall();
 
-  /** `counted: false`: the run counted this LLM call already (a background response polled by another process). */
+  /** `counted: false`: no LLM call of the run (a background response's poll: its submission was counted; a batch's results). */
   constructor(
     readonly spec: CallSpec,
     body: Record<string, unknown>,

@@ -46,9 +46,9 @@ Gateway (environment; per request, headers override):
   TOLLGATE_UPSTREAM_CONNECTIONS connections per upstream origin (1024); a stream holds one throughout, and
                                 a call finding all busy waits for one, within its upstream timeout
   TOLLGATE_GATEWAY_REQUIRE_KEY=1  refuse calls without a gateway key in x-tollgate-key
-  TOLLGATE_PUBLIC_URL           the gateway's URL as clients reach it (e.g. https://llm.example.com): Anthropic
-                                message batches read through it name it in results_url, so their results
-                                are read (and recorded) through the gateway
+  TOLLGATE_PUBLIC_URL           the gateway's URL as clients reach it, without /v1 (e.g. https://llm.example.com):
+                                Anthropic message batches read through it name it in results_url, so their
+                                results are read (and recorded) through the gateway
   HTTPS_PROXY, HTTP_PROXY       egress proxy for upstream calls (as curl reads them); NO_PROXY: hosts
                                 reached directly
 

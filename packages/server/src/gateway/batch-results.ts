@@ -60,8 +60,8 @@ const MAX_QUEUED = 50_000;
  * they go to the gateway's recorder (spooled, never lost), without counting against budgets.
  */
 export class BatchRecords {
-  /** Groups on their way to the store, side by side (its group commit takes them together). */
-  readonly #storing = new Set<Promise<void>>();
+  /** Groups on their way to the store, side by side (its group commit takes them together), by their storing. */
+  readonly #storing = new Map<Promise<void>, { workspaceId: string; inputs: Record<string, unknown>[] }>();
   #waiting = 0;
   #roomWaiters: (() => void)[] = [];
 
@@ -89,14 +89,26 @@ export class BatchRecords {
       return null;
     }
     this.#waiting += inputs.length;
-    const storing = this.#store(workspaceId, inputs).finally(() => this.#storing.delete(storing));
-    this.#storing.add(storing);
+    const storing: Promise<void> = this.#store(workspaceId, inputs).finally(() =>
+      this.#storing.delete(storing),
+    );
+    this.#storing.set(storing, { workspaceId, inputs });
     return this.#waiting > MAX_WAITING ? this.#room() : null;
   }
 
-  /** Resolves once everything added so far is stored (or spooled). */
-  async settled(): Promise<void> {
-    await Promise.all(this.#storing);
+  /**
+   * Resolves once everything added so far is stored, or spooled: past `withinMs`, what the store has not
+   * taken yet goes to the recorder too (the store keeps one of each, should it take them after all).
+   */
+  async settled(withinMs = Number.POSITIVE_INFINITY): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"late">((resolve) => {
+      if (Number.isFinite(withinMs)) timer = setTimeout(() => resolve("late"), withinMs);
+    });
+    const outcome = await Promise.race([Promise.all(this.#storing.keys()), late]);
+    clearTimeout(timer);
+    if (outcome === "late")
+      for (const { workspaceId, inputs } of this.#storing.values()) this.#record(workspaceId, inputs);
   }
 
   async #store(workspaceId: string, inputs: Record<string, unknown>[]): Promise<void> {

@@ -232,7 +232,18 @@ export class Gateway {
     const dispatchers = new Set([...this.#upstreams.values()].map((u) => u.dispatcher));
     if (this.#egress) dispatchers.add(this.#egress);
     await Promise.all([...dispatchers].map((d) => d.close()));
-    await this.deps.batches.settled(); // batch results read so far reach the store before it closes
+    // What was read reaches the recorder (or the store) before they close: finished background responses
+    // (a claimed one not recorded would be lost to every replica until its claim ends), batch results.
+    await Promise.all(this.#finishingNow);
+    await this.deps.batches.settled(SHUTDOWN_WAIT_MS);
+  }
+
+  /** Finished background responses being recorded (a store lookup and a claim each), for close() to wait on. */
+  readonly #finishingNow = new Set<Promise<void>>();
+
+  #finishing(recording: Promise<void>): void {
+    const tracked = recording.catch(() => {}).finally(() => this.#finishingNow.delete(tracked));
+    this.#finishingNow.add(tracked);
   }
 
   async #serve(
@@ -604,7 +615,7 @@ export class Gateway {
       });
       if (submitted) this.#submitted.set(background.id, { ...ownerOf(call), ticket });
       if (json && background && call.route.poll && isFinished(background))
-        void this.#recordFinished(call, json, background);
+        this.#finishing(this.#recordFinished(call, json, background));
     });
     this.#observe(call.route, call, up.statusCode);
   }
@@ -860,10 +871,10 @@ export class Gateway {
   }
 
   /**
-   * A background response a poll found finished: its one llm record, with the usage it reports and the
-   * poll's attribution. Named by the response (a deterministic event id), so polls through other replicas
-   * store it once; of polls at once through several replicas, the one that claims it records it, so a budget
-   * counts it once too.
+   * A background response a poll found finished: its one llm record, with the usage it reports, for its
+   * submission (as this process saw it, else as the store has it, else the poll's). Named by its workspace
+   * and response (a deterministic event id), so polls through other replicas store it once; of polls at
+   * once through several replicas, the one that claims it records it, so a budget counts it once too.
    */
   async #recordFinished(call: Call, json: Record<string, unknown>, response: BackgroundResponse) {
     let usage: ExtractedUsage;
@@ -1140,6 +1151,9 @@ const DAY_MS = 86_400_000;
 const CLAIM_MS = 10 * 60_000;
 /** Claims of what is one across workspaces (a provider's response) are kept outside any of them. */
 const ANY_WORKSPACE = "";
+/** How long close() lets batch results read so far wait for the store; past that they are spooled. */
+const SHUTDOWN_WAIT_MS = 10_000;
+
 /** How long in all a download of batch results waits for the store to take them. */
 const DOWNLOAD_WAIT_MS = 60_000;
 

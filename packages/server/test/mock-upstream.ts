@@ -14,7 +14,9 @@
  * - `x-mock-headers-delay-ms`: delay before the reply's headers (a model slow to start).
  * - `x-mock-retry-after`: the rate-limit scenarios' retry-after value (default 1).
  * - `x-mock-should-retry`: an `x-should-retry` header for the rate-limit scenarios to send (Anthropic does).
- * - `x-mock-case`: keeps one test's background responses (`background: true`) apart from another's.
+ * - `x-mock-case`: keeps one test's background responses (`background: true`) apart from another's in
+ *   the mock. Their ids are still their fixture's: a gateway or SDK that recorded a response under that id
+ *   records it once, so tests of finished responses in one process each use a fixture of their own.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from "node:http";

@@ -5,6 +5,7 @@ import { createApp } from "./api/app.js";
 import { KeyResolver } from "./auth/keys.js";
 import type { RuntimeOptions } from "./config.js";
 import { lockDataDir } from "./data-dir-lock.js";
+import { BatchRecords } from "./gateway/batch-results.js";
 import { GatewayMetrics } from "./gateway/metrics.js";
 import { Recorder } from "./gateway/recorder.js";
 import { Spool } from "./gateway/spool.js";
@@ -22,8 +23,10 @@ import { withTimeout } from "./with-timeout.js";
 export interface Runtime {
   app: ReturnType<typeof createApp>;
   store: Store;
-  /** Validates, prices and stores records exactly once (the events API; batch results the gateway relays). */
+  /** Validates, prices and stores records exactly once (the events API, and `batches`). */
   ingest: IngestService;
+  /** Stores the calls of batch results the gateway relays. */
+  batches: BatchRecords;
   engine: PricingEngine;
   keys: KeyResolver;
   /** Stores gateway calls off the request path (spooling to disk when the store lags). */
@@ -65,9 +68,12 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const recorder = new Recorder(writer, engine, new Spool(join(opts.dataDir, "spool")), {
     onError: (e) => console.error(`recording: ${(e as Error).message}`),
   });
+  const ingest = new IngestService(writer, engine, guard);
+  const batches = new BatchRecords(ingest, recorder);
   const metrics = new GatewayMetrics({
     spoolDepth: () => recorder.spoolDepth,
     pending: () => recorder.pending,
+    batchResultsWaiting: () => batches.waiting,
   });
   const readiness = new Map<string, () => unknown>();
   /**
@@ -91,7 +97,6 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
     }
   };
   const stopPolicyRefresh = store.shared ? refreshPolicies(guard, policyRefreshMs()) : () => {};
-  const ingest = new IngestService(writer, engine, guard);
   const app = createApp({
     role: opts.role ?? "all",
     ingest,
@@ -116,6 +121,7 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
     app,
     store,
     ingest,
+    batches,
     engine,
     keys,
     recorder,

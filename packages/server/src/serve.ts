@@ -4,7 +4,6 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { getRequestListener } from "@hono/node-server";
 import type { RuntimeOptions } from "./config.js";
-import { BatchRecords } from "./gateway/batch-results.js";
 import { onceClosed } from "./gateway/client-watch.js";
 import { describeEgress, type GatewayConfig, gatewayConfigFromEnv } from "./gateway/config.js";
 import { Gateway } from "./gateway/proxy.js";
@@ -69,7 +68,7 @@ export async function startServer(
         metrics: runtime.metrics,
         guard: runtime.guard,
         store: runtime.store,
-        batches: new BatchRecords(runtime.ingest, runtime.recorder),
+        batches: runtime.batches,
       })
     : null;
   const api = getRequestListener(runtime.app.fetch);

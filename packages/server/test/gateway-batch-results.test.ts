@@ -146,6 +146,8 @@ describe("OpenAI: a batch output file read through the gateway", () => {
     const total = records.filter((r) => r.ts_start >= today).reduce((a, r) => a + r.cost_nanousd, 0n);
     expect(total > 0n).toBe(true);
     expect((await api("GET", "/api/budgets/nightly")).spend_nanousd).toBe(total.toString());
+    // Nothing left waiting for the store (what /metrics reports).
+    expect(await (await fetch(`${gw.url}/metrics`)).text()).toMatch(/^tollgate_batch_results_waiting 0$/m);
     // Read again: nothing stored twice, nothing charged twice.
     await (await client().files.content("file-batch-output")).text();
     await sleep(300);

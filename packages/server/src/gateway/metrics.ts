@@ -28,7 +28,7 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
-  constructor(state: { spoolDepth: () => number; pending: () => number }) {
+  constructor(state: { spoolDepth: () => number; pending: () => number; batchResultsWaiting: () => number }) {
     new Gauge({
       name: "tollgate_spool_depth",
       help: "Records waiting on disk for the store",
@@ -43,6 +43,14 @@ export class GatewayMetrics {
       registers: [this.registry],
       collect() {
         this.set(state.pending());
+      },
+    });
+    new Gauge({
+      name: "tollgate_batch_results_waiting",
+      help: "Calls of downloaded batch results waiting for the store (past 5,000, downloads wait for it)",
+      registers: [this.registry],
+      collect() {
+        this.set(state.batchResultsWaiting());
       },
     });
   }

@@ -570,6 +570,21 @@ describe("agent runs", () => {
   });
 });
 
+/** Stops `first` and runs `check` against a gateway restarted on its data dir (which the caller removes). */
+async function afterRestart(first: typeof gw, check: (second: typeof gw) => Promise<void>): Promise<void> {
+  await first.stop();
+  const second = await startTestGateway(mock.url, {}, { dataDir: first.dataDir, keepDataDir: true });
+  try {
+    await check(second);
+  } finally {
+    await second.stop();
+  }
+}
+
+/** The llm records of a background response, in a gateway's store. */
+const llmRecordsOf = async (g: typeof gw, responseId: string) =>
+  (await gatewayRecords(g.runtime)).filter((r) => r.request_id === responseId && r.kind === "llm");
+
 describe("restart", () => {
   it("a background response polled again after a restart is not charged again", async () => {
     const first = await startTestGateway(mock.url, {}, { keepDataDir: true });
@@ -598,20 +613,13 @@ describe("restart", () => {
         },
         { timeout: 5_000, interval: 20 },
       );
-      await first.stop();
-      const second = await startTestGateway(mock.url, {}, { dataDir, keepDataDir: true });
-      try {
+      await afterRestart(first, async (second) => {
         expect(await spend(second)).toBe(charged); // rebuilt from the stored record
         expect((await client(headers, second).responses.retrieve(submitted.id)).status).toBe("completed");
         await sleep(300);
         expect(await spend(second)).toBe(charged);
-        const llm = (await gatewayRecords(second.runtime)).filter(
-          (r) => r.request_id === submitted.id && r.kind === "llm",
-        );
-        expect(llm).toHaveLength(1);
-      } finally {
-        await second.stop();
-      }
+        expect(await llmRecordsOf(second, submitted.id)).toHaveLength(1);
+      });
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }
@@ -624,16 +632,10 @@ describe("restart", () => {
       const submitted = await oa.responses.create({ model: "gpt-5", input: "go", background: true });
       await oa.responses.retrieve(submitted.id); // in_progress
       expect((await oa.responses.retrieve(submitted.id)).status).toBe("completed");
-      await first.stop(); // at once: its record is still on its way (a store lookup, a claim)
-      const second = await startTestGateway(mock.url, {}, { dataDir: first.dataDir, keepDataDir: true });
-      try {
-        const llm = (await gatewayRecords(second.runtime)).filter(
-          (r) => r.request_id === submitted.id && r.kind === "llm",
-        );
-        expect(llm).toHaveLength(1);
-      } finally {
-        await second.stop();
-      }
+      // Stopped at once: its record is still on its way (a store lookup, a claim).
+      await afterRestart(first, async (second) => {
+        expect(await llmRecordsOf(second, submitted.id)).toHaveLength(1);
+      });
     } finally {
       rmSync(first.dataDir, { recursive: true, force: true });
     }
@@ -665,10 +667,7 @@ describe("restart", () => {
       await api("POST", "/api/runs/persist-run/kill", {}, first);
       const before = (await api("GET", "/api/budgets/persist", undefined, first)).json;
       expect(before.spend_usd).toBe("0.040344");
-      await first.stop();
-
-      const second = await startTestGateway(mock.url, {}, { dataDir, keepDataDir: true });
-      try {
+      await afterRestart(first, async (second) => {
         const after = (await api("GET", "/api/budgets/persist", undefined, second)).json;
         expect(after).toMatchObject({ spend_usd: "0.040344", state: "ok" });
         const oa2 = client({ "x-tollgate-user-id": "p1", "x-mock-fixture": CACHE_WRITE }, second);
@@ -684,9 +683,7 @@ describe("restart", () => {
           .chat.completions.create({ model: "gpt-4.1-nano", messages: [{ role: "user", content: "x" }] })
           .catch((e) => e);
         expect(killed.code).toBe("agent_run_killed");
-      } finally {
-        await second.stop();
-      }
+      });
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }

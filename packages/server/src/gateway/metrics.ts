@@ -29,28 +29,23 @@ export class GatewayMetrics {
   });
 
   constructor(state: { spoolDepth: () => number; pending: () => number; batchResultsWaiting: () => number }) {
+    this.#gauge("tollgate_spool_depth", "Records waiting on disk for the store", state.spoolDepth);
+    this.#gauge("tollgate_recorder_pending", "Records queued in memory for the store", state.pending);
+    this.#gauge(
+      "tollgate_batch_results_waiting",
+      "Calls of downloaded batch results waiting for the store (past 5,000, downloads wait for it)",
+      state.batchResultsWaiting,
+    );
+  }
+
+  /** A gauge read when /metrics is scraped. */
+  #gauge(name: string, help: string, read: () => number): void {
     new Gauge({
-      name: "tollgate_spool_depth",
-      help: "Records waiting on disk for the store",
+      name,
+      help,
       registers: [this.registry],
       collect() {
-        this.set(state.spoolDepth());
-      },
-    });
-    new Gauge({
-      name: "tollgate_recorder_pending",
-      help: "Records queued in memory for the store",
-      registers: [this.registry],
-      collect() {
-        this.set(state.pending());
-      },
-    });
-    new Gauge({
-      name: "tollgate_batch_results_waiting",
-      help: "Calls of downloaded batch results waiting for the store (past 5,000, downloads wait for it)",
-      registers: [this.registry],
-      collect() {
-        this.set(state.batchResultsWaiting());
+        this.set(read());
       },
     });
   }

@@ -59,6 +59,9 @@ class SendError extends Error {
  * backoff while the server is down. Every record carries its event_id, so a batch resent after an
  * ambiguous failure is stored once. Never throws into the app: problems become counted warnings.
  */
+/** How long room() keeps a producer waiting at most. */
+const ROOM_WAIT_MS = 10_000;
+
 export class Exporter {
   readonly #url: string;
   readonly #headers: Record<string, string>;
@@ -81,6 +84,8 @@ export class Exporter {
   #retryTimer: { timer: NodeJS.Timeout; wake: () => void } | null = null;
   #failures = 0;
   #closed = false;
+  /** Readers waiting for the queue to drain (room()). */
+  #roomWaiters: (() => void)[] = [];
   readonly #stats = { delivered: 0, rejected: 0, dropped: 0, retries: 0 };
 
   constructor(opts: ExporterOptions = {}) {
@@ -125,6 +130,29 @@ export class Exporter {
       this.#timer = setTimeout(() => this.#kick(), this.#flushIntervalMs);
       this.#timer.unref(); // a pending batch never keeps the process alive; beforeExit flushes it
     }
+  }
+
+  /**
+   * For a producer that can wait (a batch's results read as fast as the app reads the file): null while
+   * under half of `maxQueue` records wait; else a promise that resolves once the queue has drained below
+   * that, or after 10 s (a server that does not answer must not stall the app's read for long: past
+   * `maxQueue`, the oldest records are dropped as for any producer).
+   */
+  room(): Promise<void> | null {
+    if (this.#queue.length - this.#head < this.#maxQueue / 2) return null;
+    this.#kick();
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.#roomWaiters.splice(this.#roomWaiters.indexOf(wake), 1);
+        resolve();
+      }, ROOM_WAIT_MS);
+      timer.unref();
+      this.#roomWaiters.push(wake);
+    });
   }
 
   /**
@@ -184,6 +212,8 @@ export class Exporter {
         this.#held.shift();
         this.#settle(batch, reply);
         this.#failures = 0;
+        if (this.#queue.length - this.#head < this.#maxQueue / 2)
+          for (const wake of this.#roomWaiters.splice(0)) wake();
       } catch (e) {
         const err = e instanceof SendError ? e : new SendError((e as Error).message, true);
         if (err.retryable) {

@@ -36,6 +36,16 @@ export function sinkOf(options: WrapOptions): RecordSink {
   return exporter ? (r) => exporter.export(r) : (r) => defaultExporter().export(r);
 }
 
+/**
+ * When the records of `options` go to an exporter: its room() (a producer that can wait waits for its
+ * queue to drain); a custom sink never asks anyone to wait.
+ */
+export function roomOf(options: WrapOptions): () => Promise<void> | null {
+  if (options.sink) return () => null;
+  const exporter = options.exporter;
+  return exporter ? () => exporter.room() : () => defaultExporter().room();
+}
+
 /** Delivers everything recorded so far (await it before a serverless handler returns). */
 export function flush(timeoutMs?: number): Promise<boolean> {
   return current ? current.flush(timeoutMs) : Promise.resolve(true);

@@ -1,6 +1,6 @@
 import type { RecordSink } from "./instrument/call.js";
 import { wrapBatchResults, wrapCreate } from "./instrument/wrap.js";
-import { sinkOf, type WrapOptions } from "./setup.js";
+import { roomOf, sinkOf, type WrapOptions } from "./setup.js";
 
 interface AnthropicLike {
   messages?: { batches?: unknown };
@@ -23,7 +23,7 @@ export function wrapAnthropic<C extends object>(client: C, options: WrapOptions 
   } as const;
   wrapCreate(c.messages, spec, sink);
   wrapCreate(c.beta?.messages, spec, sink);
-  wrapBatchResults(c.messages?.batches, spec, sink);
-  wrapBatchResults(c.beta?.messages?.batches, spec, sink);
+  wrapBatchResults(c.messages?.batches, spec, sink, roomOf(options));
+  wrapBatchResults(c.beta?.messages?.batches, spec, sink, roomOf(options));
   return client;
 }

@@ -1,6 +1,6 @@
 import type { CallSpec, RecordSink } from "./instrument/call.js";
 import { type Prepare, wrapCreate, wrapFileContent, wrapRetrieve } from "./instrument/wrap.js";
-import { sinkOf, type WrapOptions } from "./setup.js";
+import { roomOf, sinkOf, type WrapOptions } from "./setup.js";
 
 interface OpenAILike {
   chat?: { completions?: unknown };
@@ -32,7 +32,7 @@ export function wrapOpenAI<C extends object>(client: C, options: WrapOptions = {
   wrapCreate(c.completions, spec("openai.completions"), sink, withStreamUsage);
   wrapCreate(c.responses, spec("openai.responses"), sink);
   wrapRetrieve(c.responses, spec("openai.responses"), sink);
-  wrapFileContent(c.files, spec("openai.chat"), sink); // a batch output file holds calls of any API
+  wrapFileContent(c.files, spec("openai.chat"), sink, roomOf(options)); // a batch output file: calls of any API
   wrapCreate(c.embeddings, spec("openai.embeddings", "embedding"), sink);
   return client;
 }

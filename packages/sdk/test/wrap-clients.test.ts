@@ -558,6 +558,33 @@ describe("batch results read through wrapped clients", () => {
     expect(cut.length).toBeLessThan(4);
   });
 
+  it("reading results waits for the exporter: a file read faster than its records go out loses none", async () => {
+    const { json } = await createKey(gw.runtime.app, gw.runtime.rootToken, "default", "ingest");
+    // A queue of 2 (1 record a request), sent slowly: without waiting, reading 4 results would drop 2.
+    const slow = new Exporter({
+      url: gw.url,
+      apiKey: json.key,
+      maxBatch: 1,
+      maxQueue: 2,
+      flushIntervalMs: 1,
+      fetch: async (url, init) => {
+        await sleep(300);
+        return fetch(url, init);
+      },
+      onWarning: () => {},
+    });
+    const client = wrapOpenAI(new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 }), {
+      exporter: slow,
+    });
+    const res = await client.files.content("file-batch-output-slow", {
+      headers: { "x-mock-chunk-delay-ms": "0" },
+    });
+    expect(await res.text()).toContain("request-3");
+    expect(await slow.flush()).toBe(true);
+    expect(slow.stats).toMatchObject({ delivered: 4, dropped: 0, queued: 0 });
+    await slow.shutdown();
+  });
+
   it("a result's record is one the server takes, whatever the provider's ids look like", () => {
     const kept: CallRecordInput[] = [];
     const reader = new TrackedCall(

@@ -2,6 +2,9 @@ import { type BatchFamily, type BatchResult, BatchResultsReader, batchResult } f
 import { namedEventId } from "../ids.js";
 import type { TrackedCall } from "./call.js";
 
+/** Where recording asks a reader to wait (the exporter's queue is full enough); null: go on. */
+export type Room = () => Promise<void> | null;
+
 // A batch's requests run (and are billed) at the provider, out of the app's sight: their calls are recorded
 // when the app reads the batch's results, each at the batch rate, as the gateway records them.
 
@@ -28,13 +31,13 @@ function record(reader: TrackedCall, family: BatchFamily, sourceId: string, r: B
  * `data` and `response` stay one object): its body and read methods go through an observer, set up at the
  * first read. A file the app never reads records nothing.
  */
-export function observeResultsFile(res: unknown, fileId: string, reader: TrackedCall): void {
+export function observeResultsFile(res: unknown, fileId: string, reader: TrackedCall, room: Room): void {
   // Any fetch's Response (the app may give the SDK its own fetch, undici's say): not `instanceof`.
   if (!isResponse(res) || res.status !== 200 || !res.body) return;
   let observed: ReadableStream<Uint8Array> | null = null;
   // The body as it is at the first read: a clone() before it gives the response a new one.
   const body = () => {
-    observed ??= ownBody(res)!.pipeThrough(resultsObserver(fileId, reader));
+    observed ??= ownBody(res)!.pipeThrough(resultsObserver(fileId, reader, room));
     return observed;
   };
   Object.defineProperty(res, "body", { get: body, configurable: true });
@@ -62,7 +65,11 @@ function ownBody(res: Response): ReadableStream<Uint8Array> | null {
 }
 
 /** Passes the bytes on as they are, reading results from them on the way (one at a time: an app that stops reading has recorded what it read). */
-function resultsObserver(fileId: string, reader: TrackedCall): TransformStream<Uint8Array, Uint8Array> {
+function resultsObserver(
+  fileId: string,
+  reader: TrackedCall,
+  room: Room,
+): TransformStream<Uint8Array, Uint8Array> {
   const lines = new BatchResultsReader(
     "openai",
     (found) => {
@@ -71,9 +78,10 @@ function resultsObserver(fileId: string, reader: TrackedCall): TransformStream<U
     1,
   );
   return new TransformStream({
-    transform(chunk, out) {
+    async transform(chunk, out) {
       out.enqueue(chunk);
       quietly(() => lines.push(chunk));
+      await room(); // records go no faster than the exporter takes them: the app's read waits
     },
     flush() {
       quietly(() => lines.end(true));
@@ -99,7 +107,7 @@ function isResponse(v: unknown): v is Response {
  * The Anthropic SDK's decoded message batch results (an async iterable of result lines): each succeeded
  * request is recorded as the app iterates them. The same object, yielding the same values.
  */
-export function observedResults(decoded: unknown, batchId: string, reader: TrackedCall): unknown {
+export function observedResults(decoded: unknown, batchId: string, reader: TrackedCall, room: Room): unknown {
   const iterable = decoded as { [Symbol.asyncIterator]?: () => AsyncIterator<unknown> } | null;
   const iterate = iterable?.[Symbol.asyncIterator];
   if (typeof iterate !== "function") return decoded;
@@ -107,11 +115,13 @@ export function observedResults(decoded: unknown, batchId: string, reader: Track
     const lines = iterate.call(decoded);
     const next = async (...args: [] | [unknown]) => {
       const step = await lines.next(...args);
-      if (!step.done)
+      if (!step.done) {
         quietly(() => {
           const r = batchResult("anthropic", step.value);
           if (r) record(reader, "anthropic", batchId, r);
         });
+        await room();
+      }
       return step;
     };
     const observed: AsyncIterableIterator<unknown> = {

@@ -1,6 +1,6 @@
 import { type EventFilter, observeApiPromise, tapParsed } from "./api-promise.js";
 import { recordIfFinished } from "./background.js";
-import { observedResults, observeResultsFile } from "./batch-results.js";
+import { observedResults, observeResultsFile, type Room } from "./batch-results.js";
 import type { CallSpec, RecordSink } from "./call.js";
 import { TrackedCall } from "./call.js";
 
@@ -64,7 +64,7 @@ export function wrapRetrieve(resource: unknown, spec: CallSpec, sink: RecordSink
 }
 
 /** `files.content(id)`: a batch output file's results are recorded as the app reads the file. */
-export function wrapFileContent(resource: unknown, spec: CallSpec, sink: RecordSink): boolean {
+export function wrapFileContent(resource: unknown, spec: CallSpec, sink: RecordSink, room: Room): boolean {
   return wrapMethod(
     resource,
     "content",
@@ -73,14 +73,14 @@ export function wrapFileContent(resource: unknown, spec: CallSpec, sink: RecordS
         const reader = new TrackedCall(spec, {}, sink, { counted: false }); // its scope and run, as at the call
         const reply = original.call(this, fileId, ...rest);
         return typeof fileId === "string"
-          ? tapParsed(reply, (res) => observeResultsFile(res, fileId, reader))
+          ? tapParsed(reply, (res) => observeResultsFile(res, fileId, reader, room))
           : reply;
       },
   );
 }
 
 /** `messages.batches.results(id)`: each succeeded request is recorded as the app iterates the results. */
-export function wrapBatchResults(resource: unknown, spec: CallSpec, sink: RecordSink): boolean {
+export function wrapBatchResults(resource: unknown, spec: CallSpec, sink: RecordSink, room: Room): boolean {
   return wrapMethod(
     resource,
     "results",
@@ -88,7 +88,7 @@ export function wrapBatchResults(resource: unknown, spec: CallSpec, sink: Record
       async function results(this: unknown, batchId: unknown, ...rest: unknown[]) {
         const reader = new TrackedCall(spec, {}, sink, { counted: false });
         const decoded = await original.call(this, batchId, ...rest);
-        return typeof batchId === "string" ? observedResults(decoded, batchId, reader) : decoded;
+        return typeof batchId === "string" ? observedResults(decoded, batchId, reader, room) : decoded;
       },
   );
 }

@@ -53,15 +53,15 @@ class SendError extends Error {
   }
 }
 
+/** How long room() keeps a producer waiting at most. */
+const ROOM_WAIT_MS = 10_000;
+
 /**
  * Batches call records to `POST /v1/events` off the call path. Recording a call is a push onto a
  * bounded queue; one sender drains it in batches (by size, or after flushIntervalMs), retrying with
  * backoff while the server is down. Every record carries its event_id, so a batch resent after an
  * ambiguous failure is stored once. Never throws into the app: problems become counted warnings.
  */
-/** How long room() keeps a producer waiting at most. */
-const ROOM_WAIT_MS = 10_000;
-
 export class Exporter {
   readonly #url: string;
   readonly #headers: Record<string, string>;

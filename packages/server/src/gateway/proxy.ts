@@ -1136,7 +1136,6 @@ interface Timing {
   stream: boolean;
 }
 
-/** nginx's code for a client that closed the request before the answer: in /metrics, not on the wire. */
 /** A pass-through path that cancels work (a background response, a batch): a killed run may still call it. */
 const CANCEL = /^\/(responses|batches|messages\/batches)\/[^/]+\/cancel$/;
 
@@ -1163,6 +1162,7 @@ const LOOKUP_TIMEOUT_MS = 5_000;
 /** undici's own connect timeout: connecting takes no longer, whatever the upstream timeout. */
 const CONNECT_TIMEOUT_MS = 10_000;
 
+/** nginx's code for a client that closed the request before the answer: in /metrics, not on the wire. */
 const CLIENT_CLOSED_REQUEST = 499;
 
 /** Waits before a retry; false when the client left meanwhile (the wait then ends at once). */

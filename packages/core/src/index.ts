@@ -6,3 +6,4 @@ export * from "./pricing/index.js";
 export * from "./record/index.js";
 export * from "./rollup/index.js";
 export * from "./usage/index.js";
+export * from "./wait-list.js";

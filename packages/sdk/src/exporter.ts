@@ -1,4 +1,4 @@
-import type { CallRecordInput } from "@tollgate/core";
+import { type CallRecordInput, WaitList } from "@tollgate/core";
 
 export interface ExporterOptions {
   /** The Tollgate server's base URL. Default: $TOLLGATE_URL, else http://127.0.0.1:4242. */
@@ -84,8 +84,8 @@ export class Exporter {
   #retryTimer: { timer: NodeJS.Timeout; wake: () => void } | null = null;
   #failures = 0;
   #closed = false;
-  /** Readers waiting for the queue to drain (room()). */
-  #roomWaiters: (() => void)[] = [];
+  /** Producers waiting for the queue to drain (room()). */
+  readonly #roomWaiters = new WaitList();
   readonly #stats = { delivered: 0, rejected: 0, dropped: 0, retries: 0 };
 
   constructor(opts: ExporterOptions = {}) {
@@ -141,18 +141,7 @@ export class Exporter {
   room(): Promise<void> | null {
     if (this.#queue.length - this.#head < this.#maxQueue / 2) return null;
     this.#kick();
-    return new Promise((resolve) => {
-      const wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.#roomWaiters.splice(this.#roomWaiters.indexOf(wake), 1);
-        resolve();
-      }, ROOM_WAIT_MS);
-      timer.unref();
-      this.#roomWaiters.push(wake);
-    });
+    return this.#roomWaiters.wait(ROOM_WAIT_MS);
   }
 
   /**
@@ -212,8 +201,7 @@ export class Exporter {
         this.#held.shift();
         this.#settle(batch, reply);
         this.#failures = 0;
-        if (this.#queue.length - this.#head < this.#maxQueue / 2)
-          for (const wake of this.#roomWaiters.splice(0)) wake();
+        if (this.#queue.length - this.#head < this.#maxQueue / 2) this.#roomWaiters.wakeAll();
       } catch (e) {
         const err = e instanceof SendError ? e : new SendError((e as Error).message, true);
         if (err.retryable) {

@@ -1,4 +1,4 @@
-import type { BatchFamily } from "@tollgate/core";
+import { type BatchFamily, WaitList } from "@tollgate/core";
 import type { IngestService } from "../ingest/service.js";
 import type { Recorder } from "./recorder.js";
 
@@ -63,7 +63,8 @@ export class BatchRecords {
   /** Groups on their way to the store, side by side (its group commit takes them together), by their storing. */
   readonly #storing = new Map<Promise<void>, { workspaceId: string; inputs: Record<string, unknown>[] }>();
   #waiting = 0;
-  #roomWaiters: (() => void)[] = [];
+  /** Downloads waiting for the store to make room. */
+  readonly #roomWaiters = new WaitList();
 
   constructor(
     private readonly ingest: Pick<IngestService, "ingest">,
@@ -93,7 +94,7 @@ export class BatchRecords {
       this.#storing.delete(storing),
     );
     this.#storing.set(storing, { workspaceId, inputs });
-    return this.#waiting > MAX_WAITING ? this.#room() : null;
+    return this.#waiting > MAX_WAITING ? this.#roomWaiters.wait(MAX_HOLD_MS) : null;
   }
 
   /**
@@ -124,22 +125,8 @@ export class BatchRecords {
       this.#record(workspaceId, inputs);
     } finally {
       this.#waiting -= inputs.length;
-      if (this.#waiting <= MAX_WAITING) for (const wake of this.#roomWaiters.splice(0)) wake();
+      if (this.#waiting <= MAX_WAITING) this.#roomWaiters.wakeAll();
     }
-  }
-
-  #room(): Promise<void> {
-    return new Promise((resolve) => {
-      const wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.#roomWaiters.splice(this.#roomWaiters.indexOf(wake), 1);
-        resolve();
-      }, MAX_HOLD_MS);
-      this.#roomWaiters.push(wake);
-    });
   }
 
   #record(workspaceId: string, inputs: Record<string, unknown>[]): void {

@@ -3,6 +3,7 @@ export * from "./ids.js";
 export * from "./limits/index.js";
 export * from "./money/index.js";
 export * from "./pricing/index.js";
+export * from "./recent.js";
 export * from "./record/index.js";
 export * from "./rollup/index.js";
 export * from "./usage/index.js";

@@ -1,20 +1,19 @@
-import { backgroundResponse, type ExtractedUsage, extractFromResponse, isFinished } from "@tollgate/core";
+import {
+  backgroundResponse,
+  type ExtractedUsage,
+  extractFromResponse,
+  isFinished,
+  Recent,
+} from "@tollgate/core";
 import type { TrackedCall } from "./call.js";
 
 // OpenAI background responses (`background: true`): the submission is recorded at once (kind=other), the
 // response's cost when a poll (`responses.retrieve`) finds it finished, as the gateway does.
 
-/** Bounds what this process remembers of background responses; the oldest are forgotten first. */
-const REMEMBERED = 10_000;
 /** Submissions made here, by response id: the finished response is recorded for their scope and run. */
-const submitted = new Map<string, TrackedCall>();
+const submitted = new Recent<TrackedCall>();
 /** Responses recorded as finished here (by a poll, or their stream): recorded once. */
-const finished = new Set<string>();
-
-/** Makes room for one more id. */
-function remember(ids: Map<string, unknown> | Set<string>): void {
-  if (ids.size >= REMEMBERED) ids.delete(ids.keys().next().value!);
-}
+const finished = new Recent<true>();
 
 /**
  * A submission made through a wrapped client (or a background stream cut short: the response runs on):
@@ -23,7 +22,6 @@ function remember(ids: Map<string, unknown> | Set<string>): void {
  */
 export function rememberSubmission(responseId: string, call: TrackedCall): void {
   call.keepForLater();
-  remember(submitted);
   submitted.set(responseId, call);
 }
 
@@ -32,10 +30,7 @@ export function rememberSubmission(responseId: string, call: TrackedCall): void 
  * when another did already.
  */
 export function markFinished(responseId: string): boolean {
-  if (finished.has(responseId)) return false;
-  remember(finished);
-  finished.add(responseId);
-  return true;
+  return finished.add(responseId, true);
 }
 
 /**

@@ -20,6 +20,7 @@ import {
   isPending,
   type PriceResult,
   type PricingEngine,
+  Recent,
   type ToolCalls,
   totalTokens,
   uuidv7,
@@ -31,7 +32,6 @@ import { namedEventId } from "../event-ids.js";
 import type { SpendGuard, Ticket } from "../limits/guard.js";
 import type { EventStore } from "../store/types.js";
 import { withTimeout } from "../with-timeout.js";
-import { Recent } from "./background.js";
 import {
   type BatchRecords,
   type BatchResultsSource,

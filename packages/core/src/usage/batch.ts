@@ -11,6 +11,8 @@ export interface BatchResult {
   /** The request's id within its batch (`custom_id`: unique in a batch). */
   customId: string;
   api: Api;
+  /** The record kind of the call: an embedding, else an llm call. */
+  kind: "llm" | "embedding";
   usage: ExtractedUsage;
   /** The provider's id of the request (OpenAI's request id, Anthropic's message id), when it gives one. */
   requestId: string | null;
@@ -42,6 +44,7 @@ function openaiResult(customId: string, line: JsonObject): BatchResult | null {
   return {
     customId,
     api,
+    kind: api === "openai.embeddings" ? "embedding" : "llm",
     usage,
     requestId: typeof response.request_id === "string" ? response.request_id : null,
     createdMs: typeof created === "number" && Number.isFinite(created) ? Math.round(created * 1000) : null,
@@ -74,6 +77,7 @@ function anthropicResult(customId: string, line: JsonObject): BatchResult | null
   return {
     customId,
     api: "anthropic.messages",
+    kind: "llm",
     usage,
     requestId: typeof id === "string" ? id : null,
     createdMs: null,

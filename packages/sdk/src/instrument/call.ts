@@ -171,11 +171,10 @@ export class TrackedCall {
    * result (`eventId`), from when its reply was made. It counts towards the run's cost, not its LLM calls.
    */
   recordBatchResult(r: BatchResult, eventId: string, { countsRun = true } = {}): void {
-    const kind = r.api === "openai.embeddings" ? "embedding" : "llm";
     const requestId = fieldText(r.requestId) ?? fieldText(r.customId);
     const outcome = { usage: r.usage, httpStatus: 200, requestId, errorType: null };
     const at = { eventId, tsStart: r.createdMs ?? Date.now(), tsEnd: null, ttftMs: null, stream: false };
-    this.#emit({ ...outcome, api: r.api, kind, batch: true }, at, countsRun);
+    this.#emit({ ...outcome, api: r.api, kind: r.kind, batch: true }, at, countsRun);
   }
 
   /** `countsRun: false`: the run counted this usage itself (a poll inside `run.llm`). */

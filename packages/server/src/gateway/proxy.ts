@@ -1062,7 +1062,7 @@ function batchCallInput(call: Call, source: BatchResultsSource, r: BatchResult):
     event_id: namedEventId(`${source.family}-batch:${call.workspaceId}:${source.id}:${r.customId}`),
     ts_start: r.createdMs ?? Date.now(), // Anthropic's results say not when: when they were downloaded
     ts_end: null,
-    kind: r.api === "openai.embeddings" ? "embedding" : "llm",
+    kind: r.kind,
     provider: call.provider,
     api: r.api,
     model: fieldText(r.usage.model) ?? "unknown",

@@ -1,5 +1,6 @@
 import { type BatchFamily, WaitList } from "@tollgate/core";
 import type { IngestService } from "../ingest/service.js";
+import { withTimeout } from "../with-timeout.js";
 import type { Recorder } from "./recorder.js";
 
 // A batch's calls are billed when they run, upstream; the gateway sees them only when their results are
@@ -101,15 +102,17 @@ export class BatchRecords {
    * Resolves once everything added so far is stored, or spooled: past `withinMs`, what the store has not
    * taken yet goes to the recorder too (the store keeps one of each, should it take them after all).
    */
-  async settled(withinMs = Number.POSITIVE_INFINITY): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<"late">((resolve) => {
-      if (Number.isFinite(withinMs)) timer = setTimeout(() => resolve("late"), withinMs);
-    });
-    const outcome = await Promise.race([Promise.all(this.#storing.keys()), late]);
-    clearTimeout(timer);
-    if (outcome === "late")
+  async settled(withinMs?: number): Promise<void> {
+    const stored = Promise.all(this.#storing.keys()); // never rejects: #store spools what the store refuses
+    if (withinMs === undefined) {
+      await stored;
+      return;
+    }
+    try {
+      await withTimeout(stored, withinMs, "batch results stored");
+    } catch {
       for (const { workspaceId, inputs } of this.#storing.values()) this.#record(workspaceId, inputs);
+    }
   }
 
   async #store(workspaceId: string, inputs: Record<string, unknown>[]): Promise<void> {

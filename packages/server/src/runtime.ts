@@ -23,8 +23,6 @@ import { withTimeout } from "./with-timeout.js";
 export interface Runtime {
   app: ReturnType<typeof createApp>;
   store: Store;
-  /** Validates, prices and stores records exactly once (the events API, and `batches`). */
-  ingest: IngestService;
   /** Stores the calls of batch results the gateway relays. */
   batches: BatchRecords;
   engine: PricingEngine;
@@ -120,7 +118,6 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
   return {
     app,
     store,
-    ingest,
     batches,
     engine,
     keys,

@@ -15,6 +15,7 @@ import { SpendGuard } from "./limits/guard.js";
 import { openLimitStore } from "./limits/open-limit-store.js";
 import { PolicyRegistry } from "./limits/policies.js";
 import { loadPriceBook } from "./pricebook-file.js";
+import { processMetrics } from "./process-metrics.js";
 import { clickHouseFromEnv, openStore } from "./store/open-store.js";
 import type { Store } from "./store/types.js";
 import { withTimeout } from "./with-timeout.js";
@@ -104,7 +105,7 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
     keys,
     engine,
     ops: {
-      metrics: metrics.registry,
+      metrics: [metrics.registry, processMetrics()],
       ready: async () => {
         return {
           store: await storeState(),

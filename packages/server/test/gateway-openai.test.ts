@@ -824,5 +824,11 @@ describe("gateway: attribution, keys and pass-through", () => {
       text,
     );
     expect(Number(cost?.[1])).toBeGreaterThan(0);
+    // The process's own: what an on-call watches memory and event-loop stalls with.
+    const gauge = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1]);
+    expect(gauge("process_resident_memory_bytes")).toBeGreaterThan(20 * 1024 * 1024);
+    expect(gauge("nodejs_heap_size_used_bytes")).toBeGreaterThan(0);
+    expect(gauge("nodejs_eventloop_lag_p99_seconds")).toBeGreaterThanOrEqual(0);
+    expect(text).toMatch(/^# TYPE nodejs_gc_duration_seconds histogram$/m);
   });
 });

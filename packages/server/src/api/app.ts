@@ -2,7 +2,7 @@ import { formatUsd, type PricingEngine, UUID_RE } from "@tollgate/core";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { Registry } from "prom-client";
+import { Registry } from "prom-client";
 import { z } from "zod";
 import { createKey, KeyError, type KeyResolver, type Principal } from "../auth/keys.js";
 import { recordCostUsd } from "../cost-usd.js";
@@ -55,8 +55,8 @@ export interface AppDeps {
   keys: KeyResolver;
   engine: PricingEngine;
   guard: SpendGuard;
-  /** Operational endpoints: Prometheus metrics and a readiness probe that throws when not ready. */
-  ops?: { metrics: Registry; ready: () => Promise<Record<string, unknown>> };
+  /** Operational endpoints: Prometheus metrics (their registries, served as one) and a readiness probe that throws when not ready. */
+  ops?: { metrics: readonly Registry[]; ready: () => Promise<Record<string, unknown>> };
   /**
    * The server role (roles.ts): route groups the role does not serve answer 404 `not_served_by_role`.
    * Default `all`: every route.
@@ -116,7 +116,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.get("/metrics", async (c) => {
     if (!deps.ops)
       throw new ApiError(404, "invalid_request_error", "not_found", "no metrics in this process");
-    return c.body(await deps.ops.metrics.metrics(), 200, { "content-type": deps.ops.metrics.contentType });
+    // Merged per scrape: registries gain metrics after the app is built (the jobs' own).
+    const metrics = Registry.merge([...deps.ops.metrics]);
+    return c.body(await metrics.metrics(), 200, { "content-type": metrics.contentType });
   });
 
   const auth =

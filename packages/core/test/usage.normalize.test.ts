@@ -5,6 +5,7 @@ import {
   extractFromEvents,
   extractFromResponse,
   extractFromSse,
+  FinalResponseReader,
   isFinished,
   isPending,
   type NormalizedUsage,
@@ -430,5 +431,57 @@ describe("background responses (backgroundResponse)", () => {
     expect(backgroundResponse({ ...base, id: "", status: "completed" })).toBeNull();
     expect(backgroundResponse({ ...base })).toBeNull();
     expect(backgroundResponse({ ...base, status: "completed", created_at: "soon" })!.createdMs).toBeNull();
+  });
+});
+
+describe("a Responses stream's final response (FinalResponseReader)", () => {
+  const sse = readFixtureText("providers/openai/responses.stream.gpt-5.reasoning.sse");
+  const bytes = new TextEncoder().encode(sse);
+  const read = (cuts: number[]) => {
+    const reader = new FinalResponseReader();
+    let from = 0;
+    for (const to of [...cuts, bytes.length]) {
+      reader.push(bytes.subarray(from, to));
+      from = to;
+    }
+    return reader.end();
+  };
+  const final = JSON.parse(
+    sse
+      .split("\n")
+      .find((l) => l.includes('"response.completed"'))!
+      .slice(6),
+  ).response;
+
+  it("is the response its response.completed carries, however the bytes were split", () => {
+    expect(read([])).toEqual(final);
+    // Every 7 bytes: inside multi-byte characters, field names and line endings.
+    const cuts = Array.from({ length: Math.floor(bytes.length / 7) }, (_, i) => (i + 1) * 7);
+    expect(read(cuts)).toEqual(final);
+    expect(extractFromResponse("openai.responses", read(cuts)!)).toEqual(
+      extractFromSse("openai.responses", sse),
+    );
+  });
+
+  it("is null for a stream cut before its final event, or inside it", () => {
+    const at = sse.indexOf("event: response.completed");
+    const reader = (end: number) => {
+      const r = new FinalResponseReader();
+      r.push(bytes.subarray(0, new TextEncoder().encode(sse.slice(0, end)).length));
+      return r.end();
+    };
+    expect(reader(at)).toBeNull();
+    expect(reader(at + 200)).toBeNull();
+    expect(reader(sse.length)).toEqual(final);
+  });
+
+  it("also ends with response.failed or response.incomplete, never with an earlier event", () => {
+    const r = new FinalResponseReader();
+    const failed = { id: "resp_9", object: "response", status: "failed", error: { code: "server_error" } };
+    const ev = (type: string, response: object) =>
+      `event: ${type}\ndata: ${JSON.stringify({ type, response })}\n\n`;
+    r.push(new TextEncoder().encode(ev("response.in_progress", { id: "resp_9", status: "in_progress" })));
+    r.push(new TextEncoder().encode(ev("response.failed", failed)));
+    expect(r.end()).toEqual(failed);
   });
 });

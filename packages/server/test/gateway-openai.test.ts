@@ -472,9 +472,70 @@ describe("gateway: OpenAI Responses, legacy completions and embeddings", () => {
     );
     const id = (events.at(-1) as { response: { id: string } }).response.id;
     expect((await openai.responses.retrieve(id, undefined, opts)).status).toBe("completed");
+    // Resumed from the start as well: the same response, still one record.
+    const resumed = await collect(await openai.responses.retrieve(id, { stream: true }, opts));
+    expect(resumed.at(-1)).toMatchObject({ type: "response.completed" });
+    await sleep(100);
     const llm = (await responseRecords(id)).filter((r) => r.kind === "llm");
     expect(llm).toHaveLength(1);
     expect(llm[0]).toMatchObject({ stream: true, status: "ok", output_tokens: 469 });
+  });
+
+  it("a background stream cut short and resumed (GET …?stream=true) is billed once, from the resumed stream's end, for its submission", async () => {
+    // A fixture of its own: the gateway records a response once, under the id its fixture gives it.
+    const rel = "conformance/payloads/openai/responses.stream.gpt-5.2.reasoning.sse";
+    const mockCase = { "x-mock-case": "bg-resume", "x-mock-fixture": rel };
+    const submitted = await openai.responses.create(
+      { model: "gpt-5.2", input: "Tallest mountain in Alberta?", stream: true, background: true },
+      { headers: { ...mockCase, "x-mock-scenario": "reset-mid-stream", "x-tollgate-feature": "resumable" } },
+    );
+    const seen: { type: string; sequence_number: number; response?: { id: string } }[] = [];
+    await expect(
+      (async () => {
+        for await (const ev of submitted) seen.push(ev);
+      })(),
+    ).rejects.toThrow();
+    const id = seen[0]!.response!.id;
+    const last = seen.at(-1)!.sequence_number;
+    const resume = (scenario?: string) =>
+      openai.responses.retrieve(
+        id,
+        { stream: true, starting_after: last },
+        // Resumed under another feature: the response is still its submission's.
+        {
+          headers: {
+            ...mockCase,
+            "x-tollgate-feature": "poller",
+            ...(scenario ? { "x-mock-scenario": scenario } : {}),
+          },
+        },
+      );
+    const llmOf = async () =>
+      (await gatewayRecords(gw.runtime)).filter((r) => r.request_id === id && r.kind === "llm");
+    // Cut again before its end: the response has not been seen to finish, nothing is billed yet.
+    await expect(collect(await resume("reset-mid-stream"))).rejects.toThrow();
+    await sleep(200);
+    expect(await llmOf()).toHaveLength(0);
+    // Resumed to its end: the client gets the rest of the stream, and the response is billed once.
+    const rest = await collect(await resume());
+    expect(rest[0]!.sequence_number).toBe(last + 1);
+    expect(rest.at(-1)).toMatchObject({ type: "response.completed", response: { id, background: true } });
+    const records = await responseRecords(id);
+    const llm = records.filter((r) => r.kind === "llm");
+    expect(llm).toHaveLength(1);
+    expectExactUsageAndCost(llm[0]!, extractFromSse("openai.responses", fixture(rel)), "openai");
+    expect(llm[0]).toMatchObject({
+      status: "ok",
+      feature: "resumable",
+      web_search_requests: 1,
+      ts_end: null,
+    });
+    expect(llm[0]!.cost_nanousd).toBe(15_515_500n + 10_000_000n);
+    // The resumptions themselves pass through as kind=other, $0; a later poll bills nothing more.
+    expect(records.filter((r) => r.kind === "other").every((r) => r.cost_nanousd === 0n)).toBe(true);
+    await openai.responses.retrieve(id, undefined, { headers: mockCase });
+    await sleep(100);
+    expect(await llmOf()).toHaveLength(1);
   });
 
   it("a background response is recorded for its submission's workspace and attribution, polled with another key or none", async () => {

@@ -17,6 +17,9 @@
  * - `x-mock-case`: keeps one test's background responses (`background: true`) apart from another's in
  *   the mock. Their ids are still their fixture's: a gateway or SDK that recorded a response under that id
  *   records it once, so tests of finished responses in one process each use a fixture of their own.
+ *
+ * Background responses: polls (`GET /v1/responses/{id}`) answer in_progress once, then the finished reply;
+ * a streamed one's stream is resumed by `GET /v1/responses/{id}?stream=true[&starting_after=N]`.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from "node:http";
@@ -226,6 +229,23 @@ export function withoutUsage(sse: string): string {
     .join("");
 }
 
+/**
+ * A background stream's events after sequence number `after`, as its resumption sends them: each response
+ * they carry says it runs in the background, created when it was submitted.
+ */
+function resumedEvents(sse: string, after: number, createdAt: number): string[] {
+  const out: string[] = [];
+  for (const ev of sseEvents(sse)) {
+    const at = ev.indexOf("data: ");
+    if (at === -1) continue;
+    const data = JSON.parse(ev.slice(at + 6)) as { sequence_number: number; response?: object };
+    if (data.sequence_number <= after) continue;
+    if (data.response) data.response = { ...data.response, background: true, created_at: createdAt };
+    out.push(`${ev.slice(0, at)}data: ${JSON.stringify(data)}\n\n`);
+  }
+  return out;
+}
+
 /** A Responses reply as a background response still running: no output or usage yet. */
 export function pendingResponse(text: string, status: "queued" | "in_progress"): string {
   const r = JSON.parse(text) as Record<string, unknown>;
@@ -377,8 +397,11 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
   const requests: RecordedRequest[] = [];
   const sockets = new Set<Socket>();
   const seenOnce = new Set<string>();
-  /** Background responses by id and x-mock-case: the reply they finish with, and how often they were polled. */
-  const background = new Map<string, { text: string; polls: number }>();
+  /**
+   * Background responses by id and x-mock-case: the reply they finish with, how often they were polled, and
+   * the stream of those created streaming (which `GET /v1/responses/{id}?stream=true` resumes).
+   */
+  const background = new Map<string, { text: string; polls: number; sse?: string }>();
   let n = 0;
   const delayOf = (req: RecordedRequest): (() => number) => {
     const h = req.headers["x-mock-chunk-delay-ms"];
@@ -520,6 +543,21 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
     // in_progress once, then the whole reply, as OpenAI's do (the id names the fixture's response).
     const caseKey = String(req.headers["x-mock-case"] ?? "");
     const poll = /^\/v1\/responses\/([^/]+)$/.exec(path);
+    const query = new URLSearchParams(rec.path.slice(path.length));
+    if (rec.method === "GET" && poll && query.get("stream") === "true") {
+      // A background stream resumed: its events after `starting_after`, as the ones it ran with.
+      const state = background.get(`${poll[1]}:${caseKey}`);
+      if (!state?.sse) return send(404, notFoundBody(rec.path));
+      const after = Number(query.get("starting_after") ?? -1);
+      const created = (JSON.parse(state.text) as { created_at: number }).created_at;
+      const rest = resumedEvents(state.sse, after, created);
+      res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", ...idHeaders });
+      const cut = scenario === "reset-mid-stream" ? rest.length >> 1 : rest.length;
+      for (const ev of rest.slice(0, cut)) await writeAll(res, ev);
+      if (cut === rest.length) return res.end();
+      await sleep(20); // what was written reaches the client before the reset
+      return res.socket?.destroy();
+    }
     if (rec.method === "GET" && poll) {
       const state = background.get(`${poll[1]}:${caseKey}`);
       if (!state) return send(404, notFoundBody(rec.path));
@@ -567,7 +605,11 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
       const response = (JSON.parse(done!.slice(done!.indexOf("data: ") + 6)) as { response: { id: string } })
         .response;
       const created = { ...response, created_at: Math.floor(Date.now() / 1000) };
-      background.set(`${response.id}:${caseKey}`, { text: JSON.stringify(created), polls: 1 });
+      background.set(`${response.id}:${caseKey}`, {
+        text: JSON.stringify(created),
+        polls: 1,
+        sse: reply.text,
+      });
     }
     if (!reply.stream) {
       if (!broken) return send(200, reply.text);

@@ -1,7 +1,14 @@
 // Public API of usage normalization (DESIGN.md "The call record").
 
 export { normalizeAnthropicMessages } from "./anthropic.js";
-export { type BackgroundResponse, backgroundResponse, isFinished, isPending } from "./background.js";
+export {
+  type BackgroundResponse,
+  backgroundResponse,
+  FinalResponseReader,
+  finalResponseOf,
+  isFinished,
+  isPending,
+} from "./background.js";
 export { type BatchFamily, type BatchResult, BatchResultsReader, batchResult } from "./batch.js";
 export { normalizeBedrockConverse } from "./bedrock.js";
 export { estimateCutShortUsage } from "./cut-short.js";

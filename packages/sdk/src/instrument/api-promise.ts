@@ -22,7 +22,7 @@ interface ApiPromiseLike {
 }
 
 /** The provider SDKs' `Stream`: every way of reading it (for await, tee, toReadableStream) calls `iterator()`. */
-interface StreamLike {
+export interface StreamLike {
   iterator: () => AsyncIterator<unknown>;
 }
 
@@ -103,7 +103,7 @@ export function tapParsed<P>(promise: P, onValue: (value: unknown) => void): P {
   return promise;
 }
 
-function isStream(value: unknown): value is StreamLike {
+export function isStream(value: unknown): value is StreamLike {
   return typeof (value as StreamLike | null)?.iterator === "function";
 }
 

@@ -2,9 +2,11 @@ import {
   backgroundResponse,
   type ExtractedUsage,
   extractFromResponse,
+  finalResponseOf,
   isFinished,
   Recent,
 } from "@tollgate/core";
+import type { StreamLike } from "./api-promise.js";
 import type { TrackedCall } from "./call.js";
 
 // OpenAI background responses (`background: true`): the submission is recorded at once (kind=other), the
@@ -54,4 +56,27 @@ export function recordIfFinished(body: unknown, poll: TrackedCall): void {
   // A poll inside the run's own `run.llm(…)`: the run counts the reply itself.
   const countedByRun = poll.agentRun?.counts === false && poll.agentRun.run === call.agentRun?.run;
   call.finishBackground(response, usage, { countsRun: !countedByRun });
+}
+
+/**
+ * A background stream resumed (`responses.retrieve(id, { stream: true })`): the response its final event
+ * carries is recorded as a poll that found it finished would record it. The app reads the same events.
+ */
+export function observeResumedStream(stream: StreamLike, poll: TrackedCall): void {
+  const original = stream.iterator;
+  stream.iterator = () => {
+    const events = original.call(stream);
+    const seen = (r: IteratorResult<unknown>) => {
+      const response = r.done ? null : finalResponseOf(r.value);
+      if (response) recordIfFinished(response, poll);
+      return r;
+    };
+    const iterator: AsyncIterableIterator<unknown> = {
+      next: () => events.next().then(seen),
+      return: (value?: unknown) =>
+        events.return ? events.return(value) : Promise.resolve({ done: true, value }),
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
+  };
 }

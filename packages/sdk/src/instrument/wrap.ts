@@ -1,5 +1,5 @@
-import { type EventFilter, observeApiPromise, tapParsed } from "./api-promise.js";
-import { recordIfFinished } from "./background.js";
+import { type EventFilter, isStream, observeApiPromise, tapParsed } from "./api-promise.js";
+import { observeResumedStream, recordIfFinished } from "./background.js";
 import { observedResults, observeResultsFile, type Room } from "./batch-results.js";
 import type { CallSpec, RecordSink } from "./call.js";
 import { TrackedCall } from "./call.js";
@@ -49,7 +49,10 @@ export function wrapCreate(resource: unknown, spec: CallSpec, sink: RecordSink, 
   );
 }
 
-/** `responses.retrieve` records a background response the poll finds finished (once; recordIfFinished). */
+/**
+ * `responses.retrieve` records a background response the poll finds finished (once; recordIfFinished), or
+ * that its resumed stream (`{ stream: true }`) ends with.
+ */
 export function wrapRetrieve(resource: unknown, spec: CallSpec, sink: RecordSink): boolean {
   return wrapMethod(
     resource,
@@ -58,7 +61,9 @@ export function wrapRetrieve(resource: unknown, spec: CallSpec, sink: RecordSink
       function retrieve(this: unknown, ...args: unknown[]) {
         // The poll's scope and run, as at the call (inside `run.llm(…)`, say), should it record the response.
         const poll = new TrackedCall(spec, {}, sink, { counted: false });
-        return tapParsed(original.apply(this, args), (value) => recordIfFinished(value, poll));
+        return tapParsed(original.apply(this, args), (value) =>
+          isStream(value) ? observeResumedStream(value, poll) : recordIfFinished(value, poll),
+        );
       },
   );
 }

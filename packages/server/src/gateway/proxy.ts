@@ -14,6 +14,7 @@ import {
   type ExtractedUsage,
   estimateCutShortUsage,
   extractFromResponse,
+  FinalResponseReader,
   fieldText,
   INPUT_LIMITS,
   isFinished,
@@ -654,6 +655,11 @@ export class Gateway {
           pace.hold(room.then(() => (waitedMs += Date.now() - since)));
         })
       : null;
+    // A background response's stream resumed: the response it ends with is billed as a poll's would be.
+    const final =
+      call.route.resumed && up.statusCode === 200 && !headerValue(up.headers, "content-encoding")
+        ? new FinalResponseReader()
+        : null;
     let firstByte: number | null = null;
     /** An error answer's start: it names the error type. */
     const errorHead: Buffer[] = [];
@@ -668,6 +674,7 @@ export class Gateway {
         }
         pace.wrote(res.write(chunk));
         results?.push(chunk);
+        final?.push(chunk);
       });
     } catch (e) {
       failure = client.gone ? null : e;
@@ -687,6 +694,11 @@ export class Gateway {
     });
     if (complete) res.end();
     else res.destroy(); // the client sees the break exactly as it would have without the gateway
+    // Its final event came whole: the response finished, whether or not its client stayed for the end.
+    const response = final?.end();
+    const background = response ? backgroundResponse(response) : null;
+    if (response && background && isFinished(background))
+      this.#finishing(this.#recordFinished(call, response, background));
     this.#observe(call.route, call, up.statusCode);
   }
 

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { Api } from "@tollgate/core";
-import { isResponsePoll } from "./background.js";
+import { isResponsePoll, isResumedStream } from "./background.js";
 
 /** What a gateway path is: which provider serves it, which wire format it speaks, how it is recorded. */
 export interface GatewayRoute {
@@ -12,6 +12,11 @@ export interface GatewayRoute {
   upstreamPath: string;
   /** A poll of an OpenAI response (`GET /v1/responses/{id}`): a finished background one is billed from it. */
   poll?: true;
+  /**
+   * A background response's stream resumed (`GET /v1/responses/{id}?stream=true`): relayed as it comes, and
+   * the response it ends with billed as a poll's would be.
+   */
+  resumed?: true;
   /**
    * A read of Anthropic message batches (`GET /v1/messages/batches[/{id}]`): held whole, so that their
    * `results_url` can name the gateway and their results be read (and recorded) through it.
@@ -49,6 +54,8 @@ export function classify(url: string, headers?: IncomingHttpHeaders, method = "P
   const upstreamPath = url.slice(3); // keep the query string, drop the /v1 the base URL already has
   if (isResponsePoll(method, path, query.slice(1)))
     return { family: "openai", api: null, kind: "other", upstreamPath, poll: true };
+  if (isResumedStream(method, path, query.slice(1)))
+    return { family: "openai", api: null, kind: "other", upstreamPath, resumed: true };
   if (method === "GET" && /^\/v1\/messages\/batches(\/[^/]+)?$/.test(path))
     return { family: "anthropic", api: null, kind: "other", upstreamPath, batches: true };
   const priced = method === "POST" ? PRICED[path] : undefined;

@@ -1,0 +1,78 @@
+// A background stream resumed through a wrapped client (`responses.retrieve(id, { stream: true })`): the
+// response its final event carries is recorded once, as a poll that found it finished records it. A file of
+// its own: the SDK records a response once per process, under the id its fixture gives it.
+
+import { setTimeout as sleep } from "node:timers/promises";
+import { type CallRecordInput, extractFromSse, USAGE_FIELDS } from "@tollgate/core";
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { collect } from "../../server/test/helpers.js";
+import { fixture, type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
+import { withAttribution, wrapOpenAI } from "../src/index.js";
+
+const REL = "conformance/payloads/openai/responses.stream.gpt-5.2.reasoning.sse";
+const CASE = { "x-mock-case": "sdk-resume", "x-mock-fixture": REL };
+
+let mock: MockUpstream;
+let openai: OpenAI; // wrapped
+let plain: OpenAI;
+const sent: CallRecordInput[] = [];
+
+beforeAll(async () => {
+  mock = await startMockUpstream({ chunkDelayMs: 1 });
+  const opts = { apiKey: "sk-test", maxRetries: 0, baseURL: `${mock.url}/v1` };
+  openai = wrapOpenAI(new OpenAI(opts), { sink: (r) => sent.push(r) });
+  plain = new OpenAI(opts);
+});
+
+afterAll(async () => {
+  await mock?.close();
+});
+
+type StreamEvent = { type: string; sequence_number: number; response?: { id: string } };
+
+describe("SDK: a background stream resumed", () => {
+  it("is billed once, from the resumed stream's final event, for its submission's scope; the app reads the same events", async () => {
+    const seen: StreamEvent[] = [];
+    await withAttribution({ feature: "resumable" }, async () => {
+      const stream = await openai.responses.create(
+        { model: "gpt-5.2", input: "Tallest mountain in Alberta?", stream: true, background: true },
+        { headers: { ...CASE, "x-mock-scenario": "reset-mid-stream" } },
+      );
+      await expect(
+        (async () => {
+          for await (const ev of stream) seen.push(ev as StreamEvent);
+        })(),
+      ).rejects.toThrow();
+    });
+    const id = seen[0]!.response!.id;
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({ kind: "other", request_id: id, feature: "resumable" });
+    const query = { stream: true as const, starting_after: seen.at(-1)!.sequence_number };
+
+    // Cut again before its end: nothing is known to have finished, nothing billed.
+    await expect(
+      collect(
+        await openai.responses.retrieve(id, query, {
+          headers: { ...CASE, "x-mock-scenario": "reset-mid-stream" },
+        }),
+      ),
+    ).rejects.toThrow();
+    await sleep(50);
+    expect(sent).toHaveLength(1);
+
+    const rest = await collect(await openai.responses.retrieve(id, query, { headers: CASE }));
+    expect(rest).toEqual(await collect(await plain.responses.retrieve(id, query, { headers: CASE })));
+    expect(rest.at(-1)).toMatchObject({ type: "response.completed", response: { id } });
+    expect(sent).toHaveLength(2);
+    const expected = extractFromSse("openai.responses", fixture(REL))!;
+    expect(sent[1]).toMatchObject({ kind: "llm", request_id: id, feature: "resumable", ts_end: null });
+    for (const f of USAGE_FIELDS) expect(sent[1]![f] ?? 0, f).toBe(expected.usage[f]);
+
+    // Resumed or polled again: nothing more.
+    await collect(await openai.responses.retrieve(id, query, { headers: CASE }));
+    await openai.responses.retrieve(id, {}, { headers: CASE });
+    await sleep(50);
+    expect(sent).toHaveLength(2);
+  });
+});

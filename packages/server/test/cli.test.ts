@@ -28,6 +28,16 @@ describe("tollgate CLI", () => {
       ["TOLLGATE_UPSTREAM_TIMEOUT_MS", "0", "TOLLGATE_UPSTREAM_TIMEOUT_MS must be at least 1, got 0"],
       ["TOLLGATE_GATEWAY_RETRIES", "11", "TOLLGATE_GATEWAY_RETRIES must be at most 10, got 11"],
       ["HTTPS_PROXY", "not a url", "HTTPS_PROXY"],
+      [
+        "TOLLGATE_DUCKDB_MEMORY_LIMIT",
+        "lots",
+        'TOLLGATE_DUCKDB_MEMORY_LIMIT must look like 256MB or 1GB, got "lots"',
+      ],
+      [
+        "TOLLGATE_DUCKDB_MEMORY_LIMIT",
+        "64MB",
+        "TOLLGATE_DUCKDB_MEMORY_LIMIT must be at least 128MB (got 64MB)",
+      ],
     ] as const) {
       const dataDirOfBad = join(dir, `bad-${name}`);
       const res = spawnSync(process.execPath, [CLI, "--data-dir", dataDirOfBad, "serve", "--port", "0"], {

@@ -5,6 +5,7 @@ import { type GatewayConfig, gatewayConfigFromEnv } from "../gateway/config.js";
 import { heapGrowthFrom, limitHeapGrowth } from "../heap-growth.js";
 import { roleFrom, SERVER_ROLES, servesRoutes } from "../roles.js";
 import { startServer } from "../serve.js";
+import { duckDbMemoryLimitFrom } from "../store/duckdb/memory-limit.js";
 import { backgroundNiceFrom, lowerBackgroundThreads } from "../thread-priority.js";
 import { appClient } from "./client.js";
 import { CliError, type GlobalOpts, runtimeOptions } from "./common.js";
@@ -60,7 +61,7 @@ Tuning (environment):
                                 next one, in %; default 100 (bounds RSS under load), 0 = V8's own (up to 300)
   TOLLGATE_STORE_THREAD=0|1     the embedded DuckDB store, or ClickHouse's appends, in-process (0) or on a
                                 thread of their own (1, default: a better gateway tail; 0: ~40 MB less RSS)
-  TOLLGATE_DUCKDB_MEMORY_LIMIT  DuckDB's buffer-pool cap, e.g. 256MB (default) or 1GB
+  TOLLGATE_DUCKDB_MEMORY_LIMIT  DuckDB's buffer-pool cap, e.g. 256MB (default) or 1GB; at least 128MB
   TOLLGATE_POLICY_REFRESH_MS    how often a replica re-reads budgets and limits from a shared store (5000)`,
     )
     .action(
@@ -89,6 +90,7 @@ Tuning (environment):
         try {
           backgroundNice = backgroundNiceFrom();
           heapGrowth = heapGrowthFrom();
+          duckDbMemoryLimitFrom();
           // Its settings read here: a bad one is a usage error (exit 2, no stack trace), as these are.
           if (servesRoutes(role, "gateway")) gateway = gatewayConfigFromEnv({}, opts.upstreams ?? null);
         } catch (e) {

@@ -2,6 +2,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import { DataDirLockedError } from "../../data-dir-lock.js";
+import { duckDbMemoryLimitFrom } from "./memory-limit.js";
 import { MIGRATIONS } from "./migrations.js";
 
 /** Opens (creating if needed) the DuckDB file of a data dir and brings its schema up to date. */
@@ -29,7 +30,7 @@ export async function openDuckDb(
   // replayed on start after a crash either way. Slower traffic is checkpointed sooner (CheckpointPacer).
   await conn.run("SET checkpoint_threshold = '256MB'");
   // DuckDB would otherwise cache up to 80% of RAM; an embedded ledger shares its process with the gateway.
-  await conn.run(`SET memory_limit = '${memoryLimit()}'`);
+  await conn.run(`SET memory_limit = '${duckDbMemoryLimitFrom()}'`);
   await migrate(conn);
   return { instance, conn, file };
 }
@@ -53,12 +54,4 @@ async function migrate(conn: DuckDBConnection): Promise<void> {
       throw e;
     }
   }
-}
-
-/** DuckDB's buffer-pool cap, e.g. "256MB" (TOLLGATE_DUCKDB_MEMORY_LIMIT). */
-function memoryLimit(): string {
-  const v = process.env.TOLLGATE_DUCKDB_MEMORY_LIMIT ?? "256MB";
-  if (!/^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$/i.test(v))
-    throw new Error(`TOLLGATE_DUCKDB_MEMORY_LIMIT must look like 256MB or 1GB, got ${JSON.stringify(v)}`);
-  return v;
 }

@@ -47,9 +47,12 @@ export async function openStore(dataDir: string, opts: StoreOptions = {}): Promi
     return store;
   }
   // Imported on use, as ClickHouse is: a process on ClickHouse never maps DuckDB's library (~20 MB of RSS).
-  return threaded(opts.thread, THREAD_ENTRY)
-    ? (await import("./duckdb/thread-store.js")).ThreadStore.open(dataDir, THREAD_ENTRY)
-    : (await import("./duckdb/store.js")).DuckDbStore.open(dataDir);
+  if (threaded(opts.thread, THREAD_ENTRY))
+    return (await import("./duckdb/thread-store.js")).ThreadStore.open(dataDir, THREAD_ENTRY);
+  const { DuckDbStore } = await import("./duckdb/store.js");
+  const { reopeningStore } = await import("./duckdb/reopening.js");
+  // As on the store's thread (thread-entry.ts): a database DuckDB invalidated is opened again.
+  return reopeningStore(() => DuckDbStore.open(dataDir));
 }
 
 function threaded(asked: boolean | undefined, entry: URL): boolean {

@@ -8,7 +8,7 @@ import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collect } from "../../server/test/helpers.js";
 import { fixture, type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
-import { withAttribution, wrapOpenAI } from "../src/index.js";
+import { agentRun, withAttribution, wrapOpenAI } from "../src/index.js";
 
 const REL = "conformance/payloads/openai/responses.stream.gpt-5.2.reasoning.sse";
 const CASE = { "x-mock-case": "sdk-resume", "x-mock-fixture": REL };
@@ -74,5 +74,46 @@ describe("SDK: a background stream resumed", () => {
     await openai.responses.retrieve(id, {}, { headers: CASE });
     await sleep(50);
     expect(sent).toHaveLength(2);
+  });
+
+  it("still being read when a resumption elsewhere reaches its end: billed once, for the submission's scope and agent run", async () => {
+    // A fixture of its own: this file's first case recorded the other one's response.
+    const mockCase = {
+      "x-mock-case": "sdk-running",
+      "x-mock-fixture": "openai/responses.stream.gpt-5.reasoning.sse",
+    };
+    const before = sent.length;
+    let costUsd = "";
+    await agentRun({ type: "researcher", limits: { max_cost_usd: "100" } }, (run) =>
+      withAttribution({ feature: "resumable" }, async () => {
+        const stream = await openai.responses.create(
+          { model: "gpt-5", input: "go", stream: true, background: true },
+          { headers: { ...mockCase, "x-mock-chunk-delay-ms": "20" } },
+        );
+        const events = stream[Symbol.asyncIterator]();
+        const first = (await events.next()).value as StreamEvent;
+        // Resumed by another part of the app (its own scope, outside the run) to its end.
+        const rest = await withAttribution({ feature: "poller" }, async () =>
+          collect(
+            await openai.responses.retrieve(
+              first.response!.id,
+              { stream: true, starting_after: first.sequence_number },
+              { headers: mockCase },
+            ),
+          ),
+        );
+        expect(rest.at(-1)).toMatchObject({ type: "response.completed" });
+        while (!(await events.next()).done) {}
+        costUsd = run.costUsd;
+      }),
+    );
+    const mine = sent.slice(before);
+    expect(mine.map((r) => [r.kind, r.feature])).toEqual([
+      ["llm", "resumable"], // the resumption's end: the response, for its submission
+      ["other", "resumable"], // the stream that submitted it, $0
+    ]);
+    expect(mine[0]!.agent_run_id).toBe(mine[1]!.agent_run_id);
+    expect(mine[0]!.output_tokens).toBe(469);
+    expect(Number(costUsd)).toBeGreaterThan(0);
   });
 });

@@ -8,7 +8,9 @@
  * - `x-mock-scenario`: `rate-limit` (429 + retry-after: 1), `rate-limit-once` (429 the first time this exact
  *   request is seen, then the normal reply), `server-error` (500), `hang` (never answers),
  *   `reset-mid-stream` (half the reply, then the socket is destroyed), `stall-mid-stream` (half the reply,
- *   then silence).
+ *   then silence), `fails-in-background` (a background submission whose response fails before it ran:
+ *   polled or resumed, it is `failed`, without usage).
+ * - `x-mock-encoding: gzip`: a resumed background stream comes gzipped, though nobody asked for it.
  * - `x-mock-fixture`: a fixture path under `providers/` (or `conformance/payloads/…`) to answer with instead of the default.
  * - `x-mock-chunk-delay-ms`: delay between SSE events for this request.
  * - `x-mock-headers-delay-ms`: delay before the reply's headers (a model slow to start).
@@ -26,6 +28,7 @@ import { createServer, type IncomingHttpHeaders, type ServerResponse } from "nod
 import type { AddressInfo, Socket } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
 
 export interface RecordedRequest {
   method: string;
@@ -551,6 +554,12 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
       const after = Number(query.get("starting_after") ?? -1);
       const created = (JSON.parse(state.text) as { created_at: number }).created_at;
       const rest = resumedEvents(state.sse, after, created);
+      if (req.headers["x-mock-encoding"] === "gzip") {
+        // An upstream that compresses the stream though the client asked for none.
+        const gz = gzipSync(rest.join(""));
+        res.writeHead(200, { "content-type": "text/event-stream", "content-encoding": "gzip", ...idHeaders });
+        return res.end(gz);
+      }
       res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", ...idHeaders });
       const cut = scenario === "reset-mid-stream" ? rest.length >> 1 : rest.length;
       for (const ev of rest.slice(0, cut)) await writeAll(res, ev);
@@ -591,6 +600,24 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
       const id = (JSON.parse(reply.text) as { id: string }).id;
       // Created now, as OpenAI stamps a submission (the fixture's own created_at is months old).
       const created = { ...(JSON.parse(reply.text) as object), created_at: Math.floor(Date.now() / 1000) };
+      if (scenario === "fails-in-background") {
+        // It fails before it ran: finished, without usage; its resumed stream is that one event.
+        const failed = {
+          ...created,
+          background: true,
+          status: "failed",
+          error: { code: "server_error", message: "The model failed to generate a response." },
+          output: [],
+          usage: null,
+        };
+        const event = { type: "response.failed", sequence_number: 2, response: failed };
+        background.set(`${id}:${caseKey}`, {
+          text: JSON.stringify(failed),
+          polls: 0,
+          sse: `event: response.failed\ndata: ${JSON.stringify(event)}\n\n`,
+        });
+        return send(200, pendingResponse(JSON.stringify(created), "queued"));
+      }
       background.set(`${id}:${caseKey}`, { text: JSON.stringify(created), polls: 0 });
       return send(200, pendingResponse(background.get(`${id}:${caseKey}`)!.text, "queued"));
     }

@@ -177,6 +177,7 @@ function observedEvents(
   hideEvent: EventFilter | undefined,
 ): AsyncIterableIterator<unknown> {
   const extractor: StreamExtractor = createStreamExtractor(call.spec.api);
+  let submission = call.body.background === true ? "unknown" : null;
   const httpStatus = response?.status ?? 200;
   const requestId = requestIdOf(response);
   const cutShort = (errorType: string) => {
@@ -220,6 +221,15 @@ function observedEvents(
     }
     call.event();
     extractor.push(r.value);
+    // A background response's stream is its submission from its first event on: a poll or a resumption
+    // that finds the response finished while the app still reads this stream records it for this call.
+    if (submission === "unknown") {
+      const id = extractor.responseId();
+      if (id) {
+        submission = id;
+        rememberSubmission(id, call);
+      }
+    }
     return hideEvent?.(r.value) ? events.next().then(onResult, onError) : r;
   };
   const iterator: AsyncIterableIterator<unknown> = {

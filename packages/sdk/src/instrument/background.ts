@@ -23,6 +23,7 @@ const finished = new Recent<true>();
  * oldest first, each kept small.
  */
 export function rememberSubmission(responseId: string, call: TrackedCall): void {
+  if (finished.has(responseId)) return; // recorded already: nothing to wait for
   call.keepForLater();
   submitted.set(responseId, call);
 }
@@ -32,6 +33,7 @@ export function rememberSubmission(responseId: string, call: TrackedCall): void 
  * when another did already.
  */
 export function markFinished(responseId: string): boolean {
+  submitted.delete(responseId);
   return finished.add(responseId, true);
 }
 
@@ -40,7 +42,7 @@ export function markFinished(responseId: string): boolean {
  * llm record. For the submission's scope and run when this process submitted it, else for the poll's
  * (`poll`: made when the poll was, so the run is not counted a second LLM call: it was at submission).
  */
-export function recordIfFinished(body: unknown, poll: TrackedCall): void {
+export function recordIfFinished(body: unknown, poll: TrackedCall, { readByRun = true } = {}): void {
   if (typeof body !== "object" || body === null) return;
   const response = backgroundResponse(body as Record<string, unknown>);
   if (!response || !isFinished(response) || finished.has(response.id)) return;
@@ -50,11 +52,11 @@ export function recordIfFinished(body: unknown, poll: TrackedCall): void {
   } catch {
     return; // finished without usage (cancelled before it ran): nothing was billed
   }
-  markFinished(response.id);
   const call = submitted.get(response.id) ?? poll;
-  submitted.delete(response.id);
-  // A poll inside the run's own `run.llm(…)`: the run counts the reply itself.
-  const countedByRun = poll.agentRun?.counts === false && poll.agentRun.run === call.agentRun?.run;
+  markFinished(response.id);
+  // A poll inside the run's own `run.llm(…)`: the run counts the reply itself (not a stream's: it reads no usage there).
+  const countedByRun =
+    readByRun && poll.agentRun?.counts === false && poll.agentRun.run === call.agentRun?.run;
   call.finishBackground(response, usage, { countsRun: !countedByRun });
 }
 
@@ -68,7 +70,7 @@ export function observeResumedStream(stream: StreamLike, poll: TrackedCall): voi
     const events = original.call(stream);
     const seen = (r: IteratorResult<unknown>) => {
       const response = r.done ? null : finalResponseOf(r.value);
-      if (response) recordIfFinished(response, poll);
+      if (response) recordIfFinished(response, poll, { readByRun: false });
       return r;
     };
     const iterator: AsyncIterableIterator<unknown> = {

@@ -656,10 +656,11 @@ export class Gateway {
         })
       : null;
     // A background response's stream resumed: the response it ends with is billed as a poll's would be.
-    const final =
-      call.route.resumed && up.statusCode === 200 && !headerValue(up.headers, "content-encoding")
-        ? new FinalResponseReader()
-        : null;
+    const final = call.route.resumed && up.statusCode === 200 ? new FinalResponseReader() : null;
+    // Relayed as it came; read decoded should the upstream have compressed it anyway.
+    const finalInflater = final
+      ? streamDecoder(headerValue(up.headers, "content-encoding"), (c) => final.push(c))
+      : null;
     let firstByte: number | null = null;
     /** An error answer's start: it names the error type. */
     const errorHead: Buffer[] = [];
@@ -674,7 +675,8 @@ export class Gateway {
         }
         pace.wrote(res.write(chunk));
         results?.push(chunk);
-        final?.push(chunk);
+        if (finalInflater) finalInflater.write(chunk);
+        else final?.push(chunk);
       });
     } catch (e) {
       failure = client.gone ? null : e;
@@ -695,6 +697,7 @@ export class Gateway {
     if (complete) res.end();
     else res.destroy(); // the client sees the break exactly as it would have without the gateway
     // Its final event came whole: the response finished, whether or not its client stayed for the end.
+    await finalInflater?.end().catch(() => {}); // cut short: what was decoded is all there is
     const response = final?.end();
     const background = response ? backgroundResponse(response) : null;
     if (response && background && isFinished(background))
@@ -731,6 +734,9 @@ export class Gateway {
     const pace = new ClientPace(res, up.body, client, call.timeoutMs, up.headers);
     let firstByte: number | null = null;
     let events = 0;
+    // A background response's stream is its submission from its first event on: a poll or a resumption that
+    // finds the response finished while it runs records it for this call, and turns this call's hold into its spend.
+    let submission = call.parsed?.background === true ? "unknown" : null;
     const relay = (chunk: Buffer) => {
       // The client's bytes go out before usage is read from them: extraction never delays a token.
       const passed = stripper === null && res.write(chunk);
@@ -739,6 +745,13 @@ export class Gateway {
       extractor.push(text);
       events += countEvents(text);
       pace.wrote(writable);
+      if (submission === "unknown") {
+        const id = fieldText(extractor.responseId());
+        if (id) {
+          submission = id;
+          this.#submitted.set(id, { ...ownerOf(call), ticket });
+        }
+      }
     };
     // A stream the upstream compressed anyway is relayed decoded (the client's own accept-encoding was
     // not sent upstream, so it may not read gzip): usage is read from it, and the added chunk stripped.
@@ -788,8 +801,13 @@ export class Gateway {
     // response's record, unless a poll found the response finished first (and recorded it). Cut short,
     // the response goes on upstream: recorded as its submission is, and priced by the poll that finds it finished.
     const responseId = call.parsed?.background === true ? fieldText(extractor.responseId()) : null;
-    const pollRecords =
-      responseId !== null && (!whole || (await this.#claimFinished(responseId)) !== "first");
+    const claim = responseId !== null && whole ? await this.#claimFinished(responseId) : null;
+    const pollRecords = responseId !== null && claim !== "first";
+    // Whoever records the response settles this call's hold: the poll or resumption here that found it
+    // finished (it may still be recording), or, cut short before any did, the one to come; recorded by
+    // another replica, the hold is let go here.
+    const runsOn = pollRecords && !whole && !this.#finished.has(responseId);
+    const keepTicket = pollRecords && claim !== "taken elsewhere";
     const rec = this.#record(at, {
       status: whole && streamError === null ? "ok" : "error",
       http_status: up.statusCode,
@@ -803,9 +821,9 @@ export class Gateway {
       event_id: eventId,
       ttft_ms: firstByte === null ? null : firstByte - attemptStart,
       request_id: responseId ?? undefined,
-      ...(pollRecords ? { kind: "other" as const, keepTicket: !whole } : {}),
+      ...(pollRecords ? { kind: "other" as const, keepTicket } : {}),
     });
-    if (pollRecords && !whole) this.#submitted.set(responseId, { ...ownerOf(call), ticket });
+    if (responseId !== null && !runsOn) this.#submitted.delete(responseId);
     if (complete) {
       if (rec && trailers) res.addTrailers({ "x-tollgate-cost-usd": recordCostUsd(rec) });
       if (ticket?.run) await ticket.settling; // as for bodies: the run's counts before the last byte
@@ -889,14 +907,18 @@ export class Gateway {
    * once through several replicas, the one that claims it records it, so a budget counts it once too.
    */
   async #recordFinished(call: Call, json: Record<string, unknown>, response: BackgroundResponse) {
+    // Recorded for its submission when this process saw it (a poll may come with another key), else for the poll.
+    const here = this.#submitted.get(response.id);
     let usage: ExtractedUsage;
     try {
       usage = extractFromResponse("openai.responses", json);
     } catch {
-      return; // finished without usage (cancelled before it ran): nothing was billed
+      // Finished without usage (cancelled or failed before it ran): nothing was billed, and its hold is let go.
+      this.#submitted.delete(response.id);
+      if (here?.ticket)
+        await this.deps.guard.settle(here.ticket, { cost: 0n, tokens: 0, toolCalls: 0, eventId: null });
+      return;
     }
-    // Recorded for its submission when this process saw it (a poll may come with another key), else for the poll.
-    const here = this.#submitted.get(response.id);
     let owner = here ?? ownerOf(call);
     const claim = await this.#claimFinished(response.id);
     if (claim === "taken here") return; // by another poll or its stream, which settle its hold

@@ -33,7 +33,9 @@ export async function reopeningStore<S extends { close(): Promise<void> }>(
         log("store: database opened again");
       } catch (e) {
         broken = { error: e as Error, retryAt: Date.now() + RETRY_MS };
-        log(`store: opening the database again failed, tried again at a later call: ${firstLine(e as Error)}`);
+        log(
+          `store: opening the database again failed, tried again at a later call: ${firstLine(e as Error)}`,
+        );
       }
     })().finally(() => {
       reopening = null;

@@ -111,6 +111,20 @@ describe("a store whose database DuckDB invalidated is opened again (reopeningSt
     await store.close();
   });
 
+  it("a method set on it from outside (a wrapper, a stub) answers until the one read before is set back", async () => {
+    const store = await reopeningStore(
+      async () => new StandIn(7),
+      () => {},
+    );
+    const original = store.count;
+    expect(store.count).toBe(original); // one function per method
+    store.count = async () => 42;
+    expect(await store.count()).toBe(42);
+    store.count = original;
+    expect(await store.count()).toBe(7);
+    await store.close();
+  });
+
   it("once closed, it does not open the store again", async () => {
     let opens = 0;
     const first = new StandIn(0, INVALIDATED);

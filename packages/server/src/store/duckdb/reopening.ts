@@ -52,11 +52,24 @@ export async function reopeningStore<S extends { close(): Promise<void> }>(
     }
     const target = current as unknown as Record<string | symbol, (...a: unknown[]) => Promise<unknown>>;
     try {
-      return await target[method]!.apply(current, args);
+      return await (replaced.get(method) ?? target[method]!).apply(current, args);
     } catch (e) {
       if (!closed && INVALIDATED.test((e as Error)?.message ?? "")) void reopen(e as Error);
       throw e;
     }
+  };
+
+  /** Each method's stand-in, one per name (so that reading a method twice gives the same function). */
+  const methods = new Map<string | symbol, (...args: unknown[]) => Promise<unknown>>();
+  /** Methods set on the store from outside (wrapped or stubbed), whichever store is open. */
+  const replaced = new Map<string | symbol, (...args: unknown[]) => Promise<unknown>>();
+  const methodOf = (prop: string | symbol) => {
+    let fn = methods.get(prop);
+    if (!fn) {
+      fn = (...args: unknown[]) => call(prop, args);
+      methods.set(prop, fn);
+    }
+    return fn;
   };
 
   return new Proxy({} as S, {
@@ -68,7 +81,14 @@ export async function reopeningStore<S extends { close(): Promise<void> }>(
           await current.close();
         };
       const value = (current as unknown as Record<string | symbol, unknown>)[prop];
-      return typeof value === "function" ? (...args: unknown[]) => call(prop, args) : value;
+      return typeof value === "function" ? methodOf(prop) : value;
+    },
+    set(_target, prop, value) {
+      // Setting back the stand-in read before undoes a replacement.
+      if (typeof value !== "function") return false;
+      if (value === methods.get(prop)) replaced.delete(prop);
+      else replaced.set(prop, value);
+      return true;
     },
   });
 }

@@ -5,7 +5,12 @@ import { join } from "node:path";
 import { getRequestListener } from "@hono/node-server";
 import type { RuntimeOptions } from "./config.js";
 import { onceClosed } from "./gateway/client-watch.js";
-import { describeEgress, type GatewayConfig, gatewayConfigFromEnv } from "./gateway/config.js";
+import {
+  describeEgress,
+  type GatewayConfig,
+  gatewayConfigFromEnv,
+  MAX_HEADER_BYTES,
+} from "./gateway/config.js";
 import { Gateway } from "./gateway/proxy.js";
 import { type RunningJobs, serverJobs, startJobs } from "./jobs/index.js";
 import { watchPriceBook } from "./pricebook-file.js";
@@ -75,11 +80,14 @@ export async function startServer(
   let active = 0;
   // Node's 5-minute requestTimeout would cut off a big upload on a slow link (the gateway streams it
   // upstream as it comes); headersTimeout (60 s) still bounds a request whose headers never end.
-  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 3_600_000 }, (req, res) => {
-    active++;
-    onceClosed(res, () => active--);
-    if (!gateway?.handle(req, res)) void api(req, res);
-  });
+  const server = createServer(
+    { keepAliveTimeout: 65_000, requestTimeout: 3_600_000, maxHeaderSize: MAX_HEADER_BYTES },
+    (req, res) => {
+      active++;
+      onceClosed(res, () => active--);
+      if (!gateway?.handle(req, res)) void api(req, res);
+    },
+  );
   server.listen(opts.port, opts.host);
   let jobs: RunningJobs | null;
   try {

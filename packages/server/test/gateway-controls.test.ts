@@ -179,6 +179,19 @@ describe("gateway paths", () => {
     expect(classify("/v1/%65vents", {}, "POST")).toBeNull(); // Tollgate's own, however spelt
   });
 
+  it("a pass-through path goes upstream as the client sent it after its /v1, however it spelt that", () => {
+    for (const [spelt, upstream] of [
+      ["/v1/models", "/models"],
+      ["//v1/models", "/models"],
+      ["/%761/files/file-abc/content", "/files/file-abc/content"],
+      ["/%76%31/models", "/models"],
+      ["//v1/messages/count_tokens?beta=true", "/messages/count_tokens?beta=true"],
+      ["/v1/files/a%2Fb/content?x=%20", "/files/a%2Fb/content?x=%20"], // escapes kept
+      ["/v1//files", "//files"],
+    ] as const)
+      expect(classify(spelt, {}, "GET")?.upstreamPath, spelt).toBe(upstream);
+  });
+
   it("does not proxy paths that climb out of /v1", async () => {
     const mock = await startMockUpstream({ chunkDelayMs: 0 });
     const gw = await startTestGateway(mock.url);

@@ -112,6 +112,20 @@ const SCENARIOS: Record<string, (sock: Socket, n: number) => void> = {
       text += ev("content_block_delta", { index: 0, delta: { type: "text_delta", text: "word " } });
     sock.end(text);
   },
+  // A file download as an HTTP/1.0 server sends it (Python's http.server does): a length, no connection
+  // header, and the connection closes after the body. undici would assert, crashing the process, were such
+  // a connection paused when it ends.
+  "http10-download": (sock) => {
+    sock.write(
+      `HTTP/1.0 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: ${DOWNLOAD.length}\r\n\r\n`,
+    );
+    sock.end(DOWNLOAD);
+  },
+  // An answer with 40 KB of headers (a provider's front may send as much; Node's and undici's limit is 16).
+  "big-headers": (sock) =>
+    void sock.write(
+      `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-trace: ${"t".repeat(40_000)}\r\ncontent-length: ${Buffer.byteLength(OK_BODY)}\r\n\r\n${OK_BODY}`,
+    ),
   // A "chat completion" of 300 MB: more than the gateway holds whole.
   huge: (sock) => {
     const total = 300 * 1024 * 1024;
@@ -188,6 +202,9 @@ afterAll(async () => {
 });
 
 const chat = JSON.stringify({ model: "gpt-4.1-nano", messages: [{ role: "user", content: "hi" }] });
+
+/** A download of 6 MB, in a pattern that shows a byte out of place. */
+const DOWNLOAD = Buffer.from(Array.from({ length: 6 * 1024 * 1024 }, (_, i) => (i * 7 + (i >> 12)) & 0xff));
 
 function send(
   scenario: string,
@@ -348,6 +365,50 @@ describe("gateway against a raw upstream", () => {
     // It read on (~16 MB of ~8 KB events) rather than pausing the upstream after 64 KB.
     expect(rec.output_tokens).toBeGreaterThan(1_500);
     req.destroy();
+    const next = await send("ok"); // and the process is alive
+    expect(await next.text()).toBe(OK_BODY);
+  });
+
+  it("40 KB of headers each way (a big cookie, a chatty upstream) pass as they would directly", async () => {
+    const cookie = `session=${"c".repeat(40_000)}`;
+    // A client that reads such headers (Node's own stops at 16 KB).
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = request(`${gw.url}/v1/chat/completions`, {
+        method: "POST",
+        maxHeaderSize: 64 * 1024,
+        headers: { "content-type": "application/json", "x-scenario": "big-headers", cookie },
+      });
+      req.on("response", resolve).on("error", reject);
+      req.end(chat);
+    });
+    const parts: Buffer[] = [];
+    for await (const d of res) parts.push(d as Buffer);
+    expect(res.statusCode).toBe(200);
+    expect(res.headers["x-trace"]).toBe("t".repeat(40_000));
+    expect(Buffer.concat(parts).toString()).toBe(OK_BODY);
+    expect(seen.at(-1)!.head).toContain(cookie);
+  });
+
+  it("an HTTP/1.0 download (a length, closed after) to a client that reads slowly: not paused, relayed whole", async () => {
+    for (let round = 0; round < 3; round++) {
+      const res = await new Promise<IncomingMessage>((resolve, reject) => {
+        const req = request(`${gw.url}/v1/files/file-abc/content`, {
+          headers: { authorization: "Bearer sk-test", "x-scenario": "http10-download" },
+        });
+        req.on("response", (r) => {
+          r.pause(); // nothing read for a while: the gateway's writes back up
+          resolve(r);
+        });
+        req.on("error", reject);
+        req.end();
+      });
+      await sleep(150);
+      const parts: Buffer[] = [];
+      res.on("data", (d: Buffer) => parts.push(d));
+      res.resume();
+      await once(res, "end");
+      expect(Buffer.compare(Buffer.concat(parts), DOWNLOAD)).toBe(0);
+    }
     const next = await send("ok"); // and the process is alive
     expect(await next.text()).toBe(OK_BODY);
   });

@@ -61,19 +61,23 @@ const PAUSE_SLACK_BYTES = 64 * 1024;
 const UNPAUSED_SLACK_BYTES = 16 * 1024 * 1024;
 
 /**
- * Whether an upstream reply's connection may be held paused: one kept alive, with framing of its own
- * (chunked or a length). undici asserts, crashing the process, when a paused connection that is to close
- * (`connection: close`, or a body that ends at the close) ends or is reset (nodejs/undici#5360, in every
- * 7.x release so far). An HTTP/1.0 reply with a length and no `connection` header looks kept alive here.
+ * Whether an upstream reply's connection may be held paused: one surely kept alive, with framing of its
+ * own. undici asserts, crashing the process, when a paused connection that is to close (`connection:
+ * close`, an HTTP/1.0 reply, a body that ends at the close) ends or is reset (nodejs/undici#5360, in every
+ * 7.x release so far). undici does not say a reply's HTTP version, so a reply with a length is paused only
+ * when it says `keep-alive` (an HTTP/1.0 one without it closes; an HTTP/1.1 one keeps alive silently, and
+ * is buffered instead, up to UNPAUSED_SLACK_BYTES). A chunked one is HTTP/1.1.
  */
 export function canPause(headers: IncomingHttpHeaders): boolean {
   const connection = String(headers.connection ?? "").toLowerCase();
   if (connection.includes("close")) return false;
-  return (
+  if (
     String(headers["transfer-encoding"] ?? "")
       .toLowerCase()
-      .includes("chunked") || headers["content-length"] !== undefined
-  );
+      .includes("chunked")
+  )
+    return true;
+  return headers["content-length"] !== undefined && connection.includes("keep-alive");
 }
 
 /**

@@ -3,6 +3,12 @@ import { readYamlFile } from "../yaml-file.js";
 
 /** The most retries a call may have (x-tollgate-retries or TOLLGATE_GATEWAY_RETRIES). */
 export const MAX_RETRIES = 10;
+/**
+ * The most header bytes of a request, or of an upstream's reply, the gateway reads (Node's and undici's
+ * default is 16 KB). A provider's own front takes more than that (a big cookie, many beta headers): a call
+ * it would answer must not get a 431 or a 502 for its headers here.
+ */
+export const MAX_HEADER_BYTES = 64 * 1024;
 
 /** A named upstream a client can pick with `x-tollgate-upstream: <name>` (e.g. an Azure region). */
 export interface NamedUpstream {

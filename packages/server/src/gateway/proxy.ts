@@ -40,7 +40,7 @@ import {
   pointResultsUrlsAt,
 } from "./batch-results.js";
 import { ClientPace, type ClientWatch, watchClient } from "./client-watch.js";
-import { type GatewayConfig, MAX_RETRIES } from "./config.js";
+import { type GatewayConfig, MAX_HEADER_BYTES, MAX_RETRIES } from "./config.js";
 import {
   cutShortReason,
   errorTypeOf,
@@ -192,6 +192,7 @@ export class Gateway {
       connections: deps.config.upstreamConnections,
       pipelining: 1,
       connect: { timeout: this.#connectTimeoutMs },
+      maxHeaderSize: MAX_HEADER_BYTES,
     };
     const p = deps.config.egressProxy;
     // Through the proxy the pool's connect option is not used: reaching the proxy, its answer to CONNECT

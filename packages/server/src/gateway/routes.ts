@@ -51,7 +51,7 @@ export function classify(url: string, headers?: IncomingHttpHeaders, method = "P
   if (path === null || !path.startsWith("/v1/") || OWN.has(path)) return null;
   // No climbing out of /v1 on the upstream (named upstreams may add credentials to every request).
   if (/(^|\/)\.\.(\/|$)/.test(path)) return null;
-  const upstreamPath = url.slice(3); // keep the query string, drop the /v1 the base URL already has
+  const upstreamPath = upstreamPathOf(url, path, query);
   if (isResponsePoll(method, path, query.slice(1)))
     return { family: "openai", api: null, kind: "other", upstreamPath, poll: true };
   if (isResumedStream(method, path, query.slice(1)))
@@ -76,6 +76,16 @@ export function classify(url: string, headers?: IncomingHttpHeaders, method = "P
 }
 
 /** A request path percent-decoded, runs of `/` made one, without a trailing `/`; null when it does not decode. */
+/**
+ * The path below the upstream base URL, which ends in /v1 already: what follows the client's own /v1,
+ * however it spelt that (`//v1`, `/%761`), as it sent it, query string included. Spelt stranger still
+ * (`/%2Fv1`), the canonical path.
+ */
+function upstreamPathOf(url: string, path: string, query: string): string {
+  const prefix = /^\/+(?:v|%76)(?:1|%31)(?=[/?]|$)/i.exec(url);
+  return prefix ? url.slice(prefix[0].length) : path.slice(3) + query;
+}
+
 function canonicalPath(raw: string): string | null {
   let path: string;
   try {

@@ -889,7 +889,11 @@ describe("gateway: attribution, keys and pass-through", () => {
     const gauge = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1]);
     expect(gauge("process_resident_memory_bytes")).toBeGreaterThan(20 * 1024 * 1024);
     expect(gauge("nodejs_heap_size_used_bytes")).toBeGreaterThan(0);
-    expect(gauge("nodejs_eventloop_lag_p99_seconds")).toBeGreaterThanOrEqual(0);
-    expect(text).toMatch(/^# TYPE nodejs_gc_duration_seconds histogram$/m);
+    expect(gauge("process_open_fds")).toBeGreaterThan(0);
+    expect(gauge("process_cpu_seconds_total")).toBeGreaterThan(0);
+    expect(Math.abs(gauge("process_start_time_seconds") - Date.now() / 1000)).toBeLessThan(3600);
+    const busy = gauge("tollgate_event_loop_utilization");
+    expect(busy).toBeGreaterThan(0);
+    expect(busy).toBeLessThanOrEqual(1);
   });
 });

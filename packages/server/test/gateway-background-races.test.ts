@@ -34,7 +34,17 @@ async function gatewayWithBudget() {
       reserved_usd: string;
     };
   const records = async (id: string) => (await gatewayRecords(gw.runtime)).filter((r) => r.request_id === id);
-  return { gw, openai, budget, records };
+  /** The response was billed once, for its submission (feature `resumable`), its hold now its spend. */
+  const expectBilledOnce = async (id: string) => {
+    const llm = (await records(id)).filter((r) => r.kind === "llm");
+    expect(llm).toHaveLength(1);
+    expect(llm[0]).toMatchObject({ feature: "resumable", output_tokens: 469 });
+    expect(await budget()).toMatchObject({
+      spend_nanousd: String(llm[0]!.cost_nanousd),
+      reserved_usd: "0.00",
+    });
+  };
+  return { gw, openai, budget, records, expectBilledOnce };
 }
 
 type StreamEvent = { type: string; sequence_number: number; response?: { id: string } };
@@ -46,7 +56,7 @@ describe("gateway: a background stream still running when its response is found 
     ["a poll", "is cut"],
   ] as const)
     it(`by ${how}, and the stream then ${end}: billed once, for the submission; its hold becomes the spend`, async () => {
-      const { gw, openai, budget, records } = await gatewayWithBudget();
+      const { gw, openai, budget, records, expectBilledOnce } = await gatewayWithBudget();
       try {
         const mockCase = { "x-mock-case": `running-${how}-${end}`, "x-mock-fixture": FIXTURE };
         const stream = await openai.responses.create(
@@ -73,13 +83,7 @@ describe("gateway: a background stream still running when its response is found 
         if (end === "finishes") while (!(await events.next()).done) {}
         else await events.return?.();
         await sleep(300);
-        const llm = (await records(id)).filter((r) => r.kind === "llm");
-        expect(llm).toHaveLength(1);
-        expect(llm[0]).toMatchObject({ feature: "resumable", output_tokens: 469 });
-        expect(await budget()).toMatchObject({
-          spend_nanousd: String(llm[0]!.cost_nanousd),
-          reserved_usd: "0.00",
-        });
+        await expectBilledOnce(id);
         // Polled again later: nothing more.
         await openai.responses.retrieve(id, undefined, { headers: mockCase });
         await sleep(100);
@@ -125,7 +129,7 @@ describe("gateway: a background response that finishes without usage", () => {
 
 describe("gateway: a resumed stream the upstream compressed though nobody asked", () => {
   it("reaches the client as the upstream sent it, and its response is billed", async () => {
-    const { gw, openai, budget, records } = await gatewayWithBudget();
+    const { gw, openai, expectBilledOnce } = await gatewayWithBudget();
     try {
       const mockCase = { "x-mock-case": "gzip", "x-mock-fixture": FIXTURE };
       const seen: StreamEvent[] = [];
@@ -147,13 +151,7 @@ describe("gateway: a resumed stream the upstream compressed though nobody asked"
       const plain = new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 });
       expect(rest).toEqual(await collect(await plain.responses.retrieve(id, query, gzipped)));
       await sleep(200);
-      const llm = (await records(id)).filter((r) => r.kind === "llm");
-      expect(llm).toHaveLength(1);
-      expect(llm[0]).toMatchObject({ feature: "resumable", output_tokens: 469 });
-      expect(await budget()).toMatchObject({
-        spend_nanousd: String(llm[0]!.cost_nanousd),
-        reserved_usd: "0.00",
-      });
+      await expectBilledOnce(id);
     } finally {
       await gw.stop();
     }

@@ -125,6 +125,26 @@ describe("a store whose database DuckDB invalidated is opened again (reopeningSt
     await store.close();
   });
 
+  it("closes while broken (a reopen failed) without closing the broken store a second time", async () => {
+    let opens = 0;
+    const first = new StandIn(0, INVALIDATED);
+    let closes = 0;
+    first.close = async () => {
+      if (closes++ > 0) throw new Error("closed twice");
+    };
+    const store = await reopeningStore(
+      async () => {
+        if (opens++ > 0) throw new Error("No space left on device");
+        return first;
+      },
+      () => {},
+    );
+    await expect(store.count()).rejects.toThrow("invalidated");
+    await expect(store.count()).rejects.toThrow("No space left on device");
+    await store.close();
+    expect(closes).toBe(1);
+  });
+
   it("once closed, it does not open the store again", async () => {
     let opens = 0;
     const first = new StandIn(0, INVALIDATED);

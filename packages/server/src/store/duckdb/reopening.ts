@@ -78,7 +78,7 @@ export async function reopeningStore<S extends { close(): Promise<void> }>(
         return async () => {
           closed = true;
           if (reopening) await reopening;
-          await current.close();
+          if (!broken) await current.close(); // a broken one was closed when it broke
         };
       const value = (current as unknown as Record<string | symbol, unknown>)[prop];
       return typeof value === "function" ? methodOf(prop) : value;

@@ -126,6 +126,21 @@ const SCENARIOS: Record<string, (sock: Socket, n: number) => void> = {
     void sock.write(
       `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-trace: ${"t".repeat(40_000)}\r\ncontent-length: ${Buffer.byteLength(OK_BODY)}\r\n\r\n${OK_BODY}`,
     ),
+  // A big download from an HTTP/1.1 server that keeps alive without saying so (Go's, uvicorn's): a length,
+  // no connection header, written as fast as the client takes it.
+  "http11-big-download": (sock) => {
+    sock.write(
+      `HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: ${BIG_DOWNLOAD.length}\r\n\r\n`,
+    );
+    sock.write(BIG_DOWNLOAD);
+  },
+  // The same from an HTTP/1.0 server, which closes after it.
+  "http10-big-download": (sock) => {
+    sock.write(
+      `HTTP/1.0 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: ${BIG_DOWNLOAD.length}\r\n\r\n`,
+    );
+    sock.end(BIG_DOWNLOAD);
+  },
   // A "chat completion" of 300 MB: more than the gateway holds whole.
   huge: (sock) => {
     const total = 300 * 1024 * 1024;
@@ -203,8 +218,14 @@ afterAll(async () => {
 
 const chat = JSON.stringify({ model: "gpt-4.1-nano", messages: [{ role: "user", content: "hi" }] });
 
-/** A download of 6 MB, in a pattern that shows a byte out of place. */
-const DOWNLOAD = Buffer.from(Array.from({ length: 6 * 1024 * 1024 }, (_, i) => (i * 7 + (i >> 12)) & 0xff));
+/** A download of `mb` MB, in a pattern that shows a byte out of place. */
+const download = (mb: number) => {
+  const b = Buffer.alloc(mb * 1024 * 1024);
+  for (let i = 0; i < b.length; i++) b[i] = (i * 7 + (i >> 12)) & 0xff;
+  return b;
+};
+const DOWNLOAD = download(6);
+const BIG_DOWNLOAD = download(40);
 
 function send(
   scenario: string,
@@ -389,26 +410,35 @@ describe("gateway against a raw upstream", () => {
     expect(seen.at(-1)!.head).toContain(cookie);
   });
 
-  it("an HTTP/1.0 download (a length, closed after) to a client that reads slowly: not paused, relayed whole", async () => {
-    for (let round = 0; round < 3; round++) {
-      const res = await new Promise<IncomingMessage>((resolve, reject) => {
-        const req = request(`${gw.url}/v1/files/file-abc/content`, {
-          headers: { authorization: "Bearer sk-test", "x-scenario": "http10-download" },
-        });
-        req.on("response", (r) => {
-          r.pause(); // nothing read for a while: the gateway's writes back up
-          resolve(r);
-        });
-        req.on("error", reject);
-        req.end();
+  /** A download through the gateway by a client that first reads nothing for `idleMs`: what it got. */
+  async function slowDownload(scenario: string, idleMs: number): Promise<Buffer> {
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = request(`${gw.url}/v1/files/file-abc/content`, {
+        headers: { authorization: "Bearer sk-test", "x-scenario": scenario },
       });
-      await sleep(150);
-      const parts: Buffer[] = [];
-      res.on("data", (d: Buffer) => parts.push(d));
-      res.resume();
-      await once(res, "end");
-      expect(Buffer.compare(Buffer.concat(parts), DOWNLOAD)).toBe(0);
-    }
+      req.on("response", (r) => {
+        r.pause(); // the gateway's writes back up
+        resolve(r);
+      });
+      req.on("error", reject);
+      req.end();
+    });
+    await sleep(idleMs);
+    const parts: Buffer[] = [];
+    res.on("data", (d: Buffer) => parts.push(d));
+    res.resume();
+    await once(res, "end");
+    return Buffer.concat(parts);
+  }
+
+  it("downloads with a length and no connection header, to a client that reads slowly: relayed whole, the process alive", async () => {
+    // HTTP/1.0, closed after: 6 MB, never paused (undici would crash on its end were it paused).
+    for (let round = 0; round < 3; round++)
+      expect(Buffer.compare(await slowDownload("http10-download", 150), DOWNLOAD)).toBe(0);
+    // 40 MB: paused for the slow client until its last 12 MB, which are buffered; from HTTP/1.1 (kept alive
+    // silently) and HTTP/1.0 (closed after) alike.
+    expect(Buffer.compare(await slowDownload("http11-big-download", 1_000), BIG_DOWNLOAD)).toBe(0);
+    expect(Buffer.compare(await slowDownload("http10-big-download", 1_000), BIG_DOWNLOAD)).toBe(0);
     const next = await send("ok"); // and the process is alive
     expect(await next.text()).toBe(OK_BODY);
   });

@@ -60,24 +60,31 @@ const PAUSE_SLACK_BYTES = 64 * 1024;
 /** How much may pile up for a slow client of a reply that cannot be paused before the call is given up. */
 const UNPAUSED_SLACK_BYTES = 16 * 1024 * 1024;
 
+/** Of a reply with a length that may close after it: the last bytes, never paused (see pausableUntil). */
+const UNPAUSED_TAIL_BYTES = 12 * 1024 * 1024;
+
 /**
- * Whether an upstream reply's connection may be held paused: one surely kept alive, with framing of its
- * own. undici asserts, crashing the process, when a paused connection that is to close (`connection:
- * close`, an HTTP/1.0 reply, a body that ends at the close) ends or is reset (nodejs/undici#5360, in every
- * 7.x release so far). undici does not say a reply's HTTP version, so a reply with a length is paused only
- * when it says `keep-alive` (an HTTP/1.0 one without it closes; an HTTP/1.1 one keeps alive silently, and
- * is buffered instead, up to UNPAUSED_SLACK_BYTES). A chunked one is HTTP/1.1.
+ * How many bytes of an upstream reply may be read before its connection can no longer be held paused (0:
+ * never paused). undici asserts, crashing the process, when a paused connection that is to close ends or
+ * is reset (nodejs/undici#5360, in every 7.x release so far). So a reply with `connection: close`, or
+ * without framing, is never paused; a chunked one (HTTP/1.1) or one with a length that says `keep-alive`
+ * always may be. undici does not say a reply's HTTP version: one with a length and no `connection` header
+ * may close after it (HTTP/1.0) or keep alive (HTTP/1.1's default, as Go's and uvicorn's servers do). It
+ * is paused only while more than 12 MB of it remain, more than the sockets between can hold, so its
+ * connection cannot end while paused; its last 12 MB are buffered for a slow client instead.
  */
-export function canPause(headers: IncomingHttpHeaders): boolean {
+export function pausableUntil(headers: IncomingHttpHeaders): number {
   const connection = String(headers.connection ?? "").toLowerCase();
-  if (connection.includes("close")) return false;
+  if (connection.includes("close")) return 0;
   if (
     String(headers["transfer-encoding"] ?? "")
       .toLowerCase()
       .includes("chunked")
   )
-    return true;
-  return headers["content-length"] !== undefined && connection.includes("keep-alive");
+    return Infinity;
+  const length = headers["content-length"] === undefined ? Number.NaN : Number(headers["content-length"]);
+  if (!Number.isSafeInteger(length) || length < 0) return 0;
+  return connection.includes("keep-alive") ? Infinity : Math.max(0, length - UNPAUSED_TAIL_BYTES);
 }
 
 /**
@@ -86,13 +93,15 @@ export function canPause(headers: IncomingHttpHeaders): boolean {
  * `request()` gave before: undici asserts, crashing the process, when a paused connection is reset. A
  * client that takes nothing for `timeoutMs` (as long as the upstream may stay silent) is let go, with the
  * upstream request: it would otherwise hold that request open for as long as it keeps its connection.
- * A reply that cannot be paused (canPause) is buffered for its client up to 16 MB instead, then given up.
+ * A reply that cannot be paused (pausableUntil) is buffered for its client up to 16 MB instead, then given up.
  */
 export class ClientPace {
   #waiting = false;
   /** Holds on the reply by whoever else reads it (hold): the upstream resumes once all are let go. */
   #holds = 0;
-  readonly #pausable: boolean;
+  readonly #pausableUntil: number;
+  /** Bytes of the reply read from the upstream so far. */
+  #read = 0;
 
   constructor(
     private readonly res: ServerResponse,
@@ -101,11 +110,19 @@ export class ClientPace {
     private readonly timeoutMs: number,
     upstreamHeaders: IncomingHttpHeaders,
   ) {
-    this.#pausable = canPause(upstreamHeaders);
+    this.#pausableUntil = pausableUntil(upstreamHeaders);
   }
 
-  /** Called after each write with what it answered (false: the client's buffer is full). */
-  wrote(writable: boolean): void {
+  get #pausable(): boolean {
+    return this.#read < this.#pausableUntil;
+  }
+
+  /**
+   * Called after each write of `bytes` of the upstream's reply with what the write answered (false: the
+   * client's buffer is full).
+   */
+  wrote(writable: boolean, bytes: number): void {
+    this.#read += bytes;
     if (writable || this.#waiting || this.client.gone || this.res.writableLength <= PAUSE_SLACK_BYTES) return;
     if (!this.#pausable) {
       if (this.res.writableLength > UNPAUSED_SLACK_BYTES)

@@ -674,7 +674,7 @@ export class Gateway {
           errorHead.push(chunk);
           headBytes += chunk.length;
         }
-        pace.wrote(res.write(chunk));
+        pace.wrote(res.write(chunk), chunk.length);
         results?.push(chunk);
         if (finalInflater) finalInflater.write(chunk);
         else final?.push(chunk);
@@ -745,7 +745,7 @@ export class Gateway {
       const writable = stripper ? writeAny(res, stripper.push(text)) : passed;
       extractor.push(text);
       events += countEvents(text);
-      pace.wrote(writable);
+      pace.wrote(writable, chunk.length);
       if (submission === "unknown") {
         const id = fieldText(extractor.responseId());
         if (id) {

@@ -55,4 +55,31 @@ describe("SDK: a background stream resumed inside run.llm", () => {
       expect(run.usage.llm_calls).toBe(2); // the submission, and run.llm's
     });
   });
+
+  it("submitted by another client (not seen here): resumed inside run.llm, the run counts its cost all the same", async () => {
+    const other = "openai/responses.stream.gpt-5.reasoning.sse"; // a fixture of its own: another response
+    const mockCase = { "x-mock-case": "sdk-resume-run-elsewhere", "x-mock-fixture": other };
+    const plain = new OpenAI({ apiKey: "sk-test", maxRetries: 0, baseURL: `${mock.url}/v1` });
+    const seen: StreamEvent[] = [];
+    const stream = await plain.responses.create(
+      { model: "gpt-5", input: "go", stream: true, background: true },
+      { headers: { ...mockCase, "x-mock-scenario": "reset-mid-stream" } },
+    );
+    await expect(
+      (async () => {
+        for await (const ev of stream) seen.push(ev as StreamEvent);
+      })(),
+    ).rejects.toThrow();
+    await agentRun({ type: "poller", limits: { max_cost_usd: "100" } }, async (run) => {
+      const query = { stream: true as const, starting_after: seen.at(-1)!.sequence_number };
+      await run.llm("openai.responses", async () =>
+        collect(await openai.responses.retrieve(seen[0]!.response!.id, query, { headers: mockCase })),
+      );
+      const usage = extractFromSse("openai.responses", fixture(other))!.usage;
+      expect(run.usage.total_tokens).toBe(
+        usage.input_uncached_tokens + usage.cache_read_tokens + usage.output_tokens,
+      );
+      expect(run.usage.cost_nanousd).toBeGreaterThan(0n);
+    });
+  });
 });

@@ -47,6 +47,10 @@ class StandIn {
     if (this.failWith) throw new Error(this.failWith);
     return this.n;
   }
+  async ping(): Promise<number> {
+    if (this.failWith) throw new Error(this.failWith);
+    return this.n;
+  }
   async close(): Promise<void> {
     this.closed = true;
   }
@@ -122,6 +126,38 @@ describe("a store whose database DuckDB invalidated is opened again (reopeningSt
     expect(await store.count()).toBe(42);
     store.count = original;
     expect(await store.count()).toBe(7);
+    await store.close();
+  });
+
+  it("a call on the store before it was opened again, failing late, does not open the new one again", async () => {
+    let release!: () => void;
+    const slow = new Promise<void>((r) => {
+      release = r;
+    });
+    const first = new StandIn(0);
+    const opened: StandIn[] = [];
+    const store = await reopeningStore(
+      async () => {
+        opened.push(opened.length === 0 ? first : new StandIn(opened.length));
+        return opened.at(-1)!;
+      },
+      () => {},
+    );
+    // A call held on the first store, which will fail late, as an invalidated database answers.
+    first.count = async () => {
+      await slow;
+      throw new Error(INVALIDATED);
+    };
+    const late = store.count();
+    // Meanwhile another call meets the invalidation, and the store is opened again.
+    first.failWith = INVALIDATED;
+    await expect(store.ping()).rejects.toThrow("invalidated");
+    expect(await store.ping()).toBe(1);
+    release();
+    await expect(late).rejects.toThrow("invalidated");
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await store.ping()).toBe(1);
+    expect(opened).toHaveLength(2);
     await store.close();
   });
 

@@ -180,11 +180,30 @@ function observedEvents(
   let submission = call.body.background === true ? "unknown" : null;
   const httpStatus = response?.status ?? 200;
   const requestId = requestIdOf(response);
+  /**
+   * A stream read to its end (or to its final event). A background response's is recorded under its
+   * response id: as the response's record, unless a poll or a resumption found it finished first (then the
+   * stream is a call, and that record its cost).
+   */
+  const finishWhole = (usage: ExtractedUsage | null, responseId: string | null) => {
+    if (responseId && !markFinished(responseId))
+      call.finish({ usage: null, httpStatus, requestId: responseId, errorType: null, kind: "other" });
+    else
+      call.finish({
+        usage,
+        httpStatus,
+        requestId: responseId ?? requestId,
+        errorType: usage ? null : "usage_unreadable",
+      });
+  };
   const cutShort = (errorType: string) => {
     // A background response runs on when its stream is cut short: recorded as its submission is, and
-    // priced by the poll that finds it finished.
+    // priced by the poll that finds it finished. Unless its final event came (the only one of a Responses
+    // stream with usage): the app stopped reading at the end, and the response is finished.
     const responseId = call.body.background === true ? extractor.responseId() : null;
     if (responseId) {
+      const usage = usageOf(() => extractor.result());
+      if (usage) return finishWhole(usage, responseId);
       rememberSubmission(responseId, call);
       call.finish({ usage: null, httpStatus, requestId: responseId, errorType, kind: "other" });
     } else
@@ -204,19 +223,10 @@ function observedEvents(
     r: IteratorResult<unknown>,
   ): IteratorResult<unknown> | Promise<IteratorResult<unknown>> => {
     if (r.done) {
-      const usage = usageOf(() => extractor.result());
-      // A background response streamed to its end: recorded under its response id, as the response's
-      // record unless a poll found it finished first (then the stream is a call, and the poll's record its cost).
-      const responseId = call.body.background === true ? extractor.responseId() : null;
-      if (responseId && !markFinished(responseId))
-        call.finish({ usage: null, httpStatus, requestId: responseId, errorType: null, kind: "other" });
-      else
-        call.finish({
-          usage,
-          httpStatus,
-          requestId: responseId ?? requestId,
-          errorType: usage ? null : "usage_unreadable",
-        });
+      finishWhole(
+        usageOf(() => extractor.result()),
+        call.body.background === true ? extractor.responseId() : null,
+      );
       return r;
     }
     call.event();

@@ -163,7 +163,9 @@ export class TrackedCall {
       ttftMs: null,
       stream: false, // the response as a poll read it, as the gateway records it
     };
-    this.#emit(outcome, at, countsRun);
+    // Counted to its run whether or not this call (a poll inside `run.llm`, say) counts: only a poll's
+    // parsed reply is ever counted by `run.llm`, and the caller says when that happened (countsRun: false).
+    this.#emit(outcome, at, countsRun ? "always" : "never");
   }
 
   /**
@@ -174,14 +176,19 @@ export class TrackedCall {
     const requestId = fieldText(r.requestId) ?? fieldText(r.customId);
     const outcome = { usage: r.usage, httpStatus: 200, requestId, errorType: null };
     const at = { eventId, tsStart: r.createdMs ?? Date.now(), tsEnd: null, ttftMs: null, stream: false };
-    this.#emit({ ...outcome, api: r.api, kind: r.kind, batch: true }, at, countsRun);
+    this.#emit({ ...outcome, api: r.api, kind: r.kind, batch: true }, at, countsRun ? "as-call" : "never");
   }
 
   /** `countsRun: false`: the run counted this usage itself (a poll inside `run.llm`). */
-  #emit(o: Outcome, at: Occasion, countsRun = true): void {
+  /**
+   * `toRun`: whether the usage counts to the call's agent run: as the call does (not inside `run.llm`,
+   * which counts the reply itself), always, or never.
+   */
+  #emit(o: Outcome, at: Occasion, toRun: "as-call" | "always" | "never" = "as-call"): void {
     // Record fields as the gateway takes them (fieldText): a provider's odd value never loses the record.
     const model = fieldText(o.usage?.model) ?? this.#requestedModel() ?? "unknown";
-    if (o.usage && countsRun && this.#run?.counts)
+    const counted = toRun === "always" || (toRun === "as-call" && this.#run?.counts === true);
+    if (o.usage && counted && this.#run)
       this.#run.run.recordUsage(o.usage.usage, {
         provider: this.spec.provider,
         model,

@@ -50,11 +50,14 @@ export async function reopeningStore<S extends { close(): Promise<void> }>(
       await reopen(broken.error);
       if (broken) throw broken.error;
     }
-    const target = current as unknown as Record<string | symbol, (...a: unknown[]) => Promise<unknown>>;
+    const store = current;
+    const target = store as unknown as Record<string | symbol, (...a: unknown[]) => Promise<unknown>>;
     try {
-      return await (replaced.get(method) ?? target[method]!).apply(current, args);
+      return await (replaced.get(method) ?? target[method]!).apply(store, args);
     } catch (e) {
-      if (!closed && INVALIDATED.test((e as Error)?.message ?? "")) void reopen(e as Error);
+      // A call still on a store opened again since (it failed late) says nothing of the one open now.
+      if (!closed && store === current && INVALIDATED.test((e as Error)?.message ?? ""))
+        void reopen(e as Error);
       throw e;
     }
   };

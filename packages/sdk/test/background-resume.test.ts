@@ -3,48 +3,26 @@
 // its own: the SDK records a response once per process, under the id its fixture gives it.
 
 import { setTimeout as sleep } from "node:timers/promises";
-import { type CallRecordInput, extractFromSse, USAGE_FIELDS } from "@tollgate/core";
-import OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { extractFromSse, USAGE_FIELDS } from "@tollgate/core";
+import { describe, expect, it } from "vitest";
 import { collect } from "../../server/test/helpers.js";
-import { fixture, type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
-import { agentRun, withAttribution, wrapOpenAI } from "../src/index.js";
+import { fixture } from "../../server/test/mock-upstream.js";
+import { agentRun, withAttribution } from "../src/index.js";
+import { clientsAgainstMock, cutBackgroundStream, type StreamEvent } from "./background-helpers.js";
 
 const REL = "conformance/payloads/openai/responses.stream.gpt-5.2.reasoning.sse";
 const CASE = { "x-mock-case": "sdk-resume", "x-mock-fixture": REL };
 
-let mock: MockUpstream;
-let openai: OpenAI; // wrapped
-let plain: OpenAI;
-const sent: CallRecordInput[] = [];
-
-beforeAll(async () => {
-  mock = await startMockUpstream({ chunkDelayMs: 1 });
-  const opts = { apiKey: "sk-test", maxRetries: 0, baseURL: `${mock.url}/v1` };
-  openai = wrapOpenAI(new OpenAI(opts), { sink: (r) => sent.push(r) });
-  plain = new OpenAI(opts);
-});
-
-afterAll(async () => {
-  await mock?.close();
-});
-
-type StreamEvent = { type: string; sequence_number: number; response?: { id: string } };
+const clients = clientsAgainstMock();
+const { sent } = clients;
 
 describe("SDK: a background stream resumed", () => {
   it("is billed once, from the resumed stream's final event, for its submission's scope; the app reads the same events", async () => {
-    const seen: StreamEvent[] = [];
-    await withAttribution({ feature: "resumable" }, async () => {
-      const stream = await openai.responses.create(
-        { model: "gpt-5.2", input: "Tallest mountain in Alberta?", stream: true, background: true },
-        { headers: { ...CASE, "x-mock-scenario": "reset-mid-stream" } },
-      );
-      await expect(
-        (async () => {
-          for await (const ev of stream) seen.push(ev as StreamEvent);
-        })(),
-      ).rejects.toThrow();
-    });
+    const openai = clients.wrapped();
+    const plain = clients.plain();
+    const seen = await withAttribution({ feature: "resumable" }, () =>
+      cutBackgroundStream(openai, "gpt-5.2", CASE),
+    );
     const id = seen[0]!.response!.id;
     expect(sent).toHaveLength(1);
     expect(sent[0]).toMatchObject({ kind: "other", request_id: id, feature: "resumable" });
@@ -77,6 +55,7 @@ describe("SDK: a background stream resumed", () => {
   });
 
   it("still being read when a resumption elsewhere reaches its end: billed once, for the submission's scope and agent run", async () => {
+    const openai = clients.wrapped();
     // A fixture of its own: this file's first case recorded the other one's response.
     const mockCase = {
       "x-mock-case": "sdk-running",

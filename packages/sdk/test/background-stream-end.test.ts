@@ -2,34 +2,24 @@
 // response finished, and its usage came with that event, so it is billed then, as a stream read to its end.
 // A file of its own: the SDK records a response once per process, under the id its fixture gives it.
 
-import { type CallRecordInput, extractFromSse, USAGE_FIELDS } from "@tollgate/core";
-import OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fixture, type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
-import { wrapOpenAI } from "../src/index.js";
+import { extractFromSse, USAGE_FIELDS } from "@tollgate/core";
+import { describe, expect, it } from "vitest";
+import { fixture } from "../../server/test/mock-upstream.js";
+import { clientsAgainstMock } from "./background-helpers.js";
 
 const REL = "conformance/payloads/openai/responses.stream.gpt-5.2.reasoning.sse";
 
-let mock: MockUpstream;
-let openai: OpenAI;
-const sent: CallRecordInput[] = [];
-
-beforeAll(async () => {
-  mock = await startMockUpstream({ chunkDelayMs: 1 });
-  const opts = { apiKey: "sk-test", maxRetries: 0, baseURL: `${mock.url}/v1` };
-  openai = wrapOpenAI(new OpenAI(opts), { sink: (r) => sent.push(r) });
-});
-
-afterAll(async () => {
-  await mock?.close();
-});
+const clients = clientsAgainstMock();
+const { sent } = clients;
 
 describe("SDK: a background stream left at its final event", () => {
   it("is billed from that event at once, not left for a poll that may never come", async () => {
-    const stream = await openai.responses.create(
-      { model: "gpt-5.2", input: "Tallest mountain in Alberta?", stream: true, background: true },
-      { headers: { "x-mock-case": "sdk-break-at-end", "x-mock-fixture": REL } },
-    );
+    const stream = await clients
+      .wrapped()
+      .responses.create(
+        { model: "gpt-5.2", input: "Tallest mountain in Alberta?", stream: true, background: true },
+        { headers: { "x-mock-case": "sdk-break-at-end", "x-mock-fixture": REL } },
+      );
     for await (const ev of stream) if (ev.type === "response.completed") break;
     expect(sent).toHaveLength(1);
     const expected = extractFromSse("openai.responses", fixture(REL))!;

@@ -1,0 +1,53 @@
+// Shared by the SDK's background-response test files: each file runs in a process of its own, since the
+// SDK records a response once per process, under the id the mock's fixture gives it.
+import type { CallRecordInput } from "@tollgate/core";
+import OpenAI from "openai";
+import { afterAll, beforeAll, expect } from "vitest";
+import { type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
+import { wrapOpenAI } from "../src/index.js";
+
+export type StreamEvent = { type: string; sequence_number: number; response?: { id: string } };
+
+/**
+ * A fixture-replaying mock for the file, a wrapped client and an unwrapped one against it, and the records
+ * the wrapped one sends (read them once the hooks ran).
+ */
+export function clientsAgainstMock(): {
+  wrapped: () => OpenAI;
+  plain: () => OpenAI;
+  sent: CallRecordInput[];
+} {
+  let mock: MockUpstream;
+  let wrapped: OpenAI;
+  let plain: OpenAI;
+  const sent: CallRecordInput[] = [];
+  beforeAll(async () => {
+    mock = await startMockUpstream({ chunkDelayMs: 1 });
+    const opts = { apiKey: "sk-test", maxRetries: 0, baseURL: `${mock.url}/v1` };
+    wrapped = wrapOpenAI(new OpenAI(opts), { sink: (r) => sent.push(r) });
+    plain = new OpenAI(opts);
+  });
+  afterAll(async () => {
+    await mock?.close();
+  });
+  return { wrapped: () => wrapped, plain: () => plain, sent };
+}
+
+/** A background stream the mock cuts half-way (reset-mid-stream): the events the client got before the break. */
+export async function cutBackgroundStream(
+  client: OpenAI,
+  model: string,
+  headers: Record<string, string>,
+): Promise<StreamEvent[]> {
+  const seen: StreamEvent[] = [];
+  const stream = await client.responses.create(
+    { model, input: "Tallest mountain in Alberta?", stream: true, background: true },
+    { headers: { ...headers, "x-mock-scenario": "reset-mid-stream" } },
+  );
+  await expect(
+    (async () => {
+      for await (const ev of stream) seen.push(ev as StreamEvent);
+    })(),
+  ).rejects.toThrow();
+  return seen;
+}

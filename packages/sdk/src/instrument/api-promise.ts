@@ -177,7 +177,8 @@ function observedEvents(
   hideEvent: EventFilter | undefined,
 ): AsyncIterableIterator<unknown> {
   const extractor: StreamExtractor = createStreamExtractor(call.spec.api);
-  let submission = call.body.background === true ? "unknown" : null;
+  const background = call.body.background === true;
+  let submitted: string | null = null;
   const httpStatus = response?.status ?? 200;
   const requestId = requestIdOf(response);
   /**
@@ -200,7 +201,7 @@ function observedEvents(
     // A background response runs on when its stream is cut short: recorded as its submission is, and
     // priced by the poll that finds it finished. Unless its final event came (the only one of a Responses
     // stream with usage): the app stopped reading at the end, and the response is finished.
-    const responseId = call.body.background === true ? extractor.responseId() : null;
+    const responseId = background ? extractor.responseId() : null;
     if (responseId) {
       const usage = usageOf(() => extractor.result());
       if (usage) return finishWhole(usage, responseId);
@@ -225,7 +226,7 @@ function observedEvents(
     if (r.done) {
       finishWhole(
         usageOf(() => extractor.result()),
-        call.body.background === true ? extractor.responseId() : null,
+        background ? extractor.responseId() : null,
       );
       return r;
     }
@@ -233,12 +234,9 @@ function observedEvents(
     extractor.push(r.value);
     // A background response's stream is its submission from its first event on: a poll or a resumption
     // that finds the response finished while the app still reads this stream records it for this call.
-    if (submission === "unknown") {
-      const id = extractor.responseId();
-      if (id) {
-        submission = id;
-        rememberSubmission(id, call);
-      }
+    if (background && submitted === null) {
+      submitted = extractor.responseId();
+      if (submitted) rememberSubmission(submitted, call);
     }
     return hideEvent?.(r.value) ? events.next().then(onResult, onError) : r;
   };

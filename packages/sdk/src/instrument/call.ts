@@ -101,8 +101,8 @@ export class TrackedCall {
    * only what that record reads of the request, not the whole request (a prompt may be megabytes).
    */
   keepForLater(): void {
-    const { model, service_tier, stream, background } = this.#body;
-    this.#body = { model, service_tier, stream, background };
+    const { model, service_tier, stream } = this.#body;
+    this.#body = { model, service_tier, stream };
   }
 
   get stream(): boolean {

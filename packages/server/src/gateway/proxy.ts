@@ -737,7 +737,8 @@ export class Gateway {
     let events = 0;
     // A background response's stream is its submission from its first event on: a poll or a resumption that
     // finds the response finished while it runs records it for this call, and turns this call's hold into its spend.
-    let submission = call.parsed?.background === true ? "unknown" : null;
+    const background = call.parsed?.background === true;
+    let submitted: string | null = null;
     const relay = (chunk: Buffer) => {
       // The client's bytes go out before usage is read from them: extraction never delays a token.
       const passed = stripper === null && res.write(chunk);
@@ -746,12 +747,9 @@ export class Gateway {
       extractor.push(text);
       events += countEvents(text);
       pace.wrote(writable, chunk.length);
-      if (submission === "unknown") {
-        const id = fieldText(extractor.responseId());
-        if (id) {
-          submission = id;
-          this.#submitted.set(id, { ...ownerOf(call), ticket });
-        }
+      if (background && submitted === null) {
+        submitted = fieldText(extractor.responseId());
+        if (submitted) this.#submitted.set(submitted, { ...ownerOf(call), ticket });
       }
     };
     // A stream the upstream compressed anyway is relayed decoded (the client's own accept-encoding was
@@ -801,7 +799,7 @@ export class Gateway {
     // A background response's stream: recorded under its response id. Streamed to its end, it is the
     // response's record, unless a poll found the response finished first (and recorded it). Cut short,
     // the response goes on upstream: recorded as its submission is, and priced by the poll that finds it finished.
-    const responseId = call.parsed?.background === true ? fieldText(extractor.responseId()) : null;
+    const responseId = background ? fieldText(extractor.responseId()) : null;
     const claim = responseId !== null && whole ? await this.#claimFinished(responseId) : null;
     const pollRecords = responseId !== null && claim !== "first";
     // Whoever records the response settles this call's hold: the poll or resumption here that found it
@@ -910,24 +908,22 @@ export class Gateway {
   async #recordFinished(call: Call, json: Record<string, unknown>, response: BackgroundResponse) {
     // Recorded for its submission when this process saw it (a poll may come with another key), else for the poll.
     const here = this.#submitted.get(response.id);
-    let usage: ExtractedUsage;
-    try {
-      usage = extractFromResponse("openai.responses", json);
-    } catch {
-      // Finished without usage (cancelled or failed before it ran): nothing was billed, and its hold is let go.
-      this.#submitted.delete(response.id);
-      if (here?.ticket)
-        await this.deps.guard.settle(here.ticket, { cost: 0n, tokens: 0, toolCalls: 0, eventId: null });
-      return;
-    }
-    let owner = here ?? ownerOf(call);
-    const claim = await this.#claimFinished(response.id);
-    if (claim === "taken here") return; // by another poll or its stream, which settle its hold
-    // Its spend is counted where it is recorded: the hold of its submission here is let go.
+    // Where nothing is spent here (no usage, or recorded elsewhere), the hold of its submission here is let go.
     const letGo = async () => {
       if (here?.ticket)
         await this.deps.guard.settle(here.ticket, { cost: 0n, tokens: 0, toolCalls: 0, eventId: null });
     };
+    let usage: ExtractedUsage;
+    try {
+      usage = extractFromResponse("openai.responses", json);
+    } catch {
+      // Finished without usage (cancelled or failed before it ran): nothing was billed.
+      this.#submitted.delete(response.id);
+      return letGo();
+    }
+    let owner = here ?? ownerOf(call);
+    const claim = await this.#claimFinished(response.id);
+    if (claim === "taken here") return; // by another poll or its stream, which settle its hold
     if (claim === "taken elsewhere") return letGo();
     const createdMs = response.createdMs ?? Date.now();
     // Already recorded elsewhere: by another replica's poll, before a restart, or from its own stream.

@@ -25,6 +25,7 @@ import {
   adminRequest,
   gatewayRecords,
   type Json,
+  nanoChat,
   postEvents,
   startTestGateway,
   validRecord,
@@ -272,11 +273,7 @@ describe("batch results and limits", () => {
         "x-tollgate-feature": "tpm-batch",
       },
     });
-    const live = () =>
-      c.chat.completions.create({ model: "gpt-4.1-nano", messages: [{ role: "user", content: "x" }] }).then(
-        () => "ok",
-        (e) => e.code,
-      );
+    const live = () => nanoChat(c);
     expect(await live()).toBe("ok");
     await (await c.files.content("file-batch-output-2")).text(); // 4 results, ~8,800 tokens of past work
     const records = await batchRecords("tpm-batch", 4);

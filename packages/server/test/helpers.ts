@@ -278,3 +278,21 @@ export const UNSENT_TIMEOUT = {
   cost_nanousd: 0n,
   cost_source: "computed",
 } as const;
+
+/** What a call through a provider SDK came to: "ok", or the code of the error it raised (budget_exceeded, …). */
+export function okOrCode(call: Promise<unknown>): Promise<string> {
+  return call.then(
+    () => "ok",
+    (e: { code?: string }) => String(e.code),
+  );
+}
+
+/** A one-message gpt-4.1-nano chat call through `client`, come to "ok" or its error's code (okOrCode). */
+export function nanoChat(
+  client: { chat: { completions: { create(body: object): Promise<unknown> } } },
+  content = "x",
+): Promise<string> {
+  return okOrCode(
+    client.chat.completions.create({ model: "gpt-4.1-nano", messages: [{ role: "user", content }] }),
+  );
+}

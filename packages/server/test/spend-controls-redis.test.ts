@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { usdToNano } from "@tollgate/core";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Json, startTestGateway } from "./helpers.js";
+import { type Json, okOrCode, startTestGateway } from "./helpers.js";
 import { type MockUpstream, startMockUpstream } from "./mock-upstream.js";
 import { startRedis, type TestRedis } from "./redis-server.js";
 
@@ -148,13 +148,12 @@ describe("two gateway processes sharing Redis", () => {
     const outcomes: string[] = [];
     for (let i = 0; i < 10; i++)
       outcomes.push(
-        await clients[i % 2]!.chat.completions.create({
-          model: "o3-mini",
-          max_completion_tokens: 3000,
-          messages: [{ role: "user", content: `step ${i}` }],
-        }).then(
-          () => "ok",
-          (e) => e.code,
+        await okOrCode(
+          clients[i % 2]!.chat.completions.create({
+            model: "o3-mini",
+            max_completion_tokens: 3000,
+            messages: [{ role: "user", content: `step ${i}` }],
+          }),
         ),
       );
     // $0.0108427 a call: the 5th crosses $0.05, every later call on either gateway is refused

@@ -6,7 +6,7 @@ import Anthropic from "@anthropic-ai/sdk";
 import { formatUsd, usdToNano } from "@tollgate/core";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { adminRequest, gatewayRecords, type Json, startTestGateway } from "./helpers.js";
+import { adminRequest, gatewayRecords, type Json, nanoChat, okOrCode, startTestGateway } from "./helpers.js";
 import { type MockUpstream, startMockUpstream } from "./mock-upstream.js";
 
 let mock: MockUpstream;
@@ -120,16 +120,15 @@ describe("hard caps", () => {
       overrides: [{ when: { customer_id: "acme" }, limit_usd: "5.00" }],
     });
     const call = (customer: string) =>
-      client({ "x-tollgate-customer-id": customer, "x-tollgate-feature": "tiers" })
-        .chat.completions.create({
-          model: "gpt-4.1-nano",
-          max_tokens: 400,
-          messages: [{ role: "user", content: "hello" }],
-        })
-        .then(
-          () => "ok",
-          (e) => e.code,
-        );
+      okOrCode(
+        client({ "x-tollgate-customer-id": customer, "x-tollgate-feature": "tiers" }).chat.completions.create(
+          {
+            model: "gpt-4.1-nano",
+            max_tokens: 400,
+            messages: [{ role: "user", content: "hello" }],
+          },
+        ),
+      );
     // gpt-4.1-nano: ~$0.0002 worst case for this request, $0.000147 actual.
     expect([await call("free-1"), await call("free-1"), await call("free-1")]).toEqual([
       "ok",
@@ -164,12 +163,7 @@ describe("hard caps", () => {
     });
     expect((await api("GET", "/api/budgets/late")).json.spend_usd).toBe("0.040344");
     // $0.040344 spent + $0.083 worst case > $0.10
-    expect(
-      await ask().then(
-        () => "ok",
-        (e) => e.code,
-      ),
-    ).toBe("budget_exceeded");
+    expect(await okOrCode(ask())).toBe("budget_exceeded");
   });
 
   it("unpriced models: a budget with unpriced=block refuses them, with a clear error", async () => {
@@ -292,11 +286,7 @@ describe("rate limits and throttling", () => {
       throttle_rpm: 2,
     });
     const oa = client({ "x-tollgate-feature": "slow" });
-    const call = () =>
-      oa.chat.completions.create({ model: "gpt-4.1-nano", messages: [{ role: "user", content: "hi" }] }).then(
-        () => "ok",
-        (e) => e.code,
-      );
+    const call = () => nanoChat(oa, "hi");
     // 1st call spends past the cap; then 2 a minute pass and the rest are throttled
     expect([await call(), await call(), await call(), await call()]).toEqual([
       "ok",
@@ -367,11 +357,7 @@ describe("agent runs", () => {
       "x-tollgate-agent-type": "counter-bot",
       "x-test-case": "count-1",
     });
-    const call = () =>
-      oa.chat.completions.create({ model: "gpt-4.1-nano", messages: [{ role: "user", content: "x" }] }).then(
-        () => "ok",
-        (e) => e.code,
-      );
+    const call = () => nanoChat(oa);
     expect([await call(), await call(), await call(), await call(), await call()]).toEqual([
       "ok",
       "ok",
@@ -653,16 +639,13 @@ describe("restart", () => {
       );
       const oa = client({ "x-tollgate-user-id": "p1", "x-mock-fixture": CACHE_WRITE }, first);
       const call = () =>
-        oa.chat.completions
-          .create({
+        okOrCode(
+          oa.chat.completions.create({
             model: "gpt-5.6-sol",
             max_completion_tokens: 64,
             messages: [{ role: "user", content: LONG_PROMPT }],
-          })
-          .then(
-            () => "ok",
-            (e) => e.code,
-          );
+          }),
+        );
       expect([await call(), await call()]).toEqual(["ok", "ok"]);
       await api("POST", "/api/runs/persist-run/kill", {}, first);
       const before = (await api("GET", "/api/budgets/persist", undefined, first)).json;

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { Api } from "@tollgate/core";
-import { isResponsePoll, isResumedStream } from "./background.js";
+import { responseRead } from "./background.js";
 
 /** What a gateway path is: which provider serves it, which wire format it speaks, how it is recorded. */
 export interface GatewayRoute {
@@ -51,17 +51,16 @@ export function classify(url: string, headers?: IncomingHttpHeaders, method = "P
   if (path === null || !path.startsWith("/v1/") || OWN.has(path)) return null;
   // No climbing out of /v1 on the upstream (named upstreams may add credentials to every request).
   if (/(^|\/)\.\.(\/|$)/.test(path)) return null;
-  const upstreamPath = upstreamPathOf(url, path, query);
-  if (isResponsePoll(method, path, query.slice(1)))
-    return { family: "openai", api: null, kind: "other", upstreamPath, poll: true };
-  if (isResumedStream(method, path, query.slice(1)))
-    return { family: "openai", api: null, kind: "other", upstreamPath, resumed: true };
-  if (method === "GET" && /^\/v1\/messages\/batches(\/[^/]+)?$/.test(path))
-    return { family: "anthropic", api: null, kind: "other", upstreamPath, batches: true };
   const priced = method === "POST" ? PRICED[path] : undefined;
   // A model call goes upstream on its own path, however the client spelt it.
   if (priced)
     return { family: priced.family, api: priced.api, kind: priced.kind, upstreamPath: path.slice(3) + query };
+  const upstreamPath = upstreamPathOf(url, path, query);
+  const read = responseRead(method, path, query.slice(1));
+  if (read === "poll") return { family: "openai", api: null, kind: "other", upstreamPath, poll: true };
+  if (read === "resumed") return { family: "openai", api: null, kind: "other", upstreamPath, resumed: true };
+  if (method === "GET" && /^\/v1\/messages\/batches(\/[^/]+)?$/.test(path))
+    return { family: "anthropic", api: null, kind: "other", upstreamPath, batches: true };
   return {
     family:
       path.startsWith("/v1/messages") ||
@@ -75,7 +74,6 @@ export function classify(url: string, headers?: IncomingHttpHeaders, method = "P
   };
 }
 
-/** A request path percent-decoded, runs of `/` made one, without a trailing `/`; null when it does not decode. */
 /**
  * The path below the upstream base URL, which ends in /v1 already: what follows the client's own /v1,
  * however it spelt that (`//v1`, `/%761`), as it sent it, query string included. Spelt stranger still
@@ -86,6 +84,7 @@ function upstreamPathOf(url: string, path: string, query: string): string {
   return prefix ? url.slice(prefix[0].length) : path.slice(3) + query;
 }
 
+/** A request path percent-decoded, runs of `/` made one, without a trailing `/`; null when it does not decode. */
 function canonicalPath(raw: string): string | null {
   let path: string;
   try {

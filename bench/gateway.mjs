@@ -8,10 +8,11 @@
 // --scale-out: (b) is a gateway replica (`--role gateway`) recording into ClickHouse with limits on Redis — a
 // clickhouse-server and a redis-server the bench starts (or TOLLGATE_CLICKHOUSE_URL) — instead of the embedded
 // default; their CPU and RSS are reported beside the replica's, and an `--role api` process on the same
-// ClickHouse answers the recording check. --small (with --scale-out): the replica runs as the README's
-// small replica (SMALL_REPLICA_ENV below: appends in-process, heap growth 50%, 4 MB semi-spaces).
+// ClickHouse answers the recording check. --small: (b) runs with the README's small-memory settings
+// (SMALL_ENV below: appends in-process, heap growth 50%, 4 MB semi-spaces; for the embedded store also 16 KB
+// blocks, checkpoints from 8 MB of WAL, and allocators that hand freed memory back).
 // Usage: npm run bench:gateway [-- --quick] [-- --connections 64 --rate 500 --closed-s 6 --open-s 10 --streams 100]
-//        [-- --scale-out [--small]] [-- --no-portkey]
+//        [-- --small] [-- --scale-out] [-- --no-portkey]
 // Env BENCH_NODE_FLAGS: extra node flags for the `tollgate serve` process (e.g. --cpu-prof).
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -60,15 +61,19 @@ const { values: argv } = parseArgs({
 const quick = argv.quick;
 const SCALE_OUT = argv["scale-out"];
 const SMALL = argv.small;
-if (SMALL && !SCALE_OUT) {
-  console.error("--small sizes a gateway replica: use it with --scale-out");
-  process.exit(2);
-}
-/** The README's small replica: the settings that trade a little tail latency for memory. */
-const SMALL_REPLICA_ENV = {
+/** The README's small-memory settings: they trade some throughput and tail latency for memory. */
+const SMALL_ENV = {
   TOLLGATE_STORE_THREAD: "0",
   TOLLGATE_HEAP_GROWTH_PERCENT: "50",
   NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --max-semi-space-size=4`.trim(),
+  ...(SCALE_OUT
+    ? {}
+    : {
+        TOLLGATE_DUCKDB_BLOCK_SIZE: "16384",
+        TOLLGATE_CHECKPOINT_WAL_MB: "8",
+        DUCKDB_JE_MALLOC_CONF: "dirty_decay_ms:0,muzzy_decay_ms:0",
+        MALLOC_ARENA_MAX: "2",
+      }),
 };
 const CONNECTIONS = Number(argv.connections);
 const RATE = Number(argv.rate);
@@ -238,15 +243,14 @@ log(`mock upstream: ${mock.origin} (pid ${mock.pid}), reply ${fixtureBytes} byte
 
 /** --scale-out: the ClickHouse and Redis the replica records into and limits on, and its store flags. */
 const services = SCALE_OUT ? await startScaleOutServices() : null;
+const smallEnv = SMALL ? SMALL_ENV : {};
 const tollgate = await startTollgate(
   mock.origin,
-  services
-    ? { args: services.args, env: { TOLLGATE_ROLE: "gateway", ...(SMALL ? SMALL_REPLICA_ENV : {}) } }
-    : {},
+  services ? { args: services.args, env: { TOLLGATE_ROLE: "gateway", ...smallEnv } } : { env: smallEnv },
 );
 if (SMALL)
   log(
-    `small replica: ${Object.entries(SMALL_REPLICA_ENV)
+    `small-memory settings: ${Object.entries(SMALL_ENV)
       .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
       .join(" ")}`,
   );
@@ -264,7 +268,7 @@ const targets = [
   { key: "a", name: "(a) direct", origin: mock.origin, extraHeaders: {}, pid: null },
   {
     key: "b",
-    name: SCALE_OUT ? `(b) tollgate ${SMALL ? "small " : ""}replica` : "(b) tollgate",
+    name: `(b) tollgate${SMALL ? " small" : ""}${SCALE_OUT ? " replica" : ""}`,
     origin: tollgate.url,
     extraHeaders: TOLLGATE_HEADERS,
     pid: tollgate.pid,

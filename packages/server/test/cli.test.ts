@@ -38,6 +38,8 @@ describe("tollgate CLI", () => {
         "64MB",
         "TOLLGATE_DUCKDB_MEMORY_LIMIT must be at least 128MB (got 64MB)",
       ],
+      ["TOLLGATE_DUCKDB_BLOCK_SIZE", "8192", "TOLLGATE_DUCKDB_BLOCK_SIZE must be a power of two from 16384"],
+      ["TOLLGATE_CHECKPOINT_WAL_MB", "8MB", "TOLLGATE_CHECKPOINT_WAL_MB must be a whole number"],
     ] as const) {
       const dataDirOfBad = join(dir, `bad-${name}`);
       const res = spawnSync(process.execPath, [CLI, "--data-dir", dataDirOfBad, "serve", "--port", "0"], {

@@ -1,8 +1,14 @@
 // A failed Appender must not come back: DuckDB writes an Appender's pending rows when it is destroyed
 // (on garbage collection), which would abort whatever transaction its connection runs by then.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
-import { describe, expect, it } from "vitest";
-import { appendWith, isDuplicateKey } from "../src/store/duckdb/appender.js";
+import { afterAll, describe, expect, it } from "vitest";
+import { appendInSlices, appendWith, isDuplicateKey } from "../src/store/duckdb/appender.js";
+import { DuckDbStore } from "../src/store/duckdb/store.js";
+import { recordKey } from "../src/store/types.js";
+import { demoRecords } from "./conformance-data.js";
 
 describe("appendWith", () => {
   it("writes the rows and closes the Appender", async () => {
@@ -52,5 +58,67 @@ describe("appendWith", () => {
     expect(err).toBeInstanceOf(Error);
     expect(isDuplicateKey(err)).toBe(false);
     expect((await c.runAndReadAll("SELECT count(*) FROM t")).getRowsJS()).toEqual([[0n]]);
+  });
+});
+
+describe("appendInSlices", () => {
+  it("writes at most perAppender rows per Appender, the event loop let run between two", async () => {
+    const c = await (await DuckDBInstance.create(":memory:")).connect();
+    await c.run("CREATE TABLE t (id INTEGER PRIMARY KEY)");
+    const slices: number[][] = [];
+    let turned = true;
+    const turnsBetween: boolean[] = [];
+    const fill = (a: import("@duckdb/node-api").DuckDBAppender, only: readonly number[] | undefined) => {
+      turnsBetween.push(turned);
+      turned = false;
+      setImmediate(() => {
+        turned = true;
+      });
+      slices.push([...only!]);
+      for (const id of only!) {
+        a.appendInteger(id);
+        a.endRow();
+      }
+    };
+    await appendInSlices(c, "t", { total: 250 }, 100, fill);
+    expect(slices.map((s) => [s[0], s.at(-1), s.length])).toEqual([
+      [0, 99, 100],
+      [100, 199, 100],
+      [200, 249, 50],
+    ]);
+    expect(turnsBetween).toEqual([true, true, true]);
+    slices.length = 0;
+    await appendInSlices(c, "t", { total: 0, only: [300, 301, 302] }, 2, fill);
+    expect(slices).toEqual([[300, 301], [302]]);
+    expect((await c.runAndReadAll("SELECT count(*), sum(id) FROM t")).getRowsJS()).toEqual([
+      [253n, 31125n + 903n],
+    ]);
+  });
+});
+
+describe("a store writing a few hundred rows per Appender (in-process: the event loop runs between)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "tg-slices-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const records = demoRecords({ days: 1, callsPerDay: 1000, seed: 5, now: Date.UTC(2026, 11, 4, 12) });
+
+  it("stores a batch whole and sorts out duplicates that fail a later slice", async () => {
+    const store = await DuckDbStore.open(dir, { rowsPerAppender: 100, closeDaysAtOpen: false });
+    try {
+      expect(records.length).toBeGreaterThan(650);
+      const first = await store.append(records.slice(0, 400));
+      expect(first.inserted.size).toBe(400);
+      // 250 new records first, then 250 stored ones: the duplicates fail a later slice of the same batch.
+      const mixed = [...records.slice(400, 650), ...records.slice(150, 400)];
+      const second = await store.append(mixed);
+      expect(second.inserted.size).toBe(250);
+      expect(second.inserted).toEqual(
+        new Set(records.slice(400, 650).map((r) => recordKey(r.workspace_id, r.event_id))),
+      );
+      const back = await store.query({ workspaceId: "default", limit: 10_000 });
+      expect(back.length).toBe(650);
+      expect(new Set(back.map((r) => r.event_id)).size).toBe(650);
+    } finally {
+      await store.close();
+    }
   });
 });

@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { checkpointDue } from "../src/store/duckdb/checkpoint-pacer.js";
+import { checkpointDue, checkpointWalBytesFrom } from "../src/store/duckdb/checkpoint-pacer.js";
 import { DuckDbStore } from "../src/store/duckdb/store.js";
 import { demoRecords } from "./conformance-data.js";
 
@@ -21,6 +21,28 @@ describe("checkpointDue", () => {
     { wal: 200 * MB, grown: 20 * MB, ms: 1000, due: false, why: "the rate, not the growth, decides" },
   ])("WAL $wal bytes, grown $grown in $ms ms: $due ($why)", ({ wal, grown, ms, due }) => {
     expect(checkpointDue(wal, grown, ms, opts)).toBe(due);
+  });
+
+  it("with no minimum, checkpoints any WAL that is not growing fast, and never an empty one", () => {
+    const any = { minWalBytes: 0, bulkBytesPerSec: 16 * MB };
+    expect(checkpointDue(1, 0, 1000, any)).toBe(true);
+    expect(checkpointDue(0, 0, 1000, any)).toBe(false);
+  });
+});
+
+describe("TOLLGATE_CHECKPOINT_WAL_MB", () => {
+  const walBytes = (v?: string) =>
+    checkpointWalBytesFrom(v === undefined ? {} : { TOLLGATE_CHECKPOINT_WAL_MB: v });
+  it("is 32 MB unless set; 0 checkpoints any WAL", () => {
+    expect(walBytes()).toBe(32 * MB);
+    expect(walBytes("8")).toBe(8 * MB);
+    expect(walBytes("0")).toBe(0);
+  });
+  it("refuses what is not a whole number of MB up to 1024", () => {
+    for (const v of ["8MB", "-1", "1.5", "2048"])
+      expect(() => walBytes(v), v).toThrow(
+        `TOLLGATE_CHECKPOINT_WAL_MB must be a whole number from 0 (any WAL) to 1024, got ${JSON.stringify(v)}`,
+      );
   });
 });
 

@@ -5,6 +5,8 @@ import { type GatewayConfig, gatewayConfigFromEnv } from "../gateway/config.js";
 import { heapGrowthFrom, limitHeapGrowth } from "../heap-growth.js";
 import { roleFrom, SERVER_ROLES, servesRoutes } from "../roles.js";
 import { startServer } from "../serve.js";
+import { duckDbBlockSizeFrom } from "../store/duckdb/block-size.js";
+import { checkpointWalBytesFrom } from "../store/duckdb/checkpoint-pacer.js";
 import { duckDbMemoryLimitFrom } from "../store/duckdb/memory-limit.js";
 import { backgroundNiceFrom, lowerBackgroundThreads } from "../thread-priority.js";
 import { appClient } from "./client.js";
@@ -62,6 +64,10 @@ Tuning (environment):
   TOLLGATE_STORE_THREAD=0|1     the embedded DuckDB store, or ClickHouse's appends, in-process (0) or on a
                                 thread of their own (1, default: a better gateway tail; 0: ~40 MB less RSS)
   TOLLGATE_DUCKDB_MEMORY_LIMIT  DuckDB's buffer-pool cap, e.g. 256MB (default) or 1GB; at least 128MB
+  TOLLGATE_CHECKPOINT_WAL_MB    checkpoint the embedded store once its WAL holds this much and is not
+                                growing at a bulk load's pace (32); less keeps fewer rows in memory
+  TOLLGATE_DUCKDB_BLOCK_SIZE    block size of a new embedded store file, 16384 to 262144 (DuckDB's default):
+                                16384 halves the memory rows take until a checkpoint; analytics read more blocks
   TOLLGATE_POLICY_REFRESH_MS    how often a replica re-reads budgets and limits from a shared store (5000)`,
     )
     .action(
@@ -91,6 +97,8 @@ Tuning (environment):
           backgroundNice = backgroundNiceFrom();
           heapGrowth = heapGrowthFrom();
           duckDbMemoryLimitFrom();
+          duckDbBlockSizeFrom();
+          checkpointWalBytesFrom();
           // Its settings read here: a bad one is a usage error (exit 2, no stack trace), as these are.
           if (servesRoutes(role, "gateway")) gateway = gatewayConfigFromEnv({}, opts.upstreams ?? null);
         } catch (e) {

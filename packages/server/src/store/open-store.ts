@@ -51,9 +51,13 @@ export async function openStore(dataDir: string, opts: StoreOptions = {}): Promi
     return (await import("./duckdb/thread-store.js")).ThreadStore.open(dataDir, THREAD_ENTRY);
   const { DuckDbStore } = await import("./duckdb/store.js");
   const { reopeningStore } = await import("./duckdb/reopening.js");
-  // As on the store's thread (thread-entry.ts): a database DuckDB invalidated is opened again.
-  return reopeningStore(() => DuckDbStore.open(dataDir));
+  // As on the store's thread (thread-entry.ts): a database DuckDB invalidated is opened again. In-process,
+  // a batch is written a few hundred rows at a time, the gateway's requests served between.
+  return reopeningStore(() => DuckDbStore.open(dataDir, { rowsPerAppender: IN_PROCESS_ROWS_PER_APPENDER }));
 }
+
+/** ~1.5 ms of the event loop per Appender (appendInSlices). */
+const IN_PROCESS_ROWS_PER_APPENDER = 256;
 
 function threaded(asked: boolean | undefined, entry: URL): boolean {
   const env = process.env.TOLLGATE_STORE_THREAD;

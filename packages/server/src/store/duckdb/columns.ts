@@ -322,8 +322,8 @@ export const SELECT_RECORD = COLUMNS.map((c) =>
 export const STAGING_IDS_DDL = "CREATE TEMP TABLE staging_ids (workspace_id VARCHAR, event_id VARCHAR)";
 const ID_COLUMNS = ["workspace_id", "event_id"].map((n) => COLUMNS.findIndex((c) => c.name === n));
 
-export function appendIds(a: DuckDBAppender, cols: RecordColumns): void {
-  appendChunks(a, cols, ID_COLUMNS, [VARCHAR, VARCHAR]);
+export function appendIds(a: DuckDBAppender, cols: RecordColumns, only?: readonly number[]): void {
+  appendChunks(a, cols, ID_COLUMNS, [VARCHAR, VARCHAR], only);
 }
 
 const NUMBER_KINDS = new Set<Kind>(["int32", "int64", "timestamp"]);

@@ -2,6 +2,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import { DataDirLockedError } from "../../data-dir-lock.js";
+import { duckDbBlockSizeFrom } from "./block-size.js";
 import { duckDbMemoryLimitFrom } from "./memory-limit.js";
 import { MIGRATIONS } from "./migrations.js";
 
@@ -11,9 +12,13 @@ export async function openDuckDb(
 ): Promise<{ instance: DuckDBInstance; conn: DuckDBConnection; file: string }> {
   mkdirSync(dataDir, { recursive: true });
   const file = join(dataDir, "tollgate.duckdb");
+  const blockSize = duckDbBlockSizeFrom();
   let instance: DuckDBInstance;
   try {
-    instance = await DuckDBInstance.create(file);
+    instance = await DuckDBInstance.create(
+      file,
+      blockSize === undefined ? undefined : { default_block_size: String(blockSize) },
+    );
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     if (/lock/i.test(msg)) {

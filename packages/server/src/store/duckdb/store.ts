@@ -30,7 +30,7 @@ import {
   type UserDayRow,
 } from "../types.js";
 import { agentRuns, firstSeen, segmentSets, userDays, userDaysOf } from "./analytics.js";
-import { appendWith, isDuplicateKey } from "./appender.js";
+import { appendInSlices, appendWith, isDuplicateKey } from "./appender.js";
 import { CheckpointPacer, type CheckpointPacerOptions } from "./checkpoint-pacer.js";
 import {
   appendColumns,
@@ -79,6 +79,7 @@ export class DuckDbStore implements Store {
   readonly #retention = new Map<string, Promise<Retention>>();
   /** Days before this are summed in segment_days (null: none yet); changed only under the exclusive gate. */
   #closedBefore: number | null = null;
+  #rowsPerAppender = Number.POSITIVE_INFINITY;
   /** Appends share it; closing days and purging take it alone, so no append straddles them. */
   readonly #gate = new Gate();
   /** Appends that add late calls to segment_days run one at a time (DuckDB rejects concurrent updates of a row). */
@@ -101,7 +102,8 @@ export class DuckDbStore implements Store {
    * `closeDaysAtOpen: false` leaves summing closed days to the first `closeDays()` call (tests, benches);
    * `openDaySums: false` answers every spend question from the raw calls (no in-memory open-day sums);
    * `maxOpenDaySums` bounds how many they may hold (default MAX_OPEN_DAY_SUMS); `checkpoints` paces
-   * checkpoints of a slowly growing WAL (CheckpointPacer).
+   * checkpoints of a slowly growing WAL (CheckpointPacer); `rowsPerAppender` bounds the rows one Appender
+   * writes, synchronously on the calling thread (appendInSlices: for a store on the gateway's event loop).
    */
   static async open(
     dataDir: string,
@@ -110,6 +112,7 @@ export class DuckDbStore implements Store {
       openDaySums?: boolean;
       maxOpenDaySums?: number;
       checkpoints?: CheckpointPacerOptions;
+      rowsPerAppender?: number;
     } = {},
   ): Promise<DuckDbStore> {
     const { instance, conn, file } = await openDuckDb(dataDir);
@@ -120,6 +123,7 @@ export class DuckDbStore implements Store {
       writers.push(new Lane(c));
     }
     const store = new DuckDbStore(instance, new Lane(conn), writers);
+    store.#rowsPerAppender = opts.rowsPerAppender ?? Number.POSITIVE_INFINITY;
     store.#closedBefore = await closedBefore(conn);
     store.#openDaySumsMax = opts.openDaySums === false ? null : (opts.maxOpenDaySums ?? MAX_OPEN_DAY_SUMS);
     if (opts.closeDaysAtOpen !== false) await store.closeDays();
@@ -129,7 +133,9 @@ export class DuckDbStore implements Store {
     store.#checkpointer = checkpointer;
     store.#pacer = new CheckpointPacer(
       `${file}.wal`,
-      () => checkpointer.run((c) => c.run("CHECKPOINT")).then(() => {}),
+      // Alone: an append during a checkpoint waits for it inside DuckDB, and an in-process store's Appender
+      // waits on the event loop (the gateway froze for up to 384 ms); behind the gate it waits as a promise.
+      () => store.#gate.exclusive(() => checkpointer.run((c) => c.run("CHECKPOINT"))).then(() => {}),
       opts.checkpoints,
     );
     return store;
@@ -223,12 +229,14 @@ export class DuckDbStore implements Store {
     const keys = records.map((r) => recordKey(r.workspace_id, r.event_id));
     const allNew = await inTransaction(c, async () => {
       try {
-        await appendWith(c, "event_ids", (a) => appendIds(a, cols));
+        await appendInSlices(c, "event_ids", { total: cols.rows }, this.#rowsPerAppender, (a, only) =>
+          appendIds(a, cols, only),
+        );
       } catch (e) {
         if (isDuplicateKey(e)) return false;
         throw e;
       }
-      await appendFresh(c, cols, undefined, late);
+      await appendFresh(c, cols, undefined, late, this.#rowsPerAppender);
       return true;
     });
     if (allNew) {
@@ -244,6 +252,7 @@ export class DuckDbStore implements Store {
           cols,
           only,
           late.filter((r) => fresh.has(recordKey(r.workspace_id, r.event_id))),
+          this.#rowsPerAppender,
         );
       return fresh;
     });
@@ -756,7 +765,10 @@ async function appendFresh(
   cols: RecordColumns,
   only: readonly number[] | undefined,
   late: CallRecord[],
+  rowsPerAppender: number,
 ): Promise<void> {
-  await appendWith(c, "events", (a) => appendColumns(a, cols, only));
+  await appendInSlices(c, "events", { total: cols.rows, only }, rowsPerAppender, (a, pick) =>
+    appendColumns(a, cols, pick),
+  );
   if (late.length) await addLateCalls(c, late);
 }

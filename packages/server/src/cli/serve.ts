@@ -64,8 +64,8 @@ Tuning (environment):
   TOLLGATE_STORE_THREAD=0|1     the embedded DuckDB store, or ClickHouse's appends, in-process (0) or on a
                                 thread of their own (1, default: a better gateway tail; 0: ~40 MB less RSS)
   TOLLGATE_DUCKDB_MEMORY_LIMIT  DuckDB's buffer-pool cap, e.g. 256MB (default) or 1GB; at least 128MB
-  TOLLGATE_CHECKPOINT_WAL_MB    checkpoint the embedded store once its WAL holds this much and is not
-                                growing at a bulk load's pace (32); less keeps fewer rows in memory
+  TOLLGATE_CHECKPOINT_WAL_MB    checkpoint the embedded store once its WAL holds this many MB and is not
+                                growing at a bulk load's pace, 1 to 256 (32); less keeps fewer rows in memory
   TOLLGATE_DUCKDB_BLOCK_SIZE    block size of a new embedded store file, 16384 to 262144 (DuckDB's default):
                                 16384 halves the memory rows take until a checkpoint; analytics read more blocks
   TOLLGATE_POLICY_REFRESH_MS    how often a replica re-reads budgets and limits from a shared store (5000)`,

@@ -21,15 +21,13 @@ const DEFAULTS: Required<CheckpointPacerOptions> = {
 };
 
 /**
- * TOLLGATE_CHECKPOINT_WAL_MB: the smallest WAL the pacer checkpoints (default 32). Less holds fewer rows in
- * memory between checkpoints for more checkpoints; a bulk load is left to DuckDB's threshold either way.
+ * TOLLGATE_CHECKPOINT_WAL_MB: the smallest WAL the pacer checkpoints, 1 to 256 (default 32; DuckDB's own
+ * threshold fires at 256). Less holds fewer rows in memory between checkpoints, for more checkpoints; a
+ * bulk load is left to DuckDB's threshold either way.
  */
 export function checkpointWalBytesFrom(env: NodeJS.ProcessEnv = process.env): number {
-  const mb = wholeNumberFromEnv(env, "TOLLGATE_CHECKPOINT_WAL_MB", {
-    fallback: 32,
-    max: 1024,
-    zeroMeans: "any WAL",
-  });
+  const mb = wholeNumberFromEnv(env, "TOLLGATE_CHECKPOINT_WAL_MB", { fallback: 32, max: 256 });
+  if (mb < 1) throw new Error("TOLLGATE_CHECKPOINT_WAL_MB must be at least 1, got 0");
   return mb * MB;
 }
 
@@ -62,7 +60,7 @@ export class CheckpointPacer {
     private readonly checkpoint: () => Promise<void>,
     opts: CheckpointPacerOptions = {},
   ) {
-    this.#opts = { ...DEFAULTS, minWalBytes: checkpointWalBytesFrom(), ...opts };
+    this.#opts = { ...DEFAULTS, ...opts };
     this.#timer = setInterval(() => void this.tick(), this.#opts.everyMs);
     this.#timer.unref();
   }

@@ -31,7 +31,7 @@ import {
 } from "../types.js";
 import { agentRuns, firstSeen, segmentSets, userDays, userDaysOf } from "./analytics.js";
 import { appendInSlices, appendWith, isDuplicateKey } from "./appender.js";
-import { CheckpointPacer, type CheckpointPacerOptions } from "./checkpoint-pacer.js";
+import { CheckpointPacer, type CheckpointPacerOptions, checkpointWalBytesFrom } from "./checkpoint-pacer.js";
 import {
   appendColumns,
   appendIds,
@@ -115,6 +115,8 @@ export class DuckDbStore implements Store {
       rowsPerAppender?: number;
     } = {},
   ): Promise<DuckDbStore> {
+    // Read before anything is opened: a bad setting leaves nothing behind.
+    const checkpoints = { minWalBytes: checkpointWalBytesFrom(), ...opts.checkpoints };
     const { instance, conn, file } = await openDuckDb(dataDir);
     const writers: Lane[] = [];
     for (let i = 0; i < WRITE_LANES; i++) {
@@ -136,7 +138,7 @@ export class DuckDbStore implements Store {
       // Alone: an append during a checkpoint waits for it inside DuckDB, and an in-process store's Appender
       // waits on the event loop (the gateway froze for up to 384 ms); behind the gate it waits as a promise.
       () => store.#gate.exclusive(() => checkpointer.run((c) => c.run("CHECKPOINT"))).then(() => {}),
-      opts.checkpoints,
+      checkpoints,
     );
     return store;
   }
@@ -579,22 +581,26 @@ export class DuckDbStore implements Store {
 
   async appendLimitEvents(rows: LimitEventRow[]): Promise<void> {
     if (!rows.length) return;
-    await this.reader.run((conn) =>
-      // Flushes in autocommit: the events are durable when this resolves.
-      appendWith(conn, "limit_events", (a) => {
-        for (const r of rows) {
-          a.appendTimestamp(new DuckDBTimestampValue(BigInt(r.ts) * 1000n));
-          a.appendVarchar(r.workspace_id);
-          a.appendVarchar(r.type);
-          a.appendVarchar(r.subject);
-          for (const v of [r.bucket, r.from_state, r.to_state])
-            v === null ? a.appendNull() : a.appendVarchar(v);
-          for (const v of [r.spend_nanousd, r.limit_nanousd]) v === null ? a.appendNull() : a.appendBigInt(v);
-          for (const v of [r.event_id, r.request_id]) v === null ? a.appendNull() : a.appendVarchar(v);
-          r.detail === null ? a.appendNull() : a.appendVarchar(JSON.stringify(r.detail));
-          a.endRow();
-        }
-      }),
+    // Shared like any append: a paced checkpoint (exclusive) would otherwise hold its Appender's close.
+    await this.#gate.shared(() =>
+      this.reader.run((conn) =>
+        // Flushes in autocommit: the events are durable when this resolves.
+        appendWith(conn, "limit_events", (a) => {
+          for (const r of rows) {
+            a.appendTimestamp(new DuckDBTimestampValue(BigInt(r.ts) * 1000n));
+            a.appendVarchar(r.workspace_id);
+            a.appendVarchar(r.type);
+            a.appendVarchar(r.subject);
+            for (const v of [r.bucket, r.from_state, r.to_state])
+              v === null ? a.appendNull() : a.appendVarchar(v);
+            for (const v of [r.spend_nanousd, r.limit_nanousd])
+              v === null ? a.appendNull() : a.appendBigInt(v);
+            for (const v of [r.event_id, r.request_id]) v === null ? a.appendNull() : a.appendVarchar(v);
+            r.detail === null ? a.appendNull() : a.appendVarchar(JSON.stringify(r.detail));
+            a.endRow();
+          }
+        }),
+      ),
     );
   }
 

@@ -27,6 +27,11 @@ describe("tollgate CLI", () => {
       ["TOLLGATE_UPSTREAM_TIMEOUT_MS", "soon", "TOLLGATE_UPSTREAM_TIMEOUT_MS must be a non-negative integer"],
       ["TOLLGATE_UPSTREAM_TIMEOUT_MS", "0", "TOLLGATE_UPSTREAM_TIMEOUT_MS must be at least 1, got 0"],
       ["TOLLGATE_GATEWAY_RETRIES", "11", "TOLLGATE_GATEWAY_RETRIES must be at most 10, got 11"],
+      [
+        "TOLLGATE_BACKGROUND_FOLLOW_MS",
+        "soon",
+        "TOLLGATE_BACKGROUND_FOLLOW_MS must be a non-negative integer",
+      ],
       ["HTTPS_PROXY", "not a url", "HTTPS_PROXY"],
       [
         "TOLLGATE_DUCKDB_MEMORY_LIMIT",

@@ -24,6 +24,8 @@ const CALLS = 50_000;
 const CONCURRENCY = 48;
 const USERS = 40;
 const CAPPED_USERS = 8;
+/** TOLLGATE_BACKGROUND_FOLLOW_MS of the gateways: well after a background response is polled and recorded. */
+const FOLLOW_MS = 5_000;
 /** Each capped user may spend this many calls' worth a day. */
 const CAP_CALLS = 120;
 
@@ -72,6 +74,8 @@ async function spawnServe(role: "gateway" | "worker" | "api", limits: string): P
         TOLLGATE_OPENAI_BASE_URL: `${mock.url}/v1`,
         TOLLGATE_RAW_RETENTION_DAYS: "400",
         TOLLGATE_POLICY_REFRESH_MS: "300",
+        // A background response's submitter polls it itself this long after (or after a client's poll).
+        TOLLGATE_BACKGROUND_FOLLOW_MS: String(FOLLOW_MS),
       },
       stdio: ["ignore", "ignore", "inherit"],
     },
@@ -301,6 +305,7 @@ describe("two gateways and a worker on one ClickHouse and one Redis", () => {
 
   it("a background response submitted through one gateway and polled through the other is recorded once, for its submission", async () => {
     const [submitter, poller] = [procs[1]!, procs[2]!];
+    const submittedAt = Date.now();
     const call = (proc: Proc, method: string, path: string, headers: Record<string, string>, body?: object) =>
       fetch(`${proc.url}${path}`, {
         method,
@@ -342,6 +347,9 @@ describe("two gateways and a worker on one ClickHouse and one Redis", () => {
       status: "ok",
     });
     expect(all.map((r) => r.kind).sort()).toEqual(["llm", "other"]); // the response, its submission
+    // The submitter's own poll, past its turn, found it recorded by the other replica: nothing asked upstream.
+    await sleep(Math.max(0, submittedAt + FOLLOW_MS + 1_000 - Date.now()));
+    expect(mock.requests.filter((r) => r.headers["x-mock-case"] === "bg-scale")).toHaveLength(4);
     callsBefore += 4;
     recordsBesideCalls += 1;
   });

@@ -49,6 +49,10 @@ Gateway (environment; per request, headers override):
   TOLLGATE_UPSTREAM_CONNECTIONS connections per upstream origin (1024); a stream holds one throughout, and
                                 a call finding all busy waits for one, within its upstream timeout
   TOLLGATE_GATEWAY_REQUIRE_KEY=1  refuse calls without a gateway key in x-tollgate-key
+  TOLLGATE_BACKGROUND_FOLLOW_MS a background response (OpenAI Responses, background: true) no client has polled
+                                for this long is polled by the gateway itself with its submission's headers, at
+                                doubling intervals up to 5 min, so it is billed though the app never asks
+                                (webhooks); 30000 by default, 0 = never
   TOLLGATE_PUBLIC_URL           the gateway's URL as clients reach it, without /v1 (e.g. https://llm.example.com):
                                 Anthropic message batches read through it name it in results_url, so their
                                 results are read (and recorded) through the gateway

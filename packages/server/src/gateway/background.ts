@@ -9,3 +9,14 @@ export function responseRead(method: string, path: string, query: string): "poll
   if (method !== "GET" || !/^\/v1\/responses\/[^/]+$/.test(path)) return null;
   return /(^|&)stream=true(&|$)/.test(query) ? "resumed" : "poll";
 }
+
+/** The response id a read of one (`/responses/{id}`, as it goes upstream) names; null if none. */
+export function responseIdOf(upstreamPath: string): string | null {
+  const m = /^\/responses\/([^/?]+)/.exec(upstreamPath);
+  if (!m) return null;
+  try {
+    return decodeURIComponent(m[1]!);
+  } catch {
+    return null; // malformed escapes: not an id anyone submitted
+  }
+}

@@ -57,6 +57,12 @@ export interface GatewayConfig {
    * results (and they are recorded) through the gateway. Null: `results_url` is relayed as sent.
    */
   publicUrl: string | null;
+  /**
+   * How long after a background response's submission (or a client's last poll of it) the gateway polls
+   * it itself, so that it is billed though no client asks (TOLLGATE_BACKGROUND_FOLLOW_MS, default 30 s;
+   * 0: never).
+   */
+  backgroundFollowMs: number;
 }
 
 const UpstreamsFile = z.strictObject({
@@ -125,6 +131,7 @@ export function gatewayConfigFromEnv(
     upstreams: file ? loadUpstreams(file) : {},
     egressProxy: egressProxyFromEnv(process.env),
     publicUrl: publicUrlFromEnv(process.env.TOLLGATE_PUBLIC_URL),
+    backgroundFollowMs: intFromEnv("TOLLGATE_BACKGROUND_FOLLOW_MS", 30_000, 3_600_000),
     ...overrides,
   };
 }

@@ -22,6 +22,12 @@ export class GatewayMetrics {
     labelNames: ["family", "kind"] as const,
     registers: [this.registry],
   });
+  readonly backgroundPolls = new Counter({
+    name: "tollgate_gateway_background_polls_total",
+    help: "The gateway's own polls of background responses no client polled, by upstream HTTP status",
+    labelNames: ["status"] as const,
+    registers: [this.registry],
+  });
   readonly recordedCost = new Counter({
     name: "tollgate_recorded_cost_nanousd_total",
     help: "Cost of the calls recorded by this gateway, in nano-USD",

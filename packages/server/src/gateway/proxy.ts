@@ -33,6 +33,8 @@ import { namedEventId } from "../event-ids.js";
 import type { SpendGuard, Ticket } from "../limits/guard.js";
 import type { EventStore } from "../store/types.js";
 import { withTimeout } from "../with-timeout.js";
+import { responseIdOf } from "./background.js";
+import { BackgroundFollower, type FollowOutcome } from "./background-follow.js";
 import {
   type BatchRecords,
   type BatchResultsSource,
@@ -184,8 +186,15 @@ export class Gateway {
   /** Background responses submitted through this process, and the ones it has found finished. */
   readonly #submitted = new Recent<Owner>();
   readonly #finished = new Recent<true>();
+  /** This process's own polls of them, for those no client polls (BackgroundFollower). */
+  readonly #follower: BackgroundFollower;
 
   constructor(private readonly deps: GatewayDeps) {
+    this.#follower = new BackgroundFollower({
+      firstMs: deps.config.backgroundFollowMs,
+      maxMs: FOLLOW_MAX_MS,
+      giveUpMs: FOLLOW_GIVE_UP_MS,
+    });
     // Connecting (TCP and TLS) is bounded by the upstream timeout too, within undici's own 10 s.
     this.#connectTimeoutMs = Math.min(deps.config.timeoutMs, CONNECT_TIMEOUT_MS);
     this.#poolOptions = {
@@ -231,6 +240,7 @@ export class Gateway {
   }
 
   async close(): Promise<void> {
+    this.#follower.close();
     const dispatchers = new Set([...this.#upstreams.values()].map((u) => u.dispatcher));
     if (this.#egress) dispatchers.add(this.#egress);
     await Promise.all([...dispatchers].map((d) => d.close()));
@@ -310,6 +320,9 @@ export class Gateway {
       ),
       method: req.method ?? "POST",
     };
+    // A client that reads a background response itself: the gateway's own poll of it waits its turn.
+    const read = route.poll || route.resumed ? responseIdOf(route.upstreamPath) : null;
+    if (read !== null) this.#follower.seen(read);
     const asked = intHeader(split.control, "retries", 0, MAX_RETRIES, this.deps.config.retries);
     const retries = upload ? 0 : asked;
     // Watched from here on (the client may leave before the upstream has answered): a relayed reply (a
@@ -615,7 +628,10 @@ export class Gateway {
           ? { kind: "other" as const, request_id: fieldText(background.id) ?? undefined, keepTicket: true }
           : {}),
       });
-      if (submitted) this.#submitted.set(background.id, { ...ownerOf(call), ticket });
+      if (submitted) {
+        this.#submitted.set(background.id, { ...ownerOf(call), ticket });
+        this.#follow(call, background.id);
+      }
       if (json && background && call.route.poll && isFinished(background))
         this.#finishing(this.#recordFinished(call, json, background));
     });
@@ -823,6 +839,8 @@ export class Gateway {
       ...(pollRecords ? { kind: "other" as const, keepTicket } : {}),
     });
     if (responseId !== null && !runsOn) this.#submitted.delete(responseId);
+    // Cut short, it runs on upstream: followed here unless a client polls it.
+    if (responseId !== null && runsOn) this.#follow(call, responseId);
     if (complete) {
       if (rec && trailers) res.addTrailers({ "x-tollgate-cost-usd": recordCostUsd(rec) });
       if (ticket?.run) await ticket.settling; // as for bodies: the run's counts before the last byte
@@ -909,10 +927,7 @@ export class Gateway {
     // Recorded for its submission when this process saw it (a poll may come with another key), else for the poll.
     const here = this.#submitted.get(response.id);
     // Where nothing is spent here (no usage, or recorded elsewhere), the hold of its submission here is let go.
-    const letGo = async () => {
-      if (here?.ticket)
-        await this.deps.guard.settle(here.ticket, { cost: 0n, tokens: 0, toolCalls: 0, eventId: null });
-    };
+    const letGo = () => this.#release(here);
     let usage: ExtractedUsage;
     try {
       usage = extractFromResponse("openai.responses", json);
@@ -927,18 +942,7 @@ export class Gateway {
     if (claim === "taken elsewhere") return letGo();
     const createdMs = response.createdMs ?? Date.now();
     // Already recorded elsewhere: by another replica's poll, before a restart, or from its own stream.
-    // Around its creation (ClickHouse reads the days asked for, not the whole workspace), and not for long:
-    // past that it is recorded anyway (the store keeps one record under its event id).
-    const around = { from: createdMs - DAY_MS, to: createdMs + DAY_MS };
-    const filter = {
-      workspaceId: owner.workspaceId,
-      ...around,
-      where: { request_id: response.id },
-      limit: 10,
-    };
-    const prior = await withTimeout(this.deps.store.query(filter), LOOKUP_TIMEOUT_MS, "store lookup").catch(
-      () => [],
-    );
+    const prior = await this.#recordsOfResponse(owner.workspaceId, response.id, createdMs);
     if (prior.some((r) => r.kind === "llm")) return letGo();
     // Submitted through another replica (or before a restart): recorded for its submission as stored,
     // so its agent run and attribution get its cost whoever polls.
@@ -967,6 +971,71 @@ export class Gateway {
     );
     // Without it, its spend is added to the budgets it falls under.
     if (rec && !here?.ticket) await this.deps.guard.observe([rec], { countCalls: false });
+  }
+
+  /** Follows a background response submitted by `call` (BackgroundFollower), polling with its headers. */
+  #follow(call: Call, id: string): void {
+    this.#follower.follow(id, () => this.#pollOwn(call, id));
+  }
+
+  /**
+   * This process's own poll of a background response no client has found finished: GET
+   * /responses/{id} upstream with its submission's headers (its key, held in memory only), recorded for
+   * its submission as a client's poll would be.
+   */
+  async #pollOwn(call: Call, id: string): Promise<FollowOutcome> {
+    const owner = this.#submitted.get(id);
+    if (this.#finished.has(id) || !owner) return "gone"; // found, or forgotten
+    // Found finished through another replica (its client polls there): nothing to ask upstream.
+    if ((await this.#recordsOfResponse(owner.workspaceId, id, call.started)).some((r) => r.kind === "llm")) {
+      this.#submitted.delete(id);
+      await this.#release(owner);
+      return "gone";
+    }
+    const up = this.#upstream(call.base);
+    const headers: Record<string, string> = Object.assign({}, call.forward, call.extraHeaders);
+    for (const h of BODY_HEADERS) delete headers[h];
+    const reply = await up.dispatcher.request({
+      origin: up.origin,
+      path: `${up.prefix}/responses/${encodeURIComponent(id)}`,
+      method: "GET",
+      headers,
+      headersTimeout: call.timeoutMs,
+      bodyTimeout: call.timeoutMs,
+    });
+    const buf = Buffer.from(await reply.body.arrayBuffer());
+    this.deps.metrics.backgroundPolls.inc({ status: String(reply.statusCode) });
+    if (reply.statusCode === 404) return "gone"; // deleted, or never reachable with this key
+    if (reply.statusCode !== 200) return "running"; // asked again at the next turn
+    const json = parseJsonObject(decoded(buf, headerValue(reply.headers, "content-encoding")));
+    const response = json ? backgroundResponse(json) : null;
+    if (!json || !response || response.id !== id || !isFinished(response)) return "running";
+    const recording = this.#recordFinished(call, json, response);
+    this.#finishing(recording);
+    await recording;
+    return "finished";
+  }
+
+  /**
+   * The records of a background response in the store (its submission's, its own): around its creation
+   * (ClickHouse reads the days asked for, not the whole workspace), and not for long: past that it is
+   * recorded anyway (the store keeps one record under its event id).
+   */
+  #recordsOfResponse(workspaceId: string, id: string, createdMs: number): Promise<CallRecord[]> {
+    const filter = {
+      workspaceId,
+      from: createdMs - DAY_MS,
+      to: createdMs + DAY_MS,
+      where: { request_id: id },
+      limit: 10,
+    };
+    return withTimeout(this.deps.store.query(filter), LOOKUP_TIMEOUT_MS, "store lookup").catch(() => []);
+  }
+
+  /** Lets go of a submission's hold: nothing is spent here (no usage, or recorded elsewhere). */
+  async #release(owner: Owner | undefined): Promise<void> {
+    if (owner?.ticket)
+      await this.deps.guard.settle(owner.ticket, { cost: 0n, tokens: 0, toolCalls: 0, eventId: null });
   }
 
   /**
@@ -1189,6 +1258,19 @@ const DOWNLOAD_WAIT_MS = 60_000;
 
 /** How long a finished background response waits for the store to say whether it is recorded already. */
 const LOOKUP_TIMEOUT_MS = 5_000;
+
+/** The longest wait between two of the gateway's own polls of a background response. */
+const FOLLOW_MAX_MS = 5 * 60_000;
+/** How long after its submission a background response is still polled here. */
+const FOLLOW_GIVE_UP_MS = DAY_MS;
+/** A submission's headers that describe its body: not sent with a poll (a GET without one). */
+const BODY_HEADERS = [
+  "content-type",
+  "content-length",
+  "content-encoding",
+  "transfer-encoding",
+  "idempotency-key",
+];
 
 /** undici's own connect timeout: connecting takes no longer, whatever the upstream timeout. */
 const CONNECT_TIMEOUT_MS = 10_000;

@@ -1,0 +1,91 @@
+/** What one of the gateway's own polls of a background response found. */
+export type FollowOutcome = "finished" | "running" | "gone";
+
+export interface FollowTimes {
+  /** The first poll, this long after the submission (or a client's last poll of it); 0: never poll. */
+  firstMs: number;
+  /** The longest wait between two polls: each waits twice the one before, up to this. */
+  maxMs: number;
+  /** Polling stops this long after the submission (its budget hold has expired by then). */
+  giveUpMs: number;
+}
+
+interface Follow {
+  poll: () => Promise<FollowOutcome>;
+  delayMs: number;
+  untilMs: number;
+  timer?: ReturnType<typeof setTimeout>;
+  /** A poll is under way: it arms the next one when it is done. */
+  polling: boolean;
+}
+
+/** The most responses followed at once; past it the oldest is given up (as the gateway forgets its submission). */
+const MAX_FOLLOWED = 10_000;
+
+/**
+ * The gateway's own polls of the background responses submitted through it. A response is billed when a
+ * poll or a resumed stream finds it finished; an app that learns of that from OpenAI's webhooks, or that
+ * never asks, would leave it unbilled and its budget hold in place until it expires. So a response no
+ * client has polled for `firstMs` is polled here, at doubling intervals, until it is found finished or
+ * gone. A client's own poll puts the next one off again: an app that polls costs no extra upstream calls.
+ */
+export class BackgroundFollower {
+  readonly #follows = new Map<string, Follow>();
+
+  constructor(private readonly times: FollowTimes) {}
+
+  /** Starts following `id` (once); `poll` asks the upstream. */
+  follow(id: string, poll: () => Promise<FollowOutcome>, now = Date.now()): void {
+    if (this.times.firstMs <= 0 || this.#follows.has(id)) return;
+    if (this.#follows.size >= MAX_FOLLOWED) this.#drop(this.#follows.keys().next().value!);
+    const f: Follow = {
+      poll,
+      delayMs: this.times.firstMs,
+      untilMs: now + this.times.giveUpMs,
+      polling: false,
+    };
+    this.#follows.set(id, f);
+    this.#arm(f, id);
+  }
+
+  /** A client polled `id` (or resumed its stream): the next poll here waits its full turn from now. */
+  seen(id: string): void {
+    const f = this.#follows.get(id);
+    if (!f || f.polling) return;
+    clearTimeout(f.timer);
+    this.#arm(f, id);
+  }
+
+  /** How many responses are followed now. */
+  get size(): number {
+    return this.#follows.size;
+  }
+
+  close(): void {
+    for (const f of this.#follows.values()) clearTimeout(f.timer);
+    this.#follows.clear();
+  }
+
+  #drop(id: string): void {
+    clearTimeout(this.#follows.get(id)?.timer);
+    this.#follows.delete(id);
+  }
+
+  #arm(f: Follow, id: string): void {
+    f.timer = setTimeout(() => void this.#tick(f, id), f.delayMs);
+    f.timer.unref();
+  }
+
+  async #tick(f: Follow, id: string): Promise<void> {
+    f.polling = true;
+    const outcome = await f.poll().catch((): FollowOutcome => "running");
+    f.polling = false;
+    if (this.#follows.get(id) !== f) return; // given up or closed meanwhile
+    if (outcome !== "running" || Date.now() + f.delayMs > f.untilMs) {
+      this.#follows.delete(id);
+      return;
+    }
+    f.delayMs = Math.min(f.delayMs * 2, this.times.maxMs);
+    this.#arm(f, id);
+  }
+}

@@ -975,7 +975,9 @@ export class Gateway {
 
   /** Follows a background response submitted by `call` (BackgroundFollower), polling with its headers. */
   #follow(call: Call, id: string): void {
-    this.#follower.follow(id, () => this.#pollOwn(call, id));
+    // Without its request: up to a day of followed submissions would otherwise keep every one's bytes.
+    const slim: Call = { ...call, body: EMPTY_BODY, parsed: null, upload: null };
+    this.#follower.follow(id, () => this.#pollOwn(slim, id));
   }
 
   /**

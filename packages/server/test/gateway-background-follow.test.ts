@@ -4,9 +4,8 @@
 // per case: a gateway records a response once, under the id its fixture gives it.
 import { setTimeout as sleep } from "node:timers/promises";
 import { extractFromResponse } from "@tollgate/core";
-import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { adminRequest, expectExactUsageAndCost, gatewayRecords, startTestGateway } from "./helpers.js";
+import { budgetedGateway, expectExactUsageAndCost } from "./helpers.js";
 import { FX, fixture, type MockUpstream, startMockUpstream } from "./mock-upstream.js";
 
 let mock: MockUpstream;
@@ -19,31 +18,33 @@ afterAll(async () => {
 
 /** A gateway that follows background responses after `followMs`, with a $10/day budget on feature `bg`. */
 async function followingGateway(followMs: number) {
-  const gw = await startTestGateway(mock.url, { backgroundFollowMs: followMs });
-  await adminRequest(gw, "POST", "/api/budgets", {
-    id: "bg",
-    scope: { feature: "bg" },
-    window: "day",
-    limit_usd: "10",
-  });
-  const openai = new OpenAI({ apiKey: "sk-follow", baseURL: `${gw.url}/v1`, maxRetries: 0 });
-  const budget = async () =>
-    (await adminRequest(gw, "GET", "/api/budgets/bg")).json as {
-      spend_nanousd: string;
-      reserved_usd: string;
-    };
-  const records = async (id: string) => (await gatewayRecords(gw.runtime)).filter((r) => r.request_id === id);
+  const gateway = await budgetedGateway(mock.url, "bg", { backgroundFollowMs: followMs });
   /** The upstream's GETs of response `id` in this case (polls, the gateway's or a client's). */
   const polls = (id: string, mockCase: string) =>
     mock.requests.filter(
       (r) => r.method === "GET" && r.path === `/v1/responses/${id}` && r.headers["x-mock-case"] === mockCase,
     );
-  return { gw, openai, budget, records, polls };
+  /** Once recorded (and a moment for any second record): its one llm record, its hold now the spend. */
+  const billedOnce = async (id: string) => {
+    await vi.waitFor(
+      async () => expect((await gateway.records(id)).some((r) => r.kind === "llm")).toBe(true),
+      { timeout: 5_000, interval: 20 },
+    );
+    await sleep(300);
+    const llm = (await gateway.records(id)).filter((r) => r.kind === "llm");
+    expect(llm).toHaveLength(1);
+    expect(await gateway.budget()).toMatchObject({
+      spend_nanousd: String(llm[0]!.cost_nanousd),
+      reserved_usd: "0.00",
+    });
+    return llm[0]!;
+  };
+  return { ...gateway, polls, billedOnce };
 }
 
 describe("gateway: background responses no client polls", () => {
   it("are polled by the gateway with the submission's own headers, billed once for it, the hold now the spend", async () => {
-    const { gw, openai, budget, records, polls } = await followingGateway(50);
+    const { gw, openai, budget, polls, billedOnce } = await followingGateway(50);
     try {
       const headers = { "x-mock-case": "follow-1", "x-tollgate-feature": "bg", "x-tollgate-user-id": "u-9" };
       const submitted = await openai.responses.create(
@@ -52,29 +53,19 @@ describe("gateway: background responses no client polls", () => {
       );
       expect(submitted.status).toBe("queued");
       expect(Number((await budget()).reserved_usd)).toBeGreaterThan(0); // held while it runs
-      await vi.waitFor(
-        async () => expect((await records(submitted.id)).some((r) => r.kind === "llm")).toBe(true),
-        { timeout: 5_000, interval: 20 },
-      );
-      await sleep(300); // a moment for any further poll or record
-      const llm = (await records(submitted.id)).filter((r) => r.kind === "llm");
-      expect(llm).toHaveLength(1);
+      const llm = await billedOnce(submitted.id);
       expectExactUsageAndCost(
-        llm[0]!,
+        llm,
         extractFromResponse("openai.responses", JSON.parse(fixture(FX.responsesReasoning))),
         "openai",
       );
-      expect(llm[0]).toMatchObject({ feature: "bg", user_id: "u-9", status: "ok" });
-      expect(await budget()).toMatchObject({
-        spend_nanousd: String(llm[0]!.cost_nanousd),
-        reserved_usd: "0.00",
-      });
+      expect(llm).toMatchObject({ feature: "bg", user_id: "u-9", status: "ok" });
       // The mock's response runs through one poll: the gateway asked twice, then stopped. Each poll went
       // with the client's key, without the submission's body headers or the gateway's own.
       const seen = polls(submitted.id, "follow-1");
       expect(seen).toHaveLength(2);
       for (const p of seen) {
-        expect(p.headers.authorization).toBe("Bearer sk-follow");
+        expect(p.headers.authorization).toBe("Bearer sk-test");
         expect(Object.keys(p.headers).filter((h) => /^(content-|x-tollgate-)/.test(h))).toEqual([]);
       }
       expect(
@@ -88,7 +79,7 @@ describe("gateway: background responses no client polls", () => {
   });
 
   it("a background stream cut short is followed too: billed once from the gateway's poll", async () => {
-    const { gw, openai, budget, records, polls } = await followingGateway(50);
+    const { gw, openai, polls, billedOnce } = await followingGateway(50);
     try {
       const stream = await openai.responses.create(
         { model: "gpt-5", input: "go", stream: true, background: true },
@@ -104,18 +95,7 @@ describe("gateway: background responses no client polls", () => {
       const first = (await stream[Symbol.asyncIterator]().next()).value as { response: { id: string } };
       const id = first.response.id;
       stream.controller.abort(); // the client leaves; the response runs on upstream
-      await vi.waitFor(async () => expect((await records(id)).some((r) => r.kind === "llm")).toBe(true), {
-        timeout: 5_000,
-        interval: 20,
-      });
-      await sleep(300);
-      const llm = (await records(id)).filter((r) => r.kind === "llm");
-      expect(llm).toHaveLength(1);
-      expect(llm[0]).toMatchObject({ feature: "bg", output_tokens: 469 });
-      expect(await budget()).toMatchObject({
-        spend_nanousd: String(llm[0]!.cost_nanousd),
-        reserved_usd: "0.00",
-      });
+      expect(await billedOnce(id)).toMatchObject({ feature: "bg", output_tokens: 469 });
       expect(polls(id, "follow-cut")).toHaveLength(1);
     } finally {
       await gw.stop();

@@ -5,7 +5,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { adminRequest, collect, gatewayRecords, startTestGateway } from "./helpers.js";
+import { budgetedGateway, collect } from "./helpers.js";
 import { type MockUpstream, startMockUpstream } from "./mock-upstream.js";
 
 let mock: MockUpstream;
@@ -20,20 +20,7 @@ const FIXTURE = "openai/responses.stream.gpt-5.reasoning.sse";
 
 /** A gateway with a $10/day budget on feature `resumable`, its client, and what the budget says. */
 async function gatewayWithBudget() {
-  const gw = await startTestGateway(mock.url);
-  await adminRequest(gw, "POST", "/api/budgets", {
-    id: "sub",
-    scope: { feature: "resumable" },
-    window: "day",
-    limit_usd: "10",
-  });
-  const openai = new OpenAI({ apiKey: "sk-test", baseURL: `${gw.url}/v1`, maxRetries: 0 });
-  const budget = async () =>
-    (await adminRequest(gw, "GET", "/api/budgets/sub")).json as {
-      spend_nanousd: string;
-      reserved_usd: string;
-    };
-  const records = async (id: string) => (await gatewayRecords(gw.runtime)).filter((r) => r.request_id === id);
+  const { gw, openai, budget, records } = await budgetedGateway(mock.url, "resumable");
   /** The response was billed once, for its submission (feature `resumable`), its hold now its spend. */
   const expectBilledOnce = async (id: string) => {
     const llm = (await records(id)).filter((r) => r.kind === "llm");

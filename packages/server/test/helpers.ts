@@ -296,3 +296,30 @@ export function nanoChat(
     client.chat.completions.create({ model: "gpt-4.1-nano", messages: [{ role: "user", content }] }),
   );
 }
+
+/**
+ * A test gateway (`gateway` config over the defaults) with a $10/day budget on `feature`, an OpenAI client
+ * on it (key sk-test), what the budget says, and the records of one request id (a background response's).
+ */
+export async function budgetedGateway(
+  upstreamOrigin: string,
+  feature: string,
+  gateway: Partial<import("../src/gateway/config.js").GatewayConfig> = {},
+) {
+  const { default: OpenAI } = await import("openai");
+  const gw = await startTestGateway(upstreamOrigin, gateway);
+  await adminRequest(gw, "POST", "/api/budgets", {
+    id: feature,
+    scope: { feature },
+    window: "day",
+    limit_usd: "10",
+  });
+  const openai = new OpenAI({ apiKey: "sk-test", baseURL: `${gw.url}/v1`, maxRetries: 0 });
+  const budget = async () =>
+    (await adminRequest(gw, "GET", `/api/budgets/${feature}`)).json as {
+      spend_nanousd: string;
+      reserved_usd: string;
+    };
+  const records = async (id: string) => (await gatewayRecords(gw.runtime)).filter((r) => r.request_id === id);
+  return { gw, openai, budget, records };
+}

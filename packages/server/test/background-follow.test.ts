@@ -23,9 +23,14 @@ describe("BackgroundFollower", () => {
   it("polls after firstMs, then at doubling intervals up to maxMs, until it is found finished", async () => {
     const f = new BackgroundFollower(times);
     const s = scripted("running", "running", "running", "running", "finished");
-    f.follow("resp_1", s.poll);
+    const counts: number[] = [];
+    f.follow("resp_1", (n) => {
+      counts.push(n);
+      return s.poll();
+    });
     await vi.advanceTimersByTimeAsync(30_000);
     expect(s.at).toEqual([1_000, 3_000, 7_000, 11_000, 15_000]);
+    expect(counts).toEqual([1, 2, 3, 4, 5]);
     expect(f.size).toBe(0);
   });
 
@@ -72,6 +77,7 @@ describe("BackgroundFollower", () => {
     const d = scripted("finished");
     closed.follow("resp_5", d.poll);
     closed.close();
+    closed.follow("resp_6", d.poll); // after close: not followed either
     await vi.advanceTimersByTimeAsync(10_000);
     expect([a.at, b.at, c.at, d.at]).toEqual([[1_000], [], [], []]);
     expect([off.size, closed.size]).toEqual([0, 0]);

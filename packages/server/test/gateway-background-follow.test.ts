@@ -78,6 +78,30 @@ describe("gateway: background responses no client polls", () => {
     }
   });
 
+  it("a submission's query (Azure's api-version) goes with the gateway's polls, without stream", async () => {
+    const { gw, openai, polls, billedOnce } = await followingGateway(50);
+    try {
+      const submitted = await openai.responses.create(
+        { model: "gpt-5", input: "Research caching", background: true },
+        {
+          headers: { "x-mock-case": "follow-query", "x-tollgate-feature": "bg" },
+          query: { "api-version": "preview" },
+        },
+      );
+      await billedOnce(submitted.id);
+      const asked = mock.requests.filter(
+        (r) => r.method === "GET" && r.headers["x-mock-case"] === "follow-query",
+      );
+      expect(asked.map((r) => r.path)).toEqual([
+        `/v1/responses/${submitted.id}?api-version=preview`,
+        `/v1/responses/${submitted.id}?api-version=preview`,
+      ]);
+      expect(polls(submitted.id, "follow-query")).toEqual([]); // none without it
+    } finally {
+      await gw.stop();
+    }
+  });
+
   it("a background stream cut short is followed too: billed once from the gateway's poll", async () => {
     const { gw, openai, polls, billedOnce } = await followingGateway(50);
     try {

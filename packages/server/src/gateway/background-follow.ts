@@ -10,8 +10,13 @@ export interface FollowTimes {
   giveUpMs: number;
 }
 
+/** Asks the upstream about the response: the `n`th time (1-based). */
+type Poll = (n: number) => Promise<FollowOutcome>;
+
 interface Follow {
-  poll: () => Promise<FollowOutcome>;
+  poll: Poll;
+  /** Polls made so far. */
+  polls: number;
   delayMs: number;
   untilMs: number;
   timer?: ReturnType<typeof setTimeout>;
@@ -31,15 +36,17 @@ const MAX_FOLLOWED = 10_000;
  */
 export class BackgroundFollower {
   readonly #follows = new Map<string, Follow>();
+  #closed = false;
 
   constructor(private readonly times: FollowTimes) {}
 
   /** Starts following `id` (once); `poll` asks the upstream. */
-  follow(id: string, poll: () => Promise<FollowOutcome>, now = Date.now()): void {
-    if (this.times.firstMs <= 0 || this.#follows.has(id)) return;
+  follow(id: string, poll: Poll, now = Date.now()): void {
+    if (this.#closed || this.times.firstMs <= 0 || this.#follows.has(id)) return;
     if (this.#follows.size >= MAX_FOLLOWED) this.#drop(this.#follows.keys().next().value!);
     const f: Follow = {
       poll,
+      polls: 0,
       delayMs: this.times.firstMs,
       untilMs: now + this.times.giveUpMs,
       polling: false,
@@ -62,6 +69,7 @@ export class BackgroundFollower {
   }
 
   close(): void {
+    this.#closed = true;
     for (const f of this.#follows.values()) clearTimeout(f.timer);
     this.#follows.clear();
   }
@@ -78,14 +86,14 @@ export class BackgroundFollower {
 
   async #tick(f: Follow, id: string): Promise<void> {
     f.polling = true;
-    const outcome = await f.poll().catch((): FollowOutcome => "running");
+    const outcome = await f.poll(++f.polls).catch((): FollowOutcome => "running");
     f.polling = false;
     if (this.#follows.get(id) !== f) return; // given up or closed meanwhile
+    f.delayMs = Math.min(f.delayMs * 2, this.times.maxMs);
     if (outcome !== "running" || Date.now() + f.delayMs > f.untilMs) {
       this.#follows.delete(id);
       return;
     }
-    f.delayMs = Math.min(f.delayMs * 2, this.times.maxMs);
     this.#arm(f, id);
   }
 }

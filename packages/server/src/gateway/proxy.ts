@@ -71,7 +71,7 @@ import {
 import { backoffMs, retryWaitMs } from "./retry.js";
 import { classify, type GatewayRoute } from "./routes.js";
 import { UsageChunkStripper } from "./strip-usage.js";
-import { ReplyFailed, ReplyTooLarge, requestWhole, type WholeReply } from "./whole-reply.js";
+import { HeldBody, ReplyFailed, ReplyTooLarge, requestWhole, type WholeReply } from "./whole-reply.js";
 
 export interface GatewayDeps {
   config: GatewayConfig;
@@ -977,7 +977,7 @@ export class Gateway {
   #follow(call: Call, id: string): void {
     // Without its request: up to a day of followed submissions would otherwise keep every one's bytes.
     const slim: Call = { ...call, body: EMPTY_BODY, parsed: null, upload: null };
-    this.#follower.follow(id, () => this.#pollOwn(slim, id));
+    this.#follower.follow(id, (n) => this.#pollOwn(slim, id, n));
   }
 
   /**
@@ -985,11 +985,13 @@ export class Gateway {
    * /responses/{id} upstream with its submission's headers (its key, held in memory only), recorded for
    * its submission as a client's poll would be.
    */
-  async #pollOwn(call: Call, id: string): Promise<FollowOutcome> {
+  async #pollOwn(call: Call, id: string, n: number): Promise<FollowOutcome> {
     const owner = this.#submitted.get(id);
     if (this.#finished.has(id) || !owner) return "gone"; // found, or forgotten
-    // Found finished through another replica (its client polls there): nothing to ask upstream.
-    if ((await this.#recordsOfResponse(owner.workspaceId, id, call.started)).some((r) => r.kind === "llm")) {
+    // Found finished through another replica (its client polls there): nothing to ask upstream. Looked up
+    // once: later, #recordFinished's claim tells the same, and a store lookup costs more than a GET.
+    const found = n === 1 ? await this.#recordsOfResponse(owner.workspaceId, id, call.started) : [];
+    if (found.some((r) => r.kind === "llm")) {
       this.#submitted.delete(id);
       await this.#release(owner);
       return "gone";
@@ -997,18 +999,28 @@ export class Gateway {
     const up = this.#upstream(call.base);
     const headers: Record<string, string> = Object.assign({}, call.forward, call.extraHeaders);
     for (const h of BODY_HEADERS) delete headers[h];
+    // The submission's query goes too (Azure's api-version), not whether it streamed.
+    const query = new URLSearchParams(call.route.upstreamPath.split("?")[1] ?? "");
+    query.delete("stream");
     const reply = await up.dispatcher.request({
       origin: up.origin,
-      path: `${up.prefix}/responses/${encodeURIComponent(id)}`,
+      path: `${up.prefix}/responses/${encodeURIComponent(id)}${query.size ? `?${query}` : ""}`,
       method: "GET",
       headers,
       headersTimeout: call.timeoutMs,
       bodyTimeout: call.timeoutMs,
     });
-    const buf = Buffer.from(await reply.body.arrayBuffer());
+    const held = new HeldBody();
+    for await (const chunk of reply.body)
+      if (!held.add(chunk as Buffer)) {
+        reply.body.destroy();
+        throw new ReplyTooLarge(); // not a response: asked again at the next turn
+      }
     this.deps.metrics.backgroundPolls.inc({ status: String(reply.statusCode) });
-    if (reply.statusCode === 404) return "gone"; // deleted, or never reachable with this key
+    // Deleted, or not readable with this key (revoked, rotated): never to be found here.
+    if (reply.statusCode === 404 || reply.statusCode === 401 || reply.statusCode === 403) return "gone";
     if (reply.statusCode !== 200) return "running"; // asked again at the next turn
+    const buf = held.bytes();
     const json = parseJsonObject(decoded(buf, headerValue(reply.headers, "content-encoding")));
     const response = json ? backgroundResponse(json) : null;
     if (!json || !response || response.id !== id || !isFinished(response)) return "running";

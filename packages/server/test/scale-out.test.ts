@@ -100,7 +100,9 @@ beforeAll(async () => {
     limits,
     [
       "budgets:",
-      `  - { id: capped-users, scope: { feature: capped, user_id: "*" }, window: day, limit_usd: "${formatUsd(capNano, 9)}" }`,
+      // lifetime, not day: a run across midnight UTC starts a day window again, each user a second full cap
+      // (a capped user's spend then ended at 2 × 119 calls, as the assertion below sums every day).
+      `  - { id: capped-users, scope: { feature: capped, user_id: "*" }, window: lifetime, limit_usd: "${formatUsd(capNano, 9)}" }`,
     ].join("\n"),
   );
   // Four processes creating the schema at once: the DDL is idempotent.
@@ -226,7 +228,7 @@ describe("two gateways and a worker on one ClickHouse and one Redis", () => {
       body: JSON.stringify({
         id: "late-cap",
         scope: { feature: "late" },
-        window: "day",
+        window: "lifetime", // not day: as capped-users above
         limit_usd: formatUsd(limit, 9),
       }),
     });

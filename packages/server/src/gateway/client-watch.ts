@@ -8,6 +8,9 @@ export interface ClientWatch {
   stop(): void;
 }
 
+/** The watch of a request the gateway makes on its own (a background response's poll): no client to leave. */
+export const NO_CLIENT: ClientWatch = { gone: false, signal: new AbortController().signal, stop: () => {} };
+
 export function watchClient(res: ServerResponse): ClientWatch {
   const abort = new AbortController();
   let gone = false;

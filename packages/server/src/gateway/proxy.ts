@@ -41,7 +41,7 @@ import {
   batchResultsSource,
   pointResultsUrlsAt,
 } from "./batch-results.js";
-import { ClientPace, type ClientWatch, watchClient } from "./client-watch.js";
+import { ClientPace, type ClientWatch, NO_CLIENT, watchClient } from "./client-watch.js";
 import { type GatewayConfig, MAX_HEADER_BYTES, MAX_RETRIES } from "./config.js";
 import {
   cutShortReason,
@@ -71,7 +71,7 @@ import {
 import { backoffMs, retryWaitMs } from "./retry.js";
 import { classify, type GatewayRoute } from "./routes.js";
 import { UsageChunkStripper } from "./strip-usage.js";
-import { HeldBody, ReplyFailed, ReplyTooLarge, requestWhole, type WholeReply } from "./whole-reply.js";
+import { ReplyFailed, ReplyTooLarge, requestWhole, type WholeReply } from "./whole-reply.js";
 
 export interface GatewayDeps {
   config: GatewayConfig;
@@ -1002,26 +1002,24 @@ export class Gateway {
     // The submission's query goes too (Azure's api-version), not whether it streamed.
     const query = new URLSearchParams(call.route.upstreamPath.split("?")[1] ?? "");
     query.delete("stream");
-    const reply = await up.dispatcher.request({
-      origin: up.origin,
-      path: `${up.prefix}/responses/${encodeURIComponent(id)}${query.size ? `?${query}` : ""}`,
-      method: "GET",
-      headers,
-      headersTimeout: call.timeoutMs,
-      bodyTimeout: call.timeoutMs,
-    });
-    const held = new HeldBody();
-    for await (const chunk of reply.body)
-      if (!held.add(chunk as Buffer)) {
-        reply.body.destroy();
-        throw new ReplyTooLarge(); // not a response: asked again at the next turn
-      }
+    // Read whole up to the cap (past it, not a response: asked again at the next turn).
+    const reply = await requestWhole(
+      up.dispatcher,
+      {
+        origin: up.origin,
+        path: `${up.prefix}/responses/${encodeURIComponent(id)}${query.size ? `?${query}` : ""}`,
+        method: "GET",
+        headers,
+        headersTimeout: call.timeoutMs,
+        bodyTimeout: call.timeoutMs,
+      },
+      () => NO_CLIENT,
+    );
     this.deps.metrics.backgroundPolls.inc({ status: String(reply.statusCode) });
     // Deleted, or not readable with this key (revoked, rotated): never to be found here.
     if (reply.statusCode === 404 || reply.statusCode === 401 || reply.statusCode === 403) return "gone";
     if (reply.statusCode !== 200) return "running"; // asked again at the next turn
-    const buf = held.bytes();
-    const json = parseJsonObject(decoded(buf, headerValue(reply.headers, "content-encoding")));
+    const json = parseJsonObject(decoded(reply.body, headerValue(reply.headers, "content-encoding")));
     const response = json ? backgroundResponse(json) : null;
     if (!json || !response || response.id !== id || !isFinished(response)) return "running";
     const recording = this.#recordFinished(call, json, response);

@@ -10,9 +10,9 @@ import { MIGRATIONS } from "./migrations.js";
 export async function openDuckDb(
   dataDir: string,
 ): Promise<{ instance: DuckDBInstance; conn: DuckDBConnection; file: string }> {
+  const blockSize = duckDbBlockSizeFrom(); // before anything is made: a bad setting leaves nothing behind
   mkdirSync(dataDir, { recursive: true });
   const file = join(dataDir, "tollgate.duckdb");
-  const blockSize = duckDbBlockSizeFrom();
   let instance: DuckDBInstance;
   try {
     instance = await DuckDBInstance.create(

@@ -105,6 +105,10 @@ export function loadLimitsFile(path: string): { workspace: string; entries: Poli
 export class PolicyRegistry {
   readonly #entries = new Map<string, Map<string, PolicyEntry>>();
   readonly #compiled = new Map<string, WorkspacePolicies>();
+  /** Counts the API changes made here; a refresh keeps those made while it read the store (#changedAt). */
+  #changes = 0;
+  /** The change count at each policy's last change here, until the refresh that read after it. */
+  readonly #changedAt = new Map<string, number>();
 
   private constructor(
     private readonly store: LimitsStateStore,
@@ -123,18 +127,24 @@ export class PolicyRegistry {
    * store); returns the budgets that are new here. The limits file's entries are kept as they are.
    */
   async refresh(): Promise<{ workspace: string; id: string }[]> {
+    const readFrom = this.#changes;
     const rows = await this.store.listPolicies();
+    // A change made here while the rows were read may be missing from them: it stays as it is here.
+    const changedSince = (ws: string, key: string) =>
+      (this.#changedAt.get(`${ws}\u0000${key}`) ?? 0) > readFrom;
     const known = new Set<string>();
     for (const [ws, m] of this.#entries) {
       for (const [k, e] of m)
         if (e.source === "api") {
           if (e.kind === "budget") known.add(`${ws}\u0000${e.id}`);
-          m.delete(k);
+          if (!changedSince(ws, k)) m.delete(k);
         }
       this.#compiled.delete(ws);
     }
+    for (const [k, at] of this.#changedAt) if (at <= readFrom) this.#changedAt.delete(k);
     const added: { workspace: string; id: string }[] = [];
     for (const row of rows) {
+      if (changedSince(row.workspace_id, `${row.kind}:${row.id}`)) continue;
       if (this.get(row.workspace_id, row.kind, row.id)?.source === "file") continue;
       this.#set(row.workspace_id, {
         kind: row.kind,
@@ -206,18 +216,22 @@ export class PolicyRegistry {
     return this.#entries.get(ws)?.get(`${kind}:${id}`) ?? null;
   }
 
-  /** Creates or replaces an API policy (validated, stored, audited). */
+  /**
+   * Creates or replaces an API policy (validated, stored, audited). `created`: the store had none of this
+   * id (a refresh may have brought it here meanwhile); `newHere`: this process had none, so a new budget's
+   * counters are to be seeded here (once: a refresh that brought it seeded them).
+   */
   async put(
     ws: string,
     kind: PolicyKind,
     id: string | null,
     spec: unknown,
     actor: string,
-  ): Promise<{ entry: PolicyEntry; created: boolean }> {
+  ): Promise<{ entry: PolicyEntry; created: boolean; newHere: boolean }> {
     const v = validatePolicy(kind, id, spec);
     this.#refuseFileEntry(ws, kind, v.id);
     const now = Date.now();
-    await this.store.putPolicy({
+    const before = await this.store.putPolicy({
       workspace_id: ws,
       kind,
       id: v.id,
@@ -226,9 +240,10 @@ export class PolicyRegistry {
       updated_by: actor,
     });
     const entry: PolicyEntry = { kind, ...v, source: "api", updated_at: now, updated_by: actor };
-    const created = this.get(ws, kind, v.id) === null;
+    const newHere = this.get(ws, kind, v.id) === null;
     this.#set(ws, entry);
-    return { entry, created };
+    this.#changed(ws, `${kind}:${v.id}`);
+    return { entry, created: before === null, newHere };
   }
 
   async delete(ws: string, kind: PolicyKind, id: string, actor: string): Promise<boolean> {
@@ -236,7 +251,12 @@ export class PolicyRegistry {
     const before = await this.store.deletePolicy(ws, kind, id, actor);
     this.#entries.get(ws)?.delete(`${kind}:${id}`);
     this.#compiled.delete(ws);
+    this.#changed(ws, `${kind}:${id}`);
     return before !== null;
+  }
+
+  #changed(ws: string, key: string): void {
+    this.#changedAt.set(`${ws}\u0000${key}`, ++this.#changes);
   }
 
   #refuseFileEntry(ws: string, kind: PolicyKind, id: string): void {

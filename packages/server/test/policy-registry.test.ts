@@ -1,0 +1,101 @@
+// The policy registry's API changes against its refreshes from a shared store, when the two interleave.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PolicyRegistry } from "../src/limits/policies.js";
+import { DuckDbStore } from "../src/store/duckdb/store.js";
+import type { LimitsStateStore } from "../src/store/types.js";
+
+/** A promise and the function that settles it. */
+function latch(): { wait: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const wait = new Promise<void>((r) => {
+    open = r;
+  });
+  return { wait, open };
+}
+
+/** The real store, whose next `method` call, once `hold()` is called, finishes only when its latch opens. */
+function delayable(store: DuckDbStore, method: "listPolicies" | "putPolicy") {
+  let gate: Promise<void> | null = null;
+  const delayed = new Proxy(store, {
+    get(target, p) {
+      const v = Reflect.get(target, p);
+      if (typeof v !== "function") return v;
+      if (p !== method) return v.bind(target);
+      return async (...args: unknown[]) => {
+        const wait = gate;
+        gate = null;
+        const out = await v.apply(target, args); // its work done, its answer held back
+        await wait;
+        return out;
+      };
+    },
+  }) as LimitsStateStore;
+  const hold = () => {
+    const l = latch();
+    gate = l.wait;
+    return l.open;
+  };
+  return { delayed, hold };
+}
+
+const budget = (id: string, usd = "1.00") => ({ id, window: "day", limit_usd: usd });
+const ids = (r: PolicyRegistry) => r.list("default", "budget").map((e) => e.id);
+
+describe("PolicyRegistry against refreshes from a shared store", () => {
+  let dir: string;
+  let store: DuckDbStore;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "tg-policies-"));
+    store = await DuckDbStore.open(dir);
+  });
+  afterAll(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("keeps a budget created while a refresh read the store without it", async () => {
+    const { delayed, hold } = delayable(store, "listPolicies");
+    const registry = await PolicyRegistry.open(delayed, null);
+    const rowsRead = hold();
+    const refreshing = registry.refresh(); // reads the rows now, returns them once the latch opens
+    await new Promise((r) => setTimeout(r, 50));
+    const put = await registry.put("default", "budget", null, budget("during-read"), "test");
+    expect(put).toMatchObject({ created: true, newHere: true });
+    rowsRead();
+    expect(await refreshing).toEqual([]); // not new to this process: its counters were seeded by the put
+    expect(ids(registry)).toContain("during-read");
+    expect(await registry.refresh()).toEqual([]);
+    expect(ids(registry)).toContain("during-read");
+  });
+
+  it("keeps a budget deleted while a refresh read the store with it", async () => {
+    const plain = await PolicyRegistry.open(store, null);
+    await plain.put("default", "budget", null, budget("doomed"), "test");
+    const { delayed, hold } = delayable(store, "listPolicies");
+    const registry = await PolicyRegistry.open(delayed, null);
+    const rowsRead = hold();
+    const refreshing = registry.refresh();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await registry.delete("default", "budget", "doomed", "test")).toBe(true);
+    rowsRead();
+    await refreshing;
+    expect(ids(registry)).not.toContain("doomed");
+  });
+
+  it("answers created for a new id even when a refresh brought it here first, and seeds it once", async () => {
+    const { delayed, hold } = delayable(store, "putPolicy");
+    const registry = await PolicyRegistry.open(delayed, null);
+    const written = hold();
+    const putting = registry.put("default", "budget", null, budget("raced"), "test");
+    await new Promise((r) => setTimeout(r, 50)); // stored, not yet answered
+    expect(await registry.refresh()).toEqual([{ workspace: "default", id: "raced" }]);
+    written();
+    expect(await putting).toMatchObject({ created: true, newHere: false });
+    const again = await registry.put("default", "budget", null, budget("raced", "2.00"), "test");
+    expect(again).toMatchObject({ created: false, newHere: false });
+    expect(registry.get("default", "budget", "raced")?.spec).toMatchObject({ limit_usd: "2.00" });
+  });
+});

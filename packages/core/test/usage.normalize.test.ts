@@ -380,6 +380,32 @@ describe("billed server-side tool calls", () => {
     expect(streamed?.usage).toEqual(body.usage);
   });
 
+  it("Responses: tool_usage.web_search.num_requests, where the response has it, is the count", () => {
+    const body = (n: unknown, out: unknown[] | undefined = output) => ({
+      model: "gpt-5.6-sol",
+      ...(out ? { output: out } : {}),
+      usage,
+      tool_usage: { image_gen: { input_tokens: 0, output_tokens: 0 }, web_search: { num_requests: n } },
+    });
+    expect(extractFromResponse("openai.responses", body(3)).usage).toMatchObject({
+      web_search_requests: 3,
+      file_search_requests: 1,
+    });
+    expect(extractFromResponse("openai.responses", body(0, [])).usage.web_search_requests).toBe(0);
+    expect(extractFromResponse("openai.responses", body(4, undefined)).usage.web_search_requests).toBe(4);
+    // A count that is not one is not the provider's: the output items are counted instead.
+    for (const bad of [-1, 1.5, "3", null])
+      expect(extractFromResponse("openai.responses", body(bad)).usage.web_search_requests, String(bad)).toBe(
+        2,
+      );
+    // The real payload's (no searches): still 0, its other usage as before.
+    const real = readFixtureJson("providers/openai/responses.gpt-5.6-sol.cache-read.json");
+    expect(extractFromResponse("openai.responses", real).usage).toMatchObject({
+      web_search_requests: 0,
+      cache_read_tokens: 4012,
+    });
+  });
+
   it("Anthropic: server_tool_use.web_search_requests; web fetches are free", () => {
     const u = normalizeUsage("anthropic.messages", {
       input_tokens: 10,

@@ -7,14 +7,24 @@ export type ToolCalls = Pick<NormalizedUsage, "web_search_requests" | "file_sear
 /**
  * OpenAI Responses report their hosted tool calls as output items, not in `usage`. A `web_search_call` is
  * billed when its action is a search (opening or reading a found page is not; the oldest items name no
- * action and were searches), a `file_search_call` always. Null when the response lists no output.
+ * action and were searches), a `file_search_call` always. Newer responses also count the billed web
+ * searches themselves (`tool_usage.web_search.num_requests`): that count wins. Null when the response
+ * has neither.
  */
 export function responsesToolCalls(response: JsonObject): ToolCalls | null {
   const output = response.output;
-  if (!Array.isArray(output)) return null;
+  const reported = reportedWebSearches(response.tool_usage);
+  if (!Array.isArray(output) && reported === null) return null;
   const calls = noToolCalls();
-  for (const item of output) countResponsesItem(item, calls);
+  if (Array.isArray(output)) for (const item of output) countResponsesItem(item, calls);
+  if (reported !== null) calls.web_search_requests = reported;
   return calls;
+}
+
+function reportedWebSearches(toolUsage: unknown): number | null {
+  if (!isObject(toolUsage) || !isObject(toolUsage.web_search)) return null;
+  const n = toolUsage.web_search.num_requests;
+  return typeof n === "number" && Number.isSafeInteger(n) && n >= 0 ? n : null;
 }
 
 export const noToolCalls = (): ToolCalls => ({ web_search_requests: 0, file_search_requests: 0 });

@@ -13,6 +13,13 @@ export interface WrapOptions {
    * record's cost (`cost_source=estimated`), or null to leave pricing to the server (the default).
    */
   estimateCost?: CostEstimator;
+  /**
+   * OpenAI: a background response (`responses.create({ background: true })`) that no poll through this
+   * client has found finished for this long is retrieved by the client itself, then at doubling intervals
+   * up to 5 minutes, for up to a day, so that its cost is recorded though the app learns of its end from
+   * webhooks. A poll of the app's own puts the next one off. Default 30 000 ms; 0: never.
+   */
+  followBackgroundMs?: number;
 }
 
 let current: Exporter | null = null;

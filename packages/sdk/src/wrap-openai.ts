@@ -1,3 +1,4 @@
+import { backgroundPolls } from "./instrument/background.js";
 import type { CallSpec, RecordSink } from "./instrument/call.js";
 import { type Prepare, wrapCreate, wrapFileContent, wrapRetrieve } from "./instrument/wrap.js";
 import { roomOf, sinkOf, type WrapOptions } from "./setup.js";
@@ -13,7 +14,7 @@ interface OpenAILike {
 /**
  * Records every call of an `openai` client (chat completions, Responses, embeddings, legacy
  * completions; streamed or not) as a Tollgate call record; a background response's cost, when
- * `responses.retrieve` finds it finished; a batch's calls, as the app reads its output file
+ * `responses.retrieve` finds it finished (the app's poll, or the client's own: `followBackgroundMs`); a batch's calls, as the app reads its output file
  * (`files.content`). The client is returned as it was, same type
  * and behaviour: streams still stream, errors are the SDK's own. Calls are attributed from the enclosing
  * `withAttribution` / `traced` / `agentRun` scopes.
@@ -30,12 +31,19 @@ export function wrapOpenAI<C extends object>(client: C, options: WrapOptions = {
   });
   wrapCreate(c.chat?.completions, spec("openai.chat"), sink, withStreamUsage);
   wrapCreate(c.completions, spec("openai.completions"), sink, withStreamUsage);
-  wrapCreate(c.responses, spec("openai.responses"), sink);
-  wrapRetrieve(c.responses, spec("openai.responses"), sink);
+  const responses = {
+    ...spec("openai.responses"),
+    background: backgroundPolls(c.responses, options.followBackgroundMs ?? FOLLOW_BACKGROUND_MS),
+  };
+  wrapCreate(c.responses, responses, sink);
+  wrapRetrieve(c.responses, responses, sink);
   wrapFileContent(c.files, spec("openai.chat"), sink, roomOf(options)); // a batch output file: calls of any API
   wrapCreate(c.embeddings, spec("openai.embeddings", "embedding"), sink);
   return client;
 }
+
+/** How long a background response may go unpolled before the client polls it itself (WrapOptions). */
+const FOLLOW_BACKGROUND_MS = 30_000;
 
 /**
  * OpenAI streams report usage only when asked (`stream_options.include_usage`): ask, and hide what that

@@ -9,6 +9,13 @@ export {
   isFinished,
   isPending,
 } from "./background.js";
+export {
+  BackgroundFollower,
+  FOLLOW_GIVE_UP_MS,
+  FOLLOW_MAX_MS,
+  type FollowOutcome,
+  type FollowTimes,
+} from "./background-follow.js";
 export { type BatchFamily, type BatchResult, BatchResultsReader, batchResult } from "./batch.js";
 export { normalizeBedrockConverse } from "./bedrock.js";
 export { estimateCutShortUsage } from "./cut-short.js";

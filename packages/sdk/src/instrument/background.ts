@@ -1,13 +1,18 @@
+import { AsyncResource } from "node:async_hooks";
 import {
+  BackgroundFollower,
   backgroundResponse,
   type ExtractedUsage,
   extractFromResponse,
+  FOLLOW_GIVE_UP_MS,
+  FOLLOW_MAX_MS,
+  type FollowOutcome,
   finalResponseOf,
   isFinished,
   Recent,
 } from "@tollgate/core";
 import type { StreamLike } from "./api-promise.js";
-import type { TrackedCall } from "./call.js";
+import type { BackgroundPolls, PollOptions, TrackedCall } from "./call.js";
 
 // OpenAI background responses (`background: true`): the submission is recorded at once (kind=other), the
 // response's cost when a poll (`responses.retrieve`) finds it finished, as the gateway does.
@@ -26,6 +31,43 @@ export function rememberSubmission(responseId: string, call: TrackedCall): void 
   if (finished.has(responseId)) return; // recorded already: nothing to wait for
   call.keepForLater();
   submitted.set(responseId, call);
+  call.spec.background?.follow(responseId, call.pollOptions);
+}
+
+/** No scope and no agent run: the own polls' context (made at load, before any scope could be entered). */
+const outsideScopes = new AsyncResource("tollgate.background-poll");
+
+/**
+ * A wrapped client's own polls of its background responses (BackgroundFollower): one that no poll through
+ * the client has found finished for `firstMs` is retrieved through the client itself, so that its cost is
+ * recorded though the app learns of its end from OpenAI's webhooks, or never asks. The poll goes through
+ * the wrapped `retrieve` and is recorded as the app's own would be, for its submission's scope and run.
+ * Undefined (no own polls) when `firstMs` is 0 or the client has no `responses.retrieve`.
+ */
+export function backgroundPolls(responses: unknown, firstMs: number): BackgroundPolls | undefined {
+  type Retrieve = (id: string, query: object, options: PollOptions) => PromiseLike<unknown>;
+  const retrieve = () => (responses as { retrieve?: Retrieve }).retrieve;
+  if (firstMs <= 0 || typeof retrieve() !== "function") return undefined;
+  const follower = new BackgroundFollower({ firstMs, maxMs: FOLLOW_MAX_MS, giveUpMs: FOLLOW_GIVE_UP_MS });
+  const poll = async (id: string, request: PollOptions): Promise<FollowOutcome> => {
+    if (finished.has(id) || !submitted.has(id)) return "gone"; // found, or forgotten
+    try {
+      const body = await outsideScopes.runInAsyncScope(() => retrieve()!.call(responses, id, {}, request));
+      const response =
+        typeof body === "object" && body !== null
+          ? backgroundResponse(body as Record<string, unknown>)
+          : null;
+      return response && isFinished(response) ? "finished" : "running";
+    } catch (e) {
+      // Deleted, or not readable with this client's key: never to be found by this client.
+      const status = (e as { status?: unknown } | null)?.status;
+      return status === 404 || status === 401 || status === 403 ? "gone" : "running";
+    }
+  };
+  return {
+    follow: (id, request) => follower.follow(id, () => poll(id, request)),
+    seen: (id) => follower.seen(id),
+  };
 }
 
 /**

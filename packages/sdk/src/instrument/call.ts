@@ -23,6 +23,23 @@ export interface CallSpec {
   provider: string;
   /** The app's own cost for calls Tollgate cannot price (custom models): nano-USD, or null to let the server price. */
   estimateCost?: CostEstimator;
+  /** The client's own polls of its background responses (OpenAI Responses). */
+  background?: BackgroundPolls;
+}
+
+/**
+ * Own polls of background responses: `follow` a submission (polled with its request's headers and query),
+ * `seen` when the app polls one itself.
+ */
+export interface BackgroundPolls {
+  follow(responseId: string, request: PollOptions): void;
+  seen(responseId: string): void;
+}
+
+/** Of a request's options, what a poll of its response sends too (an organization or project header, say). */
+export interface PollOptions {
+  headers?: unknown;
+  query?: unknown;
 }
 
 export type CostEstimator = (call: {
@@ -86,6 +103,8 @@ export class TrackedCall {
   }
 
   #body: Record<string, unknown>;
+  /** The request's headers and query, where a background response's own polls will need them. */
+  pollOptions: PollOptions = {};
   /** The request's body (after `keepForLater`, only what the record reads of it). */
   get body(): Readonly<Record<string, unknown>> {
     return this.#body;

@@ -1,7 +1,7 @@
 import { type EventFilter, isStream, observeApiPromise, tapParsed } from "./api-promise.js";
 import { observeResumedStream, recordIfFinished } from "./background.js";
 import { observedResults, observeResultsFile, type Room } from "./batch-results.js";
-import type { CallSpec, RecordSink } from "./call.js";
+import type { CallSpec, PollOptions, RecordSink } from "./call.js";
 import { TrackedCall } from "./call.js";
 
 /** The names of a resource's methods already wrapped, so wrapping a client twice records once. */
@@ -43,10 +43,16 @@ export function wrapCreate(resource: unknown, spec: CallSpec, sink: RecordSink, 
         } catch (refused) {
           return rejection(refused); // an agent run over its ceiling: nothing is sent
         }
+        if (spec.background && request.background === true) call.pollOptions = pollOptionsOf(options);
         const prepared: ReturnType<Prepare> = prepare?.(request) ?? { body: request };
         return observeApiPromise(original.call(this, prepared.body, options), call, prepared.hideEvent);
       },
   );
+}
+
+function pollOptionsOf(options: unknown): PollOptions {
+  const o = (typeof options === "object" && options !== null ? options : {}) as PollOptions;
+  return { ...(o.headers ? { headers: o.headers } : {}), ...(o.query ? { query: o.query } : {}) };
 }
 
 /**
@@ -61,6 +67,7 @@ export function wrapRetrieve(resource: unknown, spec: CallSpec, sink: RecordSink
       function retrieve(this: unknown, ...args: unknown[]) {
         // The poll's scope and run, as at the call (inside `run.llm(…)`, say), should it record the response.
         const poll = new TrackedCall(spec, {}, sink, { counted: false });
+        if (typeof args[0] === "string") spec.background?.seen(args[0]);
         return tapParsed(original.apply(this, args), (value) =>
           isStream(value) ? observeResumedStream(value, poll) : recordIfFinished(value, poll),
         );

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import {
   ATTRIBUTION_FIELDS,
   attributionErrors,
+  BackgroundFollower,
   type BackgroundResponse,
   type BatchResult,
   BatchResultsReader,
@@ -15,6 +16,9 @@ import {
   estimateCutShortUsage,
   extractFromResponse,
   FinalResponseReader,
+  FOLLOW_GIVE_UP_MS,
+  FOLLOW_MAX_MS,
+  type FollowOutcome,
   fieldText,
   INPUT_LIMITS,
   isFinished,
@@ -34,7 +38,6 @@ import type { SpendGuard, Ticket } from "../limits/guard.js";
 import type { EventStore } from "../store/types.js";
 import { withTimeout } from "../with-timeout.js";
 import { responseIdOf } from "./background.js";
-import { BackgroundFollower, type FollowOutcome } from "./background-follow.js";
 import {
   type BatchRecords,
   type BatchResultsSource,
@@ -1271,10 +1274,6 @@ const DOWNLOAD_WAIT_MS = 60_000;
 /** How long a finished background response waits for the store to say whether it is recorded already. */
 const LOOKUP_TIMEOUT_MS = 5_000;
 
-/** The longest wait between two of the gateway's own polls of a background response. */
-const FOLLOW_MAX_MS = 5 * 60_000;
-/** How long after its submission a background response is still polled here. */
-const FOLLOW_GIVE_UP_MS = DAY_MS;
 /** A submission's headers that describe its body: not sent with a poll (a GET without one). */
 const BODY_HEADERS = [
   "content-type",

@@ -1,7 +1,7 @@
 // BackgroundFollower: the gateway's own polls of background responses no client polls. Timers are
 // vitest's fake ones; each poll says what it found.
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { BackgroundFollower, type FollowOutcome } from "../src/gateway/background-follow.js";
+import { BackgroundFollower, type FollowOutcome } from "../src/usage/background-follow.js";
 
 const times = { firstMs: 1_000, maxMs: 4_000, giveUpMs: 20_000 };
 

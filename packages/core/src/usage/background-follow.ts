@@ -1,4 +1,4 @@
-/** What one of the gateway's own polls of a background response found. */
+/** What one own poll of a background response found (the gateway's, or a wrapped SDK client's). */
 export type FollowOutcome = "finished" | "running" | "gone";
 
 export interface FollowTimes {
@@ -27,9 +27,14 @@ interface Follow {
 /** The most responses followed at once; past it the oldest is given up (as the gateway forgets its submission). */
 const MAX_FOLLOWED = 10_000;
 
+/** The longest wait between two own polls of a background response. */
+export const FOLLOW_MAX_MS = 5 * 60_000;
+/** How long after its submission a background response is still polled. */
+export const FOLLOW_GIVE_UP_MS = 24 * 60 * 60_000;
+
 /**
- * The gateway's own polls of the background responses submitted through it. A response is billed when a
- * poll or a resumed stream finds it finished; an app that learns of that from OpenAI's webhooks, or that
+ * Own polls of the background responses submitted through the gateway or a wrapped SDK client. A
+ * response is billed when a poll or a resumed stream finds it finished; an app that learns of that from OpenAI's webhooks, or that
  * never asks, would leave it unbilled and its budget hold in place until it expires. So a response no
  * client has polled for `firstMs` is polled here, at doubling intervals, until it is found finished or
  * gone. A client's own poll puts the next one off again: an app that polls costs no extra upstream calls.

@@ -41,13 +41,16 @@ export interface AdmissionPlan {
   tokenRates: { key: string }[];
 }
 
+/** What the keys of budget `id`'s buckets start with. */
+export const budgetKeyPrefix = (id: string) => `b:${id}:`;
+
 /** The bucket of budget `b` for a call with these "*" values (and facts, for overrides). */
 export function bucketPlan(b: Budget, values: string[], facts: CallFacts): BucketPlan {
   const limit = limitFor(b, facts);
   return {
     budget: b,
     values,
-    key: `b:${b.id}:${bucketId(values)}`,
+    key: `${budgetKeyPrefix(b.id)}${bucketId(values)}`,
     limit,
     steps: stepsFor(b, limit),
     ttlMs: slotTtlMs(b.window),

@@ -21,7 +21,14 @@ import {
   worstCaseUsage,
 } from "@tollgate/core";
 import type { LimitEventRow, LimitsStateStore, PolicyKind, RunUsageRow, SumField } from "../store/types.js";
-import { admissionPlan, bucketPlan, type ChargedBucket, chargeOf, rateKey } from "./admission-plan.js";
+import {
+  admissionPlan,
+  bucketPlan,
+  budgetKeyPrefix,
+  type ChargedBucket,
+  chargeOf,
+  rateKey,
+} from "./admission-plan.js";
 import {
   budgetExceeded,
   budgetThrottled,
@@ -385,12 +392,14 @@ export class SpendGuard {
   /**
    * A budget that appears while running (API, file reload) counts what its window already holds, as it
    * would after a restart. Only volatile counters are seeded: Redis counters are shared by replicas.
-   * Never throws.
+   * Counters left by a removed budget of the same id are dropped first: seeded on top of them, the
+   * window's spend would count twice. Never throws.
    */
   async budgetAdded(ws: string, id: string): Promise<void> {
     if (!this.store.volatile) return;
     const b = this.registry.forWorkspace(ws).budgets.find((x) => x.id === id);
     if (!b) return;
+    this.store.forgetBuckets(ws, budgetKeyPrefix(b.id));
     try {
       await this.#rebuildBudget(ws, b, this.#now());
     } catch (e) {

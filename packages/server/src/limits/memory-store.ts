@@ -212,6 +212,11 @@ export class MemoryLimitStore implements LimitStore {
     if (level > 0) state.levels.set(levelWindow([slot]), level);
   }
 
+  forgetBuckets(workspace: string, prefix: string): void {
+    const ws = this.#buckets.get(workspace);
+    for (const key of ws?.keys() ?? []) if (key.startsWith(prefix)) ws!.delete(key);
+  }
+
   seedRun(workspace: string, key: string, usage: RunUsage): void {
     this.#runs.set(`${workspace}\u0000${key}`, { usage: { ...usage }, killed: null, lastSeen: Date.now() });
   }

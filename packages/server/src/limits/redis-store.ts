@@ -358,6 +358,7 @@ export class RedisLimitStore implements LimitStore {
   }
 
   seedBucket(): void {}
+  forgetBuckets(): void {}
   seedRun(): void {}
 
   async close(): Promise<void> {

@@ -323,3 +323,33 @@ export async function budgetedGateway(
   const records = async (id: string) => (await gatewayRecords(gw.runtime)).filter((r) => r.request_id === id);
   return { gw, openai, budget, records };
 }
+
+/**
+ * `target` (a real store), whose next `method` call after `hold()` does its work at once but answers only
+ * when the function `hold()` returned is called: a slow read or write, to interleave others with.
+ */
+export function holdable<T extends object>(target: T, method: keyof T & string) {
+  let gate: Promise<void> | null = null;
+  const delayed = new Proxy(target, {
+    get(t, p) {
+      const v = Reflect.get(t, p);
+      if (typeof v !== "function") return v;
+      if (p !== method) return v.bind(t);
+      return async (...args: unknown[]) => {
+        const wait = gate;
+        gate = null;
+        const out = await v.apply(t, args); // its work done, its answer held back
+        await wait;
+        return out;
+      };
+    },
+  });
+  const hold = () => {
+    let open!: () => void;
+    gate = new Promise<void>((r) => {
+      open = r;
+    });
+    return open;
+  };
+  return { delayed, hold };
+}

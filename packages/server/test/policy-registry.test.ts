@@ -5,41 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PolicyRegistry } from "../src/limits/policies.js";
 import { DuckDbStore } from "../src/store/duckdb/store.js";
-import type { LimitsStateStore } from "../src/store/types.js";
-
-/** A promise and the function that settles it. */
-function latch(): { wait: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const wait = new Promise<void>((r) => {
-    open = r;
-  });
-  return { wait, open };
-}
-
-/** The real store, whose next `method` call, once `hold()` is called, finishes only when its latch opens. */
-function delayable(store: DuckDbStore, method: "listPolicies" | "putPolicy") {
-  let gate: Promise<void> | null = null;
-  const delayed = new Proxy(store, {
-    get(target, p) {
-      const v = Reflect.get(target, p);
-      if (typeof v !== "function") return v;
-      if (p !== method) return v.bind(target);
-      return async (...args: unknown[]) => {
-        const wait = gate;
-        gate = null;
-        const out = await v.apply(target, args); // its work done, its answer held back
-        await wait;
-        return out;
-      };
-    },
-  }) as LimitsStateStore;
-  const hold = () => {
-    const l = latch();
-    gate = l.wait;
-    return l.open;
-  };
-  return { delayed, hold };
-}
+import { holdable } from "./helpers.js";
 
 const budget = (id: string, usd = "1.00") => ({ id, window: "day", limit_usd: usd });
 const ids = (r: PolicyRegistry) => r.list("default", "budget").map((e) => e.id);
@@ -57,7 +23,7 @@ describe("PolicyRegistry against refreshes from a shared store", () => {
   });
 
   it("keeps a budget created while a refresh read the store without it", async () => {
-    const { delayed, hold } = delayable(store, "listPolicies");
+    const { delayed, hold } = holdable(store, "listPolicies");
     const registry = await PolicyRegistry.open(delayed, null);
     const rowsRead = hold();
     const refreshing = registry.refresh(); // reads the rows now, returns them once the latch opens
@@ -74,7 +40,7 @@ describe("PolicyRegistry against refreshes from a shared store", () => {
   it("keeps a budget deleted while a refresh read the store with it", async () => {
     const plain = await PolicyRegistry.open(store, null);
     await plain.put("default", "budget", null, budget("doomed"), "test");
-    const { delayed, hold } = delayable(store, "listPolicies");
+    const { delayed, hold } = holdable(store, "listPolicies");
     const registry = await PolicyRegistry.open(delayed, null);
     const rowsRead = hold();
     const refreshing = registry.refresh();
@@ -86,7 +52,7 @@ describe("PolicyRegistry against refreshes from a shared store", () => {
   });
 
   it("answers created for a new id even when a refresh brought it here first, and seeds it once", async () => {
-    const { delayed, hold } = delayable(store, "putPolicy");
+    const { delayed, hold } = holdable(store, "putPolicy");
     const registry = await PolicyRegistry.open(delayed, null);
     const written = hold();
     const putting = registry.put("default", "budget", null, budget("raced"), "test");

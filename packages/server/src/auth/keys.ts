@@ -59,6 +59,8 @@ export async function createKey(
  */
 export class KeyResolver {
   readonly #cache = new Map<string, { p: Principal | null; until: number }>();
+  /** Bumped by invalidate(): a lookup that began before a revocation must not cache what it read. */
+  #generation = 0;
 
   constructor(
     private readonly store: KeyStore,
@@ -68,6 +70,7 @@ export class KeyResolver {
 
   /** Forget cached lookups, e.g. after a revocation, so it takes effect at once. */
   invalidate(): void {
+    this.#generation++;
     this.#cache.clear();
   }
 
@@ -78,10 +81,12 @@ export class KeyResolver {
     const hit = this.#cache.get(hash);
     const now = Date.now();
     if (hit && hit.until > now) return hit.p;
+    const generation = this.#generation;
     const rec = await this.store.findKeyByHash(hash);
     const p = rec
       ? { workspaceId: rec.workspace_id, role: rec.role, keyId: rec.id, defaults: rec.defaults }
       : null;
+    if (generation !== this.#generation) return p; // read before a revocation: answers this request only
     if (this.#cache.size > 10_000) this.#cache.clear();
     this.#cache.set(hash, { p, until: now + this.ttlMs });
     return p;

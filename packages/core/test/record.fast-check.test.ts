@@ -2,14 +2,18 @@
 // broken field by field, the fast check must never pass what zod refuses or would change (other than by
 // filling in defaults), and it must pass the plain records ingest sees most.
 import { describe, expect, it } from "vitest";
+import { uuidv7 } from "../src/ids.js";
+import { PricingEngine } from "../src/pricing/index.js";
 import {
   ATTRIBUTION_FIELDS,
+  buildCallRecord,
   CallRecordInputSchema,
   COST_FIELDS,
   FAST_CHECK_FIELDS,
   INPUT_DEFAULTS,
   INPUT_LIMITS as L,
   passesFastCheck,
+  storedRecordProblem,
 } from "../src/record/index.js";
 import { USAGE_FIELDS } from "../src/usage/types.js";
 import { rng } from "./rng.js";
@@ -197,5 +201,42 @@ describe("passesFastCheck", () => {
       if (agree(r).fast) fast++;
     }
     expect(fast).toBeGreaterThan(1000);
+  });
+});
+
+describe("storedRecordProblem", () => {
+  const engine = new PricingEngine();
+  const built = () => {
+    const b = buildCallRecord(
+      {
+        event_id: uuidv7(),
+        ts_start: Date.now(),
+        provider: "openai",
+        model: "gpt-4o",
+        input_uncached_tokens: 10,
+      },
+      { workspaceId: "default", engine },
+    );
+    if (!b.ok) throw new Error(JSON.stringify(b.errors));
+    return b.record;
+  };
+
+  it("finds nothing wrong with a record as the builder makes it", () => {
+    expect(storedRecordProblem(built())).toBeNull();
+  });
+
+  it("names the first field a store would refuse, or that a record cannot lack", () => {
+    const r = built();
+    expect(storedRecordProblem({ ...r, event_id: `${r.event_id.slice(0, 35)}#` })).toBe("event_id");
+    expect(storedRecordProblem({ ...r, ts_start: undefined })).toBe("ts_start");
+    expect(storedRecordProblem({ ...r, input_uncached_tokens: 1.5 })).toBe("input_uncached_tokens");
+    expect(storedRecordProblem({ ...r, cost_nanousd: 5 })).toBe("cost_nanousd"); // money is a bigint
+    expect(storedRecordProblem({ ...r, cost_nanousd: 2n ** 63n })).toBe("cost_nanousd");
+    expect(storedRecordProblem({ ...r, kind: "llama" })).toBe("kind");
+  });
+
+  it("lets through what an older version's record lacks, and fields it does not know", () => {
+    const { key_id: _, ...older } = built();
+    expect(storedRecordProblem({ ...older, from_the_future: 1 })).toBeNull();
   });
 });

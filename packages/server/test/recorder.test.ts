@@ -232,6 +232,34 @@ describe("spool files", () => {
     expect(readFileSync(join(spoolDir, "1-1-0.ndjson.bad"), "utf8")).toBe('{"event_id": oops\n');
   });
 
+  it("sets aside a damaged line the store refuses (it still parses), then stores the rest and the files after it", async () => {
+    const spoolDir = join(dir, "damaged");
+    mkdirSync(spoolDir, { recursive: true });
+    const [a, b, c] = [built(8), built(9), built(10)];
+    const damaged = json(a).replace(a.event_id, `${a.event_id.slice(0, 35)}#`); // one byte changed: no UUID
+    writeFileSync(join(spoolDir, "1-1-0.ndjson"), `${damaged}\n${json(b)}\n`);
+    writeFileSync(join(spoolDir, "2-1-0.ndjson"), `${json(c)}\n`);
+    const store = await DuckDbStore.open(join(dir, "damaged-data"));
+    const writer = new GroupCommitWriter(store);
+    const spool = new Spool(spoolDir);
+    for (let i = 0; i < 2; i++) await spool.drain((records) => writer.write(records));
+    const stored = (await store.query({ workspaceId: "default" })).map((r) => r.event_id);
+    expect(stored.sort()).toEqual([b.event_id, c.event_id].sort());
+    expect(spool.depth).toBe(0);
+    expect(readdirSync(spoolDir)).toEqual(["1-1-0.ndjson.bad"]);
+    expect(readFileSync(join(spoolDir, "1-1-0.ndjson.bad"), "utf8")).toBe(`${damaged}\n`);
+    await store.close();
+  });
+
+  it("a store failure with only sound records keeps the file for the next drain", async () => {
+    const spool = new Spool(join(dir, "store-down"));
+    const a = built(11);
+    spool.spill([a]);
+    await expect(spool.drain(() => Promise.reject(new Error("store down")))).rejects.toThrow("store down");
+    expect(spool.depth).toBe(1);
+    expect(await drainAll(spool)).toEqual([a]);
+  });
+
   it("salvages the whole lines of a spill a crash cut short (its .tmp), dropping only the torn last one", async () => {
     const spoolDir = join(dir, "cut-short");
     mkdirSync(spoolDir, { recursive: true });
@@ -244,5 +272,26 @@ describe("spool files", () => {
     expect(spool.depth).toBe(2);
     expect(readdirSync(spoolDir).some((f) => f.endsWith(".tmp"))).toBe(false);
     expect(await drainAll(spool)).toEqual([a, b]);
+  });
+});
+
+describe("group commit", () => {
+  it("a batch the store refuses fails alone, not the batches that shared its commit", async () => {
+    const store = await DuckDbStore.open(join(dir, "group-data"));
+    const writer = new GroupCommitWriter(store);
+    const engine = new PricingEngine();
+    const built = (i: number) => {
+      const b = buildCallRecord(call(i), { workspaceId: "default", engine });
+      if (!b.ok) throw new Error(JSON.stringify(b.errors));
+      return b.record;
+    };
+    const first = writer.write([built(1)]); // in flight: the next two wait, then share one commit
+    const damaged = writer.write([{ ...built(2), event_id: "not-a-uuid" }]);
+    const sound = writer.write([built(3), built(4)]);
+    expect(await first).toEqual([true]);
+    await expect(damaged).rejects.toThrow();
+    expect(await sound).toEqual([true, true]);
+    expect(await store.count({ workspaceId: "default" })).toBe(3);
+    await store.close();
   });
 });

@@ -97,6 +97,28 @@ const CHECKS = new Map<string, Check>([
   ["key_id", shortId],
 ]);
 
+const MONEY_FIELDS: ReadonlySet<string> = new Set(["cost_nanousd", ...COST_FIELDS]);
+const MAX_INT64 = 2n ** 63n - 1n;
+/** Money as a built record holds it: a bigint the stores' int64 columns take. */
+const storedMoney: Check = (v) => typeof v === "bigint" && v >= 0n && v <= MAX_INT64;
+const STORED_REQUIRED = ["event_id", "workspace_id", "ts_start", "kind", "provider", "model"] as const;
+
+/**
+ * The first field of a built call record read back from outside the store (a spool file) that is not as
+ * the builder makes it, or null when the record is sound. A record the store would refuse (an event id
+ * that is no UUID, a count that is no integer) must be found before it goes to the store with others.
+ * Fields a record of an older version lacks are let through; unknown ones are ignored.
+ */
+export function storedRecordProblem(record: object): string | null {
+  const fields = record as Record<string, unknown>;
+  for (const key of STORED_REQUIRED) if (fields[key] === undefined) return key;
+  for (const [key, check] of CHECKS) {
+    const v = fields[key];
+    if (v !== undefined && !(MONEY_FIELDS.has(key) ? storedMoney : check)(v)) return key;
+  }
+  return null;
+}
+
 /** The input fields the fast path knows: a test checks they are exactly the schema's. */
 export const FAST_CHECK_FIELDS: readonly string[] = [...CHECKS.keys()];
 

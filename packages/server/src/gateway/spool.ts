@@ -11,7 +11,7 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
-import { type CallRecord, COST_FIELDS, TOOL_CALL_FIELDS } from "@tollgate/core";
+import { type CallRecord, COST_FIELDS, storedRecordProblem, TOOL_CALL_FIELDS } from "@tollgate/core";
 
 const MONEY = ["cost_nanousd", ...COST_FIELDS] as const;
 
@@ -45,7 +45,8 @@ export class Spool {
   /**
    * Hands spooled files, oldest first, to `store`; a file is deleted only once stored. Stops at the first
    * store failure (to retry later). Lines that cannot be read back are set aside in `<file>.bad` for a
-   * human; the rest of their file is stored all the same.
+   * human; the rest of their file is stored all the same. So are records the store refused that are not
+   * as the gateway builds them (a damaged line that still parses): they would fail their file forever.
    */
   async drain(store: (records: CallRecord[]) => Promise<unknown>): Promise<void> {
     for (const f of this.#files()) {
@@ -61,17 +62,32 @@ export class Spool {
         } else bad.push(line);
       }
       if (bad.length) {
-        // Set aside once: the readable rest goes back as a file of its own, stored by the next drain.
-        appendFileSync(`${path}.bad`, `${bad.join("\n")}\n`);
-        if (good.length) this.#write(good);
-        rmSync(path, { force: true });
-        this.#depth -= bad.length;
+        this.#setAside(path, good, bad);
         continue;
       }
-      await store(records);
+      try {
+        await store(records);
+      } catch (e) {
+        const unsound = new Set(records.filter((r) => storedRecordProblem(r) !== null));
+        if (!unsound.size) throw e; // the store's own failure: tried again later
+        this.#setAside(
+          path,
+          good.filter((_, i) => !unsound.has(records[i]!)),
+          good.filter((_, i) => unsound.has(records[i]!)),
+        );
+        continue;
+      }
       rmSync(path, { force: true });
       this.#depth -= records.length;
     }
+  }
+
+  /** Sets `bad` aside in `<file>.bad`, once; `good` goes back as a file of its own, stored by the next drain. */
+  #setAside(path: string, good: readonly string[], bad: readonly string[]): void {
+    appendFileSync(`${path}.bad`, `${bad.join("\n")}\n`);
+    if (good.length) this.#write(good);
+    rmSync(path, { force: true });
+    this.#depth -= bad.length;
   }
 
   /** NDJSON lines written aside in full, fsynced, then renamed (and the rename synced): a file is whole or absent. */
@@ -128,7 +144,7 @@ function lines(path: string): string[] {
 function parseRecord(line: string): CallRecord | null {
   try {
     const r = JSON.parse(line) as Record<string, unknown>;
-    if (typeof r !== "object" || r === null) return null;
+    if (typeof r !== "object" || r === null || Array.isArray(r)) return null;
     for (const k of MONEY) if (typeof r[k] === "string") r[k] = BigInt(r[k]);
     // Spooled by a version before tool calls were counted: none were.
     for (const k of TOOL_CALL_FIELDS) r[k] ??= 0;

@@ -85,7 +85,10 @@ export class GroupCommitWriter {
         p.resolve(p.keys.map((k, j) => owns[i]![j]! && inserted.has(k)));
       });
     } catch (e) {
-      for (const p of group) p.reject(e);
+      // A batch the store refuses (a damaged one) must not fail the others that shared its commit: each
+      // is tried alone, and only the ones that fail alone are refused.
+      if (group.length === 1) group[0]!.reject(e);
+      else for (const p of group) await this.#commit([p]);
     } finally {
       for (const id of owned) this.#inFlight.delete(id);
     }

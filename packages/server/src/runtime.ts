@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { PricingEngine } from "@tollgate/core";
+import { type CallRecord, PricingEngine } from "@tollgate/core";
 import { createApp } from "./api/app.js";
 import { KeyResolver } from "./auth/keys.js";
 import type { RuntimeOptions } from "./config.js";
@@ -51,20 +51,22 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
   });
   let unlock = () => {};
   let guard: SpendGuard;
+  const writer = new GroupCommitWriter(store, { concurrency: store.writeConcurrency });
+  let spool: Spool;
   try {
     if (store.shared) unlock = lockDataDir(opts.dataDir);
+    spool = new Spool(join(opts.dataDir, "spool"));
     const registry = await PolicyRegistry.open(store, opts.limitsPath ?? null);
     guard = new SpendGuard(await openLimitStore(opts.redisUrl ?? null), registry, store, engine);
-    await guard.rebuild(["default"]);
+    await guard.rebuild(["default"], await unstoredCalls(spool, writer));
   } catch (e) {
     unlock();
     await store.close();
     throw e;
   }
   const rootToken = `tg_root_${randomBytes(24).toString("base64url")}`;
-  const writer = new GroupCommitWriter(store, { concurrency: store.writeConcurrency });
   const keys = new KeyResolver(store, rootToken);
-  const recorder = new Recorder(writer, engine, new Spool(join(opts.dataDir, "spool")), {
+  const recorder = new Recorder(writer, engine, spool, {
     onError: (e) => console.error(`recording: ${(e as Error).message}`),
   });
   const ingest = new IngestService(writer, engine, guard);
@@ -136,6 +138,21 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
       unlock();
     },
   };
+}
+
+/**
+ * The calls an earlier process answered and spooled but never stored (a crash, a store down at
+ * shutdown): stored now where the store takes them, so that the limits rebuilt from the store count them;
+ * the ones it does not take yet are returned, for the rebuild to count from here.
+ */
+async function unstoredCalls(spool: Spool, writer: GroupCommitWriter): Promise<Iterable<CallRecord[]>> {
+  if (spool.depth === 0) return [];
+  await spool
+    .drain((records) => writer.write(records))
+    .catch((e) => {
+      console.error(`recording: spooled calls not stored yet, tried again later: ${(e as Error).message}`);
+    });
+  return spool.records();
 }
 
 /** How often a replica re-reads policies from a shared store (TOLLGATE_POLICY_REFRESH_MS, default 5 s). */

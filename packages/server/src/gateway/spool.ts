@@ -90,6 +90,11 @@ export class Spool {
     this.#depth -= bad.length;
   }
 
+  /** The readable records waiting on disk, a file at a time, left where they are. */
+  *records(): Generator<CallRecord[]> {
+    for (const f of this.#files()) yield lines(join(this.dir, f)).flatMap((line) => parseRecord(line) ?? []);
+  }
+
   /** NDJSON lines written aside in full, fsynced, then renamed (and the rename synced): a file is whole or absent. */
   #write(lines: readonly string[]): void {
     const bytes = Buffer.from(`${lines.join("\n")}\n`);

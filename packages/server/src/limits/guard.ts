@@ -349,8 +349,14 @@ export class SpendGuard {
     }
   }
 
-  /** Rebuilds a volatile backend's counters from stored events: a restart does not reset spend. */
-  async rebuild(workspaces: readonly string[]): Promise<void> {
+  /**
+   * Rebuilds a volatile backend's counters from stored events, and `unstored` calls (spooled, not in the
+   * store yet; a batch at a time): a restart does not reset spend.
+   */
+  async rebuild(
+    workspaces: readonly string[],
+    unstored: Iterable<readonly CallRecord[]> = [],
+  ): Promise<void> {
     if (!this.store.volatile) return;
     const now = this.#now();
     for (const ws of new Set([...workspaces, ...this.registry.workspaces()])) {
@@ -387,6 +393,7 @@ export class SpendGuard {
         }
       }
     }
+    for (const calls of unstored) await this.observe(calls);
   }
 
   /**

@@ -1,0 +1,89 @@
+// Calls an earlier process answered and spooled but never stored (the store down, then a crash or a
+// shutdown that could not wait) count against their budgets after the restart, as stored calls do.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildCallRecord, PricingEngine, uuidv7 } from "@tollgate/core";
+import { afterAll, describe, expect, it } from "vitest";
+import { Recorder } from "../src/gateway/recorder.js";
+import { Spool } from "../src/gateway/spool.js";
+import { GroupCommitWriter } from "../src/ingest/writer.js";
+import { openRuntime, type Runtime } from "../src/runtime.js";
+import { DuckDbStore } from "../src/store/duckdb/store.js";
+import type { Json } from "./helpers.js";
+
+const dir = mkdtempSync(join(tmpdir(), "tg-restart-spooled-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const call = (feature: string) => ({
+  event_id: uuidv7(),
+  ts_start: Date.now() - 1000,
+  provider: "openai",
+  api: "openai.chat",
+  model: "gpt-4o",
+  input_uncached_tokens: 10_000,
+  output_tokens: 1_000,
+  feature,
+});
+
+async function admin(rt: Runtime, method: string, path: string, body?: unknown): Promise<Json> {
+  const res = await rt.app.request(path, {
+    method,
+    headers: { authorization: `Bearer ${rt.rootToken}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return (await res.json()) as Json;
+}
+const budget = (feature: string) => ({ id: feature, scope: { feature }, window: "day", limit_usd: "5.00" });
+
+describe("calls spooled and not stored before a restart", () => {
+  it("are stored before the budgets are rebuilt from the store, and count against them", async () => {
+    const dataDir = join(dir, "drained");
+    const rt1 = await openRuntime({ dataDir, pricebookPath: null });
+    await admin(rt1, "POST", "/api/budgets", budget("f1"));
+    await rt1.close();
+    // The gateway's recorder while its store is down: the calls go to the spool.
+    const down = await DuckDbStore.open(dataDir);
+    await down.close();
+    const rec = new Recorder(
+      new GroupCommitWriter(down),
+      new PricingEngine(),
+      new Spool(join(dataDir, "spool")),
+      {
+        replayMs: 60_000,
+      },
+    );
+    for (let i = 0; i < 20; i++) rec.record(call("f1"), "default");
+    await rec.flush();
+    rec.close();
+
+    const rt2 = await openRuntime({ dataDir, pricebookPath: null });
+    try {
+      expect(rt2.recorder.spoolDepth).toBe(0);
+      const spend = await admin(rt2, "GET", "/api/spend?by=feature&from=1d");
+      const stored = (spend.rows as Json[]).find((r) => r.key === "f1")!;
+      expect(stored.calls).toBe(20);
+      expect((await admin(rt2, "GET", "/api/budgets/f1")).spend_usd).toBe(stored.cost_usd);
+    } finally {
+      await rt2.close();
+    }
+  });
+
+  it("count from the spool when the store does not take them yet", async () => {
+    const rt = await openRuntime({ dataDir: join(dir, "counted"), pricebookPath: null });
+    try {
+      await admin(rt, "POST", "/api/budgets", budget("f2"));
+      const engine = new PricingEngine();
+      const spooled = [call("f2"), call("f2")].map((c) => {
+        const b = buildCallRecord(c, { workspaceId: "default", engine });
+        if (!b.ok) throw new Error(JSON.stringify(b.errors));
+        return b.record;
+      });
+      await rt.guard.rebuild(["default"], [spooled]);
+      const cost = spooled.reduce((sum, r) => sum + r.cost_nanousd, 0n);
+      expect((await admin(rt, "GET", "/api/budgets/f2")).spend_nanousd).toBe(String(cost));
+    } finally {
+      await rt.close();
+    }
+  });
+});

@@ -17,8 +17,8 @@ const MONEY = ["cost_nanousd", ...COST_FIELDS] as const;
 
 /**
  * Records that could not be stored yet (store down, slow, or the in-memory queue full) wait here on disk,
- * one NDJSON file per spill, fsynced, until `drain` hands them back to the store. Nothing is lost and
- * memory stays bounded whatever the store does.
+ * one NDJSON file per spill, fsynced, until `drain` hands them back to the store. Nothing that reaches
+ * the spool is lost, and memory stays bounded whatever the store does.
  */
 export class Spool {
   #depth = 0;

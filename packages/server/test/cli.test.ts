@@ -154,6 +154,20 @@ describe("tollgate CLI", () => {
     expect(miss.err).toMatch(/no price for/);
   });
 
+  it("a time out of range or out of order is refused naming the flag", () => {
+    for (const at of ["999999999d", "9999-12-31", "soon"]) {
+      const r = tollgate("prices", "lookup", "gpt-4o", "--at", at);
+      expect(r.code, at).toBe(2);
+      expect(r.err).toMatch(/^error: --at must be /);
+    }
+    const far = tollgate("spend", "--by", "feature", "--from", "999999999d");
+    expect(far.code).toBe(1);
+    expect(far.err).toContain("from must be between 1970-01-01 and 2100-01-01");
+    const backwards = tollgate("spend", "--by", "feature", "--from", "now", "--to", "7d");
+    expect(backwards.code).toBe(1);
+    expect(backwards.err).toContain("to must be after from");
+  });
+
   it("demo then spend --by feature prints a table; re-running demo is idempotent", () => {
     const d = tollgate("demo", "--days", "14", "--calls-per-day", "200", "--json");
     expect(d.code, d.err).toBe(0);

@@ -27,9 +27,9 @@ import {
   type SpendDimension,
   summaryCanAnswer,
 } from "../store/types.js";
-import { parseTime } from "../time.js";
 import { registerLimitRoutes } from "./limits-routes.js";
 import { registerRollupRoutes } from "./rollup-routes.js";
+import { timeParam } from "./time-param.js";
 
 const KeyDefaultsSchema = z.strictObject(
   Object.fromEntries(KEY_DEFAULT_FIELDS.map((f) => [f, z.string().min(1).max(256).optional()])) as Record<
@@ -233,10 +233,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   app.get("/api/prices/unpriced", auth(CAN_READ), async (c) => {
-    const filter = filterFrom(
-      { from: c.req.query("since") ?? "7d", ...c.req.query() },
-      workspaceOf(c, c.req.query("workspace")),
-    );
+    const q = c.req.query();
+    const filter = filterFrom(q, workspaceOf(c, q.workspace));
+    filter.from ??= timeParam(q.since ?? "7d", "since");
     return c.json({ models: await deps.events.unpriced(filter) });
   });
 
@@ -340,17 +339,29 @@ function intParam(v: string | undefined, name: string, min: number, max: number)
   return n;
 }
 
-/** Query-string → EventFilter: from/to as ISO or relative ("7d"), exact-match attribution filters. */
-export function filterFrom(q: Record<string, string | undefined>, workspaceId: string): EventFilter {
-  const filter: EventFilter = { workspaceId, where: {} };
-  for (const name of ["from", "to"] as const) {
-    const v = q[name];
-    if (v === undefined) continue;
-    const ms = parseTime(v);
-    if (ms === null)
-      throw badRequest("invalid_parameter", `${name} must be an ISO date/time or a span like 7d, 24h`, name);
-    filter[name] = ms;
-  }
+/**
+ * Query-string → EventFilter: from/to as ISO or relative ("7d"), `to` after `from` when both are given,
+ * exact-match attribution filters.
+ */
+export function filterFrom(
+  q: Record<string, string | undefined>,
+  workspaceId: string,
+  now = Date.now(),
+): EventFilter {
+  const from = timeParam(q.from, "from", now);
+  const to = timeParam(q.to, "to", now);
+  if (from !== undefined && to !== undefined && to <= from)
+    throw badRequest(
+      "invalid_parameter",
+      `to must be after from (from=${q.from} is ${new Date(from).toISOString()}, to=${q.to} is ${new Date(to).toISOString()})`,
+      "to",
+    );
+  const filter: EventFilter = {
+    workspaceId,
+    where: {},
+    ...(from !== undefined ? { from } : {}),
+    ...(to !== undefined ? { to } : {}),
+  };
   for (const k of FILTER_FIELDS) {
     const v = q[k];
     if (v === undefined) continue;

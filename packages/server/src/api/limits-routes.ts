@@ -5,7 +5,7 @@ import { ApiError, badRequest } from "../errors.js";
 import type { BudgetBucketStatus, SpendGuard } from "../limits/guard.js";
 import { PolicyError } from "../limits/policies.js";
 import type { PolicyKind } from "../store/types.js";
-import { parseTime } from "../time.js";
+import { timeParam } from "./time-param.js";
 
 type Env = { Variables: { principal: Principal } };
 type Middleware = (c: Context<Env>, next: () => Promise<void>) => Promise<void>;
@@ -211,12 +211,8 @@ export function registerLimitRoutes(app: Hono<Env>, guard: SpendGuard, h: LimitR
 
   app.get("/api/limit-events", h.read, async (c) => {
     const ws = h.workspaceOf(c, c.req.query("workspace"));
-    const from = c.req.query("from");
-    const fromMs = from === undefined ? undefined : parseTime(from);
-    if (fromMs === null)
-      throw badRequest("invalid_parameter", "from must be an ISO date/time or a span like 7d", "from");
     const rows = await guard.events.limitEvents(ws, {
-      from: fromMs,
+      from: timeParam(c.req.query("from"), "from"),
       type: c.req.query("type"),
       subject: c.req.query("subject"),
       limit: 10_000,

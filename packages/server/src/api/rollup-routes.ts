@@ -18,8 +18,8 @@ import {
   userDayRollup,
 } from "../query/rollups.js";
 import type { AnalyticsStore, EventFilter, EventStore } from "../store/types.js";
-import { parseTime } from "../time.js";
 import { filterFrom } from "./app.js";
+import { timeParam } from "./time-param.js";
 
 type Env = { Variables: { principal: Principal } };
 type Middleware = (c: Context<Env>, next: () => Promise<void>) => Promise<void>;
@@ -42,16 +42,16 @@ export function analyticsFilter(
   now: number,
 ) {
   const q = c.req.query();
-  const filter = filterFrom({ from: DEFAULT_FROM, to: "now", ...q }, workspaceOf(c, q.workspace));
+  const filter = filterFrom({ from: DEFAULT_FROM, to: "now", ...q }, workspaceOf(c, q.workspace), now);
   const where = { ...filter.where };
   if (where.data_mode === "all") delete where.data_mode;
   else where.data_mode ??= "real";
   let deploymentOrUnset: string | undefined;
   if (where.deployment === "all") delete where.deployment;
   else if (where.deployment === undefined) deploymentOrUnset = "prod";
-  const from = filter.from ?? now;
-  const to = filter.to ?? now;
-  if (to <= from) throw badRequest("invalid_parameter", "to must be after from", "to");
+  // filterFrom was given both times, and checked that `to` is after `from`.
+  const from = filter.from!;
+  const to = filter.to!;
   return { ...filter, from, to, where, ...(deploymentOrUnset ? { deploymentOrUnset } : {}) };
 }
 
@@ -136,11 +136,11 @@ export function registerRollupRoutes(
       current.from = m.thisMonth;
       current.to = q.to === undefined ? now : current.to;
     }
-    const vsFrom = time(q.vs_from, "vs_from", now);
-    const vsTo = time(q.vs_to, "vs_to", now);
+    const vsFrom = timeParam(q.vs_from, "vs_from", now);
+    const vsTo = timeParam(q.vs_to, "vs_to", now);
     const span = current.to - current.from;
     const previous: EventFilter & { from: number; to: number } =
-      vsFrom !== null
+      vsFrom !== undefined
         ? { ...current, from: vsFrom, to: vsTo ?? vsFrom + span }
         : q.from === undefined
           ? { ...current, from: m.lastMonth, to: m.lastMonthSamePoint }
@@ -188,12 +188,4 @@ export function registerRollupRoutes(
     ]);
     return c.json({ ...month, budgets });
   });
-}
-
-function time(v: string | undefined, name: string, now: number): number | null {
-  if (v === undefined) return null;
-  const ms = parseTime(v, now);
-  if (ms === null)
-    throw badRequest("invalid_parameter", `${name} must be an ISO date/time or a span like 30d`, name);
-  return ms;
 }

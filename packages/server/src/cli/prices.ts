@@ -2,7 +2,7 @@ import { APIS, type Api, PricingEngine, UsageError } from "@tollgate/core";
 import type { Command } from "commander";
 import { loadPriceBook } from "../pricebook-file.js";
 import { calcPrice, lookupPrice } from "../prices.js";
-import { parseTime } from "../time.js";
+import { parseTime, QueryTimeError } from "../query-time.js";
 import { connect } from "./client.js";
 import { CliError, expectOk, type GlobalOpts, printJson, runtimeOptions } from "./common.js";
 import { formatInt, renderTable } from "./table.js";
@@ -14,9 +14,12 @@ function engineFor(g: GlobalOpts): PricingEngine {
 
 function atFrom(text: string | undefined): number {
   if (!text) return Date.now();
-  const ms = parseTime(text);
-  if (ms === null) throw new CliError(`--at must be an ISO date/time, got ${JSON.stringify(text)}`, 2);
-  return ms;
+  try {
+    return parseTime(text);
+  } catch (e) {
+    if (e instanceof QueryTimeError) throw new CliError(`--at ${e.message}`, 2);
+    throw e;
+  }
 }
 
 export function registerPrices(program: Command): void {

@@ -6,6 +6,7 @@ import {
   TOOL_CALL_FIELDS,
   TOOL_CALLS_COST_FIELD,
 } from "@tollgate/core";
+import { inQueryTimes } from "../query-time.js";
 import type { EventFilter, EventStore, QueryCursor } from "../store/types.js";
 
 /**
@@ -57,9 +58,10 @@ export function encodeCursor(c: QueryCursor): string {
   return Buffer.from(`${c.ts}:${c.id}`).toString("base64url");
 }
 
+/** A cursor encodeCursor gave out, or null: its time is a record's, so within the times a query may name. */
 export function decodeCursor(text: string): QueryCursor | null {
   const m = /^(\d{1,16}):([0-9a-f-]{36})$/.exec(Buffer.from(text, "base64url").toString("utf8"));
-  return m ? { ts: Number(m[1]), id: m[2]! } : null;
+  return m && inQueryTimes(Number(m[1])) ? { ts: Number(m[1]), id: m[2]! } : null;
 }
 
 /** One record as an export row: the stored columns in their fixed order; money and int64 as strings. */

@@ -38,8 +38,8 @@ export function whereSql(f: EventFilter): string {
   const parts = [`workspace_id = ${lit(f.workspaceId)}`];
   if (f.from !== undefined) parts.push(`ts_start >= ${int(f.from)}`);
   if (f.to !== undefined) parts.push(`ts_start < ${int(f.to)}`);
-  if (f.from !== undefined) parts.push(`day >= toDate(${lit(utcDay(f.from))})`);
-  if (f.to !== undefined) parts.push(`day <= toDate(${lit(utcDay(f.to))})`);
+  if (f.from !== undefined) parts.push(dayBound(">=", f.from));
+  if (f.to !== undefined) parts.push(dayBound("<=", f.to));
   if (f.deploymentOrUnset !== undefined) parts.push(`deployment IN (${lit(f.deploymentOrUnset)}, '')`);
   for (const [k, v] of Object.entries(f.where ?? {})) {
     if (v === undefined) continue;
@@ -47,6 +47,19 @@ export function whereSql(f: EventFilter): string {
     parts.push(`${k} = ${lit(v)}`);
   }
   return parts.join(" AND ");
+}
+
+/** The days a ClickHouse 18.16 Date holds: it reads a later one as 1970-01-01 (modern servers clamp). */
+const DATE_DAYS = { first: 0, last: Date.UTC(2105, 11, 31) } as const;
+
+/**
+ * `day` compared with the UTC day of an epoch ms: partition pruning beside the exact `ts_start` bound. The
+ * day is clamped to DATE_DAYS, which drops no row (a record is from before 2100), so a window reaching
+ * past them (a comparison window derived from a long one) cannot name a day the server misreads.
+ */
+export function dayBound(op: ">=" | "<=" | "<", ms: number): string {
+  const day = Math.min(Math.max(ms, DATE_DAYS.first), DATE_DAYS.last);
+  return `day ${op} toDate(${lit(utcDay(day))})`;
 }
 
 /** YYYY-MM-DD of an epoch ms in UTC. */

@@ -37,7 +37,7 @@ import { answeredByServer, type ChExec } from "./exec.js";
 import type { ClickHouseOptions } from "./open.js";
 import { purgePartitions } from "./partitions.js";
 import { type Layout, qualified } from "./schema.js";
-import { COST_UNKNOWN, COUNT_RUN_LLM_CALLS, INPUT_TOKENS, int, lit, whereSql } from "./sql.js";
+import { COST_UNKNOWN, COUNT_RUN_LLM_CALLS, dayBound, INPUT_TOKENS, int, lit, whereSql } from "./sql.js";
 
 type Row = Record<string, unknown>;
 const big = (v: unknown): bigint => (v === null || v === undefined ? 0n : BigInt(v as string));
@@ -262,8 +262,8 @@ export class ClickHouseStore implements Store {
   async #summarySpend(filter: EventFilter, by: SpendDimension, fromDay: number, toDay: number) {
     const parts = [
       `workspace_id = ${lit(filter.workspaceId)}`,
-      `day >= toDate(${lit(new Date(fromDay).toISOString().slice(0, 10))})`,
-      `day < toDate(${lit(new Date(toDay).toISOString().slice(0, 10))})`,
+      dayBound(">=", fromDay),
+      dayBound("<", toDay),
     ];
     if (filter.deploymentOrUnset !== undefined)
       parts.push(`deployment IN (${lit(filter.deploymentOrUnset)}, '')`);
@@ -599,7 +599,7 @@ export class ClickHouseStore implements Store {
               ${COUNT_RUN_LLM_CALLS} AS llm, countIf(kind = 'tool') AS tools, countIf(attempt > 1) AS retries,
               min(ts_start) AS started
        FROM ${this.#t("events")} WHERE workspace_id = ${lit(workspaceId)} AND agent_run_id != ''
-         AND ts_start >= ${int(since)} AND day >= toDate(${lit(new Date(since).toISOString().slice(0, 10))})
+         AND ts_start >= ${int(since)} AND ${dayBound(">=", since)}
          ${runId === undefined ? "" : `AND agent_run_id = ${lit(runId)}`}
        GROUP BY agent_run_id`,
     );

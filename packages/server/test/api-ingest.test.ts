@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
 import { uuidv7 } from "@tollgate/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getJson, type Json, openTestRuntime, postEvents, validRecord } from "./helpers.js";
@@ -45,6 +46,15 @@ async function totalCalls(): Promise<number> {
 }
 
 describe("POST /v1/events: ingest", () => {
+  it("accepts a gzip body (content-encoding: gzip), as the OTLP route does", async () => {
+    const batch = [validRecord({ feature: "gzipped" }), validRecord({ feature: "gzipped" })];
+    const body = new Uint8Array(gzipSync(JSON.stringify(batch)));
+    const { status, json } = await postEvents(rt.app, key, body, "", { "content-encoding": "gzip" });
+    expect(status, JSON.stringify(json)).toBe(200);
+    expect(json).toMatchObject({ accepted: 2, duplicates: 0, rejected: 0 });
+    expect((await eventById(batch[1]!.event_id as string))?.feature).toBe("gzipped");
+  });
+
   it("accepts a valid batch, answers per item and prices each call", async () => {
     const batch = [
       validRecord(),

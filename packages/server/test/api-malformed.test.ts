@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { ATTRIBUTION_FIELDS, COST_FIELDS, USAGE_FIELDS } from "@tollgate/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer } from "../src/serve.js";
@@ -421,6 +422,7 @@ interface BodyCase {
   body: string | Uint8Array;
   status: number;
   code: string;
+  headers?: Record<string, string>;
 }
 
 const bodyCases: BodyCase[] = [];
@@ -575,6 +577,44 @@ bodyCases.push({
   status: 400,
   code: "invalid_utf8",
 });
+// content-encoding: gzip is inflated, within the same 10 MiB cap as a plain body; other encodings are refused.
+const GZIP = { "content-encoding": "gzip" };
+bodyCases.push({
+  name: "content-encoding gzip on a body that is not gzip",
+  body: VALID_BATCH,
+  status: 400,
+  code: "invalid_gzip",
+  headers: GZIP,
+});
+bodyCases.push({
+  name: "truncated gzip",
+  body: gzipSync(VALID_BATCH).subarray(0, 20),
+  status: 400,
+  code: "invalid_gzip",
+  headers: GZIP,
+});
+bodyCases.push({
+  name: "gzip inflating past the 10 MiB cap (a small bomb)",
+  body: gzipSync(`[${" ".repeat(11 * 1024 * 1024)}]`),
+  status: 413,
+  code: "body_too_large",
+  headers: GZIP,
+});
+bodyCases.push({
+  name: "gzip of invalid UTF-8",
+  body: gzipSync(bytes(pre, [0xff], post)),
+  status: 400,
+  code: "invalid_utf8",
+  headers: GZIP,
+});
+for (const encoding of ["br", "deflate", "gzip, br"])
+  bodyCases.push({
+    name: `content-encoding ${encoding}`,
+    body: VALID_BATCH,
+    status: 415,
+    code: "unsupported_content_encoding",
+    headers: { "content-encoding": encoding },
+  });
 
 // ---------------------------------------------------------------------------------------------
 
@@ -610,7 +650,7 @@ describe("POST /v1/events: malformed input", () => {
 
   describe("whole-body defects → 4xx with an error object", () => {
     it.each(bodyCases.map((c) => [c.name, c] as const))("%s", async (_name, c) => {
-      const { status, json } = await postEvents(rt.app, key, c.body);
+      const { status, json } = await postEvents(rt.app, key, c.body, "", c.headers);
       expect(status, JSON.stringify(json)).toBe(c.status);
       expect(json).toEqual({ error: expect.any(Object) });
       expect(json.error).toMatchObject({ type: "invalid_request_error", code: c.code });

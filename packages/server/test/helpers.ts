@@ -56,9 +56,10 @@ export async function postEvents(
   key: string | null,
   body: unknown,
   query = "",
+  extraHeaders: Record<string, string> = {},
 ): Promise<{ status: number; json: Json }> {
   const raw = typeof body === "string" || body instanceof Uint8Array ? body : JSON.stringify(body);
-  const headers: Record<string, string> = { "content-type": "application/json" };
+  const headers: Record<string, string> = { "content-type": "application/json", ...extraHeaders };
   if (key) headers.authorization = `Bearer ${key}`;
   const res = await app.request(`/v1/events${query}`, {
     method: "POST",

@@ -8,6 +8,7 @@ import { createKey, KeyError, type KeyResolver, type Principal } from "../auth/k
 import { recordCostUsd } from "../cost-usd.js";
 import { ApiError, badRequest } from "../errors.js";
 import { MAX_BODY_BYTES, parseBatchBody, tooLarge } from "../ingest/body.js";
+import { decodeContent } from "../ingest/content-encoding.js";
 import { registerOtlpRoutes } from "../ingest/otlp/route.js";
 import type { IngestService } from "../ingest/service.js";
 import type { SpendGuard } from "../limits/guard.js";
@@ -173,10 +174,13 @@ export function createApp(deps: AppDeps): Hono<Env> {
     auth(CAN_WRITE),
     async (c) => {
       const workspace = workspaceOf(c, c.req.query("workspace"));
-      const res = await deps.ingest.ingest(
-        workspace,
-        parseBatchBody(new Uint8Array(await c.req.arrayBuffer())),
+      // The cap holds for the inflated batch too: a gzip body may inflate to MAX_BODY_BYTES, no more.
+      const body = await decodeContent(
+        c.req.header("content-encoding"),
+        new Uint8Array(await c.req.arrayBuffer()),
+        MAX_BODY_BYTES,
       );
+      const res = await deps.ingest.ingest(workspace, parseBatchBody(body));
       const status = res.rejected === 0 ? 200 : res.accepted + res.duplicates === 0 ? 422 : 207;
       return c.json(res, status);
     },

@@ -1,10 +1,9 @@
-import { promisify } from "node:util";
-import { gunzip } from "node:zlib";
 import type { Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Principal } from "../../auth/keys.js";
 import { ApiError, badRequest } from "../../errors.js";
 import { MAX_BATCH_RECORDS, MAX_BODY_BYTES, tooLarge } from "../body.js";
+import { decodeContent } from "../content-encoding.js";
 import type { IngestService } from "../service.js";
 import { decodeJsonExport } from "./decode-json.js";
 import { decodeProtobufExport } from "./decode-protobuf.js";
@@ -23,7 +22,6 @@ export interface OtlpRouteHelpers {
 /** A gzip body may inflate to this much and no more (a small bomb must not take the process's memory). */
 export const MAX_INFLATED_BYTES = 64 * 1024 * 1024;
 
-const gunzipAsync = promisify(gunzip);
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
@@ -45,7 +43,11 @@ export function registerOtlpRoutes(app: Hono<Env>, ingest: IngestService, helper
     async (c) => {
       const workspace = helpers.workspaceOf(c, c.req.query("workspace"));
       const format = formatOf(c.req.header("content-type"));
-      const body = await inflate(c.req.header("content-encoding"), new Uint8Array(await c.req.arrayBuffer()));
+      const body = await decodeContent(
+        c.req.header("content-encoding"),
+        new Uint8Array(await c.req.arrayBuffer()),
+        MAX_INFLATED_BYTES,
+      );
       const req = decode(format, body);
       const spans = countSpans(req);
       if (spans > MAX_BATCH_RECORDS)
@@ -72,34 +74,6 @@ function formatOf(contentType: string | undefined): OtlpFormat {
     `content-type must be application/x-protobuf or application/json (OTLP/HTTP), got ${JSON.stringify(type || "none")}`,
     "content-type",
   );
-}
-
-async function inflate(encoding: string | undefined, bytes: Uint8Array): Promise<Uint8Array> {
-  const e = (encoding ?? "identity").trim().toLowerCase();
-  if (e === "identity" || e === "") return bytes;
-  if (e !== "gzip")
-    throw new ApiError(
-      415,
-      "invalid_request_error",
-      "unsupported_content_encoding",
-      `content-encoding must be gzip or identity, got ${JSON.stringify(e)}`,
-      "content-encoding",
-    );
-  try {
-    return await gunzipAsync(bytes, { maxOutputLength: MAX_INFLATED_BYTES });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE")
-      throw new ApiError(
-        413,
-        "invalid_request_error",
-        "body_too_large",
-        `the gzip body inflates past ${MAX_INFLATED_BYTES} bytes; send smaller exports`,
-      );
-    throw badRequest(
-      "invalid_gzip",
-      `content-encoding is gzip but the body is not: ${(err as Error).message}`,
-    );
-  }
 }
 
 function decode(format: OtlpFormat, body: Uint8Array): DecodedExport {

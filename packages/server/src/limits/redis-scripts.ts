@@ -46,6 +46,12 @@ local function keep(mk, zk, lk, ttl)
   redis.call('PEXPIRE', zk, ms)
   redis.call('PEXPIRE', lk, ms)
 end
+-- Takes a call's reservation <id>:<amount> back from a bucket, if it is still there (so at most once).
+local function unreserve(mk, zk, id, amount)
+  if redis.call('ZREM', zk, id .. ':' .. amount) == 1 and amount ~= '0' then
+    redis.call('HINCRBY', mk, 'r', '-' .. amount)
+  end
+end
 local function level(spend, steps)
   local n = 0
   for _, s in ipairs(steps) do if spend >= tonumber(s) then n = n + 1 end end
@@ -184,10 +190,7 @@ local now = tonumber(ARGV[2])
 local id = ARGV[3]
 local out = {''}
 for i, b in ipairs(spec.buckets) do
-  local mk, zk = KEYS[b.m], KEYS[b.z]
-  if id ~= '' and redis.call('ZREM', zk, id .. ':' .. b.reserved) == 1 and b.reserved ~= '0' then
-    redis.call('HINCRBY', mk, 'r', '-' .. b.reserved)
-  end
+  if id ~= '' then unreserve(KEYS[b.m], KEYS[b.z], id, b.reserved) end
   spend_into(b, i, out)
 end
 for _, r in ipairs(spec.rates) do
@@ -244,9 +247,13 @@ end
 return out
 `;
 
-/** Gives back unused leases. ARGV: spec JSON ({leases: [{m, l, z, lid}]}). */
+/**
+ * Gives back unused leases, and reservations of admissions that failed (a timed-out ADMIT may have run).
+ * ARGV: spec JSON ({leases: [{m, l, z, lid}], holds: [{m, z, id, amount}]}). Repeating it changes nothing.
+ */
 export const RELEASE = `${COMMON}
 local spec = cjson.decode(ARGV[1])
+for _, h in ipairs(spec.holds) do unreserve(KEYS[h.m], KEYS[h.z], h.id, h.amount) end
 for _, b in ipairs(spec.leases) do
   local rest = redis.call('HGET', KEYS[b.l], b.lid)
   if rest then

@@ -4,6 +4,7 @@ import { Redis } from "ioredis";
 import { levelWindow } from "./memory-store.js";
 import { LEASE_CALLS, LEASE_ROOM, type Lease, LeaseBook, type LeaseUse, leasable } from "./redis-leases.js";
 import { ADMIT, CONSUME, RELEASE, SETTLE, STATUS } from "./redis-scripts.js";
+import { RetryQueue } from "./retry-queue.js";
 import type {
   AdmitRequest,
   AdmitResult,
@@ -31,6 +32,14 @@ interface PendingConsume {
 }
 
 type ScriptName = "tgAdmit" | "tgSettle" | "tgConsume" | "tgRelease" | "tgStatus";
+
+/** Reservations to take back from a bucket: leases, and a failed admission's own reservation. */
+interface Holds {
+  workspace: string;
+  key: string;
+  leases: string[];
+  reservation?: { id: string; amount: bigint };
+}
 
 /** Collects the keys of one script call; the spec refers to them by 1-based index. */
 class Keys {
@@ -61,7 +70,9 @@ export class RedisLimitStore implements LimitStore {
     this.#sweeper.unref();
   }
 
-  readonly #leases = new LeaseBook((leases) => void this.#release(leases));
+  readonly #leases = new LeaseBook((leases) => void this.#release(leases.map(leaseHolds)));
+  /** Give-backs that failed, made once Redis answers again (else their holds would last the reservation TTL). */
+  readonly #giveBacks = new RetryQueue((m) => console.error(m));
   readonly #sweeper: NodeJS.Timeout;
   readonly #pending = new Map<string, PendingConsume>();
   #flushTimer: NodeJS.Timeout | null = null;
@@ -125,15 +136,30 @@ export class RedisLimitStore implements LimitStore {
       room: LEASE_ROOM,
     };
     const permille = Math.floor(((req.now % RATE_WINDOW_MS) * 1000) / RATE_WINDOW_MS);
-    const r = await this.#script("tgAdmit")(
-      keys.list.length,
-      ...keys.list,
-      JSON.stringify(spec),
-      req.now,
-      req.id,
-      req.expiresAt,
-      permille,
-    );
+    let r: string[];
+    try {
+      r = await this.#script("tgAdmit")(
+        keys.list.length,
+        ...keys.list,
+        JSON.stringify(spec),
+        req.now,
+        req.id,
+        req.expiresAt,
+        permille,
+      );
+    } catch (e) {
+      // A timed-out ADMIT still runs once Redis catches up, reserving the call and leases nobody knows of:
+      // they are taken back (a no-op if it never ran; the guard's settle under the same id may win too).
+      void this.#release(
+        req.buckets.map((b, i) => ({
+          workspace: req.workspace,
+          key: b.key,
+          leases: spec.buckets[i]!.lease ? [spec.buckets[i]!.lease!.id] : [],
+          reservation: { id: req.id, amount: b.amount },
+        })),
+      );
+      throw e;
+    }
     switch (r[0]) {
       case "ok":
         for (const i of r.slice(1).map(Number)) {
@@ -237,25 +263,23 @@ export class RedisLimitStore implements LimitStore {
     ).then(() => {});
   }
 
-  /** Gives unused allowances back; one that cannot be given back expires in Redis with the reservation TTL. */
-  async #release(leases: Lease[]): Promise<void> {
+  /** Gives reservations back; one that cannot be given back now is retried until Redis answers. */
+  async #release(holds: Holds[]): Promise<void> {
     // Pending consumption first (same connection, so Redis runs it first): a lease's allowance is never
     // given back before the spend it covered is recorded.
     const flushed = this.#pending.size ? this.#flush() : Promise.resolve();
     await Promise.all(
-      [...byWorkspace(leases)].map(([ws, list]) => {
+      [...byWorkspace(holds)].map(([ws, list]) => {
         const keys = new Keys(`tg:{${ws}}:`);
-        const spec = {
-          leases: list.map((l) => ({
-            m: keys.add(`${l.key}:m`),
-            l: keys.add(`${l.key}:l`),
-            z: keys.add(`${l.key}:z`),
-            lid: l.id,
-          })),
-        };
-        return this.#script("tgRelease")(keys.list.length, ...keys.list, JSON.stringify(spec)).catch(
-          () => {},
-        );
+        const spec = { leases: [] as object[], holds: [] as object[] };
+        for (const h of list) {
+          const [m, l, z] = [keys.add(`${h.key}:m`), keys.add(`${h.key}:l`), keys.add(`${h.key}:z`)];
+          for (const lid of h.leases) spec.leases.push({ m, l, z, lid });
+          if (h.reservation)
+            spec.holds.push({ m, z, id: h.reservation.id, amount: h.reservation.amount.toString() });
+        }
+        const send = () => this.#script("tgRelease")(keys.list.length, ...keys.list, JSON.stringify(spec));
+        return send().catch(() => this.#giveBacks.push(`giving back reservations in ${ws}`, send));
       }),
     );
     await flushed;
@@ -365,10 +389,13 @@ export class RedisLimitStore implements LimitStore {
     clearInterval(this.#sweeper);
     await this.#flush();
     // Leases still held by calls in flight expire in Redis with the reservations' TTL.
-    await this.#release(this.#leases.drain());
+    await this.#release(this.#leases.drain().map(leaseHolds));
+    await this.#giveBacks.flush();
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 }
+
+const leaseHolds = (l: Lease): Holds => ({ workspace: l.workspace, key: l.key, leases: [l.id] });
 
 /** Items grouped by workspace: a script call covers one workspace's keys (one cluster slot). */
 function byWorkspace<T extends { workspace: string }>(items: Iterable<T>): Map<string, T[]> {

@@ -1,0 +1,66 @@
+/** Backoff between tries while the backend does not answer: from MIN_MS, doubling, up to MAX_MS. */
+const MIN_MS = 100;
+const MAX_MS = 5_000;
+
+interface Job {
+  what: string;
+  run: () => Promise<unknown>;
+}
+
+/**
+ * Writes to the limit backend that failed and must still be made once it answers again (a call's settle,
+ * taking back what a failed admission may have reserved). Each job must be safe to repeat: one that
+ * failed may have run all the same (its reply lost). Tried in order, one at a time; at most `max` wait
+ * (the oldest is dropped, and logged), so an outage costs bounded memory.
+ */
+export class RetryQueue {
+  readonly #jobs: Job[] = [];
+  #delay = MIN_MS;
+  #timer: NodeJS.Timeout | null = null;
+  #running = false;
+
+  constructor(
+    private readonly log: (msg: string) => void,
+    private readonly max = 10_000,
+  ) {}
+
+  push(what: string, run: () => Promise<unknown>): void {
+    if (this.#jobs.length >= this.max)
+      this.log(`limits: too many writes waiting, dropped ${this.#jobs.shift()!.what}`);
+    this.#jobs.push({ what, run });
+    this.#schedule();
+  }
+
+  /** Tries every waiting job once now (at shutdown); those that fail again are dropped, and logged. */
+  async flush(): Promise<void> {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    let lost = 0;
+    for (const job of this.#jobs.splice(0)) await job.run().catch(() => lost++);
+    if (lost) this.log(`limits: gave up on ${lost} writes the backend never took`);
+  }
+
+  #schedule(): void {
+    if (this.#timer || this.#running || !this.#jobs.length) return;
+    this.#timer = setTimeout(() => void this.#drain(), this.#delay);
+    this.#timer.unref();
+  }
+
+  async #drain(): Promise<void> {
+    this.#timer = null;
+    this.#running = true;
+    try {
+      while (this.#jobs.length) {
+        const job = this.#jobs[0]!;
+        await job.run();
+        if (this.#jobs[0] === job) this.#jobs.shift(); // unless flush or an overflow took it meanwhile
+        this.#delay = MIN_MS;
+      }
+    } catch {
+      this.#delay = Math.min(this.#delay * 2, MAX_MS);
+    } finally {
+      this.#running = false;
+      this.#schedule();
+    }
+  }
+}

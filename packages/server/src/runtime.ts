@@ -133,7 +133,7 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
       stopPolicyRefresh();
       await recorder.flush({ deadlineMs: SHUTDOWN_STORE_WAIT_MS });
       recorder.close();
-      await guard.store.close();
+      await guard.close();
       await store.close();
       unlock();
     },

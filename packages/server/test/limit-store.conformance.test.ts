@@ -226,7 +226,7 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     const settle = (cost: bigint) =>
       store().settle({
         workspace: w,
-        id: "x",
+        id: `x-${++seq}`, // three calls' settles (one reservation's settle applies once)
         now: NOW,
         buckets: [],
         tokenRates: [],

@@ -1,9 +1,10 @@
-// The Redis limit backend through a stall: an admission that failed holds nothing once Redis answers again.
+// The Redis limit backend through a stall or a dropped connection: an admission that failed holds nothing
+// once Redis answers again, and a settle that failed still counts, once.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { PricingEngine } from "@tollgate/core";
+import { PricingEngine, usdToNano } from "@tollgate/core";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type CallContext, type CallOutcome, SpendGuard } from "../src/limits/guard.js";
@@ -46,7 +47,7 @@ beforeAll(async () => {
   guard = new SpendGuard(store, registry, events, new PricingEngine(), { log: () => {} });
 });
 afterAll(async () => {
-  await store?.close();
+  await guard?.close();
   await redis?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
@@ -89,6 +90,13 @@ function stallRedis(ms: number): Promise<void> {
   return blocker.eval(busy, 0).then(() => blocker.disconnect());
 }
 
+/** Drops every client connection but the admin's own (a failover, a network blip). */
+async function dropConnections(): Promise<void> {
+  const admin = new Redis(redis.url);
+  await admin.client("KILL", "TYPE", "normal", "SKIPME", "yes");
+  admin.disconnect();
+}
+
 /** `read`, once `done` says so (failures while the store reconnects are waited out), or after 5 s. */
 async function until<T>(read: () => Promise<T>, done: (v: T) => boolean): Promise<T> {
   for (let i = 0; i < 100; i++) {
@@ -119,4 +127,62 @@ describe("Redis stalls past the command timeout", () => {
     expect(next.ok).toBe(true);
     if (next.ok) await guard.settle(next.ticket, outcome);
   });
+
+  it("a settle that timed out but ran is counted once, though it is retried", async () => {
+    const admitted = await guard.admit(call());
+    expect(admitted.ok).toBe(true);
+    const stalled = stallRedis(1500);
+    await sleep(50);
+    if (admitted.ok) await guard.settle(admitted.ticket, outcome); // times out at 1 s; Redis runs it at 1.5 s
+    await stalled;
+    await sleep(500); // the retries after it have run by now
+    expect(await held()).toEqual([
+      { spend: COST, reserved: 0n },
+      { spend: COST, reserved: expect.any(BigInt) }, // the lease's unused allowance, until given back
+    ]);
+  });
+});
+
+describe("Redis drops the connection", () => {
+  it("a call's spend is not lost to a connection dropped at its settle: a $1.00 cap still holds", async () => {
+    const big = { cost: usdToNano("0.995"), tokens: 10, toolCalls: 0, eventId: null };
+    const first = await guard.admit(call());
+    expect(first.ok).toBe(true);
+    await dropConnections(); // while the call runs
+    if (first.ok) await guard.settle(first.ticket, big); // fails at once: no offline queue, no resend
+    const [tight] = await until(held, (h) => h[0]!.spend > 0n);
+    expect(tight).toEqual({ spend: usdToNano("0.995"), reserved: 0n });
+    // spend + the next call's worst case no longer fit under the cap
+    const second = await guard.admit(call());
+    expect(second.ok ? "admitted" : second.error.code).toBe("budget_exceeded");
+  });
+
+  it("a call admitted while Redis was unreachable (its ADMIT never ran) is charged once it answers", async () => {
+    await dropConnections();
+    const admitted = await guard.admit(call()); // fails at once: fail_open lets it through
+    expect(admitted.ok).toBe(true);
+    if (admitted.ok) await guard.settle(admitted.ticket, outcome);
+    const h = await until(held, (x) => x[0]!.spend > 0n);
+    expect(h).toEqual([
+      { spend: COST, reserved: 0n },
+      { spend: COST, reserved: 0n },
+    ]);
+  });
+});
+
+it("a repeated settle of a reservation (its first reply lost) counts once", async () => {
+  const admitted = await guard.admit(call());
+  if (!admitted.ok) throw new Error("refused");
+  const t = admitted.ticket!;
+  const req = {
+    workspace: "default",
+    id: t.id,
+    now: Date.now(),
+    buckets: t.buckets.map((b) => ({ ...b, actual: COST })),
+    tokenRates: [],
+    run: null,
+  };
+  await store.settle(req);
+  await store.settle(req);
+  expect((await held()).map((b) => b.spend)).toEqual([COST, COST]);
 });

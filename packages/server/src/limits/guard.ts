@@ -39,6 +39,7 @@ import {
   unpricedBlocked,
 } from "./limit-error.js";
 import type { PolicyRegistry } from "./policies.js";
+import { RetryQueue } from "./retry-queue.js";
 import type { LimitStore, SettleResult } from "./types.js";
 
 /** What is known about a call before it is sent. */
@@ -69,8 +70,6 @@ export interface Ticket {
   buckets: ChargedBucket[];
   tokenRates: { key: string }[];
   run: { key: string; runId: string; agentType: string | null; ceilings: Ceilings } | null;
-  /** Admitted while the backend was unreachable (fail_open): nothing was reserved, the cost is charged. */
-  chargeOnly?: boolean;
   /** Set by the first settle: a ticket is settled once. */
   settled?: boolean;
   /** The settle in progress (the gateway waits for it before an agent run's reply ends). */
@@ -113,6 +112,8 @@ export class SpendGuard {
   readonly #log: (msg: string) => void;
   readonly #now: () => number;
   #lastOutageEvent = 0;
+  /** Settles that failed: a call's cost must still reach its budgets (a settle applies once per id). */
+  readonly #unsettled: RetryQueue;
 
   constructor(
     readonly store: LimitStore,
@@ -125,6 +126,7 @@ export class SpendGuard {
     this.#ttl = opts.reservationTtlMs ?? 60 * 60_000;
     this.#log = opts.log ?? ((m) => console.error(m));
     this.#now = opts.now ?? Date.now;
+    this.#unsettled = new RetryQueue(this.#log);
   }
 
   async admit(ctx: CallContext): Promise<Admission> {
@@ -258,8 +260,8 @@ export class SpendGuard {
           }
         : null,
     };
-    try {
-      const res = await (ticket.chargeOnly ? this.store.charge(req) : this.store.settle(req));
+    const apply = async () => {
+      const res = await this.store.settle(req);
       this.#afterSettle(
         ticket.workspace,
         ticket.buckets,
@@ -269,10 +271,14 @@ export class SpendGuard {
         ticket.requestId,
         now,
       );
+    };
+    try {
+      await apply();
     } catch (e) {
       this.#log(
-        `limits: settling a call failed (its reservation expires by itself): ${(e as Error).message}`,
+        `limits: settling a call failed, retrying until the backend answers: ${(e as Error).message}`,
       );
+      this.#unsettled.push(`the settle of ${ticket.requestId}`, apply);
     }
   }
 
@@ -469,6 +475,12 @@ export class SpendGuard {
     });
   }
 
+  /** Tries the settles still waiting once more, then closes the store. */
+  async close(): Promise<void> {
+    await this.#unsettled.flush();
+    await this.store.close();
+  }
+
   auditOf(ws: string, kind: PolicyKind, id: string) {
     return this.events.policyAudit(ws, kind, id);
   }
@@ -577,10 +589,11 @@ export class SpendGuard {
     const closed =
       budgets.some((b) => b.spec.fail_mode === "fail_closed") ||
       rates.some((r) => r.fail_mode === "fail_closed");
-    // Failing open, nothing was reserved; the call's cost is still charged at settle if the backend is back.
+    // Failing open, the call goes on; its settle charges its cost (and, should the admission have run
+    // after all, takes back its reservation: the same id).
     return closed
       ? { ok: false, error: limitsUnavailable(this.store.name, e.message) }
-      : { ok: true, ticket: { ...ticket, chargeOnly: true } };
+      : { ok: true, ticket };
   }
 }
 

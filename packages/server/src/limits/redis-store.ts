@@ -293,6 +293,7 @@ export class RedisLimitStore implements LimitStore {
     const keys = new Keys(`tg:{${req.workspace}}:`);
     const minute = minuteOf(req.now);
     const spec = {
+      once: id ? keys.add(`settled:${id}`) : null,
       buckets: req.buckets.map((b) => {
         return {
           ...bucketKeys(keys, b),

@@ -114,6 +114,10 @@ export interface LimitStore {
   /** True when counters start empty and must be rebuilt from stored events (memory). */
   readonly volatile: boolean;
   admit(req: AdmitRequest): Promise<AdmitResult>;
+  /**
+   * Applies once per reservation id: a settle that failed is retried, and may have run (its reply lost).
+   * An id with no reservation (its admission failed) is charged all the same.
+   */
   settle(req: SettleRequest): Promise<SettleResult>;
   /** Adds spend that needed no reservation (calls ingested through the events API or the SDK). */
   charge(req: Omit<SettleRequest, "id">): Promise<SettleResult>;

@@ -8,7 +8,6 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { DuckDbStore } from "../packages/server/dist/store/duckdb/store.js";
 import {
   analyticsQueries,
@@ -21,8 +20,9 @@ import {
   time,
   warmMedian,
 } from "./analytics-lib.mjs";
+import { benchArgs } from "./args.mjs";
 
-const { values } = parseArgs({ options: { calls: { type: "string", default: "1000000,10000000" } } });
+const { values } = benchArgs(import.meta.url, { calls: { type: "string", default: "1000000,10000000" } });
 const sizes = parseSizes(values.calls);
 
 /** Fills a fresh data dir with about `n` calls ending today; returns the dir and the count. */

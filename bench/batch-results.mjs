@@ -8,12 +8,12 @@ import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { extractFromResponse, formatUsd, PricingEngine } from "@tollgate/core";
+import { benchArgs } from "./args.mjs";
 import { makePool, procCpuMs, RssSampler, sleep } from "./gateway/load.mjs";
 import { shutdown, startTollgate } from "./gateway/processes.mjs";
 
-const { values: argv } = parseArgs({ options: { results: { type: "string", default: "100000" } } });
+const { values: argv } = benchArgs(import.meta.url, { results: { type: "string", default: "100000" } });
 const N = Number(argv.results);
 const fixture = fileURLToPath(
   new URL("../../shared/fixtures/providers/openai/chat-completion.gpt-4.1-nano.json", import.meta.url),

@@ -6,12 +6,13 @@
 import { cpus } from "node:os";
 import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.mjs";
 import { makePool, procCpuMs, procRssMb, RssSampler } from "./gateway/load.mjs";
 import { shutdown, startMock, startTollgate } from "./gateway/processes.mjs";
 
-const { values: argv } = parseArgs({
-  options: { mb: { type: "string", default: "256" }, runs: { type: "string", default: "3" } },
+const { values: argv } = benchArgs(import.meta.url, {
+  mb: { type: "string", default: "256" },
+  runs: { type: "string", default: "3" },
 });
 const SIZE_MB = Number(argv.mb);
 const RUNS = Number(argv.runs);

@@ -20,8 +20,8 @@ import { createRequire } from "node:module";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { request as undiciRequest } from "undici";
+import { benchArgs } from "./args.mjs";
 import {
   closedLoop,
   makePool,
@@ -44,19 +44,17 @@ import {
   waitFor,
 } from "./gateway/processes.mjs";
 
-const { values: argv } = parseArgs({
-  options: {
-    quick: { type: "boolean", default: false },
-    connections: { type: "string", default: "64" },
-    rate: { type: "string", default: "500" },
-    "closed-s": { type: "string" },
-    "open-s": { type: "string" },
-    "warmup-s": { type: "string" },
-    streams: { type: "string" },
-    "no-portkey": { type: "boolean", default: false },
-    "scale-out": { type: "boolean", default: false },
-    small: { type: "boolean", default: false },
-  },
+const { values: argv } = benchArgs(import.meta.url, {
+  quick: { type: "boolean", default: false },
+  connections: { type: "string", default: "64" },
+  rate: { type: "string", default: "500" },
+  "closed-s": { type: "string" },
+  "open-s": { type: "string" },
+  "warmup-s": { type: "string" },
+  streams: { type: "string" },
+  "no-portkey": { type: "boolean", default: false },
+  "scale-out": { type: "boolean", default: false },
+  small: { type: "boolean", default: false },
 });
 const quick = argv.quick;
 const SCALE_OUT = argv["scale-out"];

@@ -5,10 +5,10 @@ import { spawnSync } from "node:child_process";
 import { createWriteStream, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { generateDemo } from "../packages/server/dist/demo/generate.js";
+import { benchArgs } from "./args.mjs";
 
-const { values } = parseArgs({ options: { lines: { type: "string", default: "1000000" } } });
+const { values } = benchArgs(import.meta.url, { lines: { type: "string", default: "1000000" } });
 const lines = Number(values.lines);
 const dir = mkdtempSync(join(tmpdir(), "tollgate-ingest-file-"));
 const file = join(dir, "calls.jsonl");

@@ -1,16 +1,14 @@
 #!/usr/bin/env node
 // Sustained ingest throughput: POST /v1/events with batches of 1,000 into a real `tollgate serve`
 // (DuckDB, durable acks), plus the server's RSS. Usage: npm run bench:ingest [-- --events 300000 --concurrency 4]
-import { parseArgs } from "node:util";
 import { uuidv7 } from "@tollgate/core";
+import { benchArgs } from "./args.mjs";
 import { cpuSeconds, openDayStart, rssKb, startServe } from "./serve.mjs";
 
-const { values } = parseArgs({
-  options: {
-    events: { type: "string", default: "300000" },
-    batch: { type: "string", default: "1000" },
-    concurrency: { type: "string", default: "4" },
-  },
+const { values } = benchArgs(import.meta.url, {
+  events: { type: "string", default: "300000" },
+  batch: { type: "string", default: "1000" },
+  concurrency: { type: "string", default: "4" },
 });
 const total = Number(values.events);
 const batchSize = Number(values.batch);

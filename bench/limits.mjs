@@ -10,20 +10,18 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { PricingEngine } from "@tollgate/core";
+import { benchArgs } from "./args.mjs";
 import { makePool, openLoop, procCpuMs } from "./gateway/load.mjs";
 import { shutdown, startMock, startRedis, startTollgate, tmpDirs } from "./gateway/processes.mjs";
 
-const { values: argv } = parseArgs({
-  options: {
-    rate: { type: "string", default: "300" },
-    rounds: { type: "string", default: "5" },
-    "round-s": { type: "string", default: "4" },
-    calls: { type: "string", default: "20000" },
-    "seq-rounds": { type: "string", default: "10" },
-    "seq-calls": { type: "string", default: "400" },
-  },
+const { values: argv } = benchArgs(import.meta.url, {
+  rate: { type: "string", default: "300" },
+  rounds: { type: "string", default: "5" },
+  "round-s": { type: "string", default: "4" },
+  calls: { type: "string", default: "20000" },
+  "seq-rounds": { type: "string", default: "10" },
+  "seq-calls": { type: "string", default: "400" },
 });
 const RATE = Number(argv.rate);
 const ROUNDS = Number(argv.rounds);

@@ -3,20 +3,18 @@
 // real OpenTelemetry SDK and serialized by its OTLP protobuf serializer, as the exporter sends them), several
 // in flight, into a real `tollgate serve` (DuckDB, durable acks); then the same calls as JSON records through
 // POST /v1/events as a baseline. Usage: npm run bench:otlp [-- --spans 200000 --batch 500 --concurrency 4]
-import { parseArgs } from "node:util";
 import { SpanKind } from "@opentelemetry/api";
 import { ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { InMemorySpanExporter, NodeTracerProvider, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-node";
 import { uuidv7 } from "@tollgate/core";
+import { benchArgs } from "./args.mjs";
 import { cpuSeconds, openDayStart, rssKb, startServe } from "./serve.mjs";
 
-const { values } = parseArgs({
-  options: {
-    spans: { type: "string", default: "200000" },
-    batch: { type: "string", default: "500" },
-    concurrency: { type: "string", default: "4" },
-  },
+const { values } = benchArgs(import.meta.url, {
+  spans: { type: "string", default: "200000" },
+  batch: { type: "string", default: "500" },
+  concurrency: { type: "string", default: "4" },
 });
 const total = Number(values.spans);
 const batchSize = Number(values.batch);

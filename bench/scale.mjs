@@ -10,7 +10,6 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { openClickHouse } from "../packages/server/dist/store/clickhouse/open.js";
 import { DuckDbStore } from "../packages/server/dist/store/duckdb/store.js";
 import {
@@ -24,19 +23,18 @@ import {
   time,
   warmMedian,
 } from "./analytics-lib.mjs";
+import { benchArgs } from "./args.mjs";
 import { benchClickHouse, chQuery } from "./clickhouse.mjs";
 import { cpuSeconds } from "./serve.mjs";
 
-const { values } = parseArgs({
-  options: {
-    calls: { type: "string", default: "1000000,10000000" },
-    batch: { type: "string", default: String(BATCH) },
-    // Records per ClickHouse append (default: --batch); a --batch batch is split into appends of this size.
-    "ch-batch": { type: "string" },
-    "skip-optimize": { type: "boolean", default: false },
-    // max_query_size (bytes) of the clickhouse-server the bench starts (default: ClickHouse's, 256 KiB).
-    "ch-max-query-size": { type: "string" },
-  },
+const { values } = benchArgs(import.meta.url, {
+  calls: { type: "string", default: "1000000,10000000" },
+  batch: { type: "string", default: String(BATCH) },
+  // Records per ClickHouse append (default: --batch); a --batch batch is split into appends of this size.
+  "ch-batch": { type: "string" },
+  "skip-optimize": { type: "boolean", default: false },
+  // max_query_size (bytes) of the clickhouse-server the bench starts (default: ClickHouse's, 256 KiB).
+  "ch-max-query-size": { type: "string" },
 });
 const sizes = parseSizes(values.calls);
 const batchSize = Number(values.batch);

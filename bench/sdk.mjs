@@ -7,21 +7,19 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import OpenAI from "openai";
 import { Exporter, withAttribution, wrapOpenAI } from "../packages/sdk/dist/index.js";
+import { benchArgs } from "./args.mjs";
 import { pct } from "./gateway/load.mjs";
 import { shutdown, startMock, startTollgate } from "./gateway/processes.mjs";
 
-const { values: argv } = parseArgs({
-  options: {
-    rounds: { type: "string", default: "5" },
-    calls: { type: "string", default: "2000" },
-    streams: { type: "string", default: "500" },
-    warmup: { type: "string", default: "1000" },
-    // records are built and dropped instead of exported: the wrapper's own bookkeeping alone
-    "no-export": { type: "boolean", default: false },
-  },
+const { values: argv } = benchArgs(import.meta.url, {
+  rounds: { type: "string", default: "5" },
+  calls: { type: "string", default: "2000" },
+  streams: { type: "string", default: "500" },
+  warmup: { type: "string", default: "1000" },
+  // records are built and dropped instead of exported: the wrapper's own bookkeeping alone
+  "no-export": { type: "boolean", default: false },
 });
 const ROUNDS = Number(argv.rounds);
 const CALLS = Number(argv.calls);

@@ -54,6 +54,17 @@ describe("a budget that comes back", () => {
     expect(await spendUsd("b1")).toBe(first);
   });
 
+  it("leaves alone the counters of a budget whose id starts with its own (org:acme, org:acme:eng)", async () => {
+    const eng = { id: "org:acme:eng", scope: { user_id: "u3" }, window: "day", limit_usd: "10.00" };
+    expect((await admin("POST", "/api/budgets", eng)).status).toBe(201);
+    await spentEarlier("u3"); // counted live: after its budget was seeded
+    const before = await spendUsd("org:acme:eng");
+    expect(Number(before)).toBeGreaterThan(0);
+    const org = { id: "org:acme", scope: { user_id: "*" }, window: "day", limit_usd: "50.00" };
+    expect((await admin("POST", "/api/budgets", org)).status).toBe(201);
+    expect(await spendUsd("org:acme:eng")).toBe(before);
+  });
+
   it("through the limits file (dropped by one reload, restored by the next) counts its spend once", async () => {
     await spentEarlier("u2");
     // What serve's watcher does on a change or SIGHUP.

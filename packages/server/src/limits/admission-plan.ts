@@ -41,8 +41,16 @@ export interface AdmissionPlan {
   tokenRates: { key: string }[];
 }
 
-/** What the keys of budget `id`'s buckets start with. */
-export const budgetKeyPrefix = (id: string) => `b:${id}:`;
+const budgetKeyPrefix = (id: string) => `b:${id}:`;
+
+/**
+ * Whether `key` is one of budget `id`'s bucket keys. A budget id may hold ":" (`org:acme`, `org:acme:eng`)
+ * but a bucket id never does (its values are URI-encoded): what follows the prefix has none.
+ */
+export function isBucketOf(id: string, key: string): boolean {
+  const prefix = budgetKeyPrefix(id);
+  return key.startsWith(prefix) && !key.includes(":", prefix.length);
+}
 
 /** The bucket of budget `b` for a call with these "*" values (and facts, for overrides). */
 export function bucketPlan(b: Budget, values: string[], facts: CallFacts): BucketPlan {

@@ -24,9 +24,9 @@ import type { LimitEventRow, LimitsStateStore, PolicyKind, RunUsageRow, SumField
 import {
   admissionPlan,
   bucketPlan,
-  budgetKeyPrefix,
   type ChargedBucket,
   chargeOf,
+  isBucketOf,
   rateKey,
 } from "./admission-plan.js";
 import {
@@ -412,7 +412,7 @@ export class SpendGuard {
     if (!this.store.volatile) return;
     const b = this.registry.forWorkspace(ws).budgets.find((x) => x.id === id);
     if (!b) return;
-    this.store.forgetBuckets(ws, budgetKeyPrefix(b.id));
+    this.store.forgetBuckets(ws, (key) => isBucketOf(b.id, key));
     try {
       await this.#rebuildBudget(ws, b, this.#now());
     } catch (e) {

@@ -212,9 +212,9 @@ export class MemoryLimitStore implements LimitStore {
     if (level > 0) state.levels.set(levelWindow([slot]), level);
   }
 
-  forgetBuckets(workspace: string, prefix: string): void {
+  forgetBuckets(workspace: string, owned: (key: string) => boolean): void {
     const ws = this.#buckets.get(workspace);
-    for (const key of ws?.keys() ?? []) if (key.startsWith(prefix)) ws!.delete(key);
+    for (const key of ws?.keys() ?? []) if (owned(key)) ws!.delete(key);
   }
 
   seedRun(workspace: string, key: string, usage: RunUsage): void {

@@ -133,8 +133,8 @@ export interface LimitStore {
   claim(workspace: string, key: string, until: number, now: number): Promise<boolean>;
   /** Seeds counters (memory rebuild at start); additive. */
   seedBucket(workspace: string, key: string, slot: string, spend: bigint, level: number): void;
-  /** Drops the counters of every bucket whose key starts with `prefix` (a budget about to be seeded anew). */
-  forgetBuckets(workspace: string, prefix: string): void;
+  /** Drops the counters of every bucket whose key `owned` says (a budget's, about to be seeded anew). */
+  forgetBuckets(workspace: string, owned: (key: string) => boolean): void;
   seedRun(workspace: string, key: string, usage: RunUsage): void;
   close(): Promise<void>;
 }

@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { Recorder } from "../src/gateway/recorder.js";
 import { Spool } from "../src/gateway/spool.js";
 import { GroupCommitWriter } from "../src/ingest/writer.js";
+import type { CallContext } from "../src/limits/guard.js";
 import { openRuntime, type Runtime } from "../src/runtime.js";
 import { DuckDbStore } from "../src/store/duckdb/store.js";
 import type { Json } from "./helpers.js";
@@ -66,6 +67,50 @@ describe("calls spooled and not stored before a restart", () => {
       expect((await admin(rt2, "GET", "/api/budgets/f1")).spend_usd).toBe(stored.cost_usd);
     } finally {
       await rt2.close();
+    }
+  });
+
+  it("count against budgets, not against this minute's tokens per minute (their minutes are long gone)", async () => {
+    const rt = await openRuntime({ dataDir: join(dir, "rates"), pricebookPath: null });
+    try {
+      await admin(rt, "POST", "/api/rate-limits", {
+        id: "tpm",
+        scope: { feature: "f3" },
+        tokens_per_min: 50_000,
+      });
+      // Lifetime: two hours ago may be yesterday (UTC).
+      await admin(rt, "POST", "/api/budgets", { ...budget("f3"), window: "lifetime" });
+      const engine = new PricingEngine();
+      // Made two hours ago, during the outage: 11,000 tokens each, 110,000 in all.
+      const spooled = Array.from({ length: 10 }, () => {
+        const b = buildCallRecord(
+          { ...call("f3"), ts_start: Date.now() - 2 * 3_600_000 },
+          { workspaceId: "default", engine },
+        );
+        if (!b.ok) throw new Error(JSON.stringify(b.errors));
+        return b.record;
+      });
+      await rt.guard.rebuild(["default"], [spooled]);
+      const body = { model: "gpt-4o-mini", max_tokens: 10, messages: [{ role: "user", content: "hi" }] };
+      const next: CallContext = {
+        workspace: "default",
+        facts: { feature: "f3" },
+        api: "openai.chat",
+        provider: "openai",
+        model: "gpt-4o-mini",
+        body,
+        raw: Buffer.from(JSON.stringify(body)),
+        requestId: "after-restart",
+        attempt: 1,
+        depth: 1,
+      };
+      expect(await rt.guard.admit(next)).toMatchObject({ ok: true });
+      const cost = spooled.reduce((sum, r) => sum + r.cost_nanousd, 0n);
+      expect(Number((await admin(rt, "GET", "/api/budgets/f3")).spend_nanousd)).toBeGreaterThanOrEqual(
+        Number(cost),
+      );
+    } finally {
+      await rt.close();
     }
   });
 

@@ -90,6 +90,8 @@ export interface CallOutcome {
 export interface ObserveOptions {
   /** false: not as an agent run's LLM calls (a background response found finished: its submission was). */
   countCalls?: boolean;
+  /** false: not against tokens per minute (past calls counted at a restart: their minutes are gone). */
+  countRates?: boolean;
 }
 
 export interface GuardOptions {
@@ -313,9 +315,10 @@ export class SpendGuard {
       const budgets = policies.budgets.filter(
         (b) => scopeMatches(b.scope, facts) && rec.ts_start >= windowSlots(b.window, now).start,
       );
-      const rates = rec.batch
-        ? []
-        : policies.rates.filter((r) => r.tokens_per_min !== undefined && scopeMatches(r.scope, facts));
+      const rates =
+        rec.batch || opts.countRates === false
+          ? []
+          : policies.rates.filter((r) => r.tokens_per_min !== undefined && scopeMatches(r.scope, facts));
       if (!budgets.length && !rates.length && !rec.agent_run_id) continue;
       const buckets = budgets.map((b) => budgetBucket(b, bucketValues(b.scope, facts), facts, now, 0n));
       const tokens = totalTokens(rec);
@@ -399,7 +402,7 @@ export class SpendGuard {
         }
       }
     }
-    for (const calls of unstored) await this.observe(calls);
+    for (const calls of unstored) await this.observe(calls, { countRates: false });
   }
 
   /**

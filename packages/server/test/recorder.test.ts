@@ -294,4 +294,27 @@ describe("group commit", () => {
     expect(await store.count({ workspaceId: "default" })).toBe(3);
     await store.close();
   });
+
+  it("a store that is down fails a shared commit once, not once per batch", async () => {
+    const store = await DuckDbStore.open(join(dir, "group-down"));
+    await store.close(); // every append now fails
+    let appends = 0;
+    const counted = new Proxy(store, {
+      get(t, p) {
+        const v = Reflect.get(t, p);
+        if (p === "append") appends++;
+        return typeof v === "function" ? v.bind(t) : v;
+      },
+    });
+    const writer = new GroupCommitWriter(counted);
+    const engine = new PricingEngine();
+    const built = (i: number) => {
+      const b = buildCallRecord(call(i), { workspaceId: "default", engine });
+      if (!b.ok) throw new Error(JSON.stringify(b.errors));
+      return b.record;
+    };
+    const writes = [writer.write([built(1)]), writer.write([built(2)]), writer.write([built(3)])];
+    for (const w of writes) await expect(w).rejects.toThrow();
+    expect(appends).toBe(2); // the first batch, then the other two together
+  });
 });

@@ -1,4 +1,4 @@
-import type { CallRecord } from "@tollgate/core";
+import { type CallRecord, storedRecordProblem } from "@tollgate/core";
 import { type EventStore, recordKey } from "../store/types.js";
 
 interface Pending {
@@ -85,10 +85,16 @@ export class GroupCommitWriter {
         p.resolve(p.keys.map((k, j) => owns[i]![j]! && inserted.has(k)));
       });
     } catch (e) {
-      // A batch the store refuses (a damaged one) must not fail the others that shared its commit: each
-      // is tried alone, and only the ones that fail alone are refused.
-      if (group.length === 1) group[0]!.reject(e);
-      else for (const p of group) await this.#commit([p]);
+      // A damaged batch (a spool line that still parses) must not fail the others that shared its commit:
+      // it is refused, and they are committed again without it. A store that is down fails them all at
+      // once: retrying each alone would only multiply the wait.
+      const damaged = group.filter((p) => p.records.some((r) => storedRecordProblem(r) !== null));
+      const sound = group.filter((p) => !damaged.includes(p));
+      if (!damaged.length || !sound.length) for (const p of group) p.reject(e);
+      else {
+        for (const p of damaged) p.reject(e);
+        await this.#commit(sound);
+      }
     } finally {
       for (const id of owned) this.#inFlight.delete(id);
     }

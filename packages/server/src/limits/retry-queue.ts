@@ -31,13 +31,23 @@ export class RetryQueue {
     this.#schedule();
   }
 
-  /** Tries every waiting job once now (at shutdown); those that fail again are dropped, and logged. */
+  /**
+   * Tries the waiting jobs once more now (at shutdown), in order, until one fails: a backend that still
+   * does not answer would hold shutdown for each of them. The rest are given up, and logged.
+   */
   async flush(): Promise<void> {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
-    let lost = 0;
-    for (const job of this.#jobs.splice(0)) await job.run().catch(() => lost++);
-    if (lost) this.log(`limits: gave up on ${lost} writes the backend never took`);
+    const jobs = this.#jobs.splice(0);
+    let done = 0;
+    try {
+      for (const job of jobs) {
+        await job.run();
+        done++;
+      }
+    } catch {
+      this.log(`limits: gave up on ${jobs.length - done} writes the backend never took`);
+    }
   }
 
   #schedule(): void {

@@ -39,7 +39,7 @@ describe("RetryQueue", () => {
     const log: string[] = [];
     const q = new RetryQueue((m) => log.push(m), 2);
     const jobs = [flaky(0), flaky(0), flaky(0)];
-    jobs.forEach((j, i) => q.push(`write ${i}`, j.run));
+    for (const [i, j] of jobs.entries()) q.push(`write ${i}`, j.run);
     expect(log).toEqual(["limits: too many writes waiting, dropped write 0"]);
     await vi.advanceTimersByTimeAsync(100);
     expect(jobs.map((j) => j.runs)).toEqual([0, 1, 1]);
@@ -49,7 +49,7 @@ describe("RetryQueue", () => {
     const log: string[] = [];
     const q = new RetryQueue((m) => log.push(m));
     const jobs = [flaky(0), flaky(5), flaky(0), flaky(0)];
-    jobs.forEach((j, i) => q.push(`write ${i}`, j.run));
+    for (const [i, j] of jobs.entries()) q.push(`write ${i}`, j.run);
     await q.flush();
     expect(jobs.map((j) => j.runs)).toEqual([1, 1, 0, 0]);
     expect(log).toEqual(["limits: gave up on 3 writes the backend never took"]);

@@ -58,7 +58,8 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
     spool = new Spool(join(opts.dataDir, "spool"));
     const registry = await PolicyRegistry.open(store, opts.limitsPath ?? null);
     guard = new SpendGuard(await openLimitStore(opts.redisUrl ?? null), registry, store, engine);
-    await guard.rebuild(["default"], await unstoredCalls(spool, writer));
+    // Shared (Redis) counters counted those calls live: their replay need not hold up the start.
+    await guard.rebuild(["default"], guard.store.volatile ? await unstoredCalls(spool, writer) : []);
   } catch (e) {
     unlock();
     await store.close();

@@ -31,6 +31,14 @@ function call(i: number): Record<string, unknown> {
   };
 }
 
+/** Builds a record the way the gateway does (money as bigint). */
+const engine = new PricingEngine();
+function built(i: number, extra: Record<string, unknown> = {}): CallRecord {
+  const b = buildCallRecord({ ...call(i), ...extra }, { workspaceId: "default", engine });
+  if (!b.ok) throw new Error(JSON.stringify(b.errors));
+  return b.record;
+}
+
 describe("recorder and spool", () => {
   it("spools calls while the store is down and replays them, exactly once, when it is back", async () => {
     const dataDir = join(dir, "data");
@@ -190,13 +198,6 @@ describe("spool files", () => {
     await store2.close();
   });
 
-  /** Builds a record the way the gateway does (money as bigint). */
-  const engine = new PricingEngine();
-  const built = (i: number, extra: Record<string, unknown> = {}) => {
-    const b = buildCallRecord({ ...call(i), ...extra }, { workspaceId: "default", engine });
-    if (!b.ok) throw new Error(JSON.stringify(b.errors));
-    return b.record;
-  };
   /** A record as a spool line (bigint money as a digit string). */
   const json = (r: CallRecord) => JSON.stringify(r, (_k, v) => (typeof v === "bigint" ? String(v) : v));
   const drainAll = async (spool: Spool) => {
@@ -279,12 +280,6 @@ describe("group commit", () => {
   it("a batch the store refuses fails alone, not the batches that shared its commit", async () => {
     const store = await DuckDbStore.open(join(dir, "group-data"));
     const writer = new GroupCommitWriter(store);
-    const engine = new PricingEngine();
-    const built = (i: number) => {
-      const b = buildCallRecord(call(i), { workspaceId: "default", engine });
-      if (!b.ok) throw new Error(JSON.stringify(b.errors));
-      return b.record;
-    };
     const first = writer.write([built(1)]); // in flight: the next two wait, then share one commit
     const damaged = writer.write([{ ...built(2), event_id: "not-a-uuid" }]);
     const sound = writer.write([built(3), built(4)]);
@@ -307,12 +302,6 @@ describe("group commit", () => {
       },
     });
     const writer = new GroupCommitWriter(counted);
-    const engine = new PricingEngine();
-    const built = (i: number) => {
-      const b = buildCallRecord(call(i), { workspaceId: "default", engine });
-      if (!b.ok) throw new Error(JSON.stringify(b.errors));
-      return b.record;
-    };
     const writes = [writer.write([built(1)]), writer.write([built(2)]), writer.write([built(3)])];
     for (const w of writes) await expect(w).rejects.toThrow();
     expect(appends).toBe(2); // the first batch, then the other two together

@@ -104,3 +104,30 @@ describe("query times", () => {
     expect(() => parseTime("soon", now)).toThrow("must be an ISO date/time");
   });
 });
+
+describe("whole-number parameters", () => {
+  it.each([
+    ["/api/events?limit=1e3", "limit"],
+    ["/api/events?limit=0x10", "limit"],
+    ["/api/events?limit=%205", "limit"],
+    ["/api/events?limit=0", "limit"],
+    ["/api/events?limit=100001", "limit"],
+    ["/api/export/calls?limit=1e3", "limit"],
+    ["/api/export/calls?limit=", "limit"],
+    ["/api/rollups/user-day?top=1e1", "top"],
+    ["/api/rollups/user-day?top=101", "top"],
+  ])("%s → 400 naming %s", async (path, param) => {
+    const { status, json } = await get(path);
+    expect(status, JSON.stringify(json)).toBe(400);
+    expect(json.error).toMatchObject({ code: "invalid_parameter", param });
+    expect(json.error.message).toMatch(new RegExp(`^${param} must be a whole number from 1 to \\d+$`));
+  });
+
+  it("takes plain digits", async () => {
+    const events = await get("/api/events?limit=1");
+    expect(events.status).toBe(200);
+    expect(JSON.stringify(events.json)).toContain('"event_id"');
+    expect((await get("/api/export/calls?limit=2")).status).toBe(200);
+    expect((await get("/api/rollups/user-day?top=3")).status).toBe(200);
+  });
+});

@@ -29,8 +29,8 @@ import {
   summaryCanAnswer,
 } from "../store/types.js";
 import { registerLimitRoutes } from "./limits-routes.js";
+import { intParam, timeParam } from "./query-params.js";
 import { registerRollupRoutes } from "./rollup-routes.js";
-import { timeParam } from "./time-param.js";
 
 const KeyDefaultsSchema = z.strictObject(
   Object.fromEntries(KEY_DEFAULT_FIELDS.map((f) => [f, z.string().min(1).max(256).optional()])) as Record<
@@ -333,14 +333,6 @@ export function createApp(deps: AppDeps): Hono<Env> {
   registerRollupRoutes(app, deps.events, deps.guard, { read: auth(CAN_READ), workspaceOf });
 
   return app;
-}
-
-function intParam(v: string | undefined, name: string, min: number, max: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw badRequest("invalid_parameter", `${name} must be an integer in ${min}..${max}`, name);
-  return n;
 }
 
 /**

@@ -5,7 +5,7 @@ import { ApiError, badRequest } from "../errors.js";
 import type { BudgetBucketStatus, SpendGuard } from "../limits/guard.js";
 import { PolicyError } from "../limits/policies.js";
 import type { PolicyKind } from "../store/types.js";
-import { timeParam } from "./time-param.js";
+import { timeParam } from "./query-params.js";
 
 type Env = { Variables: { principal: Principal } };
 type Middleware = (c: Context<Env>, next: () => Promise<void>) => Promise<void>;

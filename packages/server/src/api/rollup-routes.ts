@@ -19,7 +19,7 @@ import {
 } from "../query/rollups.js";
 import type { AnalyticsStore, EventFilter, EventStore } from "../store/types.js";
 import { filterFrom } from "./app.js";
-import { timeParam } from "./time-param.js";
+import { intParam, timeParam } from "./query-params.js";
 
 type Env = { Variables: { principal: Principal } };
 type Middleware = (c: Context<Env>, next: () => Promise<void>) => Promise<void>;
@@ -90,9 +90,7 @@ export function registerRollupRoutes(
 
   app.get("/api/rollups/user-day", h.read, async (c) => {
     const f = analyticsFilter(c, h.workspaceOf, Date.now());
-    const top = Number(c.req.query("top") ?? 5);
-    if (!Number.isInteger(top) || top < 1 || top > 100)
-      throw badRequest("invalid_parameter", "top must be an integer from 1 to 100", "top");
+    const top = intParam(c.req.query("top"), "top", 1, 100) ?? 5;
     return c.json({ ...(await answerWindow(f)), days: await userDayRollup(store, f, top) });
   });
 
@@ -162,9 +160,7 @@ export function registerRollupRoutes(
   app.get("/api/export/calls", h.read, async (c) => {
     const q = c.req.query();
     const f = filterFrom({ from: DEFAULT_FROM, to: "now", ...q }, h.workspaceOf(c, q.workspace));
-    const limit = Number(q.limit ?? 10_000);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 100_000)
-      throw badRequest("invalid_parameter", "limit must be an integer from 1 to 100000", "limit");
+    const limit = intParam(q.limit, "limit", 1, 100_000) ?? 10_000;
     const after = q.cursor === undefined ? null : decodeCursor(q.cursor);
     if (q.cursor !== undefined && after === null)
       throw badRequest("invalid_parameter", "cursor is not one this API gave out", "cursor");

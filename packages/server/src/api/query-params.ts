@@ -1,0 +1,30 @@
+import { badRequest } from "../errors.js";
+import { parseTime, QueryTimeError } from "../query-time.js";
+
+/** A time from the query string (parseTime's forms), undefined when absent; a 400 naming it when unusable. */
+export function timeParam(value: string | undefined, name: string, now = Date.now()): number | undefined {
+  if (value === undefined) return undefined;
+  try {
+    return parseTime(value, now);
+  } catch (e) {
+    if (e instanceof QueryTimeError) throw badRequest("invalid_parameter", `${name} ${e.message}`, name);
+    throw e;
+  }
+}
+
+/**
+ * A whole number from the query string in min..max, undefined when absent; a 400 naming it otherwise.
+ * Digits only: Number() would also take "1e3", "0x10" and " 5 ".
+ */
+export function intParam(
+  value: string | undefined,
+  name: string,
+  min: number,
+  max: number,
+): number | undefined {
+  if (value === undefined) return undefined;
+  const n = /^\d{1,15}$/.test(value) ? Number(value) : Number.NaN;
+  if (!(n >= min && n <= max))
+    throw badRequest("invalid_parameter", `${name} must be a whole number from ${min} to ${max}`, name);
+  return n;
+}

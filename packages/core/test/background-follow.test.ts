@@ -1,7 +1,7 @@
 // BackgroundFollower: the gateway's own polls of background responses no client polls. Timers are
 // vitest's fake ones; each poll says what it found.
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { BackgroundFollower, type FollowOutcome } from "../src/usage/background-follow.js";
+import { BackgroundFollower, type FollowOutcome, pollOutcomeOf } from "../src/usage/background-follow.js";
 
 const times = { firstMs: 1_000, maxMs: 4_000, giveUpMs: 20_000 };
 
@@ -81,5 +81,12 @@ describe("BackgroundFollower", () => {
     await vi.advanceTimersByTimeAsync(10_000);
     expect([a.at, b.at, c.at, d.at]).toEqual([[1_000], [], [], []]);
     expect([off.size, closed.size]).toEqual([0, 0]);
+  });
+});
+
+describe("pollOutcomeOf", () => {
+  it("a deleted response, or one the key may not read, is gone; any other failure is asked again", () => {
+    for (const s of [404, 401, 403]) expect(pollOutcomeOf(s)).toBe("gone");
+    for (const s of [429, 500, 502, 503, undefined, "404"]) expect(pollOutcomeOf(s)).toBe("running");
   });
 });

@@ -27,6 +27,15 @@ interface Follow {
 /** The most responses followed at once; past it the oldest is given up (as the gateway forgets its submission). */
 const MAX_FOLLOWED = 10_000;
 
+/**
+ * What an own poll that got HTTP `status` found, short of reading a finished response: deleted (404), or
+ * not readable with the submission's key (401, 403: revoked, rotated), it is never to be found; anything
+ * else is asked again at the next turn.
+ */
+export function pollOutcomeOf(status: unknown): Exclude<FollowOutcome, "finished"> {
+  return status === 404 || status === 401 || status === 403 ? "gone" : "running";
+}
+
 /** The longest wait between two own polls of a background response. */
 export const FOLLOW_MAX_MS = 5 * 60_000;
 /** How long after its submission a background response is still polled. */

@@ -15,6 +15,7 @@ export {
   FOLLOW_MAX_MS,
   type FollowOutcome,
   type FollowTimes,
+  pollOutcomeOf,
 } from "./background-follow.js";
 export { type BatchFamily, type BatchResult, BatchResultsReader, batchResult } from "./batch.js";
 export { normalizeBedrockConverse } from "./bedrock.js";

@@ -9,6 +9,7 @@ import {
   type FollowOutcome,
   finalResponseOf,
   isFinished,
+  pollOutcomeOf,
   Recent,
 } from "@tollgate/core";
 import type { StreamLike } from "./api-promise.js";
@@ -59,9 +60,7 @@ export function backgroundPolls(responses: unknown, firstMs: number): Background
           : null;
       return response && isFinished(response) ? "finished" : "running";
     } catch (e) {
-      // Deleted, or not readable with this client's key: never to be found by this client.
-      const status = (e as { status?: unknown } | null)?.status;
-      return status === 404 || status === 401 || status === 403 ? "gone" : "running";
+      return pollOutcomeOf((e as { status?: unknown } | null)?.status); // the SDK's APIError has it
     }
   };
   return {

@@ -25,6 +25,7 @@ import {
   isPending,
   type PriceResult,
   type PricingEngine,
+  pollOutcomeOf,
   Recent,
   type ToolCalls,
   totalTokens,
@@ -1019,9 +1020,7 @@ export class Gateway {
       () => NO_CLIENT,
     );
     this.deps.metrics.backgroundPolls.inc({ status: String(reply.statusCode) });
-    // Deleted, or not readable with this key (revoked, rotated): never to be found here.
-    if (reply.statusCode === 404 || reply.statusCode === 401 || reply.statusCode === 403) return "gone";
-    if (reply.statusCode !== 200) return "running"; // asked again at the next turn
+    if (reply.statusCode !== 200) return pollOutcomeOf(reply.statusCode);
     const json = parseJsonObject(decoded(reply.body, headerValue(reply.headers, "content-encoding")));
     const response = json ? backgroundResponse(json) : null;
     if (!json || !response || response.id !== id || !isFinished(response)) return "running";

@@ -33,7 +33,7 @@ export function wrapOpenAI<C extends object>(client: C, options: WrapOptions = {
   wrapCreate(c.completions, spec("openai.completions"), sink, withStreamUsage);
   const responses = {
     ...spec("openai.responses"),
-    background: backgroundPolls(c.responses, options.followBackgroundMs ?? FOLLOW_BACKGROUND_MS),
+    background: backgroundPolls(c.responses, followMsOf(options.followBackgroundMs)),
   };
   wrapCreate(c.responses, responses, sink);
   wrapRetrieve(c.responses, responses, sink);
@@ -44,6 +44,14 @@ export function wrapOpenAI<C extends object>(client: C, options: WrapOptions = {
 
 /** How long a background response may go unpolled before the client polls it itself (WrapOptions). */
 const FOLLOW_BACKGROUND_MS = 30_000;
+
+/** `followBackgroundMs` checked: a NaN or negative wait would poll every millisecond, or never by mistake. */
+function followMsOf(ms: unknown): number {
+  if (ms === undefined) return FOLLOW_BACKGROUND_MS;
+  if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0)
+    throw new TypeError(`followBackgroundMs must be a number of ms, 0 or more (0: never), got ${String(ms)}`);
+  return ms;
+}
 
 /**
  * OpenAI streams report usage only when asked (`stream_options.include_usage`): ask, and hide what that

@@ -96,3 +96,12 @@ describe("SDK: background responses the app never polls", () => {
     expect(llm(submitted.id)).toHaveLength(0);
   });
 });
+
+describe("SDK: followBackgroundMs", () => {
+  it("refuses a wait that is not a number of ms, 0 or more, saying so", () => {
+    for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY, "30000"])
+      expect(() =>
+        wrapOpenAI(new OpenAI({ apiKey: "sk-test" }), { followBackgroundMs: bad as number }),
+      ).toThrow(/followBackgroundMs must be a number of ms, 0 or more/);
+  });
+});

@@ -70,6 +70,8 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const recorder = new Recorder(writer, engine, spool, {
     onError: (e) => console.error(`recording: ${(e as Error).message}`),
   });
+  // A budget added while running is seeded with the store's commits paused and the calls not stored yet.
+  guard.attachRecording({ quiet: (fn) => writer.quiet(fn), unstored: () => recorder.unstored() });
   const ingest = new IngestService(writer, engine, guard);
   const batches = new BatchRecords(ingest, recorder);
   const metrics = new GatewayMetrics({

@@ -78,6 +78,17 @@ export class Recorder {
   }
 
   /**
+   * Every call recorded and not stored yet: waiting in memory, handed to the store and not committed, or
+   * spooled. A call may be listed twice (a failed batch on its way to the spool).
+   */
+  *unstored(): Generator<CallRecord> {
+    yield* this.#batch;
+    for (const batch of this.#inFlight.values()) yield* batch;
+    yield* this.#overflow;
+    for (const records of this.spool.records()) yield* records;
+  }
+
+  /**
    * Builds the record for one call (validating and pricing it) and queues it for storage. Attribution
    * that fails validation (a header too long, say) is dropped rather than losing the call.
    */

@@ -29,6 +29,10 @@ export class GroupCommitWriter {
   readonly #maxRows: number;
   readonly #concurrency: number;
   #running = 0;
+  /** Callers of `quiet` in progress: no commit starts while one is. */
+  #quieting = 0;
+  /** Resolved when the last commit in flight ends. */
+  #idle: (() => void)[] = [];
 
   constructor(
     private readonly store: EventStore,
@@ -46,8 +50,24 @@ export class GroupCommitWriter {
     });
   }
 
+  /**
+   * Runs `fn` while no commit is in flight and none starts: what the store holds stays as it is (a budget
+   * seeded from it meanwhile sees every call stored so far, and none stored after). Writes wait meanwhile.
+   */
+  async quiet<T>(fn: () => Promise<T>): Promise<T> {
+    this.#quieting++;
+    try {
+      if (this.#running) await new Promise<void>((resolve) => this.#idle.push(resolve));
+      return await fn();
+    } finally {
+      this.#quieting--;
+      this.#pump();
+    }
+  }
+
   #pump(): void {
-    while (this.#running < this.#concurrency && this.#pending.length) {
+    if (!this.#running) for (const wake of this.#idle.splice(0)) wake();
+    while (!this.#quieting && this.#running < this.#concurrency && this.#pending.length) {
       const group: Pending[] = [];
       let rows = 0;
       while (this.#pending.length) {

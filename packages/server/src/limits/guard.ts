@@ -38,7 +38,7 @@ import {
   runKilled,
   unpricedBlocked,
 } from "./limit-error.js";
-import type { PolicyRegistry } from "./policies.js";
+import type { PolicyRegistry, WorkspacePolicies } from "./policies.js";
 import { RetryQueue } from "./retry-queue.js";
 import type { LimitStore, SettleResult } from "./types.js";
 
@@ -62,7 +62,10 @@ export interface CallContext {
   startsWork?: boolean;
 }
 
-/** An admitted call's reservations and counters, settled once its cost is known. */
+/**
+ * An admitted call's reservations and counters, settled once its cost is known. A call no limit applied
+ * to has one too, with none: a budget that appears while it is in flight counts its cost all the same.
+ */
 export interface Ticket {
   id: string;
   workspace: string;
@@ -70,6 +73,9 @@ export interface Ticket {
   buckets: ChargedBucket[];
   tokenRates: { key: string }[];
   run: { key: string; runId: string; agentType: string | null; ceilings: Ceilings } | null;
+  /** The policies it was admitted under, and its facts: budgets added since are charged at settle. */
+  policies: WorkspacePolicies;
+  facts: CallFacts;
   /** Set by the first settle: a ticket is settled once. */
   settled?: boolean;
   /** The settle in progress (the gateway waits for it before an agent run's reply ends). */
@@ -84,6 +90,17 @@ export interface CallOutcome {
   tokens: number;
   toolCalls: number;
   eventId: string | null;
+}
+
+/**
+ * What seeding a budget exactly needs of the recording path (the store's group-commit writer and the
+ * gateway's recorder): a pause of the store's commits, and the calls counted but not stored yet.
+ */
+export interface RecordingView {
+  /** Runs `fn` while no commit to the event store is in flight or starts. */
+  quiet<T>(fn: () => Promise<T>): Promise<T>;
+  /** Calls recorded (and counted against limits) that the store does not hold yet; a call may repeat. */
+  unstored(): Iterable<CallRecord>;
 }
 
 /** How observed calls count, beyond their spend (which always counts). */
@@ -102,6 +119,17 @@ export interface GuardOptions {
 }
 
 const RUN_HISTORY_MS = 7 * 86_400_000;
+const HOUR_MS = 3_600_000;
+
+/** Spend to seed into one slot of a bucket. */
+interface Seed {
+  bucket: ChargedBucket;
+  slot: string;
+  spend: bigint;
+}
+
+/** Resolves at the start of the event loop's next turn: whatever the current one queued has run. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 const OUTAGE_EVENT_EVERY_MS = 60_000;
 
 /**
@@ -116,6 +144,12 @@ export class SpendGuard {
   #lastOutageEvent = 0;
   /** Settles that failed: a call's cost must still reach its budgets (a settle applies once per id). */
   readonly #unsettled: RetryQueue;
+  #recording: RecordingView = { quiet: (fn) => fn(), unstored: () => [] };
+  /** observe() calls in progress, and who waits for there to be none. */
+  #observing = 0;
+  #observeWaiters: (() => void)[] = [];
+  /** Budgets being seeded: the ids of the calls counted meanwhile, by workspace. */
+  readonly #taps = new Set<{ ws: string; ids: Set<string> }>();
 
   constructor(
     readonly store: LimitStore,
@@ -131,16 +165,23 @@ export class SpendGuard {
     this.#unsettled = new RetryQueue(this.#log);
   }
 
+  /** Lets budgets added while running be seeded exactly (see #seedLive); without it they are seeded as at start. */
+  attachRecording(view: RecordingView): void {
+    this.#recording = view;
+  }
+
   async admit(ctx: CallContext): Promise<Admission> {
     // Limits govern model calls. A pass-through call (a file, a model list, a poll of a background
     // response) costs nothing and is no LLM call: no budget holds or refuses it, no run counts it.
     if (ctx.api === null) return this.#passThrough(ctx);
     const policies = this.registry.forWorkspace(ctx.workspace);
     const runId = ctx.facts.agent_run_id ?? null;
-    if (!policies.budgets.length && !policies.rates.length && !runId) return { ok: true, ticket: null };
+    if (!policies.budgets.length && !policies.rates.length && !runId)
+      return { ok: true, ticket: bareTicket(ctx, policies) };
     const plan = admissionPlan(policies, ctx.facts);
     const { budgets, rates: rateCharges, tokenRates } = plan;
-    if (!budgets.length && !rateCharges.length && !runId) return { ok: true, ticket: null };
+    if (!budgets.length && !rateCharges.length && !runId)
+      return { ok: true, ticket: bareTicket(ctx, policies) };
     const now = this.#now();
 
     let worst = 0n;
@@ -171,6 +212,8 @@ export class SpendGuard {
       buckets: charged,
       tokenRates,
       run,
+      policies,
+      facts: ctx.facts,
     };
 
     let result: Awaited<ReturnType<LimitStore["admit"]>>;
@@ -244,6 +287,11 @@ export class SpendGuard {
     if (!ticket || ticket.settled) return;
     ticket.settled = true;
     const now = this.#now();
+    if (this.#taps.size && outcome.eventId) this.#tapped(ticket.workspace, outcome.eventId);
+    // Started before the settle below awaits anything: a call is counted as it is recorded (see #seedLive).
+    const added = this.#addedSince(ticket, now);
+    const extra = added.length ? this.#chargeAdded(ticket, added, outcome, now) : null;
+    if (!ticket.buckets.length && !ticket.tokenRates.length && !ticket.run) return void (await extra);
     const cost = (b: ChargedBucket) => outcome.cost ?? b.reserved;
     const req = {
       workspace: ticket.workspace,
@@ -282,6 +330,39 @@ export class SpendGuard {
       );
       this.#unsettled.push(`the settle of ${ticket.requestId}`, apply);
     }
+    await extra;
+  }
+
+  /** Buckets of the budgets that appeared while the call was in flight, and apply to it. */
+  #addedSince(ticket: Ticket, now: number): ChargedBucket[] {
+    const policies = this.registry.forWorkspace(ticket.workspace);
+    if (policies === ticket.policies) return [];
+    const had = ticket.buckets.map((b) => b.key);
+    return admissionPlan(policies, ticket.facts)
+      .buckets.filter((p) => !had.includes(p.key))
+      .map((p) => chargeOf(p, now, 0n));
+  }
+
+  /** Charges a call to budgets that appeared while it was in flight (no reservation of it held them). */
+  async #chargeAdded(ticket: Ticket, added: ChargedBucket[], outcome: CallOutcome, now: number) {
+    try {
+      const res = await this.store.charge({
+        workspace: ticket.workspace,
+        now,
+        buckets: added.map((b) => settleRef(b, outcome.cost ?? 0n)),
+        tokenRates: [],
+        run: null,
+      });
+      this.#afterSettle(ticket.workspace, added, null, res, outcome.eventId, ticket.requestId, now);
+    } catch (e) {
+      this.#log(
+        `limits: counting a call against a budget added while it ran failed: ${(e as Error).message}`,
+      );
+    }
+  }
+
+  #tapped(ws: string, eventId: string): void {
+    for (const tap of this.#taps) if (tap.ws === ws) tap.ids.add(eventId);
   }
 
   /**
@@ -305,6 +386,15 @@ export class SpendGuard {
    * (as runUsage counts a run after a restart). Never throws.
    */
   async observe(records: readonly CallRecord[], opts: ObserveOptions = {}): Promise<void> {
+    this.#observing++;
+    try {
+      await this.#observeAll(records, opts);
+    } finally {
+      if (--this.#observing === 0) for (const wake of this.#observeWaiters.splice(0)) wake();
+    }
+  }
+
+  async #observeAll(records: readonly CallRecord[], opts: ObserveOptions): Promise<void> {
     for (const rec of records) {
       const policies = this.registry.forWorkspace(rec.workspace_id);
       // Most ingested records fall under no limit: nothing is built for them.
@@ -331,6 +421,7 @@ export class SpendGuard {
             ceilings: (agentType && policies.agents.get(agentType)) || {},
           }
         : null;
+      if (this.#taps.size) this.#tapped(rec.workspace_id, rec.event_id);
       try {
         const res = await this.store.charge({
           workspace: rec.workspace_id,
@@ -407,23 +498,55 @@ export class SpendGuard {
 
   /**
    * A budget that appears while running (API, file reload) counts what its window already holds, as it
-   * would after a restart. Only volatile counters are seeded: Redis counters are shared by replicas.
-   * Counters left by a removed budget of the same id are dropped first: seeded on top of them, the
-   * window's spend would count twice. Never throws.
+   * would after a restart, and every call of it once while calls keep coming (see #seedLive). Only volatile
+   * counters are seeded: Redis counters are shared by replicas. Never throws.
    */
   async budgetAdded(ws: string, id: string): Promise<void> {
     if (!this.store.volatile) return;
-    const b = this.registry.forWorkspace(ws).budgets.find((x) => x.id === id);
-    if (!b) return;
-    this.store.forgetBuckets(ws, (key) => isBucketOf(b.id, key));
     try {
-      await this.#rebuildBudget(ws, b, this.#now());
+      await this.#recording.quiet(() => this.#seedLive(ws, id));
     } catch (e) {
       this.#log(`limits: budget ${id} starts without its window's earlier spend: ${(e as Error).message}`);
     }
   }
 
+  /**
+   * Seeds a budget that calls are counted against already (some of them stored, some not yet). What its
+   * counters hold at one instant is replaced by the calls counted before it: those the store holds (no
+   * commit runs meanwhile) and those on their way there. Counters left by a removed budget of the same id
+   * go with it. Calls counted after that instant stay as counted.
+   */
+  async #seedLive(ws: string, id: string): Promise<void> {
+    const b = this.registry.forWorkspace(ws).budgets.find((x) => x.id === id);
+    if (!b) return;
+    const now = this.#now();
+    const seeds = await this.#storedSpend(ws, b, now);
+    // The instant is taken at the start of a turn with no ingested batch being counted: a batch is counted
+    // once stored, so every stored call has been counted by then.
+    for (;;) {
+      await nextTurn();
+      if (!this.#observing) break;
+      await new Promise<void>((wake) => this.#observeWaiters.push(wake));
+    }
+    const before = this.store.spendOf(ws, (key) => isBucketOf(b.id, key));
+    const tap = { ws, ids: new Set<string>() };
+    this.#taps.add(tap);
+    // An agent run's call is counted before its reply is sent and recorded a turn later: one more turn
+    // lets those counted before the instant be recorded, and the calls counted since are told apart.
+    await nextTurn();
+    this.#taps.delete(tap);
+    for (const seed of this.#unstoredSpend(ws, b, now, tap.ids)) seeds.push(seed);
+    for (const [key, slots] of before)
+      for (const [slot, spend] of slots) this.store.seedBucket(ws, key, slot, -spend);
+    this.#seed(ws, seeds);
+  }
+
   async #rebuildBudget(ws: string, b: Budget, now: number): Promise<void> {
+    this.#seed(ws, await this.#storedSpend(ws, b, now));
+  }
+
+  /** The spend of budget `b`'s window in the store, by bucket and slot. */
+  async #storedSpend(ws: string, b: Budget, now: number): Promise<Seed[]> {
     const win = windowSlots(b.window, now);
     const by = eachFields(b.scope) as SumField[];
     const rolling = b.window.kind === "rolling";
@@ -432,19 +555,43 @@ export class SpendGuard {
       by,
       rolling,
     );
-    // Spend goes into the slot it was made in; the level is the window's total's, seeded once it is known.
-    const totals = new Map<string, { bucket: ReturnType<typeof budgetBucket>; spend: bigint }>();
-    for (const row of rows) {
+    return rows.map((row) => {
       const values = row.values.map((v) => v ?? "");
-      const bucket = budgetBucket(b, values, factsOfValues(by, values), now, 0n);
-      this.store.seedBucket(ws, bucket.key, rolling ? `h${row.hour}` : win.slots[0]!, row.cost_nanousd, 0);
-      const t = totals.get(bucket.key) ?? { bucket, spend: 0n };
-      t.spend += row.cost_nanousd;
-      totals.set(bucket.key, t);
+      return {
+        bucket: budgetBucket(b, values, factsOfValues(by, values), now, 0n),
+        slot: rolling ? `h${row.hour}` : win.slots[0]!,
+        spend: row.cost_nanousd,
+      };
+    });
+  }
+
+  /** The spend of budget `b`'s window in calls recorded and not stored yet, but for `counted` ones. */
+  #unstoredSpend(ws: string, b: Budget, now: number, counted: ReadonlySet<string>): Seed[] {
+    const win = windowSlots(b.window, now);
+    const seen = new Set(counted);
+    const seeds: Seed[] = [];
+    for (const rec of this.#recording.unstored()) {
+      if (rec.workspace_id !== ws || rec.ts_start < win.start || seen.has(rec.event_id)) continue;
+      seen.add(rec.event_id);
+      const facts = factsOfRecord(rec);
+      if (!scopeMatches(b.scope, facts)) continue;
+      seeds.push({
+        bucket: budgetBucket(b, bucketValues(b.scope, facts), facts, now, 0n),
+        slot: b.window.kind === "rolling" ? `h${Math.floor(rec.ts_start / HOUR_MS)}` : win.slots[0]!,
+        spend: rec.cost_nanousd,
+      });
     }
-    const current = win.slots[win.slots.length - 1]!;
-    for (const { bucket, spend } of totals.values())
-      this.store.seedBucket(ws, bucket.key, current, 0n, levelOf(spend, bucket.steps));
+    return seeds;
+  }
+
+  /** Adds spend to the slots it was made in, then sets each bucket's level to its window's total's. */
+  #seed(ws: string, seeds: readonly Seed[]): void {
+    const buckets = new Map<string, ChargedBucket>();
+    for (const { bucket, slot, spend } of seeds) {
+      this.store.seedBucket(ws, bucket.key, slot, spend);
+      buckets.set(bucket.key, bucket);
+    }
+    for (const bucket of buckets.values()) this.store.seedLevel(ws, bucket);
   }
 
   /** Live spend, reservations and state of a budget's buckets (those with spend in the current window). */
@@ -631,6 +778,20 @@ function killRow(
     event_id: eventId,
     request_id: requestId,
     detail: { ...kill },
+  };
+}
+
+/** The ticket of a call no limit applies to: nothing reserved, nothing counted unless a budget appears. */
+function bareTicket(ctx: CallContext, policies: WorkspacePolicies): Ticket {
+  return {
+    id: "",
+    workspace: ctx.workspace,
+    requestId: ctx.requestId,
+    buckets: [],
+    tokenRates: [],
+    run: null,
+    policies,
+    facts: ctx.facts,
   };
 }
 

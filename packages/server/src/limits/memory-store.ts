@@ -206,15 +206,23 @@ export class MemoryLimitStore implements LimitStore {
     return Promise.resolve(true);
   }
 
-  seedBucket(workspace: string, key: string, slot: string, spend: bigint, level: number): void {
+  seedBucket(workspace: string, key: string, slot: string, spend: bigint): void {
     const state = this.#state(workspace, key);
-    state.spend.set(slot, (state.spend.get(slot) ?? 0n) + spend);
-    if (level > 0) state.levels.set(levelWindow([slot]), level);
+    const sum = (state.spend.get(slot) ?? 0n) + spend;
+    if (sum === 0n) state.spend.delete(slot);
+    else state.spend.set(slot, sum);
   }
 
-  forgetBuckets(workspace: string, owned: (key: string) => boolean): void {
-    const ws = this.#buckets.get(workspace);
-    for (const key of ws?.keys() ?? []) if (owned(key)) ws!.delete(key);
+  seedLevel(workspace: string, ref: BucketRef): void {
+    const state = this.#state(workspace, ref.key);
+    state.levels.set(levelWindow(ref.slots), levelOf(sumSlots(state, ref.slots), ref.steps));
+  }
+
+  spendOf(workspace: string, owned: (key: string) => boolean): Map<string, Map<string, bigint>> {
+    const out = new Map<string, Map<string, bigint>>();
+    for (const [key, b] of this.#buckets.get(workspace) ?? [])
+      if (owned(key) && b.spend.size) out.set(key, new Map(b.spend));
+    return out;
   }
 
   seedRun(workspace: string, key: string, usage: RunUsage): void {

@@ -383,7 +383,10 @@ export class RedisLimitStore implements LimitStore {
   }
 
   seedBucket(): void {}
-  forgetBuckets(): void {}
+  seedLevel(): void {}
+  spendOf(): Map<string, Map<string, bigint>> {
+    return new Map();
+  }
   seedRun(): void {}
 
   async close(): Promise<void> {

@@ -131,10 +131,12 @@ export interface LimitStore {
    * of many does a thing once (charges a background response found finished by several polls).
    */
   claim(workspace: string, key: string, until: number, now: number): Promise<boolean>;
-  /** Seeds counters (memory rebuild at start); additive. */
-  seedBucket(workspace: string, key: string, slot: string, spend: bigint, level: number): void;
-  /** Drops the counters of every bucket whose key `owned` says (a budget's, about to be seeded anew). */
-  forgetBuckets(workspace: string, owned: (key: string) => boolean): void;
+  /** Seeds a bucket's spend in one slot (memory, rebuilt from the store); additive, and may take away. */
+  seedBucket(workspace: string, key: string, slot: string, spend: bigint): void;
+  /** Sets the level of the bucket's window to the one its spend reaches now (no state event). */
+  seedLevel(workspace: string, ref: BucketRef): void;
+  /** The spend counted so far, by slot, of every bucket whose key `owned` says (a budget about to be seeded). */
+  spendOf(workspace: string, owned: (key: string) => boolean): Map<string, Map<string, bigint>>;
   seedRun(workspace: string, key: string, usage: RunUsage): void;
   close(): Promise<void>;
 }

@@ -71,8 +71,7 @@ const CHECKS = new Map<string, Check>([
   ["ttft_ms", nullable(duration)],
   ["kind", oneOf(KINDS)],
   ["provider", shortId],
-  // api is not checked for lone surrogates by the schema either.
-  ["api", nullable((v) => typeof v === "string" && v.length >= 1 && v.length <= L.shortText)],
+  ["api", shortId],
   ["model_requested", optId],
   ["model", optId],
   ["stream", bool],

@@ -132,7 +132,7 @@ export const CallRecordInputSchema = z.strictObject({
   ttft_ms: durationMs.nullish(),
   kind: z.enum(KINDS).default(INPUT_DEFAULTS.kind),
   provider: optId(L.shortText),
-  api: z.string().min(1).max(L.shortText).nullish(),
+  api: optId(L.shortText),
   model_requested: optId(),
   model: optId(),
   stream: z.boolean().default(INPUT_DEFAULTS.stream),

@@ -8,15 +8,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Json, startTestGateway, validRecord } from "./helpers.js";
+import { adminRequest, type Json, startTestGateway, validRecord } from "./helpers.js";
 import { startMockUpstream } from "./mock-upstream.js";
 
 const CLI = fileURLToPath(new URL("../bin/tollgate.js", import.meta.url));
 const USER = "under-load";
 
+/** A running server, as adminRequest takes it. */
 interface Target {
   url: string;
-  token: string;
+  runtime: { rootToken: string };
   stop(): Promise<void>;
 }
 
@@ -31,7 +32,7 @@ afterAll(async () => {
 
 async function inProcess(): Promise<Target> {
   const gw = await startTestGateway(mock.url);
-  return { url: gw.url, token: gw.runtime.rootToken, stop: gw.stop };
+  return gw;
 }
 
 async function served(): Promise<Target> {
@@ -54,7 +55,7 @@ async function served(): Promise<Target> {
   const { url, token } = JSON.parse(readFileSync(info, "utf8")) as { url: string; token: string };
   return {
     url,
-    token,
+    runtime: { rootToken: token },
     stop: async () => {
       proc.kill("SIGTERM");
       if (proc.exitCode === null) await new Promise((r) => proc.once("exit", r));
@@ -64,20 +65,6 @@ async function served(): Promise<Target> {
 }
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function api(
-  t: Target,
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; json: Json }> {
-  const res = await fetch(t.url + path, {
-    method,
-    headers: { authorization: `Bearer ${t.token}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, json: await res.json() };
-}
 
 /** A streamed chat call through the gateway, attributed to USER, read to its end. */
 async function streamedCall(t: Target): Promise<void> {
@@ -101,7 +88,7 @@ async function streamedCall(t: Target): Promise<void> {
 
 async function ingestBatch(t: Target): Promise<void> {
   const events = Array.from({ length: 25 }, () => validRecord({ user_id: USER, output_tokens: 1_000 }));
-  const res = await api(t, "POST", "/v1/events", { events });
+  const res = await adminRequest(t, "POST", "/v1/events", { events });
   expect(res.json.accepted).toBe(25);
 }
 
@@ -118,7 +105,7 @@ async function loop(call: () => Promise<void>, until: { done: boolean }): Promis
 /** Resolves once every call the gateway answered is stored. */
 async function stored(t: Target): Promise<void> {
   for (;;) {
-    const { json } = await api(t, "GET", "/readyz");
+    const { json } = await adminRequest(t, "GET", "/readyz");
     if (json.recorder_pending === 0 && json.spool_depth === 0) return;
     await pause(50);
   }
@@ -131,7 +118,7 @@ async function createUnderLoad(t: Target): Promise<{ budget: Json; storedCost: s
     ...Array.from({ length: 6 }, () => loop(() => streamedCall(t), stop)),
   ];
   await pause(400);
-  const created = await api(t, "POST", "/api/budgets", {
+  const created = await adminRequest(t, "POST", "/api/budgets", {
     id: "under-load",
     scope: { user_id: USER },
     window: "lifetime",
@@ -142,10 +129,10 @@ async function createUnderLoad(t: Target): Promise<{ budget: Json; storedCost: s
   stop.done = true;
   expect((await Promise.all(loops)).every((n) => n > 0)).toBe(true);
   await stored(t);
-  const spend = await api(t, "GET", `/api/spend?by=user_id&user_id=${USER}&from=7d`);
+  const spend = await adminRequest(t, "GET", `/api/spend?by=user_id&user_id=${USER}&from=7d`);
   expect(spend.json.rows).toHaveLength(1);
   return {
-    budget: (await api(t, "GET", "/api/budgets/under-load")).json,
+    budget: (await adminRequest(t, "GET", "/api/budgets/under-load")).json,
     storedCost: spend.json.rows[0].cost_nanousd,
   };
 }
@@ -172,7 +159,7 @@ describe("a budget created while a call is in flight", () => {
   it("counts the call, admitted before it existed, once it ends (no budget at all then; another one then)", async () => {
     const slow = await startMockUpstream({ chunkDelayMs: 60 });
     const gw = await startTestGateway(slow.url);
-    const t: Target = { url: gw.url, token: gw.runtime.rootToken, stop: gw.stop };
+    const t: Target = gw;
     /** Starts a streamed call as `user` and resolves once the upstream has it (it is admitted). */
     const inFlight = async (user: string) => {
       const sent = slow.requests.length;
@@ -193,8 +180,14 @@ describe("a budget created while a call is in flight", () => {
       return done;
     };
     const budget = (id: string, user: string) =>
-      api(t, "POST", "/api/budgets", { id, scope: { user_id: user }, window: "lifetime", limit_usd: "10" });
-    const spendOf = async (id: string) => (await api(t, "GET", `/api/budgets/${id}`)).json.spend_nanousd;
+      adminRequest(t, "POST", "/api/budgets", {
+        id,
+        scope: { user_id: user },
+        window: "lifetime",
+        limit_usd: "10",
+      });
+    const spendOf = async (id: string) =>
+      (await adminRequest(t, "GET", `/api/budgets/${id}`)).json.spend_nanousd;
     try {
       const first = inFlight("first");
       expect((await budget("first", "first")).status).toBe(201);
@@ -202,7 +195,7 @@ describe("a budget created while a call is in flight", () => {
       // The second call is admitted under a budget: its ticket holds that one's bucket, not the new one's.
       expect(
         (
-          await api(t, "POST", "/api/budgets", {
+          await adminRequest(t, "POST", "/api/budgets", {
             id: "all",
             scope: { provider: "openai" },
             window: "day",

@@ -14,6 +14,7 @@ import { GroupCommitWriter } from "./ingest/writer.js";
 import { SpendGuard } from "./limits/guard.js";
 import { openLimitStore } from "./limits/open-limit-store.js";
 import { PolicyRegistry } from "./limits/policies.js";
+import { DEFAULT_SHARED_SEED } from "./limits/shared-seeds.js";
 import { loadPriceBook } from "./pricebook-file.js";
 import { processMetrics } from "./process-metrics.js";
 import { clickHouseFromEnv, openStore } from "./store/open-store.js";
@@ -51,13 +52,17 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
   });
   let unlock = () => {};
   let guard: SpendGuard;
+  const refreshMs = policyRefreshMs();
   const writer = new GroupCommitWriter(store, { concurrency: store.writeConcurrency });
   let spool: Spool;
   try {
     if (store.shared) unlock = lockDataDir(opts.dataDir);
     spool = new Spool(join(opts.dataDir, "spool"));
     const registry = await PolicyRegistry.open(store, opts.limitsPath ?? null);
-    guard = new SpendGuard(await openLimitStore(opts.redisUrl ?? null), registry, store, engine);
+    guard = new SpendGuard(await openLimitStore(opts.redisUrl ?? null), registry, store, engine, {
+      // Every replica learns of a new budget within a refresh: two of them make the grace period.
+      sharedSeed: { graceMs: 2 * refreshMs, passesMs: seedPassesMs() },
+    });
     // Shared (Redis) counters counted those calls live: their replay need not hold up the start.
     await guard.rebuild(["default"], guard.store.volatile ? await unstoredCalls(spool, writer) : []);
   } catch (e) {
@@ -100,7 +105,7 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
       return `unreachable, calls spooled to disk: ${(e as Error).message}`;
     }
   };
-  const stopPolicyRefresh = store.shared ? refreshPolicies(guard, policyRefreshMs()) : () => {};
+  const stopPolicyRefresh = store.shared ? refreshPolicies(guard, refreshMs) : () => {};
   const app = createApp({
     role: opts.role ?? "all",
     ingest,
@@ -168,6 +173,22 @@ function policyRefreshMs(env = process.env): number {
       `TOLLGATE_POLICY_REFRESH_MS must be a whole number of ms, at least 100, got ${JSON.stringify(v)}`,
     );
   return n;
+}
+
+/**
+ * When the seed of a budget added on Redis is read again, in ms after it starts counting live
+ * (TOLLGATE_BUDGET_SEED_PASSES_MS, comma-separated, ascending; default 5 s, 30 s, 5 min, 1 h): calls made
+ * before then and stored after the last read do not count against it.
+ */
+function seedPassesMs(env = process.env): number[] {
+  const v = env.TOLLGATE_BUDGET_SEED_PASSES_MS;
+  if (v === undefined || v === "") return [...DEFAULT_SHARED_SEED.passesMs];
+  const ms = v.split(",").map((p) => Number(p.trim()));
+  if (!ms.every((n, i) => Number.isInteger(n) && n >= 0 && (i === 0 || n > ms[i - 1]!)))
+    throw new Error(
+      `TOLLGATE_BUDGET_SEED_PASSES_MS must be ascending whole numbers of ms, comma-separated, got ${JSON.stringify(v)}`,
+    );
+  return ms;
 }
 
 /**

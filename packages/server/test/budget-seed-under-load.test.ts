@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adminRequest, type Json, startTestGateway, validRecord } from "./helpers.js";
 import { startMockUpstream } from "./mock-upstream.js";
+import { startRedis, type TestRedis } from "./redis-server.js";
 
 const CLI = fileURLToPath(new URL("../bin/tollgate.js", import.meta.url));
 const USER = "under-load";
@@ -111,7 +112,8 @@ async function stored(t: Target): Promise<void> {
   }
 }
 
-async function createUnderLoad(t: Target): Promise<{ budget: Json; storedCost: string }> {
+/** Creates a budget on USER's calls amid ingest and gateway traffic; reads it `settleMs` after the last call is stored. */
+async function createUnderLoad(t: Target, settleMs = 0): Promise<{ budget: Json; storedCost: string }> {
   const stop = { done: false };
   const loops = [
     ...Array.from({ length: 4 }, () => loop(() => ingestBatch(t), stop)),
@@ -129,6 +131,7 @@ async function createUnderLoad(t: Target): Promise<{ budget: Json; storedCost: s
   stop.done = true;
   expect((await Promise.all(loops)).every((n) => n > 0)).toBe(true);
   await stored(t);
+  await pause(settleMs);
   const spend = await adminRequest(t, "GET", `/api/spend?by=user_id&user_id=${USER}&from=7d`);
   expect(spend.json.rows).toHaveLength(1);
   return {
@@ -153,6 +156,59 @@ describe("a budget created under load", () => {
         await t.stop();
       }
     });
+});
+
+describe("a budget created while running, on Redis (counters shared by replicas)", () => {
+  let redis: TestRedis;
+  const env = { ...process.env };
+  beforeAll(async () => {
+    redis = await startRedis();
+    // A grace period of 2 refreshes (200 ms), then the seed read again 0.1, 0.6 and 1.5 s after it.
+    process.env.TOLLGATE_POLICY_REFRESH_MS = "100";
+    process.env.TOLLGATE_BUDGET_SEED_PASSES_MS = "100,600,1500";
+  });
+  afterAll(async () => {
+    process.env = env;
+    await redis?.stop();
+  });
+  const onRedis = async () => {
+    await redis.stop(); // a fresh Redis for each server: counters of the same budget ids start empty
+    redis = await startRedis();
+    const gw = await startTestGateway(mock.url, {}, { redisUrl: redis.url });
+    return gw;
+  };
+
+  it("counts the spend its window held before it was added, at once", async () => {
+    const t = await onRedis();
+    try {
+      await ingestBatch(t);
+      await ingestBatch(t);
+      const spend = await adminRequest(t, "GET", `/api/spend?by=user_id&user_id=${USER}&from=7d`);
+      const created = await adminRequest(t, "POST", "/api/budgets", {
+        id: "before",
+        scope: { user_id: USER },
+        window: "day",
+        limit_usd: "1000",
+      });
+      expect(created.status).toBe(201);
+      const budget = (await adminRequest(t, "GET", "/api/budgets/before")).json;
+      expect(BigInt(budget.spend_nanousd)).toBeGreaterThan(0n);
+      expect(budget.spend_nanousd).toBe(spend.json.rows[0].cost_nanousd);
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it("counts every call of its window once under load, once its seed is read for the last time", async () => {
+    const t = await onRedis();
+    try {
+      const { budget, storedCost } = await createUnderLoad(t, 1_800);
+      expect(BigInt(storedCost)).toBeGreaterThan(0n);
+      expect(budget.spend_nanousd).toBe(storedCost);
+    } finally {
+      await t.stop();
+    }
+  });
 });
 
 describe("a budget created while a call is in flight", () => {

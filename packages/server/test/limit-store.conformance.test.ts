@@ -295,6 +295,41 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     expect(await store().claim(w, "bg:resp_1", NOW + 60_000, NOW + 120)).toBe(true);
     expect(await store().claim(w, "bg:resp_1", NOW + 60_000, NOW + 130)).toBe(false);
   });
+
+  it("countFrom: the first instant proposed is kept, per workspace and budget; null only reads it", async () => {
+    const [w, other] = [ws(), ws()];
+    expect(await store().countFrom(w, "cap", null)).toBeNull();
+    const all = await Promise.all([1000, 2000, 3000].map((t) => store().countFrom(w, "cap", NOW + t)));
+    expect(new Set(all).size).toBe(1);
+    expect(await store().countFrom(w, "cap", NOW + 9000)).toBe(all[0]);
+    expect(await store().countFrom(w, "cap", null)).toBe(all[0]);
+    expect(await store().countFrom(w, "other", NOW)).toBe(NOW);
+    expect(await store().countFrom(other, "cap", null)).toBeNull();
+  });
+
+  it("seedTotals: a slot is raised to each total once, never lowered; live spend stays on top", async () => {
+    const w = ws();
+    const [day, rolling] = [bucket(), bucket({ key: "b:hours:-", slots: ["h10", "h11"] })];
+    const req = admitReq(w);
+    await store().admit(req);
+    await store().settle(settleOf(req, 5n)); // counted live
+    const seed = (a: bigint, b: bigint) =>
+      store().seedTotals(w, "cap", [
+        { bucket: day, slot: day.slots[0]!, total: a },
+        { bucket: rolling, slot: "h10", total: b },
+      ]);
+    await seed(100n, 7n);
+    await Promise.all([seed(100n, 7n), seed(100n, 7n)]); // read again, or by two replicas at once
+    expect(await store().buckets(w, [day, rolling], NOW)).toEqual([
+      { spend: 105n, reserved: 0n },
+      { spend: 7n, reserved: 0n },
+    ]);
+    await seed(150n, 6n); // more of its calls stored since; a total read lower changes nothing
+    expect(await store().buckets(w, [day, rolling], NOW)).toEqual([
+      { spend: 155n, reserved: 0n },
+      { spend: 7n, reserved: 0n },
+    ]);
+  });
 });
 
 describe("Redis leases: calls admitted without a round trip, caps still exact across replicas", () => {

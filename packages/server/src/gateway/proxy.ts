@@ -606,6 +606,7 @@ export class Gateway {
         tokens: usage ? totalTokens(usage.usage) : 0,
         toolCalls,
         eventId,
+        tsStart: attemptStart,
       });
     writeHead(res, up.statusCode, headers);
     res.end(buf);
@@ -912,6 +913,7 @@ export class Gateway {
         tokens: u ? totalTokens(u) : 0,
         toolCalls: o.toolCalls ?? 0,
         eventId: recorded?.record.event_id ?? null,
+        tsStart: recorded?.record.ts_start ?? attemptStart,
       });
     if (!recorded) {
       this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: "record_failed" });

@@ -7,7 +7,6 @@ import {
   type CallFacts,
   type CallRecord,
   type Ceilings,
-  EACH,
   eachFields,
   type KillReason,
   levelOf,
@@ -21,14 +20,9 @@ import {
   worstCaseUsage,
 } from "@tollgate/core";
 import type { LimitEventRow, LimitsStateStore, PolicyKind, RunUsageRow, SumField } from "../store/types.js";
-import {
-  admissionPlan,
-  bucketPlan,
-  type ChargedBucket,
-  chargeOf,
-  isBucketOf,
-  rateKey,
-} from "./admission-plan.js";
+import { admissionPlan, type ChargedBucket, chargeOf, isBucketOf, rateKey } from "./admission-plan.js";
+import { budgetBucket, factsOfRecord, factsOfValues, fixedScope } from "./buckets.js";
+import { type Seed, storedSpend, unstoredSpend } from "./budget-seed.js";
 import {
   budgetExceeded,
   budgetThrottled,
@@ -40,6 +34,7 @@ import {
 } from "./limit-error.js";
 import type { PolicyRegistry, WorkspacePolicies } from "./policies.js";
 import { RetryQueue } from "./retry-queue.js";
+import { DEFAULT_SHARED_SEED, type SharedSeedOptions, SharedSeeds } from "./shared-seeds.js";
 import type { LimitStore, SettleResult } from "./types.js";
 
 /** What is known about a call before it is sent. */
@@ -90,6 +85,8 @@ export interface CallOutcome {
   tokens: number;
   toolCalls: number;
   eventId: string | null;
+  /** When the call was made (its record's ts_start); absent: it counts as made now. */
+  tsStart?: number | null;
 }
 
 /**
@@ -114,19 +111,13 @@ export interface ObserveOptions {
 export interface GuardOptions {
   /** A reservation not settled within this time (its gateway died) stops counting. */
   reservationTtlMs?: number;
+  /** How budgets added while running are seeded on shared counters (Redis). */
+  sharedSeed?: SharedSeedOptions;
   log?: (msg: string) => void;
   now?: () => number;
 }
 
 const RUN_HISTORY_MS = 7 * 86_400_000;
-const HOUR_MS = 3_600_000;
-
-/** Spend to seed into one slot of a bucket. */
-interface Seed {
-  bucket: ChargedBucket;
-  slot: string;
-  spend: bigint;
-}
 
 /** Resolves at the start of the event loop's next turn: whatever the current one queued has run. */
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -150,6 +141,8 @@ export class SpendGuard {
   #observeWaiters: (() => void)[] = [];
   /** Budgets being seeded: the ids of the calls counted meanwhile, by workspace. */
   readonly #taps = new Set<{ ws: string; ids: Set<string> }>();
+  /** Seeds of budgets added while running on shared counters; null for volatile ones (#seedLive). */
+  readonly #shared: SharedSeeds | null;
 
   constructor(
     readonly store: LimitStore,
@@ -163,6 +156,20 @@ export class SpendGuard {
     this.#log = opts.log ?? ((m) => console.error(m));
     this.#now = opts.now ?? Date.now;
     this.#unsettled = new RetryQueue(this.#log);
+    this.#shared = store.volatile
+      ? null
+      : new SharedSeeds(store, events, registry, {
+          ...(opts.sharedSeed ?? DEFAULT_SHARED_SEED),
+          now: this.#now,
+          log: this.#log,
+        });
+    const shared = this.#shared;
+    if (shared) registry.onBudgetAdded((ws, id) => shared.appeared(ws, id));
+  }
+
+  /** Whether a call made at `ts` counts live against budget `id` (else a seed counts it: SharedSeeds). */
+  #counts(ws: string, id: string, ts: number | null | undefined): boolean {
+    return this.#shared === null || this.#shared.counts(ws, id, ts);
   }
 
   /** Lets budgets added while running be seeded exactly (see #seedLive); without it they are seeded as at start. */
@@ -292,7 +299,9 @@ export class SpendGuard {
     const added = this.#addedSince(ticket, now);
     const extra = added.length ? this.#chargeAdded(ticket, added, outcome, now) : null;
     if (!ticket.buckets.length && !ticket.tokenRates.length && !ticket.run) return void (await extra);
-    const cost = (b: ChargedBucket) => outcome.cost ?? b.reserved;
+    // A call from before a shared budget's instant is in its seed instead (SharedSeeds).
+    const cost = (b: ChargedBucket) =>
+      this.#counts(ticket.workspace, b.budget.id, outcome.tsStart) ? (outcome.cost ?? b.reserved) : 0n;
     const req = {
       workspace: ticket.workspace,
       id: ticket.id,
@@ -349,7 +358,12 @@ export class SpendGuard {
       const res = await this.store.charge({
         workspace: ticket.workspace,
         now,
-        buckets: added.map((b) => settleRef(b, outcome.cost ?? 0n)),
+        buckets: added.map((b) =>
+          settleRef(
+            b,
+            this.#counts(ticket.workspace, b.budget.id, outcome.tsStart) ? (outcome.cost ?? 0n) : 0n,
+          ),
+        ),
         tokenRates: [],
         run: null,
       });
@@ -426,7 +440,9 @@ export class SpendGuard {
         const res = await this.store.charge({
           workspace: rec.workspace_id,
           now,
-          buckets: buckets.map((b) => settleRef(b, rec.cost_nanousd)),
+          buckets: buckets.map((b) =>
+            settleRef(b, this.#counts(rec.workspace_id, b.budget.id, rec.ts_start) ? rec.cost_nanousd : 0n),
+          ),
           tokenRates: rates.map((r) => ({ key: rateKey("t", r, facts), tokens })),
           run: run
             ? {
@@ -451,15 +467,20 @@ export class SpendGuard {
 
   /**
    * Rebuilds a volatile backend's counters from stored events, and `unstored` calls (spooled, not in the
-   * store yet; a batch at a time): a restart does not reset spend.
+   * store yet; a batch at a time): a restart does not reset spend. Shared counters need no rebuild: only
+   * the seeds of budgets added while running go on (SharedSeeds).
    */
   async rebuild(
     workspaces: readonly string[],
     unstored: Iterable<readonly CallRecord[]> = [],
   ): Promise<void> {
-    if (!this.store.volatile) return;
+    const all = new Set([...workspaces, ...this.registry.workspaces()]);
+    if (this.#shared)
+      return this.#shared
+        .resume(all)
+        .catch((e) => this.#log(`limits: budgets being seeded not resumed: ${(e as Error).message}`));
     const now = this.#now();
-    for (const ws of new Set([...workspaces, ...this.registry.workspaces()])) {
+    for (const ws of all) {
       for (const b of this.registry.forWorkspace(ws).budgets) await this.#rebuildBudget(ws, b, now);
       const kills = new Map<string, LimitEventRow>();
       for (const t of ["run_killed", "run_unkilled"])
@@ -498,12 +519,12 @@ export class SpendGuard {
 
   /**
    * A budget that appears while running (API, file reload) counts what its window already holds, as it
-   * would after a restart, and every call of it once while calls keep coming (see #seedLive). Only volatile
-   * counters are seeded: Redis counters are shared by replicas. Never throws.
+   * would after a restart, and every call of it once while calls keep coming: see #seedLive, and
+   * SharedSeeds for counters shared by replicas (Redis). Never throws.
    */
   async budgetAdded(ws: string, id: string): Promise<void> {
-    if (!this.store.volatile) return;
     try {
+      if (this.#shared) return await this.#shared.added(ws, id);
       await this.#recording.quiet(() => this.#seedLive(ws, id));
     } catch (e) {
       this.#log(`limits: budget ${id} starts without its window's earlier spend: ${(e as Error).message}`);
@@ -520,7 +541,7 @@ export class SpendGuard {
     const b = this.registry.forWorkspace(ws).budgets.find((x) => x.id === id);
     if (!b) return;
     const now = this.#now();
-    const seeds = await this.#storedSpend(ws, b, now);
+    const seeds = await storedSpend(this.events, ws, b, now);
     // The instant is taken at the start of a turn with no ingested batch being counted: a batch is counted
     // once stored, so every stored call has been counted by then.
     for (;;) {
@@ -535,53 +556,14 @@ export class SpendGuard {
     // lets those counted before the instant be recorded, and the calls counted since are told apart.
     await nextTurn();
     this.#taps.delete(tap);
-    for (const seed of this.#unstoredSpend(ws, b, now, tap.ids)) seeds.push(seed);
+    for (const seed of unstoredSpend(this.#recording.unstored(), ws, b, now, tap.ids)) seeds.push(seed);
     for (const [key, slots] of before)
       for (const [slot, spend] of slots) this.store.seedBucket(ws, key, slot, -spend);
     this.#seed(ws, seeds);
   }
 
   async #rebuildBudget(ws: string, b: Budget, now: number): Promise<void> {
-    this.#seed(ws, await this.#storedSpend(ws, b, now));
-  }
-
-  /** The spend of budget `b`'s window in the store, by bucket and slot. */
-  async #storedSpend(ws: string, b: Budget, now: number): Promise<Seed[]> {
-    const win = windowSlots(b.window, now);
-    const by = eachFields(b.scope) as SumField[];
-    const rolling = b.window.kind === "rolling";
-    const rows = await this.events.sumCost(
-      { workspaceId: ws, from: win.start, ...fixedScope(b) },
-      by,
-      rolling,
-    );
-    return rows.map((row) => {
-      const values = row.values.map((v) => v ?? "");
-      return {
-        bucket: budgetBucket(b, values, factsOfValues(by, values), now, 0n),
-        slot: rolling ? `h${row.hour}` : win.slots[0]!,
-        spend: row.cost_nanousd,
-      };
-    });
-  }
-
-  /** The spend of budget `b`'s window in calls recorded and not stored yet, but for `counted` ones. */
-  #unstoredSpend(ws: string, b: Budget, now: number, counted: ReadonlySet<string>): Seed[] {
-    const win = windowSlots(b.window, now);
-    const seen = new Set(counted);
-    const seeds: Seed[] = [];
-    for (const rec of this.#recording.unstored()) {
-      if (rec.workspace_id !== ws || rec.ts_start < win.start || seen.has(rec.event_id)) continue;
-      seen.add(rec.event_id);
-      const facts = factsOfRecord(rec);
-      if (!scopeMatches(b.scope, facts)) continue;
-      seeds.push({
-        bucket: budgetBucket(b, bucketValues(b.scope, facts), facts, now, 0n),
-        slot: b.window.kind === "rolling" ? `h${Math.floor(rec.ts_start / HOUR_MS)}` : win.slots[0]!,
-        spend: rec.cost_nanousd,
-      });
-    }
-    return seeds;
+    this.#seed(ws, await storedSpend(this.events, ws, b, now));
   }
 
   /** Adds spend to the slots it was made in, then sets each bucket's level to its window's total's. */
@@ -627,6 +609,7 @@ export class SpendGuard {
 
   /** Tries the settles still waiting once more, then closes the store. */
   async close(): Promise<void> {
+    this.#shared?.close();
     await this.#unsettled.flush();
     await this.store.close();
   }
@@ -795,23 +778,7 @@ function bareTicket(ctx: CallContext, policies: WorkspacePolicies): Ticket {
   };
 }
 
-/** The bucket of budget `b` that a call with these "*" values (and facts, for overrides) falls in, now. */
-function budgetBucket(b: Budget, values: string[], facts: CallFacts, now: number, reserved: bigint) {
-  return chargeOf(bucketPlan(b, values, facts), now, reserved);
-}
-
 const runKey = (runId: string) => `r:${runId}`;
-
-/** Facts made of a bucket's "*" values (to pick its override limit). */
-const factsOfValues = (by: readonly string[], values: readonly string[]): CallFacts =>
-  Object.fromEntries(by.map((f, i) => [f, values[i]]));
-
-/** A budget's fixed scope values as store filters: exact fields, and a tag. */
-function fixedScope(b: Budget): { where: Record<string, string>; tag?: string } {
-  const where: Record<string, string> = {};
-  for (const [f, v] of Object.entries(b.scope)) if (v !== EACH && f !== "tag") where[f] = v;
-  return b.scope.tag !== undefined && b.scope.tag !== EACH ? { where, tag: b.scope.tag } : { where };
-}
 
 /** Unique across gateways (a random prefix per process) and cheap per call (a counter). */
 const RESERVATION_PREFIX = randomBytes(8).toString("base64url");
@@ -821,25 +788,4 @@ const nextReservationId = () => `${RESERVATION_PREFIX}.${(reservationSeq++).toSt
 /** What a settle needs of a charged bucket (a small literal: spreading the whole bucket costs per call). */
 function settleRef(b: ChargedBucket, actual: bigint) {
   return { key: b.key, slots: b.slots, steps: b.steps, ttlMs: b.ttlMs, reserved: b.reserved, actual };
-}
-
-/** A stored record's facts for scope matching. */
-export function factsOfRecord(rec: CallRecord): CallFacts {
-  return {
-    user_id: rec.user_id,
-    customer_id: rec.customer_id,
-    feature: rec.feature,
-    deployment: rec.deployment,
-    prompt_version: rec.prompt_version,
-    agent_run_id: rec.agent_run_id,
-    agent_type: rec.agent_type,
-    session_id: rec.session_id,
-    route: rec.route,
-    variant: rec.variant,
-    // Budgets scope the model a call asked for (what the gateway sees before sending it).
-    model: rec.model_requested ?? rec.model,
-    provider: rec.provider,
-    key_id: rec.key_id,
-    tags: rec.tags,
-  };
 }

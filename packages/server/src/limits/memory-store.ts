@@ -16,6 +16,7 @@ import type {
   LevelChange,
   LimitStore,
   RunStatus,
+  SeedTotal,
   SettleRequest,
   SettleResult,
 } from "./types.js";
@@ -63,6 +64,9 @@ export class MemoryLimitStore implements LimitStore {
   readonly #runs = new Map<string, Run>();
   /** Claims by workspace and key, with when each ends. */
   readonly #claims = new Map<string, number>();
+  /** countFrom instants, and the totals seedTotals has added, by workspace, budget (bucket, slot). */
+  readonly #countFrom = new Map<string, number>();
+  readonly #seeded = new Map<string, bigint>();
   #nextPrune = 0;
 
   admit(req: AdmitRequest): Promise<AdmitResult> {
@@ -204,6 +208,23 @@ export class MemoryLimitStore implements LimitStore {
     if (held !== undefined && held > now) return Promise.resolve(false);
     this.#claims.set(k, until);
     return Promise.resolve(true);
+  }
+
+  countFrom(workspace: string, budgetId: string, proposed: number | null): Promise<number | null> {
+    const k = `${workspace}\u0000${budgetId}`;
+    if (proposed !== null && !this.#countFrom.has(k)) this.#countFrom.set(k, proposed);
+    return Promise.resolve(this.#countFrom.get(k) ?? null);
+  }
+
+  seedTotals(workspace: string, budgetId: string, totals: readonly SeedTotal[]): Promise<void> {
+    for (const { bucket, slot, total } of totals) {
+      const k = `${workspace}\u0000${budgetId}\u0000${bucket.key}\u0000${slot}`;
+      const done = this.#seeded.get(k) ?? 0n;
+      if (total <= done) continue;
+      this.#seeded.set(k, total);
+      this.seedBucket(workspace, bucket.key, slot, total - done);
+    }
+    return Promise.resolve();
   }
 
   seedBucket(workspace: string, key: string, slot: string, spend: bigint): void {

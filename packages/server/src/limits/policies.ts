@@ -109,6 +109,8 @@ export class PolicyRegistry {
   #changes = 0;
   /** The change count at each policy's last change here, until the refresh that read after it. */
   readonly #changedAt = new Map<string, number>();
+  /** Told of each budget new here as it comes into force, before any call is counted against it. */
+  readonly #budgetListeners: ((ws: string, id: string) => void)[] = [];
 
   private constructor(
     private readonly store: LimitsStateStore,
@@ -120,6 +122,14 @@ export class PolicyRegistry {
     await r.refresh();
     if (filePath) r.reloadFile();
     return r;
+  }
+
+  onBudgetAdded(listener: (ws: string, id: string) => void): void {
+    this.#budgetListeners.push(listener);
+  }
+
+  #budgetAdded(ws: string, id: string): void {
+    for (const listener of this.#budgetListeners) listener(ws, id);
   }
 
   /**
@@ -157,6 +167,7 @@ export class PolicyRegistry {
       if (row.kind === "budget" && !known.has(`${row.workspace_id}\u0000${row.id}`))
         added.push({ workspace: row.workspace_id, id: row.id });
     }
+    for (const b of added) this.#budgetAdded(b.workspace, b.id);
     return added;
   }
 
@@ -184,6 +195,7 @@ export class PolicyRegistry {
     const newBudgets = entries
       .filter((e) => e.kind === "budget" && !known.has(`${workspace}\u0000${e.id}`))
       .map((e) => ({ workspace, id: e.id }));
+    for (const b of newBudgets) this.#budgetAdded(b.workspace, b.id);
     return { entries: entries.length, newBudgets };
   }
 
@@ -243,6 +255,7 @@ export class PolicyRegistry {
     const newHere = this.get(ws, kind, v.id) === null;
     this.#set(ws, entry);
     this.#changed(ws, `${kind}:${v.id}`);
+    if (newHere && kind === "budget") this.#budgetAdded(ws, v.id);
     return { entry, created: before === null, newHere };
   }
 

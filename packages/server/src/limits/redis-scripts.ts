@@ -283,3 +283,24 @@ for _, b in ipairs(spec.buckets) do
 end
 return out
 `;
+
+/**
+ * Raises seeded bucket slots to the totals given (SpendGuard's seed of a budget added while running).
+ * ARGV: spec JSON ({d: the budget's seeded-totals hash, s: [{k: slot key, f: field, total, ttl}]}). Only
+ * the growth since the last seed is added: a seed repeated, or run by two replicas, counts once.
+ */
+export const SEED = `${COMMON}
+local spec = cjson.decode(ARGV[1])
+local dk = KEYS[spec.d]
+for _, e in ipairs(spec.s) do
+  local done = num(redis.call('HGET', dk, e.f))
+  local total = tonumber(e.total)
+  if total > done then
+    redis.call('INCRBY', KEYS[e.k], fmt(total - done))
+    if e.ttl ~= cjson.null then redis.call('PEXPIRE', KEYS[e.k], e.ttl) end
+    redis.call('HSET', dk, e.f, e.total)
+  end
+end
+redis.call('PEXPIRE', dk, 172800000)
+return 1
+`;

@@ -3,7 +3,7 @@ import { type Ceilings, type KillReason, minuteOf, RATE_WINDOW_MS, type RunUsage
 import { Redis } from "ioredis";
 import { levelWindow } from "./memory-store.js";
 import { LEASE_CALLS, LEASE_ROOM, type Lease, LeaseBook, type LeaseUse, leasable } from "./redis-leases.js";
-import { ADMIT, CONSUME, RELEASE, SETTLE, STATUS } from "./redis-scripts.js";
+import { ADMIT, CONSUME, RELEASE, SEED, SETTLE, STATUS } from "./redis-scripts.js";
 import { RetryQueue } from "./retry-queue.js";
 import type {
   AdmitRequest,
@@ -13,6 +13,7 @@ import type {
   LevelChange,
   LimitStore,
   RunStatus,
+  SeedTotal,
   SettleRequest,
   SettleResult,
 } from "./types.js";
@@ -31,7 +32,7 @@ interface PendingConsume {
   waiters: { resolve: (change: LevelChange | null) => void; index: number }[];
 }
 
-type ScriptName = "tgAdmit" | "tgSettle" | "tgConsume" | "tgRelease" | "tgStatus";
+type ScriptName = "tgAdmit" | "tgSettle" | "tgConsume" | "tgRelease" | "tgStatus" | "tgSeed";
 
 /** Reservations to take back from a bucket: leases, and a failed admission's own reservation. */
 interface Holds {
@@ -66,6 +67,7 @@ export class RedisLimitStore implements LimitStore {
     redis.defineCommand("tgConsume", { lua: CONSUME });
     redis.defineCommand("tgRelease", { lua: RELEASE });
     redis.defineCommand("tgStatus", { lua: STATUS });
+    redis.defineCommand("tgSeed", { lua: SEED });
     this.#sweeper = setInterval(() => this.#leases.sweep(Date.now()), 500);
     this.#sweeper.unref();
   }
@@ -380,6 +382,27 @@ export class RedisLimitStore implements LimitStore {
   async claim(workspace: string, key: string, until: number, now: number): Promise<boolean> {
     const ttlMs = Math.max(1, until - now);
     return (await this.redis.set(`tg:{${workspace}}:claim:${key}`, "1", "PX", ttlMs, "NX")) === "OK";
+  }
+
+  async countFrom(workspace: string, budgetId: string, proposed: number | null): Promise<number | null> {
+    const key = `tg:{${workspace}}:from:${budgetId}`;
+    if (proposed !== null) await this.redis.set(key, String(proposed), "NX");
+    const v = await this.redis.get(key);
+    return v === null ? null : Number(v);
+  }
+
+  async seedTotals(workspace: string, budgetId: string, totals: readonly SeedTotal[]): Promise<void> {
+    const keys = new Keys(`tg:{${workspace}}:`);
+    const spec = {
+      d: keys.add(`seeded:${budgetId}`),
+      s: totals.map(({ bucket, slot, total }) => ({
+        k: keys.add(`${bucket.key}:s:${slot}`),
+        f: `${bucket.key}:s:${slot}`,
+        total: total.toString(),
+        ttl: bucket.ttlMs,
+      })),
+    };
+    await this.#script("tgSeed")(keys.list.length, ...keys.list, JSON.stringify(spec));
   }
 
   seedBucket(): void {}

@@ -94,6 +94,13 @@ export interface SettleResult {
   killed: KillReason | null;
 }
 
+/** The store's spend in one slot of a bucket, as seeded. */
+export interface SeedTotal {
+  bucket: BucketRef;
+  slot: string;
+  total: bigint;
+}
+
 export interface BucketStatus {
   spend: bigint;
   reserved: bigint;
@@ -131,6 +138,18 @@ export interface LimitStore {
    * of many does a thing once (charges a background response found finished by several polls).
    */
   claim(workspace: string, key: string, until: number, now: number): Promise<boolean>;
+  /**
+   * The instant from which calls count live against a budget added while running, on shared counters (the
+   * calls before it are seeded from the event store instead). The first `proposed` is kept for good; null
+   * only reads it (null back: none was set).
+   */
+  countFrom(workspace: string, budgetId: string, proposed: number | null): Promise<number | null>;
+  /**
+   * Raises the seeded spend of each bucket slot to `total` (the store's spend of calls before countFrom,
+   * read again as more of them are stored): only the growth since the last seed is added, so a seed that
+   * is read twice, or by two replicas, counts once.
+   */
+  seedTotals(workspace: string, budgetId: string, totals: readonly SeedTotal[]): Promise<void>;
   /** Seeds a bucket's spend in one slot (memory, rebuilt from the store); additive, and may take away. */
   seedBucket(workspace: string, key: string, slot: string, spend: bigint): void;
   /** Sets the level of the bucket's window to the one its spend reaches now (no state event). */

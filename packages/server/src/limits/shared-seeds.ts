@@ -1,0 +1,153 @@
+import type { LimitsStateStore } from "../store/types.js";
+import { storedSpend } from "./budget-seed.js";
+import type { PolicyRegistry } from "./policies.js";
+import type { LimitStore } from "./types.js";
+
+export interface SharedSeedOptions {
+  /** How long after a budget appears its calls start counting live: longer than replicas take to learn of it. */
+  graceMs: number;
+  /**
+   * When, after that instant, the store is read again for the calls made before it (in flight, batched or
+   * spooled when first read); at the last, seeding ends.
+   */
+  passesMs: readonly number[];
+}
+
+export const DEFAULT_SHARED_SEED: SharedSeedOptions = {
+  graceMs: 10_000,
+  passesMs: [5_000, 30_000, 300_000, 3_600_000],
+};
+
+interface Seeding {
+  ws: string;
+  id: string;
+  from: number;
+  /** The next pass (index into passesMs). */
+  next: number;
+  busy: boolean;
+}
+
+const TICK_MS = 500;
+
+/**
+ * Budgets added while running on counters shared by replicas (Redis), where no replica can pause what the
+ * others count. A budget counts live the calls made from one instant on, the same for every replica (the
+ * first proposed, kept in the limit store): a grace period after it appeared, by which every replica knows
+ * of it. The calls of its window made before that instant are its seed, read from the event store. Some of
+ * them reach the store later (in flight, batched, spooled), so the seed is read again at each of
+ * `passesMs`, and each read raises it to what the store holds by then: every call counts once. After the
+ * last pass the instant no longer matters (a call from before it ingested later counts live).
+ */
+export class SharedSeeds {
+  /** The instant of every budget that has one, by workspace and id. */
+  readonly #from = new Map<string, number>();
+  readonly #seeding = new Map<string, Seeding>();
+  #timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly store: LimitStore,
+    private readonly events: LimitsStateStore,
+    private readonly registry: PolicyRegistry,
+    private readonly opts: SharedSeedOptions & { now: () => number; log: (msg: string) => void },
+  ) {}
+
+  /** Whether a call made at `ts` counts live against budget `id` (else its seed counts it). */
+  counts(ws: string, id: string, ts: number | null | undefined): boolean {
+    if (!this.#from.size || ts == null) return true;
+    const from = this.#from.get(`${ws}\u0000${id}`);
+    return from === undefined || ts >= from || this.opts.now() >= from + this.#endMs();
+  }
+
+  /**
+   * A budget has come into force here (the registry says so at once): until its instant is known, the
+   * calls counted against it are all from before the instant, so its seed counts them.
+   */
+  appeared(ws: string, id: string): void {
+    this.#from.set(`${ws}\u0000${id}`, Number.POSITIVE_INFINITY);
+  }
+
+  /**
+   * A budget that appeared while running: fixes its instant (or learns another replica's) and seeds it.
+   * With the limit store down, it counts every call live and has no seed.
+   */
+  async added(ws: string, id: string): Promise<void> {
+    let from: number | null;
+    try {
+      from = await this.store.countFrom(ws, id, this.opts.now() + this.opts.graceMs);
+    } catch (e) {
+      this.#from.delete(`${ws}\u0000${id}`);
+      throw e;
+    }
+    if (from === null) return;
+    this.#follow(ws, id, from);
+    await this.#pass(ws, id, from);
+  }
+
+  /** At start: learns the instants of the budgets that have one, and goes on with seeds not finished. */
+  async resume(workspaces: Iterable<string>): Promise<void> {
+    for (const ws of workspaces)
+      for (const b of this.registry.forWorkspace(ws).budgets) {
+        const from = await this.store.countFrom(ws, b.id, null);
+        if (from !== null) this.#follow(ws, b.id, from);
+      }
+  }
+
+  close(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+
+  #endMs(): number {
+    return this.opts.passesMs[this.opts.passesMs.length - 1] ?? 0;
+  }
+
+  #follow(ws: string, id: string, from: number): void {
+    const key = `${ws}\u0000${id}`;
+    this.#from.set(key, from);
+    const now = this.opts.now();
+    if (now >= from + this.#endMs() + TICK_MS) return; // seeded already
+    const next = this.opts.passesMs.findIndex((ms) => now < from + ms);
+    this.#seeding.set(key, {
+      ws,
+      id,
+      from,
+      next: next === -1 ? this.opts.passesMs.length - 1 : next,
+      busy: false,
+    });
+    this.#timer ??= setInterval(() => this.#tick(), TICK_MS);
+    this.#timer.unref();
+  }
+
+  #tick(): void {
+    const now = this.opts.now();
+    for (const [key, s] of this.#seeding) {
+      if (s.busy || now < s.from + this.opts.passesMs[s.next]!) continue;
+      s.busy = true;
+      void this.#pass(s.ws, s.id, s.from).then((done) => {
+        s.busy = false;
+        if (done && ++s.next >= this.opts.passesMs.length) this.#seeding.delete(key);
+      });
+    }
+    if (!this.#seeding.size) this.close();
+  }
+
+  /** Raises budget `id`'s seed to the store's spend of its window's calls made before `from`; false if it failed. */
+  async #pass(ws: string, id: string, from: number): Promise<boolean> {
+    const b = this.registry.forWorkspace(ws).budgets.find((x) => x.id === id);
+    if (!b) return true; // removed since
+    try {
+      const seeds = await storedSpend(this.events, ws, b, this.opts.now(), from);
+      await this.store.seedTotals(
+        ws,
+        id,
+        seeds.map(({ bucket, slot, spend }) => ({ bucket, slot, total: spend })),
+      );
+      return true;
+    } catch (e) {
+      this.opts.log(
+        `limits: seeding budget ${id} from the store failed, tried again: ${(e as Error).message}`,
+      );
+      return false;
+    }
+  }
+}

@@ -1,4 +1,4 @@
-// RetryQueue: limit-backend writes that failed, retried until the backend answers; bounded; and a
+// RetryQueue: limit-backend writes that failed, retried until the backend answers, in order; bounded; and a
 // shutdown that a backend still down does not hold for each write.
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { RetryQueue } from "../src/limits/retry-queue.js";
@@ -33,6 +33,28 @@ describe("RetryQueue", () => {
     expect([first.runs, second.runs]).toEqual([3, 1]);
     await vi.advanceTimersByTimeAsync(10_000);
     expect([first.runs, second.runs]).toEqual([3, 1]);
+  });
+
+  it("writes now while nothing waits; a write that fails, and those made while it waits, queue in order", async () => {
+    const log: string[] = [];
+    const q = new RetryQueue((m) => log.push(m));
+    const [now, failing, behind] = [flaky(0), flaky(1), flaky(0)];
+    await q.write("now", now.run);
+    await q.write("failing", failing.run);
+    await q.write("behind", behind.run); // not tried: it would land before the one that failed
+    expect([now.runs, failing.runs, behind.runs]).toEqual([1, 1, 0]);
+    expect(log).toEqual(["limits: failing failed, retrying until the backend answers: backend down"]);
+    await vi.advanceTimersByTimeAsync(100);
+    expect([now.runs, failing.runs, behind.runs]).toEqual([1, 2, 1]);
+  });
+
+  it("tells whoever waits on a write that it is given up: dropped, or left at shutdown", async () => {
+    const given: string[] = [];
+    const q = new RetryQueue(() => {}, 2);
+    for (const what of ["a", "b", "c"]) q.push(what, flaky(5).run, () => given.push(what));
+    expect(given).toEqual(["a"]);
+    await q.flush();
+    expect(given).toEqual(["a", "b", "c"]);
   });
 
   it("keeps at most `max`, dropping the oldest and saying so", async () => {

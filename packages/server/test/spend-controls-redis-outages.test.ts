@@ -1,5 +1,5 @@
 // The Redis limit backend through a stall or a dropped connection: an admission that failed holds nothing
-// once Redis answers again, and a settle that failed still counts, once.
+// once Redis answers again, and a settle or a lease's consumption that failed still counts, once.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,7 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { PricingEngine, usdToNano } from "@tollgate/core";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type CallContext, type CallOutcome, SpendGuard } from "../src/limits/guard.js";
+import { type CallContext, type CallOutcome, SpendGuard, type Ticket } from "../src/limits/guard.js";
 import { PolicyRegistry } from "../src/limits/policies.js";
 import { RedisLimitStore } from "../src/limits/redis-store.js";
 import type { LimitsStateStore } from "../src/store/types.js";
@@ -57,8 +57,8 @@ beforeEach(async () => {
 });
 
 /** A gpt-4o-mini call of this test's user: a worst case of ~$0.0096 (16,000 output tokens). */
-function call(): CallContext {
-  const body = { model: "gpt-4o-mini", max_tokens: 16_000, messages: [{ role: "user", content: "hi" }] };
+function call(maxTokens = 16_000): CallContext {
+  const body = { model: "gpt-4o-mini", max_tokens: maxTokens, messages: [{ role: "user", content: "hi" }] };
   return {
     workspace: "default",
     facts: { user_id: user, customer_id: user },
@@ -72,8 +72,16 @@ function call(): CallContext {
     depth: 1,
   };
 }
+/** A call with a worst case (~$0.00006) small enough that both budgets grant leases: admitted locally. */
+const leasedCall = () => call(100);
 const COST = 100_000n; // $0.0001, the actual cost of each call
 const outcome: CallOutcome = { cost: COST, tokens: 10, toolCalls: 0, eventId: null };
+
+/** The ticket of an admission that went through. */
+function ticketOf(admission: Awaited<ReturnType<SpendGuard["admit"]>>): Ticket {
+  if (!admission.ok || !admission.ticket) throw new Error("not admitted");
+  return admission.ticket;
+}
 
 /** Spend and reservations of this test's buckets of both budgets. */
 async function held(): Promise<{ spend: bigint; reserved: bigint }[]> {
@@ -81,6 +89,7 @@ async function held(): Promise<{ spend: bigint; reserved: bigint }[]> {
   const status = await Promise.all(budgets.map((b) => guard.budgetStatus("default", b)));
   return status.map((s) => ({ spend: s[0]!.spend, reserved: s[0]!.reserved }));
 }
+const spends = async () => (await held()).map((b) => b.spend);
 
 /** Stalls Redis for `ms` (a slow command, a fork, a paused VM): past the store's 1 s command timeout. */
 function stallRedis(ms: number): Promise<void> {
@@ -90,10 +99,16 @@ function stallRedis(ms: number): Promise<void> {
   return blocker.eval(busy, 0).then(() => blocker.disconnect());
 }
 
-/** Drops every client connection but the admin's own (a failover, a network blip). */
-async function dropConnections(): Promise<void> {
+/**
+ * Drops every client connection but the admin's own (a failover, a network blip). With `unreachableMs`
+ * Redis then pauses that long (in the same transaction): reconnections get no answer, so whatever the
+ * store sends meanwhile fails at once and never runs.
+ */
+async function dropConnections(unreachableMs = 0): Promise<void> {
   const admin = new Redis(redis.url);
-  await admin.client("KILL", "TYPE", "normal", "SKIPME", "yes");
+  const tx = admin.multi().client("KILL", "TYPE", "normal", "SKIPME", "yes");
+  if (unreachableMs) tx.client("PAUSE", unreachableMs, "ALL");
+  await tx.exec();
   admin.disconnect();
 }
 
@@ -185,4 +200,34 @@ it("a repeated settle of a reservation (its first reply lost) counts once", asyn
   await store.settle(req);
   await store.settle(req);
   expect((await held()).map((b) => b.spend)).toEqual([COST, COST]);
+});
+
+describe("lease consumption (the summed costs of calls admitted from leases) that Redis missed", () => {
+  it("is retried until Redis answers, and counted once: one write that never reached it, one that ran late", async () => {
+    // the first call goes to Redis and brings back a lease on each budget; the next two are admitted from them
+    const first = ticketOf(await guard.admit(leasedCall()));
+    await guard.settle(first, outcome);
+    const trips = store.admitRoundTrips;
+    const [lost, late] = [
+      ticketOf(await guard.admit(leasedCall())),
+      ticketOf(await guard.admit(leasedCall())),
+    ];
+    expect(store.admitRoundTrips).toBe(trips);
+
+    await dropConnections(1500);
+    // its consumption is written 20 ms later and fails at once (before: dropped for good)
+    await guard.settle(lost, outcome);
+    expect(await until(spends, () => true)).toEqual([2n * COST, 2n * COST]);
+
+    const stalled = stallRedis(1500);
+    await sleep(50);
+    // written 20 ms later, it times out at 1 s and is retried at 1.1 s; Redis runs both at 1.5 s
+    await guard.settle(late, outcome);
+    await stalled;
+    // once the leases go back (unused after 2 s) nothing is held: their consumption was counted once
+    expect(await until(held, (h) => h.every((b) => b.reserved === 0n))).toEqual([
+      { spend: 3n * COST, reserved: 0n },
+      { spend: 3n * COST, reserved: 0n },
+    ]);
+  });
 });

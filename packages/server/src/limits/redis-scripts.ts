@@ -46,6 +46,12 @@ local function keep(mk, zk, lk, ttl)
   redis.call('PEXPIRE', zk, ms)
   redis.call('PEXPIRE', lk, ms)
 end
+-- A write that may be repeated (a retry of one whose reply was lost) applies once: true the first time,
+-- when it sets its marker KEYS[spec.once] (kept an hour, as long as a reservation).
+local ONCE_MS = 3600000
+local function first_time(spec)
+  return redis.call('SET', KEYS[spec.once], '1', 'NX', 'PX', ONCE_MS)
+end
 -- Takes a call's reservation <id>:<amount> back from a bucket, if it is still there (so at most once).
 local function unreserve(mk, zk, id, amount)
   if redis.call('ZREM', zk, id .. ':' .. amount) == 1 and amount ~= '0' then
@@ -224,13 +230,14 @@ return out
 `;
 
 /**
- * Settles calls admitted from leases. ARGV: spec JSON, now. Per bucket: the lease shrinks by the actual
- * cost (which becomes spend); a lease marked `release` gives its remaining allowance back. Returns the
- * level changes as SETTLE does (after an empty first element).
+ * Settles calls admitted from leases. ARGV: spec JSON. Per bucket: the lease shrinks by the actual cost
+ * (which becomes spend); a lease marked `release` gives its remaining allowance back. Returns the level
+ * changes as SETTLE does (after an empty first element). Applies once per marker (one per flush).
  */
 export const CONSUME = `${COMMON}
 local spec = cjson.decode(ARGV[1])
 local out = {''}
+if not first_time(spec) then return out end
 for i, b in ipairs(spec.buckets) do
   local mk, lk = KEYS[b.m], KEYS[b.l]
   local held = redis.call('HGET', lk, b.lid)

@@ -73,8 +73,12 @@ export class RedisLimitStore implements LimitStore {
   }
 
   readonly #leases = new LeaseBook((leases) => void this.#release(leases.map(leaseHolds)));
-  /** Give-backs that failed, made once Redis answers again (else their holds would last the reservation TTL). */
-  readonly #giveBacks = new RetryQueue((m) => console.error(m));
+  /**
+   * Lease consumption and give-backs, retried until Redis answers when they fail: else the spend would
+   * never reach the budgets, and held reservations would last their TTL. In order, so a lease's
+   * consumption is written before its allowance goes back.
+   */
+  readonly #writes = new RetryQueue((m) => console.error(m));
   readonly #sweeper: NodeJS.Timeout;
   readonly #pending = new Map<string, PendingConsume>();
   #flushTimer: NodeJS.Timeout | null = null;
@@ -228,16 +232,21 @@ export class RedisLimitStore implements LimitStore {
     }));
   }
 
-  /** Sends the summed lease consumption (one script call per workspace); a level change goes to the last call. */
+  /**
+   * Sends the summed lease consumption (one script call per workspace); a level change goes to the last
+   * call. One that fails is retried until Redis answers, its settles waiting for it.
+   */
   #flush(): Promise<void> {
     if (this.#flushTimer) clearTimeout(this.#flushTimer);
     this.#flushTimer = null;
     const pending = byWorkspace(this.#pending.values());
     this.#pending.clear();
     return Promise.all(
-      [...pending].map(async ([ws, entries]) => {
+      [...pending].map(([ws, entries]) => {
         const keys = new Keys(`tg:{${ws}}:`);
         const spec = {
+          // One marker per flush: a retry of one that ran all the same (its reply lost) changes nothing.
+          once: keys.add(`consumed:${randomUUID()}`),
           buckets: entries.map(({ bucket: b, leaseId, actual, release }) => ({
             ...bucketKeys(keys, b),
             lid: leaseId,
@@ -248,27 +257,23 @@ export class RedisLimitStore implements LimitStore {
             ttl: b.ttlMs,
           })),
         };
-        let changes: LevelChange[] = [];
-        try {
-          changes = levelChanges(
-            await this.#script("tgConsume")(keys.list.length, ...keys.list, JSON.stringify(spec)),
-          );
-        } catch {
-          // Redis is gone: the leases' reservations stay until they expire; the event store keeps the spend
-        }
-        entries.forEach((e, i) => {
-          const change = changes.find((c) => c.index === i);
-          for (const [k, w] of e.waiters.entries())
-            w.resolve(change && k === e.waiters.length - 1 ? { ...change, index: w.index } : null);
-        });
+        const report = (changes: LevelChange[]) =>
+          entries.forEach((e, i) => {
+            const change = changes.find((c) => c.index === i);
+            for (const [k, w] of e.waiters.entries())
+              w.resolve(change && k === e.waiters.length - 1 ? { ...change, index: w.index } : null);
+          });
+        const args = [keys.list.length, ...keys.list, JSON.stringify(spec)];
+        const send = async () => report(levelChanges(await this.#script("tgConsume")(...args)));
+        return this.#writes.write(`the lease consumption in ${ws}`, send, () => report([]));
       }),
     ).then(() => {});
   }
 
   /** Gives reservations back; one that cannot be given back now is retried until Redis answers. */
   async #release(holds: Holds[]): Promise<void> {
-    // Pending consumption first (same connection, so Redis runs it first): a lease's allowance is never
-    // given back before the spend it covered is recorded.
+    // Pending consumption first (same connection, so Redis runs it first; or, retried, in the queue before
+    // the give-back): a lease's allowance is never given back before the spend it covered is recorded.
     const flushed = this.#pending.size ? this.#flush() : Promise.resolve();
     await Promise.all(
       [...byWorkspace(holds)].map(([ws, list]) => {
@@ -281,7 +286,7 @@ export class RedisLimitStore implements LimitStore {
             spec.holds.push({ m, z, id: h.reservation.id, amount: h.reservation.amount.toString() });
         }
         const send = () => this.#script("tgRelease")(keys.list.length, ...keys.list, JSON.stringify(spec));
-        return send().catch(() => this.#giveBacks.push(`giving back reservations in ${ws}`, send));
+        return this.#writes.write(`the give-back of reservations in ${ws}`, send);
       }),
     );
     await flushed;
@@ -417,7 +422,7 @@ export class RedisLimitStore implements LimitStore {
     await this.#flush();
     // Leases still held by calls in flight expire in Redis with the reservations' TTL.
     await this.#release(this.#leases.drain().map(leaseHolds));
-    await this.#giveBacks.flush();
+    await this.#writes.flush();
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 }

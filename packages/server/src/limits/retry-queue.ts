@@ -5,13 +5,15 @@ const MAX_MS = 5_000;
 interface Job {
   what: string;
   run: () => Promise<unknown>;
+  /** Called if the job is given up (dropped, or left at shutdown), so that nobody waits on it for ever. */
+  giveUp?: () => void;
 }
 
 /**
  * Writes to the limit backend that failed and must still be made once it answers again (a call's settle,
- * taking back what a failed admission may have reserved). Each job must be safe to repeat: one that
- * failed may have run all the same (its reply lost). Tried in order, one at a time; at most `max` wait
- * (the oldest is dropped, and logged), so an outage costs bounded memory.
+ * lease consumption, taking back what a failed admission may have reserved). Each job must be safe to
+ * repeat: one that failed may have run all the same (its reply lost). Tried in order, one at a time; at
+ * most `max` wait (the oldest is dropped, and logged), so an outage costs bounded memory.
  */
 export class RetryQueue {
   readonly #jobs: Job[] = [];
@@ -24,10 +26,28 @@ export class RetryQueue {
     private readonly max = 10_000,
   ) {}
 
-  push(what: string, run: () => Promise<unknown>): void {
-    if (this.#jobs.length >= this.max)
-      this.log(`limits: too many writes waiting, dropped ${this.#jobs.shift()!.what}`);
-    this.#jobs.push({ what, run });
+  /**
+   * Makes a write now, or queues it: when it fails, and without trying it while earlier writes still wait
+   * (they land in order, and a backend that does not answer holds up no caller once per write).
+   */
+  async write(what: string, run: () => Promise<unknown>, giveUp?: () => void): Promise<void> {
+    if (!this.#jobs.length)
+      try {
+        await run();
+        return;
+      } catch (e) {
+        this.log(`limits: ${what} failed, retrying until the backend answers: ${(e as Error).message}`);
+      }
+    this.push(what, run, giveUp);
+  }
+
+  push(what: string, run: () => Promise<unknown>, giveUp?: () => void): void {
+    if (this.#jobs.length >= this.max) {
+      const dropped = this.#jobs.shift()!;
+      this.log(`limits: too many writes waiting, dropped ${dropped.what}`);
+      dropped.giveUp?.();
+    }
+    this.#jobs.push({ what, run, giveUp });
     this.#schedule();
   }
 
@@ -47,6 +67,7 @@ export class RetryQueue {
       }
     } catch {
       this.log(`limits: gave up on ${jobs.length - done} writes the backend never took`);
+      for (const job of jobs.slice(done)) job.giveUp?.();
     }
   }
 

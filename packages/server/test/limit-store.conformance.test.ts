@@ -159,6 +159,7 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     const charge = (h: number, actual: bigint) =>
       store().charge({
         workspace: w,
+        eventId: `ev-${++seq}`,
         now: NOW,
         buckets: [{ ...at(h), reserved: 0n, actual }],
         tokenRates: [],
@@ -183,6 +184,7 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     expect((await store().admit(admitReq(w, { buckets: [], rates: [tpm] }))).ok).toBe(true);
     await store().charge({
       workspace: w,
+      eventId: `ev-${++seq}`,
       now: NOW,
       buckets: [],
       tokenRates: [{ key: "t:tpm:-", tokens: 100 }],
@@ -199,6 +201,7 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     const b = bucket({ enforce: false, throttleRpm: 2, amount: 0n, limit: 10n });
     await store().charge({
       workspace: w,
+      eventId: `ev-${++seq}`,
       now: NOW,
       buckets: [{ ...b, reserved: 0n, actual: 10n }],
       tokenRates: [],

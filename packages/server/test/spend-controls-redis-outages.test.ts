@@ -1,5 +1,6 @@
 // The Redis limit backend through a stall or a dropped connection: an admission that failed holds nothing
-// once Redis answers again, and a settle or a lease's consumption that failed still counts, once.
+// once Redis answers again, and a settle, a lease's consumption or an ingested call's charge that failed
+// still counts, once.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,6 +12,8 @@ import { type CallContext, type CallOutcome, SpendGuard, type Ticket } from "../
 import { PolicyRegistry } from "../src/limits/policies.js";
 import { RedisLimitStore } from "../src/limits/redis-store.js";
 import type { LimitsStateStore } from "../src/store/types.js";
+import { buildRecord } from "./conformance-data.js";
+import { validRecord } from "./helpers.js";
 import { startRedis, type TestRedis } from "./redis-server.js";
 
 let redis: TestRedis;
@@ -43,8 +46,7 @@ beforeAll(async () => {
     ].join("\n"),
   );
   registry = await PolicyRegistry.open(events, limits);
-  store = await RedisLimitStore.connect(redis.url);
-  guard = new SpendGuard(store, registry, events, new PricingEngine(), { log: () => {} });
+  ({ store, guard } = await connectGuard());
 });
 afterAll(async () => {
   await guard?.close();
@@ -55,6 +57,12 @@ beforeEach(async () => {
   user = `u-${++seq}`;
   await until(held, () => true); // connected (after a test that dropped the connection)
 });
+
+/** A guard on a connection of its own to the test's Redis. */
+async function connectGuard(log: (msg: string) => void = () => {}) {
+  const s = await RedisLimitStore.connect(redis.url);
+  return { store: s, guard: new SpendGuard(s, registry, events, new PricingEngine(), { log }) };
+}
 
 /** A gpt-4o-mini call of this test's user: a worst case of ~$0.0096 (16,000 output tokens). */
 function call(maxTokens = 16_000): CallContext {
@@ -77,6 +85,10 @@ const leasedCall = () => call(100);
 const COST = 100_000n; // $0.0001, the actual cost of each call
 const outcome: CallOutcome = { cost: COST, tokens: 10, toolCalls: 0, eventId: null };
 
+/** A call of this test's user recorded elsewhere (events API, SDK): its spend counts all the same. */
+const ingested = () => buildRecord(validRecord({ user_id: user, customer_id: user }));
+const INGESTED_COST = buildRecord(validRecord()).cost_nanousd;
+
 /** The ticket of an admission that went through. */
 function ticketOf(admission: Awaited<ReturnType<SpendGuard["admit"]>>): Ticket {
   if (!admission.ok || !admission.ticket) throw new Error("not admitted");
@@ -84,12 +96,12 @@ function ticketOf(admission: Awaited<ReturnType<SpendGuard["admit"]>>): Ticket {
 }
 
 /** Spend and reservations of this test's buckets of both budgets. */
-async function held(): Promise<{ spend: bigint; reserved: bigint }[]> {
+async function held(g = guard): Promise<{ spend: bigint; reserved: bigint }[]> {
   const budgets = registry.forWorkspace("default").budgets;
-  const status = await Promise.all(budgets.map((b) => guard.budgetStatus("default", b)));
+  const status = await Promise.all(budgets.map((b) => g.budgetStatus("default", b)));
   return status.map((s) => ({ spend: s[0]!.spend, reserved: s[0]!.reserved }));
 }
-const spends = async () => (await held()).map((b) => b.spend);
+const spends = async (g = guard) => (await held(g)).map((b) => b.spend);
 
 /** Stalls Redis for `ms` (a slow command, a fork, a paused VM): past the store's 1 s command timeout. */
 function stallRedis(ms: number): Promise<void> {
@@ -229,5 +241,69 @@ describe("lease consumption (the summed costs of calls admitted from leases) tha
       { spend: 3n * COST, reserved: 0n },
       { spend: 3n * COST, reserved: 0n },
     ]);
+  });
+});
+
+describe("the charge of an ingested call that Redis missed", () => {
+  it("is retried until Redis answers, and counted once: one that never reached it, one that ran late", async () => {
+    await dropConnections(1500);
+    await guard.observe([ingested()]); // fails at once (before: logged and forgotten)
+    expect(await until(held, (h) => h[0]!.spend > 0n)).toEqual([
+      { spend: INGESTED_COST, reserved: 0n },
+      { spend: INGESTED_COST, reserved: 0n },
+    ]);
+
+    const stalled = stallRedis(1500);
+    await sleep(50);
+    await guard.observe([ingested()]); // times out at 1 s and is retried at 1.1 s; Redis runs both at 1.5 s
+    await stalled;
+    await sleep(200);
+    expect(await spends()).toEqual([2n * INGESTED_COST, 2n * INGESTED_COST]);
+  });
+
+  it("a repeated charge of one event (a retry, its first reply lost) counts once", async () => {
+    const rec = ingested();
+    await guard.observe([rec]);
+    await guard.observe([rec]);
+    expect(await spends()).toEqual([INGESTED_COST, INGESTED_COST]);
+  });
+});
+
+describe("SpendGuard.close()", () => {
+  it("writes the lease consumption and charges still waiting to be retried", async () => {
+    const own = await connectGuard();
+    const first = ticketOf(await own.guard.admit(leasedCall()));
+    await own.guard.settle(first, outcome);
+    const leased = ticketOf(await own.guard.admit(leasedCall()));
+    expect(own.store.admitRoundTrips).toBe(1);
+
+    await dropConnections(1800);
+    const settled = own.guard.settle(leased, outcome); // its consumption fails: retried at 0.1, 0.3, 0.7, 1.5, 3.1 s
+    await own.guard.observe([ingested()]); // fails: retried at the same times
+    // once Redis answers again (1.8 s) only the first call counts: the next retries are a second away
+    expect(
+      await until(
+        () => spends(own.guard),
+        () => true,
+      ),
+    ).toEqual([COST, COST]);
+
+    await own.guard.close();
+    await settled;
+    expect(await spends()).toEqual([2n * COST + INGESTED_COST, 2n * COST + INGESTED_COST]);
+  });
+
+  it("stops at the first write Redis does not take instead of waiting for each, and says what it gave up", async () => {
+    const log: string[] = [];
+    const own = await connectGuard((m) => log.push(m));
+    const stalled = stallRedis(5000);
+    await sleep(50);
+    // the first times out at 1 s; the others queue behind it without being tried
+    await own.guard.observe(Array.from({ length: 8 }, () => ingested()));
+    const closing = Date.now();
+    await own.guard.close(); // one more try (1 s), then the store's connection closes (1 s)
+    expect(Date.now() - closing).toBeLessThan(3500); // not 8 × 1 s
+    expect(log).toContain("limits: gave up on 8 writes the backend never took");
+    await stalled;
   });
 });

@@ -133,8 +133,11 @@ export class SpendGuard {
   readonly #log: (msg: string) => void;
   readonly #now: () => number;
   #lastOutageEvent = 0;
-  /** Settles that failed: a call's cost must still reach its budgets (a settle applies once per id). */
-  readonly #unsettled: RetryQueue;
+  /**
+   * Settles and charges that failed: a call's cost must still reach its budgets (the store applies a
+   * settle once per reservation id, a charge once per event id).
+   */
+  readonly #unwritten: RetryQueue;
   #recording: RecordingView = { quiet: (fn) => fn(), unstored: () => [] };
   /** observe() calls in progress, and who waits for there to be none. */
   #observing = 0;
@@ -155,7 +158,7 @@ export class SpendGuard {
     this.#ttl = opts.reservationTtlMs ?? 60 * 60_000;
     this.#log = opts.log ?? ((m) => console.error(m));
     this.#now = opts.now ?? Date.now;
-    this.#unsettled = new RetryQueue(this.#log);
+    this.#unwritten = new RetryQueue(this.#log);
     this.#shared = store.volatile
       ? null
       : new SharedSeeds(store, events, registry, {
@@ -331,14 +334,7 @@ export class SpendGuard {
         now,
       );
     };
-    try {
-      await apply();
-    } catch (e) {
-      this.#log(
-        `limits: settling a call failed, retrying until the backend answers: ${(e as Error).message}`,
-      );
-      this.#unsettled.push(`the settle of ${ticket.requestId}`, apply);
-    }
+    await this.#unwritten.write(`the settle of ${ticket.requestId}`, apply);
     await extra;
   }
 
@@ -352,27 +348,26 @@ export class SpendGuard {
       .map((p) => chargeOf(p, now, 0n));
   }
 
-  /** Charges a call to budgets that appeared while it was in flight (no reservation of it held them). */
-  async #chargeAdded(ticket: Ticket, added: ChargedBucket[], outcome: CallOutcome, now: number) {
-    try {
+  /**
+   * Charges a call to budgets that appeared while it was in flight (no reservation of it held them); once
+   * per ticket, retried as settles are.
+   */
+  #chargeAdded(ticket: Ticket, added: ChargedBucket[], outcome: CallOutcome, now: number): Promise<void> {
+    const charged = added.map((b) =>
+      settleRef(b, this.#counts(ticket.workspace, b.budget.id, outcome.tsStart) ? (outcome.cost ?? 0n) : 0n),
+    );
+    const apply = async () => {
       const res = await this.store.charge({
         workspace: ticket.workspace,
+        eventId: `added:${ticket.id}`,
         now,
-        buckets: added.map((b) =>
-          settleRef(
-            b,
-            this.#counts(ticket.workspace, b.budget.id, outcome.tsStart) ? (outcome.cost ?? 0n) : 0n,
-          ),
-        ),
+        buckets: charged,
         tokenRates: [],
         run: null,
       });
       this.#afterSettle(ticket.workspace, added, null, res, outcome.eventId, ticket.requestId, now);
-    } catch (e) {
-      this.#log(
-        `limits: counting a call against a budget added while it ran failed: ${(e as Error).message}`,
-      );
-    }
+    };
+    return this.#unwritten.write(`the charge of ${ticket.requestId} to budgets added meanwhile`, apply);
   }
 
   #tapped(ws: string, eventId: string): void {
@@ -436,13 +431,15 @@ export class SpendGuard {
           }
         : null;
       if (this.#taps.size) this.#tapped(rec.workspace_id, rec.event_id);
-      try {
+      const charged = buckets.map((b) =>
+        settleRef(b, this.#counts(rec.workspace_id, b.budget.id, rec.ts_start) ? rec.cost_nanousd : 0n),
+      );
+      const apply = async () => {
         const res = await this.store.charge({
           workspace: rec.workspace_id,
+          eventId: rec.event_id,
           now,
-          buckets: buckets.map((b) =>
-            settleRef(b, this.#counts(rec.workspace_id, b.budget.id, rec.ts_start) ? rec.cost_nanousd : 0n),
-          ),
+          buckets: charged,
           tokenRates: rates.map((r) => ({ key: rateKey("t", r, facts), tokens })),
           run: run
             ? {
@@ -459,9 +456,8 @@ export class SpendGuard {
             : null,
         });
         this.#afterSettle(rec.workspace_id, buckets, run, res, rec.event_id, rec.request_id, now);
-      } catch (e) {
-        this.#log(`limits: counting an ingested call failed: ${(e as Error).message}`);
-      }
+      };
+      await this.#unwritten.write(`the charge of event ${rec.event_id}`, apply);
     }
   }
 
@@ -607,10 +603,13 @@ export class SpendGuard {
     });
   }
 
-  /** Tries the settles still waiting once more, then closes the store. */
+  /**
+   * Tries the settles and charges still waiting once more (stopping at the first the backend refuses),
+   * then closes the store, which does the same with its own (lease consumption).
+   */
   async close(): Promise<void> {
     this.#shared?.close();
-    await this.#unsettled.flush();
+    await this.#unwritten.flush();
     await this.store.close();
   }
 
@@ -767,7 +766,7 @@ function killRow(
 /** The ticket of a call no limit applies to: nothing reserved, nothing counted unless a budget appears. */
 function bareTicket(ctx: CallContext, policies: WorkspacePolicies): Ticket {
   return {
-    id: "",
+    id: nextReservationId(),
     workspace: ctx.workspace,
     requestId: ctx.requestId,
     buckets: [],

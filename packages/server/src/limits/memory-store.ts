@@ -13,6 +13,7 @@ import type {
   AdmitResult,
   BucketRef,
   BucketStatus,
+  ChargeRequest,
   LevelChange,
   LimitStore,
   RunStatus,
@@ -131,7 +132,7 @@ export class MemoryLimitStore implements LimitStore {
     return Promise.resolve(this.#settle(req.workspace, req.id, req));
   }
 
-  charge(req: Omit<SettleRequest, "id">): Promise<SettleResult> {
+  charge(req: ChargeRequest): Promise<SettleResult> {
     return Promise.resolve(this.#settle(req.workspace, null, req));
   }
 

@@ -191,16 +191,15 @@ return out
 
 /**
  * ARGV: spec JSON, now, reservation id ('' for a charge without reservation). Returns killed JSON (or ''),
- * then changes. A reservation's settle applies once: its marker (KEYS[spec.once], kept an hour, as long as
- * a reservation) makes a repeat (a retry of one whose reply was lost) a no-op.
+ * then changes. Applies once per marker (a reservation's settle, an ingested call's charge): a repeat
+ * changes nothing.
  */
 export const SETTLE = `${COMMON}
-local SETTLED_MS = 3600000
 local spec = cjson.decode(ARGV[1])
 local now = tonumber(ARGV[2])
 local id = ARGV[3]
 local out = {''}
-if id ~= '' and not redis.call('SET', KEYS[spec.once], '1', 'NX', 'PX', SETTLED_MS) then return out end
+if not first_time(spec) then return out end
 for i, b in ipairs(spec.buckets) do
   if id ~= '' then unreserve(KEYS[b.m], KEYS[b.z], id, b.reserved) end
   spend_into(b, i, out)

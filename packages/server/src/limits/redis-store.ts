@@ -10,6 +10,7 @@ import type {
   AdmitResult,
   BucketRef,
   BucketStatus,
+  ChargeRequest,
   LevelChange,
   LimitStore,
   RunStatus,
@@ -195,7 +196,7 @@ export class RedisLimitStore implements LimitStore {
 
   settle(req: SettleRequest): Promise<SettleResult> {
     const uses = this.#leases.settle(req.id);
-    return uses ? this.#consume(req, uses) : this.#settle(req.id, req);
+    return uses ? this.#consume(req, uses) : this.#settle(req, req.id, `settled:${req.id}`);
   }
 
   /**
@@ -292,15 +293,16 @@ export class RedisLimitStore implements LimitStore {
     await flushed;
   }
 
-  charge(req: Omit<SettleRequest, "id">): Promise<SettleResult> {
-    return this.#settle("", req);
+  charge(req: ChargeRequest): Promise<SettleResult> {
+    return this.#settle(req, "", `charged:${req.eventId}`);
   }
 
-  async #settle(id: string, req: Omit<SettleRequest, "id">): Promise<SettleResult> {
+  /** Settles a reservation (`id`) or charges a call ('' for none), once per `marker`. */
+  async #settle(req: Omit<SettleRequest, "id">, id: string, marker: string): Promise<SettleResult> {
     const keys = new Keys(`tg:{${req.workspace}}:`);
     const minute = minuteOf(req.now);
     const spec = {
-      once: id ? keys.add(`settled:${id}`) : null,
+      once: keys.add(marker),
       buckets: req.buckets.map((b) => {
         return {
           ...bucketKeys(keys, b),

@@ -11,9 +11,10 @@ interface Job {
 
 /**
  * Writes to the limit backend that failed and must still be made once it answers again (a call's settle,
- * lease consumption, taking back what a failed admission may have reserved). Each job must be safe to
- * repeat: one that failed may have run all the same (its reply lost). Tried in order, one at a time; at
- * most `max` wait (the oldest is dropped, and logged), so an outage costs bounded memory.
+ * an ingested call's charge, lease consumption, taking back what a failed admission may have reserved).
+ * Each job must be safe to repeat: one that failed may have run all the same (its reply lost). Tried in
+ * order, one at a time; at most `max` wait (the oldest is dropped, and logged), so an outage costs bounded
+ * memory.
  */
 export class RetryQueue {
   readonly #jobs: Job[] = [];

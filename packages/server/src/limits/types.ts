@@ -80,6 +80,12 @@ export interface SettleRequest {
   } | null;
 }
 
+/** Spend that needed no reservation: a call ingested through the events API or the SDK. */
+export interface ChargeRequest extends Omit<SettleRequest, "id"> {
+  /** The call's record: a charge applies once per event id. */
+  eventId: string;
+}
+
 /** A bucket's state step seen at settle (the state machine's transitions are recorded from these). */
 export interface LevelChange {
   index: number;
@@ -126,8 +132,8 @@ export interface LimitStore {
    * An id with no reservation (its admission failed) is charged all the same.
    */
   settle(req: SettleRequest): Promise<SettleResult>;
-  /** Adds spend that needed no reservation (calls ingested through the events API or the SDK). */
-  charge(req: Omit<SettleRequest, "id">): Promise<SettleResult>;
+  /** Adds spend that needed no reservation. Applies once per event id, as a settle once per reservation id. */
+  charge(req: ChargeRequest): Promise<SettleResult>;
   buckets(workspace: string, refs: BucketRef[], now: number): Promise<BucketStatus[]>;
   run(workspace: string, key: string): Promise<RunStatus | null>;
   kill(workspace: string, key: string, reason: KillReason): Promise<void>;

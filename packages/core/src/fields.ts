@@ -7,4 +7,10 @@
 export { uuidv7Time } from "./ids.js";
 export { totalInputTokens } from "./pricing/cost.js";
 export * from "./record/call-record.js";
-export { type NormalizedUsage, TOKEN_FIELDS, TOOL_CALL_FIELDS, USAGE_FIELDS } from "./usage/types.js";
+export {
+  FIRST_LAYOUT_TOOL_CALL_FIELDS,
+  type NormalizedUsage,
+  TOKEN_FIELDS,
+  TOOL_CALL_FIELDS,
+  USAGE_FIELDS,
+} from "./usage/types.js";

@@ -34,6 +34,7 @@ function tokens(
     image_tokens: i,
     web_search_requests: webSearches,
     file_search_requests: 0,
+    web_search_preview_requests: 0,
   };
 }
 

@@ -265,6 +265,21 @@ describe("worst-case estimate", () => {
     expect(
       worstCaseUsage("openai.responses", responses, raw(responses), null).usage.web_search_requests,
     ).toBe(3);
+    // With web_search_preview they are held as its searches: $25 per thousand on gpt-4o, $10 on gpt-5.
+    const preview = { ...responses, tools: [{ type: "web_search_preview" }] };
+    const held = worstCaseUsage("openai.responses", preview, raw(preview), null).usage;
+    expect(held).toMatchObject({ web_search_requests: 3, web_search_preview_requests: 3 });
+    const searchCost = (model: string, u: typeof held) =>
+      worstCaseCost(engine, "openai", model, u, now).total_nanousd -
+      worstCaseCost(
+        engine,
+        "openai",
+        model,
+        { ...u, web_search_requests: 0, web_search_preview_requests: 0 },
+        now,
+      ).total_nanousd;
+    expect(searchCost("gpt-4o", held)).toBe(75_000_000n);
+    expect(searchCost("gpt-5", held)).toBe(30_000_000n);
     // A cap past any real one (or two tools' caps that overflow) is held at 1,000 searches, not refused as Infinity.
     const huge = { ...anthropic, tools: [anthropic.tools[0], { ...anthropic.tools[0], max_uses: 1e308 }] };
     expect(worstCaseUsage("anthropic.messages", huge, raw(huge), null).usage.web_search_requests).toBe(1_000);

@@ -139,6 +139,31 @@ describe("buildCallRecord: server-side tool calls", () => {
     expect(rec.cost_nanousd).toBe(plain.cost_nanousd + 22_500_000n);
   });
 
+  it("web_search_preview searches, some of the web searches, are priced at their own rate", () => {
+    const input = { ...base, provider: "openai", model: "gpt-4o", api: "openai.responses" };
+    const plain = build({ ...input, usage_raw: responsesUsage, web_search_requests: 3 });
+    const rec = build({
+      ...input,
+      usage_raw: responsesUsage,
+      web_search_requests: 3,
+      web_search_preview_requests: 2,
+    });
+    // gpt-4o: web_search $10, web_search_preview $25 per thousand
+    expect(plain).toMatchObject({ web_search_preview_requests: 0, cost_tool_calls_nanousd: 30_000_000n });
+    expect(rec).toMatchObject({ web_search_preview_requests: 2, cost_tool_calls_nanousd: 60_000_000n });
+    expect(
+      buildCallRecord({ ...input, usage_raw: responsesUsage, web_search_preview_requests: 1 }, ctx),
+    ).toEqual({
+      ok: false,
+      errors: [
+        {
+          field: "web_search_preview_requests",
+          reason: "must not exceed web_search_requests (preview searches are some of the web searches)",
+        },
+      ],
+    });
+  });
+
   it("Anthropic's usage_raw carries its web searches", () => {
     const rec = build({
       ...base,

@@ -14,7 +14,7 @@ import { readFixtureJson, readFixtureJsonl, readFixtureText } from "./fixtures.j
 
 /**
  * The nine token counts, in TOKEN_FIELDS order, so every expectation states every number; then the
- * billed tool calls (web searches, file searches), 0 unless stated.
+ * billed tool calls (web searches, file searches, web_search_preview searches), 0 unless stated.
  */
 function tokens(
   input_uncached_tokens: number,
@@ -28,6 +28,7 @@ function tokens(
   image_tokens: number,
   web_search_requests = 0,
   file_search_requests = 0,
+  web_search_preview_requests = 0,
 ): NormalizedUsage {
   return {
     input_uncached_tokens,
@@ -41,6 +42,7 @@ function tokens(
     image_tokens,
     web_search_requests,
     file_search_requests,
+    web_search_preview_requests,
   };
 }
 

@@ -114,6 +114,7 @@ describe("normalization rules beyond the fixtures", () => {
       image_tokens: 50,
       web_search_requests: 0,
       file_search_requests: 0,
+      web_search_preview_requests: 0,
     });
   });
 
@@ -225,6 +226,7 @@ describe("normalization rules beyond the fixtures", () => {
       image_tokens: 100,
       web_search_requests: 0,
       file_search_requests: 0,
+      web_search_preview_requests: 0,
     });
   });
 

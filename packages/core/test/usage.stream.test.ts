@@ -89,6 +89,7 @@ describe("createStreamExtractor", () => {
       image_tokens: 0,
       web_search_requests: 3, // cumulative too: not 1 + 3
       file_search_requests: 0,
+      web_search_preview_requests: 0,
     });
     // usage_raw is the merged object: normalizing it again gives the same usage.
     expect(normalizeUsage("anthropic.messages", result?.usage_raw)).toEqual(result?.usage);
@@ -162,7 +163,11 @@ describe("streams cut short: what they showed of their billed tool calls and out
     const partial = createSseUsageExtractor("openai.responses");
     partial.push(cut);
     expect(partial.result()).toBeNull();
-    expect(partial.toolCalls()).toEqual({ web_search_requests: 1, file_search_requests: 0 });
+    expect(partial.toolCalls()).toEqual({
+      web_search_requests: 1,
+      file_search_requests: 0,
+      web_search_preview_requests: 0, // its tool is web_search
+    });
     const est = estimateCutShortUsage(null, {
       api: "openai.responses",
       model: "gpt-5.2",
@@ -194,7 +199,7 @@ describe("streams cut short: what they showed of their billed tool calls and out
     };
     const x = createStreamExtractor("anthropic.messages");
     for (const ev of [start, search(1), fetch, search(2)]) x.push(ev);
-    expect(x.toolCalls()).toEqual({ web_search_requests: 2, file_search_requests: 0 }); // web fetches are free
+    expect(x.toolCalls()).toMatchObject({ web_search_requests: 2, file_search_requests: 0 }); // web fetches are free
     const partial = x.result();
     // The provider's counts so far (none yet); what the stream showed applies when it is cut short.
     expect(partial?.usage).toMatchObject({

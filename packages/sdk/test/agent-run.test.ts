@@ -71,6 +71,7 @@ describe("agentRun", () => {
           image_tokens: 0,
           web_search_requests: 0,
           file_search_requests: 0,
+          web_search_preview_requests: 0,
         },
         at: Date.now(),
       }).cost.total_nanousd;

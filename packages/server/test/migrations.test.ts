@@ -16,7 +16,7 @@ it("the migrated events table has exactly the Appender's columns, in its order",
     );
     expect(res.getRowsJS().map((r) => r[0])).toEqual(COLUMNS.map((c) => c.name));
     const versions = await conn.runAndReadAll("SELECT version FROM schema_migrations ORDER BY version");
-    expect(versions.getRowsJS().map((r) => Number(r[0]))).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(versions.getRowsJS().map((r) => Number(r[0]))).toEqual([1, 2, 3, 4, 5, 6, 7]);
     conn.closeSync();
     instance.closeSync();
   } finally {
@@ -24,11 +24,26 @@ it("the migrated events table has exactly the Appender's columns, in its order",
   }
 });
 
-it("a data dir from before migration 6 gains the tool-call columns: its calls read back with none", async () => {
+/** Data dirs from before the tool-call columns, and from before the web_search_preview count. */
+const UPGRADES = [
+  {
+    from: "before migration 6",
+    versions: [6, 7],
+    columns: [
+      "web_search_requests",
+      "file_search_requests",
+      "cost_tool_calls_nanousd",
+      "web_search_preview_requests",
+    ],
+  },
+  { from: "at migration 6", versions: [7], columns: ["web_search_preview_requests"] },
+];
+
+it.each(UPGRADES)("a data dir $from gains the columns it lacks: its calls read back with none", async (u) => {
   const dir = mkdtempSync(join(tmpdir(), "tollgate-migrations-"));
   const call = {
-    provider: "anthropic",
-    model: "claude-sonnet-4-5",
+    provider: "openai",
+    model: "gpt-4o",
     input_uncached_tokens: 10,
     output_tokens: 5,
   };
@@ -42,16 +57,16 @@ it("a data dir from before migration 6 gains the tool-call columns: its calls re
     event_id: "01900000-0000-7000-8000-000000000002",
     ts_start: Date.now(),
     web_search_requests: 2,
+    web_search_preview_requests: 1,
   });
   try {
     let store = await DuckDbStore.open(dir);
     await store.append([before]);
     await store.close();
-    // Back to the layout of migrations 1-5, with the call stored then.
+    // Back to the older layout, with the call stored then.
     const { instance, conn } = await openDuckDb(dir);
-    for (const column of ["web_search_requests", "file_search_requests", "cost_tool_calls_nanousd"])
-      await conn.run(`ALTER TABLE events DROP COLUMN ${column}`);
-    await conn.run("DELETE FROM schema_migrations WHERE version = 6");
+    for (const column of u.columns) await conn.run(`ALTER TABLE events DROP COLUMN ${column}`);
+    await conn.run(`DELETE FROM schema_migrations WHERE version IN (${u.versions.join(", ")})`);
     conn.closeSync();
     instance.closeSync();
 
@@ -61,14 +76,16 @@ it("a data dir from before migration 6 gains the tool-call columns: its calls re
       expect(await store.findEvent("default", before.event_id)).toMatchObject({
         web_search_requests: 0,
         file_search_requests: 0,
+        web_search_preview_requests: 0,
         cost_tool_calls_nanousd: 0n,
         cost_nanousd: before.cost_nanousd,
       });
-      // $10 per thousand web searches (genai-prices) on top of the same tokens.
+      // gpt-4o: $10 per thousand web_search searches, $25 per thousand web_search_preview ones.
       expect(await store.findEvent("default", after.event_id)).toMatchObject({
         web_search_requests: 2,
-        cost_tool_calls_nanousd: 20_000_000n,
-        cost_nanousd: before.cost_nanousd + 20_000_000n,
+        web_search_preview_requests: 1,
+        cost_tool_calls_nanousd: 35_000_000n,
+        cost_nanousd: before.cost_nanousd + 35_000_000n,
       });
     } finally {
       await store.close();

@@ -105,6 +105,7 @@ function edgeCases(): CallRecord[] {
       ts_start: t + 8,
       web_search_requests: 3,
       file_search_requests: 2,
+      web_search_preview_requests: 1,
     }),
   ];
 }
@@ -274,7 +275,12 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
   });
 
   it("an events table from before the tool-call columns gains them on open, two replicas at once (one node, two shards, modern)", async () => {
-    const added = ["web_search_requests", "file_search_requests", "cost_tool_calls_nanousd"];
+    const added = [
+      "web_search_requests",
+      "file_search_requests",
+      "cost_tool_calls_nanousd",
+      "web_search_preview_requests",
+    ];
     const [before, after] = edgeCases().slice(-2);
     const layouts: { name: string; opts: ClickHouseOptions; exec?: () => ChdbExec; tables: string[] }[] = [
       { name: "one node", opts: { url: `${ch.url}/tg_upgrade` }, tables: ["events"] },
@@ -311,14 +317,17 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
         await store.append([after!]);
         expect(await store.findEvent("default", before!.event_id), l.name).toMatchObject({
           web_search_requests: 0,
+          web_search_preview_requests: 0,
           cost_tool_calls_nanousd: 0n,
         });
         expect(await store.findEvent("default", after!.event_id), l.name).toMatchObject({
           web_search_requests: 3,
           file_search_requests: 2,
+          web_search_preview_requests: 1,
           cost_tool_calls_nanousd: after!.cost_tool_calls_nanousd,
         });
-        expect(after!.cost_tool_calls_nanousd).toBe(35_000_000n); // gpt-4o-mini: 3 × $0.01 + 2 × $0.0025
+        // gpt-4o-mini: 2 × $0.01 (web_search) + 1 × $0.025 (web_search_preview) + 2 × $0.0025 (file search)
+        expect(after!.cost_tool_calls_nanousd).toBe(50_000_000n);
       } finally {
         await store.close();
       }

@@ -45,6 +45,7 @@ export function normalizeOpenAIUsageCompletionsResult(result: unknown): Normaliz
     // The completions usage report has no tool calls (OpenAI reports those apart).
     web_search_requests: 0,
     file_search_requests: 0,
+    web_search_preview_requests: 0,
   };
 }
 

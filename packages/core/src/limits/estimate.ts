@@ -1,7 +1,7 @@
 import type { Decimal } from "../money/decimal.js";
 import { compareDecimal } from "../money/decimal.js";
 import type { PriceResult, PricingEngine } from "../pricing/engine.js";
-import { rateAt } from "../pricing/rates.js";
+import { previewSearchRate, rateAt } from "../pricing/rates.js";
 import { type Api, emptyUsage, type NormalizedUsage } from "../usage/types.js";
 
 /** Output reserved when a request sets no output cap and the model's context window is unknown. */
@@ -109,6 +109,9 @@ function holdToolCalls(api: Api, body: Record<string, unknown>, usage: Normalize
   } else if (api === "openai.responses") {
     const searches = tools.some((t) => /^(web_search|file_search)/.test(typeOf(t)));
     if (searches) usage.web_search_requests = cap(body.max_tool_calls);
+    // With a web_search_preview tool they are held as its searches, the dearest on some models.
+    if (tools.some((t) => typeOf(t).startsWith("web_search_preview")))
+      usage.web_search_preview_requests = usage.web_search_requests;
   }
 }
 
@@ -226,12 +229,14 @@ export function worstCaseCost(
     line(1, r.requests_kcount ? rateAt(r.requests_kcount, tokens) : null, 1_000_000n),
   ];
   // Server-side tool calls at their list price: a discount only lowers it, and batch rates do not apply.
+  const previewRate = previewSearchRate(r);
   const toolCalls = [
     line(
-      usage.web_search_requests,
+      usage.web_search_requests - usage.web_search_preview_requests,
       r.web_searches_kcount ? rateAt(r.web_searches_kcount, tokens) : null,
       1_000_000n,
     ),
+    line(usage.web_search_preview_requests, previewRate ? rateAt(previewRate, tokens) : null, 1_000_000n),
     line(
       usage.file_search_requests,
       r.storage_searches_kcount ? rateAt(r.storage_searches_kcount, tokens) : null,

@@ -1,4 +1,6 @@
 import { calcPrice, type ModelInfo, type ModelPrice } from "@pydantic/genai-prices";
+import { addedRates } from "./openai-web-search.js";
+import type { PriceRates } from "./rates.js";
 
 /** Pinned: the bundled data is used offline, its updater is never called. Checked by a test. */
 export const GENAI_PRICES_VERSION = "0.1.8";
@@ -27,6 +29,8 @@ export interface BuiltinModel {
   model: ModelInfo;
   /** price_ref of its prices, built once (it goes on every priced record). */
   ref: string;
+  /** Rates genai-prices lacks for it, added to its prices in force. */
+  added: PriceRates | null;
 }
 
 /**
@@ -65,6 +69,7 @@ function lookup(providerId: string, model: string): BuiltinModel | null {
     ? {
         model: res.model,
         ref: `genai-prices@${GENAI_PRICES_VERSION}:${res.provider.id}:${res.model.id}`,
+        added: addedRates(res.provider.id, res.model.id),
       }
     : null;
 }

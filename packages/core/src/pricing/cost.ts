@@ -7,7 +7,7 @@ import {
   costInNumbers,
   type PricedLine,
 } from "./breakdown.js";
-import { type PriceRates, type Rate, rateAt } from "./rates.js";
+import { type PriceRates, previewSearchRate, type Rate, rateAt } from "./rates.js";
 
 export { COST_CATEGORIES, type CostBreakdown, type CostCategory, zeroCost } from "./breakdown.js";
 
@@ -29,7 +29,8 @@ export function totalTokens(u: NormalizedUsage): number {
 
 /**
  * Exact cost of one call. A category without its own rate is billed at its parent's rate
- * (cache read → input, 1h write → write → input, audio/image → input or output), as genai-prices does.
+ * (cache read → input, 1h write → write → input, audio/image → input or output), as genai-prices does;
+ * web_search_preview searches without their own rate are billed as other web searches.
  * The exact rational total is rounded half-up once; categories are apportioned so they sum to it.
  */
 export function computeCost(
@@ -65,6 +66,8 @@ function pricedLines(usage: NormalizedUsage, rates: PriceRates, multipliers: Mul
     (reasoningPriced ? usage.reasoning_tokens : 0) -
     (audioOutPriced ? usage.output_audio_tokens : 0);
   if (plainOutput < 0) throw new RangeError("reasoning/audio output tokens exceed output_tokens");
+  const otherSearches = usage.web_search_requests - usage.web_search_preview_requests;
+  if (otherSearches < 0) throw new RangeError("web_search_preview_requests exceed web_search_requests");
   const inputTokens = totalInputTokens(usage);
   const priced: PricedLine[] = [];
   const line = (
@@ -92,7 +95,8 @@ function pricedLines(usage: NormalizedUsage, rates: PriceRates, multipliers: Mul
   line("output_audio", audioOutPriced ? usage.output_audio_tokens : 0, rates.output_audio_mtok);
   line("requests", rates.requests_kcount ? 1 : 0, rates.requests_kcount, NANO_PER_REQUEST_AT_USD_PER_KREQ);
   const perCall = NANO_PER_REQUEST_AT_USD_PER_KREQ;
-  line("tool_calls", usage.web_search_requests, rates.web_searches_kcount, perCall, true);
+  line("tool_calls", otherSearches, rates.web_searches_kcount, perCall, true);
+  line("tool_calls", usage.web_search_preview_requests, previewSearchRate(rates), perCall, true);
   line("tool_calls", usage.file_search_requests, rates.storage_searches_kcount, perCall, true);
   return priced;
 }

@@ -119,7 +119,7 @@ export class PricingEngine {
     const raw = pricesAt(builtin.model, new Date(at));
     let rates = this.#rateCache.get(raw);
     if (!rates) {
-      rates = ratesFrom(raw);
+      rates = { ...ratesFrom(raw), ...builtin.added };
       this.#rateCache.set(raw, rates);
     }
     return { rates, ref: builtin.ref };

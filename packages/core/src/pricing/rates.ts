@@ -10,7 +10,8 @@ export interface TieredRate {
 
 /**
  * The price keys Tollgate bills, per million tokens (`_mtok`) or per thousand requests or server-side
- * tool calls (`_kcount`; genai-prices' names: a "storage search" is a file search).
+ * tool calls (`_kcount`; genai-prices' names: a "storage search" is a file search). `web_search_previews_kcount`
+ * is Tollgate's own: OpenAI prices its `web_search_preview` tool's searches apart.
  */
 export const RATE_KEYS = [
   "input_mtok",
@@ -25,9 +26,15 @@ export const RATE_KEYS = [
   "requests_kcount",
   "web_searches_kcount",
   "storage_searches_kcount",
+  "web_search_previews_kcount",
 ] as const;
 export type RateKey = (typeof RATE_KEYS)[number];
 export type PriceRates = Partial<Record<RateKey, Rate>>;
+
+/** The rate of a `web_search_preview` search: its own where the model has one, else a web search's. */
+export function previewSearchRate(rates: PriceRates): Rate | undefined {
+  return rates.web_search_previews_kcount ?? rates.web_searches_kcount;
+}
 
 export function isTiered(rate: Rate): rate is TieredRate {
   return "tiers" in rate;

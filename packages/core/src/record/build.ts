@@ -101,6 +101,11 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
       reason:
         "reasoning_tokens + output_audio_tokens must not exceed output_tokens (both are parts of output)",
     });
+  if (usage.web_search_preview_requests > usage.web_search_requests)
+    errors.push({
+      field: "web_search_preview_requests",
+      reason: "must not exceed web_search_requests (preview searches are some of the web searches)",
+    });
   if (errors.length || model === null || provider === null) return { ok: false, errors };
 
   const record: CallRecord = {
@@ -138,6 +143,7 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
     image_tokens: usage.image_tokens,
     web_search_requests: usage.web_search_requests,
     file_search_requests: usage.file_search_requests,
+    web_search_preview_requests: usage.web_search_preview_requests,
     usage_raw: r.usage_raw ?? null,
     cost_input_uncached_nanousd: 0n,
     cost_cache_read_nanousd: 0n,

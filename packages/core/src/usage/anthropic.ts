@@ -31,6 +31,7 @@ export function normalizeAnthropicMessages(raw: unknown): NormalizedUsage {
     image_tokens: 0,
     web_search_requests: webSearchRequests(usage),
     file_search_requests: 0,
+    web_search_preview_requests: 0,
   };
 }
 

@@ -65,6 +65,7 @@ export function normalizeGoogleGenerateContent(raw: unknown): NormalizedUsage {
     image_tokens: image,
     web_search_requests: 0,
     file_search_requests: 0,
+    web_search_preview_requests: 0,
   };
 }
 

@@ -36,4 +36,11 @@ export {
 } from "./stream.js";
 export type { ToolCalls } from "./tool-calls.js";
 export type { Api, ExtractedUsage, NormalizedUsage } from "./types.js";
-export { APIS, emptyUsage, TOKEN_FIELDS, TOOL_CALL_FIELDS, USAGE_FIELDS } from "./types.js";
+export {
+  APIS,
+  emptyUsage,
+  FIRST_LAYOUT_TOOL_CALL_FIELDS,
+  TOKEN_FIELDS,
+  TOOL_CALL_FIELDS,
+  USAGE_FIELDS,
+} from "./types.js";

@@ -108,5 +108,6 @@ function fromShape(
     // Responses report their searches as output items, not in usage: the extractors count them.
     web_search_requests: 0,
     file_search_requests: 0,
+    web_search_preview_requests: 0,
   };
 }

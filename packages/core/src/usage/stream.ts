@@ -4,7 +4,7 @@ import { normalizeUsage } from "./normalize.js";
 import type { JsonObject } from "./read.js";
 import { isObject } from "./read.js";
 import { SseParser } from "./sse.js";
-import { noToolCalls, streamedToolCall, type ToolCalls } from "./tool-calls.js";
+import { streamedToolCalls, type ToolCalls } from "./tool-calls.js";
 import type { Api, ExtractedUsage } from "./types.js";
 
 /**
@@ -26,16 +26,16 @@ export interface StreamExtractor {
 
 export function createStreamExtractor(api: Api): StreamExtractor {
   const usageOnly = usageExtractor(api);
-  const seen = noToolCalls();
+  const streamed = streamedToolCalls();
   return {
     push(event) {
       usageOnly.push(event);
-      if (isObject(event)) streamedToolCall(event, seen);
+      if (isObject(event)) streamed.push(event);
     },
     // The provider's own counts, where it reported them: a search block whose search failed (Anthropic's
     // max_uses_exceeded, say) is not billed. What the stream showed is for a stream cut short.
     result: () => usageOnly.result(),
-    toolCalls: () => ({ ...seen }),
+    toolCalls: () => streamed.seen(),
     responseId: () => usageOnly.responseId(),
   };
 }

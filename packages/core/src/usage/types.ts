@@ -27,6 +27,11 @@ export interface NormalizedUsage {
    */
   web_search_requests: number;
   file_search_requests: number;
+  /**
+   * The web searches (a subset of web_search_requests) run by OpenAI's older `web_search_preview` tool,
+   * which OpenAI prices apart: dearer per call on its non-reasoning models.
+   */
+  web_search_preview_requests: number;
 }
 
 /** The token counts of NormalizedUsage, in the order stores first laid their columns out. */
@@ -42,10 +47,16 @@ export const TOKEN_FIELDS = [
   "image_tokens",
 ] as const satisfies readonly (keyof NormalizedUsage)[];
 
-/** The billed server-side tool calls of NormalizedUsage (added to stores after the token columns). */
-export const TOOL_CALL_FIELDS = [
+/** The tool-call counts stores first laid out (after the token columns, before the tool-call cost). */
+export const FIRST_LAYOUT_TOOL_CALL_FIELDS = [
   "web_search_requests",
   "file_search_requests",
+] as const satisfies readonly (keyof NormalizedUsage)[];
+
+/** The billed server-side tool calls of NormalizedUsage: stores lay the preview subset out last (added later). */
+export const TOOL_CALL_FIELDS = [
+  ...FIRST_LAYOUT_TOOL_CALL_FIELDS,
+  "web_search_preview_requests",
 ] as const satisfies readonly (keyof NormalizedUsage)[];
 
 /** Every field of NormalizedUsage. */
@@ -64,6 +75,7 @@ export function emptyUsage(): NormalizedUsage {
     image_tokens: 0,
     web_search_requests: 0,
     file_search_requests: 0,
+    web_search_preview_requests: 0,
   };
 }
 

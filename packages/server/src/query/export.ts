@@ -2,8 +2,8 @@ import {
   ATTRIBUTION_FIELDS,
   type CallRecord,
   FIRST_LAYOUT_COST_FIELDS,
+  FIRST_LAYOUT_TOOL_CALL_FIELDS,
   TOKEN_FIELDS,
-  TOOL_CALL_FIELDS,
   TOOL_CALLS_COST_FIELD,
 } from "@tollgate/core";
 import { inQueryTimes } from "../query-time.js";
@@ -49,8 +49,9 @@ export const EXPORT_COLUMNS = [
   "key_id",
   "usage_raw",
   "schema_version",
-  ...TOOL_CALL_FIELDS,
+  ...FIRST_LAYOUT_TOOL_CALL_FIELDS,
   TOOL_CALLS_COST_FIELD,
+  "web_search_preview_requests",
 ] as const satisfies readonly (keyof CallRecord)[];
 
 /** An opaque page cursor: base64url of the last record's start time and event id. */

@@ -2,8 +2,8 @@ import {
   ATTRIBUTION_FIELDS,
   type CallRecord,
   FIRST_LAYOUT_COST_FIELDS,
+  FIRST_LAYOUT_TOOL_CALL_FIELDS,
   TOKEN_FIELDS,
-  TOOL_CALL_FIELDS,
   TOOL_CALLS_COST_FIELD,
 } from "@tollgate/core/fields";
 import { utcDay } from "./sql.js";
@@ -65,9 +65,10 @@ export const COLUMNS: readonly Column[] = [
   low("data_mode"),
   col("int")("schema_version"),
   low("key_id"),
-  // Added after the first layout: last, and added to older tables on open (ADDED_COLUMNS).
-  ...TOOL_CALL_FIELDS.map(col("int")),
+  // Added after the first layout: last, in the order added, and added to older tables on open (ADDED_COLUMNS).
+  ...FIRST_LAYOUT_TOOL_CALL_FIELDS.map(col("int")),
   col("bigint")(TOOL_CALLS_COST_FIELD),
+  col("int")("web_search_preview_requests"),
 ];
 
 const SQL_TYPE: Record<Kind, string> = {
@@ -91,7 +92,10 @@ export const EVENTS_COLUMNS_DDL = ["day Date", ...COLUMNS.map(columnDdl)].join("
  * gets them on open. 18.16 has no ADD COLUMN IF NOT EXISTS, so what is missing is read from system.columns.
  */
 export const ADDED_COLUMNS: ReadonlyMap<string, string> = new Map(
-  COLUMNS.slice(COLUMNS.findIndex((c) => c.name === TOOL_CALL_FIELDS[0])).map((c) => [c.name, columnDdl(c)]),
+  COLUMNS.slice(COLUMNS.findIndex((c) => c.name === FIRST_LAYOUT_TOOL_CALL_FIELDS[0])).map((c) => [
+    c.name,
+    columnDdl(c),
+  ]),
 );
 
 /** A record as a JSONEachRow row: money as decimal strings (exact int64), none as ''. */

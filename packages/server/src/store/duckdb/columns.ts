@@ -13,8 +13,8 @@ import {
   ATTRIBUTION_FIELDS,
   type CallRecord,
   FIRST_LAYOUT_COST_FIELDS,
+  FIRST_LAYOUT_TOOL_CALL_FIELDS,
   TOKEN_FIELDS,
-  TOOL_CALL_FIELDS,
   TOOL_CALLS_COST_FIELD,
 } from "@tollgate/core/fields";
 
@@ -107,8 +107,10 @@ export const COLUMNS: readonly Column[] = [
   integer("schema_version", "INTEGER NOT NULL"),
   varchar("key_id"),
   // Migration 6: added after the first layout, so last.
-  ...TOOL_CALL_FIELDS.map((f) => bigint(f)),
+  ...FIRST_LAYOUT_TOOL_CALL_FIELDS.map((f) => bigint(f)),
   money(TOOL_CALLS_COST_FIELD),
+  // Migration 7.
+  bigint("web_search_preview_requests"),
 ];
 
 const TYPES = COLUMNS.map((c) => c.type);

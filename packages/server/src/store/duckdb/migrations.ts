@@ -153,4 +153,9 @@ export const MIGRATIONS: readonly { version: number; sql: string[] }[] = [
       "ALTER TABLE events ADD COLUMN cost_tool_calls_nanousd BIGINT DEFAULT 0",
     ],
   },
+  {
+    version: 7,
+    // The web searches of OpenAI's web_search_preview tool (priced apart). Calls stored before: none counted.
+    sql: ["ALTER TABLE events ADD COLUMN web_search_preview_requests BIGINT DEFAULT 0"],
+  },
 ];

@@ -146,6 +146,12 @@ export class SpendGuard {
   readonly #taps = new Set<{ ws: string; ids: Set<string> }>();
   /** Seeds of budgets added while running on shared counters; null for volatile ones (#seedLive). */
   readonly #shared: SharedSeeds | null;
+  /**
+   * The seed of each budget under way (by workspace and id): a budget's seeds run one after the other. Two
+   * at once (created, deleted and created again while the first read the store) would each take away the
+   * same counters and each add the window's spend: counted twice.
+   */
+  readonly #seeding = new Map<string, Promise<void>>();
 
   constructor(
     readonly store: LimitStore,
@@ -519,11 +525,19 @@ export class SpendGuard {
    * SharedSeeds for counters shared by replicas (Redis). Never throws.
    */
   async budgetAdded(ws: string, id: string): Promise<void> {
+    const key = `${ws}\u0000${id}`;
+    const seed = () =>
+      this.#shared ? this.#shared.added(ws, id) : this.#recording.quiet(() => this.#seedLive(ws, id));
+    const seeded = (this.#seeding.get(key) ?? Promise.resolve())
+      .then(seed)
+      .catch((e) =>
+        this.#log(`limits: budget ${id} starts without its window's earlier spend: ${(e as Error).message}`),
+      );
+    this.#seeding.set(key, seeded);
     try {
-      if (this.#shared) return await this.#shared.added(ws, id);
-      await this.#recording.quiet(() => this.#seedLive(ws, id));
-    } catch (e) {
-      this.#log(`limits: budget ${id} starts without its window's earlier spend: ${(e as Error).message}`);
+      await seeded;
+    } finally {
+      if (this.#seeding.get(key) === seeded) this.#seeding.delete(key);
     }
   }
 

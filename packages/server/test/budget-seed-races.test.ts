@@ -1,11 +1,17 @@
-// Budgets added while calls go on, at an edge the load test does not reach: two seeds of one budget at
-// once (created, deleted and created again while the first seed reads the store).
+// Budgets added while calls go on, at the edges the load test does not reach: two seeds of one budget at
+// once (created, deleted and created again while the first seed reads the store), and a call in flight
+// when a budget appears that started before the budget's window (it counts where a call admitted under the
+// budget would have: not in a window it did not start in).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PricingEngine } from "@tollgate/core";
 import { afterEach, describe, expect, it } from "vitest";
+import { type CallContext, SpendGuard } from "../src/limits/guard.js";
+import { MemoryLimitStore } from "../src/limits/memory-store.js";
+import { PolicyRegistry } from "../src/limits/policies.js";
 import { openRuntime, type Runtime } from "../src/runtime.js";
-import type { LimitsStateStore } from "../src/store/types.js";
+import type { CostSumRow, LimitsStateStore } from "../src/store/types.js";
 import { type Json, postEvents, validRecord } from "./helpers.js";
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -71,4 +77,71 @@ describe("two seeds of one budget at once", () => {
     expect((await second).status).toBe(201);
     expect((await admin("GET", "/api/budgets/twice")).json.spend_nanousd).toBe(stored);
   });
+});
+
+describe("a call in flight when a budget appears", () => {
+  const DAY = 86_400_000;
+  const day1 = Date.UTC(2026, 11, 6, 23, 30);
+  let now = day1;
+  const events = {
+    listPolicies: async () => [],
+    putPolicy: async () => null,
+    deletePolicy: async () => null,
+    appendLimitEvents: async () => {},
+    limitEvents: async () => [],
+    runUsage: async () => [],
+    sumCost: async (): Promise<CostSumRow[]> => [], // nothing stored in the window
+  } as unknown as LimitsStateStore;
+
+  function ctx(user: string): CallContext {
+    const body = { model: "gpt-4o-mini", max_tokens: 100, messages: [{ role: "user", content: "hi" }] };
+    return {
+      workspace: "default",
+      facts: { user_id: user },
+      api: "openai.chat",
+      provider: "openai",
+      model: "gpt-4o-mini",
+      body,
+      raw: Buffer.from(JSON.stringify(body)),
+      requestId: `req-${user}`,
+      attempt: 1,
+      depth: 1,
+    };
+  }
+
+  for (const [window, later] of [
+    ["day", day1 + DAY / 24], // the next day
+    ["1h", day1 + DAY / 24], // the next hour
+  ] as const)
+    it(`started before the budget's window (${window}): not counted in it, as under a budget it was admitted with`, async () => {
+      now = day1;
+      const registry = await PolicyRegistry.open(events, null);
+      const guard = new SpendGuard(new MemoryLimitStore(), registry, events, new PricingEngine(), {
+        now: () => now,
+        log: () => {},
+      });
+      const spec = (id: string, user: string) => ({
+        id,
+        scope: { user_id: user },
+        window,
+        limit_usd: "10",
+      });
+      // One call admitted under a budget, one under none; both end after the budgets' window turned.
+      await registry.put("default", "budget", null, spec("held", "held"), "test");
+      const held = await guard.admit(ctx("held"));
+      const bare = await guard.admit(ctx("bare"));
+      if (!held.ok || !bare.ok) throw new Error("refused");
+      now = later;
+      await registry.put("default", "budget", null, spec("added", "bare"), "test");
+      await guard.budgetAdded("default", "added");
+      const outcome = { cost: 1_000_000n, tokens: 10, toolCalls: 0 };
+      await guard.settle(held.ticket, { ...outcome, eventId: "e-held" });
+      await guard.settle(bare.ticket, { ...outcome, eventId: "e-bare" });
+      const spend = async (id: string) => {
+        const b = registry.forWorkspace("default").budgets.find((x) => x.id === id)!;
+        return (await guard.budgetStatus("default", b))[0]!.spend;
+      };
+      expect(await spend("held")).toBe(0n);
+      expect(await spend("added")).toBe(0n);
+    });
 });

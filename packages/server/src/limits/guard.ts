@@ -71,6 +71,8 @@ export interface Ticket {
   /** The policies it was admitted under, and its facts: budgets added since are charged at settle. */
   policies: WorkspacePolicies;
   facts: CallFacts;
+  /** When it was admitted: the window slot it is charged to, whichever budget counts it. */
+  at: number;
   /** Set by the first settle: a ticket is settled once. */
   settled?: boolean;
   /** The settle in progress (the gateway waits for it before an agent run's reply ends). */
@@ -193,12 +195,12 @@ export class SpendGuard {
     const policies = this.registry.forWorkspace(ctx.workspace);
     const runId = ctx.facts.agent_run_id ?? null;
     if (!policies.budgets.length && !policies.rates.length && !runId)
-      return { ok: true, ticket: bareTicket(ctx, policies) };
+      return { ok: true, ticket: bareTicket(ctx, policies, this.#now()) };
     const plan = admissionPlan(policies, ctx.facts);
     const { budgets, rates: rateCharges, tokenRates } = plan;
-    if (!budgets.length && !rateCharges.length && !runId)
-      return { ok: true, ticket: bareTicket(ctx, policies) };
     const now = this.#now();
+    if (!budgets.length && !rateCharges.length && !runId)
+      return { ok: true, ticket: bareTicket(ctx, policies, now) };
 
     let worst = 0n;
     if (budgets.length) {
@@ -230,6 +232,7 @@ export class SpendGuard {
       run,
       policies,
       facts: ctx.facts,
+      at: now,
     };
 
     let result: Awaited<ReturnType<LimitStore["admit"]>>;
@@ -305,7 +308,7 @@ export class SpendGuard {
     const now = this.#now();
     if (this.#taps.size && outcome.eventId) this.#tapped(ticket.workspace, outcome.eventId);
     // Started before the settle below awaits anything: a call is counted as it is recorded (see #seedLive).
-    const added = this.#addedSince(ticket, now);
+    const added = this.#addedSince(ticket);
     const extra = added.length ? this.#chargeAdded(ticket, added, outcome, now) : null;
     if (!ticket.buckets.length && !ticket.tokenRates.length && !ticket.run) return void (await extra);
     // A call from before a shared budget's instant is in its seed instead (SharedSeeds).
@@ -344,14 +347,18 @@ export class SpendGuard {
     await extra;
   }
 
-  /** Buckets of the budgets that appeared while the call was in flight, and apply to it. */
-  #addedSince(ticket: Ticket, now: number): ChargedBucket[] {
+  /**
+   * Buckets of the budgets that appeared while the call was in flight, and apply to it: charged to the slot
+   * of its admission, as a reservation of it would have been (a call started before a budget's window, as
+   * a background response submitted yesterday, does not count in today's).
+   */
+  #addedSince(ticket: Ticket): ChargedBucket[] {
     const policies = this.registry.forWorkspace(ticket.workspace);
     if (policies === ticket.policies) return [];
     const had = ticket.buckets.map((b) => b.key);
     return admissionPlan(policies, ticket.facts)
       .buckets.filter((p) => !had.includes(p.key))
-      .map((p) => chargeOf(p, now, 0n));
+      .map((p) => chargeOf(p, ticket.at, 0n));
   }
 
   /**
@@ -778,7 +785,7 @@ function killRow(
 }
 
 /** The ticket of a call no limit applies to: nothing reserved, nothing counted unless a budget appears. */
-function bareTicket(ctx: CallContext, policies: WorkspacePolicies): Ticket {
+function bareTicket(ctx: CallContext, policies: WorkspacePolicies, at: number): Ticket {
   return {
     id: nextReservationId(),
     workspace: ctx.workspace,
@@ -788,6 +795,7 @@ function bareTicket(ctx: CallContext, policies: WorkspacePolicies): Ticket {
     run: null,
     policies,
     facts: ctx.facts,
+    at,
   };
 }
 

@@ -1,7 +1,8 @@
 // Budgets added while calls go on, at the edges the load test does not reach: two seeds of one budget at
-// once (created, deleted and created again while the first seed reads the store), and a call in flight
-// when a budget appears that started before the budget's window (it counts where a call admitted under the
-// budget would have: not in a window it did not start in).
+// once (created, deleted and created again while the first seed reads the store), a call in flight when a
+// budget appears that started before the budget's window (it counts where a call admitted under the budget
+// would have: not in a window it did not start in), and a background response submitted under no limit,
+// found finished once limits came (it counts against them as any call recorded then).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,7 +13,8 @@ import { MemoryLimitStore } from "../src/limits/memory-store.js";
 import { PolicyRegistry } from "../src/limits/policies.js";
 import { openRuntime, type Runtime } from "../src/runtime.js";
 import type { CostSumRow, LimitsStateStore } from "../src/store/types.js";
-import { type Json, postEvents, validRecord } from "./helpers.js";
+import { adminRequest, type Json, postEvents, startTestGateway, validRecord } from "./helpers.js";
+import { startMockUpstream } from "./mock-upstream.js";
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -144,4 +146,37 @@ describe("a call in flight when a budget appears", () => {
       expect(await spend("held")).toBe(0n);
       expect(await spend("added")).toBe(0n);
     });
+});
+
+describe("a background response submitted under no limit", () => {
+  it("found finished after a tokens-per-minute limit came: its tokens count against it", async () => {
+    const mock = await startMockUpstream({ chunkDelayMs: 1 });
+    const gw = await startTestGateway(mock.url);
+    const { default: OpenAI } = await import("openai");
+    const openai = new OpenAI({ apiKey: "sk-test", baseURL: `${gw.url}/v1`, maxRetries: 0 });
+    try {
+      const headers = { "x-mock-case": "bare-submission", "x-tollgate-feature": "bg" };
+      const submitted = await openai.responses.create(
+        { model: "gpt-5", input: "go", background: true },
+        { headers },
+      );
+      const rate = { id: "bg-tpm", scope: { feature: "bg" }, tokens_per_min: 100 };
+      expect((await adminRequest(gw, "POST", "/api/rate-limits", rate)).status).toBe(201);
+      await openai.responses.retrieve(submitted.id, undefined, { headers }); // in_progress
+      const done = await openai.responses.retrieve(submitted.id, undefined, { headers });
+      expect(done.usage!.total_tokens).toBeGreaterThan(100);
+      await pause(200);
+      // Its tokens are past the minute's 100: the next call of the feature waits.
+      const next = await fetch(`${gw.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: "Bearer sk-test", ...headers },
+        body: JSON.stringify({ model: "gpt-4.1-nano", messages: [{ role: "user", content: "hi" }] }),
+      });
+      await next.text();
+      expect(next.status).toBe(429);
+    } finally {
+      await gw.stop();
+      await mock.close();
+    }
+  });
 });

@@ -35,7 +35,7 @@ import { type Dispatcher, EnvHttpProxyAgent, Pool } from "undici";
 import type { KeyResolver, Principal } from "../auth/keys.js";
 import { costUsd, recordCostUsd } from "../cost-usd.js";
 import { namedEventId } from "../event-ids.js";
-import type { SpendGuard, Ticket } from "../limits/guard.js";
+import { isBareTicket, type SpendGuard, type Ticket } from "../limits/guard.js";
 import type { EventStore } from "../store/types.js";
 import { withTimeout } from "../with-timeout.js";
 import { responseIdOf } from "./background.js";
@@ -634,7 +634,7 @@ export class Gateway {
           : {}),
       });
       if (submitted) {
-        this.#submitted.set(background.id, { ...ownerOf(call), ticket });
+        this.#submitted.set(background.id, { ...ownerOf(call), ticket: heldBy(ticket) });
         this.#follow(call, background.id);
       }
       if (json && background && call.route.poll && isFinished(background))
@@ -770,7 +770,7 @@ export class Gateway {
       pace.wrote(writable, chunk.length);
       if (background && submitted === null) {
         submitted = fieldText(extractor.responseId());
-        if (submitted) this.#submitted.set(submitted, { ...ownerOf(call), ticket });
+        if (submitted) this.#submitted.set(submitted, { ...ownerOf(call), ticket: heldBy(ticket) });
       }
     };
     // A stream the upstream compressed anyway is relayed decoded (the client's own accept-encoding was
@@ -1165,6 +1165,16 @@ function contentLength(call: Call, up: UpstreamReply, bodyBytes: number | null):
 /** A call whose reply is relayed as it comes: a stream, or any pass-through call (a download may be big). */
 function isRelayed(call: Call): boolean {
   return call.stream || (call.route.api === null && !call.route.poll && !call.route.batches);
+}
+
+/**
+ * A background submission's ticket as its owner keeps it: none when it holds nothing (admitted under no
+ * limit). Its response, found finished, is then observed as any call recorded then: against the budgets
+ * and token rates that apply by then, in the windows it started in (a settle would count only the budgets
+ * added since, not token rates). Nor is the policy set it was admitted under kept alive for a day.
+ */
+function heldBy(ticket: Ticket | null): Ticket | null {
+  return ticket && !isBareTicket(ticket) ? ticket : null;
 }
 
 /** The workspace and attribution a call is recorded with. */

@@ -784,6 +784,9 @@ function killRow(
   };
 }
 
+/** Whether a ticket holds nothing (its call was admitted under no limit): see bareTicket. */
+export const isBareTicket = (ticket: Ticket): boolean => ticket.id === "";
+
 /** The ticket of a call no limit applies to: nothing reserved, nothing counted unless a budget appears. */
 function bareTicket(ctx: CallContext, policies: WorkspacePolicies, at: number): Ticket {
   return {

@@ -12,6 +12,7 @@ import { type CallContext, SpendGuard } from "../src/limits/guard.js";
 import { MemoryLimitStore } from "../src/limits/memory-store.js";
 import { PolicyRegistry } from "../src/limits/policies.js";
 import { openRuntime, type Runtime } from "../src/runtime.js";
+import { DuckDbStore } from "../src/store/duckdb/store.js";
 import type { CostSumRow, LimitsStateStore } from "../src/store/types.js";
 import { adminRequest, type Json, postEvents, startTestGateway, validRecord } from "./helpers.js";
 import { startMockUpstream } from "./mock-upstream.js";
@@ -175,6 +176,53 @@ describe("a background response submitted under no limit", () => {
       await next.text();
       expect(next.status).toBe(429);
     } finally {
+      await gw.stop();
+      await mock.close();
+    }
+  });
+});
+
+describe("calls the store took though it failed to say so (spooled, and stored)", () => {
+  // Known gap (README): a write whose answer was lost (ClickHouse's timeout or dropped connection after
+  // the INSERT landed; DuckDB invalidated by a failed checkpoint after the commit) is spooled by the
+  // recorder, and is in the store too until its replay finds it stored. A budget seeded meanwhile counts
+  // those calls twice: once in the store's sum, once in the spool.
+  it.fails("count once in a budget seeded before their replay", async () => {
+    const mock = await startMockUpstream({ chunkDelayMs: 1 });
+    const gw = await startTestGateway(mock.url);
+    let lost = true;
+    const store = gw.runtime.store as unknown as { append: DuckDbStore["append"] };
+    store.append = async function (this: DuckDbStore, records) {
+      const res = await DuckDbStore.prototype.append.call(this, records);
+      if (lost) throw new Error("the store's answer was lost");
+      return res;
+    };
+    try {
+      for (let i = 0; i < 5; i++) {
+        const res = await fetch(`${gw.url}/v1/chat/completions`, {
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            authorization: "Bearer sk-test",
+            "x-tollgate-user-id": "lost",
+          },
+          body: JSON.stringify({ model: "gpt-4.1-nano", messages: [{ role: "user", content: "hi" }] }),
+        });
+        expect(res.status).toBe(200);
+        await res.text();
+      }
+      while (gw.runtime.recorder.spoolDepth < 5) await pause(20);
+      const budget = { id: "lost", scope: { user_id: "lost" }, window: "lifetime", limit_usd: "100" };
+      expect((await adminRequest(gw, "POST", "/api/budgets", budget)).status).toBe(201);
+      lost = false;
+      await gw.runtime.recorder.flush(); // the replay finds them stored: the spool empties
+      expect(gw.runtime.recorder.spoolDepth).toBe(0);
+      const spend = await adminRequest(gw, "GET", "/api/spend?by=user_id&user_id=lost&from=7d");
+      const stored = spend.json.rows[0].cost_nanousd as string;
+      expect(BigInt(stored)).toBeGreaterThan(0n);
+      expect((await adminRequest(gw, "GET", "/api/budgets/lost")).json.spend_nanousd).toBe(stored);
+    } finally {
+      lost = false;
       await gw.stop();
       await mock.close();
     }

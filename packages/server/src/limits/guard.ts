@@ -310,7 +310,7 @@ export class SpendGuard {
     // Started before the settle below awaits anything: a call is counted as it is recorded (see #seedLive).
     const added = this.#addedSince(ticket);
     const extra = added.length ? this.#chargeAdded(ticket, added, outcome, now) : null;
-    if (!ticket.buckets.length && !ticket.tokenRates.length && !ticket.run) return void (await extra);
+    if (isBareTicket(ticket)) return void (await extra);
     // A call from before a shared budget's instant is in its seed instead (SharedSeeds).
     const cost = (b: ChargedBucket) =>
       this.#counts(ticket.workspace, b.budget.id, outcome.tsStart) ? (outcome.cost ?? b.reserved) : 0n;
@@ -784,8 +784,9 @@ function killRow(
   };
 }
 
-/** Whether a ticket holds nothing (its call was admitted under no limit): see bareTicket. */
-export const isBareTicket = (ticket: Ticket): boolean => ticket.id === "";
+/** Whether a ticket holds nothing to settle: no reservation, token counter or run (see bareTicket). */
+export const isBareTicket = (ticket: Ticket): boolean =>
+  !ticket.buckets.length && !ticket.tokenRates.length && !ticket.run;
 
 /** The ticket of a call no limit applies to: nothing reserved, nothing counted unless a budget appears. */
 function bareTicket(ctx: CallContext, policies: WorkspacePolicies, at: number): Ticket {

@@ -76,7 +76,13 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
     onError: (e) => console.error(`recording: ${(e as Error).message}`),
   });
   // A budget added while running is seeded with the store's commits paused and the calls not stored yet.
-  guard.attachRecording({ quiet: (fn) => writer.quiet(fn), unstored: () => recorder.unstored() });
+  guard.attachRecording({
+    quiet: (fn) => writer.quiet(fn),
+    waiting: () => recorder.waiting(),
+    spoolFiles: () => spool.files(),
+    spooled: (file) => spool.recordsOf(file),
+    storedIds: (ws, ids) => store.storedIds(ws, ids),
+  });
   const ingest = new IngestService(writer, engine, guard);
   const batches = new BatchRecords(ingest, recorder);
   const metrics = new GatewayMetrics({

@@ -380,6 +380,21 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
       expect(found).toEqual(plain(rec));
     }
     expect(await same((s) => s.findEvent("default", "01900000-0000-7000-8000-999999999999"))).toBeNull();
+
+    // storedIds: which of these ids the workspace holds (another workspace's and unknown ones not).
+    const other = records.find((r) => r.workspace_id !== ws)!;
+    const unknown = "01900000-0000-7000-8000-999999999998";
+    const held = await same(
+      (s) => s.storedIds(ws, [retried.event_id, farId.event_id, other.event_id, unknown]),
+      (v) => [...(v as Set<string>)].sort(),
+    );
+    expect(held).toEqual(
+      [retried, farId]
+        .filter((r) => r.workspace_id === ws)
+        .map((r) => r.event_id)
+        .sort(),
+    );
+    expect(held).toContain(retried.event_id);
   });
 
   for (const [name, w] of Object.entries(windows)) {

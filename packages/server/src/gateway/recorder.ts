@@ -78,14 +78,13 @@ export class Recorder {
   }
 
   /**
-   * Every call recorded and not stored yet: waiting in memory, handed to the store and not committed, or
-   * spooled. A call may be listed twice (a failed batch on its way to the spool).
+   * The calls recorded and not stored yet that wait in memory: for their batch, handed to the store and
+   * not committed, or on their way to the spool. A call may be listed twice (a failed batch being spooled).
    */
-  *unstored(): Generator<CallRecord> {
+  *waiting(): Generator<CallRecord> {
     yield* this.#batch;
     for (const batch of this.#inFlight.values()) yield* batch;
     yield* this.#overflow;
-    for (const records of this.spool.records()) yield* records;
   }
 
   /**

@@ -1,6 +1,7 @@
 import {
   appendFileSync,
   closeSync,
+  existsSync,
   fsyncSync,
   mkdirSync,
   openSync,
@@ -27,7 +28,7 @@ export class Spool {
   constructor(private readonly dir: string) {
     mkdirSync(dir, { recursive: true });
     this.#salvage();
-    for (const f of this.#files()) this.#depth += lines(join(dir, f)).length;
+    for (const f of this.files()) this.#depth += lines(join(dir, f)).length;
   }
 
   /** Records waiting on disk. */
@@ -49,7 +50,7 @@ export class Spool {
    * as the gateway builds them (a damaged line that still parses): they would fail their file forever.
    */
   async drain(store: (records: CallRecord[]) => Promise<unknown>): Promise<void> {
-    for (const f of this.#files()) {
+    for (const f of this.files()) {
       const path = join(this.dir, f);
       const records: CallRecord[] = [];
       const good: string[] = [];
@@ -92,7 +93,13 @@ export class Spool {
 
   /** The readable records waiting on disk, a file at a time, left where they are. */
   *records(): Generator<CallRecord[]> {
-    for (const f of this.#files()) yield lines(join(this.dir, f)).flatMap((line) => parseRecord(line) ?? []);
+    for (const f of this.files()) yield this.recordsOf(f);
+  }
+
+  /** The readable records of one spool file (none if it is gone). */
+  recordsOf(file: string): CallRecord[] {
+    const path = join(this.dir, file);
+    return existsSync(path) ? lines(path).flatMap((line) => parseRecord(line) ?? []) : [];
   }
 
   /** NDJSON lines written aside in full, fsynced, then renamed (and the rename synced): a file is whole or absent. */
@@ -134,7 +141,8 @@ export class Spool {
     }
   }
 
-  #files(): string[] {
+  /** The spool's files, oldest first. */
+  files(): string[] {
     return readdirSync(this.dir)
       .filter((f) => f.endsWith(".ndjson"))
       .sort((a, b) => Number(a.split("-")[0]) - Number(b.split("-")[0]) || a.localeCompare(b));

@@ -50,27 +50,39 @@ export async function storedSpend(
   });
 }
 
-/** The spend of budget `b`'s window in `records` (calls not stored yet; one may repeat), but `counted` ones. */
+/** Whether a call counts against budget `b` of workspace `ws` in its window as of `now`. */
+export function inBudget(ws: string, b: Budget, now: number): (rec: CallRecord) => boolean {
+  const start = windowSlots(b.window, now).start;
+  return (rec) =>
+    rec.workspace_id === ws && rec.ts_start >= start && scopeMatches(b.scope, factsOfRecord(rec));
+}
+
+/**
+ * The spend of budget `b`'s window in `records` (calls not stored yet, in groups; one may repeat), but
+ * `counted` ones; each with its call's id.
+ */
 export function unstoredSpend(
-  records: Iterable<CallRecord>,
+  records: Iterable<Iterable<CallRecord>>,
   ws: string,
   b: Budget,
   now: number,
   counted: ReadonlySet<string>,
-): Seed[] {
+): (Seed & { eventId: string })[] {
   const win = windowSlots(b.window, now);
+  const applies = inBudget(ws, b, now);
   const seen = new Set(counted);
-  const seeds: Seed[] = [];
-  for (const rec of records) {
-    if (rec.workspace_id !== ws || rec.ts_start < win.start || seen.has(rec.event_id)) continue;
-    seen.add(rec.event_id);
-    const facts = factsOfRecord(rec);
-    if (!scopeMatches(b.scope, facts)) continue;
-    seeds.push({
-      bucket: budgetBucket(b, bucketValues(b.scope, facts), facts, now, 0n),
-      slot: slotOf(b, win.slots, rec.ts_start),
-      spend: rec.cost_nanousd,
-    });
-  }
+  const seeds: (Seed & { eventId: string })[] = [];
+  for (const group of records)
+    for (const rec of group) {
+      if (seen.has(rec.event_id) || !applies(rec)) continue;
+      seen.add(rec.event_id);
+      const facts = factsOfRecord(rec);
+      seeds.push({
+        bucket: budgetBucket(b, bucketValues(b.scope, facts), facts, now, 0n),
+        slot: slotOf(b, win.slots, rec.ts_start),
+        spend: rec.cost_nanousd,
+        eventId: rec.event_id,
+      });
+    }
   return seeds;
 }

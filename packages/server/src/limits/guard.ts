@@ -22,7 +22,7 @@ import {
 import type { LimitEventRow, LimitsStateStore, PolicyKind, RunUsageRow, SumField } from "../store/types.js";
 import { admissionPlan, type ChargedBucket, chargeOf, isBucketOf, rateKey } from "./admission-plan.js";
 import { budgetBucket, factsOfRecord, factsOfValues, fixedScope } from "./buckets.js";
-import { type Seed, storedSpend, unstoredSpend } from "./budget-seed.js";
+import { inBudget, type Seed, storedSpend, unstoredSpend } from "./budget-seed.js";
 import {
   budgetExceeded,
   budgetThrottled,
@@ -98,8 +98,13 @@ export interface CallOutcome {
 export interface RecordingView {
   /** Runs `fn` while no commit to the event store is in flight or starts. */
   quiet<T>(fn: () => Promise<T>): Promise<T>;
-  /** Calls recorded (and counted against limits) that the store does not hold yet; a call may repeat. */
-  unstored(): Iterable<CallRecord>;
+  /** Calls recorded (and counted against limits) not stored yet that wait in memory; a call may repeat. */
+  waiting(): Iterable<CallRecord>;
+  /** The spool's files, oldest first, and the calls spooled in one (read from disk). */
+  spoolFiles(): string[];
+  spooled(file: string): CallRecord[];
+  /** Which of these calls of the workspace the store holds (one it took without saying so is spooled too). */
+  storedIds(ws: string, ids: readonly string[]): Promise<Set<string>>;
 }
 
 /** How observed calls count, beyond their spend (which always counts). */
@@ -140,7 +145,13 @@ export class SpendGuard {
    * settle once per reservation id, a charge once per event id).
    */
   readonly #unwritten: RetryQueue;
-  #recording: RecordingView = { quiet: (fn) => fn(), unstored: () => [] };
+  #recording: RecordingView = {
+    quiet: (fn) => fn(),
+    waiting: () => [],
+    spoolFiles: () => [],
+    spooled: () => [],
+    storedIds: () => Promise.resolve(new Set()),
+  };
   /** observe() calls in progress, and who waits for there to be none. */
   #observing = 0;
   #observeWaiters: (() => void)[] = [];
@@ -558,7 +569,15 @@ export class SpendGuard {
     const b = this.registry.forWorkspace(ws).budgets.find((x) => x.id === id);
     if (!b) return;
     const now = this.#now();
+    const rec = this.#recording;
     const seeds = await storedSpend(this.events, ws, b, now);
+    // Spooled calls are read ahead, a file a turn (a large spool must not hold up the event loop); only
+    // the files spooled since are read at the instant. None is stored meanwhile (commits wait).
+    const spooled = new Map<string, CallRecord[]>();
+    for (const file of rec.spoolFiles()) {
+      spooled.set(file, rec.spooled(file).filter(inBudget(ws, b, now)));
+      await nextTurn();
+    }
     // The instant is taken at the start of a turn with no ingested batch being counted: a batch is counted
     // once stored, so every stored call has been counted by then.
     for (;;) {
@@ -573,7 +592,14 @@ export class SpendGuard {
     // lets those counted before the instant be recorded, and the calls counted since are told apart.
     await nextTurn();
     this.#taps.delete(tap);
-    for (const seed of unstoredSpend(this.#recording.unstored(), ws, b, now, tap.ids)) seeds.push(seed);
+    for (const file of rec.spoolFiles()) if (!spooled.has(file)) spooled.set(file, rec.spooled(file));
+    const unstored = unstoredSpend([rec.waiting(), ...spooled.values()], ws, b, now, tap.ids);
+    // The counters are replaced from here on by what they held at the instant: later counts stay on top.
+    const stored = await rec.storedIds(
+      ws,
+      unstored.map((u) => u.eventId),
+    );
+    for (const u of unstored) if (!stored.has(u.eventId)) seeds.push(u);
     for (const [key, slots] of before)
       for (const [slot, spend] of slots) this.store.seedBucket(ws, key, slot, -spend);
     this.#seed(ws, seeds);

@@ -122,6 +122,8 @@ export interface EventStore {
   count(filter: EventFilter): Promise<number>;
   /** One call by its id (ids are stored lowercase), or null when no such call is stored. */
   findEvent(workspaceId: string, eventId: string): Promise<CallRecord | null>;
+  /** Which of these calls (ids as stored, lowercase) the store holds. */
+  storedIds(workspaceId: string, eventIds: readonly string[]): Promise<Set<string>>;
 }
 
 export const ROLES = ["ingest", "read", "admin", "gateway"] as const;

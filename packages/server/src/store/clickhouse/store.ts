@@ -196,6 +196,11 @@ export class ClickHouseStore implements Store {
    * mostly hears; a v7 id then bounds the time range (a call starts within a week before its id was made,
    * and at most a day after, for a client's clock), and only an id outside it falls back to a full read.
    */
+  async storedIds(workspaceId: string, eventIds: readonly string[]): Promise<Set<string>> {
+    const held = await this.#storedIds(eventIds.map((event_id) => ({ workspace_id: workspaceId, event_id })));
+    return new Set(eventIds.filter((id) => held.has(recordKey(workspaceId, id))));
+  }
+
   async findEvent(workspaceId: string, eventId: string): Promise<CallRecord | null> {
     const known = await this.#storedIds([{ workspace_id: workspaceId, event_id: eventId }]);
     if (!known.size) return null;

@@ -65,6 +65,8 @@ const MODEL_ASKED = "coalesce(model_requested, model)";
 
 /** How often days that ended are summed into segment_days. */
 const CLOSE_EVERY_MS = 3_600_000;
+/** Ids looked up per query by storedIds. */
+const ID_CHECK_CHUNK = 10_000;
 
 /** Write lanes: a second connection fills its staging table while the first inserts and commits. */
 const WRITE_LANES = 2;
@@ -266,6 +268,23 @@ export class DuckDbStore implements Store {
     // A scan of the id column, cheap with DuckDB's zone maps: v7 ids arrive roughly in order.
     const [rec] = await this.query({ workspaceId, where: { event_id: eventId }, limit: 1 });
     return rec ?? null;
+  }
+
+  async storedIds(workspaceId: string, eventIds: readonly string[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (let at = 0; at < eventIds.length; at += ID_CHECK_CHUNK) {
+      // Ids are UUIDs (the record schema says so): one list parameter, split in SQL, looked up in the id index.
+      const ids = eventIds.slice(at, at + ID_CHECK_CHUNK).join(",");
+      const res = await this.reader.run((conn) =>
+        conn.runAndReadAll(
+          `SELECT event_id::VARCHAR FROM event_ids WHERE workspace_id = $1
+             AND event_id IN (SELECT unnest(string_split($2, ','))::UUID)`,
+          [workspaceId, ids],
+        ),
+      );
+      for (const [id] of res.getRowsJS()) out.add(id as string);
+    }
+    return out;
   }
 
   async query(filter: EventFilter & { limit?: number; after?: QueryCursor }): Promise<CallRecord[]> {

@@ -125,6 +125,10 @@ export class ThreadStore implements Store {
     return this.#call("findEvent", workspaceId, eventId);
   }
 
+  storedIds(workspaceId: string, eventIds: readonly string[]): Promise<Set<string>> {
+    return this.#call("storedIds", workspaceId, eventIds);
+  }
+
   count(filter: EventFilter): Promise<number> {
     return this.#call("count", filter);
   }

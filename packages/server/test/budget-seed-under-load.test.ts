@@ -112,6 +112,17 @@ async function stored(t: Target): Promise<void> {
   }
 }
 
+/** A budget on USER's calls, far from its limit. */
+async function createBudget(t: Target, id: string, window: string): Promise<void> {
+  const created = await adminRequest(t, "POST", "/api/budgets", {
+    id,
+    scope: { user_id: USER },
+    window,
+    limit_usd: "100000",
+  });
+  expect(created.status).toBe(201);
+}
+
 /** Creates a budget on USER's calls amid ingest and gateway traffic; reads it `settleMs` after the last call is stored. */
 async function createUnderLoad(t: Target, settleMs = 0): Promise<{ budget: Json; storedCost: string }> {
   const stop = { done: false };
@@ -120,13 +131,7 @@ async function createUnderLoad(t: Target, settleMs = 0): Promise<{ budget: Json;
     ...Array.from({ length: 6 }, () => loop(() => streamedCall(t), stop)),
   ];
   await pause(400);
-  const created = await adminRequest(t, "POST", "/api/budgets", {
-    id: "under-load",
-    scope: { user_id: USER },
-    window: "lifetime",
-    limit_usd: "100000",
-  });
-  expect(created.status).toBe(201);
+  await createBudget(t, "under-load", "lifetime");
   await pause(400);
   stop.done = true;
   expect((await Promise.all(loops)).every((n) => n > 0)).toBe(true);
@@ -184,13 +189,7 @@ describe("a budget created while running, on Redis (counters shared by replicas)
       await ingestBatch(t);
       await ingestBatch(t);
       const spend = await adminRequest(t, "GET", `/api/spend?by=user_id&user_id=${USER}&from=7d`);
-      const created = await adminRequest(t, "POST", "/api/budgets", {
-        id: "before",
-        scope: { user_id: USER },
-        window: "day",
-        limit_usd: "1000",
-      });
-      expect(created.status).toBe(201);
+      await createBudget(t, "before", "day");
       const budget = (await adminRequest(t, "GET", "/api/budgets/before")).json;
       expect(BigInt(budget.spend_nanousd)).toBeGreaterThan(0n);
       expect(budget.spend_nanousd).toBe(spend.json.rows[0].cost_nanousd);

@@ -332,6 +332,11 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
       { spend: 155n, reserved: 0n },
       { spend: 7n, reserved: 0n },
     ]);
+    // The last seed closes it: one after (a replica whose clock is behind) changes nothing.
+    await store().seedTotals(w, "cap", [{ bucket: day, slot: day.slots[0]!, total: 160n }], true);
+    await store().seedTotals(w, "cap", [{ bucket: day, slot: day.slots[0]!, total: 200n }]);
+    await store().seedTotals(w, "cap", [{ bucket: day, slot: day.slots[0]!, total: 300n }], true);
+    expect((await store().buckets(w, [day], NOW))[0]!.spend).toBe(165n);
   });
 });
 

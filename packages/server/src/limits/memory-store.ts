@@ -217,7 +217,10 @@ export class MemoryLimitStore implements LimitStore {
     return Promise.resolve(this.#countFrom.get(k) ?? null);
   }
 
-  seedTotals(workspace: string, budgetId: string, totals: readonly SeedTotal[]): Promise<void> {
+  seedTotals(workspace: string, budgetId: string, totals: readonly SeedTotal[], last = false): Promise<void> {
+    const closed = `${workspace}\u0000${budgetId}\u0000closed`;
+    if (this.#seeded.has(closed)) return Promise.resolve();
+    if (last) this.#seeded.set(closed, 0n);
     for (const { bucket, slot, total } of totals) {
       const k = `${workspace}\u0000${budgetId}\u0000${bucket.key}\u0000${slot}`;
       const done = this.#seeded.get(k) ?? 0n;

@@ -292,12 +292,15 @@ return out
 
 /**
  * Raises seeded bucket slots to the totals given (SpendGuard's seed of a budget added while running).
- * ARGV: spec JSON ({d: the budget's seeded-totals hash, s: [{k: slot key, f: field, total, ttl}]}). Only
- * the growth since the last seed is added: a seed repeated, or run by two replicas, counts once.
+ * ARGV: spec JSON ({d: the budget's seeded-totals hash, last, s: [{k: slot key, f: field, total, ttl}]}).
+ * Only the growth since the last seed is added: a seed repeated, or run by two replicas, counts once. The
+ * `last` seed closes it (field "!closed"; a bucket's field starts "b:"): any later one changes nothing.
  */
 export const SEED = `${COMMON}
 local spec = cjson.decode(ARGV[1])
 local dk = KEYS[spec.d]
+if redis.call('HEXISTS', dk, '!closed') == 1 then return 0 end
+if spec.last then redis.call('HSET', dk, '!closed', '1') end
 for _, e in ipairs(spec.s) do
   local done = num(redis.call('HGET', dk, e.f))
   local total = tonumber(e.total)

@@ -398,10 +398,16 @@ export class RedisLimitStore implements LimitStore {
     return v === null ? null : Number(v);
   }
 
-  async seedTotals(workspace: string, budgetId: string, totals: readonly SeedTotal[]): Promise<void> {
+  async seedTotals(
+    workspace: string,
+    budgetId: string,
+    totals: readonly SeedTotal[],
+    last = false,
+  ): Promise<void> {
     const keys = new Keys(`tg:{${workspace}}:`);
     const spec = {
       d: keys.add(`seeded:${budgetId}`),
+      last,
       s: totals.map(({ bucket, slot, total }) => ({
         k: keys.add(`${bucket.key}:s:${slot}`),
         f: `${bucket.key}:s:${slot}`,

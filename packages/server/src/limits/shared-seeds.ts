@@ -35,8 +35,9 @@ const TICK_MS = 500;
  * first proposed, kept in the limit store): a grace period after it appeared, by which every replica knows
  * of it. The calls of its window made before that instant are its seed, read from the event store. Some of
  * them reach the store later (in flight, batched, spooled), so the seed is read again at each of
- * `passesMs`, and each read raises it to what the store holds by then: every call counts once. After the
- * last pass the instant no longer matters (a call from before it ingested later counts live).
+ * `passesMs`, and each read raises it to what the store holds by then: every call counts once. The first
+ * replica's last pass closes the seed; once its own is done, a replica counts every call live (a call from
+ * before the instant ingested later, too).
  */
 export class SharedSeeds {
   /** The instant of every budget that has one, by workspace and id. */
@@ -51,11 +52,16 @@ export class SharedSeeds {
     private readonly opts: SharedSeedOptions & { now: () => number; log: (msg: string) => void },
   ) {}
 
-  /** Whether a call made at `ts` counts live against budget `id` (else its seed counts it). */
+  /**
+   * Whether a call made at `ts` counts live against budget `id` (else its seed counts it). Once this
+   * replica's last pass is done (it closes the seed for every replica), every call does: not merely once
+   * the clock says seeding is over, for a call from before the instant counted then would be read again
+   * by a last pass still to come, here or on another replica (counted twice).
+   */
   counts(ws: string, id: string, ts: number | null | undefined): boolean {
     if (!this.#from.size || ts == null) return true;
     const from = this.#from.get(`${ws}\u0000${id}`);
-    return from === undefined || ts >= from || this.opts.now() >= from + this.#endMs();
+    return from === undefined || ts >= from;
   }
 
   /**
@@ -80,7 +86,7 @@ export class SharedSeeds {
     }
     if (from === null) return;
     this.#follow(ws, id, from);
-    await this.#pass(ws, id, from);
+    await this.#pass(ws, id, from, false);
   }
 
   /** At start: learns the instants of the budgets that have one, and goes on with seeds not finished. */
@@ -101,11 +107,19 @@ export class SharedSeeds {
     return this.opts.passesMs[this.opts.passesMs.length - 1] ?? 0;
   }
 
-  #follow(ws: string, id: string, from: number): void {
+  /**
+   * Counts the budget's calls from `from` on, and goes on with its seed's passes; false when its seeding
+   * has ended (every call counts live).
+   */
+  #follow(ws: string, id: string, from: number): boolean {
     const key = `${ws}\u0000${id}`;
-    this.#from.set(key, from);
     const now = this.opts.now();
-    if (now >= from + this.#endMs() + TICK_MS) return; // seeded already
+    if (now >= from + this.#endMs() + TICK_MS) {
+      this.#from.delete(key); // seeded already
+      return false;
+    }
+    this.#from.set(key, from);
+    if (this.#seeding.get(key)?.from === from) return true; // under way (the budget came back meanwhile)
     const next = this.opts.passesMs.findIndex((ms) => now < from + ms);
     this.#seeding.set(key, {
       ws,
@@ -116,6 +130,7 @@ export class SharedSeeds {
     });
     this.#timer ??= setInterval(() => this.#tick(), TICK_MS);
     this.#timer.unref();
+    return true;
   }
 
   #tick(): void {
@@ -123,16 +138,24 @@ export class SharedSeeds {
     for (const [key, s] of this.#seeding) {
       if (s.busy || now < s.from + this.opts.passesMs[s.next]!) continue;
       s.busy = true;
-      void this.#pass(s.ws, s.id, s.from).then((done) => {
+      const last = s.next === this.opts.passesMs.length - 1;
+      void this.#pass(s.ws, s.id, s.from, last).then((done) => {
         s.busy = false;
-        if (done && ++s.next >= this.opts.passesMs.length) this.#seeding.delete(key);
+        if (!done || ++s.next < this.opts.passesMs.length || this.#seeding.get(key) !== s) return;
+        // Seeding has ended here: every call of the budget counts live from now on.
+        this.#seeding.delete(key);
+        if (this.#from.get(key) === s.from) this.#from.delete(key);
       });
     }
     if (!this.#seeding.size) this.close();
   }
 
-  /** Raises budget `id`'s seed to the store's spend of its window's calls made before `from`; false if it failed. */
-  async #pass(ws: string, id: string, from: number): Promise<boolean> {
+  /**
+   * Raises budget `id`'s seed to the store's spend of its window's calls made before `from`; false if it
+   * failed. The `last` pass closes the seed: a later one, here or on a replica whose clock is behind,
+   * changes nothing (the calls stored since may be counted live already).
+   */
+  async #pass(ws: string, id: string, from: number, last: boolean): Promise<boolean> {
     const b = this.registry.forWorkspace(ws).budgets.find((x) => x.id === id);
     if (!b) return true; // removed since
     try {
@@ -141,6 +164,7 @@ export class SharedSeeds {
         ws,
         id,
         seeds.map(({ bucket, slot, spend }) => ({ bucket, slot, total: spend })),
+        last,
       );
       return true;
     } catch (e) {

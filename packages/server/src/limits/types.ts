@@ -153,9 +153,15 @@ export interface LimitStore {
   /**
    * Raises the seeded spend of each bucket slot to `total` (the store's spend of calls before countFrom,
    * read again as more of them are stored): only the growth since the last seed is added, so a seed that
-   * is read twice, or by two replicas, counts once.
+   * is read twice, or by two replicas, counts once. `last` closes the budget's seed: later calls change
+   * nothing.
    */
-  seedTotals(workspace: string, budgetId: string, totals: readonly SeedTotal[]): Promise<void>;
+  seedTotals(
+    workspace: string,
+    budgetId: string,
+    totals: readonly SeedTotal[],
+    last?: boolean,
+  ): Promise<void>;
   /** Seeds a bucket's spend in one slot (memory, rebuilt from the store); additive, and may take away. */
   seedBucket(workspace: string, key: string, slot: string, spend: bigint): void;
   /** Sets the level of the bucket's window to the one its spend reaches now (no state event). */

@@ -1,0 +1,220 @@
+// Budgets added while running on Redis (SharedSeeds), at the edges the load test does not reach: the end
+// of seeding (a call from before the instant counted live and by the last read of the store), a budget
+// that comes back (one counted live without an instant; one whose seeded totals expired), the grace period
+// (calls made then are counted by no one until a later read), and a replica whose refresh loop waits on
+// the first seed of each budget it learns of. Replicas are SpendGuards of their own on one Redis and one
+// event store (a fake: records in memory, summed as the stores sum them), with clocks of their own.
+import { setTimeout as sleep } from "node:timers/promises";
+import { type CallRecord, PricingEngine } from "@tollgate/core";
+import { Redis } from "ioredis";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { type CallContext, SpendGuard } from "../src/limits/guard.js";
+import { PolicyRegistry } from "../src/limits/policies.js";
+import { RedisLimitStore } from "../src/limits/redis-store.js";
+import type { CostSumRow, EventFilter, LimitsStateStore, PolicyRow, SumField } from "../src/store/types.js";
+import { buildRecord } from "./conformance-data.js";
+import { validRecord } from "./helpers.js";
+import { startRedis, type TestRedis } from "./redis-server.js";
+
+/** Calls stored and policies, as the event store keeps them (sumCost: `from` inclusive, `to` exclusive). */
+class FakeEvents {
+  records: CallRecord[] = [];
+  policies = new Map<string, PolicyRow>();
+  /** How long each sumCost takes (a big store's scan). */
+  sumDelayMs = 0;
+  async listPolicies(): Promise<PolicyRow[]> {
+    return [...this.policies.values()];
+  }
+  async putPolicy(row: PolicyRow): Promise<PolicyRow | null> {
+    const k = `${row.workspace_id}\u0000${row.kind}\u0000${row.id}`;
+    const before = this.policies.get(k) ?? null;
+    this.policies.set(k, row);
+    return before;
+  }
+  async deletePolicy(ws: string, kind: string, id: string): Promise<PolicyRow | null> {
+    const k = `${ws}\u0000${kind}\u0000${id}`;
+    const before = this.policies.get(k) ?? null;
+    this.policies.delete(k);
+    return before;
+  }
+  async policyAudit() {
+    return [];
+  }
+  async appendLimitEvents() {}
+  async limitEvents() {
+    return [];
+  }
+  async runUsage() {
+    return [];
+  }
+  async sumCost(filter: EventFilter & { tag?: string }, by: readonly SumField[], hourly: boolean) {
+    if (this.sumDelayMs) await sleep(this.sumDelayMs);
+    const field = (r: CallRecord, f: string) =>
+      f === "model"
+        ? (r.model_requested ?? r.model)
+        : ((r as unknown as Record<string, string | null>)[f] ?? "");
+    const rows = new Map<string, CostSumRow>();
+    for (const r of this.records) {
+      if (r.workspace_id !== filter.workspaceId) continue;
+      if (filter.from !== undefined && r.ts_start < filter.from) continue;
+      if (filter.to !== undefined && r.ts_start >= filter.to) continue;
+      if (Object.entries(filter.where ?? {}).some(([f, v]) => field(r, f) !== v)) continue;
+      const values = by.map((f) => field(r, f));
+      const hour = hourly ? Math.floor(r.ts_start / 3_600_000) : null;
+      const k = JSON.stringify([values, hour]);
+      const row = rows.get(k) ?? { values, hour, cost_nanousd: 0n };
+      row.cost_nanousd += r.cost_nanousd;
+      rows.set(k, row);
+    }
+    return [...rows.values()];
+  }
+  /** The store's spend of `user`'s calls. */
+  spendOf(user: string): bigint {
+    return this.records.filter((r) => r.user_id === user).reduce((s, r) => s + r.cost_nanousd, 0n);
+  }
+}
+
+const GRACE = 1_000;
+const PASSES = [100, 600];
+const END = PASSES[PASSES.length - 1]!;
+/** Real time for the seeding ticks (every 500 ms) to run every pass due. */
+const TICKS_MS = (PASSES.length + 1) * 600;
+
+let redis: TestRedis;
+let admin: Redis;
+let seq = 0;
+const open: { close(): Promise<void> }[] = [];
+
+beforeAll(async () => {
+  redis = await startRedis();
+  admin = new Redis(redis.url);
+});
+afterAll(async () => {
+  admin?.disconnect();
+  await redis?.stop();
+});
+afterEach(async () => {
+  for (const g of open.splice(0)) await g.close();
+});
+
+/** A shared test clock; each replica reads it with its own skew. */
+const clock = { now: Date.now() };
+
+/** One gateway replica: its own policy registry, limit store connection and clock (skewed by `skewMs`). */
+async function replica(
+  events: FakeEvents,
+  opts: { skewMs?: number; limitsFile?: string; graceMs?: number; realClock?: boolean } = {},
+) {
+  const registry = await PolicyRegistry.open(events as unknown as LimitsStateStore, opts.limitsFile ?? null);
+  const store = await RedisLimitStore.connect(redis.url);
+  const now = opts.realClock ? Date.now : () => clock.now + (opts.skewMs ?? 0);
+  const guard = new SpendGuard(store, registry, events as unknown as LimitsStateStore, new PricingEngine(), {
+    now,
+    sharedSeed: { graceMs: opts.graceMs ?? GRACE, passesMs: PASSES },
+    log: () => {},
+  });
+  await guard.rebuild(["default"]);
+  open.push(guard);
+  return { guard, registry, now };
+}
+
+/** A budget on one user's calls (lifetime: every call counts). */
+const budgetSpec = (id: string, user: string, limitUsd = "1000") => ({
+  id,
+  scope: { user_id: user },
+  window: "lifetime",
+  limit_usd: limitUsd,
+});
+
+/** Creates an API budget through `r` as the API does (stored, then seeded). */
+async function createBudget(r: Awaited<ReturnType<typeof replica>>, spec: ReturnType<typeof budgetSpec>) {
+  const { newHere } = await r.registry.put("default", "budget", null, spec, "test");
+  if (newHere) await r.guard.budgetAdded("default", spec.id);
+}
+
+/** A call of `user` made at `ts`: $0.15 (1M gpt-4o-mini input tokens) unless `tokens` says otherwise. */
+const record = (user: string, ts: number, tokens = 1_000_000) =>
+  buildRecord(validRecord({ user_id: user, ts_start: ts, input_uncached_tokens: tokens }));
+
+/** A call recorded elsewhere (events API, SDK): stored, then counted (as IngestService does). */
+async function ingest(events: FakeEvents, guard: SpendGuard, rec: CallRecord) {
+  events.records.push(rec);
+  await guard.observe([rec]);
+}
+
+/** A gateway call of `user` made now on `r`: admitted, settled with its record's cost, its record stored. */
+async function gatewayCall(
+  events: FakeEvents,
+  r: Awaited<ReturnType<typeof replica>>,
+  user: string,
+  tokens = 1_000_000,
+): Promise<boolean> {
+  const body = { model: "gpt-4o-mini", max_tokens: 100, messages: [{ role: "user", content: "hi" }] };
+  const ctx: CallContext = {
+    workspace: "default",
+    facts: { user_id: user },
+    api: "openai.chat",
+    provider: "openai",
+    model: "gpt-4o-mini",
+    body,
+    raw: Buffer.from(JSON.stringify(body)),
+    requestId: `req-${++seq}`,
+    attempt: 1,
+    depth: 1,
+  };
+  const admission = await r.guard.admit(ctx);
+  if (!admission.ok) return false;
+  const rec = record(user, r.now(), tokens);
+  events.records.push(rec);
+  await r.guard.settle(admission.ticket, {
+    cost: rec.cost_nanousd,
+    tokens: 0,
+    toolCalls: 0,
+    eventId: rec.event_id,
+    tsStart: rec.ts_start,
+  });
+  return true;
+}
+
+async function spendOf(guard: SpendGuard, id: string): Promise<bigint> {
+  const b = guard.registry.forWorkspace("default").budgets.find((x) => x.id === id)!;
+  return (await guard.budgetStatus("default", b))[0]!.spend;
+}
+
+const fresh = () => `edge-${process.pid}-${++seq}`;
+
+describe("the end of seeding", () => {
+  it("a call from before the instant, stored once seeding has ended by the clock but before the last pass read the store, counts once", async () => {
+    clock.now = Date.now();
+    const events = new FakeEvents();
+    const a = await replica(events);
+    const user = fresh();
+    events.records.push(record(user, clock.now - 60_000)); // stored before the budget: its seed
+    await createBudget(a, budgetSpec(user, user));
+    // Seeding is over by the clock (its instant + the last pass); the tick has not run the passes yet.
+    clock.now += GRACE + END + 1;
+    // A call made an hour before the instant (a backfill, a call spooled through an outage) comes in now.
+    await ingest(events, a.guard, record(user, clock.now - 3_600_000));
+    await sleep(TICKS_MS);
+    expect(await spendOf(a.guard, user)).toBe(events.spendOf(user)); // was 3 calls' worth of 2
+  });
+
+  it("…on another replica than the one whose last pass reads the store later (its clock 1.5 s behind)", async () => {
+    clock.now = Date.now();
+    const events = new FakeEvents();
+    const a = await replica(events, { skewMs: -1_500 });
+    const b = await replica(events);
+    const user = fresh();
+    events.records.push(record(user, clock.now - 60_000));
+    await createBudget(a, budgetSpec(user, user));
+    for (const x of await b.registry.refresh()) await b.guard.budgetAdded(x.workspace, x.id);
+    // The instant is A's (its clock + the grace). B's clock is past the last pass, A's not yet: B has
+    // finished seeding, A's last read is to come.
+    clock.now += 1_000;
+    await sleep(TICKS_MS);
+    await ingest(events, b.guard, record(user, clock.now - 3_600_000)); // made before the instant
+    clock.now += 1_000; // A's last pass now
+    await sleep(TICKS_MS);
+    expect(await spendOf(a.guard, user)).toBe(events.spendOf(user)); // was 3 calls' worth of 2
+  });
+});

@@ -4,6 +4,9 @@
 // (calls made then are counted by no one until a later read), and a replica whose refresh loop waits on
 // the first seed of each budget it learns of. Replicas are SpendGuards of their own on one Redis and one
 // event store (a fake: records in memory, summed as the stores sum them), with clocks of their own.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type CallRecord, PricingEngine } from "@tollgate/core";
 import { Redis } from "ioredis";
@@ -216,5 +219,53 @@ describe("the end of seeding", () => {
     clock.now += 1_000; // A's last pass now
     await sleep(TICKS_MS);
     expect(await spendOf(a.guard, user)).toBe(events.spendOf(user)); // was 3 calls' worth of 2
+  });
+});
+
+describe("a budget that comes back", () => {
+  let dir = "";
+  afterEach(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    dir = "";
+  });
+
+  it("(a limits-file budget counted live since start, dropped from the file and restored) counts its window once", async () => {
+    clock.now = Date.now();
+    dir = mkdtempSync(join(tmpdir(), "tg-seed-edges-"));
+    const file = join(dir, "limits.yaml");
+    const user = fresh();
+    const withBudget = `budgets:\n  - { id: ${user}, scope: { user_id: ${user} }, window: lifetime, limit_usd: "1000" }\n`;
+    writeFileSync(file, withBudget);
+    const events = new FakeEvents();
+    const a = await replica(events, { limitsFile: file });
+    // Counted live on Redis since it came with the file at start (nothing to seed: counters are shared).
+    await ingest(events, a.guard, record(user, clock.now - 1_000));
+    await ingest(events, a.guard, record(user, clock.now));
+    expect(await spendOf(a.guard, user)).toBe(events.spendOf(user));
+    writeFileSync(file, "budgets: []\n");
+    a.registry.reloadFile();
+    writeFileSync(file, withBudget);
+    for (const x of a.registry.reloadFile().newBudgets) await a.guard.budgetAdded(x.workspace, x.id);
+    clock.now += GRACE + END + 1;
+    await sleep(TICKS_MS);
+    expect(await spendOf(a.guard, user)).toBe(events.spendOf(user)); // was twice its spend
+  });
+
+  it("(an API budget deleted, created again once its seeded totals expired, 48 h on) keeps its counters", async () => {
+    clock.now = Date.now();
+    const events = new FakeEvents();
+    const a = await replica(events);
+    const user = fresh();
+    events.records.push(record(user, clock.now - 60_000));
+    await createBudget(a, budgetSpec(user, user));
+    clock.now += GRACE + END + 1;
+    await sleep(TICKS_MS);
+    expect(await spendOf(a.guard, user)).toBe(events.spendOf(user));
+    await a.registry.delete("default", "budget", user, "test");
+    clock.now += 49 * 3_600_000;
+    await admin.del(`tg:{default}:seeded:${user}`); // its 48 h TTL (Redis's clock is not the test's)
+    await createBudget(a, budgetSpec(user, user));
+    await sleep(TICKS_MS);
+    expect(await spendOf(a.guard, user)).toBe(events.spendOf(user)); // was twice its spend
   });
 });

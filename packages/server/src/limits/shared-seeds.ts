@@ -85,15 +85,30 @@ export class SharedSeeds {
       throw e;
     }
     if (from === null) return;
-    this.#follow(ws, id, from);
-    await this.#pass(ws, id, from, false);
+    // A budget that comes back after its seeding ended keeps its counters: its seed is in them already
+    // (read again once its seeded totals have expired, it would count twice).
+    if (this.#follow(ws, id, from)) await this.#pass(ws, id, from, false);
   }
 
-  /** At start: learns the instants of the budgets that have one, and goes on with seeds not finished. */
+  /**
+   * At start: learns the instants of the budgets that have one, and goes on with seeds not finished. A
+   * budget with none has been counted live by the replicas (a limits-file budget at their start, one from
+   * before seeding existed): it gets the instant 0, so that coming back (dropped from the file and
+   * restored, deleted and created again) it keeps its counters rather than adding its window's spend to
+   * them again. One created through the API within the grace period is being added by another replica:
+   * its instant is proposed as that replica would.
+   */
   async resume(workspaces: Iterable<string>): Promise<void> {
     for (const ws of workspaces)
       for (const b of this.registry.forWorkspace(ws).budgets) {
-        const from = await this.store.countFrom(ws, b.id, null);
+        let from = await this.store.countFrom(ws, b.id, null);
+        if (from === null) {
+          const now = this.opts.now();
+          const e = this.registry.get(ws, "budget", b.id);
+          const recent =
+            e?.source === "api" && e.updated_at !== null && now - e.updated_at < this.opts.graceMs;
+          from = await this.store.countFrom(ws, b.id, recent ? now + this.opts.graceMs : 0);
+        }
         if (from !== null) this.#follow(ws, b.id, from);
       }
   }

@@ -201,13 +201,15 @@ function seedPassesMs(env = process.env): number[] {
  * With a shared store, budgets, rate limits and agent ceilings set through any replica's API reach every
  * replica within one refresh. A failed refresh keeps the policies in force and tries again.
  */
-function refreshPolicies(guard: SpendGuard, everyMs: number): () => void {
+export function refreshPolicies(guard: SpendGuard, everyMs: number): () => void {
   let running = false;
   const timer = setInterval(async () => {
     if (running) return;
     running = true;
     try {
-      for (const b of await guard.registry.refresh()) await guard.budgetAdded(b.workspace, b.id);
+      // Not awaited: each budget's instant is fixed (or learned) at once, not after the first seeds of
+      // the others read the store (the later ones' instants passing meanwhile: their calls here lost).
+      for (const b of await guard.registry.refresh()) void guard.budgetAdded(b.workspace, b.id);
     } catch (e) {
       console.error(`policies not refreshed from the store (retrying): ${(e as Error).message}`);
     } finally {

@@ -14,6 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type CallContext, SpendGuard } from "../src/limits/guard.js";
 import { PolicyRegistry } from "../src/limits/policies.js";
 import { RedisLimitStore } from "../src/limits/redis-store.js";
+import { refreshPolicies } from "../src/runtime.js";
 import type { CostSumRow, EventFilter, LimitsStateStore, PolicyRow, SumField } from "../src/store/types.js";
 import { buildRecord } from "./conformance-data.js";
 import { validRecord } from "./helpers.js";
@@ -267,5 +268,37 @@ describe("a budget that comes back", () => {
     await createBudget(a, budgetSpec(user, user));
     await sleep(TICKS_MS);
     expect(await spendOf(a.guard, user)).toBe(events.spendOf(user)); // was twice its spend
+  });
+});
+
+describe("a replica that learns of budgets through its policy refresh", () => {
+  it("fixes each one's instant before it passes, however long the first seeds of the others take", async () => {
+    const events = new FakeEvents();
+    // Real clocks here (the refresh runs on a timer): a refresh every 100 ms, a grace period of two.
+    const a = await replica(events, { realClock: true, graceMs: 200 });
+    const slow = new FakeEvents();
+    slow.records = events.records;
+    slow.policies = events.policies;
+    slow.sumDelayMs = 300; // B's store reads are slow (a big store)
+    const b = await replica(slow, { realClock: true, graceMs: 200 });
+    const stop = refreshPolicies(b.guard, 100);
+    try {
+      const users = [fresh(), fresh(), fresh(), fresh()];
+      for (const u of users) await createBudget(a, budgetSpec(u, u)); // one script creating budgets
+      const last = users[users.length - 1]!;
+      const until = Date.now() + 1_500;
+      let calls = 0;
+      while (Date.now() < until) {
+        await gatewayCall(events, b, last, 1_000); // traffic through B all along
+        calls++;
+        await sleep(20);
+      }
+      await sleep(END + TICKS_MS);
+      const spend = await spendOf(a.guard, last);
+      console.log(`refresh: ${calls} calls through B, budget counts ${spend} of ${events.spendOf(last)}`);
+      expect(spend).toBe(events.spendOf(last));
+    } finally {
+      stop();
+    }
   });
 });

@@ -302,3 +302,22 @@ describe("a replica that learns of budgets through its policy refresh", () => {
     }
   });
 });
+
+describe("a budget added while the limit store does not answer", () => {
+  it("gets its instant and its seed once it answers again (not: counted live, never seeded)", async () => {
+    clock.now = Date.now();
+    const events = new FakeEvents();
+    const a = await replica(events);
+    const user = fresh();
+    events.records.push(record(user, clock.now - 60_000)); // its window's spend before it appears
+    const countFrom = a.guard.store.countFrom.bind(a.guard.store);
+    let fails = 1; // a blip: the first countFrom fails
+    a.guard.store.countFrom = (...args) =>
+      fails-- > 0 ? Promise.reject(new Error("Command timed out")) : countFrom(...args);
+    await createBudget(a, budgetSpec(user, user));
+    await gatewayCall(events, a, user);
+    clock.now += GRACE + END + 1;
+    await sleep(2 * TICKS_MS);
+    expect(await spendOf(a.guard, user)).toBe(events.spendOf(user)); // was the live call's only
+  });
+});

@@ -43,6 +43,8 @@ export class SharedSeeds {
   /** The instant of every budget that has one, by workspace and id. */
   readonly #from = new Map<string, number>();
   readonly #seeding = new Map<string, Seeding>();
+  /** Budgets whose instant the limit store did not answer for: asked again at each tick. */
+  readonly #unfixed = new Map<string, { ws: string; id: string; busy: boolean }>();
   #timer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -74,16 +76,24 @@ export class SharedSeeds {
 
   /**
    * A budget that appeared while running: fixes its instant (or learns another replica's) and seeds it.
-   * With the limit store down, it counts every call live and has no seed.
+   * With the limit store down, its instant is asked for again at each tick until it answers, the budget's
+   * calls not counted live meanwhile (those made before the instant are in its seed). Counting them live
+   * instead, it had no seed at all (its window's spend before it never counted), and the calls made here
+   * before an instant another replica fixed counted twice (live, and in that replica's seed).
    */
   async added(ws: string, id: string): Promise<void> {
+    const key = `${ws}\u0000${id}`;
     let from: number | null;
     try {
       from = await this.store.countFrom(ws, id, this.opts.now() + this.opts.graceMs);
     } catch (e) {
-      this.#from.delete(`${ws}\u0000${id}`);
-      throw e;
+      this.#from.set(key, Number.POSITIVE_INFINITY);
+      this.#unfixed.set(key, { ws, id, busy: false });
+      this.#startTicks();
+      this.opts.log(`limits: the instant of budget ${id} not fixed, tried again: ${(e as Error).message}`);
+      return;
     }
+    this.#unfixed.delete(key);
     if (from === null) return;
     // A budget that comes back after its seeding ended keeps its counters: its seed is in them already
     // (read again once its seeded totals have expired, it would count twice).
@@ -143,12 +153,27 @@ export class SharedSeeds {
       next: next === -1 ? this.opts.passesMs.length - 1 : next,
       busy: false,
     });
-    this.#timer ??= setInterval(() => this.#tick(), TICK_MS);
-    this.#timer.unref();
+    this.#startTicks();
     return true;
   }
 
+  #startTicks(): void {
+    this.#timer ??= setInterval(() => this.#tick(), TICK_MS);
+    this.#timer.unref();
+  }
+
   #tick(): void {
+    for (const [key, u] of this.#unfixed) {
+      if (u.busy) continue;
+      if (!this.registry.forWorkspace(u.ws).budgets.some((b) => b.id === u.id)) {
+        this.#unfixed.delete(key); // removed since
+        continue;
+      }
+      u.busy = true;
+      void this.added(u.ws, u.id).finally(() => {
+        u.busy = false;
+      });
+    }
     const now = this.opts.now();
     for (const [key, s] of this.#seeding) {
       if (s.busy || now < s.from + this.opts.passesMs[s.next]!) continue;
@@ -162,7 +187,7 @@ export class SharedSeeds {
         if (this.#from.get(key) === s.from) this.#from.delete(key);
       });
     }
-    if (!this.#seeding.size) this.close();
+    if (!this.#seeding.size && !this.#unfixed.size) this.close();
   }
 
   /**

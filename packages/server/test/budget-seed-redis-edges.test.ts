@@ -1,9 +1,11 @@
 // Budgets added while running on Redis (SharedSeeds), at the edges the load test does not reach: the end
-// of seeding (a call from before the instant counted live and by the last read of the store), a budget
-// that comes back (one counted live without an instant; one whose seeded totals expired), the grace period
-// (calls made then are counted by no one until a later read), and a replica whose refresh loop waits on
-// the first seed of each budget it learns of. Replicas are SpendGuards of their own on one Redis and one
-// event store (a fake: records in memory, summed as the stores sum them), with clocks of their own.
+// of seeding (a call from before the instant counted live and by a last read of the store still to come),
+// a budget that comes back (one counted live without an instant; one whose seeded totals expired), a
+// replica whose refresh loop waited on the first seed of each budget it learned of, a budget added while
+// Redis does not answer; and known gaps, pinned: a limits file whose copies change apart, the grace period
+// (calls made then are counted by no one until a later read), an edit that changes a budget's buckets.
+// Replicas are SpendGuards of their own on one Redis and one event store (a fake: records in memory, summed
+// as the stores sum them), with clocks of their own.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -271,6 +273,64 @@ describe("a budget that comes back", () => {
   });
 });
 
+describe("a budget added to the limits file of every replica", () => {
+  let dir = "";
+  afterEach(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    dir = "";
+  });
+
+  // Known gap (not fixed here): the grace period is two policy refreshes, but replicas learn of a limits
+  // file's budget when their own copy of the file changes (a ConfigMap reaches pods a minute or more
+  // apart), not at a refresh. A replica whose file changes after the instant counts none of the calls it
+  // answered until then.
+  it.fails("counts the calls of a replica whose file changed after the instant", async () => {
+    clock.now = Date.now();
+    dir = mkdtempSync(join(tmpdir(), "tg-seed-edges-"));
+    const [fa, fb] = [join(dir, "a.yaml"), join(dir, "b.yaml")];
+    for (const f of [fa, fb]) writeFileSync(f, "budgets: []\n");
+    const events = new FakeEvents();
+    const a = await replica(events, { limitsFile: fa });
+    const b = await replica(events, { limitsFile: fb });
+    const user = fresh();
+    const withBudget = `budgets:\n  - { id: ${user}, scope: { user_id: ${user} }, window: lifetime, limit_usd: "1000" }\n`;
+    writeFileSync(fa, withBudget);
+    for (const x of a.registry.reloadFile().newBudgets) await a.guard.budgetAdded(x.workspace, x.id);
+    clock.now += 3 * GRACE; // B's copy of the file changes later
+    for (let i = 0; i < 3; i++) await gatewayCall(events, b, user);
+    writeFileSync(fb, withBudget);
+    for (const x of b.registry.reloadFile().newBudgets) await b.guard.budgetAdded(x.workspace, x.id);
+    clock.now += END + 1;
+    await sleep(TICKS_MS);
+    expect(await spendOf(a.guard, user)).toBe(events.spendOf(user)); // B's 3 calls missing
+  });
+});
+
+describe("the grace period", () => {
+  // Known gap (not fixed here): from a budget's appearance to its instant, and until the first read after
+  // it, the calls made are counted by nobody: each one's reservation is taken back at its settle and its
+  // cost waits for the seed. A hard cap holds nothing then but each call's own worst case.
+  it.fails("a hard cap holds for the calls made between a budget's appearance and its instant", async () => {
+    clock.now = Date.now();
+    const events = new FakeEvents();
+    const a = await replica(events);
+    const user = fresh();
+    // $0.999 of a $1.00 cap spent before it appears; each call costs $0.00015 (1,000 input tokens).
+    events.records.push(record(user, clock.now - 60_000, 6_660_000));
+    await createBudget(a, budgetSpec(user, user, "1.00"));
+    const seeded = await spendOf(a.guard, user);
+    let admitted = 0;
+    for (let i = 0; i < 200; i++) if (await gatewayCall(events, a, user, 1_000)) admitted++;
+    clock.now += GRACE + END + 1;
+    await sleep(TICKS_MS);
+    const spend = await spendOf(a.guard, user);
+    console.log(
+      `grace: seeded ${seeded}, admitted ${admitted} of 200, spend ${spend} (store ${events.spendOf(user)}) of a 1000000000 cap`,
+    );
+    expect(spend).toBeLessThanOrEqual(1_000_000_000n);
+  });
+});
+
 describe("a replica that learns of budgets through its policy refresh", () => {
   it("fixes each one's instant before it passes, however long the first seeds of the others take", async () => {
     const events = new FakeEvents();
@@ -319,5 +379,24 @@ describe("a budget added while the limit store does not answer", () => {
     clock.now += GRACE + END + 1;
     await sleep(2 * TICKS_MS);
     expect(await spendOf(a.guard, user)).toBe(events.spendOf(user)); // was the live call's only
+  });
+});
+
+describe("a budget edited", () => {
+  // Known gap (both backends, not of seeding alone): an edit that changes a budget's buckets (its window,
+  // its scope) starts them empty; only a budget new to a process is seeded.
+  it.fails("(its window, day to month, once seeded) counts what its new window holds", async () => {
+    clock.now = Date.now();
+    const events = new FakeEvents();
+    const a = await replica(events);
+    const user = fresh();
+    events.records.push(record(user, clock.now - 1_000));
+    const spec = { ...budgetSpec(user, user), window: "day" };
+    await createBudget(a, spec);
+    clock.now += GRACE + END + 1;
+    await sleep(TICKS_MS);
+    expect(await spendOf(a.guard, user)).toBe(events.spendOf(user));
+    await createBudget(a, { ...spec, window: "month" });
+    expect(await spendOf(a.guard, user)).toBe(events.spendOf(user)); // 0
   });
 });

@@ -2,8 +2,8 @@
 // of seeding (a call from before the instant counted live and by a last read of the store still to come),
 // a budget that comes back (one counted live without an instant; one whose seeded totals expired), a
 // replica whose refresh loop waited on the first seed of each budget it learned of, a budget added while
-// Redis does not answer; and known gaps, pinned: a limits file whose copies change apart, the grace period
-// (calls made then are counted by no one until a later read), an edit that changes a budget's buckets.
+// Redis does not answer, the hard cap through the grace period (calls held until a read counts them); and
+// known gaps, pinned: a limits file whose copies change apart, an edit that changes a budget's buckets.
 // Replicas are SpendGuards of their own on one Redis and one event store (a fake: records in memory, summed
 // as the stores sum them), with clocks of their own.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -73,6 +73,10 @@ class FakeEvents {
       rows.set(k, row);
     }
     return [...rows.values()];
+  }
+  async storedIds(ws: string, ids: readonly string[]): Promise<Set<string>> {
+    const held = new Set(this.records.filter((r) => r.workspace_id === ws).map((r) => r.event_id));
+    return new Set(ids.filter((id) => held.has(id)));
   }
   /** The store's spend of `user`'s calls. */
   spendOf(user: string): bigint {
@@ -307,20 +311,22 @@ describe("a budget added to the limits file of every replica", () => {
 });
 
 describe("the grace period", () => {
-  // Known gap (not fixed here): from a budget's appearance to its instant, and until the first read after
-  // it, the calls made are counted by nobody: each one's reservation is taken back at its settle and its
-  // cost waits for the seed. A hard cap holds nothing then but each call's own worst case.
-  it.fails("a hard cap holds for the calls made between a budget's appearance and its instant", async () => {
+  // From a budget's appearance to its instant, and until a read of the store after each call, the calls
+  // made are counted by no one yet: each one's reservation is kept past its settle until a pass has read
+  // the store holding it, so the cap holds their worst cases meanwhile. Before, it was taken back at the
+  // settle: 200 of 200 calls were admitted where 6 fitted, the cap 3% over.
+  it("a hard cap holds for the calls made between a budget's appearance and its instant", async () => {
     clock.now = Date.now();
     const events = new FakeEvents();
     const a = await replica(events);
     const user = fresh();
-    // $0.999 of a $1.00 cap spent before it appears; each call costs $0.00015 (1,000 input tokens).
+    // $0.999 of a $1.00 cap spent before it appears.
     events.records.push(record(user, clock.now - 60_000, 6_660_000));
     await createBudget(a, budgetSpec(user, user, "1.00"));
     const seeded = await spendOf(a.guard, user);
     let admitted = 0;
-    for (let i = 0; i < 200; i++) if (await gatewayCall(events, a, user, 1_000)) admitted++;
+    // Each call costs $0.000045 (300 input tokens), under its reservation's worst case ($0.0000726).
+    for (let i = 0; i < 200; i++) if (await gatewayCall(events, a, user, 300)) admitted++;
     clock.now += GRACE + END + 1;
     await sleep(TICKS_MS);
     const spend = await spendOf(a.guard, user);

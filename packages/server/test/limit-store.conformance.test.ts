@@ -299,6 +299,22 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     expect(await store().claim(w, "bg:resp_1", NOW + 60_000, NOW + 130)).toBe(false);
   });
 
+  it("releaseHolds: a reservation a settle kept is taken back, once", async () => {
+    const w = ws();
+    const req = admitReq(w);
+    await store().admit(req);
+    // Settled at 0 without its reservation: a seed is to count the call, its worst case held meanwhile.
+    await store().settle({
+      ...settleOf(req, 0n),
+      buckets: req.buckets.map((b) => ({ ...b, reserved: 0n, actual: 0n })),
+    });
+    expect(await store().buckets(w, [bucket()], NOW)).toEqual([{ spend: 0n, reserved: 100n }]);
+    const hold = { key: bucket().key, id: req.id, amount: 100n };
+    await store().releaseHolds(w, [hold]);
+    await store().releaseHolds(w, [hold]);
+    expect(await store().buckets(w, [bucket()], NOW)).toEqual([{ spend: 0n, reserved: 0n }]);
+  });
+
   it("countFrom: the first instant proposed is kept, per workspace and budget; null only reads it", async () => {
     const [w, other] = [ws(), ws()];
     expect(await store().countFrom(w, "cap", null)).toBeNull();

@@ -322,14 +322,23 @@ export class SpendGuard {
     const added = this.#addedSince(ticket);
     const extra = added.length ? this.#chargeAdded(ticket, added, outcome, now) : null;
     if (isBareTicket(ticket)) return void (await extra);
-    // A call from before a shared budget's instant is in its seed instead (SharedSeeds).
-    const cost = (b: ChargedBucket) =>
-      this.#counts(ticket.workspace, b.budget.id, outcome.tsStart) ? (outcome.cost ?? b.reserved) : 0n;
     const req = {
       workspace: ticket.workspace,
       id: ticket.id,
       now,
-      buckets: ticket.buckets.map((b) => settleRef(b, cost(b))),
+      buckets: ticket.buckets.map((b) => {
+        if (this.#counts(ticket.workspace, b.budget.id, outcome.tsStart))
+          return settleRef(b, outcome.cost ?? b.reserved);
+        // A call from before a shared budget's instant is in its seed instead; its reservation stays
+        // until the seed has counted it (SharedSeeds.hold).
+        this.#shared?.hold(ticket.workspace, b.budget.id, {
+          key: b.key,
+          id: ticket.id,
+          amount: b.reserved,
+          eventId: outcome.eventId,
+        });
+        return { ...settleRef(b, 0n), reserved: 0n };
+      }),
       tokenRates: ticket.tokenRates.map((t) => ({ key: t.key, tokens: outcome.tokens })),
       run: ticket.run
         ? {

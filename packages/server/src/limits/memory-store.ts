@@ -144,8 +144,10 @@ export class MemoryLimitStore implements LimitStore {
       // No pruning here: a call admitted before its window rolled over settles into the slot it was
       // admitted in (as its ts_start places it), and must not drop the newer slot.
       const state = this.#state(workspace, b.key);
+      // As in Redis (a member "<id>:<amount>"), a reservation is taken back as reserved: one settled with
+      // another amount (0: kept until a seed counts the call, SharedSeeds.hold) stays.
       const held = id === null ? undefined : state.reservations.get(id);
-      if (held) {
+      if (held && held.amount === b.reserved) {
         state.reservations.delete(id!);
         state.reserved -= held.amount;
       }
@@ -227,6 +229,20 @@ export class MemoryLimitStore implements LimitStore {
       if (total <= done) continue;
       this.#seeded.set(k, total);
       this.seedBucket(workspace, bucket.key, slot, total - done);
+    }
+    return Promise.resolve();
+  }
+
+  releaseHolds(
+    workspace: string,
+    holds: readonly { key: string; id: string; amount: bigint }[],
+  ): Promise<void> {
+    for (const { key, id } of holds) {
+      const state = this.#state(workspace, key);
+      const held = state.reservations.get(id);
+      if (!held) continue;
+      state.reservations.delete(id);
+      state.reserved -= held.amount;
     }
     return Promise.resolve();
   }

@@ -293,6 +293,15 @@ export class RedisLimitStore implements LimitStore {
     await flushed;
   }
 
+  releaseHolds(
+    workspace: string,
+    holds: readonly { key: string; id: string; amount: bigint }[],
+  ): Promise<void> {
+    return this.#release(
+      holds.map((h) => ({ workspace, key: h.key, leases: [], reservation: { id: h.id, amount: h.amount } })),
+    );
+  }
+
   charge(req: ChargeRequest): Promise<SettleResult> {
     return this.#settle(req, "", `charged:${req.eventId}`);
   }

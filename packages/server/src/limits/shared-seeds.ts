@@ -18,6 +18,16 @@ export const DEFAULT_SHARED_SEED: SharedSeedOptions = {
   passesMs: [5_000, 30_000, 300_000, 3_600_000],
 };
 
+/** A reservation kept at a call's settle until a seed counts the call (see SharedSeeds.hold). */
+export interface Hold {
+  /** Bucket key, reservation id and amount, as reserved. */
+  key: string;
+  id: string;
+  amount: bigint;
+  /** The call's record: released once a pass read the store holding it (at the last pass in any case). */
+  eventId: string | null;
+}
+
 interface Seeding {
   ws: string;
   id: string;
@@ -43,6 +53,8 @@ export class SharedSeeds {
   /** The instant of every budget that has one, by workspace and id. */
   readonly #from = new Map<string, number>();
   readonly #seeding = new Map<string, Seeding>();
+  /** Reservations kept for the calls a seed is to count, by workspace and budget id. */
+  readonly #holds = new Map<string, Hold[]>();
   /** Budgets whose instant the limit store did not answer for: asked again at each tick. */
   readonly #unfixed = new Map<string, { ws: string; id: string; busy: boolean }>();
   #timer: NodeJS.Timeout | null = null;
@@ -64,6 +76,19 @@ export class SharedSeeds {
     if (!this.#from.size || ts == null) return true;
     const from = this.#from.get(`${ws}\u0000${id}`);
     return from === undefined || ts >= from;
+  }
+
+  /**
+   * Keeps a settled call's reservation in a budget whose seed is to count it (a call made before the
+   * instant): until a pass has read the store holding the call, its worst case stays reserved, so a hard
+   * cap still holds its cost meanwhile. Reservations of calls admitted from a lease are the lease's: it
+   * takes them back at settle (leases are granted only far from the cap).
+   */
+  hold(ws: string, budgetId: string, hold: Hold): void {
+    const key = `${ws}\u0000${budgetId}`;
+    const holds = this.#holds.get(key);
+    if (holds) holds.push(hold);
+    else this.#holds.set(key, [hold]);
   }
 
   /**
@@ -98,6 +123,7 @@ export class SharedSeeds {
     // A budget that comes back after its seeding ended keeps its counters: its seed is in them already
     // (read again once its seeded totals have expired, it would count twice).
     if (this.#follow(ws, id, from)) await this.#pass(ws, id, from, false);
+    else await this.#release(key, () => true);
   }
 
   /**
@@ -121,6 +147,19 @@ export class SharedSeeds {
         }
         if (from !== null) this.#follow(ws, b.id, from);
       }
+  }
+
+  /** Takes back the held reservations `done` says, of budget `key`. */
+  async #release(key: string, done: (h: Hold) => boolean): Promise<void> {
+    const holds = this.#holds.get(key);
+    if (!holds) return;
+    const ws = key.slice(0, key.indexOf("\u0000"));
+    const released = holds.filter(done);
+    if (!released.length) return;
+    const kept = holds.filter((h) => !done(h));
+    if (kept.length) this.#holds.set(key, kept);
+    else this.#holds.delete(key);
+    await this.store.releaseHolds(ws, released);
   }
 
   close(): void {
@@ -196,9 +235,17 @@ export class SharedSeeds {
    * changes nothing (the calls stored since may be counted live already).
    */
   async #pass(ws: string, id: string, from: number, last: boolean): Promise<boolean> {
+    const key = `${ws}\u0000${id}`;
     const b = this.registry.forWorkspace(ws).budgets.find((x) => x.id === id);
-    if (!b) return true; // removed since
     try {
+      if (!b) {
+        await this.#release(key, () => true); // removed since
+        return true;
+      }
+      // Asked before the store is summed: a call stored by then is in the sum (a store only grows).
+      const holds = this.#holds.get(key) ?? [];
+      const ids = holds.flatMap((h) => (h.eventId ? [h.eventId] : []));
+      const stored = ids.length ? await this.events.storedIds(ws, ids) : new Set<string>();
       const seeds = await storedSpend(this.events, ws, b, this.opts.now(), from);
       await this.store.seedTotals(
         ws,
@@ -206,6 +253,7 @@ export class SharedSeeds {
         seeds.map(({ bucket, slot, spend }) => ({ bucket, slot, total: spend })),
         last,
       );
+      await this.#release(key, (h) => last || h.eventId === null || stored.has(h.eventId));
       return true;
     } catch (e) {
       this.opts.log(

@@ -162,6 +162,14 @@ export interface LimitStore {
     totals: readonly SeedTotal[],
     last?: boolean,
   ): Promise<void>;
+  /**
+   * Takes back reservations a settle kept (`id` with `amount` in bucket `key`): calls whose cost a seed
+   * counts, held until it has. Repeating it changes nothing.
+   */
+  releaseHolds(
+    workspace: string,
+    holds: readonly { key: string; id: string; amount: bigint }[],
+  ): Promise<void>;
   /** Seeds a bucket's spend in one slot (memory, rebuilt from the store); additive, and may take away. */
   seedBucket(workspace: string, key: string, slot: string, spend: bigint): void;
   /** Sets the level of the bucket's window to the one its spend reaches now (no state event). */

@@ -226,6 +226,8 @@ export interface RunUsageRow {
 
 /** Policies, their audit trail, limit events, and the sums limits are rebuilt from. */
 export interface LimitsStateStore {
+  /** Which of these calls the store holds (see EventStore). */
+  storedIds(workspaceId: string, eventIds: readonly string[]): Promise<Set<string>>;
   listPolicies(workspaceId?: string): Promise<PolicyRow[]>;
   /** Creates or replaces a policy and audits the change in one transaction; returns the previous one. */
   putPolicy(row: PolicyRow): Promise<PolicyRow | null>;

@@ -81,3 +81,40 @@ describe("a budget that comes back", () => {
     expect(await spendUsd("from-file")).toBe(first);
   });
 });
+
+describe("a budget whose buckets change (window, scope)", () => {
+  it("through the API is seeded anew: its new window's spend counts, once", async () => {
+    await spentEarlier("u4");
+    await spentEarlier("u5");
+    await spentEarlier("u5");
+    const b = { id: "b4", scope: { user_id: "u4" }, window: "day", limit_usd: "10.00" };
+    expect((await admin("POST", "/api/budgets", b)).status).toBe(201);
+    const day = await spendUsd("b4");
+    expect(Number(day)).toBeGreaterThan(0);
+    // A new window: what the month holds of u4's calls (today's), not empty.
+    expect((await admin("POST", "/api/budgets", { ...b, window: "month" })).status).toBe(200);
+    expect(await spendUsd("b4")).toBe(day);
+    // A new scope: u5's spend (twice u4's), not u4's left in its counters (nor both).
+    const u5 = { ...b, window: "month", scope: { user_id: "u5" } };
+    expect((await admin("POST", "/api/budgets", u5)).status).toBe(200);
+    const twice = await spendUsd("b4");
+    expect(Number(twice)).toBeCloseTo(2 * Number(day), 6);
+    // An edit that leaves its buckets as they are (the limit) keeps its counters.
+    expect((await admin("POST", "/api/budgets", { ...u5, limit_usd: "20" })).status).toBe(200);
+    expect(await spendUsd("b4")).toBe(twice);
+  });
+
+  it("through the limits file is seeded anew on reload", async () => {
+    await spentEarlier("u6");
+    const reload = async (text: string) => {
+      writeFileSync(limitsFile, text);
+      const { newBudgets } = rt.guard.registry.reloadFile();
+      for (const x of newBudgets) await rt.guard.budgetAdded(x.workspace, x.id);
+    };
+    await reload('budgets:\n  - { id: filed, scope: { user_id: u6 }, window: day, limit_usd: "5" }\n');
+    const day = await spendUsd("filed");
+    expect(Number(day)).toBeGreaterThan(0);
+    await reload('budgets:\n  - { id: filed, scope: { user_id: u6 }, window: week, limit_usd: "5" }\n');
+    expect(await spendUsd("filed")).toBe(day);
+  });
+});

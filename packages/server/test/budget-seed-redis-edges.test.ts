@@ -389,8 +389,8 @@ describe("a budget added while the limit store does not answer", () => {
 });
 
 describe("a budget edited", () => {
-  // Known gap (both backends, not of seeding alone): an edit that changes a budget's buckets (its window,
-  // its scope) starts them empty; only a budget new to a process is seeded.
+  // Known gap (Redis): an edit that changes a budget's buckets (its window, its scope) starts them empty;
+  // only a budget new to the replicas is seeded (in memory such an edit seeds them anew).
   it.fails("(its window, day to month, once seeded) counts what its new window holds", async () => {
     clock.now = Date.now();
     const events = new FakeEvents();

@@ -107,10 +107,10 @@ export function registerLimitRoutes(app: Hono<Env>, guard: SpendGuard, h: LimitR
   for (const [path, kind] of Object.entries(PATHS)) {
     const put = async (c: Context<Env>, id: string | null) => {
       const ws = h.workspaceOf(c, c.req.query("workspace"));
-      const { entry, created, newHere } = await registry
+      const { entry, created, seed } = await registry
         .put(ws, kind, id, await jsonBody(c), actorOf(c.get("principal")))
         .catch(policyFailure);
-      if (newHere && kind === "budget") await guard.budgetAdded(ws, entry.id);
+      if (seed) await guard.budgetAdded(ws, entry.id);
       return c.json(
         {
           id: entry.id,

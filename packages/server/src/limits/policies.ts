@@ -43,6 +43,12 @@ export interface PolicyEntry {
 
 const EMPTY: WorkspacePolicies = { budgets: [], rates: [], agents: new Map() };
 
+/** What decides a budget's buckets and their slots: an edit that changes it seeds them anew. */
+function bucketing(spec: unknown): string {
+  const s = spec as { scope?: unknown; window?: unknown; timezone?: unknown };
+  return JSON.stringify([s.scope ?? {}, s.window, s.timezone ?? "UTC"]);
+}
+
 /** Validates one policy of a kind; the agent kind's id is its agent_type. */
 export function validatePolicy(
   kind: PolicyKind,
@@ -134,7 +140,8 @@ export class PolicyRegistry {
 
   /**
    * Re-reads the API's policies from the store, where another replica may have changed them (a shared
-   * store); returns the budgets that are new here. The limits file's entries are kept as they are.
+   * store); returns the budgets to seed: new here, or whose buckets changed (window, time zone, scope).
+   * The limits file's entries are kept as they are.
    */
   async refresh(): Promise<{ workspace: string; id: string }[]> {
     const readFrom = this.#changes;
@@ -142,11 +149,11 @@ export class PolicyRegistry {
     // A change made here while the rows were read may be missing from them: it stays as it is here.
     const changedSince = (ws: string, key: string) =>
       (this.#changedAt.get(`${ws}\u0000${key}`) ?? 0) > readFrom;
-    const known = new Set<string>();
+    const known = new Map<string, string>(); // budgets here, with their bucketing
     for (const [ws, m] of this.#entries) {
       for (const [k, e] of m)
         if (e.source === "api") {
-          if (e.kind === "budget") known.add(`${ws}\u0000${e.id}`);
+          if (e.kind === "budget") known.set(`${ws}\u0000${e.id}`, bucketing(e.spec));
           if (!changedSince(ws, k)) m.delete(k);
         }
       this.#compiled.delete(ws);
@@ -164,17 +171,21 @@ export class PolicyRegistry {
         updated_at: row.updated_at,
         updated_by: row.updated_by,
       });
-      if (row.kind === "budget" && !known.has(`${row.workspace_id}\u0000${row.id}`))
+      if (row.kind !== "budget") continue;
+      const was = known.get(`${row.workspace_id}\u0000${row.id}`);
+      if (was === undefined) {
         added.push({ workspace: row.workspace_id, id: row.id });
+        this.#budgetAdded(row.workspace_id, row.id);
+      } else if (was !== bucketing(row.spec)) added.push({ workspace: row.workspace_id, id: row.id });
     }
-    for (const b of added) this.#budgetAdded(b.workspace, b.id);
     return added;
   }
 
   /** Re-reads the limits file; a broken file throws and the previous entries stay in force. */
   /**
    * Re-reads the limits file; a broken file (or one that clashes with the API's entries) throws and the
-   * previous entries stay in force. Returns the entries read and the budgets that are new.
+   * previous entries stay in force. Returns the entries read and the budgets to seed: new, or whose
+   * buckets changed (window, time zone, scope).
    */
   reloadFile(): { entries: number; newBudgets: { workspace: string; id: string }[] } {
     if (!this.filePath) return { entries: 0, newBudgets: [] };
@@ -182,20 +193,23 @@ export class PolicyRegistry {
     for (const e of entries)
       if (this.get(workspace, e.kind, e.id)?.source === "api")
         throw new Error(`${this.filePath}: ${e.kind} ${e.id} is also set through the API`);
-    const known = new Set<string>();
+    const known = new Map<string, string>(); // budgets here, with their bucketing
     for (const [ws, m] of this.#entries) {
       for (const [k, e] of m)
         if (e.source === "file") {
-          if (e.kind === "budget") known.add(`${ws}\u0000${e.id}`);
+          if (e.kind === "budget") known.set(`${ws}\u0000${e.id}`, bucketing(e.spec));
           m.delete(k);
         }
       this.#compiled.delete(ws);
     }
     for (const e of entries) this.#set(workspace, e);
-    const newBudgets = entries
-      .filter((e) => e.kind === "budget" && !known.has(`${workspace}\u0000${e.id}`))
-      .map((e) => ({ workspace, id: e.id }));
-    for (const b of newBudgets) this.#budgetAdded(b.workspace, b.id);
+    const newBudgets: { workspace: string; id: string }[] = [];
+    for (const e of entries) {
+      if (e.kind !== "budget") continue;
+      const was = known.get(`${workspace}\u0000${e.id}`);
+      if (was === undefined) this.#budgetAdded(workspace, e.id);
+      if (was === undefined || was !== bucketing(e.spec)) newBudgets.push({ workspace, id: e.id });
+    }
     return { entries: entries.length, newBudgets };
   }
 
@@ -231,7 +245,8 @@ export class PolicyRegistry {
   /**
    * Creates or replaces an API policy (validated, stored, audited). `created`: the store had none of this
    * id (a refresh may have brought it here meanwhile); `newHere`: this process had none, so a new budget's
-   * counters are to be seeded here (once: a refresh that brought it seeded them).
+   * counters are to be seeded here (once: a refresh that brought it seeded them); `seed`: a budget to seed
+   * here, new or with its buckets changed (window, time zone, scope).
    */
   async put(
     ws: string,
@@ -239,7 +254,7 @@ export class PolicyRegistry {
     id: string | null,
     spec: unknown,
     actor: string,
-  ): Promise<{ entry: PolicyEntry; created: boolean; newHere: boolean }> {
+  ): Promise<{ entry: PolicyEntry; created: boolean; newHere: boolean; seed: boolean }> {
     const v = validatePolicy(kind, id, spec);
     this.#refuseFileEntry(ws, kind, v.id);
     const now = Date.now();
@@ -252,11 +267,13 @@ export class PolicyRegistry {
       updated_by: actor,
     });
     const entry: PolicyEntry = { kind, ...v, source: "api", updated_at: now, updated_by: actor };
-    const newHere = this.get(ws, kind, v.id) === null;
+    const prior = this.get(ws, kind, v.id);
+    const newHere = prior === null;
     this.#set(ws, entry);
     this.#changed(ws, `${kind}:${v.id}`);
     if (newHere && kind === "budget") this.#budgetAdded(ws, v.id);
-    return { entry, created: before === null, newHere };
+    const seed = kind === "budget" && (prior === null || bucketing(prior.spec) !== bucketing(v.spec));
+    return { entry, created: before === null, newHere, seed };
   }
 
   async delete(ws: string, kind: PolicyKind, id: string, actor: string): Promise<boolean> {

@@ -666,6 +666,8 @@ export class SpendGuard {
   async close(): Promise<void> {
     this.#shared?.close();
     await this.#unwritten.flush();
+    // After the settles that kept them: the reservations held for this replica's seed passes go back.
+    await this.#shared?.releaseAll();
     await this.store.close();
   }
 

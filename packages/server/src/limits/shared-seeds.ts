@@ -167,6 +167,15 @@ export class SharedSeeds {
     this.#timer = null;
   }
 
+  /**
+   * At shutdown: gives back every reservation still held here. No pass of this replica will read the
+   * store for them any more; the other replicas' passes count the calls once stored. Kept, they would
+   * hold the cap's room for their TTL (an hour).
+   */
+  async releaseAll(): Promise<void> {
+    await Promise.all([...this.#holds.keys()].map((key) => this.#release(key, () => true)));
+  }
+
   #endMs(): number {
     return this.opts.passesMs[this.opts.passesMs.length - 1] ?? 0;
   }
@@ -223,7 +232,11 @@ export class SharedSeeds {
         if (!done || ++s.next < this.opts.passesMs.length || this.#seeding.get(key) !== s) return;
         // Seeding has ended here: every call of the budget counts live from now on.
         this.#seeding.delete(key);
-        if (this.#from.get(key) === s.from) this.#from.delete(key);
+        if (this.#from.get(key) === s.from) {
+          this.#from.delete(key);
+          // A call settled while the last pass gave its holds back was held after it: no pass is to come.
+          void this.#release(key, () => true);
+        }
       });
     }
     if (!this.#seeding.size && !this.#unfixed.size) this.close();

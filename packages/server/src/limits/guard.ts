@@ -604,10 +604,18 @@ export class SpendGuard {
     for (const file of rec.spoolFiles()) if (!spooled.has(file)) spooled.set(file, rec.spooled(file));
     const unstored = unstoredSpend([rec.waiting(), ...spooled.values()], ws, b, now, tap.ids);
     // The counters are replaced from here on by what they held at the instant: later counts stay on top.
-    const stored = await rec.storedIds(
-      ws,
-      unstored.map((u) => u.eventId),
-    );
+    // Should the store not say, they count as not stored: a seed is not dropped for a rare double count.
+    const stored = await rec
+      .storedIds(
+        ws,
+        unstored.map((u) => u.eventId),
+      )
+      .catch((e) => {
+        this.#log(
+          `limits: seeding budget ${id}, the store did not say which calls it holds: ${(e as Error).message}`,
+        );
+        return new Set<string>();
+      });
     for (const u of unstored) if (!stored.has(u.eventId)) seeds.push(u);
     for (const [key, slots] of before)
       for (const [slot, spend] of slots) this.store.seedBucket(ws, key, slot, -spend);

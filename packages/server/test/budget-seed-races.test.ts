@@ -14,7 +14,14 @@ import { PolicyRegistry } from "../src/limits/policies.js";
 import { openRuntime, type Runtime } from "../src/runtime.js";
 import { DuckDbStore } from "../src/store/duckdb/store.js";
 import type { CostSumRow, LimitsStateStore } from "../src/store/types.js";
-import { adminRequest, type Json, postEvents, startTestGateway, validRecord } from "./helpers.js";
+import {
+  adminRequest,
+  chatContext,
+  type Json,
+  postEvents,
+  startTestGateway,
+  validRecord,
+} from "./helpers.js";
 import { startMockUpstream } from "./mock-upstream.js";
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -97,19 +104,7 @@ describe("a call in flight when a budget appears", () => {
   } as unknown as LimitsStateStore;
 
   function ctx(user: string): CallContext {
-    const body = { model: "gpt-4o-mini", max_tokens: 100, messages: [{ role: "user", content: "hi" }] };
-    return {
-      workspace: "default",
-      facts: { user_id: user },
-      api: "openai.chat",
-      provider: "openai",
-      model: "gpt-4o-mini",
-      body,
-      raw: Buffer.from(JSON.stringify(body)),
-      requestId: `req-${user}`,
-      attempt: 1,
-      depth: 1,
-    };
+    return chatContext({ user_id: user }, { requestId: `req-${user}` });
   }
 
   for (const [window, later] of [

@@ -13,13 +13,13 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { type CallRecord, PricingEngine } from "@tollgate/core";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type CallContext, SpendGuard } from "../src/limits/guard.js";
+import { SpendGuard } from "../src/limits/guard.js";
 import { PolicyRegistry } from "../src/limits/policies.js";
 import { RedisLimitStore } from "../src/limits/redis-store.js";
 import { refreshPolicies } from "../src/runtime.js";
 import type { CostSumRow, EventFilter, LimitsStateStore, PolicyRow, SumField } from "../src/store/types.js";
 import { buildRecord } from "./conformance-data.js";
-import { validRecord } from "./helpers.js";
+import { chatContext, validRecord } from "./helpers.js";
 import { startRedis, type TestRedis } from "./redis-server.js";
 
 /** Calls stored and policies, as the event store keeps them (sumCost: `from` inclusive, `to` exclusive). */
@@ -159,20 +159,7 @@ async function gatewayCall(
   user: string,
   tokens = 1_000_000,
 ): Promise<boolean> {
-  const body = { model: "gpt-4o-mini", max_tokens: 100, messages: [{ role: "user", content: "hi" }] };
-  const ctx: CallContext = {
-    workspace: "default",
-    facts: { user_id: user },
-    api: "openai.chat",
-    provider: "openai",
-    model: "gpt-4o-mini",
-    body,
-    raw: Buffer.from(JSON.stringify(body)),
-    requestId: `req-${++seq}`,
-    attempt: 1,
-    depth: 1,
-  };
-  const admission = await r.guard.admit(ctx);
+  const admission = await r.guard.admit(chatContext({ user_id: user }));
   if (!admission.ok) return false;
   const rec = record(user, r.now(), tokens);
   events.records.push(rec);
@@ -410,20 +397,7 @@ describe("a budget edited", () => {
 describe("held reservations (review)", () => {
   /** A gateway call of `user` admitted now on `r`, its settle left to the caller. */
   async function admitOnly(r: Awaited<ReturnType<typeof replica>>, user: string, tokens = 300) {
-    const body = { model: "gpt-4o-mini", max_tokens: 100, messages: [{ role: "user", content: "hi" }] };
-    const ctx: CallContext = {
-      workspace: "default",
-      facts: { user_id: user },
-      api: "openai.chat",
-      provider: "openai",
-      model: "gpt-4o-mini",
-      body,
-      raw: Buffer.from(JSON.stringify(body)),
-      requestId: `req-${++seq}`,
-      attempt: 1,
-      depth: 1,
-    };
-    const admission = await r.guard.admit(ctx);
+    const admission = await r.guard.admit(chatContext({ user_id: user }));
     if (!admission.ok) throw new Error("refused");
     const rec = record(user, r.now(), tokens);
     const settle = () =>

@@ -354,3 +354,27 @@ export function holdable<T extends object>(target: T, method: keyof T & string) 
   };
   return { delayed, hold };
 }
+
+/** What the guard knows of a one-message gpt-4o-mini chat call before it is sent (SpendGuard.admit). */
+export function chatContext(
+  facts: import("../src/limits/guard.js").CallContext["facts"],
+  opts: { maxTokens?: number; requestId?: string } = {},
+): import("../src/limits/guard.js").CallContext {
+  const body = {
+    model: "gpt-4o-mini",
+    max_tokens: opts.maxTokens ?? 100,
+    messages: [{ role: "user", content: "hi" }],
+  };
+  return {
+    workspace: "default",
+    facts,
+    api: "openai.chat",
+    provider: "openai",
+    model: "gpt-4o-mini",
+    body,
+    raw: Buffer.from(JSON.stringify(body)),
+    requestId: opts.requestId ?? `req-${uuidv7()}`,
+    attempt: 1,
+    depth: 1,
+  };
+}

@@ -13,7 +13,7 @@ import { PolicyRegistry } from "../src/limits/policies.js";
 import { RedisLimitStore } from "../src/limits/redis-store.js";
 import type { LimitsStateStore } from "../src/store/types.js";
 import { buildRecord } from "./conformance-data.js";
-import { validRecord } from "./helpers.js";
+import { chatContext, validRecord } from "./helpers.js";
 import { startRedis, type TestRedis } from "./redis-server.js";
 
 let redis: TestRedis;
@@ -66,19 +66,7 @@ async function connectGuard(log: (msg: string) => void = () => {}) {
 
 /** A gpt-4o-mini call of this test's user: a worst case of ~$0.0096 (16,000 output tokens). */
 function call(maxTokens = 16_000): CallContext {
-  const body = { model: "gpt-4o-mini", max_tokens: maxTokens, messages: [{ role: "user", content: "hi" }] };
-  return {
-    workspace: "default",
-    facts: { user_id: user, customer_id: user },
-    api: "openai.chat",
-    provider: "openai",
-    model: "gpt-4o-mini",
-    body,
-    raw: Buffer.from(JSON.stringify(body)),
-    requestId: `req-${++seq}`,
-    attempt: 1,
-    depth: 1,
-  };
+  return chatContext({ user_id: user, customer_id: user }, { maxTokens });
 }
 /** A call with a worst case (~$0.00006) small enough that both budgets grant leases: admitted locally. */
 const leasedCall = () => call(100);

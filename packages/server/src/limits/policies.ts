@@ -134,8 +134,14 @@ export class PolicyRegistry {
     this.#budgetListeners.push(listener);
   }
 
-  #budgetAdded(ws: string, id: string): void {
+  /**
+   * Whether a budget now in force here is to be seeded: new here (its listeners told at once), or with its
+   * buckets changed since (`was`: its bucketing before; undefined when it had none here).
+   */
+  #toSeed(ws: string, id: string, spec: unknown, was: string | undefined): boolean {
+    if (was !== undefined) return was !== bucketing(spec);
     for (const listener of this.#budgetListeners) listener(ws, id);
+    return true;
   }
 
   /**
@@ -171,17 +177,13 @@ export class PolicyRegistry {
         updated_at: row.updated_at,
         updated_by: row.updated_by,
       });
-      if (row.kind !== "budget") continue;
       const was = known.get(`${row.workspace_id}\u0000${row.id}`);
-      if (was === undefined) {
+      if (row.kind === "budget" && this.#toSeed(row.workspace_id, row.id, row.spec, was))
         added.push({ workspace: row.workspace_id, id: row.id });
-        this.#budgetAdded(row.workspace_id, row.id);
-      } else if (was !== bucketing(row.spec)) added.push({ workspace: row.workspace_id, id: row.id });
     }
     return added;
   }
 
-  /** Re-reads the limits file; a broken file throws and the previous entries stay in force. */
   /**
    * Re-reads the limits file; a broken file (or one that clashes with the API's entries) throws and the
    * previous entries stay in force. Returns the entries read and the budgets to seed: new, or whose
@@ -203,13 +205,13 @@ export class PolicyRegistry {
       this.#compiled.delete(ws);
     }
     for (const e of entries) this.#set(workspace, e);
-    const newBudgets: { workspace: string; id: string }[] = [];
-    for (const e of entries) {
-      if (e.kind !== "budget") continue;
-      const was = known.get(`${workspace}\u0000${e.id}`);
-      if (was === undefined) this.#budgetAdded(workspace, e.id);
-      if (was === undefined || was !== bucketing(e.spec)) newBudgets.push({ workspace, id: e.id });
-    }
+    const newBudgets = entries
+      .filter(
+        (e) =>
+          e.kind === "budget" &&
+          this.#toSeed(workspace, e.id, e.spec, known.get(`${workspace}\u0000${e.id}`)),
+      )
+      .map((e) => ({ workspace, id: e.id }));
     return { entries: entries.length, newBudgets };
   }
 
@@ -268,12 +270,11 @@ export class PolicyRegistry {
     });
     const entry: PolicyEntry = { kind, ...v, source: "api", updated_at: now, updated_by: actor };
     const prior = this.get(ws, kind, v.id);
-    const newHere = prior === null;
     this.#set(ws, entry);
     this.#changed(ws, `${kind}:${v.id}`);
-    if (newHere && kind === "budget") this.#budgetAdded(ws, v.id);
-    const seed = kind === "budget" && (prior === null || bucketing(prior.spec) !== bucketing(v.spec));
-    return { entry, created: before === null, newHere, seed };
+    const seed =
+      kind === "budget" && this.#toSeed(ws, v.id, v.spec, prior ? bucketing(prior.spec) : undefined);
+    return { entry, created: before === null, newHere: prior === null, seed };
   }
 
   async delete(ws: string, kind: PolicyKind, id: string, actor: string): Promise<boolean> {

@@ -14,6 +14,7 @@ import type {
   BucketRef,
   BucketStatus,
   ChargeRequest,
+  HeldReservation,
   LevelChange,
   LimitStore,
   RunStatus,
@@ -68,6 +69,8 @@ export class MemoryLimitStore implements LimitStore {
   /** countFrom instants, and the totals seedTotals has added, by workspace, budget (bucket, slot). */
   readonly #countFrom = new Map<string, number>();
   readonly #seeded = new Map<string, bigint>();
+  /** Budgets whose seed a last pass closed, by workspace and id. */
+  readonly #seedClosed = new Set<string>();
   #nextPrune = 0;
 
   admit(req: AdmitRequest): Promise<AdmitResult> {
@@ -144,13 +147,8 @@ export class MemoryLimitStore implements LimitStore {
       // No pruning here: a call admitted before its window rolled over settles into the slot it was
       // admitted in (as its ts_start places it), and must not drop the newer slot.
       const state = this.#state(workspace, b.key);
-      // As in Redis (a member "<id>:<amount>"), a reservation is taken back as reserved: one settled with
-      // another amount (0: kept until a seed counts the call, SharedSeeds.hold) stays.
-      const held = id === null ? undefined : state.reservations.get(id);
-      if (held && held.amount === b.reserved) {
-        state.reservations.delete(id!);
-        state.reserved -= held.amount;
-      }
+      // Settled with another amount (0: kept until a seed counts the call, SharedSeeds.hold), it stays.
+      if (id !== null) unreserve(state, id, b.reserved);
       const slot = b.slots[b.slots.length - 1]!;
       state.spend.set(slot, (state.spend.get(slot) ?? 0n) + b.actual);
       const spend = sumSlots(state, b.slots);
@@ -220,11 +218,11 @@ export class MemoryLimitStore implements LimitStore {
   }
 
   seedTotals(workspace: string, budgetId: string, totals: readonly SeedTotal[], last = false): Promise<void> {
-    const closed = `${workspace}\u0000${budgetId}\u0000closed`;
-    if (this.#seeded.has(closed)) return Promise.resolve();
-    if (last) this.#seeded.set(closed, 0n);
+    const budget = `${workspace}\u0000${budgetId}`;
+    if (this.#seedClosed.has(budget)) return Promise.resolve();
+    if (last) this.#seedClosed.add(budget);
     for (const { bucket, slot, total } of totals) {
-      const k = `${workspace}\u0000${budgetId}\u0000${bucket.key}\u0000${slot}`;
+      const k = `${budget}\u0000${bucket.key}\u0000${slot}`;
       const done = this.#seeded.get(k) ?? 0n;
       if (total <= done) continue;
       this.#seeded.set(k, total);
@@ -233,17 +231,8 @@ export class MemoryLimitStore implements LimitStore {
     return Promise.resolve();
   }
 
-  releaseHolds(
-    workspace: string,
-    holds: readonly { key: string; id: string; amount: bigint }[],
-  ): Promise<void> {
-    for (const { key, id } of holds) {
-      const state = this.#state(workspace, key);
-      const held = state.reservations.get(id);
-      if (!held) continue;
-      state.reservations.delete(id);
-      state.reserved -= held.amount;
-    }
+  releaseHolds(workspace: string, holds: readonly HeldReservation[]): Promise<void> {
+    for (const { key, id, amount } of holds) unreserve(this.#state(workspace, key), id, amount);
     return Promise.resolve();
   }
 
@@ -338,6 +327,17 @@ export class MemoryLimitStore implements LimitStore {
     run.lastSeen = Math.max(run.lastSeen, now);
     return run;
   }
+}
+
+/**
+ * Takes reservation `id` back from a bucket if it is there as `amount` (as Redis takes back the member
+ * "<id>:<amount>"): at most once.
+ */
+function unreserve(b: Bucket, id: string, amount: bigint): void {
+  const held = b.reservations.get(id);
+  if (!held || held.amount !== amount) return;
+  b.reservations.delete(id);
+  b.reserved -= held.amount;
 }
 
 function sumSlots(b: Bucket, slots: readonly string[]): bigint {

@@ -11,6 +11,7 @@ import type {
   BucketRef,
   BucketStatus,
   ChargeRequest,
+  HeldReservation,
   LevelChange,
   LimitStore,
   RunStatus,
@@ -293,10 +294,7 @@ export class RedisLimitStore implements LimitStore {
     await flushed;
   }
 
-  releaseHolds(
-    workspace: string,
-    holds: readonly { key: string; id: string; amount: bigint }[],
-  ): Promise<void> {
+  releaseHolds(workspace: string, holds: readonly HeldReservation[]): Promise<void> {
     return this.#release(
       holds.map((h) => ({ workspace, key: h.key, leases: [], reservation: { id: h.id, amount: h.amount } })),
     );

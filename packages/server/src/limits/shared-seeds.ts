@@ -1,7 +1,7 @@
 import type { LimitsStateStore } from "../store/types.js";
 import { storedSpend } from "./budget-seed.js";
 import type { PolicyRegistry } from "./policies.js";
-import type { LimitStore } from "./types.js";
+import type { HeldReservation, LimitStore } from "./types.js";
 
 export interface SharedSeedOptions {
   /** How long after a budget appears its calls start counting live: longer than replicas take to learn of it. */
@@ -19,11 +19,7 @@ export const DEFAULT_SHARED_SEED: SharedSeedOptions = {
 };
 
 /** A reservation kept at a call's settle until a seed counts the call (see SharedSeeds.hold). */
-export interface Hold {
-  /** Bucket key, reservation id and amount, as reserved. */
-  key: string;
-  id: string;
-  amount: bigint;
+export interface Hold extends HeldReservation {
   /** The call's record: released once a pass read the store holding it (at the last pass in any case). */
   eventId: string | null;
 }

@@ -100,6 +100,13 @@ export interface SettleResult {
   killed: KillReason | null;
 }
 
+/** A call's reservation in one bucket, as admitted: its bucket key, reservation id and amount. */
+export interface HeldReservation {
+  key: string;
+  id: string;
+  amount: bigint;
+}
+
 /** The store's spend in one slot of a bucket, as seeded. */
 export interface SeedTotal {
   bucket: BucketRef;
@@ -166,10 +173,7 @@ export interface LimitStore {
    * Takes back reservations a settle kept (`id` with `amount` in bucket `key`): calls whose cost a seed
    * counts, held until it has. Repeating it changes nothing.
    */
-  releaseHolds(
-    workspace: string,
-    holds: readonly { key: string; id: string; amount: bigint }[],
-  ): Promise<void>;
+  releaseHolds(workspace: string, holds: readonly HeldReservation[]): Promise<void>;
   /** Seeds a bucket's spend in one slot (memory, rebuilt from the store); additive, and may take away. */
   seedBucket(workspace: string, key: string, slot: string, spend: bigint): void;
   /** Sets the level of the bucket's window to the one its spend reaches now (no state event). */

@@ -194,6 +194,11 @@ export class SpendGuard {
     return this.#shared === null || this.#shared.counts(ws, id, ts);
   }
 
+  /** Each bucket's charge of a call made at `ts` costing `cost`: none where a seed counts it instead. */
+  #liveCharges(ws: string, buckets: readonly ChargedBucket[], ts: number | null | undefined, cost: bigint) {
+    return buckets.map((b) => settleRef(b, this.#counts(ws, b.budget.id, ts) ? cost : 0n));
+  }
+
   /** Lets budgets added while running be seeded exactly (see #seedLive); without it they are seeded as at start. */
   attachRecording(view: RecordingView): void {
     this.#recording = view;
@@ -386,9 +391,7 @@ export class SpendGuard {
    * per ticket, retried as settles are.
    */
   #chargeAdded(ticket: Ticket, added: ChargedBucket[], outcome: CallOutcome, now: number): Promise<void> {
-    const charged = added.map((b) =>
-      settleRef(b, this.#counts(ticket.workspace, b.budget.id, outcome.tsStart) ? (outcome.cost ?? 0n) : 0n),
-    );
+    const charged = this.#liveCharges(ticket.workspace, added, outcome.tsStart, outcome.cost ?? 0n);
     const apply = async () => {
       const res = await this.store.charge({
         workspace: ticket.workspace,
@@ -464,9 +467,7 @@ export class SpendGuard {
           }
         : null;
       if (this.#taps.size) this.#tapped(rec.workspace_id, rec.event_id);
-      const charged = buckets.map((b) =>
-        settleRef(b, this.#counts(rec.workspace_id, b.budget.id, rec.ts_start) ? rec.cost_nanousd : 0n),
-      );
+      const charged = this.#liveCharges(rec.workspace_id, buckets, rec.ts_start, rec.cost_nanousd);
       const apply = async () => {
         const res = await this.store.charge({
           workspace: rec.workspace_id,
@@ -583,8 +584,9 @@ export class SpendGuard {
     // Spooled calls are read ahead, a file a turn (a large spool must not hold up the event loop); only
     // the files spooled since are read at the instant. None is stored meanwhile (commits wait).
     const spooled = new Map<string, CallRecord[]>();
+    const applies = inBudget(ws, b, now);
     for (const file of rec.spoolFiles()) {
-      spooled.set(file, rec.spooled(file).filter(inBudget(ws, b, now)));
+      spooled.set(file, rec.spooled(file).filter(applies));
       await nextTurn();
     }
     // The instant is taken at the start of a turn with no ingested batch being counted: a batch is counted

@@ -35,6 +35,9 @@ interface Seeding {
 
 const TICK_MS = 500;
 
+/** A budget's key in this module's maps: its workspace and id. */
+const budgetKey = (ws: string, id: string) => `${ws}\u0000${id}`;
+
 /**
  * Budgets added while running on counters shared by replicas (Redis), where no replica can pause what the
  * others count. A budget counts live the calls made from one instant on, the same for every replica (the
@@ -50,7 +53,7 @@ export class SharedSeeds {
   readonly #from = new Map<string, number>();
   readonly #seeding = new Map<string, Seeding>();
   /** Reservations kept for the calls a seed is to count, by workspace and budget id. */
-  readonly #holds = new Map<string, Hold[]>();
+  readonly #holds = new Map<string, { ws: string; list: Hold[] }>();
   /** Budgets whose instant the limit store did not answer for: asked again at each tick. */
   readonly #unfixed = new Map<string, { ws: string; id: string; busy: boolean }>();
   #timer: NodeJS.Timeout | null = null;
@@ -70,7 +73,7 @@ export class SharedSeeds {
    */
   counts(ws: string, id: string, ts: number | null | undefined): boolean {
     if (!this.#from.size || ts == null) return true;
-    const from = this.#from.get(`${ws}\u0000${id}`);
+    const from = this.#from.get(budgetKey(ws, id));
     return from === undefined || ts >= from;
   }
 
@@ -81,10 +84,10 @@ export class SharedSeeds {
    * takes them back at settle (leases are granted only far from the cap).
    */
   hold(ws: string, budgetId: string, hold: Hold): void {
-    const key = `${ws}\u0000${budgetId}`;
+    const key = budgetKey(ws, budgetId);
     const holds = this.#holds.get(key);
-    if (holds) holds.push(hold);
-    else this.#holds.set(key, [hold]);
+    if (holds) holds.list.push(hold);
+    else this.#holds.set(key, { ws, list: [hold] });
   }
 
   /**
@@ -92,7 +95,7 @@ export class SharedSeeds {
    * calls counted against it are all from before the instant, so its seed counts them.
    */
   appeared(ws: string, id: string): void {
-    this.#from.set(`${ws}\u0000${id}`, Number.POSITIVE_INFINITY);
+    this.#from.set(budgetKey(ws, id), Number.POSITIVE_INFINITY);
   }
 
   /**
@@ -103,7 +106,7 @@ export class SharedSeeds {
    * before an instant another replica fixed counted twice (live, and in that replica's seed).
    */
   async added(ws: string, id: string): Promise<void> {
-    const key = `${ws}\u0000${id}`;
+    const key = budgetKey(ws, id);
     let from: number | null;
     try {
       from = await this.store.countFrom(ws, id, this.opts.now() + this.opts.graceMs);
@@ -149,13 +152,11 @@ export class SharedSeeds {
   async #release(key: string, done: (h: Hold) => boolean): Promise<void> {
     const holds = this.#holds.get(key);
     if (!holds) return;
-    const ws = key.slice(0, key.indexOf("\u0000"));
-    const released = holds.filter(done);
+    const released = holds.list.filter(done);
     if (!released.length) return;
-    const kept = holds.filter((h) => !done(h));
-    if (kept.length) this.#holds.set(key, kept);
-    else this.#holds.delete(key);
-    await this.store.releaseHolds(ws, released);
+    holds.list = holds.list.filter((h) => !done(h));
+    if (!holds.list.length) this.#holds.delete(key);
+    await this.store.releaseHolds(holds.ws, released);
   }
 
   close(): void {
@@ -181,7 +182,7 @@ export class SharedSeeds {
    * has ended (every call counts live).
    */
   #follow(ws: string, id: string, from: number): boolean {
-    const key = `${ws}\u0000${id}`;
+    const key = budgetKey(ws, id);
     const now = this.opts.now();
     if (now >= from + this.#endMs() + TICK_MS) {
       this.#from.delete(key); // seeded already
@@ -244,7 +245,7 @@ export class SharedSeeds {
    * changes nothing (the calls stored since may be counted live already).
    */
   async #pass(ws: string, id: string, from: number, last: boolean): Promise<boolean> {
-    const key = `${ws}\u0000${id}`;
+    const key = budgetKey(ws, id);
     const b = this.registry.forWorkspace(ws).budgets.find((x) => x.id === id);
     try {
       if (!b) {
@@ -252,7 +253,7 @@ export class SharedSeeds {
         return true;
       }
       // Asked before the store is summed: a call stored by then is in the sum (a store only grows).
-      const holds = this.#holds.get(key) ?? [];
+      const holds = this.#holds.get(key)?.list ?? [];
       const ids = holds.flatMap((h) => (h.eventId ? [h.eventId] : []));
       const stored = ids.length ? await this.events.storedIds(ws, ids) : new Set<string>();
       const seeds = await storedSpend(this.events, ws, b, this.opts.now(), from);

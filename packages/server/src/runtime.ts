@@ -42,6 +42,9 @@ export interface Runtime {
 }
 
 export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
+  // Settings read before anything is opened: a bad one leaves nothing behind.
+  const refreshMs = policyRefreshMs();
+  const passesMs = seedPassesMs();
   const engine = new PricingEngine(opts.pricebookPath ? loadPriceBook(opts.pricebookPath) : null);
   const store = await openStore(opts.dataDir, {
     thread: opts.storeThread,
@@ -52,7 +55,6 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
   });
   let unlock = () => {};
   let guard: SpendGuard;
-  const refreshMs = policyRefreshMs();
   const writer = new GroupCommitWriter(store, { concurrency: store.writeConcurrency });
   let spool: Spool;
   try {
@@ -61,7 +63,7 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
     const registry = await PolicyRegistry.open(store, opts.limitsPath ?? null);
     guard = new SpendGuard(await openLimitStore(opts.redisUrl ?? null), registry, store, engine, {
       // Every replica learns of a new budget within a refresh: two of them make the grace period.
-      sharedSeed: { graceMs: 2 * refreshMs, passesMs: seedPassesMs() },
+      sharedSeed: { graceMs: 2 * refreshMs, passesMs },
     });
     // Shared (Redis) counters counted those calls live: their replay need not hold up the start.
     await guard.rebuild(["default"], guard.store.volatile ? await unstoredCalls(spool, writer) : []);
@@ -170,7 +172,7 @@ async function unstoredCalls(spool: Spool, writer: GroupCommitWriter): Promise<I
 }
 
 /** How often a replica re-reads policies from a shared store (TOLLGATE_POLICY_REFRESH_MS, default 5 s). */
-function policyRefreshMs(env = process.env): number {
+export function policyRefreshMs(env = process.env): number {
   const v = env.TOLLGATE_POLICY_REFRESH_MS;
   if (v === undefined || v === "") return 5_000;
   const n = Number(v);
@@ -186,7 +188,7 @@ function policyRefreshMs(env = process.env): number {
  * (TOLLGATE_BUDGET_SEED_PASSES_MS, comma-separated, ascending; default 5 s, 30 s, 5 min, 1 h): calls made
  * before then and stored after the last read do not count against it.
  */
-function seedPassesMs(env = process.env): number[] {
+export function seedPassesMs(env = process.env): number[] {
   const v = env.TOLLGATE_BUDGET_SEED_PASSES_MS;
   if (v === undefined || v === "") return [...DEFAULT_SHARED_SEED.passesMs];
   const ms = v.split(",").map((p) => Number(p.trim()));

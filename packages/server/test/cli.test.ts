@@ -45,6 +45,16 @@ describe("tollgate CLI", () => {
       ],
       ["TOLLGATE_DUCKDB_BLOCK_SIZE", "8192", "TOLLGATE_DUCKDB_BLOCK_SIZE must be a power of two from 16384"],
       ["TOLLGATE_CHECKPOINT_WAL_MB", "8MB", "TOLLGATE_CHECKPOINT_WAL_MB must be a whole number"],
+      [
+        "TOLLGATE_POLICY_REFRESH_MS",
+        "50",
+        "TOLLGATE_POLICY_REFRESH_MS must be a whole number of ms, at least 100",
+      ],
+      [
+        "TOLLGATE_BUDGET_SEED_PASSES_MS",
+        "300,30",
+        "TOLLGATE_BUDGET_SEED_PASSES_MS must be ascending whole numbers",
+      ],
     ] as const) {
       const dataDirOfBad = join(dir, `bad-${name}`);
       const res = spawnSync(process.execPath, [CLI, "--data-dir", dataDirOfBad, "serve", "--port", "0"], {

@@ -4,6 +4,7 @@ import { dataDirFrom, portFrom, pricebookFrom } from "../config.js";
 import { type GatewayConfig, gatewayConfigFromEnv } from "../gateway/config.js";
 import { heapGrowthFrom, limitHeapGrowth } from "../heap-growth.js";
 import { roleFrom, SERVER_ROLES, servesRoutes } from "../roles.js";
+import { policyRefreshMs, seedPassesMs } from "../runtime.js";
 import { startServer } from "../serve.js";
 import { duckDbBlockSizeFrom } from "../store/duckdb/block-size.js";
 import { checkpointWalBytesFrom } from "../store/duckdb/checkpoint-pacer.js";
@@ -72,7 +73,10 @@ Tuning (environment):
                                 growing at a bulk load's pace, 1 to 256 (32); less keeps fewer rows in memory
   TOLLGATE_DUCKDB_BLOCK_SIZE    block size of a new embedded store file, 16384 to 262144 (DuckDB's default):
                                 16384 halves the memory rows take until a checkpoint; analytics read more blocks
-  TOLLGATE_POLICY_REFRESH_MS    how often a replica re-reads budgets and limits from a shared store (5000)`,
+  TOLLGATE_POLICY_REFRESH_MS    how often a replica re-reads budgets and limits from a shared store (5000)
+  TOLLGATE_BUDGET_SEED_PASSES_MS  with limits on Redis, when a budget added while running reads its earlier
+                                calls from the store again, in ms after it starts counting live, ascending
+                                (5000,30000,300000,3600000)`,
     )
     .action(
       async (
@@ -103,6 +107,8 @@ Tuning (environment):
           duckDbMemoryLimitFrom();
           duckDbBlockSizeFrom();
           checkpointWalBytesFrom();
+          policyRefreshMs();
+          seedPassesMs();
           // Its settings read here: a bad one is a usage error (exit 2, no stack trace), as these are.
           if (servesRoutes(role, "gateway")) gateway = gatewayConfigFromEnv({}, opts.upstreams ?? null);
         } catch (e) {

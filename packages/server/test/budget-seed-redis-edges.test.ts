@@ -2,8 +2,9 @@
 // of seeding (a call from before the instant counted live and by a last read of the store still to come),
 // a budget that comes back (one counted live without an instant; one whose seeded totals expired), a
 // replica whose refresh loop waited on the first seed of each budget it learned of, a budget added while
-// Redis does not answer, the hard cap through the grace period (calls held until a read counts them); and
-// known gaps, pinned: a limits file whose copies change apart, an edit that changes a budget's buckets.
+// Redis does not answer, the hard cap through the grace period (calls held until a read counts them), edits
+// to another window kind; and known gaps, pinned: a limits file whose copies change apart, an edit back to a
+// window kind the budget had.
 // Replicas are SpendGuards of their own on one Redis and one event store (a fake: records in memory, summed
 // as the stores sum them), with clocks of their own.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -136,10 +137,10 @@ const budgetSpec = (id: string, user: string, limitUsd = "1000") => ({
   limit_usd: limitUsd,
 });
 
-/** Creates an API budget through `r` as the API does (stored, then seeded). */
+/** Creates or edits an API budget through `r` as the API does (stored, then seeded if it is to be). */
 async function createBudget(r: Awaited<ReturnType<typeof replica>>, spec: ReturnType<typeof budgetSpec>) {
-  const { newHere } = await r.registry.put("default", "budget", null, spec, "test");
-  if (newHere) await r.guard.budgetAdded("default", spec.id);
+  const { seed } = await r.registry.put("default", "budget", null, spec, "test");
+  if (seed) await r.guard.budgetAdded("default", spec.id);
 }
 
 /** A call of `user` made at `ts`: $0.15 (1M gpt-4o-mini input tokens) unless `tokens` says otherwise. */
@@ -257,7 +258,7 @@ describe("a budget that comes back", () => {
     expect(await spendOf(a.guard, user)).toBe(events.spendOf(user));
     await a.registry.delete("default", "budget", user, "test");
     clock.now += 49 * 3_600_000;
-    await admin.del(`tg:{default}:seeded:${user}`); // its 48 h TTL (Redis's clock is not the test's)
+    await admin.del(`tg:{default}:seeded:${user}#lifetime`); // its 48 h TTL (Redis's clock is not the test's)
     await createBudget(a, budgetSpec(user, user));
     await sleep(TICKS_MS);
     expect(await spendOf(a.guard, user)).toBe(events.spendOf(user)); // was twice its spend
@@ -376,9 +377,9 @@ describe("a budget added while the limit store does not answer", () => {
 });
 
 describe("a budget edited", () => {
-  // Known gap (Redis): an edit that changes a budget's buckets (its window, its scope) starts them empty;
-  // only a budget new to the replicas is seeded (in memory such an edit seeds them anew).
-  it.fails("(its window, day to month, once seeded) counts what its new window holds", async () => {
+  // An edit to another window kind is seeded as a new budget is (its instant and seed are the kind's own).
+  // Before, its new slots started empty: the month after a day window read $0.
+  it("(its window, day to month, once seeded) counts what its new window holds", async () => {
     clock.now = Date.now();
     const events = new FakeEvents();
     const a = await replica(events);
@@ -391,6 +392,67 @@ describe("a budget edited", () => {
     expect(await spendOf(a.guard, user)).toBe(events.spendOf(user));
     await createBudget(a, { ...spec, window: "month" });
     expect(await spendOf(a.guard, user)).toBe(events.spendOf(user)); // 0
+  });
+
+  it("(day to month on A) counts once the calls through B, which learns of the edit at its refresh", async () => {
+    clock.now = Date.now();
+    const events = new FakeEvents();
+    const a = await replica(events);
+    const b = await replica(events, { skewMs: -300 });
+    const user = fresh();
+    const spec = { ...budgetSpec(user, user), window: "day" };
+    await createBudget(a, spec);
+    for (const x of await b.registry.refresh()) await b.guard.budgetAdded(x.workspace, x.id);
+    clock.now += GRACE + END + 1;
+    await sleep(TICKS_MS);
+    for (let i = 0; i < 2; i++) await gatewayCall(events, b, user); // counted in the day's slot
+    await createBudget(a, { ...spec, window: "month" });
+    for (let i = 0; i < 2; i++) await gatewayCall(events, b, user); // B still counts the day
+    for (const x of await b.registry.refresh()) await b.guard.budgetAdded(x.workspace, x.id);
+    for (let i = 0; i < 2; i++) await gatewayCall(events, b, user); // the month, before its instant
+    clock.now += GRACE;
+    for (let i = 0; i < 2; i++) await gatewayCall(events, b, user); // the month, counted live
+    clock.now += END + 1;
+    await sleep(TICKS_MS);
+    expect(events.spendOf(user)).toBe(8n * 150_012_000n);
+    for (const r of [a, b]) expect(await spendOf(r.guard, user)).toBe(events.spendOf(user));
+  });
+
+  it("(a rolling window widened, 24 h to 48 h) keeps its counters: its hour slots are the same", async () => {
+    clock.now = Date.now();
+    const events = new FakeEvents();
+    const a = await replica(events);
+    const user = fresh();
+    events.records.push(record(user, clock.now - 1_000));
+    const spec = { ...budgetSpec(user, user), window: "24h" };
+    await createBudget(a, spec);
+    clock.now += GRACE + END + 1;
+    await sleep(TICKS_MS);
+    await gatewayCall(events, a, user);
+    await createBudget(a, { ...spec, window: "48h" });
+    await gatewayCall(events, a, user);
+    await sleep(TICKS_MS);
+    expect(events.records).toHaveLength(3);
+    expect(await spendOf(a.guard, user)).toBe(events.spendOf(user)); // not seeded on top of them
+  });
+
+  // Known gap (Redis): an edit back to a kind the budget had (day, month, day) finds that kind's seed done
+  // long ago, and its slots without what the other kind counted meanwhile.
+  it.fails("(day, month, day again) counts the calls made under the month", async () => {
+    clock.now = Date.now();
+    const events = new FakeEvents();
+    const a = await replica(events);
+    const user = fresh();
+    const spec = { ...budgetSpec(user, user), window: "day" };
+    await createBudget(a, spec);
+    clock.now += GRACE + END + 1;
+    await sleep(TICKS_MS);
+    await createBudget(a, { ...spec, window: "month" });
+    clock.now += GRACE + END + 1;
+    await sleep(TICKS_MS);
+    await gatewayCall(events, a, user);
+    await createBudget(a, spec);
+    expect(await spendOf(a.guard, user)).toBe(events.spendOf(user)); // 0: the month's call is missing
   });
 });
 

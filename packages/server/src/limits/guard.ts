@@ -186,7 +186,7 @@ export class SpendGuard {
           log: this.#log,
         });
     const shared = this.#shared;
-    if (shared) registry.onBudgetAdded((ws, id) => shared.appeared(ws, id));
+    if (shared) registry.onBudgetToSeed((ws, id) => shared.appeared(ws, id));
   }
 
   /** Whether a call made at `ts` counts live against budget `id` (else a seed counts it: SharedSeeds). */

@@ -66,10 +66,10 @@ export class MemoryLimitStore implements LimitStore {
   readonly #runs = new Map<string, Run>();
   /** Claims by workspace and key, with when each ends. */
   readonly #claims = new Map<string, number>();
-  /** countFrom instants, and the totals seedTotals has added, by workspace, budget (bucket, slot). */
+  /** countFrom instants, and the totals seedTotals has added, by workspace, seed (bucket, slot). */
   readonly #countFrom = new Map<string, number>();
   readonly #seeded = new Map<string, bigint>();
-  /** Budgets whose seed a last pass closed, by workspace and id. */
+  /** Seeds a last pass closed, by workspace and seed id. */
   readonly #seedClosed = new Set<string>();
   #nextPrune = 0;
 
@@ -211,14 +211,14 @@ export class MemoryLimitStore implements LimitStore {
     return Promise.resolve(true);
   }
 
-  countFrom(workspace: string, budgetId: string, proposed: number | null): Promise<number | null> {
-    const k = `${workspace}\u0000${budgetId}`;
+  countFrom(workspace: string, seedId: string, proposed: number | null): Promise<number | null> {
+    const k = `${workspace}\u0000${seedId}`;
     if (proposed !== null && !this.#countFrom.has(k)) this.#countFrom.set(k, proposed);
     return Promise.resolve(this.#countFrom.get(k) ?? null);
   }
 
-  seedTotals(workspace: string, budgetId: string, totals: readonly SeedTotal[], last = false): Promise<void> {
-    const budget = `${workspace}\u0000${budgetId}`;
+  seedTotals(workspace: string, seedId: string, totals: readonly SeedTotal[], last = false): Promise<void> {
+    const budget = `${workspace}\u0000${seedId}`;
     if (this.#seedClosed.has(budget)) return Promise.resolve();
     if (last) this.#seedClosed.add(budget);
     for (const { bucket, slot, total } of totals) {

@@ -130,16 +130,17 @@ export class PolicyRegistry {
     return r;
   }
 
-  onBudgetAdded(listener: (ws: string, id: string) => void): void {
+  /** Listens for the budgets to seed (see #toSeed), told as soon as the new spec is in force here. */
+  onBudgetToSeed(listener: (ws: string, id: string) => void): void {
     this.#budgetListeners.push(listener);
   }
 
   /**
-   * Whether a budget now in force here is to be seeded: new here (its listeners told at once), or with its
-   * buckets changed since (`was`: its bucketing before; undefined when it had none here).
+   * Whether a budget now in force here is to be seeded: new here, or with its buckets changed since
+   * (`was`: its bucketing before; undefined when it had none here). Its listeners are told at once.
    */
   #toSeed(ws: string, id: string, spec: unknown, was: string | undefined): boolean {
-    if (was !== undefined) return was !== bucketing(spec);
+    if (was !== undefined && was === bucketing(spec)) return false;
     for (const listener of this.#budgetListeners) listener(ws, id);
     return true;
   }

@@ -398,8 +398,8 @@ export class RedisLimitStore implements LimitStore {
     return (await this.redis.set(`tg:{${workspace}}:claim:${key}`, "1", "PX", ttlMs, "NX")) === "OK";
   }
 
-  async countFrom(workspace: string, budgetId: string, proposed: number | null): Promise<number | null> {
-    const key = `tg:{${workspace}}:from:${budgetId}`;
+  async countFrom(workspace: string, seedId: string, proposed: number | null): Promise<number | null> {
+    const key = `tg:{${workspace}}:from:${seedId}`;
     if (proposed !== null) await this.redis.set(key, String(proposed), "NX");
     const v = await this.redis.get(key);
     return v === null ? null : Number(v);
@@ -407,13 +407,13 @@ export class RedisLimitStore implements LimitStore {
 
   async seedTotals(
     workspace: string,
-    budgetId: string,
+    seedId: string,
     totals: readonly SeedTotal[],
     last = false,
   ): Promise<void> {
     const keys = new Keys(`tg:{${workspace}}:`);
     const spec = {
-      d: keys.add(`seeded:${budgetId}`),
+      d: keys.add(`seeded:${seedId}`),
       last,
       s: totals.map(({ bucket, slot, total }) => ({
         k: keys.add(`${bucket.key}:s:${slot}`),

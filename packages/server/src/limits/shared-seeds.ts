@@ -1,3 +1,4 @@
+import type { Budget } from "@tollgate/core";
 import type { LimitsStateStore } from "../store/types.js";
 import { storedSpend } from "./budget-seed.js";
 import type { PolicyRegistry } from "./policies.js";
@@ -27,6 +28,8 @@ export interface Hold extends HeldReservation {
 interface Seeding {
   ws: string;
   id: string;
+  /** Which of the budget's seeds (seedOf): an edit that changes it starts another. */
+  seed: string;
   from: number;
   /** The next pass (index into passesMs). */
   next: number;
@@ -37,6 +40,14 @@ const TICK_MS = 500;
 
 /** A budget's key in this module's maps: its workspace and id. */
 const budgetKey = (ws: string, id: string) => `${ws}\u0000${id}`;
+
+/**
+ * A budget's seed on the shared counters (its instant and seeded totals): one per window kind, whose slots
+ * are its own (a day's are not a month's), so an edit to another kind fills its new slots as a new budget
+ * is filled. An edit that keeps the kind (time zone, scope, hours) keeps the slots and what they count.
+ * Budget ids never hold "#".
+ */
+const seedOf = (b: Budget) => `${b.id}#${b.window.kind}`;
 
 /**
  * Budgets added while running on counters shared by replicas (Redis), where no replica can pause what the
@@ -51,6 +62,8 @@ const budgetKey = (ws: string, id: string) => `${ws}\u0000${id}`;
 export class SharedSeeds {
   /** The instant of every budget that has one, by workspace and id. */
   readonly #from = new Map<string, number>();
+  /** The seed (seedOf) of every budget as last known here, by workspace and id. */
+  readonly #seeds = new Map<string, string>();
   readonly #seeding = new Map<string, Seeding>();
   /** Reservations kept for the calls a seed is to count, by workspace and budget id. */
   readonly #holds = new Map<string, { ws: string; list: Hold[] }>();
@@ -91,11 +104,20 @@ export class SharedSeeds {
   }
 
   /**
-   * A budget has come into force here (the registry says so at once): until its instant is known, the
-   * calls counted against it are all from before the instant, so its seed counts them.
+   * A budget has come into force here, or an edit of it (the registry says so at once): with a seed new
+   * here, until its instant is known, the calls counted against it are all from before the instant, so
+   * its seed counts them.
    */
   appeared(ws: string, id: string): void {
-    this.#from.set(budgetKey(ws, id), Number.POSITIVE_INFINITY);
+    const b = this.#budget(ws, id);
+    const key = budgetKey(ws, id);
+    if (!b || this.#seeds.get(key) === seedOf(b)) return;
+    this.#seeds.set(key, seedOf(b));
+    this.#from.set(key, Number.POSITIVE_INFINITY);
+  }
+
+  #budget(ws: string, id: string): Budget | undefined {
+    return this.registry.forWorkspace(ws).budgets.find((b) => b.id === id);
   }
 
   /**
@@ -107,9 +129,13 @@ export class SharedSeeds {
    */
   async added(ws: string, id: string): Promise<void> {
     const key = budgetKey(ws, id);
+    const b = this.#budget(ws, id);
+    if (!b) return; // removed since
+    const seed = seedOf(b);
+    this.#seeds.set(key, seed);
     let from: number | null;
     try {
-      from = await this.store.countFrom(ws, id, this.opts.now() + this.opts.graceMs);
+      from = await this.store.countFrom(ws, seed, this.opts.now() + this.opts.graceMs);
     } catch (e) {
       this.#from.set(key, Number.POSITIVE_INFINITY);
       this.#unfixed.set(key, { ws, id, busy: false });
@@ -121,7 +147,7 @@ export class SharedSeeds {
     if (from === null) return;
     // A budget that comes back after its seeding ended keeps its counters: its seed is in them already
     // (read again once its seeded totals have expired, it would count twice).
-    if (this.#follow(ws, id, from)) await this.#pass(ws, id, from, false);
+    if (this.#follow(ws, id, seed, from)) await this.#pass(ws, id, seed, from, false);
     else await this.#release(key, () => true);
   }
 
@@ -136,15 +162,17 @@ export class SharedSeeds {
   async resume(workspaces: Iterable<string>): Promise<void> {
     for (const ws of workspaces)
       for (const b of this.registry.forWorkspace(ws).budgets) {
-        let from = await this.store.countFrom(ws, b.id, null);
+        const seed = seedOf(b);
+        this.#seeds.set(budgetKey(ws, b.id), seed);
+        let from = await this.store.countFrom(ws, seed, null);
         if (from === null) {
           const now = this.opts.now();
           const e = this.registry.get(ws, "budget", b.id);
           const recent =
             e?.source === "api" && e.updated_at !== null && now - e.updated_at < this.opts.graceMs;
-          from = await this.store.countFrom(ws, b.id, recent ? now + this.opts.graceMs : 0);
+          from = await this.store.countFrom(ws, seed, recent ? now + this.opts.graceMs : 0);
         }
-        if (from !== null) this.#follow(ws, b.id, from);
+        if (from !== null) this.#follow(ws, b.id, seed, from);
       }
   }
 
@@ -181,7 +209,7 @@ export class SharedSeeds {
    * Counts the budget's calls from `from` on, and goes on with its seed's passes; false when its seeding
    * has ended (every call counts live).
    */
-  #follow(ws: string, id: string, from: number): boolean {
+  #follow(ws: string, id: string, seed: string, from: number): boolean {
     const key = budgetKey(ws, id);
     const now = this.opts.now();
     if (now >= from + this.#endMs() + TICK_MS) {
@@ -189,11 +217,13 @@ export class SharedSeeds {
       return false;
     }
     this.#from.set(key, from);
-    if (this.#seeding.get(key)?.from === from) return true; // under way (the budget came back meanwhile)
+    const under = this.#seeding.get(key);
+    if (under?.from === from && under.seed === seed) return true; // under way (the budget came back meanwhile)
     const next = this.opts.passesMs.findIndex((ms) => now < from + ms);
     this.#seeding.set(key, {
       ws,
       id,
+      seed,
       from,
       next: next === -1 ? this.opts.passesMs.length - 1 : next,
       busy: false,
@@ -210,7 +240,7 @@ export class SharedSeeds {
   #tick(): void {
     for (const [key, u] of this.#unfixed) {
       if (u.busy) continue;
-      if (!this.registry.forWorkspace(u.ws).budgets.some((b) => b.id === u.id)) {
+      if (!this.#budget(u.ws, u.id)) {
         this.#unfixed.delete(key); // removed since
         continue;
       }
@@ -224,7 +254,7 @@ export class SharedSeeds {
       if (s.busy || now < s.from + this.opts.passesMs[s.next]!) continue;
       s.busy = true;
       const last = s.next === this.opts.passesMs.length - 1;
-      void this.#pass(s.ws, s.id, s.from, last).then((done) => {
+      void this.#pass(s.ws, s.id, s.seed, s.from, last).then((done) => {
         s.busy = false;
         if (!done || ++s.next < this.opts.passesMs.length || this.#seeding.get(key) !== s) return;
         // Seeding has ended here: every call of the budget counts live from now on.
@@ -240,18 +270,19 @@ export class SharedSeeds {
   }
 
   /**
-   * Raises budget `id`'s seed to the store's spend of its window's calls made before `from`; false if it
-   * failed. The `last` pass closes the seed: a later one, here or on a replica whose clock is behind,
+   * Raises budget `id`'s `seed` to the store's spend of its window's calls made before `from`; false if
+   * it failed. The `last` pass closes the seed: a later one, here or on a replica whose clock is behind,
    * changes nothing (the calls stored since may be counted live already).
    */
-  async #pass(ws: string, id: string, from: number, last: boolean): Promise<boolean> {
+  async #pass(ws: string, id: string, seed: string, from: number, last: boolean): Promise<boolean> {
     const key = budgetKey(ws, id);
-    const b = this.registry.forWorkspace(ws).budgets.find((x) => x.id === id);
+    const b = this.#budget(ws, id);
     try {
       if (!b) {
         await this.#release(key, () => true); // removed since
         return true;
       }
+      if (seedOf(b) !== seed) return true; // edited to another window kind since: that seed counts them
       // Asked before the store is summed: a call stored by then is in the sum (a store only grows).
       const holds = this.#holds.get(key)?.list ?? [];
       const ids = holds.flatMap((h) => (h.eventId ? [h.eventId] : []));
@@ -259,7 +290,7 @@ export class SharedSeeds {
       const seeds = await storedSpend(this.events, ws, b, this.opts.now(), from);
       await this.store.seedTotals(
         ws,
-        id,
+        seed,
         seeds.map(({ bucket, slot, spend }) => ({ bucket, slot, total: spend })),
         last,
       );

@@ -153,22 +153,16 @@ export interface LimitStore {
   claim(workspace: string, key: string, until: number, now: number): Promise<boolean>;
   /**
    * The instant from which calls count live against a budget added while running, on shared counters (the
-   * calls before it are seeded from the event store instead). The first `proposed` is kept for good; null
-   * only reads it (null back: none was set).
+   * calls before it are seeded from the event store instead), per seed of a budget (`seedId`: SharedSeeds'
+   * seedOf). The first `proposed` is kept for good; null only reads it (null back: none was set).
    */
-  countFrom(workspace: string, budgetId: string, proposed: number | null): Promise<number | null>;
+  countFrom(workspace: string, seedId: string, proposed: number | null): Promise<number | null>;
   /**
    * Raises the seeded spend of each bucket slot to `total` (the store's spend of calls before countFrom,
    * read again as more of them are stored): only the growth since the last seed is added, so a seed that
-   * is read twice, or by two replicas, counts once. `last` closes the budget's seed: later calls change
-   * nothing.
+   * is read twice, or by two replicas, counts once. `last` closes the seed: later calls change nothing.
    */
-  seedTotals(
-    workspace: string,
-    budgetId: string,
-    totals: readonly SeedTotal[],
-    last?: boolean,
-  ): Promise<void>;
+  seedTotals(workspace: string, seedId: string, totals: readonly SeedTotal[], last?: boolean): Promise<void>;
   /**
    * Takes back reservations a settle kept (`id` with `amount` in bucket `key`): calls whose cost a seed
    * counts, held until it has. Repeating it changes nothing.

@@ -8,6 +8,8 @@ export { uuidv7Time } from "./ids.js";
 export { totalInputTokens } from "./pricing/cost.js";
 export * from "./record/call-record.js";
 export {
+  CACHED_MEDIA_FIELDS,
+  FIRST_LAYOUT_TOKEN_FIELDS,
   FIRST_LAYOUT_TOOL_CALL_FIELDS,
   type NormalizedUsage,
   TOKEN_FIELDS,

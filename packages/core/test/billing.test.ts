@@ -19,9 +19,9 @@ import { readFixtureJson } from "./fixtures.js";
 /** All nine fields, in USAGE_FIELDS order. */
 /** The nine token counts in TOKEN_FIELDS order, then web searches (0 unless given). */
 function tokens(
-  ...n: [number, number, number, number, number, number, number, number, number, number?]
+  ...n: [number, number, number, number, number, number, number, number, number, number?, number?, number?]
 ): NormalizedUsage {
-  const [a, b, c, d, e, f, g, h, i, webSearches = 0] = n;
+  const [a, b, c, d, e, f, g, h, i, webSearches = 0, cachedAudio = 0, cachedImage = 0] = n;
   return {
     input_uncached_tokens: a,
     cache_read_tokens: b,
@@ -35,6 +35,8 @@ function tokens(
     web_search_requests: webSearches,
     file_search_requests: 0,
     web_search_preview_requests: 0,
+    cache_audio_read_tokens: cachedAudio,
+    cache_image_read_tokens: cachedImage,
   };
 }
 
@@ -118,8 +120,8 @@ describe("OpenAI billing exports", () => {
     expect(rows).toHaveLength(1);
     expect(rows[0]?.starting_at).toBe("2024-11-01T00:00:00.000Z");
     // input 1000 - 400 cached - 100 cache write - (50 audio - 50 cached) - (50 image - 50 cached) = 500;
-    // output 500 incl. 50 audio
-    expect(rows[0]?.usage).toEqual(tokens(500, 400, 100, 0, 500, 0, 0, 50, 0));
+    // output 500 incl. 50 audio; of the 400 cached, 50 audio and 50 image (priced apart), 300 text
+    expect(rows[0]?.usage).toEqual(tokens(500, 300, 100, 0, 500, 0, 0, 50, 0, 0, 50, 50));
   });
 
   it("providers/openai/billing.usage-api.completions-result.grouped.example.json", () => {
@@ -127,9 +129,10 @@ describe("OpenAI billing exports", () => {
       "providers/openai/billing.usage-api.completions-result.grouped.example.json",
     );
     // audio 300 - 100 cached = 200; image 200 - 200 cached = 0;
-    // input 5000 - 1800 cached - 200 write - 200 audio - 0 image = 2800 (2800 + 200 = input_uncached_tokens 3000)
+    // input 5000 - 1800 cached - 200 write - 200 audio - 0 image = 2800 (2800 + 200 = input_uncached_tokens 3000);
+    // of the 1800 cached, 100 audio and 200 image (priced apart), 1500 text
     expect(normalizeOpenAIUsageCompletionsResult(result)).toEqual(
-      tokens(2800, 1800, 200, 0, 1000, 0, 200, 100, 0),
+      tokens(2800, 1500, 200, 0, 1000, 0, 200, 100, 0, 0, 100, 200),
     );
   });
 

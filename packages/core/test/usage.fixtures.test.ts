@@ -14,7 +14,8 @@ import { readFixtureJson, readFixtureJsonl, readFixtureText } from "./fixtures.j
 
 /**
  * The nine token counts, in TOKEN_FIELDS order, so every expectation states every number; then the
- * billed tool calls (web searches, file searches, web_search_preview searches), 0 unless stated.
+ * billed tool calls (web searches, file searches, web_search_preview searches) and the cached audio and
+ * image tokens, 0 unless stated.
  */
 function tokens(
   input_uncached_tokens: number,
@@ -29,6 +30,8 @@ function tokens(
   web_search_requests = 0,
   file_search_requests = 0,
   web_search_preview_requests = 0,
+  cache_audio_read_tokens = 0,
+  cache_image_read_tokens = 0,
 ): NormalizedUsage {
   return {
     input_uncached_tokens,
@@ -43,6 +46,8 @@ function tokens(
     web_search_requests,
     file_search_requests,
     web_search_preview_requests,
+    cache_audio_read_tokens,
+    cache_image_read_tokens,
   };
 }
 
@@ -207,8 +212,9 @@ const JSON_CASES: Record<string, Case> = {
   "providers/google/generate-content.gemini-2.5-flash.implicit-cache-thoughts.json": {
     api: "google.generate_content", model: "gemini-2.5-flash",
     // prompt 373 = TEXT 115 + IMAGE 258; cached 204 = TEXT 63 + IMAGE 141;
-    // image uncached 258 - 141 = 117; text uncached 373 - 204 - 117 = 52; output 89 + 167 thoughts
-    usage: tokens(52, 204, 0, 0, 256, 167, 0, 0, 117),
+    // image uncached 258 - 141 = 117; text uncached 373 - 204 - 117 = 52; output 89 + 167 thoughts;
+    // the 141 cached image tokens apart from the 63 cached text ones (priced apart where a model says)
+    usage: tokens(52, 63, 0, 0, 256, 167, 0, 0, 117, 0, 0, 0, 0, 141),
   },
   "providers/google/generate-content.gemini-3-flash-preview.tool-use-prompt.json": {
     api: "google.generate_content", model: "gemini-3-flash-preview",

@@ -115,6 +115,8 @@ describe("normalization rules beyond the fixtures", () => {
       web_search_requests: 0,
       file_search_requests: 0,
       web_search_preview_requests: 0,
+      cache_audio_read_tokens: 0,
+      cache_image_read_tokens: 0,
     });
   });
 
@@ -216,7 +218,7 @@ describe("normalization rules beyond the fixtures", () => {
     });
     expect(usage).toEqual({
       input_uncached_tokens: 300, // 1000 - 300 cached - 300 audio - 100 document(image)
-      cache_read_tokens: 300,
+      cache_read_tokens: 100, // 300 cached - 200 of them audio
       cache_write_5m_tokens: 0,
       cache_write_1h_tokens: 0,
       output_tokens: 60, // 50 candidates + 10 thoughts
@@ -227,6 +229,8 @@ describe("normalization rules beyond the fixtures", () => {
       web_search_requests: 0,
       file_search_requests: 0,
       web_search_preview_requests: 0,
+      cache_audio_read_tokens: 200,
+      cache_image_read_tokens: 0,
     });
   });
 

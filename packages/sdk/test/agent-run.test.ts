@@ -72,6 +72,8 @@ describe("agentRun", () => {
           web_search_requests: 0,
           file_search_requests: 0,
           web_search_preview_requests: 0,
+          cache_audio_read_tokens: 0,
+          cache_image_read_tokens: 0,
         },
         at: Date.now(),
       }).cost.total_nanousd;

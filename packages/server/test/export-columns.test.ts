@@ -13,12 +13,14 @@ const FIRST_LAYOUT =
   feature deployment prompt_version agent_run_id agent_type session_id route variant tags metadata data_mode key_id
   usage_raw schema_version`.split(/\s+/);
 
-it("export columns are only ever appended: the first layout, the tool-call counts and their cost, then the rest", () => {
+it("export columns are only ever appended: the first layout, the tool-call counts and their cost, then the rest (the cached media last)", () => {
   expect(EXPORT_COLUMNS.slice(0, FIRST_LAYOUT.length)).toEqual(FIRST_LAYOUT);
   expect(EXPORT_COLUMNS.slice(FIRST_LAYOUT.length)).toEqual([
     "web_search_requests",
     "file_search_requests",
     "cost_tool_calls_nanousd",
     "web_search_preview_requests",
+    "cache_audio_read_tokens",
+    "cache_image_read_tokens",
   ]);
 });

@@ -98,7 +98,7 @@ function edgeCases(): CallRecord[] {
       agent_run_id: "run-edge",
       data_mode: "test",
     }),
-    // Server-side tool calls billed per call.
+    // Server-side tool calls billed per call; cached audio and images (counted apart from cached text).
     buildRecord({
       ...base,
       event_id: id(9),
@@ -106,6 +106,8 @@ function edgeCases(): CallRecord[] {
       web_search_requests: 3,
       file_search_requests: 2,
       web_search_preview_requests: 1,
+      cache_audio_read_tokens: 7,
+      cache_image_read_tokens: 5,
     }),
   ];
 }
@@ -274,12 +276,14 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
     }
   });
 
-  it("an events table from before the tool-call columns gains them on open, two replicas at once (one node, two shards, modern)", async () => {
+  it("an events table from before the tool-call (and cached media) columns gains them on open, two replicas at once (one node, two shards, modern)", async () => {
     const added = [
       "web_search_requests",
       "file_search_requests",
       "cost_tool_calls_nanousd",
       "web_search_preview_requests",
+      "cache_audio_read_tokens",
+      "cache_image_read_tokens",
     ];
     const [before, after] = edgeCases().slice(-2);
     const layouts: { name: string; opts: ClickHouseOptions; exec?: () => ChdbExec; tables: string[] }[] = [
@@ -318,12 +322,16 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
         expect(await store.findEvent("default", before!.event_id), l.name).toMatchObject({
           web_search_requests: 0,
           web_search_preview_requests: 0,
+          cache_audio_read_tokens: 0,
+          cache_image_read_tokens: 0,
           cost_tool_calls_nanousd: 0n,
         });
         expect(await store.findEvent("default", after!.event_id), l.name).toMatchObject({
           web_search_requests: 3,
           file_search_requests: 2,
           web_search_preview_requests: 1,
+          cache_audio_read_tokens: 7,
+          cache_image_read_tokens: 5,
           cost_tool_calls_nanousd: after!.cost_tool_calls_nanousd,
         });
         // gpt-4o-mini: 2 × $0.01 (web_search) + 1 × $0.025 (web_search_preview) + 2 × $0.0025 (file search)

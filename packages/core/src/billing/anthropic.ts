@@ -22,6 +22,8 @@ export function normalizeAnthropicUsageReportResult(result: unknown): Normalized
     input_audio_tokens: 0,
     output_audio_tokens: 0,
     image_tokens: 0,
+    cache_audio_read_tokens: 0,
+    cache_image_read_tokens: 0,
     web_search_requests: webSearchRequests(r),
     file_search_requests: 0,
     web_search_preview_requests: 0,

@@ -7,7 +7,8 @@ import { bucketResults, type CostRow, checkUsd, normalizeAt, type UsageRow } fro
 /**
  * One result of GET /v1/organization/usage/completions. `input_tokens` includes cached and
  * cache-write tokens; the audio and image counts include their cached parts
- * (`input_cached_audio_tokens`, `input_cached_image_tokens`), which are cache reads.
+ * (`input_cached_audio_tokens`, `input_cached_image_tokens`), which are cache reads (and in
+ * `input_cached_tokens`).
  */
 export function normalizeOpenAIUsageCompletionsResult(result: unknown): NormalizedUsage {
   const r = requireObject(result, "result");
@@ -34,7 +35,7 @@ export function normalizeOpenAIUsageCompletionsResult(result: unknown): Normaliz
 
   return {
     input_uncached_tokens: input - subsets,
-    cache_read_tokens: cached,
+    cache_read_tokens: cached - cachedAudio - cachedImage,
     cache_write_5m_tokens: cacheWrite, // OpenAI has a single cache-write price
     cache_write_1h_tokens: 0,
     output_tokens: output,
@@ -42,6 +43,8 @@ export function normalizeOpenAIUsageCompletionsResult(result: unknown): Normaliz
     input_audio_tokens: uncachedAudio,
     output_audio_tokens: outAudio,
     image_tokens: uncachedImage,
+    cache_audio_read_tokens: cachedAudio,
+    cache_image_read_tokens: cachedImage,
     // The completions usage report has no tool calls (OpenAI reports those apart).
     web_search_requests: 0,
     file_search_requests: 0,

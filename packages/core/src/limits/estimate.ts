@@ -200,7 +200,7 @@ function line(qty: number, rate: Decimal | null | undefined, nanoPerUnit: bigint
 /**
  * The most a worst-case usage can cost: its input priced at the dearest of the model's input rates
  * (uncached, 5-minute and 1-hour cache writes: a provider may bill fresh input as cache writes), output at
- * the output rate, plus any per-request fee, discounts, batch rates and the rates of the service tier the
+ * the dearer of the text and audio output rates, plus any per-request fee, discounts, batch rates and the rates of the service tier the
  * request asks for applied, rounded up. Worked out from the rates in force (cached per minute): this runs
  * before every call a budget applies to.
  */
@@ -222,7 +222,10 @@ export function worstCaseCost(
   let dearest = input;
   for (const rate of [write5m, write1h])
     if (rate && (!dearest || compareDecimal(rate, dearest) > 0)) dearest = rate;
-  const output = r.output_mtok ? rateAt(r.output_mtok, tokens) : null;
+  // A model that can answer in audio may bill all of its output at the audio rate.
+  const textOut = r.output_mtok ? rateAt(r.output_mtok, tokens) : null;
+  const audioOut = r.output_audio_mtok ? rateAt(r.output_audio_mtok, tokens) : null;
+  const output = audioOut && (!textOut || compareDecimal(audioOut, textOut) > 0) ? audioOut : textOut;
   const lines = [
     line(tokens, dearest, 1000n),
     line(usage.output_tokens, output, 1000n),

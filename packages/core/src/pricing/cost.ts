@@ -18,7 +18,9 @@ export function totalInputTokens(u: NormalizedUsage): number {
     u.cache_write_5m_tokens +
     u.cache_write_1h_tokens +
     u.input_audio_tokens +
-    u.image_tokens
+    u.image_tokens +
+    u.cache_audio_read_tokens +
+    u.cache_image_read_tokens
   );
 }
 
@@ -29,7 +31,8 @@ export function totalTokens(u: NormalizedUsage): number {
 
 /**
  * Exact cost of one call. A category without its own rate is billed at its parent's rate
- * (cache read → input, 1h write → write → input, audio/image → input or output), as genai-prices does;
+ * (cache read → input, 1h write → write → input, audio/image → input or output, cached audio/image →
+ * cache read), as genai-prices does;
  * web_search_preview searches without their own rate are billed as other web searches.
  * The exact rational total is rounded half-up once; categories are apportioned so they sum to it.
  */
@@ -58,6 +61,7 @@ export interface Multipliers {
 function pricedLines(usage: NormalizedUsage, rates: PriceRates, multipliers: Multipliers): PricedLine[] {
   const input = rates.input_mtok;
   const write = rates.cache_write_mtok ?? input;
+  const cacheRead = rates.cache_read_mtok ?? input;
   const output = rates.output_mtok;
   const reasoningPriced = rates.output_reasoning_mtok !== undefined;
   const audioOutPriced = rates.output_audio_mtok !== undefined;
@@ -85,11 +89,13 @@ function pricedLines(usage: NormalizedUsage, rates: PriceRates, multipliers: Mul
   };
   // Line order is the apportioning's tie order: keep it.
   line("input_uncached", usage.input_uncached_tokens, input);
-  line("cache_read", usage.cache_read_tokens, rates.cache_read_mtok ?? input);
+  line("cache_read", usage.cache_read_tokens, cacheRead);
   line("cache_write_5m", usage.cache_write_5m_tokens, write);
   line("cache_write_1h", usage.cache_write_1h_tokens, rates.cache_write_1h_mtok ?? write);
   line("input_audio", usage.input_audio_tokens, rates.input_audio_mtok ?? input);
   line("image", usage.image_tokens, rates.input_image_mtok ?? input);
+  line("cache_read", usage.cache_audio_read_tokens, rates.cache_audio_read_mtok ?? cacheRead);
+  line("cache_read", usage.cache_image_read_tokens, rates.cache_image_read_mtok ?? cacheRead);
   line("output", plainOutput, output);
   line("output", reasoningPriced ? usage.reasoning_tokens : 0, rates.output_reasoning_mtok);
   line("output_audio", audioOutPriced ? usage.output_audio_tokens : 0, rates.output_audio_mtok);

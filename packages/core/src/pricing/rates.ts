@@ -23,6 +23,8 @@ export const RATE_KEYS = [
   "input_audio_mtok",
   "output_audio_mtok",
   "input_image_mtok",
+  "cache_audio_read_mtok",
+  "cache_image_read_mtok",
   "requests_kcount",
   "web_searches_kcount",
   "storage_searches_kcount",

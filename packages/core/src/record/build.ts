@@ -141,6 +141,8 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
     input_audio_tokens: usage.input_audio_tokens,
     output_audio_tokens: usage.output_audio_tokens,
     image_tokens: usage.image_tokens,
+    cache_audio_read_tokens: usage.cache_audio_read_tokens,
+    cache_image_read_tokens: usage.cache_image_read_tokens,
     web_search_requests: usage.web_search_requests,
     file_search_requests: usage.file_search_requests,
     web_search_preview_requests: usage.web_search_preview_requests,

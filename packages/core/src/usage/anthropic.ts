@@ -29,6 +29,8 @@ export function normalizeAnthropicMessages(raw: unknown): NormalizedUsage {
     input_audio_tokens: 0,
     output_audio_tokens: 0,
     image_tokens: 0,
+    cache_audio_read_tokens: 0,
+    cache_image_read_tokens: 0,
     web_search_requests: webSearchRequests(usage),
     file_search_requests: 0,
     web_search_preview_requests: 0,

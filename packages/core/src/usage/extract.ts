@@ -31,6 +31,9 @@ const SHAPES: Record<Api, BodyShape> = {
   "openai.completions": OPENAI_LIKE,
   "openai.responses": { ...OPENAI_LIKE, toolCalls: responsesToolCalls, id: (body) => body.id },
   "openai.embeddings": OPENAI_LIKE,
+  // A Realtime session's `response.done` event carries the response, usage included; the session names
+  // the model (the response may not).
+  "openai.realtime": { usage: (body) => body.usage, model: (body) => body.model, id: (body) => body.id },
   "anthropic.messages": {
     usage: (body) => body.usage,
     model: (body) => body.model,

@@ -8,8 +8,8 @@ import type { NormalizedUsage } from "./types.js";
  * - `promptTokenCount` includes `cachedContentTokenCount`;
  * - `candidatesTokenCount` excludes `thoughtsTokenCount` (thoughts are billed as output);
  * - `toolUsePromptTokenCount` (e.g. code execution) is billed as input on top of the prompt;
- * - per-modality details split the prompt (and the cached part) so audio and image input can be
- *   priced at their own rates. DOCUMENT (PDF pages) is tokenized as images, so it counts as image,
+ * - per-modality details split the prompt (and the cached part) so audio and image input, cached or
+ *   not, can be priced at their own rates. DOCUMENT (PDF pages) is tokenized as images, so it counts as image,
  *   as genai-prices does; VIDEO and TEXT are billed at the text input rate and stay in input_uncached.
  * Every field is optional: early stream chunks omit `candidatesTokenCount`.
  */
@@ -35,6 +35,8 @@ export function normalizeGoogleGenerateContent(raw: unknown): NormalizedUsage {
 
   let audio = promptBy.audio - cachedBy.audio;
   let image = promptBy.image - cachedBy.image;
+  let cachedAudio = cachedBy.audio;
+  let cachedImage = cachedBy.image;
   let other = prompt - cached - audio - image;
   if (other < 0) {
     // Cached tokens without a per-modality breakdown must have come from image/audio input.
@@ -42,8 +44,10 @@ export function normalizeGoogleGenerateContent(raw: unknown): NormalizedUsage {
     let deficit = -other;
     const fromImage = Math.min(deficit, image);
     image -= fromImage;
+    cachedImage += fromImage;
     deficit -= fromImage;
     audio -= deficit; // stays >= 0: the deficit is at most audio + image - (prompt - cached)
+    cachedAudio += deficit;
     other = 0;
   }
 
@@ -55,7 +59,8 @@ export function normalizeGoogleGenerateContent(raw: unknown): NormalizedUsage {
 
   return {
     input_uncached_tokens: other + count(usage, "toolUsePromptTokenCount", "toolUsePromptTokenCount"),
-    cache_read_tokens: cached,
+    // Stays >= 0: the media moved to the cache above are at most what the cache holds beyond its text.
+    cache_read_tokens: cached - cachedAudio - cachedImage,
     cache_write_5m_tokens: 0, // explicit-cache storage is billed per hour, not per call
     cache_write_1h_tokens: 0,
     output_tokens: output,
@@ -63,6 +68,8 @@ export function normalizeGoogleGenerateContent(raw: unknown): NormalizedUsage {
     input_audio_tokens: audio,
     output_audio_tokens: outAudio,
     image_tokens: image,
+    cache_audio_read_tokens: cachedAudio,
+    cache_image_read_tokens: cachedImage,
     web_search_requests: 0,
     file_search_requests: 0,
     web_search_preview_requests: 0,

@@ -38,7 +38,9 @@ export type { ToolCalls } from "./tool-calls.js";
 export type { Api, ExtractedUsage, NormalizedUsage } from "./types.js";
 export {
   APIS,
+  CACHED_MEDIA_FIELDS,
   emptyUsage,
+  FIRST_LAYOUT_TOKEN_FIELDS,
   FIRST_LAYOUT_TOOL_CALL_FIELDS,
   TOKEN_FIELDS,
   TOOL_CALL_FIELDS,

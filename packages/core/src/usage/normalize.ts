@@ -2,7 +2,12 @@ import { normalizeAnthropicMessages } from "./anthropic.js";
 import { normalizeBedrockConverse } from "./bedrock.js";
 import { UsageError } from "./errors.js";
 import { normalizeGoogleGenerateContent } from "./google.js";
-import { normalizeOpenAIChat, normalizeOpenAIEmbeddings, normalizeOpenAIResponses } from "./openai.js";
+import {
+  normalizeOpenAIChat,
+  normalizeOpenAIEmbeddings,
+  normalizeOpenAIRealtime,
+  normalizeOpenAIResponses,
+} from "./openai.js";
 import type { Api, NormalizedUsage } from "./types.js";
 
 const NORMALIZERS: Record<Api, (usageRaw: unknown) => NormalizedUsage> = {
@@ -11,6 +16,7 @@ const NORMALIZERS: Record<Api, (usageRaw: unknown) => NormalizedUsage> = {
   "openai.completions": normalizeOpenAIChat,
   "openai.responses": normalizeOpenAIResponses,
   "openai.embeddings": normalizeOpenAIEmbeddings,
+  "openai.realtime": normalizeOpenAIRealtime,
   "anthropic.messages": normalizeAnthropicMessages,
   "google.generate_content": normalizeGoogleGenerateContent,
   "bedrock.converse": normalizeBedrockConverse,

@@ -58,6 +58,59 @@ export function normalizeOpenAIResponses(raw: unknown): NormalizedUsage {
   return fromShape(usage, RESPONSES, count(details, "cached_tokens", field), field);
 }
 
+/**
+ * The Realtime API's `response.usage` (in `response.done`): `input_token_details` splits the input by
+ * modality (text, audio, image) and `cached_tokens` is a part of them, split again by modality in
+ * `cached_tokens_details`; cached audio and images are priced apart from cached text. The output splits
+ * into text and audio.
+ */
+export function normalizeOpenAIRealtime(raw: unknown): NormalizedUsage {
+  const usage = requireObject(raw, "");
+  const input = requiredCount(usage, "input_tokens", "input_tokens");
+  const output = requiredCount(usage, "output_tokens", "output_tokens");
+  const inDetails = optionalObject(usage, "input_token_details", "input_token_details");
+  const inField = (key: string) => `input_token_details.${key}`;
+  const cached = count(inDetails, "cached_tokens", inField("cached_tokens"));
+  const audio = count(inDetails, "audio_tokens", inField("audio_tokens"));
+  const image = count(inDetails, "image_tokens", inField("image_tokens"));
+  const cachedDetails = optionalObject(
+    inDetails ?? {},
+    "cached_tokens_details",
+    inField("cached_tokens_details"),
+  );
+  const cachedField = (key: string) => inField(`cached_tokens_details.${key}`);
+  const cachedAudio = count(cachedDetails, "audio_tokens", cachedField("audio_tokens"));
+  const cachedImage = count(cachedDetails, "image_tokens", cachedField("image_tokens"));
+  checkSubset(cachedAudio, cachedField("audio_tokens"), audio, inField("audio_tokens"));
+  checkSubset(cachedImage, cachedField("image_tokens"), image, inField("image_tokens"));
+  const cachedMedia = "cached audio + image tokens";
+  checkSubset(
+    cachedAudio + cachedImage,
+    inField("cached_tokens_details"),
+    cached,
+    inField("cached_tokens"),
+    cachedMedia,
+  );
+  const uncachedMedia = audio - cachedAudio + image - cachedImage;
+  const label = "cached + uncached audio + image tokens";
+  checkSubset(cached + uncachedMedia, "input_token_details", input, "input_tokens", label);
+
+  const outDetails = optionalObject(usage, "output_token_details", "output_token_details");
+  const audioOut = count(outDetails, "audio_tokens", "output_token_details.audio_tokens");
+  checkSubset(audioOut, "output_token_details.audio_tokens", output, "output_tokens");
+
+  const out = emptyUsage();
+  out.input_uncached_tokens = input - cached - uncachedMedia;
+  out.cache_read_tokens = cached - cachedAudio - cachedImage;
+  out.input_audio_tokens = audio - cachedAudio;
+  out.image_tokens = image - cachedImage;
+  out.cache_audio_read_tokens = cachedAudio;
+  out.cache_image_read_tokens = cachedImage;
+  out.output_tokens = output;
+  out.output_audio_tokens = audioOut;
+  return out;
+}
+
 /** Embeddings bill input only; `total_tokens` equals `prompt_tokens`. */
 export function normalizeOpenAIEmbeddings(raw: unknown): NormalizedUsage {
   const usage = requireObject(raw, "");
@@ -105,6 +158,8 @@ function fromShape(
     input_audio_tokens: audioIn,
     output_audio_tokens: audioOut,
     image_tokens: imageIn,
+    cache_audio_read_tokens: 0,
+    cache_image_read_tokens: 0,
     // Responses report their searches as output items, not in usage: the extractors count them.
     web_search_requests: 0,
     file_search_requests: 0,

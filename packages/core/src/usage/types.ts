@@ -1,7 +1,8 @@
 /**
  * Normalized, disjoint token usage of one LLM call (DESIGN.md "The call record").
  * Input categories never overlap, so the total billed input is their sum:
- * input_uncached + cache_read + cache_write_5m + cache_write_1h + input_audio + image.
+ * input_uncached + cache_read + cache_write_5m + cache_write_1h + input_audio + image + cache_audio_read
+ * + cache_image_read.
  * reasoning_tokens is informational: a subset of output_tokens (billed as output).
  * output_audio_tokens is a subset of output_tokens too (priced at its own rate where one exists).
  */
@@ -21,6 +22,12 @@ export interface NormalizedUsage {
   /** Uncached image input tokens (disjoint from input_uncached_tokens). */
   image_tokens: number;
   /**
+   * Cached audio and image input tokens, apart from cache_read_tokens (cached text): some providers
+   * price them otherwise (OpenAI's Realtime models, Gemini's cached audio).
+   */
+  cache_audio_read_tokens: number;
+  cache_image_read_tokens: number;
+  /**
    * Server-side tool calls the provider bills per call, beside the tokens: web searches (Anthropic's
    * `server_tool_use.web_search_requests`, OpenAI Responses `web_search_call` searches) and file searches
    * (OpenAI `file_search_call`). Counts, not tokens.
@@ -34,8 +41,8 @@ export interface NormalizedUsage {
   web_search_preview_requests: number;
 }
 
-/** The token counts of NormalizedUsage, in the order stores first laid their columns out. */
-export const TOKEN_FIELDS = [
+/** The token counts stores first laid their columns out for, in that order. */
+export const FIRST_LAYOUT_TOKEN_FIELDS = [
   "input_uncached_tokens",
   "cache_read_tokens",
   "cache_write_5m_tokens",
@@ -46,6 +53,15 @@ export const TOKEN_FIELDS = [
   "output_audio_tokens",
   "image_tokens",
 ] as const satisfies readonly (keyof NormalizedUsage)[];
+
+/** Cached audio and image input (priced apart from cached text): stores lay them out last (added later). */
+export const CACHED_MEDIA_FIELDS = [
+  "cache_audio_read_tokens",
+  "cache_image_read_tokens",
+] as const satisfies readonly (keyof NormalizedUsage)[];
+
+/** The token counts of NormalizedUsage. */
+export const TOKEN_FIELDS = [...FIRST_LAYOUT_TOKEN_FIELDS, ...CACHED_MEDIA_FIELDS] as const;
 
 /** The tool-call counts stores first laid out (after the token columns, before the tool-call cost). */
 export const FIRST_LAYOUT_TOOL_CALL_FIELDS = [
@@ -73,6 +89,8 @@ export function emptyUsage(): NormalizedUsage {
     input_audio_tokens: 0,
     output_audio_tokens: 0,
     image_tokens: 0,
+    cache_audio_read_tokens: 0,
+    cache_image_read_tokens: 0,
     web_search_requests: 0,
     file_search_requests: 0,
     web_search_preview_requests: 0,
@@ -85,6 +103,7 @@ export const APIS = [
   "openai.responses",
   "openai.embeddings",
   "openai.completions",
+  "openai.realtime",
   "anthropic.messages",
   "google.generate_content",
   "bedrock.converse",

@@ -3,7 +3,8 @@ import {
   type CallRecord,
   FIRST_LAYOUT_COST_FIELDS,
   FIRST_LAYOUT_TOOL_CALL_FIELDS,
-  TOKEN_FIELDS,
+  CACHED_MEDIA_FIELDS,
+  FIRST_LAYOUT_TOKEN_FIELDS,
   TOOL_CALLS_COST_FIELD,
 } from "@tollgate/core";
 import { inQueryTimes } from "../query-time.js";
@@ -36,7 +37,7 @@ export const EXPORT_COLUMNS = [
   "error_type",
   "attempt",
   "request_id",
-  ...TOKEN_FIELDS,
+  ...FIRST_LAYOUT_TOKEN_FIELDS,
   "cost_nanousd",
   ...FIRST_LAYOUT_COST_FIELDS,
   "cost_source",
@@ -52,6 +53,7 @@ export const EXPORT_COLUMNS = [
   ...FIRST_LAYOUT_TOOL_CALL_FIELDS,
   TOOL_CALLS_COST_FIELD,
   "web_search_preview_requests",
+  ...CACHED_MEDIA_FIELDS,
 ] as const satisfies readonly (keyof CallRecord)[];
 
 /** An opaque page cursor: base64url of the last record's start time and event id. */

@@ -3,7 +3,8 @@ import {
   type CallRecord,
   FIRST_LAYOUT_COST_FIELDS,
   FIRST_LAYOUT_TOOL_CALL_FIELDS,
-  TOKEN_FIELDS,
+  CACHED_MEDIA_FIELDS,
+  FIRST_LAYOUT_TOKEN_FIELDS,
   TOOL_CALLS_COST_FIELD,
 } from "@tollgate/core/fields";
 import { utcDay } from "./sql.js";
@@ -50,7 +51,7 @@ export const COLUMNS: readonly Column[] = [
   low("error_type"),
   col("int")("attempt"),
   text("request_id"),
-  ...TOKEN_FIELDS.map(col("int")),
+  ...FIRST_LAYOUT_TOKEN_FIELDS.map(col("int")),
   col("json")("usage_raw"),
   col("bigint")("cost_nanousd"),
   ...FIRST_LAYOUT_COST_FIELDS.map(col("bigint")),
@@ -69,6 +70,7 @@ export const COLUMNS: readonly Column[] = [
   ...FIRST_LAYOUT_TOOL_CALL_FIELDS.map(col("int")),
   col("bigint")(TOOL_CALLS_COST_FIELD),
   col("int")("web_search_preview_requests"),
+  ...CACHED_MEDIA_FIELDS.map(col("int")),
 ];
 
 const SQL_TYPE: Record<Kind, string> = {

@@ -28,7 +28,7 @@ export const COUNT_RUN_LLM_CALLS =
 export const COST_UNKNOWN = `priced = 0 AND ${MODEL_CALL}`;
 /** All input tokens of a record (its input categories are disjoint). */
 export const INPUT_TOKENS =
-  "input_uncached_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens + input_audio_tokens + image_tokens";
+  "input_uncached_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens + input_audio_tokens + image_tokens + cache_audio_read_tokens + cache_image_read_tokens";
 /** Requests, counted by their first attempt (retries share its request_id). */
 export const REQUESTS = "countIf(attempt = 1)";
 export const OK_REQUESTS = "countIf(status = 'ok')";

@@ -14,7 +14,8 @@ import {
   type CallRecord,
   FIRST_LAYOUT_COST_FIELDS,
   FIRST_LAYOUT_TOOL_CALL_FIELDS,
-  TOKEN_FIELDS,
+  CACHED_MEDIA_FIELDS,
+  FIRST_LAYOUT_TOKEN_FIELDS,
   TOOL_CALLS_COST_FIELD,
 } from "@tollgate/core/fields";
 
@@ -92,7 +93,7 @@ export const COLUMNS: readonly Column[] = [
   varchar("error_type"),
   integer("attempt", "INTEGER NOT NULL"),
   idText("request_id"),
-  ...TOKEN_FIELDS.map((f) => bigint(f)),
+  ...FIRST_LAYOUT_TOKEN_FIELDS.map((f) => bigint(f)),
   jsonText("usage_raw", () => null, true),
   money("cost_nanousd"),
   ...FIRST_LAYOUT_COST_FIELDS.map((f) => money(f)),
@@ -111,6 +112,8 @@ export const COLUMNS: readonly Column[] = [
   money(TOOL_CALLS_COST_FIELD),
   // Migration 7.
   bigint("web_search_preview_requests"),
+  // Migration 8.
+  ...CACHED_MEDIA_FIELDS.map((f) => bigint(f)),
 ];
 
 const TYPES = COLUMNS.map((c) => c.type);

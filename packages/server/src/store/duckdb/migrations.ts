@@ -158,4 +158,13 @@ export const MIGRATIONS: readonly { version: number; sql: string[] }[] = [
     // The web searches of OpenAI's web_search_preview tool (priced apart). Calls stored before: none counted.
     sql: ["ALTER TABLE events ADD COLUMN web_search_preview_requests BIGINT DEFAULT 0"],
   },
+  {
+    version: 8,
+    // Cached audio and image input, priced apart from cached text. Calls stored before had them in
+    // cache_read_tokens: 0 here.
+    sql: [
+      "ALTER TABLE events ADD COLUMN cache_audio_read_tokens BIGINT DEFAULT 0",
+      "ALTER TABLE events ADD COLUMN cache_image_read_tokens BIGINT DEFAULT 0",
+    ],
+  },
 ];

@@ -8,7 +8,7 @@ export const MODEL_CALL = "kind IN ('llm', 'embedding')";
 export const COST_UNKNOWN = `NOT priced AND ${MODEL_CALL}`;
 /** All input tokens of a record (its input categories are disjoint). */
 export const INPUT_TOKENS =
-  "input_uncached_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens + input_audio_tokens + image_tokens";
+  "input_uncached_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens + input_audio_tokens + image_tokens + cache_audio_read_tokens + cache_image_read_tokens";
 /** A record's UTC day as YYYY-MM-DD. */
 export const UTC_DAY = "strftime(date_trunc('day', ts_start), '%Y-%m-%d')";
 /**

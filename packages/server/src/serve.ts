@@ -1,7 +1,8 @@
 import { renameSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:http";
+import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import type { Duplex } from "node:stream";
 import { getRequestListener } from "@hono/node-server";
 import type { RuntimeOptions } from "./config.js";
 import { onceClosed } from "./gateway/client-watch.js";
@@ -88,6 +89,11 @@ export async function startServer(
       if (!gateway?.handle(req, res)) void api(req, res);
     },
   );
+  // WebSocket sessions (OpenAI Realtime) on gateway paths; any other upgrade is refused.
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (!gateway?.upgrade(req, socket, head))
+      socket.end("HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+  });
   server.listen(opts.port, opts.host);
   let jobs: RunningJobs | null;
   try {
@@ -145,6 +151,7 @@ export async function startServer(
       await jobs?.stop(); // running jobs finish (their signal aborts), then the lease is released
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
+      await gateway?.closeSockets();
       // Let calls in flight finish (streams included), then drop every socket: a connection that
       // never sent a request (fetch opens one after an aborted stream) would otherwise hold the
       // close for Node's 60 s headersTimeout.

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
@@ -9,7 +10,6 @@ import {
   type BatchResult,
   BatchResultsReader,
   backgroundResponse,
-  type CallFacts,
   type CallRecord,
   createSseUsageExtractor,
   type ExtractedUsage,
@@ -45,6 +45,7 @@ import {
   batchResultsSource,
   pointResultsUrlsAt,
 } from "./batch-results.js";
+import { callFacts } from "./call-facts.js";
 import { ClientPace, type ClientWatch, NO_CLIENT, watchClient } from "./client-watch.js";
 import { type GatewayConfig, MAX_HEADER_BYTES, MAX_RETRIES } from "./config.js";
 import {
@@ -74,6 +75,7 @@ import {
 } from "./request-body.js";
 import { backoffMs, retryWaitMs } from "./retry.js";
 import { classify, type GatewayRoute } from "./routes.js";
+import { answerOn, SocketRelay } from "./socket-relay.js";
 import { UsageChunkStripper } from "./strip-usage.js";
 import { ReplyFailed, ReplyTooLarge, requestWhole, type WholeReply } from "./whole-reply.js";
 
@@ -192,8 +194,11 @@ export class Gateway {
   readonly #finished = new Recent<true>();
   /** This process's own polls of them, for those no client polls (BackgroundFollower). */
   readonly #follower: BackgroundFollower;
+  /** WebSocket sessions (OpenAI Realtime): relayed, and metered. */
+  readonly #sockets: SocketRelay;
 
   constructor(private readonly deps: GatewayDeps) {
+    this.#sockets = new SocketRelay(deps);
     this.#follower = new BackgroundFollower({
       firstMs: deps.config.backgroundFollowMs,
       maxMs: FOLLOW_MAX_MS,
@@ -243,7 +248,60 @@ export class Gateway {
     return true;
   }
 
+  /**
+   * Takes a WebSocket upgrade request when it is a gateway path (an OpenAI Realtime session, metered, or
+   * any other /v1 WebSocket, relayed as it is); returns false to let the server refuse it.
+   */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    const route = classify(req.url ?? "/", req.headers, "GET");
+    if (!route) return false;
+    const timing: Timing = { started: Date.now(), stream: true };
+    this.#openSocket(req, socket, head, route)
+      .then((status) => this.#observe(route, timing, status))
+      .catch((e) => {
+        const err = e instanceof GatewayError ? e : GatewayError.internal(e);
+        answerOn(req, socket, (res) => sendError(res, route, err));
+        this.#observe(route, timing, err.status);
+      });
+    return true;
+  }
+
+  async #openSocket(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    route: GatewayRoute,
+  ): Promise<number> {
+    const { split, principal, named } = await this.#caller(req);
+    const modelParam = new URLSearchParams(route.upstreamPath.split("?")[1] ?? "").get("model");
+    return this.#sockets.relay(req, socket, head, {
+      route,
+      provider: named?.provider ?? route.family,
+      base: this.#baseOf(route, named),
+      extraHeaders: named?.headers ?? {},
+      forward: split.forward,
+      workspaceId: principal?.workspaceId ?? "default",
+      keyId: principal && principal.role !== "root" ? principal.keyId : null,
+      attribution: Object.assign({}, principal?.defaults, split.attribution),
+      depth: intHeader(split.control, "span-depth", 1, MAX_DEPTH, 1),
+      modelRequested: fieldText(modelParam),
+      timeoutMs: intHeader(
+        split.control,
+        "timeout-ms",
+        1,
+        this.deps.config.maxTimeoutMs,
+        this.deps.config.timeoutMs,
+      ),
+    });
+  }
+
+  /** Ends the WebSocket sessions (1001), their responses accounted for: at shutdown, before the server closes. */
+  closeSockets(): Promise<void> {
+    return this.#sockets.close();
+  }
+
   async close(): Promise<void> {
+    await this.#sockets.close();
     this.#follower.close();
     const dispatchers = new Set([...this.#upstreams.values()].map((u) => u.dispatcher));
     if (this.#egress) dispatchers.add(this.#egress);
@@ -268,22 +326,7 @@ export class Gateway {
     route: GatewayRoute,
     timing: Timing,
   ): Promise<void> {
-    const split = splitHeaders(req.headers);
-    const principal = await this.#authenticate(split.control.key);
-    const refused = attributionErrors(split.attribution as Record<string, unknown>);
-    if (refused.length)
-      throw new GatewayError(
-        400,
-        "invalid_request_error",
-        refused.map((e) => `${headerOfField(e.field)}: ${e.reason}`).join("; "),
-      );
-    const named = split.control.upstream ? this.deps.config.upstreams[split.control.upstream] : undefined;
-    if (split.control.upstream && !named)
-      throw new GatewayError(
-        400,
-        "invalid_request_error",
-        `unknown x-tollgate-upstream ${JSON.stringify(split.control.upstream)}`,
-      );
+    const { split, principal, named } = await this.#caller(req);
     const upload = route.api === null && isBigUpload(req) ? req : null;
     const body = upload ? EMPTY_BODY : await readBody(req);
     const parsed = route.api ? parseJsonObject(body) : null;
@@ -296,9 +339,7 @@ export class Gateway {
     const call: Call = {
       route,
       provider: named?.provider ?? route.family,
-      base:
-        named?.baseUrl ??
-        (route.family === "anthropic" ? this.deps.config.anthropicBaseUrl : this.deps.config.openaiBaseUrl),
+      base: this.#baseOf(route, named),
       extraHeaders: named?.headers ?? {},
       workspaceId: principal?.workspaceId ?? "default",
       keyId: principal && principal.role !== "root" ? principal.keyId : null,
@@ -498,6 +539,33 @@ export class Gateway {
       ...unseenUsage(call, httpStatus),
     });
     throw upstreamFailure(e, call.timeoutMs, "body").withRecord(rec);
+  }
+
+  /** Who calls (its key), with what attribution, through which upstream: checked, or refused with a 4xx. */
+  async #caller(req: IncomingMessage) {
+    const split = splitHeaders(req.headers);
+    const principal = await this.#authenticate(split.control.key);
+    const refused = attributionErrors(split.attribution as Record<string, unknown>);
+    if (refused.length)
+      throw new GatewayError(
+        400,
+        "invalid_request_error",
+        refused.map((e) => `${headerOfField(e.field)}: ${e.reason}`).join("; "),
+      );
+    const named = split.control.upstream ? this.deps.config.upstreams[split.control.upstream] : undefined;
+    if (split.control.upstream && !named)
+      throw new GatewayError(
+        400,
+        "invalid_request_error",
+        `unknown x-tollgate-upstream ${JSON.stringify(split.control.upstream)}`,
+      );
+    return { split, principal, named };
+  }
+
+  /** The upstream base URL of a call: its named upstream's, else its family's. */
+  #baseOf(route: GatewayRoute, named: { baseUrl: string } | undefined): string {
+    if (named) return named.baseUrl;
+    return route.family === "anthropic" ? this.deps.config.anthropicBaseUrl : this.deps.config.openaiBaseUrl;
   }
 
   async #authenticate(key: string | undefined): Promise<Principal | null> {
@@ -1078,29 +1146,6 @@ export class Gateway {
       (Date.now() - timing.started) / 1000,
     );
   }
-}
-
-/**
- * The call's facts for scope matching, in one fixed shape: attribution parsed from headers has whatever
- * keys a client sent, and matching reads every scope field of every budget from it.
- */
-function callFacts(a: Attribution, model: string, provider: string, keyId: string | null): CallFacts {
-  return {
-    user_id: a.user_id ?? null,
-    customer_id: a.customer_id ?? null,
-    feature: a.feature ?? null,
-    deployment: a.deployment ?? null,
-    prompt_version: a.prompt_version ?? null,
-    agent_run_id: a.agent_run_id ?? null,
-    agent_type: a.agent_type ?? null,
-    session_id: a.session_id ?? null,
-    route: a.route ?? null,
-    variant: a.variant ?? null,
-    model,
-    provider,
-    key_id: keyId,
-    tags: a.tags ?? null,
-  };
 }
 
 /** The upstream's reply: a streamed call's body as it comes, any other call's whole. */

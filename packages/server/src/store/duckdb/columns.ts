@@ -11,11 +11,11 @@ import {
 import duckdb from "@duckdb/node-bindings";
 import {
   ATTRIBUTION_FIELDS,
+  CACHED_MEDIA_FIELDS,
   type CallRecord,
   FIRST_LAYOUT_COST_FIELDS,
-  FIRST_LAYOUT_TOOL_CALL_FIELDS,
-  CACHED_MEDIA_FIELDS,
   FIRST_LAYOUT_TOKEN_FIELDS,
+  FIRST_LAYOUT_TOOL_CALL_FIELDS,
   TOOL_CALLS_COST_FIELD,
 } from "@tollgate/core/fields";
 

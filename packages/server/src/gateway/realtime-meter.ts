@@ -1,0 +1,266 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  type CallRecord,
+  type ExtractedUsage,
+  extractFromResponse,
+  fieldText,
+  type PriceResult,
+  type PricingEngine,
+  totalTokens,
+  uuidv7,
+} from "@tollgate/core";
+import type { SpendGuard, Ticket } from "../limits/guard.js";
+import { callFacts } from "./call-facts.js";
+import { GatewayError } from "./gateway-error.js";
+import type { Attribution } from "./headers.js";
+import type { GatewayMetrics } from "./metrics.js";
+import type { Recorder } from "./recorder.js";
+
+/** Who a Realtime session is recorded for, and which model it asked for. */
+export interface RealtimeCaller {
+  provider: string;
+  workspaceId: string;
+  keyId: string | null;
+  attribution: Attribution;
+  depth: number;
+  /** The `model` of the connection's URL (null for a sideband connection to a call). */
+  modelRequested: string | null;
+}
+
+export interface MeterDeps {
+  engine: PricingEngine;
+  recorder: Recorder;
+  guard: SpendGuard;
+  metrics: GatewayMetrics;
+}
+
+/** What the meter does to the session: tell the upstream and the client (each message one JSON event). */
+export interface SessionSides {
+  toUpstream(event: Record<string, unknown>): void;
+  toClient(event: Record<string, unknown>): void;
+}
+
+/** The server events the meter reads; every other one (audio deltas: most of them) is passed by unread. */
+const METERED = /^\{\s*"type"\s*:\s*"(session\.created|session\.updated|response\.created|response\.done)"/;
+const NO_BODY = Buffer.alloc(0);
+
+interface Pending {
+  start: number;
+  /** Its admission: the ticket, or null when a limit refused it (it was cancelled). */
+  admitted: Promise<Ticket | null>;
+}
+
+/**
+ * The cost of one OpenAI Realtime session, read from the server events relayed to its client: each
+ * response is a call, admitted against the limits when the server announces it (`response.created`;
+ * over a limit, it is cancelled upstream and the client told with an `error` event) and recorded with
+ * its usage and exact cost when it is done (`response.done`). The session names the model.
+ */
+export class RealtimeMeter {
+  #model: string | null;
+  readonly #pending = new Map<string, Pending>();
+  /** Records being written (each awaits its admission), for the session's end to wait on. */
+  readonly #writing = new Set<Promise<void>>();
+
+  constructor(
+    private readonly deps: MeterDeps,
+    private readonly caller: RealtimeCaller,
+    private readonly sides: SessionSides,
+  ) {
+    this.#model = caller.modelRequested;
+  }
+
+  /**
+   * Before the session opens: the limits that apply to its caller must let a call through (a killed agent
+   * run, a budget spent already). Nothing is held: each response is admitted in turn.
+   */
+  async admitSession(): Promise<void> {
+    const admission = await this.deps.guard.admit(this.#context(uuidv7()));
+    if (!admission.ok) throw GatewayError.fromLimit(admission.error);
+    await this.deps.guard.settle(admission.ticket, {
+      cost: 0n,
+      tokens: 0,
+      toolCalls: 0,
+      eventId: null,
+      tsStart: Date.now(),
+    });
+  }
+
+  /** A text message from the upstream, before it goes on to the client. */
+  onServerText(data: Buffer): void {
+    const head = METERED.exec(data.toString("utf8", 0, Math.min(data.length, 64)));
+    if (!head) return;
+    let event: Record<string, unknown>;
+    try {
+      event = JSON.parse(data.toString("utf8")) as Record<string, unknown>;
+    } catch {
+      return; // not ours to judge: the client gets it as it came
+    }
+    const kind = head[1]!;
+    if (event.type !== kind) return;
+    if (kind === "session.created" || kind === "session.updated") {
+      const model = fieldText((event.session as { model?: unknown } | null)?.model);
+      if (model) this.#model = model;
+      return;
+    }
+    const response = event.response as Record<string, unknown> | null | undefined;
+    const id = fieldText(response?.id);
+    if (!response || !id) return;
+    if (kind === "response.created") {
+      if (!this.#pending.has(id)) this.#pending.set(id, { start: Date.now(), admitted: this.#admit(id) });
+      return;
+    }
+    const pending = this.#pending.get(id);
+    this.#pending.delete(id);
+    this.#track(this.#done(response, id, pending));
+  }
+
+  /**
+   * The client has left while responses were under way: they are cancelled upstream, whose
+   * `response.done` then says what each cost; resolves once none is left (or after `waitMs`).
+   */
+  async cancelPending(waitMs: number): Promise<void> {
+    if (!this.#pending.size) return;
+    for (const id of this.#pending.keys())
+      this.sides.toUpstream({ type: "response.cancel", response_id: id });
+    const until = Date.now() + waitMs;
+    while (this.#pending.size && Date.now() < until) await sleep(20);
+  }
+
+  /** The session has ended: responses still under way are recorded as cut off. Resolves once all are written. */
+  async end(): Promise<void> {
+    for (const [id, pending] of this.#pending) this.#track(this.#cutOff(id, pending));
+    this.#pending.clear();
+    while (this.#writing.size) await Promise.all(this.#writing);
+  }
+
+  #track(writing: Promise<void>): void {
+    const tracked = writing.finally(() => this.#writing.delete(tracked));
+    this.#writing.add(tracked);
+  }
+
+  async #admit(responseId: string): Promise<Ticket | null> {
+    const admission = await this.deps.guard.admit(this.#context(responseId));
+    if (admission.ok) return admission.ticket;
+    // Over a limit: the response is cancelled; what it cost until then is recorded and counted all the same.
+    const err = GatewayError.fromLimit(admission.error);
+    this.sides.toUpstream({ type: "response.cancel", response_id: responseId });
+    this.sides.toClient({
+      type: "error",
+      event_id: `event_tollgate_${uuidv7()}`,
+      error: { type: err.type, code: err.code, message: err.message, param: null, event_id: null },
+    });
+    return null;
+  }
+
+  async #done(response: Record<string, unknown>, id: string, pending: Pending | undefined): Promise<void> {
+    let usage: ExtractedUsage | null = null;
+    let usageError: string | null = null;
+    try {
+      usage = extractFromResponse("openai.realtime", response);
+    } catch (e) {
+      usageError = (e as Error).message;
+    }
+    const status = fieldText(response.status);
+    const details = response.status_details as { reason?: unknown; error?: { type?: unknown } } | null;
+    const errorType =
+      status === "completed"
+        ? null
+        : (fieldText(details?.error?.type) ?? fieldText(details?.reason) ?? status ?? "unknown");
+    await this.#write(id, pending, {
+      usage,
+      status: status === "completed" ? "ok" : "error",
+      errorType: usageError && !errorType ? "usage_unreadable" : errorType,
+    });
+  }
+
+  /** Cut off with no usage (the upstream's connection dropped): its cost is not known, its worst case is held. */
+  #cutOff(id: string, pending: Pending): Promise<void> {
+    return this.#write(id, pending, { usage: null, status: "error", errorType: "session_closed" });
+  }
+
+  /** The session did not open (the upstream refused it, or could not be reached): one failed call, not billed. */
+  refused(httpStatus: number | null, errorType: string): void {
+    this.#track(this.#write(uuidv7(), undefined, { usage: null, status: "error", errorType, httpStatus }));
+  }
+
+  async #write(
+    responseId: string,
+    pending: Pending | undefined,
+    o: {
+      usage: ExtractedUsage | null;
+      status: "ok" | "error";
+      errorType: string | null;
+      httpStatus?: number | null;
+    },
+  ): Promise<void> {
+    const start = pending?.start ?? Date.now();
+    const model = o.usage?.model ?? this.#model ?? "unknown";
+    const price = o.usage ? this.#price(model, o.usage, start) : null;
+    const input: Record<string, unknown> = {
+      event_id: uuidv7(),
+      ts_start: start,
+      ts_end: Date.now(),
+      kind: "llm",
+      provider: this.caller.provider,
+      api: "openai.realtime",
+      model_requested: this.caller.modelRequested,
+      model,
+      stream: true,
+      status: o.status,
+      http_status: o.httpStatus ?? null,
+      error_type: o.errorType,
+      attempt: 1,
+      request_id: responseId,
+    };
+    Object.assign(input, o.usage?.usage);
+    input.usage_raw = o.usage?.usage_raw ?? null;
+    Object.assign(input, this.caller.attribution);
+    input.key_id = this.caller.keyId;
+    const recorded = this.deps.recorder.record(input, this.caller.workspaceId, price ?? undefined);
+    const ticket = pending ? await pending.admitted.catch(() => null) : null;
+    await this.#charge(ticket, recorded?.record ?? null, start);
+    if (recorded) this.deps.metrics.recordedCost.inc(Number(recorded.record.cost_nanousd));
+    else this.deps.metrics.upstreamErrors.inc({ family: "openai", kind: "record_failed" });
+  }
+
+  /**
+   * Counts a response against the limits: its admission's ticket settled with its cost (its worst case
+   * when not known), or, refused or never announced, its record observed as a call recorded elsewhere is.
+   */
+  async #charge(ticket: Ticket | null, rec: CallRecord | null, start: number): Promise<void> {
+    if (ticket)
+      return this.deps.guard.settle(ticket, {
+        cost: rec?.priced ? rec.cost_nanousd : null,
+        tokens: rec ? totalTokens(rec) : 0,
+        toolCalls: 0,
+        eventId: rec?.event_id ?? null,
+        tsStart: rec?.ts_start ?? start,
+      });
+    if (rec) await this.deps.guard.observe([rec]);
+  }
+
+  #price(model: string, usage: ExtractedUsage, at: number): PriceResult | null {
+    try {
+      return this.deps.engine.price({ provider: this.caller.provider, model, usage: usage.usage, at });
+    } catch {
+      return null; // inconsistent usage: the record says so
+    }
+  }
+
+  #context(requestId: string) {
+    const model = this.#model ?? "unknown";
+    return {
+      workspace: this.caller.workspaceId,
+      facts: callFacts(this.caller.attribution, model, this.caller.provider, this.caller.keyId),
+      api: "openai.realtime" as const,
+      provider: this.caller.provider,
+      model,
+      body: null,
+      raw: NO_BODY,
+      requestId,
+      attempt: 1,
+      depth: this.caller.depth,
+    };
+  }
+}

@@ -1,0 +1,341 @@
+// OpenAI Realtime sessions (WebSocket) through the gateway, against a mock upstream that answers with
+// real captured server events (packages/core/test/fixtures/openai-realtime): messages pass each way as
+// they came, each response is a recorded call with its exact cost, limits stop a response (cancelled
+// upstream, the client told), a client that hangs up still has its cut-short responses counted, and an
+// upstream's refusal or close reaches the client as the upstream gave it.
+import { readFileSync } from "node:fs";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { CallRecord } from "@tollgate/core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WebSocket, WebSocketServer } from "ws";
+import { adminRequest, gatewayRecords, startTestGateway } from "./helpers.js";
+
+const fixtureText = (name: string) =>
+  readFileSync(new URL(`../../core/test/fixtures/openai-realtime/${name}`, import.meta.url), "utf8").trim();
+const SESSION_CREATED = fixtureText("session-created.gpt-realtime.json");
+const RESPONSE_DONE = fixtureText("response-done.gpt-realtime.cached-audio.json");
+const DONE = JSON.parse(RESPONSE_DONE) as { response: Record<string, unknown> };
+const RESPONSE_ID = DONE.response.id as string;
+/** The captured response's cost on gpt-realtime (hand-computed in the core's openai-realtime test). */
+const COST = 10_613_600n;
+
+/** The `response.created` the server sends first: the captured response, in progress, no usage yet. */
+const responseCreated = (id: string) =>
+  JSON.stringify({
+    type: "response.created",
+    event_id: `event_created_${id}`,
+    response: { ...DONE.response, id, status: "in_progress", output: [], usage: null },
+  });
+/** The captured `response.done` under another response id, with another status where one is given. */
+const responseDone = (id: string, status?: { status: string; status_details: unknown }) =>
+  id === RESPONSE_ID && !status
+    ? RESPONSE_DONE
+    : JSON.stringify({ ...JSON.parse(RESPONSE_DONE), response: { ...DONE.response, id, ...status } });
+
+/** What the mock upstream saw of each session: its handshake headers and the client's messages. */
+interface Seen {
+  headers: IncomingMessage["headers"];
+  url: string;
+  messages: string[];
+  binary: Buffer[];
+  closed: Promise<{ code: number; reason: string }>;
+}
+const sessions: Seen[] = [];
+let upstream: Server;
+let gw: Awaited<ReturnType<typeof startTestGateway>>;
+let seq = 0;
+
+/**
+ * The mock OpenAI Realtime server. `response.create` → response.created, an audio delta, then
+ * response.done (metadata.hold: no response.done until `response.cancel`, then a cancelled one);
+ * `tollgate.test.close` closes the session with the code and reason it names; binary messages come back.
+ * `?model=refuse` is refused at the handshake as OpenAI refuses a bad key (401, its JSON body).
+ */
+function realtimeServer(): WebSocketServer {
+  const wss = new WebSocketServer({ noServer: true, handleProtocols: (p) => [...p][0] ?? false });
+  wss.on("connection", (ws, req) => {
+    const seen: Seen = {
+      headers: req.headers,
+      url: req.url ?? "",
+      messages: [],
+      binary: [],
+      closed: new Promise((r) => ws.once("close", (code, reason) => r({ code, reason: reason.toString() }))),
+    };
+    sessions.push(seen);
+    ws.send(SESSION_CREATED);
+    let n = 0;
+    ws.on("message", (data, isBinary) => {
+      if (isBinary) {
+        seen.binary.push(data as Buffer);
+        return ws.send(data as Buffer, { binary: true });
+      }
+      const text = data.toString();
+      seen.messages.push(text);
+      const ev = JSON.parse(text) as { type: string; code?: number; reason?: string; response?: unknown };
+      if (ev.type === "tollgate.test.close") return ws.close(ev.code, ev.reason);
+      if (ev.type === "response.cancel") {
+        const id = (ev as { response_id?: string }).response_id!;
+        return ws.send(
+          responseDone(id, {
+            status: "cancelled",
+            status_details: { type: "cancelled", reason: "client_cancelled" },
+          }),
+        );
+      }
+      if (ev.type !== "response.create") return;
+      const id = n++ === 0 && sessions.length === 1 ? RESPONSE_ID : `resp_mock_${sessions.length}_${n}`;
+      ws.send(responseCreated(id));
+      ws.send(
+        JSON.stringify({ type: "response.output_audio.delta", response_id: id, delta: "AAAA".repeat(1000) }),
+      );
+      const hold = (ev.response as { metadata?: { hold?: string } } | undefined)?.metadata?.hold;
+      if (!hold) ws.send(responseDone(id));
+    });
+  });
+  return wss;
+}
+
+beforeAll(async () => {
+  const wss = realtimeServer();
+  upstream = createServer((_req, res) => res.writeHead(404).end());
+  upstream.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (req.url?.includes("model=refuse")) {
+      const body = JSON.stringify({
+        error: {
+          type: "invalid_request_error",
+          code: "invalid_api_key",
+          message: "Incorrect API key provided",
+        },
+      });
+      return socket.end(
+        `HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\nx-request-id: req_mock\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req));
+  });
+  upstream.listen(0, "127.0.0.1");
+  await new Promise((r) => upstream.once("listening", r));
+  gw = await startTestGateway(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`);
+});
+
+afterAll(async () => {
+  await gw?.stop();
+  upstream?.closeAllConnections();
+  await new Promise((r) => upstream?.close(r));
+});
+
+/** A client of the gateway's Realtime endpoint, reading every message it gets. */
+async function connect(
+  headers: Record<string, string> = {},
+  query = "model=gpt-realtime",
+  protocols?: string[],
+) {
+  const url = `${gw.url.replace("http:", "ws:")}/v1/realtime?${query}`;
+  const ws = new WebSocket(url, protocols, {
+    headers: { authorization: "Bearer sk-test-realtime", ...headers },
+  });
+  const got: { text: string[]; binary: Buffer[] } = { text: [], binary: [] };
+  ws.on("message", (data, isBinary) =>
+    isBinary ? got.binary.push(data as Buffer) : got.text.push(data.toString()),
+  );
+  const closed = new Promise<{ code: number; reason: string }>((r) =>
+    ws.once("close", (code, reason) => r({ code, reason: reason.toString() })),
+  );
+  await new Promise<void>((resolve, reject) => {
+    ws.once("open", resolve);
+    ws.once("error", reject);
+  });
+  const until = async (pred: () => boolean, what: string) => {
+    for (let i = 0; i < 250 && !pred(); i++) await sleep(20);
+    if (!pred()) throw new Error(`waited for ${what}`);
+  };
+  return { ws, got, closed, until };
+}
+
+async function recordsOf(user: string): Promise<CallRecord[]> {
+  for (let i = 0; i < 100; i++) {
+    const recs = (await gatewayRecords(gw.runtime)).filter((r) => r.user_id === user);
+    if (recs.length) return recs;
+    await sleep(20);
+  }
+  return [];
+}
+
+const typesOf = (texts: string[]) => texts.map((t) => (JSON.parse(t) as { type: string }).type);
+
+describe("an OpenAI Realtime session through the gateway", () => {
+  it("relays every message as it came, each way, and records the response with its exact cost", async () => {
+    const user = `rt-user-${++seq}`;
+    const c = await connect(
+      { "x-tollgate-user-id": user, "x-tollgate-feature": "voice" },
+      "model=gpt-realtime",
+      ["realtime"],
+    );
+    expect(c.ws.protocol).toBe("realtime"); // the subprotocol the upstream chose
+    await c.until(() => c.got.text.length === 1, "session.created");
+    expect(c.got.text[0]).toBe(SESSION_CREATED); // byte for byte
+    c.ws.send(JSON.stringify({ type: "response.create" }));
+    const audio = Buffer.from([0, 1, 2, 250, 251, 252, 253, 254, 255]);
+    c.ws.send(audio, { binary: true });
+    await c.until(() => c.got.text.length === 4 && c.got.binary.length === 1, "the response");
+    expect(typesOf(c.got.text)).toEqual([
+      "session.created",
+      "response.created",
+      "response.output_audio.delta",
+      "response.done",
+    ]);
+    expect(c.got.text[3]).toBe(RESPONSE_DONE);
+    expect(c.got.binary[0]).toEqual(audio);
+    c.ws.close(1000, "done");
+    const seen = sessions[sessions.length - 1]!;
+    expect(await seen.closed).toEqual({ code: 1000, reason: "done" });
+    // The upstream got the client's key and messages; no Tollgate header.
+    expect(seen.headers.authorization).toBe("Bearer sk-test-realtime");
+    expect(Object.keys(seen.headers).filter((h) => h.startsWith("x-tollgate-"))).toEqual([]);
+    expect(seen.url).toBe("/v1/realtime?model=gpt-realtime");
+    expect(seen.messages).toEqual([JSON.stringify({ type: "response.create" })]);
+    expect(seen.binary).toEqual([audio]);
+
+    const [rec, ...more] = await recordsOf(user);
+    expect(more).toEqual([]);
+    expect(rec).toMatchObject({
+      kind: "llm",
+      provider: "openai",
+      api: "openai.realtime",
+      model_requested: "gpt-realtime",
+      model: "gpt-realtime", // from session.created: a GA response.done names none
+      request_id: RESPONSE_ID,
+      status: "ok",
+      stream: true,
+      feature: "voice",
+      input_uncached_tokens: 59,
+      input_audio_tokens: 9,
+      cache_audio_read_tokens: 64,
+      output_tokens: 188,
+      output_audio_tokens: 147,
+      cost_nanousd: COST,
+      priced: true,
+    });
+    expect(JSON.stringify(rec, (_k, v) => (typeof v === "bigint" ? String(v) : v))).not.toContain("sk-test");
+  });
+
+  it("an upstream that refuses the session answers the client itself (status, headers, body); one failed call recorded", async () => {
+    const user = `rt-user-${++seq}`;
+    const url = `${gw.url.replace("http:", "ws:")}/v1/realtime?model=refuse`;
+    const ws = new WebSocket(url, { headers: { "x-tollgate-user-id": user } });
+    const answer = await new Promise<{ status: number; requestId: unknown; body: string }>((resolve) =>
+      ws.once("unexpected-response", (_req, res) => {
+        let body = "";
+        res.on("data", (d: Buffer) => (body += d.toString()));
+        res.on("end", () =>
+          resolve({ status: res.statusCode!, requestId: res.headers["x-request-id"], body }),
+        );
+      }),
+    );
+    expect(answer.status).toBe(401);
+    expect(answer.requestId).toBe("req_mock");
+    expect(JSON.parse(answer.body)).toMatchObject({ error: { code: "invalid_api_key" } });
+    const [rec] = await recordsOf(user);
+    expect(rec).toMatchObject({
+      api: "openai.realtime",
+      status: "error",
+      http_status: 401,
+      error_type: "invalid_request_error",
+      cost_nanousd: 0n,
+    });
+  });
+
+  it("a client that hangs up mid-response: the response is cancelled upstream and its usage still counted", async () => {
+    const user = `rt-user-${++seq}`;
+    const c = await connect({ "x-tollgate-user-id": user });
+    c.ws.send(JSON.stringify({ type: "response.create", response: { metadata: { hold: "yes" } } }));
+    await c.until(
+      () => typesOf(c.got.text).includes("response.output_audio.delta"),
+      "the response under way",
+    );
+    const seen = sessions[sessions.length - 1]!;
+    c.ws.close(1000, "bye");
+    expect(await seen.closed).toEqual({ code: 1000, reason: "bye" }); // after the cancel's answer
+    expect(JSON.parse(seen.messages[1]!)).toMatchObject({ type: "response.cancel" });
+    const [rec] = await recordsOf(user);
+    expect(rec).toMatchObject({
+      status: "error",
+      error_type: "client_cancelled", // its status_details.reason
+      cache_audio_read_tokens: 64,
+      cost_nanousd: COST,
+    });
+  });
+
+  it("an upstream's close (code, reason) reaches the client as it gave it", async () => {
+    const c = await connect();
+    c.ws.send(JSON.stringify({ type: "tollgate.test.close", code: 4001, reason: "session expired" }));
+    expect(await c.closed).toEqual({ code: 4001, reason: "session expired" });
+  });
+
+  it("a budget that a response's worst case would pass: the response is cancelled, the client told, its cost counted", async () => {
+    const user = `rt-user-${++seq}`;
+    // gpt-realtime's worst case is its 32,000-token window at the audio rate ($64/M): $2.048. The session
+    // and its first response fit a $2.05 cap; with the first one's $0.0106 spent, the second does not.
+    const created = await adminRequest(gw, "POST", "/api/budgets", {
+      id: `rt-cap-${seq}`,
+      scope: { user_id: user },
+      window: "day",
+      limit_usd: "2.05",
+    });
+    expect(created.status).toBe(201);
+    const c = await connect({ "x-tollgate-user-id": user });
+    c.ws.send(JSON.stringify({ type: "response.create" }));
+    await c.until(() => typesOf(c.got.text).includes("response.done"), "the first response");
+    c.ws.send(JSON.stringify({ type: "response.create", response: { metadata: { hold: "yes" } } }));
+    await c.until(() => typesOf(c.got.text).filter((t) => t === "response.done").length === 2, "the cancel");
+    const error = c.got.text.map((t) => JSON.parse(t)).find((e) => e.type === "error");
+    expect(error).toMatchObject({ error: { type: "rate_limit_error", code: "budget_exceeded" } });
+    const seen = sessions[sessions.length - 1]!;
+    expect(seen.messages.map((m) => JSON.parse(m).type)).toContain("response.cancel");
+    c.ws.close();
+    await c.closed;
+    for (let i = 0; i < 50 && (await recordsOf(user)).length < 2; i++) await sleep(20);
+    const recs = await recordsOf(user);
+    expect(recs.map((r) => r.status).sort()).toEqual(["error", "ok"]);
+    const status = await adminRequest(gw, "GET", `/api/budgets/rt-cap-${seq}`);
+    expect(status.json).toMatchObject({ spend_usd: expect.stringMatching(/^0\.02/) }); // 2 × $0.0106136
+  });
+
+  it("a session over a spent budget is refused before any upstream connection (429, the gateway's error)", async () => {
+    const user = `rt-user-${++seq}`;
+    await adminRequest(gw, "POST", "/api/budgets", {
+      id: `rt-small-${seq}`,
+      scope: { user_id: user },
+      window: "day",
+      limit_usd: "1.00",
+    });
+    const before = sessions.length;
+    const url = `${gw.url.replace("http:", "ws:")}/v1/realtime?model=gpt-realtime`;
+    const ws = new WebSocket(url, { headers: { "x-tollgate-user-id": user } });
+    const status = await new Promise<number>((resolve) =>
+      ws.once("unexpected-response", (_req, res) => resolve(res.statusCode!)),
+    );
+    expect(status).toBe(429);
+    expect(sessions.length).toBe(before);
+  });
+
+  it("a WebSocket to another /v1 path is relayed, not metered; a request that is not a handshake is refused", async () => {
+    const user = `rt-user-${++seq}`;
+    const url = `${gw.url.replace("http:", "ws:")}/v1/realtime/other?x=1`;
+    const ws = new WebSocket(url, { headers: { "x-tollgate-user-id": user } });
+    await new Promise((r) => ws.once("open", r));
+    ws.send(Buffer.from([9, 8, 7]), { binary: true });
+    const echoed = await new Promise<Buffer>((r) => ws.on("message", (d, bin) => bin && r(d as Buffer)));
+    expect(echoed).toEqual(Buffer.from([9, 8, 7]));
+    ws.close();
+    const res = await fetch(`${gw.url}/v1/realtime?model=gpt-realtime`, {
+      headers: { connection: "upgrade", upgrade: "websocket" },
+    }).catch(() => null);
+    expect(res?.status ?? 400).toBe(400);
+    await gw.runtime.recorder.flush();
+    expect((await gatewayRecords(gw.runtime)).filter((r) => r.user_id === user)).toEqual([]);
+  });
+});

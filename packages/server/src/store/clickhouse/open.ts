@@ -1,6 +1,6 @@
 import { type IdClaims, LocalClaims } from "./claims.js";
 import { type ChExec, HttpExec } from "./exec.js";
-import { addMissingColumns, type Layout, schemaDdl } from "./schema.js";
+import { addMissingColumns, type Layout, tablesDdl, viewsDdl } from "./schema.js";
 import { ClickHouseStore } from "./store.js";
 
 export interface ClickHouseOptions {
@@ -52,8 +52,9 @@ export async function openClickHouse(
     const createSchema = opts.createSchema !== false;
     if (createSchema)
       for (const node of layout.onClusterDdl ? [ch] : nodes) {
-        for (const sql of schemaDdl(layout)) await node.command(sql);
+        for (const sql of tablesDdl(layout)) await node.command(sql);
         await addMissingColumns(node, layout);
+        for (const sql of viewsDdl(layout)) await node.command(sql);
       }
     claims = opts.redisUrl
       ? await (await import("./redis-claims.js")).RedisClaims.connect(opts.redisUrl)

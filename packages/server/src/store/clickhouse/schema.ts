@@ -127,7 +127,7 @@ export const localTable = (l: Layout, table: string) =>
 const onCluster = (l: Layout) => (l.cluster && l.onClusterDdl ? ` ON CLUSTER ${l.cluster}` : "");
 
 /** The statements that create the schema, in order. */
-export function schemaDdl(l: Layout): string[] {
+export function tablesDdl(l: Layout): string[] {
   const out = [`CREATE DATABASE IF NOT EXISTS ${l.database}${onCluster(l)}`];
   for (const t of TABLES) {
     out.push(
@@ -138,6 +138,15 @@ export function schemaDdl(l: Layout): string[] {
         `CREATE TABLE IF NOT EXISTS ${qualified(l, t.name)}${onCluster(l)} AS ${localTable(l, t.name)} ENGINE = Distributed(${l.cluster}, ${l.database}, ${t.name}_local, ${t.shardBy})`,
       );
   }
+  return out;
+}
+
+/**
+ * The materialized views over the events table: made once its columns are all there (see
+ * addMissingColumns), as ClickHouse checks a view's query against the table even when the view exists.
+ */
+export function viewsDdl(l: Layout): string[] {
+  const out: string[] = [];
   const events = localTable(l, "events");
   out.push(
     `CREATE MATERIALIZED VIEW IF NOT EXISTS ${l.database}.event_ids_mv${onCluster(l)} TO ${localTable(l, "event_ids")} AS SELECT workspace_id, event_id FROM ${events}`,

@@ -19,6 +19,11 @@ const SESSION_CREATED = fixtureText("session-created.gpt-realtime.json");
 const RESPONSE_DONE = fixtureText("response-done.gpt-realtime.cached-audio.json");
 const DONE = JSON.parse(RESPONSE_DONE) as { response: Record<string, unknown> };
 const RESPONSE_ID = DONE.response.id as string;
+const TRANSCRIPTION_SESSION = fixtureText("session-created.transcription-session.json");
+const TRANSCRIBE_UPDATE = fixtureText("client-session-update.gpt-4o-mini-transcribe.json");
+const TRANSCRIPTION_DELTA = fixtureText("transcription-delta.gpt-4o-mini-transcribe.json");
+const TRANSCRIBED = fixtureText("transcription-completed.gpt-4o-mini-transcribe.json");
+const TRANSCRIBED_WHISPER = fixtureText("transcription-completed.whisper-1.duration.json");
 /** The captured response's cost on gpt-realtime (hand-computed in the core's openai-realtime test). */
 const COST = 10_613_600n;
 
@@ -52,6 +57,8 @@ let seq = 0;
  * The mock OpenAI Realtime server. `response.create` → response.created, an audio delta, then
  * response.done (metadata.hold: no response.done until `response.cancel`, then a cancelled one);
  * `tollgate.test.close` closes the session with the code and reason it names; binary messages come back.
+ * `?intent=transcription`: a transcription session; a `session.update` is answered with a transcription
+ * (whisper-1's when the update names it, else the captured gpt-4o-mini-transcribe one).
  * `?model=refuse` is refused at the handshake as OpenAI refuses a bad key (401, its JSON body).
  */
 function realtimeServer(): WebSocketServer {
@@ -65,7 +72,7 @@ function realtimeServer(): WebSocketServer {
       closed: new Promise((r) => ws.once("close", (code, reason) => r({ code, reason: reason.toString() }))),
     };
     sessions.push(seen);
-    ws.send(SESSION_CREATED);
+    ws.send(req.url?.includes("intent=transcription") ? TRANSCRIPTION_SESSION : SESSION_CREATED);
     let n = 0;
     ws.on("message", (data, isBinary) => {
       if (isBinary) {
@@ -76,6 +83,11 @@ function realtimeServer(): WebSocketServer {
       seen.messages.push(text);
       const ev = JSON.parse(text) as { type: string; code?: number; reason?: string; response?: unknown };
       if (ev.type === "tollgate.test.close") return ws.close(ev.code, ev.reason);
+      if (ev.type === "session.update") {
+        if (text.includes("whisper-1")) return ws.send(TRANSCRIBED_WHISPER);
+        ws.send(TRANSCRIPTION_DELTA);
+        return ws.send(TRANSCRIBED);
+      }
       if (ev.type === "response.cancel") {
         const id = (ev as { response_id?: string }).response_id!;
         return ws.send(
@@ -337,5 +349,43 @@ describe("an OpenAI Realtime session through the gateway", () => {
     expect(res?.status ?? 400).toBe(400);
     await gw.runtime.recorder.flush();
     expect((await gatewayRecords(gw.runtime)).filter((r) => r.user_id === user)).toEqual([]);
+  });
+
+  it("an input transcription is a call of its transcription model, priced by its usage", async () => {
+    const user = `rt-user-${++seq}`;
+    const c = await connect({ "x-tollgate-user-id": user }, "intent=transcription");
+    c.ws.send(TRANSCRIBE_UPDATE); // the client names the model; the server's session.updated would echo it
+    await c.until(() => c.got.text.length === 3, "the transcription");
+    expect(c.got.text).toEqual([TRANSCRIPTION_SESSION, TRANSCRIPTION_DELTA, TRANSCRIBED]);
+    const [rec, ...more] = await recordsOf(user);
+    expect(more).toEqual([]); // the delta has no usage: counted once
+    // gpt-4o-mini-transcribe: 16 audio tokens at $3/M + 8 output at $5/M = 48 + 40 micro-USD.
+    expect(rec).toMatchObject({
+      api: "openai.realtime",
+      model: "gpt-4o-mini-transcribe",
+      model_requested: null,
+      request_id: "item_…",
+      input_audio_tokens: 16,
+      output_tokens: 8,
+      cost_nanousd: 88_000n,
+      priced: true,
+    });
+    c.ws.close();
+  });
+
+  it("a whisper-1 transcription (usage in seconds) is recorded, its cost unknown rather than $0", async () => {
+    const user = `rt-user-${++seq}`;
+    const c = await connect({ "x-tollgate-user-id": user }, "intent=transcription");
+    c.ws.send(
+      JSON.stringify({
+        type: "session.update",
+        session: { input_audio_transcription: { model: "whisper-1" } },
+      }),
+    );
+    await c.until(() => c.got.text.length === 2, "the transcription");
+    const [rec] = await recordsOf(user);
+    expect(rec).toMatchObject({ model: "whisper-1", status: "ok", priced: false, cost_nanousd: 0n });
+    expect(rec!.usage_raw).toBeNull();
+    c.ws.close();
   });
 });

@@ -4,6 +4,7 @@ import {
   type ExtractedUsage,
   extractFromResponse,
   fieldText,
+  normalizeUsage,
   type PriceResult,
   type PricingEngine,
   totalTokens,
@@ -41,7 +42,10 @@ export interface SessionSides {
 }
 
 /** The server events the meter reads; every other one (audio deltas: most of them) is passed by unread. */
-const METERED = /^\{\s*"type"\s*:\s*"(session\.created|session\.updated|response\.created|response\.done)"/;
+const METERED =
+  /^\{\s*"type"\s*:\s*"(session\.created|session\.updated|response\.created|response\.done|conversation\.item\.input_audio_transcription\.completed)"/;
+/** The client events it reads: the session's settings (the transcription model they name). */
+const CLIENT_METERED = /^\{\s*"type"\s*:\s*"(session\.update)"/;
 const NO_BODY = Buffer.alloc(0);
 
 interface Pending {
@@ -58,6 +62,8 @@ interface Pending {
  */
 export class RealtimeMeter {
   #model: string | null;
+  /** The model transcribing the session's input audio, if it is transcribed. */
+  #transcriber: string | null = null;
   readonly #pending = new Map<string, Pending>();
   /** Records being written (each awaits its admission), for the session's end to wait on. */
   readonly #writing = new Set<Promise<void>>();
@@ -86,23 +92,20 @@ export class RealtimeMeter {
     });
   }
 
+  /** A text message from the client, before it goes on to the upstream. */
+  onClientText(data: Buffer): void {
+    const event = eventOf(data, CLIENT_METERED);
+    // What the client asks for, until the server's session.updated says what it got.
+    if (event) this.#settings(event.session, false);
+  }
+
   /** A text message from the upstream, before it goes on to the client. */
   onServerText(data: Buffer): void {
-    const head = METERED.exec(data.toString("utf8", 0, Math.min(data.length, 64)));
-    if (!head) return;
-    let event: Record<string, unknown>;
-    try {
-      event = JSON.parse(data.toString("utf8")) as Record<string, unknown>;
-    } catch {
-      return; // not ours to judge: the client gets it as it came
-    }
-    const kind = head[1]!;
-    if (event.type !== kind) return;
-    if (kind === "session.created" || kind === "session.updated") {
-      const model = fieldText((event.session as { model?: unknown } | null)?.model);
-      if (model) this.#model = model;
-      return;
-    }
+    const event = eventOf(data, METERED);
+    if (!event) return;
+    const kind = event.type;
+    if (kind === "session.created" || kind === "session.updated") return this.#settings(event.session, true);
+    if (kind === "conversation.item.input_audio_transcription.completed") return this.#transcribed(event);
     const response = event.response as Record<string, unknown> | null | undefined;
     const id = fieldText(response?.id);
     if (!response || !id) return;
@@ -113,6 +116,52 @@ export class RealtimeMeter {
     const pending = this.#pending.get(id);
     this.#pending.delete(id);
     this.#track(this.#done(response, id, pending));
+  }
+
+  /**
+   * A session's settings: the model (a conversation's; a transcription session has none) and the model
+   * that transcribes its input audio (GA: audio.input.transcription; beta: input_audio_transcription),
+   * as the server says them (`authoritative`: a transcription turned off is off) or the client asks.
+   */
+  #settings(session: unknown, authoritative: boolean): void {
+    if (!session || typeof session !== "object") return;
+    const s = session as {
+      model?: unknown;
+      audio?: { input?: { transcription?: { model?: unknown } | null } };
+      input_audio_transcription?: { model?: unknown } | null;
+    };
+    const model = fieldText(s.model);
+    if (model) this.#model = model;
+    const ga = s.audio?.input && "transcription" in s.audio.input ? s.audio.input.transcription : undefined;
+    const setting = ga !== undefined ? ga : s.input_audio_transcription;
+    if (setting === undefined) return;
+    const transcriber = fieldText(setting?.model);
+    if (transcriber || authoritative) this.#transcriber = transcriber;
+  }
+
+  /**
+   * An input audio transcription done: a call of the transcription model, billed by its usage (tokens;
+   * whisper-1 reports seconds, which no token price covers: recorded without a cost). Not admitted (the
+   * server runs it on its own); counted against the limits once recorded.
+   */
+  #transcribed(event: Record<string, unknown>): void {
+    const usage = event.usage as { type?: unknown } | undefined;
+    let extracted: ExtractedUsage | null = null;
+    if (usage?.type === "tokens")
+      try {
+        extracted = { model: null, usage: normalizeUsage("openai.realtime", usage), usage_raw: usage };
+      } catch {
+        extracted = null; // not the usage shape known: recorded without it
+      }
+    const item = fieldText(event.item_id) ?? uuidv7();
+    this.#track(
+      this.#write(item, undefined, {
+        usage: extracted,
+        status: "ok",
+        errorType: null,
+        model: this.#transcriber ?? "unknown",
+      }),
+    );
   }
 
   /**
@@ -192,10 +241,12 @@ export class RealtimeMeter {
       status: "ok" | "error";
       errorType: string | null;
       httpStatus?: number | null;
+      /** Another model than the session's (its transcription's). */
+      model?: string;
     },
   ): Promise<void> {
     const start = pending?.start ?? Date.now();
-    const model = o.usage?.model ?? this.#model ?? "unknown";
+    const model = o.model ?? o.usage?.model ?? this.#model ?? "unknown";
     const price = o.usage ? this.#price(model, o.usage, start) : null;
     const input: Record<string, unknown> = {
       event_id: uuidv7(),
@@ -204,7 +255,7 @@ export class RealtimeMeter {
       kind: "llm",
       provider: this.caller.provider,
       api: "openai.realtime",
-      model_requested: this.caller.modelRequested,
+      model_requested: o.model ? null : this.caller.modelRequested,
       model,
       stream: true,
       status: o.status,
@@ -262,5 +313,17 @@ export class RealtimeMeter {
       attempt: 1,
       depth: this.caller.depth,
     };
+  }
+}
+
+/** The event a message holds when its type is one `wanted` names (read from its head first: cheap). */
+function eventOf(data: Buffer, wanted: RegExp): (Record<string, unknown> & { type: string }) | null {
+  const head = wanted.exec(data.toString("utf8", 0, Math.min(data.length, 80)));
+  if (!head) return null;
+  try {
+    const event = JSON.parse(data.toString("utf8")) as Record<string, unknown> & { type: string };
+    return event.type === head[1] ? event : null;
+  } catch {
+    return null; // not ours to judge: it goes on as it came
   }
 }

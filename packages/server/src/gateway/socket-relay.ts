@@ -166,8 +166,8 @@ class Session {
     meter: RealtimeMeter | null,
     early: Early,
   ) {
-    pipe(client, upstream, null, meter);
-    const fromUpstream = pipe(upstream, client, meter, null);
+    pipe(client, upstream, meter && ((text) => meter.onClientText(text)), meter);
+    const fromUpstream = pipe(upstream, client, meter && ((text) => meter.onServerText(text)), null);
     for (const [data, isBinary] of early.messages) fromUpstream(data, isBinary);
     if (early.close) closeAlso(client, early.close.code, early.close.reason);
     this.ended = Promise.all([closed(client), closed(upstream)]).then(() => meter?.end());
@@ -186,20 +186,20 @@ class Session {
 
 /**
  * Messages of `from` sent on to `to`, `from` paused while `to` has too much queued; closes carried across.
- * `reads`: the meter reading `from`'s messages (the upstream's). `cancels`: the meter whose responses
+ * `reads`: what reads `from`'s text messages (the meter). `cancels`: the meter whose responses
  * under way are cancelled when `from` (the client) leaves, so that their usage still comes back.
  */
 function pipe(
   from: WebSocket,
   to: WebSocket,
-  reads: RealtimeMeter | null,
+  reads: ((text: Buffer) => void) | null,
   cancels: RealtimeMeter | null,
 ): (bytes: Buffer, isBinary: boolean) => void {
   const drained = () => {
     if (from.isPaused && to.bufferedAmount < LOW_BYTES) from.resume();
   };
   const onMessage = (bytes: Buffer, isBinary: boolean) => {
-    if (!isBinary) reads?.onServerText(bytes); // read even with the client gone: the usage of a cancel
+    if (!isBinary) reads?.(bytes); // read even with the other side gone: the usage of a cancel
     if (to.readyState !== WebSocket.OPEN) return;
     to.send(bytes, { binary: isBinary }, drained);
     if (to.bufferedAmount > HIGH_BYTES) from.pause();

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { CallRecord } from "@tollgate/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket, WebSocketServer } from "ws";
-import { adminRequest, gatewayRecords, startTestGateway } from "./helpers.js";
+import { adminRequest, gatewayRecords, startConnectProxy, startTestGateway } from "./helpers.js";
 
 const fixtureText = (name: string) =>
   readFileSync(new URL(`../../core/test/fixtures/openai-realtime/${name}`, import.meta.url), "utf8").trim();
@@ -50,6 +50,7 @@ interface Seen {
 }
 const sessions: Seen[] = [];
 let upstream: Server;
+let upstreamOrigin = "";
 let gw: Awaited<ReturnType<typeof startTestGateway>>;
 let seq = 0;
 
@@ -130,7 +131,8 @@ beforeAll(async () => {
   });
   upstream.listen(0, "127.0.0.1");
   await new Promise((r) => upstream.once("listening", r));
-  gw = await startTestGateway(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`);
+  upstreamOrigin = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  gw = await startTestGateway(upstreamOrigin);
 });
 
 afterAll(async () => {
@@ -387,5 +389,34 @@ describe("an OpenAI Realtime session through the gateway", () => {
     expect(rec).toMatchObject({ model: "whisper-1", status: "ok", priced: false, cost_nanousd: 0n });
     expect(rec!.usage_raw).toBeNull();
     c.ws.close();
+  });
+});
+
+describe("a Realtime session behind an egress proxy", () => {
+  it("goes through the proxy's tunnel (HTTP_PROXY for ws://), or straight to a NO_PROXY host", async () => {
+    const proxy = await startConnectProxy();
+    const port = new URL(upstreamOrigin).port;
+    const through = await startTestGateway(upstreamOrigin, {
+      egressProxy: { httpProxy: proxy.url, httpsProxy: null, noProxy: "example.internal" },
+    });
+    const direct = await startTestGateway(upstreamOrigin, {
+      egressProxy: { httpProxy: proxy.url, httpsProxy: null, noProxy: `127.0.0.1:${port}` },
+    });
+    try {
+      for (const g of [through, direct]) {
+        const ws = new WebSocket(`${g.url.replace("http:", "ws:")}/v1/realtime?model=gpt-realtime`);
+        const first = await new Promise<string>((resolve, reject) => {
+          ws.once("message", (d) => resolve(d.toString()));
+          ws.once("error", reject);
+        });
+        expect(first).toBe(SESSION_CREATED);
+        ws.close();
+      }
+      expect(proxy.tunnels.map((t) => t.target)).toEqual([`127.0.0.1:${port}`]); // the first gateway's only
+    } finally {
+      await through.stop();
+      await direct.stop();
+      await proxy.close();
+    }
   });
 });

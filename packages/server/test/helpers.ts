@@ -1,4 +1,6 @@
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import { type AddressInfo, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -376,5 +378,37 @@ export function chatContext(
     requestId: opts.requestId ?? `req-${uuidv7()}`,
     attempt: 1,
     depth: 1,
+  };
+}
+
+/** A CONNECT proxy: it notes each tunnel's target and Proxy-Authorization; `refuse` answers 407 instead. */
+export async function startConnectProxy(opts: { refuse?: boolean } = {}) {
+  const tunnels: { target: string; auth: string | undefined }[] = [];
+  const plain: string[] = [];
+  const server: Server = createServer((req, res) => {
+    plain.push(req.url ?? ""); // a request sent to the proxy without a tunnel: not expected
+    res.writeHead(502).end();
+  });
+  server.on("connect", (req, client, head) => {
+    tunnels.push({ target: req.url ?? "", auth: req.headers["proxy-authorization"] });
+    if (opts.refuse) return void client.end("HTTP/1.1 407 Proxy Authentication Required\r\n\r\n");
+    const [host, port] = (req.url ?? "").split(":");
+    const upstream = connect(Number(port), host!, () => {
+      client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+      upstream.write(head);
+      upstream.pipe(client).pipe(upstream);
+    });
+    upstream.on("error", () => client.destroy());
+    client.on("error", () => upstream.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    tunnels,
+    plain,
+    close: () => {
+      server.closeAllConnections();
+      return new Promise((r) => server.close(r));
+    },
   };
 }

@@ -2,9 +2,11 @@ import { type IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { type RawData, WebSocket, WebSocketServer } from "ws";
+import type { EgressProxy } from "./config.js";
 import { errorTypeOf, GatewayError } from "./gateway-error.js";
 import { type MeterDeps, type RealtimeCaller, RealtimeMeter } from "./realtime-meter.js";
 import type { GatewayRoute } from "./routes.js";
+import { SocketEgress } from "./socket-egress.js";
 
 /** A WebSocket client the gateway has authenticated and attributed, and where its session goes. */
 export interface SocketClient extends RealtimeCaller {
@@ -49,7 +51,13 @@ export class SocketRelay {
   readonly #chosen = new WeakMap<IncomingMessage, string>();
   readonly #sessions = new Set<{ close(): void; ended: Promise<void> }>();
 
-  constructor(private readonly deps: MeterDeps) {
+  readonly #egress: SocketEgress;
+
+  constructor(
+    private readonly deps: MeterDeps,
+    egressProxy: EgressProxy | null,
+  ) {
+    this.#egress = new SocketEgress(egressProxy);
     this.#server = new WebSocketServer({
       noServer: true,
       perMessageDeflate: false,
@@ -83,7 +91,9 @@ export class SocketRelay {
       meter = new RealtimeMeter(this.deps, client, sides);
       await meter.admitSession();
     }
-    const upstream = new WebSocket(upstreamUrl(client), offeredProtocols(req), {
+    const url = upstreamUrl(client);
+    const upstream = new WebSocket(url, offeredProtocols(req), {
+      agent: this.#egress.agentFor(url),
       headers: upstreamHeaders(client),
       perMessageDeflate: false,
       maxPayload: MAX_MESSAGE_BYTES,

@@ -203,6 +203,8 @@ describe("an OpenAI Realtime session through the gateway", () => {
     ]);
     expect(c.got.text[3]).toBe(RESPONSE_DONE);
     expect(c.got.binary[0]).toEqual(audio);
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    expect(metrics).toMatch(/^tollgate_gateway_websocket_sessions 1$/m);
     c.ws.close(1000, "done");
     const seen = sessions[sessions.length - 1]!;
     expect(await seen.closed).toEqual({ code: 1000, reason: "done" });

@@ -28,6 +28,11 @@ export class GatewayMetrics {
     labelNames: ["status"] as const,
     registers: [this.registry],
   });
+  readonly sockets = new Gauge({
+    name: "tollgate_gateway_websocket_sessions",
+    help: "WebSocket sessions open through the gateway (OpenAI Realtime and other /v1 paths)",
+    registers: [this.registry],
+  });
   readonly recordedCost = new Counter({
     name: "tollgate_recorded_cost_nanousd_total",
     help: "Cost of the calls recorded by this gateway, in nano-USD",

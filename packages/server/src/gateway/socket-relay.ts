@@ -144,7 +144,11 @@ export class SocketRelay {
         upstream.off("close", keepClose);
         session = new Session(downstream, upstream, meter, early);
         this.#sessions.add(session);
-        void session.ended.finally(() => this.#sessions.delete(session!));
+        this.deps.metrics.sockets.inc();
+        void session.ended.finally(() => {
+          this.#sessions.delete(session!);
+          this.deps.metrics.sockets.dec();
+        });
         resolve(101);
       });
     });

@@ -91,6 +91,9 @@ export async function startServer(
   );
   // WebSocket sessions (OpenAI Realtime) on gateway paths; any other upgrade is refused.
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // Node takes its own error listener off an upgraded socket: without one, a client that resets the
+    // connection before its handshake is answered (the upstream's comes first) would crash the process.
+    socket.on("error", () => socket.destroy());
     if (!gateway?.upgrade(req, socket, head))
       socket.end("HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
   });

@@ -5,7 +5,7 @@
 // upstream's refusal or close reaches the client as the upstream gave it.
 import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, connect as connectTcp, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { CallRecord } from "@tollgate/core";
@@ -53,6 +53,8 @@ let upstream: Server;
 let upstreamOrigin = "";
 let gw: Awaited<ReturnType<typeof startTestGateway>>;
 let seq = 0;
+/** How long the mock upstream takes to answer a `?model=slow` handshake. */
+const SLOW_MS = 300;
 
 /**
  * The mock OpenAI Realtime server. `response.create` → response.created, an audio delta, then
@@ -127,7 +129,10 @@ beforeAll(async () => {
         `HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\nx-request-id: req_mock\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
       );
     }
-    wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req));
+    // `?model=slow`: the handshake is answered after SLOW_MS (the client may leave meanwhile).
+    const accept = () => wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req));
+    if (req.url?.includes("model=slow")) setTimeout(accept, SLOW_MS);
+    else accept();
   });
   upstream.listen(0, "127.0.0.1");
   await new Promise((r) => upstream.once("listening", r));
@@ -420,5 +425,36 @@ describe("a Realtime session behind an egress proxy", () => {
       await direct.stop();
       await proxy.close();
     }
+  });
+});
+
+/** A handshake written by hand on a raw socket (what a library would not send); resolves once connected. */
+async function rawHandshake(path: string, method = "GET", extra = ""): Promise<Socket> {
+  const { port } = new URL(gw.url);
+  const socket = connectTcp(Number(port), "127.0.0.1");
+  await new Promise((r) => socket.once("connect", r));
+  socket.write(
+    `${method} ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: Upgrade\r\nupgrade: websocket\r\n` +
+      `sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n${extra}\r\n`,
+  );
+  return socket;
+}
+
+/** Within `ms`, or "pending". */
+const within = <T>(p: Promise<T>, ms: number) => Promise.race([p, sleep(ms).then(() => "pending" as const)]);
+
+describe("a Realtime session at awkward moments", () => {
+  it("a client whose connection is reset while the upstream's handshake is under way does not crash the gateway", async () => {
+    const before = sessions.length;
+    const socket = await rawHandshake("/v1/realtime?model=slow");
+    await sleep(50); // the gateway is waiting for the upstream's handshake
+    socket.resetAndDestroy();
+    await sleep(SLOW_MS + 200);
+    // The gateway is still up, and let go of the upstream it was opening for nobody.
+    const c = await connect();
+    c.ws.close();
+    await c.closed;
+    const opened = sessions.slice(before).filter((s) => s.url.includes("model=slow"));
+    for (const s of opened) expect(await within(s.closed, 2_000)).not.toBe("pending");
   });
 });

@@ -440,6 +440,19 @@ async function rawHandshake(path: string, method = "GET", extra = ""): Promise<S
   return socket;
 }
 
+/** What a raw socket got until it closed (or `ms` passed). */
+function rawAnswer(socket: Socket, ms = 3_000): Promise<string> {
+  let got = "";
+  socket.on("data", (d: Buffer) => (got += d.toString("latin1")));
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(got), ms);
+    socket.once("close", () => {
+      clearTimeout(timer);
+      resolve(got);
+    });
+  });
+}
+
 /** Within `ms`, or "pending". */
 const within = <T>(p: Promise<T>, ms: number) => Promise.race([p, sleep(ms).then(() => "pending" as const)]);
 
@@ -457,4 +470,27 @@ describe("a Realtime session at awkward moments", () => {
     const opened = sessions.slice(before).filter((s) => s.url.includes("model=slow"));
     for (const s of opened) expect(await within(s.closed, 2_000)).not.toBe("pending");
   });
+
+  it.each([
+    { what: "a POST", method: "POST", extra: "", half: false },
+    {
+      what: "a malformed subprotocol list",
+      method: "GET",
+      extra: "sec-websocket-protocol: realtime,,x\r\n",
+      half: false,
+    },
+    { what: "a half-closed client", method: "GET", extra: "", half: true },
+  ])(
+    "a handshake the gateway's own WebSocket server refuses ($what) is answered and lets go of the upstream",
+    async ({ method, extra, half }) => {
+      const before = sessions.length;
+      const socket = await rawHandshake("/v1/realtime?model=slow", method, extra);
+      if (half) socket.end(); // the client has nothing more to say: the gateway cannot answer with a session
+      const answer = await rawAnswer(socket);
+      expect(answer).not.toMatch(/^HTTP\/1\.1 101/);
+      socket.destroy();
+      await sleep(100);
+      for (const s of sessions.slice(before)) expect(await within(s.closed, 2_000)).not.toBe("pending");
+    },
+  );
 });

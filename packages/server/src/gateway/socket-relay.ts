@@ -81,6 +81,8 @@ export class SocketRelay {
       );
     if (version !== "13" && version !== "8")
       throw new GatewayError(400, "invalid_request_error", "Sec-WebSocket-Version must be 13");
+    if (req.method !== "GET")
+      throw new GatewayError(405, "invalid_request_error", "a WebSocket handshake is a GET request");
     let meter: RealtimeMeter | null = null;
     let session: Session | null = null;
     const sides = {
@@ -133,13 +135,23 @@ export class SocketRelay {
       meter?.refused(status, errorTypeOf(body.toString("utf8"), status));
       return status;
     }
-    if (socket.destroyed) {
+    // A client that has half-closed meanwhile cannot have a session (ws would drop it without a word).
+    if (socket.destroyed || !socket.readable || !socket.writable) {
       upstream.terminate();
+      socket.destroy();
       return 499;
     }
     if (upstream.protocol) this.#chosen.set(req, upstream.protocol);
     return new Promise<number>((resolve) => {
+      // ws answers a handshake it finds malformed (a subprotocol list the upstream took) itself and never
+      // calls back: the upstream opened for it is let go then.
+      const refused = () => {
+        upstream.terminate();
+        resolve(400);
+      };
+      socket.once("close", refused);
       this.#server.handleUpgrade(req, socket, head, (downstream) => {
+        socket.off("close", refused);
         upstream.off("message", keep);
         upstream.off("close", keepClose);
         session = new Session(downstream, upstream, meter, early);

@@ -493,4 +493,22 @@ describe("a Realtime session at awkward moments", () => {
       for (const s of sessions.slice(before)) expect(await within(s.closed, 2_000)).not.toBe("pending");
     },
   );
+
+  it("a shutdown while a session's upstream handshake is under way ends that session too, and does not hang", async () => {
+    const upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    const own = await startTestGateway(upstreamUrl);
+    const before = sessions.length;
+    const ws = new WebSocket(`${own.url.replace("http:", "ws:")}/v1/realtime?model=slow`, {
+      headers: { authorization: "Bearer sk-test-realtime" },
+    });
+    ws.on("error", () => {});
+    const clientClosed = new Promise((r) => ws.once("close", r));
+    await sleep(50); // the gateway waits for the upstream's handshake
+    const t0 = Date.now();
+    const stopped = own.stop().then(() => Date.now() - t0);
+    expect(await within(stopped, 8_000)).toBeLessThan(3_000);
+    expect(await within(clientClosed, 1_000)).not.toBe("pending");
+    await sleep(SLOW_MS);
+    for (const s of sessions.slice(before)) expect(await within(s.closed, 2_000)).not.toBe("pending");
+  });
 });

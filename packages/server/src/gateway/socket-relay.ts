@@ -50,7 +50,9 @@ export class SocketRelay {
   /** The subprotocol the upstream chose, for the client's handshake to answer with. */
   readonly #chosen = new WeakMap<IncomingMessage, string>();
   readonly #sessions = new Set<{ close(): void; ended: Promise<void> }>();
-
+  /** Upstream handshakes under way: a shutdown drops them (they may take the whole upstream timeout). */
+  readonly #opening = new Set<WebSocket>();
+  #closing = false;
   readonly #egress: SocketEgress;
 
   constructor(
@@ -83,6 +85,7 @@ export class SocketRelay {
       throw new GatewayError(400, "invalid_request_error", "Sec-WebSocket-Version must be 13");
     if (req.method !== "GET")
       throw new GatewayError(405, "invalid_request_error", "a WebSocket handshake is a GET request");
+    this.#refuseWhenClosing();
     let meter: RealtimeMeter | null = null;
     let session: Session | null = null;
     const sides = {
@@ -92,6 +95,7 @@ export class SocketRelay {
     if (isRealtime(client.route)) {
       meter = new RealtimeMeter(this.deps, client, sides);
       await meter.admitSession();
+      this.#refuseWhenClosing();
     }
     const url = upstreamUrl(client);
     const upstream = new WebSocket(url, offeredProtocols(req), {
@@ -108,6 +112,7 @@ export class SocketRelay {
     const keepClose = (code: number, reason: Buffer) => {
       early.close = { code, reason };
     };
+    this.#opening.add(upstream);
     upstream.on("message", keep);
     upstream.once("close", keepClose);
     const gone = () => upstream.terminate();
@@ -118,6 +123,9 @@ export class SocketRelay {
       upstream.once("error", resolve);
     });
     socket.off("close", gone);
+    this.#opening.delete(upstream);
+    if (this.#closing) upstream.terminate();
+    this.#refuseWhenClosing();
     if (opened instanceof Error) {
       if (socket.destroyed) return 499;
       const timeout = /handshake has timed out/i.test(opened.message);
@@ -166,8 +174,18 @@ export class SocketRelay {
     });
   }
 
-  /** Shutdown: every session closed (1001, going away), its responses recorded. */
+  /** Once a shutdown has begun, a handshake is answered 503: a session opened then would hold it up. */
+  #refuseWhenClosing(): void {
+    if (this.#closing) throw new GatewayError(503, "api_error", "tollgate is shutting down");
+  }
+
+  /**
+   * Shutdown: every session closed (1001, going away), its responses recorded; a handshake under way is
+   * refused (503), and so is any later one.
+   */
   async close(): Promise<void> {
+    this.#closing = true;
+    for (const upstream of this.#opening) upstream.terminate();
     const ending = [...this.#sessions].map((s) => {
       s.close();
       return s.ended;

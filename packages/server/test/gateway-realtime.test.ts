@@ -325,6 +325,43 @@ describe("an OpenAI Realtime session through the gateway", () => {
     expect(status.json).toMatchObject({ spend_usd: expect.stringMatching(/^0\.02/) }); // 2 × $0.0106136
   });
 
+  it("an agent run's responses are its LLM calls, the session itself none: max_llm_calls 2 lets two responses through", async () => {
+    const user = `rt-user-${++seq}`;
+    const run = `rt-run-${seq}`;
+    expect((await adminRequest(gw, "PUT", "/api/agents/rt-voice", { max_llm_calls: 2 })).status).toBeLessThan(
+      300,
+    );
+    const c = await connect({
+      "x-tollgate-user-id": user,
+      "x-tollgate-agent-run-id": run,
+      "x-tollgate-agent-type": "rt-voice",
+    });
+    for (let i = 1; i <= 2; i++) {
+      c.ws.send(JSON.stringify({ type: "response.create" }));
+      await c.until(
+        () => typesOf(c.got.text).filter((t) => t === "response.done").length === i,
+        `response ${i}`,
+      );
+    }
+    expect(typesOf(c.got.text)).not.toContain("error");
+    c.ws.close();
+    await c.closed;
+    for (let i = 0; i < 50 && (await recordsOf(user)).length < 2; i++) await sleep(20);
+    expect((await recordsOf(user)).map((r) => r.status)).toEqual(["ok", "ok"]);
+    const usage = (await adminRequest(gw, "GET", `/api/runs/${run}`)).json;
+    expect(usage).toMatchObject({ usage: { llm_calls: 2 } });
+    expect(usage.killed ?? null).toBeNull();
+    // A killed run still has its sessions refused before any upstream connection.
+    await adminRequest(gw, "POST", `/api/runs/${run}/kill`);
+    const ws = new WebSocket(`${gw.url.replace("http:", "ws:")}/v1/realtime?model=gpt-realtime`, {
+      headers: { "x-tollgate-agent-run-id": run, "x-tollgate-agent-type": "rt-voice" },
+    });
+    const status = await new Promise<number>((resolve) =>
+      ws.once("unexpected-response", (_req, res) => resolve(res.statusCode!)),
+    );
+    expect(status).toBe(429);
+  });
+
   it("a session over a spent budget is refused before any upstream connection (429, the gateway's error)", async () => {
     const user = `rt-user-${++seq}`;
     await adminRequest(gw, "POST", "/api/budgets", {

@@ -78,10 +78,15 @@ export class RealtimeMeter {
 
   /**
    * Before the session opens: the limits that apply to its caller must let a call through (a killed agent
-   * run, a budget spent already). Nothing is held: each response is admitted in turn.
+   * run, a budget spent already). Nothing is held: each response is admitted in turn. The session is no
+   * LLM call of its run (its responses are): the run is only checked for a kill, and the budgets are
+   * asked without it (a run's admission counts a call).
    */
   async admitSession(): Promise<void> {
-    const admission = await this.deps.guard.admit(this.#context(uuidv7()));
+    const ctx = this.#context(uuidv7());
+    const run = await this.deps.guard.admit({ ...ctx, api: null, startsWork: true });
+    if (!run.ok) throw GatewayError.fromLimit(run.error);
+    const admission = await this.deps.guard.admit({ ...ctx, facts: { ...ctx.facts, agent_run_id: null } });
     if (!admission.ok) throw GatewayError.fromLimit(admission.error);
     await this.deps.guard.settle(admission.ticket, {
       cost: 0n,

@@ -531,6 +531,27 @@ describe("a Realtime session at awkward moments", () => {
     },
   );
 
+  it("a shutdown with a session whose client does not answer (a dead peer) ends within the grace period", async () => {
+    const upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    const own = await startTestGateway(upstreamUrl);
+    const { port } = new URL(own.url);
+    const socket = connectTcp(Number(port), "127.0.0.1");
+    await new Promise((r) => socket.once("connect", r));
+    socket.write(
+      "GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: Upgrade\r\nupgrade: websocket\r\n" +
+        "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\nx-tollgate-user-id: rt-dead-peer\r\n\r\n",
+    );
+    await new Promise((r) => socket.once("data", r)); // the 101 (and session.created)
+    socket.pause(); // the peer is gone: nothing is read, nothing answered
+    await sleep(100);
+    const t0 = Date.now();
+    const stopped = own.stop().then(() => Date.now() - t0);
+    const took = await within(stopped, 20_000);
+    socket.destroy();
+    expect(took).not.toBe("pending");
+    expect(took).toBeLessThan(12_000);
+  }, 30_000);
+
   it("a shutdown while a session's upstream handshake is under way ends that session too, and does not hang", async () => {
     const upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
     const own = await startTestGateway(upstreamUrl);

@@ -32,6 +32,8 @@ const HANDSHAKE = /^sec-websocket-(key|version|extensions|protocol)$/;
 const KEY = /^[+/0-9A-Za-z]{22}==$/;
 /** How long a client's leaving waits for the responses it cut short to say what they cost. */
 const CANCEL_WAIT_MS = 5_000;
+/** How long a client has to answer a shutdown's close before its connection is dropped. */
+const SHUTDOWN_CLOSE_WAIT_MS = 5_000;
 
 /** An OpenAI Realtime connection: metered, each of its responses a recorded call. */
 export function isRealtime(route: GatewayRoute): boolean {
@@ -224,7 +226,11 @@ class Session {
 
   /** Closes the client's side (1001, going away); the upstream's follows once its responses are accounted for. */
   close(): void {
+    if (this.client.readyState === WebSocket.CLOSED) return;
     if (this.client.readyState === WebSocket.OPEN) this.client.close(1001, "tollgate is shutting down");
+    // A client that does not answer the close (a dead peer) would hold the shutdown for ws's 30 s.
+    const drop = setTimeout(() => this.client.terminate(), SHUTDOWN_CLOSE_WAIT_MS);
+    void this.ended.finally(() => clearTimeout(drop));
   }
 }
 

@@ -290,6 +290,23 @@ describe("an OpenAI Realtime session through the gateway", () => {
     });
   });
 
+  it("a client whose connection fails mid-response (a malformed frame): the response is still cancelled and its exact cost counted", async () => {
+    const user = `rt-user-${++seq}`;
+    const c = await connect({ "x-tollgate-user-id": user });
+    c.ws.on("error", () => {});
+    c.ws.send(JSON.stringify({ type: "response.create", response: { metadata: { hold: "yes" } } }));
+    await c.until(
+      () => typesOf(c.got.text).includes("response.output_audio.delta"),
+      "the response under way",
+    );
+    const seen = sessions[sessions.length - 1]!;
+    c.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false }); // text that is not UTF-8: 1007
+    await seen.closed;
+    expect(seen.messages.map((m) => JSON.parse(m).type)).toContain("response.cancel");
+    const [rec] = await recordsOf(user);
+    expect(rec).toMatchObject({ error_type: "client_cancelled", cost_nanousd: COST });
+  });
+
   it("an upstream's close (code, reason) reaches the client as it gave it", async () => {
     const c = await connect();
     c.ws.send(JSON.stringify({ type: "tollgate.test.close", code: 4001, reason: "session expired" }));

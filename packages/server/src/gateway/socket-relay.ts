@@ -260,7 +260,11 @@ function pipe(
     if (!cancels) return closeAlso(to, code, reason);
     void cancels.cancelPending(CANCEL_WAIT_MS).then(() => closeAlso(to, code, reason));
   });
-  from.on("error", () => to.terminate());
+  // A close follows every error: a client's (a malformed frame, one too large) has its responses
+  // cancelled first, as any client's leaving does.
+  from.on("error", () => {
+    if (!cancels) to.terminate();
+  });
   return onMessage;
 }
 

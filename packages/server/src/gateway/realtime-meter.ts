@@ -109,8 +109,14 @@ export class RealtimeMeter {
     const event = eventOf(data, METERED);
     if (!event) return;
     const kind = event.type;
-    if (kind === "session.created" || kind === "session.updated") return this.#settings(event.session, true);
-    if (kind === "conversation.item.input_audio_transcription.completed") return this.#transcribed(event);
+    if (kind === "session.created" || kind === "session.updated") {
+      this.#settings(event.session, true);
+      return;
+    }
+    if (kind === "conversation.item.input_audio_transcription.completed") {
+      this.#transcribed(event);
+      return;
+    }
     const response = event.response as Record<string, unknown> | null | undefined;
     const id = fieldText(response?.id);
     if (!response || !id) return;
@@ -174,11 +180,17 @@ export class RealtimeMeter {
    * `response.done` then says what each cost; resolves once none is left (or after `waitMs`).
    */
   async cancelPending(waitMs: number): Promise<void> {
-    if (!this.#pending.size) return;
-    for (const id of this.#pending.keys())
-      this.sides.toUpstream({ type: "response.cancel", response_id: id });
+    const cancelled = new Set<string>();
     const until = Date.now() + waitMs;
-    while (this.#pending.size && Date.now() < until) await sleep(20);
+    // Again at each look: a response announced meanwhile (its response.created was on its way) too.
+    while (this.#pending.size && Date.now() < until) {
+      for (const id of this.#pending.keys())
+        if (!cancelled.has(id)) {
+          cancelled.add(id);
+          this.sides.toUpstream({ type: "response.cancel", response_id: id });
+        }
+      await sleep(20);
+    }
   }
 
   /** The session has ended: responses still under way are recorded as cut off. Resolves once all are written. */

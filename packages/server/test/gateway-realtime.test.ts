@@ -307,6 +307,22 @@ describe("an OpenAI Realtime session through the gateway", () => {
     expect(rec).toMatchObject({ error_type: "client_cancelled", cost_nanousd: COST });
   });
 
+  it("a Realtime path spelt otherwise (a trailing slash, an escape) is metered all the same", async () => {
+    const user = `rt-user-${++seq}`;
+    const ws = new WebSocket(`${gw.url.replace("http:", "ws:")}/v1/%72ealtime/?model=gpt-realtime`, {
+      headers: { "x-tollgate-user-id": user },
+    });
+    const done = new Promise<void>((resolve) =>
+      ws.on("message", (d) => String(d).includes('"response.done"') && resolve()),
+    );
+    await new Promise((r) => ws.once("open", r));
+    ws.send(JSON.stringify({ type: "response.create" }));
+    await done;
+    ws.close();
+    const [rec] = await recordsOf(user);
+    expect(rec).toMatchObject({ api: "openai.realtime", status: "ok", priced: true });
+  });
+
   it("an upstream's close (code, reason) reaches the client as it gave it", async () => {
     const c = await connect();
     c.ws.send(JSON.stringify({ type: "tollgate.test.close", code: 4001, reason: "session expired" }));

@@ -85,7 +85,7 @@ function upstreamPathOf(url: string, path: string, query: string): string {
 }
 
 /** A request path percent-decoded, runs of `/` made one, without a trailing `/`; null when it does not decode. */
-function canonicalPath(raw: string): string | null {
+export function canonicalPath(raw: string): string | null {
   let path: string;
   try {
     path = decodeURIComponent(raw);

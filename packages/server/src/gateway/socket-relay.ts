@@ -5,7 +5,7 @@ import { type RawData, WebSocket, WebSocketServer } from "ws";
 import type { EgressProxy } from "./config.js";
 import { errorTypeOf, GatewayError } from "./gateway-error.js";
 import { type MeterDeps, type RealtimeCaller, RealtimeMeter } from "./realtime-meter.js";
-import type { GatewayRoute } from "./routes.js";
+import { canonicalPath, type GatewayRoute } from "./routes.js";
 import { SocketEgress } from "./socket-egress.js";
 
 /** A WebSocket client the gateway has authenticated and attributed, and where its session goes. */
@@ -37,7 +37,9 @@ const SHUTDOWN_CLOSE_WAIT_MS = 5_000;
 
 /** An OpenAI Realtime connection: metered, each of its responses a recorded call. */
 export function isRealtime(route: GatewayRoute): boolean {
-  return route.family === "openai" && route.upstreamPath.split("?", 1)[0] === "/realtime";
+  // However the client spelt it (`/realtime/`, `//realtime`, `/%72ealtime`): an upstream that tidies
+  // paths would otherwise serve an unmetered session.
+  return route.family === "openai" && canonicalPath(route.upstreamPath.split("?", 1)[0]!) === "/realtime";
 }
 
 /**

@@ -181,6 +181,8 @@ describe("wrapOpenAI", () => {
     expect(sent.at(-1)).toMatchObject({ web_search_requests: 1 });
     expect(sent.at(-1)).not.toHaveProperty("file_search_requests"); // none: not sent (older servers refuse it)
     expect(sent.at(-1)).not.toHaveProperty("web_search_preview_requests"); // its tool is web_search
+    expect(sent.at(-1)).not.toHaveProperty("cache_audio_read_tokens"); // none either (added later still)
+    expect(sent.at(-1)).not.toHaveProperty("cache_image_read_tokens");
     const sdk = await lastStored();
     expectSameCost(sdk, await viaGateway(gatewayOpenAI.responses.create(body, opts)));
     expect(sdk).toMatchObject({ web_search_requests: 1, cost_tool_calls_nanousd: 10_000_000n });

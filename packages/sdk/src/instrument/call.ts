@@ -2,6 +2,7 @@ import {
   type Api,
   type BackgroundResponse,
   type BatchResult,
+  CACHED_MEDIA_FIELDS,
   type CallRecordInput,
   type ExtractedUsage,
   estimateCutShortUsage,
@@ -15,6 +16,9 @@ import {
 import { type AgentRun, agentRunOfCall } from "../agent-run.js";
 import { childSpan, currentScope } from "../context.js";
 import { namedEventId } from "../ids.js";
+
+/** Usage counts servers took on later: left out of a record where 0, so that an older server takes it. */
+const LATER_FIELDS = [...TOOL_CALL_FIELDS, ...CACHED_MEDIA_FIELDS] as const;
 
 /** Which API a wrapped method speaks, and the provider its calls are priced as. */
 export interface CallSpec {
@@ -242,7 +246,7 @@ export class TrackedCall {
     if (o.usage) {
       Object.assign(record, o.usage.usage);
       // Sent only when there are some: a server from before they were counted refuses the fields.
-      for (const f of TOOL_CALL_FIELDS) if (record[f] === 0) delete record[f];
+      for (const f of LATER_FIELDS) if (record[f] === 0) delete record[f];
     }
     if (o.estimated) record.cost_source = "estimated";
     if (o.batch) record.batch = true;

@@ -20,3 +20,4 @@ export { configure, defaultExporter, flush, shutdown, type WrapOptions } from ".
 export { type TracedOptions, traced } from "./traced.js";
 export { wrapAnthropic } from "./wrap-anthropic.js";
 export { wrapOpenAI } from "./wrap-openai.js";
+export { wrapOpenAIRealtime } from "./wrap-openai-realtime.js";

@@ -1,149 +1,47 @@
 // OpenAI Realtime sessions (WebSocket) through the gateway, against a mock upstream that answers with
-// real captured server events (packages/core/test/fixtures/openai-realtime): messages pass each way as
-// they came, each response is a recorded call with its exact cost, limits stop a response (cancelled
-// upstream, the client told), a client that hangs up still has its cut-short responses counted, and an
-// upstream's refusal or close reaches the client as the upstream gave it.
-import { readFileSync } from "node:fs";
-import { createServer, type IncomingMessage, type Server } from "node:http";
+// real captured server events (realtime-mock.ts): messages pass each way as they came, each response is a
+// recorded call with its exact cost, limits stop a response (cancelled upstream, the client told), a
+// client that hangs up still has its cut-short responses counted, and an upstream's refusal or close
+// reaches the client as the upstream gave it. The official client (`openai`'s OpenAIRealtimeWS) too.
+import type { Server } from "node:http";
 import { type AddressInfo, connect as connectTcp, type Socket } from "node:net";
-import type { Duplex } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { CallRecord } from "@tollgate/core";
+import OpenAI from "openai";
+import { OpenAIRealtimeWS } from "openai/realtime/ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { WebSocket, WebSocketServer } from "ws";
+import { WebSocket } from "ws";
 import { adminRequest, gatewayRecords, startConnectProxy, startTestGateway } from "./helpers.js";
+import {
+  COST,
+  RESPONSE_DONE,
+  RESPONSE_ID,
+  SESSION_CREATED,
+  type Seen,
+  SLOW_MS,
+  startRealtimeMock,
+  TRANSCRIBE_UPDATE,
+  TRANSCRIBED,
+  TRANSCRIPTION_DELTA,
+  TRANSCRIPTION_SESSION,
+} from "./realtime-mock.js";
 
-const fixtureText = (name: string) =>
-  readFileSync(new URL(`../../core/test/fixtures/openai-realtime/${name}`, import.meta.url), "utf8").trim();
-const SESSION_CREATED = fixtureText("session-created.gpt-realtime.json");
-const RESPONSE_DONE = fixtureText("response-done.gpt-realtime.cached-audio.json");
-const DONE = JSON.parse(RESPONSE_DONE) as { response: Record<string, unknown> };
-const RESPONSE_ID = DONE.response.id as string;
-const TRANSCRIPTION_SESSION = fixtureText("session-created.transcription-session.json");
-const TRANSCRIBE_UPDATE = fixtureText("client-session-update.gpt-4o-mini-transcribe.json");
-const TRANSCRIPTION_DELTA = fixtureText("transcription-delta.gpt-4o-mini-transcribe.json");
-const TRANSCRIBED = fixtureText("transcription-completed.gpt-4o-mini-transcribe.json");
-const TRANSCRIBED_WHISPER = fixtureText("transcription-completed.whisper-1.duration.json");
-/** The captured response's cost on gpt-realtime (hand-computed in the core's openai-realtime test). */
-const COST = 10_613_600n;
-
-/** The `response.created` the server sends first: the captured response, in progress, no usage yet. */
-const responseCreated = (id: string) =>
-  JSON.stringify({
-    type: "response.created",
-    event_id: `event_created_${id}`,
-    response: { ...DONE.response, id, status: "in_progress", output: [], usage: null },
-  });
-/** The captured `response.done` under another response id, with another status where one is given. */
-const responseDone = (id: string, status?: { status: string; status_details: unknown }) =>
-  id === RESPONSE_ID && !status
-    ? RESPONSE_DONE
-    : JSON.stringify({ ...JSON.parse(RESPONSE_DONE), response: { ...DONE.response, id, ...status } });
-
-/** What the mock upstream saw of each session: its handshake headers and the client's messages. */
-interface Seen {
-  headers: IncomingMessage["headers"];
-  url: string;
-  messages: string[];
-  binary: Buffer[];
-  closed: Promise<{ code: number; reason: string }>;
-}
-const sessions: Seen[] = [];
+let mock: Awaited<ReturnType<typeof startRealtimeMock>>;
+let sessions: Seen[];
 let upstream: Server;
 let upstreamOrigin = "";
 let gw: Awaited<ReturnType<typeof startTestGateway>>;
 let seq = 0;
-/** How long the mock upstream takes to answer a `?model=slow` handshake. */
-const SLOW_MS = 300;
-
-/**
- * The mock OpenAI Realtime server. `response.create` → response.created, an audio delta, then
- * response.done (metadata.hold: no response.done until `response.cancel`, then a cancelled one);
- * `tollgate.test.close` closes the session with the code and reason it names; binary messages come back.
- * `?intent=transcription`: a transcription session; a `session.update` is answered with a transcription
- * (whisper-1's when the update names it, else the captured gpt-4o-mini-transcribe one).
- * `?model=refuse` is refused at the handshake as OpenAI refuses a bad key (401, its JSON body).
- */
-function realtimeServer(): WebSocketServer {
-  const wss = new WebSocketServer({ noServer: true, handleProtocols: (p) => [...p][0] ?? false });
-  wss.on("connection", (ws, req) => {
-    const seen: Seen = {
-      headers: req.headers,
-      url: req.url ?? "",
-      messages: [],
-      binary: [],
-      closed: new Promise((r) => ws.once("close", (code, reason) => r({ code, reason: reason.toString() }))),
-    };
-    sessions.push(seen);
-    ws.send(req.url?.includes("intent=transcription") ? TRANSCRIPTION_SESSION : SESSION_CREATED);
-    let n = 0;
-    ws.on("message", (data, isBinary) => {
-      if (isBinary) {
-        seen.binary.push(data as Buffer);
-        return ws.send(data as Buffer, { binary: true });
-      }
-      const text = data.toString();
-      seen.messages.push(text);
-      const ev = JSON.parse(text) as { type: string; code?: number; reason?: string; response?: unknown };
-      if (ev.type === "tollgate.test.close") return ws.close(ev.code, ev.reason);
-      if (ev.type === "session.update") {
-        if (text.includes("whisper-1")) return ws.send(TRANSCRIBED_WHISPER);
-        ws.send(TRANSCRIPTION_DELTA);
-        return ws.send(TRANSCRIBED);
-      }
-      if (ev.type === "response.cancel") {
-        const id = (ev as { response_id?: string }).response_id!;
-        return ws.send(
-          responseDone(id, {
-            status: "cancelled",
-            status_details: { type: "cancelled", reason: "client_cancelled" },
-          }),
-        );
-      }
-      if (ev.type !== "response.create") return;
-      const id = n++ === 0 && sessions.length === 1 ? RESPONSE_ID : `resp_mock_${sessions.length}_${n}`;
-      ws.send(responseCreated(id));
-      ws.send(
-        JSON.stringify({ type: "response.output_audio.delta", response_id: id, delta: "AAAA".repeat(1000) }),
-      );
-      const hold = (ev.response as { metadata?: { hold?: string } } | undefined)?.metadata?.hold;
-      if (!hold) ws.send(responseDone(id));
-    });
-  });
-  return wss;
-}
 
 beforeAll(async () => {
-  const wss = realtimeServer();
-  upstream = createServer((_req, res) => res.writeHead(404).end());
-  upstream.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (req.url?.includes("model=refuse")) {
-      const body = JSON.stringify({
-        error: {
-          type: "invalid_request_error",
-          code: "invalid_api_key",
-          message: "Incorrect API key provided",
-        },
-      });
-      return socket.end(
-        `HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\nx-request-id: req_mock\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-      );
-    }
-    // `?model=slow`: the handshake is answered after SLOW_MS (the client may leave meanwhile).
-    const accept = () => wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req));
-    if (req.url?.includes("model=slow")) setTimeout(accept, SLOW_MS);
-    else accept();
-  });
-  upstream.listen(0, "127.0.0.1");
-  await new Promise((r) => upstream.once("listening", r));
-  upstreamOrigin = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  mock = await startRealtimeMock();
+  ({ sessions, server: upstream, origin: upstreamOrigin } = mock);
   gw = await startTestGateway(upstreamOrigin);
 });
 
 afterAll(async () => {
   await gw?.stop();
-  upstream?.closeAllConnections();
-  await new Promise((r) => upstream?.close(r));
+  await mock?.close();
 });
 
 /** A client of the gateway's Realtime endpoint, reading every message it gets. */
@@ -241,6 +139,38 @@ describe("an OpenAI Realtime session through the gateway", () => {
       priced: true,
     });
     expect(JSON.stringify(rec, (_k, v) => (typeof v === "bigint" ? String(v) : v))).not.toContain("sk-test");
+  });
+
+  it("the official client (openai's OpenAIRealtimeWS) through the gateway: its events as the upstream sent them, the response recorded", async () => {
+    const user = `rt-user-${++seq}`;
+    const client = new OpenAI({ apiKey: "sk-test-realtime", baseURL: `${gw.url}/v1` });
+    // It always connects with wss:// (it sets the scheme itself): the TCP connection to the plain gateway is
+    // made here, what TLS would carry is the same.
+    const rt = new OpenAIRealtimeWS(
+      {
+        model: "gpt-realtime",
+        options: {
+          headers: { "x-tollgate-user-id": user },
+          createConnection: (o: { port: number; host: string }) => connectTcp(o.port, o.host),
+        },
+      } as never,
+      client,
+    );
+    const events: { type: string }[] = [];
+    rt.on("event", (e) => events.push(e));
+    const done = new Promise<void>((r) => rt.on("response.done", () => r()));
+    await new Promise((r) => rt.socket.once("open", r));
+    rt.send({ type: "response.create" });
+    await done;
+    rt.close();
+    expect(events[0]).toEqual(JSON.parse(SESSION_CREATED));
+    const captured = JSON.parse(RESPONSE_DONE) as { response: { usage: unknown } };
+    expect(events.at(-1)).toMatchObject({
+      type: "response.done",
+      response: { usage: captured.response.usage },
+    });
+    const [rec] = await recordsOf(user);
+    expect(rec).toMatchObject({ api: "openai.realtime", model: "gpt-realtime", cost_nanousd: COST });
   });
 
   it("an upstream that refuses the session answers the client itself (status, headers, body); one failed call recorded", async () => {

@@ -24,7 +24,18 @@ export { UsageError } from "./errors.js";
 export { extractFromResponse } from "./extract.js";
 export { normalizeGoogleGenerateContent } from "./google.js";
 export { normalizeUsage } from "./normalize.js";
-export { normalizeOpenAIChat, normalizeOpenAIEmbeddings, normalizeOpenAIResponses } from "./openai.js";
+export {
+  normalizeOpenAIChat,
+  normalizeOpenAIEmbeddings,
+  normalizeOpenAIRealtime,
+  normalizeOpenAIResponses,
+} from "./openai.js";
+export {
+  type RealtimeSettings,
+  realtimeResponseError,
+  realtimeSettings,
+  realtimeTranscriptionUsage,
+} from "./realtime.js";
 export type { SseEvent } from "./sse.js";
 export { parseSse, SseParser } from "./sse.js";
 export type { SseUsageExtractor, StreamExtractor } from "./stream.js";

@@ -4,9 +4,11 @@ import {
   type ExtractedUsage,
   extractFromResponse,
   fieldText,
-  normalizeUsage,
   type PriceResult,
   type PricingEngine,
+  realtimeResponseError,
+  realtimeSettings,
+  realtimeTranscriptionUsage,
   totalTokens,
   uuidv7,
 } from "@tollgate/core";
@@ -135,19 +137,9 @@ export class RealtimeMeter {
    * as the server says them (`authoritative`: a transcription turned off is off) or the client asks.
    */
   #settings(session: unknown, authoritative: boolean): void {
-    if (!session || typeof session !== "object") return;
-    const s = session as {
-      model?: unknown;
-      audio?: { input?: { transcription?: { model?: unknown } | null } };
-      input_audio_transcription?: { model?: unknown } | null;
-    };
-    const model = fieldText(s.model);
+    const { model, transcriber } = realtimeSettings(session);
     if (model) this.#model = model;
-    const ga = s.audio?.input && "transcription" in s.audio.input ? s.audio.input.transcription : undefined;
-    const setting = ga !== undefined ? ga : s.input_audio_transcription;
-    if (setting === undefined) return;
-    const transcriber = fieldText(setting?.model);
-    if (transcriber || authoritative) this.#transcriber = transcriber;
+    if (transcriber !== undefined && (transcriber || authoritative)) this.#transcriber = transcriber;
   }
 
   /**
@@ -156,18 +148,10 @@ export class RealtimeMeter {
    * server runs it on its own); counted against the limits once recorded.
    */
   #transcribed(event: Record<string, unknown>): void {
-    const usage = event.usage as { type?: unknown } | undefined;
-    let extracted: ExtractedUsage | null = null;
-    if (usage?.type === "tokens")
-      try {
-        extracted = { model: null, usage: normalizeUsage("openai.realtime", usage), usage_raw: usage };
-      } catch {
-        extracted = null; // not the usage shape known: recorded without it
-      }
     const item = fieldText(event.item_id) ?? uuidv7();
     this.#track(
       this.#write(item, undefined, {
-        usage: extracted,
+        usage: realtimeTranscriptionUsage(event),
         status: "ok",
         errorType: null,
         model: this.#transcriber ?? "unknown",
@@ -227,15 +211,10 @@ export class RealtimeMeter {
     } catch (e) {
       usageError = (e as Error).message;
     }
-    const status = fieldText(response.status);
-    const details = response.status_details as { reason?: unknown; error?: { type?: unknown } } | null;
-    const errorType =
-      status === "completed"
-        ? null
-        : (fieldText(details?.error?.type) ?? fieldText(details?.reason) ?? status ?? "unknown");
+    const errorType = realtimeResponseError(response);
     await this.#write(id, pending, {
       usage,
-      status: status === "completed" ? "ok" : "error",
+      status: errorType === null ? "ok" : "error",
       errorType: usageError && !errorType ? "usage_unreadable" : errorType,
     });
   }

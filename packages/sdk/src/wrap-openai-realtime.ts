@@ -1,0 +1,98 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import {
+  type ExtractedUsage,
+  extractFromResponse,
+  fieldText,
+  realtimeResponseError,
+  realtimeSettings,
+  realtimeTranscriptionUsage,
+} from "@tollgate/core";
+import { type CallSpec, TrackedCall } from "./instrument/call.js";
+import { sinkOf, type WrapOptions } from "./setup.js";
+
+/** What is used of the `openai` SDK's Realtime clients (`OpenAIRealtimeWS`, `OpenAIRealtimeWebSocket`). */
+interface RealtimeLike {
+  on(event: "event", listener: (event: { type: string }) => void): unknown;
+  send(event: { type: string }): void;
+}
+
+/**
+ * Records the calls of an `openai` Realtime session, as the gateway records them: each response (its
+ * `response.done` usage, the model the session names) and each input-audio transcription (a call of the
+ * transcription model). They are attributed, and counted to their agent run, as calls made where the
+ * session was wrapped. The session is returned as it was.
+ */
+export function wrapOpenAIRealtime<S extends RealtimeLike>(session: S, options: WrapOptions = {}): S {
+  const sink = sinkOf(options);
+  const spec: CallSpec = {
+    api: "openai.realtime",
+    kind: "llm",
+    provider: options.provider ?? "openai",
+    estimateCost: options.estimateCost,
+  };
+  // The scope (attribution, span, agent run) where the session was wrapped: events come outside it.
+  const inScope = AsyncLocalStorage.snapshot();
+  const open = new Map<string, TrackedCall>();
+  let model: string | null = null;
+  let transcriber: string | null = null;
+  const settings = (session: unknown, authoritative: boolean) => {
+    const named = realtimeSettings(session);
+    model = named.model ?? model;
+    if (named.transcriber !== undefined && (named.transcriber || authoritative))
+      transcriber = named.transcriber;
+  };
+  const call = (modelOfCall: string | null) =>
+    inScope(() => new TrackedCall(spec, { model: modelOfCall, stream: true }, sink));
+
+  const send = session.send.bind(session);
+  session.send = (event) => {
+    if (event?.type === "session.update") settings((event as { session?: unknown }).session, false);
+    send(event);
+  };
+  session.on("event", (e) => {
+    const event = e as { type: string } & Record<string, unknown>;
+    switch (event.type) {
+      case "session.created":
+      case "session.updated":
+        return settings(event.session, true);
+      case "response.created": {
+        const id = fieldText((event.response as { id?: unknown } | undefined)?.id);
+        if (id && !open.has(id)) open.set(id, call(model));
+        return;
+      }
+      case "response.done": {
+        const response = event.response as Record<string, unknown> | undefined;
+        const id = fieldText(response?.id);
+        if (!response || !id) return;
+        const tracked = open.get(id) ?? call(model);
+        open.delete(id);
+        tracked.finish({
+          usage: usageOf(() => extractFromResponse("openai.realtime", response)),
+          httpStatus: null,
+          requestId: id,
+          errorType: realtimeResponseError(response),
+        });
+        return;
+      }
+      case "conversation.item.input_audio_transcription.completed": {
+        // whisper-1 reports seconds, which no token price covers: recorded without usage (cost unknown).
+        call(transcriber ?? "unknown").finish({
+          usage: realtimeTranscriptionUsage(event),
+          httpStatus: null,
+          requestId: fieldText(event.item_id),
+          errorType: null,
+        });
+      }
+    }
+  });
+  return session;
+}
+
+/** A usage read that does not throw: an unknown shape records the call without it. */
+function usageOf(read: () => ExtractedUsage): ExtractedUsage | null {
+  try {
+    return read();
+  } catch {
+    return null;
+  }
+}

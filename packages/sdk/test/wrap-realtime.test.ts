@@ -1,0 +1,91 @@
+// wrapOpenAIRealtime: the official client's Realtime session (`openai`'s OpenAIRealtimeWS) against the
+// mock upstream that answers with real captured events: each response and each input transcription is
+// one record, priced as the gateway prices it, attributed from where the session was wrapped.
+import { connect } from "node:net";
+import { buildCallRecord, type CallRecord, type CallRecordInput, PricingEngine } from "@tollgate/core";
+import OpenAI from "openai";
+import { OpenAIRealtimeWS } from "openai/realtime/ws";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { COST, RESPONSE_ID, startRealtimeMock, TRANSCRIBE_UPDATE } from "../../server/test/realtime-mock.js";
+import { withAttribution, wrapOpenAIRealtime } from "../src/index.js";
+
+let mock: Awaited<ReturnType<typeof startRealtimeMock>>;
+const engine = new PricingEngine();
+/** The record as a server builds and prices it from what the SDK sent. */
+function built(input: CallRecordInput): CallRecord {
+  const res = buildCallRecord(input, { workspaceId: "default", engine });
+  if (!res.ok) throw new Error(JSON.stringify(res.errors));
+  return res.record;
+}
+beforeAll(async () => {
+  mock = await startRealtimeMock();
+});
+afterAll(async () => {
+  await mock?.close();
+});
+
+/**
+ * The SDK's Realtime client always connects with wss:// (it sets the scheme itself); the mock speaks
+ * plain ws://, so its TCP connection is made here (what TLS would carry is the same).
+ */
+function realtimeClient(query: { model?: string }) {
+  const client = new OpenAI({ apiKey: "sk-test-realtime", baseURL: `${mock.origin}/v1` });
+  return new OpenAIRealtimeWS(
+    {
+      model: query.model ?? "gpt-realtime",
+      options: { createConnection: (o: { port: number; host: string }) => connect(o.port, o.host) },
+    } as never,
+    client,
+  );
+}
+
+const opened = (rt: OpenAIRealtimeWS) =>
+  new Promise<void>((resolve, reject) => {
+    rt.socket.once("open", () => resolve());
+    rt.socket.once("error", reject);
+  });
+
+describe("wrapOpenAIRealtime", () => {
+  it("records each response with its usage, the model the session names, the scope's attribution", async () => {
+    const sent: CallRecordInput[] = [];
+    const rt = withAttribution({ userId: "voice-user", feature: "voice" }, () =>
+      wrapOpenAIRealtime(realtimeClient({}), { sink: (r) => sent.push(r) }),
+    );
+    await opened(rt);
+    const done = new Promise<void>((r) => rt.on("response.done", () => r()));
+    rt.send({ type: "response.create" });
+    await done;
+    rt.close();
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({
+      api: "openai.realtime",
+      model: "gpt-realtime",
+      request_id: RESPONSE_ID,
+      status: "ok",
+      user_id: "voice-user",
+      feature: "voice",
+      input_audio_tokens: 9,
+      cache_audio_read_tokens: 64,
+    });
+    expect(built(sent[0]!).cost_nanousd).toBe(COST); // as the gateway records it
+  });
+
+  it("records an input transcription as a call of the transcription model the client set", async () => {
+    const sent: CallRecordInput[] = [];
+    const rt = wrapOpenAIRealtime(realtimeClient({}), { sink: (r) => sent.push(r) });
+    await opened(rt);
+    const transcribed = new Promise<void>((r) =>
+      rt.on("conversation.item.input_audio_transcription.completed", () => r()),
+    );
+    rt.send(JSON.parse(TRANSCRIBE_UPDATE));
+    await transcribed;
+    rt.close();
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({
+      model: "gpt-4o-mini-transcribe",
+      input_audio_tokens: 16,
+      output_tokens: 8,
+    });
+    expect(built(sent[0]!).cost_nanousd).toBe(88_000n);
+  });
+});

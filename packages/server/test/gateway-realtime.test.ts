@@ -72,9 +72,9 @@ async function connect(
   return { ws, got, closed, until };
 }
 
-async function recordsOf(user: string): Promise<CallRecord[]> {
+async function recordsOf(user: string, of = gw): Promise<CallRecord[]> {
   for (let i = 0; i < 100; i++) {
-    const recs = (await gatewayRecords(gw.runtime)).filter((r) => r.user_id === user);
+    const recs = (await gatewayRecords(of.runtime)).filter((r) => r.user_id === user);
     if (recs.length) return recs;
     await sleep(20);
   }
@@ -531,5 +531,33 @@ describe("a Realtime session at awkward moments", () => {
     expect(await within(clientClosed, 1_000)).not.toBe("pending");
     await sleep(SLOW_MS);
     for (const s of sessions.slice(before)) expect(await within(s.closed, 2_000)).not.toBe("pending");
+  });
+});
+
+describe("a Realtime session whose client vanished without closing", () => {
+  it("is ended by the heartbeat: its client dropped, the upstream closed, its response under way counted", async () => {
+    const own = await startTestGateway(upstreamOrigin, { wsHeartbeatMs: 150 });
+    try {
+      const user = `rt-user-${++seq}`;
+      // autoPong off: a client whose process froze, or whose network went away, answers no ping.
+      const ws = new WebSocket(`${own.url.replace("http:", "ws:")}/v1/realtime?model=gpt-realtime`, {
+        headers: { "x-tollgate-user-id": user },
+        autoPong: false,
+      });
+      const texts: string[] = [];
+      ws.on("message", (d) => texts.push(String(d)));
+      await new Promise((r) => ws.once("open", r));
+      ws.send(JSON.stringify({ type: "response.create", response: { metadata: { hold: "yes" } } }));
+      for (let i = 0; i < 100 && !texts.some((t) => t.includes('"response.created"')); i++) await sleep(10);
+      const seen = sessions[sessions.length - 1]!;
+      const closed = await Promise.race([seen.closed, sleep(3_000).then(() => "still open" as const)]);
+      expect(closed).not.toBe("still open");
+      expect(seen.messages.map((m) => JSON.parse(m).type)).toContain("response.cancel");
+      const [rec] = await recordsOf(user, own);
+      expect(rec).toMatchObject({ error_type: "client_cancelled", cost_nanousd: COST });
+      ws.terminate();
+    } finally {
+      await own.stop();
+    }
   });
 });

@@ -54,6 +54,8 @@ Gateway (environment; per request, headers override):
                                 for this long is polled by the gateway itself with its submission's headers, at
                                 doubling intervals up to 5 min, so it is billed though the app never asks
                                 (webhooks); 30000 by default, 0 = never
+  TOLLGATE_WS_HEARTBEAT_MS      how often both sides of a WebSocket session (OpenAI Realtime) are pinged; a side
+                                that has not answered by the next ping is dropped (30000; 0 = never)
   TOLLGATE_PUBLIC_URL           the gateway's URL as clients reach it, without /v1 (e.g. https://llm.example.com):
                                 Anthropic message batches read through it name it in results_url, so their
                                 results are read (and recorded) through the gateway

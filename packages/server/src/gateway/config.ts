@@ -63,6 +63,12 @@ export interface GatewayConfig {
    * 0: never).
    */
   backgroundFollowMs: number;
+  /**
+   * How often both sides of a WebSocket session (OpenAI Realtime) are pinged; one that has not answered
+   * the last ping by the next is dropped, so a peer that vanished without closing ends its session
+   * (TOLLGATE_WS_HEARTBEAT_MS, default 30 s; 0: never).
+   */
+  wsHeartbeatMs: number;
 }
 
 const UpstreamsFile = z.strictObject({
@@ -132,6 +138,7 @@ export function gatewayConfigFromEnv(
     egressProxy: egressProxyFromEnv(process.env),
     publicUrl: publicUrlFromEnv(process.env.TOLLGATE_PUBLIC_URL),
     backgroundFollowMs: intFromEnv("TOLLGATE_BACKGROUND_FOLLOW_MS", 30_000, 3_600_000),
+    wsHeartbeatMs: intFromEnv("TOLLGATE_WS_HEARTBEAT_MS", 30_000, 3_600_000),
     ...overrides,
   };
 }

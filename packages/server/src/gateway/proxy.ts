@@ -198,7 +198,7 @@ export class Gateway {
   readonly #sockets: SocketRelay;
 
   constructor(private readonly deps: GatewayDeps) {
-    this.#sockets = new SocketRelay(deps, deps.config.egressProxy);
+    this.#sockets = new SocketRelay(deps, deps.config);
     this.#follower = new BackgroundFollower({
       firstMs: deps.config.backgroundFollowMs,
       maxMs: FOLLOW_MAX_MS,

@@ -2,7 +2,7 @@ import { type IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { type RawData, WebSocket, WebSocketServer } from "ws";
-import type { EgressProxy } from "./config.js";
+import type { GatewayConfig } from "./config.js";
 import { errorTypeOf, GatewayError } from "./gateway-error.js";
 import { type MeterDeps, type RealtimeCaller, RealtimeMeter } from "./realtime-meter.js";
 import { canonicalPath, type GatewayRoute } from "./routes.js";
@@ -53,17 +53,21 @@ export class SocketRelay {
   readonly #server: WebSocketServer;
   /** The subprotocol the upstream chose, for the client's handshake to answer with. */
   readonly #chosen = new WeakMap<IncomingMessage, string>();
-  readonly #sessions = new Set<{ close(): void; ended: Promise<void> }>();
+  readonly #sessions = new Set<Session>();
   /** Upstream handshakes under way: a shutdown drops them (they may take the whole upstream timeout). */
   readonly #opening = new Set<WebSocket>();
   #closing = false;
   readonly #egress: SocketEgress;
 
+  readonly #heartbeatMs: number;
+  #heartbeat: NodeJS.Timeout | null = null;
+
   constructor(
     private readonly deps: MeterDeps,
-    egressProxy: EgressProxy | null,
+    config: Pick<GatewayConfig, "egressProxy" | "wsHeartbeatMs">,
   ) {
-    this.#egress = new SocketEgress(egressProxy);
+    this.#egress = new SocketEgress(config.egressProxy);
+    this.#heartbeatMs = config.wsHeartbeatMs;
     this.#server = new WebSocketServer({
       noServer: true,
       perMessageDeflate: false,
@@ -169,6 +173,7 @@ export class SocketRelay {
         session = new Session(downstream, upstream, meter, early);
         this.#sessions.add(session);
         this.deps.metrics.sockets.inc();
+        this.#beat();
         void session.ended.finally(() => {
           this.#sessions.delete(session!);
           this.deps.metrics.sockets.dec();
@@ -176,6 +181,19 @@ export class SocketRelay {
         resolve(101);
       });
     });
+  }
+
+  /** Pings every session's two sides while there are sessions (Session.heartbeat). */
+  #beat(): void {
+    if (this.#heartbeat || !this.#heartbeatMs) return;
+    this.#heartbeat = setInterval(() => {
+      if (!this.#sessions.size) {
+        clearInterval(this.#heartbeat!);
+        this.#heartbeat = null;
+      }
+      for (const s of this.#sessions) s.heartbeat();
+    }, this.#heartbeatMs);
+    this.#heartbeat.unref();
   }
 
   /** Once a shutdown has begun, a handshake is answered 503: a session opened then would hold it up. */
@@ -195,6 +213,8 @@ export class SocketRelay {
       return s.ended;
     });
     await Promise.all(ending);
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    this.#heartbeat = null;
   }
 }
 
@@ -214,12 +234,30 @@ class Session {
     meter: RealtimeMeter | null,
     early: Early,
   ) {
+    for (const ws of [client, upstream]) ws.on("pong", () => this.#unanswered.delete(ws));
     pipe(client, upstream, meter && ((text) => meter.onClientText(text)), meter);
     const fromUpstream = pipe(upstream, client, meter && ((text) => meter.onServerText(text)), null);
     for (const [data, isBinary] of early.messages) fromUpstream(data, isBinary);
     if (early.close) closeAlso(client, early.close.code, early.close.reason);
     this.ended = Promise.all([closed(client), closed(upstream)]).then(() => meter?.end());
   }
+
+  /**
+   * A side that has not answered the last ping is dropped (its peer vanished without closing: the close
+   * then carries across, its responses counted as for any leaving); the others are pinged again.
+   */
+  heartbeat(): void {
+    for (const ws of [this.client, this.upstream]) {
+      if (ws.readyState !== WebSocket.OPEN) continue;
+      if (this.#unanswered.has(ws)) ws.terminate();
+      else {
+        this.#unanswered.add(ws);
+        ws.ping();
+      }
+    }
+  }
+
+  readonly #unanswered = new Set<WebSocket>();
 
   send(to: "client" | "upstream", event: Record<string, unknown>): void {
     const ws = to === "client" ? this.client : this.upstream;

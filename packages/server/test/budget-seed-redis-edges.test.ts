@@ -233,7 +233,9 @@ describe("a budget that comes back", () => {
     writeFileSync(file, withBudget);
     const events = new FakeEvents();
     const a = await replica(events, { limitsFile: file });
-    // Counted live on Redis since it came with the file at start (nothing to seed: counters are shared).
+    // New at this start (no instant yet): seeded, then counted live once its seeding is over.
+    clock.now += GRACE + END + 1;
+    await sleep(TICKS_MS);
     await ingest(events, a.guard, record(user, clock.now - 1_000));
     await ingest(events, a.guard, record(user, clock.now));
     expect(await spendOf(a.guard, user)).toBe(events.spendOf(user));
@@ -528,5 +530,65 @@ describe("held reservations (review)", () => {
     // (Its cost is counted by no one: settled before the instant's end, stored after the last read: a
     // separate, pre-existing gap, not asserted here.)
     expect(await reservedOf(a.guard, user)).toBe(0n); // was the late call's worst case, for an hour
+  });
+});
+
+describe("a budget new in the limits file at a replica's start (a deploy that brings it)", () => {
+  let dir = "";
+  afterEach(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    dir = "";
+  });
+
+  it("counts its window's spend before it, once (before: none of it, ever)", async () => {
+    clock.now = Date.now();
+    dir = mkdtempSync(join(tmpdir(), "tg-seed-edges-"));
+    const file = join(dir, "limits.yaml");
+    writeFileSync(file, "budgets: []\n");
+    const events = new FakeEvents();
+    const user = fresh();
+    const before = await replica(events, { limitsFile: file }); // a replica of the deploy before
+    for (let i = 0; i < 2; i++) await gatewayCall(events, before, user);
+    writeFileSync(
+      file,
+      `budgets:\n  - { id: ${user}, scope: { user_id: ${user} }, window: lifetime, limit_usd: "1000" }\n`,
+    );
+    const after = await replica(events, { limitsFile: file }); // the new deploy's
+    expect(await spendOf(after.guard, user)).toBe(events.spendOf(user)); // its first read, at start
+    await gatewayCall(events, after, user); // before its instant: the seed counts it
+    clock.now += GRACE;
+    await gatewayCall(events, after, user); // after: counted live
+    clock.now += END + 1;
+    await sleep(TICKS_MS);
+    expect(events.spendOf(user)).toBe(4n * 150_012_000n);
+    expect(await spendOf(after.guard, user)).toBe(events.spendOf(user));
+  });
+
+  it("…except at the first start of a seeding replica on this Redis: its budgets were counted live before", async () => {
+    clock.now = Date.now();
+    dir = mkdtempSync(join(tmpdir(), "tg-seed-edges-"));
+    const file = join(dir, "limits.yaml");
+    const user = fresh();
+    writeFileSync(
+      file,
+      `budgets:\n  - { id: ${user}, scope: { user_id: ${user} }, window: lifetime, limit_usd: "1000" }\n`,
+    );
+    const events = new FakeEvents();
+    // A replica from before seeding counted this call live (its bucket on Redis), and stored it.
+    const old = await replica(events, { limitsFile: file });
+    clock.now += GRACE + END + 1;
+    await sleep(TICKS_MS);
+    await gatewayCall(events, old, user); // counted live
+    await old.guard.close();
+    // What a Redis from before seeding holds: the counters, no instants.
+    await admin.del(
+      `tg:{default}:from:${user}#lifetime`,
+      `tg:{default}:seeded:${user}#lifetime`,
+      "tg:{default}:from:#started",
+    );
+    const upgraded = await replica(events, { limitsFile: file });
+    clock.now += GRACE + END + 1;
+    await sleep(TICKS_MS);
+    expect(await spendOf(upgraded.guard, user)).toBe(events.spendOf(user)); // not twice
   });
 });

@@ -48,6 +48,8 @@ const budgetKey = (ws: string, id: string) => `${ws}\u0000${id}`;
  * Budget ids never hold "#".
  */
 const seedOf = (b: Budget) => `${b.id}#${b.window.kind}`;
+/** Kept as a seed's instant is (no budget id holds "#"): when a replica that seeds first started here. */
+const STARTED = "#started";
 
 /**
  * Budgets added while running on counters shared by replicas (Redis), where no replica can pause what the
@@ -153,27 +155,37 @@ export class SharedSeeds {
 
   /**
    * At start: learns the instants of the budgets that have one, and goes on with seeds not finished. A
-   * budget with none has been counted live by the replicas (a limits-file budget at their start, one from
-   * before seeding existed): it gets the instant 0, so that coming back (dropped from the file and
-   * restored, deleted and created again) it keeps its counters rather than adding its window's spend to
-   * them again. One created through the API within the grace period is being added by another replica:
-   * its instant is proposed as that replica would.
+   * budget with none is new to the replicas, added as one added while running is (its instant proposed,
+   * its window's spend seeded): a limits-file budget a deploy brought, one created through the API within
+   * the grace period (another replica is adding it). Except at the first start of a replica that seeds on
+   * this Redis: its budgets have been counted live by the replicas before (from before seeding), so they
+   * get the instant 0, and coming back (dropped from the file and restored, deleted and created again)
+   * keep their counters rather than adding their window's spend to them again.
    */
   async resume(workspaces: Iterable<string>): Promise<void> {
-    for (const ws of workspaces)
+    for (const ws of workspaces) {
+      const seededBefore = (await this.store.countFrom(ws, STARTED, null)) !== null;
       for (const b of this.registry.forWorkspace(ws).budgets) {
         const seed = seedOf(b);
         this.#seeds.set(budgetKey(ws, b.id), seed);
         let from = await this.store.countFrom(ws, seed, null);
         if (from === null) {
-          const now = this.opts.now();
-          const e = this.registry.get(ws, "budget", b.id);
-          const recent =
-            e?.source === "api" && e.updated_at !== null && now - e.updated_at < this.opts.graceMs;
-          from = await this.store.countFrom(ws, seed, recent ? now + this.opts.graceMs : 0);
+          if (seededBefore || this.#recentApiBudget(ws, b.id)) {
+            await this.added(ws, b.id);
+            continue;
+          }
+          from = await this.store.countFrom(ws, seed, 0);
         }
         if (from !== null) this.#follow(ws, b.id, seed, from);
       }
+      // Marked once its budgets have their instants: a replica that finds the mark finds those too.
+      await this.store.countFrom(ws, STARTED, this.opts.now());
+    }
+  }
+
+  #recentApiBudget(ws: string, id: string): boolean {
+    const e = this.registry.get(ws, "budget", id);
+    return e?.source === "api" && e.updated_at !== null && this.opts.now() - e.updated_at < this.opts.graceMs;
   }
 
   /** Takes back the held reservations `done` says, of budget `key`. */

@@ -16,6 +16,9 @@ interface RealtimeLike {
   send(event: { type: string }): void;
 }
 
+/** Marks a session wrapped already: wrapped twice, it records each call once (as a wrapped client does). */
+const WRAPPED = Symbol.for("tollgate.wrapped.realtime");
+
 /**
  * Records the calls of an `openai` Realtime session, as the gateway records them: each response (its
  * `response.done` usage, the model the session names) and each input-audio transcription (a call of the
@@ -23,6 +26,9 @@ interface RealtimeLike {
  * session was wrapped. The session is returned as it was.
  */
 export function wrapOpenAIRealtime<S extends RealtimeLike>(session: S, options: WrapOptions = {}): S {
+  const marked = session as S & { [WRAPPED]?: true };
+  if (marked[WRAPPED]) return session;
+  Object.defineProperty(marked, WRAPPED, { value: true });
   const sink = sinkOf(options);
   const spec: CallSpec = {
     api: "openai.realtime",

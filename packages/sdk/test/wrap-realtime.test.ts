@@ -89,3 +89,18 @@ describe("wrapOpenAIRealtime", () => {
     expect(built(sent[0]!).cost_nanousd).toBe(88_000n);
   });
 });
+
+describe("wrapOpenAIRealtime (review)", () => {
+  it("wrapped twice, records each response once (as a client wrapped twice does)", async () => {
+    const sent: CallRecordInput[] = [];
+    const rt = wrapOpenAIRealtime(wrapOpenAIRealtime(realtimeClient({}), { sink: (r) => sent.push(r) }), {
+      sink: (r) => sent.push(r),
+    });
+    await opened(rt);
+    const done = new Promise<void>((r) => rt.on("response.done", () => r()));
+    rt.send({ type: "response.create" });
+    await done;
+    rt.close();
+    expect(sent.map((r) => r.request_id)).toHaveLength(1); // was 2: the response's cost twice
+  });
+});

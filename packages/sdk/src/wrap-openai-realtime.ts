@@ -14,6 +14,8 @@ import { sinkOf, type WrapOptions } from "./setup.js";
 interface RealtimeLike {
   on(event: "event", listener: (event: { type: string }) => void): unknown;
   send(event: { type: string }): void;
+  /** The connection (ws's WebSocket, or the platform's): its close ends the responses under way. */
+  socket?: unknown;
 }
 
 /** Marks a session wrapped already: wrapped twice, it records each call once (as a wrapped client does). */
@@ -90,6 +92,16 @@ export function wrapOpenAIRealtime<S extends RealtimeLike>(session: S, options: 
         });
       }
     }
+  });
+  // Closed with responses under way (the app's close, a dropped connection): no response.done will come.
+  // Each is recorded cut off, as the gateway records it (its cost not known).
+  const socket = session.socket as
+    | { addEventListener?(type: "close", listener: () => void): void }
+    | undefined;
+  socket?.addEventListener?.("close", () => {
+    for (const [id, tracked] of open)
+      tracked.finish({ usage: null, httpStatus: null, requestId: id, errorType: "session_closed" });
+    open.clear();
   });
   return session;
 }

@@ -103,4 +103,18 @@ describe("wrapOpenAIRealtime (review)", () => {
     rt.close();
     expect(sent.map((r) => r.request_id)).toHaveLength(1); // was 2: the response's cost twice
   });
+
+  it("a response under way when the app closes the session is recorded, cut off (as the gateway records it)", async () => {
+    const sent: CallRecordInput[] = [];
+    const rt = wrapOpenAIRealtime(realtimeClient({}), { sink: (r) => sent.push(r) });
+    await opened(rt);
+    const created = new Promise<void>((r) => rt.on("response.created", () => r()));
+    rt.send({ type: "response.create", response: { metadata: { hold: "1" } } });
+    await created;
+    const closed = new Promise<void>((r) => rt.socket.once("close", () => r()));
+    rt.close();
+    await closed;
+    expect(sent).toHaveLength(1); // was 0: the response never recorded
+    expect(sent[0]).toMatchObject({ status: "error", error_type: "session_closed", model: "gpt-realtime" });
+  });
 });

@@ -7,6 +7,7 @@ import {
   realtimeSettings,
   realtimeTranscriptionUsage,
 } from "@tollgate/core";
+import { AgentRunKilledError } from "./agent-run.js";
 import { type CallSpec, TrackedCall } from "./instrument/call.js";
 import { sinkOf, type WrapOptions } from "./setup.js";
 
@@ -49,10 +50,25 @@ export function wrapOpenAIRealtime<S extends RealtimeLike>(session: S, options: 
     if (named.transcriber !== undefined && (named.transcriber || authoritative))
       transcriber = named.transcriber;
   };
-  const call = (modelOfCall: string | null) =>
-    inScope(() => new TrackedCall(spec, { model: modelOfCall, stream: true }, sink));
-
   const send = session.send.bind(session);
+  /**
+   * A call the server has started already (`cancel`: a response under way, to cancel if refused). One
+   * its agent run refuses (killed, over a ceiling) is recorded and its cost counted all the same, not as
+   * one of the run's calls; a response is cancelled, as the gateway cancels one over a limit. Thrown
+   * here, the error left the socket's message listener (uncaught) and the call was never recorded.
+   */
+  const call = (modelOfCall: string | null, cancel?: string) =>
+    inScope(() => {
+      const body = { model: modelOfCall, stream: true };
+      try {
+        return new TrackedCall(spec, body, sink);
+      } catch (e) {
+        if (!(e instanceof AgentRunKilledError)) throw e;
+        if (cancel) send({ type: "response.cancel", response_id: cancel } as { type: string });
+        return new TrackedCall(spec, body, sink, { counted: false });
+      }
+    });
+
   session.send = (event) => {
     if (event?.type === "session.update") settings((event as { session?: unknown }).session, false);
     send(event);
@@ -65,7 +81,7 @@ export function wrapOpenAIRealtime<S extends RealtimeLike>(session: S, options: 
         return settings(event.session, true);
       case "response.created": {
         const id = fieldText((event.response as { id?: unknown } | undefined)?.id);
-        if (id && !open.has(id)) open.set(id, call(model));
+        if (id && !open.has(id)) open.set(id, call(model, id));
         return;
       }
       case "response.done": {

@@ -2,12 +2,13 @@
 // mock upstream that answers with real captured events: each response and each input transcription is
 // one record, priced as the gateway prices it, attributed from where the session was wrapped.
 import { connect } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { buildCallRecord, type CallRecord, type CallRecordInput, PricingEngine } from "@tollgate/core";
 import OpenAI from "openai";
 import { OpenAIRealtimeWS } from "openai/realtime/ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { COST, RESPONSE_ID, startRealtimeMock, TRANSCRIBE_UPDATE } from "../../server/test/realtime-mock.js";
-import { withAttribution, wrapOpenAIRealtime } from "../src/index.js";
+import { agentRun, withAttribution, wrapOpenAIRealtime } from "../src/index.js";
 
 let mock: Awaited<ReturnType<typeof startRealtimeMock>>;
 const engine = new PricingEngine();
@@ -116,5 +117,39 @@ describe("wrapOpenAIRealtime (review)", () => {
     await closed;
     expect(sent).toHaveLength(1); // was 0: the response never recorded
     expect(sent[0]).toMatchObject({ status: "error", error_type: "session_closed", model: "gpt-realtime" });
+  });
+
+  it("a response past its agent run's max_llm_calls is cancelled and recorded, not thrown into the socket's listener", async () => {
+    const sent: CallRecordInput[] = [];
+    const thrown: unknown[] = [];
+    const onUncaught = (e: unknown) => thrown.push(e);
+    process.prependListener("uncaughtException", onUncaught);
+    try {
+      await agentRun({ type: "voice", limits: { max_llm_calls: 1 } }, async (run) => {
+        const rt = wrapOpenAIRealtime(realtimeClient({}), { sink: (r) => sent.push(r) });
+        await opened(rt);
+        const seen: string[] = [];
+        rt.on("event", (e) => seen.push(e.type));
+        const dones: string[] = [];
+        const both = new Promise<void>((r) =>
+          rt.on("response.done", (e) => {
+            dones.push(e.response.status ?? "");
+            if (dones.length === 2) r();
+          }),
+        );
+        rt.send({ type: "response.create" });
+        rt.send({ type: "response.create", response: { metadata: { hold: "1" } } });
+        await Promise.race([both, sleep(1_000)]);
+        rt.close();
+        expect(thrown).toEqual([]); // was AgentRunKilledError, out of ws's message listener
+        expect(dones).toEqual(["completed", "cancelled"]); // the second was left running
+        expect(seen.filter((t) => t === "response.created")).toHaveLength(2); // the app's own listener
+        expect(run.killed?.ceiling).toBe("llm_calls");
+      });
+    } finally {
+      process.removeListener("uncaughtException", onUncaught);
+    }
+    expect(sent.map((r) => r.status)).toEqual(["ok", "error"]); // the refused one recorded, cancelled
+    expect(sent[1]).toMatchObject({ error_type: "client_cancelled" });
   });
 });

@@ -97,7 +97,7 @@ describe("OTLP GenAI mapping: usage", () => {
     expect(u).toMatchObject({ input_uncached_tokens: 10, output_tokens: 2 });
   });
 
-  it("per-modality input: audio and image are their own categories, their cached part is in cache_read", () => {
+  it("per-modality input: audio and image are their own categories, their cached parts too (out of cache_read)", () => {
     const u = readUsage(
       attrs({
         "gen_ai.usage.input_tokens": 1000,
@@ -112,12 +112,60 @@ describe("OTLP GenAI mapping: usage", () => {
     );
     expect(u).toMatchObject({
       input_uncached_tokens: 1000 - 300 - 150 - 100,
-      cache_read_tokens: 300,
+      cache_read_tokens: 250,
+      cache_audio_read_tokens: 50,
       input_audio_tokens: 150,
       image_tokens: 100,
       output_tokens: 40,
       output_audio_tokens: 30,
     });
+  });
+
+  it("cached audio and image input are their own categories (priced at their own rates), as the SDK and gateway record them", () => {
+    // Gemini 2.5 Flash: 1M tokens of cached audio, as Gemini's own usage reports it.
+    const native = buildCallRecord(
+      {
+        event_id: "01970000-0000-7000-8000-000000000001",
+        kind: "llm",
+        provider: "google",
+        api: "google.generate_content",
+        model: "gemini-2.5-flash",
+        ts_start: Date.UTC(2025, 5, 1, 12),
+        usage_raw: {
+          promptTokenCount: 1_000_000,
+          cachedContentTokenCount: 1_000_000,
+          promptTokensDetails: [{ modality: "AUDIO", tokenCount: 1_000_000 }],
+          cacheTokensDetails: [{ modality: "AUDIO", tokenCount: 1_000_000 }],
+          candidatesTokenCount: 0,
+        },
+      },
+      { workspaceId: "ws", engine },
+    );
+    if (!native.ok) throw new Error(JSON.stringify(native.errors));
+    const otlp = record({
+      "gen_ai.operation.name": "chat",
+      "gen_ai.provider.name": "gcp.gemini",
+      "gen_ai.request.model": "gemini-2.5-flash",
+      "gen_ai.usage.input_tokens": 1_000_000,
+      "gen_ai.usage.cache_read.input_tokens": 1_000_000,
+      "gen_ai.usage.audio.input_tokens": 1_000_000,
+      "gen_ai.usage.audio.cache_read.input_tokens": 1_000_000,
+      "gen_ai.usage.output_tokens": 0,
+    });
+    expect(native.record).toMatchObject({ cache_audio_read_tokens: 1_000_000, cost_nanousd: 100_000_000n });
+    expect(otlp).toMatchObject({ cache_read_tokens: 0, cache_audio_read_tokens: 1_000_000 });
+    expect(otlp.cost_nanousd).toBe(native.record.cost_nanousd); // was $0.03 (cached text) of $0.10
+    // Cached media beyond the cache reads cannot be inside them.
+    expect(() =>
+      readUsage(
+        attrs({
+          "gen_ai.usage.input_tokens": 100,
+          "gen_ai.usage.cache_read.input_tokens": 10,
+          "gen_ai.usage.audio.input_tokens": 50,
+          "gen_ai.usage.audio.cache_read.input_tokens": 20,
+        }),
+      ),
+    ).toThrow(/exceed gen_ai.usage.cache_read.input_tokens/);
   });
 
   it("an emitter that counts cache tokens beside input (Anthropic's own convention) is read that way", () => {

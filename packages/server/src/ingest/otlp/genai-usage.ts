@@ -65,6 +65,16 @@ export function readUsage(attrs: AttrMap): NormalizedUsage | null {
   const reasoning = first(attrs, REASONING) ?? 0;
   const audioIn = uncached(attrs, AUDIO_IN, AUDIO_CACHED);
   const imageIn = uncached(attrs, IMAGE_IN, IMAGE_CACHED);
+  // Cached audio and image are in the cache reads, and priced apart from cached text where a model has
+  // their rates (as the SDK and gateway record them): taken out of cache_read to their own counts.
+  const audioCached = first(attrs, [AUDIO_CACHED]) ?? 0;
+  const imageCached = first(attrs, [IMAGE_CACHED]) ?? 0;
+  if (audioCached + imageCached > cacheRead)
+    throw new UsageAttributeError(
+      AUDIO_CACHED,
+      `cached audio + image input tokens (${audioCached + imageCached}) exceed ` +
+        `gen_ai.usage.cache_read.input_tokens (${cacheRead})`,
+    );
   const audioOut = first(attrs, [AUDIO_OUT]) ?? 0;
 
   let inputTotal = input ?? 0;
@@ -82,7 +92,9 @@ export function readUsage(attrs: AttrMap): NormalizedUsage | null {
 
   const usage = emptyUsage();
   usage.input_uncached_tokens = inputTotal - cacheRead - cacheWrite - modalities;
-  usage.cache_read_tokens = cacheRead;
+  usage.cache_read_tokens = cacheRead - audioCached - imageCached;
+  usage.cache_audio_read_tokens = audioCached;
+  usage.cache_image_read_tokens = imageCached;
   // OTel has one cache-write count and no TTL: filed as the 5-minute write (as OpenAI's is).
   usage.cache_write_5m_tokens = cacheWrite;
   usage.output_tokens = outputTotal;
@@ -101,7 +113,7 @@ function first(attrs: AttrMap, keys: readonly string[]): number | undefined {
   return undefined;
 }
 
-/** A modality's input count less its cached part (the cached part is already in cache_read). */
+/** A modality's input count less its cached part (counted with the cache reads). */
 function uncached(attrs: AttrMap, totalKey: string, cachedKey: string): number {
   const total = first(attrs, [totalKey]) ?? 0;
   const cached = first(attrs, [cachedKey]) ?? 0;

@@ -42,7 +42,8 @@ export function wrapOpenAIRealtime<S extends RealtimeLike>(session: S, options: 
   // The scope (attribution, span, agent run) where the session was wrapped: events come outside it.
   const inScope = AsyncLocalStorage.snapshot();
   const open = new Map<string, TrackedCall>();
-  let model: string | null = null;
+  // The connection's `model` until the session names one (a session wrapped after its session.created).
+  let model: string | null = modelOfUrl((session as { url?: unknown }).url);
   let transcriber: string | null = null;
   const settings = (session: unknown, authoritative: boolean) => {
     const named = realtimeSettings(session);
@@ -126,6 +127,16 @@ export function wrapOpenAIRealtime<S extends RealtimeLike>(session: S, options: 
 function usageOf(read: () => ExtractedUsage): ExtractedUsage | null {
   try {
     return read();
+  } catch {
+    return null;
+  }
+}
+
+/** The `model` of a Realtime connection's URL (a sideband connection to a call has none). */
+function modelOfUrl(url: unknown): string | null {
+  if (!(url instanceof URL) && typeof url !== "string") return null;
+  try {
+    return fieldText(new URL(String(url)).searchParams.get("model"));
   } catch {
     return null;
   }

@@ -152,4 +152,18 @@ describe("wrapOpenAIRealtime (review)", () => {
     expect(sent.map((r) => r.status)).toEqual(["ok", "error"]); // the refused one recorded, cancelled
     expect(sent[1]).toMatchObject({ error_type: "client_cancelled" });
   });
+
+  it("wrapped after its session.created went by: the model of the connection's URL", async () => {
+    const sent: CallRecordInput[] = [];
+    const rt = realtimeClient({ model: "gpt-realtime" });
+    const created = new Promise<void>((r) => rt.on("session.created", () => r()));
+    await created;
+    wrapOpenAIRealtime(rt, { sink: (r) => sent.push(r) });
+    const done = new Promise<void>((r) => rt.on("response.done", () => r()));
+    rt.send({ type: "response.create" });
+    await done;
+    rt.close();
+    expect(sent.at(-1)).toMatchObject({ model: "gpt-realtime", model_requested: "gpt-realtime" });
+    expect(built(sent.at(-1)!).priced).toBe(true);
+  });
 });

@@ -372,7 +372,7 @@ describe("an OpenAI Realtime session through the gateway", () => {
     expect(rec).toMatchObject({
       api: "openai.realtime",
       model: "gpt-4o-mini-transcribe",
-      model_requested: null,
+      model_requested: "gpt-4o-mini-transcribe",
       request_id: "item_…",
       input_audio_tokens: 16,
       output_tokens: 8,

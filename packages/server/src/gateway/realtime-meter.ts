@@ -251,7 +251,8 @@ export class RealtimeMeter {
       kind: "llm",
       provider: this.caller.provider,
       api: "openai.realtime",
-      model_requested: o.model ? null : this.caller.modelRequested,
+      // A transcription asked for its own model (the session's settings), as the SDK records it.
+      model_requested: o.model ?? this.caller.modelRequested,
       model,
       stream: true,
       status: o.status,

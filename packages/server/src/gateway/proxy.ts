@@ -272,26 +272,12 @@ export class Gateway {
     head: Buffer,
     route: GatewayRoute,
   ): Promise<number> {
-    const { split, principal, named } = await this.#caller(req);
+    const caller = await this.#caller(req, route);
     const modelParam = new URLSearchParams(route.upstreamPath.split("?")[1] ?? "").get("model");
     return this.#sockets.relay(req, socket, head, {
+      ...caller,
       route,
-      provider: named?.provider ?? route.family,
-      base: this.#baseOf(route, named),
-      extraHeaders: named?.headers ?? {},
-      forward: split.forward,
-      workspaceId: principal?.workspaceId ?? "default",
-      keyId: principal && principal.role !== "root" ? principal.keyId : null,
-      attribution: Object.assign({}, principal?.defaults, split.attribution),
-      depth: intHeader(split.control, "span-depth", 1, MAX_DEPTH, 1),
       modelRequested: fieldText(modelParam),
-      timeoutMs: intHeader(
-        split.control,
-        "timeout-ms",
-        1,
-        this.deps.config.maxTimeoutMs,
-        this.deps.config.timeoutMs,
-      ),
     });
   }
 
@@ -326,7 +312,7 @@ export class Gateway {
     route: GatewayRoute,
     timing: Timing,
   ): Promise<void> {
-    const { split, principal, named } = await this.#caller(req);
+    const caller = await this.#caller(req, route);
     const upload = route.api === null && isBigUpload(req) ? req : null;
     const body = upload ? EMPTY_BODY : await readBody(req);
     const parsed = route.api ? parseJsonObject(body) : null;
@@ -338,15 +324,14 @@ export class Gateway {
       usageNotAsked(parsed?.stream_options);
     const call: Call = {
       route,
-      provider: named?.provider ?? route.family,
-      base: this.#baseOf(route, named),
-      extraHeaders: named?.headers ?? {},
-      workspaceId: principal?.workspaceId ?? "default",
-      keyId: principal && principal.role !== "root" ? principal.keyId : null,
-      // Object.assign, not {...a, ...b}: Node 20's V8 builds a spread followed by more on a slow path (~1 µs).
-      attribution: Object.assign({}, principal?.defaults, split.attribution),
-      depth: intHeader(split.control, "span-depth", 1, MAX_DEPTH, 1),
-      forward: split.forward,
+      provider: caller.provider,
+      base: caller.base,
+      extraHeaders: caller.extraHeaders,
+      workspaceId: caller.workspaceId,
+      keyId: caller.keyId,
+      attribution: caller.attribution,
+      depth: caller.depth,
+      forward: caller.forward,
       body: injectedUsage && parsed ? withIncludeUsage(body, parsed) : body,
       upload,
       parsed,
@@ -356,19 +341,13 @@ export class Gateway {
       recordedAttempt: 0,
       requestId: uuidv7(),
       started: timing.started,
-      timeoutMs: intHeader(
-        split.control,
-        "timeout-ms",
-        1,
-        this.deps.config.maxTimeoutMs,
-        this.deps.config.timeoutMs,
-      ),
+      timeoutMs: caller.timeoutMs,
       method: req.method ?? "POST",
     };
     // A client that reads a background response itself: the gateway's own poll of it waits its turn.
     const read = route.poll || route.resumed ? responseIdOf(route.upstreamPath) : null;
     if (read !== null) this.#follower.seen(read);
-    const asked = intHeader(split.control, "retries", 0, MAX_RETRIES, this.deps.config.retries);
+    const asked = intHeader(caller.control, "retries", 0, MAX_RETRIES, this.deps.config.retries);
     const retries = upload ? 0 : asked;
     // Watched from here on (the client may leave before the upstream has answered): a relayed reply (a
     // stream, or any pass-through one), which is cancelled when its client goes away, and any call that
@@ -541,8 +520,11 @@ export class Gateway {
     throw upstreamFailure(e, call.timeoutMs, "body").withRecord(rec);
   }
 
-  /** Who calls (its key), with what attribution, through which upstream: checked, or refused with a 4xx. */
-  async #caller(req: IncomingMessage) {
+  /**
+   * Who calls (its key), with what attribution and controls, through which upstream: checked, or refused
+   * with a 4xx. What a model call and a WebSocket session both take of their request's headers.
+   */
+  async #caller(req: IncomingMessage, route: GatewayRoute) {
     const split = splitHeaders(req.headers);
     const principal = await this.#authenticate(split.control.key);
     const refused = attributionErrors(split.attribution as Record<string, unknown>);
@@ -559,13 +541,20 @@ export class Gateway {
         "invalid_request_error",
         `unknown x-tollgate-upstream ${JSON.stringify(split.control.upstream)}`,
       );
-    return { split, principal, named };
-  }
-
-  /** The upstream base URL of a call: its named upstream's, else its family's. */
-  #baseOf(route: GatewayRoute, named: { baseUrl: string } | undefined): string {
-    if (named) return named.baseUrl;
-    return route.family === "anthropic" ? this.deps.config.anthropicBaseUrl : this.deps.config.openaiBaseUrl;
+    const { config } = this.deps;
+    return {
+      control: split.control,
+      forward: split.forward,
+      provider: named?.provider ?? route.family,
+      base: named?.baseUrl ?? (route.family === "anthropic" ? config.anthropicBaseUrl : config.openaiBaseUrl),
+      extraHeaders: named?.headers ?? {},
+      workspaceId: principal?.workspaceId ?? "default",
+      keyId: principal && principal.role !== "root" ? principal.keyId : null,
+      // Object.assign, not {...a, ...b}: Node 20's V8 builds a spread followed by more on a slow path (~1 µs).
+      attribution: Object.assign({}, principal?.defaults, split.attribution) as Attribution,
+      depth: intHeader(split.control, "span-depth", 1, MAX_DEPTH, 1),
+      timeoutMs: intHeader(split.control, "timeout-ms", 1, config.maxTimeoutMs, config.timeoutMs),
+    };
   }
 
   async #authenticate(key: string | undefined): Promise<Principal | null> {

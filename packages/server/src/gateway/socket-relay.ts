@@ -4,6 +4,7 @@ import type { Duplex } from "node:stream";
 import { type RawData, WebSocket, WebSocketServer } from "ws";
 import type { GatewayConfig } from "./config.js";
 import { errorTypeOf, GatewayError } from "./gateway-error.js";
+import { replyHeaders } from "./headers.js";
 import { type MeterDeps, type RealtimeCaller, RealtimeMeter } from "./realtime-meter.js";
 import { canonicalPath, type GatewayRoute } from "./routes.js";
 import { SocketEgress } from "./socket-egress.js";
@@ -366,13 +367,7 @@ async function relayRefusal(
   const body = Buffer.concat(chunks).subarray(0, MAX_REFUSAL_BYTES);
   const status = up.statusCode ?? 502;
   answerOn(req, socket, (res) => {
-    const headers: Record<string, string | string[]> = {};
-    for (const [name, value] of Object.entries(up.headers))
-      if (
-        value !== undefined &&
-        !/^(connection|keep-alive|transfer-encoding|upgrade|content-length)$/.test(name)
-      )
-        headers[name] = value;
+    const headers = replyHeaders(up.headers);
     headers["content-length"] = String(body.length);
     res.writeHead(status, up.statusMessage, headers);
     res.end(body);

@@ -1,10 +1,11 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import {
+  applyRealtimeSettings,
   type ExtractedUsage,
   extractFromResponse,
   fieldText,
+  type RealtimeModels,
   realtimeResponseError,
-  realtimeSettings,
   realtimeTranscriptionUsage,
 } from "@tollgate/core";
 import { AgentRunKilledError } from "./agent-run.js";
@@ -43,14 +44,7 @@ export function wrapOpenAIRealtime<S extends RealtimeLike>(session: S, options: 
   const inScope = AsyncLocalStorage.snapshot();
   const open = new Map<string, TrackedCall>();
   // The connection's `model` until the session names one (a session wrapped after its session.created).
-  let model: string | null = modelOfUrl((session as { url?: unknown }).url);
-  let transcriber: string | null = null;
-  const settings = (session: unknown, authoritative: boolean) => {
-    const named = realtimeSettings(session);
-    model = named.model ?? model;
-    if (named.transcriber !== undefined && (named.transcriber || authoritative))
-      transcriber = named.transcriber;
-  };
+  const models: RealtimeModels = { model: modelOfUrl((session as { url?: unknown }).url), transcriber: null };
   const send = session.send.bind(session);
   /**
    * A call the server has started already (`cancel`: a response under way, to cancel if refused). One
@@ -71,7 +65,8 @@ export function wrapOpenAIRealtime<S extends RealtimeLike>(session: S, options: 
     });
 
   session.send = (event) => {
-    if (event?.type === "session.update") settings((event as { session?: unknown }).session, false);
+    if (event?.type === "session.update")
+      applyRealtimeSettings(models, (event as { session?: unknown }).session, false);
     send(event);
   };
   session.on("event", (e) => {
@@ -79,17 +74,17 @@ export function wrapOpenAIRealtime<S extends RealtimeLike>(session: S, options: 
     switch (event.type) {
       case "session.created":
       case "session.updated":
-        return settings(event.session, true);
+        return applyRealtimeSettings(models, event.session, true);
       case "response.created": {
         const id = fieldText((event.response as { id?: unknown } | undefined)?.id);
-        if (id && !open.has(id)) open.set(id, call(model, id));
+        if (id && !open.has(id)) open.set(id, call(models.model, id));
         return;
       }
       case "response.done": {
         const response = event.response as Record<string, unknown> | undefined;
         const id = fieldText(response?.id);
         if (!response || !id) return;
-        const tracked = open.get(id) ?? call(model);
+        const tracked = open.get(id) ?? call(models.model);
         open.delete(id);
         tracked.finish({
           usage: usageOf(() => extractFromResponse("openai.realtime", response)),
@@ -101,7 +96,7 @@ export function wrapOpenAIRealtime<S extends RealtimeLike>(session: S, options: 
       }
       case "conversation.item.input_audio_transcription.completed": {
         // whisper-1 reports seconds, which no token price covers: recorded without usage (cost unknown).
-        call(transcriber ?? "unknown").finish({
+        call(models.transcriber ?? "unknown").finish({
           usage: realtimeTranscriptionUsage(event),
           httpStatus: null,
           requestId: fieldText(event.item_id),

@@ -31,9 +31,9 @@ export {
   normalizeOpenAIResponses,
 } from "./openai.js";
 export {
-  type RealtimeSettings,
+  applyRealtimeSettings,
+  type RealtimeModels,
   realtimeResponseError,
-  realtimeSettings,
   realtimeTranscriptionUsage,
 } from "./realtime.js";
 export type { SseEvent } from "./sse.js";

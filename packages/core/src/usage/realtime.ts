@@ -2,30 +2,33 @@ import { fieldText } from "../record/field-text.js";
 import { normalizeUsage } from "./normalize.js";
 import type { ExtractedUsage } from "./types.js";
 
-/** What an OpenAI Realtime session's settings name (session.created / session.updated / session.update). */
-export interface RealtimeSettings {
+/** The models an OpenAI Realtime session's settings have named so far. */
+export interface RealtimeModels {
   /** The conversation's model (a transcription session has none). */
   model: string | null;
-  /**
-   * The model transcribing its input audio (GA: audio.input.transcription; beta: input_audio_transcription):
-   * null when turned off, undefined when the settings do not say.
-   */
-  transcriber: string | null | undefined;
+  /** The model transcribing its input audio; null when it is not transcribed. */
+  transcriber: string | null;
 }
 
-export function realtimeSettings(session: unknown): RealtimeSettings {
-  if (!session || typeof session !== "object") return { model: null, transcriber: undefined };
+/**
+ * Takes in what a session's settings name: the model, and the transcription model (GA:
+ * audio.input.transcription; beta: input_audio_transcription). The server's (session.created /
+ * session.updated) are what the session has: a transcription turned off there is off. The client's
+ * (session.update) are what it asks for, kept until the server says.
+ */
+export function applyRealtimeSettings(models: RealtimeModels, session: unknown, fromServer: boolean): void {
+  if (!session || typeof session !== "object") return;
   const s = session as {
     model?: unknown;
     audio?: { input?: { transcription?: { model?: unknown } | null } };
     input_audio_transcription?: { model?: unknown } | null;
   };
+  models.model = fieldText(s.model) ?? models.model;
   const ga = s.audio?.input && "transcription" in s.audio.input ? s.audio.input.transcription : undefined;
   const setting = ga !== undefined ? ga : s.input_audio_transcription;
-  return {
-    model: fieldText(s.model),
-    transcriber: setting === undefined ? undefined : fieldText(setting?.model),
-  };
+  if (setting === undefined) return;
+  const transcriber = fieldText(setting?.model);
+  if (transcriber || fromServer) models.transcriber = transcriber;
 }
 
 /** How a Realtime response ended (`response.done`): ok when completed, else its reason as the error type. */

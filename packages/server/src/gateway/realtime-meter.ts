@@ -1,13 +1,14 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import {
+  applyRealtimeSettings,
   type CallRecord,
   type ExtractedUsage,
   extractFromResponse,
   fieldText,
   type PriceResult,
   type PricingEngine,
+  type RealtimeModels,
   realtimeResponseError,
-  realtimeSettings,
   realtimeTranscriptionUsage,
   totalTokens,
   uuidv7,
@@ -63,9 +64,8 @@ interface Pending {
  * its usage and exact cost when it is done (`response.done`). The session names the model.
  */
 export class RealtimeMeter {
-  #model: string | null;
-  /** The model transcribing the session's input audio, if it is transcribed. */
-  #transcriber: string | null = null;
+  /** The session's model and its transcription model, as its settings have named them. */
+  readonly #models: RealtimeModels;
   readonly #pending = new Map<string, Pending>();
   /** Records being written (each awaits its admission), for the session's end to wait on. */
   readonly #writing = new Set<Promise<void>>();
@@ -75,7 +75,7 @@ export class RealtimeMeter {
     private readonly caller: RealtimeCaller,
     private readonly sides: SessionSides,
   ) {
-    this.#model = caller.modelRequested;
+    this.#models = { model: caller.modelRequested, transcriber: null };
   }
 
   /**
@@ -103,7 +103,7 @@ export class RealtimeMeter {
   onClientText(data: Buffer): void {
     const event = eventOf(data, CLIENT_METERED);
     // What the client asks for, until the server's session.updated says what it got.
-    if (event) this.#settings(event.session, false);
+    if (event) applyRealtimeSettings(this.#models, event.session, false);
   }
 
   /** A text message from the upstream, before it goes on to the client. */
@@ -112,7 +112,7 @@ export class RealtimeMeter {
     if (!event) return;
     const kind = event.type;
     if (kind === "session.created" || kind === "session.updated") {
-      this.#settings(event.session, true);
+      applyRealtimeSettings(this.#models, event.session, true);
       return;
     }
     if (kind === "conversation.item.input_audio_transcription.completed") {
@@ -132,17 +132,6 @@ export class RealtimeMeter {
   }
 
   /**
-   * A session's settings: the model (a conversation's; a transcription session has none) and the model
-   * that transcribes its input audio (GA: audio.input.transcription; beta: input_audio_transcription),
-   * as the server says them (`authoritative`: a transcription turned off is off) or the client asks.
-   */
-  #settings(session: unknown, authoritative: boolean): void {
-    const { model, transcriber } = realtimeSettings(session);
-    if (model) this.#model = model;
-    if (transcriber !== undefined && (transcriber || authoritative)) this.#transcriber = transcriber;
-  }
-
-  /**
    * An input audio transcription done: a call of the transcription model, billed by its usage (tokens;
    * whisper-1 reports seconds, which no token price covers: recorded without a cost). Not admitted (the
    * server runs it on its own); counted against the limits once recorded.
@@ -154,7 +143,7 @@ export class RealtimeMeter {
         usage: realtimeTranscriptionUsage(event),
         status: "ok",
         errorType: null,
-        model: this.#transcriber ?? "unknown",
+        model: this.#models.transcriber ?? "unknown",
       }),
     );
   }
@@ -242,7 +231,7 @@ export class RealtimeMeter {
     },
   ): Promise<void> {
     const start = pending?.start ?? Date.now();
-    const model = o.model ?? o.usage?.model ?? this.#model ?? "unknown";
+    const model = o.model ?? o.usage?.model ?? this.#models.model ?? "unknown";
     const price = o.usage ? this.#price(model, o.usage, start) : null;
     const input: Record<string, unknown> = {
       event_id: uuidv7(),
@@ -297,7 +286,7 @@ export class RealtimeMeter {
   }
 
   #context(requestId: string) {
-    const model = this.#model ?? "unknown";
+    const model = this.#models.model ?? "unknown";
     return {
       workspace: this.caller.workspaceId,
       facts: callFacts(this.caller.attribution, model, this.caller.provider, this.caller.keyId),

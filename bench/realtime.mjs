@@ -5,12 +5,10 @@
 // echoes each chunk back: the round trip of one message, direct and through the gateway, gives the
 // latency the gateway adds each way and back. Reports added p50/p99, the gateway's CPU per message relayed
 // (each way counts), and its RSS. Each session ends with one response, recorded: the count is checked.
-import { spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { WebSocket } from "ws";
 import { benchArgs } from "./args.mjs";
 import { pct, procCpuMs, procRssMb, RssSampler, sleep } from "./gateway/load.mjs";
-import { children, shutdown, startTollgate } from "./gateway/processes.mjs";
+import { shutdown, startMockScript, startTollgate } from "./gateway/processes.mjs";
 
 const { values: argv } = benchArgs(import.meta.url, {
   sessions: { type: "string", default: "20" },
@@ -25,14 +23,7 @@ const AUDIO = Buffer.alloc(Number(argv["chunk-kb"]) * 768, 7).toString("base64")
 const EVERY_MS = 20;
 
 async function startMock() {
-  const child = spawn(process.execPath, [fileURLToPath(new URL("./realtime/mock.mjs", import.meta.url))], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  children.push(child);
-  const port = await new Promise((resolve, reject) => {
-    child.stdout.once("data", (d) => resolve(JSON.parse(String(d)).port));
-    child.once("exit", (code) => reject(new Error(`mock exited (${code})`)));
-  });
+  const { port } = await startMockScript(new URL("./realtime/mock.mjs", import.meta.url));
   return `ws://127.0.0.1:${port}`;
 }
 

@@ -67,19 +67,21 @@ export function freePort() {
   });
 }
 
-export async function startMock({ json, sse, gapMs }) {
-  const child = spawn(
-    process.execPath,
-    [
-      fileURLToPath(new URL("./mock-upstream.mjs", import.meta.url)),
-      "--json",
-      json,
-      "--sse",
-      sse,
-      `--gap-ms=${gapMs}`, // one argument: a negative value must not read as an option
-    ],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
+export function startMock({ json, sse, gapMs }) {
+  return startMockScript(new URL("./mock-upstream.mjs", import.meta.url), [
+    "--json",
+    json,
+    "--sse",
+    sse,
+    `--gap-ms=${gapMs}`, // one argument: a negative value must not read as an option
+  ]);
+}
+
+/** A mock upstream script in a process of its own; it prints {"port": N} once listening. */
+export async function startMockScript(script, args = []) {
+  const child = spawn(process.execPath, [fileURLToPath(script), ...args], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   children.push(child);
   const port = await new Promise((resolve, reject) => {
     let buf = "";

@@ -253,6 +253,23 @@ describe("an OpenAI Realtime session through the gateway", () => {
     expect(rec).toMatchObject({ api: "openai.realtime", status: "ok", priced: true });
   });
 
+  it("a handshake with a bad Tollgate header is refused (400, naming it) before any upstream connection", async () => {
+    const before = sessions.length;
+    const ws = new WebSocket(`${gw.url.replace("http:", "ws:")}/v1/realtime?model=gpt-realtime`, {
+      headers: { "x-tollgate-upstream": "no-such-route" },
+    });
+    const answer = await new Promise<{ status: number; body: string }>((resolve) =>
+      ws.once("unexpected-response", (_req, res) => {
+        let body = "";
+        res.on("data", (d: Buffer) => (body += d.toString()));
+        res.on("end", () => resolve({ status: res.statusCode!, body }));
+      }),
+    );
+    expect(answer.status).toBe(400);
+    expect(JSON.parse(answer.body).error.message).toContain("x-tollgate-upstream");
+    expect(sessions.length).toBe(before);
+  });
+
   it("an upstream's close (code, reason) reaches the client as it gave it", async () => {
     const c = await connect();
     c.ws.send(JSON.stringify({ type: "tollgate.test.close", code: 4001, reason: "session expired" }));

@@ -69,6 +69,16 @@ const SCENARIOS: Record<string, (sock: Socket, n: number) => void> = {
     sock.write(chunk(body.subarray(0, cut)));
     setTimeout(() => sock.write(Buffer.concat([chunk(body.subarray(cut)), Buffer.from("0\r\n\r\n")])), 20);
   },
+  // A short SSE stream whose content holds bytes that are not UTF-8, cut inside a 4-byte character.
+  "stray-bytes-stream": (sock) => {
+    const chunk = (b: Buffer) =>
+      Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`), b, Buffer.from("\r\n")]);
+    const body = Buffer.concat([STRAY_EVENT, Buffer.from(`${SMALL_USAGE}data: [DONE]\n\n`)]);
+    const cut = STRAY_EVENT.indexOf(0xf0) + 2;
+    sock.write("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n");
+    sock.write(chunk(body.subarray(0, cut)));
+    setTimeout(() => sock.write(Buffer.concat([chunk(body.subarray(cut)), Buffer.from("0\r\n\r\n")])), 20);
+  },
   // A short SSE stream with its usage chunk.
   "small-stream": (sock) => {
     const chunk = (text: string) => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`;
@@ -175,6 +185,15 @@ const SCENARIOS: Record<string, (sock: Socket, n: number) => void> = {
   },
 };
 const SMALL_USAGE = `data: ${JSON.stringify({ id: "c", object: "chat.completion.chunk", model: "gpt-4.1-nano", choices: [], usage: { prompt_tokens: 9, completion_tokens: 2, total_tokens: 11 } })}\n\n`;
+
+/** A chunk whose content is a lone 0xff, a broken pair, Latin-1's é, then an emoji (4 bytes). */
+const STRAY_EVENT = Buffer.concat([
+  Buffer.from(
+    'data: {"id":"c","object":"chat.completion.chunk","model":"gpt-4.1-nano","choices":[{"index":0,"delta":{"content":"',
+  ),
+  Buffer.from([0xff, 0xc3, 0x28, 0xe9]),
+  Buffer.from('\u{1f600}"}}],"usage":null}\n\n'),
+]);
 
 /** Each big-stream request's upstream side: whether it waits for the gateway to read, and its connection's close. */
 const bigStreams: { waiting: boolean; closed: Promise<void> }[] = [];
@@ -702,6 +721,34 @@ describe("gateway against a raw upstream", () => {
         input_uncached_tokens: 9,
         output_tokens: 2,
         priced: true,
+      });
+    }
+  });
+
+  it("a stream with bytes that are not UTF-8 reaches the client byte for byte, with the added usage stripped", async () => {
+    for (const includeUsage of [false, true]) {
+      const res = await send(
+        "stray-bytes-stream",
+        {},
+        JSON.stringify({
+          model: "gpt-4.1-nano",
+          messages: [{ role: "user", content: "hi" }],
+          stream: true,
+          ...(includeUsage ? { stream_options: { include_usage: true } } : {}),
+        }),
+      );
+      const expected = includeUsage
+        ? Buffer.concat([STRAY_EVENT, Buffer.from(`${SMALL_USAGE}data: [DONE]\n\n`)])
+        : Buffer.concat([
+            Buffer.from(STRAY_EVENT.toString("latin1").replace(',"usage":null', ""), "latin1"),
+            Buffer.from("data: [DONE]\n\n"),
+          ]);
+      const got = Buffer.from(await res.arrayBuffer());
+      expect(got.toString("hex"), `include_usage=${includeUsage}`).toBe(expected.toString("hex"));
+      expect(await recordOfReply(res)).toMatchObject({
+        status: "ok",
+        input_uncached_tokens: 9,
+        output_tokens: 2,
       });
     }
   });

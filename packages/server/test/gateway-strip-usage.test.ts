@@ -11,10 +11,12 @@ const FIXTURE = readFileSync(
   "utf8",
 );
 
-function stripAll(pieces: string[]): string {
+function stripBytes(pieces: Buffer[]): Buffer {
   const s = new UsageChunkStripper();
-  return pieces.map((p) => s.push(p)).join("") + s.end();
+  return Buffer.concat([...pieces.map((p) => s.push(p)), s.end()]);
 }
+
+const stripAll = (pieces: string[]): string => stripBytes(pieces.map((p) => Buffer.from(p))).toString();
 
 const dataOf = (text: string) =>
   text
@@ -79,6 +81,41 @@ describe("UsageChunkStripper", () => {
     expect(stripAll([framed])).toBe(
       ': keep-alive\n\nid: 7\nretry: 1500\ndata: {"choices":[{"delta":{"content":"Hi"}}]}\n\n: ping\r\rdata: [DONE]\n\n',
     );
+  });
+
+  it("passes every other byte as sent: bytes that are not UTF-8, and characters cut between chunks", () => {
+    const event = (content: Buffer) =>
+      Buffer.concat([
+        Buffer.from('data: {"choices":[{"delta":{"content":"'),
+        content,
+        Buffer.from('"}}],"usage":null}\n\n'),
+      ]);
+    const stray = Buffer.from([0xff, 0xc3, 0x28, 0xe9]); // invalid UTF-8: a lone 0xff, a broken pair, Latin-1 é
+    const emoji = Buffer.from("caf\u00e9 \u{1f600}"); // 2- and 4-byte characters
+    const stream = Buffer.concat([
+      event(stray),
+      event(emoji),
+      Buffer.from('data: {"choices":[],"usage":{"prompt_tokens":3}}\n\ndata: [DONE]\n\n'),
+    ]);
+    const expected = Buffer.concat([
+      Buffer.from('data: {"choices":[{"delta":{"content":"'),
+      stray,
+      Buffer.from('"}}]}\n\ndata: {"choices":[{"delta":{"content":"'),
+      emoji,
+      Buffer.from('"}}]}\n\ndata: [DONE]\n\n'),
+    ]);
+    expect(stripBytes([stream]).equals(expected)).toBe(true);
+    // One byte at a time: every multi-byte character arrives cut apart.
+    const bytes = [...stream].map((b) => Buffer.from([b]));
+    expect(stripBytes(bytes).equals(expected)).toBe(true);
+  });
+
+  it("an event of several data: lines loses every usage:null, each with its own comma", () => {
+    expect(
+      stripAll([
+        'data: {"choices":[{"index":0}],"usage":null}\ndata: {"usage":null, "choices":[{"index":1}]}\n\n',
+      ]),
+    ).toBe('data: {"choices":[{"index":0}]}\ndata: {"choices":[{"index":1}]}\n\n');
   });
 
   it("a stream that ends without its final blank line: the rest still goes out", () => {

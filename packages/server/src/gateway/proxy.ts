@@ -821,7 +821,7 @@ export class Gateway {
       // The client's bytes go out before usage is read from them: extraction never delays a token.
       const passed = stripper === null && res.write(chunk);
       const text = decoder.write(chunk);
-      const writable = stripper ? writeAny(res, stripper.push(text)) : passed;
+      const writable = stripper ? writeAny(res, stripper.push(chunk)) : passed;
       extractor.push(text);
       events += countEvents(text);
       pace.wrote(writable, chunk.length);
@@ -851,7 +851,7 @@ export class Gateway {
       await inflater?.end();
       if (!client.gone && stripper) {
         const rest = stripper.end();
-        if (rest) res.write(rest);
+        if (rest.length > 0) res.write(rest);
       }
     } catch (e) {
       inflater?.destroy();
@@ -1181,7 +1181,7 @@ function intHeader(
 }
 
 /** Writes `out` unless it is empty; false when the client's buffer is full (as `res.write`). */
-function writeAny(res: ServerResponse, out: string): boolean {
+function writeAny(res: ServerResponse, out: Buffer): boolean {
   return out.length === 0 || res.write(out);
 }
 

@@ -1,8 +1,12 @@
 /**
  * Undoes what `stream_options.include_usage` adds to an OpenAI stream the client did not ask it for:
  * the `"usage":null` field of every chunk and the final usage-only chunk. Everything else passes as the
- * upstream sent it (comments, `id:`/`retry:` fields, CR/LF line endings), so the client sees the stream
- * it requested; the gateway still reads the usage (from the unmodified text).
+ * upstream sent it (comments, `id:`/`retry:` fields, CR/LF line endings, bytes that are not valid UTF-8),
+ * so the client sees the stream it requested; the gateway still reads the usage (from the unmodified text).
+ *
+ * It works on bytes: each is read as one Latin-1 character, so the text searched maps back to the very
+ * bytes sent (a UTF-8 decode would turn a stray byte into U+FFFD). What it looks for is all ASCII, and the
+ * bytes of a multi-byte UTF-8 character are never ASCII, so nothing inside a character can match.
  */
 export class UsageChunkStripper {
   /** Text of an event not yet complete (no blank line after it so far). */
@@ -11,9 +15,9 @@ export class UsageChunkStripper {
   #scan = 0;
   #lineStart = 0;
 
-  /** Feeds upstream text; returns the text to send to the client (possibly empty). */
-  push(text: string): string {
-    const s = this.#pending + text;
+  /** Feeds upstream bytes; returns the bytes to send to the client (possibly none). */
+  push(chunk: Buffer): Buffer {
+    const s = this.#pending + chunk.toString("latin1");
     let out = "";
     let start = 0;
     for (let end = this.#eventEnd(s); end !== -1; end = this.#eventEnd(s)) {
@@ -23,15 +27,15 @@ export class UsageChunkStripper {
     this.#pending = s.slice(start);
     this.#scan -= start;
     this.#lineStart -= start;
-    return out;
+    return Buffer.from(out, "latin1");
   }
 
   /** The rest of a stream that ended without a final blank line. */
-  end(): string {
+  end(): Buffer {
     const rest = this.#pending;
     this.#pending = "";
     this.#scan = this.#lineStart = 0;
-    return strip(rest);
+    return Buffer.from(strip(rest), "latin1");
   }
 
   /**
@@ -68,13 +72,16 @@ const CR = 13;
 // puts a space after every colon and comma). Inside a JSON string a quote is escaped, so these match keys.
 const USAGE_OBJECT = /"usage"\s*:\s*\{/;
 const NO_CHOICES = /"choices"\s*:\s*\[\s*\]/;
-const USAGE_NULL_AFTER = /\s*,\s*"usage"\s*:\s*null/;
-const USAGE_NULL_BEFORE = /"usage"\s*:\s*null\s*,\s*/;
+const USAGE_NULL_AFTER = /\s*,\s*"usage"\s*:\s*null/g;
+const USAGE_NULL_BEFORE = /"usage"\s*:\s*null\s*,\s*/g;
 
-/** One whole event, as it goes to the client: dropped when it is the added usage chunk. */
+/**
+ * One whole event, as it goes to the client: dropped when it is the added usage chunk. Every `"usage":null`
+ * goes (an event may carry several `data:` lines), the one after a comma first, so that each takes its
+ * own comma with it.
+ */
 function strip(event: string): string {
   if (!event.includes('"usage"')) return event;
   if (USAGE_OBJECT.test(event) && NO_CHOICES.test(event)) return "";
-  const after = event.replace(USAGE_NULL_AFTER, "");
-  return after === event ? event.replace(USAGE_NULL_BEFORE, "") : after;
+  return event.replace(USAGE_NULL_AFTER, "").replace(USAGE_NULL_BEFORE, "");
 }

@@ -4,7 +4,9 @@
 // through the Portkey open-source gateway (@portkey-ai/gateway, --headless). Closed loop for saturation
 // throughput, open loop (constant rate, latency from the scheduled send time; the targets take turns in
 // slices) for added latency, CPU-ms per request and RSS of the gateway processes, and streaming time to
-// first token (the targets take turns request by request).
+// first token (the targets take turns request by request). (d), the floor: a bare Node proxy (undici, nothing
+// parsed or recorded; bench/gateway/floor-proxy.mjs), so that what node and one more hop cost on this machine
+// is told apart from what Tollgate's own work adds (--no-floor leaves it out).
 // --scale-out: (b) is a gateway replica (`--role gateway`) recording into ClickHouse with limits on Redis — a
 // clickhouse-server and a redis-server the bench starts (or TOLLGATE_CLICKHOUSE_URL) — instead of the embedded
 // default; their CPU and RSS are reported beside the replica's, and an `--role api` process on the same
@@ -12,7 +14,7 @@
 // (SMALL_ENV below: appends in-process, heap growth 50%, 4 MB semi-spaces; for the embedded store also 16 KB
 // blocks, checkpoints from 8 MB of WAL, and allocators that hand freed memory back).
 // Usage: npm run bench:gateway [-- --quick] [-- --connections 64 --rate 500 --closed-s 6 --open-s 10 --streams 100]
-//        [-- --small] [-- --scale-out] [-- --no-portkey]
+//        [-- --small] [-- --scale-out] [-- --no-portkey] [-- --no-floor]
 // Env BENCH_NODE_FLAGS: extra node flags for the `tollgate serve` process (e.g. --cpu-prof).
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -38,6 +40,7 @@ import {
   freePort,
   shutdown,
   startMock,
+  startMockScript,
   startRedis,
   startTollgate,
   track,
@@ -53,6 +56,7 @@ const { values: argv } = benchArgs(import.meta.url, {
   "warmup-s": { type: "string" },
   streams: { type: "string" },
   "no-portkey": { type: "boolean", default: false },
+  "no-floor": { type: "boolean", default: false },
   "scale-out": { type: "boolean", default: false },
   small: { type: "boolean", default: false },
 });
@@ -261,6 +265,13 @@ log(
 
 let portkey = argv["no-portkey"] ? { unavailable: "--no-portkey" } : await startPortkey();
 if (!portkey.unavailable) rss.watch(portkey.pid);
+const floor = argv["no-floor"]
+  ? null
+  : await startMockScript(new URL("./gateway/floor-proxy.mjs", import.meta.url), [mock.origin]);
+if (floor) {
+  rss.watch(floor.pid);
+  log(`floor (bare node proxy): ${floor.origin} (pid ${floor.pid})`);
+}
 
 const targets = [
   { key: "a", name: "(a) direct", origin: mock.origin, extraHeaders: {}, pid: null },
@@ -279,6 +290,14 @@ if (!portkey.unavailable)
     origin: portkey.origin,
     extraHeaders: { "x-portkey-provider": "openai", "x-portkey-custom-host": `${mock.origin}/v1` },
     pid: portkey.pid,
+  });
+if (floor)
+  targets.push({
+    key: "d",
+    name: "(d) floor: bare proxy",
+    origin: floor.origin,
+    extraHeaders: {},
+    pid: floor.pid,
   });
 
 // Sanity: each target answers 200 with the mock's completion; Tollgate adds its headers.
@@ -554,6 +573,7 @@ if (tollErr) log(`tollgate stderr (last lines):\n${tollErr.split("\n").slice(-15
 const A = results.a;
 const B = results.b;
 const C = results.c;
+const D = results.d;
 log("\n== summary ==");
 const header = [
   "target",
@@ -583,7 +603,7 @@ const rows = targets.map((t) => {
     isA || !r.ttft ? "-" : signed(r.ttft.p50 - A.ttft.p50, 3),
   ];
 });
-if (portkey.unavailable) rows.push(["(c) portkey", "unavailable", "", "", "", "", "", "", "", ""]);
+if (portkey.unavailable) rows.splice(2, 0, ["(c) portkey", "unavailable", "", "", "", "", "", "", "", ""]);
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
 const line = (cells) =>
   cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join("  ");
@@ -626,6 +646,11 @@ if (C) {
 } else
   log(
     `  tollgate / portkey: portkey unavailable (${portkey.unavailable}); issue's reference Portkey 1.15.2 ~900 req/s -> ${f2(B.closed.rps / 900)}x`,
+  );
+
+if (D)
+  log(
+    `  tollgate over the floor (a bare node proxy, same hop): p50 ${signed(B.open.p50 - D.open.p50, 3)} ms, p99 ${signed(B.open.p99 - D.open.p99, 3)} ms, TTFT ${D.ttft && B.ttft ? signed(B.ttft.p50 - D.ttft.p50, 3) : "n/a"} ms, throughput ${f2(B.closed.rps / D.closed.rps)}x, CPU-ms/req ${f2(B.closed.cpuMsPerReq / D.closed.cpuMsPerReq)}x; the floor itself adds p50 ${signed(D.open.p50 - A.open.p50, 3)}, p99 ${signed(D.open.p99 - A.open.p99, 3)}, TTFT ${D.ttft && A.ttft ? signed(D.ttft.p50 - A.ttft.p50, 3) : "n/a"} ms over direct`,
   );
 
 const addP50 = B.open.p50 - A.open.p50;

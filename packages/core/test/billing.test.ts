@@ -37,6 +37,7 @@ function tokens(
     web_search_preview_requests: 0,
     cache_audio_read_tokens: cachedAudio,
     cache_image_read_tokens: cachedImage,
+    output_image_tokens: 0,
   };
 }
 

@@ -29,6 +29,7 @@ describe("OpenAI Realtime usage (response.done)", () => {
       input_audio_tokens: 9,
       cache_audio_read_tokens: 64,
       cache_image_read_tokens: 0,
+      output_image_tokens: 0,
       image_tokens: 0,
       output_tokens: 188,
       output_audio_tokens: 147,

@@ -14,8 +14,8 @@ import { readFixtureJson, readFixtureJsonl, readFixtureText } from "./fixtures.j
 
 /**
  * The nine token counts, in TOKEN_FIELDS order, so every expectation states every number; then the
- * billed tool calls (web searches, file searches, web_search_preview searches) and the cached audio and
- * image tokens, 0 unless stated.
+ * billed tool calls (web searches, file searches, web_search_preview searches), the cached audio and
+ * image tokens and the image output tokens, 0 unless stated.
  */
 function tokens(
   input_uncached_tokens: number,
@@ -32,6 +32,7 @@ function tokens(
   web_search_preview_requests = 0,
   cache_audio_read_tokens = 0,
   cache_image_read_tokens = 0,
+  output_image_tokens = 0,
 ): NormalizedUsage {
   return {
     input_uncached_tokens,
@@ -48,6 +49,7 @@ function tokens(
     web_search_preview_requests,
     cache_audio_read_tokens,
     cache_image_read_tokens,
+    output_image_tokens,
   };
 }
 

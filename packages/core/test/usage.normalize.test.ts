@@ -117,6 +117,7 @@ describe("normalization rules beyond the fixtures", () => {
       web_search_preview_requests: 0,
       cache_audio_read_tokens: 0,
       cache_image_read_tokens: 0,
+      output_image_tokens: 0,
     });
   });
 
@@ -231,6 +232,7 @@ describe("normalization rules beyond the fixtures", () => {
       web_search_preview_requests: 0,
       cache_audio_read_tokens: 200,
       cache_image_read_tokens: 0,
+      output_image_tokens: 0,
     });
   });
 

@@ -74,6 +74,7 @@ describe("agentRun", () => {
           web_search_preview_requests: 0,
           cache_audio_read_tokens: 0,
           cache_image_read_tokens: 0,
+          output_image_tokens: 0,
         },
         at: Date.now(),
       }).cost.total_nanousd;

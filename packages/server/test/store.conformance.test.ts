@@ -98,7 +98,8 @@ function edgeCases(): CallRecord[] {
       agent_run_id: "run-edge",
       data_mode: "test",
     }),
-    // Server-side tool calls billed per call; cached audio and images (counted apart from cached text).
+    // Server-side tool calls billed per call; cached audio and images (counted apart from cached text);
+    // image output tokens (a part of output).
     buildRecord({
       ...base,
       event_id: id(9),
@@ -108,6 +109,7 @@ function edgeCases(): CallRecord[] {
       web_search_preview_requests: 1,
       cache_audio_read_tokens: 7,
       cache_image_read_tokens: 5,
+      output_image_tokens: 4,
     }),
   ];
 }
@@ -276,7 +278,7 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
     }
   });
 
-  it("an events table from before the tool-call (and cached media) columns gains them on open, two replicas at once (one node, two shards, modern)", async () => {
+  it("an events table from before the tool-call (cached media, image output) columns gains them on open, two replicas at once (one node, two shards, modern)", async () => {
     const added = [
       "web_search_requests",
       "file_search_requests",
@@ -284,6 +286,7 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
       "web_search_preview_requests",
       "cache_audio_read_tokens",
       "cache_image_read_tokens",
+      "output_image_tokens",
     ];
     const [before, after] = edgeCases().slice(-2);
     const layouts: { name: string; opts: ClickHouseOptions; exec?: () => ChdbExec; tables: string[] }[] = [
@@ -326,6 +329,7 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
           web_search_preview_requests: 0,
           cache_audio_read_tokens: 0,
           cache_image_read_tokens: 0,
+          output_image_tokens: 0,
           cost_tool_calls_nanousd: 0n,
         });
         expect(await store.findEvent("default", after!.event_id), l.name).toMatchObject({
@@ -334,6 +338,7 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
           web_search_preview_requests: 1,
           cache_audio_read_tokens: 7,
           cache_image_read_tokens: 5,
+          output_image_tokens: 4,
           cost_tool_calls_nanousd: after!.cost_tool_calls_nanousd,
         });
         // gpt-4o-mini: 2 × $0.01 (web_search) + 1 × $0.025 (web_search_preview) + 2 × $0.0025 (file search)

@@ -55,6 +55,7 @@ export function worstCaseUsage(
     usage.input_uncached_tokens = bodyBytes;
     return { usage, maxOutput: 0, outputFrom: "request" };
   }
+  if (api === "openai.images") return imagesWorstCase(body);
   const media = { bytes: 0, images: 0 };
   // Walking the body costs; a body whose text never says "image" has no image part to find (every kind of
   // image part says it: image_url, input_image, type "image", an inline part's "image/…" MIME type).
@@ -83,6 +84,50 @@ export function worstCaseUsage(
   usage.output_tokens = maxOutput * choices;
   if (body && api) holdToolCalls(api, body, usage);
   return { usage, maxOutput, outputFrom };
+}
+
+/** Image tokens per megapixel (1024²) of an image made at high quality: GPT Image's 4,160 for 1024×1024. */
+const IMAGE_TOKENS_PER_MEGAPIXEL = 4_160;
+/** The pixels held for an image of no stated size (`auto`): GPT Image's largest, 1536×1024. */
+const DEFAULT_IMAGE_PIXELS = 1536 * 1024;
+/** Image tokens a partial image adds to a streamed one (OpenAI: 100 each). */
+const PARTIAL_IMAGE_TOKENS = 100;
+/** Text output held per image beside its image tokens (gpt-image-1.5 reports ~200). */
+const IMAGE_TEXT_OUTPUT_TOKENS = 1_024;
+/** Input held per input image or mask: a GPT Image model's high input fidelity runs to ~6,000. */
+const INPUT_IMAGE_TOKENS = 8_000;
+/** The most images one request may ask for (`n`, OpenAI's limit). */
+const MAX_IMAGES = 10;
+
+/**
+ * The Images API (generations and edits; a multipart body arrives parsed into its fields, each file part
+ * as an object): the prompt's most UTF-8 bytes plus INPUT_IMAGE_TOKENS per input image or mask; `n` images out,
+ * each at the high-quality token count of its size (by area), its partial images and some text.
+ */
+function imagesWorstCase(body: Record<string, unknown> | null): WorstCase {
+  const usage = emptyUsage();
+  // A UTF-16 unit is at most 3 UTF-8 bytes, and a token at least one byte.
+  const prompt = typeof body?.prompt === "string" ? body.prompt.length * 3 : 0;
+  const inputImages = ["image", "image[]", "images", "mask"]
+    .map((k) => body?.[k])
+    .reduce<number>(
+      (sum, v) => sum + (Array.isArray(v) ? v.length : v === undefined || v === null ? 0 : 1),
+      0,
+    );
+  usage.input_uncached_tokens = prompt;
+  usage.image_tokens = inputImages * INPUT_IMAGE_TOKENS;
+  const n =
+    typeof body?.n === "number" && Number.isInteger(body.n) && body.n > 1 ? Math.min(body.n, MAX_IMAGES) : 1;
+  const partials =
+    typeof body?.partial_images === "number" && body.partial_images > 0 ? body.partial_images : 0;
+  const size = typeof body?.size === "string" ? /^(\d{1,5})x(\d{1,5})$/.exec(body.size) : null;
+  const pixels = size ? Math.max(Number(size[1]) * Number(size[2]), 1) : DEFAULT_IMAGE_PIXELS;
+  const perImage =
+    Math.ceil((pixels * IMAGE_TOKENS_PER_MEGAPIXEL) / (1024 * 1024)) +
+    Math.min(partials, 3) * PARTIAL_IMAGE_TOKENS +
+    IMAGE_TEXT_OUTPUT_TOKENS;
+  usage.output_tokens = n * perImage;
+  return { usage, maxOutput: perImage, outputFrom: "request" };
 }
 
 /** The most searches held for one request: a larger cap (max_uses: 1e9) is held at this many. */
@@ -200,7 +245,7 @@ function line(qty: number, rate: Decimal | null | undefined, nanoPerUnit: bigint
 /**
  * The most a worst-case usage can cost: its input priced at the dearest of the model's input rates
  * (uncached, 5-minute and 1-hour cache writes: a provider may bill fresh input as cache writes), output at
- * the dearer of the text and audio output rates, plus any per-request fee, discounts, batch rates and the rates of the service tier the
+ * the dearest of the text, audio and image output rates, plus any per-request fee, discounts, batch rates and the rates of the service tier the
  * request asks for applied, rounded up. Worked out from the rates in force (cached per minute): this runs
  * before every call a budget applies to.
  */
@@ -222,12 +267,16 @@ export function worstCaseCost(
   let dearest = input;
   for (const rate of [write5m, write1h])
     if (rate && (!dearest || compareDecimal(rate, dearest) > 0)) dearest = rate;
-  // A model that can answer in audio may bill all of its output at the audio rate.
-  const textOut = r.output_mtok ? rateAt(r.output_mtok, tokens) : null;
-  const audioOut = r.output_audio_mtok ? rateAt(r.output_audio_mtok, tokens) : null;
-  const output = audioOut && (!textOut || compareDecimal(audioOut, textOut) > 0) ? audioOut : textOut;
+  // A model that can answer in audio (or images) may bill all of its output at that rate.
+  let output = r.output_mtok ? rateAt(r.output_mtok, tokens) : null;
+  for (const media of [r.output_audio_mtok, r.output_image_mtok]) {
+    const rate = media ? rateAt(media, tokens) : null;
+    if (rate && (!output || compareDecimal(rate, output) > 0)) output = rate;
+  }
+  const imageIn = r.input_image_mtok ? rateAt(r.input_image_mtok, tokens) : dearest;
   const lines = [
     line(tokens, dearest, 1000n),
+    line(usage.image_tokens, imageIn, 1000n),
     line(usage.output_tokens, output, 1000n),
     line(1, r.requests_kcount ? rateAt(r.requests_kcount, tokens) : null, 1_000_000n),
   ];

@@ -65,11 +65,13 @@ function pricedLines(usage: NormalizedUsage, rates: PriceRates, multipliers: Mul
   const output = rates.output_mtok;
   const reasoningPriced = rates.output_reasoning_mtok !== undefined;
   const audioOutPriced = rates.output_audio_mtok !== undefined;
+  const imageOutPriced = rates.output_image_mtok !== undefined;
   const plainOutput =
     usage.output_tokens -
     (reasoningPriced ? usage.reasoning_tokens : 0) -
-    (audioOutPriced ? usage.output_audio_tokens : 0);
-  if (plainOutput < 0) throw new RangeError("reasoning/audio output tokens exceed output_tokens");
+    (audioOutPriced ? usage.output_audio_tokens : 0) -
+    (imageOutPriced ? usage.output_image_tokens : 0);
+  if (plainOutput < 0) throw new RangeError("reasoning/audio/image output tokens exceed output_tokens");
   const otherSearches = usage.web_search_requests - usage.web_search_preview_requests;
   if (otherSearches < 0) throw new RangeError("web_search_preview_requests exceed web_search_requests");
   const inputTokens = totalInputTokens(usage);
@@ -99,6 +101,7 @@ function pricedLines(usage: NormalizedUsage, rates: PriceRates, multipliers: Mul
   line("output", plainOutput, output);
   line("output", reasoningPriced ? usage.reasoning_tokens : 0, rates.output_reasoning_mtok);
   line("output_audio", audioOutPriced ? usage.output_audio_tokens : 0, rates.output_audio_mtok);
+  line("output", imageOutPriced ? usage.output_image_tokens : 0, rates.output_image_mtok);
   line("requests", rates.requests_kcount ? 1 : 0, rates.requests_kcount, NANO_PER_REQUEST_AT_USD_PER_KREQ);
   const perCall = NANO_PER_REQUEST_AT_USD_PER_KREQ;
   line("tool_calls", otherSearches, rates.web_searches_kcount, perCall, true);

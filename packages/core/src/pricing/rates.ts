@@ -22,6 +22,7 @@ export const RATE_KEYS = [
   "output_reasoning_mtok",
   "input_audio_mtok",
   "output_audio_mtok",
+  "output_image_mtok",
   "input_image_mtok",
   "cache_audio_read_mtok",
   "cache_image_read_mtok",

@@ -101,6 +101,15 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
       reason:
         "reasoning_tokens + output_audio_tokens must not exceed output_tokens (both are parts of output)",
     });
+  const otherParts = usage.reasoning_tokens + usage.output_audio_tokens;
+  if (usage.output_image_tokens > usage.output_tokens)
+    errors.push({ field: "output_image_tokens", reason: "must not exceed output_tokens" });
+  else if (otherParts <= usage.output_tokens && otherParts + usage.output_image_tokens > usage.output_tokens)
+    errors.push({
+      field: "output_image_tokens",
+      reason:
+        "reasoning_tokens + output_audio_tokens + output_image_tokens must not exceed output_tokens (all are parts of output)",
+    });
   if (usage.web_search_preview_requests > usage.web_search_requests)
     errors.push({
       field: "web_search_preview_requests",
@@ -143,6 +152,7 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
     image_tokens: usage.image_tokens,
     cache_audio_read_tokens: usage.cache_audio_read_tokens,
     cache_image_read_tokens: usage.cache_image_read_tokens,
+    output_image_tokens: usage.output_image_tokens,
     web_search_requests: usage.web_search_requests,
     file_search_requests: usage.file_search_requests,
     web_search_preview_requests: usage.web_search_preview_requests,

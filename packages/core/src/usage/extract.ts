@@ -34,6 +34,8 @@ const SHAPES: Record<Api, BodyShape> = {
   // A Realtime session's `response.done` event carries the response, usage included; the session names
   // the model (the response may not).
   "openai.realtime": { usage: (body) => body.usage, model: (body) => body.model, id: (body) => body.id },
+  // An Images API body (and its stream's completed event) names no model: the request's is used.
+  "openai.images": { usage: (body) => body.usage, model: (body) => body.model },
   "anthropic.messages": {
     usage: (body) => body.usage,
     model: (body) => body.model,

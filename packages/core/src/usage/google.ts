@@ -70,6 +70,7 @@ export function normalizeGoogleGenerateContent(raw: unknown): NormalizedUsage {
     image_tokens: image,
     cache_audio_read_tokens: cachedAudio,
     cache_image_read_tokens: cachedImage,
+    output_image_tokens: 0,
     web_search_requests: 0,
     file_search_requests: 0,
     web_search_preview_requests: 0,

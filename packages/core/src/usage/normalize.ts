@@ -5,6 +5,7 @@ import { normalizeGoogleGenerateContent } from "./google.js";
 import {
   normalizeOpenAIChat,
   normalizeOpenAIEmbeddings,
+  normalizeOpenAIImages,
   normalizeOpenAIRealtime,
   normalizeOpenAIResponses,
 } from "./openai.js";
@@ -17,6 +18,7 @@ const NORMALIZERS: Record<Api, (usageRaw: unknown) => NormalizedUsage> = {
   "openai.responses": normalizeOpenAIResponses,
   "openai.embeddings": normalizeOpenAIEmbeddings,
   "openai.realtime": normalizeOpenAIRealtime,
+  "openai.images": normalizeOpenAIImages,
   "anthropic.messages": normalizeAnthropicMessages,
   "google.generate_content": normalizeGoogleGenerateContent,
   "bedrock.converse": normalizeBedrockConverse,

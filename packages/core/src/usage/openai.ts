@@ -111,6 +111,34 @@ export function normalizeOpenAIRealtime(raw: unknown): NormalizedUsage {
   return out;
 }
 
+/**
+ * The Images API (`/v1/images/generations`, `/v1/images/edits`, and their streams' completed events):
+ * input text and images (`input_tokens_details`), output that is image tokens, and since gpt-image-1.5
+ * text tokens too (`output_tokens_details`). Without that split (gpt-image-1), every output token is an
+ * image token, as OpenAI documents `output_tokens` there.
+ */
+export function normalizeOpenAIImages(raw: unknown): NormalizedUsage {
+  const usage = requireObject(raw, "");
+  const input = requiredCount(usage, "input_tokens", "input_tokens");
+  const output = requiredCount(usage, "output_tokens", "output_tokens");
+  const inDetails = optionalObject(usage, "input_tokens_details", "input_tokens_details");
+  const image = count(inDetails, "image_tokens", "input_tokens_details.image_tokens");
+  checkSubset(image, "input_tokens_details.image_tokens", input, "input_tokens");
+  const outDetails = optionalObject(usage, "output_tokens_details", "output_tokens_details");
+  const imageOut =
+    outDetails === undefined
+      ? output
+      : count(outDetails, "image_tokens", "output_tokens_details.image_tokens");
+  checkSubset(imageOut, "output_tokens_details.image_tokens", output, "output_tokens");
+
+  const out = emptyUsage();
+  out.input_uncached_tokens = input - image;
+  out.image_tokens = image;
+  out.output_tokens = output;
+  out.output_image_tokens = imageOut;
+  return out;
+}
+
 /** Embeddings bill input only; `total_tokens` equals `prompt_tokens`. */
 export function normalizeOpenAIEmbeddings(raw: unknown): NormalizedUsage {
   const usage = requireObject(raw, "");
@@ -160,6 +188,7 @@ function fromShape(
     image_tokens: imageIn,
     cache_audio_read_tokens: 0,
     cache_image_read_tokens: 0,
+    output_image_tokens: 0,
     // Responses report their searches as output items, not in usage: the extractors count them.
     web_search_requests: 0,
     file_search_requests: 0,

@@ -55,6 +55,10 @@ function usageExtractor(api: Api): UsageOnly {
       // items that list the hosted tool calls billed per call; earlier response.created / .in_progress
       // events have usage: null.
       return snapshotReader(api, (ev) => ev.response);
+    case "openai.images":
+      // The completed event (`image_generation.completed`, `image_edit.completed`) carries the usage;
+      // the partial images before it have none.
+      return snapshotReader(api);
     case "google.generate_content":
       // Every chunk repeats a cumulative usageMetadata: the last one is the total, never sum them.
       return snapshotReader(api);
@@ -131,7 +135,8 @@ export interface SseUsageExtractor {
   error(): string | null;
   /**
    * Whether the stream's own end marker came (`[DONE]`, Anthropic's `message_stop`, a Responses
-   * `response.completed`/`.incomplete`/`.failed`): without it, and without usage, a stream that ended
+   * `response.completed`/`.incomplete`/`.failed`, an image's `image_generation.completed` or
+   * `image_edit.completed`): without it, and without usage, a stream that ended
    * cleanly on the wire was cut off (undici ends a reply on a closing connection quietly). Read after `result()`.
    */
   ended(): boolean;
@@ -148,7 +153,14 @@ const TOOL_CALL_MARKERS: Partial<Record<Api, string[]>> = {
 };
 
 /** Data of the events that end a stream, per wire format; a substring test, before any JSON decoding. */
-const END_MARKERS = ['"message_stop"', '"response.completed"', '"response.incomplete"', '"response.failed"'];
+const END_MARKERS = [
+  '"message_stop"',
+  '"response.completed"',
+  '"response.incomplete"',
+  '"response.failed"',
+  '"image_generation.completed"',
+  '"image_edit.completed"',
+];
 
 /**
  * SSE bytes (as decoded text chunks) to usage: the parser, JSON decoding and the stream extractor

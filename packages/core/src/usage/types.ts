@@ -4,7 +4,8 @@
  * input_uncached + cache_read + cache_write_5m + cache_write_1h + input_audio + image + cache_audio_read
  * + cache_image_read.
  * reasoning_tokens is informational: a subset of output_tokens (billed as output).
- * output_audio_tokens is a subset of output_tokens too (priced at its own rate where one exists).
+ * output_audio_tokens and output_image_tokens are subsets of output_tokens too (each priced at its own
+ * rate where one exists).
  */
 export interface NormalizedUsage {
   /** Uncached text (and other non-audio, non-image) input tokens. */
@@ -27,6 +28,11 @@ export interface NormalizedUsage {
    */
   cache_audio_read_tokens: number;
   cache_image_read_tokens: number;
+  /**
+   * Image output tokens (a subset of output_tokens): the images an image model makes (OpenAI's Images API),
+   * priced at the model's image output rate where it has one apart from text output.
+   */
+  output_image_tokens: number;
   /**
    * Server-side tool calls the provider bills per call, beside the tokens: web searches (Anthropic's
    * `server_tool_use.web_search_requests`, OpenAI Responses `web_search_call` searches) and file searches
@@ -60,8 +66,12 @@ export const CACHED_MEDIA_FIELDS = [
   "cache_image_read_tokens",
 ] as const satisfies readonly (keyof NormalizedUsage)[];
 
-/** The token counts of NormalizedUsage. */
-export const TOKEN_FIELDS = [...FIRST_LAYOUT_TOKEN_FIELDS, ...CACHED_MEDIA_FIELDS] as const;
+/** The token counts of NormalizedUsage, in the order stores laid them out. */
+export const TOKEN_FIELDS = [
+  ...FIRST_LAYOUT_TOKEN_FIELDS,
+  ...CACHED_MEDIA_FIELDS,
+  "output_image_tokens",
+] as const;
 
 /** The tool-call counts stores first laid out (after the token columns, before the tool-call cost). */
 export const FIRST_LAYOUT_TOOL_CALL_FIELDS = [
@@ -91,6 +101,7 @@ export function emptyUsage(): NormalizedUsage {
     image_tokens: 0,
     cache_audio_read_tokens: 0,
     cache_image_read_tokens: 0,
+    output_image_tokens: 0,
     web_search_requests: 0,
     file_search_requests: 0,
     web_search_preview_requests: 0,
@@ -104,6 +115,7 @@ export const APIS = [
   "openai.embeddings",
   "openai.completions",
   "openai.realtime",
+  "openai.images",
   "anthropic.messages",
   "google.generate_content",
   "bedrock.converse",

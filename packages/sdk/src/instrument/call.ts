@@ -18,7 +18,7 @@ import { childSpan, currentScope } from "../context.js";
 import { namedEventId } from "../ids.js";
 
 /** Usage counts servers took on later: left out of a record where 0, so that an older server takes it. */
-const LATER_FIELDS = [...TOOL_CALL_FIELDS, ...CACHED_MEDIA_FIELDS] as const;
+const LATER_FIELDS = [...TOOL_CALL_FIELDS, ...CACHED_MEDIA_FIELDS, "output_image_tokens"] as const;
 
 /** Which API a wrapped method speaks, and the provider its calls are priced as. */
 export interface CallSpec {

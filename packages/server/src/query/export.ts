@@ -54,6 +54,7 @@ export const EXPORT_COLUMNS = [
   TOOL_CALLS_COST_FIELD,
   "web_search_preview_requests",
   ...CACHED_MEDIA_FIELDS,
+  "output_image_tokens",
 ] as const satisfies readonly (keyof CallRecord)[];
 
 /** An opaque page cursor: base64url of the last record's start time and event id. */

@@ -71,6 +71,7 @@ export const COLUMNS: readonly Column[] = [
   col("bigint")(TOOL_CALLS_COST_FIELD),
   col("int")("web_search_preview_requests"),
   ...CACHED_MEDIA_FIELDS.map(col("int")),
+  col("int")("output_image_tokens"),
 ];
 
 const SQL_TYPE: Record<Kind, string> = {

@@ -114,6 +114,8 @@ export const COLUMNS: readonly Column[] = [
   bigint("web_search_preview_requests"),
   // Migration 8.
   ...CACHED_MEDIA_FIELDS.map((f) => bigint(f)),
+  // Migration 9.
+  bigint("output_image_tokens"),
 ];
 
 const TYPES = COLUMNS.map((c) => c.type);

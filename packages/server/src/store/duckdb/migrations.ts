@@ -167,4 +167,9 @@ export const MIGRATIONS: readonly { version: number; sql: string[] }[] = [
       "ALTER TABLE events ADD COLUMN cache_image_read_tokens BIGINT DEFAULT 0",
     ],
   },
+  {
+    version: 9,
+    // Image output tokens (of OpenAI's Images API), priced apart from text output. Calls stored before: 0.
+    sql: ["ALTER TABLE events ADD COLUMN output_image_tokens BIGINT DEFAULT 0"],
+  },
 ];

@@ -35,10 +35,38 @@ export interface RecordedRequest {
   /** Path with query string, as the upstream saw it. */
   path: string;
   headers: IncomingHttpHeaders;
-  /** The parsed JSON body (null when empty or not JSON). */
+  /** The parsed JSON body, or a multipart form's text fields (null when empty or neither). */
   // biome-ignore lint/suspicious/noExplicitAny: request bodies are inspected loosely
   body: any;
   rawBody: string;
+  /** The body's bytes, as they came. */
+  bytes: Buffer;
+}
+
+/**
+ * Images API replies (packages/core/test/fixtures/openai-images: published usage objects, the image data
+ * cut short), by model; OpenAI has published no whole reply to replay.
+ */
+export const IMAGE_FX = {
+  "gpt-image-1": "images-generation.gpt-image-1.reference.json",
+  "gpt-image-1.5": "images-generation.gpt-image-1.5.forum-usage.json",
+  stream: "images-generation.stream.gpt-image-1.reference.sse",
+} as const;
+
+export function imageFixture(name: string): string {
+  return readFileSync(new URL(`../../core/test/fixtures/openai-images/${name}`, import.meta.url), "utf8");
+}
+
+/** The text fields of a multipart form (undici's parser: not the gateway's), or null for any other body. */
+async function formFields(
+  bytes: Buffer,
+  contentType: string | undefined,
+): Promise<Record<string, unknown> | null> {
+  if (!contentType?.startsWith("multipart/form-data")) return null;
+  const form = await new Response(bytes, { headers: { "content-type": contentType } }).formData();
+  const fields: Record<string, unknown> = {};
+  for (const [k, v] of form) if (typeof v === "string") fields[k] = k === "stream" ? v === "true" : v;
+  return fields;
 }
 
 export interface MockUpstream {
@@ -295,6 +323,21 @@ export function normalReply(
           : p === "/v1/messages"
             ? "messages"
             : null;
+  if (p === "/v1/images/generations" || p === "/v1/images/edits") {
+    if (stream) {
+      // An edit's stream names its events image_edit.* (a generation's image_generation.*).
+      const sse = imageFixture(IMAGE_FX.stream);
+      const text = p.endsWith("/edits") ? sse.replaceAll("image_generation.", "image_edit.") : sse;
+      return {
+        contentType: "text/event-stream; charset=utf-8",
+        text,
+        stream: true,
+        fixture: IMAGE_FX.stream,
+      };
+    }
+    const rel = model === "gpt-image-1.5" ? IMAGE_FX["gpt-image-1.5"] : IMAGE_FX["gpt-image-1"];
+    return { contentType: "application/json", text: imageFixture(rel), stream: false, fixture: rel };
+  }
   if (p === "/v1/completions") {
     const includeUsage =
       (body?.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
@@ -416,12 +459,13 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
   const server = createServer(async (req, res) => {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
-    const rawBody = Buffer.concat(chunks).toString("utf8");
+    const bytes = Buffer.concat(chunks);
+    const rawBody = bytes.toString("utf8");
     let body: unknown = null;
     try {
       body = rawBody ? JSON.parse(rawBody) : null;
     } catch {
-      body = null;
+      body = await formFields(bytes, req.headers["content-type"]).catch(() => null);
     }
     const rec: RecordedRequest = {
       method: req.method ?? "GET",
@@ -429,6 +473,7 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
       headers: req.headers,
       body,
       rawBody,
+      bytes,
     };
     requests.push(rec);
     const id = ++n;

@@ -67,8 +67,10 @@ import { countEvents, countToolCalls, decoded, streamDecoder } from "./reply-rea
 import {
   ClientLeft,
   EMPTY_BODY,
+  exceedsModelCall,
   isBigUpload,
   parseJsonObject,
+  parseModelRequest,
   readBody,
   usageNotAsked,
   withIncludeUsage,
@@ -313,9 +315,10 @@ export class Gateway {
     timing: Timing,
   ): Promise<void> {
     const caller = await this.#caller(req, route);
+    if (route.api !== null && exceedsModelCall(req)) route = { ...route, api: null, kind: "other" };
     const upload = route.api === null && isBigUpload(req) ? req : null;
     const body = upload ? EMPTY_BODY : await readBody(req);
-    const parsed = route.api ? parseJsonObject(body) : null;
+    const parsed = route.api ? parseModelRequest(body, req.headers["content-type"]) : null;
     const stream = parsed?.stream === true;
     timing.stream = stream;
     const injectedUsage =
@@ -1286,7 +1289,15 @@ function estimateUsage(
   events: number,
   toolCalls?: ToolCalls,
 ): ExtractedUsage {
-  const stream = { api: call.route.api, model: call.modelRequested, requestBytes: call.body.length, events };
+  // An image request's bytes are mostly images (an edit's), not text: its prompt is what is counted.
+  const prompt = call.parsed?.prompt;
+  const requestBytes =
+    call.route.api === "openai.images"
+      ? typeof prompt === "string"
+        ? Buffer.byteLength(prompt)
+        : 0
+      : call.body.length;
+  const stream = { api: call.route.api, model: call.modelRequested, requestBytes, events };
   return estimateCutShortUsage(partial, { ...stream, toolCalls });
 }
 

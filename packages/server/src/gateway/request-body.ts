@@ -3,6 +3,7 @@
 import type { IncomingMessage } from "node:http";
 import { GatewayError } from "./gateway-error.js";
 import { prependMember, replaceSpans, topLevelValueSpans } from "./json-splice.js";
+import { multipartFields } from "./multipart-fields.js";
 
 export const MAX_REQUEST_BYTES = 32 * 1024 * 1024;
 
@@ -19,6 +20,23 @@ export function isBigUpload(req: IncomingMessage): boolean {
   const declared = req.headers["content-length"];
   if (declared === undefined) return req.headers["transfer-encoding"] !== undefined;
   return Number(declared) > UPLOAD_BUFFER_BYTES;
+}
+
+/**
+ * A model call's body says it is bigger than a model call may be (an image edit's images run to 50 MB
+ * each): it goes upstream as a pass-through upload, unpriced, rather than be refused with a 413.
+ */
+export function exceedsModelCall(req: IncomingMessage): boolean {
+  const declared = req.headers["content-length"];
+  return declared !== undefined && Number(declared) > MAX_REQUEST_BYTES;
+}
+
+/** A model call's request as its fields: a JSON body's, or a multipart form's (an image edit's). */
+export function parseModelRequest(
+  body: Buffer,
+  contentType: string | undefined,
+): Record<string, unknown> | null {
+  return multipartFields(body, contentType) ?? parseJsonObject(body);
 }
 
 /** Reads the request body with plain events (an async iterator costs measurable latency per request). */

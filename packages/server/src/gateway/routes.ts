@@ -29,6 +29,9 @@ const PRICED: Record<string, { family: GatewayRoute["family"]; api: Api; kind: G
   "/v1/responses": { family: "openai", api: "openai.responses", kind: "llm" },
   "/v1/embeddings": { family: "openai", api: "openai.embeddings", kind: "embedding" },
   "/v1/completions": { family: "openai", api: "openai.completions", kind: "llm" },
+  // Image variations (dall-e-2 only, no usage reported) pass through.
+  "/v1/images/generations": { family: "openai", api: "openai.images", kind: "llm" },
+  "/v1/images/edits": { family: "openai", api: "openai.images", kind: "llm" },
   "/v1/messages": { family: "anthropic", api: "anthropic.messages", kind: "llm" },
 };
 

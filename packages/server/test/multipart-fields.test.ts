@@ -1,0 +1,53 @@
+// The fields of a multipart form, as the gateway reads an image edit's model, n, size and images.
+import { describe, expect, it } from "vitest";
+import { multipartFields } from "../src/gateway/multipart-fields.js";
+
+const form = async (entries: [string, string | Blob, string?][]) => {
+  const fd = new FormData();
+  for (const [k, v, name] of entries) typeof v === "string" ? fd.append(k, v) : fd.append(k, v, name);
+  const req = new Request("http://x/", { method: "POST", body: fd });
+  return { body: Buffer.from(await req.arrayBuffer()), type: req.headers.get("content-type")! };
+};
+
+describe("multipartFields", () => {
+  it("text fields as text (n, partial_images numbers; stream a flag), files as their names, repeated names as arrays", async () => {
+    const png = new Blob([new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x2d, 0x2d])], {
+      type: "image/png",
+    });
+    const { body, type } = await form([
+      ["model", "gpt-image-1"],
+      ["image[]", png, "a.png"],
+      ["image[]", png, 'b "2".png'],
+      ["prompt", "un chat — «rouge»\r\n--not a boundary"],
+      ["n", "2"],
+      ["partial_images", "3"],
+      ["stream", "true"],
+      ["size", "1024x1536"],
+    ]);
+    expect(multipartFields(body, type)).toEqual({
+      model: "gpt-image-1",
+      // A form's quotes in a file name go as %22 (WHATWG): kept as sent.
+      "image[]": [{ filename: "a.png" }, { filename: "b %222%22.png" }],
+      prompt: "un chat — «rouge»\r\n--not a boundary",
+      n: 2,
+      partial_images: 3,
+      stream: true,
+      size: "1024x1536",
+    });
+  });
+
+  it("a quoted boundary parameter, and a value that is not a number stays text", () => {
+    const body = Buffer.from('--a b\r\nContent-Disposition: form-data; name="n"\r\n\r\nten\r\n--a b--\r\n');
+    expect(multipartFields(body, 'multipart/form-data; boundary="a b"')).toEqual({ n: "ten" });
+  });
+
+  it("null for any other body: JSON, no boundary, a part cut off, a part with no name", () => {
+    const json = Buffer.from('{"model":"gpt-image-1"}');
+    expect(multipartFields(json, "application/json")).toBeNull();
+    expect(multipartFields(json, "multipart/form-data")).toBeNull();
+    const cut = Buffer.from('--b\r\nContent-Disposition: form-data; name="model"\r\n\r\ngpt-image-1');
+    expect(multipartFields(cut, "multipart/form-data; boundary=b")).toBeNull();
+    const nameless = Buffer.from("--b\r\nContent-Disposition: form-data\r\n\r\nx\r\n--b--");
+    expect(multipartFields(nameless, "multipart/form-data; boundary=b")).toBeNull();
+  });
+});

@@ -1,5 +1,5 @@
 import type { RecordSink } from "./instrument/call.js";
-import { wrapBatchResults, wrapCreate } from "./instrument/wrap.js";
+import { wrapBatchResults, wrapModelCall } from "./instrument/wrap.js";
 import { roomOf, sinkOf, type WrapOptions } from "./setup.js";
 
 interface AnthropicLike {
@@ -21,8 +21,8 @@ export function wrapAnthropic<C extends object>(client: C, options: WrapOptions 
     provider: options.provider ?? "anthropic",
     estimateCost: options.estimateCost,
   } as const;
-  wrapCreate(c.messages, spec, sink);
-  wrapCreate(c.beta?.messages, spec, sink);
+  wrapModelCall(c.messages, "create", spec, sink);
+  wrapModelCall(c.beta?.messages, "create", spec, sink);
   wrapBatchResults(c.messages?.batches, spec, sink, roomOf(options));
   wrapBatchResults(c.beta?.messages?.batches, spec, sink, roomOf(options));
   return client;

@@ -1,6 +1,6 @@
 import { backgroundPolls } from "./instrument/background.js";
 import type { CallSpec, RecordSink } from "./instrument/call.js";
-import { type Prepare, wrapCreate, wrapFileContent, wrapRetrieve } from "./instrument/wrap.js";
+import { type Prepare, wrapModelCall, wrapFileContent, wrapRetrieve } from "./instrument/wrap.js";
 import { roomOf, sinkOf, type WrapOptions } from "./setup.js";
 
 interface OpenAILike {
@@ -8,12 +8,13 @@ interface OpenAILike {
   completions?: unknown;
   responses?: unknown;
   embeddings?: unknown;
+  images?: unknown;
   files?: unknown;
 }
 
 /**
  * Records every call of an `openai` client (chat completions, Responses, embeddings, legacy
- * completions; streamed or not) as a Tollgate call record; a background response's cost, when
+ * completions, image generations and edits; streamed or not) as a Tollgate call record; a background response's cost, when
  * `responses.retrieve` finds it finished (the app's poll, or the client's own: `followBackgroundMs`); a batch's calls, as the app reads its output file
  * (`files.content`). The client is returned as it was, same type
  * and behaviour: streams still stream, errors are the SDK's own. Calls are attributed from the enclosing
@@ -29,16 +30,18 @@ export function wrapOpenAI<C extends object>(client: C, options: WrapOptions = {
     provider,
     estimateCost: options.estimateCost,
   });
-  wrapCreate(c.chat?.completions, spec("openai.chat"), sink, withStreamUsage);
-  wrapCreate(c.completions, spec("openai.completions"), sink, withStreamUsage);
+  wrapModelCall(c.chat?.completions, "create", spec("openai.chat"), sink, withStreamUsage);
+  wrapModelCall(c.completions, "create", spec("openai.completions"), sink, withStreamUsage);
   const responses = {
     ...spec("openai.responses"),
     background: backgroundPolls(c.responses, followMsOf(options.followBackgroundMs)),
   };
-  wrapCreate(c.responses, responses, sink);
+  wrapModelCall(c.responses, "create", responses, sink);
   wrapRetrieve(c.responses, responses, sink);
   wrapFileContent(c.files, spec("openai.chat"), sink, roomOf(options)); // a batch output file: calls of any API
-  wrapCreate(c.embeddings, spec("openai.embeddings", "embedding"), sink);
+  wrapModelCall(c.embeddings, "create", spec("openai.embeddings", "embedding"), sink);
+  wrapModelCall(c.images, "generate", spec("openai.images"), sink);
+  wrapModelCall(c.images, "edit", spec("openai.images"), sink);
   return client;
 }
 

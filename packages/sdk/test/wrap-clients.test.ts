@@ -359,6 +359,26 @@ describe("wrapOpenAI", () => {
     expect(sdk.kind).toBe("embedding");
   });
 
+  it("image generations and edits (gpt-image-1.5), and a streamed generation, as the gateway records them", async () => {
+    const gen = { model: "gpt-image-1.5", prompt: "a red fox", quality: "low" as const };
+    expect(await openai.images.generate(gen)).toEqual(await plainOpenAI.images.generate(gen));
+    const sdk = await lastStored();
+    expect(sdk).toMatchObject({ api: "openai.images", output_image_tokens: 272, cost_nanousd: 11_034_000n });
+    expectSameCost(sdk, await viaGateway(gatewayOpenAI.images.generate(gen)));
+
+    const image = new File([new Uint8Array([0x89, 0x50, 0x4e, 0x47])], "a.png", { type: "image/png" });
+    const edit = { model: "gpt-image-1.5", image, prompt: "add a hat" };
+    await openai.images.edit(edit);
+    expectSameCost(await lastStored(), await viaGateway(gatewayOpenAI.images.edit(edit)));
+
+    const streamed = { model: "gpt-image-1", prompt: "a red fox", stream: true as const, partial_images: 1 };
+    const events = await collect(await openai.images.generate(streamed));
+    expect(events.map((e) => e.type)).toEqual(["image_generation.partial_image", "image_generation.completed"]);
+    const sdkStream = await lastStored();
+    expect(sdkStream).toMatchObject({ stream: true, cost_nanousd: 2_450_000n });
+    expectSameCost(sdkStream, await viaGateway(gatewayOpenAI.images.generate(streamed)));
+  });
+
   it("withResponse() and asResponse() work unchanged and still record once", async () => {
     const params = { model: "gpt-4.1-nano", messages };
     const before = sent.length;

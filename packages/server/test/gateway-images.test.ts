@@ -155,7 +155,7 @@ describe("gateway: OpenAI Images API", () => {
     expect(status.json).toMatchObject({ spend_usd: "0.011034" });
   });
 
-  it("an edit bigger than a model call may be goes upstream whole, as a pass-through upload (unpriced, not refused)", async () => {
+  it("an edit bigger than other model calls may be (33 MB of images) is still read, priced and sent whole", async () => {
     const id = newCase();
     const big = Buffer.alloc(33 * 1024 * 1024, 7);
     const { response } = await openai.images
@@ -167,7 +167,8 @@ describe("gateway: OpenAI Images API", () => {
     expect(response.status).toBe(200);
     const [up] = upstreamOf(id);
     expect(up!.bytes.length).toBeGreaterThan(big.length);
+    expect(up!.bytes.indexOf(big)).toBeGreaterThan(0);
     const rec = await recordByEventId(gw.runtime, response.headers.get("x-tollgate-event-id"));
-    expect(rec).toMatchObject({ kind: "other", priced: false });
+    expect(rec).toMatchObject({ kind: "llm", api: "openai.images", priced: true, cost_nanousd: 2_450_000n });
   });
 });

@@ -28,13 +28,22 @@ function wrapMethod(resource: unknown, name: string, wrap: (original: Method) =>
   return true;
 }
 
-/** Records every call of `resource.create` through `sink`. False when the resource is absent. */
-export function wrapCreate(resource: unknown, spec: CallSpec, sink: RecordSink, prepare?: Prepare): boolean {
+/**
+ * Records every call of `resource[method]` (`create`; the Images API's `generate`, `edit`), whose first
+ * argument is the request's params, through `sink`. False when the resource is absent.
+ */
+export function wrapModelCall(
+  resource: unknown,
+  method: string,
+  spec: CallSpec,
+  sink: RecordSink,
+  prepare?: Prepare,
+): boolean {
   return wrapMethod(
     resource,
-    "create",
+    method,
     (original) =>
-      function create(this: unknown, body: unknown, options?: unknown) {
+      function modelCall(this: unknown, body: unknown, options?: unknown) {
         if (typeof body !== "object" || body === null) return original.call(this, body, options);
         const request = body as Record<string, unknown>;
         let call: TrackedCall;

@@ -67,8 +67,9 @@ import { countEvents, countToolCalls, decoded, streamDecoder } from "./reply-rea
 import {
   ClientLeft,
   EMPTY_BODY,
-  exceedsModelCall,
   isBigUpload,
+  MAX_IMAGE_REQUEST_BYTES,
+  MAX_REQUEST_BYTES,
   parseJsonObject,
   parseModelRequest,
   readBody,
@@ -315,9 +316,9 @@ export class Gateway {
     timing: Timing,
   ): Promise<void> {
     const caller = await this.#caller(req, route);
-    if (route.api !== null && exceedsModelCall(req)) route = { ...route, api: null, kind: "other" };
     const upload = route.api === null && isBigUpload(req) ? req : null;
-    const body = upload ? EMPTY_BODY : await readBody(req);
+    const max = route.api === "openai.images" ? MAX_IMAGE_REQUEST_BYTES : MAX_REQUEST_BYTES;
+    const body = upload ? EMPTY_BODY : await readBody(req, max);
     const parsed = route.api ? parseModelRequest(body, req.headers["content-type"]) : null;
     const stream = parsed?.stream === true;
     timing.stream = stream;

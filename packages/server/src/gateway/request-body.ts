@@ -6,6 +6,11 @@ import { prependMember, replaceSpans, topLevelValueSpans } from "./json-splice.j
 import { multipartFields } from "./multipart-fields.js";
 
 export const MAX_REQUEST_BYTES = 32 * 1024 * 1024;
+/**
+ * The most an image request's body may be: an edit sends its images in it (up to 16, of up to 50 MB each at
+ * OpenAI). It is held whole all the same, to be priced and limited before it is sent.
+ */
+export const MAX_IMAGE_REQUEST_BYTES = 128 * 1024 * 1024;
 
 /**
  * A pass-through upload larger than this (or of unknown length) is sent upstream as it comes, not held:
@@ -22,15 +27,6 @@ export function isBigUpload(req: IncomingMessage): boolean {
   return Number(declared) > UPLOAD_BUFFER_BYTES;
 }
 
-/**
- * A model call's body says it is bigger than a model call may be (an image edit's images run to 50 MB
- * each): it goes upstream as a pass-through upload, unpriced, rather than be refused with a 413.
- */
-export function exceedsModelCall(req: IncomingMessage): boolean {
-  const declared = req.headers["content-length"];
-  return declared !== undefined && Number(declared) > MAX_REQUEST_BYTES;
-}
-
 /** A model call's request as its fields: a JSON body's, or a multipart form's (an image edit's). */
 export function parseModelRequest(
   body: Buffer,
@@ -39,8 +35,11 @@ export function parseModelRequest(
   return multipartFields(body, contentType) ?? parseJsonObject(body);
 }
 
-/** Reads the request body with plain events (an async iterator costs measurable latency per request). */
-export function readBody(req: IncomingMessage): Promise<Buffer> {
+/**
+ * Reads the request body, up to `max` bytes (past it: 413), with plain events (an async iterator costs
+ * measurable latency per request).
+ */
+export function readBody(req: IncomingMessage, max = MAX_REQUEST_BYTES): Promise<Buffer> {
   // A body that came with the request's headers is buffered by the time the handler asks for it: taken
   // at once, it skips the stream's 'data' and 'end' ticks (tens of µs on an idle gateway).
   const declared = req.headers["content-length"];
@@ -48,7 +47,7 @@ export function readBody(req: IncomingMessage): Promise<Buffer> {
     declared !== undefined &&
     req.readableFlowing === null &&
     req.readableLength === Number(declared) &&
-    req.readableLength <= MAX_REQUEST_BYTES
+    req.readableLength <= max
   )
     return Promise.resolve((req.read() as Buffer | null) ?? EMPTY_BODY);
   return new Promise((resolve, reject) => {
@@ -57,10 +56,8 @@ export function readBody(req: IncomingMessage): Promise<Buffer> {
     req.on("data", (chunk: Buffer) => {
       size += chunk.length;
       // Past the limit the rest is read and dropped, so the 413 can still be answered on this connection.
-      if (size > MAX_REQUEST_BYTES)
-        reject(
-          new GatewayError(413, "invalid_request_error", `request body exceeds ${MAX_REQUEST_BYTES} bytes`),
-        );
+      if (size > max)
+        reject(new GatewayError(413, "invalid_request_error", `request body exceeds ${max} bytes`));
       else chunks.push(chunk);
     });
     req.once("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));

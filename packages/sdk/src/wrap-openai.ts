@@ -1,6 +1,6 @@
 import { backgroundPolls } from "./instrument/background.js";
 import type { CallSpec, RecordSink } from "./instrument/call.js";
-import { type Prepare, wrapModelCall, wrapFileContent, wrapRetrieve } from "./instrument/wrap.js";
+import { type Prepare, wrapFileContent, wrapModelCall, wrapRetrieve } from "./instrument/wrap.js";
 import { roomOf, sinkOf, type WrapOptions } from "./setup.js";
 
 interface OpenAILike {

@@ -373,7 +373,10 @@ describe("wrapOpenAI", () => {
 
     const streamed = { model: "gpt-image-1", prompt: "a red fox", stream: true as const, partial_images: 1 };
     const events = await collect(await openai.images.generate(streamed));
-    expect(events.map((e) => e.type)).toEqual(["image_generation.partial_image", "image_generation.completed"]);
+    expect(events.map((e) => e.type)).toEqual([
+      "image_generation.partial_image",
+      "image_generation.completed",
+    ]);
     const sdkStream = await lastStored();
     expect(sdkStream).toMatchObject({ stream: true, cost_nanousd: 2_450_000n });
     expectSameCost(sdkStream, await viaGateway(gatewayOpenAI.images.generate(streamed)));

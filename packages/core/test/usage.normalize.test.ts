@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { PricingEngine } from "../src/pricing/index.js";
 import {
   type Api,
   backgroundResponse,
@@ -234,6 +235,38 @@ describe("normalization rules beyond the fixtures", () => {
       cache_image_read_tokens: 0,
       output_image_tokens: 0,
     });
+  });
+
+  it("Gemini: image output is reported apart, priced at the model's image output rate", () => {
+    // A gemini-2.5-flash-image reply: one image (1,290 tokens) and a line of text.
+    const usage = normalizeUsage("google.generate_content", {
+      promptTokenCount: 8,
+      candidatesTokenCount: 1300,
+      promptTokensDetails: [{ modality: "TEXT", tokenCount: 8 }],
+      candidatesTokensDetails: [
+        { modality: "IMAGE", tokenCount: 1290 },
+        { modality: "TEXT", tokenCount: 10 },
+      ],
+    });
+    expect(usage).toMatchObject({ output_tokens: 1300, output_image_tokens: 1290, output_audio_tokens: 0 });
+    // $0.30/M in; $30/M image out, $2.50/M text out: 8×0.3 + 1,290×30 + 10×2.5 = 38,727.4 micro-USD,
+    // as genai-prices' own calcPrice has it.
+    const price = new PricingEngine().price({
+      provider: "google",
+      model: "gemini-2.5-flash-image",
+      usage,
+      at: Date.parse("2026-12-01T00:00:00Z"),
+    });
+    expect(price.cost.total_nanousd).toBe(38_727_400n);
+    expect(() =>
+      normalizeUsage("google.generate_content", {
+        candidatesTokenCount: 100,
+        candidatesTokensDetails: [
+          { modality: "IMAGE", tokenCount: 80 },
+          { modality: "AUDIO", tokenCount: 30 },
+        ],
+      }),
+    ).toThrow(UsageError);
   });
 
   it("Gemini: cached tokens without a modality breakdown are attributed to text, then image, then audio", () => {

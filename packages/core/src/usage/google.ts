@@ -9,8 +9,9 @@ import type { NormalizedUsage } from "./types.js";
  * - `candidatesTokenCount` excludes `thoughtsTokenCount` (thoughts are billed as output);
  * - `toolUsePromptTokenCount` (e.g. code execution) is billed as input on top of the prompt;
  * - per-modality details split the prompt (and the cached part) so audio and image input, cached or
- *   not, can be priced at their own rates. DOCUMENT (PDF pages) is tokenized as images, so it counts as image,
- *   as genai-prices does; VIDEO and TEXT are billed at the text input rate and stay in input_uncached.
+ *   not, can be priced at their own rates, and the candidates so audio and image output can be (an
+ *   image model's images cost far more than its text). DOCUMENT (PDF pages) is tokenized as images, so it
+ *   counts as image, as genai-prices does; VIDEO and TEXT are billed at the text rates (input_uncached, output).
  * Every field is optional: early stream chunks omit `candidatesTokenCount`.
  */
 export function normalizeGoogleGenerateContent(raw: unknown): NormalizedUsage {
@@ -54,8 +55,15 @@ export function normalizeGoogleGenerateContent(raw: unknown): NormalizedUsage {
   const candidates = count(usage, "candidatesTokenCount", "candidatesTokenCount");
   const thoughts = count(usage, "thoughtsTokenCount", "thoughtsTokenCount");
   const output = candidates + thoughts;
-  const outAudio = modalities(usage, "candidatesTokensDetails").audio;
-  checkSubset(outAudio, "candidatesTokensDetails", candidates, "candidatesTokenCount", "candidates AUDIO");
+  const outBy = modalities(usage, "candidatesTokensDetails");
+  const outMedia = outBy.audio + outBy.image;
+  checkSubset(
+    outMedia,
+    "candidatesTokensDetails",
+    candidates,
+    "candidatesTokenCount",
+    "candidates AUDIO + IMAGE",
+  );
 
   return {
     input_uncached_tokens: other + count(usage, "toolUsePromptTokenCount", "toolUsePromptTokenCount"),
@@ -66,11 +74,11 @@ export function normalizeGoogleGenerateContent(raw: unknown): NormalizedUsage {
     output_tokens: output,
     reasoning_tokens: thoughts,
     input_audio_tokens: audio,
-    output_audio_tokens: outAudio,
+    output_audio_tokens: outBy.audio,
     image_tokens: image,
     cache_audio_read_tokens: cachedAudio,
     cache_image_read_tokens: cachedImage,
-    output_image_tokens: 0,
+    output_image_tokens: outBy.image,
     web_search_requests: 0,
     file_search_requests: 0,
     web_search_preview_requests: 0,

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import {
   buildCallRecord,
   createSseUsageExtractor,
+  defaultImageModel,
   extractFromResponse,
   normalizeUsage,
   PricingEngine,
@@ -114,6 +115,24 @@ describe("OpenAI Images API usage", () => {
     ]);
     const ok = build({ output_tokens: 10, output_image_tokens: 10 });
     expect(ok.ok && ok.record.cost_output_nanousd).toBe(400_000n); // 10 × $40 per million
+  });
+});
+
+describe("the model of an Images API request that names none (OpenAI's documented defaults)", () => {
+  it("an edit runs on gpt-image-1.5; a generation on dall-e-2, unless it sends a GPT image parameter", () => {
+    expect(defaultImageModel("edit", { prompt: "x" })).toBe("gpt-image-1.5");
+    expect(defaultImageModel("generation", { prompt: "x", size: "1024x1024", quality: "hd" })).toBe(
+      "dall-e-2",
+    );
+    for (const gptOnly of [
+      { quality: "high" },
+      { output_format: "webp" },
+      { stream: false },
+      { background: "auto" },
+    ])
+      expect(defaultImageModel("generation", { prompt: "x", ...gptOnly }), JSON.stringify(gptOnly)).toBe(
+        "gpt-image-1.5",
+      );
   });
 });
 

@@ -1,3 +1,4 @@
+import { defaultImageModel } from "@tollgate/core";
 import { backgroundPolls } from "./instrument/background.js";
 import type { CallSpec, RecordSink } from "./instrument/call.js";
 import { type Prepare, wrapFileContent, wrapModelCall, wrapRetrieve } from "./instrument/wrap.js";
@@ -40,8 +41,12 @@ export function wrapOpenAI<C extends object>(client: C, options: WrapOptions = {
   wrapRetrieve(c.responses, responses, sink);
   wrapFileContent(c.files, spec("openai.chat"), sink, roomOf(options)); // a batch output file: calls of any API
   wrapModelCall(c.embeddings, "create", spec("openai.embeddings", "embedding"), sink);
-  wrapModelCall(c.images, "generate", spec("openai.images"), sink);
-  wrapModelCall(c.images, "edit", spec("openai.images"), sink);
+  const images = (operation: "generation" | "edit"): CallSpec => ({
+    ...spec("openai.images"),
+    defaultModel: (body) => defaultImageModel(operation, body),
+  });
+  wrapModelCall(c.images, "generate", images("generation"), sink);
+  wrapModelCall(c.images, "edit", images("edit"), sink);
   return client;
 }
 

@@ -370,6 +370,11 @@ describe("wrapOpenAI", () => {
     const edit = { model: "gpt-image-1.5", image, prompt: "add a hat" };
     await openai.images.edit(edit);
     expectSameCost(await lastStored(), await viaGateway(gatewayOpenAI.images.edit(edit)));
+    // An edit that names no model runs on gpt-image-1.5 (OpenAI's default): recorded as such, priced.
+    await openai.images.edit({ image, prompt: "add a hat" });
+    const unnamed = await lastStored();
+    expect(unnamed).toMatchObject({ model_requested: null, model: "gpt-image-1.5", priced: true });
+    expectSameCost(unnamed, await viaGateway(gatewayOpenAI.images.edit({ image, prompt: "add a hat" })));
 
     const streamed = { model: "gpt-image-1", prompt: "a red fox", stream: true as const, partial_images: 1 };
     const events = await collect(await openai.images.generate(streamed));

@@ -103,6 +103,30 @@ describe("gateway: OpenAI Images API", () => {
     });
   });
 
+  it("a request that names no model is priced and held as the model OpenAI runs it on (an edit: gpt-image-1.5)", async () => {
+    const id = newCase();
+    const { response } = await openai.images
+      .edit({ image: await toFile(PNG, "a.png", { type: "image/png" }), prompt: "a hat" }, tagged(id))
+      .withResponse();
+    expect(upstreamOf(id)[0]!.body.model).toBeUndefined(); // nothing added to what the client sent
+    const rec = await recordByEventId(gw.runtime, response.headers.get("x-tollgate-event-id"));
+    expect(rec).toMatchObject({ model_requested: null, model: "gpt-image-1.5", priced: true });
+    // A budget a default-model edit's worst case passes refuses it, as it would a named one.
+    const user = `img-user-${newCase()}`;
+    await adminRequest(gw, "POST", "/api/budgets", {
+      id: `img-cap-${user}`,
+      scope: { user_id: user },
+      window: "day",
+      limit_usd: "0.05",
+    });
+    const refused = openai.images.edit(
+      { image: await toFile(PNG, "a.png", { type: "image/png" }), prompt: "a hat" },
+      tagged(id, { "x-tollgate-user-id": user }),
+    );
+    await expect(refused).rejects.toMatchObject({ status: 429, code: "budget_exceeded" });
+    expect(upstreamOf(id)).toHaveLength(1);
+  });
+
   it("a streamed generation: every event reaches the SDK; the completed event's usage is recorded", async () => {
     const id = newCase();
     const stream = await openai.images.generate(
@@ -123,6 +147,21 @@ describe("gateway: OpenAI Images API", () => {
       { ...extractFromSse("openai.images", sse)!, model: "gpt-image-1" },
       "openai",
     );
+  });
+
+  it("a stream cut off before its completed event is recorded estimated at the request's worst case", async () => {
+    const id = newCase();
+    const stream = await openai.images.generate(
+      { model: "gpt-image-1", prompt: "a red fox", stream: true, partial_images: 1 },
+      tagged(id, { "x-mock-scenario": "reset-mid-stream" }),
+    );
+    await expect(collect(stream)).rejects.toThrow();
+    const recs = (await gatewayRecords(gw.runtime)).filter(
+      (r) => r.api === "openai.images" && r.cost_source === "estimated",
+    );
+    expect(recs).toHaveLength(1);
+    // 1536×1024 at high quality (6,240) + a partial image (100) + 1,024 text; 9 prompt characters × 3 bytes.
+    expect(recs[0]).toMatchObject({ output_tokens: 7_364, input_uncached_tokens: 27, priced: true });
   });
 
   it("a budget is held the request's worst case: an edit that could pass it is refused before the upstream", async () => {

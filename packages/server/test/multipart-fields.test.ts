@@ -36,6 +36,15 @@ describe("multipartFields", () => {
     });
   });
 
+  it("a flag spelt True or 1 (Python's requests, other clients) is a flag; a number sent twice is held as its largest", () => {
+    const part = (name: string, value: string) =>
+      `--b\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
+    const body = Buffer.from(`${part("stream", "True")}${part("n", "1")}${part("n", "10")}--b--\r\n`);
+    expect(multipartFields(body, "multipart/form-data; boundary=b")).toEqual({ stream: true, n: 10 });
+    const off = Buffer.from(`${part("stream", "0")}--b--\r\n`);
+    expect(multipartFields(off, "multipart/form-data; boundary=b")).toEqual({ stream: false });
+  });
+
   it("a quoted boundary parameter, and a value that is not a number stays text", () => {
     const body = Buffer.from('--a b\r\nContent-Disposition: form-data; name="n"\r\n\r\nten\r\n--a b--\r\n');
     expect(multipartFields(body, 'multipart/form-data; boundary="a b"')).toEqual({ n: "ten" });

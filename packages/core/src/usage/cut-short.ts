@@ -1,3 +1,4 @@
+import { worstCaseUsage } from "../limits/estimate.js";
 import { atLeast, type ToolCalls } from "./tool-calls.js";
 import { type Api, type ExtractedUsage, emptyUsage } from "./types.js";
 
@@ -8,6 +9,8 @@ export interface CutShortStream {
   requestBytes: number;
   events: number;
   toolCalls?: ToolCalls;
+  /** The request's fields (an image request's are what its estimate is made of). */
+  request?: Record<string, unknown> | null;
 }
 
 /**
@@ -16,8 +19,9 @@ export interface CutShortStream {
  * and 1 output token; later counts come as the stream goes). Both are billed once generated. Elsewhere a
  * report is the final one: the others send usage at the end, or all of it so far in every chunk (Gemini).
  * Without a report: input estimated from the request size (~4 bytes per token),
- * output from the events received (OpenAI-style streams carry about one token per event). Such records
- * are stored with cost_source "estimated".
+ * output from the events received (OpenAI-style streams carry about one token per event); an image stream
+ * (whose events are partial images, and whose usage comes only at its end) at its request's worst case, as
+ * a budget held it. Such records are stored with cost_source "estimated".
  */
 export function estimateCutShortUsage(partial: ExtractedUsage | null, s: CutShortStream): ExtractedUsage {
   if (partial) {
@@ -26,11 +30,10 @@ export function estimateCutShortUsage(partial: ExtractedUsage | null, s: CutShor
     if (s.toolCalls) atLeast(usage, s.toolCalls);
     return { ...partial, usage };
   }
-  const usage = {
-    ...emptyUsage(),
-    input_uncached_tokens: Math.ceil(s.requestBytes / 4),
-    output_tokens: s.events,
-  };
+  const usage =
+    s.api === "openai.images"
+      ? worstCaseUsage(s.api, s.request ?? null, { byteLength: 0 }, null).usage
+      : { ...emptyUsage(), input_uncached_tokens: Math.ceil(s.requestBytes / 4), output_tokens: s.events };
   if (s.toolCalls) atLeast(usage, s.toolCalls);
   return {
     model: s.model,

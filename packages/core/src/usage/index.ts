@@ -23,10 +23,12 @@ export { estimateCutShortUsage } from "./cut-short.js";
 export { UsageError } from "./errors.js";
 export { extractFromResponse } from "./extract.js";
 export { normalizeGoogleGenerateContent } from "./google.js";
+export { DEFAULT_GPT_IMAGE_MODEL, defaultImageModel } from "./images.js";
 export { normalizeUsage } from "./normalize.js";
 export {
   normalizeOpenAIChat,
   normalizeOpenAIEmbeddings,
+  normalizeOpenAIImages,
   normalizeOpenAIRealtime,
   normalizeOpenAIResponses,
 } from "./openai.js";

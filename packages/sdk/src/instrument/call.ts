@@ -29,6 +29,8 @@ export interface CallSpec {
   estimateCost?: CostEstimator;
   /** The client's own polls of its background responses (OpenAI Responses). */
   background?: BackgroundPolls;
+  /** The model a request that names none runs on (OpenAI's image models: the reply names none either). */
+  defaultModel?: (body: Record<string, unknown>) => string;
 }
 
 /**
@@ -151,10 +153,11 @@ export class TrackedCall {
   ): void {
     const usage = estimateCutShortUsage(partial, {
       api: this.spec.api,
-      model: this.#requestedModel(),
+      model: this.#model(),
       requestBytes: JSON.stringify(this.body).length,
       events: this.#events,
       toolCalls,
+      request: this.body,
     });
     this.finish({ usage, httpStatus, requestId, errorType, estimated: true });
   }
@@ -209,7 +212,7 @@ export class TrackedCall {
    */
   #emit(o: Outcome, at: Occasion, toRun: "as-call" | "always" | "never" = "as-call"): void {
     // Record fields as the gateway takes them (fieldText): a provider's odd value never loses the record.
-    const model = fieldText(o.usage?.model) ?? this.#requestedModel() ?? "unknown";
+    const model = fieldText(o.usage?.model) ?? this.#model() ?? "unknown";
     const counted = toRun === "always" || (toRun === "as-call" && this.#run?.counts === true);
     if (o.usage && counted && this.#run)
       this.#run.run.recordUsage(o.usage.usage, {
@@ -270,5 +273,10 @@ export class TrackedCall {
 
   #requestedModel(): string | null {
     return fieldText(this.body.model);
+  }
+
+  /** The model the call runs on, before its reply names one: the one requested, else the API's default. */
+  #model(): string | null {
+    return this.#requestedModel() ?? this.spec.defaultModel?.(this.body) ?? null;
   }
 }

@@ -15,8 +15,9 @@ export interface FilePart {
 
 /**
  * The parts of a multipart/form-data body by name: text fields as text (numbers and flags converted),
- * file parts as FilePart, a name sent more than once as an array. Null when the content type is not
- * multipart/form-data or the body is not well formed.
+ * file parts as FilePart, a name sent more than once as an array, but a number sent more than once as its
+ * largest (which one the upstream reads is its parser's choice: a hold takes the dearest). Null when the
+ * content type is not multipart/form-data or the body is not well formed.
  */
 export function multipartFields(
   body: Buffer,
@@ -45,7 +46,8 @@ export function multipartFields(
 
 function boundaryOf(contentType: string | undefined): string | null {
   if (!contentType || !/^\s*multipart\/form-data\s*(;|$)/i.test(contentType)) return null;
-  const m = /;\s*boundary=(?:"([^"]{1,70})"|([^;\s]{1,70}))/i.exec(contentType);
+  // RFC 2046 allows 70 characters; a longer one from a lenient client is read all the same.
+  const m = /;\s*boundary=(?:"([^"]{1,200})"|([^;\s]{1,200}))/i.exec(contentType);
   return m ? (m[1] ?? m[2]!) : null;
 }
 
@@ -65,7 +67,9 @@ function partOf(
   if (end - start > MAX_TEXT_BYTES) return { name, value: undefined };
   const text = body.toString("utf8", start, end);
   if (NUMBERS.has(name) && /^\d{1,9}$/.test(text)) return { name, value: Number(text) };
-  if (FLAGS.has(name) && (text === "true" || text === "false")) return { name, value: text === "true" };
+  // Python's requests sends True as "True"; a form's flag may be 1 or 0.
+  if (FLAGS.has(name) && /^(true|1)$/i.test(text)) return { name, value: true };
+  if (FLAGS.has(name) && /^(false|0)$/i.test(text)) return { name, value: false };
   return { name, value: text };
 }
 
@@ -82,6 +86,7 @@ function paramOf(disposition: string, param: string): string | null {
 function add(fields: Record<string, unknown>, name: string, value: unknown): void {
   const had = fields[name];
   if (had === undefined) fields[name] = value;
+  else if (typeof had === "number" && typeof value === "number") fields[name] = Math.max(had, value);
   else if (Array.isArray(had)) had.push(value);
   else fields[name] = [had, value];
 }

@@ -12,6 +12,7 @@ import {
   backgroundResponse,
   type CallRecord,
   createSseUsageExtractor,
+  defaultImageModel,
   type ExtractedUsage,
   estimateCutShortUsage,
   extractFromResponse,
@@ -140,6 +141,11 @@ interface Call {
   parsed: Record<string, unknown> | null;
   /** The request's `model`, as a record field takes it (fieldText). */
   modelRequested: string | null;
+  /**
+   * The model the call runs on, before the reply names it: the one requested, else the provider's documented
+   * default (an image request that names none; its reply names none either).
+   */
+  model: string | null;
   stream: boolean;
   /** The gateway added include_usage to an OpenAI stream: strip it again on the way back. */
   injectedUsage: boolean;
@@ -320,6 +326,7 @@ export class Gateway {
     const max = route.api === "openai.images" ? MAX_IMAGE_REQUEST_BYTES : MAX_REQUEST_BYTES;
     const body = upload ? EMPTY_BODY : await readBody(req, max);
     const parsed = route.api ? parseModelRequest(body, req.headers["content-type"]) : null;
+    const modelRequested = fieldText(parsed?.model);
     const stream = parsed?.stream === true;
     timing.stream = stream;
     const injectedUsage =
@@ -339,7 +346,8 @@ export class Gateway {
       body: injectedUsage && parsed ? withIncludeUsage(body, parsed) : body,
       upload,
       parsed,
-      modelRequested: fieldText(parsed?.model),
+      modelRequested,
+      model: modelRequested ?? defaultModelOf(route, parsed),
       stream,
       injectedUsage,
       recordedAttempt: 0,
@@ -917,7 +925,7 @@ export class Gateway {
 
   /** Budgets, rate limits and run ceilings, checked and reserved before each attempt goes upstream. */
   #admit(call: Call, attempt: number) {
-    const model = call.modelRequested ?? "unknown";
+    const model = call.model ?? "unknown";
     return this.deps.guard.admit({
       workspace: call.workspaceId,
       facts: callFacts(call.attribution, model, call.provider, call.keyId),
@@ -1258,9 +1266,15 @@ function ownerOfRecord(rec: CallRecord): Owner {
 function modelOf(call: Call, usage: ExtractedUsage | null): string {
   return (
     fieldText(usage?.model) ??
-    call.modelRequested ??
+    call.model ??
     (call.route.api ? "unknown" : fieldText(call.route.upstreamPath.split("?")[0])!)
   );
+}
+
+/** The model a request that names none runs on, where its provider documents one (OpenAI's image models). */
+function defaultModelOf(route: GatewayRoute, parsed: Record<string, unknown> | null): string | null {
+  if (route.api !== "openai.images") return null;
+  return defaultImageModel(route.upstreamPath.startsWith("/images/edits") ? "edit" : "generation", parsed);
 }
 
 /** The service tier a call was served on: the provider's answer (flex is billed less), else what was asked for. */
@@ -1290,16 +1304,8 @@ function estimateUsage(
   events: number,
   toolCalls?: ToolCalls,
 ): ExtractedUsage {
-  // An image request's bytes are mostly images (an edit's), not text: its prompt is what is counted.
-  const prompt = call.parsed?.prompt;
-  const requestBytes =
-    call.route.api === "openai.images"
-      ? typeof prompt === "string"
-        ? Buffer.byteLength(prompt)
-        : 0
-      : call.body.length;
-  const stream = { api: call.route.api, model: call.modelRequested, requestBytes, events };
-  return estimateCutShortUsage(partial, { ...stream, toolCalls });
+  const stream = { api: call.route.api, model: call.model, requestBytes: call.body.length, events };
+  return estimateCutShortUsage(partial, { ...stream, toolCalls, request: call.parsed });
 }
 
 /** When a request came in and whether it streams: what /metrics labels every answered request with. */

@@ -376,6 +376,15 @@ describe("wrapOpenAI", () => {
     expect(unnamed).toMatchObject({ model_requested: null, model: "gpt-image-1.5", priced: true });
     expectSameCost(unnamed, await viaGateway(gatewayOpenAI.images.edit({ image, prompt: "add a hat" })));
 
+    // DALL·E reports no usage: an ok call, its cost unknown, on both.
+    const dallE = { model: "dall-e-3", prompt: "a red fox" };
+    await openai.images.generate(dallE);
+    const sdkDallE = await lastStored();
+    expect(sdkDallE).toMatchObject({ status: "ok", error_type: "usage_unreadable", priced: false });
+    const gwDallE = await viaGateway(gatewayOpenAI.images.generate(dallE));
+    for (const f of ["status", "error_type", "priced", "model"] as const)
+      expect(sdkDallE[f], f).toBe(gwDallE[f]);
+
     const streamed = { model: "gpt-image-1", prompt: "a red fox", stream: true as const, partial_images: 1 };
     const events = await collect(await openai.images.generate(streamed));
     expect(events.map((e) => e.type)).toEqual([

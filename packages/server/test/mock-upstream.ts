@@ -336,7 +336,10 @@ export function normalReply(
       };
     }
     const rel = model === "gpt-image-1.5" ? IMAGE_FX["gpt-image-1.5"] : IMAGE_FX["gpt-image-1"];
-    return { contentType: "application/json", text: imageFixture(rel), stream: false, fixture: rel };
+    // A DALL·E reply reports no usage (OpenAI: "for the GPT image models only").
+    const { usage: _, ...dallE } = JSON.parse(imageFixture(rel)) as Record<string, unknown>;
+    const text = String(model).startsWith("dall-e") ? JSON.stringify(dallE) : imageFixture(rel);
+    return { contentType: "application/json", text, stream: false, fixture: rel };
   }
   if (p === "/v1/completions") {
     const includeUsage =

@@ -8,7 +8,7 @@ import {
   type StreamExtractor,
 } from "@tollgate/core";
 import { markFinished, rememberSubmission } from "./background.js";
-import type { TrackedCall } from "./call.js";
+import { type TrackedCall, USAGE_UNREADABLE } from "./call.js";
 
 /**
  * The parts of the provider SDKs' `APIPromise` relied on (openai-node and anthropic-sdk share the
@@ -131,7 +131,7 @@ function finishBody(call: TrackedCall, body: unknown, response: Response | null)
     httpStatus: response?.status ?? 200,
     requestId: requestIdOf(response),
     // As the gateway does: a success without readable usage is flagged, never a silent zero.
-    errorType: usage ? null : "usage_unreadable",
+    errorType: usage ? null : USAGE_UNREADABLE,
   });
 }
 
@@ -151,7 +151,7 @@ async function finishRaw(call: TrackedCall, res: Response): Promise<void> {
     usage,
     httpStatus: res.status,
     requestId: requestIdOf(res),
-    errorType: ok ? (usage ? null : "usage_unreadable") : `http_${res.status}`,
+    errorType: ok ? (usage ? null : USAGE_UNREADABLE) : `http_${res.status}`,
   });
 }
 
@@ -194,7 +194,7 @@ function observedEvents(
         usage,
         httpStatus,
         requestId: responseId ?? requestId,
-        errorType: usage ? null : "usage_unreadable",
+        errorType: usage ? null : USAGE_UNREADABLE,
       });
   };
   const cutShort = (errorType: string) => {

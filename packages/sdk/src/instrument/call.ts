@@ -17,6 +17,9 @@ import { type AgentRun, agentRunOfCall } from "../agent-run.js";
 import { childSpan, currentScope } from "../context.js";
 import { namedEventId } from "../ids.js";
 
+/** The error type of a call answered without usage it can read: still an ok call, its cost unknown. */
+export const USAGE_UNREADABLE = "usage_unreadable";
+
 /** Usage counts servers took on later: left out of a record where 0, so that an older server takes it. */
 const LATER_FIELDS = [...TOOL_CALL_FIELDS, ...CACHED_MEDIA_FIELDS, "output_image_tokens"] as const;
 
@@ -240,7 +243,8 @@ export class TrackedCall {
       stream: at.stream,
       // The tier the provider says it served (OpenAI's flex is billed at batch rates), else the one asked for.
       service_tier: fieldText(o.usage?.service_tier ?? this.body.service_tier, INPUT_LIMITS.shortText),
-      status: o.errorType === null ? "ok" : "error",
+      // Answered, but without usage it can read (a DALL·E image reports none): ok, as the gateway has it.
+      status: o.errorType === null || o.errorType === USAGE_UNREADABLE ? "ok" : "error",
       http_status: o.httpStatus,
       error_type: o.errorType,
       request_id: fieldText(o.requestId),

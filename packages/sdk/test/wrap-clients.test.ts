@@ -396,6 +396,24 @@ describe("wrapOpenAI", () => {
     expectSameCost(sdkStream, await viaGateway(gatewayOpenAI.images.generate(streamed)));
   });
 
+  it("audio transcriptions, whole and streamed, as the gateway records them", async () => {
+    const file = new File([new Uint8Array([0x52, 0x49, 0x46, 0x46, 0xff])], "a.wav", { type: "audio/wav" });
+    const params = { model: "gpt-4o-mini-transcribe", file };
+    expect(await openai.audio.transcriptions.create(params)).toEqual(
+      await plainOpenAI.audio.transcriptions.create(params),
+    );
+    const sdk = await lastStored();
+    expect(sdk).toMatchObject({
+      api: "openai.transcriptions",
+      input_audio_tokens: 16,
+      cost_nanousd: 88_000n,
+    });
+    expectSameCost(sdk, await viaGateway(gatewayOpenAI.audio.transcriptions.create(params)));
+    const streamed = { ...params, stream: true as const };
+    await collect(await openai.audio.transcriptions.create(streamed));
+    expectSameCost(await lastStored(), await viaGateway(gatewayOpenAI.audio.transcriptions.create(streamed)));
+  });
+
   it("withResponse() and asResponse() work unchanged and still record once", async () => {
     const params = { model: "gpt-4.1-nano", messages };
     const before = sent.length;

@@ -57,6 +57,17 @@ export function imageFixture(name: string): string {
   return readFileSync(new URL(`../../core/test/fixtures/openai-images/${name}`, import.meta.url), "utf8");
 }
 
+/** Audio transcription replies (packages/core/test/fixtures/openai-audio: real captured usage objects). */
+export const AUDIO_FX = {
+  "gpt-4o-mini-transcribe": "transcription.gpt-4o-mini-transcribe.json",
+  "whisper-1": "transcription.whisper-1.json",
+  stream: "transcription.stream.gpt-4o-mini-transcribe.sse",
+} as const;
+
+export function audioFixture(name: string): string {
+  return readFileSync(new URL(`../../core/test/fixtures/openai-audio/${name}`, import.meta.url), "utf8");
+}
+
 /** The text fields of a multipart form (undici's parser: not the gateway's), or null for any other body. */
 async function formFields(
   bytes: Buffer,
@@ -340,6 +351,28 @@ export function normalReply(
     const { usage: _, ...dallE } = JSON.parse(imageFixture(rel)) as Record<string, unknown>;
     const text = String(model).startsWith("dall-e") ? JSON.stringify(dallE) : imageFixture(rel);
     return { contentType: "application/json", text, stream: false, fixture: rel };
+  }
+  if (p === "/v1/audio/transcriptions") {
+    if (stream) {
+      const text = audioFixture(AUDIO_FX.stream);
+      return {
+        contentType: "text/event-stream; charset=utf-8",
+        text,
+        stream: true,
+        fixture: AUDIO_FX.stream,
+      };
+    }
+    const rel = model === "whisper-1" ? AUDIO_FX["whisper-1"] : AUDIO_FX["gpt-4o-mini-transcribe"];
+    const reply = JSON.parse(audioFixture(rel)) as { text: string };
+    // The text formats answer the transcript alone, without usage.
+    if (body?.response_format === "text")
+      return {
+        contentType: "text/plain; charset=utf-8",
+        text: `${reply.text}\n`,
+        stream: false,
+        fixture: rel,
+      };
+    return { contentType: "application/json", text: audioFixture(rel), stream: false, fixture: rel };
   }
   if (p === "/v1/completions") {
     const includeUsage =
@@ -687,7 +720,7 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
       });
     }
     if (!reply.stream) {
-      if (!broken) return send(200, reply.text);
+      if (!broken) return send(200, reply.text, { "content-type": reply.contentType });
       const buf = Buffer.from(reply.text);
       res.writeHead(200, {
         "content-type": reply.contentType,

@@ -56,6 +56,7 @@ export function worstCaseUsage(
     return { usage, maxOutput: 0, outputFrom: "request" };
   }
   if (api === "openai.images") return imagesWorstCase(body);
+  if (api === "openai.transcriptions") return transcriptionWorstCase(body, contextWindow);
   const media = { bytes: 0, images: 0 };
   // Walking the body costs; a body whose text never says "image" has no image part to find (every kind of
   // image part says it: image_url, input_image, type "image", an inline part's "image/…" MIME type).
@@ -128,6 +129,24 @@ function imagesWorstCase(body: Record<string, unknown> | null): WorstCase {
     IMAGE_TEXT_OUTPUT_TOKENS;
   usage.output_tokens = n * perImage;
   return { usage, maxOutput: perImage, outputFrom: "request" };
+}
+
+/**
+ * An audio transcription (its multipart body parsed into its fields): its audio's length is not known
+ * before it is heard, but input and output together fit the model's context window, so each is held at
+ * the whole window (else DEFAULT_MAX_OUTPUT_TOKENS): the audio at its input rate, the text out at the
+ * output rate; plus the prompt's most UTF-8 bytes.
+ */
+function transcriptionWorstCase(
+  body: Record<string, unknown> | null,
+  contextWindow: number | null,
+): WorstCase {
+  const usage = emptyUsage();
+  const window = contextWindow ?? DEFAULT_MAX_OUTPUT_TOKENS;
+  usage.input_uncached_tokens = typeof body?.prompt === "string" ? body.prompt.length * 3 : 0;
+  usage.input_audio_tokens = window;
+  usage.output_tokens = window;
+  return { usage, maxOutput: window, outputFrom: contextWindow ? "context_window" : "default" };
 }
 
 /** The most searches held for one request: a larger cap (max_uses: 1e9) is held at this many. */
@@ -274,9 +293,11 @@ export function worstCaseCost(
     if (rate && (!output || compareDecimal(rate, output) > 0)) output = rate;
   }
   const imageIn = r.input_image_mtok ? rateAt(r.input_image_mtok, tokens) : dearest;
+  const audioIn = r.input_audio_mtok ? rateAt(r.input_audio_mtok, tokens) : dearest;
   const lines = [
     line(tokens, dearest, 1000n),
     line(usage.image_tokens, imageIn, 1000n),
+    line(usage.input_audio_tokens, audioIn, 1000n),
     line(usage.output_tokens, output, 1000n),
     line(1, r.requests_kcount ? rateAt(r.requests_kcount, tokens) : null, 1_000_000n),
   ];

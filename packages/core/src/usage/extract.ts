@@ -36,6 +36,8 @@ const SHAPES: Record<Api, BodyShape> = {
   "openai.realtime": { usage: (body) => body.usage, model: (body) => body.model, id: (body) => body.id },
   // An Images API body (and its stream's completed event) names no model: the request's is used.
   "openai.images": { usage: (body) => body.usage, model: (body) => body.model },
+  // A transcription (and its stream's transcript.text.done) names no model either.
+  "openai.transcriptions": { usage: (body) => body.usage, model: () => null },
   "anthropic.messages": {
     usage: (body) => body.usage,
     model: (body) => body.model,

@@ -31,6 +31,7 @@ export {
   normalizeOpenAIImages,
   normalizeOpenAIRealtime,
   normalizeOpenAIResponses,
+  normalizeOpenAITranscription,
 } from "./openai.js";
 export {
   applyRealtimeSettings,

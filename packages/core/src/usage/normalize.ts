@@ -8,6 +8,7 @@ import {
   normalizeOpenAIImages,
   normalizeOpenAIRealtime,
   normalizeOpenAIResponses,
+  normalizeOpenAITranscription,
 } from "./openai.js";
 import type { Api, NormalizedUsage } from "./types.js";
 
@@ -19,6 +20,7 @@ const NORMALIZERS: Record<Api, (usageRaw: unknown) => NormalizedUsage> = {
   "openai.embeddings": normalizeOpenAIEmbeddings,
   "openai.realtime": normalizeOpenAIRealtime,
   "openai.images": normalizeOpenAIImages,
+  "openai.transcriptions": normalizeOpenAITranscription,
   "anthropic.messages": normalizeAnthropicMessages,
   "google.generate_content": normalizeGoogleGenerateContent,
   "bedrock.converse": normalizeBedrockConverse,

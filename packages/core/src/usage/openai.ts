@@ -1,3 +1,4 @@
+import { UsageError } from "./errors.js";
 import { checkSubset, count, optionalObject, requiredCount, requireObject } from "./read.js";
 import { emptyUsage, type NormalizedUsage } from "./types.js";
 
@@ -137,6 +138,19 @@ export function normalizeOpenAIImages(raw: unknown): NormalizedUsage {
   out.output_tokens = output;
   out.output_image_tokens = imageOut;
   return out;
+}
+
+/**
+ * An audio transcription's usage (`/v1/audio/transcriptions`, its stream's `transcript.text.done`, a
+ * Realtime session's input transcription): `type: "tokens"` in the Realtime shape (input split into text
+ * and audio). whisper-1 reports `type: "duration"`, seconds, which no token price covers: refused, so the
+ * call is recorded with its cost unknown.
+ */
+export function normalizeOpenAITranscription(raw: unknown): NormalizedUsage {
+  const usage = requireObject(raw, "");
+  if (usage.type !== undefined && usage.type !== "tokens")
+    throw new UsageError("type", `${JSON.stringify(usage.type)} usage (seconds of audio) has no token price`);
+  return normalizeOpenAIRealtime(usage);
 }
 
 /** Embeddings bill input only; `total_tokens` equals `prompt_tokens`. */

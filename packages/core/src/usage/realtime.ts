@@ -47,7 +47,7 @@ export function realtimeTranscriptionUsage(event: Record<string, unknown>): Extr
   const usage = event.usage as { type?: unknown } | undefined;
   if (usage?.type !== "tokens") return null;
   try {
-    return { model: null, usage: normalizeUsage("openai.realtime", usage), usage_raw: usage };
+    return { model: null, usage: normalizeUsage("openai.transcriptions", usage), usage_raw: usage };
   } catch {
     return null;
   }

@@ -56,8 +56,9 @@ function usageExtractor(api: Api): UsageOnly {
       // events have usage: null.
       return snapshotReader(api, (ev) => ev.response);
     case "openai.images":
-      // The completed event (`image_generation.completed`, `image_edit.completed`) carries the usage;
-      // the partial images before it have none.
+    case "openai.transcriptions":
+      // The completed event (`image_generation.completed`, `image_edit.completed`,
+      // `transcript.text.done`) carries the usage; the partial images and text deltas before it have none.
       return snapshotReader(api);
     case "google.generate_content":
       // Every chunk repeats a cumulative usageMetadata: the last one is the total, never sum them.
@@ -160,6 +161,7 @@ const END_MARKERS = [
   '"response.failed"',
   '"image_generation.completed"',
   '"image_edit.completed"',
+  '"transcript.text.done"',
 ];
 
 /**

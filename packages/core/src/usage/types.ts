@@ -116,6 +116,7 @@ export const APIS = [
   "openai.completions",
   "openai.realtime",
   "openai.images",
+  "openai.transcriptions",
   "anthropic.messages",
   "google.generate_content",
   "bedrock.converse",

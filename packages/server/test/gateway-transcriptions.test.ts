@@ -1,0 +1,113 @@
+// OpenAI audio transcriptions through the gateway, driven by the official `openai` SDK against the local mock
+// upstream (real captured usage objects, packages/core/test/fixtures/openai-audio): priced from their token
+// usage, whole and streamed; whisper-1's seconds and the text formats, which report no token usage, recorded
+// with the cost unknown; budgets held by the model's context window.
+import OpenAI, { toFile } from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  adminRequest,
+  collect,
+  gatewayRecords,
+  recordByEventId,
+  startTestGateway,
+  testCases,
+} from "./helpers.js";
+import { type MockUpstream, startMockUpstream } from "./mock-upstream.js";
+
+let mock: MockUpstream;
+let gw: Awaited<ReturnType<typeof startTestGateway>>;
+let openai: OpenAI;
+
+beforeAll(async () => {
+  mock = await startMockUpstream({ chunkDelayMs: 0 });
+  gw = await startTestGateway(mock.url);
+  openai = new OpenAI({ apiKey: "sk-test-123", baseURL: `${gw.url}/v1`, maxRetries: 0 });
+});
+
+afterAll(async () => {
+  await gw?.stop();
+  await mock?.close();
+});
+
+const { newCase, tagged, upstreamOf } = testCases("tr", () => mock.requests);
+/** A WAV header and bytes that are not UTF-8: the upload must reach the upstream as sent. */
+const AUDIO = Buffer.concat([
+  Buffer.from("RIFF\x24\x00\x00\x00WAVEfmt ", "latin1"),
+  Buffer.from([0xff, 0x00, 0x80]),
+]);
+const file = () => toFile(AUDIO, "hello.wav", { type: "audio/wav" });
+
+describe("gateway: OpenAI audio transcriptions", () => {
+  it("gpt-4o-mini-transcribe: the SDK gets the reply; audio in and text out each at its rate", async () => {
+    const id = newCase();
+    const { data, response } = await openai.audio.transcriptions
+      .create({ model: "gpt-4o-mini-transcribe", file: await file() }, tagged(id))
+      .withResponse();
+    expect(data.text).toBe("Hello from the Gateway Probe.");
+    expect(upstreamOf(id)[0]!.bytes.indexOf(AUDIO)).toBeGreaterThan(0);
+    // 16 audio tokens × $3 + 8 out × $5 per million = 88 micro-USD.
+    expect(response.headers.get("x-tollgate-cost-usd")).toBe("0.000088");
+    const rec = await recordByEventId(gw.runtime, response.headers.get("x-tollgate-event-id"));
+    expect(rec).toMatchObject({
+      kind: "llm",
+      api: "openai.transcriptions",
+      model: "gpt-4o-mini-transcribe",
+      input_audio_tokens: 16,
+      input_uncached_tokens: 0,
+      output_tokens: 8,
+      cost_nanousd: 88_000n,
+    });
+  });
+
+  it("streamed: every event reaches the SDK; the usage of transcript.text.done is recorded", async () => {
+    const stream = await openai.audio.transcriptions.create({
+      model: "gpt-4o-mini-transcribe",
+      file: await file(),
+      stream: true,
+    });
+    const events = await collect(stream);
+    expect(events.map((e) => e.type)).toEqual([
+      "transcript.text.delta",
+      "transcript.text.delta",
+      "transcript.text.done",
+    ]);
+    const rec = (await gatewayRecords(gw.runtime)).find((r) => r.api === "openai.transcriptions" && r.stream);
+    expect(rec).toMatchObject({ status: "ok", cost_source: "computed", cost_nanousd: 88_000n });
+  });
+
+  it("whisper-1 (seconds) and the text format (no usage): ok calls recorded with the cost unknown, never $0", async () => {
+    const whisper = await openai.audio.transcriptions
+      .create({ model: "whisper-1", file: await file() })
+      .withResponse();
+    expect(whisper.data.text).toBe("Hello world");
+    expect(whisper.response.headers.get("x-tollgate-cost-usd")).toBe("unknown");
+    const text = await openai.audio.transcriptions
+      .create({ model: "gpt-4o-mini-transcribe", file: await file(), response_format: "text" })
+      .withResponse();
+    expect(text.data).toBe("Hello from the Gateway Probe.\n");
+    for (const r of [whisper.response, text.response])
+      expect(await recordByEventId(gw.runtime, r.headers.get("x-tollgate-event-id"))).toMatchObject({
+        status: "ok",
+        error_type: "usage_unreadable",
+        priced: false,
+      });
+  });
+
+  it("a budget holds the model's context window of audio in and text out: a call that could pass it is refused", async () => {
+    const user = `tr-user-${newCase()}`;
+    // gpt-4o-mini-transcribe: 16,000 × $3 + 16,000 × $5 per million = $0.128 held.
+    await adminRequest(gw, "POST", "/api/budgets", {
+      id: `tr-cap-${user}`,
+      scope: { user_id: user },
+      window: "day",
+      limit_usd: "0.10",
+    });
+    const id = newCase();
+    const call = openai.audio.transcriptions.create(
+      { model: "gpt-4o-mini-transcribe", file: await file() },
+      tagged(id, { "x-tollgate-user-id": user }),
+    );
+    await expect(call).rejects.toMatchObject({ status: 429, code: "budget_exceeded" });
+    expect(upstreamOf(id)).toHaveLength(0);
+  });
+});

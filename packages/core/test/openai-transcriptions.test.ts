@@ -62,4 +62,12 @@ describe("OpenAI audio transcription usage", () => {
       128_037_500n,
     );
   });
+
+  it("whisper-1, priced by the minute, has no rate for the audio a budget holds: its worst case is unpriced", () => {
+    const wc = worstCaseUsage("openai.transcriptions", { model: "whisper-1" }, { byteLength: 1_000 }, null);
+    expect(worstCaseCost(engine, "openai", "whisper-1", wc.usage, AT)).toEqual({
+      priced: false,
+      total_nanousd: 0n,
+    });
+  });
 });

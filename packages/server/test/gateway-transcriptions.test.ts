@@ -110,4 +110,22 @@ describe("gateway: OpenAI audio transcriptions", () => {
     await expect(call).rejects.toMatchObject({ status: 429, code: "budget_exceeded" });
     expect(upstreamOf(id)).toHaveLength(0);
   });
+
+  it("whisper-1 (billed by the minute, not by token) is unpriced: a budget with unpriced=block refuses it", async () => {
+    const user = `tr-user-${newCase()}`;
+    await adminRequest(gw, "POST", "/api/budgets", {
+      id: `tr-strict-${user}`,
+      scope: { user_id: user },
+      window: "day",
+      limit_usd: "10",
+      unpriced: "block",
+    });
+    const id = newCase();
+    const call = openai.audio.transcriptions.create(
+      { model: "whisper-1", file: await file() },
+      tagged(id, { "x-tollgate-user-id": user }),
+    );
+    await expect(call).rejects.toMatchObject({ status: 403, code: "model_unpriced" });
+    expect(upstreamOf(id)).toHaveLength(0);
+  });
 });

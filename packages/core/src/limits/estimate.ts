@@ -294,6 +294,9 @@ export function worstCaseCost(
   }
   const imageIn = r.input_image_mtok ? rateAt(r.input_image_mtok, tokens) : dearest;
   const audioIn = r.input_audio_mtok ? rateAt(r.input_audio_mtok, tokens) : dearest;
+  // Audio held that no token rate of the model prices (whisper-1 is billed by the minute, and its calls are
+  // recorded with the cost unknown): not a $0 worst case, an unpriced one, which `unpriced: block` refuses.
+  if (usage.input_audio_tokens > 0 && !audioIn) return { priced: false, total_nanousd: 0n };
   const lines = [
     line(tokens, dearest, 1000n),
     line(usage.image_tokens, imageIn, 1000n),

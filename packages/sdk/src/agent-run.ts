@@ -62,7 +62,7 @@ export interface LlmCallOptions {
 
 let defaultEngine: PricingEngine | null = null;
 /** One built-in engine for all runs that bring none (its price index is built once). */
-function builtinEngine(): PricingEngine {
+export function builtinEngine(): PricingEngine {
   defaultEngine ??= new PricingEngine();
   return defaultEngine;
 }

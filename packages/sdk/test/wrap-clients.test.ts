@@ -414,6 +414,26 @@ describe("wrapOpenAI", () => {
     expectSameCost(await lastStored(), await viaGateway(gatewayOpenAI.audio.transcriptions.create(streamed)));
   });
 
+  it("a transcription stream cut off is estimated as the gateway estimates it: at its worst case", async () => {
+    const file = new File([new Uint8Array(200_000)], "a.wav", { type: "audio/wav" });
+    const params = { model: "gpt-4o-mini-transcribe", file, stream: true as const };
+    const cut = { headers: { "x-mock-scenario": "reset-mid-stream" } };
+    await expect(collect(await openai.audio.transcriptions.create(params, cut))).rejects.toThrow();
+    const sdk = await lastStored();
+    await expect(collect(await gatewayOpenAI.audio.transcriptions.create(params, cut))).rejects.toThrow();
+    const gateway = (await gatewayRecords(gw.runtime)).findLast(
+      (r) => r.api === "openai.transcriptions" && r.cost_source === "estimated",
+    )!;
+    // The context window of audio in and of text out: $0.128, as a budget held it.
+    expect(sdk).toMatchObject({
+      input_audio_tokens: 16_000,
+      output_tokens: 16_000,
+      cost_nanousd: 128_000_000n,
+    });
+    for (const f of USAGE_FIELDS) expect(sdk[f], f).toBe(gateway[f]);
+    expect(sdk.cost_nanousd).toBe(gateway.cost_nanousd);
+  });
+
   it("withResponse() and asResponse() work unchanged and still record once", async () => {
     const params = { model: "gpt-4.1-nano", messages };
     const before = sent.length;

@@ -128,4 +128,42 @@ describe("gateway: OpenAI audio transcriptions", () => {
     await expect(call).rejects.toMatchObject({ status: 403, code: "model_unpriced" });
     expect(upstreamOf(id)).toHaveLength(0);
   });
+
+  it("a stream cut off before transcript.text.done is estimated at its worst case, not its upload's bytes as text", async () => {
+    const id = newCase();
+    // A minute of 16 kHz 16-bit mono audio: ~1.9 MB, some 600 audio tokens.
+    const minute = toFile(Buffer.alloc(1_920_000, 1), "minute.wav", { type: "audio/wav" });
+    const stream = await openai.audio.transcriptions.create(
+      { model: "gpt-4o-mini-transcribe", file: await minute, stream: true },
+      tagged(id, { "x-mock-scenario": "reset-mid-stream" }),
+    );
+    await expect(collect(stream)).rejects.toThrow();
+    const rec = (await gatewayRecords(gw.runtime)).find(
+      (r) => r.api === "openai.transcriptions" && r.cost_source === "estimated",
+    );
+    // As a budget held it: the context window of audio in and of text out, $0.128 (not 480,000 text tokens).
+    expect(rec).toMatchObject({
+      status: "error",
+      error_type: "upstream_stream_broken",
+      input_uncached_tokens: 0,
+      input_audio_tokens: 16_000,
+      output_tokens: 16_000,
+      cost_nanousd: 128_000_000n,
+    });
+    // A whole reply broken off likewise.
+    const whole = openai.audio.transcriptions.create(
+      { model: "gpt-4o-mini-transcribe", file: await minute },
+      tagged(newCase(), { "x-mock-scenario": "reset-mid-stream" }),
+    );
+    await expect(whole).rejects.toThrow();
+    const recs = (await gatewayRecords(gw.runtime)).filter(
+      (r) => r.api === "openai.transcriptions" && r.cost_source === "estimated" && !r.stream,
+    );
+    expect(recs).toHaveLength(1);
+    expect(recs[0]).toMatchObject({
+      input_uncached_tokens: 0,
+      input_audio_tokens: 16_000,
+      output_tokens: 16_000,
+    });
+  });
 });

@@ -9,8 +9,10 @@ export interface CutShortStream {
   requestBytes: number;
   events: number;
   toolCalls?: ToolCalls;
-  /** The request's fields (an image request's are what its estimate is made of). */
+  /** The request's fields (an image request's or a transcription's are what its estimate is made of). */
   request?: Record<string, unknown> | null;
+  /** The model's context window, where known: a transcription's worst case holds it (as a budget did). */
+  contextWindow?: number | null;
 }
 
 /**
@@ -20,8 +22,9 @@ export interface CutShortStream {
  * report is the final one: the others send usage at the end, or all of it so far in every chunk (Gemini).
  * Without a report: input estimated from the request size (~4 bytes per token),
  * output from the events received (OpenAI-style streams carry about one token per event); an image stream
- * (whose events are partial images, and whose usage comes only at its end) at its request's worst case, as
- * a budget held it. Such records are stored with cost_source "estimated".
+ * (whose events are partial images, and whose usage comes only at its end) and a transcription (whose
+ * request is mostly audio bytes, not text) at its request's worst case, as a budget held it. Such records
+ * are stored with cost_source "estimated".
  */
 export function estimateCutShortUsage(partial: ExtractedUsage | null, s: CutShortStream): ExtractedUsage {
   if (partial) {
@@ -31,8 +34,8 @@ export function estimateCutShortUsage(partial: ExtractedUsage | null, s: CutShor
     return { ...partial, usage };
   }
   const usage =
-    s.api === "openai.images"
-      ? worstCaseUsage(s.api, s.request ?? null, { byteLength: 0 }, null).usage
+    s.api === "openai.images" || s.api === "openai.transcriptions"
+      ? worstCaseUsage(s.api, s.request ?? null, { byteLength: 0 }, s.contextWindow ?? null).usage
       : { ...emptyUsage(), input_uncached_tokens: Math.ceil(s.requestBytes / 4), output_tokens: s.events };
   if (s.toolCalls) atLeast(usage, s.toolCalls);
   return {

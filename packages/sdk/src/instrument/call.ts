@@ -13,7 +13,7 @@ import {
   type ToolCalls,
   uuidv7,
 } from "@tollgate/core";
-import { type AgentRun, agentRunOfCall } from "../agent-run.js";
+import { type AgentRun, agentRunOfCall, builtinEngine } from "../agent-run.js";
 import { childSpan, currentScope } from "../context.js";
 import { namedEventId } from "../ids.js";
 
@@ -154,13 +154,16 @@ export class TrackedCall {
     requestId: string | null,
     toolCalls?: ToolCalls,
   ): void {
+    const model = this.#model();
     const usage = estimateCutShortUsage(partial, {
       api: this.spec.api,
-      model: this.#model(),
+      model,
       requestBytes: JSON.stringify(this.body).length,
       events: this.#events,
       toolCalls,
       request: this.body,
+      // A transcription's estimate is its worst case, by the model's context window (as the gateway's).
+      contextWindow: model === null ? null : builtinEngine().contextWindow(this.spec.provider, model),
     });
     this.finish({ usage, httpStatus, requestId, errorType, estimated: true });
   }

@@ -428,7 +428,7 @@ export class Gateway {
           status: "error",
           http_status: up.statusCode,
           error_type: "gateway_error",
-          ...unseenUsage(call, up.statusCode),
+          ...unseenUsage(this.deps.engine, call, up.statusCode),
         });
         throw GatewayError.internal(e).withRecord(rec);
       }
@@ -485,7 +485,7 @@ export class Gateway {
         status: "error",
         http_status: null,
         error_type: timeout ? "timeout" : "connection_error",
-        ...(reached ? unseenUsage(call, null) : {}),
+        ...(reached ? unseenUsage(this.deps.engine, call, null) : {}),
       });
       if (attempt <= retries) return "retry";
       // Connecting (or the egress proxy's tunnel) timed out: a request undici had not started. One still
@@ -506,7 +506,7 @@ export class Gateway {
       status: "error",
       http_status: httpStatus,
       error_type: "client_disconnected",
-      ...unseenUsage(call, httpStatus),
+      ...unseenUsage(this.deps.engine, call, httpStatus),
     });
     this.#observe(call.route, call, CLIENT_CLOSED_REQUEST);
   }
@@ -527,7 +527,7 @@ export class Gateway {
       http_status: httpStatus,
       error_type:
         e instanceof ReplyTooLarge ? "reply_too_large" : isTimeout(e) ? "timeout" : "connection_error",
-      ...unseenUsage(call, httpStatus),
+      ...unseenUsage(this.deps.engine, call, httpStatus),
     });
     throw upstreamFailure(e, call.timeoutMs, "body").withRecord(rec);
   }
@@ -905,7 +905,11 @@ export class Gateway {
         : cutOff
           ? "upstream_stream_broken"
           : cutShortReason(clientGone, failure),
-      usage: pollRecords ? null : whole ? usage : estimateUsage(call, usage, events, extractor.toolCalls()),
+      usage: pollRecords
+        ? null
+        : whole
+          ? usage
+          : estimateUsage(this.deps.engine, call, usage, events, extractor.toolCalls()),
       estimated: !whole && !pollRecords,
       event_id: eventId,
       ttft_ms: firstByte === null ? null : firstByte - attemptStart,
@@ -1292,20 +1296,27 @@ function isHttpStatus(status: number): boolean {
  * call answered (or still to be answered, `httpStatus` null) is billed by its provider, so its input is
  * estimated from the request; an error answer is not billed, nor is a pass-through call priced.
  */
-function unseenUsage(call: Call, httpStatus: number | null): Pick<Outcome, "usage" | "estimated"> {
+function unseenUsage(
+  engine: PricingEngine,
+  call: Call,
+  httpStatus: number | null,
+): Pick<Outcome, "usage" | "estimated"> {
   const billable = call.route.api !== null && (httpStatus === null || httpStatus < 300);
-  return { usage: billable ? estimateUsage(call, null, 0) : null, estimated: billable };
+  return { usage: billable ? estimateUsage(engine, call, null, 0) : null, estimated: billable };
 }
 
 /** Usage of a stream cut short: what the provider reported so far and the stream showed, else an estimate. */
 function estimateUsage(
+  engine: PricingEngine,
   call: Call,
   partial: ExtractedUsage | null,
   events: number,
   toolCalls?: ToolCalls,
 ): ExtractedUsage {
   const stream = { api: call.route.api, model: call.model, requestBytes: call.body.length, events };
-  return estimateCutShortUsage(partial, { ...stream, toolCalls, request: call.parsed });
+  // A transcription's estimate is its worst case, as a budget held it: by the model's context window.
+  const contextWindow = call.model === null ? null : engine.contextWindow(call.provider, call.model);
+  return estimateCutShortUsage(partial, { ...stream, toolCalls, request: call.parsed, contextWindow });
 }
 
 /** When a request came in and whether it streams: what /metrics labels every answered request with. */

@@ -111,6 +111,26 @@ describe("gateway: OpenAI audio transcriptions", () => {
     expect(upstreamOf(id)).toHaveLength(0);
   });
 
+  it("a call answered without usage (response_format text) counts its held worst case: its cost is unknown, not $0", async () => {
+    const user = `tr-user-${newCase()}`;
+    // $0.128 held per call: one fits under $0.20, and then, its cost unknown, it counts as held.
+    await adminRequest(gw, "POST", "/api/budgets", {
+      id: `tr-text-${user}`,
+      scope: { user_id: user },
+      window: "day",
+      limit_usd: "0.20",
+    });
+    const id = newCase();
+    const call = async () =>
+      openai.audio.transcriptions.create(
+        { model: "gpt-4o-mini-transcribe", file: await file(), response_format: "text" },
+        tagged(id, { "x-tollgate-user-id": user }),
+      );
+    expect(await call()).toBe("Hello from the Gateway Probe.\n");
+    await expect(call()).rejects.toMatchObject({ status: 429, code: "budget_exceeded" });
+    expect(upstreamOf(id)).toHaveLength(1);
+  });
+
   it("whisper-1 (billed by the minute, not by token) is unpriced: a budget with unpriced=block refuses it", async () => {
     const user = `tr-user-${newCase()}`;
     await adminRequest(gw, "POST", "/api/budgets", {

@@ -24,6 +24,7 @@ import {
   INPUT_LIMITS,
   isFinished,
   isPending,
+  PRICE_REF_NO_USAGE,
   type PriceResult,
   type PricingEngine,
   pollOutcomeOf,
@@ -671,7 +672,8 @@ export class Gateway {
     // settled first, so a ceiling this call crosses already stops that one.
     if (ticket?.run && !submitted)
       await this.deps.guard.settle(ticket, {
-        cost: price?.cost.total_nanousd ?? 0n,
+        // Answered without usage it can read (a transcription as text): its cost is unknown, not $0.
+        cost: ok && call.route.api && !usage ? null : (price?.cost.total_nanousd ?? 0n),
         tokens: usage ? totalTokens(usage.usage) : 0,
         toolCalls,
         eventId,
@@ -982,7 +984,11 @@ export class Gateway {
     const u = recorded?.record ?? usage;
     if (ticket && !o.keepTicket)
       ticket.settling = this.deps.guard.settle(ticket, {
-        cost: recorded?.record.cost_nanousd ?? o.price?.cost.total_nanousd ?? null,
+        cost: recorded
+          ? costKnown(recorded.record)
+            ? recorded.record.cost_nanousd
+            : null
+          : (o.price?.cost.total_nanousd ?? null),
         tokens: u ? totalTokens(u) : 0,
         toolCalls: o.toolCalls ?? 0,
         eventId: recorded?.record.event_id ?? null,
@@ -1264,6 +1270,14 @@ function ownerOfRecord(rec: CallRecord): Owner {
   if (rec.tags.length) attribution.tags = rec.tags;
   if (Object.keys(rec.metadata).length) attribution.metadata = rec.metadata;
   return { workspaceId: rec.workspace_id, attribution, keyId: rec.key_id };
+}
+
+/**
+ * Whether a record's cost is its call's: not for a model call answered without usage (a transcription as
+ * text, srt or vtt), recorded $0 with the cost unknown, which its budgets count at the worst case they held.
+ */
+function costKnown(rec: CallRecord): boolean {
+  return !(rec.status === "ok" && rec.price_ref === PRICE_REF_NO_USAGE);
 }
 
 /** The model a call is recorded (and priced) as: the provider's answer, else what was asked for. */

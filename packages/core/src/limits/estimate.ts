@@ -64,7 +64,7 @@ export function worstCaseUsage(
   if (body && mayHaveImages) scanMedia(body, media, 0);
   usage.input_uncached_tokens = Math.max(0, bodyBytes - media.bytes) + media.images * IMAGE_ALLOWANCE_TOKENS;
 
-  const choices = typeof body?.n === "number" && Number.isInteger(body.n) && body.n > 1 ? body.n : 1;
+  const choices = choicesOf(body);
   const requested = api ? requestedOutput(api, body) : null;
   let maxOutput: number;
   let outputFrom: WorstCase["outputFrom"];
@@ -107,18 +107,15 @@ const MAX_IMAGES = 10;
  */
 function imagesWorstCase(body: Record<string, unknown> | null): WorstCase {
   const usage = emptyUsage();
-  // A UTF-16 unit is at most 3 UTF-8 bytes, and a token at least one byte.
-  const prompt = typeof body?.prompt === "string" ? body.prompt.length * 3 : 0;
   const inputImages = ["image", "image[]", "images", "mask"]
     .map((k) => body?.[k])
     .reduce<number>(
       (sum, v) => sum + (Array.isArray(v) ? v.length : v === undefined || v === null ? 0 : 1),
       0,
     );
-  usage.input_uncached_tokens = prompt;
+  usage.input_uncached_tokens = promptTokensAtMost(body);
   usage.image_tokens = inputImages * INPUT_IMAGE_TOKENS;
-  const n =
-    typeof body?.n === "number" && Number.isInteger(body.n) && body.n > 1 ? Math.min(body.n, MAX_IMAGES) : 1;
+  const n = Math.min(choicesOf(body), MAX_IMAGES);
   const partials =
     typeof body?.partial_images === "number" && body.partial_images > 0 ? body.partial_images : 0;
   const size = typeof body?.size === "string" ? /^(\d{1,5})x(\d{1,5})$/.exec(body.size) : null;
@@ -143,10 +140,20 @@ function transcriptionWorstCase(
 ): WorstCase {
   const usage = emptyUsage();
   const window = contextWindow ?? DEFAULT_MAX_OUTPUT_TOKENS;
-  usage.input_uncached_tokens = typeof body?.prompt === "string" ? body.prompt.length * 3 : 0;
+  usage.input_uncached_tokens = promptTokensAtMost(body);
   usage.input_audio_tokens = window;
   usage.output_tokens = window;
   return { usage, maxOutput: window, outputFrom: contextWindow ? "context_window" : "default" };
+}
+
+/** How many answers (images) a request asks for: its `n`, else one. */
+function choicesOf(body: Record<string, unknown> | null): number {
+  return typeof body?.n === "number" && Number.isInteger(body.n) && body.n > 1 ? body.n : 1;
+}
+
+/** The most tokens a request's `prompt` field can be: a UTF-16 unit is at most 3 UTF-8 bytes, a token at least one. */
+function promptTokensAtMost(body: Record<string, unknown> | null): number {
+  return typeof body?.prompt === "string" ? body.prompt.length * 3 : 0;
 }
 
 /** The most searches held for one request: a larger cap (max_uses: 1e9) is held at this many. */

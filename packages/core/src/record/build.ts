@@ -90,26 +90,19 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
       field: "reasoning_tokens",
       reason: "must not exceed output_tokens (reasoning is a subset of output)",
     });
-  if (usage.output_audio_tokens > usage.output_tokens)
-    errors.push({ field: "output_audio_tokens", reason: "must not exceed output_tokens" });
-  else if (
-    usage.reasoning_tokens <= usage.output_tokens &&
-    usage.reasoning_tokens + usage.output_audio_tokens > usage.output_tokens
-  )
-    errors.push({
-      field: "output_audio_tokens",
-      reason:
-        "reasoning_tokens + output_audio_tokens must not exceed output_tokens (both are parts of output)",
-    });
-  const otherParts = usage.reasoning_tokens + usage.output_audio_tokens;
-  if (usage.output_image_tokens > usage.output_tokens)
-    errors.push({ field: "output_image_tokens", reason: "must not exceed output_tokens" });
-  else if (otherParts <= usage.output_tokens && otherParts + usage.output_image_tokens > usage.output_tokens)
-    errors.push({
-      field: "output_image_tokens",
-      reason:
-        "reasoning_tokens + output_audio_tokens + output_image_tokens must not exceed output_tokens (all are parts of output)",
-    });
+  // Audio and image output are parts of output, as reasoning is: each alone, and with the parts before it.
+  let parts = usage.reasoning_tokens;
+  const named = ["reasoning_tokens"];
+  for (const field of ["output_audio_tokens", "output_image_tokens"] as const) {
+    named.push(field);
+    if (usage[field] > usage.output_tokens) errors.push({ field, reason: "must not exceed output_tokens" });
+    else if (parts <= usage.output_tokens && parts + usage[field] > usage.output_tokens)
+      errors.push({
+        field,
+        reason: `${named.join(" + ")} must not exceed output_tokens (${named.length === 2 ? "both" : "all"} are parts of output)`,
+      });
+    parts += usage[field];
+  }
   if (usage.web_search_preview_requests > usage.web_search_requests)
     errors.push({
       field: "web_search_preview_requests",

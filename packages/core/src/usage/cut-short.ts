@@ -11,8 +11,11 @@ export interface CutShortStream {
   toolCalls?: ToolCalls;
   /** The request's fields (an image request's or a transcription's are what its estimate is made of). */
   request?: Record<string, unknown> | null;
-  /** The model's context window, where known: a transcription's worst case holds it (as a budget did). */
-  contextWindow?: number | null;
+  /**
+   * The model's context window, where known: a transcription's worst case holds it (as a budget did).
+   * Looked up only for such an estimate (the SDK's engine is built at its first use).
+   */
+  contextWindow?: () => number | null;
 }
 
 /**
@@ -35,7 +38,7 @@ export function estimateCutShortUsage(partial: ExtractedUsage | null, s: CutShor
   }
   const usage =
     s.api === "openai.images" || s.api === "openai.transcriptions"
-      ? worstCaseUsage(s.api, s.request ?? null, { byteLength: 0 }, s.contextWindow ?? null).usage
+      ? worstCaseUsage(s.api, s.request ?? null, { byteLength: 0 }, s.contextWindow?.() ?? null).usage
       : { ...emptyUsage(), input_uncached_tokens: Math.ceil(s.requestBytes / 4), output_tokens: s.events };
   if (s.toolCalls) atLeast(usage, s.toolCalls);
   return {

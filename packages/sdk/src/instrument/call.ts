@@ -163,7 +163,7 @@ export class TrackedCall {
       toolCalls,
       request: this.body,
       // A transcription's estimate is its worst case, by the model's context window (as the gateway's).
-      contextWindow: model === null ? null : builtinEngine().contextWindow(this.spec.provider, model),
+      contextWindow: () => (model === null ? null : builtinEngine().contextWindow(this.spec.provider, model)),
     });
     this.finish({ usage, httpStatus, requestId, errorType, estimated: true });
   }

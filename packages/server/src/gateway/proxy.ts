@@ -1329,7 +1329,8 @@ function estimateUsage(
 ): ExtractedUsage {
   const stream = { api: call.route.api, model: call.model, requestBytes: call.body.length, events };
   // A transcription's estimate is its worst case, as a budget held it: by the model's context window.
-  const contextWindow = call.model === null ? null : engine.contextWindow(call.provider, call.model);
+  const model = call.model;
+  const contextWindow = () => (model === null ? null : engine.contextWindow(call.provider, model));
   return estimateCutShortUsage(partial, { ...stream, toolCalls, request: call.parsed, contextWindow });
 }
 

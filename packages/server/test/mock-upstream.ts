@@ -299,69 +299,51 @@ export function backgroundDone(text: string): string {
   return JSON.stringify({ ...(JSON.parse(text) as Record<string, unknown>), background: true });
 }
 
+/** A reply of the mock's: its content type, its text, whether it streams, and the fixture it came from. */
+type Reply = { contentType: string; text: string; stream: boolean; fixture: string };
+const SSE_TYPE = "text/event-stream; charset=utf-8";
+const sseReply = (text: string, fixture: string): Reply => ({
+  contentType: SSE_TYPE,
+  text,
+  stream: true,
+  fixture,
+});
+const jsonReply = (text: string, fixture: string): Reply => ({
+  contentType: "application/json",
+  text,
+  stream: false,
+  fixture,
+});
+
 /** The exact reply the mock gives for a request (status 200 path), for tests to compute expectations. */
 export function normalReply(
   path: string,
   body: Record<string, unknown> | null,
   fixtureOverride?: string,
-): { contentType: string; text: string; stream: boolean; fixture: string } | null {
+): Reply | null {
   const p = path.split("?")[0]!;
   const stream = body?.stream === true;
   if (fixtureOverride) {
     const isStream = fixtureOverride.endsWith(".sse") || fixtureOverride.endsWith(".jsonl");
     return isStream
-      ? {
-          contentType: "text/event-stream; charset=utf-8",
-          text: sseText(fixtureOverride),
-          stream: true,
-          fixture: fixtureOverride,
-        }
-      : {
-          contentType: "application/json",
-          text: fixture(fixtureOverride),
-          stream: false,
-          fixture: fixtureOverride,
-        };
+      ? sseReply(sseText(fixtureOverride), fixtureOverride)
+      : jsonReply(fixture(fixtureOverride), fixtureOverride);
   }
   const model = body?.model;
-  const endpoint =
-    p === "/v1/chat/completions"
-      ? "chat"
-      : p === "/v1/responses"
-        ? "responses"
-        : p === "/v1/embeddings"
-          ? "embeddings"
-          : p === "/v1/messages"
-            ? "messages"
-            : null;
   if (p === "/v1/images/generations" || p === "/v1/images/edits") {
     if (stream) {
       // An edit's stream names its events image_edit.* (a generation's image_generation.*).
       const sse = imageFixture(IMAGE_FX.stream);
       const text = p.endsWith("/edits") ? sse.replaceAll("image_generation.", "image_edit.") : sse;
-      return {
-        contentType: "text/event-stream; charset=utf-8",
-        text,
-        stream: true,
-        fixture: IMAGE_FX.stream,
-      };
+      return sseReply(text, IMAGE_FX.stream);
     }
     const rel = model === "gpt-image-1.5" ? IMAGE_FX["gpt-image-1.5"] : IMAGE_FX["gpt-image-1"];
     // A DALL·E reply reports no usage (OpenAI: "for the GPT image models only").
     const { usage: _, ...dallE } = JSON.parse(imageFixture(rel)) as Record<string, unknown>;
-    const text = String(model).startsWith("dall-e") ? JSON.stringify(dallE) : imageFixture(rel);
-    return { contentType: "application/json", text, stream: false, fixture: rel };
+    return jsonReply(String(model).startsWith("dall-e") ? JSON.stringify(dallE) : imageFixture(rel), rel);
   }
   if (p === "/v1/audio/transcriptions") {
-    if (stream) {
-      const text = audioFixture(AUDIO_FX.stream);
-      return {
-        contentType: "text/event-stream; charset=utf-8",
-        text,
-        stream: true,
-        fixture: AUDIO_FX.stream,
-      };
-    }
+    if (stream) return sseReply(audioFixture(AUDIO_FX.stream), AUDIO_FX.stream);
     const rel = model === "whisper-1" ? AUDIO_FX["whisper-1"] : AUDIO_FX["gpt-4o-mini-transcribe"];
     const reply = JSON.parse(audioFixture(rel)) as { text: string };
     // The text formats answer the transcript alone, without usage.
@@ -372,25 +354,35 @@ export function normalReply(
         stream: false,
         fixture: rel,
       };
-    return { contentType: "application/json", text: audioFixture(rel), stream: false, fixture: rel };
+    return jsonReply(audioFixture(rel), rel);
   }
   if (p === "/v1/completions") {
     const includeUsage =
       (body?.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
     const text = legacyCompletion(String(model ?? "gpt-3.5-turbo-instruct"), stream, includeUsage);
-    const contentType = stream ? "text/event-stream; charset=utf-8" : "application/json";
-    return { contentType, text, stream, fixture: "(legacy completion, built)" };
+    const built = "(legacy completion, built)";
+    return stream ? sseReply(text, built) : jsonReply(text, built);
   }
+  const endpoint =
+    p === "/v1/chat/completions"
+      ? "chat"
+      : p === "/v1/responses"
+        ? "responses"
+        : p === "/v1/embeddings"
+          ? "embeddings"
+          : p === "/v1/messages"
+            ? "messages"
+            : null;
   if (!endpoint) return null;
   if (stream && endpoint !== "embeddings") {
     const rel = pickFixture(`${endpoint}:stream`, model);
     let text = sseText(rel);
     const opts = body?.stream_options as { include_usage?: unknown } | undefined;
     if (endpoint === "chat" && opts?.include_usage !== true) text = withoutUsage(text);
-    return { contentType: "text/event-stream; charset=utf-8", text, stream: true, fixture: rel };
+    return sseReply(text, rel);
   }
   const rel = pickFixture(`${endpoint}:body`, model);
-  return { contentType: "application/json", text: fixture(rel), stream: false, fixture: rel };
+  return jsonReply(fixture(rel), rel);
 }
 
 /** The usage of every legacy completion the mock builds. */

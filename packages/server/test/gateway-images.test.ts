@@ -194,6 +194,22 @@ describe("gateway: OpenAI Images API", () => {
     expect(status.json).toMatchObject({ spend_usd: "0.011034" });
   });
 
+  it("an image request over 128 MB is refused 413 in the provider's shape, and nothing goes upstream", async () => {
+    const id = newCase();
+    const res = await fetch(`${gw.url}/v1/images/edits`, {
+      method: "POST",
+      headers: {
+        "content-type": "multipart/form-data; boundary=b",
+        authorization: "Bearer sk-test",
+        "x-test-case": id,
+      },
+      body: Buffer.alloc(129 * 1024 * 1024, 7),
+    });
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as { error: { type: string } }).error.type).toBe("invalid_request_error");
+    expect(upstreamOf(id)).toHaveLength(0);
+  });
+
   it("an edit bigger than other model calls may be (33 MB of images) is still read, priced and sent whole", async () => {
     const id = newCase();
     const big = Buffer.alloc(33 * 1024 * 1024, 7);

@@ -38,6 +38,7 @@ function tokens(
     cache_audio_read_tokens: cachedAudio,
     cache_image_read_tokens: cachedImage,
     output_image_tokens: 0,
+    input_audio_ms: 0,
   };
 }
 

@@ -10,6 +10,15 @@ const line = (category: PricedLine["category"], qty: number, units: bigint, scal
   qty,
   price: { units, scale },
   nanoPerUnit: category === "requests" ? 1_000_000 : 1000,
+  unitDen: 1,
+});
+/** Milliseconds of audio at `units`/10^scale USD an hour (2500/9 nano-USD per ms at $1 an hour). */
+const audioMs = (qty: number, units: bigint, scale: number): PricedLine => ({
+  category: "input_audio",
+  qty,
+  price: { units, scale },
+  nanoPerUnit: 2500,
+  unitDen: 9,
 });
 
 describe("cost breakdown sums", () => {
@@ -24,7 +33,8 @@ describe("cost breakdown sums", () => {
         // Quantities from a token to a billion, prices from exact cents to long fractions and huge units.
         const qty = 1 + int([10, 10_000, 2_000_000, 1_000_000_000][int(4)]!);
         const units = BigInt(int([10, 1000, 100_000][int(3)]!)) * (int(20) === 0 ? 10n ** 10n : 1n);
-        lines.push(line(category, qty, units, int(int(10) === 0 ? 20 : 7)));
+        const scale = int(int(10) === 0 ? 20 : 7);
+        lines.push(int(8) === 0 ? audioMs(qty, units, scale) : line(category, qty, units, scale));
       }
       const fast = costInNumbers(lines);
       if (fast === null) continue;
@@ -47,6 +57,20 @@ describe("cost breakdown sums", () => {
       0n,
     ]);
     expect(fast).toEqual(costInBigInts(halves));
+  });
+
+  it("price milliseconds of audio at an hourly rate exactly, one rounding for the whole call", () => {
+    // whisper-1, $0.36 an hour: 9 s = $0.0009.
+    expect(costInNumbers([audioMs(9_000, 36n, 2)])!.total_nanousd).toBe(900_000n);
+    // $0.111 an hour (not a whole nano-dollar a second): 1 s = 30,833.33… nano-USD, rounded once.
+    const groq = [audioMs(1_000, 111n, 3)];
+    expect(costInNumbers(groq)!.total_nanousd).toBe(30_833n);
+    expect(costInBigInts(groq).total_nanousd).toBe(30_833n);
+    // A third of a nano-dollar each: summed before rounding (0.66… → 1), not rounded per line (0 + 0).
+    const thirds = [audioMs(3, 4n, 4), { ...audioMs(3, 4n, 4), category: "output" as const }];
+    const fast = costInNumbers(thirds)!;
+    expect(fast).toEqual(costInBigInts(thirds));
+    expect(fast.total_nanousd).toBe(1n);
   });
 
   it("refuse what numbers cannot hold exactly, and the BigInt path still sums it", () => {

@@ -50,6 +50,7 @@ function tokens(
     cache_audio_read_tokens,
     cache_image_read_tokens,
     output_image_tokens,
+    input_audio_ms: 0,
   };
 }
 

@@ -119,6 +119,7 @@ describe("normalization rules beyond the fixtures", () => {
       cache_audio_read_tokens: 0,
       cache_image_read_tokens: 0,
       output_image_tokens: 0,
+      input_audio_ms: 0,
     });
   });
 
@@ -234,6 +235,7 @@ describe("normalization rules beyond the fixtures", () => {
       cache_audio_read_tokens: 200,
       cache_image_read_tokens: 0,
       output_image_tokens: 0,
+      input_audio_ms: 0,
     });
   });
 

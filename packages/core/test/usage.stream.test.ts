@@ -93,6 +93,7 @@ describe("createStreamExtractor", () => {
       cache_audio_read_tokens: 0,
       cache_image_read_tokens: 0,
       output_image_tokens: 0,
+      input_audio_ms: 0,
     });
     // usage_raw is the merged object: normalizing it again gives the same usage.
     expect(normalizeUsage("anthropic.messages", result?.usage_raw)).toEqual(result?.usage);

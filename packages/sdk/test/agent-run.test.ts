@@ -75,6 +75,7 @@ describe("agentRun", () => {
           cache_audio_read_tokens: 0,
           cache_image_read_tokens: 0,
           output_image_tokens: 0,
+          input_audio_ms: 0,
         },
         at: Date.now(),
       }).cost.total_nanousd;

@@ -396,7 +396,7 @@ describe("wrapOpenAI", () => {
     expectSameCost(sdkStream, await viaGateway(gatewayOpenAI.images.generate(streamed)));
   });
 
-  it("audio transcriptions, whole and streamed, as the gateway records them", async () => {
+  it("audio transcriptions, whole and streamed, by tokens or by seconds, as the gateway records them", async () => {
     const file = new File([new Uint8Array([0x52, 0x49, 0x46, 0x46, 0xff])], "a.wav", { type: "audio/wav" });
     const params = { model: "gpt-4o-mini-transcribe", file };
     expect(await openai.audio.transcriptions.create(params)).toEqual(
@@ -412,6 +412,12 @@ describe("wrapOpenAI", () => {
     const streamed = { ...params, stream: true as const };
     await collect(await openai.audio.transcriptions.create(streamed));
     expectSameCost(await lastStored(), await viaGateway(gatewayOpenAI.audio.transcriptions.create(streamed)));
+    // whisper-1 reports the audio's seconds: 2 s at $0.36 an hour.
+    const whisper = { model: "whisper-1", file };
+    await openai.audio.transcriptions.create(whisper);
+    const byLength = await lastStored();
+    expect(byLength).toMatchObject({ input_audio_ms: 2_000, priced: true, cost_nanousd: 200_000n });
+    expectSameCost(byLength, await viaGateway(gatewayOpenAI.audio.transcriptions.create(whisper)));
   });
 
   it("a transcription stream cut off is estimated as the gateway estimates it: at its worst case", async () => {

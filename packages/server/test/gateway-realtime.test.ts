@@ -399,7 +399,7 @@ describe("an OpenAI Realtime session through the gateway", () => {
     c.ws.close();
   });
 
-  it("a whisper-1 transcription (usage in seconds) is recorded, its cost unknown rather than $0", async () => {
+  it("a whisper-1 transcription (usage in seconds) is recorded by its audio's length, at $0.36 an hour", async () => {
     const user = `rt-user-${++seq}`;
     const c = await connect({ "x-tollgate-user-id": user }, "intent=transcription");
     c.ws.send(
@@ -410,8 +410,16 @@ describe("an OpenAI Realtime session through the gateway", () => {
     );
     await c.until(() => c.got.text.length === 2, "the transcription");
     const [rec] = await recordsOf(user);
-    expect(rec).toMatchObject({ model: "whisper-1", status: "ok", priced: false, cost_nanousd: 0n });
-    expect(rec!.usage_raw).toBeNull();
+    // The captured event's 2 s: $0.0002.
+    expect(rec).toMatchObject({
+      model: "whisper-1",
+      status: "ok",
+      priced: true,
+      input_audio_ms: 2_000,
+      cost_input_audio_nanousd: 200_000n,
+      cost_nanousd: 200_000n,
+    });
+    expect(rec!.usage_raw).toEqual({ type: "duration", seconds: 2 });
     c.ws.close();
   });
 });

@@ -1,7 +1,7 @@
 // OpenAI audio transcriptions through the gateway, driven by the official `openai` SDK against the local mock
 // upstream (real captured usage objects, packages/core/test/fixtures/openai-audio): priced from their token
-// usage, whole and streamed; whisper-1's seconds and the text formats, which report no token usage, recorded
-// with the cost unknown; budgets held by the model's context window.
+// usage, whole and streamed; whisper-1 by its audio's seconds; the text formats, which report no usage, recorded
+// with the cost unknown; budgets held by the model's context window (whisper-1: the upload's longest play).
 import OpenAI, { toFile } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -75,22 +75,38 @@ describe("gateway: OpenAI audio transcriptions", () => {
     expect(rec).toMatchObject({ status: "ok", cost_source: "computed", cost_nanousd: 88_000n });
   });
 
-  it("whisper-1 (seconds) and the text format (no usage): ok calls recorded with the cost unknown, never $0", async () => {
-    const whisper = await openai.audio.transcriptions
+  it("whisper-1: priced by the seconds of audio its usage reports, at $0.36 an hour", async () => {
+    const { data, response } = await openai.audio.transcriptions
       .create({ model: "whisper-1", file: await file() })
       .withResponse();
-    expect(whisper.data.text).toBe("Hello world");
-    expect(whisper.response.headers.get("x-tollgate-cost-usd")).toBe("unknown");
+    expect(data.text).toBe("Hello world");
+    // 2 s × $0.36 / 3,600 s = $0.0002.
+    expect(response.headers.get("x-tollgate-cost-usd")).toBe("0.0002");
+    expect(await recordByEventId(gw.runtime, response.headers.get("x-tollgate-event-id"))).toMatchObject({
+      status: "ok",
+      error_type: null,
+      priced: true,
+      input_audio_ms: 2_000,
+      input_audio_tokens: 0,
+      cost_input_audio_nanousd: 200_000n,
+      cost_nanousd: 200_000n,
+      usage_raw: { type: "duration", seconds: 2 },
+    });
+  });
+
+  it("the text format (no usage): an ok call recorded with the cost unknown, never $0", async () => {
     const text = await openai.audio.transcriptions
       .create({ model: "gpt-4o-mini-transcribe", file: await file(), response_format: "text" })
       .withResponse();
     expect(text.data).toBe("Hello from the Gateway Probe.\n");
-    for (const r of [whisper.response, text.response])
-      expect(await recordByEventId(gw.runtime, r.headers.get("x-tollgate-event-id"))).toMatchObject({
+    expect(text.response.headers.get("x-tollgate-cost-usd")).toBe("unknown");
+    expect(await recordByEventId(gw.runtime, text.response.headers.get("x-tollgate-event-id"))).toMatchObject(
+      {
         status: "ok",
         error_type: "usage_unreadable",
         priced: false,
-      });
+      },
+    );
   });
 
   it("a budget holds the model's context window of audio in and text out: a call that could pass it is refused", async () => {
@@ -131,22 +147,37 @@ describe("gateway: OpenAI audio transcriptions", () => {
     expect(upstreamOf(id)).toHaveLength(1);
   });
 
-  it("whisper-1 (billed by the minute, not by token) is unpriced: a budget with unpriced=block refuses it", async () => {
+  it("whisper-1 is held at the longest its upload can play (6 kbit/s): a budget that cannot take it refuses it", async () => {
+    // 1.5 MB of audio: up to 2,000 s at 6 kbit/s, $0.20 (and a little more for the form around it).
+    const upload = async () => toFile(Buffer.alloc(1_500_000, 1), "long.mp3", { type: "audio/mpeg" });
     const user = `tr-user-${newCase()}`;
-    await adminRequest(gw, "POST", "/api/budgets", {
-      id: `tr-strict-${user}`,
-      scope: { user_id: user },
-      window: "day",
-      limit_usd: "10",
-      unpriced: "block",
-    });
-    const id = newCase();
+    for (const [id, limit] of [
+      ["small", "0.15"],
+      ["strict", "10"],
+    ])
+      await adminRequest(gw, "POST", "/api/budgets", {
+        id: `tr-${id}-${user}`,
+        scope: { user_id: user, ...(id === "small" ? { feature: "small" } : {}) },
+        window: "day",
+        limit_usd: limit,
+        unpriced: "block",
+      });
+    const refused = newCase();
     const call = openai.audio.transcriptions.create(
-      { model: "whisper-1", file: await file() },
-      tagged(id, { "x-tollgate-user-id": user }),
+      { model: "whisper-1", file: await upload() },
+      tagged(refused, { "x-tollgate-user-id": user, "x-tollgate-feature": "small" }),
     );
-    await expect(call).rejects.toMatchObject({ status: 403, code: "model_unpriced" });
-    expect(upstreamOf(id)).toHaveLength(0);
+    await expect(call).rejects.toMatchObject({ status: 429, code: "budget_exceeded" });
+    expect(upstreamOf(refused)).toHaveLength(0);
+    // Priced, so a budget that blocks unpriced models lets it through, and counts what it cost: 2 s.
+    const passed = newCase();
+    const { response } = await openai.audio.transcriptions
+      .create({ model: "whisper-1", file: await upload() }, tagged(passed, { "x-tollgate-user-id": user }))
+      .withResponse();
+    expect(response.headers.get("x-tollgate-cost-usd")).toBe("0.0002");
+    expect(upstreamOf(passed)).toHaveLength(1);
+    const spend = async () => (await adminRequest(gw, "GET", `/api/budgets/tr-strict-${user}`)).json;
+    await expect.poll(spend).toMatchObject({ spend_nanousd: "200000", reserved_nanousd: "0" });
   });
 
   it("a stream cut off before transcript.text.done is estimated at its worst case, not its upload's bytes as text", async () => {

@@ -16,7 +16,7 @@ it("the migrated events table has exactly the Appender's columns, in its order",
     );
     expect(res.getRowsJS().map((r) => r[0])).toEqual(COLUMNS.map((c) => c.name));
     const versions = await conn.runAndReadAll("SELECT version FROM schema_migrations ORDER BY version");
-    expect(versions.getRowsJS().map((r) => Number(r[0]))).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(versions.getRowsJS().map((r) => Number(r[0]))).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     conn.closeSync();
     instance.closeSync();
   } finally {
@@ -26,15 +26,16 @@ it("the migrated events table has exactly the Appender's columns, in its order",
 
 const CACHED_MEDIA = ["cache_audio_read_tokens", "cache_image_read_tokens"];
 const IMAGE_OUT = "output_image_tokens";
+const AUDIO_MS = "input_audio_ms";
 
 /**
  * Data dirs from before the tool-call columns, the web_search_preview count, the cached media counts, the
- * image output count.
+ * image output count, the audio length.
  */
 const UPGRADES = [
   {
     from: "before migration 6",
-    versions: [6, 7, 8, 9],
+    versions: [6, 7, 8, 9, 10],
     columns: [
       "web_search_requests",
       "file_search_requests",
@@ -42,15 +43,17 @@ const UPGRADES = [
       "web_search_preview_requests",
       ...CACHED_MEDIA,
       IMAGE_OUT,
+      AUDIO_MS,
     ],
   },
   {
     from: "at migration 6",
-    versions: [7, 8, 9],
-    columns: ["web_search_preview_requests", ...CACHED_MEDIA, IMAGE_OUT],
+    versions: [7, 8, 9, 10],
+    columns: ["web_search_preview_requests", ...CACHED_MEDIA, IMAGE_OUT, AUDIO_MS],
   },
-  { from: "at migration 7", versions: [8, 9], columns: [...CACHED_MEDIA, IMAGE_OUT] },
-  { from: "at migration 8", versions: [9], columns: [IMAGE_OUT] },
+  { from: "at migration 7", versions: [8, 9, 10], columns: [...CACHED_MEDIA, IMAGE_OUT, AUDIO_MS] },
+  { from: "at migration 8", versions: [9, 10], columns: [IMAGE_OUT, AUDIO_MS] },
+  { from: "at migration 9", versions: [10], columns: [AUDIO_MS] },
 ];
 
 it.each(UPGRADES)("a data dir $from gains the columns it lacks: its calls read back with none", async (u) => {
@@ -74,6 +77,7 @@ it.each(UPGRADES)("a data dir $from gains the columns it lacks: its calls read b
     web_search_preview_requests: 1,
     cache_audio_read_tokens: 3,
     output_image_tokens: 2,
+    input_audio_ms: 1_500,
   });
   try {
     let store = await DuckDbStore.open(dir);
@@ -96,16 +100,19 @@ it.each(UPGRADES)("a data dir $from gains the columns it lacks: its calls read b
         cache_audio_read_tokens: 0,
         cache_image_read_tokens: 0,
         output_image_tokens: 0,
+        input_audio_ms: 0,
         cost_tool_calls_nanousd: 0n,
         cost_nanousd: before.cost_nanousd,
       });
       // gpt-4o: $10 per thousand web_search searches, $25 per thousand web_search_preview ones; cached
-      // audio at its cached input rate ($1.25/M: it has none of its own); image output at the output rate.
+      // audio at its cached input rate ($1.25/M: it has none of its own); image output at the output rate;
+      // audio by the hour it has no rate for.
       expect(await store.findEvent("default", after.event_id)).toMatchObject({
         web_search_requests: 2,
         web_search_preview_requests: 1,
         cache_audio_read_tokens: 3,
         output_image_tokens: 2,
+        input_audio_ms: 1_500,
         cost_tool_calls_nanousd: 35_000_000n,
         cost_nanousd: before.cost_nanousd + 35_000_000n + 3_750n,
       });

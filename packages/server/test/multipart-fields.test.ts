@@ -10,7 +10,7 @@ const form = async (entries: [string, string | Blob, string?][]) => {
 };
 
 describe("multipartFields", () => {
-  it("text fields as text (n, partial_images numbers; stream a flag), files as their names, repeated names as arrays", async () => {
+  it("text fields as text (n, partial_images numbers; stream a flag), files as their names and sizes, repeated names as arrays", async () => {
     const png = new Blob([new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x2d, 0x2d])], {
       type: "image/png",
     });
@@ -26,8 +26,12 @@ describe("multipartFields", () => {
     ]);
     expect(multipartFields(body, type)).toEqual({
       model: "gpt-image-1",
-      // A form's quotes in a file name go as %22 (WHATWG): kept as sent.
-      "image[]": [{ filename: "a.png" }, { filename: "b %222%22.png" }],
+      // A form's quotes in a file name go as %22 (WHATWG): kept as sent. Each file's 8 bytes, its CRLF and
+      // dashes within.
+      "image[]": [
+        { filename: "a.png", size: 8 },
+        { filename: "b %222%22.png", size: 8 },
+      ],
       prompt: "un chat — «rouge»\r\n--not a boundary",
       n: 2,
       partial_images: 3,

@@ -99,7 +99,7 @@ function edgeCases(): CallRecord[] {
       data_mode: "test",
     }),
     // Server-side tool calls billed per call; cached audio and images (counted apart from cached text);
-    // image output tokens (a part of output).
+    // image output tokens (a part of output); audio billed by its length.
     buildRecord({
       ...base,
       event_id: id(9),
@@ -110,6 +110,7 @@ function edgeCases(): CallRecord[] {
       cache_audio_read_tokens: 7,
       cache_image_read_tokens: 5,
       output_image_tokens: 4,
+      input_audio_ms: 2_500,
     }),
   ];
 }
@@ -278,7 +279,7 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
     }
   });
 
-  it("an events table from before the tool-call (cached media, image output) columns gains them on open, two replicas at once (one node, two shards, modern)", async () => {
+  it("an events table from before the tool-call (cached media, image output, audio length) columns gains them on open, two replicas at once (one node, two shards, modern)", async () => {
     const added = [
       "web_search_requests",
       "file_search_requests",
@@ -287,6 +288,7 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
       "cache_audio_read_tokens",
       "cache_image_read_tokens",
       "output_image_tokens",
+      "input_audio_ms",
     ];
     const [before, after] = edgeCases().slice(-2);
     const layouts: { name: string; opts: ClickHouseOptions; exec?: () => ChdbExec; tables: string[] }[] = [
@@ -330,6 +332,7 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
           cache_audio_read_tokens: 0,
           cache_image_read_tokens: 0,
           output_image_tokens: 0,
+          input_audio_ms: 0,
           cost_tool_calls_nanousd: 0n,
         });
         expect(await store.findEvent("default", after!.event_id), l.name).toMatchObject({
@@ -339,6 +342,7 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
           cache_audio_read_tokens: 7,
           cache_image_read_tokens: 5,
           output_image_tokens: 4,
+          input_audio_ms: 2_500,
           cost_tool_calls_nanousd: after!.cost_tool_calls_nanousd,
         });
         // gpt-4o-mini: 2 × $0.01 (web_search) + 1 × $0.025 (web_search_preview) + 2 × $0.0025 (file search)

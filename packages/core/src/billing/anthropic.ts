@@ -25,6 +25,7 @@ export function normalizeAnthropicUsageReportResult(result: unknown): Normalized
     cache_audio_read_tokens: 0,
     cache_image_read_tokens: 0,
     output_image_tokens: 0,
+    input_audio_ms: 0,
     web_search_requests: webSearchRequests(r),
     file_search_requests: 0,
     web_search_preview_requests: 0,

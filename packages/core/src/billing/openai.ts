@@ -46,6 +46,7 @@ export function normalizeOpenAIUsageCompletionsResult(result: unknown): Normaliz
     cache_audio_read_tokens: cachedAudio,
     cache_image_read_tokens: cachedImage,
     output_image_tokens: 0,
+    input_audio_ms: 0,
     // The completions usage report has no tool calls (OpenAI reports those apart).
     web_search_requests: 0,
     file_search_requests: 0,

@@ -1,5 +1,6 @@
 import type { Decimal } from "../money/decimal.js";
 import { compareDecimal } from "../money/decimal.js";
+import { NANO_PER_MS_AT_USD_PER_HOUR } from "../pricing/cost.js";
 import type { PriceResult, PricingEngine } from "../pricing/engine.js";
 import { previewSearchRate, rateAt } from "../pricing/rates.js";
 import { type Api, emptyUsage, type NormalizedUsage } from "../usage/types.js";
@@ -56,7 +57,7 @@ export function worstCaseUsage(
     return { usage, maxOutput: 0, outputFrom: "request" };
   }
   if (api === "openai.images") return imagesWorstCase(body);
-  if (api === "openai.transcriptions") return transcriptionWorstCase(body, contextWindow);
+  if (api === "openai.transcriptions") return transcriptionWorstCase(body, raw, contextWindow);
   const media = { bytes: 0, images: 0 };
   // Walking the body costs; a body whose text never says "image" has no image part to find (every kind of
   // image part says it: image_url, input_image, type "image", an inline part's "image/…" MIME type).
@@ -128,14 +129,21 @@ function imagesWorstCase(body: Record<string, unknown> | null): WorstCase {
   return { usage, maxOutput: perImage, outputFrom: "request" };
 }
 
+/** The lowest bitrate audio is sent at in practice (Opus's least, 6 kbit/s): a file's most seconds of audio. */
+const MIN_AUDIO_BITS_PER_SECOND = 6_000;
+/** The largest audio file OpenAI's transcription endpoint takes (25 MB), held when the upload's size is unknown. */
+const MAX_AUDIO_UPLOAD_BYTES = 25 * 1024 * 1024;
+
 /**
  * An audio transcription (its multipart body parsed into its fields): its audio's length is not known
  * before it is heard, but input and output together fit the model's context window, so each is held at
  * the whole window (else DEFAULT_MAX_OUTPUT_TOKENS): the audio at its input rate, the text out at the
- * output rate; plus the prompt's most UTF-8 bytes.
+ * output rate; plus the prompt's most UTF-8 bytes. A model billed by the hour of audio (whisper-1) is
+ * held at the longest the upload can play: its bytes at MIN_AUDIO_BITS_PER_SECOND.
  */
 function transcriptionWorstCase(
   body: Record<string, unknown> | null,
+  raw: RawBody,
   contextWindow: number | null,
 ): WorstCase {
   const usage = emptyUsage();
@@ -143,7 +151,19 @@ function transcriptionWorstCase(
   usage.input_uncached_tokens = promptTokensAtMost(body);
   usage.input_audio_tokens = window;
   usage.output_tokens = window;
+  const bytes = raw.byteLength || fileBytes(body) || MAX_AUDIO_UPLOAD_BYTES;
+  usage.input_audio_ms = Math.ceil((bytes * 8 * 1000) / MIN_AUDIO_BITS_PER_SECOND);
   return { usage, maxOutput: window, outputFrom: contextWindow ? "context_window" : "default" };
+}
+
+/** The bytes of the files a request's parameters hold where they say (a File or Blob's `size`), else 0. */
+function fileBytes(body: Record<string, unknown> | null): number {
+  let bytes = 0;
+  for (const v of Object.values(body ?? {})) {
+    const size = typeof v === "object" && v !== null ? (v as { size?: unknown }).size : undefined;
+    if (typeof size === "number" && Number.isSafeInteger(size) && size > 0) bytes += size;
+  }
+  return bytes;
 }
 
 /** How many answers (images) a request asks for: its `n`, else one. */
@@ -263,9 +283,13 @@ function ratesInForce(
   return price;
 }
 
-/** qty × rate (USD per million), as nano-USD over a power-of-ten denominator: [numerator, scale]. */
-function line(qty: number, rate: Decimal | null | undefined, nanoPerUnit: bigint): [bigint, number] {
-  return rate && qty > 0 ? [BigInt(qty) * rate.units * nanoPerUnit, rate.scale] : [0n, 0];
+/**
+ * qty × rate, as nano-USD over a denominator: [numerator, scale, unitDen] for numerator / (10^scale × unitDen).
+ * `nanoPerUnit` / `unitDen` is the nano-USD per unit counted at a rate of 1 (1000 a token at $1 per million).
+ */
+type Line = [bigint, number, bigint];
+function line(qty: number, rate: Decimal | null | undefined, nanoPerUnit: bigint, unitDen = 1n): Line {
+  return rate && qty > 0 ? [BigInt(qty) * rate.units * nanoPerUnit, rate.scale, unitDen] : [0n, 0, 1n];
 }
 
 /**
@@ -301,13 +325,17 @@ export function worstCaseCost(
   }
   const imageIn = r.input_image_mtok ? rateAt(r.input_image_mtok, tokens) : dearest;
   const audioIn = r.input_audio_mtok ? rateAt(r.input_audio_mtok, tokens) : dearest;
-  // Audio held that no token rate of the model prices (whisper-1 is billed by the minute, and its calls are
-  // recorded with the cost unknown): not a $0 worst case, an unpriced one, which `unpriced: block` refuses.
-  if (usage.input_audio_tokens > 0 && !audioIn) return { priced: false, total_nanousd: 0n };
+  // Audio a model bills by the hour (whisper-1) is held by its length, and by its tokens where it has a
+  // token rate. Audio neither prices: not a $0 worst case, an unpriced one, which `unpriced: block` refuses.
+  const audioHours = r.input_audio_hours ? rateAt(r.input_audio_hours, tokens) : null;
+  const audioHeld = usage.input_audio_tokens > 0 || usage.input_audio_ms > 0;
+  if (audioHeld && !audioIn && !audioHours) return { priced: false, total_nanousd: 0n };
+  const perMs = NANO_PER_MS_AT_USD_PER_HOUR;
   const lines = [
     line(tokens, dearest, 1000n),
     line(usage.image_tokens, imageIn, 1000n),
     line(usage.input_audio_tokens, audioIn, 1000n),
+    line(usage.input_audio_ms, audioHours, BigInt(perMs.num), BigInt(perMs.den)),
     line(usage.output_tokens, output, 1000n),
     line(1, r.requests_kcount ? rateAt(r.requests_kcount, tokens) : null, 1_000_000n),
   ];
@@ -330,12 +358,14 @@ export function worstCaseCost(
   return { priced: true, total_nanousd: total };
 }
 
-/** The sum of [numerator, scale] lines times `m`, rounded up to whole nano-USD. */
-function roundedUp(lines: [bigint, number][], m: Decimal = { units: 1n, scale: 0 }): bigint {
+/** The sum of lines times `m`, rounded up to whole nano-USD. */
+function roundedUp(lines: Line[], m: Decimal = { units: 1n, scale: 0 }): bigint {
   const scale = Math.max(...lines.map(([, s]) => s));
+  // The unit denominators are 1 or 9 (per hour, counted in ms): their product is a common one.
+  const unitDen = lines.reduce((d, [, , u]) => (d % u === 0n ? d : d * u), 1n);
   let num = 0n;
-  for (const [n, s] of lines) num += n * 10n ** BigInt(scale - s);
+  for (const [n, s, u] of lines) num += n * 10n ** BigInt(scale - s) * (unitDen / u);
   num *= m.units;
-  const den = 10n ** BigInt(scale + m.scale);
+  const den = 10n ** BigInt(scale + m.scale) * unitDen;
   return (num + den - 1n) / den;
 }

@@ -42,12 +42,29 @@ export function zeroCost(): CostBreakdown {
   };
 }
 
-/** A line with its rate settled (tier, multiplier): `qty` × `price` × `nanoPerUnit` nano-USD. */
+/**
+ * A line with its rate settled (tier, multiplier): `qty` × `price` × `nanoPerUnit` / `unitDen` nano-USD.
+ * `unitDen` is 1 but for a rate whose unit is not a decimal multiple of what it counts (per hour of
+ * audio counted in milliseconds: 1e9 / 3.6e6 = 2500 / 9 nano-USD per ms at $1 an hour).
+ */
 export interface PricedLine {
   category: CostCategory;
   qty: number;
   price: Decimal;
   nanoPerUnit: number;
+  unitDen: number;
+}
+
+/** The least common multiple of the lines' unit denominators: the lines share one denominator. */
+function commonUnitDen(lines: readonly PricedLine[]): number {
+  let den = 1;
+  for (const l of lines) {
+    let a = den;
+    let b = l.unitDen;
+    while (b) [a, b] = [b, a % b];
+    den = (den / a) * l.unitDen;
+  }
+  return den;
 }
 
 const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
@@ -65,11 +82,14 @@ export function costInNumbers(lines: readonly PricedLine[]): CostBreakdown | nul
     if (l.price.scale > scale) scale = l.price.scale;
   }
   if (scale > 15) return null;
-  const den = 10 ** scale;
+  const unitDen = commonUnitDen(lines);
+  const den = 10 ** scale * unitDen;
+  if (!Number.isSafeInteger(den)) return null;
   const nums = new Map<CostCategory, number>();
   let sum = 0;
   for (const l of lines) {
-    const num = l.qty * Number(l.price.units) * l.nanoPerUnit * 10 ** (scale - l.price.scale);
+    const num =
+      l.qty * Number(l.price.units) * l.nanoPerUnit * 10 ** (scale - l.price.scale) * (unitDen / l.unitDen);
     sum += num;
     if (!Number.isSafeInteger(num) || !Number.isSafeInteger(sum)) return null;
     nums.set(l.category, (nums.get(l.category) ?? 0) + num);
@@ -94,12 +114,18 @@ export function costInNumbers(lines: readonly PricedLine[]): CostBreakdown | nul
 
 /** The cost of any lines, exactly, in BigInts. */
 export function costInBigInts(lines: readonly PricedLine[]): CostBreakdown {
-  // Bring every line to one denominator 10^scale so the apportioning works on integers.
+  // Bring every line to one denominator 10^scale × unitDen so the apportioning works on integers.
   const scale = Math.max(0, ...lines.map((l) => l.price.scale));
-  const den = 10n ** BigInt(scale);
+  const unitDen = commonUnitDen(lines);
+  const den = 10n ** BigInt(scale) * BigInt(unitDen);
   const shares = new Map<CostCategory, bigint>();
   for (const l of lines) {
-    const num = BigInt(l.qty) * l.price.units * BigInt(l.nanoPerUnit) * 10n ** BigInt(scale - l.price.scale);
+    const num =
+      BigInt(l.qty) *
+      l.price.units *
+      BigInt(l.nanoPerUnit) *
+      10n ** BigInt(scale - l.price.scale) *
+      BigInt(unitDen / l.unitDen);
     shares.set(l.category, (shares.get(l.category) ?? 0n) + num);
   }
   const categories = [...shares.keys()];

@@ -48,6 +48,8 @@ export function computeCost(
 /** nano-USD per unit for a price of 1 USD per price unit (1e9 / units per price unit). */
 const NANO_PER_TOKEN_AT_USD_PER_MTOK = 1000;
 const NANO_PER_REQUEST_AT_USD_PER_KREQ = 1_000_000;
+/** nano-USD per millisecond at 1 USD per hour: 1e9 / 3.6e6 = 2500 / 9. */
+export const NANO_PER_MS_AT_USD_PER_HOUR = { num: 2500, den: 9 } as const;
 
 /**
  * What scales the rates: `tokens` (discount × batch) every token and request rate; server-side tool calls
@@ -82,12 +84,13 @@ function pricedLines(usage: NormalizedUsage, rates: PriceRates, multipliers: Mul
     rate: Rate | undefined,
     nanoPerUnit = NANO_PER_TOKEN_AT_USD_PER_MTOK,
     toolCall = false,
+    unitDen = 1,
   ) => {
     const m = toolCall ? multipliers.toolCalls : multipliers.tokens;
     if (!rate || qty <= 0) return;
     const d = rateAt(rate, inputTokens);
     const price = m ? { units: d.units * m.units, scale: d.scale + m.scale } : d;
-    priced.push({ category, qty, price, nanoPerUnit });
+    priced.push({ category, qty, price, nanoPerUnit, unitDen });
   };
   // Line order is the apportioning's tie order: keep it.
   line("input_uncached", usage.input_uncached_tokens, input);
@@ -102,6 +105,8 @@ function pricedLines(usage: NormalizedUsage, rates: PriceRates, multipliers: Mul
   line("output", reasoningPriced ? usage.reasoning_tokens : 0, rates.output_reasoning_mtok);
   line("output_audio", audioOutPriced ? usage.output_audio_tokens : 0, rates.output_audio_mtok);
   line("output", imageOutPriced ? usage.output_image_tokens : 0, rates.output_image_mtok);
+  const perMs = NANO_PER_MS_AT_USD_PER_HOUR;
+  line("input_audio", usage.input_audio_ms, rates.input_audio_hours, perMs.num, false, perMs.den);
   line("requests", rates.requests_kcount ? 1 : 0, rates.requests_kcount, NANO_PER_REQUEST_AT_USD_PER_KREQ);
   const perCall = NANO_PER_REQUEST_AT_USD_PER_KREQ;
   line("tool_calls", otherSearches, rates.web_searches_kcount, perCall, true);

@@ -9,8 +9,9 @@ export interface TieredRate {
 }
 
 /**
- * The price keys Tollgate bills, per million tokens (`_mtok`) or per thousand requests or server-side
- * tool calls (`_kcount`; genai-prices' names: a "storage search" is a file search). `web_search_previews_kcount`
+ * The price keys Tollgate bills, per million tokens (`_mtok`), per thousand requests or server-side
+ * tool calls (`_kcount`; genai-prices' names: a "storage search" is a file search) or per hour of input
+ * audio (`input_audio_hours`). `web_search_previews_kcount`
  * is Tollgate's own: OpenAI prices its `web_search_preview` tool's searches apart.
  */
 export const RATE_KEYS = [
@@ -30,6 +31,7 @@ export const RATE_KEYS = [
   "web_searches_kcount",
   "storage_searches_kcount",
   "web_search_previews_kcount",
+  "input_audio_hours",
 ] as const;
 export type RateKey = (typeof RATE_KEYS)[number];
 export type PriceRates = Partial<Record<RateKey, Rate>>;

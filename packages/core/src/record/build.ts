@@ -5,8 +5,8 @@ import {
   APIS,
   type Api,
   emptyUsage,
+  MEASURED_FIELDS,
   type NormalizedUsage,
-  TOKEN_FIELDS,
   TOOL_CALL_FIELDS,
   USAGE_FIELDS,
 } from "../usage/types.js";
@@ -146,6 +146,7 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
     cache_audio_read_tokens: usage.cache_audio_read_tokens,
     cache_image_read_tokens: usage.cache_image_read_tokens,
     output_image_tokens: usage.output_image_tokens,
+    input_audio_ms: usage.input_audio_ms,
     web_search_requests: usage.web_search_requests,
     file_search_requests: usage.file_search_requests,
     web_search_preview_requests: usage.web_search_preview_requests,
@@ -184,7 +185,7 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
 }
 
 /**
- * Usage as given, or normalized from `usage_raw` when no token count is given (model calls only: elsewhere
+ * Usage as given, or normalized from `usage_raw` when no token count or duration is given (model calls only: elsewhere
  * usage_raw is kept as information). Tool-call counts given beside usage_raw win over what it says: an
  * OpenAI Responses usage object has none (the searches are output items), so clients send them apart.
  */
@@ -203,7 +204,7 @@ function resolveUsage(r: CheckedCallRecordInput, inference: boolean, errors: Fie
       });
       return usage;
     }
-    if (inference && !TOKEN_FIELDS.some((f) => r[f] !== undefined)) {
+    if (inference && !MEASURED_FIELDS.some((f) => r[f] !== undefined)) {
       if (!r.api || !(APIS as readonly string[]).includes(r.api)) {
         errors.push({ field: "api", reason: `needed to normalize usage_raw: one of ${APIS.join(", ")}` });
         return usage;

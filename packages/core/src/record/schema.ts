@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { TOKEN_FIELDS, TOOL_CALL_FIELDS } from "../usage/types.js";
+import { DURATION_FIELDS, TOKEN_FIELDS, TOOL_CALL_FIELDS } from "../usage/types.js";
 import {
   ATTRIBUTION_FIELDS,
   type AttributionField,
@@ -99,6 +99,11 @@ const toolCalls = z
   .int("must be an integer")
   .nonnegative("must not be negative")
   .max(L.maxTokens, `must be at most ${L.maxTokens}`);
+const milliseconds = z
+  .number({ error: "must be a number of milliseconds" })
+  .int("must be an integer")
+  .nonnegative("must not be negative")
+  .max(L.maxTokens, `must be at most ${L.maxTokens}`);
 const usageShape = {
   ...(Object.fromEntries(TOKEN_FIELDS.map((f) => [f, tokens.optional()])) as Record<
     (typeof TOKEN_FIELDS)[number],
@@ -107,6 +112,10 @@ const usageShape = {
   ...(Object.fromEntries(TOOL_CALL_FIELDS.map((f) => [f, toolCalls.optional()])) as Record<
     (typeof TOOL_CALL_FIELDS)[number],
     z.ZodOptional<typeof toolCalls>
+  >),
+  ...(Object.fromEntries(DURATION_FIELDS.map((f) => [f, milliseconds.optional()])) as Record<
+    (typeof DURATION_FIELDS)[number],
+    z.ZodOptional<typeof milliseconds>
   >),
 };
 const costShape = Object.fromEntries(COST_FIELDS.map((f) => [f, nanoAmount.optional()])) as Record<

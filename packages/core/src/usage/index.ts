@@ -53,9 +53,11 @@ export type { Api, ExtractedUsage, NormalizedUsage } from "./types.js";
 export {
   APIS,
   CACHED_MEDIA_FIELDS,
+  DURATION_FIELDS,
   emptyUsage,
   FIRST_LAYOUT_TOKEN_FIELDS,
   FIRST_LAYOUT_TOOL_CALL_FIELDS,
+  MEASURED_FIELDS,
   TOKEN_FIELDS,
   TOOL_CALL_FIELDS,
   USAGE_FIELDS,

@@ -143,14 +143,34 @@ export function normalizeOpenAIImages(raw: unknown): NormalizedUsage {
 /**
  * An audio transcription's usage (`/v1/audio/transcriptions`, its stream's `transcript.text.done`, a
  * Realtime session's input transcription): `type: "tokens"` in the Realtime shape (input split into text
- * and audio). whisper-1 reports `type: "duration"`, seconds, which no token price covers: refused, so the
- * call is recorded with its cost unknown.
+ * and audio), or `type: "duration"` (whisper-1: the audio's length in seconds, billed by the hour), kept
+ * to the millisecond.
  */
 export function normalizeOpenAITranscription(raw: unknown): NormalizedUsage {
   const usage = requireObject(raw, "");
+  if (usage.type === "duration") {
+    const out = emptyUsage();
+    out.input_audio_ms = audioMs(usage.seconds, "seconds");
+    return out;
+  }
   if (usage.type !== undefined && usage.type !== "tokens")
-    throw new UsageError("type", `${JSON.stringify(usage.type)} usage (seconds of audio) has no token price`);
+    throw new UsageError("type", `expected "tokens" or "duration", got ${JSON.stringify(usage.type)}`);
   return normalizeOpenAIRealtime(usage);
+}
+
+/** The most audio one usage may report: a year, in milliseconds (beyond it the value is not a real one). */
+const MAX_AUDIO_MS = 366 * 86_400_000;
+
+/** Seconds of audio (a provider may send a fraction) as whole milliseconds. */
+function audioMs(seconds: unknown, field: string): number {
+  if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0)
+    throw new UsageError(
+      field,
+      `expected a length in seconds (a non-negative number), got ${JSON.stringify(seconds)}`,
+    );
+  const ms = Math.round(seconds * 1000);
+  if (ms > MAX_AUDIO_MS) throw new UsageError(field, `${seconds} seconds is over a year of audio`);
+  return ms;
 }
 
 /** Embeddings bill input only; `total_tokens` equals `prompt_tokens`. */
@@ -203,6 +223,7 @@ function fromShape(
     cache_audio_read_tokens: 0,
     cache_image_read_tokens: 0,
     output_image_tokens: 0,
+    input_audio_ms: 0,
     // Responses report their searches as output items, not in usage: the extractors count them.
     web_search_requests: 0,
     file_search_requests: 0,

@@ -41,11 +41,11 @@ export function realtimeResponseError(response: Record<string, unknown>): string
 
 /**
  * The usage of an input-audio transcription (`...input_audio_transcription.completed`): its tokens, or
- * null when it reports none that a token price covers (whisper-1 reports seconds) or an unknown shape.
+ * its audio's length (whisper-1); null when it reports none (events before mid-2025) or an unknown shape.
  */
 export function realtimeTranscriptionUsage(event: Record<string, unknown>): ExtractedUsage | null {
-  const usage = event.usage as { type?: unknown } | undefined;
-  if (usage?.type !== "tokens") return null;
+  const usage = event.usage;
+  if (usage === undefined || usage === null) return null;
   try {
     return { model: null, usage: normalizeUsage("openai.transcriptions", usage), usage_raw: usage };
   } catch {

@@ -5,7 +5,8 @@
  * + cache_image_read.
  * reasoning_tokens is informational: a subset of output_tokens (billed as output).
  * output_audio_tokens and output_image_tokens are subsets of output_tokens too (each priced at its own
- * rate where one exists).
+ * rate where one exists). input_audio_ms is not a token count: the length of the audio a model billed by
+ * the hour heard (whisper-1), beside its tokens.
  */
 export interface NormalizedUsage {
   /** Uncached text (and other non-audio, non-image) input tokens. */
@@ -33,6 +34,11 @@ export interface NormalizedUsage {
    * priced at the model's image output rate where it has one apart from text output.
    */
   output_image_tokens: number;
+  /**
+   * Milliseconds of input audio, for models billed by its length rather than by tokens (whisper-1's
+   * `usage: {type: "duration", seconds}`), priced at the model's input_audio_hours. 0 where a model bills tokens.
+   */
+  input_audio_ms: number;
   /**
    * Server-side tool calls the provider bills per call, beside the tokens: web searches (Anthropic's
    * `server_tool_use.web_search_requests`, OpenAI Responses `web_search_call` searches) and file searches
@@ -85,8 +91,14 @@ export const TOOL_CALL_FIELDS = [
   "web_search_preview_requests",
 ] as const satisfies readonly (keyof NormalizedUsage)[];
 
+/** Lengths of media a model bills by time (stores lay them out after the image output, added later). */
+export const DURATION_FIELDS = ["input_audio_ms"] as const satisfies readonly (keyof NormalizedUsage)[];
+
+/** The counts of what a model took in and gave out (tokens and durations): usage given, if any is. */
+export const MEASURED_FIELDS = [...TOKEN_FIELDS, ...DURATION_FIELDS] as const;
+
 /** Every field of NormalizedUsage. */
-export const USAGE_FIELDS = [...TOKEN_FIELDS, ...TOOL_CALL_FIELDS] as const;
+export const USAGE_FIELDS = [...TOKEN_FIELDS, ...TOOL_CALL_FIELDS, ...DURATION_FIELDS] as const;
 
 export function emptyUsage(): NormalizedUsage {
   return {
@@ -102,6 +114,7 @@ export function emptyUsage(): NormalizedUsage {
     cache_audio_read_tokens: 0,
     cache_image_read_tokens: 0,
     output_image_tokens: 0,
+    input_audio_ms: 0,
     web_search_requests: 0,
     file_search_requests: 0,
     web_search_preview_requests: 0,

@@ -4,6 +4,7 @@ import {
   type BatchResult,
   CACHED_MEDIA_FIELDS,
   type CallRecordInput,
+  DURATION_FIELDS,
   type ExtractedUsage,
   estimateCutShortUsage,
   fieldText,
@@ -21,7 +22,12 @@ import { namedEventId } from "../ids.js";
 export const USAGE_UNREADABLE = "usage_unreadable";
 
 /** Usage counts servers took on later: left out of a record where 0, so that an older server takes it. */
-const LATER_FIELDS = [...TOOL_CALL_FIELDS, ...CACHED_MEDIA_FIELDS, "output_image_tokens"] as const;
+const LATER_FIELDS = [
+  ...TOOL_CALL_FIELDS,
+  ...CACHED_MEDIA_FIELDS,
+  "output_image_tokens",
+  ...DURATION_FIELDS,
+] as const;
 
 /** Which API a wrapped method speaks, and the provider its calls are priced as. */
 export interface CallSpec {

@@ -8,9 +8,11 @@ const FLAGS: ReadonlySet<string> = new Set(["stream"]);
 /** A text field longer than this is not kept (a prompt runs to 32,000 characters). */
 const MAX_TEXT_BYTES = 256 * 1024;
 
-/** A file part: what the pricing needs of it is that it is there. */
+/** A file part: what the pricing needs of it is that it is there, and its size (an audio file's most length). */
 export interface FilePart {
   filename: string;
+  /** Its bytes, as a File's `size` says them. */
+  size: number;
 }
 
 /**
@@ -63,7 +65,7 @@ function partOf(
   const name = paramOf(disposition, "name");
   if (name === null) return null;
   const filename = paramOf(disposition, "filename");
-  if (filename !== null) return { name, value: { filename } satisfies FilePart };
+  if (filename !== null) return { name, value: { filename, size: end - start } satisfies FilePart };
   if (end - start > MAX_TEXT_BYTES) return { name, value: undefined };
   const text = body.toString("utf8", start, end);
   if (NUMBERS.has(name) && /^\d{1,9}$/.test(text)) return { name, value: Number(text) };

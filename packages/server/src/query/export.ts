@@ -55,6 +55,7 @@ export const EXPORT_COLUMNS = [
   "web_search_preview_requests",
   ...CACHED_MEDIA_FIELDS,
   "output_image_tokens",
+  "input_audio_ms",
 ] as const satisfies readonly (keyof CallRecord)[];
 
 /** An opaque page cursor: base64url of the last record's start time and event id. */

@@ -72,6 +72,7 @@ export const COLUMNS: readonly Column[] = [
   col("int")("web_search_preview_requests"),
   ...CACHED_MEDIA_FIELDS.map(col("int")),
   col("int")("output_image_tokens"),
+  col("int")("input_audio_ms"),
 ];
 
 const SQL_TYPE: Record<Kind, string> = {

@@ -116,6 +116,8 @@ export const COLUMNS: readonly Column[] = [
   ...CACHED_MEDIA_FIELDS.map((f) => bigint(f)),
   // Migration 9.
   bigint("output_image_tokens"),
+  // Migration 10.
+  bigint("input_audio_ms"),
 ];
 
 const TYPES = COLUMNS.map((c) => c.type);

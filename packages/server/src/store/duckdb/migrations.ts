@@ -172,4 +172,9 @@ export const MIGRATIONS: readonly { version: number; sql: string[] }[] = [
     // Image output tokens (of OpenAI's Images API), priced apart from text output. Calls stored before: 0.
     sql: ["ALTER TABLE events ADD COLUMN output_image_tokens BIGINT DEFAULT 0"],
   },
+  {
+    version: 10,
+    // Milliseconds of input audio, for models billed by the hour of it (whisper-1). Calls stored before: 0.
+    sql: ["ALTER TABLE events ADD COLUMN input_audio_ms BIGINT DEFAULT 0"],
+  },
 ];

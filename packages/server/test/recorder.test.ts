@@ -307,3 +307,32 @@ describe("group commit", () => {
     expect(appends).toBe(2); // the first batch, then the other two together
   });
 });
+
+describe("spool files from an earlier version", () => {
+  it("a record spooled by an earlier version (without the counts kept since) is stored with them at 0", async () => {
+    const spoolDir = join(dir, "old-spool");
+    const spool = new Spool(spoolDir);
+    const record = built(1);
+    spool.spill([record]);
+    const [file] = readdirSync(spoolDir);
+    const old = JSON.parse(readFileSync(join(spoolDir, file!), "utf8"));
+    for (const k of [
+      "cache_audio_read_tokens",
+      "output_image_tokens",
+      "input_audio_ms",
+      "web_search_requests",
+    ])
+      delete old[k];
+    writeFileSync(join(spoolDir, file!), `${JSON.stringify(old)}\n`);
+    const store = await DuckDbStore.open(join(dir, "old-spool-store"));
+    await new Spool(spoolDir).drain((records) => store.append(records));
+    expect(await store.findEvent("default", record.event_id)).toMatchObject({
+      cache_audio_read_tokens: 0,
+      output_image_tokens: 0,
+      input_audio_ms: 0,
+      web_search_requests: 0,
+      cost_nanousd: record.cost_nanousd,
+    });
+    await store.close();
+  });
+});

@@ -12,7 +12,7 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
-import { type CallRecord, COST_FIELDS, storedRecordProblem, TOOL_CALL_FIELDS } from "@tollgate/core";
+import { type CallRecord, COST_FIELDS, storedRecordProblem, USAGE_FIELDS } from "@tollgate/core";
 
 const MONEY = ["cost_nanousd", ...COST_FIELDS] as const;
 
@@ -159,8 +159,9 @@ function parseRecord(line: string): CallRecord | null {
     const r = JSON.parse(line) as Record<string, unknown>;
     if (typeof r !== "object" || r === null || Array.isArray(r)) return null;
     for (const k of MONEY) if (typeof r[k] === "string") r[k] = BigInt(r[k]);
-    // Spooled by a version before tool calls were counted: none were.
-    for (const k of TOOL_CALL_FIELDS) r[k] ??= 0;
+    // Spooled by a version before a count was kept (tool calls, cached media, image output, audio length):
+    // there was none.
+    for (const k of USAGE_FIELDS) r[k] ??= 0;
     r.cost_tool_calls_nanousd ??= 0n;
     return r as unknown as CallRecord;
   } catch {

@@ -14,6 +14,7 @@ import {
   type NormalizedUsage,
   PricingEngine,
   type RunUsage,
+  toolCallModel,
   totalTokens,
   uuidv7,
 } from "@tollgate/core";
@@ -205,6 +206,9 @@ export class AgentRun {
     const provider = opts.provider ?? api.split(".")[0]!;
     const model = extracted.model ?? opts.model ?? "unknown";
     this.recordUsage(extracted.usage, { provider, model, serviceTier: extracted.service_tier });
+    // What its image generation tool made, at its image model's rates (a call of its own, not another LLM call).
+    const tool = extracted.image_generation;
+    if (tool?.usage) this.recordUsage(tool.usage, { provider, model: toolCallModel(tool, null) });
   }
 }
 

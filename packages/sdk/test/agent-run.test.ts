@@ -165,6 +165,30 @@ describe("agentRun", () => {
     expect(sent("sdk-4")).toBe(2);
   });
 
+  it("a response's image generation tool counts to the run as cost, not as another LLM call (wrapped or run.llm)", async () => {
+    const records: CallRecordInput[] = [];
+    const wrapped = wrapOpenAI(new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 }), {
+      sink: (r) => records.push(r),
+    });
+    const draw = () =>
+      wrapped.responses.create({ model: "gpt-5-nano", input: "a cat", tools: [{ type: "image_generation" }] });
+    // gpt-5-nano's $0.00094555 and the image's on gpt-image-1, $0.011005.
+    const both = 945_550n + 11_005_000n;
+    await agentRun({ type: "draw", id: "sdk-run-img", limits: { max_cost_usd: "1" } }, async (run) => {
+      await draw();
+      expect(run.usage).toMatchObject({ llm_calls: 1, cost_nanousd: both });
+      await run.llm("openai.responses", draw);
+      expect(run.usage).toMatchObject({ llm_calls: 2, cost_nanousd: 2n * both });
+    });
+    expect(records.map((r) => r.api)).toEqual([
+      "openai.responses",
+      "openai.images",
+      "openai.responses",
+      "openai.images",
+    ]);
+    expect(records.every((r) => r.agent_run_id === "sdk-run-img")).toBe(true);
+  });
+
   it("bad limits are a TypeError naming the field", () => {
     expect(() => agentRun({ type: "x", limits: { max_cost_usd: "-1" } }, () => 1)).toThrow(/max_cost_usd/);
     expect(usdToNano("0.05")).toBe(50_000_000n);

@@ -420,6 +420,27 @@ describe("wrapOpenAI", () => {
     expectSameCost(byLength, await viaGateway(gatewayOpenAI.audio.transcriptions.create(whisper)));
   });
 
+  it("a Responses call's image generation tool: a record of its image model beside the response's, as the gateway's", async () => {
+    const tools = [{ type: "image_generation" as const, model: "gpt-image-1-mini" }];
+    for (const stream of [false, true]) {
+      const params = { model: "gpt-5-nano", input: "Draw a cat", tools, stream };
+      const before = sent.length;
+      const reply = await openai.responses.create(params);
+      if (stream) await collect(reply as AsyncIterable<unknown>);
+      const [main, tool] = sent.slice(before);
+      expect(sent.length - before).toBe(2);
+      expect(tool).toMatchObject({ api: "openai.images", parent_span_id: main!.span_id, request_id: main!.request_id });
+      const sdkTool = await lastStored();
+      const gatewayMain = await viaGateway(gatewayOpenAI.responses.create(params));
+      const gatewayTool = (await gatewayRecords(gw.runtime)).find(
+        (r) => r.request_id === gatewayMain.request_id && r.api === "openai.images",
+      )!;
+      // 25 text in × $2 + 272 image out × $8 per million (gpt-image-1-mini).
+      expect(sdkTool).toMatchObject({ model: "gpt-image-1-mini", cost_nanousd: 2_226_000n, stream });
+      expectSameCost(sdkTool, gatewayTool);
+    }
+  });
+
   it("a transcription stream cut off is estimated as the gateway estimates it: at its worst case", async () => {
     const file = new File([new Uint8Array(200_000)], "a.wav", { type: "audio/wav" });
     const params = { model: "gpt-4o-mini-transcribe", file, stream: true as const };

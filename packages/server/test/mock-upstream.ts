@@ -29,6 +29,7 @@ import type { AddressInfo, Socket } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
+import { imageToolOf } from "@tollgate/core";
 
 export interface RecordedRequest {
   method: string;
@@ -51,6 +52,9 @@ export const IMAGE_FX = {
   "gpt-image-1": "images-generation.gpt-image-1.reference.json",
   "gpt-image-1.5": "images-generation.gpt-image-1.5.forum-usage.json",
   stream: "images-generation.stream.gpt-image-1.reference.sse",
+  /** A Responses reply whose image generation tool made an image, with the tool's usage, whole and streamed. */
+  tool: "responses.image-tool.gpt-5-nano.tool-usage.json",
+  toolStream: "responses.stream.image-tool.gpt-5-nano.tool-usage.sse",
 } as const;
 
 export function imageFixture(name: string): string {
@@ -341,6 +345,16 @@ export function normalReply(
     // A DALL·E reply reports no usage (OpenAI: "for the GPT image models only").
     const { usage: _, ...dallE } = JSON.parse(imageFixture(rel)) as Record<string, unknown>;
     return jsonReply(String(model).startsWith("dall-e") ? JSON.stringify(dallE) : imageFixture(rel), rel);
+  }
+  if (p === "/v1/responses" && imageToolOf(body)) {
+    // A response that used its image generation tool, repeating the request's tools as OpenAI does.
+    const rel = stream ? IMAGE_FX.toolStream : IMAGE_FX.tool;
+    const echo = JSON.stringify(body?.tools);
+    const text = imageFixture(rel).replaceAll(
+      '"tools":[{"type":"image_generation","background":"auto","moderation":"auto","n":1,"output_compression":100,"output_format":"webp","quality":"low","size":"1024x1024"}]',
+      `"tools":${echo}`,
+    );
+    return stream ? sseReply(text, rel) : jsonReply(text, rel);
   }
   if (p === "/v1/audio/transcriptions") {
     if (stream) return sseReply(audioFixture(AUDIO_FX.stream), AUDIO_FX.stream);

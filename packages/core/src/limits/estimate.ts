@@ -3,6 +3,7 @@ import { compareDecimal } from "../money/decimal.js";
 import { NANO_PER_MS_AT_USD_PER_HOUR } from "../pricing/cost.js";
 import type { PriceResult, PricingEngine } from "../pricing/engine.js";
 import { previewSearchRate, rateAt } from "../pricing/rates.js";
+import { imageToolOf } from "../usage/images.js";
 import { type Api, emptyUsage, type NormalizedUsage } from "../usage/types.js";
 
 /** Output reserved when a request sets no output cap and the model's context window is unknown. */
@@ -100,6 +101,30 @@ const IMAGE_TEXT_OUTPUT_TOKENS = 1_024;
 const INPUT_IMAGE_TOKENS = 8_000;
 /** The most images one request may ask for (`n`, OpenAI's limit). */
 const MAX_IMAGES = 10;
+
+/** Text held for the prompt a Responses model writes for its image generation tool (its revised prompt). */
+const IMAGE_TOOL_PROMPT_TOKENS = 4_096;
+
+/**
+ * The image generation tool a Responses request offers, held as a call of the tool's image model: as many
+ * images as the request lets tools be called (`max_tool_calls`, at most MAX_IMAGES), else one, each of the
+ * tool's size and partial images; its prompt at IMAGE_TOOL_PROMPT_TOKENS, and each image the request sends
+ * (and the tool's mask) as an input image. Null when the request offers no such tool.
+ */
+export function imageToolWorstCase(body: Record<string, unknown> | null): WorstCase | null {
+  const tool = imageToolOf(body);
+  if (!tool || !body) return null;
+  const calls = body.max_tool_calls;
+  const n =
+    typeof calls === "number" && Number.isInteger(calls) && calls > 0 ? Math.min(calls, MAX_IMAGES) : 1;
+  const media = { bytes: 0, images: 0 };
+  scanMedia(body.input, media, 0);
+  const mask = tool.input_image_mask !== undefined && tool.input_image_mask !== null ? 1 : 0;
+  const wc = imagesWorstCase({ n, size: tool.size, partial_images: tool.partial_images });
+  wc.usage.input_uncached_tokens = IMAGE_TOOL_PROMPT_TOKENS;
+  wc.usage.image_tokens = (media.images + mask) * INPUT_IMAGE_TOKENS;
+  return wc;
+}
 
 /**
  * The Images API (generations and edits; a multipart body arrives parsed into its fields, each file part

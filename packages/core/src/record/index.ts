@@ -4,3 +4,4 @@ export * from "./call-record.js";
 export * from "./fast-check.js";
 export * from "./field-text.js";
 export * from "./schema.js";
+export * from "./tool-model-call.js";

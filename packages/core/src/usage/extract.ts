@@ -1,9 +1,11 @@
 import { UsageError } from "./errors.js";
+import { imageToolModel } from "./images.js";
 import { normalizeUsage } from "./normalize.js";
+import { normalizeOpenAIImages } from "./openai.js";
 import type { JsonObject } from "./read.js";
 import { isObject } from "./read.js";
 import { responsesToolCalls, type ToolCalls } from "./tool-calls.js";
-import type { Api, ExtractedUsage } from "./types.js";
+import type { Api, ExtractedUsage, NormalizedUsage, ToolModelCall } from "./types.js";
 
 /**
  * Where each API puts the usage object, the model and the rest in a non-streamed response body (and in
@@ -17,6 +19,8 @@ interface BodyShape {
   toolCalls?: (body: JsonObject) => ToolCalls | null;
   /** The response's own id, where the API lets a later request name it. */
   id?: (body: JsonObject) => unknown;
+  /** What a hosted tool used on a model of its own (the Responses image generation tool), raw. */
+  toolModelUsage?: (body: JsonObject) => unknown;
 }
 
 const OPENAI_LIKE: BodyShape = {
@@ -29,7 +33,12 @@ const OPENAI_LIKE: BodyShape = {
 const SHAPES: Record<Api, BodyShape> = {
   "openai.chat": OPENAI_LIKE,
   "openai.completions": OPENAI_LIKE,
-  "openai.responses": { ...OPENAI_LIKE, toolCalls: responsesToolCalls, id: (body) => body.id },
+  "openai.responses": {
+    ...OPENAI_LIKE,
+    toolCalls: responsesToolCalls,
+    id: (body) => body.id,
+    toolModelUsage: (body) => (isObject(body.tool_usage) ? body.tool_usage.image_gen : undefined),
+  },
   "openai.embeddings": OPENAI_LIKE,
   // A Realtime session's `response.done` event carries the response, usage included; the session names
   // the model (the response may not).
@@ -79,6 +88,8 @@ export function snapshotReader(
   let tier: string | null = null;
   let toolCalls: ToolCalls | null = null;
   let id: string | null = null;
+  let toolModelRaw: unknown;
+  let toolModel: string | null = null;
   return {
     push(event) {
       const body = isObject(event) ? bodyOf(event) : undefined;
@@ -89,6 +100,11 @@ export function snapshotReader(
       tier = reportedText(shape.tier?.(body)) ?? tier;
       toolCalls = shape.toolCalls?.(body) ?? toolCalls;
       if (shape.id) id = reportedText(shape.id(body)) ?? id;
+      if (shape.toolModelUsage) {
+        const raw = shape.toolModelUsage(body);
+        if (raw !== undefined && raw !== null) toolModelRaw = raw;
+        toolModel = imageToolModel(body) ?? toolModel;
+      }
     },
     result() {
       if (usageRaw === undefined) return null;
@@ -100,10 +116,28 @@ export function snapshotReader(
         usage_raw: usageRaw,
         service_tier: tier,
         ...(shape.id ? { response_id: id } : {}),
+        ...(toolModelRaw !== undefined ? { image_generation: imageGeneration(toolModelRaw, toolModel) } : {}),
       };
     },
     responseId: () => id,
   };
+}
+
+/**
+ * The image generation tool's usage, in the Images API's shape; null where it made nothing (a response
+ * reports zeros when the tool was offered and not used). Usage that does not read as that shape is a call
+ * whose cost is unknown (`usage: null`), not none: the response's own usage is read all the same.
+ */
+function imageGeneration(raw: unknown, model: string | null): ToolModelCall | null {
+  let usage: NormalizedUsage;
+  try {
+    usage = normalizeOpenAIImages(raw);
+  } catch (e) {
+    if (e instanceof UsageError) return { model, usage: null, usage_raw: raw };
+    throw e;
+  }
+  if (usage.input_uncached_tokens + usage.image_tokens + usage.output_tokens === 0) return null;
+  return { model, usage, usage_raw: raw };
 }
 
 /** A model id or service tier as the provider reported it: a non-empty string; anything else is "not reported". */

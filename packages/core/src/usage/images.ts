@@ -32,3 +32,24 @@ export function defaultImageModel(
     GPT_IMAGE_QUALITIES.has(body?.quality);
   return gptOnly ? DEFAULT_GPT_IMAGE_MODEL : "dall-e-2";
 }
+
+/** The model the Responses API's image generation tool runs on when it names none (the reference's default). */
+export const DEFAULT_IMAGE_TOOL_MODEL = "gpt-image-1";
+
+/** The image generation tool a Responses request offers (or a response repeats in its `tools`), if any. */
+export function imageToolOf(
+  body: Record<string, unknown> | null | undefined,
+): Record<string, unknown> | null {
+  const tools = body?.tools;
+  if (!Array.isArray(tools)) return null;
+  for (const t of tools)
+    if (typeof t === "object" && t !== null && (t as { type?: unknown }).type === "image_generation")
+      return t as Record<string, unknown>;
+  return null;
+}
+
+/** The image model a request's (or response's) image generation tool names: null where it names none. */
+export function imageToolModel(body: Record<string, unknown> | null | undefined): string | null {
+  const model = imageToolOf(body)?.model;
+  return typeof model === "string" && model !== "" ? model : null;
+}

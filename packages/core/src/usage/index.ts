@@ -23,7 +23,13 @@ export { estimateCutShortUsage } from "./cut-short.js";
 export { UsageError } from "./errors.js";
 export { extractFromResponse } from "./extract.js";
 export { normalizeGoogleGenerateContent } from "./google.js";
-export { DEFAULT_GPT_IMAGE_MODEL, defaultImageModel } from "./images.js";
+export {
+  DEFAULT_GPT_IMAGE_MODEL,
+  DEFAULT_IMAGE_TOOL_MODEL,
+  defaultImageModel,
+  imageToolModel,
+  imageToolOf,
+} from "./images.js";
 export { normalizeUsage } from "./normalize.js";
 export {
   normalizeOpenAIChat,
@@ -49,7 +55,7 @@ export {
   extractFromSse,
 } from "./stream.js";
 export type { ToolCalls } from "./tool-calls.js";
-export type { Api, ExtractedUsage, NormalizedUsage } from "./types.js";
+export type { Api, ExtractedUsage, NormalizedUsage, ToolModelCall } from "./types.js";
 export {
   APIS,
   CACHED_MEDIA_FIELDS,

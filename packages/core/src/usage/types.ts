@@ -147,4 +147,18 @@ export interface ExtractedUsage {
   service_tier?: string | null;
   /** The provider's id of the response, where a later request can name it (OpenAI Responses' `resp_…`). */
   response_id?: string | null;
+  /**
+   * What the Responses API's image generation tool used (`tool_usage.image_gen`), billed at the rates of
+   * its image model, not the response's: a call of its own. `model` as the response's `tools` name it
+   * (null where they do not). Absent where the tool made nothing.
+   */
+  image_generation?: ToolModelCall | null;
+}
+
+/** A call a hosted tool made on a model of its own, inside another call. */
+export interface ToolModelCall {
+  model: string | null;
+  /** Null when the tool's usage does not read as its shape: the call's cost is unknown. */
+  usage: NormalizedUsage | null;
+  usage_raw: unknown;
 }

@@ -9,9 +9,14 @@ import {
   estimateCutShortUsage,
   fieldText,
   INPUT_LIMITS,
+  imageToolModel,
+  imageToolOf,
   type NormalizedUsage,
   TOOL_CALL_FIELDS,
   type ToolCalls,
+  type ToolModelCall,
+  toolCallModel,
+  toolModelCallInput,
   uuidv7,
 } from "@tollgate/core";
 import { type AgentRun, agentRunOfCall, builtinEngine } from "../agent-run.js";
@@ -136,7 +141,9 @@ export class TrackedCall {
    */
   keepForLater(): void {
     const { model, service_tier, stream } = this.#body;
-    this.#body = { model, service_tier, stream };
+    // The image generation tool, whose model its call is priced at, when the response does not name it.
+    const imageTool = imageToolOf(this.#body);
+    this.#body = { model, service_tier, stream, ...(imageTool ? { tools: [imageTool] } : {}) };
   }
 
   get stream(): boolean {
@@ -282,6 +289,27 @@ export class TrackedCall {
     // Scope attribution is immutable (every scope builds its own), so records may share its tags and metadata.
     Object.assign(record, scope.attribution);
     this.sink(record);
+    const tool = o.usage?.image_generation;
+    if (tool) this.#emitToolCall(record, tool, counted);
+  }
+
+  /**
+   * The call the response's image generation tool made on its own model: a record of its own (named by the
+   * response's), counted to the agent run as cost, not as another LLM call, as the gateway counts it.
+   */
+  #emitToolCall(parent: CallRecordInput, tool: ToolModelCall, counted: boolean): void {
+    const requested = imageToolModel(this.body);
+    if (counted && this.#run && tool.usage)
+      this.#run.run.recordUsage(tool.usage, {
+        provider: this.spec.provider,
+        model: toolCallModel(tool, requested),
+        batch: parent.batch === true,
+        at: parent.ts_start as number,
+      });
+    const eventId = namedEventId(`tool-model-call:${parent.event_id}`);
+    const input = toolModelCallInput(parent, tool, requested, eventId);
+    for (const f of LATER_FIELDS) if (input[f] === 0) delete input[f];
+    this.sink(input as CallRecordInput);
   }
 
   #requestedModel(): string | null {

@@ -22,6 +22,7 @@ import {
   type FollowOutcome,
   fieldText,
   INPUT_LIMITS,
+  imageToolModel,
   isFinished,
   isPending,
   PRICE_REF_NO_USAGE,
@@ -30,6 +31,9 @@ import {
   pollOutcomeOf,
   Recent,
   type ToolCalls,
+  type ToolModelCall,
+  toolCallModel,
+  toolModelCallInput,
   totalTokens,
   uuidv7,
 } from "@tollgate/core";
@@ -663,10 +667,17 @@ export class Gateway {
     if (length !== null) headers["content-length"] = length;
     headers["x-tollgate-event-id"] = eventId;
     const price = this.#quote(call, usage, attemptStart);
-    headers["x-tollgate-cost-usd"] = costUsd(
-      ok && call.route.api !== null,
+    const replyCost = this.#replyCost(
+      call,
+      usage,
+      attemptStart,
       price?.priced ?? false,
       price?.cost.total_nanousd ?? 0n,
+    );
+    headers["x-tollgate-cost-usd"] = costUsd(
+      ok && call.route.api !== null,
+      replyCost.priced,
+      replyCost.nanos,
     );
     // An agent run's next call may reach another gateway the moment this reply arrives: its counts are
     // settled first, so a ceiling this call crosses already stops that one.
@@ -922,7 +933,11 @@ export class Gateway {
     // Cut short, it runs on upstream: followed here unless a client polls it.
     if (responseId !== null && runsOn) this.#follow(call, responseId);
     if (complete) {
-      if (rec && trailers) res.addTrailers({ "x-tollgate-cost-usd": recordCostUsd(rec) });
+      if (rec && trailers) {
+        const cost = this.#replyCost(call, whole ? usage : null, attemptStart, rec.priced, rec.cost_nanousd);
+        const withTool = { ...rec, priced: cost.priced, cost_nanousd: cost.nanos };
+        res.addTrailers({ "x-tollgate-cost-usd": recordCostUsd(withTool) });
+      }
       if (ticket?.run) await ticket.settling; // as for bodies: the run's counts before the last byte
       res.end();
     } else res.destroy(); // the client sees the break exactly as it would have without the gateway
@@ -999,7 +1014,50 @@ export class Gateway {
       return null;
     }
     this.deps.metrics.recordedCost.inc(Number(recorded.record.cost_nanousd));
+    const tool = o.usage?.image_generation;
+    if (tool) this.#recordToolCall(call, recorded.record, tool);
     return recorded.record;
+  }
+
+  /**
+   * The call a hosted tool made on its own model inside this one (the image generation tool): a record of
+   * its own, named by the response's (stored once however often that is recorded), counted against the
+   * limits as a call recorded elsewhere is, but not as another LLM call of its agent run.
+   */
+  #recordToolCall(call: Call, main: CallRecord, tool: ToolModelCall): void {
+    const eventId = namedEventId(`tool-model-call:${main.workspace_id}:${main.event_id}`);
+    const input = toolModelCallInput(main, tool, imageToolModel(call.parsed), eventId);
+    const recorded = this.deps.recorder.record(input, call.workspaceId);
+    if (!recorded) {
+      this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: "record_failed" });
+      return;
+    }
+    this.deps.metrics.recordedCost.inc(Number(recorded.record.cost_nanousd));
+    void this.deps.guard.observe([recorded.record], { countCalls: false });
+  }
+
+  /**
+   * What a reply's cost header says: the call's own cost plus that of the call its image generation tool
+   * made (recorded apart, same request id); unknown when either is.
+   */
+  #replyCost(call: Call, usage: ExtractedUsage | null, at: number, priced: boolean, nanos: bigint) {
+    const tool = usage?.image_generation;
+    if (!tool) return { priced, nanos };
+    const price = tool.usage ? this.#quoteTool(call, tool, at) : null;
+    return { priced: priced && (price?.priced ?? false), nanos: nanos + (price?.cost.total_nanousd ?? 0n) };
+  }
+
+  #quoteTool(call: Call, tool: ToolModelCall, at: number): PriceResult | null {
+    try {
+      return this.deps.engine.price({
+        provider: call.provider,
+        model: toolCallModel(tool, imageToolModel(call.parsed)),
+        usage: tool.usage!,
+        at,
+      });
+    } catch {
+      return null;
+    }
   }
 
   /**

@@ -7,7 +7,10 @@ import {
   type CallFacts,
   type CallRecord,
   type Ceilings,
+  DEFAULT_IMAGE_TOOL_MODEL,
   eachFields,
+  imageToolModel,
+  imageToolWorstCase,
   type KillReason,
   levelOf,
   type PricingEngine,
@@ -229,11 +232,19 @@ export class SpendGuard {
       // The tier a request asks for (OpenAI's service_tier): a price book may price it apart.
       const tier = typeof ctx.body?.service_tier === "string" ? ctx.body.service_tier : null;
       const price = worstCaseCost(this.engine, ctx.provider, ctx.model, wc.usage, now, tier);
-      if (!price.priced) {
+      // A Responses call's image generation tool bills its own image model: held beside the response.
+      const tool = ctx.api === "openai.responses" ? imageToolWorstCase(ctx.body) : null;
+      const toolModel = imageToolModel(ctx.body) ?? DEFAULT_IMAGE_TOOL_MODEL;
+      const toolPrice = tool ? worstCaseCost(this.engine, ctx.provider, toolModel, tool.usage, now) : null;
+      for (const [p, model] of [
+        [price, ctx.model],
+        [toolPrice, toolModel],
+      ] as const) {
+        if (!p || p.priced) continue;
         const blocking = budgets.find((b) => b.spec.unpriced === "block");
-        if (blocking) return { ok: false, error: unpricedBlocked(blocking, ctx.provider, ctx.model) };
+        if (blocking) return { ok: false, error: unpricedBlocked(blocking, ctx.provider, model) };
       }
-      worst = price.total_nanousd;
+      worst = price.total_nanousd + (toolPrice?.total_nanousd ?? 0n);
     }
     const charged = plan.buckets.map((b) => chargeOf(b, now, worst));
     const agentType = ctx.facts.agent_type ?? null;

@@ -1,0 +1,171 @@
+// The Responses API's image generation tool: its own usage (`tool_usage.image_gen`) read beside the
+// response's, as a call of its image model; the worst case a budget holds for it.
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import {
+  buildCallRecord,
+  extractFromResponse,
+  extractFromSse,
+  imageToolWorstCase,
+  PricingEngine,
+  toolModelCallInput,
+  worstCaseCost,
+} from "../src/index.js";
+
+const text = (name: string) =>
+  readFileSync(new URL(`./fixtures/openai-images/${name}`, import.meta.url), "utf8");
+const body = (name: string) => JSON.parse(text(name)) as Record<string, unknown>;
+const engine = new PricingEngine();
+const AT = Date.parse("2026-12-01T00:00:00Z");
+
+describe("the Responses image generation tool", () => {
+  it("its usage is read apart from the response's, whole and streamed, with the model the response names", () => {
+    const whole = extractFromResponse(
+      "openai.responses",
+      body("responses.image-tool.gpt-5-nano.tool-usage.json"),
+    );
+    const streamed = extractFromSse(
+      "openai.responses",
+      text("responses.stream.image-tool.gpt-5-nano.tool-usage.sse"),
+    )!;
+    for (const u of [whole, streamed]) {
+      // The response's own usage holds none of the image's tokens.
+      expect(u.usage).toMatchObject({
+        input_uncached_tokens: 3151,
+        output_tokens: 1970,
+        reasoning_tokens: 1920,
+      });
+      expect(u.image_generation).toEqual({
+        model: null, // the reply's tools do not name it
+        usage: expect.objectContaining({
+          input_uncached_tokens: 25,
+          image_tokens: 0,
+          output_tokens: 272,
+          output_image_tokens: 272,
+        }),
+        usage_raw: expect.objectContaining({ output_tokens: 272 }),
+      });
+    }
+    // A tool that names its model: the response repeats it.
+    const named = body("responses.image-tool.gpt-5-nano.tool-usage.json");
+    named.tools = [{ type: "image_generation", model: "gpt-image-1-mini" }];
+    expect(extractFromResponse("openai.responses", named).image_generation?.model).toBe("gpt-image-1-mini");
+  });
+
+  it("a reply without tool_usage, or whose tool made nothing (zeros), has no image call", () => {
+    expect(
+      extractFromResponse("openai.responses", body("responses.image-tool.gpt-5-nano.json")).image_generation,
+    ).toBeUndefined();
+    const zeros = body("responses.image-tool.gpt-5-nano.tool-usage.json");
+    zeros.tool_usage = { image_gen: { input_tokens: 0, output_tokens: 0, total_tokens: 0 } };
+    expect(extractFromResponse("openai.responses", zeros).image_generation).toBeNull();
+  });
+
+  it("tool usage that does not read is a call whose cost is unknown; the response's own usage still reads", () => {
+    const odd = body("responses.image-tool.gpt-5-nano.tool-usage.json");
+    odd.tool_usage = { image_gen: { input_tokens: "25", output_tokens: 272 } };
+    const u = extractFromResponse("openai.responses", odd);
+    expect(u.usage.output_tokens).toBe(1970);
+    expect(u.image_generation).toEqual({ model: null, usage: null, usage_raw: odd.tool_usage.image_gen });
+  });
+
+  it("its record: gpt-image-1 by default, at its rates; the response's time, request and attribution", () => {
+    const u = extractFromResponse(
+      "openai.responses",
+      body("responses.image-tool.gpt-5-nano.tool-usage.json"),
+    );
+    const main = buildCallRecord(
+      {
+        event_id: "01900000-0000-7000-8000-0000000000a1",
+        ts_start: AT,
+        ts_end: AT + 9_000,
+        provider: "openai",
+        api: "openai.responses",
+        model: "gpt-5-nano",
+        span_id: "s1",
+        trace_id: "t1",
+        request_id: "req-1",
+        customer_id: "acme",
+        tags: ["x"],
+        ...u.usage,
+      },
+      { workspaceId: "default", engine },
+    );
+    if (!main.ok) throw new Error(JSON.stringify(main.errors));
+    const input = toolModelCallInput(
+      main.record,
+      u.image_generation!,
+      null,
+      "01900000-0000-8000-8000-0000000000a2",
+    );
+    const tool = buildCallRecord(input, { workspaceId: "default", engine });
+    if (!tool.ok) throw new Error(JSON.stringify(tool.errors));
+    expect(tool.record).toMatchObject({
+      kind: "llm",
+      api: "openai.images",
+      model: "gpt-image-1",
+      model_requested: null,
+      status: "ok",
+      ts_start: AT,
+      ts_end: AT + 9_000,
+      request_id: "req-1",
+      trace_id: "t1",
+      parent_span_id: "s1",
+      customer_id: "acme",
+      tags: ["x"],
+      output_image_tokens: 272,
+      // 25 × $5 + 272 × $40 per million (gpt-image-1 prices its image output at its output rate).
+      cost_nanousd: 11_005_000n,
+      priced: true,
+    });
+    // The model the request's tool named, where the reply does not.
+    const mini = buildCallRecord(
+      toolModelCallInput(
+        main.record,
+        u.image_generation!,
+        "gpt-image-1-mini",
+        "01900000-0000-8000-8000-0000000000a3",
+      ),
+      {
+        workspaceId: "default",
+        engine,
+      },
+    );
+    // 25 × $2 + 272 × $8 per million.
+    expect(mini.ok && mini.record).toMatchObject({
+      model: "gpt-image-1-mini",
+      model_requested: "gpt-image-1-mini",
+      cost_nanousd: 2_226_000n,
+    });
+  });
+
+  it("a budget holds one image of the tool's size (more where max_tool_calls lets it), its prompt and input images", () => {
+    const request = {
+      model: "gpt-5-nano",
+      input: [
+        {
+          role: "user",
+          content: [
+            { type: "input_text", text: "a cat" },
+            { type: "input_image", image_url: "data:image/png;base64,AAAA" },
+          ],
+        },
+      ],
+      tools: [{ type: "image_generation", size: "1024x1024", partial_images: 2 }],
+    };
+    const wc = imageToolWorstCase(request)!;
+    // 4,160 image tokens, 2 partial images at 100, 1,024 text; a 4,096-token prompt; one input image at 8,000.
+    expect(wc.usage).toMatchObject({
+      input_uncached_tokens: 4_096,
+      image_tokens: 8_000,
+      output_tokens: 5_384,
+    });
+    // gpt-image-1: 4,096 × $5 + 8,000 × $10 + 5,384 × $40 per million = $0.31584.
+    expect(worstCaseCost(engine, "openai", "gpt-image-1", wc.usage, AT)).toEqual({
+      priced: true,
+      total_nanousd: 315_840_000n,
+    });
+    expect(imageToolWorstCase({ ...request, max_tool_calls: 3 })!.usage.output_tokens).toBe(3 * 5_384);
+    expect(imageToolWorstCase({ model: "gpt-5-nano", tools: [{ type: "web_search" }] })).toBeNull();
+  });
+});

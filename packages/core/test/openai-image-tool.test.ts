@@ -63,10 +63,11 @@ describe("the Responses image generation tool", () => {
 
   it("tool usage that does not read is a call whose cost is unknown; the response's own usage still reads", () => {
     const odd = body("responses.image-tool.gpt-5-nano.tool-usage.json");
-    odd.tool_usage = { image_gen: { input_tokens: "25", output_tokens: 272 } };
+    const imageGen = { input_tokens: "25", output_tokens: 272 };
+    odd.tool_usage = { image_gen: imageGen };
     const u = extractFromResponse("openai.responses", odd);
     expect(u.usage.output_tokens).toBe(1970);
-    expect(u.image_generation).toEqual({ model: null, usage: null, usage_raw: odd.tool_usage.image_gen });
+    expect(u.image_generation).toEqual({ model: null, usage: null, usage_raw: imageGen });
   });
 
   it("its record: gpt-image-1 by default, at its rates; the response's time, request and attribution", () => {

@@ -171,7 +171,11 @@ describe("agentRun", () => {
       sink: (r) => records.push(r),
     });
     const draw = () =>
-      wrapped.responses.create({ model: "gpt-5-nano", input: "a cat", tools: [{ type: "image_generation" }] });
+      wrapped.responses.create({
+        model: "gpt-5-nano",
+        input: "a cat",
+        tools: [{ type: "image_generation" }],
+      });
     // gpt-5-nano's $0.00094555 and the image's on gpt-image-1, $0.011005.
     const both = 945_550n + 11_005_000n;
     await agentRun({ type: "draw", id: "sdk-run-img", limits: { max_cost_usd: "1" } }, async (run) => {

@@ -429,7 +429,11 @@ describe("wrapOpenAI", () => {
       if (stream) await collect(reply as AsyncIterable<unknown>);
       const [main, tool] = sent.slice(before);
       expect(sent.length - before).toBe(2);
-      expect(tool).toMatchObject({ api: "openai.images", parent_span_id: main!.span_id, request_id: main!.request_id });
+      expect(tool).toMatchObject({
+        api: "openai.images",
+        parent_span_id: main!.span_id,
+        request_id: main!.request_id,
+      });
       const sdkTool = await lastStored();
       const gatewayMain = await viaGateway(gatewayOpenAI.responses.create(params));
       const gatewayTool = (await gatewayRecords(gw.runtime)).find(

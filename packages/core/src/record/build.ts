@@ -4,9 +4,10 @@ import { normalizeUsage, UsageError } from "../usage/index.js";
 import {
   APIS,
   type Api,
+  DURATION_FIELDS,
   emptyUsage,
-  MEASURED_FIELDS,
   type NormalizedUsage,
+  TOKEN_FIELDS,
   TOOL_CALL_FIELDS,
   USAGE_FIELDS,
 } from "../usage/types.js";
@@ -185,9 +186,9 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
 }
 
 /**
- * Usage as given, or normalized from `usage_raw` when no token count or duration is given (model calls only: elsewhere
- * usage_raw is kept as information). Tool-call counts given beside usage_raw win over what it says: an
- * OpenAI Responses usage object has none (the searches are output items), so clients send them apart.
+ * Usage as given, or normalized from `usage_raw` when no token count is given (model calls only: elsewhere
+ * usage_raw is kept as information). Tool-call counts and durations given beside usage_raw win over what it
+ * says: an OpenAI Responses usage object has no searches (they are output items), so clients send them apart.
  */
 function resolveUsage(r: CheckedCallRecordInput, inference: boolean, errors: FieldError[]): NormalizedUsage {
   let usage = emptyUsage();
@@ -204,20 +205,30 @@ function resolveUsage(r: CheckedCallRecordInput, inference: boolean, errors: Fie
       });
       return usage;
     }
-    if (inference && !MEASURED_FIELDS.some((f) => r[f] !== undefined)) {
-      if (!r.api || !(APIS as readonly string[]).includes(r.api)) {
+    // A duration given without token counts is beside usage_raw, as tool-call counts are: the raw object's
+    // tokens still count (a client that knows its audio's length must not zero them). Where the raw object
+    // does not normalize, the duration given is the usage, and the raw object information.
+    const durationGiven = DURATION_FIELDS.some((f) => r[f] !== undefined);
+    if (inference && !TOKEN_FIELDS.some((f) => r[f] !== undefined)) {
+      const apiKnown = !!r.api && (APIS as readonly string[]).includes(r.api);
+      if (!apiKnown && !durationGiven) {
         errors.push({ field: "api", reason: `needed to normalize usage_raw: one of ${APIS.join(", ")}` });
         return usage;
       }
-      try {
-        usage = normalizeUsage(r.api as Api, r.usage_raw);
-      } catch (e) {
-        if (!(e instanceof UsageError)) throw e;
-        errors.push({ field: e.field ? `usage_raw.${e.field}` : "usage_raw", reason: e.message });
-        return usage;
+      if (apiKnown) {
+        try {
+          usage = normalizeUsage(r.api as Api, r.usage_raw);
+          for (const f of [...TOOL_CALL_FIELDS, ...DURATION_FIELDS]) if (r[f] !== undefined) usage[f] = r[f];
+          return usage;
+        } catch (e) {
+          if (!(e instanceof UsageError)) throw e;
+          if (!durationGiven) {
+            errors.push({ field: e.field ? `usage_raw.${e.field}` : "usage_raw", reason: e.message });
+            return usage;
+          }
+          usage = emptyUsage();
+        }
       }
-      for (const f of TOOL_CALL_FIELDS) if (r[f] !== undefined) usage[f] = r[f];
-      return usage;
     }
     if (inference && !TOOL_CALL_FIELDS.some((f) => r[f] !== undefined)) searchesFromRaw(r, usage);
   }

@@ -181,6 +181,26 @@ function transcriptionWorstCase(
   return { usage, maxOutput: window, outputFrom: contextWindow ? "context_window" : "default" };
 }
 
+/** What a transcription model bills, by its rates: the audio's length (by the hour), tokens, or both. */
+export interface TranscriptionBilling {
+  length: boolean;
+  tokens: boolean;
+}
+
+/** What the model bills by its rates in force at `at`; null when it has no price (nothing to tell). */
+export function transcriptionBilling(
+  engine: PricingEngine,
+  provider: string,
+  model: string,
+  at: number,
+): TranscriptionBilling | null {
+  const p = ratesInForce(engine, provider, model, at, null);
+  if (!p.priced || !p.rates) return null;
+  const r = p.rates;
+  const tokens = !!(r.input_mtok || r.input_audio_mtok || r.output_mtok || r.cache_write_mtok);
+  return { length: !!r.input_audio_hours, tokens };
+}
+
 /** The bytes of the files a request's parameters hold where they say (a File or Blob's `size`), else 0. */
 function fileBytes(body: Record<string, unknown> | null): number {
   let bytes = 0;

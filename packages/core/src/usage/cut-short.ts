@@ -1,4 +1,4 @@
-import { worstCaseUsage } from "../limits/estimate.js";
+import { type TranscriptionBilling, worstCaseUsage } from "../limits/estimate.js";
 import { atLeast, type ToolCalls } from "./tool-calls.js";
 import { type Api, type ExtractedUsage, emptyUsage } from "./types.js";
 
@@ -16,6 +16,12 @@ export interface CutShortStream {
    * Looked up only for such an estimate (the SDK's engine is built at its first use).
    */
   contextWindow?: () => number | null;
+  /**
+   * What the transcription's model bills, by its rates in force (transcriptionBilling): the worst case's
+   * measures it does not bill are not recorded (a token-billed model's audio length, whisper-1's tokens).
+   * Null or absent: unknown, all are kept.
+   */
+  billedBy?: () => TranscriptionBilling | null;
 }
 
 /**
@@ -40,6 +46,16 @@ export function estimateCutShortUsage(partial: ExtractedUsage | null, s: CutShor
     s.api === "openai.images" || s.api === "openai.transcriptions"
       ? worstCaseUsage(s.api, s.request ?? null, { byteLength: 0 }, s.contextWindow?.() ?? null).usage
       : { ...emptyUsage(), input_uncached_tokens: Math.ceil(s.requestBytes / 4), output_tokens: s.events };
+  if (s.api === "openai.transcriptions") {
+    const by = s.billedBy?.() ?? null;
+    const known = by !== null && (by.length || by.tokens);
+    if (known && !by.length) usage.input_audio_ms = 0;
+    if (known && !by.tokens) {
+      usage.input_uncached_tokens = 0;
+      usage.input_audio_tokens = 0;
+      usage.output_tokens = 0;
+    }
+  }
   if (s.toolCalls) atLeast(usage, s.toolCalls);
   return {
     model: s.model,

@@ -17,6 +17,7 @@ import {
   type ToolModelCall,
   toolCallModel,
   toolModelCallInput,
+  transcriptionBilling,
   uuidv7,
 } from "@tollgate/core";
 import { type AgentRun, agentRunOfCall, builtinEngine } from "../agent-run.js";
@@ -177,6 +178,8 @@ export class TrackedCall {
       request: this.body,
       // A transcription's estimate is its worst case, by the model's context window (as the gateway's).
       contextWindow: () => (model === null ? null : builtinEngine().contextWindow(this.spec.provider, model)),
+      billedBy: () =>
+        model === null ? null : transcriptionBilling(builtinEngine(), this.spec.provider, model, Date.now()),
     });
     this.finish({ usage, httpStatus, requestId, errorType, estimated: true });
   }

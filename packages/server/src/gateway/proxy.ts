@@ -35,6 +35,7 @@ import {
   toolCallModel,
   toolModelCallInput,
   totalTokens,
+  transcriptionBilling,
   uuidv7,
 } from "@tollgate/core";
 import { type Dispatcher, EnvHttpProxyAgent, Pool } from "undici";
@@ -1389,7 +1390,15 @@ function estimateUsage(
   // A transcription's estimate is its worst case, as a budget held it: by the model's context window.
   const model = call.model;
   const contextWindow = () => (model === null ? null : engine.contextWindow(call.provider, model));
-  return estimateCutShortUsage(partial, { ...stream, toolCalls, request: call.parsed, contextWindow });
+  const billedBy = () =>
+    model === null ? null : transcriptionBilling(engine, call.provider, model, call.started);
+  return estimateCutShortUsage(partial, {
+    ...stream,
+    toolCalls,
+    request: call.parsed,
+    contextWindow,
+    billedBy,
+  });
 }
 
 /** When a request came in and whether it streams: what /metrics labels every answered request with. */

@@ -95,7 +95,7 @@ export function wrapOpenAIRealtime<S extends RealtimeLike>(session: S, options: 
         return;
       }
       case "conversation.item.input_audio_transcription.completed": {
-        // whisper-1 reports seconds, which no token price covers: recorded without usage (cost unknown).
+        // Tokens, or whisper-1's seconds of audio (priced by the hour); an event without usage: cost unknown.
         call(models.transcriber ?? "unknown").finish({
           usage: realtimeTranscriptionUsage(event),
           httpStatus: null,

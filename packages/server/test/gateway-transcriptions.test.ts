@@ -218,3 +218,39 @@ describe("gateway: OpenAI audio transcriptions", () => {
     });
   });
 });
+
+describe("gateway: a transcription cut short is recorded in the measures its model bills", () => {
+  it("gpt-4o-mini-transcribe (billed by tokens) is not recorded with an audio length it never heard", async () => {
+    const minute = toFile(Buffer.alloc(1_920_000, 1), "minute.wav", { type: "audio/wav" });
+    const stream = await openai.audio.transcriptions.create(
+      { model: "gpt-4o-mini-transcribe", file: await minute, stream: true },
+      tagged(newCase(), { "x-mock-scenario": "reset-mid-stream" }),
+    );
+    await expect(collect(stream)).rejects.toThrow();
+    const rec = (await gatewayRecords(gw.runtime)).find(
+      (r) => r.model === "gpt-4o-mini-transcribe" && r.cost_source === "estimated",
+    );
+    expect(rec).toMatchObject({
+      input_audio_tokens: 16_000,
+      output_tokens: 16_000,
+      cost_nanousd: 128_000_000n,
+    });
+    // Not 2,560,000 ms (42 minutes): the hold's bound for a model billed by the hour.
+    expect(rec!.input_audio_ms).toBe(0);
+  });
+
+  it("whisper-1 (billed by the hour) broken off: its length held, no tokens it does not bill", async () => {
+    const upload = toFile(Buffer.alloc(9_000, 1), "a.mp3", { type: "audio/mpeg" });
+    const whole = openai.audio.transcriptions.create(
+      { model: "whisper-1", file: await upload },
+      tagged(newCase(), { "x-mock-scenario": "reset-mid-stream" }),
+    );
+    await expect(whole).rejects.toThrow();
+    const rec = (await gatewayRecords(gw.runtime)).find(
+      (r) => r.model === "whisper-1" && r.cost_source === "estimated",
+    );
+    // 9,000 bytes at 6 kbit/s: 12 s, $0.0012.
+    expect(rec).toMatchObject({ input_audio_ms: 12_000, cost_nanousd: 1_200_000n });
+    expect(rec).toMatchObject({ input_uncached_tokens: 0, input_audio_tokens: 0, output_tokens: 0 });
+  });
+});

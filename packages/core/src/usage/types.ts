@@ -94,9 +94,6 @@ export const TOOL_CALL_FIELDS = [
 /** Lengths of media a model bills by time (stores lay them out after the image output, added later). */
 export const DURATION_FIELDS = ["input_audio_ms"] as const satisfies readonly (keyof NormalizedUsage)[];
 
-/** The counts of what a model took in and gave out (tokens and durations): usage given, if any is. */
-export const MEASURED_FIELDS = [...TOKEN_FIELDS, ...DURATION_FIELDS] as const;
-
 /** Every field of NormalizedUsage. */
 export const USAGE_FIELDS = [...TOKEN_FIELDS, ...TOOL_CALL_FIELDS, ...DURATION_FIELDS] as const;
 

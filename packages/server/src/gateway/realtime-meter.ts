@@ -132,8 +132,8 @@ export class RealtimeMeter {
   }
 
   /**
-   * An input audio transcription done: a call of the transcription model, billed by its usage (tokens;
-   * whisper-1 reports seconds, which no token price covers: recorded without a cost). Not admitted (the
+   * An input audio transcription done: a call of the transcription model, billed by its usage (tokens, or
+   * whisper-1's seconds of audio, priced by the hour). Not admitted (the
    * server runs it on its own); counted against the limits once recorded.
    */
   #transcribed(event: Record<string, unknown>): void {

@@ -1,4 +1,5 @@
-// Review of input_audio_ms (d53f17e): repros of what goes wrong around the new count.
+// input_audio_ms (audio billed by its length) where it meets the rest: ingest beside a raw usage object, a
+// model no rate prices audio for, a transcription cut short.
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import {
@@ -23,7 +24,7 @@ const tokensUsage = JSON.parse(
   ),
 ).usage;
 
-describe("review: input_audio_ms", () => {
+describe("input_audio_ms", () => {
   it("ingest: a duration given beside a token usage_raw does not drop the raw object's tokens (no silent $0)", () => {
     const res = buildCallRecord(
       {
@@ -84,7 +85,7 @@ describe("review: input_audio_ms", () => {
   });
 });
 
-describe("review: whisper-1's estimate", () => {
+describe("whisper-1's estimate", () => {
   it("a whisper-1 reply broken off is estimated by its upload's length only, no phantom tokens (tokens per minute, runs)", () => {
     const u = estimateCutShortUsage(null, {
       api: "openai.transcriptions",

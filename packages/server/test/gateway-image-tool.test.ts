@@ -2,33 +2,16 @@
 // the local mock upstream (packages/core/test/fixtures/openai-images: a real reply that made an image, with
 // the tool's usage): the image is a call of its own image model, recorded beside the response, in the reply's
 // cost, counted against budgets and agent runs, and held before the call goes out.
-import OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  adminRequest,
-  collect,
-  gatewayRecords,
-  rawRequest,
-  recordByEventId,
-  startTestGateway,
-  testCases,
-} from "./helpers.js";
-import { IMAGE_FX, imageFixture, type MockUpstream, startMockUpstream } from "./mock-upstream.js";
+import type OpenAI from "openai";
+import { describe, expect, it } from "vitest";
+import { adminRequest, collect, gatewayRecords, rawRequest, recordByEventId, testCases } from "./helpers.js";
+import { IMAGE_FX, imageFixture, type MockUpstream } from "./mock-upstream.js";
+import { type OpenAIThroughGateway, openaiThroughGateway } from "./openai-gateway.js";
 
 let mock: MockUpstream;
-let gw: Awaited<ReturnType<typeof startTestGateway>>;
+let gw: OpenAIThroughGateway["gw"];
 let openai: OpenAI;
-
-beforeAll(async () => {
-  mock = await startMockUpstream({ chunkDelayMs: 0 });
-  gw = await startTestGateway(mock.url);
-  openai = new OpenAI({ apiKey: "sk-test-123", baseURL: `${gw.url}/v1`, maxRetries: 0 });
-});
-
-afterAll(async () => {
-  await gw?.stop();
-  await mock?.close();
-});
+openaiThroughGateway((s) => ({ mock, gw, openai } = s));
 
 const { newCase, tagged, upstreamOf } = testCases("imgtool", () => mock.requests);
 const ask = (tool: Record<string, unknown> = {}) => ({

@@ -3,33 +3,24 @@
 // whose model and images are read from the form), whole and streamed, are priced from their usage, held
 // against budgets by their worst case, and reach the SDK as the upstream sent them.
 import { extractFromResponse, extractFromSse, formatUsd } from "@tollgate/core";
-import OpenAI, { toFile } from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type OpenAI from "openai";
+import { toFile } from "openai";
+import { describe, expect, it } from "vitest";
 import {
   adminRequest,
   collect,
   expectExactUsageAndCost,
   gatewayRecords,
   recordByEventId,
-  startTestGateway,
   testCases,
 } from "./helpers.js";
-import { IMAGE_FX, imageFixture, type MockUpstream, startMockUpstream } from "./mock-upstream.js";
+import { IMAGE_FX, imageFixture, type MockUpstream } from "./mock-upstream.js";
+import { type OpenAIThroughGateway, openaiThroughGateway } from "./openai-gateway.js";
 
 let mock: MockUpstream;
-let gw: Awaited<ReturnType<typeof startTestGateway>>;
+let gw: OpenAIThroughGateway["gw"];
 let openai: OpenAI;
-
-beforeAll(async () => {
-  mock = await startMockUpstream({ chunkDelayMs: 0 });
-  gw = await startTestGateway(mock.url);
-  openai = new OpenAI({ apiKey: "sk-test-123", baseURL: `${gw.url}/v1`, maxRetries: 0 });
-});
-
-afterAll(async () => {
-  await gw?.stop();
-  await mock?.close();
-});
+openaiThroughGateway((s) => ({ mock, gw, openai } = s));
 
 const { newCase, tagged, upstreamOf } = testCases("img", () => mock.requests);
 /** A PNG's first bytes and some that are not UTF-8: an upload must reach the upstream as sent. */

@@ -2,32 +2,17 @@
 // upstream (real captured usage objects, packages/core/test/fixtures/openai-audio): priced from their token
 // usage, whole and streamed; whisper-1 by its audio's seconds; the text formats, which report no usage, recorded
 // with the cost unknown; budgets held by the model's context window (whisper-1: the upload's longest play).
-import OpenAI, { toFile } from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  adminRequest,
-  collect,
-  gatewayRecords,
-  recordByEventId,
-  startTestGateway,
-  testCases,
-} from "./helpers.js";
-import { type MockUpstream, startMockUpstream } from "./mock-upstream.js";
+import type OpenAI from "openai";
+import { toFile } from "openai";
+import { describe, expect, it } from "vitest";
+import { adminRequest, collect, gatewayRecords, recordByEventId, testCases } from "./helpers.js";
+import type { MockUpstream } from "./mock-upstream.js";
+import { type OpenAIThroughGateway, openaiThroughGateway } from "./openai-gateway.js";
 
 let mock: MockUpstream;
-let gw: Awaited<ReturnType<typeof startTestGateway>>;
+let gw: OpenAIThroughGateway["gw"];
 let openai: OpenAI;
-
-beforeAll(async () => {
-  mock = await startMockUpstream({ chunkDelayMs: 0 });
-  gw = await startTestGateway(mock.url);
-  openai = new OpenAI({ apiKey: "sk-test-123", baseURL: `${gw.url}/v1`, maxRetries: 0 });
-});
-
-afterAll(async () => {
-  await gw?.stop();
-  await mock?.close();
-});
+openaiThroughGateway((s) => ({ mock, gw, openai } = s));
 
 const { newCase, tagged, upstreamOf } = testCases("tr", () => mock.requests);
 /** A WAV header and bytes that are not UTF-8: the upload must reach the upstream as sent. */

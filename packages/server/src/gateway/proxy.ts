@@ -112,6 +112,8 @@ interface Owner {
    * runs, it counts against its budgets as any call in flight does.
    */
   ticket?: Ticket | null;
+  /** The model the submission's image generation tool named (its tool call's model_requested), if any. */
+  imageToolModel?: string | null;
 }
 
 /** How much of an error answer is read for its error type. */
@@ -191,6 +193,8 @@ interface Outcome {
   request_id?: string;
   /** The attempt's admission is settled later, not with this record (a background response's submission). */
   keepTicket?: boolean;
+  /** The model the request's image generation tool named, when the call's body is not the request's (a poll). */
+  imageToolModel?: string | null;
 }
 
 /**
@@ -1016,7 +1020,13 @@ export class Gateway {
     }
     this.deps.metrics.recordedCost.inc(Number(recorded.record.cost_nanousd));
     const tool = o.usage?.image_generation;
-    if (tool) this.#recordToolCall(call, recorded.record, tool);
+    if (tool)
+      this.#recordToolCall(
+        call,
+        recorded.record,
+        tool,
+        o.imageToolModel !== undefined ? o.imageToolModel : imageToolModel(call.parsed),
+      );
     return recorded.record;
   }
 
@@ -1025,9 +1035,9 @@ export class Gateway {
    * its own, named by the response's (stored once however often that is recorded), counted against the
    * limits as a call recorded elsewhere is, but not as another LLM call of its agent run.
    */
-  #recordToolCall(call: Call, main: CallRecord, tool: ToolModelCall): void {
+  #recordToolCall(call: Call, main: CallRecord, tool: ToolModelCall, requested: string | null): void {
     const eventId = namedEventId(`tool-model-call:${main.workspace_id}:${main.event_id}`);
-    const input = toolModelCallInput(main, tool, imageToolModel(call.parsed), eventId);
+    const input = toolModelCallInput(main, tool, requested, eventId);
     const recorded = this.deps.recorder.record(input, call.workspaceId);
     if (!recorded) {
       this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: "record_failed" });
@@ -1111,6 +1121,8 @@ export class Gateway {
         event_id: namedEventId(`openai-response:${owner.workspaceId}:${response.id}`),
         ts_end: null,
         request_id: fieldText(response.id) ?? undefined,
+        // The poll's body is not the request's: the submission's tool model, as this process saw it.
+        imageToolModel: here?.imageToolModel ?? null,
       },
     );
     // Without it, its spend is added to the budgets it falls under.
@@ -1294,7 +1306,12 @@ function heldBy(ticket: Ticket | null): Ticket | null {
 
 /** The workspace and attribution a call is recorded with. */
 function ownerOf(call: Call): Owner {
-  return { workspaceId: call.workspaceId, attribution: call.attribution, keyId: call.keyId };
+  return {
+    workspaceId: call.workspaceId,
+    attribution: call.attribution,
+    keyId: call.keyId,
+    imageToolModel: imageToolModel(call.parsed),
+  };
 }
 
 /** The record of one answered request of a batch, for whoever downloaded its results, named by it. */

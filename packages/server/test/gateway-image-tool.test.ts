@@ -158,6 +158,22 @@ describe("gateway: the Responses image generation tool", () => {
     expect(images).toHaveLength(1);
   });
 
+  it("a background response polled to its end: its image is of the model the submission's tool named", async () => {
+    const opts = { headers: { "x-mock-case": `imgtool-bg-mini-${newCase()}` } };
+    const submitted = await openai.responses.create(
+      { ...ask({ model: "gpt-image-1-mini" }), background: true },
+      opts,
+    );
+    for (let i = 0; i < 2; i++) await openai.responses.retrieve(submitted.id, undefined, opts);
+    const image = async () =>
+      (await gatewayRecords(gw.runtime)).find(
+        (r) => r.request_id === submitted.id && r.api === "openai.images",
+      );
+    await expect
+      .poll(image)
+      .toMatchObject({ model: "gpt-image-1-mini", model_requested: "gpt-image-1-mini" });
+  });
+
   it("an agent run counts the image's cost, not as another LLM call", async () => {
     const run = `imgtool-run-${newCase()}`;
     await openai.responses.create(ask(), tagged(newCase(), { "x-tollgate-agent-run-id": run }));

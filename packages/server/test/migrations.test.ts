@@ -26,11 +26,12 @@ it("the migrated events table has exactly the Appender's columns, in its order",
 
 const CACHED_MEDIA = ["cache_audio_read_tokens", "cache_image_read_tokens"];
 const IMAGE_OUT = "output_image_tokens";
-const AUDIO_MS = "input_audio_ms";
+/** Migration 10: the audio length, and the call a record was made within. */
+const MIGRATION_10 = ["input_audio_ms", "parent_event_id"];
 
 /**
  * Data dirs from before the tool-call columns, the web_search_preview count, the cached media counts, the
- * image output count, the audio length.
+ * image output count, the audio length and the call made within.
  */
 const UPGRADES = [
   {
@@ -43,17 +44,17 @@ const UPGRADES = [
       "web_search_preview_requests",
       ...CACHED_MEDIA,
       IMAGE_OUT,
-      AUDIO_MS,
+      ...MIGRATION_10,
     ],
   },
   {
     from: "at migration 6",
     versions: [7, 8, 9, 10],
-    columns: ["web_search_preview_requests", ...CACHED_MEDIA, IMAGE_OUT, AUDIO_MS],
+    columns: ["web_search_preview_requests", ...CACHED_MEDIA, IMAGE_OUT, ...MIGRATION_10],
   },
-  { from: "at migration 7", versions: [8, 9, 10], columns: [...CACHED_MEDIA, IMAGE_OUT, AUDIO_MS] },
-  { from: "at migration 8", versions: [9, 10], columns: [IMAGE_OUT, AUDIO_MS] },
-  { from: "at migration 9", versions: [10], columns: [AUDIO_MS] },
+  { from: "at migration 7", versions: [8, 9, 10], columns: [...CACHED_MEDIA, IMAGE_OUT, ...MIGRATION_10] },
+  { from: "at migration 8", versions: [9, 10], columns: [IMAGE_OUT, ...MIGRATION_10] },
+  { from: "at migration 9", versions: [10], columns: MIGRATION_10 },
 ];
 
 it.each(UPGRADES)("a data dir $from gains the columns it lacks: its calls read back with none", async (u) => {
@@ -78,6 +79,7 @@ it.each(UPGRADES)("a data dir $from gains the columns it lacks: its calls read b
     cache_audio_read_tokens: 3,
     output_image_tokens: 2,
     input_audio_ms: 1_500,
+    parent_event_id: "01900000-0000-7000-8000-000000000001",
   });
   try {
     let store = await DuckDbStore.open(dir);
@@ -101,6 +103,7 @@ it.each(UPGRADES)("a data dir $from gains the columns it lacks: its calls read b
         cache_image_read_tokens: 0,
         output_image_tokens: 0,
         input_audio_ms: 0,
+        parent_event_id: null,
         cost_tool_calls_nanousd: 0n,
         cost_nanousd: before.cost_nanousd,
       });
@@ -113,6 +116,7 @@ it.each(UPGRADES)("a data dir $from gains the columns it lacks: its calls read b
         cache_audio_read_tokens: 3,
         output_image_tokens: 2,
         input_audio_ms: 1_500,
+        parent_event_id: "01900000-0000-7000-8000-000000000001",
         cost_tool_calls_nanousd: 35_000_000n,
         cost_nanousd: before.cost_nanousd + 35_000_000n + 3_750n,
       });

@@ -23,6 +23,7 @@
  * Background responses: polls (`GET /v1/responses/{id}`) answer in_progress once, then the finished reply;
  * a streamed one's stream is resumed by `GET /v1/responses/{id}?stream=true[&starting_after=N]`.
  */
+import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
@@ -350,10 +351,16 @@ export function normalReply(
     // A response that used its image generation tool, repeating the request's tools as OpenAI does.
     const rel = stream ? IMAGE_FX.toolStream : IMAGE_FX.tool;
     const echo = JSON.stringify(body?.tools);
-    const text = imageFixture(rel).replaceAll(
+    let text = imageFixture(rel).replaceAll(
       '"tools":[{"type":"image_generation","background":"auto","moderation":"auto","n":1,"output_compression":100,"output_format":"webp","quality":"low","size":"1024x1024"}]',
       `"tools":${echo}`,
     );
+    // A background one is a response of its own (recorded once by its id), as each submission is upstream.
+    if (body?.background === true)
+      text = text.replaceAll(
+        "resp_0a33d15155cb126d0068c96c54970481958484dea31f07926d",
+        `resp_${randomUUID()}`,
+      );
     return stream ? sseReply(text, rel) : jsonReply(text, rel);
   }
   if (p === "/v1/audio/transcriptions") {

@@ -321,6 +321,7 @@ describe("spool files from an earlier version", () => {
       "output_image_tokens",
       "input_audio_ms",
       "web_search_requests",
+      "parent_event_id",
     ])
       delete old[k];
     writeFileSync(join(spoolDir, file!), `${JSON.stringify(old)}\n`);
@@ -331,6 +332,7 @@ describe("spool files from an earlier version", () => {
       output_image_tokens: 0,
       input_audio_ms: 0,
       web_search_requests: 0,
+      parent_event_id: null,
       cost_nanousd: record.cost_nanousd,
     });
     await store.close();

@@ -99,7 +99,7 @@ function edgeCases(): CallRecord[] {
       data_mode: "test",
     }),
     // Server-side tool calls billed per call; cached audio and images (counted apart from cached text);
-    // image output tokens (a part of output); audio billed by its length.
+    // image output tokens (a part of output); audio billed by its length; made within another call.
     buildRecord({
       ...base,
       event_id: id(9),
@@ -111,6 +111,7 @@ function edgeCases(): CallRecord[] {
       cache_image_read_tokens: 5,
       output_image_tokens: 4,
       input_audio_ms: 2_500,
+      parent_event_id: id(8),
     }),
   ];
 }
@@ -279,7 +280,7 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
     }
   });
 
-  it("an events table from before the tool-call (cached media, image output, audio length) columns gains them on open, two replicas at once (one node, two shards, modern)", async () => {
+  it("an events table from before the tool-call (cached media, image output, audio length, parent call) columns gains them on open, two replicas at once (one node, two shards, modern)", async () => {
     const added = [
       "web_search_requests",
       "file_search_requests",
@@ -289,6 +290,7 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
       "cache_image_read_tokens",
       "output_image_tokens",
       "input_audio_ms",
+      "parent_event_id",
     ];
     const [before, after] = edgeCases().slice(-2);
     const layouts: { name: string; opts: ClickHouseOptions; exec?: () => ChdbExec; tables: string[] }[] = [
@@ -333,6 +335,7 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
           cache_image_read_tokens: 0,
           output_image_tokens: 0,
           input_audio_ms: 0,
+          parent_event_id: null,
           cost_tool_calls_nanousd: 0n,
         });
         expect(await store.findEvent("default", after!.event_id), l.name).toMatchObject({
@@ -343,6 +346,7 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
           cache_image_read_tokens: 5,
           output_image_tokens: 4,
           input_audio_ms: 2_500,
+          parent_event_id: after!.parent_event_id,
           cost_tool_calls_nanousd: after!.cost_tool_calls_nanousd,
         });
         // gpt-4o-mini: 2 × $0.01 (web_search) + 1 × $0.025 (web_search_preview) + 2 × $0.0025 (file search)

@@ -118,6 +118,7 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
     trace_id: r.trace_id ?? null,
     span_id: r.span_id ?? null,
     parent_span_id: r.parent_span_id ?? null,
+    parent_event_id: r.parent_event_id?.toLowerCase() ?? null,
     ts_start: r.ts_start,
     ts_end: r.ts_end ?? null,
     latency_ms: r.latency_ms ?? (r.ts_end != null ? r.ts_end - r.ts_start : null),

@@ -58,6 +58,11 @@ export interface CallRecord extends NormalizedUsage, Record<CostField, bigint> {
   trace_id: string | null;
   span_id: string | null;
   parent_span_id: string | null;
+  /**
+   * The call this one was made within, where a hosted tool of that call ran a model of its own (the
+   * Responses image generation tool's image): spend of that call's, not another LLM call of its agent run.
+   */
+  parent_event_id: string | null;
   /** Epoch milliseconds, UTC. */
   ts_start: number;
   ts_end: number | null;

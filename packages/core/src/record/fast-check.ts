@@ -65,6 +65,7 @@ const CHECKS = new Map<string, Check>([
   ["trace_id", optId],
   ["span_id", optId],
   ["parent_span_id", optId],
+  ["parent_event_id", nullable((v) => typeof v === "string" && UUID_RE.test(v))],
   ["ts_start", epochMs],
   ["ts_end", nullable(epochMs)],
   ["latency_ms", nullable(duration)],

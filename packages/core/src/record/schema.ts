@@ -135,6 +135,10 @@ export const CallRecordInputSchema = z.strictObject({
   trace_id: optId(),
   span_id: optId(),
   parent_span_id: optId(),
+  parent_event_id: z
+    .string()
+    .regex(UUID_RE, "must be the UUID of the call this one was made within")
+    .nullish(),
   ts_start: timestamp,
   ts_end: timestamp.nullish(),
   latency_ms: durationMs.nullish(),

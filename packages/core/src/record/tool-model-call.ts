@@ -29,7 +29,9 @@ const FROM_PARENT = [
 ] as const;
 
 /** The response's record as stored (CallRecord) or as an SDK sends it (a record input). */
-export type ToolCallParent = Readonly<Partial<Record<(typeof FROM_PARENT)[number] | "span_id", unknown>>>;
+export type ToolCallParent = Readonly<
+  Partial<Record<(typeof FROM_PARENT)[number] | "span_id", unknown>> & { event_id: string }
+>;
 
 /**
  * The record input of the tool's call, from its response's record: what FROM_PARENT names; a span under
@@ -46,6 +48,7 @@ export function toolModelCallInput(
   for (const f of FROM_PARENT) if (parent[f] !== undefined) input[f] = parent[f];
   input.event_id = eventId;
   input.parent_span_id = parent.span_id ?? null;
+  input.parent_event_id = parent.event_id;
   input.kind = "llm";
   input.api = "openai.images";
   input.model_requested = requested;

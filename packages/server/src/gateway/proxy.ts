@@ -30,6 +30,7 @@ import {
   type PricingEngine,
   pollOutcomeOf,
   Recent,
+  type ToolCallParent,
   type ToolCalls,
   type ToolModelCall,
   toolCallModel,
@@ -757,7 +758,7 @@ export class Gateway {
     let waitedMs = 0;
     const results = source
       ? new BatchResultsReader(source.family, (found) => {
-          const inputs = found.map((r) => batchCallInput(call, source, r));
+          const inputs = found.flatMap((r) => batchCallInputs(call, source, r));
           const room = this.deps.batches.add(call.workspaceId, inputs);
           if (!room || waitedMs >= DOWNLOAD_WAIT_MS) return;
           const since = Date.now();
@@ -1033,7 +1034,8 @@ export class Gateway {
   /**
    * The call a hosted tool made on its own model inside this one (the image generation tool): a record of
    * its own, named by the response's (stored once however often that is recorded), counted against the
-   * limits as a call recorded elsewhere is, but not as another LLM call of its agent run.
+   * limits as a call recorded elsewhere is; its parent_event_id keeps it from counting as another LLM call
+   * of its agent run.
    */
   #recordToolCall(call: Call, main: CallRecord, tool: ToolModelCall, requested: string | null): void {
     const eventId = namedEventId(`tool-model-call:${main.workspace_id}:${main.event_id}`);
@@ -1044,7 +1046,7 @@ export class Gateway {
       return;
     }
     this.deps.metrics.recordedCost.inc(Number(recorded.record.cost_nanousd));
-    void this.deps.guard.observe([recorded.record], { countCalls: false });
+    void this.deps.guard.observe([recorded.record]);
   }
 
   /**
@@ -1314,7 +1316,18 @@ function ownerOf(call: Call): Owner {
   };
 }
 
-/** The record of one answered request of a batch, for whoever downloaded its results, named by it. */
+/**
+ * The records of one answered request of a batch, for whoever downloaded its results, named by it: its
+ * call's, and its image generation tool's where the tool made an image (the batch names no tool model).
+ */
+function batchCallInputs(call: Call, source: BatchResultsSource, r: BatchResult): Record<string, unknown>[] {
+  const main = batchCallInput(call, source, r);
+  const tool = r.usage.image_generation;
+  if (!tool) return [main];
+  const eventId = namedEventId(`tool-model-call:${call.workspaceId}:${main.event_id}`);
+  return [main, toolModelCallInput(main as ToolCallParent, tool, null, eventId)];
+}
+
 function batchCallInput(call: Call, source: BatchResultsSource, r: BatchResult): Record<string, unknown> {
   const input: Record<string, unknown> = {
     event_id: namedEventId(`${source.family}-batch:${call.workspaceId}:${source.id}:${r.customId}`),

@@ -162,6 +162,7 @@ function parseRecord(line: string): CallRecord | null {
     // Spooled by a version before a count was kept (tool calls, cached media, image output, audio length):
     // there was none.
     for (const k of USAGE_FIELDS) r[k] ??= 0;
+    r.parent_event_id ??= null;
     r.cost_tool_calls_nanousd ??= 0n;
     return r as unknown as CallRecord;
   } catch {

@@ -493,8 +493,12 @@ export class SpendGuard {
                 cost: rec.cost_nanousd,
                 tokens,
                 toolCalls: rec.kind === "tool" ? 1 : 0,
+                // A batch's results are past work read back; a hosted tool's model call is its call's.
                 llmCalls:
-                  opts.countCalls !== false && !rec.batch && (rec.kind === "llm" || rec.kind === "embedding")
+                  opts.countCalls !== false &&
+                  !rec.batch &&
+                  rec.parent_event_id === null &&
+                  (rec.kind === "llm" || rec.kind === "embedding")
                     ? 1
                     : 0,
               }

@@ -56,6 +56,7 @@ export const EXPORT_COLUMNS = [
   ...CACHED_MEDIA_FIELDS,
   "output_image_tokens",
   "input_audio_ms",
+  "parent_event_id",
 ] as const satisfies readonly (keyof CallRecord)[];
 
 /** An opaque page cursor: base64url of the last record's start time and event id. */

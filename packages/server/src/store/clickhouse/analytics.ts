@@ -106,7 +106,7 @@ export async function agentRuns(
     `SELECT agent_type, count() AS runs, sum(c) AS cost_sum, arraySort(groupArray(c)) AS s, length(s) AS cnt,
             ${rank("s", "cnt", 50)} AS p50, ${rank("s", "cnt", 99)} AS p99, s[cnt] AS max_c,
             argMax(run, c) AS max_run, countIf(killed = 1) AS killed_runs, sum(llm) AS llm_calls, sum(tools) AS tool_calls
-     FROM (SELECT agent_type, agent_run_id AS run, sum(cost_nanousd) AS c, countIf(kind = 'llm' AND batch = 0) AS llm,
+     FROM (SELECT agent_type, agent_run_id AS run, sum(cost_nanousd) AS c, countIf(kind = 'llm' AND batch = 0 AND parent_event_id = '') AS llm,
                   countIf(kind = 'tool') AS tools, max(status = 'killed') AS killed
            FROM ${events} WHERE ${whereSql(filter)} AND agent_run_id != '' GROUP BY agent_type, run)
      GROUP BY agent_type`,

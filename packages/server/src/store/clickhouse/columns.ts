@@ -73,6 +73,7 @@ export const COLUMNS: readonly Column[] = [
   ...CACHED_MEDIA_FIELDS.map(col("int")),
   col("int")("output_image_tokens"),
   col("int")("input_audio_ms"),
+  text("parent_event_id"),
 ];
 
 const SQL_TYPE: Record<Kind, string> = {

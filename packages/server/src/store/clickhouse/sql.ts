@@ -18,12 +18,12 @@ export function int(v: number): string {
 /** A model call: analytics count these; tool, agent and other records are structure, not spend. */
 export const MODEL_CALL = "kind IN ('llm', 'embedding')";
 /**
- * An agent run's LLM calls counted (a batch's results are none: past work read back). Over Distributed
- * tables 18.16 cannot merge `countIf(kind IN (…))` (its argument is LowCardinality(UInt8)), while one
- * countIf per kind compared by equality merges fine.
+ * An agent run's LLM calls counted (a batch's results are none: past work read back; a hosted tool's model
+ * call is its call's). Over Distributed tables 18.16 cannot merge `countIf(kind IN (…))` (its argument is
+ * LowCardinality(UInt8)), while one countIf per kind compared by equality merges fine.
  */
 export const COUNT_RUN_LLM_CALLS =
-  "countIf(kind = 'llm' AND batch = 0) + countIf(kind = 'embedding' AND batch = 0)";
+  "countIf(kind = 'llm' AND batch = 0 AND parent_event_id = '') + countIf(kind = 'embedding' AND batch = 0 AND parent_event_id = '')";
 /** A call whose cost is not known: a model call without a price or without usage. */
 export const COST_UNKNOWN = `priced = 0 AND ${MODEL_CALL}`;
 /** All input tokens of a record (its input categories are disjoint). */

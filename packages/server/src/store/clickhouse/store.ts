@@ -601,7 +601,7 @@ export class ClickHouseStore implements Store {
   async runUsage(workspaceId: string, since: number, runId?: string): Promise<RunUsageRow[]> {
     const rows = await this.ch.rows<Row>(
       `SELECT agent_run_id, sum(cost_nanousd) AS cost_sum, sum(${INPUT_TOKENS} + output_tokens) AS tokens,
-              ${COUNT_RUN_LLM_CALLS} AS llm, countIf(kind = 'tool') AS tools, countIf(attempt > 1) AS retries,
+              ${COUNT_RUN_LLM_CALLS} AS llm, countIf(kind = 'tool') AS tools, countIf(attempt > 1 AND parent_event_id = '') AS retries,
               min(ts_start) AS started
        FROM ${this.#t("events")} WHERE workspace_id = ${lit(workspaceId)} AND agent_run_id != ''
          AND ts_start >= ${int(since)} AND ${dayBound(">=", since)}

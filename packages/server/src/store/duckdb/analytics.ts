@@ -114,7 +114,8 @@ export async function agentRuns(conn: DuckDBConnection, filter: EventFilter): Pr
             quantile_disc(c, 0.99), max(c), arg_max(agent_run_id, c), count(*) FILTER (WHERE killed),
             sum(llm)::BIGINT, sum(tools)::BIGINT
      FROM (SELECT agent_type, agent_run_id, sum(cost_nanousd)::HUGEINT AS c,
-                  count(*) FILTER (WHERE kind = 'llm' AND NOT batch) AS llm, -- a batch's results: no loop's calls
+                  -- a batch's results: no loop's calls; a hosted tool's model call: its call's
+                  count(*) FILTER (WHERE kind = 'llm' AND NOT batch AND parent_event_id IS NULL) AS llm,
                   count(*) FILTER (WHERE kind = 'tool') AS tools,
                   bool_or(status = 'killed') AS killed
            FROM events WHERE ${sql} AND agent_run_id IS NOT NULL GROUP BY agent_type, agent_run_id)

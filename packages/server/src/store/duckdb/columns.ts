@@ -118,6 +118,7 @@ export const COLUMNS: readonly Column[] = [
   bigint("output_image_tokens"),
   // Migration 10.
   bigint("input_audio_ms"),
+  idText("parent_event_id"),
 ];
 
 const TYPES = COLUMNS.map((c) => c.type);

@@ -175,6 +175,10 @@ export const MIGRATIONS: readonly { version: number; sql: string[] }[] = [
   {
     version: 10,
     // Milliseconds of input audio, for models billed by the hour of it (whisper-1). Calls stored before: 0.
-    sql: ["ALTER TABLE events ADD COLUMN input_audio_ms BIGINT DEFAULT 0"],
+    // The call a record was made within (a hosted tool's model call). Calls stored before: none.
+    sql: [
+      "ALTER TABLE events ADD COLUMN input_audio_ms BIGINT DEFAULT 0",
+      "ALTER TABLE events ADD COLUMN parent_event_id VARCHAR",
+    ],
   },
 ];

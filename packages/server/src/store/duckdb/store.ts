@@ -698,9 +698,10 @@ export class DuckDbStore implements Store {
     const res = await this.reader.run((conn) =>
       conn.runAndReadAll(
         `SELECT agent_run_id, sum(cost_nanousd)::HUGEINT, sum(${INPUT_TOKENS} + output_tokens)::HUGEINT,
-                count(*) FILTER (WHERE ${MODEL_CALL} AND NOT batch), -- a batch's results: no loop's calls
+                -- a batch's results: no loop's calls; a hosted tool's model call: its call's
+                count(*) FILTER (WHERE ${MODEL_CALL} AND NOT batch AND parent_event_id IS NULL),
                 count(*) FILTER (WHERE kind = 'tool'),
-                count(*) FILTER (WHERE attempt > 1), epoch_ms(min(ts_start))
+                count(*) FILTER (WHERE attempt > 1 AND parent_event_id IS NULL), epoch_ms(min(ts_start))
          FROM events WHERE workspace_id = $1 AND agent_run_id IS NOT NULL
            AND ts_start >= make_timestamp($2::BIGINT * 1000) ${runId === undefined ? "" : "AND agent_run_id = $3"}
          GROUP BY agent_run_id`,

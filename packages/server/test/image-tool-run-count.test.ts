@@ -1,6 +1,6 @@
-// Review repros for the Responses image generation tool's own record (85266eb): wherever an agent run is
-// counted from records rather than live (the events API, a rebuild after a restart, the agent-run rollup),
-// the tool's record must count as spend, not as another LLM call of the run, as the gateway counts it live.
+// The Responses image generation tool's own record (its parent_event_id names the response's): wherever an
+// agent run is counted from records rather than live (the events API, a rebuild after a restart, the
+// agent-run rollup), it counts as spend, not as another LLM call of the run, as the gateway counts it live.
 import { rmSync } from "node:fs";
 import {
   buildCallRecord,
@@ -35,7 +35,7 @@ const ask = (tool: Record<string, unknown> = {}) => ({
 const client = (base: typeof gw, headers: Record<string, string>) =>
   new OpenAI({ apiKey: "sk-test-123", baseURL: `${base.url}/v1`, maxRetries: 0, defaultHeaders: headers });
 
-describe("review: the image tool's record is no LLM call of its run, wherever the run is counted", () => {
+describe("the image tool's record is no LLM call of its run, wherever the run is counted", () => {
   it("events API: an SDK's response and its image tool record count one LLM call", async () => {
     const engine = new PricingEngine();
     const u = extractFromResponse("openai.responses", JSON.parse(imageFixture(IMAGE_FX.tool)));

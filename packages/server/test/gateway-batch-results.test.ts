@@ -34,6 +34,7 @@ import {
   anthropicBatchResults,
   BATCH_FIXTURES,
   fixture,
+  imageToolBatchOutput,
   type MockUpstream,
   openaiBatchOutput,
   startMockUpstream,
@@ -154,6 +155,28 @@ describe("OpenAI: a batch output file read through the gateway", () => {
     await sleep(300);
     expect(await batchRecords("nightly-batch", 4)).toHaveLength(4);
     expect((await api("GET", "/api/budgets/nightly")).spend_nanousd).toBe(total.toString());
+  });
+
+  it("a request whose image generation tool made an image: the image is a call of its own, at the batch rate", async () => {
+    const c = openai.withOptions({
+      baseURL: `${gw.url}/v1`,
+      defaultHeaders: { ...FAST, "x-tollgate-feature": "batch-image-tool" },
+    });
+    expect(await (await c.files.content("file-batch-output-image-tool")).text()).toBe(imageToolBatchOutput());
+    const [image, main] = (await batchRecords("batch-image-tool", 2)).sort((a, b) =>
+      a.api!.localeCompare(b.api!),
+    );
+    expect(main).toMatchObject({ api: "openai.responses", batch: true, parent_event_id: null });
+    // gpt-image-1 at half its list price: (25 × $5 + 272 × $40 per million) / 2.
+    expect(image).toMatchObject({
+      api: "openai.images",
+      model: "gpt-image-1",
+      batch: true,
+      request_id: "req_batch_img",
+      parent_event_id: main!.event_id,
+      feature: "batch-image-tool",
+      cost_nanousd: 5_502_500n,
+    });
   });
 
   it("any other file (a batch's input) is relayed and recorded as the download it is, nothing more", async () => {

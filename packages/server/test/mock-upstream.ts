@@ -174,6 +174,18 @@ export function openaiBatchOutput(): string {
   return `${[answered[0], failed, ...answered.slice(1)].map((l) => JSON.stringify(l)).join("\n")}\n`;
 }
 
+/** A batch output file of one Responses request whose image generation tool made an image. */
+export function imageToolBatchOutput(): string {
+  const body = JSON.parse(imageFixture(IMAGE_FX.tool));
+  const line = {
+    id: "batch_req_img",
+    custom_id: "request-img",
+    response: { status_code: 200, request_id: "req_batch_img", body },
+    error: null,
+  };
+  return `${JSON.stringify(line)}\n`;
+}
+
 /**
  * An Anthropic message batch's results (`GET /v1/messages/batches/{id}/results`): succeeded requests
  * wrapping real message bodies, and an errored and an expired one (not billed). No final newline.
@@ -585,13 +597,15 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
     const batchFile =
       rec.method !== "GET"
         ? null
-        : /^\/v1\/files\/file-batch-output[^/]*\/content$/.test(path)
-          ? openaiBatchOutput()
-          : path === "/v1/files/file-batch-input/content"
-            ? batchInput()
-            : /^\/v1\/messages\/batches\/[^/]+\/results$/.test(path)
-              ? anthropicBatchResults()
-              : null;
+        : path === "/v1/files/file-batch-output-image-tool/content"
+          ? imageToolBatchOutput()
+          : /^\/v1\/files\/file-batch-output[^/]*\/content$/.test(path)
+            ? openaiBatchOutput()
+            : path === "/v1/files/file-batch-input/content"
+              ? batchInput()
+              : /^\/v1\/messages\/batches\/[^/]+\/results$/.test(path)
+                ? anthropicBatchResults()
+                : null;
     if (batchFile !== null) {
       const type = path.startsWith("/v1/files/") ? "application/octet-stream" : "application/x-jsonl";
       res.writeHead(200, { "content-type": type, ...idHeaders });

@@ -234,7 +234,7 @@ export class SpendGuard {
       const price = worstCaseCost(this.engine, ctx.provider, ctx.model, wc.usage, now, tier);
       // A Responses call's image generation tool bills its own image model: held beside the response.
       const tool = ctx.api === "openai.responses" ? imageToolWorstCase(ctx.body) : null;
-      const toolModel = imageToolModel(ctx.body) ?? DEFAULT_IMAGE_TOOL_MODEL;
+      const toolModel = tool ? (imageToolModel(ctx.body) ?? DEFAULT_IMAGE_TOOL_MODEL) : ctx.model;
       const toolPrice = tool ? worstCaseCost(this.engine, ctx.provider, toolModel, tool.usage, now) : null;
       for (const [p, model] of [
         [price, ctx.model],

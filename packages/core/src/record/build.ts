@@ -82,6 +82,9 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
   if (model === null) errors.push({ field: "model", reason: "required (or model_requested)" });
   if (r.ts_end != null && r.ts_end < r.ts_start)
     errors.push({ field: "ts_end", reason: "must not be before ts_start" });
+  // A call is not made within itself: a record naming itself would count as spend, never as a call of its run.
+  if (r.parent_event_id != null && r.parent_event_id.toLowerCase() === r.event_id.toLowerCase())
+    errors.push({ field: "parent_event_id", reason: "must name another call than this one (its event_id)" });
   if (r.ts_end != null && r.ts_end - r.ts_start > MAX_CALL_MS)
     errors.push({ field: "ts_end", reason: "must be within 7 days of ts_start (one call, not a session)" });
 

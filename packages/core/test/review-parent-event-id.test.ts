@@ -1,0 +1,38 @@
+// Review repro: a record whose parent_event_id is its own event_id (whatever the case of either) is no call
+// made within another: it would count as spend but never as an LLM call or retry of its agent run.
+import { describe, expect, it } from "vitest";
+import { PricingEngine } from "../src/pricing/index.js";
+import { buildCallRecord } from "../src/record/index.js";
+
+const ctx = { workspaceId: "ws", engine: new PricingEngine() };
+const ID = "0190f5e2-7c3a-7b1e-8f00-00000000000a";
+const llm = {
+  event_id: ID,
+  ts_start: Date.UTC(2025, 5, 1),
+  provider: "openai",
+  model: "gpt-4o-mini",
+  input_uncached_tokens: 10,
+  output_tokens: 5,
+  agent_run_id: "run-self",
+};
+
+describe("parent_event_id", () => {
+  it("a record naming itself as its parent is refused (fast path, zod path and any case)", () => {
+    for (const input of [
+      { ...llm, parent_event_id: ID },
+      { ...llm, parent_event_id: ID.toUpperCase() },
+      { ...llm, event_id: ID.toUpperCase(), parent_event_id: ID },
+      { ...llm, ts_start: "2025-06-01T00:00:00Z", parent_event_id: ID }, // not fast-checked: zod's parse
+    ]) {
+      const res = buildCallRecord(input, ctx);
+      expect(res.ok, JSON.stringify(input)).toBe(false);
+      if (!res.ok) expect(res.errors.map((e) => e.field)).toContain("parent_event_id");
+    }
+  });
+
+  it("another call's id is kept, lowercased", () => {
+    const res = buildCallRecord({ ...llm, parent_event_id: ID.replace("0a", "0B").toUpperCase() }, ctx);
+    expect(res.ok).toBe(true);
+    if (res.ok) expect(res.record.parent_event_id).toBe(ID.replace("0a", "0b"));
+  });
+});

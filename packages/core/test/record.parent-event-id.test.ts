@@ -1,5 +1,5 @@
-// Review repro: a record whose parent_event_id is its own event_id (whatever the case of either) is no call
-// made within another: it would count as spend but never as an LLM call or retry of its agent run.
+// parent_event_id: the call a record was made within. A record naming itself (whatever the case of either
+// id) is no call made within another: it would count as spend but never as an LLM call or retry of its run.
 import { describe, expect, it } from "vitest";
 import { PricingEngine } from "../src/pricing/index.js";
 import { buildCallRecord } from "../src/record/index.js";

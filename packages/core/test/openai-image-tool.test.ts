@@ -6,6 +6,7 @@ import {
   buildCallRecord,
   extractFromResponse,
   extractFromSse,
+  imageOutputTokens,
   imageToolWorstCase,
   PricingEngine,
   toolModelCallInput,
@@ -52,13 +53,47 @@ describe("the Responses image generation tool", () => {
     expect(extractFromResponse("openai.responses", named).image_generation?.model).toBe("gpt-image-1-mini");
   });
 
-  it("a reply without tool_usage, or whose tool made nothing (zeros), has no image call", () => {
-    expect(
-      extractFromResponse("openai.responses", body("responses.image-tool.gpt-5-nano.json")).image_generation,
-    ).toBeUndefined();
+  it("a reply whose tool made nothing (zeros) has no image call", () => {
     const zeros = body("responses.image-tool.gpt-5-nano.tool-usage.json");
     zeros.tool_usage = { image_gen: { input_tokens: 0, output_tokens: 0, total_tokens: 0 } };
     expect(extractFromResponse("openai.responses", zeros).image_generation).toBeNull();
+    const none = body("responses.image-tool.gpt-5-nano.json");
+    none.output = (none.output as { type: string }[]).filter((i) => i.type !== "image_generation_call");
+    expect(extractFromResponse("openai.responses", none).image_generation).toBeUndefined();
+  });
+
+  it("a real reply without tool_usage: its image estimated from the item's quality and size (272 tokens, low 1024²)", () => {
+    const u = extractFromResponse("openai.responses", body("responses.image-tool.gpt-5-nano.json"));
+    // The revised prompt's 113 characters at ~4 a token; OpenAI's table for a low-quality square image.
+    expect(u.image_generation).toEqual({
+      model: null,
+      usage: expect.objectContaining({
+        input_uncached_tokens: 29,
+        output_tokens: 272,
+        output_image_tokens: 272,
+      }),
+      usage_raw: { estimated: true, images: 1 },
+      estimated: true,
+    });
+    expect(imageOutputTokens("medium", "1536x1024")).toBe(1568);
+    // Not in the table: the most its quality (else high) takes.
+    expect(imageOutputTokens("auto", "auto")).toBe(6240);
+    expect(imageOutputTokens("low", "2048x2048")).toBe(408);
+    const rec = buildCallRecord(
+      toolModelCallInput(
+        { event_id: "01900000-0000-7000-8000-0000000000b1", ts_start: AT, provider: "openai", stream: false },
+        u.image_generation!,
+        null,
+        "01900000-0000-8000-8000-0000000000b2",
+      ),
+      { workspaceId: "default", engine },
+    );
+    // 29 × $5 + 272 × $40 per million on gpt-image-1, flagged as an estimate.
+    expect(rec.ok && rec.record).toMatchObject({
+      cost_source: "estimated",
+      cost_nanousd: 11_025_000n,
+      priced: true,
+    });
   });
 
   it("tool usage that does not read is a call whose cost is unknown; the response's own usage still reads", () => {

@@ -91,6 +91,21 @@ describe("gateway: the Responses image generation tool", () => {
     expect(events.at(-1)?.type).toBe("response.completed");
   });
 
+  it("a reply without the tool's usage: its image is estimated from what the reply shows, never left out", async () => {
+    const { response } = await openai.responses.create(ask({ partial_images: 0 })).withResponse();
+    const { tool } = await recordsOf(response.headers.get("x-tollgate-event-id"));
+    // A low-quality 1024² image (272 tokens) and its revised prompt (29 tokens) on gpt-image-1.
+    expect(tool[0]).toMatchObject({
+      api: "openai.images",
+      model: "gpt-image-1",
+      cost_source: "estimated",
+      output_image_tokens: 272,
+      cost_nanousd: 11_025_000n,
+      usage_raw: { estimated: true, images: 1 },
+    });
+    expect(response.headers.get("x-tollgate-cost-usd")).toBe("0.01197055");
+  });
+
   it("budgets count the image, and hold its worst case before the call goes out", async () => {
     const user = `imgtool-user-${newCase()}`;
     await adminRequest(gw, "POST", "/api/budgets", {

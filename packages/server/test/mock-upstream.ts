@@ -55,6 +55,8 @@ export const IMAGE_FX = {
   stream: "images-generation.stream.gpt-image-1.reference.sse",
   /** A Responses reply whose image generation tool made an image, with the tool's usage, whole and streamed. */
   tool: "responses.image-tool.gpt-5-nano.tool-usage.json",
+  /** The real reply, which has no tool_usage (replies before OpenAI reported it). */
+  toolUnreported: "responses.image-tool.gpt-5-nano.json",
   toolStream: "responses.stream.image-tool.gpt-5-nano.tool-usage.sse",
 } as const;
 
@@ -361,7 +363,10 @@ export function normalReply(
   }
   if (p === "/v1/responses" && imageToolOf(body)) {
     // A response that used its image generation tool, repeating the request's tools as OpenAI does.
-    const rel = stream ? IMAGE_FX.toolStream : IMAGE_FX.tool;
+    // A tool asking for partial_images: 0 (not streamed) gets the real reply, from before OpenAI reported the
+    // tool's usage: the mock's way of choosing it, as a model prefix chooses other fixtures.
+    const unreported = imageToolOf(body)?.partial_images === 0 && !stream;
+    const rel = stream ? IMAGE_FX.toolStream : unreported ? IMAGE_FX.toolUnreported : IMAGE_FX.tool;
     const echo = JSON.stringify(body?.tools);
     let text = imageFixture(rel).replaceAll(
       '"tools":[{"type":"image_generation","background":"auto","moderation":"auto","n":1,"output_compression":100,"output_format":"webp","quality":"low","size":"1024x1024"}]',

@@ -60,5 +60,6 @@ export function toolModelCallInput(
     Object.assign(input, tool.usage);
     input.usage_raw = tool.usage_raw;
   }
+  if (tool.estimated) input.cost_source = "estimated";
   return input;
 }

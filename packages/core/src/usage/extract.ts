@@ -1,4 +1,5 @@
 import { UsageError } from "./errors.js";
+import { estimatedImageGeneration } from "./image-tool-estimate.js";
 import { imageToolModel } from "./images.js";
 import { normalizeUsage } from "./normalize.js";
 import { normalizeOpenAIImages } from "./openai.js";
@@ -90,6 +91,7 @@ export function snapshotReader(
   let id: string | null = null;
   let toolModelRaw: unknown;
   let toolModel: string | null = null;
+  let output: unknown;
   return {
     push(event) {
       const body = isObject(event) ? bodyOf(event) : undefined;
@@ -104,6 +106,7 @@ export function snapshotReader(
         const raw = shape.toolModelUsage(body);
         if (raw !== undefined && raw !== null) toolModelRaw = raw;
         toolModel = imageToolModel(body) ?? toolModel;
+        if (Array.isArray(body.output)) output = body.output;
       }
     },
     result() {
@@ -116,7 +119,11 @@ export function snapshotReader(
         usage_raw: usageRaw,
         service_tier: tier,
         ...(shape.id ? { response_id: id } : {}),
-        ...(toolModelRaw !== undefined ? { image_generation: imageGeneration(toolModelRaw, toolModel) } : {}),
+        ...(toolModelRaw !== undefined
+          ? { image_generation: imageGeneration(toolModelRaw, toolModel) }
+          : shape.toolModelUsage
+            ? optional(estimatedImageGeneration(output, toolModel))
+            : {}),
       };
     },
     responseId: () => id,
@@ -138,6 +145,11 @@ function imageGeneration(raw: unknown, model: string | null): ToolModelCall | nu
   }
   if (usage.input_uncached_tokens + usage.image_tokens + usage.output_tokens === 0) return null;
   return { model, usage, usage_raw: raw };
+}
+
+/** `{image_generation}` when there is one: a reply that shows no image has no such key. */
+function optional(call: ToolModelCall | null): { image_generation?: ToolModelCall } {
+  return call ? { image_generation: call } : {};
 }
 
 /** A model id or service tier as the provider reported it: a non-empty string; anything else is "not reported". */

@@ -23,6 +23,7 @@ export { estimateCutShortUsage } from "./cut-short.js";
 export { UsageError } from "./errors.js";
 export { extractFromResponse } from "./extract.js";
 export { normalizeGoogleGenerateContent } from "./google.js";
+export { estimatedImageGeneration, imageOutputTokens } from "./image-tool-estimate.js";
 export {
   DEFAULT_GPT_IMAGE_MODEL,
   DEFAULT_IMAGE_TOOL_MODEL,

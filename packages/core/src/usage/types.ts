@@ -158,4 +158,6 @@ export interface ToolModelCall {
   /** Null when the tool's usage does not read as its shape: the call's cost is unknown. */
   usage: NormalizedUsage | null;
   usage_raw: unknown;
+  /** The reply reported no usage for it: estimated from what it shows (recorded cost_source=estimated). */
+  estimated?: boolean;
 }

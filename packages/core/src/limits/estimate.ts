@@ -2,7 +2,7 @@ import type { Decimal } from "../money/decimal.js";
 import { compareDecimal } from "../money/decimal.js";
 import { NANO_PER_MS_AT_USD_PER_HOUR } from "../pricing/cost.js";
 import type { PriceResult, PricingEngine } from "../pricing/engine.js";
-import { previewSearchRate, rateAt } from "../pricing/rates.js";
+import { previewSearchRate, pricesAudio, rateAt } from "../pricing/rates.js";
 import { imageToolOf } from "../usage/images.js";
 import { type Api, emptyUsage, type NormalizedUsage } from "../usage/types.js";
 
@@ -374,7 +374,7 @@ export function worstCaseCost(
   // token rate. Audio neither prices: not a $0 worst case, an unpriced one, which `unpriced: block` refuses.
   const audioHours = r.input_audio_hours ? rateAt(r.input_audio_hours, tokens) : null;
   const audioHeld = usage.input_audio_tokens > 0 || usage.input_audio_ms > 0;
-  if (audioHeld && !audioIn && !audioHours) return { priced: false, total_nanousd: 0n };
+  if (audioHeld && !pricesAudio(r)) return { priced: false, total_nanousd: 0n };
   const perMs = NANO_PER_MS_AT_USD_PER_HOUR;
   const lines = [
     line(tokens, dearest, 1000n),

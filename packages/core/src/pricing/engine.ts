@@ -3,7 +3,7 @@ import type { NormalizedUsage } from "../usage/types.js";
 import { BuiltinPrices, pricesAt } from "./builtin.js";
 import { type CostBreakdown, computeCost, zeroCost } from "./cost.js";
 import type { PriceBook } from "./pricebook.js";
-import { type PriceRates, ratesFrom } from "./rates.js";
+import { type PriceRates, pricesAudio, ratesFrom } from "./rates.js";
 
 export interface PriceRequest {
   provider: string;
@@ -86,11 +86,11 @@ export class PricingEngine {
       multiplier = multiplier ? mulDecimal(multiplier, tier.multiplier) : tier.multiplier;
       ref += `;${req.serviceTier}=${tier.text}`;
     }
-    // OpenAI's flex processing is billed at its Batch API rates (its pricing page lists them as one).
     // Audio by its length on a model that prices audio neither by the hour nor at any input token rate: its
     // cost is not known (worstCaseCost holds it as unpriced), never a silent $0.
     if (req.usage.input_audio_ms > 0 && !pricesAudio(rates))
       return { priced: false, price_ref: `unpriced:${provider}:${model}`, cost: zeroCost() };
+    // OpenAI's flex processing is billed at its Batch API rates (its pricing page lists them as one).
     const flex = !tier && req.serviceTier === "flex" && FLEX_PROVIDERS.has(provider);
     if (req.batch || flex) {
       const batch = book?.batch(provider) ?? defaultBatch(provider);
@@ -128,17 +128,6 @@ export class PricingEngine {
     }
     return { rates, ref: builtin.ref };
   }
-}
-
-/** Whether the rates price input audio at all: by the hour, or at an audio or input token rate. */
-function pricesAudio(r: PriceRates): boolean {
-  return !!(
-    r.input_audio_hours ||
-    r.input_audio_mtok ||
-    r.input_mtok ||
-    r.cache_write_mtok ||
-    r.cache_write_1h_mtok
-  );
 }
 
 function defaultBatch(provider: string): { multiplier: Decimal; text: string } | null {

@@ -41,6 +41,20 @@ export function previewSearchRate(rates: PriceRates): Rate | undefined {
   return rates.web_search_previews_kcount ?? rates.web_searches_kcount;
 }
 
+/**
+ * Whether the rates price input audio at all: by the hour, or at the audio input rate or the rates it falls
+ * back to (input, cache writes). Audio none of them prices has no known cost, never a $0 one.
+ */
+export function pricesAudio(r: PriceRates): boolean {
+  return !!(
+    r.input_audio_hours ||
+    r.input_audio_mtok ||
+    r.input_mtok ||
+    r.cache_write_mtok ||
+    r.cache_write_1h_mtok
+  );
+}
+
 export function isTiered(rate: Rate): rate is TieredRate {
   return "tiers" in rate;
 }

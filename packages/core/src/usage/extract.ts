@@ -1,3 +1,4 @@
+import { totalTokens } from "../pricing/cost.js";
 import { UsageError } from "./errors.js";
 import { estimatedImageGeneration } from "./image-tool-estimate.js";
 import { imageToolModel } from "./images.js";
@@ -143,7 +144,7 @@ function imageGeneration(raw: unknown, model: string | null): ToolModelCall | nu
     if (e instanceof UsageError) return { model, usage: null, usage_raw: raw };
     throw e;
   }
-  if (usage.input_uncached_tokens + usage.image_tokens + usage.output_tokens === 0) return null;
+  if (totalTokens(usage) === 0) return null;
   return { model, usage, usage_raw: raw };
 }
 

@@ -25,6 +25,15 @@ const tokensUsage = JSON.parse(
 ).usage;
 
 describe("input_audio_ms", () => {
+  it("ingest: a length that is not whole non-negative milliseconds is refused, naming the field", () => {
+    const call = { event_id: "0190f5e2-7c3a-7b1e-8f00-0000000000a1", ts_start: AT, provider: "openai" };
+    for (const input_audio_ms of [-1, 1.5, "2000", null, 1e13]) {
+      const res = buildCallRecord({ ...call, model: "whisper-1", input_audio_ms }, ctx);
+      expect(res.ok, String(input_audio_ms)).toBe(false);
+      if (!res.ok) expect(res.errors.map((e) => e.field)).toEqual(["input_audio_ms"]);
+    }
+  });
+
   it("ingest: a duration given beside a token usage_raw does not drop the raw object's tokens (no silent $0)", () => {
     const res = buildCallRecord(
       {

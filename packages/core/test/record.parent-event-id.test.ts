@@ -30,6 +30,14 @@ describe("parent_event_id", () => {
     }
   });
 
+  it("a parent_event_id that is not a UUID is refused, naming the field", () => {
+    for (const parent_event_id of ["resp_123", "", 42, `${ID}0`]) {
+      const res = buildCallRecord({ ...llm, parent_event_id }, ctx);
+      expect(res.ok, String(parent_event_id)).toBe(false);
+      if (!res.ok) expect(res.errors.map((e) => e.field)).toEqual(["parent_event_id"]);
+    }
+  });
+
   it("another call's id is kept, lowercased", () => {
     const res = buildCallRecord({ ...llm, parent_event_id: ID.replace("0a", "0B").toUpperCase() }, ctx);
     expect(res.ok).toBe(true);

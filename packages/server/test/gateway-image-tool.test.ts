@@ -106,6 +106,21 @@ describe("gateway: the Responses image generation tool", () => {
     expect(response.headers.get("x-tollgate-cost-usd")).toBe("0.01197055");
   });
 
+  it("an image of megabytes in the reply (read without it): reported or estimated, the same cost", async () => {
+    const big = tagged(newCase(), { "x-mock-image-bytes": String(8 * 1024 * 1024) });
+    for (const [tool, cost, reply] of [
+      [{}, IMAGE_COST, "0.01195055"],
+      [{ partial_images: 0 }, 11_025_000n, "0.01197055"],
+    ] as const) {
+      const { data, response } = await openai.responses.create(ask(tool), big).withResponse();
+      const image = data.output.find((o) => o.type === "image_generation_call");
+      expect(image?.result).toHaveLength(8 * 1024 * 1024);
+      expect(response.headers.get("x-tollgate-cost-usd")).toBe(reply);
+      const { tool: rec } = await recordsOf(response.headers.get("x-tollgate-event-id"));
+      expect(rec[0]).toMatchObject({ api: "openai.images", model: "gpt-image-1", cost_nanousd: cost });
+    }
+  });
+
   it("budgets count the image, and hold its worst case before the call goes out", async () => {
     const user = `imgtool-user-${newCase()}`;
     await adminRequest(gw, "POST", "/api/budgets", {

@@ -57,6 +57,23 @@ describe("gateway: OpenAI Images API", () => {
     );
   });
 
+  it("a reply whose image is megabytes (read without it): the SDK gets every byte; the cost is the same", async () => {
+    const id = newCase();
+    const { data, response } = await openai.images
+      .generate(
+        { model: "gpt-image-1", prompt: "a red fox", size: "1024x1024" },
+        tagged(id, { "x-mock-image-bytes": String(8 * 1024 * 1024) }),
+      )
+      .withResponse();
+    const fx = JSON.parse(imageFixture(IMAGE_FX["gpt-image-1"]));
+    expect(data.data![0]!.b64_json).toHaveLength(8 * 1024 * 1024);
+    expect(data.data![0]!.b64_json!.slice(0, 24)).toBe("iVBORw0KGgoAAAANSUhEUgAA");
+    expect({ ...data, data: fx.data }).toEqual(fx);
+    expect(response.headers.get("x-tollgate-cost-usd")).toBe("0.00245");
+    const rec = await recordByEventId(gw.runtime, response.headers.get("x-tollgate-event-id"));
+    expect(rec).toMatchObject({ api: "openai.images", output_image_tokens: 50, cost_nanousd: 2_450_000n });
+  });
+
   it("gpt-image-1.5: image output and text output each at its rate", async () => {
     const { response } = await openai.images
       .generate({ model: "gpt-image-1.5", prompt: "a red fox", quality: "low" })

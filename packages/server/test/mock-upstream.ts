@@ -16,6 +16,8 @@
  * - `x-mock-headers-delay-ms`: delay before the reply's headers (a model slow to start).
  * - `x-mock-retry-after`: the rate-limit scenarios' retry-after value (default 1).
  * - `x-mock-should-retry`: an `x-should-retry` header for the rate-limit scenarios to send (Anthropic does).
+ * - `x-mock-image-bytes`: each image in a whole reply (`b64_json`, the image tool's `result`) is this many
+ *   characters of base64, as a real image's bytes are megabytes (the fixtures' are cut short).
  * - `x-mock-case`: keeps one test's background responses (`background: true`) apart from another's in
  *   the mock. Their ids are still their fixture's: a gateway or SDK that recorded a response under that id
  *   records it once, so tests of finished responses in one process each use a fixture of their own.
@@ -308,6 +310,12 @@ function resumedEvents(sse: string, after: number, createdAt: number): string[] 
 }
 
 /** A Responses reply as a background response still running: no output or usage yet. */
+/** `text` with every image's base64 (`b64_json`, `result`) made `chars` long. */
+function withImagesOf(text: string, chars: number): string {
+  const image = "iVBORw0KGgoAAAANSUhEUgAA".repeat(Math.ceil(chars / 24)).slice(0, chars);
+  return text.replace(/"(b64_json|result)"\s*:\s*"[^"]*"/g, (_, key) => `"${key}":"${image}"`);
+}
+
 export function pendingResponse(text: string, status: "queued" | "in_progress"): string {
   const r = JSON.parse(text) as Record<string, unknown>;
   return JSON.stringify({ ...r, background: true, status, output: [], usage: null });
@@ -699,6 +707,8 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
           )
         : null;
     if (!reply) return send(404, notFoundBody(rec.path));
+    const imageBytes = Number(req.headers["x-mock-image-bytes"] ?? 0);
+    if (imageBytes > 0 && !reply.stream) reply.text = withImagesOf(reply.text, imageBytes);
 
     const broken = scenario === "reset-mid-stream" || scenario === "stall-mid-stream";
     const finishBroken = () => {

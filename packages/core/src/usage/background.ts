@@ -1,6 +1,7 @@
 import { fieldText } from "../record/field-text.js";
 import { INPUT_LIMITS } from "../record/schema.js";
 import { isObject, type JsonObject } from "./read.js";
+import { skimJson } from "./skim.js";
 import { SseParser } from "./sse.js";
 
 /**
@@ -79,7 +80,7 @@ export class FinalResponseReader {
       if (!FINAL_MARKERS.some((m) => data.includes(m))) continue;
       let event: unknown;
       try {
-        event = JSON.parse(data);
+        event = JSON.parse(skimJson(data));
       } catch {
         continue; // cut inside the event: not the response
       }

@@ -1,5 +1,6 @@
 import { extractFromResponse } from "./extract.js";
 import { isObject, type JsonObject } from "./read.js";
+import { skimJson } from "./skim.js";
 import type { Api, ExtractedUsage } from "./types.js";
 
 /**
@@ -186,7 +187,7 @@ export class BatchResultsReader {
     let parsed: unknown = null;
     if (line.includes('"custom_id"')) {
       try {
-        parsed = JSON.parse(line);
+        parsed = JSON.parse(skimJson(line));
       } catch {
         parsed = null;
       }

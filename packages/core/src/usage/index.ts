@@ -46,6 +46,7 @@ export {
   realtimeResponseError,
   realtimeTranscriptionUsage,
 } from "./realtime.js";
+export { type JsonSource, payloadSpans, SKIM_OVER, skimJson } from "./skim.js";
 export type { SseEvent } from "./sse.js";
 export { parseSse, SseParser } from "./sse.js";
 export type { SseUsageExtractor, StreamExtractor } from "./stream.js";

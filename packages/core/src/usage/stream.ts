@@ -3,6 +3,7 @@ import { reportedText, snapshotReader } from "./extract.js";
 import { normalizeUsage } from "./normalize.js";
 import type { JsonObject } from "./read.js";
 import { isObject } from "./read.js";
+import { skimJson } from "./skim.js";
 import { SseParser } from "./sse.js";
 import { streamedToolCalls, type ToolCalls } from "./tool-calls.js";
 import type { Api, ExtractedUsage } from "./types.js";
@@ -184,7 +185,7 @@ export function createSseUsageExtractor(api: Api): SseUsageExtractor {
     if (!first && !mayFail && !data.includes('"usage') && !toolCall?.some((m) => data.includes(m))) return;
     let event: unknown;
     try {
-      event = JSON.parse(data);
+      event = JSON.parse(skimJson(data));
     } catch {
       return; // "[DONE]" sentinel or a non-JSON keep-alive: no usage there
     }

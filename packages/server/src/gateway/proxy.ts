@@ -71,14 +71,13 @@ import { type LiveReply, requestLive } from "./live-reply.js";
 import type { GatewayMetrics } from "./metrics.js";
 import { NotSent } from "./queue-wait.js";
 import type { Recorder } from "./recorder.js";
-import { countEvents, countToolCalls, decoded, streamDecoder } from "./reply-reading.js";
+import { countEvents, countToolCalls, replyJson, streamDecoder } from "./reply-reading.js";
 import {
   ClientLeft,
   EMPTY_BODY,
   isBigUpload,
   MAX_IMAGE_REQUEST_BYTES,
   MAX_REQUEST_BYTES,
-  parseJsonObject,
   parseModelRequest,
   readBody,
   usageNotAsked,
@@ -651,7 +650,7 @@ export class Gateway {
     let toolCalls = 0;
     const json =
       ok && (call.route.api || call.route.poll)
-        ? parseJsonObject(decoded(buf, headerValue(up.headers, "content-encoding")))
+        ? replyJson(buf, headerValue(up.headers, "content-encoding"))
         : null;
     const background =
       json && (call.route.api === "openai.responses" || call.route.poll) ? backgroundResponse(json) : null;
@@ -1175,7 +1174,7 @@ export class Gateway {
     );
     this.deps.metrics.backgroundPolls.inc({ status: String(reply.statusCode) });
     if (reply.statusCode !== 200) return pollOutcomeOf(reply.statusCode);
-    const json = parseJsonObject(decoded(reply.body, headerValue(reply.headers, "content-encoding")));
+    const json = replyJson(reply.body, headerValue(reply.headers, "content-encoding"));
     const response = json ? backgroundResponse(json) : null;
     if (!json || !response || response.id !== id || !isFinished(response)) return "running";
     const recording = this.#recordFinished(call, json, response);

@@ -9,7 +9,9 @@ import {
   gunzipSync,
   inflateSync,
 } from "node:zlib";
+import { type JsonSource, payloadSpans, SKIM_OVER } from "@tollgate/core";
 import { ReaderFault } from "./live-reply.js";
+import { parseJsonObject } from "./request-body.js";
 
 /** A content coding the gateway reads: a whole body at once, or a stream as it comes. */
 interface Coding {
@@ -97,6 +99,38 @@ export function decoded(buf: Buffer, encoding: string | null): Buffer | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * A reply's JSON object for reading usage (null when it is none): decoded, and parsed without its
+ * payloads (images, audio, embeddings) when it is large enough to carry any.
+ */
+export function replyJson(buf: Buffer, encoding: string | null): Record<string, unknown> | null {
+  const body = decoded(buf, encoding);
+  return parseJsonObject(body && body.length > SKIM_OVER ? skimmed(body) : body);
+}
+
+/** `body` without its payload values: only what is kept is copied, then decoded and parsed. */
+function skimmed(body: Buffer): Buffer {
+  const spans = payloadSpans(bytesSource(body));
+  if (spans.length === 0) return body;
+  const kept: Buffer[] = [];
+  let at = 0;
+  for (const [start, end] of spans) {
+    kept.push(body.subarray(at, start));
+    at = end;
+  }
+  kept.push(body.subarray(at));
+  return Buffer.concat(kept);
+}
+
+function bytesSource(buf: Buffer): JsonSource {
+  return {
+    length: buf.length,
+    at: (i) => buf[i] ?? -1,
+    find: (code, from) => buf.indexOf(code, from),
+    holds: (code, from, to) => buf.subarray(from, to).includes(code),
+  };
 }
 
 /** Tool calls a model asked for in one reply (OpenAI chat and Responses, Anthropic Messages). */

@@ -1,0 +1,112 @@
+#!/usr/bin/env node
+// How long the gateway's event loop is held reading one reply's usage, side by side in one process:
+// (a) the whole body decoded and parsed (what the gateway did before), (b) the reply skimmed first, its
+// payloads (image, audio and embedding bytes) left unread (what it does now). Every other call through
+// the gateway waits that long. Replies: ten 4 MB images (Images API), a Responses reply whose image
+// generation tool made a 3 MB image, 2,048 embeddings as base64 (the openai SDK's default) and 512 as
+// numbers, a streamed response's final event carrying its image, and an ordinary 2.7 KB chat reply (not
+// skimmed: below 64 KiB the parse is as before). Checks that both ways read the same usage.
+// Usage: npm run bench:reply-reading [-- --runs 7]
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { isDeepStrictEqual } from "node:util";
+import { createSseUsageExtractor, extractFromResponse, skimJson } from "@tollgate/core";
+import { replyJson } from "../packages/server/dist/gateway/reply-reading.js";
+import { benchArgs } from "./args.mjs";
+
+const { values: argv } = benchArgs(import.meta.url, { runs: { type: "string", default: "7" } });
+const RUNS = Number(argv.runs);
+
+const shared = (rel) =>
+  readFileSync(fileURLToPath(new URL(`../../shared/fixtures/providers/${rel}`, import.meta.url)), "utf8");
+const local = (rel) =>
+  readFileSync(fileURLToPath(new URL(`../packages/core/test/fixtures/${rel}`, import.meta.url)), "utf8");
+/** Base64 of `chars` characters (a real image's bytes are megabytes; the fixtures' are cut short). */
+const b64 = (chars) => "iVBORw0KGgoAAAANSUhEUgAA".repeat(Math.ceil(chars / 24)).slice(0, chars);
+
+const images = JSON.parse(local("openai-images/images-generation.gpt-image-1.reference.json"));
+images.data = Array.from({ length: 10 }, () => ({ ...images.data[0], b64_json: b64(4_000_000) }));
+const tool = JSON.parse(local("openai-images/responses.image-tool.gpt-5-nano.tool-usage.json"));
+for (const item of tool.output) if (item.type === "image_generation_call") item.result = b64(3_000_000);
+const embeddings = JSON.parse(shared("openai/embeddings.text-embedding-3-small.json"));
+const vectors = (n, as) =>
+  Array.from({ length: n }, (_, index) => ({
+    object: "embedding",
+    index,
+    embedding:
+      as === "base64" ? b64(16_384) : Array.from({ length: 3072 }, (_, i) => Math.sin(index + i) / 7),
+  }));
+const stream = local("openai-images/responses.stream.image-tool.gpt-5-nano.tool-usage.sse").replace(
+  /"(result|partial_image_b64)":"[^"]*"/g,
+  (_, key) => `"${key}":"${b64(3_000_000)}"`,
+);
+
+const replies = [
+  ["images: 10 × 4 MB", "openai.images", images],
+  ["responses: image tool, 3 MB", "openai.responses", tool],
+  ["embeddings: 2,048 base64", "openai.embeddings", { ...embeddings, data: vectors(2048, "base64") }],
+  ["embeddings: 512 as numbers", "openai.embeddings", { ...embeddings, data: vectors(512, "numbers") }],
+  [
+    "chat: 2.7 KB (not skimmed)",
+    "openai.chat",
+    JSON.parse(shared("openai/chat-completion.gpt-4.1-nano.json")),
+  ],
+];
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+/** Median ms of `fn` over RUNS runs (a and b take turns, so both see the same machine). */
+function time(fn) {
+  const t0 = performance.now();
+  const out = fn();
+  return [performance.now() - t0, out];
+}
+const fmt = (ms) => (ms < 1 ? ms.toFixed(3) : ms.toFixed(1)).padStart(8);
+
+console.log(`runs: ${RUNS} (medians); node ${process.version}`);
+console.log(`${"reply".padEnd(30)}${"MB".padStart(7)}   (a) whole ms  (b) skim ms   a/b   same usage`);
+let failed = false;
+const row = (name, bytes, a, b, same) => {
+  failed ||= !same;
+  console.log(
+    `${name.padEnd(30)}${(bytes / 1e6).toFixed(1).padStart(7)}   ${fmt(median(a))}      ${fmt(median(b))}   ${(median(a) / median(b)).toFixed(1).padStart(5)}×   ${same ? "yes" : "NO"}`,
+  );
+};
+
+for (const [name, api, reply] of replies) {
+  const body = Buffer.from(JSON.stringify(reply));
+  const a = [];
+  const b = [];
+  let same = true;
+  for (let i = 0; i < RUNS; i++) {
+    const [ta, whole] = time(() => extractFromResponse(api, JSON.parse(body.toString("utf8"))));
+    const [tb, skimmed] = time(() => extractFromResponse(api, replyJson(body, null)));
+    a.push(ta);
+    b.push(tb);
+    same &&= isDeepStrictEqual(whole, skimmed);
+  }
+  row(name, body.length, a, b, same);
+}
+
+// A stream: the extractor parses only events that carry usage, here the final one with the image in it.
+{
+  const final = stream.split("\n\n").find((e) => e.includes('"response.completed"'));
+  const data = final.slice(final.indexOf("data: ") + 6);
+  const a = [];
+  const b = [];
+  let same = true;
+  for (let i = 0; i < RUNS; i++) {
+    const [ta, whole] = time(() => JSON.parse(data).response);
+    const [tb, skimmed] = time(() => JSON.parse(skimJson(data)).response);
+    a.push(ta);
+    b.push(tb);
+    same &&= isDeepStrictEqual([whole.usage, whole.tool_usage], [skimmed.usage, skimmed.tool_usage]);
+  }
+  const x = createSseUsageExtractor("openai.responses");
+  x.push(stream);
+  same &&= x.result()?.image_generation?.usage_raw?.output_tokens === 272;
+  row("stream: final event, 3 MB", Buffer.byteLength(data), a, b, same);
+}
+if (failed) {
+  console.error("FAIL: the skimmed read gave other usage than the whole parse");
+  process.exit(1);
+}

@@ -1,0 +1,134 @@
+// A large reply is mostly bytes no usage reader looks at: images, audio and embeddings as base64 (or
+// embeddings as numbers). Parsing them whole held the event loop: a reply of ten images (~40 MB) took
+// ~260 ms to decode and parse, stalling every other call through the gateway meanwhile. Skimming drops
+// those values before parsing, jumping over them with indexOf (memchr on bytes).
+
+/** A JSON text as character codes (an SSE event's data) or as UTF-8 bytes (a whole reply body). */
+export interface JsonSource {
+  readonly length: number;
+  /** The code at `i` (a character code or a byte; JSON's syntax is ASCII either way). */
+  at(i: number): number;
+  /** The first index at or after `from` of `code`, or -1. */
+  find(code: number, from: number): number;
+  /** Whether [from, to) holds `code`. */
+  holds(code: number, from: number, to: number): boolean;
+}
+
+/** A text shorter than this is parsed as it is: skimming pays off only for bodies that carry payloads. */
+export const SKIM_OVER = 64 * 1024;
+
+/**
+ * Members whose values are payloads, never usage: image bytes (Images API, its streams, the Responses
+ * image tool's `result` and partial images), audio and inline media (`data`), embeddings. Only their string
+ * values are dropped (and an embedding's flat array of numbers): `data` holding the Images API's list, or
+ * a batch line's `result` object, are read as ever.
+ */
+const PAYLOAD_KEYS = ["b64_json", "partial_image_b64", "result", "data", "embedding"];
+const ARRAY_PAYLOAD_KEY = "embedding";
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COLON = 0x3a;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+const OPEN_BRACE = 0x7b;
+
+/**
+ * The spans [start, end) inside payload values to leave out: a string's characters between its quotes,
+ * an embedding array's numbers between its brackets. What is left stays valid JSON (`""`, `[]`). Text
+ * that is not valid JSON gives spans that keep it invalid (an unclosed string ends the scan).
+ */
+export function payloadSpans(src: JsonSource): Array<[number, number]> {
+  const spans: Array<[number, number]> = [];
+  let key: string | null = null;
+  for (let open = src.find(QUOTE, 0); open !== -1; ) {
+    const close = closingQuote(src, open);
+    if (close === -1) break;
+    const next = skipSpace(src, close + 1);
+    if (next < src.length && src.at(next) === COLON) {
+      key = payloadKey(src, open + 1, close);
+      const value = skipSpace(src, next + 1);
+      if (key === ARRAY_PAYLOAD_KEY && src.at(value) === OPEN_BRACKET) {
+        const end = flatArrayEnd(src, value);
+        if (end !== -1) {
+          if (end > value + 1) spans.push([value + 1, end]);
+          key = null;
+          open = src.find(QUOTE, end);
+          continue;
+        }
+      }
+    } else if (key !== null && src.at(skipSpaceBack(src, open - 1)) === COLON) {
+      if (close > open + 1) spans.push([open + 1, close]);
+      key = null;
+    } else key = null;
+    open = src.find(QUOTE, close + 1);
+  }
+  return spans;
+}
+
+/** `text` without its payload values, when it is longer than `over` (long enough to carry any worth skipping). */
+export function skimJson(text: string, over = SKIM_OVER): string {
+  if (text.length <= over) return text;
+  const spans = payloadSpans(stringSource(text));
+  if (spans.length === 0) return text;
+  let out = "";
+  let at = 0;
+  for (const [start, end] of spans) {
+    out += text.slice(at, start);
+    at = end;
+  }
+  return out + text.slice(at);
+}
+
+function stringSource(text: string): JsonSource {
+  return {
+    length: text.length,
+    at: (i) => text.charCodeAt(i),
+    find: (code, from) => text.indexOf(String.fromCharCode(code), from),
+    holds: (code, from, to) => {
+      const i = text.indexOf(String.fromCharCode(code), from);
+      return i !== -1 && i < to;
+    },
+  };
+}
+
+/** The quote closing the string opened at `open` (one not escaped by an odd run of backslashes), or -1. */
+function closingQuote(src: JsonSource, open: number): number {
+  for (let q = src.find(QUOTE, open + 1); q !== -1; q = src.find(QUOTE, q + 1)) {
+    let slashes = 0;
+    while (src.at(q - 1 - slashes) === BACKSLASH) slashes++;
+    if (slashes % 2 === 0) return q;
+  }
+  return -1;
+}
+
+/** The payload key spelled by [start, end), or null (a key written with escapes is not one: read as ever). */
+function payloadKey(src: JsonSource, start: number, end: number): string | null {
+  for (const key of PAYLOAD_KEYS) {
+    if (key.length !== end - start) continue;
+    let i = 0;
+    while (i < key.length && src.at(start + i) === key.charCodeAt(i)) i++;
+    if (i === key.length) return key;
+  }
+  return null;
+}
+
+/** The `]` of a flat array opened at `open` (no strings, objects or arrays inside), or -1. */
+function flatArrayEnd(src: JsonSource, open: number): number {
+  const end = src.find(CLOSE_BRACKET, open + 1);
+  if (end === -1) return -1;
+  for (const code of [QUOTE, OPEN_BRACE, OPEN_BRACKET]) if (src.holds(code, open + 1, end)) return -1;
+  return end;
+}
+
+const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+
+function skipSpace(src: JsonSource, i: number): number {
+  while (i < src.length && isSpace(src.at(i))) i++;
+  return i;
+}
+
+function skipSpaceBack(src: JsonSource, i: number): number {
+  while (i > 0 && isSpace(src.at(i))) i--;
+  return i;
+}

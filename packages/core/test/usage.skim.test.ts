@@ -115,6 +115,16 @@ describe("skimJson", () => {
     });
   });
 
+  it("many embeddings with no object or array after them are all skimmed", () => {
+    // Each array's check looks for a "{" inside it. A search not bounded by the array went on to the end of
+    // the text, so this case took ~4.7 s (quadratic) before its search was bounded, ~0.3 s since.
+    const n = 200_000;
+    const text = `{${'"embedding":[1,2],'.repeat(n)}"z":0}`;
+    const skimmed = skimAll(text);
+    expect(skimmed.length).toBe(text.length - 3 * n);
+    expect(JSON.parse(skimmed)).toEqual({ embedding: [], z: 0 });
+  });
+
   it("keeps text that is not JSON unparseable, and a short text as it is", () => {
     for (const bad of ['{"b64_json":"abc', '{"b64_json":"a\\"}', '{"embedding":[1,2', '{"data":"x"'])
       expect(() => JSON.parse(skimAll(bad)), bad).toThrow();

@@ -4,6 +4,8 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import {
   buildCallRecord,
+  createSseUsageExtractor,
+  estimateCutShortUsage,
   extractFromResponse,
   extractFromSse,
   imageOutputTokens,
@@ -94,6 +96,48 @@ describe("the Responses image generation tool", () => {
       cost_nanousd: 11_025_000n,
       priced: true,
     });
+  });
+
+  it("a stream cut before response.completed: the image it showed made is estimated, not left out", () => {
+    const sse = text("responses.stream.image-tool.gpt-5-nano.tool-usage.sse");
+    const read = (upTo: string) => {
+      const x = createSseUsageExtractor("openai.responses");
+      x.push(sse.slice(0, sse.indexOf(upTo)));
+      const partial = x.result();
+      expect(partial).toBeNull(); // the usage comes in response.completed only
+      return estimateCutShortUsage(partial, {
+        api: "openai.responses",
+        model: "gpt-5-nano",
+        requestBytes: 400,
+        events: 2,
+        shown: x.shown(),
+      });
+    };
+    // Cut after the image's output_item.done: as the reply without tool_usage estimates it.
+    const whole = extractFromResponse("openai.responses", body("responses.image-tool.gpt-5-nano.json"));
+    const cut = read("event: response.completed");
+    expect(cut.image_generation).toEqual(whole.image_generation);
+    expect(cut.usage).toMatchObject({ input_uncached_tokens: 100, output_tokens: 2 });
+    // Cut before it: no image shown made, none recorded.
+    expect(read("event: response.output_item.done").image_generation).toBeUndefined();
+    // An image item still under way (no result, not completed) is not one made.
+    const x = createSseUsageExtractor("openai.responses");
+    x.push(
+      `data: ${JSON.stringify({
+        type: "response.output_item.done",
+        item: { type: "image_generation_call", status: "generating", quality: "high" },
+      })}\n\n`,
+    );
+    const shown = x.shown();
+    expect(shown.images).toHaveLength(1);
+    const est = estimateCutShortUsage(null, {
+      api: "openai.responses",
+      model: null,
+      requestBytes: 4,
+      events: 1,
+      shown,
+    });
+    expect(est.image_generation).toBeUndefined();
   });
 
   it("tool usage that does not read is a call whose cost is unknown; the response's own usage still reads", () => {

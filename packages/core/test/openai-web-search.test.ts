@@ -110,7 +110,7 @@ describe("counting an OpenAI Responses call's web searches by tool", () => {
     const cut = (tools: unknown) => {
       const x = createStreamExtractor("openai.responses");
       for (const ev of [created(tools), { type: "response.output_item.done", item: search }]) x.push(ev);
-      return x.toolCalls();
+      return x.shown().toolCalls;
     };
     expect(cut(GPT_4O_PREVIEW_SEARCH.tools)).toEqual({
       web_search_requests: 1,

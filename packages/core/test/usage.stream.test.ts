@@ -167,7 +167,7 @@ describe("streams cut short: what they showed of their billed tool calls and out
     const partial = createSseUsageExtractor("openai.responses");
     partial.push(cut);
     expect(partial.result()).toBeNull();
-    expect(partial.toolCalls()).toEqual({
+    expect(partial.shown().toolCalls).toEqual({
       web_search_requests: 1,
       file_search_requests: 0,
       web_search_preview_requests: 0, // its tool is web_search
@@ -177,7 +177,7 @@ describe("streams cut short: what they showed of their billed tool calls and out
       model: "gpt-5.2",
       requestBytes: 400,
       events: 30,
-      toolCalls: partial.toolCalls(),
+      shown: partial.shown(),
     });
     expect(est.usage).toMatchObject({
       input_uncached_tokens: 100,
@@ -203,7 +203,7 @@ describe("streams cut short: what they showed of their billed tool calls and out
     };
     const x = createStreamExtractor("anthropic.messages");
     for (const ev of [start, search(1), fetch, search(2)]) x.push(ev);
-    expect(x.toolCalls()).toMatchObject({ web_search_requests: 2, file_search_requests: 0 }); // web fetches are free
+    expect(x.shown().toolCalls).toMatchObject({ web_search_requests: 2, file_search_requests: 0 }); // web fetches are free
     const partial = x.result();
     // The provider's counts so far (none yet); what the stream showed applies when it is cut short.
     expect(partial?.usage).toMatchObject({
@@ -216,7 +216,7 @@ describe("streams cut short: what they showed of their billed tool calls and out
       model: "claude-x",
       requestBytes: 400,
       events: 120,
-      toolCalls: x.toolCalls(),
+      shown: x.shown(),
     });
     expect(cut.usage).toMatchObject({
       input_uncached_tokens: 50,

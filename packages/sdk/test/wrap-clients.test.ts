@@ -445,6 +445,32 @@ describe("wrapOpenAI", () => {
     }
   });
 
+  it("a Responses stream left after its image came, before response.completed: the image recorded, as the gateway's", async () => {
+    const tools = [{ type: "image_generation" as const, model: "gpt-image-1-mini" }];
+    const params = { model: "gpt-5-nano", input: "Draw a cat", tools, stream: true as const };
+    const slow = { headers: { "x-mock-chunk-delay-ms": "300" } };
+    const leave = async (stream: AsyncIterable<{ type: string }>) => {
+      for await (const ev of stream) if (ev.type === "response.output_item.done") break;
+    };
+    const before = sent.length;
+    await leave(await openai.responses.create(params, slow));
+    await expect.poll(() => sent.length).toBe(before + 2);
+    const [main, image] = sent.slice(before);
+    expect(main).toMatchObject({ api: "openai.responses", cost_source: "estimated" });
+    const sdk = await lastStored();
+    expect(sdk).toMatchObject({ api: "openai.images", model: "gpt-image-1-mini", cost_source: "estimated" });
+    expect(image!.parent_event_id).toBe(main!.event_id);
+    await leave(await gatewayOpenAI.responses.create(params, slow));
+    const gateway = async () =>
+      (await gatewayRecords(gw.runtime)).findLast(
+        (r) => r.api === "openai.images" && r.cost_source === "estimated",
+      );
+    await expect.poll(async () => (await gateway())?.model).toBe("gpt-image-1-mini");
+    // 29 × $2 + 272 × $8 per million: the image the stream showed, low quality, 1024².
+    expect(sdk.cost_nanousd).toBe(2_234_000n);
+    expectSameCost(sdk, (await gateway())!);
+  });
+
   it("a transcription stream cut off is estimated as the gateway estimates it: at its worst case", async () => {
     const file = new File([new Uint8Array(200_000)], "a.wav", { type: "audio/wav" });
     const params = { model: "gpt-4o-mini-transcribe", file, stream: true as const };

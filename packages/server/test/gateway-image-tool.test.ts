@@ -121,6 +121,31 @@ describe("gateway: the Responses image generation tool", () => {
     }
   });
 
+  it("a stream the client leaves after the image came, before response.completed: the image is still recorded", async () => {
+    const user = `imgtool-cut-${newCase()}`;
+    const stream = await openai.responses.create(
+      { ...ask({ model: "gpt-image-1-mini" }), stream: true },
+      tagged(newCase(), { "x-mock-chunk-delay-ms": "300", "x-tollgate-user-id": user }),
+    );
+    for await (const ev of stream) if (ev.type === "response.output_item.done") break; // aborts the request
+    const records = async () => (await gatewayRecords(gw.runtime)).filter((r) => r.user_id === user);
+    await expect.poll(async () => (await records()).length).toBe(2);
+    const main = (await records()).find((r) => r.api === "openai.responses");
+    const image = (await records()).find((r) => r.api === "openai.images");
+    expect(main).toMatchObject({ cost_source: "estimated", error_type: "client_disconnected" });
+    // The real reply's image (low quality, 1024², a 113-character revised prompt) at gpt-image-1-mini's rates:
+    // 29 × $2 + 272 × $8 per million.
+    expect(image).toMatchObject({
+      model: "gpt-image-1-mini",
+      cost_source: "estimated",
+      input_uncached_tokens: 29,
+      output_image_tokens: 272,
+      cost_nanousd: 2_234_000n,
+      request_id: main!.request_id,
+      parent_event_id: main!.event_id,
+    });
+  });
+
   it("budgets count the image, and hold its worst case before the call goes out", async () => {
     const user = `imgtool-user-${newCase()}`;
     await adminRequest(gw, "POST", "/api/budgets", {

@@ -1,14 +1,16 @@
 import { type TranscriptionBilling, worstCaseUsage } from "../limits/estimate.js";
-import { atLeast, type ToolCalls } from "./tool-calls.js";
+import { estimatedImageGeneration } from "./image-tool-estimate.js";
+import type { StreamShown } from "./stream.js";
+import { atLeast } from "./tool-calls.js";
 import { type Api, type ExtractedUsage, emptyUsage } from "./types.js";
 
-/** What a stream cut short showed of itself: the request's size, the events received, the tool calls seen. */
+/** What a stream cut short showed of itself: the request's size, the events received, the billed calls seen. */
 export interface CutShortStream {
   api: Api | null;
   model: string | null;
   requestBytes: number;
   events: number;
-  toolCalls?: ToolCalls;
+  shown?: StreamShown;
   /** The request's fields (an image request's or a transcription's are what its estimate is made of). */
   request?: Record<string, unknown> | null;
   /**
@@ -33,13 +35,13 @@ export interface CutShortStream {
  * output from the events received (OpenAI-style streams carry about one token per event); an image stream
  * (whose events are partial images, and whose usage comes only at its end) and a transcription (whose
  * request is mostly audio bytes, not text) at its request's worst case, as a budget held it. Such records
- * are stored with cost_source "estimated".
+ * are stored with cost_source "estimated", as is an image a Responses stream showed its tool made.
  */
 export function estimateCutShortUsage(partial: ExtractedUsage | null, s: CutShortStream): ExtractedUsage {
   if (partial) {
     const usage = { ...partial.usage };
     if (s.api === "anthropic.messages" && s.events > usage.output_tokens) usage.output_tokens = s.events;
-    if (s.toolCalls) atLeast(usage, s.toolCalls);
+    if (s.shown) atLeast(usage, s.shown.toolCalls);
     return { ...partial, usage };
   }
   const usage =
@@ -56,10 +58,14 @@ export function estimateCutShortUsage(partial: ExtractedUsage | null, s: CutShor
       usage.output_tokens = 0;
     }
   }
-  if (s.toolCalls) atLeast(usage, s.toolCalls);
+  if (s.shown) atLeast(usage, s.shown.toolCalls);
+  // Images the image generation tool made before the cut were billed: their own call, estimated (at the
+  // model the request's tool names, as the reply does not say).
+  const images = s.shown ? estimatedImageGeneration(s.shown.images, null) : null;
   return {
     model: s.model,
     usage_raw: { estimated: true, request_bytes: s.requestBytes, events: s.events },
     usage,
+    ...(images && { image_generation: images }),
   };
 }

@@ -1,7 +1,7 @@
 // The image generation tool's images where a reply does not report the tool's usage (replies from before
 // OpenAI reported `tool_usage`, providers that leave it out): estimated from the images it shows, so that
 // an image that was billed is never missing from the spend.
-import { isObject } from "./read.js";
+import { isObject, type JsonObject } from "./read.js";
 import { emptyUsage, type ToolModelCall } from "./types.js";
 
 /**
@@ -42,4 +42,33 @@ export function estimatedImageGeneration(output: unknown, model: string | null):
   if (images === 0) return null;
   usage.output_image_tokens = usage.output_tokens;
   return { model, usage, usage_raw: { estimated: true, images }, estimated: true };
+}
+
+/**
+ * The images a Responses stream shows made as it goes (its `response.output_item.done` image generation
+ * items, without their bytes), for one cut off before its usage came: the images were billed all the same.
+ */
+export function streamedImages(): { push(event: JsonObject): void; seen(): readonly JsonObject[] } {
+  const images: JsonObject[] = [];
+  return {
+    push(event) {
+      const item = event.item;
+      if (
+        event.type !== "response.output_item.done" ||
+        !isObject(item) ||
+        item.type !== "image_generation_call"
+      )
+        return;
+      const { type, status, quality, size, revised_prompt, result } = item;
+      images.push({
+        type,
+        status,
+        quality,
+        size,
+        revised_prompt,
+        result: typeof result === "string" ? "" : null,
+      });
+    },
+    seen: () => images,
+  };
 }

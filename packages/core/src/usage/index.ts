@@ -49,7 +49,7 @@ export {
 export { type JsonSource, payloadSpans, SKIM_OVER, skimJson } from "./skim.js";
 export type { SseEvent } from "./sse.js";
 export { parseSse, SseParser } from "./sse.js";
-export type { SseUsageExtractor, StreamExtractor } from "./stream.js";
+export type { SseUsageExtractor, StreamExtractor, StreamShown } from "./stream.js";
 export {
   createSseUsageExtractor,
   createStreamExtractor,

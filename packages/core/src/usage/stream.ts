@@ -1,5 +1,6 @@
 import { UsageError } from "./errors.js";
 import { reportedText, snapshotReader } from "./extract.js";
+import { streamedImages } from "./image-tool-estimate.js";
 import { normalizeUsage } from "./normalize.js";
 import type { JsonObject } from "./read.js";
 import { isObject } from "./read.js";
@@ -17,31 +18,41 @@ export interface StreamExtractor {
   /** Usage of the stream so far; null when no event carried usage. Throws UsageError on a malformed usage object. */
   result(): ExtractedUsage | null;
   /**
-   * The billed tool calls the stream has shown so far: for a stream cut short, whose provider has not
-   * reported them all (result() keeps the provider's own counts).
+   * What the stream has shown so far of the calls billed with it, for a stream cut short whose provider has
+   * not reported them all (result() keeps the provider's own counts).
    */
-  toolCalls(): ToolCalls;
+  shown(): StreamShown;
   /** The id of the response streamed, where the API names one (a Responses stream, from its first event); else null. */
   responseId(): string | null;
 }
 
+/** What a stream showed of its billed calls: hosted tool calls, and images its image generation tool made. */
+export interface StreamShown {
+  toolCalls: ToolCalls;
+  /** Responses `image_generation_call` items (status, quality, size, revised prompt; not the image). */
+  images: readonly JsonObject[];
+}
+
 export function createStreamExtractor(api: Api): StreamExtractor {
   const usageOnly = usageExtractor(api);
-  const streamed = streamedToolCalls();
+  const toolCalls = streamedToolCalls();
+  const images = streamedImages();
   return {
     push(event) {
       usageOnly.push(event);
-      if (isObject(event)) streamed.push(event);
+      if (!isObject(event)) return;
+      toolCalls.push(event);
+      images.push(event);
     },
     // The provider's own counts, where it reported them: a search block whose search failed (Anthropic's
     // max_uses_exceeded, say) is not billed. What the stream showed is for a stream cut short.
     result: () => usageOnly.result(),
-    toolCalls: () => streamed.seen(),
+    shown: () => ({ toolCalls: toolCalls.seen(), images: images.seen() }),
     responseId: () => usageOnly.responseId(),
   };
 }
 
-type UsageOnly = Omit<StreamExtractor, "toolCalls">;
+type UsageOnly = Omit<StreamExtractor, "shown">;
 
 function usageExtractor(api: Api): UsageOnly {
   switch (api) {
@@ -142,15 +153,16 @@ export interface SseUsageExtractor {
    * cleanly on the wire was cut off (undici ends a reply on a closing connection quietly). Read after `result()`.
    */
   ended(): boolean;
-  /** As StreamExtractor.toolCalls. */
-  toolCalls(): ToolCalls;
+  /** As StreamExtractor.shown. */
+  shown(): StreamShown;
   /** As StreamExtractor.responseId. Read after `result()`. */
   responseId(): string | null;
 }
 
-/** Data of the events that show a billed tool call (StreamExtractor.toolCalls), where an API has them. */
-const TOOL_CALL_MARKERS: Partial<Record<Api, string[]>> = {
-  "openai.responses": ['"web_search_call"', '"file_search_call"'],
+/** Data of the events that show a billed call (StreamExtractor.shown), where an API has them. */
+const SHOWN_MARKERS: Partial<Record<Api, string[]>> = {
+  // Not `"response.image_generation_call.partial_image"`: its partial images show no image made yet.
+  "openai.responses": ['"web_search_call"', '"file_search_call"', '"image_generation_call"'],
   "anthropic.messages": ['"server_tool_use"'],
 };
 
@@ -177,12 +189,12 @@ export function createSseUsageExtractor(api: Api): SseUsageExtractor {
   let first = true;
   let error: string | null = null;
   let ended = false;
-  const toolCall = TOOL_CALL_MARKERS[api];
+  const shows = SHOWN_MARKERS[api];
   const consume = (data: string) => {
     ended ||= data === "[DONE]" || END_MARKERS.some((m) => data.includes(m));
     // Inside a JSON string a quote is escaped: an unescaped "error" is a key or a value such as a type.
     const mayFail = data.includes('"error"') || data.includes('"response.failed"');
-    if (!first && !mayFail && !data.includes('"usage') && !toolCall?.some((m) => data.includes(m))) return;
+    if (!first && !mayFail && !data.includes('"usage') && !shows?.some((m) => data.includes(m))) return;
     let event: unknown;
     try {
       event = JSON.parse(skimJson(data));
@@ -203,7 +215,7 @@ export function createSseUsageExtractor(api: Api): SseUsageExtractor {
     },
     error: () => error,
     ended: () => ended,
-    toolCalls: () => extractor.toolCalls(),
+    shown: () => extractor.shown(),
     responseId: () => extractor.responseId(),
   };
 }

@@ -213,7 +213,7 @@ function observedEvents(
         errorType,
         httpStatus,
         requestId,
-        extractor.toolCalls(),
+        extractor.shown(),
       );
   };
   const onError = (err: unknown): never => {

@@ -12,8 +12,8 @@ import {
   imageToolModel,
   imageToolOf,
   type NormalizedUsage,
+  type StreamShown,
   TOOL_CALL_FIELDS,
-  type ToolCalls,
   type ToolModelCall,
   toolCallModel,
   toolModelCallInput,
@@ -166,7 +166,7 @@ export class TrackedCall {
     errorType: string,
     httpStatus: number | null,
     requestId: string | null,
-    toolCalls?: ToolCalls,
+    shown?: StreamShown,
   ): void {
     const model = this.#model();
     const usage = estimateCutShortUsage(partial, {
@@ -174,7 +174,7 @@ export class TrackedCall {
       model,
       requestBytes: JSON.stringify(this.body).length,
       events: this.#events,
-      toolCalls,
+      shown,
       request: this.body,
       // A transcription's estimate is its worst case, by the model's context window (as the gateway's).
       contextWindow: () => (model === null ? null : builtinEngine().contextWindow(this.spec.provider, model)),

@@ -30,8 +30,8 @@ import {
   type PricingEngine,
   pollOutcomeOf,
   Recent,
+  type StreamShown,
   type ToolCallParent,
-  type ToolCalls,
   type ToolModelCall,
   toolCallModel,
   toolModelCallInput,
@@ -927,7 +927,7 @@ export class Gateway {
         ? null
         : whole
           ? usage
-          : estimateUsage(this.deps.engine, call, usage, events, extractor.toolCalls()),
+          : estimateUsage(this.deps.engine, call, usage, events, extractor.shown()),
       estimated: !whole && !pollRecords,
       event_id: eventId,
       ttft_ms: firstByte === null ? null : firstByte - attemptStart,
@@ -1413,7 +1413,7 @@ function estimateUsage(
   call: Call,
   partial: ExtractedUsage | null,
   events: number,
-  toolCalls?: ToolCalls,
+  shown?: StreamShown,
 ): ExtractedUsage {
   const stream = { api: call.route.api, model: call.model, requestBytes: call.body.length, events };
   // A transcription's estimate is its worst case, as a budget held it: by the model's context window.
@@ -1423,7 +1423,7 @@ function estimateUsage(
     model === null ? null : transcriptionBilling(engine, call.provider, model, call.started);
   return estimateCutShortUsage(partial, {
     ...stream,
-    toolCalls,
+    shown,
     request: call.parsed,
     contextWindow,
     billedBy,

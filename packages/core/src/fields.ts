@@ -9,9 +9,9 @@ export { totalInputTokens } from "./pricing/cost.js";
 export * from "./record/call-record.js";
 export {
   CACHED_MEDIA_FIELDS,
-  DURATION_FIELDS,
   FIRST_LAYOUT_TOKEN_FIELDS,
   FIRST_LAYOUT_TOOL_CALL_FIELDS,
+  MEASURE_FIELDS,
   type NormalizedUsage,
   TOKEN_FIELDS,
   TOOL_CALL_FIELDS,

@@ -39,6 +39,7 @@ function tokens(
     cache_image_read_tokens: cachedImage,
     output_image_tokens: 0,
     input_audio_ms: 0,
+    input_characters: 0,
   };
 }
 

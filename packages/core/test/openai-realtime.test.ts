@@ -31,6 +31,7 @@ describe("OpenAI Realtime usage (response.done)", () => {
       cache_image_read_tokens: 0,
       output_image_tokens: 0,
       input_audio_ms: 0,
+      input_characters: 0,
       image_tokens: 0,
       output_tokens: 188,
       output_audio_tokens: 147,

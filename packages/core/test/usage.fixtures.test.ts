@@ -51,6 +51,7 @@ function tokens(
     cache_image_read_tokens,
     output_image_tokens,
     input_audio_ms: 0,
+    input_characters: 0,
   };
 }
 

@@ -120,6 +120,7 @@ describe("normalization rules beyond the fixtures", () => {
       cache_image_read_tokens: 0,
       output_image_tokens: 0,
       input_audio_ms: 0,
+      input_characters: 0,
     });
   });
 
@@ -236,6 +237,7 @@ describe("normalization rules beyond the fixtures", () => {
       cache_image_read_tokens: 0,
       output_image_tokens: 0,
       input_audio_ms: 0,
+      input_characters: 0,
     });
   });
 
@@ -371,7 +373,7 @@ describe("UsageError", () => {
       { prompt_tokens: 1, completion_tokens: 1, prompt_tokens_details: 5 },
       "prompt_tokens_details",
     ],
-    ["unknown api", "openai.speech" as Api, { prompt_tokens: 1 }, "api"],
+    ["unknown api", "openai.moderations" as Api, { prompt_tokens: 1 }, "api"],
   ];
 
   it.each(bad)("%s", (_name, api, raw, field) => {

@@ -94,6 +94,7 @@ describe("createStreamExtractor", () => {
       cache_image_read_tokens: 0,
       output_image_tokens: 0,
       input_audio_ms: 0,
+      input_characters: 0,
     });
     // usage_raw is the merged object: normalizing it again gives the same usage.
     expect(normalizeUsage("anthropic.messages", result?.usage_raw)).toEqual(result?.usage);

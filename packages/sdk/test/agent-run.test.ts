@@ -76,6 +76,7 @@ describe("agentRun", () => {
           cache_image_read_tokens: 0,
           output_image_tokens: 0,
           input_audio_ms: 0,
+          input_characters: 0,
         },
         at: Date.now(),
       }).cost.total_nanousd;

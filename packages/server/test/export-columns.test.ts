@@ -13,7 +13,7 @@ const FIRST_LAYOUT =
   feature deployment prompt_version agent_run_id agent_type session_id route variant tags metadata data_mode key_id
   usage_raw schema_version`.split(/\s+/);
 
-it("export columns are only ever appended: the first layout, the tool-call counts and their cost, then the rest (the cached media, the image output, the audio length, the call made within)", () => {
+it("export columns are only ever appended: the first layout, the tool-call counts and their cost, then the rest (the cached media, the image output, the audio length, the call made within, the characters)", () => {
   expect(EXPORT_COLUMNS.slice(0, FIRST_LAYOUT.length)).toEqual(FIRST_LAYOUT);
   expect(EXPORT_COLUMNS.slice(FIRST_LAYOUT.length)).toEqual([
     "web_search_requests",
@@ -25,5 +25,6 @@ it("export columns are only ever appended: the first layout, the tool-call count
     "output_image_tokens",
     "input_audio_ms",
     "parent_event_id",
+    "input_characters",
   ]);
 });

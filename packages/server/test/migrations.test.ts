@@ -16,7 +16,7 @@ it("the migrated events table has exactly the Appender's columns, in its order",
     );
     expect(res.getRowsJS().map((r) => r[0])).toEqual(COLUMNS.map((c) => c.name));
     const versions = await conn.runAndReadAll("SELECT version FROM schema_migrations ORDER BY version");
-    expect(versions.getRowsJS().map((r) => Number(r[0]))).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(versions.getRowsJS().map((r) => Number(r[0]))).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     conn.closeSync();
     instance.closeSync();
   } finally {
@@ -28,15 +28,17 @@ const CACHED_MEDIA = ["cache_audio_read_tokens", "cache_image_read_tokens"];
 const IMAGE_OUT = "output_image_tokens";
 /** Migration 10: the audio length, and the call a record was made within. */
 const MIGRATION_10 = ["input_audio_ms", "parent_event_id"];
+/** Migration 11: the characters of text. */
+const MIGRATION_11 = ["input_characters"];
 
 /**
  * Data dirs from before the tool-call columns, the web_search_preview count, the cached media counts, the
- * image output count, the audio length and the call made within.
+ * image output count, the audio length and the call made within, the characters.
  */
 const UPGRADES = [
   {
     from: "before migration 6",
-    versions: [6, 7, 8, 9, 10],
+    versions: [6, 7, 8, 9, 10, 11],
     columns: [
       "web_search_requests",
       "file_search_requests",
@@ -45,16 +47,22 @@ const UPGRADES = [
       ...CACHED_MEDIA,
       IMAGE_OUT,
       ...MIGRATION_10,
+      ...MIGRATION_11,
     ],
   },
   {
     from: "at migration 6",
-    versions: [7, 8, 9, 10],
-    columns: ["web_search_preview_requests", ...CACHED_MEDIA, IMAGE_OUT, ...MIGRATION_10],
+    versions: [7, 8, 9, 10, 11],
+    columns: ["web_search_preview_requests", ...CACHED_MEDIA, IMAGE_OUT, ...MIGRATION_10, ...MIGRATION_11],
   },
-  { from: "at migration 7", versions: [8, 9, 10], columns: [...CACHED_MEDIA, IMAGE_OUT, ...MIGRATION_10] },
-  { from: "at migration 8", versions: [9, 10], columns: [IMAGE_OUT, ...MIGRATION_10] },
-  { from: "at migration 9", versions: [10], columns: MIGRATION_10 },
+  {
+    from: "at migration 7",
+    versions: [8, 9, 10, 11],
+    columns: [...CACHED_MEDIA, IMAGE_OUT, ...MIGRATION_10, ...MIGRATION_11],
+  },
+  { from: "at migration 8", versions: [9, 10, 11], columns: [IMAGE_OUT, ...MIGRATION_10, ...MIGRATION_11] },
+  { from: "at migration 9", versions: [10, 11], columns: [...MIGRATION_10, ...MIGRATION_11] },
+  { from: "at migration 10", versions: [11], columns: MIGRATION_11 },
 ];
 
 it.each(UPGRADES)("a data dir $from gains the columns it lacks: its calls read back with none", async (u) => {
@@ -104,6 +112,7 @@ it.each(UPGRADES)("a data dir $from gains the columns it lacks: its calls read b
         output_image_tokens: 0,
         input_audio_ms: 0,
         parent_event_id: null,
+        input_characters: 0,
         cost_tool_calls_nanousd: 0n,
         cost_nanousd: before.cost_nanousd,
       });

@@ -90,6 +90,16 @@ function edgeCases(): CallRecord[] {
       latency_ms: 40,
     }),
     buildRecord({ ...base, event_id: id(7), ts_start: t + 6, workspace_id: "other", feature: "elsewhere" }),
+    // Speech billed by the character: 1,200 characters on tts-1 at $15 per million.
+    buildRecord({
+      provider: "openai",
+      model: "tts-1",
+      api: "openai.speech",
+      event_id: id(10),
+      ts_start: t + 6,
+      input_characters: 1_200,
+      feature: "voice",
+    }),
     buildRecord({
       ...base,
       event_id: id(8),
@@ -291,6 +301,7 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
       "output_image_tokens",
       "input_audio_ms",
       "parent_event_id",
+      "input_characters",
     ];
     const [before, after] = edgeCases().slice(-2);
     const layouts: { name: string; opts: ClickHouseOptions; exec?: () => ChdbExec; tables: string[] }[] = [
@@ -336,6 +347,7 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
           output_image_tokens: 0,
           input_audio_ms: 0,
           parent_event_id: null,
+          input_characters: 0,
           cost_tool_calls_nanousd: 0n,
         });
         expect(await store.findEvent("default", after!.event_id), l.name).toMatchObject({
@@ -398,7 +410,10 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
     const farId = records.at(-2)!;
     expect(Math.abs(farId.ts_start - uuidv7Time(farId.event_id)!)).toBeGreaterThan(30 * DAY);
     const searches = records.at(-1)!;
-    for (const rec of [retried, farId, searches]) {
+    // Speech billed by its characters: 1,200 on tts-1 at $15 per million.
+    const speech = records.find((r) => r.input_characters > 0)!;
+    expect(speech).toMatchObject({ input_characters: 1_200, cost_nanousd: 18_000_000n, priced: true });
+    for (const rec of [retried, farId, searches, speech]) {
       const found = (await same((s) => s.findEvent(rec.workspace_id, rec.event_id))) as CallRecord | null;
       expect(found).toEqual(plain(rec));
     }

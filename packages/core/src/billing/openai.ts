@@ -47,6 +47,7 @@ export function normalizeOpenAIUsageCompletionsResult(result: unknown): Normaliz
     cache_image_read_tokens: cachedImage,
     output_image_tokens: 0,
     input_audio_ms: 0,
+    input_characters: 0,
     // The completions usage report has no tool calls (OpenAI reports those apart).
     web_search_requests: 0,
     file_search_requests: 0,

@@ -4,6 +4,7 @@ import { NANO_PER_MS_AT_USD_PER_HOUR } from "../pricing/cost.js";
 import type { PriceResult, PricingEngine } from "../pricing/engine.js";
 import { previewSearchRate, pricesAudio, rateAt } from "../pricing/rates.js";
 import { imageToolOf } from "../usage/images.js";
+import { speechWorstCase } from "../usage/speech.js";
 import { type Api, emptyUsage, type NormalizedUsage } from "../usage/types.js";
 
 /** Output reserved when a request sets no output cap and the model's context window is unknown. */
@@ -59,6 +60,10 @@ export function worstCaseUsage(
   }
   if (api === "openai.images") return imagesWorstCase(body);
   if (api === "openai.transcriptions") return transcriptionWorstCase(body, raw, contextWindow);
+  if (api === "openai.speech") {
+    const speech = speechWorstCase(body);
+    return { usage: speech, maxOutput: speech.output_tokens, outputFrom: "request" };
+  }
   const media = { bytes: 0, images: 0 };
   // Walking the body costs; a body whose text never says "image" has no image part to find (every kind of
   // image part says it: image_url, input_image, type "image", an inline part's "image/…" MIME type).
@@ -199,6 +204,11 @@ export function transcriptionBilling(
   const r = p.rates;
   const tokens = !!(r.input_mtok || r.input_audio_mtok || r.output_mtok || r.cache_write_mtok);
   return { length: !!r.input_audio_hours, tokens };
+}
+
+/** Whether a speech model bills the characters of its text (tts-1), by its rates in force at `at`. */
+export function billsCharacters(engine: PricingEngine, provider: string, model: string, at: number): boolean {
+  return !!ratesInForce(engine, provider, model, at, null).rates?.input_mchars;
 }
 
 /** The bytes of the files a request's parameters hold where they say (a File or Blob's `size`), else 0. */
@@ -375,12 +385,15 @@ export function worstCaseCost(
   const audioHours = r.input_audio_hours ? rateAt(r.input_audio_hours, tokens) : null;
   const audioHeld = usage.input_audio_tokens > 0 || usage.input_audio_ms > 0;
   if (audioHeld && !pricesAudio(r)) return { priced: false, total_nanousd: 0n };
+  // A speech request is held by its characters where its model bills them, else by its tokens alone.
+  const characters = r.input_mchars ? rateAt(r.input_mchars, tokens) : null;
   const perMs = NANO_PER_MS_AT_USD_PER_HOUR;
   const lines = [
     line(tokens, dearest, 1000n),
     line(usage.image_tokens, imageIn, 1000n),
     line(usage.input_audio_tokens, audioIn, 1000n),
     line(usage.input_audio_ms, audioHours, BigInt(perMs.num), BigInt(perMs.den)),
+    line(usage.input_characters, characters, 1000n),
     line(usage.output_tokens, output, 1000n),
     line(1, r.requests_kcount ? rateAt(r.requests_kcount, tokens) : null, 1_000_000n),
   ];

@@ -1,4 +1,5 @@
 import { calcPrice, type ModelInfo, type ModelPrice } from "@pydantic/genai-prices";
+import { characterPricedModel, speechSnapshotBase } from "./openai-speech.js";
 import { addedRates } from "./openai-web-search.js";
 import type { PriceRates } from "./rates.js";
 
@@ -65,11 +66,21 @@ export class BuiltinPrices {
 function lookup(providerId: string, model: string): BuiltinModel | null {
   // Empty usage: we only want the match; the cost is computed exactly by our engine.
   const res = calcPrice({}, model, { providerId, timestamp: new Date(0) });
-  return res
+  if (res)
+    return {
+      model: res.model,
+      ref: `genai-prices@${GENAI_PRICES_VERSION}:${res.provider.id}:${res.model.id}`,
+      added: addedRates(res.provider.id, res.model.id),
+    };
+  const base = speechSnapshotBase(providerId, model);
+  if (base) return lookup(providerId, base);
+  // A model genai-prices does not list, whose rates Tollgate keeps itself (no token rates of its own).
+  const own = characterPricedModel(providerId, model);
+  return own
     ? {
-        model: res.model,
-        ref: `genai-prices@${GENAI_PRICES_VERSION}:${res.provider.id}:${res.model.id}`,
-        added: addedRates(res.provider.id, res.model.id),
+        model: { id: own.id, match: { equals: own.id }, prices: {} },
+        ref: `tollgate:${providerId}:${own.id}`,
+        added: own.rates,
       }
     : null;
 }

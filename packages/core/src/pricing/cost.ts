@@ -107,6 +107,7 @@ function pricedLines(usage: NormalizedUsage, rates: PriceRates, multipliers: Mul
   line("output", imageOutPriced ? usage.output_image_tokens : 0, rates.output_image_mtok);
   const perMs = NANO_PER_MS_AT_USD_PER_HOUR;
   line("input_audio", usage.input_audio_ms, rates.input_audio_hours, perMs.num, false, perMs.den);
+  line("input_uncached", usage.input_characters, rates.input_mchars);
   line("requests", rates.requests_kcount ? 1 : 0, rates.requests_kcount, NANO_PER_REQUEST_AT_USD_PER_KREQ);
   const perCall = NANO_PER_REQUEST_AT_USD_PER_KREQ;
   line("tool_calls", otherSearches, rates.web_searches_kcount, perCall, true);

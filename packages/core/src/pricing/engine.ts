@@ -88,7 +88,11 @@ export class PricingEngine {
     }
     // Audio by its length on a model that prices audio neither by the hour nor at any input token rate: its
     // cost is not known (worstCaseCost holds it as unpriced), never a silent $0.
-    if (req.usage.input_audio_ms > 0 && !pricesAudio(rates))
+    // Characters on a model that does not price them, likewise.
+    if (
+      (req.usage.input_audio_ms > 0 && !pricesAudio(rates)) ||
+      (req.usage.input_characters > 0 && !rates.input_mchars)
+    )
       return { priced: false, price_ref: `unpriced:${provider}:${model}`, cost: zeroCost() };
     // OpenAI's flex processing is billed at its Batch API rates (its pricing page lists them as one).
     const flex = !tier && req.serviceTier === "flex" && FLEX_PROVIDERS.has(provider);

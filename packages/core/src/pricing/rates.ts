@@ -10,8 +10,9 @@ export interface TieredRate {
 
 /**
  * The price keys Tollgate bills, per million tokens (`_mtok`), per thousand requests or server-side
- * tool calls (`_kcount`; genai-prices' names: a "storage search" is a file search) or per hour of input
- * audio (`input_audio_hours`). `web_search_previews_kcount`
+ * tool calls (`_kcount`; genai-prices' names: a "storage search" is a file search), per hour of input
+ * audio (`input_audio_hours`) or per million characters of input text (`input_mchars`, Tollgate's own, for
+ * speech models billed by the character). `web_search_previews_kcount`
  * is Tollgate's own: OpenAI prices its `web_search_preview` tool's searches apart.
  */
 export const RATE_KEYS = [
@@ -32,6 +33,7 @@ export const RATE_KEYS = [
   "storage_searches_kcount",
   "web_search_previews_kcount",
   "input_audio_hours",
+  "input_mchars",
 ] as const;
 export type RateKey = (typeof RATE_KEYS)[number];
 export type PriceRates = Partial<Record<RateKey, Rate>>;

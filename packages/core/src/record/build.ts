@@ -4,8 +4,8 @@ import { normalizeUsage, UsageError } from "../usage/index.js";
 import {
   APIS,
   type Api,
-  DURATION_FIELDS,
   emptyUsage,
+  MEASURE_FIELDS,
   type NormalizedUsage,
   TOKEN_FIELDS,
   TOOL_CALL_FIELDS,
@@ -152,6 +152,7 @@ export function buildCallRecord(input: unknown, ctx: BuildContext): BuildResult 
     cache_image_read_tokens: usage.cache_image_read_tokens,
     output_image_tokens: usage.output_image_tokens,
     input_audio_ms: usage.input_audio_ms,
+    input_characters: usage.input_characters,
     web_search_requests: usage.web_search_requests,
     file_search_requests: usage.file_search_requests,
     web_search_preview_requests: usage.web_search_preview_requests,
@@ -209,24 +210,25 @@ function resolveUsage(r: CheckedCallRecordInput, inference: boolean, errors: Fie
       });
       return usage;
     }
-    // A duration given without token counts is beside usage_raw, as tool-call counts are: the raw object's
-    // tokens still count (a client that knows its audio's length must not zero them). Where the raw object
-    // does not normalize, the duration given is the usage, and the raw object information.
-    const durationGiven = DURATION_FIELDS.some((f) => r[f] !== undefined);
+    // A measure (audio length, characters) given without token counts is beside usage_raw, as tool-call
+    // counts are: the raw object's tokens still count (a client that knows its audio's length must not zero
+    // them). Where the raw object does not normalize, the measure given is the usage, and the raw object
+    // information.
+    const measureGiven = MEASURE_FIELDS.some((f) => r[f] !== undefined);
     if (inference && !TOKEN_FIELDS.some((f) => r[f] !== undefined)) {
       const apiKnown = !!r.api && (APIS as readonly string[]).includes(r.api);
-      if (!apiKnown && !durationGiven) {
+      if (!apiKnown && !measureGiven) {
         errors.push({ field: "api", reason: `needed to normalize usage_raw: one of ${APIS.join(", ")}` });
         return usage;
       }
       if (apiKnown) {
         try {
           usage = normalizeUsage(r.api as Api, r.usage_raw);
-          for (const f of [...TOOL_CALL_FIELDS, ...DURATION_FIELDS]) if (r[f] !== undefined) usage[f] = r[f];
+          for (const f of [...TOOL_CALL_FIELDS, ...MEASURE_FIELDS]) if (r[f] !== undefined) usage[f] = r[f];
           return usage;
         } catch (e) {
           if (!(e instanceof UsageError)) throw e;
-          if (!durationGiven) {
+          if (!measureGiven) {
             errors.push({ field: e.field ? `usage_raw.${e.field}` : "usage_raw", reason: e.message });
             return usage;
           }

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { DURATION_FIELDS, TOKEN_FIELDS, TOOL_CALL_FIELDS } from "../usage/types.js";
+import { TOKEN_FIELDS, TOOL_CALL_FIELDS } from "../usage/types.js";
 import {
   ATTRIBUTION_FIELDS,
   type AttributionField,
@@ -104,6 +104,11 @@ const milliseconds = z
   .int("must be an integer")
   .nonnegative("must not be negative")
   .max(L.maxTokens, `must be at most ${L.maxTokens}`);
+const characters = z
+  .number({ error: "must be a number of characters" })
+  .int("must be an integer")
+  .nonnegative("must not be negative")
+  .max(L.maxTokens, `must be at most ${L.maxTokens}`);
 const usageShape = {
   ...(Object.fromEntries(TOKEN_FIELDS.map((f) => [f, tokens.optional()])) as Record<
     (typeof TOKEN_FIELDS)[number],
@@ -113,10 +118,8 @@ const usageShape = {
     (typeof TOOL_CALL_FIELDS)[number],
     z.ZodOptional<typeof toolCalls>
   >),
-  ...(Object.fromEntries(DURATION_FIELDS.map((f) => [f, milliseconds.optional()])) as Record<
-    (typeof DURATION_FIELDS)[number],
-    z.ZodOptional<typeof milliseconds>
-  >),
+  input_audio_ms: milliseconds.optional(),
+  input_characters: characters.optional(),
 };
 const costShape = Object.fromEntries(COST_FIELDS.map((f) => [f, nanoAmount.optional()])) as Record<
   CostField,

@@ -33,6 +33,7 @@ export function normalizeAnthropicMessages(raw: unknown): NormalizedUsage {
     cache_image_read_tokens: 0,
     output_image_tokens: 0,
     input_audio_ms: 0,
+    input_characters: 0,
     web_search_requests: webSearchRequests(usage),
     file_search_requests: 0,
     web_search_preview_requests: 0,

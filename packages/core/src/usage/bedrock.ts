@@ -41,6 +41,7 @@ export function normalizeBedrockConverse(raw: unknown): NormalizedUsage {
     cache_image_read_tokens: 0,
     output_image_tokens: 0,
     input_audio_ms: 0,
+    input_characters: 0,
     web_search_requests: 0,
     file_search_requests: 0,
     web_search_preview_requests: 0,

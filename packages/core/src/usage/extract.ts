@@ -49,6 +49,8 @@ const SHAPES: Record<Api, BodyShape> = {
   "openai.images": { usage: (body) => body.usage, model: (body) => body.model },
   // A transcription (and its stream's transcript.text.done) names no model either.
   "openai.transcriptions": { usage: (body) => body.usage, model: () => null },
+  // A speech stream's speech.audio.done: the request names the model.
+  "openai.speech": { usage: (body) => body.usage, model: () => null },
   "anthropic.messages": {
     usage: (body) => body.usage,
     model: (body) => body.model,

@@ -80,6 +80,7 @@ export function normalizeGoogleGenerateContent(raw: unknown): NormalizedUsage {
     cache_image_read_tokens: cachedImage,
     output_image_tokens: outBy.image,
     input_audio_ms: 0,
+    input_characters: 0,
     web_search_requests: 0,
     file_search_requests: 0,
     web_search_preview_requests: 0,

@@ -38,6 +38,7 @@ export {
   normalizeOpenAIImages,
   normalizeOpenAIRealtime,
   normalizeOpenAIResponses,
+  normalizeOpenAISpeech,
   normalizeOpenAITranscription,
 } from "./openai.js";
 export {
@@ -47,6 +48,7 @@ export {
   realtimeTranscriptionUsage,
 } from "./realtime.js";
 export { type JsonSource, payloadSpans, SKIM_OVER, skimJson } from "./skim.js";
+export { speechCharacters, speechUsage, speechWorstCase } from "./speech.js";
 export type { SseEvent } from "./sse.js";
 export { parseSse, SseParser } from "./sse.js";
 export type { SseUsageExtractor, StreamExtractor, StreamShown } from "./stream.js";
@@ -61,10 +63,10 @@ export type { Api, ExtractedUsage, NormalizedUsage, ToolModelCall } from "./type
 export {
   APIS,
   CACHED_MEDIA_FIELDS,
-  DURATION_FIELDS,
   emptyUsage,
   FIRST_LAYOUT_TOKEN_FIELDS,
   FIRST_LAYOUT_TOOL_CALL_FIELDS,
+  MEASURE_FIELDS,
   TOKEN_FIELDS,
   TOOL_CALL_FIELDS,
   USAGE_FIELDS,

@@ -8,6 +8,7 @@ import {
   normalizeOpenAIImages,
   normalizeOpenAIRealtime,
   normalizeOpenAIResponses,
+  normalizeOpenAISpeech,
   normalizeOpenAITranscription,
 } from "./openai.js";
 import type { Api, NormalizedUsage } from "./types.js";
@@ -21,6 +22,7 @@ const NORMALIZERS: Record<Api, (usageRaw: unknown) => NormalizedUsage> = {
   "openai.realtime": normalizeOpenAIRealtime,
   "openai.images": normalizeOpenAIImages,
   "openai.transcriptions": normalizeOpenAITranscription,
+  "openai.speech": normalizeOpenAISpeech,
   "anthropic.messages": normalizeAnthropicMessages,
   "google.generate_content": normalizeGoogleGenerateContent,
   "bedrock.converse": normalizeBedrockConverse,

@@ -158,6 +158,24 @@ export function normalizeOpenAITranscription(raw: unknown): NormalizedUsage {
   return normalizeOpenAIRealtime(usage);
 }
 
+/**
+ * A speech call's usage (`/v1/audio/speech`). gpt-4o-mini-tts streamed as events reports
+ * `{input_tokens, output_tokens}` in `speech.audio.done`: text in, audio out (all of its output). tts-1 and
+ * tts-1-hd report none: their usage is the request's characters, `{input_characters}`.
+ */
+export function normalizeOpenAISpeech(raw: unknown): NormalizedUsage {
+  const usage = requireObject(raw, "");
+  if (usage.input_characters !== undefined) {
+    const out = emptyUsage();
+    out.input_characters = requiredCount(usage, "input_characters", "input_characters");
+    return out;
+  }
+  const out = normalizeOpenAIResponses(usage);
+  out.output_audio_tokens = out.output_tokens;
+  out.reasoning_tokens = 0;
+  return out;
+}
+
 /** The most audio one usage may report: a year, in milliseconds (beyond it the value is not a real one). */
 const MAX_AUDIO_MS = 366 * 86_400_000;
 
@@ -224,6 +242,7 @@ function fromShape(
     cache_image_read_tokens: 0,
     output_image_tokens: 0,
     input_audio_ms: 0,
+    input_characters: 0,
     // Responses report their searches as output items, not in usage: the extractors count them.
     web_search_requests: 0,
     file_search_requests: 0,

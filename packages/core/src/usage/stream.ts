@@ -69,8 +69,9 @@ function usageExtractor(api: Api): UsageOnly {
       return snapshotReader(api, (ev) => ev.response);
     case "openai.images":
     case "openai.transcriptions":
-      // The completed event (`image_generation.completed`, `image_edit.completed`,
-      // `transcript.text.done`) carries the usage; the partial images and text deltas before it have none.
+    case "openai.speech":
+      // The completed event (`image_generation.completed`, `image_edit.completed`, `transcript.text.done`,
+      // `speech.audio.done`) carries the usage; the partial images, text and audio deltas before it have none.
       return snapshotReader(api);
     case "google.generate_content":
       // Every chunk repeats a cumulative usageMetadata: the last one is the total, never sum them.
@@ -175,6 +176,7 @@ const END_MARKERS = [
   '"image_generation.completed"',
   '"image_edit.completed"',
   '"transcript.text.done"',
+  '"speech.audio.done"',
 ];
 
 /**

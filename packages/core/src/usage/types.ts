@@ -5,8 +5,9 @@
  * + cache_image_read.
  * reasoning_tokens is informational: a subset of output_tokens (billed as output).
  * output_audio_tokens and output_image_tokens are subsets of output_tokens too (each priced at its own
- * rate where one exists). input_audio_ms is not a token count: the length of the audio a model billed by
- * the hour heard (whisper-1), beside its tokens.
+ * rate where one exists). input_audio_ms and input_characters are not token counts: the length of the
+ * audio a model billed by the hour heard (whisper-1), the characters of text a model billed by the
+ * character read (tts-1), beside its tokens.
  */
 export interface NormalizedUsage {
   /** Uncached text (and other non-audio, non-image) input tokens. */
@@ -39,6 +40,11 @@ export interface NormalizedUsage {
    * `usage: {type: "duration", seconds}`), priced at the model's input_audio_hours. 0 where a model bills tokens.
    */
   input_audio_ms: number;
+  /**
+   * Characters of input text, for models billed by the character rather than by tokens (OpenAI's tts-1 and
+   * tts-1-hd speech), priced at the model's input_mchars. 0 where a model bills tokens.
+   */
+  input_characters: number;
   /**
    * Server-side tool calls the provider bills per call, beside the tokens: web searches (Anthropic's
    * `server_tool_use.web_search_requests`, OpenAI Responses `web_search_call` searches) and file searches
@@ -91,11 +97,17 @@ export const TOOL_CALL_FIELDS = [
   "web_search_preview_requests",
 ] as const satisfies readonly (keyof NormalizedUsage)[];
 
-/** Lengths of media a model bills by time (stores lay them out after the image output, added later). */
-export const DURATION_FIELDS = ["input_audio_ms"] as const satisfies readonly (keyof NormalizedUsage)[];
+/**
+ * What a model bills that is neither tokens nor tool calls: the length of its audio, the characters of its
+ * text (stores lay them out after the image output, added later, in this order).
+ */
+export const MEASURE_FIELDS = [
+  "input_audio_ms",
+  "input_characters",
+] as const satisfies readonly (keyof NormalizedUsage)[];
 
 /** Every field of NormalizedUsage. */
-export const USAGE_FIELDS = [...TOKEN_FIELDS, ...TOOL_CALL_FIELDS, ...DURATION_FIELDS] as const;
+export const USAGE_FIELDS = [...TOKEN_FIELDS, ...TOOL_CALL_FIELDS, ...MEASURE_FIELDS] as const;
 
 export function emptyUsage(): NormalizedUsage {
   return {
@@ -112,6 +124,7 @@ export function emptyUsage(): NormalizedUsage {
     cache_image_read_tokens: 0,
     output_image_tokens: 0,
     input_audio_ms: 0,
+    input_characters: 0,
     web_search_requests: 0,
     file_search_requests: 0,
     web_search_preview_requests: 0,
@@ -127,6 +140,7 @@ export const APIS = [
   "openai.realtime",
   "openai.images",
   "openai.transcriptions",
+  "openai.speech",
   "anthropic.messages",
   "google.generate_content",
   "bedrock.converse",

@@ -4,13 +4,13 @@ import {
   type BatchResult,
   CACHED_MEDIA_FIELDS,
   type CallRecordInput,
-  DURATION_FIELDS,
   type ExtractedUsage,
   estimateCutShortUsage,
   fieldText,
   INPUT_LIMITS,
   imageToolModel,
   imageToolOf,
+  MEASURE_FIELDS,
   type NormalizedUsage,
   type StreamShown,
   TOOL_CALL_FIELDS,
@@ -32,7 +32,7 @@ const LATER_FIELDS = [
   ...TOOL_CALL_FIELDS,
   ...CACHED_MEDIA_FIELDS,
   "output_image_tokens",
-  ...DURATION_FIELDS,
+  ...MEASURE_FIELDS,
 ] as const;
 
 /** Which API a wrapped method speaks, and the provider its calls are priced as. */

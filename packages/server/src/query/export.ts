@@ -57,6 +57,7 @@ export const EXPORT_COLUMNS = [
   "output_image_tokens",
   "input_audio_ms",
   "parent_event_id",
+  "input_characters",
 ] as const satisfies readonly (keyof CallRecord)[];
 
 /** An opaque page cursor: base64url of the last record's start time and event id. */

@@ -74,6 +74,7 @@ export const COLUMNS: readonly Column[] = [
   col("int")("output_image_tokens"),
   col("int")("input_audio_ms"),
   text("parent_event_id"),
+  col("int")("input_characters"),
 ];
 
 const SQL_TYPE: Record<Kind, string> = {

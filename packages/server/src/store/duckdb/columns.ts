@@ -119,6 +119,8 @@ export const COLUMNS: readonly Column[] = [
   // Migration 10.
   bigint("input_audio_ms"),
   idText("parent_event_id"),
+  // Migration 11.
+  bigint("input_characters"),
 ];
 
 const TYPES = COLUMNS.map((c) => c.type);

@@ -181,4 +181,9 @@ export const MIGRATIONS: readonly { version: number; sql: string[] }[] = [
       "ALTER TABLE events ADD COLUMN parent_event_id VARCHAR",
     ],
   },
+  {
+    version: 11,
+    // Characters of input text, for models billed by the character (tts-1). Calls stored before: 0.
+    sql: ["ALTER TABLE events ADD COLUMN input_characters BIGINT DEFAULT 0"],
+  },
 ];

@@ -18,6 +18,8 @@
  * - `x-mock-should-retry`: an `x-should-retry` header for the rate-limit scenarios to send (Anthropic does).
  * - `x-mock-image-bytes`: each image in a whole reply (`b64_json`, the image tool's `result`) is this many
  *   characters of base64, as a real image's bytes are megabytes (the fixtures' are cut short).
+ * - Speech (`/v1/audio/speech`) answers its audio (`speechAudio`) in 4 KB chunks, `x-mock-chunk-delay-ms`
+ *   apart (`reset-mid-stream`: half of them); `stream_format: "sse"` answers its event stream fixture.
  * - `x-mock-case`: keeps one test's background responses (`background: true`) apart from another's in
  *   the mock. Their ids are still their fixture's: a gateway or SDK that recorded a response under that id
  *   records it once, so tests of finished responses in one process each use a fixture of their own.
@@ -71,7 +73,17 @@ export const AUDIO_FX = {
   "gpt-4o-mini-transcribe": "transcription.gpt-4o-mini-transcribe.json",
   "whisper-1": "transcription.whisper-1.json",
   stream: "transcription.stream.gpt-4o-mini-transcribe.sse",
+  speech: "speech.stream.gpt-4o-mini-tts.sse",
 } as const;
+
+/**
+ * A speech reply's audio (`/v1/audio/speech` without `stream_format: "sse"`): made-up bytes, not UTF-8, about
+ * what 160 kbit/s MP3 takes for the text spoken at 15 characters a second, at least one 4 KB chunk.
+ */
+export function speechAudio(input: string): Buffer {
+  const bytes = Math.max(4096, Math.ceil((input.length / 15) * 20_000));
+  return Buffer.from(Array.from({ length: bytes }, (_, i) => (i * 131 + 0xff) & 0xff));
+}
 
 export function audioFixture(name: string): string {
   return readFileSync(new URL(`../../core/test/fixtures/openai-audio/${name}`, import.meta.url), "utf8");
@@ -388,6 +400,8 @@ export function normalReply(
       );
     return stream ? sseReply(text, rel) : jsonReply(text, rel);
   }
+  if (p === "/v1/audio/speech" && body?.stream_format === "sse")
+    return sseReply(audioFixture(AUDIO_FX.speech), AUDIO_FX.speech);
   if (p === "/v1/audio/transcriptions") {
     if (stream) return sseReply(audioFixture(AUDIO_FX.stream), AUDIO_FX.stream);
     const rel = model === "whisper-1" ? AUDIO_FX["whisper-1"] : AUDIO_FX["gpt-4o-mini-transcribe"];
@@ -697,6 +711,22 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
         state.polls === 1 ? pendingResponse(state.text, "in_progress") : backgroundDone(state.text),
       );
     }
+    const speech = body as { input?: unknown; stream_format?: unknown } | null;
+    if (rec.method === "POST" && path === "/v1/audio/speech" && speech?.stream_format !== "sse") {
+      const audio = speechAudio(String(speech?.input ?? ""));
+      res.writeHead(200, { "content-type": "audio/mpeg", ...idHeaders });
+      const chunks = Math.ceil(audio.length / 4096);
+      const upTo = scenario === "reset-mid-stream" ? chunks >> 1 : chunks;
+      const delay = delayOf(rec);
+      for (let i = 0; i < upTo; i++) {
+        if (res.destroyed) return;
+        if (i > 0) await sleep(delay());
+        await writeAll(res, audio.subarray(i * 4096, (i + 1) * 4096));
+      }
+      if (upTo === chunks) return res.end();
+      await sleep(20);
+      return res.socket?.destroy();
+    }
     const override = req.headers["x-mock-fixture"];
     const reply =
       rec.method === "POST"
@@ -815,7 +845,7 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
   };
 }
 
-function writeAll(res: ServerResponse, text: string): Promise<void> {
+function writeAll(res: ServerResponse, text: string | Buffer): Promise<void> {
   return new Promise((resolve) => {
     if (res.write(text)) resolve();
     else res.once("drain", resolve).once("close", resolve);

@@ -1,5 +1,6 @@
 import { type TranscriptionBilling, worstCaseUsage } from "../limits/estimate.js";
 import { estimatedImageGeneration } from "./image-tool-estimate.js";
+import { speechUsage } from "./speech.js";
 import type { StreamShown } from "./stream.js";
 import { atLeast } from "./tool-calls.js";
 import { type Api, type ExtractedUsage, emptyUsage } from "./types.js";
@@ -34,7 +35,8 @@ export interface CutShortStream {
  * Without a report: input estimated from the request size (~4 bytes per token),
  * output from the events received (OpenAI-style streams carry about one token per event); an image stream
  * (whose events are partial images, and whose usage comes only at its end) and a transcription (whose
- * request is mostly audio bytes, not text) at its request's worst case, as a budget held it. Such records
+ * request is mostly audio bytes, not text) at its request's worst case, as a budget held it; speech (whose
+ * events are audio) as its text spoken at an ordinary pace. Such records
  * are stored with cost_source "estimated", as is an image a Responses stream showed its tool made.
  */
 export function estimateCutShortUsage(partial: ExtractedUsage | null, s: CutShortStream): ExtractedUsage {
@@ -47,7 +49,9 @@ export function estimateCutShortUsage(partial: ExtractedUsage | null, s: CutShor
   const usage =
     s.api === "openai.images" || s.api === "openai.transcriptions"
       ? worstCaseUsage(s.api, s.request ?? null, { byteLength: 0 }, s.contextWindow?.() ?? null).usage
-      : { ...emptyUsage(), input_uncached_tokens: Math.ceil(s.requestBytes / 4), output_tokens: s.events };
+      : s.api === "openai.speech"
+        ? speechUsage(s.request ?? null, false).usage.usage // its events are audio, not tokens
+        : { ...emptyUsage(), input_uncached_tokens: Math.ceil(s.requestBytes / 4), output_tokens: s.events };
   if (s.api === "openai.transcriptions") {
     const by = s.billedBy?.() ?? null;
     const known = by !== null && (by.length || by.tokens);

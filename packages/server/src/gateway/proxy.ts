@@ -10,6 +10,7 @@ import {
   type BatchResult,
   BatchResultsReader,
   backgroundResponse,
+  billsCharacters,
   type CallRecord,
   createSseUsageExtractor,
   defaultImageModel,
@@ -31,6 +32,7 @@ import {
   pollOutcomeOf,
   Recent,
   type StreamShown,
+  speechUsage,
   type ToolCallParent,
   type ToolModelCall,
   toolCallModel,
@@ -337,7 +339,8 @@ export class Gateway {
     const body = upload ? EMPTY_BODY : await readBody(req, max);
     const parsed = route.api ? parseModelRequest(body, req.headers["content-type"]) : null;
     const modelRequested = fieldText(parsed?.model);
-    const stream = parsed?.stream === true;
+    // Speech always streams: its audio as it is made, or its events (`stream_format: "sse"`).
+    const stream = parsed?.stream === true || route.api === "openai.speech";
     timing.stream = stream;
     const injectedUsage =
       stream &&
@@ -425,7 +428,9 @@ export class Gateway {
       }
       const isSse = (headerValue(up.headers, "content-type") ?? "").includes("text/event-stream");
       try {
-        if (!isWhole(up) && route.api === null) await this.#relayPassThrough(at, up, res, cancel!);
+        // Speech audio (not events) is relayed as a download is, its usage known from the request.
+        const relayAsIs = route.api === null || (route.api === "openai.speech" && !isSse);
+        if (!isWhole(up) && relayAsIs) await this.#relayPassThrough(at, up, res, cancel!);
         else if (!isWhole(up) && isSse && up.statusCode < 300) await this.#relayStream(at, up, res, cancel!);
         else await this.#relayBody(at, up, res, cancel);
       } catch (e) {
@@ -743,7 +748,14 @@ export class Gateway {
     const length = contentLength(call, up, null);
     if (length !== null) headers["content-length"] = length;
     headers["x-tollgate-event-id"] = eventId;
-    headers["x-tollgate-cost-usd"] = costUsd(false, false, 0n);
+    // Speech audio: its cost is known before its first byte (tts-1's characters; an estimate otherwise).
+    const speech = ok && call.route.api === "openai.speech" ? this.#speechUsage(call, attemptStart) : null;
+    const price = speech ? this.#quote(call, speech.usage, attemptStart) : null;
+    headers["x-tollgate-cost-usd"] = costUsd(
+      speech !== null,
+      price?.priced ?? false,
+      price?.cost.total_nanousd ?? 0n,
+    );
     writeHead(res, up.statusCode, headers);
     const pace = new ClientPace(res, up.body, client, call.timeoutMs, up.headers);
     // A batch's results: each answered request recorded as the call it was. Whole files only (a range
@@ -802,6 +814,8 @@ export class Gateway {
         : cutShortReason(client.gone, failure),
       event_id: eventId,
       ttft_ms: firstByte === null ? null : firstByte - attemptStart,
+      // Cut short, its audio was (partly) made: billed all the same, as far as anyone can tell.
+      ...(speech && { usage: speech.usage, estimated: speech.estimated || !complete, price }),
     });
     if (complete) res.end();
     else res.destroy(); // the client sees the break exactly as it would have without the gateway
@@ -812,6 +826,13 @@ export class Gateway {
     if (response && background && isFinished(background))
       this.#finishing(this.#recordFinished(call, response, background));
     this.#observe(call.route, call, up.statusCode);
+  }
+
+  /** A speech call's usage from its request: its characters where its model bills them, else estimated. */
+  #speechUsage(call: Call, at: number): { usage: ExtractedUsage; estimated: boolean } {
+    const byCharacters =
+      call.model !== null && billsCharacters(this.deps.engine, call.provider, call.model, at);
+    return speechUsage(call.parsed, byCharacters);
   }
 
   /** The cost the record will carry, for the reply header (same provider, model, time and usage). */

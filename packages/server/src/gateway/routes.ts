@@ -32,8 +32,10 @@ const PRICED: Record<string, { family: GatewayRoute["family"]; api: Api; kind: G
   // Image variations (dall-e-2 only, no usage reported) pass through.
   "/v1/images/generations": { family: "openai", api: "openai.images", kind: "llm" },
   "/v1/images/edits": { family: "openai", api: "openai.images", kind: "llm" },
-  // Translations (whisper-1 only, no usage reported) and speech (audio bytes, no usage) pass through.
+  // Translations (whisper-1 only, no usage reported) pass through.
   "/v1/audio/transcriptions": { family: "openai", api: "openai.transcriptions", kind: "llm" },
+  // Speech: its audio relayed as it comes, priced from the request (or its event stream's usage).
+  "/v1/audio/speech": { family: "openai", api: "openai.speech", kind: "llm" },
   "/v1/messages": { family: "anthropic", api: "anthropic.messages", kind: "llm" },
 };
 

@@ -7,6 +7,8 @@ import {
   type Api,
   createSseUsageExtractor,
   extractFromResponse,
+  type JsonSource,
+  payloadSpans,
   SKIM_OVER,
   skimJson,
 } from "../src/usage/index.js";
@@ -123,6 +125,31 @@ describe("skimJson", () => {
     const skimmed = skimAll(text);
     expect(skimmed.length).toBe(text.length - 3 * n);
     expect(JSON.parse(skimmed)).toEqual({ embedding: [], z: 0 });
+  });
+
+  it("nested embeddings holding objects are checked each within its own reach (linear, not quadratic)", () => {
+    // Each array's check looked for its "]" first: in nested arrays that is the innermost one, at the
+    // middle of the text, so every array searched half the text (3.2 MB of this took ~3.3 s).
+    const n = 20_000;
+    const text = `${'{"embedding":['.repeat(n)}1${"]}".repeat(n)}`;
+    let scanned = 0;
+    const counted: JsonSource = {
+      length: text.length,
+      at: (i) => text.charCodeAt(i),
+      find: (code, from) => {
+        const i = text.indexOf(String.fromCharCode(code), from);
+        scanned += (i === -1 ? text.length : i + 1) - from;
+        return i;
+      },
+      holds: (code, from, to) => {
+        const i = text.indexOf(String.fromCharCode(code), from);
+        const hit = i !== -1 && i < to;
+        scanned += (hit ? i + 1 : to) - from;
+        return hit;
+      },
+    };
+    expect(payloadSpans(counted)).toEqual([[14 * n, 14 * n + 1]]); // the innermost array, [1]
+    expect(scanned).toBeLessThan(20 * text.length);
   });
 
   it("keeps text that is not JSON unparseable, and a short text as it is", () => {

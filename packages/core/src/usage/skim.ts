@@ -111,12 +111,20 @@ function payloadKey(src: JsonSource, start: number, end: number): string | null 
   return null;
 }
 
-/** The `]` of a flat array opened at `open` (no strings, objects or arrays inside), or -1. */
+/**
+ * The `]` of a flat array opened at `open` (no strings, objects or arrays inside), or -1. Looked for in
+ * windows that double, each checked before the next: a search for the `]` first went on to an innermost
+ * array of a nested one, the same half of the text for each array (quadratic).
+ */
 function flatArrayEnd(src: JsonSource, open: number): number {
-  const end = src.find(CLOSE_BRACKET, open + 1);
-  if (end === -1) return -1;
-  for (const code of [QUOTE, OPEN_BRACE, OPEN_BRACKET]) if (src.holds(code, open + 1, end)) return -1;
-  return end;
+  for (let from = open + 1, width = 16; from < src.length; from += width, width *= 2) {
+    const to = Math.min(src.length, from + width);
+    const end = src.holds(CLOSE_BRACKET, from, to) ? src.find(CLOSE_BRACKET, from) : -1;
+    for (const code of [QUOTE, OPEN_BRACE, OPEN_BRACKET])
+      if (src.holds(code, from, end === -1 ? to : end)) return -1;
+    if (end !== -1) return end;
+  }
+  return -1;
 }
 
 const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;

@@ -36,7 +36,10 @@ const OPEN_BRACE = 0x7b;
 /**
  * The spans [start, end) inside payload values to leave out: a string's characters between its quotes,
  * an embedding array's numbers between its brackets. What is left stays valid JSON (`""`, `[]`). Text
- * that is not valid JSON gives spans that keep it invalid (an unclosed string ends the scan).
+ * whose structure is not valid JSON stays invalid (an unclosed string ends the scan). A payload's own
+ * content is not checked, on purpose: a reply whose image bytes hold a bad escape or whose embedding holds
+ * `NaN` is read for its usage here, where a whole parse would refuse it. The provider billed that call all
+ * the same, and checking every byte of a payload cost 5–10× the skim itself (a review measured it).
  */
 export function payloadSpans(src: JsonSource): Array<[number, number]> {
   const spans: Array<[number, number]> = [];

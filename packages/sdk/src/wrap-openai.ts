@@ -10,13 +10,13 @@ interface OpenAILike {
   responses?: unknown;
   embeddings?: unknown;
   images?: unknown;
-  audio?: { transcriptions?: unknown };
+  audio?: { transcriptions?: unknown; speech?: unknown };
   files?: unknown;
 }
 
 /**
  * Records every call of an `openai` client (chat completions, Responses, embeddings, legacy
- * completions, image generations and edits, audio transcriptions; streamed or not) as a Tollgate call record; a background response's cost, when
+ * completions, image generations and edits, audio transcriptions, speech; streamed or not) as a Tollgate call record; a background response's cost, when
  * `responses.retrieve` finds it finished (the app's poll, or the client's own: `followBackgroundMs`); a batch's calls, as the app reads its output file
  * (`files.content`). The client is returned as it was, same type
  * and behaviour: streams still stream, errors are the SDK's own. Calls are attributed from the enclosing
@@ -49,6 +49,7 @@ export function wrapOpenAI<C extends object>(client: C, options: WrapOptions = {
   wrapModelCall(c.images, "generate", images("generation"), sink);
   wrapModelCall(c.images, "edit", images("edit"), sink);
   wrapModelCall(c.audio?.transcriptions, "create", spec("openai.transcriptions"), sink);
+  wrapModelCall(c.audio?.speech, "create", spec("openai.speech"), sink);
   return client;
 }
 

@@ -445,6 +445,33 @@ describe("wrapOpenAI", () => {
     }
   });
 
+  it("speech: tts-1 by its characters, gpt-4o-mini-tts estimated from its text, as the gateway records them", async () => {
+    const input = "Hello there, how are you? ".repeat(20); // 520 characters
+    for (const [model, cost] of [
+      ["tts-1", 7_800_000n], // 520 × $15 per million
+      ["gpt-4o-mini-tts", 130n * 600n + 723n * 12_000n], // 520 / 4 in; 34.7 s of speech out
+    ] as const) {
+      const params = { model, input, voice: "alloy" as const };
+      const before = sent.length;
+      const audio = await openai.audio.speech.create(params);
+      expect((await audio.arrayBuffer()).byteLength).toBeGreaterThan(0);
+      await expect.poll(() => sent.length).toBe(before + 1);
+      const sdk = await lastStored();
+      expect(sdk).toMatchObject({
+        api: "openai.speech",
+        model,
+        stream: true,
+        cost_nanousd: cost,
+        cost_source: model === "tts-1" ? "computed" : "estimated",
+      });
+      const viaGw = await gatewayOpenAI.audio.speech.create(params);
+      await viaGw.arrayBuffer();
+      const gateway = await recordByEventId(gw.runtime, viaGw.headers.get("x-tollgate-event-id"));
+      expectSameCost(sdk, gateway);
+      for (const f of USAGE_FIELDS) expect(sdk[f], f).toBe(gateway[f]);
+    }
+  });
+
   it("a Responses stream left after its image came, before response.completed: the image recorded, as the gateway's", async () => {
     const tools = [{ type: "image_generation" as const, model: "gpt-image-1-mini" }];
     const params = { model: "gpt-5-nano", input: "Draw a cat", tools, stream: true as const };

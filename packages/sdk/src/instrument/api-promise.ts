@@ -108,6 +108,19 @@ export function isStream(value: unknown): value is StreamLike {
 }
 
 function finishBody(call: TrackedCall, body: unknown, response: Response | null): void {
+  // Speech answers its audio (or an event stream the app reads itself): its usage is known from the request.
+  if (call.spec.api === "openai.speech") {
+    const ok = (response?.status ?? 200) < 400;
+    const speech = ok ? call.speechUsage() : null;
+    call.finish({
+      usage: speech?.usage ?? null,
+      estimated: speech?.estimated,
+      httpStatus: response?.status ?? 200,
+      requestId: requestIdOf(response),
+      errorType: ok ? null : `http_${response?.status}`,
+    });
+    return;
+  }
   const usage = usageOf(() => extractFromResponse(call.spec.api, body));
   // A background response's submission (queued, no usage yet): not a call without usage, and not a model
   // call of its own. As the gateway records it: kind=other, its request id the response's.
@@ -136,6 +149,10 @@ function finishBody(call: TrackedCall, body: unknown, response: Response | null)
 }
 
 async function finishRaw(call: TrackedCall, res: Response): Promise<void> {
+  if (call.spec.api === "openai.speech") {
+    void res.body?.cancel().catch(() => {}); // audio: nothing to read in it (the app's own copy goes on)
+    return finishBody(call, null, res);
+  }
   let text: string;
   try {
     text = await res.text();

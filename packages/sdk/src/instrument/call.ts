@@ -2,6 +2,7 @@ import {
   type Api,
   type BackgroundResponse,
   type BatchResult,
+  billsCharacters,
   CACHED_MEDIA_FIELDS,
   type CallRecordInput,
   type ExtractedUsage,
@@ -13,6 +14,7 @@ import {
   MEASURE_FIELDS,
   type NormalizedUsage,
   type StreamShown,
+  speechUsage,
   TOOL_CALL_FIELDS,
   type ToolModelCall,
   toolCallModel,
@@ -147,8 +149,17 @@ export class TrackedCall {
     this.#body = { model, service_tier, stream, ...(imageTool ? { tools: [imageTool] } : {}) };
   }
 
+  /** Speech always streams its audio (as the gateway records it). */
   get stream(): boolean {
-    return this.body.stream === true;
+    return this.body.stream === true || this.spec.api === "openai.speech";
+  }
+
+  /** A speech call's usage, known from its request: its characters where its model bills them, else estimated. */
+  speechUsage(): { usage: ExtractedUsage; estimated: boolean } {
+    const model = this.#model();
+    const byCharacters =
+      model !== null && billsCharacters(builtinEngine(), this.spec.provider, model, this.#startMs);
+    return speechUsage(this.body, byCharacters);
   }
 
   /** A streamed event arrived (the first one sets time to first token). */

@@ -106,6 +106,42 @@ describe("gateway: OpenAI speech", () => {
     });
   });
 
+  it("tts-1 left before its audio starts, or timed out: estimated at its characters, never a $0 call", async () => {
+    const left = `speech-early-${newCase()}`;
+    const leave = new AbortController();
+    setTimeout(() => leave.abort(), 100);
+    await openai.audio.speech
+      .create(say("tts-1"), {
+        ...tagged(newCase(), { "x-mock-headers-delay-ms": "500", "x-tollgate-user-id": left }),
+        signal: leave.signal,
+      })
+      .catch(() => {});
+    const timedOut = `speech-timeout-${newCase()}`;
+    const hang = {
+      "x-mock-scenario": "hang",
+      "x-tollgate-timeout-ms": "150",
+      "x-tollgate-user-id": timedOut,
+    };
+    await expect(openai.audio.speech.create(say("tts-1"), tagged(newCase(), hang))).rejects.toMatchObject({
+      status: 504,
+    });
+    for (const [user, error_type] of [
+      [left, "client_disconnected"],
+      [timedOut, "timeout"],
+    ]) {
+      const rec = async () => (await gatewayRecords(gw.runtime)).find((r) => r.user_id === user);
+      await expect.poll(async () => (await rec())?.error_type).toBe(error_type);
+      expect(await rec()).toMatchObject({
+        cost_source: "estimated",
+        priced: true,
+        input_characters: 1000,
+        input_uncached_tokens: 0,
+        output_tokens: 0,
+        cost_nanousd: 15_000_000n,
+      });
+    }
+  });
+
   it("an event stream cut before speech.audio.done: estimated from its text, as the audio alone is", async () => {
     const user = `speech-cut-${newCase()}`;
     const res = await rawRequest(`${gw.url}/v1/audio/speech`, {

@@ -25,6 +25,11 @@ export interface CutShortStream {
    * Null or absent: unknown, all are kept.
    */
   billedBy?: () => TranscriptionBilling | null;
+  /**
+   * Whether the speech model bills the characters of its text (tts-1), by its rates in force
+   * (billsCharacters): then its estimate is those characters, not tokens it does not bill. Absent: false.
+   */
+  billsCharacters?: () => boolean;
 }
 
 /**
@@ -50,7 +55,7 @@ export function estimateCutShortUsage(partial: ExtractedUsage | null, s: CutShor
     s.api === "openai.images" || s.api === "openai.transcriptions"
       ? worstCaseUsage(s.api, s.request ?? null, { byteLength: 0 }, s.contextWindow?.() ?? null).usage
       : s.api === "openai.speech"
-        ? speechUsage(s.request ?? null, false).usage.usage // its events are audio, not tokens
+        ? speechUsage(s.request ?? null, s.billsCharacters?.() ?? false).usage.usage // events are audio
         : { ...emptyUsage(), input_uncached_tokens: Math.ceil(s.requestBytes / 4), output_tokens: s.events };
   if (s.api === "openai.transcriptions") {
     const by = s.billedBy?.() ?? null;

@@ -191,6 +191,8 @@ export class TrackedCall {
       contextWindow: () => (model === null ? null : builtinEngine().contextWindow(this.spec.provider, model)),
       billedBy: () =>
         model === null ? null : transcriptionBilling(builtinEngine(), this.spec.provider, model, Date.now()),
+      billsCharacters: () =>
+        model !== null && billsCharacters(builtinEngine(), this.spec.provider, model, this.#startMs),
     });
     this.finish({ usage, httpStatus, requestId, errorType, estimated: true });
   }

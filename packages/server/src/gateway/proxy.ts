@@ -1442,12 +1442,14 @@ function estimateUsage(
   const contextWindow = () => (model === null ? null : engine.contextWindow(call.provider, model));
   const billedBy = () =>
     model === null ? null : transcriptionBilling(engine, call.provider, model, call.started);
+  const billsChars = () => model !== null && billsCharacters(engine, call.provider, model, call.started);
   return estimateCutShortUsage(partial, {
     ...stream,
     shown,
     request: call.parsed,
     contextWindow,
     billedBy,
+    billsCharacters: billsChars,
   });
 }
 

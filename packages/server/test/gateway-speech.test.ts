@@ -164,6 +164,35 @@ describe("gateway: OpenAI speech", () => {
     });
   });
 
+  it("in an agent run, the audio ends after its cost counts: a slow limit store lets no call past the ceiling", async () => {
+    // A limit store that takes its time (Redis across a network): each settle lands 300 ms later.
+    const store = gw.runtime.guard.store;
+    const settle = store.settle.bind(store);
+    store.settle = async (req) => {
+      await new Promise((r) => setTimeout(r, 300));
+      return settle(req);
+    };
+    try {
+      await adminRequest(gw, "PUT", "/api/agents/speech-bot", { max_cost_usd: "0.02", max_llm_calls: 100 });
+      const run = { "x-tollgate-agent-run-id": `run-${newCase()}`, "x-tollgate-agent-type": "speech-bot" };
+      const outcomes: string[] = [];
+      for (let i = 0; i < 3; i++)
+        outcomes.push(
+          await openai.audio.speech.create(say("tts-1"), tagged(newCase(), run)).then(
+            async (r) => {
+              await r.arrayBuffer();
+              return "ok";
+            },
+            (e: { code?: string }) => String(e.code),
+          ),
+        );
+      // $0.015 each: the second crosses $0.02, and nothing runs after it.
+      expect(outcomes).toEqual(["ok", "ok", "agent_run_killed"]);
+    } finally {
+      store.settle = settle;
+    }
+  });
+
   it("a budget holds a speech request's cost before it is sent: one that would pass it is refused", async () => {
     const user = `speech-user-${newCase()}`;
     const created = await adminRequest(gw, "POST", "/api/budgets", {

@@ -817,8 +817,10 @@ export class Gateway {
       // Cut short, its audio was (partly) made: billed all the same, as far as anyone can tell.
       ...(speech && { usage: speech.usage, estimated: speech.estimated || !complete, price }),
     });
-    if (complete) res.end();
-    else res.destroy(); // the client sees the break exactly as it would have without the gateway
+    if (complete) {
+      if (at.ticket?.run) await at.ticket.settling; // as for streams: the run's counts before the last byte
+      res.end();
+    } else res.destroy(); // the client sees the break exactly as it would have without the gateway
     // Its final event came whole: the response finished, whether or not its client stayed for the end.
     await finalInflater?.end().catch(() => {}); // cut short: what was decoded is all there is
     const response = final?.end();

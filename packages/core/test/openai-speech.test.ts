@@ -88,6 +88,13 @@ describe("OpenAI speech", () => {
     expect(held.total_nanousd).toBeGreaterThan(estimate * 2n);
   });
 
+  it("gpt-4o-mini-tts's estimate counts all of its instructions, not the first 256 characters a record field keeps", () => {
+    const body = { model: "gpt-4o-mini-tts", input: "a".repeat(100), instructions: "b".repeat(2000) };
+    const { usage } = speechUsage(body, false);
+    expect(usage.usage.input_uncached_tokens).toBe(Math.ceil(2100 / 4));
+    expect(usage.usage_raw).toMatchObject({ characters: 100, instructions: 2000 });
+  });
+
   it("characters on a model that does not price them are not a $0 call: unpriced", () => {
     const chars = speechUsage({ input: "hello" }, true).usage.usage;
     expect(price("gpt-4o-mini-tts", chars)).toMatchObject({ priced: false });

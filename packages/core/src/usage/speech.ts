@@ -2,7 +2,6 @@
 // text sent, known from the request alone. gpt-4o-mini-tts bills tokens: text in, audio out. Its usage
 // comes only in a stream of events (`stream_format: "sse"`, in `speech.audio.done`); the default answer
 // is the audio's bytes, which say nothing of it, so that call's usage is estimated from its text.
-import { fieldText } from "../record/field-text.js";
 import { type ExtractedUsage, emptyUsage, type NormalizedUsage } from "./types.js";
 
 /**
@@ -57,7 +56,8 @@ export function speechUsage(
     return { usage: { model: null, usage, usage_raw: { input_characters: characters } }, estimated: false };
   }
   const usage = emptyUsage();
-  const instructions = codePoints(fieldText(body?.instructions) ?? "");
+  // All of them, as sent (not fieldText: a record field's first 256 units).
+  const instructions = codePoints(body?.instructions);
   usage.input_uncached_tokens = Math.ceil((characters + instructions) / 4);
   usage.output_tokens = audioTokens(characters, SPOKEN_CHARS_PER_SECOND, speedOf(body));
   usage.output_audio_tokens = usage.output_tokens;

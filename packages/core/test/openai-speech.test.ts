@@ -95,6 +95,23 @@ describe("OpenAI speech", () => {
     expect(usage.usage_raw).toMatchObject({ characters: 100, instructions: 2000 });
   });
 
+  it("gpt-4o-mini-tts asked for speed 4 is still held for its text at speed 1 (OpenAI: speed does not work with it)", () => {
+    const body = { model: "gpt-4o-mini-tts", input: "a".repeat(4096), voice: "alloy", speed: 4 };
+    // What the same text makes at an ordinary pace and speed 1: the audio a model that ignores speed makes.
+    const ordinary = speechUsage({ ...body, speed: 1 }, false).usage.usage;
+    const held = worstCaseUsage("openai.speech", body, { byteLength: 5000 }, null).usage;
+    expect(held.output_tokens).toBeGreaterThanOrEqual(ordinary.output_tokens);
+    const cost = price("gpt-4o-mini-tts", ordinary).cost.total_nanousd;
+    expect(worstCaseCost(engine, "openai", "gpt-4o-mini-tts", held, AT).total_nanousd).toBeGreaterThan(cost);
+    // A slower speed still lengthens the hold.
+    const slow = worstCaseUsage("openai.speech", { ...body, speed: 0.5 }, { byteLength: 5000 }, null).usage;
+    expect(slow.output_tokens).toBe(
+      2 *
+        worstCaseUsage("openai.speech", { ...body, speed: 1 }, { byteLength: 5000 }, null).usage
+          .output_tokens,
+    );
+  });
+
   it("characters on a model that does not price them are not a $0 call: unpriced", () => {
     const chars = speechUsage({ input: "hello" }, true).usage.usage;
     expect(price("gpt-4o-mini-tts", chars)).toMatchObject({ priced: false });

@@ -70,7 +70,7 @@ export function speechUsage(
 /**
  * The most a speech request can cost, for a budget's hold: its characters (a model billed by them), and for
  * a token-billed model its text and instructions' most UTF-8 bytes (3 a UTF-16 unit) as tokens in, and its
- * text read at the slowest pace and the request's speed as audio tokens out. Rates price what their model
+ * text read at the slowest pace and the request's speed (1 at most) as audio tokens out. Rates price what their model
  * bills.
  */
 export function speechWorstCase(body: Record<string, unknown> | null): NormalizedUsage {
@@ -79,7 +79,9 @@ export function speechWorstCase(body: Record<string, unknown> | null): Normalize
   usage.input_characters = characters;
   const text = [body?.input, body?.instructions].filter((v): v is string => typeof v === "string");
   usage.input_uncached_tokens = text.reduce((n, t) => n + t.length * 3, 0);
-  usage.output_tokens = audioTokens(characters, SLOWEST_CHARS_PER_SECOND, speedOf(body));
+  // A speed above 1 does not shorten the hold: OpenAI documented that speed does not work with
+  // gpt-4o-mini-tts, whose audio is then as long as at speed 1. A slower speed lengthens it.
+  usage.output_tokens = audioTokens(characters, SLOWEST_CHARS_PER_SECOND, Math.min(1, speedOf(body)));
   usage.output_audio_tokens = usage.output_tokens;
   return usage;
 }

@@ -103,13 +103,23 @@ describe("OpenAI speech", () => {
     expect(held.output_tokens).toBeGreaterThanOrEqual(ordinary.output_tokens);
     const cost = price("gpt-4o-mini-tts", ordinary).cost.total_nanousd;
     expect(worstCaseCost(engine, "openai", "gpt-4o-mini-tts", held, AT).total_nanousd).toBeGreaterThan(cost);
-    // A slower speed still lengthens the hold.
-    const slow = worstCaseUsage("openai.speech", { ...body, speed: 0.5 }, { byteLength: 5000 }, null).usage;
-    expect(slow.output_tokens).toBe(
-      2 *
-        worstCaseUsage("openai.speech", { ...body, speed: 1 }, { byteLength: 5000 }, null).usage
-          .output_tokens,
+    // A slower speed still lengthens the hold: its text takes twice as long (its 10 s of silences do not).
+    const at = (speed: number) =>
+      worstCaseUsage("openai.speech", { ...body, speed }, { byteLength: 5000 }, null).usage.output_tokens;
+    const tenSeconds = (10 * 1250) / 60;
+    expect(at(0.5) - tenSeconds).toBeCloseTo(2 * (at(1) - tenSeconds), -1);
+  });
+
+  it("a short text is held for at least 10 s of audio; a token estimate on a model billed by the character is unpriced, not $0", () => {
+    const hi = worstCaseUsage(
+      "openai.speech",
+      { model: "gpt-4o-mini-tts", input: "Hi" },
+      { byteLength: 50 },
+      null,
     );
+    expect(hi.usage.output_tokens).toBeGreaterThanOrEqual(Math.ceil((10 * 1250) / 60));
+    const tokens = speechUsage({ input: "hello" }, false).usage.usage;
+    expect(price("tts-1", tokens)).toMatchObject({ priced: false, price_ref: "unpriced:openai:tts-1" });
   });
 
   it("characters on a model that does not price them are not a $0 call: unpriced", () => {

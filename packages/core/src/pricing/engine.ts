@@ -1,9 +1,9 @@
 import { type Decimal, mulDecimal, parseDecimal } from "../money/decimal.js";
 import type { NormalizedUsage } from "../usage/types.js";
 import { BuiltinPrices, pricesAt } from "./builtin.js";
-import { type CostBreakdown, computeCost, zeroCost } from "./cost.js";
+import { type CostBreakdown, computeCost, totalTokens, zeroCost } from "./cost.js";
 import type { PriceBook } from "./pricebook.js";
-import { type PriceRates, pricesAudio, ratesFrom } from "./rates.js";
+import { type PriceRates, pricesAudio, pricesTokens, ratesFrom } from "./rates.js";
 
 export interface PriceRequest {
   provider: string;
@@ -88,10 +88,13 @@ export class PricingEngine {
     }
     // Audio by its length on a model that prices audio neither by the hour nor at any input token rate: its
     // cost is not known (worstCaseCost holds it as unpriced), never a silent $0.
-    // Characters on a model that does not price them, likewise.
+    // Characters on a model that does not price them, likewise; and tokens on a model billed by the
+    // character with no token rate (an estimate made as if it billed tokens).
+    const characters = req.usage.input_characters > 0;
     if (
       (req.usage.input_audio_ms > 0 && !pricesAudio(rates)) ||
-      (req.usage.input_characters > 0 && !rates.input_mchars)
+      (characters && !rates.input_mchars) ||
+      (!characters && rates.input_mchars && !pricesTokens(rates) && totalTokens(req.usage) > 0)
     )
       return { priced: false, price_ref: `unpriced:${provider}:${model}`, cost: zeroCost() };
     // OpenAI's flex processing is billed at its Batch API rates (its pricing page lists them as one).

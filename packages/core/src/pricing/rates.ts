@@ -57,6 +57,11 @@ export function pricesAudio(r: PriceRates): boolean {
   );
 }
 
+/** Whether the rates price tokens at all (any per-million-token rate). */
+export function pricesTokens(r: PriceRates): boolean {
+  return RATE_KEYS.some((k) => k.endsWith("_mtok") && r[k] !== undefined);
+}
+
 export function isTiered(rate: Rate): rate is TieredRate {
   return "tiers" in rate;
 }

@@ -11,8 +11,13 @@ import { type ExtractedUsage, emptyUsage, type NormalizedUsage } from "./types.j
 const AUDIO_TOKENS_PER_MINUTE = 1_250;
 /** Characters spoken per second at speed 1, about 180 words a minute: what an estimate of the audio's length assumes. */
 const SPOKEN_CHARS_PER_SECOND = 15;
-/** Characters spoken per second at the slowest a voice reads at speed 1 (long pauses): what a hold assumes. */
-const SLOWEST_CHARS_PER_SECOND = 5;
+/**
+ * What a hold assumes of the audio: its text read at 2.5 characters a second at speed 1 (a sixth of an
+ * ordinary pace: digits and symbols are read out as words, instructions may ask for pauses), plus 10 s of
+ * its own (a short text's silences and breaths).
+ */
+const SLOWEST_CHARS_PER_SECOND = 2.5;
+const HELD_EXTRA_SECONDS = 10;
 /** OpenAI's range of `speed`. */
 const MIN_SPEED = 0.25;
 const MAX_SPEED = 4;
@@ -70,8 +75,8 @@ export function speechUsage(
 /**
  * The most a speech request can cost, for a budget's hold: its characters (a model billed by them), and for
  * a token-billed model its text and instructions' most UTF-8 bytes (3 a UTF-16 unit) as tokens in, and its
- * text read at the slowest pace and the request's speed (1 at most) as audio tokens out. Rates price what their model
- * bills.
+ * text read at the slowest pace and the request's speed (1 at most), plus HELD_EXTRA_SECONDS, as audio
+ * tokens out. Rates price what their model bills.
  */
 export function speechWorstCase(body: Record<string, unknown> | null): NormalizedUsage {
   const usage = emptyUsage();
@@ -81,7 +86,12 @@ export function speechWorstCase(body: Record<string, unknown> | null): Normalize
   usage.input_uncached_tokens = text.reduce((n, t) => n + t.length * 3, 0);
   // A speed above 1 does not shorten the hold: OpenAI documented that speed does not work with
   // gpt-4o-mini-tts, whose audio is then as long as at speed 1. A slower speed lengthens it.
-  usage.output_tokens = audioTokens(characters, SLOWEST_CHARS_PER_SECOND, Math.min(1, speedOf(body)));
+  const speed = Math.min(1, speedOf(body));
+  usage.output_tokens = audioTokens(
+    characters + HELD_EXTRA_SECONDS * SLOWEST_CHARS_PER_SECOND * speed,
+    SLOWEST_CHARS_PER_SECOND,
+    speed,
+  );
   usage.output_audio_tokens = usage.output_tokens;
   return usage;
 }

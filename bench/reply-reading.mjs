@@ -5,13 +5,16 @@
 // the gateway waits that long. Replies: ten 4 MB images (Images API), a Responses reply whose image
 // generation tool made a 3 MB image, 2,048 embeddings as base64 (the openai SDK's default) and 512 as
 // numbers, a streamed response's final event carrying its image, and an ordinary 2.7 KB chat reply (not
-// skimmed: below 64 KiB the parse is as before). Checks that both ways read the same usage.
+// skimmed: below 64 KiB the parse is as before). Checks that both ways read the same usage. Then requests:
+// a chat request with a 5 MB base64 image and an Anthropic one with a 5 MB image, parsed and held by a
+// budget's worst case, whole against skimmed (its media left as marks); checks the holds are the same.
 // Usage: npm run bench:reply-reading [-- --runs 7]
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { isDeepStrictEqual } from "node:util";
-import { createSseUsageExtractor, extractFromResponse, skimJson } from "@tollgate/core";
+import { createSseUsageExtractor, extractFromResponse, skimJson, worstCaseUsage } from "@tollgate/core";
 import { replyJson } from "../packages/server/dist/gateway/reply-reading.js";
+import { parseJsonObject, parseModelRequest } from "../packages/server/dist/gateway/request-body.js";
 import { benchArgs } from "./args.mjs";
 
 const { values: argv } = benchArgs(import.meta.url, { runs: { type: "string", default: "7" } });
@@ -106,6 +109,61 @@ for (const [name, api, reply] of replies) {
   same &&= x.result()?.image_generation?.usage_raw?.output_tokens === 272;
   row("stream: final event, 3 MB", Buffer.byteLength(data), a, b, same);
 }
+// Requests: parsed and held (the worst case a budget holds) before they go upstream.
+const requests = [
+  [
+    "request: chat, 5 MB image",
+    "openai.chat",
+    {
+      model: "gpt-4o",
+      messages: [
+        {
+          role: "user",
+          content: [
+            { type: "text", text: "What is in this image?" },
+            { type: "image_url", image_url: { url: `data:image/png;base64,${b64(5_000_000)}` } },
+          ],
+        },
+      ],
+    },
+  ],
+  [
+    "request: anthropic, 5 MB image",
+    "anthropic.messages",
+    {
+      model: "claude-sonnet-4-5",
+      max_tokens: 1024,
+      messages: [
+        {
+          role: "user",
+          content: [
+            { type: "image", source: { type: "base64", media_type: "image/png", data: b64(5_000_000) } },
+            { type: "text", text: "Describe it." },
+          ],
+        },
+      ],
+    },
+  ],
+];
+for (const [name, api, request] of requests) {
+  const body = Buffer.from(JSON.stringify(request));
+  const raw = { byteLength: body.length, includes: (s) => body.includes(s) };
+  const a = [];
+  const b = [];
+  let same = true;
+  for (let i = 0; i < RUNS; i++) {
+    const [ta, whole] = time(() => worstCaseUsage(api, parseJsonObject(body), raw, 200_000));
+    const [tb, skimmed] = time(() => {
+      const read = parseModelRequest(body, "application/json");
+      return worstCaseUsage(api, read.fields, { ...raw, skimMark: read.skimMark }, 200_000);
+    });
+    a.push(ta);
+    b.push(tb);
+    same &&= isDeepStrictEqual(whole, skimmed);
+  }
+  row(name, body.length, a, b, same);
+}
+console.log("(requests: 'same usage' is the same worst case, the hold a budget takes)");
 if (failed) {
   console.error("FAIL: the skimmed read gave other usage than the whole parse");
   process.exit(1);

@@ -4,6 +4,7 @@ import { NANO_PER_MS_AT_USD_PER_HOUR } from "../pricing/cost.js";
 import type { PriceResult, PricingEngine } from "../pricing/engine.js";
 import { previewSearchRate, pricesAudio, rateAt } from "../pricing/rates.js";
 import { imageToolOf } from "../usage/images.js";
+import { skimmedLength } from "../usage/skim.js";
 import { speechWorstCase } from "../usage/speech.js";
 import { type Api, emptyUsage, type NormalizedUsage } from "../usage/types.js";
 
@@ -16,6 +17,11 @@ export const IMAGE_ALLOWANCE_TOKENS = 2_000;
 export interface RawBody {
   byteLength: number;
   includes?(needle: string): boolean;
+  /**
+   * The body was parsed skimmed (its media left out): a string starting with this mark stands for media of
+   * the length it names (skimmedLength), which an image part's size still counts.
+   */
+  skimMark?: string;
 }
 
 export interface WorstCase {
@@ -68,7 +74,7 @@ export function worstCaseUsage(
   // Walking the body costs; a body whose text never says "image" has no image part to find (every kind of
   // image part says it: image_url, input_image, type "image", an inline part's "image/…" MIME type).
   const mayHaveImages = !raw.includes || raw.includes("image");
-  if (body && mayHaveImages) scanMedia(body, media, 0);
+  if (body && mayHaveImages) scanMedia(body, media, 0, raw.skimMark);
   usage.input_uncached_tokens = Math.max(0, bodyBytes - media.bytes) + media.images * IMAGE_ALLOWANCE_TOKENS;
 
   const choices = choicesOf(body);
@@ -281,10 +287,15 @@ const IMAGE_TYPES: ReadonlySet<unknown> = new Set(["image_url", "input_image", "
  * their count (each gets IMAGE_ALLOWANCE_TOKENS). Other media (audio, PDFs) keep their bytes: more
  * bytes than tokens.
  */
-function scanMedia(v: unknown, acc: { bytes: number; images: number }, depth: number): void {
+function scanMedia(
+  v: unknown,
+  acc: { bytes: number; images: number },
+  depth: number,
+  skimMark?: string,
+): void {
   if (depth > 64 || typeof v !== "object" || v === null) return;
   if (Array.isArray(v)) {
-    for (const x of v) scanMedia(x, acc, depth + 1);
+    for (const x of v) scanMedia(x, acc, depth + 1, skimMark);
     return;
   }
   const o = v as Record<string, unknown>;
@@ -293,10 +304,10 @@ function scanMedia(v: unknown, acc: { bytes: number; images: number }, depth: nu
     typeof inline === "object" && String(inline?.mimeType ?? inline?.mime_type).startsWith("image/");
   if (IMAGE_TYPES.has(o.type) || inlineImage) {
     acc.images++;
-    acc.bytes += JSON.stringify(o).length;
+    acc.bytes += JSON.stringify(o).length + (skimMark ? skimmedLength(o, skimMark) : 0);
     return;
   }
-  for (const x of Object.values(o)) scanMedia(x, acc, depth + 1);
+  for (const x of Object.values(o)) scanMedia(x, acc, depth + 1, skimMark);
 }
 
 /**

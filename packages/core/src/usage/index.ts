@@ -47,7 +47,16 @@ export {
   realtimeResponseError,
   realtimeTranscriptionUsage,
 } from "./realtime.js";
-export { type JsonSource, payloadSpans, SKIM_OVER, skimJson } from "./skim.js";
+export {
+  type JsonSource,
+  payloadSpans,
+  REPLY_PAYLOADS,
+  REQUEST_MEDIA,
+  SKIM_OVER,
+  type SkimRule,
+  skimJson,
+  skimmedLength,
+} from "./skim.js";
 export { speechCharacters, speechUsage, speechWorstCase } from "./speech.js";
 export type { SseEvent } from "./sse.js";
 export { parseSse, SseParser } from "./sse.js";

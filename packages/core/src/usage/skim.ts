@@ -1,7 +1,9 @@
 // A large reply is mostly bytes no usage reader looks at: images, audio and embeddings as base64 (or
 // embeddings as numbers). Parsing them whole held the event loop: a reply of ten images (~40 MB) took
 // ~260 ms to decode and parse, stalling every other call through the gateway meanwhile. Skimming drops
-// those values before parsing, jumping over them with indexOf (memchr on bytes).
+// those values before parsing, jumping over them with indexOf (memchr on bytes). A large request is
+// mostly its media (base64 images, audio, files), which nothing reads but a budget's hold counts the
+// length of: those are replaced by a mark that says how long they were (skimmedLength).
 
 /** A JSON text as character codes (an SSE event's data) or as UTF-8 bytes (a whole reply body). */
 export interface JsonSource {
@@ -17,14 +19,32 @@ export interface JsonSource {
 /** A text shorter than this is parsed as it is: skimming pays off only for bodies that carry payloads. */
 export const SKIM_OVER = 64 * 1024;
 
+/** Which members' values a skim leaves out: their strings (and `arrayKey`'s flat array of numbers). */
+export interface SkimRule {
+  keys: readonly string[];
+  arrayKey?: string;
+  /** Strings shorter than this (JSON text between the quotes) are kept. */
+  minLength: number;
+}
+
 /**
- * Members whose values are payloads, never usage: image bytes (Images API, its streams, the Responses
- * image tool's `result` and partial images), audio and inline media (`data`), embeddings. Only their string
- * values are dropped (and an embedding's flat array of numbers): `data` holding the Images API's list, or
- * a batch line's `result` object, are read as ever.
+ * A reply's payloads, never usage: image bytes (Images API, its streams, the Responses image tool's
+ * `result` and partial images), audio and inline media (`data`), embeddings. Only their string values are
+ * dropped (and an embedding's flat array of numbers): `data` holding the Images API's list, or a batch
+ * line's `result` object, are read as ever.
  */
-const PAYLOAD_KEYS = ["b64_json", "partial_image_b64", "result", "data", "embedding"];
-const ARRAY_PAYLOAD_KEY = "embedding";
+export const REPLY_PAYLOADS: SkimRule = {
+  keys: ["b64_json", "partial_image_b64", "result", "data", "embedding"],
+  arrayKey: "embedding",
+  minLength: 0,
+};
+
+/**
+ * A request's media: data URLs (chat `image_url.url`, Responses `image_url`), base64 images, audio and
+ * documents (`data`: Anthropic's `source.data`, chat `input_audio.data`, Gemini's `inlineData.data`) and
+ * files (`file_data`). What reads a request reads none of them; a hold counts their length (skimmedLength).
+ */
+export const REQUEST_MEDIA: SkimRule = { keys: ["url", "image_url", "data", "file_data"], minLength: 1024 };
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -41,7 +61,7 @@ const OPEN_BRACE = 0x7b;
  * `NaN` is read for its usage here, where a whole parse would refuse it. The provider billed that call all
  * the same, and checking every byte of a payload cost 5–10× the skim itself (a review measured it).
  */
-export function payloadSpans(src: JsonSource): Array<[number, number]> {
+export function payloadSpans(src: JsonSource, rule: SkimRule = REPLY_PAYLOADS): Array<[number, number]> {
   const spans: Array<[number, number]> = [];
   let key: string | null = null;
   for (let open = src.find(QUOTE, 0); open !== -1; ) {
@@ -49,9 +69,9 @@ export function payloadSpans(src: JsonSource): Array<[number, number]> {
     if (close === -1) break;
     const next = skipSpace(src, close + 1);
     if (next < src.length && src.at(next) === COLON) {
-      key = payloadKey(src, open + 1, close);
+      key = payloadKey(src, open + 1, close, rule.keys);
       const value = skipSpace(src, next + 1);
-      if (key === ARRAY_PAYLOAD_KEY && src.at(value) === OPEN_BRACKET) {
+      if (key !== null && key === rule.arrayKey && src.at(value) === OPEN_BRACKET) {
         const end = flatArrayEnd(src, value);
         if (end !== -1) {
           if (end > value + 1) spans.push([value + 1, end]);
@@ -61,7 +81,7 @@ export function payloadSpans(src: JsonSource): Array<[number, number]> {
         }
       }
     } else if (key !== null && src.at(skipSpaceBack(src, open - 1)) === COLON) {
-      if (close > open + 1) spans.push([open + 1, close]);
+      if (close > open + 1 && close - open - 1 >= rule.minLength) spans.push([open + 1, close]);
       key = null;
     } else key = null;
     open = src.find(QUOTE, close + 1);
@@ -104,8 +124,8 @@ function closingQuote(src: JsonSource, open: number): number {
 }
 
 /** The payload key spelled by [start, end), or null (a key written with escapes is not one: read as ever). */
-function payloadKey(src: JsonSource, start: number, end: number): string | null {
-  for (const key of PAYLOAD_KEYS) {
+function payloadKey(src: JsonSource, start: number, end: number, keys: readonly string[]): string | null {
+  for (const key of keys) {
     if (key.length !== end - start) continue;
     let i = 0;
     while (i < key.length && src.at(start + i) === key.charCodeAt(i)) i++;
@@ -140,4 +160,21 @@ function skipSpace(src: JsonSource, i: number): number {
 function skipSpaceBack(src: JsonSource, i: number): number {
   while (i > 0 && isSpace(src.at(i))) i--;
   return i;
+}
+
+/**
+ * The bytes of media a parsed request's skim left out within `v`: each string that starts with `mark` (a
+ * skim's own, unguessable: see the server's request skim) stands for a string of the length it names, as
+ * JSON text between the quotes; this is that length less the mark's own.
+ */
+export function skimmedLength(v: unknown, mark: string, depth = 0): number {
+  if (typeof v === "string") {
+    if (!v.startsWith(mark)) return 0;
+    const n = Number(v.slice(mark.length));
+    return Number.isSafeInteger(n) && n > 0 ? n - (JSON.stringify(v).length - 2) : 0;
+  }
+  if (depth > 64 || typeof v !== "object" || v === null) return 0;
+  let sum = 0;
+  for (const x of Array.isArray(v) ? v : Object.values(v)) sum += skimmedLength(x, mark, depth + 1);
+  return sum;
 }

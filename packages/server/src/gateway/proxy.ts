@@ -149,6 +149,8 @@ interface Call {
   /** A big pass-through upload, sent upstream as it comes (`body` is then empty). */
   upload: IncomingMessage | null;
   parsed: Record<string, unknown> | null;
+  /** Set when `parsed` was read without the request's media (RawBody.skimMark). */
+  skimMark?: string;
   /** The request's `model`, as a record field takes it (fieldText). */
   modelRequested: string | null;
   /**
@@ -337,7 +339,8 @@ export class Gateway {
     const upload = route.api === null && isBigUpload(req) ? req : null;
     const max = route.api === "openai.images" ? MAX_IMAGE_REQUEST_BYTES : MAX_REQUEST_BYTES;
     const body = upload ? EMPTY_BODY : await readBody(req, max);
-    const parsed = route.api ? parseModelRequest(body, req.headers["content-type"]) : null;
+    const request = route.api ? parseModelRequest(body, req.headers["content-type"]) : null;
+    const parsed = request?.fields ?? null;
     const modelRequested = fieldText(parsed?.model);
     // Speech always streams: its audio as it is made, or its events (`stream_format: "sse"`).
     const stream = parsed?.stream === true || route.api === "openai.speech";
@@ -359,6 +362,7 @@ export class Gateway {
       body: injectedUsage && parsed ? withIncludeUsage(body, parsed) : body,
       upload,
       parsed,
+      skimMark: request?.skimMark,
       modelRequested,
       model: modelRequested ?? defaultModelOf(route, parsed),
       stream,
@@ -982,7 +986,9 @@ export class Gateway {
       provider: call.provider,
       model,
       body: call.parsed,
-      raw: call.body,
+      raw: call.skimMark
+        ? { byteLength: call.body.length, includes: (s) => call.body.includes(s), skimMark: call.skimMark }
+        : call.body,
       requestId: call.requestId,
       attempt,
       depth: call.depth,

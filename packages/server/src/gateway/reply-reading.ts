@@ -9,9 +9,10 @@ import {
   gunzipSync,
   inflateSync,
 } from "node:zlib";
-import { type JsonSource, payloadSpans, SKIM_OVER } from "@tollgate/core";
+import { REPLY_PAYLOADS, SKIM_OVER } from "@tollgate/core";
 import { ReaderFault } from "./live-reply.js";
 import { parseJsonObject } from "./request-body.js";
+import { skimBytes } from "./skim-bytes.js";
 
 /** A content coding the gateway reads: a whole body at once, or a stream as it comes. */
 interface Coding {
@@ -107,30 +108,7 @@ export function decoded(buf: Buffer, encoding: string | null): Buffer | null {
  */
 export function replyJson(buf: Buffer, encoding: string | null): Record<string, unknown> | null {
   const body = decoded(buf, encoding);
-  return parseJsonObject(body && body.length > SKIM_OVER ? skimmed(body) : body);
-}
-
-/** `body` without its payload values: only what is kept is copied, then decoded and parsed. */
-function skimmed(body: Buffer): Buffer {
-  const spans = payloadSpans(bytesSource(body));
-  if (spans.length === 0) return body;
-  const kept: Buffer[] = [];
-  let at = 0;
-  for (const [start, end] of spans) {
-    kept.push(body.subarray(at, start));
-    at = end;
-  }
-  kept.push(body.subarray(at));
-  return Buffer.concat(kept);
-}
-
-function bytesSource(buf: Buffer): JsonSource {
-  return {
-    length: buf.length,
-    at: (i) => buf[i] ?? -1,
-    find: (code, from) => buf.indexOf(code, from),
-    holds: (code, from, to) => buf.subarray(from, to).includes(code),
-  };
+  return parseJsonObject(body && body.length > SKIM_OVER ? skimBytes(body, REPLY_PAYLOADS) : body);
 }
 
 /** Tool calls a model asked for in one reply (OpenAI chat and Responses, Anthropic Messages). */

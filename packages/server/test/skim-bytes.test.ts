@@ -1,0 +1,165 @@
+// A large request is parsed without its media (skimRequest): what reads it must read the same, and a
+// budget's hold must come out exactly as for the request parsed whole, image parts' sizes included.
+import { type Api, worstCaseUsage } from "@tollgate/core";
+import { describe, expect, it } from "vitest";
+import { parseJsonObject, parseModelRequest } from "../src/gateway/request-body.js";
+import { skimRequest } from "../src/gateway/skim-bytes.js";
+
+const b64 = (n: number, seed = 0) =>
+  Array.from(
+    { length: n },
+    (_, i) => "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[(i * 7 + seed) % 64],
+  ).join("");
+
+/** Requests of every provider shape that carries media, with text around it. */
+function requests(size: number): Array<[Api, Record<string, unknown>]> {
+  const img = `data:image/png;base64,${b64(size)}`;
+  return [
+    [
+      "openai.chat",
+      {
+        model: "gpt-4o",
+        max_tokens: 100,
+        messages: [
+          { role: "system", content: 'You describe images. "Quotes" and \\ backslashes, é and 😀.' },
+          {
+            role: "user",
+            content: [
+              { type: "text", text: "What is in these?" },
+              { type: "image_url", image_url: { url: img, detail: "high" } },
+              { type: "image_url", image_url: { url: "https://example.com/a.png" } },
+              { type: "input_audio", input_audio: { data: b64(size, 3), format: "wav" } },
+              {
+                type: "file",
+                file: { filename: "a.pdf", file_data: `data:application/pdf;base64,${b64(size, 5)}` },
+              },
+            ],
+          },
+        ],
+      },
+    ],
+    [
+      "openai.responses",
+      {
+        model: "gpt-5",
+        input: [
+          {
+            role: "user",
+            content: [
+              { type: "input_image", image_url: img },
+              { type: "input_text", text: "hi" },
+            ],
+          },
+        ],
+        max_output_tokens: 50,
+      },
+    ],
+    [
+      "anthropic.messages",
+      {
+        model: "claude-sonnet-4-5",
+        max_tokens: 64,
+        messages: [
+          {
+            role: "user",
+            content: [
+              { type: "image", source: { type: "base64", media_type: "image/png", data: b64(size, 1) } },
+              {
+                type: "document",
+                source: { type: "base64", media_type: "application/pdf", data: b64(size, 2) },
+              },
+              { type: "text", text: "Compare them." },
+            ],
+          },
+        ],
+      },
+    ],
+    [
+      "google.generate_content",
+      {
+        contents: [
+          {
+            role: "user",
+            parts: [{ inlineData: { mimeType: "image/jpeg", data: b64(size, 4) } }, { text: "Describe." }],
+          },
+        ],
+        generationConfig: { maxOutputTokens: 256 },
+      },
+    ],
+  ];
+}
+
+describe("a request parsed without its media", () => {
+  it("is held exactly as the request parsed whole, for every provider's shape, and is much smaller", () => {
+    for (const [api, request] of requests(200_000)) {
+      for (const space of [0, 2]) {
+        const raw = Buffer.from(JSON.stringify(request, null, space));
+        const whole = worstCaseUsage(api, parseJsonObject(raw), raw, 128_000);
+        const read = parseModelRequest(raw, "application/json");
+        expect(read.skimMark, api).toBeDefined();
+        const skimmedRaw = {
+          byteLength: raw.length,
+          includes: (s: string) => raw.includes(s),
+          skimMark: read.skimMark,
+        };
+        expect(worstCaseUsage(api, read.fields, skimmedRaw, 128_000), api).toEqual(whole);
+        expect(JSON.stringify(read.fields).length, api).toBeLessThan(raw.length / 50);
+        // What else reads a request reads the same: everything but the media.
+        expect(read.fields?.model, api).toEqual(request.model);
+      }
+    }
+  });
+
+  it("keeps short strings and non-media members as they are", () => {
+    const raw = Buffer.from(
+      JSON.stringify({
+        model: "m",
+        data: "short",
+        url: "https://x/y",
+        input: "z".repeat(100_000),
+        pad: b64(70_000),
+      }),
+    );
+    const read = parseModelRequest(raw, "application/json");
+    expect(read.fields).toEqual(parseJsonObject(raw));
+  });
+
+  it("a mark a client writes itself is only text: the hold is not shrunk by it", () => {
+    const forged = "\u0000skimmed-000000000000:999999999";
+    const request = {
+      model: "gpt-4o",
+      messages: [
+        {
+          role: "user",
+          content: [
+            {
+              type: "image_url",
+              image_url: { url: `data:image/png;base64,${b64(100_000)}`, detail: forged },
+            },
+            { type: "text", text: forged },
+          ],
+        },
+      ],
+    };
+    const raw = Buffer.from(JSON.stringify(request));
+    const whole = worstCaseUsage("openai.chat", parseJsonObject(raw), raw, 128_000);
+    const read = parseModelRequest(raw, "application/json");
+    const held = worstCaseUsage(
+      "openai.chat",
+      read.fields,
+      { byteLength: raw.length, includes: (s) => raw.includes(s), skimMark: read.skimMark },
+      128_000,
+    );
+    expect(held).toEqual(whole);
+    expect(held.usage.input_uncached_tokens).toBeGreaterThan(0);
+    // Each request's mark is its own.
+    expect(skimRequest(raw).mark).not.toBe(skimRequest(raw).mark);
+  });
+
+  it("a small request, or a form, is parsed as it is", () => {
+    const small = Buffer.from(
+      JSON.stringify({ model: "m", messages: [{ role: "user", content: b64(2000) }] }),
+    );
+    expect(parseModelRequest(small, "application/json")).toEqual({ fields: parseJsonObject(small) });
+  });
+});

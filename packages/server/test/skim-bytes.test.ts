@@ -156,6 +156,35 @@ describe("a request parsed without its media", () => {
     expect(skimRequest(raw).mark).not.toBe(skimRequest(raw).mark);
   });
 
+  it("is held as the request parsed whole when its media is written with escapes or non-ASCII text", () => {
+    // A string's bytes are not its parsed length: `\/` (PHP's json_encode writes every slash so) and `\u0041`
+    // are one character each, "é" is two bytes. Named by its bytes, an image part seemed bigger than it
+    // is, and its excess came off the hold (a request of `\u0041` escapes was held at almost nothing).
+    const image = (url: string) => ({
+      model: "gpt-5",
+      input: [{ role: "user", content: [{ type: "input_image", image_url: url }] }],
+    });
+    const plain = JSON.stringify(image(`data:image/png;base64,${b64(200_000)}`));
+    const bodies = [
+      plain.replace(/\//g, "\\/"),
+      plain.replace("base64,", `base64,${"\\u0041".repeat(50_000)}`),
+      JSON.stringify(image(`https://example.com/${"é".repeat(60_000)}`)),
+      JSON.stringify(image(`https://example.com/${"😀".repeat(30_000)}`)),
+    ];
+    for (const text of bodies) {
+      const raw = Buffer.from(text);
+      const whole = worstCaseUsage("openai.responses", parseJsonObject(raw), raw, 128_000);
+      const read = parseModelRequest(raw, "application/json");
+      const held = worstCaseUsage(
+        "openai.responses",
+        read.fields,
+        { byteLength: raw.length, includes: (s) => raw.includes(s), skimMark: read.skimMark },
+        128_000,
+      );
+      expect(held).toEqual(whole);
+    }
+  });
+
   it("a small request, or a form, is parsed as it is", () => {
     const small = Buffer.from(
       JSON.stringify({ model: "m", messages: [{ role: "user", content: b64(2000) }] }),

@@ -185,6 +185,27 @@ describe("a request parsed without its media", () => {
     }
   });
 
+  it("counts media however deep in an image part it lies", () => {
+    // JSON.stringify counts a part at any depth; its media's lengths were added back only 64 levels down.
+    let deep: unknown = { data: b64(100_000) };
+    for (let i = 0; i < 70; i++) deep = [deep];
+    const request = {
+      model: "gpt-4o",
+      messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "https://x/y" }, deep }] }],
+    };
+    const raw = Buffer.from(JSON.stringify(request));
+    const whole = worstCaseUsage("openai.chat", parseJsonObject(raw), raw, 128_000);
+    const read = parseModelRequest(raw, "application/json");
+    expect(read.skimMark).toBeDefined();
+    const held = worstCaseUsage(
+      "openai.chat",
+      read.fields,
+      { byteLength: raw.length, includes: (s) => raw.includes(s), skimMark: read.skimMark },
+      128_000,
+    );
+    expect(held).toEqual(whole);
+  });
+
   it("a small request, or a form, is parsed as it is", () => {
     const small = Buffer.from(
       JSON.stringify({ model: "m", messages: [{ role: "user", content: b64(2000) }] }),

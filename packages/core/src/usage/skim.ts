@@ -167,14 +167,17 @@ function skipSpaceBack(src: JsonSource, i: number): number {
  * skim's own, unguessable: see the server's request skim) stands for a string of the length it names, as
  * JSON text between the quotes; this is that length less the mark's own.
  */
-export function skimmedLength(v: unknown, mark: string, depth = 0): number {
-  if (typeof v === "string") {
-    if (!v.startsWith(mark)) return 0;
-    const n = Number(v.slice(mark.length));
-    return Number.isSafeInteger(n) && n > 0 ? n - (JSON.stringify(v).length - 2) : 0;
-  }
-  if (depth > 64 || typeof v !== "object" || v === null) return 0;
+export function skimmedLength(v: unknown, mark: string): number {
+  // At any depth, as JSON.stringify counts the part (walked without recursion: no depth limit to stop at).
   let sum = 0;
-  for (const x of Array.isArray(v) ? v : Object.values(v)) sum += skimmedLength(x, mark, depth + 1);
+  for (const stack = [v]; stack.length > 0; ) {
+    const x = stack.pop();
+    if (typeof x === "string") {
+      if (!x.startsWith(mark)) continue;
+      const n = Number(x.slice(mark.length));
+      if (Number.isSafeInteger(n) && n > 0) sum += n - (JSON.stringify(x).length - 2);
+    } else if (typeof x === "object" && x !== null)
+      for (const y of Array.isArray(x) ? x : Object.values(x)) stack.push(y);
+  }
   return sum;
 }

@@ -2,7 +2,7 @@
 // budget's hold must come out exactly as for the request parsed whole, image parts' sizes included.
 import { type Api, worstCaseUsage } from "@tollgate/core";
 import { describe, expect, it } from "vitest";
-import { parseJsonObject, parseModelRequest } from "../src/gateway/request-body.js";
+import { parseJsonObject, parseModelRequest, withIncludeUsage } from "../src/gateway/request-body.js";
 import { skimRequest } from "../src/gateway/skim-bytes.js";
 
 const b64 = (n: number, seed = 0) =>
@@ -204,6 +204,22 @@ describe("a request parsed without its media", () => {
       128_000,
     );
     expect(held).toEqual(whole);
+  });
+
+  it("asks a stream for its usage in the client's own stream_options, never a mark", () => {
+    // The gateway writes stream_options back upstream (include_usage set): as skimmed, its members went as marks.
+    const request = {
+      model: "gpt-4o",
+      stream: true,
+      stream_options: { include_usage: false, data: b64(2_000) },
+      messages: [{ role: "user", content: b64(70_000) }],
+    };
+    const raw = Buffer.from(JSON.stringify(request));
+    const read = parseModelRequest(raw, "application/json");
+    expect(read.fields).toEqual(parseJsonObject(raw));
+    expect(withIncludeUsage(raw, read.fields!).equals(withIncludeUsage(raw, parseJsonObject(raw)!))).toBe(
+      true,
+    );
   });
 
   it("a small request, or a form, is parsed as it is", () => {

@@ -1,7 +1,7 @@
 // A gateway request's body: read whole (a model call, to be priced and guarded) or left to stream
 // upstream (a big pass-through upload), parsed, and edited byte for byte where the gateway must.
 import type { IncomingMessage } from "node:http";
-import { SKIM_OVER } from "@tollgate/core";
+import { SKIM_OVER, skimmedLength } from "@tollgate/core";
 import { GatewayError } from "./gateway-error.js";
 import { prependMember, replaceSpans, topLevelValueSpans } from "./json-splice.js";
 import { multipartFields } from "./multipart-fields.js";
@@ -36,7 +36,11 @@ export function parseModelRequest(body: Buffer, contentType: string | undefined)
   // Parsed whole, a request of 5 MB of base64 image held the event loop ~50 ms (every call through the
   // gateway waited): its media is left out, each as a mark naming its length.
   const skimmed = skimRequest(body);
-  return { fields: parseJsonObject(skimmed.body), skimMark: skimmed.mark };
+  const fields = parseJsonObject(skimmed.body);
+  // stream_options goes back upstream as the gateway writes it (withIncludeUsage): never with a mark in it.
+  if (fields && skimmedLength(fields.stream_options, skimmed.mark) > 0)
+    return { fields: parseJsonObject(body) };
+  return { fields, skimMark: skimmed.mark };
 }
 
 /** A model call's request as read: its fields (null when it is neither JSON nor a form), and its skim's mark. */

@@ -89,20 +89,26 @@ function requests(size: number): Array<[Api, Record<string, unknown>]> {
   ];
 }
 
+/** A request's hold parsed whole and as the gateway reads it (skimmed, its media as marks). */
+function holds(api: Api, raw: Buffer) {
+  const whole = worstCaseUsage(api, parseJsonObject(raw), raw, 128_000);
+  const read = parseModelRequest(raw, "application/json");
+  const skimmedRaw = {
+    byteLength: raw.length,
+    includes: (s: string) => raw.includes(s),
+    skimMark: read.skimMark,
+  };
+  return { whole, held: worstCaseUsage(api, read.fields, skimmedRaw, 128_000), read };
+}
+
 describe("a request parsed without its media", () => {
   it("is held exactly as the request parsed whole, for every provider's shape, and is much smaller", () => {
     for (const [api, request] of requests(200_000)) {
       for (const space of [0, 2]) {
         const raw = Buffer.from(JSON.stringify(request, null, space));
-        const whole = worstCaseUsage(api, parseJsonObject(raw), raw, 128_000);
-        const read = parseModelRequest(raw, "application/json");
+        const { whole, held, read } = holds(api, raw);
         expect(read.skimMark, api).toBeDefined();
-        const skimmedRaw = {
-          byteLength: raw.length,
-          includes: (s: string) => raw.includes(s),
-          skimMark: read.skimMark,
-        };
-        expect(worstCaseUsage(api, read.fields, skimmedRaw, 128_000), api).toEqual(whole);
+        expect(held, api).toEqual(whole);
         expect(JSON.stringify(read.fields).length, api).toBeLessThan(raw.length / 50);
         // What else reads a request reads the same: everything but the media.
         expect(read.fields?.model, api).toEqual(request.model);
@@ -142,14 +148,7 @@ describe("a request parsed without its media", () => {
       ],
     };
     const raw = Buffer.from(JSON.stringify(request));
-    const whole = worstCaseUsage("openai.chat", parseJsonObject(raw), raw, 128_000);
-    const read = parseModelRequest(raw, "application/json");
-    const held = worstCaseUsage(
-      "openai.chat",
-      read.fields,
-      { byteLength: raw.length, includes: (s) => raw.includes(s), skimMark: read.skimMark },
-      128_000,
-    );
+    const { whole, held } = holds("openai.chat", raw);
     expect(held).toEqual(whole);
     expect(held.usage.input_uncached_tokens).toBeGreaterThan(0);
     // Each request's mark is its own.
@@ -172,15 +171,7 @@ describe("a request parsed without its media", () => {
       JSON.stringify(image(`https://example.com/${"😀".repeat(30_000)}`)),
     ];
     for (const text of bodies) {
-      const raw = Buffer.from(text);
-      const whole = worstCaseUsage("openai.responses", parseJsonObject(raw), raw, 128_000);
-      const read = parseModelRequest(raw, "application/json");
-      const held = worstCaseUsage(
-        "openai.responses",
-        read.fields,
-        { byteLength: raw.length, includes: (s) => raw.includes(s), skimMark: read.skimMark },
-        128_000,
-      );
+      const { whole, held } = holds("openai.responses", Buffer.from(text));
       expect(held).toEqual(whole);
     }
   });
@@ -193,16 +184,8 @@ describe("a request parsed without its media", () => {
       model: "gpt-4o",
       messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "https://x/y" }, deep }] }],
     };
-    const raw = Buffer.from(JSON.stringify(request));
-    const whole = worstCaseUsage("openai.chat", parseJsonObject(raw), raw, 128_000);
-    const read = parseModelRequest(raw, "application/json");
+    const { whole, held, read } = holds("openai.chat", Buffer.from(JSON.stringify(request)));
     expect(read.skimMark).toBeDefined();
-    const held = worstCaseUsage(
-      "openai.chat",
-      read.fields,
-      { byteLength: raw.length, includes: (s) => raw.includes(s), skimMark: read.skimMark },
-      128_000,
-    );
     expect(held).toEqual(whole);
   });
 

@@ -5,8 +5,8 @@
 import { type ExtractedUsage, emptyUsage, type NormalizedUsage } from "./types.js";
 
 /**
- * Audio tokens a token-billed speech model makes per second of speech: OpenAI estimates gpt-4o-mini-tts at
- * $0.015 a minute, which at its $12 per million audio tokens is 1,250 tokens a minute.
+ * Audio tokens a token-billed speech model makes per minute of speech: OpenAI estimates gpt-4o-mini-tts at
+ * $0.015 a minute, which at its $12 per million audio tokens is 1,250 tokens.
  */
 const AUDIO_TOKENS_PER_MINUTE = 1_250;
 /** Characters spoken per second at speed 1, about 180 words a minute: what an estimate of the audio's length assumes. */

@@ -233,7 +233,15 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
         now: NOW,
         buckets: [],
         tokenRates: [],
-        run: { key: run2.key, ceilings: run2.ceilings, cost, tokens: 10, toolCalls: 1, llmCalls: 0 },
+        run: {
+          key: run2.key,
+          ceilings: run2.ceilings,
+          cost,
+          tokens: 10,
+          toolCalls: 1,
+          llmCalls: 0,
+          retries: 0,
+        },
       });
     await store().admit(admitReq(w, { buckets: [], run: run2 }));
     expect((await settle(999n)).killed).toBeNull();
@@ -251,6 +259,24 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
       tool_calls: 3,
     });
     expect(status?.killed?.ceiling).toBe("cost_nanousd");
+  });
+
+  it("runs: an ingested call's retry counts, as a rebuild counts it, and kills past max_retries", async () => {
+    const w = ws();
+    const ceilings = { retries: 1 };
+    const charge = (retries: number) =>
+      store().charge({
+        workspace: w,
+        eventId: `ev-${++seq}`,
+        now: NOW,
+        buckets: [],
+        tokenRates: [],
+        run: { key: "r:ingested", ceilings, cost: 1n, tokens: 1, toolCalls: 0, llmCalls: 1, retries },
+      });
+    expect((await charge(0)).killed).toBeNull();
+    expect((await charge(1)).killed).toBeNull();
+    expect((await charge(1)).killed).toMatchObject({ ceiling: "retries", value: "2", limit: "1" });
+    expect((await store().run(w, "r:ingested"))?.usage).toMatchObject({ llm_calls: 3, retries: 2 });
   });
 
   it("runs: retries and span depth count against their ceilings; kill and unkill by hand", async () => {

@@ -364,6 +364,7 @@ export class SpendGuard {
             tokens: outcome.tokens,
             toolCalls: outcome.toolCalls,
             llmCalls: 0, // counted at admission
+            retries: 0,
           }
         : null,
     };
@@ -501,6 +502,8 @@ export class SpendGuard {
                   (rec.kind === "llm" || rec.kind === "embedding")
                     ? 1
                     : 0,
+                // As a run rebuilt from the store counts them (runUsage): every attempt past the first.
+                retries: opts.countCalls !== false && rec.parent_event_id === null && rec.attempt > 1 ? 1 : 0,
               }
             : null,
         });

@@ -168,6 +168,7 @@ export class MemoryLimitStore implements LimitStore {
       run.usage.total_tokens += req.run.tokens;
       run.usage.tool_calls += req.run.toolCalls;
       run.usage.llm_calls += req.run.llmCalls;
+      run.usage.retries += req.run.retries;
       if (!run.killed) {
         killed = crossedCeiling(run.usage, req.run.ceilings, now);
         run.killed = killed;

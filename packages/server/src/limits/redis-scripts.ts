@@ -215,6 +215,7 @@ if run ~= cjson.null and run then
   redis.call('HINCRBY', rk, 'tokens', run.tokens)
   redis.call('HINCRBY', rk, 'tools', run.tools)
   if run.llm > 0 then redis.call('HINCRBY', rk, 'llm', run.llm) end
+  if run.retries and run.retries > 0 then redis.call('HINCRBY', rk, 'retries', run.retries) end
   redis.call('HSETNX', rk, 'started', now)
   redis.call('PEXPIRE', rk, 604800000)
   if not redis.call('HGET', rk, 'killed') then

@@ -329,6 +329,7 @@ export class RedisLimitStore implements LimitStore {
             tokens: req.run.tokens,
             tools: req.run.toolCalls,
             llm: req.run.llmCalls,
+            retries: req.run.retries,
           }
         : null,
     };

@@ -77,6 +77,8 @@ export interface SettleRequest {
     toolCalls: number;
     /** LLM calls not counted at admission (ingested records). */
     llmCalls: number;
+    /** Retries (attempt > 1) not counted at admission (ingested records), as a rebuild counts them. */
+    retries: number;
   } | null;
 }
 

@@ -122,6 +122,19 @@ describe("OpenAI speech", () => {
     expect(price("tts-1", tokens)).toMatchObject({ priced: false, price_ref: "unpriced:openai:tts-1" });
   });
 
+  it("Azure OpenAI sells them at the same prices: tts-1 by its characters, gpt-4o-mini-tts's snapshots by tokens", () => {
+    const chars = speechUsage({ input: "a".repeat(1000) }, true).usage.usage;
+    const onAzure = (model: string, usage: typeof chars) =>
+      engine.price({ provider: "azure", model, usage, at: AT });
+    expect(onAzure("tts-1-hd", chars)).toMatchObject({ priced: true, price_ref: "tollgate:azure:tts-1-hd" });
+    expect(onAzure("tts-1-hd", chars).cost.total_nanousd).toBe(30_000_000n);
+    const tokens = extractFromSse("openai.speech", sse)!.usage;
+    expect(onAzure("gpt-4o-mini-tts-2025-03-20", tokens).cost.total_nanousd).toBe(
+      14n * 600n + 101n * 12_000n,
+    );
+    expect(engine.price({ provider: "anthropic", model: "tts-1", usage: chars, at: AT }).priced).toBe(false);
+  });
+
   it("characters on a model that does not price them are not a $0 call: unpriced", () => {
     const chars = speechUsage({ input: "hello" }, true).usage.usage;
     expect(price("gpt-4o-mini-tts", chars)).toMatchObject({ priced: false });

@@ -3,20 +3,23 @@ import type { PriceRates } from "./rates.js";
 
 /**
  * OpenAI's speech models billed by the character of text, which genai-prices does not list: tts-1 at $15
- * and tts-1-hd at $30 per million characters (OpenAI's pricing page), their dated snapshots too
- * (`tts-1-1106`, `tts-1-hd-1106`).
+ * and tts-1-hd at $30 per million characters (OpenAI's pricing page, and Azure OpenAI's), their dated
+ * snapshots too (`tts-1-1106`, `tts-1-hd-1106`).
  */
 const PER_MILLION_CHARACTERS: Record<string, PriceRates> = {
   "tts-1": { input_mchars: parseDecimal("15") },
   "tts-1-hd": { input_mchars: parseDecimal("30") },
 };
 
+/** The providers (genai-prices ids) that sell OpenAI's speech models at OpenAI's prices. */
+const SPEECH_PROVIDERS: ReadonlySet<string> = new Set(["openai", "azure"]);
+
 /** The id and rates of a speech model billed by the character (by genai-prices provider id), or null. */
 export function characterPricedModel(
   providerId: string,
   model: string,
 ): { id: string; rates: PriceRates } | null {
-  if (providerId !== "openai") return null;
+  if (!SPEECH_PROVIDERS.has(providerId)) return null;
   const id = model.toLowerCase().replace(/-\d{4}$/, "");
   const rates = PER_MILLION_CHARACTERS[id];
   return rates ? { id, rates } : null;
@@ -28,5 +31,5 @@ export function characterPricedModel(
  */
 export function speechSnapshotBase(providerId: string, model: string): string | null {
   const m = /^(gpt-4o-mini-tts)-\d{4}-\d{2}-\d{2}$/i.exec(model);
-  return providerId === "openai" && m ? m[1]!.toLowerCase() : null;
+  return SPEECH_PROVIDERS.has(providerId) && m ? m[1]!.toLowerCase() : null;
 }

@@ -7,7 +7,8 @@
 // numbers, a streamed response's final event carrying its image, and an ordinary 2.7 KB chat reply (not
 // skimmed: below 64 KiB the parse is as before). Checks that both ways read the same usage. Then requests:
 // a chat request with a 5 MB base64 image and an Anthropic one with a 5 MB image, parsed and held by a
-// budget's worst case, whole against skimmed (its media left as marks); checks the holds are the same.
+// budget's worst case, whole against skimmed (its media left as marks), and an embeddings batch of 2,048
+// texts (4 MB, its texts left out); checks the holds are the same.
 // Usage: npm run bench:reply-reading [-- --runs 7]
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -144,6 +145,14 @@ const requests = [
       ],
     },
   ],
+  [
+    "request: embeddings, 2,048 texts",
+    "openai.embeddings",
+    {
+      model: "text-embedding-3-small",
+      input: Array.from({ length: 2048 }, (_, i) => `chunk ${i}: ${"The quick brown fox. ".repeat(100)}`),
+    },
+  ],
 ];
 for (const [name, api, request] of requests) {
   const body = Buffer.from(JSON.stringify(request));
@@ -154,7 +163,7 @@ for (const [name, api, request] of requests) {
   for (let i = 0; i < RUNS; i++) {
     const [ta, whole] = time(() => worstCaseUsage(api, parseJsonObject(body), raw, 200_000));
     const [tb, skimmed] = time(() => {
-      const read = parseModelRequest(body, "application/json");
+      const read = parseModelRequest(body, "application/json", api);
       return worstCaseUsage(api, read.fields, { ...raw, skimMark: read.skimMark }, 200_000);
     });
     a.push(ta);

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import {
   type Api,
   createSseUsageExtractor,
+  EMBEDDING_INPUTS,
   extractFromResponse,
   type JsonSource,
   payloadSpans,
@@ -150,6 +151,57 @@ describe("skimJson", () => {
     };
     expect(payloadSpans(counted)).toEqual([[14 * n, 14 * n + 1]]); // the innermost array, [1]
     expect(scanned).toBeLessThan(20 * text.length);
+  });
+
+  it("an embeddings request's texts (a string or a list of them) are left out; token ids and the rest are not", () => {
+    const next = rng(7);
+    const text = (n: number) =>
+      Array.from({ length: n }, () => String.fromCharCode(32 + Math.floor(next() * 90))).join("");
+    // Escapes, unicode and a quote inside: the list is read string by string, not by characters.
+    const long = () => `${text(300)}"\\\n é😀]${text(10)}`;
+    const [a, b, c, d, e] = [long(), long(), long(), long(), long()];
+    const cases: Array<[unknown, unknown]> = [
+      [
+        { model: "text-embedding-3-small", input: [a, b, "short", c], dimensions: 256 },
+        { model: "text-embedding-3-small", input: ["", "", "short", ""], dimensions: 256 },
+      ],
+      [
+        { input: d, model: "m", user: e },
+        { input: "", model: "m", user: e },
+      ],
+      [
+        {
+          model: "m",
+          input: [
+            [1, 2, 3],
+            [4, 5],
+          ],
+          encoding_format: "float",
+        },
+        {
+          model: "m",
+          input: [
+            [1, 2, 3],
+            [4, 5],
+          ],
+          encoding_format: "float",
+        },
+      ],
+      // Not a list of strings past its first element: read as it is from there on.
+      [
+        { model: "m", input: [a, 5, b] },
+        { model: "m", input: ["", 5, b] },
+      ],
+      [
+        { model: "m", input: [], extra: { note: a } },
+        { model: "m", input: [], extra: { note: a } },
+      ],
+    ];
+    for (const [doc, expected] of cases)
+      for (const space of [0, 2]) {
+        const raw = JSON.stringify(doc, null, space);
+        expect(JSON.parse(skimJson(raw, 0, EMBEDDING_INPUTS)), raw).toEqual(expected);
+      }
   });
 
   it("keeps text that is not JSON unparseable, and a short text as it is", () => {

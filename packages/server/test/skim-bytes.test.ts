@@ -205,6 +205,24 @@ describe("a request parsed without its media", () => {
     );
   });
 
+  it("an embeddings request is read without its texts, and held by its bytes as before", () => {
+    const request = {
+      model: "text-embedding-3-small",
+      input: Array.from({ length: 300 }, (_, i) => `chunk ${i}: ${'lorem ipsum "dolor"\n '.repeat(20)}`),
+      dimensions: 512,
+    };
+    const raw = Buffer.from(JSON.stringify(request));
+    const read = parseModelRequest(raw, "application/json", "openai.embeddings");
+    expect(read.skimMark).toBeUndefined(); // no marks: nothing counts their length
+    expect(read.fields).toEqual({ ...request, input: request.input.map(() => "") });
+    const whole = worstCaseUsage("openai.embeddings", parseJsonObject(raw), raw, null);
+    expect(worstCaseUsage("openai.embeddings", read.fields, raw, null)).toEqual(whole);
+    // Another API's `input` is read as ever (speech counts its characters).
+    expect(parseModelRequest(raw, "application/json", "openai.responses").fields?.input).toEqual(
+      request.input,
+    );
+  });
+
   it("a small request, or a form, is parsed as it is", () => {
     const small = Buffer.from(
       JSON.stringify({ model: "m", messages: [{ role: "user", content: b64(2000) }] }),

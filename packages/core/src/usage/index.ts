@@ -48,6 +48,7 @@ export {
   realtimeTranscriptionUsage,
 } from "./realtime.js";
 export {
+  EMBEDDING_INPUTS,
   type JsonSource,
   payloadSpans,
   REPLY_PAYLOADS,

@@ -23,6 +23,8 @@ export const SKIM_OVER = 64 * 1024;
 export interface SkimRule {
   keys: readonly string[];
   arrayKey?: string;
+  /** The member whose array of strings has each string left out (an embeddings request's `input`). */
+  listKey?: string;
   /** Strings shorter than this (JSON text between the quotes) are kept. */
   minLength: number;
 }
@@ -46,9 +48,16 @@ export const REPLY_PAYLOADS: SkimRule = {
  */
 export const REQUEST_MEDIA: SkimRule = { keys: ["url", "image_url", "data", "file_data"], minLength: 1024 };
 
+/**
+ * An embeddings request's texts (`input`: a string or a list of them): nothing reads them, and its hold is
+ * its bytes as sent. A RAG pipeline's batch of 2,048 chunks runs to megabytes.
+ */
+export const EMBEDDING_INPUTS: SkimRule = { keys: ["input"], listKey: "input", minLength: 256 };
+
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const COLON = 0x3a;
+const COMMA = 0x2c;
 const OPEN_BRACKET = 0x5b;
 const CLOSE_BRACKET = 0x5d;
 const OPEN_BRACE = 0x7b;
@@ -71,6 +80,11 @@ export function payloadSpans(src: JsonSource, rule: SkimRule = REPLY_PAYLOADS): 
     if (next < src.length && src.at(next) === COLON) {
       key = payloadKey(src, open + 1, close, rule.keys);
       const value = skipSpace(src, next + 1);
+      if (key !== null && key === rule.listKey && src.at(value) === OPEN_BRACKET) {
+        key = null;
+        open = src.find(QUOTE, stringListSpans(src, value, rule.minLength, spans));
+        continue;
+      }
       if (key !== null && key === rule.arrayKey && src.at(value) === OPEN_BRACKET) {
         const end = flatArrayEnd(src, value);
         if (end !== -1) {
@@ -90,9 +104,9 @@ export function payloadSpans(src: JsonSource, rule: SkimRule = REPLY_PAYLOADS): 
 }
 
 /** `text` without its payload values, when it is longer than `over` (long enough to carry any worth skipping). */
-export function skimJson(text: string, over = SKIM_OVER): string {
+export function skimJson(text: string, over = SKIM_OVER, rule: SkimRule = REPLY_PAYLOADS): string {
   if (text.length <= over) return text;
-  const spans = payloadSpans(stringSource(text));
+  const spans = payloadSpans(stringSource(text), rule);
   if (spans.length === 0) return text;
   let out = "";
   let at = 0;
@@ -121,6 +135,29 @@ function closingQuote(src: JsonSource, open: number): number {
     if (slashes % 2 === 0) return q;
   }
   return -1;
+}
+
+/**
+ * Adds the spans of the strings (of `minLength` or more) of the array opened at `open`; returns where the
+ * array ends, or where it turned out not to be a list of strings (token ids, nesting): read on from there.
+ */
+function stringListSpans(
+  src: JsonSource,
+  open: number,
+  minLength: number,
+  spans: Array<[number, number]>,
+): number {
+  let i = skipSpace(src, open + 1);
+  while (src.at(i) === QUOTE) {
+    const close = closingQuote(src, i);
+    if (close === -1) return src.length;
+    if (close - i - 1 >= Math.max(1, minLength)) spans.push([i + 1, close]);
+    i = skipSpace(src, close + 1);
+    if (src.at(i) === CLOSE_BRACKET) return i + 1;
+    if (src.at(i) !== COMMA) return i;
+    i = skipSpace(src, i + 1);
+  }
+  return i;
 }
 
 /** The payload key spelled by [start, end), or null (a key written with escapes is not one: read as ever). */

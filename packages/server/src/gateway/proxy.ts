@@ -339,7 +339,7 @@ export class Gateway {
     const upload = route.api === null && isBigUpload(req) ? req : null;
     const max = route.api === "openai.images" ? MAX_IMAGE_REQUEST_BYTES : MAX_REQUEST_BYTES;
     const body = upload ? EMPTY_BODY : await readBody(req, max);
-    const request = route.api ? parseModelRequest(body, req.headers["content-type"]) : null;
+    const request = route.api ? parseModelRequest(body, req.headers["content-type"], route.api) : null;
     const parsed = request?.fields ?? null;
     const modelRequested = fieldText(parsed?.model);
     // Speech always streams: its audio as it is made, or its events (`stream_format: "sse"`).

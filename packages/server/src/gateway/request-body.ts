@@ -1,11 +1,11 @@
 // A gateway request's body: read whole (a model call, to be priced and guarded) or left to stream
 // upstream (a big pass-through upload), parsed, and edited byte for byte where the gateway must.
 import type { IncomingMessage } from "node:http";
-import { SKIM_OVER, skimmedLength } from "@tollgate/core";
+import { type Api, EMBEDDING_INPUTS, SKIM_OVER, skimmedLength } from "@tollgate/core";
 import { GatewayError } from "./gateway-error.js";
 import { prependMember, replaceSpans, topLevelValueSpans } from "./json-splice.js";
 import { multipartFields } from "./multipart-fields.js";
-import { skimRequest } from "./skim-bytes.js";
+import { skimBytes, skimRequest } from "./skim-bytes.js";
 
 export const MAX_REQUEST_BYTES = 32 * 1024 * 1024;
 /**
@@ -30,9 +30,11 @@ export function isBigUpload(req: IncomingMessage): boolean {
 }
 
 /** A model call's request as its fields: a JSON body's, or a multipart form's (an image edit's). */
-export function parseModelRequest(body: Buffer, contentType: string | undefined): ModelRequest {
+export function parseModelRequest(body: Buffer, contentType: string | undefined, api?: Api): ModelRequest {
   const form = multipartFields(body, contentType);
   if (form || body.length <= SKIM_OVER) return { fields: form ?? parseJsonObject(body) };
+  // An embeddings request's texts: read by nothing, held by the request's bytes (no marks needed).
+  if (api === "openai.embeddings") return { fields: parseJsonObject(skimBytes(body, EMBEDDING_INPUTS)) };
   // Parsed whole, a request of 5 MB of base64 image held the event loop ~50 ms (every call through the
   // gateway waited): its media is left out, each as a mark naming its length.
   const skimmed = skimRequest(body);

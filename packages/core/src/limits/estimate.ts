@@ -198,13 +198,14 @@ export interface TranscriptionBilling {
   tokens: boolean;
 }
 
-/** What the model bills by its rates in force at `at`; null when it has no price (nothing to tell). */
+/** What the model bills by its rates in force at `at`; null when it has no price or no model (nothing to tell). */
 export function transcriptionBilling(
   engine: PricingEngine,
   provider: string,
-  model: string,
+  model: string | null,
   at: number,
 ): TranscriptionBilling | null {
+  if (model === null) return null;
   const p = ratesInForce(engine, provider, model, at, null);
   if (!p.priced || !p.rates) return null;
   const r = p.rates;
@@ -212,9 +213,14 @@ export function transcriptionBilling(
   return { length: !!r.input_audio_hours, tokens };
 }
 
-/** Whether a speech model bills the characters of its text (tts-1), by its rates in force at `at`. */
-export function billsCharacters(engine: PricingEngine, provider: string, model: string, at: number): boolean {
-  return !!ratesInForce(engine, provider, model, at, null).rates?.input_mchars;
+/** Whether a speech model bills the characters of its text (tts-1), by its rates in force at `at`; no model: no. */
+export function billsCharacters(
+  engine: PricingEngine,
+  provider: string,
+  model: string | null,
+  at: number,
+): boolean {
+  return model !== null && !!ratesInForce(engine, provider, model, at, null).rates?.input_mchars;
 }
 
 /** The bytes of the files a request's parameters hold where they say (a File or Blob's `size`), else 0. */

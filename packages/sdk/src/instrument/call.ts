@@ -156,10 +156,12 @@ export class TrackedCall {
 
   /** A speech call's usage, known from its request: its characters where its model bills them, else estimated. */
   speechUsage(): { usage: ExtractedUsage; estimated: boolean } {
-    const model = this.#model();
-    const byCharacters =
-      model !== null && billsCharacters(builtinEngine(), this.spec.provider, model, this.#startMs);
-    return speechUsage(this.body, byCharacters);
+    return speechUsage(this.body, this.#billsCharacters());
+  }
+
+  /** Whether the call's model bills the characters of its text (tts-1), by the built-in prices. */
+  #billsCharacters(): boolean {
+    return billsCharacters(builtinEngine(), this.spec.provider, this.#model(), this.#startMs);
   }
 
   /** A streamed event arrived (the first one sets time to first token). */
@@ -189,10 +191,8 @@ export class TrackedCall {
       request: this.body,
       // A transcription's estimate is its worst case, by the model's context window (as the gateway's).
       contextWindow: () => (model === null ? null : builtinEngine().contextWindow(this.spec.provider, model)),
-      billedBy: () =>
-        model === null ? null : transcriptionBilling(builtinEngine(), this.spec.provider, model, Date.now()),
-      billsCharacters: () =>
-        model !== null && billsCharacters(builtinEngine(), this.spec.provider, model, this.#startMs),
+      billedBy: () => transcriptionBilling(builtinEngine(), this.spec.provider, model, Date.now()),
+      billsCharacters: () => this.#billsCharacters(),
     });
     this.finish({ usage, httpStatus, requestId, errorType, estimated: true });
   }

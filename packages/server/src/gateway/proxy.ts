@@ -836,9 +836,7 @@ export class Gateway {
 
   /** A speech call's usage from its request: its characters where its model bills them, else estimated. */
   #speechUsage(call: Call, at: number): { usage: ExtractedUsage; estimated: boolean } {
-    const byCharacters =
-      call.model !== null && billsCharacters(this.deps.engine, call.provider, call.model, at);
-    return speechUsage(call.parsed, byCharacters);
+    return speechUsage(call.parsed, billsCharacters(this.deps.engine, call.provider, call.model, at));
   }
 
   /** The cost the record will carry, for the reply header (same provider, model, time and usage). */
@@ -1448,16 +1446,13 @@ function estimateUsage(
   // A transcription's estimate is its worst case, as a budget held it: by the model's context window.
   const model = call.model;
   const contextWindow = () => (model === null ? null : engine.contextWindow(call.provider, model));
-  const billedBy = () =>
-    model === null ? null : transcriptionBilling(engine, call.provider, model, call.started);
-  const billsChars = () => model !== null && billsCharacters(engine, call.provider, model, call.started);
   return estimateCutShortUsage(partial, {
     ...stream,
     shown,
     request: call.parsed,
     contextWindow,
-    billedBy,
-    billsCharacters: billsChars,
+    billedBy: () => transcriptionBilling(engine, call.provider, model, call.started),
+    billsCharacters: () => billsCharacters(engine, call.provider, model, call.started),
   });
 }
 

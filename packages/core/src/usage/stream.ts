@@ -150,8 +150,9 @@ export interface SseUsageExtractor {
   /**
    * Whether the stream's own end marker came (`[DONE]`, Anthropic's `message_stop`, a Responses
    * `response.completed`/`.incomplete`/`.failed`, an image's `image_generation.completed` or
-   * `image_edit.completed`, a transcription's `transcript.text.done`, speech's `speech.audio.done`): without it, and without usage, a stream that ended
-   * cleanly on the wire was cut off (undici ends a reply on a closing connection quietly). Read after `result()`.
+   * `image_edit.completed`, a transcription's `transcript.text.done`, speech's `speech.audio.done`): without
+   * it, and without usage, a stream that ended cleanly on the wire was cut off (undici ends a reply on a
+   * closing connection quietly). Read after `result()`.
    */
   ended(): boolean;
   /** As StreamExtractor.shown. */

@@ -193,6 +193,29 @@ describe("gateway: OpenAI speech", () => {
     }
   });
 
+  it("bad input (no text, a body that is not JSON): the upstream's 400 reaches the client unchanged, recorded at no cost", async () => {
+    for (const body of [
+      JSON.stringify({ model: "tts-1", voice: "alloy" }),
+      '{"model": "tts-1", "input": "hi"',
+    ]) {
+      const res = await rawRequest(`${gw.url}/v1/audio/speech`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: "Bearer sk-test-123" },
+        body,
+      });
+      expect(res.status, body).toBe(400);
+      expect(JSON.parse(res.body).error.type).toBe("invalid_request_error");
+      const rec = await recordByEventId(gw.runtime, String(res.headers["x-tollgate-event-id"]));
+      expect(rec, body).toMatchObject({
+        api: "openai.speech",
+        status: "error",
+        http_status: 400,
+        cost_nanousd: 0n,
+        input_characters: 0,
+      });
+    }
+  });
+
   it("a budget holds a speech request's cost before it is sent: one that would pass it is refused", async () => {
     const user = `speech-user-${newCase()}`;
     const created = await adminRequest(gw, "POST", "/api/budgets", {

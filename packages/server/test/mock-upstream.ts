@@ -19,7 +19,8 @@
  * - `x-mock-image-bytes`: each image in a whole reply (`b64_json`, the image tool's `result`) is this many
  *   characters of base64, as a real image's bytes are megabytes (the fixtures' are cut short).
  * - Speech (`/v1/audio/speech`) answers its audio (`speechAudio`) in 4 KB chunks, `x-mock-chunk-delay-ms`
- *   apart (`reset-mid-stream`: half of them); `stream_format: "sse"` answers its event stream fixture.
+ *   apart (`reset-mid-stream`: half of them); `stream_format: "sse"` answers its event stream fixture; a
+ *   request without text (or not JSON), 400.
  * - `x-mock-case`: keeps one test's background responses (`background: true`) apart from another's in
  *   the mock. Their ids are still their fixture's: a gateway or SDK that recorded a response under that id
  *   records it once, so tests of finished responses in one process each use a fixture of their own.
@@ -712,6 +713,19 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
       );
     }
     const speech = body as { input?: unknown; stream_format?: unknown } | null;
+    // As OpenAI answers a speech request without text (or a body that is not JSON): 400, nothing made.
+    if (rec.method === "POST" && path === "/v1/audio/speech" && typeof speech?.input !== "string")
+      return send(
+        400,
+        JSON.stringify({
+          error: {
+            message: "[{'type': 'missing', 'loc': ('body', 'input'), 'msg': 'Field required'}]",
+            type: "invalid_request_error",
+            param: null,
+            code: null,
+          },
+        }),
+      );
     if (rec.method === "POST" && path === "/v1/audio/speech" && speech?.stream_format !== "sse") {
       const audio = speechAudio(String(speech?.input ?? ""));
       res.writeHead(200, { "content-type": "audio/mpeg", ...idHeaders });

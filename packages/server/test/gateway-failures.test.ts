@@ -330,6 +330,29 @@ describe("gateway failures: timeouts and broken connections", () => {
     expect(bad.error.message).toMatch(/x-tollgate-timeout-ms must be an integer/);
   });
 
+  it("a short x-tollgate-timeout-ms keeps its time, for the headers and between body chunks alike", async () => {
+    // undici's own timeouts tick every ~0.5 s: a 150 ms timeout used to fire at about 1 s.
+    const timed = async (scenario: string) => {
+      const started = performance.now();
+      const err = await openai.chat.completions
+        .create(
+          { model: "gpt-4.1-nano", messages },
+          opts(newCase(), { "x-mock-scenario": scenario, "x-tollgate-timeout-ms": "150" }),
+        )
+        .catch((e) => e);
+      expect(err.status).toBe(504);
+      return { ms: performance.now() - started, message: err.error.message as string };
+    };
+    const headers = await timed("hang");
+    expect(headers.message).toMatch(/within 150 ms/);
+    expect(headers.ms).toBeGreaterThanOrEqual(150);
+    expect(headers.ms).toBeLessThan(450);
+    const body = await timed("stall-mid-stream");
+    expect(body.message).toMatch(/upstream body did not arrive within 150 ms/);
+    expect(body.ms).toBeGreaterThanOrEqual(150);
+    expect(body.ms).toBeLessThan(450);
+  });
+
   it("connecting is bounded by the upstream timeout: an https upstream that never finishes its handshake → 504, $0", async () => {
     const silent = await startSilentServer();
     const g = await startTestGateway(silent.origin("https"), {

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { Dispatcher } from "undici";
 import { NotSent, QueueWait } from "./queue-wait.js";
+import { timedByNode, type UpstreamTimer } from "./upstream-timer.js";
 import { HeldBody, ReplyFailed, ReplyTooLarge } from "./whole-reply.js";
 
 /** A streamed call's upstream reply, from its headers on; its body arrives through `body`. */
@@ -18,6 +19,7 @@ export interface LiveReply {
 export class LiveBody {
   /** Null once the body has ended or failed: a late pause or resume must not reach the connection's next request. */
   #controller: Dispatcher.DispatchController | null = null;
+  #timer: UpstreamTimer | null = null;
   #early: Buffer[] = [];
   #reader: ((chunk: Buffer) => void) | null = null;
   #ended = false;
@@ -46,11 +48,15 @@ export class LiveBody {
 
   /** Stops reading from the upstream until `resume` (the client's buffer is full). */
   pause(): void {
-    this.#controller?.pause();
+    if (!this.#controller) return;
+    this.#controller.pause();
+    this.#timer?.pause();
   }
 
   resume(): void {
-    this.#controller?.resume();
+    if (!this.#controller) return;
+    this.#controller.resume();
+    this.#timer?.resume();
   }
 
   /** Ends the request (nobody will read the rest). */
@@ -60,8 +66,9 @@ export class LiveBody {
   }
 
   /** @internal The handler's side. */
-  started(controller: Dispatcher.DispatchController): void {
+  started(controller: Dispatcher.DispatchController, timer: UpstreamTimer | null): void {
     this.#controller = controller;
+    this.#timer = timer;
   }
   /** @internal */
   push(chunk: Buffer): void {
@@ -113,23 +120,30 @@ export function requestLive(
     let answered = false;
     let controller: Dispatcher.DispatchController | null = null;
     let queued: QueueWait | null = null;
+    const { untimed, timer } = timedByNode(opts, (why) => controller?.abort(why));
     const onAbort = () => controller?.abort(signal!.reason);
-    const done = () => signal?.removeEventListener("abort", onAbort);
-    const free = dispatcher.dispatch(opts, {
+    const done = () => {
+      timer?.stop();
+      signal?.removeEventListener("abort", onAbort);
+    };
+    const free = dispatcher.dispatch(untimed, {
       onRequestStart(c) {
         if (queued && !queued.started(c)) return; // given up while it waited for a connection
         // Left while the connection was being made: the request goes no further.
         if (signal?.aborted) return void c.abort(new NotSent(signal.reason));
         controller = c;
-        body.started(c);
+        body.started(c, timer);
+        timer?.sent();
         signal?.addEventListener("abort", onAbort, { once: true });
       },
       onResponseStart(_c, statusCode, headers) {
         if (statusCode < 200) return; // informational (103 Early Hints, …): the answer is still to come
         answered = true;
+        timer?.answered();
         resolve({ statusCode, headers, body });
       },
       onResponseData(_c, chunk) {
+        timer?.chunk();
         body.push(chunk);
       },
       onResponseEnd() {

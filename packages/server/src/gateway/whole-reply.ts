@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import type { Dispatcher } from "undici";
 import type { ClientWatch } from "./client-watch.js";
 import { QueueWait } from "./queue-wait.js";
+import { timedByNode } from "./upstream-timer.js";
 
 /** An upstream reply read to its end. */
 export interface WholeReply {
@@ -75,23 +76,31 @@ export function requestWhole(
     const held = new HeldBody();
     let queued: QueueWait | null = null;
     let started = false;
-    const free = dispatcher.dispatch(opts, {
+    let sent: Dispatcher.DispatchController | null = null;
+    const { untimed, timer } = timedByNode(opts, (why) => sent?.abort(why));
+    const free = dispatcher.dispatch(untimed, {
       onRequestStart(controller) {
         started = true;
-        queued?.started(controller);
+        if (queued && !queued.started(controller)) return; // given up while it waited for a connection
+        sent = controller;
+        timer?.sent();
       },
       onResponseStart(_controller, status, responseHeaders) {
         if (status < 200) return; // informational (103 Early Hints, …): the answer is still to come
         statusCode = status;
         headers = responseHeaders;
+        timer?.answered();
       },
       onResponseData(controller, chunk) {
+        timer?.chunk();
         if (!held.add(chunk)) controller.abort(new ReplyTooLarge());
       },
       onResponseEnd() {
+        timer?.stop();
         resolve({ statusCode: statusCode!, headers, body: held.bytes() });
       },
       onResponseError(_controller, error) {
+        timer?.stop();
         queued?.stop();
         reject(new ReplyFailed(error, statusCode, headers, started)); // after a queue timeout, rejected already
       },

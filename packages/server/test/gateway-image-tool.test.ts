@@ -3,7 +3,7 @@
 // the tool's usage): the image is a call of its own image model, recorded beside the response, in the reply's
 // cost, counted against budgets and agent runs, and held before the call goes out.
 import type OpenAI from "openai";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { adminRequest, collect, gatewayRecords, rawRequest, recordByEventId, testCases } from "./helpers.js";
 import { IMAGE_FX, imageFixture, type MockUpstream } from "./mock-upstream.js";
 import { type OpenAIThroughGateway, openaiThroughGateway } from "./openai-gateway.js";
@@ -236,5 +236,31 @@ describe("gateway: the Responses image generation tool", () => {
     await expect
       .poll(usage)
       .toMatchObject({ llm_calls: 1, cost_nanousd: String(RESPONSE_COST + IMAGE_COST) });
+  });
+
+  it("an agent run's reply waits until the image counts too, however slow the limit store (Redis, say)", async () => {
+    const store = gw.runtime.guard.store;
+    const charge = store.charge.bind(store);
+    const slow = vi
+      .spyOn(store, "charge")
+      .mockImplementation(async (req) => new Promise((r) => setTimeout(r, 150)).then(() => charge(req)));
+    try {
+      // No poll: the run's next call, made the moment a reply ends, must see the image's cost against its ceiling.
+      const usageOf = async (run: string) => (await adminRequest(gw, "GET", `/api/runs/${run}`)).json.usage;
+      const both = { llm_calls: 1, cost_nanousd: String(RESPONSE_COST + IMAGE_COST) };
+      const whole = `imgtool-slow-run-${newCase()}`;
+      await openai.responses.create(ask(), tagged(newCase(), { "x-tollgate-agent-run-id": whole }));
+      expect(await usageOf(whole)).toMatchObject(both);
+      const streamed = `imgtool-slow-run-${newCase()}`;
+      await collect(
+        await openai.responses.create(
+          { ...ask(), stream: true },
+          tagged(newCase(), { "x-tollgate-agent-run-id": streamed }),
+        ),
+      );
+      expect(await usageOf(streamed)).toMatchObject(both);
+    } finally {
+      slow.mockRestore();
+    }
   });
 });

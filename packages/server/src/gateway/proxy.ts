@@ -693,24 +693,7 @@ export class Gateway {
       replyCost.priced,
       replyCost.nanos,
     );
-    // An agent run's next call may reach another gateway the moment this reply arrives: its counts are
-    // settled first, so a ceiling this call crosses already stops that one.
-    if (ticket?.run && !submitted)
-      await this.deps.guard.settle(ticket, {
-        // Answered without usage it can read (a transcription as text): its cost is unknown, not $0.
-        cost: ok && call.route.api && !usage ? null : (price?.cost.total_nanousd ?? 0n),
-        tokens: usage ? totalTokens(usage.usage) : 0,
-        toolCalls,
-        eventId,
-        tsStart: attemptStart,
-      });
-    writeHead(res, up.statusCode, headers);
-    res.end(buf);
-    // A client that takes none of it is let go after the upstream timeout, and the reply's memory with it.
-    if (res.writableLength > 0) res.setTimeout(call.timeoutMs, () => res.destroy());
-    const ended = Date.now();
-    // The record (validation included) is built after the reply is on its way: it is not the client's wait.
-    setImmediate(() => {
+    const record = (ended: number) => {
       this.#record(at, {
         status: ok ? "ok" : "error",
         http_status: up.statusCode,
@@ -735,7 +718,32 @@ export class Gateway {
       }
       if (json && background && call.route.poll && isFinished(background))
         this.#finishing(this.#recordFinished(call, json, background));
-    });
+    };
+    // An agent run's next call may reach another gateway the moment this reply arrives: its counts are
+    // settled first, so a ceiling this call crosses already stops that one. A reply whose image tool made
+    // an image is recorded first, as the image is a record of its own that counts when it is recorded.
+    const recordFirst = ticket?.run && !submitted && usage?.image_generation ? ticket : null;
+    if (recordFirst) {
+      record(Date.now());
+      await recordFirst.settling;
+    } else if (ticket?.run && !submitted)
+      await this.deps.guard.settle(ticket, {
+        // Answered without usage it can read (a transcription as text): its cost is unknown, not $0.
+        cost: ok && call.route.api && !usage ? null : (price?.cost.total_nanousd ?? 0n),
+        tokens: usage ? totalTokens(usage.usage) : 0,
+        toolCalls,
+        eventId,
+        tsStart: attemptStart,
+      });
+    writeHead(res, up.statusCode, headers);
+    res.end(buf);
+    // A client that takes none of it is let go after the upstream timeout, and the reply's memory with it.
+    if (res.writableLength > 0) res.setTimeout(call.timeoutMs, () => res.destroy());
+    if (!recordFirst) {
+      const ended = Date.now();
+      // The record (validation included) is built after the reply is on its way: it is not the client's wait.
+      setImmediate(() => record(ended));
+    }
     this.#observe(call.route, call, up.statusCode);
   }
 
@@ -1047,32 +1055,38 @@ export class Gateway {
     }
     this.deps.metrics.recordedCost.inc(Number(recorded.record.cost_nanousd));
     const tool = o.usage?.image_generation;
-    if (tool)
-      this.#recordToolCall(
-        call,
-        recorded.record,
-        tool,
-        o.imageToolModel !== undefined ? o.imageToolModel : imageToolModel(call.parsed),
-      );
+    if (tool) {
+      const requested = o.imageToolModel !== undefined ? o.imageToolModel : imageToolModel(call.parsed);
+      const counted = this.#recordToolCall(call, recorded.record, tool, requested);
+      // An agent run's reply waits for its counts (below): the image's too, or the run's next call could
+      // be admitted before the image counts toward its cost ceiling.
+      if (ticket?.settling && counted)
+        ticket.settling = Promise.all([ticket.settling, counted]).then(() => {});
+    }
     return recorded.record;
   }
 
   /**
    * The call a hosted tool made on its own model inside this one (the image generation tool): a record of
    * its own, named by the response's (stored once however often that is recorded), counted against the
-   * limits as a call recorded elsewhere is; its parent_event_id keeps it from counting as another LLM call
-   * of its agent run.
+   * limits as a call recorded elsewhere is (the promise: counted); its parent_event_id keeps it from
+   * counting as another LLM call of its agent run.
    */
-  #recordToolCall(call: Call, main: CallRecord, tool: ToolModelCall, requested: string | null): void {
+  #recordToolCall(
+    call: Call,
+    main: CallRecord,
+    tool: ToolModelCall,
+    requested: string | null,
+  ): Promise<void> | null {
     const eventId = namedEventId(`tool-model-call:${main.workspace_id}:${main.event_id}`);
     const input = toolModelCallInput(main, tool, requested, eventId);
     const recorded = this.deps.recorder.record(input, call.workspaceId);
     if (!recorded) {
       this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: "record_failed" });
-      return;
+      return null;
     }
     this.deps.metrics.recordedCost.inc(Number(recorded.record.cost_nanousd));
-    void this.deps.guard.observe([recorded.record]);
+    return this.deps.guard.observe([recorded.record]);
   }
 
   /**

@@ -140,6 +140,8 @@ function postUpload(
     headers?: Record<string, string>;
     firstMb?: number;
     between?: () => Promise<void>;
+    /** A pause before each 1 MB piece after the first: a client on a slow link. */
+    pieceGapMs?: number;
   } = {},
 ): Promise<{ status: number; headers: IncomingMessage["headers"]; body: string; sha256: string }> {
   const h = createHash("sha256");
@@ -163,6 +165,7 @@ function postUpload(
     void (async () => {
       for (let off = 0, n = 0; off < total; off += MB, n++) {
         if (n === opts.firstMb) await opts.between?.();
+        if (n > 0 && opts.pieceGapMs) await sleep(opts.pieceGapMs);
         const piece = downloadChunk(off, Math.min(MB, total - off));
         h.update(piece);
         if (!req.write(piece)) await once(req, "drain");
@@ -188,6 +191,13 @@ describe("gateway pass-through: bodies relayed as they come", () => {
     const rec = await recordOf(res.headers["x-tollgate-event-id"]);
     expect(rec).toMatchObject({ kind: "other", status: "ok", http_status: 200, priced: false });
     expect(res.headers["x-tollgate-cost-usd"]).toBe("0.00");
+  });
+
+  it("an upload that takes longer than the upstream timeout, going out all along, is not cut off", async () => {
+    // 6 pieces 120 ms apart against a 300 ms timeout: the wait for the answer starts once the body is sent.
+    const res = await postUpload(6 * MB, { pieceGapMs: 120, headers: { "x-tollgate-timeout-ms": "300" } });
+    expect(res.status, res.body).toBe(200);
+    expect(JSON.parse(res.body)).toMatchObject({ bytes: 6 * MB, sha256: res.sha256 });
   });
 
   it("an upload of unknown length goes up chunked, whole", async () => {

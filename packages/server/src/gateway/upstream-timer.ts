@@ -61,12 +61,15 @@ export class UpstreamTimer {
 /**
  * `opts` with undici's two timeouts off, and the UpstreamTimer that keeps them instead (the gateway
  * gives both the same value: its upstream timeout). No timeout (null, 0): no timer, as undici runs none.
+ * A body sent as it comes (a big upload) keeps undici's: it restarts the wait for the headers while the
+ * body is still going out, which no dispatch handler is told of.
  */
 export function timedByNode(
   opts: Dispatcher.DispatchOptions,
   fire: (why: Error) => void,
 ): { untimed: Dispatcher.DispatchOptions; timer: UpstreamTimer | null } {
   const ms = opts.headersTimeout;
-  if (!ms) return { untimed: opts, timer: null };
+  const streamed = opts.body != null && typeof opts.body !== "string" && !Buffer.isBuffer(opts.body);
+  if (!ms || streamed) return { untimed: opts, timer: null };
   return { untimed: { ...opts, headersTimeout: 0, bodyTimeout: 0 }, timer: new UpstreamTimer(ms, fire) };
 }

@@ -73,6 +73,35 @@ describe("gateway behind an egress proxy", () => {
       expect(records.find((r) => r.event_id === id)).toMatchObject({ status: "ok", priced: true });
   });
 
+  it("a client's own Proxy-Authorization neither fails its call nor leaves the gateway", async () => {
+    // A credential for a proxy in front of the gateway: undici's proxy agent refuses any request carrying
+    // one, which made every such call a 502 that never reached the upstream.
+    const gw = await gatewayVia({ httpProxy: proxy.url, httpsProxy: null, noProxy: null });
+    const before = mock.requests.length;
+    const tunnels = proxy.tunnels.length;
+    for (const stream of [false, true]) {
+      const res = await fetch(`${gw.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          authorization: "Bearer sk-test",
+          "proxy-authorization": "Basic Y2xpZW50OnByb3h5LXB3",
+        },
+        body: chat(stream),
+      });
+      expect(res.status).toBe(200);
+      await res.text();
+    }
+    const sent = mock.requests.slice(before);
+    expect(sent).toHaveLength(2);
+    for (const r of sent) {
+      expect(r.headers.authorization).toBe("Bearer sk-test");
+      expect(r.headers["proxy-authorization"]).toBeUndefined();
+    }
+    expect(proxy.tunnels.length).toBeGreaterThan(tunnels); // through the proxy, which is told nothing of it
+    for (const t of proxy.tunnels.slice(tunnels)) expect(t.auth).toBeUndefined();
+  });
+
   it("reaches NO_PROXY hosts directly", async () => {
     const gw = await gatewayVia({ httpProxy: proxy.url, httpsProxy: null, noProxy: "localhost, 127.0.0.1" });
     const tunnels = proxy.tunnels.length;

@@ -7,10 +7,11 @@ import { type AddressInfo, connect, createServer, type Server, type Socket } fro
 import { setTimeout as sleep } from "node:timers/promises";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ANTHROPIC_HEADERS, gatewayRecords, startTestGateway } from "./helpers.js";
+import { ANTHROPIC_HEADERS, gatewayRecords, rawRequest, startTestGateway } from "./helpers.js";
 import { FX, fixture } from "./mock-upstream.js";
 
 const OK_BODY = fixture(FX.chat);
+const PROXY_407_BODY = JSON.stringify({ error: { type: "proxy_error", message: "proxy credentials" } });
 const OK = `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(OK_BODY)}\r\n\r\n${OK_BODY}`;
 
 /** What each scenario writes for its n-th request (1-based); a function may write later or close. */
@@ -35,6 +36,11 @@ const SCENARIOS: Record<string, (sock: Socket, n: number) => void> = {
     setTimeout(() => sock.destroy(), 20);
   },
   ok: (sock) => void sock.write(OK),
+  // A proxy in front of the upstream asks for its own credentials: a challenge for the gateway's hop.
+  "proxy-407": (sock) =>
+    void sock.write(
+      `HTTP/1.1 407 Proxy Authentication Required\r\nproxy-authenticate: Basic realm="upstream-hop"\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(PROXY_407_BODY)}\r\n\r\n${PROXY_407_BODY}`,
+    ),
   // The answer gzipped, although the gateway asked for identity.
   gzip: (sock) => {
     const body = gzipSync(OK_BODY);
@@ -809,6 +815,30 @@ describe("gateway against a raw upstream", () => {
       req.end(chat);
     });
     expect(seen.at(-1)!.head).not.toMatch(/^x-hop-secret:/im);
+  });
+
+  it("a client's Proxy-Authorization and an upstream's Proxy-Authenticate stay on their own hop", async () => {
+    // A credential for a proxy in front of the gateway: the provider is never told it.
+    // (node:http: fetch fails on any 407.)
+    const res = await rawRequest(`${gw.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        authorization: "Bearer sk-test",
+        "proxy-authorization": "Basic Y2xpZW50OnByb3h5LXB3",
+        "x-scenario": "proxy-407",
+      },
+      body: chat,
+    });
+    const head = seen.at(-1)!.head;
+    expect(head).toMatch(/^authorization: Bearer sk-test$/im);
+    expect(head).not.toMatch(/^proxy-authorization:/im);
+    expect(head).not.toContain("Y2xpZW50OnByb3h5LXB3");
+    // A challenge from a proxy behind the gateway is not the client's to answer; the answer is relayed.
+    expect(res.status).toBe(407);
+    expect(res.headers["proxy-authenticate"]).toBeUndefined();
+    expect(res.body).toBe(PROXY_407_BODY);
+    expect(res.headers["x-tollgate-event-id"]).toBeTruthy();
   });
 
   it("a stream that carries an error event is recorded as that error, with the usage it reported", async () => {

@@ -36,12 +36,17 @@ const HEADER_OF: Record<string, string> = Object.fromEntries(
 /**
  * Hop-by-hop headers (RFC 9110 §7.6.1), ones the proxy sets itself, and `expect` (the gateway has read
  * the whole body by then; undici refuses the header, and curl sends `100-continue` past 1 KB).
+ * `proxy-authorization` and `proxy-authenticate` are a proxy's own credentials and challenge (RFC 9110
+ * §11.7): they end at the hop they were meant for, never reach the provider (or the client), and undici's
+ * egress proxy agent refuses a request that carries one.
  */
 const HOP = new Set([
   "expect",
   "connection",
   "keep-alive",
   "proxy-connection",
+  "proxy-authorization",
+  "proxy-authenticate",
   "transfer-encoding",
   "te",
   "trailer",

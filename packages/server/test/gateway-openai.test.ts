@@ -2,11 +2,15 @@
 // upstream (real recorded payloads). The SDK must see exactly what the upstream sent, and every call's
 // record must carry the usage and cost @tollgate/core computes from that payload.
 
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { extractFromResponse, extractFromSse, formatUsd } from "@tollgate/core";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { loadUpstreams } from "../src/gateway/config.js";
 import {
   collect,
   createKey,
@@ -846,6 +850,44 @@ describe("gateway: attribution, keys and pass-through", () => {
       expect(((await looked.json()) as Json).cost_usd).toBe("unknown"); // as the reply said
     } finally {
       await g.stop();
+    }
+  });
+
+  it("a named upstream's headers replace the client's, however the upstreams file spells their names", async () => {
+    // Header names are case-insensitive: `Api-Key` in the file is the client's `api-key`, sent once, the file's.
+    const dir = mkdtempSync(join(tmpdir(), "tollgate-upstreams-"));
+    const file = join(dir, "upstreams.yaml");
+    writeFileSync(
+      file,
+      [
+        "upstreams:",
+        "  azure-east:",
+        "    provider: azure",
+        `    base_url: ${mock.url}/v1`,
+        "    headers:",
+        "      Api-Key: az-secret",
+        "      Authorization: Bearer az-entra-token",
+      ].join("\n"),
+    );
+    const g = await startTestGateway(mock.url, { upstreams: loadUpstreams(file) });
+    try {
+      const via = new OpenAI({ apiKey: "sk-client-key", baseURL: `${g.url}/v1`, maxRetries: 0 });
+      const id = newCase();
+      await via.chat.completions.create(
+        { model: "gpt-4.1-nano", messages },
+        tagged(id, {
+          "x-tollgate-upstream": "azure-east",
+          "x-mock-fixture": FX.chat,
+          "api-key": "client-az",
+        }),
+      );
+      // Sent twice, Node would join the api-keys ("client-az, az-secret") and keep the client's authorization.
+      const [up] = upstreamOf(id);
+      expect(up!.headers["api-key"]).toBe("az-secret");
+      expect(up!.headers.authorization).toBe("Bearer az-entra-token");
+    } finally {
+      await g.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

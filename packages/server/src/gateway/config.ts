@@ -16,7 +16,10 @@ export interface NamedUpstream {
   provider: string;
   /** Base URL including the version path, e.g. https://acme-east.openai.azure.com/openai/v1 */
   baseUrl: string;
-  /** Extra headers sent upstream (e.g. api-version); the client's own headers still pass through. */
+  /**
+   * Extra headers sent upstream (e.g. api-version), names lower-case; they replace the client's of the same
+   * name, and the client's others still pass through.
+   */
   headers: Record<string, string>;
 }
 
@@ -92,7 +95,12 @@ export function loadUpstreams(path: string): Record<string, NamedUpstream> {
   return Object.fromEntries(
     Object.entries(res.data.upstreams).map(([name, u]) => [
       name,
-      { provider: u.provider, baseUrl: u.base_url.replace(/\/+$/, ""), headers: u.headers },
+      {
+        provider: u.provider,
+        baseUrl: u.base_url.replace(/\/+$/, ""),
+        // Lower-cased as the client's are: `Api-Key` here replaces the client's `api-key`, not joins it.
+        headers: Object.fromEntries(Object.entries(u.headers).map(([k, v]) => [k.toLowerCase(), v])),
+      },
     ]),
   );
 }

@@ -173,6 +173,77 @@ describe("normalization rules beyond the fixtures", () => {
     expect(onlyBreakdown).toMatchObject({ cache_write_5m_tokens: 3, cache_write_1h_tokens: 4 });
   });
 
+  it("Anthropic: a compaction iteration's tokens are billed beside the top-level counts, which leave them out", () => {
+    // Server-side compaction (compact_20260112) samples the whole context once more to summarize it. Its
+    // usage is an `iterations` entry of type "compaction", NOT included in the top-level fields (which sum
+    // the `message` iterations), and billed at the model's rates all the same: the docs' example.
+    const raw = {
+      input_tokens: 23000,
+      output_tokens: 1000,
+      cache_creation_input_tokens: 0,
+      cache_read_input_tokens: 0,
+      iterations: [
+        {
+          type: "compaction",
+          input_tokens: 180000,
+          output_tokens: 3500,
+          cache_creation_input_tokens: 1200,
+          cache_read_input_tokens: 40000,
+          cache_creation: { ephemeral_5m_input_tokens: 200, ephemeral_1h_input_tokens: 1000 },
+        },
+        {
+          type: "message",
+          input_tokens: 23000,
+          output_tokens: 1000,
+          cache_creation_input_tokens: 0,
+          cache_read_input_tokens: 0,
+        },
+      ],
+    };
+    const u = normalizeUsage("anthropic.messages", raw);
+    expect(u).toMatchObject({
+      input_uncached_tokens: 203000,
+      cache_read_tokens: 40000,
+      cache_write_5m_tokens: 200,
+      cache_write_1h_tokens: 1000,
+      output_tokens: 4500,
+    });
+    // Streamed, the final message_delta carries the iterations (cumulative, as the rest of its usage).
+    const streamed = extractFromEvents("anthropic.messages", [
+      {
+        type: "message_start",
+        message: { model: "claude-opus-4-6", usage: { input_tokens: 180000, output_tokens: 1 } },
+      },
+      { type: "message_delta", delta: { stop_reason: "end_turn" }, usage: raw },
+    ]);
+    expect(streamed!.usage).toEqual(u);
+    // Priced: $5/M in, $6.25/M 5m writes, $10/M 1h writes, $0.5/M reads, $25/M out (claude-opus-4-6).
+    const price = new PricingEngine().price({
+      provider: "anthropic",
+      model: "claude-opus-4-6",
+      usage: u,
+      at: Date.parse("2026-09-01T12:00:00Z"),
+    });
+    expect(price.cost.total_nanousd).toBe(1_158_750_000n);
+    // Only the same model's iterations add in: an advisor's (another model) and message ones do not.
+    const others = normalizeUsage("anthropic.messages", {
+      input_tokens: 10,
+      output_tokens: 5,
+      iterations: [
+        { type: "message", input_tokens: 10, output_tokens: 5 },
+        { type: "advisor_message", model: "claude-opus-4-6", input_tokens: 900, output_tokens: 700 },
+      ],
+    });
+    expect(others).toMatchObject({ input_uncached_tokens: 10, output_tokens: 5 });
+    expect(() =>
+      normalizeUsage("anthropic.messages", {
+        input_tokens: 1,
+        output_tokens: 1,
+        iterations: [{ type: "compaction", input_tokens: -3, output_tokens: 1 }],
+      }),
+    ).toThrow(/iterations\[0\]\.input_tokens/);
+  });
+
   it("Bedrock: cacheDetails with ttl 1h split the writes", () => {
     const usage = normalizeUsage("bedrock.converse", {
       inputTokens: 3,

@@ -1,5 +1,14 @@
 import type { JsonObject } from "./read.js";
-import { checkSubset, count, optionalCount, optionalObject, requiredCount, requireObject } from "./read.js";
+import {
+  checkSubset,
+  count,
+  isObject,
+  optionalArray,
+  optionalCount,
+  optionalObject,
+  requiredCount,
+  requireObject,
+} from "./read.js";
 import type { NormalizedUsage } from "./types.js";
 
 /**
@@ -19,12 +28,14 @@ export function normalizeAnthropicMessages(raw: unknown): NormalizedUsage {
     usage,
     optionalCount(usage, "cache_creation_input_tokens", "cache_creation_input_tokens"),
   );
+  const compaction = compactionTokens(usage);
   return {
-    input_uncached_tokens: requiredCount(usage, "input_tokens", "input_tokens"),
-    cache_read_tokens: count(usage, "cache_read_input_tokens", "cache_read_input_tokens"),
-    cache_write_5m_tokens: writes.fiveMinute,
-    cache_write_1h_tokens: writes.oneHour,
-    output_tokens: outputTotal,
+    input_uncached_tokens: requiredCount(usage, "input_tokens", "input_tokens") + compaction.input,
+    cache_read_tokens:
+      count(usage, "cache_read_input_tokens", "cache_read_input_tokens") + compaction.cacheRead,
+    cache_write_5m_tokens: writes.fiveMinute + compaction.fiveMinute,
+    cache_write_1h_tokens: writes.oneHour + compaction.oneHour,
+    output_tokens: outputTotal + compaction.output,
     reasoning_tokens: thinking,
     input_audio_tokens: 0,
     output_audio_tokens: 0,
@@ -38,6 +49,39 @@ export function normalizeAnthropicMessages(raw: unknown): NormalizedUsage {
     file_search_requests: 0,
     web_search_preview_requests: 0,
   };
+}
+
+/**
+ * Server-side compaction (`compact_20260112`) samples the context once more, on the same model, to summarize
+ * it: a `compaction` entry of `usage.iterations`, whose tokens the top-level fields leave out (they sum the
+ * `message` iterations) and which is billed all the same. Its tokens, by category, to add to the top-level ones.
+ * Other entries are either in the top-level fields already (`message`) or another model's (`advisor_message`).
+ */
+function compactionTokens(usage: JsonObject): {
+  input: number;
+  cacheRead: number;
+  fiveMinute: number;
+  oneHour: number;
+  output: number;
+} {
+  const sum = { input: 0, cacheRead: 0, fiveMinute: 0, oneHour: 0, output: 0 };
+  const iterations = optionalArray(usage, "iterations", "iterations");
+  if (!iterations) return sum;
+  for (const [i, entry] of iterations.entries()) {
+    if (!isObject(entry) || entry.type !== "compaction") continue;
+    const at = `iterations[${i}].`;
+    const writes = splitCacheWrites(
+      entry,
+      optionalCount(entry, "cache_creation_input_tokens", `${at}cache_creation_input_tokens`),
+      `${at}cache_creation_input_tokens`,
+    );
+    sum.input += requiredCount(entry, "input_tokens", `${at}input_tokens`);
+    sum.cacheRead += count(entry, "cache_read_input_tokens", `${at}cache_read_input_tokens`);
+    sum.fiveMinute += writes.fiveMinute;
+    sum.oneHour += writes.oneHour;
+    sum.output += requiredCount(entry, "output_tokens", `${at}output_tokens`);
+  }
+  return sum;
 }
 
 /**

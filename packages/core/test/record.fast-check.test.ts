@@ -233,6 +233,11 @@ describe("storedRecordProblem", () => {
     expect(storedRecordProblem({ ...r, cost_nanousd: 5 })).toBe("cost_nanousd"); // money is a bigint
     expect(storedRecordProblem({ ...r, cost_nanousd: 2n ** 63n })).toBe("cost_nanousd");
     expect(storedRecordProblem({ ...r, kind: "llama" })).toBe("kind");
+    // A column every version wrote and the stores require (a key a damaged byte renamed in a spool line).
+    expect(storedRecordProblem({ ...r, status: undefined })).toBe("status");
+    expect(storedRecordProblem({ ...r, cost_output_nanousd: undefined })).toBe("cost_output_nanousd");
+    expect(storedRecordProblem({ ...r, output_tokens: undefined })).toBe("output_tokens");
+    expect(storedRecordProblem({ ...r, model: null })).toBe("model");
   });
 
   it("lets through what an older version's record lacks, and fields it does not know", () => {

@@ -252,6 +252,35 @@ describe("spool files", () => {
     await store.close();
   });
 
+  it("sets aside a line whose key a damaged byte renamed (a field the store requires missing), then stores the rest", async () => {
+    const spoolDir = join(dir, "damaged-key");
+    mkdirSync(spoolDir, { recursive: true });
+    const [a, b, c, d, e] = [built(12), built(13), built(14), built(15), built(17)];
+    // One byte changed in a key: the line parses, the field is unknown, and a column the store requires is missing.
+    const noStatus = json(a).replace('"status"', '"stbtus"');
+    const noCost = json(b).replace('"cost_output_nanousd"', '"cost_output_nanouse"');
+    const noTokens = json(d).replace('"output_tokens"', '"output_tokenr"'); // not read back as 0 tokens
+    writeFileSync(join(spoolDir, "1-1-0.ndjson"), `${noStatus}\n${json(c)}\n${noCost}\n${noTokens}\n`);
+    writeFileSync(join(spoolDir, "2-1-0.ndjson"), `${json(e)}\n`);
+    const store = await DuckDbStore.open(join(dir, "damaged-key-data"));
+    const writer = new GroupCommitWriter(store);
+    const spool = new Spool(spoolDir);
+    for (let i = 0; i < 2; i++) await spool.drain((records) => writer.write(records));
+    const stored = (await store.query({ workspaceId: "default" })).map((r) => r.event_id);
+    expect(stored.sort()).toEqual([c.event_id, e.event_id].sort());
+    expect(spool.depth).toBe(0);
+    expect(readdirSync(spoolDir)).toEqual(["1-1-0.ndjson.bad"]);
+    expect(readFileSync(join(spoolDir, "1-1-0.ndjson.bad"), "utf8")).toBe(
+      `${noStatus}\n${noCost}\n${noTokens}\n`,
+    );
+    // Nor does such a record, replayed alongside live calls, fail the commit they share.
+    const live = writer.write([built(16)]);
+    const damaged = writer.write([JSON.parse(noStatus)]);
+    await expect(damaged).rejects.toThrow();
+    expect(await live).toEqual([true]);
+    await store.close();
+  });
+
   it("a store failure with only sound records keeps the file for the next drain", async () => {
     const spool = new Spool(join(dir, "store-down"));
     const a = built(11);

@@ -1,9 +1,10 @@
-import { USAGE_FIELDS } from "../usage/types.js";
+import { FIRST_LAYOUT_TOKEN_FIELDS, USAGE_FIELDS } from "../usage/types.js";
 import {
   ATTRIBUTION_FIELDS,
   COST_FIELDS,
   COST_SOURCES,
   DATA_MODES,
+  FIRST_LAYOUT_COST_FIELDS,
   KINDS,
   SCHEMA_VERSION,
   STATUSES,
@@ -101,17 +102,42 @@ const MONEY_FIELDS: ReadonlySet<string> = new Set(["cost_nanousd", ...COST_FIELD
 const MAX_INT64 = 2n ** 63n - 1n;
 /** Money as a built record holds it: a bigint the stores' int64 columns take. */
 const storedMoney: Check = (v) => typeof v === "bigint" && v >= 0n && v <= MAX_INT64;
-const STORED_REQUIRED = ["event_id", "workspace_id", "ts_start", "kind", "provider", "model"] as const;
+/**
+ * What every built record has, of every version since the first: the stores' NOT NULL columns (a spool line
+ * whose key a damaged byte renamed lacks one, and would fail every commit it is in). Counts and costs added
+ * later are not here: a spooled record of an older version lacks them, and the spool reads them back as 0.
+ */
+const STORED_REQUIRED = [
+  "schema_version",
+  "event_id",
+  "workspace_id",
+  "ts_start",
+  "kind",
+  "provider",
+  "model",
+  "stream",
+  "batch",
+  "status",
+  "attempt",
+  ...FIRST_LAYOUT_TOKEN_FIELDS,
+  "cost_nanousd",
+  ...FIRST_LAYOUT_COST_FIELDS,
+  "cost_source",
+  "price_ref",
+  "priced",
+  "data_mode",
+] as const;
 
 /**
  * The first field of a built call record read back from outside the store (a spool file) that is not as
  * the builder makes it, or null when the record is sound. A record the store would refuse (an event id
  * that is no UUID, a count that is no integer) must be found before it goes to the store with others.
- * Fields a record of an older version lacks are let through; unknown ones are ignored.
+ * Fields a record of an older version lacks are let through (those every version wrote are required);
+ * unknown ones are ignored.
  */
 export function storedRecordProblem(record: object): string | null {
   const fields = record as Record<string, unknown>;
-  for (const key of STORED_REQUIRED) if (fields[key] === undefined) return key;
+  for (const key of STORED_REQUIRED) if (fields[key] == null) return key;
   for (const [key, check] of CHECKS) {
     const v = fields[key];
     if (v !== undefined && !(MONEY_FIELDS.has(key) ? storedMoney : check)(v)) return key;

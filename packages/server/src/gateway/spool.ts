@@ -12,9 +12,23 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
-import { type CallRecord, COST_FIELDS, storedRecordProblem, USAGE_FIELDS } from "@tollgate/core";
+import {
+  type CallRecord,
+  COST_FIELDS,
+  FIRST_LAYOUT_TOKEN_FIELDS,
+  storedRecordProblem,
+  USAGE_FIELDS,
+} from "@tollgate/core";
 
 const MONEY = ["cost_nanousd", ...COST_FIELDS] as const;
+/**
+ * Counts a record spooled by an earlier version may lack (there was none then). Not the first layout's
+ * token counts: every version wrote them, so one missing is a damaged line (a key a bad byte renamed), set
+ * aside rather than stored as 0.
+ */
+const ADDED_COUNTS = USAGE_FIELDS.filter(
+  (f) => !(FIRST_LAYOUT_TOKEN_FIELDS as readonly string[]).includes(f),
+);
 
 /**
  * Records that could not be stored yet (store down, slow, or the in-memory queue full) wait here on disk,
@@ -161,7 +175,7 @@ function parseRecord(line: string): CallRecord | null {
     for (const k of MONEY) if (typeof r[k] === "string") r[k] = BigInt(r[k]);
     // Spooled by a version before a count was kept (tool calls, cached media, image output, audio length):
     // there was none.
-    for (const k of USAGE_FIELDS) r[k] ??= 0;
+    for (const k of ADDED_COUNTS) r[k] ??= 0;
     r.parent_event_id ??= null;
     r.cost_tool_calls_nanousd ??= 0n;
     return r as unknown as CallRecord;

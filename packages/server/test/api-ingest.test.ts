@@ -2,6 +2,8 @@ import { readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { uuidv7 } from "@tollgate/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MAX_BATCH_RECORDS } from "../src/ingest/body.js";
+import { MAX_STORE_BACKLOG } from "../src/ingest/service.js";
 import { getJson, type Json, openTestRuntime, postEvents, validRecord } from "./helpers.js";
 
 let rt: Awaited<ReturnType<typeof openTestRuntime>>;
@@ -329,4 +331,49 @@ describe("POST /v1/events: output parts", () => {
       await rt.close();
     }
   });
+});
+
+describe("POST /v1/events: a store that falls behind", () => {
+  it("past MAX_STORE_BACKLOG records waiting, a batch is refused at once (503), not held in memory; the rest are stored once", async () => {
+    const own = await openTestRuntime();
+    const { append } = own.store;
+    let release = () => {};
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    // A store that does not answer until released: every batch waits for its commit meanwhile.
+    own.store.append = async (records) => {
+      await held;
+      own.store.append = append;
+      return own.store.append(records);
+    };
+    try {
+      const batch = JSON.stringify(Array.from({ length: MAX_BATCH_RECORDS }, () => validRecord()));
+      const post = () => postEvents(own.app, own.rootToken, batch);
+      // A client that times out and sends its batch again, as the SDK does, while the store is silent.
+      const sent: ReturnType<typeof post>[] = [];
+      let refused: Awaited<ReturnType<typeof post>> | undefined;
+      for (let i = 0; i < MAX_STORE_BACKLOG / MAX_BATCH_RECORDS + 5 && !refused; i++) {
+        const p = post();
+        sent.push(p);
+        const answer = await Promise.race([p, new Promise<null>((r) => setTimeout(() => r(null), 300))]);
+        if (answer) refused = answer;
+      }
+      expect(refused?.status).toBe(503);
+      expect(refused?.json.error).toMatchObject({ code: "store_busy" });
+      expect(sent.length).toBeLessThanOrEqual(MAX_STORE_BACKLOG / MAX_BATCH_RECORDS + 1);
+
+      release();
+      const answers = await Promise.all(sent.slice(0, -1));
+      expect(answers.map((a) => a.status)).toEqual(answers.map(() => 200));
+      expect(answers.reduce((n, a) => n + a.json.accepted, 0)).toBe(MAX_BATCH_RECORDS);
+      expect(await own.store.count({ workspaceId: "default" })).toBe(MAX_BATCH_RECORDS);
+      // Room again: the refused batch goes through (all duplicates by now).
+      expect((await post()).json).toMatchObject({ accepted: 0, duplicates: MAX_BATCH_RECORDS });
+    } finally {
+      release();
+      own.store.append = append;
+      await own.close();
+    }
+  }, 60_000);
 });

@@ -5,6 +5,13 @@ import type { GroupCommitWriter } from "./writer.js";
 
 export type ItemStatus = "accepted" | "duplicate" | "rejected";
 
+/**
+ * Past this many records waiting for the store, an ingest batch is refused (503, nothing stored) rather
+ * than queued: a batch waits for its commit however long the store takes, even once its client has given
+ * up, so a store slower than its clients' timeouts would otherwise hold every retry of every batch in memory.
+ */
+export const MAX_STORE_BACKLOG = 100_000;
+
 export interface ItemResult {
   index: number;
   event_id: string | null;
@@ -56,6 +63,14 @@ export class IngestService {
 
   async #store(results: ItemResult[], records: CallRecord[], recordIndex: number[]): Promise<IngestResponse> {
     let stored: boolean[] = [];
+    const backlog = this.writer.backlog;
+    if (records.length && backlog > 0 && backlog + records.length > MAX_STORE_BACKLOG)
+      throw new ApiError(
+        503,
+        "api_error",
+        "store_busy",
+        `the store is behind (${backlog} call records wait for it): nothing of this batch was stored; retry it later (event_id makes retries safe)`,
+      );
     if (records.length) {
       try {
         stored = await this.writer.write(records);

@@ -29,6 +29,8 @@ export class GroupCommitWriter {
   readonly #maxRows: number;
   readonly #concurrency: number;
   #running = 0;
+  /** Records written and not settled yet (waiting for their commit, or in it). */
+  #backlog = 0;
   /** Callers of `quiet` in progress: no commit starts while one is. */
   #quieting = 0;
   /** Resolved when the last commit in flight ends. */
@@ -42,11 +44,19 @@ export class GroupCommitWriter {
     this.#concurrency = opts.concurrency ?? 1;
   }
 
+  /** Records written and not committed (or refused) yet: what the store is behind by, held in memory. */
+  get backlog(): number {
+    return this.#backlog;
+  }
+
   write(records: readonly CallRecord[]): Promise<boolean[]> {
-    return new Promise((resolve, reject) => {
+    this.#backlog += records.length;
+    return new Promise<boolean[]>((resolve, reject) => {
       const keys = records.map((r) => recordKey(r.workspace_id, r.event_id));
       this.#pending.push({ records, keys, resolve, reject });
       this.#pump();
+    }).finally(() => {
+      this.#backlog -= records.length;
     });
   }
 

@@ -56,6 +56,7 @@ export async function startServer(
   url: string;
   role: ServerRole;
   jobs: RunningJobs | null;
+  /** Stops the service: calls in flight get a grace period to finish, which a second call cuts short. */
   stop: () => Promise<void>;
 }> {
   const role = opts.role ?? "all";
@@ -148,8 +149,12 @@ export async function startServer(
   };
 
   let stopping: Promise<void> | null = null;
-  const stop = () =>
-    (stopping ??= (async () => {
+  let hurried = false;
+  // Called again while it stops (a second Ctrl-C), it cuts the calls in flight short rather than waiting for
+  // them: each is still recorded, as any call its client leaves is, and every record is stored or spooled.
+  const stop = () => {
+    if (stopping) hurried = true;
+    return (stopping ??= (async () => {
       unwatch();
       await jobs?.stop(); // running jobs finish (their signal aborts), then the lease is released
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -159,12 +164,13 @@ export async function startServer(
       // never sent a request (fetch opens one after an aborted stream) would otherwise hold the
       // close for Node's 60 s headersTimeout.
       const deadline = Date.now() + SHUTDOWN_GRACE_MS;
-      while (active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      while (active > 0 && !hurried && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       server.closeAllConnections();
       await closed;
       await gateway?.close();
       rmSync(serverInfoPath(opts.dataDir), { force: true });
       await runtime.close();
     })());
+  };
   return { runtime, url, role, jobs, stop };
 }

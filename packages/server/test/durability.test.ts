@@ -3,7 +3,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { uuidv7 } from "@tollgate/core";
+import OpenAI from "openai";
 import { afterAll, describe, expect, it } from "vitest";
+import { startMockUpstream } from "./mock-upstream.js";
 
 // Runs the built CLI (npm test builds first), exactly as a user would.
 const CLI = new URL("../bin/tollgate.js", import.meta.url).pathname;
@@ -15,16 +17,20 @@ afterAll(() => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-async function startServer(): Promise<{ proc: ChildProcess; url: string; token: string }> {
-  rmSync(join(dataDir, "server.json"), { force: true });
-  const proc = spawn(process.execPath, [CLI, "--data-dir", dataDir, "serve", "--port", "0"], {
+async function startServer(
+  dir = dataDir,
+  env: Record<string, string> = {},
+): Promise<{ proc: ChildProcess; url: string; token: string }> {
+  rmSync(join(dir, "server.json"), { force: true });
+  const proc = spawn(process.execPath, [CLI, "--data-dir", dir, "serve", "--port", "0"], {
     stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, ...env },
   });
   children.push(proc);
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
-    if (existsSync(join(dataDir, "server.json"))) {
-      const info = JSON.parse(readFileSync(join(dataDir, "server.json"), "utf8"));
+    if (existsSync(join(dir, "server.json"))) {
+      const info = JSON.parse(readFileSync(join(dir, "server.json"), "utf8"));
       if (info.pid === proc.pid) return { proc, url: info.url, token: info.token };
     }
     await new Promise((r) => setTimeout(r, 25));
@@ -43,6 +49,13 @@ function batch(n: number): Record<string, unknown>[] {
     output_tokens: 20,
     feature: "durability",
   }));
+}
+
+async function storedIds(url: string, token: string): Promise<Set<string>> {
+  const res = await fetch(`${url}/api/events?limit=100000`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  return new Set(((await res.json()) as EventsReply).events.map((e) => e.event_id));
 }
 
 interface EventsReply {
@@ -139,4 +152,44 @@ describe("durability", () => {
     second.proc.kill("SIGTERM");
     await stopped;
   }, 120_000);
+
+  it("a second SIGTERM cuts the calls in flight short: it exits at once, and every answered call is recorded", async () => {
+    const mock = await startMockUpstream({ chunkDelayMs: 0 });
+    const dir = mkdtempSync(join(tmpdir(), "tollgate-signals-"));
+    try {
+      const first = await startServer(dir, { TOLLGATE_OPENAI_BASE_URL: `${mock.url}/v1` });
+      const openai = new OpenAI({ apiKey: "sk-test-123", baseURL: `${first.url}/v1`, maxRetries: 0 });
+      const ask = { model: "gpt-4o-mini", messages: [{ role: "user" as const, content: "hi" }] };
+      // A stream of a few seconds, in flight at the signals.
+      const slow = { headers: { "x-mock-chunk-delay-ms": "400" } };
+      const stream = await openai.chat.completions.create({ ...ask, stream: true }, slow);
+      const streamed = (async () => {
+        for await (const _ of stream);
+      })().catch(() => "cut");
+      // Answered just before the signals: their records are still in memory (written every 250 ms).
+      const answered = await Promise.all(
+        Array.from({ length: 20 }, () => openai.chat.completions.create(ask).withResponse()),
+      );
+      const ids = answered.map((a) => a.response.headers.get("x-tollgate-event-id")!);
+      const exited = new Promise((r) => first.proc.once("exit", (code, signal) => r({ code, signal })));
+      const signalled = Date.now();
+      first.proc.kill("SIGTERM");
+      await new Promise((r) => setTimeout(r, 50));
+      first.proc.kill("SIGTERM");
+      expect(await exited).toEqual({ code: 0, signal: null });
+      expect(Date.now() - signalled).toBeLessThan(5_000); // not the 10 s grace
+      expect(await streamed).toBe("cut");
+
+      const second = await startServer(dir);
+      const stored = await storedIds(second.url, second.token);
+      expect(ids.filter((id) => !stored.has(id))).toEqual([]);
+      expect(stored.size).toBe(ids.length + 1); // and the stream, recorded as cut short
+      const stopped = new Promise((r) => second.proc.once("exit", r));
+      second.proc.kill("SIGTERM");
+      await stopped;
+    } finally {
+      await mock.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -139,8 +139,15 @@ Tuning (environment):
           },
           "tollgate listening",
         );
+        let signalled = false;
         const shutdown = (signal: string) => {
-          log.info({ signal }, "shutting down");
+          // Node's default for a second signal would exit at once, losing the records still in memory.
+          if (signalled) {
+            log.warn({ signal }, "shutting down now: calls in flight are cut short (each still recorded)");
+            return void stop();
+          }
+          signalled = true;
+          log.info({ signal }, "shutting down (calls in flight may finish; signal again to cut them short)");
           stop().then(
             () => process.exit(0),
             (e) => {
@@ -149,8 +156,8 @@ Tuning (environment):
             },
           );
         };
-        process.once("SIGINT", () => shutdown("SIGINT"));
-        process.once("SIGTERM", () => shutdown("SIGTERM"));
+        process.on("SIGINT", () => shutdown("SIGINT"));
+        process.on("SIGTERM", () => shutdown("SIGTERM"));
         if (opts.demo !== false) {
           const days = opts.demo === true ? 90 : Number(opts.demo);
           const existing = await runtime.store.count({

@@ -153,8 +153,11 @@ export async function startServer(
   // Called again while it stops (a second Ctrl-C), it cuts the calls in flight short rather than waiting for
   // them: each is still recorded, as any call its client leaves is, and every record is stored or spooled.
   const stop = () => {
-    if (stopping) hurried = true;
-    return (stopping ??= (async () => {
+    if (stopping) {
+      hurried = true;
+      return stopping;
+    }
+    stopping = (async () => {
       unwatch();
       await jobs?.stop(); // running jobs finish (their signal aborts), then the lease is released
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -170,7 +173,8 @@ export async function startServer(
       await gateway?.close();
       rmSync(serverInfoPath(opts.dataDir), { force: true });
       await runtime.close();
-    })());
+    })();
+    return stopping;
   };
   return { runtime, url, role, jobs, stop };
 }

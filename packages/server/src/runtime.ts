@@ -89,6 +89,7 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const batches = new BatchRecords(ingest, recorder);
   const metrics = new GatewayMetrics({
     spoolDepth: () => recorder.spoolDepth,
+    spoolFailing: () => recorder.spoolFailing,
     pending: () => recorder.pending,
     batchResultsWaiting: () => batches.waiting,
   });

@@ -123,6 +123,60 @@ describe("recorder and spool", () => {
     await store.close();
   });
 
+  it("an outage is said once (not once a batch), and so is the store's return; a refusing disk shows", async () => {
+    const store = await DuckDbStore.open(join(dir, "outage"));
+    let down = true;
+    // The real store, refusing while `down` (a store that is away for a while, then back).
+    const flaky = new Proxy(store, {
+      get(t, p) {
+        const v = Reflect.get(t, p);
+        if (p === "append" && down) return async () => Promise.reject(new Error("store unreachable"));
+        return typeof v === "function" ? v.bind(t) : v;
+      },
+    });
+    const errors: string[] = [];
+    const spool = new Spool(join(dir, "outage-spool"));
+    const opts = {
+      batchSize: 5,
+      batchMs: 60_000,
+      replayMs: 60_000,
+      onError: (e: unknown) => errors.push(String(e)),
+    };
+    const rec = new Recorder(new GroupCommitWriter(flaky), new PricingEngine(), spool, opts);
+    for (let i = 0; i < 30; i++) rec.record(call(i), "default"); // six batches, each refused
+    await rec.flush();
+    expect(spool.depth).toBe(30);
+    down = false;
+    for (let i = 0; i < 10; i++) rec.record(call(i), "default");
+    await rec.flush();
+    expect(await store.count({ workspaceId: "default" })).toBe(40);
+    expect(errors).toEqual([
+      expect.stringMatching(
+        /store failed, call records go to the spool until it takes them again: .*unreachable/,
+      ),
+      expect.stringMatching(/the store takes call records again/),
+    ]);
+    expect(rec.spoolFailing).toBe(false);
+    rec.close();
+
+    const full = new Recorder(
+      new GroupCommitWriter(flaky),
+      new PricingEngine(),
+      new FullDisk(join(dir, "o2")),
+      opts,
+    );
+    down = true;
+    full.record(call(0), "default");
+    await full.flush({ deadlineMs: 1_000 });
+    expect(full.spoolFailing).toBe(true); // /metrics: tollgate_spool_failing 1
+    down = false;
+    await full.flush();
+    expect(full.spoolFailing).toBe(true); // until a spill succeeds; the record itself reached the store
+    expect(full.pending).toBe(0);
+    full.close();
+    await store.close();
+  });
+
   it("shutdown does not wait on a store that hangs: what it holds is spooled, then stored by the next start", async () => {
     const dataDir = join(dir, "hang");
     const spoolDir = join(dir, "hang-spool");

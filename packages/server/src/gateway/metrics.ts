@@ -39,8 +39,18 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
-  constructor(state: { spoolDepth: () => number; pending: () => number; batchResultsWaiting: () => number }) {
+  constructor(state: {
+    spoolDepth: () => number;
+    spoolFailing: () => boolean;
+    pending: () => number;
+    batchResultsWaiting: () => number;
+  }) {
     this.#gauge("tollgate_spool_depth", "Records waiting on disk for the store", state.spoolDepth);
+    this.#gauge(
+      "tollgate_spool_failing",
+      "1 while the disk refuses the spool (full, read-only): records the store cannot take wait in memory",
+      () => (state.spoolFailing() ? 1 : 0),
+    );
     this.#gauge("tollgate_recorder_pending", "Records queued in memory for the store", state.pending);
     this.#gauge(
       "tollgate_batch_results_waiting",

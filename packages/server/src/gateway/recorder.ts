@@ -44,6 +44,8 @@ export class Recorder {
   #inFlight = new Map<Promise<void>, CallRecord[]>();
   /** The last spill failed (disk full, read-only): records wait in memory until one succeeds. */
   #spoolFailing = false;
+  /** The last batch or replay the store settled failed (see #storeFailed). */
+  #storeFailing = false;
   #replaying: Promise<void> | null = null;
   readonly #timer: NodeJS.Timeout;
   readonly #batchTimer: NodeJS.Timeout;
@@ -75,6 +77,11 @@ export class Recorder {
 
   get spoolDepth(): number {
     return this.spool.depth;
+  }
+
+  /** Whether the disk refuses the spool (full, read-only): records the store cannot take wait in memory. */
+  get spoolFailing(): boolean {
+    return this.#spoolFailing;
   }
 
   /**
@@ -138,11 +145,9 @@ export class Recorder {
     const p = this.writer
       .write(batch)
       .then(
-        () => {},
+        () => this.#storeTook(),
         (e) => {
-          this.opts.onError?.(
-            new Error(`store failed, ${batch.length} call records go to the spool: ${(e as Error).message}`),
-          );
+          this.#storeFailed(e);
           this.#spill(batch);
         },
       )
@@ -200,13 +205,30 @@ export class Recorder {
     }
   }
 
-  /** Retries spooled records; one replay at a time. */
+  /** A batch or a replay the store refused: said once an outage (batches go 4 a second, replays every 2 s). */
+  #storeFailed(e: unknown): void {
+    if (!this.#storeFailing)
+      this.opts.onError?.(
+        new Error(
+          `store failed, call records go to the spool until it takes them again: ${(e as Error).message}`,
+        ),
+      );
+    this.#storeFailing = true;
+  }
+
+  #storeTook(): void {
+    if (this.#storeFailing) this.opts.onError?.(new Error("the store takes call records again"));
+    this.#storeFailing = false;
+  }
+
+  /** Retries spooled records (tried again at the next turn while the store refuses); one replay at a time. */
   replay(): Promise<void> {
     if (this.#replaying || this.spool.depth === 0) return this.#replaying ?? Promise.resolve();
     this.#replaying = this.spool
       .drain((records) => this.writer.write(records))
-      .catch((e) =>
-        this.opts.onError?.(new Error(`spool replay failed, tried again later: ${(e as Error).message}`)),
+      .then(
+        () => this.#storeTook(),
+        (e) => this.#storeFailed(e),
       )
       .finally(() => {
         this.#replaying = null;

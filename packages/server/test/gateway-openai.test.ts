@@ -23,6 +23,7 @@ import {
   testCases,
 } from "./helpers.js";
 import {
+  compactedResponse,
   FX,
   fixture,
   LEGACY_COMPLETION_USAGE,
@@ -410,6 +411,31 @@ describe("gateway: OpenAI Responses, legacy completions and embeddings", () => {
     const rec = await recordById(response.headers.get("x-tollgate-event-id"));
     expectExactUsageAndCost(rec, extractFromResponse("openai.responses", body), "openai");
     expect(rec).toMatchObject({ kind: "llm", api: "openai.responses", stream: false, status: "ok" });
+    expect(response.headers.get("x-tollgate-cost-usd")).toBe(formatUsd(rec.cost_nanousd));
+  });
+
+  it("a compaction (responses.compact) is a model call: priced at the request's model and tier, not passed through at $0", async () => {
+    const id = newCase();
+    const params = { model: "gpt-5", input: "A long conversation", service_tier: "flex" as const };
+    const { data, response } = await openai.responses.compact(params, tagged(id)).withResponse();
+    expect(data).toEqual(JSON.parse(compactedResponse()));
+    expect(upstreamOf(id)[0]!.path).toBe("/v1/responses/compact");
+    const rec = await recordById(response.headers.get("x-tollgate-event-id"));
+    // The compacted response names no model: the request's is priced, on the tier it asked for (flex).
+    const usage = extractFromResponse("openai.responses", { ...data, model: "gpt-5", service_tier: "flex" });
+    expectExactUsageAndCost(rec, usage, "openai");
+    expect(rec).toMatchObject({
+      kind: "llm",
+      api: "openai.responses",
+      model: "gpt-5",
+      service_tier: "flex",
+      status: "ok",
+      input_uncached_tokens: 213,
+      cache_read_tokens: 1280,
+      output_tokens: 125,
+    });
+    // Half of gpt-5's $1.25 / $0.125 / $10 per million.
+    expect(rec.cost_nanousd).toBe((213n * 1_250n + 1280n * 125n + 125n * 10_000n) / 2n);
     expect(response.headers.get("x-tollgate-cost-usd")).toBe(formatUsd(rec.cost_nanousd));
   });
 

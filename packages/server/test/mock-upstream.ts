@@ -417,6 +417,10 @@ export function normalReply(
       };
     return jsonReply(audioFixture(rel), rel);
   }
+  if (p === "/v1/responses/compact") {
+    const built = "(compacted response, built)";
+    return jsonReply(compactedResponse(), built);
+  }
   if (p === "/v1/completions") {
     const includeUsage =
       (body?.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
@@ -444,6 +448,25 @@ export function normalReply(
   }
   const rel = pickFixture(`${endpoint}:body`, model);
   return jsonReply(fixture(rel), rel);
+}
+
+/**
+ * A compacted response (`POST /v1/responses/compact`), of which the fixtures hold no capture: built in the
+ * shape of OpenAI's API reference (`object: "response.compaction"`, no model, Responses usage), with the
+ * usage of a real Responses reply (FX.responsesReasoning: cached and reasoning tokens).
+ */
+export function compactedResponse(): string {
+  const { usage } = JSON.parse(fixture(FX.responsesReasoning)) as { usage: unknown };
+  return JSON.stringify({
+    id: "resp_mockcompact01",
+    object: "response.compaction",
+    created_at: 1760000000,
+    output: [
+      { id: "msg_mock01", type: "message", role: "user", content: [{ type: "input_text", text: "Hi" }] },
+      { id: "cmp_mock01", type: "compaction", encrypted_content: "gAAAAmock" },
+    ],
+    usage,
+  });
 }
 
 /** The usage of every legacy completion the mock builds. */

@@ -27,6 +27,9 @@ export interface GatewayRoute {
 const PRICED: Record<string, { family: GatewayRoute["family"]; api: Api; kind: GatewayRoute["kind"] }> = {
   "/v1/chat/completions": { family: "openai", api: "openai.chat", kind: "llm" },
   "/v1/responses": { family: "openai", api: "openai.responses", kind: "llm" },
+  // A compaction runs the model over the conversation and bills it as a response: its reply
+  // (`response.compaction`) reports Responses usage and names no model (the request's is priced).
+  "/v1/responses/compact": { family: "openai", api: "openai.responses", kind: "llm" },
   "/v1/embeddings": { family: "openai", api: "openai.embeddings", kind: "embedding" },
   "/v1/completions": { family: "openai", api: "openai.completions", kind: "llm" },
   // Image variations (dall-e-2 only, no usage reported) pass through.

@@ -15,7 +15,7 @@ interface OpenAILike {
 }
 
 /**
- * Records every call of an `openai` client (chat completions, Responses, embeddings, legacy
+ * Records every call of an `openai` client (chat completions, Responses and their compactions, embeddings, legacy
  * completions, image generations and edits, audio transcriptions, speech; streamed or not) as a Tollgate call record; a background response's cost, when
  * `responses.retrieve` finds it finished (the app's poll, or the client's own: `followBackgroundMs`); a batch's calls, as the app reads its output file
  * (`files.content`). The client is returned as it was, same type
@@ -39,6 +39,8 @@ export function wrapOpenAI<C extends object>(client: C, options: WrapOptions = {
     background: backgroundPolls(c.responses, followMsOf(options.followBackgroundMs)),
   };
   wrapModelCall(c.responses, "create", responses, sink);
+  // A compaction runs the model over the conversation, billed as a response (its reply names no model).
+  wrapModelCall(c.responses, "compact", spec("openai.responses"), sink);
   wrapRetrieve(c.responses, responses, sink);
   wrapFileContent(c.files, spec("openai.chat"), sink, roomOf(options)); // a batch output file: calls of any API
   wrapModelCall(c.embeddings, "create", spec("openai.embeddings", "embedding"), sink);

@@ -445,6 +445,15 @@ describe("wrapOpenAI", () => {
     }
   });
 
+  it("a compaction (responses.compact): priced at the request's model and tier, as the gateway records it", async () => {
+    const params = { model: "gpt-5", input: "A long conversation", service_tier: "flex" as const };
+    const data = await openai.responses.compact(params);
+    expect(data).toEqual(await plainOpenAI.responses.compact(params));
+    const sdk = await lastStored();
+    expectSameCost(sdk, await viaGateway(gatewayOpenAI.responses.compact(params)));
+    expect(sdk).toMatchObject({ kind: "llm", api: "openai.responses", model: "gpt-5", service_tier: "flex" });
+  });
+
   it("speech: tts-1 by its characters, gpt-4o-mini-tts estimated from its text, as the gateway records them", async () => {
     const input = "Hello there, how are you? ".repeat(20); // 520 characters
     for (const [model, cost] of [

@@ -55,8 +55,10 @@ export class LiveBody {
 
   resume(): void {
     if (!this.#controller) return;
-    this.#controller.resume();
+    // The timer first: undici hands over the chunks waiting in the connection inside resume(), and one of
+    // them may pause the reply again or end it, which must find the timer running to stop it.
     this.#timer?.resume();
+    this.#controller.resume();
   }
 
   /** Ends the request (nobody will read the rest). */

@@ -105,6 +105,17 @@ const SCENARIOS: Record<string, (sock: Socket, n: number) => void> = {
     };
     more();
   },
+  // A stream of ~8 MB on a connection that closes after it, whole: under the 16 MB the gateway buffers of
+  // such a stream for a slow client.
+  "close-8mb": (sock) => {
+    sock.write("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n");
+    let i = 0;
+    const more = () => {
+      while (i < 1_000) if (!sock.write(bigEvent(i++))) return void sock.once("drain", more);
+      sock.end(`${SMALL_USAGE}data: [DONE]\n\n`);
+    };
+    more();
+  },
   // A stream on a connection that closes after it, cut off after two events: no usage, no [DONE]. The
   // close ends such a body on the wire, so nothing but the missing end marker says it was cut.
   "close-cut": (sock) => {
@@ -413,6 +424,27 @@ describe("gateway against a raw upstream", () => {
     req.destroy();
     const next = await send("ok"); // and the process is alive
     expect(await next.text()).toBe(OK_BODY);
+  });
+
+  it("a client that reads nothing of a stream's last bytes is let go after the timeout, though the upstream had ended", async () => {
+    const { res } = await startBigStream({ "x-scenario": "close-8mb" });
+    const rec = await recordOf(res); // the upstream's whole stream came: recorded at its exact cost
+    expect(rec).toMatchObject({ status: "ok", output_tokens: 2 });
+    // Megabytes of it wait in the gateway for a client that takes none: let go after the 1 s timeout, as a
+    // held reply's client is, not kept for as long as the client keeps its connection.
+    await sleep(2_500);
+    let bytes = 0;
+    res.on("data", (d: Buffer) => {
+      bytes += d.length;
+    });
+    res.resume();
+    const ended = await Promise.race([
+      once(res, "end").then(() => "whole"),
+      once(res, "aborted").then(() => "let go"),
+      once(res, "error").then(() => "let go"),
+    ]);
+    expect(ended).toBe("let go");
+    expect(bytes).toBeLessThan(8_000_000);
   });
 
   it("40 KB of headers each way (a big cookie, a chatty upstream) pass as they would directly", async () => {

@@ -737,8 +737,7 @@ export class Gateway {
       });
     writeHead(res, up.statusCode, headers);
     res.end(buf);
-    // A client that takes none of it is let go after the upstream timeout, and the reply's memory with it.
-    if (res.writableLength > 0) res.setTimeout(call.timeoutMs, () => res.destroy());
+    letGoUnread(res, call.timeoutMs);
     if (!recordFirst) {
       const ended = Date.now();
       // The record (validation included) is built after the reply is on its way: it is not the client's wait.
@@ -832,6 +831,7 @@ export class Gateway {
     if (complete) {
       if (at.ticket?.run) await at.ticket.settling; // as for streams: the run's counts before the last byte
       res.end();
+      letGoUnread(res, call.timeoutMs);
     } else res.destroy(); // the client sees the break exactly as it would have without the gateway
     // Its final event came whole: the response finished, whether or not its client stayed for the end.
     await finalInflater?.end().catch(() => {}); // cut short: what was decoded is all there is
@@ -978,6 +978,7 @@ export class Gateway {
       }
       if (ticket?.run) await ticket.settling; // as for bodies: the run's counts before the last byte
       res.end();
+      letGoUnread(res, call.timeoutMs);
     } else res.destroy(); // the client sees the break exactly as it would have without the gateway
     this.#observe(call.route, call, up.statusCode);
   }
@@ -1313,6 +1314,15 @@ function intHeader(
       `x-tollgate-${name} must be an integer ${min}..${max}`,
     );
   return n;
+}
+
+/**
+ * A reply ended with bytes still waiting for its client (a held reply, or the tail of a relayed one the
+ * upstream finished first): a client that takes none of them for the upstream timeout is let go, and
+ * their memory with it, rather than kept for as long as it keeps its connection.
+ */
+function letGoUnread(res: ServerResponse, timeoutMs: number): void {
+  if (res.writableLength > 0) res.setTimeout(timeoutMs, () => res.destroy());
 }
 
 /** Writes `out` unless it is empty; false when the client's buffer is full (as `res.write`). */

@@ -105,6 +105,16 @@ const SCENARIOS: Record<string, (sock: Socket, n: number) => void> = {
     };
     more();
   },
+  // A stream's head, then nothing: the model never starts (or its first bytes are lost).
+  "stream-head-stall": (sock) =>
+    void sock.write(
+      "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
+    ),
+  // The same, then the connection resets.
+  "stream-head-reset": (sock) => {
+    sock.write("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n");
+    setTimeout(() => sock.resetAndDestroy(), 50);
+  },
   // A stream of ~8 MB on a connection that closes after it, whole: under the 16 MB the gateway buffers of
   // such a stream for a slow client.
   "close-8mb": (sock) => {
@@ -569,6 +579,26 @@ describe("gateway against a raw upstream", () => {
       heldAgain.destroy();
     } finally {
       await one.stop();
+    }
+  });
+
+  it("a stream whose head came but none of its body: answered 504 (or 502 when it broke) naming its record, billed estimated", async () => {
+    for (const [scenario, status, message] of [
+      ["stream-head-stall", 504, "upstream body did not arrive within 300 ms"],
+      ["stream-head-reset", 502, "upstream failed while sending the body"],
+    ] as const) {
+      const res = await send(scenario, { "x-tollgate-timeout-ms": "300" }, STREAM_CHAT);
+      // Nothing had reached the client: it gets the gateway's answer in the provider's shape, not a dropped connection.
+      expect(res.status).toBe(status);
+      expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(message);
+      const rec = await recordOfReply(res);
+      expect(rec).toMatchObject({
+        status: "error",
+        http_status: 200,
+        error_type: status === 504 ? "timeout" : "upstream_stream_broken",
+        cost_source: "estimated",
+      });
+      expect(rec!.cost_nanousd).toBeGreaterThan(0n);
     }
   });
 

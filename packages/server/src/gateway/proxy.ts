@@ -902,19 +902,27 @@ export class Gateway {
     const trailers =
       res.req.httpVersionMajor > 1 || (res.req.httpVersionMajor === 1 && res.req.httpVersionMinor >= 1);
     if (trailers) headers.trailer = "x-tollgate-cost-usd";
-    writeHead(res, up.statusCode, headers); // sent with the first chunk, as the upstream did
+    // The head goes with the body's first chunk: a body that never comes (it stalls, or its connection
+    // breaks first) has sent the client nothing, and is answered as a whole reply's would be (504, 502).
+    const head = () => {
+      if (!res.headersSent) writeHead(res, up.statusCode, headers);
+    };
     let failure: unknown = null;
     try {
       // Each chunk is written the moment the upstream's arrives (a client that leaves cancels the request).
       await up.body.read((chunk) => {
         firstByte ??= Date.now();
+        head();
         if (inflater) inflater.write(chunk);
         else relay(chunk);
       });
       await inflater?.end();
       if (!client.gone && stripper) {
         const rest = stripper.end();
-        if (rest.length > 0) res.write(rest);
+        if (rest.length > 0) {
+          head();
+          res.write(rest);
+        }
       }
     } catch (e) {
       inflater?.destroy();
@@ -971,6 +979,7 @@ export class Gateway {
     // Cut short, it runs on upstream: followed here unless a client polls it.
     if (responseId !== null && runsOn) this.#follow(call, responseId);
     if (complete) {
+      head();
       if (rec && trailers) {
         const cost = this.#replyCost(call, whole ? usage : null, attemptStart, rec.priced, rec.cost_nanousd);
         const withTool = { ...rec, priced: cost.priced, cost_nanousd: cost.nanos };
@@ -979,7 +988,9 @@ export class Gateway {
       if (ticket?.run) await ticket.settling; // as for bodies: the run's counts before the last byte
       res.end();
       letGoUnread(res, call.timeoutMs);
-    } else res.destroy(); // the client sees the break exactly as it would have without the gateway
+    } else if (!clientGone && !res.headersSent)
+      throw upstreamFailure(failure, call.timeoutMs, "body").withRecord(rec);
+    else res.destroy(); // the client sees the break exactly as it would have without the gateway
     this.#observe(call.route, call, up.statusCode);
   }
 

@@ -107,7 +107,7 @@ for (const [name, api, reply] of replies) {
   }
   const x = createSseUsageExtractor("openai.responses");
   x.push(stream);
-  same &&= x.result()?.image_generation?.usage_raw?.output_tokens === 272;
+  same &&= x.result()?.tool_model_call?.usage_raw?.output_tokens === 272;
   row("stream: final event, 3 MB", Buffer.byteLength(data), a, b, same);
 }
 // Requests: parsed and held (the worst case a budget holds) before they go upstream.

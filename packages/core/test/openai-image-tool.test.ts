@@ -38,7 +38,8 @@ describe("the Responses image generation tool", () => {
         output_tokens: 1970,
         reasoning_tokens: 1920,
       });
-      expect(u.image_generation).toEqual({
+      expect(u.tool_model_call).toEqual({
+        api: "openai.images",
         model: null, // the reply's tools do not name it
         usage: expect.objectContaining({
           input_uncached_tokens: 25,
@@ -52,22 +53,23 @@ describe("the Responses image generation tool", () => {
     // A tool that names its model: the response repeats it.
     const named = body("responses.image-tool.gpt-5-nano.tool-usage.json");
     named.tools = [{ type: "image_generation", model: "gpt-image-1-mini" }];
-    expect(extractFromResponse("openai.responses", named).image_generation?.model).toBe("gpt-image-1-mini");
+    expect(extractFromResponse("openai.responses", named).tool_model_call?.model).toBe("gpt-image-1-mini");
   });
 
   it("a reply whose tool made nothing (zeros) has no image call", () => {
     const zeros = body("responses.image-tool.gpt-5-nano.tool-usage.json");
     zeros.tool_usage = { image_gen: { input_tokens: 0, output_tokens: 0, total_tokens: 0 } };
-    expect(extractFromResponse("openai.responses", zeros).image_generation).toBeNull();
+    expect(extractFromResponse("openai.responses", zeros).tool_model_call).toBeNull();
     const none = body("responses.image-tool.gpt-5-nano.json");
     none.output = (none.output as { type: string }[]).filter((i) => i.type !== "image_generation_call");
-    expect(extractFromResponse("openai.responses", none).image_generation).toBeUndefined();
+    expect(extractFromResponse("openai.responses", none).tool_model_call).toBeUndefined();
   });
 
   it("a real reply without tool_usage: its image estimated from the item's quality and size (272 tokens, low 1024²)", () => {
     const u = extractFromResponse("openai.responses", body("responses.image-tool.gpt-5-nano.json"));
     // The revised prompt's 113 characters at ~4 a token; OpenAI's table for a low-quality square image.
-    expect(u.image_generation).toEqual({
+    expect(u.tool_model_call).toEqual({
+      api: "openai.images",
       model: null,
       usage: expect.objectContaining({
         input_uncached_tokens: 29,
@@ -84,7 +86,7 @@ describe("the Responses image generation tool", () => {
     const rec = buildCallRecord(
       toolModelCallInput(
         { event_id: "01900000-0000-7000-8000-0000000000b1", ts_start: AT, provider: "openai", stream: false },
-        u.image_generation!,
+        u.tool_model_call!,
         null,
         "01900000-0000-8000-8000-0000000000b2",
       ),
@@ -116,10 +118,10 @@ describe("the Responses image generation tool", () => {
     // Cut after the image's output_item.done: as the reply without tool_usage estimates it.
     const whole = extractFromResponse("openai.responses", body("responses.image-tool.gpt-5-nano.json"));
     const cut = read("event: response.completed");
-    expect(cut.image_generation).toEqual(whole.image_generation);
+    expect(cut.tool_model_call).toEqual(whole.tool_model_call);
     expect(cut.usage).toMatchObject({ input_uncached_tokens: 100, output_tokens: 2 });
     // Cut before it: no image shown made, none recorded.
-    expect(read("event: response.output_item.done").image_generation).toBeUndefined();
+    expect(read("event: response.output_item.done").tool_model_call).toBeUndefined();
     // An image item still under way (no result, not completed) is not one made.
     const x = createSseUsageExtractor("openai.responses");
     x.push(
@@ -137,7 +139,7 @@ describe("the Responses image generation tool", () => {
       events: 1,
       shown,
     });
-    expect(est.image_generation).toBeUndefined();
+    expect(est.tool_model_call).toBeUndefined();
   });
 
   it("tool usage that does not read is a call whose cost is unknown; the response's own usage still reads", () => {
@@ -146,7 +148,12 @@ describe("the Responses image generation tool", () => {
     odd.tool_usage = { image_gen: imageGen };
     const u = extractFromResponse("openai.responses", odd);
     expect(u.usage.output_tokens).toBe(1970);
-    expect(u.image_generation).toEqual({ model: null, usage: null, usage_raw: imageGen });
+    expect(u.tool_model_call).toEqual({
+      api: "openai.images",
+      model: null,
+      usage: null,
+      usage_raw: imageGen,
+    });
   });
 
   it("its record: gpt-image-1 by default, at its rates; the response's time, request and attribution", () => {
@@ -174,7 +181,7 @@ describe("the Responses image generation tool", () => {
     if (!main.ok) throw new Error(JSON.stringify(main.errors));
     const input = toolModelCallInput(
       main.record,
-      u.image_generation!,
+      u.tool_model_call!,
       null,
       "01900000-0000-8000-8000-0000000000a2",
     );
@@ -202,7 +209,7 @@ describe("the Responses image generation tool", () => {
     const mini = buildCallRecord(
       toolModelCallInput(
         main.record,
-        u.image_generation!,
+        u.tool_model_call!,
         "gpt-image-1-mini",
         "01900000-0000-8000-8000-0000000000a3",
       ),

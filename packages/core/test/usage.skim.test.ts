@@ -224,6 +224,6 @@ describe("skimJson", () => {
       return x.result();
     };
     expect(read(big)).toEqual(read(sse));
-    expect(read(sse)?.image_generation?.usage).toBeTruthy();
+    expect(read(sse)?.tool_model_call?.usage).toBeTruthy();
   });
 });

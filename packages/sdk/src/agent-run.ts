@@ -206,8 +206,9 @@ export class AgentRun {
     const provider = opts.provider ?? api.split(".")[0]!;
     const model = extracted.model ?? opts.model ?? "unknown";
     this.recordUsage(extracted.usage, { provider, model, serviceTier: extracted.service_tier });
-    // What its image generation tool made, at its image model's rates (a call of its own, not another LLM call).
-    const tool = extracted.image_generation;
+    // What a hosted tool did on its own model (an image, an advisor's advice), at that model's rates (a call
+    // of its own, not another LLM call).
+    const tool = extracted.tool_model_call;
     if (tool?.usage) this.recordUsage(tool.usage, { provider, model: toolCallModel(tool, null) });
   }
 }

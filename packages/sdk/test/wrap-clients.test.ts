@@ -846,6 +846,40 @@ describe("wrapAnthropic", () => {
     expect(sdk.ttft_ms).toBeGreaterThanOrEqual(0);
   });
 
+  it("Anthropic's advisor tool: a record of the advisor's model beside the executor's, as the gateway's", async () => {
+    const tools = [{ type: "advisor_20260301" as const, name: "advisor" as const, model: "claude-opus-4-6" }];
+    const params = {
+      model: "claude-sonnet-4-5",
+      max_tokens: 1024,
+      messages: [{ role: "user" as const, content: "Plan it" }],
+      tools,
+    };
+    for (const stream of [false, true]) {
+      const before = sent.length;
+      const reply = await anthropic.beta.messages.create({ ...params, stream });
+      if (stream) await collect(reply as AsyncIterable<unknown>);
+      const [main, advisor] = sent.slice(before);
+      expect(sent.length - before).toBe(2);
+      expect(advisor).toMatchObject({
+        api: "anthropic.messages",
+        model: "claude-opus-4-6",
+        parent_event_id: main!.event_id,
+        request_id: main!.request_id,
+      });
+      const sdkAdvisor = await lastStored();
+      const gatewayMain = await viaGateway(gatewayAnthropic.beta.messages.create({ ...params, stream }));
+      const gatewayAdvisor = (await gatewayRecords(gw.runtime)).find(
+        (r) => r.parent_event_id === gatewayMain.event_id,
+      )!;
+      // 6,500 in × $5 + 2,000 cache reads × $0.50 + 1,500 out × $25 per million (claude-opus-4-6).
+      expect(sdkAdvisor).toMatchObject({
+        cost_nanousd: 6_500n * 5_000n + 2_000n * 500n + 1_500n * 25_000n,
+        stream,
+      });
+      expectSameCost(sdkAdvisor, gatewayAdvisor);
+    }
+  });
+
   it("the messages.stream() helper is recorded through the create it calls", async () => {
     const before = sent.length;
     const final = await anthropic.messages

@@ -5,8 +5,10 @@ import { extractFromResponse, extractFromSse, formatUsd, parseSse } from "@tollg
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   ANTHROPIC_HEADERS,
+  adminRequest,
   collect,
   expectExactUsageAndCost,
+  gatewayRecords,
   rawRequest,
   recordByEventId,
   startTestGateway,
@@ -215,5 +217,65 @@ describe("gateway: Anthropic messages", () => {
       metadata: { region: "eu" },
     });
     expect(Object.keys(upstreamOf(id)[0]!.headers).filter((h) => h.startsWith("x-tollgate"))).toEqual([]);
+  });
+});
+
+describe("gateway: Anthropic's advisor tool", () => {
+  // claude-opus-4-6, the advisor: 6,500 in × $5 + 2,000 cache reads × $0.50 + 1,500 out × $25 per million.
+  const ADVISOR_COST = 6_500n * 5_000n + 2_000n * 500n + 1_500n * 25_000n;
+  const tools = [{ type: "advisor_20260301" as const, name: "advisor" as const, model: "claude-opus-4-6" }];
+  const ask = {
+    model: "claude-sonnet-4-5",
+    max_tokens: 1024,
+    messages,
+    tools,
+    betas: ["advisor-tool-2026-03-01"],
+  };
+
+  /** The executor's record and its advisor's, which names it as the call it was made within. */
+  async function recordsOf(eventId: string | null) {
+    const main = await recordById(eventId);
+    const all = await gatewayRecords(gw.runtime);
+    return { main, advisor: all.filter((r) => r.parent_event_id === main.event_id) };
+  }
+
+  it("its consultations are a call of the advisor's model of their own; the reply's cost is both", async () => {
+    for (const stream of [false, true]) {
+      const res = await rawRequest(`${gw.url}/v1/messages`, {
+        method: "POST",
+        headers: { ...ANTHROPIC_HEADERS, "anthropic-beta": "advisor-tool-2026-03-01" },
+        body: JSON.stringify({ ...ask, betas: undefined, stream }),
+      });
+      expect(res.status).toBe(200);
+      const { main, advisor } = await recordsOf(String(res.headers["x-tollgate-event-id"]));
+      expect(main).toMatchObject({ api: "anthropic.messages", stream, parent_event_id: null });
+      expect(advisor).toHaveLength(1);
+      expect(advisor[0]).toMatchObject({
+        api: "anthropic.messages",
+        model: "claude-opus-4-6",
+        model_requested: "claude-opus-4-6",
+        request_id: main.request_id,
+        input_uncached_tokens: 6_500,
+        cache_read_tokens: 2_000,
+        output_tokens: 1_500,
+        cost_nanousd: ADVISOR_COST,
+        stream,
+      });
+      const cost = stream ? res.trailers["x-tollgate-cost-usd"] : res.headers["x-tollgate-cost-usd"];
+      expect(cost).toBe(formatUsd(main.cost_nanousd + ADVISOR_COST));
+    }
+    // The SDK (its beta messages, which the advisor is) gets the reply as the upstream sent it.
+    const data = await anthropic.beta.messages.create(ask);
+    expect(data.usage.iterations).toHaveLength(3);
+  });
+
+  it("an agent run counts the advisor's cost, not as another LLM call", async () => {
+    const run = `advisor-run-${newCase()}`;
+    const { response } = await anthropic.beta.messages
+      .create(ask, tagged(newCase(), { "x-tollgate-agent-run-id": run }))
+      .withResponse();
+    const { main } = await recordsOf(response.headers.get("x-tollgate-event-id"));
+    const usage = (await adminRequest(gw, "GET", `/api/runs/${run}`)).json.usage;
+    expect(usage).toMatchObject({ llm_calls: 1, cost_nanousd: String(main.cost_nanousd + ADVISOR_COST) });
   });
 });

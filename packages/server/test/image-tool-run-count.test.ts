@@ -54,7 +54,7 @@ describe("the image tool's record is no LLM call of its run, wherever the run is
       ...u.usage,
     };
     // As the SDK sends it (TrackedCall.#emitToolCall): the tool's record input built from the main record's.
-    const tool = toolModelCallInput(main, u.image_generation!, null, uuidv7());
+    const tool = toolModelCallInput(main, u.tool_model_call!, null, uuidv7());
     expect(buildCallRecord(tool, { workspaceId: "default", engine }).ok).toBe(true);
     const posted = await postEvents(gw.runtime.app, gw.runtime.rootToken, [main, tool]);
     expect(posted.json.accepted).toBe(2);

@@ -417,6 +417,10 @@ export function normalReply(
       };
     return jsonReply(audioFixture(rel), rel);
   }
+  if (p === "/v1/messages" && advisorOf(body)) {
+    const built = "(advisor reply, built)";
+    return stream ? sseReply(advisedStream(), built) : jsonReply(advisedMessage(), built);
+  }
   if (p === "/v1/responses/compact") {
     const built = "(compacted response, built)";
     return jsonReply(compactedResponse(), built);
@@ -467,6 +471,56 @@ export function compactedResponse(): string {
     ],
     usage,
   });
+}
+
+const advisorOf = (body: Record<string, unknown> | null) =>
+  Array.isArray(body?.tools) &&
+  body.tools.some((t) => String((t as { type?: unknown } | null)?.type).startsWith("advisor_"));
+
+/** The advisor's two consultations in every reply the mock builds for a request with an advisor tool. */
+export const ADVISOR_ITERATIONS = [
+  {
+    type: "advisor_message",
+    model: "claude-opus-4-6",
+    input_tokens: 2500,
+    output_tokens: 600,
+    cache_read_input_tokens: 1000,
+    cache_creation_input_tokens: 0,
+  },
+  {
+    type: "advisor_message",
+    model: "claude-opus-4-6",
+    input_tokens: 4000,
+    output_tokens: 900,
+    cache_read_input_tokens: 1000,
+    cache_creation_input_tokens: 0,
+  },
+];
+
+/** `usage` with its iterations: the executor's own (as the top-level fields sum them), then the advisor's. */
+function advisedUsage(usage: Record<string, unknown>): Record<string, unknown> {
+  return { ...usage, iterations: [{ type: "message", ...usage }, ...ADVISOR_ITERATIONS] };
+}
+
+/**
+ * A Messages reply whose advisor tool was consulted, of which the fixtures hold no capture: a real reply
+ * (FX.messages) with `usage.iterations` in the shape of the SDK's types (`BetaAdvisorMessageIterationUsage`).
+ */
+export function advisedMessage(): string {
+  const reply = JSON.parse(fixture(FX.messages)) as { usage: Record<string, unknown> };
+  return JSON.stringify({ ...reply, usage: advisedUsage(reply.usage) });
+}
+
+/** The same, streamed: a real stream (FX.messagesStream) whose final message_delta carries the iterations. */
+export function advisedStream(): string {
+  return sseEvents(sseText(FX.messagesStream))
+    .map((event) => {
+      const data = /^data: (.*)$/m.exec(event)?.[1];
+      const parsed = data ? (JSON.parse(data) as { type?: string; usage?: Record<string, unknown> }) : null;
+      if (parsed?.type !== "message_delta" || !parsed.usage) return event;
+      return `event: message_delta\ndata: ${JSON.stringify({ ...parsed, usage: advisedUsage(parsed.usage) })}\n\n`;
+    })
+    .join("");
 }
 
 /** The usage of every legacy completion the mock builds. */

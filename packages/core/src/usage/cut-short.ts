@@ -75,6 +75,6 @@ export function estimateCutShortUsage(partial: ExtractedUsage | null, s: CutShor
     model: s.model,
     usage_raw: { estimated: true, request_bytes: s.requestBytes, events: s.events },
     usage,
-    ...(images && { image_generation: images }),
+    ...(images && { tool_model_call: images }),
   };
 }

@@ -1,4 +1,5 @@
 import { totalTokens } from "../pricing/cost.js";
+import { anthropicAdvisorCall } from "./advisor.js";
 import { UsageError } from "./errors.js";
 import { estimatedImageGeneration } from "./image-tool-estimate.js";
 import { imageToolModel } from "./images.js";
@@ -23,6 +24,8 @@ interface BodyShape {
   id?: (body: JsonObject) => unknown;
   /** What a hosted tool used on a model of its own (the Responses image generation tool), raw. */
   toolModelUsage?: (body: JsonObject) => unknown;
+  /** A hosted tool's call on a model of its own that the usage object itself reports (Anthropic's advisor). */
+  usageToolCall?: (usage: unknown) => ToolModelCall | null;
 }
 
 const OPENAI_LIKE: BodyShape = {
@@ -55,6 +58,7 @@ const SHAPES: Record<Api, BodyShape> = {
     usage: (body) => body.usage,
     model: (body) => body.model,
     tier: (body) => (isObject(body.usage) ? body.usage.service_tier : undefined),
+    usageToolCall: anthropicAdvisorCall,
   },
   "google.generate_content": { usage: (body) => body.usageMetadata, model: (body) => body.modelVersion },
   // Converse bodies carry no model id (it is in the request URL): the caller supplies it.
@@ -123,10 +127,12 @@ export function snapshotReader(
         service_tier: tier,
         ...(shape.id ? { response_id: id } : {}),
         ...(toolModelRaw !== undefined
-          ? { image_generation: imageGeneration(toolModelRaw, toolModel) }
+          ? { tool_model_call: imageGeneration(toolModelRaw, toolModel) }
           : shape.toolModelUsage
             ? optional(estimatedImageGeneration(output, toolModel))
-            : {}),
+            : shape.usageToolCall
+              ? optional(shape.usageToolCall(usageRaw))
+              : {}),
       };
     },
     responseId: () => id,
@@ -143,16 +149,16 @@ function imageGeneration(raw: unknown, model: string | null): ToolModelCall | nu
   try {
     usage = normalizeOpenAIImages(raw);
   } catch (e) {
-    if (e instanceof UsageError) return { model, usage: null, usage_raw: raw };
+    if (e instanceof UsageError) return { api: "openai.images", model, usage: null, usage_raw: raw };
     throw e;
   }
   if (totalTokens(usage) === 0) return null;
-  return { model, usage, usage_raw: raw };
+  return { api: "openai.images", model, usage, usage_raw: raw };
 }
 
-/** `{image_generation}` when there is one: a reply that shows no image has no such key. */
-function optional(call: ToolModelCall | null): { image_generation?: ToolModelCall } {
-  return call ? { image_generation: call } : {};
+/** `{tool_model_call}` when there is one: a reply whose tool made nothing has no such key. */
+function optional(call: ToolModelCall | null): { tool_model_call?: ToolModelCall } {
+  return call ? { tool_model_call: call } : {};
 }
 
 /** A model id or service tier as the provider reported it: a non-empty string; anything else is "not reported". */

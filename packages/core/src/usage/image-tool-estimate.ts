@@ -41,7 +41,7 @@ export function estimatedImageGeneration(output: unknown, model: string | null):
   }
   if (images === 0) return null;
   usage.output_image_tokens = usage.output_tokens;
-  return { model, usage, usage_raw: { estimated: true, images }, estimated: true };
+  return { api: "openai.images", model, usage, usage_raw: { estimated: true, images }, estimated: true };
 }
 
 /**

@@ -1,3 +1,4 @@
+import { anthropicAdvisorCall } from "./advisor.js";
 import { UsageError } from "./errors.js";
 import { reportedText, snapshotReader } from "./extract.js";
 import { streamedImages } from "./image-tool-estimate.js";
@@ -109,11 +110,13 @@ function anthropicStream(): UsageOnly {
     },
     result() {
       if (usage === undefined) return null;
+      const advisor = anthropicAdvisorCall(usage);
       return {
         model,
         usage: normalizeUsage("anthropic.messages", usage),
         usage_raw: usage,
         service_tier: reportedText(usage.service_tier),
+        ...(advisor && { tool_model_call: advisor }),
       };
     },
     responseId: () => null,

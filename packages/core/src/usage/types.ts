@@ -159,15 +159,18 @@ export interface ExtractedUsage {
   /** The provider's id of the response, where a later request can name it (OpenAI Responses' `resp_…`). */
   response_id?: string | null;
   /**
-   * What the Responses API's image generation tool used (`tool_usage.image_gen`), billed at the rates of
-   * its image model, not the response's: a call of its own. `model` as the response's `tools` name it
-   * (null where they do not). Absent where the tool made nothing.
+   * What a hosted tool used on a model of its own, billed at that model's rates, not the response's: a
+   * call of its own. The Responses API's image generation tool (`tool_usage.image_gen`; `model` as the
+   * response's `tools` name it, null where they do not), Anthropic's advisor tool (its `advisor_message`
+   * iterations). Absent where the tool made nothing.
    */
-  image_generation?: ToolModelCall | null;
+  tool_model_call?: ToolModelCall | null;
 }
 
 /** A call a hosted tool made on a model of its own, inside another call. */
 export interface ToolModelCall {
+  /** The API its usage is in the shape of, and the record's: `openai.images`, `anthropic.messages`. */
+  api: "openai.images" | "anthropic.messages";
   model: string | null;
   /** Null when the tool's usage does not read as its shape: the call's cost is unknown. */
   usage: NormalizedUsage | null;

@@ -9,10 +9,10 @@ import {
   estimateCutShortUsage,
   fieldText,
   INPUT_LIMITS,
-  imageToolModel,
   imageToolOf,
   MEASURE_FIELDS,
   type NormalizedUsage,
+  requestedToolModel,
   type StreamShown,
   speechUsage,
   TOOL_CALL_FIELDS,
@@ -305,16 +305,17 @@ export class TrackedCall {
     // Scope attribution is immutable (every scope builds its own), so records may share its tags and metadata.
     Object.assign(record, scope.attribution);
     this.sink(record);
-    const tool = o.usage?.image_generation;
+    const tool = o.usage?.tool_model_call;
     if (tool) this.#emitToolCall(record, tool, counted);
   }
 
   /**
-   * The call the response's image generation tool made on its own model: a record of its own (named by the
-   * response's), counted to the agent run as cost, not as another LLM call, as the gateway counts it.
+   * The call a hosted tool made on its own model (a Responses image tool's image, an advisor's advice): a
+   * record of its own (named by the response's), counted to the agent run as cost, not as another LLM
+   * call, as the gateway counts it.
    */
   #emitToolCall(parent: CallRecordInput, tool: ToolModelCall, counted: boolean): void {
-    const requested = imageToolModel(this.body);
+    const requested = requestedToolModel(this.spec.api, this.body);
     if (counted && this.#run && tool.usage)
       this.#run.run.recordUsage(tool.usage, {
         provider: this.spec.provider,

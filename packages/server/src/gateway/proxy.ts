@@ -23,7 +23,6 @@ import {
   type FollowOutcome,
   fieldText,
   INPUT_LIMITS,
-  imageToolModel,
   isFinished,
   isPending,
   PRICE_REF_NO_USAGE,
@@ -31,6 +30,7 @@ import {
   type PricingEngine,
   pollOutcomeOf,
   Recent,
+  requestedToolModel,
   type StreamShown,
   speechUsage,
   type ToolCallParent,
@@ -114,8 +114,8 @@ interface Owner {
    * runs, it counts against its budgets as any call in flight does.
    */
   ticket?: Ticket | null;
-  /** The model the submission's image generation tool named (its tool call's model_requested), if any. */
-  imageToolModel?: string | null;
+  /** The model the submission's hosted tool named (its tool call's model_requested), if any. */
+  toolModel?: string | null;
 }
 
 /** How much of an error answer is read for its error type. */
@@ -197,8 +197,8 @@ interface Outcome {
   request_id?: string;
   /** The attempt's admission is settled later, not with this record (a background response's submission). */
   keepTicket?: boolean;
-  /** The model the request's image generation tool named, when the call's body is not the request's (a poll). */
-  imageToolModel?: string | null;
+  /** The model the request's hosted tool named, when the call's body is not the request's (a poll). */
+  toolModel?: string | null;
 }
 
 /**
@@ -722,7 +722,7 @@ export class Gateway {
     // An agent run's next call may reach another gateway the moment this reply arrives: its counts are
     // settled first, so a ceiling this call crosses already stops that one. A reply whose image tool made
     // an image is recorded first, as the image is a record of its own that counts when it is recorded.
-    const recordFirst = ticket?.run && !submitted && usage?.image_generation ? ticket : null;
+    const recordFirst = ticket?.run && !submitted && usage?.tool_model_call ? ticket : null;
     if (recordFirst) {
       record(Date.now());
       await recordFirst.settling;
@@ -1066,9 +1066,10 @@ export class Gateway {
       return null;
     }
     this.deps.metrics.recordedCost.inc(Number(recorded.record.cost_nanousd));
-    const tool = o.usage?.image_generation;
+    const tool = o.usage?.tool_model_call;
     if (tool) {
-      const requested = o.imageToolModel !== undefined ? o.imageToolModel : imageToolModel(call.parsed);
+      const requested =
+        o.toolModel !== undefined ? o.toolModel : requestedToolModel(call.route.api, call.parsed);
       const counted = this.#recordToolCall(call, recorded.record, tool, requested);
       // An agent run's reply waits for its counts (below): the image's too, or the run's next call could
       // be admitted before the image counts toward its cost ceiling.
@@ -1106,7 +1107,7 @@ export class Gateway {
    * made (recorded apart, same request id); unknown when either is.
    */
   #replyCost(call: Call, usage: ExtractedUsage | null, at: number, priced: boolean, nanos: bigint) {
-    const tool = usage?.image_generation;
+    const tool = usage?.tool_model_call;
     if (!tool) return { priced, nanos };
     const price = tool.usage ? this.#quoteTool(call, tool, at) : null;
     return { priced: priced && (price?.priced ?? false), nanos: nanos + (price?.cost.total_nanousd ?? 0n) };
@@ -1116,7 +1117,7 @@ export class Gateway {
     try {
       return this.deps.engine.price({
         provider: call.provider,
-        model: toolCallModel(tool, imageToolModel(call.parsed)),
+        model: toolCallModel(tool, requestedToolModel(call.route.api, call.parsed)),
         usage: tool.usage!,
         at,
       });
@@ -1176,7 +1177,7 @@ export class Gateway {
         ts_end: null,
         request_id: fieldText(response.id) ?? undefined,
         // The poll's body is not the request's: the submission's tool model, as this process saw it.
-        imageToolModel: here?.imageToolModel ?? null,
+        toolModel: here?.toolModel ?? null,
       },
     );
     // Without it, its spend is added to the budgets it falls under.
@@ -1373,7 +1374,7 @@ function ownerOf(call: Call): Owner {
     workspaceId: call.workspaceId,
     attribution: call.attribution,
     keyId: call.keyId,
-    imageToolModel: imageToolModel(call.parsed),
+    toolModel: requestedToolModel(call.route.api, call.parsed),
   };
 }
 
@@ -1383,7 +1384,7 @@ function ownerOf(call: Call): Owner {
  */
 function batchCallInputs(call: Call, source: BatchResultsSource, r: BatchResult): Record<string, unknown>[] {
   const main = batchCallInput(call, source, r);
-  const tool = r.usage.image_generation;
+  const tool = r.usage.tool_model_call;
   if (!tool) return [main];
   const eventId = namedEventId(`tool-model-call:${call.workspaceId}:${main.event_id}`);
   return [main, toolModelCallInput(main as ToolCallParent, tool, null, eventId)];

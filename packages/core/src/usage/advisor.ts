@@ -1,0 +1,42 @@
+import { normalizeAnthropicMessages } from "./anthropic.js";
+import { UsageError } from "./errors.js";
+import { isObject } from "./read.js";
+import { emptyUsage, type NormalizedUsage, type ToolModelCall, USAGE_FIELDS } from "./types.js";
+
+/**
+ * The calls Anthropic's advisor tool (`advisor_20260301`) made on its advisor model inside a Messages
+ * call: each is an `advisor_message` entry of `usage.iterations`, billed at the advisor model's rates and
+ * left out of the top-level fields (which are the executor's). One call of the advisor's model, its
+ * entries' tokens summed; null where the reply shows none. Entries whose usage does not read are a call
+ * whose cost is unknown, not none.
+ */
+export function anthropicAdvisorCall(usage: unknown): ToolModelCall | null {
+  const iterations = isObject(usage) ? usage.iterations : undefined;
+  if (!Array.isArray(iterations)) return null;
+  const entries = iterations.filter((e) => isObject(e) && e.type === "advisor_message");
+  if (!entries.length) return null;
+  const model = entries.map((e) => e.model).find((m) => typeof m === "string" && m !== "");
+  const call = { api: "anthropic.messages" as const, model: (model as string | undefined) ?? null };
+  const sum = emptyUsage();
+  try {
+    for (const entry of entries) add(sum, normalizeAnthropicMessages(entry));
+  } catch (e) {
+    if (e instanceof UsageError) return { ...call, usage: null, usage_raw: entries };
+    throw e;
+  }
+  return { ...call, usage: sum, usage_raw: entries };
+}
+
+function add(sum: NormalizedUsage, u: NormalizedUsage): void {
+  for (const f of USAGE_FIELDS) sum[f] += u[f];
+}
+
+/** The advisor model a Messages request's advisor tool names, if it does. */
+export function advisorToolModel(body: Record<string, unknown> | null | undefined): string | null {
+  const tools = body?.tools;
+  if (!Array.isArray(tools)) return null;
+  for (const tool of tools)
+    if (isObject(tool) && typeof tool.type === "string" && tool.type.startsWith("advisor_"))
+      return typeof tool.model === "string" && tool.model !== "" ? tool.model : null;
+  return null;
+}

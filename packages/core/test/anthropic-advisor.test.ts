@@ -1,0 +1,116 @@
+// Anthropic's advisor tool (`advisor_20260301`): the executor consults a stronger advisor model inside one
+// Messages call. Each consultation is an `advisor_message` entry of `usage.iterations`, billed at the
+// advisor model's rates and left out of the top-level fields (the executor's). The reply below is built in
+// the shape of the SDK's types (`BetaAdvisorMessageIterationUsage`); no captured one is in the fixtures.
+import { describe, expect, it } from "vitest";
+import {
+  advisorToolModel,
+  extractFromEvents,
+  extractFromResponse,
+  PricingEngine,
+  requestedToolModel,
+  toolModelCallInput,
+} from "../src/index.js";
+
+const executor = {
+  input_tokens: 3000,
+  output_tokens: 800,
+  cache_read_input_tokens: 0,
+  cache_creation_input_tokens: 0,
+};
+const advice = (input: number, output: number) => ({
+  type: "advisor_message",
+  model: "claude-opus-4-6",
+  input_tokens: input,
+  output_tokens: output,
+  cache_read_input_tokens: 1000,
+  cache_creation_input_tokens: 0,
+  cache_creation: null,
+});
+const usage = {
+  ...executor,
+  iterations: [{ type: "message", ...executor }, advice(2500, 600), advice(4000, 900)],
+};
+const reply = {
+  id: "msg_adv",
+  type: "message",
+  role: "assistant",
+  model: "claude-sonnet-4-6",
+  content: [{ type: "text", text: "Done." }],
+  stop_reason: "end_turn",
+  usage,
+};
+
+describe("Anthropic's advisor tool", () => {
+  it("its consultations are one call of the advisor's model, apart from the executor's usage", () => {
+    const u = extractFromResponse("anthropic.messages", reply);
+    expect(u.usage).toMatchObject({ input_uncached_tokens: 3000, output_tokens: 800, cache_read_tokens: 0 });
+    expect(u.tool_model_call).toEqual({
+      api: "anthropic.messages",
+      model: "claude-opus-4-6",
+      usage: expect.objectContaining({
+        input_uncached_tokens: 6500,
+        cache_read_tokens: 2000,
+        output_tokens: 1500,
+      }),
+      usage_raw: [advice(2500, 600), advice(4000, 900)],
+    });
+    // Streamed, the final message_delta carries the iterations.
+    const streamed = extractFromEvents("anthropic.messages", [
+      { type: "message_start", message: { ...reply, usage: { input_tokens: 3000, output_tokens: 1 } } },
+      { type: "message_delta", delta: { stop_reason: "end_turn" }, usage },
+    ]);
+    expect(streamed!.tool_model_call).toEqual(u.tool_model_call);
+    // No advisor entries, no call.
+    const plain = extractFromResponse("anthropic.messages", { ...reply, usage: executor });
+    expect(plain.tool_model_call).toBeUndefined();
+  });
+
+  it("is recorded and priced as a call of its own, at the advisor's rates, within the executor's call", () => {
+    const u = extractFromResponse("anthropic.messages", reply);
+    const parent = { event_id: "0190a0b0-0000-7000-8000-000000000001", span_id: "s1", request_id: "msg_adv" };
+    const input = toolModelCallInput(
+      parent,
+      u.tool_model_call!,
+      null,
+      "0190a0b0-0000-7000-8000-000000000002",
+    );
+    expect(input).toMatchObject({
+      api: "anthropic.messages",
+      model: "claude-opus-4-6",
+      parent_event_id: parent.event_id,
+      parent_span_id: "s1",
+      status: "ok",
+      input_uncached_tokens: 6500,
+    });
+    // claude-opus-4-6: $5/M in, $0.50/M cache reads, $25/M out.
+    const price = new PricingEngine().price({
+      provider: "anthropic",
+      model: "claude-opus-4-6",
+      usage: u.tool_model_call!.usage!,
+      at: Date.parse("2026-09-01T12:00:00Z"),
+    });
+    expect(price.cost.total_nanousd).toBe(6500n * 5_000n + 2000n * 500n + 1500n * 25_000n);
+  });
+
+  it("an entry that does not read is a call whose cost is unknown, not none; the executor's still reads", () => {
+    const bad = { ...usage, iterations: [advice(10, 10), { ...advice(1, 1), output_tokens: -4 }] };
+    const u = extractFromResponse("anthropic.messages", { ...reply, usage: bad });
+    expect(u.usage.input_uncached_tokens).toBe(3000);
+    expect(u.tool_model_call).toMatchObject({
+      api: "anthropic.messages",
+      model: "claude-opus-4-6",
+      usage: null,
+    });
+  });
+
+  it("the request's advisor tool names the model asked for", () => {
+    const body = {
+      model: "claude-sonnet-4-6",
+      tools: [{ type: "advisor_20260301", name: "advisor", model: "claude-opus-4-6" }],
+    };
+    expect(advisorToolModel(body)).toBe("claude-opus-4-6");
+    expect(requestedToolModel("anthropic.messages", body)).toBe("claude-opus-4-6");
+    expect(advisorToolModel({ tools: [{ type: "web_search_20250305" }] })).toBeNull();
+  });
+});

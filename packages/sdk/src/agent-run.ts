@@ -10,6 +10,7 @@ import {
   emptyRunUsage,
   extractFromResponse,
   formatUsd,
+  inferenceGeoOf,
   type KillReason,
   type NormalizedUsage,
   PricingEngine,
@@ -150,7 +151,14 @@ export class AgentRun {
   recordUsage(
     usage: NormalizedUsage,
     cost:
-      | { provider: string; model: string; serviceTier?: string | null; batch?: boolean; at?: number }
+      | {
+          provider: string;
+          model: string;
+          serviceTier?: string | null;
+          inferenceGeo?: string | null;
+          batch?: boolean;
+          at?: number;
+        }
       | { nanousd: bigint },
   ): void {
     const nanousd =
@@ -205,7 +213,8 @@ export class AgentRun {
     }
     const provider = opts.provider ?? api.split(".")[0]!;
     const model = extracted.model ?? opts.model ?? "unknown";
-    this.recordUsage(extracted.usage, { provider, model, serviceTier: extracted.service_tier });
+    const inferenceGeo = inferenceGeoOf(extracted.usage_raw);
+    this.recordUsage(extracted.usage, { provider, model, serviceTier: extracted.service_tier, inferenceGeo });
     // What a hosted tool did on its own model (an image, an advisor's advice), at that model's rates (a call
     // of its own, not another LLM call).
     const tool = extracted.tool_model_call;

@@ -279,3 +279,20 @@ describe("gateway: Anthropic's advisor tool", () => {
     expect(usage).toMatchObject({ llm_calls: 1, cost_nanousd: String(main.cost_nanousd + ADVISOR_COST) });
   });
 });
+
+describe("gateway: Anthropic's US-only inference", () => {
+  it("a reply that says inference ran in the US is billed at 1.1×, header and record alike", async () => {
+    const params = { model: "claude-sonnet-4-6", max_tokens: 1024, messages };
+    const plain = await anthropic.messages.create({ ...params, inference_geo: "global" }).withResponse();
+    const geo = await anthropic.messages.create({ ...params, inference_geo: "us" }).withResponse();
+    expect(geo.data.usage).toMatchObject({ inference_geo: "us" });
+    const standard = await recordById(plain.response.headers.get("x-tollgate-event-id"));
+    const us = await recordById(geo.response.headers.get("x-tollgate-event-id"));
+    expect(us.price_ref).toMatch(/;us-only=1\.1$/);
+    expect(standard.price_ref).not.toMatch(/us-only/);
+    expect([standard.model, us.model]).toEqual(["claude-sonnet-4-6", "claude-sonnet-4-6"]);
+    // The same usage (the same real reply), at 1.1×: each category rounds once, as any multiplier's.
+    expect(us.cost_nanousd).toBe((standard.cost_nanousd * 11n) / 10n);
+    expect(geo.response.headers.get("x-tollgate-cost-usd")).toBe(formatUsd(us.cost_nanousd));
+  });
+});

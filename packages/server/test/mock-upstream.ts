@@ -18,6 +18,8 @@
  * - `x-mock-should-retry`: an `x-should-retry` header for the rate-limit scenarios to send (Anthropic does).
  * - `x-mock-image-bytes`: each image in a whole reply (`b64_json`, the image tool's `result`) is this many
  *   characters of base64, as a real image's bytes are megabytes (the fixtures' are cut short).
+ * - Anthropic messages with an advisor tool (`advisor_*`) or an `inference_geo`: a real reply whose usage has
+ *   the advisor's consultations (ADVISOR_ITERATIONS) and says where inference ran, as Anthropic's does.
  * - Speech (`/v1/audio/speech`) answers its audio (`speechAudio`) in 4 KB chunks, `x-mock-chunk-delay-ms`
  *   apart (`reset-mid-stream`: half of them); `stream_format: "sse"` answers its event stream fixture; a
  *   request without text (or not JSON), 400.
@@ -417,9 +419,17 @@ export function normalReply(
       };
     return jsonReply(audioFixture(rel), rel);
   }
-  if (p === "/v1/messages" && advisorOf(body)) {
-    const built = "(advisor reply, built)";
-    return stream ? sseReply(advisedStream(), built) : jsonReply(advisedMessage(), built);
+  if (p === "/v1/messages" && (advisorOf(body) || typeof body?.inference_geo === "string")) {
+    // Where inference ran, as Anthropic's usage says it; the advisor's consultations, where it had one.
+    const geo = typeof body?.inference_geo === "string" ? { inference_geo: body.inference_geo } : {};
+    const amend = (usage: Record<string, unknown>) => ({
+      ...(advisorOf(body) ? advisedUsage(usage) : usage),
+      ...geo,
+    });
+    const built = "(reply with amended usage, built)";
+    // Only Claude Opus 4.6 and later take inference_geo: the reply is the model asked for.
+    const asked = typeof body?.inference_geo === "string" && typeof model === "string" ? model : null;
+    return stream ? sseReply(amendedStream(amend), built) : jsonReply(amendedMessage(amend, asked), built);
   }
   if (p === "/v1/responses/compact") {
     const built = "(compacted response, built)";
@@ -502,23 +512,26 @@ function advisedUsage(usage: Record<string, unknown>): Record<string, unknown> {
   return { ...usage, iterations: [{ type: "message", ...usage }, ...ADVISOR_ITERATIONS] };
 }
 
+type Amend = (usage: Record<string, unknown>) => Record<string, unknown>;
+
 /**
- * A Messages reply whose advisor tool was consulted, of which the fixtures hold no capture: a real reply
- * (FX.messages) with `usage.iterations` in the shape of the SDK's types (`BetaAdvisorMessageIterationUsage`).
+ * A Messages reply whose usage says more than the fixtures' captures do (where inference ran, an advisor's
+ * consultations in the shape of the SDK's types, `BetaAdvisorMessageIterationUsage`): a real reply
+ * (FX.messages) with its usage amended.
  */
-export function advisedMessage(): string {
-  const reply = JSON.parse(fixture(FX.messages)) as { usage: Record<string, unknown> };
-  return JSON.stringify({ ...reply, usage: advisedUsage(reply.usage) });
+function amendedMessage(amend: Amend, model: string | null): string {
+  const reply = JSON.parse(fixture(FX.messages)) as { model: string; usage: Record<string, unknown> };
+  return JSON.stringify({ ...reply, model: model ?? reply.model, usage: amend(reply.usage) });
 }
 
-/** The same, streamed: a real stream (FX.messagesStream) whose final message_delta carries the iterations. */
-export function advisedStream(): string {
+/** The same, streamed: a real stream (FX.messagesStream) whose final message_delta carries the amended usage. */
+function amendedStream(amend: Amend): string {
   return sseEvents(sseText(FX.messagesStream))
     .map((event) => {
       const data = /^data: (.*)$/m.exec(event)?.[1];
       const parsed = data ? (JSON.parse(data) as { type?: string; usage?: Record<string, unknown> }) : null;
       if (parsed?.type !== "message_delta" || !parsed.usage) return event;
-      return `event: message_delta\ndata: ${JSON.stringify({ ...parsed, usage: advisedUsage(parsed.usage) })}\n\n`;
+      return `event: message_delta\ndata: ${JSON.stringify({ ...parsed, usage: amend(parsed.usage) })}\n\n`;
     })
     .join("");
 }

@@ -206,7 +206,7 @@ export function transcriptionBilling(
   at: number,
 ): TranscriptionBilling | null {
   if (model === null) return null;
-  const p = ratesInForce(engine, provider, model, at, null);
+  const p = ratesInForce(engine, provider, model, at, null, null);
   if (!p.priced || !p.rates) return null;
   const r = p.rates;
   const tokens = !!(r.input_mtok || r.input_audio_mtok || r.output_mtok || r.cache_write_mtok);
@@ -220,7 +220,7 @@ export function billsCharacters(
   model: string | null,
   at: number,
 ): boolean {
-  return model !== null && !!ratesInForce(engine, provider, model, at, null).rates?.input_mchars;
+  return model !== null && !!ratesInForce(engine, provider, model, at, null, null).rates?.input_mchars;
 }
 
 /** The bytes of the files a request's parameters hold where they say (a File or Blob's `size`), else 0. */
@@ -334,6 +334,7 @@ function ratesInForce(
   model: string,
   at: number,
   serviceTier: string | null,
+  inferenceGeo: string | null,
 ): PriceResult {
   let byProvider = inForce.get(engine);
   if (!byProvider) {
@@ -346,10 +347,13 @@ function ratesInForce(
     byProvider.set(provider, byModel);
   }
   const minute = Math.floor(at / 60_000);
-  const key = serviceTier === null ? model : `${model}\u0000${serviceTier}`;
+  const key =
+    serviceTier === null && inferenceGeo === null
+      ? model
+      : `${model}\u0000${serviceTier}\u0000${inferenceGeo}`;
   const hit = byModel.get(key);
   if (hit && hit.minute === minute && hit.book === engine.priceBookRef) return hit.price;
-  const price = engine.price({ provider, model, usage: NO_USAGE, at, serviceTier });
+  const price = engine.price({ provider, model, usage: NO_USAGE, at, serviceTier, inferenceGeo });
   if (byModel.size > 10_000) byModel.clear();
   byModel.set(key, { minute, book: engine.priceBookRef, price });
   return price;
@@ -378,8 +382,9 @@ export function worstCaseCost(
   usage: NormalizedUsage,
   at: number,
   serviceTier: string | null = null,
+  inferenceGeo: string | null = null,
 ): { priced: boolean; total_nanousd: bigint } {
-  const inForcePrice = ratesInForce(engine, provider, model, at, serviceTier);
+  const inForcePrice = ratesInForce(engine, provider, model, at, serviceTier, inferenceGeo);
   if (!inForcePrice.priced || !inForcePrice.rates) return { priced: false, total_nanousd: 0n };
   const r = inForcePrice.rates;
   const tokens = usage.input_uncached_tokens;

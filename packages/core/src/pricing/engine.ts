@@ -14,6 +14,8 @@ export interface PriceRequest {
   batch?: boolean;
   /** The service tier the provider says it served the call on (OpenAI's `flex` is billed at batch rates). */
   serviceTier?: string | null;
+  /** Where the provider says inference ran (Anthropic's `usage.inference_geo`; see inferenceGeoOf). */
+  inferenceGeo?: string | null;
 }
 
 export interface PriceResult {
@@ -37,6 +39,13 @@ const DEFAULT_BATCH: Record<string, string> = {
   mistral: "0.5",
   groq: "0.5",
 };
+
+/**
+ * Anthropic bills inference kept in the US (`inference_geo: "us"`) at 1.1× its rates on Claude Opus 4.6,
+ * Sonnet 4.6 and later models; the models before (which refuse the parameter) at their standard rates.
+ */
+const US_ONLY = { multiplier: parseDecimal("1.1"), text: "1.1" };
+const BEFORE_US_ONLY_PREMIUM = /^claude-(?:(?:opus|sonnet|haiku)-4(?:-[015])?(?:-\d{8})?$|[0-3]|instant)/;
 
 /** Providers whose `flex` service tier is billed at their batch rates. */
 const FLEX_PROVIDERS = new Set(["openai", "azure"]);
@@ -97,6 +106,10 @@ export class PricingEngine {
       (!characters && rates.input_mchars && !pricesTokens(rates) && totalTokens(req.usage) > 0)
     )
       return { priced: false, price_ref: `unpriced:${provider}:${model}`, cost: zeroCost() };
+    if (req.inferenceGeo === "us" && provider === "anthropic" && !BEFORE_US_ONLY_PREMIUM.test(model)) {
+      multiplier = multiplier ? mulDecimal(multiplier, US_ONLY.multiplier) : US_ONLY.multiplier;
+      ref += `;us-only=${US_ONLY.text}`;
+    }
     // OpenAI's flex processing is billed at its Batch API rates (its pricing page lists them as one).
     const flex = !tier && req.serviceTier === "flex" && FLEX_PROVIDERS.has(provider);
     if (req.batch || flex) {

@@ -1,6 +1,6 @@
 import type { z } from "zod";
 import type { PriceResult, PricingEngine } from "../pricing/engine.js";
-import { normalizeUsage, UsageError } from "../usage/index.js";
+import { inferenceGeoOf, normalizeUsage, UsageError } from "../usage/index.js";
 import {
   APIS,
   type Api,
@@ -299,6 +299,7 @@ function applyCost(record: CallRecord, r: CheckedCallRecordInput, ctx: BuildCont
       at: record.ts_start,
       batch: record.batch,
       serviceTier: record.service_tier,
+      inferenceGeo: inferenceGeoOf(record.usage_raw),
     });
   record.cost_nanousd = res.cost.total_nanousd;
   // Field by field: a computed key per category is a slow store on every priced record.

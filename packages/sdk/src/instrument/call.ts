@@ -10,6 +10,7 @@ import {
   fieldText,
   INPUT_LIMITS,
   imageToolOf,
+  inferenceGeoOf,
   MEASURE_FIELDS,
   type NormalizedUsage,
   requestedToolModel,
@@ -254,6 +255,7 @@ export class TrackedCall {
         provider: this.spec.provider,
         model,
         serviceTier: o.usage.service_tier,
+        inferenceGeo: inferenceGeoOf(o.usage.usage_raw),
         batch: o.batch,
         at: at.tsStart, // a batch's call: when it ran, as the server prices it
       });

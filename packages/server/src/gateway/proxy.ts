@@ -23,6 +23,7 @@ import {
   type FollowOutcome,
   fieldText,
   INPUT_LIMITS,
+  inferenceGeoOf,
   isFinished,
   isPending,
   PRICE_REF_NO_USAGE,
@@ -857,6 +858,7 @@ export class Gateway {
         usage: usage.usage,
         at: attemptStart,
         serviceTier: tierOf(call, usage),
+        inferenceGeo: inferenceGeoOf(usage.usage_raw),
       });
     } catch {
       return null; // inconsistent usage from the provider: the record says so; the reply still goes out

@@ -231,7 +231,9 @@ export class SpendGuard {
       );
       // The tier a request asks for (OpenAI's service_tier): a price book may price it apart.
       const tier = typeof ctx.body?.service_tier === "string" ? ctx.body.service_tier : null;
-      const price = worstCaseCost(this.engine, ctx.provider, ctx.model, wc.usage, now, tier);
+      // Where it asks inference to run (Anthropic's inference_geo): US-only is billed apart.
+      const geo = typeof ctx.body?.inference_geo === "string" ? ctx.body.inference_geo : null;
+      const price = worstCaseCost(this.engine, ctx.provider, ctx.model, wc.usage, now, tier, geo);
       // A Responses call's image generation tool bills its own image model: held beside the response.
       const tool = ctx.api === "openai.responses" ? imageToolWorstCase(ctx.body) : null;
       const toolModel = tool ? (imageToolModel(ctx.body) ?? DEFAULT_IMAGE_TOOL_MODEL) : ctx.model;

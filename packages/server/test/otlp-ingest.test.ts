@@ -739,6 +739,48 @@ describe("OTLP ingest: bad input", () => {
     expect(empty.bytes.byteLength).toBe(0);
   });
 
+  it("JSON: int64 and uint64 sent as JSON numbers past 2^53 are taken, as the protobuf JSON mapping allows", async () => {
+    // OpenTelemetry JS's own JSON encoder sends nanosecond times as numbers where BigInt is missing (and
+    // older exporters always did): every real time is past 2^53, so it arrives as an integral double.
+    const startMs = Date.now() - 1000;
+    const span = jsonSpan({
+      startTimeUnixNano: startMs * 1e6,
+      endTimeUnixNano: (startMs + 5) * 1e6,
+      attributes: [
+        ...chatKeyValues("100"),
+        { key: "app.request.bytes", value: { intValue: 2 ** 60 } }, // an attribute Tollgate does not read
+      ],
+    });
+    const before = await countAll();
+    const res = await post(jsonExport([span]), JSON_CT);
+    expect(res.status).toBe(200);
+    expect(res.json()).toEqual({});
+    expect(await countAll()).toBe(before + 1);
+    const rec = (await storedSpans(span.traceId as string))[0]!;
+    // A double holds a nanosecond time to within 256 ns: the millisecond may come out one less.
+    expect(Math.abs(rec.ts_start - startMs)).toBeLessThanOrEqual(1);
+    expect(Math.abs(rec.ts_end! - (startMs + 5))).toBeLessThanOrEqual(1);
+    expect(rec.priced).toBe(true);
+
+    // A token count past 2^53 is still refused by name (the span only), not the export.
+    const big = jsonSpan({
+      attributes: [
+        ...chatKeyValues("100").filter((kv) => kv.key !== "gen_ai.usage.output_tokens"),
+        { key: "gen_ai.usage.output_tokens", value: { intValue: 2 ** 60 } },
+      ],
+    });
+    const refused = await post(jsonExport([big]), JSON_CT);
+    expect(refused.status).toBe(200);
+    expect(refused.json().partialSuccess).toMatchObject({
+      rejectedSpans: "1",
+      errorMessage: expect.stringContaining("gen_ai.usage.output_tokens: token count is too large"),
+    });
+    // A fraction is still no integer.
+    const notInt = await post(jsonExport([jsonSpan({ startTimeUnixNano: 1.5 })]), JSON_CT);
+    expect(notInt.status).toBe(400);
+    expect(notInt.json().error.message).toContain("startTimeUnixNano");
+  });
+
   it("a store that is down answers 503 (exporters retry it), nothing half-written", async () => {
     const rt = await openTestRuntime();
     try {

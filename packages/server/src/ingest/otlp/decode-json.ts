@@ -9,17 +9,23 @@ import {
 } from "./spans.js";
 
 /**
+ * An integral JSON number, however large: zod's int() takes safe integers only, but a 64-bit value sent as
+ * a number (the mapping allows it; every nanosecond time is past 2^53) arrives as an integral double.
+ */
+const integral = (message: string) => z.number().refine(Number.isInteger, message);
+
+/**
  * OTLP/HTTP JSON (the protobuf JSON mapping): lowerCamelCase names, trace/span ids as hex, int64 as a
  * decimal string or a number, enums as integers. Unknown fields are ignored, as the spec asks; fields of
  * the wrong type are refused with their path.
  */
 const int64 = z.union([
   z.string().regex(/^-?\d{1,20}$/, "must be an integer (int64 as a decimal string)"),
-  z.number().int("must be an integer"),
+  integral("must be an integer"),
 ]);
 const uint64 = z.union([
   z.string().regex(/^\d{1,20}$/, "must be a non-negative integer (uint64 as a decimal string)"),
-  z.number().int("must be an integer").nonnegative("must not be negative"),
+  integral("must be an integer").refine((n) => n >= 0, "must not be negative"),
 ]);
 const keyValue = z.object({ key: z.string(), value: z.unknown().optional() });
 const attributes = z.array(keyValue).optional();

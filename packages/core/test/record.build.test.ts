@@ -207,3 +207,40 @@ describe("buildCallRecord: server-side tool calls", () => {
     });
   });
 });
+
+describe("buildCallRecord: money and times of the wrong form", () => {
+  // Each of these fails both forms a field takes (a number, or a string): the reason must still say why.
+  it.each<[string, Record<string, unknown>, string, RegExp]>([
+    ["a fractional cost", { cost_nanousd: 1.5 }, "cost_nanousd", /integer/],
+    [
+      "a cost that is a boolean",
+      { cost_nanousd: true },
+      "cost_nanousd",
+      /integer.*string of at most 18 digits/,
+    ],
+    ["a null cost", { cost_nanousd: null }, "cost_nanousd", /integer.*string of at most 18 digits/],
+    [
+      "a fractional category",
+      { cost_nanousd: 2, cost_output_nanousd: 0.5 },
+      "cost_output_nanousd",
+      /integer/,
+    ],
+    ["a fractional epoch ms", { ts_start: Date.UTC(2025, 5, 1) + 0.5 }, "ts_start", /integer/],
+    ["a boolean time", { ts_start: true }, "ts_start", /epoch milliseconds.*ISO-8601/],
+    ["a fractional ts_end", { ts_end: Date.UTC(2025, 5, 1) + 1.5 }, "ts_end", /integer/],
+  ])("%s names the field and what it takes", (_, over, field, reason) => {
+    const res = buildCallRecord({ ...llm, ...over }, ctx);
+    expect(res.ok).toBe(false);
+    const errors = res.ok ? [] : res.errors;
+    expect(errors.map((e) => e.field)).toEqual([field]);
+    expect(errors[0]!.reason).toMatch(reason);
+    expect(errors[0]!.reason).not.toBe("Invalid input");
+  });
+
+  it("a cost past 2^53 as a number is told to come as a string, not that it is no integer", () => {
+    expect(buildCallRecord({ ...llm, cost_nanousd: 2 ** 60 }, ctx)).toEqual({
+      ok: false,
+      errors: [{ field: "cost_nanousd", reason: "exceeds 2^53; send it as a string" }],
+    });
+  });
+});

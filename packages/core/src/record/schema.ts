@@ -61,32 +61,45 @@ const tokens = z
   .nonnegative("must not be negative")
   .max(L.maxTokens, `must be at most ${L.maxTokens}`);
 
+/**
+ * A whole number. Not zod's int(): it fails a fraction as a wrong *type*, so a union of a number and a
+ * string (times, money) answered a fraction only "Invalid input"; and it fails an integer past 2^53 as
+ * "not an integer", which it is.
+ */
+const wholeNumber = (message: string) => z.number().refine(Number.isInteger, message);
+
 /** Epoch ms (integer) or an ISO-8601 date-time with offset; normalized to epoch ms. */
 const timestamp = z
-  .union([
-    z.number().int("epoch milliseconds must be an integer"),
-    z.iso.datetime({
-      offset: true,
-      error: "must be an ISO-8601 date-time with a time zone, or epoch milliseconds",
-    }),
-  ])
+  .union(
+    [
+      wholeNumber("epoch milliseconds must be an integer"),
+      z.iso.datetime({
+        offset: true,
+        error: "must be an ISO-8601 date-time with a time zone, or epoch milliseconds",
+      }),
+    ],
+    { error: "must be epoch milliseconds (an integer) or an ISO-8601 date-time with a time zone" },
+  )
   .transform((v) => (typeof v === "number" ? v : Date.parse(v)))
   .refine((ms) => ms >= L.minTs && ms < L.maxTs, "must be between 2000-01-01 and 2100-01-01");
 
 /** Integer nano-USD as a JSON integer or a digit string (int64). */
-const nanoAmount = z.union([
-  z
-    .number()
-    .int("must be an integer number of nano-USD")
-    .nonnegative("must not be negative")
-    .max(Number.MAX_SAFE_INTEGER, "exceeds 2^53; send it as a string"),
-  z
-    .string()
-    .regex(
-      new RegExp(`^\\d{1,${L.nanoDigits}}$`),
-      `must be a non-negative integer of at most ${L.nanoDigits} digits`,
-    ),
-]);
+const nanoAmount = z.union(
+  [
+    wholeNumber("must be an integer number of nano-USD")
+      .refine((n) => n >= 0, "must not be negative")
+      .refine((n) => n <= Number.MAX_SAFE_INTEGER, "exceeds 2^53; send it as a string"),
+    z
+      .string()
+      .regex(
+        new RegExp(`^\\d{1,${L.nanoDigits}}$`),
+        `must be a non-negative integer of at most ${L.nanoDigits} digits`,
+      ),
+  ],
+  {
+    error: `must be an integer number of nano-USD: a JSON integer up to 2^53, or a string of at most ${L.nanoDigits} digits`,
+  },
+);
 
 const durationMs = z
   .number()

@@ -226,6 +226,27 @@ describe("POST /v1/events: ingest", () => {
     expect(evBig.cost_source).toBe("reported");
   });
 
+  it("refuses a call whose computed cost is past int64 by name, never storing it wrapped negative", async () => {
+    // Within every field's bounds (1e12 searches), but $10 per thousand makes 1e19 nano-USD: past the
+    // int64 a cost is stored in, it came back as -8446744073708951616 (a negative $8.4 billion in every sum).
+    const good = validRecord({ feature: "int64-neighbour" });
+    const huge = validRecord({
+      provider: "anthropic",
+      model: "claude-sonnet-4-5",
+      api: "anthropic.messages",
+      web_search_requests: 1_000_000_000_000,
+    });
+    const { status, json } = await postEvents(rt.app, key, [good, huge]);
+    expect(status, JSON.stringify(json)).toBe(207);
+    expect(json.results[0]).toMatchObject({ status: "accepted" });
+    expect(json.results[1]).toMatchObject({ status: "rejected", event_id: huge.event_id });
+    expect(json.results[1].errors).toEqual([
+      { field: "cost_nanousd", reason: expect.stringContaining("int64") },
+    ]);
+    expect(await eventById(good.event_id as string)).toBeDefined();
+    expect(await eventById(huge.event_id as string)).toBeUndefined();
+  });
+
   it("derives latency_ms from ts_end - ts_start", async () => {
     const t = Date.UTC(2024, 0, 1);
     const rec = validRecord({ ts_start: t, ts_end: t + 1234 });

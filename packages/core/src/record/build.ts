@@ -43,6 +43,8 @@ export interface BuildContext {
 
 const MAX_USAGE_RAW_CHARS = 64 * 1024;
 const MAX_CALL_MS = 7 * 86_400_000;
+/** Costs are stored as int64 (BIGINT): past it the store would wrap a cost to a negative one. */
+const MAX_INT64 = 2n ** 63n - 1n;
 
 export function issuesToFieldErrors(issues: readonly z.core.$ZodIssue[]): FieldError[] {
   return issues.flatMap((i) =>
@@ -301,6 +303,13 @@ function applyCost(record: CallRecord, r: CheckedCallRecordInput, ctx: BuildCont
       serviceTier: record.service_tier,
       inferenceGeo: inferenceGeoOf(record.usage_raw),
     });
+  // Every count is within its bounds, but their cost may not be (1e12 web searches at $10 a thousand is
+  // 1e19 nano-USD); the categories add up to the total, so the total bounds them all.
+  if (res.cost.total_nanousd > MAX_INT64)
+    return {
+      field: "cost_nanousd",
+      reason: `the cost of this usage (${res.cost.total_nanousd} nano-USD at ${res.price_ref}) is past int64, the most a cost can be stored as: check the usage counts`,
+    };
   record.cost_nanousd = res.cost.total_nanousd;
   // Field by field: a computed key per category is a slow store on every priced record.
   const by = res.cost.by_category;

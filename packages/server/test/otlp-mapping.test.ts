@@ -438,6 +438,29 @@ describe("OTLP GenAI mapping: identity, time, status, attribution", () => {
     expect(record(chat, {}, { "deployment.environment": "prod" }).deployment).toBe("prod");
   });
 
+  it("tollgate.metadata.<key> and association properties on the resource are metadata too; the span's win", () => {
+    const rec = record(
+      { ...chat, "tollgate.metadata.team": "span-team", "traceloop.association.properties.ticket": "T-1" },
+      {},
+      {
+        "service.name": "checkout",
+        "tollgate.metadata.team": "resource-team",
+        "tollgate.metadata.cost_center": "cc-7",
+        "traceloop.association.properties.ticket": "T-resource",
+        "traceloop.association.properties.region": "eu",
+        "tollgate.tags": ["from-resource"],
+      },
+    );
+    expect(rec.metadata).toEqual({
+      "service.name": "checkout",
+      team: "span-team",
+      cost_center: "cc-7",
+      ticket: "T-1",
+      region: "eu",
+    });
+    expect(rec.tags).toEqual(["from-resource"]);
+  });
+
   it.each<[string, Partial<DecodedSpan>, string]>([
     ["no trace id", { traceId: "" }, "trace_id"],
     ["an all-zero trace id", { traceId: "0".repeat(32) }, "trace_id"],

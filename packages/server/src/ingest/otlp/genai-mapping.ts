@@ -239,18 +239,29 @@ function metadataOf(a: Attributes, span: DecodedSpan, kind: Kind, wrapper: boole
   if (span.statusCode === STATUS_ERROR && span.statusMessage)
     meta["otel.status.message"] = span.statusMessage.slice(0, MAX_STATUS_MESSAGE);
   if (wrapper) meta["tollgate.wrapper"] = "usage reported by descendant spans";
+  extraMetadata(span.attributes, meta, true);
+  // On the resource too, as every attribution attribute is (service-wide values): the span's win.
+  extraMetadata(a.resource, meta, false);
+  return meta;
+}
+
+/** Other association properties and tollgate.metadata.<key> of one attribute map into `meta`. */
+function extraMetadata(attrs: AttrMap, meta: Record<string, string>, own: boolean): void {
   // The key first: most attributes are neither, and turning a number into text costs.
-  for (const k in span.attributes) {
+  for (const k in attrs) {
     if (k.startsWith(TRACELOOP)) {
       const prop = k.slice(TRACELOOP.length);
-      const text = scalarText(span.attributes[k]!);
+      const text = scalarText(attrs[k]!);
       if (text !== undefined && !ATTRIBUTION_PROPERTIES.has(prop)) meta[prop] ??= text;
     } else if (k.startsWith(TOLLGATE_META)) {
-      const text = scalarText(span.attributes[k]!);
-      if (text !== undefined) meta[k.slice(TOLLGATE_META.length)] = text;
+      const text = scalarText(attrs[k]!);
+      const key = k.slice(TOLLGATE_META.length);
+      if (text !== undefined) {
+        if (own) meta[key] = text;
+        else meta[key] ??= text;
+      }
     }
   }
-  return meta;
 }
 
 function scalarText(v: AttrValue): string | undefined {

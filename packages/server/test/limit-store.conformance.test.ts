@@ -441,6 +441,27 @@ describe("Redis leases: calls admitted without a round trip, caps still exact ac
     }
   });
 
+  it("a limit lowered while a lease is live: no call is admitted from the lease past the new limit", async () => {
+    const replica = await RedisLimitStore.connect(redis.url);
+    try {
+      const w = ws();
+      const wide = bucket({ key: "b:lowered:-", limit: 10_000_000n, amount: 100n });
+      const first = admitReq(w, { buckets: [wide] });
+      expect(await replica.admit(first)).toEqual({ ok: true }); // brings back a lease of LEASE_CALLS calls
+      await replica.settle(settleOf(first, 40n));
+      // The budget is edited down to room for one more worst case (an admin stopping a runaway).
+      const lowered = { ...wide, limit: 200n };
+      let admitted = 0;
+      for (let i = 0; i < 10; i++)
+        if ((await replica.admit(admitReq(w, { buckets: [lowered] }))).ok) admitted++;
+      expect(admitted).toBe(1); // was 10: all from the lease granted under the old limit
+      const [status] = await stores.redis!.buckets(w, [lowered], NOW);
+      expect(status!.spend + status!.reserved <= 200n).toBe(true);
+    } finally {
+      await replica.close();
+    }
+  });
+
   it("a dead replica's lease stops counting when it expires", async () => {
     const w = ws();
     const dead = await RedisLimitStore.connect(redis.url);

@@ -13,6 +13,8 @@ export interface Lease {
   workspace: string;
   key: string;
   slot: string;
+  /** The bucket's limit when Redis granted it: a lease is room under that limit, not under a lower one. */
+  limit: bigint;
   /** Allowance left in Redis (shrinks by each settled call's actual cost). */
   granted: bigint;
   /** Worst cases of this process's calls in flight under the lease. */
@@ -51,6 +53,12 @@ export class LeaseBook {
     const uses: LeaseUse[] = [];
     for (const b of req.buckets) {
       const lease = this.#live.get(keyOf(req.workspace, b.key));
+      // The budget's limit was edited since the lease was granted: a lower one may leave no room for what
+      // the lease still allows. It goes back (once its calls have settled) and Redis decides.
+      if (lease && lease.limit !== b.limit) {
+        this.#retire(lease);
+        return false;
+      }
       if (
         !leasable(b) ||
         !lease ||
@@ -76,6 +84,7 @@ export class LeaseBook {
       workspace: req.workspace,
       key: b.key,
       slot: b.slots[b.slots.length - 1]!,
+      limit: b.limit,
       granted: amount,
       held: 0n,
       usableUntil: req.now + LEASE_USE_MS,

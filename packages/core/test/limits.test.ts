@@ -56,6 +56,37 @@ describe("budget windows", () => {
     });
   });
 
+  it("a day whose midnight a DST gap skips starts where the gap ends (Havana, Santiago, the Azores)", () => {
+    // Havana springs forward at 00:00 on 2024-03-10 (CST, UTC-5, to CDT, UTC-4): that day's first instant
+    // is 01:00 CDT, 05:00Z. 04:00Z-05:00Z is still 23:00-24:00 on March 9.
+    const havana = parseWindow("day", "America/Havana")!;
+    expect(windowSlots(havana, at("2024-03-10T04:30:00Z"))).toMatchObject({
+      slots: ["d2024-03-09"],
+      start: at("2024-03-09T05:00:00Z"),
+      resetAt: at("2024-03-10T05:00:00Z"), // was 04:00Z: a reset an hour early, already past at 04:30Z
+    });
+    expect(windowSlots(havana, at("2024-03-10T05:30:00Z"))).toMatchObject({
+      slots: ["d2024-03-10"],
+      start: at("2024-03-10T05:00:00Z"), // was 04:00Z: March 9's last hour counted in March 10
+    });
+    // Every instant lies in its window, across a year of these zones' switches (and of ordinary ones).
+    for (const tz of [
+      "America/Havana",
+      "America/Santiago",
+      "America/Asuncion",
+      "Atlantic/Azores",
+      "Europe/Berlin",
+    ])
+      for (const kind of ["day", "month"]) {
+        const spec = parseWindow(kind, tz)!;
+        for (let t = at("2024-01-01T00:00:00Z"); t < at("2025-01-01T00:00:00Z"); t += 60 * 60_000) {
+          const w = windowSlots(spec, t);
+          if (!(w.start <= t && t < w.resetAt!))
+            expect({ tz, kind, t: new Date(t).toISOString(), w }).toBeNull();
+        }
+      }
+  });
+
   it("rolling windows are whole hours; lifetime never resets; bad windows are refused", () => {
     const spec = parseWindow("3h")!;
     const w = windowSlots(spec, at("2026-12-01T10:15:00Z"));

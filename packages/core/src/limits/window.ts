@@ -88,12 +88,19 @@ function offsetAt(ms: number, tz: string): number {
   return asUtc - Math.floor(ms / 1000) * 1000;
 }
 
-/** The instant of local midnight of (y, mo, d) in `tz` (DST-safe: the offset is re-read at the guess). */
+/**
+ * The first instant of day (y, mo, d) in `tz`: its local midnight (DST-safe: the offset is re-read at the
+ * guess). Where a DST gap skips midnight (Havana, Santiago, the Azores spring forward at 00:00), the
+ * midnight at the new offset falls in the day before: the day starts where the gap ends, its midnight at
+ * the old offset.
+ */
 function localMidnight(y: number, mo: number, d: number, tz: string): number {
   const guess = Date.UTC(y, mo - 1, d);
-  let t = guess - offsetAt(guess, tz);
-  t = guess - offsetAt(t, tz);
-  return t;
+  const first = guess - offsetAt(guess, tz);
+  const t = guess - offsetAt(first, tz);
+  if (t === first) return t;
+  const w = wallClock(t, tz);
+  return w.y === y && w.mo === mo && w.d === d ? t : first;
 }
 
 const pad = (n: number, w = 2) => String(n).padStart(w, "0");

@@ -111,6 +111,56 @@ describe("hard caps", () => {
     });
   });
 
+  it("a refusal only calls in flight cause is retried by the SDK, not put off until the window resets", async () => {
+    // gpt-4.1-nano, max_tokens 400: $0.0001684 held, $0.0001468 spent. Room for one hold, and for a second
+    // call once the first has settled.
+    await api("POST", "/api/budgets", {
+      id: "in-flight",
+      scope: { feature: "in-flight" },
+      window: "day",
+      limit_usd: "0.00032",
+    });
+    const body = {
+      model: "gpt-4.1-nano",
+      max_tokens: 400,
+      messages: [{ role: "user" as const, content: "x" }],
+    };
+    const slow = client({ "x-tollgate-feature": "in-flight", "x-mock-headers-delay-ms": "300" });
+    const first = slow.chat.completions.create(body);
+    await vi.waitFor(async () => {
+      expect((await api("GET", "/api/budgets/in-flight")).json.reserved_usd).not.toBe("0.00");
+    });
+    const refusal = await client({ "x-tollgate-feature": "in-flight" })
+      .chat.completions.create(body)
+      .catch((e) => e);
+    expect(refusal).toBeInstanceOf(OpenAI.RateLimitError);
+    expect(refusal.code).toBe("budget_exceeded");
+    // was: the seconds until midnight, and x-should-retry: false, as for a budget spent until its reset
+    expect(refusal.headers.get("retry-after")).toBe("1");
+    expect(refusal.headers.get("x-should-retry")).toBeNull();
+    // the SDK's own retry (after Retry-After) finds the first call settled and room for this one
+    let sent = 0;
+    const retrying = new OpenAI({
+      apiKey: "sk-test",
+      baseURL: `${gw.url}/v1`,
+      maxRetries: 2,
+      defaultHeaders: { "x-tollgate-feature": "in-flight" },
+      fetch: ((url: string, init?: RequestInit) => {
+        sent++;
+        return fetch(url, init);
+      }) as typeof fetch,
+    });
+    const second = retrying.chat.completions.create(body);
+    await expect(first).resolves.toBeTruthy();
+    await expect(second).resolves.toBeTruthy();
+    expect(sent).toBe(2);
+    // a budget spent until its reset is still final
+    const spent = await retrying.chat.completions.create(body).catch((e) => e);
+    expect(spent.code).toBe("budget_exceeded");
+    expect(spent.headers.get("x-should-retry")).toBe("false");
+    expect(sent).toBe(3);
+  });
+
   it("per-customer caps with overrides: each customer has its own bucket; acme gets more", async () => {
     await api("POST", "/api/budgets", {
       id: "per-customer",

@@ -23,6 +23,9 @@ const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOStrin
 const secondsUntil = (ms: number | null, now: number) =>
   ms === null ? null : Math.max(1, Math.ceil((ms - now) / 1000));
 
+/** Retry-After of a budget refusal that only calls in flight cause: their holds go as they end. */
+const IN_FLIGHT_RETRY_S = 1;
+
 export function budgetExceeded(
   b: Budget,
   bucket: string[],
@@ -34,6 +37,9 @@ export function budgetExceeded(
   now: number,
 ): LimitError {
   const where = bucket.length ? ` for ${bucket.map((v) => JSON.stringify(v)).join(", ")}` : "";
+  // Only the holds of calls in flight stand in the way: they end (settled to their cost, mostly less than
+  // their worst case) within seconds, not at the window's reset. Told so, the SDKs retry it.
+  const inFlightOnly = reserved > 0n && spend + requested <= limit;
   return new LimitError(
     429,
     "rate_limit_error",
@@ -41,8 +47,9 @@ export function budgetExceeded(
     `budget ${b.id}${where} would be exceeded: $${formatUsd(spend)} spent + $${formatUsd(reserved)} in flight + ` +
       `$${formatUsd(requested)} worst case of this call > limit $${formatUsd(limit)} per ${b.spec.window}` +
       (resetAt === null ? " (lifetime budget: raise the limit to continue)" : `; resets ${iso(resetAt)}`) +
+      (inFlightOnly ? ". Retry once calls in flight end" : "") +
       ". Lower max_tokens to reserve less.",
-    secondsUntil(resetAt, now),
+    inFlightOnly ? IN_FLIGHT_RETRY_S : secondsUntil(resetAt, now),
     {
       budget: {
         id: b.id,

@@ -14,6 +14,7 @@ import {
   PriceBook,
   PricingEngine,
   parseWindow,
+  rateRetryAfterMs,
   scopeMatches,
   slidingCount,
   stateOfLevel,
@@ -164,6 +165,31 @@ describe("rate math", () => {
     expect(slidingCount(100, 10, 0)).toBe(110);
     expect(slidingCount(100, 10, 30_000)).toBe(60);
     expect(slidingCount(100, 10, 59_999)).toBe(10);
+  });
+
+  it("a refusal's retry-after is when the estimate has room again, past the minute's end if need be", () => {
+    // 7,580 tokens counted this minute against 100/min, 57 s into it: the estimate is still 7,580 as the
+    // next minute starts, and has room 59.22 s into it (was: 3 s, the rest of this minute)
+    expect(rateRetryAfterMs(57_000, 0, 7_580, 99)).toBe(3_000 + 59_220);
+    // the previous minute's share alone was in the way: it shrinks within this one
+    expect(rateRetryAfterMs(30_000, 100, 10, 59)).toBe(60);
+    // what the estimate says at each instant, with nothing more counted, agrees
+    const estimate = (at: number, t: number, prev: number, cur: number) => {
+      const minutes = Math.floor(t / 60_000) - Math.floor(at / 60_000);
+      return minutes === 0 ? slidingCount(prev, cur, t) : minutes === 1 ? slidingCount(cur, 0, t) : 0;
+    };
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed % n;
+    };
+    for (let i = 0; i < 300; i++) {
+      const [prev, cur, allowed, at] = [rnd(200), rnd(200), rnd(150), 60_000 + rnd(60_000)];
+      const wait = rateRetryAfterMs(at, prev, cur, allowed);
+      expect(estimate(at, at + wait, prev, cur) <= allowed, `${[prev, cur, allowed, at]}`).toBe(true);
+      if (wait > 0)
+        expect(estimate(at, at + wait - 1, prev, cur) > allowed, `${[prev, cur, allowed, at]}`).toBe(true);
+    }
   });
 });
 

@@ -326,6 +326,28 @@ describe("rate limits and throttling", () => {
     ).toBe("ok");
   });
 
+  it("tokens per minute: Retry-After is when the sliding minute has room again, not the minute's end", async () => {
+    await api("POST", "/api/rate-limits", { id: "tpm", scope: { feature: "tpm" }, tokens_per_min: 100 });
+    // Not in the last seconds of a minute: the call and its refusal fall in the same one.
+    while (Date.now() % 60_000 > 55_000) await sleep(100);
+    const oa = client({ "x-tollgate-feature": "tpm" });
+    const call = () =>
+      oa.chat.completions.create({ model: "gpt-4.1-nano", messages: [{ role: "user", content: "hi" }] });
+    await call(); // its tokens, several times the limit, all count in this minute
+    const e = await call().catch((x) => x);
+    const leftInMinute = 60 - Math.floor((Date.now() % 60_000) / 1000);
+    expect(e).toBeInstanceOf(OpenAI.RateLimitError);
+    expect(e.code).toBe("rate_limited");
+    expect(e.error.rate_limit.count).toBeGreaterThan(100);
+    // As the next minute starts this one's tokens count in full: the limit clears well into it (was:
+    // the seconds left in this minute, after which the same call is refused again).
+    const retryAfter = Number(e.headers.get("retry-after"));
+    expect(retryAfter).toBeGreaterThan(leftInMinute + 30);
+    expect(Date.parse(e.error.rate_limit.reset_at)).toBeGreaterThan(Date.now() + (leftInMinute + 29) * 1000);
+    // past the SDKs' 60 s horizon: they are told not to retry it on their own backoff
+    expect(e.headers.get("x-should-retry")).toBe("false");
+  });
+
   it("throttle: past its cap a budget admits only throttle_rpm calls a minute instead of blocking", async () => {
     await api("POST", "/api/budgets", {
       id: "slow",

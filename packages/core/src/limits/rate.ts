@@ -34,7 +34,18 @@ export function slidingCount(previous: number, current: number, at: number): num
   return current + Math.floor((previous * (1000 - elapsedPermille)) / 1000);
 }
 
-/** Ms until the estimate drops below `limit` again, at worst: the rest of the current minute. */
-export function rateRetryAfterMs(at: number): number {
-  return RATE_WINDOW_MS - (at % RATE_WINDOW_MS);
+/**
+ * Ms until the estimate falls to `allowed` or below with nothing more counted: the previous minute's share
+ * shrinks through the current one, then the current minute's (counted in full as the next one starts)
+ * through the next. A limit hit by the current minute alone does not clear as it ends.
+ */
+export function rateRetryAfterMs(at: number, previous: number, current: number, allowed: number): number {
+  const into = at % RATE_WINDOW_MS;
+  // The first per-mille of a minute at which floor(n * (1000 - p) / 1000) <= room.
+  const clearsAt = (n: number, room: number) =>
+    n <= room ? 0 : Math.max(0, Math.floor(1000 - ((room + 1) * 1000) / n) + 1);
+  const msOf = (permille: number) => Math.ceil((permille * RATE_WINDOW_MS) / 1000);
+  if (allowed < 0) return 2 * RATE_WINDOW_MS - into; // nothing fits until both minutes are gone
+  if (current <= allowed) return Math.max(0, msOf(clearsAt(previous, allowed - current)) - into);
+  return RATE_WINDOW_MS - into + msOf(clearsAt(current, allowed));
 }

@@ -15,6 +15,7 @@ import {
   levelOf,
   type PricingEngine,
   type RawBody,
+  rateRetryAfterMs,
   scopeMatches,
   stateOfLevel,
   totalTokens,
@@ -292,7 +293,10 @@ export class SpendGuard {
     }
     if (r.kind === "rate") {
       const rc = rateCharges[r.index]!;
-      return { ok: false, error: rateLimited(rc.spec, rc.metric, rc.limit, r.count, now) };
+      // Room again once the count, with nothing more counted, leaves space for this call.
+      const allowed = rc.cost > 0 ? rc.limit - rc.cost : rc.limit - 1;
+      const clearsInMs = rateRetryAfterMs(now, r.previous, r.current, allowed);
+      return { ok: false, error: rateLimited(rc.spec, rc.metric, rc.limit, r.count, now, clearsInMs) };
     }
     const b = charged[r.index]!;
     if (r.kind === "throttle")

@@ -102,8 +102,9 @@ export function rateLimited(
   limit: number,
   count: number,
   now: number,
+  clearsInMs: number,
 ): LimitError {
-  const resetS = secondsLeftInMinute(now);
+  const resetS = Math.max(1, Math.ceil(clearsInMs / 1000));
   return new LimitError(
     429,
     "rate_limit_error",

@@ -96,7 +96,16 @@ export class MemoryLimitStore implements LimitStore {
       const r = req.rates[i]!;
       const count = slidingCount(rates[i]!.previous, rates[i]!.current, now);
       if (r.cost > 0 ? count + r.cost > r.limit : count >= r.limit)
-        return { ok: false, refusal: { kind: "rate", index: i, count } };
+        return {
+          ok: false,
+          refusal: {
+            kind: "rate",
+            index: i,
+            count,
+            previous: rates[i]!.previous,
+            current: rates[i]!.current,
+          },
+        };
     }
     const buckets = req.buckets.map((b) => this.#bucket(req.workspace, b, now));
     const throttles: Rate[] = [];

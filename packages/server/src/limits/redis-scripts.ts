@@ -131,7 +131,9 @@ if run ~= cjson.null and run then
 end
 for i, r in ipairs(spec.rates) do
   local c = sliding(r.p, r.c, permille)
-  if (r.cost > 0 and c + r.cost > r.limit) or (r.cost == 0 and c >= r.limit) then return {'rate', tostring(i - 1), fmt(c)} end
+  if (r.cost > 0 and c + r.cost > r.limit) or (r.cost == 0 and c >= r.limit) then
+    return {'rate', tostring(i - 1), fmt(c), fmt(num(redis.call('GET', KEYS[r.p]))), fmt(num(redis.call('GET', KEYS[r.c])))}
+  end
 end
 local spends = {}
 for i, b in ipairs(spec.buckets) do

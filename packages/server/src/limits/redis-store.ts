@@ -181,7 +181,16 @@ export class RedisLimitStore implements LimitStore {
           refusal: { kind: "run", kill: JSON.parse(r[1]!) as KillReason, newlyKilled: r[2] === "1" },
         };
       case "rate":
-        return { ok: false, refusal: { kind: "rate", index: Number(r[1]), count: Number(r[2]) } };
+        return {
+          ok: false,
+          refusal: {
+            kind: "rate",
+            index: Number(r[1]),
+            count: Number(r[2]),
+            previous: Number(r[3]),
+            current: Number(r[4]),
+          },
+        };
       case "throttle":
         return {
           ok: false,

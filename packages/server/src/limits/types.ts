@@ -55,7 +55,8 @@ export interface AdmitRequest {
 
 export type Refusal =
   | { kind: "budget"; index: number; spend: bigint; reserved: bigint }
-  | { kind: "rate"; index: number; count: number }
+  /** previous, current: the two minutes the sliding count is made of (when it clears depends on both). */
+  | { kind: "rate"; index: number; count: number; previous: number; current: number }
   | { kind: "throttle"; index: number; count: number; spend: bigint }
   | { kind: "run"; kill: KillReason; newlyKilled: boolean };
 

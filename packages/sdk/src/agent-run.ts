@@ -10,11 +10,12 @@ import {
   emptyRunUsage,
   extractFromResponse,
   formatUsd,
-  inferenceGeoOf,
   type KillReason,
   type NormalizedUsage,
   PricingEngine,
   type RunUsage,
+  type ServedAs,
+  servedAsOf,
   toolCallModel,
   totalTokens,
   uuidv7,
@@ -155,7 +156,7 @@ export class AgentRun {
           provider: string;
           model: string;
           serviceTier?: string | null;
-          inferenceGeo?: string | null;
+          servedAs?: ServedAs | null;
           batch?: boolean;
           at?: number;
         }
@@ -213,8 +214,8 @@ export class AgentRun {
     }
     const provider = opts.provider ?? api.split(".")[0]!;
     const model = extracted.model ?? opts.model ?? "unknown";
-    const inferenceGeo = inferenceGeoOf(extracted.usage_raw);
-    this.recordUsage(extracted.usage, { provider, model, serviceTier: extracted.service_tier, inferenceGeo });
+    const servedAs = servedAsOf(extracted.usage_raw);
+    this.recordUsage(extracted.usage, { provider, model, serviceTier: extracted.service_tier, servedAs });
     // What a hosted tool did on its own model (an image, an advisor's advice), at that model's rates (a call
     // of its own, not another LLM call).
     const tool = extracted.tool_model_call;

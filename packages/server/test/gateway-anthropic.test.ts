@@ -280,7 +280,7 @@ describe("gateway: Anthropic's advisor tool", () => {
   });
 });
 
-describe("gateway: Anthropic's US-only inference", () => {
+describe("gateway: how Anthropic served a call (US-only inference, fast mode)", () => {
   it("a reply that says inference ran in the US is billed at 1.1×, header and record alike", async () => {
     const params = { model: "claude-sonnet-4-6", max_tokens: 1024, messages };
     const plain = await anthropic.messages.create({ ...params, inference_geo: "global" }).withResponse();
@@ -294,5 +294,22 @@ describe("gateway: Anthropic's US-only inference", () => {
     // The same usage (the same real reply), at 1.1×: each category rounds once, as any multiplier's.
     expect(us.cost_nanousd).toBe((standard.cost_nanousd * 11n) / 10n);
     expect(geo.response.headers.get("x-tollgate-cost-usd")).toBe(formatUsd(us.cost_nanousd));
+  });
+
+  it("fast mode on Opus 4.6 is billed at 6×, header and record alike", async () => {
+    const params = { model: "claude-opus-4-6", max_tokens: 1024, messages };
+    const standard = await anthropic.messages
+      .create({ ...params, speed: "standard" } as typeof params)
+      .withResponse();
+    const fast = await anthropic.messages
+      .create({ ...params, speed: "fast" } as typeof params)
+      .withResponse();
+    expect(fast.data.usage).toMatchObject({ speed: "fast" });
+    const [a, b] = await Promise.all(
+      [standard, fast].map((r) => recordById(r.response.headers.get("x-tollgate-event-id"))),
+    );
+    expect(b!.price_ref).toMatch(/;fast=6$/);
+    expect(b!.cost_nanousd).toBe(a!.cost_nanousd * 6n);
+    expect(fast.response.headers.get("x-tollgate-cost-usd")).toBe(formatUsd(b!.cost_nanousd));
   });
 });

@@ -18,8 +18,8 @@
  * - `x-mock-should-retry`: an `x-should-retry` header for the rate-limit scenarios to send (Anthropic does).
  * - `x-mock-image-bytes`: each image in a whole reply (`b64_json`, the image tool's `result`) is this many
  *   characters of base64, as a real image's bytes are megabytes (the fixtures' are cut short).
- * - Anthropic messages with an advisor tool (`advisor_*`) or an `inference_geo`: a real reply whose usage has
- *   the advisor's consultations (ADVISOR_ITERATIONS) and says where inference ran, as Anthropic's does.
+ * - Anthropic messages with an advisor tool (`advisor_*`), an `inference_geo` or a `speed`: a real reply whose
+ *   usage has the advisor's consultations (ADVISOR_ITERATIONS) and says how it was served, as Anthropic's does.
  * - Speech (`/v1/audio/speech`) answers its audio (`speechAudio`) in 4 KB chunks, `x-mock-chunk-delay-ms`
  *   apart (`reset-mid-stream`: half of them); `stream_format: "sse"` answers its event stream fixture; a
  *   request without text (or not JSON), 400.
@@ -37,7 +37,7 @@ import type { AddressInfo, Socket } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
-import { imageToolOf } from "@tollgate/core";
+import { imageToolOf, servedAsOf } from "@tollgate/core";
 
 export interface RecordedRequest {
   method: string;
@@ -419,16 +419,19 @@ export function normalReply(
       };
     return jsonReply(audioFixture(rel), rel);
   }
-  if (p === "/v1/messages" && (advisorOf(body) || typeof body?.inference_geo === "string")) {
-    // Where inference ran, as Anthropic's usage says it; the advisor's consultations, where it had one.
-    const geo = typeof body?.inference_geo === "string" ? { inference_geo: body.inference_geo } : {};
+  const served = servedAsOf(body);
+  if (p === "/v1/messages" && (advisorOf(body) || served)) {
+    // How it was served, as Anthropic's usage says it; the advisor's consultations, where it had one.
+    const said = served
+      ? { inference_geo: served.inferenceGeo ?? "global", speed: served.speed ?? "standard" }
+      : {};
     const amend = (usage: Record<string, unknown>) => ({
       ...(advisorOf(body) ? advisedUsage(usage) : usage),
-      ...geo,
+      ...said,
     });
     const built = "(reply with amended usage, built)";
-    // Only Claude Opus 4.6 and later take inference_geo: the reply is the model asked for.
-    const asked = typeof body?.inference_geo === "string" && typeof model === "string" ? model : null;
+    // Only Claude Opus 4.6 and later take inference_geo (and fast mode): the reply is the model asked for.
+    const asked = served && typeof model === "string" ? model : null;
     return stream ? sseReply(amendedStream(amend), built) : jsonReply(amendedMessage(amend, asked), built);
   }
   if (p === "/v1/responses/compact") {

@@ -3,6 +3,7 @@ import { compareDecimal } from "../money/decimal.js";
 import { NANO_PER_MS_AT_USD_PER_HOUR } from "../pricing/cost.js";
 import type { PriceResult, PricingEngine } from "../pricing/engine.js";
 import { previewSearchRate, pricesAudio, rateAt } from "../pricing/rates.js";
+import type { ServedAs } from "../pricing/served-as.js";
 import { imageToolOf } from "../usage/images.js";
 import { skimmedLength } from "../usage/skim.js";
 import { speechWorstCase } from "../usage/speech.js";
@@ -334,7 +335,7 @@ function ratesInForce(
   model: string,
   at: number,
   serviceTier: string | null,
-  inferenceGeo: string | null,
+  servedAs: ServedAs | null,
 ): PriceResult {
   let byProvider = inForce.get(engine);
   if (!byProvider) {
@@ -348,12 +349,12 @@ function ratesInForce(
   }
   const minute = Math.floor(at / 60_000);
   const key =
-    serviceTier === null && inferenceGeo === null
+    serviceTier === null && servedAs === null
       ? model
-      : `${model}\u0000${serviceTier}\u0000${inferenceGeo}`;
+      : `${model}\u0000${serviceTier}\u0000${servedAs?.inferenceGeo}\u0000${servedAs?.speed}`;
   const hit = byModel.get(key);
   if (hit && hit.minute === minute && hit.book === engine.priceBookRef) return hit.price;
-  const price = engine.price({ provider, model, usage: NO_USAGE, at, serviceTier, inferenceGeo });
+  const price = engine.price({ provider, model, usage: NO_USAGE, at, serviceTier, servedAs });
   if (byModel.size > 10_000) byModel.clear();
   byModel.set(key, { minute, book: engine.priceBookRef, price });
   return price;
@@ -382,9 +383,9 @@ export function worstCaseCost(
   usage: NormalizedUsage,
   at: number,
   serviceTier: string | null = null,
-  inferenceGeo: string | null = null,
+  servedAs: ServedAs | null = null,
 ): { priced: boolean; total_nanousd: bigint } {
-  const inForcePrice = ratesInForce(engine, provider, model, at, serviceTier, inferenceGeo);
+  const inForcePrice = ratesInForce(engine, provider, model, at, serviceTier, servedAs);
   if (!inForcePrice.priced || !inForcePrice.rates) return { priced: false, total_nanousd: 0n };
   const r = inForcePrice.rates;
   const tokens = usage.input_uncached_tokens;

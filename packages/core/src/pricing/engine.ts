@@ -4,6 +4,7 @@ import { BuiltinPrices, pricesAt } from "./builtin.js";
 import { type CostBreakdown, computeCost, totalTokens, zeroCost } from "./cost.js";
 import type { PriceBook } from "./pricebook.js";
 import { type PriceRates, pricesAudio, pricesTokens, ratesFrom } from "./rates.js";
+import { type ServedAs, servedMultipliers } from "./served-as.js";
 
 export interface PriceRequest {
   provider: string;
@@ -14,8 +15,8 @@ export interface PriceRequest {
   batch?: boolean;
   /** The service tier the provider says it served the call on (OpenAI's `flex` is billed at batch rates). */
   serviceTier?: string | null;
-  /** Where the provider says inference ran (Anthropic's `usage.inference_geo`; see inferenceGeoOf). */
-  inferenceGeo?: string | null;
+  /** How the provider says it served the call, where it prices that apart (servedAsOf the reply's usage). */
+  servedAs?: ServedAs | null;
 }
 
 export interface PriceResult {
@@ -39,13 +40,6 @@ const DEFAULT_BATCH: Record<string, string> = {
   mistral: "0.5",
   groq: "0.5",
 };
-
-/**
- * Anthropic bills inference kept in the US (`inference_geo: "us"`) at 1.1× its rates on Claude Opus 4.6,
- * Sonnet 4.6 and later models; the models before (which refuse the parameter) at their standard rates.
- */
-const US_ONLY = { multiplier: parseDecimal("1.1"), text: "1.1" };
-const BEFORE_US_ONLY_PREMIUM = /^claude-(?:(?:opus|sonnet|haiku)-4(?:-[015])?(?:-\d{8})?$|[0-3]|instant)/;
 
 /** Providers whose `flex` service tier is billed at their batch rates. */
 const FLEX_PROVIDERS = new Set(["openai", "azure"]);
@@ -106,9 +100,9 @@ export class PricingEngine {
       (!characters && rates.input_mchars && !pricesTokens(rates) && totalTokens(req.usage) > 0)
     )
       return { priced: false, price_ref: `unpriced:${provider}:${model}`, cost: zeroCost() };
-    if (req.inferenceGeo === "us" && provider === "anthropic" && !BEFORE_US_ONLY_PREMIUM.test(model)) {
-      multiplier = multiplier ? mulDecimal(multiplier, US_ONLY.multiplier) : US_ONLY.multiplier;
-      ref += `;us-only=${US_ONLY.text}`;
+    for (const served of servedMultipliers(provider, model, req.servedAs)) {
+      multiplier = multiplier ? mulDecimal(multiplier, served.multiplier) : served.multiplier;
+      ref += served.ref;
     }
     // OpenAI's flex processing is billed at its Batch API rates (its pricing page lists them as one).
     const flex = !tier && req.serviceTier === "flex" && FLEX_PROVIDERS.has(provider);

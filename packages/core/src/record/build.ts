@@ -1,6 +1,7 @@
 import type { z } from "zod";
 import type { PriceResult, PricingEngine } from "../pricing/engine.js";
-import { inferenceGeoOf, normalizeUsage, UsageError } from "../usage/index.js";
+import { servedAsOf } from "../pricing/served-as.js";
+import { normalizeUsage, UsageError } from "../usage/index.js";
 import {
   APIS,
   type Api,
@@ -301,7 +302,7 @@ function applyCost(record: CallRecord, r: CheckedCallRecordInput, ctx: BuildCont
       at: record.ts_start,
       batch: record.batch,
       serviceTier: record.service_tier,
-      inferenceGeo: inferenceGeoOf(record.usage_raw),
+      servedAs: servedAsOf(record.usage_raw),
     });
   // Every count is within its bounds, but their cost may not be (1e12 web searches at $10 a thousand is
   // 1e19 nano-USD); the categories add up to the total, so the total bounds them all.

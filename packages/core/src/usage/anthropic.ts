@@ -117,11 +117,3 @@ export function splitCacheWrites(
   checkSubset(fiveMinute + oneHour, "cache_creation", total, totalField, label);
   return { fiveMinute: total - oneHour, oneHour };
 }
-
-/**
- * Where an Anthropic reply says inference ran (`usage.inference_geo`: `global`, `us`), from its usage
- * object as the provider sent it; null where it does not say. US-only inference is billed apart.
- */
-export function inferenceGeoOf(usageRaw: unknown): string | null {
-  return isObject(usageRaw) && typeof usageRaw.inference_geo === "string" ? usageRaw.inference_geo : null;
-}

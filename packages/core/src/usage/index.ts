@@ -1,7 +1,7 @@
 // Public API of usage normalization (DESIGN.md "The call record").
 
 export { advisorToolModel, anthropicAdvisorCall } from "./advisor.js";
-export { inferenceGeoOf, normalizeAnthropicMessages } from "./anthropic.js";
+export { normalizeAnthropicMessages } from "./anthropic.js";
 export {
   type BackgroundResponse,
   backgroundResponse,

@@ -10,11 +10,11 @@ import {
   fieldText,
   INPUT_LIMITS,
   imageToolOf,
-  inferenceGeoOf,
   MEASURE_FIELDS,
   type NormalizedUsage,
   requestedToolModel,
   type StreamShown,
+  servedAsOf,
   speechUsage,
   TOOL_CALL_FIELDS,
   type ToolModelCall,
@@ -255,7 +255,7 @@ export class TrackedCall {
         provider: this.spec.provider,
         model,
         serviceTier: o.usage.service_tier,
-        inferenceGeo: inferenceGeoOf(o.usage.usage_raw),
+        servedAs: servedAsOf(o.usage.usage_raw),
         batch: o.batch,
         at: at.tsStart, // a batch's call: when it ran, as the server prices it
       });

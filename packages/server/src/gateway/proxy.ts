@@ -23,7 +23,6 @@ import {
   type FollowOutcome,
   fieldText,
   INPUT_LIMITS,
-  inferenceGeoOf,
   isFinished,
   isPending,
   PRICE_REF_NO_USAGE,
@@ -33,6 +32,7 @@ import {
   Recent,
   requestedToolModel,
   type StreamShown,
+  servedAsOf,
   speechUsage,
   type ToolCallParent,
   type ToolModelCall,
@@ -858,7 +858,7 @@ export class Gateway {
         usage: usage.usage,
         at: attemptStart,
         serviceTier: tierOf(call, usage),
-        inferenceGeo: inferenceGeoOf(usage.usage_raw),
+        servedAs: servedAsOf(usage.usage_raw),
       });
     } catch {
       return null; // inconsistent usage from the provider: the record says so; the reply still goes out

@@ -17,6 +17,7 @@ import {
   type RawBody,
   rateRetryAfterMs,
   scopeMatches,
+  servedAsOf,
   stateOfLevel,
   totalTokens,
   windowSlots,
@@ -232,9 +233,9 @@ export class SpendGuard {
       );
       // The tier a request asks for (OpenAI's service_tier): a price book may price it apart.
       const tier = typeof ctx.body?.service_tier === "string" ? ctx.body.service_tier : null;
-      // Where it asks inference to run (Anthropic's inference_geo): US-only is billed apart.
-      const geo = typeof ctx.body?.inference_geo === "string" ? ctx.body.inference_geo : null;
-      const price = worstCaseCost(this.engine, ctx.provider, ctx.model, wc.usage, now, tier, geo);
+      // How it asks to be served (Anthropic's inference_geo, speed): US-only and fast mode are billed apart.
+      const served = servedAsOf(ctx.body);
+      const price = worstCaseCost(this.engine, ctx.provider, ctx.model, wc.usage, now, tier, served);
       // A Responses call's image generation tool bills its own image model: held beside the response.
       const tool = ctx.api === "openai.responses" ? imageToolWorstCase(ctx.body) : null;
       const toolModel = tool ? (imageToolModel(ctx.body) ?? DEFAULT_IMAGE_TOOL_MODEL) : ctx.model;

@@ -5,11 +5,14 @@
 import { describe, expect, it } from "vitest";
 import {
   advisorToolModel,
+  advisorWorstCase,
   extractFromEvents,
   extractFromResponse,
   PricingEngine,
   requestedToolModel,
+  toolCallWorstCase,
   toolModelCallInput,
+  worstCaseUsage,
 } from "../src/index.js";
 
 const executor = {
@@ -112,5 +115,44 @@ describe("Anthropic's advisor tool", () => {
     expect(advisorToolModel(body)).toBe("claude-opus-4-6");
     expect(requestedToolModel("anthropic.messages", body)).toBe("claude-opus-4-6");
     expect(advisorToolModel({ tools: [{ type: "web_search_20250305" }] })).toBeNull();
+  });
+
+  it("a budget holds its consultations beside the executor's: max_uses of them (else one), each reading the transcript", () => {
+    const body = {
+      model: "claude-sonnet-4-6",
+      max_tokens: 4000,
+      messages: [{ role: "user", content: "Plan the migration" }],
+      tools: [
+        {
+          type: "advisor_20260301",
+          name: "advisor",
+          model: "claude-opus-4-6",
+          max_uses: 3,
+          max_tokens: 1500,
+        },
+      ],
+    };
+    const executor = worstCaseUsage(
+      "anthropic.messages",
+      body,
+      { byteLength: JSON.stringify(body).length },
+      null,
+    );
+    const transcript = executor.usage.input_uncached_tokens + executor.usage.output_tokens; // 4,000 out at most
+    expect(executor.usage.output_tokens).toBe(4000);
+    expect(advisorWorstCase(body, executor)!.usage).toMatchObject({
+      input_uncached_tokens: 3 * transcript,
+      output_tokens: 3 * 1500,
+    });
+    const unbounded = {
+      ...body,
+      tools: [{ type: "advisor_20260301", name: "advisor", model: "claude-opus-4-6" }],
+    };
+    expect(advisorWorstCase(unbounded, executor)!.usage).toMatchObject({
+      input_uncached_tokens: transcript,
+      output_tokens: 2048,
+    });
+    expect(toolCallWorstCase("anthropic.messages", body, executor)?.model).toBe("claude-opus-4-6");
+    expect(toolCallWorstCase("anthropic.messages", { ...body, tools: [] }, executor)).toBeNull();
   });
 });

@@ -269,6 +269,38 @@ describe("gateway: Anthropic's advisor tool", () => {
     expect(data.usage.iterations).toHaveLength(3);
   });
 
+  it("a budget holds the advisor's consultations before the call goes out, and counts them after", async () => {
+    const user = `advisor-user-${newCase()}`;
+    const budget = (limit: string) =>
+      adminRequest(gw, "POST", "/api/budgets", {
+        id: user,
+        scope: { user_id: user },
+        window: "day",
+        limit_usd: limit,
+      });
+    const call = (params: object) =>
+      anthropic.beta.messages.create(params as typeof ask, tagged(newCase(), { "x-tollgate-user-id": user }));
+    const small = { ...ask, max_tokens: 100 };
+    // The executor's worst case (claude-sonnet-4-5, ~300 input tokens and 100 out: ~$0.0025) fits $0.01; one
+    // consultation's (claude-opus-4-6 reading that transcript, writing up to 2,048 tokens: ~$0.053) does not.
+    await budget("0.01");
+    const refused = await call(small).catch((e) => e);
+    expect(refused).toBeInstanceOf(Anthropic.RateLimitError);
+    expect(JSON.stringify(refused.error)).toMatch(/budget_exceeded/);
+    const { tools: _, betas: __, ...noTool } = small;
+    await anthropic.messages.create(noTool, tagged(newCase(), { "x-tollgate-user-id": user }));
+    // Room for it: the call goes, and its spend is both calls'.
+    await budget("5");
+    const before = BigInt((await adminRequest(gw, "GET", `/api/budgets/${user}`)).json.spend_nanousd);
+    const { response } = await call(small).withResponse();
+    const { main } = await recordsOf(response.headers.get("x-tollgate-event-id"));
+    const spend = async () => (await adminRequest(gw, "GET", `/api/budgets/${user}`)).json;
+    await expect.poll(spend).toMatchObject({
+      spend_nanousd: String(before + main.cost_nanousd + ADVISOR_COST),
+      reserved_nanousd: "0",
+    });
+  });
+
   it("an agent run counts the advisor's cost, not as another LLM call", async () => {
     const run = `advisor-run-${newCase()}`;
     const { response } = await anthropic.beta.messages

@@ -1,10 +1,11 @@
 import type { Decimal } from "../money/decimal.js";
 import { compareDecimal } from "../money/decimal.js";
-import { NANO_PER_MS_AT_USD_PER_HOUR } from "../pricing/cost.js";
+import { NANO_PER_MS_AT_USD_PER_HOUR, totalTokens } from "../pricing/cost.js";
 import type { PriceResult, PricingEngine } from "../pricing/engine.js";
 import { previewSearchRate, pricesAudio, rateAt } from "../pricing/rates.js";
 import type { ServedAs } from "../pricing/served-as.js";
-import { imageToolOf } from "../usage/images.js";
+import { advisorToolModel, advisorToolOf } from "../usage/advisor.js";
+import { DEFAULT_IMAGE_TOOL_MODEL, imageToolModel, imageToolOf } from "../usage/images.js";
 import { skimmedLength } from "../usage/skim.js";
 import { speechWorstCase } from "../usage/speech.js";
 import { type Api, emptyUsage, type NormalizedUsage } from "../usage/types.js";
@@ -136,6 +137,51 @@ export function imageToolWorstCase(body: Record<string, unknown> | null): WorstC
   wc.usage.input_uncached_tokens = IMAGE_TOOL_PROMPT_TOKENS;
   wc.usage.image_tokens = (media.images + mask) * INPUT_IMAGE_TOKENS;
   return wc;
+}
+
+/** Output held for one advisor consultation whose tool sets no `max_tokens` (Anthropic: typically 1,400–1,800 tokens with its thinking). */
+const ADVISOR_OUTPUT_TOKENS = 2_048;
+/** The most advisor consultations held for one request (its tool's `max_uses`). */
+const MAX_ADVISOR_USES = 10;
+
+/**
+ * Anthropic's advisor tool a Messages request offers, held as calls of its advisor model: as many
+ * consultations as its `max_uses` allows (at most MAX_ADVISOR_USES), else one; each reads the transcript so
+ * far (at most the executor's worst-case input and output) and writes the tool's `max_tokens`, else
+ * ADVISOR_OUTPUT_TOKENS. Null when the request offers no such tool.
+ */
+export function advisorWorstCase(
+  body: Record<string, unknown> | null,
+  executor: WorstCase,
+): WorstCase | null {
+  const tool = advisorToolOf(body);
+  if (!tool) return null;
+  const positive = (v: unknown) => (typeof v === "number" && Number.isInteger(v) && v > 0 ? v : null);
+  const uses = Math.min(positive(tool.max_uses) ?? 1, MAX_ADVISOR_USES);
+  const output = positive(tool.max_tokens) ?? ADVISOR_OUTPUT_TOKENS;
+  const usage = emptyUsage();
+  // Its input and its worst-case output: the transcript as it stands when the advisor is asked, at most.
+  usage.input_uncached_tokens = uses * totalTokens(executor.usage);
+  usage.output_tokens = uses * output;
+  return { usage, maxOutput: output, outputFrom: positive(tool.max_tokens) ? "request" : "default" };
+}
+
+/**
+ * The call a request's hosted tool may make on a model of its own, held beside the request's own: the
+ * Responses image tool's image, an advisor's consultations. Null when it offers neither.
+ */
+export function toolCallWorstCase(
+  api: Api | null,
+  body: Record<string, unknown> | null,
+  executor: WorstCase,
+): { usage: NormalizedUsage; model: string } | null {
+  if (api === "openai.responses") {
+    const wc = imageToolWorstCase(body);
+    return wc && { usage: wc.usage, model: imageToolModel(body) ?? DEFAULT_IMAGE_TOOL_MODEL };
+  }
+  const model = api === "anthropic.messages" ? advisorToolModel(body) : null;
+  const wc = model ? advisorWorstCase(body, executor) : null;
+  return wc && model ? { usage: wc.usage, model } : null;
 }
 
 /**

@@ -31,12 +31,19 @@ function add(sum: NormalizedUsage, u: NormalizedUsage): void {
   for (const f of USAGE_FIELDS) sum[f] += u[f];
 }
 
-/** The advisor model a Messages request's advisor tool names, if it does. */
-export function advisorToolModel(body: Record<string, unknown> | null | undefined): string | null {
+/** The advisor tool (`advisor_…`) a Messages request offers, if it does. */
+export function advisorToolOf(
+  body: Record<string, unknown> | null | undefined,
+): Record<string, unknown> | null {
   const tools = body?.tools;
   if (!Array.isArray(tools)) return null;
   for (const tool of tools)
-    if (isObject(tool) && typeof tool.type === "string" && tool.type.startsWith("advisor_"))
-      return typeof tool.model === "string" && tool.model !== "" ? tool.model : null;
+    if (isObject(tool) && typeof tool.type === "string" && tool.type.startsWith("advisor_")) return tool;
   return null;
+}
+
+/** The advisor model a Messages request's advisor tool names, if it does. */
+export function advisorToolModel(body: Record<string, unknown> | null | undefined): string | null {
+  const model = advisorToolOf(body)?.model;
+  return typeof model === "string" && model !== "" ? model : null;
 }

@@ -1,6 +1,6 @@
 // Public API of usage normalization (DESIGN.md "The call record").
 
-export { advisorToolModel, anthropicAdvisorCall } from "./advisor.js";
+export { advisorToolModel, advisorToolOf, anthropicAdvisorCall } from "./advisor.js";
 export { normalizeAnthropicMessages } from "./anthropic.js";
 export {
   type BackgroundResponse,

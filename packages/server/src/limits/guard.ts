@@ -7,10 +7,7 @@ import {
   type CallFacts,
   type CallRecord,
   type Ceilings,
-  DEFAULT_IMAGE_TOOL_MODEL,
   eachFields,
-  imageToolModel,
-  imageToolWorstCase,
   type KillReason,
   levelOf,
   type PricingEngine,
@@ -19,6 +16,7 @@ import {
   scopeMatches,
   servedAsOf,
   stateOfLevel,
+  toolCallWorstCase,
   totalTokens,
   windowSlots,
   worstCaseCost,
@@ -236,9 +234,10 @@ export class SpendGuard {
       // How it asks to be served (Anthropic's inference_geo, speed): US-only and fast mode are billed apart.
       const served = servedAsOf(ctx.body);
       const price = worstCaseCost(this.engine, ctx.provider, ctx.model, wc.usage, now, tier, served);
-      // A Responses call's image generation tool bills its own image model: held beside the response.
-      const tool = ctx.api === "openai.responses" ? imageToolWorstCase(ctx.body) : null;
-      const toolModel = tool ? (imageToolModel(ctx.body) ?? DEFAULT_IMAGE_TOOL_MODEL) : ctx.model;
+      // A hosted tool's calls on a model of its own (the image tool's image, an advisor's consultations) are
+      // billed at that model's rates: held beside the call's own.
+      const tool = toolCallWorstCase(ctx.api, ctx.body, wc);
+      const toolModel = tool?.model ?? ctx.model;
       const toolPrice = tool ? worstCaseCost(this.engine, ctx.provider, toolModel, tool.usage, now) : null;
       for (const [p, model] of [
         [price, ctx.model],

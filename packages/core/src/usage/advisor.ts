@@ -1,6 +1,6 @@
 import { normalizeAnthropicMessages } from "./anthropic.js";
 import { UsageError } from "./errors.js";
-import { isObject } from "./read.js";
+import { isObject, toolOf } from "./read.js";
 import { emptyUsage, type NormalizedUsage, type ToolModelCall, USAGE_FIELDS } from "./types.js";
 
 /**
@@ -35,11 +35,7 @@ function add(sum: NormalizedUsage, u: NormalizedUsage): void {
 export function advisorToolOf(
   body: Record<string, unknown> | null | undefined,
 ): Record<string, unknown> | null {
-  const tools = body?.tools;
-  if (!Array.isArray(tools)) return null;
-  for (const tool of tools)
-    if (isObject(tool) && typeof tool.type === "string" && tool.type.startsWith("advisor_")) return tool;
-  return null;
+  return toolOf(body, (type) => type.startsWith("advisor_"));
 }
 
 /** The advisor model a Messages request's advisor tool names, if it does. */

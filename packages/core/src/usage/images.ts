@@ -1,3 +1,5 @@
+import { toolOf } from "./read.js";
+
 /**
  * Parameters only the GPT image models take (DALL·E takes none of them): a generation that sends one runs
  * on a GPT image model, whatever model it names.
@@ -40,12 +42,7 @@ export const DEFAULT_IMAGE_TOOL_MODEL = "gpt-image-1";
 export function imageToolOf(
   body: Record<string, unknown> | null | undefined,
 ): Record<string, unknown> | null {
-  const tools = body?.tools;
-  if (!Array.isArray(tools)) return null;
-  for (const t of tools)
-    if (typeof t === "object" && t !== null && (t as { type?: unknown }).type === "image_generation")
-      return t as Record<string, unknown>;
-  return null;
+  return toolOf(body, (type) => type === "image_generation");
 }
 
 /** The image model a request's (or response's) image generation tool names: null where it names none. */

@@ -88,3 +88,15 @@ function describe(value: unknown): string {
   if (typeof value === "number") return String(value);
   return typeof value;
 }
+
+/** The first tool of a request's `tools` (or of those a response repeats) whose `type` matches, if any. */
+export function toolOf(
+  body: Record<string, unknown> | null | undefined,
+  matches: (type: string) => boolean,
+): Record<string, unknown> | null {
+  const tools = body?.tools;
+  if (!Array.isArray(tools)) return null;
+  for (const tool of tools)
+    if (isObject(tool) && typeof tool.type === "string" && matches(tool.type)) return tool;
+  return null;
+}

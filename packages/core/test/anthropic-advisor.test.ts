@@ -6,6 +6,8 @@ import { describe, expect, it } from "vitest";
 import {
   advisorToolModel,
   advisorWorstCase,
+  createStreamExtractor,
+  estimateCutShortUsage,
   extractFromEvents,
   extractFromResponse,
   PricingEngine,
@@ -154,5 +156,63 @@ describe("Anthropic's advisor tool", () => {
     });
     expect(toolCallWorstCase("anthropic.messages", body, executor)?.model).toBe("claude-opus-4-6");
     expect(toolCallWorstCase("anthropic.messages", { ...body, tools: [] }, executor)).toBeNull();
+  });
+
+  it("a stream cut before its final usage: each consultation that came back is estimated, never left out", () => {
+    const request = {
+      model: "claude-sonnet-4-6",
+      tools: [{ type: "advisor_20260301", name: "advisor", model: "claude-opus-4-6" }],
+    };
+    const events = [
+      { type: "message_start", message: { ...reply, usage: { input_tokens: 3000, output_tokens: 1 } } },
+      {
+        type: "content_block_start",
+        index: 0,
+        content_block: { type: "server_tool_use", id: "srvtoolu_1", name: "advisor", input: {} },
+      },
+      { type: "content_block_stop", index: 0 },
+      {
+        type: "content_block_start",
+        index: 1,
+        content_block: {
+          type: "advisor_tool_result",
+          tool_use_id: "srvtoolu_1",
+          content: { type: "advisor_result", text: "Plan: …" },
+        },
+      },
+      { type: "content_block_stop", index: 1 },
+      { type: "content_block_start", index: 2, content_block: { type: "text", text: "" } },
+    ];
+    const extractor = createStreamExtractor("anthropic.messages");
+    for (const e of events) extractor.push(e);
+    expect(extractor.shown().advisorCalls).toBe(1);
+    const cut = estimateCutShortUsage(extractor.result(), {
+      api: "anthropic.messages",
+      model: "claude-sonnet-4-6",
+      requestBytes: 500,
+      events: events.length,
+      shown: extractor.shown(),
+      request,
+    });
+    // The transcript so far (3,000 in, 6 events out) read once, and a typical consultation's 1,600 tokens.
+    expect(cut.tool_model_call).toEqual({
+      api: "anthropic.messages",
+      model: "claude-opus-4-6",
+      usage: expect.objectContaining({ input_uncached_tokens: 3006, output_tokens: 1600 }),
+      usage_raw: { estimated: true, consultations: 1 },
+      estimated: true,
+    });
+    // Asked for, not yet back: nothing was billed for it.
+    const asked = createStreamExtractor("anthropic.messages");
+    for (const e of events.slice(0, 3)) asked.push(e);
+    const early = {
+      api: "anthropic.messages" as const,
+      model: null,
+      requestBytes: 500,
+      events: 3,
+      shown: asked.shown(),
+      request,
+    };
+    expect(estimateCutShortUsage(asked.result(), early).tool_model_call).toBeUndefined();
   });
 });

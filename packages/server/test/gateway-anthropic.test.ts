@@ -301,6 +301,32 @@ describe("gateway: Anthropic's advisor tool", () => {
     });
   });
 
+  it("a stream the client leaves after a consultation came back: the consultation is estimated, not left out", async () => {
+    const user = `advisor-cut-${newCase()}`;
+    const stream = await anthropic.beta.messages.create(
+      { ...ask, stream: true },
+      tagged(newCase(), { "x-mock-chunk-delay-ms": "300", "x-tollgate-user-id": user }),
+    );
+    for await (const ev of stream)
+      if (ev.type === "content_block_start" && ev.content_block.type === "advisor_tool_result") break;
+    const records = async () => (await gatewayRecords(gw.runtime)).filter((r) => r.user_id === user);
+    await expect.poll(async () => (await records()).length).toBe(2);
+    const main = (await records()).find((r) => r.parent_event_id === null)!;
+    const advisor = (await records()).find((r) => r.parent_event_id === main.event_id)!;
+    expect(main).toMatchObject({ cost_source: "estimated", error_type: "client_disconnected" });
+    // The transcript so far (message_start's input, the events received as output) read once, and a typical
+    // consultation's 1,600 tokens, at the model the request's tool names.
+    expect(advisor).toMatchObject({
+      model: "claude-opus-4-6",
+      cost_source: "estimated",
+      input_uncached_tokens:
+        main.input_uncached_tokens + main.cache_read_tokens + main.cache_write_5m_tokens + main.output_tokens,
+      output_tokens: 1_600,
+      request_id: main.request_id,
+    });
+    expect(advisor.cost_nanousd).toBeGreaterThan(0n);
+  });
+
   it("an agent run counts the advisor's cost, not as another LLM call", async () => {
     const run = `advisor-run-${newCase()}`;
     const { response } = await anthropic.beta.messages

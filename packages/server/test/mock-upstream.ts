@@ -432,7 +432,10 @@ export function normalReply(
     const built = "(reply with amended usage, built)";
     // Only Claude Opus 4.6 and later take inference_geo (and fast mode): the reply is the model asked for.
     const asked = served && typeof model === "string" ? model : null;
-    return stream ? sseReply(amendedStream(amend), built) : jsonReply(amendedMessage(amend, asked), built);
+    const consulted = advisorOf(body);
+    return stream
+      ? sseReply(amendedStream(amend, consulted), built)
+      : jsonReply(amendedMessage(amend, asked), built);
   }
   if (p === "/v1/responses/compact") {
     const built = "(compacted response, built)";
@@ -528,13 +531,33 @@ function amendedMessage(amend: Amend, model: string | null): string {
 }
 
 /** The same, streamed: a real stream (FX.messagesStream) whose final message_delta carries the amended usage. */
-function amendedStream(amend: Amend): string {
+function amendedStream(amend: Amend, consulted: boolean): string {
+  const sse = (type: string, data: object) =>
+    `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+  // The consultation as the stream shows it, before the reply's own blocks (indexes past theirs).
+  const advice = [
+    sse("content_block_start", {
+      index: 90,
+      content_block: { type: "server_tool_use", id: "srvtoolu_mock1", name: "advisor", input: {} },
+    }),
+    sse("content_block_stop", { index: 90 }),
+    sse("content_block_start", {
+      index: 91,
+      content_block: {
+        type: "advisor_tool_result",
+        tool_use_id: "srvtoolu_mock1",
+        content: { type: "advisor_result", text: "Check the edge cases first.", stop_reason: "end_turn" },
+      },
+    }),
+    sse("content_block_stop", { index: 91 }),
+  ].join("");
   return sseEvents(sseText(FX.messagesStream))
     .map((event) => {
       const data = /^data: (.*)$/m.exec(event)?.[1];
       const parsed = data ? (JSON.parse(data) as { type?: string; usage?: Record<string, unknown> }) : null;
+      if (parsed?.type === "message_start" && consulted) return event + advice;
       if (parsed?.type !== "message_delta" || !parsed.usage) return event;
-      return `event: message_delta\ndata: ${JSON.stringify({ ...parsed, usage: amend(parsed.usage) })}\n\n`;
+      return sse("message_delta", { ...parsed, usage: amend(parsed.usage) });
     })
     .join("");
 }

@@ -43,3 +43,31 @@ export function advisorToolModel(body: Record<string, unknown> | null | undefine
   const model = advisorToolOf(body)?.model;
   return typeof model === "string" && model !== "" ? model : null;
 }
+
+/** One consultation's output, for an estimate: Anthropic says typically 1,400 to 1,800 tokens with thinking. */
+const TYPICAL_ADVICE_TOKENS = 1_600;
+
+/**
+ * The advisor calls a stream cut before its final usage showed came back (its `advisor_tool_result` blocks):
+ * billed all the same, so estimated, each reading the executor's transcript so far (`executor`: its usage
+ * as far as the stream went) and writing a typical consultation's tokens, at the model the request's tool
+ * names. Null when it showed none.
+ */
+export function estimatedAdvisorCall(
+  consultations: number,
+  executor: NormalizedUsage,
+  model: string | null,
+): ToolModelCall | null {
+  if (consultations <= 0) return null;
+  const usage = emptyUsage();
+  const transcript =
+    executor.input_uncached_tokens +
+    executor.cache_read_tokens +
+    executor.cache_write_5m_tokens +
+    executor.cache_write_1h_tokens +
+    executor.output_tokens;
+  usage.input_uncached_tokens = consultations * transcript;
+  usage.output_tokens = consultations * TYPICAL_ADVICE_TOKENS;
+  const usage_raw = { estimated: true, consultations };
+  return { api: "anthropic.messages", model, usage, usage_raw, estimated: true };
+}

@@ -1,4 +1,5 @@
 import { type TranscriptionBilling, worstCaseUsage } from "../limits/estimate.js";
+import { advisorToolModel, estimatedAdvisorCall } from "./advisor.js";
 import { estimatedImageGeneration } from "./image-tool-estimate.js";
 import { speechUsage } from "./speech.js";
 import type { StreamShown } from "./stream.js";
@@ -49,7 +50,12 @@ export function estimateCutShortUsage(partial: ExtractedUsage | null, s: CutShor
     const usage = { ...partial.usage };
     if (s.api === "anthropic.messages" && s.events > usage.output_tokens) usage.output_tokens = s.events;
     if (s.shown) atLeast(usage, s.shown.toolCalls);
-    return { ...partial, usage };
+    // Advisor consultations that came back before the cut were billed: their own call, estimated (the
+    // reply's usage, which would say them, comes at its end).
+    const advice = partial.tool_model_call
+      ? null
+      : estimatedAdvisorCall(s.shown?.advisorCalls ?? 0, usage, advisorToolModel(s.request));
+    return { ...partial, usage, ...(advice && { tool_model_call: advice }) };
   }
   const usage =
     s.api === "openai.images" || s.api === "openai.transcriptions"

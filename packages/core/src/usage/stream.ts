@@ -27,28 +27,37 @@ export interface StreamExtractor {
   responseId(): string | null;
 }
 
-/** What a stream showed of its billed calls: hosted tool calls, and images its image generation tool made. */
+/** What a stream showed of its billed calls: hosted tool calls, and what its tools did on models of their own. */
 export interface StreamShown {
   toolCalls: ToolCalls;
   /** Responses `image_generation_call` items (status, quality, size, revised prompt; not the image). */
   images: readonly JsonObject[];
+  /** Anthropic advisor consultations that came back (`advisor_tool_result` blocks). */
+  advisorCalls: number;
 }
 
 export function createStreamExtractor(api: Api): StreamExtractor {
   const usageOnly = usageExtractor(api);
   const toolCalls = streamedToolCalls();
   const images = streamedImages();
+  let advisorCalls = 0;
   return {
     push(event) {
       usageOnly.push(event);
       if (!isObject(event)) return;
       toolCalls.push(event);
       images.push(event);
+      if (
+        event.type === "content_block_start" &&
+        isObject(event.content_block) &&
+        event.content_block.type === "advisor_tool_result"
+      )
+        advisorCalls++;
     },
     // The provider's own counts, where it reported them: a search block whose search failed (Anthropic's
     // max_uses_exceeded, say) is not billed. What the stream showed is for a stream cut short.
     result: () => usageOnly.result(),
-    shown: () => ({ toolCalls: toolCalls.seen(), images: images.seen() }),
+    shown: () => ({ toolCalls: toolCalls.seen(), images: images.seen(), advisorCalls }),
     responseId: () => usageOnly.responseId(),
   };
 }
@@ -168,7 +177,7 @@ export interface SseUsageExtractor {
 const SHOWN_MARKERS: Partial<Record<Api, string[]>> = {
   // Not `"response.image_generation_call.partial_image"`: its partial images show no image made yet.
   "openai.responses": ['"web_search_call"', '"file_search_call"', '"image_generation_call"'],
-  "anthropic.messages": ['"server_tool_use"'],
+  "anthropic.messages": ['"server_tool_use"', '"advisor_tool_result"'],
 };
 
 /** Data of the events that end a stream, per wire format; a substring test, before any JSON decoding. */

@@ -3,7 +3,7 @@
 // recorded call with its exact cost, limits stop a response (cancelled upstream, the client told), a
 // client that hangs up still has its cut-short responses counted, and an upstream's refusal or close
 // reaches the client as the upstream gave it. The official client (`openai`'s OpenAIRealtimeWS) too.
-import type { Server } from "node:http";
+import type { IncomingHttpHeaders, Server } from "node:http";
 import { type AddressInfo, connect as connectTcp, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { CallRecord } from "@tollgate/core";
@@ -177,19 +177,21 @@ describe("an OpenAI Realtime session through the gateway", () => {
     const user = `rt-user-${++seq}`;
     const url = `${gw.url.replace("http:", "ws:")}/v1/realtime?model=refuse`;
     const ws = new WebSocket(url, { headers: { "x-tollgate-user-id": user } });
-    const answer = await new Promise<{ status: number; requestId: unknown; body: string }>((resolve) =>
-      ws.once("unexpected-response", (_req, res) => {
-        let body = "";
-        res.on("data", (d: Buffer) => (body += d.toString()));
-        res.on("end", () =>
-          resolve({ status: res.statusCode!, requestId: res.headers["x-request-id"], body }),
-        );
-      }),
+    const answer = await new Promise<{ status: number; headers: IncomingHttpHeaders; body: string }>(
+      (resolve) =>
+        ws.once("unexpected-response", (_req, res) => {
+          let body = "";
+          res.on("data", (d: Buffer) => (body += d.toString()));
+          res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+        }),
     );
     expect(answer.status).toBe(401);
-    expect(answer.requestId).toBe("req_mock");
+    expect(answer.headers["x-request-id"]).toBe("req_mock");
     expect(JSON.parse(answer.body)).toMatchObject({ error: { code: "invalid_api_key" } });
     const [rec] = await recordsOf(user);
+    // The refusal names its record, as any reply through the gateway does.
+    expect(answer.headers["x-tollgate-event-id"]).toBe(rec!.event_id);
+    expect(answer.headers["x-tollgate-cost-usd"]).toBe("0.00");
     expect(rec).toMatchObject({
       api: "openai.realtime",
       status: "error",

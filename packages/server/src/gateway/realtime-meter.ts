@@ -214,8 +214,11 @@ export class RealtimeMeter {
   }
 
   /** The session did not open (the upstream refused it, or could not be reached): one failed call, not billed. */
-  refused(httpStatus: number | null, errorType: string): void {
-    this.#track(this.#write(uuidv7(), undefined, { usage: null, status: "error", errorType, httpStatus }));
+  /** The session's handshake was refused (by the upstream, or on its way): one failed call, at $0. */
+  refused(httpStatus: number | null, errorType: string, eventId: string = uuidv7()): void {
+    this.#track(
+      this.#write(uuidv7(), undefined, { usage: null, status: "error", errorType, httpStatus, eventId }),
+    );
   }
 
   async #write(
@@ -228,13 +231,15 @@ export class RealtimeMeter {
       httpStatus?: number | null;
       /** Another model than the session's (its transcription's). */
       model?: string;
+      /** The record's event id, where its answer named it already (a refused handshake's). */
+      eventId?: string;
     },
   ): Promise<void> {
     const start = pending?.start ?? Date.now();
     const model = o.model ?? o.usage?.model ?? this.#models.model ?? "unknown";
     const price = o.usage ? this.#price(model, o.usage, start) : null;
     const input: Record<string, unknown> = {
-      event_id: uuidv7(),
+      event_id: o.eventId ?? uuidv7(),
       ts_start: start,
       ts_end: Date.now(),
       kind: "llm",

@@ -1,7 +1,9 @@
 import { type IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
+import { uuidv7 } from "@tollgate/core";
 import { type RawData, WebSocket, WebSocketServer } from "ws";
+import { costUsd } from "../cost-usd.js";
 import type { GatewayConfig } from "./config.js";
 import { errorTypeOf, GatewayError } from "./gateway-error.js";
 import { replyHeaders } from "./headers.js";
@@ -148,8 +150,10 @@ export class SocketRelay {
         : new GatewayError(502, "api_error", `upstream connection failed: ${opened.message}`);
     }
     if (opened !== "open") {
-      const { status, body } = await relayRefusal(req, socket, opened);
-      meter?.refused(status, errorTypeOf(body.toString("utf8"), status));
+      // A metered session's refusal is a recorded call: its answer names the record, as any reply's does.
+      const eventId = meter ? uuidv7() : null;
+      const { status, body } = await relayRefusal(req, socket, opened, eventId);
+      meter?.refused(status, errorTypeOf(body.toString("utf8"), status), eventId ?? undefined);
       return status;
     }
     // A client that has half-closed meanwhile cannot have a session (ws would drop it without a word).
@@ -356,6 +360,7 @@ async function relayRefusal(
   req: IncomingMessage,
   socket: Duplex,
   up: IncomingMessage,
+  eventId: string | null,
 ): Promise<{ status: number; body: Buffer }> {
   const chunks: Buffer[] = [];
   let size = 0;
@@ -369,6 +374,10 @@ async function relayRefusal(
   answerOn(req, socket, (res) => {
     const headers = replyHeaders(up.headers);
     headers["content-length"] = String(body.length);
+    if (eventId) {
+      headers["x-tollgate-event-id"] = eventId;
+      headers["x-tollgate-cost-usd"] = costUsd(false, false, 0n); // refused: nothing was spent
+    }
     res.writeHead(status, up.statusMessage, headers);
     res.end(body);
   });

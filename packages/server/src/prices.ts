@@ -10,6 +10,7 @@ import {
   normalizeUsage,
   type PricingEngine,
   type Rate,
+  servedAsOf,
 } from "@tollgate/core";
 
 function rateText(r: Rate): unknown {
@@ -55,7 +56,7 @@ export interface CalcOutput {
   priced: boolean;
 }
 
-/** `tollgate prices calc`: raw provider usage → normalized usage → exact cost. */
+/** `tollgate prices calc`: raw provider usage → normalized usage → exact cost (as the usage says it was served). */
 export function calcPrice(
   engine: PricingEngine,
   opts: {
@@ -79,6 +80,8 @@ export function calcPrice(
     usage,
     at: opts.at,
     batch: opts.batch ?? false,
+    // How the usage says the call was served (Anthropic's inference_geo, speed), as a record of it is priced.
+    servedAs: servedAsOf(opts.usageRaw),
   });
   const by_category = {} as Record<CostCategory, number>;
   for (const c of COST_CATEGORIES) by_category[c] = Number(res.cost.by_category[c]);

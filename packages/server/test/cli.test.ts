@@ -125,6 +125,33 @@ describe("tollgate CLI", () => {
     expect(bad.err).toContain("--web-searches must be a whole number");
   });
 
+  it("prices calc prices how the usage says Anthropic served the call (US-only, fast mode), as a record of it is", () => {
+    // The usage object of a claude-opus-4-6 reply served in the US in fast mode: 1.1x and 6x its rates.
+    const usage = { input_tokens: 1_000_000, output_tokens: 100_000, inference_geo: "us", speed: "fast" };
+    const r = tollgate(
+      "prices",
+      "calc",
+      "--provider",
+      "anthropic",
+      "--api",
+      "anthropic.messages",
+      "--model",
+      "claude-opus-4-6",
+      "--usage",
+      JSON.stringify(usage),
+      "--at",
+      "2026-09-01T12:00:00Z",
+      "--json",
+    );
+    expect(r.code, r.err).toBe(0);
+    const out = JSON.parse(r.out);
+    expect(out.price_ref).toMatch(/;us-only=1\.1;fast=6$/);
+    // $5 in, $25 out per million: $7.50 at standard rates, x1.1 x6.
+    expect(out.cost.total_nanousd).toBe(49_500_000_000);
+    const sum = Object.values(out.cost.by_category as Record<string, number>).reduce((a, b) => a + b, 0);
+    expect(sum).toBe(out.cost.total_nanousd);
+  });
+
   it("prices calc rejects bad usage JSON and unknown apis with exit code 2", () => {
     expect(
       tollgate(

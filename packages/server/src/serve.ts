@@ -150,11 +150,14 @@ export async function startServer(
 
   let stopping: Promise<void> | null = null;
   let hurried = false;
+  /** Clients' connections are dropped: what still runs waits on the upstream alone (a whole reply). */
+  let dropped = false;
   // Called again while it stops (a second Ctrl-C), it cuts the calls in flight short rather than waiting for
   // them: each is still recorded, as any call its client leaves is, and every record is stored or spooled.
   const stop = () => {
     if (stopping) {
       hurried = true;
+      if (dropped) gateway?.hurry();
       return stopping;
     }
     stopping = (async () => {
@@ -169,6 +172,10 @@ export async function startServer(
       const deadline = Date.now() + SHUTDOWN_GRACE_MS;
       while (active > 0 && !hurried && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       server.closeAllConnections();
+      dropped = true;
+      // A model call whose reply is held whole runs on without its client (it is billed): hurried, it is
+      // cut too, or the stop would wait for its upstream (up to the upstream timeout).
+      if (hurried) gateway?.hurry();
       await closed;
       await gateway?.close();
       rmSync(serverInfoPath(opts.dataDir), { force: true });

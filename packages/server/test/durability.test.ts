@@ -192,4 +192,44 @@ describe("durability", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
+
+  it("a second SIGTERM does not wait for a call whose whole reply the upstream has not sent: it is cut and recorded", async () => {
+    const mock = await startMockUpstream({ chunkDelayMs: 0 });
+    const dir = mkdtempSync(join(tmpdir(), "tollgate-signals-whole-"));
+    try {
+      const first = await startServer(dir, { TOLLGATE_OPENAI_BASE_URL: `${mock.url}/v1` });
+      const openai = new OpenAI({ apiKey: "sk-test-123", baseURL: `${first.url}/v1`, maxRetries: 0 });
+      const ask = { model: "gpt-4o-mini", messages: [{ role: "user" as const, content: "hi" }] };
+      // Not streamed, and a model slow to answer (a long reasoning call): in flight at the signals. Its
+      // reply is held whole and runs on when its client goes (its cost is billed), as the gateway does.
+      const slow = { headers: { "x-mock-headers-delay-ms": "20000" } };
+      const waiting = openai.chat.completions.create(ask, slow).catch(() => "cut");
+      while (!mock.requests.length) await new Promise((r) => setTimeout(r, 20));
+      const exited = new Promise((r) => first.proc.once("exit", (code, signal) => r({ code, signal })));
+      const signalled = Date.now();
+      first.proc.kill("SIGTERM");
+      await new Promise((r) => setTimeout(r, 50));
+      first.proc.kill("SIGTERM");
+      expect(await exited).toEqual({ code: 0, signal: null });
+      expect(Date.now() - signalled).toBeLessThan(5_000); // not the upstream's 20 s
+      expect(await waiting).toBe("cut");
+
+      const second = await startServer(dir);
+      const res = await fetch(`${second.url}/api/events?limit=10`, {
+        headers: { authorization: `Bearer ${second.token}` },
+      });
+      const events = ((await res.json()) as { events: Record<string, unknown>[] }).events;
+      // The call cut short, recorded as one whose client left: the upstream had it, its input is estimated.
+      expect(events).toMatchObject([
+        { status: "error", error_type: "client_disconnected", cost_source: "estimated" },
+      ]);
+      expect(Number(events[0]!.input_uncached_tokens)).toBeGreaterThan(0);
+      const stopped = new Promise((r) => second.proc.once("exit", r));
+      second.proc.kill("SIGTERM");
+      await stopped;
+    } finally {
+      await mock.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -259,7 +259,7 @@ export class Gateway {
     const route = classify(req.url ?? "/", req.headers, req.method);
     if (!route) return false;
     const timing: Timing = { started: Date.now(), stream: false };
-    this.#serve(req, res, route, timing).catch((e) => {
+    const serving = this.#serve(req, res, route, timing).catch((e) => {
       if (e instanceof ClientLeft) {
         res.destroy(); // not a gateway error (no 502 in /metrics): the client's own leaving
         return this.#observe(route, timing, CLIENT_CLOSED_REQUEST);
@@ -269,8 +269,13 @@ export class Gateway {
       else res.destroy();
       this.#observe(route, timing, err.status);
     });
+    this.#serving.add(serving);
+    void serving.finally(() => this.#serving.delete(serving));
     return true;
   }
+
+  /** The requests being served (their calls recorded as they end), for close() to wait on. */
+  readonly #serving = new Set<Promise<void>>();
 
   /**
    * Takes a WebSocket upgrade request when it is a gateway path (an OpenAI Realtime session, metered, or
@@ -313,13 +318,32 @@ export class Gateway {
   async close(): Promise<void> {
     await this.#sockets.close();
     this.#follower.close();
-    const dispatchers = new Set([...this.#upstreams.values()].map((u) => u.dispatcher));
-    if (this.#egress) dispatchers.add(this.#egress);
-    await Promise.all([...dispatchers].map((d) => d.close()));
+    // Waits for the upstream requests in flight (a whole reply runs on when its client has gone): hurry()
+    // cuts them short. Destroyed, a dispatcher's close is answered at once (its requests have failed).
+    await Promise.all([...this.#dispatchers()].map((d) => d.close().catch(() => {})));
+    // Their upstream requests over, the calls are recorded before the recorder is flushed (cut short by
+    // hurry(), a call's record is made as its request fails, a few turns after).
+    await withTimeout(Promise.all(this.#serving), SHUTDOWN_WAIT_MS, "calls recorded").catch(() => {});
     // What was read reaches the recorder (or the store) before they close: finished background responses
     // (a claimed one not recorded would be lost to every replica until its claim ends), batch results.
     await Promise.all(this.#finishingNow);
     await this.deps.batches.settled(SHUTDOWN_WAIT_MS);
+  }
+
+  /**
+   * Cuts short the upstream requests still in flight (a second signal at shutdown): each fails as a broken
+   * connection would, and is recorded so (as billed, estimated, when it had gone out), rather than holding
+   * close() until its upstream answers (a model call's whole reply, up to the upstream timeout).
+   */
+  hurry(): void {
+    const why = new CutAtShutdown();
+    for (const d of this.#dispatchers()) d.destroy(why).catch(() => {});
+  }
+
+  #dispatchers(): Set<Dispatcher> {
+    const dispatchers = new Set<Dispatcher>([...this.#upstreams.values()].map((u) => u.dispatcher));
+    if (this.#egress) dispatchers.add(this.#egress);
+    return dispatchers;
   }
 
   /** Finished background responses being recorded (a store lookup and a claim each), for close() to wait on. */
@@ -479,6 +503,20 @@ export class Gateway {
       }
       if (cancel?.gone) {
         this.#clientGone(at, null);
+        return "handled";
+      }
+      if (
+        caught instanceof ReplyFailed &&
+        caught.statusCode === null &&
+        caught.cause instanceof CutAtShutdown
+      ) {
+        // Cut by a hurried shutdown, its client gone already: recorded as a call its client left (input
+        // estimated: the upstream had it), or, still waiting for a connection, not sent at all.
+        if (caught.started) this.#clientGone(at, null);
+        else {
+          this.#settleUnsent(at.ticket);
+          this.#observe(call.route, call, CLIENT_CLOSED_REQUEST);
+        }
         return "handled";
       }
       if (caught instanceof ReplyFailed && caught.statusCode !== null) {
@@ -1284,6 +1322,13 @@ export class Gateway {
       { family: route.family, stream: String(timing.stream) },
       (Date.now() - timing.started) / 1000,
     );
+  }
+}
+
+/** Why the upstream requests still in flight fail when a second signal hurries the shutdown (Gateway.hurry). */
+class CutAtShutdown extends Error {
+  constructor() {
+    super("the gateway is shutting down now: the call was cut short");
   }
 }
 

@@ -6,6 +6,7 @@ import { type ClientRequest, type IncomingMessage, request } from "node:http";
 import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { gzipSync } from "node:zlib";
+import { formatUsd } from "@tollgate/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ANTHROPIC_HEADERS, gatewayRecords, rawRequest, startTestGateway } from "./helpers.js";
 import { FX, fixture } from "./mock-upstream.js";
@@ -131,6 +132,35 @@ const SCENARIOS: Record<string, (sock: Socket, n: number) => void> = {
   "close-cut": (sock) => {
     sock.write("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n");
     sock.end(`${bigEvent(0)}${bigEvent(1)}`);
+  },
+  // An Anthropic stream whose executor consulted its advisor, cut off after its final message_delta (which
+  // carries the advisor's consultation, usage.iterations) and before message_stop.
+  "anthropic-advisor-close-cut": (sock) => {
+    const ev = (type: string, data: object) =>
+      `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+    sock.write("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n");
+    const start = {
+      id: "msg_adv",
+      model: "claude-sonnet-4-6",
+      usage: { input_tokens: 50, output_tokens: 1 },
+    };
+    const advice = {
+      type: "advisor_message",
+      model: "claude-opus-4-6",
+      input_tokens: 1000,
+      output_tokens: 200,
+    };
+    const usage = {
+      input_tokens: 50,
+      output_tokens: 30,
+      iterations: [{ type: "message", input_tokens: 50, output_tokens: 30 }, advice],
+    };
+    let text = ev("message_start", { message: start });
+    text += ev("content_block_start", { index: 0, content_block: { type: "text", text: "" } });
+    text += ev("content_block_delta", { index: 0, delta: { type: "text_delta", text: "advised" } });
+    text += ev("content_block_stop", { index: 0 });
+    text += ev("message_delta", { delta: { stop_reason: "end_turn" }, usage });
+    sock.end(text);
   },
   // An Anthropic stream on a connection that closes after it, cut off before message_stop: its usage so
   // far came up front (message_start: 1 output token), then 40 text deltas.
@@ -631,6 +661,23 @@ describe("gateway against a raw upstream", () => {
     });
     // Output as far as the events went (42 of them), not message_start's 1 token.
     expect(rec!.output_tokens).toBe(42);
+  });
+
+  it("an Anthropic stream cut off after its advisor's consultation: the cost trailer is both records' cost", async () => {
+    const res = await rawRequest(`${gw.url}/v1/messages`, {
+      method: "POST",
+      headers: { ...ANTHROPIC_HEADERS, "x-scenario": "anthropic-advisor-close-cut" },
+      body: JSON.stringify({ model: "claude-sonnet-4-6", max_tokens: 500, messages: [], stream: true }),
+    });
+    const records = await gatewayRecords(gw.runtime);
+    const main = records.find((r) => r.event_id === res.headers["x-tollgate-event-id"])!;
+    expect(main).toMatchObject({ error_type: "upstream_stream_broken", cost_source: "estimated" });
+    const advisor = records.filter((r) => r.parent_event_id === main.event_id);
+    expect(advisor).toMatchObject([
+      { model: "claude-opus-4-6", input_uncached_tokens: 1000, output_tokens: 200 },
+    ]);
+    // What the reply says it cost is what was recorded for it: the executor's and its advisor's.
+    expect(res.trailers["x-tollgate-cost-usd"]).toBe(formatUsd(main.cost_nanousd + advisor[0]!.cost_nanousd));
   });
 
   it("a reply too big to hold whole is cut off: 502, recorded as reply_too_large", async () => {

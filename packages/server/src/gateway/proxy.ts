@@ -996,6 +996,13 @@ export class Gateway {
     // another replica, the hold is let go here.
     const runsOn = pollRecords && !whole && !this.#finished.has(responseId);
     const keepTicket = pollRecords && claim !== "taken elsewhere";
+    // Cut off upstream, estimated: what the stream showed of a hosted tool's call (an advisor's
+    // consultations in its final message_delta) is recorded all the same, and is in the reply's cost.
+    const recorded = pollRecords
+      ? null
+      : whole
+        ? usage
+        : estimateUsage(this.deps.engine, call, usage, events, extractor.shown());
     const rec = this.#record(at, {
       status: whole && streamError === null ? "ok" : "error",
       http_status: up.statusCode,
@@ -1004,11 +1011,7 @@ export class Gateway {
         : cutOff
           ? "upstream_stream_broken"
           : cutShortReason(clientGone, failure),
-      usage: pollRecords
-        ? null
-        : whole
-          ? usage
-          : estimateUsage(this.deps.engine, call, usage, events, extractor.shown()),
+      usage: recorded,
       estimated: !whole && !pollRecords,
       event_id: eventId,
       ttft_ms: firstByte === null ? null : firstByte - attemptStart,
@@ -1021,7 +1024,7 @@ export class Gateway {
     if (complete) {
       head();
       if (rec && trailers) {
-        const cost = this.#replyCost(call, whole ? usage : null, attemptStart, rec.priced, rec.cost_nanousd);
+        const cost = this.#replyCost(call, recorded, attemptStart, rec.priced, rec.cost_nanousd);
         const withTool = { ...rec, priced: cost.priced, cost_nanousd: cost.nanos };
         res.addTrailers({ "x-tollgate-cost-usd": recordCostUsd(withTool) });
       }

@@ -79,9 +79,12 @@ export class Recorder {
     return this.spool.depth;
   }
 
-  /** Whether the disk refuses the spool (full, read-only): records the store cannot take wait in memory. */
+  /**
+   * Whether calls wait in memory because the disk refuses the spool (full, read-only): not once the store
+   * has taken them, whether or not the disk would take a spill again.
+   */
   get spoolFailing(): boolean {
-    return this.#spoolFailing;
+    return this.#spoolFailing && this.#overflow.length > 0;
   }
 
   /**

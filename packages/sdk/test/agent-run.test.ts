@@ -166,6 +166,33 @@ describe("agentRun", () => {
     expect(sent("sdk-4")).toBe(2);
   });
 
+  it("a killed run refuses the SDK's parse() helpers as it refuses create(): AgentRunKilledError, nothing sent", async () => {
+    const wrapped = wrapOpenAI(new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 }), {
+      sink: () => {},
+    });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => unhandled.push(e);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      await agentRun({ type: "loop", limits: { max_llm_calls: 5 } }, async (run) => {
+        run.kill("operator stop");
+        const opts = { headers: { "x-test-case": "sdk-parse" } };
+        const messages = [{ role: "user" as const, content: "go" }];
+        await expect(
+          wrapped.chat.completions.parse({ model: "gpt-4.1-nano", messages }, opts),
+        ).rejects.toBeInstanceOf(AgentRunKilledError);
+        await expect(wrapped.responses.parse({ model: "gpt-5", input: "go" }, opts)).rejects.toBeInstanceOf(
+          AgentRunKilledError,
+        );
+      });
+      await new Promise((r) => setTimeout(r, 20));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
+    expect(sent("sdk-parse")).toBe(0);
+  });
+
   it("a response's image generation tool counts to the run as cost, not as another LLM call (wrapped or run.llm)", async () => {
     const records: CallRecordInput[] = [];
     const wrapped = wrapOpenAI(new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 }), {

@@ -173,6 +173,44 @@ describe("wrapOpenAI", () => {
     expect((await lastStored()).cost_nanousd).toBe(sdkStream.cost_nanousd);
   });
 
+  it("structured outputs: chat.completions.parse() and responses.parse() are recorded, as the gateway records the call", async () => {
+    // The helpers call the wrapped create() and derive their own APIPromise from it (_thenUnwrap).
+    const params = { model: "gpt-4.1-nano", messages };
+    let before = sent.length;
+    const parsed = await openai.chat.completions.parse(params);
+    expect(parsed).toEqual(await plainOpenAI.chat.completions.parse(params));
+    expect(sent.length).toBe(before + 1);
+    expectSameCost(await lastStored(), await viaGateway(gatewayOpenAI.chat.completions.create(params)));
+
+    before = sent.length;
+    const { data, response } = await openai.chat.completions.parse(params).withResponse();
+    expect(response.status).toBe(200);
+    expect(data.choices[0]!.message.parsed).toBeNull();
+    expect(sent.length).toBe(before + 1);
+
+    const body = { model: "gpt-5", input: "Explain caching" };
+    before = sent.length;
+    const reply = await openai.responses.parse(body);
+    expect(reply).toEqual(await plainOpenAI.responses.parse(body));
+    expect(sent.length).toBe(before + 1);
+    expectSameCost(await lastStored(), await viaGateway(gatewayOpenAI.responses.create(body)));
+
+    // A reply the helper cannot parse still cost what it cost: the app gets the SDK's error, the call is recorded.
+    const schema = {
+      type: "json_schema" as const,
+      json_schema: { name: "city", strict: true, schema: { type: "object", properties: {} } },
+    };
+    before = sent.length;
+    const err = await openai.chat.completions.parse({ ...params, response_format: schema }).catch((e) => e);
+    const plainErr = await plainOpenAI.chat.completions
+      .parse({ ...params, response_format: schema })
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(err.constructor).toBe(plainErr.constructor);
+    expect(sent.length).toBe(before + 1);
+    expectSameCost(await lastStored(), await viaGateway(gatewayOpenAI.chat.completions.create(params)));
+  });
+
   it("a Responses stream with a web search: the search is billed as the gateway bills it", async () => {
     const rel = "conformance/payloads/openai/responses.stream.gpt-5.2.reasoning.sse"; // one real search
     const opts = { headers: { "x-mock-fixture": rel } };

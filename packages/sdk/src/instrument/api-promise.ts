@@ -19,6 +19,12 @@ interface ApiPromiseLike {
   parse(): Promise<unknown>;
   asResponse(): Promise<Response>;
   responsePromise: Promise<{ response: Response }>;
+  /**
+   * Another APIPromise of the same request whose value is `transform`ed: the SDKs' own helpers
+   * (`chat.completions.parse()`, `responses.parse()`) build on `create` with it. It parses the reply
+   * itself, without this promise's `parse()`.
+   */
+  _thenUnwrap?: (transform: (data: unknown, props: { response: Response }) => unknown) => unknown;
 }
 
 /** The provider SDKs' `Stream`: every way of reading it (for await, tee, toReadableStream) calls `iterator()`. */
@@ -35,7 +41,7 @@ export type EventFilter = (event: unknown) => boolean;
  */
 export function observeApiPromise<P>(promise: P, call: TrackedCall, hideEvent?: EventFilter): P {
   const p = promise as unknown as ApiPromiseLike;
-  if (typeof p?.parse !== "function" || !(p.responsePromise instanceof Promise)) {
+  if (!isApiPromise(p)) {
     // Not the APIPromise these wrappers were written against: record from whatever it resolves to.
     void Promise.resolve(promise).then(
       (value) => finishBody(call, value, null),
@@ -43,6 +49,24 @@ export function observeApiPromise<P>(promise: P, call: TrackedCall, hideEvent?: 
     );
     return promise;
   }
+  return observeParsed(promise, call, (value, response) => {
+    if (call.stream && isStream(value)) observeStream(value, call, response, hideEvent);
+    else finishBody(call, value, response);
+  });
+}
+
+/**
+ * Records the call of `promise` (an APIPromise) from what it parses to (`record`), from its error, or from
+ * its raw Response when only that is read; and so for the promises derived from it with `_thenUnwrap`, from
+ * the reply as it came (before the helper's transform, which may throw on a billed reply: a structured
+ * output cut off at max_tokens). `record` null: the value was recorded where it was parsed.
+ */
+function observeParsed<P>(
+  promise: P,
+  call: TrackedCall,
+  record: ((value: unknown, response: Response | null) => void) | null,
+): P {
+  const p = promise as unknown as ApiPromiseLike;
   let response: Response | null = null;
   p.responsePromise.then(
     (props) => {
@@ -56,8 +80,7 @@ export function observeApiPromise<P>(promise: P, call: TrackedCall, hideEvent?: 
   p.parse = () => {
     parsing ??= parse().then(
       (value) => {
-        if (call.stream && isStream(value)) observeStream(value, call, response, hideEvent);
-        else finishBody(call, value, response);
+        record?.(value, response);
         return value;
       },
       (err) => {
@@ -73,7 +96,21 @@ export function observeApiPromise<P>(promise: P, call: TrackedCall, hideEvent?: 
       if (!parsing) void finishRaw(call, res.clone());
       return res;
     });
+  const thenUnwrap = p._thenUnwrap;
+  if (typeof thenUnwrap === "function")
+    p._thenUnwrap = (transform) => {
+      const derived = thenUnwrap.call(p, (data, props) => {
+        record?.(data, props?.response ?? response);
+        return transform(data, props);
+      });
+      return isApiPromise(derived) ? observeParsed(derived, call, null) : derived;
+    };
   return promise;
+}
+
+function isApiPromise(value: unknown): boolean {
+  const p = value as ApiPromiseLike | null;
+  return typeof p?.parse === "function" && p.responsePromise instanceof Promise;
 }
 
 /**

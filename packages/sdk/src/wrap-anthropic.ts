@@ -1,5 +1,5 @@
 import type { RecordSink } from "./instrument/call.js";
-import { wrapBatchResults, wrapModelCall } from "./instrument/wrap.js";
+import { wrapBatchResults, wrapDerivedClients, wrapModelCall } from "./instrument/wrap.js";
 import { roomOf, sinkOf, type WrapOptions } from "./setup.js";
 
 interface AnthropicLike {
@@ -25,5 +25,6 @@ export function wrapAnthropic<C extends object>(client: C, options: WrapOptions 
   wrapModelCall(c.beta?.messages, "create", spec, sink);
   wrapBatchResults(c.messages?.batches, spec, sink, roomOf(options));
   wrapBatchResults(c.beta?.messages?.batches, spec, sink, roomOf(options));
+  wrapDerivedClients(client, (derived) => wrapAnthropic(derived, options));
   return client;
 }

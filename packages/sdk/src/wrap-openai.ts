@@ -1,7 +1,13 @@
 import { defaultImageModel } from "@tollgate/core";
 import { backgroundPolls } from "./instrument/background.js";
 import type { CallSpec, RecordSink } from "./instrument/call.js";
-import { type Prepare, wrapFileContent, wrapModelCall, wrapRetrieve } from "./instrument/wrap.js";
+import {
+  type Prepare,
+  wrapDerivedClients,
+  wrapFileContent,
+  wrapModelCall,
+  wrapRetrieve,
+} from "./instrument/wrap.js";
 import { roomOf, sinkOf, type WrapOptions } from "./setup.js";
 
 interface OpenAILike {
@@ -52,6 +58,7 @@ export function wrapOpenAI<C extends object>(client: C, options: WrapOptions = {
   wrapModelCall(c.images, "edit", images("edit"), sink);
   wrapModelCall(c.audio?.transcriptions, "create", spec("openai.transcriptions"), sink);
   wrapModelCall(c.audio?.speech, "create", spec("openai.speech"), sink);
+  wrapDerivedClients(client, (derived) => wrapOpenAI(derived, options));
   return client;
 }
 

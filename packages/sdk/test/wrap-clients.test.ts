@@ -930,6 +930,27 @@ describe("wrapAnthropic", () => {
   });
 });
 
+describe("clients made from a wrapped client", () => {
+  it("withOptions() returns a client recorded as the one it came from, with its options", async () => {
+    const am = [{ role: "user" as const, content: "How do I cross the street safely?" }];
+    let before = sent.length;
+    const quick = openai.withOptions({ timeout: 30_000, defaultHeaders: { "x-app": "quick" } });
+    const params = { model: "gpt-4.1-nano", messages };
+    expect(await quick.chat.completions.create(params)).toEqual(
+      await plainOpenAI.chat.completions.create(params),
+    );
+    expect(sent.length).toBe(before + 1);
+    expectSameCost(await lastStored(), await viaGateway(gatewayOpenAI.chat.completions.create(params)));
+    expect(mock.requests.some((r) => r.headers["x-app"] === "quick")).toBe(true); // the new options hold
+
+    before = sent.length;
+    const aParams = { model: "claude-sonnet-4-5", max_tokens: 1024, messages: am };
+    await anthropic.withOptions({ maxRetries: 1 }).withOptions({ timeout: 30_000 }).messages.create(aParams);
+    expect(sent.length).toBe(before + 1);
+    expectSameCost(await lastStored(), await viaGateway(gatewayAnthropic.messages.create(aParams)));
+  });
+});
+
 describe("attribution and traces", () => {
   it("withAttribution and traced reach calls deep in the call tree; spans form a tree", async () => {
     const helper = () => openai.chat.completions.create({ model: "gpt-4.1-nano", messages });

@@ -29,6 +29,22 @@ function wrapMethod(resource: unknown, name: string, wrap: (original: Method) =>
 }
 
 /**
+ * `client.withOptions(…)` makes a new client of the same class (another timeout, headers, retries), whose
+ * resources are its own: it is returned wrapped as `client` is (`wrap`).
+ */
+export function wrapDerivedClients(client: unknown, wrap: (derived: object) => object): boolean {
+  return wrapMethod(
+    client,
+    "withOptions",
+    (original) =>
+      function withOptions(this: unknown, ...args: unknown[]) {
+        const derived = original.apply(this, args);
+        return typeof derived === "object" && derived !== null ? wrap(derived) : derived;
+      },
+  );
+}
+
+/**
  * Records every call of `resource[method]` (`create`; the Images API's `generate`, `edit`), whose first
  * argument is the request's params, through `sink`. False when the resource is absent.
  */

@@ -608,6 +608,62 @@ describe("wrapOpenAI", () => {
     expect(rec.input_uncached_tokens).toBeGreaterThan(0);
   });
 
+  it("a stream the app aborts (its controller, its request's signal, a helper's abort()) is recorded as cut short by the client", async () => {
+    const params = { model: "gpt-4o-mini", messages, stream: true as const };
+    const am = [{ role: "user" as const, content: "How do I cross the street safely?" }];
+    const aborts: [string, () => Promise<void>][] = [
+      [
+        "stream.controller.abort()",
+        async () => {
+          const stream = await openai.chat.completions.create(params);
+          for await (const _ of stream) stream.controller.abort();
+        },
+      ],
+      [
+        "the request's signal",
+        async () => {
+          const ac = new AbortController();
+          const stream = await openai.chat.completions.create(params, { signal: ac.signal });
+          for await (const _ of stream) ac.abort();
+        },
+      ],
+      [
+        "chat.completions.stream().abort()",
+        async () => {
+          const stream = openai.chat.completions.stream({ model: "gpt-4o-mini", messages });
+          stream.on("chunk", () => stream.abort());
+          await stream.done().catch(() => {});
+        },
+      ],
+      [
+        "anthropic messages.stream().abort()",
+        async () => {
+          const stream = anthropic.messages.stream({
+            model: "claude-sonnet-4-5",
+            max_tokens: 1024,
+            messages: am,
+          });
+          stream.on("text", () => stream.abort());
+          await stream.done().catch(() => {});
+        },
+      ],
+    ];
+    for (const [how, abort] of aborts) {
+      const before = sent.length;
+      await abort();
+      await expect.poll(() => sent.length, { message: how }).toBe(before + 1);
+      const rec = await lastStored();
+      // Not an ok call without usage (unpriced), nor the usage of the first event as if it were the whole call.
+      expect(rec, how).toMatchObject({
+        status: "error",
+        error_type: "client_disconnected",
+        cost_source: "estimated",
+        priced: true,
+      });
+      expect(rec.cost_nanousd > 0n, how).toBe(true);
+    }
+  });
+
   it("estimateCost: the app's own cost for a model Tollgate cannot price is stored as sent", async () => {
     const seen: string[] = [];
     const custom = wrapOpenAI(new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 }), {

@@ -30,6 +30,8 @@ interface ApiPromiseLike {
 /** The provider SDKs' `Stream`: every way of reading it (for await, tee, toReadableStream) calls `iterator()`. */
 export interface StreamLike {
   iterator: () => AsyncIterator<unknown>;
+  /** Aborts the stream's request (`stream.controller.abort()`, the request's signal, a helper's `abort()`). */
+  controller?: AbortController;
 }
 
 /** Filters events out of the app's view: ones only there because the wrapper changed the request. */
@@ -216,7 +218,8 @@ function observeStream(
   hideEvent: EventFilter | undefined,
 ): void {
   const original = stream.iterator;
-  stream.iterator = () => observedEvents(original.call(stream), call, response, hideEvent);
+  const signal = stream.controller?.signal;
+  stream.iterator = () => observedEvents(original.call(stream), call, response, hideEvent, signal);
 }
 
 /**
@@ -229,6 +232,7 @@ function observedEvents(
   call: TrackedCall,
   response: Response | null,
   hideEvent: EventFilter | undefined,
+  aborted?: AbortSignal,
 ): AsyncIterableIterator<unknown> {
   const extractor: StreamExtractor = createStreamExtractor(call.spec.api);
   const background = call.body.background === true;
@@ -278,6 +282,11 @@ function observedEvents(
     r: IteratorResult<unknown>,
   ): IteratorResult<unknown> | Promise<IteratorResult<unknown>> => {
     if (r.done) {
+      // The SDKs end an aborted stream as if it had ended: the app stopped it, as by leaving the loop.
+      if (aborted?.aborted) {
+        cutShort("client_disconnected");
+        return r;
+      }
       finishWhole(
         usageOf(() => extractor.result()),
         background ? extractor.responseId() : null,

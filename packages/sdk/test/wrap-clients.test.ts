@@ -594,6 +594,23 @@ describe("wrapOpenAI", () => {
     expect(rec.error_type).toBe(gwRec.error_type); // the provider's own error type, as the gateway reads it
   });
 
+  it("a call that timed out, or that the app aborted, is recorded as such, not as a connection error", async () => {
+    const hang = { headers: { "x-mock-scenario": "hang" } };
+    const timedOut = await openai.chat.completions
+      .create({ model: "gpt-4.1-nano", messages }, { ...hang, timeout: 100 })
+      .catch((e) => e);
+    expect(timedOut).toBeInstanceOf(OpenAI.APIConnectionTimeoutError);
+    expect(await lastStored()).toMatchObject({ status: "error", error_type: "timeout", http_status: null });
+
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 50);
+    const aborted = await anthropic.messages
+      .create({ model: "claude-sonnet-4-5", max_tokens: 16, messages }, { ...hang, signal: ac.signal })
+      .catch((e) => e);
+    expect(aborted).toBeInstanceOf(Anthropic.APIUserAbortError);
+    expect(await lastStored()).toMatchObject({ status: "error", error_type: "aborted", http_status: null });
+  });
+
   it("a stream the app stops reading is recorded once, as cut short by the client", async () => {
     const before = sent.length;
     const stream = await openai.chat.completions.create({ model: "gpt-4o-mini", messages, stream: true });

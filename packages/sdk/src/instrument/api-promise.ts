@@ -343,7 +343,9 @@ export function describeError(err: unknown): {
   } | null;
   const status = typeof e?.status === "number" ? e.status : null;
   const type = [e?.type, e?.error?.error?.type, e?.code].find((t) => typeof t === "string" && t !== "");
-  const name = typeof e?.name === "string" ? e.name : "";
+  // The SDKs' error classes keep Error's own name ("Error"): their class says what happened.
+  const className = (err as { constructor?: { name?: unknown } } | null)?.constructor?.name;
+  const name = `${typeof e?.name === "string" ? e.name : ""} ${typeof className === "string" ? className : ""}`;
   const errorType =
     (type as string | undefined) ??
     (status !== null

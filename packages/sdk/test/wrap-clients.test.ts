@@ -579,6 +579,35 @@ describe("wrapOpenAI", () => {
     expect(b!.status).toBe("ok");
   });
 
+  it("a stream's asResponse(): recorded from what the app reads; a read the app cancels ends the request", async () => {
+    const params = { model: "gpt-4o-mini", messages, stream: true as const };
+    let before = sent.length;
+    const whole = await openai.chat.completions.create(params).asResponse();
+    const text = await whole.text();
+    expect(text).toContain("data: [DONE]");
+    await expect.poll(() => sent.length).toBe(before + 1);
+    expectSameCost(await lastStored(), await viaGateway(gatewayOpenAI.chat.completions.create(params)));
+
+    // 200 ms between events: the app cancels after its first bytes, long before the stream would end.
+    const slow = { headers: { "x-mock-chunk-delay-ms": "200" } };
+    before = sent.length;
+    const started = Date.now();
+    const res = await openai.chat.completions.create(params, slow).asResponse();
+    const reader = res.body!.getReader();
+    await reader.read();
+    await reader.cancel();
+    const cancelledAfter = Date.now() - started;
+    await expect.poll(() => sent.length).toBe(before + 1);
+    const rec = await lastStored();
+    expect(rec).toMatchObject({
+      status: "error",
+      error_type: "client_disconnected",
+      cost_source: "estimated",
+    });
+    // Not read on to its end behind the app's back (the upstream generating, and billing, all of it).
+    expect(rec.latency_ms).toBeLessThan(cancelledAfter + 100);
+  });
+
   it("a provider error reaches the app as the SDK's typed error and is recorded as an error, cost 0", async () => {
     const opts = { headers: { "x-mock-scenario": "rate-limit" } };
     const err = await openai.chat.completions

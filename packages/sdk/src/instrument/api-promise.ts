@@ -8,6 +8,7 @@ import {
   type StreamExtractor,
 } from "@tollgate/core";
 import { markFinished, rememberSubmission } from "./background.js";
+import { observeBodyInPlace } from "./batch-results.js";
 import { type TrackedCall, USAGE_UNREADABLE } from "./call.js";
 
 /**
@@ -95,7 +96,10 @@ function observeParsed<P>(
   // Only the raw Response is wanted (nothing parses it): the record is read from a clone of it.
   p.asResponse = () =>
     asResponse().then((res) => {
-      if (!parsing) void finishRaw(call, res.clone());
+      if (parsing) return res;
+      // A stream is read as the app reads it: a clone would read it to its end though the app stopped.
+      if (call.stream && call.spec.api !== "openai.speech" && res.body) observeRawStream(call, res);
+      else void finishRaw(call, res.clone());
       return res;
     });
   const thenUnwrap = p._thenUnwrap;
@@ -208,6 +212,50 @@ async function finishRaw(call: TrackedCall, res: Response): Promise<void> {
     httpStatus: res.status,
     requestId: requestIdOf(res),
     errorType: ok ? (usage ? null : USAGE_UNREADABLE) : `http_${res.status}`,
+  });
+}
+
+/**
+ * A stream's raw Response (`asResponse()`): recorded from the bytes the app reads, when they end, or cut
+ * short when the app cancels its read (its connection closes, as without the wrapper) or it breaks.
+ */
+function observeRawStream(call: TrackedCall, res: Response): void {
+  const decoder = new TextDecoder();
+  let text = "";
+  const partial = () => usageOf(() => extractFromSse(call.spec.api, text));
+  const ok = res.status < 400;
+  const requestId = requestIdOf(res);
+  observeBodyInPlace(res, (own) => {
+    const reader = own.getReader();
+    return new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        let r: Awaited<ReturnType<typeof reader.read>>;
+        try {
+          r = await reader.read();
+        } catch (err) {
+          call.cutShort(partial(), "upstream_stream_broken", res.status, requestId);
+          throw err;
+        }
+        if (r.done) {
+          const usage = partial();
+          call.finish({
+            usage,
+            httpStatus: res.status,
+            requestId,
+            errorType: ok ? (usage ? null : USAGE_UNREADABLE) : `http_${res.status}`,
+          });
+          controller.close();
+          return;
+        }
+        call.event();
+        text += decoder.decode(r.value, { stream: true });
+        controller.enqueue(r.value);
+      },
+      cancel(reason) {
+        call.cutShort(partial(), "client_disconnected", res.status, requestId);
+        return reader.cancel(reason);
+      },
+    });
   });
 }
 

@@ -34,10 +34,21 @@ function record(reader: TrackedCall, family: BatchFamily, sourceId: string, r: B
 export function observeResultsFile(res: unknown, fileId: string, reader: TrackedCall, room: Room): void {
   // Any fetch's Response (the app may give the SDK its own fetch, undici's say): not `instanceof`.
   if (!isResponse(res) || res.status !== 200 || !res.body) return;
+  observeBodyInPlace(res, (own) => own.pipeThrough(resultsObserver(fileId, reader, room)));
+}
+
+/**
+ * Makes every read of `res`'s body (`body`, `text()`, `json()`, …) go through `observe(its own body)`,
+ * set up at the first read; the same Response object otherwise.
+ */
+export function observeBodyInPlace(
+  res: Response,
+  observe: (own: ReadableStream<Uint8Array>) => ReadableStream<Uint8Array>,
+): void {
   let observed: ReadableStream<Uint8Array> | null = null;
   // The body as it is at the first read: a clone() before it gives the response a new one.
   const body = () => {
-    observed ??= ownBody(res)!.pipeThrough(resultsObserver(fileId, reader, room));
+    observed ??= observe(ownBody(res)!);
     return observed;
   };
   Object.defineProperty(res, "body", { get: body, configurable: true });

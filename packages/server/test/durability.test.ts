@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { uuidv7 } from "@tollgate/core";
 import OpenAI from "openai";
 import { afterAll, describe, expect, it } from "vitest";
-import { startMockUpstream } from "./mock-upstream.js";
+import { type MockUpstream, startMockUpstream } from "./mock-upstream.js";
 
 // Runs the built CLI (npm test builds first), exactly as a user would.
 const CLI = new URL("../bin/tollgate.js", import.meta.url).pathname;
@@ -154,82 +154,89 @@ describe("durability", () => {
   }, 120_000);
 
   it("a second SIGTERM cuts the calls in flight short: it exits at once, and every answered call is recorded", async () => {
-    const mock = await startMockUpstream({ chunkDelayMs: 0 });
-    const dir = mkdtempSync(join(tmpdir(), "tollgate-signals-"));
-    try {
-      const first = await startServer(dir, { TOLLGATE_OPENAI_BASE_URL: `${mock.url}/v1` });
-      const openai = new OpenAI({ apiKey: "sk-test-123", baseURL: `${first.url}/v1`, maxRetries: 0 });
-      const ask = { model: "gpt-4o-mini", messages: [{ role: "user" as const, content: "hi" }] };
+    await withSignalledServer("tollgate-signals-", async ({ openai, signalTwice }) => {
       // A stream of a few seconds, in flight at the signals.
       const slow = { headers: { "x-mock-chunk-delay-ms": "400" } };
-      const stream = await openai.chat.completions.create({ ...ask, stream: true }, slow);
+      const stream = await openai.chat.completions.create({ ...ASK, stream: true }, slow);
       const streamed = (async () => {
         for await (const _ of stream);
       })().catch(() => "cut");
       // Answered just before the signals: their records are still in memory (written every 250 ms).
       const answered = await Promise.all(
-        Array.from({ length: 20 }, () => openai.chat.completions.create(ask).withResponse()),
+        Array.from({ length: 20 }, () => openai.chat.completions.create(ASK).withResponse()),
       );
       const ids = answered.map((a) => a.response.headers.get("x-tollgate-event-id")!);
-      const exited = new Promise((r) => first.proc.once("exit", (code, signal) => r({ code, signal })));
-      const signalled = Date.now();
-      first.proc.kill("SIGTERM");
-      await new Promise((r) => setTimeout(r, 50));
-      first.proc.kill("SIGTERM");
-      expect(await exited).toEqual({ code: 0, signal: null });
-      expect(Date.now() - signalled).toBeLessThan(5_000); // not the 10 s grace
+      await signalTwice(); // not the 10 s grace
       expect(await streamed).toBe("cut");
-
-      const second = await startServer(dir);
-      const stored = await storedIds(second.url, second.token);
-      expect(ids.filter((id) => !stored.has(id))).toEqual([]);
-      expect(stored.size).toBe(ids.length + 1); // and the stream, recorded as cut short
-      const stopped = new Promise((r) => second.proc.once("exit", r));
-      second.proc.kill("SIGTERM");
-      await stopped;
-    } finally {
-      await mock.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
+      return async (second) => {
+        const stored = await storedIds(second.url, second.token);
+        expect(ids.filter((id) => !stored.has(id))).toEqual([]);
+        expect(stored.size).toBe(ids.length + 1); // and the stream, recorded as cut short
+      };
+    });
   }, 60_000);
 
   it("a second SIGTERM does not wait for a call whose whole reply the upstream has not sent: it is cut and recorded", async () => {
-    const mock = await startMockUpstream({ chunkDelayMs: 0 });
-    const dir = mkdtempSync(join(tmpdir(), "tollgate-signals-whole-"));
-    try {
-      const first = await startServer(dir, { TOLLGATE_OPENAI_BASE_URL: `${mock.url}/v1` });
-      const openai = new OpenAI({ apiKey: "sk-test-123", baseURL: `${first.url}/v1`, maxRetries: 0 });
-      const ask = { model: "gpt-4o-mini", messages: [{ role: "user" as const, content: "hi" }] };
+    await withSignalledServer("tollgate-signals-whole-", async ({ mock, openai, signalTwice }) => {
       // Not streamed, and a model slow to answer (a long reasoning call): in flight at the signals. Its
       // reply is held whole and runs on when its client goes (its cost is billed), as the gateway does.
       const slow = { headers: { "x-mock-headers-delay-ms": "20000" } };
-      const waiting = openai.chat.completions.create(ask, slow).catch(() => "cut");
+      const waiting = openai.chat.completions.create(ASK, slow).catch(() => "cut");
       while (!mock.requests.length) await new Promise((r) => setTimeout(r, 20));
+      await signalTwice(); // not the upstream's 20 s
+      expect(await waiting).toBe("cut");
+      return async (second) => {
+        const res = await fetch(`${second.url}/api/events?limit=10`, {
+          headers: { authorization: `Bearer ${second.token}` },
+        });
+        const events = ((await res.json()) as { events: Record<string, unknown>[] }).events;
+        // The call cut short, recorded as one whose client left: the upstream had it, its input is estimated.
+        expect(events).toMatchObject([
+          { status: "error", error_type: "client_disconnected", cost_source: "estimated" },
+        ]);
+        expect(Number(events[0]!.input_uncached_tokens)).toBeGreaterThan(0);
+      };
+    });
+  }, 60_000);
+});
+
+const ASK = { model: "gpt-4o-mini", messages: [{ role: "user" as const, content: "hi" }] };
+
+/**
+ * A `tollgate serve` on a fresh data dir in front of a mock upstream: `during` makes its calls and sends
+ * SIGTERM twice (`signalTwice`: the process must exit 0 within 5 s), and returns what to check of the
+ * records, in a second process on the same data dir.
+ */
+async function withSignalledServer(
+  prefix: string,
+  during: (s: {
+    mock: MockUpstream;
+    openai: OpenAI;
+    signalTwice: () => Promise<void>;
+  }) => Promise<(second: Awaited<ReturnType<typeof startServer>>) => Promise<void>>,
+): Promise<void> {
+  const mock = await startMockUpstream({ chunkDelayMs: 0 });
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  try {
+    const first = await startServer(dir, { TOLLGATE_OPENAI_BASE_URL: `${mock.url}/v1` });
+    const openai = new OpenAI({ apiKey: "sk-test-123", baseURL: `${first.url}/v1`, maxRetries: 0 });
+    const signalTwice = async () => {
       const exited = new Promise((r) => first.proc.once("exit", (code, signal) => r({ code, signal })));
       const signalled = Date.now();
       first.proc.kill("SIGTERM");
       await new Promise((r) => setTimeout(r, 50));
       first.proc.kill("SIGTERM");
       expect(await exited).toEqual({ code: 0, signal: null });
-      expect(Date.now() - signalled).toBeLessThan(5_000); // not the upstream's 20 s
-      expect(await waiting).toBe("cut");
-
-      const second = await startServer(dir);
-      const res = await fetch(`${second.url}/api/events?limit=10`, {
-        headers: { authorization: `Bearer ${second.token}` },
-      });
-      const events = ((await res.json()) as { events: Record<string, unknown>[] }).events;
-      // The call cut short, recorded as one whose client left: the upstream had it, its input is estimated.
-      expect(events).toMatchObject([
-        { status: "error", error_type: "client_disconnected", cost_source: "estimated" },
-      ]);
-      expect(Number(events[0]!.input_uncached_tokens)).toBeGreaterThan(0);
-      const stopped = new Promise((r) => second.proc.once("exit", r));
-      second.proc.kill("SIGTERM");
-      await stopped;
-    } finally {
-      await mock.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }, 60_000);
-});
+      expect(Date.now() - signalled).toBeLessThan(5_000);
+    };
+    const check = await during({ mock, openai, signalTwice });
+    const second = await startServer(dir);
+    await check(second);
+    const stopped = new Promise((r) => second.proc.once("exit", r));
+    second.proc.kill("SIGTERM");
+    await stopped;
+  } finally {
+    await mock.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

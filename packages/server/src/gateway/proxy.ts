@@ -759,8 +759,9 @@ export class Gateway {
         this.#finishing(this.#recordFinished(call, json, background));
     };
     // An agent run's next call may reach another gateway the moment this reply arrives: its counts are
-    // settled first, so a ceiling this call crosses already stops that one. A reply whose image tool made
-    // an image is recorded first, as the image is a record of its own that counts when it is recorded.
+    // settled first, so a ceiling this call crosses already stops that one. A reply whose hosted tool made a
+    // call of its own (an image, an advisor's consultations) is recorded first: that call is a record of its
+    // own, which counts when it is recorded.
     const recordFirst = ticket?.run && !submitted && usage?.tool_model_call ? ticket : null;
     if (recordFirst) {
       record(Date.now());
@@ -1114,8 +1115,8 @@ export class Gateway {
       const requested =
         o.toolModel !== undefined ? o.toolModel : requestedToolModel(call.route.api, call.parsed);
       const counted = this.#recordToolCall(call, recorded.record, tool, requested);
-      // An agent run's reply waits for its counts (below): the image's too, or the run's next call could
-      // be admitted before the image counts toward its cost ceiling.
+      // An agent run's reply waits for its counts (below): the tool's call's too, or the run's next call
+      // could be admitted before that call counts toward its cost ceiling.
       if (ticket?.settling && counted)
         ticket.settling = Promise.all([ticket.settling, counted]).then(() => {});
     }
@@ -1123,10 +1124,10 @@ export class Gateway {
   }
 
   /**
-   * The call a hosted tool made on its own model inside this one (the image generation tool): a record of
-   * its own, named by the response's (stored once however often that is recorded), counted against the
-   * limits as a call recorded elsewhere is (the promise: counted); its parent_event_id keeps it from
-   * counting as another LLM call of its agent run.
+   * The call a hosted tool made on its own model inside this one (the image generation tool's, an
+   * advisor's): a record of its own, named by the response's (stored once however often that is recorded),
+   * counted against the limits as a call recorded elsewhere is (the promise: counted); its parent_event_id
+   * keeps it from counting as another LLM call of its agent run.
    */
   #recordToolCall(
     call: Call,

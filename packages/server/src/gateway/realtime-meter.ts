@@ -213,8 +213,10 @@ export class RealtimeMeter {
     return this.#write(id, pending, { usage: null, status: "error", errorType: "session_closed" });
   }
 
-  /** The session did not open (the upstream refused it, or could not be reached): one failed call, not billed. */
-  /** The session's handshake was refused (by the upstream, or on its way): one failed call, at $0. */
+  /**
+   * The session did not open (the upstream refused it, or could not be reached): one failed call, not billed;
+   * `eventId` where the refusal's answer names the record already.
+   */
   refused(httpStatus: number | null, errorType: string, eventId: string = uuidv7()): void {
     this.#track(
       this.#write(uuidv7(), undefined, { usage: null, status: "error", errorType, httpStatus, eventId }),

@@ -19,6 +19,8 @@ import {
   slidingCount,
   stateOfLevel,
   thresholds,
+  tokenCount,
+  tokenHold,
   usdToNano,
   windowSlots,
   worstCaseCost,
@@ -190,6 +192,48 @@ describe("rate math", () => {
       if (wait > 0)
         expect(estimate(at, at + wait - 1, prev, cur) > allowed, `${[prev, cur, allowed, at]}`).toBe(true);
     }
+  });
+});
+
+describe("token holds (tokens per minute)", () => {
+  const raw = (body: object) => ({ byteLength: Buffer.byteLength(JSON.stringify(body)) });
+  it("a call holds its input at ~4 bytes a token plus the output cap it sets, and no output without one", () => {
+    const capped = {
+      model: "gpt-4.1-nano",
+      max_tokens: 500,
+      n: 2,
+      messages: [{ role: "user", content: "x".repeat(400) }],
+    };
+    const wc = worstCaseUsage("openai.chat", capped, raw(capped), 1_047_576);
+    expect(tokenHold(wc)).toBe(Math.ceil(raw(capped).byteLength / 4) + 1_000);
+    const uncapped = { model: "gpt-4.1-nano", messages: [{ role: "user", content: "x".repeat(400) }] };
+    // the context window (a million tokens) is what a budget holds; a rate limit holds none of it
+    expect(tokenHold(worstCaseUsage("openai.chat", uncapped, raw(uncapped), 1_047_576))).toBe(
+      Math.ceil(raw(uncapped).byteLength / 4),
+    );
+    const image = {
+      model: "gpt-4.1",
+      max_tokens: 10,
+      messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "https://x/y.png" } }] }],
+    };
+    expect(tokenHold(worstCaseUsage("openai.chat", image, raw(image), null))).toBeGreaterThanOrEqual(
+      IMAGE_ALLOWANCE_TOKENS / 4 + 10,
+    );
+  });
+
+  it("at settle a call's tokens replace its hold in its admission minute while that minute is in the window", () => {
+    const admitted = at("2026-12-01T12:00:50Z");
+    const minute = Math.floor(admitted / 60_000);
+    const held = { tokens: 600, at: admitted };
+    // same minute, and the next one (the admission minute is the previous one): corrected where it was held
+    expect(tokenCount(250, held, admitted + 5_000)).toEqual({ minute, add: -350 });
+    expect(tokenCount(900, held, admitted + 60_000)).toEqual({ minute, add: 300 });
+    // two minutes on the hold has left the window: only what it used beyond it counts, now
+    expect(tokenCount(900, held, admitted + 120_000)).toEqual({ minute: minute + 2, add: 300 });
+    expect(tokenCount(250, held, admitted + 120_000)).toEqual({ minute: minute + 2, add: 0 });
+    // nothing held (an ingested call): all of it, now
+    expect(tokenCount(250, undefined, admitted)).toEqual({ minute, add: 250 });
+    expect(tokenCount(250, { tokens: 0, at: admitted - 600_000 }, admitted)).toEqual({ minute, add: 250 });
   });
 });
 

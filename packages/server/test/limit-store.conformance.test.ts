@@ -197,6 +197,68 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     });
   });
 
+  it("token counters: a call's hold counts while it is in flight; its tokens replace the hold at settle", async () => {
+    const w = ws();
+    const tpm = (cost: number) => ({ key: "t:tpm:-", limit: 1000, cost });
+    const a = admitReq(w, { buckets: [], rates: [tpm(400)] });
+    const b = admitReq(w, { buckets: [], rates: [tpm(400)] });
+    expect((await store().admit(a)).ok).toBe(true);
+    expect((await store().admit(b)).ok).toBe(true);
+    // two holds in flight leave room for 200 more
+    expect(await store().admit(admitReq(w, { buckets: [], rates: [tpm(400)] }))).toEqual({
+      ok: false,
+      refusal: { kind: "rate", index: 0, count: 800, previous: 0, current: 800 },
+    });
+    const settle = (req: AdmitRequest, tokens: number, now: number) =>
+      store().settle({
+        ...settleOf(req, 0n),
+        now,
+        tokenRates: [{ key: "t:tpm:-", tokens, held: { tokens: 400, at: req.now } }],
+      });
+    await settle(a, 150, NOW + 1_000); // used less than it held
+    expect((await store().admit(admitReq(w, { buckets: [], rates: [tpm(400)] }))).ok).toBe(true);
+    // b settles in the next minute: its admission minute (now the previous) is corrected, not the new one
+    await settle(b, 100, NOW + 60_000);
+    const next = admitReq(w, { now: NOW + 60_000, buckets: [], rates: [tpm(1000)] });
+    // previous minute: 150 + 400 (the third hold) + 100 = 650, half of it in the window at :30
+    expect(await store().admit(next)).toEqual({
+      ok: false,
+      refusal: { kind: "rate", index: 0, count: 325, previous: 650, current: 0 },
+    });
+  });
+
+  it("token counters: a settle long after its admission counts only the tokens beyond its hold, never below 0", async () => {
+    const w = ws();
+    const tpm = { key: "t:tpm:-", limit: 1000, cost: 300 };
+    const a = admitReq(w, { buckets: [], rates: [tpm] });
+    expect((await store().admit(a)).ok).toBe(true);
+    const later = NOW + 180_000;
+    await store().settle({
+      ...settleOf(a, 0n),
+      now: later,
+      tokenRates: [{ key: "t:tpm:-", tokens: 700, held: { tokens: 300, at: NOW } }],
+    });
+    const probe = (now: number) =>
+      store().admit(admitReq(w, { now, buckets: [], rates: [{ ...tpm, cost: 700 }] }));
+    // 400 beyond the hold counted in the settle's minute: 700 more do not fit
+    expect(await probe(later)).toMatchObject({ ok: false, refusal: { count: 400 } });
+    // a settle taking back more than its minute holds (its hold was never counted: admitted failing open)
+    // leaves 0, not less
+    const c = admitReq(w, { now: NOW + 600_000, buckets: [], rates: [{ ...tpm, cost: 0 }] });
+    expect((await store().admit(c)).ok).toBe(true);
+    await store().settle({
+      ...settleOf(c, 0n),
+      now: c.now,
+      tokenRates: [{ key: "t:tpm:-", tokens: 5, held: { tokens: 300, at: c.now } }],
+    });
+    expect(
+      await store().admit(admitReq(w, { now: c.now, buckets: [], rates: [{ ...tpm, cost: 995 }] })),
+    ).toEqual({
+      ok: true,
+    });
+    expect(await probe(c.now)).toMatchObject({ ok: false, refusal: { count: 995 } });
+  });
+
   it("throttle: past its limit a bucket admits throttleRpm calls a minute", async () => {
     const w = ws();
     const b = bucket({ enforce: false, throttleRpm: 2, amount: 0n, limit: 10n });

@@ -348,6 +348,38 @@ describe("rate limits and throttling", () => {
     expect(e.headers.get("x-should-retry")).toBe("false");
   });
 
+  it("tokens per minute under concurrency: calls in flight hold their estimate, so they cannot all pass", async () => {
+    await api("POST", "/api/rate-limits", {
+      id: "tpm-conc",
+      scope: { feature: "tpm-conc" },
+      tokens_per_min: 2000,
+    });
+    while (Date.now() % 60_000 > 50_000) await sleep(100); // all of it in one minute
+    // Held in flight for 300 ms each: without holds all 8 passed, their tokens counted only as they settled.
+    const oa = client({ "x-tollgate-feature": "tpm-conc", "x-mock-headers-delay-ms": "300" });
+    const body = {
+      model: "gpt-4.1-nano",
+      max_tokens: 500,
+      messages: [{ role: "user" as const, content: "hi" }],
+    };
+    const hold = Math.ceil(Buffer.byteLength(JSON.stringify(body)) / 4) + 500;
+    const results = await Promise.allSettled(
+      Array.from({ length: 8 }, () => oa.chat.completions.create(body)),
+    );
+    const refused = results
+      .filter((r) => r.status === "rejected")
+      .map((r) => (r as PromiseRejectedResult).reason);
+    expect(results.length - refused.length).toBe(Math.floor(2000 / hold)); // 3 holds of ~523 fit in 2,000
+    for (const e of refused) {
+      expect(e).toBeInstanceOf(OpenAI.RateLimitError);
+      expect(e.code).toBe("rate_limited");
+      expect(e.error.rate_limit).toMatchObject({ id: "tpm-conc", metric: "tokens", limit: 2000 });
+      // JSON.stringify's bytes are the SDK's: the hold is exactly the estimate
+      expect(e.error.rate_limit.held).toBe(hold);
+      expect(e.message).toContain(`this call holds ${hold}`);
+    }
+  });
+
   it("throttle: past its cap a budget admits only throttle_rpm calls a minute instead of blocking", async () => {
     await api("POST", "/api/budgets", {
       id: "slow",

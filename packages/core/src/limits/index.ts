@@ -3,4 +3,5 @@ export * from "./budget.js";
 export * from "./estimate.js";
 export * from "./rate.js";
 export * from "./scope.js";
+export * from "./token-hold.js";
 export * from "./window.js";

@@ -82,6 +82,23 @@ export function chargeOf(p: BucketPlan, now: number, reserved: bigint): BucketCh
   };
 }
 
+const NO_TOKEN_RATES: { key: string; held: number }[] = [];
+
+/**
+ * The plan's rate counters for a call holding `hold` tokens (core's tokenHold): each token counter holds it,
+ * up to its whole limit (a call larger than a limit passes alone in its minute, instead of never).
+ */
+export function heldRates(plan: AdmissionPlan, hold: number) {
+  if (!plan.tokenRates.length) return { rates: plan.rates, tokenRates: NO_TOKEN_RATES };
+  const rates = plan.rates.map((rc) =>
+    rc.metric === "tokens" ? { ...rc, cost: Math.min(hold, rc.limit) } : rc,
+  );
+  const tokenRates = rates
+    .filter((rc) => rc.metric === "tokens")
+    .map((rc) => ({ key: rc.key, held: rc.cost }));
+  return { rates, tokenRates };
+}
+
 /** A rate limit's counter for a call: `q` counts requests, `t` tokens. */
 export const rateKey = (metric: "q" | "t", r: RateLimitSpec, facts: CallFacts) =>
   `${metric}:${r.id}:${bucketId(bucketValues(r.scope, facts))}`;

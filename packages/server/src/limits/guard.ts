@@ -16,6 +16,7 @@ import {
   scopeMatches,
   servedAsOf,
   stateOfLevel,
+  tokenHold,
   toolCallWorstCase,
   totalTokens,
   windowSlots,
@@ -23,7 +24,14 @@ import {
   worstCaseUsage,
 } from "@tollgate/core";
 import type { LimitEventRow, LimitsStateStore, PolicyKind, RunUsageRow, SumField } from "../store/types.js";
-import { admissionPlan, type ChargedBucket, chargeOf, isBucketOf, rateKey } from "./admission-plan.js";
+import {
+  admissionPlan,
+  type ChargedBucket,
+  chargeOf,
+  heldRates,
+  isBucketOf,
+  rateKey,
+} from "./admission-plan.js";
 import { budgetBucket, factsOfRecord, factsOfValues, fixedScope } from "./buckets.js";
 import { inBudget, type Seed, storedSpend, unstoredSpend } from "./budget-seed.js";
 import {
@@ -69,7 +77,8 @@ export interface Ticket {
   workspace: string;
   requestId: string;
   buckets: ChargedBucket[];
-  tokenRates: { key: string }[];
+  /** Tokens-per-minute counters, with the tokens the call holds on each until its settle. */
+  tokenRates: { key: string; held: number }[];
   run: { key: string; runId: string; agentType: string | null; ceilings: Ceilings } | null;
   /** The policies it was admitted under, and its facts: budgets added since are charged at settle. */
   policies: WorkspacePolicies;
@@ -216,19 +225,23 @@ export class SpendGuard {
     if (!policies.budgets.length && !policies.rates.length && !runId)
       return { ok: true, ticket: bareTicket(ctx, policies, this.#now()) };
     const plan = admissionPlan(policies, ctx.facts);
-    const { budgets, rates: rateCharges, tokenRates } = plan;
+    const { budgets } = plan;
     const now = this.#now();
-    if (!budgets.length && !rateCharges.length && !runId)
+    if (!budgets.length && !plan.rates.length && !runId)
       return { ok: true, ticket: bareTicket(ctx, policies, now) };
 
+    const wc =
+      budgets.length || plan.tokenRates.length
+        ? worstCaseUsage(ctx.api, ctx.body, ctx.raw, this.engine.contextWindow(ctx.provider, ctx.model))
+        : null;
+    // Token counters hold the call's estimate while it is in flight.
+    const { rates: rateCharges, tokenRates } = heldRates(
+      plan,
+      wc && plan.tokenRates.length ? tokenHold(wc) : 0,
+    );
+
     let worst = 0n;
-    if (budgets.length) {
-      const wc = worstCaseUsage(
-        ctx.api,
-        ctx.body,
-        ctx.raw,
-        this.engine.contextWindow(ctx.provider, ctx.model),
-      );
+    if (wc && budgets.length) {
       // The tier a request asks for (OpenAI's service_tier): a price book may price it apart.
       const tier = typeof ctx.body?.service_tier === "string" ? ctx.body.service_tier : null;
       // How it asks to be served (Anthropic's inference_geo, speed): US-only and fast mode are billed apart.
@@ -296,7 +309,7 @@ export class SpendGuard {
       // Room again once the count, with nothing more counted, leaves space for this call.
       const allowed = rc.cost > 0 ? rc.limit - rc.cost : rc.limit - 1;
       const clearsInMs = rateRetryAfterMs(now, r.previous, r.current, allowed);
-      return { ok: false, error: rateLimited(rc.spec, rc.metric, rc.limit, r.count, now, clearsInMs) };
+      return { ok: false, error: rateLimited(rc, r.count, now, clearsInMs) };
     }
     const b = charged[r.index]!;
     if (r.kind === "throttle")
@@ -361,7 +374,11 @@ export class SpendGuard {
         });
         return { ...settleRef(b, 0n), reserved: 0n };
       }),
-      tokenRates: ticket.tokenRates.map((t) => ({ key: t.key, tokens: outcome.tokens })),
+      tokenRates: ticket.tokenRates.map((t) => ({
+        key: t.key,
+        tokens: outcome.tokens,
+        held: { tokens: t.held, at: ticket.at },
+      })),
       run: ticket.run
         ? {
             key: ticket.run.key,
@@ -814,10 +831,13 @@ export class SpendGuard {
       budgets.some((b) => b.spec.fail_mode === "fail_closed") ||
       rates.some((r) => r.fail_mode === "fail_closed");
     // Failing open, the call goes on; its settle charges its cost (and, should the admission have run
-    // after all, takes back its reservation: the same id).
-    return closed
-      ? { ok: false, error: limitsUnavailable(this.store.name, e.message) }
-      : { ok: true, ticket };
+    // after all, takes back its reservation: the same id). Its token holds are not taken back: a minute
+    // counter has no ids, and a hold counted twice for a minute beats tokens never counted.
+    if (closed) return { ok: false, error: limitsUnavailable(this.store.name, e.message) };
+    return {
+      ok: true,
+      ticket: { ...ticket, tokenRates: ticket.tokenRates.map((t) => ({ key: t.key, held: 0 })) },
+    };
   }
 }
 

@@ -96,20 +96,21 @@ export function budgetThrottled(
   );
 }
 
+/** A refused rate counter: `cost` is what the call would have added (1 request, or the tokens it holds). */
 export function rateLimited(
-  r: RateLimitSpec,
-  metric: "requests" | "tokens",
-  limit: number,
+  rate: { spec: RateLimitSpec; metric: "requests" | "tokens"; limit: number; cost: number },
   count: number,
   now: number,
   clearsInMs: number,
 ): LimitError {
+  const { spec: r, metric, limit } = rate;
   const resetS = Math.max(1, Math.ceil(clearsInMs / 1000));
+  const holds = metric === "tokens" && rate.cost > 0 ? `, this call holds ${rate.cost}` : "";
   return new LimitError(
     429,
     "rate_limit_error",
     "rate_limited",
-    `rate limit ${r.id}: ${count} ${metric} in the last minute, limit ${limit} ${metric}/min; retry in ${resetS} s`,
+    `rate limit ${r.id}: ${count} ${metric === "tokens" ? "tokens used or held" : metric} in the last minute, limit ${limit} ${metric}/min${holds}; retry in ${resetS} s`,
     resetS,
     {
       rate_limit: {
@@ -118,6 +119,7 @@ export function rateLimited(
         metric,
         limit,
         count,
+        ...(metric === "tokens" ? { held: rate.cost } : {}),
         window: "1m",
         reset_at: iso(now + resetS * 1000),
       },

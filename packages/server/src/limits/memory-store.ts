@@ -7,6 +7,7 @@ import {
   minuteOf,
   type RunUsage,
   slidingCount,
+  tokenCount,
 } from "@tollgate/core";
 import type {
   AdmitRequest,
@@ -169,7 +170,7 @@ export class MemoryLimitStore implements LimitStore {
         changes.push({ index, from, to, spend });
       }
     }
-    for (const t of req.tokenRates) this.#rate(workspace, t.key, now).current += t.tokens;
+    for (const t of req.tokenRates) this.#countTokens(workspace, t, now);
     let killed: KillReason | null = null;
     if (req.run) {
       const run = this.#run(workspace, req.run.key, now);
@@ -325,6 +326,14 @@ export class MemoryLimitStore implements LimitStore {
       r.minute = minute;
     }
     return r;
+  }
+
+  /** A call's tokens in place of its hold (core's tokenCount), never below 0. */
+  #countTokens(workspace: string, t: SettleRequest["tokenRates"][number], now: number): void {
+    const { minute, add } = tokenCount(t.tokens, t.held, now);
+    const r = this.#rate(workspace, t.key, now);
+    if (minute === r.minute) r.current = Math.max(0, r.current + add);
+    else if (minute === r.minute - 1) r.previous = Math.max(0, r.previous + add);
   }
 
   #run(workspace: string, key: string, now: number): Run {

@@ -207,7 +207,8 @@ for i, b in ipairs(spec.buckets) do
   spend_into(b, i, out)
 end
 for _, r in ipairs(spec.rates) do
-  redis.call('INCRBY', KEYS[r.c], r.tokens)
+  -- A call's tokens in place of its hold (negative when it used less), never below 0.
+  if redis.call('INCRBY', KEYS[r.c], r.tokens) < 0 then redis.call('SET', KEYS[r.c], 0) end
   redis.call('PEXPIRE', KEYS[r.c], 120000)
 end
 local run = spec.run

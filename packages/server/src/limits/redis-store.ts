@@ -1,5 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { type Ceilings, type KillReason, minuteOf, RATE_WINDOW_MS, type RunUsage } from "@tollgate/core";
+import {
+  type Ceilings,
+  type KillReason,
+  minuteOf,
+  RATE_WINDOW_MS,
+  type RunUsage,
+  tokenCount,
+} from "@tollgate/core";
 import { Redis } from "ioredis";
 import { levelWindow } from "./memory-store.js";
 import { LEASE_CALLS, LEASE_ROOM, type Lease, LeaseBook, type LeaseUse, leasable } from "./redis-leases.js";
@@ -316,7 +323,6 @@ export class RedisLimitStore implements LimitStore {
   /** Settles a reservation (`id`) or charges a call ('' for none), once per `marker`. */
   async #settle(req: Omit<SettleRequest, "id">, id: string, marker: string): Promise<SettleResult> {
     const keys = new Keys(`tg:{${req.workspace}}:`);
-    const minute = minuteOf(req.now);
     const spec = {
       once: keys.add(marker),
       buckets: req.buckets.map((b) => {
@@ -329,7 +335,10 @@ export class RedisLimitStore implements LimitStore {
           ttl: b.ttlMs,
         };
       }),
-      rates: req.tokenRates.map((t) => ({ c: keys.add(`${t.key}:${minute}`), tokens: t.tokens })),
+      rates: req.tokenRates.map((t) => {
+        const count = tokenCount(t.tokens, t.held, req.now);
+        return { c: keys.add(`${t.key}:${count.minute}`), tokens: count.add };
+      }),
       run: req.run
         ? {
             k: keys.add(req.run.key),

@@ -1,4 +1,4 @@
-import type { Ceilings, KillReason, RunUsage } from "@tollgate/core";
+import type { Ceilings, HeldTokens, KillReason, RunUsage } from "@tollgate/core";
 
 /**
  * One budget bucket a call is charged to: the budget's counters for the call's "*" values. Spend is kept
@@ -28,7 +28,10 @@ export interface BucketCharge extends BucketRef {
 export interface RateCharge {
   key: string;
   limit: number;
-  /** Added on admission (1 for a request counter; 0 for token counters, which grow at settle). */
+  /**
+   * Added on admission: 1 for a request counter; for a token counter the call's hold (tokenHold), replaced by
+   * its tokens at settle (0: none held, its tokens count at settle).
+   */
   cost: number;
 }
 
@@ -68,8 +71,8 @@ export interface SettleRequest {
   now: number;
   /** Each bucket charged at admission, with its reservation and the actual cost (0 when the call failed). */
   buckets: (BucketRef & { reserved: bigint; actual: bigint })[];
-  /** Token counters of tokens-per-minute limits. */
-  tokenRates: { key: string; tokens: number }[];
+  /** Token counters of tokens-per-minute limits: the call's tokens, in place of what it held (tokenCount). */
+  tokenRates: { key: string; tokens: number; held?: HeldTokens }[];
   run: {
     key: string;
     ceilings: Ceilings;

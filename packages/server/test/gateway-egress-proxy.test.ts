@@ -146,6 +146,38 @@ describe("gateway behind an egress proxy", () => {
       silent.close();
     }
   });
+
+  it("a stream's client that leaves while the tunnel is being made, which then fails: not billed, not recorded", async () => {
+    const silent = await startSilentServer();
+    const gw = await startTestGateway(mock.url, {
+      egressProxy: { httpProxy: silent.origin("http"), httpsProxy: null, noProxy: null },
+      timeoutMs: 400,
+    });
+    gateways.push(gw);
+    const left = async () => {
+      const text = await (await fetch(`${gw.url}/metrics`)).text();
+      return /tollgate_gateway_requests_total\{[^}]*status="499"\} (\d+)/.exec(text)?.[1] ?? "0";
+    };
+    try {
+      const leave = new AbortController();
+      const call = fetch(`${gw.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: "Bearer sk-test" },
+        body: chat(true),
+        signal: leave.signal,
+      }).catch((e: Error) => e.name);
+      await new Promise((r) => setTimeout(r, 100));
+      leave.abort();
+      expect(await call).toBe("AbortError");
+      // Done with it once the tunnel's wait (400 ms) is over: counted as a client that left.
+      for (let i = 0; i < 100 && (await left()) === "0"; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(await left()).toBe("1");
+      // Nothing reached the upstream: no record with an estimated input (was: client_disconnected, billed).
+      expect(await gatewayRecords(gw.runtime)).toEqual([]);
+    } finally {
+      silent.close();
+    }
+  });
 });
 
 describe("egress proxy settings", () => {

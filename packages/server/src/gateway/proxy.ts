@@ -502,7 +502,12 @@ export class Gateway {
         return "handled";
       }
       if (cancel?.gone) {
-        this.#clientGone(at, null);
+        // Left while the upstream was being reached, which then failed: billed only if the request had
+        // started (the upstream may have had it); one never started went nowhere, as a NotSent one.
+        if (caught instanceof ReplyFailed && caught.statusCode === null && !caught.started) {
+          this.#settleUnsent(at.ticket);
+          this.#observe(call.route, call, CLIENT_CLOSED_REQUEST);
+        } else this.#clientGone(at, null);
         return "handled";
       }
       if (

@@ -16,7 +16,7 @@ export interface TracedOptions extends Pick<WrapOptions, "exporter" | "sink"> {
 /**
  * Runs `fn` as a span of the current trace (a new trace at the top): LLM calls and spans inside it
  * become its children, and it is recorded itself (kind agent/tool/other, never priced) when it ends,
- * with its duration and whether it threw. Returns what `fn` returns.
+ * with its duration and whether it threw. Returns what `fn` returns (a provider SDK's APIPromise itself).
  */
 export function traced<T>(fn: () => T, options: TracedOptions): T {
   const outer = currentScope();
@@ -49,6 +49,7 @@ export function traced<T>(fn: () => T, options: TracedOptions): T {
     end(e ?? "thrown");
     throw e;
   }
+  if (isApiPromise(result)) return endWhenRead(result, end);
   if (result instanceof Promise)
     return result.then(
       (value) => {
@@ -62,6 +63,49 @@ export function traced<T>(fn: () => T, options: TracedOptions): T {
     ) as T;
   end(undefined);
   return result;
+}
+
+/** The provider SDKs' APIPromise (openai, @anthropic-ai/sdk): lazy, its body parsed only when read. */
+interface ApiPromiseLike {
+  parse(): Promise<unknown>;
+  asResponse(): Promise<Response>;
+}
+
+function isApiPromise(value: unknown): value is ApiPromiseLike {
+  const p = value as ApiPromiseLike | null;
+  return value instanceof Promise && typeof p?.parse === "function" && typeof p.asResponse === "function";
+}
+
+/**
+ * Returns the APIPromise itself, so the app keeps `withResponse()` / `asResponse()` (`then` would make a plain
+ * Promise). The span ends as the SDKs' own tracing ends a call's: with the parse (then, withResponse), or with the
+ * raw Response when that is read before any parse.
+ */
+function endWhenRead<P extends ApiPromiseLike>(p: P, end: (error: unknown) => void): P {
+  let ended = false;
+  const settle = <V>(read: Promise<V>): Promise<V> =>
+    read.then(
+      (value) => {
+        if (!ended) end(undefined);
+        ended = true;
+        return value;
+      },
+      (e) => {
+        if (!ended) end(e ?? "rejected");
+        ended = true;
+        throw e;
+      },
+    );
+  const parse = p.parse.bind(p);
+  const asResponse = p.asResponse.bind(p);
+  let parsing: Promise<unknown> | null = null;
+  p.parse = () => {
+    parsing ??= settle(parse());
+    return parsing;
+  };
+  // withResponse() reads both: the parse ends the span then.
+  p.asResponse = () => (parsing ? asResponse() : settle(asResponse()));
+  return p;
 }
 
 function errorName(e: unknown): string {

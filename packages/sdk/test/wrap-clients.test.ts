@@ -1094,6 +1094,36 @@ describe("attribution and traces", () => {
     });
   });
 
+  it("traced() around a call returns its APIPromise: withResponse() and asResponse() stay, the span ends once", async () => {
+    const span = { name: "call", sink };
+    const chat = { model: "gpt-4.1-nano", messages };
+    const message = {
+      model: "claude-sonnet-4-5",
+      max_tokens: 1024,
+      messages: [{ role: "user" as const, content: "Hi" }],
+    };
+    const before = sent.length;
+    const a = await traced(() => openai.chat.completions.create(chat), span).withResponse();
+    expect(a.response.status).toBe(200);
+    expect(a.data.usage?.total_tokens).toBeGreaterThan(0);
+    const b = await traced(() => openai.chat.completions.create(chat), span).asResponse();
+    expect(((await b.json()) as { usage: unknown }).usage).toEqual(a.data.usage);
+    const c = await traced(() => anthropic.messages.create(message), span).withResponse();
+    expect(c.data.usage.output_tokens).toBeGreaterThan(0);
+    const d = await traced(() => anthropic.messages.create(message), span).asResponse();
+    expect(((await d.json()) as { usage: unknown }).usage).toEqual(c.data.usage);
+    const limited = { headers: { "x-mock-scenario": "rate-limit" } };
+    const err = await traced(() => openai.chat.completions.create(chat, limited), span)
+      .withResponse()
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.RateLimitError);
+    await expect.poll(() => sent.length).toBe(before + 10);
+    const spans = sent.slice(before).filter((r) => r.kind === "other");
+    expect(spans.map((s) => s.status)).toEqual(["ok", "ok", "ok", "ok", "error"]);
+    const calls = sent.slice(before).filter((r) => r.kind === "llm");
+    expect(calls.map((r) => r.parent_span_id).sort()).toEqual(spans.map((s) => s.span_id).sort());
+  });
+
   it("concurrent scopes never leak into each other", async () => {
     const before = sent.length;
     await Promise.all(

@@ -13,6 +13,7 @@ export interface ExporterOptions {
   maxQueue?: number;
   /** First retry delay; doubles per failed attempt (with jitter) up to maxRetryDelayMs. Default 200 ms. */
   retryDelayMs?: number;
+  /** The longest wait between tries, the server's `Retry-After` included. Default 30,000 ms. */
   maxRetryDelayMs?: number;
   /** Per request. Default 10,000 ms. */
   requestTimeoutMs?: number;
@@ -51,6 +52,14 @@ class SendError extends Error {
   ) {
     super(message);
   }
+}
+
+/** A `Retry-After` in ms: seconds, or an HTTP date (RFC 9110); null when absent, unreadable, zero or past. */
+function parseRetryAfter(value: string | null): number | null {
+  if (value === null || value.trim() === "") return null;
+  const seconds = Number(value);
+  const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(value) - Date.now();
+  return ms > 0 ? ms : null;
 }
 
 /** How long room() keeps a producer waiting at most. */
@@ -266,11 +275,10 @@ export class Exporter {
     if (res.status === 413) throw new SendError("Tollgate answered 413 (batch too large)", false, null, true);
     // 401/403 may be a key being rotated: kept and retried like an outage, never silently discarded.
     const retryable = res.status >= 500 || res.status === 429 || res.status === 401 || res.status === 403;
-    const after = Number(res.headers.get("retry-after"));
     throw new SendError(
       `Tollgate answered ${res.status}: ${text.slice(0, 300)}`,
       retryable,
-      Number.isFinite(after) && after > 0 ? after * 1000 : null,
+      parseRetryAfter(res.headers.get("retry-after")),
     );
   }
 
@@ -287,7 +295,11 @@ export class Exporter {
 
   #backoff(retryAfterMs: number | null): Promise<void> {
     const exp = Math.min(this.#maxRetryDelayMs, this.#retryDelayMs * 2 ** Math.min(this.#failures - 1, 20));
-    const ms = retryAfterMs ?? exp / 2 + Math.random() * (exp / 2);
+    // The server's wait, bounded: a proxy's hour (or a skewed clock's date) must not stall delivery.
+    const ms =
+      retryAfterMs !== null
+        ? Math.min(retryAfterMs, this.#maxRetryDelayMs)
+        : exp / 2 + Math.random() * (exp / 2);
     return new Promise((resolve) => {
       const wake = () => {
         clearTimeout(timer);

@@ -125,6 +125,40 @@ describe("Exporter", () => {
     expect(warnings[0]).toMatch(/503|unreachable|fetch failed|socket/i);
   });
 
+  it("honours Retry-After as an HTTP date as in seconds, each bounded by maxRetryDelayMs", async () => {
+    const feature = newFeature();
+    // HTTP dates have whole seconds: 1.5 s ahead is a wait of 0.5 to 1.5 s.
+    const asked = [
+      () => new Date(Date.now() + 1500).toUTCString(),
+      () => "Wed, 21 Oct 2099 07:28:00 GMT",
+      () => "3600",
+    ];
+    const times: number[] = [];
+    const ex = new Exporter({
+      url: gw.url,
+      apiKey: key,
+      flushIntervalMs: 1,
+      retryDelayMs: 5, // its own backoff: a few ms
+      maxRetryDelayMs: 1600,
+      fetch: (url, init) => {
+        times.push(Date.now());
+        const after = asked.shift();
+        if (after === undefined) return fetch(url, init);
+        return Promise.resolve(new Response("{}", { status: 429, headers: { "retry-after": after() } }));
+      },
+    });
+    ex.export(record(feature));
+    await expect.poll(() => ex.stats.delivered, { timeout: 5000 }).toBe(1);
+    const waits = times.slice(1).map((t, i) => t - times[i]!);
+    expect(waits[0]).toBeGreaterThanOrEqual(400); // the date
+    expect(waits[0]).toBeLessThan(1550);
+    for (const bounded of waits.slice(1, 3)) {
+      expect(bounded).toBeGreaterThanOrEqual(1550); // asked for years, or an hour: maxRetryDelayMs
+      expect(bounded).toBeLessThan(2500);
+    }
+    await ex.shutdown(100);
+  });
+
   it("records the server refuses are counted and warned with the field and reason, never retried forever", async () => {
     const feature = newFeature();
     const warnings: string[] = [];

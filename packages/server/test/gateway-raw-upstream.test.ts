@@ -37,6 +37,8 @@ const SCENARIOS: Record<string, (sock: Socket, n: number) => void> = {
     setTimeout(() => sock.destroy(), 20);
   },
   ok: (sock) => void sock.write(OK),
+  // The provider advertises HTTP/3 on its own origin.
+  "alt-svc": (sock) => void sock.write(OK.replace("\r\n\r\n", '\r\nalt-svc: h3=":443"; ma=86400\r\n\r\n')),
   // A proxy in front of the upstream asks for its own credentials: a challenge for the gateway's hop.
   "proxy-407": (sock) =>
     void sock.write(
@@ -948,6 +950,14 @@ describe("gateway against a raw upstream", () => {
     expect(res.headers["proxy-authenticate"]).toBeUndefined();
     expect(res.body).toBe(PROXY_407_BODY);
     expect(res.headers["x-tollgate-event-id"]).toBeTruthy();
+  });
+
+  it("an upstream's Alt-Svc is not relayed: it names the provider's alternative services, not the gateway's", async () => {
+    const res = await send("alt-svc");
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual(JSON.parse(OK_BODY));
+    expect(res.headers.get("alt-svc")).toBeNull();
+    expect(res.headers.get("content-type")).toBe("application/json");
   });
 
   it("a stream that carries an error event is recorded as that error, with the usage it reported", async () => {

@@ -121,14 +121,20 @@ export function headerOfField(field: string): string {
 export type HeaderMap = Record<string, string | string[] | undefined>;
 
 /**
- * Upstream response headers to pass to the client (hop-by-hop and framing dropped; Node sets its own).
- * `content-encoding` stays: the body goes to the client as the upstream sent it.
+ * `alt-svc` (RFC 7838) offers other ways to reach the origin that sent it: relayed, it would tell the client
+ * that the gateway's origin offers the provider's (h3 on :443, say).
+ */
+const UPSTREAM_ORIGIN_ONLY = "alt-svc";
+
+/**
+ * Upstream response headers to pass to the client (hop-by-hop, framing and `alt-svc` dropped; Node sets
+ * its own). `content-encoding` stays: the body goes to the client as the upstream sent it.
  */
 export function replyHeaders(headers: HeaderMap): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined || HOP.has(name)) continue;
+    if (value === undefined || HOP.has(name) || name === UPSTREAM_ORIGIN_ONLY) continue;
     out[name] = value;
   }
   dropConnectionListed(out, headers.connection);

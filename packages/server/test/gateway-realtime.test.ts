@@ -344,6 +344,33 @@ describe("an OpenAI Realtime session through the gateway", () => {
     expect(status).toBe(429);
   });
 
+  it("a handshake the upstream does not answer in time (504) or cannot take (502) names the failed call it recorded, as an HTTP call's does", async () => {
+    const unreachable = await startTestGateway("http://127.0.0.1:9");
+    try {
+      for (const [via, headers, status, errorType] of [
+        [gw, { "x-tollgate-timeout-ms": "50" }, 504, "timeout"],
+        [unreachable, {}, 502, "connection_error"],
+      ] as const) {
+        const user = `rt-user-${++seq}`;
+        const url = `${via.url.replace("http:", "ws:")}/v1/realtime?model=slow`;
+        const ws = new WebSocket(url, { headers: { "x-tollgate-user-id": user, ...headers } });
+        const answer = await new Promise<{ status: number; headers: IncomingHttpHeaders }>((resolve) =>
+          ws.once("unexpected-response", (_req, res) => {
+            res.resume();
+            resolve({ status: res.statusCode!, headers: res.headers });
+          }),
+        );
+        expect(answer.status).toBe(status);
+        const [rec] = await recordsOf(user, via);
+        expect(rec).toMatchObject({ status: "error", error_type: errorType, cost_nanousd: 0n });
+        expect(answer.headers["x-tollgate-event-id"]).toBe(rec!.event_id);
+        expect(answer.headers["x-tollgate-cost-usd"]).toBe("0.00");
+      }
+    } finally {
+      await unreachable.stop();
+    }
+  });
+
   it("a session over a spent budget is refused before any upstream connection (429, the gateway's error)", async () => {
     const user = `rt-user-${++seq}`;
     await adminRequest(gw, "POST", "/api/budgets", {

@@ -128,7 +128,7 @@ export class RealtimeMeter {
     }
     const pending = this.#pending.get(id);
     this.#pending.delete(id);
-    this.#track(this.#done(response, id, pending));
+    this.#done(response, id, pending);
   }
 
   /**
@@ -138,14 +138,12 @@ export class RealtimeMeter {
    */
   #transcribed(event: Record<string, unknown>): void {
     const item = fieldText(event.item_id) ?? uuidv7();
-    this.#track(
-      this.#write(item, undefined, {
-        usage: realtimeTranscriptionUsage(event),
-        status: "ok",
-        errorType: null,
-        model: this.#models.transcriber ?? "unknown",
-      }),
-    );
+    this.#write(item, undefined, {
+      usage: realtimeTranscriptionUsage(event),
+      status: "ok",
+      errorType: null,
+      model: this.#models.transcriber ?? "unknown",
+    });
   }
 
   /**
@@ -168,7 +166,7 @@ export class RealtimeMeter {
 
   /** The session has ended: responses still under way are recorded as cut off. Resolves once all are written. */
   async end(): Promise<void> {
-    for (const [id, pending] of this.#pending) this.#track(this.#cutOff(id, pending));
+    for (const [id, pending] of this.#pending) this.#cutOff(id, pending);
     this.#pending.clear();
     while (this.#writing.size) await Promise.all(this.#writing);
   }
@@ -192,7 +190,7 @@ export class RealtimeMeter {
     return null;
   }
 
-  async #done(response: Record<string, unknown>, id: string, pending: Pending | undefined): Promise<void> {
+  #done(response: Record<string, unknown>, id: string, pending: Pending | undefined): void {
     let usage: ExtractedUsage | null = null;
     let usageError: string | null = null;
     try {
@@ -201,7 +199,7 @@ export class RealtimeMeter {
       usageError = (e as Error).message;
     }
     const errorType = realtimeResponseError(response);
-    await this.#write(id, pending, {
+    this.#write(id, pending, {
       usage,
       status: errorType === null ? "ok" : "error",
       errorType: usageError && !errorType ? "usage_unreadable" : errorType,
@@ -209,21 +207,21 @@ export class RealtimeMeter {
   }
 
   /** Cut off with no usage (the upstream's connection dropped): its cost is not known, its worst case is held. */
-  #cutOff(id: string, pending: Pending): Promise<void> {
-    return this.#write(id, pending, { usage: null, status: "error", errorType: "session_closed" });
+  #cutOff(id: string, pending: Pending): void {
+    this.#write(id, pending, { usage: null, status: "error", errorType: "session_closed" });
   }
 
   /**
    * The session did not open (the upstream refused it, or could not be reached): one failed call, not billed;
-   * `eventId` where the refusal's answer names the record already.
+   * `eventId` where the refusal's answer names the record already. Returns the record, for the gateway's own
+   * answer to name it.
    */
-  refused(httpStatus: number | null, errorType: string, eventId: string = uuidv7()): void {
-    this.#track(
-      this.#write(uuidv7(), undefined, { usage: null, status: "error", errorType, httpStatus, eventId }),
-    );
+  refused(httpStatus: number | null, errorType: string, eventId: string = uuidv7()): CallRecord | null {
+    return this.#write(uuidv7(), undefined, { usage: null, status: "error", errorType, httpStatus, eventId });
   }
 
-  async #write(
+  /** Records one call now; its charge against the limits follows (once admitted), and end() waits for it. */
+  #write(
     responseId: string,
     pending: Pending | undefined,
     o: {
@@ -236,7 +234,7 @@ export class RealtimeMeter {
       /** The record's event id, where its answer named it already (a refused handshake's). */
       eventId?: string;
     },
-  ): Promise<void> {
+  ): CallRecord | null {
     const start = pending?.start ?? Date.now();
     const model = o.model ?? o.usage?.model ?? this.#models.model ?? "unknown";
     const price = o.usage ? this.#price(model, o.usage, start) : null;
@@ -262,10 +260,16 @@ export class RealtimeMeter {
     Object.assign(input, this.caller.attribution);
     input.key_id = this.caller.keyId;
     const recorded = this.deps.recorder.record(input, this.caller.workspaceId, price ?? undefined);
-    const ticket = pending ? await pending.admitted.catch(() => null) : null;
-    await this.#charge(ticket, recorded?.record ?? null, start);
-    if (recorded) this.deps.metrics.recordedCost.inc(Number(recorded.record.cost_nanousd));
-    else this.deps.metrics.upstreamErrors.inc({ family: "openai", kind: "record_failed" });
+    const rec = recorded?.record ?? null;
+    this.#track(
+      (async () => {
+        const ticket = pending ? await pending.admitted.catch(() => null) : null;
+        await this.#charge(ticket, rec, start);
+        if (rec) this.deps.metrics.recordedCost.inc(Number(rec.cost_nanousd));
+        else this.deps.metrics.upstreamErrors.inc({ family: "openai", kind: "record_failed" });
+      })(),
+    );
+    return rec;
   }
 
   /**

@@ -140,14 +140,15 @@ export class SocketRelay {
     if (opened instanceof Error) {
       if (socket.destroyed) return 499;
       const timeout = /handshake has timed out/i.test(opened.message);
-      meter?.refused(null, timeout ? "timeout" : "connection_error");
-      throw timeout
+      const err = timeout
         ? new GatewayError(
             504,
             "timeout_error",
             `upstream did not answer the WebSocket handshake within ${client.timeoutMs} ms`,
           )
         : new GatewayError(502, "api_error", `upstream connection failed: ${opened.message}`);
+      // A metered session's failure is a recorded call: the answer names it, as an HTTP call's does.
+      throw err.withRecord(meter?.refused(null, timeout ? "timeout" : "connection_error") ?? null);
     }
     if (opened !== "open") {
       // A metered session's refusal is a recorded call: its answer names the record, as any reply's does.

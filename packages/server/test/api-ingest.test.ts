@@ -247,6 +247,19 @@ describe("POST /v1/events: ingest", () => {
     expect(await eventById(huge.event_id as string)).toBeUndefined();
   });
 
+  it("refuses a ts_start more than 24 h ahead of the server's clock by name; a client clock a little ahead is fine", async () => {
+    const ahead = validRecord({ ts_start: Date.now() + 3_600_000 }); // a skewed client clock: stored
+    const tomorrow = validRecord({ ts_start: Date.now() + 25 * 3_600_000 });
+    const future = validRecord({ ts_start: "2099-06-01T00:00:00Z" });
+    const { status, json } = await postEvents(rt.app, key, [ahead, tomorrow, future]);
+    expect(status, JSON.stringify(json)).toBe(207);
+    expect(json.results.map((r: Json) => r.status)).toEqual(["accepted", "rejected", "rejected"]);
+    for (const r of json.results.slice(1))
+      expect(r.errors).toEqual([{ field: "ts_start", reason: expect.stringContaining("24 hours ahead") }]);
+    expect(await eventById(ahead.event_id as string)).toBeDefined();
+    expect(await eventById(future.event_id as string)).toBeUndefined();
+  });
+
   it("derives latency_ms from ts_end - ts_start", async () => {
     const t = Date.UTC(2024, 0, 1);
     const rec = validRecord({ ts_start: t, ts_end: t + 1234 });

@@ -12,6 +12,16 @@ export type ItemStatus = "accepted" | "duplicate" | "rejected";
  */
 export const MAX_STORE_BACKLOG = 100_000;
 
+/**
+ * How far ahead of the server's clock a call may start: a client's clock may be off, but a call dated
+ * next year would sit in every rollup and forecast until then.
+ */
+const MAX_CLOCK_SKEW_MS = 86_400_000;
+const TOO_FAR_AHEAD: FieldError = {
+  field: "ts_start",
+  reason: "must not be more than 24 hours ahead of the server's clock",
+};
+
 export interface ItemResult {
   index: number;
   event_id: string | null;
@@ -43,10 +53,12 @@ export class IngestService {
     const records: CallRecord[] = [];
     const recordIndex: number[] = [];
     const seen = new Set<string>();
+    const latestStart = Date.now() + MAX_CLOCK_SKEW_MS;
     items.forEach((item, index) => {
       const built = buildCallRecord(item, { workspaceId, engine: this.engine });
-      if (!built.ok) {
-        results[index] = { index, event_id: eventIdOf(item), status: "rejected", errors: built.errors };
+      if (!built.ok || built.record.ts_start > latestStart) {
+        const errors = built.ok ? [TOO_FAR_AHEAD] : built.errors;
+        results[index] = { index, event_id: eventIdOf(item), status: "rejected", errors };
         return;
       }
       const id = built.record.event_id;

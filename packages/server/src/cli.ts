@@ -11,6 +11,7 @@ import { registerPurge, registerRollups } from "./cli/rollups.js";
 import { registerServe } from "./cli/serve.js";
 import { registerSpend } from "./cli/spend.js";
 import { DataDirLockedError } from "./data-dir-lock.js";
+import { ConfigFileError } from "./yaml-file.js";
 
 const program = new Command("tollgate")
   .description("Tollgate: exact LLM cost attribution and spend control")
@@ -43,9 +44,10 @@ registerPurge(program);
 registerExport(program);
 
 program.parseAsync().catch((e: unknown) => {
-  if (e instanceof CliError || e instanceof DataDirLockedError) {
+  if (e instanceof CliError || e instanceof DataDirLockedError || e instanceof ConfigFileError) {
     console.error(`error: ${e.message}`);
-    process.exit(e instanceof CliError ? e.exitCode : 1);
+    // A broken --limits or --pricebook file is a usage error, as a bad flag is.
+    process.exit(e instanceof CliError ? e.exitCode : e instanceof ConfigFileError ? 2 : 1);
   }
   console.error(e);
   process.exit(1);

@@ -1,5 +1,5 @@
 import { PriceBook, type PricingEngine } from "@tollgate/core";
-import { readYamlFile, watchConfigFile } from "./yaml-file.js";
+import { ConfigFileError, readYamlFile, watchConfigFile } from "./yaml-file.js";
 
 /** Reads a price book from YAML or JSON (JSON is YAML); errors name the file and the failing path. */
 export function loadPriceBook(path: string): PriceBook {
@@ -7,7 +7,7 @@ export function loadPriceBook(path: string): PriceBook {
   try {
     return PriceBook.parse(doc);
   } catch (e) {
-    throw new Error(`${path}: ${(e as Error).message}`);
+    throw new ConfigFileError(`${path}: ${(e as Error).message}`);
   }
 }
 

@@ -1,12 +1,15 @@
 import { readFileSync, type Stats, unwatchFile, watchFile } from "node:fs";
 import { parse as parseYaml } from "yaml";
 
+/** A config file that cannot be read or is invalid: the user's to fix, so the CLI says why without a stack. */
+export class ConfigFileError extends Error {}
+
 /** Reads a YAML (or JSON, which is YAML) config file; a failure names the file and what it was for. */
 export function readYamlFile(path: string, what: string): unknown {
   try {
     return parseYaml(readFileSync(path, "utf8"));
   } catch (e) {
-    throw new Error(`cannot read ${what} ${path}: ${(e as Error).message}`);
+    throw new ConfigFileError(`cannot read ${what} ${path}: ${(e as Error).message}`);
   }
 }
 

@@ -69,6 +69,24 @@ describe("tollgate CLI", () => {
     }
   });
 
+  it("a missing or invalid --limits / --pricebook file is a usage error (exit 2, the message, no stack)", () => {
+    const badLimits = join(dir, "bad-limits.yaml");
+    writeFileSync(badLimits, "budgets:\n  - { id: no-window }\n");
+    const badBook = join(dir, "bad-book.yaml");
+    writeFileSync(badBook, "models: 5\n");
+    for (const [args, says] of [
+      [["--limits", badLimits, "budgets", "status"], "budgets[0]: window"],
+      [["--limits", join(dir, "no-such.yaml"), "runs", "kill", "r1"], "cannot read limits file"],
+      [["--pricebook", badBook, "keys", "list"], "invalid price book"],
+      [["--limits", badLimits, "serve", "--port", "0"], "budgets[0]: window"],
+    ] as const) {
+      const r = tollgate(...args);
+      expect(r.code, `${args.join(" ")}: ${r.err}`).toBe(2);
+      expect(r.err).toContain(says);
+      expect(r.err).not.toMatch(/\n\s+at /); // no stack trace
+    }
+  });
+
   it("prices calc prints normalized usage and exact cost as JSON (Anthropic vector)", () => {
     const vectors = JSON.parse(readFileSync(join(FIXTURES, "conformance/cost-vectors.json"), "utf8"));
     const v = vectors.find((x: { model: string }) => x.model === "claude-sonnet-4-5-20250929");

@@ -13,7 +13,7 @@ import {
 } from "@tollgate/core";
 import { z } from "zod";
 import type { LimitsStateStore, PolicyKind } from "../store/types.js";
-import { readYamlFile } from "../yaml-file.js";
+import { ConfigFileError, readYamlFile } from "../yaml-file.js";
 
 /** A policy that failed validation: every field and why. */
 export class PolicyError extends Error {
@@ -80,7 +80,7 @@ const LimitsFile = z.strictObject({
 export function loadLimitsFile(path: string): { workspace: string; entries: PolicyEntry[] } {
   const doc = LimitsFile.safeParse(readYamlFile(path, "limits file"));
   if (!doc.success)
-    throw new Error(
+    throw new ConfigFileError(
       `${path}: ${doc.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
     );
   const entries: PolicyEntry[] = [];
@@ -89,7 +89,7 @@ export function loadLimitsFile(path: string): { workspace: string; entries: Poli
       const v = validatePolicy(kind, id, spec);
       entries.push({ kind, ...v, source: "file", updated_at: null, updated_by: null });
     } catch (e) {
-      throw new Error(`${path}: ${where}: ${(e as Error).message}`);
+      throw new ConfigFileError(`${path}: ${where}: ${(e as Error).message}`);
     }
   };
   for (const [i, b] of doc.data.budgets.entries()) add("budget", `budgets[${i}]`, null, b);
@@ -98,7 +98,7 @@ export function loadLimitsFile(path: string): { workspace: string; entries: Poli
   const seen = new Set<string>();
   for (const e of entries) {
     const k = `${e.kind}:${e.id}`;
-    if (seen.has(k)) throw new Error(`${path}: ${e.kind} ${e.id} is defined twice`);
+    if (seen.has(k)) throw new ConfigFileError(`${path}: ${e.kind} ${e.id} is defined twice`);
     seen.add(k);
   }
   return { workspace: doc.data.workspace, entries };
@@ -195,7 +195,7 @@ export class PolicyRegistry {
     const { workspace, entries } = loadLimitsFile(this.filePath);
     for (const e of entries)
       if (this.get(workspace, e.kind, e.id)?.source === "api")
-        throw new Error(`${this.filePath}: ${e.kind} ${e.id} is also set through the API`);
+        throw new ConfigFileError(`${this.filePath}: ${e.kind} ${e.id} is also set through the API`);
     const known = new Map<string, string>(); // budgets here, with their bucketing
     for (const [ws, m] of this.#entries) {
       for (const [k, e] of m)

@@ -61,6 +61,29 @@ describe("key management", () => {
     expect((await postEvents(rt.app, other, [validRecord()])).status).toBe(200);
   });
 
+  it("refuses unknown or misplaced fields, naming them, and creates no key", async () => {
+    const before = (await rt.store.listKeys()).length;
+    for (const [body, param] of [
+      // A customer meant as the key's binding, given beside `defaults`: the key would bind nothing.
+      [{ workspace: "ws-keys", role: "gateway", customer_id: "acme" }, "customer_id"],
+      [{ workspace: "ws-keys", role: "gateway", defualts: { customer_id: "acme" } }, "defualts"],
+      [{ workspace: "ws-keys", role: "gateway", defaults: { customer: "acme" } }, "defaults.customer"],
+      // A workspace that is no string went to the key's own workspace instead.
+      [{ workspace: 5, role: "read" }, "workspace"],
+    ] as const) {
+      const res = await rt.app.request("/api/keys", {
+        method: "POST",
+        headers: { authorization: `Bearer ${rt.rootToken}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      const json = (await res.json()) as { error: { code: string; param: string; message: string } };
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(json.error).toMatchObject({ code: "invalid_parameter", param });
+      expect(json.error.message).toContain(param);
+    }
+    expect(await rt.store.listKeys()).toHaveLength(before);
+  });
+
   it("refuses a label that is not a short string", async () => {
     const res = await rt.app.request("/api/keys", {
       method: "POST",

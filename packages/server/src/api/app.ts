@@ -1,4 +1,4 @@
-import { formatUsd, type PricingEngine, UUID_RE } from "@tollgate/core";
+import { formatUsd, issuesToFieldErrors, type PricingEngine, UUID_RE } from "@tollgate/core";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -23,7 +23,6 @@ import {
   KEY_DEFAULT_FIELDS,
   type KeyStore,
   ROLES,
-  type Role,
   SPEND_DIMENSIONS,
   type SpendDimension,
   summaryCanAnswer,
@@ -38,6 +37,18 @@ const KeyDefaultsSchema = z.strictObject(
     z.ZodOptional<z.ZodString>
   >,
 );
+
+/**
+ * POST /api/keys. Strict: a misspelt or misplaced field (`customer_id` beside `defaults`, `defualts`) would
+ * otherwise create a gateway key without the attribution its caller meant to bind to it.
+ */
+const LABEL_RULE = "must be a string of at most 200 characters";
+const CreateKeySchema = z.strictObject({
+  workspace: z.string({ error: "must be a string" }).optional(),
+  role: z.enum(ROLES, { error: `must be one of ${ROLES.join(", ")}` }),
+  label: z.string({ error: LABEL_RULE }).max(200, LABEL_RULE).nullish(),
+  defaults: KeyDefaultsSchema.nullish(),
+});
 
 const PurgeSchema = z
   .strictObject({
@@ -274,27 +285,22 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.post("/api/keys", auth(CAN_ADMIN), async (c) => {
     const body = await c.req.json().catch(() => {
-      throw badRequest("invalid_json", 'body must be JSON: {"workspace", "role", "label"?}');
+      throw badRequest("invalid_json", 'body must be JSON: {"workspace", "role", "label"?, "defaults"?}');
     });
-    const role = body?.role;
-    if (!(ROLES as readonly string[]).includes(role))
-      throw badRequest("invalid_parameter", `role must be one of ${ROLES.join(", ")}`, "role");
-    const label = body.label ?? null;
-    if (label !== null && (typeof label !== "string" || label.length > 200))
-      throw badRequest("invalid_parameter", "label must be a string of at most 200 characters", "label");
-    const defaults = KeyDefaultsSchema.safeParse(body.defaults ?? {});
-    if (!defaults.success) {
-      const issue = defaults.error.issues[0]!;
-      const param = ["defaults", ...issue.path].join(".");
-      throw badRequest("invalid_parameter", `${param}: ${issue.message}`, param);
+    const parsed = CreateKeySchema.safeParse(body);
+    if (!parsed.success) {
+      const { field, reason } = issuesToFieldErrors(parsed.error.issues)[0]!;
+      const param = field === "(record)" ? undefined : field;
+      throw badRequest("invalid_parameter", `${field}: ${reason}`, param);
     }
-    const workspace = workspaceOf(c, typeof body.workspace === "string" ? body.workspace : null);
+    const { role, label, defaults } = parsed.data;
+    const workspace = workspaceOf(c, parsed.data.workspace);
     try {
       const { key, record } = await createKey(deps.keyStore, {
         workspace,
-        role: role as Role,
-        label,
-        defaults: defaults.data,
+        role,
+        label: label ?? null,
+        defaults: defaults ?? {},
       });
       return c.json(
         { key, id: record.id, workspace: record.workspace_id, role: record.role, defaults: record.defaults },

@@ -61,6 +61,15 @@ describe("limits API: bad input", () => {
       "scope.tag",
     ],
     ["POST", "/api/budgets", JSON.stringify({ ...ok, extra: 1 }), 400, "invalid_policy", "extra"],
+    // An override that names no value matches every call: it would replace the budget's own limit.
+    [
+      "POST",
+      "/api/budgets",
+      JSON.stringify({ ...ok, scope: { customer_id: "*" }, overrides: [{ when: {}, limit_usd: "500" }] }),
+      400,
+      "invalid_policy",
+      "overrides.0.when",
+    ],
     ["PUT", "/api/budgets/other-id", JSON.stringify(ok), 400, "invalid_policy", "id"],
     ["PUT", "/api/budgets/bad%20id", JSON.stringify(ok), 400, "invalid_parameter", "id"],
     [

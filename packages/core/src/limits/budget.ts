@@ -30,7 +30,12 @@ export const ScopeSchema = z
 const fixedScope = ScopeSchema.refine(
   (s) => Object.values(s).every((v) => v !== EACH),
   '"*" is not allowed in an override',
-);
+)
+  // An empty `when` matches every call: the override would silently replace the budget's own limit.
+  .refine(
+    (s) => Object.keys(s).length > 0,
+    "name the value(s) the override is for, e.g. {customer_id: acme}",
+  );
 
 /** A positive USD amount as a decimal string, at most MAX_LIMIT_USD. */
 const USD_RE = /^\d{1,7}(\.\d{1,9})?$/;

@@ -411,6 +411,33 @@ describe("tollgate CLI", () => {
     expect(again.err).toMatch(/no live key/);
   });
 
+  it("budgets status lists a per-value budget before its first call, as --json does", () => {
+    const set = tollgate(
+      "budgets",
+      "set",
+      "each-user",
+      "--window",
+      "day",
+      "--limit",
+      "2",
+      "--scope",
+      "user_id=*",
+    );
+    expect(set.code, set.err).toBe(0);
+    const json = JSON.parse(tollgate("budgets", "status", "each-user", "--json").out);
+    expect(json).toMatchObject({ id: "each-user", buckets: [] });
+    for (const args of [
+      ["budgets", "status"],
+      ["budgets", "status", "each-user"],
+    ]) {
+      const r = tollgate(...args);
+      expect(r.code, r.err).toBe(0);
+      expect(r.out).not.toMatch(/no budgets/);
+      expect(r.out).toMatch(/^each-user\s+user_id=\*\s.*\bday\b.*\$2\.00/m);
+    }
+    expect(tollgate("budgets", "delete", "each-user").code).toBe(0);
+  });
+
   it("prices unpriced lists models without a price", () => {
     const file = join(dir, "unpriced.jsonl");
     writeFileSync(

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { formatUsd, usdToNano } from "@tollgate/core";
 import type { Command } from "commander";
 import { parse as parseYaml } from "yaml";
 import { CliError, callApi, printJson } from "./common.js";
@@ -30,7 +31,24 @@ function readSpecFile(path: string): unknown {
 
 function printStatus(budgets: Json[]): void {
   const rows: string[][] = [];
-  for (const b of budgets)
+  for (const b of budgets) {
+    const spec = b.budget as Json;
+    // A per-value budget has no bucket before its first call: still listed (with its limit), as --json lists it.
+    if (!(b.buckets as Json[]).length) {
+      const each = Object.entries(spec.scope as Record<string, string>).map(([f, v]) => `${f}=${v}`);
+      const limit = groupThousands(formatUsd(usdToNano(String(spec.limit_usd))));
+      rows.push([
+        String(b.id),
+        each.join(" ") || "-",
+        String(spec.window),
+        "-",
+        "-",
+        "-",
+        `$${limit}`,
+        "-",
+        "-",
+      ]);
+    }
     for (const k of b.buckets as Json[]) {
       const bucket = Object.entries(k.bucket as Record<string, string>).map(
         ([f, v]) => `${f}=${v || "(none)"}`,
@@ -38,7 +56,7 @@ function printStatus(budgets: Json[]): void {
       rows.push([
         String(b.id),
         bucket.join(" ") || "-",
-        String((b.budget as Json).window),
+        String(spec.window),
         String(k.state),
         `$${groupThousands(String(k.spend_usd))}`,
         `$${groupThousands(String(k.reserved_usd))}`,
@@ -47,6 +65,7 @@ function printStatus(budgets: Json[]): void {
         (k.reset_at as string | null) ?? "never",
       ]);
     }
+  }
   if (!rows.length) {
     console.log("no budgets (create one with `tollgate budgets set`)");
     return;

@@ -2,9 +2,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { openRuntime, type Runtime } from "../src/runtime.js";
-import { createKey, type Json } from "./helpers.js";
+import { createKey, type Json, postEvents, validRecord } from "./helpers.js";
 
 let rt: Runtime;
 let dir: string;
@@ -191,6 +191,19 @@ describe("limits API: bad input", () => {
       newBudgets: [{ workspace: "default", id: "second" }],
     });
     await call("DELETE", "/api/budgets/api-made");
+  });
+
+  it("unkill of a run that is not killed leaves its counters (and records no unkill)", async () => {
+    const records = [1, 2].map(() => validRecord({ agent_run_id: "live-run", agent_type: "support" }));
+    expect((await postEvents(rt.app, rt.rootToken, records)).status).toBe(200);
+    const usage = async () => (await call("GET", "/api/runs/live-run")).json.usage;
+    await vi.waitFor(async () => expect((await usage()).llm_calls).toBe(2));
+    const cost = (await usage()).cost_nanousd;
+    expect((await call("POST", "/api/runs/live-run/unkill")).json).toMatchObject({ was_killed: false });
+    // Its ceilings still see the calls it made: an unkill by mistake is no way around them.
+    expect(await usage()).toMatchObject({ llm_calls: 2, cost_nanousd: cost });
+    const events = (await call("GET", "/api/limit-events?subject=live-run")).json.events;
+    expect(events.filter((e: Json) => e.type === "run_unkilled")).toEqual([]);
   });
 
   it("an empty kill body is fine; a reason is kept", async () => {

@@ -741,6 +741,8 @@ export class SpendGuard {
   }
 
   async unkillRun(ws: string, runId: string, by: string): Promise<boolean> {
+    // Only a killed run starts over: a running one keeps the counters its ceilings are checked against.
+    if (!(await this.store.run(ws, runKey(runId)))?.killed) return false;
     const was = await this.store.unkill(ws, runKey(runId), this.#now());
     await this.events.appendLimitEvents([
       {

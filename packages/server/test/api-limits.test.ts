@@ -52,6 +52,23 @@ describe("limits API: bad input", () => {
       "timezone",
     ],
     ["POST", "/api/budgets", JSON.stringify({ ...ok, warn_at: [1.5] }), 400, "invalid_policy", "warn_at.0"],
+    // Thresholds apply in basis points: 0.00001 rounded to 0 and put a budget at $0 spend in "warning".
+    [
+      "POST",
+      "/api/budgets",
+      JSON.stringify({ ...ok, warn_at: [0.00001] }),
+      400,
+      "invalid_policy",
+      "warn_at.0",
+    ],
+    [
+      "POST",
+      "/api/budgets",
+      JSON.stringify({ ...ok, warn_at: [0.5, 0.99999] }),
+      400,
+      "invalid_policy",
+      "warn_at.1",
+    ],
     [
       "POST",
       "/api/budgets",

@@ -48,6 +48,8 @@ export const usdAmount = z
     return n > 0n && n <= MAX_LIMIT_NANO;
   }, `must be more than 0 and at most ${MAX_LIMIT_USD}`);
 
+const WARN_RULE = "thresholds are fractions from 0.0001 to 0.9999 (basis points of the limit)";
+
 const windowText = z
   .string()
   .refine(
@@ -66,12 +68,8 @@ export const BudgetSchema = z
       .refine(isTimeZone, "must be an IANA time zone such as UTC or Europe/Berlin")
       .default("UTC"),
     limit_usd: usdAmount,
-    warn_at: z
-      .array(
-        z.number().gt(0, "thresholds are fractions in (0, 1)").lt(1, "thresholds are fractions in (0, 1)"),
-      )
-      .max(10)
-      .default([]),
+    // Applied in basis points of the limit (thresholds()): a finer fraction would round to $0 or the limit.
+    warn_at: z.array(z.number().min(0.0001, WARN_RULE).max(0.9999, WARN_RULE)).max(10).default([]),
     action: z.enum(["block", "throttle", "alert_only"]).default("block"),
     throttle_rpm: z.number().int().min(1).max(1_000_000).optional(),
     unpriced: z.enum(["block", "allow"]).default("allow"),

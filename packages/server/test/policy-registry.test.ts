@@ -37,6 +37,35 @@ describe("PolicyRegistry against refreshes from a shared store", () => {
     expect(ids(registry)).toContain("during-read");
   });
 
+  it("loads a budget stored before a rule that now refuses it (set again, it is refused)", async () => {
+    // Saved by an earlier version: a threshold finer than a basis point, an override naming no value.
+    const legacy = {
+      ...budget("legacy", "2.00"),
+      scope: { customer_id: "*" },
+      warn_at: [0.00001],
+      overrides: [{ when: {}, limit_usd: "5.00" }],
+    };
+    await store.putPolicy({
+      workspace_id: "ws-legacy",
+      kind: "budget",
+      id: "legacy",
+      spec: legacy,
+      updated_at: Date.now(),
+      updated_by: "v0",
+    });
+    const registry = await PolicyRegistry.open(store, null);
+    // Read strictly, it failed every call of its workspace; it keeps applying as it did.
+    const [b] = registry.forWorkspace("ws-legacy").budgets;
+    expect(b).toMatchObject({ id: "legacy" });
+    expect(b!.overrides).toHaveLength(1);
+    await expect(registry.put("ws-legacy", "budget", null, legacy, "test")).rejects.toMatchObject({
+      errors: expect.arrayContaining([
+        expect.objectContaining({ field: "warn_at.0" }),
+        expect.objectContaining({ field: "overrides.0.when" }),
+      ]),
+    });
+  });
+
   it("keeps a budget deleted while a refresh read the store with it", async () => {
     const plain = await PolicyRegistry.open(store, null);
     await plain.put("default", "budget", null, budget("doomed"), "test");

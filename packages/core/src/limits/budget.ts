@@ -30,12 +30,7 @@ export const ScopeSchema = z
 const fixedScope = ScopeSchema.refine(
   (s) => Object.values(s).every((v) => v !== EACH),
   '"*" is not allowed in an override',
-)
-  // An empty `when` matches every call: the override would silently replace the budget's own limit.
-  .refine(
-    (s) => Object.keys(s).length > 0,
-    "name the value(s) the override is for, e.g. {customer_id: acme}",
-  );
+);
 
 /** A positive USD amount as a decimal string, at most MAX_LIMIT_USD. */
 const USD_RE = /^\d{1,7}(\.\d{1,9})?$/;
@@ -68,8 +63,12 @@ export const BudgetSchema = z
       .refine(isTimeZone, "must be an IANA time zone such as UTC or Europe/Berlin")
       .default("UTC"),
     limit_usd: usdAmount,
-    // Applied in basis points of the limit (thresholds()): a finer fraction would round to $0 or the limit.
-    warn_at: z.array(z.number().min(0.0001, WARN_RULE).max(0.9999, WARN_RULE)).max(10).default([]),
+    warn_at: z
+      .array(
+        z.number().gt(0, "thresholds are fractions in (0, 1)").lt(1, "thresholds are fractions in (0, 1)"),
+      )
+      .max(10)
+      .default([]),
     action: z.enum(["block", "throttle", "alert_only"]).default("block"),
     throttle_rpm: z.number().int().min(1).max(1_000_000).optional(),
     unpriced: z.enum(["block", "allow"]).default("allow"),
@@ -98,6 +97,27 @@ export const BudgetSchema = z
           });
     });
   });
+
+/**
+ * A budget as it is set (API, CLI, limits file): BudgetSchema, plus rules added since budgets were first
+ * stored. Stored budgets are read with BudgetSchema alone, so one saved before a rule still loads (a
+ * stricter read would fail every call of its workspace).
+ */
+export const NewBudgetSchema = BudgetSchema.superRefine((b, ctx) => {
+  // Applied in basis points of the limit (thresholds()): a finer fraction would round to $0 or the limit.
+  b.warn_at.forEach((w, i) => {
+    if (w < 0.0001 || w > 0.9999) ctx.addIssue({ code: "custom", path: ["warn_at", i], message: WARN_RULE });
+  });
+  // An empty `when` matches every call: the override would silently replace the budget's own limit.
+  b.overrides.forEach((o, i) => {
+    if (!Object.keys(o.when).length)
+      ctx.addIssue({
+        code: "custom",
+        path: ["overrides", i, "when"],
+        message: "name the value(s) the override is for, e.g. {customer_id: acme}",
+      });
+  });
+});
 export type BudgetInput = z.input<typeof BudgetSchema>;
 export type BudgetSpec = z.output<typeof BudgetSchema>;
 

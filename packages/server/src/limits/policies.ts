@@ -8,6 +8,7 @@ import {
   type FieldError,
   issuesToFieldErrors,
   LIMIT_ID_RE,
+  NewBudgetSchema,
   RateLimitSchema,
   type RateLimitSpec,
 } from "@tollgate/core";
@@ -62,7 +63,7 @@ export function validatePolicy(
     if (!res.success) throw new PolicyError(issuesToFieldErrors(res.error.issues));
     return { id, spec: res.data };
   }
-  const res = (kind === "budget" ? BudgetSchema : RateLimitSchema).safeParse(spec);
+  const res = (kind === "budget" ? NewBudgetSchema : RateLimitSchema).safeParse(spec);
   if (!res.success) throw new PolicyError(issuesToFieldErrors(res.error.issues));
   if (id !== null && res.data.id !== id)
     throw new PolicyError([{ field: "id", reason: `must match the path (${id})` }]);

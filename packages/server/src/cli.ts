@@ -1,4 +1,5 @@
 import { Command } from "commander";
+import { BackendUnreachableError } from "./backend-error.js";
 import { CliError } from "./cli/common.js";
 import { registerDemo } from "./cli/demo.js";
 import { registerEvents } from "./cli/events.js";
@@ -44,7 +45,12 @@ registerPurge(program);
 registerExport(program);
 
 program.parseAsync().catch((e: unknown) => {
-  if (e instanceof CliError || e instanceof DataDirLockedError || e instanceof ConfigFileError) {
+  if (
+    e instanceof CliError ||
+    e instanceof DataDirLockedError ||
+    e instanceof ConfigFileError ||
+    e instanceof BackendUnreachableError
+  ) {
     console.error(`error: ${e.message}`);
     // A broken --limits or --pricebook file is a usage error, as a bad flag is.
     process.exit(e instanceof CliError ? e.exitCode : e instanceof ConfigFileError ? 2 : 1);

@@ -87,6 +87,24 @@ describe("tollgate CLI", () => {
     }
   });
 
+  it("a ClickHouse or Redis that cannot be reached is named with why (exit 1, no stack, no password)", () => {
+    for (const [args, says] of [
+      [
+        ["--redis", "redis://ops:s3cret@127.0.0.1:1", "budgets", "status"],
+        "cannot reach Redis at 127.0.0.1:1",
+      ],
+      [["--redis", "redis://127.0.0.1:1", "serve", "--port", "0"], "cannot reach Redis at 127.0.0.1:1"],
+      [["--clickhouse", "http://127.0.0.1:1", "spend", "--by", "feature"], "ClickHouse at 127.0.0.1:1"],
+    ] as const) {
+      const r = tollgate(...args);
+      expect(r.code, `${args.join(" ")}: ${r.err}`).toBe(1);
+      expect(r.err).toContain(says);
+      expect(r.err).toContain("ECONNREFUSED"); // why (ioredis alone said "Connection is closed.")
+      expect(r.err).not.toMatch(/\n\s+at /);
+      expect(r.err).not.toContain("s3cret");
+    }
+  });
+
   it("prices calc prints normalized usage and exact cost as JSON (Anthropic vector)", () => {
     const vectors = JSON.parse(readFileSync(join(FIXTURES, "conformance/cost-vectors.json"), "utf8"));
     const v = vectors.find((x: { model: string }) => x.model === "claude-sonnet-4-5-20250929");
@@ -422,6 +440,8 @@ describe("tollgate CLI", () => {
       "2",
       "--scope",
       "user_id=*",
+      "--scope",
+      "feature=no-calls-yet", // the demo data of the tests before has users: none of them in this feature
     );
     expect(set.code, set.err).toBe(0);
     const json = JSON.parse(tollgate("budgets", "status", "each-user", "--json").out);
@@ -433,7 +453,7 @@ describe("tollgate CLI", () => {
       const r = tollgate(...args);
       expect(r.code, r.err).toBe(0);
       expect(r.out).not.toMatch(/no budgets/);
-      expect(r.out).toMatch(/^each-user\s+user_id=\*\s.*\bday\b.*\$2\.00/m);
+      expect(r.out).toMatch(/^each-user\s+.*user_id=\*.*\bday\b.*\$2\.00/m);
     }
     expect(tollgate("budgets", "delete", "each-user").code).toBe(0);
   });

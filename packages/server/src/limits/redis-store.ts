@@ -8,6 +8,7 @@ import {
   tokenCount,
 } from "@tollgate/core";
 import { Redis } from "ioredis";
+import { connectRedis } from "../redis-connect.js";
 import { levelWindow } from "./memory-store.js";
 import { LEASE_CALLS, LEASE_ROOM, type Lease, LeaseBook, type LeaseUse, leasable } from "./redis-leases.js";
 import { ADMIT, CONSUME, RELEASE, SEED, SETTLE, STATUS } from "./redis-scripts.js";
@@ -103,8 +104,7 @@ export class RedisLimitStore implements LimitStore {
       commandTimeout: 1000,
       connectTimeout: 2000,
     });
-    redis.on("error", () => {}); // reported per call through the fail mode; avoid an unhandled 'error'
-    await redis.connect();
+    await connectRedis(redis, url); // errors are reported per call, through the budget's fail mode
     return new RedisLimitStore(redis);
   }
 

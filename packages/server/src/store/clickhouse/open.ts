@@ -1,3 +1,4 @@
+import { BackendUnreachableError } from "../../backend-error.js";
 import { type IdClaims, LocalClaims } from "./claims.js";
 import { type ChExec, HttpExec } from "./exec.js";
 import { addMissingColumns, type Layout, tablesDdl, viewsDdl } from "./schema.js";
@@ -65,6 +66,9 @@ export async function openClickHouse(
   } catch (e) {
     await claims?.close();
     await Promise.all([...new Set([ch, ...nodes])].map((n) => n.close().catch(() => {})));
-    throw new Error(`ClickHouse at ${u.host}: ${(e as Error).message}`);
+    if (e instanceof BackendUnreachableError) throw e; // its Redis, which names itself
+    throw new BackendUnreachableError(
+      `ClickHouse at ${u.host} (--clickhouse / TOLLGATE_CLICKHOUSE_URL): ${(e as Error).message}`,
+    );
   }
 }

@@ -1,0 +1,21 @@
+import type { Redis } from "ioredis";
+import { BackendUnreachableError } from "./backend-error.js";
+
+/**
+ * Connects a lazyConnect client. Its errors go to callers per command, never unhandled; the first one says
+ * why a connect failed, which ioredis's own rejection ("Connection is closed.") does not.
+ */
+export async function connectRedis(redis: Redis, url: string): Promise<void> {
+  let why: Error | null = null;
+  redis.on("error", (e: Error) => {
+    why ??= e;
+  });
+  try {
+    await redis.connect();
+  } catch (e) {
+    redis.disconnect();
+    throw new BackendUnreachableError(
+      `cannot reach Redis at ${new URL(url).host} (--redis / TOLLGATE_REDIS_URL): ${(why ?? (e as Error)).message}`,
+    );
+  }
+}

@@ -16,7 +16,7 @@ it("the migrated events table has exactly the Appender's columns, in its order",
     );
     expect(res.getRowsJS().map((r) => r[0])).toEqual(COLUMNS.map((c) => c.name));
     const versions = await conn.runAndReadAll("SELECT version FROM schema_migrations ORDER BY version");
-    expect(versions.getRowsJS().map((r) => Number(r[0]))).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    expect(versions.getRowsJS().map((r) => Number(r[0]))).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
     conn.closeSync();
     instance.closeSync();
   } finally {
@@ -129,6 +129,49 @@ it.each(UPGRADES)("a data dir $from gains the columns it lacks: its calls read b
         cost_tool_calls_nanousd: 35_000_000n,
         cost_nanousd: before.cost_nanousd + 35_000_000n + 3_750n,
       });
+    } finally {
+      await store.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+it("migration 12 sums closed days again: a hosted tool's model call is no request of its own", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "tollgate-migrations-"));
+  const yesterday = Date.now() - 86_400_000;
+  const call = { provider: "openai", model: "gpt-4o", input_uncached_tokens: 10, output_tokens: 5 };
+  const main = buildRecord({
+    ...call,
+    event_id: "01900000-0000-7000-8000-000000000001",
+    ts_start: yesterday,
+  });
+  const tool = buildRecord({
+    ...call,
+    event_id: "01900000-0000-7000-8000-000000000002",
+    ts_start: yesterday,
+    parent_event_id: main.event_id,
+  });
+  const filter = { workspaceId: "default", from: yesterday - 86_400_000, to: Date.now() };
+  try {
+    let store = await DuckDbStore.open(dir);
+    await store.append([main, tool]);
+    await store.close();
+    // The closed day as summed before: the tool's call counted as a request and a success.
+    const { instance, conn } = await openDuckDb(dir);
+    await conn.run("UPDATE segment_days SET requests = 2, ok_requests = 2");
+    await conn.run("UPDATE user_days SET requests = 2");
+    await conn.run("DELETE FROM schema_migrations WHERE version = 12");
+    conn.closeSync();
+    instance.closeSync();
+
+    store = await DuckDbStore.open(dir);
+    try {
+      const { feature } = await store.segments(filter, ["feature"], false);
+      expect(feature).toMatchObject([{ requests: 1, ok_requests: 1 }]);
+      expect(feature[0]!.cost_nanousd).toBe(main.cost_nanousd + tool.cost_nanousd);
+      const days = await store.userDays(filter, 5);
+      expect(days.map((d) => d.requests)).toEqual([1]);
     } finally {
       await store.close();
     }

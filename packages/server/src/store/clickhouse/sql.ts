@@ -29,9 +29,12 @@ export const COST_UNKNOWN = `priced = 0 AND ${MODEL_CALL}`;
 /** All input tokens of a record (its input categories are disjoint). */
 export const INPUT_TOKENS =
   "input_uncached_tokens + cache_read_tokens + cache_write_5m_tokens + cache_write_1h_tokens + input_audio_tokens + image_tokens + cache_audio_read_tokens + cache_image_read_tokens";
-/** Requests, counted by their first attempt (retries share its request_id). */
-export const REQUESTS = "countIf(attempt = 1)";
-export const OK_REQUESTS = "countIf(status = 'ok')";
+/**
+ * Requests, counted by their first attempt (retries share its request_id); a hosted tool's model call
+ * (parent_event_id set) is its response's, never a request or a success of its own.
+ */
+export const REQUESTS = "countIf(attempt = 1 AND parent_event_id = '')";
+export const OK_REQUESTS = "countIf(status = 'ok' AND parent_event_id = '')";
 
 /** The filter as a WHERE condition; column names come from a fixed allow-list, never from input. */
 export function whereSql(f: EventFilter): string {

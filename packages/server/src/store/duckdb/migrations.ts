@@ -186,4 +186,10 @@ export const MIGRATIONS: readonly { version: number; sql: string[] }[] = [
     // Characters of input text, for models billed by the character (tts-1). Calls stored before: 0.
     sql: ["ALTER TABLE events ADD COLUMN input_characters BIGINT DEFAULT 0"],
   },
+  {
+    version: 12,
+    // Closed days were summed counting a hosted tool's model call as a request (and a success) of its own:
+    // summed again from the raw calls when the store opens (they cover every day these tables hold).
+    sql: ["DELETE FROM segment_days", "DELETE FROM user_days", "DELETE FROM segment_days_state"],
+  },
 ];

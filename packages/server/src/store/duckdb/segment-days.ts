@@ -250,11 +250,14 @@ export async function addLateCalls(conn: DuckDBConnection, records: readonly Cal
   for (const r of records) {
     const day = new Date(utcMidnight(r.ts_start)).toISOString().slice(0, 10);
     const cost = r.cost_nanousd;
-    const first = r.attempt === 1 ? 1n : 0n;
+    // As REQUESTS and OK_REQUESTS count them: a hosted tool's model call is its response's request.
+    const own = r.parent_event_id === null;
+    const first = own && r.attempt === 1 ? 1n : 0n;
+    const ok = own && r.status === "ok" ? 1n : 0n;
     add(
       segments,
       [r.workspace_id, day, ...SEGMENT_KEYS.map((k) => (r[k] as string | null) ?? "")],
-      [first, r.status === "ok" ? 1n : 0n, cost, r.attempt > 1 ? cost : 0n, r.status !== "ok" ? cost : 0n],
+      [first, ok, cost, r.attempt > 1 ? cost : 0n, r.status !== "ok" ? cost : 0n],
       r.ts_start,
     );
     add(users, [r.workspace_id, day, r.deployment ?? "", r.data_mode, r.user_id ?? ""], [cost, first]);

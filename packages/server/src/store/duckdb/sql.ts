@@ -13,10 +13,12 @@ export const INPUT_TOKENS =
 export const UTC_DAY = "strftime(date_trunc('day', ts_start), '%Y-%m-%d')";
 /**
  * Requests, counted by their first attempt: retries (attempt > 1) share its request_id and are not more
- * requests. A request succeeded when one of its attempts has status ok (the last one).
+ * requests. A request succeeded when one of its attempts has status ok (the last one). A hosted tool's
+ * model call (parent_event_id set) takes its response's attempt and is always ok: its spend counts, but it
+ * is neither another request nor a success of its own.
  */
-export const REQUESTS = "count(*) FILTER (WHERE attempt = 1)";
-export const OK_REQUESTS = "count(*) FILTER (WHERE status = 'ok')";
+export const REQUESTS = "count(*) FILTER (WHERE attempt = 1 AND parent_event_id IS NULL)";
+export const OK_REQUESTS = "count(*) FILTER (WHERE status = 'ok' AND parent_event_id IS NULL)";
 
 /** WHERE clause with positional parameters; column names come from a fixed allow-list, never from input. */
 export function whereClause(f: EventFilter): { sql: string; params: DuckDBValue[] } {

@@ -1,0 +1,65 @@
+// Rollup answers on small hand-made sets of calls, one workspace per case: edge cases the generated data
+// of rollups.test.ts does not make.
+import { uuidv7 } from "@tollgate/core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { getJson, type Json, openTestRuntime, postEvents, validRecord } from "./helpers.js";
+
+const DAY = 86_400_000;
+let rt: Awaited<ReturnType<typeof openTestRuntime>>;
+const now = Date.now();
+const today = Math.floor(now / DAY) * DAY;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+beforeAll(async () => {
+  rt = await openTestRuntime();
+});
+afterAll(() => rt?.close());
+
+const post = async (workspace: string, records: Record<string, unknown>[]) => {
+  const res = await postEvents(rt.app, rt.rootToken, records, `?workspace=${workspace}`);
+  expect(res.json.rejected, JSON.stringify(res.json)).toBe(0);
+};
+const api = async (path: string): Promise<Json> => {
+  const res = await getJson(rt.app, rt.rootToken, path);
+  expect(res.status, JSON.stringify(res.json)).toBe(200);
+  return res.json;
+};
+
+describe("a hosted tool's model call is spend, not another request", () => {
+  // A Responses call whose image tool made an image: the tool's call is a record of its own (kind llm,
+  // the response's attempt and request_id, status ok: billed whatever became of the response).
+  const request = (ts: number, status: "ok" | "error") => {
+    const main = validRecord({ ts_start: ts, feature: "draw", status, request_id: uuidv7() });
+    const tool = validRecord({
+      ts_start: ts,
+      feature: "draw",
+      status: "ok",
+      request_id: main.request_id,
+      parent_event_id: main.event_id,
+      model: "gpt-image-1",
+      api: "openai.images",
+    });
+    return [main, tool];
+  };
+
+  // Yesterday's calls arrive after their day closed (summed into segment_days), today's are raw.
+  for (const [label, ts] of [
+    ["a closed day", today - DAY + 3_600_000],
+    ["an open day", now - 60_000],
+  ] as const) {
+    it(`counts one request per response, on ${label}`, async () => {
+      const ws = `tool-${ts === now - 60_000 ? "open" : "closed"}`;
+      await post(ws, [...request(ts, "ok"), ...request(ts + 1, "error")]);
+      const range = `workspace=${ws}&from=${iso(today - DAY)}&to=${iso(now)}`;
+      const { features } = await api(`/api/rollups/features?${range}`);
+      expect(features).toHaveLength(1);
+      expect(features[0].requests).toBe(2);
+      const { rows } = await api(`/api/rollups/outcomes?${range}`);
+      expect(rows[0]).toMatchObject({ requests: 2, ok_requests: 1, success_rate: 0.5 });
+      const { customers } = await api(`/api/rollups/customers?${range}`);
+      expect(customers[0].requests).toBe(2);
+      const { days } = await api(`/api/rollups/user-day?${range}`);
+      expect(days.reduce((a: number, d: Json) => a + d.requests, 0)).toBe(2);
+    });
+  }
+});

@@ -298,6 +298,18 @@ describe("tollgate CLI", () => {
     ).toBe(true);
   });
 
+  it("a --to alone ends the default 30-day window (rollups and exports)", () => {
+    const to = new Date(Date.now() - 40 * 86_400_000).toISOString();
+    const features = tollgate("rollup", "features", "--to", to, "--json");
+    expect(features.code, features.err).toBe(0);
+    expect(JSON.parse(features.out).window.to).toBe(to);
+    const file = join(dir, "old-features.csv");
+    const exported = tollgate("export", "rollup", "features", "--to", to, "-o", file, "--json");
+    expect(exported.code, exported.err).toBe(0);
+    const calls = tollgate("export", "calls", "--to", to, "-o", join(dir, "old.csv"), "--json");
+    expect(calls.code, calls.err).toBe(0);
+  });
+
   it("export calls writes csv (with a .meta.json), json and parquet: every call once, exact totals", async () => {
     expect(tollgate("demo", "--days", "14", "--calls-per-day", "200").code).toBe(0);
     const spend = JSON.parse(tollgate("spend", "--by", "day", "--from", "30d", "--json").out);

@@ -63,3 +63,20 @@ describe("a hosted tool's model call is spend, not another request", () => {
     });
   }
 });
+
+describe("a `to` alone", () => {
+  it("ends the default 30-day window: no 400 about a `from` never given", async () => {
+    const ws = "to-alone";
+    const end = today - 40 * DAY;
+    await post(ws, [
+      validRecord({ ts_start: end - 10 * DAY, feature: "old" }),
+      validRecord({ ts_start: end - 31 * DAY, feature: "older" }),
+    ]);
+    const { window, features } = await api(`/api/rollups/features?workspace=${ws}&to=${iso(end)}`);
+    expect(window).toEqual({ from: iso(end - 30 * DAY), to: iso(end) });
+    expect(features.map((f: Json) => f.feature)).toEqual(["old"]);
+    const page = await api(`/api/export/calls?workspace=${ws}&to=${iso(end)}`);
+    expect(page.window).toEqual({ from: iso(end - 30 * DAY), to: iso(end) });
+    expect(page.rows).toHaveLength(1);
+  });
+});

@@ -17,7 +17,9 @@ import {
   previousWindow,
   userDayRollup,
 } from "../query/rollups.js";
+import { QUERY_TIMES } from "../query-time.js";
 import type { AnalyticsStore, EventFilter, EventStore } from "../store/types.js";
+import { DAY_MS } from "../time.js";
 import { filterFrom } from "./app.js";
 import { intParam, timeParam } from "./query-params.js";
 
@@ -29,11 +31,23 @@ export interface RollupRouteHelpers {
   workspaceOf: (c: Context<Env>, requested?: string | null) => string;
 }
 
-const DEFAULT_FROM = "30d";
+/** Without `from`, a window is the 30 days before its `to` (now when absent). */
+const DEFAULT_SPAN_MS = 30 * DAY_MS;
 
 /**
- * The analytics filter of a request: time range (default the last 30 days), exact-match attribution
- * filters, and the two defaults reports start from: data_mode=real and deployment=prod (records without
+ * The query with its default window: `from` is 30 days before `to` (rather than before now), so a `to`
+ * alone further back than that is a window ending there, not a 400 about a `from` never given.
+ */
+function withDefaultWindow(q: Record<string, string>, now: number): Record<string, string> {
+  if (q.from !== undefined) return { to: "now", ...q };
+  const to = timeParam(q.to, "to", now) ?? now;
+  const from = new Date(Math.max(QUERY_TIMES.min, to - DEFAULT_SPAN_MS)).toISOString();
+  return { ...q, from, to: q.to ?? "now" };
+}
+
+/**
+ * The analytics filter of a request: time range (default the 30 days before `to`, or before now),
+ * exact-match attribution filters, and the two defaults reports start from: data_mode=real and deployment=prod (records without
  * a deployment count as prod). `data_mode=all` / `deployment=all` lift them.
  */
 export function analyticsFilter(
@@ -42,7 +56,7 @@ export function analyticsFilter(
   now: number,
 ) {
   const q = c.req.query();
-  const filter = filterFrom({ from: DEFAULT_FROM, to: "now", ...q }, workspaceOf(c, q.workspace), now);
+  const filter = filterFrom(withDefaultWindow(q, now), workspaceOf(c, q.workspace), now);
   const where = { ...filter.where };
   if (where.data_mode === "all") delete where.data_mode;
   else where.data_mode ??= "real";
@@ -158,8 +172,9 @@ export function registerRollupRoutes(
 
   // Raw calls, page by page (keyset cursor), for `tollgate export calls`: no analytics defaults applied.
   app.get("/api/export/calls", h.read, async (c) => {
+    const now = Date.now();
     const q = c.req.query();
-    const f = filterFrom({ from: DEFAULT_FROM, to: "now", ...q }, h.workspaceOf(c, q.workspace));
+    const f = filterFrom(withDefaultWindow(q, now), h.workspaceOf(c, q.workspace), now);
     const limit = intParam(q.limit, "limit", 1, 100_000) ?? 10_000;
     const after = q.cursor === undefined ? null : decodeCursor(q.cursor);
     if (q.cursor !== undefined && after === null)

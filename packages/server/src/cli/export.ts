@@ -174,14 +174,20 @@ async function toParquet(csv: string, out: string, meta: Json): Promise<void> {
 
 /** The options both exports share: the file, the window and the filters. */
 function exportOptions(cmd: Command): Command {
-  return cmd
-    .requiredOption("-o, --out <file>", "file to write")
-    .option("--from <time>", "start: ISO date/time or a span back from now (7d, 24h)", "30d")
-    .option("--to <time>", "end (exclusive)", "now")
-    .option("-w, --workspace <id>", "workspace", "default")
-    .option("--customer <id>", "only this customer_id")
-    .option("--feature <name>", "only this feature")
-    .option("--json", "print a summary as JSON");
+  return (
+    cmd
+      .requiredOption("-o, --out <file>", "file to write")
+      // No defaults sent: the server's window is the 30 days before --to (now), wherever --to is.
+      .option(
+        "--from <time>",
+        "start: ISO date/time or a span back from now (7d, 24h); default: the 30 days before --to",
+      )
+      .option("--to <time>", "end (exclusive); default: now")
+      .option("-w, --workspace <id>", "workspace", "default")
+      .option("--customer <id>", "only this customer_id")
+      .option("--feature <name>", "only this feature")
+      .option("--json", "print a summary as JSON")
+  );
 }
 
 export function registerExport(program: Command): void {

@@ -39,7 +39,10 @@ const key = (k: string | null) => k ?? "(none)";
 
 function windowOptions(cmd: Command, defaults: { from?: string } = {}): Command {
   return cmd
-    .option("--from <time>", "start: ISO date/time or a span back from now (7d, 24h)", defaults.from)
+    .option(
+      "--from <time>",
+      `start: ISO date/time or a span back from now (7d, 24h)${defaults.from ? `; default: ${defaults.from}` : ""}`,
+    )
     .option("--to <time>", "end (exclusive)")
     .option("-w, --workspace <id>", "workspace", "default")
     .option("--customer <id>", "only this customer_id")
@@ -165,7 +168,9 @@ export function registerRollups(program: Command): void {
       )
       .option("--by <dimension>", "outcomes: feature | model | prompt_version", "feature")
       .option("--top <n>", "user-day: top users per day", "5"),
-    { from: "30d" },
+    // Said, not sent: the server's default window is the 30 days before --to (a "30d" sent along would be
+    // before now, and a --to further back than that a 400 about a --from never given).
+    { from: "the 30 days before --to" },
   ).action(async (name: string, o: WindowOpts & { by: string; top: string }, cmd: Command) => {
     if (!isRollup(name)) throw new CliError(`rollup must be one of ${ROLLUPS.join(", ")}`, 2);
     const extra = name === "outcomes" ? { by: o.by } : name === "user-day" ? { top: o.top } : {};

@@ -80,3 +80,37 @@ describe("a `to` alone", () => {
     expect(page.rows).toHaveLength(1);
   });
 });
+
+describe("variance windows", () => {
+  const thisMonth = Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth(), 1);
+  const lastMonth = Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth() - 1, 1);
+  const monthBefore = Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth() - 2, 1);
+  const ws = "variance-to";
+  beforeAll(() =>
+    post(ws, [
+      validRecord({ ts_start: monthBefore + DAY, output_tokens: 10 }),
+      validRecord({ ts_start: lastMonth + DAY, output_tokens: 30 }),
+      validRecord({ ts_start: lastMonth + 20 * DAY, output_tokens: 50 }),
+    ]),
+  );
+  const cost = async (ts: number) => {
+    const { events } = await api(`/api/events?workspace=${ws}&from=${iso(ts)}&to=${iso(ts + 1)}`);
+    return BigInt(events[0].cost_nanousd);
+  };
+
+  it("with only `to`: the month `to` ends, vs the same span of the month before", async () => {
+    // `to` at this month's start: last month, whole, vs the month before it.
+    const v = await api(`/api/variance?workspace=${ws}&to=${iso(thisMonth)}`);
+    expect(v.current).toEqual({ from: iso(lastMonth), to: iso(thisMonth) });
+    expect(v.previous.from).toBe(iso(monthBefore));
+    expect(BigInt(v.total.after.cost.nanousd)).toBe(
+      (await cost(lastMonth + DAY)) + (await cost(lastMonth + 20 * DAY)),
+    );
+    expect(BigInt(v.total.before.cost.nanousd)).toBe(await cost(monthBefore + DAY));
+    // `to` mid-month: that month so far vs the same number of days of the month before.
+    const mid = await api(`/api/variance?workspace=${ws}&to=${iso(lastMonth + 10 * DAY)}`);
+    expect(mid.current).toEqual({ from: iso(lastMonth), to: iso(lastMonth + 10 * DAY) });
+    expect(mid.previous).toEqual({ from: iso(monthBefore), to: iso(monthBefore + 10 * DAY) });
+    expect(BigInt(mid.total.after.cost.nanousd)).toBe(await cost(lastMonth + DAY));
+  });
+});

@@ -11,6 +11,7 @@ import {
   agentRunRollup,
   customerRollup,
   featureRollup,
+  monthSoFar,
   monthWindows,
   OUTCOME_DIMENSIONS,
   outcomeRollup,
@@ -140,14 +141,12 @@ export function registerRollupRoutes(
 
   app.get("/api/variance", h.read, async (c) => {
     const now = Date.now();
-    const m = monthWindows(now);
     const q = c.req.query();
-    // Default: this month so far vs the same span of last month (like for like, not a partial month vs a whole one).
+    // Default: this month so far vs the same span of last month (like for like, not a partial month vs a
+    // whole one). With only `to`: the month `to` ends or falls in, so both windows follow it, not now.
     const current = analyticsFilter(c, h.workspaceOf, now);
-    if (q.from === undefined) {
-      current.from = m.thisMonth;
-      current.to = q.to === undefined ? now : current.to;
-    }
+    const m = monthSoFar(q.to === undefined ? now : current.to);
+    if (q.from === undefined) current.from = m.from;
     const vsFrom = timeParam(q.vs_from, "vs_from", now);
     const vsTo = timeParam(q.vs_to, "vs_to", now);
     const span = current.to - current.from;
@@ -155,7 +154,7 @@ export function registerRollupRoutes(
       vsFrom !== undefined
         ? { ...current, from: vsFrom, to: vsTo ?? vsFrom + span }
         : q.from === undefined
-          ? { ...current, from: m.lastMonth, to: m.lastMonthSamePoint }
+          ? { ...current, from: m.previousFrom, to: m.previousTo }
           : { ...current, from: current.from - span, to: current.from };
     if (previous.to <= previous.from)
       throw badRequest("invalid_parameter", "vs_to must be after vs_from", "vs_to");

@@ -111,6 +111,16 @@ export function monthWindows(now: number): {
   return { thisMonth, lastMonth, lastMonthSamePoint };
 }
 
+/**
+ * The UTC month `end` falls in, from its start to `end`, and the same elapsed time of the month before
+ * (never past its end). An `end` at a month's start closes the month before it: to=2026-12-01 is November.
+ */
+export function monthSoFar(end: number): { from: number; previousFrom: number; previousTo: number } {
+  const from = utcMonthStart(end - 1);
+  const previousFrom = utcMonthStart(end - 1, -1);
+  return { from, previousFrom, previousTo: Math.min(previousFrom + (end - from), from) };
+}
+
 /** Per customer: spend, share, requests, users, cost per request; and month-to-date vs last month. */
 export async function customerRollup(store: AnalyticsStore, filter: EventFilter, now: number) {
   const m = monthWindows(now);

@@ -113,4 +113,12 @@ describe("variance windows", () => {
     expect(mid.previous).toEqual({ from: iso(monthBefore), to: iso(monthBefore + 10 * DAY) });
     expect(BigInt(mid.total.after.cost.nanousd)).toBe(await cost(lastMonth + DAY));
   });
+  it("a `vs_to` alone ends the compared window (same length as the current one), never ignored", async () => {
+    const from = lastMonth + 15 * DAY;
+    const to = lastMonth + 25 * DAY;
+    const vsTo = lastMonth + 5 * DAY;
+    const v = await api(`/api/variance?workspace=${ws}&from=${iso(from)}&to=${iso(to)}&vs_to=${iso(vsTo)}`);
+    expect(v.previous).toEqual({ from: iso(vsTo - 10 * DAY), to: iso(vsTo) });
+    expect(BigInt(v.total.before.cost.nanousd)).toBe(await cost(lastMonth + DAY));
+  });
 });

@@ -150,12 +150,15 @@ export function registerRollupRoutes(
     const vsFrom = timeParam(q.vs_from, "vs_from", now);
     const vsTo = timeParam(q.vs_to, "vs_to", now);
     const span = current.to - current.from;
+    // A bound of the compared window given alone: the other one is the current window's length away.
     const previous: EventFilter & { from: number; to: number } =
       vsFrom !== undefined
         ? { ...current, from: vsFrom, to: vsTo ?? vsFrom + span }
-        : q.from === undefined
-          ? { ...current, from: m.previousFrom, to: m.previousTo }
-          : { ...current, from: current.from - span, to: current.from };
+        : vsTo !== undefined
+          ? { ...current, from: Math.max(QUERY_TIMES.min, vsTo - span), to: vsTo }
+          : q.from === undefined
+            ? { ...current, from: m.previousFrom, to: m.previousTo }
+            : { ...current, from: current.from - span, to: current.from };
     if (previous.to <= previous.from)
       throw badRequest("invalid_parameter", "vs_to must be after vs_from", "vs_to");
     const result = await explainChange(store, current, previous);

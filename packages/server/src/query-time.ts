@@ -39,9 +39,34 @@ function parseAnyTime(t: string, now: number): number | null {
   if (t === "now") return now;
   const rel = RELATIVE.exec(t);
   if (rel) return now - Number(rel[1]) * UNIT_MS[rel[2] as keyof typeof UNIT_MS];
-  if (!/^\d{4}-\d{2}-\d{2}/.test(t)) return null;
-  const ms = Date.parse(t);
-  return Number.isNaN(ms) ? null : ms;
+  return parseIso(t);
+}
+
+/** YYYY-MM-DD, optionally a time (T or a space, minutes, seconds, a fraction) and a zone (Z, ±HH[:MM]). */
+const ISO =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}(?::?\d{2})?)?)?$/i;
+
+/**
+ * An ISO date or date-time as epoch ms, or null. Not Date.parse: it reads a date-time without a zone in
+ * the server's time zone (a date alone in UTC), and rolls a day that does not exist into the next month
+ * (2026-02-30 is March 2nd). Here a time without a zone is UTC, as days are everywhere in Tollgate, and a
+ * day, hour or minute out of its range is no time at all.
+ */
+function parseIso(t: string): number | null {
+  const m = ISO.exec(t);
+  if (!m) return null;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map((v) => Number(v ?? 0)) as number[];
+  const ms = Number((m[7] ?? "").padEnd(3, "0").slice(0, 3));
+  if (hour! > 23 || minute! > 59 || second! > 59) return null;
+  const d = new Date(0);
+  d.setUTCFullYear(year!, month! - 1, day!); // not Date.UTC: it reads years 0–99 as 1900–1999
+  if (d.getUTCMonth() !== month! - 1 || d.getUTCDate() !== day) return null;
+  d.setUTCHours(hour!, minute!, second!, ms);
+  const zone = /^([+-])(\d{2}):?(\d{2})?$/.exec(m[8] ?? "");
+  if (!zone) return d.getTime(); // Z, or no zone: UTC
+  const [zh, zm] = [Number(zone[2]), Number(zone[3] ?? 0)];
+  if (zh > 23 || zm > 59) return null;
+  return d.getTime() - (zone[1] === "-" ? -1 : 1) * (zh * 60 + zm) * 60_000;
 }
 
 /** An out-of-range time as a date where JavaScript can show one (±275,000 years), else which side it is on. */

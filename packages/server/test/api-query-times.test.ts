@@ -47,6 +47,15 @@ describe("query times", () => {
   });
 
   it.each([
+    ["/api/rollups/features?to=2026-02-30", "to"],
+    ["/api/variance?vs_from=2026-02-29", "vs_from"],
+  ])("%s (no such day) → 400 naming %s", async (path, param) => {
+    const { status, json } = await get(path);
+    expect(status, JSON.stringify(json)).toBe(400);
+    expect(json.error).toMatchObject({ code: "invalid_parameter", param });
+  });
+
+  it.each([
     ["/api/spend?by=feature&from=now&to=7d", "to"],
     ["/api/spend?by=feature&from=9999-12-31&to=0001-01-01", "from"],
     ["/api/events?from=2026-01-02&to=2026-01-01", "to"],
@@ -102,6 +111,37 @@ describe("query times", () => {
     ])
       expect(() => parseTime(text, now), text).toThrow(QueryTimeError);
     expect(() => parseTime("soon", now)).toThrow("must be an ISO date/time");
+  });
+
+  it("parseTime: a date-time without a zone is UTC, like a date, whatever the server's time zone", () => {
+    const tz = process.env.TZ;
+    process.env.TZ = "America/New_York";
+    try {
+      const dec1 = Date.UTC(2026, 11, 1);
+      expect(parseTime("2026-12-01")).toBe(dec1);
+      expect(parseTime("2026-12-01T00:00:00")).toBe(dec1);
+      expect(parseTime("2026-12-01T00:00")).toBe(dec1);
+      expect(parseTime("2026-12-01 00:00")).toBe(dec1);
+      expect(parseTime("2026-12-01T10:30:00.250")).toBe(dec1 + 37_800_250);
+      expect(parseTime("2026-12-01T00:00:00Z")).toBe(dec1);
+      expect(parseTime("2026-12-01T01:00:00+01:00")).toBe(dec1);
+      expect(parseTime("2026-11-30T19:00:00-0500")).toBe(dec1);
+    } finally {
+      if (tz === undefined) delete process.env.TZ;
+      else process.env.TZ = tz;
+    }
+  });
+
+  it("parseTime: a day that does not exist is refused, not rolled into the next month", () => {
+    for (const text of [
+      "2026-02-29",
+      "2026-02-30",
+      "2026-04-31T00:00:00Z",
+      "2026-12-01T24:30:00Z",
+      "2026-12-01T10:60",
+    ])
+      expect(() => parseTime(text), text).toThrow(QueryTimeError);
+    expect(parseTime("2028-02-29")).toBe(Date.UTC(2028, 1, 29));
   });
 });
 

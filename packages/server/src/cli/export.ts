@@ -12,10 +12,10 @@ import { isRollup, ROLLUP_ROWS, type RollupName, type WindowOpts, windowQuery } 
 type Json = any;
 
 const FORMATS = ["csv", "json", "parquet"] as const;
-type Format = (typeof FORMATS)[number];
+export type Format = (typeof FORMATS)[number];
 const PAGE = 10_000;
 
-interface ExportOpts extends WindowOpts {
+export interface ExportOpts extends WindowOpts {
   out: string;
   format: string;
   progress: boolean;
@@ -47,8 +47,13 @@ function fileWriter(path: string) {
  * through a CSV in a temp dir that DuckDB converts (typed columns, the metadata as key-value metadata).
  * CSV keeps its metadata in a `<out>.meta.json` beside it (a comment line would break CSV readers).
  */
-async function exportCalls(client: Client, o: ExportOpts, format: Format) {
-  const q = windowQuery(o, { limit: String(PAGE) });
+export async function exportCalls(
+  client: Pick<Client, "request">,
+  o: ExportOpts,
+  format: Format,
+  pageSize = PAGE,
+) {
+  const q = windowQuery(o, { limit: String(pageSize) });
   const out = resolve(o.out);
   const tmp = format === "parquet" ? mkdtempSync(join(tmpdir(), "tollgate-export-")) : null;
   const target = tmp ? join(tmp, "calls.csv") : out;
@@ -63,6 +68,10 @@ async function exportCalls(client: Client, o: ExportOpts, format: Format) {
         "export",
       );
       if (first) {
+        // The window as the first page resolved it: relative times ("30d", "now") sent again with each
+        // page would move, and calls stored during the export would land past the window its meta names.
+        q.set("from", page.window.from);
+        q.set("to", page.window.to);
         meta = {
           generated_at: page.generated_at,
           window: page.window,

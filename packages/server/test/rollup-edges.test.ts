@@ -122,3 +122,30 @@ describe("variance windows", () => {
     expect(BigInt(v.total.before.cost.nanousd)).toBe(await cost(lastMonth + DAY));
   });
 });
+
+describe("forecast", () => {
+  it("counts model calls, as its per-customer rows do: a tool record's reported cost is not in the run rate", async () => {
+    const ws = "forecast-tool";
+    const call = validRecord({ ts_start: today - DAY + 3_600_000, customer_id: "c1" });
+    await post(ws, [
+      call,
+      validRecord({
+        ts_start: today - DAY + 3_600_000,
+        kind: "tool",
+        customer_id: "c1",
+        cost_nanousd: "1000000000",
+        provider: undefined,
+        model: undefined,
+        api: undefined,
+        input_uncached_tokens: undefined,
+        output_tokens: undefined,
+      }),
+    ]);
+    const { events } = await api(`/api/events?workspace=${ws}&event_id=${call.event_id}`);
+    const cost = BigInt(events[0].cost_nanousd);
+    const f = await api(`/api/forecast?workspace=${ws}`);
+    expect(f.customer_id).toMatchObject([{ key: "c1", run_rate_per_day: { nanousd: String(cost) } }]);
+    expect(f.workspace.run_rate_per_day.nanousd).toBe(String(cost));
+    expect(f.workspace.window_days).toBe(1);
+  });
+});

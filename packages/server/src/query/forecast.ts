@@ -1,11 +1,5 @@
 import { FORECAST_METHOD, project, roundHalfUp } from "@tollgate/core";
-import type {
-  AnalyticsStore,
-  EventFilter,
-  EventStore,
-  SegmentDimension,
-  SegmentRow,
-} from "../store/types.js";
+import type { AnalyticsStore, EventFilter, SegmentDimension, SegmentRow } from "../store/types.js";
 import { DAY_MS, utcMidnight, utcMonthStart } from "../time.js";
 import { money, monthWindows } from "./rollups.js";
 
@@ -15,22 +9,20 @@ export const FORECAST_DIMENSIONS = ["customer_id", "feature"] as const satisfies
  * Month-end projection (UTC month) for the workspace, with a 90% interval from its daily spend, and per
  * customer and feature from each one's own trailing run rate (no interval: one run rate each).
  */
-export async function forecastMonth(
-  store: AnalyticsStore & Pick<EventStore, "spend">,
-  filter: EventFilter,
-  now: number,
-) {
+export async function forecastMonth(store: AnalyticsStore, filter: EventFilter, now: number) {
   const { thisMonth } = monthWindows(now);
   const today = utcMidnight(now);
   const daysLeft = Math.round((utcMonthStart(now, 1) - today) / DAY_MS);
   const trailing = { ...filter, from: today - 7 * DAY_MS, to: today };
+  // Daily spend of model calls, as the per-segment rows below and every analytics answer count it: the
+  // user-day rollup's day totals (spend() would add tool and agent records' reported costs as well).
   const [daily, toDate] = await Promise.all([
-    store.spend(trailing, "day"),
-    store.spend({ ...filter, from: thisMonth, to: now }, "day"),
+    store.userDays(trailing, 1),
+    store.userDays({ ...filter, from: thisMonth, to: now }, 1),
   ]);
   const todayKey = new Date(today).toISOString().slice(0, 10);
   // Days without spend count as zero, from the first day with any (a new workspace is not 7 days old).
-  const byDay = new Map(daily.map((r) => [r.key, r.cost_nanousd]));
+  const byDay = new Map(daily.map((r) => [r.day, r.cost_nanousd]));
   const days: { day: string; cost_nanousd: bigint }[] = [];
   let seen = false;
   for (let t = trailing.from; t < today; t += DAY_MS) {
@@ -41,7 +33,7 @@ export async function forecastMonth(
   }
   const spent = toDate.reduce((a, r) => a + r.cost_nanousd, 0n);
   // Today is projected at the run rate like the days after it, so its spend so far is not counted twice.
-  const completeDays = toDate.reduce((a, r) => (r.key === todayKey ? a : a + r.cost_nanousd), 0n);
+  const completeDays = toDate.reduce((a, r) => (r.day === todayKey ? a : a + r.cost_nanousd), 0n);
   const p = project(days, completeDays, daysLeft);
   // One scan per window for both dimensions.
   const [recent, mtd, complete] = await Promise.all([

@@ -149,3 +149,37 @@ describe("forecast", () => {
     expect(f.workspace.window_days).toBe(1);
   });
 });
+
+describe("data_mode", () => {
+  const ws = "modes";
+  beforeAll(() =>
+    post(ws, [
+      validRecord({ data_mode: "real", feature: "f" }),
+      validRecord({ data_mode: "demo", feature: "f" }),
+    ]),
+  );
+
+  it("a value that is no data mode is a 400 naming it, not an empty answer", async () => {
+    for (const path of [
+      `/api/rollups/features?workspace=${ws}&data_mode=Real`,
+      `/api/variance?workspace=${ws}&data_mode=prod`,
+      `/api/spend?workspace=${ws}&by=feature&data_mode=demos`,
+      `/api/export/calls?workspace=${ws}&data_mode=`,
+    ]) {
+      const res = await getJson(rt.app, rt.rootToken, path);
+      expect(res.status, path).toBe(400);
+      expect(res.json.error).toMatchObject({ code: "invalid_parameter", param: "data_mode" });
+    }
+  });
+
+  it("data_mode=all is every mode on every route, as on the rollups", async () => {
+    const { features } = await api(`/api/rollups/features?workspace=${ws}&data_mode=all`);
+    expect(features[0].requests).toBe(2);
+    const { rows } = await api(`/api/spend?workspace=${ws}&by=feature&data_mode=all`);
+    expect(rows.map((r: Json) => r.calls)).toEqual([2]);
+    const { events } = await api(`/api/events?workspace=${ws}&data_mode=all`);
+    expect(events).toHaveLength(2);
+    const { rows: demo } = await api(`/api/spend?workspace=${ws}&by=feature&data_mode=demo`);
+    expect(demo.map((r: Json) => r.calls)).toEqual([1]);
+  });
+});

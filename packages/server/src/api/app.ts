@@ -1,4 +1,4 @@
-import { formatUsd, issuesToFieldErrors, type PricingEngine, UUID_RE } from "@tollgate/core";
+import { DATA_MODES, formatUsd, issuesToFieldErrors, type PricingEngine, UUID_RE } from "@tollgate/core";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -59,6 +59,9 @@ const PurgeSchema = z
     (b) => b.raw_days !== undefined || b.summary_months !== undefined,
     "give raw_days, summary_months or both",
   );
+
+/** data_mode in a query string: a record's mode, or `all` (every mode: no filter). */
+const DataModeParam = z.enum([...DATA_MODES, "all"]);
 
 export interface AppDeps {
   ingest: IngestService;
@@ -343,7 +346,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
 /**
  * Query-string → EventFilter: from/to as ISO or relative ("7d"), `to` after `from` when both are given,
- * exact-match attribution filters.
+ * exact-match attribution filters; `data_mode` one of the modes, or `all` (no filter).
  */
 export function filterFrom(
   q: Record<string, string | undefined>,
@@ -369,6 +372,17 @@ export function filterFrom(
     if (v === undefined) continue;
     // "none" is not a value the stores agree on (ClickHouse keeps it as ''), so it is not a filter either.
     if (v === "") throw badRequest("invalid_parameter", `${k} must not be empty`, k);
+    if (k === "data_mode") {
+      // A mode that no record can have would answer an empty window, as if nothing had been spent.
+      const mode = DataModeParam.safeParse(v);
+      if (!mode.success)
+        throw badRequest(
+          "invalid_parameter",
+          `data_mode must be one of ${DataModeParam.options.join(", ")}`,
+          k,
+        );
+      if (mode.data === "all") continue;
+    }
     filter.where![k] = k === "event_id" ? v.toLowerCase() : v;
   }
   return filter;

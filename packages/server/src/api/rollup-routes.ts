@@ -59,8 +59,8 @@ export function analyticsFilter(
   const q = c.req.query();
   const filter = filterFrom(withDefaultWindow(q, now), workspaceOf(c, q.workspace), now);
   const where = { ...filter.where };
-  if (where.data_mode === "all") delete where.data_mode;
-  else where.data_mode ??= "real";
+  // filterFrom checked the mode and left `all` out of the filter.
+  if (q.data_mode !== "all") where.data_mode ??= "real";
   let deploymentOrUnset: string | undefined;
   if (where.deployment === "all") delete where.deployment;
   else if (where.deployment === undefined) deploymentOrUnset = "prod";

@@ -183,3 +183,16 @@ describe("data_mode", () => {
     expect(demo.map((r: Json) => r.calls)).toEqual([1]);
   });
 });
+
+describe("forecast parameters", () => {
+  it("a window (from, to) is a 400 naming it: the forecast is of the UTC month, never of another window", async () => {
+    for (const [q, param] of [
+      ["from=7d", "from"],
+      ["to=2026-01-01", "to"],
+    ] as const) {
+      const res = await getJson(rt.app, rt.rootToken, `/api/forecast?${q}`);
+      expect(res.status, q).toBe(400);
+      expect(res.json.error).toMatchObject({ code: "invalid_parameter", param });
+    }
+  });
+});

@@ -195,6 +195,14 @@ export function registerRollupRoutes(
   app.get("/api/forecast", h.read, async (c) => {
     const now = Date.now();
     const f = analyticsFilter(c, h.workspaceOf, now);
+    // The projection is of this UTC month from its own days: a window asked for would be ignored.
+    for (const name of ["from", "to"])
+      if (c.req.query(name) !== undefined)
+        throw badRequest(
+          "invalid_parameter",
+          `${name} does not apply: the forecast projects this UTC month from its complete days`,
+          name,
+        );
     const [month, budgets] = await Promise.all([
       forecastMonth(store, f, now),
       budgetBurnDown(guard, store, f.workspaceId, now),

@@ -38,12 +38,18 @@ const share = (x: number) => `${(x * 100).toFixed(1)}%`;
 const key = (k: string | null) => k ?? "(none)";
 
 function windowOptions(cmd: Command, defaults: { from?: string } = {}): Command {
-  return cmd
+  cmd
     .option(
       "--from <time>",
       `start: ISO date/time or a span back from now (7d, 24h)${defaults.from ? `; default: ${defaults.from}` : ""}`,
     )
-    .option("--to <time>", "end (exclusive)")
+    .option("--to <time>", "end (exclusive)");
+  return filterOptions(cmd);
+}
+
+/** The workspace, the filters and --json of an analytics command. */
+function filterOptions(cmd: Command): Command {
+  return cmd
     .option("-w, --workspace <id>", "workspace", "default")
     .option("--customer <id>", "only this customer_id")
     .option("--feature <name>", "only this feature")
@@ -218,7 +224,8 @@ export function registerRollups(program: Command): void {
     }
   });
 
-  windowOptions(
+  // No --from / --to: the forecast is of this UTC month (the API refuses a window).
+  filterOptions(
     program.command("forecast").description("month-end projection from the recent daily run rate"),
   ).action(async (o: WindowOpts, cmd: Command) => {
     const res = await get(cmd, `/api/forecast?${windowQuery(o)}`, "forecast");

@@ -196,3 +196,36 @@ describe("forecast parameters", () => {
     }
   });
 });
+
+describe("unknown parameters", () => {
+  it("a misspelt filter is a 400 naming it, not an answer for everything", async () => {
+    for (const [path, param] of [
+      ["/api/rollups/customers?customer=acme", "customer"],
+      ["/api/rollups/features?featur=search", "featur"],
+      ["/api/rollups/user-day?by=model", "by"],
+      ["/api/variance?vs=7d", "vs"],
+      ["/api/forecast?customer=acme", "customer"],
+      ["/api/export/calls?page=2", "page"],
+      ["/api/spend?by=feature&user=u1", "user"],
+      ["/api/events?customer=acme", "customer"],
+    ] as const) {
+      const res = await getJson(rt.app, rt.rootToken, path);
+      expect(res.status, path).toBe(400);
+      expect(res.json.error, path).toMatchObject({ code: "invalid_parameter", param });
+    }
+  });
+
+  it("every parameter a route takes is still taken", async () => {
+    const filters = "workspace=default&customer_id=c&feature=f&user_id=u&data_mode=all&deployment=all";
+    for (const path of [
+      `/api/rollups/user-day?${filters}&from=7d&to=now&top=3`,
+      `/api/rollups/outcomes?${filters}&by=model`,
+      `/api/variance?${filters}&from=7d&to=now&vs_from=14d&vs_to=7d`,
+      `/api/forecast?${filters}`,
+      `/api/export/calls?${filters}&from=7d&to=now&limit=5`,
+      `/api/spend?by=day&${filters}&from=7d&to=now`,
+      `/api/events?${filters}&from=7d&to=now&limit=5&event_id=01900000-0000-7000-8000-000000000001&request_id=r`,
+    ])
+      await api(path);
+  });
+});

@@ -28,7 +28,7 @@ import {
   summaryCanAnswer,
 } from "../store/types.js";
 import { registerLimitRoutes } from "./limits-routes.js";
-import { intParam, timeParam } from "./query-params.js";
+import { intParam, onlyParams, timeParam } from "./query-params.js";
 import { registerRollupRoutes } from "./rollup-routes.js";
 
 const KeyDefaultsSchema = z.strictObject(
@@ -206,6 +206,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const by = c.req.query("by") ?? "";
     if (!(SPEND_DIMENSIONS as readonly string[]).includes(by))
       throw badRequest("invalid_parameter", `by must be one of ${SPEND_DIMENSIONS.join(", ")}`, "by");
+    onlyParams(c.req.query(), ["by"]);
     const filter = filterFrom(c.req.query(), workspaceOf(c, c.req.query("workspace")));
     const [rows, retention] = await Promise.all([
       deps.events.spend(filter, by as SpendDimension),
@@ -225,6 +226,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   app.get("/api/events", auth(CAN_READ), async (c) => {
+    onlyParams(c.req.query(), ["limit"]);
     const filter = filterFrom(c.req.query(), workspaceOf(c, c.req.query("workspace")));
     const limit = intParam(c.req.query("limit"), "limit", 1, 100_000) ?? 100;
     const rows = await deps.events.query({ ...filter, limit });
@@ -252,6 +254,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.get("/api/prices/unpriced", auth(CAN_READ), async (c) => {
     const q = c.req.query();
+    onlyParams(q, ["since"]);
     const filter = filterFrom(q, workspaceOf(c, q.workspace));
     filter.from ??= timeParam(q.since ?? "7d", "since");
     return c.json({ models: await deps.events.unpriced(filter) });

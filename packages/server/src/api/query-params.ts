@@ -1,5 +1,24 @@
 import { badRequest } from "../errors.js";
 import { parseTime, QueryTimeError } from "../query-time.js";
+import { FILTER_FIELDS } from "../store/types.js";
+
+/** What every filtered read takes: the workspace, the window and the exact-match filters. */
+export const FILTER_PARAMS = ["workspace", "from", "to", ...FILTER_FIELDS] as const;
+
+/**
+ * A 400 naming the first query parameter a route does not take: a misspelt filter (`customer=` for
+ * `customer_id=`) would otherwise be dropped, and the answer would cover every customer.
+ */
+export function onlyParams(query: Record<string, string>, extra: readonly string[] = []): void {
+  const known = new Set<string>([...FILTER_PARAMS, ...extra]);
+  for (const name of Object.keys(query))
+    if (!known.has(name))
+      throw badRequest(
+        "invalid_parameter",
+        `unknown parameter ${name}; this route takes ${[...known].join(", ")}`,
+        name,
+      );
+}
 
 /** A time from the query string (parseTime's forms), undefined when absent; a 400 naming it when unusable. */
 export function timeParam(value: string | undefined, name: string, now = Date.now()): number | undefined {

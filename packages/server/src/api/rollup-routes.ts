@@ -22,7 +22,7 @@ import { QUERY_TIMES } from "../query-time.js";
 import type { AnalyticsStore, EventFilter, EventStore } from "../store/types.js";
 import { DAY_MS } from "../time.js";
 import { filterFrom } from "./app.js";
-import { intParam, timeParam } from "./query-params.js";
+import { intParam, onlyParams, timeParam } from "./query-params.js";
 
 type Env = { Variables: { principal: Principal } };
 type Middleware = (c: Context<Env>, next: () => Promise<void>) => Promise<void>;
@@ -55,8 +55,10 @@ export function analyticsFilter(
   c: Context<Env>,
   workspaceOf: RollupRouteHelpers["workspaceOf"],
   now: number,
+  extraParams: readonly string[] = [],
 ) {
   const q = c.req.query();
+  onlyParams(q, extraParams);
   const filter = filterFrom(withDefaultWindow(q, now), workspaceOf(c, q.workspace), now);
   const where = { ...filter.where };
   // filterFrom checked the mode and left `all` out of the filter.
@@ -104,7 +106,7 @@ export function registerRollupRoutes(
   });
 
   app.get("/api/rollups/user-day", h.read, async (c) => {
-    const f = analyticsFilter(c, h.workspaceOf, Date.now());
+    const f = analyticsFilter(c, h.workspaceOf, Date.now(), ["top"]);
     const top = intParam(c.req.query("top"), "top", 1, 100) ?? 5;
     return c.json({ ...(await answerWindow(f)), days: await userDayRollup(store, f, top) });
   });
@@ -134,7 +136,7 @@ export function registerRollupRoutes(
   });
 
   app.get("/api/rollups/outcomes", h.read, async (c) => {
-    const f = analyticsFilter(c, h.workspaceOf, Date.now());
+    const f = analyticsFilter(c, h.workspaceOf, Date.now(), ["by"]);
     const by = oneOf(c.req.query("by"), OUTCOME_DIMENSIONS, "by", "feature");
     return c.json({ ...(await answerWindow(f)), by, rows: await outcomeRollup(store, f, by) });
   });
@@ -144,7 +146,7 @@ export function registerRollupRoutes(
     const q = c.req.query();
     // Default: this month so far vs the same span of last month (like for like, not a partial month vs a
     // whole one). With only `to`: the month `to` ends or falls in, so both windows follow it, not now.
-    const current = analyticsFilter(c, h.workspaceOf, now);
+    const current = analyticsFilter(c, h.workspaceOf, now, ["vs_from", "vs_to"]);
     const m = monthSoFar(q.to === undefined ? now : current.to);
     if (q.from === undefined) current.from = m.from;
     const vsFrom = timeParam(q.vs_from, "vs_from", now);
@@ -176,6 +178,7 @@ export function registerRollupRoutes(
   app.get("/api/export/calls", h.read, async (c) => {
     const now = Date.now();
     const q = c.req.query();
+    onlyParams(q, ["limit", "cursor"]);
     const f = filterFrom(withDefaultWindow(q, now), h.workspaceOf(c, q.workspace), now);
     const limit = intParam(q.limit, "limit", 1, 100_000) ?? 10_000;
     const after = q.cursor === undefined ? null : decodeCursor(q.cursor);

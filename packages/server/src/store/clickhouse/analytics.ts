@@ -96,7 +96,11 @@ export async function userDays(
   }));
 }
 
-/** Per agent_type: its runs (records sharing agent_run_id), their cost distribution, kills and call counts. */
+/**
+ * Per agent_type: its runs (records sharing agent_run_id), their cost distribution, kills and call counts.
+ * The costliest run is the smallest id among those tied on cost (argMax would name any, and another one
+ * than DuckDB), as the embedded store does.
+ */
 export async function agentRuns(
   ch: ChExec,
   events: string,
@@ -105,7 +109,8 @@ export async function agentRuns(
   const rows = await ch.rows<Row>(
     `SELECT agent_type, count() AS runs, sum(c) AS cost_sum, arraySort(groupArray(c)) AS s, length(s) AS cnt,
             ${rank("s", "cnt", 50)} AS p50, ${rank("s", "cnt", 99)} AS p99, s[cnt] AS max_c,
-            argMax(run, c) AS max_run, countIf(killed = 1) AS killed_runs, sum(llm) AS llm_calls, sum(tools) AS tool_calls
+            tupleElement(arraySort(x -> (-x.2, x.1), groupArray((run, c)))[1], 1) AS max_run,
+            countIf(killed = 1) AS killed_runs, sum(llm) AS llm_calls, sum(tools) AS tool_calls
      FROM (SELECT agent_type, agent_run_id AS run, sum(cost_nanousd) AS c, countIf(kind = 'llm' AND batch = 0 AND parent_event_id = '') AS llm,
                   countIf(kind = 'tool') AS tools, max(status = 'killed') AS killed
            FROM ${events} WHERE ${whereSql(filter)} AND agent_run_id != '' GROUP BY agent_type, run)

@@ -106,12 +106,16 @@ export async function userDaysOf(
   }));
 }
 
-/** Per agent_type: its runs (records sharing agent_run_id), their cost distribution, kills and call counts. */
+/**
+ * Per agent_type: its runs (records sharing agent_run_id), their cost distribution, kills and call counts.
+ * The costliest run is the smallest id among those tied on cost (arg_max would name any), as ClickHouse does.
+ */
 export async function agentRuns(conn: DuckDBConnection, filter: EventFilter): Promise<AgentRunRollupRow[]> {
   const { sql, params } = whereClause(filter);
   const res = await conn.runAndReadAll(
     `SELECT agent_type, count(*) AS runs, sum(c)::HUGEINT AS cost_sum, quantile_disc(c, 0.5),
-            quantile_disc(c, 0.99), max(c), arg_max(agent_run_id, c), count(*) FILTER (WHERE killed),
+            quantile_disc(c, 0.99), max(c), first(agent_run_id ORDER BY c DESC, agent_run_id),
+            count(*) FILTER (WHERE killed),
             sum(llm)::BIGINT, sum(tools)::BIGINT
      FROM (SELECT agent_type, agent_run_id, sum(cost_nanousd)::HUGEINT AS c,
                   -- a batch's results: no loop's calls; a hosted tool's model call: its call's

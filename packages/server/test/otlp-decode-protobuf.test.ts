@@ -3,9 +3,10 @@
 // skips; and no broken body may throw anything but OtlpDecodeError.
 import { describe, expect, it } from "vitest";
 import { Rng } from "../src/demo/random.js";
+import { decodeJsonExport } from "../src/ingest/otlp/decode-json.js";
 import { decodeProtobufExport } from "../src/ingest/otlp/decode-protobuf.js";
 import type { AttrMap, AttrValue, DecodedExport, DecodedSpan } from "../src/ingest/otlp/spans.js";
-import { OtlpDecodeError } from "../src/ingest/otlp/spans.js";
+import { OtlpDecodeError, OtlpTooManySpans } from "../src/ingest/otlp/spans.js";
 import { ExportTraceServiceRequest } from "./otlp-request-proto.js";
 
 /** The demo data's seeded PRNG, as a function: the same random exports on every run. */
@@ -303,6 +304,27 @@ describe("OTLP protobuf decoding", () => {
       b[Math.floor(rand() * b.length)] = Math.floor(rand() * 256);
       tryDecode(b);
     }
+  });
+
+  it("stops at the span limit, counted over the whole export, instead of decoding every span first", () => {
+    const exportOf = (...counts: number[]) =>
+      ExportTraceServiceRequest.encode({
+        resourceSpans: counts.map((n) => ({
+          scopeSpans: [{ spans: Array.from({ length: n }, () => ({})) }],
+        })),
+      }).finish();
+    expect(decodeProtobufExport(exportOf(4_000, 6_000)).flatMap((rs) => rs.spans)).toHaveLength(10_000);
+    expect(() => decodeProtobufExport(exportOf(4_000, 6_001))).toThrow(OtlpTooManySpans);
+    expect(() => decodeProtobufExport(exportOf(4_000, 6_001))).toThrow(/at most 10000 spans/);
+    // Empty resourceSpans cost two bytes each too.
+    expect(() => decodeProtobufExport(exportOf(...new Array(10_001).fill(0)))).toThrow(/10000 resourceSpans/);
+  });
+
+  it("the JSON decoder counts spans before it validates and copies them", () => {
+    const json = (n: number) =>
+      `{"resourceSpans":[{"scopeSpans":[{"spans":[${new Array(n).fill("{}").join(",")}]}]}]}`;
+    expect(decodeJsonExport(json(10_000))[0]!.spans).toHaveLength(10_000);
+    expect(() => decodeJsonExport(json(10_001))).toThrow(OtlpTooManySpans);
   });
 
   it("says what is wrong and where", () => {

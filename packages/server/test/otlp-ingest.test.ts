@@ -663,6 +663,24 @@ describe("OTLP ingest: bad input", () => {
       413,
       "batch_too_large",
     ],
+    // ~60 KB gzip bodies that inflate (within the limit) to 30 million empty spans: refused at the limit,
+    // not decoded whole first (that ran the process out of heap).
+    [
+      "30 million empty protobuf spans",
+      () => post(gzipSync(emptySpansProtobuf(30_000_000)), { ...PB, "content-encoding": "gzip" }),
+      413,
+      "batch_too_large",
+    ],
+    [
+      "30 million empty protobuf resourceSpans",
+      () =>
+        post(gzipSync(Buffer.alloc(60_000_000, Uint8Array.from([0x0a, 0x00]))), {
+          ...PB,
+          "content-encoding": "gzip",
+        }),
+      413,
+      "batch_too_large",
+    ],
     ["no key", () => post(pbExport([pbSpan()]), PB, null), 401, "missing_api_key"],
   ];
 
@@ -802,6 +820,18 @@ describe("OTLP ingest: bad input", () => {
     }
   });
 });
+
+/** One resourceSpans holding one scopeSpans of `n` empty spans (2 bytes each). */
+function emptySpansProtobuf(n: number): Buffer {
+  const varint = (v: number) => {
+    const out: number[] = [];
+    for (; v >= 0x80; v = Math.floor(v / 0x80)) out.push((v % 0x80) | 0x80);
+    return [...out, v];
+  };
+  const spans = Buffer.alloc(2 * n, Uint8Array.from([0x12, 0x00]));
+  const scope = Buffer.concat([Buffer.from([0x12, ...varint(spans.length)]), spans]);
+  return Buffer.concat([Buffer.from([0x0a, ...varint(scope.length)]), scope]);
+}
 
 function deepValue(depth: number): unknown {
   let v: unknown = { stringValue: "x" };

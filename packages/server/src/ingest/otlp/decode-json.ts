@@ -1,10 +1,12 @@
 import { z } from "zod";
+import { MAX_BATCH_RECORDS } from "../body.js";
 import {
   type AttrMap,
   type AttrValue,
   type DecodedExport,
   MAX_VALUE_DEPTH,
   OtlpDecodeError,
+  OtlpTooManySpans,
   setAttr,
 } from "./spans.js";
 
@@ -60,6 +62,7 @@ export function decodeJsonExport(text: string): DecodedExport {
   } catch (e) {
     throw new OtlpDecodeError(`not JSON: ${(e as Error).message}`);
   }
+  checkSize(doc);
   const parsed = ExportSchema.safeParse(doc);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
@@ -82,6 +85,30 @@ export function decodeJsonExport(text: string): DecodedExport {
       })),
     ),
   }));
+}
+
+/**
+ * Refuses an export past the limit before it is validated and copied: two or three bytes make an empty
+ * span (or scope, or resource), and a small gzip body tens of millions of them. What is not an array
+ * here is left to the schema to refuse.
+ */
+function checkSize(doc: unknown): void {
+  const resources = isObject(doc) ? doc.resourceSpans : undefined;
+  if (!Array.isArray(resources)) return;
+  if (resources.length > MAX_BATCH_RECORDS) throw new OtlpTooManySpans("resourceSpans");
+  let scopeCount = 0;
+  let spans = 0;
+  for (const rs of resources) {
+    const scopes = isObject(rs) ? rs.scopeSpans : undefined;
+    if (!Array.isArray(scopes)) continue;
+    scopeCount += scopes.length;
+    if (scopeCount > MAX_BATCH_RECORDS) throw new OtlpTooManySpans("scopeSpans");
+    for (const ss of scopes) {
+      const list = isObject(ss) ? ss.spans : undefined;
+      if (Array.isArray(list)) spans += list.length;
+    }
+    if (spans > MAX_BATCH_RECORDS) throw new OtlpTooManySpans("spans");
+  }
 }
 
 function attrs(kvs: readonly KeyValue[] | undefined, path: string, depth: number): AttrMap {

@@ -1,3 +1,4 @@
+import { MAX_BATCH_RECORDS } from "../body.js";
 import {
   type AttrMap,
   type AttrValue,
@@ -6,6 +7,7 @@ import {
   type DecodedSpan,
   MAX_VALUE_DEPTH,
   OtlpDecodeError,
+  OtlpTooManySpans,
   setAttr,
 } from "./spans.js";
 import { FIXED64, LEN, VARINT, WireError, WireReader } from "./wire.js";
@@ -22,12 +24,18 @@ import { FIXED64, LEN, VARINT, WireError, WireReader } from "./wire.js";
 export function decodeProtobufExport(bytes: Uint8Array): DecodedExport {
   const r = new WireReader(bytes);
   const out: DecodedExport = [];
+  let spans = 0;
   try {
     const end = bytes.length;
     while (r.pos < end) {
       const tag = r.varint(end);
-      if (tag >>> 3 === 1) out.push(resourceSpans(r, message(r, tag, end)));
-      else r.skip(tag & 7, end);
+      if (tag >>> 3 === 1) {
+        // An empty resourceSpans is two bytes: no more of them than spans (a real one holds some).
+        if (out.length === MAX_BATCH_RECORDS) throw new OtlpTooManySpans("resourceSpans");
+        const rs = resourceSpans(r, message(r, tag, end), MAX_BATCH_RECORDS - spans);
+        spans += rs.spans.length;
+        out.push(rs);
+      } else r.skip(tag & 7, end);
     }
   } catch (e) {
     if (e instanceof WireError)
@@ -49,24 +57,27 @@ function message(r: WireReader, tag: number, end: number): number {
   return r.lengthEnd(field(tag, LEN, end));
 }
 
-function resourceSpans(r: WireReader, end: number): DecodedResourceSpans {
+/** `room`: how many more spans the export may hold. */
+function resourceSpans(r: WireReader, end: number, room: number): DecodedResourceSpans {
   const rs: DecodedResourceSpans = { resource: {}, spans: [] };
   while (r.pos < end) {
     const tag = r.varint(end);
     const id = tag >>> 3;
     // A Resource's attributes are its field 1 of KeyValues, as a KeyValueList's values are.
     if (id === 1) rs.resource = kvList(r, message(r, tag, end), 0);
-    else if (id === 2) scopeSpans(r, message(r, tag, end), rs.spans);
+    else if (id === 2) scopeSpans(r, message(r, tag, end), rs.spans, room);
     else r.skip(tag & 7, end);
   }
   return rs;
 }
 
-function scopeSpans(r: WireReader, end: number, into: DecodedSpan[]): void {
+function scopeSpans(r: WireReader, end: number, into: DecodedSpan[], room: number): void {
   while (r.pos < end) {
     const tag = r.varint(end);
-    if (tag >>> 3 === 2) into.push(span(r, message(r, tag, end)));
-    else r.skip(tag & 7, end);
+    if (tag >>> 3 === 2) {
+      if (into.length === room) throw new OtlpTooManySpans("spans");
+      into.push(span(r, message(r, tag, end)));
+    } else r.skip(tag & 7, end);
   }
 }
 

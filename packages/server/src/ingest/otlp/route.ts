@@ -2,14 +2,14 @@ import type { Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Principal } from "../../auth/keys.js";
 import { ApiError, badRequest } from "../../errors.js";
-import { MAX_BATCH_RECORDS, MAX_BODY_BYTES, tooLarge } from "../body.js";
+import { MAX_BODY_BYTES, tooLarge } from "../body.js";
 import { decodeContent } from "../content-encoding.js";
 import type { IngestService } from "../service.js";
 import { decodeJsonExport } from "./decode-json.js";
 import { decodeProtobufExport } from "./decode-protobuf.js";
 import { encodeExportResponse, type OtlpFormat } from "./response.js";
 import { OtlpIngest } from "./service.js";
-import { countSpans, type DecodedExport, OtlpDecodeError } from "./spans.js";
+import { type DecodedExport, OtlpDecodeError, OtlpTooManySpans } from "./spans.js";
 
 type Env = { Variables: { principal: Principal } };
 type Middleware = (c: Context<Env>, next: () => Promise<void>) => Promise<void>;
@@ -49,14 +49,6 @@ export function registerOtlpRoutes(app: Hono<Env>, ingest: IngestService, helper
         MAX_INFLATED_BYTES,
       );
       const req = decode(format, body);
-      const spans = countSpans(req);
-      if (spans > MAX_BATCH_RECORDS)
-        throw new ApiError(
-          413,
-          "invalid_request_error",
-          "batch_too_large",
-          `an export holds at most ${MAX_BATCH_RECORDS} spans, got ${spans}; lower the exporter's batch size`,
-        );
       const res = encodeExportResponse(await otlp.export(workspace, req), format);
       return c.body(res.body as Uint8Array<ArrayBuffer> | string, 200, { "content-type": res.contentType });
     },
@@ -88,6 +80,8 @@ function decode(format: OtlpFormat, body: Uint8Array): DecodedExport {
     return decodeJsonExport(text);
   } catch (e) {
     if (e instanceof OtlpDecodeError) throw badRequest("invalid_otlp", e.message);
+    if (e instanceof OtlpTooManySpans)
+      throw new ApiError(413, "invalid_request_error", "batch_too_large", e.message);
     throw e;
   }
 }

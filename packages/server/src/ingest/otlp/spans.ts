@@ -1,3 +1,5 @@
+import { MAX_BATCH_RECORDS } from "../body.js";
+
 /**
  * An OTLP trace export as both decoders (protobuf and JSON) hand it to the mapping: only what Tollgate
  * reads, in one shape, with ids as lowercase hex and times as exact nanoseconds.
@@ -46,11 +48,15 @@ export const STATUS_ERROR = 2;
 /** The body is not an OTLP ExportTraceServiceRequest (answered 400, nothing stored). */
 export class OtlpDecodeError extends Error {}
 
+/**
+ * The export holds more than an export may (answered 413, nothing stored). Thrown while decoding, at the
+ * limit: a small gzip body inflates to tens of millions of empty spans, too many to decode and then count.
+ */
+export class OtlpTooManySpans extends Error {
+  constructor(what: "spans" | "resourceSpans" | "scopeSpans") {
+    super(`an export holds at most ${MAX_BATCH_RECORDS} ${what}; lower the exporter's batch size`);
+  }
+}
+
 /** Nesting allowed inside one attribute value (arrays/kvlists): real instrumentations use one or two. */
 export const MAX_VALUE_DEPTH = 16;
-
-export function countSpans(req: DecodedExport): number {
-  let n = 0;
-  for (const rs of req) n += rs.spans.length;
-  return n;
-}

@@ -344,6 +344,49 @@ describe("OTLP GenAI mapping: kinds and pricing", () => {
     expect(mapped({ "gen_ai.system": otel }).provider).toBe(ours);
   });
 
+  it.each([
+    // The Vercel AI SDK's provider ids ("<provider>.<api>")
+    ["openai.chat", "openai"],
+    ["openai.responses", "openai"],
+    ["anthropic.messages", "anthropic"],
+    ["google.generative-ai", "google"],
+    ["google.vertex.chat", "google"],
+    ["amazon-bedrock", "bedrock"],
+    ["azure.chat", "azure"],
+    ["mistral.chat", "mistral"],
+    ["xai.chat", "xai"],
+    ["deepseek.chat", "deepseek"],
+    ["groq.chat", "groq"],
+    // Pydantic AI's Gemini models
+    ["google-gla", "google"],
+    ["google-vertex", "google"],
+  ])("a framework's own provider id in gen_ai.system: %s → %s", (system, ours) => {
+    expect(mapped({ "gen_ai.system": system }).provider).toBe(ours);
+  });
+
+  it("a Vercel AI SDK model span (no operation name, gen_ai.system its provider id) is priced as the provider's", () => {
+    // The attributes of an ai.generateText.doGenerate span.
+    for (const [system, model] of [
+      ["xai.chat", "grok-3"],
+      ["deepseek.chat", "deepseek-chat"],
+      ["openai.chat", "gpt-4o"],
+    ]) {
+      const rec = record(
+        {
+          "ai.operationId": "ai.generateText.doGenerate",
+          "ai.model.provider": system!,
+          "gen_ai.system": system!,
+          "gen_ai.request.model": model!,
+          "gen_ai.response.model": model!,
+          "gen_ai.usage.input_tokens": 1000,
+          "gen_ai.usage.output_tokens": 100,
+        },
+        { name: "ai.generateText.doGenerate" },
+      );
+      expect(rec, system).toMatchObject({ kind: "llm", provider: system!.split(".")[0], priced: true });
+    }
+  });
+
   it("api where the span makes it clear", () => {
     expect(mapped({ ...chat, "openai.api.type": "responses" }).api).toBe("openai.responses");
     expect(mapped({ ...chat, "openai.api.type": "chat_completions" }).api).toBe("openai.chat");

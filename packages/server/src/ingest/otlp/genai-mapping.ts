@@ -48,7 +48,16 @@ const PROVIDERS: Record<string, string> = {
   mistralai: "mistral",
   x_ai: "xai",
   moonshot_ai: "moonshot",
+  // Frameworks that put their own provider ids in gen_ai.system: the Vercel AI SDK (once its API suffix
+  // is off, below) and Pydantic AI.
+  "google.generative-ai": "google",
+  "google.vertex": "google",
+  "amazon-bedrock": "bedrock",
+  "google-gla": "google",
+  "google-vertex": "google",
 };
+/** The Vercel AI SDK's gen_ai.system is "<provider>.<api>" ("openai.responses", "xai.chat", "google.vertex.chat"). */
+const AI_SDK_API = /\.(?:chat|responses|completion|messages|embedding)$/;
 
 const INFERENCE_OPERATIONS = new Set(["chat", "text_completion", "generate_content", "completion"]);
 const AGENT_OPERATIONS = new Set(["invoke_agent", "create_agent", "invoke_workflow"]);
@@ -120,7 +129,7 @@ function checkIds(span: DecodedSpan): MappedSpan | null {
 }
 
 function providerOf(a: Attributes): string | undefined {
-  const name = a.text(PROVIDER)?.toLowerCase();
+  const name = a.text(PROVIDER)?.toLowerCase().replace(AI_SDK_API, "");
   return name === undefined ? undefined : (PROVIDERS[name] ?? name);
 }
 

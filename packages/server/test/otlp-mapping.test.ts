@@ -189,6 +189,61 @@ describe("OTLP GenAI mapping: usage", () => {
     expect(v).toMatchObject({ output_tokens: 500, reasoning_tokens: 400 });
   });
 
+  it("Pydantic AI (Logfire): cache reads and writes in gen_ai.usage.details.*, inside input_tokens; priced as the provider's own usage", () => {
+    // Anthropic's usage {input_tokens: 3, cache_read_input_tokens: 1111, cache_creation_input_tokens: 418,
+    // output_tokens: 33}, as Pydantic AI records it (RunUsage.opentelemetry_attributes): its input_tokens
+    // includes the cache tokens, which it reports as details.
+    const native = buildCallRecord(
+      {
+        event_id: "01970000-0000-7000-8000-000000000002",
+        kind: "llm",
+        provider: "anthropic",
+        api: "anthropic.messages",
+        model: "claude-sonnet-4-5",
+        ts_start: Date.UTC(2025, 5, 1, 12),
+        usage_raw: {
+          input_tokens: 3,
+          cache_read_input_tokens: 1111,
+          cache_creation_input_tokens: 418,
+          output_tokens: 33,
+        },
+      },
+      { workspaceId: "ws", engine },
+    );
+    if (!native.ok) throw new Error(JSON.stringify(native.errors));
+    const otlp = record({
+      "gen_ai.operation.name": "chat",
+      "gen_ai.system": "anthropic",
+      "gen_ai.request.model": "claude-sonnet-4-5",
+      "gen_ai.usage.input_tokens": 1532,
+      "gen_ai.usage.output_tokens": 33,
+      "gen_ai.usage.details.cache_read_tokens": 1111,
+      "gen_ai.usage.details.cache_write_tokens": 418,
+    });
+    expect(otlp).toMatchObject({
+      input_uncached_tokens: 3,
+      cache_read_tokens: 1111,
+      cache_write_5m_tokens: 418,
+      output_tokens: 33,
+    });
+    expect(otlp.cost_nanousd).toBe(native.record.cost_nanousd);
+    // OpenAI's reasoning, inside output_tokens as OTel counts it.
+    const u = readUsage(
+      attrs({
+        "gen_ai.usage.input_tokens": 4020,
+        "gen_ai.usage.output_tokens": 2320,
+        "gen_ai.usage.details.cache_read_tokens": 4012,
+        "gen_ai.usage.details.reasoning_tokens": 1792,
+      }),
+    );
+    expect(u).toMatchObject({
+      input_uncached_tokens: 8,
+      cache_read_tokens: 4012,
+      output_tokens: 2320,
+      reasoning_tokens: 1792,
+    });
+  });
+
   it("no input or output count is no usage (null), not zero", () => {
     expect(readUsage(attrs({ "llm.usage.total_tokens": 12 }))).toBeNull();
   });

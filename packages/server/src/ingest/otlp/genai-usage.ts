@@ -13,9 +13,22 @@ import type { AttrMap, AttrValue } from "./spans.js";
  */
 const INPUT = ["gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"];
 const OUTPUT = ["gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens"];
-const CACHE_READ = ["gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens"];
-const CACHE_WRITE = ["gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.cache_creation_input_tokens"];
-const REASONING = ["gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens"];
+// Last, Pydantic AI's (Logfire's GenAI spans): its details.*, counted inside the totals the same way.
+const CACHE_READ = [
+  "gen_ai.usage.cache_read.input_tokens",
+  "gen_ai.usage.cache_read_input_tokens",
+  "gen_ai.usage.details.cache_read_tokens",
+];
+const CACHE_WRITE = [
+  "gen_ai.usage.cache_creation.input_tokens",
+  "gen_ai.usage.cache_creation_input_tokens",
+  "gen_ai.usage.details.cache_write_tokens",
+];
+const REASONING = [
+  "gen_ai.usage.reasoning.output_tokens",
+  "gen_ai.usage.reasoning_tokens",
+  "gen_ai.usage.details.reasoning_tokens",
+];
 const AUDIO_IN = "gen_ai.usage.audio.input_tokens";
 const AUDIO_CACHED = "gen_ai.usage.audio.cache_read.input_tokens";
 const IMAGE_IN = "gen_ai.usage.image.input_tokens";

@@ -799,6 +799,25 @@ describe("OTLP ingest: bad input", () => {
     expect(notInt.json().error.message).toContain("startTimeUnixNano");
   });
 
+  it("an int64 past 2^53 inside a gen_ai.usage.* array or kvlist is stored as its digits, not a 500 for the export", async () => {
+    const span = jsonSpan({
+      attributes: [
+        ...chatKeyValues("100"),
+        {
+          key: "gen_ai.usage.details",
+          value: { kvlistValue: { values: [{ key: "big", value: { intValue: "1152921504606846976" } }] } },
+        },
+      ],
+    });
+    const before = await countAll();
+    const res = await post(jsonExport([span, jsonSpan()]), JSON_CT);
+    expect(res.status).toBe(200);
+    expect(res.json()).toEqual({});
+    expect(await countAll()).toBe(before + 2);
+    const rec = (await storedSpans(span.traceId as string))[0]!;
+    expect(rec.usage_raw).toMatchObject({ "gen_ai.usage.details": { big: "1152921504606846976" } });
+  });
+
   it("a store that is down answers 503 (exporters retry it), nothing half-written", async () => {
     const rt = await openTestRuntime();
     try {

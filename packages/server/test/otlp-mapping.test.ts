@@ -244,6 +244,20 @@ describe("OTLP GenAI mapping: usage", () => {
     });
   });
 
+  it("usage_raw keeps an int64 past 2^53 as its digits inside arrays and kvlists too (JSON has no bigint)", () => {
+    const rec = record({
+      ...chat,
+      "gen_ai.usage.input_tokens": 5,
+      "gen_ai.usage.output_tokens": 1,
+      "gen_ai.usage.details": { big: 2n ** 60n, list: [1, 2n ** 61n] },
+    });
+    expect(rec.usage_raw).toEqual({
+      "gen_ai.usage.input_tokens": 5,
+      "gen_ai.usage.output_tokens": 1,
+      "gen_ai.usage.details": { big: "1152921504606846976", list: [1, "2305843009213693952"] },
+    });
+  });
+
   it("no input or output count is no usage (null), not zero", () => {
     expect(readUsage(attrs({ "llm.usage.total_tokens": 12 }))).toBeNull();
   });

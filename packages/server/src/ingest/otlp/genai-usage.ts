@@ -58,11 +58,20 @@ export function usageAttributes(attrs: AttrMap): Record<string, unknown> | null 
   let raw: Record<string, unknown> | null = null;
   for (const k in attrs) {
     if (!k.startsWith("gen_ai.usage.") && !k.startsWith("llm.usage.")) continue;
-    const v = attrs[k];
     raw ??= {};
-    raw[k] = typeof v === "bigint" ? v.toString() : v;
+    raw[k] = jsonValue(attrs[k]!);
   }
   return raw;
+}
+
+/** An int64 past 2^53 as its digits, at any depth: JSON has no bigint (storing one threw, a 500 for the export). */
+function jsonValue(v: AttrValue): unknown {
+  if (typeof v === "bigint") return v.toString();
+  if (Array.isArray(v)) return v.map(jsonValue);
+  if (v === null || typeof v !== "object" || v instanceof Uint8Array) return v;
+  const out: Record<string, unknown> = {};
+  for (const k in v) out[k] = jsonValue(v[k]!);
+  return out;
 }
 
 /**

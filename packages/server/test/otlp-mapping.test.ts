@@ -333,6 +333,8 @@ describe("OTLP GenAI mapping: kinds and pricing", () => {
     [{ "traceloop.span.kind": "agent" }, "agent"],
     [{ "traceloop.span.kind": "workflow" }, "agent"],
     [{ "traceloop.span.kind": "task" }, "other"],
+    // The Vercel AI SDK's tool execution span (no gen_ai.operation.name)
+    [{ "ai.operationId": "ai.toolCall", "ai.toolCall.name": "get_weather" }, "tool"],
     [{ "llm.request.type": "chat", "gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o" }, "llm"],
     [
       { "llm.request.type": "embedding", "gen_ai.system": "openai", "gen_ai.request.model": "x" },

@@ -140,6 +140,8 @@ function kindOf(a: Attributes, operation: string | undefined, namesAModel: boole
     if (operation === "execute_tool") return "tool";
     if (AGENT_OPERATIONS.has(operation)) return "agent";
   }
+  // The Vercel AI SDK sets no operation name: its tool executions say so in its own attribute.
+  if (a.text("ai.operationId") === "ai.toolCall") return "tool";
   const traceloop = a.text("traceloop.span.kind");
   if (traceloop === "tool") return "tool";
   if (traceloop === "agent" || traceloop === "workflow") return "agent";

@@ -179,6 +179,56 @@ describe("gateway paths", () => {
     expect(classify("/v1/%65vents", {}, "POST")).toBeNull(); // Tollgate's own, however spelt
   });
 
+  it("a model path spelt with dot segments, a backslash or a fragment is still a model call, sent on its own path", async () => {
+    // An upstream that parses its target as a URL (Cloudflare's normalization, a WHATWG URL) serves these as
+    // a chat completion: passed through, that call went unpriced and unlimited.
+    const spellings = [
+      "/v1/chat/./completions",
+      "/v1/./chat/completions/.",
+      "/v1/chat/%2e/completions",
+      "/v1/chat\\completions",
+      "/v1/chat/completions#x",
+      "/v1/chat/completions?x=1#y",
+    ];
+    for (const spelt of spellings)
+      expect(classify(spelt, {}, "POST"), spelt).toMatchObject({
+        api: "openai.chat",
+        kind: "llm",
+        upstreamPath: spelt.includes("?") ? "/chat/completions?x=1" : "/chat/completions",
+      });
+    expect(classify("/v1/models#x", {}, "GET")?.upstreamPath).toBe("/models");
+    // Nor does a backslash climb out of /v1 (a WHATWG URL reads `..\..\x` as `../../x`).
+    for (const climb of ["/v1/models/..\\..\\x", "/v1/models/..%5C..%5Cx"])
+      expect(classify(climb, {}, "GET"), climb).toBeNull();
+    const mock = await startMockUpstream({ chunkDelayMs: 0 });
+    const gw = await startTestGateway(mock.url);
+    try {
+      const { port } = new URL(gw.url);
+      for (const path of spellings) {
+        // node:http sends the path as written (fetch would tidy it first).
+        const status = await new Promise<number>((resolve, reject) => {
+          const req = request({ host: "127.0.0.1", port, path, method: "POST" }, (res) =>
+            res.resume().on("end", () => resolve(res.statusCode ?? 0)),
+          );
+          req.setHeader("content-type", "application/json");
+          req.setHeader("authorization", "Bearer sk-test");
+          req.on("error", reject);
+          req.end(chat);
+        });
+        expect(status, path).toBe(200);
+      }
+      expect(mock.requests.map((r) => r.path)).toEqual(
+        spellings.map((s) => (s.includes("?") ? "/v1/chat/completions?x=1" : "/v1/chat/completions")),
+      );
+      const records = await gatewayRecords(gw.runtime);
+      expect(records).toHaveLength(spellings.length);
+      for (const r of records) expect(r).toMatchObject({ kind: "llm", api: "openai.chat", priced: true });
+    } finally {
+      await gw.stop();
+      await mock.close();
+    }
+  });
+
   it("a pass-through path goes upstream as the client sent it after its /v1, however it spelt that", () => {
     for (const [spelt, upstream] of [
       ["/v1/models", "/models"],

@@ -52,7 +52,14 @@ const OWN = new Set(["/v1/events", "/v1/traces"]);
  * Only a POST to a model path is a model call: a GET there (`chat.completions.list()`, stored completions)
  * passes through. Without `headers` only whether the path is the gateway's is meaningful.
  */
-export function classify(url: string, headers?: IncomingHttpHeaders, method = "POST"): GatewayRoute | null {
+export function classify(
+  target: string,
+  headers?: IncomingHttpHeaders,
+  method = "POST",
+): GatewayRoute | null {
+  // A fragment is no part of a request's target (RFC 9112 §3.2): an upstream that parses it as a URL drops it.
+  const hash = target.indexOf("#");
+  const url = hash === -1 ? target : target.slice(0, hash);
   const q = url.indexOf("?");
   const query = q === -1 ? "" : url.slice(q);
   // Matched as an upstream that decodes and tidies paths would route it: a model path spelt otherwise
@@ -94,7 +101,11 @@ function upstreamPathOf(url: string, path: string, query: string): string {
   return prefix ? url.slice(prefix[0].length) : path.slice(3) + query;
 }
 
-/** A request path percent-decoded, runs of `/` made one, without a trailing `/`; null when it does not decode. */
+/**
+ * A request path percent-decoded, as a URL parser reads it: `\` is `/` (as in WHATWG URLs), runs of `/` are
+ * one, `.` segments are dropped (RFC 3986 §5.2.4; Cloudflare normalizes so), no trailing `/`. Null when it
+ * does not decode.
+ */
 export function canonicalPath(raw: string): string | null {
   let path: string;
   try {
@@ -102,5 +113,9 @@ export function canonicalPath(raw: string): string | null {
   } catch {
     return null;
   }
-  return path.replace(/\/{2,}/g, "/").replace(/(.)\/+$/, "$1");
+  return path
+    .replaceAll("\\", "/")
+    .replace(/\/{2,}/g, "/")
+    .replace(/\/\.(?=\/|$)/g, "")
+    .replace(/(.)\/+$/, "$1");
 }

@@ -77,6 +77,7 @@ import type { Recorder } from "./recorder.js";
 import { countEvents, countToolCalls, replyJson, streamDecoder } from "./reply-reading.js";
 import {
   ClientLeft,
+  decodeBody,
   EMPTY_BODY,
   isBigUpload,
   MAX_IMAGE_REQUEST_BYTES,
@@ -363,7 +364,10 @@ export class Gateway {
     const caller = await this.#caller(req, route);
     const upload = route.api === null && isBigUpload(req) ? req : null;
     const max = route.api === "openai.images" ? MAX_IMAGE_REQUEST_BYTES : MAX_REQUEST_BYTES;
-    const body = upload ? EMPTY_BODY : await readBody(req, max);
+    const sent = upload ? EMPTY_BODY : await readBody(req, max);
+    const encoding = route.api === null ? undefined : req.headers["content-encoding"];
+    const body = encoding ? await decodeBody(sent, encoding, max) : sent;
+    if (body !== sent) delete caller.forward["content-encoding"]; // it goes upstream decoded
     const request = route.api ? parseModelRequest(body, req.headers["content-type"], route.api) : null;
     const parsed = request?.fields ?? null;
     const modelRequested = fieldText(parsed?.model);

@@ -1,6 +1,8 @@
 // A gateway request's body: read whole (a model call, to be priced and guarded) or left to stream
 // upstream (a big pass-through upload), parsed, and edited byte for byte where the gateway must.
 import type { IncomingMessage } from "node:http";
+import { promisify } from "node:util";
+import { brotliDecompress, gunzip, inflate } from "node:zlib";
 import { type Api, EMBEDDING_INPUTS, SKIM_OVER, skimmedLength } from "@tollgate/core";
 import { GatewayError } from "./gateway-error.js";
 import { prependMember, replaceSpans, topLevelValueSpans } from "./json-splice.js";
@@ -80,6 +82,45 @@ export function readBody(req: IncomingMessage, max = MAX_REQUEST_BYTES): Promise
     req.once("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
     req.once("error", (e) => reject(new ClientLeft(e)));
   });
+}
+
+type Decode = (buf: Buffer, options: { maxOutputLength: number }) => Promise<Buffer>;
+const GUNZIP = promisify(gunzip) as Decode;
+/** The codings a model call's body may come in (RFC 9110 §8.4.1), as the reply side reads them. */
+const DECODERS = new Map<string, Decode>([
+  ["gzip", GUNZIP],
+  ["x-gzip", GUNZIP],
+  ["deflate", promisify(inflate) as Decode],
+  ["br", promisify(brotliDecompress) as Decode],
+]);
+
+/**
+ * A model call's body sent compressed (`content-encoding`; Anthropic's API takes gzip): read as it came, it
+ * would be neither priced nor limited, nor seen to stream. Decoded here, up to `max` bytes (past them: 413),
+ * it is read and sent upstream as a plain body is. A coding the gateway cannot read is refused (415), not
+ * forwarded unread.
+ */
+export async function decodeBody(body: Buffer, encoding: string, max: number): Promise<Buffer> {
+  const codings = encoding.split(",").map((c) => c.trim().toLowerCase());
+  // Codings are listed in the order they were applied: undone last first.
+  for (const name of codings.reverse()) {
+    if (name === "" || name === "identity") continue;
+    const decode = DECODERS.get(name);
+    if (!decode)
+      throw new GatewayError(
+        415,
+        "invalid_request_error",
+        `content-encoding ${JSON.stringify(name)} is not supported on a model call (gzip, deflate and br are)`,
+      );
+    try {
+      body = await decode(body, { maxOutputLength: max });
+    } catch (e) {
+      if ((e as { code?: unknown }).code === "ERR_BUFFER_TOO_LARGE")
+        throw new GatewayError(413, "invalid_request_error", `request body exceeds ${max} bytes decoded`);
+      throw new GatewayError(400, "invalid_request_error", `request body is not valid ${name}`);
+    }
+  }
+  return body;
 }
 
 /** The client went away while its request was being read: nobody is left to answer. */

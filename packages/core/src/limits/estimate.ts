@@ -4,6 +4,7 @@ import { NANO_PER_MS_AT_USD_PER_HOUR, totalTokens } from "../pricing/cost.js";
 import type { PriceResult, PricingEngine } from "../pricing/engine.js";
 import { previewSearchRate, pricesAudio, rateAt } from "../pricing/rates.js";
 import type { ServedAs } from "../pricing/served-as.js";
+import { INPUT_LIMITS } from "../record/schema.js";
 import { advisorToolModel, advisorToolOf } from "../usage/advisor.js";
 import { DEFAULT_IMAGE_TOOL_MODEL, imageToolModel, imageToolOf } from "../usage/images.js";
 import { skimmedLength } from "../usage/skim.js";
@@ -97,9 +98,17 @@ export function worstCaseUsage(
     maxOutput = DEFAULT_MAX_OUTPUT_TOKENS;
     outputFrom = "default";
   }
-  usage.output_tokens = maxOutput * choices;
+  usage.output_tokens = heldTokens(maxOutput * choices);
   if (body && api) holdToolCalls(api, body, usage);
   return { usage, maxOutput, outputFrom };
+}
+
+/**
+ * Output tokens held, of a request's own numbers: `max_tokens: 1e308` with `n: 2` make Infinity, which no
+ * cost can be worked out of (BigInt throws). Held at the most a record takes (10^12) instead.
+ */
+function heldTokens(n: number): number {
+  return Math.min(n, INPUT_LIMITS.maxTokens);
 }
 
 /** Image tokens per megapixel (1024²) of an image made at high quality: GPT Image's 4,160 for 1024×1024. */
@@ -162,7 +171,7 @@ export function advisorWorstCase(
   const usage = emptyUsage();
   // Its input and its worst-case output: the transcript as it stands when the advisor is asked, at most.
   usage.input_uncached_tokens = uses * totalTokens(executor.usage);
-  usage.output_tokens = uses * output;
+  usage.output_tokens = heldTokens(uses * output);
   return { usage, maxOutput: output, outputFrom: positive(tool.max_tokens) ? "request" : "default" };
 }
 

@@ -88,9 +88,17 @@ export function splitHeaders(headers: IncomingHttpHeaders): SplitHeaders {
         .split(",")
         .map((t) => t.trim())
         .filter(Boolean);
-    else if (name.startsWith("x-tollgate-meta-"))
-      attribution.metadata = { ...attribution.metadata, [name.slice(16)]: utf8Text(value) };
-    else control[name.slice(11)] = value;
+    else if (name.startsWith("x-tollgate-meta-")) {
+      // Added in place: a copy per header made 2,000 of them take ~0.4 s, before any key was checked. Defined,
+      // not assigned, so that a "__proto__" key is one of its own (which the record refuses).
+      attribution.metadata ??= {};
+      Object.defineProperty(attribution.metadata, name.slice(16), {
+        value: utf8Text(value),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    } else control[name.slice(11)] = value;
   }
   dropConnectionListed(forward, headers.connection);
   // Usage is read from the body, so ask the upstream for plain bytes.

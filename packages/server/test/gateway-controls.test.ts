@@ -96,10 +96,14 @@ describe("gateway controls", () => {
     }
   });
 
-  it("refuses an unknown named upstream", async () => {
-    const { status, json } = await post(open.url, { "x-tollgate-upstream": "nowhere" });
-    expect(status).toBe(400);
-    expect(json.error?.message).toMatch(/unknown x-tollgate-upstream/);
+  it("refuses an unknown named upstream, one named like an Object.prototype property too", async () => {
+    const before = mock.requests.length;
+    for (const name of ["nowhere", "constructor", "__proto__", "toString"]) {
+      const { status, json } = await post(open.url, { "x-tollgate-upstream": name });
+      expect(status, name).toBe(400);
+      expect(json.error?.message).toMatch(/unknown x-tollgate-upstream/);
+    }
+    expect(mock.requests.length).toBe(before);
   });
 
   it("records a call whose model or service tier the record could not take as sent: cut to its limit, made valid Unicode", async () => {

@@ -613,7 +613,12 @@ export class Gateway {
         "invalid_request_error",
         refused.map((e) => `${headerOfField(e.field)}: ${e.reason}`).join("; "),
       );
-    const named = split.control.upstream ? this.deps.config.upstreams[split.control.upstream] : undefined;
+    const { upstreams } = this.deps.config;
+    // Own names only: "constructor" (any Object.prototype name) is not a route to the default upstream.
+    const named =
+      split.control.upstream && Object.hasOwn(upstreams, split.control.upstream)
+        ? upstreams[split.control.upstream]
+        : undefined;
     if (split.control.upstream && !named)
       throw new GatewayError(
         400,

@@ -470,6 +470,20 @@ describe("tollgate CLI", () => {
     expect(tollgate("budgets", "delete", "each-user").code).toBe(0);
   });
 
+  it("runs kill takes a reason the refusal shows; unkill takes none and says when the run was not killed", () => {
+    const kill = tollgate("runs", "kill", "cli-run", "--reason", "looping on a tool", "--json");
+    expect(kill.code, kill.err).toBe(0);
+    expect(JSON.parse(kill.out).killed).toMatchObject({ ceiling: "manual", value: "looping on a tool" });
+    expect(tollgate("runs", "unkill", "cli-run").out).toContain("run cli-run: running");
+    expect(tollgate("runs", "unkill", "cli-run").out).toContain(
+      "run cli-run: was not killed (counters kept)",
+    );
+    // A reason given to unkill was dropped without a word: now it is refused as an unknown option.
+    const withReason = tollgate("runs", "unkill", "cli-run", "--reason", "x");
+    expect(withReason.code).not.toBe(0);
+    expect(withReason.err).toContain("unknown option '--reason'");
+  });
+
   it("prices unpriced lists models without a price", () => {
     const file = join(dir, "unpriced.jsonl");
     writeFileSync(

@@ -225,15 +225,17 @@ export function registerLimits(program: Command): void {
         `  cost $${u.cost_usd}, ${u.total_tokens} tokens, ${u.llm_calls} LLM calls, ${u.tool_calls} tool calls, ${u.retries} retries`,
       );
     });
-  for (const verb of ["kill", "unkill"] as const)
-    runs
+  for (const verb of ["kill", "unkill"] as const) {
+    const command = runs
       .command(`${verb} <run-id>`)
       .description(
         verb === "kill"
           ? "refuse every further call of a run (429 agent_run_killed)"
           : "let a killed run continue, with fresh counters",
-      )
-      .option("--reason <text>", "why (shown in the refusal)")
+      );
+    // Only a kill has a reason to show (its refusals say it); an unkill took one and dropped it.
+    if (verb === "kill") command.option("--reason <text>", "why (shown in the refusal)");
+    command
       .option("-w, --workspace <id>", "workspace", "default")
       .option("--json", "print as JSON")
       .action(
@@ -243,12 +245,14 @@ export function registerLimits(program: Command): void {
             "POST",
             `/api/runs/${encodeURIComponent(runId)}/${verb}?${ws(o.workspace)}`,
             `runs ${verb}`,
-            { reason: o.reason },
+            verb === "kill" ? { reason: o.reason } : undefined,
           );
           if (o.json) printJson(res);
+          else if (res.was_killed === false) console.log(`run ${runId}: was not killed (counters kept)`);
           else console.log(`run ${runId}: ${res.state}`);
         },
       );
+  }
 
   const agents = program.command("agents").description("per agent_type ceilings for agent runs");
   agents

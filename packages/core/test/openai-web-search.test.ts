@@ -187,6 +187,16 @@ describe("pricing OpenAI web searches by tool and model", () => {
     expect(acme("plain").cost.total_nanousd).toBe(24_000_000n); // 3 × $0.008
   });
 
+  it("prices OpenAI's gpt-4o the same whether or not Azure's gpt-4o (the same genai-prices prices) came first", () => {
+    // genai-prices resolves Azure's gpt-4o to OpenAI's model data; only OpenAI's gets the $25 preview rate.
+    const fresh = new PricingEngine();
+    const azure = fresh.price({ provider: "azure", model: "gpt-4o", usage: searches(1, 1), at });
+    expect(azure.cost.total_nanousd).toBe(10_000_000n);
+    const openai = fresh.price({ provider: "openai", model: "gpt-4o", usage: searches(1, 1), at });
+    expect(openai.cost.total_nanousd).toBe(25_000_000n);
+    expect(openai.rates?.web_search_previews_kcount).toEqual({ units: 25n, scale: 0 });
+  });
+
   it("refuses more preview searches than web searches", () => {
     const rates = engine.price({ provider: "openai", model: "gpt-4o", usage: emptyUsage(), at }).rates!;
     expect(rates.web_search_previews_kcount).toEqual({ units: 25n, scale: 0 });

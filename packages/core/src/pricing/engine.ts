@@ -1,6 +1,6 @@
 import { type Decimal, mulDecimal, parseDecimal } from "../money/decimal.js";
 import type { NormalizedUsage } from "../usage/types.js";
-import { BuiltinPrices, pricesAt } from "./builtin.js";
+import { type BuiltinModel, BuiltinPrices, pricesAt } from "./builtin.js";
 import { type CostBreakdown, computeCost, totalTokens, zeroCost } from "./cost.js";
 import type { PriceBook } from "./pricebook.js";
 import { type PriceRates, pricesAudio, pricesTokens, ratesFrom } from "./rates.js";
@@ -50,7 +50,11 @@ const FLEX_PROVIDERS = new Set(["openai", "azure"]);
  */
 export class PricingEngine {
   readonly #builtin = new BuiltinPrices();
-  readonly #rateCache = new WeakMap<object, PriceRates>();
+  /**
+   * Rates by built-in model, then by price variant: one variant is shared by the providers genai-prices
+   * resolves to the same model data (Azure's gpt-4o is OpenAI's), whose added rates differ.
+   */
+  readonly #rateCache = new WeakMap<BuiltinModel, WeakMap<object, PriceRates>>();
   #book: PriceBook | null;
 
   constructor(book: PriceBook | null = null) {
@@ -135,10 +139,15 @@ export class PricingEngine {
     const builtin = this.#builtin.find(provider, model);
     if (!builtin) return null;
     const raw = pricesAt(builtin.model, new Date(at));
-    let rates = this.#rateCache.get(raw);
+    let byVariant = this.#rateCache.get(builtin);
+    if (!byVariant) {
+      byVariant = new WeakMap();
+      this.#rateCache.set(builtin, byVariant);
+    }
+    let rates = byVariant.get(raw);
     if (!rates) {
       rates = { ...ratesFrom(raw), ...builtin.added };
-      this.#rateCache.set(raw, rates);
+      byVariant.set(raw, rates);
     }
     return { rates, ref: builtin.ref };
   }

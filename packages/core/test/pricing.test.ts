@@ -312,6 +312,24 @@ describe("price book", () => {
     }
   });
 
+  it("gives the published batch and flex rates to every spelling of a provider its prices resolve", () => {
+    const at = Date.parse("2026-09-01T12:00:00Z");
+    const builtin = new PricingEngine();
+    for (const [provider, model] of [
+      ["gemini", "gemini-2.5-flash"],
+      ["vertex_ai", "gemini-2.5-flash"],
+      ["amazon", "us.anthropic.claude-sonnet-4-5-20250929-v1:0"],
+      ["azure-openai", "gpt-4o"],
+    ] as const) {
+      const plain = builtin.price({ provider, model, usage, at });
+      const batch = builtin.price({ provider, model, usage, at, batch: true });
+      expect(batch.price_ref, provider).toBe(`${plain.price_ref};batch=0.5`);
+      expect(batch.cost.total_nanousd, provider).toBe(plain.cost.total_nanousd / 2n);
+    }
+    const flex = builtin.price({ provider: "azure-openai", model: "gpt-4o", usage, at, serviceTier: "flex" });
+    expect(flex.price_ref).toBe("genai-prices@0.1.8:azure:gpt-4o;flex=0.5");
+  });
+
   it("prices server-side tool calls per call: discounts apply to them, batch and flex rates do not", () => {
     const at = Date.parse("2026-09-01T12:00:00Z");
     // gpt-4o: web searches $10 and file ("storage") searches $2.50 per thousand calls in genai-prices.

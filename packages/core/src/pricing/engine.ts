@@ -1,6 +1,6 @@
 import { type Decimal, mulDecimal, parseDecimal } from "../money/decimal.js";
 import type { NormalizedUsage } from "../usage/types.js";
-import { type BuiltinModel, BuiltinPrices, pricesAt } from "./builtin.js";
+import { type BuiltinModel, BuiltinPrices, genaiProviderId, pricesAt } from "./builtin.js";
 import { type CostBreakdown, computeCost, totalTokens, zeroCost } from "./cost.js";
 import type { PriceBook } from "./pricebook.js";
 import { type PriceRates, pricesAudio, pricesTokens, ratesFrom } from "./rates.js";
@@ -29,19 +29,21 @@ export interface PriceResult {
   multiplier?: Decimal;
 }
 
-/** Published batch-API discount of providers that have one; a price book `batch` entry overrides it. */
+/**
+ * Published batch-API discount of providers that have one (by genai-prices provider id, so every spelling
+ * the built-in prices resolve gets it); a price book `batch` entry overrides it.
+ */
 const DEFAULT_BATCH: Record<string, string> = {
   openai: "0.5",
   azure: "0.5",
   anthropic: "0.5",
   google: "0.5",
   aws: "0.5",
-  bedrock: "0.5",
   mistral: "0.5",
   groq: "0.5",
 };
 
-/** Providers whose `flex` service tier is billed at their batch rates. */
+/** Providers (genai-prices ids) whose `flex` service tier is billed at their batch rates. */
 const FLEX_PROVIDERS = new Set(["openai", "azure"]);
 
 /**
@@ -109,7 +111,7 @@ export class PricingEngine {
       ref += served.ref;
     }
     // OpenAI's flex processing is billed at its Batch API rates (its pricing page lists them as one).
-    const flex = !tier && req.serviceTier === "flex" && FLEX_PROVIDERS.has(provider);
+    const flex = !tier && req.serviceTier === "flex" && FLEX_PROVIDERS.has(genaiProviderId(provider));
     if (req.batch || flex) {
       const batch = book?.batch(provider) ?? defaultBatch(provider);
       if (batch) {
@@ -154,6 +156,6 @@ export class PricingEngine {
 }
 
 function defaultBatch(provider: string): { multiplier: Decimal; text: string } | null {
-  const text = DEFAULT_BATCH[provider.toLowerCase()];
+  const text = DEFAULT_BATCH[genaiProviderId(provider)];
   return text ? { multiplier: parseDecimal(text), text } : null;
 }

@@ -227,6 +227,38 @@ describe("pricing engine", () => {
     expect(big.by_category.input_uncached).toBe(375_000_000n); // 150k × $2.50/M: over the tier
   });
 
+  it("prices cached audio and image tokens without a cache rate at the audio and image rates, as genai-prices", () => {
+    const rates = ratesFrom({ input_mtok: 2.5, input_audio_mtok: 32, input_image_mtok: 5 });
+    const cached = (u: Partial<NormalizedUsage>) =>
+      computeCost({ ...emptyUsage(), ...u }, rates).total_nanousd;
+    expect(cached({ cache_audio_read_tokens: 1_000_000 })).toBe(32_000_000_000n);
+    expect(cached({ cache_image_read_tokens: 1_000_000 })).toBe(5_000_000_000n);
+    // With a cache rate and no rate of its own, a cached audio token is a cache read.
+    const withCache = ratesFrom({ input_mtok: 2.5, cache_read_mtok: 1.25 });
+    expect(
+      computeCost({ ...emptyUsage(), cache_audio_read_tokens: 1_000_000 }, withCache).total_nanousd,
+    ).toBe(1_250_000_000n);
+    // A real model priced so: gpt-audio (audio $32, text $2.50 per million, no cache rates).
+    const at = new Date("2026-09-01T12:00:00Z");
+    const ours = new PricingEngine().price({
+      provider: "openai",
+      model: "gpt-audio",
+      usage: { ...emptyUsage(), input_uncached_tokens: 1_000, cache_audio_read_tokens: 4_000 },
+      at,
+    });
+    const theirs = calcPrice(
+      {
+        input_tokens: 5_000,
+        input_audio_tokens: 4_000,
+        cache_read_tokens: 4_000,
+        cache_audio_read_tokens: 4_000,
+      },
+      "gpt-audio",
+      { providerId: "openai", timestamp: at },
+    );
+    expect(ours.cost.total_nanousd).toBe(BigInt(Math.round(theirs!.total_price * 1e9)));
+  });
+
   it("keeps per-category costs summing to the total", () => {
     const rates = ratesFrom({ input_mtok: "0.3333", cache_read_mtok: "0.03333", output_mtok: "1.1111" });
     const c = computeCost(

@@ -32,7 +32,7 @@ export function totalTokens(u: NormalizedUsage): number {
 /**
  * Exact cost of one call. A category without its own rate is billed at its parent's rate
  * (cache read → input, 1h write → write → input, audio/image → input or output, cached audio/image →
- * cache read), as genai-prices does;
+ * cache read, else audio/image input), as genai-prices does;
  * web_search_preview searches without their own rate are billed as other web searches.
  * The exact rational total is rounded half-up once; categories are apportioned so they sum to it.
  */
@@ -99,8 +99,19 @@ function pricedLines(usage: NormalizedUsage, rates: PriceRates, multipliers: Mul
   line("cache_write_1h", usage.cache_write_1h_tokens, rates.cache_write_1h_mtok ?? write);
   line("input_audio", usage.input_audio_tokens, rates.input_audio_mtok ?? input);
   line("image", usage.image_tokens, rates.input_image_mtok ?? input);
-  line("cache_read", usage.cache_audio_read_tokens, rates.cache_audio_read_mtok ?? cacheRead);
-  line("cache_read", usage.cache_image_read_tokens, rates.cache_image_read_mtok ?? cacheRead);
+  // Cached audio/image on a model with no cache rate is not discounted: it is still audio/image input.
+  const cachedAs = (own: Rate | undefined, media: Rate | undefined) =>
+    own ?? rates.cache_read_mtok ?? media ?? input;
+  line(
+    "cache_read",
+    usage.cache_audio_read_tokens,
+    cachedAs(rates.cache_audio_read_mtok, rates.input_audio_mtok),
+  );
+  line(
+    "cache_read",
+    usage.cache_image_read_tokens,
+    cachedAs(rates.cache_image_read_mtok, rates.input_image_mtok),
+  );
   line("output", plainOutput, output);
   line("output", reasoningPriced ? usage.reasoning_tokens : 0, rates.output_reasoning_mtok);
   line("output_audio", audioOutPriced ? usage.output_audio_tokens : 0, rates.output_audio_mtok);

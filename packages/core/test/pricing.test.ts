@@ -314,6 +314,40 @@ describe("price book", () => {
     expect(after.cost.total_nanousd).toBe(1_000_000_000n);
   });
 
+  it("leaves tokens a book entry has no rate for unpriced, never at $0", () => {
+    const partial = new PricingEngine(
+      PriceBook.parse({
+        name: "partial",
+        version: 1,
+        models: [
+          { provider: "acme", model: "in-only", prices: { input_mtok: "1" } },
+          // A correction of a built-in model's audio rates that leaves its text rates out.
+          {
+            provider: "openai",
+            model: "gpt-4o-audio-preview",
+            prices: { input_audio_mtok: "40", output_audio_mtok: "80" },
+          },
+        ],
+      }),
+    );
+    const at = Date.parse("2026-09-01T12:00:00Z");
+    const inOnly = (u: Partial<NormalizedUsage>) =>
+      partial.price({ provider: "acme", model: "in-only", usage: { ...emptyUsage(), ...u }, at });
+    expect(inOnly({ input_uncached_tokens: 1_000_000, cache_read_tokens: 10 }).cost.total_nanousd).toBe(
+      1_000_010_000n, // cache reads fall back to the input rate
+    );
+    const withOutput = inOnly({ input_uncached_tokens: 1_000_000, output_tokens: 1_000 });
+    expect(withOutput.priced).toBe(false);
+    expect(withOutput.price_ref).toBe("unpriced:acme:in-only");
+    const audio = partial.price({
+      provider: "openai",
+      model: "gpt-4o-audio-preview",
+      usage: { ...emptyUsage(), input_audio_tokens: 1_000, input_uncached_tokens: 100 },
+      at,
+    });
+    expect(audio.priced).toBe(false);
+  });
+
   it("maps Azure deployments to models and applies discount and batch multipliers", () => {
     const at = Date.parse("2026-09-01T12:00:00Z");
     const plain = new PricingEngine().price({ provider: "openai", model: "gpt-4o", usage, at });

@@ -41,8 +41,16 @@ export function computeCost(
   rates: PriceRates,
   multipliers: Multipliers = {},
 ): CostBreakdown {
-  const lines = pricedLines(usage, rates, multipliers);
+  const { lines } = pricedLines(usage, rates, multipliers);
   return costInNumbers(lines) ?? costInBigInts(lines);
+}
+
+/**
+ * Whether some of the call's tokens have no rate, not even one they fall back to (a price-book entry that
+ * prices only some categories): their cost is unknown, never $0.
+ */
+export function hasUnratedTokens(usage: NormalizedUsage, rates: PriceRates): boolean {
+  return pricedLines(usage, rates, {}).unrated;
 }
 
 /** nano-USD per unit for a price of 1 USD per price unit (1e9 / units per price unit). */
@@ -60,7 +68,11 @@ export interface Multipliers {
   toolCalls?: Decimal;
 }
 
-function pricedLines(usage: NormalizedUsage, rates: PriceRates, multipliers: Multipliers): PricedLine[] {
+function pricedLines(
+  usage: NormalizedUsage,
+  rates: PriceRates,
+  multipliers: Multipliers,
+): { lines: PricedLine[]; unrated: boolean } {
   const input = rates.input_mtok;
   const write = rates.cache_write_mtok ?? input;
   const cacheRead = rates.cache_read_mtok ?? input;
@@ -78,6 +90,7 @@ function pricedLines(usage: NormalizedUsage, rates: PriceRates, multipliers: Mul
   if (otherSearches < 0) throw new RangeError("web_search_preview_requests exceed web_search_requests");
   const inputTokens = totalInputTokens(usage);
   const priced: PricedLine[] = [];
+  let unrated = false;
   const line = (
     category: CostCategory,
     qty: number,
@@ -87,7 +100,11 @@ function pricedLines(usage: NormalizedUsage, rates: PriceRates, multipliers: Mul
     unitDen = 1,
   ) => {
     const m = toolCall ? multipliers.toolCalls : multipliers.tokens;
-    if (!rate || qty <= 0) return;
+    if (qty <= 0) return;
+    if (!rate) {
+      unrated ||= nanoPerUnit === NANO_PER_TOKEN_AT_USD_PER_MTOK;
+      return;
+    }
     const d = rateAt(rate, inputTokens);
     const price = m ? { units: d.units * m.units, scale: d.scale + m.scale } : d;
     priced.push({ category, qty, price, nanoPerUnit, unitDen });
@@ -124,5 +141,5 @@ function pricedLines(usage: NormalizedUsage, rates: PriceRates, multipliers: Mul
   line("tool_calls", otherSearches, rates.web_searches_kcount, perCall, true);
   line("tool_calls", usage.web_search_preview_requests, previewSearchRate(rates), perCall, true);
   line("tool_calls", usage.file_search_requests, rates.storage_searches_kcount, perCall, true);
-  return priced;
+  return { lines: priced, unrated };
 }

@@ -1,7 +1,7 @@
 import { type Decimal, mulDecimal, parseDecimal } from "../money/decimal.js";
 import type { NormalizedUsage } from "../usage/types.js";
 import { type BuiltinModel, BuiltinPrices, genaiProviderId, pricesAt } from "./builtin.js";
-import { type CostBreakdown, computeCost, totalTokens, zeroCost } from "./cost.js";
+import { type CostBreakdown, computeCost, hasUnratedTokens, totalTokens, zeroCost } from "./cost.js";
 import type { PriceBook } from "./pricebook.js";
 import { type PriceRates, pricesAudio, pricesTokens, ratesFrom } from "./rates.js";
 import { type ServedAs, servedMultipliers } from "./served-as.js";
@@ -98,12 +98,14 @@ export class PricingEngine {
     // Audio by its length on a model that prices audio neither by the hour nor at any input token rate: its
     // cost is not known (worstCaseCost holds it as unpriced), never a silent $0.
     // Characters on a model that does not price them, likewise; and tokens on a model billed by the
-    // character with no token rate (an estimate made as if it billed tokens).
+    // character with no token rate (an estimate made as if it billed tokens). Tokens a price-book entry
+    // has no rate for, likewise (genai-prices' data bills a key it lacks at 0, as calcPrice does).
     const characters = req.usage.input_characters > 0;
     if (
       (req.usage.input_audio_ms > 0 && !pricesAudio(rates)) ||
       (characters && !rates.input_mchars) ||
-      (!characters && rates.input_mchars && !pricesTokens(rates) && totalTokens(req.usage) > 0)
+      (!characters && rates.input_mchars && !pricesTokens(rates) && totalTokens(req.usage) > 0) ||
+      (found.book && hasUnratedTokens(req.usage, rates))
     )
       return { priced: false, price_ref: `unpriced:${provider}:${model}`, cost: zeroCost() };
     for (const served of servedMultipliers(provider, model, req.servedAs)) {
@@ -135,9 +137,13 @@ export class PricingEngine {
     return this.#builtin.find(target.provider, target.model)?.model.context_window ?? null;
   }
 
-  #findRates(provider: string, model: string, at: number): { rates: PriceRates; ref: string } | null {
+  #findRates(
+    provider: string,
+    model: string,
+    at: number,
+  ): { rates: PriceRates; ref: string; book: boolean } | null {
     const custom = this.#book?.model(provider, model, at);
-    if (custom) return custom;
+    if (custom) return { ...custom, book: true };
     const builtin = this.#builtin.find(provider, model);
     if (!builtin) return null;
     const raw = pricesAt(builtin.model, new Date(at));
@@ -151,7 +157,7 @@ export class PricingEngine {
       rates = { ...ratesFrom(raw), ...builtin.added };
       byVariant.set(raw, rates);
     }
-    return { rates, ref: builtin.ref };
+    return { rates, ref: builtin.ref, book: false };
   }
 }
 

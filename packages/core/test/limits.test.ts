@@ -17,6 +17,7 @@ import {
   rateRetryAfterMs,
   scopeMatches,
   slidingCount,
+  speechWorstCase,
   stateOfLevel,
   thresholds,
   tokenCount,
@@ -343,6 +344,34 @@ describe("worst-case estimate", () => {
     // gpt-4o-mini has no write rate: plain input, $0.15/M
     expect(worstCaseCost(engine, "openai", "gpt-4o-mini", usage, now).total_nanousd).toBe(usdToNano("0.015"));
     expect(worstCaseCost(engine, "openai", "no-such-model", usage, now).priced).toBe(false);
+  });
+
+  it("a price-book entry without a rate for some held tokens holds the call as unpriced, as the engine prices it", () => {
+    const book = new PricingEngine(
+      PriceBook.parse({
+        name: "partial",
+        version: 1,
+        models: [
+          { provider: "acme", model: "in-only", prices: { input_mtok: "1" } },
+          { provider: "acme", model: "voice-1", prices: { input_mchars: "12" } },
+        ],
+      }),
+    );
+    const now = Date.now();
+    const held = { ...emptyUsage(), input_uncached_tokens: 1_000, output_tokens: 500 };
+    // Its output has no rate: the call will be unpriced, so the hold is (was: priced, output at $0).
+    expect(worstCaseCost(book, "acme", "in-only", held, now)).toEqual({ priced: false, total_nanousd: 0n });
+    expect(book.price({ provider: "acme", model: "in-only", usage: held, at: now }).priced).toBe(false);
+    expect(worstCaseCost(book, "acme", "in-only", { ...held, output_tokens: 0 }, now)).toEqual({
+      priced: true,
+      total_nanousd: 1_000_000n,
+    });
+    // A model billed by the character is held by its characters (a speech hold counts tokens too).
+    const speech = speechWorstCase({ model: "voice-1", input: "hello there", voice: "alloy" });
+    expect(worstCaseCost(book, "acme", "voice-1", speech, now)).toEqual({
+      priced: true,
+      total_nanousd: 132_000n, // 11 characters at $12 per million
+    });
   });
 
   it("holds the searches a request caps (Anthropic max_uses, Responses max_tool_calls) at their list price", () => {

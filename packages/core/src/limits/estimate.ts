@@ -1,8 +1,8 @@
 import type { Decimal } from "../money/decimal.js";
 import { compareDecimal } from "../money/decimal.js";
-import { NANO_PER_MS_AT_USD_PER_HOUR, totalTokens } from "../pricing/cost.js";
+import { hasUnratedTokens, NANO_PER_MS_AT_USD_PER_HOUR, totalTokens } from "../pricing/cost.js";
 import type { PriceResult, PricingEngine } from "../pricing/engine.js";
-import { previewSearchRate, pricesAudio, rateAt } from "../pricing/rates.js";
+import { previewSearchRate, pricesAudio, pricesTokens, rateAt } from "../pricing/rates.js";
 import type { ServedAs } from "../pricing/served-as.js";
 import { INPUT_LIMITS } from "../record/schema.js";
 import { advisorToolModel, advisorToolOf } from "../usage/advisor.js";
@@ -443,6 +443,12 @@ export function worstCaseCost(
   const inForcePrice = ratesInForce(engine, provider, model, at, serviceTier, servedAs);
   if (!inForcePrice.priced || !inForcePrice.rates) return { priced: false, total_nanousd: 0n };
   const r = inForcePrice.rates;
+  // Tokens a price-book entry has no rate for make the call unpriced (the engine's rule), so its hold is
+  // too, which `unpriced: block` refuses: not a $0 line. A model the book bills by the character alone is
+  // held by its characters (a speech hold counts both).
+  const byCharacters = r.input_mchars && !pricesTokens(r);
+  if (inForcePrice.price_ref.startsWith("pricebook:") && !byCharacters && hasUnratedTokens(usage, r))
+    return { priced: false, total_nanousd: 0n };
   const tokens = usage.input_uncached_tokens;
   const input = r.input_mtok ? rateAt(r.input_mtok, tokens) : null;
   const write5m = r.cache_write_mtok ? rateAt(r.cache_write_mtok, tokens) : input;

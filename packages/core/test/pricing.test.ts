@@ -196,6 +196,30 @@ describe("pricing engine", () => {
     ).toBe(true);
   });
 
+  it("prices a model id that restates its provider (openai/gpt-4o, Google's models/…) as the model", () => {
+    const e = new PricingEngine();
+    const at = new Date("2026-09-01T12:00:00Z");
+    for (const [provider, prefixed, plain] of [
+      ["openai", "openai/gpt-4o", "gpt-4o"],
+      ["anthropic", "anthropic/claude-sonnet-4-5", "claude-sonnet-4-5"],
+      ["google", "models/gemini-2.5-pro", "gemini-2.5-pro"],
+      ["gemini", "google/gemini-2.5-pro", "gemini-2.5-pro"],
+    ]) {
+      const got = e.price({ provider: provider!, model: prefixed!, usage, at });
+      const want = e.price({ provider: provider!, model: plain!, usage, at });
+      expect(got.priced, prefixed).toBe(true); // was unpriced:<provider>:<prefixed id>
+      expect(got.price_ref).toBe(want.price_ref);
+      expect(got.cost.total_nanousd).toBe(want.cost.total_nanousd);
+    }
+    // Another provider's prefix is not this provider's model; OpenRouter's own ids keep theirs.
+    expect(e.price({ provider: "openai", model: "anthropic/claude-sonnet-4-5", usage, at }).priced).toBe(
+      false,
+    );
+    expect(
+      e.price({ provider: "openrouter", model: "anthropic/claude-sonnet-4.5", usage, at }).price_ref,
+    ).toBe("genai-prices@0.1.8:openrouter:anthropic/claude-sonnet-4.5");
+  });
+
   it("uses time-of-day prices (deepseek-v4-flash peak vs off-peak)", () => {
     const e = new PricingEngine();
     const peak = e.price({

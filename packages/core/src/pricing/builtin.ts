@@ -74,6 +74,8 @@ function lookup(providerId: string, model: string): BuiltinModel | null {
     };
   const base = speechSnapshotBase(providerId, model);
   if (base) return lookup(providerId, base);
+  const bare = withoutOwnPrefix(providerId, model);
+  if (bare) return lookup(providerId, bare);
   // A model genai-prices does not list, whose rates Tollgate keeps itself (no token rates of its own).
   const own = characterPricedModel(providerId, model);
   return own
@@ -83,6 +85,18 @@ function lookup(providerId: string, model: string): BuiltinModel | null {
         added: own.rates,
       }
     : null;
+}
+
+/**
+ * The model id without a prefix that only restates where it runs: Google's resource name (`models/…`) or
+ * the provider's own name (`openai/gpt-4o`, as LiteLLM and some OpenTelemetry instrumentations write it).
+ * Null when there is none.
+ */
+function withoutOwnPrefix(providerId: string, model: string): string | null {
+  const slash = model.indexOf("/");
+  if (slash <= 0 || slash === model.length - 1) return null;
+  const prefix = model.slice(0, slash);
+  return prefix === "models" || genaiProviderId(prefix) === providerId ? model.slice(slash + 1) : null;
 }
 
 const HMS = /^(\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(Z|([+-])(\d{2}):(\d{2}))$/;

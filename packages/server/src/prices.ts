@@ -66,6 +66,8 @@ export function calcPrice(
     usageRaw: unknown;
     at: number;
     batch?: boolean;
+    /** The tier the provider served the call on; absent: the one the usage object names (Anthropic's). */
+    serviceTier?: string | null;
     /** Counts that override the usage object's (a Responses usage object has none). */
     toolCalls?: Partial<Record<"web_search_requests" | "file_search_requests", number>>;
   },
@@ -80,6 +82,7 @@ export function calcPrice(
     usage,
     at: opts.at,
     batch: opts.batch ?? false,
+    serviceTier: opts.serviceTier ?? usageTier(opts.usageRaw),
     // How the usage says the call was served (Anthropic's inference_geo, speed), as a record of it is priced.
     servedAs: servedAsOf(opts.usageRaw),
   });
@@ -95,4 +98,10 @@ export function calcPrice(
     price_ref: res.price_ref,
     priced: res.priced,
   };
+}
+
+/** The tier a usage object says its call was served on (Anthropic's usage.service_tier), as a record reads it. */
+function usageTier(usageRaw: unknown): string | null {
+  const tier = (usageRaw as { service_tier?: unknown } | null)?.service_tier;
+  return typeof tier === "string" ? tier : null;
 }

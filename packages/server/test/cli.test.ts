@@ -161,6 +161,24 @@ describe("tollgate CLI", () => {
     expect(bad.err).toContain("--web-searches must be a whole number");
   });
 
+  it("prices calc --service-tier prices the tier the call was served on, as its record is (flex: the batch rate)", () => {
+    const usage = JSON.stringify({ prompt_tokens: 1_000_000, completion_tokens: 1_000_000 });
+    const calc = (...more: string[]) => {
+      const r = tollgate(
+        "prices",
+        "calc",
+        ...["--provider", "openai", "--api", "openai.chat", "--model", "gpt-5-mini", "--usage", usage],
+        ...["--at", "2026-09-01T12:00:00Z", "--json", ...more],
+      );
+      expect(r.code, r.err).toBe(0);
+      return JSON.parse(r.out);
+    };
+    const standard = calc();
+    const flex = calc("--service-tier", "flex"); // was priced at the standard rate: no way to say the tier
+    expect(flex.price_ref).toBe(`${standard.price_ref};flex=0.5`);
+    expect(flex.cost.total_nanousd * 2).toBe(standard.cost.total_nanousd);
+  });
+
   it("prices calc prices how the usage says Anthropic served the call (US-only, fast mode), as a record of it is", () => {
     // The usage object of a claude-opus-4-6 reply served in the US in fast mode: 1.1x and 6x its rates.
     const usage = { input_tokens: 1_000_000, output_tokens: 100_000, inference_geo: "us", speed: "fast" };

@@ -60,6 +60,10 @@ export function registerPrices(program: Command): void {
     .option("--at <time>", "price at this ISO time (default now)")
     .option("--batch", "priced as a batch-API call")
     .option(
+      "--service-tier <tier>",
+      "the tier the provider served the call on (flex, priority, …; default: the usage object's service_tier)",
+    )
+    .option(
       "--web-searches <n>",
       "web searches the call ran (OpenAI Responses list them as output items, outside usage)",
     )
@@ -74,6 +78,7 @@ export function registerPrices(program: Command): void {
           usage: string;
           at?: string;
           batch?: boolean;
+          serviceTier?: string;
           webSearches?: string;
           fileSearches?: string;
           json?: boolean;
@@ -101,6 +106,7 @@ export function registerPrices(program: Command): void {
             usageRaw,
             at: atFrom(o.at),
             batch: o.batch ?? false,
+            serviceTier: o.serviceTier,
             toolCalls,
           });
         } catch (e) {

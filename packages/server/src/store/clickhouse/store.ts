@@ -325,11 +325,15 @@ export class ClickHouseStore implements Store {
         summaryBefore === null
           ? 0
           : await purgePartitions(this.nodes, this.layout, "daily_summary", utcMonthStart(summaryBefore));
-      const workspaces = await this.ch.rows<{ id: string }>(
+      // Every workspace with calls, a key made for it or not (a root import's): the summary holds them all.
+      const workspaces = new Set<string>();
+      for (const sql of [
         `SELECT DISTINCT id FROM ${this.#t("workspaces")}`,
-      );
+        `SELECT DISTINCT workspace_id AS id FROM ${this.#t("daily_summary")}`,
+      ])
+        for (const { id } of await this.ch.rows<{ id: string }>(sql)) workspaces.add(id);
       const rows = [];
-      for (const { id } of workspaces) {
+      for (const id of workspaces) {
         this.#retention.delete(id);
         const now = await this.retention(id);
         const later = (a: number | null, b: number | null) =>

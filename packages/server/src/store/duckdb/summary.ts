@@ -125,6 +125,17 @@ export async function purge(
       raw = Number((await conn.run(`DELETE FROM events WHERE ${before}`, [rawBefore])).rowsChanged);
       await purgeSegmentDays(conn, rawBefore);
     }
+    // Every workspace with summary days, a key made for it or not (a root import's), read before any go.
+    await conn.run(
+      `INSERT INTO retention SELECT id,
+         CASE WHEN $1::BIGINT IS NULL THEN NULL ELSE make_timestamp($1::BIGINT * 1000) END,
+         CASE WHEN $2::BIGINT IS NULL THEN NULL ELSE make_timestamp($2::BIGINT * 1000)::DATE END
+       FROM (SELECT id FROM workspaces UNION SELECT workspace_id FROM daily_summary)
+       ON CONFLICT (workspace_id) DO UPDATE SET
+         raw_available_from = greatest(coalesce(retention.raw_available_from, excluded.raw_available_from), excluded.raw_available_from),
+         summary_available_from = greatest(coalesce(retention.summary_available_from, excluded.summary_available_from), excluded.summary_available_from)`,
+      [rawBefore, summaryBefore],
+    );
     if (summaryBefore !== null) {
       const r = await conn.run(
         "DELETE FROM daily_summary WHERE day < make_timestamp($1::BIGINT * 1000)::DATE",
@@ -132,16 +143,6 @@ export async function purge(
       );
       summary = Number(r.rowsChanged);
     }
-    await conn.run(
-      `INSERT INTO retention SELECT id,
-         CASE WHEN $1::BIGINT IS NULL THEN NULL ELSE make_timestamp($1::BIGINT * 1000) END,
-         CASE WHEN $2::BIGINT IS NULL THEN NULL ELSE make_timestamp($2::BIGINT * 1000)::DATE END
-       FROM workspaces
-       ON CONFLICT (workspace_id) DO UPDATE SET
-         raw_available_from = greatest(coalesce(retention.raw_available_from, excluded.raw_available_from), excluded.raw_available_from),
-         summary_available_from = greatest(coalesce(retention.summary_available_from, excluded.summary_available_from), excluded.summary_available_from)`,
-      [rawBefore, summaryBefore],
-    );
     await conn.run("COMMIT");
     return { raw_deleted: raw, summary_deleted: summary };
   } catch (e) {

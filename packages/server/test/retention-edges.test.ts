@@ -1,0 +1,78 @@
+// Retention at its edges, on the embedded store and on modern ClickHouse (chdb): calls of a workspace no
+// key was ever made for (a root import, `tollgate ingest -w acme`). Long-range spend must stay exact, or
+// say it is truncated.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { CallRecord } from "@tollgate/core";
+import { Session } from "chdb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { coverageOf } from "../src/query/coverage.js";
+import { openClickHouse } from "../src/store/clickhouse/open.js";
+import { DuckDbStore } from "../src/store/duckdb/store.js";
+import type { Store } from "../src/store/types.js";
+import { utcMonthStart } from "../src/time.js";
+import { ChdbExec } from "./chdb-exec.js";
+import { buildRecord } from "./conformance-data.js";
+
+const DAY = 86_400_000;
+const now = Date.now();
+let dir: string;
+let chdb: Session;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "tg-retention-edges-"));
+  chdb = new Session(join(dir, "chdb"));
+});
+afterAll(() => {
+  chdb?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+let n = 0;
+/** A priced call of `workspace` at `ts`. */
+function call(workspace: string, ts: number): CallRecord {
+  n++;
+  return buildRecord({
+    workspace_id: workspace,
+    event_id: `01900000-0000-7000-8000-${String(n).padStart(12, "0")}`,
+    ts_start: ts,
+    provider: "openai",
+    model: "gpt-4o-mini",
+    input_uncached_tokens: 1000 * n,
+    output_tokens: 20,
+  });
+}
+
+const total = async (s: Store, ws: string) =>
+  (await s.spend({ workspaceId: ws }, "day")).reduce((a, r) => a + r.cost_nanousd, 0n);
+
+/** Spend all time, and whether the answer says part of it is gone. */
+async function answer(s: Store, ws: string) {
+  return {
+    cost: await total(s, ws),
+    truncated: coverageOf(await s.retention(ws), undefined, true).truncated,
+  };
+}
+
+const stores: [string, (name: string) => Promise<Store>][] = [
+  ["duckdb", (name) => DuckDbStore.open(join(dir, name))],
+  ["chdb", (name) => openClickHouse({ url: `http://chdb/${name}` }, () => new ChdbExec(chdb))],
+];
+
+describe.each(stores)("retention edges on %s", (_, open) => {
+  it("a workspace no key was made for keeps its purged spend in long-range answers", async () => {
+    const s = await open("unkeyed");
+    try {
+      const old = utcMonthStart(now, -3) + DAY;
+      expect((await s.append([call("acme", old), call("acme", now - 3_600_000)])).inserted.size).toBe(2);
+      const before = await answer(s, "acme");
+      expect(before.cost).toBeGreaterThan(0n);
+      const purged = await s.purge(utcMonthStart(now, -1), null);
+      expect(purged.raw_deleted).toBe(1);
+      expect(await answer(s, "acme")).toEqual(before);
+    } finally {
+      await s.close();
+    }
+  });
+});

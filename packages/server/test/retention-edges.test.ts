@@ -1,6 +1,6 @@
 // Retention at its edges, on the embedded store and on modern ClickHouse (chdb): calls of a workspace no
-// key was ever made for (a root import, `tollgate ingest -w acme`). Long-range spend must stay exact, or
-// say it is truncated.
+// key was ever made for (a root import, `tollgate ingest -w acme`), and a ClickHouse purge cut short after
+// some partitions were dropped. Long-range spend must stay exact, or say it is truncated.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,10 +8,11 @@ import type { CallRecord } from "@tollgate/core";
 import { Session } from "chdb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { coverageOf } from "../src/query/coverage.js";
+import type { ChExec } from "../src/store/clickhouse/exec.js";
 import { openClickHouse } from "../src/store/clickhouse/open.js";
 import { DuckDbStore } from "../src/store/duckdb/store.js";
 import type { Store } from "../src/store/types.js";
-import { utcMonthStart } from "../src/time.js";
+import { utcMidnight, utcMonthStart } from "../src/time.js";
 import { ChdbExec } from "./chdb-exec.js";
 import { buildRecord } from "./conformance-data.js";
 
@@ -71,6 +72,34 @@ describe.each(stores)("retention edges on %s", (_, open) => {
       const purged = await s.purge(utcMonthStart(now, -1), null);
       expect(purged.raw_deleted).toBe(1);
       expect(await answer(s, "acme")).toEqual(before);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe("a ClickHouse purge cut short", () => {
+  it("a partition drop that fails after others were dropped loses no spend from long-range answers", async () => {
+    let drops = 0;
+    // The second DROP PARTITION fails (a partition over max_partition_size_to_drop, a lost connection).
+    const failing = (e: ChExec): ChExec => ({
+      command: (sql) =>
+        /DROP PARTITION/.test(sql) && ++drops === 2
+          ? Promise.reject(new Error("drop failed"))
+          : e.command(sql),
+      rows: <T>(sql: string) => e.rows<T>(sql),
+      insert: (t, r) => e.insert(t, r),
+      close: () => e.close(),
+    });
+    const s = await openClickHouse({ url: "http://chdb/cut_short" }, () => failing(new ChdbExec(chdb)));
+    try {
+      const calls = [3, 2].map((m) => call("default", utcMonthStart(now, -m) + DAY));
+      calls.push(call("default", utcMidnight(now)));
+      expect((await s.append(calls)).inserted.size).toBe(3);
+      const before = await answer(s, "default");
+      await expect(s.purge(utcMonthStart(now, -1), null)).rejects.toThrow(/drop failed/);
+      expect(drops).toBe(2);
+      expect(await answer(s, "default")).toEqual(before);
     } finally {
       await s.close();
     }

@@ -316,15 +316,12 @@ export class ClickHouseStore implements Store {
    * (a raw retention of N days keeps at least N days). Event ids stay, so late retries stay duplicates.
    */
   async purge(rawBefore: number | null, summaryBefore: number | null) {
+    const rawFrom = rawBefore === null ? null : utcMonthStart(rawBefore);
+    const summaryFrom = summaryBefore === null ? null : utcMonthStart(summaryBefore);
     try {
-      const raw =
-        rawBefore === null
-          ? 0
-          : await purgePartitions(this.nodes, this.layout, "events", utcMonthStart(rawBefore));
-      const summary =
-        summaryBefore === null
-          ? 0
-          : await purgePartitions(this.nodes, this.layout, "daily_summary", utcMonthStart(summaryBefore));
+      // Horizons first: spend reads the summary (every call) before the raw horizon whether or not those
+      // partitions are gone yet, so a purge cut short between drops (one failing, a lost connection)
+      // leaves no dropped month that answers still read from raw events.
       // Every workspace with calls, a key made for it or not (a root import's): the summary holds them all.
       const workspaces = new Set<string>();
       for (const sql of [
@@ -340,18 +337,17 @@ export class ClickHouseStore implements Store {
           a === null ? b : b === null ? a : Math.max(a, b);
         rows.push({
           workspace_id: id,
-          raw_available_from: later(
-            now.raw_available_from,
-            rawBefore === null ? null : utcMonthStart(rawBefore),
-          ),
-          summary_available_from: later(
-            now.summary_available_from,
-            summaryBefore === null ? null : utcMonthStart(summaryBefore),
-          ),
+          raw_available_from: later(now.raw_available_from, rawFrom),
+          summary_available_from: later(now.summary_available_from, summaryFrom),
           version: this.#nextVersion(),
         });
       }
       await this.ch.insert(this.#t("retention"), rows);
+      const raw = rawFrom === null ? 0 : await purgePartitions(this.nodes, this.layout, "events", rawFrom);
+      const summary =
+        summaryFrom === null
+          ? 0
+          : await purgePartitions(this.nodes, this.layout, "daily_summary", summaryFrom);
       return { raw_deleted: raw, summary_deleted: summary };
     } finally {
       this.#retention.clear();

@@ -132,4 +132,16 @@ describe("retention", () => {
     expect(logs[0]).toMatch(/^retention: 1 raw calls rolled into daily summaries/);
     expect(await rt.store.count({ workspaceId: "default", where: { feature: "job" } })).toBe(0);
   });
+
+  it("the forecast, read from raw calls, says when its month or trailing days reach past the raw horizon", async () => {
+    const forecast = async () => (await getJson(rt.app, rt.rootToken, "/api/forecast")).json;
+    expect((await forecast()).coverage).toMatchObject({ truncated: false });
+    // One day of raw calls kept: the 7 trailing days the run rate is taken from are partly gone.
+    const res = await purge({ raw_days: 1 });
+    expect((await forecast()).coverage).toEqual({
+      raw_available_from: res.json.raw_before,
+      summary_available_from: expect.any(String),
+      truncated: true,
+    });
+  });
 });

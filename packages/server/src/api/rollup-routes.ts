@@ -6,7 +6,7 @@ import { budgetBurnDown } from "../query/burn-down.js";
 import { coverageOf } from "../query/coverage.js";
 import { DRIVER_DIMENSIONS, explainChange } from "../query/explain.js";
 import { decodeCursor, EXPORT_COLUMNS, exportPage } from "../query/export.js";
-import { forecastMonth } from "../query/forecast.js";
+import { forecastFrom, forecastMonth } from "../query/forecast.js";
 import {
   agentRunRollup,
   customerRollup,
@@ -206,10 +206,12 @@ export function registerRollupRoutes(
           `${name} does not apply: the forecast projects this UTC month from its complete days`,
           name,
         );
-    const [month, budgets] = await Promise.all([
+    const [month, budgets, retention] = await Promise.all([
       forecastMonth(store, f, now),
       budgetBurnDown(guard, store, f.workspaceId, now),
+      store.retention(f.workspaceId),
     ]);
-    return c.json({ ...month, budgets });
+    // It reads raw calls only, as the rollups do: days past the raw horizon are missing from it.
+    return c.json({ ...month, budgets, coverage: coverageOf(retention, forecastFrom(now), false) });
   });
 }

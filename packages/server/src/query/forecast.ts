@@ -4,6 +4,13 @@ import { DAY_MS, utcMidnight, utcMonthStart } from "../time.js";
 import { money, monthWindows } from "./rollups.js";
 
 export const FORECAST_DIMENSIONS = ["customer_id", "feature"] as const satisfies readonly SegmentDimension[];
+/** The run rate is the mean of this many complete days before today. */
+const TRAILING_DAYS = 7;
+
+/** The earliest time a forecast at `now` reads: its trailing days or its month, whichever starts first. */
+export function forecastFrom(now: number): number {
+  return Math.min(monthWindows(now).thisMonth, utcMidnight(now) - TRAILING_DAYS * DAY_MS);
+}
 
 /**
  * Month-end projection (UTC month) for the workspace, with a 90% interval from its daily spend, and per
@@ -13,7 +20,7 @@ export async function forecastMonth(store: AnalyticsStore, filter: EventFilter, 
   const { thisMonth } = monthWindows(now);
   const today = utcMidnight(now);
   const daysLeft = Math.round((utcMonthStart(now, 1) - today) / DAY_MS);
-  const trailing = { ...filter, from: today - 7 * DAY_MS, to: today };
+  const trailing = { ...filter, from: today - TRAILING_DAYS * DAY_MS, to: today };
   // Daily spend of model calls, as the per-segment rows below and every analytics answer count it: the
   // user-day rollup's day totals (spend() would add tool and agent records' reported costs as well).
   const [daily, toDate] = await Promise.all([

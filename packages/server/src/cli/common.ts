@@ -37,6 +37,25 @@ export function expectOk(reply: Reply, what: string): Reply["body"] {
   throw new CliError(`${what} failed (${reply.status}): ${e?.message ?? JSON.stringify(reply.body)}`);
 }
 
+/** An answer's `coverage` (query/coverage.ts). */
+interface Coverage {
+  raw_available_from: string | null;
+  summary_available_from: string | null;
+  truncated: boolean;
+}
+
+/** Says on stderr when part of an answer's window was purged (retention): a table alone reads as whole. */
+export function noteCoverage(c: Coverage | undefined): void {
+  if (!c?.truncated) return;
+  const kept = [
+    c.raw_available_from && `raw calls from ${c.raw_available_from}`,
+    c.summary_available_from && `daily summaries from ${c.summary_available_from}`,
+  ].filter(Boolean);
+  process.stderr.write(
+    `note: part of this window is past retention (${kept.join(", ")}): the figures are partial\n`,
+  );
+}
+
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }

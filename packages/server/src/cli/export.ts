@@ -5,7 +5,7 @@ import { join, resolve } from "node:path";
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { type Client, connect } from "./client.js";
-import { CliError, expectOk, type GlobalOpts, printJson, runtimeOptions } from "./common.js";
+import { CliError, expectOk, type GlobalOpts, noteCoverage, printJson, runtimeOptions } from "./common.js";
 import { isRollup, ROLLUP_ROWS, type RollupName, type WindowOpts, windowQuery } from "./rollups.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: API answers are read loosely
@@ -216,6 +216,7 @@ export function registerExport(program: Command): void {
         const res = await exportCalls(client, o, o.format as Format);
         if (o.json) return printJson(res);
         console.log(`${res.rows.toLocaleString("en-US")} calls → ${res.file} (${res.format})`);
+        noteCoverage(res.meta.coverage);
       } finally {
         await client.close();
       }
@@ -239,6 +240,7 @@ export function registerExport(program: Command): void {
         const res = await exportRollup(client, name, o, o.format);
         if (o.json) return printJson(res);
         console.log(`${res.rows.toLocaleString("en-US")} rows of ${name} → ${res.file}`);
+        noteCoverage(res.meta.coverage);
       } finally {
         await client.close();
       }

@@ -1,7 +1,7 @@
 import { formatUsd } from "@tollgate/core";
 import type { Command } from "commander";
 import { connect } from "./client.js";
-import { CliError, expectOk, type GlobalOpts, printJson, runtimeOptions } from "./common.js";
+import { CliError, expectOk, type GlobalOpts, noteCoverage, printJson, runtimeOptions } from "./common.js";
 import { formatInt, groupThousands, renderTable } from "./table.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: API answers are rendered loosely
@@ -184,6 +184,7 @@ export function registerRollups(program: Command): void {
     if (o.json) return printJson(res);
     console.log(`${res.window.from} – ${res.window.to}`);
     console.log(TABLES[name](res));
+    noteCoverage(res.coverage);
   });
 
   windowOptions(
@@ -202,6 +203,7 @@ export function registerRollups(program: Command): void {
     );
     if (o.json) return printJson(res);
     console.log(`${res.current.from} – ${res.current.to}  vs  ${res.previous.from} – ${res.previous.to}\n`);
+    noteCoverage(res.coverage);
     for (const line of res.narrative) console.log(line);
     for (const by of res.dimensions) {
       const rows = res.drivers[by].slice(0, 5);
@@ -238,6 +240,7 @@ export function registerRollups(program: Command): void {
       `projected ${usd(w.projected)} (90%: ${usd(w.low)} – ${usd(w.high)}), ${w.days_left} days left`,
     );
     console.log(`method: ${res.method}\n`);
+    noteCoverage(res.coverage);
     if (res.budgets.length) {
       console.log(
         renderTable(

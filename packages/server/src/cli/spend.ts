@@ -2,7 +2,7 @@ import { formatUsd } from "@tollgate/core";
 import type { Command } from "commander";
 import { SPEND_DIMENSIONS } from "../store/types.js";
 import { connect } from "./client.js";
-import { CliError, expectOk, type GlobalOpts, printJson, runtimeOptions } from "./common.js";
+import { CliError, expectOk, type GlobalOpts, noteCoverage, printJson, runtimeOptions } from "./common.js";
 import { formatInt, groupThousands, renderTable } from "./table.js";
 
 export function registerSpend(program: Command): void {
@@ -75,6 +75,7 @@ export function registerSpend(program: Command): void {
               ],
             ),
           );
+          noteCoverage(res.coverage);
         } finally {
           await client.close();
         }

@@ -1,0 +1,51 @@
+// After a purge, the CLI's tables and export lines say when part of their window is gone: the figures
+// alone (a TOTAL row, "N calls → file") read as complete. --json carries `coverage` as the API does.
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { validRecord } from "./helpers.js";
+
+// The built CLI, run as a user runs it (npm test builds first).
+const CLI = new URL("../bin/tollgate.js", import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), "tollgate-cli-retention-"));
+const dataDir = join(dir, "data");
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function tollgate(...args: string[]) {
+  const res = spawnSync(process.execPath, [CLI, "--data-dir", dataDir, ...args], {
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  return { code: res.status, out: res.stdout, err: res.stderr };
+}
+
+const PARTIAL = /note: part of this window is past retention \(raw calls from .*\): the figures are partial/;
+
+describe("the CLI after a purge", () => {
+  it("says on stderr when a table or export reaches past the raw horizon, and only then", () => {
+    const file = join(dir, "calls.jsonl");
+    const calls = [validRecord({ ts_start: Date.now() - 40 * 86_400_000 }), validRecord()];
+    writeFileSync(file, `${calls.map((c) => JSON.stringify(c)).join("\n")}\n`);
+    expect(tollgate("ingest", file, "--json").code).toBe(0);
+    expect(tollgate("purge", "--raw-days", "30", "--json").code).toBe(0);
+
+    const exported = tollgate("export", "calls", "--from", "60d", "-o", join(dir, "out.csv"));
+    expect(exported.code, exported.err).toBe(0);
+    expect(exported.out).toMatch(/^1 calls → /);
+    expect(exported.err).toMatch(PARTIAL);
+    const rollup = tollgate("rollup", "features", "--from", "60d");
+    expect(rollup.code, rollup.err).toBe(0);
+    expect(rollup.err).toMatch(PARTIAL);
+    // Spend past the raw horizon comes from the daily summaries: whole, nothing to say.
+    const spend = tollgate("spend", "--by", "day", "--from", "60d");
+    expect(spend.code, spend.err).toBe(0);
+    expect(spend.err).not.toMatch(/note:/);
+    const recent = tollgate("export", "calls", "--from", "7d", "-o", join(dir, "recent.csv"));
+    expect(recent.err).not.toMatch(/note:/);
+    // Summaries older than 2 months dropped too: a 90-day spend table is partial.
+    expect(tollgate("purge", "--summary-months", "2", "--json").code).toBe(0);
+    expect(tollgate("spend", "--by", "day", "--from", "90d").err).toMatch(/daily summaries from .*partial/);
+  });
+});

@@ -105,3 +105,19 @@ describe("a ClickHouse purge cut short", () => {
     }
   });
 });
+
+describe("a ClickHouse purge seen from another replica", () => {
+  it("a replica that read the horizons just before another one purged still answers long-range spend whole", async () => {
+    const open = () => openClickHouse({ url: "http://chdb/replicas" }, () => new ChdbExec(chdb));
+    const [api, worker] = [await open(), await open()];
+    try {
+      const calls = [call("default", utcMonthStart(now, -3) + DAY), call("default", utcMidnight(now))];
+      expect((await api.append(calls)).inserted.size).toBe(2);
+      const before = await answer(api, "default");
+      await worker.purge(utcMonthStart(now, -1), null);
+      expect(await answer(api, "default")).toEqual(before);
+    } finally {
+      await Promise.all([api.close(), worker.close()]);
+    }
+  });
+});

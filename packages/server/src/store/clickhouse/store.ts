@@ -330,19 +330,27 @@ export class ClickHouseStore implements Store {
       ])
         for (const { id } of await this.ch.rows<{ id: string }>(sql)) workspaces.add(id);
       const rows = [];
+      let moved = false;
       for (const id of workspaces) {
         this.#retention.delete(id);
         const now = await this.retention(id);
         const later = (a: number | null, b: number | null) =>
           a === null ? b : b === null ? a : Math.max(a, b);
-        rows.push({
+        const row = {
           workspace_id: id,
           raw_available_from: later(now.raw_available_from, rawFrom),
           summary_available_from: later(now.summary_available_from, summaryFrom),
           version: this.#nextVersion(),
-        });
+        };
+        moved ||=
+          row.raw_available_from !== now.raw_available_from ||
+          row.summary_available_from !== now.summary_available_from;
+        rows.push(row);
       }
       await this.ch.insert(this.#t("retention"), rows);
+      // Other replicas trust the horizons they read for RETENTION_TTL_MS: dropped sooner, a month would
+      // still be read from raw events by one that read them just before.
+      if (moved) await new Promise((r) => setTimeout(r, RETENTION_TTL_MS));
       const raw = rawFrom === null ? 0 : await purgePartitions(this.nodes, this.layout, "events", rawFrom);
       const summary =
         summaryFrom === null

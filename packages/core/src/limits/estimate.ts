@@ -384,6 +384,14 @@ interface RatesInForce {
 const inForce = new WeakMap<PricingEngine, Map<string, Map<string, RatesInForce>>>();
 const NO_USAGE = emptyUsage();
 
+/** A hold's text tokens alone: the input and output every model call bills. */
+function textTokens(usage: NormalizedUsage): NormalizedUsage {
+  const text = emptyUsage();
+  text.input_uncached_tokens = usage.input_uncached_tokens;
+  text.output_tokens = usage.output_tokens;
+  return text;
+}
+
 function ratesInForce(
   engine: PricingEngine,
   provider: string,
@@ -443,11 +451,12 @@ export function worstCaseCost(
   const inForcePrice = ratesInForce(engine, provider, model, at, serviceTier, servedAs);
   if (!inForcePrice.priced || !inForcePrice.rates) return { priced: false, total_nanousd: 0n };
   const r = inForcePrice.rates;
-  // Tokens a price-book entry has no rate for make the call unpriced (the engine's rule), so its hold is
-  // too, which `unpriced: block` refuses: not a $0 line. A model the book bills by the character alone is
-  // held by its characters (a speech hold counts both).
-  const byCharacters = r.input_mchars && !pricesTokens(r);
-  if (inForcePrice.price_ref.startsWith("pricebook:") && !byCharacters && hasUnratedTokens(usage, r))
+  // Text tokens a price-book entry has no rate for make the call unpriced (the engine's rule), so its hold
+  // is too, which `unpriced: block` refuses: not a $0 line. A hold counts every way its call may bill (a
+  // speech hold both characters and tokens, a transcription's audio both by length and as tokens): a model
+  // the book bills by the character or the hour alone is held by those, and media tokens by their rules below.
+  const byUnits = (r.input_mchars || r.input_audio_hours) && !pricesTokens(r);
+  if (inForcePrice.price_ref.startsWith("pricebook:") && !byUnits && hasUnratedTokens(textTokens(usage), r))
     return { priced: false, total_nanousd: 0n };
   const tokens = usage.input_uncached_tokens;
   const input = r.input_mtok ? rateAt(r.input_mtok, tokens) : null;

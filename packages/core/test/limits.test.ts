@@ -374,6 +374,55 @@ describe("worst-case estimate", () => {
     });
   });
 
+  it("a price-book entry that prices its output only as images or audio holds an image or speech call as priced", () => {
+    const book = new PricingEngine(
+      PriceBook.parse({
+        name: "media",
+        version: 1,
+        models: [
+          // gpt-image-1's list prices: its output is all image tokens
+          {
+            provider: "openai",
+            model: "gpt-image-1",
+            prices: { input_mtok: "5", input_image_mtok: "10", output_image_mtok: "40" },
+          },
+          // gpt-4o-mini-tts: text in, audio out
+          {
+            provider: "openai",
+            model: "gpt-4o-mini-tts",
+            prices: { input_mtok: "0.6", output_audio_mtok: "12" },
+          },
+        ],
+      }),
+    );
+    const now = Date.now();
+    const raw = (body: object) => ({ byteLength: Buffer.byteLength(JSON.stringify(body)) });
+    const image = { model: "gpt-image-1", prompt: "a red fox", size: "1024x1024" };
+    const imageHold = worstCaseUsage("openai.images", image, raw(image), null).usage;
+    const imageCall = {
+      ...emptyUsage(),
+      input_uncached_tokens: 10,
+      output_tokens: 4_160,
+      output_image_tokens: 4_160,
+    };
+    // The engine prices the call it will make; its hold must not be refused as unpriced (`unpriced: block`).
+    expect(book.price({ provider: "openai", model: "gpt-image-1", usage: imageCall, at: now }).priced).toBe(
+      true,
+    );
+    expect(worstCaseCost(book, "openai", "gpt-image-1", imageHold, now).priced).toBe(true);
+    const speech = speechWorstCase({ model: "gpt-4o-mini-tts", input: "hello there", voice: "alloy" });
+    const speechCall = {
+      ...emptyUsage(),
+      input_uncached_tokens: 3,
+      output_tokens: 100,
+      output_audio_tokens: 100,
+    };
+    expect(
+      book.price({ provider: "openai", model: "gpt-4o-mini-tts", usage: speechCall, at: now }).priced,
+    ).toBe(true);
+    expect(worstCaseCost(book, "openai", "gpt-4o-mini-tts", speech, now).priced).toBe(true);
+  });
+
   it("holds the searches a request caps (Anthropic max_uses, Responses max_tool_calls) at their list price", () => {
     const now = Date.now();
     const anthropic = {

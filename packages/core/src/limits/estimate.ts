@@ -218,6 +218,8 @@ function imagesWorstCase(body: Record<string, unknown> | null): WorstCase {
     Math.min(partials, 3) * PARTIAL_IMAGE_TOKENS +
     IMAGE_TEXT_OUTPUT_TOKENS;
   usage.output_tokens = n * perImage;
+  // All of it may be image tokens (gpt-image-1 makes no text), as an estimated image tool call counts it.
+  usage.output_image_tokens = usage.output_tokens;
   return { usage, maxOutput: perImage, outputFrom: "request" };
 }
 
@@ -384,11 +386,16 @@ interface RatesInForce {
 const inForce = new WeakMap<PricingEngine, Map<string, Map<string, RatesInForce>>>();
 const NO_USAGE = emptyUsage();
 
-/** A hold's text tokens alone: the input and output every model call bills. */
+/**
+ * A hold's text tokens alone: the input and output every model call bills, with the part of its output
+ * it holds as audio or images (a speech or image request's): an entry that rates those rates that part.
+ */
 function textTokens(usage: NormalizedUsage): NormalizedUsage {
   const text = emptyUsage();
   text.input_uncached_tokens = usage.input_uncached_tokens;
   text.output_tokens = usage.output_tokens;
+  text.output_audio_tokens = usage.output_audio_tokens;
+  text.output_image_tokens = usage.output_image_tokens;
   return text;
 }
 

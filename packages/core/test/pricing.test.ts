@@ -220,6 +220,41 @@ describe("pricing engine", () => {
     ).toBe("genai-prices@0.1.8:openrouter:anthropic/claude-sonnet-4.5");
   });
 
+  it("a price book's entries for a model price its id restating the provider too (not the list price)", () => {
+    const at = new Date("2026-09-01T12:00:00Z");
+    const e = new PricingEngine(
+      PriceBook.parse({
+        name: "acme",
+        version: 1,
+        models: [{ provider: "openai", model: "gpt-4o", prices: { input_mtok: "2", output_mtok: "8" } }],
+        discounts: [{ provider: "anthropic", model: "claude-sonnet-4-5", multiplier: "0.8" }],
+      }),
+    );
+    for (const [provider, prefixed, plain] of [
+      ["openai", "openai/gpt-4o", "gpt-4o"],
+      ["anthropic", "anthropic/claude-sonnet-4-5", "claude-sonnet-4-5"],
+    ]) {
+      const want = e.price({ provider: provider!, model: plain!, usage, at });
+      const got = e.price({ provider: provider!, model: prefixed!, usage, at });
+      expect(got.price_ref, prefixed).toBe(want.price_ref); // was the list price, the book's rates ignored
+      expect(got.cost.total_nanousd).toBe(want.cost.total_nanousd);
+    }
+    // An entry for the id as written wins over the model's.
+    const own = new PricingEngine(
+      PriceBook.parse({
+        name: "own",
+        version: 1,
+        models: [
+          { provider: "openai", model: "gpt-4o", prices: { input_mtok: "2", output_mtok: "8" } },
+          { provider: "openai", model: "openai/gpt-4o", prices: { input_mtok: "1", output_mtok: "4" } },
+        ],
+      }),
+    );
+    expect(own.price({ provider: "openai", model: "openai/gpt-4o", usage, at }).cost.total_nanousd).toBe(
+      own.price({ provider: "openai", model: "gpt-4o", usage, at }).cost.total_nanousd / 2n,
+    );
+  });
+
   it("uses time-of-day prices (deepseek-v4-flash peak vs off-peak)", () => {
     const e = new PricingEngine();
     const peak = e.price({

@@ -99,6 +99,12 @@ function withoutOwnPrefix(providerId: string, model: string): string | null {
   return prefix === "models" || genaiProviderId(prefix) === providerId ? model.slice(slash + 1) : null;
 }
 
+/** The model id without every prefix restating its provider (withoutOwnPrefix): the model it names. */
+export function ownModelId(provider: string, model: string): string {
+  const bare = withoutOwnPrefix(genaiProviderId(provider), model);
+  return bare ? ownModelId(provider, bare) : model;
+}
+
 const HMS = /^(\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(Z|([+-])(\d{2}):(\d{2}))$/;
 
 function secondsOfDayUtc(time: string): number {

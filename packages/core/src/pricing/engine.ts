@@ -1,6 +1,6 @@
 import { type Decimal, mulDecimal, parseDecimal } from "../money/decimal.js";
 import type { NormalizedUsage } from "../usage/types.js";
-import { type BuiltinModel, BuiltinPrices, genaiProviderId, pricesAt } from "./builtin.js";
+import { type BuiltinModel, BuiltinPrices, genaiProviderId, ownModelId, pricesAt } from "./builtin.js";
 import { type CostBreakdown, computeCost, hasUnratedTokens, totalTokens, zeroCost } from "./cost.js";
 import type { PriceBook } from "./pricebook.js";
 import { type PriceRates, pricesAudio, pricesTokens, ratesFrom } from "./rates.js";
@@ -75,9 +75,13 @@ export class PricingEngine {
   price(req: PriceRequest): PriceResult {
     const at = typeof req.at === "number" ? req.at : req.at.getTime();
     const book = this.#book;
-    const { provider, model } = book ? book.alias(req.provider, req.model) : req;
+    const { provider, model: asked } = book ? book.alias(req.provider, req.model) : req;
+    // The book's entries for a model apply to its id restating the provider (openai/gpt-4o), as the
+    // built-in prices do; an entry for the id as written wins.
+    const bare = book ? ownModelId(provider, asked) : asked;
+    const model = bare !== asked && !book!.model(provider, asked, at) ? bare : asked;
     const found = this.#findRates(provider, model, at);
-    if (!found) return { priced: false, price_ref: `unpriced:${provider}:${model}`, cost: zeroCost() };
+    if (!found) return { priced: false, price_ref: `unpriced:${provider}:${asked}`, cost: zeroCost() };
 
     let ref = found.ref;
     let rates = found.rates;
@@ -107,7 +111,7 @@ export class PricingEngine {
       (!characters && rates.input_mchars && !pricesTokens(rates) && totalTokens(req.usage) > 0) ||
       (found.book && hasUnratedTokens(req.usage, rates))
     )
-      return { priced: false, price_ref: `unpriced:${provider}:${model}`, cost: zeroCost() };
+      return { priced: false, price_ref: `unpriced:${provider}:${asked}`, cost: zeroCost() };
     for (const served of servedMultipliers(provider, model, req.servedAs)) {
       multiplier = multiplier ? mulDecimal(multiplier, served.multiplier) : served.multiplier;
       ref += served.ref;

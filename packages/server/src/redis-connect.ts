@@ -15,7 +15,16 @@ export async function connectRedis(redis: Redis, url: string): Promise<void> {
   } catch (e) {
     redis.disconnect();
     throw new BackendUnreachableError(
-      `cannot reach Redis at ${new URL(url).host} (--redis / TOLLGATE_REDIS_URL): ${(why ?? (e as Error)).message}`,
+      `cannot reach Redis at ${whereOf(url)} (--redis / TOLLGATE_REDIS_URL): ${(why ?? (e as Error)).message}`,
     );
   }
+}
+
+/**
+ * Where a Redis URL points, without its credentials. ioredis takes one without a scheme too (host:port,
+ * a socket's path), which URL alone does not parse.
+ */
+function whereOf(url: string): string {
+  const u = new URL(url.includes("://") ? url : `redis://${url}`);
+  return u.host || u.pathname;
 }

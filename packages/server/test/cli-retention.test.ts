@@ -1,25 +1,12 @@
 // After a purge, the CLI's tables and export lines say when part of their window is gone: the figures
 // alone (a TOTAL row, "N calls → file") read as complete. --json carries `coverage` as the API does.
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { cliOnScratchDir } from "./cli-run.js";
 import { validRecord } from "./helpers.js";
 
-// The built CLI, run as a user runs it (npm test builds first).
-const CLI = new URL("../bin/tollgate.js", import.meta.url).pathname;
-const dir = mkdtempSync(join(tmpdir(), "tollgate-cli-retention-"));
-const dataDir = join(dir, "data");
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function tollgate(...args: string[]) {
-  const res = spawnSync(process.execPath, [CLI, "--data-dir", dataDir, ...args], {
-    encoding: "utf8",
-    timeout: 60_000,
-  });
-  return { code: res.status, out: res.stdout, err: res.stderr };
-}
+const { dir, tollgate } = cliOnScratchDir("tollgate-cli-retention-");
 
 const PARTIAL = /note: part of this window is past retention \(raw calls from .*\): the figures are partial/;
 

@@ -1,24 +1,12 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { uuidv7 } from "@tollgate/core";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { CLI, cliOnScratchDir } from "./cli-run.js";
 
-// The built CLI, run as a user runs it (npm test builds first).
-const CLI = new URL("../bin/tollgate.js", import.meta.url).pathname;
 const FIXTURES = new URL("../../../../shared/fixtures/", import.meta.url).pathname;
-const dir = mkdtempSync(join(tmpdir(), "tollgate-cli-"));
-const dataDir = join(dir, "data");
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function tollgate(...args: string[]) {
-  const res = spawnSync(process.execPath, [CLI, "--data-dir", dataDir, ...args], {
-    encoding: "utf8",
-    timeout: 60_000,
-  });
-  return { code: res.status, out: res.stdout, err: res.stderr };
-}
+const { dir, tollgate } = cliOnScratchDir("tollgate-cli-");
 
 describe("tollgate CLI", () => {
   it("serve refuses a bad gateway setting as a usage error (exit 2, the message, no stack), before opening anything", () => {

@@ -1,0 +1,23 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll } from "vitest";
+
+/** The built CLI, run as a user runs it (npm test builds first). */
+export const CLI = new URL("../bin/tollgate.js", import.meta.url).pathname;
+
+/** A scratch dir for the test file (removed after it) holding a data dir, and the CLI run on that data dir. */
+export function cliOnScratchDir(prefix: string) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const dataDir = join(dir, "data");
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const tollgate = (...args: string[]) => {
+    const res = spawnSync(process.execPath, [CLI, "--data-dir", dataDir, ...args], {
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    return { code: res.status, out: res.stdout, err: res.stderr };
+  };
+  return { dir, dataDir, tollgate };
+}

@@ -220,6 +220,27 @@ describe("pricing engine", () => {
     ).toBe("genai-prices@0.1.8:openrouter:anthropic/claude-sonnet-4.5");
   });
 
+  it("a price book's alias applies to its id restating the provider too (azure/prod-gpt4o)", () => {
+    const at = new Date("2026-09-01T12:00:00Z");
+    const e = new PricingEngine(
+      PriceBook.parse({
+        name: "acme",
+        version: 1,
+        aliases: [{ provider: "azure", model: "prod-gpt4o", to: { provider: "openai", model: "gpt-4o" } }],
+      }),
+    );
+    const want = e.price({ provider: "azure", model: "prod-gpt4o", usage, at });
+    expect(want.price_ref).toBe("genai-prices@0.1.8:openai:gpt-4o");
+    const got = e.price({ provider: "azure", model: "azure/prod-gpt4o", usage, at }); // was unpriced
+    expect(got.price_ref).toBe(want.price_ref);
+    expect(got.cost.total_nanousd).toBe(want.cost.total_nanousd);
+    expect(e.contextWindow("azure", "azure/prod-gpt4o")).toBe(e.contextWindow("openai", "gpt-4o"));
+    // No alias for it either way: unpriced under the id as written.
+    expect(e.price({ provider: "azure", model: "azure/other-deployment", usage, at }).price_ref).toBe(
+      "unpriced:azure:azure/other-deployment",
+    );
+  });
+
   it("a price book's entries for a model price its id restating the provider too (not the list price)", () => {
     const at = new Date("2026-09-01T12:00:00Z");
     const e = new PricingEngine(

@@ -75,7 +75,7 @@ export class PricingEngine {
   price(req: PriceRequest): PriceResult {
     const at = typeof req.at === "number" ? req.at : req.at.getTime();
     const book = this.#book;
-    const { provider, model: asked } = book ? book.alias(req.provider, req.model) : req;
+    const { provider, model: asked } = book ? aliased(book, req.provider, req.model) : req;
     // The book's entries for a model apply to its id restating the provider (openai/gpt-4o), as the
     // built-in prices do; an entry for the id as written wins.
     const bare = book ? ownModelId(provider, asked) : asked;
@@ -137,7 +137,7 @@ export class PricingEngine {
 
   /** The model's context window in tokens, where the built-in data knows it (after price-book aliasing). */
   contextWindow(provider: string, model: string): number | null {
-    const target = this.#book ? this.#book.alias(provider, model) : { provider, model };
+    const target = this.#book ? aliased(this.#book, provider, model) : { provider, model };
     return this.#builtin.find(target.provider, target.model)?.model.context_window ?? null;
   }
 
@@ -168,4 +168,14 @@ export class PricingEngine {
 function defaultBatch(provider: string): { multiplier: Decimal; text: string } | null {
   const text = DEFAULT_BATCH[genaiProviderId(provider)];
   return text ? { multiplier: parseDecimal(text), text } : null;
+}
+
+/** The book's alias of a model id as written, else of the id without a prefix restating its provider. */
+function aliased(book: PriceBook, provider: string, model: string): { provider: string; model: string } {
+  const hit = book.alias(provider, model);
+  if (hit.provider !== provider || hit.model !== model) return hit;
+  const bare = ownModelId(provider, model);
+  if (bare === model) return hit;
+  const bareHit = book.alias(provider, bare);
+  return bareHit.provider !== provider || bareHit.model !== bare ? bareHit : hit;
 }

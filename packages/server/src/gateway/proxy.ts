@@ -435,8 +435,7 @@ export class Gateway {
       const ticket = admission.ticket;
       if (client?.gone) {
         // Left while the call was being admitted: nothing went upstream, so nothing is billed or recorded.
-        this.#settleUnsent(ticket);
-        return this.#observe(route, call, CLIENT_CLOSED_REQUEST);
+        return this.#unsent(call, ticket);
       }
       const at: Attempt = { call, n: attempt, start: Date.now(), ticket };
       const up = await this.#sendAttempt(at, retries, res, cancel);
@@ -498,34 +497,16 @@ export class Gateway {
     try {
       return isRelayed(call) ? await this.#send(call, cancel?.signal) : await this.#sendWhole(call, res);
     } catch (caught) {
-      if (caught instanceof NotSent) {
-        // Left while the request waited for an upstream connection: as when it left during admission,
-        // nothing went upstream, so nothing is billed or recorded.
-        this.#settleUnsent(at.ticket);
-        this.#observe(call.route, call, CLIENT_CLOSED_REQUEST);
-        return "handled";
-      }
-      if (cancel?.gone) {
-        // Left while the upstream was being reached, which then failed: billed only if the request had
-        // started (the upstream may have had it); one never started went nowhere, as a NotSent one.
-        if (caught instanceof ReplyFailed && caught.statusCode === null && !caught.started) {
-          this.#settleUnsent(at.ticket);
-          this.#observe(call.route, call, CLIENT_CLOSED_REQUEST);
-        } else this.#clientGone(at, null);
-        return "handled";
-      }
-      if (
-        caught instanceof ReplyFailed &&
-        caught.statusCode === null &&
-        caught.cause instanceof CutAtShutdown
-      ) {
-        // Cut by a hurried shutdown, its client gone already: recorded as a call its client left (input
-        // estimated: the upstream had it), or, still waiting for a connection, not sent at all.
-        if (caught.started) this.#clientGone(at, null);
-        else {
-          this.#settleUnsent(at.ticket);
-          this.#observe(call.route, call, CLIENT_CLOSED_REQUEST);
-        }
+      // Left while the request waited for an upstream connection: as when it left during admission,
+      // nothing went upstream, so nothing is billed or recorded.
+      if (caught instanceof NotSent) return this.#unsent(call, at.ticket);
+      const unanswered = caught instanceof ReplyFailed && caught.statusCode === null;
+      // Its client left while the upstream was being reached, which then failed, or a hurried shutdown cut
+      // it: recorded as a call its client left (input estimated: the upstream may have had it), or, never
+      // started (connecting, waiting for a connection or a tunnel), not sent at all.
+      if (cancel?.gone || (unanswered && caught.cause instanceof CutAtShutdown)) {
+        if (unanswered && !caught.started) return this.#unsent(call, at.ticket);
+        this.#clientGone(at, null);
         return "handled";
       }
       if (caught instanceof ReplyFailed && caught.statusCode !== null) {
@@ -578,9 +559,14 @@ export class Gateway {
     this.#observe(call.route, call, CLIENT_CLOSED_REQUEST);
   }
 
-  /** An admitted call that never went upstream: its reservation is released, nothing charged. */
-  #settleUnsent(ticket: Ticket | null): void {
+  /**
+   * An admitted call whose client left before anything of it went upstream: its reservation is released,
+   * nothing charged or recorded, and it counts as a client that left.
+   */
+  #unsent(call: Call, ticket: Ticket | null): "handled" {
     void this.deps.guard.settle(ticket, { cost: 0n, tokens: 0, toolCalls: 0, eventId: null });
+    this.#observe(call.route, call, CLIENT_CLOSED_REQUEST);
+    return "handled";
   }
 
   /**

@@ -1,3 +1,4 @@
+import { totalTokens } from "../pricing/cost.js";
 import { normalizeAnthropicMessages } from "./anthropic.js";
 import { UsageError } from "./errors.js";
 import { isObject, toolOf } from "./read.js";
@@ -60,13 +61,7 @@ export function estimatedAdvisorCall(
 ): ToolModelCall | null {
   if (consultations <= 0) return null;
   const usage = emptyUsage();
-  const transcript =
-    executor.input_uncached_tokens +
-    executor.cache_read_tokens +
-    executor.cache_write_5m_tokens +
-    executor.cache_write_1h_tokens +
-    executor.output_tokens;
-  usage.input_uncached_tokens = consultations * transcript;
+  usage.input_uncached_tokens = consultations * totalTokens(executor);
   usage.output_tokens = consultations * TYPICAL_ADVICE_TOKENS;
   const usage_raw = { estimated: true, consultations };
   return { api: "anthropic.messages", model, usage, usage_raw, estimated: true };

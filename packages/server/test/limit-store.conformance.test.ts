@@ -1,5 +1,5 @@
 // One conformance suite for every LimitStore: the in-memory default and Redis (a real redis-server).
-import { emptyRunUsage } from "@tollgate/core";
+import { type Ceilings, emptyRunUsage } from "@tollgate/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MemoryLimitStore } from "../src/limits/memory-store.js";
 import { LEASE_CALLS } from "../src/limits/redis-leases.js";
@@ -322,6 +322,97 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
       tool_calls: 3,
     });
     expect(status?.killed?.ceiling).toBe("cost_nanousd");
+  });
+
+  it("runs: calls in flight hold their worst case against a cost ceiling; a call waits while spend + holds reach it", async () => {
+    const w = ws();
+    const ceilings = { cost_nanousd: 1000n };
+    const admit = (cost: bigint, over: Partial<AdmitRequest> = {}) =>
+      admitReq(w, {
+        buckets: [],
+        run: {
+          key: "r:held",
+          ceilings,
+          depth: 1,
+          retry: false,
+          hold: { cost_nanousd: cost, total_tokens: 0 },
+        },
+        ...over,
+      });
+    const settle = (req: AdmitRequest, cost: bigint) =>
+      store().settle({
+        workspace: w,
+        id: req.id,
+        now: NOW,
+        buckets: [],
+        tokenRates: [],
+        run: {
+          key: "r:held",
+          ceilings,
+          cost,
+          tokens: 0,
+          toolCalls: 0,
+          llmCalls: 0,
+          retries: 0,
+          held: req.run!.hold!,
+        },
+      });
+    // Nothing held: a call may hold past the ceiling (the call that crosses it is the run's last).
+    const a = admit(600n);
+    const b = admit(600n);
+    expect(await store().admit(a)).toEqual({ ok: true });
+    expect(await store().admit(b)).toEqual({ ok: true }); // 0 + 600 < 1000
+    const c = admit(1n);
+    expect(await store().admit(c)).toEqual({
+      ok: false,
+      refusal: {
+        kind: "run_held",
+        held: { ceiling: "cost_nanousd", used: "0", held: "1200", limit: "1000" },
+      },
+    });
+    // A wait, not a kill; refused calls neither count nor hold.
+    expect(await store().run(w, "r:held")).toMatchObject({ killed: null, usage: { llm_calls: 2 } });
+    expect((await settle(a, 150n)).killed).toBeNull();
+    expect(await store().admit(admit(1n))).toEqual({ ok: true }); // 150 + 600 < 1000
+    expect(await store().admit(admit(1n))).toEqual({ ok: true }); // 150 + 601 < 1000
+    expect(await store().admit(c)).toMatchObject({ ok: true });
+    // b ends up costing more than what was left: the settle that crosses kills, as without holds.
+    expect((await settle(b, 900n)).killed).toMatchObject({ ceiling: "cost_nanousd", value: "1050" });
+    // Holds past their expiry (a gateway died with its calls in flight) stop counting.
+    const w2 = ws();
+    const stuck = admitReq(w2, {
+      buckets: [],
+      expiresAt: NOW + 1000,
+      run: {
+        key: "r:held",
+        ceilings,
+        depth: 1,
+        retry: false,
+        hold: { cost_nanousd: 2000n, total_tokens: 0 },
+      },
+    });
+    const next = (now: number) => ({ ...stuck, id: `res-${++seq}`, now, expiresAt: now + 60_000 });
+    expect(await store().admit(stuck)).toEqual({ ok: true });
+    expect(await store().admit(next(NOW + 999))).toMatchObject({ ok: false, refusal: { kind: "run_held" } });
+    expect(await store().admit(next(NOW + 1000))).toEqual({ ok: true });
+  });
+
+  it("runs: a token ceiling counts the holds of calls in flight; a run without cost or token ceilings holds nothing", async () => {
+    const w = ws();
+    const run = (key: string, ceilings: Ceilings, tokens: number) => ({
+      buckets: [],
+      run: { key, ceilings, depth: 1, retry: false, hold: { cost_nanousd: 5n, total_tokens: tokens } },
+    });
+    const tokens = { total_tokens: 100 };
+    expect(await store().admit(admitReq(w, run("r:tok", tokens, 99)))).toEqual({ ok: true });
+    expect(await store().admit(admitReq(w, run("r:tok", tokens, 1)))).toEqual({ ok: true });
+    expect(await store().admit(admitReq(w, run("r:tok", tokens, 1)))).toEqual({
+      ok: false,
+      refusal: { kind: "run_held", held: { ceiling: "total_tokens", used: "0", held: "100", limit: "100" } },
+    });
+    const calls = { llm_calls: 10 };
+    for (let i = 0; i < 10; i++)
+      expect(await store().admit(admitReq(w, run("r:calls", calls, 1_000_000)))).toEqual({ ok: true });
   });
 
   it("runs: an ingested call's retry counts, as a rebuild counts it, and kills past max_retries", async () => {

@@ -161,6 +161,30 @@ describe("two gateway processes sharing Redis", () => {
     for (const g of gateways) expect((await api(g, "/api/runs/fleet-run-1")).state).toBe("killed");
   });
 
+  it("a run's parallel calls spread over both gateways hold their worst case: its ceiling is crossed once, as in a loop", async () => {
+    const headers = {
+      "x-tollgate-agent-run-id": "fleet-fan-out",
+      "x-tollgate-agent-type": "fleet-agent",
+      "x-mock-headers-delay-ms": "200",
+    };
+    const clients = clientsOf(headers);
+    const call = (i: number) =>
+      okOrCode(
+        clients[i % 2]!.chat.completions.create({
+          model: "o3-mini",
+          max_completion_tokens: 3000,
+          messages: [{ role: "user", content: `branch ${i}` }],
+        }),
+      );
+    // ~$0.0132 held a call: four fit under $0.05 at once, wherever they are admitted.
+    const outcomes = await Promise.all(Array.from({ length: 10 }, (_, i) => call(i)));
+    expect(outcomes.filter((o) => o === "ok")).toHaveLength(4);
+    expect(outcomes.filter((o) => o === "rate_limited")).toHaveLength(6);
+    expect([await call(10), await call(11)]).toEqual(["ok", "agent_run_killed"]);
+    const run = await api(gateways[0]!, "/api/runs/fleet-fan-out");
+    expect(run).toMatchObject({ state: "killed", usage: { llm_calls: 5, cost_nanousd: "54213500" } });
+  });
+
   it("a background response found finished by polls through both at once is charged once", async () => {
     const clients = clientsOf({ "x-tollgate-user-id": "u-bg", "x-mock-case": "bg-two-replicas" });
     const submitted = await clients[0]!.responses.create({ model: "gpt-5", input: "go", background: true });

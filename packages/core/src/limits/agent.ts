@@ -108,6 +108,46 @@ export function crossedCeiling(u: RunUsage, ceilings: Ceilings, now: number): Ki
   return null;
 }
 
+/** What a run's calls in flight hold of its spent amounts: their worst-case cost and estimated tokens. */
+export interface RunHold {
+  cost_nanousd: NanoUsd;
+  total_tokens: number;
+}
+
+/** A spent-amount ceiling that the run's calls in flight may reach: the run's used amount, its holds, the limit. */
+export interface HeldCeiling {
+  ceiling: "cost_nanousd" | "total_tokens";
+  used: string;
+  held: string;
+  limit: string;
+}
+
+/**
+ * Whether a new call must wait for the run's calls in flight: the call that crosses a cost or token
+ * ceiling is the run's last, so one starts only while what is spent plus what calls in flight may still
+ * spend stays under the ceiling. Concurrent calls then overshoot by one call's worst case at most, as
+ * sequential ones do; without holds, every call started before the first settle passed.
+ */
+export function heldCeiling(u: RunUsage, held: RunHold, ceilings: Ceilings): HeldCeiling | null {
+  const cost = ceilings.cost_nanousd;
+  if (cost !== undefined && held.cost_nanousd > 0n && u.cost_nanousd + held.cost_nanousd >= BigInt(cost))
+    return {
+      ceiling: "cost_nanousd",
+      used: String(u.cost_nanousd),
+      held: String(held.cost_nanousd),
+      limit: String(cost),
+    };
+  const tokens = ceilings.total_tokens;
+  if (tokens !== undefined && held.total_tokens > 0 && u.total_tokens + held.total_tokens >= Number(tokens))
+    return {
+      ceiling: "total_tokens",
+      used: String(u.total_tokens),
+      held: String(held.total_tokens),
+      limit: String(tokens),
+    };
+  return null;
+}
+
 /** Would one more call (of `kind`) at `depth` go past a count ceiling? Checked before the call runs. */
 export function admitsNext(
   u: RunUsage,

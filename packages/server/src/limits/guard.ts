@@ -12,6 +12,7 @@ import {
   levelOf,
   type PricingEngine,
   type RawBody,
+  type RunHold,
   rateRetryAfterMs,
   scopeMatches,
   servedAsOf,
@@ -40,11 +41,13 @@ import {
   type LimitError,
   limitsUnavailable,
   rateLimited,
+  runHeld,
   runKilled,
   unpricedBlocked,
 } from "./limit-error.js";
 import type { PolicyRegistry, WorkspacePolicies } from "./policies.js";
 import { RetryQueue } from "./retry-queue.js";
+import { ceilingsHold } from "./run-holds.js";
 import { DEFAULT_SHARED_SEED, type SharedSeedOptions, SharedSeeds } from "./shared-seeds.js";
 import type { LimitStore, SettleResult } from "./types.js";
 
@@ -79,7 +82,8 @@ export interface Ticket {
   buckets: ChargedBucket[];
   /** Tokens-per-minute counters, with the tokens the call holds on each until its settle. */
   tokenRates: { key: string; held: number }[];
-  run: { key: string; runId: string; agentType: string | null; ceilings: Ceilings } | null;
+  /** The call's agent run, and what it holds against the run's ceilings until its settle. */
+  run: { key: string; runId: string; agentType: string | null; ceilings: Ceilings; hold?: RunHold } | null;
   /** The policies it was admitted under, and its facts: budgets added since are charged at settle. */
   policies: WorkspacePolicies;
   facts: CallFacts;
@@ -230,18 +234,20 @@ export class SpendGuard {
     if (!budgets.length && !plan.rates.length && !runId)
       return { ok: true, ticket: bareTicket(ctx, policies, now) };
 
+    const agentType = ctx.facts.agent_type ?? null;
+    const ceilings = (agentType && policies.agents.get(agentType)) || {};
+    // A run's cost and token ceilings hold the call's worst case while it is in flight, as budgets do.
+    const runHolds = runId !== null && ceilingsHold(ceilings);
     const wc =
-      budgets.length || plan.tokenRates.length
+      budgets.length || plan.tokenRates.length || runHolds
         ? worstCaseUsage(ctx.api, ctx.body, ctx.raw, this.engine.contextWindow(ctx.provider, ctx.model))
         : null;
+    const tokens = wc && (plan.tokenRates.length || runHolds) ? tokenHold(wc) : 0;
     // Token counters hold the call's estimate while it is in flight.
-    const { rates: rateCharges, tokenRates } = heldRates(
-      plan,
-      wc && plan.tokenRates.length ? tokenHold(wc) : 0,
-    );
+    const { rates: rateCharges, tokenRates } = heldRates(plan, plan.tokenRates.length ? tokens : 0);
 
     let worst = 0n;
-    if (wc && budgets.length) {
+    if (wc && (budgets.length || ceilings.cost_nanousd !== undefined)) {
       // The tier a request asks for (OpenAI's service_tier): a price book may price it apart.
       const tier = typeof ctx.body?.service_tier === "string" ? ctx.body.service_tier : null;
       // How it asks to be served (Anthropic's inference_geo, speed): US-only and fast mode are billed apart.
@@ -263,9 +269,13 @@ export class SpendGuard {
       worst = price.total_nanousd + (toolPrice?.total_nanousd ?? 0n);
     }
     const charged = plan.buckets.map((b) => chargeOf(b, now, worst));
-    const agentType = ctx.facts.agent_type ?? null;
-    const ceilings = (agentType && policies.agents.get(agentType)) || {};
-    const run = runId ? { key: runKey(runId), runId, agentType, ceilings } : null;
+    const hold: RunHold | undefined = runHolds
+      ? {
+          cost_nanousd: ceilings.cost_nanousd !== undefined ? worst : 0n,
+          total_tokens: ceilings.total_tokens !== undefined ? tokens : 0,
+        }
+      : undefined;
+    const run = runId ? { key: runKey(runId), runId, agentType, ceilings, hold } : null;
     const ticket: Ticket = {
       id: nextReservationId(),
       workspace: ctx.workspace,
@@ -287,7 +297,7 @@ export class SpendGuard {
         expiresAt: now + this.#ttl,
         buckets: charged,
         rates: rateCharges,
-        run: run ? { key: run.key, ceilings, depth: ctx.depth, retry: ctx.attempt > 1 } : null,
+        run: run ? { key: run.key, ceilings, depth: ctx.depth, retry: ctx.attempt > 1, hold } : null,
       });
     } catch (e) {
       return this.#unavailable(
@@ -304,6 +314,7 @@ export class SpendGuard {
       if (r.newlyKilled) this.#killEvent(ctx.workspace, run!.runId, agentType, r.kill, ctx.requestId);
       return { ok: false, error: runKilled(run!.runId, agentType, r.kill) };
     }
+    if (r.kind === "run_held") return { ok: false, error: runHeld(run!.runId, agentType, r.held, hold!) };
     if (r.kind === "rate") {
       const rc = rateCharges[r.index]!;
       // Room again once the count, with nothing more counted, leaves space for this call.
@@ -388,6 +399,7 @@ export class SpendGuard {
             toolCalls: outcome.toolCalls,
             llmCalls: 0, // counted at admission
             retries: 0,
+            held: ticket.run.hold,
           }
         : null,
     };

@@ -1,4 +1,11 @@
-import { type Budget, formatUsd, type KillReason, type RateLimitSpec } from "@tollgate/core";
+import {
+  type Budget,
+  formatUsd,
+  type HeldCeiling,
+  type KillReason,
+  type RateLimitSpec,
+  type RunHold,
+} from "@tollgate/core";
 
 /**
  * A call refused by a limit (DESIGN.md "Errors"): 429 with the code, what was hit, its limit, spend,
@@ -146,6 +153,41 @@ export function runKilled(runId: string, agentType: string | null, kill: KillRea
         value: kill.value,
         limit: kill.limit,
         killed_at: iso(kill.at),
+      },
+    },
+  );
+}
+
+/**
+ * A call of a run whose calls in flight hold what is left under its cost or token ceiling: not a kill, room
+ * again (or the kill) once they settle. rate_limited with a short Retry-After, so the SDKs retry it.
+ */
+export function runHeld(
+  runId: string,
+  agentType: string | null,
+  held: HeldCeiling,
+  hold: RunHold,
+): LimitError {
+  const cost = held.ceiling === "cost_nanousd";
+  const amount = (v: string | bigint) => (cost ? `$${formatUsd(BigInt(v))}` : `${v} tokens`);
+  const requested = cost ? hold.cost_nanousd : hold.total_tokens;
+  return new LimitError(
+    429,
+    "rate_limit_error",
+    "rate_limited",
+    `agent run ${runId}${agentType ? ` (${agentType})` : ""}: ${amount(held.used)} used + ${amount(held.held)} held by ` +
+      `its calls in flight reach its ${held.ceiling} ceiling ${amount(held.limit)}; retry once they end ` +
+      `(this call would hold ${amount(String(requested))}${cost ? "; lower max_tokens to hold less" : ""})`,
+    IN_FLIGHT_RETRY_S,
+    {
+      agent_run: {
+        id: runId,
+        agent_type: agentType,
+        ceiling: held.ceiling,
+        used: held.used,
+        held: held.held,
+        limit: held.limit,
+        requested: String(requested),
       },
     },
   );

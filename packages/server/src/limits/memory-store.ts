@@ -2,6 +2,7 @@ import {
   admitsNext,
   crossedCeiling,
   emptyRunUsage,
+  heldCeiling,
   type KillReason,
   levelOf,
   minuteOf,
@@ -9,6 +10,7 @@ import {
   slidingCount,
   tokenCount,
 } from "@tollgate/core";
+import { ceilingsHold, runHoldKeys } from "./run-holds.js";
 import type {
   AdmitRequest,
   AdmitResult,
@@ -91,6 +93,15 @@ export class MemoryLimitStore implements LimitStore {
         run.killed = kill;
         return { ok: false, refusal: { kind: "run", kill, newlyKilled: true } };
       }
+      if (ceilingsHold(req.run.ceilings)) {
+        const keys = runHoldKeys(req.run.key);
+        const held = {
+          cost_nanousd: this.#held(req.workspace, keys.cost, now),
+          total_tokens: Number(this.#held(req.workspace, keys.tokens, now)),
+        };
+        const full = heldCeiling(run.usage, held, req.run.ceilings);
+        if (full) return { ok: false, refusal: { kind: "run_held", held: full } };
+      }
     }
     const rates = req.rates.map((r) => this.#rate(req.workspace, r.key, now));
     for (let i = 0; i < req.rates.length; i++) {
@@ -127,13 +138,17 @@ export class MemoryLimitStore implements LimitStore {
     for (const t of throttles) t.current++;
     // Everything fits: count and reserve all of it.
     for (let i = 0; i < req.rates.length; i++) rates[i]!.current += req.rates[i]!.cost;
-    for (let i = 0; i < req.buckets.length; i++) {
-      const b = req.buckets[i]!;
-      const state = buckets[i]!;
-      state.reserved += b.amount;
-      state.reservations.set(req.id, { amount: b.amount, expiresAt: req.expiresAt });
-    }
+    for (let i = 0; i < req.buckets.length; i++)
+      reserve(buckets[i]!, req.id, req.buckets[i]!.amount, req.expiresAt);
     if (run && req.run) {
+      const hold = req.run.hold;
+      if (hold) {
+        const keys = runHoldKeys(req.run.key);
+        if (hold.cost_nanousd > 0n)
+          reserve(this.#state(req.workspace, keys.cost), req.id, hold.cost_nanousd, req.expiresAt);
+        if (hold.total_tokens > 0)
+          reserve(this.#state(req.workspace, keys.tokens), req.id, BigInt(hold.total_tokens), req.expiresAt);
+      }
       run.usage.llm_calls++;
       if (req.run.retry) run.usage.retries++;
       run.usage.span_depth = Math.max(run.usage.span_depth, req.run.depth);
@@ -174,6 +189,12 @@ export class MemoryLimitStore implements LimitStore {
     let killed: KillReason | null = null;
     if (req.run) {
       const run = this.#run(workspace, req.run.key, now);
+      const held = req.run.held;
+      if (id !== null && held) {
+        const keys = runHoldKeys(req.run.key);
+        this.#unhold(workspace, keys.cost, id, held.cost_nanousd);
+        this.#unhold(workspace, keys.tokens, id, BigInt(held.total_tokens));
+      }
       run.usage.cost_nanousd += req.run.cost;
       run.usage.total_tokens += req.run.tokens;
       run.usage.tool_calls += req.run.toolCalls;
@@ -304,13 +325,22 @@ export class MemoryLimitStore implements LimitStore {
       for (const slot of b.spend.keys()) if (!ref.slots.includes(slot)) b.spend.delete(slot);
     if (b.levels.size > 1)
       for (const w of b.levels.keys()) if (w !== levelWindow(ref.slots)) b.levels.delete(w);
-    // Reservations share one TTL, so insertion order is expiry order: stop at the first live one.
-    for (const [id, r] of b.reservations) {
-      if (r.expiresAt > now) break;
-      b.reservations.delete(id);
-      b.reserved -= r.amount;
-    }
-    return b;
+    return dropExpired(b, now);
+  }
+
+  /** What a run's calls in flight hold under `key`, those past their expiry dropped. */
+  #held(workspace: string, key: string, now: number): bigint {
+    const b = this.#buckets.get(workspace)?.get(key);
+    return b ? dropExpired(b, now).reserved : 0n;
+  }
+
+  /** Takes a call's hold on a run back; a run holding nothing keeps no state for it (runs are many). */
+  #unhold(workspace: string, key: string, id: string, amount: bigint): void {
+    const ws = this.#buckets.get(workspace);
+    const b = ws?.get(key);
+    if (!b) return;
+    unreserve(b, id, amount);
+    if (!b.reservations.size) ws!.delete(key);
   }
 
   #rate(workspace: string, key: string, now: number): Rate {
@@ -346,6 +376,21 @@ export class MemoryLimitStore implements LimitStore {
     run.lastSeen = Math.max(run.lastSeen, now);
     return run;
   }
+}
+
+function reserve(b: Bucket, id: string, amount: bigint, expiresAt: number): void {
+  b.reserved += amount;
+  b.reservations.set(id, { amount, expiresAt });
+}
+
+/** Reservations share one TTL, so insertion order is expiry order: stops at the first live one. */
+function dropExpired(b: Bucket, now: number): Bucket {
+  for (const [id, r] of b.reservations) {
+    if (r.expiresAt > now) break;
+    b.reservations.delete(id);
+    b.reserved -= r.amount;
+  }
+  return b;
 }
 
 /**

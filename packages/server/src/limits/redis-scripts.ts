@@ -128,6 +128,22 @@ if run ~= cjson.null and run then
     redis.call('PEXPIRE', rk, 604800000)
     return {'run', reason, '1'}
   end
+  -- Calls in flight hold the rest under a cost or token ceiling (core's heldCeiling): wait, not a kill.
+  local h = run.hold
+  if h ~= cjson.null and h then
+    expire(KEYS[h.cm], KEYS[h.cz], nil, now)
+    expire(KEYS[h.tm], KEYS[h.tz], nil, now)
+    local hc = num(redis.call('HGET', KEYS[h.cm], 'r'))
+    local ht = num(redis.call('HGET', KEYS[h.tm], 'r'))
+    local full
+    local cl, tl = run.ceil.cost_nanousd, run.ceil.total_tokens
+    if cl and hc > 0 and num(u.cost_nanousd) + hc >= tonumber(cl) then
+      full = {ceiling = 'cost_nanousd', used = fmt(num(u.cost_nanousd)), held = fmt(hc), limit = cl}
+    elseif tl and ht > 0 and u.total_tokens + ht >= tonumber(tl) then
+      full = {ceiling = 'total_tokens', used = fmt(u.total_tokens), held = fmt(ht), limit = tl}
+    end
+    if full then return {'held', cjson.encode(full)} end
+  end
 end
 for i, r in ipairs(spec.rates) do
   local c = sliding(r.p, r.c, permille)
@@ -185,6 +201,17 @@ if run ~= cjson.null and run then
   if run.depth > num(redis.call('HGET', rk, 'depth')) then redis.call('HSET', rk, 'depth', run.depth) end
   redis.call('HSETNX', rk, 'started', now)
   redis.call('PEXPIRE', rk, 604800000)
+  local h = run.hold
+  if h ~= cjson.null and h then
+    for _, p in ipairs({{h.cm, h.cz, h.cost}, {h.tm, h.tz, h.tokens}}) do
+      if p[3] ~= '0' then
+        redis.call('HINCRBY', KEYS[p[1]], 'r', p[3])
+        redis.call('ZADD', KEYS[p[2]], exp, id .. ':' .. p[3])
+        redis.call('PEXPIRE', KEYS[p[1]], 604800000)
+        redis.call('PEXPIRE', KEYS[p[2]], 604800000)
+      end
+    end
+  end
 end
 local out = {'ok'}
 for _, g in ipairs(granted) do table.insert(out, g) end
@@ -214,6 +241,11 @@ end
 local run = spec.run
 if run ~= cjson.null and run then
   local rk = KEYS[run.k]
+  local h = run.held
+  if id ~= '' and h ~= cjson.null and h then
+    unreserve(KEYS[h.cm], KEYS[h.cz], id, h.cost)
+    unreserve(KEYS[h.tm], KEYS[h.tz], id, h.tokens)
+  end
   redis.call('HINCRBY', rk, 'cost', run.cost)
   redis.call('HINCRBY', rk, 'tokens', run.tokens)
   redis.call('HINCRBY', rk, 'tools', run.tools)

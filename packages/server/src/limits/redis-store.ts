@@ -1,9 +1,11 @@
 import { randomUUID } from "node:crypto";
 import {
   type Ceilings,
+  type HeldCeiling,
   type KillReason,
   minuteOf,
   RATE_WINDOW_MS,
+  type RunHold,
   type RunUsage,
   tokenCount,
 } from "@tollgate/core";
@@ -13,6 +15,7 @@ import { levelWindow } from "./memory-store.js";
 import { LEASE_CALLS, LEASE_ROOM, type Lease, LeaseBook, type LeaseUse, leasable } from "./redis-leases.js";
 import { ADMIT, CONSUME, RELEASE, SEED, SETTLE, STATUS } from "./redis-scripts.js";
 import { RetryQueue } from "./retry-queue.js";
+import { ceilingsHold, runHoldKeys } from "./run-holds.js";
 import type {
   AdmitRequest,
   AdmitResult,
@@ -129,6 +132,7 @@ export class RedisLimitStore implements LimitStore {
             ceil: strCeilings(req.run.ceilings),
             depth: req.run.depth,
             retry: req.run.retry,
+            hold: ceilingsHold(req.run.ceilings) ? holdSpec(keys, req.run.key, req.run.hold) : null,
           }
         : null,
       rates: req.rates.map((r) => ({
@@ -165,14 +169,15 @@ export class RedisLimitStore implements LimitStore {
     } catch (e) {
       // A timed-out ADMIT still runs once Redis catches up, reserving the call and leases nobody knows of:
       // they are taken back (a no-op if it never ran; the guard's settle under the same id may win too).
-      void this.#release(
-        req.buckets.map((b, i) => ({
+      void this.#release([
+        ...req.buckets.map((b, i) => ({
           workspace: req.workspace,
           key: b.key,
           leases: spec.buckets[i]!.lease ? [spec.buckets[i]!.lease!.id] : [],
           reservation: { id: req.id, amount: b.amount },
         })),
-      );
+        ...runHolds(req),
+      ]);
       throw e;
     }
     switch (r[0]) {
@@ -187,6 +192,8 @@ export class RedisLimitStore implements LimitStore {
           ok: false,
           refusal: { kind: "run", kill: JSON.parse(r[1]!) as KillReason, newlyKilled: r[2] === "1" },
         };
+      case "held":
+        return { ok: false, refusal: { kind: "run_held", held: JSON.parse(r[1]!) as HeldCeiling } };
       case "rate":
         return {
           ok: false,
@@ -348,6 +355,7 @@ export class RedisLimitStore implements LimitStore {
             tools: req.run.toolCalls,
             llm: req.run.llmCalls,
             retries: req.run.retries,
+            held: req.run.held ? holdSpec(keys, req.run.key, req.run.held) : null,
           }
         : null,
     };
@@ -475,6 +483,35 @@ function byWorkspace<T extends { workspace: string }>(items: Iterable<T>): Map<s
 }
 
 /** The keys of one bucket a script touches: hash, reservation set, lease hash, slots (current last). */
+/** A run's hold keys (reservations as a bucket keeps them, run-holds.ts) and what a call holds in them. */
+function holdSpec(keys: Keys, runKey: string, hold: RunHold | undefined) {
+  const { cost, tokens } = runHoldKeys(runKey);
+  return {
+    cm: keys.add(`${cost}:m`),
+    cz: keys.add(`${cost}:z`),
+    tm: keys.add(`${tokens}:m`),
+    tz: keys.add(`${tokens}:z`),
+    cost: String(hold?.cost_nanousd ?? 0n),
+    tokens: String(hold?.total_tokens ?? 0),
+  };
+}
+
+/** A call's holds on its run, as reservations to give back (a timed-out ADMIT may have taken them). */
+function runHolds(req: AdmitRequest): Holds[] {
+  const hold = req.run?.hold;
+  if (!hold) return [];
+  const keys = runHoldKeys(req.run!.key);
+  const held = { [keys.cost]: hold.cost_nanousd, [keys.tokens]: BigInt(hold.total_tokens) };
+  return Object.entries(held)
+    .filter(([, amount]) => amount > 0n)
+    .map(([key, amount]) => ({
+      workspace: req.workspace,
+      key,
+      leases: [],
+      reservation: { id: req.id, amount },
+    }));
+}
+
 function bucketKeys(keys: Keys, b: BucketRef) {
   const slots = b.slots.map((s) => keys.add(`${b.key}:s:${s}`));
   return {

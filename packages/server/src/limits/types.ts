@@ -1,4 +1,4 @@
-import type { Ceilings, HeldTokens, KillReason, RunUsage } from "@tollgate/core";
+import type { Ceilings, HeldCeiling, HeldTokens, KillReason, RunHold, RunUsage } from "@tollgate/core";
 
 /**
  * One budget bucket a call is charged to: the budget's counters for the call's "*" values. Spend is kept
@@ -42,6 +42,11 @@ export interface RunAdmit {
   depth: number;
   /** This call is a retry (attempt > 1): counted against max_retries. */
   retry: boolean;
+  /**
+   * What the call holds against the run's cost and token ceilings until its settle (its worst-case cost,
+   * its token estimate; 0 where the run has no such ceiling or the call has no price). Absent: nothing.
+   */
+  hold?: RunHold;
 }
 
 export interface AdmitRequest {
@@ -61,7 +66,9 @@ export type Refusal =
   /** previous, current: the two minutes the sliding count is made of (when it clears depends on both). */
   | { kind: "rate"; index: number; count: number; previous: number; current: number }
   | { kind: "throttle"; index: number; count: number; spend: bigint }
-  | { kind: "run"; kill: KillReason; newlyKilled: boolean };
+  | { kind: "run"; kill: KillReason; newlyKilled: boolean }
+  /** The run's calls in flight hold what is left under a ceiling: no kill, room again as they settle. */
+  | { kind: "run_held"; held: HeldCeiling };
 
 export type AdmitResult = { ok: true } | { ok: false; refusal: Refusal };
 
@@ -83,6 +90,8 @@ export interface SettleRequest {
     llmCalls: number;
     /** Retries (attempt > 1) not counted at admission (ingested records), as a rebuild counts them. */
     retries: number;
+    /** What the call held at admission (RunAdmit.hold), taken back here. */
+    held?: RunHold;
   } | null;
 }
 

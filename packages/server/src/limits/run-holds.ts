@@ -1,0 +1,14 @@
+import type { Ceilings } from "@tollgate/core";
+
+/**
+ * Where a run's calls in flight hold cost (nano-USD) and tokens until they settle: reservations kept as a
+ * budget bucket keeps its own (by call id, with an expiry), so both limit stores reuse that bookkeeping.
+ */
+export const runHoldKeys = (runKey: string) => ({
+  cost: `${runKey}:held:cost`,
+  tokens: `${runKey}:held:tokens`,
+});
+
+/** Holds only matter to a run with a cost or token ceiling. */
+export const ceilingsHold = (c: Ceilings): boolean =>
+  c.cost_nanousd !== undefined || c.total_tokens !== undefined;

@@ -14,6 +14,7 @@ import {
 } from "./gateway/config.js";
 import { Gateway } from "./gateway/proxy.js";
 import { type RunningJobs, serverJobs, startJobs } from "./jobs/index.js";
+import { rawFloor } from "./limits/raw-floor.js";
 import { watchPriceBook } from "./pricebook-file.js";
 import { type ServerRole, servesRoutes } from "./roles.js";
 import { openRuntime, type Runtime } from "./runtime.js";
@@ -108,7 +109,11 @@ export async function startServer(
     jobs = await startJobs({
       role,
       redisUrl: opts.redisUrl ?? null,
-      jobs: serverJobs({ store: runtime.store, log: opts.log }),
+      jobs: serverJobs({
+        store: runtime.store,
+        log: opts.log,
+        rawFloor: (now) => rawFloor(runtime.guard.registry, now),
+      }),
       log: opts.log,
       metrics: runtime.metrics.registry,
       readiness: runtime.readiness,

@@ -303,6 +303,7 @@ export function registerPurge(program: Command): void {
           `deleted ${formatInt(res.raw_deleted)} raw calls before ${res.raw_before ?? "-"}, ` +
             `${formatInt(res.summary_deleted)} summary rows before ${res.summary_before ?? "-"}`,
         );
+        if (res.raw_kept_for_limits) console.error(`note: ${res.raw_kept_for_limits}`);
       } finally {
         await client.close();
       }

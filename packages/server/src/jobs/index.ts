@@ -2,15 +2,15 @@ import { Counter, Gauge, type Registry } from "prom-client";
 import { runsJobs, type ServerRole } from "../roles.js";
 import type { Store } from "../store/types.js";
 import { InProcessLease, type JobLease } from "./lease.js";
-import { retentionFromEnv, retentionJob } from "./retention.js";
+import { type RawFloorOf, retentionFromEnv, retentionJob } from "./retention.js";
 import { type Job, JobScheduler } from "./scheduler.js";
 
 /**
  * The jobs `tollgate serve` schedules. Today: the retention purge (when TOLLGATE_RAW_RETENTION_DAYS or
  * TOLLGATE_SUMMARY_RETENTION_MONTHS is set). A new job (summaries, alerts, …) is one more entry here.
  */
-export function serverJobs(deps: { store: Store; log: (msg: string) => void }): Job[] {
-  const jobs: (Job | null)[] = [retentionJob(deps.store, retentionFromEnv(), deps.log)];
+export function serverJobs(deps: { store: Store; log: (msg: string) => void; rawFloor?: RawFloorOf }): Job[] {
+  const jobs: (Job | null)[] = [retentionJob(deps.store, retentionFromEnv(), deps.log, deps.rawFloor)];
   return jobs.filter((j): j is Job => j !== null);
 }
 

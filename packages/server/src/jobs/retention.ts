@@ -1,3 +1,4 @@
+import { heldBack, keepForLimits, type RawFloor } from "../limits/raw-floor.js";
 import { purgeHorizons } from "../query/coverage.js";
 import type { Store } from "../store/types.js";
 import { InProcessLease } from "./lease.js";
@@ -26,26 +27,33 @@ export function retentionFromEnv(env = process.env): RetentionSettings {
 
 export const RETENTION_EVERY_MS = 3_600_000;
 
+/** The raw calls limits still need (limits/raw-floor.ts), as of an instant. */
+export type RawFloorOf = (now: number) => RawFloor | null;
+
 /**
  * The retention purge as a job (null when nothing is to be purged), hourly: a purge of what is already
  * gone deletes nothing, so running often is cheap and keeps the horizon within an hour of the setting.
+ * Raw calls a budget's window or an agent run still counts are kept (`floor`), and the log says why.
  */
 export function retentionJob(
   store: Pick<Store, "purge">,
   settings: RetentionSettings,
   log: (msg: string) => void,
+  floor: RawFloorOf = () => null,
 ): Job | null {
   if (settings.rawDays === null && settings.summaryMonths === null) return null;
+  let told = "";
   return {
     name: "retention",
     everyMs: RETENTION_EVERY_MS,
     async run() {
-      const { rawBefore, summaryBefore } = purgeHorizons(
-        Date.now(),
-        settings.rawDays,
-        settings.summaryMonths,
-      );
-      const r = await store.purge(rawBefore, summaryBefore);
+      const now = Date.now();
+      const horizons = purgeHorizons(now, settings.rawDays, settings.summaryMonths);
+      const { rawBefore, heldBy } = keepForLimits(horizons.rawBefore, floor(now));
+      const held = heldBy ? heldBack(rawBefore, heldBy) : "";
+      if (held && held !== told) log(`retention: ${held}`);
+      told = held;
+      const r = await store.purge(rawBefore, horizons.summaryBefore);
       if (r.raw_deleted || r.summary_deleted)
         log(
           `retention: ${r.raw_deleted} raw calls rolled into daily summaries, ${r.summary_deleted} summary rows dropped`,

@@ -46,6 +46,7 @@ import {
   unpricedBlocked,
 } from "./limit-error.js";
 import type { PolicyRegistry, WorkspacePolicies } from "./policies.js";
+import { RUN_HISTORY_MS } from "./raw-floor.js";
 import { RetryQueue } from "./retry-queue.js";
 import { ceilingsHold } from "./run-holds.js";
 import { DEFAULT_SHARED_SEED, type SharedSeedOptions, SharedSeeds } from "./shared-seeds.js";
@@ -139,8 +140,6 @@ export interface GuardOptions {
   log?: (msg: string) => void;
   now?: () => number;
 }
-
-const RUN_HISTORY_MS = 7 * 86_400_000;
 
 /** Resolves at the start of the event loop's next turn: whatever the current one queued has run. */
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));

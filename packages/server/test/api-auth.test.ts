@@ -127,6 +127,7 @@ describe("authentication", () => {
     const r = await getJson(rt.app, keys["ws-a:ingest"]!, "/api/spend?by=model");
     expect(r.status).toBe(403);
     expect(r.json.error).toMatchObject({ type: "permission_error", code: "insufficient_role" });
+    expect(r.json.error.message).toMatch(/^an ingest key cannot do this; needs one of: /);
     expect((await getJson(rt.app, keys["ws-a:ingest"]!, "/api/events")).status).toBe(403);
   });
 

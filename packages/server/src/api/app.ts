@@ -155,7 +155,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
           403,
           "permission_error",
           "insufficient_role",
-          `a ${p.role} key cannot do this; needs one of: ${[...allowed].filter((r) => r !== "root").join(", ")}`,
+          `${p.role === "ingest" || p.role === "admin" ? "an" : "a"} ${p.role} key cannot do this; needs one of: ${[...allowed].filter((r) => r !== "root").join(", ")}`,
         );
       c.set("principal", p);
       await next();

@@ -30,7 +30,11 @@ const program = new Command("tollgate")
     "--clickhouse <url>",
     "ClickHouse event store shared by replicas, http://host:8123/<database> (env TOLLGATE_CLICKHOUSE_URL); else the data dir's DuckDB file",
   )
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // Commander's own parse errors (an unknown option or command, a missing argument or value) are usage
+  // errors, exit 2 as the commands' own checks are; it exits 1 for them. Help and --version keep 0.
+  // Set before the commands are added: each copies it.
+  .exitOverride((e) => process.exit(e.exitCode === 0 ? 0 : 2));
 
 registerServe(program);
 registerIngest(program);

@@ -1,0 +1,26 @@
+// The CLI as a platform engineer and a FinOps analyst meet it: usage errors, exit codes, and figures that
+// must agree with each other and with what was recorded.
+import { describe, expect, it } from "vitest";
+import { cliOnScratchDir } from "./cli-run.js";
+
+const { tollgate } = cliOnScratchDir("tollgate-cli-edges-");
+
+describe("usage errors exit 2, with the message and no stack", () => {
+  it("commander's own: an unknown option or command, a missing option, argument or value", () => {
+    for (const args of [
+      ["spend", "--by", "feature", "--bogus"],
+      ["spend"],
+      ["spend", "--by", "feature", "--from"],
+      ["nosuch"],
+      ["rollup"],
+      ["keys", "create", "--role", "read"],
+    ]) {
+      const r = tollgate(...args);
+      expect(r.code, `${args.join(" ")}: ${r.err}`).toBe(2);
+      expect(r.err).toMatch(/^error: /);
+    }
+    const help = tollgate("spend", "--help");
+    expect(help.code).toBe(0);
+    expect(help.out).toContain("--by <dimension>");
+  });
+});

@@ -23,4 +23,19 @@ describe("usage errors exit 2, with the message and no stack", () => {
     expect(help.code).toBe(0);
     expect(help.out).toContain("--by <dimension>");
   });
+
+  it("numbers given to demo and serve", () => {
+    for (const [args, says] of [
+      [["demo", "--days", "abc"], "--days must be a whole number from 1 to 3650"],
+      [["demo", "--days", "2", "--calls-per-day", "many"], "--calls-per-day must be a whole number"],
+      [["demo", "--days", "2", "--seed", "x"], "--seed must be a whole number"],
+      [["serve", "--port", "abc"], "invalid port abc"],
+      [["serve", "--port", "0", "--demo", "abc"], "--demo must be a whole number from 1 to 3650"],
+    ] as const) {
+      const r = tollgate(...args);
+      expect(r.code, `${args.join(" ")}: ${r.err}`).toBe(2);
+      expect(r.err).toContain(says);
+      expect(r.err).not.toMatch(/\n\s+at /);
+    }
+  });
 });

@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { generateDemo } from "../demo/generate.js";
 import type { Client } from "./client.js";
 import { connect } from "./client.js";
-import { expectOk, type GlobalOpts, printJson, runtimeOptions } from "./common.js";
+import { CliError, expectOk, type GlobalOpts, printJson, runtimeOptions } from "./common.js";
 import { formatInt } from "./table.js";
 
 export interface DemoSummary {
@@ -78,16 +78,16 @@ export function registerDemo(program: Command): void {
         o: { days: string; callsPerDay: string; seed: string; workspace: string; json?: boolean },
         cmd: Command,
       ) => {
-        const days = Number(o.days);
-        if (!Number.isInteger(days) || days < 1 || days > 3650)
-          throw new Error("--days must be an integer from 1 to 3650");
+        const days = demoDays(o.days, "--days");
+        const callsPerDay = wholeNumber(o.callsPerDay, "--calls-per-day", 1, 1_000_000);
+        const seed = wholeNumber(o.seed, "--seed", 0, Number.MAX_SAFE_INTEGER);
         const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
         try {
           const s = await runDemo(client, {
             days,
             workspace: o.workspace,
-            callsPerDay: Number(o.callsPerDay),
-            seed: Number(o.seed),
+            callsPerDay,
+            seed,
             progress: !o.json,
           });
           if (o.json) printJson(s);
@@ -101,4 +101,16 @@ export function registerDemo(program: Command): void {
         }
       },
     );
+}
+
+/** A whole number given on the command line, in min..max, or a usage error naming the flag (exit 2). */
+function wholeNumber(text: string, flag: string, min: number, max: number): number {
+  const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (!(n >= min && n <= max)) throw new CliError(`${flag} must be a whole number from ${min} to ${max}`, 2);
+  return n;
+}
+
+/** Days of demo history (`demo --days`, `serve --demo`): 1 to 3650. */
+export function demoDays(text: string, flag: string): number {
+  return wholeNumber(text, flag, 1, 3650);
 }

@@ -12,7 +12,7 @@ import { duckDbMemoryLimitFrom } from "../store/duckdb/memory-limit.js";
 import { backgroundNiceFrom, lowerBackgroundThreads } from "../thread-priority.js";
 import { appClient } from "./client.js";
 import { CliError, type GlobalOpts, runtimeOptions } from "./common.js";
-import { runDemo } from "./demo.js";
+import { demoDays, runDemo } from "./demo.js";
 
 export function registerServe(program: Command): void {
   program
@@ -98,12 +98,16 @@ Tuning (environment):
             2,
           );
         const log = pino({ base: undefined });
-        const port = portFrom(process.env.TOLLGATE_PORT && opts.port === "4242" ? undefined : opts.port);
+        // Checked before anything opens: a bad one is a usage error, not a stack trace or NaN days of demo.
+        const demoDaysToLoad =
+          opts.demo === false ? null : opts.demo === true ? 90 : demoDays(opts.demo, "--demo");
         const ro = runtimeOptions(g);
+        let port: number;
         let backgroundNice: number;
         let heapGrowth: number;
         let gateway: GatewayConfig | undefined;
         try {
+          port = portFrom(process.env.TOLLGATE_PORT && opts.port === "4242" ? undefined : opts.port);
           backgroundNice = backgroundNiceFrom();
           heapGrowth = heapGrowthFrom();
           duckDbMemoryLimitFrom();
@@ -158,8 +162,8 @@ Tuning (environment):
         };
         process.on("SIGINT", () => shutdown("SIGINT"));
         process.on("SIGTERM", () => shutdown("SIGTERM"));
-        if (opts.demo !== false) {
-          const days = opts.demo === true ? 90 : Number(opts.demo);
+        if (demoDaysToLoad !== null) {
+          const days = demoDaysToLoad;
           const existing = await runtime.store.count({
             workspaceId: "default",
             where: { data_mode: "demo" },

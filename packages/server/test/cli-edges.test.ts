@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { cliOnScratchDir } from "./cli-run.js";
 
-const { tollgate } = cliOnScratchDir("tollgate-cli-edges-");
+const { dir, tollgate } = cliOnScratchDir("tollgate-cli-edges-");
 
 describe("usage errors exit 2, with the message and no stack", () => {
   it("commander's own: an unknown option or command, a missing option, argument or value", () => {
@@ -37,5 +37,12 @@ describe("usage errors exit 2, with the message and no stack", () => {
       expect(r.err).toContain(says);
       expect(r.err).not.toMatch(/\n\s+at /);
     }
+  });
+
+  it("ingest of a directory", () => {
+    const r = tollgate("ingest", dir);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("a directory, not a JSONL file");
+    expect(r.err).not.toMatch(/EISDIR|\n\s+at /);
   });
 });

@@ -116,11 +116,13 @@ export function registerIngest(program: Command): void {
         const batchSize = Number(o.batchSize);
         if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000)
           throw new CliError("--batch-size must be 1..10000", 2);
+        let isDirectory: boolean;
         try {
-          statSync(file);
+          isDirectory = statSync(file).isDirectory();
         } catch {
           throw new CliError(`cannot read ${file}: no such file`, 2);
         }
+        if (isDirectory) throw new CliError(`cannot read ${file}: a directory, not a JSONL file`, 2);
         const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
         let s: IngestSummary;
         try {

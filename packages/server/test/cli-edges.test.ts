@@ -1,5 +1,7 @@
 // The CLI as a platform engineer and a FinOps analyst meet it: usage errors, exit codes, and figures that
 // must agree with each other and with what was recorded.
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { cliOnScratchDir } from "./cli-run.js";
 
@@ -44,5 +46,21 @@ describe("usage errors exit 2, with the message and no stack", () => {
     expect(r.code).toBe(2);
     expect(r.err).toContain("a directory, not a JSONL file");
     expect(r.err).not.toMatch(/EISDIR|\n\s+at /);
+  });
+
+  it("budgets set ID --file: a file naming another budget is refused, not saved over that budget", () => {
+    const file = join(dir, "template.yaml");
+    writeFileSync(file, 'id: template\nwindow: day\nlimit_usd: "5"\n');
+    expect(tollgate("budgets", "set", "--file", file).code).toBe(0);
+    const other = tollgate("budgets", "set", "other", "--file", file);
+    expect(other.code).toBe(2);
+    expect(other.err).toContain('is budget "template", not "other"');
+    expect(tollgate("budgets", "status", "other").code).toBe(1);
+    // A file without an id takes the one given.
+    const noId = join(dir, "no-id.yaml");
+    writeFileSync(noId, 'window: day\nlimit_usd: "7"\n');
+    const named = tollgate("budgets", "set", "named", "--file", noId, "--json");
+    expect(named.code, named.err).toBe(0);
+    expect(JSON.parse(named.out)).toMatchObject({ id: "named", budget: { limit_usd: "7" } });
   });
 });

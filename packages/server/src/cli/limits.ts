@@ -120,8 +120,20 @@ export function registerLimits(program: Command): void {
     .option("--json", "print the stored budget as JSON")
     .action(async (id: string | undefined, o: BudgetFlags, cmd: Command) => {
       let spec: unknown;
-      if (o.file) spec = readSpecFile(o.file);
-      else {
+      if (o.file) {
+        spec = readSpecFile(o.file);
+        // An ID given with --file names the budget: the file's own id, if it has one, must agree, or
+        // `set other --file template.yaml` would replace the template's budget instead of making "other".
+        if (id !== undefined && spec !== null && typeof spec === "object" && !Array.isArray(spec)) {
+          const fileId = (spec as Json).id;
+          if (fileId === undefined) spec = { ...(spec as Json), id };
+          else if (fileId !== id)
+            throw new CliError(
+              `${o.file} is budget ${JSON.stringify(fileId)}, not ${JSON.stringify(id)}: drop the ID, or change the file's id`,
+              2,
+            );
+        }
+      } else {
         if (!id || !o.window || !o.limit) throw new CliError("give ID, --window and --limit (or --file)", 2);
         spec = {
           id,

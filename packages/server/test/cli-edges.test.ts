@@ -64,3 +64,30 @@ describe("usage errors exit 2, with the message and no stack", () => {
     expect(JSON.parse(named.out)).toMatchObject({ id: "named", budget: { limit_usd: "7" } });
   });
 });
+
+describe("exit codes and output that do not depend on --json", () => {
+  it("prices lookup / calc of an unpriced model exit 1 with --json too; calc's total is unknown, not $0.00", () => {
+    const lookup = tollgate("prices", "lookup", "no-such-model-9", "--json");
+    expect(lookup.code).toBe(1);
+    expect(JSON.parse(lookup.out)).toMatchObject({ priced: false });
+    const args = [
+      "prices",
+      "calc",
+      "--provider",
+      "openai",
+      "--api",
+      "openai.chat",
+      "--model",
+      "no-such-model-9",
+    ];
+    const usage = ["--usage", JSON.stringify({ prompt_tokens: 10, completion_tokens: 5 })];
+    const json = tollgate(...args, ...usage, "--json");
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.out)).toMatchObject({ priced: false });
+    const table = tollgate(...args, ...usage);
+    expect(table.code).toBe(1);
+    expect(table.out).toContain("UNPRICED");
+    expect(table.out).toContain("total unknown");
+    expect(table.out).not.toContain("$0.00");
+  });
+});

@@ -35,7 +35,12 @@ export function registerPrices(program: Command): void {
     .option("--json", "print as JSON")
     .action((model: string, o: { provider?: string; at?: string; json?: boolean }, cmd: Command) => {
       const res = lookupPrice(engineFor(cmd.optsWithGlobals()), o.provider ?? null, model, atFrom(o.at));
-      if (o.json) return printJson(res);
+      if (o.json) {
+        // The same exit status as the table's: a script asking for JSON learns of the gap the same way.
+        printJson(res);
+        if (!res.priced) process.exitCode = 1;
+        return;
+      }
       if (!res.priced)
         throw new CliError(`no price for ${res.provider}:${model}; add it to a price book (--pricebook)`, 1);
       console.log(`${res.provider}:${model} → ${res.price_ref}`);
@@ -113,10 +118,15 @@ export function registerPrices(program: Command): void {
           if (e instanceof UsageError) throw new CliError(`--usage: ${e.message}`, 2);
           throw e;
         }
+        if (!res.priced) process.exitCode = 1; // with --json too
         if (o.json) return printJson(res);
+        // An unpriced call's cost is unknown, not $0.00 (never a silent zero).
         console.log(
-          `${o.provider}:${o.model} → ${res.priced ? res.price_ref : "UNPRICED"}  total $${res.cost.total_usd}`,
+          res.priced
+            ? `${o.provider}:${o.model} → ${res.price_ref}  total $${res.cost.total_usd}`
+            : `${o.provider}:${o.model} → UNPRICED (${res.price_ref})  total unknown: add the model to a price book (--pricebook)`,
         );
+        if (!res.priced) return;
         console.log(
           renderTable(
             ["category", "nano_usd"],
@@ -125,7 +135,6 @@ export function registerPrices(program: Command): void {
               .map(([k, v]) => [k, formatInt(v)]),
           ),
         );
-        if (!res.priced) process.exitCode = 1;
       },
     );
 

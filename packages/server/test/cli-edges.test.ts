@@ -1,6 +1,7 @@
 // The CLI as a platform engineer and a FinOps analyst meet it: usage errors, exit codes, and figures that
 // must agree with each other and with what was recorded.
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { cliOnScratchDir } from "./cli-run.js";
@@ -89,5 +90,28 @@ describe("exit codes and output that do not depend on --json", () => {
     expect(table.out).toContain("UNPRICED");
     expect(table.out).toContain("total unknown");
     expect(table.out).not.toContain("$0.00");
+  });
+});
+
+describe("a server that does not answer", () => {
+  it("is named with what to do (exit 1, no stack), not a TypeError: fetch failed", async () => {
+    const dataDir = join(dir, "unreachable");
+    mkdirSync(dataDir, { recursive: true });
+    // A port that nothing listens on, and a live pid (this test's): a server shutting down, or a pid reused.
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, "127.0.0.1", () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+    writeFileSync(
+      join(dataDir, "server.json"),
+      JSON.stringify({ pid: process.pid, url: `http://127.0.0.1:${port}`, token: "tg_root_x", role: "all" }),
+    );
+    const r = tollgate("--data-dir", dataDir, "spend", "--by", "feature");
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`cannot reach the Tollgate server of ${dataDir} at http://127.0.0.1:${port}`);
+    expect(r.err).toContain("server.json");
+    expect(r.err).not.toMatch(/TypeError|\n\s+at /);
   });
 });

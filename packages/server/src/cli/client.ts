@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import type { RuntimeOptions } from "../config.js";
 import { openRuntime, type Runtime } from "../runtime.js";
 import { type ServerInfo, serverInfoPath } from "../serve.js";
+import { CliError } from "./common.js";
 
 export interface Reply {
   status: number;
@@ -40,11 +41,20 @@ export class RawJson {
 export async function connect(opts: RuntimeOptions): Promise<Client> {
   const info = runningServer(opts.dataDir);
   if (info) {
-    return {
-      mode: "server",
-      ...clientOver((path, init) => fetch(info.url + path, init), info.token),
-      close: async () => {},
+    const send = async (path: string, init: RequestInit) => {
+      try {
+        return await fetch(info.url + path, init);
+      } catch (e) {
+        // Its process is there but its port does not answer (it is shutting down, or after a kill -9 the
+        // pid went to another process): say which server and what to do, not a TypeError with a stack.
+        const why = ((e as Error).cause as Error | undefined)?.message ?? (e as Error).message;
+        throw new CliError(
+          `cannot reach the Tollgate server of ${opts.dataDir} at ${info.url} (pid ${info.pid}, from ${serverInfoPath(opts.dataDir)}): ${why}. ` +
+            "If that server is no longer running, delete that file and run the command again (it then opens the data dir itself).",
+        );
+      }
     };
+    return { mode: "server", ...clientOver(send, info.token), close: async () => {} };
   }
   // A one-shot CLI proxies nothing: the in-process store spends less CPU per record on bulk loads.
   const rt = await openRuntime({ ...opts, storeThread: opts.storeThread ?? false });

@@ -3,10 +3,35 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
+import { uuidv7 } from "@tollgate/core";
 import { describe, expect, it } from "vitest";
 import { cliOnScratchDir } from "./cli-run.js";
 
 const { dir, tollgate } = cliOnScratchDir("tollgate-cli-edges-");
+const DAY = 86_400_000;
+const midnight = (daysAgo: number) => Math.floor(Date.now() / DAY) * DAY - daysAgo * DAY;
+
+/** Records with a reported cost (nano-USD), loaded through `tollgate ingest`. */
+function ingest(name: string, records: Record<string, unknown>[]): void {
+  const file = join(dir, `${name}.jsonl`);
+  writeFileSync(
+    file,
+    records
+      .map((r) =>
+        JSON.stringify({
+          event_id: uuidv7(),
+          provider: "openai",
+          model: "gpt-4o-mini",
+          input_uncached_tokens: 10,
+          output_tokens: 5,
+          ...r,
+        }),
+      )
+      .join("\n"),
+  );
+  const r = tollgate("ingest", file, "--json");
+  expect(r.code, r.err).toBe(0);
+}
 
 describe("usage errors exit 2, with the message and no stack", () => {
   it("commander's own: an unknown option or command, a missing option, argument or value", () => {
@@ -113,5 +138,18 @@ describe("a server that does not answer", () => {
     expect(r.err).toContain(`cannot reach the Tollgate server of ${dataDir} at http://127.0.0.1:${port}`);
     expect(r.err).toContain("server.json");
     expect(r.err).not.toMatch(/TypeError|\n\s+at /);
+  });
+});
+
+describe("figures", () => {
+  it("spend --to alone ends the default 30-day window there (no 400 about a --from never given)", () => {
+    ingest("old", [{ ts_start: midnight(40) + 3_600_000, feature: "old-spend", cost_nanousd: 1_000 }]);
+    const to = new Date(midnight(35)).toISOString();
+    const r = tollgate("spend", "--by", "feature", "--to", to, "--json");
+    expect(r.code, r.err).toBe(0);
+    const res = JSON.parse(r.out);
+    expect(res.to).toBe(midnight(35));
+    expect(res.from).toBe(midnight(65));
+    expect(res.rows).toEqual([expect.objectContaining({ key: "old-spend", cost_nanousd: "1000" })]);
   });
 });

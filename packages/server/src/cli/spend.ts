@@ -1,6 +1,8 @@
 import { formatUsd } from "@tollgate/core";
 import type { Command } from "commander";
+import { parseTime, QueryTimeError } from "../query-time.js";
 import { SPEND_DIMENSIONS } from "../store/types.js";
+import { DAY_MS } from "../time.js";
 import { connect } from "./client.js";
 import { CliError, expectOk, type GlobalOpts, noteCoverage, printJson, runtimeOptions } from "./common.js";
 import { formatInt, groupThousands, renderTable } from "./table.js";
@@ -10,7 +12,10 @@ export function registerSpend(program: Command): void {
     .command("spend")
     .description("spend rollup grouped by one dimension over a time range")
     .requiredOption("--by <dimension>", SPEND_DIMENSIONS.join(" | "))
-    .option("--from <time>", "start: ISO date/time or a span back from now (7d, 24h)", "30d")
+    .option(
+      "--from <time>",
+      "start: ISO date/time or a span back from now (7d, 24h); default: the 30 days before --to",
+    )
     .option("--to <time>", "end (exclusive): ISO date/time or span", "now")
     .option("-w, --workspace <id>", "workspace", "default")
     .option("--customer <id>", "only this customer_id")
@@ -20,7 +25,7 @@ export function registerSpend(program: Command): void {
       async (
         o: {
           by: string;
-          from: string;
+          from?: string;
           to: string;
           workspace: string;
           customer?: string;
@@ -32,7 +37,12 @@ export function registerSpend(program: Command): void {
         const by = o.by === "customer" ? "customer_id" : o.by === "user" ? "user_id" : o.by;
         if (!(SPEND_DIMENSIONS as readonly string[]).includes(by))
           throw new CliError(`--by must be one of ${SPEND_DIMENSIONS.join(", ")}`, 2);
-        const q = new URLSearchParams({ by, from: o.from, to: o.to, workspace: o.workspace });
+        const q = new URLSearchParams({
+          by,
+          from: o.from ?? thirtyDaysBefore(o.to),
+          to: o.to,
+          workspace: o.workspace,
+        });
         if (o.customer) q.set("customer_id", o.customer);
         if (o.feature) q.set("feature", o.feature);
         const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
@@ -81,4 +91,18 @@ export function registerSpend(program: Command): void {
         }
       },
     );
+}
+
+/**
+ * The default start: the 30 days before --to, wherever it is (a "30d" sent along would be 30 days before
+ * now, and a --to further back than that a 400 about a --from never given). An unreadable --to is left to
+ * the server, which names it.
+ */
+function thirtyDaysBefore(to: string): string {
+  try {
+    return new Date(Math.max(0, parseTime(to) - 30 * DAY_MS)).toISOString();
+  } catch (e) {
+    if (e instanceof QueryTimeError) return "30d";
+    throw e;
+  }
 }

@@ -152,4 +152,18 @@ describe("figures", () => {
     expect(res.from).toBe(midnight(65));
     expect(res.rows).toEqual([expect.objectContaining({ key: "old-spend", cost_nanousd: "1000" })]);
   });
+
+  it("spend's shares are rounded, not cut off (94.56% is 94.6%)", () => {
+    const at = midnight(20) + 3_600_000;
+    ingest("shares", [
+      { ts_start: at, feature: "share-a", cost_nanousd: 9_456 },
+      { ts_start: at, feature: "share-b", cost_nanousd: 544 },
+    ]);
+    const from = new Date(midnight(21)).toISOString();
+    const to = new Date(midnight(19)).toISOString();
+    const r = tollgate("spend", "--by", "feature", "--from", from, "--to", to);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/^share-a\s+1\s+0\.00\s+94\.6%/m);
+    expect(r.out).toMatch(/^share-b\s+1\s+0\.00\s+5\.4%/m);
+  });
 });

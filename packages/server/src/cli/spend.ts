@@ -1,4 +1,4 @@
-import { formatUsd } from "@tollgate/core";
+import { formatUsd, roundHalfUp } from "@tollgate/core";
 import type { Command } from "commander";
 import { parseTime, QueryTimeError } from "../query-time.js";
 import { SPEND_DIMENSIONS } from "../store/types.js";
@@ -58,8 +58,9 @@ export function registerSpend(program: Command): void {
             unpriced_calls: number;
           }[] = res.rows;
           const total = rows.reduce((a, r) => a + BigInt(r.cost_nanousd), 0n);
+          // Rounded half-up to a tenth of a percent, as the other tables' shares are (not cut off).
           const share = (n: bigint) =>
-            total === 0n ? "0.0%" : `${(Number((n * 1000n) / total) / 10).toFixed(1)}%`;
+            total === 0n ? "0.0%" : `${(Number(roundHalfUp(n * 1000n, total)) / 10).toFixed(1)}%`;
           console.log(
             renderTable(
               [by, "calls", "cost_usd", "share", "input_tok", "output_tok", "unpriced"],

@@ -166,4 +166,40 @@ describe("figures", () => {
     expect(r.out).toMatch(/^share-a\s+1\s+0\.00\s+94\.6%/m);
     expect(r.out).toMatch(/^share-b\s+1\s+0\.00\s+5\.4%/m);
   });
+
+  it("explain's tables write a fall as -$1.00 (as its narrative does), right-aligned like the rest", () => {
+    // Before: feature fall-a and fall-b $1 each; after: fall-a $3, fall-b nothing.
+    const before = midnight(14) + 3_600_000;
+    const after = midnight(12) + 3_600_000;
+    ingest("variance", [
+      { ts_start: before, feature: "fall-a", customer_id: "var", cost_nanousd: 1_000_000_000 },
+      { ts_start: before, feature: "fall-b", customer_id: "var", cost_nanousd: 1_000_000_000 },
+      { ts_start: after, feature: "fall-a", customer_id: "var", cost_nanousd: 3_000_000_000 },
+    ]);
+    const iso = (daysAgo: number) => new Date(midnight(daysAgo)).toISOString();
+    const r = tollgate(
+      "explain",
+      "--customer",
+      "var",
+      "--from",
+      iso(13),
+      "--to",
+      iso(11),
+      "--vs-from",
+      iso(15),
+      "--vs-to",
+      iso(13),
+    );
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toContain("fall-b -$1.00 (volume -$0.50, mix -$0.50"); // the narrative
+    expect(r.out).not.toContain("$-");
+    const lines = r.out.split("\n");
+    const header = lines.find((l) => /^feature\s+before/.test(l))!;
+    expect(lines.find((l) => /^fall-b\s/.test(l))).toMatch(
+      /^fall-b\s+\$1\.00\s+\$0\.00\s+-\$1\.00\s+-\$0\.50\s+-\$0\.50\s/,
+    );
+    // fall-a's mix, $0.50, ends where the column's header ends: a column holding -$0.50 is numeric too.
+    const mixEnd = header.indexOf("mix") + "mix".length;
+    expect(lines.find((l) => /^fall-a\s/.test(l))!.slice(mixEnd - 5, mixEnd)).toBe("$0.50");
+  });
 });

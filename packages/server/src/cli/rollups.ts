@@ -30,9 +30,13 @@ export interface WindowOpts {
   json?: boolean;
 }
 
-/** Exact: rounded from the nano-USD integer, never through a float. */
-const usd = (m: { nanousd: string } | null, digits = 2) =>
-  m === null ? "-" : `$${groupThousands(formatUsd(BigInt(m.nanousd), digits))}`;
+/** Exact: rounded from the nano-USD integer, never through a float; a negative one as -$1.55 (not $-1.55). */
+const usd = (m: { nanousd: string } | null, digits = 2) => {
+  if (m === null) return "-";
+  const text = groupThousands(formatUsd(BigInt(m.nanousd), digits));
+  // A change that rounds to nothing is $0.00, not -$0.00.
+  return /^-[0.,]*[1-9]/.test(text) ? `-$${text.slice(1)}` : `$${text.replace(/^-/, "")}`;
+};
 const pct = (x: number | null) => (x === null ? "-" : `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)}%`);
 const share = (x: number) => `${(x * 100).toFixed(1)}%`;
 const key = (k: string | null) => k ?? "(none)";

@@ -1,9 +1,9 @@
-/** Renders rows as an aligned text table; numeric-looking columns are right-aligned. */
+/** Renders rows as an aligned text table; numeric-looking columns (1,234, $5.00, -$1.55, +2.0%) are right-aligned. */
 export function renderTable(headers: string[], rows: (string | number)[][]): string {
   const cells = rows.map((r) => r.map(String));
   const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => (r[i] ?? "").length)));
   const numeric = headers.map(
-    (_, i) => cells.length > 0 && cells.every((r) => /^[-$]?[\d,.]+%?$/.test(r[i] ?? "")),
+    (_, i) => cells.length > 0 && cells.every((r) => /^[-+]?\$?[\d,.]+%?$/.test(r[i] ?? "")),
   );
   const line = (r: string[]) =>
     r

@@ -202,4 +202,45 @@ describe("figures", () => {
     const mixEnd = header.indexOf("mix") + "mix".length;
     expect(lines.find((l) => /^fall-a\s/.test(l))!.slice(mixEnd - 5, mixEnd)).toBe("$0.50");
   });
+
+  it("a parquet export keeps each column's type: text that reads as a number stays text", async () => {
+    const at = midnight(8) + 3_600_000;
+    ingest("types", [
+      { ts_start: at, feature: "typed", prompt_version: "1.10", customer_id: "42", user_id: "007" },
+      { ts_start: at + 1, feature: "typed", prompt_version: "2.0", customer_id: "43", user_id: "008" },
+    ]);
+    const out = join(dir, "typed.parquet");
+    const from = new Date(midnight(9)).toISOString();
+    const to = new Date(midnight(7)).toISOString();
+    const r = tollgate(
+      "export",
+      "calls",
+      "--feature",
+      "typed",
+      "--from",
+      from,
+      "--to",
+      to,
+      "--format",
+      "parquet",
+      "-o",
+      out,
+    );
+    expect(r.code, r.err).toBe(0);
+    const { DuckDBInstance } = await import("@duckdb/node-api");
+    const db = await DuckDBInstance.create(":memory:");
+    const conn = await db.connect();
+    const rows = (
+      await conn.runAndReadAll(
+        `SELECT prompt_version, customer_id, user_id, typeof(prompt_version), typeof(customer_id),
+                typeof(ttft_ms), typeof(cost_nanousd), typeof(priced)
+         FROM '${out}' ORDER BY prompt_version`,
+      )
+    ).getRowsJS();
+    conn.closeSync();
+    expect(rows).toEqual([
+      ["1.10", "42", "007", "VARCHAR", "VARCHAR", "BIGINT", "BIGINT", "BOOLEAN"],
+      ["2.0", "43", "008", "VARCHAR", "VARCHAR", "BIGINT", "BIGINT", "BOOLEAN"],
+    ]);
+  });
 });

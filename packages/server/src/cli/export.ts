@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
+import { exportColumnType } from "../query/export.js";
 import { type Client, connect } from "./client.js";
 import { CliError, expectOk, type GlobalOpts, noteCoverage, printJson, runtimeOptions } from "./common.js";
 import { isRollup, ROLLUP_ROWS, type RollupName, type WindowOpts, windowQuery } from "./rollups.js";
@@ -171,8 +172,13 @@ async function toParquet(csv: string, out: string, meta: Json): Promise<void> {
     })
       .map(([k, v]) => `${k}: ${sqlString(v)}`)
       .join(", ");
+    // Every column's type as the record has it: inferred from the values, text that reads as a number
+    // (a prompt_version "1.10", a customer_id "42") would be written as one.
+    const types = (meta.columns as string[])
+      .map((c) => `${sqlString(c)}: ${sqlString(exportColumnType(c))}`)
+      .join(", ");
     await conn.run(
-      `COPY (SELECT * FROM read_csv(${sqlString(csv)}, header = true, sample_size = -1))
+      `COPY (SELECT * FROM read_csv(${sqlString(csv)}, header = true, types = {${types}}))
        TO ${sqlString(out)} (FORMAT parquet, KV_METADATA {${kv}})`,
     );
   } finally {

@@ -60,6 +60,37 @@ export const EXPORT_COLUMNS = [
   "input_characters",
 ] as const satisfies readonly (keyof CallRecord)[];
 
+/** The integer columns of a calls export: times (epoch ms), durations, counts and money (nano-USD). */
+const INTEGER_COLUMNS: ReadonlySet<string> = new Set([
+  "ts_start",
+  "ts_end",
+  "latency_ms",
+  "ttft_ms",
+  "http_status",
+  "attempt",
+  ...FIRST_LAYOUT_TOKEN_FIELDS,
+  "cost_nanousd",
+  ...FIRST_LAYOUT_COST_FIELDS,
+  "schema_version",
+  ...FIRST_LAYOUT_TOOL_CALL_FIELDS,
+  TOOL_CALLS_COST_FIELD,
+  "web_search_preview_requests",
+  ...CACHED_MEDIA_FIELDS,
+  "output_image_tokens",
+  "input_audio_ms",
+  "input_characters",
+]);
+const BOOLEAN_COLUMNS: ReadonlySet<string> = new Set(["stream", "batch", "priced"]);
+
+/**
+ * A column's type in a typed export (parquet), as the call record has it: never guessed from the values,
+ * which would make a prompt_version "1.10" the number 1.1 and a column's type differ from export to export.
+ * Text columns (ids, attribution, tags, metadata and usage_raw as JSON) are VARCHAR.
+ */
+export function exportColumnType(column: string): "BIGINT" | "BOOLEAN" | "VARCHAR" {
+  return INTEGER_COLUMNS.has(column) ? "BIGINT" : BOOLEAN_COLUMNS.has(column) ? "BOOLEAN" : "VARCHAR";
+}
+
 /** An opaque page cursor: base64url of the last record's start time and event id. */
 export function encodeCursor(c: QueryCursor): string {
   return Buffer.from(`${c.ts}:${c.id}`).toString("base64url");

@@ -3,6 +3,7 @@
 // abandoned streams are still recorded.
 
 import { connect } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import Anthropic from "@anthropic-ai/sdk";
 import { type CallRecord, extractFromResponse, formatUsd } from "@tollgate/core";
 import OpenAI from "openai";
@@ -10,6 +11,7 @@ import { Agent, fetch as undiciFetch } from "undici";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { UsageChunkStripper } from "../src/gateway/strip-usage.js";
 import {
+  adminRequest,
   expectExactUsageAndCost,
   gatewayRecords,
   type Json,
@@ -597,6 +599,48 @@ describe("gateway failures: retries", () => {
     ]);
     expect(recs[1]!.request_id).toBe(recs[0]!.request_id);
     expect(recs[1]!.cost_nanousd > 0n).toBe(true);
+  });
+
+  it("a retry is admitted after its failed attempt has settled: near a cap, that attempt's hold refuses it not", async () => {
+    const g = await startTestGateway(mock.url, { timeoutMs: TIMEOUT_MS });
+    // A limit backend whose settle takes longer than the retry's backoff (at most 250 ms here), as a remote
+    // one may: the retry's admission must still see the failed attempt's $0, not its worst case held.
+    const limits = g.runtime.guard.store;
+    const settle = limits.settle.bind(limits);
+    limits.settle = async (req) => {
+      await sleep(500);
+      return settle(req);
+    };
+    try {
+      const id = newCase();
+      // gpt-4.1-nano, max_tokens 400: ~$0.00017 held per attempt; the cap holds one attempt, not two.
+      const budget = { id: `retry-${id}`, scope: { feature: id }, window: "day", limit_usd: "0.0002" };
+      expect((await adminRequest(g, "POST", "/api/budgets", { ...budget, action: "block" })).status).toBe(
+        201,
+      );
+      const client = new OpenAI({ apiKey: "sk-test-123", baseURL: `${g.url}/v1`, maxRetries: 0 });
+      const { data, response } = await client.chat.completions
+        .create(
+          { model: "gpt-4.1-nano", max_tokens: 400, messages: [{ role: "user", content: id }] },
+          opts(id, {
+            "x-tollgate-feature": id,
+            "x-mock-scenario": "server-error-once",
+            "x-tollgate-retries": "1",
+          }),
+        )
+        .withResponse();
+      expect(data).toEqual(JSON.parse(fixture(FX.chat)));
+      expect(upstreamOf(id)).toHaveLength(2);
+      const recs = await recordsOf(id, g);
+      expect(recs.map((r) => [r.attempt, r.status, r.http_status])).toEqual([
+        [1, "error", 500],
+        [2, "ok", 200],
+      ]);
+      expect(recs[1]!.request_id).toBe(recs[0]!.request_id);
+      expect(response.headers.get("x-tollgate-event-id")).toBe(recs[1]!.event_id);
+    } finally {
+      await g.stop();
+    }
   });
 
   it("the configured default (gateway.retries) applies without the header", async () => {

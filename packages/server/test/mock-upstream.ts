@@ -6,7 +6,8 @@
  * The reply is chosen by path + request body (`model`, `stream`, `stream_options.include_usage`), and can be
  * steered per request with headers (the gateway forwards every non-`x-tollgate-*` header):
  * - `x-mock-scenario`: `rate-limit` (429 + retry-after: 1), `rate-limit-once` (429 the first time this exact
- *   request is seen, then the normal reply), `server-error` (500), `hang` (never answers),
+ *   request is seen, then the normal reply), `server-error` (500), `server-error-once` (500 the first time,
+ *   as rate-limit-once), `hang` (never answers),
  *   `reset-mid-stream` (half the reply, then the socket is destroyed), `stall-mid-stream` (half the reply,
  *   then silence), `fails-in-background` (a background submission whose response fails before it ran:
  *   polled or resumed, it is `failed`, without usage).
@@ -710,11 +711,13 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
     const shouldRetry = req.headers["x-mock-should-retry"];
     if (typeof shouldRetry === "string") retryAfter["x-should-retry"] = shouldRetry;
     if (scenario === "rate-limit") return send(429, rateLimitBody(rec.path), retryAfter);
-    if (scenario === "rate-limit-once") {
+    if (scenario === "rate-limit-once" || scenario === "server-error-once") {
       const key = `${rec.method} ${rec.path} ${rawBody}`;
       if (!seenOnce.has(key)) {
         seenOnce.add(key);
-        return send(429, rateLimitBody(rec.path), retryAfter);
+        return scenario === "rate-limit-once"
+          ? send(429, rateLimitBody(rec.path), retryAfter)
+          : send(500, serverErrorBody(rec.path));
       }
     }
     if (scenario === "server-error") return send(500, serverErrorBody(rec.path));

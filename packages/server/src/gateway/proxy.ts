@@ -441,7 +441,7 @@ export class Gateway {
       const up = await this.#sendAttempt(at, retries, res, cancel);
       if (up === "handled") return;
       if (up === "retry") {
-        if (await waitForRetry(backoffMs(attempt, null)!, client)) continue;
+        if (await waitForRetry(backoffMs(attempt, null)!, client, ticket)) continue;
         return this.#observe(route, call, CLIENT_CLOSED_REQUEST); // nobody left to retry for
       }
       // A provider that asks for a longer wait than a gateway holds a request (null) gets no retry: its
@@ -455,7 +455,7 @@ export class Gateway {
           http_status: up.statusCode,
           error_type: errorTypeOf(text, up.statusCode),
         });
-        if (await waitForRetry(wait, client)) continue;
+        if (await waitForRetry(wait, client, ticket)) continue;
         return this.#observe(route, call, CLIENT_CLOSED_REQUEST);
       }
       const isSse = (headerValue(up.headers, "content-type") ?? "").includes("text/event-stream");
@@ -1587,8 +1587,14 @@ const CONNECT_TIMEOUT_MS = 10_000;
 /** nginx's code for a client that closed the request before the answer: in /metrics, not on the wire. */
 const CLIENT_CLOSED_REQUEST = 499;
 
-/** Waits before a retry; false when the client left meanwhile (the wait then ends at once). */
-async function waitForRetry(ms: number, client: ClientWatch | null): Promise<boolean> {
+/**
+ * Waits before a retry, then for the failed attempt's settle (begun by its record, before the wait): the
+ * retry's admission must not find that attempt's worst case still held, nor its tokens on a rate (near a
+ * cap, a retry after a $0 failure was refused for it). False when the client left meanwhile (the wait then
+ * ends at once).
+ */
+async function waitForRetry(ms: number, client: ClientWatch | null, failed: Ticket | null): Promise<boolean> {
   await sleep(ms, undefined, client ? { signal: client.signal } : undefined).catch(() => {});
+  if (!client?.gone) await failed?.settling;
   return !client?.gone;
 }

@@ -13,6 +13,7 @@ import {
   MAX_HEADER_BYTES,
 } from "./gateway/config.js";
 import { Gateway } from "./gateway/proxy.js";
+import { drainBody } from "./gateway/request-body.js";
 import { type RunningJobs, serverJobs, startJobs } from "./jobs/index.js";
 import { rawFloor } from "./limits/raw-floor.js";
 import { watchPriceBook } from "./pricebook-file.js";
@@ -79,7 +80,13 @@ export async function startServer(
         batches: runtime.batches,
       })
     : null;
-  const api = getRequestListener(runtime.app.fetch);
+  const api = getRequestListener(async (request, env) => {
+    const res = await runtime.app.fetch(request, env);
+    // Answered without (all of) its body, a refusal such as a 413 over the size cap: kept alive only if the
+    // rest comes. Node's adapter would otherwise answer keep-alive, then drop the connection after 500 ms.
+    if (!(await drainBody(env.incoming as IncomingMessage))) res.headers.set("connection", "close");
+    return res;
+  });
   let active = 0;
   // Node's 5-minute requestTimeout would cut off a big upload on a slow link (the gateway streams it
   // upstream as it comes); headersTimeout (60 s) still bounds a request whose headers never end.

@@ -1,5 +1,6 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -787,6 +788,30 @@ describe("a 50 MB body over real HTTP", () => {
     expect(h.status).toBe(200);
     expect(await h.json()).toEqual({ status: "ok" });
   });
+
+  it.each(["/v1/events", "/v1/traces"])(
+    "%s refused 413 before its body was read: the reply says connection: close, and the connection closes",
+    async (path) => {
+      // A raw client that waits for the answer after the first bytes of its body: the rest never comes,
+      // so the connection must not be offered for another request (it was dropped under the client).
+      const sock = connect(Number(new URL(server.url).port), "127.0.0.1");
+      let reply = "";
+      sock.on("data", (d) => (reply += d));
+      sock.on("error", () => {});
+      const closed = new Promise((r) => sock.once("close", r));
+      sock.write(
+        `POST ${path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${server.runtime.rootToken}\r\n` +
+          `content-type: application/json\r\ncontent-length: ${FIFTY_MB}\r\n\r\n[`,
+      );
+      sock.write(Buffer.alloc(64 * 1024, 0x20));
+      await closed;
+      const head = reply.split("\r\n\r\n")[0]!;
+      expect(head).toMatch(/^HTTP\/1\.1 413 /);
+      expect(head).toMatch(/\r\nconnection: close(\r\n|$)/i);
+      expect(head).not.toMatch(/keep-alive/i);
+      expect413(413, JSON.parse(reply.slice(head.length + 4)));
+    },
+  );
 
   it("stored nothing", async () => {
     expect(await server.runtime.store.count({ workspaceId: "default" })).toBe(0);

@@ -1,5 +1,6 @@
 import { Agent, request } from "node:http";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect } from "node:net";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { classify } from "../src/gateway/routes.js";
 import { createKey, gatewayRecords, startTestGateway } from "./helpers.js";
 import { startMockUpstream } from "./mock-upstream.js";
@@ -39,6 +40,50 @@ describe("gateway controls", () => {
     expect(status).toBe(413);
     expect(json.error?.type).toBe("invalid_request_error");
     expect(mock.requests.length).toBe(before);
+  });
+
+  it("a body over 32 MB sent whole: its client reads the 413 rather than a reset, and the connection serves the next request", async () => {
+    // A raw client that writes its whole body before reading, as python-requests does. Answered and closed
+    // while the body still came, the unread bytes reset the connection under it (EPIPE, the 413 often lost).
+    const sock = connect(Number(new URL(open.url).port), "127.0.0.1");
+    let reply = "";
+    sock.on("data", (d) => (reply += d));
+    sock.on("error", () => {});
+    let connected = true;
+    const closed = new Promise((r) => sock.once("close", r)).then(() => (connected = false));
+    const size = 40 * 1024 * 1024;
+    sock.write(
+      `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n` +
+        `authorization: Bearer sk-test\r\ncontent-length: ${size}\r\n\r\n`,
+    );
+    const chunk = Buffer.alloc(1024 * 1024, 32);
+    for (let sent = 0; sent < size && connected; sent += chunk.length)
+      if (!sock.write(chunk)) await Promise.race([new Promise((r) => sock.once("drain", r)), closed]);
+    expect(connected).toBe(true);
+    sock.write("GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n");
+    await Promise.race([closed, vi.waitFor(() => expect(reply).toContain('{"status":"ok"}'))]);
+    const [head413, rest] = reply.split("\r\n\r\n");
+    expect(head413).toMatch(/^HTTP\/1\.1 413 /);
+    expect(head413).not.toMatch(/connection: close/i);
+    expect(rest).toContain('"invalid_request_error"');
+    expect(reply).toMatch(/\}HTTP\/1\.1 200 OK\r\n[\s\S]*\{"status":"ok"\}$/); // on the same connection
+    sock.destroy();
+  });
+
+  it("a body over 32 MB whose rest does not come: its 413 says connection: close, and the connection closes", async () => {
+    const sock = connect(Number(new URL(open.url).port), "127.0.0.1");
+    let reply = "";
+    sock.on("data", (d) => (reply += d));
+    sock.on("error", () => {});
+    const closed = new Promise((r) => sock.once("close", r));
+    sock.write(
+      `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n` +
+        `authorization: Bearer sk-test\r\ncontent-length: ${40 * 1024 * 1024}\r\n\r\n`,
+    );
+    sock.write(Buffer.alloc(33 * 1024 * 1024, 32)); // past the limit, then nothing more
+    await closed;
+    expect(reply).toMatch(/^HTTP\/1\.1 413 /);
+    expect(reply.split("\r\n\r\n")[0]).toMatch(/\r\nconnection: close(\r\n|$)/i);
   });
 
   it("forwards a body byte for byte however it arrives: whole, in pieces, or chunked (one keep-alive connection)", async () => {

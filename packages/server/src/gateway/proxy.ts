@@ -78,6 +78,7 @@ import { countEvents, countToolCalls, replyJson, streamDecoder } from "./reply-r
 import {
   ClientLeft,
   decodeBody,
+  drainBody,
   EMPTY_BODY,
   isBigUpload,
   MAX_IMAGE_REQUEST_BYTES,
@@ -260,14 +261,16 @@ export class Gateway {
     const route = classify(req.url ?? "/", req.headers, req.method);
     if (!route) return false;
     const timing: Timing = { started: Date.now(), stream: false };
-    const serving = this.#serve(req, res, route, timing).catch((e) => {
+    const serving = this.#serve(req, res, route, timing).catch(async (e) => {
       if (e instanceof ClientLeft) {
         res.destroy(); // not a gateway error (no 502 in /metrics): the client's own leaving
         return this.#observe(route, timing, CLIENT_CLOSED_REQUEST);
       }
       const err = e instanceof GatewayError ? e : GatewayError.internal(e);
-      if (!res.headersSent) sendError(res, route, err);
-      else res.destroy();
+      if (!res.headersSent) {
+        await drainBody(req); // a body over the limit, say: kept alive if it comes whole, else closed
+        sendError(res, route, err);
+      } else res.destroy();
       this.#observe(route, timing, err.status);
     });
     this.#serving.add(serving);

@@ -84,6 +84,38 @@ export function readBody(req: IncomingMessage, max = MAX_REQUEST_BYTES): Promise
   });
 }
 
+/** How long, and how far, the rest of a refused request's body is read before its answer. */
+const DRAIN_MS = 500;
+const DRAIN_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Reads and drops the rest of a request's body, for DRAIN_MS and DRAIN_BYTES at most, before an answer
+ * given without it (a refusal): came whole, its connection stays usable and its client, still sending,
+ * reads the answer instead of a reset. True when it came whole; otherwise the answer closes the
+ * connection (writeHead, the API's listener), so no unread byte is taken for the next request.
+ */
+export function drainBody(req: IncomingMessage): Promise<boolean> {
+  if (req.complete || req.destroyed) return Promise.resolve(req.complete);
+  // Its readers so far are done with it (readBody past the limit, a web stream the API no longer pulls,
+  // which would pause it again), as Node's own dump of an unread body takes it from them.
+  req.removeAllListeners("data");
+  return new Promise((resolve) => {
+    let bytes = 0;
+    const done = () => {
+      clearTimeout(timer);
+      req.off("data", onData).off("end", done).off("close", done).off("error", done);
+      resolve(req.complete);
+    };
+    const onData = (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > DRAIN_BYTES) done();
+    };
+    const timer = setTimeout(done, DRAIN_MS);
+    req.on("data", onData).once("end", done).once("close", done).once("error", done);
+    req.resume();
+  });
+}
+
 type Decode = (buf: Buffer, options: { maxOutputLength: number }) => Promise<Buffer>;
 const GUNZIP = promisify(gunzip) as Decode;
 /** The codings a model call's body may come in (RFC 9110 §8.4.1), as the reply side reads them. */

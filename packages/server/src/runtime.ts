@@ -96,7 +96,8 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const readiness = new Map<string, () => unknown>();
   /**
    * "ok", or why the store is unreachable. Only a gateway replica stays ready without it: it keeps
-   * proxying and spools its records (a load balancer should not pull it); every other role is not ready.
+   * proxying and spools its records (a load balancer should not pull it); every other role is not ready,
+   * and says the store is why.
    */
   let probing: Promise<number> | null = null;
   const storeState = async (): Promise<string> => {
@@ -105,13 +106,13 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
       probing ??= store.count({ workspaceId: "default", from: Date.now() }).finally(() => {
         probing = null;
       });
-      // A store that hangs rather than refuses must not hang the probe (and get the replica pulled).
-      if (opts.role === "gateway") await withTimeout(probing, READY_STORE_TIMEOUT_MS, "no answer");
-      else await probing;
+      // A store that hangs rather than refuses must not hang the probe: a probe with no answer is a failed one.
+      await withTimeout(probing, READY_STORE_TIMEOUT_MS, "no answer");
       return "ok";
     } catch (e) {
-      if (opts.role !== "gateway") throw e;
-      return `unreachable, calls spooled to disk: ${(e as Error).message}`;
+      const why = (e as Error).message;
+      if (opts.role !== "gateway") throw new Error(`store: ${why}`);
+      return `unreachable, calls spooled to disk: ${why}`;
     }
   };
   const stopPolicyRefresh = store.shared ? refreshPolicies(guard, refreshMs) : () => {};
@@ -223,7 +224,7 @@ export function refreshPolicies(guard: SpendGuard, everyMs: number): () => void 
   return () => clearInterval(timer);
 }
 
-/** How long a gateway replica's /readyz waits for its store before reporting it unreachable. */
+/** How long /readyz waits for the store before reporting it unreachable (any role). */
 const READY_STORE_TIMEOUT_MS = 2_000;
 /** How long shutdown waits for the store to take the calls in memory before spooling them instead. */
 const SHUTDOWN_STORE_WAIT_MS = 10_000;

@@ -847,6 +847,22 @@ describe("gateway failures: the event store goes away", () => {
     }
   });
 
+  it("a store that does not answer at all: any other role's /readyz answers 503 within ~2 s, naming the store", async () => {
+    const g = await startTestGateway(mock.url, {}, { role: "all" });
+    const { count } = g.runtime.store;
+    try {
+      g.runtime.store.count = () => new Promise<number>(() => {}); // never settles
+      const started = Date.now();
+      const ready = await fetch(`${g.url}/readyz`, { signal: AbortSignal.timeout(10_000) });
+      expect(Date.now() - started).toBeLessThan(4_000);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toEqual({ status: "not_ready", reason: "store: no answer within 2000 ms" });
+    } finally {
+      g.runtime.store.count = count;
+      await g.stop();
+    }
+  });
+
   it("any other role is not ready without its store", async () => {
     const g = await startTestGateway(mock.url, {}, { role: "all" });
     const { count } = g.runtime.store;
@@ -856,7 +872,7 @@ describe("gateway failures: the event store goes away", () => {
       expect(ready.status).toBe(503);
       const body = (await ready.json()) as { status: string; reason: string };
       expect(body.status).toBe("not_ready");
-      expect(body.reason).toMatch(/ECONNREFUSED/);
+      expect(body.reason).toMatch(/^store: .*ECONNREFUSED/);
     } finally {
       g.runtime.store.count = count;
       await g.stop();

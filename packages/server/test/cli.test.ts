@@ -240,10 +240,10 @@ describe("tollgate CLI", () => {
       expect(r.err).toMatch(/^error: --at must be /);
     }
     const far = tollgate("spend", "--by", "feature", "--from", "999999999d");
-    expect(far.code).toBe(1);
+    expect(far.code).toBe(2); // refused by the server (400): still a usage error
     expect(far.err).toContain("from must be between 1970-01-01 and 2100-01-01");
     const backwards = tollgate("spend", "--by", "feature", "--from", "now", "--to", "7d");
-    expect(backwards.code).toBe(1);
+    expect(backwards.code).toBe(2);
     expect(backwards.err).toContain("to must be after from");
   });
 

@@ -34,7 +34,11 @@ export class CliError extends Error {
 export function expectOk(reply: Reply, what: string): Reply["body"] {
   if (reply.status >= 200 && reply.status < 300) return reply.body;
   const e = reply.body?.error;
-  throw new CliError(`${what} failed (${reply.status}): ${e?.message ?? JSON.stringify(reply.body)}`);
+  // A value the server refuses (400) came from the command line: a usage error, as the CLI's own checks are.
+  throw new CliError(
+    `${what} failed (${reply.status}): ${e?.message ?? JSON.stringify(reply.body)}`,
+    reply.status === 400 ? 2 : 1,
+  );
 }
 
 /** An answer's `coverage` (query/coverage.ts). */

@@ -244,3 +244,40 @@ describe("figures", () => {
     ]);
   });
 });
+
+describe("spend and export calls pick a data_mode and deployment, as the rollups do", () => {
+  it("--data-mode and --deployment filter exactly; a value the server refuses is a usage error", () => {
+    const ts = Date.now() - 3_600_000;
+    ingest("modes", [
+      { ts_start: ts, feature: "modes", data_mode: "real", deployment: "prod", cost_nanousd: "1000000" },
+      { ts_start: ts, feature: "modes", data_mode: "test", deployment: "staging", cost_nanousd: "20000000" },
+    ]);
+    const spend = (...flags: string[]) => {
+      const r = tollgate("spend", "--by", "feature", "--feature", "modes", "--json", ...flags);
+      expect(r.code, r.err).toBe(0);
+      return JSON.parse(r.out).rows.map((x: { cost_usd: string }) => x.cost_usd);
+    };
+    expect(spend()).toEqual(["0.021"]);
+    expect(spend("--data-mode", "real")).toEqual(["0.001"]);
+    expect(spend("--deployment", "staging")).toEqual(["0.02"]);
+    const bad = tollgate("spend", "--by", "feature", "--data-mode", "bogus");
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain("data_mode");
+    const out = join(dir, "modes.json");
+    const r = tollgate(
+      "export",
+      "calls",
+      "-o",
+      out,
+      "--format",
+      "json",
+      "--feature",
+      "modes",
+      "--data-mode",
+      "test",
+      "--json",
+    );
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(r.out).rows).toBe(1);
+  });
+});

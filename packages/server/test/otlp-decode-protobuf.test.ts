@@ -3,11 +3,13 @@
 // skips; and no broken body may throw anything but OtlpDecodeError.
 import { describe, expect, it } from "vitest";
 import { Rng } from "../src/demo/random.js";
-import { decodeJsonExport } from "../src/ingest/otlp/decode-json.js";
+import { decodeJsonExport, MAX_JSON_CONTAINERS } from "../src/ingest/otlp/decode-json.js";
 import { decodeProtobufExport } from "../src/ingest/otlp/decode-protobuf.js";
 import type { AttrMap, AttrValue, DecodedExport, DecodedSpan } from "../src/ingest/otlp/spans.js";
-import { OtlpDecodeError, OtlpTooManySpans } from "../src/ingest/otlp/spans.js";
+import { OtlpDecodeError, OtlpTooLarge, OtlpTooManySpans } from "../src/ingest/otlp/spans.js";
 import { ExportTraceServiceRequest } from "./otlp-request-proto.js";
+
+const utf8 = (text: string) => new TextEncoder().encode(text);
 
 /** The demo data's seeded PRNG, as a function: the same random exports on every run. */
 function rng(seed: number): () => number {
@@ -322,9 +324,29 @@ describe("OTLP protobuf decoding", () => {
 
   it("the JSON decoder counts spans before it validates and copies them", () => {
     const json = (n: number) =>
-      `{"resourceSpans":[{"scopeSpans":[{"spans":[${new Array(n).fill("{}").join(",")}]}]}]}`;
+      utf8(`{"resourceSpans":[{"scopeSpans":[{"spans":[${new Array(n).fill("{}").join(",")}]}]}]}`);
     expect(decodeJsonExport(json(10_000))[0]!.spans).toHaveLength(10_000);
     expect(() => decodeJsonExport(json(10_001))).toThrow(OtlpTooManySpans);
+  });
+
+  it("the JSON decoder counts objects and arrays before JSON.parse builds them; braces in strings are text", () => {
+    const attrs = (value: string) =>
+      utf8(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"attributes":[{"key":"k","value":${value}}]}]}]}]}`);
+    const withArrays = (n: number) =>
+      attrs(`{"arrayValue":{"values":[${new Array(n).fill("[]").join(",")}]}}`);
+    // The export's own objects and arrays around the value are 12. At the limit the body is parsed (and
+    // refused by name: [] is no AnyValue); one more is refused before parsing.
+    expect(() => decodeJsonExport(withArrays(MAX_JSON_CONTAINERS - 12))).toThrow(
+      /values\.0: must be an AnyValue/,
+    );
+    expect(() => decodeJsonExport(withArrays(MAX_JSON_CONTAINERS - 11))).toThrow(OtlpTooLarge);
+    expect(() => decodeJsonExport(withArrays(MAX_JSON_CONTAINERS - 11))).toThrow(
+      /at most 2000000 objects and arrays/,
+    );
+    // The same count of braces and brackets inside a string (escaped quotes included) is one string value.
+    const text = `${'{[\\"'.repeat(MAX_JSON_CONTAINERS / 2)}é`;
+    const [rs] = decodeJsonExport(attrs(JSON.stringify({ stringValue: text })));
+    expect(rs!.spans[0]!.attributes.k).toBe(text);
   });
 
   it("says what is wrong and where", () => {

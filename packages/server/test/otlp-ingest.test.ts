@@ -840,6 +840,48 @@ describe("OTLP ingest: bad input", () => {
   });
 });
 
+describe("OTLP ingest: how much an export may hold", () => {
+  it("a 58 KB gzip JSON export of 20 million empty spans is refused at once by name, not parsed for seconds", async () => {
+    const spans = `${"{},".repeat(20_000_000 - 1)}{}`;
+    const body = gzipSync(`{"resourceSpans":[{"scopeSpans":[{"spans":[${spans}]}]}]}`, { level: 9 });
+    expect(body.byteLength).toBeLessThan(60_000);
+    const before = await countAll();
+    const started = performance.now();
+    const res = await post(body, { ...JSON_CT, "content-encoding": "gzip" });
+    const ms = performance.now() - started;
+    expect(res.status).toBe(413);
+    expect(res.json().error).toMatchObject({
+      type: "invalid_request_error",
+      code: "batch_too_large",
+      message: expect.stringMatching(/at most 2000000 objects and arrays .*lower the exporter's batch size/),
+    });
+    // JSON.parse alone took ~20 s over the 60 MB; the refusal reads ~6 MB of it (generous for a shared box).
+    expect(ms).toBeLessThan(3_000);
+    expect(await countAll()).toBe(before);
+  });
+
+  it("a full export (10,000 spans of 35 attributes, 45 MB of JSON: far past the raw body limit) is stored whole through gzip", async () => {
+    const spans = Array.from({ length: 10_000 }, (_, i) =>
+      jsonSpan({
+        attributes: [
+          ...chatKeyValues("100"),
+          ...Array.from({ length: 30 }, (_, k) => ({
+            key: `gen_ai.prompt.${k}.content`,
+            value: { stringValue: `{"step": ${k}, "text": "[${"word ".repeat(8)}]", "span": ${i}}` },
+          })),
+        ],
+      }),
+    );
+    const json = jsonExport(spans);
+    expect(json.length).toBeGreaterThan(45_000_000);
+    const before = await countAll();
+    const res = await post(gzipSync(json), { ...JSON_CT, "content-encoding": "gzip" });
+    expect(res.status).toBe(200);
+    expect(res.json()).toEqual({});
+    expect(await countAll()).toBe(before + 10_000);
+  });
+});
+
 /** One resourceSpans holding one scopeSpans of `n` empty spans (2 bytes each). */
 function emptySpansProtobuf(n: number): Buffer {
   const varint = (v: number) => {

@@ -9,7 +9,7 @@ import { decodeJsonExport } from "./decode-json.js";
 import { decodeProtobufExport } from "./decode-protobuf.js";
 import { encodeExportResponse, type OtlpFormat } from "./response.js";
 import { OtlpIngest } from "./service.js";
-import { type DecodedExport, OtlpDecodeError, OtlpTooManySpans } from "./spans.js";
+import { type DecodedExport, OtlpDecodeError, OtlpTooLarge } from "./spans.js";
 
 type Env = { Variables: { principal: Principal } };
 type Middleware = (c: Context<Env>, next: () => Promise<void>) => Promise<void>;
@@ -21,8 +21,6 @@ export interface OtlpRouteHelpers {
 
 /** A gzip body may inflate to this much and no more (a small bomb must not take the process's memory). */
 export const MAX_INFLATED_BYTES = 64 * 1024 * 1024;
-
-const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
  * POST /v1/traces, OTLP/HTTP: protobuf or JSON, identity or gzip. Answers 200 with an
@@ -70,17 +68,10 @@ function formatOf(contentType: string | undefined): OtlpFormat {
 
 function decode(format: OtlpFormat, body: Uint8Array): DecodedExport {
   try {
-    if (format === "protobuf") return decodeProtobufExport(body);
-    let text: string;
-    try {
-      text = utf8.decode(body);
-    } catch {
-      throw new OtlpDecodeError("the JSON body is not valid UTF-8");
-    }
-    return decodeJsonExport(text);
+    return format === "protobuf" ? decodeProtobufExport(body) : decodeJsonExport(body);
   } catch (e) {
     if (e instanceof OtlpDecodeError) throw badRequest("invalid_otlp", e.message);
-    if (e instanceof OtlpTooManySpans)
+    if (e instanceof OtlpTooLarge)
       throw new ApiError(413, "invalid_request_error", "batch_too_large", e.message);
     throw e;
   }

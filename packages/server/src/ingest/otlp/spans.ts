@@ -52,7 +52,9 @@ export class OtlpDecodeError extends Error {}
  * The export holds more than an export may (answered 413, nothing stored). Thrown while decoding, at the
  * limit: a small gzip body inflates to tens of millions of empty spans, too many to decode and then count.
  */
-export class OtlpTooManySpans extends Error {
+export class OtlpTooLarge extends Error {}
+
+export class OtlpTooManySpans extends OtlpTooLarge {
   constructor(what: "spans" | "resourceSpans" | "scopeSpans") {
     super(`an export holds at most ${MAX_BATCH_RECORDS} ${what}; lower the exporter's batch size`);
   }

@@ -435,6 +435,54 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
     expect(held).toContain(retried.event_id);
   });
 
+  it("the records of some traces over a time range, usage_raw parsed (what OTLP ingest reads to find a wrapper's call)", async () => {
+    const t = utcMonthStart(now) + 5 * 3_600_000;
+    const a = "a".repeat(32);
+    const b = "b".repeat(32);
+    const c = "c".repeat(32);
+    const usage_raw = { "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 20 };
+    const rec = (n: number, over: Record<string, unknown>) =>
+      buildRecord({
+        workspace_id: "traces",
+        event_id: `01940000-0000-7000-8000-${String(n).padStart(12, "0")}`,
+        ts_start: t + n,
+        span_id: String(n).padStart(16, "0"),
+        ...over,
+      });
+    const call = { provider: "openai", model: "gpt-4o-mini", input_uncached_tokens: 100, output_tokens: 20 };
+    const wrapper = rec(1, { trace_id: a, kind: "other", usage_raw, metadata: { "tollgate.wrapper": "x" } });
+    const inA = [
+      wrapper,
+      rec(2, { ...call, trace_id: a, parent_span_id: wrapper.span_id, usage_raw }),
+      rec(3, { trace_id: a, kind: "tool", parent_span_id: wrapper.span_id }),
+    ];
+    const inB = rec(4, { ...call, trace_id: b });
+    const later = rec(10, { ...call, trace_id: a });
+    const elsewhere = { ...rec(5, { ...call, trace_id: a }), workspace_id: "default" };
+    const noTrace = rec(6, call);
+    for (const bk of backends)
+      await bk.store.append([...inA, inB, later, elsewhere, noTrace, rec(7, { trace_id: c, kind: "tool" })]);
+
+    const fields = (r: CallRecord) => ({
+      event_id: r.event_id,
+      trace_id: r.trace_id,
+      span_id: r.span_id,
+      parent_span_id: r.parent_span_id,
+      kind: r.kind,
+      usage_raw: r.usage_raw,
+    });
+    const read = (traces: string[], from: number, to: number) =>
+      same(
+        (s) => s.traceSpans("traces", traces, from, to),
+        (v) => sorted(v as unknown[]),
+      );
+    // [from, to): the call at t + 10 is past it; another workspace's span, and other traces, are not read.
+    expect(await read([a, b, "f".repeat(32)], t, t + 10)).toEqual(sorted([...inA, inB].map(fields)));
+    expect(await read([a], t + 2, t + 11)).toEqual(sorted([inA[1]!, inA[2]!, later].map(fields)));
+    expect(await read([c], t, t + 5)).toEqual([]);
+    expect(inA[1]!.usage_raw).toEqual(usage_raw);
+  });
+
   for (const [name, w] of Object.entries(windows)) {
     describe(name, () => {
       it("count, spend by every dimension, unpriced models", async () => {

@@ -124,7 +124,23 @@ export interface EventStore {
   findEvent(workspaceId: string, eventId: string): Promise<CallRecord | null>;
   /** Which of these calls (ids as stored, lowercase) the store holds. */
   storedIds(workspaceId: string, eventIds: readonly string[]): Promise<Set<string>>;
+  /**
+   * The records of these traces (ids as stored, lowercase) that started in [from, to) (epoch ms), in no
+   * order: how OTLP ingest finds a span's relatives stored by earlier exports.
+   */
+  traceSpans(
+    workspaceId: string,
+    traceIds: readonly string[],
+    from: number,
+    to: number,
+  ): Promise<TraceSpan[]>;
 }
+
+/** A record's place in its trace, and what it reports (see EventStore.traceSpans). */
+export type TraceSpan = Pick<
+  CallRecord,
+  "event_id" | "trace_id" | "span_id" | "parent_span_id" | "kind" | "usage_raw"
+>;
 
 export const ROLES = ["ingest", "read", "admin", "gateway"] as const;
 export type Role = (typeof ROLES)[number];

@@ -26,6 +26,7 @@ import {
   SUM_FIELDS,
   type SumField,
   summaryCanAnswer,
+  type TraceSpan,
   type UnpricedRow,
   type UserDayRow,
 } from "../types.js";
@@ -51,7 +52,7 @@ const NEVER_NONE: ReadonlySet<string> = new Set(["provider", "model", "data_mode
 const groupKey = (by: SpendDimension) => `toString(${by})`;
 const MODEL_ASKED = "if(model_requested != '', model_requested, model)";
 
-/** Ids per existence check: 2,000 quoted UUIDs stay far below ClickHouse's 256 KiB max_query_size. */
+/** Ids per query (existence checks, trace reads): 2,000 quoted ids stay far below ClickHouse's 256 KiB max_query_size. */
 const ID_CHECK_CHUNK = 2_000;
 /** How long one replica trusts the retention horizons it read (another replica may purge). */
 const RETENTION_TTL_MS = 10_000;
@@ -218,6 +219,31 @@ export class ClickHouseStore implements Store {
     }
     const [rec] = await this.query({ workspaceId, where, limit: 1 });
     return rec ?? null;
+  }
+
+  async traceSpans(
+    workspaceId: string,
+    traceIds: readonly string[],
+    from: number,
+    to: number,
+  ): Promise<TraceSpan[]> {
+    const out: TraceSpan[] = [];
+    const where = whereSql({ workspaceId, from, to });
+    for (let at = 0; at < traceIds.length; at += ID_CHECK_CHUNK) {
+      const ids = traceIds.slice(at, at + ID_CHECK_CHUNK).map(lit);
+      const rows = await this.ch.rows<Record<keyof TraceSpan, string>>(
+        `SELECT event_id, trace_id, span_id, parent_span_id, kind, usage_raw FROM ${this.#t("events")}
+         WHERE ${where} AND trace_id IN (${ids.join(", ")})`,
+      );
+      for (const r of rows)
+        out.push({
+          ...r,
+          span_id: orNull(r.span_id),
+          parent_span_id: orNull(r.parent_span_id),
+          usage_raw: r.usage_raw === "" ? null : JSON.parse(r.usage_raw),
+        } as TraceSpan);
+    }
+    return out;
   }
 
   async query(filter: EventFilter & { limit?: number; after?: QueryCursor }): Promise<CallRecord[]> {

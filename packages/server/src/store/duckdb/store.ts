@@ -1,4 +1,9 @@
-import { type DuckDBConnection, type DuckDBInstance, DuckDBTimestampValue } from "@duckdb/node-api";
+import {
+  type DuckDBConnection,
+  type DuckDBInstance,
+  DuckDBTimestampValue,
+  listValue,
+} from "@duckdb/node-api";
 import { type CallRecord, isInferenceKind, PRICE_REF_NO_USAGE } from "@tollgate/core/fields";
 import { DAY_MS, utcMidnight } from "../../time.js";
 import { byCostThenKey, mergeSpend } from "../rows.js";
@@ -26,6 +31,7 @@ import {
   SUM_FIELDS,
   type SumField,
   summaryCanAnswer,
+  type TraceSpan,
   type UnpricedRow,
   type UserDayRow,
 } from "../types.js";
@@ -285,6 +291,27 @@ export class DuckDbStore implements Store {
       for (const [id] of res.getRowsJS()) out.add(id as string);
     }
     return out;
+  }
+
+  async traceSpans(
+    workspaceId: string,
+    traceIds: readonly string[],
+    from: number,
+    to: number,
+  ): Promise<TraceSpan[]> {
+    if (!traceIds.length) return [];
+    const { sql, params } = whereClause({ workspaceId, from, to });
+    params.push(listValue([...traceIds]));
+    const res = await this.reader.run((conn) =>
+      conn.runAndReadAll(
+        `SELECT event_id, trace_id, span_id, parent_span_id, kind, usage_raw FROM events
+         WHERE ${sql} AND trace_id IN (SELECT unnest($${params.length}))`,
+        params,
+      ),
+    );
+    return (res.getRowObjectsJS() as Record<keyof TraceSpan, string | null>[]).map(
+      (r) => ({ ...r, usage_raw: r.usage_raw === null ? null : JSON.parse(r.usage_raw) }) as TraceSpan,
+    );
   }
 
   async query(filter: EventFilter & { limit?: number; after?: QueryCursor }): Promise<CallRecord[]> {

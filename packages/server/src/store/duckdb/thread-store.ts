@@ -20,6 +20,7 @@ import type {
   SpendRow,
   Store,
   SumField,
+  TraceSpan,
   UnpricedRow,
   UserDayRow,
 } from "../types.js";
@@ -127,6 +128,15 @@ export class ThreadStore implements Store {
 
   storedIds(workspaceId: string, eventIds: readonly string[]): Promise<Set<string>> {
     return this.#call("storedIds", workspaceId, eventIds);
+  }
+
+  traceSpans(
+    workspaceId: string,
+    traceIds: readonly string[],
+    from: number,
+    to: number,
+  ): Promise<TraceSpan[]> {
+    return this.#call("traceSpans", workspaceId, traceIds, from, to);
   }
 
   count(filter: EventFilter): Promise<number> {

@@ -4,7 +4,7 @@
 // (the same request is sent through the gateway too), or, where an instrumentation drops a field, the
 // test says so and asserts what it really emits.
 import { gzipSync } from "node:zlib";
-import { type Attributes, context, type Span, SpanKind, trace } from "@opentelemetry/api";
+import { type Attributes, context, type Span, SpanKind, type Tracer, trace } from "@opentelemetry/api";
 import { ExportResultCode } from "@opentelemetry/core";
 import { OTLPTraceExporter as JsonExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { OTLPTraceExporter as ProtoExporter } from "@opentelemetry/exporter-trace-otlp-proto";
@@ -395,6 +395,123 @@ describe("OTLP ingest: an agent run with tools and wrapper spans", () => {
     const { models } = (await res.json()) as { models: { provider: string; model: string }[] };
     expect(models).toContainEqual(expect.objectContaining({ provider: "openai", model: "mystery-model-9" }));
     expect(models.filter((m) => m.model === "" || m.model === "o3-mini")).toEqual([]);
+  });
+});
+
+describe("OTLP ingest: a wrapper span and the call it wraps, exported apart", () => {
+  const USER = "u-wrapped";
+  const llmBody = JSON.parse(fixture(FX.chatReasoning));
+  let gateway: CallRecord;
+
+  beforeAll(async () => {
+    gateway = await gatewayRecordFor("openai.chat", "o3-mini");
+    const res = await gw.runtime.app.request("/api/budgets", {
+      method: "POST",
+      headers: { authorization: `Bearer ${gw.runtime.rootToken}`, "content-type": "application/json" },
+      body: JSON.stringify({ id: "wrapped", scope: { user_id: USER }, window: "day", limit_usd: "100.00" }),
+    });
+    expect(res.status).toBe(201);
+  });
+
+  /**
+   * A client span and a framework's span around it (named as LangChain's are under OpenLLMetry), which
+   * re-states its model and usage: whichever of the two is priced, the call costs the gateway's price.
+   */
+  function wrappedCall(tracer: Tracer) {
+    const attributes = {
+      "user.id": USER,
+      "gen_ai.request.model": "o3-mini",
+      ...semconvAttributes("openai.chat", llmBody),
+    };
+    const wrapper = tracer.startSpan("ChatOpenAI.chat", { attributes });
+    tracer
+      .startSpan(
+        "chat o3-mini",
+        { kind: SpanKind.CLIENT, attributes },
+        trace.setSpan(context.active(), wrapper),
+      )
+      .end();
+    wrapper.end();
+    return wrapper.spanContext();
+  }
+
+  /** The two spans of a wrapped call, to export as a test pleases: the call ended first. */
+  function spansOfWrappedCall() {
+    const t = tracing();
+    const { traceId, spanId } = wrappedCall(t.tracer);
+    const [child, wrapper] = t.take();
+    expect(wrapper!.spanContext().spanId).toBe(spanId);
+    return { child: child!, wrapper: wrapper!, traceId };
+  }
+
+  /** The call is stored once priced, at the gateway's cost, and its wrapper as trace structure. */
+  async function expectPricedOnce(traceId: string) {
+    const recs = await storedSpans(traceId);
+    expect(recs).toHaveLength(2);
+    const priced = recs.filter((r) => r.kind === "llm");
+    expect(priced).toHaveLength(1);
+    expectSameCost(priced[0]!, gateway);
+    const other = recs.find((r) => r.kind !== "llm")!;
+    expect(other).toMatchObject({ kind: "other", priced: false, cost_nanousd: 0n, output_tokens: 0 });
+    expect(recs.reduce((a, r) => a + r.cost_nanousd, 0n)).toBe(gateway.cost_nanousd);
+    return { priced: priced[0]!, other };
+  }
+
+  async function budgetSpend(): Promise<bigint> {
+    const res = await gw.runtime.app.request("/api/budgets/wrapped", {
+      headers: { authorization: `Bearer ${gw.runtime.rootToken}` },
+    });
+    return BigInt(((await res.json()) as Json).spend_nanousd);
+  }
+
+  it("the call first, then its wrapper (children end first): the wrapper is not priced, nor charged", async () => {
+    const spent = await budgetSpend();
+    const { child, wrapper, traceId } = spansOfWrappedCall();
+    await exportSpans(protoExporter(), [child]);
+    await exportSpans(protoExporter(), [wrapper]);
+    const { priced, other } = await expectPricedOnce(traceId);
+    expect(priced.span_id).toBe(child.spanContext().spanId);
+    expect(other.metadata).toMatchObject({ "tollgate.wrapper": "usage reported by descendant spans" });
+    // Retries of either export, or of both spans together, change nothing.
+    await exportSpans(protoExporter(), [wrapper]);
+    await exportSpans(protoExporter(), [child, wrapper]);
+    await exportSpans(protoExporter(), [child]);
+    await expectPricedOnce(traceId);
+    expect((await budgetSpend()) - spent).toBe(gateway.cost_nanousd);
+  });
+
+  it("the wrapper first (an export retried late): the call it wraps is not priced again, nor charged", async () => {
+    const spent = await budgetSpend();
+    const { child, wrapper, traceId } = spansOfWrappedCall();
+    await exportSpans(protoExporter(), [wrapper]);
+    await exportSpans(protoExporter(), [child]);
+    const { priced, other } = await expectPricedOnce(traceId);
+    expect(priced.span_id).toBe(wrapper.spanContext().spanId);
+    expect(other.metadata).toMatchObject({ "tollgate.usage_counted_on": wrapper.spanContext().spanId });
+    await exportSpans(protoExporter(), [child, wrapper]);
+    await expectPricedOnce(traceId);
+    expect((await budgetSpend()) - spent).toBe(gateway.cost_nanousd);
+  });
+
+  it("both exports at once, in either order, and through the real SimpleSpanProcessor: priced and charged once", async () => {
+    const spent = await budgetSpend();
+    const traces: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const { child, wrapper, traceId } = spansOfWrappedCall();
+      const spans = i % 2 ? [wrapper, child] : [child, wrapper];
+      await Promise.all(spans.map((s) => exportSpans(protoExporter(), [s])));
+      traces.push(traceId);
+    }
+    // SimpleSpanProcessor exports each span as it ends, without waiting for the one before.
+    const provider = new NodeTracerProvider({
+      resource: resourceFromAttributes({ "service.name": "otlp-test" }),
+      spanProcessors: [new SimpleSpanProcessor(protoExporter())],
+    });
+    for (let i = 0; i < 4; i++) traces.push(wrappedCall(provider.getTracer("t")).traceId);
+    await provider.forceFlush();
+    await provider.shutdown();
+    for (const traceId of traces) await expectPricedOnce(traceId);
+    expect((await budgetSpend()) - spent).toBe(BigInt(traces.length) * gateway.cost_nanousd);
   });
 });
 

@@ -1,12 +1,13 @@
 // The OTel GenAI → call record mapping as a pure function: conventions current and legacy, disjoint usage
 // without double counting, kinds, providers, attribution, and the spans it refuses.
-import { buildCallRecord, PricingEngine } from "@tollgate/core";
+import { buildCallRecord, type Kind, PricingEngine } from "@tollgate/core";
 import { describe, expect, it } from "vitest";
 import { spanEventId } from "../src/ingest/otlp/event-id.js";
 import { mapSpan } from "../src/ingest/otlp/genai-mapping.js";
-import { readUsage } from "../src/ingest/otlp/genai-usage.js";
+import { readUsage, usageAttributes } from "../src/ingest/otlp/genai-usage.js";
 import type { AttrMap, AttrValue, DecodedExport, DecodedSpan } from "../src/ingest/otlp/spans.js";
-import { spansWithUsageBelow } from "../src/ingest/otlp/wrappers.js";
+import { uncountedSpans, WRAPPER } from "../src/ingest/otlp/wrappers.js";
+import type { TraceSpan } from "../src/store/types.js";
 
 const TRACE = "4bf92f3577b34da6a3ce929d0e0e4736";
 const T0 = BigInt(Date.UTC(2025, 5, 1, 12)) * 1_000_000n;
@@ -29,7 +30,7 @@ function span(attributes: Record<string, AttrValue>, over: Partial<DecodedSpan> 
 }
 
 function mapped(attributes: Record<string, AttrValue>, over: Partial<DecodedSpan> = {}, resource = {}) {
-  const m = mapSpan(span(attributes, over), attrs(resource), false);
+  const m = mapSpan(span(attributes, over), attrs(resource));
   if (!m.ok) throw new Error(`${m.field}: ${m.reason}`);
   return m.input;
 }
@@ -270,7 +271,7 @@ describe("OTLP GenAI mapping: usage", () => {
     ["more than 1e12", 2e12],
     ["an array", [1, 2]],
   ])("a token count that is %s refuses the span, naming the attribute", (_, value) => {
-    const m = mapSpan(span({ ...chat, "gen_ai.usage.input_tokens": value }), attrs({}), false);
+    const m = mapSpan(span({ ...chat, "gen_ai.usage.input_tokens": value }), attrs({}));
     expect(m).toMatchObject({ ok: false, field: "gen_ai.usage.input_tokens" });
   });
 
@@ -389,11 +390,11 @@ describe("OTLP GenAI mapping: kinds and pricing", () => {
     const m = mapSpan(
       span({ ...chat, "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 1 }),
       attrs({}),
-      true,
+      WRAPPER,
     );
     expect(m.ok && m.input).toMatchObject({
       kind: "other",
-      metadata: { "tollgate.wrapper": expect.any(String) },
+      metadata: { "tollgate.wrapper": "usage reported by descendant spans" },
     });
     expect(m.ok && "input_uncached_tokens" in m.input).toBe(false);
   });
@@ -584,7 +585,7 @@ describe("OTLP GenAI mapping: identity, time, status, attribution", () => {
     ["no start time", { startNs: 0n }, "start_time_unix_nano"],
     ["an end before the start", { endNs: T0 - 1n }, "end_time_unix_nano"],
   ])("refuses a span with %s", (_, over, field) => {
-    expect(mapSpan(span(chat, over), attrs({}), false)).toMatchObject({ ok: false, field });
+    expect(mapSpan(span(chat, over), attrs({}))).toMatchObject({ ok: false, field });
   });
 });
 
@@ -599,7 +600,7 @@ describe("OTLP: wrapper detection within one export", () => {
     const otherTrace = span(chat, { traceId: "a".repeat(32), spanId: "1000000000000002" });
     const sibling = span(chat, { spanId: "1000000000000004", parentSpanId: "1000000000000001" });
     const req: DecodedExport = [{ resource: attrs({}), spans: [leaf, sibling, otherTrace, mid, root] }];
-    expect(spansWithUsageBelow(req)).toEqual(new Set([mid, root]));
+    expect(uncountedSpans(req, [])).toEqual(new Map([mid, root].map((s) => [s, WRAPPER])));
   });
 
   it("a parent cycle ends", () => {
@@ -611,6 +612,79 @@ describe("OTLP: wrapper detection within one export", () => {
       { "gen_ai.usage.input_tokens": 1 },
       { spanId: "2000000000000002", parentSpanId: "2000000000000001" },
     );
-    expect(spansWithUsageBelow([{ resource: attrs({}), spans: [a, b] }])).toEqual(new Set([a, b]));
+    expect(uncountedSpans([{ resource: attrs({}), spans: [a, b] }], [])).toEqual(
+      new Map([a, b].map((s) => [s, WRAPPER])),
+    );
+  });
+});
+
+describe("OTLP: wrapper detection across exports (spans stored by earlier ones)", () => {
+  const usage = { "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 1 };
+  /** A span as this route stored it: its kind, and its usage attributes as usage_raw. */
+  const stored = (s: DecodedSpan, kind: Kind, over: Partial<TraceSpan> = {}): TraceSpan => ({
+    event_id: spanEventId(s.traceId, s.spanId),
+    trace_id: s.traceId,
+    span_id: s.spanId,
+    parent_span_id: s.parentSpanId || null,
+    kind,
+    usage_raw: usageAttributes(s.attributes),
+    ...over,
+  });
+  const exportOf = (...spans: DecodedSpan[]): DecodedExport => [{ resource: attrs({}), spans }];
+  const wrapper = span({ ...chat, ...usage }, { spanId: "3000000000000001" });
+  const mid = span({}, { spanId: "3000000000000002", parentSpanId: "3000000000000001" });
+  const call = span({ ...chat, ...usage }, { spanId: "3000000000000003", parentSpanId: "3000000000000002" });
+
+  it("a span above a stored span that reports tokens is a wrapper, through stored spans between", () => {
+    expect(uncountedSpans(exportOf(wrapper), [stored(call, "llm"), stored(mid, "other")])).toEqual(
+      new Map([[wrapper, WRAPPER]]),
+    );
+    // The span between arriving with it links them too.
+    expect(uncountedSpans(exportOf(wrapper, mid), [stored(call, "llm")])).toEqual(
+      new Map([
+        [wrapper, WRAPPER],
+        [mid, WRAPPER],
+      ]),
+    );
+    // Without the span between, nothing links them.
+    expect(uncountedSpans(exportOf(wrapper), [stored(call, "llm")])).toEqual(new Map());
+  });
+
+  it("a span that reports tokens below a stored priced call restates it; below a stored wrapper it is the call", () => {
+    expect(uncountedSpans(exportOf(call), [stored(wrapper, "llm"), stored(mid, "other")])).toEqual(
+      new Map([[call, ["tollgate.usage_counted_on", wrapper.spanId]]]),
+    );
+    expect(uncountedSpans(exportOf(call, mid), [stored(wrapper, "llm")])).toEqual(
+      new Map([
+        [call, ["tollgate.usage_counted_on", wrapper.spanId]],
+        [mid, WRAPPER],
+      ]),
+    );
+    // The wrapper stored as one (its call came first), a second call of the same wrapper is priced.
+    expect(uncountedSpans(exportOf(call), [stored(wrapper, "other"), stored(mid, "other")])).toEqual(
+      new Map(),
+    );
+  });
+
+  it("a retry: what the store holds decides, whatever the export's own copy says", () => {
+    // The wrapper was stored priced (its call came later): the call is not priced, whether the
+    // wrapper comes again with it or not.
+    const heldPriced = [stored(wrapper, "llm"), stored(mid, "other")];
+    expect(uncountedSpans(exportOf(wrapper, mid, call), heldPriced).get(call)).toEqual([
+      "tollgate.usage_counted_on",
+      wrapper.spanId,
+    ]);
+    // The call was stored priced: a retry of it alone is the call again (a duplicate).
+    expect(uncountedSpans(exportOf(call), [stored(call, "llm")])).toEqual(new Map());
+  });
+
+  it("only spans this route stored count (their event id names them), and stored cycles end", () => {
+    const events = stored(call, "llm", { event_id: "01900000-0000-7000-8000-000000000001" });
+    expect(uncountedSpans(exportOf(wrapper), [events, stored(mid, "other")])).toEqual(new Map());
+    const a = span({}, { spanId: "4000000000000001", parentSpanId: "4000000000000002" });
+    const b = span({ ...chat, ...usage }, { spanId: "4000000000000002", parentSpanId: "4000000000000001" });
+    expect(uncountedSpans(exportOf(a), [stored(b, "other")])).toEqual(new Map([[a, WRAPPER]]));
+    const c = span({ ...chat, ...usage }, { spanId: "4000000000000003", parentSpanId: "4000000000000001" });
+    expect(uncountedSpans(exportOf(c), [stored(a, "other"), stored(b, "other")])).toEqual(new Map());
   });
 });

@@ -201,7 +201,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     },
   );
 
-  registerOtlpRoutes(app, deps.ingest, { write: auth(CAN_WRITE), workspaceOf });
+  registerOtlpRoutes(app, deps.ingest, deps.events, { write: auth(CAN_WRITE), workspaceOf });
 
   app.get("/api/spend", auth(CAN_READ), async (c) => {
     const by = c.req.query("by") ?? "";

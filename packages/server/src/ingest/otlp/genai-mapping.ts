@@ -9,6 +9,7 @@ import { Attributes, TextFields } from "./attributes.js";
 import { spanEventId } from "./event-id.js";
 import { readUsage, UsageAttributeError, usageAttributes } from "./genai-usage.js";
 import { type AttrMap, type AttrValue, type DecodedSpan, STATUS_ERROR } from "./spans.js";
+import type { Uncounted } from "./wrappers.js";
 
 /**
  * One OTLP span → one call-record input for core's buildCallRecord (which validates and prices it), after
@@ -18,8 +19,9 @@ import { type AttrMap, type AttrValue, type DecodedSpan, STATUS_ERROR } from "./
  *   from their usage attributes. Tool, agent/workflow and other spans are kept as trace structure (kind
  *   tool/agent/other): never priced, and their usage attributes go to usage_raw only, so a wrapper that
  *   re-states its children's tokens adds nothing to any sum.
- * - `wrapper`: an inference-looking span whose descendants in the same export report usage (a framework
- *   span around the client span): stored as kind other, for the same reason.
+ * - `uncounted`: an inference-looking span whose usage is counted on another span (a framework wrapper
+ *   around the client span, or the client span below a wrapper stored first: wrappers.ts): stored as kind
+ *   other, for the same reason, with the entry saying why in its metadata.
  */
 export type MappedSpan =
   | { ok: true; input: Record<string, unknown> }
@@ -62,20 +64,13 @@ const AI_SDK_API = /\.(?:chat|responses|completion|messages|embedding)$/;
 const INFERENCE_OPERATIONS = new Set(["chat", "text_completion", "generate_content", "completion"]);
 const AGENT_OPERATIONS = new Set(["invoke_agent", "create_agent", "invoke_workflow"]);
 
-export function mapSpan(span: DecodedSpan, resource: AttrMap, wrapper: boolean): MappedSpan {
-  const ids = checkIds(span);
-  if (ids) return ids;
-  if (span.startNs === 0n) return refuse("start_time_unix_nano", "required");
-  if (span.endNs !== 0n && span.endNs < span.startNs)
-    return refuse("end_time_unix_nano", "must not be before start_time_unix_nano");
+export function mapSpan(span: DecodedSpan, resource: AttrMap, uncounted?: Uncounted): MappedSpan {
+  const problem = spanProblem(span);
+  if (problem) return problem;
 
   const a = new Attributes(span.attributes, resource);
-  const provider = providerOf(a);
-  const modelRequested = a.text("gen_ai.request.model");
-  const model = a.text("gen_ai.response.model") ?? modelRequested;
-  const operation = a.text("gen_ai.operation.name");
-  let kind = kindOf(a, operation, provider !== undefined && model !== undefined);
-  if (wrapper && isInferenceKind(kind)) kind = "other";
+  const { provider, modelRequested, model, operation, kind: asSent } = identify(a);
+  const kind = uncounted && isInferenceKind(asSent) ? "other" : asSent;
 
   const input: Record<string, unknown> = {
     event_id: spanEventId(span.traceId, span.spanId),
@@ -96,7 +91,7 @@ export function mapSpan(span: DecodedSpan, resource: AttrMap, wrapper: boolean):
     http_status: httpStatus(a),
     error_type: a.text("error.type"),
     usage_raw: usageAttributes(span.attributes) ?? undefined,
-    metadata: metadataOf(a, span, kind, wrapper),
+    metadata: metadataOf(a, span, kind, uncounted),
     tags: tagsOf(a),
     data_mode: a.text("tollgate.data_mode"),
   };
@@ -114,17 +109,43 @@ export function mapSpan(span: DecodedSpan, resource: AttrMap, wrapper: boolean):
   return { ok: true, input };
 }
 
+/** Whether the span is a model call as sent (before any wrapper rule), with ids and times the mapping takes. */
+export function isModelCall(span: DecodedSpan, resource: AttrMap): boolean {
+  return (
+    spanProblem(span) === null && isInferenceKind(identify(new Attributes(span.attributes, resource)).kind)
+  );
+}
+
+/** What the span says it is: its provider, models, operation and kind. */
+function identify(a: Attributes) {
+  const provider = providerOf(a);
+  const modelRequested = a.text("gen_ai.request.model");
+  const model = a.text("gen_ai.response.model") ?? modelRequested;
+  const operation = a.text("gen_ai.operation.name");
+  return {
+    provider,
+    modelRequested,
+    model,
+    operation,
+    kind: kindOf(a, operation, provider !== undefined && model !== undefined),
+  };
+}
+
 function refuse(field: string, reason: string): MappedSpan {
   return { ok: false, field, reason };
 }
 
-function checkIds(span: DecodedSpan): MappedSpan | null {
+/** The refusal of a span whose ids or times cannot make a record; null when they can. */
+function spanProblem(span: DecodedSpan): MappedSpan | null {
   if (!HEX32.test(span.traceId) || ZERO_ID.test(span.traceId))
     return refuse("trace_id", "must be 16 bytes (32 hex digits), not all zero");
   if (!HEX16.test(span.spanId) || ZERO_ID.test(span.spanId))
     return refuse("span_id", "must be 8 bytes (16 hex digits), not all zero");
   if (span.parentSpanId !== "" && !HEX16.test(span.parentSpanId))
     return refuse("parent_span_id", "must be empty or 8 bytes (16 hex digits)");
+  if (span.startNs === 0n) return refuse("start_time_unix_nano", "required");
+  if (span.endNs !== 0n && span.endNs < span.startNs)
+    return refuse("end_time_unix_nano", "must not be before start_time_unix_nano");
   return null;
 }
 
@@ -232,7 +253,12 @@ const METADATA_ATTRIBUTES = [
 ];
 
 /** Context worth keeping that has no column: other association properties, tollgate.metadata.*, ids. */
-function metadataOf(a: Attributes, span: DecodedSpan, kind: Kind, wrapper: boolean): Record<string, string> {
+function metadataOf(
+  a: Attributes,
+  span: DecodedSpan,
+  kind: Kind,
+  uncounted: Uncounted | undefined,
+): Record<string, string> {
   const meta: Record<string, string> = {};
   const service = a.text("service.name");
   if (service) meta["service.name"] = service;
@@ -249,7 +275,7 @@ function metadataOf(a: Attributes, span: DecodedSpan, kind: Kind, wrapper: boole
   }
   if (span.statusCode === STATUS_ERROR && span.statusMessage)
     meta["otel.status.message"] = span.statusMessage.slice(0, MAX_STATUS_MESSAGE);
-  if (wrapper) meta["tollgate.wrapper"] = "usage reported by descendant spans";
+  if (uncounted) meta[uncounted[0]] = uncounted[1];
   extraMetadata(span.attributes, meta, true);
   // On the resource too, as every attribution attribute is (service-wide values): the span's win.
   extraMetadata(a.resource, meta, false);

@@ -10,6 +10,7 @@ import { decodeProtobufExport } from "./decode-protobuf.js";
 import { encodeExportResponse, type OtlpFormat } from "./response.js";
 import { OtlpIngest } from "./service.js";
 import { type DecodedExport, OtlpDecodeError, OtlpTooLarge } from "./spans.js";
+import type { SpanStore } from "./stored-relatives.js";
 
 type Env = { Variables: { principal: Principal } };
 type Middleware = (c: Context<Env>, next: () => Promise<void>) => Promise<void>;
@@ -27,8 +28,13 @@ export const MAX_INFLATED_BYTES = 64 * 1024 * 1024;
  * ExportTraceServiceResponse in the request's encoding (partial_success naming refused spans); an
  * undecodable body is 400 and a store failure 503 (both in Tollgate's error shape), nothing stored.
  */
-export function registerOtlpRoutes(app: Hono<Env>, ingest: IngestService, helpers: OtlpRouteHelpers): void {
-  const otlp = new OtlpIngest(ingest);
+export function registerOtlpRoutes(
+  app: Hono<Env>,
+  ingest: IngestService,
+  store: SpanStore,
+  helpers: OtlpRouteHelpers,
+): void {
+  const otlp = new OtlpIngest(ingest, store);
   app.post(
     "/v1/traces",
     bodyLimit({

@@ -1,8 +1,11 @@
 import type { FieldError } from "@tollgate/core";
 import type { IngestService } from "../service.js";
-import { mapSpan } from "./genai-mapping.js";
-import type { DecodedExport } from "./spans.js";
-import { spansWithUsageBelow } from "./wrappers.js";
+import { isModelCall, mapSpan } from "./genai-mapping.js";
+import { reportsTokens } from "./genai-usage.js";
+import type { DecodedExport, DecodedSpan } from "./spans.js";
+import { type SpanStore, storedRelatives } from "./stored-relatives.js";
+import { TraceTurns } from "./trace-turns.js";
+import { type Uncounted, uncountedSpans } from "./wrappers.js";
 
 /** OTLP's partial success: how many spans were refused, and why (empty when none were). */
 export interface ExportResult {
@@ -22,19 +25,49 @@ const MAX_REASONS = 5;
  * Maps every span of an export to a call record and stores the lot through IngestService (validated,
  * priced, idempotent by the span's event_id, counted against limits). Spans that fail the mapping or the
  * record's validation are refused and reported; the rest are stored together, or not at all when the
- * store fails (IngestService throws its 503, which exporters retry).
+ * store fails (IngestService throws its 503, which exporters retry). A span whose usage is counted on
+ * another span, in this export or stored by an earlier one, is not priced (uncountedSpans).
  */
 export class OtlpIngest {
-  constructor(private readonly ingest: IngestService) {}
+  readonly #turns = new TraceTurns();
+
+  constructor(
+    private readonly ingest: IngestService,
+    private readonly store: SpanStore,
+  ) {}
 
   async export(workspaceId: string, req: DecodedExport): Promise<ExportResult> {
-    const wrappers = spansWithUsageBelow(req);
+    const traces = new Set<string>();
+    for (const rs of req) for (const s of rs.spans) traces.add(`${workspaceId}\u0000${s.traceId}`);
+    const endTurn = await this.#turns.take(traces);
+    try {
+      return await this.#store(workspaceId, req, await this.#uncounted(workspaceId, req));
+    } finally {
+      endTurn();
+    }
+  }
+
+  /** The store is read for the model calls that report usage and have no descendant here that does. */
+  async #uncounted(workspaceId: string, req: DecodedExport): Promise<Map<DecodedSpan, Uncounted>> {
+    const inExport = uncountedSpans(req, []);
+    const calls = req.flatMap((rs) =>
+      rs.spans.filter((s) => !inExport.has(s) && reportsTokens(s.attributes) && isModelCall(s, rs.resource)),
+    );
+    const stored = await storedRelatives(this.store, workspaceId, req, calls);
+    return stored.length ? uncountedSpans(req, stored) : inExport;
+  }
+
+  async #store(
+    workspaceId: string,
+    req: DecodedExport,
+    uncounted: Map<DecodedSpan, Uncounted>,
+  ): Promise<ExportResult> {
     const items: Record<string, unknown>[] = [];
     const itemSpanIds: string[] = [];
     const refused: Refusal[] = [];
     for (const rs of req)
       for (const span of rs.spans) {
-        const mapped = mapSpan(span, rs.resource, wrappers.has(span));
+        const mapped = mapSpan(span, rs.resource, uncounted.get(span));
         if (mapped.ok) {
           items.push(mapped.input);
           itemSpanIds.push(span.spanId);

@@ -1,26 +1,104 @@
+import { isInferenceKind } from "@tollgate/core";
+import type { TraceSpan } from "../../store/types.js";
+import { spanEventId } from "./event-id.js";
 import { reportsTokens } from "./genai-usage.js";
-import type { DecodedExport, DecodedSpan } from "./spans.js";
+import type { AttrMap, DecodedExport, DecodedSpan } from "./spans.js";
+
+/** Why a span is not priced although it may report usage: the metadata entry it is stored with. */
+export type Uncounted = readonly [key: string, value: string];
+
+export const WRAPPER: Uncounted = ["tollgate.wrapper", "usage reported by descendant spans"];
 
 /**
- * The spans of one export that have a descendant (same trace, linked through parent ids present in this
- * export) reporting token counts. An inference-looking span among them is a wrapper (a framework span
- * around the client call, re-stating its usage) and must not be priced a second time. Spans whose
- * children arrive in another export cannot be seen here.
+ * The spans of an export whose usage is counted on another span, so that a call is priced once however its
+ * spans are split across exports, whichever comes first:
+ * - a wrapper (a framework span around the client call, re-stating its usage): a span with a descendant
+ *   (same trace, linked through parent ids) that reports token counts, in this export or `stored` by an
+ *   earlier one (children end, and are exported, before their parents);
+ * - a late call: a span reporting tokens below a span stored as a priced call, which is then its wrapper,
+ *   stored first (an export retried late, or two in flight at once) and priced while the call was not
+ *   there to see. The store keeps what it stored first, so that one stays the priced one.
+ * `stored`: what an earlier export of these traces stored (storedRelatives); only spans stored by this
+ * route are read, since theirs is the kind and usage_raw the mapping gave.
  */
-export function spansWithUsageBelow(req: DecodedExport): Set<DecodedSpan> {
-  const byId = new Map<string, DecodedSpan>();
-  for (const rs of req) for (const s of rs.spans) byId.set(`${s.traceId}/${s.spanId}`, s);
-  const marked = new Set<DecodedSpan>();
-  for (const rs of req)
-    for (const s of rs.spans) {
-      if (!s.parentSpanId || !reportsTokens(s.attributes)) continue;
-      // Stops at a span already marked (its ancestors are too), which also ends any cycle.
-      for (
-        let p = byId.get(`${s.traceId}/${s.parentSpanId}`);
-        p && !marked.has(p);
-        p = p.parentSpanId ? byId.get(`${p.traceId}/${p.parentSpanId}`) : undefined
-      )
-        marked.add(p);
+export function uncountedSpans(
+  req: DecodedExport,
+  stored: readonly TraceSpan[],
+): Map<DecodedSpan, Uncounted> {
+  const nodes = new Map<string, Node>();
+  for (const s of stored)
+    if (s.trace_id && s.span_id && s.event_id === spanEventId(s.trace_id, s.span_id)) {
+      const tokens =
+        typeof s.usage_raw === "object" && s.usage_raw !== null && reportsTokens(s.usage_raw as AttrMap);
+      nodes.set(`${s.trace_id}/${s.span_id}`, {
+        traceId: s.trace_id,
+        spanId: s.span_id,
+        parentSpanId: s.parent_span_id ?? "",
+        tokens,
+        counted: tokens && isInferenceKind(s.kind),
+      });
     }
-  return marked;
+  const inExport: [DecodedSpan, string][] = [];
+  for (const rs of req)
+    for (const span of rs.spans) {
+      const key = `${span.traceId}/${span.spanId}`;
+      // The export's copy says how the spans link; a stored copy (a retry) whether it was priced.
+      nodes.set(key, {
+        traceId: span.traceId,
+        spanId: span.spanId,
+        parentSpanId: span.parentSpanId,
+        tokens: reportsTokens(span.attributes),
+        counted: nodes.get(key)?.counted ?? false,
+      });
+      inExport.push([span, key]);
+    }
+  const parentOf = (n: Node) => (n.parentSpanId ? nodes.get(`${n.traceId}/${n.parentSpanId}`) : undefined);
+
+  const below = new Set<Node>();
+  for (const n of nodes.values())
+    if (n.tokens)
+      // Stops at a node already marked (its ancestors are too), which also ends any cycle.
+      for (let p = parentOf(n); p && !below.has(p); p = parentOf(p)) below.add(p);
+
+  // The nearest priced ancestor of each node walked (null: none), so shared ancestors are walked once.
+  const pricedAbove = new Map<Node, Node | null>();
+  const pricedAncestor = (n: Node): Node | null => {
+    const path = new Set<Node>();
+    let found: Node | null = null;
+    for (let p = parentOf(n); p && !path.has(p); p = parentOf(p)) {
+      const known = pricedAbove.get(p);
+      if (known !== undefined) {
+        found = known;
+        break;
+      }
+      if (p.counted) {
+        found = p;
+        break;
+      }
+      path.add(p);
+    }
+    for (const p of path) pricedAbove.set(p, found);
+    return found;
+  };
+
+  const out = new Map<DecodedSpan, Uncounted>();
+  for (const [span, key] of inExport) {
+    const n = nodes.get(key)!;
+    if (below.has(n)) out.set(span, WRAPPER);
+    else if (n.tokens) {
+      const priced = pricedAncestor(n);
+      if (priced) out.set(span, ["tollgate.usage_counted_on", priced.spanId]);
+    }
+  }
+  return out;
+}
+
+interface Node {
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  /** Reports token counts (what makes its ancestors wrappers). */
+  tokens: boolean;
+  /** Stored as a priced call. */
+  counted: boolean;
 }

@@ -3,7 +3,7 @@
 import { type CallRecord, nearestRank, roundHalfUp, sortBigints } from "@tollgate/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateDemo } from "../src/demo/generate.js";
-import { getJson, type Json, openTestRuntime, postEvents } from "./helpers.js";
+import { getJson, type Json, openTestRuntime, postEvents, validRecord } from "./helpers.js";
 
 const DAY = 86_400_000;
 let rt: Awaited<ReturnType<typeof openTestRuntime>>;
@@ -197,6 +197,26 @@ describe("rollups against a naive computation", () => {
 });
 
 describe("variance and forecast", () => {
+  it("the narrative says when there is nothing to compare, and shows a change under a cent", async () => {
+    const empty = await api(`/api/variance?${range}&feature=no-such-feature`);
+    expect(empty.narrative[0]).toBe("No spend in either window.");
+    // Another workspace: $0.000150 then $0.000170 (events with their own cost).
+    const at = (ms: number, nanousd: string) =>
+      validRecord({ ts_start: ms, feature: "tiny", data_mode: "real", cost_nanousd: nanousd });
+    const res = await postEvents(
+      rt.app,
+      rt.rootToken,
+      [at(from + DAY, "150000"), at(to - DAY, "170000")],
+      "?workspace=tiny",
+    );
+    expect(res.json.accepted).toBe(2);
+    const mid = to - 7 * DAY;
+    const v = await api(
+      `/api/variance?workspace=tiny&from=${iso(mid)}&to=${iso(to)}&vs_from=${iso(from)}&vs_to=${iso(mid)}`,
+    );
+    expect(v.narrative[0]).toMatch(/^Spend rose \+\$0\.000020 \(\+13\.3%\), from \$0\.00 to \$0\.00: /);
+  });
+
   it("the split of the change adds up exactly, per driver and in total, and matches naive totals", async () => {
     const mid = to - 7 * DAY;
     const v = await api(

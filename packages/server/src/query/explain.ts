@@ -147,7 +147,12 @@ async function promptDeploys(store: AnalyticsStore, w: Window): Promise<PromptDe
     .sort((x, y) => Math.abs(y.change!) - Math.abs(x.change!));
 }
 
-const usd = (n: bigint) => `${n < 0n ? "-" : "+"}$${formatUsd(n < 0n ? -n : n, 2)}`;
+const CENT = 10_000_000n;
+/** Cents, or the digits it takes to show a change under a cent (+$0.00 would read as none). */
+const usd = (n: bigint) => {
+  const abs = n < 0n ? -n : n;
+  return `${n < 0n ? "-" : "+"}$${formatUsd(abs, abs > 0n && abs < CENT ? 6 : 2)}`;
+};
 const pct = (x: number | null) => (x === null ? "n/a" : `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)}%`);
 const label = (k: string | null) => k ?? "(none)";
 
@@ -160,12 +165,16 @@ function narrate(
   waste: { retry_share: number; error_share: number },
 ): string[] {
   const lines: string[] = [];
-  const verb = total.change_nanousd >= 0n ? "rose" : "fell";
-  lines.push(
-    `Spend ${verb} ${usd(total.change_nanousd)} (${pct(change(total.after.cost_nanousd, total.before.cost_nanousd))}), ` +
-      `from $${formatUsd(total.before.cost_nanousd, 2)} to $${formatUsd(total.after.cost_nanousd, 2)}: ` +
-      `volume ${usd(total.volume_nanousd)}, mix ${usd(total.mix_nanousd)}, cost per request ${usd(total.rate_nanousd)}.`,
-  );
+  const { before, after } = total;
+  if (before.cost_nanousd === 0n && after.cost_nanousd === 0n) lines.push("No spend in either window.");
+  else if (total.change_nanousd === 0n)
+    lines.push(`Spend was unchanged at $${formatUsd(after.cost_nanousd, 2)}.`);
+  else
+    lines.push(
+      `Spend ${total.change_nanousd > 0n ? "rose" : "fell"} ${usd(total.change_nanousd)} (${pct(change(after.cost_nanousd, before.cost_nanousd))}), ` +
+        `from $${formatUsd(before.cost_nanousd, 2)} to $${formatUsd(after.cost_nanousd, 2)}: ` +
+        `volume ${usd(total.volume_nanousd)}, mix ${usd(total.mix_nanousd)}, cost per request ${usd(total.rate_nanousd)}.`,
+    );
   for (const { by, split } of splits) {
     const top = split.segments.filter((s) => s.change_nanousd !== 0n).slice(0, 3);
     if (!top.length) continue;

@@ -269,6 +269,9 @@ describe("states, alerts and audit", () => {
     expect((await api("PUT", "/api/budgets/audited", b)).status).toBe(201);
     expect((await api("PUT", "/api/budgets/audited", { ...b, limit_usd: "2.50" })).status).toBe(200);
     expect((await api("DELETE", "/api/budgets/audited")).status).toBe(200);
+    const never = await api("GET", "/api/budgets/never-was/audit");
+    expect(never.status).toBe(404);
+    expect(never.json.error).toMatchObject({ code: "not_found", param: "id" });
     const { json } = await api("GET", "/api/budgets/audited/audit");
     expect(
       json.audit.map((a: Json) => [

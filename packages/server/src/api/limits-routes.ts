@@ -134,7 +134,11 @@ export function registerLimitRoutes(app: Hono<Env>, guard: SpendGuard, h: LimitR
     });
     app.get(`/api/${path}/:id/audit`, h.admin, async (c) => {
       const ws = h.workspaceOf(c, c.req.query("workspace"));
-      return c.json({ audit: await guard.auditOf(ws, kind, idParam(c)) });
+      const id = idParam(c);
+      const audit = await guard.auditOf(ws, kind, id);
+      // A deleted policy still has its history (a limits file's none); an id that never was is a typo.
+      if (!audit.length && !registry.get(ws, kind, id)) throw notFound(kind, id);
+      return c.json({ audit });
     });
     if (kind === "budget") continue; // budgets list and show their live status below
     app.get(`/api/${path}`, h.read, (c) => {

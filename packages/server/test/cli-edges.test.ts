@@ -281,3 +281,34 @@ describe("spend and export calls pick a data_mode and deployment, as the rollups
     expect(JSON.parse(r.out).rows).toBe(1);
   });
 });
+
+describe("a refused flag is named as the flag", () => {
+  it("budgets set and agents set say which flag to fix, exit 2", () => {
+    for (const [args, says] of [
+      [
+        ["budgets", "set", "b-flags", "--window", "day", "--limit", "1", "--warn-at", "0.5,abc"],
+        'error: --warn-at takes numbers; "abc" is not one',
+      ],
+      [
+        ["budgets", "set", "b-flags", "--window", "fortnight", "--limit", "1"],
+        "budgets set failed (400): --window: window: must be",
+      ],
+      [
+        ["budgets", "set", "b-flags", "--window", "day", "--limit", "lots"],
+        "budgets set failed (400): --limit: ",
+      ],
+      [
+        ["agents", "set", "bot-flags", "--max-llm-calls", "2.5"],
+        "agents set failed (400): --max-llm-calls: max_llm_calls: ",
+      ],
+      [
+        ["agents", "set", "bot-flags", "--max-depth", "deep"],
+        'error: --max-depth takes numbers; "deep" is not one',
+      ],
+    ] as const) {
+      const r = tollgate(...args);
+      expect(r.code, `${args.join(" ")}: ${r.err}`).toBe(2);
+      expect(r.err).toContain(says);
+    }
+  });
+});

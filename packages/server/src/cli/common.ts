@@ -30,13 +30,18 @@ export class CliError extends Error {
   }
 }
 
-/** Turns an API error reply into a CliError carrying the server's message. */
-export function expectOk(reply: Reply, what: string): Reply["body"] {
+/**
+ * The answer's body, or a CliError: a value the server refuses (400) came from the command line, so it is
+ * a usage error (exit 2), as the CLI's own checks are. `flags` names the flag each API field came from
+ * (warn_at: "--warn-at"): the message then says which flag to fix.
+ */
+export function expectOk(reply: Reply, what: string, flags: Record<string, string> = {}): Reply["body"] {
   if (reply.status >= 200 && reply.status < 300) return reply.body;
   const e = reply.body?.error;
-  // A value the server refuses (400) came from the command line: a usage error, as the CLI's own checks are.
+  const field = typeof e?.param === "string" ? e.param.split(".")[0]! : "";
+  const flag = reply.status === 400 && Object.hasOwn(flags, field) ? `${flags[field]}: ` : "";
   throw new CliError(
-    `${what} failed (${reply.status}): ${e?.message ?? JSON.stringify(reply.body)}`,
+    `${what} failed (${reply.status}): ${flag}${e?.message ?? JSON.stringify(reply.body)}`,
     reply.status === 400 ? 2 : 1,
   );
 }
@@ -71,10 +76,11 @@ export async function callApi(
   path: string,
   what: string,
   body?: unknown,
+  flags?: Record<string, string>,
 ): Promise<Reply["body"]> {
   const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
   try {
-    return expectOk(await client.request(method, path, body), what);
+    return expectOk(await client.request(method, path, body), what, flags);
   } finally {
     await client.close();
   }

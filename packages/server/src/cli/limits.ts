@@ -94,6 +94,38 @@ interface BudgetFlags {
   json?: boolean;
 }
 
+/** A number given to a flag (the server checks its range); not one is a usage error naming the flag. */
+function number(text: string, flag: string): number {
+  const n = text.trim() === "" ? Number.NaN : Number(text);
+  if (!Number.isFinite(n)) throw new CliError(`${flag} takes numbers; ${JSON.stringify(text)} is not one`, 2);
+  return n;
+}
+
+/** The flag each field of a budget built from flags came from: the server's refusals name fields. */
+const BUDGET_FLAGS: Record<string, string> = {
+  id: "ID",
+  scope: "--scope",
+  window: "--window",
+  timezone: "--timezone",
+  limit_usd: "--limit",
+  warn_at: "--warn-at",
+  action: "--action",
+  throttle_rpm: "--throttle-rpm",
+  unpriced: "--unpriced",
+  fail_mode: "--fail-mode",
+  overrides: "--override",
+};
+
+const AGENT_FLAGS: Record<string, string> = {
+  max_cost_usd: "--max-cost",
+  max_total_tokens: "--max-tokens",
+  max_llm_calls: "--max-llm-calls",
+  max_tool_calls: "--max-tool-calls",
+  max_retries: "--max-retries",
+  max_span_depth: "--max-depth",
+  max_wall_time_s: "--max-wall-time",
+};
+
 export function registerLimits(program: Command): void {
   const budgets = program
     .command("budgets")
@@ -141,7 +173,7 @@ export function registerLimits(program: Command): void {
           window: o.window,
           timezone: o.timezone,
           limit_usd: o.limit,
-          warn_at: o.warnAt ? o.warnAt.split(",").map(Number) : [],
+          warn_at: o.warnAt ? o.warnAt.split(",").map((x) => number(x, "--warn-at")) : [],
           action: o.action,
           ...(o.throttleRpm ? { throttle_rpm: Number(o.throttleRpm) } : {}),
           unpriced: o.unpriced,
@@ -153,7 +185,14 @@ export function registerLimits(program: Command): void {
           }),
         };
       }
-      const res = await callApi(cmd, "POST", `/api/budgets?${ws(o.workspace)}`, "budgets set", spec);
+      const res = await callApi(
+        cmd,
+        "POST",
+        `/api/budgets?${ws(o.workspace)}`,
+        "budgets set",
+        spec,
+        o.file ? {} : BUDGET_FLAGS,
+      );
       if (o.json) printJson(res);
       else
         console.log(
@@ -279,15 +318,15 @@ export function registerLimits(program: Command): void {
     .option("--max-wall-time <s>", "seconds from the run's first call")
     .option("-w, --workspace <id>", "workspace", "default")
     .action(async (type: string, o: Record<string, string>, cmd: Command) => {
-      const num = (v?: string) => (v === undefined ? undefined : Number(v));
+      const num = (v: string | undefined, flag: string) => (v === undefined ? undefined : number(v, flag));
       const spec = {
         max_cost_usd: o.maxCost,
-        max_total_tokens: num(o.maxTokens),
-        max_llm_calls: num(o.maxLlmCalls),
-        max_tool_calls: num(o.maxToolCalls),
-        max_retries: num(o.maxRetries),
-        max_span_depth: num(o.maxDepth),
-        max_wall_time_s: num(o.maxWallTime),
+        max_total_tokens: num(o.maxTokens, "--max-tokens"),
+        max_llm_calls: num(o.maxLlmCalls, "--max-llm-calls"),
+        max_tool_calls: num(o.maxToolCalls, "--max-tool-calls"),
+        max_retries: num(o.maxRetries, "--max-retries"),
+        max_span_depth: num(o.maxDepth, "--max-depth"),
+        max_wall_time_s: num(o.maxWallTime, "--max-wall-time"),
       };
       await callApi(
         cmd,
@@ -295,6 +334,7 @@ export function registerLimits(program: Command): void {
         `/api/agents/${encodeURIComponent(type)}?${ws(o.workspace!)}`,
         "agents set",
         JSON.parse(JSON.stringify(spec)),
+        AGENT_FLAGS,
       );
       console.log(`ceilings for ${type} saved`);
     });

@@ -4,10 +4,10 @@
 import { describe, expect, it } from "vitest";
 import { Rng } from "../src/demo/random.js";
 import { decodeJsonExport, MAX_JSON_CONTAINERS } from "../src/ingest/otlp/decode-json.js";
-import { decodeProtobufExport } from "../src/ingest/otlp/decode-protobuf.js";
+import { decodeProtobufExport, MAX_ATTRIBUTE_VALUES } from "../src/ingest/otlp/decode-protobuf.js";
 import type { AttrMap, AttrValue, DecodedExport, DecodedSpan } from "../src/ingest/otlp/spans.js";
 import { OtlpDecodeError, OtlpTooLarge, OtlpTooManySpans } from "../src/ingest/otlp/spans.js";
-import { ExportTraceServiceRequest } from "./otlp-request-proto.js";
+import { ExportTraceServiceRequest, lenField } from "./otlp-request-proto.js";
 
 const utf8 = (text: string) => new TextEncoder().encode(text);
 
@@ -320,6 +320,46 @@ describe("OTLP protobuf decoding", () => {
     expect(() => decodeProtobufExport(exportOf(4_000, 6_001))).toThrow(/at most 10000 spans/);
     // Empty resourceSpans cost two bytes each too.
     expect(() => decodeProtobufExport(exportOf(...new Array(10_001).fill(0)))).toThrow(/10000 resourceSpans/);
+  });
+
+  it("stops at the attribute value limit, counting attributes, array elements and kvlist entries over the whole export", () => {
+    const keyValue = (key: string, anyValue: Uint8Array) =>
+      Buffer.concat([lenField(1, Buffer.from(key)), lenField(2, anyValue)]);
+    // n empty AnyValues (as array elements) or empty KeyValues (as kvlist entries): both are 0a 00.
+    const empties = (n: number) => Buffer.alloc(2 * n, Uint8Array.from([0x0a, 0x00]));
+    // A resource attribute holding an array of `inArray` values, and a span attribute holding a kvlist of
+    // `inKvlist` entries: 2 + inArray + inKvlist values.
+    const exportOf = (inArray: number, inKvlist: number) => {
+      const resource = lenField(1, lenField(1, keyValue("r", lenField(5, empties(inArray)))));
+      const span = lenField(9, keyValue("k", lenField(6, empties(inKvlist))));
+      return new Uint8Array(lenField(1, Buffer.concat([resource, lenField(2, lenField(2, span))])));
+    };
+    const inArray = 1_000_000;
+    const [rs] = decodeProtobufExport(exportOf(inArray, MAX_ATTRIBUTE_VALUES - 2 - inArray));
+    expect(rs!.resource.r).toHaveLength(inArray);
+    expect(rs!.spans[0]!.attributes.k).toEqual({ "": null });
+    expect(() => decodeProtobufExport(exportOf(inArray, MAX_ATTRIBUTE_VALUES - 1 - inArray))).toThrow(
+      OtlpTooLarge,
+    );
+    expect(() => decodeProtobufExport(exportOf(inArray + 1, MAX_ATTRIBUTE_VALUES - 2 - inArray))).toThrow(
+      /at most 2000000 attribute values/,
+    );
+  });
+
+  it("refuses an attribute value nested deeper than 16 arrays by name, however deep (no stack overflow)", () => {
+    const nestedExport = (levels: number) => {
+      let value: Buffer = Buffer.alloc(0);
+      for (let i = 0; i < levels; i++) value = lenField(5, lenField(1, value));
+      const span = lenField(9, Buffer.concat([lenField(1, Buffer.from("k")), lenField(2, value)]));
+      return new Uint8Array(lenField(1, lenField(2, lenField(2, span))));
+    };
+    let deepest: AttrValue = decodeProtobufExport(nestedExport(16))[0]!.spans[0]!.attributes.k!;
+    for (let i = 0; i < 16; i++) deepest = (deepest as AttrValue[])[0]!;
+    expect(deepest).toBeNull();
+    for (const levels of [17, 10_000])
+      expect(() => decodeProtobufExport(nestedExport(levels))).toThrow(
+        new OtlpDecodeError("an attribute value is nested deeper than 16 levels"),
+      );
   });
 
   it("the JSON decoder counts spans before it validates and copies them", () => {

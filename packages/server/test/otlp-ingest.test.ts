@@ -32,7 +32,7 @@ import {
   startTestGateway,
 } from "./helpers.js";
 import { FX, fixture, type MockUpstream, startMockUpstream } from "./mock-upstream.js";
-import { ExportTraceServiceRequest } from "./otlp-request-proto.js";
+import { ExportTraceServiceRequest, lenField, SpanMessage } from "./otlp-request-proto.js";
 
 let mock: MockUpstream;
 let gw: Awaited<ReturnType<typeof startTestGateway>>;
@@ -997,18 +997,64 @@ describe("OTLP ingest: how much an export may hold", () => {
     expect(res.json()).toEqual({});
     expect(await countAll()).toBe(before + 10_000);
   });
+
+  it("a 39 KB gzip protobuf export of one attribute of 20 million empty array values is refused at once by name, not decoded for seconds", async () => {
+    const key = lenField(1, Buffer.from("gen_ai.usage.x"));
+    const values = lenField(2, lenField(5, Buffer.alloc(40_000_000, Uint8Array.from([0x0a, 0x00]))));
+    const span = Buffer.concat([
+      SpanMessage.encode(pbSpan()).finish(),
+      lenField(9, Buffer.concat([key, values])),
+    ]);
+    const body = gzipSync(oneScopeProtobuf(lenField(2, span)), { level: 9 });
+    expect(body.byteLength).toBeLessThan(40_000);
+    const before = await countAll();
+    const started = performance.now();
+    const res = await post(body, { ...PB, "content-encoding": "gzip" });
+    const ms = performance.now() - started;
+    expect(res.status).toBe(413);
+    expect(res.json().error).toMatchObject({
+      type: "invalid_request_error",
+      code: "batch_too_large",
+      message: expect.stringMatching(/at most 2000000 attribute values .*lower the exporter's batch size/),
+    });
+    // Decoding them all took ~1 s and mapping the span (then refused: its usage_raw was too long) ~2 s
+    // more; the refusal inflates the 40 MB and decodes 4 MB of them (generous for a shared box).
+    expect(ms).toBeLessThan(1_500);
+    expect(await countAll()).toBe(before);
+  });
+
+  it("a full protobuf export (10,000 spans of 156 attribute values: 1.56 million, 49 MB) is stored whole through gzip", async () => {
+    const spans = Array.from({ length: 10_000 }, (_, i) =>
+      pbSpan({
+        attributes: [
+          ...chatKeyValues(),
+          ...Array.from({ length: 100 }, (_, k) => ({
+            key: `app.attribute.${k}`,
+            value: { stringValue: `value ${k} of span ${i}` },
+          })),
+          {
+            key: "app.steps",
+            value: { arrayValue: { values: Array.from({ length: 50 }, (_, k) => ({ intValue: k + 1 })) } },
+          },
+        ],
+      }),
+    );
+    const before = await countAll();
+    const bytes = pbExport(spans);
+    expect(bytes.length).toBeGreaterThan(49_000_000);
+    const res = await post(gzipSync(bytes), { ...PB, "content-encoding": "gzip" });
+    expect(res.status).toBe(200);
+    expect(res.bytes.byteLength).toBe(0); // a full success: an empty ExportTraceServiceResponse
+    expect(await countAll()).toBe(before + 10_000);
+  });
 });
+
+/** One resourceSpans holding one scopeSpans of `spans` (encoded Span fields, each a field 2). */
+const oneScopeProtobuf = (spans: Uint8Array) => lenField(1, lenField(2, spans));
 
 /** One resourceSpans holding one scopeSpans of `n` empty spans (2 bytes each). */
 function emptySpansProtobuf(n: number): Buffer {
-  const varint = (v: number) => {
-    const out: number[] = [];
-    for (; v >= 0x80; v = Math.floor(v / 0x80)) out.push((v % 0x80) | 0x80);
-    return [...out, v];
-  };
-  const spans = Buffer.alloc(2 * n, Uint8Array.from([0x12, 0x00]));
-  const scope = Buffer.concat([Buffer.from([0x12, ...varint(spans.length)]), spans]);
-  return Buffer.concat([Buffer.from([0x0a, ...varint(scope.length)]), scope]);
+  return oneScopeProtobuf(Buffer.alloc(2 * n, Uint8Array.from([0x12, 0x00])));
 }
 
 function deepValue(depth: number): unknown {

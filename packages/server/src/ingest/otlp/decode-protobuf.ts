@@ -7,6 +7,7 @@ import {
   type DecodedSpan,
   MAX_VALUE_DEPTH,
   OtlpDecodeError,
+  OtlpTooLarge,
   OtlpTooManySpans,
   setAttr,
 } from "./spans.js";
@@ -22,7 +23,7 @@ import { FIXED64, LEN, VARINT, WireError, WireReader } from "./wire.js";
  * counts) is skipped by wire type.
  */
 export function decodeProtobufExport(bytes: Uint8Array): DecodedExport {
-  const r = new WireReader(bytes);
+  const r = new ExportReader(bytes);
   const out: DecodedExport = [];
   let spans = 0;
   try {
@@ -45,6 +46,28 @@ export function decodeProtobufExport(bytes: Uint8Array): DecodedExport {
   return out;
 }
 
+/**
+ * Attribute values a protobuf export may hold: every key-value (a span's or resource's attribute, a kvlist
+ * entry) and every array element, at any depth. Decoding time goes by them, not by bytes: 39 KB of gzip
+ * inflate to one attribute of 20 million empty array elements (40 MB), seconds on the event loop. Each
+ * counted value is at least one object of the same export in JSON, so this is MAX_JSON_CONTAINERS again:
+ * what the JSON path takes, this one takes too.
+ */
+export const MAX_ATTRIBUTE_VALUES = 2_000_000;
+
+/** The reader of one export and its count of attribute values (the reader already goes wherever they are read). */
+class ExportReader extends WireReader {
+  values = 0;
+}
+
+/** Counts one attribute value, refusing the export at the limit before the value is decoded. */
+function countValue(r: ExportReader): void {
+  if (++r.values > MAX_ATTRIBUTE_VALUES)
+    throw new OtlpTooLarge(
+      `a protobuf export holds at most ${MAX_ATTRIBUTE_VALUES} attribute values (attributes, their array elements and kvlist entries); lower the exporter's batch size`,
+    );
+}
+
 /** Checks the wire type of the field whose tag was just read; `end` is passed on as its bound. */
 function field(tag: number, wireType: number, end: number): number {
   if ((tag & 7) !== wireType)
@@ -58,7 +81,7 @@ function message(r: WireReader, tag: number, end: number): number {
 }
 
 /** `room`: how many more spans the export may hold. */
-function resourceSpans(r: WireReader, end: number, room: number): DecodedResourceSpans {
+function resourceSpans(r: ExportReader, end: number, room: number): DecodedResourceSpans {
   const rs: DecodedResourceSpans = { resource: {}, spans: [] };
   while (r.pos < end) {
     const tag = r.varint(end);
@@ -71,7 +94,7 @@ function resourceSpans(r: WireReader, end: number, room: number): DecodedResourc
   return rs;
 }
 
-function scopeSpans(r: WireReader, end: number, into: DecodedSpan[], room: number): void {
+function scopeSpans(r: ExportReader, end: number, into: DecodedSpan[], room: number): void {
   while (r.pos < end) {
     const tag = r.varint(end);
     if (tag >>> 3 === 2) {
@@ -81,7 +104,7 @@ function scopeSpans(r: WireReader, end: number, into: DecodedSpan[], room: numbe
   }
 }
 
-function span(r: WireReader, end: number): DecodedSpan {
+function span(r: ExportReader, end: number): DecodedSpan {
   const s: DecodedSpan = {
     traceId: "",
     spanId: "",
@@ -142,7 +165,8 @@ function status(r: WireReader, end: number, s: DecodedSpan): void {
 }
 
 /** One KeyValue into `attrs` (a key without a value is null, as an empty AnyValue is). */
-function keyValue(r: WireReader, end: number, attrs: AttrMap, depth: number): void {
+function keyValue(r: ExportReader, end: number, attrs: AttrMap, depth: number): void {
+  countValue(r);
   let key = "";
   let value: AttrValue = null;
   while (r.pos < end) {
@@ -156,7 +180,7 @@ function keyValue(r: WireReader, end: number, attrs: AttrMap, depth: number): vo
 }
 
 /** An AnyValue: its last member wins, as in a oneof; none at all is null. */
-function anyValue(r: WireReader, end: number, depth: number): AttrValue {
+function anyValue(r: ExportReader, end: number, depth: number): AttrValue {
   let v: AttrValue = null;
   while (r.pos < end) {
     const tag = r.varint(end);
@@ -195,17 +219,19 @@ function nested(depth: number): number {
   return depth + 1;
 }
 
-function arrayValue(r: WireReader, end: number, depth: number): AttrValue[] {
+function arrayValue(r: ExportReader, end: number, depth: number): AttrValue[] {
   const values: AttrValue[] = [];
   while (r.pos < end) {
     const tag = r.varint(end);
-    if (tag >>> 3 === 1) values.push(anyValue(r, message(r, tag, end), depth));
-    else r.skip(tag & 7, end);
+    if (tag >>> 3 === 1) {
+      countValue(r);
+      values.push(anyValue(r, message(r, tag, end), depth));
+    } else r.skip(tag & 7, end);
   }
   return values;
 }
 
-function kvList(r: WireReader, end: number, depth: number): AttrMap {
+function kvList(r: ExportReader, end: number, depth: number): AttrMap {
   const attrs: AttrMap = {};
   while (r.pos < end) {
     const tag = r.varint(end);

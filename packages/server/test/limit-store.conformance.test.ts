@@ -397,6 +397,32 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     expect(await store().admit(next(NOW + 1000))).toEqual({ ok: true });
   });
 
+  it("a reservation whose id starts with L (as a process's random prefix may) expires as any other, not as a lease", async () => {
+    // Reservation ids are "<random base64url prefix>.<n>": 1 process in 64 has a prefix starting with L.
+    const w = ws();
+    const short = { expiresAt: NOW + 1000 };
+    expect(await store().admit(admitReq(w, { id: "Lq3x.1", ...short }))).toEqual({ ok: true });
+    expect(await store().buckets(w, [bucket()], NOW + 2000)).toEqual([{ spend: 0n, reserved: 0n }]);
+    const ceilings = { cost_nanousd: 1000n };
+    const held = (id: string, now: number) =>
+      admitReq(w, {
+        id,
+        now,
+        expiresAt: now + 1000,
+        buckets: [],
+        run: {
+          key: "r:l-held",
+          ceilings,
+          depth: 1,
+          retry: false,
+          hold: { cost_nanousd: 2000n, total_tokens: 0 },
+        },
+      });
+    expect(await store().admit(held("Lq3x.2", NOW))).toEqual({ ok: true });
+    // Its gateway died: past its expiry the hold stops counting, and the run goes on.
+    expect(await store().admit(held("Lq3x.3", NOW + 2000))).toEqual({ ok: true });
+  });
+
   it("runs: a token ceiling counts the holds of calls in flight; a run without cost or token ceilings holds nothing", async () => {
     const w = ws();
     const run = (key: string, ceilings: Ceilings, tokens: number) => ({

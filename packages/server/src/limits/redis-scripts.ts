@@ -18,18 +18,17 @@ local function slotsum(slots)
 end
 local function fmt(n) return string.format('%.0f', n) end
 -- Drops reservations past their expiry from a bucket: members are "<id>:<amount>", or "L<lease id>" whose
--- amount lives in the lease hash (it shrinks as the lease is used).
+-- amount lives in the lease hash (it shrinks as the lease is used). Told apart by the amount, not the L: a
+-- reservation id may start with L too (a process's random prefix), and a run's holds have no lease hash.
 local function expire(mk, zk, lk, now)
   local expired = redis.call('ZRANGEBYSCORE', zk, '-inf', now)
   if #expired == 0 then return end
   for _, m in ipairs(expired) do
-    local amount
-    if string.sub(m, 1, 1) == 'L' then
+    local amount = string.match(m, ':(%d+)$')
+    if not amount and lk and string.sub(m, 1, 1) == 'L' then
       local lid = string.sub(m, 2)
       amount = redis.call('HGET', lk, lid)
       redis.call('HDEL', lk, lid)
-    else
-      amount = string.match(m, ':(%d+)$')
     end
     if amount and amount ~= '0' then redis.call('HINCRBY', mk, 'r', '-' .. amount) end
   end

@@ -1,5 +1,6 @@
 // One conformance suite for every LimitStore: the in-memory default and Redis (a real redis-server).
 import { type Ceilings, emptyRunUsage } from "@tollgate/core";
+import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MemoryLimitStore } from "../src/limits/memory-store.js";
 import { LEASE_CALLS } from "../src/limits/redis-leases.js";
@@ -559,6 +560,43 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     await store().seedTotals(w, "cap", [{ bucket: day, slot: day.slots[0]!, total: 200n }]);
     await store().seedTotals(w, "cap", [{ bucket: day, slot: day.slots[0]!, total: 300n }], true);
     expect((await store().buckets(w, [day], NOW))[0]!.spend).toBe(165n);
+  });
+});
+
+describe("Redis run holds", () => {
+  it("a run's hold keys go once its last call in flight settles (runs are many, and short)", async () => {
+    const store = stores.redis as RedisLimitStore;
+    const w = ws();
+    const ceilings = { cost_nanousd: 1000n, total_tokens: 100 };
+    const hold = { cost_nanousd: 300n, total_tokens: 30 };
+    const reqs = [1, 2].map(() =>
+      admitReq(w, { buckets: [], run: { key: "r:short", ceilings, depth: 1, retry: false, hold } }),
+    );
+    for (const r of reqs) expect(await store.admit(r)).toEqual({ ok: true });
+    const client = new Redis(redis.url);
+    const holdKeys = () => client.keys(`tg:{${w}}:hr:*`);
+    expect((await holdKeys()).length).toBeGreaterThan(0);
+    for (const r of reqs)
+      await store.settle({
+        workspace: w,
+        id: r.id,
+        now: NOW,
+        buckets: [],
+        tokenRates: [],
+        run: {
+          key: "r:short",
+          ceilings,
+          cost: 10n,
+          tokens: 1,
+          toolCalls: 0,
+          llmCalls: 0,
+          retries: 0,
+          held: hold,
+        },
+      });
+    expect(await holdKeys()).toEqual([]);
+    expect((await store.run(w, "r:short"))?.usage).toMatchObject({ cost_nanousd: 20n, total_tokens: 2 });
+    client.disconnect();
   });
 });
 

@@ -6,7 +6,15 @@ import Anthropic from "@anthropic-ai/sdk";
 import { formatUsd, usdToNano } from "@tollgate/core";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { adminRequest, gatewayRecords, type Json, nanoChat, okOrCode, startTestGateway } from "./helpers.js";
+import {
+  adminRequest,
+  gatewayRecords,
+  type Json,
+  nanoChat,
+  okOrCode,
+  recordByEventId,
+  startTestGateway,
+} from "./helpers.js";
 import { type MockUpstream, startMockUpstream } from "./mock-upstream.js";
 
 let mock: MockUpstream;
@@ -484,6 +492,27 @@ describe("agent runs", () => {
     // Spent as a sequential loop would have: the call that crossed the ceiling was the last (without holds,
     // all ten ran: $0.108).
     expect(BigInt(run.json.usage.cost_nanousd)).toBe(5n * usdToNano("0.0108427"));
+  });
+
+  it("a run's call whose reply reports no usage counts its worst case, as budgets charge it", async () => {
+    await api("PUT", "/api/agents/mute-bot", { max_cost_usd: "1.00" });
+    const oa = client({
+      "x-tollgate-agent-run-id": "mute-1",
+      "x-tollgate-agent-type": "mute-bot",
+      // A 200 whose JSON holds no usage: the call's cost is unknown.
+      "x-mock-fixture": "openai/billing.costs-api.example.json",
+    });
+    const { response } = await oa.chat.completions
+      .create({ model: "o3-mini", max_completion_tokens: 3000, messages: [{ role: "user", content: "hi" }] })
+      .withResponse();
+    const rec = await recordByEventId(gw.runtime, response.headers.get("x-tollgate-event-id"));
+    expect(rec).toMatchObject({ error_type: "usage_unreadable", cost_nanousd: 0n });
+    const run = await api("GET", "/api/runs/mute-1");
+    expect(run.json.usage.llm_calls).toBe(1);
+    // o3-mini's worst case for this request: 3,000 output tokens at $4.40/M plus its input estimate.
+    const held = BigInt(run.json.usage.cost_nanousd);
+    expect(held).toBeGreaterThan(usdToNano("0.0132"));
+    expect(held).toBeLessThan(usdToNano("0.0134"));
   });
 
   it("a refusal by the holds of a run's calls in flight says so, and is no kill", async () => {

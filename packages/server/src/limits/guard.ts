@@ -393,7 +393,8 @@ export class SpendGuard {
         ? {
             key: ticket.run.key,
             ceilings: ticket.run.ceilings,
-            cost: outcome.cost ?? 0n,
+            // Unknown (a reply without usage), as budgets charge it: the worst case the call held.
+            cost: outcome.cost ?? ticket.run.hold?.cost_nanousd ?? 0n,
             tokens: outcome.tokens,
             toolCalls: outcome.toolCalls,
             llmCalls: 0, // counted at admission

@@ -244,6 +244,10 @@ if run ~= cjson.null and run then
   if id ~= '' and h ~= cjson.null and h then
     unreserve(KEYS[h.cm], KEYS[h.cz], id, h.cost)
     unreserve(KEYS[h.tm], KEYS[h.tz], id, h.tokens)
+    -- A run holding nothing keeps no keys for it (runs are many, and short).
+    for _, m in ipairs({h.cm, h.tm}) do
+      if num(redis.call('HGET', KEYS[m], 'r')) == 0 then redis.call('DEL', KEYS[m]) end
+    end
   end
   redis.call('HINCRBY', rk, 'cost', run.cost)
   redis.call('HINCRBY', rk, 'tokens', run.tokens)

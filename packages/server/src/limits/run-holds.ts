@@ -3,11 +3,9 @@ import type { Ceilings } from "@tollgate/core";
 /**
  * Where a run's calls in flight hold cost (nano-USD) and tokens until they settle: reservations kept as a
  * budget bucket keeps its own (by call id, with an expiry), so both limit stores reuse that bookkeeping.
+ * Their own prefix ("hr:<run id>:"): no run id, however crafted, makes a run key ("r:…") that is one of them.
  */
-export const runHoldKeys = (runKey: string) => ({
-  cost: `${runKey}:held:cost`,
-  tokens: `${runKey}:held:tokens`,
-});
+export const runHoldKeys = (runKey: string) => ({ cost: `h${runKey}:cost`, tokens: `h${runKey}:tokens` });
 
 /** Holds only matter to a run with a cost or token ceiling. */
 export const ceilingsHold = (c: Ceilings): boolean =>

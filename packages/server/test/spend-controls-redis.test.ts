@@ -161,7 +161,7 @@ describe("two gateway processes sharing Redis", () => {
     for (const g of gateways) expect((await api(g, "/api/runs/fleet-run-1")).state).toBe("killed");
   });
 
-  it("a run's parallel calls spread over both gateways hold their worst case: its ceiling is crossed once, as in a loop", async () => {
+  it("a run's parallel calls spread over both gateways hold their worst case: they take turns near its ceiling, which is crossed once, as in a loop", async () => {
     const headers = {
       "x-tollgate-agent-run-id": "fleet-fan-out",
       "x-tollgate-agent-type": "fleet-agent",
@@ -176,11 +176,11 @@ describe("two gateway processes sharing Redis", () => {
           messages: [{ role: "user", content: `branch ${i}` }],
         }),
       );
-    // ~$0.0132 held a call: four fit under $0.05 at once, wherever they are admitted.
+    // ~$0.0133 held a call: four fit under $0.05 at once, wherever they are admitted; the rest wait, and the
+    // fifth to run crosses the ceiling: the waiting five are refused by the kill.
     const outcomes = await Promise.all(Array.from({ length: 10 }, (_, i) => call(i)));
-    expect(outcomes.filter((o) => o === "ok")).toHaveLength(4);
-    expect(outcomes.filter((o) => o === "rate_limited")).toHaveLength(6);
-    expect([await call(10), await call(11)]).toEqual(["ok", "agent_run_killed"]);
+    expect(outcomes.filter((o) => o === "ok")).toHaveLength(5);
+    expect(outcomes.filter((o) => o === "agent_run_killed")).toHaveLength(5);
     const run = await api(gateways[0]!, "/api/runs/fleet-fan-out");
     expect(run).toMatchObject({ state: "killed", usage: { llm_calls: 5, cost_nanousd: "54213500" } });
   });

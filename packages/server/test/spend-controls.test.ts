@@ -465,14 +465,16 @@ describe("agent runs", () => {
     expect(kills.json.events).toHaveLength(1);
   });
 
-  it("parallel calls of a run hold their worst case against its cost ceiling: the overshoot is one call's, as in a loop", async () => {
+  it("parallel calls of a run hold their worst case against its cost ceiling: they take turns near it, and the overshoot is one call's, as in a loop", async () => {
     await api("PUT", "/api/agents/fan-out-bot", { max_cost_usd: "0.05" });
     const oa = client({
       "x-tollgate-agent-run-id": "fan-out-1",
       "x-tollgate-agent-type": "fan-out-bot",
       "x-mock-headers-delay-ms": "200", // all ten are in flight together
+      "x-test-case": "fan-out-1",
     });
-    // o3-mini, max_completion_tokens 3000: ~$0.0132 held, $0.0108427 spent. Four holds fit under $0.05.
+    // o3-mini, max_completion_tokens 3000: ~$0.0133 held, $0.0108427 spent. Four holds fit under $0.05 at
+    // once; the others wait for them to settle, and go while spent + held stays under the ceiling.
     const call = (step: number) =>
       okOrCode(
         oa.chat.completions.create({
@@ -482,11 +484,10 @@ describe("agent runs", () => {
         }),
       );
     const outcomes = await Promise.all(Array.from({ length: 10 }, (_, i) => call(i)));
-    expect(outcomes.filter((o) => o === "ok")).toHaveLength(4);
-    expect(outcomes.filter((o) => o === "rate_limited")).toHaveLength(6);
-    // The four settled at $0.0434 (under $0.05): the run lives, and the next call is the one that crosses.
-    expect(await call(10)).toBe("ok");
-    expect(await call(11)).toBe("agent_run_killed");
+    // The fifth crosses the ceiling and kills the run; the five still waiting are refused by the kill.
+    expect(outcomes.filter((o) => o === "ok")).toHaveLength(5);
+    expect(outcomes.filter((o) => o === "agent_run_killed")).toHaveLength(5);
+    expect(mock.requests.filter((r) => r.headers["x-test-case"] === "fan-out-1")).toHaveLength(5);
     const run = await api("GET", "/api/runs/fan-out-1");
     expect(run.json).toMatchObject({ state: "killed", usage: { llm_calls: 5 } });
     // Spent as a sequential loop would have: the call that crossed the ceiling was the last (without holds,
@@ -515,43 +516,79 @@ describe("agent runs", () => {
     expect(held).toBeLessThan(usdToNano("0.0134"));
   });
 
-  it("a refusal by the holds of a run's calls in flight says so, and is no kill", async () => {
-    await api("PUT", "/api/agents/held-bot", { max_cost_usd: "0.01" });
-    const headers = { "x-tollgate-agent-run-id": "held-1", "x-tollgate-agent-type": "held-bot" };
-    const slow = client({ ...headers, "x-mock-headers-delay-ms": "300" });
-    const first = slow.chat.completions.create({
-      model: "o3-mini",
-      max_completion_tokens: 3000,
-      messages: [{ role: "user", content: "a" }],
-    });
-    await new Promise((r) => setTimeout(r, 100));
-    const e = await client(headers)
-      .chat.completions.create({
+  it("with no wait configured, a call the holds of its run's calls in flight turn away gets a 429 that says so, and is no kill", async () => {
+    const now = await startTestGateway(mock.url, { runHoldWaitMs: 0 });
+    try {
+      await api("PUT", "/api/agents/held-bot", { max_cost_usd: "0.01" }, now);
+      const headers = { "x-tollgate-agent-run-id": "held-1", "x-tollgate-agent-type": "held-bot" };
+      const slow = client({ ...headers, "x-mock-headers-delay-ms": "300" }, now);
+      const first = slow.chat.completions.create({
         model: "o3-mini",
-        max_completion_tokens: 100,
-        messages: [{ role: "user", content: "b" }],
-      })
-      .catch((err) => err);
-    expect(e).toBeInstanceOf(OpenAI.RateLimitError);
-    expect(e.code).toBe("rate_limited");
-    expect(e.headers.get("retry-after")).toBe("1");
-    expect(e.message).toContain("held by its calls in flight reach its cost_nanousd ceiling $0.01");
-    expect(e.error.agent_run).toMatchObject({
-      id: "held-1",
-      agent_type: "held-bot",
-      ceiling: "cost_nanousd",
-      used: "0",
-      limit: usdToNano("0.01").toString(),
-    });
-    expect(BigInt(e.error.agent_run.held)).toBeGreaterThan(usdToNano("0.01"));
-    await first;
-    expect((await api("GET", "/api/runs/held-1")).json).toMatchObject({
-      state: "killed",
-      usage: { llm_calls: 1 },
-    });
-    expect((await api("GET", "/api/limit-events?type=run_killed&subject=held-1")).json.events).toHaveLength(
-      1,
+        max_completion_tokens: 3000,
+        messages: [{ role: "user", content: "a" }],
+      });
+      await new Promise((r) => setTimeout(r, 100));
+      const e = await client(headers, now)
+        .chat.completions.create({
+          model: "o3-mini",
+          max_completion_tokens: 100,
+          messages: [{ role: "user", content: "b" }],
+        })
+        .catch((err) => err);
+      expect(e).toBeInstanceOf(OpenAI.RateLimitError);
+      expect(e.code).toBe("rate_limited");
+      expect(e.headers.get("retry-after")).toBe("1");
+      expect(e.message).toContain("held by its calls in flight reach its cost_nanousd ceiling $0.01");
+      expect(e.error.agent_run).toMatchObject({
+        id: "held-1",
+        agent_type: "held-bot",
+        ceiling: "cost_nanousd",
+        used: "0",
+        limit: usdToNano("0.01").toString(),
+      });
+      expect(BigInt(e.error.agent_run.held)).toBeGreaterThan(usdToNano("0.01"));
+      await first;
+      expect((await api("GET", "/api/runs/held-1", undefined, now)).json).toMatchObject({
+        state: "killed",
+        usage: { llm_calls: 1 },
+      });
+    } finally {
+      await now.stop();
+    }
+  });
+
+  it("a waiting call whose client leaves goes nowhere: nothing is sent, counted or held for it", async () => {
+    await api("PUT", "/api/agents/leaver-bot", { max_cost_usd: "0.05" });
+    const headers = {
+      "x-tollgate-agent-run-id": "leaver-1",
+      "x-tollgate-agent-type": "leaver-bot",
+      "x-test-case": "leaver-1",
+    };
+    const slow = client({ ...headers, "x-mock-headers-delay-ms": "400" });
+    // Four holds of ~$0.0133 fill the ceiling for 400 ms.
+    const first = Array.from({ length: 4 }, (_, i) =>
+      slow.chat.completions.create({
+        model: "o3-mini",
+        max_completion_tokens: 3000,
+        messages: [{ role: "user", content: `a${i}` }],
+      }),
     );
+    await new Promise((r) => setTimeout(r, 100));
+    const gone = new AbortController();
+    const waiting = client(headers)
+      .chat.completions.create(
+        { model: "o3-mini", max_completion_tokens: 3000, messages: [{ role: "user", content: "b" }] },
+        { signal: gone.signal },
+      )
+      .catch((e) => e);
+    await new Promise((r) => setTimeout(r, 100));
+    gone.abort();
+    expect(await waiting).toBeInstanceOf(OpenAI.APIUserAbortError);
+    await Promise.all(first);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(mock.requests.filter((r) => r.headers["x-test-case"] === "leaver-1")).toHaveLength(4);
+    const run = await api("GET", "/api/runs/leaver-1");
+    expect(run.json).toMatchObject({ state: "running", usage: { llm_calls: 4 } });
   });
 
   it("max_llm_calls: the call past the ceiling is refused before it reaches the provider", async () => {

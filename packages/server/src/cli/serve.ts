@@ -56,6 +56,8 @@ Gateway (environment; per request, headers override):
                                 (webhooks); 30000 by default, 0 = never
   TOLLGATE_WS_HEARTBEAT_MS      how often both sides of a WebSocket session (OpenAI Realtime) are pinged; a side
                                 that has not answered by the next ping is dropped (30000; 0 = never)
+  TOLLGATE_RUN_HOLD_WAIT_MS     how long a call of an agent run waits while the run's calls in flight hold what
+                                is left under its cost or token ceiling, before a 429 (30000; 0 = at once)
   TOLLGATE_PUBLIC_URL           the gateway's URL as clients reach it, without /v1 (e.g. https://llm.example.com):
                                 Anthropic message batches read through it name it in results_url, so their
                                 results are read (and recorded) through the gateway

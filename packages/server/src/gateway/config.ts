@@ -72,6 +72,13 @@ export interface GatewayConfig {
    * (TOLLGATE_WS_HEARTBEAT_MS, default 30 s; 0: never).
    */
   wsHeartbeatMs: number;
+  /**
+   * How long a call of an agent run waits while the run's calls in flight hold what is left under its cost
+   * or token ceiling (they settle, and it goes or the run is killed), before a 429 tells its client to retry
+   * (TOLLGATE_RUN_HOLD_WAIT_MS, default 30 s; 0: answer at once). Parallel branches of an agent then take
+   * turns near the ceiling instead of failing.
+   */
+  runHoldWaitMs: number;
 }
 
 const UpstreamsFile = z.strictObject({
@@ -147,6 +154,7 @@ export function gatewayConfigFromEnv(
     publicUrl: publicUrlFromEnv(process.env.TOLLGATE_PUBLIC_URL),
     backgroundFollowMs: intFromEnv("TOLLGATE_BACKGROUND_FOLLOW_MS", 30_000, 3_600_000),
     wsHeartbeatMs: intFromEnv("TOLLGATE_WS_HEARTBEAT_MS", 30_000, 3_600_000),
+    runHoldWaitMs: intFromEnv("TOLLGATE_RUN_HOLD_WAIT_MS", 30_000, 3_600_000),
     ...overrides,
   };
 }

@@ -46,7 +46,7 @@ import { type Dispatcher, EnvHttpProxyAgent, Pool } from "undici";
 import type { KeyResolver, Principal } from "../auth/keys.js";
 import { costUsd, recordCostUsd } from "../cost-usd.js";
 import { namedEventId } from "../event-ids.js";
-import { isBareTicket, type SpendGuard, type Ticket } from "../limits/guard.js";
+import { type Admission, isBareTicket, type SpendGuard, type Ticket } from "../limits/guard.js";
 import type { EventStore } from "../store/types.js";
 import { withTimeout } from "../with-timeout.js";
 import { responseIdOf } from "./background.js";
@@ -433,10 +433,16 @@ export class Gateway {
   ) {
     const route = call.route;
     for (let attempt = 1; ; attempt++) {
-      const admission = await this.#admit(call, attempt);
-      if (!admission.ok) throw GatewayError.fromLimit(admission.error);
+      let admission = await this.#admit(call, attempt);
+      let left = false;
+      if (!admission.ok && admission.inFlight)
+        ({ admission, left } = await this.#waitForRun(call, attempt, admission, res, client));
+      if (!admission.ok) {
+        if (left) return this.#observe(route, call, CLIENT_CLOSED_REQUEST); // nobody to answer
+        throw GatewayError.fromLimit(admission.error);
+      }
       const ticket = admission.ticket;
-      if (client?.gone) {
+      if (client?.gone || left) {
         // Left while the call was being admitted: nothing went upstream, so nothing is billed or recorded.
         return this.#unsent(call, ticket);
       }
@@ -1041,6 +1047,34 @@ export class Gateway {
     this.#observe(call.route, call, up.statusCode);
   }
 
+  /**
+   * A call its agent run's calls in flight turned away waits for them to settle: they leave room, or kill
+   * the run. Admission is tried again every RUN_HOLD_POLL_MS, up to the configured wait, while its client
+   * stays (`left`: it went meanwhile).
+   */
+  async #waitForRun(
+    call: Call,
+    attempt: number,
+    refused: Admission,
+    res: ServerResponse,
+    client: ClientWatch | null,
+  ): Promise<{ admission: Admission; left: boolean }> {
+    const watch = client ?? watchClient(res);
+    const deadline = Date.now() + this.deps.config.runHoldWaitMs;
+    let admission = refused;
+    try {
+      while (!watch.gone && Date.now() < deadline) {
+        await sleep(RUN_HOLD_POLL_MS, undefined, { signal: watch.signal }).catch(() => {});
+        if (watch.gone) break;
+        admission = await this.#admit(call, attempt);
+        if (admission.ok || !admission.inFlight) break;
+      }
+      return { admission, left: watch.gone };
+    } finally {
+      if (!client) watch.stop();
+    }
+  }
+
   /** Budgets, rate limits and run ceilings, checked and reserved before each attempt goes upstream. */
   #admit(call: Call, attempt: number) {
     const model = call.model ?? "unknown";
@@ -1587,6 +1621,8 @@ const BODY_HEADERS = [
 /** undici's own connect timeout: connecting takes no longer, whatever the upstream timeout. */
 const CONNECT_TIMEOUT_MS = 10_000;
 
+/** How often a call waiting on its run's calls in flight tries its admission again. */
+const RUN_HOLD_POLL_MS = 50;
 /** nginx's code for a client that closed the request before the answer: in /metrics, not on the wire. */
 const CLIENT_CLOSED_REQUEST = 499;
 

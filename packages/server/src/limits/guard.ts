@@ -96,7 +96,10 @@ export interface Ticket {
   settling?: Promise<void>;
 }
 
-export type Admission = { ok: true; ticket: Ticket | null } | { ok: false; error: LimitError };
+/** A refusal is `inFlight` when only the holds of its agent run's calls in flight stand in its way. */
+export type Admission =
+  | { ok: true; ticket: Ticket | null }
+  | { ok: false; error: LimitError; inFlight?: true };
 
 export interface CallOutcome {
   /** The call's actual cost; null when unknown (then the reserved worst case is charged). */
@@ -313,7 +316,8 @@ export class SpendGuard {
       if (r.newlyKilled) this.#killEvent(ctx.workspace, run!.runId, agentType, r.kill, ctx.requestId);
       return { ok: false, error: runKilled(run!.runId, agentType, r.kill) };
     }
-    if (r.kind === "run_held") return { ok: false, error: runHeld(run!.runId, agentType, r.held, hold!) };
+    if (r.kind === "run_held")
+      return { ok: false, error: runHeld(run!.runId, agentType, r.held, hold!), inFlight: true };
     if (r.kind === "rate") {
       const rc = rateCharges[r.index]!;
       // Room again once the count, with nothing more counted, leaves space for this call.

@@ -955,6 +955,33 @@ describe("OTLP ingest: bad input", () => {
       await rt.close();
     }
   });
+
+  it("a store that cannot be read (to find a wrapper's call) answers 503 too, nothing stored", async () => {
+    const rt = await openTestRuntime();
+    try {
+      const body = pbExport([pbSpan(), pbSpan()]);
+      const post = () =>
+        rt.app.request("/v1/traces", {
+          method: "POST",
+          headers: { authorization: `Bearer ${rt.rootToken}`, ...PB },
+          body,
+        });
+      const traceSpans = rt.store.traceSpans;
+      rt.store.traceSpans = async () => {
+        throw new Error("connection refused");
+      };
+      // A 500 is not retried by OTLP exporters: the export, and the calls in it, would be lost.
+      const res = await post();
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({ error: { code: "store_unavailable" } });
+      expect(await rt.store.count({ workspaceId: "default" })).toBe(0);
+      rt.store.traceSpans = traceSpans;
+      expect((await post()).status).toBe(200);
+      expect(await rt.store.count({ workspaceId: "default" })).toBe(2);
+    } finally {
+      await rt.close();
+    }
+  });
 });
 
 describe("OTLP ingest: how much an export may hold", () => {

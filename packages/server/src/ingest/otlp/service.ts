@@ -1,4 +1,6 @@
 import type { FieldError } from "@tollgate/core";
+import { ApiError } from "../../errors.js";
+import type { TraceSpan } from "../../store/types.js";
 import type { IngestService } from "../service.js";
 import { isModelCall, mapSpan } from "./genai-mapping.js";
 import { reportsTokens } from "./genai-usage.js";
@@ -53,7 +55,18 @@ export class OtlpIngest {
     const calls = req.flatMap((rs) =>
       rs.spans.filter((s) => !inExport.has(s) && reportsTokens(s.attributes) && isModelCall(s, rs.resource)),
     );
-    const stored = await storedRelatives(this.store, workspaceId, req, calls);
+    let stored: TraceSpan[];
+    try {
+      stored = await storedRelatives(this.store, workspaceId, req, calls);
+    } catch (e) {
+      // As a failed write: 503, which exporters retry (a 500 they drop, and the export's calls with it).
+      throw new ApiError(
+        503,
+        "api_error",
+        "store_unavailable",
+        `nothing of this export was stored: the store could not be read (${(e as Error).message}); retry it`,
+      );
+    }
     return stored.length ? uncountedSpans(req, stored) : inExport;
   }
 

@@ -417,13 +417,15 @@ describe("OTLP ingest: a wrapper span and the call it wraps, exported apart", ()
    * A client span and a framework's span around it (named as LangChain's are under OpenLLMetry), which
    * re-states its model and usage: whichever of the two is priced, the call costs the gateway's price.
    */
-  function wrappedCall(tracer: Tracer) {
+  function wrappedCall(tracer: Tracer, wrapperAttributes: Attributes = {}) {
     const attributes = {
       "user.id": USER,
       "gen_ai.request.model": "o3-mini",
       ...semconvAttributes("openai.chat", llmBody),
     };
-    const wrapper = tracer.startSpan("ChatOpenAI.chat", { attributes });
+    const wrapper = tracer.startSpan("ChatOpenAI.chat", {
+      attributes: { ...attributes, ...wrapperAttributes },
+    });
     tracer
       .startSpan(
         "chat o3-mini",
@@ -436,9 +438,9 @@ describe("OTLP ingest: a wrapper span and the call it wraps, exported apart", ()
   }
 
   /** The two spans of a wrapped call, to export as a test pleases: the call ended first. */
-  function spansOfWrappedCall() {
+  function spansOfWrappedCall(wrapperAttributes: Attributes = {}) {
     const t = tracing();
-    const { traceId, spanId } = wrappedCall(t.tracer);
+    const { traceId, spanId } = wrappedCall(t.tracer, wrapperAttributes);
     const [child, wrapper] = t.take();
     expect(wrapper!.spanContext().spanId).toBe(spanId);
     return { child: child!, wrapper: wrapper!, traceId };
@@ -491,6 +493,25 @@ describe("OTLP ingest: a wrapper span and the call it wraps, exported apart", ()
     await exportSpans(protoExporter(), [child, wrapper]);
     await expectPricedOnce(traceId);
     expect((await budgetSpend()) - spent).toBe(gateway.cost_nanousd);
+  });
+
+  it("the wrapper first but unpriced (it names a deployment alias): the call it wraps is priced and charged, as in one export", async () => {
+    const spent = await budgetSpend();
+    const alias = { "gen_ai.request.model": "my-o3-deployment", "gen_ai.response.model": "my-o3-deployment" };
+    for (const apart of [true, false]) {
+      const { child, wrapper, traceId } = spansOfWrappedCall(alias);
+      if (apart) {
+        await exportSpans(protoExporter(), [wrapper]);
+        await exportSpans(protoExporter(), [child]);
+      } else await exportSpans(protoExporter(), [child, wrapper]);
+      const call = await storedSpan(child);
+      expect(call.metadata["tollgate.usage_counted_on"]).toBeUndefined();
+      expectSameCost(call, gateway);
+      expect(await storedSpan(wrapper)).toMatchObject({ priced: false, cost_nanousd: 0n });
+      const recs = await storedSpans(traceId);
+      expect(recs.reduce((a, r) => a + r.cost_nanousd, 0n)).toBe(gateway.cost_nanousd);
+    }
+    expect((await budgetSpend()) - spent).toBe(2n * gateway.cost_nanousd);
   });
 
   it("both exports at once, in either order, and through the real SimpleSpanProcessor: priced and charged once", async () => {

@@ -628,6 +628,7 @@ describe("OTLP: wrapper detection across exports (spans stored by earlier ones)"
     parent_span_id: s.parentSpanId || null,
     kind,
     usage_raw: usageAttributes(s.attributes),
+    priced: kind === "llm" || kind === "embedding",
     ...over,
   });
   const exportOf = (...spans: DecodedSpan[]): DecodedExport => [{ resource: attrs({}), spans }];
@@ -660,6 +661,10 @@ describe("OTLP: wrapper detection across exports (spans stored by earlier ones)"
         [mid, WRAPPER],
       ]),
     );
+    // The wrapper stored first but unpriced (its model has no price): it counted no money, the call does.
+    expect(
+      uncountedSpans(exportOf(call), [stored(wrapper, "llm", { priced: false }), stored(mid, "other")]),
+    ).toEqual(new Map());
     // The wrapper stored as one (its call came first), a second call of the same wrapper is priced.
     expect(uncountedSpans(exportOf(call), [stored(wrapper, "other"), stored(mid, "other")])).toEqual(
       new Map(),

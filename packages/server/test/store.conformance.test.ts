@@ -435,7 +435,7 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
     expect(held).toContain(retried.event_id);
   });
 
-  it("the records of some traces over a time range, usage_raw parsed (what OTLP ingest reads to find a wrapper's call)", async () => {
+  it("the records of some traces over a time range, usage_raw parsed, priced (what OTLP ingest reads to find a wrapper's call)", async () => {
     const t = utcMonthStart(now) + 5 * 3_600_000;
     const a = "a".repeat(32);
     const b = "b".repeat(32);
@@ -470,6 +470,7 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
       parent_span_id: r.parent_span_id,
       kind: r.kind,
       usage_raw: r.usage_raw,
+      priced: r.priced,
     });
     const read = (traces: string[], from: number, to: number) =>
       same(
@@ -481,6 +482,7 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
     expect(await read([a], t + 2, t + 11)).toEqual(sorted([inA[1]!, inA[2]!, later].map(fields)));
     expect(await read([c], t, t + 5)).toEqual([]);
     expect(inA[1]!.usage_raw).toEqual(usage_raw);
+    expect([inA[1]!.priced, wrapper.priced]).toEqual([true, false]);
   });
 
   for (const [name, w] of Object.entries(windows)) {

@@ -139,7 +139,7 @@ export interface EventStore {
 /** A record's place in its trace, and what it reports (see EventStore.traceSpans). */
 export type TraceSpan = Pick<
   CallRecord,
-  "event_id" | "trace_id" | "span_id" | "parent_span_id" | "kind" | "usage_raw"
+  "event_id" | "trace_id" | "span_id" | "parent_span_id" | "kind" | "usage_raw" | "priced"
 >;
 
 export const ROLES = ["ingest", "read", "admin", "gateway"] as const;

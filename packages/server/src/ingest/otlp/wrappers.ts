@@ -17,7 +17,9 @@ export const WRAPPER: Uncounted = ["tollgate.wrapper", "usage reported by descen
  *   earlier one (children end, and are exported, before their parents);
  * - a late call: a span reporting tokens below a span stored as a priced call, which is then its wrapper,
  *   stored first (an export retried late, or two in flight at once) and priced while the call was not
- *   there to see. The store keeps what it stored first, so that one stays the priced one.
+ *   there to see. The store keeps what it stored first, so that one stays the priced one. A wrapper
+ *   stored unpriced (its model has no price, as a framework's alias may not) counted no money: the call
+ *   below it is priced, as it is when both come in one export.
  * `stored`: what an earlier export of these traces stored (storedRelatives); only spans stored by this
  * route are read, since theirs is the kind and usage_raw the mapping gave.
  */
@@ -35,7 +37,8 @@ export function uncountedSpans(
         spanId: s.span_id,
         parentSpanId: s.parent_span_id ?? "",
         tokens,
-        counted: tokens && isInferenceKind(s.kind),
+        // A call stored unpriced (a model without a price) counted nothing: the call below it costs.
+        counted: tokens && isInferenceKind(s.kind) && s.priced,
       });
     }
   const inExport: [DecodedSpan, string][] = [];
@@ -99,6 +102,6 @@ interface Node {
   parentSpanId: string;
   /** Reports token counts (what makes its ancestors wrappers). */
   tokens: boolean;
-  /** Stored as a priced call. */
+  /** Stored as a priced call (priced=true: an unpriced one counted no money). */
   counted: boolean;
 }

@@ -232,7 +232,7 @@ export class ClickHouseStore implements Store {
     for (let at = 0; at < traceIds.length; at += ID_CHECK_CHUNK) {
       const ids = traceIds.slice(at, at + ID_CHECK_CHUNK).map(lit);
       const rows = await this.ch.rows<Record<keyof TraceSpan, string>>(
-        `SELECT event_id, trace_id, span_id, parent_span_id, kind, usage_raw FROM ${this.#t("events")}
+        `SELECT event_id, trace_id, span_id, parent_span_id, kind, usage_raw, priced FROM ${this.#t("events")}
          WHERE ${where} AND trace_id IN (${ids.join(", ")})`,
       );
       for (const r of rows)
@@ -241,6 +241,7 @@ export class ClickHouseStore implements Store {
           span_id: orNull(r.span_id),
           parent_span_id: orNull(r.parent_span_id),
           usage_raw: r.usage_raw === "" ? null : JSON.parse(r.usage_raw),
+          priced: Number(r.priced) === 1,
         } as TraceSpan);
     }
     return out;

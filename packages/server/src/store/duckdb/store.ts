@@ -304,12 +304,13 @@ export class DuckDbStore implements Store {
     params.push(listValue([...traceIds]));
     const res = await this.reader.run((conn) =>
       conn.runAndReadAll(
-        `SELECT event_id, trace_id, span_id, parent_span_id, kind, usage_raw FROM events
+        `SELECT event_id, trace_id, span_id, parent_span_id, kind, usage_raw, priced FROM events
          WHERE ${sql} AND trace_id IN (SELECT unnest($${params.length}))`,
         params,
       ),
     );
-    return (res.getRowObjectsJS() as Record<keyof TraceSpan, string | null>[]).map(
+    type Row = Record<Exclude<keyof TraceSpan, "priced">, string | null> & { priced: boolean };
+    return (res.getRowObjectsJS() as Row[]).map(
       (r) => ({ ...r, usage_raw: r.usage_raw === null ? null : JSON.parse(r.usage_raw) }) as TraceSpan,
     );
   }

@@ -536,6 +536,63 @@ describe("OTLP ingest: a wrapper span and the call it wraps, exported apart", ()
   });
 });
 
+describe("OTLP ingest: a model call whose tool calls and sub-agents call models", () => {
+  const llmBody = JSON.parse(fixture(FX.chatReasoning));
+  const llmAttrs = { "gen_ai.request.model": "o3-mini", ...semconvAttributes("openai.chat", llmBody) };
+
+  /**
+   * Google ADK's shape: its call_llm span (a model call with its own usage) stays the current span while
+   * the tools the model asked for run, and while the agent it transfers to runs, so their model calls
+   * are its descendants, under an execute_tool or invoke_agent span. Each of the three is a call of its own.
+   */
+  function callWithToolsBelow() {
+    const t = tracing();
+    const under = (parent: Span) => trace.setSpan(context.active(), parent);
+    const outer = t.tracer.startSpan("call_llm", { attributes: llmAttrs });
+    const tool = t.tracer.startSpan(
+      "execute_tool research",
+      { attributes: { "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "research" } },
+      under(outer),
+    );
+    t.tracer.startSpan("chat o3-mini", { attributes: llmAttrs }, under(tool)).end();
+    tool.end();
+    const agent = t.tracer.startSpan(
+      "invoke_agent Helper",
+      { attributes: { "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "Helper" } },
+      under(outer),
+    );
+    t.tracer.startSpan("chat o3-mini", { attributes: llmAttrs }, under(agent)).end();
+    agent.end();
+    outer.end();
+    const spans = t.take();
+    expect(spans.map((s) => s.name)).toEqual([
+      "chat o3-mini",
+      "execute_tool research",
+      "chat o3-mini",
+      "invoke_agent Helper",
+      "call_llm",
+    ]);
+    return { spans, outer: spans[4]!, traceId: outer.spanContext().traceId };
+  }
+
+  it("the outer call is priced, not taken for a wrapper: in one export, exported apart in either order", async () => {
+    const gateway = await gatewayRecordFor("openai.chat", "o3-mini");
+    const orders: ((spans: ReadableSpan[]) => ReadableSpan[][])[] = [
+      (spans) => [spans],
+      (spans) => [spans.slice(0, 4), spans.slice(4)], // the calls below first: children end first
+      (spans) => [spans.slice(4), spans.slice(0, 4)], // the outer call first (a retry of the rest, late)
+    ];
+    for (const order of orders) {
+      const { spans, outer, traceId } = callWithToolsBelow();
+      for (const part of order(spans)) await exportSpans(protoExporter(), part);
+      const calls = (await storedSpans(traceId)).filter((r) => r.kind === "llm");
+      expect(calls).toHaveLength(3);
+      for (const c of calls) expectSameCost(c, gateway);
+      expect((await storedSpan(outer)).metadata).not.toHaveProperty("tollgate.wrapper");
+    }
+  });
+});
+
 // ---------------------------------------------------------------------------------------------------
 // OpenLLMetry: @traceloop/instrumentation-openai around the real openai SDK
 

@@ -683,6 +683,35 @@ describe("OTLP: wrapper detection across exports (spans stored by earlier ones)"
     expect(uncountedSpans(exportOf(call), [stored(call, "llm")])).toEqual(new Map());
   });
 
+  it("a model span above a tool or agent span is a call of its own: the calls made within them are theirs", () => {
+    // Google ADK: call_llm stays current while its tools and the agent it hands over to run.
+    const outer = span({ ...chat, ...usage }, { spanId: "5000000000000001" });
+    const tool = span(
+      { "gen_ai.operation.name": "execute_tool" },
+      { spanId: "5000000000000002", parentSpanId: outer.spanId },
+    );
+    const agent = span(
+      { "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "Helper" },
+      { spanId: "5000000000000003", parentSpanId: outer.spanId },
+    );
+    const inTool = span({ ...chat, ...usage }, { spanId: "5000000000000004", parentSpanId: tool.spanId });
+    const inAgent = span({ ...chat, ...usage }, { spanId: "5000000000000005", parentSpanId: agent.spanId });
+    const all = uncountedSpans(exportOf(inTool, tool, inAgent, agent, outer), []);
+    expect([outer, inTool, inAgent].map((s) => all.get(s))).toEqual([undefined, undefined, undefined]);
+    // The calls stored first, then the outer call; the outer call stored first, then the calls.
+    expect(uncountedSpans(exportOf(outer), [stored(inTool, "llm"), stored(tool, "tool")]).get(outer)).toBe(
+      undefined,
+    );
+    expect(uncountedSpans(exportOf(inAgent), [stored(outer, "llm"), stored(agent, "agent")])).toEqual(
+      new Map(),
+    );
+    // A wrapper below the tool is still one.
+    const client = span({ ...chat, ...usage }, { spanId: "5000000000000006", parentSpanId: inTool.spanId });
+    expect(
+      uncountedSpans(exportOf(inTool), [stored(client, "llm"), stored(outer, "llm"), stored(tool, "tool")]),
+    ).toEqual(new Map([[inTool, WRAPPER]]));
+  });
+
   it("only spans this route stored count (their event id names them), and stored cycles end", () => {
     const events = stored(call, "llm", { event_id: "01900000-0000-7000-8000-000000000001" });
     expect(uncountedSpans(exportOf(wrapper), [events, stored(mid, "other")])).toEqual(new Map());

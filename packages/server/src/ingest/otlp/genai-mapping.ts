@@ -111,9 +111,12 @@ export function mapSpan(span: DecodedSpan, resource: AttrMap, uncounted?: Uncoun
 
 /** Whether the span is a model call as sent (before any wrapper rule), with ids and times the mapping takes. */
 export function isModelCall(span: DecodedSpan, resource: AttrMap): boolean {
-  return (
-    spanProblem(span) === null && isInferenceKind(identify(new Attributes(span.attributes, resource)).kind)
-  );
+  return spanProblem(span) === null && isInferenceKind(kindAsSent(span, resource));
+}
+
+/** The kind the span says it is (before any wrapper rule). */
+export function kindAsSent(span: DecodedSpan, resource: AttrMap): Kind {
+  return identify(new Attributes(span.attributes, resource)).kind;
 }
 
 /** What the span says it is: its provider, models, operation and kind. */

@@ -1,6 +1,7 @@
 import { isInferenceKind } from "@tollgate/core";
 import type { TraceSpan } from "../../store/types.js";
 import { spanEventId } from "./event-id.js";
+import { kindAsSent } from "./genai-mapping.js";
 import { reportsTokens } from "./genai-usage.js";
 import type { AttrMap, DecodedExport, DecodedSpan } from "./spans.js";
 
@@ -20,6 +21,9 @@ export const WRAPPER: Uncounted = ["tollgate.wrapper", "usage reported by descen
  *   there to see. The store keeps what it stored first, so that one stays the priced one. A wrapper
  *   stored unpriced (its model has no price, as a framework's alias may not) counted no money: the call
  *   below it is priced, as it is when both come in one export.
+ * Neither reaches past a tool or agent span: a model call above one (Google ADK's call_llm stays the
+ * current span while the tools its model asked for, and the agent it hands over to, run) is a call of its
+ * own, and the calls made within the tool or agent are theirs, not re-stated by it.
  * `stored`: what an earlier export of these traces stored (storedRelatives); only spans stored by this
  * route are read, since theirs is the kind and usage_raw the mapping gave.
  */
@@ -39,12 +43,14 @@ export function uncountedSpans(
         tokens,
         // A call stored unpriced (a model without a price) counted nothing: the call below it costs.
         counted: tokens && isInferenceKind(s.kind) && s.priced,
+        bounds: BOUNDS.has(s.kind),
       });
     }
   const inExport: [DecodedSpan, string][] = [];
   for (const rs of req)
     for (const span of rs.spans) {
       const key = `${span.traceId}/${span.spanId}`;
+      const kind = kindAsSent(span, rs.resource);
       // The export's copy says how the spans link; a stored copy (a retry) whether it was priced.
       nodes.set(key, {
         traceId: span.traceId,
@@ -52,6 +58,7 @@ export function uncountedSpans(
         parentSpanId: span.parentSpanId,
         tokens: reportsTokens(span.attributes),
         counted: nodes.get(key)?.counted ?? false,
+        bounds: BOUNDS.has(kind),
       });
       inExport.push([span, key]);
     }
@@ -60,8 +67,9 @@ export function uncountedSpans(
   const below = new Set<Node>();
   for (const n of nodes.values())
     if (n.tokens)
-      // Stops at a node already marked (its ancestors are too), which also ends any cycle.
-      for (let p = parentOf(n); p && !below.has(p); p = parentOf(p)) below.add(p);
+      // Stops after a tool or agent span, and at a node already marked (its ancestors are too, up to the
+      // next tool or agent span), which also ends any cycle.
+      for (let p = parentOf(n); p && !below.has(p); p = p.bounds ? undefined : parentOf(p)) below.add(p);
 
   // The nearest priced ancestor of each node walked (null: none), so shared ancestors are walked once.
   const pricedAbove = new Map<Node, Node | null>();
@@ -79,6 +87,7 @@ export function uncountedSpans(
         break;
       }
       path.add(p);
+      if (p.bounds) break;
     }
     for (const p of path) pricedAbove.set(p, found);
     return found;
@@ -104,4 +113,8 @@ interface Node {
   tokens: boolean;
   /** Stored as a priced call (priced=true: an unpriced one counted no money). */
   counted: boolean;
+  /** A tool or agent span: the calls below it are not re-stated by the model spans above it. */
+  bounds: boolean;
 }
+
+const BOUNDS: ReadonlySet<string> = new Set(["tool", "agent"]);

@@ -6,6 +6,7 @@ import { spanEventId } from "../src/ingest/otlp/event-id.js";
 import { mapSpan } from "../src/ingest/otlp/genai-mapping.js";
 import { readUsage, usageAttributes } from "../src/ingest/otlp/genai-usage.js";
 import type { AttrMap, AttrValue, DecodedExport, DecodedSpan } from "../src/ingest/otlp/spans.js";
+import { type SpanStore, storedRelatives } from "../src/ingest/otlp/stored-relatives.js";
 import { uncountedSpans, WRAPPER } from "../src/ingest/otlp/wrappers.js";
 import type { TraceSpan } from "../src/store/types.js";
 
@@ -720,5 +721,37 @@ describe("OTLP: wrapper detection across exports (spans stored by earlier ones)"
     expect(uncountedSpans(exportOf(a), [stored(b, "other")])).toEqual(new Map([[a, WRAPPER]]));
     const c = span({ ...chat, ...usage }, { spanId: "4000000000000003", parentSpanId: "4000000000000001" });
     expect(uncountedSpans(exportOf(c), [stored(a, "other"), stored(b, "other")])).toEqual(new Map());
+  });
+});
+
+describe("OTLP: what ingest reads of the store", () => {
+  const usage = { "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 1 };
+  /** A store that records its reads and holds nothing. */
+  function reads() {
+    const ranges: [from: number, to: number][] = [];
+    const store: SpanStore = {
+      traceSpans: async (_ws, _traces, from, to) => {
+        ranges.push([from, to]);
+        return [];
+      },
+      storedIds: async () => new Set<string>(),
+    };
+    return { store, ranges };
+  }
+
+  it("a span that claims to have lasted since 1970 costs a read of its last hour, not of the store's whole history", async () => {
+    const { store, ranges } = reads();
+    const end = T0;
+    const long = span({ ...chat, ...usage }, { startNs: 1_000_000n, endNs: end });
+    await storedRelatives(store, "ws", [{ resource: attrs({}), spans: [long] }], [long]);
+    expect(ranges).toHaveLength(1);
+    const [from, to] = ranges[0]!;
+    expect(to - from).toBeLessThanOrEqual(3_600_000 + 2_001);
+    expect(to).toBe(Number(end / 1_000_000n) + 1_001);
+    // A call of a few seconds is read over its own time, give or take a second.
+    const { store: s2, ranges: r2 } = reads();
+    const short = span({ ...chat, ...usage });
+    await storedRelatives(s2, "ws", [{ resource: attrs({}), spans: [short] }], [short]);
+    expect(r2).toEqual([[Number(T0 / 1_000_000n) - 1_000, Number(T0 / 1_000_000n) + 1_250 + 1_001]]);
   });
 });

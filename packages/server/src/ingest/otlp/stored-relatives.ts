@@ -35,7 +35,8 @@ interface Range {
 /**
  * What earlier exports stored that may change how `spans` (the model calls of `req` that report usage)
  * are counted (uncountedSpans reads it):
- * - their descendants, which started within them: their traces read over their time range;
+ * - their descendants, which started within them: their traces read over their time range (its last
+ *   WRAPPER_LOOKBACK_MS: a model call lasts minutes);
  * - their ancestors, looked for only when a span's nearest ancestor outside the export is stored (by id,
  *   an index lookup; rare, since parents end after their children): then the trace back
  *   WRAPPER_LOOKBACK_MS.
@@ -54,7 +55,10 @@ export async function storedRelatives(
   for (const s of spans) {
     const start = ms(s.startNs);
     const end = s.endNs ? ms(s.endNs) : start;
-    within.push({ traceId: s.traceId, from: start - CLOCK_SLACK_MS, to: end + CLOCK_SLACK_MS });
+    // Its last WRAPPER_LOOKBACK_MS at most: a span's times are the client's word, and one claiming to
+    // have lasted since 1970 would otherwise cost a read of the workspace's whole history.
+    const from = Math.max(start, end - WRAPPER_LOOKBACK_MS) - CLOCK_SLACK_MS;
+    within.push({ traceId: s.traceId, from, to: end + CLOCK_SLACK_MS });
     const parent = ancestorOutside(s, inExport);
     if (parent === null) continue;
     const id = spanEventId(s.traceId, parent);

@@ -552,6 +552,10 @@ describe("OTLP GenAI mapping: identity, time, status, attribution", () => {
     });
     expect(record({ ...chat, "tollgate.tags": "a, b" }).tags).toEqual(["a", "b"]);
     expect(record(chat, {}, { "deployment.environment": "prod" }).deployment).toBe("prod");
+    // OTel's "production" is Tollgate's "prod" (the analytics default); one set as tollgate.deployment is kept.
+    expect(record(chat, {}, { "deployment.environment.name": "production" }).deployment).toBe("prod");
+    expect(record({ ...chat, "deployment.environment": "production" }).deployment).toBe("prod");
+    expect(record({ ...chat, "tollgate.deployment": "production" }).deployment).toBe("production");
   });
 
   it("tollgate.metadata.<key> and association properties on the resource are metadata too; the span's win", () => {

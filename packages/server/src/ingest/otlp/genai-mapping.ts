@@ -96,6 +96,10 @@ export function mapSpan(span: DecodedSpan, resource: AttrMap, uncounted?: Uncoun
     data_mode: a.text("tollgate.data_mode"),
   };
   ATTRIBUTION.readInto(a, input);
+  // OTel's deployment.environment names production "production"; Tollgate's vocabulary (and its analytics
+  // default) says "prod". A tollgate.deployment is taken as set.
+  if (input.deployment === "production" && a.text("tollgate.deployment") === undefined)
+    input.deployment = "prod";
   if (isInferenceKind(kind)) {
     try {
       const usage = readUsage(span.attributes);

@@ -47,7 +47,9 @@ describe("a purge keeps the raw calls limits are rebuilt from", () => {
       const res = await admin(rt, "POST", "/api/admin/purge", { raw_days: 1 });
       expect(res.status).toBe(200);
       expect(res.json.raw_deleted).toBe(0);
-      expect(Date.parse(res.json.raw_before)).toBeLessThanOrEqual(Date.now() - 72 * HOUR);
+      // Kept from the UTC midnight at or before the window's first hour (71 whole hours and this one).
+      const windowStart = (Math.floor(Date.now() / HOUR) - 71) * HOUR;
+      expect(res.json.raw_before).toBe(new Date(windowStart - (windowStart % (24 * HOUR))).toISOString());
       expect(res.json.raw_kept_for_limits).toContain("budget three-days of workspace default (window 72h)");
     } finally {
       await rt.close();

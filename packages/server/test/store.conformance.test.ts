@@ -617,6 +617,81 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
     });
   });
 
+  /** Calls of today in a workspace of their own, appended to every store. */
+  async function appendToday(
+    workspace_id: string,
+    idPrefix: string,
+    calls: Record<string, unknown>[],
+  ): Promise<CallRecord[]> {
+    // Today's open day (the embedded store answers its spend from in-memory sums), never in the future.
+    const t = Math.max(to, now - 60_000);
+    const recs = calls.map((c, i) =>
+      buildRecord({
+        provider: "openai",
+        model: "gpt-4o-mini",
+        input_uncached_tokens: 100,
+        output_tokens: 20,
+        ...c,
+        workspace_id,
+        event_id: `${idPrefix}-0000-7000-8000-${String(i).padStart(12, "0")}`,
+        ts_start: t + i,
+      }),
+    );
+    for (const b of backends) expect((await b.store.append(recs)).inserted.size, b.name).toBe(recs.length);
+    return recs;
+  }
+
+  it("money sums past int64 (ten calls at the largest cost a record takes) are exact on every store", async () => {
+    const most = "999999999999999999";
+    await appendToday(
+      "big",
+      "01970000",
+      Array.from({ length: 12 }, (_, i) => ({
+        cost_nanousd: most,
+        user_id: `u${i % 3}`,
+        customer_id: "c",
+        feature: "f",
+        agent_run_id: `run-${i % 2}`,
+        agent_type: "t",
+        attempt: i % 4 === 3 ? 2 : 1,
+        status: i % 5 === 0 ? "error" : "ok",
+      })),
+    );
+    const total = (12n * BigInt(most)).toString();
+    const w = { workspaceId: "big", from: to - DAY, to: now + DAY };
+    for (const f of [w, { workspaceId: "big", from: to }])
+      for (const by of SPEND_DIMENSIONS) {
+        const rows = (await same((s) => s.spend(f, by))) as { cost_nanousd: string }[];
+        if (by === "feature") expect(rows.map((r) => r.cost_nanousd)).toEqual([total]);
+      }
+    const segments = (await same((s) => s.segments(w, SEGMENT_DIMENSIONS, true))) as Record<
+      string,
+      { cost_nanousd: string }[]
+    >;
+    expect(segments.feature!.map((r) => r.cost_nanousd)).toEqual([total]);
+    expect(((await same((s) => s.userDays(w, 5))) as { cost_nanousd: string }[])[0]!.cost_nanousd).toBe(
+      total,
+    );
+    expect(((await same((s) => s.agentRuns(w))) as { cost_nanousd: string }[])[0]!.cost_nanousd).toBe(total);
+    await same((s) => featureRollup(s, w));
+    await same((s) => customerRollup(s, w, now));
+    for (const by of [[], ["customer_id"]] as SumField[][])
+      expect(
+        await same(
+          (s) => s.sumCost(w, by, false),
+          (v) => sorted(v as unknown[]),
+        ),
+      ).toEqual(sorted([{ values: by.map(() => "c"), hour: null, cost_nanousd: total }]));
+    await same(
+      (s) => s.sumCost(w, ["user_id"], true),
+      (v) => sorted(v as unknown[]),
+    );
+    await same(
+      (s) => s.runUsage("big", 0),
+      (v) => sorted(v as unknown[]),
+    );
+  });
+
   it("retention: after purging whole months, long-range spend is the same from summaries", async () => {
     const before = await same((s) => s.spend({ workspaceId: "default" }, "day"));
     const rawBefore = utcMonthStart(now, -1);

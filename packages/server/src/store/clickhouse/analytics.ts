@@ -8,7 +8,7 @@ import {
   type UserDayRow,
 } from "../types.js";
 import type { ChExec } from "./exec.js";
-import { int, MODEL_CALL, OK_REQUESTS, REQUESTS, whereSql } from "./sql.js";
+import { int, MODEL_CALL, moneyOf, moneySum, OK_REQUESTS, REQUESTS, whereSql } from "./sql.js";
 
 const SEGMENTABLE: ReadonlySet<string> = new Set(SEGMENT_DIMENSIONS);
 /** Segment dimensions that are never none (model calls always have a provider and a model). */
@@ -38,8 +38,8 @@ export async function segmentSets(
   >;
   if (!dims.length) return out;
   const rows = await ch.rows<Row>(
-    `SELECT dim_i, dim_key, ${REQUESTS} AS requests, ${OK_REQUESTS} AS ok_requests, sum(cost_nanousd) AS cost_sum,
-            sumIf(cost_nanousd, attempt > 1) AS retry_sum, sumIf(cost_nanousd, status != 'ok') AS error_sum,
+    `SELECT dim_i, dim_key, ${REQUESTS} AS requests, ${OK_REQUESTS} AS ok_requests, ${moneySum("cost_nanousd", "cost")},
+            ${moneySum("cost_nanousd", "retry", "attempt > 1")}, ${moneySum("cost_nanousd", "error", "status != 'ok'")},
             ${withUsers ? "uniqExactIf(user_id, user_id != '')" : "0"} AS users, min(ts_start) AS first_ms
      FROM ${events}
      ARRAY JOIN [${dims.map((_, i) => i).join(", ")}] AS dim_i, [${dims.map((d) => `toString(${d})`).join(", ")}] AS dim_key
@@ -53,9 +53,9 @@ export async function segmentSets(
       key: key === "" && !NEVER_NONE.has(dim) ? null : key,
       requests: Number(r.requests),
       ok_requests: Number(r.ok_requests),
-      cost_nanousd: big(r.cost_sum),
-      retry_cost_nanousd: big(r.retry_sum),
-      error_cost_nanousd: big(r.error_sum),
+      cost_nanousd: moneyOf(r, "cost"),
+      retry_cost_nanousd: moneyOf(r, "retry"),
+      error_cost_nanousd: moneyOf(r, "error"),
       users: Number(r.users),
       first_seen: Number(r.first_ms),
     });
@@ -64,7 +64,10 @@ export async function segmentSets(
   return out;
 }
 
-/** Per UTC day: spend, and nearest-rank percentiles and the top spenders over that day's users. */
+/**
+ * Per UTC day: spend, and nearest-rank percentiles and the top spenders over that day's users. The day's
+ * total is summed exactly (moneySum); one user's day (c) is an Int64, as one call's cost is.
+ */
 export async function userDays(
   ch: ChExec,
   events: string,
@@ -73,19 +76,19 @@ export async function userDays(
 ): Promise<UserDayRow[]> {
   const n = Math.max(1, Math.min(100, Math.trunc(top)));
   const rows = await ch.rows<Row & { top_users: [string, string][] }>(
-    `SELECT d, sum(c) AS cost_sum, countIf(u != '') AS users, sum(n) AS requests,
+    `SELECT d, sum(c_usd) AS cost_usd, sum(c_nano) AS cost_nano, countIf(u != '') AS users, sum(n) AS requests,
             arraySort(groupArrayIf(c, u != '')) AS s, length(s) AS cnt,
             ${rank("s", "cnt", 50)} AS p50, ${rank("s", "cnt", 90)} AS p90, ${rank("s", "cnt", 99)} AS p99,
             if(cnt = 0, 0, s[cnt]) AS max_c,
             arrayMap(x -> (x.1, toString(x.2)),
                      arraySlice(arraySort(x -> (-x.2, x.1), groupArrayIf((u, c), u != '')), 1, ${int(n)})) AS top_users
-     FROM (SELECT toString(day) AS d, user_id AS u, sum(cost_nanousd) AS c, ${REQUESTS} AS n
+     FROM (SELECT toString(day) AS d, user_id AS u, sum(cost_nanousd) AS c, ${moneySum("cost_nanousd", "c")}, ${REQUESTS} AS n
            FROM ${events} WHERE ${whereSql(filter)} AND ${MODEL_CALL} GROUP BY d, u)
      GROUP BY d ORDER BY d`,
   );
   return rows.map((r) => ({
     day: r.d as string,
-    cost_nanousd: big(r.cost_sum),
+    cost_nanousd: moneyOf(r, "cost"),
     users: Number(r.users),
     requests: Number(r.requests),
     p50_nanousd: big(r.p50),
@@ -107,11 +110,11 @@ export async function agentRuns(
   filter: EventFilter,
 ): Promise<AgentRunRollupRow[]> {
   const rows = await ch.rows<Row>(
-    `SELECT agent_type, count() AS runs, sum(c) AS cost_sum, arraySort(groupArray(c)) AS s, length(s) AS cnt,
+    `SELECT agent_type, count() AS runs, sum(c_usd) AS cost_usd, sum(c_nano) AS cost_nano, arraySort(groupArray(c)) AS s, length(s) AS cnt,
             ${rank("s", "cnt", 50)} AS p50, ${rank("s", "cnt", 99)} AS p99, s[cnt] AS max_c,
             tupleElement(arraySort(x -> (-x.2, x.1), groupArray((run, c)))[1], 1) AS max_run,
             countIf(killed = 1) AS killed_runs, sum(llm) AS llm_calls, sum(tools) AS tool_calls
-     FROM (SELECT agent_type, agent_run_id AS run, sum(cost_nanousd) AS c, countIf(kind = 'llm' AND batch = 0 AND parent_event_id = '') AS llm,
+     FROM (SELECT agent_type, agent_run_id AS run, sum(cost_nanousd) AS c, ${moneySum("cost_nanousd", "c")}, countIf(kind = 'llm' AND batch = 0 AND parent_event_id = '') AS llm,
                   countIf(kind = 'tool') AS tools, max(status = 'killed') AS killed
            FROM ${events} WHERE ${whereSql(filter)} AND agent_run_id != '' GROUP BY agent_type, run)
      GROUP BY agent_type`,
@@ -120,7 +123,7 @@ export async function agentRuns(
     .map((r) => ({
       agent_type: r.agent_type === "" ? null : (r.agent_type as string),
       runs: Number(r.runs),
-      cost_nanousd: big(r.cost_sum),
+      cost_nanousd: moneyOf(r, "cost"),
       p50_nanousd: big(r.p50),
       p99_nanousd: big(r.p99),
       max_nanousd: big(r.max_c),

@@ -36,6 +36,25 @@ export const INPUT_TOKENS =
 export const REQUESTS = "countIf(attempt = 1 AND parent_event_id = '')";
 export const OK_REQUESTS = "countIf(status = 'ok' AND parent_event_id = '')";
 
+const NANO_PER_USD = 1_000_000_000;
+
+/**
+ * A sum of nano-USD, exact past int64: `sum()` of an Int64 is an Int64 that wraps (ten calls at the largest
+ * cost a record takes, 18 digits, read back negative), so the amounts are summed in two Int64 parts, whole
+ * and fractional USD, put together by `moneyOf`. (Decimal128 would hold the sum, but 18.16 crashes on one
+ * in a groupArray of tuples.) `cond`: only the rows it holds for (sumIf).
+ */
+export function moneySum(expr: string, name: string, cond?: string): string {
+  const part = (x: string) => (cond === undefined ? `sum(${x})` : `sumIf(${x}, ${cond})`);
+  return `${part(`intDiv(${expr}, ${NANO_PER_USD})`)} AS ${name}_usd, ${part(`${expr} % ${NANO_PER_USD}`)} AS ${name}_nano`;
+}
+
+/** The amount `moneySum(…, name)` read (64-bit integers arrive as strings). */
+export function moneyOf(row: Record<string, unknown>, name: string): bigint {
+  const part = (v: unknown) => (v === null || v === undefined ? 0n : BigInt(v as string));
+  return part(row[`${name}_usd`]) * BigInt(NANO_PER_USD) + part(row[`${name}_nano`]);
+}
+
 /** The filter as a WHERE condition; column names come from a fixed allow-list, never from input. */
 export function whereSql(f: EventFilter): string {
   const parts = [`workspace_id = ${lit(f.workspaceId)}`];

@@ -38,10 +38,19 @@ import { answeredByServer, type ChExec } from "./exec.js";
 import type { ClickHouseOptions } from "./open.js";
 import { purgePartitions } from "./partitions.js";
 import { type Layout, qualified } from "./schema.js";
-import { COST_UNKNOWN, COUNT_RUN_LLM_CALLS, dayBound, INPUT_TOKENS, int, lit, whereSql } from "./sql.js";
+import {
+  COST_UNKNOWN,
+  COUNT_RUN_LLM_CALLS,
+  dayBound,
+  INPUT_TOKENS,
+  int,
+  lit,
+  moneyOf,
+  moneySum,
+  whereSql,
+} from "./sql.js";
 
 type Row = Record<string, unknown>;
-const big = (v: unknown): bigint => (v === null || v === undefined ? 0n : BigInt(v as string));
 const orNull = (v: unknown): string | null => (v === "" || v == null ? null : (v as string));
 /** Text columns that are never none in events (provider/model are '' for non-model records). */
 const NEVER_NONE: ReadonlySet<string> = new Set(["provider", "model", "data_mode", "kind", "day"]);
@@ -284,7 +293,7 @@ export class ClickHouseStore implements Store {
 
   async #rawSpend(filter: EventFilter, by: SpendDimension): Promise<SpendRow[]> {
     const rows = await this.ch.rows<Row>(
-      `SELECT ${groupKey(by)} AS group_key, count() AS calls, sum(cost_nanousd) AS cost_sum, sum(${INPUT_TOKENS}) AS input_sum,
+      `SELECT ${groupKey(by)} AS group_key, count() AS calls, ${moneySum("cost_nanousd", "cost")}, sum(${INPUT_TOKENS}) AS input_sum,
               sum(output_tokens) AS output_sum, countIf(${COST_UNKNOWN}) AS unpriced
        FROM ${this.#t("events")} WHERE ${whereSql(filter)} GROUP BY group_key`,
     );
@@ -302,7 +311,7 @@ export class ClickHouseStore implements Store {
     for (const [k, v] of Object.entries(filter.where ?? {}))
       if (v !== undefined) parts.push(`${k} = ${lit(v)}`);
     const rows = await this.ch.rows<Row>(
-      `SELECT ${groupKey(by)} AS group_key, sum(calls) AS calls_sum, sum(cost_sum) AS cost_total, sum(input_sum) AS input_total,
+      `SELECT ${groupKey(by)} AS group_key, sum(calls) AS calls_sum, ${moneySum("cost_sum", "cost_total")}, sum(input_sum) AS input_total,
               sum(output_sum) AS output_total, sum(unpriced_calls) AS unpriced_sum
        FROM ${this.#t("daily_summary")} WHERE ${parts.join(" AND ")} GROUP BY group_key`,
     );
@@ -310,7 +319,8 @@ export class ClickHouseStore implements Store {
       rows.map((r) => ({
         group_key: r.group_key,
         calls: r.calls_sum,
-        cost_sum: r.cost_total,
+        cost_usd: r.cost_total_usd,
+        cost_nano: r.cost_total_nano,
         input_sum: r.input_total,
         output_sum: r.output_total,
         unpriced: r.unpriced_sum,
@@ -623,19 +633,19 @@ export class ClickHouseStore implements Store {
     ];
     const names = [...by.map((_, i) => `k${i}`), ...(hourly ? ["hour_slot"] : [])];
     const rows = await this.ch.rows<Row>(
-      `SELECT ${[...keys, "sum(cost_nanousd) AS cost_sum"].join(", ")} FROM ${this.#t("events")} WHERE ${where}
+      `SELECT ${[...keys, moneySum("cost_nanousd", "cost")].join(", ")} FROM ${this.#t("events")} WHERE ${where}
        ${names.length ? `GROUP BY ${names.join(", ")}` : ""}`,
     );
     return rows.map((r) => ({
       values: by.map((_, i) => r[`k${i}`] as string),
       hour: hourly ? Number(r.hour_slot) : null,
-      cost_nanousd: big(r.cost_sum),
+      cost_nanousd: moneyOf(r, "cost"),
     }));
   }
 
   async runUsage(workspaceId: string, since: number, runId?: string): Promise<RunUsageRow[]> {
     const rows = await this.ch.rows<Row>(
-      `SELECT agent_run_id, sum(cost_nanousd) AS cost_sum, sum(${INPUT_TOKENS} + output_tokens) AS tokens,
+      `SELECT agent_run_id, ${moneySum("cost_nanousd", "cost")}, sum(${INPUT_TOKENS} + output_tokens) AS tokens,
               ${COUNT_RUN_LLM_CALLS} AS llm, countIf(kind = 'tool') AS tools, countIf(attempt > 1 AND parent_event_id = '') AS retries,
               min(ts_start) AS started
        FROM ${this.#t("events")} WHERE workspace_id = ${lit(workspaceId)} AND agent_run_id != ''
@@ -645,7 +655,7 @@ export class ClickHouseStore implements Store {
     );
     return rows.map((r) => ({
       agent_run_id: r.agent_run_id as string,
-      cost_nanousd: big(r.cost_sum),
+      cost_nanousd: moneyOf(r, "cost"),
       total_tokens: Number(r.tokens),
       llm_calls: Number(r.llm),
       tool_calls: Number(r.tools),
@@ -666,7 +676,7 @@ function spendRows(rows: Row[], by: SpendDimension): SpendRow[] {
   const out = rows.map((r) => ({
     key: r.group_key === "" && !NEVER_NONE.has(by) ? null : (r.group_key as string),
     calls: Number(r.calls),
-    cost_nanousd: big(r.cost_sum),
+    cost_nanousd: moneyOf(r, "cost"),
     input_tokens: Number(r.input_sum),
     output_tokens: Number(r.output_sum),
     unpriced_calls: Number(r.unpriced),

@@ -641,6 +641,30 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
     return recs;
   }
 
+  it("spend rows tied on cost are in one order on every store and path: keys by their bytes, none last", async () => {
+    // The same call by each user (and customer): one cost. "B" < "a" < "ä" as bytes (not as the locale
+    // collates them), U+FF01 before U+1F600 (UTF-16 units would put the surrogate pair first).
+    const keys = ["ä", "\u{1F600}", undefined, "a", "\uFF01", "B"];
+    await appendToday(
+      "ties",
+      "01950000",
+      keys.map((k) => ({ user_id: k, customer_id: k, feature: k })),
+    );
+    const order = ["B", "a", "ä", "\uFF01", "\u{1F600}", null];
+    // From today's midnight (the embedded store's open-day sums), and over a window of raw calls.
+    for (const w of [
+      { workspaceId: "ties", from: to },
+      { workspaceId: "ties", from: to - DAY, to: now + DAY },
+    ])
+      for (const by of ["user_id", "customer_id", "feature"] as const) {
+        const rows = (await same((s) => s.spend(w, by))) as { key: string | null }[];
+        expect(
+          rows.map((r) => r.key),
+          `${by} from ${w.from}`,
+        ).toEqual(order);
+      }
+  });
+
   it("money sums past int64 (ten calls at the largest cost a record takes) are exact on every store", async () => {
     const most = "999999999999999999";
     await appendToday(

@@ -23,12 +23,44 @@ export function addSpend(a: SpendAmounts, b: SpendAmounts): void {
   a.unpriced_calls += b.unpriced_calls;
 }
 
-/** Spend rows in the raw query's order: by day, or most spend first. Sorts in place. */
+/**
+ * Spend rows in the raw query's order (SQL's `ORDER BY cost DESC, key`, as both stores' raw queries answer):
+ * by day, or most spend first, ties by key in code point order (SQL compares UTF-8 bytes, not the
+ * locale's collation) and the key none (NULL) last. Sorts in place.
+ */
 export function orderSpend(rows: SpendRow[], by: SpendDimension): SpendRow[] {
   return by === "day"
-    ? rows.sort((x, y) => (x.key ?? "").localeCompare(y.key ?? ""))
-    : rows.sort(byCostThenKey);
+    ? rows.sort((x, y) => byCodePoint(x.key ?? "", y.key ?? ""))
+    : rows.sort((x, y) => byCostNullsLast(x.cost_nanousd, x.key, y.cost_nanousd, y.key));
 }
+
+/** SQL's `ORDER BY cost DESC, key` (NULLs last, keys by their UTF-8 bytes), as the raw queries answer. */
+export function byCostNullsLast(ac: bigint, ak: string | null, bc: bigint, bk: string | null): number {
+  if (ac !== bc) return ac > bc ? -1 : 1;
+  if (ak === bk) return 0;
+  if (ak === null) return 1;
+  if (bk === null) return -1;
+  return byCodePoint(ak, bk);
+}
+
+/**
+ * Strings in code point order, which is their UTF-8 bytes' order (SQL's binary collation). JS's `<` compares
+ * UTF-16 units, which puts a character past U+FFFF (a surrogate pair, D800–DFFF) before U+E000–U+FFFF.
+ */
+export function byCodePoint(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    // A surrogate (of a code point past U+FFFF) is after any other unit, whatever its value.
+    if (isSurrogate(x) !== isSurrogate(y)) return isSurrogate(x) ? 1 : -1;
+    return x < y ? -1 : 1;
+  }
+  return a.length - b.length;
+}
+
+const isSurrogate = (c: number) => c >= 0xd800 && c <= 0xdfff;
 
 /** Rows of the same key summed (the summary part and the raw part of one answer), in the raw query's order. */
 export function mergeSpend(a: SpendRow[], b: SpendRow[], by: SpendDimension): SpendRow[] {

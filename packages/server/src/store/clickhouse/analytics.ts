@@ -1,4 +1,4 @@
-import { byCostThenKey } from "../rows.js";
+import { byCostNullsLast, byCostThenKey } from "../rows.js";
 import {
   type AgentRunRollupRow,
   type EventFilter,
@@ -133,15 +133,6 @@ export async function agentRuns(
       tool_calls: Number(r.tool_calls),
     }))
     .sort((a, b) => byCostNullsLast(a.cost_nanousd, a.agent_type, b.cost_nanousd, b.agent_type));
-}
-
-/** SQL's `ORDER BY cost DESC, key` (NULLs last), as the embedded store answers. */
-export function byCostNullsLast(ac: bigint, ak: string | null, bc: bigint, bk: string | null): number {
-  if (ac !== bc) return ac > bc ? -1 : 1;
-  if (ak === bk) return 0;
-  if (ak === null) return 1;
-  if (bk === null) return -1;
-  return ak < bk ? -1 : 1;
 }
 
 /** Values of `by` whose first call (within `filter`) is at or after `since`. */

@@ -1,7 +1,7 @@
 import type { Worker } from "node:worker_threads";
 import { type CallRecord, PRICE_REF_NO_USAGE, uuidv7Time } from "@tollgate/core/fields";
 import { DAY_MS, utcMidnight, utcMonthStart } from "../../time.js";
-import { mergeSpend } from "../rows.js";
+import { mergeSpend, orderSpend } from "../rows.js";
 import {
   type AgentRunRollupRow,
   type ApiKeyRecord,
@@ -31,7 +31,7 @@ import {
   type UserDayRow,
 } from "../types.js";
 import { reviveError, WorkerCalls } from "../worker-calls.js";
-import { agentRuns, byCostNullsLast, firstSeen, segmentSets, userDays } from "./analytics.js";
+import { agentRuns, firstSeen, segmentSets, userDays } from "./analytics.js";
 import type { IdClaims } from "./claims.js";
 import { recordToRow, rowToRecord, SELECT_RECORD } from "./columns.js";
 import { answeredByServer, type ChExec } from "./exec.js";
@@ -681,9 +681,7 @@ function spendRows(rows: Row[], by: SpendDimension): SpendRow[] {
     output_tokens: Number(r.output_sum),
     unpriced_calls: Number(r.unpriced),
   }));
-  return by === "day"
-    ? out.sort((a, b) => (a.key! < b.key! ? -1 : 1))
-    : out.sort((a, b) => byCostNullsLast(a.cost_nanousd, a.key, b.cost_nanousd, b.key));
+  return orderSpend(out, by);
 }
 
 function policyFromRow(r: Row): PolicyRow {

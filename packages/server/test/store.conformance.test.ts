@@ -665,6 +665,23 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
       }
   });
 
+  it("the sums limits are rebuilt from, by tag: a call's own tags, not text inside another tag", async () => {
+    const recs = await appendToday(
+      "tags",
+      "01960000",
+      [['a","b'], ["b"], ["x\\"], ['\\"b'], []].map((tags, i) => ({ tags, input_uncached_tokens: 100 + i })),
+    );
+    const tagged = async (tag: string) =>
+      same(
+        (s) => s.sumCost({ workspaceId: "tags", from: to - DAY, to: now + DAY, tag }, [], false),
+        (v) => sorted(v as unknown[]),
+      );
+    const cost = (r: CallRecord) => sorted([{ values: [], hour: null, cost_nanousd: r.cost_nanousd }]);
+    expect(await tagged("b")).toEqual(cost(recs[1]!));
+    expect(await tagged('a","b')).toEqual(cost(recs[0]!));
+    expect(await tagged('\\"b')).toEqual(cost(recs[3]!));
+  });
+
   it("money sums past int64 (ten calls at the largest cost a record takes) are exact on every store", async () => {
     const most = "999999999999999999";
     await appendToday(

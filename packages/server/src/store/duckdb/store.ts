@@ -699,8 +699,10 @@ export class DuckDbStore implements Store {
       where += ` AND ${MODEL_ASKED} = $${params.length}`;
     }
     if (filter.tag !== undefined) {
-      params.push(JSON.stringify(filter.tag));
-      where += ` AND contains(coalesce(tags, ''), $${params.length})`;
+      // Tags are stored as JSON text: its quoted form inside that text is a quick first cut, but not the
+      // answer (the tag b is inside ["a\",\"b"], the one tag a","b): the parsed list says.
+      params.push(JSON.stringify(filter.tag), filter.tag);
+      where += ` AND contains(coalesce(tags, ''), $${params.length - 1}) AND list_contains(from_json(tags, '["VARCHAR"]'), $${params.length}::VARCHAR)`;
     }
     for (const f of by)
       if (!(SUM_FIELDS as readonly string[]).includes(f)) throw new Error(`not a sum field: ${f}`);

@@ -344,6 +344,25 @@ describe("spool files", () => {
     expect(await drainAll(spool)).toEqual([a]);
   });
 
+  it("a store failure keeps every record the gateway builds in its file: a poll's (no model), a tool's, a long model name's", async () => {
+    const spool = new Spool(join(dir, "store-down-kinds"));
+    const records = [
+      built(1, { kind: "other", model: undefined, api: undefined }), // a background response polled: model ""
+      built(2, { kind: "tool", provider: undefined, model: undefined }), // provider "" too
+      built(3, { model: `ft:${"m".repeat(250)}` }), // unpriced: its price_ref is past 256 characters
+    ];
+    spool.spill(records);
+    await expect(spool.drain(() => Promise.reject(new Error("store down")))).rejects.toThrow("store down");
+    expect(readdirSync(join(dir, "store-down-kinds")).filter((f) => f.endsWith(".bad"))).toEqual([]);
+    expect(spool.depth).toBe(3);
+    const store = await DuckDbStore.open(join(dir, "store-down-kinds-data"));
+    const writer = new GroupCommitWriter(store);
+    await spool.drain((r) => writer.write(r));
+    expect(spool.depth).toBe(0);
+    expect(await store.count({ workspaceId: "default" })).toBe(3);
+    await store.close();
+  });
+
   it("salvages the whole lines of a spill a crash cut short (its .tmp), dropping only the torn last one", async () => {
     const spoolDir = join(dir, "cut-short");
     mkdirSync(spoolDir, { recursive: true });

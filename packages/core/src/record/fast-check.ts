@@ -129,6 +129,18 @@ const STORED_REQUIRED = [
 ] as const;
 
 /**
+ * Where a built record may be outside its input's bounds: a tool, agent or other call may name no provider
+ * or model (""), and an unpriced call's price_ref repeats its model name (up to 256 characters) after its
+ * provider. The store takes any text there.
+ */
+const STORED_CHECKS = new Map<string, Check>([
+  ...CHECKS,
+  ["provider", text(L.shortText, 0)],
+  ["model", text(L.text, 0)],
+  ["price_ref", (v) => typeof v === "string" && v.isWellFormed()],
+]);
+
+/**
  * The first field of a built call record read back from outside the store (a spool file) that is not as
  * the builder makes it, or null when the record is sound. A record the store would refuse (an event id
  * that is no UUID, a count that is no integer) must be found before it goes to the store with others.
@@ -138,7 +150,7 @@ const STORED_REQUIRED = [
 export function storedRecordProblem(record: object): string | null {
   const fields = record as Record<string, unknown>;
   for (const key of STORED_REQUIRED) if (fields[key] == null) return key;
-  for (const [key, check] of CHECKS) {
+  for (const [key, check] of STORED_CHECKS) {
     const v = fields[key];
     if (v !== undefined && !(MONEY_FIELDS.has(key) ? storedMoney : check)(v)) return key;
   }

@@ -204,6 +204,29 @@ describe("recorder and spool", () => {
     await store.close();
   });
 
+  it("shutdown spools the calls recorded while it waited on a hung store, and any recorded after it closed", async () => {
+    const spoolDir = join(dir, "hang-late-spool");
+    const store = await DuckDbStore.open(join(dir, "hang-late"));
+    const hung = new Proxy(store, {
+      get: (t, k) => (k === "append" ? () => new Promise(() => {}) : Reflect.get(t, k, t)),
+    });
+    const errors: string[] = [];
+    const rec = new Recorder(new GroupCommitWriter(hung), new PricingEngine(), new Spool(spoolDir), {
+      replayMs: 60_000,
+      batchMs: 60_000, // no batch timer turn before the deadline
+      onError: (e) => errors.push((e as Error).message),
+    });
+    rec.record(call(1), "default");
+    const flushed = rec.flush({ deadlineMs: 200 });
+    rec.record(call(2), "default"); // a call that ended while shutdown waited: in no batch sent yet
+    await flushed;
+    rec.close();
+    rec.record(call(3), "default"); // one that ended later still (it outlived the gateway's wait for it)
+    expect(new Spool(spoolDir).depth).toBe(3);
+    expect(errors.filter((m) => m.includes("LOST"))).toEqual([]);
+    await store.close();
+  });
+
   it("drops attribution that fails validation instead of losing the call", async () => {
     const store = await DuckDbStore.open(join(dir, "attr"));
     const rec = new Recorder(

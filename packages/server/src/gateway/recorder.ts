@@ -47,6 +47,8 @@ export class Recorder {
   /** The last batch or replay the store settled failed (see #storeFailed). */
   #storeFailing = false;
   #replaying: Promise<void> | null = null;
+  /** close() was called: no timer sends a batch any more, so a call recorded since goes to the spool at once. */
+  #closed = false;
   readonly #timer: NodeJS.Timeout;
   readonly #batchTimer: NodeJS.Timeout;
   readonly #maxPending: number;
@@ -127,6 +129,12 @@ export class Recorder {
   }
 
   #store(record: CallRecord): void {
+    if (this.#closed) {
+      // A call that outlived shutdown's wait for it: stored by the next start.
+      this.#spill([record]);
+      this.#reportLost();
+      return;
+    }
     if (this.#pending >= this.#maxPending) {
       // Spilled in batches, not one by one: a store that is merely slow must not put a disk sync on
       // every request. Memory stays bounded by maxPending + batchSize.
@@ -257,19 +265,39 @@ export class Recorder {
     // `settled` never rejects (store failures are spooled, replay failures reported): a rejection is the deadline.
     await withTimeout(settled, opts.deadlineMs, "the store did not answer").catch((e) => {
       for (const batch of this.#inFlight.values()) this.#spill(batch);
+      this.#spillBatch(); // the calls recorded while it waited, in no batch sent yet
       this.opts.onError?.(new Error(`${(e as Error).message} of shutdown: its pending batches were spooled`));
     });
   }
 
-  /** Stops the timers; calls still in memory then (only while the spool refuses) are reported lost. */
+  /** The batch not sent yet, to the spool (shutdown does not wait for the store any more). */
+  #spillBatch(): void {
+    if (!this.#batch.length) return;
+    const batch = this.#batch;
+    this.#batch = [];
+    this.#pending -= batch.length;
+    this.#spill(batch);
+  }
+
+  /**
+   * Stops the timers; the calls of the batch not sent yet are spooled, as is every call recorded from here
+   * on. Calls still in memory then (only while the spool refuses) are reported lost.
+   */
   close(): void {
+    this.#closed = true;
     clearInterval(this.#timer);
     clearInterval(this.#batchTimer);
-    if (this.#overflow.length)
-      this.opts.onError?.(
-        new Error(
-          `${this.#overflow.length} call records LOST at shutdown: neither the store nor the spool took them`,
-        ),
-      );
+    this.#spillBatch();
+    this.#reportLost();
+  }
+
+  #reportLost(): void {
+    if (!this.#overflow.length) return;
+    this.opts.onError?.(
+      new Error(
+        `${this.#overflow.length} call records LOST at shutdown: neither the store nor the spool took them`,
+      ),
+    );
+    this.#overflow = [];
   }
 }

@@ -746,7 +746,8 @@ describe("OTLP: what ingest reads of the store", () => {
   it("a span that claims to have lasted since 1970 costs a read of its last hour, not of the store's whole history", async () => {
     const { store, ranges } = reads();
     const end = T0;
-    const long = span({ ...chat, ...usage }, { startNs: 1_000_000n, endNs: end });
+    // An INTERNAL span (a framework's): it may wrap calls stored before it.
+    const long = span({ ...chat, ...usage }, { startNs: 1_000_000n, endNs: end, kind: 1 });
     await storedRelatives(store, "ws", [{ resource: attrs({}), spans: [long] }], [long]);
     expect(ranges).toHaveLength(1);
     const [from, to] = ranges[0]!;
@@ -754,8 +755,15 @@ describe("OTLP: what ingest reads of the store", () => {
     expect(to).toBe(Number(end / 1_000_000n) + 1_001);
     // A call of a few seconds is read over its own time, give or take a second.
     const { store: s2, ranges: r2 } = reads();
-    const short = span({ ...chat, ...usage });
+    const short = span({ ...chat, ...usage }, { kind: 1 });
     await storedRelatives(s2, "ws", [{ resource: attrs({}), spans: [short] }], [short]);
     expect(r2).toEqual([[Number(T0 / 1_000_000n) - 1_000, Number(T0 / 1_000_000n) + 1_250 + 1_001]]);
+  });
+
+  it("a CLIENT span (the request itself, as GenAI instrumentations make it) wraps nothing: no read for it", async () => {
+    const { store, ranges } = reads();
+    const client = span({ ...chat, ...usage }, { kind: 3 });
+    await storedRelatives(store, "ws", [{ resource: attrs({}), spans: [client] }], [client]);
+    expect(ranges).toEqual([]);
   });
 });

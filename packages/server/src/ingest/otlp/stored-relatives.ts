@@ -26,6 +26,14 @@ const MAX_READ_MS = 2 * WRAPPER_LOOKBACK_MS;
 
 const ROOT = /^0*$/;
 
+/**
+ * OTLP's SpanKind CLIENT: the span of the request itself, as GenAI client instrumentations make it (OTel's
+ * GenAI conventions ask for it). Its children, if any, are the transport's: it wraps no model call, so
+ * its descendants are not read (a framework's wrapper is an INTERNAL span). That read scanned the
+ * traces' rows of the export's time range for every export, a cost paid by every span.
+ */
+const SPAN_KIND_CLIENT = 3;
+
 interface Range {
   traceId: string;
   from: number;
@@ -35,8 +43,8 @@ interface Range {
 /**
  * What earlier exports stored that may change how `spans` (the model calls of `req` that report usage)
  * are counted (uncountedSpans reads it):
- * - their descendants, which started within them: their traces read over their time range (its last
- *   WRAPPER_LOOKBACK_MS: a model call lasts minutes);
+ * - the descendants of those that may be wrappers (not CLIENT spans), which started within them: their
+ *   traces read over their time range (its last WRAPPER_LOOKBACK_MS: a model call lasts minutes);
  * - their ancestors, looked for only when a span's nearest ancestor outside the export is stored (by id,
  *   an index lookup; rare, since parents end after their children): then the trace back
  *   WRAPPER_LOOKBACK_MS.
@@ -58,7 +66,7 @@ export async function storedRelatives(
     // Its last WRAPPER_LOOKBACK_MS at most: a span's times are the client's word, and one claiming to
     // have lasted since 1970 would otherwise cost a read of the workspace's whole history.
     const from = Math.max(start, end - WRAPPER_LOOKBACK_MS) - CLOCK_SLACK_MS;
-    within.push({ traceId: s.traceId, from, to: end + CLOCK_SLACK_MS });
+    if (s.kind !== SPAN_KIND_CLIENT) within.push({ traceId: s.traceId, from, to: end + CLOCK_SLACK_MS });
     const parent = ancestorOutside(s, inExport);
     if (parent === null) continue;
     const id = spanEventId(s.traceId, parent);

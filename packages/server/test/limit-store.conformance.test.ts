@@ -151,6 +151,33 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     expect(await step(500n)).toEqual([{ index: 0, from: 1, to: 3, spend: 1060n }]);
   });
 
+  it("a call admitted before midnight and settled after the new day's first calls still finds its day's spend", async () => {
+    const w = ws();
+    const day = (slot: string) => bucket({ slots: [slot], steps: [500n, 1000n], amount: 0n });
+    const [yesterday, today] = [day("d2026-11-30"), day("d2026-12-01")];
+    const admit = async (b: BucketCharge) => {
+      const req = admitReq(w, { buckets: [b] });
+      await store().admit(req);
+      return req;
+    };
+    const first = await admit(yesterday);
+    expect((await store().settle(settleOf(first, 600n))).changes).toEqual([
+      { index: 0, from: 0, to: 1, spend: 600n },
+    ]);
+    const late = await admit(yesterday); // in flight over midnight
+    const next = await admit(today);
+    expect((await store().settle(settleOf(next, 600n))).changes).toEqual([
+      { index: 0, from: 0, to: 1, spend: 600n },
+    ]);
+    // Its day holds 601 now: still a warning, no step back to ok.
+    expect((await store().settle(settleOf(late, 1n))).changes).toEqual([]);
+    await admit(today); // the new day goes on
+    const later = await admit(yesterday);
+    // Nor a second warning: the day's spend (601) and level are still known.
+    expect((await store().settle(settleOf(later, 1n))).changes).toEqual([]);
+    expect((await store().buckets(w, [today], NOW))[0]!.spend).toBe(600n);
+  });
+
   it("rolling windows sum their hour slots; old hours drop out", async () => {
     const w = ws();
     const at = (h: number) => ({

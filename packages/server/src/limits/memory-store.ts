@@ -318,13 +318,24 @@ export class MemoryLimitStore implements LimitStore {
     return b;
   }
 
-  /** The bucket, with slots that left its window and reservations past their expiry dropped. */
+  /**
+   * The bucket, with slots that left its window and reservations past their expiry dropped. A calendar
+   * window keeps the window before it too (its spend and level): calls admitted before the turn still
+   * settle into it, and would otherwise find its spend gone (a step back to ok, or a second warning).
+   */
   #bucket(workspace: string, ref: BucketRef, now: number): Bucket {
     const b = this.#state(workspace, ref.key);
-    if (b.spend.size > ref.slots.length || (b.spend.size && !b.spend.has(ref.slots[ref.slots.length - 1]!)))
-      for (const slot of b.spend.keys()) if (!ref.slots.includes(slot)) b.spend.delete(slot);
-    if (b.levels.size > 1)
-      for (const w of b.levels.keys()) if (w !== levelWindow(ref.slots)) b.levels.delete(w);
+    const current = ref.slots[ref.slots.length - 1]!;
+    const calendar = ref.slots.length === 1 && /^[dwm]/.test(current);
+    if (calendar) {
+      if (b.spend.size > 2) keepLatest(b.spend, current);
+      if (b.levels.size > 2) keepLatest(b.levels, current);
+    } else {
+      if (b.spend.size > ref.slots.length || (b.spend.size && !b.spend.has(current)))
+        for (const slot of b.spend.keys()) if (!ref.slots.includes(slot)) b.spend.delete(slot);
+      if (b.levels.size > 1)
+        for (const w of b.levels.keys()) if (w !== levelWindow(ref.slots)) b.levels.delete(w);
+    }
     return dropExpired(b, now);
   }
 
@@ -376,6 +387,13 @@ export class MemoryLimitStore implements LimitStore {
     run.lastSeen = Math.max(run.lastSeen, now);
     return run;
   }
+}
+
+/** Keeps `current` and the latest key before it (slot keys of one kind sort by time), drops the rest. */
+function keepLatest(m: Map<string, unknown>, current: string): void {
+  let previous: string | null = null;
+  for (const k of m.keys()) if (k < current && (previous === null || k > previous)) previous = k;
+  for (const k of m.keys()) if (k !== current && k !== previous) m.delete(k);
 }
 
 function reserve(b: Bucket, id: string, amount: bigint, expiresAt: number): void {

@@ -18,6 +18,17 @@ class FullDisk extends Spool {
   }
 }
 
+/** A spool on a nearly full disk: a file of more records than `room` fails whole, as a write past the end would. */
+class NearlyFullDisk extends Spool {
+  room = 0;
+  override spill(records: CallRecord[]): void {
+    if (records.length > this.room)
+      throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+    this.room -= records.length;
+    super.spill(records);
+  }
+}
+
 function call(i: number): Record<string, unknown> {
   return {
     event_id: uuidv7(),
@@ -119,6 +130,35 @@ describe("recorder and spool", () => {
     expect(errors).toEqual([
       expect.stringMatching(/^spool write failed, call records wait in memory .*ENOSPC/),
     ]);
+    rec.close();
+    await store.close();
+  });
+
+  it("a nearly full disk takes the calls waiting in memory a batch at a time, as many as it has room for", async () => {
+    const store = await DuckDbStore.open(join(dir, "nearly-full"));
+    // The real store, refusing every write: calls have only the spool to go to.
+    const down = new Proxy(store, {
+      get(t, p) {
+        const v = Reflect.get(t, p);
+        if (p === "append") return async () => Promise.reject(new Error("store unreachable"));
+        return typeof v === "function" ? v.bind(t) : v;
+      },
+    });
+    const disk = new NearlyFullDisk(join(dir, "nearly-full-spool"));
+    const opts = { maxPending: 20, batchSize: 5, batchMs: 60_000, replayMs: 60_000, onError: () => {} };
+    const rec = new Recorder(new GroupCommitWriter(down), new PricingEngine(), disk, opts);
+    for (let i = 0; i < 20; i++) rec.record(call(i), "default");
+    await rec.flush({ deadlineMs: 1_000 }); // the disk is full: all 20 wait in memory
+    expect(disk.depth).toBe(0);
+    expect(rec.pending).toBe(20);
+    disk.room = 12; // room is made for 12
+    await rec.flush({ deadlineMs: 1_000 });
+    expect(disk.depth).toBe(10); // two files of 5; one of all 20 would not fit
+    expect(rec.pending).toBe(10);
+    disk.room = 100;
+    await rec.flush({ deadlineMs: 1_000 });
+    expect(disk.depth).toBe(20);
+    expect(rec.pending).toBe(0);
     rec.close();
     await store.close();
   });

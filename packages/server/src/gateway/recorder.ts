@@ -194,26 +194,35 @@ export class Recorder {
    * never thrown into the request that triggered it.
    */
   #spill(records: CallRecord[]): void {
-    try {
-      this.spool.spill(records);
-      this.#spoolFailing = false;
-    } catch (e) {
-      if (!this.#spoolFailing)
-        this.opts.onError?.(
-          new Error(
-            `spool write failed, call records wait in memory (up to ${this.#maxPending}): ${(e as Error).message}`,
-          ),
-        );
-      this.#spoolFailing = true;
-      const room = Math.max(0, this.#maxPending - this.#overflow.length);
-      if (room < records.length)
-        this.opts.onError?.(
-          new Error(
-            `${records.length - room} call records LOST: the store is behind or down, the spool refuses them, and ${this.#maxPending} is as many as wait in memory`,
-          ),
-        );
-      this.#overflow = records.slice(0, room).concat(this.#overflow);
+    // A file per batch: a nearly full disk takes as many as it has room for (one file of them all, as
+    // many as maxPending, would fail whole and leave every one in memory).
+    for (let at = 0; at < records.length; at += this.#batchSize) {
+      try {
+        this.spool.spill(records.slice(at, at + this.#batchSize));
+        this.#spoolFailing = false;
+      } catch (e) {
+        return this.#spillFailed(records.slice(at), e);
+      }
     }
+  }
+
+  /** The records the spool refused wait in memory, as many as maxPending; the rest are reported lost. */
+  #spillFailed(records: CallRecord[], e: unknown): void {
+    if (!this.#spoolFailing)
+      this.opts.onError?.(
+        new Error(
+          `spool write failed, call records wait in memory (up to ${this.#maxPending}): ${(e as Error).message}`,
+        ),
+      );
+    this.#spoolFailing = true;
+    const room = Math.max(0, this.#maxPending - this.#overflow.length);
+    if (room < records.length)
+      this.opts.onError?.(
+        new Error(
+          `${records.length - room} call records LOST: the store is behind or down, the spool refuses them, and ${this.#maxPending} is as many as wait in memory`,
+        ),
+      );
+    this.#overflow = records.slice(0, room).concat(this.#overflow);
   }
 
   /** A batch or a replay the store refused: said once an outage (batches go 4 a second, replays every 2 s). */

@@ -78,3 +78,43 @@ it("a CSV cell that would start a spreadsheet formula is written as text; number
   expect(raw.get("user_id")).toBe(`"${hostile.replaceAll('"', '""')}"`);
   expect(raw.get("feature")).toBe("-2+3");
 });
+
+it("a parquet export reads a quoted cell past the first 20,480 rows: the CSV's dialect is given, not sniffed from a sample", async () => {
+  // DuckDB's CSV sniffer reads 20,480 rows: none quoted there, it reads the file without quotes, and a
+  // later cell holding a comma (metadata of two keys, say) had too many columns: the export failed.
+  const ts = Date.now() - 2 * 86_400_000;
+  const plain = Array.from({ length: 20_500 }, (_, i) =>
+    validRecord({ ts_start: ts + i, feature: "sniffed" }),
+  );
+  for (let i = 0; i < plain.length; i += 10_000)
+    await postEvents(rt.app, rt.rootToken, plain.slice(i, i + 10_000));
+  await postEvents(rt.app, rt.rootToken, [
+    validRecord({
+      ts_start: ts + 30_000,
+      feature: "sniffed",
+      user_id: 'a, "b"\nc',
+      metadata: { k: "1", l: "2" },
+    }),
+  ]);
+  const out = join(dir, "sniffed.parquet");
+  const opts = {
+    out,
+    format: "parquet",
+    progress: false,
+    workspace: "default",
+    feature: "sniffed",
+    from: "30d",
+  };
+  const res = await exportCalls(appClient(rt), opts, "parquet");
+  expect(res.rows).toBe(20_501);
+  const { DuckDBInstance } = await import("@duckdb/node-api");
+  const db = await DuckDBInstance.create(":memory:");
+  const conn = await db.connect();
+  const rows = (
+    await conn.runAndReadAll(
+      `SELECT count(*)::INT, max(user_id), max(metadata) FILTER (user_id IS NOT NULL) FROM '${out}'`,
+    )
+  ).getRowsJS();
+  conn.closeSync();
+  expect(rows).toEqual([[20_501, 'a, "b"\nc', '{"k":"1","l":"2"}']]);
+});

@@ -199,12 +199,14 @@ async function toParquet(csv: string, out: string, meta: Json): Promise<void> {
       .map(([k, v]) => `${k}: ${sqlString(v)}`)
       .join(", ");
     // Every column's type as the record has it: inferred from the values, text that reads as a number
-    // (a prompt_version "1.10", a customer_id "42") would be written as one.
-    const types = (meta.columns as string[])
+    // (a prompt_version "1.10", a customer_id "42") would be written as one. The dialect is csvCell's, given
+    // rather than sniffed: the sniffer reads 20,480 rows, and none quoted there it reads the file unquoted.
+    const columns = (meta.columns as string[])
       .map((c) => `${sqlString(c)}: ${sqlString(exportColumnType(c))}`)
       .join(", ");
     await conn.run(
-      `COPY (SELECT * FROM read_csv(${sqlString(csv)}, header = true, types = {${types}}))
+      `COPY (SELECT * FROM read_csv(${sqlString(csv)}, auto_detect = false, header = true, delim = ',',
+                                    quote = '"', escape = '"', columns = {${columns}}))
        TO ${sqlString(out)} (FORMAT parquet, KV_METADATA {${kv}})`,
     );
   } finally {

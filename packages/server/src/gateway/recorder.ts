@@ -201,7 +201,8 @@ export class Recorder {
         this.spool.spill(records.slice(at, at + this.#batchSize));
         this.#spoolFailing = false;
       } catch (e) {
-        return this.#spillFailed(records.slice(at), e);
+        this.#spillFailed(records.slice(at), e);
+        return;
       }
     }
   }

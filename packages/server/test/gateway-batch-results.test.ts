@@ -35,6 +35,7 @@ import {
   BATCH_FIXTURES,
   fixture,
   imageToolBatchOutput,
+  longTierBatchOutput,
   type MockUpstream,
   openaiBatchOutput,
   startMockUpstream,
@@ -155,6 +156,16 @@ describe("OpenAI: a batch output file read through the gateway", () => {
     await sleep(300);
     expect(await batchRecords("nightly-batch", 4)).toHaveLength(4);
     expect((await api("GET", "/api/budgets/nightly")).spend_nanousd).toBe(total.toString());
+  });
+
+  it("a result whose service tier is an overlong name is recorded, its tier cut to the field's length", async () => {
+    const c = openai.withOptions({
+      baseURL: `${gw.url}/v1`,
+      defaultHeaders: { ...FAST, "x-tollgate-feature": "batch-long-tier" },
+    });
+    expect(await (await c.files.content("file-batch-output-long-tier")).text()).toBe(longTierBatchOutput());
+    const [rec] = await batchRecords("batch-long-tier", 1);
+    expect(rec).toMatchObject({ request_id: "req_batch_tier", batch: true, service_tier: "t".repeat(64) });
   });
 
   it("a request whose image generation tool made an image: the image is a call of its own, at the batch rate", async () => {

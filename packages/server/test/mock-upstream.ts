@@ -194,6 +194,18 @@ export function openaiBatchOutput(): string {
   return `${[answered[0], failed, ...answered.slice(1)].map((l) => JSON.stringify(l)).join("\n")}\n`;
 }
 
+/** A batch output file of one chat reply whose service tier is a name longer than any the providers use. */
+export function longTierBatchOutput(): string {
+  const body = { ...JSON.parse(fixture(BATCH_FIXTURES.openai[0])), service_tier: "t".repeat(100) };
+  const line = {
+    id: "batch_req_tier",
+    custom_id: "request-tier",
+    response: { status_code: 200, request_id: "req_batch_tier", body },
+    error: null,
+  };
+  return `${JSON.stringify(line)}\n`;
+}
+
 /** A batch output file of one Responses request whose image generation tool made an image. */
 export function imageToolBatchOutput(): string {
   const body = JSON.parse(imageFixture(IMAGE_FX.tool));
@@ -746,13 +758,15 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
         ? null
         : path === "/v1/files/file-batch-output-image-tool/content"
           ? imageToolBatchOutput()
-          : /^\/v1\/files\/file-batch-output[^/]*\/content$/.test(path)
-            ? openaiBatchOutput()
-            : path === "/v1/files/file-batch-input/content"
-              ? batchInput()
-              : /^\/v1\/messages\/batches\/[^/]+\/results$/.test(path)
-                ? anthropicBatchResults()
-                : null;
+          : path === "/v1/files/file-batch-output-long-tier/content"
+            ? longTierBatchOutput()
+            : /^\/v1\/files\/file-batch-output[^/]*\/content$/.test(path)
+              ? openaiBatchOutput()
+              : path === "/v1/files/file-batch-input/content"
+                ? batchInput()
+                : /^\/v1\/messages\/batches\/[^/]+\/results$/.test(path)
+                  ? anthropicBatchResults()
+                  : null;
     if (batchFile !== null) {
       const type = path.startsWith("/v1/files/") ? "application/octet-stream" : "application/x-jsonl";
       res.writeHead(200, { "content-type": type, ...idHeaders });

@@ -1489,7 +1489,7 @@ function batchCallInput(call: Call, source: BatchResultsSource, r: BatchResult):
     model: fieldText(r.usage.model) ?? "unknown",
     stream: false,
     batch: true,
-    service_tier: fieldText(r.usage.service_tier) ?? null,
+    service_tier: fieldText(r.usage.service_tier, INPUT_LIMITS.shortText) ?? null,
     status: "ok",
     http_status: 200,
     attempt: 1,

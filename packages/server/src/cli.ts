@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { BackendUnreachableError } from "./backend-error.js";
 import { CliError } from "./cli/common.js";
@@ -14,8 +15,14 @@ import { registerSpend } from "./cli/spend.js";
 import { DataDirLockedError } from "./data-dir-lock.js";
 import { ConfigFileError } from "./yaml-file.js";
 
+/** The package's version, read from its package.json (what npm installed). */
+const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+  version: string;
+};
+
 const program = new Command("tollgate")
   .description("Tollgate: exact LLM cost attribution and spend control")
+  .version(version, "-V, --version", "print the version")
   .option("--data-dir <dir>", "data directory (env TOLLGATE_DATA_DIR)", undefined)
   .option(
     "--pricebook <file>",

@@ -50,6 +50,9 @@ describe("usage errors exit 2, with the message and no stack", () => {
     const help = tollgate("spend", "--help");
     expect(help.code).toBe(0);
     expect(help.out).toContain("--by <dimension>");
+    const version = tollgate("--version");
+    expect(version.code).toBe(0);
+    expect(version.out.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 
   it("numbers given to demo and serve", () => {

@@ -177,6 +177,7 @@ export async function startServer(
       await jobs?.stop(); // running jobs finish (their signal aborts), then the lease is released
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
+      gateway?.endWaits(); // calls waiting on their run's calls in flight are answered (429) now
       await gateway?.closeSockets();
       // Let calls in flight finish (streams included), then drop every socket: a connection that
       // never sent a request (fetch opens one after an aborted stream) would otherwise hold the

@@ -592,6 +592,47 @@ describe("agent runs", () => {
     expect(run.json).toMatchObject({ state: "running", usage: { llm_calls: 4 } });
   });
 
+  it("a gateway shutting down answers its waiting calls at once (429, Retry-After 1): none is sent upstream meanwhile, nor holds the stop", async () => {
+    const leaving = await startTestGateway(mock.url);
+    await api("PUT", "/api/agents/stop-bot", { max_cost_usd: "0.05" }, leaving);
+    const headers = {
+      "x-tollgate-agent-run-id": "stop-1",
+      "x-tollgate-agent-type": "stop-bot",
+      "x-test-case": "stop-1",
+    };
+    const slow = client({ ...headers, "x-mock-headers-delay-ms": "1500" }, leaving);
+    // Four holds of ~$0.0133 fill the ceiling for 1.5 s; they end as the stop lets calls in flight finish.
+    const first = Array.from({ length: 4 }, (_, i) =>
+      okOrCode(
+        slow.chat.completions.create({
+          model: "o3-mini",
+          max_completion_tokens: 3000,
+          messages: [{ role: "user", content: `a${i}` }],
+        }),
+      ),
+    );
+    await sleep(150);
+    const waiting = client(headers, leaving)
+      .chat.completions.create({
+        model: "o3-mini",
+        max_completion_tokens: 3000,
+        messages: [{ role: "user", content: "b" }],
+      })
+      .then(
+        () => ({ outcome: "ok", at: Date.now() }),
+        (e) => ({ outcome: e.code ?? e.name, retryAfter: e.headers?.get("retry-after"), at: Date.now() }),
+      );
+    await sleep(150);
+    const stopAt = Date.now();
+    const stopped = leaving.stop();
+    const answer = await waiting;
+    expect(answer).toMatchObject({ outcome: "rate_limited", retryAfter: "1" });
+    expect(answer.at - stopAt).toBeLessThan(1000); // before the calls in flight end
+    expect(await Promise.all(first)).toEqual(["ok", "ok", "ok", "ok"]);
+    await stopped;
+    expect(mock.requests.filter((r) => r.headers["x-test-case"] === "stop-1")).toHaveLength(4);
+  });
+
   it("max_llm_calls: the call past the ceiling is refused before it reaches the provider", async () => {
     await api("PUT", "/api/agents/counter-bot", { max_llm_calls: 3 });
     const oa = client({

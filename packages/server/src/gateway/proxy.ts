@@ -319,7 +319,20 @@ export class Gateway {
     return this.#sockets.close();
   }
 
+  /** Set at shutdown: a call its run's calls in flight turn away waits no more (see #waitForRun). */
+  readonly #stopping = new AbortController();
+
+  /**
+   * At shutdown, before the calls in flight are let finish: a call waiting on its run's calls in flight
+   * (or about to) gets its 429 (Retry-After: 1) at once, for its client to retry elsewhere or later,
+   * rather than go upstream while the gateway stops, or hold the stop until its connection is dropped.
+   */
+  endWaits(): void {
+    this.#stopping.abort();
+  }
+
   async close(): Promise<void> {
+    this.endWaits();
     await this.#sockets.close();
     this.#follower.close();
     // Waits for the upstream requests in flight (a whole reply runs on when its client has gone): hurry()
@@ -1061,11 +1074,13 @@ export class Gateway {
   ): Promise<{ admission: Admission; left: boolean }> {
     const watch = client ?? watchClient(res);
     const deadline = Date.now() + this.deps.config.runHoldWaitMs;
+    const stopping = this.#stopping.signal;
+    const signal = AbortSignal.any([watch.signal, stopping]);
     let admission = refused;
     try {
-      while (!watch.gone && Date.now() < deadline) {
-        await sleep(RUN_HOLD_POLL_MS, undefined, { signal: watch.signal }).catch(() => {});
-        if (watch.gone) break;
+      while (!watch.gone && !stopping.aborted && Date.now() < deadline) {
+        await sleep(RUN_HOLD_POLL_MS, undefined, { signal }).catch(() => {});
+        if (watch.gone || stopping.aborted) break;
         admission = await this.#admit(call, attempt);
         if (admission.ok || !admission.inFlight) break;
       }

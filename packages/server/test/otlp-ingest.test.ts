@@ -417,13 +417,14 @@ describe("OTLP ingest: a wrapper span and the call it wraps, exported apart", ()
    * A client span and a framework's span around it (named as LangChain's are under OpenLLMetry), which
    * re-states its model and usage: whichever of the two is priced, the call costs the gateway's price.
    */
-  function wrappedCall(tracer: Tracer, wrapperAttributes: Attributes = {}) {
+  function wrappedCall(tracer: Tracer, wrapperAttributes: Attributes = {}, wrapperKind = SpanKind.INTERNAL) {
     const attributes = {
       "user.id": USER,
       "gen_ai.request.model": "o3-mini",
       ...semconvAttributes("openai.chat", llmBody),
     };
     const wrapper = tracer.startSpan("ChatOpenAI.chat", {
+      kind: wrapperKind,
       attributes: { ...attributes, ...wrapperAttributes },
     });
     tracer
@@ -438,9 +439,9 @@ describe("OTLP ingest: a wrapper span and the call it wraps, exported apart", ()
   }
 
   /** The two spans of a wrapped call, to export as a test pleases: the call ended first. */
-  function spansOfWrappedCall(wrapperAttributes: Attributes = {}) {
+  function spansOfWrappedCall(wrapperAttributes: Attributes = {}, wrapperKind = SpanKind.INTERNAL) {
     const t = tracing();
-    const { traceId, spanId } = wrappedCall(t.tracer, wrapperAttributes);
+    const { traceId, spanId } = wrappedCall(t.tracer, wrapperAttributes, wrapperKind);
     const [child, wrapper] = t.take();
     expect(wrapper!.spanContext().spanId).toBe(spanId);
     return { child: child!, wrapper: wrapper!, traceId };
@@ -479,6 +480,21 @@ describe("OTLP ingest: a wrapper span and the call it wraps, exported apart", ()
     await exportSpans(protoExporter(), [child, wrapper]);
     await exportSpans(protoExporter(), [child]);
     await expectPricedOnce(traceId);
+    expect((await budgetSpend()) - spent).toBe(gateway.cost_nanousd);
+  });
+
+  it("a framework's wrapper made a CLIENT span (OpenLLMetry's LangChain model spans), exported after its call: not priced, nor charged", async () => {
+    const spent = await budgetSpend();
+    // As OpenLLMetry's LangChain callback handler makes it: SpanKind.CLIENT, llm.request.type, traceloop.*.
+    const { child, wrapper, traceId } = spansOfWrappedCall(
+      { "llm.request.type": "chat", "traceloop.workflow.name": "support" },
+      SpanKind.CLIENT,
+    );
+    await exportSpans(protoExporter(), [child]);
+    await exportSpans(protoExporter(), [wrapper]);
+    const { priced, other } = await expectPricedOnce(traceId);
+    expect(priced.span_id).toBe(child.spanContext().spanId);
+    expect(other.metadata).toMatchObject({ "tollgate.wrapper": "usage reported by descendant spans" });
     expect((await budgetSpend()) - spent).toBe(gateway.cost_nanousd);
   });
 

@@ -766,4 +766,18 @@ describe("OTLP: what ingest reads of the store", () => {
     await storedRelatives(store, "ws", [{ resource: attrs({}), spans: [client] }], [client]);
     expect(ranges).toEqual([]);
   });
+
+  it("a CLIENT span a framework made (OpenLLMetry's LangChain model span) may wrap a call stored before it: read", async () => {
+    const marked: Record<string, string>[] = [
+      { "llm.request.type": "chat" },
+      { "traceloop.workflow.name": "support" },
+      { "gen_ai.system": "Langchain" },
+    ];
+    for (const marks of marked) {
+      const { store, ranges } = reads();
+      const client = span({ ...chat, ...usage, ...marks }, { kind: 3 });
+      await storedRelatives(store, "ws", [{ resource: attrs({}), spans: [client] }], [client]);
+      expect(ranges).toHaveLength(1);
+    }
+  });
 });

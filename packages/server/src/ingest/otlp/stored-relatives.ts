@@ -29,10 +29,34 @@ const ROOT = /^0*$/;
 /**
  * OTLP's SpanKind CLIENT: the span of the request itself, as GenAI client instrumentations make it (OTel's
  * GenAI conventions ask for it). Its children, if any, are the transport's: it wraps no model call, so
- * its descendants are not read (a framework's wrapper is an INTERNAL span). That read scanned the
- * traces' rows of the export's time range for every export, a cost paid by every span.
+ * its descendants are not read. That read scanned the traces' rows of the export's time range for every
+ * export, a cost paid by every span. Not every framework's wrapper is an INTERNAL span, though:
+ * OpenLLMetry's LangChain (and LlamaIndex) model spans are CLIENT spans, and the client call below them,
+ * when another instrumentation makes one too, reports the same usage. A CLIENT span that says it is a
+ * framework's (frameworkSpan) is read for, as any other.
  */
 const SPAN_KIND_CLIENT = 3;
+
+/** Frameworks that name themselves as a model span's system (OpenLLMetry's LangChain: "Langchain"). */
+const FRAMEWORK_SYSTEMS = /^(langchain|llama_?index|haystack|crewai|semantic_kernel)$/i;
+
+/**
+ * Whether a span bears a framework instrumentation's marks, and so may wrap a client call exported before
+ * it: OpenLLMetry's (llm.request.type, traceloop.* attributes), or a system that is a framework.
+ */
+function frameworkSpan(s: DecodedSpan): boolean {
+  const a = s.attributes;
+  if (a["llm.request.type"] !== undefined) return true;
+  for (const key of ["gen_ai.system", "gen_ai.provider.name"]) {
+    const v = a[key];
+    if (typeof v === "string" && FRAMEWORK_SYSTEMS.test(v)) return true;
+  }
+  for (const key in a) if (key.startsWith("traceloop.")) return true;
+  return false;
+}
+
+/** Whether earlier exports may hold calls `s` wraps: any span but a plain client call's (see above). */
+const mayWrap = (s: DecodedSpan): boolean => s.kind !== SPAN_KIND_CLIENT || frameworkSpan(s);
 
 interface Range {
   traceId: string;
@@ -43,7 +67,7 @@ interface Range {
 /**
  * What earlier exports stored that may change how `spans` (the model calls of `req` that report usage)
  * are counted (uncountedSpans reads it):
- * - the descendants of those that may be wrappers (not CLIENT spans), which started within them: their
+ * - the descendants of those that may be wrappers (not plain CLIENT spans), which started within them: their
  *   traces read over their time range (its last WRAPPER_LOOKBACK_MS: a model call lasts minutes);
  * - their ancestors, looked for only when a span's nearest ancestor outside the export is stored (by id,
  *   an index lookup; rare, since parents end after their children): then the trace back
@@ -66,7 +90,7 @@ export async function storedRelatives(
     // Its last WRAPPER_LOOKBACK_MS at most: a span's times are the client's word, and one claiming to
     // have lasted since 1970 would otherwise cost a read of the workspace's whole history.
     const from = Math.max(start, end - WRAPPER_LOOKBACK_MS) - CLOCK_SLACK_MS;
-    if (s.kind !== SPAN_KIND_CLIENT) within.push({ traceId: s.traceId, from, to: end + CLOCK_SLACK_MS });
+    if (mayWrap(s)) within.push({ traceId: s.traceId, from, to: end + CLOCK_SLACK_MS });
     const parent = ancestorOutside(s, inExport);
     if (parent === null) continue;
     const id = spanEventId(s.traceId, parent);

@@ -1,4 +1,4 @@
-import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 /** Another process holds this data dir (the embedded store's file lock, or a replica's process.lock). */
@@ -13,58 +13,103 @@ export class DataDirLockedError extends Error {
  *
  * The lock appears whole or not at all (written aside, then linked into place: a link fails when the name
  * exists), so a process starting at the same time never reads it empty and takes it for a dead one's. A
- * dead process's lock is moved aside before it is removed, and put back if what was moved is no longer it
- * (another process took it over meanwhile).
+ * dead process's lock is removed only by the process that holds `process.lock.takeover` (claimed the same
+ * way), and only while it still says that dead process: no other process moves or removes a lock meanwhile,
+ * so a live one is never lost. On a filesystem without hard links (FAT, exFAT, some SMB shares) each is
+ * created exclusively instead, and an empty one (being written) is given a moment before it counts as dead.
  */
 export function lockDataDir(dataDir: string): () => void {
   mkdirSync(dataDir, { recursive: true });
   const file = join(dataDir, "process.lock");
   const mine = join(dataDir, `process.lock.${process.pid}.tmp`);
+  const takeover = join(dataDir, "process.lock.takeover");
   writeFileSync(mine, String(process.pid));
   try {
     for (let attempt = 0; ; attempt++) {
-      try {
-        linkSync(mine, file);
-        return () => rmSync(file, { force: true });
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "EEXIST" || attempt > 2) throw e;
-      }
-      let held: string;
-      try {
-        held = readFileSync(file, "utf8");
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "ENOENT") continue; // released meanwhile
-        throw e;
-      }
+      if (claim(mine, file)) return () => rmSync(file, { force: true });
+      if (attempt >= MAX_ATTEMPTS)
+        throw new DataDirLockedError(`data dir ${dataDir}: could not take its lock`);
+      const held = readLock(file);
+      if (held === null) continue; // released meanwhile
       const pid = Number(held);
+      if (held === "" && attempt < EMPTY_WAITS) {
+        pause(); // being written (a filesystem without links): its pid comes in a moment
+        continue;
+      }
       if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid))
         throw new DataDirLockedError(
           `data dir ${dataDir} is in use by another Tollgate process (pid ${pid}). ` +
             "Give each replica its own --data-dir / TOLLGATE_DATA_DIR.",
         );
-      takeOver(file, held, join(dataDir, `process.lock.${process.pid}.stale`));
+      removeStale(file, held, mine, takeover);
     }
   } finally {
     rmSync(mine, { force: true });
   }
 }
 
-/** Removes the lock `file` if it still says `stale`; a live lock moved aside meanwhile is put back. */
-function takeOver(file: string, stale: string, aside: string): void {
+/** Tries and 10 ms pauses before giving up on a lock that keeps changing hands. */
+const MAX_ATTEMPTS = 200;
+/** How many tries an empty lock (being written) is waited for before it counts as a dead process's. */
+const EMPTY_WAITS = 20;
+
+/** Creates `file` as a copy of `mine` if nothing has that name yet; false if something has. */
+function claim(mine: string, file: string): boolean {
   try {
-    renameSync(file, aside);
+    linkSync(mine, file);
+    return true;
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return; // another process moved it first
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") return false;
+    if (!code || !NO_LINKS.has(code)) throw e;
+  }
+  try {
+    writeFileSync(file, readFileSync(mine, "utf8"), { flag: "wx" });
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
     throw e;
   }
-  try {
-    if (readFileSync(aside, "utf8") !== stale) linkSync(aside, file);
-  } catch (e) {
-    // EEXIST: yet another process holds the name now; the next attempt reads who.
-    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-  } finally {
-    rmSync(aside, { force: true });
+}
+
+/** What link() answers on a filesystem without hard links (FAT and exFAT, SMB without Unix extensions). */
+const NO_LINKS: ReadonlySet<string> = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS"]);
+
+/**
+ * Removes the lock `file` while it still says `stale`, holding `takeover` meanwhile: of the processes that
+ * found it stale, one removes it, and none can remove the lock another then takes. A takeover claim left by
+ * a dead process is removed for the next attempt; one held by a live process is waited for.
+ */
+function removeStale(file: string, stale: string, mine: string, takeover: string): void {
+  if (!claim(mine, takeover)) {
+    const by = readLock(takeover);
+    if (by === null) return;
+    const pid = Number(by);
+    if (by === "" || (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid))) pause();
+    else rmSync(takeover, { force: true });
+    return;
   }
+  try {
+    if (readLock(file) === stale) rmSync(file, { force: true });
+  } finally {
+    rmSync(takeover, { force: true });
+  }
+}
+
+/** The lock's content; null when there is none. */
+function readLock(file: string): string | null {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw e;
+  }
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+/** Blocks 10 ms: the lock is taken once, at start, before anything else runs. */
+function pause(): void {
+  Atomics.wait(sleeper, 0, 0, 10);
 }
 
 function alive(pid: number): boolean {

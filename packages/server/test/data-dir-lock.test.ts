@@ -1,13 +1,59 @@
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { lockDataDir } from "../src/data-dir-lock.js";
 
+// A filesystem without hard links (FAT and exFAT drives, SMB shares without Unix extensions) answers link()
+// with EPERM or ENOTSUP: set `noLinks.code` to be on one.
+const noLinks = vi.hoisted(() => ({ code: null as string | null }));
+// Other processes acting between this one's steps: `onRead` runs after its next read of process.lock,
+// `onRename` after any rename it makes.
+const between = vi.hoisted(() => ({
+  onRead: null as (() => void) | null,
+  onRename: null as (() => void) | null,
+}));
+vi.mock("node:fs", async (importOriginal) => {
+  const fs = await importOriginal<typeof import("node:fs")>();
+  return {
+    ...fs,
+    linkSync: (existing: string, created: string) => {
+      if (noLinks.code) throw Object.assign(new Error(`${noLinks.code}: link`), { code: noLinks.code });
+      return fs.linkSync(existing, created);
+    },
+    readFileSync: ((...args: Parameters<typeof fs.readFileSync>) => {
+      const out = fs.readFileSync(...args);
+      const then = between.onRead;
+      if (then && String(args[0]).endsWith("process.lock")) {
+        between.onRead = null;
+        then();
+      }
+      return out;
+    }) as typeof fs.readFileSync,
+    renameSync: (from: string, to: string) => {
+      fs.renameSync(from, to);
+      between.onRename?.();
+    },
+  };
+});
+
 let dir: string;
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(() => {
+  noLinks.code = null;
+  between.onRead = null;
+  between.onRename = null;
+  rmSync(dir, { recursive: true, force: true });
+});
 
 describe("data dir lock (replicas on a shared store)", () => {
   it("refuses a data dir held by a live process, naming it", async () => {
@@ -30,6 +76,55 @@ describe("data dir lock (replicas on a shared store)", () => {
     expect(readFileSync(join(dir, "process.lock"), "utf8")).toBe(String(process.pid));
     unlock();
     expect(existsSync(join(dir, "process.lock"))).toBe(false);
+  });
+
+  it("a process that found a dead process's lock never moves aside the lock another took over meanwhile (a third could take the name: two holders)", () => {
+    dir = mkdtempSync(join(tmpdir(), "tg-lock-"));
+    const lock = join(dir, "process.lock");
+    writeFileSync(lock, "999999999"); // a dead process's
+    const a = spawn("sleep", ["30"]);
+    const c = spawn("sleep", ["30"]);
+    try {
+      // As this process reads the dead one's lock, A takes it over (removes it, links its own)…
+      between.onRead = () => {
+        rmSync(lock);
+        writeFileSync(lock, String(a.pid));
+      };
+      // …and C, starting, takes the name whenever it is free.
+      between.onRename = () => {
+        try {
+          writeFileSync(lock, String(c.pid), { flag: "wx" });
+        } catch {}
+      };
+      expect(() => lockDataDir(dir)).toThrow(
+        new RegExp(`in use by another Tollgate process \\(pid ${a.pid}\\)`),
+      );
+      expect(readFileSync(lock, "utf8")).toBe(String(a.pid)); // A's lock, still in place: C was refused
+    } finally {
+      a.kill("SIGKILL");
+      c.kill("SIGKILL");
+    }
+  });
+
+  it("on a filesystem without hard links, the data dir is still locked: taken, refused to another, taken over from a dead process, no file left aside", async () => {
+    for (const code of ["EPERM", "ENOTSUP"]) {
+      noLinks.code = code;
+      dir = mkdtempSync(join(tmpdir(), "tg-lock-"));
+      const unlock = lockDataDir(dir);
+      expect(readFileSync(join(dir, "process.lock"), "utf8")).toBe(String(process.pid));
+      unlock();
+      const holder = spawn("sleep", ["30"]);
+      try {
+        writeFileSync(join(dir, "process.lock"), String(holder.pid));
+        expect(() => lockDataDir(dir)).toThrow(/in use by another Tollgate process/);
+      } finally {
+        holder.kill("SIGKILL");
+      }
+      writeFileSync(join(dir, "process.lock"), "999999999");
+      lockDataDir(dir)();
+      expect(readdirSync(dir)).toEqual([]);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("of processes starting at once, exactly one takes the data dir (none left, or a dead one's lock)", async () => {

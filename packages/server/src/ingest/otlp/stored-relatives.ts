@@ -42,7 +42,7 @@ const FRAMEWORK_SYSTEMS = /^(langchain|llama_?index|haystack|crewai|semantic_ker
 
 /**
  * Whether a span bears a framework instrumentation's marks, and so may wrap a client call exported before
- * it: OpenLLMetry's (llm.request.type, traceloop.* attributes), or a system that is a framework.
+ * it: OpenLLMetry's (llm.request.type, its traceloop.* span attributes), or a system that is a framework.
  */
 function frameworkSpan(s: DecodedSpan): boolean {
   const a = s.attributes;
@@ -51,9 +51,17 @@ function frameworkSpan(s: DecodedSpan): boolean {
     const v = a[key];
     if (typeof v === "string" && FRAMEWORK_SYSTEMS.test(v)) return true;
   }
-  for (const key in a) if (key.startsWith("traceloop.")) return true;
-  return false;
+  // Looked up by name, not found by a scan of every attribute: this runs for every span of an export.
+  return TRACELOOP_MARKS.some((key) => a[key] !== undefined);
 }
+
+/** The attributes OpenLLMetry's framework instrumentations set on their spans. */
+const TRACELOOP_MARKS = [
+  "traceloop.span.kind",
+  "traceloop.entity.name",
+  "traceloop.entity.path",
+  "traceloop.workflow.name",
+];
 
 /** Whether earlier exports may hold calls `s` wraps: any span but a plain client call's (see above). */
 const mayWrap = (s: DecodedSpan): boolean => s.kind !== SPAN_KIND_CLIENT || frameworkSpan(s);

@@ -122,10 +122,12 @@ describe("hard caps", () => {
   it("a refusal only calls in flight cause is retried by the SDK, not put off until the window resets", async () => {
     // gpt-4.1-nano, max_tokens 400: $0.0001684 held, $0.0001468 spent. Room for one hold, and for a second
     // call once the first has settled.
+    // A lifetime window: a day's would reset at midnight under a run that crosses it (the SDK, told to
+    // wait for the reset, would wait for it and succeed).
     await api("POST", "/api/budgets", {
       id: "in-flight",
       scope: { feature: "in-flight" },
-      window: "day",
+      window: "lifetime",
       limit_usd: "0.00032",
     });
     const body = {

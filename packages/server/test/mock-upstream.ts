@@ -194,28 +194,23 @@ export function openaiBatchOutput(): string {
   return `${[answered[0], failed, ...answered.slice(1)].map((l) => JSON.stringify(l)).join("\n")}\n`;
 }
 
+/** A batch output file of one answered request (`name` makes its ids: batch_req_<name>, …). */
+function oneLineBatchOutput(name: string, body: unknown): string {
+  const response = { status_code: 200, request_id: `req_batch_${name}`, body };
+  return `${JSON.stringify({ id: `batch_req_${name}`, custom_id: `request-${name}`, response, error: null })}\n`;
+}
+
 /** A batch output file of one chat reply whose service tier is a name longer than any the providers use. */
 export function longTierBatchOutput(): string {
-  const body = { ...JSON.parse(fixture(BATCH_FIXTURES.openai[0])), service_tier: "t".repeat(100) };
-  const line = {
-    id: "batch_req_tier",
-    custom_id: "request-tier",
-    response: { status_code: 200, request_id: "req_batch_tier", body },
-    error: null,
-  };
-  return `${JSON.stringify(line)}\n`;
+  return oneLineBatchOutput("tier", {
+    ...JSON.parse(fixture(BATCH_FIXTURES.openai[0])),
+    service_tier: "t".repeat(100),
+  });
 }
 
 /** A batch output file of one Responses request whose image generation tool made an image. */
 export function imageToolBatchOutput(): string {
-  const body = JSON.parse(imageFixture(IMAGE_FX.tool));
-  const line = {
-    id: "batch_req_img",
-    custom_id: "request-img",
-    response: { status_code: 200, request_id: "req_batch_img", body },
-    error: null,
-  };
-  return `${JSON.stringify(line)}\n`;
+  return oneLineBatchOutput("img", JSON.parse(imageFixture(IMAGE_FX.tool)));
 }
 
 /**

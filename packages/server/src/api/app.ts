@@ -12,7 +12,7 @@ import { decodeContent } from "../ingest/content-encoding.js";
 import { registerOtlpRoutes } from "../ingest/otlp/route.js";
 import type { IngestService } from "../ingest/service.js";
 import type { SpendGuard } from "../limits/guard.js";
-import { heldBack, keepForLimits, rawFloor } from "../limits/raw-floor.js";
+import { keepForLimits, rawFloor } from "../limits/raw-floor.js";
 import { lookupPrice } from "../prices.js";
 import { coverageOf, purgeHorizons } from "../query/coverage.js";
 import { notServedByRole, routeGroupOf, type ServerRole, servesRoutes } from "../roles.js";
@@ -280,14 +280,14 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const now = Date.now();
     const horizons = purgeHorizons(now, parsed.data.raw_days ?? null, parsed.data.summary_months ?? null);
     // Raw calls a budget's window or an agent run still counts stay: limits are rebuilt from them.
-    const { rawBefore, heldBy } = keepForLimits(horizons.rawBefore, rawFloor(deps.guard.registry, now));
+    const { rawBefore, keptFor } = keepForLimits(horizons.rawBefore, rawFloor(deps.guard.registry, now));
     const { summaryBefore } = horizons;
     const res = await deps.events.purge(rawBefore, summaryBefore);
     return c.json({
       ...res,
       raw_before: rawBefore === null ? null : new Date(rawBefore).toISOString(),
       summary_before: summaryBefore === null ? null : new Date(summaryBefore).toISOString(),
-      raw_kept_for_limits: heldBy && heldBack(rawBefore, heldBy),
+      raw_kept_for_limits: keptFor,
     });
   });
 

@@ -1,4 +1,4 @@
-import { heldBack, keepForLimits, type RawFloor } from "../limits/raw-floor.js";
+import { keepForLimits, type RawFloor } from "../limits/raw-floor.js";
 import { purgeHorizons } from "../query/coverage.js";
 import type { Store } from "../store/types.js";
 import { InProcessLease } from "./lease.js";
@@ -42,17 +42,16 @@ export function retentionJob(
   floor: RawFloorOf = () => null,
 ): Job | null {
   if (settings.rawDays === null && settings.summaryMonths === null) return null;
-  let told = "";
+  let told: string | null = null;
   return {
     name: "retention",
     everyMs: RETENTION_EVERY_MS,
     async run() {
       const now = Date.now();
       const horizons = purgeHorizons(now, settings.rawDays, settings.summaryMonths);
-      const { rawBefore, heldBy } = keepForLimits(horizons.rawBefore, floor(now));
-      const held = heldBy ? heldBack(rawBefore, heldBy) : "";
-      if (held && held !== told) log(`retention: ${held}`);
-      told = held;
+      const { rawBefore, keptFor } = keepForLimits(horizons.rawBefore, floor(now));
+      if (keptFor && keptFor !== told) log(`retention: ${keptFor}`);
+      told = keptFor;
       const r = await store.purge(rawBefore, horizons.summaryBefore);
       if (r.raw_deleted || r.summary_deleted)
         log(

@@ -37,22 +37,19 @@ export function rawFloor(registry: PolicyRegistry, now: number): RawFloor | null
 
 /**
  * A raw purge horizon that keeps what the limits need: purged spend would count as never spent after the
- * next restart, and a cap would let it be spent again. `heldBy` says what held it back, when anything did.
+ * next restart, and a cap would let it be spent again. `keptFor` says what held it back (null: nothing).
  */
 export function keepForLimits(
   rawBefore: number | null,
   floor: RawFloor | null,
-): { rawBefore: number | null; heldBy: RawFloor | null } {
-  if (rawBefore === null || floor === null || rawBefore <= floor.from) return { rawBefore, heldBy: null };
-  const kept = utcMidnight(floor.from);
-  return { rawBefore: kept > 0 ? kept : null, heldBy: floor };
-}
-
-/** Says which raw calls a purge kept for the limits, and why. */
-export function heldBack(rawBefore: number | null, heldBy: RawFloor): string {
-  const kept =
-    rawBefore === null
-      ? "every raw call is kept"
-      : `raw calls from ${new Date(rawBefore).toISOString()} are kept`;
-  return `${kept}: ${heldBy.why} counts them (limits are rebuilt from raw calls at a restart)`;
+): { rawBefore: number | null; keptFor: string | null } {
+  if (rawBefore === null || floor === null || rawBefore <= floor.from) return { rawBefore, keptFor: null };
+  const midnight = utcMidnight(floor.from);
+  const kept = midnight > 0 ? midnight : null;
+  const what =
+    kept === null ? "every raw call is kept" : `raw calls from ${new Date(kept).toISOString()} are kept`;
+  return {
+    rawBefore: kept,
+    keptFor: `${what}: ${floor.why} counts them (limits are rebuilt from raw calls at a restart)`,
+  };
 }

@@ -10,7 +10,7 @@ import {
   slidingCount,
   tokenCount,
 } from "@tollgate/core";
-import { ceilingsHold, runHoldKeys } from "./run-holds.js";
+import { ceilingsHold, holdsOf, runHoldKeys } from "./run-holds.js";
 import type {
   AdmitRequest,
   AdmitResult,
@@ -141,14 +141,9 @@ export class MemoryLimitStore implements LimitStore {
     for (let i = 0; i < req.buckets.length; i++)
       reserve(buckets[i]!, req.id, req.buckets[i]!.amount, req.expiresAt);
     if (run && req.run) {
-      const hold = req.run.hold;
-      if (hold) {
-        const keys = runHoldKeys(req.run.key);
-        if (hold.cost_nanousd > 0n)
-          reserve(this.#state(req.workspace, keys.cost), req.id, hold.cost_nanousd, req.expiresAt);
-        if (hold.total_tokens > 0)
-          reserve(this.#state(req.workspace, keys.tokens), req.id, BigInt(hold.total_tokens), req.expiresAt);
-      }
+      if (req.run.hold)
+        for (const [key, amount] of holdsOf(req.run.key, req.run.hold))
+          if (amount > 0n) reserve(this.#state(req.workspace, key), req.id, amount, req.expiresAt);
       run.usage.llm_calls++;
       if (req.run.retry) run.usage.retries++;
       run.usage.span_depth = Math.max(run.usage.span_depth, req.run.depth);
@@ -189,12 +184,9 @@ export class MemoryLimitStore implements LimitStore {
     let killed: KillReason | null = null;
     if (req.run) {
       const run = this.#run(workspace, req.run.key, now);
-      const held = req.run.held;
-      if (id !== null && held) {
-        const keys = runHoldKeys(req.run.key);
-        this.#unhold(workspace, keys.cost, id, held.cost_nanousd);
-        this.#unhold(workspace, keys.tokens, id, BigInt(held.total_tokens));
-      }
+      if (id !== null && req.run.held)
+        for (const [key, amount] of holdsOf(req.run.key, req.run.held))
+          this.#unhold(workspace, key, id, amount);
       run.usage.cost_nanousd += req.run.cost;
       run.usage.total_tokens += req.run.tokens;
       run.usage.tool_calls += req.run.toolCalls;

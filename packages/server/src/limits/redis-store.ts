@@ -15,7 +15,7 @@ import { levelWindow } from "./memory-store.js";
 import { LEASE_CALLS, LEASE_ROOM, type Lease, LeaseBook, type LeaseUse, leasable } from "./redis-leases.js";
 import { ADMIT, CONSUME, RELEASE, SEED, SETTLE, STATUS } from "./redis-scripts.js";
 import { RetryQueue } from "./retry-queue.js";
-import { ceilingsHold, runHoldKeys } from "./run-holds.js";
+import { ceilingsHold, holdsOf, runHoldKeys } from "./run-holds.js";
 import type {
   AdmitRequest,
   AdmitResult,
@@ -482,7 +482,6 @@ function byWorkspace<T extends { workspace: string }>(items: Iterable<T>): Map<s
   return out;
 }
 
-/** The keys of one bucket a script touches: hash, reservation set, lease hash, slots (current last). */
 /** A run's hold keys (reservations as a bucket keeps them, run-holds.ts) and what a call holds in them. */
 function holdSpec(keys: Keys, runKey: string, hold: RunHold | undefined) {
   const { cost, tokens } = runHoldKeys(runKey);
@@ -498,11 +497,8 @@ function holdSpec(keys: Keys, runKey: string, hold: RunHold | undefined) {
 
 /** A call's holds on its run, as reservations to give back (a timed-out ADMIT may have taken them). */
 function runHolds(req: AdmitRequest): Holds[] {
-  const hold = req.run?.hold;
-  if (!hold) return [];
-  const keys = runHoldKeys(req.run!.key);
-  const held = { [keys.cost]: hold.cost_nanousd, [keys.tokens]: BigInt(hold.total_tokens) };
-  return Object.entries(held)
+  if (!req.run?.hold) return [];
+  return holdsOf(req.run.key, req.run.hold)
     .filter(([, amount]) => amount > 0n)
     .map(([key, amount]) => ({
       workspace: req.workspace,
@@ -512,6 +508,7 @@ function runHolds(req: AdmitRequest): Holds[] {
     }));
 }
 
+/** The keys of one bucket a script touches: hash, reservation set, lease hash, slots (current last). */
 function bucketKeys(keys: Keys, b: BucketRef) {
   const slots = b.slots.map((s) => keys.add(`${b.key}:s:${s}`));
   return {

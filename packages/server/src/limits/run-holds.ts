@@ -1,4 +1,4 @@
-import type { Ceilings } from "@tollgate/core";
+import type { Ceilings, RunHold } from "@tollgate/core";
 
 /**
  * Where a run's calls in flight hold cost (nano-USD) and tokens until they settle: reservations kept as a
@@ -10,3 +10,12 @@ export const runHoldKeys = (runKey: string) => ({ cost: `h${runKey}:cost`, token
 /** Holds only matter to a run with a cost or token ceiling. */
 export const ceilingsHold = (c: Ceilings): boolean =>
   c.cost_nanousd !== undefined || c.total_tokens !== undefined;
+
+/** A call's holds on its run, as (hold key, amount) pairs: its cost in nano-USD, its tokens. */
+export const holdsOf = (runKey: string, hold: RunHold): [key: string, amount: bigint][] => {
+  const keys = runHoldKeys(runKey);
+  return [
+    [keys.cost, hold.cost_nanousd],
+    [keys.tokens, BigInt(hold.total_tokens)],
+  ];
+};

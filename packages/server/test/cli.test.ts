@@ -20,6 +20,12 @@ describe("tollgate CLI", () => {
         "soon",
         "TOLLGATE_BACKGROUND_FOLLOW_MS must be a non-negative integer",
       ],
+      ["TOLLGATE_RUN_HOLD_WAIT_MS", "soon", "TOLLGATE_RUN_HOLD_WAIT_MS must be a non-negative integer"],
+      [
+        "TOLLGATE_RUN_HOLD_WAIT_MS",
+        "3600001",
+        "TOLLGATE_RUN_HOLD_WAIT_MS must be at most 3600000, got 3600001",
+      ],
       ["HTTPS_PROXY", "not a url", "HTTPS_PROXY"],
       [
         "TOLLGATE_DUCKDB_MEMORY_LIMIT",

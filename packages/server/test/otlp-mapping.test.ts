@@ -1,6 +1,7 @@
 // The OTel GenAI → call record mapping as a pure function: conventions current and legacy, disjoint usage
 // without double counting, kinds, providers, attribution, and the spans it refuses.
-import { buildCallRecord, type Kind, PricingEngine } from "@tollgate/core";
+import { setFlagsFromString } from "node:v8";
+import { ATTRIBUTION_FIELDS, buildCallRecord, type Kind, PricingEngine } from "@tollgate/core";
 import { describe, expect, it } from "vitest";
 import { spanEventId } from "../src/ingest/otlp/event-id.js";
 import { mapSpan } from "../src/ingest/otlp/genai-mapping.js";
@@ -397,7 +398,7 @@ describe("OTLP GenAI mapping: kinds and pricing", () => {
       kind: "other",
       metadata: { "tollgate.wrapper": "usage reported by descendant spans" },
     });
-    expect(m.ok && "input_uncached_tokens" in m.input).toBe(false);
+    expect(m.ok && m.input.input_uncached_tokens).toBeUndefined();
   });
 
   it.each([
@@ -779,5 +780,25 @@ describe("OTLP: what ingest reads of the store", () => {
       await storedRelatives(store, "ws", [{ resource: attrs({}), spans: [client] }], [client]);
       expect(ranges).toHaveLength(1);
     }
+  });
+});
+
+describe("OTLP GenAI mapping: the input's shape", () => {
+  it("a span with every attribution field and full usage maps to one fast object, not a hash table", () => {
+    // V8 keeps an object given many new keys by computed name as a dictionary: ~4 KB a span to collect.
+    setFlagsFromString("--allow-natives-syntax");
+    const hasFastProperties = new Function("o", "return %HasFastProperties(o)") as (o: object) => boolean;
+    const attribution = Object.fromEntries(ATTRIBUTION_FIELDS.map((f) => [`tollgate.${f}`, `${f}-1`]));
+    const input = mapped({
+      ...chat,
+      ...attribution,
+      "gen_ai.usage.input_tokens": 1493,
+      "gen_ai.usage.cache_read.input_tokens": 1280,
+      "gen_ai.usage.output_tokens": 125,
+      "gen_ai.usage.reasoning.output_tokens": 64,
+    });
+    expect(input.feature).toBe("feature-1");
+    expect(input.reasoning_tokens).toBe(64);
+    expect(hasFastProperties(input)).toBe(true);
   });
 });

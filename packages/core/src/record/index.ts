@@ -1,4 +1,5 @@
 export * from "./attribution.js";
+export * from "./blank-input.js";
 export * from "./build.js";
 export * from "./call-record.js";
 export * from "./fast-check.js";

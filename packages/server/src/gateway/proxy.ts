@@ -11,6 +11,7 @@ import {
   BatchResultsReader,
   backgroundResponse,
   billsCharacters,
+  blankCallInput,
   type CallRecord,
   createSseUsageExtractor,
   defaultImageModel,
@@ -1118,26 +1119,25 @@ export class Gateway {
       this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: "gateway_error" });
     const now = o.ts_end === undefined ? Date.now() : o.ts_end;
     const usage = o.usage?.usage;
-    const input: Record<string, unknown> = {
-      event_id: o.event_id ?? uuidv7(),
-      ts_start: attemptStart,
-      ts_end: now,
-      ttft_ms: o.ttft_ms ?? null,
-      kind: o.kind ?? call.route.kind,
-      provider: call.provider,
-      api: call.route.api,
-      model_requested: call.modelRequested,
-      model: modelOf(call, o.usage ?? null),
-      stream: call.stream,
-      service_tier: tierOf(call, o.usage ?? null),
-      status: o.status,
-      // A status outside HTTP's range (an upstream answering 600, say) is not one: the record says none.
-      http_status: o.http_status !== null && isHttpStatus(o.http_status) ? o.http_status : null,
-      error_type: o.error_type,
-      attempt,
-      request_id: o.request_id ?? call.requestId,
-    };
-    // Assigned in steps rather than spread into the literal (see attribution above); later ones win.
+    const input = blankCallInput();
+    input.event_id = o.event_id ?? uuidv7();
+    input.ts_start = attemptStart;
+    input.ts_end = now;
+    input.ttft_ms = o.ttft_ms ?? null;
+    input.kind = o.kind ?? call.route.kind;
+    input.provider = call.provider;
+    input.api = call.route.api;
+    input.model_requested = call.modelRequested;
+    input.model = modelOf(call, o.usage ?? null);
+    input.stream = call.stream;
+    input.service_tier = tierOf(call, o.usage ?? null);
+    input.status = o.status;
+    // A status outside HTTP's range (an upstream answering 600, say) is not one: the record says none.
+    input.http_status = o.http_status !== null && isHttpStatus(o.http_status) ? o.http_status : null;
+    input.error_type = o.error_type;
+    input.attempt = attempt;
+    input.request_id = o.request_id ?? call.requestId;
+    // Assigned, not spread (see attribution above); later ones win.
     Object.assign(input, usage);
     input.usage_raw = o.usage?.usage_raw ?? null;
     if (o.estimated) input.cost_source = "estimated";
@@ -1494,22 +1494,21 @@ function batchCallInputs(call: Call, source: BatchResultsSource, r: BatchResult)
 }
 
 function batchCallInput(call: Call, source: BatchResultsSource, r: BatchResult): Record<string, unknown> {
-  const input: Record<string, unknown> = {
-    event_id: namedEventId(`${source.family}-batch:${call.workspaceId}:${source.id}:${r.customId}`),
-    ts_start: r.createdMs ?? Date.now(), // Anthropic's results say not when: when they were downloaded
-    ts_end: null,
-    kind: r.kind,
-    provider: call.provider,
-    api: r.api,
-    model: fieldText(r.usage.model) ?? "unknown",
-    stream: false,
-    batch: true,
-    service_tier: fieldText(r.usage.service_tier, INPUT_LIMITS.shortText) ?? null,
-    status: "ok",
-    http_status: 200,
-    attempt: 1,
-    request_id: fieldText(r.requestId) ?? fieldText(r.customId),
-  };
+  const input = blankCallInput();
+  input.event_id = namedEventId(`${source.family}-batch:${call.workspaceId}:${source.id}:${r.customId}`);
+  input.ts_start = r.createdMs ?? Date.now(); // Anthropic's results say not when: when they were downloaded
+  input.ts_end = null;
+  input.kind = r.kind;
+  input.provider = call.provider;
+  input.api = r.api;
+  input.model = fieldText(r.usage.model) ?? "unknown";
+  input.stream = false;
+  input.batch = true;
+  input.service_tier = fieldText(r.usage.service_tier, INPUT_LIMITS.shortText) ?? null;
+  input.status = "ok";
+  input.http_status = 200;
+  input.attempt = 1;
+  input.request_id = fieldText(r.requestId) ?? fieldText(r.customId);
   Object.assign(input, r.usage.usage);
   input.usage_raw = r.usage.usage_raw;
   Object.assign(input, call.attribution);

@@ -1,6 +1,7 @@
 import {
   ATTRIBUTION_FIELDS,
   type AttributionField,
+  blankCallInput,
   isInferenceKind,
   type Kind,
   USAGE_FIELDS,
@@ -72,29 +73,29 @@ export function mapSpan(span: DecodedSpan, resource: AttrMap, uncounted?: Uncoun
   const { provider, modelRequested, model, operation, kind: asSent } = identify(a);
   const kind = uncounted && isInferenceKind(asSent) ? "other" : asSent;
 
-  const input: Record<string, unknown> = {
-    event_id: spanEventId(span.traceId, span.spanId),
-    trace_id: span.traceId,
-    span_id: span.spanId,
-    parent_span_id: span.parentSpanId && !ZERO_ID.test(span.parentSpanId) ? span.parentSpanId : undefined,
-    ts_start: Number(span.startNs / 1_000_000n),
-    ts_end: span.endNs === 0n ? undefined : Number(span.endNs / 1_000_000n),
-    ttft_ms: ttftMs(a),
-    kind,
-    provider,
-    api: provider ? apiOf(provider, operation, a) : undefined,
-    model_requested: modelRequested,
-    model,
-    stream: a.bool("gen_ai.request.stream") ?? a.bool("llm.is_streaming"),
-    service_tier: a.text(SERVICE_TIER),
-    status: span.statusCode === STATUS_ERROR ? "error" : "ok",
-    http_status: httpStatus(a),
-    error_type: a.text("error.type"),
-    usage_raw: usageAttributes(span.attributes) ?? undefined,
-    metadata: metadataOf(a, span, kind, uncounted),
-    tags: tagsOf(a),
-    data_mode: a.text("tollgate.data_mode"),
-  };
+  const input = blankCallInput();
+  input.event_id = spanEventId(span.traceId, span.spanId);
+  input.trace_id = span.traceId;
+  input.span_id = span.spanId;
+  input.parent_span_id =
+    span.parentSpanId && !ZERO_ID.test(span.parentSpanId) ? span.parentSpanId : undefined;
+  input.ts_start = Number(span.startNs / 1_000_000n);
+  input.ts_end = span.endNs === 0n ? undefined : Number(span.endNs / 1_000_000n);
+  input.ttft_ms = ttftMs(a);
+  input.kind = kind;
+  input.provider = provider;
+  input.api = provider ? apiOf(provider, operation, a) : undefined;
+  input.model_requested = modelRequested;
+  input.model = model;
+  input.stream = a.bool("gen_ai.request.stream") ?? a.bool("llm.is_streaming");
+  input.service_tier = a.text(SERVICE_TIER);
+  input.status = span.statusCode === STATUS_ERROR ? "error" : "ok";
+  input.http_status = httpStatus(a);
+  input.error_type = a.text("error.type");
+  input.usage_raw = usageAttributes(span.attributes) ?? undefined;
+  input.metadata = metadataOf(a, span, kind, uncounted);
+  input.tags = tagsOf(a);
+  input.data_mode = a.text("tollgate.data_mode");
   ATTRIBUTION.readInto(a, input);
   // OTel's deployment.environment names production "production"; Tollgate's vocabulary (and its analytics
   // default) says "prod". A tollgate.deployment is taken as set.

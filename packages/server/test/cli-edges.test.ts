@@ -283,6 +283,47 @@ describe("spend and export calls pick a data_mode and deployment, as the rollups
     expect(r.code, r.err).toBe(0);
     expect(JSON.parse(r.out).rows).toBe(1);
   });
+
+  it("--deployment all and --data-mode all are every value, as in the rollups, not one named all", () => {
+    const ts = Date.now() - 3_600_000;
+    ingest("every", [
+      { ts_start: ts, feature: "every", data_mode: "real", deployment: "prod", cost_nanousd: "1000000" },
+      { ts_start: ts, feature: "every", data_mode: "test", deployment: "staging", cost_nanousd: "20000000" },
+      { ts_start: ts, feature: "every", data_mode: "demo", cost_nanousd: "300000000" },
+    ]);
+    const all = ["--deployment", "all", "--data-mode", "all"];
+    const spend = tollgate("spend", "--by", "deployment", "--feature", "every", "--json", ...all);
+    expect(spend.code, spend.err).toBe(0);
+    expect(JSON.parse(spend.out).rows.map((x: { key: string | null }) => x.key)).toEqual([
+      null,
+      "staging",
+      "prod",
+    ]);
+    const table = tollgate("spend", "--by", "feature", "--feature", "every", "--deployment", "all");
+    expect(table.out).toMatch(/^every\s+3\s+0\.32\s/m);
+    const out = join(dir, "every.json");
+    const exported = (...flags: string[]) => {
+      const r = tollgate(
+        "export",
+        "calls",
+        "-o",
+        out,
+        "--format",
+        "json",
+        "--feature",
+        "every",
+        "--json",
+        ...flags,
+      );
+      expect(r.code, r.err).toBe(0);
+      return JSON.parse(r.out).rows;
+    };
+    expect(exported("--deployment", "all")).toBe(3);
+    expect(exported(...all)).toBe(3);
+    const rollup = tollgate("rollup", "features", "--feature", "every", "--json", ...all);
+    expect(rollup.code, rollup.err).toBe(0);
+    expect(JSON.parse(rollup.out).features[0]).toMatchObject({ requests: 3 });
+  });
 });
 
 describe("a refused flag is named as the flag", () => {

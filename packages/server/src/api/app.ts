@@ -61,8 +61,13 @@ const PurgeSchema = z
     "give raw_days, summary_months or both",
   );
 
+/** A filter value that means every value (no filter): the word that lifts the analytics defaults. */
+export const EVERY_VALUE = "all";
+/** The filters that take EVERY_VALUE: the ones the analytics default (data_mode=real, deployment=prod). */
+const FILTERS_TAKING_ALL: ReadonlySet<string> = new Set(["data_mode", "deployment"]);
+
 /** data_mode in a query string: a record's mode, or `all` (every mode: no filter). */
-const DataModeParam = z.enum([...DATA_MODES, "all"]);
+const DataModeParam = z.enum([...DATA_MODES, EVERY_VALUE]);
 
 export interface AppDeps {
   ingest: IngestService;
@@ -351,7 +356,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
 /**
  * Query-string → EventFilter: from/to as ISO or relative ("7d"), `to` after `from` when both are given,
- * exact-match attribution filters; `data_mode` one of the modes, or `all` (no filter).
+ * exact-match attribution filters; `data_mode` one of the modes, or `all`; `deployment=all` is every
+ * deployment, as on the rollup routes (so a deployment named "all" cannot be picked out).
  */
 export function filterFrom(
   q: Record<string, string | undefined>,
@@ -377,17 +383,14 @@ export function filterFrom(
     if (v === undefined) continue;
     // "none" is not a value the stores agree on (ClickHouse keeps it as ''), so it is not a filter either.
     if (v === "") throw badRequest("invalid_parameter", `${k} must not be empty`, k);
-    if (k === "data_mode") {
-      // A mode that no record can have would answer an empty window, as if nothing had been spent.
-      const mode = DataModeParam.safeParse(v);
-      if (!mode.success)
-        throw badRequest(
-          "invalid_parameter",
-          `data_mode must be one of ${DataModeParam.options.join(", ")}`,
-          k,
-        );
-      if (mode.data === "all") continue;
-    }
+    // A mode that no record can have would answer an empty window, as if nothing had been spent.
+    if (k === "data_mode" && !DataModeParam.safeParse(v).success)
+      throw badRequest(
+        "invalid_parameter",
+        `data_mode must be one of ${DataModeParam.options.join(", ")}`,
+        k,
+      );
+    if (v === EVERY_VALUE && FILTERS_TAKING_ALL.has(k)) continue;
     filter.where![k] = k === "event_id" ? v.toLowerCase() : v;
   }
   return filter;

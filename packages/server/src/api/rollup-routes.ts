@@ -21,7 +21,7 @@ import {
 import { QUERY_TIMES } from "../query-time.js";
 import type { AnalyticsStore, EventFilter, EventStore } from "../store/types.js";
 import { DAY_MS } from "../time.js";
-import { filterFrom } from "./app.js";
+import { EVERY_VALUE, filterFrom } from "./app.js";
 import { intParam, onlyParams, timeParam } from "./query-params.js";
 
 type Env = { Variables: { principal: Principal } };
@@ -61,11 +61,9 @@ export function analyticsFilter(
   onlyParams(q, extraParams);
   const filter = filterFrom(withDefaultWindow(q, now), workspaceOf(c, q.workspace), now);
   const where = { ...filter.where };
-  // filterFrom checked the mode and left `all` out of the filter.
-  if (q.data_mode !== "all") where.data_mode ??= "real";
-  let deploymentOrUnset: string | undefined;
-  if (where.deployment === "all") delete where.deployment;
-  else if (where.deployment === undefined) deploymentOrUnset = "prod";
+  // filterFrom checked the mode and left `all` (of either) out of the filter.
+  if (q.data_mode !== EVERY_VALUE) where.data_mode ??= "real";
+  const deploymentOrUnset = q.deployment === undefined ? "prod" : undefined;
   // filterFrom was given both times, and checked that `to` is after `from`.
   const from = filter.from!;
   const to = filter.to!;

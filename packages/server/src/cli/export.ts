@@ -245,8 +245,11 @@ export function registerExport(program: Command): void {
     cmd.command("calls").description("every call record of a time range, in the documented column order"),
   )
     .option("--format <format>", FORMATS.join(" | "), "csv")
-    .option("--data-mode <mode>", "only this data_mode: real | demo | test (default: every one)")
-    .option("--deployment <name>", "only this deployment (default: every one, and calls without one)")
+    .option("--data-mode <mode>", "only this data_mode: real | demo | test, or all (the default: every one)")
+    .option(
+      "--deployment <name>",
+      "only this deployment, or all (the default: every one, and calls without one)",
+    )
     .option("--no-progress", "no progress bar")
     .action(async (o: ExportOpts, c: Command) => {
       if (!(FORMATS as readonly string[]).includes(o.format))

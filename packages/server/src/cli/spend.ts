@@ -20,8 +20,11 @@ export function registerSpend(program: Command): void {
     .option("-w, --workspace <id>", "workspace", "default")
     .option("--customer <id>", "only this customer_id")
     .option("--feature <name>", "only this feature")
-    .option("--data-mode <mode>", "only this data_mode: real | demo | test (default: every one)")
-    .option("--deployment <name>", "only this deployment (default: every one, and calls without one)")
+    .option("--data-mode <mode>", "only this data_mode: real | demo | test, or all (the default: every one)")
+    .option(
+      "--deployment <name>",
+      "only this deployment, or all (the default: every one, and calls without one)",
+    )
     .option("--json", "print rows as JSON")
     .action(
       async (

@@ -1,0 +1,62 @@
+// `deployment=all` and `data_mode=all` mean every value on every route that filters by them, as the rollups
+// have always read them: `tollgate spend --deployment all` once asked for a deployment named "all" and
+// showed nothing.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { getJson, type Json, openTestRuntime, postEvents, validRecord } from "./helpers.js";
+
+let rt: Awaited<ReturnType<typeof openTestRuntime>>;
+const ts = Date.now() - 3_600_000;
+
+/** One call per (deployment, data_mode) pair, each of a different cost; one of them unpriced. */
+const RECORDS = [
+  validRecord({ ts_start: ts, deployment: "prod", data_mode: "real", cost_nanousd: "1" }),
+  validRecord({ ts_start: ts, deployment: "staging", data_mode: "test", cost_nanousd: "20" }),
+  validRecord({ ts_start: ts, deployment: undefined, data_mode: "demo", cost_nanousd: "300" }),
+  validRecord({ ts_start: ts, deployment: "prod", data_mode: "real", model: "no-such-model-9" }),
+];
+
+beforeAll(async () => {
+  rt = await openTestRuntime();
+  const res = await postEvents(rt.app, rt.rootToken, RECORDS);
+  expect(res.json.rejected).toBe(0);
+});
+afterAll(() => rt?.close());
+
+const api = async (path: string): Promise<Json> => {
+  const res = await getJson(rt.app, rt.rootToken, path);
+  expect(res.status, `${path}: ${JSON.stringify(res.json)}`).toBe(200);
+  return res.json;
+};
+const window = `from=${new Date(ts - 60_000).toISOString()}&to=now`;
+
+describe("`all` is every value of deployment and data_mode, on every filtered route", () => {
+  it.each(["deployment=all", "data_mode=all", "deployment=all&data_mode=all"])(
+    "raw routes: %s answers what no filter answers",
+    async (all) => {
+      const spend = await api(`/api/spend?by=deployment&${window}&${all}`);
+      expect(spend.rows).toEqual((await api(`/api/spend?by=deployment&${window}`)).rows);
+      expect(spend.rows.map((r: Json) => [r.key, r.cost_nanousd])).toEqual([
+        [null, "300"],
+        ["staging", "20"],
+        ["prod", "1"],
+      ]);
+      expect((await api(`/api/events?${window}&${all}`)).events).toHaveLength(RECORDS.length);
+      expect((await api(`/api/export/calls?${window}&${all}`)).total).toBe(RECORDS.length);
+      expect((await api(`/api/prices/unpriced?${window}&${all}`)).models).toEqual([
+        expect.objectContaining({ model: "no-such-model-9", calls: 1 }),
+      ]);
+    },
+  );
+
+  it("the rollups: real traffic in prod (or no deployment) by default, every call with both set to all", async () => {
+    const cost = async (query: string) =>
+      (await api(`/api/rollups/features?${window}${query}`)).features.reduce(
+        (a: bigint, f: Json) => a + BigInt(f.cost.nanousd),
+        0n,
+      );
+    expect(await cost("")).toBe(1n);
+    expect(await cost("&deployment=all")).toBe(1n);
+    expect(await cost("&data_mode=all")).toBe(301n);
+    expect(await cost("&deployment=all&data_mode=all")).toBe(321n);
+  });
+});

@@ -24,11 +24,15 @@ export interface ExportOpts extends WindowOpts {
   formulaGuard?: boolean;
 }
 
-/** CSV cell: quoted when it must be; objects (tags, metadata, usage_raw) as their JSON. */
+/**
+ * CSV cell: quoted when it must be; objects (tags, metadata, usage_raw) as their JSON. None (null) is an
+ * empty cell and empty text ("", a tool call's provider) a quoted one, `""`: the convention warehouse
+ * loaders (COPY … CSV) and the parquet conversion read them by.
+ */
 function csvCell(v: unknown): string {
   if (v === null || v === undefined) return "";
   const s = typeof v === "object" ? JSON.stringify(v) : String(v);
-  return /[",\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+  return s === "" || /[",\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }
 
 /** What a spreadsheet runs as a formula when a cell starts with it. */
@@ -201,12 +205,14 @@ async function toParquet(csv: string, out: string, meta: Json): Promise<void> {
     // Every column's type as the record has it: inferred from the values, text that reads as a number
     // (a prompt_version "1.10", a customer_id "42") would be written as one. The dialect is csvCell's, given
     // rather than sniffed: the sniffer reads 20,480 rows, and none quoted there it reads the file unquoted.
+    // A quoted empty cell is "" and only an empty one is NULL (DuckDB reads both as NULL by default).
     const columns = (meta.columns as string[])
       .map((c) => `${sqlString(c)}: ${sqlString(exportColumnType(c))}`)
       .join(", ");
     await conn.run(
       `COPY (SELECT * FROM read_csv(${sqlString(csv)}, auto_detect = false, header = true, delim = ',',
-                                    quote = '"', escape = '"', columns = {${columns}}))
+                                    quote = '"', escape = '"', allow_quoted_nulls = false,
+                                    columns = {${columns}}))
        TO ${sqlString(out)} (FORMAT parquet, KV_METADATA {${kv}})`,
     );
   } finally {

@@ -36,6 +36,16 @@ export interface IngestResponse {
   results: ItemResult[];
 }
 
+/**
+ * A batch validated and priced, not yet stored: the answer of each item refused (or a duplicate of one
+ * before it), and the records to store with the index of the item each was built from.
+ */
+export interface CheckedBatch {
+  results: ItemResult[];
+  records: CallRecord[];
+  recordIndex: number[];
+}
+
 /** Validates, prices and durably stores a batch; answers per item. Invalid items never reach the store. */
 export class IngestService {
   constructor(
@@ -49,6 +59,11 @@ export class IngestService {
    * the store's commit (a thousand parsed objects per batch kept across the wait cost the GC dearly).
    */
   ingest(workspaceId: string, items: readonly unknown[]): Promise<IngestResponse> {
+    return this.store(this.check(workspaceId, items));
+  }
+
+  /** Validates and prices a batch, storing nothing: which items are refused, and the records of the rest. */
+  check(workspaceId: string, items: readonly unknown[]): CheckedBatch {
     const results: ItemResult[] = new Array(items.length);
     const records: CallRecord[] = [];
     const recordIndex: number[] = [];
@@ -70,10 +85,11 @@ export class IngestService {
       records.push(built.record);
       recordIndex.push(index);
     });
-    return this.#store(results, records, recordIndex);
+    return { results, records, recordIndex };
   }
 
-  async #store(results: ItemResult[], records: CallRecord[], recordIndex: number[]): Promise<IngestResponse> {
+  /** Stores a checked batch and counts its new records' spend; answers per item. */
+  async store({ results, records, recordIndex }: CheckedBatch): Promise<IngestResponse> {
     let stored: boolean[] = [];
     const backlog = this.writer.backlog;
     if (records.length && backlog > 0 && backlog + records.length > MAX_STORE_BACKLOG)

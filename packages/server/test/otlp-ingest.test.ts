@@ -287,6 +287,23 @@ describe("OTLP ingest: the official OpenTelemetry SDK and exporters", () => {
 // ---------------------------------------------------------------------------------------------------
 // agents, tools and wrappers: trace structure, priced once
 
+/** A day's budget on one user's calls (what the spans' user.id attributes them to). */
+async function createUserBudget(id: string, userId: string): Promise<void> {
+  const res = await gw.runtime.app.request("/api/budgets", {
+    method: "POST",
+    headers: { authorization: `Bearer ${gw.runtime.rootToken}`, "content-type": "application/json" },
+    body: JSON.stringify({ id, scope: { user_id: userId }, window: "day", limit_usd: "100.00" }),
+  });
+  expect(res.status).toBe(201);
+}
+
+async function budgetSpendOf(id: string): Promise<bigint> {
+  const res = await gw.runtime.app.request(`/api/budgets/${id}`, {
+    headers: { authorization: `Bearer ${gw.runtime.rootToken}` },
+  });
+  return BigInt(((await res.json()) as Json).spend_nanousd);
+}
+
 describe("OTLP ingest: an agent run with tools and wrapper spans", () => {
   it("the agent span and a framework wrapper re-state usage but only the client spans are priced", async () => {
     const t = tracing({ "service.name": "agent-svc" });
@@ -405,12 +422,7 @@ describe("OTLP ingest: a wrapper span and the call it wraps, exported apart", ()
 
   beforeAll(async () => {
     gateway = await gatewayRecordFor("openai.chat", "o3-mini");
-    const res = await gw.runtime.app.request("/api/budgets", {
-      method: "POST",
-      headers: { authorization: `Bearer ${gw.runtime.rootToken}`, "content-type": "application/json" },
-      body: JSON.stringify({ id: "wrapped", scope: { user_id: USER }, window: "day", limit_usd: "100.00" }),
-    });
-    expect(res.status).toBe(201);
+    await createUserBudget("wrapped", USER);
   });
 
   /**
@@ -460,12 +472,7 @@ describe("OTLP ingest: a wrapper span and the call it wraps, exported apart", ()
     return { priced: priced[0]!, other };
   }
 
-  async function budgetSpend(): Promise<bigint> {
-    const res = await gw.runtime.app.request("/api/budgets/wrapped", {
-      headers: { authorization: `Bearer ${gw.runtime.rootToken}` },
-    });
-    return BigInt(((await res.json()) as Json).spend_nanousd);
-  }
+  const budgetSpend = () => budgetSpendOf("wrapped");
 
   it("the call first, then its wrapper (children end first): the wrapper is not priced, nor charged", async () => {
     const spent = await budgetSpend();
@@ -549,6 +556,116 @@ describe("OTLP ingest: a wrapper span and the call it wraps, exported apart", ()
     await provider.shutdown();
     for (const traceId of traces) await expectPricedOnce(traceId);
     expect((await budgetSpend()) - spent).toBe(BigInt(traces.length) * gateway.cost_nanousd);
+  });
+});
+
+describe("OTLP ingest: a call refused below its wrapper (its usage stored nowhere)", () => {
+  const USER = "u-refused-below";
+  const llmBody = JSON.parse(fixture(FX.chatReasoning));
+  const call = {
+    "user.id": USER,
+    "gen_ai.request.model": "o3-mini",
+    ...semconvAttributes("openai.chat", llmBody),
+  };
+  const badUsage = { "gen_ai.usage.output_tokens": -1 };
+  // Refused by the mapping (a token count that is no count), or by the record's validation.
+  const REFUSED_CALLS = [
+    ["a token count that is no count", { ...call, ...badUsage }],
+    ["a user id past 256 characters", { ...call, "user.id": "u".repeat(300) }],
+  ] as const;
+  let gateway: CallRecord;
+
+  beforeAll(async () => {
+    gateway = await gatewayRecordFor("openai.chat", "o3-mini");
+    await createUserBudget("refused-below", USER);
+  });
+  const budgetSpend = () => budgetSpendOf("refused-below");
+
+  /** Spans nested in the order given (each the parent of the next), as they end: innermost first. */
+  function nested(...attributes: Attributes[]): ReadableSpan[] {
+    const t = tracing();
+    let ctx = context.active();
+    const open = attributes.map((a, i) => {
+      const kind = i === attributes.length - 1 ? SpanKind.CLIENT : SpanKind.INTERNAL;
+      const span = t.tracer.startSpan(`span ${i}`, { kind, attributes: a }, ctx);
+      ctx = trace.setSpan(ctx, span);
+      return span;
+    });
+    for (const span of open.reverse()) span.end();
+    return t.take();
+  }
+
+  const traceOf = (span: ReadableSpan) => span.spanContext().traceId;
+  const isStored = async (span: ReadableSpan) =>
+    (await storedSpans(traceOf(span))).some((r) => r.span_id === span.spanContext().spanId);
+
+  /** The trace costs the call's price once, on `priced`. */
+  async function expectPricedOn(priced: ReadableSpan) {
+    expectSameCost(await storedSpan(priced), gateway);
+    const recs = await storedSpans(traceOf(priced));
+    expect(recs.reduce((a, r) => a + r.cost_nanousd, 0n)).toBe(gateway.cost_nanousd);
+  }
+
+  it.each(REFUSED_CALLS)(
+    "the call refused (%s), exported with its wrapper in either order: the wrapper is priced and charged",
+    async (_, refusedCall) => {
+      const spent = await budgetSpend();
+      for (const reversed of [false, true]) {
+        const [child, wrapper] = nested(call, refusedCall);
+        await exportSpans(protoExporter(), reversed ? [wrapper!, child!] : [child!, wrapper!]);
+        expect(await isStored(child!)).toBe(false);
+        await expectPricedOn(wrapper!);
+        expect((await storedSpan(wrapper!)).metadata).not.toHaveProperty("tollgate.wrapper");
+        // A retry of the export changes nothing.
+        await exportSpans(protoExporter(), [child!, wrapper!]);
+        await expectPricedOn(wrapper!);
+      }
+      expect((await budgetSpend()) - spent).toBe(2n * gateway.cost_nanousd);
+    },
+  );
+
+  it.each(REFUSED_CALLS)(
+    "the call refused (%s), exported apart from its wrapper in either order: the wrapper is priced and charged once",
+    async (_, refusedCall) => {
+      const spent = await budgetSpend();
+      for (const wrapperFirst of [false, true]) {
+        const [child, wrapper] = nested(call, refusedCall);
+        const exports = wrapperFirst ? [[wrapper!], [child!]] : [[child!], [wrapper!]];
+        for (const spans of exports) await exportSpans(protoExporter(), spans);
+        await expectPricedOn(wrapper!);
+      }
+      expect((await budgetSpend()) - spent).toBe(2n * gateway.cost_nanousd);
+    },
+  );
+
+  it("the innermost call that is not refused is priced, however deep the wrappers", async () => {
+    const [refused, inner, outer] = nested(call, call, { ...call, ...badUsage });
+    await exportSpans(protoExporter(), [refused!, inner!, outer!]);
+    expect(await isStored(refused!)).toBe(false);
+    await expectPricedOn(inner!);
+    expect((await storedSpan(outer!)).metadata).toMatchObject({ "tollgate.wrapper": expect.any(String) });
+
+    // The span between refused as well once priced (its own token count is bad too): the outer one is priced.
+    const [innermost, between, top] = nested(call, { ...call, ...badUsage }, { ...call, ...badUsage });
+    await exportSpans(protoExporter(), [innermost!, between!, top!]);
+    expect(await isStored(innermost!)).toBe(false);
+    expect(await isStored(between!)).toBe(false);
+    await expectPricedOn(top!);
+  });
+
+  it("a wrapper of a call stored by an earlier export stays a wrapper when its other call is refused", async () => {
+    const t = tracing();
+    const wrapper = t.tracer.startSpan("wrapper", { attributes: call });
+    const under = trace.setSpan(context.active(), wrapper);
+    t.tracer.startSpan("first", { kind: SpanKind.CLIENT, attributes: call }, under).end();
+    t.tracer.startSpan("retry", { kind: SpanKind.CLIENT, attributes: REFUSED_CALLS[0][1] }, under).end();
+    wrapper.end();
+    const [first, retry, wrapperSpan] = t.take();
+    await exportSpans(protoExporter(), [first!]);
+    await exportSpans(protoExporter(), [retry!, wrapperSpan!]);
+    expect(await isStored(retry!)).toBe(false);
+    await expectPricedOn(first!);
+    expect(await storedSpan(wrapperSpan!)).toMatchObject({ kind: "other", priced: false, cost_nanousd: 0n });
   });
 });
 

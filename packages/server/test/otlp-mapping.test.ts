@@ -609,6 +609,28 @@ describe("OTLP: wrapper detection within one export", () => {
     expect(uncountedSpans(req, [])).toEqual(new Map([mid, root].map((s) => [s, WRAPPER])));
   });
 
+  it("a span refused when priced makes no span above it a wrapper, but still links those below it to them", () => {
+    const usage = { "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 1 };
+    const wrapper = span({ ...chat, ...usage }, { spanId: "6000000000000001" });
+    const mid = span({ ...chat, ...usage }, { spanId: "6000000000000002", parentSpanId: wrapper.spanId });
+    const call = span({ ...chat, ...usage }, { spanId: "6000000000000003", parentSpanId: mid.spanId });
+    const exportOf = (...spans: DecodedSpan[]): DecodedExport => [{ resource: attrs({}), spans }];
+    // Its only call refused: the wrapper is the call.
+    expect(uncountedSpans(exportOf(mid, wrapper), [], new Set([mid]))).toEqual(new Map());
+    // The span between refused: the call below it is still wrapped by both.
+    expect(uncountedSpans(exportOf(call, mid, wrapper), [], new Set([mid]))).toEqual(
+      new Map([mid, wrapper].map((s) => [s, WRAPPER])),
+    );
+    // A copy of the call refused beside one that is not (the store keeps that one): still a wrapper.
+    const copy: DecodedSpan = {
+      ...mid,
+      attributes: attrs({ ...mid.attributes, "user.id": "u".repeat(300) }),
+    };
+    expect(uncountedSpans(exportOf(mid, copy, wrapper), [], new Set([copy]))).toEqual(
+      new Map([[wrapper, WRAPPER]]),
+    );
+  });
+
   it("a parent cycle ends", () => {
     const a = span(
       { "gen_ai.usage.input_tokens": 1 },

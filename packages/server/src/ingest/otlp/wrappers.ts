@@ -26,10 +26,14 @@ export const WRAPPER: Uncounted = ["tollgate.wrapper", "usage reported by descen
  * own, and the calls made within the tool or agent are theirs, not re-stated by it.
  * `stored`: what an earlier export of these traces stored (storedRelatives); only spans stored by this
  * route are read, since theirs is the kind and usage_raw the mapping gave.
+ * `refused`: spans of the export that are refused when priced. Stored nowhere, their usage is counted
+ * nowhere: they make no span above them a wrapper (it would go unpriced with them), though they link it
+ * to the spans below them.
  */
 export function uncountedSpans(
   req: DecodedExport,
   stored: readonly TraceSpan[],
+  refused: ReadonlySet<DecodedSpan> = new Set(),
 ): Map<DecodedSpan, Uncounted> {
   const nodes = new Map<string, Node>();
   for (const s of stored)
@@ -41,6 +45,7 @@ export function uncountedSpans(
         spanId: s.span_id,
         parentSpanId: s.parent_span_id ?? "",
         tokens,
+        restated: tokens,
         // A call stored unpriced (a model without a price) counted nothing: the call below it costs.
         counted: tokens && isInferenceKind(s.kind) && s.priced,
         bounds: BOUNDS.has(s.kind),
@@ -51,13 +56,17 @@ export function uncountedSpans(
     for (const span of rs.spans) {
       const key = `${span.traceId}/${span.spanId}`;
       const kind = kindAsSent(span, rs.resource);
-      // The export's copy says how the spans link; a stored copy (a retry) whether it was priced.
+      const tokens = reportsTokens(span.attributes);
+      const before = nodes.get(key);
+      // The export's copy says how the spans link; a stored copy (a retry) whether it was priced. Its
+      // usage is restated above it if any copy not refused reports it (the store keeps the first one).
       nodes.set(key, {
         traceId: span.traceId,
         spanId: span.spanId,
         parentSpanId: span.parentSpanId,
-        tokens: reportsTokens(span.attributes),
-        counted: nodes.get(key)?.counted ?? false,
+        tokens,
+        restated: (tokens && !refused.has(span)) || (before?.restated ?? false),
+        counted: before?.counted ?? false,
         bounds: BOUNDS.has(kind),
       });
       inExport.push([span, key]);
@@ -66,7 +75,7 @@ export function uncountedSpans(
 
   const below = new Set<Node>();
   for (const n of nodes.values())
-    if (n.tokens)
+    if (n.restated)
       // Stops after a tool or agent span, and at a node already marked (its ancestors are too, up to the
       // next tool or agent span), which also ends any cycle.
       for (let p = parentOf(n); p && !below.has(p); p = p.bounds ? undefined : parentOf(p)) below.add(p);
@@ -109,8 +118,10 @@ interface Node {
   traceId: string;
   spanId: string;
   parentSpanId: string;
-  /** Reports token counts (what makes its ancestors wrappers). */
+  /** Reports token counts. */
   tokens: boolean;
+  /** Reports token counts and is stored, or will be: what makes its ancestors wrappers. */
+  restated: boolean;
   /** Stored as a priced call (priced=true: an unpriced one counted no money). */
   counted: boolean;
   /** A tool or agent span: the calls below it are not re-stated by the model spans above it. */

@@ -738,6 +738,16 @@ describe("OTLP: wrapper detection across exports (spans stored by earlier ones)"
     expect(
       uncountedSpans(exportOf(inTool), [stored(client, "llm"), stored(outer, "llm"), stored(tool, "tool")]),
     ).toEqual(new Map([[inTool, WRAPPER]]));
+    // A tool or agent span that sums up its calls' tokens re-states theirs, not the outer call's.
+    const counting = (s: DecodedSpan) => ({ ...s, attributes: attrs({ ...s.attributes, ...usage }) });
+    const sums = [counting(tool), counting(agent)];
+    expect(uncountedSpans(exportOf(...sums, outer), []).get(outer)).toBe(undefined);
+    expect(
+      uncountedSpans(
+        exportOf(outer),
+        sums.map((s, i) => stored(s, i ? "agent" : "tool")),
+      ).get(outer),
+    ).toBe(undefined);
   });
 
   it("only spans this route stored count (their event id names them), and stored cycles end", () => {

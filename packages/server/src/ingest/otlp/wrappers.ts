@@ -74,8 +74,9 @@ export function uncountedSpans(
   const parentOf = (n: Node) => (n.parentSpanId ? nodes.get(`${n.traceId}/${n.parentSpanId}`) : undefined);
 
   const below = new Set<Node>();
+  // A tool or agent span reporting tokens sums up the calls within it: nothing above re-states them.
   for (const n of nodes.values())
-    if (n.restated)
+    if (n.restated && !n.bounds)
       // Stops after a tool or agent span, and at a node already marked (its ancestors are too, up to the
       // next tool or agent span), which also ends any cycle.
       for (let p = parentOf(n); p && !below.has(p); p = p.bounds ? undefined : parentOf(p)) below.add(p);

@@ -1,4 +1,6 @@
 // One conformance suite for every LimitStore: the in-memory default and Redis (a real redis-server).
+
+import { setTimeout as sleep } from "node:timers/promises";
 import { type Ceilings, emptyRunUsage } from "@tollgate/core";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -587,6 +589,84 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     await store().seedTotals(w, "cap", [{ bucket: day, slot: day.slots[0]!, total: 200n }]);
     await store().seedTotals(w, "cap", [{ bucket: day, slot: day.slots[0]!, total: 300n }], true);
     expect((await store().buckets(w, [day], NOW))[0]!.spend).toBe(165n);
+  });
+
+  it("doubt: a doubted charge counts once, and only a call in doubt; any charge takes it out of doubt", async () => {
+    const w = ws();
+    const b = bucket({ amount: 0n });
+    const charge = (eventId: string, doubted: boolean, actual: bigint, now = NOW) =>
+      store().charge({
+        workspace: w,
+        eventId,
+        doubted,
+        now,
+        buckets: [{ ...b, reserved: 0n, actual }],
+        tokenRates: [],
+        run: null,
+      });
+    const spend = async () => (await store().buckets(w, [b], NOW))[0]!.spend;
+    // Writes that failed: the store may hold their calls, nobody charged them.
+    await store().doubt(w, ["lost", "retried"], NOW + 60_000, NOW);
+    await charge("counted", true, 1n); // a duplicate of a call counted when it was stored
+    expect(await spend()).toBe(0n);
+    await charge("lost", true, 10n); // the retry is a duplicate: the write that failed stored it
+    await charge("lost", true, 10n); // and so is the next
+    expect(await spend()).toBe(10n);
+    await charge("retried", false, 20n); // the retry stored it
+    await charge("retried", true, 20n); // then a duplicate
+    expect(await spend()).toBe(30n);
+    // A doubt lapses.
+    await store().doubt(w, ["stale"], NOW + 50, NOW);
+    await sleep(100);
+    await charge("stale", true, 40n, NOW + 100);
+    expect(await spend()).toBe(30n);
+  });
+});
+
+describe("Redis doubts", () => {
+  it("a call one replica put in doubt is charged once by another replica's doubted charges", async () => {
+    const replica = await RedisLimitStore.connect(redis.url);
+    try {
+      const w = ws();
+      const b = bucket({ amount: 0n });
+      await stores.redis!.doubt(w, ["e1"], Date.now() + 60_000, Date.now());
+      const charge = () =>
+        replica.charge({
+          workspace: w,
+          eventId: "e1",
+          doubted: true,
+          now: NOW,
+          buckets: [{ ...b, reserved: 0n, actual: 10n }],
+          tokenRates: [],
+          run: null,
+        });
+      await Promise.all([charge(), charge()]);
+      expect((await replica.buckets(w, [b], NOW))[0]!.spend).toBe(10n);
+    } finally {
+      await replica.close();
+    }
+  });
+
+  it("a doubt that comes after its call was charged (another replica stored it meanwhile) is not kept", async () => {
+    const store = stores.redis as RedisLimitStore;
+    const w = ws();
+    await store.charge({
+      workspace: w,
+      eventId: "e1",
+      now: NOW,
+      buckets: [{ ...bucket(), reserved: 0n, actual: 10n }],
+      tokenRates: [],
+      run: null,
+    });
+    await store.doubt(w, ["e1", "e2"], Date.now() + 60_000, Date.now());
+    const client = new Redis(redis.url);
+    try {
+      // Kept, it would outlive the charge's marker (an hour) and let a duplicate count a second time.
+      expect(await client.exists(`tg:{${w}}:doubt:e1`)).toBe(0);
+      expect(await client.exists(`tg:{${w}}:doubt:e2`)).toBe(1);
+    } finally {
+      client.disconnect();
+    }
   });
 });
 

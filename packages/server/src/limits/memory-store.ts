@@ -47,6 +47,11 @@ interface Run {
 }
 
 const PRUNE_EVERY_MS = 60_000;
+/**
+ * Calls in doubt kept at most (the oldest go first): each is a failed write's call that its retry has not
+ * settled yet, so only a long store outage with clients giving up comes near it (~12 MB).
+ */
+const MAX_DOUBTED = 100_000;
 /** A run nobody called for this long is forgotten (a restart forgets it too: runs rebuild from 7 days). */
 const RUN_IDLE_MS = 7 * 86_400_000;
 
@@ -74,6 +79,8 @@ export class MemoryLimitStore implements LimitStore {
   readonly #seeded = new Map<string, bigint>();
   /** Seeds a last pass closed, by workspace and seed id. */
   readonly #seedClosed = new Set<string>();
+  /** Calls in doubt (doubt), by workspace and event id, with when each lapses: oldest first. */
+  readonly #doubted = new Map<string, number>();
   #nextPrune = 0;
 
   admit(req: AdmitRequest): Promise<AdmitResult> {
@@ -156,7 +163,36 @@ export class MemoryLimitStore implements LimitStore {
   }
 
   charge(req: ChargeRequest): Promise<SettleResult> {
+    const inDoubt = this.#doubted.size > 0 && this.#undoubt(req.workspace, req.eventId, req.now);
+    if (req.doubted && !inDoubt) return Promise.resolve({ changes: [], killed: null });
     return Promise.resolve(this.#settle(req.workspace, null, req));
+  }
+
+  /** Takes a call out of doubt; whether it was in it (and its doubt had not lapsed). */
+  #undoubt(workspace: string, eventId: string, now: number): boolean {
+    const k = `${workspace}\u0000${eventId}`;
+    const until = this.#doubted.get(k);
+    if (until === undefined) return false;
+    this.#doubted.delete(k);
+    return until > now;
+  }
+
+  doubt(workspace: string, eventIds: readonly string[], until: number, now: number): Promise<void> {
+    // One lapse for all (the guard's), so insertion order is lapse order: stops at the first live one.
+    for (const [k, lapses] of this.#doubted) {
+      if (lapses > now) break;
+      this.#doubted.delete(k);
+    }
+    for (const id of eventIds) {
+      const k = `${workspace}\u0000${id}`;
+      this.#doubted.delete(k); // doubted again: last in line
+      this.#doubted.set(k, until);
+    }
+    for (const k of this.#doubted.keys()) {
+      if (this.#doubted.size <= MAX_DOUBTED) break;
+      this.#doubted.delete(k);
+    }
+    return Promise.resolve();
   }
 
   #settle(workspace: string, id: string | null, req: Omit<SettleRequest, "id">): SettleResult {

@@ -220,13 +220,15 @@ return out
 /**
  * ARGV: spec JSON, now, reservation id ('' for a charge without reservation). Returns killed JSON (or ''),
  * then changes. Applies once per marker (a reservation's settle, an ingested call's charge): a repeat
- * changes nothing.
+ * changes nothing. A charge takes its call out of doubt (KEYS[spec.doubt], see DOUBT); a doubted one
+ * (spec.doubted) applies only to a call that was in it.
  */
 export const SETTLE = `${COMMON}
 local spec = cjson.decode(ARGV[1])
 local now = tonumber(ARGV[2])
 local id = ARGV[3]
 local out = {''}
+if spec.doubt and redis.call('DEL', KEYS[spec.doubt]) == 0 and spec.doubted then return out end
 if not first_time(spec) then return out end
 for i, b in ipairs(spec.buckets) do
   if id ~= '' then unreserve(KEYS[b.m], KEYS[b.z], id, b.reserved) end
@@ -350,5 +352,17 @@ for _, e in ipairs(spec.s) do
   end
 end
 redis.call('PEXPIRE', dk, 172800000)
+return 1
+`;
+
+/**
+ * Puts calls in doubt: their write to the event store failed and may have committed, so no charge was made.
+ * KEYS: each call's doubt marker, then its charge marker (SETTLE's once). ARGV: ms the doubt lasts. A call
+ * whose charge marker is set was charged (by another replica: this doubt came late) and stays as it is.
+ */
+export const DOUBT = `
+for i = 1, #KEYS, 2 do
+  if redis.call('EXISTS', KEYS[i + 1]) == 0 then redis.call('SET', KEYS[i], '1', 'PX', ARGV[1]) end
+end
 return 1
 `;

@@ -13,7 +13,7 @@ import { Redis } from "ioredis";
 import { connectRedis } from "../redis-connect.js";
 import { levelWindow } from "./memory-store.js";
 import { LEASE_CALLS, LEASE_ROOM, type Lease, LeaseBook, type LeaseUse, leasable } from "./redis-leases.js";
-import { ADMIT, CONSUME, RELEASE, SEED, SETTLE, STATUS } from "./redis-scripts.js";
+import { ADMIT, CONSUME, DOUBT, RELEASE, SEED, SETTLE, STATUS } from "./redis-scripts.js";
 import { RetryQueue } from "./retry-queue.js";
 import { ceilingsHold, holdsOf, runHoldKeys } from "./run-holds.js";
 import type {
@@ -45,7 +45,7 @@ interface PendingConsume {
   waiters: { resolve: (change: LevelChange | null) => void; index: number }[];
 }
 
-type ScriptName = "tgAdmit" | "tgSettle" | "tgConsume" | "tgRelease" | "tgStatus" | "tgSeed";
+type ScriptName = "tgAdmit" | "tgSettle" | "tgConsume" | "tgRelease" | "tgStatus" | "tgSeed" | "tgDoubt";
 
 /** Reservations to take back from a bucket: leases, and a failed admission's own reservation. */
 interface Holds {
@@ -81,6 +81,7 @@ export class RedisLimitStore implements LimitStore {
     redis.defineCommand("tgRelease", { lua: RELEASE });
     redis.defineCommand("tgStatus", { lua: STATUS });
     redis.defineCommand("tgSeed", { lua: SEED });
+    redis.defineCommand("tgDoubt", { lua: DOUBT });
     this.#sweeper = setInterval(() => this.#leases.sweep(Date.now()), 500);
     this.#sweeper.unref();
   }
@@ -324,14 +325,38 @@ export class RedisLimitStore implements LimitStore {
   }
 
   charge(req: ChargeRequest): Promise<SettleResult> {
-    return this.#settle(req, "", `charged:${req.eventId}`);
+    return this.#settle(req, "", chargedKey(req.eventId), {
+      doubt: doubtKey(req.eventId),
+      doubted: !!req.doubted,
+    });
   }
 
-  /** Settles a reservation (`id`) or charges a call ('' for none), once per `marker`. */
-  async #settle(req: Omit<SettleRequest, "id">, id: string, marker: string): Promise<SettleResult> {
+  async doubt(workspace: string, eventIds: readonly string[], until: number, now: number): Promise<void> {
+    if (!eventIds.length) return;
+    const keys = new Keys(`tg:{${workspace}}:`);
+    for (const id of eventIds) {
+      keys.add(doubtKey(id));
+      keys.add(chargedKey(id));
+    }
+    await this.#script("tgDoubt")(keys.list.length, ...keys.list, Math.max(1, until - now));
+  }
+
+  /**
+   * Settles a reservation (`id`) or charges a call ('' for none), once per `marker`; a charge takes its
+   * call out of doubt, and a doubted one applies only to a call in doubt.
+   */
+  async #settle(
+    req: Omit<SettleRequest, "id">,
+    id: string,
+    marker: string,
+    charge: { doubt: string; doubted: boolean } | null = null,
+  ): Promise<SettleResult> {
     const keys = new Keys(`tg:{${req.workspace}}:`);
     const spec = {
       once: keys.add(marker),
+      // Absent, not null, for a settle (cjson's null is true in Lua).
+      doubt: charge ? keys.add(charge.doubt) : undefined,
+      doubted: charge?.doubted ?? false,
       buckets: req.buckets.map((b) => {
         return {
           ...bucketKeys(keys, b),
@@ -468,6 +493,10 @@ export class RedisLimitStore implements LimitStore {
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 }
+
+/** An ingested call's charge marker (applied once: SETTLE's once) and its doubt marker (DOUBT). */
+const chargedKey = (eventId: string) => `charged:${eventId}`;
+const doubtKey = (eventId: string) => `doubt:${eventId}`;
 
 const leaseHolds = (l: Lease): Holds => ({ workspace: l.workspace, key: l.key, leases: [l.id] });
 

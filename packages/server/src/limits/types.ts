@@ -97,8 +97,13 @@ export interface SettleRequest {
 
 /** Spend that needed no reservation: a call ingested through the events API or the SDK. */
 export interface ChargeRequest extends Omit<SettleRequest, "id"> {
-  /** The call's record: a charge applies once per event id. */
+  /** The call's record: a charge applies once per event id, and takes the call out of doubt. */
   eventId: string;
+  /**
+   * Applies only to a call in doubt (LimitStore.doubt): one the store answered as a duplicate, which the
+   * write that failed before may have stored.
+   */
+  doubted?: boolean;
 }
 
 /** A bucket's state step seen at settle (the state machine's transitions are recorded from these). */
@@ -156,6 +161,13 @@ export interface LimitStore {
   settle(req: SettleRequest): Promise<SettleResult>;
   /** Adds spend that needed no reservation. Applies once per event id, as a settle once per reservation id. */
   charge(req: ChargeRequest): Promise<SettleResult>;
+  /**
+   * Puts calls in doubt until `until`: their write to the event store failed, and may have committed all the
+   * same (its answer lost), so nobody charged them. A doubted charge of one applies once; any charge of one
+   * takes it out of doubt. On shared counters a call charged already (by another replica, within the hour
+   * its charge's marker is kept) is not put in it; in one process a doubt comes before any later charge.
+   */
+  doubt(workspace: string, eventIds: readonly string[], until: number, now: number): Promise<void>;
   buckets(workspace: string, refs: BucketRef[], now: number): Promise<BucketStatus[]>;
   run(workspace: string, key: string): Promise<RunStatus | null>;
   kill(workspace: string, key: string, reason: KillReason): Promise<void>;

@@ -103,6 +103,9 @@ export class IngestService {
       try {
         stored = await this.writer.write(records);
       } catch (e) {
+        // The store may have committed the batch all the same (its answer lost): its calls are charged
+        // once the retry tells which it stored, as new or as duplicates (SpendGuard.doubt).
+        await this.guard.doubt(records);
         throw new ApiError(
           503,
           "api_error",
@@ -115,9 +118,12 @@ export class IngestService {
       const index = recordIndex[k]!;
       results[index] = { index, event_id: r.event_id, status: stored[k] ? "accepted" : "duplicate" };
     });
-    // Spend recorded here counts against budgets and agent runs too (a duplicate never counts twice).
+    // Spend recorded here counts against budgets and agent runs too, once: a duplicate counted when it was
+    // stored, unless the write that stored it failed (then it counts now, once).
     const fresh = records.filter((_, k) => stored[k]);
     if (fresh.length) await this.guard.observe(fresh);
+    const known = records.filter((_, k) => !stored[k]);
+    if (known.length) await this.guard.observe(known, { doubted: true });
     let accepted = 0;
     let duplicates = 0;
     for (const r of results) {

@@ -133,6 +133,11 @@ export interface ObserveOptions {
   countCalls?: boolean;
   /** false: not against tokens per minute (past calls counted at a restart: their minutes are gone). */
   countRates?: boolean;
+  /**
+   * true: only the calls in doubt (see doubt), once each: duplicates the store answered, which a write
+   * that failed before may have stored.
+   */
+  doubted?: boolean;
 }
 
 export interface GuardOptions {
@@ -147,6 +152,11 @@ export interface GuardOptions {
 /** Resolves at the start of the event loop's next turn: whatever the current one queued has run. */
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 const OUTAGE_EVENT_EVERY_MS = 60_000;
+/**
+ * How long a call whose write failed stays in doubt (see doubt). Its retry comes within minutes (exporters
+ * back off to 30 s); past a week a run's counters are gone, and a day's or a week's window with them.
+ */
+const DOUBT_MS = RUN_HISTORY_MS;
 
 /**
  * Spend controls on the request path: before a call is sent, every budget, rate limit and agent-run ceiling
@@ -490,11 +500,32 @@ export class SpendGuard {
     }
   }
 
+  /**
+   * Calls whose write to the event store failed, and may have committed all the same (a timeout after the
+   * commit, a store thread that died with the answer on its way): nobody knows, so none is charged. Their
+   * client retries: a call its retry stores is observed as any; one answered as a duplicate was stored by
+   * the write that failed, and observe(…, { doubted: true }) charges it, once. Never throws.
+   */
+  async doubt(records: readonly CallRecord[]): Promise<void> {
+    const byWorkspace = new Map<string, string[]>();
+    for (const rec of records) {
+      if (!mayCount(this.registry.forWorkspace(rec.workspace_id), rec)) continue;
+      const ids = byWorkspace.get(rec.workspace_id);
+      if (ids) ids.push(rec.event_id);
+      else byWorkspace.set(rec.workspace_id, [rec.event_id]);
+    }
+    const now = this.#now();
+    for (const [ws, ids] of byWorkspace)
+      await this.#unwritten.write(`the doubt of ${ids.length} calls whose write failed`, () =>
+        this.store.doubt(ws, ids, now + DOUBT_MS, now),
+      );
+  }
+
   async #observeAll(records: readonly CallRecord[], opts: ObserveOptions): Promise<void> {
     for (const rec of records) {
       const policies = this.registry.forWorkspace(rec.workspace_id);
       // Most ingested records fall under no limit: nothing is built for them.
-      if (!policies.budgets.length && !policies.rates.length && !rec.agent_run_id) continue;
+      if (!mayCount(policies, rec)) continue;
       const facts = factsOfRecord(rec);
       const now = this.#now();
       // A record from before a budget's current window does not count against it (as after a rebuild).
@@ -523,6 +554,7 @@ export class SpendGuard {
         const res = await this.store.charge({
           workspace: rec.workspace_id,
           eventId: rec.event_id,
+          doubted: opts.doubted,
           now,
           buckets: charged,
           tokenRates: rates.map((r) => ({ key: rateKey("t", r, facts), tokens })),
@@ -892,6 +924,10 @@ function killRow(
     detail: { ...kill },
   };
 }
+
+/** Whether any limit of its workspace may count an ingested call (most fall under none). */
+const mayCount = (policies: WorkspacePolicies, rec: CallRecord): boolean =>
+  !!(policies.budgets.length || policies.rates.length || rec.agent_run_id);
 
 /** Whether a ticket holds nothing to settle: no reservation, token counter or run (see bareTicket). */
 export const isBareTicket = (ticket: Ticket): boolean =>

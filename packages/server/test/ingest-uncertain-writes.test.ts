@@ -1,0 +1,177 @@
+// A write to the event store can fail after the store committed it (its thread dies with the answer on its
+// way, a timeout fires, the connection drops after the commit): the client hears 503 store_unavailable and
+// retries, and the retry is answered "duplicate". The calls' spend must count against budgets and agent
+// runs all the same, once, over the events API and OTLP, with in-memory and with Redis limits; and a
+// batch a failed write did not store counts once when its retry stores it.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type CallRecord, uuidv7 } from "@tollgate/core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openRuntime, type Runtime } from "../src/runtime.js";
+import type { AppendResult } from "../src/store/types.js";
+import { type Json, postEvents, validRecord } from "./helpers.js";
+import { startRedis, type TestRedis } from "./redis-server.js";
+
+let dir: string;
+let redis: TestRedis;
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "tg-uncertain-writes-"));
+  writeFileSync(
+    join(dir, "limits.yaml"),
+    'budgets:\n  - { id: per-feature, scope: { feature: "*" }, window: day, limit_usd: "100.00" }\n',
+  );
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+let seq = 0;
+
+/**
+ * The next append to the real store goes through as asked (`commits`) or not at all, and then fails: as
+ * when the store thread dies (or the ClickHouse request times out) after the commit, or before it.
+ */
+function failNextAppend(rt: Runtime, commits: boolean): void {
+  // The store's own stand-in, set back as it was read: the embedded store's wrapper then forgets the stub.
+  const append = rt.store.append;
+  rt.store.append = async (records: readonly CallRecord[]): Promise<AppendResult> => {
+    rt.store.append = append;
+    if (commits) await append.call(rt.store, records);
+    throw new Error("store thread exited (code 1)");
+  };
+}
+
+async function admin(rt: Runtime, path: string): Promise<Json> {
+  const res = await rt.app.request(path, { headers: { authorization: `Bearer ${rt.rootToken}` } });
+  return res.json();
+}
+
+/** What the limits counted of a feature's calls and of a run's: its budget bucket's spend, the run's cost. */
+async function counted(rt: Runtime, feature: string, runId: string) {
+  const budget = await admin(rt, "/api/budgets/per-feature");
+  const bucket = (budget.buckets as Json[]).find((b) => b.bucket.feature === feature);
+  const run = await admin(rt, `/api/runs/${runId}`);
+  return {
+    budget: BigInt(bucket?.spend_nanousd ?? 0),
+    run: BigInt(run.usage?.cost_nanousd ?? 0),
+    llmCalls: run.usage?.llm_calls ?? 0,
+  };
+}
+
+describe.each(["memory", "redis"])("ingest whose write fails, with %s limits", (limits) => {
+  let rt: Runtime;
+  beforeAll(async () => {
+    rt = await openRuntime({
+      dataDir: join(dir, limits),
+      pricebookPath: null,
+      limitsPath: join(dir, "limits.yaml"),
+      redisUrl: limits === "redis" ? redis.url : null,
+    });
+  });
+  afterAll(async () => {
+    await rt?.close();
+  });
+
+  /** A batch of a fresh feature and agent run, and what its calls cost in all once stored. */
+  async function batch(n: number) {
+    const feature = `f${++seq}`;
+    const runId = `run-${seq}`;
+    const items = Array.from({ length: n }, () => validRecord({ feature, agent_run_id: runId }));
+    return { feature, runId, items };
+  }
+  /** What the store holds of a feature's calls: how many, and their cost in all. */
+  async function stored(feature: string) {
+    const records = await rt.store.query({ workspaceId: "default", where: { feature }, limit: 100 });
+    return { calls: records.length, cost: records.reduce((sum, r) => sum + r.cost_nanousd, 0n) };
+  }
+
+  it("a batch the store committed though its write failed counts once: its retry is answered duplicate", async () => {
+    const { feature, runId, items } = await batch(3);
+    failNextAppend(rt, true);
+    const first = await postEvents(rt.app, rt.rootToken, items);
+    expect(first.status).toBe(503);
+    expect(first.json.error.code).toBe("store_unavailable");
+    const retry = await postEvents(rt.app, rt.rootToken, items);
+    expect(retry.status).toBe(200);
+    expect(retry.json).toMatchObject({ accepted: 0, duplicates: 3 });
+    const { calls, cost } = await stored(feature);
+    expect(calls).toBe(3);
+    expect(await counted(rt, feature, runId)).toEqual({ budget: cost, run: cost, llmCalls: 3 });
+    // Sent once more (its answer lost too): nothing more counts.
+    expect((await postEvents(rt.app, rt.rootToken, items)).json).toMatchObject({ duplicates: 3 });
+    expect(await counted(rt, feature, runId)).toEqual({ budget: cost, run: cost, llmCalls: 3 });
+  });
+
+  it("a batch a failed write did not store counts once, when its retry stores it", async () => {
+    const { feature, runId, items } = await batch(2);
+    failNextAppend(rt, false);
+    expect((await postEvents(rt.app, rt.rootToken, items)).status).toBe(503);
+    expect(await counted(rt, feature, runId)).toEqual({ budget: 0n, run: 0n, llmCalls: 0 });
+    expect((await postEvents(rt.app, rt.rootToken, items)).json).toMatchObject({ accepted: 2 });
+    const { cost } = await stored(feature);
+    expect(await counted(rt, feature, runId)).toEqual({ budget: cost, run: cost, llmCalls: 2 });
+    expect((await postEvents(rt.app, rt.rootToken, items)).json).toMatchObject({ duplicates: 2 });
+    expect(await counted(rt, feature, runId)).toEqual({ budget: cost, run: cost, llmCalls: 2 });
+  });
+
+  it("a retry that mixes calls the failed write committed with new ones counts each once", async () => {
+    const { feature, runId, items } = await batch(2);
+    failNextAppend(rt, true);
+    expect((await postEvents(rt.app, rt.rootToken, items)).status).toBe(503);
+    const more = [...items, validRecord({ feature, agent_run_id: runId })];
+    expect((await postEvents(rt.app, rt.rootToken, more)).json).toMatchObject({ accepted: 1, duplicates: 2 });
+    const { cost } = await stored(feature);
+    expect(await counted(rt, feature, runId)).toEqual({ budget: cost, run: cost, llmCalls: 3 });
+  });
+
+  it("an OTLP export the store committed though its write failed counts once when it is retried", async () => {
+    const feature = `otlp-${++seq}`;
+    const runId = `otlp-run-${seq}`;
+    const traceId = uuidv7().replaceAll("-", "");
+    const start = BigInt(Date.now() - 1000) * 1_000_000n;
+    const span = (spanId: string) => ({
+      traceId,
+      spanId,
+      name: "chat",
+      kind: 3,
+      startTimeUnixNano: start.toString(),
+      endTimeUnixNano: (start + 5_000_000n).toString(),
+      attributes: [
+        ["gen_ai.operation.name", "chat"],
+        ["gen_ai.provider.name", "openai"],
+        ["gen_ai.request.model", "gpt-4o-mini"],
+        ["tollgate.feature", feature],
+        ["tollgate.agent_run_id", runId],
+      ]
+        .map(([key, v]) => ({ key, value: { stringValue: v } }))
+        .concat([
+          { key: "gen_ai.usage.input_tokens", value: { intValue: "1000" } } as never,
+          { key: "gen_ai.usage.output_tokens", value: { intValue: "100" } } as never,
+        ]),
+    });
+    const body = JSON.stringify({
+      resourceSpans: [
+        {
+          resource: { attributes: [] },
+          scopeSpans: [{ scope: { name: "x" }, spans: [span("00000000000000a1"), span("00000000000000a2")] }],
+        },
+      ],
+    });
+    const post = () =>
+      rt.app.request("/v1/traces", {
+        method: "POST",
+        headers: { authorization: `Bearer ${rt.rootToken}`, "content-type": "application/json" },
+        body,
+      });
+    failNextAppend(rt, true);
+    expect((await post()).status).toBe(503);
+    expect((await post()).status).toBe(200);
+    const { calls, cost } = await stored(feature);
+    expect(calls).toBe(2);
+    expect(cost).toBeGreaterThan(0n);
+    expect(await counted(rt, feature, runId)).toEqual({ budget: cost, run: cost, llmCalls: 2 });
+  });
+});

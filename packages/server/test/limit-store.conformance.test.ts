@@ -489,6 +489,43 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     expect((await store().run(w, "r:ingested"))?.usage).toMatchObject({ llm_calls: 3, retries: 2 });
   });
 
+  it("runs: an ingested call starts its run when it was made, however late it arrives; never before an unkill", async () => {
+    const w = ws();
+    const HOUR = 3_600_000;
+    const ceilings = { wall_time_ms: 3 * HOUR };
+    const charge = (startedAt: number, now = NOW, key = "r:late") =>
+      store().charge({
+        workspace: w,
+        eventId: `ev-${++seq}`,
+        now,
+        buckets: [],
+        tokenRates: [],
+        run: { key, ceilings, cost: 1n, tokens: 1, toolCalls: 0, llmCalls: 1, retries: 0, startedAt },
+      });
+    const started = async (key = "r:late") => (await store().run(w, key))?.usage.started_at;
+    // A batch of the run's calls ingested an hour after they were made.
+    expect((await charge(NOW - HOUR)).killed).toBeNull();
+    expect(await started()).toBe(NOW - HOUR);
+    expect((await charge(NOW - HOUR / 2)).killed).toBeNull(); // a later call: the start stays
+    expect(await started()).toBe(NOW - HOUR);
+    // An earlier call arriving last moves the start back: the run has been going for 4 hours, past its 3.
+    expect((await charge(NOW - 4 * HOUR)).killed).toMatchObject({
+      ceiling: "wall_time_ms",
+      value: String(4 * HOUR),
+    });
+    expect(await started()).toBe(NOW - 4 * HOUR);
+    // Unkilled, it starts over: a straggler made before the unkill does not move its start back.
+    await store().unkill(w, "r:late", NOW + 1000);
+    expect((await charge(NOW - 5 * HOUR, NOW + 2000)).killed).toBeNull();
+    expect(await started()).toBe(NOW + 1000);
+    // A run an admission started (a gateway call) starts earlier too when an earlier call is ingested.
+    await store().admit(
+      admitReq(w, { buckets: [], run: { key: "r:mixed", ceilings, depth: 1, retry: false } }),
+    );
+    await charge(NOW - 5000, NOW, "r:mixed");
+    expect(await started("r:mixed")).toBe(NOW - 5000);
+  });
+
   it("runs: retries and span depth count against their ceilings; kill and unkill by hand", async () => {
     const w = ws();
     const run = (retry: boolean, depth: number) => ({

@@ -575,6 +575,8 @@ export class SpendGuard {
                     : 0,
                 // As a run rebuilt from the store counts them (runUsage): every attempt past the first.
                 retries: opts.countCalls !== false && rec.parent_event_id === null && rec.attempt > 1 ? 1 : 0,
+                // Its run started no later than it did, however late it is ingested.
+                startedAt: rec.ts_start,
               }
             : null,
         });

@@ -44,6 +44,8 @@ interface Run {
   usage: RunUsage;
   killed: KillReason | null;
   lastSeen: number;
+  /** When an unkill started the run over (0: never): no call made before moves its start back. */
+  restartedAt: number;
 }
 
 const PRUNE_EVERY_MS = 60_000;
@@ -228,6 +230,7 @@ export class MemoryLimitStore implements LimitStore {
       run.usage.tool_calls += req.run.toolCalls;
       run.usage.llm_calls += req.run.llmCalls;
       run.usage.retries += req.run.retries;
+      if (req.run.startedAt !== undefined) startedBy(run, req.run.startedAt);
       if (!run.killed) {
         killed = crossedCeiling(run.usage, req.run.ceilings, now);
         run.killed = killed;
@@ -258,7 +261,7 @@ export class MemoryLimitStore implements LimitStore {
   unkill(workspace: string, key: string, now: number): Promise<boolean> {
     const k = `${workspace}\u0000${key}`;
     const was = !!this.#runs.get(k)?.killed;
-    this.#runs.set(k, { usage: emptyRunUsage(now), killed: null, lastSeen: now });
+    this.#runs.set(k, { usage: emptyRunUsage(now), killed: null, lastSeen: now, restartedAt: now });
     return Promise.resolve(was);
   }
 
@@ -316,7 +319,9 @@ export class MemoryLimitStore implements LimitStore {
   }
 
   seedRun(workspace: string, key: string, usage: RunUsage): void {
-    this.#runs.set(`${workspace}\u0000${key}`, { usage: { ...usage }, killed: null, lastSeen: Date.now() });
+    const k = `${workspace}\u0000${key}`;
+    const restartedAt = this.#runs.get(k)?.restartedAt ?? 0; // seeded after its unkill, at a rebuild
+    this.#runs.set(k, { usage: { ...usage }, killed: null, lastSeen: Date.now(), restartedAt });
   }
 
   close(): Promise<void> {
@@ -409,12 +414,17 @@ export class MemoryLimitStore implements LimitStore {
     const k = `${workspace}\u0000${key}`;
     let run = this.#runs.get(k);
     if (!run) {
-      run = { usage: emptyRunUsage(now), killed: null, lastSeen: now };
+      run = { usage: emptyRunUsage(now), killed: null, lastSeen: now, restartedAt: 0 };
       this.#runs.set(k, run);
     }
     run.lastSeen = Math.max(run.lastSeen, now);
     return run;
   }
+}
+
+/** A run starts at its earliest call (one ingested late included), never before an unkill started it over. */
+function startedBy(run: Run, at: number): void {
+  run.usage.started_at = Math.min(run.usage.started_at, Math.max(at, run.restartedAt));
 }
 
 /** Keeps `current` and the latest key before it (slot keys of one kind sort by time), drops the rest. */

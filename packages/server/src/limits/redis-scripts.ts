@@ -224,6 +224,13 @@ return out
  * (spec.doubted) applies only to a call that was in it.
  */
 export const SETTLE = `${COMMON}
+-- A run starts at its earliest call (at: the call's start; nil: made now), one ingested after later ones
+-- included, but never before the unkill that started it over ('from').
+local function start_run(rk, at, now)
+  local started = tonumber(redis.call('HGET', rk, 'started') or now)
+  if at then started = math.min(started, math.max(at, num(redis.call('HGET', rk, 'from')))) end
+  redis.call('HSET', rk, 'started', fmt(started))
+end
 local spec = cjson.decode(ARGV[1])
 local now = tonumber(ARGV[2])
 local id = ARGV[3]
@@ -256,7 +263,7 @@ if run ~= cjson.null and run then
   redis.call('HINCRBY', rk, 'tools', run.tools)
   if run.llm > 0 then redis.call('HINCRBY', rk, 'llm', run.llm) end
   if run.retries and run.retries > 0 then redis.call('HINCRBY', rk, 'retries', run.retries) end
-  redis.call('HSETNX', rk, 'started', now)
+  start_run(rk, run.start, now)
   redis.call('PEXPIRE', rk, 604800000)
   if not redis.call('HGET', rk, 'killed') then
     local reason = crossed(usage(rk, now), run.ceil, now)

@@ -381,6 +381,7 @@ export class RedisLimitStore implements LimitStore {
             llm: req.run.llmCalls,
             retries: req.run.retries,
             held: req.run.held ? holdSpec(keys, req.run.key, req.run.held) : null,
+            start: req.run.startedAt,
           }
         : null,
     };
@@ -439,7 +440,7 @@ export class RedisLimitStore implements LimitStore {
       .multi()
       .hexists(k, "killed")
       .del(k)
-      .hset(k, "started", now)
+      .hset(k, "started", now, "from", now) // from: no call made before moves its start back (SETTLE)
       .pexpire(k, 604_800_000)
       .exec();
     return res?.[0]?.[1] === 1;

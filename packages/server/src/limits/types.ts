@@ -92,6 +92,11 @@ export interface SettleRequest {
     retries: number;
     /** What the call held at admission (RunAdmit.hold), taken back here. */
     held?: RunHold;
+    /**
+     * When the call was made (an ingested call's ts_start): a run starts at its earliest call, which may
+     * arrive after later ones. Absent: now.
+     */
+    startedAt?: number;
   } | null;
 }
 
@@ -171,7 +176,10 @@ export interface LimitStore {
   buckets(workspace: string, refs: BucketRef[], now: number): Promise<BucketStatus[]>;
   run(workspace: string, key: string): Promise<RunStatus | null>;
   kill(workspace: string, key: string, reason: KillReason): Promise<void>;
-  /** Lifts a kill; the run starts over with fresh counters (else its ceilings would kill it again at once). */
+  /**
+   * Lifts a kill; the run starts over with fresh counters (else its ceilings would kill it again at once),
+   * started at `now`: a call made before, ingested since, does not move its start back.
+   */
   unkill(workspace: string, key: string, now: number): Promise<boolean>;
   /**
    * True for the first caller of `key` until `until` (ms since epoch), false for every other: one replica

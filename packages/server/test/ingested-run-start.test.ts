@@ -1,0 +1,67 @@
+// An agent run's calls ingested through the events API (an SDK's, an OTLP exporter's) after they were made:
+// the run started at its earliest call, not when its calls arrived, live as after a restart (its wall time
+// and max_wall_time_s count from there).
+import { rmSync } from "node:fs";
+import { uuidv7 } from "@tollgate/core";
+import { describe, expect, it } from "vitest";
+import { adminRequest, postEvents, startTestGateway } from "./helpers.js";
+import { startMockUpstream } from "./mock-upstream.js";
+
+type Gateway = Awaited<ReturnType<typeof startTestGateway>>;
+
+/** Ingests one call of run `runId` per ts_start given. */
+async function ingest(gw: Gateway, runId: string, ...tsStarts: number[]): Promise<void> {
+  const calls = tsStarts.map((ts) => ({
+    event_id: uuidv7(),
+    ts_start: ts,
+    provider: "openai",
+    api: "openai.chat",
+    model: "gpt-4.1-nano",
+    input_uncached_tokens: 10,
+    output_tokens: 5,
+    agent_run_id: runId,
+    agent_type: "ingested",
+  }));
+  expect((await postEvents(gw.runtime.app, gw.runtime.rootToken, calls)).json.accepted).toBe(calls.length);
+}
+
+const startedAt = async (gw: Gateway, runId: string) =>
+  (await adminRequest(gw, "GET", `/api/runs/${runId}`)).json.usage.started_at as number;
+
+/** A gateway, then one restarted on its data dir: `live` runs on the first, `rebuilt` on the second. */
+async function acrossRestart<T>(
+  live: (gw: Gateway) => Promise<T>,
+  rebuilt: (gw: Gateway, seen: T) => Promise<void>,
+) {
+  const mock = await startMockUpstream({ chunkDelayMs: 0 });
+  const first = await startTestGateway(mock.url, {}, { keepDataDir: true });
+  try {
+    const seen = await live(first);
+    await first.runtime.recorder.flush();
+    await first.stop();
+    const second = await startTestGateway(mock.url, {}, { dataDir: first.dataDir, keepDataDir: true });
+    try {
+      await rebuilt(second, seen);
+    } finally {
+      await second.stop();
+    }
+  } finally {
+    rmSync(first.dataDir, { recursive: true, force: true });
+    await mock.close();
+  }
+}
+
+describe("an ingested run's start", () => {
+  it("is its earliest call's, however late its calls arrive, and in whatever order", async () => {
+    const made = Date.now() - 3_600_000; // an hour ago
+    await acrossRestart(
+      async (gw) => {
+        await ingest(gw, "late-run", made + 60_000, made + 120_000);
+        expect(await startedAt(gw, "late-run")).toBe(made + 60_000);
+        await ingest(gw, "late-run", made); // its first call, ingested last
+        expect(await startedAt(gw, "late-run")).toBe(made);
+      },
+      async (gw) => expect(await startedAt(gw, "late-run")).toBe(made),
+    );
+  });
+});

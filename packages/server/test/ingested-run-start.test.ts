@@ -1,7 +1,8 @@
 // An agent run's calls ingested through the events API (an SDK's, an OTLP exporter's) after they were made:
 // the run started at its earliest call, not when its calls arrived, live as after a restart (its wall time
-// and max_wall_time_s count from there).
+// and max_wall_time_s count from there). An unkill starts a run over, live as after a restart.
 import { rmSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { uuidv7 } from "@tollgate/core";
 import { describe, expect, it } from "vitest";
 import { adminRequest, postEvents, startTestGateway } from "./helpers.js";
@@ -62,6 +63,22 @@ describe("an ingested run's start", () => {
         expect(await startedAt(gw, "late-run")).toBe(made);
       },
       async (gw) => expect(await startedAt(gw, "late-run")).toBe(made),
+    );
+  });
+
+  it("is its unkill's once unkilled, not its first call's since, live as after a restart", async () => {
+    await acrossRestart(
+      async (gw) => {
+        await ingest(gw, "restarted-run", Date.now() - 60_000);
+        expect((await adminRequest(gw, "POST", "/api/runs/restarted-run/kill")).status).toBe(200);
+        expect((await adminRequest(gw, "POST", "/api/runs/restarted-run/unkill")).status).toBe(200);
+        const unkilled = await startedAt(gw, "restarted-run");
+        await sleep(20);
+        await ingest(gw, "restarted-run", Date.now()); // its first call since
+        expect(await startedAt(gw, "restarted-run")).toBe(unkilled);
+        return unkilled;
+      },
+      async (gw, unkilled) => expect(await startedAt(gw, "restarted-run")).toBe(unkilled),
     );
   });
 });

@@ -631,7 +631,8 @@ export class SpendGuard {
           await this.store.kill(ws, runKey(runId), e.detail as unknown as KillReason);
         else {
           await this.store.unkill(ws, runKey(runId), e.ts);
-          for (const r of await this.events.runUsage(ws, e.ts, runId)) seed(r);
+          // Started over at its unkill, as it was live: not at its first call since.
+          for (const r of await this.events.runUsage(ws, e.ts, runId)) seed({ ...r, started_at: e.ts });
         }
       }
     }
@@ -793,16 +794,12 @@ export class SpendGuard {
   async unkillRun(ws: string, runId: string, by: string): Promise<boolean> {
     // Only a killed run starts over: a running one keeps the counters its ceilings are checked against.
     if (!(await this.store.run(ws, runKey(runId)))?.killed) return false;
-    const was = await this.store.unkill(ws, runKey(runId), this.#now());
+    // One instant: the run starts over at it, live and rebuilt from the event after a restart.
+    const now = this.#now();
+    const was = await this.store.unkill(ws, runKey(runId), now);
     await this.events.appendLimitEvents([
       {
-        ...killRow(
-          ws,
-          runId,
-          null,
-          { ceiling: "manual", value: "unkilled", limit: "-", at: this.#now(), by },
-          null,
-        ),
+        ...killRow(ws, runId, null, { ceiling: "manual", value: "unkilled", limit: "-", at: now, by }, null),
         type: "run_unkilled",
         from_state: "killed",
         to_state: "running",

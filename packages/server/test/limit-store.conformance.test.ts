@@ -742,6 +742,22 @@ describe("Redis run holds", () => {
     expect((await store.run(w, "r:short"))?.usage).toMatchObject({ cost_nanousd: 20n, total_tokens: 2 });
     client.disconnect();
   });
+
+  it("a run's hold keys go once its holds expire, at its next admission (a refused one too)", async () => {
+    const store = stores.redis as RedisLimitStore;
+    const w = ws();
+    const ceilings = { cost_nanousd: 1000n, total_tokens: 100 };
+    const hold = { cost_nanousd: 300n, total_tokens: 30 };
+    const run = { key: "r:dead", ceilings, depth: 1, retry: false, hold };
+    // Its gateway died with the call in flight: nobody settles it.
+    expect(await store.admit(admitReq(w, { buckets: [], expiresAt: NOW + 1000, run }))).toEqual({ ok: true });
+    // The run's next call comes after the hold's expiry, and a budget turns it away.
+    const refused = admitReq(w, { now: NOW + 2000, buckets: [bucket({ amount: 2000n })], run });
+    expect(await store.admit(refused)).toMatchObject({ ok: false, refusal: { kind: "budget" } });
+    const client = new Redis(redis.url);
+    expect(await client.keys(`tg:{${w}}:hr:*`)).toEqual([]);
+    client.disconnect();
+  });
 });
 
 describe("Redis leases: calls admitted without a round trip, caps still exact across replicas", () => {

@@ -143,6 +143,41 @@ describe("Redis stalls past the command timeout", () => {
     if (next.ok) await guard.settle(next.ticket, outcome);
   });
 
+  it("a run's holds that a timed-out admission took leave no keys behind once given back", async () => {
+    // Turned away (its budget fails closed), the call is never settled: only the give-back takes them back.
+    const w = `holds-${user}`;
+    const now = Date.now();
+    const req = {
+      workspace: w,
+      id: `res-${user}`,
+      now,
+      expiresAt: now + 60_000,
+      buckets: [],
+      rates: [],
+      run: {
+        key: "r:stalled",
+        ceilings: { cost_nanousd: 1000n, total_tokens: 100 },
+        depth: 1,
+        retry: false,
+        hold: { cost_nanousd: 300n, total_tokens: 30 },
+      },
+    };
+    const stalled = stallRedis(1500);
+    await sleep(50);
+    await expect(store.admit(req)).rejects.toThrow(); // times out at 1 s; Redis runs it at 1.5 s
+    await stalled;
+    // The ADMIT ran late (the call counts), and its holds went back.
+    const counted = await until(
+      () => store.run(w, "r:stalled"),
+      (r) => r?.usage.llm_calls === 1,
+    );
+    expect(counted?.usage.llm_calls).toBe(1);
+    const client = new Redis(redis.url);
+    const holdKeys = () => client.keys(`tg:{${w}}:hr:*`);
+    expect(await until(holdKeys, (k) => k.length === 0)).toEqual([]);
+    client.disconnect();
+  });
+
   it("a settle that timed out but ran is counted once, though it is retried", async () => {
     const admitted = await guard.admit(call());
     expect(admitted.ok).toBe(true);

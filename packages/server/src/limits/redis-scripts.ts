@@ -57,6 +57,11 @@ local function unreserve(mk, zk, id, amount)
     redis.call('HINCRBY', mk, 'r', '-' .. amount)
   end
 end
+-- A run's hold hash that holds nothing goes (runs are many, and short). Its reservation set is empty then,
+-- and Redis drops an empty set by itself.
+local function drop_if_idle(mk)
+  if num(redis.call('HGET', mk, 'r')) == 0 then redis.call('DEL', mk) end
+end
 local function level(spend, steps)
   local n = 0
   for _, s in ipairs(steps) do if spend >= tonumber(s) then n = n + 1 end end
@@ -132,6 +137,8 @@ if run ~= cjson.null and run then
   if h ~= cjson.null and h then
     expire(KEYS[h.cm], KEYS[h.cz], nil, now)
     expire(KEYS[h.tm], KEYS[h.tz], nil, now)
+    drop_if_idle(KEYS[h.cm])
+    drop_if_idle(KEYS[h.tm])
     local hc = num(redis.call('HGET', KEYS[h.cm], 'r'))
     local ht = num(redis.call('HGET', KEYS[h.tm], 'r'))
     local full
@@ -253,10 +260,8 @@ if run ~= cjson.null and run then
   if id ~= '' and h ~= cjson.null and h then
     unreserve(KEYS[h.cm], KEYS[h.cz], id, h.cost)
     unreserve(KEYS[h.tm], KEYS[h.tz], id, h.tokens)
-    -- A run holding nothing keeps no keys for it (runs are many, and short).
-    for _, m in ipairs({h.cm, h.tm}) do
-      if num(redis.call('HGET', KEYS[m], 'r')) == 0 then redis.call('DEL', KEYS[m]) end
-    end
+    drop_if_idle(KEYS[h.cm])
+    drop_if_idle(KEYS[h.tm])
   end
   redis.call('HINCRBY', rk, 'cost', run.cost)
   redis.call('HINCRBY', rk, 'tokens', run.tokens)
@@ -309,11 +314,15 @@ return out
 
 /**
  * Gives back unused leases, and reservations of admissions that failed (a timed-out ADMIT may have run).
- * ARGV: spec JSON ({leases: [{m, l, z, lid}], holds: [{m, z, id, amount}]}). Repeating it changes nothing.
+ * ARGV: spec JSON ({leases: [{m, l, z, lid}], holds: [{m, z, id, amount, run}]}; run: a run's hold).
+ * Repeating it changes nothing.
  */
 export const RELEASE = `${COMMON}
 local spec = cjson.decode(ARGV[1])
-for _, h in ipairs(spec.holds) do unreserve(KEYS[h.m], KEYS[h.z], h.id, h.amount) end
+for _, h in ipairs(spec.holds) do
+  unreserve(KEYS[h.m], KEYS[h.z], h.id, h.amount)
+  if h.run then drop_if_idle(KEYS[h.m]) end
+end
 for _, b in ipairs(spec.leases) do
   local rest = redis.call('HGET', KEYS[b.l], b.lid)
   if rest then

@@ -53,6 +53,8 @@ interface Holds {
   key: string;
   leases: string[];
   reservation?: { id: string; amount: bigint };
+  /** The bucket is a run's hold (run-holds.ts): it goes once it holds nothing. */
+  runHold?: true;
 }
 
 /** Collects the keys of one script call; the spec refers to them by 1-based index. */
@@ -309,7 +311,13 @@ export class RedisLimitStore implements LimitStore {
           const [m, l, z] = [keys.add(`${h.key}:m`), keys.add(`${h.key}:l`), keys.add(`${h.key}:z`)];
           for (const lid of h.leases) spec.leases.push({ m, l, z, lid });
           if (h.reservation)
-            spec.holds.push({ m, z, id: h.reservation.id, amount: h.reservation.amount.toString() });
+            spec.holds.push({
+              m,
+              z,
+              id: h.reservation.id,
+              amount: h.reservation.amount.toString(),
+              run: h.runHold ?? false,
+            });
         }
         const send = () => this.#script("tgRelease")(keys.list.length, ...keys.list, JSON.stringify(spec));
         return this.#writes.write(`the give-back of reservations in ${ws}`, send);
@@ -535,6 +543,7 @@ function runHolds(req: AdmitRequest): Holds[] {
       key,
       leases: [],
       reservation: { id: req.id, amount },
+      runHold: true,
     }));
 }
 

@@ -758,6 +758,25 @@ describe("Redis run holds", () => {
     expect(await client.keys(`tg:{${w}}:hr:*`)).toEqual([]);
     client.disconnect();
   });
+
+  it("a run's hold keys go once its holds expire, even if the run never calls again", async () => {
+    const store = stores.redis as RedisLimitStore;
+    const w = ws();
+    const ceilings = { cost_nanousd: 1000n, total_tokens: 100 };
+    const hold = { cost_nanousd: 300n, total_tokens: 30 };
+    const run = { key: "r:ended", ceilings, depth: 1, retry: false, hold };
+    // Its gateway died with the run's last calls in flight: one holds for 1 s, the next for 0.2 s.
+    expect(await store.admit(admitReq(w, { buckets: [], expiresAt: NOW + 1000, run }))).toEqual({ ok: true });
+    expect(await store.admit(admitReq(w, { buckets: [], expiresAt: NOW + 200, run }))).toEqual({ ok: true });
+    const client = new Redis(redis.url);
+    const holdKeys = () => client.keys(`tg:{${w}}:hr:*`);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(await holdKeys()).toHaveLength(4); // the longer holds still count
+    const deadline = Date.now() + 3000;
+    while ((await holdKeys()).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(await holdKeys()).toEqual([]);
+    client.disconnect();
+  });
 });
 
 describe("Redis leases: calls admitted without a round trip, caps still exact across replicas", () => {

@@ -107,6 +107,12 @@ end
 
 /** ARGV: spec JSON, now, reservation id, expiresAt, permille of the minute elapsed. */
 export const ADMIT = `${COMMON}
+-- A run's hold keys live as long as the longest reservation in them, and no longer: the holds of calls
+-- nobody settles (their gateway died) leave nothing behind once they expire, though the run never calls
+-- again (their expiry is only applied at its next admission).
+local function outlive(k, ms)
+  if redis.call('PTTL', k) < ms then redis.call('PEXPIRE', k, ms) end
+end
 local spec = cjson.decode(ARGV[1])
 local now = tonumber(ARGV[2])
 local id = ARGV[3]
@@ -213,8 +219,8 @@ if run ~= cjson.null and run then
       if p[3] ~= '0' then
         redis.call('HINCRBY', KEYS[p[1]], 'r', p[3])
         redis.call('ZADD', KEYS[p[2]], exp, id .. ':' .. p[3])
-        redis.call('PEXPIRE', KEYS[p[1]], 604800000)
-        redis.call('PEXPIRE', KEYS[p[2]], 604800000)
+        outlive(KEYS[p[1]], exp - now)
+        outlive(KEYS[p[2]], exp - now)
       end
     end
   end

@@ -354,6 +354,36 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     expect(status?.killed?.ceiling).toBe("cost_nanousd");
   });
 
+  it("runs: a call that never went out gives back the LLM call and retry its admission counted, never below 0", async () => {
+    const w = ws();
+    const run = { key: "r:unsent", ceilings: { llm_calls: 5 }, depth: 1, retry: true };
+    const req = admitReq(w, { buckets: [], run });
+    expect(await store().admit(req)).toEqual({ ok: true });
+    expect((await store().run(w, run.key))?.usage).toMatchObject({ llm_calls: 1, retries: 1 });
+    const giveBack = (id: string) =>
+      store().settle({
+        workspace: w,
+        id,
+        now: NOW,
+        buckets: [],
+        tokenRates: [],
+        run: {
+          key: run.key,
+          ceilings: run.ceilings,
+          cost: 0n,
+          tokens: 0,
+          toolCalls: 0,
+          llmCalls: -1,
+          retries: -1,
+        },
+      });
+    await giveBack(req.id);
+    expect((await store().run(w, run.key))?.usage).toMatchObject({ llm_calls: 0, retries: 0 });
+    // One whose count is gone already (an unkill started the run over meanwhile): nothing goes below 0.
+    await giveBack(`res-${++seq}`);
+    expect((await store().run(w, run.key))?.usage).toMatchObject({ llm_calls: 0, retries: 0 });
+  });
+
   it("runs: calls in flight hold their worst case against a cost ceiling; a call waits while spend + holds reach it", async () => {
     const w = ws();
     const ceilings = { cost_nanousd: 1000n };

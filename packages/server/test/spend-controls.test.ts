@@ -653,6 +653,47 @@ describe("agent runs", () => {
     expect(mock.requests.filter((r) => r.headers["x-test-case"] === "count-1")).toHaveLength(3);
   });
 
+  it("a call whose client leaves before it goes upstream is no LLM call of its run: abandoned calls do not kill it at max_llm_calls", async () => {
+    const one = await startTestGateway(mock.url, { upstreamConnections: 1 });
+    try {
+      await api("PUT", "/api/agents/quitter-bot", { max_llm_calls: 4 }, one);
+      const headers = {
+        "x-tollgate-agent-run-id": "quitter-1",
+        "x-tollgate-agent-type": "quitter-bot",
+        "x-test-case": "quitter-1",
+      };
+      // The one upstream connection is busy for 400 ms: three calls admitted after it wait for it, and
+      // their clients give up meanwhile.
+      const busy = nanoChat(client({ ...headers, "x-mock-headers-delay-ms": "400" }, one));
+      await sleep(100);
+      const gone = new AbortController();
+      const abandoned = Array.from({ length: 3 }, (_, i) =>
+        client(headers, one)
+          .chat.completions.create(
+            { model: "gpt-4.1-nano", messages: [{ role: "user", content: `left ${i}` }] },
+            { signal: gone.signal },
+          )
+          .catch((e) => e),
+      );
+      await sleep(100);
+      gone.abort();
+      for (const e of await Promise.all(abandoned)) expect(e).toBeInstanceOf(OpenAI.APIUserAbortError);
+      expect(await busy).toBe("ok");
+      // Two more calls fit under max_llm_calls 4: the run counts the two sent before them, not the three never sent.
+      expect([await nanoChat(client(headers, one)), await nanoChat(client(headers, one))]).toEqual([
+        "ok",
+        "ok",
+      ]);
+      expect(mock.requests.filter((r) => r.headers["x-test-case"] === "quitter-1")).toHaveLength(3);
+      expect((await api("GET", "/api/runs/quitter-1", undefined, one)).json).toMatchObject({
+        state: "running",
+        usage: { llm_calls: 3 },
+      });
+    } finally {
+      await one.stop();
+    }
+  });
+
   it("a background response: polls pass any budget (they spend nothing); its cost counts once, as one LLM call", async () => {
     await api("POST", "/api/budgets", {
       id: "bg-strict",

@@ -584,10 +584,10 @@ export class Gateway {
 
   /**
    * An admitted call whose client left before anything of it went upstream: its reservation is released,
-   * nothing charged or recorded, and it counts as a client that left.
+   * nothing charged or recorded (its run does not count it), and it counts as a client that left.
    */
   #unsent(call: Call, ticket: Ticket | null): "handled" {
-    void this.deps.guard.settle(ticket, { cost: 0n, tokens: 0, toolCalls: 0, eventId: null });
+    void this.deps.guard.settle(ticket, { cost: 0n, tokens: 0, toolCalls: 0, eventId: null, unsent: true });
     this.#observe(call.route, call, CLIENT_CLOSED_REQUEST);
     return "handled";
   }

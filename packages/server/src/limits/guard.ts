@@ -83,8 +83,18 @@ export interface Ticket {
   buckets: ChargedBucket[];
   /** Tokens-per-minute counters, with the tokens the call holds on each until its settle. */
   tokenRates: { key: string; held: number }[];
-  /** The call's agent run, and what it holds against the run's ceilings until its settle. */
-  run: { key: string; runId: string; agentType: string | null; ceilings: Ceilings; hold?: RunHold } | null;
+  /**
+   * The call's agent run, what it holds against the run's ceilings until its settle, and whether it was
+   * counted as a retry (attempt > 1).
+   */
+  run: {
+    key: string;
+    runId: string;
+    agentType: string | null;
+    ceilings: Ceilings;
+    hold?: RunHold;
+    retry: boolean;
+  } | null;
   /** The policies it was admitted under, and its facts: budgets added since are charged at settle. */
   policies: WorkspacePolicies;
   facts: CallFacts;
@@ -109,6 +119,11 @@ export interface CallOutcome {
   eventId: string | null;
   /** When the call was made (its record's ts_start); absent: it counts as made now. */
   tsStart?: number | null;
+  /**
+   * Nothing of it went upstream (its client left first): no LLM call, so its run takes back the call (and
+   * retry) its admission counted, as a run rebuilt from the store never counts it.
+   */
+  unsent?: boolean;
 }
 
 /**
@@ -287,7 +302,8 @@ export class SpendGuard {
           total_tokens: ceilings.total_tokens !== undefined ? tokens : 0,
         }
       : undefined;
-    const run = runId ? { key: runKey(runId), runId, agentType, ceilings, hold } : null;
+    const retry = ctx.attempt > 1;
+    const run = runId ? { key: runKey(runId), runId, agentType, ceilings, hold, retry } : null;
     const ticket: Ticket = {
       id: nextReservationId(),
       workspace: ctx.workspace,
@@ -309,7 +325,7 @@ export class SpendGuard {
         expiresAt: now + this.#ttl,
         buckets: charged,
         rates: rateCharges,
-        run: run ? { key: run.key, ceilings, depth: ctx.depth, retry: ctx.attempt > 1, hold } : null,
+        run: run ? { key: run.key, ceilings, depth: ctx.depth, retry, hold } : null,
       });
     } catch (e) {
       return this.#unavailable(
@@ -411,8 +427,9 @@ export class SpendGuard {
             cost: outcome.cost ?? ticket.run.hold?.cost_nanousd ?? 0n,
             tokens: outcome.tokens,
             toolCalls: outcome.toolCalls,
-            llmCalls: 0, // counted at admission
-            retries: 0,
+            // Counted at admission: taken back for a call that never went out.
+            llmCalls: outcome.unsent ? -1 : 0,
+            retries: outcome.unsent && ticket.run.retry ? -1 : 0,
             held: ticket.run.hold,
           }
         : null,
@@ -811,7 +828,7 @@ export class SpendGuard {
   #afterSettle(
     ws: string,
     buckets: ChargedBucket[],
-    run: Ticket["run"],
+    run: { runId: string; agentType: string | null } | null,
     res: SettleResult,
     eventId: string | null,
     requestId: string | null,

@@ -228,8 +228,8 @@ export class MemoryLimitStore implements LimitStore {
       run.usage.cost_nanousd += req.run.cost;
       run.usage.total_tokens += req.run.tokens;
       run.usage.tool_calls += req.run.toolCalls;
-      run.usage.llm_calls += req.run.llmCalls;
-      run.usage.retries += req.run.retries;
+      run.usage.llm_calls = Math.max(0, run.usage.llm_calls + req.run.llmCalls);
+      run.usage.retries = Math.max(0, run.usage.retries + req.run.retries);
       if (req.run.startedAt !== undefined) startedBy(run, req.run.startedAt);
       if (!run.killed) {
         killed = crossedCeiling(run.usage, req.run.ceilings, now);

@@ -272,8 +272,10 @@ if run ~= cjson.null and run then
   redis.call('HINCRBY', rk, 'cost', run.cost)
   redis.call('HINCRBY', rk, 'tokens', run.tokens)
   redis.call('HINCRBY', rk, 'tools', run.tools)
-  if run.llm > 0 then redis.call('HINCRBY', rk, 'llm', run.llm) end
-  if run.retries and run.retries > 0 then redis.call('HINCRBY', rk, 'retries', run.retries) end
+  -- Counted (an ingested call) or taken back (an admitted call never sent), never below 0.
+  for field, n in pairs({llm = run.llm, retries = run.retries or 0}) do
+    if n ~= 0 and redis.call('HINCRBY', rk, field, n) < 0 then redis.call('HSET', rk, field, 0) end
+  end
   start_run(rk, run.start, now)
   redis.call('PEXPIRE', rk, 604800000)
   if not redis.call('HGET', rk, 'killed') then

@@ -86,9 +86,12 @@ export interface SettleRequest {
     cost: bigint;
     tokens: number;
     toolCalls: number;
-    /** LLM calls not counted at admission (ingested records). */
+    /**
+     * LLM calls not counted at admission (ingested records); -1 takes back the one an admission counted
+     * for a call that never went out. A count never goes below 0.
+     */
     llmCalls: number;
-    /** Retries (attempt > 1) not counted at admission (ingested records), as a rebuild counts them. */
+    /** Retries (attempt > 1) not counted at admission (ingested records), as a rebuild counts them; as llmCalls. */
     retries: number;
     /** What the call held at admission (RunAdmit.hold), taken back here. */
     held?: RunHold;

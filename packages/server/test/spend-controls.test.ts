@@ -2,9 +2,12 @@
 // hard caps under concurrency, typed 429s, restart survival, agent-run kill switches, rate limits.
 import { rmSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import Anthropic from "@anthropic-ai/sdk";
 import { formatUsd, usdToNano } from "@tollgate/core";
 import OpenAI from "openai";
+import { Pool } from "undici";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   adminRequest,
@@ -593,6 +596,113 @@ describe("agent runs", () => {
     const run = await api("GET", "/api/runs/leaver-1");
     expect(run.json).toMatchObject({ state: "running", usage: { llm_calls: 4 } });
   });
+
+  it("calls of a run waiting for room go in the order they came, each as soon as the call before it settles", async () => {
+    await api("PUT", "/api/agents/line-bot", { max_cost_usd: "0.01" });
+    const headers = {
+      "x-tollgate-agent-run-id": "line-1",
+      "x-tollgate-agent-type": "line-bot",
+      "x-test-case": "line-1",
+    };
+    // gpt-4.1-nano, max_tokens 32768: ~$0.0131 held (past the $0.01 ceiling by itself), $0.0001468 spent. One
+    // call at a time: each waits for the one in flight to settle.
+    const call = (n: number, delayMs: number) =>
+      okOrCode(
+        client({
+          ...headers,
+          "x-seq": String(n),
+          "x-mock-headers-delay-ms": String(delayMs),
+        }).chat.completions.create({
+          model: "gpt-4.1-nano",
+          max_tokens: 32768,
+          messages: [{ role: "user", content: `line ${n}` }],
+        }),
+      );
+    const calls = [call(0, 600)];
+    for (let n = 1; n <= 6; n++) {
+      await sleep(50);
+      calls.push(call(n, 40));
+    }
+    expect(await Promise.all(calls)).toEqual(Array(7).fill("ok"));
+    const sent = mock.requests.filter((r) => r.headers["x-test-case"] === "line-1");
+    expect(sent.map((r) => r.headers["x-seq"])).toEqual(["0", "1", "2", "3", "4", "5", "6"]);
+  });
+
+  it("a waiting call is admitted as its run's call in flight settles, before that call's reply reaches its client", async () => {
+    await api("PUT", "/api/agents/wake-bot", { max_cost_usd: "0.01" });
+    const headers = { "x-tollgate-agent-run-id": "wake-1", "x-tollgate-agent-type": "wake-bot" };
+    const body = {
+      model: "gpt-4.1-nano",
+      max_tokens: 32768,
+      messages: [{ role: "user" as const, content: "w" }],
+    };
+    const first = client({ ...headers, "x-mock-headers-delay-ms": "300" }).chat.completions.create(body);
+    await sleep(100);
+    const waiting = client(headers).chat.completions.create(body);
+    await first;
+    // Not at its next poll (up to 50 ms on): admitted already, in the turn the first call settled in.
+    const run = await gw.runtime.guard.store.run("default", "r:wake-1");
+    expect(run?.usage.llm_calls).toBe(2);
+    await waiting;
+  });
+
+  it("a call its run's holds turn away leaves nothing behind: 20,000 of them grow the heap by under 0.5 MB", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const heap = () => {
+      gc();
+      return process.memoryUsage().heapUsed;
+    };
+    const now = await startTestGateway(mock.url, { runHoldWaitMs: 0, timeoutMs: 60_000 });
+    const pool = new Pool(now.url, { connections: 16 });
+    const holding = new AbortController();
+    try {
+      await api("PUT", "/api/agents/heap-bot", { max_cost_usd: "0.01" }, now);
+      const headers = { "x-tollgate-agent-run-id": "heap-1", "x-tollgate-agent-type": "heap-bot" };
+      // A stream past the ceiling by its hold alone, in flight throughout: every other call is turned away.
+      const held = client({ ...headers, "x-mock-headers-delay-ms": "60000" }, now)
+        .chat.completions.create(
+          {
+            model: "gpt-4.1-nano",
+            max_tokens: 32768,
+            stream: true,
+            messages: [{ role: "user", content: "h" }],
+          },
+          { signal: holding.signal },
+        )
+        .catch(() => {});
+      await sleep(100);
+      const body = JSON.stringify({ model: "gpt-4.1-nano", messages: [{ role: "user", content: "x" }] });
+      const refuse = async (n: number) => {
+        let left = n;
+        await Promise.all(
+          Array.from({ length: 16 }, async () => {
+            while (left-- > 0) {
+              const r = await pool.request({
+                path: "/v1/chat/completions",
+                method: "POST",
+                headers: { ...headers, "content-type": "application/json" },
+                body,
+              });
+              await r.body.text();
+              expect(r.statusCode).toBe(429);
+            }
+          }),
+        );
+      };
+      // What the first thousands leave (the gateway's and the test's own warming up) is not measured.
+      await refuse(5_000);
+      const before = heap();
+      await refuse(20_000);
+      expect(heap() - before).toBeLessThan(500_000); // ~70 bytes each were kept (1.4 MB)
+      holding.abort();
+      await held;
+    } finally {
+      holding.abort();
+      await pool.close();
+      await now.stop();
+    }
+  }, 60_000);
 
   it("a gateway shutting down answers its waiting calls at once (429, Retry-After 1): none is sent upstream meanwhile, nor holds the stop", async () => {
     const leaving = await startTestGateway(mock.url);

@@ -91,6 +91,7 @@ import {
 } from "./request-body.js";
 import { backoffMs, retryWaitMs } from "./retry.js";
 import { classify, type GatewayRoute } from "./routes.js";
+import { RunLines } from "./run-lines.js";
 import { answerOn, SocketRelay } from "./socket-relay.js";
 import { UsageChunkStripper } from "./strip-usage.js";
 import { ReplyFailed, ReplyTooLarge, requestWhole, type WholeReply } from "./whole-reply.js";
@@ -223,9 +224,12 @@ export class Gateway {
   readonly #follower: BackgroundFollower;
   /** WebSocket sessions (OpenAI Realtime): relayed, and metered. */
   readonly #sockets: SocketRelay;
+  /** Calls waiting for their agent run's calls in flight to settle (see #waitForRun). */
+  readonly #runLines = new RunLines(RUN_HOLD_POLL_MS);
 
   constructor(private readonly deps: GatewayDeps) {
     this.#sockets = new SocketRelay(deps, deps.config);
+    deps.guard.onRunReleased((workspace, runId) => this.#runLines.released(workspace, runId));
     this.#follower = new BackgroundFollower({
       firstMs: deps.config.backgroundFollowMs,
       maxMs: FOLLOW_MAX_MS,
@@ -320,16 +324,13 @@ export class Gateway {
     return this.#sockets.close();
   }
 
-  /** Set at shutdown: a call its run's calls in flight turn away waits no more (see #waitForRun). */
-  readonly #stopping = new AbortController();
-
   /**
    * At shutdown, before the calls in flight are let finish: a call waiting on its run's calls in flight
    * (or about to) gets its 429 (Retry-After: 1) at once, for its client to retry elsewhere or later,
    * rather than go upstream while the gateway stops, or hold the stop until its connection is dropped.
    */
   endWaits(): void {
-    this.#stopping.abort();
+    this.#runLines.close();
   }
 
   async close(): Promise<void> {
@@ -1063,8 +1064,9 @@ export class Gateway {
 
   /**
    * A call its agent run's calls in flight turned away waits for them to settle: they leave room, or kill
-   * the run. Admission is tried again every RUN_HOLD_POLL_MS, up to the configured wait, while its client
-   * stays (`left`: it went meanwhile).
+   * the run. It waits in its run's line (RunLines: first come, first served; the first tries again as a call
+   * of the run settles here, else every RUN_HOLD_POLL_MS), up to the configured wait, while its client stays
+   * (`left`: it went meanwhile).
    */
   async #waitForRun(
     call: Call,
@@ -1074,19 +1076,23 @@ export class Gateway {
     client: ClientWatch | null,
   ): Promise<{ admission: Admission; left: boolean }> {
     const watch = client ?? watchClient(res);
+    const lines = this.#runLines;
+    const place = lines.join(call.workspaceId, call.attribution.agent_run_id!);
+    const wake = () => place.wake();
+    watch.signal.addEventListener("abort", wake);
     const deadline = Date.now() + this.deps.config.runHoldWaitMs;
-    const stopping = this.#stopping.signal;
-    const signal = AbortSignal.any([watch.signal, stopping]);
     let admission = refused;
     try {
-      while (!watch.gone && !stopping.aborted && Date.now() < deadline) {
-        await sleep(RUN_HOLD_POLL_MS, undefined, { signal }).catch(() => {});
-        if (watch.gone || stopping.aborted) break;
+      while (!watch.gone && !lines.closed && Date.now() < deadline) {
+        await place.next(deadline);
+        if (watch.gone || lines.closed || !place.first) continue;
         admission = await this.#admit(call, attempt);
         if (admission.ok || !admission.inFlight) break;
       }
       return { admission, left: watch.gone };
     } finally {
+      place.leave();
+      watch.signal.removeEventListener("abort", wake);
       if (!client) watch.stop();
     }
   }

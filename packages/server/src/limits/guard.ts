@@ -242,6 +242,21 @@ export class SpendGuard {
     return buckets.map((b) => settleRef(b, this.#counts(ws, b.budget.id, ts) ? cost : 0n));
   }
 
+  /** Told of each run whose call let its holds go here, or that was killed or unkilled here. */
+  readonly #runReleased: ((workspace: string, runId: string) => void)[] = [];
+
+  /**
+   * Calls `listener` when a call of an agent run lets its holds go (settled), or the run is killed or
+   * unkilled, on this process: calls waiting for room under the run's ceilings need not wait for their poll.
+   */
+  onRunReleased(listener: (workspace: string, runId: string) => void): void {
+    this.#runReleased.push(listener);
+  }
+
+  #released(workspace: string, runId: string): void {
+    for (const listener of this.#runReleased) listener(workspace, runId);
+  }
+
   /** Lets budgets added while running be seeded exactly (see #seedLive); without it they are seeded as at start. */
   attachRecording(view: RecordingView): void {
     this.#recording = view;
@@ -436,6 +451,7 @@ export class SpendGuard {
     };
     const apply = async () => {
       const res = await this.store.settle(req);
+      if (ticket.run?.hold) this.#released(ticket.workspace, ticket.run.runId);
       this.#afterSettle(
         ticket.workspace,
         ticket.buckets,
@@ -805,6 +821,7 @@ export class SpendGuard {
     // The event first: a kill that is recorded survives a restart even if the live store missed it.
     await this.events.appendLimitEvents([killRow(ws, runId, null, kill, null)]);
     await this.store.kill(ws, runKey(runId), kill);
+    this.#released(ws, runId);
     return kill;
   }
 
@@ -814,6 +831,7 @@ export class SpendGuard {
     // One instant: the run starts over at it, live and rebuilt from the event after a restart.
     const now = this.#now();
     const was = await this.store.unkill(ws, runKey(runId), now);
+    this.#released(ws, runId);
     await this.events.appendLimitEvents([
       {
         ...killRow(ws, runId, null, { ceiling: "manual", value: "unkilled", limit: "-", at: now, by }, null),

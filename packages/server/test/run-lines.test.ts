@@ -1,0 +1,110 @@
+// The lines of calls waiting for room under their agent run's ceilings: first come, first served; the first
+// woken by a release here, else by its poll.
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { type Place, RunLines } from "../src/gateway/run-lines.js";
+
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+const POLL_MS = 50;
+const FAR = () => Date.now() + 60_000;
+
+/** Starts `place`'s next wait; `done` says whether it has ended. */
+function waiting(place: Place, until = FAR()) {
+  const w = { done: false };
+  void place.next(until).then(() => {
+    w.done = true;
+  });
+  return w;
+}
+
+/** Lets timers due within `ms` fire, and the promises they settle run. */
+const pass = (ms = 0) => vi.advanceTimersByTimeAsync(ms);
+
+describe("run lines", () => {
+  it("only the first in line polls; the others go in the order they came, each as the one before it leaves", async () => {
+    const lines = new RunLines(POLL_MS);
+    const [a, b, c] = [1, 2, 3].map(() => lines.join("ws", "run-1")) as [Place, Place, Place];
+    expect([a.first, b.first, c.first]).toEqual([true, false, false]);
+    const [wa, wb, wc] = [waiting(a), waiting(b), waiting(c)];
+    await pass(POLL_MS);
+    expect([wa.done, wb.done, wc.done]).toEqual([true, false, false]);
+    a.leave();
+    await pass();
+    expect([b.first, wb.done, wc.done]).toEqual([true, true, false]);
+    // b waits again, now polling; c still waits its turn.
+    const wb2 = waiting(b);
+    await pass(POLL_MS);
+    expect([wb2.done, wc.done]).toEqual([true, false]);
+    b.leave();
+    await pass();
+    expect([c.first, wc.done]).toEqual([true, true]);
+  });
+
+  it("a release of the run wakes its first in line at once, and no one else", async () => {
+    const lines = new RunLines(60_000); // no poll within the test: only a release ends the wait
+    const a = lines.join("ws", "run-1");
+    const b = lines.join("ws", "run-1");
+    const other = lines.join("ws", "run-2");
+    const elsewhere = lines.join("ws-2", "run-1");
+    const [wa, wb, wo, we] = [waiting(a), waiting(b), waiting(other), waiting(elsewhere)];
+    lines.released("ws", "run-1");
+    await pass();
+    expect([wa.done, wb.done, wo.done, we.done]).toEqual([true, false, false, false]);
+    // Released while the first was not waiting (trying its admission): its next wait ends at once.
+    lines.released("ws", "run-1");
+    const wa2 = waiting(a);
+    await pass();
+    expect(wa2.done).toBe(true);
+    lines.released("ws", "run-3"); // a run nobody waits for
+  });
+
+  it("a wait never outlasts its deadline, the first's poll included", async () => {
+    const lines = new RunLines(POLL_MS);
+    const a = lines.join("ws", "run-1");
+    const b = lines.join("ws", "run-1");
+    const wa = waiting(a, Date.now() + 20);
+    const wb = waiting(b, Date.now() + 30);
+    await pass(19);
+    expect([wa.done, wb.done]).toEqual([false, false]);
+    await pass(1);
+    expect([wa.done, wb.done]).toEqual([true, false]);
+    await pass(10);
+    expect(wb.done).toBe(true);
+    const past = waiting(a, Date.now() - 1);
+    await pass();
+    expect(past.done).toBe(true);
+  });
+
+  it("closing ends every wait, and one begun after it at once", async () => {
+    const lines = new RunLines(POLL_MS);
+    const a = lines.join("ws", "run-1");
+    const b = lines.join("ws", "run-2");
+    const [wa, wb] = [waiting(a), waiting(b)];
+    lines.close();
+    await pass();
+    expect([lines.closed, wa.done, wb.done]).toEqual([true, true, true]);
+    const late = waiting(lines.join("ws", "run-1"));
+    await pass();
+    expect(late.done).toBe(true);
+  });
+
+  it("leaving twice changes nothing; a line left empty starts afresh", async () => {
+    const lines = new RunLines(POLL_MS);
+    const a = lines.join("ws", "run-1");
+    const b = lines.join("ws", "run-1");
+    b.leave();
+    b.leave();
+    expect(a.first).toBe(true);
+    a.leave();
+    const c = lines.join("ws", "run-1");
+    expect(c.first).toBe(true);
+    const wc = waiting(c);
+    await pass(POLL_MS);
+    expect(wc.done).toBe(true);
+  });
+});

@@ -745,6 +745,47 @@ describe("agent runs", () => {
     expect(mock.requests.filter((r) => r.headers["x-test-case"] === "stop-1")).toHaveLength(4);
   });
 
+  it("a waiting call whose admission is under way as the gateway stops is answered as the others are, not sent", async () => {
+    const leaving = await startTestGateway(mock.url);
+    await api("PUT", "/api/agents/late-bot", { max_cost_usd: "0.01" }, leaving);
+    const headers = {
+      "x-tollgate-agent-run-id": "late-1",
+      "x-tollgate-agent-type": "late-bot",
+      "x-test-case": "late-1",
+    };
+    const call = (delayMs: number) =>
+      okOrCode(
+        client({ ...headers, "x-mock-headers-delay-ms": String(delayMs) }, leaving).chat.completions.create({
+          model: "gpt-4.1-nano",
+          max_tokens: 32768, // ~$0.0131 held: past the ceiling by itself, so one call at a time
+          messages: [{ role: "user", content: "l" }],
+        }),
+      );
+    const first = call(300);
+    await sleep(100);
+    const waiting = call(0);
+    // A limit store whose admissions take a while to answer (a remote one): the waiter's, once the first
+    // call has settled, is answered only after the stop has begun.
+    const limits = leaving.runtime.guard.store;
+    const admit = limits.admit.bind(limits);
+    let admitting = 0;
+    limits.admit = async (req) => {
+      const r = await admit(req);
+      if (r.ok) {
+        admitting++;
+        await sleep(300);
+      }
+      return r;
+    };
+    expect(await first).toBe("ok");
+    await vi.waitFor(() => expect(admitting).toBe(1));
+    const stopped = leaving.stop();
+    expect(await waiting).toBe("rate_limited");
+    await stopped;
+    expect(mock.requests.filter((r) => r.headers["x-test-case"] === "late-1")).toHaveLength(1);
+    expect((await limits.run("default", "r:late-1"))?.usage.llm_calls).toBe(1); // nor counted
+  });
+
   it("max_llm_calls: the call past the ceiling is refused before it reaches the provider", async () => {
     await api("PUT", "/api/agents/counter-bot", { max_llm_calls: 3 });
     const oa = client({

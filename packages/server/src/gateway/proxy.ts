@@ -47,7 +47,13 @@ import { type Dispatcher, EnvHttpProxyAgent, Pool } from "undici";
 import type { KeyResolver, Principal } from "../auth/keys.js";
 import { costUsd, recordCostUsd } from "../cost-usd.js";
 import { namedEventId } from "../event-ids.js";
-import { type Admission, isBareTicket, type SpendGuard, type Ticket } from "../limits/guard.js";
+import {
+  type Admission,
+  type CallOutcome,
+  isBareTicket,
+  type SpendGuard,
+  type Ticket,
+} from "../limits/guard.js";
 import type { EventStore } from "../store/types.js";
 import { withTimeout } from "../with-timeout.js";
 import { responseIdOf } from "./background.js";
@@ -588,7 +594,7 @@ export class Gateway {
    * nothing charged or recorded (its run does not count it), and it counts as a client that left.
    */
   #unsent(call: Call, ticket: Ticket | null): "handled" {
-    void this.deps.guard.settle(ticket, { cost: 0n, tokens: 0, toolCalls: 0, eventId: null, unsent: true });
+    void this.deps.guard.settle(ticket, UNSENT);
     this.#observe(call.route, call, CLIENT_CLOSED_REQUEST);
     return "handled";
   }
@@ -1086,7 +1092,13 @@ export class Gateway {
       while (!watch.gone && !lines.closed && Date.now() < deadline) {
         await place.next(deadline);
         if (watch.gone || lines.closed || !place.first) continue;
-        admission = await this.#admit(call, attempt);
+        const next = await this.#admit(call, attempt);
+        if (next.ok && lines.closed) {
+          // Admitted as the stop began (the limit store's round trip): it is answered as the others are.
+          void this.deps.guard.settle(next.ticket, UNSENT);
+          break;
+        }
+        admission = next;
         if (admission.ok || !admission.inFlight) break;
       }
       return { admission, left: watch.gone };
@@ -1640,6 +1652,9 @@ const BODY_HEADERS = [
 
 /** undici's own connect timeout: connecting takes no longer, whatever the upstream timeout. */
 const CONNECT_TIMEOUT_MS = 10_000;
+
+/** The outcome of an admitted call nothing of which went upstream: nothing spent, nor counted. */
+const UNSENT: CallOutcome = { cost: 0n, tokens: 0, toolCalls: 0, eventId: null, unsent: true };
 
 /** How often a call waiting on its run's calls in flight tries its admission again. */
 const RUN_HOLD_POLL_MS = 50;

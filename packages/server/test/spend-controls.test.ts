@@ -522,6 +522,26 @@ describe("agent runs", () => {
     expect(held).toBeLessThan(usdToNano("0.0134"));
   });
 
+  it("a run's call whose reply reports no usage counts its token estimate against a token ceiling", async () => {
+    // Counted 0 tokens, a run with a token ceiling alone could go on without end on such replies.
+    await api("PUT", "/api/agents/mute-token-bot", { max_total_tokens: 100_000 });
+    const oa = client({
+      "x-tollgate-agent-run-id": "mute-tokens-1",
+      "x-tollgate-agent-type": "mute-token-bot",
+      "x-mock-fixture": "openai/billing.costs-api.example.json",
+    });
+    await oa.chat.completions.create({
+      model: "o3-mini",
+      max_completion_tokens: 3000,
+      messages: [{ role: "user", content: "hi" }],
+    });
+    const run = await api("GET", "/api/runs/mute-tokens-1");
+    expect(run.json.usage.llm_calls).toBe(1);
+    // The call's estimate: its 3,000 output tokens and its input.
+    expect(run.json.usage.total_tokens).toBeGreaterThan(3000);
+    expect(run.json.usage.total_tokens).toBeLessThan(3100);
+  });
+
   it("with no wait configured, a call the holds of its run's calls in flight turn away gets a 429 that says so, and is no kill", async () => {
     const now = await startTestGateway(mock.url, { runHoldWaitMs: 0 });
     try {

@@ -438,9 +438,13 @@ export class SpendGuard {
         ? {
             key: ticket.run.key,
             ceilings: ticket.run.ceilings,
-            // Unknown (a reply without usage), as budgets charge it: the worst case the call held.
+            // Unknown (a reply without usage), as budgets charge it: the worst case the call held, and its
+            // token estimate (counted 0, a run under a token ceiling alone would never meet it).
             cost: outcome.cost ?? ticket.run.hold?.cost_nanousd ?? 0n,
-            tokens: outcome.tokens,
+            tokens:
+              outcome.cost === null
+                ? Math.max(outcome.tokens, ticket.run.hold?.total_tokens ?? 0)
+                : outcome.tokens,
             toolCalls: outcome.toolCalls,
             // Counted at admission: taken back for a call that never went out.
             llmCalls: outcome.unsent ? -1 : 0,

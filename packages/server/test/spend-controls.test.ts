@@ -397,6 +397,29 @@ describe("rate limits and throttling", () => {
     }
   });
 
+  it("tokens per minute: a reply that reports no usage counts the estimate its call held, not 0", async () => {
+    await api("POST", "/api/rate-limits", {
+      id: "tpm-mute",
+      scope: { feature: "tpm-mute" },
+      tokens_per_min: 2000,
+    });
+    while (Date.now() % 60_000 > 50_000) await sleep(100); // all of it in one minute
+    const oa = client({
+      "x-tollgate-feature": "tpm-mute",
+      "x-mock-fixture": "openai/billing.costs-api.example.json",
+    });
+    const body = {
+      model: "gpt-4.1-nano",
+      max_tokens: 500,
+      messages: [{ role: "user" as const, content: "hi" }],
+    };
+    // ~523 tokens each: three fit in 2,000, the fourth does not.
+    for (let i = 0; i < 3; i++) await oa.chat.completions.create(body);
+    const e = await oa.chat.completions.create(body).catch((x) => x);
+    expect(e).toBeInstanceOf(OpenAI.RateLimitError);
+    expect(e.error.rate_limit).toMatchObject({ id: "tpm-mute", metric: "tokens", limit: 2000 });
+  });
+
   it("throttle: past its cap a budget admits only throttle_rpm calls a minute instead of blocking", async () => {
     await api("POST", "/api/budgets", {
       id: "slow",

@@ -431,7 +431,8 @@ export class SpendGuard {
       }),
       tokenRates: ticket.tokenRates.map((t) => ({
         key: t.key,
-        tokens: outcome.tokens,
+        // Unknown (a reply without usage): the estimate the call held, as a run's token ceiling counts it.
+        tokens: outcome.cost === null ? Math.max(outcome.tokens, t.held) : outcome.tokens,
         held: { tokens: t.held, at: ticket.at },
       })),
       run: ticket.run

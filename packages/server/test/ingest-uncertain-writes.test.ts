@@ -174,4 +174,51 @@ describe.each(["memory", "redis"])("ingest whose write fails, with %s limits", (
     expect(cost).toBeGreaterThan(0n);
     expect(await counted(rt, feature, runId)).toEqual({ budget: cost, run: cost, llmCalls: 2 });
   });
+
+  it("an OTLP model call the failed write stored priced counts once, though a call below it was stored before its retry", async () => {
+    // The outer span (a framework's, INTERNAL) was stored priced by the write that failed; a call below it
+    // (another service's, exported late) came next, counted on it; then the retry, answered duplicate.
+    const feature = `otlp-late-${++seq}`;
+    const runId = `otlp-late-run-${seq}`;
+    const traceId = uuidv7().replaceAll("-", "");
+    const start = BigInt(Date.now() - 1000) * 1_000_000n;
+    const span = (spanId: string, kind: number, parentSpanId?: string) => ({
+      traceId,
+      spanId,
+      ...(parentSpanId ? { parentSpanId } : {}),
+      name: "chat",
+      kind,
+      startTimeUnixNano: start.toString(),
+      endTimeUnixNano: (start + 5_000_000n).toString(),
+      attributes: [
+        ["gen_ai.operation.name", "chat"],
+        ["gen_ai.provider.name", "openai"],
+        ["gen_ai.request.model", "gpt-4o-mini"],
+        ["tollgate.feature", feature],
+        ["tollgate.agent_run_id", runId],
+      ]
+        .map(([key, v]) => ({ key, value: { stringValue: v } }))
+        .concat([
+          { key: "gen_ai.usage.input_tokens", value: { intValue: "1000" } } as never,
+          { key: "gen_ai.usage.output_tokens", value: { intValue: "100" } } as never,
+        ]),
+    });
+    const post = (spans: unknown[]) =>
+      rt.app.request("/v1/traces", {
+        method: "POST",
+        headers: { authorization: `Bearer ${rt.rootToken}`, "content-type": "application/json" },
+        body: JSON.stringify({
+          resourceSpans: [{ resource: { attributes: [] }, scopeSpans: [{ scope: { name: "x" }, spans }] }],
+        }),
+      });
+    const outer = span("00000000000000b1", 1);
+    failNextAppend(rt, true);
+    expect((await post([outer])).status).toBe(503);
+    expect((await post([span("00000000000000b2", 3, "00000000000000b1")])).status).toBe(200);
+    expect((await post([outer])).status).toBe(200);
+    const { calls, cost } = await stored(feature);
+    expect(calls).toBe(2);
+    expect(cost).toBeGreaterThan(0n);
+    expect(await counted(rt, feature, runId)).toEqual({ budget: cost, run: cost, llmCalls: 1 });
+  });
 });

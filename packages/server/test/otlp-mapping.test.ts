@@ -709,6 +709,11 @@ describe("OTLP: wrapper detection across exports (spans stored by earlier ones)"
     ]);
     // The call was stored priced: a retry of it alone is the call again (a duplicate).
     expect(uncountedSpans(exportOf(call), [stored(call, "llm")])).toEqual(new Map());
+    // The wrapper was stored priced, and its call since (counted on it): a retry of the wrapper, alone or
+    // with its call, is priced as stored (the write that stored it may have failed: its retry is charged).
+    const since = [...heldPriced, stored(call, "other")];
+    expect(uncountedSpans(exportOf(wrapper), since)).toEqual(new Map());
+    expect(uncountedSpans(exportOf(wrapper, mid, call), heldPriced).has(wrapper)).toBe(false);
   });
 
   it("a model span above a tool or agent span is a call of its own: the calls made within them are theirs", () => {

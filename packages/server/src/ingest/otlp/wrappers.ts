@@ -21,6 +21,7 @@ export const WRAPPER: Uncounted = ["tollgate.wrapper", "usage reported by descen
  *   there to see. The store keeps what it stored first, so that one stays the priced one. A wrapper
  *   stored unpriced (its model has no price, as a framework's alias may not) counted no money: the call
  *   below it is priced, as it is when both come in one export.
+ * A span the store holds as a priced call (a retry's) is neither: it is mapped as it was stored.
  * Neither reaches past a tool or agent span: a model call above one (Google ADK's call_llm stays the
  * current span while the tools its model asked for, and the agent it hands over to, run) is a call of its
  * own, and the calls made within the tool or agent are theirs, not re-stated by it.
@@ -106,6 +107,10 @@ export function uncountedSpans(
   const out = new Map<DecodedSpan, Uncounted>();
   for (const [span, key] of inExport) {
     const n = nodes.get(key)!;
+    // Stored priced already (a retry): mapped as the store holds it, priced, though a call stored below it
+    // since would make it a wrapper (that call is counted on it). Charged as a duplicate when the write
+    // that stored it failed (SpendGuard.doubt), it must cost what the stored copy does, not nothing.
+    if (n.counted) continue;
     if (below.has(n)) out.set(span, WRAPPER);
     else if (n.tokens) {
       const priced = pricedAncestor(n);

@@ -753,6 +753,8 @@ describe("OTLP: wrapper detection across exports (spans stored by earlier ones)"
         sums.map((s, i) => stored(s, i ? "agent" : "tool")),
       ).get(outer),
     ).toBe(undefined);
+    // The outer call stored first: their usage is not counted on it either.
+    expect(uncountedSpans(exportOf(...sums), [stored(outer, "llm")])).toEqual(new Map());
   });
 
   it("only spans this route stored count (their event id names them), and stored cycles end", () => {

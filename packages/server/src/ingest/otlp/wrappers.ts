@@ -112,7 +112,8 @@ export function uncountedSpans(
     // that stored it failed (SpendGuard.doubt), it must cost what the stored copy does, not nothing.
     if (n.counted) continue;
     if (below.has(n)) out.set(span, WRAPPER);
-    else if (n.tokens) {
+    // A tool or agent span's tokens are its calls', never the model call's above it (see `below`).
+    else if (n.tokens && !n.bounds) {
       const priced = pricedAncestor(n);
       if (priced) out.set(span, ["tollgate.usage_counted_on", priced.spanId]);
     }

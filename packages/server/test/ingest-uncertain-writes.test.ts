@@ -117,6 +117,18 @@ describe.each(["memory", "redis"])("ingest whose write fails, with %s limits", (
     expect(await counted(rt, feature, runId)).toEqual({ budget: cost, run: cost, llmCalls: 2 });
   });
 
+  it("a batch stored and counted, whose next retry's write fails, counts once when retried again", async () => {
+    // Its answer lost, the client retries: that write fails (the calls were stored already), and its
+    // retry is answered duplicate. The calls counted when first stored: nothing counts again.
+    const { feature, runId, items } = await batch(2);
+    expect((await postEvents(rt.app, rt.rootToken, items)).json).toMatchObject({ accepted: 2 });
+    const { cost } = await stored(feature);
+    failNextAppend(rt, true);
+    expect((await postEvents(rt.app, rt.rootToken, items)).status).toBe(503);
+    expect((await postEvents(rt.app, rt.rootToken, items)).json).toMatchObject({ duplicates: 2 });
+    expect(await counted(rt, feature, runId)).toEqual({ budget: cost, run: cost, llmCalls: 2 });
+  });
+
   it("a retry that mixes calls the failed write committed with new ones counts each once", async () => {
     const { feature, runId, items } = await batch(2);
     failNextAppend(rt, true);

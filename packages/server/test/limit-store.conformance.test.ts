@@ -687,6 +687,13 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     await sleep(100);
     await charge("stale", true, 40n, NOW + 100);
     expect(await spend()).toBe(30n);
+    // A doubt after its call's charge (the write that failed was a retry of calls stored and counted
+    // before): its duplicates count nothing more.
+    await charge("counted-first", false, 100n);
+    await store().doubt(w, ["counted-first", "fresh"], NOW + 60_000, NOW);
+    await charge("counted-first", true, 100n);
+    await charge("fresh", true, 1000n);
+    expect(await spend()).toBe(1130n);
   });
 });
 

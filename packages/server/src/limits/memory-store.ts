@@ -10,6 +10,7 @@ import {
   slidingCount,
   tokenCount,
 } from "@tollgate/core";
+import { LapsingKeys } from "./lapsing-keys.js";
 import { ceilingsHold, holdsOf, runHoldKeys } from "./run-holds.js";
 import type {
   AdmitRequest,
@@ -54,6 +55,13 @@ const PRUNE_EVERY_MS = 60_000;
  * settled yet, so only a long store outage with clients giving up comes near it (~12 MB).
  */
 const MAX_DOUBTED = 100_000;
+/** How long a charged call is known to be: as long as Redis keeps a charge's marker (ONCE_MS). */
+const CHARGED_MS = 3_600_000;
+/**
+ * Charged calls known at most (the oldest go first, ~12 MB): a failed write of calls charged already is
+ * their client's retry of a batch stored before (its answer lost), minutes after at most.
+ */
+const MAX_CHARGED = 100_000;
 /** A run nobody called for this long is forgotten (a restart forgets it too: runs rebuild from 7 days). */
 const RUN_IDLE_MS = 7 * 86_400_000;
 
@@ -81,8 +89,10 @@ export class MemoryLimitStore implements LimitStore {
   readonly #seeded = new Map<string, bigint>();
   /** Seeds a last pass closed, by workspace and seed id. */
   readonly #seedClosed = new Set<string>();
-  /** Calls in doubt (doubt), by workspace and event id, with when each lapses: oldest first. */
-  readonly #doubted = new Map<string, number>();
+  /** Calls in doubt (doubt), by workspace and event id. */
+  readonly #doubted = new LapsingKeys(MAX_DOUBTED);
+  /** Calls charged within the hour, by workspace and event id: a doubt coming after a charge is not kept. */
+  readonly #charged = new LapsingKeys(MAX_CHARGED);
   #nextPrune = 0;
 
   admit(req: AdmitRequest): Promise<AdmitResult> {
@@ -165,34 +175,18 @@ export class MemoryLimitStore implements LimitStore {
   }
 
   charge(req: ChargeRequest): Promise<SettleResult> {
-    const inDoubt = this.#doubted.size > 0 && this.#undoubt(req.workspace, req.eventId, req.now);
+    const k = `${req.workspace}\u0000${req.eventId}`;
+    const inDoubt = this.#doubted.size > 0 && this.#doubted.take(k, req.now);
     if (req.doubted && !inDoubt) return Promise.resolve({ changes: [], killed: null });
+    this.#charged.add(k, req.now + CHARGED_MS, req.now);
     return Promise.resolve(this.#settle(req.workspace, null, req));
   }
 
-  /** Takes a call out of doubt; whether it was in it (and its doubt had not lapsed). */
-  #undoubt(workspace: string, eventId: string, now: number): boolean {
-    const k = `${workspace}\u0000${eventId}`;
-    const until = this.#doubted.get(k);
-    if (until === undefined) return false;
-    this.#doubted.delete(k);
-    return until > now;
-  }
-
   doubt(workspace: string, eventIds: readonly string[], until: number, now: number): Promise<void> {
-    // One lapse for all (the guard's), so insertion order is lapse order: stops at the first live one.
-    for (const [k, lapses] of this.#doubted) {
-      if (lapses > now) break;
-      this.#doubted.delete(k);
-    }
     for (const id of eventIds) {
       const k = `${workspace}\u0000${id}`;
-      this.#doubted.delete(k); // doubted again: last in line
-      this.#doubted.set(k, until);
-    }
-    for (const k of this.#doubted.keys()) {
-      if (this.#doubted.size <= MAX_DOUBTED) break;
-      this.#doubted.delete(k);
+      // Charged already: the failed write was a retry of a batch stored (and counted) before.
+      if (!this.#charged.has(k, now)) this.#doubted.add(k, until, now);
     }
     return Promise.resolve();
   }

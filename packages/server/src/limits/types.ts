@@ -172,8 +172,8 @@ export interface LimitStore {
   /**
    * Puts calls in doubt until `until`: their write to the event store failed, and may have committed all the
    * same (its answer lost), so nobody charged them. A doubted charge of one applies once; any charge of one
-   * takes it out of doubt. On shared counters a call charged already (by another replica, within the hour
-   * its charge's marker is kept) is not put in it; in one process a doubt comes before any later charge.
+   * takes it out of doubt. A call charged already (within the hour its charge is known: by another replica,
+   * or when the write that failed was a retry of calls stored and charged before) is not put in it.
    */
   doubt(workspace: string, eventIds: readonly string[], until: number, now: number): Promise<void>;
   buckets(workspace: string, refs: BucketRef[], now: number): Promise<BucketStatus[]>;

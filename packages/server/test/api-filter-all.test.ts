@@ -59,4 +59,29 @@ describe("`all` is every value of deployment and data_mode, on every filtered ro
     expect(await cost("&data_mode=all")).toBe(301n);
     expect(await cost("&deployment=all&data_mode=all")).toBe(321n);
   });
+
+  it("an explicit deployment=prod is the default spelt out: calls without a deployment count as prod", async () => {
+    // What each analytics route answers, less the window (its `to` is now, read anew by each request).
+    const ROUTES = {
+      "/api/rollups/user-day": "days",
+      "/api/rollups/features": "features",
+      "/api/rollups/agent-runs": "agent_types",
+      "/api/rollups/customers": "customers",
+      "/api/rollups/outcomes": "rows",
+      "/api/variance": "drivers",
+    };
+    for (const [route, rows] of Object.entries(ROUTES)) {
+      const answer = async (query: string) => (await api(`${route}?${window}&data_mode=all${query}`))[rows];
+      expect(await answer("&deployment=prod"), route).toEqual(await answer(""));
+    }
+    const cost = async (query: string) =>
+      (await api(`/api/rollups/features?${window}&data_mode=all${query}`)).features.reduce(
+        (a: bigint, f: Json) => a + BigInt(f.cost.nanousd),
+        0n,
+      );
+    expect(await cost("&deployment=prod")).toBe(301n);
+    const forecast = async (query: string) =>
+      (await api(`/api/forecast?data_mode=all${query}`)).workspace.to_date;
+    expect(await forecast("&deployment=prod")).toEqual(await forecast(""));
+  });
 });

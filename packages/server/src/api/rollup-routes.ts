@@ -32,6 +32,9 @@ export interface RollupRouteHelpers {
   workspaceOf: (c: Context<Env>, requested?: string | null) => string;
 }
 
+/** The deployment analytics default to; records without a deployment count as it. */
+const DEFAULT_DEPLOYMENT = "prod";
+
 /** Without `from`, a window is the 30 days before its `to` (now when absent). */
 const DEFAULT_SPAN_MS = 30 * DAY_MS;
 
@@ -63,7 +66,10 @@ export function analyticsFilter(
   const where = { ...filter.where };
   // filterFrom checked the mode and left `all` (of either) out of the filter.
   if (q.data_mode !== EVERY_VALUE) where.data_mode ??= "real";
-  const deploymentOrUnset = q.deployment === undefined ? "prod" : undefined;
+  // Prod asked for is the default spelt out: records without a deployment count as prod either way.
+  const deploymentOrUnset =
+    (q.deployment ?? DEFAULT_DEPLOYMENT) === DEFAULT_DEPLOYMENT ? DEFAULT_DEPLOYMENT : undefined;
+  if (deploymentOrUnset) delete where.deployment;
   // filterFrom was given both times, and checked that `to` is after `from`.
   const from = filter.from!;
   const to = filter.to!;

@@ -16,7 +16,9 @@ it("the migrated events table has exactly the Appender's columns, in its order",
     );
     expect(res.getRowsJS().map((r) => r[0])).toEqual(COLUMNS.map((c) => c.name));
     const versions = await conn.runAndReadAll("SELECT version FROM schema_migrations ORDER BY version");
-    expect(versions.getRowsJS().map((r) => Number(r[0]))).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    expect(versions.getRowsJS().map((r) => Number(r[0]))).toEqual([
+      1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+    ]);
     conn.closeSync();
     instance.closeSync();
   } finally {
@@ -172,6 +174,50 @@ it("migration 12 sums closed days again: a hosted tool's model call is no reques
       expect(feature[0]!.cost_nanousd).toBe(main.cost_nanousd + tool.cost_nanousd);
       const days = await store.userDays(filter, 5);
       expect(days.map((d) => d.requests)).toEqual([1]);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+it("migration 13 sums closed days again: a tool's reported cost is spend, as `spend` counts it", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "tollgate-migrations-"));
+  const yesterday = Date.now() - 86_400_000;
+  const call = buildRecord({
+    provider: "openai",
+    model: "gpt-4o",
+    input_uncached_tokens: 10,
+    output_tokens: 5,
+    event_id: "01900000-0000-7000-8000-000000000001",
+    ts_start: yesterday,
+  });
+  const tool = buildRecord({
+    kind: "tool",
+    cost_nanousd: "7000",
+    event_id: "01900000-0000-7000-8000-000000000002",
+    ts_start: yesterday,
+  });
+  const filter = { workspaceId: "default", from: yesterday - 86_400_000, to: Date.now() };
+  try {
+    let store = await DuckDbStore.open(dir);
+    await store.append([call, tool]);
+    await store.close();
+    // The closed day as summed before: model calls only.
+    const { instance, conn } = await openDuckDb(dir);
+    await conn.run(`UPDATE segment_days SET cost_nanousd = ${call.cost_nanousd}`);
+    await conn.run(`UPDATE user_days SET cost_nanousd = ${call.cost_nanousd}`);
+    await conn.run("DELETE FROM schema_migrations WHERE version = 13");
+    conn.closeSync();
+    instance.closeSync();
+
+    store = await DuckDbStore.open(dir);
+    try {
+      const { feature } = await store.segments(filter, ["feature"], false);
+      expect(feature).toMatchObject([{ requests: 1, cost_nanousd: call.cost_nanousd + 7000n }]);
+      const days = await store.userDays(filter, 5);
+      expect(days.map((d) => [d.requests, d.cost_nanousd])).toEqual([[1, call.cost_nanousd + 7000n]]);
     } finally {
       await store.close();
     }

@@ -124,7 +124,7 @@ describe("variance windows", () => {
 });
 
 describe("forecast", () => {
-  it("counts model calls, as its per-customer rows do: a tool record's reported cost is not in the run rate", async () => {
+  it("the workspace run rate and its customers' count the same money: a tool record's reported cost is in both, as in spend", async () => {
     const ws = "forecast-tool";
     const call = validRecord({ ts_start: today - DAY + 3_600_000, customer_id: "c1" });
     await post(ws, [
@@ -142,7 +142,7 @@ describe("forecast", () => {
       }),
     ]);
     const { events } = await api(`/api/events?workspace=${ws}&event_id=${call.event_id}`);
-    const cost = BigInt(events[0].cost_nanousd);
+    const cost = BigInt(events[0].cost_nanousd) + 1_000_000_000n;
     const f = await api(`/api/forecast?workspace=${ws}`);
     expect(f.customer_id).toMatchObject([{ key: "c1", run_rate_per_day: { nanousd: String(cost) } }]);
     expect(f.workspace.run_rate_per_day.nanousd).toBe(String(cost));

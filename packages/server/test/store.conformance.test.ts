@@ -90,6 +90,17 @@ function edgeCases(): CallRecord[] {
       latency_ms: 40,
     }),
     buildRecord({ ...base, event_id: id(7), ts_start: t + 6, workspace_id: "other", feature: "elsewhere" }),
+    // A tool's reported cost is spend (no request), on a closed day: summed when days close and as a late call.
+    buildRecord({
+      event_id: id(11),
+      ts_start: Math.floor(now / DAY) * DAY - 3 * DAY + 18_000_000,
+      kind: "tool",
+      cost_nanousd: "7000000",
+      feature: "summarize",
+      customer_id: "c-edge",
+      user_id: "用户-ü",
+      prompt_version: "tool-v1",
+    }),
     // Speech billed by the character: 1,200 characters on tts-1 at $15 per million.
     buildRecord({
       provider: "openai",
@@ -515,6 +526,20 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
         await same((s) => s.userDays(w, 5));
         await same((s) => s.agentRuns(w));
         for (const by of SEGMENT_DIMENSIONS) await same((s) => s.firstSeen(w, by, w.from + 3 * DAY));
+      });
+
+      it("money is one amount: spend, segment sums and user days add up to the same cost", async () => {
+        const total = <T>(rows: T[], cost: (r: T) => bigint) => rows.reduce((a, r) => a + cost(r), 0n);
+        for (const b of backends) {
+          const spend = total(await b.store.spend(w, "day"), (r) => r.cost_nanousd);
+          const segments = await b.store.segments(w, ["feature", "model"], false);
+          const sums = [
+            total(segments.feature, (r) => r.cost_nanousd),
+            total(segments.model, (r) => r.cost_nanousd),
+            total(await b.store.userDays(w, 1), (r) => r.cost_nanousd),
+          ];
+          expect(sums, b.name).toEqual([spend, spend, spend]);
+        }
       });
 
       it("the rollups, the variance narrative and the forecast", async () => {

@@ -21,8 +21,8 @@ export async function forecastMonth(store: AnalyticsStore, filter: EventFilter, 
   const today = utcMidnight(now);
   const daysLeft = Math.round((utcMonthStart(now, 1) - today) / DAY_MS);
   const trailing = { ...filter, from: today - TRAILING_DAYS * DAY_MS, to: today };
-  // Daily spend of model calls, as the per-segment rows below and every analytics answer count it: the
-  // user-day rollup's day totals (spend() would add tool and agent records' reported costs as well).
+  // Daily spend as the per-segment rows below and every analytics answer count it: the user-day rollup's
+  // day totals (model calls and any other record's reported cost, the same money spend() sums).
   const [daily, toDate] = await Promise.all([
     store.userDays(trailing, 1),
     store.userDays({ ...filter, from: thisMonth, to: now }, 1),

@@ -8,10 +8,18 @@ import {
   type UserDayRow,
 } from "../types.js";
 import type { ChExec } from "./exec.js";
-import { int, MODEL_CALL, moneyOf, moneySum, OK_REQUESTS, REQUESTS, whereSql } from "./sql.js";
+import {
+  int,
+  MODEL_CALL_OR_COSTED,
+  MODEL_OK_REQUESTS,
+  MODEL_REQUESTS,
+  moneyOf,
+  moneySum,
+  whereSql,
+} from "./sql.js";
 
 const SEGMENTABLE: ReadonlySet<string> = new Set(SEGMENT_DIMENSIONS);
-/** Segment dimensions that are never none (model calls always have a provider and a model). */
+/** Segment dimensions that are never none: a model call names its provider and model, a tool's record "". */
 const NEVER_NONE: ReadonlySet<string> = new Set(["model", "provider"]);
 
 type Row = Record<string, string | number | null>;
@@ -38,12 +46,12 @@ export async function segmentSets(
   >;
   if (!dims.length) return out;
   const rows = await ch.rows<Row>(
-    `SELECT dim_i, dim_key, ${REQUESTS} AS requests, ${OK_REQUESTS} AS ok_requests, ${moneySum("cost_nanousd", "cost")},
+    `SELECT dim_i, dim_key, ${MODEL_REQUESTS} AS requests, ${MODEL_OK_REQUESTS} AS ok_requests, ${moneySum("cost_nanousd", "cost")},
             ${moneySum("cost_nanousd", "retry", "attempt > 1")}, ${moneySum("cost_nanousd", "error", "status != 'ok'")},
             ${withUsers ? "uniqExactIf(user_id, user_id != '')" : "0"} AS users, min(ts_start) AS first_ms
      FROM ${events}
      ARRAY JOIN [${dims.map((_, i) => i).join(", ")}] AS dim_i, [${dims.map((d) => `toString(${d})`).join(", ")}] AS dim_key
-     WHERE ${whereSql(filter)} AND ${MODEL_CALL}
+     WHERE ${whereSql(filter)} AND ${MODEL_CALL_OR_COSTED}
      GROUP BY dim_i, dim_key`,
   );
   for (const r of rows) {
@@ -82,8 +90,8 @@ export async function userDays(
             if(cnt = 0, 0, s[cnt]) AS max_c,
             arrayMap(x -> (x.1, toString(x.2)),
                      arraySlice(arraySort(x -> (-x.2, x.1), groupArrayIf((u, c), u != '')), 1, ${int(n)})) AS top_users
-     FROM (SELECT toString(day) AS d, user_id AS u, sum(cost_nanousd) AS c, ${moneySum("cost_nanousd", "c")}, ${REQUESTS} AS n
-           FROM ${events} WHERE ${whereSql(filter)} AND ${MODEL_CALL} GROUP BY d, u)
+     FROM (SELECT toString(day) AS d, user_id AS u, sum(cost_nanousd) AS c, ${moneySum("cost_nanousd", "c")}, ${MODEL_REQUESTS} AS n
+           FROM ${events} WHERE ${whereSql(filter)} AND ${MODEL_CALL_OR_COSTED} GROUP BY d, u)
      GROUP BY d ORDER BY d`,
   );
   return rows.map((r) => ({
@@ -146,7 +154,7 @@ export async function firstSeen(
   if (!SEGMENTABLE.has(by)) throw new Error(`not a segment dimension: ${by}`);
   const rows = await ch.rows<Row>(
     `SELECT toString(${by}) AS k, min(ts_start) AS first_ms FROM ${events}
-     WHERE ${whereSql(filter)} AND ${MODEL_CALL} AND ${by} != '' GROUP BY k
+     WHERE ${whereSql(filter)} AND ${MODEL_CALL_OR_COSTED} AND ${by} != '' GROUP BY k
      HAVING first_ms >= ${int(since)} ORDER BY first_ms, k`,
   );
   return rows.map((r) => ({ key: r.k as string, first_seen: Number(r.first_ms) }));

@@ -15,15 +15,26 @@ export function int(v: number): string {
   return String(v);
 }
 
-/** A model call: analytics count these; tool, agent and other records are structure, not spend. */
+/** A model call: analytics count these as calls and requests; tool, agent and other records are structure. */
 export const MODEL_CALL = "kind IN ('llm', 'embedding')";
 /**
- * An agent run's LLM calls counted (a batch's results are none: past work read back; a hosted tool's model
- * call is its call's). Over Distributed tables 18.16 cannot merge `countIf(kind IN (…))` (its argument is
- * LowCardinality(UInt8)), while one countIf per kind compared by equality merges fine.
+ * A record analytics read: every model call, and any other record that carries a cost (a tool's reported
+ * cost is spend, as `spend`, budgets and exports count it, so a window's money is one amount everywhere).
+ * A traced tool or agent span at $0 adds nothing, not even an empty row.
  */
-export const COUNT_RUN_LLM_CALLS =
-  "countIf(kind = 'llm' AND batch = 0 AND parent_event_id = '') + countIf(kind = 'embedding' AND batch = 0 AND parent_event_id = '')";
+export const MODEL_CALL_OR_COSTED = `(${MODEL_CALL} OR cost_nanousd != 0)`;
+/**
+ * The model calls `cond` holds for, counted. Over Distributed tables 18.16 cannot merge
+ * `countIf(kind IN (…))` (its argument is LowCardinality(UInt8)), while one countIf per kind compared by
+ * equality merges fine.
+ */
+const countModelCalls = (cond: string) =>
+  `countIf(kind = 'llm' AND ${cond}) + countIf(kind = 'embedding' AND ${cond})`;
+/**
+ * An agent run's LLM calls counted (a batch's results are none: past work read back; a hosted tool's model
+ * call is its call's).
+ */
+export const COUNT_RUN_LLM_CALLS = countModelCalls("batch = 0 AND parent_event_id = ''");
 /** A call whose cost is not known: a model call without a price or without usage. */
 export const COST_UNKNOWN = `priced = 0 AND ${MODEL_CALL}`;
 /** All input tokens of a record (its input categories are disjoint). */
@@ -33,8 +44,13 @@ export const INPUT_TOKENS =
  * Requests, counted by their first attempt (retries share its request_id); a hosted tool's model call
  * (parent_event_id set) is its response's, never a request or a success of its own.
  */
-export const REQUESTS = "countIf(attempt = 1 AND parent_event_id = '')";
-export const OK_REQUESTS = "countIf(status = 'ok' AND parent_event_id = '')";
+const FIRST_ATTEMPT = "attempt = 1 AND parent_event_id = ''";
+const SUCCEEDED = "status = 'ok' AND parent_event_id = ''";
+export const REQUESTS = `countIf(${FIRST_ATTEMPT})`;
+export const OK_REQUESTS = `countIf(${SUCCEEDED})`;
+/** REQUESTS and OK_REQUESTS among MODEL_CALL_OR_COSTED records: a costed tool record is no request. */
+export const MODEL_REQUESTS = countModelCalls(FIRST_ATTEMPT);
+export const MODEL_OK_REQUESTS = countModelCalls(SUCCEEDED);
 
 const NANO_PER_USD = 1_000_000_000;
 

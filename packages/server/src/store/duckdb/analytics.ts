@@ -8,7 +8,7 @@ import {
   type SegmentRow,
   type UserDayRow,
 } from "../types.js";
-import { MODEL_CALL, OK_REQUESTS, REQUESTS, UTC_DAY, whereClause } from "./sql.js";
+import { MODEL_CALL_OR_COSTED, MODEL_OK_REQUESTS, MODEL_REQUESTS, UTC_DAY, whereClause } from "./sql.js";
 
 const SEGMENTABLE: ReadonlySet<string> = new Set(SEGMENT_DIMENSIONS);
 
@@ -28,11 +28,11 @@ export async function segmentSets(
   const { sql, params } = whereClause(filter);
   const res = await conn.runAndReadAll(
     `SELECT ${dims.map((d) => `grouping(${d})`).join(", ")}, ${dims.join(", ")},
-            ${REQUESTS} AS requests, ${OK_REQUESTS} AS ok_requests, sum(cost_nanousd)::HUGEINT AS cost_sum,
+            ${MODEL_REQUESTS} AS requests, ${MODEL_OK_REQUESTS} AS ok_requests, sum(cost_nanousd)::HUGEINT AS cost_sum,
             sum(cost_nanousd) FILTER (WHERE attempt > 1)::HUGEINT AS retry_sum,
             sum(cost_nanousd) FILTER (WHERE status <> 'ok')::HUGEINT AS error_sum,
             ${withUsers ? "count(DISTINCT user_id)" : "0"} AS users, epoch_ms(min(ts_start)) AS first_ms
-     FROM events WHERE ${sql} AND ${MODEL_CALL}
+     FROM events WHERE ${sql} AND ${MODEL_CALL_OR_COSTED}
      GROUP BY GROUPING SETS (${dims.map((d) => `(${d})`).join(", ")})`,
     params,
   );
@@ -67,8 +67,8 @@ export function userDays(conn: DuckDBConnection, filter: EventFilter, top: numbe
   const { sql, params } = whereClause(filter);
   return userDaysOf(
     conn,
-    `SELECT ${UTC_DAY} AS day, user_id, sum(cost_nanousd)::HUGEINT AS c, ${REQUESTS} AS n
-     FROM events WHERE ${sql} AND ${MODEL_CALL} GROUP BY day, user_id`,
+    `SELECT ${UTC_DAY} AS day, user_id, sum(cost_nanousd)::HUGEINT AS c, ${MODEL_REQUESTS} AS n
+     FROM events WHERE ${sql} AND ${MODEL_CALL_OR_COSTED} GROUP BY day, user_id`,
     params,
     top,
   );
@@ -151,8 +151,9 @@ export async function firstSeen(
   const { sql, params } = whereClause(filter);
   params.push(since);
   const res = await conn.runAndReadAll(
+    // None is NULL, or "" (a tool's model and provider): never a value first seen.
     `SELECT ${by}, epoch_ms(min(ts_start)) AS first_ms FROM events
-     WHERE ${sql} AND ${MODEL_CALL} AND ${by} IS NOT NULL GROUP BY ${by}
+     WHERE ${sql} AND ${MODEL_CALL_OR_COSTED} AND ${by} <> '' GROUP BY ${by}
      HAVING min(ts_start) >= make_timestamp($${params.length}::BIGINT * 1000) ORDER BY first_ms, ${by}`,
     params,
   );

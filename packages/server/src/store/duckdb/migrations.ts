@@ -192,4 +192,10 @@ export const MIGRATIONS: readonly { version: number; sql: string[] }[] = [
     // summed again from the raw calls when the store opens (they cover every day these tables hold).
     sql: ["DELETE FROM segment_days", "DELETE FROM user_days", "DELETE FROM segment_days_state"],
   },
+  {
+    version: 13,
+    // Closed days were summed from model calls only: a tool or agent record's reported cost, counted by
+    // `spend`, was missing from the rollups. Summed again from the raw calls when the store opens.
+    sql: ["DELETE FROM segment_days", "DELETE FROM user_days", "DELETE FROM segment_days_state"],
+  },
 ];

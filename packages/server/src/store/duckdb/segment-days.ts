@@ -1,16 +1,17 @@
 import type { DuckDBConnection, DuckDBValue } from "@duckdb/node-api";
-import type { CallRecord } from "@tollgate/core";
+import { type CallRecord, isInferenceKind } from "@tollgate/core";
 import { DAY_MS, utcMidnight } from "../../time.js";
 import type { EventFilter, SegmentDimension, SegmentRow } from "../types.js";
 import { appendWith } from "./appender.js";
-import { MODEL_CALL, OK_REQUESTS, REQUESTS } from "./sql.js";
+import { MODEL_CALL_OR_COSTED, MODEL_OK_REQUESTS, MODEL_REQUESTS } from "./sql.js";
 
 /**
- * Segment sums of closed UTC days. Every model call of a day before `closed_before` is summed into
- * `segment_days` by its segment key (everything a variance or segment rollup groups or filters by, except
- * the user): a few thousand rows a day instead of every call. Whole past days of a segment query are read
- * from here and the partial days at its edges, and the days still open, from the raw calls, so answers
- * stay exact. A call arriving late for a closed day is added to its row in the transaction that stores it.
+ * Segment sums of closed UTC days. Every record analytics read (MODEL_CALL_OR_COSTED) of a day before
+ * `closed_before` is summed into `segment_days` by its segment key (everything a variance or segment rollup
+ * groups or filters by, except the user): a few thousand rows a day instead of every call. Whole past days
+ * of a segment query are read from here and the partial days at its edges, and the days still open, from
+ * the raw calls, so answers stay exact. A call arriving late for a closed day is added to its row in the
+ * transaction that stores it.
  */
 export const SEGMENT_KEYS = [
   "deployment",
@@ -23,7 +24,7 @@ export const SEGMENT_KEYS = [
   "agent_type",
 ] as const;
 const KEYS: ReadonlySet<string> = new Set(SEGMENT_KEYS);
-/** Keys stored as '' for none; model, provider and data_mode are never none on model calls. */
+/** Keys stored as '' for none; model, provider and data_mode are never null (a tool's record has ""). */
 const NULLABLE: ReadonlySet<string> = new Set([
   "deployment",
   "feature",
@@ -192,7 +193,7 @@ export async function closedBefore(conn: DuckDBConnection): Promise<number | nul
   return v == null ? null : Number(v);
 }
 
-/** Sums the model calls of [from, before) (from null: all earlier calls) into segment_days, in one transaction. */
+/** Sums the records of [from, before) (from null: all earlier ones) into segment_days, in one transaction. */
 export async function closeDays(conn: DuckDBConnection, from: number | null, before: number): Promise<void> {
   const params: DuckDBValue[] = [before];
   const since = from === null ? "" : `AND ts_start >= make_timestamp($${params.push(from)}::BIGINT * 1000)`;
@@ -200,18 +201,18 @@ export async function closeDays(conn: DuckDBConnection, from: number | null, bef
   try {
     await conn.run(
       `INSERT INTO segment_days
-         SELECT workspace_id, ts_start::DATE, ${SEGMENT_KEYS.map(keyColumn).join(", ")}, ${REQUESTS}, ${OK_REQUESTS},
+         SELECT workspace_id, ts_start::DATE, ${SEGMENT_KEYS.map(keyColumn).join(", ")}, ${MODEL_REQUESTS}, ${MODEL_OK_REQUESTS},
                 sum(cost_nanousd), coalesce(sum(cost_nanousd) FILTER (WHERE attempt > 1), 0),
                 coalesce(sum(cost_nanousd) FILTER (WHERE status <> 'ok'), 0), epoch_ms(min(ts_start))
-         FROM events WHERE ${MODEL_CALL} AND ts_start < make_timestamp($1::BIGINT * 1000) ${since}
+         FROM events WHERE ${MODEL_CALL_OR_COSTED} AND ts_start < make_timestamp($1::BIGINT * 1000) ${since}
          GROUP BY ALL`,
       params,
     );
     await conn.run(
       `INSERT INTO user_days
          SELECT workspace_id, ts_start::DATE, coalesce(deployment, ''), data_mode, coalesce(user_id, ''),
-                sum(cost_nanousd), ${REQUESTS}
-         FROM events WHERE ${MODEL_CALL} AND ts_start < make_timestamp($1::BIGINT * 1000) ${since}
+                sum(cost_nanousd), ${MODEL_REQUESTS}
+         FROM events WHERE ${MODEL_CALL_OR_COSTED} AND ts_start < make_timestamp($1::BIGINT * 1000) ${since}
          GROUP BY ALL`,
       params,
     );
@@ -226,7 +227,10 @@ export async function closeDays(conn: DuckDBConnection, from: number | null, bef
   }
 }
 
-/** Adds newly stored model calls of closed days to their rows (inside the caller's transaction). */
+/** Whether a record is summed into the closed days: what MODEL_CALL_OR_COSTED reads. */
+export const summedInDays = (r: CallRecord): boolean => isInferenceKind(r.kind) || r.cost_nanousd !== 0n;
+
+/** Adds newly stored records of closed days (summedInDays) to their rows (inside the caller's transaction). */
 export async function addLateCalls(conn: DuckDBConnection, records: readonly CallRecord[]): Promise<void> {
   const segments = new Map<string, (string | number | bigint)[]>();
   const users = new Map<string, (string | number | bigint)[]>();
@@ -250,8 +254,9 @@ export async function addLateCalls(conn: DuckDBConnection, records: readonly Cal
   for (const r of records) {
     const day = new Date(utcMidnight(r.ts_start)).toISOString().slice(0, 10);
     const cost = r.cost_nanousd;
-    // As REQUESTS and OK_REQUESTS count them: a hosted tool's model call is its response's request.
-    const own = r.parent_event_id === null;
+    // As MODEL_REQUESTS and MODEL_OK_REQUESTS count them: a hosted tool's model call is its response's
+    // request, and a tool's costed record is none.
+    const own = r.parent_event_id === null && isInferenceKind(r.kind);
     const first = own && r.attempt === 1 ? 1n : 0n;
     const ok = own && r.status === "ok" ? 1n : 0n;
     add(

@@ -2,8 +2,14 @@ import type { DuckDBValue } from "@duckdb/node-api";
 import { type EventFilter, isFilterField } from "../types.js";
 
 // SQL fragments every event query shares, so each definition lives in one place.
-/** A model call: analytics count these; tool, agent and other records are structure, not spend. */
+/** A model call: analytics count these as calls and requests; tool, agent and other records are structure. */
 export const MODEL_CALL = "kind IN ('llm', 'embedding')";
+/**
+ * A record analytics read: every model call, and any other record that carries a cost (a tool's reported
+ * cost is spend, as `spend`, budgets and exports count it, so a window's money is one amount everywhere).
+ * A traced tool or agent span at $0 adds nothing, not even an empty row.
+ */
+export const MODEL_CALL_OR_COSTED = `(${MODEL_CALL} OR cost_nanousd <> 0)`;
 /** A call whose cost is not known: a model call without a price or without usage. */
 export const COST_UNKNOWN = `NOT priced AND ${MODEL_CALL}`;
 /** All input tokens of a record (its input categories are disjoint). */
@@ -17,8 +23,13 @@ export const UTC_DAY = "strftime(date_trunc('day', ts_start), '%Y-%m-%d')";
  * model call (parent_event_id set) takes its response's attempt and is always ok: its spend counts, but it
  * is neither another request nor a success of its own.
  */
-export const REQUESTS = "count(*) FILTER (WHERE attempt = 1 AND parent_event_id IS NULL)";
-export const OK_REQUESTS = "count(*) FILTER (WHERE status = 'ok' AND parent_event_id IS NULL)";
+const FIRST_ATTEMPT = "attempt = 1 AND parent_event_id IS NULL";
+const SUCCEEDED = "status = 'ok' AND parent_event_id IS NULL";
+export const REQUESTS = `count(*) FILTER (WHERE ${FIRST_ATTEMPT})`;
+export const OK_REQUESTS = `count(*) FILTER (WHERE ${SUCCEEDED})`;
+/** REQUESTS and OK_REQUESTS among MODEL_CALL_OR_COSTED records: a costed tool record is no request. */
+export const MODEL_REQUESTS = `count(*) FILTER (WHERE ${FIRST_ATTEMPT} AND ${MODEL_CALL})`;
+export const MODEL_OK_REQUESTS = `count(*) FILTER (WHERE ${SUCCEEDED} AND ${MODEL_CALL})`;
 
 /** WHERE clause with positional parameters; column names come from a fixed allow-list, never from input. */
 export function whereClause(f: EventFilter): { sql: string; params: DuckDBValue[] } {

@@ -4,7 +4,7 @@ import {
   DuckDBTimestampValue,
   listValue,
 } from "@duckdb/node-api";
-import { type CallRecord, isInferenceKind, PRICE_REF_NO_USAGE } from "@tollgate/core/fields";
+import { type CallRecord, PRICE_REF_NO_USAGE } from "@tollgate/core/fields";
 import { DAY_MS, utcMidnight } from "../../time.js";
 import { byCostThenKey, mergeSpend } from "../rows.js";
 import {
@@ -60,6 +60,7 @@ import {
   planDays,
   STAGING_SUMMARY_DDL,
   segmentsFromDays,
+  summedInDays,
   userDaysCanServe,
   userDaysSource,
 } from "./segment-days.js";
@@ -214,8 +215,7 @@ export class DuckDbStore implements Store {
       const lane = this.writers.reduce((a, b) => (b.pending < a.pending ? b : a));
       return lane.run((c) => {
         const closed = this.#closedBefore;
-        const late =
-          closed === null ? [] : records.filter((r) => r.ts_start < closed && isInferenceKind(r.kind));
+        const late = closed === null ? [] : records.filter((r) => r.ts_start < closed && summedInDays(r));
         return late.length
           ? this.#late.run(() => this.#appendOn(c, records, cols, late))
           : this.#appendOn(c, records, cols, late);
@@ -224,7 +224,7 @@ export class DuckDbStore implements Store {
   }
 
   /**
-   * One batch in one transaction; `late` (model calls of closed days) are also added to segment_days.
+   * One batch in one transaction; `late` (closed days' records, summedInDays) are also added to segment_days.
    * The primary key of event_ids makes idempotency the database's job. Nearly every batch is all new, so
    * its ids go straight into event_ids, whose key refuses the whole append if any was stored before; only
    * then does a second transaction sort the new records out. That second step (staging the ids and

@@ -170,6 +170,66 @@ describe("figures", () => {
     expect(r.out).toMatch(/^share-b\s+1\s+0\.00\s+5\.4%/m);
   });
 
+  it("shares and changes are one rounding in every table, half-up on integers (3 of 2,000 is 0.2%)", () => {
+    // As floats, 0.0015 * 100 is 0.1499…: the rollup tables said 0.1% where spend said 0.2%.
+    const iso = (daysAgo: number) => new Date(midnight(daysAgo)).toISOString();
+    ingest("one-rounding", [
+      { ts_start: midnight(30) + 3_600_000, feature: "share-rule", customer_id: "share-x", cost_nanousd: 3 },
+      {
+        ts_start: midnight(30) + 3_600_000,
+        feature: "share-rule",
+        customer_id: "share-y",
+        cost_nanousd: 1_997,
+      },
+      { ts_start: midnight(32) + 3_600_000, feature: "change-rule", cost_nanousd: 2_000 },
+      { ts_start: midnight(30) + 3_600_000, feature: "change-rule", cost_nanousd: 2_003 },
+    ]);
+    const window = ["--from", iso(31), "--to", iso(29)];
+    const spend = tollgate("spend", "--by", "customer", "--feature", "share-rule", ...window);
+    expect(spend.code, spend.err).toBe(0);
+    expect(spend.out).toMatch(/^share-x\s+1\s+0\.00\s+0\.2%/m);
+    const customers = tollgate("rollup", "customers", "--feature", "share-rule", ...window);
+    expect(customers.code, customers.err).toBe(0);
+    expect(customers.out).toMatch(/^share-x\s+\$0\.00\s+0\.2%/m);
+    const features = tollgate("rollup", "features", "--feature", "change-rule", ...window);
+    expect(features.code, features.err).toBe(0);
+    expect(features.out).toMatch(
+      /^change-rule\s+1\s+\$0\.00\s+\$0\.000002\s+\$0\.000002\s+\+0\.2%\s+\+0\.2%$/m,
+    );
+  });
+
+  it('tables show "" (a tool\'s provider and model, which name none) as (none), as they show none; --json keeps ""', () => {
+    const at = midnight(25) + 3_600_000;
+    const none = {
+      provider: undefined,
+      model: undefined,
+      input_uncached_tokens: undefined,
+      output_tokens: undefined,
+    };
+    ingest("no-provider", [
+      { ts_start: at, feature: "blank-key", cost_nanousd: 1_000 },
+      { ts_start: at, feature: "blank-key", kind: "tool", ...none, cost_nanousd: 3_000 },
+    ]);
+    const window = [
+      "--feature",
+      "blank-key",
+      "--from",
+      new Date(at - DAY).toISOString(),
+      "--to",
+      new Date(at + DAY).toISOString(),
+    ];
+    const spend = tollgate("spend", "--by", "provider", ...window);
+    expect(spend.code, spend.err).toBe(0);
+    expect(spend.out).toMatch(/^\(none\)\s+1\s+0\.00\s+75\.0%/m);
+    expect(spend.out).toMatch(/^openai\s+1\s+0\.00\s+25\.0%/m);
+    const json = JSON.parse(tollgate("spend", "--by", "provider", ...window, "--json").out);
+    expect(json.rows.map((r: { key: string | null }) => r.key)).toEqual(["", "openai"]);
+    // The tool's cost is spend in the rollups too, under no model.
+    const outcomes = tollgate("rollup", "outcomes", "--by", "model", ...window);
+    expect(outcomes.code, outcomes.err).toBe(0);
+    expect(outcomes.out).toMatch(/^\(none\)\s+0\s+0\s+0\.0%\s+\$0\.00\s+-$/m);
+  });
+
   it("explain's tables write a fall as -$1.00 (as its narrative does), right-aligned like the rest", () => {
     // Before: feature fall-a and fall-b $1 each; after: fall-a $3, fall-b nothing.
     const before = midnight(14) + 3_600_000;

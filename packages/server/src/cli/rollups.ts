@@ -2,7 +2,7 @@ import { formatUsd } from "@tollgate/core";
 import type { Command } from "commander";
 import { connect } from "./client.js";
 import { CliError, expectOk, type GlobalOpts, noteCoverage, printJson, runtimeOptions } from "./common.js";
-import { formatInt, groupThousands, renderTable } from "./table.js";
+import { formatInt, groupThousands, keyLabel, percent, percentChange, renderTable } from "./table.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: API answers are rendered loosely
 type Json = any;
@@ -37,9 +37,10 @@ const usd = (m: { nanousd: string } | null, digits = 2) => {
   // A change that rounds to nothing is $0.00, not -$0.00.
   return /^-[0.,]*[1-9]/.test(text) ? `-$${text.slice(1)}` : `$${text.replace(/^-/, "")}`;
 };
-const pct = (x: number | null) => (x === null ? "-" : `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)}%`);
-const share = (x: number) => `${(x * 100).toFixed(1)}%`;
-const key = (k: string | null) => k ?? "(none)";
+const nano = (m: { nanousd: string }) => BigInt(m.nanousd);
+/** Percentages from the answer's integers (nano-USD, counts), not its float fractions: one rounding everywhere. */
+const change = (now: { nanousd: string } | null, before: { nanousd: string } | null) =>
+  now && before ? percentChange(nano(now), nano(before)) : "-";
 
 function windowOptions(cmd: Command, defaults: { from?: string } = {}): Command {
   cmd
@@ -105,20 +106,20 @@ const TABLES: Record<RollupName, (res: Json) => string> = {
     renderTable(
       ["feature", "requests", "cost", "cost/request", "before", "change", "cost change"],
       res.features.map((f: Json) => [
-        key(f.feature),
+        keyLabel(f.feature),
         formatInt(f.requests),
         usd(f.cost),
         usd(f.cost_per_request, 6),
         usd(f.previous?.cost_per_request ?? null, 6),
-        pct(f.cost_per_request_change),
-        pct(f.cost_change),
+        change(f.cost_per_request, f.previous?.cost_per_request ?? null),
+        change(f.cost, f.previous?.cost ?? null),
       ]),
     ),
   "agent-runs": (res) =>
     renderTable(
       ["agent_type", "runs", "cost", "median", "p99", "max", "killed", "llm/run", "tools/run"],
       res.agent_types.map((a: Json) => [
-        key(a.agent_type),
+        keyLabel(a.agent_type),
         formatInt(a.runs),
         usd(a.cost),
         usd(a.median, 4),
@@ -129,8 +130,9 @@ const TABLES: Record<RollupName, (res: Json) => string> = {
         a.tool_calls_per_run.toFixed(1),
       ]),
     ),
-  customers: (res) =>
-    renderTable(
+  customers: (res) => {
+    const total = res.customers.reduce((a: bigint, c: Json) => a + nano(c.cost), 0n);
+    return renderTable(
       [
         "customer",
         "cost",
@@ -143,25 +145,26 @@ const TABLES: Record<RollupName, (res: Json) => string> = {
         "change",
       ],
       res.customers.map((c: Json) => [
-        key(c.customer_id),
+        keyLabel(c.customer_id),
         usd(c.cost),
-        share(c.share),
+        percent(nano(c.cost), total),
         formatInt(c.requests),
         formatInt(c.users),
         usd(c.cost_per_request, 6),
         usd(c.month_to_date),
         usd(c.last_month_to_date),
-        pct(c.month_to_date_change),
+        change(c.month_to_date, c.last_month_to_date),
       ]),
-    ),
+    );
+  },
   outcomes: (res) =>
     renderTable(
       [res.by, "requests", "succeeded", "success", "cost", "cost/success"],
       res.rows.map((r: Json) => [
-        key(r[res.by]),
+        keyLabel(r[res.by]),
         formatInt(r.requests),
         formatInt(r.ok_requests),
-        share(r.success_rate),
+        percent(BigInt(r.ok_requests), BigInt(r.requests)),
         usd(r.cost),
         usd(r.cost_per_success, 6),
       ]),
@@ -217,7 +220,7 @@ export function registerRollups(program: Command): void {
         renderTable(
           [by, "before", "after", "change", "volume", "mix", "cost/request"],
           rows.map((s: Json) => [
-            key(s.key),
+            keyLabel(s.key),
             usd(s.before.cost),
             usd(s.after.cost),
             usd(s.change),
@@ -270,7 +273,7 @@ export function registerRollups(program: Command): void {
           [by, "to date", "per day", "projected"],
           res[by]
             .slice(0, 10)
-            .map((r: Json) => [key(r.key), usd(r.to_date), usd(r.run_rate_per_day), usd(r.projected)]),
+            .map((r: Json) => [keyLabel(r.key), usd(r.to_date), usd(r.run_rate_per_day), usd(r.projected)]),
         ),
       );
       console.log();

@@ -1,11 +1,11 @@
-import { formatUsd, roundHalfUp } from "@tollgate/core";
+import { formatUsd } from "@tollgate/core";
 import type { Command } from "commander";
 import { parseTime, QueryTimeError } from "../query-time.js";
 import { SPEND_DIMENSIONS } from "../store/types.js";
 import { DAY_MS } from "../time.js";
 import { connect } from "./client.js";
 import { CliError, expectOk, type GlobalOpts, noteCoverage, printJson, runtimeOptions } from "./common.js";
-import { formatInt, groupThousands, renderTable } from "./table.js";
+import { formatInt, groupThousands, keyLabel, percent, renderTable } from "./table.js";
 
 export function registerSpend(program: Command): void {
   program
@@ -67,18 +67,15 @@ export function registerSpend(program: Command): void {
             unpriced_calls: number;
           }[] = res.rows;
           const total = rows.reduce((a, r) => a + BigInt(r.cost_nanousd), 0n);
-          // Rounded half-up to a tenth of a percent, as the other tables' shares are (not cut off).
-          const share = (n: bigint) =>
-            total === 0n ? "0.0%" : `${(Number(roundHalfUp(n * 1000n, total)) / 10).toFixed(1)}%`;
           console.log(
             renderTable(
               [by, "calls", "cost_usd", "share", "input_tok", "output_tok", "unpriced"],
               [
                 ...rows.map((r) => [
-                  r.key ?? "(none)",
+                  keyLabel(r.key),
                   formatInt(r.calls),
                   groupThousands(formatUsd(BigInt(r.cost_nanousd), 2)),
-                  share(BigInt(r.cost_nanousd)),
+                  percent(BigInt(r.cost_nanousd), total),
                   formatInt(r.input_tokens),
                   formatInt(r.output_tokens),
                   formatInt(r.unpriced_calls),

@@ -1,3 +1,5 @@
+import { roundHalfUp } from "@tollgate/core";
+
 /** Renders rows as an aligned text table; numeric-looking columns (1,234, $5.00, -$1.55, +2.0%) are right-aligned. */
 export function renderTable(headers: string[], rows: (string | number)[][]): string {
   const cells = rows.map((r) => r.map(String));
@@ -22,4 +24,31 @@ export function groupThousands(decimal: string): string {
   const [int = "", frac] = decimal.split(".");
   const grouped = int.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
   return frac === undefined ? grouped : `${grouped}.${frac}`;
+}
+
+/**
+ * A row's key in a table: none (null) and empty text ("", the provider and model of a tool's record, which
+ * name none) both read `(none)`, not a blank cell. --json keeps them as they are.
+ */
+export function keyLabel(key: string | null): string {
+  return key === null || key === "" ? "(none)" : key;
+}
+
+/**
+ * `part` of `whole` as a percentage to a tenth, rounded half-up on the integers (a share of money never
+ * goes through a float: 3 of 2,000 nano-USD is 0.2%, where 0.0015 * 100 in floating point is 0.1…%).
+ * Nothing of nothing is 0.0%.
+ */
+export function percent(part: bigint, whole: bigint): string {
+  if (whole === 0n) return "0.0%";
+  const tenths = roundHalfUp(part * 1000n, whole);
+  const abs = tenths < 0n ? -tenths : tenths;
+  return `${tenths < 0n ? "-" : ""}${abs / 10n}.${abs % 10n}%`;
+}
+
+/** The change from `before` to `now` as a signed percentage (percent's rounding); "-" from nothing. */
+export function percentChange(now: bigint, before: bigint): string {
+  if (before === 0n) return "-";
+  const p = percent(now - before, before);
+  return p.startsWith("-") ? p : `+${p}`;
 }

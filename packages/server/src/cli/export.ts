@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
-import { exportColumnType } from "../query/export.js";
+import { asTextRow, exportColumnType } from "../query/export.js";
 import { type Client, connect } from "./client.js";
 import { CliError, expectOk, type GlobalOpts, noteCoverage, printJson, runtimeOptions } from "./common.js";
 import { isRollup, ROLLUP_ROWS, type RollupName, type WindowOpts, windowQuery } from "./rollups.js";
@@ -25,7 +25,7 @@ export interface ExportOpts extends WindowOpts {
 }
 
 /**
- * CSV cell: quoted when it must be; objects (tags, metadata, usage_raw) as their JSON. None (null) is an
+ * CSV cell: quoted when it must be; objects (a rollup's lists) as their JSON. None (null) is an
  * empty cell and empty text ("", a tool call's provider) a quoted one, `""`: the convention warehouse
  * loaders (COPY … CSV) and the parquet conversion read them by.
  */
@@ -116,11 +116,12 @@ export async function exportCalls(
         );
       }
       let text = "";
+      const textRow = asTextRow(page.columns);
       for (const r of page.rows as unknown[][]) {
         if (format === "json") {
           const obj = Object.fromEntries(page.columns.map((c: string, i: number) => [c, r[i]]));
           text += `${rows > 0 ? "," : ""}\n${JSON.stringify(obj)}`;
-        } else text += `${r.map(cell).join(",")}\n`;
+        } else text += `${textRow(r).map(cell).join(",")}\n`;
         rows++;
       }
       await file.write(text);

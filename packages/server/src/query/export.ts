@@ -81,6 +81,17 @@ const INTEGER_COLUMNS: ReadonlySet<string> = new Set([
   "input_characters",
 ]);
 const BOOLEAN_COLUMNS: ReadonlySet<string> = new Set(["stream", "batch", "priced"]);
+/** The columns holding JSON values: usage_raw is whatever the provider sent (an object, a number, a string…). */
+const JSON_COLUMNS: ReadonlySet<string> = new Set(["tags", "metadata", "usage_raw"]);
+
+/**
+ * An export row's values as a text export (CSV, parquet) writes them: JSON columns as their JSON text, so
+ * a usage_raw "5" (the text) and 5 (the number) stay apart; none stays none.
+ */
+export function asTextRow(columns: readonly string[]): (row: readonly unknown[]) => unknown[] {
+  const json = columns.map((c) => JSON_COLUMNS.has(c));
+  return (row) => row.map((v, i) => (json[i] && v !== null && v !== undefined ? JSON.stringify(v) : v));
+}
 
 /**
  * A column's type in a typed export (parquet), as the call record has it: never guessed from the values,

@@ -139,6 +139,17 @@ describe.each(["memory", "redis"])("ingest whose write fails, with %s limits", (
     expect(await counted(rt, feature, runId)).toEqual({ budget: cost, run: cost, llmCalls: 3 });
   });
 
+  it("a batch stored and counted, sent again (its answer lost) in a write that fails, still counts once", async () => {
+    const { feature, runId, items } = await batch(2);
+    expect((await postEvents(rt.app, rt.rootToken, items)).json).toMatchObject({ accepted: 2 });
+    const { cost } = await stored(feature);
+    expect(await counted(rt, feature, runId)).toEqual({ budget: cost, run: cost, llmCalls: 2 });
+    failNextAppend(rt, false);
+    expect((await postEvents(rt.app, rt.rootToken, items)).status).toBe(503);
+    expect((await postEvents(rt.app, rt.rootToken, items)).json).toMatchObject({ duplicates: 2 });
+    expect(await counted(rt, feature, runId)).toEqual({ budget: cost, run: cost, llmCalls: 2 });
+  });
+
   it("an OTLP export the store committed though its write failed counts once when it is retried", async () => {
     const feature = `otlp-${++seq}`;
     const runId = `otlp-run-${seq}`;

@@ -695,6 +695,32 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     await charge("fresh", true, 1000n);
     expect(await spend()).toBe(1130n);
   });
+
+  it("doubt: a call charged before the write that failed (sent again, its answer lost) is not charged again", async () => {
+    const w = ws();
+    const b = bucket({ amount: 0n });
+    const charge = (eventId: string, doubted: boolean) =>
+      store().charge({
+        workspace: w,
+        eventId,
+        doubted,
+        now: NOW,
+        buckets: [{ ...b, reserved: 0n, actual: 10n }],
+        tokenRates: [],
+        run: null,
+      });
+    const spend = async () => (await store().buckets(w, [b], NOW))[0]!.spend;
+    await charge("resent", false); // its first write stored it
+    await store().doubt(w, ["resent"], NOW + 60_000, NOW); // sent again: that write failed
+    await charge("resent", true); // and its retry is answered duplicate
+    expect(await spend()).toBe(10n);
+    // Charged as a doubted duplicate, then sent in a write that fails once more: still counted once.
+    await store().doubt(w, ["twice"], NOW + 60_000, NOW);
+    await charge("twice", true);
+    await store().doubt(w, ["twice"], NOW + 60_000, NOW);
+    await charge("twice", true);
+    expect(await spend()).toBe(20n);
+  });
 });
 
 describe("Redis doubts", () => {

@@ -55,12 +55,12 @@ const PRUNE_EVERY_MS = 60_000;
  * settled yet, so only a long store outage with clients giving up comes near it (~12 MB).
  */
 const MAX_DOUBTED = 100_000;
-/** How long a charged call is known to be: as long as Redis keeps a charge's marker (ONCE_MS). */
-const CHARGED_MS = 3_600_000;
 /**
- * Charged calls known at most (the oldest go first, ~12 MB): a failed write of calls charged already is
- * their client's retry of a batch stored before (its answer lost), minutes after at most.
+ * A charge applies once per event id for this long, as Redis keeps its marker, and of this many calls
+ * charged last at most: a call sent again (its answer lost) in a write that fails is known as charged
+ * then, and not put in doubt (~12 MB).
  */
+const CHARGED_MS = 3_600_000;
 const MAX_CHARGED = 100_000;
 /** A run nobody called for this long is forgotten (a restart forgets it too: runs rebuild from 7 days). */
 const RUN_IDLE_MS = 7 * 86_400_000;
@@ -91,7 +91,7 @@ export class MemoryLimitStore implements LimitStore {
   readonly #seedClosed = new Set<string>();
   /** Calls in doubt (doubt), by workspace and event id. */
   readonly #doubted = new LapsingKeys(MAX_DOUBTED);
-  /** Calls charged within the hour, by workspace and event id: a doubt coming after a charge is not kept. */
+  /** Calls charged within the hour (a charge applies once), by workspace and event id. */
   readonly #charged = new LapsingKeys(MAX_CHARGED);
   #nextPrune = 0;
 
@@ -177,7 +177,8 @@ export class MemoryLimitStore implements LimitStore {
   charge(req: ChargeRequest): Promise<SettleResult> {
     const k = `${req.workspace}\u0000${req.eventId}`;
     const inDoubt = this.#doubted.size > 0 && this.#doubted.take(k, req.now);
-    if (req.doubted && !inDoubt) return Promise.resolve({ changes: [], killed: null });
+    if ((req.doubted && !inDoubt) || this.#charged.has(k, req.now))
+      return Promise.resolve({ changes: [], killed: null });
     this.#charged.add(k, req.now + CHARGED_MS, req.now);
     return Promise.resolve(this.#settle(req.workspace, null, req));
   }
@@ -185,7 +186,7 @@ export class MemoryLimitStore implements LimitStore {
   doubt(workspace: string, eventIds: readonly string[], until: number, now: number): Promise<void> {
     for (const id of eventIds) {
       const k = `${workspace}\u0000${id}`;
-      // Charged already: the failed write was a retry of a batch stored (and counted) before.
+      // Charged already: its duplicate is the earlier write's, that counted it (as on Redis).
       if (!this.#charged.has(k, now)) this.#doubted.add(k, until, now);
     }
     return Promise.resolve();

@@ -172,8 +172,8 @@ export interface LimitStore {
   /**
    * Puts calls in doubt until `until`: their write to the event store failed, and may have committed all the
    * same (its answer lost), so nobody charged them. A doubted charge of one applies once; any charge of one
-   * takes it out of doubt. A call charged already (within the hour its charge is known: by another replica,
-   * or when the write that failed was a retry of calls stored and charged before) is not put in it.
+   * takes it out of doubt. A call charged already (its duplicate is the write's that counted it; within the
+   * hour a charge is known by its event id: in memory, of the last 100,000) is not put in it.
    */
   doubt(workspace: string, eventIds: readonly string[], until: number, now: number): Promise<void>;
   buckets(workspace: string, refs: BucketRef[], now: number): Promise<BucketStatus[]>;

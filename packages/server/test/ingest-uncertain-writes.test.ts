@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type CallRecord, uuidv7 } from "@tollgate/core";
+import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openRuntime, type Runtime } from "../src/runtime.js";
 import type { AppendResult } from "../src/store/types.js";
@@ -148,6 +149,21 @@ describe.each(["memory", "redis"])("ingest whose write fails, with %s limits", (
     expect((await postEvents(rt.app, rt.rootToken, items)).status).toBe(503);
     expect((await postEvents(rt.app, rt.rootToken, items)).json).toMatchObject({ duplicates: 2 });
     expect(await counted(rt, feature, runId)).toEqual({ budget: cost, run: cost, llmCalls: 2 });
+  });
+
+  it.runIf(limits === "redis")("a failed write's calls no limit counts are not put in doubt", async () => {
+    // Made two days ago: before the daily budget's window, and of no agent run.
+    const items = [validRecord({ feature: `old-${++seq}`, ts_start: Date.now() - 2 * 86_400_000 })];
+    failNextAppend(rt, false);
+    expect((await postEvents(rt.app, rt.rootToken, items)).status).toBe(503);
+    expect((await postEvents(rt.app, rt.rootToken, items)).json).toMatchObject({ accepted: 1 });
+    const client = new Redis(redis.url);
+    try {
+      // Nothing charges it, so nothing would take it out of doubt: its key would stay a week.
+      expect(await client.exists(`tg:{default}:doubt:${items[0]!.event_id}`)).toBe(0);
+    } finally {
+      client.disconnect();
+    }
   });
 
   it("an OTLP export the store committed though its write failed counts once when it is retried", async () => {

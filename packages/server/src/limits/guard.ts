@@ -545,36 +545,49 @@ export class SpendGuard {
    * the write that failed, and observe(…, { doubted: true }) charges it, once. Never throws.
    */
   async doubt(records: readonly CallRecord[]): Promise<void> {
+    const now = this.#now();
     const byWorkspace = new Map<string, string[]>();
     for (const rec of records) {
-      if (!mayCount(this.registry.forWorkspace(rec.workspace_id), rec)) continue;
+      // Only the calls a charge would reach: no charge would take the others out of doubt (a key each, on
+      // Redis, for as long as a doubt lasts).
+      if (!this.#countsOf(rec, {})) continue;
       const ids = byWorkspace.get(rec.workspace_id);
       if (ids) ids.push(rec.event_id);
       else byWorkspace.set(rec.workspace_id, [rec.event_id]);
     }
-    const now = this.#now();
     for (const [ws, ids] of byWorkspace)
       await this.#unwritten.write(`the doubt of ${ids.length} calls whose write failed`, () =>
         this.store.doubt(ws, ids, now + DOUBT_MS, now),
       );
   }
 
+  /**
+   * The limits an ingested call counts against: the budgets whose window it is in, token rates, its
+   * agent run's policies, and the instant they were worked out at; null when none.
+   */
+  #countsOf(rec: CallRecord, opts: ObserveOptions) {
+    const policies = this.registry.forWorkspace(rec.workspace_id);
+    // Most ingested records fall under no limit: nothing is built for them.
+    if (!policies.budgets.length && !policies.rates.length && !rec.agent_run_id) return null;
+    const facts = factsOfRecord(rec);
+    const now = this.#now();
+    // A record from before a budget's current window does not count against it (as after a rebuild).
+    const budgets = policies.budgets.filter(
+      (b) => scopeMatches(b.scope, facts) && rec.ts_start >= windowSlots(b.window, now).start,
+    );
+    const rates =
+      rec.batch || opts.countRates === false
+        ? []
+        : policies.rates.filter((r) => r.tokens_per_min !== undefined && scopeMatches(r.scope, facts));
+    if (!budgets.length && !rates.length && !rec.agent_run_id) return null;
+    return { policies, facts, budgets, rates, now };
+  }
+
   async #observeAll(records: readonly CallRecord[], opts: ObserveOptions): Promise<void> {
     for (const rec of records) {
-      const policies = this.registry.forWorkspace(rec.workspace_id);
-      // Most ingested records fall under no limit: nothing is built for them.
-      if (!mayCount(policies, rec)) continue;
-      const facts = factsOfRecord(rec);
-      const now = this.#now();
-      // A record from before a budget's current window does not count against it (as after a rebuild).
-      const budgets = policies.budgets.filter(
-        (b) => scopeMatches(b.scope, facts) && rec.ts_start >= windowSlots(b.window, now).start,
-      );
-      const rates =
-        rec.batch || opts.countRates === false
-          ? []
-          : policies.rates.filter((r) => r.tokens_per_min !== undefined && scopeMatches(r.scope, facts));
-      if (!budgets.length && !rates.length && !rec.agent_run_id) continue;
+      const counts = this.#countsOf(rec, opts);
+      if (!counts) continue;
+      const { policies, facts, budgets, rates, now } = counts;
       const buckets = budgets.map((b) => budgetBucket(b, bucketValues(b.scope, facts), facts, now, 0n));
       const tokens = totalTokens(rec);
       const agentType = rec.agent_type;
@@ -963,10 +976,6 @@ function killRow(
     detail: { ...kill },
   };
 }
-
-/** Whether any limit of its workspace may count an ingested call (most fall under none). */
-const mayCount = (policies: WorkspacePolicies, rec: CallRecord): boolean =>
-  !!(policies.budgets.length || policies.rates.length || rec.agent_run_id);
 
 /** Whether a ticket holds nothing to settle: no reservation, token counter or run (see bareTicket). */
 export const isBareTicket = (ticket: Ticket): boolean =>

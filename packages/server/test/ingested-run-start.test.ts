@@ -82,3 +82,21 @@ describe("an ingested run's start", () => {
     );
   });
 });
+
+describe("an unkilled run", () => {
+  it("counts no call made before its unkill, however late it is ingested, live as after a restart", async () => {
+    const usage = async (gw: Gateway) =>
+      (await adminRequest(gw, "GET", "/api/runs/straggled-run")).json.usage;
+    const made = Date.now() - 60_000;
+    await acrossRestart(
+      async (gw) => {
+        await ingest(gw, "straggled-run", made);
+        expect((await adminRequest(gw, "POST", "/api/runs/straggled-run/kill")).status).toBe(200);
+        expect((await adminRequest(gw, "POST", "/api/runs/straggled-run/unkill")).status).toBe(200);
+        await ingest(gw, "straggled-run", made + 1000); // the killed run's call, exported late
+        expect(await usage(gw)).toMatchObject({ llm_calls: 0, cost_nanousd: "0" });
+      },
+      async (gw) => expect(await usage(gw)).toMatchObject({ llm_calls: 0, cost_nanousd: "0" }),
+    );
+  });
+});

@@ -556,6 +556,38 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     expect(await started("r:mixed")).toBe(NOW - 5000);
   });
 
+  it("runs: a call made before an unkill, ingested after it, does not count on the run started over", async () => {
+    const w = ws();
+    const ceilings = { cost_nanousd: 100n };
+    const charge = (startedAt: number, now: number) =>
+      store().charge({
+        workspace: w,
+        eventId: `ev-${++seq}`,
+        now,
+        buckets: [],
+        tokenRates: [],
+        run: {
+          key: "r:over",
+          ceilings,
+          cost: 150n,
+          tokens: 5,
+          toolCalls: 1,
+          llmCalls: 1,
+          retries: 1,
+          startedAt,
+        },
+      });
+    expect((await charge(NOW - 1000, NOW)).killed).toMatchObject({ ceiling: "cost_nanousd" });
+    await store().unkill(w, "r:over", NOW + 1000);
+    // Its exporter sends a call the killed run made just before the kill: the run rebuilt after a restart
+    // counts from the unkill, so that call is not the new run's (nor does it kill it again).
+    expect((await charge(NOW - 500, NOW + 2000)).killed).toBeNull();
+    expect((await store().run(w, "r:over"))?.usage).toEqual(emptyRunUsage(NOW + 1000));
+    // A call made since counts.
+    expect((await charge(NOW + 1500, NOW + 3000)).killed).toMatchObject({ ceiling: "cost_nanousd" });
+    expect((await store().run(w, "r:over"))?.usage).toMatchObject({ cost_nanousd: 150n, llm_calls: 1 });
+  });
+
   it("runs: retries and span depth count against their ceilings; kill and unkill by hand", async () => {
     const w = ws();
     const run = (retry: boolean, depth: number) => ({

@@ -45,7 +45,7 @@ interface Run {
   usage: RunUsage;
   killed: KillReason | null;
   lastSeen: number;
-  /** When an unkill started the run over (0: never): no call made before moves its start back. */
+  /** When an unkill started the run over (0: never): a call made before counts on the old run, not this. */
   restartedAt: number;
 }
 
@@ -220,15 +220,21 @@ export class MemoryLimitStore implements LimitStore {
       if (id !== null && req.run.held)
         for (const [key, amount] of holdsOf(req.run.key, req.run.held))
           this.#unhold(workspace, key, id, amount);
-      run.usage.cost_nanousd += req.run.cost;
-      run.usage.total_tokens += req.run.tokens;
-      run.usage.tool_calls += req.run.toolCalls;
-      run.usage.llm_calls = Math.max(0, run.usage.llm_calls + req.run.llmCalls);
-      run.usage.retries = Math.max(0, run.usage.retries + req.run.retries);
-      if (req.run.startedAt !== undefined) startedBy(run, req.run.startedAt);
-      if (!run.killed) {
-        killed = crossedCeiling(run.usage, req.run.ceilings, now);
-        run.killed = killed;
+      const at = req.run.startedAt;
+      // A call made before the unkill that started its run over was the old run's: the run counts from
+      // its unkill on (as a rebuild counts it).
+      if (at === undefined || at >= run.restartedAt) {
+        run.usage.cost_nanousd += req.run.cost;
+        run.usage.total_tokens += req.run.tokens;
+        run.usage.tool_calls += req.run.toolCalls;
+        run.usage.llm_calls = Math.max(0, run.usage.llm_calls + req.run.llmCalls);
+        run.usage.retries = Math.max(0, run.usage.retries + req.run.retries);
+        // A run starts at its earliest call, one ingested after later ones included.
+        if (at !== undefined) run.usage.started_at = Math.min(run.usage.started_at, at);
+        if (!run.killed) {
+          killed = crossedCeiling(run.usage, req.run.ceilings, now);
+          run.killed = killed;
+        }
       }
     }
     return { changes, killed };
@@ -415,11 +421,6 @@ export class MemoryLimitStore implements LimitStore {
     run.lastSeen = Math.max(run.lastSeen, now);
     return run;
   }
-}
-
-/** A run starts at its earliest call (one ingested late included), never before an unkill started it over. */
-function startedBy(run: Run, at: number): void {
-  run.usage.started_at = Math.min(run.usage.started_at, Math.max(at, run.restartedAt));
 }
 
 /** Keeps `current` and the latest key before it (slot keys of one kind sort by time), drops the rest. */

@@ -238,10 +238,10 @@ return out
  */
 export const SETTLE = `${COMMON}
 -- A run starts at its earliest call (at: the call's start; nil: made now), one ingested after later ones
--- included, but never before the unkill that started it over ('from').
+-- included.
 local function start_run(rk, at, now)
   local started = tonumber(redis.call('HGET', rk, 'started') or now)
-  if at then started = math.min(started, math.max(at, num(redis.call('HGET', rk, 'from')))) end
+  if at then started = math.min(started, at) end
   redis.call('HSET', rk, 'started', fmt(started))
 end
 local spec = cjson.decode(ARGV[1])
@@ -269,20 +269,24 @@ if run ~= cjson.null and run then
     drop_if_idle(KEYS[h.cm])
     drop_if_idle(KEYS[h.tm])
   end
-  redis.call('HINCRBY', rk, 'cost', run.cost)
-  redis.call('HINCRBY', rk, 'tokens', run.tokens)
-  redis.call('HINCRBY', rk, 'tools', run.tools)
-  -- Counted (an ingested call) or taken back (an admitted call never sent), never below 0.
-  for field, n in pairs({llm = run.llm, retries = run.retries or 0}) do
-    if n ~= 0 and redis.call('HINCRBY', rk, field, n) < 0 then redis.call('HSET', rk, field, 0) end
-  end
-  start_run(rk, run.start, now)
-  redis.call('PEXPIRE', rk, 604800000)
-  if not redis.call('HGET', rk, 'killed') then
-    local reason = crossed(usage(rk, now), run.ceil, now)
-    if reason then
-      redis.call('HSET', rk, 'killed', reason)
-      out[1] = reason
+  -- A call made before the unkill that started its run over ('from') was the old run's: the run counts
+  -- from its unkill on (as a rebuild counts it).
+  if not (run.start and run.start < num(redis.call('HGET', rk, 'from'))) then
+    redis.call('HINCRBY', rk, 'cost', run.cost)
+    redis.call('HINCRBY', rk, 'tokens', run.tokens)
+    redis.call('HINCRBY', rk, 'tools', run.tools)
+    -- Counted (an ingested call) or taken back (an admitted call never sent), never below 0.
+    for field, n in pairs({llm = run.llm, retries = run.retries or 0}) do
+      if n ~= 0 and redis.call('HINCRBY', rk, field, n) < 0 then redis.call('HSET', rk, field, 0) end
+    end
+    start_run(rk, run.start, now)
+    redis.call('PEXPIRE', rk, 604800000)
+    if not redis.call('HGET', rk, 'killed') then
+      local reason = crossed(usage(rk, now), run.ceil, now)
+      if reason then
+        redis.call('HSET', rk, 'killed', reason)
+        out[1] = reason
+      end
     end
   end
 end

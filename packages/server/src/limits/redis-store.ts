@@ -448,7 +448,7 @@ export class RedisLimitStore implements LimitStore {
       .multi()
       .hexists(k, "killed")
       .del(k)
-      .hset(k, "started", now, "from", now) // from: no call made before moves its start back (SETTLE)
+      .hset(k, "started", now, "from", now) // from: a call made before is not this run's (SETTLE)
       .pexpire(k, 604_800_000)
       .exec();
     return res?.[0]?.[1] === 1;

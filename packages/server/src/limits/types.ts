@@ -97,7 +97,7 @@ export interface SettleRequest {
     held?: RunHold;
     /**
      * When the call was made (an ingested call's ts_start): a run starts at its earliest call, which may
-     * arrive after later ones. Absent: now.
+     * arrive after later ones; one made before an unkill does not count on the run. Absent: now.
      */
     startedAt?: number;
   } | null;
@@ -181,7 +181,7 @@ export interface LimitStore {
   kill(workspace: string, key: string, reason: KillReason): Promise<void>;
   /**
    * Lifts a kill; the run starts over with fresh counters (else its ceilings would kill it again at once),
-   * started at `now`: a call made before, ingested since, does not move its start back.
+   * started at `now`: a call made before, ingested since, does not count on it (a rebuild counts from here).
    */
   unkill(workspace: string, key: string, now: number): Promise<boolean>;
   /**

@@ -1074,6 +1074,21 @@ describe("agent runs", () => {
     });
     expect(await call()).toBe("ok");
   });
+
+  it("a call in flight at its run's kill and unkill is the old run's: the run started over counts nothing of it, as a rebuild", async () => {
+    const headers = { "x-tollgate-agent-run-id": "inflight-unkill-1" };
+    const slow = client({ ...headers, "x-mock-headers-delay-ms": "400" });
+    const pending = slow.chat.completions.create({
+      model: "gpt-4.1-nano",
+      messages: [{ role: "user", content: "x" }],
+    });
+    await sleep(150);
+    await api("POST", "/api/runs/inflight-unkill-1/kill", { reason: "stop" });
+    await api("POST", "/api/runs/inflight-unkill-1/unkill");
+    await pending;
+    const run = await api("GET", "/api/runs/inflight-unkill-1");
+    expect(run.json.usage).toMatchObject({ cost_nanousd: "0", llm_calls: 0 });
+  });
 });
 
 /** Stops `first` and runs `check` against a gateway restarted on its data dir (which the caller removes). */

@@ -451,6 +451,8 @@ export class SpendGuard {
             llmCalls: outcome.unsent ? -1 : 0,
             retries: outcome.unsent && ticket.run.retry ? -1 : 0,
             held: ticket.run.hold,
+            // A call in flight when its run was killed and unkilled is the old run's, as a rebuild counts it.
+            startedAt: outcome.tsStart ?? undefined,
           }
         : null,
     };

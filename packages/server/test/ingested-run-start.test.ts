@@ -66,6 +66,21 @@ describe("an ingested run's start", () => {
     );
   });
 
+  it("leaves out a call of more than a week ago, live as after a restart (a rebuild reads a week)", async () => {
+    const made = Date.now() - 3_600_000;
+    const runUsage = async (gw: Gateway) => (await adminRequest(gw, "GET", "/api/runs/week-run")).json.usage;
+    await acrossRestart(
+      async (gw) => {
+        await ingest(gw, "week-run", made);
+        await ingest(gw, "week-run", Date.now() - 8 * 86_400_000); // eight days late
+        const usage = await runUsage(gw);
+        expect(usage).toMatchObject({ started_at: made, llm_calls: 1 });
+        return usage;
+      },
+      async (gw, live) => expect(await runUsage(gw)).toEqual(live),
+    );
+  });
+
   it("is its unkill's once unkilled, not its first call's since, live as after a restart", async () => {
     await acrossRestart(
       async (gw) => {

@@ -581,22 +581,25 @@ export class SpendGuard {
       rec.batch || opts.countRates === false
         ? []
         : policies.rates.filter((r) => r.tokens_per_min !== undefined && scopeMatches(r.scope, facts));
-    if (!budgets.length && !rates.length && !rec.agent_run_id) return null;
-    return { policies, facts, budgets, rates, now };
+    // A run's counters cover its last week, as a rebuild reads them: a call ingested later than that is
+    // none of them (it would move the run's start back a week and more, and kill it on wall time).
+    const runId = rec.agent_run_id !== null && rec.ts_start >= now - RUN_HISTORY_MS ? rec.agent_run_id : null;
+    if (!budgets.length && !rates.length && !runId) return null;
+    return { policies, facts, budgets, rates, now, runId };
   }
 
   async #observeAll(records: readonly CallRecord[], opts: ObserveOptions): Promise<void> {
     for (const rec of records) {
       const counts = this.#countsOf(rec, opts);
       if (!counts) continue;
-      const { policies, facts, budgets, rates, now } = counts;
+      const { policies, facts, budgets, rates, now, runId } = counts;
       const buckets = budgets.map((b) => budgetBucket(b, bucketValues(b.scope, facts), facts, now, 0n));
       const tokens = totalTokens(rec);
       const agentType = rec.agent_type;
-      const run = rec.agent_run_id
+      const run = runId
         ? {
-            key: runKey(rec.agent_run_id),
-            runId: rec.agent_run_id,
+            key: runKey(runId),
+            runId,
             agentType,
             ceilings: (agentType && policies.agents.get(agentType)) || {},
           }

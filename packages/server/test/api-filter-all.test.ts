@@ -2,7 +2,7 @@
 // have always read them: `tollgate spend --deployment all` once asked for a deployment named "all" and
 // showed nothing.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { getJson, type Json, openTestRuntime, postEvents, validRecord } from "./helpers.js";
+import { getOk, type Json, openTestRuntime, postEvents, validRecord } from "./helpers.js";
 
 let rt: Awaited<ReturnType<typeof openTestRuntime>>;
 const ts = Date.now() - 3_600_000;
@@ -22,11 +22,7 @@ beforeAll(async () => {
 });
 afterAll(() => rt?.close());
 
-const api = async (path: string): Promise<Json> => {
-  const res = await getJson(rt.app, rt.rootToken, path);
-  expect(res.status, `${path}: ${JSON.stringify(res.json)}`).toBe(200);
-  return res.json;
-};
+const api = (path: string): Promise<Json> => getOk(rt.app, rt.rootToken, path);
 const window = `from=${new Date(ts - 60_000).toISOString()}&to=now`;
 
 describe("`all` is every value of deployment and data_mode, on every filtered route", () => {

@@ -81,6 +81,13 @@ export async function getJson(
   return { status: res.status, json: await res.json() };
 }
 
+/** A GET that must answer 200 (the failure names the path and the answer): its parsed JSON. */
+export async function getOk(app: App, key: string | null, path: string): Promise<Json> {
+  const res = await getJson(app, key, path);
+  expect(res.status, `${path}: ${JSON.stringify(res.json)}`).toBe(200);
+  return res.json;
+}
+
 /** An API call to a running server as its local admin (root token): status and parsed JSON. */
 export async function adminRequest(
   server: { url: string; runtime: { rootToken: string } },

@@ -169,42 +169,8 @@ describe.each(["memory", "redis"])("ingest whose write fails, with %s limits", (
   it("an OTLP export the store committed though its write failed counts once when it is retried", async () => {
     const feature = `otlp-${++seq}`;
     const runId = `otlp-run-${seq}`;
-    const traceId = uuidv7().replaceAll("-", "");
-    const start = BigInt(Date.now() - 1000) * 1_000_000n;
-    const span = (spanId: string) => ({
-      traceId,
-      spanId,
-      name: "chat",
-      kind: 3,
-      startTimeUnixNano: start.toString(),
-      endTimeUnixNano: (start + 5_000_000n).toString(),
-      attributes: [
-        ["gen_ai.operation.name", "chat"],
-        ["gen_ai.provider.name", "openai"],
-        ["gen_ai.request.model", "gpt-4o-mini"],
-        ["tollgate.feature", feature],
-        ["tollgate.agent_run_id", runId],
-      ]
-        .map(([key, v]) => ({ key, value: { stringValue: v } }))
-        .concat([
-          { key: "gen_ai.usage.input_tokens", value: { intValue: "1000" } } as never,
-          { key: "gen_ai.usage.output_tokens", value: { intValue: "100" } } as never,
-        ]),
-    });
-    const body = JSON.stringify({
-      resourceSpans: [
-        {
-          resource: { attributes: [] },
-          scopeSpans: [{ scope: { name: "x" }, spans: [span("00000000000000a1"), span("00000000000000a2")] }],
-        },
-      ],
-    });
-    const post = () =>
-      rt.app.request("/v1/traces", {
-        method: "POST",
-        headers: { authorization: `Bearer ${rt.rootToken}`, "content-type": "application/json" },
-        body,
-      });
+    const span = otlpChatSpan(uuidv7().replaceAll("-", ""), feature, runId);
+    const post = () => postSpans(rt, [span("00000000000000a1"), span("00000000000000a2")]);
     failNextAppend(rt, true);
     expect((await post()).status).toBe(503);
     expect((await post()).status).toBe(200);
@@ -219,37 +185,8 @@ describe.each(["memory", "redis"])("ingest whose write fails, with %s limits", (
     // (another service's, exported late) came next, counted on it; then the retry, answered duplicate.
     const feature = `otlp-late-${++seq}`;
     const runId = `otlp-late-run-${seq}`;
-    const traceId = uuidv7().replaceAll("-", "");
-    const start = BigInt(Date.now() - 1000) * 1_000_000n;
-    const span = (spanId: string, kind: number, parentSpanId?: string) => ({
-      traceId,
-      spanId,
-      ...(parentSpanId ? { parentSpanId } : {}),
-      name: "chat",
-      kind,
-      startTimeUnixNano: start.toString(),
-      endTimeUnixNano: (start + 5_000_000n).toString(),
-      attributes: [
-        ["gen_ai.operation.name", "chat"],
-        ["gen_ai.provider.name", "openai"],
-        ["gen_ai.request.model", "gpt-4o-mini"],
-        ["tollgate.feature", feature],
-        ["tollgate.agent_run_id", runId],
-      ]
-        .map(([key, v]) => ({ key, value: { stringValue: v } }))
-        .concat([
-          { key: "gen_ai.usage.input_tokens", value: { intValue: "1000" } } as never,
-          { key: "gen_ai.usage.output_tokens", value: { intValue: "100" } } as never,
-        ]),
-    });
-    const post = (spans: unknown[]) =>
-      rt.app.request("/v1/traces", {
-        method: "POST",
-        headers: { authorization: `Bearer ${rt.rootToken}`, "content-type": "application/json" },
-        body: JSON.stringify({
-          resourceSpans: [{ resource: { attributes: [] }, scopeSpans: [{ scope: { name: "x" }, spans }] }],
-        }),
-      });
+    const span = otlpChatSpan(uuidv7().replaceAll("-", ""), feature, runId);
+    const post = (spans: unknown[]) => postSpans(rt, spans);
     const outer = span("00000000000000b1", 1);
     failNextAppend(rt, true);
     expect((await post([outer])).status).toBe(503);
@@ -261,3 +198,40 @@ describe.each(["memory", "redis"])("ingest whose write fails, with %s limits", (
     expect(await counted(rt, feature, runId)).toEqual({ budget: cost, run: cost, llmCalls: 1 });
   });
 });
+
+/** An OTLP/JSON chat span of gpt-4o-mini (1,000 in, 100 out) of `feature` and run `runId`, in trace `traceId`. */
+function otlpChatSpan(traceId: string, feature: string, runId: string) {
+  const start = BigInt(Date.now() - 1000) * 1_000_000n;
+  return (spanId: string, kind = 3, parentSpanId?: string) => ({
+    traceId,
+    spanId,
+    ...(parentSpanId ? { parentSpanId } : {}),
+    name: "chat",
+    kind,
+    startTimeUnixNano: start.toString(),
+    endTimeUnixNano: (start + 5_000_000n).toString(),
+    attributes: [
+      ["gen_ai.operation.name", "chat"],
+      ["gen_ai.provider.name", "openai"],
+      ["gen_ai.request.model", "gpt-4o-mini"],
+      ["tollgate.feature", feature],
+      ["tollgate.agent_run_id", runId],
+    ]
+      .map(([key, v]) => ({ key, value: { stringValue: v } }))
+      .concat([
+        { key: "gen_ai.usage.input_tokens", value: { intValue: "1000" } } as never,
+        { key: "gen_ai.usage.output_tokens", value: { intValue: "100" } } as never,
+      ]),
+  });
+}
+
+/** POST /v1/traces of one OTLP/JSON export holding `spans`. */
+function postSpans(rt: Runtime, spans: unknown[]) {
+  return rt.app.request("/v1/traces", {
+    method: "POST",
+    headers: { authorization: `Bearer ${rt.rootToken}`, "content-type": "application/json" },
+    body: JSON.stringify({
+      resourceSpans: [{ resource: { attributes: [] }, scopeSpans: [{ scope: { name: "x" }, spans }] }],
+    }),
+  });
+}

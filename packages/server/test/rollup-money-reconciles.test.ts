@@ -4,7 +4,7 @@
 // calls only, and `tollgate rollup … --deployment all --data-mode all` came out short of `tollgate spend`.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { utcMidnight, utcMonthStart } from "../src/time.js";
-import { getJson, type Json, openTestRuntime, postEvents, validRecord } from "./helpers.js";
+import { getOk, type Json, openTestRuntime, postEvents, validRecord } from "./helpers.js";
 
 let rt: Awaited<ReturnType<typeof openTestRuntime>>;
 const now = Date.now();
@@ -45,11 +45,7 @@ beforeAll(async () => {
 });
 afterAll(() => rt?.close());
 
-const api = async (path: string): Promise<Json> => {
-  const res = await getJson(rt.app, rt.rootToken, path);
-  expect(res.status, `${path}: ${JSON.stringify(res.json)}`).toBe(200);
-  return res.json;
-};
+const api = (path: string): Promise<Json> => getOk(rt.app, rt.rootToken, path);
 const sum = (rows: Json[], cost: (r: Json) => string) => rows.reduce((a, r) => a + BigInt(cost(r)), 0n);
 const all = "deployment=all&data_mode=all";
 const window = `from=${new Date(utcMidnight(closedDay)).toISOString()}&to=${new Date(now + 60_000).toISOString()}&${all}`;

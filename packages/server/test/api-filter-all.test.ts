@@ -1,6 +1,8 @@
 // `deployment=all` and `data_mode=all` mean every value on every route that filters by them, as the rollups
 // have always read them: `tollgate spend --deployment all` once asked for a deployment named "all" and
-// showed nothing.
+// showed nothing. And `deployment=prod` counts calls without a deployment on every one of them, as the
+// rollups always have: `tollgate spend --deployment prod` once left them out and disagreed with
+// `tollgate rollup features --deployment prod`.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getOk, type Json, openTestRuntime, postEvents, validRecord } from "./helpers.js";
 
@@ -79,5 +81,28 @@ describe("`all` is every value of deployment and data_mode, on every filtered ro
     const forecast = async (query: string) =>
       (await api(`/api/forecast?data_mode=all${query}`)).workspace.to_date;
     expect(await forecast("&deployment=prod")).toEqual(await forecast(""));
+  });
+
+  it("deployment=prod on the raw routes counts calls without a deployment, as the rollups do; other values are exact", async () => {
+    const prod = "deployment=prod&data_mode=all";
+    const spend = await api(`/api/spend?by=deployment&${window}&${prod}`);
+    expect(spend.rows.map((r: Json) => [r.key, r.cost_nanousd])).toEqual([
+      [null, "300"],
+      ["prod", "1"],
+    ]);
+    const features = await api(`/api/rollups/features?${window}&${prod}`);
+    expect(spend.rows.reduce((a: bigint, r: Json) => a + BigInt(r.cost_nanousd), 0n)).toBe(
+      features.features.reduce((a: bigint, f: Json) => a + BigInt(f.cost.nanousd), 0n),
+    );
+    const deployments = (events: Json[]) => events.map((e) => e.deployment).sort();
+    expect(deployments((await api(`/api/events?${window}&${prod}`)).events)).toEqual([null, "prod", "prod"]);
+    expect((await api(`/api/export/calls?${window}&${prod}`)).total).toBe(3);
+    expect((await api(`/api/prices/unpriced?${window}&${prod}`)).models).toEqual([
+      expect.objectContaining({ model: "no-such-model-9", calls: 1 }),
+    ]);
+    // Any other deployment is that one alone.
+    expect(deployments((await api(`/api/events?${window}&deployment=staging`)).events)).toEqual(["staging"]);
+    expect((await api(`/api/export/calls?${window}&deployment=staging`)).total).toBe(1);
+    expect((await api(`/api/prices/unpriced?${window}&deployment=staging`)).models).toEqual([]);
   });
 });

@@ -309,7 +309,7 @@ describe("figures", () => {
 });
 
 describe("spend and export calls pick a data_mode and deployment, as the rollups do", () => {
-  it("--data-mode and --deployment filter exactly; a value the server refuses is a usage error", () => {
+  it("--data-mode and --deployment (other than prod) filter exactly; a value the server refuses is a usage error", () => {
     const ts = Date.now() - 3_600_000;
     ingest("modes", [
       { ts_start: ts, feature: "modes", data_mode: "real", deployment: "prod", cost_nanousd: "1000000" },
@@ -383,6 +383,56 @@ describe("spend and export calls pick a data_mode and deployment, as the rollups
     const rollup = tollgate("rollup", "features", "--feature", "every", "--json", ...all);
     expect(rollup.code, rollup.err).toBe(0);
     expect(JSON.parse(rollup.out).features[0]).toMatchObject({ requests: 3 });
+  });
+
+  it("--deployment prod counts calls without a deployment, so spend, export calls and the rollups agree", () => {
+    const ts = Date.now() - 3_600_000;
+    ingest("unset", [
+      { ts_start: ts, feature: "unset", deployment: "prod", cost_nanousd: "1000000" },
+      { ts_start: ts, feature: "unset", deployment: "staging", cost_nanousd: "20000000" },
+      { ts_start: ts, feature: "unset", cost_nanousd: "300000000" },
+    ]);
+    const spend = (deployment: string) => {
+      const r = tollgate(
+        "spend",
+        "--by",
+        "feature",
+        "--feature",
+        "unset",
+        "--deployment",
+        deployment,
+        "--json",
+      );
+      expect(r.code, r.err).toBe(0);
+      return JSON.parse(r.out).rows.map((x: { cost_nanousd: string }) => x.cost_nanousd);
+    };
+    const rollup = tollgate("rollup", "features", "--feature", "unset", "--deployment", "prod", "--json");
+    expect(rollup.code, rollup.err).toBe(0);
+    expect(JSON.parse(rollup.out).features.map((f: { cost: { nanousd: string } }) => f.cost.nanousd)).toEqual(
+      ["301000000"],
+    );
+    expect(spend("prod")).toEqual(["301000000"]);
+    expect(spend("staging")).toEqual(["20000000"]);
+    const out = join(dir, "unset.json");
+    const exported = (deployment: string) => {
+      const r = tollgate(
+        "export",
+        "calls",
+        "-o",
+        out,
+        "--format",
+        "json",
+        "--feature",
+        "unset",
+        "--deployment",
+        deployment,
+        "--json",
+      );
+      expect(r.code, r.err).toBe(0);
+      return JSON.parse(r.out).rows;
+    };
+    expect(exported("prod")).toBe(2);
+    expect(exported("staging")).toBe(1);
   });
 });
 

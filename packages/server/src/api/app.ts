@@ -63,6 +63,8 @@ const PurgeSchema = z
 
 /** A filter value that means every value (no filter): the word that lifts the analytics defaults. */
 export const EVERY_VALUE = "all";
+/** The deployment the analytics default to, which records without a deployment count as wherever it is asked for. */
+export const DEFAULT_DEPLOYMENT = "prod";
 /** The filters that take EVERY_VALUE: the ones the analytics default (data_mode=real, deployment=prod). */
 const FILTERS_TAKING_ALL: ReadonlySet<string> = new Set(["data_mode", "deployment"]);
 
@@ -357,7 +359,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
 /**
  * Query-string → EventFilter: from/to as ISO or relative ("7d"), `to` after `from` when both are given,
  * exact-match attribution filters; `data_mode` one of the modes, or `all`; `deployment=all` is every
- * deployment, as on the rollup routes (so a deployment named "all" cannot be picked out).
+ * deployment, as on the rollup routes (so a deployment named "all" cannot be picked out), and
+ * `deployment=prod` counts records without a deployment too, so every route's prod is one amount.
  */
 export function filterFrom(
   q: Record<string, string | undefined>,
@@ -391,6 +394,10 @@ export function filterFrom(
         k,
       );
     if (v === EVERY_VALUE && FILTERS_TAKING_ALL.has(k)) continue;
+    if (k === "deployment" && v === DEFAULT_DEPLOYMENT) {
+      filter.deploymentOrUnset = v;
+      continue;
+    }
     filter.where![k] = k === "event_id" ? v.toLowerCase() : v;
   }
   return filter;

@@ -21,7 +21,7 @@ import {
 import { QUERY_TIMES } from "../query-time.js";
 import type { AnalyticsStore, EventFilter, EventStore } from "../store/types.js";
 import { DAY_MS } from "../time.js";
-import { EVERY_VALUE, filterFrom } from "./app.js";
+import { DEFAULT_DEPLOYMENT, EVERY_VALUE, filterFrom } from "./app.js";
 import { intParam, onlyParams, timeParam } from "./query-params.js";
 
 type Env = { Variables: { principal: Principal } };
@@ -31,9 +31,6 @@ export interface RollupRouteHelpers {
   read: Middleware;
   workspaceOf: (c: Context<Env>, requested?: string | null) => string;
 }
-
-/** The deployment analytics default to; records without a deployment count as it. */
-const DEFAULT_DEPLOYMENT = "prod";
 
 /** Without `from`, a window is the 30 days before its `to` (now when absent). */
 const DEFAULT_SPAN_MS = 30 * DAY_MS;
@@ -66,14 +63,12 @@ export function analyticsFilter(
   const where = { ...filter.where };
   // filterFrom checked the mode and left `all` (of either) out of the filter.
   if (q.data_mode !== EVERY_VALUE) where.data_mode ??= "real";
-  // Prod asked for is the default spelt out: records without a deployment count as prod either way.
-  const deploymentOrUnset =
-    (q.deployment ?? DEFAULT_DEPLOYMENT) === DEFAULT_DEPLOYMENT ? DEFAULT_DEPLOYMENT : undefined;
-  if (deploymentOrUnset) delete where.deployment;
   // filterFrom was given both times, and checked that `to` is after `from`.
   const from = filter.from!;
   const to = filter.to!;
-  return { ...filter, from, to, where, ...(deploymentOrUnset ? { deploymentOrUnset } : {}) };
+  // No deployment asked for is prod, and prod (asked for or not) counts records without a deployment.
+  if (q.deployment === undefined) filter.deploymentOrUnset = DEFAULT_DEPLOYMENT;
+  return { ...filter, from, to, where };
 }
 
 /** Answers carry the window they cover, in ms and ISO. */

@@ -255,7 +255,7 @@ export function registerExport(program: Command): void {
     .option("--data-mode <mode>", "only this data_mode: real | demo | test, or all (the default: every one)")
     .option(
       "--deployment <name>",
-      "only this deployment, or all (the default: every one, and calls without one)",
+      "only this deployment (prod counts calls without one, as the rollups do), or all (the default: every one, and calls without one)",
     )
     .option("--no-progress", "no progress bar")
     .action(async (o: ExportOpts, c: Command) => {

@@ -31,7 +31,7 @@ export const isFilterField = (name: string): name is FilterField => FILTERABLE.h
 
 export interface EventFilter {
   workspaceId: string;
-  /** Records of this deployment or of none (analytics default: "prod", so unlabeled traffic is not lost). */
+  /** Records of this deployment or of none (`deployment=prod`, asked for or the analytics default: unlabeled traffic is not lost). */
   deploymentOrUnset?: string;
   /** Epoch ms, inclusive. */
   from?: number;

@@ -888,6 +888,36 @@ describe("agent runs", () => {
     }
   });
 
+  it("a call admitted before its run's kill and unkill that is never sent takes back nothing from the run started over", async () => {
+    const one = await startTestGateway(mock.url, { upstreamConnections: 1 });
+    try {
+      const headers = { "x-tollgate-agent-run-id": "quitter-2", "x-test-case": "quitter-2" };
+      // The one upstream connection is busy for 500 ms (a call of no run): the run's calls wait for it.
+      const busy = nanoChat(client({ "x-mock-headers-delay-ms": "500" }, one));
+      await sleep(100);
+      const gone = new AbortController();
+      const abandoned = client(headers, one)
+        .chat.completions.create(
+          { model: "gpt-4.1-nano", messages: [{ role: "user", content: "old run" }] },
+          { signal: gone.signal },
+        )
+        .catch((e) => e);
+      await sleep(100);
+      await api("POST", "/api/runs/quitter-2/kill", { reason: "stop" }, one);
+      await api("POST", "/api/runs/quitter-2/unkill", undefined, one);
+      const sent = nanoChat(client(headers, one), "new run");
+      await sleep(100);
+      gone.abort(); // admitted on the old run: its LLM call was counted there
+      expect(await abandoned).toBeInstanceOf(OpenAI.APIUserAbortError);
+      expect([await busy, await sent]).toEqual(["ok", "ok"]);
+      expect(mock.requests.filter((r) => r.headers["x-test-case"] === "quitter-2")).toHaveLength(1);
+      // The run started over counts the one call it sent (it counted 0: the abandoned call took it back).
+      expect((await api("GET", "/api/runs/quitter-2", undefined, one)).json.usage.llm_calls).toBe(1);
+    } finally {
+      await one.stop();
+    }
+  });
+
   it("a background response: polls pass any budget (they spend nothing); its cost counts once, as one LLM call", async () => {
     await api("POST", "/api/budgets", {
       id: "bg-strict",

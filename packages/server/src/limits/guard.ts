@@ -451,8 +451,9 @@ export class SpendGuard {
             llmCalls: outcome.unsent ? -1 : 0,
             retries: outcome.unsent && ticket.run.retry ? -1 : 0,
             held: ticket.run.hold,
-            // A call in flight when its run was killed and unkilled is the old run's, as a rebuild counts it.
-            startedAt: outcome.tsStart ?? undefined,
+            // A call in flight when its run was killed and unkilled is the old run's, as a rebuild counts it;
+            // one never sent takes its call back from the run its admission counted it on.
+            startedAt: outcome.tsStart ?? (outcome.unsent ? ticket.at : undefined),
           }
         : null,
     };

@@ -689,6 +689,30 @@ describe("agent runs", () => {
     await waiting;
   });
 
+  it("a listener of run releases that throws breaks no settle, kill or unkill: each applies once", async () => {
+    const own = await startTestGateway(mock.url);
+    try {
+      own.runtime.guard.onRunReleased(() => {
+        throw new Error("listener fault");
+      });
+      await api("PUT", "/api/agents/fault-bot", { max_cost_usd: "1.00" }, own);
+      const oa = client({ "x-tollgate-agent-run-id": "fault-1", "x-tollgate-agent-type": "fault-bot" }, own);
+      const { response } = await oa.chat.completions
+        .create({ model: "gpt-4.1-nano", messages: [{ role: "user", content: "x" }] })
+        .withResponse();
+      const cost = usdToNano(response.headers.get("x-tollgate-cost-usd")!);
+      await sleep(400); // a settle taken for failed is tried again after 100 ms, then 200
+      const run = (await api("GET", "/api/runs/fault-1", undefined, own)).json;
+      expect(run.usage).toMatchObject({ llm_calls: 1, cost_nanousd: cost.toString() });
+      expect((await api("POST", "/api/runs/fault-1/kill", {}, own)).status).toBe(200);
+      expect((await api("POST", "/api/runs/fault-1/unkill", undefined, own)).status).toBe(200);
+      const events = (await api("GET", "/api/limit-events?subject=fault-1", undefined, own)).json.events;
+      expect(events.map((e: Json) => e.type).sort()).toEqual(["run_killed", "run_unkilled"]);
+    } finally {
+      await own.stop();
+    }
+  });
+
   it("a call its run's holds turn away leaves nothing behind: 20,000 of them grow the heap by under 0.5 MB", async () => {
     setFlagsFromString("--expose-gc");
     const gc = runInNewContext("gc") as () => void;

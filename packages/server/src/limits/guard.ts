@@ -253,8 +253,14 @@ export class SpendGuard {
     this.#runReleased.push(listener);
   }
 
+  /** Never throws: a listener's fault fails no settle, kill or unkill (a settle tried again would count twice). */
   #released(workspace: string, runId: string): void {
-    for (const listener of this.#runReleased) listener(workspace, runId);
+    for (const listener of this.#runReleased)
+      try {
+        listener(workspace, runId);
+      } catch (e) {
+        this.#log(`limits: a listener of run releases failed: ${(e as Error).message}`);
+      }
   }
 
   /** Lets budgets added while running be seeded exactly (see #seedLive); without it they are seeded as at start. */

@@ -28,7 +28,7 @@ const pass = (ms = 0) => vi.advanceTimersByTimeAsync(ms);
 describe("run lines", () => {
   it("only the first in line polls; the others go in the order they came, each as the one before it leaves", async () => {
     const lines = new RunLines(POLL_MS);
-    const [a, b, c] = [1, 2, 3].map(() => lines.join("ws", "run-1")) as [Place, Place, Place];
+    const [a, b, c] = [1, 2, 3].map(() => lines.join("ws", "run-1", lines.releases)) as [Place, Place, Place];
     expect([a.first, b.first, c.first]).toEqual([true, false, false]);
     const [wa, wb, wc] = [waiting(a), waiting(b), waiting(c)];
     await pass(POLL_MS);
@@ -47,10 +47,10 @@ describe("run lines", () => {
 
   it("a release of the run wakes its first in line at once, and no one else", async () => {
     const lines = new RunLines(60_000); // no poll within the test: only a release ends the wait
-    const a = lines.join("ws", "run-1");
-    const b = lines.join("ws", "run-1");
-    const other = lines.join("ws", "run-2");
-    const elsewhere = lines.join("ws-2", "run-1");
+    const a = lines.join("ws", "run-1", lines.releases);
+    const b = lines.join("ws", "run-1", lines.releases);
+    const other = lines.join("ws", "run-2", lines.releases);
+    const elsewhere = lines.join("ws-2", "run-1", lines.releases);
     const [wa, wb, wo, we] = [waiting(a), waiting(b), waiting(other), waiting(elsewhere)];
     lines.released("ws", "run-1");
     await pass();
@@ -63,10 +63,20 @@ describe("run lines", () => {
     lines.released("ws", "run-3"); // a run nobody waits for
   });
 
+  it("a call that joins after a release heard since its admission began tries again at once", async () => {
+    const lines = new RunLines(60_000); // no poll within the test: only a release ends the wait
+    const before = lines.releases;
+    lines.released("ws", "run-1"); // as its admission was answered: there was no line to wake
+    const late = waiting(lines.join("ws", "run-1", before));
+    const untouched = waiting(lines.join("ws", "run-2", lines.releases));
+    await pass();
+    expect([late.done, untouched.done]).toEqual([true, false]);
+  });
+
   it("a wait never outlasts its deadline, the first's poll included", async () => {
     const lines = new RunLines(POLL_MS);
-    const a = lines.join("ws", "run-1");
-    const b = lines.join("ws", "run-1");
+    const a = lines.join("ws", "run-1", lines.releases);
+    const b = lines.join("ws", "run-1", lines.releases);
     const wa = waiting(a, Date.now() + 20);
     const wb = waiting(b, Date.now() + 30);
     await pass(19);
@@ -82,26 +92,26 @@ describe("run lines", () => {
 
   it("closing ends every wait, and one begun after it at once", async () => {
     const lines = new RunLines(POLL_MS);
-    const a = lines.join("ws", "run-1");
-    const b = lines.join("ws", "run-2");
+    const a = lines.join("ws", "run-1", lines.releases);
+    const b = lines.join("ws", "run-2", lines.releases);
     const [wa, wb] = [waiting(a), waiting(b)];
     lines.close();
     await pass();
     expect([lines.closed, wa.done, wb.done]).toEqual([true, true, true]);
-    const late = waiting(lines.join("ws", "run-1"));
+    const late = waiting(lines.join("ws", "run-1", lines.releases));
     await pass();
     expect(late.done).toBe(true);
   });
 
   it("leaving twice changes nothing; a line left empty starts afresh", async () => {
     const lines = new RunLines(POLL_MS);
-    const a = lines.join("ws", "run-1");
-    const b = lines.join("ws", "run-1");
+    const a = lines.join("ws", "run-1", lines.releases);
+    const b = lines.join("ws", "run-1", lines.releases);
     b.leave();
     b.leave();
     expect(a.first).toBe(true);
     a.leave();
-    const c = lines.join("ws", "run-1");
+    const c = lines.join("ws", "run-1", lines.releases);
     expect(c.first).toBe(true);
     const wc = waiting(c);
     await pass(POLL_MS);

@@ -689,6 +689,55 @@ describe("agent runs", () => {
     await waiting;
   });
 
+  it("a call turned away as its run's call in flight settles tries again at once, not at its next poll", async () => {
+    const own = await startTestGateway(mock.url);
+    try {
+      await api("PUT", "/api/agents/gap-bot", { max_cost_usd: "0.01" }, own);
+      const oa = client({ "x-tollgate-agent-run-id": "gap-1", "x-tollgate-agent-type": "gap-bot" }, own);
+      const call = (delayMs: number) =>
+        okOrCode(
+          oa.chat.completions.create(
+            {
+              model: "gpt-4.1-nano",
+              max_tokens: 32768, // ~$0.0131 held: past the ceiling by itself, so one call at a time
+              messages: [{ role: "user", content: "g" }],
+            },
+            { headers: { "x-mock-headers-delay-ms": String(delayMs) } },
+          ),
+        );
+      const { guard } = own.runtime;
+      let released = () => {};
+      guard.onRunReleased(() => released());
+      // The second call's refusal is answered only once the first call has settled (and let its hold go): a
+      // remote limit store's round trip during which the run is released.
+      const limits = guard.store;
+      const admit = limits.admit.bind(limits);
+      let nextTurn = false;
+      let triedAgainInTurn: boolean | null = null;
+      let refusals = 0;
+      limits.admit = async (req) => {
+        if (refusals === 1 && triedAgainInTurn === null) triedAgainInTurn = !nextTurn;
+        const r = await admit(req);
+        if (!r.ok && r.refusal.kind === "run_held" && ++refusals === 1) {
+          await new Promise<void>((resolve) => {
+            released = resolve;
+          });
+          setImmediate(() => {
+            nextTurn = true;
+          });
+        }
+        return r;
+      };
+      const first = call(500);
+      await sleep(100);
+      expect(await Promise.all([first, call(0)])).toEqual(["ok", "ok"]);
+      expect(refusals).toBe(1);
+      expect(triedAgainInTurn).toBe(true); // not RUN_HOLD_POLL_MS later
+    } finally {
+      await own.stop();
+    }
+  });
+
   it("a listener of run releases that throws breaks no settle, kill or unkill: each applies once", async () => {
     const own = await startTestGateway(mock.url);
     try {

@@ -454,10 +454,11 @@ export class Gateway {
   ) {
     const route = call.route;
     for (let attempt = 1; ; attempt++) {
+      const releases = this.#runLines.releases;
       let admission = await this.#admit(call, attempt);
       let left = false;
       if (!admission.ok && admission.inFlight)
-        ({ admission, left } = await this.#waitForRun(call, attempt, admission, res, client));
+        ({ admission, left } = await this.#waitForRun(call, attempt, admission, releases, res, client));
       if (!admission.ok) {
         if (left) return this.#observe(route, call, CLIENT_CLOSED_REQUEST); // nobody to answer
         throw GatewayError.fromLimit(admission.error);
@@ -1072,18 +1073,19 @@ export class Gateway {
    * A call its agent run's calls in flight turned away waits for them to settle: they leave room, or kill
    * the run. It waits in its run's line (RunLines: first come, first served; the first tries again as a call
    * of the run settles here, else every RUN_HOLD_POLL_MS), up to the configured wait, while its client stays
-   * (`left`: it went meanwhile).
+   * (`left`: it went meanwhile). `releases`: RunLines.releases as its refused admission began.
    */
   async #waitForRun(
     call: Call,
     attempt: number,
     refused: Admission,
+    releases: number,
     res: ServerResponse,
     client: ClientWatch | null,
   ): Promise<{ admission: Admission; left: boolean }> {
     const watch = client ?? watchClient(res);
     const lines = this.#runLines;
-    const place = lines.join(call.workspaceId, call.attribution.agent_run_id!);
+    const place = lines.join(call.workspaceId, call.attribution.agent_run_id!, releases);
     const wake = () => place.wake();
     watch.signal.addEventListener("abort", wake);
     const deadline = Date.now() + this.deps.config.runHoldWaitMs;

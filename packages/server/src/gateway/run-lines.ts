@@ -9,6 +9,7 @@
 export class RunLines {
   readonly #lines = new Map<string, Set<Place>>();
   #closed = false;
+  #releases = 0;
 
   constructor(private readonly pollMs: number) {}
 
@@ -17,8 +18,18 @@ export class RunLines {
     return this.#closed;
   }
 
-  /** Joins the end of the run's line. */
-  join(workspace: string, runId: string): Place {
+  /**
+   * How many releases (of any run) this process has heard of: read before the admission that turns a call
+   * away, it tells the line whether one came before the call could join.
+   */
+  get releases(): number {
+    return this.#releases;
+  }
+
+  /**
+   * Joins the end of the run's line, turned away by an admission begun when `releases` was `since`.
+   */
+  join(workspace: string, runId: string, since: number): Place {
     const key = lineKey(workspace, runId);
     let line = this.#lines.get(key);
     if (!line) {
@@ -27,13 +38,15 @@ export class RunLines {
     }
     const place = new Place(line, this.pollMs, () => this.#lines.delete(key));
     line.add(place);
-    // Joined after the stop began: its wait ends at once.
-    if (this.#closed) place.wake();
+    // Joined after the stop began, or after a release it may have missed (any run's: one try more at worst):
+    // its wait ends at once.
+    if (this.#closed || this.#releases !== since) place.wake();
     return place;
   }
 
   /** A call of the run let its holds go (or the run was killed, or unkilled): the first in line tries now. */
   released(workspace: string, runId: string): void {
+    this.#releases++;
     const line = this.#lines.get(lineKey(workspace, runId));
     if (line) firstOf(line)?.wake();
   }

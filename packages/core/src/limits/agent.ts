@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { parseDecimal } from "../money/decimal.js";
-import { type NanoUsd, usdToNano } from "../money/nanousd.js";
+import { formatUsd, type NanoUsd, usdToNano } from "../money/nanousd.js";
 import { usdAmount } from "./budget.js";
 
 /** What an agent run is counted by. */
@@ -146,6 +146,30 @@ export function heldCeiling(u: RunUsage, held: RunHold, ceilings: Ceilings): Hel
       limit: String(tokens),
     };
   return null;
+}
+
+/** What a call would hold of the ceiling its run's calls in flight reach: nano-USD or tokens, as a digit string. */
+export function heldRequest(held: HeldCeiling, hold: RunHold): string {
+  return String(held.ceiling === "cost_nanousd" ? hold.cost_nanousd : hold.total_tokens);
+}
+
+/**
+ * Why a call of a run was turned away by its calls in flight (not a kill: room again, or the kill, once
+ * they settle), as the gateway and the SDK's in-process guard both say it.
+ */
+export function runHeldMessage(
+  runId: string,
+  agentType: string | null,
+  held: HeldCeiling,
+  hold: RunHold,
+): string {
+  const cost = held.ceiling === "cost_nanousd";
+  const amount = (v: string) => (cost ? `$${formatUsd(BigInt(v))}` : `${v} tokens`);
+  return (
+    `agent run ${runId}${agentType ? ` (${agentType})` : ""}: ${amount(held.used)} used + ${amount(held.held)} held by ` +
+    `its calls in flight reach its ${held.ceiling} ceiling ${amount(held.limit)}; retry once they end ` +
+    `(this call would hold ${amount(heldRequest(held, hold))}${cost ? "; lower max_tokens to hold less" : ""})`
+  );
 }
 
 /** Would one more call (of `kind`) at `depth` go past a count ceiling? Checked before the call runs. */

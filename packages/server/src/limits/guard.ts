@@ -7,6 +7,8 @@ import {
   type CallFacts,
   type CallRecord,
   type Ceilings,
+  callWorstCost,
+  ceilingsHold,
   eachFields,
   type KillReason,
   levelOf,
@@ -14,14 +16,12 @@ import {
   type RawBody,
   type RunHold,
   rateRetryAfterMs,
+  runHoldOf,
   scopeMatches,
-  servedAsOf,
   stateOfLevel,
   tokenHold,
-  toolCallWorstCase,
   totalTokens,
   windowSlots,
-  worstCaseCost,
   worstCaseUsage,
 } from "@tollgate/core";
 import type { LimitEventRow, LimitsStateStore, PolicyKind, RunUsageRow, SumField } from "../store/types.js";
@@ -48,7 +48,6 @@ import {
 import type { PolicyRegistry, WorkspacePolicies } from "./policies.js";
 import { RUN_HISTORY_MS } from "./raw-floor.js";
 import { RetryQueue } from "./retry-queue.js";
-import { ceilingsHold } from "./run-holds.js";
 import { DEFAULT_SHARED_SEED, type SharedSeedOptions, SharedSeeds } from "./shared-seeds.js";
 import type { LimitStore, SettleResult } from "./types.js";
 
@@ -296,33 +295,15 @@ export class SpendGuard {
 
     let worst = 0n;
     if (wc && (budgets.length || ceilings.cost_nanousd !== undefined)) {
-      // The tier a request asks for (OpenAI's service_tier): a price book may price it apart.
-      const tier = typeof ctx.body?.service_tier === "string" ? ctx.body.service_tier : null;
-      // How it asks to be served (Anthropic's inference_geo, speed): US-only and fast mode are billed apart.
-      const served = servedAsOf(ctx.body);
-      const price = worstCaseCost(this.engine, ctx.provider, ctx.model, wc.usage, now, tier, served);
-      // A hosted tool's calls on a model of its own (the image tool's image, an advisor's consultations) are
-      // billed at that model's rates: held beside the call's own.
-      const tool = toolCallWorstCase(ctx.api, ctx.body, wc);
-      const toolModel = tool?.model ?? ctx.model;
-      const toolPrice = tool ? worstCaseCost(this.engine, ctx.provider, toolModel, tool.usage, now) : null;
-      for (const [p, model] of [
-        [price, ctx.model],
-        [toolPrice, toolModel],
-      ] as const) {
-        if (!p || p.priced) continue;
+      const cost = callWorstCost(this.engine, ctx, wc, now);
+      if (cost.unpriced !== null) {
         const blocking = budgets.find((b) => b.spec.unpriced === "block");
-        if (blocking) return { ok: false, error: unpricedBlocked(blocking, ctx.provider, model) };
+        if (blocking) return { ok: false, error: unpricedBlocked(blocking, ctx.provider, cost.unpriced) };
       }
-      worst = price.total_nanousd + (toolPrice?.total_nanousd ?? 0n);
+      worst = cost.total_nanousd;
     }
     const charged = plan.buckets.map((b) => chargeOf(b, now, worst));
-    const hold: RunHold | undefined = runHolds
-      ? {
-          cost_nanousd: ceilings.cost_nanousd !== undefined ? worst : 0n,
-          total_tokens: ceilings.total_tokens !== undefined ? tokens : 0,
-        }
-      : undefined;
+    const hold: RunHold | undefined = runHolds ? runHoldOf(ceilings, worst, tokens) : undefined;
     const retry = ctx.attempt > 1;
     const run = runId ? { key: runKey(runId), runId, agentType, ceilings, hold, retry } : null;
     const ticket: Ticket = {

@@ -2,9 +2,11 @@ import {
   type Budget,
   formatUsd,
   type HeldCeiling,
+  heldRequest,
   type KillReason,
   type RateLimitSpec,
   type RunHold,
+  runHeldMessage,
 } from "@tollgate/core";
 
 /**
@@ -168,16 +170,11 @@ export function runHeld(
   held: HeldCeiling,
   hold: RunHold,
 ): LimitError {
-  const cost = held.ceiling === "cost_nanousd";
-  const amount = (v: string | bigint) => (cost ? `$${formatUsd(BigInt(v))}` : `${v} tokens`);
-  const requested = cost ? hold.cost_nanousd : hold.total_tokens;
   return new LimitError(
     429,
     "rate_limit_error",
     "rate_limited",
-    `agent run ${runId}${agentType ? ` (${agentType})` : ""}: ${amount(held.used)} used + ${amount(held.held)} held by ` +
-      `its calls in flight reach its ${held.ceiling} ceiling ${amount(held.limit)}; retry once they end ` +
-      `(this call would hold ${amount(String(requested))}${cost ? "; lower max_tokens to hold less" : ""})`,
+    runHeldMessage(runId, agentType, held, hold),
     IN_FLIGHT_RETRY_S,
     {
       agent_run: {
@@ -187,7 +184,7 @@ export function runHeld(
         used: held.used,
         held: held.held,
         limit: held.limit,
-        requested: String(requested),
+        requested: heldRequest(held, hold),
       },
     },
   );

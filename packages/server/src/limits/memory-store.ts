@@ -1,5 +1,6 @@
 import {
   admitsNext,
+  ceilingsHold,
   crossedCeiling,
   emptyRunUsage,
   heldCeiling,
@@ -11,7 +12,7 @@ import {
   tokenCount,
 } from "@tollgate/core";
 import { LapsingKeys } from "./lapsing-keys.js";
-import { ceilingsHold, holdsOf, runHoldKeys } from "./run-holds.js";
+import { holdsOf, runHoldKeys } from "./run-holds.js";
 import type {
   AdmitRequest,
   AdmitResult,

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import {
   type Ceilings,
+  ceilingsHold,
   type HeldCeiling,
   type KillReason,
   minuteOf,
@@ -15,7 +16,7 @@ import { levelWindow } from "./memory-store.js";
 import { LEASE_CALLS, LEASE_ROOM, type Lease, LeaseBook, type LeaseUse, leasable } from "./redis-leases.js";
 import { ADMIT, CONSUME, DOUBT, RELEASE, SEED, SETTLE, STATUS } from "./redis-scripts.js";
 import { RetryQueue } from "./retry-queue.js";
-import { ceilingsHold, holdsOf, runHoldKeys } from "./run-holds.js";
+import { holdsOf, runHoldKeys } from "./run-holds.js";
 import type {
   AdmitRequest,
   AdmitResult,

@@ -1,4 +1,4 @@
-import type { Ceilings, RunHold } from "@tollgate/core";
+import type { RunHold } from "@tollgate/core";
 
 /**
  * Where a run's calls in flight hold cost (nano-USD) and tokens until they settle: reservations kept as a
@@ -6,10 +6,6 @@ import type { Ceilings, RunHold } from "@tollgate/core";
  * Their own prefix ("hr:<run id>:"): no run id, however crafted, makes a run key ("r:…") that is one of them.
  */
 export const runHoldKeys = (runKey: string) => ({ cost: `h${runKey}:cost`, tokens: `h${runKey}:tokens` });
-
-/** Holds only matter to a run with a cost or token ceiling. */
-export const ceilingsHold = (c: Ceilings): boolean =>
-  c.cost_nanousd !== undefined || c.total_tokens !== undefined;
 
 /** A call's holds on its run, as (hold key, amount) pairs: its cost in nano-USD, its tokens. */
 export const holdsOf = (runKey: string, hold: RunHold): [key: string, amount: bigint][] => {

@@ -5,21 +5,29 @@ import {
   type Api,
   admitsNext,
   type Ceilings,
+  ceilingsHold,
   compileCeilings,
   crossedCeiling,
   emptyRunUsage,
   extractFromResponse,
   formatUsd,
+  type HeldCeiling,
+  heldCeiling,
+  heldRequest,
   type KillReason,
   type NormalizedUsage,
   PricingEngine,
+  type RunHold,
   type RunUsage,
+  runHeldMessage,
   type ServedAs,
   servedAsOf,
   toolCallModel,
   totalTokens,
   uuidv7,
 } from "@tollgate/core";
+import { callHold, type SdkCall } from "./call-hold.js";
+import { type Admission, RunLine } from "./run-line.js";
 
 /** Thrown by the next guarded LLM or tool call of a run that crossed a ceiling (or was killed by hand). */
 export class AgentRunKilledError extends Error {
@@ -45,6 +53,41 @@ export class AgentRunKilledError extends Error {
   }
 }
 
+/**
+ * Thrown by an LLM call of a run whose calls in flight hold what is left under its cost or token ceiling,
+ * once it has waited for them `holdWaitMs`: not a kill (room again, or the kill, once they settle). The
+ * gateway's 429 `rate_limited` with its `agent_run` details: the ceiling, what the run used, what its calls
+ * in flight hold, the limit, and what this call would hold (nano-USD or tokens, as digit strings).
+ */
+export class AgentRunHeldError extends Error {
+  override name = "AgentRunHeldError";
+  readonly code = "rate_limited";
+  readonly ceiling: HeldCeiling["ceiling"];
+  readonly used: string;
+  readonly held: string;
+  readonly limit: string;
+  readonly requested: string;
+  constructor(
+    readonly runId: string,
+    readonly agentType: string,
+    held: HeldCeiling,
+    hold: RunHold,
+  ) {
+    super(runHeldMessage(runId, agentType, held, hold));
+    this.ceiling = held.ceiling;
+    this.used = held.used;
+    this.held = held.held;
+    this.limit = held.limit;
+    this.requested = heldRequest(held, hold);
+  }
+}
+
+/** How long a call waits for its run's calls in flight by default: the gateway's TOLLGATE_RUN_HOLD_WAIT_MS. */
+const HOLD_WAIT_MS = 30_000;
+
+/** A call that holds nothing of its own (its request is not known here). */
+const NO_HOLD: RunHold = Object.freeze({ cost_nanousd: 0n, total_tokens: 0 });
+
 export interface AgentRunOptions {
   type: string;
   /** Defaults to a fresh uuid v7. */
@@ -54,6 +97,11 @@ export interface AgentRunOptions {
   pricing?: PricingEngine;
   /** Provider the replies are priced as, when an LLM call does not say (default: from the api). */
   provider?: string;
+  /**
+   * How long an LLM call waits while the run's calls in flight hold what is left under its cost or token
+   * ceiling, before it is refused with AgentRunHeldError (default 30 000 ms, as the gateway; 0: at once).
+   */
+  holdWaitMs?: number;
 }
 
 export interface LlmCallOptions {
@@ -72,8 +120,10 @@ export function builtinEngine(): PricingEngine {
 
 /**
  * One agent run's in-process guard: the same ceilings and limit math as the gateway (core's
- * `admitsNext` / `crossedCeiling`), for loops that never pass through it. Every guarded LLM or tool call
- * checks first and counts after; once a ceiling is crossed, every later guarded call throws.
+ * `admitsNext` / `crossedCeiling` / `heldCeiling`), for loops that never pass through it. Every guarded LLM
+ * or tool call checks first and counts after; once a ceiling is crossed, every later guarded call throws.
+ * Under a cost or token ceiling, a wrapped client's call holds its worst case while in flight, and an LLM
+ * call starts only while what is spent plus what is held stays under the ceiling (else it waits its turn).
  */
 export class AgentRun {
   readonly id: string;
@@ -83,6 +133,11 @@ export class AgentRun {
   readonly #usage: RunUsage;
   readonly #depth = new AsyncLocalStorage<number>();
   #killed: KillReason | null = null;
+  /** What its calls in flight hold; null when no ceiling of the run holds anything (no cost or token one). */
+  readonly #held: RunHold | null;
+  readonly #holdWaitMs: number;
+  /** Calls waiting for its calls in flight to leave room. */
+  readonly #line = new RunLine();
 
   constructor(opts: AgentRunOptions) {
     const parsed = AgentCeilingsSchema.safeParse(opts.limits);
@@ -95,6 +150,8 @@ export class AgentRun {
     this.#ceilings = compileCeilings(parsed.data);
     this.#engine = opts.pricing ?? builtinEngine();
     this.#usage = emptyRunUsage(Date.now());
+    this.#held = ceilingsHold(this.#ceilings) ? { cost_nanousd: 0n, total_tokens: 0 } : null;
+    this.#holdWaitMs = holdWaitMsOf(opts.holdWaitMs);
   }
 
   get usage(): Readonly<RunUsage> {
@@ -103,6 +160,11 @@ export class AgentRun {
 
   get killed(): KillReason | null {
     return this.#killed;
+  }
+
+  /** What its calls in flight hold: their worst-case cost and token estimates (0 without such ceilings). */
+  get held(): Readonly<RunHold> {
+    return this.#held ? { ...this.#held } : NO_HOLD;
   }
 
   get costUsd(): string {
@@ -121,6 +183,7 @@ export class AgentRun {
   /** Stops the run by hand: the next guarded call throws. */
   kill(reason = "killed by hand"): void {
     this.#killed ??= { ceiling: "manual", value: reason, limit: "-", at: Date.now() };
+    this.#line.wake(); // the calls waiting are refused
   }
 
   /**
@@ -128,20 +191,98 @@ export class AgentRun {
    * usage (non-streamed JSON body of `api`) is counted and priced after.
    */
   async llm<T>(api: Api, call: () => Promise<T>, opts: LlmCallOptions = {}): Promise<T> {
-    this.beginLlmCall();
-    // A wrapped client inside counts nothing itself: this call is already counted here.
-    const reply = await counted.run(this, () => this.#nested(call));
-    this.#countReply(api, reply, opts);
-    return reply;
+    // Its request is not known here: a wrapped client's call inside holds its worst case once made.
+    const admitted = this.admitLlmCall(null);
+    if (admitted) await admitted;
+    try {
+      // A wrapped client's call inside is no LLM call of its own (counted here), but counts its usage: its
+      // record reads it, streamed or not, and its hold goes only once that is counted.
+      const scope: LlmScope = { run: this, usageCounted: false };
+      const reply = await counted.run(scope, () => this.#nested(call));
+      if (!scope.usageCounted) this.#countReply(api, reply, opts);
+      return reply;
+    } finally {
+      this.#line.wake(); // settled, whether or not it held anything: the next in line tries
+    }
   }
 
   /**
-   * Checks and counts one LLM call about to be made (what wrapped clients do for every call inside the
-   * run); its usage follows through `recordUsage`. Throws AgentRunKilledError when the run is over.
+   * Checks and counts one LLM call about to be made; its usage follows through `recordUsage`. Throws
+   * AgentRunKilledError when the run is over, and AgentRunHeldError at once when its calls in flight hold
+   * what is left under a ceiling (a call made so cannot wait its turn, nor hold anything).
    */
   beginLlmCall(): void {
-    this.#admit("llm");
+    this.#tryLlmCall(null, this.#currentDepth() + 1, true);
+  }
+
+  /** Whether its calls hold anything while in flight: it has a cost or token ceiling. */
+  get holds(): boolean {
+    return this.#held !== null;
+  }
+
+  /** What a call would hold on this run while in flight (wrapped clients); null when no ceiling holds. */
+  holdOf(call: SdkCall): RunHold | null {
+    return this.#held && callHold(this.#engine, this.#ceilings, call, Date.now());
+  }
+
+  /**
+   * Admits one LLM call about to be made (what wrapped clients do for every call inside the run), counted,
+   * and holding `hold` until it settles (`releaseHold`): null when admitted at once. While the run's calls
+   * in flight hold what is left under its cost or token ceiling, the call waits its turn (the promise:
+   * "admitted", or "aborted" when `signal` aborts first, nothing counted or held), up to `holdWaitMs`.
+   * Refused, it throws (or the wait rejects): AgentRunKilledError, or AgentRunHeldError past the wait.
+   */
+  admitLlmCall(hold: RunHold | null, signal?: AbortSignal): Promise<Admission> | null {
+    const depth = this.#currentDepth() + 1;
+    const wait = this.#holdWaitMs;
+    if (this.#tryLlmCall(hold, depth, wait === 0)) return null;
+    return this.#line.wait((final) => this.#tryLlmCall(hold, depth, final), wait, hold === null, signal);
+  }
+
+  /** A call admitted as `llm()`'s holds `hold` until it settles (`releaseHold`). */
+  hold(hold: RunHold): void {
+    if (!this.#held) return;
+    this.#held.cost_nanousd += hold.cost_nanousd;
+    this.#held.total_tokens += hold.total_tokens;
+  }
+
+  /**
+   * A call lets its hold go as it settles; its usage was counted already (recordUsage). A call whose cost
+   * stays unknown (`costUnknown`: a reply without usage, a call dropped unread) counts the hold itself, as
+   * the gateway counts it. The calls waiting try again.
+   */
+  releaseHold(hold: RunHold, costUnknown: boolean): void {
+    if (!this.#held) return;
+    this.#held.cost_nanousd -= hold.cost_nanousd;
+    this.#held.total_tokens -= hold.total_tokens;
+    if (costUnknown) {
+      this.#usage.cost_nanousd += hold.cost_nanousd;
+      this.#usage.total_tokens += hold.total_tokens;
+      this.#check();
+    }
+    this.#line.wake();
+  }
+
+  /** An admitted LLM call that was never sent (its SDK threw first): no LLM call of the run. */
+  unsentLlmCall(): void {
+    this.#usage.llm_calls = Math.max(0, this.#usage.llm_calls - 1);
+  }
+
+  /**
+   * Counts one LLM call and takes its hold, when the run has room for it: false while its calls in flight
+   * hold what is left under a cost or token ceiling (thrown as AgentRunHeldError when `final`). Throws
+   * AgentRunKilledError when the run is over a ceiling.
+   */
+  #tryLlmCall(hold: RunHold | null, depth: number, final: boolean): boolean {
+    this.#admit("llm", depth);
+    const full = this.#held && heldCeiling(this.#usage, this.#held, this.#ceilings);
+    if (full) {
+      if (final) throw new AgentRunHeldError(this.id, this.type, full, hold ?? NO_HOLD);
+      return false;
+    }
     this.#usage.llm_calls++;
+    if (hold) this.hold(hold);
+    return true;
   }
 
   /**
@@ -192,14 +333,15 @@ export class AgentRun {
     return this.#depth.run(depth, call);
   }
 
-  #admit(kind: "llm" | "tool"): void {
-    if (!this.#killed)
-      this.#killed = admitsNext(this.#usage, this.#ceilings, kind, this.#currentDepth() + 1, Date.now());
+  #admit(kind: "llm" | "tool", depth = this.#currentDepth() + 1): void {
+    if (!this.#killed) this.#killed = admitsNext(this.#usage, this.#ceilings, kind, depth, Date.now());
     if (this.#killed) throw new AgentRunKilledError(this.id, this.type, this.#killed);
   }
 
   #check(): void {
-    this.#killed ??= crossedCeiling(this.#usage, this.#ceilings, Date.now());
+    if (this.#killed) return;
+    this.#killed = crossedCeiling(this.#usage, this.#ceilings, Date.now());
+    if (this.#killed) this.#line.wake(); // the calls waiting are refused
   }
 
   #countReply(api: Api, reply: unknown, opts: LlmCallOptions): void {
@@ -223,9 +365,24 @@ export class AgentRun {
   }
 }
 
+/** `holdWaitMs` checked: a NaN or negative wait would refuse at once, or never, by mistake. */
+function holdWaitMsOf(ms: unknown): number {
+  if (ms === undefined) return HOLD_WAIT_MS;
+  if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0)
+    throw new TypeError(
+      `agentRun holdWaitMs must be a number of ms, 0 or more (0: at once), got ${String(ms)}`,
+    );
+  return ms;
+}
+
 const current = new AsyncLocalStorage<AgentRun>();
+/** Inside `run.llm(…)`: its run, and whether a wrapped call inside counts the usage (else `llm` reads the reply's). */
+interface LlmScope {
+  run: AgentRun;
+  usageCounted: boolean;
+}
 /** Set inside `run.llm(…)`: the call there is counted by the run itself. */
-const counted = new AsyncLocalStorage<AgentRun>();
+const counted = new AsyncLocalStorage<LlmScope>();
 
 /**
  * Runs `fn` as one agent run with in-process ceilings. Inside, `guard.llm(api, () => client.…)` and
@@ -248,5 +405,11 @@ export function currentAgentRun(): AgentRun | undefined {
  */
 export function agentRunOfCall(): { run: AgentRun; counts: boolean } | undefined {
   const run = current.getStore();
-  return run && { run, counts: counted.getStore() !== run };
+  return run && { run, counts: counted.getStore()?.run !== run };
+}
+
+/** A wrapped call made inside `run.llm(…)` counts its usage to `run` itself (as its record reads it). */
+export function countsUsageInLlm(run: AgentRun): void {
+  const scope = counted.getStore();
+  if (scope?.run === run) scope.usageCounted = true;
 }

@@ -6,6 +6,7 @@
 export { type CallRecordInput, SCHEMA_VERSION, uuidv7 } from "@tollgate/core";
 export {
   AgentRun,
+  AgentRunHeldError,
   AgentRunKilledError,
   type AgentRunOptions,
   agentRun,

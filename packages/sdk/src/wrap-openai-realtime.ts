@@ -8,7 +8,7 @@ import {
   realtimeResponseError,
   realtimeTranscriptionUsage,
 } from "@tollgate/core";
-import { AgentRunKilledError } from "./agent-run.js";
+import { AgentRunHeldError, AgentRunKilledError } from "./agent-run.js";
 import { type CallSpec, TrackedCall } from "./instrument/call.js";
 import { sinkOf, type WrapOptions } from "./setup.js";
 
@@ -48,20 +48,21 @@ export function wrapOpenAIRealtime<S extends RealtimeLike>(session: S, options: 
   const send = session.send.bind(session);
   /**
    * A call the server has started already (`cancel`: a response under way, to cancel if refused). One
-   * its agent run refuses (killed, over a ceiling) is recorded and its cost counted all the same, not as
-   * one of the run's calls; a response is cancelled, as the gateway cancels one over a limit. Thrown
-   * here, the error left the socket's message listener (uncaught) and the call was never recorded.
+   * its agent run refuses (killed, over a ceiling, or its calls in flight hold what is left: it cannot
+   * wait) is recorded and its cost counted all the same, not as one of the run's calls; a response is
+   * cancelled, as the gateway cancels one over a limit. Thrown here, the error left the socket's message
+   * listener (uncaught) and the call was never recorded.
    */
   const call = (modelOfCall: string | null, cancel?: string) =>
     inScope(() => {
-      const body = { model: modelOfCall, stream: true };
+      const tracked = new TrackedCall(spec, { model: modelOfCall, stream: true }, sink);
       try {
-        return new TrackedCall(spec, body, sink);
+        tracked.begin();
       } catch (e) {
-        if (!(e instanceof AgentRunKilledError)) throw e;
+        if (!(e instanceof AgentRunKilledError || e instanceof AgentRunHeldError)) throw e;
         if (cancel) send({ type: "response.cancel", response_id: cancel } as { type: string });
-        return new TrackedCall(spec, body, sink, { counted: false });
       }
+      return tracked;
     });
 
   session.send = (event) => {

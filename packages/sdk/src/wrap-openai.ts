@@ -53,10 +53,11 @@ export function wrapOpenAI<C extends object>(client: C, options: WrapOptions = {
   const images = (operation: "generation" | "edit"): CallSpec => ({
     ...spec("openai.images"),
     defaultModel: (body) => defaultImageModel(operation, body),
+    upload: operation === "edit", // its images and mask as files
   });
   wrapModelCall(c.images, "generate", images("generation"), sink);
   wrapModelCall(c.images, "edit", images("edit"), sink);
-  wrapModelCall(c.audio?.transcriptions, "create", spec("openai.transcriptions"), sink);
+  wrapModelCall(c.audio?.transcriptions, "create", { ...spec("openai.transcriptions"), upload: true }, sink);
   wrapModelCall(c.audio?.speech, "create", spec("openai.speech"), sink);
   wrapDerivedClients(client, (derived) => wrapOpenAI(derived, options));
   return client;

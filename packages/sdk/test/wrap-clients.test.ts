@@ -898,13 +898,8 @@ describe("batch results read through wrapped clients", () => {
 
   it("a result's record is one the server takes, whatever the provider's ids look like", () => {
     const kept: CallRecordInput[] = [];
-    const reader = new TrackedCall(
-      { api: "openai.chat", kind: "llm", provider: "openai" },
-      {},
-      (r) => kept.push(r),
-      {
-        counted: false,
-      },
+    const reader = new TrackedCall({ api: "openai.chat", kind: "llm", provider: "openai" }, {}, (r) =>
+      kept.push(r),
     );
     const line = JSON.parse(openaiBatchOutput().split("\n")[0]!);
     for (const [customId, requestId] of [

@@ -153,6 +153,32 @@ describe("wrapOpenAIRealtime (review)", () => {
     expect(sent[1]).toMatchObject({ error_type: "client_cancelled" });
   });
 
+  it("a response its run's calls in flight leave no room for is cancelled and recorded, not thrown into the socket's listener", async () => {
+    const sent: CallRecordInput[] = [];
+    const thrown: unknown[] = [];
+    const onUncaught = (e: unknown) => thrown.push(e);
+    process.prependListener("uncaughtException", onUncaught);
+    try {
+      await agentRun({ type: "voice", limits: { max_cost_usd: "0.50" } }, async (run) => {
+        const inFlight = { cost_nanousd: 600_000_000n, total_tokens: 0 }; // another call's $0.60 worst case
+        run.hold(inFlight);
+        const rt = wrapOpenAIRealtime(realtimeClient({}), { sink: (r) => sent.push(r) });
+        await opened(rt);
+        const done = new Promise<string>((r) => rt.on("response.done", (e) => r(e.response.status ?? "")));
+        rt.send({ type: "response.create", response: { metadata: { hold: "1" } } });
+        expect(await Promise.race([done, sleep(1_000)])).toBe("cancelled");
+        rt.close();
+        run.releaseHold(inFlight, false);
+        expect(thrown).toEqual([]); // AgentRunHeldError stays out of ws's message listener
+        expect(run.usage.llm_calls).toBe(0);
+      });
+    } finally {
+      process.removeListener("uncaughtException", onUncaught);
+    }
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({ status: "error", error_type: "client_cancelled" });
+  });
+
   it("wrapped after its session.created went by: the model of the connection's URL", async () => {
     const sent: CallRecordInput[] = [];
     const rt = realtimeClient({ model: "gpt-realtime" });

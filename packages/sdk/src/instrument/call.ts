@@ -12,6 +12,7 @@ import {
   imageToolOf,
   MEASURE_FIELDS,
   type NormalizedUsage,
+  type RunHold,
   requestedToolModel,
   type StreamShown,
   servedAsOf,
@@ -23,9 +24,11 @@ import {
   transcriptionBilling,
   uuidv7,
 } from "@tollgate/core";
-import { type AgentRun, agentRunOfCall, builtinEngine } from "../agent-run.js";
+import { type AgentRun, agentRunOfCall, builtinEngine, countsUsageInLlm } from "../agent-run.js";
+import type { SdkCall } from "../call-hold.js";
 import { childSpan, currentScope } from "../context.js";
 import { namedEventId } from "../ids.js";
+import type { Admission } from "../run-line.js";
 
 /** The error type of a call answered without usage it can read: still an ok call, its cost unknown. */
 export const USAGE_UNREADABLE = "usage_unreadable";
@@ -49,6 +52,8 @@ export interface CallSpec {
   background?: BackgroundPolls;
   /** The model a request that names none runs on (OpenAI's image models: the reply names none either). */
   defaultModel?: (body: Record<string, unknown>) => string;
+  /** Its params go out as a multipart upload (files), not as JSON. */
+  upload?: boolean;
 }
 
 /**
@@ -91,6 +96,19 @@ export interface Outcome {
   batch?: true;
 }
 
+/** What a call holds on its agent run until it settles. */
+interface Holding {
+  run: AgentRun;
+  hold: RunHold;
+}
+
+/**
+ * Calls collected while they still hold on their run (a stream never read, a reply never awaited: nothing
+ * can read them any more) let their hold go, counted at its worst case: their cost is unknown, as the
+ * gateway counts such a call.
+ */
+const unread = new FinalizationRegistry<Holding>((h) => h.run.releaseHold(h.hold, true));
+
 /** What a record says of its call's occasion: its id, when it happened, and whether it streamed. */
 interface Occasion {
   eventId: string;
@@ -102,7 +120,9 @@ interface Occasion {
 
 /**
  * One wrapped LLM call from start to record: captures the scope (attribution, parent span) and the
- * agent run at the call site, times it, and turns its outcome into exactly one call record.
+ * agent run at the call site, times it, and turns its outcome into exactly one call record. A call sent
+ * from here (`admit`) holds its worst case on its agent run until that record (or until it is collected
+ * unread).
  */
 export class TrackedCall {
   readonly #startMs = Date.now();
@@ -113,17 +133,90 @@ export class TrackedCall {
   #backgroundDone = false;
   readonly #scope = currentScope();
   readonly #run = agentRunOfCall();
+  /** Counted as one of its run's LLM calls here (by `admit` or `begin`). */
+  #counted = false;
+  /** Counts its usage to its run: as one of its LLM calls, or as the call of `run.llm(…)` it was made in. */
+  #countsUsage = this.#run?.counts === true;
+  #holding: Holding | null = null;
 
-  /** `counted: false`: no LLM call of the run (a background response's poll: its submission was counted; a batch's results). */
+  /**
+   * An LLM call of its agent run once `admit`ted (or `begin`); else none (a background response's poll:
+   * its submission was counted; a batch's results).
+   */
   constructor(
     readonly spec: CallSpec,
     body: Record<string, unknown>,
     private readonly sink: RecordSink,
-    { counted = true }: { counted?: boolean } = {},
   ) {
     this.#body = body;
-    // A killed (or over-ceiling) run refuses the call before anything is sent.
-    if (counted && this.#run?.counts) this.#run.run.beginLlmCall();
+  }
+
+  /**
+   * A call about to be sent, admitted by its agent run as one of its LLM calls (see AgentRun.admitLlmCall:
+   * null once admitted; else the wait for room under its ceilings), holding its worst case until it
+   * settles. Refused, it throws (a killed run) and nothing is to be sent. Inside `run.llm(…)`, which
+   * admitted and counted it, it holds, and counts its usage for it.
+   */
+  admit(signal?: AbortSignal): Promise<Admission> | null {
+    const of = this.#run;
+    if (!of) return null;
+    const run = of.run;
+    const hold = run.holds ? run.holdOf(this.#toHold()) : null;
+    if (!of.counts) {
+      countsUsageInLlm(run);
+      this.#countsUsage = true;
+      if (hold) run.hold(hold);
+      this.#keep(run, hold);
+      return null;
+    }
+    const waited = run.admitLlmCall(hold, signal);
+    if (!waited) {
+      this.#counted = true;
+      this.#keep(run, hold);
+      return null;
+    }
+    return waited.then((how) => {
+      this.#counted = how === "admitted";
+      if (this.#counted) this.#keep(run, hold);
+      return how;
+    });
+  }
+
+  /**
+   * A call that cannot wait (a Realtime response the server started already): counted as one of its agent
+   * run's LLM calls, holding nothing, or refused at once (AgentRunKilledError, AgentRunHeldError).
+   */
+  begin(): void {
+    if (!this.#run?.counts) return;
+    this.#run.run.beginLlmCall();
+    this.#counted = true;
+  }
+
+  /** Admitted, but never sent (the provider's SDK threw first): no LLM call of its run, nothing held. */
+  unsent(): void {
+    if (this.#counted) this.#run!.run.unsentLlmCall();
+    this.#counted = false;
+    this.#letGo(false);
+  }
+
+  #toHold(): SdkCall {
+    const { api, provider, upload } = this.spec;
+    return { api, provider, upload, model: this.#model() ?? "unknown", body: this.#body };
+  }
+
+  #keep(run: AgentRun, hold: RunHold | null): void {
+    if (!hold) return;
+    this.#holding = { run, hold };
+    unread.register(this, this.#holding, this.#holding);
+  }
+
+  /** Its hold let go as it settles: `costUnknown` counts the hold as its cost. */
+  #letGo(costUnknown: boolean): void {
+    const h = this.#holding;
+    if (!h) return;
+    this.#holding = null;
+    unread.unregister(h);
+    h.run.releaseHold(h.hold, costUnknown);
   }
 
   #body: Record<string, unknown>;
@@ -201,13 +294,19 @@ export class TrackedCall {
   finish(o: Outcome): void {
     if (this.#done) return;
     this.#done = true;
-    this.#emit(o, {
-      eventId: uuidv7(this.#startMs),
-      tsStart: this.#startMs,
-      tsEnd: this.#startMs + Math.round(performance.now() - this.#start),
-      ttftMs: this.#firstEventAt === null ? null : Math.round(this.#firstEventAt - this.#start),
-      stream: this.stream,
-    });
+    try {
+      this.#emit(o, {
+        eventId: uuidv7(this.#startMs),
+        tsStart: this.#startMs,
+        tsEnd: this.#startMs + Math.round(performance.now() - this.#start),
+        ttftMs: this.#firstEventAt === null ? null : Math.round(this.#firstEventAt - this.#start),
+        stream: this.stream,
+      });
+    } finally {
+      // Counted first (recordUsage): the calls waiting for room see the spend in place of the hold. Let go
+      // should the sink throw, too (collected later, it would count its worst case on top).
+      this.#letGo(o.errorType === USAGE_UNREADABLE);
+    }
   }
 
   /**
@@ -249,7 +348,7 @@ export class TrackedCall {
   #emit(o: Outcome, at: Occasion, toRun: "as-call" | "always" | "never" = "as-call"): void {
     // Record fields as the gateway takes them (fieldText): a provider's odd value never loses the record.
     const model = fieldText(o.usage?.model) ?? this.#model() ?? "unknown";
-    const counted = toRun === "always" || (toRun === "as-call" && this.#run?.counts === true);
+    const counted = toRun === "always" || (toRun === "as-call" && this.#countsUsage);
     if (o.usage && counted && this.#run)
       this.#run.run.recordUsage(o.usage.usage, {
         provider: this.spec.provider,

@@ -3,6 +3,7 @@ import { observeResumedStream, recordIfFinished } from "./background.js";
 import { observedResults, observeResultsFile, type Room } from "./batch-results.js";
 import type { CallSpec, PollOptions, RecordSink } from "./call.js";
 import { TrackedCall } from "./call.js";
+import { sentLater } from "./sent-later.js";
 
 /** The names of a resource's methods already wrapped, so wrapping a client twice records once. */
 const WRAPPED = Symbol.for("tollgate.wrapped.methods");
@@ -62,17 +63,45 @@ export function wrapModelCall(
       function modelCall(this: unknown, body: unknown, options?: unknown) {
         if (typeof body !== "object" || body === null) return original.call(this, body, options);
         const request = body as Record<string, unknown>;
-        let call: TrackedCall;
+        const call = new TrackedCall(spec, request, sink);
+        let admitted: Promise<unknown> | null;
         try {
-          call = new TrackedCall(spec, request, sink);
+          admitted = call.admit(signalOf(options));
         } catch (refused) {
           return rejection(refused); // an agent run over its ceiling: nothing is sent
         }
         if (spec.background && request.background === true) call.pollOptions = pollOptionsOf(options);
-        const prepared: ReturnType<Prepare> = prepare?.(request) ?? { body: request };
-        return observeApiPromise(original.call(this, prepared.body, options), call, prepared.hideEvent);
+        // Waiting for room under its run's ceilings: sent once admitted (aborted, the SDK refuses it itself).
+        if (admitted) return sentLater(admitted, () => send(original, this, call, options, prepare));
+        return send(original, this, call, options, prepare);
       },
   );
+}
+
+/** Sends a wrapped call with the original method, and records it as the app reads it. */
+function send(
+  original: Method,
+  resource: unknown,
+  call: TrackedCall,
+  options: unknown,
+  prepare: Prepare | undefined,
+): unknown {
+  const request = call.body as Record<string, unknown>;
+  const prepared: ReturnType<Prepare> = prepare?.(request) ?? { body: request };
+  let sent: unknown;
+  try {
+    sent = original.call(resource, prepared.body, options);
+  } catch (e) {
+    call.unsent(); // thrown before anything was sent (Anthropic's refusal of a long non-streamed call)
+    throw e;
+  }
+  return observeApiPromise(sent, call, prepared.hideEvent);
+}
+
+/** The request's abort signal (options.signal), which ends a wait for room too. */
+function signalOf(options: unknown): AbortSignal | undefined {
+  const signal = (options as { signal?: unknown } | null | undefined)?.signal;
+  return signal instanceof AbortSignal ? signal : undefined;
 }
 
 function pollOptionsOf(options: unknown): PollOptions {
@@ -91,7 +120,7 @@ export function wrapRetrieve(resource: unknown, spec: CallSpec, sink: RecordSink
     (original) =>
       function retrieve(this: unknown, ...args: unknown[]) {
         // The poll's scope and run, as at the call (inside `run.llm(…)`, say), should it record the response.
-        const poll = new TrackedCall(spec, {}, sink, { counted: false });
+        const poll = new TrackedCall(spec, {}, sink);
         if (typeof args[0] === "string") spec.background?.seen(args[0]);
         return tapParsed(original.apply(this, args), (value) =>
           isStream(value) ? observeResumedStream(value, poll) : recordIfFinished(value, poll),
@@ -107,7 +136,7 @@ export function wrapFileContent(resource: unknown, spec: CallSpec, sink: RecordS
     "content",
     (original) =>
       function content(this: unknown, fileId: unknown, ...rest: unknown[]) {
-        const reader = new TrackedCall(spec, {}, sink, { counted: false }); // its scope and run, as at the call
+        const reader = new TrackedCall(spec, {}, sink); // its scope and run, as at the call
         const reply = original.call(this, fileId, ...rest);
         return typeof fileId === "string"
           ? tapParsed(reply, (res) => observeResultsFile(res, fileId, reader, room))
@@ -123,7 +152,7 @@ export function wrapBatchResults(resource: unknown, spec: CallSpec, sink: Record
     "results",
     (original) =>
       async function results(this: unknown, batchId: unknown, ...rest: unknown[]) {
-        const reader = new TrackedCall(spec, {}, sink, { counted: false });
+        const reader = new TrackedCall(spec, {}, sink);
         const decoded = await original.call(this, batchId, ...rest);
         return typeof batchId === "string" ? observedResults(decoded, batchId, reader, room) : decoded;
       },

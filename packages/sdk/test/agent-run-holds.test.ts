@@ -1,0 +1,353 @@
+// The in-process guard's holds, with the official clients wrapped by the SDK against the fixture-replaying
+// mock: a wrapped call of an agent run holds its worst case while in flight, so parallel calls of one run
+// cannot all pass a cost ceiling that the first of them would have reached (as through the gateway).
+import { setTimeout as sleep } from "node:timers/promises";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import Anthropic from "@anthropic-ai/sdk";
+import { usdToNano } from "@tollgate/core";
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
+import {
+  type AgentRun,
+  AgentRunHeldError,
+  AgentRunKilledError,
+  agentRun,
+  type CallRecordInput,
+  wrapAnthropic,
+  wrapOpenAI,
+} from "../src/index.js";
+
+let mock: MockUpstream;
+let openai: OpenAI;
+let anthropic: Anthropic;
+const records: CallRecordInput[] = [];
+beforeAll(async () => {
+  mock = await startMockUpstream();
+  const sink = (r: CallRecordInput) => records.push(r);
+  openai = wrapOpenAI(new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 }), { sink });
+  anthropic = wrapAnthropic(new Anthropic({ apiKey: "sk-ant-test", baseURL: mock.url, maxRetries: 0 }), {
+    sink,
+  });
+});
+afterAll(() => mock?.close());
+
+const sent = (tag: string) => mock.requests.filter((r) => r.headers["x-test-case"] === tag).length;
+const outcome = (p: PromiseLike<unknown>) =>
+  Promise.resolve(p).then(
+    () => "ok",
+    (e) => (e instanceof AgentRunKilledError || e instanceof AgentRunHeldError ? e.code : String(e)),
+  );
+/** o3-mini with a 3,000-token cap: ~$0.0133 held, $0.0108427 spent (the fixture's reply). */
+const o3 = (tag: string, headers: Record<string, string> = {}, content = tag, signal?: AbortSignal) =>
+  openai.chat.completions.create(
+    { model: "o3-mini", max_completion_tokens: 3000, messages: [{ role: "user", content }] },
+    { headers: { "x-test-case": tag, ...headers }, signal },
+  );
+const O3_REPLY = usdToNano("0.0108427");
+
+describe("agentRun holds", () => {
+  it("parallel calls of a wrapped OpenAI client hold their worst case: they take turns near the ceiling, crossed once, as in a loop", async () => {
+    const run = await agentRun(
+      { type: "fan-out", id: "sdk-fan-out", limits: { max_cost_usd: "0.05" } },
+      async (run) => {
+        // All ten in flight together, as in the gateway's test of the same fan-out.
+        const slow = { "x-mock-headers-delay-ms": "200" };
+        const calls = Array.from({ length: 10 }, (_, i) => o3("fan-out", slow, `branch ${i}`));
+        // Four holds fit under $0.05 at once; the others wait for them to settle.
+        expect(run.held.cost_nanousd).toBeGreaterThan(3n * usdToNano("0.0132"));
+        expect(run.usage.llm_calls).toBe(4);
+        const outcomes = await Promise.all(calls.map(outcome));
+        // The fifth crosses $0.05 and kills the run; the five still waiting are refused by the kill.
+        expect(outcomes.filter((o) => o === "ok")).toHaveLength(5);
+        expect(outcomes.filter((o) => o === "agent_run_killed")).toHaveLength(5);
+        return run;
+      },
+    );
+    expect(sent("fan-out")).toBe(5);
+    // Spent as a sequential loop would have; without holds, all ten ran ($0.108).
+    expect(run.usage).toMatchObject({ llm_calls: 5, cost_nanousd: 5n * O3_REPLY });
+    expect(run.killed?.ceiling).toBe("cost_nanousd");
+    expect(run.held).toEqual({ cost_nanousd: 0n, total_tokens: 0 });
+  });
+
+  it("parallel calls of a wrapped Anthropic client, through Promise.all: the call that crosses the ceiling is the last", async () => {
+    const call = (i: number) =>
+      anthropic.messages.create(
+        {
+          model: "claude-sonnet-4-5",
+          max_tokens: 1024,
+          messages: [{ role: "user", content: `branch ${i}` }],
+        },
+        { headers: { "x-test-case": "fan-out-anthropic", "x-mock-headers-delay-ms": "100" } },
+      );
+    const one = await agentRun({ type: "probe", limits: { max_llm_calls: 1 } }, async (run) => {
+      await call(-1);
+      return run.usage.cost_nanousd;
+    });
+    // One call's worst case ($0.0154 of output) is over the ceiling: they go one at a time, and the
+    // fourth crosses it.
+    const ceiling = (7n * one) / 2n;
+    const run = await agentRun(
+      { type: "fan-out", limits: { max_cost_usd: (Number(ceiling) / 1e9).toFixed(9) } },
+      async (run) => {
+        const outcomes = await Promise.all(Array.from({ length: 8 }, (_, i) => outcome(call(i))));
+        expect(outcomes.filter((o) => o === "ok")).toHaveLength(4);
+        return run;
+      },
+    );
+    expect(run.killed?.ceiling).toBe("cost_nanousd");
+    expect(run.usage).toMatchObject({ llm_calls: 4, cost_nanousd: 4n * one });
+    expect(sent("fan-out-anthropic")).toBe(1 + 4);
+  });
+
+  it("run.llm around wrapped calls: the wrapped call holds, so parallel branches take turns as well", async () => {
+    const run = await agentRun({ type: "fan-out", limits: { max_cost_usd: "0.05" } }, async (run) => {
+      const slow = { "x-mock-headers-delay-ms": "100" };
+      const branch = (i: number) => run.llm("openai.chat", () => o3("fan-out-llm", slow, `branch ${i}`));
+      await Promise.all(Array.from({ length: 8 }, (_, i) => outcome(branch(i))));
+      return run;
+    });
+    expect(sent("fan-out-llm")).toBe(5);
+    expect(run.usage).toMatchObject({ llm_calls: 5, cost_nanousd: 5n * O3_REPLY });
+  });
+
+  it("a stream made inside run.llm counts its usage as its record reads it, and holds until its end", async () => {
+    const run = await agentRun({ type: "streamer", limits: { max_cost_usd: "1.00" } }, async (run) => {
+      const stream = await run.llm("openai.chat", () =>
+        openai.chat.completions.create({
+          model: "gpt-4o-mini",
+          max_tokens: 1000,
+          messages: [{ role: "user", content: "a" }],
+          stream: true,
+        }),
+      );
+      expect(run.held.cost_nanousd).toBeGreaterThan(0n); // returned, not read yet
+      for await (const _ of stream);
+      return run;
+    });
+    expect(run.held).toEqual({ cost_nanousd: 0n, total_tokens: 0 });
+    expect(run.usage.llm_calls).toBe(1);
+    // Priced as its record is (a stream's reply was counted at $0 by run.llm, which reads no stream).
+    expect(run.usage.total_tokens).toBe(
+      (records.at(-1)!.input_uncached_tokens ?? 0) + (records.at(-1)!.output_tokens ?? 0),
+    );
+    expect(run.usage.cost_nanousd).toBeGreaterThan(0n);
+  });
+
+  it("a token ceiling: calls in flight hold their token estimate", async () => {
+    // Each holds its ~3,020 tokens (3,000 out and its request's); 2,897 used a reply.
+    const run = await agentRun({ type: "tokens", limits: { max_total_tokens: 8000 } }, async (run) => {
+      const slow = { "x-mock-headers-delay-ms": "100" };
+      const calls = Array.from({ length: 6 }, (_, i) => o3("fan-out-tokens", slow, `branch ${i}`));
+      // Two holds leave room under 8,000; three reach it.
+      expect(run.usage.llm_calls).toBe(3);
+      expect(run.held.total_tokens).toBeGreaterThan(9000);
+      expect(run.held.cost_nanousd).toBe(0n); // no cost ceiling: no cost held
+      await Promise.all(calls.map(outcome));
+      return run;
+    });
+    // 2,897 + 2,897 + 2,897 crosses 8,000: three calls, as in a loop.
+    expect(run.usage).toMatchObject({ llm_calls: 3, total_tokens: 3 * 2897 });
+    expect(run.killed?.ceiling).toBe("total_tokens");
+  });
+
+  it("with holdWaitMs 0, a call the holds turn away gets AgentRunHeldError at once, as the gateway's 429 rate_limited; it is no kill", async () => {
+    await agentRun(
+      { type: "held-bot", id: "sdk-held-1", limits: { max_cost_usd: "0.01" }, holdWaitMs: 0 },
+      async (run) => {
+        const first = o3("held-1", { "x-mock-headers-delay-ms": "300" });
+        const e = await o3("held-2").catch((err) => err);
+        expect(e).toBeInstanceOf(AgentRunHeldError);
+        expect(e).toMatchObject({
+          code: "rate_limited",
+          runId: "sdk-held-1",
+          agentType: "held-bot",
+          ceiling: "cost_nanousd",
+          used: "0",
+          limit: usdToNano("0.01").toString(),
+          held: run.held.cost_nanousd.toString(),
+        });
+        expect(BigInt(e.held)).toBeGreaterThan(usdToNano("0.01"));
+        expect(BigInt(e.requested)).toBe(BigInt(e.held)); // the same request, the same worst case
+        expect(e.message).toContain("held by its calls in flight reach its cost_nanousd ceiling $0.01");
+        expect(run.killed).toBeNull();
+        // A call the app counts by hand cannot wait either.
+        expect(() => run.beginLlmCall()).toThrow(AgentRunHeldError);
+        await first;
+        expect(run.killed?.ceiling).toBe("cost_nanousd");
+        expect(run.usage.llm_calls).toBe(1);
+      },
+    );
+    expect(sent("held-2")).toBe(0);
+  });
+
+  it("a call waits for the holds at most holdWaitMs, then gets AgentRunHeldError; nothing is sent or counted for it", async () => {
+    await agentRun({ type: "held-bot", limits: { max_cost_usd: "0.01" }, holdWaitMs: 150 }, async (run) => {
+      const first = o3("wait-1", { "x-mock-headers-delay-ms": "600" });
+      const started = Date.now();
+      const e = await o3("wait-2").catch((err) => err);
+      const waited = Date.now() - started;
+      expect(e).toBeInstanceOf(AgentRunHeldError);
+      expect(waited).toBeGreaterThanOrEqual(140);
+      expect(waited).toBeLessThan(550);
+      expect(run.usage.llm_calls).toBe(1);
+      await first;
+    });
+    expect(sent("wait-2")).toBe(0);
+  });
+
+  it("a waiting call whose signal aborts goes nowhere: the SDK's own abort error; nothing sent, counted or held", async () => {
+    await agentRun({ type: "leaver", limits: { max_cost_usd: "0.01" } }, async (run) => {
+      const first = o3("leave-1", { "x-mock-headers-delay-ms": "400" });
+      const held = run.held.cost_nanousd;
+      const gone = new AbortController();
+      const waiting = o3("leave-2", {}, "b", gone.signal).catch((e) => e);
+      await sleep(50);
+      gone.abort();
+      expect(await waiting).toBeInstanceOf(OpenAI.APIUserAbortError);
+      expect(run.held.cost_nanousd).toBe(held);
+      expect(run.usage.llm_calls).toBe(1);
+      await first;
+    });
+    expect(sent("leave-2")).toBe(0);
+  });
+
+  it("a waiting call is read as any: withResponse(), the SDKs' parse() helper and Anthropic's messages.stream() go once admitted", async () => {
+    await agentRun({ type: "reader", limits: { max_cost_usd: "0.90" } }, async (run) => {
+      // Anthropic's 64,000-token worst case of ~$0.96 reaches $0.90: the others wait for it.
+      const first = anthropic.messages.stream(
+        { model: "claude-sonnet-4-5", max_tokens: 64_000, messages: [{ role: "user", content: "a" }] },
+        { headers: { "x-test-case": "reader", "x-mock-headers-delay-ms": "100" } },
+      );
+      const headers = { "x-test-case": "reader" };
+      const messages = [{ role: "user" as const, content: "b" }];
+      const params = { model: "gpt-4.1-nano", messages, max_completion_tokens: 100_000 };
+      const withResponse = openai.chat.completions.create(params, { headers }).withResponse();
+      const parsed = openai.chat.completions.parse(params, { headers });
+      const stream = anthropic.messages.stream(
+        { model: "claude-sonnet-4-5", max_tokens: 64_000, messages },
+        { headers },
+      );
+      expect(run.usage.llm_calls).toBe(1);
+      expect(sent("reader")).toBe(0);
+      const { data, response } = await withResponse;
+      expect(response.status).toBe(200);
+      expect(data.usage?.total_tokens).toBeGreaterThan(0);
+      expect((await parsed).choices[0]?.message.parsed).toBeNull();
+      expect((await stream.finalMessage()).usage.output_tokens).toBeGreaterThan(0);
+      await first.finalMessage();
+      expect(run.usage.llm_calls).toBe(4);
+      expect(run.held).toEqual({ cost_nanousd: 0n, total_tokens: 0 });
+    });
+    expect(sent("reader")).toBe(4);
+  });
+
+  describe("a call lets its hold go however it settles", () => {
+    /** Runs `settle` in a run whose ceiling one call's hold fills; returns the run after it. */
+    const settled = (settle: (run: AgentRun) => Promise<unknown>) =>
+      agentRun({ type: "settles", limits: { max_cost_usd: "1.00" } }, async (run) => {
+        await settle(run);
+        return run;
+      });
+    const empty = { cost_nanousd: 0n, total_tokens: 0 };
+
+    it("a provider error: its hold goes, and it costs nothing", async () => {
+      const run = await settled(async (run) => {
+        const err = o3("err", { "x-mock-scenario": "server-error" });
+        expect(run.held.cost_nanousd).toBeGreaterThan(0n);
+        await expect(err).rejects.toBeInstanceOf(OpenAI.InternalServerError);
+      });
+      expect(run.held).toEqual(empty);
+      expect(run.usage).toMatchObject({ llm_calls: 1, cost_nanousd: 0n });
+    });
+
+    it("a call the app aborts", async () => {
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(), 50);
+      const run = await settled(async () => {
+        await expect(o3("abort", { "x-mock-scenario": "hang" }, "a", ac.signal)).rejects.toBeInstanceOf(
+          OpenAI.APIUserAbortError,
+        );
+      });
+      expect(run.held).toEqual(empty);
+    });
+
+    it("a stream cut mid-way (its connection broke), and one the app stops reading: counted as estimated", async () => {
+      const stream = (scenario?: string) =>
+        openai.chat.completions.create(
+          {
+            model: "gpt-4o-mini",
+            max_tokens: 1000,
+            messages: [{ role: "user", content: "a" }],
+            stream: true,
+          },
+          { headers: scenario ? { "x-mock-scenario": scenario } : {} },
+        );
+      const run = await settled(async (run) => {
+        const broken = await stream("reset-mid-stream");
+        await expect(async () => {
+          for await (const _ of broken);
+        }).rejects.toThrow();
+        expect(run.held).toEqual(empty);
+        for await (const _ of await stream()) break;
+      });
+      expect(run.held).toEqual(empty);
+      expect(run.usage.cost_nanousd).toBeGreaterThan(0n);
+      expect(records.slice(-2).map((r) => r.error_type)).toEqual([
+        "upstream_stream_broken",
+        "client_disconnected",
+      ]);
+    });
+
+    it("a reply without usage counts the worst case it held, as the gateway counts it", async () => {
+      let held = 0n;
+      const run = await settled(async (run) => {
+        const mute = o3("mute", { "x-mock-fixture": "openai/billing.costs-api.example.json" });
+        held = run.held.cost_nanousd;
+        await mute;
+      });
+      expect(run.held).toEqual(empty);
+      expect(run.usage.cost_nanousd).toBe(held);
+    });
+
+    it("a call its SDK refuses before sending (Anthropic: a long call not streamed) is no call of the run", async () => {
+      const run = await settled(async () => {
+        expect(() =>
+          anthropic.messages.create({
+            model: "claude-sonnet-4-5",
+            max_tokens: 64_000,
+            messages: [{ role: "user", content: "a" }],
+          }),
+        ).toThrow(/Streaming is required/);
+      });
+      expect(run.held).toEqual(empty);
+      expect(run.usage.llm_calls).toBe(0);
+    });
+
+    it("a stream never read, or a reply never awaited: the hold goes once nothing can read them, counted at its worst case", async () => {
+      setFlagsFromString("--expose-gc");
+      const gc = runInNewContext("gc") as () => void;
+      let held = 0n;
+      const run = await settled(async (run) => {
+        await openai.chat.completions.create({
+          model: "gpt-4o-mini",
+          max_tokens: 1000,
+          messages: [{ role: "user", content: "a" }],
+          stream: true,
+        });
+        void o3("dropped", { "x-mock-headers-delay-ms": "20" });
+        held = run.held.cost_nanousd;
+        expect(held).toBeGreaterThan(0n);
+        for (let i = 0; i < 50 && run.held.cost_nanousd > 0n; i++) {
+          await sleep(20);
+          gc();
+        }
+        expect(run.held).toEqual(empty);
+      });
+      expect(run.usage.cost_nanousd).toBe(held);
+      expect(run.usage.llm_calls).toBe(2);
+    });
+  });
+});

@@ -83,6 +83,13 @@ describe("a window's money is one amount on every route", () => {
     expect(variance.total.after.requests).toBe(2);
   });
 
+  it('the narrative names a tool\'s model "" (none), as the tables do, not a blank', async () => {
+    const { narrative } = await api(`/api/variance?${window}`);
+    const byModel = narrative.find((l: string) => l.startsWith("By model: "));
+    // The tools' and agent's $0.000370 is the biggest change; the model calls' $0.000005 comes after it.
+    expect(byModel).toMatch(/^By model: \(none\) \+\$0\.000370 \(.*\); gpt-4o-mini \+\$0\.000005 /);
+  });
+
   it("the forecast's month to date is the month's spend", async () => {
     const month = `from=${new Date(utcMonthStart(now)).toISOString()}&to=${new Date(now + 60_000).toISOString()}&${all}`;
     const spend = sum((await api(`/api/spend?by=day&${month}`)).rows, (r) => r.cost_nanousd);

@@ -1,8 +1,9 @@
 import { formatUsd } from "@tollgate/core";
 import type { Command } from "commander";
+import { keyLabel } from "../query/key-label.js";
 import { connect } from "./client.js";
 import { CliError, expectOk, type GlobalOpts, noteCoverage, printJson, runtimeOptions } from "./common.js";
-import { formatInt, groupThousands, keyLabel, percent, percentChange, renderTable } from "./table.js";
+import { formatInt, groupThousands, percent, percentChange, renderTable } from "./table.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: API answers are rendered loosely
 type Json = any;

@@ -1,11 +1,12 @@
 import { formatUsd } from "@tollgate/core";
 import type { Command } from "commander";
+import { keyLabel } from "../query/key-label.js";
 import { parseTime, QueryTimeError } from "../query-time.js";
 import { SPEND_DIMENSIONS } from "../store/types.js";
 import { DAY_MS } from "../time.js";
 import { connect } from "./client.js";
 import { CliError, expectOk, type GlobalOpts, noteCoverage, printJson, runtimeOptions } from "./common.js";
-import { formatInt, groupThousands, keyLabel, percent, renderTable } from "./table.js";
+import { formatInt, groupThousands, percent, renderTable } from "./table.js";
 
 export function registerSpend(program: Command): void {
   program

@@ -27,14 +27,6 @@ export function groupThousands(decimal: string): string {
 }
 
 /**
- * A row's key in a table: none (null) and empty text ("", the provider and model of a tool's record, which
- * name none) both read `(none)`, not a blank cell. --json keeps them as they are.
- */
-export function keyLabel(key: string | null): string {
-  return key === null || key === "" ? "(none)" : key;
-}
-
-/**
  * `part` of `whole` as a percentage to a tenth, rounded half-up on the integers (a share of money never
  * goes through a float: 3 of 2,000 nano-USD is 0.2%, where 0.0015 * 100 in floating point is 0.1…%).
  * Nothing of nothing is 0.0%.

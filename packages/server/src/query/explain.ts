@@ -1,6 +1,7 @@
 import { formatUsd, ratio, splitVariance, type VarianceSplit } from "@tollgate/core";
 import type { AnalyticsStore, EventFilter, SegmentDimension, SegmentRow } from "../store/types.js";
 import { DAY_MS } from "../time.js";
+import { keyLabel } from "./key-label.js";
 import { change, FRACTION_DIGITS, money, perRequest, segmentsOf, tenantConcentration } from "./rollups.js";
 
 export const DRIVER_DIMENSIONS = [
@@ -154,7 +155,6 @@ const usd = (n: bigint) => {
   return `${n < 0n ? "-" : "+"}$${formatUsd(abs, abs > 0n && abs < CENT ? 6 : 2)}`;
 };
 const pct = (x: number | null) => (x === null ? "n/a" : `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)}%`);
-const label = (k: string | null) => k ?? "(none)";
 
 /** The change in words and numbers, biggest drivers first. */
 function narrate(
@@ -183,7 +183,7 @@ function narrate(
         top
           .map(
             (s) =>
-              `${label(s.key)} ${usd(s.change_nanousd)} (volume ${usd(s.volume_nanousd)}, mix ${usd(s.mix_nanousd)}, cost/request ${usd(s.rate_nanousd)})`,
+              `${keyLabel(s.key)} ${usd(s.change_nanousd)} (volume ${usd(s.volume_nanousd)}, mix ${usd(s.mix_nanousd)}, cost/request ${usd(s.rate_nanousd)})`,
           )
           .join("; ") +
         ".",
@@ -191,7 +191,7 @@ function narrate(
   }
   for (const d of deploys.slice(0, 3))
     lines.push(
-      `prompt_version ${d.prompt_version} (feature ${label(d.feature)}) first seen ${new Date(d.first_seen).toISOString().slice(0, 10)}: ` +
+      `prompt_version ${d.prompt_version} (feature ${keyLabel(d.feature)}) first seen ${new Date(d.first_seen).toISOString().slice(0, 10)}: ` +
         `cost per request ${pct(d.change)} ($${formatUsd(d.cost_per_request_before ?? 0n, 6)} → $${formatUsd(d.cost_per_request_after ?? 0n, 6)}).`,
     );
   lines.push(

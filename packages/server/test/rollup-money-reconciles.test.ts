@@ -90,6 +90,14 @@ describe("a window's money is one amount on every route", () => {
     expect(byModel).toMatch(/^By model: \(none\) \+\$0\.000370 \(.*\); gpt-4o-mini \+\$0\.000005 /);
   });
 
+  it("a row of spend without requests has no success rate (none failed): null, not 0", async () => {
+    const { rows } = await api(`/api/rollups/outcomes?by=model&${window}`);
+    expect(rows.map((r: Json) => [r.model, r.requests, r.success_rate])).toEqual([
+      ["", 0, null],
+      ["gpt-4o-mini", 2, 1],
+    ]);
+  });
+
   it("the forecast's month to date is the month's spend", async () => {
     const month = `from=${new Date(utcMonthStart(now)).toISOString()}&to=${new Date(now + 60_000).toISOString()}&${all}`;
     const spend = sum((await api(`/api/spend?by=day&${month}`)).rows, (r) => r.cost_nanousd);

@@ -165,7 +165,7 @@ const TABLES: Record<RollupName, (res: Json) => string> = {
         keyLabel(r[res.by]),
         formatInt(r.requests),
         formatInt(r.ok_requests),
-        percent(BigInt(r.ok_requests), BigInt(r.requests)),
+        r.success_rate === null ? "-" : percent(BigInt(r.ok_requests), BigInt(r.requests)),
         usd(r.cost),
         usd(r.cost_per_success, 6),
       ]),

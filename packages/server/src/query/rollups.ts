@@ -157,7 +157,10 @@ export const OUTCOME_DIMENSIONS = [
   "prompt_version",
 ] as const satisfies readonly SegmentDimension[];
 
-/** Spend per successful request (a request succeeded when one of its attempts has status ok). */
+/**
+ * Spend per successful request (a request succeeded when one of its attempts has status ok). A row of spend
+ * without requests (a tool's reported cost) has no success rate: null, as its cost per success is.
+ */
 export async function outcomeRollup(
   store: AnalyticsStore,
   filter: EventFilter,
@@ -168,7 +171,7 @@ export async function outcomeRollup(
     [by]: r.key,
     requests: r.requests,
     ok_requests: r.ok_requests,
-    success_rate: r.requests ? r.ok_requests / r.requests : 0,
+    success_rate: r.requests ? r.ok_requests / r.requests : null,
     cost: money(r.cost_nanousd),
     cost_per_success: moneyOrNull(perRequest(r.cost_nanousd, r.ok_requests)),
   }));

@@ -1,12 +1,20 @@
 import { roundHalfUp } from "@tollgate/core";
 
-/** Renders rows as an aligned text table; numeric-looking columns (1,234, $5.00, -$1.55, +2.0%) are right-aligned. */
+const FIGURE = /^[-+]?\$?[\d,.]+%?$/;
+/** A cell that says there is no figure (a cost per request without requests): it does not make a column text. */
+const NO_FIGURE = "-";
+
+/**
+ * Renders rows as an aligned text table; columns of figures (1,234, $5.00, -$1.55, +2.0%, and "-" for none)
+ * are right-aligned.
+ */
 export function renderTable(headers: string[], rows: (string | number)[][]): string {
   const cells = rows.map((r) => r.map(String));
   const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => (r[i] ?? "").length)));
-  const numeric = headers.map(
-    (_, i) => cells.length > 0 && cells.every((r) => /^[-+]?\$?[\d,.]+%?$/.test(r[i] ?? "")),
-  );
+  const numeric = headers.map((_, i) => {
+    const figures = cells.map((r) => r[i] ?? "").filter((c) => c !== NO_FIGURE);
+    return figures.length > 0 && figures.every((c) => FIGURE.test(c));
+  });
   const line = (r: string[]) =>
     r
       .map((c, i) => (numeric[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))

@@ -280,8 +280,10 @@ export const SEGMENT_DIMENSIONS = [
 export type SegmentDimension = (typeof SEGMENT_DIMENSIONS)[number];
 
 /**
- * What an analytics query counts: model calls (llm, embedding) of `filter`. A request is counted by its
- * first attempt (retries, attempt > 1, share its request_id and are not more requests).
+ * What an analytics query counts of `filter`: money is every record's cost (model calls, and any other
+ * record that carries one, as `spend` sums it); requests and successes are model calls' (llm, embedding). A
+ * request is counted by its first attempt (retries, attempt > 1, share its request_id and are not more
+ * requests).
  */
 export interface SegmentRow {
   key: string | null;

@@ -153,8 +153,9 @@ export class DuckDbStore implements Store {
   }
 
   /**
-   * Sums every model call of the UTC days before `now`'s day that are not summed yet into segment_days.
-   * Runs at open and hourly; the first run sums all history, later ones the day that ended.
+   * Sums the records the rollups read (summedInDays) of the UTC days before `now`'s day that are not summed
+   * yet into segment_days. Runs at open and hourly; the first run sums all history, later ones the day that
+   * ended.
    */
   async closeDays(now = Date.now()): Promise<void> {
     const before = utcMidnight(now);
@@ -815,7 +816,7 @@ async function newIds(c: DuckDBConnection, cols: RecordColumns): Promise<Set<str
   }
 }
 
-/** Appends the rows at `only` (all when undefined) to events, and the late model calls to segment_days. */
+/** Appends the rows at `only` (all when undefined) to events, and the late ones (summedInDays) to segment_days. */
 async function appendFresh(
   c: DuckDBConnection,
   cols: RecordColumns,

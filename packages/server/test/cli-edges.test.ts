@@ -1,13 +1,14 @@
 // The CLI as a platform engineer and a FinOps analyst meet it: usage errors, exit codes, and figures that
 // must agree with each other and with what was recorded.
+import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { uuidv7 } from "@tollgate/core";
 import { describe, expect, it } from "vitest";
-import { cliOnScratchDir } from "./cli-run.js";
+import { CLI, cliOnScratchDir } from "./cli-run.js";
 
-const { dir, tollgate } = cliOnScratchDir("tollgate-cli-edges-");
+const { dir, dataDir, tollgate } = cliOnScratchDir("tollgate-cli-edges-");
 const DAY = 86_400_000;
 const midnight = (daysAgo: number) => Math.floor(Date.now() / DAY) * DAY - daysAgo * DAY;
 
@@ -68,6 +69,28 @@ describe("usage errors exit 2, with the message and no stack", () => {
       expect(r.err).toContain(says);
       expect(r.err).not.toMatch(/\n\s+at /);
     }
+  });
+
+  it("serve --port wins over TOLLGATE_PORT, 4242 (the default's value) too", () => {
+    // A bad TOLLGATE_BACKGROUND_NICE, read after the port, stops the server before it binds anything:
+    // reaching its error means the port taken was the flag's, not the bad one in the environment.
+    const env = { ...process.env, TOLLGATE_PORT: "abc", TOLLGATE_BACKGROUND_NICE: "99" };
+    for (const port of ["4242", "4243"]) {
+      const r = spawnSync(process.execPath, [CLI, "--data-dir", dataDir, "serve", "--port", port], {
+        encoding: "utf8",
+        env,
+        timeout: 60_000,
+      });
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toContain("TOLLGATE_BACKGROUND_NICE must be");
+    }
+    const fromEnv = spawnSync(process.execPath, [CLI, "--data-dir", dataDir, "serve"], {
+      encoding: "utf8",
+      env,
+      timeout: 60_000,
+    });
+    expect(fromEnv.status).toBe(2);
+    expect(fromEnv.stderr).toContain("invalid port abc");
   });
 
   it("ingest of a directory", () => {

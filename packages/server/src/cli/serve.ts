@@ -20,7 +20,8 @@ export function registerServe(program: Command): void {
     .description(
       "run Tollgate on one port: the gateway (OpenAI/Anthropic base URL), the ingest API and the query API, and the scheduled jobs",
     )
-    .option("-p, --port <port>", "port to listen on (env TOLLGATE_PORT)", "4242")
+    // No commander default: one would hide whether the flag was given, and the flag wins over the env.
+    .option("-p, --port <port>", "port to listen on (env TOLLGATE_PORT; default 4242)")
     .option(
       "--role <role>",
       `what this process serves, one of ${SERVER_ROLES.join("|")} (env TOLLGATE_ROLE; default all). ` +
@@ -84,7 +85,7 @@ Tuning (environment):
     )
     .action(
       async (
-        opts: { port: string; host: string; demo: boolean | string; upstreams?: string; role?: string },
+        opts: { port?: string; host: string; demo: boolean | string; upstreams?: string; role?: string },
         cmd: Command,
       ) => {
         const g = cmd.optsWithGlobals<GlobalOpts>();
@@ -109,7 +110,7 @@ Tuning (environment):
         let heapGrowth: number;
         let gateway: GatewayConfig | undefined;
         try {
-          port = portFrom(process.env.TOLLGATE_PORT && opts.port === "4242" ? undefined : opts.port);
+          port = portFrom(opts.port);
           backgroundNice = backgroundNiceFrom();
           heapGrowth = heapGrowthFrom();
           duckDbMemoryLimitFrom();

@@ -18,12 +18,14 @@ export interface RuntimeOptions {
   role?: ServerRole;
 }
 
+// An empty variable is unset here, as for every TOLLGATE_* setting: "" would be the working directory
+// itself, or port 0 (a random one).
 export function dataDirFrom(opt?: string): string {
-  return resolve(opt ?? process.env.TOLLGATE_DATA_DIR ?? ".tollgate");
+  return resolve(opt ?? (process.env.TOLLGATE_DATA_DIR || ".tollgate"));
 }
 
 export function portFrom(opt?: string | number): number {
-  const raw = opt ?? process.env.TOLLGATE_PORT ?? DEFAULT_PORT;
+  const raw = opt ?? (process.env.TOLLGATE_PORT || DEFAULT_PORT);
   const port = Number(raw);
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new Error(`invalid port ${raw}: use 0-65535`);

@@ -138,8 +138,9 @@ export function gatewayConfigFromEnv(
 ): GatewayConfig {
   const file = upstreamsPath ?? process.env.TOLLGATE_UPSTREAMS ?? null;
   return {
-    openaiBaseUrl: (process.env.TOLLGATE_OPENAI_BASE_URL ?? "https://api.openai.com/v1").replace(/\/+$/, ""),
-    anthropicBaseUrl: (process.env.TOLLGATE_ANTHROPIC_BASE_URL ?? "https://api.anthropic.com/v1").replace(
+    // Empty is unset, as for the other settings: "" would be no upstream at all.
+    openaiBaseUrl: (process.env.TOLLGATE_OPENAI_BASE_URL || "https://api.openai.com/v1").replace(/\/+$/, ""),
+    anthropicBaseUrl: (process.env.TOLLGATE_ANTHROPIC_BASE_URL || "https://api.anthropic.com/v1").replace(
       /\/+$/,
       "",
     ),

@@ -221,6 +221,40 @@ describe("figures", () => {
     );
   });
 
+  it("--precision: USD in the tables to as many decimals as asked (DESIGN.md), half-up; 0 to 9", () => {
+    const at = midnight(27) + 3_600_000;
+    ingest("precision", [
+      { ts_start: at, feature: "precise", user_id: "precise-u", cost_nanousd: 1_234_567 },
+      { ts_start: at, feature: "precise", user_id: "precise-v", cost_nanousd: 1_000 },
+    ]);
+    const window = [
+      "--from",
+      new Date(midnight(28)).toISOString(),
+      "--to",
+      new Date(midnight(26)).toISOString(),
+    ];
+    const only = ["--feature", "precise", ...window];
+    const spend = tollgate("spend", "--by", "user", ...only, "--precision", "9");
+    expect(spend.code, spend.err).toBe(0);
+    expect(spend.out).toMatch(/^precise-u\s+1\s+0\.001234567\s/m);
+    expect(spend.out).toMatch(/^TOTAL\s+2\s+0\.001235567\s/m);
+    // Every USD figure of a rollup, per-request ones included (their own default is 6 decimals).
+    const features = tollgate("rollup", "features", ...only, "--precision", "4");
+    expect(features.code, features.err).toBe(0);
+    expect(features.out).toMatch(/^precise\s+2\s+\$0\.0012\s+\$0\.0006\s/m);
+    const explain = tollgate("explain", ...only, "--precision", "7");
+    expect(explain.code, explain.err).toBe(0);
+    expect(explain.out).toMatch(/^precise\s+\$0\.0000000\s+\$0\.0012356\s/m);
+    const forecast = tollgate("forecast", "--feature", "precise", "--precision", "0");
+    expect(forecast.code, forecast.err).toBe(0);
+    expect(forecast.out).toMatch(/: \$0 so far/);
+    for (const bad of ["10", "-1", "2.5", "x"]) {
+      const r = tollgate("spend", "--by", "user", ...only, "--precision", bad);
+      expect(r.code, bad).toBe(2);
+      expect(r.err).toContain("--precision must be a whole number from 0 to 9");
+    }
+  });
+
   it('tables show "" (a tool\'s provider and model, which name none) as (none), as they show none; --json keeps ""', () => {
     const at = midnight(25) + 3_600_000;
     const none = {

@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { keyLabel } from "../query/key-label.js";
 import { connect } from "./client.js";
 import { CliError, expectOk, type GlobalOpts, noteCoverage, printJson, runtimeOptions } from "./common.js";
+import { precisionFrom, precisionOption } from "./precision.js";
 import { formatInt, groupThousands, percent, percentChange, renderTable } from "./table.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: API answers are rendered loosely
@@ -29,15 +30,21 @@ export interface WindowOpts {
   dataMode?: string;
   deployment?: string;
   json?: boolean;
+  precision?: string;
 }
 
+/** A table's USD figure: to `digits` decimals (cents unless given), or to --precision's when asked. */
+type Usd = (m: { nanousd: string } | null, digits?: number) => string;
+
 /** Exact: rounded from the nano-USD integer, never through a float; a negative one as -$1.55 (not $-1.55). */
-const usd = (m: { nanousd: string } | null, digits = 2) => {
-  if (m === null) return "-";
-  const text = groupThousands(formatUsd(BigInt(m.nanousd), digits));
-  // A change that rounds to nothing is $0.00, not -$0.00.
-  return /^-[0.,]*[1-9]/.test(text) ? `-$${text.slice(1)}` : `$${text.replace(/^-/, "")}`;
-};
+const usdAt =
+  (precision: number | undefined): Usd =>
+  (m, digits = 2) => {
+    if (m === null) return "-";
+    const text = groupThousands(formatUsd(BigInt(m.nanousd), precision ?? digits));
+    // A change that rounds to nothing is $0.00, not -$0.00.
+    return /^-[0.,]*[1-9]/.test(text) ? `-$${text.slice(1)}` : `$${text.replace(/^-/, "")}`;
+  };
 const nano = (m: { nanousd: string }) => BigInt(m.nanousd);
 /** Percentages from the answer's integers (nano-USD, counts), not its float fractions: one rounding everywhere. */
 const change = (now: { nanousd: string } | null, before: { nanousd: string } | null) =>
@@ -61,7 +68,8 @@ function filterOptions(cmd: Command): Command {
     .option("--feature <name>", "only this feature")
     .option("--data-mode <mode>", "real (default) | demo | test | all")
     .option("--deployment <name>", "prod (default; records without one count as prod) | staging | … | all")
-    .option("--json", "print the answer as JSON");
+    .option("--json", "print the answer as JSON")
+    .addOption(precisionOption());
 }
 
 /** The query string of an analytics request: window, filters, and any extra parameters given. */
@@ -87,8 +95,8 @@ async function get(cmd: Command, path: string, what: string): Promise<Json> {
   }
 }
 
-const TABLES: Record<RollupName, (res: Json) => string> = {
-  "user-day": (res) =>
+const TABLES: Record<RollupName, (res: Json, usd: Usd) => string> = {
+  "user-day": (res, usd) =>
     renderTable(
       ["day", "cost", "users", "requests", "median", "p90", "p99", "max", "top user"],
       res.days.map((d: Json) => [
@@ -103,7 +111,7 @@ const TABLES: Record<RollupName, (res: Json) => string> = {
         d.top_users[0] ? `${d.top_users[0].user_id} ${usd(d.top_users[0].cost)}` : "-",
       ]),
     ),
-  features: (res) =>
+  features: (res, usd) =>
     renderTable(
       ["feature", "requests", "cost", "cost/request", "before", "change", "cost change"],
       res.features.map((f: Json) => [
@@ -116,7 +124,7 @@ const TABLES: Record<RollupName, (res: Json) => string> = {
         change(f.cost, f.previous?.cost ?? null),
       ]),
     ),
-  "agent-runs": (res) =>
+  "agent-runs": (res, usd) =>
     renderTable(
       ["agent_type", "runs", "cost", "median", "p99", "max", "killed", "llm/run", "tools/run"],
       res.agent_types.map((a: Json) => [
@@ -131,7 +139,7 @@ const TABLES: Record<RollupName, (res: Json) => string> = {
         a.tool_calls_per_run.toFixed(1),
       ]),
     ),
-  customers: (res) => {
+  customers: (res, usd) => {
     const total = res.customers.reduce((a: bigint, c: Json) => a + nano(c.cost), 0n);
     return renderTable(
       [
@@ -158,7 +166,7 @@ const TABLES: Record<RollupName, (res: Json) => string> = {
       ]),
     );
   },
-  outcomes: (res) =>
+  outcomes: (res, usd) =>
     renderTable(
       [res.by, "requests", "succeeded", "success", "cost", "cost/success"],
       res.rows.map((r: Json) => [
@@ -187,11 +195,12 @@ export function registerRollups(program: Command): void {
     { from: "the 30 days before --to" },
   ).action(async (name: string, o: WindowOpts & { by: string; top: string }, cmd: Command) => {
     if (!isRollup(name)) throw new CliError(`rollup must be one of ${ROLLUPS.join(", ")}`, 2);
+    const usd = usdAt(precisionFrom(o.precision));
     const extra = name === "outcomes" ? { by: o.by } : name === "user-day" ? { top: o.top } : {};
     const res = await get(cmd, `/api/rollups/${name}?${windowQuery(o, extra)}`, `rollup ${name}`);
     if (o.json) return printJson(res);
     console.log(`${res.window.from} – ${res.window.to}`);
-    console.log(TABLES[name](res));
+    console.log(TABLES[name](res, usd));
     noteCoverage(res.coverage);
   });
 
@@ -204,6 +213,7 @@ export function registerRollups(program: Command): void {
       .option("--vs-from <time>", "start of the period compared with (default: the period right before)")
       .option("--vs-to <time>", "end of the period compared with"),
   ).action(async (o: WindowOpts & { vsFrom?: string; vsTo?: string }, cmd: Command) => {
+    const usd = usdAt(precisionFrom(o.precision));
     const res = await get(
       cmd,
       `/api/variance?${windowQuery(o, { vs_from: o.vsFrom, vs_to: o.vsTo })}`,
@@ -238,6 +248,7 @@ export function registerRollups(program: Command): void {
   filterOptions(
     program.command("forecast").description("month-end projection from the recent daily run rate"),
   ).action(async (o: WindowOpts, cmd: Command) => {
+    const usd = usdAt(precisionFrom(o.precision));
     const res = await get(cmd, `/api/forecast?${windowQuery(o)}`, "forecast");
     if (o.json) return printJson(res);
     const w = res.workspace;

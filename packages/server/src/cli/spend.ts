@@ -6,6 +6,7 @@ import { SPEND_DIMENSIONS } from "../store/types.js";
 import { DAY_MS } from "../time.js";
 import { connect } from "./client.js";
 import { CliError, expectOk, type GlobalOpts, noteCoverage, printJson, runtimeOptions } from "./common.js";
+import { precisionFrom, precisionOption } from "./precision.js";
 import { formatInt, groupThousands, percent, renderTable } from "./table.js";
 
 export function registerSpend(program: Command): void {
@@ -27,6 +28,7 @@ export function registerSpend(program: Command): void {
       "only this deployment (prod counts calls without one, as the rollups do), or all (the default: every one, and calls without one)",
     )
     .option("--json", "print rows as JSON")
+    .addOption(precisionOption())
     .action(
       async (
         o: {
@@ -39,9 +41,11 @@ export function registerSpend(program: Command): void {
           deployment?: string;
           feature?: string;
           json?: boolean;
+          precision?: string;
         },
         cmd: Command,
       ) => {
+        const digits = precisionFrom(o.precision) ?? 2;
         const by = o.by === "customer" ? "customer_id" : o.by === "user" ? "user_id" : o.by;
         if (!(SPEND_DIMENSIONS as readonly string[]).includes(by))
           throw new CliError(`--by must be one of ${SPEND_DIMENSIONS.join(", ")}`, 2);
@@ -75,7 +79,7 @@ export function registerSpend(program: Command): void {
                 ...rows.map((r) => [
                   keyLabel(r.key),
                   formatInt(r.calls),
-                  groupThousands(formatUsd(BigInt(r.cost_nanousd), 2)),
+                  groupThousands(formatUsd(BigInt(r.cost_nanousd), digits)),
                   percent(BigInt(r.cost_nanousd), total),
                   formatInt(r.input_tokens),
                   formatInt(r.output_tokens),
@@ -84,7 +88,7 @@ export function registerSpend(program: Command): void {
                 [
                   "TOTAL",
                   formatInt(rows.reduce((a, r) => a + r.calls, 0)),
-                  groupThousands(formatUsd(total, 2)),
+                  groupThousands(formatUsd(total, digits)),
                   "100.0%",
                   "",
                   "",

@@ -524,3 +524,20 @@ describe("a refused flag is named as the flag", () => {
     }
   });
 });
+
+describe("every command that prints data has --json (DESIGN.md)", () => {
+  it("agents set prints the stored ceilings, budgets delete what it deleted", () => {
+    const ceilings = ["--max-cost", "0.50", "--max-llm-calls", "40"];
+    const set = tollgate("agents", "set", "bot-json", ...ceilings, "--json");
+    expect(set.code, set.err).toBe(0);
+    expect(JSON.parse(set.out)).toMatchObject({
+      id: "bot-json",
+      agent: { max_cost_usd: "0.50", max_llm_calls: 40 },
+      source: "api",
+    });
+    expect(tollgate("budgets", "set", "b-json", "--window", "day", "--limit", "1").code).toBe(0);
+    const deleted = tollgate("budgets", "delete", "b-json", "--json");
+    expect(deleted.code, deleted.err).toBe(0);
+    expect(JSON.parse(deleted.out)).toEqual({ deleted: "b-json", kind: "budget" });
+  });
+});

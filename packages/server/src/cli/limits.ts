@@ -214,14 +214,16 @@ export function registerLimits(program: Command): void {
     .command("delete <id>")
     .description("remove a budget")
     .option("-w, --workspace <id>", "workspace", "default")
-    .action(async (id: string, o: { workspace: string }, cmd: Command) => {
-      await callApi(
+    .option("--json", "print what was deleted as JSON")
+    .action(async (id: string, o: { workspace: string; json?: boolean }, cmd: Command) => {
+      const res = await callApi(
         cmd,
         "DELETE",
         `/api/budgets/${encodeURIComponent(id)}?${ws(o.workspace)}`,
         "budgets delete",
       );
-      console.log(`budget ${id} deleted`);
+      if (o.json) printJson(res);
+      else console.log(`budget ${id} deleted`);
     });
   budgets
     .command("audit <id>")
@@ -317,7 +319,8 @@ export function registerLimits(program: Command): void {
     .option("--max-depth <n>", "span depth")
     .option("--max-wall-time <s>", "seconds from the run's first call")
     .option("-w, --workspace <id>", "workspace", "default")
-    .action(async (type: string, o: Record<string, string>, cmd: Command) => {
+    .option("--json", "print the stored ceilings as JSON")
+    .action(async (type: string, o: Record<string, string | undefined>, cmd: Command) => {
       const num = (v: string | undefined, flag: string) => (v === undefined ? undefined : number(v, flag));
       const spec = {
         max_cost_usd: o.maxCost,
@@ -328,7 +331,7 @@ export function registerLimits(program: Command): void {
         max_span_depth: num(o.maxDepth, "--max-depth"),
         max_wall_time_s: num(o.maxWallTime, "--max-wall-time"),
       };
-      await callApi(
+      const res = await callApi(
         cmd,
         "PUT",
         `/api/agents/${encodeURIComponent(type)}?${ws(o.workspace!)}`,
@@ -336,7 +339,8 @@ export function registerLimits(program: Command): void {
         JSON.parse(JSON.stringify(spec)),
         AGENT_FLAGS,
       );
-      console.log(`ceilings for ${type} saved`);
+      if (o.json) printJson(res);
+      else console.log(`ceilings for ${type} saved`);
     });
   agents
     .command("list")

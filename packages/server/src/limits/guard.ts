@@ -570,8 +570,12 @@ export class SpendGuard {
         ? []
         : policies.rates.filter((r) => r.tokens_per_min !== undefined && scopeMatches(r.scope, facts));
     // A run's counters cover its last week, as a rebuild reads them: a call ingested later than that is
-    // none of them (it would move the run's start back a week and more, and kill it on wall time).
-    const runId = rec.agent_run_id !== null && rec.ts_start >= now - RUN_HISTORY_MS ? rec.agent_run_id : null;
+    // none of them (it would move the run's start back a week and more, and kill it on wall time). A
+    // batch's results count when they are read back, however long ago the batch was made (see startedAt).
+    const runId =
+      rec.agent_run_id !== null && (rec.batch || rec.ts_start >= now - RUN_HISTORY_MS)
+        ? rec.agent_run_id
+        : null;
     if (!budgets.length && !rates.length && !runId) return null;
     return { policies, facts, budgets, rates, now, runId };
   }
@@ -619,8 +623,9 @@ export class SpendGuard {
                     : 0,
                 // As a run rebuilt from the store counts them (runUsage): every attempt past the first.
                 retries: opts.countCalls !== false && rec.parent_event_id === null && rec.attempt > 1 ? 1 : 0,
-                // Its run started no later than it did, however late it is ingested.
-                startedAt: rec.ts_start,
+                // Its run started no later than it did, however late it is ingested; a batch's results say
+                // when the batch was made, not a call of the run's own.
+                startedAt: rec.batch ? undefined : rec.ts_start,
               }
             : null,
         });

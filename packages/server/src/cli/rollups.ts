@@ -5,6 +5,7 @@ import { connect } from "./client.js";
 import { CliError, expectOk, type GlobalOpts, noteCoverage, printJson, runtimeOptions } from "./common.js";
 import { precisionFrom, precisionOption } from "./precision.js";
 import { formatInt, groupThousands, percent, percentChange, renderTable } from "./table.js";
+import { printable } from "./terminal-text.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: API answers are rendered loosely
 type Json = any;
@@ -222,7 +223,8 @@ export function registerRollups(program: Command): void {
     if (o.json) return printJson(res);
     console.log(`${res.current.from} – ${res.current.to}  vs  ${res.previous.from} – ${res.previous.to}\n`);
     noteCoverage(res.coverage);
-    for (const line of res.narrative) console.log(line);
+    // The narrative names features and customers as recorded: escaped as table cells are.
+    for (const line of res.narrative) console.log(printable(line));
     for (const by of res.dimensions) {
       const rows = res.drivers[by].slice(0, 5);
       if (!rows.length) continue;

@@ -1,23 +1,30 @@
 import { roundHalfUp } from "@tollgate/core";
+import { displayWidth, printable } from "./terminal-text.js";
 
+/** A cell that stands for no figure (a blank TOTAL cell, a change from nothing): it does not make a column text. */
+const NO_FIGURE = new Set(["", "-"]);
 const FIGURE = /^[-+]?\$?[\d,.]+%?$/;
-/** A cell that says there is no figure (a cost per request without requests): it does not make a column text. */
-const NO_FIGURE = "-";
 
 /**
- * Renders rows as an aligned text table; columns of figures (1,234, $5.00, -$1.55, +2.0%, and "-" for none)
- * are right-aligned.
+ * Renders rows as an aligned text table; columns of figures (1,234, $5.00, -$1.55, +2.0%, with `-` or a blank
+ * where there is none) are right-aligned. Widths are what a terminal shows (wide and combining characters),
+ * and control characters in a cell are escaped (terminal-text.ts).
  */
 export function renderTable(headers: string[], rows: (string | number)[][]): string {
-  const cells = rows.map((r) => r.map(String));
-  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => (r[i] ?? "").length)));
+  const cells = rows.map((r) => r.map((c) => printable(String(c))));
+  const widths = headers.map((h, i) =>
+    Math.max(displayWidth(h), ...cells.map((r) => displayWidth(r[i] ?? ""))),
+  );
   const numeric = headers.map((_, i) => {
-    const figures = cells.map((r) => r[i] ?? "").filter((c) => c !== NO_FIGURE);
-    return figures.length > 0 && figures.every((c) => FIGURE.test(c));
+    const column = cells.map((r) => r[i] ?? "");
+    return column.some((c) => !NO_FIGURE.has(c)) && column.every((c) => NO_FIGURE.has(c) || FIGURE.test(c));
   });
   const line = (r: string[]) =>
     r
-      .map((c, i) => (numeric[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .map((c, i) => {
+        const pad = " ".repeat(widths[i]! - displayWidth(c));
+        return numeric[i] ? pad + c : c + pad;
+      })
       .join("  ")
       .trimEnd();
   return [line(headers), widths.map((w) => "-".repeat(w)).join("  "), ...cells.map(line)].join("\n");

@@ -1,0 +1,90 @@
+// The CLI's tables as a terminal shows them: names as recorded (any language, emoji, and whatever an app's
+// caller put in an attribution header), columns that line up, and figures right-aligned.
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { cliOnScratchDir } from "./cli-run.js";
+import { validRecord } from "./helpers.js";
+
+const { dir, tollgate } = cliOnScratchDir("tollgate-cli-tables-");
+const DAY = 86_400_000;
+
+function ingest(name: string, records: Record<string, unknown>[]): void {
+  const file = join(dir, `${name}.jsonl`);
+  writeFileSync(
+    file,
+    records.map((r) => JSON.stringify(validRecord({ data_mode: "test", ...r }))).join("\n"),
+  );
+  const r = tollgate("ingest", file, "--json");
+  expect(r.code, r.err).toBe(0);
+}
+
+/** The table's line whose first cell is `key`. */
+const rowOf = (out: string, key: string) => out.split("\n").find((l) => l.startsWith(`${key} `))!;
+
+describe("table cells", () => {
+  it("line up by what a terminal shows: wide characters take two columns, a combining accent none", () => {
+    // Display widths: 表示 4, e + U+0301 (é) 1, 🚀 2; the widest key is 19 columns.
+    ingest(
+      "wide",
+      ["plain-ascii-feature", "表示", "e\u0301", "🚀"].map((feature) => ({ feature, customer_id: "c-wide" })),
+    );
+    const r = tollgate("spend", "--by", "feature", "--customer", "c-wide", "--data-mode", "test");
+    expect(r.code, r.err).toBe(0);
+    // The key column is 19 wide, then two spaces, then the right-aligned calls column ("calls", 5 wide).
+    const calls = (key: string, width: number) => `${key}${" ".repeat(19 - width)}      1  `;
+    expect(rowOf(r.out, "plain-ascii-feature").startsWith(calls("plain-ascii-feature", 19))).toBe(true);
+    expect(rowOf(r.out, "表示").startsWith(calls("表示", 4))).toBe(true);
+    expect(rowOf(r.out, "e\u0301").startsWith(calls("e\u0301", 1))).toBe(true);
+    expect(rowOf(r.out, "🚀").startsWith(calls("🚀", 2))).toBe(true);
+  });
+
+  it("escape control characters: a newline does not break the row, an ESC is not run by the terminal", () => {
+    ingest("control", [
+      { feature: "two\nlines", customer_id: "c-esc" },
+      { feature: "red\u001b[31mtext", customer_id: "c-esc" },
+      { feature: "a\tb\u202Eevil", customer_id: "c-esc" },
+    ]);
+    const r = tollgate("spend", "--by", "feature", "--customer", "c-esc", "--data-mode", "test");
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).not.toMatch(/[\u001b\t\u202E]/);
+    const lines = r.out.trimEnd().split("\n");
+    expect(lines).toHaveLength(2 + 3 + 1); // header, rule, three rows, TOTAL
+    expect(rowOf(r.out, "two\\nlines")).toBeDefined();
+    expect(rowOf(r.out, "red\\u001b[31mtext")).toBeDefined();
+    expect(rowOf(r.out, "a\\tb\\u202eevil")).toBeDefined();
+    // Every line as wide as the header: the rows line up.
+    for (const line of lines) expect(line.length).toBe(lines[0]!.length);
+
+    const explain = tollgate("explain", "--customer", "c-esc", "--data-mode", "test", "--from", "1d");
+    expect(explain.code, explain.err).toBe(0);
+    expect(explain.out).not.toMatch(/[\u001b\t\u202E]/);
+  });
+});
+
+describe("columns of figures are right-aligned", () => {
+  it("with blank cells (spend's TOTAL has no token total) and - cells (a change from nothing)", () => {
+    ingest("figures", [
+      { feature: "steady", customer_id: "c-fig", ts_start: Date.now() - 2 * DAY + 60_000 },
+      { feature: "steady", customer_id: "c-fig", output_tokens: 40 },
+      { feature: "newcomer", customer_id: "c-fig", input_uncached_tokens: 12_345 },
+    ]);
+    const spend = tollgate("spend", "--by", "feature", "--customer", "c-fig", "--data-mode", "test");
+    expect(spend.code, spend.err).toBe(0);
+    const head = spend.out.split("\n")[0]!;
+    const endOf = (line: string, text: string) => line.indexOf(text) + text.length;
+    expect(endOf(rowOf(spend.out, "newcomer"), "12,345")).toBe(endOf(head, "input_tok"));
+
+    const features = tollgate(
+      "rollup",
+      ...["features", "--customer", "c-fig", "--data-mode", "test", "--from", "1d"],
+    );
+    expect(features.code, features.err).toBe(0);
+    const fhead = features.out.split("\n")[1]!;
+    // steady: 40 output tokens against 20 a day before, cost per request up; newcomer: no before, "-".
+    expect(rowOf(features.out, "steady")).toMatch(/\+\d+\.\d%$/);
+    expect(rowOf(features.out, "steady").length).toBe(fhead.length);
+    expect(rowOf(features.out, "newcomer").length).toBe(fhead.length);
+    expect(rowOf(features.out, "newcomer")).toMatch(/ -$/);
+  });
+});

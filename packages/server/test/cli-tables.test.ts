@@ -88,3 +88,11 @@ describe("columns of figures are right-aligned", () => {
     expect(rowOf(features.out, "newcomer")).toMatch(/ -$/);
   });
 });
+
+describe("an empty answer", () => {
+  it("spend's TOTAL of nothing is 0 calls costing 0.00, a 0.0% share, not 100.0%", () => {
+    const r = tollgate("spend", "--by", "feature", "--customer", "no-such-customer");
+    expect(r.code, r.err).toBe(0);
+    expect(rowOf(r.out, "TOTAL")).toMatch(/^TOTAL\s+0\s+0\.00\s+0\.0%\s+0$/);
+  });
+});

@@ -89,7 +89,7 @@ export function registerSpend(program: Command): void {
                   "TOTAL",
                   formatInt(rows.reduce((a, r) => a + r.calls, 0)),
                   groupThousands(formatUsd(total, digits)),
-                  "100.0%",
+                  percent(total, total), // 0.0% of nothing
                   "",
                   "",
                   formatInt(rows.reduce((a, r) => a + r.unpriced_calls, 0)),

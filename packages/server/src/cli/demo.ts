@@ -1,9 +1,9 @@
-import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { generateDemo } from "../demo/generate.js";
 import type { Client } from "./client.js";
 import { connect } from "./client.js";
 import { CliError, expectOk, type GlobalOpts, printJson, runtimeOptions } from "./common.js";
+import { progressBar } from "./progress.js";
 import { formatInt } from "./table.js";
 
 export interface DemoSummary {
@@ -20,12 +20,9 @@ export async function runDemo(
   opts: { days: number; workspace: string; callsPerDay?: number; seed?: number; progress: boolean },
 ): Promise<DemoSummary> {
   const summary: DemoSummary = { days: opts.days, events: 0, accepted: 0, duplicates: 0, rejected: 0 };
-  const bar =
-    opts.progress && process.stderr.isTTY
-      ? new SingleBar({
-          format: "demo [{bar}] {value}/{total} days | {events} events | {eta_formatted} left",
-        })
-      : null;
+  const bar = opts.progress
+    ? progressBar("demo [{bar}] {value}/{total} days | {events} events | {eta_formatted} left")
+    : null;
   bar?.start(opts.days, 0, { events: 0 });
   let batch: Record<string, unknown>[] = [];
   let lastDay = -1;
@@ -45,20 +42,23 @@ export async function runDemo(
       );
     batch = [];
   };
-  for (const rec of generateDemo({ days: opts.days, callsPerDay: opts.callsPerDay, seed: opts.seed })) {
-    const day = Math.floor((rec.ts_start as number) / 86_400_000);
-    if (day !== lastDay) {
-      if (lastDay !== -1) daysDone++;
-      lastDay = day;
-      bar?.update(Math.min(daysDone, opts.days), { events: formatInt(summary.events) });
+  try {
+    for (const rec of generateDemo({ days: opts.days, callsPerDay: opts.callsPerDay, seed: opts.seed })) {
+      const day = Math.floor((rec.ts_start as number) / 86_400_000);
+      if (day !== lastDay) {
+        if (lastDay !== -1) daysDone++;
+        lastDay = day;
+        bar?.update(Math.min(daysDone, opts.days), { events: formatInt(summary.events) });
+      }
+      batch.push(rec);
+      summary.events++;
+      if (batch.length >= 5000) await flush();
     }
-    batch.push(rec);
-    summary.events++;
-    if (batch.length >= 5000) await flush();
+    await flush();
+    bar?.update(opts.days, { events: formatInt(summary.events) });
+  } finally {
+    bar?.stop();
   }
-  await flush();
-  bar?.update(opts.days, { events: formatInt(summary.events) });
-  bar?.stop();
   return summary;
 }
 

@@ -2,11 +2,12 @@ import { once } from "node:events";
 import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { SingleBar } from "cli-progress";
+import type { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { asTextRow, exportColumnType } from "../query/export.js";
 import { type Client, connect } from "./client.js";
 import { CliError, expectOk, type GlobalOpts, noteCoverage, printJson, runtimeOptions } from "./common.js";
+import { progressBar } from "./progress.js";
 import { isRollup, ROLLUP_ROWS, type RollupName, type WindowOpts, windowQuery } from "./rollups.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: API answers are read loosely
@@ -103,11 +104,9 @@ export async function exportCalls(
           columns: page.columns,
           rows: page.total,
         };
-        if (o.progress && process.stderr.isTTY) {
-          bar = new SingleBar({
-            format: "export [{bar}] {percentage}% | {value}/{total} calls | {eta_formatted} left",
-          });
-          bar.start(page.total, 0);
+        if (o.progress) {
+          bar = progressBar("export [{bar}] {percentage}% | {value}/{total} calls | {eta_formatted} left");
+          bar?.start(page.total, 0);
         }
         await file.write(
           format === "json"
@@ -130,7 +129,6 @@ export async function exportCalls(
     }
     if (format === "json") await file.write("\n]}\n");
     await file.end();
-    bar?.stop();
     if (format === "csv")
       writeFileSync(
         `${out}.meta.json`,
@@ -138,6 +136,7 @@ export async function exportCalls(
       );
     if (tmp) await toParquet(target, out, { ...meta, rows });
   } finally {
+    bar?.stop();
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   }
   return { file: out, format, rows, ...(format === "csv" ? { meta_file: `${out}.meta.json` } : {}), meta };

@@ -1,9 +1,9 @@
 import { createReadStream, statSync } from "node:fs";
 import { createInterface } from "node:readline";
-import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { type Client, connect, RawJson } from "./client.js";
 import { CliError, expectOk, type GlobalOpts, printJson, runtimeOptions } from "./common.js";
+import { progressBar } from "./progress.js";
 import { formatInt } from "./table.js";
 
 interface Rejection {
@@ -43,11 +43,9 @@ export async function ingestFile(
     events_per_second: 0,
     rejections: [],
   };
-  const bar =
-    opts.progress && process.stderr.isTTY
-      ? new SingleBar({ format: "ingest [{bar}] {percentage}% | {events} lines | {eta_formatted} left" })
-      : null;
-  bar?.start(size, 0, { events: 0 });
+  const bar = opts.progress
+    ? progressBar("ingest [{bar}] {percentage}% | {events} lines | {eta_formatted} left")
+    : null;
   const reject = (r: Rejection) => {
     s.rejected++;
     if (s.rejections.length < MAX_REPORTED) s.rejections.push(r);
@@ -68,37 +66,41 @@ export async function ingestFile(
     expectOk(reply, `batch ending at line ${lineNos.at(-1)}`);
   };
 
-  const stream = createReadStream(file);
-  let bytes = 0;
-  stream.on("data", (chunk) => {
-    bytes += chunk.length;
-  });
-  let items: string[] = [];
-  let lineNos: number[] = [];
-  for await (const line of createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY })) {
-    s.lines++;
-    if (!line.trim()) continue;
-    try {
-      JSON.parse(line); // exactly one JSON value, so joining the lines is safe
-      items.push(line);
-      lineNos.push(s.lines);
-    } catch (e) {
-      reject({
-        line: s.lines,
-        event_id: null,
-        errors: [{ field: "(line)", reason: `not valid JSON: ${(e as Error).message}` }],
-      });
+  bar?.start(size, 0, { events: 0 });
+  try {
+    const stream = createReadStream(file);
+    let bytes = 0;
+    stream.on("data", (chunk) => {
+      bytes += chunk.length;
+    });
+    let items: string[] = [];
+    let lineNos: number[] = [];
+    for await (const line of createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY })) {
+      s.lines++;
+      if (!line.trim()) continue;
+      try {
+        JSON.parse(line); // exactly one JSON value, so joining the lines is safe
+        items.push(line);
+        lineNos.push(s.lines);
+      } catch (e) {
+        reject({
+          line: s.lines,
+          event_id: null,
+          errors: [{ field: "(line)", reason: `not valid JSON: ${(e as Error).message}` }],
+        });
+      }
+      if (items.length >= opts.batchSize) {
+        await send(items, lineNos);
+        items = [];
+        lineNos = [];
+        bar?.update(bytes, { events: formatInt(s.lines) });
+      }
     }
-    if (items.length >= opts.batchSize) {
-      await send(items, lineNos);
-      items = [];
-      lineNos = [];
-      bar?.update(bytes, { events: formatInt(s.lines) });
-    }
+    if (items.length) await send(items, lineNos);
+    bar?.update(size, { events: formatInt(s.lines) });
+  } finally {
+    bar?.stop();
   }
-  if (items.length) await send(items, lineNos);
-  bar?.update(size, { events: formatInt(s.lines) });
-  bar?.stop();
   s.seconds = (performance.now() - started) / 1000;
   s.events_per_second = Math.round((s.accepted + s.duplicates + s.rejected) / s.seconds);
   return s;

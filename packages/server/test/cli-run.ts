@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,5 +19,20 @@ export function cliOnScratchDir(prefix: string) {
     });
     return { code: res.status, out: res.stdout, err: res.stderr };
   };
-  return { dir, dataDir, tollgate };
+  /** The same, leaving this process's event loop free: for a CLI talking to a stub server of the test's. */
+  const tollgateAsync = (...args: string[]) => {
+    const child = spawn(process.execPath, [CLI, "--data-dir", dataDir, ...args], { timeout: 60_000 });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (c: Buffer) => {
+      out += c.toString();
+    });
+    child.stderr.on("data", (c: Buffer) => {
+      err += c.toString();
+    });
+    return new Promise<{ code: number | null; out: string; err: string }>((resolve) =>
+      child.on("close", (code) => resolve({ code, out, err })),
+    );
+  };
+  return { dir, dataDir, tollgate, tollgateAsync };
 }

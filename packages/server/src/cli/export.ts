@@ -7,6 +7,7 @@ import type { Command } from "commander";
 import { asTextRow, exportColumnType } from "../query/export.js";
 import { type Client, connect } from "./client.js";
 import { CliError, expectOk, type GlobalOpts, noteCoverage, printJson, runtimeOptions } from "./common.js";
+import { outputFile } from "./output-file.js";
 import { progressBar } from "./progress.js";
 import { isRollup, ROLLUP_ROWS, type RollupName, type WindowOpts, windowQuery } from "./rollups.js";
 
@@ -78,8 +79,9 @@ export async function exportCalls(
 ) {
   const q = windowQuery(o, { limit: String(pageSize) });
   const out = resolve(o.out);
+  const output = outputFile(out);
   const tmp = format === "parquet" ? mkdtempSync(join(tmpdir(), "tollgate-export-")) : null;
-  const target = tmp ? join(tmp, "calls.csv") : out;
+  const target = tmp ? join(tmp, "calls.csv") : output.partial;
   const file = fileWriter(target);
   let meta: Json = null;
   let rows = 0;
@@ -134,10 +136,12 @@ export async function exportCalls(
         `${out}.meta.json`,
         `${JSON.stringify({ ...meta, rows, formula_guard: cell === sheetCell }, null, 2)}\n`,
       );
-    if (tmp) await toParquet(target, out, { ...meta, rows });
+    if (tmp) await toParquet(target, output.partial, { ...meta, rows });
+    output.complete();
   } finally {
     bar?.stop();
     if (tmp) rmSync(tmp, { recursive: true, force: true });
+    output.discard(); // a failed export's partial file (none once complete)
   }
   return { file: out, format, rows, ...(format === "csv" ? { meta_file: `${out}.meta.json` } : {}), meta };
 }
@@ -157,32 +161,38 @@ type RollupExportOpts = ExportOpts & { by?: string };
 /** One rollup answer as a table file (csv with a .meta.json, or json with its meta). */
 async function exportRollup(client: Client, name: RollupName, o: RollupExportOpts, format: Format) {
   const q = windowQuery(o, { by: name === "outcomes" ? o.by : undefined });
-  const res: Json = expectOk(await client.request("GET", `/api/rollups/${name}?${q}`), `rollup ${name}`);
-  const rows = (res[ROLLUP_ROWS[name]] as Json[]).map((r) => flatten(r));
-  const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
-  const meta = {
-    generated_at: new Date().toISOString(),
-    rollup: name,
-    window: res.window,
-    coverage: res.coverage,
-    columns,
-    rows: rows.length,
-  };
   const out = resolve(o.out);
-  const cell = o.formulaGuard !== false ? sheetCell : csvCell;
-  if (format === "json") writeFileSync(out, `${JSON.stringify({ meta, rows })}\n`);
-  else {
-    const lines = [
-      columns.map(csvCell).join(","),
-      ...rows.map((r) => columns.map((c) => cell(r[c])).join(",")),
-    ];
-    writeFileSync(out, `${lines.join("\n")}\n`);
-    writeFileSync(
-      `${out}.meta.json`,
-      `${JSON.stringify({ ...meta, formula_guard: cell === sheetCell }, null, 2)}\n`,
-    );
+  const output = outputFile(out);
+  try {
+    const res: Json = expectOk(await client.request("GET", `/api/rollups/${name}?${q}`), `rollup ${name}`);
+    const rows = (res[ROLLUP_ROWS[name]] as Json[]).map((r) => flatten(r));
+    const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+    const meta = {
+      generated_at: new Date().toISOString(),
+      rollup: name,
+      window: res.window,
+      coverage: res.coverage,
+      columns,
+      rows: rows.length,
+    };
+    const cell = o.formulaGuard !== false ? sheetCell : csvCell;
+    if (format === "json") writeFileSync(output.partial, `${JSON.stringify({ meta, rows })}\n`);
+    else {
+      const lines = [
+        columns.map(csvCell).join(","),
+        ...rows.map((r) => columns.map((c) => cell(r[c])).join(",")),
+      ];
+      writeFileSync(output.partial, `${lines.join("\n")}\n`);
+      writeFileSync(
+        `${out}.meta.json`,
+        `${JSON.stringify({ ...meta, formula_guard: cell === sheetCell }, null, 2)}\n`,
+      );
+    }
+    output.complete();
+    return { file: out, format, rows: rows.length, meta };
+  } finally {
+    output.discard(); // a failed export's partial file (none once complete)
   }
-  return { file: out, format, rows: rows.length, meta };
 }
 
 const sqlString = (s: string) => `'${s.replaceAll("'", "''")}'`;

@@ -1,0 +1,38 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { join } from "node:path";
+import { afterAll, beforeAll } from "vitest";
+
+/**
+ * A stub of a data dir's running server for the test file: it answers the first page of a calls export
+ * (one of two calls) and fails every other request with a 500, so a long command fails midway. The CLI
+ * finds it through `<dataDir>/server.json`, with this test's pid as the server's (a live one).
+ */
+export function failingServerFor(dataDir: string): void {
+  const server = createServer((req, res) => {
+    const reply = (status: number, body: unknown) =>
+      res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+    req.resume();
+    if (req.url?.startsWith("/api/export/calls") && !req.url.includes("cursor="))
+      return reply(200, {
+        generated_at: new Date().toISOString(),
+        window: { from: "2026-01-01T00:00:00.000Z", to: "2026-01-02T00:00:00.000Z" },
+        coverage: { raw_available_from: null, summary_available_from: null, truncated: false },
+        columns: ["event_id"],
+        total: 2,
+        rows: [["first"]],
+        next: "second-page",
+      });
+    reply(500, { error: { type: "api_error", code: "internal", message: "store went away" } });
+  });
+  beforeAll(async () => {
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as { port: number };
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(
+      join(dataDir, "server.json"),
+      JSON.stringify({ pid: process.pid, url: `http://127.0.0.1:${port}`, token: "tg_root_x", role: "all" }),
+    );
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+}

@@ -117,6 +117,34 @@ describe("usage errors exit 2, with the message and no stack", () => {
   });
 });
 
+describe("serve where it cannot listen", () => {
+  it("says why and what to do, no stack: a port in use (exit 1), a --host not of this machine (exit 2)", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const { port } = taken.address() as { port: number };
+    try {
+      const r = tollgate("serve", "--port", String(port));
+      expect(r.code).toBe(1);
+      expect(r.err).toBe(
+        `error: cannot listen on 127.0.0.1:${port}: the port is in use (another server?); pick another with --port or TOLLGATE_PORT\n`,
+      );
+    } finally {
+      taken.close();
+    }
+    // 192.0.2.1 is TEST-NET-1 (RFC 5737): never an address of this machine.
+    const absent = tollgate("serve", "--port", "0", "--host", "192.0.2.1");
+    expect(absent.code).toBe(2);
+    expect(absent.err).toBe(
+      "error: cannot listen on 192.0.2.1:0: --host 192.0.2.1 is not an address of this machine\n",
+    );
+    const unknown = tollgate("serve", "--port", "0", "--host", "no-such-host.invalid");
+    expect(unknown.code).toBe(2);
+    expect(unknown.err).toBe(
+      "error: cannot listen on no-such-host.invalid:0: --host no-such-host.invalid could not be resolved\n",
+    );
+  });
+});
+
 describe("exit codes and output that do not depend on --json", () => {
   it("prices lookup / calc of an unpriced model exit 1 with --json too; calc's total is unknown, not $0.00", () => {
     const lookup = tollgate("prices", "lookup", "no-such-model-9", "--json");

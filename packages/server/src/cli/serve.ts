@@ -131,6 +131,8 @@ Tuning (environment):
           host: opts.host,
           log: (m) => log.info(m),
           gatewayConfig: gateway,
+        }).catch((e: unknown) => {
+          throw listenError(e, opts.host, port);
         });
         // After the start: the store thread, DuckDB's workers and libuv's pool exist by now.
         const backgroundThreads = lowerBackgroundThreads(backgroundNice);
@@ -184,4 +186,25 @@ Tuning (environment):
         }
       },
     );
+}
+
+/**
+ * Why the port could not be listened on, said as what to do (not a stack): a port in use is a failure
+ * (exit 1); a --host that is no address of this machine is a usage error (exit 2).
+ */
+function listenError(e: unknown, host: string, port: number): unknown {
+  const where = `cannot listen on ${host}:${port}`;
+  switch ((e as NodeJS.ErrnoException).code) {
+    case "EADDRINUSE":
+      return new CliError(
+        `${where}: the port is in use (another server?); pick another with --port or TOLLGATE_PORT`,
+      );
+    case "EADDRNOTAVAIL":
+      return new CliError(`${where}: --host ${host} is not an address of this machine`, 2);
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return new CliError(`${where}: --host ${host} could not be resolved`, 2);
+    default:
+      return e;
+  }
 }

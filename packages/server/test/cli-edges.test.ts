@@ -1,7 +1,7 @@
 // The CLI as a platform engineer and a FinOps analyst meet it: usage errors, exit codes, and figures that
 // must agree with each other and with what was recorded.
 import { spawnSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { uuidv7 } from "@tollgate/core";
@@ -114,6 +114,32 @@ describe("usage errors exit 2, with the message and no stack", () => {
     const named = tollgate("budgets", "set", "named", "--file", noId, "--json");
     expect(named.code, named.err).toBe(0);
     expect(JSON.parse(named.out)).toMatchObject({ id: "named", budget: { limit_usd: "7" } });
+  });
+});
+
+describe("a data dir that does not exist", () => {
+  it("is not created and read as no spend by a command that only reads (exit 2, naming it); one that writes makes it", () => {
+    const missing = join(dir, "no-such-data-dir");
+    for (const args of [
+      ["spend", "--by", "feature"],
+      ["rollup", "features"],
+      ["export", "calls", "-o", join(dir, "never.csv")],
+      ["prices", "unpriced"],
+      ["budgets", "status"],
+      ["keys", "list"],
+    ]) {
+      const r = tollgate("--data-dir", missing, ...args);
+      expect(r.code, `${args.join(" ")}: ${r.err}`).toBe(2);
+      expect(r.err).toBe(
+        `error: no Tollgate data dir at ${missing}: nothing is recorded there and no server runs for it. ` +
+          "Name the one `tollgate serve` uses with --data-dir or TOLLGATE_DATA_DIR.\n",
+      );
+      expect(existsSync(missing)).toBe(false);
+    }
+    expect(existsSync(join(dir, "never.csv.partial"))).toBe(false);
+    const created = tollgate("--data-dir", missing, "budgets", "set", "b", "--window", "day", "--limit", "1");
+    expect(created.code, created.err).toBe(0);
+    expect(tollgate("--data-dir", missing, "budgets", "status").code).toBe(0);
   });
 });
 

@@ -6,12 +6,13 @@ import { describe, expect, it } from "vitest";
 import { cliOnScratchDir } from "./cli-run.js";
 import { failingServerFor } from "./cli-stub-server.js";
 
-const { dir, tollgate } = cliOnScratchDir("tollgate-cli-export-output-");
+const { dir, dataDir, tollgate } = cliOnScratchDir("tollgate-cli-export-output-");
 const failing = cliOnScratchDir("tollgate-cli-export-failing-");
 failingServerFor(failing.dataDir);
 
 describe("an output path that cannot be written", () => {
   it("is a usage error naming the path and why (exit 2, no stack), for every format and both exports", () => {
+    mkdirSync(dataDir); // a data dir to export from
     const outDir = join(dir, "here");
     mkdirSync(outDir);
     for (const [args, path, why] of [

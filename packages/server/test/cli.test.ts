@@ -1,12 +1,12 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { uuidv7 } from "@tollgate/core";
 import { describe, expect, it } from "vitest";
 import { CLI, cliOnScratchDir } from "./cli-run.js";
 
 const FIXTURES = new URL("../../../../shared/fixtures/", import.meta.url).pathname;
-const { dir, tollgate } = cliOnScratchDir("tollgate-cli-");
+const { dir, dataDir, tollgate } = cliOnScratchDir("tollgate-cli-");
 
 describe("tollgate CLI", () => {
   it("serve refuses a bad gateway setting as a usage error (exit 2, the message, no stack), before opening anything", () => {
@@ -240,6 +240,7 @@ describe("tollgate CLI", () => {
   });
 
   it("a time out of range or out of order is refused naming the flag", () => {
+    mkdirSync(dataDir, { recursive: true }); // a data dir to read (one that does not exist is refused first)
     for (const at of ["999999999d", "9999-12-31", "soon"]) {
       const r = tollgate("prices", "lookup", "gpt-4o", "--at", at);
       expect(r.code, at).toBe(2);

@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { resolve } from "node:path";
 import type { RuntimeOptions } from "../config.js";
 import { openRuntime, type Runtime } from "../runtime.js";
 import { type ServerInfo, serverInfoPath } from "../serve.js";
@@ -36,9 +37,11 @@ export class RawJson {
 
 /**
  * Same HTTP API either way: through the running server (its data dir is locked by it), or in-process
- * via the app's own request handler when no server runs.
+ * via the app's own request handler when no server runs. A command that only reads (`use: "read"`) is
+ * refused a data dir that does not exist, rather than creating it and reading nothing from it: a mistyped
+ * --data-dir, or a command run elsewhere than the server's ./.tollgate, would report no spend at all.
  */
-export async function connect(opts: RuntimeOptions): Promise<Client> {
+export async function connect(opts: RuntimeOptions, use: "read" | "write" = "write"): Promise<Client> {
   const info = runningServer(opts.dataDir);
   if (info) {
     const send = async (path: string, init: RequestInit) => {
@@ -56,8 +59,20 @@ export async function connect(opts: RuntimeOptions): Promise<Client> {
     };
     return { mode: "server", ...clientOver(send, info.token), close: async () => {} };
   }
+  const existed = existsSync(opts.dataDir);
   // A one-shot CLI proxies nothing: the in-process store spends less CPU per record on bulk loads.
   const rt = await openRuntime({ ...opts, storeThread: opts.storeThread ?? false });
+  // Checked once open, so a bad --limits file or an unreachable Redis is said first, as without this check;
+  // the data dir opening made is removed. A ClickHouse store holds the calls wherever the data dir is.
+  if (use === "read" && !existed && !rt.store.shared) {
+    await rt.close();
+    rmSync(opts.dataDir, { recursive: true, force: true });
+    throw new CliError(
+      `no Tollgate data dir at ${resolve(opts.dataDir)}: nothing is recorded there and no server runs for it. ` +
+        "Name the one `tollgate serve` uses with --data-dir or TOLLGATE_DATA_DIR.",
+      2,
+    );
+  }
   return { mode: "local", ...appClient(rt), close: () => rt.close() };
 }
 

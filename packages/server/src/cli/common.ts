@@ -78,7 +78,10 @@ export async function callApi(
   body?: unknown,
   flags?: Record<string, string>,
 ): Promise<Reply["body"]> {
-  const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
+  const client = await connect(
+    runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()),
+    method === "GET" ? "read" : "write",
+  );
   try {
     return expectOk(await client.request(method, path, body), what, flags);
   } finally {

@@ -145,7 +145,7 @@ export function registerPrices(program: Command): void {
     .option("-w, --workspace <id>", "workspace", "default")
     .option("--json", "print as JSON")
     .action(async (o: { since: string; workspace: string; json?: boolean }, cmd: Command) => {
-      const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
+      const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()), "read");
       try {
         const q = new URLSearchParams({ since: o.since, workspace: o.workspace });
         const res = expectOk(await client.request("GET", `/api/prices/unpriced?${q}`), "prices unpriced");

@@ -88,7 +88,7 @@ export function windowQuery(o: WindowOpts, extra: Record<string, string | undefi
 }
 
 async function get(cmd: Command, path: string, what: string): Promise<Json> {
-  const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
+  const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()), "read");
   try {
     return expectOk(await client.request("GET", path), what);
   } finally {

@@ -59,7 +59,7 @@ export function registerSpend(program: Command): void {
         if (o.feature) q.set("feature", o.feature);
         if (o.dataMode) q.set("data_mode", o.dataMode);
         if (o.deployment) q.set("deployment", o.deployment);
-        const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
+        const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()), "read");
         try {
           const res = expectOk(await client.request("GET", `/api/spend?${q}`), "spend");
           if (o.json) return printJson(res);

@@ -117,6 +117,33 @@ describe("usage errors exit 2, with the message and no stack", () => {
   });
 });
 
+describe("budgets status", () => {
+  it("names what each bucket counts: a budget's fixed scope too, not - as for the whole workspace", () => {
+    const set = (id: string, ...scope: string[]) =>
+      tollgate(
+        "budgets",
+        "set",
+        id,
+        "--window",
+        "day",
+        "--limit",
+        "9",
+        ...scope.flatMap((s) => ["--scope", s]),
+      );
+    for (const r of [set("whole"), set("one-feature", "feature=summarize")]) expect(r.code, r.err).toBe(0);
+    ingest("budget-scope", [{ ts_start: Date.now() - 1000, feature: "summarize", customer_id: "c-scope" }]);
+    const perCustomer = set("per-customer", "feature=summarize", "customer_id=*");
+    expect(perCustomer.code, perCustomer.err).toBe(0);
+    const r = tollgate("budgets", "status");
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/^whole\s+-\s+day\s/m);
+    expect(r.out).toMatch(/^one-feature\s+feature=summarize\s+day\s/m);
+    expect(r.out).toMatch(/^per-customer\s+customer_id=c-scope feature=summarize\s+day\s/m);
+    for (const id of ["whole", "one-feature", "per-customer"])
+      expect(tollgate("budgets", "delete", id).code).toBe(0);
+  });
+});
+
 describe("a data dir that does not exist", () => {
   it("is not created and read as no spend by a command that only reads (exit 2, naming it); one that writes makes it", () => {
     const missing = join(dir, "no-such-data-dir");

@@ -29,17 +29,27 @@ function readSpecFile(path: string): unknown {
   }
 }
 
+/**
+ * What a bucket counts: the budget's scope, each per-value field (customer_id=*) as the bucket's value.
+ * A bucket names only its per-value fields: feature=summarize alone would read as no scope at all ("-",
+ * the whole workspace).
+ */
+function covered(scope: Record<string, string>, bucket: Record<string, string>): string {
+  const fields = Object.entries({ ...scope, ...bucket });
+  return fields.map(([f, v]) => `${f}=${v || "(none)"}`).join(" ") || "-";
+}
+
 function printStatus(budgets: Json[]): void {
   const rows: string[][] = [];
   for (const b of budgets) {
     const spec = b.budget as Json;
+    const scope = spec.scope as Record<string, string>;
     // A per-value budget has no bucket before its first call: still listed (with its limit), as --json lists it.
     if (!(b.buckets as Json[]).length) {
-      const each = Object.entries(spec.scope as Record<string, string>).map(([f, v]) => `${f}=${v}`);
       const limit = groupThousands(formatUsd(usdToNano(String(spec.limit_usd))));
       rows.push([
         String(b.id),
-        each.join(" ") || "-",
+        covered(scope, {}),
         String(spec.window),
         "-",
         "-",
@@ -50,12 +60,9 @@ function printStatus(budgets: Json[]): void {
       ]);
     }
     for (const k of b.buckets as Json[]) {
-      const bucket = Object.entries(k.bucket as Record<string, string>).map(
-        ([f, v]) => `${f}=${v || "(none)"}`,
-      );
       rows.push([
         String(b.id),
-        bucket.join(" ") || "-",
+        covered(scope, k.bucket as Record<string, string>),
         String(spec.window),
         String(k.state),
         `$${groupThousands(String(k.spend_usd))}`,

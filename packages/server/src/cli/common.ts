@@ -46,6 +46,22 @@ export function expectOk(reply: Reply, what: string, flags: Record<string, strin
   );
 }
 
+/** The flag each query parameter of the analytics commands comes from (spend, rollup, explain, export, …). */
+export const QUERY_FLAGS: Record<string, string> = {
+  from: "--from",
+  to: "--to",
+  vs_from: "--vs-from",
+  vs_to: "--vs-to",
+  since: "--since",
+  customer_id: "--customer",
+  feature: "--feature",
+  data_mode: "--data-mode",
+  deployment: "--deployment",
+  by: "--by",
+  top: "--top",
+  workspace: "--workspace",
+};
+
 /** An answer's `coverage` (query/coverage.ts). */
 interface Coverage {
   raw_available_from: string | null;

@@ -6,7 +6,15 @@ import type { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { asTextRow, exportColumnType } from "../query/export.js";
 import { type Client, connect } from "./client.js";
-import { CliError, expectOk, type GlobalOpts, noteCoverage, printJson, runtimeOptions } from "./common.js";
+import {
+  CliError,
+  expectOk,
+  type GlobalOpts,
+  noteCoverage,
+  printJson,
+  QUERY_FLAGS,
+  runtimeOptions,
+} from "./common.js";
 import { outputFile } from "./output-file.js";
 import { progressBar } from "./progress.js";
 import { isRollup, ROLLUP_ROWS, type RollupName, type WindowOpts, windowQuery } from "./rollups.js";
@@ -93,6 +101,7 @@ export async function exportCalls(
       const page: Json = expectOk(
         await client.request("GET", `/api/export/calls?${q}${cursor ? `&cursor=${cursor}` : ""}`),
         "export",
+        QUERY_FLAGS,
       );
       if (first) {
         // The window as the first page resolved it: relative times ("30d", "now") sent again with each
@@ -164,7 +173,11 @@ async function exportRollup(client: Client, name: RollupName, o: RollupExportOpt
   const out = resolve(o.out);
   const output = outputFile(out);
   try {
-    const res: Json = expectOk(await client.request("GET", `/api/rollups/${name}?${q}`), `rollup ${name}`);
+    const res: Json = expectOk(
+      await client.request("GET", `/api/rollups/${name}?${q}`),
+      `rollup ${name}`,
+      QUERY_FLAGS,
+    );
     const rows = (res[ROLLUP_ROWS[name]] as Json[]).map((r) => flatten(r));
     const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
     const meta = {

@@ -4,7 +4,7 @@ import { loadPriceBook } from "../pricebook-file.js";
 import { calcPrice, lookupPrice } from "../prices.js";
 import { parseTime, QueryTimeError } from "../query-time.js";
 import { connect } from "./client.js";
-import { CliError, expectOk, type GlobalOpts, printJson, runtimeOptions } from "./common.js";
+import { CliError, expectOk, type GlobalOpts, printJson, QUERY_FLAGS, runtimeOptions } from "./common.js";
 import { formatInt, renderTable } from "./table.js";
 
 function engineFor(g: GlobalOpts): PricingEngine {
@@ -148,7 +148,11 @@ export function registerPrices(program: Command): void {
       const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()), "read");
       try {
         const q = new URLSearchParams({ since: o.since, workspace: o.workspace });
-        const res = expectOk(await client.request("GET", `/api/prices/unpriced?${q}`), "prices unpriced");
+        const res = expectOk(
+          await client.request("GET", `/api/prices/unpriced?${q}`),
+          "prices unpriced",
+          QUERY_FLAGS,
+        );
         if (o.json) return printJson(res);
         if (!res.models.length) return console.log(`every call since ${o.since} is priced`);
         console.log(

@@ -2,7 +2,15 @@ import { formatUsd } from "@tollgate/core";
 import type { Command } from "commander";
 import { keyLabel } from "../query/key-label.js";
 import { connect } from "./client.js";
-import { CliError, expectOk, type GlobalOpts, noteCoverage, printJson, runtimeOptions } from "./common.js";
+import {
+  CliError,
+  expectOk,
+  type GlobalOpts,
+  noteCoverage,
+  printJson,
+  QUERY_FLAGS,
+  runtimeOptions,
+} from "./common.js";
 import { precisionFrom, precisionOption } from "./precision.js";
 import { formatInt, groupThousands, percent, percentChange, renderTable } from "./table.js";
 import { printable } from "./terminal-text.js";
@@ -90,7 +98,7 @@ export function windowQuery(o: WindowOpts, extra: Record<string, string | undefi
 async function get(cmd: Command, path: string, what: string): Promise<Json> {
   const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()), "read");
   try {
-    return expectOk(await client.request("GET", path), what);
+    return expectOk(await client.request("GET", path), what, QUERY_FLAGS);
   } finally {
     await client.close();
   }

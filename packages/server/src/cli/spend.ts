@@ -5,7 +5,15 @@ import { parseTime, QueryTimeError } from "../query-time.js";
 import { SPEND_DIMENSIONS } from "../store/types.js";
 import { DAY_MS } from "../time.js";
 import { connect } from "./client.js";
-import { CliError, expectOk, type GlobalOpts, noteCoverage, printJson, runtimeOptions } from "./common.js";
+import {
+  CliError,
+  expectOk,
+  type GlobalOpts,
+  noteCoverage,
+  printJson,
+  QUERY_FLAGS,
+  runtimeOptions,
+} from "./common.js";
 import { precisionFrom, precisionOption } from "./precision.js";
 import { formatInt, groupThousands, percent, renderTable } from "./table.js";
 
@@ -61,7 +69,7 @@ export function registerSpend(program: Command): void {
         if (o.deployment) q.set("deployment", o.deployment);
         const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()), "read");
         try {
-          const res = expectOk(await client.request("GET", `/api/spend?${q}`), "spend");
+          const res = expectOk(await client.request("GET", `/api/spend?${q}`), "spend", QUERY_FLAGS);
           if (o.json) return printJson(res);
           const rows: {
             key: string | null;

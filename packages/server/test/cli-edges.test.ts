@@ -622,3 +622,25 @@ describe("every command that prints data has --json (DESIGN.md)", () => {
     expect(JSON.parse(deleted.out)).toEqual({ deleted: "b-json", kind: "budget" });
   });
 });
+
+describe("a refused query value is named as its flag", () => {
+  it("spend, rollup, explain, prices unpriced and export say which flag to fix, exit 2", () => {
+    mkdirSync(dataDir, { recursive: true }); // a data dir to read (one that does not exist is refused first)
+    for (const [args, says] of [
+      [
+        ["spend", "--by", "feature", "--from", "7d", "--to", "14d"],
+        "spend failed (400): --to: to must be after",
+      ],
+      [["rollup", "features", "--data-mode", "live"], "rollup features failed (400): --data-mode: "],
+      [["rollup", "user-day", "--top", "0"], "rollup user-day failed (400): --top: "],
+      [["explain", "--vs-from", "7d", "--vs-to", "14d"], "explain failed (400): --vs-to: "],
+      [["prices", "unpriced", "--since", "lately"], "prices unpriced failed (400): --since: "],
+      [["export", "calls", "-o", join(dir, "q.csv"), "--from", "then"], "export failed (400): --from: "],
+      [["export", "rollup", "outcomes", "-o", join(dir, "q.csv"), "--by", "user"], "failed (400): --by: "],
+    ] as const) {
+      const r = tollgate(...args);
+      expect(r.code, `${args.join(" ")}: ${r.err}`).toBe(2);
+      expect(r.err).toContain(says);
+    }
+  });
+});

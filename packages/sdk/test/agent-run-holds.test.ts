@@ -244,6 +244,35 @@ describe("agentRun holds", () => {
     expect(sent("reader")).toBe(4);
   });
 
+  /** Anthropic's 64,000-token worst case of ~$0.96 fills a $0.90 ceiling until it is recorded. */
+  const hog = (tag: string) =>
+    anthropic.messages.stream(
+      { model: "claude-sonnet-4-5", max_tokens: 64_000, messages: [{ role: "user", content: "a" }] },
+      { headers: { "x-test-case": tag, "x-mock-headers-delay-ms": "300" } },
+    );
+
+  it("an Anthropic message thread's turn (its tool runner's) waits as any call, and is refused as one by a kill", async () => {
+    const send = () =>
+      anthropic.beta.messages
+        .thread({ model: "claude-sonnet-4-5", max_tokens: 1024 }, { headers: { "x-test-case": "thread" } })
+        .send({ role: "user", content: "hi" });
+    await agentRun({ type: "threads", limits: { max_cost_usd: "0.90" } }, async (run) => {
+      const first = hog("thread-hog");
+      const reply = send();
+      expect(sent("thread")).toBe(0); // waiting for the first
+      expect((await reply).usage.output_tokens).toBeGreaterThan(0);
+      await first.finalMessage();
+      const second = hog("thread-hog");
+      const refused = send().catch((e) => e);
+      run.kill();
+      expect(await refused).toBeInstanceOf(AgentRunKilledError);
+      await second.finalMessage();
+      // Refused before it could wait: the kill, not a TypeError (nor an unhandled rejection).
+      expect(await send().catch((e) => e)).toBeInstanceOf(AgentRunKilledError);
+    });
+    expect(sent("thread")).toBe(1);
+  });
+
   describe("a call lets its hold go however it settles", () => {
     /** Runs `settle` in a run whose ceiling one call's hold fills; returns the run after it. */
     const settled = (settle: (run: AgentRun) => Promise<unknown>) =>

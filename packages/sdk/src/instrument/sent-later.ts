@@ -4,13 +4,14 @@ interface ApiPromiseLike<T> extends Promise<T> {
   asResponse(): Promise<Response>;
   withResponse(): Promise<{ data: T; response: Response }>;
   _thenUnwrap?(transform: (data: T, props: unknown) => unknown): ApiPromiseLike<unknown>;
+  _responseProps?(): Promise<unknown>;
 }
 
 /**
  * What a wrapped method returns for a call that waits before it is sent (for room under its agent run's
  * ceilings): the provider SDK's APIPromise, as it will be once `send` makes it, read the same ways (then,
- * withResponse, asResponse, and the SDKs' own helpers' `_thenUnwrap`). Lazy as an APIPromise is: only a
- * read parses the reply. A refused wait (`ready` rejects) rejects every read with its error.
+ * withResponse, asResponse, and the SDKs' own helpers' `_thenUnwrap` and `_responseProps`). Lazy as an
+ * APIPromise is: only a read parses the reply. A refused wait (`ready` rejects) rejects every read with its error.
  */
 export function sentLater(ready: Promise<unknown>, send: () => unknown): ApiPromiseLike<unknown> {
   // Boxed: an APIPromise is a thenable, which a promise of it would parse at once.
@@ -47,6 +48,11 @@ class SentLater<T> extends Promise<T> implements ApiPromiseLike<T> {
 
   _thenUnwrap(transform: (data: T, props: unknown) => unknown): ApiPromiseLike<unknown> {
     return new SentLater(this.#sent.then(({ call }) => ({ call: call._thenUnwrap!(transform) })));
+  }
+
+  /** Anthropic's message threads (and the tool runner over one) read a turn's response this way. */
+  _responseProps(): Promise<unknown> {
+    return this.#sent.then(({ call }) => call._responseProps!());
   }
 
   // biome-ignore lint/suspicious/noThenProperty: read as an APIPromise is, through its parse (as the SDKs' own)

@@ -162,11 +162,13 @@ export function wrapBatchResults(resource: unknown, spec: CallSpec, sink: Record
 /** A refused call fails the way the SDK's own calls do: as a rejected promise, whichever way it is read. */
 function rejection(err: unknown): Promise<never> {
   const p = Promise.reject(err);
-  // `_thenUnwrap`: what the SDKs' own helpers (`chat.completions.parse()`, `responses.parse()`) derive from `create`.
+  // `_thenUnwrap`: what the SDKs' own helpers (`chat.completions.parse()`, `responses.parse()`) derive from `create`;
+  // `_responseProps`: how Anthropic's message threads (and the tool runner over one) read a turn's response.
   return Object.assign(p, {
     withResponse: () => p,
     asResponse: () => p,
     parse: () => p,
     _thenUnwrap: () => p,
+    _responseProps: () => p,
   });
 }

@@ -330,6 +330,32 @@ describe("agentRun holds", () => {
       ]);
     });
 
+    it("an Anthropic thread's streamed turn (a streaming tool runner's) and one answered an error are recorded, and let their holds go", async () => {
+      const from = records.length;
+      let message: Anthropic.Beta.BetaMessage | undefined;
+      const run = await settled(async (run) => {
+        const thread = anthropic.beta.messages.thread({ model: "claude-sonnet-4-5", max_tokens: 1024 });
+        message = await thread.stream({ role: "user", content: "hi" }).finalMessage();
+        expect(run.held).toEqual(empty);
+        const failed = thread.send(
+          { role: "user", content: "b" },
+          {},
+          { headers: { "x-mock-scenario": "server-error" } },
+        );
+        await expect(failed).rejects.toBeInstanceOf(Anthropic.InternalServerError);
+      });
+      expect(run.held).toEqual(empty);
+      expect(records.slice(from)).toMatchObject([
+        { stream: true, status: "ok", output_tokens: message!.usage.output_tokens },
+        { stream: false, status: "error", http_status: 500 },
+      ]);
+      // Counted as its record reads it; the error costs nothing.
+      const streamed = records.slice(from)[0]!;
+      const tokens = (streamed.input_uncached_tokens ?? 0) + (streamed.output_tokens ?? 0);
+      expect(run.usage).toMatchObject({ llm_calls: 2, total_tokens: tokens });
+      expect(run.usage.cost_nanousd).toBeGreaterThan(0n);
+    });
+
     it("a reply without usage counts the worst case it held, as the gateway counts it", async () => {
       let held = 0n;
       const run = await settled(async (run) => {

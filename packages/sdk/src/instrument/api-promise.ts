@@ -26,6 +26,11 @@ interface ApiPromiseLike {
    * itself, without this promise's `parse()`.
    */
   _thenUnwrap?: (transform: (data: unknown, props: { response: Response }) => unknown) => unknown;
+  /**
+   * The response and its request's details, unparsed (`@anthropic-ai/sdk`): a message thread (and the tool
+   * runner over one) reads a turn's response so, and parses a streamed turn's apart from this promise.
+   */
+  _responseProps?: () => Promise<{ response: Response }>;
 }
 
 /** The provider SDKs' `Stream`: every way of reading it (for await, tee, toReadableStream) calls `iterator()`. */
@@ -93,15 +98,27 @@ function observeParsed<P>(
     );
     return parsing;
   };
-  // Only the raw Response is wanted (nothing parses it): the record is read from a clone of it.
+  // Only the raw Response is wanted (nothing parses it): the record is read from it.
   p.asResponse = () =>
     asResponse().then((res) => {
-      if (parsing) return res;
-      // A stream is read as the app reads it: a clone would read it to its end though the app stopped.
-      if (call.stream && call.spec.api !== "openai.speech" && res.body) observeRawStream(call, res);
-      else void finishRaw(call, res.clone());
+      if (!parsing) observeRaw(call, res);
       return res;
     });
+  // A message thread's turn: its response may be parsed apart from this promise (a streamed turn's is), or
+  // not at all (an error the thread recovers from by sending the turn again), so it is recorded from there.
+  const responseProps = p._responseProps;
+  if (typeof responseProps === "function")
+    p._responseProps = () =>
+      responseProps.call(p).then(
+        (props) => {
+          if (!parsing) observeRaw(call, props.response);
+          return props;
+        },
+        (err) => {
+          call.finish({ usage: null, ...describeError(err) });
+          throw err;
+        },
+      );
   const thenUnwrap = p._thenUnwrap;
   if (typeof thenUnwrap === "function")
     p._thenUnwrap = (transform) => {
@@ -112,6 +129,13 @@ function observeParsed<P>(
       return isApiPromise(derived) ? observeParsed(derived, call, null) : derived;
     };
   return promise;
+}
+
+/** A call's raw Response, read as the app reads it: the record comes from it, or from a clone of it. */
+function observeRaw(call: TrackedCall, res: Response): void {
+  // A stream is read as the app reads it: a clone would read it to its end though the app stopped.
+  if (call.stream && call.spec.api !== "openai.speech" && res.body) observeRawStream(call, res);
+  else void finishRaw(call, res.clone());
 }
 
 function isApiPromise(value: unknown): boolean {

@@ -330,6 +330,22 @@ describe("agentRun holds", () => {
       ]);
     });
 
+    it("a stream the app aborts before reading it: recorded as left, at once", async () => {
+      const from = records.length;
+      const run = await settled(async (run) => {
+        const stream = await openai.chat.completions.create({
+          model: "gpt-4o-mini",
+          max_tokens: 1000,
+          messages: [{ role: "user", content: "a" }],
+          stream: true,
+        });
+        stream.controller.abort();
+        expect(run.held).toEqual(empty);
+      });
+      expect(records.slice(from).map((r) => r.error_type)).toEqual(["client_disconnected"]);
+      expect(run.usage.cost_nanousd).toBeGreaterThan(0n); // its input, estimated
+    });
+
     it("an Anthropic thread's streamed turn (a streaming tool runner's) and one answered an error are recorded, and let their holds go", async () => {
       const from = records.length;
       let message: Anthropic.Beta.BetaMessage | undefined;

@@ -251,6 +251,20 @@ describe("agentRun holds", () => {
       { headers: { "x-test-case": tag, "x-mock-headers-delay-ms": "300" } },
     );
 
+  it("a call that waited is timed from when it is sent, as the gateway times it: its wait is no latency of its own", async () => {
+    const from = records.length;
+    await agentRun({ type: "timed", limits: { max_cost_usd: "0.90" } }, async () => {
+      const first = hog("timed");
+      expect((await o3("timed")).usage?.total_tokens).toBeGreaterThan(0); // waited for the first
+      await first.finalMessage();
+    });
+    const [first, waited] = ["anthropic.messages", "openai.chat"].map(
+      (api) => records.slice(from).find((r) => r.api === api)!,
+    );
+    expect(waited!.ts_start).toBeGreaterThanOrEqual((first!.ts_end as number) - 5);
+    expect((waited!.ts_end as number) - (waited!.ts_start as number)).toBeLessThan(250);
+  });
+
   it("an Anthropic message thread's turn (its tool runner's) waits as any call, and is refused as one by a kill", async () => {
     const send = () =>
       anthropic.beta.messages

@@ -125,8 +125,9 @@ interface Occasion {
  * unread).
  */
 export class TrackedCall {
-  readonly #startMs = Date.now();
-  readonly #start = performance.now();
+  /** When it was sent: a call that waited for room under its run's ceilings, once admitted (as at the gateway). */
+  #startMs = Date.now();
+  #start = performance.now();
   #firstEventAt: number | null = null;
   #events = 0;
   #done = false;
@@ -178,6 +179,9 @@ export class TrackedCall {
     return waited.then((how) => {
       this.#counted = how === "admitted";
       if (this.#counted) this.#keep(run, hold);
+      // Sent now (aborted: refused by its SDK now): its wait is no latency of its own.
+      this.#startMs = Date.now();
+      this.#start = performance.now();
       return how;
     });
   }

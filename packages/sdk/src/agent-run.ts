@@ -365,12 +365,15 @@ export class AgentRun {
   }
 }
 
-/** `holdWaitMs` checked: a NaN or negative wait would refuse at once, or never, by mistake. */
+/** The longest wait a timer keeps: Node fires one set longer after 1 ms (a TimeoutOverflowWarning). */
+const MAX_HOLD_WAIT_MS = 2 ** 31 - 1;
+
+/** `holdWaitMs` checked: a NaN, negative or overlong wait would refuse at once, or never, by mistake. */
 function holdWaitMsOf(ms: unknown): number {
   if (ms === undefined) return HOLD_WAIT_MS;
-  if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0)
+  if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0 || ms > MAX_HOLD_WAIT_MS)
     throw new TypeError(
-      `agentRun holdWaitMs must be a number of ms, 0 or more (0: at once), got ${String(ms)}`,
+      `agentRun holdWaitMs must be a number of ms from 0 (at once) to ${MAX_HOLD_WAIT_MS}, got ${String(ms)}`,
     );
   return ms;
 }

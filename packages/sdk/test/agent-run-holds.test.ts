@@ -10,7 +10,7 @@ import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
 import {
-  type AgentRun,
+  AgentRun,
   AgentRunHeldError,
   AgentRunKilledError,
   agentRun,
@@ -242,6 +242,14 @@ describe("agentRun holds", () => {
       expect(run.held).toEqual({ cost_nanousd: 0n, total_tokens: 0 });
     });
     expect(sent("reader")).toBe(4);
+  });
+
+  it("holdWaitMs is a number of ms a timer can keep: past 2^31 - 1, Node's timer fires at once", () => {
+    const run = (holdWaitMs: number) =>
+      new AgentRun({ type: "t", limits: { max_cost_usd: "1" }, holdWaitMs });
+    for (const bad of [Number.NaN, -1, Number.POSITIVE_INFINITY, 2 ** 31])
+      expect(() => run(bad)).toThrow(/holdWaitMs must be a number of ms from 0 \(at once\) to 2147483647/);
+    expect(run(2 ** 31 - 1).holds).toBe(true);
   });
 
   /** Anthropic's 64,000-token worst case of ~$0.96 fills a $0.90 ceiling until it is recorded. */

@@ -28,6 +28,7 @@ import {
 } from "@tollgate/core";
 import { callHold, type SdkCall } from "./call-hold.js";
 import { type Admission, RunLine } from "./run-line.js";
+import { MAX_TIMER_MS } from "./timer-ms.js";
 
 /** Thrown by the next guarded LLM or tool call of a run that crossed a ceiling (or was killed by hand). */
 export class AgentRunKilledError extends Error {
@@ -365,15 +366,12 @@ export class AgentRun {
   }
 }
 
-/** The longest wait a timer keeps: Node fires one set longer after 1 ms (a TimeoutOverflowWarning). */
-const MAX_HOLD_WAIT_MS = 2 ** 31 - 1;
-
 /** `holdWaitMs` checked: a NaN, negative or overlong wait would refuse at once, or never, by mistake. */
 function holdWaitMsOf(ms: unknown): number {
   if (ms === undefined) return HOLD_WAIT_MS;
-  if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0 || ms > MAX_HOLD_WAIT_MS)
+  if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0 || ms > MAX_TIMER_MS)
     throw new TypeError(
-      `agentRun holdWaitMs must be a number of ms from 0 (at once) to ${MAX_HOLD_WAIT_MS}, got ${String(ms)}`,
+      `agentRun holdWaitMs must be a number of ms from 0 (at once) to ${MAX_TIMER_MS}, got ${String(ms)}`,
     );
   return ms;
 }

@@ -9,6 +9,7 @@ import {
   wrapRetrieve,
 } from "./instrument/wrap.js";
 import { roomOf, sinkOf, type WrapOptions } from "./setup.js";
+import { MAX_TIMER_MS } from "./timer-ms.js";
 
 interface OpenAILike {
   chat?: { completions?: unknown };
@@ -66,11 +67,16 @@ export function wrapOpenAI<C extends object>(client: C, options: WrapOptions = {
 /** How long a background response may go unpolled before the client polls it itself (WrapOptions). */
 const FOLLOW_BACKGROUND_MS = 30_000;
 
-/** `followBackgroundMs` checked: a NaN or negative wait would poll every millisecond, or never by mistake. */
+/**
+ * `followBackgroundMs` checked: a NaN, negative or overlong wait would poll every millisecond, or never, by
+ * mistake (Node fires a timer set past MAX_TIMER_MS after 1 ms).
+ */
 function followMsOf(ms: unknown): number {
   if (ms === undefined) return FOLLOW_BACKGROUND_MS;
-  if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0)
-    throw new TypeError(`followBackgroundMs must be a number of ms, 0 or more (0: never), got ${String(ms)}`);
+  if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0 || ms > MAX_TIMER_MS)
+    throw new TypeError(
+      `followBackgroundMs must be a number of ms, 0 or more (0: never), at most ${MAX_TIMER_MS}, got ${String(ms)}`,
+    );
   return ms;
 }
 

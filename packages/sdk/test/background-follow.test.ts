@@ -99,7 +99,8 @@ describe("SDK: background responses the app never polls", () => {
 
 describe("SDK: followBackgroundMs", () => {
   it("refuses a wait that is not a number of ms, 0 or more, saying so", () => {
-    for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY, "30000"])
+    // 2^31 ms: Node would fire the timer after 1 ms, polling at once instead of in ~25 days.
+    for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY, "30000", 2 ** 31])
       expect(() =>
         wrapOpenAI(new OpenAI({ apiKey: "sk-test" }), { followBackgroundMs: bad as number }),
       ).toThrow(/followBackgroundMs must be a number of ms, 0 or more/);

@@ -1,7 +1,7 @@
 import { type CallRecordInput, WaitList } from "@tollgate/core";
 
 export interface ExporterOptions {
-  /** The Tollgate server's base URL. Default: $TOLLGATE_URL, else http://127.0.0.1:4242. */
+  /** The Tollgate server's base URL. Default: $TOLLGATE_URL (unless empty), else http://127.0.0.1:4242. */
   url?: string;
   /** An ingest key (`tollgate keys create --role ingest`). Default: $TOLLGATE_API_KEY. */
   apiKey?: string;
@@ -98,7 +98,9 @@ export class Exporter {
   readonly #stats = { delivered: 0, rejected: 0, dropped: 0, retries: 0 };
 
   constructor(opts: ExporterOptions = {}) {
-    this.#url = `${(opts.url ?? process.env.TOLLGATE_URL ?? "http://127.0.0.1:4242").replace(/\/+$/, "")}/v1/events`;
+    // An empty TOLLGATE_URL is unset, as the server reads its TOLLGATE_* settings (it made a relative URL).
+    const base = opts.url ?? (process.env.TOLLGATE_URL || "http://127.0.0.1:4242");
+    this.#url = `${base.replace(/\/+$/, "")}/v1/events`;
     const key = opts.apiKey ?? process.env.TOLLGATE_API_KEY;
     this.#headers = {
       "content-type": "application/json",

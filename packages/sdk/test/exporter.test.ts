@@ -269,3 +269,27 @@ describe("Exporter", () => {
     }
   }, 120_000);
 });
+
+describe("Exporter: settings from the environment", () => {
+  it("reads an empty TOLLGATE_URL as unset: the local server, not a relative path", async () => {
+    const was = process.env.TOLLGATE_URL;
+    process.env.TOLLGATE_URL = "";
+    const urls: string[] = [];
+    try {
+      const ex = new Exporter({
+        flushIntervalMs: 10,
+        fetch: async (url, init) => {
+          urls.push(String(url));
+          const n = JSON.parse(String(init?.body)).length;
+          return new Response(JSON.stringify({ accepted: n, duplicates: 0, rejected: 0, results: [] }));
+        },
+      });
+      ex.export(record(newFeature()));
+      await expect.poll(() => ex.stats.delivered, { timeout: 5000 }).toBe(1);
+    } finally {
+      if (was === undefined) delete process.env.TOLLGATE_URL;
+      else process.env.TOLLGATE_URL = was;
+    }
+    expect(urls).toEqual(["http://127.0.0.1:4242/v1/events"]);
+  });
+});

@@ -9,6 +9,7 @@ import {
 } from "../types.js";
 import type { ChExec } from "./exec.js";
 import {
+  COUNT_RUN_LLM_CALLS,
   int,
   MODEL_CALL_OR_COSTED,
   MODEL_OK_REQUESTS,
@@ -122,7 +123,7 @@ export async function agentRuns(
             ${rank("s", "cnt", 50)} AS p50, ${rank("s", "cnt", 99)} AS p99, s[cnt] AS max_c,
             tupleElement(arraySort(x -> (-x.2, x.1), groupArray((run, c)))[1], 1) AS max_run,
             countIf(killed = 1) AS killed_runs, sum(llm) AS llm_calls, sum(tools) AS tool_calls
-     FROM (SELECT agent_type, agent_run_id AS run, sum(cost_nanousd) AS c, ${moneySum("cost_nanousd", "c")}, countIf(kind = 'llm' AND batch = 0 AND parent_event_id = '') AS llm,
+     FROM (SELECT agent_type, agent_run_id AS run, sum(cost_nanousd) AS c, ${moneySum("cost_nanousd", "c")}, ${COUNT_RUN_LLM_CALLS} AS llm,
                   countIf(kind = 'tool') AS tools, max(status = 'killed') AS killed
            FROM ${events} WHERE ${whereSql(filter)} AND agent_run_id != '' GROUP BY agent_type, run)
      GROUP BY agent_type`,

@@ -8,7 +8,14 @@ import {
   type SegmentRow,
   type UserDayRow,
 } from "../types.js";
-import { MODEL_CALL_OR_COSTED, MODEL_OK_REQUESTS, MODEL_REQUESTS, UTC_DAY, whereClause } from "./sql.js";
+import {
+  MODEL_CALL_OR_COSTED,
+  MODEL_OK_REQUESTS,
+  MODEL_REQUESTS,
+  RUN_LLM_CALL,
+  UTC_DAY,
+  whereClause,
+} from "./sql.js";
 
 const SEGMENTABLE: ReadonlySet<string> = new Set(SEGMENT_DIMENSIONS);
 
@@ -118,8 +125,7 @@ export async function agentRuns(conn: DuckDBConnection, filter: EventFilter): Pr
             count(*) FILTER (WHERE killed),
             sum(llm)::BIGINT, sum(tools)::BIGINT
      FROM (SELECT agent_type, agent_run_id, sum(cost_nanousd)::HUGEINT AS c,
-                  -- a batch's results: no loop's calls; a hosted tool's model call: its call's
-                  count(*) FILTER (WHERE kind = 'llm' AND NOT batch AND parent_event_id IS NULL) AS llm,
+                  count(*) FILTER (WHERE ${RUN_LLM_CALL}) AS llm,
                   count(*) FILTER (WHERE kind = 'tool') AS tools,
                   bool_or(status = 'killed') AS killed
            FROM events WHERE ${sql} AND agent_run_id IS NOT NULL GROUP BY agent_type, agent_run_id)

@@ -4,6 +4,8 @@ import { type EventFilter, isFilterField } from "../types.js";
 // SQL fragments every event query shares, so each definition lives in one place.
 /** A model call: analytics count these as calls and requests; tool, agent and other records are structure. */
 export const MODEL_CALL = "kind IN ('llm', 'embedding')";
+/** One of an agent run's LLM calls: a batch's results are no loop's calls, a hosted tool's model call its call's. */
+export const RUN_LLM_CALL = `${MODEL_CALL} AND NOT batch AND parent_event_id IS NULL`;
 /**
  * A record analytics read: every model call, and any other record that carries a cost (a tool's reported
  * cost is spend, as `spend`, budgets and exports count it, so a window's money is one amount everywhere).

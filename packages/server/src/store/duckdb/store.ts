@@ -65,7 +65,7 @@ import {
   userDaysSource,
 } from "./segment-days.js";
 import { Gate, Lane, Mutex } from "./serial.js";
-import { COST_UNKNOWN, INPUT_TOKENS, MODEL_CALL, UTC_DAY, whereClause } from "./sql.js";
+import { COST_UNKNOWN, INPUT_TOKENS, RUN_LLM_CALL, UTC_DAY, whereClause } from "./sql.js";
 import { purge, retentionOf, spendFromSummary, spendRow } from "./summary.js";
 
 const MODEL_ASKED = "coalesce(model_requested, model)";
@@ -729,8 +729,7 @@ export class DuckDbStore implements Store {
     const res = await this.reader.run((conn) =>
       conn.runAndReadAll(
         `SELECT agent_run_id, sum(cost_nanousd)::HUGEINT, sum(${INPUT_TOKENS} + output_tokens)::HUGEINT,
-                -- a batch's results: no loop's calls; a hosted tool's model call: its call's
-                count(*) FILTER (WHERE ${MODEL_CALL} AND NOT batch AND parent_event_id IS NULL),
+                count(*) FILTER (WHERE ${RUN_LLM_CALL}),
                 count(*) FILTER (WHERE kind = 'tool'),
                 count(*) FILTER (WHERE attempt > 1 AND parent_event_id IS NULL), epoch_ms(min(ts_start))
          FROM events WHERE workspace_id = $1 AND agent_run_id IS NOT NULL

@@ -399,6 +399,10 @@ export class SpendGuard {
     const added = this.#addedSince(ticket);
     const extra = added.length ? this.#chargeAdded(ticket, added, outcome, now) : null;
     if (isBareTicket(ticket)) return void (await extra);
+    // Unknown (a reply without usage), as budgets charge its worst case: the tokens a counter held for it
+    // (counted 0, a run under a token ceiling alone would never meet it).
+    const tokensOr = (held: number) =>
+      outcome.cost === null ? Math.max(outcome.tokens, held) : outcome.tokens;
     const req = {
       workspace: ticket.workspace,
       id: ticket.id,
@@ -418,21 +422,16 @@ export class SpendGuard {
       }),
       tokenRates: ticket.tokenRates.map((t) => ({
         key: t.key,
-        // Unknown (a reply without usage): the estimate the call held, as a run's token ceiling counts it.
-        tokens: outcome.cost === null ? Math.max(outcome.tokens, t.held) : outcome.tokens,
+        tokens: tokensOr(t.held),
         held: { tokens: t.held, at: ticket.at },
       })),
       run: ticket.run
         ? {
             key: ticket.run.key,
             ceilings: ticket.run.ceilings,
-            // Unknown (a reply without usage), as budgets charge it: the worst case the call held, and its
-            // token estimate (counted 0, a run under a token ceiling alone would never meet it).
+            // Unknown (a reply without usage), as budgets charge it: the worst case the call held.
             cost: outcome.cost ?? ticket.run.hold?.cost_nanousd ?? 0n,
-            tokens:
-              outcome.cost === null
-                ? Math.max(outcome.tokens, ticket.run.hold?.total_tokens ?? 0)
-                : outcome.tokens,
+            tokens: tokensOr(ticket.run.hold?.total_tokens ?? 0),
             toolCalls: outcome.toolCalls,
             // Counted at admission: taken back for a call that never went out.
             llmCalls: outcome.unsent ? -1 : 0,

@@ -17,13 +17,17 @@ export class DataDirLockedError extends Error {
  * way), and only while it still says that dead process: no other process moves or removes a lock meanwhile,
  * so a live one is never lost. On a filesystem without hard links (FAT, exFAT, some SMB shares) each is
  * created exclusively instead, and an empty one (being written) is given a moment before it counts as dead.
+ *
+ * A lock says `<pid> <start>`: the holder's pid and, on Linux, when that process started. After a crash the
+ * pid may be reused by an unrelated process (in a container restart, often); one that started at another
+ * time is not the holder. A lock without a start (another platform, an older Tollgate) goes by the pid.
  */
 export function lockDataDir(dataDir: string): () => void {
   mkdirSync(dataDir, { recursive: true });
   const file = join(dataDir, "process.lock");
   const mine = join(dataDir, `process.lock.${process.pid}.tmp`);
   const takeover = join(dataDir, "process.lock.takeover");
-  writeFileSync(mine, String(process.pid));
+  writeFileSync(mine, lockContent(process.pid));
   try {
     for (let attempt = 0; ; attempt++) {
       if (claim(mine, file)) return () => rmSync(file, { force: true });
@@ -31,12 +35,12 @@ export function lockDataDir(dataDir: string): () => void {
         throw new DataDirLockedError(`data dir ${dataDir}: could not take its lock`);
       const held = readLock(file);
       if (held === null) continue; // released meanwhile
-      const pid = Number(held);
       if (held === "" && attempt < EMPTY_WAITS) {
         pause(); // being written (a filesystem without links): its pid comes in a moment
         continue;
       }
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid))
+      const pid = heldBy(held);
+      if (pid !== null)
         throw new DataDirLockedError(
           `data dir ${dataDir} is in use by another Tollgate process (pid ${pid}). ` +
             "Give each replica its own --data-dir / TOLLGATE_DATA_DIR.",
@@ -84,8 +88,7 @@ function removeStale(file: string, stale: string, mine: string, takeover: string
   if (!claim(mine, takeover)) {
     const by = readLock(takeover);
     if (by === null) return;
-    const pid = Number(by);
-    if (by === "" || (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid))) pause();
+    if (by === "" || heldBy(by) !== null) pause();
     else rmSync(takeover, { force: true });
     return;
   }
@@ -110,6 +113,39 @@ const sleeper = new Int32Array(new SharedArrayBuffer(4));
 /** Blocks 10 ms: the lock is taken once, at start, before anything else runs. */
 function pause(): void {
   Atomics.wait(sleeper, 0, 0, 10);
+}
+
+/** What a lock of this process says: its pid, and its start where the platform tells it. */
+function lockContent(pid: number): string {
+  const start = startOf(pid);
+  return start === null ? String(pid) : `${pid} ${start}`;
+}
+
+/** The pid of the live process, other than this one, that a lock's content names; null when none does. */
+function heldBy(content: string): number | null {
+  const [pidText, start] = content.split(" ");
+  const pid = Number(pidText);
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || !alive(pid)) return null;
+  if (start !== undefined) {
+    const now = startOf(pid);
+    if (now !== null && now !== start) return null; // the pid was reused by a process started since
+  }
+  return pid;
+}
+
+/**
+ * When a process started, in clock ticks since boot (`/proc/PID/stat`'s 22nd field); null where there is no
+ * /proc or the process is gone. Its name (field 2) may hold spaces and parentheses, so fields are counted
+ * after its last `)`.
+ */
+function startOf(pid: number): string | null {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return null;
+  }
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
 }
 
 function alive(pid: number): boolean {

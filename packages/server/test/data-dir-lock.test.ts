@@ -47,6 +47,11 @@ vi.mock("node:fs", async (importOriginal) => {
   };
 });
 
+/** What this process's lock says: its pid and, on Linux, when it started. */
+const ownLock = new RegExp(`^${process.pid} \\d+$`);
+/** When a process started, as its lock says it (`/proc/PID/stat`'s 22nd field). */
+const startOf = (pid: number) => readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ")[19];
+
 let dir: string;
 afterEach(() => {
   noLinks.code = null;
@@ -69,11 +74,38 @@ describe("data dir lock (replicas on a shared store)", () => {
     }
   });
 
+  it("refuses a lock naming a live process and when it started", () => {
+    dir = mkdtempSync(join(tmpdir(), "tg-lock-"));
+    const holder = spawn("sleep", ["30"]);
+    try {
+      const pid = holder.pid as number;
+      writeFileSync(join(dir, "process.lock"), `${pid} ${startOf(pid)}`);
+      expect(() => lockDataDir(dir)).toThrow(`in use by another Tollgate process (pid ${pid})`);
+    } finally {
+      holder.kill("SIGKILL");
+    }
+  });
+
+  it("takes over a lock whose pid now belongs to a process started later (a crash, then the pid reused)", () => {
+    dir = mkdtempSync(join(tmpdir(), "tg-lock-"));
+    const other = spawn("sleep", ["30"]);
+    try {
+      const pid = other.pid as number;
+      const earlier = String(Number(startOf(pid)) - 1);
+      writeFileSync(join(dir, "process.lock"), `${pid} ${earlier}`);
+      const unlock = lockDataDir(dir);
+      expect(readFileSync(join(dir, "process.lock"), "utf8")).toMatch(ownLock);
+      unlock();
+    } finally {
+      other.kill("SIGKILL");
+    }
+  });
+
   it("takes over a lock left by a dead process, and releases it", () => {
     dir = mkdtempSync(join(tmpdir(), "tg-lock-"));
     writeFileSync(join(dir, "process.lock"), "999999999");
     const unlock = lockDataDir(dir);
-    expect(readFileSync(join(dir, "process.lock"), "utf8")).toBe(String(process.pid));
+    expect(readFileSync(join(dir, "process.lock"), "utf8")).toMatch(ownLock);
     unlock();
     expect(existsSync(join(dir, "process.lock"))).toBe(false);
   });
@@ -111,7 +143,7 @@ describe("data dir lock (replicas on a shared store)", () => {
       noLinks.code = code;
       dir = mkdtempSync(join(tmpdir(), "tg-lock-"));
       const unlock = lockDataDir(dir);
-      expect(readFileSync(join(dir, "process.lock"), "utf8")).toBe(String(process.pid));
+      expect(readFileSync(join(dir, "process.lock"), "utf8")).toMatch(ownLock);
       unlock();
       const holder = spawn("sleep", ["30"]);
       try {

@@ -226,6 +226,21 @@ describe("wrapOpenAI", () => {
     expect(sdk).toMatchObject({ web_search_requests: 1, cost_tool_calls_nanousd: 10_000_000n });
   });
 
+  it("a stream aborted before anything read it, outside any agent run, is recorded as cut short by the client", async () => {
+    const before = sent.length;
+    const stream = await openai.chat.completions.create({ model: "gpt-4o-mini", messages, stream: true });
+    stream.controller.abort();
+    await expect.poll(() => sent.length).toBe(before + 1);
+    const rec = await lastStored();
+    expect(rec).toMatchObject({
+      status: "error",
+      error_type: "client_disconnected",
+      cost_source: "estimated",
+    });
+    expect(rec.cost_nanousd > 0n).toBe(true); // its input, estimated
+    expect(rec.agent_run_id).toBeNull();
+  });
+
   it("a background response's submission is recorded as the gateway records it: kind=other, under the response id", async () => {
     const body = { model: "gpt-5", input: "go", background: true };
     const data = await openai.responses.create(body, { headers: { "x-mock-case": "sdk-bg" } });

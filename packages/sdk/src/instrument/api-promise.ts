@@ -291,7 +291,7 @@ function observeStream(
 ): void {
   const original = stream.iterator;
   const signal = stream.controller?.signal;
-  const unread = signal && call.holding ? recordIfAbortedUnread(signal, call, response) : null;
+  const unread = signal ? recordIfAbortedUnread(signal, call, response) : null;
   stream.iterator = () => {
     if (unread) unread.read = true;
     return observedEvents(original.call(stream), call, response, hideEvent, signal);
@@ -299,10 +299,11 @@ function observeStream(
 }
 
 /**
- * A stream that holds on its agent run, aborted before anything read it (`stream.controller.abort()`): nothing
- * will, so it is recorded then, as left, and its hold goes (it would stay until the stream is collected). One
- * being read is its reader's to record (its SDK aborts it too, as it breaks). The call is held weakly: the
- * signal may outlive it (a fetch, the app's own signal), and an unread stream dropped must stay collectable.
+ * A stream aborted before anything read it (`stream.controller.abort()`): nothing will, so it is recorded
+ * then, as left (its input may be billed), and any hold on its agent run goes (it would stay until the stream
+ * is collected). One being read is its reader's to record (its SDK aborts it too, as it breaks). The call is
+ * held weakly: the signal may outlive it (a fetch, the app's own signal), and an unread stream dropped must
+ * stay collectable.
  */
 function recordIfAbortedUnread(signal: AbortSignal, call: TrackedCall, response: Response | null) {
   const state = { read: false };

@@ -203,11 +203,6 @@ export class TrackedCall {
     this.#letGo(false);
   }
 
-  /** Whether it holds on its agent run (until it settles). */
-  get holding(): boolean {
-    return this.#holding !== null;
-  }
-
   #toHold(): SdkCall {
     const { api, provider, upload } = this.spec;
     return { api, provider, upload, model: this.#model() ?? "unknown", body: this.#body };

@@ -230,12 +230,13 @@ export class AgentRun {
    * Admits one LLM call about to be made (what wrapped clients do for every call inside the run), counted,
    * and holding `hold` until it settles (`releaseHold`): null when admitted at once. While the run's calls
    * in flight hold what is left under its cost or token ceiling, the call waits its turn (the promise:
-   * "admitted", or "aborted" when `signal` aborts first, nothing counted or held), up to `holdWaitMs`.
-   * Refused, it throws (or the wait rejects): AgentRunKilledError, or AgentRunHeldError past the wait.
+   * "admitted", or "aborted" when `signal` aborts first, nothing counted or held), up to `holdWaitMs`, or
+   * the call's own `timeoutMs` when sooner (its wait counts against it). Refused, it throws (or the wait
+   * rejects): AgentRunKilledError, or AgentRunHeldError past the wait.
    */
-  admitLlmCall(hold: RunHold | null, signal?: AbortSignal): Promise<Admission> | null {
+  admitLlmCall(hold: RunHold | null, signal?: AbortSignal, timeoutMs?: number): Promise<Admission> | null {
     const depth = this.#currentDepth() + 1;
-    const wait = this.#holdWaitMs;
+    const wait = timeoutMs === undefined ? this.#holdWaitMs : Math.min(this.#holdWaitMs, timeoutMs);
     if (this.#tryLlmCall(hold, depth, wait === 0)) return null;
     return this.#line.wait((final) => this.#tryLlmCall(hold, depth, final), wait, hold === null, signal);
   }

@@ -198,6 +198,49 @@ describe("agentRun holds", () => {
     expect(sent("wait-2")).toBe(0);
   });
 
+  it("a call's timeout bounds its wait in line: past it, AgentRunHeldError, as past holdWaitMs; nothing sent", async () => {
+    // The client's timeout (withOptions), not only a request's, and shorter than the default 30 s wait.
+    const short = openai.withOptions({ timeout: 200 });
+    await agentRun({ type: "impatient", limits: { max_cost_usd: "0.01" } }, async (run) => {
+      const first = outcome(o3("bounded-1", { "x-mock-headers-delay-ms": "700" })); // read as it comes
+      const started = Date.now();
+      const e = await short.chat.completions
+        .create(
+          { model: "o3-mini", max_completion_tokens: 3000, messages: [{ role: "user", content: "b" }] },
+          { headers: { "x-test-case": "bounded-2" } },
+        )
+        .catch((err) => err);
+      const waited = Date.now() - started;
+      expect(e).toBeInstanceOf(AgentRunHeldError); // not the kill the first call's reply makes at 700 ms
+      expect(waited).toBeGreaterThanOrEqual(190);
+      expect(waited).toBeLessThan(600);
+      expect(run.usage.llm_calls).toBe(1);
+      expect(await first).toBe("ok");
+    });
+    expect(sent("bounded-2")).toBe(0);
+  });
+
+  it("a call's wait in line counts against its timeout: it goes out with what is left of it", async () => {
+    // One o3-mini hold (~$0.0133) fills $0.013; its reply ($0.0108) leaves room for the next.
+    await agentRun({ type: "impatient", limits: { max_cost_usd: "0.013" } }, async (run) => {
+      const first = outcome(o3("time-left-1", { "x-mock-headers-delay-ms": "400" })); // read as it comes
+      const started = Date.now();
+      // 700 ms in all: ~400 of them in line, so the reply's 500 ms to its headers is past it.
+      const e = await openai.chat.completions
+        .create(
+          { model: "o3-mini", max_completion_tokens: 3000, messages: [{ role: "user", content: "b" }] },
+          { headers: { "x-test-case": "time-left-2", "x-mock-headers-delay-ms": "500" }, timeout: 700 },
+        )
+        .catch((err) => err);
+      expect(e).toBeInstanceOf(OpenAI.APIConnectionTimeoutError);
+      expect(Date.now() - started).toBeLessThan(850);
+      expect(await first).toBe("ok");
+      expect(run.usage.llm_calls).toBe(2);
+      expect(run.held).toEqual({ cost_nanousd: 0n, total_tokens: 0 });
+    });
+    expect(sent("time-left-2")).toBe(1);
+  });
+
   it("a waiting call whose signal aborts goes nowhere: the SDK's own abort error; nothing sent, counted or held", async () => {
     await agentRun({ type: "leaver", limits: { max_cost_usd: "0.01" } }, async (run) => {
       const first = o3("leave-1", { "x-mock-headers-delay-ms": "400" });

@@ -156,9 +156,10 @@ export class TrackedCall {
    * A call about to be sent, admitted by its agent run as one of its LLM calls (see AgentRun.admitLlmCall:
    * null once admitted; else the wait for room under its ceilings), holding its worst case until it
    * settles. Refused, it throws (a killed run) and nothing is to be sent. Inside `run.llm(…)`, which
-   * admitted and counted it, it holds, and counts its usage for it.
+   * admitted and counted it, it holds, and counts its usage for it. Its wait ends when `signal` aborts, and
+   * at its `timeoutMs` when that is sooner than its run's holdWaitMs.
    */
-  admit(signal?: AbortSignal): Promise<Admission> | null {
+  admit(signal?: AbortSignal, timeoutMs?: number): Promise<Admission> | null {
     const of = this.#run;
     if (!of) return null;
     const run = of.run;
@@ -170,7 +171,7 @@ export class TrackedCall {
       this.#keep(run, hold);
       return null;
     }
-    const waited = run.admitLlmCall(hold, signal);
+    const waited = run.admitLlmCall(hold, signal, timeoutMs);
     if (!waited) {
       this.#counted = true;
       this.#keep(run, hold);

@@ -3,6 +3,7 @@ import { observeResumedStream, recordIfFinished } from "./background.js";
 import { observedResults, observeResultsFile, type Room } from "./batch-results.js";
 import type { CallSpec, PollOptions, RecordSink } from "./call.js";
 import { TrackedCall } from "./call.js";
+import { requestTimeoutOf, withTimeLeft } from "./request-timeout.js";
 import { sentLater } from "./sent-later.js";
 
 /** The names of a resource's methods already wrapped, so wrapping a client twice records once. */
@@ -64,15 +65,23 @@ export function wrapModelCall(
         if (typeof body !== "object" || body === null) return original.call(this, body, options);
         const request = body as Record<string, unknown>;
         const call = new TrackedCall(spec, request, sink);
+        const timeout = requestTimeoutOf(this, options);
         let admitted: Promise<unknown> | null;
         try {
-          admitted = call.admit(signalOf(options));
+          admitted = call.admit(signalOf(options), timeout);
         } catch (refused) {
           return rejection(refused); // an agent run over its ceiling: nothing is sent
         }
         if (spec.background && request.background === true) call.pollOptions = pollOptionsOf(options);
-        // Waiting for room under its run's ceilings: sent once admitted (aborted, the SDK refuses it itself).
-        if (admitted) return sentLater(admitted, () => send(original, this, call, options, prepare));
+        // Waiting for room under its run's ceilings: sent once admitted (aborted, the SDK refuses it itself),
+        // with what is left of its timeout.
+        if (admitted) {
+          const since = performance.now();
+          return sentLater(admitted, () => {
+            const left = withTimeLeft(options, timeout, performance.now() - since);
+            return send(original, this, call, left, prepare);
+          });
+        }
         return send(original, this, call, options, prepare);
       },
   );

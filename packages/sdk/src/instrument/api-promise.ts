@@ -196,13 +196,13 @@ function finishBody(call: TrackedCall, body: unknown, response: Response | null)
       ? null
       : backgroundResponse(body as Record<string, unknown>);
   if (background && isPending(background) && call.spec.api === "openai.responses") {
-    rememberSubmission(background.id, call);
     call.finish({
       usage: null,
       httpStatus: response?.status ?? 200,
       requestId: background.id,
       errorType: null,
       kind: "other",
+      runsOn: rememberSubmission(background.id, call),
     });
     return;
   }
@@ -358,8 +358,8 @@ function observedEvents(
     if (responseId) {
       const usage = usageOf(() => extractor.result());
       if (usage) return finishWhole(usage, responseId);
-      rememberSubmission(responseId, call);
-      call.finish({ usage: null, httpStatus, requestId: responseId, errorType, kind: "other" });
+      const runsOn = rememberSubmission(responseId, call);
+      call.finish({ usage: null, httpStatus, requestId: responseId, errorType, kind: "other", runsOn });
     } else
       call.cutShort(
         usageOf(() => extractor.result()),

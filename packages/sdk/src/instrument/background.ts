@@ -26,13 +26,14 @@ const finished = new Recent<true>();
 /**
  * A submission made through a wrapped client (or a background stream cut short: the response runs on):
  * its call records the response once a poll finds it finished. Unpolled ones (webhooks) are forgotten
- * oldest first, each kept small.
+ * oldest first, each kept small. False when the response was recorded already: nothing to wait for.
  */
-export function rememberSubmission(responseId: string, call: TrackedCall): void {
-  if (finished.has(responseId)) return; // recorded already: nothing to wait for
+export function rememberSubmission(responseId: string, call: TrackedCall): boolean {
+  if (finished.has(responseId)) return false;
   call.keepForLater();
   submitted.set(responseId, call);
   call.spec.background?.follow(responseId, call.pollOptions);
+  return true;
 }
 
 /** No scope and no agent run: the own polls' context (made at load, before any scope could be entered). */
@@ -91,7 +92,9 @@ export function recordIfFinished(body: unknown, poll: TrackedCall, { readByRun =
   try {
     usage = extractFromResponse("openai.responses", body);
   } catch {
-    return; // finished without usage (cancelled before it ran): nothing was billed
+    // Finished without usage (cancelled before it ran): nothing was billed; its submission's hold goes.
+    submitted.get(response.id)?.backgroundUnbilled();
+    return;
   }
   const call = submitted.get(response.id) ?? poll;
   markFinished(response.id);

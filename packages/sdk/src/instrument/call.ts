@@ -94,13 +94,23 @@ export interface Outcome {
   api?: Api;
   /** A call a batch ran, priced at the batch rate. */
   batch?: true;
+  /**
+   * A background response's submission (or its stream cut short): the response runs on at the provider, so
+   * the call keeps its hold until the response is found finished, an hour at the most.
+   */
+  runsOn?: boolean;
 }
 
 /** What a call holds on its agent run until it settles. */
 interface Holding {
   run: AgentRun;
   hold: RunHold;
+  /** When a background response's hold goes, should nothing find the response finished. */
+  expiry?: ReturnType<typeof setTimeout>;
 }
+
+/** How long a background response's submission holds at the most: the gateway's reservation TTL. */
+const BACKGROUND_HOLD_MS = 3_600_000;
 
 /**
  * Calls collected while they still hold on their run (a stream never read, a reply never awaited: nothing
@@ -220,6 +230,7 @@ export class TrackedCall {
     const h = this.#holding;
     if (!h) return;
     this.#holding = null;
+    clearTimeout(h.expiry);
     unread.unregister(h);
     h.run.releaseHold(h.hold, costUnknown);
   }
@@ -310,8 +321,23 @@ export class TrackedCall {
     } finally {
       // Counted first (recordUsage): the calls waiting for room see the spend in place of the hold. Let go
       // should the sink throw, too (collected later, it would count its worst case on top).
-      this.#letGo(o.errorType === USAGE_UNREADABLE);
+      if (o.runsOn) this.#holdWhileRunning();
+      else this.#letGo(o.errorType === USAGE_UNREADABLE);
     }
+  }
+
+  /**
+   * Its background response runs on at the provider: its hold stays until the response is found finished,
+   * an hour at the most (as the gateway's reservation), then goes with nothing spent.
+   */
+  #holdWhileRunning(): void {
+    const h = this.#holding;
+    if (h) h.expiry = setTimeout(() => this.#letGo(false), BACKGROUND_HOLD_MS).unref();
+  }
+
+  /** Its background response finished without usage (failed or cancelled before it ran): nothing billed, its hold goes. */
+  backgroundUnbilled(): void {
+    this.#letGo(false);
   }
 
   /**
@@ -331,7 +357,12 @@ export class TrackedCall {
     };
     // Counted to its run whether or not this call (a poll inside `run.llm`, say) counts: only a poll's
     // parsed reply is ever counted by `run.llm`, and the caller says when that happened (countsRun: false).
-    this.#emit(outcome, at, countsRun ? "always" : "never");
+    // Its submission's hold goes once its cost is counted.
+    try {
+      this.#emit(outcome, at, countsRun ? "always" : "never");
+    } finally {
+      this.#letGo(false);
+    }
   }
 
   /**

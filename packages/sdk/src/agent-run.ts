@@ -198,8 +198,9 @@ export class AgentRun {
     try {
       // A wrapped client's call inside is no LLM call of its own (counted here), but counts its usage: its
       // record reads it, streamed or not, and its hold goes only once that is counted.
-      const scope: LlmScope = { run: this, usageCounted: false };
+      const scope: LlmScope = { run: this, usageCounted: false, wrapped: false };
       const reply = await counted.run(scope, () => this.#nested(call));
+      if (!scope.wrapped && this.#held) warnUnheld(this);
       if (!scope.usageCounted) this.#countReply(api, reply, opts);
       return reply;
     } finally {
@@ -378,10 +379,14 @@ function holdWaitMsOf(ms: unknown): number {
 }
 
 const current = new AsyncLocalStorage<AgentRun>();
-/** Inside `run.llm(…)`: its run, and whether a wrapped call inside counts the usage (else `llm` reads the reply's). */
+/**
+ * Inside `run.llm(…)`: its run, whether a wrapped call inside counts the usage (else `llm` reads the reply's),
+ * and whether a wrapped client's call was made inside at all (else nothing held while it was in flight).
+ */
 interface LlmScope {
   run: AgentRun;
   usageCounted: boolean;
+  wrapped: boolean;
 }
 /** Set inside `run.llm(…)`: the call there is counted by the run itself. */
 const counted = new AsyncLocalStorage<LlmScope>();
@@ -408,6 +413,29 @@ export function currentAgentRun(): AgentRun | undefined {
 export function agentRunOfCall(): { run: AgentRun; counts: boolean } | undefined {
   const run = current.getStore();
   return run && { run, counts: counted.getStore()?.run !== run };
+}
+
+/** A wrapped client's call (a model call, which holds; a poll, which need not) is made inside `run.llm(…)` of `run`. */
+export function wrappedInLlm(run: AgentRun): void {
+  const scope = counted.getStore();
+  if (scope?.run === run) scope.wrapped = true;
+}
+
+let unheldWarned = false;
+/**
+ * A `run.llm(…)` of a run with a cost or token ceiling made no wrapped client's call: nothing held its worst
+ * case while in flight, since `run.llm` does not see the request. Said once a process (a process warning).
+ */
+function warnUnheld(run: AgentRun): void {
+  if (unheldWarned) return;
+  unheldWarned = true;
+  process.emitWarning(
+    `agent run ${run.id} (${run.type}): run.llm(…) made no call of a client wrapped by wrapOpenAI / ` +
+      "wrapAnthropic, so nothing held its worst case against the run's cost or token ceiling while it was " +
+      "in flight: calls in parallel may pass the ceiling by more than one call. Wrap the client to hold it " +
+      "(said once a process).",
+    { code: "TOLLGATE_LLM_UNHELD" },
+  );
 }
 
 /** A wrapped call made inside `run.llm(…)` counts its usage to `run` itself (as its record reads it). */

@@ -113,6 +113,36 @@ describe("agentRun holds", () => {
     expect(run.usage).toMatchObject({ llm_calls: 5, cost_nanousd: 5n * O3_REPLY });
   });
 
+  it("run.llm around a client it did not wrap holds nothing: under a cost or token ceiling it says so, once a process", async () => {
+    const plain = new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 });
+    const params = { model: "gpt-4.1-nano", messages: [{ role: "user" as const, content: "a" }] };
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on("warning", onWarning);
+    try {
+      // No ceiling that holds: nothing to hold. A wrapped client's call inside holds.
+      await agentRun({ type: "counted", limits: { max_llm_calls: 5 } }, (run) =>
+        run.llm("openai.chat", () => plain.chat.completions.create(params)),
+      );
+      await agentRun({ type: "held", limits: { max_cost_usd: "1" } }, (run) =>
+        run.llm("openai.chat", () => openai.chat.completions.create(params)),
+      );
+      await sleep(10); // warnings are emitted on the next tick
+      expect(warnings).toEqual([]);
+      await agentRun({ type: "unheld", id: "sdk-unheld", limits: { max_cost_usd: "1" } }, async (run) => {
+        await run.llm("openai.chat", () => plain.chat.completions.create(params));
+        await run.llm("openai.chat", () => plain.chat.completions.create(params));
+        expect(run.usage.llm_calls).toBe(2); // counted all the same
+      });
+      await sleep(10);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatchObject({ code: "TOLLGATE_LLM_UNHELD" });
+      expect(warnings[0]!.message).toContain("agent run sdk-unheld (unheld): run.llm(…) made no call");
+    } finally {
+      process.off("warning", onWarning);
+    }
+  });
+
   it("a stream made inside run.llm counts its usage as its record reads it, and holds until its end", async () => {
     const run = await agentRun({ type: "streamer", limits: { max_cost_usd: "1.00" } }, async (run) => {
       const stream = await run.llm("openai.chat", () =>

@@ -24,6 +24,10 @@ function expectRunTokensOf(rel: string, totalTokens: number): void {
 describe("SDK: a background stream resumed inside run.llm", () => {
   it("counts the response's tokens and cost to the run once, and the run one LLM call", async () => {
     const openai = clients.wrapped();
+    // A poll through a wrapped client: no warning that run.llm held nothing (a poll need not).
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on("warning", onWarning);
     await agentRun({ type: "researcher", limits: { max_cost_usd: "100" } }, async (run) => {
       const seen = await cutBackgroundStream(openai, "gpt-5.2", CASE);
       const query = { stream: true as const, starting_after: seen.at(-1)!.sequence_number };
@@ -36,6 +40,9 @@ describe("SDK: a background stream resumed inside run.llm", () => {
       expect(run.usage.cost_nanousd).toBeGreaterThan(0n);
       expect(run.usage.llm_calls).toBe(2); // the submission, and run.llm's
     });
+    await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+    process.off("warning", onWarning);
+    expect(warnings).toEqual([]);
   });
 
   it("submitted by another client (not seen here): resumed inside run.llm, the run counts its cost all the same", async () => {

@@ -24,7 +24,13 @@ import {
   transcriptionBilling,
   uuidv7,
 } from "@tollgate/core";
-import { type AgentRun, agentRunOfCall, builtinEngine, countsUsageInLlm } from "../agent-run.js";
+import {
+  type AgentRun,
+  agentRunOfCall,
+  builtinEngine,
+  countsUsageInLlm,
+  wrappedInLlm,
+} from "../agent-run.js";
 import type { SdkCall } from "../call-hold.js";
 import { childSpan, currentScope } from "../context.js";
 import { namedEventId } from "../ids.js";
@@ -160,6 +166,7 @@ export class TrackedCall {
     private readonly sink: RecordSink,
   ) {
     this.#body = body;
+    if (this.#run?.counts === false) wrappedInLlm(this.#run.run);
   }
 
   /**

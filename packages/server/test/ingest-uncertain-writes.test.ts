@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type CallRecord, uuidv7 } from "@tollgate/core";
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { openRuntime, type Runtime } from "../src/runtime.js";
 import type { AppendResult } from "../src/store/types.js";
 import { type Json, postEvents, validRecord } from "./helpers.js";
@@ -149,6 +149,21 @@ describe.each(["memory", "redis"])("ingest whose write fails, with %s limits", (
     expect((await postEvents(rt.app, rt.rootToken, items)).status).toBe(503);
     expect((await postEvents(rt.app, rt.rootToken, items)).json).toMatchObject({ duplicates: 2 });
     expect(await counted(rt, feature, runId)).toEqual({ budget: cost, run: cost, llmCalls: 2 });
+  });
+
+  it("duplicates of calls nobody put in doubt make no charge, after one look for the batch", async () => {
+    const { items } = await batch(3);
+    expect((await postEvents(rt.app, rt.rootToken, items)).json).toMatchObject({ accepted: 3 });
+    const charge = vi.spyOn(rt.guard.store, "charge");
+    const look = vi.spyOn(rt.guard.store, "inDoubt");
+    try {
+      expect((await postEvents(rt.app, rt.rootToken, items)).json).toMatchObject({ duplicates: 3 });
+      expect(charge).not.toHaveBeenCalled();
+      expect(look).toHaveBeenCalledTimes(1); // one look for the batch
+    } finally {
+      charge.mockRestore();
+      look.mockRestore();
+    }
   });
 
   it.runIf(limits === "redis")("a failed write's calls no limit counts are not put in doubt", async () => {

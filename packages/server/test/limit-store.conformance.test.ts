@@ -753,6 +753,30 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     await charge("twice", true);
     expect(await spend()).toBe(20n);
   });
+  it("inDoubt: which calls are in doubt; asking changes nothing", async () => {
+    const w = ws();
+    const inDoubt = (ids: string[], now = NOW + 10) => store().inDoubt(w, ids, now);
+    expect(await inDoubt(["a"])).toEqual(new Set());
+    await store().doubt(w, ["a", "b"], NOW + 60_000, NOW);
+    expect(await inDoubt(["a", "c"])).toEqual(new Set(["a"]));
+    expect(await inDoubt(["a"])).toEqual(new Set(["a"]));
+    expect(await store().inDoubt(ws(), ["a"], NOW + 10)).toEqual(new Set()); // another workspace's
+    // A charge takes its call out of doubt.
+    await store().charge({
+      workspace: w,
+      eventId: "a",
+      doubted: true,
+      now: NOW + 10,
+      buckets: [{ ...bucket({ amount: 0n }), reserved: 0n, actual: 10n }],
+      tokenRates: [],
+      run: null,
+    });
+    expect(await inDoubt(["a", "b"])).toEqual(new Set(["b"]));
+    // A doubt lapses.
+    await store().doubt(w, ["stale"], NOW + 50, NOW);
+    await sleep(100);
+    expect(await inDoubt(["stale"], NOW + 100)).toEqual(new Set());
+  });
 });
 
 describe("Redis doubts", () => {

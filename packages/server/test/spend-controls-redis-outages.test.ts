@@ -292,6 +292,19 @@ describe("the charge of an ingested call that Redis missed", () => {
   });
 });
 
+describe("the doubt of a failed write that Redis missed", () => {
+  it("comes first: the retry's duplicates, charged behind it once Redis answers, count once", async () => {
+    const recs = [ingested(), ingested()];
+    await dropConnections(1500);
+    await guard.doubt(recs); // fails at once: retried
+    await guard.observeDuplicates(recs); // waits behind it
+    const twice = [2n * INGESTED_COST, 2n * INGESTED_COST];
+    expect(await until(spends, (s) => s[0] === twice[0])).toEqual(twice);
+    await guard.observeDuplicates(recs); // once more (its answer lost): out of doubt, nothing more counts
+    expect(await spends()).toEqual(twice);
+  });
+});
+
 describe("SpendGuard.close()", () => {
   it("writes the lease consumption and charges still waiting to be retried", async () => {
     const own = await connectGuard();

@@ -123,7 +123,7 @@ export class IngestService {
     const fresh = records.filter((_, k) => stored[k]);
     if (fresh.length) await this.guard.observe(fresh);
     const known = records.filter((_, k) => !stored[k]);
-    if (known.length) await this.guard.observe(known, { doubted: true });
+    if (known.length) await this.guard.observeDuplicates(known);
     let accepted = 0;
     let duplicates = 0;
     for (const r of results) {

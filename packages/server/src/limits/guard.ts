@@ -147,11 +147,6 @@ export interface ObserveOptions {
   countCalls?: boolean;
   /** false: not against tokens per minute (past calls counted at a restart: their minutes are gone). */
   countRates?: boolean;
-  /**
-   * true: only the calls in doubt (see doubt), once each: duplicates the store answered, which a write
-   * that failed before may have stored.
-   */
-  doubted?: boolean;
 }
 
 export interface GuardOptions {
@@ -519,9 +514,19 @@ export class SpendGuard {
    * (as runUsage counts a run after a restart). Never throws.
    */
   async observe(records: readonly CallRecord[], opts: ObserveOptions = {}): Promise<void> {
+    await this.#counting(async () => {
+      for (const rec of records) {
+        const charge = this.#chargeOf(rec, opts);
+        if (charge) await this.#unwritten.write(`the charge of event ${rec.event_id}`, charge);
+      }
+    });
+  }
+
+  /** Runs `fn` as an observe in progress: a budget's seed takes its instant with none (#seedLive). */
+  async #counting(fn: () => Promise<void>): Promise<void> {
     this.#observing++;
     try {
-      await this.#observeAll(records, opts);
+      await fn();
     } finally {
       if (--this.#observing === 0) for (const wake of this.#observeWaiters.splice(0)) wake();
     }
@@ -531,23 +536,60 @@ export class SpendGuard {
    * Calls whose write to the event store failed, and may have committed all the same (a timeout after the
    * commit, a store thread that died with the answer on its way): nobody knows, so none is charged. Their
    * client retries: a call its retry stores is observed as any; one answered as a duplicate was stored by
-   * the write that failed, and observe(…, { doubted: true }) charges it, once. Never throws.
+   * the write that failed, and observeDuplicates charges it, once. Never throws.
    */
   async doubt(records: readonly CallRecord[]): Promise<void> {
     const now = this.#now();
-    const byWorkspace = new Map<string, string[]>();
-    for (const rec of records) {
-      // Only the calls a charge would reach: no charge would take the others out of doubt (a key each, on
-      // Redis, for as long as a doubt lasts).
-      if (!this.#countsOf(rec, {})) continue;
-      const ids = byWorkspace.get(rec.workspace_id);
-      if (ids) ids.push(rec.event_id);
-      else byWorkspace.set(rec.workspace_id, [rec.event_id]);
-    }
-    for (const [ws, ids] of byWorkspace)
+    // Only the calls a charge would reach: no charge would take the others out of doubt (a key each, on
+    // Redis, for as long as a doubt lasts).
+    for (const [ws, counted] of this.#countedByWorkspace(records)) {
+      const ids = counted.map((r) => r.event_id);
       await this.#unwritten.write(`the doubt of ${ids.length} calls whose write failed`, () =>
         this.store.doubt(ws, ids, now + DOUBT_MS, now),
       );
+    }
+  }
+
+  /**
+   * Calls the store answered as duplicates. One in doubt (see doubt) was stored by a write that failed:
+   * it is charged once. The others counted when they were stored. Only those a limit counts are looked
+   * for, in one read of the limit store per workspace: a duplicate in no doubt costs nothing more. Never
+   * throws.
+   */
+  async observeDuplicates(records: readonly CallRecord[]): Promise<void> {
+    await this.#counting(async () => {
+      // One write, in order behind those waiting (a doubt among them): the charges of the calls found in
+      // doubt, each applied once however often it is tried.
+      for (const [ws, counted] of this.#countedByWorkspace(records))
+        await this.#unwritten.write(`the charge of ${counted.length} duplicates that may be in doubt`, () =>
+          this.#chargeDoubted(ws, counted),
+        );
+    });
+  }
+
+  async #chargeDoubted(ws: string, duplicates: readonly CallRecord[]): Promise<void> {
+    const inDoubt = await this.store.inDoubt(
+      ws,
+      duplicates.map((r) => r.event_id),
+      this.#now(),
+    );
+    for (const rec of duplicates) {
+      if (!inDoubt.has(rec.event_id)) continue;
+      const charge = this.#chargeOf(rec, {}, true);
+      if (charge) await charge();
+    }
+  }
+
+  /** The records some limit counts (#countsOf), by workspace. */
+  #countedByWorkspace(records: readonly CallRecord[]): Map<string, CallRecord[]> {
+    const out = new Map<string, CallRecord[]>();
+    for (const rec of records) {
+      if (!this.#countsOf(rec, {})) continue;
+      const list = out.get(rec.workspace_id);
+      if (list) list.push(rec);
+      else out.set(rec.workspace_id, [rec]);
+    }
+    return out;
   }
 
   /**
@@ -579,59 +621,60 @@ export class SpendGuard {
     return { policies, facts, budgets, rates, now, runId };
   }
 
-  async #observeAll(records: readonly CallRecord[], opts: ObserveOptions): Promise<void> {
-    for (const rec of records) {
-      const counts = this.#countsOf(rec, opts);
-      if (!counts) continue;
-      const { policies, facts, budgets, rates, now, runId } = counts;
-      const buckets = budgets.map((b) => budgetBucket(b, bucketValues(b.scope, facts), facts, now, 0n));
-      const tokens = totalTokens(rec);
-      const agentType = rec.agent_type;
-      const run = runId
-        ? {
-            key: runKey(runId),
-            runId,
-            agentType,
-            ceilings: (agentType && policies.agents.get(agentType)) || {},
-          }
-        : null;
-      if (this.#taps.size) this.#tapped(rec.workspace_id, rec.event_id);
-      const charged = this.#liveCharges(rec.workspace_id, buckets, rec.ts_start, rec.cost_nanousd);
-      const apply = async () => {
-        const res = await this.store.charge({
-          workspace: rec.workspace_id,
-          eventId: rec.event_id,
-          doubted: opts.doubted,
-          now,
-          buckets: charged,
-          tokenRates: rates.map((r) => ({ key: rateKey("t", r, facts), tokens })),
-          run: run
-            ? {
-                key: run.key,
-                ceilings: run.ceilings,
-                cost: rec.cost_nanousd,
-                tokens,
-                toolCalls: rec.kind === "tool" ? 1 : 0,
-                // A batch's results are past work read back; a hosted tool's model call is its call's.
-                llmCalls:
-                  opts.countCalls !== false &&
-                  !rec.batch &&
-                  rec.parent_event_id === null &&
-                  (rec.kind === "llm" || rec.kind === "embedding")
-                    ? 1
-                    : 0,
-                // As a run rebuilt from the store counts them (runUsage): every attempt past the first.
-                retries: opts.countCalls !== false && rec.parent_event_id === null && rec.attempt > 1 ? 1 : 0,
-                // Its run started no later than it did, however late it is ingested; a batch's results say
-                // when the batch was made, not a call of the run's own.
-                startedAt: rec.batch ? undefined : rec.ts_start,
-              }
-            : null,
-        });
-        this.#afterSettle(rec.workspace_id, buckets, run, res, rec.event_id, rec.request_id, now);
-      };
-      await this.#unwritten.write(`the charge of event ${rec.event_id}`, apply);
-    }
+  /**
+   * The charge of an ingested call to the limits it counts against (#countsOf), applied once per event id;
+   * null when none does. `doubted`: it applies only to a call in doubt.
+   */
+  #chargeOf(rec: CallRecord, opts: ObserveOptions, doubted = false): (() => Promise<void>) | null {
+    const counts = this.#countsOf(rec, opts);
+    if (!counts) return null;
+    const { policies, facts, budgets, rates, now, runId } = counts;
+    const buckets = budgets.map((b) => budgetBucket(b, bucketValues(b.scope, facts), facts, now, 0n));
+    const tokens = totalTokens(rec);
+    const agentType = rec.agent_type;
+    const run = runId
+      ? {
+          key: runKey(runId),
+          runId,
+          agentType,
+          ceilings: (agentType && policies.agents.get(agentType)) || {},
+        }
+      : null;
+    if (this.#taps.size) this.#tapped(rec.workspace_id, rec.event_id);
+    const charged = this.#liveCharges(rec.workspace_id, buckets, rec.ts_start, rec.cost_nanousd);
+    return async () => {
+      const res = await this.store.charge({
+        workspace: rec.workspace_id,
+        eventId: rec.event_id,
+        doubted,
+        now,
+        buckets: charged,
+        tokenRates: rates.map((r) => ({ key: rateKey("t", r, facts), tokens })),
+        run: run
+          ? {
+              key: run.key,
+              ceilings: run.ceilings,
+              cost: rec.cost_nanousd,
+              tokens,
+              toolCalls: rec.kind === "tool" ? 1 : 0,
+              // A batch's results are past work read back; a hosted tool's model call is its call's.
+              llmCalls:
+                opts.countCalls !== false &&
+                !rec.batch &&
+                rec.parent_event_id === null &&
+                (rec.kind === "llm" || rec.kind === "embedding")
+                  ? 1
+                  : 0,
+              // As a run rebuilt from the store counts them (runUsage): every attempt past the first.
+              retries: opts.countCalls !== false && rec.parent_event_id === null && rec.attempt > 1 ? 1 : 0,
+              // Its run started no later than it did, however late it is ingested; a batch's results say
+              // when the batch was made, not a call of the run's own.
+              startedAt: rec.batch ? undefined : rec.ts_start,
+            }
+          : null,
+      });
+      this.#afterSettle(rec.workspace_id, buckets, run, res, rec.event_id, rec.request_id, now);
+    };
   }
 
   /**

@@ -193,6 +193,13 @@ export class MemoryLimitStore implements LimitStore {
     return Promise.resolve();
   }
 
+  inDoubt(workspace: string, eventIds: readonly string[], now: number): Promise<Set<string>> {
+    const out = new Set<string>();
+    if (this.#doubted.size)
+      for (const id of eventIds) if (this.#doubted.has(`${workspace}\u0000${id}`, now)) out.add(id);
+    return Promise.resolve(out);
+  }
+
   #settle(workspace: string, id: string | null, req: Omit<SettleRequest, "id">): SettleResult {
     const { now } = req;
     const changes: LevelChange[] = [];

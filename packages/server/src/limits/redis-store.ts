@@ -350,6 +350,13 @@ export class RedisLimitStore implements LimitStore {
     await this.#script("tgDoubt")(keys.list.length, ...keys.list, Math.max(1, until - now));
   }
 
+  async inDoubt(workspace: string, eventIds: readonly string[]): Promise<Set<string>> {
+    if (!eventIds.length) return new Set();
+    // One read for them all (one slot: the workspace's hash tag).
+    const doubts = await this.redis.mget(eventIds.map((id) => `tg:{${workspace}}:${doubtKey(id)}`));
+    return new Set(eventIds.filter((_, i) => doubts[i] != null));
+  }
+
   /**
    * Settles a reservation (`id`) or charges a call ('' for none), once per `marker`; a charge takes its
    * call out of doubt, and a doubted one applies only to a call in doubt.

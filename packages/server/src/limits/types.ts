@@ -176,6 +176,11 @@ export interface LimitStore {
    * hour a charge is known by its event id: in memory, of the last 100,000) is not put in it.
    */
   doubt(workspace: string, eventIds: readonly string[], until: number, now: number): Promise<void>;
+  /**
+   * Which of these calls are in doubt; changes nothing. A call not in doubt when asked would find none at a
+   * doubted charge made then: its charge is not needed.
+   */
+  inDoubt(workspace: string, eventIds: readonly string[], now: number): Promise<Set<string>>;
   buckets(workspace: string, refs: BucketRef[], now: number): Promise<BucketStatus[]>;
   run(workspace: string, key: string): Promise<RunStatus | null>;
   kill(workspace: string, key: string, reason: KillReason): Promise<void>;

@@ -151,6 +151,18 @@ describe.each(["memory", "redis"])("ingest whose write fails, with %s limits", (
     expect(await counted(rt, feature, runId)).toEqual({ budget: cost, run: cost, llmCalls: 2 });
   });
 
+  it("a retry whose body differs from the failed write that stored it counts what the store holds", async () => {
+    // The store keeps the failed write's copy; the retry, answered duplicate, says otherwise (its calls
+    // priced again meanwhile, or built again by its client): the limits count what the store holds.
+    const { feature, runId, items } = await batch(2);
+    failNextAppend(rt, true);
+    expect((await postEvents(rt.app, rt.rootToken, items)).status).toBe(503);
+    const changed = items.map((item) => ({ ...item, output_tokens: 20_000 }));
+    expect((await postEvents(rt.app, rt.rootToken, changed)).json).toMatchObject({ duplicates: 2 });
+    const { cost } = await stored(feature);
+    expect(await counted(rt, feature, runId)).toEqual({ budget: cost, run: cost, llmCalls: 2 });
+  });
+
   it("duplicates of calls nobody put in doubt make no charge, after one look for the batch", async () => {
     const { items } = await batch(3);
     expect((await postEvents(rt.app, rt.rootToken, items)).json).toMatchObject({ accepted: 3 });

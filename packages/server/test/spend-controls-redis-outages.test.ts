@@ -30,6 +30,7 @@ const events = {
   listPolicies: async () => [],
   appendLimitEvents: async () => {},
   sumCost: async () => [{ values: [user], cost_nanousd: 0n, hour: 0 }],
+  findEvent: async () => null, // a duplicate in doubt is charged as sent
 } as unknown as LimitsStateStore;
 
 beforeAll(async () => {

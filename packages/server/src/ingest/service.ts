@@ -119,7 +119,7 @@ export class IngestService {
       results[index] = { index, event_id: r.event_id, status: stored[k] ? "accepted" : "duplicate" };
     });
     // Spend recorded here counts against budgets and agent runs too, once: a duplicate counted when it was
-    // stored, unless the write that stored it failed (then it counts now, once).
+    // stored, unless the write that stored it failed (then it counts now, once, as the store holds it).
     const fresh = records.filter((_, k) => stored[k]);
     if (fresh.length) await this.guard.observe(fresh);
     const known = records.filter((_, k) => !stored[k]);

@@ -552,7 +552,8 @@ export class SpendGuard {
 
   /**
    * Calls the store answered as duplicates. One in doubt (see doubt) was stored by a write that failed:
-   * it is charged once. The others counted when they were stored. Only those a limit counts are looked
+   * it is charged once, as the store holds it (its retry may say otherwise: priced again meanwhile, built
+   * again by its client). The others counted when they were stored. Only those a limit counts are looked
    * for, in one read of the limit store per workspace: a duplicate in no doubt costs nothing more. Never
    * throws.
    */
@@ -575,8 +576,20 @@ export class SpendGuard {
     );
     for (const rec of duplicates) {
       if (!inDoubt.has(rec.event_id)) continue;
-      const charge = this.#chargeOf(rec, {}, true);
+      const charge = this.#chargeOf(await this.#storedCopy(rec), {}, true);
       if (charge) await charge();
+    }
+  }
+
+  /** The copy of a call the store holds; the call as given should the store not say. */
+  async #storedCopy(rec: CallRecord): Promise<CallRecord> {
+    try {
+      return (await this.events.findEvent(rec.workspace_id, rec.event_id)) ?? rec;
+    } catch (e) {
+      this.#log(
+        `limits: event ${rec.event_id} is charged as sent, the store did not say: ${(e as Error).message}`,
+      );
+      return rec;
     }
   }
 

@@ -244,6 +244,8 @@ export interface RunUsageRow {
 export interface LimitsStateStore {
   /** Which of these calls the store holds (see EventStore). */
   storedIds(workspaceId: string, eventIds: readonly string[]): Promise<Set<string>>;
+  /** One call as the store holds it, or null (see EventStore). */
+  findEvent(workspaceId: string, eventId: string): Promise<CallRecord | null>;
   listPolicies(workspaceId?: string): Promise<PolicyRow[]>;
   /** Creates or replaces a policy and audits the change in one transaction; returns the previous one. */
   putPolicy(row: PolicyRow): Promise<PolicyRow | null>;

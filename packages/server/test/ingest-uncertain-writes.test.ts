@@ -6,6 +6,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { type CallRecord, uuidv7 } from "@tollgate/core";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -13,6 +14,13 @@ import { openRuntime, type Runtime } from "../src/runtime.js";
 import type { AppendResult } from "../src/store/types.js";
 import { type Json, postEvents, validRecord } from "./helpers.js";
 import { startRedis, type TestRedis } from "./redis-server.js";
+
+// A budget added while running on Redis counts live from an instant a grace period (two policy refreshes)
+// ahead, and its seed is read at the passes after it (checked every 500 ms): here one pass, at the instant,
+// 200 ms ahead, so that its seed is done well within 1.5 s.
+process.env.TOLLGATE_POLICY_REFRESH_MS = "100";
+process.env.TOLLGATE_BUDGET_SEED_PASSES_MS = "0";
+const SEEDED_MS = 1_500;
 
 let dir: string;
 let redis: TestRedis;
@@ -45,8 +53,12 @@ function failNextAppend(rt: Runtime, commits: boolean): void {
   };
 }
 
-async function admin(rt: Runtime, path: string): Promise<Json> {
-  const res = await rt.app.request(path, { headers: { authorization: `Bearer ${rt.rootToken}` } });
+async function admin(rt: Runtime, path: string, body?: unknown): Promise<Json> {
+  const res = await rt.app.request(path, {
+    method: body === undefined ? "GET" : "POST",
+    headers: { authorization: `Bearer ${rt.rootToken}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   return res.json();
 }
 
@@ -161,6 +173,32 @@ describe.each(["memory", "redis"])("ingest whose write fails, with %s limits", (
     expect((await postEvents(rt.app, rt.rootToken, changed)).json).toMatchObject({ duplicates: 2 });
     const { cost } = await stored(feature);
     expect(await counted(rt, feature, runId)).toEqual({ budget: cost, run: cost, llmCalls: 2 });
+  });
+
+  it("a budget added between a failed write and its retry counts the write's calls once", async () => {
+    const { feature, items } = await batch(2);
+    failNextAppend(rt, true);
+    expect((await postEvents(rt.app, rt.rootToken, items)).status).toBe(503);
+    // Seeded from the store, which holds the calls the failed write committed.
+    const id = `added-${seq}`;
+    await admin(rt, "/api/budgets", { id, scope: { feature }, window: "day", limit_usd: "100" });
+    expect((await postEvents(rt.app, rt.rootToken, items)).json).toMatchObject({ duplicates: 2 });
+    // On Redis the calls made before its instant are its seed's: counted once its pass is done.
+    if (limits === "redis") await sleep(SEEDED_MS);
+    const spend = async () => BigInt((await admin(rt, `/api/budgets/${id}`)).spend_nanousd);
+    expect(await spend()).toBe((await stored(feature)).cost);
+    // A write that fails after the seed: its calls (made since) are in no seed, and count when its retry
+    // comes.
+    const later = [
+      validRecord({ feature, ts_start: Date.now() }),
+      validRecord({ feature, ts_start: Date.now() }),
+    ];
+    failNextAppend(rt, true);
+    expect((await postEvents(rt.app, rt.rootToken, later)).status).toBe(503);
+    expect((await postEvents(rt.app, rt.rootToken, later)).json).toMatchObject({ duplicates: 2 });
+    const { calls, cost } = await stored(feature);
+    expect(calls).toBe(4);
+    expect(await spend()).toBe(cost);
   });
 
   it("duplicates of calls nobody put in doubt make no charge, after one look for the batch", async () => {

@@ -753,14 +753,20 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     await charge("twice", true);
     expect(await spend()).toBe(20n);
   });
-  it("inDoubt: which calls are in doubt; asking changes nothing", async () => {
+  it("inDoubt: which calls are in doubt, and since when; asking changes nothing", async () => {
     const w = ws();
     const inDoubt = (ids: string[], now = NOW + 10) => store().inDoubt(w, ids, now);
-    expect(await inDoubt(["a"])).toEqual(new Set());
+    expect(await inDoubt(["a"])).toEqual(new Map());
     await store().doubt(w, ["a", "b"], NOW + 60_000, NOW);
-    expect(await inDoubt(["a", "c"])).toEqual(new Set(["a"]));
-    expect(await inDoubt(["a"])).toEqual(new Set(["a"]));
-    expect(await store().inDoubt(ws(), ["a"], NOW + 10)).toEqual(new Set()); // another workspace's
+    await store().doubt(w, ["c"], NOW + 60_000, NOW + 5);
+    expect(await inDoubt(["a", "c", "d"])).toEqual(
+      new Map([
+        ["a", NOW],
+        ["c", NOW + 5],
+      ]),
+    );
+    expect(await inDoubt(["a"])).toEqual(new Map([["a", NOW]]));
+    expect(await store().inDoubt(ws(), ["a"], NOW + 10)).toEqual(new Map()); // another workspace's
     // A charge takes its call out of doubt.
     await store().charge({
       workspace: w,
@@ -771,11 +777,11 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
       tokenRates: [],
       run: null,
     });
-    expect(await inDoubt(["a", "b"])).toEqual(new Set(["b"]));
+    expect(await inDoubt(["a", "b"])).toEqual(new Map([["b", NOW]]));
     // A doubt lapses.
     await store().doubt(w, ["stale"], NOW + 50, NOW);
     await sleep(100);
-    expect(await inDoubt(["stale"], NOW + 100)).toEqual(new Set());
+    expect(await inDoubt(["stale"], NOW + 100)).toEqual(new Map());
   });
 });
 

@@ -202,6 +202,11 @@ export class SpendGuard {
    * same counters and each add the window's spend: counted twice.
    */
   readonly #seeding = new Map<string, Promise<void>>();
+  /**
+   * When each budget added while running was last seeded from the store (#seedLive), by workspace and id:
+   * a call put in doubt by then is in its seed if the write that failed stored it (observeDuplicates).
+   */
+  readonly #seededLive = new Map<string, number>();
 
   constructor(
     readonly store: LimitStore,
@@ -575,8 +580,9 @@ export class SpendGuard {
       this.#now(),
     );
     for (const rec of duplicates) {
-      if (!inDoubt.has(rec.event_id)) continue;
-      const charge = this.#chargeOf(await this.#storedCopy(rec), {}, true);
+      const since = inDoubt.get(rec.event_id);
+      if (since === undefined) continue;
+      const charge = this.#chargeOf(await this.#storedCopy(rec), {}, since);
       if (charge) await charge();
     }
   }
@@ -607,17 +613,24 @@ export class SpendGuard {
 
   /**
    * The limits an ingested call counts against: the budgets whose window it is in, token rates, its
-   * agent run's policies, and the instant they were worked out at; null when none.
+   * agent run's policies, and the instant they were worked out at; null when none. A call in doubt since
+   * `doubtedAt` does not count against a budget seeded from the store since (#seededLive): if the write
+   * that failed stored it, the seed counted it.
    */
-  #countsOf(rec: CallRecord, opts: ObserveOptions) {
+  #countsOf(rec: CallRecord, opts: ObserveOptions, doubtedAt?: number) {
     const policies = this.registry.forWorkspace(rec.workspace_id);
     // Most ingested records fall under no limit: nothing is built for them.
     if (!policies.budgets.length && !policies.rates.length && !rec.agent_run_id) return null;
     const facts = factsOfRecord(rec);
     const now = this.#now();
+    const seededAfter = (id: string) =>
+      doubtedAt !== undefined && doubtedAt <= (this.#seededLive.get(`${rec.workspace_id}\u0000${id}`) ?? -1);
     // A record from before a budget's current window does not count against it (as after a rebuild).
     const budgets = policies.budgets.filter(
-      (b) => scopeMatches(b.scope, facts) && rec.ts_start >= windowSlots(b.window, now).start,
+      (b) =>
+        scopeMatches(b.scope, facts) &&
+        rec.ts_start >= windowSlots(b.window, now).start &&
+        !seededAfter(b.id),
     );
     const rates =
       rec.batch || opts.countRates === false
@@ -636,10 +649,10 @@ export class SpendGuard {
 
   /**
    * The charge of an ingested call to the limits it counts against (#countsOf), applied once per event id;
-   * null when none does. `doubted`: it applies only to a call in doubt.
+   * null when none does. `doubtedAt`: a doubted charge, of a call in doubt since then.
    */
-  #chargeOf(rec: CallRecord, opts: ObserveOptions, doubted = false): (() => Promise<void>) | null {
-    const counts = this.#countsOf(rec, opts);
+  #chargeOf(rec: CallRecord, opts: ObserveOptions, doubtedAt?: number): (() => Promise<void>) | null {
+    const counts = this.#countsOf(rec, opts, doubtedAt);
     if (!counts) return null;
     const { policies, facts, budgets, rates, now, runId } = counts;
     const buckets = budgets.map((b) => budgetBucket(b, bucketValues(b.scope, facts), facts, now, 0n));
@@ -659,7 +672,7 @@ export class SpendGuard {
       const res = await this.store.charge({
         workspace: rec.workspace_id,
         eventId: rec.event_id,
-        doubted,
+        doubted: doubtedAt !== undefined,
         now,
         buckets: charged,
         tokenRates: rates.map((r) => ({ key: rateKey("t", r, facts), tokens })),
@@ -793,6 +806,7 @@ export class SpendGuard {
       await new Promise<void>((wake) => this.#observeWaiters.push(wake));
     }
     const before = this.store.spendOf(ws, (key) => isBucketOf(b.id, key));
+    this.#seededAt(ws, id, this.#now());
     const tap = { ws, ids: new Set<string>() };
     this.#taps.add(tap);
     // An agent run's call is counted before its reply is sent and recorded a turn later: one more turn
@@ -818,6 +832,12 @@ export class SpendGuard {
     for (const [key, slots] of before)
       for (const [slot, spend] of slots) this.store.seedBucket(ws, key, slot, -spend);
     this.#seed(ws, seeds);
+  }
+
+  /** Notes a budget's seed from the store (#seededLive); those past any doubt's lifetime go. */
+  #seededAt(ws: string, id: string, at: number): void {
+    for (const [key, seeded] of this.#seededLive) if (seeded <= at - DOUBT_MS) this.#seededLive.delete(key);
+    this.#seededLive.set(`${ws}\u0000${id}`, at);
   }
 
   async #rebuildBudget(ws: string, b: Budget, now: number): Promise<void> {

@@ -1,37 +1,42 @@
 /**
- * Keys kept until each lapses, at most `max` (the oldest go first). Every key of one set is given the same
- * lifetime, so insertion order is lapse order: pruning stops at the first live key.
+ * Keys kept until each lapses, at most `max` (the oldest go first), with when each was added. Every key of
+ * one set is given the same lifetime, so insertion order is lapse order: pruning stops at the first live key.
  */
 export class LapsingKeys {
-  readonly #until = new Map<string, number>();
+  readonly #kept = new Map<string, { since: number; until: number }>();
 
   constructor(private readonly max: number) {}
 
   get size(): number {
-    return this.#until.size;
+    return this.#kept.size;
   }
 
-  /** Keeps `key` until `until` (renewed: last in line), dropping the keys lapsed by `now`. */
+  /** Keeps `key` from `now` until `until` (renewed: last in line), dropping the keys lapsed by `now`. */
   add(key: string, until: number, now: number): void {
-    for (const [k, lapses] of this.#until) {
+    for (const [k, { until: lapses }] of this.#kept) {
       if (lapses > now) break;
-      this.#until.delete(k);
+      this.#kept.delete(k);
     }
-    this.#until.delete(key);
-    this.#until.set(key, until);
-    if (this.#until.size > this.max) this.#until.delete(this.#until.keys().next().value!);
+    this.#kept.delete(key);
+    this.#kept.set(key, { since: now, until });
+    if (this.#kept.size > this.max) this.#kept.delete(this.#kept.keys().next().value!);
+  }
+
+  /** When `key` was added, if it is kept and has not lapsed by `now`. */
+  since(key: string, now: number): number | undefined {
+    const kept = this.#kept.get(key);
+    return kept !== undefined && kept.until > now ? kept.since : undefined;
   }
 
   /** Whether `key` is kept and has not lapsed by `now`. */
   has(key: string, now: number): boolean {
-    const until = this.#until.get(key);
-    return until !== undefined && until > now;
+    return this.since(key, now) !== undefined;
   }
 
   /** Drops `key`; whether it was kept and had not lapsed by `now`. */
   take(key: string, now: number): boolean {
     const live = this.has(key, now);
-    this.#until.delete(key);
+    this.#kept.delete(key);
     return live;
   }
 }

@@ -193,10 +193,13 @@ export class MemoryLimitStore implements LimitStore {
     return Promise.resolve();
   }
 
-  inDoubt(workspace: string, eventIds: readonly string[], now: number): Promise<Set<string>> {
-    const out = new Set<string>();
+  inDoubt(workspace: string, eventIds: readonly string[], now: number): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
     if (this.#doubted.size)
-      for (const id of eventIds) if (this.#doubted.has(`${workspace}\u0000${id}`, now)) out.add(id);
+      for (const id of eventIds) {
+        const since = this.#doubted.since(`${workspace}\u0000${id}`, now);
+        if (since !== undefined) out.set(id, since);
+      }
     return Promise.resolve(out);
   }
 

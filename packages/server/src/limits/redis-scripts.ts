@@ -385,12 +385,13 @@ return 1
 
 /**
  * Puts calls in doubt: their write to the event store failed and may have committed, so no charge was made.
- * KEYS: each call's doubt marker, then its charge marker (SETTLE's once). ARGV: ms the doubt lasts. A call
- * whose charge marker is set was charged (by another replica: this doubt came late) and stays as it is.
+ * KEYS: each call's doubt marker, then its charge marker (SETTLE's once). ARGV: ms the doubt lasts, now (the
+ * marker's value: when the call was put in doubt). A call whose charge marker is set was charged (by another
+ * replica: this doubt came late) and stays as it is.
  */
 export const DOUBT = `
 for i = 1, #KEYS, 2 do
-  if redis.call('EXISTS', KEYS[i + 1]) == 0 then redis.call('SET', KEYS[i], '1', 'PX', ARGV[1]) end
+  if redis.call('EXISTS', KEYS[i + 1]) == 0 then redis.call('SET', KEYS[i], ARGV[2], 'PX', ARGV[1]) end
 end
 return 1
 `;

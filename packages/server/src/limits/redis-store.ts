@@ -347,14 +347,20 @@ export class RedisLimitStore implements LimitStore {
       keys.add(doubtKey(id));
       keys.add(chargedKey(id));
     }
-    await this.#script("tgDoubt")(keys.list.length, ...keys.list, Math.max(1, until - now));
+    await this.#script("tgDoubt")(keys.list.length, ...keys.list, Math.max(1, until - now), now);
   }
 
-  async inDoubt(workspace: string, eventIds: readonly string[]): Promise<Set<string>> {
-    if (!eventIds.length) return new Set();
-    // One read for them all (one slot: the workspace's hash tag).
-    const doubts = await this.redis.mget(eventIds.map((id) => `tg:{${workspace}}:${doubtKey(id)}`));
-    return new Set(eventIds.filter((_, i) => doubts[i] != null));
+  async inDoubt(workspace: string, eventIds: readonly string[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    if (!eventIds.length) return out;
+    // One read for them all (one slot: the workspace's hash tag). A doubt of a version before the instant
+    // was kept holds "1": in doubt since ever.
+    const since = await this.redis.mget(eventIds.map((id) => `tg:{${workspace}}:${doubtKey(id)}`));
+    eventIds.forEach((id, i) => {
+      const at = since[i];
+      if (at != null) out.set(id, Number(at));
+    });
+    return out;
   }
 
   /**

@@ -177,10 +177,10 @@ export interface LimitStore {
    */
   doubt(workspace: string, eventIds: readonly string[], until: number, now: number): Promise<void>;
   /**
-   * Which of these calls are in doubt; changes nothing. A call not in doubt when asked would find none at a
-   * doubted charge made then: its charge is not needed.
+   * Which of these calls are in doubt, each with the instant it was put in it; changes nothing. A call not
+   * in doubt when asked would find none at a doubted charge made then: its charge is not needed.
    */
-  inDoubt(workspace: string, eventIds: readonly string[], now: number): Promise<Set<string>>;
+  inDoubt(workspace: string, eventIds: readonly string[], now: number): Promise<Map<string, number>>;
   buckets(workspace: string, refs: BucketRef[], now: number): Promise<BucketStatus[]>;
   run(workspace: string, key: string): Promise<RunStatus | null>;
   kill(workspace: string, key: string, reason: KillReason): Promise<void>;

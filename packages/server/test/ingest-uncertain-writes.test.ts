@@ -76,13 +76,15 @@ async function counted(rt: Runtime, feature: string, runId: string) {
 
 describe.each(["memory", "redis"])("ingest whose write fails, with %s limits", (limits) => {
   let rt: Runtime;
-  beforeAll(async () => {
-    rt = await openRuntime({
+  const open = () =>
+    openRuntime({
       dataDir: join(dir, limits),
       pricebookPath: null,
       limitsPath: join(dir, "limits.yaml"),
       redisUrl: limits === "redis" ? redis.url : null,
     });
+  beforeAll(async () => {
+    rt = await open();
   });
   afterAll(async () => {
     await rt?.close();
@@ -214,6 +216,33 @@ describe.each(["memory", "redis"])("ingest whose write fails, with %s limits", (
       charge.mockRestore();
       look.mockRestore();
     }
+  });
+
+  // Known gap, pinned: a call's charge is known by its event id for an hour (in memory: of the last
+  // 100,000 charged, and not across a restart). One sent again past that, in a write that fails, is put
+  // in doubt, and its retry's duplicate is charged once more.
+  it.fails("a call charged before its mark lapsed, sent again in a write that fails, still counts once", async () => {
+    const { feature, runId, items } = await batch(2);
+    expect((await postEvents(rt.app, rt.rootToken, items)).json).toMatchObject({ accepted: 2 });
+    const { cost } = await stored(feature);
+    if (limits === "redis") {
+      // As an hour does: the charges' marks lapse.
+      const client = new Redis(redis.url);
+      try {
+        await client.del(...items.map((i) => `tg:{default}:charged:${i.event_id}`));
+      } finally {
+        client.disconnect();
+      }
+    } else {
+      // A restart: the counters are rebuilt from the store, the marks are gone.
+      await rt.close();
+      rt = await open();
+    }
+    expect(await counted(rt, feature, runId)).toEqual({ budget: cost, run: cost, llmCalls: 2 });
+    failNextAppend(rt, false);
+    expect((await postEvents(rt.app, rt.rootToken, items)).status).toBe(503);
+    expect((await postEvents(rt.app, rt.rootToken, items)).json).toMatchObject({ duplicates: 2 });
+    expect(await counted(rt, feature, runId)).toEqual({ budget: cost, run: cost, llmCalls: 2 });
   });
 
   it.runIf(limits === "redis")("a failed write's calls no limit counts are not put in doubt", async () => {

@@ -114,4 +114,28 @@ describe("an unkilled run", () => {
       async (gw) => expect(await usage(gw)).toMatchObject({ llm_calls: 0, cost_nanousd: "0" }),
     );
   });
+
+  it("killed again counts from its last unkill, live as after a restart: not the week before it", async () => {
+    const usage = async (gw: Gateway) => (await adminRequest(gw, "GET", "/api/runs/rekilled-run")).json.usage;
+    const made = Date.now() - 60_000;
+    await acrossRestart(
+      async (gw) => {
+        await ingest(gw, "rekilled-run", made); // the first run's call
+        expect((await adminRequest(gw, "POST", "/api/runs/rekilled-run/kill")).status).toBe(200);
+        expect((await adminRequest(gw, "POST", "/api/runs/rekilled-run/unkill")).status).toBe(200);
+        const unkilled = await usage(gw);
+        await sleep(20);
+        await ingest(gw, "rekilled-run", Date.now()); // the run started over's
+        expect((await adminRequest(gw, "POST", "/api/runs/rekilled-run/kill")).status).toBe(200);
+        const live = await usage(gw);
+        expect(live).toMatchObject({ llm_calls: 1, started_at: unkilled.started_at });
+        return live;
+      },
+      async (gw, live) => {
+        expect(await usage(gw)).toEqual(live);
+        await ingest(gw, "rekilled-run", made + 1000); // the first run's call, exported late
+        expect(await usage(gw)).toEqual(live);
+      },
+    );
+  });
 });

@@ -720,17 +720,21 @@ export class SpendGuard {
     const now = this.#now();
     for (const ws of all) {
       for (const b of this.registry.forWorkspace(ws).budgets) await this.#rebuildBudget(ws, b, now);
-      const kills = new Map<string, LimitEventRow>();
+      // Each run's last kill or unkill of the week, and its last unkill: a run counts from its last unkill
+      // on (an unkill starts it over), killed again since or not.
+      const last = new Map<string, LimitEventRow>();
+      const unkilledAt = new Map<string, number>();
       for (const t of ["run_killed", "run_unkilled"])
         for (const e of await this.events.limitEvents(ws, {
           from: now - RUN_HISTORY_MS,
           type: t,
           limit: 100_000,
         })) {
-          const prev = kills.get(e.subject);
-          if (!prev || prev.ts <= e.ts) kills.set(e.subject, e);
+          const prev = last.get(e.subject);
+          if (!prev || prev.ts <= e.ts) last.set(e.subject, e);
+          if (t === "run_unkilled" && (unkilledAt.get(e.subject) ?? 0) <= e.ts)
+            unkilledAt.set(e.subject, e.ts);
         }
-      // A run counts from its last unkill on (an unkill starts it over).
       const seed = (r: RunUsageRow) =>
         this.store.seedRun(ws, runKey(r.agent_run_id), {
           cost_nanousd: r.cost_nanousd,
@@ -742,16 +746,15 @@ export class SpendGuard {
           started_at: r.started_at,
         });
       for (const r of await this.events.runUsage(ws, now - RUN_HISTORY_MS))
-        if (kills.get(r.agent_run_id)?.type !== "run_unkilled") seed(r);
-      for (const [runId, e] of kills) {
+        if (!unkilledAt.has(r.agent_run_id)) seed(r);
+      for (const [runId, at] of unkilledAt) {
+        await this.store.unkill(ws, runKey(runId), at);
+        // Started over at its unkill, as it was live: not at its first call since.
+        for (const r of await this.events.runUsage(ws, at, runId)) seed({ ...r, started_at: at });
+      }
+      for (const [runId, e] of last)
         if (e.type === "run_killed")
           await this.store.kill(ws, runKey(runId), e.detail as unknown as KillReason);
-        else {
-          await this.store.unkill(ws, runKey(runId), e.ts);
-          // Started over at its unkill, as it was live: not at its first call since.
-          for (const r of await this.events.runUsage(ws, e.ts, runId)) seed({ ...r, started_at: e.ts });
-        }
-      }
     }
     for (const calls of unstored) await this.observe(calls, { countRates: false });
   }

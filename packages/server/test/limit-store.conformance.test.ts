@@ -289,6 +289,25 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     expect(await probe(c.now)).toMatchObject({ ok: false, refusal: { count: 995 } });
   });
 
+  it("request counters: a request never sent gives its count back in the minute it was admitted", async () => {
+    const w = ws();
+    const rpm = { key: "q:rpm:-", limit: 2, cost: 1 };
+    const admit = (now: number) => store().admit(admitReq(w, { now, buckets: [], rates: [rpm] }));
+    const gone = admitReq(w, { buckets: [], rates: [rpm] });
+    expect(await store().admit(gone)).toEqual({ ok: true });
+    // Its client left before it went upstream: 0 requests in place of the 1 counted, a minute on.
+    await store().settle({
+      ...settleOf(gone, 0n),
+      now: NOW + 60_000,
+      tokenRates: [{ key: rpm.key, tokens: 0, held: { tokens: 1, at: NOW } }],
+    });
+    expect([(await admit(NOW)).ok, (await admit(NOW)).ok, (await admit(NOW)).ok]).toEqual([
+      true,
+      true,
+      false,
+    ]);
+  });
+
   it("throttle: past its limit a bucket admits throttleRpm calls a minute", async () => {
     const w = ws();
     const b = bucket({ enforce: false, throttleRpm: 2, amount: 0n, limit: 10n });
@@ -382,6 +401,36 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     // One whose count is gone already (an unkill started the run over meanwhile): nothing goes below 0.
     await giveBack(`res-${++seq}`);
     expect((await store().run(w, run.key))?.usage).toMatchObject({ llm_calls: 0, retries: 0 });
+  });
+
+  it("runs: span depth is the deepest call that went out, counted at its settle: one never sent counts none", async () => {
+    const w = ws();
+    const ceilings = { span_depth: 5 };
+    const admit = (depth: number) =>
+      admitReq(w, { buckets: [], run: { key: "r:depth", ceilings, depth, retry: false } });
+    const settle = (req: AdmitRequest, sent: boolean) =>
+      store().settle({
+        workspace: w,
+        id: req.id,
+        now: NOW,
+        buckets: [],
+        tokenRates: [],
+        run: {
+          key: "r:depth",
+          ceilings,
+          cost: 0n,
+          tokens: 0,
+          toolCalls: 0,
+          llmCalls: sent ? 0 : -1,
+          retries: 0,
+          depth: sent ? req.run!.depth : undefined,
+        },
+      });
+    const [deep, shallow] = [admit(4), admit(2)];
+    expect([await store().admit(deep), await store().admit(shallow)]).toEqual([{ ok: true }, { ok: true }]);
+    await settle(deep, false); // its client left before it went upstream
+    await settle(shallow, true);
+    expect((await store().run(w, "r:depth"))?.usage).toMatchObject({ llm_calls: 1, span_depth: 2 });
   });
 
   it("runs: calls in flight hold their worst case against a cost ceiling; a call waits while spend + holds reach it", async () => {

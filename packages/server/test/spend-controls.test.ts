@@ -991,6 +991,46 @@ describe("agent runs", () => {
     }
   });
 
+  it("a call whose client leaves before it goes upstream takes back its request count, and its run's span depth", async () => {
+    const one = await startTestGateway(mock.url, { upstreamConnections: 1 });
+    try {
+      await api(
+        "POST",
+        "/api/rate-limits",
+        { id: "quit-rpm", scope: { feature: "quit" }, requests_per_min: 2 },
+        one,
+      );
+      const headers = { "x-tollgate-feature": "quit", "x-test-case": "quitter-3" };
+      const ofRun = { ...headers, "x-tollgate-agent-run-id": "quitter-3" };
+      // The one upstream connection is busy for 400 ms (a call of no limit): two calls admitted after it, one
+      // of the run at depth 5 and one of no run, wait for it, and their clients give up meanwhile.
+      const busy = nanoChat(client({ "x-mock-headers-delay-ms": "400" }, one));
+      await sleep(100);
+      const gone = new AbortController();
+      const abandoned = [{ ...ofRun, "x-tollgate-span-depth": "5" }, headers].map((h) =>
+        client(h, one)
+          .chat.completions.create(
+            { model: "gpt-4.1-nano", messages: [{ role: "user", content: "left" }] },
+            { signal: gone.signal },
+          )
+          .catch((e) => e),
+      );
+      await sleep(100);
+      gone.abort();
+      for (const e of await Promise.all(abandoned)) expect(e).toBeInstanceOf(OpenAI.APIUserAbortError);
+      expect(await busy).toBe("ok");
+      // Two calls a minute: the two sent now, not the two never sent.
+      expect([await nanoChat(client(ofRun, one)), await nanoChat(client(ofRun, one))]).toEqual(["ok", "ok"]);
+      expect(mock.requests.filter((r) => r.headers["x-test-case"] === "quitter-3")).toHaveLength(2);
+      expect((await api("GET", "/api/runs/quitter-3", undefined, one)).json.usage).toMatchObject({
+        llm_calls: 2,
+        span_depth: 1,
+      });
+    } finally {
+      await one.stop();
+    }
+  });
+
   it("a background response: polls pass any budget (they spend nothing); its cost counts once, as one LLM call", async () => {
     await api("POST", "/api/budgets", {
       id: "bg-strict",

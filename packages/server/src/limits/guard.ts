@@ -31,6 +31,7 @@ import {
   chargeOf,
   heldRates,
   isBucketOf,
+  type PlannedRate,
   rateKey,
 } from "./admission-plan.js";
 import { budgetBucket, factsOfRecord, factsOfValues, fixedScope } from "./buckets.js";
@@ -49,7 +50,7 @@ import type { PolicyRegistry, WorkspacePolicies } from "./policies.js";
 import { RUN_HISTORY_MS } from "./raw-floor.js";
 import { RetryQueue } from "./retry-queue.js";
 import { DEFAULT_SHARED_SEED, type SharedSeedOptions, SharedSeeds } from "./shared-seeds.js";
-import type { LimitStore, SettleResult } from "./types.js";
+import type { LimitStore, SettleRequest, SettleResult } from "./types.js";
 
 /** What is known about a call before it is sent. */
 export interface CallContext {
@@ -82,9 +83,11 @@ export interface Ticket {
   buckets: ChargedBucket[];
   /** Tokens-per-minute counters, with the tokens the call holds on each until its settle. */
   tokenRates: { key: string; held: number }[];
+  /** The rate counters it was admitted under (its plan's, shared): a call never sent takes its requests back. */
+  rates: readonly PlannedRate[];
   /**
-   * The call's agent run, what it holds against the run's ceilings until its settle, and whether it was
-   * counted as a retry (attempt > 1).
+   * The call's agent run, what it holds against the run's ceilings until its settle, whether it was
+   * counted as a retry (attempt > 1), and its depth in the run's span tree (counted once it went out).
    */
   run: {
     key: string;
@@ -93,6 +96,7 @@ export interface Ticket {
     ceilings: Ceilings;
     hold?: RunHold;
     retry: boolean;
+    depth: number;
   } | null;
   /** The policies it was admitted under, and its facts: budgets added since are charged at settle. */
   policies: WorkspacePolicies;
@@ -305,13 +309,16 @@ export class SpendGuard {
     const charged = plan.buckets.map((b) => chargeOf(b, now, worst));
     const hold: RunHold | undefined = runHolds ? runHoldOf(ceilings, worst, tokens) : undefined;
     const retry = ctx.attempt > 1;
-    const run = runId ? { key: runKey(runId), runId, agentType, ceilings, hold, retry } : null;
+    const run = runId
+      ? { key: runKey(runId), runId, agentType, ceilings, hold, retry, depth: ctx.depth }
+      : null;
     const ticket: Ticket = {
       id: nextReservationId(),
       workspace: ctx.workspace,
       requestId: ctx.requestId,
       buckets: charged,
       tokenRates,
+      rates: plan.rates,
       run,
       policies,
       facts: ctx.facts,
@@ -398,11 +405,17 @@ export class SpendGuard {
     // Started before the settle below awaits anything: a call is counted as it is recorded (see #seedLive).
     const added = this.#addedSince(ticket);
     const extra = added.length ? this.#chargeAdded(ticket, added, outcome, now) : null;
-    if (isBareTicket(ticket)) return void (await extra);
+    const untaken = outcome.unsent ? requestsTakenBack(ticket) : NONE_TAKEN_BACK;
+    if (isBareTicket(ticket) && !untaken.length) return void (await extra);
     // Unknown (a reply without usage), as budgets charge its worst case: the tokens a counter held for it
     // (counted 0, a run under a token ceiling alone would never meet it).
     const tokensOr = (held: number) =>
       outcome.cost === null ? Math.max(outcome.tokens, held) : outcome.tokens;
+    const tokenCounts: SettleRequest["tokenRates"] = ticket.tokenRates.map((t) => ({
+      key: t.key,
+      tokens: tokensOr(t.held),
+      held: { tokens: t.held, at: ticket.at },
+    }));
     const req = {
       workspace: ticket.workspace,
       id: ticket.id,
@@ -420,11 +433,7 @@ export class SpendGuard {
         });
         return { ...settleRef(b, 0n), reserved: 0n };
       }),
-      tokenRates: ticket.tokenRates.map((t) => ({
-        key: t.key,
-        tokens: tokensOr(t.held),
-        held: { tokens: t.held, at: ticket.at },
-      })),
+      tokenRates: untaken.length ? tokenCounts.concat(untaken) : tokenCounts,
       run: ticket.run
         ? {
             key: ticket.run.key,
@@ -436,6 +445,8 @@ export class SpendGuard {
             // Counted at admission: taken back for a call that never went out.
             llmCalls: outcome.unsent ? -1 : 0,
             retries: outcome.unsent && ticket.run.retry ? -1 : 0,
+            // Its depth counts once it went out: a run's deepest call is one its provider had.
+            depth: outcome.unsent ? undefined : ticket.run.depth,
             held: ticket.run.hold,
             // A call in flight when its run was killed and unkilled is the old run's, as a rebuild counts it;
             // one never sent takes its call back from the run its admission counted it on.
@@ -1009,12 +1020,17 @@ export class SpendGuard {
       budgets.some((b) => b.spec.fail_mode === "fail_closed") ||
       rates.some((r) => r.fail_mode === "fail_closed");
     // Failing open, the call goes on; its settle charges its cost (and, should the admission have run
-    // after all, takes back its reservation: the same id). Its token holds are not taken back: a minute
-    // counter has no ids, and a hold counted twice for a minute beats tokens never counted.
+    // after all, takes back its reservation: the same id). Its token holds are not taken back, nor its
+    // requests should it never be sent: a minute counter has no ids, and a hold counted twice for a
+    // minute beats tokens never counted.
     if (closed) return { ok: false, error: limitsUnavailable(this.store.name, e.message) };
     return {
       ok: true,
-      ticket: { ...ticket, tokenRates: ticket.tokenRates.map((t) => ({ key: t.key, held: 0 })) },
+      ticket: {
+        ...ticket,
+        tokenRates: ticket.tokenRates.map((t) => ({ key: t.key, held: 0 })),
+        rates: NO_RATES,
+      },
     };
   }
 }
@@ -1053,6 +1069,19 @@ function killRow(
   };
 }
 
+const NO_RATES: readonly PlannedRate[] = [];
+const NONE_TAKEN_BACK: SettleRequest["tokenRates"] = [];
+
+/**
+ * What a call never sent gives back of the requests-per-minute counters it was admitted under: the request
+ * each counted, 0 in place of its 1 in the minute it was admitted (as a token counter's hold is replaced).
+ */
+function requestsTakenBack(ticket: Ticket): SettleRequest["tokenRates"] {
+  return ticket.rates
+    .filter((r) => r.metric === "requests")
+    .map((r) => ({ key: r.key, tokens: 0, held: { tokens: r.cost, at: ticket.at } }));
+}
+
 /** Whether a ticket holds nothing to settle: no reservation, token counter or run (see bareTicket). */
 export const isBareTicket = (ticket: Ticket): boolean =>
   !ticket.buckets.length && !ticket.tokenRates.length && !ticket.run;
@@ -1065,6 +1094,7 @@ function bareTicket(ctx: CallContext, policies: WorkspacePolicies, at: number): 
     requestId: ctx.requestId,
     buckets: [],
     tokenRates: [],
+    rates: NO_RATES,
     run: null,
     policies,
     facts: ctx.facts,

@@ -166,7 +166,6 @@ export class MemoryLimitStore implements LimitStore {
           if (amount > 0n) reserve(this.#state(req.workspace, key), req.id, amount, req.expiresAt);
       run.usage.llm_calls++;
       if (req.run.retry) run.usage.retries++;
-      run.usage.span_depth = Math.max(run.usage.span_depth, req.run.depth);
     }
     return { ok: true };
   }
@@ -240,6 +239,7 @@ export class MemoryLimitStore implements LimitStore {
         run.usage.tool_calls += req.run.toolCalls;
         run.usage.llm_calls = Math.max(0, run.usage.llm_calls + req.run.llmCalls);
         run.usage.retries = Math.max(0, run.usage.retries + req.run.retries);
+        if (req.run.depth !== undefined) run.usage.span_depth = Math.max(run.usage.span_depth, req.run.depth);
         // A run starts at its earliest call, one ingested after later ones included.
         if (at !== undefined) run.usage.started_at = Math.min(run.usage.started_at, at);
         if (!run.killed) {

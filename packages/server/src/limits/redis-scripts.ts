@@ -210,7 +210,6 @@ if run ~= cjson.null and run then
   local rk = KEYS[run.k]
   redis.call('HINCRBY', rk, 'llm', 1)
   if run.retry then redis.call('HINCRBY', rk, 'retries', 1) end
-  if run.depth > num(redis.call('HGET', rk, 'depth')) then redis.call('HSET', rk, 'depth', run.depth) end
   redis.call('HSETNX', rk, 'started', now)
   redis.call('PEXPIRE', rk, 604800000)
   local h = run.hold
@@ -279,6 +278,8 @@ if run ~= cjson.null and run then
     for field, n in pairs({llm = run.llm, retries = run.retries or 0}) do
       if n ~= 0 and redis.call('HINCRBY', rk, field, n) < 0 then redis.call('HSET', rk, field, 0) end
     end
+    -- The deepest call sent (an ingested one, or one never sent, has none).
+    if run.depth and run.depth > num(redis.call('HGET', rk, 'depth')) then redis.call('HSET', rk, 'depth', run.depth) end
     start_run(rk, run.start, now)
     redis.call('PEXPIRE', rk, 604800000)
     if not redis.call('HGET', rk, 'killed') then

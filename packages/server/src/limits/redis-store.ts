@@ -402,6 +402,7 @@ export class RedisLimitStore implements LimitStore {
             tools: req.run.toolCalls,
             llm: req.run.llmCalls,
             retries: req.run.retries,
+            depth: req.run.depth,
             held: req.run.held ? holdSpec(keys, req.run.key, req.run.held) : null,
             start: req.run.startedAt,
           }

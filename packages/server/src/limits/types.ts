@@ -38,7 +38,7 @@ export interface RateCharge {
 export interface RunAdmit {
   key: string;
   ceilings: Ceilings;
-  /** Call depth in the run's span tree (1 = top level). */
+  /** Call depth in the run's span tree (1 = top level): checked here, counted at its settle (once sent). */
   depth: number;
   /** This call is a retry (attempt > 1): counted against max_retries. */
   retry: boolean;
@@ -78,7 +78,10 @@ export interface SettleRequest {
   now: number;
   /** Each bucket charged at admission, with its reservation and the actual cost (0 when the call failed). */
   buckets: (BucketRef & { reserved: bigint; actual: bigint })[];
-  /** Token counters of tokens-per-minute limits: the call's tokens, in place of what it held (tokenCount). */
+  /**
+   * Token counters of tokens-per-minute limits: the call's tokens, in place of what it held (tokenCount).
+   * Also a call never sent's requests-per-minute counters: 0 requests in place of the 1 it held.
+   */
   tokenRates: { key: string; tokens: number; held?: HeldTokens }[];
   run: {
     key: string;
@@ -93,6 +96,11 @@ export interface SettleRequest {
     llmCalls: number;
     /** Retries (attempt > 1) not counted at admission (ingested records), as a rebuild counts them; as llmCalls. */
     retries: number;
+    /**
+     * The call's depth in the run's span tree, raising the run's deepest: a call the gateway sent. Absent:
+     * an ingested call (no depth), or one never sent.
+     */
+    depth?: number;
     /** What the call held at admission (RunAdmit.hold), taken back here. */
     held?: RunHold;
     /**

@@ -28,7 +28,11 @@ const pass = (ms = 0) => vi.advanceTimersByTimeAsync(ms);
 describe("run lines", () => {
   it("only the first in line polls; the others go in the order they came, each as the one before it leaves", async () => {
     const lines = new RunLines(POLL_MS);
-    const [a, b, c] = [1, 2, 3].map(() => lines.join("ws", "run-1", lines.releases)) as [Place, Place, Place];
+    const [a, b, c] = [1, 2, 3].map(() => lines.join("ws", "run-1", lines.releases, Date.now())) as [
+      Place,
+      Place,
+      Place,
+    ];
     expect([a.first, b.first, c.first]).toEqual([true, false, false]);
     const [wa, wb, wc] = [waiting(a), waiting(b), waiting(c)];
     await pass(POLL_MS);
@@ -45,12 +49,33 @@ describe("run lines", () => {
     expect([c.first, wc.done]).toEqual([true, true]);
   });
 
+  it("a call that came before others in line goes ahead of them: a gateway's retry keeps its call's place", async () => {
+    const lines = new RunLines(POLL_MS);
+    const t = Date.now();
+    const [a, b] = [t + 10, t + 30].map((at) => lines.join("ws", "run-1", lines.releases, at)) as [
+      Place,
+      Place,
+    ];
+    const retry = lines.join("ws", "run-1", lines.releases, t + 20);
+    const tie = lines.join("ws", "run-1", lines.releases, t + 10); // behind the one that came at the same time
+    const [wb, wr] = [waiting(b), waiting(retry)];
+    expect([a.first, tie.first, retry.first, b.first]).toEqual([true, false, false, false]);
+    a.leave();
+    await pass();
+    expect([tie.first, wr.done, wb.done]).toEqual([true, false, false]);
+    tie.leave();
+    await pass();
+    expect([retry.first, wr.done, wb.done]).toEqual([true, true, false]);
+    const earliest = lines.join("ws", "run-1", lines.releases, t);
+    expect([earliest.first, retry.first]).toEqual([true, false]);
+  });
+
   it("a release of the run wakes its first in line at once, and no one else", async () => {
     const lines = new RunLines(60_000); // no poll within the test: only a release ends the wait
-    const a = lines.join("ws", "run-1", lines.releases);
-    const b = lines.join("ws", "run-1", lines.releases);
-    const other = lines.join("ws", "run-2", lines.releases);
-    const elsewhere = lines.join("ws-2", "run-1", lines.releases);
+    const a = lines.join("ws", "run-1", lines.releases, Date.now());
+    const b = lines.join("ws", "run-1", lines.releases, Date.now());
+    const other = lines.join("ws", "run-2", lines.releases, Date.now());
+    const elsewhere = lines.join("ws-2", "run-1", lines.releases, Date.now());
     const [wa, wb, wo, we] = [waiting(a), waiting(b), waiting(other), waiting(elsewhere)];
     lines.released("ws", "run-1");
     await pass();
@@ -67,16 +92,16 @@ describe("run lines", () => {
     const lines = new RunLines(60_000); // no poll within the test: only a release ends the wait
     const before = lines.releases;
     lines.released("ws", "run-1"); // as its admission was answered: there was no line to wake
-    const late = waiting(lines.join("ws", "run-1", before));
-    const untouched = waiting(lines.join("ws", "run-2", lines.releases));
+    const late = waiting(lines.join("ws", "run-1", before, Date.now()));
+    const untouched = waiting(lines.join("ws", "run-2", lines.releases, Date.now()));
     await pass();
     expect([late.done, untouched.done]).toEqual([true, false]);
   });
 
   it("a wait never outlasts its deadline, the first's poll included", async () => {
     const lines = new RunLines(POLL_MS);
-    const a = lines.join("ws", "run-1", lines.releases);
-    const b = lines.join("ws", "run-1", lines.releases);
+    const a = lines.join("ws", "run-1", lines.releases, Date.now());
+    const b = lines.join("ws", "run-1", lines.releases, Date.now());
     const wa = waiting(a, Date.now() + 20);
     const wb = waiting(b, Date.now() + 30);
     await pass(19);
@@ -92,26 +117,26 @@ describe("run lines", () => {
 
   it("closing ends every wait, and one begun after it at once", async () => {
     const lines = new RunLines(POLL_MS);
-    const a = lines.join("ws", "run-1", lines.releases);
-    const b = lines.join("ws", "run-2", lines.releases);
+    const a = lines.join("ws", "run-1", lines.releases, Date.now());
+    const b = lines.join("ws", "run-2", lines.releases, Date.now());
     const [wa, wb] = [waiting(a), waiting(b)];
     lines.close();
     await pass();
     expect([lines.closed, wa.done, wb.done]).toEqual([true, true, true]);
-    const late = waiting(lines.join("ws", "run-1", lines.releases));
+    const late = waiting(lines.join("ws", "run-1", lines.releases, Date.now()));
     await pass();
     expect(late.done).toBe(true);
   });
 
   it("leaving twice changes nothing; a line left empty starts afresh", async () => {
     const lines = new RunLines(POLL_MS);
-    const a = lines.join("ws", "run-1", lines.releases);
-    const b = lines.join("ws", "run-1", lines.releases);
+    const a = lines.join("ws", "run-1", lines.releases, Date.now());
+    const b = lines.join("ws", "run-1", lines.releases, Date.now());
     b.leave();
     b.leave();
     expect(a.first).toBe(true);
     a.leave();
-    const c = lines.join("ws", "run-1", lines.releases);
+    const c = lines.join("ws", "run-1", lines.releases, Date.now());
     expect(c.first).toBe(true);
     const wc = waiting(c);
     await pass(POLL_MS);

@@ -671,6 +671,38 @@ describe("agent runs", () => {
     expect(sent.map((r) => r.headers["x-seq"])).toEqual(["0", "1", "2", "3", "4", "5", "6"]);
   });
 
+  it("a gateway's retry of a run's call that must wait keeps its call's place: ahead of the calls that came after it", async () => {
+    await api("PUT", "/api/agents/retry-line-bot", { max_cost_usd: "0.01" });
+    const headers = {
+      "x-tollgate-agent-run-id": "retry-line-1",
+      "x-tollgate-agent-type": "retry-line-bot",
+      "x-test-case": "retry-line-1",
+    };
+    // One call at a time, as above.
+    const call = (seq: string, more: Record<string, string>) =>
+      okOrCode(
+        client({ ...headers, "x-seq": seq, ...more }).chat.completions.create({
+          model: "gpt-4.1-nano",
+          max_tokens: 32768,
+          messages: [{ role: "user", content: `retry line ${seq}` }],
+        }),
+      );
+    // The first is answered 500 after 300 ms, and retried by the gateway (after up to 250 ms). The second,
+    // waiting for it, is admitted as its first attempt settles; the third comes after the first.
+    const first = call("first", {
+      "x-tollgate-retries": "1",
+      "x-mock-scenario": "server-error-once",
+      "x-mock-headers-delay-ms": "300",
+    });
+    await sleep(100);
+    const second = call("second", { "x-mock-headers-delay-ms": "500" });
+    await sleep(100);
+    const third = call("third", {});
+    expect(await Promise.all([first, second, third])).toEqual(["ok", "ok", "ok"]);
+    const sent = mock.requests.filter((r) => r.headers["x-test-case"] === "retry-line-1");
+    expect(sent.map((r) => r.headers["x-seq"])).toEqual(["first", "second", "first", "third"]);
+  });
+
   it("a waiting call is admitted as its run's call in flight settles, before that call's reply reaches its client", async () => {
     await api("PUT", "/api/agents/wake-bot", { max_cost_usd: "0.01" });
     const headers = { "x-tollgate-agent-run-id": "wake-1", "x-tollgate-agent-type": "wake-bot" };

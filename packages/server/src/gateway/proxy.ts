@@ -1071,9 +1071,10 @@ export class Gateway {
 
   /**
    * A call its agent run's calls in flight turned away waits for them to settle: they leave room, or kill
-   * the run. It waits in its run's line (RunLines: first come, first served; the first tries again as a call
-   * of the run settles here, else every RUN_HOLD_POLL_MS), up to the configured wait, while its client stays
-   * (`left`: it went meanwhile). `releases`: RunLines.releases as its refused admission began.
+   * the run. It waits in its run's line (RunLines: first come, first served, a retry in its call's place; the
+   * first tries again as a call of the run settles here, else every RUN_HOLD_POLL_MS), up to the configured
+   * wait, while its client stays (`left`: it went meanwhile). `releases`: RunLines.releases as its refused
+   * admission began.
    */
   async #waitForRun(
     call: Call,
@@ -1085,7 +1086,7 @@ export class Gateway {
   ): Promise<{ admission: Admission; left: boolean }> {
     const watch = client ?? watchClient(res);
     const lines = this.#runLines;
-    const place = lines.join(call.workspaceId, call.attribution.agent_run_id!, releases);
+    const place = lines.join(call.workspaceId, call.attribution.agent_run_id!, releases, call.started);
     const wake = () => place.wake();
     watch.signal.addEventListener("abort", wake);
     const deadline = Date.now() + this.deps.config.runHoldWaitMs;

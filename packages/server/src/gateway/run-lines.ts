@@ -1,13 +1,14 @@
 /**
  * The calls of agent runs that wait at this gateway for room under their run's cost or token ceiling (its
- * calls in flight hold the rest): a line per run, served in arrival order. Whether a run has room does not
+ * calls in flight hold the rest): a line per run, served in the order the calls came (a gateway's retry of
+ * a call keeps the call's place, ahead of those that came after it). Whether a run has room does not
  * depend on the call that asks (core's heldCeiling reads the run's spend and holds alone), so only the first
  * in line tries its admission again: at once when a call of the run settles here (`released`), else every
  * `pollMs` (another replica's calls settle unseen). Whoever leaves the front (admitted, refused otherwise,
  * gone, out of time) lets the next try at once: the room left may take it too.
  */
 export class RunLines {
-  readonly #lines = new Map<string, Set<Place>>();
+  readonly #lines = new Map<string, Line>();
   #closed = false;
   #releases = 0;
 
@@ -27,16 +28,17 @@ export class RunLines {
   }
 
   /**
-   * Joins the end of the run's line, turned away by an admission begun when `releases` was `since`.
+   * Joins the run's line, turned away by an admission begun when `releases` was `since`: behind every call
+   * that came (`arrived`, ms since the epoch) no later than it.
    */
-  join(workspace: string, runId: string, since: number): Place {
+  join(workspace: string, runId: string, since: number, arrived: number): Place {
     const key = lineKey(workspace, runId);
     let line = this.#lines.get(key);
     if (!line) {
-      line = new Set();
+      line = new Line(() => this.#lines.delete(key));
       this.#lines.set(key, line);
     }
-    const place = new Place(line, this.pollMs, () => this.#lines.delete(key));
+    const place = new Place(line, this.pollMs, arrived);
     line.add(place);
     // Joined after the stop began, or after a release it may have missed (any run's: one try more at worst):
     // its wait ends at once.
@@ -47,14 +49,13 @@ export class RunLines {
   /** A call of the run let its holds go (or the run was killed, or unkilled): the first in line tries now. */
   released(workspace: string, runId: string): void {
     this.#releases++;
-    const line = this.#lines.get(lineKey(workspace, runId));
-    if (line) firstOf(line)?.wake();
+    this.#lines.get(lineKey(workspace, runId))?.first.wake();
   }
 
   /** At shutdown: every wait ends now, and any begun later ends at once. */
   close(): void {
     this.#closed = true;
-    for (const line of this.#lines.values()) for (const place of line) place.wake();
+    for (const line of this.#lines.values()) for (const place of line.places) place.wake();
   }
 }
 
@@ -66,13 +67,14 @@ export class Place {
   #woken = false;
 
   constructor(
-    private readonly line: Set<Place>,
+    private readonly line: Line,
     private readonly pollMs: number,
-    private readonly emptied: () => void,
+    /** When its call came (ms since the epoch): its place in line. */
+    readonly arrived: number,
   ) {}
 
   get first(): boolean {
-    return firstOf(this.line) === this;
+    return this.line.first === this;
   }
 
   /**
@@ -104,12 +106,44 @@ export class Place {
   /** Leaves the line (once): the next call, first now, tries at once. */
   leave(): void {
     const wasFirst = this.first;
-    if (!this.line.delete(this)) return;
-    if (!this.line.size) this.emptied();
-    else if (wasFirst) firstOf(this.line)!.wake();
+    if (!this.line.remove(this)) return;
+    if (wasFirst && this.line.places.size) this.line.first.wake();
   }
 }
 
-const lineKey = (workspace: string, runId: string) => `${workspace}\u0000${runId}`;
+/** A run's waiting calls, in the order they came. */
+class Line {
+  readonly places = new Set<Place>();
+  /** The latest arrival that joined: only a call that came before it is not simply the last in line. */
+  #latest = 0;
 
-const firstOf = (line: Set<Place>): Place | undefined => line.values().next().value;
+  constructor(private readonly emptied: () => void) {}
+
+  /** The first in line (a line is dropped once empty). */
+  get first(): Place {
+    return this.places.values().next().value!;
+  }
+
+  /** Behind every call that came no later than it, ahead of those that came after. */
+  add(place: Place): void {
+    const behind =
+      place.arrived < this.#latest ? [...this.places].filter((p) => p.arrived > place.arrived) : NOBODY;
+    this.places.add(place);
+    for (const p of behind) {
+      this.places.delete(p);
+      this.places.add(p); // at the end again, in their order
+    }
+    this.#latest = Math.max(this.#latest, place.arrived);
+  }
+
+  /** False when it was not in line (left already). */
+  remove(place: Place): boolean {
+    if (!this.places.delete(place)) return false;
+    if (!this.places.size) this.emptied();
+    return true;
+  }
+}
+
+const NOBODY: readonly Place[] = [];
+
+const lineKey = (workspace: string, runId: string) => `${workspace}\u0000${runId}`;

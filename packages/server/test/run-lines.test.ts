@@ -70,6 +70,26 @@ describe("run lines", () => {
     expect([earliest.first, retry.first]).toEqual([true, false]);
   });
 
+  it("each place hears the figures its line was refused on last, whoever in it was refused", () => {
+    const lines = new RunLines(POLL_MS);
+    const figures = (used: string) => ({
+      ceiling: "cost_nanousd" as const,
+      used,
+      held: "900",
+      limit: "1000",
+    });
+    const a = lines.join("ws", "run-1", lines.releases, Date.now());
+    a.heard(figures("0"));
+    const b = lines.join("ws", "run-1", lines.releases, Date.now());
+    b.heard(figures("10"));
+    expect(a.lastHeard).toEqual(figures("10"));
+    a.heard(figures("50")); // the first tried again
+    expect(b.lastHeard).toEqual(figures("50"));
+    const other = lines.join("ws", "run-2", lines.releases, Date.now());
+    other.heard(figures("70"));
+    expect(b.lastHeard).toEqual(figures("50"));
+  });
+
   it("a release of the run wakes its first in line at once, and no one else", async () => {
     const lines = new RunLines(60_000); // no poll within the test: only a release ends the wait
     const a = lines.join("ws", "run-1", lines.releases, Date.now());

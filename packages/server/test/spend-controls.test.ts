@@ -5,7 +5,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import Anthropic from "@anthropic-ai/sdk";
-import { formatUsd, usdToNano } from "@tollgate/core";
+import { formatUsd, usdToNano, uuidv7 } from "@tollgate/core";
 import OpenAI from "openai";
 import { Pool } from "undici";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -15,6 +15,7 @@ import {
   type Json,
   nanoChat,
   okOrCode,
+  postEvents,
   recordByEventId,
   startTestGateway,
 } from "./helpers.js";
@@ -701,6 +702,65 @@ describe("agent runs", () => {
     expect(await Promise.all([first, second, third])).toEqual(["ok", "ok", "ok"]);
     const sent = mock.requests.filter((r) => r.headers["x-test-case"] === "retry-line-1");
     expect(sent.map((r) => r.headers["x-seq"])).toEqual(["first", "second", "first", "third"]);
+  });
+
+  it("a call out of time behind others in line answers with its run's figures as its line last heard them, not as it joined", async () => {
+    const own = await startTestGateway(mock.url, { runHoldWaitMs: 800 });
+    try {
+      await api("PUT", "/api/agents/stale-bot", { max_cost_usd: "0.01" }, own);
+      const headers = {
+        "x-tollgate-agent-run-id": "stale-1",
+        "x-tollgate-agent-type": "stale-bot",
+        "x-test-case": "stale-1",
+      };
+      // One call at a time, as above.
+      const call = (seq: string, more: Record<string, string>) =>
+        client({ ...headers, "x-seq": seq, ...more }, own)
+          .chat.completions.create({
+            model: "gpt-4.1-nano",
+            max_tokens: 32768,
+            messages: [{ role: "user", content: `stale ${seq}` }],
+          })
+          .then(
+            () => "ok",
+            (e) => e,
+          );
+      // The first is answered 500 after 300 ms and retried within 250 ms: its retry waits at the head of the
+      // line (its call came first) until after the third is out of time, behind it, refused on $0 used.
+      const first = call("first", {
+        "x-tollgate-retries": "1",
+        "x-mock-scenario": "server-error-once",
+        "x-mock-headers-delay-ms": "300",
+      });
+      await sleep(100);
+      const second = call("second", { "x-mock-headers-delay-ms": "1000" }); // admitted as the first's 500 settles
+      await sleep(100);
+      const third = call("third", {});
+      await sleep(450);
+      // Then the run spends $0.0003 elsewhere (a call ingested): the retry, trying again, hears it.
+      const ingested = {
+        event_id: uuidv7(),
+        ts_start: Date.now(),
+        provider: "openai",
+        api: "openai.chat",
+        model: "gpt-4.1-nano",
+        input_uncached_tokens: 1000,
+        output_tokens: 500,
+        agent_run_id: "stale-1",
+        agent_type: "stale-bot",
+      };
+      expect((await postEvents(own.runtime.app, own.runtime.rootToken, [ingested])).json.accepted).toBe(1);
+      const [, early, behind] = await Promise.all([first, second, third]);
+      expect(early).toBe("ok");
+      expect(behind).toBeInstanceOf(OpenAI.RateLimitError);
+      expect(behind.error.agent_run).toMatchObject({
+        ceiling: "cost_nanousd",
+        used: usdToNano("0.0003").toString(),
+      });
+      expect(behind.message).toContain("$0.0003 used");
+    } finally {
+      await own.stop();
+    }
   });
 
   it("a waiting call is admitted as its run's call in flight settles, before that call's reply reaches its client", async () => {

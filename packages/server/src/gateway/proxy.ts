@@ -50,6 +50,7 @@ import { namedEventId } from "../event-ids.js";
 import {
   type Admission,
   type CallOutcome,
+  heldBack,
   isBareTicket,
   type SpendGuard,
   type Ticket,
@@ -1087,6 +1088,7 @@ export class Gateway {
     const watch = client ?? watchClient(res);
     const lines = this.#runLines;
     const place = lines.join(call.workspaceId, call.attribution.agent_run_id!, releases, call.started);
+    if (!refused.ok && refused.inFlight) place.heard(refused.inFlight.held);
     const wake = () => place.wake();
     watch.signal.addEventListener("abort", wake);
     const deadline = Date.now() + this.deps.config.runHoldWaitMs;
@@ -1103,7 +1105,12 @@ export class Gateway {
         }
         admission = next;
         if (admission.ok || !admission.inFlight) break;
+        place.heard(admission.inFlight.held);
       }
+      // Out of time (or stopping) behind others, it may not have tried since it joined: its refusal tells
+      // the run's figures as its line heard them last, not as they were then.
+      if (!admission.ok && admission.inFlight && admission.inFlight.held !== place.lastHeard)
+        admission = heldBack({ ...admission.inFlight, held: place.lastHeard });
       return { admission, left: watch.gone };
     } finally {
       place.leave();

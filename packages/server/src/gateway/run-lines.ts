@@ -1,3 +1,5 @@
+import type { HeldCeiling } from "@tollgate/core";
+
 /**
  * The calls of agent runs that wait at this gateway for room under their run's cost or token ceiling (its
  * calls in flight hold the rest): a line per run, served in the order the calls came (a gateway's retry of
@@ -78,6 +80,19 @@ export class Place {
   }
 
   /**
+   * The run's figures in the refusal its line heard last (any call's in it): a call out of time behind
+   * others, that has not tried since it joined, is answered with these.
+   */
+  get lastHeard(): HeldCeiling {
+    return this.line.lastHeard!;
+  }
+
+  /** A call in line was refused again on these figures (or joined, refused on them). */
+  heard(held: HeldCeiling): void {
+    this.line.lastHeard = held;
+  }
+
+  /**
    * Waits for this call's next try: first in line, until woken or for `pollMs`; behind others, until woken
    * (it became first, its client left, the gateway stops). Never past `until` (ms since the epoch).
    */
@@ -114,6 +129,8 @@ export class Place {
 /** A run's waiting calls, in the order they came. */
 class Line {
   readonly places = new Set<Place>();
+  /** The run's figures in the last refusal of a call in line (set as the first joins). */
+  lastHeard: HeldCeiling | null = null;
   /** The latest arrival that joined: only a call that came before it is not simply the last in line. */
   #latest = 0;
 

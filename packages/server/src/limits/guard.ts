@@ -10,6 +10,7 @@ import {
   callWorstCost,
   ceilingsHold,
   eachFields,
+  type HeldCeiling,
   type KillReason,
   levelOf,
   type PricingEngine,
@@ -112,7 +113,22 @@ export interface Ticket {
 /** A refusal is `inFlight` when only the holds of its agent run's calls in flight stand in its way. */
 export type Admission =
   | { ok: true; ticket: Ticket | null }
-  | { ok: false; error: LimitError; inFlight?: true };
+  | { ok: false; error: LimitError; inFlight?: HeldBack };
+
+/** A call its run's calls in flight turned away: the run's figures it was refused on, what it would hold. */
+export interface HeldBack {
+  runId: string;
+  agentType: string | null;
+  held: HeldCeiling;
+  hold: RunHold;
+}
+
+/** The refusal of a call its run's calls in flight turn away, told with the figures in `back.held`. */
+export const heldBack = (back: HeldBack): Admission => ({
+  ok: false,
+  error: runHeld(back.runId, back.agentType, back.held, back.hold),
+  inFlight: back,
+});
 
 export interface CallOutcome {
   /** The call's actual cost; null when unknown (then the reserved worst case is charged). */
@@ -351,8 +367,7 @@ export class SpendGuard {
       if (r.newlyKilled) this.#killEvent(ctx.workspace, run!.runId, agentType, r.kill, ctx.requestId);
       return { ok: false, error: runKilled(run!.runId, agentType, r.kill) };
     }
-    if (r.kind === "run_held")
-      return { ok: false, error: runHeld(run!.runId, agentType, r.held, hold!), inFlight: true };
+    if (r.kind === "run_held") return heldBack({ runId: run!.runId, agentType, held: r.held, hold: hold! });
     if (r.kind === "rate") {
       const rc = rateCharges[r.index]!;
       // Room again once the count, with nothing more counted, leaves space for this call.

@@ -635,6 +635,14 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     // A call made since counts.
     expect((await charge(NOW + 1500, NOW + 3000)).killed).toMatchObject({ ceiling: "cost_nanousd" });
     expect((await store().run(w, "r:over"))?.usage).toMatchObject({ cost_nanousd: 150n, llm_calls: 1 });
+    // Killed again, it still counts from its unkill (memory's restartedAt, Redis's "from"): a straggler of
+    // the old run counts on neither.
+    await charge(NOW - 400, NOW + 4000);
+    expect((await store().run(w, "r:over"))?.usage).toMatchObject({
+      cost_nanousd: 150n,
+      llm_calls: 1,
+      started_at: NOW + 1000,
+    });
   });
 
   it("runs: retries and span depth count against their ceilings; kill and unkill by hand", async () => {

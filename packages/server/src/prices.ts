@@ -50,8 +50,8 @@ export function guessProvider(model: string): string {
 
 export interface CalcOutput {
   usage: NormalizedUsage;
-  /** nano-USD as JSON integers: one call's cost is far below 2^53 nano-USD ($9M). */
-  cost: { total_nanousd: number; total_usd: string; by_category: Record<CostCategory, number> };
+  /** nano-USD as decimal strings, as every JSON answer writes money: exact past 2^53 (usage given by hand). */
+  cost: { total_nanousd: string; total_usd: string; by_category: Record<CostCategory, string> };
   price_ref: string;
   priced: boolean;
 }
@@ -86,12 +86,12 @@ export function calcPrice(
     // How the usage says the call was served (Anthropic's inference_geo, speed), as a record of it is priced.
     servedAs: servedAsOf(opts.usageRaw),
   });
-  const by_category = {} as Record<CostCategory, number>;
-  for (const c of COST_CATEGORIES) by_category[c] = Number(res.cost.by_category[c]);
+  const by_category = {} as Record<CostCategory, string>;
+  for (const c of COST_CATEGORIES) by_category[c] = res.cost.by_category[c].toString();
   return {
     usage,
     cost: {
-      total_nanousd: Number(res.cost.total_nanousd),
+      total_nanousd: res.cost.total_nanousd.toString(),
       total_usd: formatUsd(res.cost.total_nanousd),
       by_category,
     },

@@ -8,6 +8,12 @@ import { CLI, cliOnScratchDir } from "./cli-run.js";
 const FIXTURES = new URL("../../../../shared/fixtures/", import.meta.url).pathname;
 const { dir, dataDir, tollgate } = cliOnScratchDir("tollgate-cli-");
 
+/** A `prices calc --json` answer's categories added up exactly, as its total is written: a decimal string. */
+const categorySum = (byCategory: Record<string, string>) =>
+  Object.values(byCategory)
+    .reduce((a, v) => a + BigInt(v), 0n)
+    .toString();
+
 describe("tollgate CLI", () => {
   it("serve refuses a bad gateway setting as a usage error (exit 2, the message, no stack), before opening anything", () => {
     for (const [name, value, says] of [
@@ -121,11 +127,33 @@ describe("tollgate CLI", () => {
     const out = JSON.parse(r.out);
     expect(out.priced).toBe(true);
     expect(out.price_ref).toBe("genai-prices@0.1.8:anthropic:claude-sonnet-4-5");
-    expect(Number.isInteger(out.cost.total_nanousd)).toBe(true);
+    expect(out.cost.total_nanousd).toMatch(/^\d+$/);
     expect(out.cost.total_usd).toBe(String(v.expected.total_cost_usd));
     expect(out.usage.cache_read_tokens).toBe(v.expected.cached_read_tokens);
-    const sum = Object.values(out.cost.by_category as Record<string, number>).reduce((a, b) => a + b, 0);
-    expect(sum).toBe(out.cost.total_nanousd);
+    expect(categorySum(out.cost.by_category)).toBe(out.cost.total_nanousd);
+  });
+
+  it("prices calc --json writes nano-USD as exact strings, past 2^53 too (as every JSON answer writes money)", () => {
+    // 200,000,000,000,001 cached tokens at $0.075 per million: 15,000,000,000,000,075 nano-USD, odd and
+    // past 2^53, which a JSON number cannot hold (it read 15000000000000076).
+    const usage = {
+      prompt_tokens: 200_000_000_000_001,
+      completion_tokens: 0,
+      prompt_tokens_details: { cached_tokens: 200_000_000_000_001 },
+    };
+    const args = ["prices", "calc", "--provider", "openai", "--api", "openai.chat", "--model", "gpt-4o-mini"];
+    const calc = (...more: string[]) =>
+      tollgate(...args, "--usage", JSON.stringify(usage), "--at", "2026-09-01T12:00:00Z", ...more);
+    const r = calc("--json");
+    expect(r.code, r.err).toBe(0);
+    const out = JSON.parse(r.out);
+    expect(out.cost.total_nanousd).toBe("15000000000000075");
+    expect(out.cost.total_usd).toBe("15000000.000000075");
+    expect(out.cost.by_category).toMatchObject({ cache_read: "15000000000000075", input_uncached: "0" });
+    expect(categorySum(out.cost.by_category)).toBe(out.cost.total_nanousd);
+    const table = calc();
+    expect(table.code, table.err).toBe(0);
+    expect(table.out).toMatch(/^cache_read\s+15,000,000,000,000,075$/m);
   });
 
   it("prices calc --web-searches: a Responses call's searches (outside its usage object) are priced per call", () => {
@@ -147,7 +175,7 @@ describe("tollgate CLI", () => {
     expect(r.code, r.err).toBe(0);
     const out = JSON.parse(r.out);
     expect(out.usage.web_search_requests).toBe(1);
-    expect(out.cost.by_category.tool_calls).toBe(10_000_000); // $10 per thousand
+    expect(out.cost.by_category.tool_calls).toBe("10000000"); // $10 per thousand
     expect(v.expected.total_cost_usd).toBe(0.0155155); // the vector's tokens alone
     expect(out.cost.total_usd).toBe("0.0255155");
     const bad = calc("--web-searches", "-1");
@@ -170,7 +198,7 @@ describe("tollgate CLI", () => {
     const standard = calc();
     const flex = calc("--service-tier", "flex"); // was priced at the standard rate: no way to say the tier
     expect(flex.price_ref).toBe(`${standard.price_ref};flex=0.5`);
-    expect(flex.cost.total_nanousd * 2).toBe(standard.cost.total_nanousd);
+    expect(BigInt(flex.cost.total_nanousd) * 2n).toBe(BigInt(standard.cost.total_nanousd));
   });
 
   it("prices calc prices how the usage says Anthropic served the call (US-only, fast mode), as a record of it is", () => {
@@ -195,9 +223,8 @@ describe("tollgate CLI", () => {
     const out = JSON.parse(r.out);
     expect(out.price_ref).toMatch(/;us-only=1\.1;fast=6$/);
     // $5 in, $25 out per million: $7.50 at standard rates, x1.1 x6.
-    expect(out.cost.total_nanousd).toBe(49_500_000_000);
-    const sum = Object.values(out.cost.by_category as Record<string, number>).reduce((a, b) => a + b, 0);
-    expect(sum).toBe(out.cost.total_nanousd);
+    expect(out.cost.total_nanousd).toBe("49500000000");
+    expect(categorySum(out.cost.by_category)).toBe(out.cost.total_nanousd);
   });
 
   it("prices calc rejects bad usage JSON and unknown apis with exit code 2", () => {

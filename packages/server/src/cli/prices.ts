@@ -5,7 +5,7 @@ import { calcPrice, lookupPrice } from "../prices.js";
 import { parseTime, QueryTimeError } from "../query-time.js";
 import { connect } from "./client.js";
 import { CliError, expectOk, type GlobalOpts, printJson, QUERY_FLAGS, runtimeOptions } from "./common.js";
-import { formatInt, renderTable } from "./table.js";
+import { formatInt, groupThousands, renderTable } from "./table.js";
 
 function engineFor(g: GlobalOpts): PricingEngine {
   const { pricebookPath } = runtimeOptions(g);
@@ -131,8 +131,8 @@ export function registerPrices(program: Command): void {
           renderTable(
             ["category", "nano_usd"],
             Object.entries(res.cost.by_category)
-              .filter(([, v]) => v !== 0)
-              .map(([k, v]) => [k, formatInt(v)]),
+              .filter(([, v]) => v !== "0")
+              .map(([k, v]) => [k, groupThousands(v)]),
           ),
         );
       },

@@ -37,6 +37,10 @@ const program = new Command("tollgate")
     "--clickhouse <url>",
     "ClickHouse event store shared by replicas, http://host:8123/<database> (env TOLLGATE_CLICKHOUSE_URL); else the data dir's DuckDB file",
   )
+  .option(
+    "--timeout <seconds>",
+    "how long a running server may stay silent on a request (no answer, no more of it) before the command gives up (env TOLLGATE_TIMEOUT; default 30)",
+  )
   .showHelpAfterError()
   // Commander's own parse errors (an unknown option or command, a missing argument or value) are usage
   // errors, exit 2 as the commands' own checks are; it exits 1 for them. Help and --version keep 0.

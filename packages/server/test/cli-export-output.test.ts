@@ -4,11 +4,11 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { cliOnScratchDir } from "./cli-run.js";
-import { failingServerFor } from "./cli-stub-server.js";
+import { firstPageServerFor } from "./cli-stub-server.js";
 
 const { dir, dataDir, tollgate } = cliOnScratchDir("tollgate-cli-export-output-");
 const failing = cliOnScratchDir("tollgate-cli-export-failing-");
-failingServerFor(failing.dataDir);
+firstPageServerFor(failing.dataDir, "fail");
 
 describe("an output path that cannot be written", () => {
   it("is a usage error naming the path and why (exit 2, no stack), for every format and both exports", () => {

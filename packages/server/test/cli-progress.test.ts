@@ -7,10 +7,10 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { CLI, cliOnScratchDir } from "./cli-run.js";
-import { failingServerFor } from "./cli-stub-server.js";
+import { firstPageServerFor } from "./cli-stub-server.js";
 
 const { dir, dataDir } = cliOnScratchDir("tollgate-cli-progress-");
-failingServerFor(dataDir);
+firstPageServerFor(dataDir, "fail");
 
 /** The CLI on a terminal: what the terminal received (stdout and stderr together), and the exit code. */
 function onTerminal(...args: string[]): Promise<{ code: number | null; screen: string }> {

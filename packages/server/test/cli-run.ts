@@ -20,19 +20,23 @@ export function cliOnScratchDir(prefix: string) {
     return { code: res.status, out: res.stdout, err: res.stderr };
   };
   /** The same, leaving this process's event loop free: for a CLI talking to a stub server of the test's. */
-  const tollgateAsync = (...args: string[]) => {
-    const child = spawn(process.execPath, [CLI, "--data-dir", dataDir, ...args], { timeout: 60_000 });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (c: Buffer) => {
-      out += c.toString();
-    });
-    child.stderr.on("data", (c: Buffer) => {
-      err += c.toString();
-    });
-    return new Promise<{ code: number | null; out: string; err: string }>((resolve) =>
-      child.on("close", (code) => resolve({ code, out, err })),
-    );
-  };
+  const tollgateAsync = (...args: string[]) => spawnCli(["--data-dir", dataDir, ...args]);
   return { dir, dataDir, tollgate, tollgateAsync };
+}
+
+/** The CLI as a child process: its outcome once it has ended, and the `child` itself (to signal it midway). */
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv = process.env) {
+  const child = spawn(process.execPath, [CLI, ...args], { timeout: 60_000, env });
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (c: Buffer) => {
+    out += c.toString();
+  });
+  child.stderr.on("data", (c: Buffer) => {
+    err += c.toString();
+  });
+  const ended = new Promise<{ code: number | null; out: string; err: string }>((resolve) =>
+    child.on("close", (code) => resolve({ code, out, err })),
+  );
+  return Object.assign(ended, { child });
 }

@@ -1,14 +1,41 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
+import type { Server, Socket } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll } from "vitest";
 
 /**
- * A stub of a data dir's running server for the test file: it answers the first page of a calls export
- * (one of two calls) and fails every other request with a 500, so a long command fails midway. The CLI
- * finds it through `<dataDir>/server.json`, with this test's pid as the server's (a live one).
+ * `server` as a data dir's running server for the test file: the CLI finds it through `<dataDir>/server.json`,
+ * with this test's pid as the server's (a live one). Connections still open (a stub that never answers)
+ * are closed after the file.
  */
-export function failingServerFor(dataDir: string): void {
+export function stubServerFor(dataDir: string, server: Server): void {
+  const sockets = new Set<Socket>();
+  server.on("connection", (s: Socket) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+  });
+  beforeAll(async () => {
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as { port: number };
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(
+      join(dataDir, "server.json"),
+      JSON.stringify({ pid: process.pid, url: `http://127.0.0.1:${port}`, token: "tg_root_x", role: "all" }),
+    );
+  });
+  afterAll(() => {
+    for (const s of sockets) s.destroy();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+}
+
+/**
+ * A stub of a data dir's running server: it answers the first page of a calls export (one of two calls),
+ * and every other request fails with a 500 (`then: "fail"`: a long command fails midway) or is never
+ * answered (`"stall"`: a hung server, or a slow one the user interrupts).
+ */
+export function firstPageServerFor(dataDir: string, then: "fail" | "stall"): void {
   const server = createServer((req, res) => {
     const reply = (status: number, body: unknown) =>
       res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
@@ -23,16 +50,8 @@ export function failingServerFor(dataDir: string): void {
         rows: [["first"]],
         next: "second-page",
       });
-    reply(500, { error: { type: "api_error", code: "internal", message: "store went away" } });
+    if (then === "fail")
+      reply(500, { error: { type: "api_error", code: "internal", message: "store went away" } });
   });
-  beforeAll(async () => {
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const { port } = server.address() as { port: number };
-    mkdirSync(dataDir, { recursive: true });
-    writeFileSync(
-      join(dataDir, "server.json"),
-      JSON.stringify({ pid: process.pid, url: `http://127.0.0.1:${port}`, token: "tg_root_x", role: "all" }),
-    );
-  });
-  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  stubServerFor(dataDir, server);
 }

@@ -4,11 +4,17 @@ import type { RuntimeOptions } from "../config.js";
 import { openRuntime, type Runtime } from "../runtime.js";
 import { type ServerInfo, serverInfoPath } from "../serve.js";
 import { CliError } from "./common.js";
+import { fetchUntilSilent } from "./request-timeout.js";
 
 export interface Reply {
   status: number;
   // biome-ignore lint/suspicious/noExplicitAny: each command reads the fields of its own endpoint's reply
   body: any;
+}
+
+/** Where a command finds Tollgate, and how long a running server may stay silent on a request. */
+export interface ClientOptions extends RuntimeOptions {
+  requestTimeoutMs: number;
 }
 
 /** How a CLI command talks to Tollgate: the running server of the data dir, or the data dir directly. */
@@ -41,13 +47,20 @@ export class RawJson {
  * refused a data dir that does not exist, rather than creating it and reading nothing from it: a mistyped
  * --data-dir, or a command run elsewhere than the server's ./.tollgate, would report no spend at all.
  */
-export async function connect(opts: RuntimeOptions, use: "read" | "write" = "write"): Promise<Client> {
+export async function connect(opts: ClientOptions, use: "read" | "write" = "write"): Promise<Client> {
   const info = runningServer(opts.dataDir);
   if (info) {
+    const seconds = opts.requestTimeoutMs / 1000;
+    const silent = () =>
+      new CliError(
+        `the Tollgate server of ${opts.dataDir} at ${info.url} (pid ${info.pid}) did not answer within ${seconds} s: ` +
+          `is \`tollgate serve\` running and healthy? For a long query, raise --timeout (seconds; now ${seconds}).`,
+      );
     const send = async (path: string, init: RequestInit) => {
       try {
-        return await fetch(info.url + path, init);
+        return await fetchUntilSilent(info.url + path, init, opts.requestTimeoutMs, silent);
       } catch (e) {
+        if (e instanceof CliError) throw e; // silent()'s: it says what to do
         // Its process is there but its port does not answer (it is shutting down, or after a kill -9 the
         // pid went to another process): say which server and what to do, not a TypeError with a stack.
         const why = ((e as Error).cause as Error | undefined)?.message ?? (e as Error).message;

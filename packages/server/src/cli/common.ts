@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { dataDirFrom, limitsFrom, pricebookFrom, type RuntimeOptions } from "../config.js";
-import { connect, type Reply } from "./client.js";
+import { type ClientOptions, connect, type Reply } from "./client.js";
+import { requestTimeoutFrom } from "./request-timeout.js";
 
 export interface GlobalOpts {
   dataDir?: string;
@@ -8,6 +9,7 @@ export interface GlobalOpts {
   limits?: string;
   redis?: string;
   clickhouse?: string;
+  timeout?: string;
 }
 
 export function runtimeOptions(g: GlobalOpts): RuntimeOptions {
@@ -18,6 +20,11 @@ export function runtimeOptions(g: GlobalOpts): RuntimeOptions {
     redisUrl: g.redis ?? null,
     clickhouseUrl: g.clickhouse ?? null,
   };
+}
+
+/** The runtime options, and the silence a running server is allowed on each request (--timeout). */
+export function clientOptions(g: GlobalOpts): ClientOptions {
+  return { ...runtimeOptions(g), requestTimeoutMs: requestTimeoutFrom(g.timeout) };
 }
 
 /** A failed command: message for humans, exit code for scripts. */
@@ -95,7 +102,7 @@ export async function callApi(
   flags?: Record<string, string>,
 ): Promise<Reply["body"]> {
   const client = await connect(
-    runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()),
+    clientOptions(cmd.optsWithGlobals<GlobalOpts>()),
     method === "GET" ? "read" : "write",
   );
   try {

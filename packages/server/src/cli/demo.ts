@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { generateDemo } from "../demo/generate.js";
 import type { Client } from "./client.js";
 import { connect } from "./client.js";
-import { CliError, expectOk, type GlobalOpts, printJson, runtimeOptions } from "./common.js";
+import { CliError, clientOptions, expectOk, type GlobalOpts, printJson } from "./common.js";
 import { progressBar } from "./progress.js";
 import { formatInt } from "./table.js";
 
@@ -81,7 +81,7 @@ export function registerDemo(program: Command): void {
         const days = demoDays(o.days, "--days");
         const callsPerDay = wholeNumber(o.callsPerDay, "--calls-per-day", 1, 1_000_000);
         const seed = wholeNumber(o.seed, "--seed", 0, Number.MAX_SAFE_INTEGER);
-        const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
+        const client = await connect(clientOptions(cmd.optsWithGlobals<GlobalOpts>()));
         try {
           const s = await runDemo(client, {
             days,

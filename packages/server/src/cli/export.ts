@@ -8,12 +8,12 @@ import { asTextRow, exportColumnType } from "../query/export.js";
 import { type Client, connect } from "./client.js";
 import {
   CliError,
+  clientOptions,
   expectOk,
   type GlobalOpts,
   noteCoverage,
   printJson,
   QUERY_FLAGS,
-  runtimeOptions,
 } from "./common.js";
 import { outputFile } from "./output-file.js";
 import { progressBar } from "./progress.js";
@@ -283,7 +283,7 @@ export function registerExport(program: Command): void {
     .action(async (o: ExportOpts, c: Command) => {
       if (!(FORMATS as readonly string[]).includes(o.format))
         throw new CliError(`--format must be one of ${FORMATS.join(", ")}`, 2);
-      const client = await connect(runtimeOptions(c.optsWithGlobals<GlobalOpts>()), "read");
+      const client = await connect(clientOptions(c.optsWithGlobals<GlobalOpts>()), "read");
       try {
         const res = await exportCalls(client, o, o.format as Format);
         if (o.json) return printJson(res);
@@ -307,7 +307,7 @@ export function registerExport(program: Command): void {
       if (!isRollup(name))
         throw new CliError(`rollup must be one of ${Object.keys(ROLLUP_ROWS).join(", ")}`, 2);
       if (o.format !== "csv" && o.format !== "json") throw new CliError("--format must be csv or json", 2);
-      const client = await connect(runtimeOptions(c.optsWithGlobals<GlobalOpts>()), "read");
+      const client = await connect(clientOptions(c.optsWithGlobals<GlobalOpts>()), "read");
       try {
         const res = await exportRollup(client, name, o, o.format);
         if (o.json) return printJson(res);

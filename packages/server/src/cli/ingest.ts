@@ -2,7 +2,7 @@ import { createReadStream, statSync } from "node:fs";
 import { createInterface } from "node:readline";
 import type { Command } from "commander";
 import { type Client, connect, RawJson } from "./client.js";
-import { CliError, expectOk, type GlobalOpts, printJson, runtimeOptions } from "./common.js";
+import { CliError, clientOptions, expectOk, type GlobalOpts, printJson } from "./common.js";
 import { progressBar } from "./progress.js";
 import { formatInt } from "./table.js";
 
@@ -125,7 +125,7 @@ export function registerIngest(program: Command): void {
           throw new CliError(`cannot read ${file}: no such file`, 2);
         }
         if (isDirectory) throw new CliError(`cannot read ${file}: a directory, not a JSONL file`, 2);
-        const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
+        const client = await connect(clientOptions(cmd.optsWithGlobals<GlobalOpts>()));
         let s: IngestSummary;
         try {
           s = await ingestFile(client, file, { workspace: o.workspace, batchSize, progress: !o.json });

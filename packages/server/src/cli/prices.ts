@@ -4,7 +4,15 @@ import { loadPriceBook } from "../pricebook-file.js";
 import { calcPrice, lookupPrice } from "../prices.js";
 import { parseTime, QueryTimeError } from "../query-time.js";
 import { connect } from "./client.js";
-import { CliError, expectOk, type GlobalOpts, printJson, QUERY_FLAGS, runtimeOptions } from "./common.js";
+import {
+  CliError,
+  clientOptions,
+  expectOk,
+  type GlobalOpts,
+  printJson,
+  QUERY_FLAGS,
+  runtimeOptions,
+} from "./common.js";
 import { formatInt, groupThousands, renderTable } from "./table.js";
 
 function engineFor(g: GlobalOpts): PricingEngine {
@@ -145,7 +153,7 @@ export function registerPrices(program: Command): void {
     .option("-w, --workspace <id>", "workspace", "default")
     .option("--json", "print as JSON")
     .action(async (o: { since: string; workspace: string; json?: boolean }, cmd: Command) => {
-      const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()), "read");
+      const client = await connect(clientOptions(cmd.optsWithGlobals<GlobalOpts>()), "read");
       try {
         const q = new URLSearchParams({ since: o.since, workspace: o.workspace });
         const res = expectOk(

@@ -4,12 +4,12 @@ import { keyLabel } from "../query/key-label.js";
 import { connect } from "./client.js";
 import {
   CliError,
+  clientOptions,
   expectOk,
   type GlobalOpts,
   noteCoverage,
   printJson,
   QUERY_FLAGS,
-  runtimeOptions,
 } from "./common.js";
 import { precisionFrom, precisionOption } from "./precision.js";
 import { formatInt, groupThousands, percent, percentChange, renderTable } from "./table.js";
@@ -96,7 +96,7 @@ export function windowQuery(o: WindowOpts, extra: Record<string, string | undefi
 }
 
 async function get(cmd: Command, path: string, what: string): Promise<Json> {
-  const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()), "read");
+  const client = await connect(clientOptions(cmd.optsWithGlobals<GlobalOpts>()), "read");
   try {
     return expectOk(await client.request("GET", path), what, QUERY_FLAGS);
   } finally {
@@ -324,7 +324,7 @@ export function registerPurge(program: Command): void {
       };
       if (body.raw_days === undefined && body.summary_months === undefined)
         throw new CliError("give --raw-days, --summary-months or both", 2);
-      const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()));
+      const client = await connect(clientOptions(cmd.optsWithGlobals<GlobalOpts>()));
       try {
         const res = expectOk(await client.request("POST", "/api/admin/purge", body), "purge");
         if (o.json) return printJson(res);

@@ -7,12 +7,12 @@ import { DAY_MS } from "../time.js";
 import { connect } from "./client.js";
 import {
   CliError,
+  clientOptions,
   expectOk,
   type GlobalOpts,
   noteCoverage,
   printJson,
   QUERY_FLAGS,
-  runtimeOptions,
 } from "./common.js";
 import { precisionFrom, precisionOption } from "./precision.js";
 import { formatInt, groupThousands, percent, renderTable } from "./table.js";
@@ -67,7 +67,7 @@ export function registerSpend(program: Command): void {
         if (o.feature) q.set("feature", o.feature);
         if (o.dataMode) q.set("data_mode", o.dataMode);
         if (o.deployment) q.set("deployment", o.deployment);
-        const client = await connect(runtimeOptions(cmd.optsWithGlobals<GlobalOpts>()), "read");
+        const client = await connect(clientOptions(cmd.optsWithGlobals<GlobalOpts>()), "read");
         try {
           const res = expectOk(await client.request("GET", `/api/spend?${q}`), "spend", QUERY_FLAGS);
           if (o.json) return printJson(res);

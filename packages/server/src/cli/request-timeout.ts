@@ -1,0 +1,65 @@
+import { CliError } from "./common.js";
+
+const DEFAULT_SECONDS = 30;
+/** Node fires a timer set past 2^31 - 1 ms after 1 ms: a larger value would give up at once. */
+const MAX_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+const SECONDS = /^(\d+\.?\d*|\.\d+)$/;
+
+/**
+ * How long a command lets a running server stay silent on one request, in ms: --timeout, else
+ * TOLLGATE_TIMEOUT (empty is unset, as for every TOLLGATE_* setting), else 30 s. Seconds above 0; anything
+ * else is a usage error naming where it came from.
+ */
+export function requestTimeoutFrom(flag: string | undefined, env = process.env): number {
+  const raw = flag ?? (env.TOLLGATE_TIMEOUT || undefined);
+  if (raw === undefined) return DEFAULT_SECONDS * 1000;
+  const seconds = Number(raw);
+  if (!SECONDS.test(raw) || seconds <= 0 || seconds > MAX_SECONDS)
+    throw new CliError(
+      `${flag === undefined ? "TOLLGATE_TIMEOUT" : "--timeout"} must be a number of seconds above 0, at most ${MAX_SECONDS}, got ${JSON.stringify(raw)}`,
+      2,
+    );
+  return Math.ceil(seconds * 1000);
+}
+
+/**
+ * fetch, failing with `silent()` once the server has sent nothing for `ms`: neither its answer's headers
+ * nor the next part of its body. The timeout is for silence, not length: an answer that keeps coming is
+ * never cut off, while a server that accepted the connection and stopped answering (SIGSTOPped, hung) is
+ * not waited for until undici's own 5-minute headers timeout.
+ */
+export async function fetchUntilSilent(
+  url: string,
+  init: RequestInit,
+  ms: number,
+  silent: () => Error,
+): Promise<Response> {
+  const abort = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const restart = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => abort.abort(silent()), ms);
+  };
+  restart();
+  let res: Response;
+  try {
+    res = await fetch(url, { ...init, signal: abort.signal }); // rejects with silent()'s error once aborted
+  } catch (e) {
+    clearTimeout(timer);
+    throw e;
+  }
+  if (!res.body) {
+    clearTimeout(timer);
+    return res;
+  }
+  const body = res.body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        restart();
+        controller.enqueue(chunk);
+      },
+      flush: () => clearTimeout(timer),
+    }),
+  );
+  return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+}

@@ -1,14 +1,25 @@
 // Where `tollgate export` writes: a path it cannot write is said before any work, and an export that
-// fails midway leaves neither a partial file that reads as whole nor a previous export overwritten.
+// fails midway or is interrupted leaves neither a partial file that reads as whole nor a previous export
+// overwritten.
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
-import { cliOnScratchDir } from "./cli-run.js";
+import { cliOnScratchDir, spawnCli } from "./cli-run.js";
 import { firstPageServerFor } from "./cli-stub-server.js";
 
 const { dir, dataDir, tollgate } = cliOnScratchDir("tollgate-cli-export-output-");
 const failing = cliOnScratchDir("tollgate-cli-export-failing-");
 firstPageServerFor(failing.dataDir, "fail");
+const stalling = cliOnScratchDir("tollgate-cli-export-stalling-");
+firstPageServerFor(stalling.dataDir, "stall");
+
+/** Waits (up to 20 s) until the file `where()` names holds `text`: the export got that far. */
+async function written(where: () => string, text: string): Promise<void> {
+  for (const end = Date.now() + 20_000; Date.now() < end; await sleep(50))
+    if (existsSync(where()) && readFileSync(where(), "utf8").includes(text)) return;
+  throw new Error(`${where()} never held ${JSON.stringify(text)}`);
+}
 
 describe("an output path that cannot be written", () => {
   it("is a usage error naming the path and why (exit 2, no stack), for every format and both exports", () => {
@@ -48,5 +59,38 @@ describe("an export that fails midway", () => {
     const failed = await failing.tollgateAsync("export", "rollup", "features", "-o", rollup);
     expect(failed.code).toBe(1);
     expect(readdirSync(failing.dir).filter((f) => f.startsWith("features"))).toEqual([]);
+  });
+});
+
+describe("an export interrupted midway (Ctrl-C, SIGTERM)", () => {
+  it("removes its partial file (and parquet's temp dir), keeps the previous export, exits 130 / 143", async () => {
+    // The stub answers the first page, then never the second: the export is interrupted mid-way.
+    const tmp = join(stalling.dir, "tmp"); // the CLI's temp dir (TMPDIR): parquet's CSV goes there
+    mkdirSync(tmp);
+    const env = { ...process.env, TMPDIR: tmp };
+    for (const [format, signal, code] of [
+      ["csv", "SIGINT", 130],
+      ["json", "SIGTERM", 143],
+      ["parquet", "SIGINT", 130],
+    ] as const) {
+      const out = join(stalling.dir, `calls.${format}`);
+      writeFileSync(out, "the previous export\n");
+      const run = spawnCli(
+        ["--data-dir", stalling.dataDir, "export", "calls", "--format", format, "-o", out],
+        env,
+      );
+      // Where the calls are written as they come: `<out>.partial`, or parquet's CSV in its temp dir.
+      const calls = () =>
+        format === "parquet" ? join(tmp, readdirSync(tmp)[0] ?? "none", "calls.csv") : `${out}.partial`;
+      await written(calls, "first");
+      run.child.kill(signal);
+      const r = await run;
+      expect(readdirSync(stalling.dir).filter((f) => f.startsWith(`calls.${format}`))).toEqual([
+        `calls.${format}`,
+      ]);
+      expect(readdirSync(tmp)).toEqual([]);
+      expect(readFileSync(out, "utf8")).toBe("the previous export\n");
+      expect(r.code, `${format} ${signal}: ${r.err}`).toBe(code);
+    }
   });
 });

@@ -15,6 +15,7 @@ import {
   printJson,
   QUERY_FLAGS,
 } from "./common.js";
+import { cleanUpOnInterrupt } from "./interrupt-cleanup.js";
 import { outputFile } from "./output-file.js";
 import { progressBar } from "./progress.js";
 import { isRollup, ROLLUP_ROWS, type RollupName, type WindowOpts, windowQuery } from "./rollups.js";
@@ -89,6 +90,10 @@ export async function exportCalls(
   const out = resolve(o.out);
   const output = outputFile(out);
   const tmp = format === "parquet" ? mkdtempSync(join(tmpdir(), "tollgate-export-")) : null;
+  const removeTmp = () => {
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  };
+  const cancelCleanup = cleanUpOnInterrupt(removeTmp);
   const target = tmp ? join(tmp, "calls.csv") : output.partial;
   const file = fileWriter(target);
   let meta: Json = null;
@@ -149,7 +154,8 @@ export async function exportCalls(
     output.complete();
   } finally {
     bar?.stop();
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    cancelCleanup();
+    removeTmp();
     output.discard(); // a failed export's partial file (none once complete)
   }
   return { file: out, format, rows, ...(format === "csv" ? { meta_file: `${out}.meta.json` } : {}), meta };

@@ -1,5 +1,6 @@
 import { closeSync, openSync, renameSync, rmSync, statSync } from "node:fs";
 import { CliError } from "./common.js";
+import { cleanUpOnInterrupt } from "./interrupt-cleanup.js";
 
 const WHY: Record<string, string> = {
   ENOENT: "its directory does not exist",
@@ -9,9 +10,10 @@ const WHY: Record<string, string> = {
 
 /**
  * An export's file, written as `<out>.partial` and renamed to `out` when complete: an export that fails
- * midway (its server gone, a full disk) leaves no file that reads as whole, and keeps the one it would
- * have replaced. Created before anything is asked of the server, so a path that cannot be written is said
- * at once, as a usage error (an unreadable `ingest` file is one), not after a long export.
+ * midway (its server gone, a full disk) or is interrupted (Ctrl-C) leaves no file that reads as whole, and
+ * keeps the one it would have replaced. Created before anything is asked of the server, so a path that
+ * cannot be written is said at once, as a usage error (an unreadable `ingest` file is one), not after a
+ * long export.
  */
 export function outputFile(out: string): { partial: string; complete(): void; discard(): void } {
   const partial = `${out}.partial`;
@@ -23,9 +25,14 @@ export function outputFile(out: string): { partial: string; complete(): void; di
     const { code, message } = e as NodeJS.ErrnoException;
     throw new CliError(`cannot write ${out}: ${WHY[code ?? ""] ?? message}`, 2);
   }
+  const remove = () => rmSync(partial, { force: true });
+  const cancelCleanup = cleanUpOnInterrupt(remove);
   return {
     partial,
     complete: () => renameSync(partial, out),
-    discard: () => rmSync(partial, { force: true }),
+    discard: () => {
+      cancelCleanup();
+      remove();
+    },
   };
 }

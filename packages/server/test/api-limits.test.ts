@@ -223,6 +223,24 @@ describe("limits API: bad input", () => {
     expect(events.filter((e: Json) => e.type === "run_unkilled")).toEqual([]);
   });
 
+  it("a kill says whether the run had made calls: one killed before its first call is kept, calls_seen false", async () => {
+    const records = [validRecord({ agent_run_id: "seen-run", agent_type: "support" })];
+    expect((await postEvents(rt.app, rt.rootToken, records)).status).toBe(200);
+    await vi.waitFor(async () =>
+      expect((await call("GET", "/api/runs/seen-run")).json.usage?.llm_calls).toBe(1),
+    );
+    expect((await call("POST", "/api/runs/seen-run/kill")).json).toMatchObject({
+      state: "killed",
+      calls_seen: true,
+    });
+    // A run stopped before it starts (its first call is refused), or a mistyped id: said either way.
+    expect((await call("POST", "/api/runs/not-started/kill")).json).toMatchObject({
+      state: "killed",
+      calls_seen: false,
+    });
+    expect((await call("GET", "/api/runs/not-started")).json).toMatchObject({ state: "killed" });
+  });
+
   it("an empty kill body is fine; a reason is kept", async () => {
     expect((await call("POST", "/api/runs/r2/kill", "")).json).toMatchObject({ state: "killed" });
     expect(

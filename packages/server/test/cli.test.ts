@@ -524,6 +524,35 @@ describe("tollgate CLI", () => {
     expect(withReason.err).toContain("unknown option '--reason'");
   });
 
+  it("runs kill of a run with no call seen yet kills it, and says so: a mistyped id stops nothing that runs", () => {
+    const file = join(dir, "run.jsonl");
+    const record = { provider: "openai", model: "gpt-4o-mini", input_uncached_tokens: 10, output_tokens: 5 };
+    const call = {
+      ...record,
+      event_id: uuidv7(),
+      ts_start: Date.now() - 60_000,
+      agent_run_id: "cli-seen-run",
+    };
+    writeFileSync(file, JSON.stringify(call));
+    expect(tollgate("ingest", file, "--json").code).toBe(0);
+    const seen = tollgate("runs", "kill", "cli-seen-run");
+    expect(seen.code, seen.err).toBe(0);
+    expect(seen.out).toBe("run cli-seen-run: killed\n");
+    expect(seen.err).toBe("");
+    expect(JSON.parse(tollgate("runs", "kill", "cli-seen-run", "--json").out).calls_seen).toBe(true);
+
+    const unseen = tollgate("runs", "kill", "cli-next-run");
+    expect(unseen.code, unseen.err).toBe(0);
+    expect(unseen.out).toBe("run cli-next-run: killed\n");
+    expect(unseen.err).toBe(
+      "note: no calls seen yet for run cli-next-run in workspace default; it is killed, and any call under it will be refused\n",
+    );
+    const json = tollgate("runs", "kill", "cli-next-run-2", "--json");
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.out)).toMatchObject({ state: "killed", calls_seen: false });
+    expect(tollgate("runs", "status", "cli-next-run", "--json").out).toContain('"state": "killed"');
+  });
+
   it("prices unpriced lists models without a price", () => {
     const file = join(dir, "unpriced.jsonl");
     writeFileSync(

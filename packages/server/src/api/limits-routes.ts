@@ -202,8 +202,8 @@ export function registerLimitRoutes(app: Hono<Env>, guard: SpendGuard, h: LimitR
     const ws = h.workspaceOf(c, c.req.query("workspace"));
     const id = runIdParam(c);
     const reason = await killReason(c);
-    const kill = await guard.killRun(ws, id, actorOf(c.get("principal")), reason);
-    return c.json({ id, state: "killed", killed: kill });
+    const { kill, callsSeen } = await guard.killRun(ws, id, actorOf(c.get("principal")), reason);
+    return c.json({ id, state: "killed", killed: kill, calls_seen: callsSeen });
   });
 
   app.post("/api/runs/:id/unkill", h.admin, async (c) => {

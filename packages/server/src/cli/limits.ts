@@ -307,9 +307,13 @@ export function registerLimits(program: Command): void {
             `runs ${verb}`,
             verb === "kill" ? { reason: o.reason } : undefined,
           );
-          if (o.json) printJson(res);
-          else if (res.was_killed === false) console.log(`run ${runId}: was not killed (counters kept)`);
+          if (o.json) return printJson(res);
+          if (res.was_killed === false) console.log(`run ${runId}: was not killed (counters kept)`);
           else console.log(`run ${runId}: ${res.state}`);
+          if (res.calls_seen === false)
+            console.error(
+              `note: no calls seen yet for run ${runId} in workspace ${o.workspace}; it is killed, and any call under it will be refused`,
+            );
         },
       );
   }

@@ -930,7 +930,17 @@ export class SpendGuard {
     return this.events.policyAudit(ws, kind, id);
   }
 
-  async killRun(ws: string, runId: string, by: string, reason?: string): Promise<KillReason> {
+  /**
+   * Kills a run, one with no call seen yet too (a run stopped before it starts: its first call is refused).
+   * `callsSeen` says which it was: a kill of a mistyped id stops nothing that runs.
+   */
+  async killRun(
+    ws: string,
+    runId: string,
+    by: string,
+    reason?: string,
+  ): Promise<{ kill: KillReason; callsSeen: boolean }> {
+    const usage = (await this.store.run(ws, runKey(runId)))?.usage;
     const kill: KillReason = {
       ceiling: "manual",
       value: reason ?? "killed by hand",
@@ -942,7 +952,7 @@ export class SpendGuard {
     await this.events.appendLimitEvents([killRow(ws, runId, null, kill, null)]);
     await this.store.kill(ws, runKey(runId), kill);
     this.#released(ws, runId);
-    return kill;
+    return { kill, callsSeen: !!usage && usage.llm_calls + usage.tool_calls > 0 };
   }
 
   async unkillRun(ws: string, runId: string, by: string): Promise<boolean> {

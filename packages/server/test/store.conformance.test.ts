@@ -34,6 +34,7 @@ import {
   SPEND_DIMENSIONS,
   type Store,
   type SumField,
+  type WorkspaceRow,
 } from "../src/store/types.js";
 import { utcMonthStart } from "../src/time.js";
 import { ChdbExec } from "./chdb-exec.js";
@@ -595,6 +596,22 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
       const list = (await s.listKeys()).map((k) => ({ ...k, revoked_at: k.revoked_at !== null }));
       return { found, revoked, gone, list, other: (await s.listKeys("other")).length };
     });
+  });
+
+  it("workspaces: every one made or holding calls, by id, and whether it holds calls", async () => {
+    const answer = (await same(async (s) => {
+      await s.ensureWorkspace("made-only");
+      return s.workspaces();
+    })) as WorkspaceRow[];
+    expect(answer).toEqual(
+      expect.arrayContaining([
+        { id: "default", calls: true },
+        { id: "made-only", calls: false },
+        { id: "other", calls: true },
+      ]),
+    );
+    const ids = answer.map((w) => w.id);
+    expect(ids).toEqual([...new Set(ids)].sort());
   });
 
   it("policies with their audit trail, and limit events", async () => {

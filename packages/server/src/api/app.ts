@@ -16,6 +16,7 @@ import { keepForLimits, rawFloor } from "../limits/raw-floor.js";
 import { lookupPrice } from "../prices.js";
 import { coverageOf, purgeHorizons } from "../query/coverage.js";
 import { notServedByRole, routeGroupOf, type ServerRole, servesRoutes } from "../roles.js";
+import { workspaceRows } from "../store/rows.js";
 import {
   type AnalyticsStore,
   type EventFilter,
@@ -333,6 +334,19 @@ export function createApp(deps: AppDeps): Hono<Env> {
     // Root without ?workspace sees every workspace's keys; everyone else only their own.
     const workspace = p.role === "root" && !requested ? undefined : workspaceOf(c, requested);
     return c.json({ keys: await deps.keyStore.listKeys(workspace) });
+  });
+
+  // What a read may name, with whether it holds calls: a workspace nothing names (no call, key or limit) is a
+  // mistyped one, which analytics would answer as no spend at all (the CLI says so). Root sees every one,
+  // any other key its own.
+  app.get("/api/workspaces", auth(CAN_READ), async (c) => {
+    const p = c.get("principal");
+    const stored = await deps.events.workspaces();
+    const all = workspaceRows(
+      [...stored.map((w) => w.id), ...deps.guard.registry.workspaces()],
+      stored.filter((w) => w.calls).map((w) => w.id),
+    );
+    return c.json({ workspaces: p.role === "root" ? all : all.filter((w) => w.id === p.workspaceId) });
   });
 
   app.delete("/api/keys/:id", auth(CAN_ADMIN), async (c) => {

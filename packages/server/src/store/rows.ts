@@ -1,4 +1,4 @@
-import type { SpendDimension, SpendRow } from "./types.js";
+import type { SpendDimension, SpendRow, WorkspaceRow } from "./types.js";
 
 // Row orders and merges both stores share, so their answers agree row for row.
 
@@ -61,6 +61,12 @@ export function byCodePoint(a: string, b: string): number {
 }
 
 const isSurrogate = (c: number) => c >= 0xd800 && c <= 0xdfff;
+
+/** The workspaces made and those holding calls, as one list by id (EventStore.workspaces). */
+export function workspaceRows(made: readonly string[], withCalls: readonly string[]): WorkspaceRow[] {
+  const calls = new Set(withCalls);
+  return [...new Set([...made, ...withCalls])].sort(byCodePoint).map((id) => ({ id, calls: calls.has(id) }));
+}
 
 /** Rows of the same key summed (the summary part and the raw part of one answer), in the raw query's order. */
 export function mergeSpend(a: SpendRow[], b: SpendRow[], by: SpendDimension): SpendRow[] {

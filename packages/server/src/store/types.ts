@@ -134,6 +134,17 @@ export interface EventStore {
     from: number,
     to: number,
   ): Promise<TraceSpan[]>;
+  /**
+   * Every workspace made (`default`, one a key was created for) or holding calls (raw or summarized: a
+   * root import's too), by id in code point order.
+   */
+  workspaces(): Promise<WorkspaceRow[]>;
+}
+
+/** A workspace the store knows, and whether it holds any calls. */
+export interface WorkspaceRow {
+  id: string;
+  calls: boolean;
 }
 
 /** A record's place in its trace, and what it reports (see EventStore.traceSpans). */

@@ -1,7 +1,7 @@
 import type { Worker } from "node:worker_threads";
 import { type CallRecord, PRICE_REF_NO_USAGE, uuidv7Time } from "@tollgate/core/fields";
 import { DAY_MS, utcMidnight, utcMonthStart } from "../../time.js";
-import { mergeSpend, orderSpend } from "../rows.js";
+import { mergeSpend, orderSpend, workspaceRows } from "../rows.js";
 import {
   type AgentRunRollupRow,
   type ApiKeyRecord,
@@ -29,6 +29,7 @@ import {
   type TraceSpan,
   type UnpricedRow,
   type UserDayRow,
+  type WorkspaceRow,
 } from "../types.js";
 import { reviveError, WorkerCalls } from "../worker-calls.js";
 import { agentRuns, firstSeen, segmentSets, userDays } from "./analytics.js";
@@ -439,6 +440,15 @@ export class ClickHouseStore implements Store {
       `SELECT count() AS n FROM ${this.#t("events")} WHERE ${whereSql(filter)}`,
     );
     return Number(rows[0]?.n ?? 0);
+  }
+
+  /** The summary holds every call (its view sums each insert), as purge reads it. */
+  async workspaces(): Promise<WorkspaceRow[]> {
+    const ids = async (sql: string) => (await this.ch.rows<{ id: string }>(sql)).map((r) => r.id);
+    return workspaceRows(
+      await ids(`SELECT DISTINCT id FROM ${this.#t("workspaces")}`),
+      await ids(`SELECT DISTINCT workspace_id AS id FROM ${this.#t("daily_summary")}`),
+    );
   }
 
   async ensureWorkspace(id: string): Promise<void> {

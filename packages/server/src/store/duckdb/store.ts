@@ -6,7 +6,7 @@ import {
 } from "@duckdb/node-api";
 import { type CallRecord, PRICE_REF_NO_USAGE } from "@tollgate/core/fields";
 import { DAY_MS, utcMidnight } from "../../time.js";
-import { byCostThenKey, mergeSpend } from "../rows.js";
+import { byCostThenKey, mergeSpend, workspaceRows } from "../rows.js";
 import {
   type AgentRunRollupRow,
   type ApiKeyRecord,
@@ -34,6 +34,7 @@ import {
   type TraceSpan,
   type UnpricedRow,
   type UserDayRow,
+  type WorkspaceRow,
 } from "../types.js";
 import { agentRuns, firstSeen, segmentSets, userDays, userDaysOf } from "./analytics.js";
 import { appendInSlices, appendWith, isDuplicateKey } from "./appender.js";
@@ -476,6 +477,15 @@ export class DuckDbStore implements Store {
       conn.runAndReadAll(`SELECT count(*) FROM events WHERE ${sql}`, params),
     );
     return Number(res.getRowsJS()[0]?.[0] ?? 0);
+  }
+
+  async workspaces(): Promise<WorkspaceRow[]> {
+    const ids = (sql: string) =>
+      this.reader.run(async (conn) => (await conn.runAndReadAll(sql)).getRowsJS().map((r) => r[0] as string));
+    return workspaceRows(
+      await ids("SELECT id FROM workspaces"),
+      await ids("SELECT workspace_id FROM events UNION SELECT workspace_id FROM daily_summary"),
+    );
   }
 
   async ensureWorkspace(id: string): Promise<void> {

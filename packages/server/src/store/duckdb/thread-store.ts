@@ -23,6 +23,7 @@ import type {
   TraceSpan,
   UnpricedRow,
   UserDayRow,
+  WorkspaceRow,
 } from "../types.js";
 import { reviveError, type WireError, WorkerCalls } from "../worker-calls.js";
 import { toColumns, transferList } from "./columns.js";
@@ -141,6 +142,9 @@ export class ThreadStore implements Store {
 
   count(filter: EventFilter): Promise<number> {
     return this.#call("count", filter);
+  }
+  workspaces(): Promise<WorkspaceRow[]> {
+    return this.#call("workspaces");
   }
   ensureWorkspace(id: string): Promise<void> {
     return this.#call("ensureWorkspace", id);

@@ -6,7 +6,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { cliOnScratchDir, spawnCli } from "./cli-run.js";
-import { stubServerFor } from "./cli-stub-server.js";
+import { stubServerFor, WORKSPACES } from "./cli-stub-server.js";
 
 const { dir, tollgate } = cliOnScratchDir("tollgate-cli-timeout-");
 
@@ -29,7 +29,7 @@ const PAGE = JSON.stringify({
 });
 
 /**
- * An export whose one page comes in 10 parts 300 ms apart (3 s in all), then its end; or, on a path with
+ * An export whose one page comes in 10 parts 300 ms apart (3 s in all), then its end; or, asked for customer
  * `stall`, its first part and nothing more.
  */
 const slowDir = join(dir, "slow");
@@ -38,6 +38,7 @@ stubServerFor(
   createHttpServer((req, res) => {
     req.resume();
     res.writeHead(200, { "content-type": "application/json" });
+    if (req.url === "/api/workspaces") return res.end(JSON.stringify(WORKSPACES));
     const size = Math.ceil(PAGE.length / 10);
     const parts = req.url?.includes("customer_id=stall") ? 1 : 10;
     let i = 0;

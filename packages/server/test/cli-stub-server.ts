@@ -30,6 +30,9 @@ export function stubServerFor(dataDir: string, server: Server): void {
   });
 }
 
+/** GET /api/workspaces of a stub server: its calls are in `default` (the workspace read unless -w says). */
+export const WORKSPACES = { workspaces: [{ id: "default", calls: true }] };
+
 /**
  * A stub of a data dir's running server: it answers the first page of a calls export (one of two calls),
  * and every other request fails with a 500 (`then: "fail"`: a long command fails midway) or is never
@@ -40,6 +43,7 @@ export function firstPageServerFor(dataDir: string, then: "fail" | "stall"): voi
     const reply = (status: number, body: unknown) =>
       res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
     req.resume();
+    if (req.url === "/api/workspaces") return reply(200, WORKSPACES);
     if (req.url?.startsWith("/api/export/calls") && !req.url.includes("cursor="))
       return reply(200, {
         generated_at: new Date().toISOString(),

@@ -5,20 +5,13 @@ import { join, resolve } from "node:path";
 import type { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { asTextRow, exportColumnType } from "../query/export.js";
-import { type Client, connect } from "./client.js";
-import {
-  CliError,
-  clientOptions,
-  expectOk,
-  type GlobalOpts,
-  noteCoverage,
-  printJson,
-  QUERY_FLAGS,
-} from "./common.js";
+import type { Client } from "./client.js";
+import { CliError, expectOk, noteCoverage, printJson, QUERY_FLAGS } from "./common.js";
 import { cleanUpOnInterrupt } from "./interrupt-cleanup.js";
 import { outputFile } from "./output-file.js";
 import { progressBar } from "./progress.js";
 import { isRollup, ROLLUP_ROWS, type RollupName, type WindowOpts, windowQuery } from "./rollups.js";
+import { connectToRead } from "./workspace-check.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: API answers are read loosely
 type Json = any;
@@ -289,7 +282,7 @@ export function registerExport(program: Command): void {
     .action(async (o: ExportOpts, c: Command) => {
       if (!(FORMATS as readonly string[]).includes(o.format))
         throw new CliError(`--format must be one of ${FORMATS.join(", ")}`, 2);
-      const client = await connect(clientOptions(c.optsWithGlobals<GlobalOpts>()), "read");
+      const client = await connectToRead(c, o.workspace);
       try {
         const res = await exportCalls(client, o, o.format as Format);
         if (o.json) return printJson(res);
@@ -313,7 +306,7 @@ export function registerExport(program: Command): void {
       if (!isRollup(name))
         throw new CliError(`rollup must be one of ${Object.keys(ROLLUP_ROWS).join(", ")}`, 2);
       if (o.format !== "csv" && o.format !== "json") throw new CliError("--format must be csv or json", 2);
-      const client = await connect(clientOptions(c.optsWithGlobals<GlobalOpts>()), "read");
+      const client = await connectToRead(c, o.workspace);
       try {
         const res = await exportRollup(client, name, o, o.format);
         if (o.json) return printJson(res);

@@ -11,9 +11,9 @@ const WHY: Record<string, string> = {
 /**
  * An export's file, written as `<out>.partial` and renamed to `out` when complete: an export that fails
  * midway (its server gone, a full disk) or is interrupted (Ctrl-C) leaves no file that reads as whole, and
- * keeps the one it would have replaced. Created before anything is asked of the server, so a path that
- * cannot be written is said at once, as a usage error (an unreadable `ingest` file is one), not after a
- * long export.
+ * keeps the one it would have replaced. Created before the export asks anything of the server, so a path
+ * that cannot be written is said at once, as a usage error (an unreadable `ingest` file is one), not after
+ * a long export.
  */
 export function outputFile(out: string): { partial: string; complete(): void; discard(): void } {
   const partial = `${out}.partial`;

@@ -3,17 +3,9 @@ import type { Command } from "commander";
 import { loadPriceBook } from "../pricebook-file.js";
 import { calcPrice, lookupPrice } from "../prices.js";
 import { parseTime, QueryTimeError } from "../query-time.js";
-import { connect } from "./client.js";
-import {
-  CliError,
-  clientOptions,
-  expectOk,
-  type GlobalOpts,
-  printJson,
-  QUERY_FLAGS,
-  runtimeOptions,
-} from "./common.js";
+import { CliError, expectOk, type GlobalOpts, printJson, QUERY_FLAGS, runtimeOptions } from "./common.js";
 import { formatInt, groupThousands, renderTable } from "./table.js";
+import { connectToRead } from "./workspace-check.js";
 
 function engineFor(g: GlobalOpts): PricingEngine {
   const { pricebookPath } = runtimeOptions(g);
@@ -153,7 +145,7 @@ export function registerPrices(program: Command): void {
     .option("-w, --workspace <id>", "workspace", "default")
     .option("--json", "print as JSON")
     .action(async (o: { since: string; workspace: string; json?: boolean }, cmd: Command) => {
-      const client = await connect(clientOptions(cmd.optsWithGlobals<GlobalOpts>()), "read");
+      const client = await connectToRead(cmd, o.workspace);
       try {
         const q = new URLSearchParams({ since: o.since, workspace: o.workspace });
         const res = expectOk(

@@ -14,6 +14,7 @@ import {
 import { precisionFrom, precisionOption } from "./precision.js";
 import { formatInt, groupThousands, percent, percentChange, renderTable } from "./table.js";
 import { printable } from "./terminal-text.js";
+import { connectToRead } from "./workspace-check.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: API answers are rendered loosely
 type Json = any;
@@ -95,8 +96,9 @@ export function windowQuery(o: WindowOpts, extra: Record<string, string | undefi
   return q;
 }
 
-async function get(cmd: Command, path: string, what: string): Promise<Json> {
-  const client = await connect(clientOptions(cmd.optsWithGlobals<GlobalOpts>()), "read");
+/** One analytics answer of a workspace (checked first: workspace-check.ts), or the server's message. */
+async function get(cmd: Command, workspace: string, path: string, what: string): Promise<Json> {
+  const client = await connectToRead(cmd, workspace);
   try {
     return expectOk(await client.request("GET", path), what, QUERY_FLAGS);
   } finally {
@@ -206,7 +208,12 @@ export function registerRollups(program: Command): void {
     if (!isRollup(name)) throw new CliError(`rollup must be one of ${ROLLUPS.join(", ")}`, 2);
     const usd = usdAt(precisionFrom(o.precision));
     const extra = name === "outcomes" ? { by: o.by } : name === "user-day" ? { top: o.top } : {};
-    const res = await get(cmd, `/api/rollups/${name}?${windowQuery(o, extra)}`, `rollup ${name}`);
+    const res = await get(
+      cmd,
+      o.workspace,
+      `/api/rollups/${name}?${windowQuery(o, extra)}`,
+      `rollup ${name}`,
+    );
     if (o.json) return printJson(res);
     console.log(`${res.window.from} – ${res.window.to}`);
     console.log(TABLES[name](res, usd));
@@ -225,6 +232,7 @@ export function registerRollups(program: Command): void {
     const usd = usdAt(precisionFrom(o.precision));
     const res = await get(
       cmd,
+      o.workspace,
       `/api/variance?${windowQuery(o, { vs_from: o.vsFrom, vs_to: o.vsTo })}`,
       "explain",
     );
@@ -259,7 +267,7 @@ export function registerRollups(program: Command): void {
     program.command("forecast").description("month-end projection from the recent daily run rate"),
   ).action(async (o: WindowOpts, cmd: Command) => {
     const usd = usdAt(precisionFrom(o.precision));
-    const res = await get(cmd, `/api/forecast?${windowQuery(o)}`, "forecast");
+    const res = await get(cmd, o.workspace, `/api/forecast?${windowQuery(o)}`, "forecast");
     if (o.json) return printJson(res);
     const w = res.workspace;
     console.log(

@@ -4,18 +4,10 @@ import { keyLabel } from "../query/key-label.js";
 import { parseTime, QueryTimeError } from "../query-time.js";
 import { SPEND_DIMENSIONS } from "../store/types.js";
 import { DAY_MS } from "../time.js";
-import { connect } from "./client.js";
-import {
-  CliError,
-  clientOptions,
-  expectOk,
-  type GlobalOpts,
-  noteCoverage,
-  printJson,
-  QUERY_FLAGS,
-} from "./common.js";
+import { CliError, expectOk, noteCoverage, printJson, QUERY_FLAGS } from "./common.js";
 import { precisionFrom, precisionOption } from "./precision.js";
 import { formatInt, groupThousands, percent, renderTable } from "./table.js";
+import { connectToRead } from "./workspace-check.js";
 
 export function registerSpend(program: Command): void {
   program
@@ -67,7 +59,7 @@ export function registerSpend(program: Command): void {
         if (o.feature) q.set("feature", o.feature);
         if (o.dataMode) q.set("data_mode", o.dataMode);
         if (o.deployment) q.set("deployment", o.deployment);
-        const client = await connect(clientOptions(cmd.optsWithGlobals<GlobalOpts>()), "read");
+        const client = await connectToRead(cmd, o.workspace);
         try {
           const res = expectOk(await client.request("GET", `/api/spend?${q}`), "spend", QUERY_FLAGS);
           if (o.json) return printJson(res);

@@ -1,0 +1,71 @@
+// A mistyped -w / --workspace: the analytics answer a workspace nothing names as one with no spend, so the
+// commands that read calls refuse it, naming the known ones; one that exists without calls is read, noted.
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { uuidv7 } from "@tollgate/core";
+import { beforeAll, describe, expect, it } from "vitest";
+import { cliOnScratchDir } from "./cli-run.js";
+
+const { dir, tollgate } = cliOnScratchDir("tollgate-cli-workspaces-");
+
+beforeAll(() => {
+  for (const workspace of ["prod", "staging"]) {
+    const file = join(dir, `${workspace}.jsonl`);
+    const call = { provider: "openai", model: "gpt-4o-mini", input_uncached_tokens: 10, output_tokens: 5 };
+    writeFileSync(file, JSON.stringify({ ...call, event_id: uuidv7(), ts_start: Date.now() - 60_000 }));
+    const r = tollgate("ingest", file, "-w", workspace, "--json");
+    expect(r.code, r.err).toBe(0);
+  }
+  expect(tollgate("keys", "create", "--workspace", "fresh", "--role", "read").code).toBe(0);
+  const budget = tollgate("budgets", "set", "cap", "--window", "day", "--limit", "1.00", "-w", "capped");
+  expect(budget.code, budget.err).toBe(0);
+}, 60_000);
+
+/** Every command that reads a workspace's calls, with what it needs besides the workspace. */
+const READS = [
+  ["spend", "--by", "feature"],
+  ["rollup", "features"],
+  ["explain"],
+  ["forecast"],
+  ["prices", "unpriced"],
+  ["export", "calls", "-o", join(dir, "calls.csv")],
+  ["export", "rollup", "features", "-o", join(dir, "features.csv")],
+];
+
+describe("a workspace no call, key or limit names (a mistyped -w)", () => {
+  it("is a usage error naming the known workspaces (exit 2), --json too, for every command that reads calls", () => {
+    for (const args of READS)
+      for (const json of [[], ["--json"]]) {
+        const r = tollgate(...args, "-w", "prdo", ...json);
+        expect(r.code, `${args.join(" ")}: ${r.err}`).toBe(2);
+        expect(r.err).toBe(
+          'error: workspace "prdo" does not exist: no call, key or limit names it (-w, --workspace); ' +
+            "known workspaces: capped, default, fresh, prod, staging\n",
+        );
+        expect(r.out).toBe("");
+      }
+    expect(existsSync(join(dir, "calls.csv"))).toBe(false);
+    expect(existsSync(join(dir, "features.csv"))).toBe(false);
+  });
+});
+
+describe("a workspace that exists but holds no calls", () => {
+  it("is read as asked (exit 0, --json as ever), with a note on stderr naming the workspaces with calls", () => {
+    for (const workspace of ["fresh", "capped", "default"]) {
+      const r = tollgate("spend", "--by", "feature", "-w", workspace, "--json");
+      expect(r.code, r.err).toBe(0);
+      expect(JSON.parse(r.out).rows).toEqual([]);
+      expect(r.err).toBe(
+        `note: workspace "${workspace}" has no calls recorded; workspaces with calls: prod, staging\n`,
+      );
+    }
+  });
+
+  it("one with calls is read without a word", () => {
+    for (const args of READS) {
+      const r = tollgate(...args, "-w", "prod", "--json");
+      expect(r.code, `${args.join(" ")}: ${r.err}`).toBe(0);
+      expect(r.err).toBe("");
+    }
+  });
+});

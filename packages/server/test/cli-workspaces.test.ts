@@ -1,10 +1,12 @@
 // A mistyped -w / --workspace: the analytics answer a workspace nothing names as one with no spend, so the
 // commands that read calls refuse it, naming the known ones; one that exists without calls is read, noted.
 import { existsSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { join } from "node:path";
 import { uuidv7 } from "@tollgate/core";
 import { beforeAll, describe, expect, it } from "vitest";
-import { cliOnScratchDir } from "./cli-run.js";
+import { cliOnScratchDir, spawnCli } from "./cli-run.js";
+import { stubServerFor } from "./cli-stub-server.js";
 
 const { dir, tollgate } = cliOnScratchDir("tollgate-cli-workspaces-");
 
@@ -67,5 +69,28 @@ describe("a workspace that exists but holds no calls", () => {
       expect(r.code, `${args.join(" ")}: ${r.err}`).toBe(0);
       expect(r.err).toBe("");
     }
+  });
+});
+
+/** A server older than the CLI: no /api/workspaces (its 404 names no route), its spend as ever. */
+const olderDir = join(dir, "older");
+stubServerFor(
+  olderDir,
+  createServer((req, res) => {
+    req.resume();
+    const reply = (status: number, body: unknown) =>
+      res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+    if (req.url?.startsWith("/api/spend")) return reply(200, { rows: [], total: { calls: 0 } });
+    reply(404, {
+      error: { type: "invalid_request_error", code: "not_found", message: `no route GET ${req.url}` },
+    });
+  }),
+);
+
+describe("a server older than the CLI (no /api/workspaces)", () => {
+  it("reads the workspace as asked, unchecked", async () => {
+    const r = await spawnCli(["--data-dir", olderDir, "spend", "--by", "feature", "-w", "prdo", "--json"]);
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(r.out)).toEqual({ rows: [], total: { calls: 0 } });
   });
 });

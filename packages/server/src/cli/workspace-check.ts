@@ -14,10 +14,10 @@ interface Workspace {
  * when the calls went elsewhere) is read as asked, with a note on stderr naming those that hold calls.
  */
 export async function checkWorkspace(client: Pick<Client, "request">, workspace: string): Promise<void> {
-  const known: Workspace[] = expectOk(
-    await client.request("GET", "/api/workspaces"),
-    "workspaces",
-  ).workspaces;
+  const reply = await client.request("GET", "/api/workspaces");
+  // A server older than this CLI has no such route: it reads the workspace as asked, unchecked.
+  if (reply.status === 404 && reply.body?.error?.code === "not_found") return;
+  const known: Workspace[] = expectOk(reply, "workspaces").workspaces;
   const asked = known.find((w) => w.id === workspace);
   if (asked?.calls) return;
   if (!asked)

@@ -72,6 +72,33 @@ describe("a workspace that exists but holds no calls", () => {
   });
 });
 
+/** Every command that reads a workspace's budgets, agent types or keys. */
+const LIMIT_READS = [
+  ["budgets", "status"],
+  ["agents", "list"],
+  ["keys", "list"],
+];
+
+describe("a mistyped -w on a command that reads limits or keys", () => {
+  it("is a usage error naming the known workspaces (exit 2)", () => {
+    for (const args of LIMIT_READS) {
+      const r = tollgate(...args, "-w", "prdo", "--json");
+      expect(r.code, `${args.join(" ")}: ${r.err}`).toBe(2);
+      expect(r.out).toBe("");
+      expect(r.err).toContain('workspace "prdo" does not exist');
+    }
+  });
+
+  it("a workspace without calls (budgets only) is read without a word", () => {
+    for (const args of LIMIT_READS) {
+      const r = tollgate(...args, "-w", "capped", "--json");
+      expect(r.code, `${args.join(" ")}: ${r.err}`).toBe(0);
+      expect(r.err).toBe("");
+    }
+    expect(JSON.parse(tollgate("budgets", "status", "-w", "capped", "--json").out).budgets).toHaveLength(1);
+  });
+});
+
 /** A server older than the CLI: no /api/workspaces (its 404 names no route), its spend as ever. */
 const olderDir = join(dir, "older");
 stubServerFor(

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { ROLES } from "../store/types.js";
 import { CliError, callApi, printJson } from "./common.js";
 import { renderTable } from "./table.js";
+import { readLimitsOf } from "./workspace-check.js";
 
 export function registerKeys(program: Command): void {
   const keys = program.command("keys").description("manage API keys (stored hashed; a key is shown once)");
@@ -64,7 +65,9 @@ export function registerKeys(program: Command): void {
     .option("--json", "print as JSON")
     .action(async (o: { workspace?: string; json?: boolean }, cmd: Command) => {
       const q = o.workspace ? `?workspace=${encodeURIComponent(o.workspace)}` : "";
-      const res = await callApi(cmd, "GET", `/api/keys${q}`, "keys list");
+      const res = o.workspace
+        ? await readLimitsOf(cmd, o.workspace, `/api/keys${q}`, "keys list")
+        : await callApi(cmd, "GET", `/api/keys${q}`, "keys list");
       if (o.json) return printJson(res);
       const rows = (
         res.keys as {

@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import { parse as parseYaml } from "yaml";
 import { CliError, callApi, printJson } from "./common.js";
 import { groupThousands, renderTable } from "./table.js";
+import { readLimitsOf } from "./workspace-check.js";
 
 type Json = Record<string, unknown>;
 
@@ -213,7 +214,7 @@ export function registerLimits(program: Command): void {
     .option("--json", "print as JSON")
     .action(async (id: string | undefined, o: { workspace: string; json?: boolean }, cmd: Command) => {
       const path = id ? `/api/budgets/${encodeURIComponent(id)}` : "/api/budgets";
-      const res = await callApi(cmd, "GET", `${path}?${ws(o.workspace)}`, "budgets status");
+      const res = await readLimitsOf(cmd, o.workspace, `${path}?${ws(o.workspace)}`, "budgets status");
       if (o.json) return printJson(res);
       printStatus(id ? [res] : res.budgets);
     });
@@ -359,7 +360,7 @@ export function registerLimits(program: Command): void {
     .option("-w, --workspace <id>", "workspace", "default")
     .option("--json", "print as JSON")
     .action(async (o: { workspace: string; json?: boolean }, cmd: Command) => {
-      const res = await callApi(cmd, "GET", `/api/agents?${ws(o.workspace)}`, "agents list");
+      const res = await readLimitsOf(cmd, o.workspace, `/api/agents?${ws(o.workspace)}`, "agents list");
       if (o.json) return printJson(res);
       console.log(
         renderTable(

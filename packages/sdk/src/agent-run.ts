@@ -415,10 +415,19 @@ export function agentRunOfCall(): { run: AgentRun; counts: boolean } | undefined
   return run && { run, counts: counted.getStore()?.run !== run };
 }
 
-/** A wrapped client's call (a model call, which holds; a poll, which need not) is made inside `run.llm(…)` of `run`. */
-export function wrappedInLlm(run: AgentRun): void {
+/**
+ * A wrapped client's call (a model call, which holds; a poll, which need not) is made inside `run.llm(…)` of
+ * `run`. What it returns tells that `run.llm` the call counts its usage to `run` itself (as its record reads
+ * it), so the reply's is not counted again: kept by the call, since its reply may be read outside the scope
+ * (an APIPromise returned from `run.llm`'s callback is parsed by `run.llm`'s own await).
+ */
+export function wrappedInLlm(run: AgentRun): () => void {
   const scope = counted.getStore();
-  if (scope?.run === run) scope.wrapped = true;
+  if (scope?.run !== run) return () => {};
+  scope.wrapped = true;
+  return () => {
+    scope.usageCounted = true;
+  };
 }
 
 let unheldWarned = false;
@@ -436,10 +445,4 @@ function warnUnheld(run: AgentRun): void {
       "(said once a process).",
     { code: "TOLLGATE_LLM_UNHELD" },
   );
-}
-
-/** A wrapped call made inside `run.llm(…)` counts its usage to `run` itself (as its record reads it). */
-export function countsUsageInLlm(run: AgentRun): void {
-  const scope = counted.getStore();
-  if (scope?.run === run) scope.usageCounted = true;
 }

@@ -84,7 +84,7 @@ export function markFinished(responseId: string): boolean {
  * llm record. For the submission's scope and run when this process submitted it, else for the poll's
  * (`poll`: made when the poll was, so the run is not counted a second LLM call: it was at submission).
  */
-export function recordIfFinished(body: unknown, poll: TrackedCall, { readByRun = true } = {}): void {
+export function recordIfFinished(body: unknown, poll: TrackedCall): void {
   if (typeof body !== "object" || body === null) return;
   const response = backgroundResponse(body as Record<string, unknown>);
   if (!response || !isFinished(response) || finished.has(response.id)) return;
@@ -98,10 +98,10 @@ export function recordIfFinished(body: unknown, poll: TrackedCall, { readByRun =
   }
   const call = submitted.get(response.id) ?? poll;
   markFinished(response.id);
-  // A poll inside the run's own `run.llm(…)`: the run counts the reply itself (not a stream's: it reads no usage there).
-  const countedByRun =
-    readByRun && poll.agentRun?.counts === false && poll.agentRun.run === call.agentRun?.run;
-  call.finishBackground(response, usage, { countsRun: !countedByRun });
+  // Counted to its run here, before its hold goes: a poll inside that run's own `run.llm(…)` tells it not to
+  // count the reply again (told first: the record's sink may throw once the usage is counted).
+  if (poll.agentRun?.counts === false && poll.agentRun.run === call.agentRun?.run) poll.usageCounted();
+  call.finishBackground(response, usage);
 }
 
 /**
@@ -114,7 +114,7 @@ export function observeResumedStream(stream: StreamLike, poll: TrackedCall): voi
     const events = original.call(stream);
     const seen = (r: IteratorResult<unknown>) => {
       const response = r.done ? null : finalResponseOf(r.value);
-      if (response) recordIfFinished(response, poll, { readByRun: false });
+      if (response) recordIfFinished(response, poll);
       return r;
     };
     const iterator: AsyncIterableIterator<unknown> = {

@@ -24,13 +24,7 @@ import {
   transcriptionBilling,
   uuidv7,
 } from "@tollgate/core";
-import {
-  type AgentRun,
-  agentRunOfCall,
-  builtinEngine,
-  countsUsageInLlm,
-  wrappedInLlm,
-} from "../agent-run.js";
+import { type AgentRun, agentRunOfCall, builtinEngine, wrappedInLlm } from "../agent-run.js";
 import type { SdkCall } from "../call-hold.js";
 import { childSpan, currentScope } from "../context.js";
 import { namedEventId } from "../ids.js";
@@ -150,6 +144,8 @@ export class TrackedCall {
   #backgroundDone = false;
   readonly #scope = currentScope();
   readonly #run = agentRunOfCall();
+  /** Tells the `run.llm(…)` it was made in, if any, that its usage is counted here, not from its reply. */
+  readonly #countsUsageInLlm = this.#run?.counts === false ? wrappedInLlm(this.#run.run) : () => {};
   /** Counted as one of its run's LLM calls here (by `admit` or `begin`). */
   #counted = false;
   /** Counts its usage to its run: as one of its LLM calls, or as the call of `run.llm(…)` it was made in. */
@@ -166,7 +162,6 @@ export class TrackedCall {
     private readonly sink: RecordSink,
   ) {
     this.#body = body;
-    if (this.#run?.counts === false) wrappedInLlm(this.#run.run);
   }
 
   /**
@@ -182,7 +177,7 @@ export class TrackedCall {
     const run = of.run;
     const hold = run.holds ? run.holdOf(this.#toHold()) : null;
     if (!of.counts) {
-      countsUsageInLlm(run);
+      this.#countsUsageInLlm();
       this.#countsUsage = true;
       if (hold) run.hold(hold);
       this.#keep(run, hold);
@@ -348,10 +343,19 @@ export class TrackedCall {
   }
 
   /**
-   * The background response this call submitted (or a poll found), finished: its one llm record, with the
-   * usage it reports, from its creation. Named by the response, so a poll after a restart is stored once.
+   * The usage of the reply it reads is counted to its run already (a poll that found its response finished):
+   * the `run.llm(…)` it was made in does not count it again.
    */
-  finishBackground(response: BackgroundResponse, usage: ExtractedUsage, { countsRun = true } = {}): void {
+  usageCounted(): void {
+    this.#countsUsageInLlm();
+  }
+
+  /**
+   * The background response this call submitted (or a poll found), finished: its one llm record, with the
+   * usage it reports, from its creation, counted to its run. Named by the response, so a poll after a
+   * restart is stored once.
+   */
+  finishBackground(response: BackgroundResponse, usage: ExtractedUsage): void {
     if (this.#backgroundDone) return;
     this.#backgroundDone = true;
     const outcome = { usage, httpStatus: 200, requestId: response.id, errorType: response.failure };
@@ -362,11 +366,10 @@ export class TrackedCall {
       ttftMs: null,
       stream: false, // the response as a poll read it, as the gateway records it
     };
-    // Counted to its run whether or not this call (a poll inside `run.llm`, say) counts: only a poll's
-    // parsed reply is ever counted by `run.llm`, and the caller says when that happened (countsRun: false).
-    // Its submission's hold goes once its cost is counted.
+    // Counted to its run whether or not this call (a poll inside `run.llm`, say) counts, and before its
+    // submission's hold goes: a call let in for the room sees the cost in the hold's place.
     try {
-      this.#emit(outcome, at, countsRun ? "always" : "never");
+      this.#emit(outcome, at, "always");
     } finally {
       this.#letGo(false);
     }

@@ -203,6 +203,27 @@ describe.each(["memory", "redis"])("ingest whose write fails, with %s limits", (
     expect(await spend()).toBe(cost);
   });
 
+  // Known gap, pinned (memory): a doubt dates from the last write of its calls that failed. One that failed
+  // after a budget's seed may be the one that stored them, or not, which nothing tells: they are charged to
+  // the budget again (rather than never), and count twice when it was the first write that stored them.
+  it.runIf(limits === "memory").fails(
+    "a budget added between two failed writes of the same calls, the first of which stored them, counts them once",
+    async () => {
+      const { feature, items } = await batch(2);
+      failNextAppend(rt, true);
+      expect((await postEvents(rt.app, rt.rootToken, items)).status).toBe(503);
+      const id = `added-${seq}`;
+      await admin(rt, "/api/budgets", { id, scope: { feature }, window: "day", limit_usd: "100" });
+      await sleep(2); // the next doubt comes a millisecond or more after the seed
+      failNextAppend(rt, false);
+      expect((await postEvents(rt.app, rt.rootToken, items)).status).toBe(503);
+      expect((await postEvents(rt.app, rt.rootToken, items)).json).toMatchObject({ duplicates: 2 });
+      expect(BigInt((await admin(rt, `/api/budgets/${id}`)).spend_nanousd)).toBe(
+        (await stored(feature)).cost,
+      );
+    },
+  );
+
   it("duplicates of calls nobody put in doubt make no charge, after one look for the batch", async () => {
     const { items } = await batch(3);
     expect((await postEvents(rt.app, rt.rootToken, items)).json).toMatchObject({ accepted: 3 });

@@ -44,6 +44,8 @@ beforeAll(async () => {
       '  - { id: tight, scope: { user_id: "*" }, window: day, limit_usd: "1.00" }',
       // roomy enough that Redis grants leases on it
       '  - { id: roomy, scope: { customer_id: "*" }, window: day, limit_usd: "100.00" }',
+      "agents:",
+      "  two-call-bot: { max_llm_calls: 2 }",
     ].join("\n"),
   );
   registry = await PolicyRegistry.open(events, limits);
@@ -195,6 +197,28 @@ describe("Redis stalls past the command timeout", () => {
 });
 
 describe("Redis drops the connection", () => {
+  it("a run's call let through while Redis was unreachable (its ADMIT never ran), never sent, takes back no LLM call: max_llm_calls holds", async () => {
+    const runId = `run-${user}`;
+    const ofRun = () =>
+      chatContext({ user_id: user, customer_id: user, agent_run_id: runId, agent_type: "two-call-bot" });
+    const unsent: CallOutcome = { cost: 0n, tokens: 0, toolCalls: 0, eventId: null, unsent: true };
+    await guard.settle(ticketOf(await guard.admit(ofRun())), outcome); // the run's first call, sent
+    await dropConnections(500); // Redis answers no one for 500 ms: the ADMIT below never runs
+    const blind = ticketOf(await guard.admit(ofRun())); // fails at once: fail_open lets it through
+    await guard.settle(blind, unsent); // its client left before it went upstream; retried until Redis answers
+    const client = new Redis(redis.url);
+    await until(
+      () => client.exists(`tg:{default}:settled:${blind.id}`),
+      (n) => n === 1,
+    );
+    client.disconnect();
+    // The one call its run counted stays counted: one more fits under max_llm_calls, not two.
+    expect((await store.run("default", `r:${runId}`))?.usage.llm_calls).toBe(1);
+    await guard.settle(ticketOf(await guard.admit(ofRun())), outcome);
+    const third = await guard.admit(ofRun());
+    expect(third.ok ? "admitted" : third.error.code).toBe("agent_run_killed");
+  });
+
   it("a call's spend is not lost to a connection dropped at its settle: a $1.00 cap still holds", async () => {
     const big = { cost: usdToNano("0.995"), tokens: 10, toolCalls: 0, eventId: null };
     const first = await guard.admit(call());

@@ -89,6 +89,8 @@ export interface Ticket {
   /**
    * The call's agent run, what it holds against the run's ceilings until its settle, whether it was
    * counted as a retry (attempt > 1), and its depth in the run's span tree (counted once it went out).
+   * `counted`: its admission counted its LLM call (and retry) on the run; not one let through with the
+   * store down, whose admission may never have run.
    */
   run: {
     key: string;
@@ -98,6 +100,7 @@ export interface Ticket {
     hold?: RunHold;
     retry: boolean;
     depth: number;
+    counted: boolean;
   } | null;
   /** The policies it was admitted under, and its facts: budgets added since are charged at settle. */
   policies: WorkspacePolicies;
@@ -326,7 +329,7 @@ export class SpendGuard {
     const hold: RunHold | undefined = runHolds ? runHoldOf(ceilings, worst, tokens) : undefined;
     const retry = ctx.attempt > 1;
     const run = runId
-      ? { key: runKey(runId), runId, agentType, ceilings, hold, retry, depth: ctx.depth }
+      ? { key: runKey(runId), runId, agentType, ceilings, hold, retry, depth: ctx.depth, counted: true }
       : null;
     const ticket: Ticket = {
       id: nextReservationId(),
@@ -458,8 +461,8 @@ export class SpendGuard {
             tokens: tokensOr(ticket.run.hold?.total_tokens ?? 0),
             toolCalls: outcome.toolCalls,
             // Counted at admission: taken back for a call that never went out.
-            llmCalls: outcome.unsent ? -1 : 0,
-            retries: outcome.unsent && ticket.run.retry ? -1 : 0,
+            llmCalls: outcome.unsent && ticket.run.counted ? -1 : 0,
+            retries: outcome.unsent && ticket.run.counted && ticket.run.retry ? -1 : 0,
             // Its depth counts once it went out: a run's deepest call is one its provider had.
             depth: outcome.unsent ? undefined : ticket.run.depth,
             held: ticket.run.hold,
@@ -1046,8 +1049,9 @@ export class SpendGuard {
       rates.some((r) => r.fail_mode === "fail_closed");
     // Failing open, the call goes on; its settle charges its cost (and, should the admission have run
     // after all, takes back its reservation: the same id). Its token holds are not taken back, nor its
-    // requests should it never be sent: a minute counter has no ids, and a hold counted twice for a
-    // minute beats tokens never counted.
+    // requests or its run's LLM call should it never be sent: its admission may have run late or not at
+    // all (counters have no ids), and a count kept that never was made beats one taken back that never
+    // was (a rate limit or a run's max_llm_calls passed).
     if (closed) return { ok: false, error: limitsUnavailable(this.store.name, e.message) };
     return {
       ok: true,
@@ -1055,6 +1059,7 @@ export class SpendGuard {
         ...ticket,
         tokenRates: ticket.tokenRates.map((t) => ({ key: t.key, held: 0 })),
         rates: NO_RATES,
+        run: ticket.run && { ...ticket.run, counted: false },
       },
     };
   }

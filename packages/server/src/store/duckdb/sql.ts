@@ -1,5 +1,5 @@
 import type { DuckDBValue } from "@duckdb/node-api";
-import { type EventFilter, isFilterField } from "../types.js";
+import { type EventFilter, isFilterField, type QueryCursor } from "../types.js";
 
 // SQL fragments every event query shares, so each definition lives in one place.
 /** A model call: analytics count these as calls and requests; tool, agent and other records are structure. */
@@ -56,4 +56,25 @@ export function whereClause(f: EventFilter): { sql: string; params: DuckDBValue[
     parts.push(`${k} = $${params.length}`);
   }
   return { sql: parts.join(" AND "), params };
+}
+
+/**
+ * A page of records in (ts_start, event_id) order: the filter's WHERE clause and, after a cursor, only what
+ * sorts past it; the limit bounded to 1..100,000.
+ */
+export function pageClause(f: EventFilter & { limit?: number; after?: QueryCursor }): {
+  sql: string;
+  params: DuckDBValue[];
+  limit: number;
+} {
+  const { sql, params } = whereClause(f);
+  const limit = Math.min(Math.max(f.limit ?? 1000, 1), 100_000);
+  if (!f.after) return { sql, params, limit };
+  params.push(f.after.ts, f.after.id);
+  const t = `make_timestamp($${params.length - 1}::BIGINT * 1000)`;
+  // Strictly after the last (ts_start, event_id) seen. The bound on ts_start alone lets the scan skip what
+  // starts before the cursor by its row groups' min/max, which it cannot read from the OR: a later page of an
+  // export read every earlier call again.
+  const after = `ts_start >= ${t} AND (ts_start > ${t} OR (ts_start = ${t} AND event_id > $${params.length}))`;
+  return { sql: `${sql} AND ${after}`, params, limit };
 }

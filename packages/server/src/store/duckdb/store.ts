@@ -66,7 +66,7 @@ import {
   userDaysSource,
 } from "./segment-days.js";
 import { Gate, Lane, Mutex } from "./serial.js";
-import { COST_UNKNOWN, INPUT_TOKENS, RUN_LLM_CALL, UTC_DAY, whereClause } from "./sql.js";
+import { COST_UNKNOWN, INPUT_TOKENS, pageClause, RUN_LLM_CALL, UTC_DAY, whereClause } from "./sql.js";
 import { purge, retentionOf, spendFromSummary, spendRow } from "./summary.js";
 
 const MODEL_ASKED = "coalesce(model_requested, model)";
@@ -318,16 +318,7 @@ export class DuckDbStore implements Store {
   }
 
   async query(filter: EventFilter & { limit?: number; after?: QueryCursor }): Promise<CallRecord[]> {
-    const where = whereClause(filter);
-    let sql = where.sql;
-    const params = where.params;
-    if (filter.after) {
-      // Keyset paging in the result order: strictly after the last (ts_start, event_id) seen.
-      params.push(filter.after.ts, filter.after.id);
-      const t = `make_timestamp($${params.length - 1}::BIGINT * 1000)`;
-      sql += ` AND (ts_start > ${t} OR (ts_start = ${t} AND event_id > $${params.length}))`;
-    }
-    const limit = Math.min(Math.max(filter.limit ?? 1000, 1), 100_000);
+    const { sql, params, limit } = pageClause(filter);
     const res = await this.reader.run((conn) =>
       conn.runAndReadAll(
         `SELECT ${SELECT_RECORD} FROM events WHERE ${sql} ORDER BY ts_start, event_id LIMIT ${limit}`,

@@ -75,6 +75,15 @@ export interface QueryCursor {
   id: string;
 }
 
+/** A page of records (`query`'s filter, limit and order) as one JSON array of field values per record. */
+export interface JsonRows {
+  /** The records' arrays, comma-separated: the items of a JSON array, to be spliced into an answer as they are. */
+  json: string;
+  rows: number;
+  /** The page's last record, where a next page starts (null: the page is empty). */
+  last: QueryCursor | null;
+}
+
 export interface SpendRow {
   key: string | null;
   calls: number;
@@ -110,6 +119,14 @@ export interface EventStore {
   append(records: readonly CallRecord[]): Promise<AppendResult>;
   /** Records in (ts_start, event_id) order; `after` continues from the last one of a previous page. */
   query(filter: EventFilter & { limit?: number; after?: QueryCursor }): Promise<CallRecord[]>;
+  /**
+   * `query`'s page as JSON text, each record the array of its `fields`' values as the records' JSON has them
+   * (`recordsJson`): what an export sends, written without building a record object per row.
+   */
+  queryJson(
+    filter: EventFilter & { limit?: number; after?: QueryCursor },
+    fields: readonly (keyof CallRecord)[],
+  ): Promise<JsonRows>;
   spend(filter: EventFilter, by: SpendDimension): Promise<SpendRow[]>;
   /** How far back raw events and daily summaries go (null: never purged). */
   retention(workspaceId: string): Promise<Retention>;

@@ -1,6 +1,7 @@
 import type { Worker } from "node:worker_threads";
 import { type CallRecord, PRICE_REF_NO_USAGE, uuidv7Time } from "@tollgate/core/fields";
 import { DAY_MS, utcMidnight, utcMonthStart } from "../../time.js";
+import { recordsJson } from "../json-rows.js";
 import { mergeSpend, orderSpend, workspaceRows } from "../rows.js";
 import {
   type AgentRunRollupRow,
@@ -8,6 +9,7 @@ import {
   type AppendResult,
   type CostSumRow,
   type EventFilter,
+  type JsonRows,
   type KeyDefaults,
   type LimitEventRow,
   type PolicyAuditRow,
@@ -268,6 +270,13 @@ export class ClickHouseStore implements Store {
       `SELECT ${SELECT_RECORD} FROM ${this.#t("events")} WHERE ${where} ORDER BY ts_start, event_id LIMIT ${limit}`,
     );
     return rows.map(rowToRecord);
+  }
+
+  async queryJson(
+    filter: EventFilter & { limit?: number; after?: QueryCursor },
+    fields: readonly (keyof CallRecord)[],
+  ): Promise<JsonRows> {
+    return recordsJson(await this.query(filter), fields);
   }
 
   /**

@@ -7,6 +7,7 @@ import type {
   AppendResult,
   CostSumRow,
   EventFilter,
+  JsonRows,
   LimitEventRow,
   PolicyAuditRow,
   PolicyKind,
@@ -87,6 +88,13 @@ export class ThreadStore implements Store {
   }
   query(filter: EventFilter & { limit?: number; after?: QueryCursor }): Promise<CallRecord[]> {
     return this.#call("query", filter);
+  }
+  /** A page crosses as one string: cloning its records cost more than the query. */
+  queryJson(
+    filter: EventFilter & { limit?: number; after?: QueryCursor },
+    fields: readonly (keyof CallRecord)[],
+  ): Promise<JsonRows> {
+    return this.#call("queryJson", filter, fields);
   }
   spend(filter: EventFilter, by: SpendDimension): Promise<SpendRow[]> {
     return this.#call("spend", filter, by);

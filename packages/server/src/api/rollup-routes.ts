@@ -5,7 +5,7 @@ import type { SpendGuard } from "../limits/guard.js";
 import { budgetBurnDown } from "../query/burn-down.js";
 import { coverageOf } from "../query/coverage.js";
 import { DRIVER_DIMENSIONS, explainChange } from "../query/explain.js";
-import { decodeCursor, EXPORT_COLUMNS, exportPage } from "../query/export.js";
+import { decodeCursor, EXPORT_COLUMNS, exportAnswer, exportPage } from "../query/export.js";
 import { forecastFrom, forecastMonth } from "../query/forecast.js";
 import {
   agentRunRollup,
@@ -91,7 +91,7 @@ function oneOf<T extends string>(
 
 export function registerRollupRoutes(
   app: Hono<Env>,
-  store: AnalyticsStore & Pick<EventStore, "spend" | "query" | "count" | "retention">,
+  store: AnalyticsStore & Pick<EventStore, "spend" | "queryJson" | "count" | "retention">,
   guard: SpendGuard,
   h: RollupRouteHelpers,
 ): void {
@@ -184,14 +184,14 @@ export function registerRollupRoutes(
     if (q.cursor !== undefined && after === null)
       throw badRequest("invalid_parameter", "cursor is not one this API gave out", "cursor");
     const page = await exportPage(store, f, after, limit);
-    return c.json({
+    const head = {
       generated_at: new Date().toISOString(),
       window: windowOf({ from: f.from!, to: f.to! }),
       // Exports are of raw calls: what is past the raw horizon is gone from them.
       coverage: coverageOf(await store.retention(f.workspaceId), f.from, false),
       columns: EXPORT_COLUMNS,
-      ...page,
-    });
+    };
+    return c.body(exportAnswer(head, page), 200, { "content-type": "application/json" });
   });
 
   app.get("/api/forecast", h.read, async (c) => {

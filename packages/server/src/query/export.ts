@@ -8,7 +8,7 @@ import {
   TOOL_CALLS_COST_FIELD,
 } from "@tollgate/core";
 import { inQueryTimes } from "../query-time.js";
-import type { EventFilter, EventStore, QueryCursor } from "../store/types.js";
+import type { EventFilter, EventStore, JsonRows, QueryCursor } from "../store/types.js";
 
 /**
  * The columns of a calls export, in this order, named as the call record's fields (DESIGN.md): new fields
@@ -113,27 +113,37 @@ export function decodeCursor(text: string): QueryCursor | null {
   return m && inQueryTimes(Number(m[1])) ? { ts: Number(m[1]), id: m[2]! } : null;
 }
 
-/** One record as an export row: the stored columns in their fixed order; money and int64 as strings. */
-export function exportRow(r: CallRecord): unknown[] {
-  return EXPORT_COLUMNS.map((c) => {
-    const v = r[c];
-    return typeof v === "bigint" ? v.toString() : v;
-  });
+/** A page of calls for an export: rows in (ts_start, event_id) order and the cursor of the next page. */
+export interface ExportPage {
+  /** The rows as JSON text, each call the array of its EXPORT_COLUMNS values (money as decimal strings). */
+  rows: JsonRows;
+  next: string | null;
+  /** Every call of the filter: counted on the first page only, for progress. */
+  total: number | null;
 }
 
-/** A page of calls for an export: rows in (ts_start, event_id) order and the cursor of the next page. */
 export async function exportPage(
-  store: Pick<EventStore, "query" | "count">,
+  store: Pick<EventStore, "queryJson" | "count">,
   filter: EventFilter,
   after: QueryCursor | null,
   limit: number,
-) {
-  const records = await store.query({ ...filter, limit, ...(after ? { after } : {}) });
-  const last = records.at(-1);
+): Promise<ExportPage> {
+  const page = await store.queryJson({ ...filter, limit, ...(after ? { after } : {}) }, EXPORT_COLUMNS);
   return {
-    rows: records.map(exportRow),
-    next: records.length === limit && last ? encodeCursor({ ts: last.ts_start, id: last.event_id }) : null,
-    // The total is counted once, on the first page, for progress.
+    rows: page,
+    next: page.rows === limit && page.last ? encodeCursor(page.last) : null,
     total: after ? null : await store.count(filter),
   };
+}
+
+/**
+ * GET /api/export/calls's answer as JSON text: the head's members, then the page's rows as the store wrote
+ * them (a page is megabytes: parsing it only to write it again cost more than reading it), `next` and `total`.
+ */
+export function exportAnswer(
+  head: { generated_at: string; window: unknown; coverage: unknown; columns: readonly string[] },
+  page: ExportPage,
+): string {
+  const members = JSON.stringify(head).slice(0, -1); // without its closing brace
+  return `${members},"rows":[${page.rows.json}],"next":${JSON.stringify(page.next)},"total":${JSON.stringify(page.total)}}`;
 }

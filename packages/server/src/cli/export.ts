@@ -35,6 +35,8 @@ export interface ExportOpts extends WindowOpts {
  */
 function csvCell(v: unknown): string {
   if (v === null || v === undefined) return "";
+  // Most cells of a calls export: never quoted, so not scanned for what would need quotes.
+  if (typeof v === "number" || typeof v === "boolean") return String(v);
   const s = typeof v === "object" ? JSON.stringify(v) : String(v);
   return s === "" || /[",\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }
@@ -52,6 +54,30 @@ function sheetCell(v: unknown): string {
   return typeof v === "string" && FORMULA_START.test(v) && !PLAIN_NUMBER.test(v)
     ? csvCell(`'${v}`)
     : csvCell(v);
+}
+
+/** Writes a page of export rows as the file's text; `first`: they are the file's first rows. */
+type RowsText = (rows: readonly unknown[][], first: boolean) => string;
+
+/** CSV lines: JSON columns as their JSON text, each cell as `cell` writes it. */
+function csvRows(columns: readonly string[], cell: (v: unknown) => string): RowsText {
+  const textRow = asTextRow(columns);
+  return (rows) => rows.map((r) => `${textRow(r).map(cell).join(",")}\n`).join("");
+}
+
+/** The JSON export's calls: one object per row, its columns in order, each on a line of its own. */
+function jsonCalls(columns: readonly string[]): RowsText {
+  // Each call is a copy of one object of every column, filled in: building it from [column, value] pairs
+  // cost twice as much. The copy's members are its own, so even a column named __proto__ is one.
+  const blank = Object.fromEntries(columns.map((c) => [c, null]));
+  return (rows, first) =>
+    rows
+      .map((r, i) => {
+        const call: Record<string, unknown> = { ...blank };
+        for (let c = 0; c < columns.length; c++) call[columns[c]!] = r[c];
+        return `${first && i === 0 ? "" : ","}\n${JSON.stringify(call)}`;
+      })
+      .join("");
 }
 
 /** An async file writer that respects back-pressure. */
@@ -94,14 +120,18 @@ export async function exportCalls(
   let bar: SingleBar | null = null;
   // Parquet's CSV is an intermediate DuckDB reads: its cells stay exact.
   const cell = format === "csv" && o.formulaGuard !== false ? sheetCell : csvCell;
+  const pageAfter = (cursor: string | null): Promise<Json> => {
+    const page = client
+      .request("GET", `/api/export/calls?${q}${cursor ? `&cursor=${cursor}` : ""}`)
+      .then((res) => expectOk(res, "export", QUERY_FLAGS));
+    page.catch(() => {}); // awaited below; if writing fails first, it is left without an unhandled rejection
+    return page;
+  };
+  let rowsText: RowsText | null = null;
   try {
-    for (let cursor: string | null = null, first = true; first || cursor; first = false) {
-      const page: Json = expectOk(
-        await client.request("GET", `/api/export/calls?${q}${cursor ? `&cursor=${cursor}` : ""}`),
-        "export",
-        QUERY_FLAGS,
-      );
-      if (first) {
+    for (let next: Promise<Json> | null = pageAfter(null); next; ) {
+      const page: Json = await next;
+      if (!rowsText) {
         // The window as the first page resolved it: relative times ("30d", "now") sent again with each
         // page would move, and calls stored during the export would land past the window its meta names.
         q.set("from", page.window.from);
@@ -122,19 +152,13 @@ export async function exportCalls(
             ? `{"meta":${JSON.stringify(meta)},"calls":[`
             : `${page.columns.map(csvCell).join(",")}\n`,
         );
+        rowsText = format === "json" ? jsonCalls(page.columns) : csvRows(page.columns, cell);
       }
-      let text = "";
-      const textRow = asTextRow(page.columns);
-      for (const r of page.rows as unknown[][]) {
-        if (format === "json") {
-          const obj = Object.fromEntries(page.columns.map((c: string, i: number) => [c, r[i]]));
-          text += `${rows > 0 ? "," : ""}\n${JSON.stringify(obj)}`;
-        } else text += `${textRow(r).map(cell).join(",")}\n`;
-        rows++;
-      }
-      await file.write(text);
+      // The next page is asked for before this one is written: the server reads it meanwhile.
+      next = page.next ? pageAfter(page.next) : null;
+      await file.write(rowsText(page.rows, rows === 0));
+      rows += page.rows.length;
       bar?.update(rows);
-      cursor = page.next;
     }
     if (format === "json") await file.write("\n]}\n");
     await file.end();

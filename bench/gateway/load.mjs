@@ -26,6 +26,13 @@ export function procCpuMs(pid) {
   }
 }
 
+/** utime+stime of this process's children that have exited (and been waited for), in ms. */
+export function exitedChildrenCpuMs() {
+  const stat = readFileSync("/proc/self/stat", "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return ((Number(f[13]) + Number(f[14])) * 1000) / clkTck;
+}
+
 /** Resident set size of a process in MB; null when it is gone. */
 export function procRssMb(pid) {
   try {

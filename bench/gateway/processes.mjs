@@ -95,8 +95,11 @@ export async function startMockScript(script, args = []) {
   return { pid: child.pid, port, origin: `http://127.0.0.1:${port}` };
 }
 
-/** `tollgate serve` on a fresh data dir; `args` go before `serve` (e.g. --limits FILE --redis URL). */
-export async function startTollgate(mockOrigin, { args = [], env = {} } = {}) {
+/**
+ * `tollgate serve` on a fresh data dir; `args` go before `serve` (e.g. --limits FILE --redis URL), `serveArgs`
+ * after it (e.g. --demo).
+ */
+export async function startTollgate(mockOrigin, { args = [], serveArgs = [], env = {} } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), "tollgate-bench-gw-"));
   tmpDirs.push(dataDir);
   const child = spawn(
@@ -111,6 +114,7 @@ export async function startTollgate(mockOrigin, { args = [], env = {} } = {}) {
       "serve",
       "--port",
       "0",
+      ...serveArgs,
     ],
     {
       stdio: ["ignore", "pipe", "pipe"],

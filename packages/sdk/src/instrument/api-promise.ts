@@ -340,7 +340,8 @@ function observedEvents(
    * stream is a call, and that record its cost).
    */
   const finishWhole = (usage: ExtractedUsage | null, responseId: string | null) => {
-    if (responseId && !markFinished(responseId))
+    const countedTo = usage && call.agentRun ? [call.agentRun.run] : [];
+    if (responseId && !markFinished(responseId, countedTo))
       call.finish({ usage: null, httpStatus, requestId: responseId, errorType: null, kind: "other" });
     else
       call.finish({

@@ -12,6 +12,7 @@ import {
   pollOutcomeOf,
   Recent,
 } from "@tollgate/core";
+import type { AgentRun } from "../agent-run.js";
 import type { StreamLike } from "./api-promise.js";
 import type { BackgroundPolls, PollOptions, TrackedCall } from "./call.js";
 
@@ -20,8 +21,11 @@ import type { BackgroundPolls, PollOptions, TrackedCall } from "./call.js";
 
 /** Submissions made here, by response id: the finished response is recorded for their scope and run. */
 const submitted = new Recent<TrackedCall>();
-/** Responses recorded as finished here (by a poll, or their stream): recorded once. */
-const finished = new Recent<true>();
+/**
+ * Responses recorded as finished here (by a poll, or their stream), recorded once: the runs their cost was
+ * counted to (so a poll again inside one's `run.llm(…)` counts it no more).
+ */
+const finished = new Recent<AgentRun[]>();
 
 /**
  * A submission made through a wrapped client (or a background stream cut short: the response runs on):
@@ -71,23 +75,29 @@ export function backgroundPolls(responses: unknown, firstMs: number): Background
 }
 
 /**
- * The first to find a background response finished (a poll, or its stream to its end) records it: false
- * when another did already.
+ * The first to find a background response finished (a poll, or its stream to its end) records it, its cost
+ * counted to `countedTo`: false when another did already.
  */
-export function markFinished(responseId: string): boolean {
+export function markFinished(responseId: string, countedTo: AgentRun[]): boolean {
   submitted.delete(responseId);
-  return finished.add(responseId, true);
+  return finished.add(responseId, countedTo);
 }
 
 /**
  * What a poll returned: when it is a background response found finished for the first time here, its one
  * llm record. For the submission's scope and run when this process submitted it, else for the poll's
  * (`poll`: made when the poll was, so the run is not counted a second LLM call: it was at submission).
+ * `streamed`: the poll's reply is a resumed stream.
  */
-export function recordIfFinished(body: unknown, poll: TrackedCall): void {
+export function recordIfFinished(body: unknown, poll: TrackedCall, streamed = false): void {
   if (typeof body !== "object" || body === null) return;
   const response = backgroundResponse(body as Record<string, unknown>);
-  if (!response || !isFinished(response) || finished.has(response.id)) return;
+  if (!response || !isFinished(response)) return;
+  const countedTo = finished.get(response.id);
+  if (countedTo) {
+    countOnceInLlm(countedTo, poll, streamed); // recorded already
+    return;
+  }
   let usage: ExtractedUsage;
   try {
     usage = extractFromResponse("openai.responses", body);
@@ -97,11 +107,24 @@ export function recordIfFinished(body: unknown, poll: TrackedCall): void {
     return;
   }
   const call = submitted.get(response.id) ?? poll;
-  markFinished(response.id);
+  const counted = call.agentRun ? [call.agentRun.run] : [];
+  markFinished(response.id, counted);
   // Counted to its run here, before its hold goes: a poll inside that run's own `run.llm(…)` tells it not to
   // count the reply again (told first: the record's sink may throw once the usage is counted).
-  if (poll.agentRun?.counts === false && poll.agentRun.run === call.agentRun?.run) poll.usageCounted();
+  countOnceInLlm(counted, poll, streamed);
   call.finishBackground(response, usage);
+}
+
+/**
+ * A poll, inside `run.llm(…)`, of a finished response whose cost was counted to `countedTo`: that `run.llm`
+ * counts its reply only for a run not among them (which is then), so a run counts a response once however
+ * often it polls. `streamed`: a resumed stream, whose usage `run.llm` cannot read (it counts nothing).
+ */
+function countOnceInLlm(countedTo: AgentRun[], poll: TrackedCall, streamed: boolean): void {
+  const run = poll.agentRun?.counts === false ? poll.agentRun.run : undefined;
+  if (!run) return;
+  if (countedTo.includes(run)) poll.usageCounted();
+  else if (!streamed) countedTo.push(run);
 }
 
 /**
@@ -114,7 +137,7 @@ export function observeResumedStream(stream: StreamLike, poll: TrackedCall): voi
     const events = original.call(stream);
     const seen = (r: IteratorResult<unknown>) => {
       const response = r.done ? null : finalResponseOf(r.value);
-      if (response) recordIfFinished(response, poll);
+      if (response) recordIfFinished(response, poll, true);
       return r;
     };
     const iterator: AsyncIterableIterator<unknown> = {

@@ -195,15 +195,16 @@ export class AgentRun {
     // Its request is not known here: a wrapped client's call inside holds its worst case once made.
     const admitted = this.admitLlmCall(null);
     if (admitted) await admitted;
+    // A wrapped client's call inside is no LLM call of its own (counted here), but counts its usage: its
+    // record reads it, streamed or not, and its hold goes only once that is counted.
+    const scope: LlmScope = { run: this, usageCounted: false, wrapped: false };
     try {
-      // A wrapped client's call inside is no LLM call of its own (counted here), but counts its usage: its
-      // record reads it, streamed or not, and its hold goes only once that is counted.
-      const scope: LlmScope = { run: this, usageCounted: false, wrapped: false };
       const reply = await counted.run(scope, () => this.#nested(call));
-      if (!scope.wrapped && this.#held) warnUnheld(this);
       if (!scope.usageCounted) this.#countReply(api, reply, opts);
       return reply;
     } finally {
+      // Said however the callback ended: one that throws after its call was no more held for it.
+      if (!scope.wrapped && this.#held) warnUnheld(this);
       this.#line.wake(); // settled, whether or not it held anything: the next in line tries
     }
   }

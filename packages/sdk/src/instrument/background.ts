@@ -19,8 +19,11 @@ import type { BackgroundPolls, PollOptions, TrackedCall } from "./call.js";
 // OpenAI background responses (`background: true`): the submission is recorded at once (kind=other), the
 // response's cost when a poll (`responses.retrieve`) finds it finished, as the gateway does.
 
-/** Submissions made here, by response id: the finished response is recorded for their scope and run. */
-const submitted = new Recent<TrackedCall>();
+/**
+ * Submissions made here, by response id: the finished response is recorded for their scope and run. One
+ * pushed out by newer ones lets its hold go (nothing here would find its response finished for it).
+ */
+const submitted = new Recent<TrackedCall>({ forgotten: (call) => call.submissionForgotten() });
 /**
  * Responses recorded as finished here (by a poll, or their stream), recorded once: the runs their cost was
  * counted to (so a poll again inside one's `run.llm(…)` counts it no more).

@@ -343,6 +343,16 @@ export class TrackedCall {
   }
 
   /**
+   * Its background response's submission was forgotten (pushed out by newer ones): nothing here will find
+   * the response finished for it, so its hold goes now, nothing spent, as at the hour's end (the poll that
+   * finds it finished counts its cost for the poll's run, on top of nothing). A stream still being read
+   * keeps its hold until its record.
+   */
+  submissionForgotten(): void {
+    if (this.#done) this.#letGo(false);
+  }
+
+  /**
    * The usage of the reply it reads is counted to its run already (a poll that found its response finished):
    * the `run.llm(…)` it was made in does not count it again.
    */

@@ -1,0 +1,54 @@
+// A background response's submission pushed out of what the SDK remembers (more than 10,000 outstanding):
+// nothing will find the response finished for it any more, so its hold on its run goes then, nothing spent,
+// and the poll that finds it finished later counts its cost once (for the poll's run), not on top of a hold
+// that would stay the hour. A file of its own: the SDK records a response once per process, under the id
+// its fixture gives it.
+import { extractFromResponse, PricingEngine } from "@tollgate/core";
+import { describe, expect, it } from "vitest";
+import { fixture } from "../../server/test/mock-upstream.js";
+import { agentRun } from "../src/index.js";
+import { rememberSubmission } from "../src/instrument/background.js";
+import { type CallSpec, TrackedCall } from "../src/instrument/call.js";
+import { clientsAgainstMock } from "./background-helpers.js";
+
+const clients = clientsAgainstMock();
+const REL = "openai/responses.gpt-5.cached-reasoning.json";
+const headers = { "x-mock-case": "sdk-bg-forgotten", "x-mock-fixture": REL };
+const empty = { cost_nanousd: 0n, total_tokens: 0 };
+
+let newer = 0;
+/** `n` more submissions since, that nothing polls (webhooks): newer than the run's. */
+function newerSubmissions(n: number): void {
+  const spec: CallSpec = { api: "openai.responses", kind: "llm", provider: "openai" };
+  for (let i = 0; i < n; i++)
+    rememberSubmission(`resp_newer_${newer++}`, new TrackedCall(spec, { model: "gpt-5" }, () => {}));
+}
+
+describe("SDK: a background submission pushed out by 10,000 newer ones", () => {
+  it("lets its hold go then: the poll that finds it finished counts its cost alone", async () => {
+    const openai = clients.wrapped();
+    await agentRun({ type: "researcher", limits: { max_cost_usd: "10" } }, async (run) => {
+      const submitted = await openai.responses.create(
+        { model: "gpt-5", input: "Research caching", background: true },
+        { headers },
+      );
+      expect(run.held.cost_nanousd).toBeGreaterThan(0n);
+      newerSubmissions(9_999);
+      expect(run.held.cost_nanousd).toBeGreaterThan(0n); // still remembered
+      newerSubmissions(1);
+      expect(run.held).toEqual(empty);
+      expect(run.usage.cost_nanousd).toBe(0n);
+      await openai.responses.retrieve(submitted.id, {}, { headers }); // in_progress
+      expect((await openai.responses.retrieve(submitted.id, {}, { headers })).status).toBe("completed");
+      const response = extractFromResponse("openai.responses", JSON.parse(fixture(REL)));
+      const cost = new PricingEngine().price({
+        provider: "openai",
+        model: response.model!,
+        usage: response.usage,
+        at: Date.now(),
+      }).cost.total_nanousd;
+      expect(run.usage.cost_nanousd).toBe(cost);
+      expect(run.held).toEqual(empty);
+    });
+  });
+});

@@ -10,6 +10,7 @@ import {
 import { markFinished, rememberSubmission } from "./background.js";
 import { observeBodyInPlace } from "./batch-results.js";
 import { type TrackedCall, USAGE_UNREADABLE } from "./call.js";
+import { readFirstEventAhead } from "./first-event-ahead.js";
 
 /**
  * The parts of the provider SDKs' `APIPromise` relied on (openai-node and anthropic-sdk share the
@@ -291,30 +292,55 @@ function observeStream(
 ): void {
   const original = stream.iterator;
   const signal = stream.controller?.signal;
-  const unread = signal ? recordIfAbortedUnread(signal, call, response) : null;
+  // A background stream's response runs on should the app abort the stream unread: its first event, which
+  // names it, is read as it comes.
+  const ahead =
+    signal && call.body.background === true
+      ? readFirstEventAhead(original.call(stream), call.spec.api)
+      : null;
+  const unread = signal ? recordIfAbortedUnread(signal, call, response, ahead?.responseId) : null;
   stream.iterator = () => {
     if (unread) unread.read = true;
-    return observedEvents(original.call(stream), call, response, hideEvent, signal);
+    return observedEvents(ahead?.take() ?? original.call(stream), call, response, hideEvent, signal);
   };
 }
 
 /**
  * A stream aborted before anything read it (`stream.controller.abort()`): nothing will, so it is recorded
  * then, as left (its input may be billed), and any hold on its agent run goes (it would stay until the stream
- * is collected). One being read is its reader's to record (its SDK aborts it too, as it breaks). The call is
- * held weakly: the signal may outlive it (a fetch, the app's own signal), and an unread stream dropped must
- * stay collectable.
+ * is collected). A background stream whose first event named its response (`runningOn`: settled once that
+ * event came, or cannot) is recorded as its submission instead: the response runs on. One being read is its
+ * reader's to record (its SDK aborts it too, as it breaks). The call is held weakly: the signal may outlive
+ * it (a fetch, the app's own signal), and an unread stream dropped must stay collectable.
  */
-function recordIfAbortedUnread(signal: AbortSignal, call: TrackedCall, response: Response | null) {
+function recordIfAbortedUnread(
+  signal: AbortSignal,
+  call: TrackedCall,
+  response: Response | null,
+  runningOn: Promise<string | null> | undefined,
+) {
   const state = { read: false };
   const ref = new WeakRef(call);
   const httpStatus = response?.status ?? 200;
   const requestId = requestIdOf(response);
-  const aborted = () => {
-    if (!state.read) ref.deref()?.cutShort(null, "client_disconnected", httpStatus, requestId);
+  const leave = (responseId: string | null) => {
+    const call = state.read ? undefined : ref.deref();
+    if (call && responseId) recordRunningOn(call, responseId, "client_disconnected", httpStatus);
+    else call?.cutShort(null, "client_disconnected", httpStatus, requestId);
   };
+  const aborted = () => (runningOn ? void runningOn.then(leave) : leave(null));
   signal.addEventListener("abort", aborted, { once: true });
   return state;
+}
+
+/**
+ * A background response's stream cut short, its response named: the response runs on at the provider, so
+ * the stream is recorded as its submission is (kind=other, under the response id), keeping its hold, and
+ * priced by the poll that finds the response finished.
+ */
+function recordRunningOn(call: TrackedCall, responseId: string, errorType: string, httpStatus: number): void {
+  const runsOn = rememberSubmission(responseId, call);
+  call.finish({ usage: null, httpStatus, requestId: responseId, errorType, kind: "other", runsOn });
 }
 
 /**
@@ -359,8 +385,7 @@ function observedEvents(
     if (responseId) {
       const usage = usageOf(() => extractor.result());
       if (usage) return finishWhole(usage, responseId);
-      const runsOn = rememberSubmission(responseId, call);
-      call.finish({ usage: null, httpStatus, requestId: responseId, errorType, kind: "other", runsOn });
+      recordRunningOn(call, responseId, errorType, httpStatus);
     } else
       call.cutShort(
         usageOf(() => extractor.result()),

@@ -1,18 +1,46 @@
 // Where `tollgate export` writes: a path it cannot write is said before any work, and an export that
 // fails midway or is interrupted leaves neither a partial file that reads as whole nor a previous export
 // overwritten.
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { cliOnScratchDir, spawnCli } from "./cli-run.js";
-import { firstPageServerFor } from "./cli-stub-server.js";
+import { firstPageServerFor, stubServerFor, WORKSPACES } from "./cli-stub-server.js";
 
 const { dir, dataDir, tollgate } = cliOnScratchDir("tollgate-cli-export-output-");
 const failing = cliOnScratchDir("tollgate-cli-export-failing-");
 firstPageServerFor(failing.dataDir, "fail");
 const stalling = cliOnScratchDir("tollgate-cli-export-stalling-");
 firstPageServerFor(stalling.dataDir, "stall");
+const converting = cliOnScratchDir("tollgate-cli-export-converting-");
+
+/** An export of PAGES pages of 10,000 calls: enough for DuckDB's parquet conversion to take a while. */
+const PAGES = 40;
+stubServerFor(
+  converting.dataDir,
+  createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { "content-type": "application/json" });
+    if (req.url === "/api/workspaces") return res.end(JSON.stringify(WORKSPACES));
+    const page = Number(new URL(req.url ?? "", "http://x").searchParams.get("cursor") ?? 0);
+    res.end(
+      JSON.stringify({
+        generated_at: "2026-01-02T00:00:00.000Z",
+        window: { from: "2026-01-01T00:00:00.000Z", to: "2026-01-02T00:00:00.000Z" },
+        coverage: { raw_available_from: null, summary_available_from: null, truncated: false },
+        columns: ["event_id", "user_id"],
+        total: PAGES * 10_000,
+        rows: Array.from({ length: 10_000 }, (_, i) => [
+          `call-${page}-${i}`,
+          `user-${(page * 7919 + i) ** 2}`,
+        ]),
+        next: page + 1 < PAGES ? String(page + 1) : null,
+      }),
+    );
+  }),
+);
 
 /** Waits (up to 20 s) until the file `where()` names holds `text`: the export got that far. */
 async function written(where: () => string, text: string): Promise<void> {
@@ -94,5 +122,24 @@ describe("an export interrupted midway (Ctrl-C, SIGTERM)", () => {
       expect(readFileSync(out, "utf8")).toBe("the previous export\n");
       expect(r.code, `${format} ${signal}: ${r.err}`).toBe(code);
     }
+  });
+});
+
+describe("an export interrupted while DuckDB converts it to parquet", () => {
+  it("leaves nothing beside the output (no DuckDB temp file), keeps the previous export, exits 130", async () => {
+    const out = join(converting.dir, "calls.parquet");
+    writeFileSync(out, "the previous export\n");
+    const run = converting.tollgateAsync("export", "calls", "--format", "parquet", "-o", out);
+    // DuckDB's COPY has begun once it writes a parquet file: into `<out>.partial`, or its own tmp_ beside it.
+    const duckDbWriting = () =>
+      readdirSync(converting.dir).some((f) => f.startsWith("tmp_")) ||
+      (statSync(`${out}.partial`, { throwIfNoEntry: false })?.size ?? 0) > 0;
+    for (const end = Date.now() + 30_000; !duckDbWriting() && Date.now() < end; ) await sleep(5);
+    expect(duckDbWriting()).toBe(true);
+    run.child.kill("SIGINT");
+    const r = await run;
+    expect(r.code, r.err).toBe(130);
+    expect(readdirSync(converting.dir).filter((f) => f.includes("calls"))).toEqual(["calls.parquet"]);
+    expect(readFileSync(out, "utf8")).toBe("the previous export\n");
   });
 });

@@ -252,6 +252,8 @@ async function toParquet(csv: string, out: string, meta: Json): Promise<void> {
     // (a prompt_version "1.10", a customer_id "42") would be written as one. The dialect is csvCell's, given
     // rather than sniffed: the sniffer reads 20,480 rows, and none quoted there it reads the file unquoted.
     // A quoted empty cell is "" and only an empty one is NULL (DuckDB reads both as NULL by default).
+    // Written straight into `out` (the `.partial` file, already there): by default DuckDB writes over an
+    // existing file through a tmp_ file of its own beside it, which an interrupted export would leave behind.
     const columns = (meta.columns as string[])
       .map((c) => `${sqlString(c)}: ${sqlString(exportColumnType(c))}`)
       .join(", ");
@@ -259,7 +261,7 @@ async function toParquet(csv: string, out: string, meta: Json): Promise<void> {
       `COPY (SELECT * FROM read_csv(${sqlString(csv)}, auto_detect = false, header = true, delim = ',',
                                     quote = '"', escape = '"', allow_quoted_nulls = false,
                                     columns = {${columns}}))
-       TO ${sqlString(out)} (FORMAT parquet, KV_METADATA {${kv}})`,
+       TO ${sqlString(out)} (FORMAT parquet, USE_TMP_FILE false, KV_METADATA {${kv}})`,
     );
   } finally {
     conn.closeSync();

@@ -789,4 +789,22 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
     const old = records.filter((r) => r.ts_start < rawBefore).slice(0, 50);
     expect(await same(async (s) => (await s.append(old)).inserted.size)).toBe(0);
   });
+
+  it("workspaces: one whose calls are raw only, in months a purge dropped from the summary (summary_months alone), holds calls", async () => {
+    // Last: it drops every summary month before this one. Its call is kept raw (after the raw horizon).
+    const call = buildRecord({
+      provider: "openai",
+      model: "gpt-4o-mini",
+      input_uncached_tokens: 10,
+      output_tokens: 5,
+      event_id: "01940000-0000-7000-8000-000000000001",
+      ts_start: utcMonthStart(now, -1) + 3_600_000,
+      workspace_id: "raw-only",
+    });
+    expect(await same(async (s) => (await s.append([call])).inserted.size)).toBe(1);
+    // What each deletes differs (DuckDB's summary holds only the calls purged from raw, ClickHouse's every one).
+    await Promise.all(backends.map((b) => b.store.purge(null, utcMonthStart(now))));
+    expect(await same((s) => s.count({ workspaceId: "raw-only" }))).toBe(1);
+    expect(await same((s) => s.workspaces())).toContainEqual({ id: "raw-only", calls: true });
+  });
 });

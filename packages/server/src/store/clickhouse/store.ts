@@ -451,13 +451,22 @@ export class ClickHouseStore implements Store {
     return Number(rows[0]?.n ?? 0);
   }
 
-  /** The summary holds every call (its view sums each insert), as purge reads it. */
+  /**
+   * The summary holds every call (its view sums each insert) but those of the months a purge dropped from
+   * it (summary_months) while their raw calls are kept longer: those are read from the events of those
+   * months only (their partitions), so that a list costs no scan of every call.
+   */
   async workspaces(): Promise<WorkspaceRow[]> {
     const ids = async (sql: string) => (await this.ch.rows<{ id: string }>(sql)).map((r) => r.id);
-    return workspaceRows(
-      await ids(`SELECT DISTINCT id FROM ${this.#t("workspaces")}`),
-      await ids(`SELECT DISTINCT workspace_id AS id FROM ${this.#t("daily_summary")}`),
+    const [horizons] = await this.ch.rows<Row>(
+      `SELECT max(summary_available_from) AS summary_from_max FROM ${this.#t("retention")}`,
     );
+    const summaryFrom = horizons?.summary_from_max == null ? null : Number(horizons.summary_from_max);
+    const events = `SELECT DISTINCT workspace_id AS id FROM ${this.#t("events")}`;
+    return workspaceRows(await ids(`SELECT DISTINCT id FROM ${this.#t("workspaces")}`), [
+      ...(await ids(`SELECT DISTINCT workspace_id AS id FROM ${this.#t("daily_summary")}`)),
+      ...(summaryFrom === null ? [] : await ids(`${events} WHERE ${dayBound("<", summaryFrom)}`)),
+    ]);
   }
 
   async ensureWorkspace(id: string): Promise<void> {

@@ -4,7 +4,7 @@ import type { RuntimeOptions } from "../config.js";
 import { openRuntime, type Runtime } from "../runtime.js";
 import { type ServerInfo, serverInfoPath } from "../serve.js";
 import { CliError } from "./common.js";
-import { fetchUntilSilent } from "./request-timeout.js";
+import { type ApiRequest, fetchUntilSilent } from "./request-timeout.js";
 
 export interface Reply {
   status: number;
@@ -56,7 +56,7 @@ export async function connect(opts: ClientOptions, use: "read" | "write" = "writ
         `the Tollgate server of ${opts.dataDir} at ${info.url} (pid ${info.pid}) did not answer within ${seconds} s: ` +
           `is \`tollgate serve\` running and healthy? For a long query, raise --timeout (seconds; now ${seconds}).`,
       );
-    const send = async (path: string, init: RequestInit) => {
+    const send = async (path: string, init: ApiRequest) => {
       try {
         return await fetchUntilSilent(info.url + path, init, opts.requestTimeoutMs, silent);
       } catch (e) {
@@ -95,7 +95,7 @@ export function appClient(rt: Pick<Runtime, "app" | "rootToken">): Pick<Client, 
 }
 
 function clientOver(
-  send: (path: string, init: RequestInit) => Promise<Response>,
+  send: (path: string, init: ApiRequest) => Promise<Response>,
   token: string,
 ): Pick<Client, "request"> {
   return {

@@ -1,3 +1,4 @@
+import { Agent, fetch } from "undici";
 import { CliError } from "./common.js";
 
 const DEFAULT_SECONDS = 30;
@@ -22,15 +23,28 @@ export function requestTimeoutFrom(flag: string | undefined, env = process.env):
   return Math.ceil(seconds * 1000);
 }
 
+/** What the CLI sends: a method, its headers and a JSON body if any. */
+export interface ApiRequest {
+  method: string;
+  headers: Record<string, string>;
+  body?: string;
+}
+
+/**
+ * undici's own headers and body timeouts (5 minutes by default) turned off: the silence timer below is
+ * the only limit, so a --timeout above 300 s is kept, and no silence is said as an unreachable server.
+ */
+const untimed = new Agent({ headersTimeout: 0, bodyTimeout: 0 });
+
 /**
  * fetch, failing with `silent()` once the server has sent nothing for `ms`: neither its answer's headers
  * nor the next part of its body. The timeout is for silence, not length: an answer that keeps coming is
  * never cut off, while a server that accepted the connection and stopped answering (SIGSTOPped, hung) is
- * not waited for until undici's own 5-minute headers timeout.
+ * not waited for as long as undici's own timeouts would (5 minutes).
  */
 export async function fetchUntilSilent(
   url: string,
-  init: RequestInit,
+  init: ApiRequest,
   ms: number,
   silent: () => Error,
 ): Promise<Response> {
@@ -41,16 +55,19 @@ export async function fetchUntilSilent(
     timer = setTimeout(() => abort.abort(silent()), ms);
   };
   restart();
-  let res: Response;
+  let res: Awaited<ReturnType<typeof fetch>>;
   try {
-    res = await fetch(url, { ...init, signal: abort.signal }); // rejects with silent()'s error once aborted
+    // undici's fetch, as the dispatcher is undici's (Node's own fetch is another undici), rejects with
+    // silent()'s error once aborted.
+    res = await fetch(url, { ...init, signal: abort.signal, dispatcher: untimed });
   } catch (e) {
     clearTimeout(timer);
     throw e;
   }
+  const answer = { status: res.status, statusText: res.statusText, headers: [...res.headers] };
   if (!res.body) {
     clearTimeout(timer);
-    return res;
+    return new Response(null, answer);
   }
   const body = res.body.pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
@@ -61,5 +78,5 @@ export async function fetchUntilSilent(
       flush: () => clearTimeout(timer),
     }),
   );
-  return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+  return new Response(body, answer);
 }

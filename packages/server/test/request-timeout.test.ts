@@ -3,7 +3,7 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { fetchUntilSilent } from "../src/cli/request-timeout.js";
+import { fetchUntilSilent, requestTimeoutFrom } from "../src/cli/request-timeout.js";
 
 const LATE_MS = 350_000;
 
@@ -58,5 +58,17 @@ async function answersAfterSilence(paths: string[]): Promise<string[]> {
 describe("a --timeout above undici's own 5 minutes (300 s)", () => {
   it("lets a server answer after 350 s of silence, before its headers or within its body", async () => {
     expect(await answersAfterSilence(["/headers", "/body"])).toEqual(["whole", "first, then the rest"]);
+  });
+});
+
+describe("requestTimeoutFrom", () => {
+  it("is --timeout, else TOLLGATE_TIMEOUT (empty is unset), else the command's default", () => {
+    expect(requestTimeoutFrom("2.5", { TOLLGATE_TIMEOUT: "9" })).toBe(2_500);
+    expect(requestTimeoutFrom(undefined, { TOLLGATE_TIMEOUT: "9" })).toBe(9_000);
+    expect(requestTimeoutFrom(undefined, { TOLLGATE_TIMEOUT: "" })).toBe(30_000);
+    // purge's: the server answers once the purge is done
+    expect(requestTimeoutFrom(undefined, {}, 3_600)).toBe(3_600_000);
+    expect(requestTimeoutFrom("5", {}, 3_600)).toBe(5_000);
+    expect(() => requestTimeoutFrom("0", {}, 3_600)).toThrow("--timeout must be a number of seconds above 0");
   });
 });

@@ -22,9 +22,15 @@ export function runtimeOptions(g: GlobalOpts): RuntimeOptions {
   };
 }
 
-/** The runtime options, and the silence a running server is allowed on each request (--timeout). */
-export function clientOptions(g: GlobalOpts): ClientOptions {
-  return { ...runtimeOptions(g), requestTimeoutMs: requestTimeoutFrom(g.timeout) };
+/**
+ * The runtime options, and the silence a running server is allowed on each request (--timeout, else the
+ * command's `defaultSeconds`).
+ */
+export function clientOptions(g: GlobalOpts, defaultSeconds?: number): ClientOptions {
+  return {
+    ...runtimeOptions(g),
+    requestTimeoutMs: requestTimeoutFrom(g.timeout, process.env, defaultSeconds),
+  };
 }
 
 /** A failed command: message for humans, exit code for scripts. */

@@ -8,12 +8,17 @@ const SECONDS = /^(\d+\.?\d*|\.\d+)$/;
 
 /**
  * How long a command lets a running server stay silent on one request, in ms: --timeout, else
- * TOLLGATE_TIMEOUT (empty is unset, as for every TOLLGATE_* setting), else 30 s. Seconds above 0; anything
- * else is a usage error naming where it came from.
+ * TOLLGATE_TIMEOUT (empty is unset, as for every TOLLGATE_* setting), else the command's default (30 s;
+ * longer for one the server answers only once a long job is done). Seconds above 0; anything else is a
+ * usage error naming where it came from.
  */
-export function requestTimeoutFrom(flag: string | undefined, env = process.env): number {
+export function requestTimeoutFrom(
+  flag: string | undefined,
+  env = process.env,
+  defaultSeconds = DEFAULT_SECONDS,
+): number {
   const raw = flag ?? (env.TOLLGATE_TIMEOUT || undefined);
-  if (raw === undefined) return DEFAULT_SECONDS * 1000;
+  if (raw === undefined) return defaultSeconds * 1000;
   const seconds = Number(raw);
   if (!SECONDS.test(raw) || seconds <= 0 || seconds > MAX_SECONDS)
     throw new CliError(

@@ -16,6 +16,9 @@ import { formatInt, groupThousands, percent, percentChange, renderTable } from "
 import { printable } from "./terminal-text.js";
 import { connectToRead } from "./workspace-check.js";
 
+/** How long purge waits for the server's answer unless --timeout says: it comes when the purge is done. */
+const PURGE_SECONDS = 3600;
+
 // biome-ignore lint/suspicious/noExplicitAny: API answers are rendered loosely
 type Json = any;
 
@@ -332,7 +335,8 @@ export function registerPurge(program: Command): void {
       };
       if (body.raw_days === undefined && body.summary_months === undefined)
         throw new CliError("give --raw-days, --summary-months or both", 2);
-      const client = await connect(clientOptions(cmd.optsWithGlobals<GlobalOpts>()));
+      // The server answers once the purge is done: minutes on a large store.
+      const client = await connect(clientOptions(cmd.optsWithGlobals<GlobalOpts>(), PURGE_SECONDS));
       try {
         const res = expectOk(await client.request("POST", "/api/admin/purge", body), "purge");
         if (o.json) return printJson(res);

@@ -67,6 +67,11 @@ export interface GatewayConfig {
    */
   backgroundFollowMs: number;
   /**
+   * How many background submissions still running the gateway remembers (default 10,000, as many as it
+   * follows); past it the oldest is forgotten. No environment setting: tests set fewer.
+   */
+  backgroundRemembered?: number;
+  /**
    * How often both sides of a WebSocket session (OpenAI Realtime) are pinged; one that has not answered
    * the last ping by the next is dropped, so a peer that vanished without closing ends its session
    * (TOLLGATE_WS_HEARTBEAT_MS, default 30 s; 0: never).

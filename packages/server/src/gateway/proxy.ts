@@ -225,7 +225,7 @@ export class Gateway {
   readonly #poolOptions: Pool.Options;
   readonly #connectTimeoutMs: number;
   /** Background responses submitted through this process, and the ones it has found finished. */
-  readonly #submitted = new Recent<Owner>();
+  readonly #submitted: Recent<Owner>;
   readonly #finished = new Recent<true>();
   /** This process's own polls of them, for those no client polls (BackgroundFollower). */
   readonly #follower: BackgroundFollower;
@@ -236,6 +236,7 @@ export class Gateway {
 
   constructor(private readonly deps: GatewayDeps) {
     this.#sockets = new SocketRelay(deps, deps.config);
+    this.#submitted = new Recent<Owner>({ max: deps.config.backgroundRemembered });
     deps.guard.onRunReleased((workspace, runId) => this.#runLines.released(workspace, runId));
     this.#follower = new BackgroundFollower({
       firstMs: deps.config.backgroundFollowMs,
@@ -1390,6 +1391,9 @@ export class Gateway {
    */
   async #claimFinished(responseId: string): Promise<"first" | "taken here" | "taken elsewhere"> {
     if (!this.#finished.add(responseId, true)) return "taken here";
+    // Its submission is this call's to settle (read already, if this process has it): it takes no room
+    // from the submissions still running any more, which push out the oldest past the bound.
+    this.#submitted.delete(responseId);
     return (await this.deps.guard.claimOnce(ANY_WORKSPACE, `bg:${responseId}`, CLAIM_MS))
       ? "first"
       : "taken elsewhere";

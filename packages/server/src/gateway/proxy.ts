@@ -128,6 +128,10 @@ interface Owner {
   ticket?: Ticket | null;
   /** The model the submission's hosted tool named (its tool call's model_requested), if any. */
   toolModel?: string | null;
+  /** A background stream still relayed: it settles its own hold as it ends, when no poll here did. */
+  relaying?: boolean;
+  /** Pushed out by newer submissions (Gateway.#forget): no poll here finds it any more. */
+  forgotten?: boolean;
 }
 
 /** How much of an error answer is read for its error type. */
@@ -236,7 +240,10 @@ export class Gateway {
 
   constructor(private readonly deps: GatewayDeps) {
     this.#sockets = new SocketRelay(deps, deps.config);
-    this.#submitted = new Recent<Owner>({ max: deps.config.backgroundRemembered });
+    this.#submitted = new Recent<Owner>({
+      max: deps.config.backgroundRemembered,
+      forgotten: (owner) => this.#forget(owner),
+    });
     deps.guard.onRunReleased((workspace, runId) => this.#runLines.released(workspace, runId));
     this.#follower = new BackgroundFollower({
       firstMs: deps.config.backgroundFollowMs,
@@ -954,6 +961,7 @@ export class Gateway {
     // finds the response finished while it runs records it for this call, and turns this call's hold into its spend.
     const background = call.parsed?.background === true;
     let submitted: string | null = null;
+    let owner = null as Owner | null; // its submission, once its first event named the response
     const relay = (chunk: Buffer) => {
       // The client's bytes go out before usage is read from them: extraction never delays a token.
       const passed = stripper === null && res.write(chunk);
@@ -964,7 +972,10 @@ export class Gateway {
       pace.wrote(writable, chunk.length);
       if (background && submitted === null) {
         submitted = fieldText(extractor.responseId());
-        if (submitted) this.#submitted.set(submitted, { ...ownerOf(call), ticket: heldBy(ticket) });
+        if (submitted) {
+          owner = { ...ownerOf(call), ticket: heldBy(ticket), relaying: true };
+          this.#submitted.set(submitted, owner);
+        }
       }
     };
     // A stream the upstream compressed anyway is relayed decoded (the client's own accept-encoding was
@@ -1029,7 +1040,9 @@ export class Gateway {
     // finished (it may still be recording), or, cut short before any did, the one to come; recorded by
     // another replica, the hold is let go here.
     const runsOn = pollRecords && !whole && !this.#finished.has(responseId);
-    const keepTicket = pollRecords && claim !== "taken elsewhere";
+    // Its submission forgotten before that poll, the poll had none of its hold (and charged the spend
+    // whole): the hold goes with this record.
+    const keepTicket = pollRecords && claim !== "taken elsewhere" && (runsOn || !owner?.forgotten);
     // Cut off upstream, estimated: what the stream showed of a hosted tool's call (an advisor's
     // consultations in its final message_delta) is recorded all the same, and is in the reply's cost.
     const recorded = pollRecords
@@ -1053,8 +1066,12 @@ export class Gateway {
       ...(pollRecords ? { kind: "other" as const, keepTicket } : {}),
     });
     if (responseId !== null && !runsOn) this.#submitted.delete(responseId);
-    // Cut short, it runs on upstream: followed here unless a client polls it.
-    if (responseId !== null && runsOn) this.#follow(call, responseId);
+    // Cut short, it runs on upstream: a submission (remembered again, if forgotten meanwhile), followed
+    // here unless a client polls it.
+    if (responseId !== null && runsOn) {
+      this.#submitted.set(responseId, { ...ownerOf(call), ticket: heldBy(ticket) });
+      this.#follow(call, responseId);
+    }
     if (complete) {
       head();
       if (rec && trailers) {
@@ -1376,6 +1393,17 @@ export class Gateway {
       limit: 10,
     };
     return withTimeout(this.deps.store.query(filter), LOOKUP_TIMEOUT_MS, "store lookup").catch(() => []);
+  }
+
+  /**
+   * A submission pushed out by newer ones still running: no poll here finds it any more, so none would
+   * turn its hold into its spend, and the poll that finds its response finished charges that spend whole
+   * (for the submission as stored, else for the poll). Its hold goes now, nothing spent, as at its TTL:
+   * kept, it counted the response twice until then. A stream still relayed keeps its hold to its end.
+   */
+  #forget(owner: Owner): void {
+    owner.forgotten = true;
+    if (!owner.relaying) void this.#release(owner);
   }
 
   /** Lets go of a submission's hold: nothing is spent here (no usage, or recorded elsewhere). */

@@ -52,6 +52,7 @@ import { RUN_HISTORY_MS } from "./raw-floor.js";
 import { RetryQueue } from "./retry-queue.js";
 import { DEFAULT_SHARED_SEED, type SharedSeedOptions, SharedSeeds } from "./shared-seeds.js";
 import type { LimitStore, SettleRequest, SettleResult } from "./types.js";
+import { inWorkspace } from "./workspace-key.js";
 
 /** What is known about a call before it is sent. */
 export interface CallContext {
@@ -653,7 +654,7 @@ export class SpendGuard {
     const facts = factsOfRecord(rec);
     const now = this.#now();
     const seededAfter = (id: string) =>
-      doubtedAt !== undefined && doubtedAt <= (this.#seededLive.get(`${rec.workspace_id}\u0000${id}`) ?? -1);
+      doubtedAt !== undefined && doubtedAt <= (this.#seededLive.get(inWorkspace(rec.workspace_id, id)) ?? -1);
     // A record from before a budget's current window does not count against it (as after a rebuild).
     const budgets = policies.budgets.filter(
       (b) =>
@@ -794,7 +795,7 @@ export class SpendGuard {
    * SharedSeeds for counters shared by replicas (Redis). Never throws.
    */
   async budgetAdded(ws: string, id: string): Promise<void> {
-    const key = `${ws}\u0000${id}`;
+    const key = inWorkspace(ws, id);
     const seed = () =>
       this.#shared ? this.#shared.added(ws, id) : this.#recording.quiet(() => this.#seedLive(ws, id));
     const seeded = (this.#seeding.get(key) ?? Promise.resolve())
@@ -869,7 +870,7 @@ export class SpendGuard {
   /** Notes a budget's seed from the store (#seededLive); those past any doubt's lifetime go. */
   #seededAt(ws: string, id: string, at: number): void {
     for (const [key, seeded] of this.#seededLive) if (seeded <= at - DOUBT_MS) this.#seededLive.delete(key);
-    this.#seededLive.set(`${ws}\u0000${id}`, at);
+    this.#seededLive.set(inWorkspace(ws, id), at);
   }
 
   async #rebuildBudget(ws: string, b: Budget, now: number): Promise<void> {

@@ -27,6 +27,7 @@ import type {
   SettleRequest,
   SettleResult,
 } from "./types.js";
+import { inWorkspace } from "./workspace-key.js";
 
 interface Bucket {
   spend: Map<string, bigint>;
@@ -175,7 +176,7 @@ export class MemoryLimitStore implements LimitStore {
   }
 
   charge(req: ChargeRequest): Promise<SettleResult> {
-    const k = `${req.workspace}\u0000${req.eventId}`;
+    const k = inWorkspace(req.workspace, req.eventId);
     const inDoubt = this.#doubted.size > 0 && this.#doubted.take(k, req.now);
     if ((req.doubted && !inDoubt) || this.#charged.has(k, req.now))
       return Promise.resolve({ changes: [], killed: null });
@@ -185,7 +186,7 @@ export class MemoryLimitStore implements LimitStore {
 
   doubt(workspace: string, eventIds: readonly string[], until: number, now: number): Promise<void> {
     for (const id of eventIds) {
-      const k = `${workspace}\u0000${id}`;
+      const k = inWorkspace(workspace, id);
       // Charged already: its duplicate is the earlier write's, that counted it (as on Redis).
       if (!this.#charged.has(k, now)) this.#doubted.add(k, until, now);
     }
@@ -196,7 +197,7 @@ export class MemoryLimitStore implements LimitStore {
     const out = new Map<string, number>();
     if (this.#doubted.size)
       for (const id of eventIds) {
-        const since = this.#doubted.since(`${workspace}\u0000${id}`, now);
+        const since = this.#doubted.since(inWorkspace(workspace, id), now);
         if (since !== undefined) out.set(id, since);
       }
     return Promise.resolve(out);
@@ -261,7 +262,7 @@ export class MemoryLimitStore implements LimitStore {
   }
 
   run(workspace: string, key: string): Promise<RunStatus | null> {
-    const run = this.#runs.get(`${workspace}\u0000${key}`);
+    const run = this.#runs.get(inWorkspace(workspace, key));
     return Promise.resolve(run ? { usage: { ...run.usage }, killed: run.killed } : null);
   }
 
@@ -271,7 +272,7 @@ export class MemoryLimitStore implements LimitStore {
   }
 
   unkill(workspace: string, key: string, now: number): Promise<boolean> {
-    const k = `${workspace}\u0000${key}`;
+    const k = inWorkspace(workspace, key);
     const was = !!this.#runs.get(k)?.killed;
     this.#runs.set(k, { usage: emptyRunUsage(now), killed: null, lastSeen: now, restartedAt: now });
     return Promise.resolve(was);
@@ -279,7 +280,7 @@ export class MemoryLimitStore implements LimitStore {
 
   claim(workspace: string, key: string, until: number, now: number): Promise<boolean> {
     if (now >= this.#nextPrune) this.#prune(now);
-    const k = `${workspace}\u0000${key}`;
+    const k = inWorkspace(workspace, key);
     const held = this.#claims.get(k);
     if (held !== undefined && held > now) return Promise.resolve(false);
     this.#claims.set(k, until);
@@ -287,13 +288,13 @@ export class MemoryLimitStore implements LimitStore {
   }
 
   countFrom(workspace: string, seedId: string, proposed: number | null): Promise<number | null> {
-    const k = `${workspace}\u0000${seedId}`;
+    const k = inWorkspace(workspace, seedId);
     if (proposed !== null && !this.#countFrom.has(k)) this.#countFrom.set(k, proposed);
     return Promise.resolve(this.#countFrom.get(k) ?? null);
   }
 
   seedTotals(workspace: string, seedId: string, totals: readonly SeedTotal[], last = false): Promise<void> {
-    const budget = `${workspace}\u0000${seedId}`;
+    const budget = inWorkspace(workspace, seedId);
     if (this.#seedClosed.has(budget)) return Promise.resolve();
     if (last) this.#seedClosed.add(budget);
     for (const { bucket, slot, total } of totals) {
@@ -331,7 +332,7 @@ export class MemoryLimitStore implements LimitStore {
   }
 
   seedRun(workspace: string, key: string, usage: RunUsage): void {
-    const k = `${workspace}\u0000${key}`;
+    const k = inWorkspace(workspace, key);
     const restartedAt = this.#runs.get(k)?.restartedAt ?? 0; // seeded after its unkill, at a rebuild
     this.#runs.set(k, { usage: { ...usage }, killed: null, lastSeen: Date.now(), restartedAt });
   }
@@ -400,7 +401,7 @@ export class MemoryLimitStore implements LimitStore {
   }
 
   #rate(workspace: string, key: string, now: number): Rate {
-    const k = `${workspace}\u0000${key}`;
+    const k = inWorkspace(workspace, key);
     const minute = minuteOf(now);
     let r = this.#rates.get(k);
     if (!r) {
@@ -423,7 +424,7 @@ export class MemoryLimitStore implements LimitStore {
   }
 
   #run(workspace: string, key: string, now: number): Run {
-    const k = `${workspace}\u0000${key}`;
+    const k = inWorkspace(workspace, key);
     let run = this.#runs.get(k);
     if (!run) {
       run = { usage: emptyRunUsage(now), killed: null, lastSeen: now, restartedAt: 0 };

@@ -15,6 +15,7 @@ import {
 import { z } from "zod";
 import type { LimitsStateStore, PolicyKind } from "../store/types.js";
 import { ConfigFileError, readYamlFile } from "../yaml-file.js";
+import { inWorkspace } from "./workspace-key.js";
 
 /** A policy that failed validation: every field and why. */
 export class PolicyError extends Error {
@@ -156,12 +157,12 @@ export class PolicyRegistry {
     const rows = await this.store.listPolicies();
     // A change made here while the rows were read may be missing from them: it stays as it is here.
     const changedSince = (ws: string, key: string) =>
-      (this.#changedAt.get(`${ws}\u0000${key}`) ?? 0) > readFrom;
+      (this.#changedAt.get(inWorkspace(ws, key)) ?? 0) > readFrom;
     const known = new Map<string, string>(); // budgets here, with their bucketing
     for (const [ws, m] of this.#entries) {
       for (const [k, e] of m)
         if (e.source === "api") {
-          if (e.kind === "budget") known.set(`${ws}\u0000${e.id}`, bucketing(e.spec));
+          if (e.kind === "budget") known.set(inWorkspace(ws, e.id), bucketing(e.spec));
           if (!changedSince(ws, k)) m.delete(k);
         }
       this.#compiled.delete(ws);
@@ -179,7 +180,7 @@ export class PolicyRegistry {
         updated_at: row.updated_at,
         updated_by: row.updated_by,
       });
-      const was = known.get(`${row.workspace_id}\u0000${row.id}`);
+      const was = known.get(inWorkspace(row.workspace_id, row.id));
       if (row.kind === "budget" && this.#toSeed(row.workspace_id, row.id, row.spec, was))
         added.push({ workspace: row.workspace_id, id: row.id });
     }
@@ -201,7 +202,7 @@ export class PolicyRegistry {
     for (const [ws, m] of this.#entries) {
       for (const [k, e] of m)
         if (e.source === "file") {
-          if (e.kind === "budget") known.set(`${ws}\u0000${e.id}`, bucketing(e.spec));
+          if (e.kind === "budget") known.set(inWorkspace(ws, e.id), bucketing(e.spec));
           m.delete(k);
         }
       this.#compiled.delete(ws);
@@ -211,7 +212,7 @@ export class PolicyRegistry {
       .filter(
         (e) =>
           e.kind === "budget" &&
-          this.#toSeed(workspace, e.id, e.spec, known.get(`${workspace}\u0000${e.id}`)),
+          this.#toSeed(workspace, e.id, e.spec, known.get(inWorkspace(workspace, e.id))),
       )
       .map((e) => ({ workspace, id: e.id }));
     return { entries: entries.length, newBudgets };
@@ -289,7 +290,7 @@ export class PolicyRegistry {
   }
 
   #changed(ws: string, key: string): void {
-    this.#changedAt.set(`${ws}\u0000${key}`, ++this.#changes);
+    this.#changedAt.set(inWorkspace(ws, key), ++this.#changes);
   }
 
   #refuseFileEntry(ws: string, kind: PolicyKind, id: string): void {

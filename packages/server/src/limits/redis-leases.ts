@@ -1,4 +1,5 @@
 import type { AdmitRequest, BucketCharge } from "./types.js";
+import { inWorkspace } from "./workspace-key.js";
 
 /** A lease is this many times the worst case of the call that asked for it… */
 export const LEASE_CALLS = 64n;
@@ -33,8 +34,6 @@ export function leasable(b: BucketCharge): boolean {
   return b.enforce && b.throttleRpm === null && b.amount > 0n;
 }
 
-const keyOf = (workspace: string, key: string) => `${workspace}\u0000${key}`;
-
 /**
  * This process's leases. Admitting from them is synchronous (one event loop: atomic); the sum of what they
  * admit never exceeds what Redis reserved for them, so caps hold across replicas. `release` is called
@@ -52,7 +51,7 @@ export class LeaseBook {
     if (req.run || req.rates.length || !req.buckets.length) return false;
     const uses: LeaseUse[] = [];
     for (const b of req.buckets) {
-      const lease = this.#live.get(keyOf(req.workspace, b.key));
+      const lease = this.#live.get(inWorkspace(req.workspace, b.key));
       // The budget's limit was edited since the lease was granted: a lower one may leave no room for what
       // the lease still allows. It goes back (once its calls have settled) and Redis decides.
       if (lease && lease.limit !== b.limit) {
@@ -76,7 +75,7 @@ export class LeaseBook {
 
   /** Takes a lease Redis granted with an admission (a bucket's previous lease is retired). */
   take(req: AdmitRequest, b: BucketCharge, id: string, amount: bigint): void {
-    const k = keyOf(req.workspace, b.key);
+    const k = inWorkspace(req.workspace, b.key);
     const previous = this.#live.get(k);
     if (previous) this.#retire(previous);
     this.#live.set(k, {
@@ -122,7 +121,7 @@ export class LeaseBook {
 
   #retire(lease: Lease): void {
     lease.retired = true;
-    const k = keyOf(lease.workspace, lease.key);
+    const k = inWorkspace(lease.workspace, lease.key);
     if (this.#live.get(k) === lease) this.#live.delete(k);
     if (lease.held === 0n) this.release([lease]);
   }

@@ -3,6 +3,7 @@ import type { LimitsStateStore } from "../store/types.js";
 import { storedSpend } from "./budget-seed.js";
 import type { PolicyRegistry } from "./policies.js";
 import type { HeldReservation, LimitStore } from "./types.js";
+import { inWorkspace } from "./workspace-key.js";
 
 export interface SharedSeedOptions {
   /** How long after a budget appears its calls start counting live: longer than replicas take to learn of it. */
@@ -37,9 +38,6 @@ interface Seeding {
 }
 
 const TICK_MS = 500;
-
-/** A budget's key in this module's maps: its workspace and id. */
-const budgetKey = (ws: string, id: string) => `${ws}\u0000${id}`;
 
 /**
  * A budget's seed on the shared counters (its instant and seeded totals): one per window kind, whose slots
@@ -88,7 +86,7 @@ export class SharedSeeds {
    */
   counts(ws: string, id: string, ts: number | null | undefined): boolean {
     if (!this.#from.size || ts == null) return true;
-    const from = this.#from.get(budgetKey(ws, id));
+    const from = this.#from.get(inWorkspace(ws, id));
     return from === undefined || ts >= from;
   }
 
@@ -99,7 +97,7 @@ export class SharedSeeds {
    * takes them back at settle (leases are granted only far from the cap).
    */
   hold(ws: string, budgetId: string, hold: Hold): void {
-    const key = budgetKey(ws, budgetId);
+    const key = inWorkspace(ws, budgetId);
     const holds = this.#holds.get(key);
     if (holds) holds.list.push(hold);
     else this.#holds.set(key, { ws, list: [hold] });
@@ -112,7 +110,7 @@ export class SharedSeeds {
    */
   appeared(ws: string, id: string): void {
     const b = this.#budget(ws, id);
-    const key = budgetKey(ws, id);
+    const key = inWorkspace(ws, id);
     if (!b || this.#seeds.get(key) === seedOf(b)) return;
     this.#seeds.set(key, seedOf(b));
     this.#from.set(key, Number.POSITIVE_INFINITY);
@@ -130,7 +128,7 @@ export class SharedSeeds {
    * before an instant another replica fixed counted twice (live, and in that replica's seed).
    */
   async added(ws: string, id: string): Promise<void> {
-    const key = budgetKey(ws, id);
+    const key = inWorkspace(ws, id);
     const b = this.#budget(ws, id);
     if (!b) return; // removed since
     const seed = seedOf(b);
@@ -167,7 +165,7 @@ export class SharedSeeds {
       const seededBefore = (await this.store.countFrom(ws, STARTED, null)) !== null;
       for (const b of this.registry.forWorkspace(ws).budgets) {
         const seed = seedOf(b);
-        this.#seeds.set(budgetKey(ws, b.id), seed);
+        this.#seeds.set(inWorkspace(ws, b.id), seed);
         let from = await this.store.countFrom(ws, seed, null);
         if (from === null) {
           if (seededBefore || this.#recentApiBudget(ws, b.id)) {
@@ -222,7 +220,7 @@ export class SharedSeeds {
    * has ended (every call counts live).
    */
   #follow(ws: string, id: string, seed: string, from: number): boolean {
-    const key = budgetKey(ws, id);
+    const key = inWorkspace(ws, id);
     const now = this.opts.now();
     if (now >= from + this.#endMs() + TICK_MS) {
       this.#from.delete(key); // seeded already
@@ -287,7 +285,7 @@ export class SharedSeeds {
    * changes nothing (the calls stored since may be counted live already).
    */
   async #pass(ws: string, id: string, seed: string, from: number, last: boolean): Promise<boolean> {
-    const key = budgetKey(ws, id);
+    const key = inWorkspace(ws, id);
     const b = this.#budget(ws, id);
     try {
       if (!b) {

@@ -10,7 +10,7 @@ import {
 import { markFinished, rememberSubmission } from "./background.js";
 import { observeBodyInPlace } from "./batch-results.js";
 import { type TrackedCall, USAGE_UNREADABLE } from "./call.js";
-import { readFirstEventAhead } from "./first-event-ahead.js";
+import { BROKE, readFirstEventAhead } from "./first-event-ahead.js";
 
 /**
  * The parts of the provider SDKs' `APIPromise` relied on (openai-node and anthropic-sdk share the
@@ -309,23 +309,25 @@ function observeStream(
  * A stream aborted before anything read it (`stream.controller.abort()`): nothing will, so it is recorded
  * then, as left (its input may be billed), and any hold on its agent run goes (it would stay until the stream
  * is collected). A background stream whose first event named its response (`runningOn`: settled once that
- * event came, or cannot) is recorded as its submission instead: the response runs on. One being read is its
- * reader's to record (its SDK aborts it too, as it breaks). The call is held weakly: the signal may outlive
+ * event came, or cannot) is recorded as its submission instead: the response runs on; one that broke before
+ * that event was aborted by its SDK, not the app, and is recorded as broken, as its reader would find it. One
+ * being read is its reader's to record (its SDK aborts it too, as it breaks). The call is held weakly: the signal may outlive
  * it (a fetch, the app's own signal), and an unread stream dropped must stay collectable.
  */
 function recordIfAbortedUnread(
   signal: AbortSignal,
   call: TrackedCall,
   response: Response | null,
-  runningOn: Promise<string | null> | undefined,
+  runningOn: Promise<string | null | typeof BROKE> | undefined,
 ) {
   const state = { read: false };
   const ref = new WeakRef(call);
   const httpStatus = response?.status ?? 200;
   const requestId = requestIdOf(response);
-  const leave = (responseId: string | null) => {
+  const leave = (responseId: string | null | typeof BROKE) => {
     const call = state.read ? undefined : ref.deref();
-    if (call && responseId) recordRunningOn(call, responseId, "client_disconnected", httpStatus);
+    if (responseId === BROKE) call?.cutShort(null, "upstream_stream_broken", httpStatus, requestId);
+    else if (call && responseId) recordRunningOn(call, responseId, "client_disconnected", httpStatus);
     else call?.cutShort(null, "client_disconnected", httpStatus, requestId);
   };
   const aborted = () => (runningOn ? void runningOn.then(leave) : leave(null));

@@ -6,20 +6,27 @@ import { type Api, createStreamExtractor } from "@tollgate/core";
  * before reading it. Nothing more is read ahead: the SDK's reader waits at that event for the app.
  */
 export interface FirstEventAhead {
-  /** The response the first event names; null when none did (the stream ended, was aborted, or broke first). */
-  responseId: Promise<string | null>;
+  /**
+   * The response the first event names (null when none did: the stream ended or was aborted first), or
+   * BROKE when the stream broke before it: the SDK then aborts the stream itself, an abort of no app's.
+   */
+  responseId: Promise<string | null | typeof BROKE>;
   /** The events, the first included, for their one reader; null after (a second reader is the SDK's, which refuses it). */
   take(): AsyncIterator<unknown> | null;
 }
+
+/** The stream broke before its first event came. */
+export const BROKE = Symbol("broke");
 
 export function readFirstEventAhead(events: AsyncIterator<unknown>, api: Api): FirstEventAhead {
   let first: Promise<IteratorResult<unknown>> | null = events.next();
   let taken = false;
   return {
     // Its error is its reader's, if one reads (handled here: a stream that broke unread rejects nothing).
+    // An abort by the app ends the stream: the SDK throws nothing for it.
     responseId: first.then(
       (r) => (r.done ? null : responseIdOf(api, r.value)),
-      () => null,
+      () => BROKE,
     ),
     take() {
       if (taken) return null;

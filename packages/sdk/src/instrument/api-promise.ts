@@ -7,7 +7,7 @@ import {
   isPending,
   type StreamExtractor,
 } from "@tollgate/core";
-import { markFinished, rememberSubmission } from "./background.js";
+import { eventsFindingFinished, markFinished, rememberSubmission } from "./background.js";
 import { observeBodyInPlace } from "./batch-results.js";
 import { type TrackedCall, USAGE_UNREADABLE } from "./call.js";
 import { BROKE, readFirstEventAhead } from "./first-event-ahead.js";
@@ -300,8 +300,12 @@ function observeStream(
       : null;
   const unread = signal ? recordIfAbortedUnread(signal, call, response, ahead?.responseId) : null;
   stream.iterator = () => {
+    const events = ahead?.take() ?? original.call(stream);
+    // Aborted unread, it was recorded as its submission: the events its SDK took in before the abort may
+    // still come, up to the final one, which finds the response finished (as a poll would).
+    if (unread?.submitted) return eventsFindingFinished(events, call, true);
     if (unread) unread.read = true;
-    return observedEvents(ahead?.take() ?? original.call(stream), call, response, hideEvent, signal);
+    return observedEvents(events, call, response, hideEvent, signal);
   };
 }
 
@@ -320,15 +324,17 @@ function recordIfAbortedUnread(
   response: Response | null,
   runningOn: Promise<string | null | typeof BROKE> | undefined,
 ) {
-  const state = { read: false };
+  const state = { read: false, submitted: false };
   const ref = new WeakRef(call);
   const httpStatus = response?.status ?? 200;
   const requestId = requestIdOf(response);
   const leave = (responseId: string | null | typeof BROKE) => {
     const call = state.read ? undefined : ref.deref();
     if (responseId === BROKE) call?.cutShort(null, "upstream_stream_broken", httpStatus, requestId);
-    else if (call && responseId) recordRunningOn(call, responseId, "client_disconnected", httpStatus);
-    else call?.cutShort(null, "client_disconnected", httpStatus, requestId);
+    else if (call && responseId) {
+      recordRunningOn(call, responseId, "client_disconnected", httpStatus);
+      state.submitted = true;
+    } else call?.cutShort(null, "client_disconnected", httpStatus, requestId);
   };
   const aborted = () => (runningOn ? void runningOn.then(leave) : leave(null));
   signal.addEventListener("abort", aborted, { once: true });

@@ -136,19 +136,29 @@ function countOnceInLlm(countedTo: AgentRun[], poll: TrackedCall, streamed: bool
  */
 export function observeResumedStream(stream: StreamLike, poll: TrackedCall): void {
   const original = stream.iterator;
-  stream.iterator = () => {
-    const events = original.call(stream);
-    const seen = (r: IteratorResult<unknown>) => {
-      const response = r.done ? null : finalResponseOf(r.value);
-      if (response) recordIfFinished(response, poll, true);
-      return r;
-    };
-    const iterator: AsyncIterableIterator<unknown> = {
-      next: () => events.next().then(seen),
-      return: (value?: unknown) =>
-        events.return ? events.return(value) : Promise.resolve({ done: true, value }),
-      [Symbol.asyncIterator]: () => iterator,
-    };
-    return iterator;
+  stream.iterator = () => eventsFindingFinished(original.call(stream), poll);
+}
+
+/**
+ * Relays `events` unchanged; the response a final event carries is recorded as `poll` finding it finished
+ * would record it (a resumed stream, or the rest of a stream recorded as its submission already: `submitted`,
+ * a background response by its request, as its own stream's record takes it, whatever the event says).
+ */
+export function eventsFindingFinished(
+  events: AsyncIterator<unknown>,
+  poll: TrackedCall,
+  submitted = false,
+): AsyncIterableIterator<unknown> {
+  const seen = (r: IteratorResult<unknown>) => {
+    const response = r.done ? null : finalResponseOf(r.value);
+    if (response) recordIfFinished(submitted ? { ...response, background: true } : response, poll, true);
+    return r;
   };
+  const iterator: AsyncIterableIterator<unknown> = {
+    next: () => events.next().then(seen),
+    return: (value?: unknown) =>
+      events.return ? events.return(value) : Promise.resolve({ done: true, value }),
+    [Symbol.asyncIterator]: () => iterator,
+  };
+  return iterator;
 }

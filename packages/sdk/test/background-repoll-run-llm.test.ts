@@ -73,6 +73,32 @@ describe("SDK: a finished background response polled again inside run.llm", () =
     });
   });
 
+  it("counts it once to a run whose run.llm callback polled it, then threw or returned other than the reply", async () => {
+    const openai = clients.wrapped();
+    const rel = "openai/responses.gpt-4o.cached.json";
+    const headers = { "x-mock-case": "sdk-bg-repoll-not-returned", "x-mock-fixture": rel };
+    const submitted = await openai.responses.create(
+      { model: "gpt-4o", input: "Research caching", background: true },
+      { headers },
+    );
+    const poll = () => openai.responses.retrieve(submitted.id, {}, { headers });
+    await poll(); // in_progress
+    // The first finds it finished (recorded for its submission, in no run), the second recorded already.
+    const callbacks = [
+      async () => {
+        await poll();
+        throw new Error("the app's own, after its poll");
+      },
+      async () => (await poll()).output_text,
+    ];
+    for (const callback of callbacks)
+      await agentRun({ type: "reader", limits }, async (run) => {
+        await run.llm("openai.responses", callback).catch(() => {});
+        for (let i = 0; i < 2; i++) await run.llm("openai.responses", poll);
+        expect(run.usage.cost_nanousd).toBe(costOf(rel));
+      });
+  });
+
   it("adds nothing to the run whose stream of it was read to its end", async () => {
     const openai = clients.wrapped();
     const rel = "openai/responses.stream.gpt-5.reasoning.sse";

@@ -1,6 +1,7 @@
 import { AsyncResource } from "node:async_hooks";
 import {
   BackgroundFollower,
+  type BackgroundResponse,
   backgroundResponse,
   type ExtractedUsage,
   extractFromResponse,
@@ -90,21 +91,18 @@ export function markFinished(responseId: string, countedTo: AgentRun[]): boolean
  * What a poll returned: when it is a background response found finished for the first time here, its one
  * llm record. For the submission's scope and run when this process submitted it, else for the poll's
  * (`poll`: made when the poll was, so the run is not counted a second LLM call: it was at submission).
- * `streamed`: the poll's reply is a resumed stream.
  */
-export function recordIfFinished(body: unknown, poll: TrackedCall, streamed = false): void {
+export function recordIfFinished(body: unknown, poll: TrackedCall): void {
   if (typeof body !== "object" || body === null) return;
   const response = backgroundResponse(body as Record<string, unknown>);
   if (!response || !isFinished(response)) return;
   const countedTo = finished.get(response.id);
   if (countedTo) {
-    countOnceInLlm(countedTo, poll, streamed); // recorded already
+    countOnceInLlm(countedTo, poll, response, () => usageOf(body)); // recorded already
     return;
   }
-  let usage: ExtractedUsage;
-  try {
-    usage = extractFromResponse("openai.responses", body);
-  } catch {
+  const usage = usageOf(body);
+  if (!usage) {
     // Finished without usage (cancelled before it ran): nothing was billed; its submission's hold goes.
     submitted.get(response.id)?.backgroundUnbilled();
     return;
@@ -112,22 +110,41 @@ export function recordIfFinished(body: unknown, poll: TrackedCall, streamed = fa
   const call = submitted.get(response.id) ?? poll;
   const counted = call.agentRun ? [call.agentRun.run] : [];
   markFinished(response.id, counted);
-  // Counted to its run here, before its hold goes: a poll inside that run's own `run.llm(…)` tells it not to
-  // count the reply again (told first: the record's sink may throw once the usage is counted).
-  countOnceInLlm(counted, poll, streamed);
+  // Counted to the poll's run here, before the submission's hold goes (told first: the record's sink may
+  // throw once the usage is counted).
+  countOnceInLlm(counted, poll, response, () => usage);
   call.finishBackground(response, usage);
 }
 
+/** A finished response's usage; null when it has none (cancelled before it ran). */
+function usageOf(body: unknown): ExtractedUsage | null {
+  try {
+    return extractFromResponse("openai.responses", body);
+  } catch {
+    return null;
+  }
+}
+
 /**
- * A poll, inside `run.llm(…)`, of a finished response whose cost was counted to `countedTo`: that `run.llm`
- * counts its reply only for a run not among them (which is then), so a run counts a response once however
- * often it polls. `streamed`: a resumed stream, whose usage `run.llm` cannot read (it counts nothing).
+ * A poll, inside `run.llm(…)`, of a finished response whose cost was counted to `countedTo`: a run not among
+ * them (which is then) has it counted by the poll itself, so a run counts a response once however often it
+ * polls, and whatever the callback then returns (`output_text`, say) or throws; `run.llm` counts nothing
+ * from its reply (a resumed stream's neither, which it cannot read).
  */
-function countOnceInLlm(countedTo: AgentRun[], poll: TrackedCall, streamed: boolean): void {
+function countOnceInLlm(
+  countedTo: AgentRun[],
+  poll: TrackedCall,
+  response: BackgroundResponse,
+  usage: () => ExtractedUsage | null,
+): void {
   const run = poll.agentRun?.counts === false ? poll.agentRun.run : undefined;
   if (!run) return;
-  if (countedTo.includes(run)) poll.usageCounted();
-  else if (!streamed) countedTo.push(run);
+  if (!countedTo.includes(run)) {
+    countedTo.push(run);
+    const found = usage();
+    if (found) poll.countBackgroundToRun(response, found);
+  }
+  poll.usageCounted();
 }
 
 /**
@@ -151,7 +168,7 @@ export function eventsFindingFinished(
 ): AsyncIterableIterator<unknown> {
   const seen = (r: IteratorResult<unknown>) => {
     const response = r.done ? null : finalResponseOf(r.value);
-    if (response) recordIfFinished(submitted ? { ...response, background: true } : response, poll, true);
+    if (response) recordIfFinished(submitted ? { ...response, background: true } : response, poll);
     return r;
   };
   const iterator: AsyncIterableIterator<unknown> = {

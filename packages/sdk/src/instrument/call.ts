@@ -361,6 +361,14 @@ export class TrackedCall {
   }
 
   /**
+   * A poll that found a background response finished, recorded for another run (or none): its cost counted
+   * to the poll's own run here, priced as its record was, with no record of its own.
+   */
+  countBackgroundToRun(response: BackgroundResponse, usage: ExtractedUsage): void {
+    this.#countToRun(usage, this.#modelOf(usage), response.createdMs ?? this.#startMs);
+  }
+
+  /**
    * The background response this call submitted (or a poll found), finished: its one llm record, with the
    * usage it reports, from its creation, counted to its run. Named by the response, so a poll after a
    * restart is stored once.
@@ -402,18 +410,10 @@ export class TrackedCall {
    * which counts the reply itself), always, or never.
    */
   #emit(o: Outcome, at: Occasion, toRun: "as-call" | "always" | "never" = "as-call"): void {
-    // Record fields as the gateway takes them (fieldText): a provider's odd value never loses the record.
-    const model = fieldText(o.usage?.model) ?? this.#model() ?? "unknown";
+    const model = this.#modelOf(o.usage);
     const counted = toRun === "always" || (toRun === "as-call" && this.#countsUsage);
-    if (o.usage && counted && this.#run)
-      this.#run.run.recordUsage(o.usage.usage, {
-        provider: this.spec.provider,
-        model,
-        serviceTier: o.usage.service_tier,
-        servedAs: servedAsOf(o.usage.usage_raw),
-        batch: o.batch,
-        at: at.tsStart, // a batch's call: when it ran, as the server prices it
-      });
+    // A batch's call: priced when it ran, as the server prices it.
+    if (o.usage && counted) this.#countToRun(o.usage, model, at.tsStart, o.batch);
     const scope = this.#scope;
     const span = childSpan(scope);
     const record: CallRecordInput = {
@@ -463,23 +463,47 @@ export class TrackedCall {
     Object.assign(record, scope.attribution);
     this.sink(record);
     const tool = o.usage?.tool_model_call;
-    if (tool) this.#emitToolCall(record, tool, counted);
+    if (tool) this.#emitToolCall(record, tool);
+  }
+
+  /** The model a reply's usage is priced at: the one it names, else the call's (as the record says). */
+  #modelOf(usage: ExtractedUsage | null): string {
+    // Record fields as the gateway takes them (fieldText): a provider's odd value never loses the record.
+    return fieldText(usage?.model) ?? this.#model() ?? "unknown";
+  }
+
+  /**
+   * Counts a reply's usage to the call's agent run, priced at `at`: the call's, and what a hosted tool did
+   * on its own model, as cost, not as another LLM call, as the gateway counts it.
+   */
+  #countToRun(usage: ExtractedUsage, model: string, at: number, batch?: true): void {
+    const run = this.#run?.run;
+    if (!run) return;
+    const { provider } = this.spec;
+    run.recordUsage(usage.usage, {
+      provider,
+      model,
+      serviceTier: usage.service_tier,
+      servedAs: servedAsOf(usage.usage_raw),
+      batch,
+      at,
+    });
+    const tool = usage.tool_model_call;
+    if (tool?.usage)
+      run.recordUsage(tool.usage, {
+        provider,
+        model: toolCallModel(tool, requestedToolModel(this.spec.api, this.body)),
+        batch,
+        at,
+      });
   }
 
   /**
    * The call a hosted tool made on its own model (a Responses image tool's image, an advisor's advice): a
-   * record of its own (named by the response's), counted to the agent run as cost, not as another LLM
-   * call, as the gateway counts it.
+   * record of its own (named by the response's); its cost is counted to the agent run with the call's.
    */
-  #emitToolCall(parent: CallRecordInput, tool: ToolModelCall, counted: boolean): void {
+  #emitToolCall(parent: CallRecordInput, tool: ToolModelCall): void {
     const requested = requestedToolModel(this.spec.api, this.body);
-    if (counted && this.#run && tool.usage)
-      this.#run.run.recordUsage(tool.usage, {
-        provider: this.spec.provider,
-        model: toolCallModel(tool, requested),
-        batch: parent.batch === true,
-        at: parent.ts_start as number,
-      });
     const eventId = namedEventId(`tool-model-call:${parent.event_id}`);
     const input = toolModelCallInput(parent, tool, requested, eventId);
     for (const f of LATER_FIELDS) if (input[f] === 0) delete input[f];

@@ -395,7 +395,8 @@ export class TrackedCall {
 
   /**
    * One answered request of a batch whose results this call read: a call at the batch rate, named by its
-   * result (`eventId`), from when its reply was made. It counts towards the run's cost, not its LLM calls.
+   * result (`eventId`), from when its reply was made. It counts towards the run's cost, not its LLM calls
+   * (`countsRun: false`: the run counted this usage itself, a poll inside `run.llm`).
    */
   recordBatchResult(r: BatchResult, eventId: string, { countsRun = true } = {}): void {
     const requestId = fieldText(r.requestId) ?? fieldText(r.customId);
@@ -404,7 +405,6 @@ export class TrackedCall {
     this.#emit({ ...outcome, api: r.api, kind: r.kind, batch: true }, at, countsRun ? "as-call" : "never");
   }
 
-  /** `countsRun: false`: the run counted this usage itself (a poll inside `run.llm`). */
   /**
    * `toRun`: whether the usage counts to the call's agent run: as the call does (not inside `run.llm`,
    * which counts the reply itself), always, or never.

@@ -3,13 +3,11 @@
 // and the poll that finds it finished later counts its cost once (for the poll's run), not on top of a hold
 // that would stay the hour. A file of its own: the SDK records a response once per process, under the id
 // its fixture gives it.
-import { extractFromResponse, PricingEngine } from "@tollgate/core";
 import { describe, expect, it } from "vitest";
-import { fixture } from "../../server/test/mock-upstream.js";
 import { agentRun } from "../src/index.js";
 import { rememberSubmission } from "../src/instrument/background.js";
 import { type CallSpec, TrackedCall } from "../src/instrument/call.js";
-import { clientsAgainstMock } from "./background-helpers.js";
+import { clientsAgainstMock, fixtureResponseCost } from "./background-helpers.js";
 
 const clients = clientsAgainstMock();
 const REL = "openai/responses.gpt-5.cached-reasoning.json";
@@ -40,13 +38,7 @@ describe("SDK: a background submission pushed out by 10,000 newer ones", () => {
       expect(run.usage.cost_nanousd).toBe(0n);
       await openai.responses.retrieve(submitted.id, {}, { headers }); // in_progress
       expect((await openai.responses.retrieve(submitted.id, {}, { headers })).status).toBe("completed");
-      const response = extractFromResponse("openai.responses", JSON.parse(fixture(REL)));
-      const cost = new PricingEngine().price({
-        provider: "openai",
-        model: response.model!,
-        usage: response.usage,
-        at: Date.now(),
-      }).cost.total_nanousd;
+      const cost = fixtureResponseCost(REL);
       expect(run.usage.cost_nanousd).toBe(cost);
       expect(run.held).toEqual(empty);
     });

@@ -1,9 +1,15 @@
 // Shared by the SDK's background-response test files: each file runs in a process of its own, since the
 // SDK records a response once per process, under the id the mock's fixture gives it.
-import type { CallRecordInput } from "@tollgate/core";
+import {
+  type CallRecordInput,
+  extractFromResponse,
+  extractFromSse,
+  PricingEngine,
+  servedAsOf,
+} from "@tollgate/core";
 import OpenAI from "openai";
 import { afterAll, beforeAll, expect } from "vitest";
-import { type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
+import { fixture, type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
 import { wrapOpenAI } from "../src/index.js";
 
 export type StreamEvent = { type: string; sequence_number: number; response?: { id: string } };
@@ -50,4 +56,19 @@ export async function cutBackgroundStream(
     })(),
   ).rejects.toThrow();
   return seen;
+}
+
+/** What a fixture's finished response (a reply, or a stream) costs now, at the tier it was served on. */
+export function fixtureResponseCost(rel: string): bigint {
+  const response = rel.endsWith(".sse")
+    ? extractFromSse("openai.responses", fixture(rel))!
+    : extractFromResponse("openai.responses", JSON.parse(fixture(rel)));
+  return new PricingEngine().price({
+    provider: "openai",
+    model: response.model!,
+    usage: response.usage,
+    serviceTier: response.service_tier,
+    servedAs: servedAsOf(response.usage_raw),
+    at: Date.now(),
+  }).cost.total_nanousd;
 }

@@ -2,11 +2,10 @@
 // its cost is counted to the run before the hold goes, so a call waiting for room, let in then, sees the
 // cost in the hold's place (as when any wrapped call settles). A file of its own: the SDK records a
 // response once per process, under the id its fixture gives it.
-import { extractFromResponse, formatUsd, PricingEngine } from "@tollgate/core";
+import { formatUsd } from "@tollgate/core";
 import { describe, expect, it } from "vitest";
-import { fixture } from "../../server/test/mock-upstream.js";
 import { AgentRun, agentRun } from "../src/index.js";
-import { clientsAgainstMock } from "./background-helpers.js";
+import { clientsAgainstMock, fixtureResponseCost } from "./background-helpers.js";
 
 const clients = clientsAgainstMock();
 const REL = "openai/responses.gpt-5.6-sol.cache-write.json";
@@ -40,13 +39,7 @@ describe("SDK: a background response polled finished inside its run's run.llm", 
       expect(run.held.cost_nanousd).toBe(ceiling);
       const seen = run.llm("openai.chat", async () => run.usage.cost_nanousd); // waits for room
       expect((await poll).status).toBe("completed");
-      const response = extractFromResponse("openai.responses", JSON.parse(fixture(REL)));
-      const cost = new PricingEngine().price({
-        provider: "openai",
-        model: response.model!,
-        usage: response.usage,
-        at: Date.now(),
-      }).cost.total_nanousd;
+      const cost = fixtureResponseCost(REL);
       expect(await seen).toBe(cost);
       await slow;
       expect(run.usage.llm_calls).toBe(4); // the submission, the poll, the call in flight, the one let in

@@ -2,12 +2,10 @@
 // answered: it keeps its hold on the run, as the gateway keeps its submission's, until a poll finds it
 // finished (its cost takes the hold's place), finished without usage (nothing spent), or an hour passes.
 // A file of its own: the SDK records a response once per process, under the id its fixture gives it.
-import { extractFromResponse, PricingEngine } from "@tollgate/core";
 import OpenAI from "openai";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { fixture } from "../../server/test/mock-upstream.js";
 import { AgentRunHeldError, agentRun, wrapOpenAI } from "../src/index.js";
-import { clientsAgainstMock, cutBackgroundStream } from "./background-helpers.js";
+import { clientsAgainstMock, cutBackgroundStream, fixtureResponseCost } from "./background-helpers.js";
 
 const clients = clientsAgainstMock();
 const empty = { cost_nanousd: 0n, total_tokens: 0 };
@@ -41,14 +39,7 @@ describe("SDK: a background response holds on its agent run while it runs", () =
       expect(run.held.cost_nanousd).toBe(held);
       expect((await openai.responses.retrieve(submitted.id, {}, { headers })).status).toBe("completed");
       expect(run.held).toEqual(empty);
-      const expected = extractFromResponse("openai.responses", JSON.parse(fixture(rel)));
-      const price = new PricingEngine().price({
-        provider: "openai",
-        model: expected.model!,
-        usage: expected.usage,
-        at: Date.now(),
-      });
-      expect(run.usage.cost_nanousd).toBe(price.cost.total_nanousd);
+      expect(run.usage.cost_nanousd).toBe(fixtureResponseCost(rel));
       expect(await next(openai)).toBe("sent");
     });
   });

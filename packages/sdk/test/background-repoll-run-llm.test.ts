@@ -3,29 +3,12 @@
 // run counts nothing again from the reply; a run that never counted it counts it once, as a first poll in
 // its run.llm would. A file of its own: the SDK records a response once per process, under the id its
 // fixture gives it.
-import { extractFromResponse, extractFromSse, PricingEngine, servedAsOf } from "@tollgate/core";
 import { describe, expect, it } from "vitest";
-import { fixture } from "../../server/test/mock-upstream.js";
 import { agentRun } from "../src/index.js";
-import { clientsAgainstMock } from "./background-helpers.js";
+import { clientsAgainstMock, fixtureResponseCost } from "./background-helpers.js";
 
 const clients = clientsAgainstMock();
 const limits = { max_cost_usd: "100" };
-
-/** What the fixture's finished response (a reply, or a stream) costs, at the tier it was served on. */
-function costOf(rel: string): bigint {
-  const response = rel.endsWith(".sse")
-    ? extractFromSse("openai.responses", fixture(rel))!
-    : extractFromResponse("openai.responses", JSON.parse(fixture(rel)));
-  return new PricingEngine().price({
-    provider: "openai",
-    model: response.model!,
-    usage: response.usage,
-    serviceTier: response.service_tier,
-    servedAs: servedAsOf(response.usage_raw),
-    at: Date.now(),
-  }).cost.total_nanousd;
-}
 
 describe("SDK: a finished background response polled again inside run.llm", () => {
   it("adds nothing to the run that counted it, whether a poll inside run.llm found it finished or one outside", async () => {
@@ -44,10 +27,10 @@ describe("SDK: a finished background response polled again inside run.llm", () =
         await poll(); // in_progress
         const found = await (firstInLlm ? run.llm("openai.responses", poll) : poll());
         expect(found.status).toBe("completed");
-        expect(run.usage.cost_nanousd).toBe(costOf(rel));
+        expect(run.usage.cost_nanousd).toBe(fixtureResponseCost(rel));
         for (let i = 0; i < 2; i++)
           expect((await run.llm("openai.responses", poll)).status).toBe("completed");
-        expect(run.usage.cost_nanousd).toBe(costOf(rel));
+        expect(run.usage.cost_nanousd).toBe(fixtureResponseCost(rel));
       });
     }
   });
@@ -63,13 +46,13 @@ describe("SDK: a finished background response polled again inside run.llm", () =
       );
       await openai.responses.retrieve(submitted.id, {}, { headers }); // in_progress
       await openai.responses.retrieve(submitted.id, {}, { headers }); // completed: counted here
-      expect(run.usage.cost_nanousd).toBe(costOf(rel));
+      expect(run.usage.cost_nanousd).toBe(fixtureResponseCost(rel));
       return submitted;
     });
     await agentRun({ type: "reader", limits }, async (run) => {
       const poll = () => openai.responses.retrieve(submitted.id, {}, { headers });
       for (let i = 0; i < 2; i++) await run.llm("openai.responses", poll);
-      expect(run.usage.cost_nanousd).toBe(costOf(rel));
+      expect(run.usage.cost_nanousd).toBe(fixtureResponseCost(rel));
     });
   });
 
@@ -95,7 +78,7 @@ describe("SDK: a finished background response polled again inside run.llm", () =
       await agentRun({ type: "reader", limits }, async (run) => {
         await run.llm("openai.responses", callback).catch(() => {});
         for (let i = 0; i < 2; i++) await run.llm("openai.responses", poll);
-        expect(run.usage.cost_nanousd).toBe(costOf(rel));
+        expect(run.usage.cost_nanousd).toBe(fixtureResponseCost(rel));
       });
   });
 
@@ -110,12 +93,12 @@ describe("SDK: a finished background response polled again inside run.llm", () =
       );
       let id = "";
       for await (const ev of stream) if (ev.type === "response.created") id = ev.response.id;
-      expect(run.usage.cost_nanousd).toBe(costOf(rel));
+      expect(run.usage.cost_nanousd).toBe(fixtureResponseCost(rel));
       for (let i = 0; i < 2; i++)
         expect(
           (await run.llm("openai.responses", () => openai.responses.retrieve(id, {}, { headers }))).status,
         ).toBe("completed");
-      expect(run.usage.cost_nanousd).toBe(costOf(rel));
+      expect(run.usage.cost_nanousd).toBe(fixtureResponseCost(rel));
     });
   });
 });

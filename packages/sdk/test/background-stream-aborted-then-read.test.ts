@@ -5,11 +5,11 @@
 // submission's hold goes. A file of its own: the SDK records a response once per process, under the id its
 // fixture gives it.
 import { setTimeout as sleep } from "node:timers/promises";
-import { extractFromSse, PricingEngine, servedAsOf } from "@tollgate/core";
+import { extractFromSse } from "@tollgate/core";
 import { describe, expect, it, vi } from "vitest";
 import { fixture } from "../../server/test/mock-upstream.js";
 import { agentRun } from "../src/index.js";
-import { clientsAgainstMock } from "./background-helpers.js";
+import { clientsAgainstMock, fixtureResponseCost } from "./background-helpers.js";
 
 const clients = clientsAgainstMock();
 const { sent } = clients;
@@ -22,14 +22,7 @@ describe("SDK: a background stream aborted unread after its first event, then re
     const openai = clients.wrapped();
     const expected = extractFromSse("openai.responses", fixture(REL))!;
     const id = expected.response_id!;
-    const cost = new PricingEngine().price({
-      provider: "openai",
-      model: expected.model!,
-      usage: expected.usage,
-      serviceTier: expected.service_tier,
-      servedAs: servedAsOf(expected.usage_raw),
-      at: Date.now(),
-    }).cost.total_nanousd;
+    const cost = fixtureResponseCost(REL);
     await agentRun({ type: "researcher", limits: { max_cost_usd: "10" } }, async (run) => {
       const stream = await openai.responses.create(
         { model: "gpt-5.2", input: "Tallest mountain in Alberta?", stream: true, background: true },

@@ -1,12 +1,14 @@
 // Where `tollgate export` writes: a path it cannot write is said before any work, and an export that
 // fails midway or is interrupted leaves neither a partial file that reads as whole nor a previous export
 // overwritten.
+
+import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
-import { cliOnScratchDir, spawnCli } from "./cli-run.js";
+import { CLI, cliOnScratchDir, spawnCli } from "./cli-run.js";
 import { firstPageServerFor, stubServerFor, WORKSPACES } from "./cli-stub-server.js";
 
 const { dir, dataDir, tollgate } = cliOnScratchDir("tollgate-cli-export-output-");
@@ -141,5 +143,33 @@ describe("an export interrupted while DuckDB converts it to parquet", () => {
     expect(r.code, r.err).toBe(130);
     expect(readdirSync(converting.dir).filter((f) => f.includes("calls"))).toEqual(["calls.parquet"]);
     expect(readFileSync(out, "utf8")).toBe("the previous export\n");
+  });
+});
+
+describe("an export whose file cannot grow (a full disk, or past `ulimit -f`)", () => {
+  it("says so for the output file (exit 1, no raw error), keeps the previous export, leaves no partial file", async () => {
+    for (const format of ["csv", "json"] as const) {
+      const out = join(converting.dir, `full.${format}`);
+      writeFileSync(out, "the previous export\n");
+      // 64 KB at most per file (bash counts 1,024-byte blocks): the stub's 400,000 calls are far more.
+      const cmd = `ulimit -f 64; exec "$0" "$@"`;
+      const args = [CLI, "--data-dir", converting.dataDir, "export", "calls", "--format", format, "-o", out];
+      const r = await new Promise<{ code: number | null; err: string }>((resolveRun) => {
+        const child = spawn("bash", ["-c", cmd, process.execPath, ...args], { timeout: 60_000 });
+        let err = "";
+        child.stderr.on("data", (c: Buffer) => {
+          err += c.toString();
+        });
+        child.on("close", (code) => resolveRun({ code, err }));
+      });
+      expect(r.err).toBe(
+        `error: cannot write ${out}: the file would pass the largest size allowed (the file system's, or \`ulimit -f\`); nothing was kept of it\n`,
+      );
+      expect(r.code).toBe(1);
+      expect(readdirSync(converting.dir).filter((f) => f.startsWith(`full.${format}`))).toEqual([
+        `full.${format}`,
+      ]);
+      expect(readFileSync(out, "utf8")).toBe("the previous export\n");
+    }
   });
 });

@@ -12,6 +12,7 @@ import { outputFile } from "./output-file.js";
 import { progressBar } from "./progress.js";
 import { isRollup, ROLLUP_ROWS, type RollupName, type WindowOpts, windowQuery } from "./rollups.js";
 import { connectToRead } from "./workspace-check.js";
+import { writeFailure } from "./write-failure.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: API answers are read loosely
 type Json = any;
@@ -80,16 +81,30 @@ function jsonCalls(columns: readonly string[]): RowsText {
       .join("");
 }
 
-/** An async file writer that respects back-pressure. */
-function fileWriter(path: string) {
+/**
+ * An async file writer that respects back-pressure. A failed write (a full disk) fails the next call, said
+ * as one of `out` (writeFailure): the stream reports it when it happens, perhaps after the write returned.
+ */
+function fileWriter(path: string, out: string) {
   const stream = createWriteStream(path);
+  let failed: unknown = null;
+  stream.on("error", (e) => {
+    failed ??= writeFailure(out, e);
+  });
+  const check = () => {
+    if (failed) throw failed;
+  };
   return {
     async write(text: string) {
-      if (!stream.write(text)) await once(stream, "drain");
+      check();
+      if (!stream.write(text)) await once(stream, "drain").catch(check);
+      check();
     },
     async end() {
+      check();
       stream.end();
-      await once(stream, "finish");
+      await once(stream, "finish").catch(check);
+      check();
     },
   };
 }
@@ -114,7 +129,7 @@ export async function exportCalls(
   };
   const cancelCleanup = cleanUpOnInterrupt(removeTmp);
   const target = tmp ? join(tmp, "calls.csv") : output.partial;
-  const file = fileWriter(target);
+  const file = fileWriter(target, out);
   let meta: Json = null;
   let rows = 0;
   let bar: SingleBar | null = null;

@@ -9,7 +9,8 @@ import { registerIngest } from "./cli/ingest.js";
 import { registerKeys } from "./cli/keys.js";
 import { registerLimits } from "./cli/limits.js";
 import { registerPrices } from "./cli/prices.js";
-import { registerPurge, registerRollups } from "./cli/rollups.js";
+import { DEFAULT_TIMEOUT_SECONDS } from "./cli/request-timeout.js";
+import { PURGE_SECONDS, registerPurge, registerRollups } from "./cli/rollups.js";
 import { registerServe } from "./cli/serve.js";
 import { registerSpend } from "./cli/spend.js";
 import { DataDirLockedError } from "./data-dir-lock.js";
@@ -39,7 +40,8 @@ const program = new Command("tollgate")
   )
   .option(
     "--timeout <seconds>",
-    "how long a running server may stay silent on a request (no answer, no more of it) before the command gives up (env TOLLGATE_TIMEOUT; default 30)",
+    // purge's own default said too: its answer comes only once the purge is done.
+    `how long a running server may stay silent on a request (no answer, no more of it) before the command gives up (env TOLLGATE_TIMEOUT; default ${DEFAULT_TIMEOUT_SECONDS}, purge ${PURGE_SECONDS})`,
   )
   .showHelpAfterError()
   // Commander's own parse errors (an unknown option or command, a missing argument or value) are usage

@@ -132,3 +132,12 @@ describe("a bad --timeout or TOLLGATE_TIMEOUT", () => {
     );
   });
 });
+
+describe("tollgate --help", () => {
+  it("gives --timeout's default and purge's own, which waits for the purge to be done", () => {
+    const help = tollgate("--help");
+    expect(help.code).toBe(0);
+    // Commander wraps the text to the terminal's width: read it as one line.
+    expect(help.out.replace(/\s+/g, " ")).toContain("(env TOLLGATE_TIMEOUT; default 30, purge 3600)");
+  });
+});

@@ -1,7 +1,8 @@
 import { Agent, fetch } from "undici";
 import { CliError } from "./common.js";
 
-const DEFAULT_SECONDS = 30;
+/** A command's silence limit unless it has its own (purge) or --timeout / TOLLGATE_TIMEOUT says. */
+export const DEFAULT_TIMEOUT_SECONDS = 30;
 /** Node fires a timer set past 2^31 - 1 ms after 1 ms: a larger value would give up at once. */
 const MAX_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
 const SECONDS = /^(\d+\.?\d*|\.\d+)$/;
@@ -15,7 +16,7 @@ const SECONDS = /^(\d+\.?\d*|\.\d+)$/;
 export function requestTimeoutFrom(
   flag: string | undefined,
   env = process.env,
-  defaultSeconds = DEFAULT_SECONDS,
+  defaultSeconds = DEFAULT_TIMEOUT_SECONDS,
 ): number {
   const raw = flag ?? (env.TOLLGATE_TIMEOUT || undefined);
   if (raw === undefined) return defaultSeconds * 1000;

@@ -17,7 +17,7 @@ import { printable } from "./terminal-text.js";
 import { connectToRead } from "./workspace-check.js";
 
 /** How long purge waits for the server's answer unless --timeout says: it comes when the purge is done. */
-const PURGE_SECONDS = 3600;
+export const PURGE_SECONDS = 3600;
 
 // biome-ignore lint/suspicious/noExplicitAny: API answers are rendered loosely
 type Json = any;

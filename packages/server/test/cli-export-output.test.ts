@@ -26,6 +26,14 @@ stubServerFor(
     req.resume();
     res.writeHead(200, { "content-type": "application/json" });
     if (req.url === "/api/workspaces") return res.end(JSON.stringify(WORKSPACES));
+    if (req.url?.startsWith("/api/rollups/features"))
+      return res.end(
+        JSON.stringify({
+          window: { from: "2026-01-01T00:00:00.000Z", to: "2026-01-02T00:00:00.000Z" },
+          coverage: { raw_available_from: null, summary_available_from: null, truncated: false },
+          features: Array.from({ length: 10_000 }, (_, i) => ({ feature: `feature-${i}`, calls: i })),
+        }),
+      );
     const page = Number(new URL(req.url ?? "", "http://x").searchParams.get("cursor") ?? 0);
     res.end(
       JSON.stringify({
@@ -148,12 +156,28 @@ describe("an export interrupted while DuckDB converts it to parquet", () => {
 
 describe("an export whose file cannot grow (a full disk, or past `ulimit -f`)", () => {
   it("says so for the output file (exit 1, no raw error), keeps the previous export, leaves no partial file", async () => {
-    for (const format of ["csv", "json"] as const) {
+    for (const [what, format] of [
+      ["calls", "csv"],
+      ["calls", "json"],
+      ["rollup features", "csv"],
+      ["rollup features", "json"],
+    ] as const) {
       const out = join(converting.dir, `full.${format}`);
       writeFileSync(out, "the previous export\n");
-      // 64 KB at most per file (bash counts 1,024-byte blocks): the stub's 400,000 calls are far more.
+      // 64 KB at most per file (bash counts 1,024-byte blocks): the stub's 400,000 calls, or its 10,000
+      // features, are far more.
       const cmd = `ulimit -f 64; exec "$0" "$@"`;
-      const args = [CLI, "--data-dir", converting.dataDir, "export", "calls", "--format", format, "-o", out];
+      const args = [
+        CLI,
+        "--data-dir",
+        converting.dataDir,
+        "export",
+        ...what.split(" "),
+        "--format",
+        format,
+        "-o",
+        out,
+      ];
       const r = await new Promise<{ code: number | null; err: string }>((resolveRun) => {
         const child = spawn("bash", ["-c", cmd, process.execPath, ...args], { timeout: 60_000 });
         let err = "";
@@ -162,7 +186,7 @@ describe("an export whose file cannot grow (a full disk, or past `ulimit -f`)", 
         });
         child.on("close", (code) => resolveRun({ code, err }));
       });
-      expect(r.err).toBe(
+      expect(r.err, `${what} ${format}`).toBe(
         `error: cannot write ${out}: the file would pass the largest size allowed (the file system's, or \`ulimit -f\`); nothing was kept of it\n`,
       );
       expect(r.code).toBe(1);

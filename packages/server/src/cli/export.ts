@@ -129,7 +129,8 @@ export async function exportCalls(
   };
   const cancelCleanup = cleanUpOnInterrupt(removeTmp);
   const target = tmp ? join(tmp, "calls.csv") : output.partial;
-  const file = fileWriter(target, out);
+  // parquet's CSV is a temp file of its own, maybe on another disk: a failure is said as its own
+  const file = fileWriter(target, tmp ? `${target} (the parquet export's temporary CSV)` : out);
   let meta: Json = null;
   let rows = 0;
   let bar: SingleBar | null = null;
@@ -227,17 +228,21 @@ async function exportRollup(client: Client, name: RollupName, o: RollupExportOpt
       rows: rows.length,
     };
     const cell = o.formulaGuard !== false ? sheetCell : csvCell;
-    if (format === "json") writeFileSync(output.partial, `${JSON.stringify({ meta, rows })}\n`);
-    else {
-      const lines = [
-        columns.map(csvCell).join(","),
-        ...rows.map((r) => columns.map((c) => cell(r[c])).join(",")),
-      ];
-      writeFileSync(output.partial, `${lines.join("\n")}\n`);
-      writeFileSync(
-        `${out}.meta.json`,
-        `${JSON.stringify({ ...meta, formula_guard: cell === sheetCell }, null, 2)}\n`,
-      );
+    try {
+      if (format === "json") writeFileSync(output.partial, `${JSON.stringify({ meta, rows })}\n`);
+      else {
+        const lines = [
+          columns.map(csvCell).join(","),
+          ...rows.map((r) => columns.map((c) => cell(r[c])).join(",")),
+        ];
+        writeFileSync(output.partial, `${lines.join("\n")}\n`);
+        writeFileSync(
+          `${out}.meta.json`,
+          `${JSON.stringify({ ...meta, formula_guard: cell === sheetCell }, null, 2)}\n`,
+        );
+      }
+    } catch (e) {
+      throw writeFailure(out, e);
     }
     output.complete();
     return { file: out, format, rows: rows.length, meta };

@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { type CallRecord, uuidv7Time } from "@tollgate/core";
 import { Session } from "chdb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { coverageOf } from "../src/query/coverage.js";
 import { explainChange } from "../src/query/explain.js";
 import { decodeCursor, exportPage } from "../src/query/export.js";
 import { forecastMonth } from "../src/query/forecast.js";
@@ -29,6 +30,7 @@ import { DuckDbStore } from "../src/store/duckdb/store.js";
 import {
   type EventFilter,
   type QueryCursor,
+  type Retention,
   recordKey,
   SEGMENT_DIMENSIONS,
   SPEND_DIMENSIONS,
@@ -791,7 +793,7 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
   });
 
   it("workspaces: one whose calls are raw only, in months a purge dropped from the summary (summary_months alone), holds calls", async () => {
-    // Last: it drops every summary month before this one. Its call is kept raw (after the raw horizon).
+    // It drops every summary month before this one. Its call is kept raw (after the raw horizon).
     const call = buildRecord({
       provider: "openai",
       model: "gpt-4o-mini",
@@ -806,5 +808,20 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
     await Promise.all(backends.map((b) => b.store.purge(null, utcMonthStart(now))));
     expect(await same((s) => s.count({ workspaceId: "raw-only" }))).toBe(1);
     expect(await same((s) => s.workspaces())).toContainEqual({ id: "raw-only", calls: true });
+  });
+
+  it("retention: a workspace whose calls are raw only, in months a purge dropped from the summary, gets every purge's horizons", async () => {
+    // Last: after the test above, "raw-only"'s one call is a raw call of a month whose summary is gone.
+    const month = utcMonthStart(now);
+    expect(await same((s) => s.retention("raw-only"))).toEqual({
+      raw_available_from: null,
+      summary_available_from: month,
+    });
+    await Promise.all(backends.map((b) => b.store.purge(month, null)));
+    expect(await same((s) => s.count({ workspaceId: "raw-only" }))).toBe(0);
+    const horizons = await same((s) => s.retention("raw-only"));
+    expect(horizons).toEqual({ raw_available_from: month, summary_available_from: month });
+    // Its call is gone from the raw events and (ClickHouse) from the summary: an answer from 0 says so.
+    expect(coverageOf(horizons as Retention, undefined, true).truncated).toBe(true);
   });
 });

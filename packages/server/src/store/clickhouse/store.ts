@@ -369,16 +369,11 @@ export class ClickHouseStore implements Store {
       // Horizons first: spend reads the summary (every call) before the raw horizon whether or not those
       // partitions are gone yet, so a purge cut short between drops (one failing, a lost connection)
       // leaves no dropped month that answers still read from raw events.
-      // Every workspace with calls, a key made for it or not (a root import's): the summary holds them all.
-      const workspaces = new Set<string>();
-      for (const sql of [
-        `SELECT DISTINCT id FROM ${this.#t("workspaces")}`,
-        `SELECT DISTINCT workspace_id AS id FROM ${this.#t("daily_summary")}`,
-      ])
-        for (const { id } of await this.ch.rows<{ id: string }>(sql)) workspaces.add(id);
+      // Every workspace made or holding calls (a root import's too), those whose calls are only raw ones of
+      // months a purge dropped from the summary included: else theirs would go with no horizon recorded.
       const rows = [];
       let moved = false;
-      for (const id of workspaces) {
+      for (const { id } of await this.workspaces()) {
         this.#retention.delete(id);
         const now = await this.retention(id);
         const later = (a: number | null, b: number | null) =>

@@ -69,7 +69,7 @@ import {
 } from "./segment-days.js";
 import { Gate, Lane, Mutex } from "./serial.js";
 import { COST_UNKNOWN, INPUT_TOKENS, pageClause, RUN_LLM_CALL, UTC_DAY, whereClause } from "./sql.js";
-import { purge, retentionOf, spendFromSummary, spendRow } from "./summary.js";
+import { purge, retentionOf, spendFromSummary, spendRow, WORKSPACES_WITH_CALLS } from "./summary.js";
 
 const MODEL_ASKED = "coalesce(model_requested, model)";
 
@@ -500,10 +500,7 @@ export class DuckDbStore implements Store {
   async workspaces(): Promise<WorkspaceRow[]> {
     const ids = (sql: string) =>
       this.reader.run(async (conn) => (await conn.runAndReadAll(sql)).getRowsJS().map((r) => r[0] as string));
-    return workspaceRows(
-      await ids("SELECT id FROM workspaces"),
-      await ids("SELECT workspace_id FROM events UNION SELECT workspace_id FROM daily_summary"),
-    );
+    return workspaceRows(await ids("SELECT id FROM workspaces"), await ids(WORKSPACES_WITH_CALLS));
   }
 
   async ensureWorkspace(id: string): Promise<void> {

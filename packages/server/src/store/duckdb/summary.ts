@@ -84,6 +84,10 @@ const NULLABLE: ReadonlySet<string> = new Set([
   "agent_type",
 ]);
 
+/** The workspaces holding calls: raw ones, or purged ones in the summary (EventStore.workspaces, purge). */
+export const WORKSPACES_WITH_CALLS =
+  "SELECT workspace_id FROM events UNION SELECT workspace_id FROM daily_summary";
+
 export async function retentionOf(conn: DuckDBConnection, workspaceId: string): Promise<Retention> {
   const res = await conn.runAndReadAll(
     "SELECT epoch_ms(raw_available_from), epoch_ms(summary_available_from::TIMESTAMP) FROM retention WHERE workspace_id = $1",
@@ -125,12 +129,13 @@ export async function purge(
       raw = Number((await conn.run(`DELETE FROM events WHERE ${before}`, [rawBefore])).rowsChanged);
       await purgeSegmentDays(conn, rawBefore);
     }
-    // Every workspace with summary days, a key made for it or not (a root import's), read before any go.
+    // Every workspace made or holding calls (a root import's too), summary days read before any go: one
+    // whose calls are all raw gets its horizons as on ClickHouse, whose summary holds every call.
     await conn.run(
       `INSERT INTO retention SELECT id,
          CASE WHEN $1::BIGINT IS NULL THEN NULL ELSE make_timestamp($1::BIGINT * 1000) END,
          CASE WHEN $2::BIGINT IS NULL THEN NULL ELSE make_timestamp($2::BIGINT * 1000)::DATE END
-       FROM (SELECT id FROM workspaces UNION SELECT workspace_id FROM daily_summary)
+       FROM (SELECT id FROM workspaces UNION ${WORKSPACES_WITH_CALLS})
        ON CONFLICT (workspace_id) DO UPDATE SET
          raw_available_from = greatest(coalesce(retention.raw_available_from, excluded.raw_available_from), excluded.raw_available_from),
          summary_available_from = greatest(coalesce(retention.summary_available_from, excluded.summary_available_from), excluded.summary_available_from)`,

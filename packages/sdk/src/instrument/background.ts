@@ -103,8 +103,10 @@ export function recordIfFinished(body: unknown, poll: TrackedCall): void {
   }
   const usage = usageOf(body);
   if (!usage) {
-    // Finished without usage (cancelled before it ran): nothing was billed; its submission's hold goes.
+    // Finished without usage (cancelled before it ran): nothing was billed; its submission's hold goes, and
+    // its room (only those still running take room: it would push out one that is).
     submitted.get(response.id)?.backgroundUnbilled();
+    submitted.delete(response.id);
     return;
   }
   const call = submitted.get(response.id) ?? poll;

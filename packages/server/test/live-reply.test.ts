@@ -5,7 +5,7 @@ import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Dispatcher, Pool } from "undici";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { requestLive } from "../src/gateway/live-reply.js";
 
 const TIMEOUT_MS = 300;
@@ -90,6 +90,9 @@ describe("a relayed reply's upstream body timeout", () => {
       () => "ended",
       (e: { code?: string }) => `failed: ${e.code}`,
     );
+    // The first line read, then time for the next to wait in the connection (on a busy box the first can
+    // take longer than a fixed sleep).
+    await vi.waitFor(() => expect(lines.length).toBeGreaterThan(0));
     await sleep(100);
     const before = lines.length;
     up.body.resume(); // the chunk waiting in the connection comes at once, and pauses it again

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { type Ceilings, emptyRunUsage } from "@tollgate/core";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { throttleKey } from "../src/limits/admission-plan.js";
 import { MemoryLimitStore } from "../src/limits/memory-store.js";
 import { LEASE_CALLS } from "../src/limits/redis-leases.js";
 import { RedisLimitStore } from "../src/limits/redis-store.js";
@@ -322,6 +323,34 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     const adm = () => store().admit(admitReq(w, { buckets: [b] }));
     expect([(await adm()).ok, (await adm()).ok]).toEqual([true, true]);
     expect(await adm()).toEqual({ ok: false, refusal: { kind: "throttle", index: 0, count: 2, spend: 10n } });
+  });
+
+  it("throttle: an admission names the buckets whose throttle counted it; a call never sent gives that count back", async () => {
+    const w = ws();
+    const past = bucket({ key: "b:past:-", enforce: false, throttleRpm: 2, amount: 0n, limit: 10n });
+    const under = bucket({ key: "b:under:-", enforce: false, throttleRpm: 2, amount: 0n, limit: 1000n });
+    await store().charge({
+      workspace: w,
+      eventId: `ev-${++seq}`,
+      now: NOW,
+      buckets: [{ ...past, reserved: 0n, actual: 10n }],
+      tokenRates: [],
+      run: null,
+    });
+    const gone = admitReq(w, { buckets: [under, past] });
+    // Only the bucket past its limit throttles: its counter counted the call, the other's did not.
+    expect(await store().admit(gone)).toEqual({ ok: true, throttled: [1] });
+    const later = NOW + 10_000;
+    // Its client left before it went upstream: 0 calls in place of the 1 counted.
+    await store().settle({
+      ...settleOf(gone, 0n),
+      now: later,
+      tokenRates: [{ key: throttleKey(past.key), tokens: 0, held: { tokens: 1, at: NOW } }],
+    });
+    const adm = () => store().admit(admitReq(w, { now: later, buckets: [past] }));
+    expect(await adm()).toEqual({ ok: true, throttled: [0] });
+    expect(await adm()).toEqual({ ok: true, throttled: [0] });
+    expect(await adm()).toMatchObject({ ok: false, refusal: { kind: "throttle", count: 2 } });
   });
 
   it("runs: the call past max_llm_calls is refused and kills the run; a cost ceiling kills at the settle that crosses it", async () => {

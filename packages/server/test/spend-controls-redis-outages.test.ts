@@ -219,6 +219,38 @@ describe("Redis drops the connection", () => {
     expect(third.ok ? "admitted" : third.error.code).toBe("agent_run_killed");
   });
 
+  it("a call let through while Redis was unreachable (its ADMIT never ran), never sent, takes back no throttle count: throttle_rpm holds", async () => {
+    const limits = join(dir, "throttle.yaml");
+    writeFileSync(
+      limits,
+      [
+        "budgets:",
+        '  - { id: slow, scope: { user_id: "*" }, window: day, limit_usd: "0.00001", action: throttle, throttle_rpm: 2 }',
+      ].join("\n"),
+    );
+    const throttled = new SpendGuard(
+      store,
+      await PolicyRegistry.open(events, limits),
+      events,
+      new PricingEngine(),
+    );
+    const unsent: CallOutcome = { cost: 0n, tokens: 0, toolCalls: 0, eventId: null, unsent: true };
+    await throttled.settle(ticketOf(await throttled.admit(call())), outcome); // spends past the cap
+    await throttled.settle(ticketOf(await throttled.admit(call())), outcome); // throttled: 1 of 2 this minute
+    await dropConnections(500); // Redis answers no one for 500 ms: the ADMIT below never runs
+    const blind = ticketOf(await throttled.admit(call())); // fails at once: fail_open lets it through
+    await throttled.settle(blind, unsent); // its client left before it went upstream; retried until Redis answers
+    const client = new Redis(redis.url);
+    await until(
+      () => client.exists(`tg:{default}:settled:${blind.id}`),
+      (n) => n === 1,
+    );
+    client.disconnect();
+    // The one call its throttle counted stays counted: one more passes this minute, not two.
+    const admitted = async () => (await throttled.admit(call())).ok;
+    expect([await admitted(), await admitted()]).toEqual([true, false]);
+  });
+
   it("a call's spend is not lost to a connection dropped at its settle: a $1.00 cap still holds", async () => {
     const big = { cost: usdToNano("0.995"), tokens: 10, toolCalls: 0, eventId: null };
     const first = await guard.admit(call());

@@ -440,6 +440,50 @@ describe("rate limits and throttling", () => {
       "rate_limited",
     ]);
   });
+
+  it("a call admitted under a budget's throttle whose client leaves before it goes upstream gives back its count", async () => {
+    const one = await startTestGateway(mock.url, { upstreamConnections: 1 });
+    try {
+      await api(
+        "POST",
+        "/api/budgets",
+        {
+          id: "quit-slow",
+          scope: { feature: "quit-slow" },
+          window: "day",
+          limit_usd: "0.0000001",
+          action: "throttle",
+          throttle_rpm: 2,
+        },
+        one,
+      );
+      const headers = { "x-tollgate-feature": "quit-slow", "x-test-case": "quitter-4" };
+      expect(await nanoChat(client(headers, one))).toBe("ok"); // spends past the cap: throttled from here on
+      // The one upstream connection is busy for 400 ms (a call of no limit): a call admitted under the
+      // throttle after it waits for it, and its client gives up meanwhile.
+      const busy = nanoChat(client({ "x-mock-headers-delay-ms": "400" }, one));
+      await sleep(100);
+      const gone = new AbortController();
+      const abandoned = client(headers, one)
+        .chat.completions.create(
+          { model: "gpt-4.1-nano", messages: [{ role: "user", content: "left" }] },
+          { signal: gone.signal },
+        )
+        .catch((e) => e);
+      await sleep(100);
+      gone.abort();
+      expect(await abandoned).toBeInstanceOf(OpenAI.APIUserAbortError);
+      expect(await busy).toBe("ok");
+      // Two calls a minute past the cap: the two sent now, not the one never sent.
+      expect([await nanoChat(client(headers, one)), await nanoChat(client(headers, one))]).toEqual([
+        "ok",
+        "ok",
+      ]);
+      expect(mock.requests.filter((r) => r.headers["x-test-case"] === "quitter-4")).toHaveLength(3);
+    } finally {
+      await one.stop();
+    }
+  });
 });
 
 describe("agent runs", () => {

@@ -99,6 +99,12 @@ export function heldRates(plan: AdmissionPlan, hold: number) {
   return { rates, tokenRates };
 }
 
+/**
+ * A budget bucket's throttle counter (action "throttle", past its limit): the calls admitted a minute, kept
+ * as a rate limit's counter is, so a call never sent gives its count back as it gives back its requests.
+ */
+export const throttleKey = (bucketKey: string) => `${bucketKey}:throttle`;
+
 /** A rate limit's counter for a call: `q` counts requests, `t` tokens. */
 export const rateKey = (metric: "q" | "t", r: RateLimitSpec, facts: CallFacts) =>
   `${metric}:${r.id}:${bucketId(bucketValues(r.scope, facts))}`;

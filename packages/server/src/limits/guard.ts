@@ -34,6 +34,7 @@ import {
   isBucketOf,
   type PlannedRate,
   rateKey,
+  throttleKey,
 } from "./admission-plan.js";
 import { budgetBucket, factsOfRecord, factsOfValues, fixedScope } from "./buckets.js";
 import { inBudget, type Seed, storedSpend, unstoredSpend } from "./budget-seed.js";
@@ -87,6 +88,11 @@ export interface Ticket {
   tokenRates: { key: string; held: number }[];
   /** The rate counters it was admitted under (its plan's, shared): a call never sent takes its requests back. */
   rates: readonly PlannedRate[];
+  /**
+   * The throttle counters its admission counted it on (budgets past their limit with throttle_rpm): a call
+   * never sent takes those back too. None for one let through with the store down (no admission answered).
+   */
+  throttles: readonly string[];
   /**
    * The call's agent run, what it holds against the run's ceilings until its settle, whether it was
    * counted as a retry (attempt > 1), and its depth in the run's span tree (counted once it went out).
@@ -339,6 +345,7 @@ export class SpendGuard {
       buckets: charged,
       tokenRates,
       rates: plan.rates,
+      throttles: NONE_THROTTLED,
       run,
       policies,
       facts: ctx.facts,
@@ -365,7 +372,10 @@ export class SpendGuard {
         now,
       );
     }
-    if (result.ok) return { ok: true, ticket };
+    if (result.ok) {
+      if (result.throttled) ticket.throttles = result.throttled.map((i) => throttleKey(charged[i]!.key));
+      return { ok: true, ticket };
+    }
     const r = result.refusal;
     if (r.kind === "run") {
       if (r.newlyKilled) this.#killEvent(ctx.workspace, run!.runId, agentType, r.kill, ctx.requestId);
@@ -424,7 +434,7 @@ export class SpendGuard {
     // Started before the settle below awaits anything: a call is counted as it is recorded (see #seedLive).
     const added = this.#addedSince(ticket);
     const extra = added.length ? this.#chargeAdded(ticket, added, outcome, now) : null;
-    const untaken = outcome.unsent ? requestsTakenBack(ticket) : NONE_TAKEN_BACK;
+    const untaken = outcome.unsent ? countsTakenBack(ticket) : NONE_TAKEN_BACK;
     if (isBareTicket(ticket) && !untaken.length) return void (await extra);
     // Unknown (a reply without usage), as budgets charge its worst case: the tokens a counter held for it
     // (counted 0, a run under a token ceiling alone would never meet it).
@@ -1050,9 +1060,10 @@ export class SpendGuard {
       rates.some((r) => r.fail_mode === "fail_closed");
     // Failing open, the call goes on; its settle charges its cost (and, should the admission have run
     // after all, takes back its reservation: the same id). Its token holds are not taken back, nor its
-    // requests or its run's LLM call should it never be sent: its admission may have run late or not at
-    // all (counters have no ids), and a count kept that never was made beats one taken back that never
-    // was (a rate limit or a run's max_llm_calls passed).
+    // requests, throttle counts (none known: no admission answered) or its run's LLM call should it never
+    // be sent: its admission may have run late or not at all (counters have no ids), and a count kept that
+    // never was made beats one taken back that never was (a rate limit, a throttle or a run's
+    // max_llm_calls passed).
     if (closed) return { ok: false, error: limitsUnavailable(this.store.name, e.message) };
     return {
       ok: true,
@@ -1101,16 +1112,22 @@ function killRow(
 }
 
 const NO_RATES: readonly PlannedRate[] = [];
+const NONE_THROTTLED: readonly string[] = [];
 const NONE_TAKEN_BACK: SettleRequest["tokenRates"] = [];
 
 /**
- * What a call never sent gives back of the requests-per-minute counters it was admitted under: the request
- * each counted, 0 in place of its 1 in the minute it was admitted (as a token counter's hold is replaced).
+ * What a call never sent gives back of the per-minute counts its admission made: the request each
+ * requests-per-minute counter counted, and the call each throttle counted; 0 in place of its 1 in the
+ * minute it was admitted (as a token counter's hold is replaced).
  */
-function requestsTakenBack(ticket: Ticket): SettleRequest["tokenRates"] {
-  return ticket.rates
-    .filter((r) => r.metric === "requests")
-    .map((r) => ({ key: r.key, tokens: 0, held: { tokens: r.cost, at: ticket.at } }));
+function countsTakenBack(ticket: Ticket): SettleRequest["tokenRates"] {
+  const back = (key: string, counted: number) => ({
+    key,
+    tokens: 0,
+    held: { tokens: counted, at: ticket.at },
+  });
+  const requests = ticket.rates.filter((r) => r.metric === "requests").map((r) => back(r.key, r.cost));
+  return ticket.throttles.length ? requests.concat(ticket.throttles.map((key) => back(key, 1))) : requests;
 }
 
 /** Whether a ticket holds nothing to settle: no reservation, token counter or run (see bareTicket). */
@@ -1126,6 +1143,7 @@ function bareTicket(ctx: CallContext, policies: WorkspacePolicies, at: number): 
     buckets: [],
     tokenRates: [],
     rates: NO_RATES,
+    throttles: NONE_THROTTLED,
     run: null,
     policies,
     facts: ctx.facts,

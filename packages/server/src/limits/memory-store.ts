@@ -11,6 +11,7 @@ import {
   slidingCount,
   tokenCount,
 } from "@tollgate/core";
+import { throttleKey } from "./admission-plan.js";
 import { LapsingKeys } from "./lapsing-keys.js";
 import { holdsOf, runHoldKeys } from "./run-holds.js";
 import type {
@@ -141,7 +142,7 @@ export class MemoryLimitStore implements LimitStore {
         };
     }
     const buckets = req.buckets.map((b) => this.#bucket(req.workspace, b, now));
-    const throttles: Rate[] = [];
+    const throttles: [index: number, rate: Rate][] = [];
     for (let i = 0; i < req.buckets.length; i++) {
       const b = req.buckets[i]!;
       const state = buckets[i]!;
@@ -149,14 +150,14 @@ export class MemoryLimitStore implements LimitStore {
       if (b.enforce && spend + state.reserved + b.amount > b.limit)
         return { ok: false, refusal: { kind: "budget", index: i, spend, reserved: state.reserved } };
       if (b.throttleRpm !== null && spend >= b.limit) {
-        const t = this.#rate(req.workspace, `${b.key}:throttle`, now);
+        const t = this.#rate(req.workspace, throttleKey(b.key), now);
         const count = slidingCount(t.previous, t.current, now);
         if (count + 1 > b.throttleRpm)
           return { ok: false, refusal: { kind: "throttle", index: i, count, spend } };
-        throttles.push(t);
+        throttles.push([i, t]);
       }
     }
-    for (const t of throttles) t.current++;
+    for (const [, t] of throttles) t.current++;
     // Everything fits: count and reserve all of it.
     for (let i = 0; i < req.rates.length; i++) rates[i]!.current += req.rates[i]!.cost;
     for (let i = 0; i < req.buckets.length; i++)
@@ -168,7 +169,7 @@ export class MemoryLimitStore implements LimitStore {
       run.usage.llm_calls++;
       if (req.run.retry) run.usage.retries++;
     }
-    return { ok: true };
+    return throttles.length ? { ok: true, throttled: throttles.map(([i]) => i) } : { ok: true };
   }
 
   settle(req: SettleRequest): Promise<SettleResult> {

@@ -185,10 +185,12 @@ for _, r in ipairs(spec.rates) do
     redis.call('PEXPIRE', KEYS[r.c], 120000)
   end
 end
+local throttled = {}
 for i, b in ipairs(spec.buckets) do
   if spends[i] then
     redis.call('INCR', KEYS[b.tc])
     redis.call('PEXPIRE', KEYS[b.tc], 120000)
+    table.insert(throttled, tostring(i - 1))
   end
   redis.call('HINCRBY', KEYS[b.m], 'r', b.amount)
   redis.call('ZADD', KEYS[b.z], exp, id .. ':' .. b.amount)
@@ -224,9 +226,8 @@ if run ~= cjson.null and run then
     end
   end
 end
-local out = {'ok'}
-for _, g in ipairs(granted) do table.insert(out, g) end
-return out
+-- The buckets granted a lease, then those whose throttle counted the call (a call never sent gives it back).
+return {'ok', table.concat(granted, ','), table.concat(throttled, ',')}
 `;
 
 /**

@@ -12,6 +12,7 @@ import {
 } from "@tollgate/core";
 import { Redis } from "ioredis";
 import { connectRedis } from "../redis-connect.js";
+import { throttleKey } from "./admission-plan.js";
 import { levelWindow } from "./memory-store.js";
 import { LEASE_CALLS, LEASE_ROOM, type Lease, LeaseBook, type LeaseUse, leasable } from "./redis-leases.js";
 import { ADMIT, CONSUME, DOUBT, RELEASE, SEED, SETTLE, STATUS } from "./redis-scripts.js";
@@ -151,8 +152,8 @@ export class RedisLimitStore implements LimitStore {
         amount: b.amount.toString(),
         enforce: b.enforce,
         trpm: b.throttleRpm,
-        tp: keys.add(`${b.key}:throttle:${minute - 1}`),
-        tc: keys.add(`${b.key}:throttle:${minute}`),
+        tp: keys.add(`${throttleKey(b.key)}:${minute - 1}`),
+        tc: keys.add(`${throttleKey(b.key)}:${minute}`),
         ttl: b.ttlMs,
         lease: leasable(b) ? { id: randomUUID(), want: (b.amount * LEASE_CALLS).toString() } : null,
       })),
@@ -185,12 +186,14 @@ export class RedisLimitStore implements LimitStore {
       throw e;
     }
     switch (r[0]) {
-      case "ok":
-        for (const i of r.slice(1).map(Number)) {
+      case "ok": {
+        for (const i of indices(r[1])) {
           const lease = spec.buckets[i]!.lease!;
           this.#leases.take(req, req.buckets[i]!, lease.id, BigInt(lease.want));
         }
-        return { ok: true };
+        const throttled = indices(r[2]);
+        return throttled.length ? { ok: true, throttled } : { ok: true };
+      }
       case "run":
         return {
           ok: false,
@@ -573,6 +576,9 @@ function bucketKeys(keys: Keys, b: BucketRef) {
     cur: slots[slots.length - 1],
   };
 }
+
+/** Bucket indices as ADMIT lists them, comma-separated ("": none). */
+const indices = (csv: string | undefined): number[] => (csv ? csv.split(",").map(Number) : []);
 
 /** Level changes from a SETTLE/CONSUME reply: groups of (index, from, to, spend) after the first element. */
 function levelChanges(r: string[]) {

@@ -70,7 +70,11 @@ export type Refusal =
   /** The run's calls in flight hold what is left under a ceiling: no kill, room again as they settle. */
   | { kind: "run_held"; held: HeldCeiling };
 
-export type AdmitResult = { ok: true } | { ok: false; refusal: Refusal };
+/**
+ * `throttled`: the buckets (indices into AdmitRequest.buckets) whose throttle counted the call, past their
+ * limit (throttleKey); absent when none did.
+ */
+export type AdmitResult = { ok: true; throttled?: number[] } | { ok: false; refusal: Refusal };
 
 export interface SettleRequest {
   workspace: string;
@@ -80,7 +84,8 @@ export interface SettleRequest {
   buckets: (BucketRef & { reserved: bigint; actual: bigint })[];
   /**
    * Token counters of tokens-per-minute limits: the call's tokens, in place of what it held (tokenCount).
-   * Also a call never sent's requests-per-minute counters: 0 requests in place of the 1 it held.
+   * Also a call never sent's requests-per-minute counters and the throttle counters that counted it
+   * (throttleKey): 0 in place of the 1 it held.
    */
   tokenRates: { key: string; tokens: number; held?: HeldTokens }[];
   run: {

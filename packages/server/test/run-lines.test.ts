@@ -28,7 +28,7 @@ const pass = (ms = 0) => vi.advanceTimersByTimeAsync(ms);
 describe("run lines", () => {
   it("only the first in line polls; the others go in the order they came, each as the one before it leaves", async () => {
     const lines = new RunLines(POLL_MS);
-    const [a, b, c] = [1, 2, 3].map(() => lines.join("ws", "run-1", lines.releases, Date.now())) as [
+    const [a, b, c] = [1, 2, 3].map(() => lines.join("ws", "run-1", lines.releases, lines.arrival())) as [
       Place,
       Place,
       Place,
@@ -51,23 +51,19 @@ describe("run lines", () => {
 
   it("a call that came before others in line goes ahead of them: a gateway's retry keeps its call's place", async () => {
     const lines = new RunLines(POLL_MS);
-    const t = Date.now();
-    const [a, b] = [t + 10, t + 30].map((at) => lines.join("ws", "run-1", lines.releases, at)) as [
+    const [earliest, early, retried, late] = [1, 2, 3, 4].map(() => lines.arrival());
+    const [a, b] = [early, late].map((at) => lines.join("ws", "run-1", lines.releases, at!)) as [
       Place,
       Place,
     ];
-    const retry = lines.join("ws", "run-1", lines.releases, t + 20);
-    const tie = lines.join("ws", "run-1", lines.releases, t + 10); // behind the one that came at the same time
+    const retry = lines.join("ws", "run-1", lines.releases, retried!);
     const [wb, wr] = [waiting(b), waiting(retry)];
-    expect([a.first, tie.first, retry.first, b.first]).toEqual([true, false, false, false]);
+    expect([a.first, retry.first, b.first]).toEqual([true, false, false]);
     a.leave();
     await pass();
-    expect([tie.first, wr.done, wb.done]).toEqual([true, false, false]);
-    tie.leave();
-    await pass();
     expect([retry.first, wr.done, wb.done]).toEqual([true, true, false]);
-    const earliest = lines.join("ws", "run-1", lines.releases, t);
-    expect([earliest.first, retry.first]).toEqual([true, false]);
+    const first = lines.join("ws", "run-1", lines.releases, earliest!);
+    expect([first.first, retry.first]).toEqual([true, false]);
   });
 
   it("each place hears the figures its line was refused on last, whoever in it was refused", () => {
@@ -78,24 +74,24 @@ describe("run lines", () => {
       held: "900",
       limit: "1000",
     });
-    const a = lines.join("ws", "run-1", lines.releases, Date.now());
+    const a = lines.join("ws", "run-1", lines.releases, lines.arrival());
     a.heard(figures("0"));
-    const b = lines.join("ws", "run-1", lines.releases, Date.now());
+    const b = lines.join("ws", "run-1", lines.releases, lines.arrival());
     b.heard(figures("10"));
     expect(a.lastHeard).toEqual(figures("10"));
     a.heard(figures("50")); // the first tried again
     expect(b.lastHeard).toEqual(figures("50"));
-    const other = lines.join("ws", "run-2", lines.releases, Date.now());
+    const other = lines.join("ws", "run-2", lines.releases, lines.arrival());
     other.heard(figures("70"));
     expect(b.lastHeard).toEqual(figures("50"));
   });
 
   it("a release of the run wakes its first in line at once, and no one else", async () => {
     const lines = new RunLines(60_000); // no poll within the test: only a release ends the wait
-    const a = lines.join("ws", "run-1", lines.releases, Date.now());
-    const b = lines.join("ws", "run-1", lines.releases, Date.now());
-    const other = lines.join("ws", "run-2", lines.releases, Date.now());
-    const elsewhere = lines.join("ws-2", "run-1", lines.releases, Date.now());
+    const a = lines.join("ws", "run-1", lines.releases, lines.arrival());
+    const b = lines.join("ws", "run-1", lines.releases, lines.arrival());
+    const other = lines.join("ws", "run-2", lines.releases, lines.arrival());
+    const elsewhere = lines.join("ws-2", "run-1", lines.releases, lines.arrival());
     const [wa, wb, wo, we] = [waiting(a), waiting(b), waiting(other), waiting(elsewhere)];
     lines.released("ws", "run-1");
     await pass();
@@ -112,16 +108,16 @@ describe("run lines", () => {
     const lines = new RunLines(60_000); // no poll within the test: only a release ends the wait
     const before = lines.releases;
     lines.released("ws", "run-1"); // as its admission was answered: there was no line to wake
-    const late = waiting(lines.join("ws", "run-1", before, Date.now()));
-    const untouched = waiting(lines.join("ws", "run-2", lines.releases, Date.now()));
+    const late = waiting(lines.join("ws", "run-1", before, lines.arrival()));
+    const untouched = waiting(lines.join("ws", "run-2", lines.releases, lines.arrival()));
     await pass();
     expect([late.done, untouched.done]).toEqual([true, false]);
   });
 
   it("a wait never outlasts its deadline, the first's poll included", async () => {
     const lines = new RunLines(POLL_MS);
-    const a = lines.join("ws", "run-1", lines.releases, Date.now());
-    const b = lines.join("ws", "run-1", lines.releases, Date.now());
+    const a = lines.join("ws", "run-1", lines.releases, lines.arrival());
+    const b = lines.join("ws", "run-1", lines.releases, lines.arrival());
     const wa = waiting(a, Date.now() + 20);
     const wb = waiting(b, Date.now() + 30);
     await pass(19);
@@ -137,26 +133,26 @@ describe("run lines", () => {
 
   it("closing ends every wait, and one begun after it at once", async () => {
     const lines = new RunLines(POLL_MS);
-    const a = lines.join("ws", "run-1", lines.releases, Date.now());
-    const b = lines.join("ws", "run-2", lines.releases, Date.now());
+    const a = lines.join("ws", "run-1", lines.releases, lines.arrival());
+    const b = lines.join("ws", "run-2", lines.releases, lines.arrival());
     const [wa, wb] = [waiting(a), waiting(b)];
     lines.close();
     await pass();
     expect([lines.closed, wa.done, wb.done]).toEqual([true, true, true]);
-    const late = waiting(lines.join("ws", "run-1", lines.releases, Date.now()));
+    const late = waiting(lines.join("ws", "run-1", lines.releases, lines.arrival()));
     await pass();
     expect(late.done).toBe(true);
   });
 
   it("leaving twice changes nothing; a line left empty starts afresh", async () => {
     const lines = new RunLines(POLL_MS);
-    const a = lines.join("ws", "run-1", lines.releases, Date.now());
-    const b = lines.join("ws", "run-1", lines.releases, Date.now());
+    const a = lines.join("ws", "run-1", lines.releases, lines.arrival());
+    const b = lines.join("ws", "run-1", lines.releases, lines.arrival());
     b.leave();
     b.leave();
     expect(a.first).toBe(true);
     a.leave();
-    const c = lines.join("ws", "run-1", lines.releases, Date.now());
+    const c = lines.join("ws", "run-1", lines.releases, lines.arrival());
     expect(c.first).toBe(true);
     const wc = waiting(c);
     await pass(POLL_MS);

@@ -716,6 +716,46 @@ describe("agent runs", () => {
     expect(sent.map((r) => r.headers["x-seq"])).toEqual(["0", "1", "2", "3", "4", "5", "6"]);
   });
 
+  it("a run's waiting calls keep the order they came in when the wall clock steps back meanwhile", async () => {
+    await api("PUT", "/api/agents/step-bot", { max_cost_usd: "0.01" });
+    const headers = {
+      "x-tollgate-agent-run-id": "step-1",
+      "x-tollgate-agent-type": "step-bot",
+      "x-test-case": "step-1",
+    };
+    // One call at a time, as above.
+    const call = (n: number, delayMs: number) =>
+      okOrCode(
+        client({
+          ...headers,
+          "x-seq": String(n),
+          "x-mock-headers-delay-ms": String(delayMs),
+        }).chat.completions.create({
+          model: "gpt-4.1-nano",
+          max_tokens: 32768,
+          messages: [{ role: "user", content: `step ${n}` }],
+        }),
+      );
+    const wallClock = Date.now.bind(Date);
+    const clock = vi.spyOn(Date, "now");
+    const sent = () => mock.requests.filter((r) => r.headers["x-test-case"] === "step-1");
+    try {
+      const calls = [call(0, 500)];
+      while (!sent().length) await sleep(10); // in flight: the others wait for it
+      for (let n = 1; n <= 4; n++) {
+        await sleep(50);
+        // The clock steps back 5 s (an NTP correction) after the second call came: the later ones read
+        // earlier times than the calls waiting ahead of them.
+        clock.mockImplementation(() => (n >= 3 ? wallClock() - 5_000 : wallClock()));
+        calls.push(call(n, 40));
+      }
+      expect(await Promise.all(calls)).toEqual(Array(5).fill("ok"));
+    } finally {
+      clock.mockRestore();
+    }
+    expect(sent().map((r) => r.headers["x-seq"])).toEqual(["0", "1", "2", "3", "4"]);
+  });
+
   it("a gateway's retry of a run's call that must wait keeps its call's place: ahead of the calls that came after it", async () => {
     await api("PUT", "/api/agents/retry-line-bot", { max_cost_usd: "0.01" });
     const headers = {

@@ -181,6 +181,8 @@ interface Call {
   recordedAttempt: number;
   requestId: string;
   started: number;
+  /** Its place in the order calls came to this gateway (RunLines.arrival): its run's line goes by it. */
+  arrival: number;
   method: string;
 }
 
@@ -394,6 +396,7 @@ export class Gateway {
     route: GatewayRoute,
     timing: Timing,
   ): Promise<void> {
+    const arrival = this.#runLines.arrival(); // as it came: before anything is awaited
     const caller = await this.#caller(req, route);
     const upload = route.api === null && isBigUpload(req) ? req : null;
     const max = route.api === "openai.images" ? MAX_IMAGE_REQUEST_BYTES : MAX_REQUEST_BYTES;
@@ -432,6 +435,7 @@ export class Gateway {
       recordedAttempt: 0,
       requestId: uuidv7(),
       started: timing.started,
+      arrival,
       timeoutMs: caller.timeoutMs,
       method: req.method ?? "POST",
     };
@@ -1105,7 +1109,7 @@ export class Gateway {
   ): Promise<{ admission: Admission; left: boolean }> {
     const watch = client ?? watchClient(res);
     const lines = this.#runLines;
-    const place = lines.join(call.workspaceId, call.attribution.agent_run_id!, releases, call.started);
+    const place = lines.join(call.workspaceId, call.attribution.agent_run_id!, releases, call.arrival);
     if (!refused.ok && refused.inFlight) place.heard(refused.inFlight.held);
     const wake = () => place.wake();
     watch.signal.addEventListener("abort", wake);

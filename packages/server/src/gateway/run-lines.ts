@@ -13,6 +13,7 @@ export class RunLines {
   readonly #lines = new Map<string, Line>();
   #closed = false;
   #releases = 0;
+  #arrivals = 0;
 
   constructor(private readonly pollMs: number) {}
 
@@ -30,8 +31,17 @@ export class RunLines {
   }
 
   /**
+   * The next call's arrival: its place in the order calls came to this gateway. A count, not a clock (a
+   * wall-clock step back would put later calls ahead of earlier ones); lines are per gateway, so the order
+   * never leaves the process, and a per-process count is all it needs.
+   */
+  arrival(): number {
+    return ++this.#arrivals;
+  }
+
+  /**
    * Joins the run's line, turned away by an admission begun when `releases` was `since`: behind every call
-   * that came (`arrived`, ms since the epoch) no later than it.
+   * that came (`arrived`: its arrival()) no later than it.
    */
   join(workspace: string, runId: string, since: number, arrived: number): Place {
     const key = lineKey(workspace, runId);
@@ -71,7 +81,7 @@ export class Place {
   constructor(
     private readonly line: Line,
     private readonly pollMs: number,
-    /** When its call came (ms since the epoch): its place in line. */
+    /** Its call's arrival (RunLines.arrival): its place in line. */
     readonly arrived: number,
   ) {}
 

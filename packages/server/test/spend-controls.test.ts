@@ -756,7 +756,7 @@ describe("agent runs", () => {
     expect(sent().map((r) => r.headers["x-seq"])).toEqual(["0", "1", "2", "3", "4"]);
   });
 
-  it("a gateway's retry of a run's call that must wait keeps its call's place: ahead of the calls that came after it", async () => {
+  it("a gateway's retry of a run's call keeps its call's place through its backoff: the room its failed attempt leaves is not taken by a call that came after it", async () => {
     await api("PUT", "/api/agents/retry-line-bot", { max_cost_usd: "0.01" });
     const headers = {
       "x-tollgate-agent-run-id": "retry-line-1",
@@ -772,8 +772,8 @@ describe("agent runs", () => {
           messages: [{ role: "user", content: `retry line ${seq}` }],
         }),
       );
-    // The first is answered 500 after 300 ms, and retried by the gateway (after up to 250 ms). The second,
-    // waiting for it, is admitted as its first attempt settles; the third comes after the first.
+    // The first is answered 500 after 300 ms, and retried by the gateway (after up to 250 ms). The second
+    // and the third, waiting for it, wait for its retry too: it came first.
     const first = call("first", {
       "x-tollgate-retries": "1",
       "x-mock-scenario": "server-error-once",
@@ -785,7 +785,45 @@ describe("agent runs", () => {
     const third = call("third", {});
     expect(await Promise.all([first, second, third])).toEqual(["ok", "ok", "ok"]);
     const sent = mock.requests.filter((r) => r.headers["x-test-case"] === "retry-line-1");
-    expect(sent.map((r) => r.headers["x-seq"])).toEqual(["first", "second", "first", "third"]);
+    expect(sent.map((r) => r.headers["x-seq"])).toEqual(["first", "first", "second", "third"]);
+  });
+
+  it("a gateway's retry of a run's call whose client leaves during its backoff leaves the line: the call behind it goes at once", async () => {
+    await api("PUT", "/api/agents/retry-quit-bot", { max_cost_usd: "0.01" });
+    const headers = {
+      "x-tollgate-agent-run-id": "retry-quit-1",
+      "x-tollgate-agent-type": "retry-quit-bot",
+      "x-test-case": "retry-quit-1",
+    };
+    const body = (seq: string) => ({
+      model: "gpt-4.1-nano",
+      max_tokens: 32768,
+      messages: [{ role: "user" as const, content: `retry quit ${seq}` }],
+    });
+    const sent = () => mock.requests.filter((r) => r.headers["x-test-case"] === "retry-quit-1");
+    // The first is answered 429 after 300 ms, asking for 5 s: its retry keeps the head of the line meanwhile.
+    const gone = new AbortController();
+    const first = client({
+      ...headers,
+      "x-seq": "first",
+      "x-tollgate-retries": "1",
+      "x-mock-scenario": "rate-limit-once",
+      "x-mock-retry-after": "5",
+      "x-mock-headers-delay-ms": "300",
+    })
+      .chat.completions.create(body("first"), { signal: gone.signal })
+      .catch((e) => e);
+    while (!sent().length) await sleep(10);
+    const second = okOrCode(
+      client({ ...headers, "x-seq": "second" }).chat.completions.create(body("second")),
+    );
+    await sleep(500); // the first backs off, the second waits behind it
+    const left = Date.now();
+    gone.abort();
+    expect(await first).toBeInstanceOf(OpenAI.APIUserAbortError);
+    expect(await second).toBe("ok");
+    expect(Date.now() - left).toBeLessThan(2_000); // not after the first's backoff, nor the second's 30 s wait
+    expect(sent().map((r) => r.headers["x-seq"])).toEqual(["first", "second"]);
   });
 
   it("a call out of time behind others in line answers with its run's figures as its line last heard them, not as it joined", async () => {
@@ -809,18 +847,22 @@ describe("agent runs", () => {
             () => "ok",
             (e) => e,
           );
-      // The first is answered 500 after 300 ms and retried within 250 ms: its retry waits at the head of the
-      // line (its call came first) until after the third is out of time, behind it, refused on $0 used.
+      // The first is answered 429 after 300 ms, asking for 400 ms: its retry keeps the head of the line (its
+      // call came first) through that backoff. The second comes meanwhile, finds the room free and goes at
+      // once (only calls turned away wait in line), holding it for 1.1 s.
       const first = call("first", {
         "x-tollgate-retries": "1",
-        "x-mock-scenario": "server-error-once",
+        "x-mock-scenario": "rate-limit-once",
+        "x-mock-retry-after": "0.4",
         "x-mock-headers-delay-ms": "300",
       });
+      await sleep(400);
+      const second = call("second", { "x-mock-headers-delay-ms": "1100" });
       await sleep(100);
-      const second = call("second", { "x-mock-headers-delay-ms": "1000" }); // admitted as the first's 500 settles
-      await sleep(100);
+      // The third waits behind the first's retry, which is turned away as its backoff ends and waits at the
+      // head of the line until after the third is out of time, behind it, refused on $0 used.
       const third = call("third", {});
-      await sleep(450);
+      await sleep(400);
       // Then the run spends $0.0003 elsewhere (a call ingested): the retry, trying again, hears it.
       const ingested = {
         event_id: uuidv7(),

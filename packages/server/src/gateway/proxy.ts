@@ -98,7 +98,7 @@ import {
 } from "./request-body.js";
 import { backoffMs, retryWaitMs } from "./retry.js";
 import { classify, type GatewayRoute } from "./routes.js";
-import { RunLines } from "./run-lines.js";
+import { type Place, RunLines } from "./run-lines.js";
 import { answerOn, SocketRelay } from "./socket-relay.js";
 import { UsageChunkStripper } from "./strip-usage.js";
 import { ReplyFailed, ReplyTooLarge, requestWhole, type WholeReply } from "./whole-reply.js";
@@ -192,6 +192,12 @@ interface Attempt {
   n: number;
   start: number;
   ticket: Ticket | null;
+}
+
+/** A failed attempt that is retried: the outcome it is recorded with, and the wait before its retry. */
+interface Retried {
+  failed: Outcome;
+  wait: number;
 }
 
 /** How one upstream attempt ended, as recorded. */
@@ -466,80 +472,116 @@ export class Gateway {
     cancel: ClientWatch | null,
   ) {
     const route = call.route;
-    for (let attempt = 1; ; attempt++) {
-      const releases = this.#runLines.releases;
-      let admission = await this.#admit(call, attempt);
-      let left = false;
-      if (!admission.ok && admission.inFlight)
-        ({ admission, left } = await this.#waitForRun(call, attempt, admission, releases, res, client));
-      if (!admission.ok) {
-        if (left) return this.#observe(route, call, CLIENT_CLOSED_REQUEST); // nobody to answer
-        throw GatewayError.fromLimit(admission.error);
+    // The call's place in its run's line, kept while a retry of it waits out its backoff.
+    let kept: Place | null = null;
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const releases = this.#runLines.releases;
+        let admission = await this.#admit(call, attempt);
+        let left = false;
+        if (!admission.ok && admission.inFlight)
+          ({ admission, left } = await this.#waitForRun(
+            call,
+            attempt,
+            admission,
+            releases,
+            res,
+            client,
+            kept,
+          ));
+        // Admitted (in flight now), refused or gone: the place its backoff kept is no longer needed.
+        kept?.leave();
+        kept = null;
+        if (!admission.ok) {
+          if (left) return this.#observe(route, call, CLIENT_CLOSED_REQUEST); // nobody to answer
+          throw GatewayError.fromLimit(admission.error);
+        }
+        const ticket = admission.ticket;
+        if (client?.gone || left) {
+          // Left while the call was being admitted: nothing went upstream, so nothing is billed or recorded.
+          return this.#unsent(call, ticket);
+        }
+        const at: Attempt = { call, n: attempt, start: Date.now(), ticket };
+        const up = await this.#sendAttempt(at, retries, res, cancel);
+        if (up === "handled") return;
+        if ("failed" in up) {
+          // A run's call keeps its place in its run's line through the backoff, taken before the record's
+          // settle lets the failed attempt's holds go: the room they leave is for its retry, not for a call
+          // that came after it.
+          kept = this.#placeKept(call);
+          this.#record(at, up.failed);
+          if (await waitForRetry(up.wait, client, ticket)) continue;
+          return this.#observe(route, call, CLIENT_CLOSED_REQUEST); // nobody left to retry for
+        }
+        const isSse = (headerValue(up.headers, "content-type") ?? "").includes("text/event-stream");
+        try {
+          // Speech audio (not events) is relayed as a download is, its usage known from the request.
+          const relayAsIs = route.api === null || (route.api === "openai.speech" && !isSse);
+          if (!isWhole(up) && relayAsIs) await this.#relayPassThrough(at, up, res, cancel!);
+          else if (!isWhole(up) && isSse && up.statusCode < 300)
+            await this.#relayStream(at, up, res, cancel!);
+          else await this.#relayBody(at, up, res, cancel);
+        } catch (e) {
+          // A fault of the gateway's own inside the relay: an attempt it cut off before recording is still
+          // recorded (which settles its reservation), and a reply nobody reads any more is not left running.
+          if (!isWhole(up)) up.body.cancel(e as Error);
+          if (call.recordedAttempt === attempt) throw e;
+          // Answered upstream, a model call is billed by its provider all the same: estimated, as a cut-off stream.
+          const rec = this.#record(at, {
+            status: "error",
+            http_status: up.statusCode,
+            error_type: "gateway_error",
+            ...unseenUsage(this.deps.engine, call, up.statusCode),
+          });
+          throw GatewayError.internal(e).withRecord(rec);
+        }
+        return;
       }
-      const ticket = admission.ticket;
-      if (client?.gone || left) {
-        // Left while the call was being admitted: nothing went upstream, so nothing is billed or recorded.
-        return this.#unsent(call, ticket);
-      }
-      const at: Attempt = { call, n: attempt, start: Date.now(), ticket };
-      const up = await this.#sendAttempt(at, retries, res, cancel);
-      if (up === "handled") return;
-      if (up === "retry") {
-        if (await waitForRetry(backoffMs(attempt, null)!, client, ticket)) continue;
-        return this.#observe(route, call, CLIENT_CLOSED_REQUEST); // nobody left to retry for
-      }
-      // A provider that asks for a longer wait than a gateway holds a request (null) gets no retry: its
-      // answer, retry-after included, goes to the client, whose call the wait is.
-      const wait = retryWaitMs(up.statusCode, up.headers, attempt, retries);
-      if (wait !== null) {
-        const text = (isWhole(up) ? up.body : await up.body.whole().catch(() => EMPTY_BODY)).toString();
-        this.deps.metrics.upstreamErrors.inc({ family: route.family, kind: String(up.statusCode) });
-        this.#record(at, {
-          status: "error",
-          http_status: up.statusCode,
-          error_type: errorTypeOf(text, up.statusCode),
-        });
-        if (await waitForRetry(wait, client, ticket)) continue;
-        return this.#observe(route, call, CLIENT_CLOSED_REQUEST);
-      }
-      const isSse = (headerValue(up.headers, "content-type") ?? "").includes("text/event-stream");
-      try {
-        // Speech audio (not events) is relayed as a download is, its usage known from the request.
-        const relayAsIs = route.api === null || (route.api === "openai.speech" && !isSse);
-        if (!isWhole(up) && relayAsIs) await this.#relayPassThrough(at, up, res, cancel!);
-        else if (!isWhole(up) && isSse && up.statusCode < 300) await this.#relayStream(at, up, res, cancel!);
-        else await this.#relayBody(at, up, res, cancel);
-      } catch (e) {
-        // A fault of the gateway's own inside the relay: an attempt it cut off before recording is still
-        // recorded (which settles its reservation), and a reply nobody reads any more is not left running.
-        if (!isWhole(up)) up.body.cancel(e as Error);
-        if (call.recordedAttempt === attempt) throw e;
-        // Answered upstream, a model call is billed by its provider all the same: estimated, as a cut-off stream.
-        const rec = this.#record(at, {
-          status: "error",
-          http_status: up.statusCode,
-          error_type: "gateway_error",
-          ...unseenUsage(this.deps.engine, call, up.statusCode),
-        });
-        throw GatewayError.internal(e).withRecord(rec);
-      }
-      return;
+    } finally {
+      kept?.leave(); // a retry that gave up, or whose client left: the line goes on without it
     }
   }
 
   /**
-   * Sends one attempt upstream: its reply, or, when none came, "retry" (recorded, retries are left) or
-   * "handled" (the client left, recorded as such). A failure not retried is thrown as the gateway's answer.
+   * The place in its run's line of a call whose retry waits out its backoff: where its call came, ahead of
+   * the calls that came after it (RunLines). Null for a call of no run.
+   */
+  #placeKept(call: Call): Place | null {
+    const runId = call.attribution.agent_run_id;
+    return runId ? this.#runLines.join(call.workspaceId, runId, this.#runLines.releases, call.arrival) : null;
+  }
+
+  /**
+   * An answer that is retried (its status, retries left), as Retried; null when it is not. A provider that
+   * asks for a longer wait than a gateway holds a request gets no retry: its answer, retry-after included,
+   * goes to the client, whose call the wait is.
+   */
+  async #retriedAnswer(at: Attempt, up: UpstreamReply, retries: number): Promise<Retried | null> {
+    const wait = retryWaitMs(up.statusCode, up.headers, at.n, retries);
+    if (wait === null) return null;
+    const text = (isWhole(up) ? up.body : await up.body.whole().catch(() => EMPTY_BODY)).toString();
+    this.deps.metrics.upstreamErrors.inc({ family: at.call.route.family, kind: String(up.statusCode) });
+    return {
+      failed: { status: "error", http_status: up.statusCode, error_type: errorTypeOf(text, up.statusCode) },
+      wait,
+    };
+  }
+
+  /**
+   * Sends one attempt upstream: its reply; Retried when it failed and is retried (its answer's status or a
+   * failure to reach the upstream, retries left; not recorded yet); or "handled" (the client left, recorded
+   * as such). A failure not retried is thrown as the gateway's answer.
    */
   async #sendAttempt(
     at: Attempt,
     retries: number,
     res: ServerResponse,
     cancel: ClientWatch | null,
-  ): Promise<UpstreamReply | "retry" | "handled"> {
+  ): Promise<UpstreamReply | Retried | "handled"> {
     const { call, n: attempt } = at;
+    let up: UpstreamReply;
     try {
-      return isRelayed(call) ? await this.#send(call, cancel?.signal) : await this.#sendWhole(call, res);
+      up = isRelayed(call) ? await this.#send(call, cancel?.signal) : await this.#sendWhole(call, res);
     } catch (caught) {
       // Left while the request waited for an upstream connection: as when it left during admission,
       // nothing went upstream, so nothing is billed or recorded.
@@ -557,9 +599,8 @@ export class Gateway {
         // The answer came, then its body broke off: a retryable one is retried all the same (its body
         // only names the error); any other is the gateway's 502/504.
         const { statusCode, headers } = caught;
-        if (retryWaitMs(statusCode, headers, attempt, retries) !== null)
-          return { statusCode, headers, body: EMPTY_BODY };
-        return this.#bodyFailed(at, statusCode, caught.cause);
+        const retried = await this.#retriedAnswer(at, { statusCode, headers, body: EMPTY_BODY }, retries);
+        return retried ?? this.#bodyFailed(at, statusCode, caught.cause);
       }
       const e = caught instanceof ReplyFailed ? caught.cause : caught;
       // Nothing reached the upstream unless undici had started the request (not while it connected, or
@@ -573,18 +614,21 @@ export class Gateway {
       // An upstream that had the request and did not answer in time may bill it all the same: its input is
       // estimated, as for a client that left. One never connected to, or never reached (queued), is not.
       const reached = started && isTimeout(e);
-      const rec = this.#record(at, {
+      const failed: Outcome = {
         status: "error",
         http_status: null,
         error_type: timeout ? "timeout" : "connection_error",
         ...(reached ? unseenUsage(this.deps.engine, call, null) : {}),
-      });
-      if (attempt <= retries) return "retry";
+      };
+      if (attempt <= retries) return { failed, wait: backoffMs(attempt, null)! };
       // Connecting (or the egress proxy's tunnel) timed out: a request undici had not started. One still
       // waiting for a free connection of the gateway's own pool did not answer in time, as before.
       const phase = timeout && caught instanceof ReplyFailed && !started ? "connect" : "answer";
-      throw upstreamFailure(e, call.timeoutMs, phase, this.#connectTimeoutMs).withRecord(rec);
+      throw upstreamFailure(e, call.timeoutMs, phase, this.#connectTimeoutMs).withRecord(
+        this.#record(at, failed),
+      );
     }
+    return (await this.#retriedAnswer(at, up, retries)) ?? up;
   }
 
   /**
@@ -1097,7 +1141,8 @@ export class Gateway {
    * the run. It waits in its run's line (RunLines: first come, first served, a retry in its call's place; the
    * first tries again as a call of the run settles here, else every RUN_HOLD_POLL_MS), up to the configured
    * wait, while its client stays (`left`: it went meanwhile). `releases`: RunLines.releases as its refused
-   * admission began.
+   * admission began. `kept`: the place a retry of it kept through its backoff, which it waits in (null: it
+   * joins the line now).
    */
   async #waitForRun(
     call: Call,
@@ -1106,10 +1151,12 @@ export class Gateway {
     releases: number,
     res: ServerResponse,
     client: ClientWatch | null,
+    kept: Place | null,
   ): Promise<{ admission: Admission; left: boolean }> {
     const watch = client ?? watchClient(res);
     const lines = this.#runLines;
-    const place = lines.join(call.workspaceId, call.attribution.agent_run_id!, releases, call.arrival);
+    const place =
+      kept ?? lines.join(call.workspaceId, call.attribution.agent_run_id!, releases, call.arrival);
     if (!refused.ok && refused.inFlight) place.heard(refused.inFlight.held);
     const wake = () => place.wake();
     watch.signal.addEventListener("abort", wake);

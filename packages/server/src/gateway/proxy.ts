@@ -1010,6 +1010,12 @@ export class Gateway {
     const background = call.parsed?.background === true;
     let submitted: string | null = null;
     let owner = null as Owner | null; // its submission, once its first event named the response
+    // Built once, so the stream and what runs on after it is cut are one submission (the same owner):
+    // as its first event named the response, else (that event read only at the stream's end) then.
+    const ownerHere = (): Owner => {
+      owner ??= { ...ownerOf(call), ticket: heldBy(ticket) };
+      return owner;
+    };
     const relay = (chunk: Buffer) => {
       // The client's bytes go out before usage is read from them: extraction never delays a token.
       const passed = stripper === null && res.write(chunk);
@@ -1020,10 +1026,7 @@ export class Gateway {
       pace.wrote(writable, chunk.length);
       if (background && submitted === null) {
         submitted = fieldText(extractor.responseId());
-        if (submitted) {
-          owner = { ...ownerOf(call), ticket: heldBy(ticket), relaying: true };
-          this.#submitted.set(submitted, owner);
-        }
+        if (submitted) this.#submitted.set(submitted, Object.assign(ownerHere(), { relaying: true }));
       }
     };
     // A stream the upstream compressed anyway is relayed decoded (the client's own accept-encoding was
@@ -1117,7 +1120,7 @@ export class Gateway {
     // Cut short, it runs on upstream: a submission (remembered again, if forgotten meanwhile), followed
     // here unless a client polls it.
     if (responseId !== null && runsOn) {
-      this.#submitted.set(responseId, { ...ownerOf(call), ticket: heldBy(ticket) });
+      this.#submitted.set(responseId, Object.assign(ownerHere(), { relaying: false, forgotten: false }));
       this.#follow(call, responseId);
     }
     if (complete) {

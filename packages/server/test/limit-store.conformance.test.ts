@@ -1070,6 +1070,32 @@ describe("Redis leases: calls admitted without a round trip, caps still exact ac
     }
   });
 
+  it("a call held apart from its lease keeps its whole worst case on its own, though the lease's other calls spent past theirs", async () => {
+    const replica = await RedisLimitStore.connect(redis.url);
+    try {
+      const w = ws();
+      const b = bucket({ key: "b:apart:-", limit: 10_000_000n, amount: 100n });
+      const first = admitReq(w, { buckets: [b] });
+      expect(await replica.admit(first)).toEqual({ ok: true }); // brings back a lease of LEASE_CALLS calls
+      const leased = Array.from({ length: Number(LEASE_CALLS) }, () => admitReq(w, { buckets: [b] }));
+      for (const r of leased) expect(await replica.admit(r)).toEqual({ ok: true });
+      expect(replica.admitRoundTrips).toBe(1);
+      const [running, ...done] = leased;
+      // The others cost more than their worst cases: the lease has 37 left of the running call's 100.
+      await Promise.all(done.map((r) => replica.settle(settleOf(r, 101n))));
+      await replica.holdApart(w, running!.id, NOW + 60_000); // a background response: it runs on
+      await replica.settle(settleOf(first, 50n));
+      await replica.close(); // gives the lease back: none of its calls is in flight
+      const spent = 63n * 101n + 50n;
+      expect((await stores.redis!.buckets(w, [b], NOW))[0]).toEqual({ spend: spent, reserved: 100n });
+      // Found finished: its own reservation settles, through whichever replica.
+      await stores.redis!.settle(settleOf(running!, 70n));
+      expect((await stores.redis!.buckets(w, [b], NOW))[0]).toEqual({ spend: spent + 70n, reserved: 0n });
+    } finally {
+      await replica.close().catch(() => {});
+    }
+  });
+
   it("a dead replica's lease stops counting when it expires", async () => {
     const w = ws();
     const dead = await RedisLimitStore.connect(redis.url);

@@ -324,6 +324,50 @@ describe("lease consumption (the summed costs of calls admitted from leases) tha
   });
 });
 
+describe("the move of a call's hold apart from its leases (a background response running on) that Redis missed", () => {
+  /** A call admitted from the leases a first one brought back, as a background submission is. */
+  async function leasedSubmission(): Promise<Ticket> {
+    await guard.settle(ticketOf(await guard.admit(leasedCall())), outcome);
+    const trips = store.admitRoundTrips;
+    const running = ticketOf(await guard.admit(leasedCall()));
+    expect(store.admitRoundTrips).toBe(trips);
+    return running;
+  }
+
+  it("ran late and once more (its first reply lost): moved once; the leases go back without it", async () => {
+    const running = await leasedSubmission();
+    const stalled = stallRedis(1500);
+    await sleep(50);
+    await guard.holdApart(running); // times out at 1 s and is retried at 1.1 s; Redis runs both at 1.5 s
+    await stalled;
+    // once the leases go back (unused after 2 s), the running call's worst case is what is held, once
+    const worst = running.buckets[0]!.reserved;
+    expect(await until(held, (h) => h.every((b) => b.reserved === worst))).toEqual([
+      { spend: COST, reserved: worst },
+      { spend: COST, reserved: worst },
+    ]);
+    await guard.settle(running, outcome);
+    expect(await until(held, (h) => h.every((b) => b.reserved === 0n))).toEqual([
+      { spend: 2n * COST, reserved: 0n },
+      { spend: 2n * COST, reserved: 0n },
+    ]);
+  });
+
+  it("retried after the call's settle landed: it moves nothing, and the settle counts once", async () => {
+    const running = await leasedSubmission();
+    await dropConnections(1800);
+    await guard.holdApart(running); // fails at once: retried at 0.1, 0.3, 0.7, 1.5, 3.1 s
+    await until(held, () => true); // Redis answers again (1.8 s): the next retry is a second away
+    const other = await connectGuard(); // the call found finished meanwhile, settled through another connection
+    await other.guard.settle(running, outcome);
+    await other.guard.close();
+    expect(await until(held, (h) => h.every((b) => b.reserved === 0n))).toEqual([
+      { spend: 2n * COST, reserved: 0n },
+      { spend: 2n * COST, reserved: 0n },
+    ]);
+  });
+});
+
 describe("the charge of an ingested call that Redis missed", () => {
   it("is retried until Redis answers, and counted once: one that never reached it, one that ran late", async () => {
     await dropConnections(1500);

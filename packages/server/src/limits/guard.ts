@@ -501,6 +501,16 @@ export class SpendGuard {
   }
 
   /**
+   * Keeps an admitted call's reservation on its own, to its expiry, until its settle: the call outlives its
+   * reply (a background response runs on upstream until a poll finds it finished). Admitted from a Redis
+   * lease, it would otherwise hold the lease's room whole all that time. Never throws.
+   */
+  async holdApart(ticket: Ticket | null): Promise<void> {
+    if (!ticket || ticket.settled || !ticket.buckets.length) return;
+    await this.store.holdApart(ticket.workspace, ticket.id, ticket.at + this.#ttl);
+  }
+
+  /**
    * Buckets of the budgets that appeared while the call was in flight, and apply to it: charged to the slot
    * of its admission, as a reservation of it would have been (a call started before a budget's window, as
    * a background response submitted yesterday, does not count in today's).

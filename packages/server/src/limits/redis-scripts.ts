@@ -348,6 +348,29 @@ end
 return 1
 `;
 
+/**
+ * Moves a call admitted from leases onto a reservation of its own (<id>:<amount>, expiring at spec.exp), as
+ * ADMIT would have made it: its worst case leaves each lease's allowance (what a lease no longer has of it,
+ * spent by other calls meanwhile or expired, is reserved anew), so the lease goes back without it. ARGV:
+ * spec JSON ({settled, id, exp, buckets: [{m, z, l, lid, amount}]}). A call settled already (its settle's
+ * marker) or moved already (its reservation there) is left as it is: repeating it changes nothing.
+ */
+export const HOLD_APART = `${COMMON}
+local spec = cjson.decode(ARGV[1])
+if redis.call('EXISTS', KEYS[spec.settled]) == 1 then return 0 end
+for _, b in ipairs(spec.buckets) do
+  local member = spec.id .. ':' .. b.amount
+  if not redis.call('ZSCORE', KEYS[b.z], member) then
+    local amount = tonumber(b.amount)
+    local moved = math.min(num(redis.call('HGET', KEYS[b.l], b.lid)), amount)
+    if moved > 0 then redis.call('HINCRBY', KEYS[b.l], b.lid, '-' .. fmt(moved)) end
+    if amount > moved then redis.call('HINCRBY', KEYS[b.m], 'r', fmt(amount - moved)) end
+    redis.call('ZADD', KEYS[b.z], spec.exp, member)
+  end
+end
+return 1
+`;
+
 /** Spend and live reservations of buckets (expired ones dropped first). ARGV: spec JSON, now. */
 export const STATUS = `${COMMON}
 local spec = cjson.decode(ARGV[1])

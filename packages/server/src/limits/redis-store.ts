@@ -15,7 +15,7 @@ import { connectRedis } from "../redis-connect.js";
 import { throttleKey } from "./admission-plan.js";
 import { levelWindow } from "./memory-store.js";
 import { LEASE_CALLS, LEASE_ROOM, type Lease, LeaseBook, type LeaseUse, leasable } from "./redis-leases.js";
-import { ADMIT, CONSUME, DOUBT, RELEASE, SEED, SETTLE, STATUS } from "./redis-scripts.js";
+import { ADMIT, CONSUME, DOUBT, HOLD_APART, RELEASE, SEED, SETTLE, STATUS } from "./redis-scripts.js";
 import { RetryQueue } from "./retry-queue.js";
 import { holdsOf, runHoldKeys } from "./run-holds.js";
 import type {
@@ -47,7 +47,15 @@ interface PendingConsume {
   waiters: { resolve: (change: LevelChange | null) => void; index: number }[];
 }
 
-type ScriptName = "tgAdmit" | "tgSettle" | "tgConsume" | "tgRelease" | "tgStatus" | "tgSeed" | "tgDoubt";
+type ScriptName =
+  | "tgAdmit"
+  | "tgSettle"
+  | "tgConsume"
+  | "tgRelease"
+  | "tgStatus"
+  | "tgSeed"
+  | "tgDoubt"
+  | "tgHoldApart";
 
 /** Reservations to take back from a bucket: leases, and a failed admission's own reservation. */
 interface Holds {
@@ -86,6 +94,7 @@ export class RedisLimitStore implements LimitStore {
     redis.defineCommand("tgStatus", { lua: STATUS });
     redis.defineCommand("tgSeed", { lua: SEED });
     redis.defineCommand("tgDoubt", { lua: DOUBT });
+    redis.defineCommand("tgHoldApart", { lua: HOLD_APART });
     this.#sweeper = setInterval(() => this.#leases.sweep(Date.now()), 500);
     this.#sweeper.unref();
   }
@@ -227,7 +236,36 @@ export class RedisLimitStore implements LimitStore {
 
   settle(req: SettleRequest): Promise<SettleResult> {
     const uses = this.#leases.settle(req.id);
-    return uses ? this.#consume(req, uses) : this.#settle(req, req.id, `settled:${req.id}`);
+    return uses ? this.#consume(req, uses) : this.#settle(req, req.id, settledKey(req.id));
+  }
+
+  /**
+   * A call admitted from leases whose reservation outlives its reply: its worst case moves onto a
+   * reservation of its own, and leaves the leases' allowance as a settled call's cost would. Kept in a
+   * lease, it held the lease's room whole (up to LEASE_CALLS worst cases) until its settle. Its settle
+   * is then its own reservation's. The move is written before the give-back of a lease it leaves idle.
+   */
+  async holdApart(workspace: string, id: string, expiresAt: number): Promise<void> {
+    const uses = this.#leases.settle(id);
+    if (!uses) return; // reserved on its own already, or settled
+    const keys = new Keys(`tg:{${workspace}}:`);
+    const spec = {
+      settled: keys.add(settledKey(id)),
+      id,
+      exp: expiresAt,
+      buckets: uses.map(({ lease, amount }) => ({
+        m: keys.add(`${lease.key}:m`),
+        z: keys.add(`${lease.key}:z`),
+        l: keys.add(`${lease.key}:l`),
+        lid: lease.id,
+        amount: amount.toString(),
+      })),
+    };
+    const send = () => this.#script("tgHoldApart")(keys.list.length, ...keys.list, JSON.stringify(spec));
+    const moved = this.#writes.write(`the hold of a call apart from its lease in ${workspace}`, send);
+    const idle = uses.filter((use) => this.#leases.consume(use, use.amount).release);
+    if (idle.length) void this.#release(idle.map((use) => leaseHolds(use.lease)));
+    await moved;
   }
 
   /**
@@ -521,6 +559,8 @@ export class RedisLimitStore implements LimitStore {
   }
 }
 
+/** A reservation's settle marker (applied once: SETTLE's once), which HOLD_APART reads too. */
+const settledKey = (id: string) => `settled:${id}`;
 /** An ingested call's charge marker (applied once: SETTLE's once) and its doubt marker (DOUBT). */
 const chargedKey = (eventId: string) => `charged:${eventId}`;
 const doubtKey = (eventId: string) => `doubt:${eventId}`;

@@ -180,6 +180,13 @@ export interface LimitStore {
    * An id with no reservation (its admission failed) is charged all the same.
    */
   settle(req: SettleRequest): Promise<SettleResult>;
+  /**
+   * Holds a call's reservation on its own until `expiresAt`: it outlives the call's reply (a background
+   * response runs on upstream until a poll finds it finished), so it must not keep room it shares with
+   * other calls (a Redis lease) reserved that long. Its settle is unchanged. Never throws (retried until the
+   * backend answers).
+   */
+  holdApart(workspace: string, id: string, expiresAt: number): Promise<void>;
   /** Adds spend that needed no reservation. Applies once per event id, as a settle once per reservation id. */
   charge(req: ChargeRequest): Promise<SettleResult>;
   /**

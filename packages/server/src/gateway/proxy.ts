@@ -839,10 +839,7 @@ export class Gateway {
           ? { kind: "other" as const, request_id: fieldText(background.id) ?? undefined, keepTicket: true }
           : {}),
       });
-      if (submitted) {
-        this.#submitted.set(background.id, { ...ownerOf(call), ticket: heldBy(ticket) });
-        this.#follow(call, background.id);
-      }
+      if (submitted) this.#runsOn(call, background.id, { ...ownerOf(call), ticket: heldBy(ticket) });
       if (json && background && call.route.poll && isFinished(background))
         this.#finishing(this.#recordFinished(call, json, background));
     };
@@ -1119,10 +1116,8 @@ export class Gateway {
     if (responseId !== null && !runsOn) this.#submitted.delete(responseId);
     // Cut short, it runs on upstream: a submission (remembered again, if forgotten meanwhile), followed
     // here unless a client polls it.
-    if (responseId !== null && runsOn) {
-      this.#submitted.set(responseId, Object.assign(ownerHere(), { relaying: false, forgotten: false }));
-      this.#follow(call, responseId);
-    }
+    if (responseId !== null && runsOn)
+      this.#runsOn(call, responseId, Object.assign(ownerHere(), { relaying: false, forgotten: false }));
     if (complete) {
       head();
       if (rec && trailers) {
@@ -1378,6 +1373,16 @@ export class Gateway {
     );
     // Without it, its spend is added to the budgets it falls under.
     if (rec && !here?.ticket) await this.deps.guard.observe([rec], { countCalls: false });
+  }
+
+  /**
+   * A background response submitted by `call` that runs on upstream: remembered for the poll that finds it
+   * finished, followed, and its hold kept on its own until then (not in a lease, which goes back meanwhile).
+   */
+  #runsOn(call: Call, id: string, owner: Owner): void {
+    void this.deps.guard.holdApart(owner.ticket ?? null);
+    this.#submitted.set(id, owner);
+    this.#follow(call, id);
   }
 
   /** Follows a background response submitted by `call` (BackgroundFollower), polling with its headers. */

@@ -271,6 +271,52 @@ describe("agentRun holds", () => {
     expect(sent("time-left-2")).toBe(1);
   });
 
+  it("a call that waited in line gets the whole timeout for its SDK's retries, as without the wait: the wait came before its first attempt only", async () => {
+    // ~400 ms in line leave the first attempt ~300 of its 700; the mock never answers it, and answers the
+    // retry in 500 ms: past what was left, within the whole timeout, which the SDKs give every attempt.
+    const retried = (tag: string) => ({
+      headers: { "x-test-case": tag, "x-mock-scenario": "hang-once", "x-mock-headers-delay-ms": "500" },
+    });
+    const slow = { headers: { "x-mock-headers-delay-ms": "400" } };
+    const messages = [{ role: "user" as const, content: "retried" }];
+    const claude = { model: "claude-sonnet-4-5", max_tokens: 1024, messages };
+    const cases = [
+      {
+        // o3-mini's hold (~$0.0133) fills $0.013.
+        limit: "0.013",
+        first: () => o3("retried-first", slow.headers),
+        retried: () =>
+          openai
+            .withOptions({ maxRetries: 1, timeout: 700 })
+            .chat.completions.create(
+              { model: "o3-mini", max_completion_tokens: 3000, messages },
+              retried("retried-openai"),
+            ),
+      },
+      {
+        // Claude's (~$0.0159) fills $0.015.
+        limit: "0.015",
+        first: () =>
+          anthropic.messages.create({ ...claude, messages: [{ role: "user", content: "a" }] }, slow),
+        retried: () =>
+          anthropic
+            .withOptions({ maxRetries: 1, timeout: 700 })
+            .messages.create(claude, retried("retried-anthropic")),
+      },
+    ];
+    const outcomes: string[] = [];
+    for (const c of cases)
+      await agentRun({ type: "retried", limits: { max_cost_usd: c.limit } }, async (run) => {
+        const first = outcome(c.first()); // read as it comes
+        outcomes.push(await outcome(c.retried()));
+        expect(await first).toBe("ok");
+        expect(run.usage.llm_calls).toBe(2);
+        expect(run.held).toEqual({ cost_nanousd: 0n, total_tokens: 0 });
+      });
+    expect(outcomes).toEqual(["ok", "ok"]);
+    expect([sent("retried-openai"), sent("retried-anthropic")]).toEqual([2, 2]);
+  });
+
   it("a waiting call whose signal aborts goes nowhere: the SDK's own abort error; nothing sent, counted or held", async () => {
     await agentRun({ type: "leaver", limits: { max_cost_usd: "0.01" } }, async (run) => {
       const first = o3("leave-1", { "x-mock-headers-delay-ms": "400" });

@@ -7,7 +7,8 @@
  * steered per request with headers (the gateway forwards every non-`x-tollgate-*` header):
  * - `x-mock-scenario`: `rate-limit` (429 + retry-after: 1), `rate-limit-once` (429 the first time this exact
  *   request is seen, then the normal reply), `server-error` (500), `server-error-once` (500 the first time,
- *   as rate-limit-once), `hang` (never answers),
+ *   as rate-limit-once), `hang` (never answers), `hang-once` (never answers the first time, as rate-limit-once:
+ *   a client's attempt that times out, answered on its retry),
  *   `reset-mid-stream` (half the reply, then the socket is destroyed), `stall-mid-stream` (half the reply,
  *   then silence), `fails-in-background` (a background submission whose response fails before it ran:
  *   polled or resumed, it is `failed`, without usage).
@@ -710,6 +711,10 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
     };
 
     if (scenario === "hang") return; // never answers; the socket is destroyed on close()
+    if (scenario === "hang-once") {
+      const key = `${rec.method} ${rec.path} ${rawBody}`;
+      if (!seenOnce.has(key)) return void seenOnce.add(key);
+    }
     const headersDelay = Number(req.headers["x-mock-headers-delay-ms"] ?? 0);
     if (headersDelay > 0) await sleep(headersDelay);
     const retryAfter: Record<string, string> = {

@@ -7,17 +7,60 @@
  */
 export function requestTimeoutOf(resource: unknown, options: unknown): number | undefined {
   const own = (options as { timeout?: unknown } | null | undefined)?.timeout;
-  const client = (resource as { _client?: { _options?: { timeout?: unknown } } } | null)?._client;
-  const ms = own ?? client?._options?.timeout;
+  const ms =
+    own ?? (clientOf(resource) as { _options?: { timeout?: unknown } } | undefined)?._options?.timeout;
   return typeof ms === "number" && ms >= 0 ? ms : undefined;
 }
 
 /**
- * A call's request options once it waited `waitedMs` for room: what is left of its timeout, as the SDKs take
- * it (a whole number of ms, 1 at the least).
+ * A call's request options once it waited `waitedMs` for room: its first attempt goes out with what is left
+ * of its timeout (a whole number of ms, 1 at the least), the SDK's retries of it with the whole timeout, as
+ * without the wait (the SDKs give each attempt the request's timeout; the wait came before the first only).
  */
-export function withTimeLeft(options: unknown, timeoutMs: number | undefined, waitedMs: number): unknown {
+export function withTimeLeft(
+  resource: unknown,
+  options: unknown,
+  timeoutMs: number | undefined,
+  waitedMs: number,
+): unknown {
   if (timeoutMs === undefined) return options;
   const left = Math.max(1, Math.floor(timeoutMs - waitedMs));
-  return { ...(options as object | null | undefined), timeout: left };
+  const given = options as object | null | undefined;
+  // A client that builds its attempts otherwise gets what is left for every attempt.
+  return timesFirstAttempts(clientOf(resource))
+    ? { ...given, [FIRST_ATTEMPT_TIMEOUT]: left }
+    : { ...given, timeout: left };
+}
+
+/** The options key its first attempt's timeout goes to the client under (the SDKs copy the options as they are). */
+const FIRST_ATTEMPT_TIMEOUT = Symbol("tollgate.firstAttemptTimeout");
+
+type BuildRequest = (options: unknown, attempt?: { retryCount?: number }) => unknown;
+type Built = { timeout?: number };
+
+const timing = new WeakSet<object>();
+
+/**
+ * Lets `client` give a request's first attempt the timeout its options carry under FIRST_ATTEMPT_TIMEOUT.
+ * openai-node and anthropic-sdk build every attempt of a request with `buildRequest(options, {retryCount})`,
+ * whose result names the attempt's timeout. False for a client that builds none so.
+ */
+function timesFirstAttempts(client: unknown): boolean {
+  const c = client as { buildRequest?: BuildRequest } | undefined;
+  if (typeof c?.buildRequest !== "function") return false;
+  if (timing.has(c)) return true;
+  const build = c.buildRequest;
+  c.buildRequest = function buildRequest(this: unknown, options, attempt) {
+    const built = build.call(this, options, attempt);
+    const first = (options as { [FIRST_ATTEMPT_TIMEOUT]?: number } | null)?.[FIRST_ATTEMPT_TIMEOUT];
+    if (first === undefined || (attempt?.retryCount ?? 0) > 0) return built;
+    const timed = (b: Built) => ({ ...b, timeout: first });
+    return built instanceof Promise ? built.then(timed) : timed(built as Built);
+  };
+  timing.add(c);
+  return true;
+}
+
+function clientOf(resource: unknown): unknown {
+  return (resource as { _client?: unknown } | null | undefined)?._client;
 }

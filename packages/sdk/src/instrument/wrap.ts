@@ -74,11 +74,11 @@ export function wrapModelCall(
         }
         if (spec.background && request.background === true) call.pollOptions = pollOptionsOf(options);
         // Waiting for room under its run's ceilings: sent once admitted (aborted, the SDK refuses it itself),
-        // with what is left of its timeout.
+        // its first attempt with what is left of its timeout.
         if (admitted) {
           const since = performance.now();
           return sentLater(admitted, () => {
-            const left = withTimeLeft(options, timeout, performance.now() - since);
+            const left = withTimeLeft(this, options, timeout, performance.now() - since);
             return send(original, this, call, left, prepare);
           });
         }

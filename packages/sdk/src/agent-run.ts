@@ -27,7 +27,7 @@ import {
   uuidv7,
 } from "@tollgate/core";
 import { callHold, type SdkCall } from "./call-hold.js";
-import { type Admission, RunLine } from "./run-line.js";
+import { type Admission, RunLine, type TryAdmit } from "./run-line.js";
 import { MAX_TIMER_MS } from "./timer-ms.js";
 
 /** Thrown by the next guarded LLM or tool call of a run that crossed a ceiling (or was killed by hand). */
@@ -189,20 +189,54 @@ export class AgentRun {
 
   /**
    * Runs one LLM call under the guard: refused before it starts when the run is over a ceiling; its reply's
-   * usage (non-streamed JSON body of `api`) is counted and priced after.
+   * usage (non-streamed JSON body of `api`) is counted and priced after. Its request is not known here: a
+   * wrapped client's call inside holds its worst case once made. While the run's calls in flight hold what
+   * is left under its cost or token ceiling, an OpenAI or Anthropic call runs at once and the wrapped
+   * client's call inside waits for room in its place, as one made directly (up to its own timeout, ended by
+   * its signal; a background response's poll needs none); a call of any other API waits here first.
    */
   async llm<T>(api: Api, call: () => Promise<T>, opts: LlmCallOptions = {}): Promise<T> {
-    // Its request is not known here: a wrapped client's call inside holds its worst case once made.
-    const admitted = this.admitLlmCall(null);
-    if (admitted) await admitted;
+    const depth = this.#currentDepth() + 1;
+    let waitsInside = false;
+    if (!WRAPPED_API.test(api)) {
+      const admitted = this.admitLlmCall(null);
+      if (admitted) await admitted;
+    } else waitsInside = !this.#tryLlmCall(null, depth, false);
     // A wrapped client's call inside is no LLM call of its own (counted here), but counts its usage: its
     // record reads it, streamed or not, and its hold goes only once that is counted.
-    const scope: LlmScope = { run: this, usageCounted: false, wrapped: false };
+    const scope: LlmScope = {
+      run: this,
+      usageCounted: false,
+      wrapped: false,
+      made: "nothing",
+      counted: !waitsInside,
+      admit: (hold, signal, timeoutMs) => {
+        scope.made = "model";
+        if (!waitsInside) {
+          if (hold) this.hold(hold);
+          return null;
+        }
+        // Counted as it gets in, unless a call made inside before it got in already.
+        const tryAdmit: TryAdmit = (final) => {
+          if (scope.counted) return this.#tryHold(hold, final);
+          scope.counted = this.#tryLlmCall(hold, depth, final);
+          return scope.counted;
+        };
+        return this.#whenRoom(tryAdmit, hold === null, signal, timeoutMs);
+      },
+    };
     try {
       const reply = await counted.run(scope, () => this.#nested(call));
       if (!scope.usageCounted) this.#countReply(api, reply, opts);
       return reply;
     } finally {
+      if (scope.made === "nothing" && !scope.counted) {
+        this.#usage.llm_calls++; // a call of a client not wrapped (or none) went as it was, without waiting
+        scope.counted = true;
+      } else if (scope.made === "polls" && scope.counted) {
+        this.#usage.llm_calls--; // a poll is no LLM call: its submission was
+        scope.counted = false;
+      }
       // Said however the callback ended: one that throws after its call was no more held for it.
       if (!scope.wrapped && this.#held) warnUnheld(this);
       this.#line.wake(); // settled, whether or not it held anything: the next in line tries
@@ -238,9 +272,22 @@ export class AgentRun {
    */
   admitLlmCall(hold: RunHold | null, signal?: AbortSignal, timeoutMs?: number): Promise<Admission> | null {
     const depth = this.#currentDepth() + 1;
+    return this.#whenRoom((final) => this.#tryLlmCall(hold, depth, final), hold === null, signal, timeoutMs);
+  }
+
+  /**
+   * A call admitted by `tryAdmit` at once (null), else its wait in the line (see admitLlmCall); `holdsLater`
+   * when it takes its hold only once admitted, the wrapped call inside it (`llm()`'s).
+   */
+  #whenRoom(
+    tryAdmit: TryAdmit,
+    holdsLater: boolean,
+    signal?: AbortSignal,
+    timeoutMs?: number,
+  ): Promise<Admission> | null {
     const wait = timeoutMs === undefined ? this.#holdWaitMs : Math.min(this.#holdWaitMs, timeoutMs);
-    if (this.#tryLlmCall(hold, depth, wait === 0)) return null;
-    return this.#line.wait((final) => this.#tryLlmCall(hold, depth, final), wait, hold === null, signal);
+    if (tryAdmit(wait === 0)) return null;
+    return this.#line.wait(tryAdmit, wait, holdsLater, signal);
   }
 
   /** A call admitted as `llm()`'s holds `hold` until it settles (`releaseHold`). */
@@ -279,12 +326,24 @@ export class AgentRun {
    */
   #tryLlmCall(hold: RunHold | null, depth: number, final: boolean): boolean {
     this.#admit("llm", depth);
+    if (!this.#tryHold(hold, final)) return false;
+    this.#usage.llm_calls++;
+    return true;
+  }
+
+  /**
+   * Takes `hold` when the run has room for it (all a call counted already takes: one more inside `llm()`):
+   * false while its calls in flight hold what is left under a cost or token ceiling (thrown as
+   * AgentRunHeldError when `final`). Throws AgentRunKilledError when the run is over a ceiling.
+   */
+  #tryHold(hold: RunHold | null, final: boolean): boolean {
+    this.#killed ??= crossedCeiling(this.#usage, this.#ceilings, Date.now());
+    if (this.#killed) throw new AgentRunKilledError(this.id, this.type, this.#killed);
     const full = this.#held && heldCeiling(this.#usage, this.#held, this.#ceilings);
     if (full) {
       if (final) throw new AgentRunHeldError(this.id, this.type, full, hold ?? NO_HOLD);
       return false;
     }
-    this.#usage.llm_calls++;
     if (hold) this.hold(hold);
     return true;
   }
@@ -379,15 +438,23 @@ function holdWaitMsOf(ms: unknown): number {
   return ms;
 }
 
+/** The APIs of the clients wrapOpenAI and wrapAnthropic wrap: a call of one inside `llm()` can wait there. */
+const WRAPPED_API = /^(openai|anthropic)\./;
+
 const current = new AsyncLocalStorage<AgentRun>();
 /**
  * Inside `run.llm(…)`: its run, whether a wrapped call inside counts the usage (else `llm` reads the reply's),
- * and whether a wrapped client's call was made inside at all (else nothing held while it was in flight).
+ * whether a wrapped client's call was made inside at all (else nothing held while it was in flight), what
+ * its wrapped calls were (a model call, background responses' polls, neither), whether its LLM call is
+ * counted yet, and how a wrapped model call inside is admitted as that call.
  */
 interface LlmScope {
   run: AgentRun;
   usageCounted: boolean;
   wrapped: boolean;
+  made: "nothing" | "polls" | "model";
+  counted: boolean;
+  admit(hold: RunHold | null, signal?: AbortSignal, timeoutMs?: number): Promise<Admission> | null;
 }
 /** Set inside `run.llm(…)`: the call there is counted by the run itself. */
 const counted = new AsyncLocalStorage<LlmScope>();
@@ -416,18 +483,36 @@ export function agentRunOfCall(): { run: AgentRun; counts: boolean } | undefined
   return run && { run, counts: counted.getStore()?.run !== run };
 }
 
+/** What a wrapped client's call made inside `run.llm(…)` tells it, kept by the call (see wrappedInLlm). */
+export interface CallInLlm {
+  /** The call counts its usage to the run itself (as its record reads it): the reply's is not counted again. */
+  usageCounted(): void;
+  /**
+   * A model call, holding `hold` while in flight, as the LLM call `run.llm` counted: at once (null) when
+   * `run.llm` was let in; else once there is room, waiting as a call made directly (AgentRun.admitLlmCall).
+   */
+  admit(hold: RunHold | null, signal?: AbortSignal, timeoutMs?: number): Promise<Admission> | null;
+  /** A background response's poll: no LLM call (its submission was), so it takes no room either. */
+  polls(): void;
+}
+
 /**
  * A wrapped client's call (a model call, which holds; a poll, which need not) is made inside `run.llm(…)` of
- * `run`. What it returns tells that `run.llm` the call counts its usage to `run` itself (as its record reads
- * it), so the reply's is not counted again: kept by the call, since its reply may be read outside the scope
- * (an APIPromise returned from `run.llm`'s callback is parsed by `run.llm`'s own await).
+ * `run`: what it tells that `run.llm`, kept by the call, since its reply may be read outside the scope (an
+ * APIPromise returned from `run.llm`'s callback is parsed by `run.llm`'s own await). Undefined outside one.
  */
-export function wrappedInLlm(run: AgentRun): () => void {
+export function wrappedInLlm(run: AgentRun): CallInLlm | undefined {
   const scope = counted.getStore();
-  if (scope?.run !== run) return () => {};
+  if (scope?.run !== run) return undefined;
   scope.wrapped = true;
-  return () => {
-    scope.usageCounted = true;
+  return {
+    usageCounted: () => {
+      scope.usageCounted = true;
+    },
+    admit: scope.admit,
+    polls: () => {
+      if (scope.made === "nothing") scope.made = "polls";
+    },
   };
 }
 

@@ -317,6 +317,72 @@ describe("agentRun holds", () => {
     expect([sent("retried-openai"), sent("retried-anthropic")]).toEqual([2, 2]);
   });
 
+  describe("run.llm around a wrapped call, in a run without room: the call waits in its place, as one made directly", () => {
+    const params = {
+      model: "o3-mini",
+      max_completion_tokens: 3000,
+      messages: [{ role: "user" as const, content: "b" }],
+    };
+
+    it("up to its own timeout (its client's): past it, AgentRunHeldError; nothing sent, counted or held", async () => {
+      const short = openai.withOptions({ timeout: 200 });
+      await agentRun({ type: "impatient", limits: { max_cost_usd: "0.01" } }, async (run) => {
+        const first = outcome(o3("llm-bounded-1", { "x-mock-headers-delay-ms": "700" })); // read as it comes
+        const held = run.held;
+        const started = Date.now();
+        const e = await run
+          .llm("openai.chat", () =>
+            short.chat.completions.create(params, { headers: { "x-test-case": "llm-bounded-2" } }),
+          )
+          .catch((err) => err);
+        const waited = Date.now() - started;
+        expect(e).toBeInstanceOf(AgentRunHeldError); // not the kill the first call's reply makes at 700 ms
+        expect(waited).toBeGreaterThanOrEqual(190);
+        expect(waited).toBeLessThan(600);
+        expect(run.usage.llm_calls).toBe(1);
+        expect(run.held).toEqual(held);
+        expect(await first).toBe("ok");
+        expect(run.held).toEqual({ cost_nanousd: 0n, total_tokens: 0 });
+      });
+      expect(sent("llm-bounded-2")).toBe(0);
+    });
+
+    it("it goes out with what is left of its timeout; its signal ends the wait", async () => {
+      // One o3-mini hold (~$0.0133) fills $0.013; its reply ($0.0108) leaves room for the next.
+      await agentRun({ type: "impatient", limits: { max_cost_usd: "0.013" } }, async (run) => {
+        const first = outcome(o3("llm-left-1", { "x-mock-headers-delay-ms": "400" })); // read as it comes
+        const started = Date.now();
+        // 700 ms in all: ~400 of them in line, so the reply's 500 ms to its headers is past it.
+        const timedOut = run
+          .llm("openai.chat", () =>
+            openai.chat.completions.create(params, {
+              headers: { "x-test-case": "llm-left-2", "x-mock-headers-delay-ms": "500" },
+              timeout: 700,
+            }),
+          )
+          .catch((err) => err);
+        const gone = new AbortController();
+        const aborted = run
+          .llm("openai.chat", () =>
+            openai.chat.completions.create(params, {
+              headers: { "x-test-case": "llm-left-3" },
+              signal: gone.signal,
+            }),
+          )
+          .catch((err) => err);
+        await sleep(50);
+        gone.abort();
+        expect(await aborted).toBeInstanceOf(OpenAI.APIUserAbortError);
+        expect(await timedOut).toBeInstanceOf(OpenAI.APIConnectionTimeoutError);
+        expect(Date.now() - started).toBeLessThan(850);
+        expect(await first).toBe("ok");
+        expect(run.usage.llm_calls).toBe(2);
+        expect(run.held).toEqual({ cost_nanousd: 0n, total_tokens: 0 });
+      });
+      expect([sent("llm-left-2"), sent("llm-left-3")]).toEqual([1, 0]);
+    });
+  });
+
   it("a waiting call whose signal aborts goes nowhere: the SDK's own abort error; nothing sent, counted or held", async () => {
     await agentRun({ type: "leaver", limits: { max_cost_usd: "0.01" } }, async (run) => {
       const first = o3("leave-1", { "x-mock-headers-delay-ms": "400" });

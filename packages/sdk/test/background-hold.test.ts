@@ -44,7 +44,7 @@ describe("SDK: a background response holds on its agent run while it runs", () =
     });
   });
 
-  it("a poll inside run.llm is an LLM call of the run: it waits for room as any; one outside it goes", async () => {
+  it("a poll inside run.llm waits for no room, not on its own submission's hold: no LLM call, it settles the submission; a model call inside waits as any", async () => {
     const openai = clients.wrapped();
     const headers = {
       "x-mock-case": "sdk-bg-hold-run-llm",
@@ -53,10 +53,14 @@ describe("SDK: a background response holds on its agent run while it runs", () =
     await agentRun({ type: "researcher", limits, holdWaitMs: 0 }, async (run) => {
       const submitted = await submit(openai, headers);
       const poll = () => openai.responses.retrieve(submitted.id, {}, { headers });
-      await expect(run.llm("openai.responses", poll)).rejects.toBeInstanceOf(AgentRunHeldError);
-      await poll(); // in_progress
-      expect((await poll()).status).toBe("completed");
+      // The submission's hold fills the ceiling: a model call inside run.llm is refused as one outside it.
+      expect(await run.llm("openai.chat", () => next(openai))).toBe("held");
+      expect((await run.llm("openai.responses", poll)).status).toBe("in_progress");
+      expect((await run.llm("openai.responses", poll)).status).toBe("completed");
       expect(run.held).toEqual(empty);
+      expect(run.usage.llm_calls).toBe(1); // the submission's
+      expect(await run.llm("openai.chat", () => next(openai))).toBe("sent");
+      expect(run.usage.llm_calls).toBe(2);
     });
   });
 

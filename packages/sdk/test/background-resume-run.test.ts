@@ -38,7 +38,7 @@ describe("SDK: a background stream resumed inside run.llm", () => {
       expect(llm).toHaveLength(1);
       expectRunTokensOf(REL, run.usage.total_tokens);
       expect(run.usage.cost_nanousd).toBeGreaterThan(0n);
-      expect(run.usage.llm_calls).toBe(2); // the submission, and run.llm's
+      expect(run.usage.llm_calls).toBe(1); // the submission: run.llm's resumption is a poll, no LLM call
     });
     await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
     process.off("warning", onWarning);

@@ -370,8 +370,8 @@ describe("wrapOpenAI", () => {
   it("a background response polled inside its run's run.llm is counted by the run once", async () => {
     const fixture = "openai/responses.gpt-5.6-sol.cache-write.json";
     const opts = { headers: { "x-mock-case": "sdk-bg-run-llm", "x-mock-fixture": fixture } };
-    // Over the submission's worst case (~$21), which it holds while the response runs: a poll inside
-    // run.llm is an LLM call of the run, and waits for room as any.
+    // Over the submission's worst case (~$21), which it holds while the response runs (a poll inside
+    // run.llm needs no room: it is no LLM call).
     await agentRun({ type: "poller", limits: { max_cost_usd: "50" } }, async (run) => {
       const submitted = await openai.responses.create(
         { model: "gpt-5.6-sol", input: "go", background: true },

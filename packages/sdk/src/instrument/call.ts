@@ -144,8 +144,8 @@ export class TrackedCall {
   #backgroundDone = false;
   readonly #scope = currentScope();
   readonly #run = agentRunOfCall();
-  /** Tells the `run.llm(…)` it was made in, if any, that its usage is counted here, not from its reply. */
-  readonly #countsUsageInLlm = this.#run?.counts === false ? wrappedInLlm(this.#run.run) : () => {};
+  /** What it tells the `run.llm(…)` it was made in, if any (its usage is counted here, not from its reply). */
+  readonly #inLlm = this.#run?.counts === false ? wrappedInLlm(this.#run.run) : undefined;
   /** Counted as one of its run's LLM calls here (by `admit` or `begin`). */
   #counted = false;
   /** Counts its usage to its run: as one of its LLM calls, or as the call of `run.llm(…)` it was made in. */
@@ -168,30 +168,30 @@ export class TrackedCall {
    * A call about to be sent, admitted by its agent run as one of its LLM calls (see AgentRun.admitLlmCall:
    * null once admitted; else the wait for room under its ceilings), holding its worst case until it
    * settles. Refused, it throws (a killed run) and nothing is to be sent. Inside `run.llm(…)`, which
-   * admitted and counted it, it holds, and counts its usage for it. Its wait ends when `signal` aborts, and
-   * at its `timeoutMs` when that is sooner than its run's holdWaitMs.
+   * counted it, it is admitted as that call (waiting in its place when `run.llm` found no room), and counts
+   * its usage for it. Its wait ends when `signal` aborts, and at its `timeoutMs` when that is sooner than
+   * its run's holdWaitMs.
    */
   admit(signal?: AbortSignal, timeoutMs?: number): Promise<Admission> | null {
     const of = this.#run;
     if (!of) return null;
     const run = of.run;
     const hold = run.holds ? run.holdOf(this.#toHold()) : null;
-    if (!of.counts) {
-      this.#countsUsageInLlm();
+    if (this.#inLlm) {
+      this.#inLlm.usageCounted();
       this.#countsUsage = true;
-      if (hold) run.hold(hold);
-      this.#keep(run, hold);
-      return null;
     }
-    const waited = run.admitLlmCall(hold, signal, timeoutMs);
+    const waited = this.#inLlm
+      ? this.#inLlm.admit(hold, signal, timeoutMs)
+      : run.admitLlmCall(hold, signal, timeoutMs);
     if (!waited) {
-      this.#counted = true;
+      this.#counted = of.counts;
       this.#keep(run, hold);
       return null;
     }
     return waited.then((how) => {
-      this.#counted = how === "admitted";
-      if (this.#counted) this.#keep(run, hold);
+      this.#counted = of.counts && how === "admitted";
+      if (how === "admitted") this.#keep(run, hold);
       // Sent now (aborted: refused by its SDK now): its wait is no latency of its own.
       this.#startMs = Date.now();
       this.#start = performance.now();
@@ -357,7 +357,12 @@ export class TrackedCall {
    * the `run.llm(…)` it was made in does not count it again.
    */
   usageCounted(): void {
-    this.#countsUsageInLlm();
+    this.#inLlm?.usageCounted();
+  }
+
+  /** A background response's poll: inside `run.llm(…)`, no LLM call (the response's submission was). */
+  polls(): void {
+    this.#inLlm?.polls();
   }
 
   /**

@@ -130,6 +130,7 @@ export function wrapRetrieve(resource: unknown, spec: CallSpec, sink: RecordSink
       function retrieve(this: unknown, ...args: unknown[]) {
         // The poll's scope and run, as at the call (inside `run.llm(…)`, say), should it record the response.
         const poll = new TrackedCall(spec, {}, sink);
+        poll.polls();
         if (typeof args[0] === "string") spec.background?.seen(args[0]);
         return tapParsed(original.apply(this, args), (value) =>
           isStream(value) ? observeResumedStream(value, poll) : recordIfFinished(value, poll),

@@ -98,7 +98,9 @@ function* generateDays(opts: DemoOptions, now: number): Generator<DemoRecord> {
   const perDay = opts.callsPerDay ?? 1500;
   const users = new Zipf(USERS, 1.1);
   const customers = new Zipf(CUSTOMERS, 1.2);
-  const regressionDay = end - Math.floor(opts.days / 3) * DAY;
+  // The prompt regression runs over the last third of the days (today is the last), so a 90-day demo's
+  // last 30 days hold its first sighting: `explain --from 30d` names the deploy.
+  const regressionDay = end - Math.max(0, Math.floor(opts.days / 3) - 1) * DAY;
   const stormDay = end - Math.max(1, Math.floor(opts.days / 7)) * DAY;
 
   for (let day = start; day <= end; day += DAY) {

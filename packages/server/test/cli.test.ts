@@ -55,6 +55,16 @@ describe("tollgate CLI", () => {
         "300,30",
         "TOLLGATE_BUDGET_SEED_PASSES_MS must be ascending whole numbers",
       ],
+      [
+        "TOLLGATE_RAW_RETENTION_DAYS",
+        "30d",
+        "TOLLGATE_RAW_RETENTION_DAYS must be a whole number of at least 1",
+      ],
+      [
+        "TOLLGATE_SUMMARY_RETENTION_MONTHS",
+        "0",
+        "TOLLGATE_SUMMARY_RETENTION_MONTHS must be a whole number of at least 1",
+      ],
     ] as const) {
       const dataDirOfBad = join(dir, `bad-${name}`);
       const res = spawnSync(process.execPath, [CLI, "--data-dir", dataDirOfBad, "serve", "--port", "0"], {

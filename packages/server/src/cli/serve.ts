@@ -3,6 +3,7 @@ import { pino } from "pino";
 import { dataDirFrom, portFrom, pricebookFrom } from "../config.js";
 import { type GatewayConfig, gatewayConfigFromEnv } from "../gateway/config.js";
 import { heapGrowthFrom, limitHeapGrowth } from "../heap-growth.js";
+import { retentionFromEnv } from "../jobs/retention.js";
 import { roleFrom, SERVER_ROLES, servesRoutes } from "../roles.js";
 import { policyRefreshMs, seedPassesMs } from "../runtime.js";
 import { startServer } from "../serve.js";
@@ -118,6 +119,7 @@ Tuning (environment):
           checkpointWalBytesFrom();
           policyRefreshMs();
           seedPassesMs();
+          retentionFromEnv();
           // Its settings read here: a bad one is a usage error (exit 2, no stack trace), as these are.
           if (servesRoutes(role, "gateway")) gateway = gatewayConfigFromEnv({}, opts.upstreams ?? null);
         } catch (e) {

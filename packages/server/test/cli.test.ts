@@ -79,6 +79,21 @@ describe("tollgate CLI", () => {
     }
   });
 
+  it("serve --help names every setting serve reads from the environment, the scheduled jobs' and ClickHouse's too", () => {
+    const { code, out } = tollgate("serve", "--help");
+    expect(code).toBe(0);
+    for (const name of [
+      "TOLLGATE_RAW_RETENTION_DAYS",
+      "TOLLGATE_SUMMARY_RETENTION_MONTHS",
+      "TOLLGATE_CLICKHOUSE_CLUSTER",
+      "TOLLGATE_CLICKHOUSE_NODES",
+    ])
+      expect(out).toContain(name);
+    // --demo without a number loads 90 days; commander's "(default: false)" said otherwise.
+    expect(out).not.toContain("(default: false)");
+    expect(out).toMatch(/--demo \[days\][\s\S]*default 90/);
+  });
+
   it("a missing or invalid --limits / --pricebook file is a usage error (exit 2, the message, no stack)", () => {
     const badLimits = join(dir, "bad-limits.yaml");
     writeFileSync(badLimits, "budgets:\n  - { id: no-window }\n");

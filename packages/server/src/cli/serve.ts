@@ -37,8 +37,7 @@ export function registerServe(program: Command): void {
     )
     .option(
       "--demo [days]",
-      "load demo data first (if the workspace has none): realistic traffic for N days",
-      false,
+      "load demo data first (if the workspace has none): realistic traffic for N days (default 90)",
     )
     .addHelpText(
       "after",
@@ -82,11 +81,21 @@ Tuning (environment):
   TOLLGATE_POLICY_REFRESH_MS    how often a replica re-reads budgets and limits from a shared store (5000)
   TOLLGATE_BUDGET_SEED_PASSES_MS  with limits on Redis, when a budget added while running reads its earlier
                                 calls from the store again, in ms after it starts counting live, ascending
-                                (5000,30000,300000,3600000)`,
+                                (5000,30000,300000,3600000)
+
+Scheduled jobs (environment; roles all and worker):
+  TOLLGATE_RAW_RETENTION_DAYS   purge raw calls older than this many days, at start and hourly (their spend
+                                stays in the daily summaries; raw calls that limits still count are kept);
+                                unset: every raw call is kept
+  TOLLGATE_SUMMARY_RETENTION_MONTHS  drop daily summaries older than this many months; unset: kept
+
+ClickHouse (environment; with --clickhouse or TOLLGATE_CLICKHOUSE_URL):
+  TOLLGATE_CLICKHOUSE_CLUSTER   cluster name: shard-local tables under Distributed ones, DDL ON CLUSTER
+  TOLLGATE_CLICKHOUSE_NODES     url1,url2,…: with a cluster, run its DDL node by node (no Keeper/ZooKeeper)`,
     )
     .action(
       async (
-        opts: { port?: string; host: string; demo: boolean | string; upstreams?: string; role?: string },
+        opts: { port?: string; host: string; demo?: true | string; upstreams?: string; role?: string },
         cmd: Command,
       ) => {
         const g = cmd.optsWithGlobals<GlobalOpts>();
@@ -96,7 +105,7 @@ Tuning (environment):
         } catch (e) {
           throw new CliError((e as Error).message, 2);
         }
-        if (opts.demo !== false && !servesRoutes(role, "ingest"))
+        if (opts.demo !== undefined && !servesRoutes(role, "ingest"))
           throw new CliError(
             `--demo loads data through the ingest API, which --role ${role} does not serve`,
             2,
@@ -104,7 +113,7 @@ Tuning (environment):
         const log = pino({ base: undefined });
         // Checked before anything opens: a bad one is a usage error, not a stack trace or NaN days of demo.
         const demoDaysToLoad =
-          opts.demo === false ? null : opts.demo === true ? 90 : demoDays(opts.demo, "--demo");
+          opts.demo === undefined ? null : opts.demo === true ? 90 : demoDays(opts.demo, "--demo");
         const ro = runtimeOptions(g);
         let port: number;
         let backgroundNice: number;

@@ -208,6 +208,42 @@ describe("hard caps", () => {
     expect(byCustomer["free-1"]).toMatchObject({ limit_usd: "0.0003", spend_usd: "0.0001468" });
   });
 
+  it("a refusal names its bucket by field, a call without the field as the bucket of calls without one, and how to reserve less", async () => {
+    await api("POST", "/api/budgets", {
+      id: "per-user-named",
+      scope: { user_id: "*", feature: "named" },
+      window: "day",
+      limit_usd: "0.50",
+    });
+    // No max_tokens: the worst case is gpt-4o's whole context window as output, $1.28.
+    const refusal = async (headers: Record<string, string>) => {
+      const e = await client({ "x-tollgate-feature": "named", ...headers })
+        .chat.completions.create({ model: "gpt-4o", messages: [{ role: "user", content: "hi" }] })
+        .catch((err: unknown) => err as Error & { code?: string });
+      expect((e as { code?: string }).code).toBe("budget_exceeded");
+      return (e as Error).message;
+    };
+    const named = await refusal({ "x-tollgate-user-id": "u-9" });
+    expect(named).toContain('budget per-user-named for user_id "u-9" would be exceeded');
+    expect(named).toMatch(/max_tokens.*context window/);
+    expect(await refusal({})).toContain(
+      "budget per-user-named for user_id (none: calls without one share this bucket) would be exceeded",
+    );
+    // Spent up, a smaller call would not fit either: the refusal does not suggest one.
+    const spent = {
+      event_id: uuidv7(),
+      ts_start: Date.now(),
+      kind: "tool",
+      cost_nanousd: usdToNano("0.60").toString(),
+      user_id: "u-spent",
+      feature: "named",
+    };
+    expect((await postEvents(gw.runtime.app, gw.runtime.rootToken, [spent])).json.accepted).toBe(1);
+    const spentUp = await refusal({ "x-tollgate-user-id": "u-spent" });
+    expect(spentUp).toContain('for user_id "u-spent" would be exceeded: $0.60 spent');
+    expect(spentUp).not.toContain("max_tokens");
+  });
+
   it("a budget created mid-window counts the spend its window already holds", async () => {
     const oa = client({ "x-tollgate-user-id": "u-late", "x-mock-fixture": CACHE_WRITE });
     const ask = () =>

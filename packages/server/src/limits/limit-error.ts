@@ -1,5 +1,6 @@
 import {
   type Budget,
+  eachFields,
   formatUsd,
   type HeldCeiling,
   heldRequest,
@@ -45,10 +46,12 @@ export function budgetExceeded(
   resetAt: number | null,
   now: number,
 ): LimitError {
-  const where = bucket.length ? ` for ${bucket.map((v) => JSON.stringify(v)).join(", ")}` : "";
+  const where = bucket.length ? ` for ${bucketText(b, bucket)}` : "";
   // Only the holds of calls in flight stand in the way: they end (settled to their cost, mostly less than
   // their worst case) within seconds, not at the window's reset. Told so, the SDKs retry it.
   const inFlightOnly = reserved > 0n && spend + requested <= limit;
+  // A smaller worst case helps only while the bucket has room left; spent up, nothing but the reset does.
+  const smallerCallFits = spend + reserved < limit;
   return new LimitError(
     429,
     "rate_limit_error",
@@ -57,7 +60,9 @@ export function budgetExceeded(
       `$${formatUsd(requested)} worst case of this call > limit $${formatUsd(limit)} per ${b.spec.window}` +
       (resetAt === null ? " (lifetime budget: raise the limit to continue)" : `; resets ${iso(resetAt)}`) +
       (inFlightOnly ? ". Retry once calls in flight end" : "") +
-      ". Lower max_tokens to reserve less.",
+      (smallerCallFits
+        ? ". Set a lower max_tokens (max_output_tokens, …) to reserve less: without one, a call reserves its model's whole context window as output."
+        : "."),
     inFlightOnly ? IN_FLIGHT_RETRY_S : secondsUntil(resetAt, now),
     {
       budget: {
@@ -74,6 +79,18 @@ export function budgetExceeded(
       },
     },
   );
+}
+
+/**
+ * A bucket as its "*" fields and the call's values: `user_id "u-42"`. A call without the field counts in the
+ * bucket of calls without one (so leaving it out never escapes a cap), which a bare `""` did not say.
+ */
+function bucketText(b: Budget, bucket: string[]): string {
+  return eachFields(b.scope)
+    .map((f, i) =>
+      bucket[i] ? `${f} ${JSON.stringify(bucket[i])}` : `${f} (none: calls without one share this bucket)`,
+    )
+    .join(", ");
 }
 
 export function budgetThrottled(

@@ -141,12 +141,32 @@ describe("gateway controls", () => {
     }
   });
 
-  it("refuses an unknown named upstream, one named like an Object.prototype property too", async () => {
+  it("refuses an unknown named upstream, one named like an Object.prototype property too, saying which there are", async () => {
     const before = mock.requests.length;
     for (const name of ["nowhere", "constructor", "__proto__", "toString"]) {
       const { status, json } = await post(open.url, { "x-tollgate-upstream": name });
       expect(status, name).toBe(400);
-      expect(json.error?.message).toMatch(/unknown x-tollgate-upstream/);
+      expect(json.error?.message).toBe(
+        `unknown x-tollgate-upstream ${JSON.stringify(name)}: this gateway has no named upstreams ` +
+          "(serve --upstreams FILE); leave the header out for the default upstream",
+      );
+    }
+    expect(mock.requests.length).toBe(before);
+    const named = await startTestGateway(mock.url, {
+      upstreams: {
+        "azure-east": { provider: "azure", baseUrl: `${mock.url}/v1`, headers: {} },
+        homegrown: { provider: "homegrown", baseUrl: `${mock.url}/v1`, headers: {} },
+      },
+    });
+    try {
+      const { status, json } = await post(named.url, { "x-tollgate-upstream": "azure-west" });
+      expect(status).toBe(400);
+      expect(json.error?.message).toBe(
+        'unknown x-tollgate-upstream "azure-west": use one of azure-east, homegrown ' +
+          "(serve --upstreams FILE), or leave the header out for the default upstream",
+      );
+    } finally {
+      await named.stop();
     }
     expect(mock.requests.length).toBe(before);
   });

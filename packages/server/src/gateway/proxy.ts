@@ -697,7 +697,7 @@ export class Gateway {
       throw new GatewayError(
         400,
         "invalid_request_error",
-        `unknown x-tollgate-upstream ${JSON.stringify(split.control.upstream)}`,
+        `unknown x-tollgate-upstream ${JSON.stringify(split.control.upstream)}: ${upstreamChoices(upstreams)}`,
       );
     const { config } = this.deps;
     return {
@@ -1659,6 +1659,14 @@ function modelOf(call: Call, usage: ExtractedUsage | null): string {
     call.model ??
     (call.route.api ? "unknown" : fieldText(call.route.upstreamPath.split("?")[0])!)
   );
+}
+
+/** What an unknown x-tollgate-upstream could have named instead: the routes of `serve --upstreams`, or none. */
+function upstreamChoices(upstreams: Record<string, unknown>): string {
+  const names = Object.keys(upstreams);
+  return names.length
+    ? `use one of ${names.join(", ")} (serve --upstreams FILE), or leave the header out for the default upstream`
+    : "this gateway has no named upstreams (serve --upstreams FILE); leave the header out for the default upstream";
 }
 
 /** The model a request that names none runs on, where its provider documents one (OpenAI's image models). */

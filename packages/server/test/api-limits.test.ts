@@ -160,6 +160,19 @@ describe("limits API: bad input", () => {
     expect(res.json.error.message.length).toBeGreaterThan(10);
   });
 
+  it("a threshold out of range is said once, as the rule a budget is set by", async () => {
+    for (const w of [80, 0, 0.00001]) {
+      const res = await call("POST", "/api/budgets", JSON.stringify({ ...ok, warn_at: [w] }));
+      expect(res.status).toBe(400);
+      expect(res.json.error.errors, String(w)).toEqual([
+        {
+          field: "warn_at.0",
+          reason: "thresholds are fractions from 0.0001 to 0.9999 (basis points of the limit)",
+        },
+      ]);
+    }
+  });
+
   it("roles: a read key cannot change limits, an ingest key cannot read them", async () => {
     const read = (await createKey(rt.app, rt.rootToken, "default", "read")).json.key;
     const ingest = (await createKey(rt.app, rt.rootToken, "default", "ingest")).json.key;

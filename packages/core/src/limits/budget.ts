@@ -63,12 +63,7 @@ export const BudgetSchema = z
       .refine(isTimeZone, "must be an IANA time zone such as UTC or Europe/Berlin")
       .default("UTC"),
     limit_usd: usdAmount,
-    warn_at: z
-      .array(
-        z.number().gt(0, "thresholds are fractions in (0, 1)").lt(1, "thresholds are fractions in (0, 1)"),
-      )
-      .max(10)
-      .default([]),
+    warn_at: z.array(z.number().gt(0, WARN_RULE).lt(1, WARN_RULE)).max(10).default([]),
     action: z.enum(["block", "throttle", "alert_only"]).default("block"),
     throttle_rpm: z.number().int().min(1).max(1_000_000).optional(),
     unpriced: z.enum(["block", "allow"]).default("allow"),
@@ -105,8 +100,10 @@ export const BudgetSchema = z
  */
 export const NewBudgetSchema = BudgetSchema.superRefine((b, ctx) => {
   // Applied in basis points of the limit (thresholds()): a finer fraction would round to $0 or the limit.
+  // Values outside (0, 1) BudgetSchema has refused already, with the same rule: said once.
   b.warn_at.forEach((w, i) => {
-    if (w < 0.0001 || w > 0.9999) ctx.addIssue({ code: "custom", path: ["warn_at", i], message: WARN_RULE });
+    if (w > 0 && w < 1 && (w < 0.0001 || w > 0.9999))
+      ctx.addIssue({ code: "custom", path: ["warn_at", i], message: WARN_RULE });
   });
   // An empty `when` matches every call: the override would silently replace the budget's own limit.
   b.overrides.forEach((o, i) => {

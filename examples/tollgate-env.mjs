@@ -1,5 +1,5 @@
 // Where the examples send their records: $TOLLGATE_URL with $TOLLGATE_API_KEY (an ingest key from
-// `npx tollgate keys create --role ingest`). For local development without a key, the local admin
+// `npx tollgate keys create --workspace default --role ingest`). For local development without a key, the local admin
 // token of a `tollgate serve` running in ./.tollgate is used.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -11,7 +11,7 @@ export function tollgateEnv() {
   const apiKey = process.env.TOLLGATE_API_KEY ?? local?.token;
   if (!apiKey) {
     console.error(
-      "Set TOLLGATE_API_KEY (npx tollgate keys create --role ingest), or run `npx tollgate serve` here.",
+      "Set TOLLGATE_API_KEY (npx tollgate keys create --workspace default --role ingest), or run `npx tollgate serve` here.",
     );
     process.exit(2);
   }

@@ -3,7 +3,7 @@ import { type CallRecordInput, WaitList } from "@tollgate/core";
 export interface ExporterOptions {
   /** The Tollgate server's base URL. Default: $TOLLGATE_URL (unless empty), else http://127.0.0.1:4242. */
   url?: string;
-  /** An ingest key (`tollgate keys create --role ingest`). Default: $TOLLGATE_API_KEY. */
+  /** An ingest key (`tollgate keys create --workspace W --role ingest`). Default: $TOLLGATE_API_KEY. */
   apiKey?: string;
   /** Records per request (the server takes at most 10,000). Default 500. */
   maxBatch?: number;

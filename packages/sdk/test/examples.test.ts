@@ -1,6 +1,9 @@
 // The examples/ folder runs: each script, as a user would start it, against a real Tollgate server
 // (provider calls go to the examples' own local stand-in: no provider keys here).
 import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -56,6 +59,31 @@ describe("examples", () => {
       priced: true,
     });
     expect(rows.find((r) => r.kind === "agent")!.cost_nanousd).toBe(0n);
+  });
+
+  it("without a key or a server, an example says how to make a key, with a command that works as given", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tollgate-examples-"));
+    try {
+      const env: NodeJS.ProcessEnv = { ...process.env, TOLLGATE_DATA_DIR: join(dir, "none") };
+      delete env.TOLLGATE_API_KEY;
+      const refused = await run(process.execPath, ["examples/otel-genai.mjs"], { cwd: repo, env }).then(
+        () => null,
+        (e: { code: number; stderr: string }) => e,
+      );
+      expect(refused?.code).toBe(2);
+      const command = /npx tollgate (keys create [^)]*)\)/.exec(refused!.stderr)?.[1];
+      expect(command, refused!.stderr).toBeDefined();
+      const cli = join(repo, "packages/server/bin/tollgate.js");
+      const made = await run(process.execPath, [
+        cli,
+        "--data-dir",
+        join(dir, "data"),
+        ...command!.split(" "),
+      ]);
+      expect(made.stdout).toMatch(/^tg_ingest_/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("wrap-anthropic.mjs records a priced call with its cache write", async () => {

@@ -332,6 +332,16 @@ describe("tollgate CLI", () => {
     expect(perCall("summarize-v2")).toBeGreaterThan(2 * perCall("summarize-v1"));
   });
 
+  it("demo's next step works as printed: it names the data dir (and workspace) the demo went to", () => {
+    const d = tollgate("demo", "--days", "14", "--calls-per-day", "200", "-w", "demo-next");
+    expect(d.code, d.err).toBe(0);
+    const next = /next: npx tollgate (.*)$/m.exec(d.out)?.[1];
+    expect(next, d.out).toBe(`--data-dir ${dataDir} spend --by feature --from 14d -w demo-next`);
+    const res = spawnSync(process.execPath, [CLI, ...next!.split(" ")], { encoding: "utf8", cwd: dir });
+    expect(res.status, res.stderr).toBe(0);
+    expect(res.stdout).toContain("summarize");
+  });
+
   it("rollup, explain and forecast print tables and JSON over the demo data", () => {
     expect(tollgate("demo", "--days", "14", "--calls-per-day", "200").code).toBe(0);
     const demo = ["--data-mode", "demo", "--from", "15d"];

@@ -94,7 +94,7 @@ export function registerDemo(program: Command): void {
           else
             console.log(
               `demo: ${formatInt(s.events)} events over ${s.days} days → ${formatInt(s.accepted)} new, ${formatInt(s.duplicates)} already there\n` +
-                `next: npx tollgate spend --by feature --from ${days}d`,
+                `next: ${demoNextStep(days, cmd.optsWithGlobals<GlobalOpts>().dataDir, o.workspace)}`,
             );
         } finally {
           await client.close();
@@ -102,6 +102,19 @@ export function registerDemo(program: Command): void {
       },
     );
 }
+
+/**
+ * The command to try after loading the demo. It names the data dir and workspace given, so that, run as
+ * printed, it reads the demo's calls rather than ./.tollgate's or workspace default's.
+ */
+export function demoNextStep(days: number, dataDir: string | undefined, workspace: string): string {
+  const where = dataDir === undefined ? "" : `--data-dir ${shellWord(dataDir)} `;
+  const ws = workspace === "default" ? "" : ` -w ${shellWord(workspace)}`;
+  return `npx tollgate ${where}spend --by feature --from ${days}d${ws}`;
+}
+
+/** A word a shell reads as written: single-quoted unless it is plain. */
+const shellWord = (s: string) => (/^[\w./@:+-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`);
 
 /** A whole number given on the command line, in min..max, or a usage error naming the flag (exit 2). */
 function wholeNumber(text: string, flag: string, min: number, max: number): number {

@@ -13,7 +13,7 @@ import { duckDbMemoryLimitFrom } from "../store/duckdb/memory-limit.js";
 import { backgroundNiceFrom, lowerBackgroundThreads } from "../thread-priority.js";
 import { appClient } from "./client.js";
 import { CliError, type GlobalOpts, runtimeOptions } from "./common.js";
-import { demoDays, runDemo } from "./demo.js";
+import { demoDays, demoNextStep, runDemo } from "./demo.js";
 
 export function registerServe(program: Command): void {
   program
@@ -193,7 +193,7 @@ ClickHouse (environment; with --clickhouse or TOLLGATE_CLICKHOUSE_URL):
             });
             log.info(summary, "demo data loaded");
           }
-          log.info(`try: npx tollgate spend --by feature --from ${days}d`);
+          log.info(`try: ${demoNextStep(days, g.dataDir, "default")}`);
         }
       },
     );

@@ -82,7 +82,8 @@ export interface DemoOptions {
 
 /**
  * Realistic demo traffic, ending today: Zipf-skewed users and customers, several features,
- * a prompt version that made `summarize` 2.6× more expensive, support-agent runs with a long p99 tail,
+ * a prompt version with 2.6× longer `summarize` prompts (about 2.1× the cost per request) over the last third
+ * of the days, support-agent runs with a long p99 tail,
  * and one retry-storm day. Seeded: the same options give the same events on the same day, so re-running is idempotent.
  */
 export function* generateDemo(opts: DemoOptions): Generator<DemoRecord> {

@@ -617,6 +617,23 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
     expect(ids).toEqual([...new Set(ids)].sort());
   });
 
+  it("workspace: one by its id, as workspaces lists it, or null when nothing made it and it holds no calls", async () => {
+    const answer = await same(async (s) => {
+      await s.ensureWorkspace("made-only");
+      return Promise.all(
+        ["default", "made-only", "other", "no-such", "defaul", "it's"].map((w) => s.workspace(w)),
+      );
+    });
+    expect(answer).toEqual([
+      { id: "default", calls: true },
+      { id: "made-only", calls: false },
+      { id: "other", calls: true },
+      null,
+      null,
+      null,
+    ]);
+  });
+
   it("policies with their audit trail, and limit events", async () => {
     await same(async (s) => {
       const row = (n: number) => ({
@@ -808,6 +825,7 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
     await Promise.all(backends.map((b) => b.store.purge(null, utcMonthStart(now))));
     expect(await same((s) => s.count({ workspaceId: "raw-only" }))).toBe(1);
     expect(await same((s) => s.workspaces())).toContainEqual({ id: "raw-only", calls: true });
+    expect(await same((s) => s.workspace("raw-only"))).toEqual({ id: "raw-only", calls: true });
   });
 
   it("retention: a workspace whose calls are raw only, in months a purge dropped from the summary, gets every purge's horizons", async () => {

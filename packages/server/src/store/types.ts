@@ -156,6 +156,11 @@ export interface EventStore {
    * root import's too), by id in code point order.
    */
   workspaces(): Promise<WorkspaceRow[]>;
+  /**
+   * One workspace as `workspaces` lists it, or null when nothing made it and it holds no calls: read by its
+   * id alone, so checking one costs no list of thousands.
+   */
+  workspace(id: string): Promise<WorkspaceRow | null>;
 }
 
 /** A workspace the store knows, and whether it holds any calls. */

@@ -451,16 +451,31 @@ export class ClickHouseStore implements Store {
    * it (summary_months) while their raw calls are kept longer: those are read from the events of those
    * months only (their partitions), so that a list costs no scan of every call.
    */
-  async workspaces(): Promise<WorkspaceRow[]> {
-    const ids = async (sql: string) => (await this.ch.rows<{ id: string }>(sql)).map((r) => r.id);
+  workspaces(): Promise<WorkspaceRow[]> {
+    return this.#workspaceRows(null);
+  }
+
+  async workspace(id: string): Promise<WorkspaceRow | null> {
+    return (await this.#workspaceRows(id))[0] ?? null;
+  }
+
+  /** Every workspace, or only the one `only` names: each table's key starts with the workspace id. */
+  async #workspaceRows(only: string | null): Promise<WorkspaceRow[]> {
+    /** `column`'s distinct ids where `conditions` hold (and the id is `only`'s: one row then says enough). */
+    const distinct = async (column: string, table: string, conditions: string[] = []) => {
+      const where = only === null ? conditions : [`${column} = ${lit(only)}`, ...conditions];
+      const rows = await this.ch.rows<Record<string, string>>(
+        `SELECT DISTINCT ${column} FROM ${this.#t(table)}${where.length ? ` WHERE ${where.join(" AND ")}` : ""}${only === null ? "" : " LIMIT 1"}`,
+      );
+      return rows.map((r) => r[column]!);
+    };
     const [horizons] = await this.ch.rows<Row>(
       `SELECT max(summary_available_from) AS summary_from_max FROM ${this.#t("retention")}`,
     );
     const summaryFrom = horizons?.summary_from_max == null ? null : Number(horizons.summary_from_max);
-    const events = `SELECT DISTINCT workspace_id AS id FROM ${this.#t("events")}`;
-    return workspaceRows(await ids(`SELECT DISTINCT id FROM ${this.#t("workspaces")}`), [
-      ...(await ids(`SELECT DISTINCT workspace_id AS id FROM ${this.#t("daily_summary")}`)),
-      ...(summaryFrom === null ? [] : await ids(`${events} WHERE ${dayBound("<", summaryFrom)}`)),
+    return workspaceRows(await distinct("id", "workspaces"), [
+      ...(await distinct("workspace_id", "daily_summary")),
+      ...(summaryFrom === null ? [] : await distinct("workspace_id", "events", [dayBound("<", summaryFrom)])),
     ]);
   }
 

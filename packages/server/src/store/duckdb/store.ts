@@ -69,7 +69,14 @@ import {
 } from "./segment-days.js";
 import { Gate, Lane, Mutex } from "./serial.js";
 import { COST_UNKNOWN, INPUT_TOKENS, pageClause, RUN_LLM_CALL, UTC_DAY, whereClause } from "./sql.js";
-import { purge, retentionOf, spendFromSummary, spendRow, WORKSPACES_WITH_CALLS } from "./summary.js";
+import {
+  purge,
+  retentionOf,
+  spendFromSummary,
+  spendRow,
+  WORKSPACE_HOLDS_CALLS,
+  WORKSPACES_WITH_CALLS,
+} from "./summary.js";
 
 const MODEL_ASKED = "coalesce(model_requested, model)";
 
@@ -501,6 +508,13 @@ export class DuckDbStore implements Store {
     const ids = (sql: string) =>
       this.reader.run(async (conn) => (await conn.runAndReadAll(sql)).getRowsJS().map((r) => r[0] as string));
     return workspaceRows(await ids("SELECT id FROM workspaces"), await ids(WORKSPACES_WITH_CALLS));
+  }
+
+  async workspace(id: string): Promise<WorkspaceRow | null> {
+    const sql = `SELECT EXISTS (SELECT 1 FROM workspaces WHERE id = $1), ${WORKSPACE_HOLDS_CALLS}`;
+    const res = await this.reader.run((conn) => conn.runAndReadAll(sql, [id]));
+    const [made, calls] = res.getRowsJS()[0] as [boolean, boolean];
+    return made || calls ? { id, calls } : null;
   }
 
   async ensureWorkspace(id: string): Promise<void> {

@@ -84,9 +84,16 @@ const NULLABLE: ReadonlySet<string> = new Set([
   "agent_type",
 ]);
 
-/** The workspaces holding calls: raw ones, or purged ones in the summary (EventStore.workspaces, purge). */
-export const WORKSPACES_WITH_CALLS =
-  "SELECT workspace_id FROM events UNION SELECT workspace_id FROM daily_summary";
+/** The tables holding calls: raw ones, and purged ones in the summary. */
+const CALL_TABLES = ["events", "daily_summary"];
+
+/** The workspaces holding calls (EventStore.workspaces, purge). */
+export const WORKSPACES_WITH_CALLS = CALL_TABLES.map((t) => `SELECT workspace_id FROM ${t}`).join(" UNION ");
+
+/** Whether workspace $1 holds calls (EventStore.workspace): each table asked apart, its first row answers. */
+export const WORKSPACE_HOLDS_CALLS = CALL_TABLES.map(
+  (t) => `EXISTS (SELECT 1 FROM ${t} WHERE workspace_id = $1)`,
+).join(" OR ");
 
 export async function retentionOf(conn: DuckDBConnection, workspaceId: string): Promise<Retention> {
   const res = await conn.runAndReadAll(

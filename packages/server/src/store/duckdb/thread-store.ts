@@ -154,6 +154,9 @@ export class ThreadStore implements Store {
   workspaces(): Promise<WorkspaceRow[]> {
     return this.#call("workspaces");
   }
+  workspace(id: string): Promise<WorkspaceRow | null> {
+    return this.#call("workspace", id);
+  }
   ensureWorkspace(id: string): Promise<void> {
     return this.#call("ensureWorkspace", id);
   }

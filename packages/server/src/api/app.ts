@@ -349,6 +349,23 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return c.json({ workspaces: p.role === "root" ? all : all.filter((w) => w.id === p.workspaceId) });
   });
 
+  // One workspace of that list, asked by its id: what a command checks before it reads, without a list of
+  // thousands. Its 404 is `workspace_not_found`, not the `not_found` of a route a server lacks.
+  app.get("/api/workspaces/:id", auth(CAN_READ), async (c) => {
+    const id = workspaceOf(c, c.req.param("id"));
+    const limitsOnly = deps.guard.registry.workspaces().includes(id) ? { id, calls: false } : null;
+    const row = (await deps.events.workspace(id)) ?? limitsOnly;
+    if (!row)
+      throw new ApiError(
+        404,
+        "invalid_request_error",
+        "workspace_not_found",
+        `no workspace ${JSON.stringify(id)}: no call, key or limit names it`,
+        "id",
+      );
+    return c.json(row);
+  });
+
   app.delete("/api/keys/:id", auth(CAN_ADMIN), async (c) => {
     const workspace = workspaceOf(c, c.req.query("workspace"));
     const id = c.req.param("id") ?? "";

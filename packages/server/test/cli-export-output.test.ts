@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { CLI, cliOnScratchDir, spawnCli } from "./cli-run.js";
-import { firstPageServerFor, stubServerFor, WORKSPACES } from "./cli-stub-server.js";
+import { DEFAULT_WORKSPACE, firstPageServerFor, stubServerFor } from "./cli-stub-server.js";
 
 const { dir, dataDir, tollgate } = cliOnScratchDir("tollgate-cli-export-output-");
 const failing = cliOnScratchDir("tollgate-cli-export-failing-");
@@ -25,7 +25,7 @@ stubServerFor(
   createServer((req, res) => {
     req.resume();
     res.writeHead(200, { "content-type": "application/json" });
-    if (req.url === "/api/workspaces") return res.end(JSON.stringify(WORKSPACES));
+    if (req.url === DEFAULT_WORKSPACE.url) return res.end(JSON.stringify(DEFAULT_WORKSPACE.answer));
     if (req.url?.startsWith("/api/rollups/features"))
       return res.end(
         JSON.stringify({

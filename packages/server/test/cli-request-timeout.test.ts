@@ -6,7 +6,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { cliOnScratchDir, spawnCli } from "./cli-run.js";
-import { stubServerFor, WORKSPACES } from "./cli-stub-server.js";
+import { DEFAULT_WORKSPACE, stubServerFor } from "./cli-stub-server.js";
 
 const { dir, tollgate } = cliOnScratchDir("tollgate-cli-timeout-");
 
@@ -38,7 +38,7 @@ stubServerFor(
   createHttpServer((req, res) => {
     req.resume();
     res.writeHead(200, { "content-type": "application/json" });
-    if (req.url === "/api/workspaces") return res.end(JSON.stringify(WORKSPACES));
+    if (req.url === DEFAULT_WORKSPACE.url) return res.end(JSON.stringify(DEFAULT_WORKSPACE.answer));
     const size = Math.ceil(PAGE.length / 10);
     const parts = req.url?.includes("customer_id=stall") ? 1 : 10;
     let i = 0;

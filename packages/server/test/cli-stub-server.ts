@@ -30,8 +30,11 @@ export function stubServerFor(dataDir: string, server: Server): void {
   });
 }
 
-/** GET /api/workspaces of a stub server: its calls are in `default` (the workspace read unless -w says). */
-export const WORKSPACES = { workspaces: [{ id: "default", calls: true }] };
+/**
+ * GET /api/workspaces/default of a stub server, which a reading command asks first (workspace-check.ts): its
+ * calls are in `default` (the workspace read unless -w says).
+ */
+export const DEFAULT_WORKSPACE = { url: "/api/workspaces/default", answer: { id: "default", calls: true } };
 
 /**
  * A stub of a data dir's running server: it answers the first page of a calls export (one of two calls),
@@ -43,7 +46,7 @@ export function firstPageServerFor(dataDir: string, then: "fail" | "stall"): voi
     const reply = (status: number, body: unknown) =>
       res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
     req.resume();
-    if (req.url === "/api/workspaces") return reply(200, WORKSPACES);
+    if (req.url === DEFAULT_WORKSPACE.url) return reply(200, DEFAULT_WORKSPACE.answer);
     if (req.url?.startsWith("/api/export/calls") && !req.url.includes("cursor="))
       return reply(200, {
         generated_at: new Date().toISOString(),

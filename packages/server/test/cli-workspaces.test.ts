@@ -99,6 +99,88 @@ describe("a mistyped -w on a command that reads limits or keys", () => {
   });
 });
 
+/**
+ * A server of many workspaces (one per customer), `prod` among them, recording what it is asked; without the
+ * GET /api/workspaces/:id route (`lookup: false`: a server older than the CLI, whose list says as much).
+ */
+function manyWorkspacesServer(lookup: boolean) {
+  const asked: string[] = [];
+  const known = [
+    { id: "prod", calls: true },
+    ...Array.from({ length: 5_000 }, (_, i) => ({ id: `customer-${i}`, calls: true })),
+  ];
+  const server = createServer((req, res) => {
+    req.resume();
+    const path = new URL(req.url ?? "", "http://x").pathname;
+    asked.push(path);
+    const reply = (status: number, body: unknown) =>
+      res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+    const one = lookup && /^\/api\/workspaces\/([^/]+)$/.exec(path);
+    if (one) {
+      const found = known.find((w) => w.id === decodeURIComponent(one[1]!));
+      if (found) return reply(200, found);
+      return reply(404, {
+        error: {
+          type: "invalid_request_error",
+          code: "workspace_not_found",
+          message: "no such",
+          param: "id",
+        },
+      });
+    }
+    if (path === "/api/workspaces") return reply(200, { workspaces: known });
+    if (path === "/api/spend") return reply(200, { rows: [], total: { calls: 0 } });
+    if (path === "/api/budgets") return reply(200, { budgets: [] });
+    reply(404, {
+      error: { type: "invalid_request_error", code: "not_found", message: `no route GET ${path}` },
+    });
+  });
+  const dataDir = join(dir, lookup ? "many" : "many-older");
+  stubServerFor(dataDir, server);
+  /** The CLI on that server: its outcome, and the paths it asked for. */
+  return async (...args: string[]) => {
+    asked.length = 0;
+    const r = await spawnCli(["--data-dir", dataDir, ...args]);
+    return { ...r, asked: [...asked] };
+  };
+}
+
+const many = manyWorkspacesServer(true);
+const manyOlder = manyWorkspacesServer(false);
+
+describe("the check of a workspace among many", () => {
+  it("asks the server about that workspace only, not for the list of every one, when it exists", async () => {
+    for (const [args, read] of [
+      [["spend", "--by", "feature"], "/api/spend"],
+      [["budgets", "status"], "/api/budgets"],
+    ] as const) {
+      const r = await many(...args, "-w", "prod", "--json");
+      expect(r.code, r.err).toBe(0);
+      expect(r.err).toBe("");
+      expect(r.asked).toEqual(["/api/workspaces/prod", read]);
+    }
+  });
+
+  it("fetches the list only to name the known ones when the workspace does not exist", async () => {
+    const r = await many("spend", "--by", "feature", "-w", "prdo");
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(
+      /^error: workspace "prdo" does not exist: .*; known workspaces: prod, customer-0, /,
+    );
+    expect(r.asked).toEqual(["/api/workspaces/prdo", "/api/workspaces"]);
+  });
+
+  it("on a server without GET /api/workspaces/:id, checks the workspace in the list as before", async () => {
+    const known = await manyOlder("spend", "--by", "feature", "-w", "prod", "--json");
+    expect(known.code, known.err).toBe(0);
+    expect(known.asked).toEqual(["/api/workspaces/prod", "/api/workspaces", "/api/spend"]);
+    const typo = await manyOlder("budgets", "status", "-w", "prdo");
+    expect(typo.code).toBe(2);
+    expect(typo.err).toContain('error: workspace "prdo" does not exist');
+    expect(typo.asked).toEqual(["/api/workspaces/prdo", "/api/workspaces"]);
+  });
+});
+
 /** A server older than the CLI: no /api/workspaces (its 404 names no route), its spend as ever. */
 const olderDir = join(dir, "older");
 stubServerFor(

@@ -1,6 +1,5 @@
-import type { Command } from "commander";
 import { dataDirFrom, limitsFrom, pricebookFrom, type RuntimeOptions } from "../config.js";
-import { type ClientOptions, connect, type Reply } from "./client.js";
+import type { ClientOptions, Reply } from "./client.js";
 import { requestTimeoutFrom } from "./request-timeout.js";
 
 export interface GlobalOpts {
@@ -96,24 +95,4 @@ export function noteCoverage(c: Coverage | undefined): void {
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
-}
-
-/** Runs one API request as the local admin and returns its body (or throws the server's message). */
-export async function callApi(
-  cmd: Command,
-  method: string,
-  path: string,
-  what: string,
-  body?: unknown,
-  flags?: Record<string, string>,
-): Promise<Reply["body"]> {
-  const client = await connect(
-    clientOptions(cmd.optsWithGlobals<GlobalOpts>()),
-    method === "GET" ? "read" : "write",
-  );
-  try {
-    return expectOk(await client.request(method, path, body), what, flags);
-  } finally {
-    await client.close();
-  }
 }

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
-import { callApi, printJson } from "./common.js";
+import { callApi } from "./call-api.js";
+import { printJson } from "./common.js";
 import { renderTable } from "./table.js";
 
 export function registerEvents(program: Command): void {

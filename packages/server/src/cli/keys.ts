@@ -1,8 +1,8 @@
 import type { Command } from "commander";
 import { ROLES } from "../store/types.js";
-import { CliError, callApi, printJson } from "./common.js";
+import { callApi } from "./call-api.js";
+import { CliError, printJson } from "./common.js";
 import { renderTable } from "./table.js";
-import { readLimitsOf } from "./workspace-check.js";
 
 export function registerKeys(program: Command): void {
   const keys = program.command("keys").description("manage API keys (stored hashed; a key is shown once)");
@@ -38,16 +38,18 @@ export function registerKeys(program: Command): void {
         if (!(ROLES as readonly string[]).includes(o.role))
           throw new CliError(`--role must be one of ${ROLES.join(", ")}`, 2);
         const res = await callApi(cmd, "POST", "/api/keys", "keys create", {
-          workspace: o.workspace,
-          role: o.role,
-          label: o.label,
-          defaults: {
-            customer_id: o.customer,
-            feature: o.feature,
-            user_id: o.user,
-            deployment: o.deployment,
-            prompt_version: o.promptVersion,
-            agent_type: o.agentType,
+          body: {
+            workspace: o.workspace,
+            role: o.role,
+            label: o.label,
+            defaults: {
+              customer_id: o.customer,
+              feature: o.feature,
+              user_id: o.user,
+              deployment: o.deployment,
+              prompt_version: o.promptVersion,
+              agent_type: o.agentType,
+            },
           },
         });
         if (o.json) printJson(res);
@@ -65,9 +67,7 @@ export function registerKeys(program: Command): void {
     .option("--json", "print as JSON")
     .action(async (o: { workspace?: string; json?: boolean }, cmd: Command) => {
       const q = o.workspace ? `?workspace=${encodeURIComponent(o.workspace)}` : "";
-      const res = o.workspace
-        ? await readLimitsOf(cmd, o.workspace, `/api/keys${q}`, "keys list")
-        : await callApi(cmd, "GET", `/api/keys${q}`, "keys list");
+      const res = await callApi(cmd, "GET", `/api/keys${q}`, "keys list", { checkWorkspace: o.workspace });
       if (o.json) return printJson(res);
       const rows = (
         res.keys as {

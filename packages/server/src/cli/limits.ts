@@ -2,9 +2,9 @@ import { readFileSync } from "node:fs";
 import { formatUsd, usdToNano } from "@tollgate/core";
 import type { Command } from "commander";
 import { parse as parseYaml } from "yaml";
-import { CliError, callApi, printJson } from "./common.js";
+import { callApi } from "./call-api.js";
+import { CliError, printJson } from "./common.js";
 import { groupThousands, renderTable } from "./table.js";
-import { readLimitsOf } from "./workspace-check.js";
 
 type Json = Record<string, unknown>;
 
@@ -193,14 +193,10 @@ export function registerLimits(program: Command): void {
           }),
         };
       }
-      const res = await callApi(
-        cmd,
-        "POST",
-        `/api/budgets?${ws(o.workspace)}`,
-        "budgets set",
-        spec,
-        o.file ? {} : BUDGET_FLAGS,
-      );
+      const res = await callApi(cmd, "POST", `/api/budgets?${ws(o.workspace)}`, "budgets set", {
+        body: spec,
+        flags: o.file ? {} : BUDGET_FLAGS,
+      });
       if (o.json) printJson(res);
       else
         console.log(
@@ -214,7 +210,9 @@ export function registerLimits(program: Command): void {
     .option("--json", "print as JSON")
     .action(async (id: string | undefined, o: { workspace: string; json?: boolean }, cmd: Command) => {
       const path = id ? `/api/budgets/${encodeURIComponent(id)}` : "/api/budgets";
-      const res = await readLimitsOf(cmd, o.workspace, `${path}?${ws(o.workspace)}`, "budgets status");
+      const res = await callApi(cmd, "GET", `${path}?${ws(o.workspace)}`, "budgets status", {
+        checkWorkspace: o.workspace,
+      });
       if (o.json) return printJson(res);
       printStatus(id ? [res] : res.budgets);
     });
@@ -306,7 +304,7 @@ export function registerLimits(program: Command): void {
             "POST",
             `/api/runs/${encodeURIComponent(runId)}/${verb}?${ws(o.workspace)}`,
             `runs ${verb}`,
-            verb === "kill" ? { reason: o.reason } : undefined,
+            { body: verb === "kill" ? { reason: o.reason } : undefined },
           );
           if (o.json) return printJson(res);
           if (res.was_killed === false) console.log(`run ${runId}: was not killed (counters kept)`);
@@ -348,8 +346,7 @@ export function registerLimits(program: Command): void {
         "PUT",
         `/api/agents/${encodeURIComponent(type)}?${ws(o.workspace!)}`,
         "agents set",
-        JSON.parse(JSON.stringify(spec)),
-        AGENT_FLAGS,
+        { body: JSON.parse(JSON.stringify(spec)), flags: AGENT_FLAGS },
       );
       if (o.json) printJson(res);
       else console.log(`ceilings for ${type} saved`);
@@ -360,7 +357,9 @@ export function registerLimits(program: Command): void {
     .option("-w, --workspace <id>", "workspace", "default")
     .option("--json", "print as JSON")
     .action(async (o: { workspace: string; json?: boolean }, cmd: Command) => {
-      const res = await readLimitsOf(cmd, o.workspace, `/api/agents?${ws(o.workspace)}`, "agents list");
+      const res = await callApi(cmd, "GET", `/api/agents?${ws(o.workspace)}`, "agents list", {
+        checkWorkspace: o.workspace,
+      });
       if (o.json) return printJson(res);
       console.log(
         renderTable(

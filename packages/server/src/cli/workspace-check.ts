@@ -71,18 +71,3 @@ export async function connectToRead(
     throw e;
   }
 }
-
-/** A GET of a workspace's budgets, agent types or keys, once the workspace is known (a mistyped -w reads none). */
-export async function readLimitsOf(
-  cmd: Command,
-  workspace: string,
-  path: string,
-  what: string,
-): Promise<Reply["body"]> {
-  const client = await connectToRead(cmd, workspace, "limits");
-  try {
-    return expectOk(await client.request("GET", path), what);
-  } finally {
-    await client.close();
-  }
-}

@@ -3,7 +3,15 @@
 // overwritten.
 
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:http";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -188,7 +196,8 @@ describe("an export whose file cannot grow (a full disk, or past `ulimit -f`)", 
         child.on("close", (code) => resolveRun({ code, err }));
       });
       const why =
-        "the file would pass the largest size allowed (the file system's, or `ulimit -f`); nothing was kept of it\n";
+        "the file would pass the largest size allowed (the file system's, or `ulimit -f`); nothing was kept of it: " +
+        "raise that limit, write to another file system, or export a shorter window\n";
       // parquet's calls go first to a CSV in the temp dir: that is the file that cannot grow, named as itself
       const file =
         format === "parquet"
@@ -203,5 +212,31 @@ describe("an export whose file cannot grow (a full disk, or past `ulimit -f`)", 
       ]);
       expect(readFileSync(out, "utf8")).toBe("the previous export\n");
     }
+  });
+});
+
+describe("a parquet export whose parquet file cannot be written (DuckDB's own write: a full disk)", () => {
+  it("says so for the output file as the CLI's own writes do (exit 1, not DuckDB's message), keeps the previous export, leaves no partial file", async () => {
+    const out = join(converting.dir, "on-full-disk.parquet");
+    writeFileSync(out, "the previous export\n");
+    // Its partial file on a disk that is always full: the export opens it, DuckDB's COPY cannot write it.
+    symlinkSync("/dev/full", `${out}.partial`);
+    const r = await converting.tollgateAsync(
+      "export",
+      "calls",
+      "--format",
+      "parquet",
+      "-o",
+      out,
+      "--no-progress",
+    );
+    expect(r.err).toBe(
+      `error: cannot write ${out}: the disk is full; nothing was kept of it: free some space there, or write elsewhere\n`,
+    );
+    expect(r.code).toBe(1);
+    expect(readdirSync(converting.dir).filter((f) => f.startsWith("on-full-disk"))).toEqual([
+      "on-full-disk.parquet",
+    ]);
+    expect(readFileSync(out, "utf8")).toBe("the previous export\n");
   });
 });

@@ -12,7 +12,7 @@ import { outputFile } from "./output-file.js";
 import { progressBar } from "./progress.js";
 import { isRollup, ROLLUP_ROWS, type RollupName, type WindowOpts, windowQuery } from "./rollups.js";
 import { connectToRead } from "./workspace-check.js";
-import { writeFailure } from "./write-failure.js";
+import { duckDbWriteFailure, writeFailure } from "./write-failure.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: API answers are read loosely
 type Json = any;
@@ -183,7 +183,10 @@ export async function exportCalls(
         `${out}.meta.json`,
         `${JSON.stringify({ ...meta, rows, formula_guard: cell === sheetCell }, null, 2)}\n`,
       );
-    if (tmp) await toParquet(target, output.partial, { ...meta, rows });
+    if (tmp)
+      await toParquet(target, output.partial, { ...meta, rows }).catch((e) => {
+        throw duckDbWriteFailure(out, output.partial, e);
+      });
     output.complete();
   } finally {
     bar?.stop();

@@ -94,7 +94,7 @@ export function registerDemo(program: Command): void {
           else
             console.log(
               `demo: ${formatInt(s.events)} events over ${s.days} days → ${formatInt(s.accepted)} new, ${formatInt(s.duplicates)} already there\n` +
-                `next: ${demoNextStep(days, cmd.optsWithGlobals<GlobalOpts>().dataDir, o.workspace)}`,
+                `next: ${demoNextStep(days, cmd.optsWithGlobals<GlobalOpts>(), o.workspace)}`,
             );
         } finally {
           await client.close();
@@ -104,13 +104,28 @@ export function registerDemo(program: Command): void {
 }
 
 /**
- * The command to try after loading the demo. It names the data dir and workspace given, so that, run as
- * printed, it reads the demo's calls rather than ./.tollgate's or workspace default's.
+ * The command to try after loading the demo. It names the data dir, ClickHouse and workspace given, so
+ * that, run as printed, it reads the demo's calls rather than ./.tollgate's or workspace default's.
  */
-export function demoNextStep(days: number, dataDir: string | undefined, workspace: string): string {
-  const where = dataDir === undefined ? "" : `--data-dir ${shellWord(dataDir)} `;
+export function demoNextStep(
+  days: number,
+  where: Pick<GlobalOpts, "dataDir" | "clickhouse">,
+  workspace: string,
+): string {
+  const dataDir = where.dataDir === undefined ? "" : `--data-dir ${shellWord(where.dataDir)} `;
+  // A ClickHouse holds the calls wherever the data dir is: without it, the step would read the data dir's.
+  const store =
+    where.clickhouse === undefined ? "" : `--clickhouse ${shellWord(shownUrl(where.clickhouse))} `;
   const ws = workspace === "default" ? "" : ` -w ${shellWord(workspace)}`;
-  return `npx tollgate ${where}spend --by feature --from ${days}d${ws}`;
+  return `npx tollgate ${dataDir}${store}spend --by feature --from ${days}d${ws}`;
+}
+
+/** A URL as it may be printed or logged (serve --demo logs its next step): its password, if any, hidden. */
+function shownUrl(url: string): string {
+  const u = URL.canParse(url) ? new URL(url) : null;
+  if (!u?.password) return url;
+  u.password = "***";
+  return u.href;
 }
 
 /** A word a shell reads as written: single-quoted unless it is plain. */

@@ -193,7 +193,7 @@ ClickHouse (environment; with --clickhouse or TOLLGATE_CLICKHOUSE_URL):
             });
             log.info(summary, "demo data loaded");
           }
-          log.info(`try: ${demoNextStep(days, g.dataDir, "default")}`);
+          log.info(`try: ${demoNextStep(days, g, "default")}`);
         }
       },
     );

@@ -178,11 +178,16 @@ export async function exportCalls(
     }
     if (format === "json") await file.write("\n]}\n");
     await file.end();
+    // The CSV's metadata, on the same disk: a failure is said as the export's, as its rows' would be.
     if (format === "csv")
-      writeFileSync(
-        `${out}.meta.json`,
-        `${JSON.stringify({ ...meta, rows, formula_guard: cell === sheetCell }, null, 2)}\n`,
-      );
+      try {
+        writeFileSync(
+          `${out}.meta.json`,
+          `${JSON.stringify({ ...meta, rows, formula_guard: cell === sheetCell }, null, 2)}\n`,
+        );
+      } catch (e) {
+        throw writeFailure(out, e);
+      }
     if (tmp)
       await toParquet(target, output.partial, { ...meta, rows }).catch((e) => {
         throw duckDbWriteFailure(out, output.partial, e);

@@ -36,6 +36,11 @@ interface Bucket {
   levels: Map<string, number>;
   reserved: bigint;
   reservations: Map<string, { amount: bigint; expiresAt: number }>;
+  /**
+   * When it may go (ms since the epoch): as Redis lets a bucket's keys expire, its last write plus its
+   * slots' lifetime, and never before its reservations expire; Infinity for a lifetime window's.
+   */
+  keptUntil: number;
 }
 
 interface Rate {
@@ -67,6 +72,8 @@ const CHARGED_MS = 3_600_000;
 const MAX_CHARGED = 100_000;
 /** A run nobody called for this long is forgotten (a restart forgets it too: runs rebuild from 7 days). */
 const RUN_IDLE_MS = 7 * 86_400_000;
+/** A bucket outlives its last write by at least this, whatever its slots' lifetime (Redis's KEEP_MS). */
+const BUCKET_KEEP_MS = 2 * 86_400_000;
 
 /** The window a level belongs to: calendar windows have one slot, rolling ones many. */
 export const levelWindow = (slots: readonly string[]) => {
@@ -160,8 +167,10 @@ export class MemoryLimitStore implements LimitStore {
     for (const [, t] of throttles) t.current++;
     // Everything fits: count and reserve all of it.
     for (let i = 0; i < req.rates.length; i++) rates[i]!.current += req.rates[i]!.cost;
-    for (let i = 0; i < req.buckets.length; i++)
+    for (let i = 0; i < req.buckets.length; i++) {
       reserve(buckets[i]!, req.id, req.buckets[i]!.amount, req.expiresAt);
+      keep(buckets[i]!, req.buckets[i]!.ttlMs, now);
+    }
     if (run && req.run) {
       if (req.run.hold)
         for (const [key, amount] of holdsOf(req.run.key, req.run.hold))
@@ -221,6 +230,7 @@ export class MemoryLimitStore implements LimitStore {
       if (id !== null) unreserve(state, id, b.reserved);
       const slot = b.slots[b.slots.length - 1]!;
       state.spend.set(slot, (state.spend.get(slot) ?? 0n) + b.actual);
+      keep(state, b.ttlMs, now);
       const spend = sumSlots(state, b.slots);
       const window = levelWindow(b.slots);
       const from = state.levels.get(window) ?? 0;
@@ -309,6 +319,7 @@ export class MemoryLimitStore implements LimitStore {
       if (total <= done) continue;
       this.#seeded.set(k, total);
       this.seedBucket(workspace, bucket.key, slot, total - done);
+      keep(this.#state(workspace, bucket.key), bucket.ttlMs, Date.now());
     }
     return Promise.resolve();
   }
@@ -328,6 +339,7 @@ export class MemoryLimitStore implements LimitStore {
   seedLevel(workspace: string, ref: BucketRef): void {
     const state = this.#state(workspace, ref.key);
     state.levels.set(levelWindow(ref.slots), levelOf(sumSlots(state, ref.slots), ref.steps));
+    keep(state, ref.ttlMs, Date.now()); // seeded at a start, or as a budget appears: from now
   }
 
   spendOf(workspace: string, owned: (key: string) => boolean): Map<string, Map<string, bigint>> {
@@ -347,11 +359,19 @@ export class MemoryLimitStore implements LimitStore {
     return Promise.resolve();
   }
 
-  /** Drops rate counters older than the sliding minute, runs idle for a week and ended claims: memory stays bounded. */
+  /**
+   * Drops rate counters older than the sliding minute, buckets past their lifetime (the windows of a
+   * customer or user who has not called since), runs idle for a week and ended claims: memory stays
+   * bounded by recent traffic, not by every key ever seen.
+   */
   #prune(now: number): void {
     this.#nextPrune = now + PRUNE_EVERY_MS;
     const minute = minuteOf(now);
     for (const [k, r] of this.#rates) if (r.minute < minute - 1) this.#rates.delete(k);
+    for (const [ws, buckets] of this.#buckets) {
+      for (const [k, b] of buckets) if (b.keptUntil <= now) buckets.delete(k);
+      if (!buckets.size) this.#buckets.delete(ws);
+    }
     for (const [k, run] of this.#runs) if (run.lastSeen < now - RUN_IDLE_MS) this.#runs.delete(k);
     for (const [k, until] of this.#claims) if (until <= now) this.#claims.delete(k);
   }
@@ -364,7 +384,7 @@ export class MemoryLimitStore implements LimitStore {
     }
     let b = ws.get(key);
     if (!b) {
-      b = { spend: new Map(), levels: new Map(), reserved: 0n, reservations: new Map() };
+      b = { spend: new Map(), levels: new Map(), reserved: 0n, reservations: new Map(), keptUntil: 0 };
       ws.set(key, b);
     }
     return b;
@@ -451,6 +471,12 @@ function keepLatest(m: Map<string, unknown>, current: string): void {
 function reserve(b: Bucket, id: string, amount: bigint, expiresAt: number): void {
   b.reserved += amount;
   b.reservations.set(id, { amount, expiresAt });
+  b.keptUntil = Math.max(b.keptUntil, expiresAt);
+}
+
+/** A write to a bucket whose slots live `ttlMs` (null: forever) keeps it that long from `now`, 2 days at least. */
+function keep(b: Bucket, ttlMs: number | null, now: number): void {
+  b.keptUntil = Math.max(b.keptUntil, ttlMs === null ? Infinity : now + Math.max(ttlMs, BUCKET_KEEP_MS));
 }
 
 /** Reservations share one TTL, so insertion order is expiry order: stops at the first live one. */

@@ -100,6 +100,7 @@ import { backoffMs, retryWaitMs } from "./retry.js";
 import { classify, type GatewayRoute } from "./routes.js";
 import { type Place, RunLines } from "./run-lines.js";
 import { answerOn, SocketRelay } from "./socket-relay.js";
+import { StoreLookups } from "./store-lookups.js";
 import { UsageChunkStripper } from "./strip-usage.js";
 import { ReplyFailed, ReplyTooLarge, requestWhole, type WholeReply } from "./whole-reply.js";
 
@@ -245,6 +246,8 @@ export class Gateway {
   readonly #sockets: SocketRelay;
   /** Calls waiting for their agent run's calls in flight to settle (see #waitForRun). */
   readonly #runLines = new RunLines(RUN_HOLD_POLL_MS);
+  /** Whether finished background responses are recorded already, asked of the store (#recordsOfResponse). */
+  readonly #lookups = new StoreLookups(MAX_LOOKUPS, LOOKUP_TIMEOUT_MS);
 
   constructor(private readonly deps: GatewayDeps) {
     this.#sockets = new SocketRelay(deps, deps.config);
@@ -1440,8 +1443,9 @@ export class Gateway {
 
   /**
    * The records of a background response in the store (its submission's, its own): around its creation
-   * (ClickHouse reads the days asked for, not the whole workspace), and not for long: past that it is
-   * recorded anyway (the store keeps one record under its event id).
+   * (ClickHouse reads the days asked for, not the whole workspace), and not for long, nor while the store
+   * has many such reads still to answer: then it is recorded anyway (the store keeps one record under its
+   * event id).
    */
   #recordsOfResponse(workspaceId: string, id: string, createdMs: number): Promise<CallRecord[]> {
     const filter = {
@@ -1451,7 +1455,7 @@ export class Gateway {
       where: { request_id: id },
       limit: 10,
     };
-    return withTimeout(this.deps.store.query(filter), LOOKUP_TIMEOUT_MS, "store lookup").catch(() => []);
+    return this.#lookups.find(() => this.deps.store.query(filter));
   }
 
   /**
@@ -1749,6 +1753,11 @@ const DOWNLOAD_WAIT_MS = 60_000;
 
 /** How long a finished background response waits for the store to say whether it is recorded already. */
 const LOOKUP_TIMEOUT_MS = 5_000;
+/**
+ * How many of those reads may be with the store at once (timed out or not): each takes it milliseconds,
+ * so more means a store that has fallen behind, which more reads would only put further behind.
+ */
+export const MAX_LOOKUPS = 32;
 
 /** A submission's headers that describe its body: not sent with a poll (a GET without one). */
 const BODY_HEADERS = [

@@ -97,9 +97,12 @@ export async function startMockScript(script, args = []) {
 
 /**
  * `tollgate serve` on a fresh data dir; `args` go before `serve` (e.g. --limits FILE --redis URL), `serveArgs`
- * after it (e.g. --demo).
+ * after it (e.g. --demo), `nodeFlags` before the script (e.g. --inspect=127.0.0.1:0).
  */
-export async function startTollgate(mockOrigin, { args = [], serveArgs = [], env = {} } = {}) {
+export async function startTollgate(
+  mockOrigin,
+  { args = [], serveArgs = [], env = {}, nodeFlags = [] } = {},
+) {
   const dataDir = mkdtempSync(join(tmpdir(), "tollgate-bench-gw-"));
   tmpDirs.push(dataDir);
   const child = spawn(
@@ -107,6 +110,7 @@ export async function startTollgate(mockOrigin, { args = [], serveArgs = [], env
     [
       // e.g. BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the gateway under load
       ...(process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(" ").filter(Boolean) : []),
+      ...nodeFlags,
       join(repo, "packages/server/bin/tollgate.js"),
       "--data-dir",
       dataDir,

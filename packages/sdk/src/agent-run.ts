@@ -193,7 +193,9 @@ export class AgentRun {
    * wrapped client's call inside holds its worst case once made. While the run's calls in flight hold what
    * is left under its cost or token ceiling, an OpenAI or Anthropic call runs at once and the wrapped
    * client's call inside waits for room in its place, as one made directly (up to its own timeout, ended by
-   * its signal; a background response's poll needs none); a call of any other API waits here first.
+   * its signal; a background response's poll needs none); a call of any other API waits here first. It is
+   * counted as its callback starts, so max_llm_calls holds whatever the callback makes; a poll inside gives
+   * the count back, and a wrapped call inside that must wait is counted only once it gets in.
    */
   async llm<T>(api: Api, call: () => Promise<T>, opts: LlmCallOptions = {}): Promise<T> {
     const depth = this.#currentDepth() + 1;
@@ -201,18 +203,33 @@ export class AgentRun {
     if (!WRAPPED_API.test(api)) {
       const admitted = this.admitLlmCall(null);
       if (admitted) await admitted;
-    } else waitsInside = !this.#tryLlmCall(null, depth, false);
+    } else if (!this.#tryLlmCall(null, depth, false)) {
+      // No room: its callback runs at once all the same, so it is counted as it starts, as one let in is
+      // (else calls made so at once would all pass max_llm_calls); see madeInside for what takes it back.
+      waitsInside = true;
+      this.#usage.llm_calls++;
+    }
     // A wrapped client's call inside is no LLM call of its own (counted here), but counts its usage: its
     // record reads it, streamed or not, and its hold goes only once that is counted.
     const scope: LlmScope = {
       run: this,
       usageCounted: false,
       wrapped: false,
-      made: "nothing",
-      counted: !waitsInside,
+      counted: true,
+      provisional: true,
+      madeInside: (kind) => {
+        if (!scope.provisional) return;
+        scope.provisional = false;
+        // A poll is no LLM call (its submission was); a model call without room then waits uncounted, as one
+        // made directly, and is counted as it gets in (nothing counted should it never).
+        if (kind === "poll" || waitsInside) {
+          this.#usage.llm_calls--;
+          scope.counted = false;
+        }
+      },
       admit: (hold, signal, timeoutMs) => {
-        scope.made = "model";
-        if (!waitsInside) {
+        scope.madeInside("model");
+        if (!waitsInside && scope.counted) {
           if (hold) this.hold(hold);
           return null;
         }
@@ -230,13 +247,6 @@ export class AgentRun {
       if (!scope.usageCounted) this.#countReply(api, reply, opts);
       return reply;
     } finally {
-      if (scope.made === "nothing" && !scope.counted) {
-        this.#usage.llm_calls++; // a call of a client not wrapped (or none) went as it was, without waiting
-        scope.counted = true;
-      } else if (scope.made === "polls" && scope.counted) {
-        this.#usage.llm_calls--; // a poll is no LLM call: its submission was
-        scope.counted = false;
-      }
       // Said however the callback ended: one that throws after its call was no more held for it.
       if (!scope.wrapped && this.#held) warnUnheld(this);
       this.#line.wake(); // settled, whether or not it held anything: the next in line tries
@@ -444,16 +454,18 @@ const WRAPPED_API = /^(openai|anthropic)\./;
 const current = new AsyncLocalStorage<AgentRun>();
 /**
  * Inside `run.llm(…)`: its run, whether a wrapped call inside counts the usage (else `llm` reads the reply's),
- * whether a wrapped client's call was made inside at all (else nothing held while it was in flight), what
- * its wrapped calls were (a model call, background responses' polls, neither), whether its LLM call is
- * counted yet, and how a wrapped model call inside is admitted as that call.
+ * whether a wrapped client's call was made inside at all (else nothing held while it was in flight), whether
+ * its LLM call is counted, what the first wrapped call inside was (a model call, a background response's
+ * poll), and how a wrapped model call inside is admitted as that call.
  */
 interface LlmScope {
   run: AgentRun;
   usageCounted: boolean;
   wrapped: boolean;
-  made: "nothing" | "polls" | "model";
   counted: boolean;
+  /** Counted as its callback started, until the first wrapped call inside tells what it is (madeInside). */
+  provisional: boolean;
+  madeInside(kind: "model" | "poll"): void;
   admit(hold: RunHold | null, signal?: AbortSignal, timeoutMs?: number): Promise<Admission> | null;
 }
 /** Set inside `run.llm(…)`: the call there is counted by the run itself. */
@@ -510,9 +522,7 @@ export function wrappedInLlm(run: AgentRun): CallInLlm | undefined {
       scope.usageCounted = true;
     },
     admit: scope.admit,
-    polls: () => {
-      if (scope.made === "nothing") scope.made = "polls";
-    },
+    polls: () => scope.madeInside("poll"),
   };
 }
 

@@ -143,6 +143,27 @@ describe("agentRun holds", () => {
     }
   });
 
+  it("run.llm of an OpenAI API around a client not wrapped, in a run without room, is counted as its callback starts: max_llm_calls holds for calls made at once", async () => {
+    const plain = new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 });
+    const params = { model: "gpt-4.1-nano", messages: [{ role: "user" as const, content: "a" }] };
+    const unwrapped = (run: AgentRun) =>
+      run.llm("openai.chat", () =>
+        plain.chat.completions.create(params, {
+          headers: { "x-test-case": "llm-unwrapped-max", "x-mock-headers-delay-ms": "100" },
+        }),
+      );
+    await agentRun({ type: "capped", limits: { max_cost_usd: "0.013", max_llm_calls: 2 } }, async (run) => {
+      // o3-mini's hold (~$0.0133) fills $0.013: both callbacks go at once, nothing inside can wait.
+      const first = outcome(o3("llm-unwrapped-first", { "x-mock-headers-delay-ms": "300" }));
+      const both = await Promise.all([outcome(unwrapped(run)), outcome(unwrapped(run))]);
+      expect(both).toEqual(["ok", "agent_run_killed"]); // the third LLM call of a run allowed two
+      expect(await first).toBe("ok");
+      expect(run.usage.llm_calls).toBe(2);
+      expect(run.killed?.ceiling).toBe("llm_calls");
+    });
+    expect(sent("llm-unwrapped-max")).toBe(1);
+  });
+
   it("a stream made inside run.llm counts its usage as its record reads it, and holds until its end", async () => {
     const run = await agentRun({ type: "streamer", limits: { max_cost_usd: "1.00" } }, async (run) => {
       const stream = await run.llm("openai.chat", () =>

@@ -240,22 +240,3 @@ describe("a parquet export whose parquet file cannot be written (DuckDB's own wr
     expect(readFileSync(out, "utf8")).toBe("the previous export\n");
   });
 });
-
-describe("a CSV export of calls whose metadata file cannot be written (a full disk)", () => {
-  it("says so for the export as for the CSV itself (exit 1, no stack), and keeps no CSV", () => {
-    mkdirSync(dataDir, { recursive: true }); // a data dir to export from
-    const out = join(dir, "meta-on-full-disk.csv");
-    // The CSV goes to a disk with room; its `.meta.json` beside it, to one that is always full.
-    symlinkSync("/dev/full", `${out}.meta.json`);
-    const r = tollgate("export", "calls", "-o", out);
-    expect(
-      r.err.endsWith(
-        `error: cannot write ${out}: the disk is full; nothing was kept of it: free some space there, or write elsewhere\n`,
-      ),
-      r.err,
-    ).toBe(true);
-    expect(r.code).toBe(1);
-    expect(existsSync(out)).toBe(false);
-    expect(existsSync(`${out}.partial`)).toBe(false);
-  });
-});

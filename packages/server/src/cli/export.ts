@@ -122,7 +122,7 @@ export async function exportCalls(
 ) {
   const q = windowQuery(o, { limit: String(pageSize) });
   const out = resolve(o.out);
-  const output = outputFile(out);
+  const output = outputFile(out, format === "csv");
   const tmp = format === "parquet" ? mkdtempSync(join(tmpdir(), "tollgate-export-")) : null;
   const removeTmp = () => {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
@@ -179,10 +179,10 @@ export async function exportCalls(
     if (format === "json") await file.write("\n]}\n");
     await file.end();
     // The CSV's metadata, on the same disk: a failure is said as the export's, as its rows' would be.
-    if (format === "csv")
+    if (output.meta)
       try {
         writeFileSync(
-          `${out}.meta.json`,
+          output.meta.partial,
           `${JSON.stringify({ ...meta, rows, formula_guard: cell === sheetCell }, null, 2)}\n`,
         );
       } catch (e) {
@@ -199,7 +199,7 @@ export async function exportCalls(
     removeTmp();
     output.discard(); // a failed export's partial file (none once complete)
   }
-  return { file: out, format, rows, ...(format === "csv" ? { meta_file: `${out}.meta.json` } : {}), meta };
+  return { file: out, format, rows, ...(output.meta ? { meta_file: output.meta.file } : {}), meta };
 }
 
 /** Nested answer objects as flat columns: {cost: {nanousd, usd}} → cost.nanousd, cost.usd; lists as JSON. */
@@ -218,7 +218,7 @@ type RollupExportOpts = ExportOpts & { by?: string };
 async function exportRollup(client: Client, name: RollupName, o: RollupExportOpts, format: Format) {
   const q = windowQuery(o, { by: name === "outcomes" ? o.by : undefined });
   const out = resolve(o.out);
-  const output = outputFile(out);
+  const output = outputFile(out, format === "csv");
   try {
     const res: Json = expectOk(
       await client.request("GET", `/api/rollups/${name}?${q}`),
@@ -245,7 +245,7 @@ async function exportRollup(client: Client, name: RollupName, o: RollupExportOpt
         ];
         writeFileSync(output.partial, `${lines.join("\n")}\n`);
         writeFileSync(
-          `${out}.meta.json`,
+          output.meta!.partial,
           `${JSON.stringify({ ...meta, formula_guard: cell === sheetCell }, null, 2)}\n`,
         );
       }

@@ -8,28 +8,63 @@ const WHY: Record<string, string> = {
   EROFS: "a read-only file system",
 };
 
+/** An export's file (and its metadata's), each written as `<file>.partial` until the export is complete. */
+export interface OutputFile {
+  partial: string;
+  /** `<out>.meta.json` (a CSV's metadata): written as the file is, so a failed write keeps the previous one. */
+  meta: { file: string; partial: string } | null;
+  complete(): void;
+  discard(): void;
+}
+
 /**
- * An export's file, written as `<out>.partial` and renamed to `out` when complete: an export that fails
- * midway (its server gone, a full disk) or is interrupted (Ctrl-C) leaves no file that reads as whole, and
- * keeps the one it would have replaced. Created before the export asks anything of the server, so a path
- * that cannot be written is said at once, as a usage error (an unreadable `ingest` file is one), not after
- * a long export.
+ * Creates `<path>.partial`, or says why `path` cannot be written as a usage error (an unreadable `ingest`
+ * file is one), before a long export rather than after it.
  */
-export function outputFile(out: string): { partial: string; complete(): void; discard(): void } {
-  const partial = `${out}.partial`;
-  if (statSync(out, { throwIfNoEntry: false })?.isDirectory())
-    throw new CliError(`cannot write ${out}: it is a directory`, 2);
+function createPartial(path: string): string {
+  const partial = `${path}.partial`;
+  if (statSync(path, { throwIfNoEntry: false })?.isDirectory())
+    throw new CliError(`cannot write ${path}: it is a directory`, 2);
   try {
     closeSync(openSync(partial, "w"));
   } catch (e) {
     const { code, message } = e as NodeJS.ErrnoException;
-    throw new CliError(`cannot write ${out}: ${WHY[code ?? ""] ?? message}`, 2);
+    throw new CliError(`cannot write ${path}: ${WHY[code ?? ""] ?? message}`, 2);
   }
-  const remove = () => rmSync(partial, { force: true });
+  return partial;
+}
+
+/**
+ * An export's file, written as `<out>.partial` and renamed to `out` when complete: an export that fails
+ * midway (its server gone, a full disk) or is interrupted (Ctrl-C) leaves no file that reads as whole, and
+ * keeps the one it would have replaced. `withMeta`: its `<out>.meta.json` too, written and kept alike (a
+ * full disk while writing it would otherwise leave the previous export's data without its metadata).
+ * Created before the export asks anything of the server, so a path that cannot be written is said at once.
+ */
+export function outputFile(out: string, withMeta = false): OutputFile {
+  const partial = createPartial(out);
+  let meta: OutputFile["meta"] = null;
+  if (withMeta)
+    try {
+      const file = `${out}.meta.json`;
+      meta = { file, partial: createPartial(file) };
+    } catch (e) {
+      rmSync(partial, { force: true });
+      throw e;
+    }
+  const remove = () => {
+    rmSync(partial, { force: true });
+    if (meta) rmSync(meta.partial, { force: true });
+  };
   const cancelCleanup = cleanUpOnInterrupt(remove);
   return {
     partial,
-    complete: () => renameSync(partial, out),
+    meta,
+    // The metadata first: the data file, renamed last, is the one a reader takes for the export.
+    complete: () => {
+      if (meta) renameSync(meta.partial, meta.file);
+      renameSync(partial, out);
+    },
     discard: () => {
       cancelCleanup();
       remove();

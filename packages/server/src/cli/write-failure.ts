@@ -1,31 +1,37 @@
+import { resolve } from "node:path";
 import { CliError } from "./common.js";
 
 /**
- * Why a write fails that no flag can fix, as the user reads it; what to do about it; and the system's text
- * for it, which is all DuckDB's own writes say of it.
+ * Why a write fails that no flag can fix, as the user reads it; what to do about it; and the system's texts
+ * for it (lower case), which are all DuckDB's own writes say of it: glibc's, musl's ("I/O error", "Quota
+ * exceeded") and macOS's ("Disc quota exceeded") wordings.
  */
-const WHY: Record<string, { why: string; fix: string; text: string }> = {
+const WHY: Record<string, { why: string; fix: string; texts: string[] }> = {
   ENOSPC: {
     why: "the disk is full",
     fix: "free some space there, or write elsewhere",
-    text: "No space left on device",
+    texts: ["no space left on device"],
   },
   EDQUOT: {
     why: "the disk quota is used up",
     fix: "free some of the quota, or write elsewhere",
-    text: "Disk quota exceeded",
+    texts: ["quota exceeded"],
   },
   EFBIG: {
     why: "the file would pass the largest size allowed (the file system's, or `ulimit -f`)",
     fix: "raise that limit, write to another file system, or export a shorter window",
-    text: "File too large",
+    texts: ["file too large"],
   },
   EIO: {
     why: "an I/O error on its disk",
     fix: "check that disk, or write elsewhere",
-    text: "Input/output error",
+    texts: ["input/output error", "i/o error"],
   },
-  EROFS: { why: "its file system turned read-only", fix: "write elsewhere", text: "Read-only file system" },
+  EROFS: {
+    why: "its file system turned read-only",
+    fix: "write elsewhere",
+    texts: ["read-only file system"],
+  },
 };
 
 /** `out` could not be written because of `code` (a key of WHY), as an error for the user (exit 1). */
@@ -44,13 +50,23 @@ export function writeFailure(out: string, e: unknown): unknown {
 }
 
 /**
- * DuckDB's own write of `file` (a parquet export's COPY into `out`'s partial file) that failed, said as
- * writeFailure says Node's. DuckDB gives no code, only its message naming the file and ending with the
- * system's text: `IO Error: Could not write file "<file>": No space left on device`.
+ * DuckDB's IO Error naming a file, and the system's text after it: `Could not write file "<file>": …`, or
+ * `Could not fsync file …`, `Could not write to file "<file>" - attempted to write 0 bytes: …`.
+ */
+const DUCKDB_IO_ERROR = /^IO Error: [^"]*"(?<named>[^"]*)"[^:]*: (?<text>.*)$/s;
+
+/**
+ * DuckDB's own write that failed as it converted a parquet export into `file` (`out`'s partial file), said as
+ * writeFailure says Node's. DuckDB gives no code, only its message naming the file and the system's text.
+ * The file named is `out` for its partial file, and itself for any other (a temporary file DuckDB spills to).
  */
 export function duckDbWriteFailure(out: string, file: string, e: unknown): unknown {
   const message = (e as Error | null)?.message ?? "";
-  if (!message.startsWith("IO Error: ") || !message.includes(`"${file}"`)) return e;
-  const code = Object.keys(WHY).find((c) => message.endsWith(`: ${WHY[c]!.text}`));
-  return code ? failure(out, code) : e;
+  const io = DUCKDB_IO_ERROR.exec(message)?.groups;
+  const text = io?.text?.toLowerCase() ?? "";
+  const code = Object.keys(WHY).find((c) => WHY[c]!.texts.some((t) => text.includes(t)));
+  if (!io || !code) return e;
+  return message.includes(`"${file}"`)
+    ? failure(out, code)
+    : failure(`${resolve(io.named!)} (a temporary file of DuckDB's, converting ${out} to parquet)`, code);
 }

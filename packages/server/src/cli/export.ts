@@ -1,6 +1,5 @@
 import { once } from "node:events";
-import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { createWriteStream, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { SingleBar } from "cli-progress";
 import type { Command } from "commander";
@@ -11,6 +10,7 @@ import { cleanUpOnInterrupt } from "./interrupt-cleanup.js";
 import { outputFile } from "./output-file.js";
 import { progressBar } from "./progress.js";
 import { isRollup, ROLLUP_ROWS, type RollupName, type WindowOpts, windowQuery } from "./rollups.js";
+import { makeTempDir } from "./temp-dir.js";
 import { connectToRead } from "./workspace-check.js";
 import { duckDbWriteFailure, writeFailure } from "./write-failure.js";
 
@@ -123,7 +123,13 @@ export async function exportCalls(
   const q = windowQuery(o, { limit: String(pageSize) });
   const out = resolve(o.out);
   const output = outputFile(out, format === "csv");
-  const tmp = format === "parquet" ? mkdtempSync(join(tmpdir(), "tollgate-export-")) : null;
+  let tmp: string | null;
+  try {
+    tmp = format === "parquet" ? makeTempDir("tollgate-export-", "the parquet export's temporary CSV") : null;
+  } catch (e) {
+    output.discard();
+    throw e;
+  }
   const removeTmp = () => {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   };

@@ -49,6 +49,11 @@ export function writeFailure(out: string, e: unknown): unknown {
   return Object.hasOwn(WHY, code) ? failure(out, code) : e;
 }
 
+/** Why a write that failed with `code` failed, as the user reads it; undefined for a code not in WHY. */
+export function whyWriteFails(code: string): string | undefined {
+  return Object.hasOwn(WHY, code) ? WHY[code]!.why : undefined;
+}
+
 /**
  * DuckDB's IO Error naming a file, and the system's text after it: `Could not write file "<file>": …`, or
  * `Could not fsync file …`, `Could not write to file "<file>" - attempted to write 0 bytes: …`.

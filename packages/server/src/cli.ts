@@ -13,6 +13,7 @@ import { DEFAULT_TIMEOUT_SECONDS } from "./cli/request-timeout.js";
 import { PURGE_SECONDS, registerPurge, registerRollups } from "./cli/rollups.js";
 import { registerServe } from "./cli/serve.js";
 import { registerSpend } from "./cli/spend.js";
+import { refuseEmptyWorkspace } from "./cli/workspace-check.js";
 import { DataDirLockedError } from "./data-dir-lock.js";
 import { ConfigFileError } from "./yaml-file.js";
 
@@ -47,7 +48,8 @@ const program = new Command("tollgate")
   // Commander's own parse errors (an unknown option or command, a missing argument or value) are usage
   // errors, exit 2 as the commands' own checks are; it exits 1 for them. Help and --version keep 0.
   // Set before the commands are added: each copies it.
-  .exitOverride((e) => process.exit(e.exitCode === 0 ? 0 : 2));
+  .exitOverride((e) => process.exit(e.exitCode === 0 ? 0 : 2))
+  .hook("preAction", refuseEmptyWorkspace);
 
 registerServe(program);
 registerIngest(program);

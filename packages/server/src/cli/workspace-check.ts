@@ -10,6 +10,15 @@ interface Workspace {
 /** Which a command reads: a workspace's calls, or its budgets, agent types or keys (which need no calls). */
 export type Reads = "calls" | "limits";
 
+/**
+ * Every command's -w, before its action (a hook of the program, cli.ts): an empty one is a usage error. It
+ * names no workspace, and each command would read it as its own "none": the key's own (`default`) for
+ * `keys create` or `ingest`, every one for `keys list`, one that does not exist for the reading commands.
+ */
+export function refuseEmptyWorkspace(_program: Command, action: Command): void {
+  if (action.opts().workspace === "") throw new CliError("-w/--workspace must not be empty", 2);
+}
+
 /** The 404 of a route the server lacks (a server older than this CLI), not of a workspace it lacks. */
 const noSuchRoute = (reply: Reply) => reply.status === 404 && reply.body?.error?.code === "not_found";
 

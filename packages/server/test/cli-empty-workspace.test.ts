@@ -1,0 +1,54 @@
+// An empty -w names no workspace: every command taking -w refuses it as a usage error (exit 2), before it
+// does anything. Each had read it as its own "no workspace": the key's own (`default`) for keys create,
+// ingest or a budget, every one for keys list, one that does not exist for the reading commands.
+
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { cliOnScratchDir } from "./cli-run.js";
+
+const { dir, dataDir, tollgate } = cliOnScratchDir("tollgate-cli-empty-workspace-");
+beforeAll(() => mkdirSync(dataDir));
+
+/** Every command taking -w, with the arguments and options it requires. */
+const COMMANDS = [
+  ["keys", "create", "-r", "admin"],
+  ["keys", "list"],
+  ["keys", "revoke", "some-key-id"],
+  ["ingest", join(dir, "events.jsonl")],
+  ["demo", "--days", "1"],
+  ["events", "get", "some-event-id"],
+  ["spend", "--by", "feature"],
+  ["rollup", "features"],
+  ["explain"],
+  ["forecast"],
+  ["prices", "unpriced"],
+  ["export", "calls", "-o", join(dir, "calls.csv")],
+  ["export", "rollup", "features", "-o", join(dir, "features.csv")],
+  ["budgets", "set", "--window", "day", "--limit", "1.00"],
+  ["budgets", "status"],
+  ["budgets", "delete", "some-budget"],
+  ["budgets", "audit", "some-budget"],
+  ["runs", "status", "some-run"],
+  ["runs", "kill", "some-run"],
+  ["runs", "unkill", "some-run"],
+  ["agents", "set", "some-agent", "--max-cost", "1"],
+  ["agents", "list"],
+];
+
+describe("an empty -w / --workspace", () => {
+  it("is a usage error naming the flag for every command taking it (exit 2), and nothing is done", () => {
+    for (const args of [...COMMANDS.map((c) => [...c, "-w", ""]), ["keys", "list", "--workspace="]]) {
+      const r = tollgate(...args);
+      expect(r.err, args.join(" ")).toBe("error: -w/--workspace must not be empty\n");
+      expect(r.code).toBe(2);
+    }
+    // keys create made no key (in `default`, as it did), nor demo, ingest or budgets set any data.
+    const keys = tollgate("keys", "list", "--json");
+    expect(keys.code, keys.err).toBe(0);
+    expect(JSON.parse(keys.out).keys).toEqual([]);
+    const budgets = tollgate("budgets", "status", "--json");
+    expect(budgets.code, budgets.err).toBe(0);
+    expect(JSON.parse(budgets.out)).toMatchObject({ budgets: [] });
+  });
+});

@@ -127,16 +127,17 @@ describe("gateway: background responses no client polls", () => {
   });
 
   it("an app that polls itself: the gateway makes no poll of its own", async () => {
-    const { gw, openai, records, polls } = await followingGateway(400);
+    // Turns of 1.2 s, a poll every 0.7 s: half a second to spare for a busy box's slow poll.
+    const { gw, openai, records, polls } = await followingGateway(1_200);
     try {
       const opts = { headers: { "x-mock-case": "follow-client", "x-tollgate-feature": "bg" } };
       const submitted = await openai.responses.create(
         { model: "gpt-5", input: "Research caching", background: true },
         opts,
       );
-      await sleep(250);
+      await sleep(700);
       expect((await openai.responses.retrieve(submitted.id, undefined, opts)).status).toBe("in_progress");
-      await sleep(250); // past the gateway's first turn had the client not polled
+      await sleep(700); // past the gateway's first turn had the client not polled
       expect((await openai.responses.retrieve(submitted.id, undefined, opts)).status).toBe("completed");
       await sleep(1_000);
       expect(polls(submitted.id, "follow-client")).toHaveLength(2); // the client's two

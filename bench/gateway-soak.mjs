@@ -25,6 +25,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { request as undiciRequest } from "undici";
+import { Rng } from "../packages/server/dist/demo/random.js";
 import { benchArgs } from "./args.mjs";
 import { countByConstructor, growth } from "./gateway/heap-snapshot.mjs";
 import { Inspector, inspectorUrl } from "./gateway/inspector.mjs";
@@ -50,18 +51,6 @@ const SNAPSHOTS = argv.snapshots ?? null;
 const log = (...a) => console.log(...a);
 const f1 = (v) => (Number.isFinite(v) ? v.toFixed(1) : "n/a");
 const f2 = (v) => (Number.isFinite(v) ? v.toFixed(2) : "n/a");
-
-/** Seeded PRNG (mulberry32): the same mix every run. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // The gateway, its limits and its upstream
@@ -314,7 +303,9 @@ function pick(rand) {
 const t0 = performance.now();
 const end = t0 + RUN_MS;
 const workers = Array.from({ length: CONCURRENCY }, async (_, w) => {
-  const rand = prng(Number(argv.seed) * 1000 + w);
+  // Seeded: the same mix every run.
+  const random = new Rng(Number(argv.seed) * 1000 + w);
+  const rand = () => random.next();
   while (performance.now() < end) {
     const [name, , run] = pick(rand);
     await run(rand, name);

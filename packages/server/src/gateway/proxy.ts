@@ -1443,9 +1443,9 @@ export class Gateway {
 
   /**
    * The records of a background response in the store (its submission's, its own): around its creation
-   * (ClickHouse reads the days asked for, not the whole workspace), and not for long, nor while the store
-   * has many such reads still to answer: then it is recorded anyway (the store keeps one record under its
-   * event id).
+   * (ClickHouse reads the days asked for, not the whole workspace), and not for long, its turn included
+   * while the store has many such reads still to answer: past that it is recorded anyway (the store keeps
+   * one record under its event id, but budgets that counted it count it again).
    */
   #recordsOfResponse(workspaceId: string, id: string, createdMs: number): Promise<CallRecord[]> {
     const filter = {
@@ -1755,7 +1755,8 @@ const DOWNLOAD_WAIT_MS = 60_000;
 const LOOKUP_TIMEOUT_MS = 5_000;
 /**
  * How many of those reads may be with the store at once (timed out or not): each takes it milliseconds,
- * so more means a store that has fallen behind, which more reads would only put further behind.
+ * so more means a store that has fallen behind, which more reads would only put further behind. The
+ * others wait their turn, within LOOKUP_TIMEOUT_MS.
  */
 export const MAX_LOOKUPS = 32;
 

@@ -16,9 +16,10 @@ export type StreamEvent = { type: string; sequence_number: number; response?: { 
 
 /**
  * A fixture-replaying mock for the file, a wrapped client and an unwrapped one against it, and the records
- * the wrapped one sends (read them once the hooks ran).
+ * the wrapped one sends (read them once the hooks ran). `fetch`: how the clients reach the mock (one that
+ * changes what it answers, say).
  */
-export function clientsAgainstMock(): {
+export function clientsAgainstMock({ fetch }: { fetch?: typeof globalThis.fetch } = {}): {
   wrapped: () => OpenAI;
   plain: () => OpenAI;
   sent: CallRecordInput[];
@@ -29,7 +30,7 @@ export function clientsAgainstMock(): {
   const sent: CallRecordInput[] = [];
   beforeAll(async () => {
     mock = await startMockUpstream({ chunkDelayMs: 1 });
-    const opts = { apiKey: "sk-test", maxRetries: 0, baseURL: `${mock.url}/v1` };
+    const opts = { apiKey: "sk-test", maxRetries: 0, baseURL: `${mock.url}/v1`, fetch };
     wrapped = wrapOpenAI(new OpenAI(opts), { sink: (r) => sent.push(r) });
     plain = new OpenAI(opts);
   });

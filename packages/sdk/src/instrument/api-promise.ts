@@ -374,7 +374,9 @@ function observedEvents(
    * stream is a call, and that record its cost).
    */
   const finishWhole = (usage: ExtractedUsage | null, responseId: string | null) => {
-    const countedTo = usage && call.agentRun ? [call.agentRun.run] : [];
+    // Counted to its run by this record: its usage, or, unreadable, the worst case it held (a cost unknown),
+    // so a poll inside that run's `run.llm` that reads the usage counts nothing more.
+    const countedTo = call.agentRun ? [call.agentRun.run] : [];
     if (responseId && !markFinished(responseId, countedTo))
       call.finish({ usage: null, httpStatus, requestId: responseId, errorType: null, kind: "other" });
     else

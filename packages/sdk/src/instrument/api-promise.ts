@@ -377,7 +377,7 @@ function observedEvents(
     // Counted to its run by this record: its usage, or, unreadable, the worst case it held (a cost unknown),
     // so a poll inside that run's `run.llm` that reads the usage counts nothing more.
     const countedTo = call.agentRun ? [call.agentRun.run] : [];
-    if (responseId && !markFinished(responseId, countedTo))
+    if (responseId && !markFinished(responseId, { countedTo, submittedAs: call.requestedModels }))
       call.finish({ usage: null, httpStatus, requestId: responseId, errorType: null, kind: "other" });
     else
       call.finish({

@@ -15,7 +15,7 @@ import {
 } from "@tollgate/core";
 import type { AgentRun } from "../agent-run.js";
 import type { StreamLike } from "./api-promise.js";
-import type { BackgroundPolls, PollOptions, TrackedCall } from "./call.js";
+import type { BackgroundPolls, PollOptions, RequestedModels, TrackedCall } from "./call.js";
 
 // OpenAI background responses (`background: true`): the submission is recorded at once (kind=other), the
 // response's cost when a poll (`responses.retrieve`) finds it finished, as the gateway does.
@@ -26,10 +26,15 @@ import type { BackgroundPolls, PollOptions, TrackedCall } from "./call.js";
  */
 const submitted = new Recent<TrackedCall>({ forgotten: (call) => call.submissionForgotten() });
 /**
- * Responses recorded as finished here (by a poll, or their stream), recorded once: the runs their cost was
- * counted to (so a poll again inside one's `run.llm(…)` counts it no more).
+ * A response recorded as finished here (by a poll, or its stream), recorded once: the runs its cost was
+ * counted to (so a poll again inside one's `run.llm(…)` counts it no more), and the models its submission
+ * named (what a poll counting it to another run prices it at, as its record was priced).
  */
-const finished = new Recent<AgentRun[]>();
+export interface FinishedResponse {
+  countedTo: AgentRun[];
+  submittedAs: RequestedModels;
+}
+const finished = new Recent<FinishedResponse>();
 
 /**
  * A submission made through a wrapped client (or a background stream cut short: the response runs on):
@@ -79,12 +84,12 @@ export function backgroundPolls(responses: unknown, firstMs: number): Background
 }
 
 /**
- * The first to find a background response finished (a poll, or its stream to its end) records it, its cost
- * counted to `countedTo`: false when another did already.
+ * The first to find a background response finished (a poll, or its stream to its end) records it, as
+ * `recorded` says: false when another did already.
  */
-export function markFinished(responseId: string, countedTo: AgentRun[]): boolean {
+export function markFinished(responseId: string, recorded: FinishedResponse): boolean {
   submitted.delete(responseId);
-  return finished.add(responseId, countedTo);
+  return finished.add(responseId, recorded);
 }
 
 /**
@@ -96,9 +101,9 @@ export function recordIfFinished(body: unknown, poll: TrackedCall): void {
   if (typeof body !== "object" || body === null) return;
   const response = backgroundResponse(body as Record<string, unknown>);
   if (!response || !isFinished(response)) return;
-  const countedTo = finished.get(response.id);
-  if (countedTo) {
-    countOnceInLlm(countedTo, poll, response, () => usageOf(body)); // recorded already
+  const found = finished.get(response.id);
+  if (found) {
+    countOnceInLlm(found, poll, response, () => usageOf(body)); // recorded already
     return;
   }
   const usage = usageOf(body);
@@ -110,11 +115,11 @@ export function recordIfFinished(body: unknown, poll: TrackedCall): void {
     return;
   }
   const call = submitted.get(response.id) ?? poll;
-  const counted = call.agentRun ? [call.agentRun.run] : [];
-  markFinished(response.id, counted);
+  const recorded = { countedTo: call.agentRun ? [call.agentRun.run] : [], submittedAs: call.requestedModels };
+  markFinished(response.id, recorded);
   // Counted to the poll's run here, before the submission's hold goes (told first: the record's sink may
   // throw once the usage is counted).
-  countOnceInLlm(counted, poll, response, () => usage);
+  countOnceInLlm(recorded, poll, response, () => usage);
   call.finishBackground(response, usage);
 }
 
@@ -128,23 +133,23 @@ function usageOf(body: unknown): ExtractedUsage | null {
 }
 
 /**
- * A poll, inside `run.llm(…)`, of a finished response whose cost was counted to `countedTo`: a run not among
- * them (which is then) has it counted by the poll itself, so a run counts a response once however often it
- * polls, and whatever the callback then returns (`output_text`, say) or throws; `run.llm` counts nothing
- * from its reply (a resumed stream's neither, which it cannot read).
+ * A poll, inside `run.llm(…)`, of a finished response `recorded`: a run its cost was not counted to (which
+ * it is then) has it counted by the poll itself, priced as its record was, so a run counts a response once
+ * however often it polls, and whatever the callback then returns (`output_text`, say) or throws; `run.llm`
+ * counts nothing from its reply (a resumed stream's neither, which it cannot read).
  */
 function countOnceInLlm(
-  countedTo: AgentRun[],
+  recorded: FinishedResponse,
   poll: TrackedCall,
   response: BackgroundResponse,
   usage: () => ExtractedUsage | null,
 ): void {
   const run = poll.agentRun?.counts === false ? poll.agentRun.run : undefined;
   if (!run) return;
-  if (!countedTo.includes(run)) {
-    countedTo.push(run);
+  if (!recorded.countedTo.includes(run)) {
+    recorded.countedTo.push(run);
     const found = usage();
-    if (found) poll.countBackgroundToRun(response, found);
+    if (found) poll.countBackgroundToRun(response, found, recorded.submittedAs);
   }
   poll.usageCounted();
 }

@@ -71,6 +71,15 @@ export interface PollOptions {
   query?: unknown;
 }
 
+/**
+ * The models a request names, which its call is priced at where its reply names none: its own (else its
+ * API's default), and its hosted tool's (a Responses image tool's, an advisor's).
+ */
+export interface RequestedModels {
+  model: string | null;
+  tool: string | null;
+}
+
 export type CostEstimator = (call: {
   provider: string;
   model: string;
@@ -365,12 +374,22 @@ export class TrackedCall {
     this.#inLlm?.polls();
   }
 
+  /** The models its request names: those a poll prices the background response it submitted at. */
+  get requestedModels(): RequestedModels {
+    return { model: this.#model(), tool: requestedToolModel(this.spec.api, this.body) };
+  }
+
   /**
    * A poll that found a background response finished, recorded for another run (or none): its cost counted
-   * to the poll's own run here, priced as its record was, with no record of its own.
+   * to the poll's own run here, priced as its record was, at the models its submission named (`submitted`:
+   * the poll's own request names none), with no record of its own.
    */
-  countBackgroundToRun(response: BackgroundResponse, usage: ExtractedUsage): void {
-    this.#countToRun(usage, this.#modelOf(usage), response.createdMs ?? this.#startMs);
+  countBackgroundToRun(
+    response: BackgroundResponse,
+    usage: ExtractedUsage,
+    submitted: RequestedModels,
+  ): void {
+    this.#countToRun(usage, response.createdMs ?? this.#startMs, { requested: submitted });
   }
 
   /**
@@ -418,7 +437,7 @@ export class TrackedCall {
     const model = this.#modelOf(o.usage);
     const counted = toRun === "always" || (toRun === "as-call" && this.#countsUsage);
     // A batch's call: priced when it ran, as the server prices it.
-    if (o.usage && counted) this.#countToRun(o.usage, model, at.tsStart, o.batch);
+    if (o.usage && counted) this.#countToRun(o.usage, at.tsStart, { batch: o.batch });
     const scope = this.#scope;
     const span = childSpan(scope);
     const record: CallRecordInput = {
@@ -471,23 +490,28 @@ export class TrackedCall {
     if (tool) this.#emitToolCall(record, tool);
   }
 
-  /** The model a reply's usage is priced at: the one it names, else the call's (as the record says). */
-  #modelOf(usage: ExtractedUsage | null): string {
+  /** The model a reply's usage is priced at: the one it names, else the one requested (as the record says). */
+  #modelOf(usage: ExtractedUsage | null, requested = this.#model()): string {
     // Record fields as the gateway takes them (fieldText): a provider's odd value never loses the record.
-    return fieldText(usage?.model) ?? this.#model() ?? "unknown";
+    return fieldText(usage?.model) ?? requested ?? "unknown";
   }
 
   /**
    * Counts a reply's usage to the call's agent run, priced at `at`: the call's, and what a hosted tool did
-   * on its own model, as cost, not as another LLM call, as the gateway counts it.
+   * on its own model, as cost, not as another LLM call, as the gateway counts it; where the reply names no
+   * model, at those `requested` (this call's request's by default).
    */
-  #countToRun(usage: ExtractedUsage, model: string, at: number, batch?: true): void {
+  #countToRun(
+    usage: ExtractedUsage,
+    at: number,
+    { batch, requested = this.requestedModels }: { batch?: true; requested?: RequestedModels } = {},
+  ): void {
     const run = this.#run?.run;
     if (!run) return;
     const { provider } = this.spec;
     run.recordUsage(usage.usage, {
       provider,
-      model,
+      model: this.#modelOf(usage, requested.model),
       serviceTier: usage.service_tier,
       servedAs: servedAsOf(usage.usage_raw),
       batch,
@@ -497,7 +521,7 @@ export class TrackedCall {
     if (tool?.usage)
       run.recordUsage(tool.usage, {
         provider,
-        model: toolCallModel(tool, requestedToolModel(this.spec.api, this.body)),
+        model: toolCallModel(tool, requested.tool),
         batch,
         at,
       });

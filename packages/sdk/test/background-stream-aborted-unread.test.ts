@@ -1,14 +1,15 @@
 // A background stream (`background: true, stream: true`) the app aborts before reading anything of it: its
 // response runs on at OpenAI all the same. Its first event (`response.created`), read as it comes though
 // nothing asked for it, names that response, so the stream is recorded as its submission is, keeping its
-// hold, and the poll that finds the response finished bills it in full. Aborted before that event came, it
-// is recorded cut short, as any stream left unread. A file of its own: the SDK records a response once per
-// process, under the id its fixture gives it.
+// hold, and the poll that finds the response finished bills it in full. Aborted before that event came
+// (read or not), nothing names the response (no header of the reply, no list of responses), so it is
+// recorded as a call whose cost is unknown, its hold counted as that cost at once. A file of its own: the
+// SDK records a response once per process, under the id its fixture gives it.
 import { setTimeout as sleep } from "node:timers/promises";
-import { extractFromSse, PricingEngine, servedAsOf } from "@tollgate/core";
+import { buildCallRecord, extractFromSse, PricingEngine, servedAsOf } from "@tollgate/core";
 import { describe, expect, it, vi } from "vitest";
 import { fixture } from "../../server/test/mock-upstream.js";
-import { agentRun } from "../src/index.js";
+import { AgentRun, agentRun } from "../src/index.js";
 import { clientsAgainstMock } from "./background-helpers.js";
 
 const clients = clientsAgainstMock();
@@ -59,18 +60,53 @@ describe("SDK: a background stream aborted before anything read it", () => {
     });
   });
 
-  it("is recorded cut short, as any stream left unread, when it was aborted before that event came", async () => {
+  it("is a call whose cost is unknown, its hold counted as that cost, when aborted before that event came, read or not", async () => {
     const openai = clients.wrapped();
-    const from = sent.length;
-    const stream = await openai.responses.create(request, {
-      headers: { ...CASE, "x-mock-case": "sdk-bg-stream-aborted-early", "x-mock-chunk-delay-ms": "1000" },
-    });
-    stream.controller.abort();
-    await vi.waitFor(() => expect(sent.length).toBe(from + 1));
-    expect(sent[from]).toMatchObject({
-      kind: "llm",
-      error_type: "client_disconnected",
-      cost_source: "estimated",
-    });
+    const probe = new AgentRun({ type: "probe", limits: { max_cost_usd: "10" } });
+    const worstCase = probe.holdOf({
+      api: "openai.responses",
+      provider: "openai",
+      model: "gpt-5.2",
+      body: request,
+    })!;
+    for (const read of [false, true])
+      await agentRun({ type: "researcher", limits: { max_cost_usd: "10" } }, async (run) => {
+        const from = sent.length;
+        const stream = await openai.responses.create(request, {
+          headers: {
+            ...CASE,
+            "x-mock-case": `sdk-bg-stream-aborted-early-${read}`,
+            "x-mock-chunk-delay-ms": "1000",
+          },
+        });
+        const reading = read
+          ? (async () => {
+              for await (const _ of stream);
+            })()
+          : null;
+        await sleep(50);
+        stream.controller.abort();
+        await reading;
+        await vi.waitFor(() => expect(sent.length).toBe(from + 1));
+        expect(sent[from]).toMatchObject({
+          kind: "llm",
+          status: "ok",
+          error_type: "background_unseen",
+          request_id: expect.stringMatching(/^req_mock/), // the reply's: the only id there is
+          agent_run_id: run.id,
+        });
+        expect(sent[from]).not.toHaveProperty("cost_source"); // not a stream cut short: nothing to estimate
+        const stored = buildCallRecord(sent[from], { workspaceId: "default", engine: new PricingEngine() });
+        expect(stored.ok && stored.record).toMatchObject({
+          priced: false,
+          price_ref: "no_usage",
+          cost_nanousd: 0n,
+        });
+        // Gone at once (no poll will come), counted at the most it could cost, as any call whose cost is unknown.
+        expect(run.held).toEqual(empty);
+        expect(run.usage.cost_nanousd).toBe(worstCase.cost_nanousd);
+        await sleep(50);
+        expect(sent).toHaveLength(from + 1);
+      });
   });
 });

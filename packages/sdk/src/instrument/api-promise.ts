@@ -9,7 +9,7 @@ import {
 } from "@tollgate/core";
 import { eventsFindingFinished, markFinished, rememberSubmission } from "./background.js";
 import { observeBodyInPlace } from "./batch-results.js";
-import { type TrackedCall, USAGE_UNREADABLE } from "./call.js";
+import { BACKGROUND_UNSEEN, type TrackedCall, USAGE_UNREADABLE } from "./call.js";
 import { BROKE, readFirstEventAhead } from "./first-event-ahead.js";
 
 /**
@@ -40,6 +40,9 @@ export interface StreamLike {
   /** Aborts the stream's request (`stream.controller.abort()`, the request's signal, a helper's `abort()`). */
   controller?: AbortController;
 }
+
+/** The error type of a stream the app left (stopped reading, or aborted), as the gateway's of a client gone. */
+const LEFT = "client_disconnected";
 
 /** Filters events out of the app's view: ones only there because the wrapper changed the request. */
 export type EventFilter = (event: unknown) => boolean;
@@ -277,7 +280,7 @@ function observeRawStream(call: TrackedCall, res: Response): void {
         controller.enqueue(r.value);
       },
       cancel(reason) {
-        call.cutShort(partial(), "client_disconnected", res.status, requestId);
+        call.cutShort(partial(), LEFT, res.status, requestId);
         return reader.cancel(reason);
       },
     });
@@ -313,8 +316,9 @@ function observeStream(
  * A stream aborted before anything read it (`stream.controller.abort()`): nothing will, so it is recorded
  * then, as left (its input may be billed), and any hold on its agent run goes (it would stay until the stream
  * is collected). A background stream whose first event named its response (`runningOn`: settled once that
- * event came, or cannot) is recorded as its submission instead: the response runs on; one that broke before
- * that event was aborted by its SDK, not the app, and is recorded as broken, as its reader would find it. One
+ * event came, or cannot) is recorded as its submission instead: the response runs on; one aborted before that
+ * event is a response unseen (recordUnseen); one that broke before it was aborted by its SDK, not the app, and
+ * is recorded as broken, as its reader would find it. One
  * being read is its reader's to record (its SDK aborts it too, as it breaks). The call is held weakly: the signal may outlive
  * it (a fetch, the app's own signal), and an unread stream dropped must stay collectable.
  */
@@ -332,9 +336,10 @@ function recordIfAbortedUnread(
     const call = state.read ? undefined : ref.deref();
     if (responseId === BROKE) call?.cutShort(null, "upstream_stream_broken", httpStatus, requestId);
     else if (call && responseId) {
-      recordRunningOn(call, responseId, "client_disconnected", httpStatus);
+      recordRunningOn(call, responseId, LEFT, httpStatus);
       state.submitted = true;
-    } else call?.cutShort(null, "client_disconnected", httpStatus, requestId);
+    } else if (call && runningOn) recordUnseen(call, httpStatus, requestId);
+    else call?.cutShort(null, LEFT, httpStatus, requestId);
   };
   const aborted = () => (runningOn ? void runningOn.then(leave) : leave(null));
   signal.addEventListener("abort", aborted, { once: true });
@@ -349,6 +354,17 @@ function recordIfAbortedUnread(
 function recordRunningOn(call: TrackedCall, responseId: string, errorType: string, httpStatus: number): void {
   const runsOn = rememberSubmission(responseId, call);
   call.finish({ usage: null, httpStatus, requestId: responseId, errorType, kind: "other", runsOn });
+}
+
+/**
+ * A background stream the app left before its first event named the response: the response runs on at the
+ * provider, but only that event names it (no header of the reply does, its request cannot, and OpenAI lists
+ * no responses to find it by), so nothing can follow it or bill it. Recorded as a call whose cost is unknown
+ * (not as a stream cut short, which it is not: its estimate would be the input alone), its hold counted as
+ * that cost, at once: as any call whose cost stays unknown, never held for the hour a submission is.
+ */
+function recordUnseen(call: TrackedCall, httpStatus: number, requestId: string | null): void {
+  call.finish({ usage: null, httpStatus, requestId, errorType: BACKGROUND_UNSEEN });
 }
 
 /**
@@ -390,13 +406,15 @@ function observedEvents(
   const cutShort = (errorType: string) => {
     // A background response runs on when its stream is cut short: recorded as its submission is, and
     // priced by the poll that finds it finished. Unless its final event came (the only one of a Responses
-    // stream with usage): the app stopped reading at the end, and the response is finished.
+    // stream with usage): the app stopped reading at the end, and the response is finished. Left before its
+    // first event named the response, it is a response unseen (one that broke then is estimated, as any).
     const responseId = background ? extractor.responseId() : null;
     if (responseId) {
       const usage = usageOf(() => extractor.result());
       if (usage) return finishWhole(usage, responseId);
       recordRunningOn(call, responseId, errorType, httpStatus);
-    } else
+    } else if (background && errorType === LEFT) recordUnseen(call, httpStatus, requestId);
+    else
       call.cutShort(
         usageOf(() => extractor.result()),
         errorType,
@@ -415,7 +433,7 @@ function observedEvents(
     if (r.done) {
       // The SDKs end an aborted stream as if it had ended: the app stopped it, as by leaving the loop.
       if (aborted?.aborted) {
-        cutShort("client_disconnected");
+        cutShort(LEFT);
         return r;
       }
       finishWhole(
@@ -438,7 +456,7 @@ function observedEvents(
     next: () => events.next().then(onResult, onError),
     // The app stopped reading (break, return): what it was sent so far is what it pays for.
     return: (value?: unknown) => {
-      cutShort("client_disconnected");
+      cutShort(LEFT);
       return events.return ? events.return(value) : Promise.resolve({ done: true, value });
     },
     [Symbol.asyncIterator]: () => iterator,

@@ -33,6 +33,18 @@ import type { Admission } from "../run-line.js";
 /** The error type of a call answered without usage it can read: still an ok call, its cost unknown. */
 export const USAGE_UNREADABLE = "usage_unreadable";
 
+/**
+ * The error type of a background response's stream the app left before its first event named the response:
+ * the response runs on at the provider, unseen (nothing else names it, so nothing can follow it): an ok
+ * call, its cost unknown, as one without usage it can read.
+ */
+export const BACKGROUND_UNSEEN = "background_unseen";
+
+/** A call recorded so is answered, its cost unknown: an ok call, which counts the worst case it held. */
+function costUnknown(errorType: string | null): boolean {
+  return errorType === USAGE_UNREADABLE || errorType === BACKGROUND_UNSEEN;
+}
+
 /** Usage counts servers took on later: left out of a record where 0, so that an older server takes it. */
 const LATER_FIELDS = [
   ...TOOL_CALL_FIELDS,
@@ -333,7 +345,7 @@ export class TrackedCall {
       // Counted first (recordUsage): the calls waiting for room see the spend in place of the hold. Let go
       // should the sink throw, too (collected later, it would count its worst case on top).
       if (o.runsOn) this.#holdWhileRunning();
-      else this.#letGo(o.errorType === USAGE_UNREADABLE);
+      else this.#letGo(costUnknown(o.errorType));
     }
   }
 
@@ -457,7 +469,7 @@ export class TrackedCall {
       // The tier the provider says it served (OpenAI's flex is billed at batch rates), else the one asked for.
       service_tier: fieldText(o.usage?.service_tier ?? this.body.service_tier, INPUT_LIMITS.shortText),
       // Answered, but without usage it can read (a DALL·E image reports none): ok, as the gateway has it.
-      status: o.errorType === null || o.errorType === USAGE_UNREADABLE ? "ok" : "error",
+      status: o.errorType === null || costUnknown(o.errorType) ? "ok" : "error",
       http_status: o.httpStatus,
       error_type: o.errorType,
       request_id: fieldText(o.requestId),

@@ -195,19 +195,29 @@ export class AgentRun {
    * client's call inside waits for room in its place, as one made directly (up to its own timeout, ended by
    * its signal; a background response's poll needs none); a call of any other API waits here first. It is
    * counted as its callback starts, so max_llm_calls holds whatever the callback makes; a poll inside gives
-   * the count back, and a wrapped call inside that must wait is counted only once it gets in.
+   * the count back, and a wrapped call inside that must wait is counted only once it gets in. An OpenAI
+   * Responses call at max_llm_calls (or max_depth) runs its callback too, since a background response's poll
+   * inside is no LLM call: a wrapped model call inside is refused, killing the run, and a call of a client not
+   * wrapped, which cannot be told from a poll, goes as the one past the ceiling, killing it.
    */
   async llm<T>(api: Api, call: () => Promise<T>, opts: LlmCallOptions = {}): Promise<T> {
     const depth = this.#currentDepth() + 1;
-    let waitsInside = false;
+    // Whether its LLM call is let in by the first wrapped call inside (see madeInside), not here; and what
+    // refuses that call should it be a model call (it may be a poll, which nothing refuses).
+    let admittedInside = false;
+    let refusal: KillReason | null = null;
     if (!WRAPPED_API.test(api)) {
       const admitted = this.admitLlmCall(null);
       if (admitted) await admitted;
-    } else if (!this.#tryLlmCall(null, depth, false)) {
-      // No room: its callback runs at once all the same, so it is counted as it starts, as one let in is
-      // (else calls made so at once would all pass max_llm_calls); see madeInside for what takes it back.
-      waitsInside = true;
-      this.#usage.llm_calls++;
+    } else {
+      refusal = this.#refusalUnlessPoll(api, depth);
+      if (refusal || !this.#tryLlmCall(null, depth, false)) {
+        // No room, or none for a model call: its callback runs at once all the same, so it is counted as it
+        // starts, as one let in is (else calls made so at once would all pass max_llm_calls); see madeInside
+        // for what takes it back.
+        admittedInside = true;
+        this.#usage.llm_calls++;
+      }
     }
     // A wrapped client's call inside is no LLM call of its own (counted here), but counts its usage: its
     // record reads it, streamed or not, and its hold goes only once that is counted.
@@ -221,15 +231,16 @@ export class AgentRun {
         if (!scope.provisional) return;
         scope.provisional = false;
         // A poll is no LLM call (its submission was); a model call without room then waits uncounted, as one
-        // made directly, and is counted as it gets in (nothing counted should it never).
-        if (kind === "poll" || waitsInside) {
+        // made directly, and is counted as it gets in (nothing counted should it never); one past a ceiling
+        // is refused as it is made.
+        if (kind === "poll" || admittedInside) {
           this.#usage.llm_calls--;
           scope.counted = false;
         }
       },
       admit: (hold, signal, timeoutMs) => {
         scope.madeInside("model");
-        if (!waitsInside && scope.counted) {
+        if (!admittedInside && scope.counted) {
           if (hold) this.hold(hold);
           return null;
         }
@@ -247,6 +258,8 @@ export class AgentRun {
       if (!scope.usageCounted) this.#countReply(api, reply, opts);
       return reply;
     } finally {
+      // No wrapped call inside told what it was: a client not wrapped made its call, the one past the ceiling.
+      if (refusal && scope.provisional) this.#killed ??= refusal;
       // Said however the callback ended: one that throws after its call was no more held for it.
       if (!scope.wrapped && this.#held) warnUnheld(this);
       this.#line.wake(); // settled, whether or not it held anything: the next in line tries
@@ -347,8 +360,7 @@ export class AgentRun {
    * AgentRunHeldError when `final`). Throws AgentRunKilledError when the run is over a ceiling.
    */
   #tryHold(hold: RunHold | null, final: boolean): boolean {
-    this.#killed ??= crossedCeiling(this.#usage, this.#ceilings, Date.now());
-    if (this.#killed) throw new AgentRunKilledError(this.id, this.type, this.#killed);
+    this.#refuseIfOver();
     const full = this.#held && heldCeiling(this.#usage, this.#held, this.#ceilings);
     if (full) {
       if (final) throw new AgentRunHeldError(this.id, this.type, full, hold ?? NO_HOLD);
@@ -356,6 +368,25 @@ export class AgentRun {
     }
     if (hold) this.hold(hold);
     return true;
+  }
+
+  /** Throws AgentRunKilledError when the run is killed, or over a ceiling (which kills it). */
+  #refuseIfOver(): void {
+    this.#killed ??= crossedCeiling(this.#usage, this.#ceilings, Date.now());
+    if (this.#killed) throw new AgentRunKilledError(this.id, this.type, this.#killed);
+  }
+
+  /**
+   * What would refuse the LLM call `llm()` of `api` is about to make at `depth` as a model call (max_llm_calls
+   * or max_depth reached), when it may be a background response's poll instead (an OpenAI Responses call),
+   * which is no LLM call: told only by the wrapped call inside. Null when nothing would, or it may not be a
+   * poll (refused here then, as any call). A run killed or over a ceiling throws AgentRunKilledError here,
+   * poll or not: a kill holds around any client, whose call cannot be told from a poll until it is made.
+   */
+  #refusalUnlessPoll(api: Api, depth: number): KillReason | null {
+    if (api !== POLLED_API) return null;
+    this.#refuseIfOver();
+    return admitsNext(this.#usage, this.#ceilings, "llm", depth, Date.now());
   }
 
   /**
@@ -450,6 +481,8 @@ function holdWaitMsOf(ms: unknown): number {
 
 /** The APIs of the clients wrapOpenAI and wrapAnthropic wrap: a call of one inside `llm()` can wait there. */
 const WRAPPED_API = /^(openai|anthropic)\./;
+/** The API a wrapped client's poll of a background response (`responses.retrieve`) inside `llm()` is of. */
+const POLLED_API: Api = "openai.responses";
 
 const current = new AsyncLocalStorage<AgentRun>();
 /**

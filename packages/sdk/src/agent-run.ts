@@ -134,6 +134,8 @@ export class AgentRun {
   readonly #usage: RunUsage;
   readonly #depth = new AsyncLocalStorage<number>();
   #killed: KillReason | null = null;
+  /** An `llm()` past a ceiling whose callback has not yet told what its call is (#untoldUntilMade). */
+  #untold: Promise<void> | null = null;
   /** What its calls in flight hold; null when no ceiling of the run holds anything (no cost or token one). */
   readonly #held: RunHold | null;
   readonly #holdWaitMs: number;
@@ -198,24 +200,29 @@ export class AgentRun {
    * the count back, and a wrapped call inside that must wait is counted only once it gets in. An OpenAI
    * Responses call at max_llm_calls (or max_depth) runs its callback too, since a background response's poll
    * inside is no LLM call: a wrapped model call inside is refused, killing the run, and a call of a client not
-   * wrapped, which cannot be told from a poll, goes as the one past the ceiling, killing it.
+   * wrapped, which cannot be told from a poll, goes as the one past the ceiling, killing it. Such callbacks
+   * start one at a time, each once the one before made its call, which alone counts it.
    */
   async llm<T>(api: Api, call: () => Promise<T>, opts: LlmCallOptions = {}): Promise<T> {
     const depth = this.#currentDepth() + 1;
-    // Whether its LLM call is let in by the first wrapped call inside (see madeInside), not here; and what
-    // refuses that call should it be a model call (it may be a poll, which nothing refuses).
-    let admittedInside = false;
+    // Whether its LLM call, with no room, is let in by the first wrapped call inside (see madeInside), not
+    // here; and what refuses that call should it be a model call (it may be a poll, which nothing refuses).
+    let waitsInside = false;
     let refusal: KillReason | null = null;
+    let told: (() => void) | null = null;
     if (!WRAPPED_API.test(api)) {
       const admitted = this.admitLlmCall(null);
       if (admitted) await admitted;
     } else {
+      // One at a time past a ceiling: the next waits until this one's call tells what it is (not one made
+      // inside its callback, which it would wait on in turn).
+      if (api === POLLED_API && counted.getStore()?.run !== this) while (this.#untold) await this.#untold;
       refusal = this.#refusalUnlessPoll(api, depth);
-      if (refusal || !this.#tryLlmCall(null, depth, false)) {
-        // No room, or none for a model call: its callback runs at once all the same, so it is counted as it
-        // starts, as one let in is (else calls made so at once would all pass max_llm_calls); see madeInside
-        // for what takes it back.
-        admittedInside = true;
+      if (refusal) told = this.#untoldUntilMade();
+      else if (!this.#tryLlmCall(null, depth, false)) {
+        // No room: its callback runs at once all the same, so it is counted as it starts, as one let in is
+        // (else calls made so at once would all pass max_llm_calls); see madeInside for what takes it back.
+        waitsInside = true;
         this.#usage.llm_calls++;
       }
     }
@@ -225,22 +232,25 @@ export class AgentRun {
       run: this,
       usageCounted: false,
       wrapped: false,
-      counted: true,
+      // One past a ceiling is not counted as it starts: counted over the ceiling, it would kill the run
+      // (any check meanwhile, another poll's) before it tells whether it is a poll.
+      counted: refusal === null,
       provisional: true,
       madeInside: (kind) => {
         if (!scope.provisional) return;
         scope.provisional = false;
+        told?.();
         // A poll is no LLM call (its submission was); a model call without room then waits uncounted, as one
         // made directly, and is counted as it gets in (nothing counted should it never); one past a ceiling
         // is refused as it is made.
-        if (kind === "poll" || admittedInside) {
+        if (scope.counted && (kind === "poll" || waitsInside)) {
           this.#usage.llm_calls--;
           scope.counted = false;
         }
       },
       admit: (hold, signal, timeoutMs) => {
         scope.madeInside("model");
-        if (!admittedInside && scope.counted) {
+        if (!waitsInside && scope.counted) {
           if (hold) this.hold(hold);
           return null;
         }
@@ -259,7 +269,11 @@ export class AgentRun {
       return reply;
     } finally {
       // No wrapped call inside told what it was: a client not wrapped made its call, the one past the ceiling.
-      if (refusal && scope.provisional) this.#killed ??= refusal;
+      if (refusal && scope.provisional) {
+        this.#usage.llm_calls++;
+        this.#killed ??= refusal;
+      }
+      told?.();
       // Said however the callback ended: one that throws after its call was no more held for it.
       if (!scope.wrapped && this.#held) warnUnheld(this);
       this.#line.wake(); // settled, whether or not it held anything: the next in line tries
@@ -374,6 +388,23 @@ export class AgentRun {
   #refuseIfOver(): void {
     this.#killed ??= crossedCeiling(this.#usage, this.#ceilings, Date.now());
     if (this.#killed) throw new AgentRunKilledError(this.id, this.type, this.#killed);
+  }
+
+  /**
+   * Marks an `llm()` past a ceiling as in flight until its first wrapped call tells what it is (or it ends):
+   * the next such waits (#untold), so a client not wrapped passes the ceiling by one call, never more.
+   * Returns what ends the mark; called again, it does nothing.
+   */
+  #untoldUntilMade(): () => void {
+    let made!: () => void;
+    const untold = new Promise<void>((resolve) => {
+      made = resolve;
+    });
+    this.#untold = untold;
+    return () => {
+      if (this.#untold === untold) this.#untold = null;
+      made();
+    };
   }
 
   /**

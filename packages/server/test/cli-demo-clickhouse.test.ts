@@ -1,9 +1,8 @@
 // `tollgate --clickhouse URL demo`: the demo's calls go to ClickHouse, so the next step it prints must read
 // them there, not the data dir's DuckDB file (which holds none of them).
-import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { demoNextStep } from "../src/cli/demo.js";
-import { CLI, cliOnScratchDir } from "./cli-run.js";
+import { cliOnScratchDir, spawnCli } from "./cli-run.js";
 import { startClickHouse, type TestClickHouse } from "./clickhouse-server.js";
 
 const { dir, dataDir, tollgate } = cliOnScratchDir("tollgate-cli-demo-clickhouse-");
@@ -15,16 +14,16 @@ describe("demo into ClickHouse", () => {
   });
   afterAll(() => ch?.stop());
 
-  it("prints a next step that reads the demo's calls from that ClickHouse, as printed", () => {
+  it("prints a next step that reads the demo's calls from that ClickHouse, as printed", async () => {
     const url = `${ch.url}/tg_demo_next`;
-    const d = tollgate("--clickhouse", url, "demo", "--days", "3", "--calls-per-day", "50");
+    const d = await tollgate("--clickhouse", url, "demo", "--days", "3", "--calls-per-day", "50");
     expect(d.code, d.err).toBe(0);
     const next = /next: npx tollgate (.*)$/m.exec(d.out)?.[1];
     expect(next, d.out).toBe(`--data-dir ${dataDir} --clickhouse ${url} spend --by feature --from 3d`);
-    const res = spawnSync(process.execPath, [CLI, ...next!.split(" ")], { encoding: "utf8", cwd: dir });
-    expect(res.status, res.stderr).toBe(0);
-    expect(res.stderr).toBe("");
-    expect(res.stdout).toContain("summarize");
+    const res = await spawnCli(next!.split(" "), { cwd: dir });
+    expect(res.code, res.err).toBe(0);
+    expect(res.err).toBe("");
+    expect(res.out).toContain("summarize");
   });
 
   it("never prints the ClickHouse password (serve --demo logs its next step)", () => {

@@ -1,19 +1,18 @@
 // The CLI as a platform engineer and a FinOps analyst meet it: usage errors, exit codes, and figures that
 // must agree with each other and with what was recorded.
-import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { uuidv7 } from "@tollgate/core";
 import { describe, expect, it } from "vitest";
-import { CLI, cliOnScratchDir } from "./cli-run.js";
+import { cliOnScratchDir, spawnCli } from "./cli-run.js";
 
 const { dir, dataDir, tollgate } = cliOnScratchDir("tollgate-cli-edges-");
 const DAY = 86_400_000;
 const midnight = (daysAgo: number) => Math.floor(Date.now() / DAY) * DAY - daysAgo * DAY;
 
 /** Records with a reported cost (nano-USD), loaded through `tollgate ingest`. */
-function ingest(name: string, records: Record<string, unknown>[]): void {
+async function ingest(name: string, records: Record<string, unknown>[]): Promise<void> {
   const file = join(dir, `${name}.jsonl`);
   writeFileSync(
     file,
@@ -30,12 +29,12 @@ function ingest(name: string, records: Record<string, unknown>[]): void {
       )
       .join("\n"),
   );
-  const r = tollgate("ingest", file, "--json");
+  const r = await tollgate("ingest", file, "--json");
   expect(r.code, r.err).toBe(0);
 }
 
 describe("usage errors exit 2, with the message and no stack", () => {
-  it("commander's own: an unknown option or command, a missing option, argument or value", () => {
+  it("commander's own: an unknown option or command, a missing option, argument or value", async () => {
     for (const args of [
       ["spend", "--by", "feature", "--bogus"],
       ["spend"],
@@ -44,19 +43,19 @@ describe("usage errors exit 2, with the message and no stack", () => {
       ["rollup"],
       ["keys", "create", "--role", "read"],
     ]) {
-      const r = tollgate(...args);
+      const r = await tollgate(...args);
       expect(r.code, `${args.join(" ")}: ${r.err}`).toBe(2);
       expect(r.err).toMatch(/^error: /);
     }
-    const help = tollgate("spend", "--help");
+    const help = await tollgate("spend", "--help");
     expect(help.code).toBe(0);
     expect(help.out).toContain("--by <dimension>");
-    const version = tollgate("--version");
+    const version = await tollgate("--version");
     expect(version.code).toBe(0);
     expect(version.out.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 
-  it("numbers given to demo and serve", () => {
+  it("numbers given to demo and serve", async () => {
     for (const [args, says] of [
       [["demo", "--days", "abc"], "--days must be a whole number from 1 to 3650"],
       [["demo", "--days", "2", "--calls-per-day", "many"], "--calls-per-day must be a whole number"],
@@ -64,61 +63,53 @@ describe("usage errors exit 2, with the message and no stack", () => {
       [["serve", "--port", "abc"], "invalid port abc"],
       [["serve", "--port", "0", "--demo", "abc"], "--demo must be a whole number from 1 to 3650"],
     ] as const) {
-      const r = tollgate(...args);
+      const r = await tollgate(...args);
       expect(r.code, `${args.join(" ")}: ${r.err}`).toBe(2);
       expect(r.err).toContain(says);
       expect(r.err).not.toMatch(/\n\s+at /);
     }
   });
 
-  it("serve --port wins over TOLLGATE_PORT, 4242 (the default's value) too", () => {
+  it("serve --port wins over TOLLGATE_PORT, 4242 (the default's value) too", async () => {
     // A bad TOLLGATE_BACKGROUND_NICE, read after the port, stops the server before it binds anything:
     // reaching its error means the port taken was the flag's, not the bad one in the environment.
     const env = { ...process.env, TOLLGATE_PORT: "abc", TOLLGATE_BACKGROUND_NICE: "99" };
     for (const port of ["4242", "4243"]) {
-      const r = spawnSync(process.execPath, [CLI, "--data-dir", dataDir, "serve", "--port", port], {
-        encoding: "utf8",
-        env,
-        timeout: 60_000,
-      });
-      expect(r.status, r.stderr).toBe(2);
-      expect(r.stderr).toContain("TOLLGATE_BACKGROUND_NICE must be");
+      const r = await spawnCli(["--data-dir", dataDir, "serve", "--port", port], { env });
+      expect(r.code, r.err).toBe(2);
+      expect(r.err).toContain("TOLLGATE_BACKGROUND_NICE must be");
     }
-    const fromEnv = spawnSync(process.execPath, [CLI, "--data-dir", dataDir, "serve"], {
-      encoding: "utf8",
-      env,
-      timeout: 60_000,
-    });
-    expect(fromEnv.status).toBe(2);
-    expect(fromEnv.stderr).toContain("invalid port abc");
+    const fromEnv = await spawnCli(["--data-dir", dataDir, "serve"], { env });
+    expect(fromEnv.code).toBe(2);
+    expect(fromEnv.err).toContain("invalid port abc");
   });
 
-  it("ingest of a directory", () => {
-    const r = tollgate("ingest", dir);
+  it("ingest of a directory", async () => {
+    const r = await tollgate("ingest", dir);
     expect(r.code).toBe(2);
     expect(r.err).toContain("a directory, not a JSONL file");
     expect(r.err).not.toMatch(/EISDIR|\n\s+at /);
   });
 
-  it("budgets set ID --file: a file naming another budget is refused, not saved over that budget", () => {
+  it("budgets set ID --file: a file naming another budget is refused, not saved over that budget", async () => {
     const file = join(dir, "template.yaml");
     writeFileSync(file, 'id: template\nwindow: day\nlimit_usd: "5"\n');
-    expect(tollgate("budgets", "set", "--file", file).code).toBe(0);
-    const other = tollgate("budgets", "set", "other", "--file", file);
+    expect((await tollgate("budgets", "set", "--file", file)).code).toBe(0);
+    const other = await tollgate("budgets", "set", "other", "--file", file);
     expect(other.code).toBe(2);
     expect(other.err).toContain('is budget "template", not "other"');
-    expect(tollgate("budgets", "status", "other").code).toBe(1);
+    expect((await tollgate("budgets", "status", "other")).code).toBe(1);
     // A file without an id takes the one given.
     const noId = join(dir, "no-id.yaml");
     writeFileSync(noId, 'window: day\nlimit_usd: "7"\n');
-    const named = tollgate("budgets", "set", "named", "--file", noId, "--json");
+    const named = await tollgate("budgets", "set", "named", "--file", noId, "--json");
     expect(named.code, named.err).toBe(0);
     expect(JSON.parse(named.out)).toMatchObject({ id: "named", budget: { limit_usd: "7" } });
   });
 });
 
 describe("budgets status", () => {
-  it("names what each bucket counts: a budget's fixed scope too, not - as for the whole workspace", () => {
+  it("names what each bucket counts: a budget's fixed scope too, not - as for the whole workspace", async () => {
     const set = (id: string, ...scope: string[]) =>
       tollgate(
         "budgets",
@@ -130,22 +121,25 @@ describe("budgets status", () => {
         "9",
         ...scope.flatMap((s) => ["--scope", s]),
       );
-    for (const r of [set("whole"), set("one-feature", "feature=summarize")]) expect(r.code, r.err).toBe(0);
-    ingest("budget-scope", [{ ts_start: Date.now() - 1000, feature: "summarize", customer_id: "c-scope" }]);
-    const perCustomer = set("per-customer", "feature=summarize", "customer_id=*");
+    for (const r of [await set("whole"), await set("one-feature", "feature=summarize")])
+      expect(r.code, r.err).toBe(0);
+    await ingest("budget-scope", [
+      { ts_start: Date.now() - 1000, feature: "summarize", customer_id: "c-scope" },
+    ]);
+    const perCustomer = await set("per-customer", "feature=summarize", "customer_id=*");
     expect(perCustomer.code, perCustomer.err).toBe(0);
-    const r = tollgate("budgets", "status");
+    const r = await tollgate("budgets", "status");
     expect(r.code, r.err).toBe(0);
     expect(r.out).toMatch(/^whole\s+-\s+day\s/m);
     expect(r.out).toMatch(/^one-feature\s+feature=summarize\s+day\s/m);
     expect(r.out).toMatch(/^per-customer\s+customer_id=c-scope feature=summarize\s+day\s/m);
     for (const id of ["whole", "one-feature", "per-customer"])
-      expect(tollgate("budgets", "delete", id).code).toBe(0);
+      expect((await tollgate("budgets", "delete", id)).code).toBe(0);
   });
 });
 
 describe("a data dir that does not exist", () => {
-  it("is not created and read as no spend by a command that only reads (exit 2, naming it); one that writes makes it", () => {
+  it("is not created and read as no spend by a command that only reads (exit 2, naming it); one that writes makes it", async () => {
     const missing = join(dir, "no-such-data-dir");
     for (const args of [
       ["spend", "--by", "feature"],
@@ -155,7 +149,7 @@ describe("a data dir that does not exist", () => {
       ["budgets", "status"],
       ["keys", "list"],
     ]) {
-      const r = tollgate("--data-dir", missing, ...args);
+      const r = await tollgate("--data-dir", missing, ...args);
       expect(r.code, `${args.join(" ")}: ${r.err}`).toBe(2);
       expect(r.err).toBe(
         `error: no Tollgate data dir at ${missing}: nothing is recorded there and no server runs for it. ` +
@@ -164,9 +158,19 @@ describe("a data dir that does not exist", () => {
       expect(existsSync(missing)).toBe(false);
     }
     expect(existsSync(join(dir, "never.csv.partial"))).toBe(false);
-    const created = tollgate("--data-dir", missing, "budgets", "set", "b", "--window", "day", "--limit", "1");
+    const created = await tollgate(
+      "--data-dir",
+      missing,
+      "budgets",
+      "set",
+      "b",
+      "--window",
+      "day",
+      "--limit",
+      "1",
+    );
     expect(created.code, created.err).toBe(0);
-    expect(tollgate("--data-dir", missing, "budgets", "status").code).toBe(0);
+    expect((await tollgate("--data-dir", missing, "budgets", "status")).code).toBe(0);
   });
 });
 
@@ -176,7 +180,7 @@ describe("serve where it cannot listen", () => {
     await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
     const { port } = taken.address() as { port: number };
     try {
-      const r = tollgate("serve", "--port", String(port));
+      const r = await tollgate("serve", "--port", String(port));
       expect(r.code).toBe(1);
       expect(r.err).toBe(
         `error: cannot listen on 127.0.0.1:${port}: the port is in use (another server?); pick another with --port or TOLLGATE_PORT\n`,
@@ -185,12 +189,12 @@ describe("serve where it cannot listen", () => {
       taken.close();
     }
     // 192.0.2.1 is TEST-NET-1 (RFC 5737): never an address of this machine.
-    const absent = tollgate("serve", "--port", "0", "--host", "192.0.2.1");
+    const absent = await tollgate("serve", "--port", "0", "--host", "192.0.2.1");
     expect(absent.code).toBe(2);
     expect(absent.err).toBe(
       "error: cannot listen on 192.0.2.1:0: --host 192.0.2.1 is not an address of this machine\n",
     );
-    const unknown = tollgate("serve", "--port", "0", "--host", "no-such-host.invalid");
+    const unknown = await tollgate("serve", "--port", "0", "--host", "no-such-host.invalid");
     expect(unknown.code).toBe(2);
     expect(unknown.err).toBe(
       "error: cannot listen on no-such-host.invalid:0: --host no-such-host.invalid could not be resolved\n",
@@ -199,8 +203,8 @@ describe("serve where it cannot listen", () => {
 });
 
 describe("exit codes and output that do not depend on --json", () => {
-  it("prices lookup / calc of an unpriced model exit 1 with --json too; calc's total is unknown, not $0.00", () => {
-    const lookup = tollgate("prices", "lookup", "no-such-model-9", "--json");
+  it("prices lookup / calc of an unpriced model exit 1 with --json too; calc's total is unknown, not $0.00", async () => {
+    const lookup = await tollgate("prices", "lookup", "no-such-model-9", "--json");
     expect(lookup.code).toBe(1);
     expect(JSON.parse(lookup.out)).toMatchObject({ priced: false });
     const args = [
@@ -214,10 +218,10 @@ describe("exit codes and output that do not depend on --json", () => {
       "no-such-model-9",
     ];
     const usage = ["--usage", JSON.stringify({ prompt_tokens: 10, completion_tokens: 5 })];
-    const json = tollgate(...args, ...usage, "--json");
+    const json = await tollgate(...args, ...usage, "--json");
     expect(json.code).toBe(1);
     expect(JSON.parse(json.out)).toMatchObject({ priced: false });
-    const table = tollgate(...args, ...usage);
+    const table = await tollgate(...args, ...usage);
     expect(table.code).toBe(1);
     expect(table.out).toContain("UNPRICED");
     expect(table.out).toContain("total unknown");
@@ -240,7 +244,7 @@ describe("a server that does not answer", () => {
       join(dataDir, "server.json"),
       JSON.stringify({ pid: process.pid, url: `http://127.0.0.1:${port}`, token: "tg_root_x", role: "all" }),
     );
-    const r = tollgate("--data-dir", dataDir, "spend", "--by", "feature");
+    const r = await tollgate("--data-dir", dataDir, "spend", "--by", "feature");
     expect(r.code).toBe(1);
     expect(r.err).toContain(`cannot reach the Tollgate server of ${dataDir} at http://127.0.0.1:${port}`);
     expect(r.err).toContain("server.json");
@@ -249,10 +253,10 @@ describe("a server that does not answer", () => {
 });
 
 describe("figures", () => {
-  it("spend --to alone ends the default 30-day window there (no 400 about a --from never given)", () => {
-    ingest("old", [{ ts_start: midnight(40) + 3_600_000, feature: "old-spend", cost_nanousd: 1_000 }]);
+  it("spend --to alone ends the default 30-day window there (no 400 about a --from never given)", async () => {
+    await ingest("old", [{ ts_start: midnight(40) + 3_600_000, feature: "old-spend", cost_nanousd: 1_000 }]);
     const to = new Date(midnight(35)).toISOString();
-    const r = tollgate("spend", "--by", "feature", "--to", to, "--json");
+    const r = await tollgate("spend", "--by", "feature", "--to", to, "--json");
     expect(r.code, r.err).toBe(0);
     const res = JSON.parse(r.out);
     expect(res.to).toBe(midnight(35));
@@ -260,24 +264,24 @@ describe("figures", () => {
     expect(res.rows).toEqual([expect.objectContaining({ key: "old-spend", cost_nanousd: "1000" })]);
   });
 
-  it("spend's shares are rounded, not cut off (94.56% is 94.6%)", () => {
+  it("spend's shares are rounded, not cut off (94.56% is 94.6%)", async () => {
     const at = midnight(20) + 3_600_000;
-    ingest("shares", [
+    await ingest("shares", [
       { ts_start: at, feature: "share-a", cost_nanousd: 9_456 },
       { ts_start: at, feature: "share-b", cost_nanousd: 544 },
     ]);
     const from = new Date(midnight(21)).toISOString();
     const to = new Date(midnight(19)).toISOString();
-    const r = tollgate("spend", "--by", "feature", "--from", from, "--to", to);
+    const r = await tollgate("spend", "--by", "feature", "--from", from, "--to", to);
     expect(r.code, r.err).toBe(0);
     expect(r.out).toMatch(/^share-a\s+1\s+0\.00\s+94\.6%/m);
     expect(r.out).toMatch(/^share-b\s+1\s+0\.00\s+5\.4%/m);
   });
 
-  it("shares and changes are one rounding in every table, half-up on integers (3 of 2,000 is 0.2%)", () => {
+  it("shares and changes are one rounding in every table, half-up on integers (3 of 2,000 is 0.2%)", async () => {
     // As floats, 0.0015 * 100 is 0.1499…: the rollup tables said 0.1% where spend said 0.2%.
     const iso = (daysAgo: number) => new Date(midnight(daysAgo)).toISOString();
-    ingest("one-rounding", [
+    await ingest("one-rounding", [
       { ts_start: midnight(30) + 3_600_000, feature: "share-rule", customer_id: "share-x", cost_nanousd: 3 },
       {
         ts_start: midnight(30) + 3_600_000,
@@ -289,22 +293,22 @@ describe("figures", () => {
       { ts_start: midnight(30) + 3_600_000, feature: "change-rule", cost_nanousd: 2_003 },
     ]);
     const window = ["--from", iso(31), "--to", iso(29)];
-    const spend = tollgate("spend", "--by", "customer", "--feature", "share-rule", ...window);
+    const spend = await tollgate("spend", "--by", "customer", "--feature", "share-rule", ...window);
     expect(spend.code, spend.err).toBe(0);
     expect(spend.out).toMatch(/^share-x\s+1\s+0\.00\s+0\.2%/m);
-    const customers = tollgate("rollup", "customers", "--feature", "share-rule", ...window);
+    const customers = await tollgate("rollup", "customers", "--feature", "share-rule", ...window);
     expect(customers.code, customers.err).toBe(0);
     expect(customers.out).toMatch(/^share-x\s+\$0\.00\s+0\.2%/m);
-    const features = tollgate("rollup", "features", "--feature", "change-rule", ...window);
+    const features = await tollgate("rollup", "features", "--feature", "change-rule", ...window);
     expect(features.code, features.err).toBe(0);
     expect(features.out).toMatch(
       /^change-rule\s+1\s+\$0\.00\s+\$0\.000002\s+\$0\.000002\s+\+0\.2%\s+\+0\.2%$/m,
     );
   });
 
-  it("--precision: USD in the tables to as many decimals as asked (DESIGN.md), half-up; 0 to 9", () => {
+  it("--precision: USD in the tables to as many decimals as asked (DESIGN.md), half-up; 0 to 9", async () => {
     const at = midnight(27) + 3_600_000;
-    ingest("precision", [
+    await ingest("precision", [
       { ts_start: at, feature: "precise", user_id: "precise-u", cost_nanousd: 1_234_567 },
       { ts_start: at, feature: "precise", user_id: "precise-v", cost_nanousd: 1_000 },
     ]);
@@ -315,28 +319,28 @@ describe("figures", () => {
       new Date(midnight(26)).toISOString(),
     ];
     const only = ["--feature", "precise", ...window];
-    const spend = tollgate("spend", "--by", "user", ...only, "--precision", "9");
+    const spend = await tollgate("spend", "--by", "user", ...only, "--precision", "9");
     expect(spend.code, spend.err).toBe(0);
     expect(spend.out).toMatch(/^precise-u\s+1\s+0\.001234567\s/m);
     expect(spend.out).toMatch(/^TOTAL\s+2\s+0\.001235567\s/m);
     // Every USD figure of a rollup, per-request ones included (their own default is 6 decimals).
-    const features = tollgate("rollup", "features", ...only, "--precision", "4");
+    const features = await tollgate("rollup", "features", ...only, "--precision", "4");
     expect(features.code, features.err).toBe(0);
     expect(features.out).toMatch(/^precise\s+2\s+\$0\.0012\s+\$0\.0006\s/m);
-    const explain = tollgate("explain", ...only, "--precision", "7");
+    const explain = await tollgate("explain", ...only, "--precision", "7");
     expect(explain.code, explain.err).toBe(0);
     expect(explain.out).toMatch(/^precise\s+\$0\.0000000\s+\$0\.0012356\s/m);
-    const forecast = tollgate("forecast", "--feature", "precise", "--precision", "0");
+    const forecast = await tollgate("forecast", "--feature", "precise", "--precision", "0");
     expect(forecast.code, forecast.err).toBe(0);
     expect(forecast.out).toMatch(/: \$0 so far/);
     for (const bad of ["10", "-1", "2.5", "x"]) {
-      const r = tollgate("spend", "--by", "user", ...only, "--precision", bad);
+      const r = await tollgate("spend", "--by", "user", ...only, "--precision", bad);
       expect(r.code, bad).toBe(2);
       expect(r.err).toContain("--precision must be a whole number from 0 to 9");
     }
   });
 
-  it('tables show "" (a tool\'s provider and model, which name none) as (none), as they show none; --json keeps ""', () => {
+  it('tables show "" (a tool\'s provider and model, which name none) as (none), as they show none; --json keeps ""', async () => {
     const at = midnight(25) + 3_600_000;
     const none = {
       provider: undefined,
@@ -344,7 +348,7 @@ describe("figures", () => {
       input_uncached_tokens: undefined,
       output_tokens: undefined,
     };
-    ingest("no-provider", [
+    await ingest("no-provider", [
       { ts_start: at, feature: "blank-key", cost_nanousd: 1_000 },
       { ts_start: at, feature: "blank-key", kind: "tool", ...none, cost_nanousd: 3_000 },
     ]);
@@ -356,30 +360,30 @@ describe("figures", () => {
       "--to",
       new Date(at + DAY).toISOString(),
     ];
-    const spend = tollgate("spend", "--by", "provider", ...window);
+    const spend = await tollgate("spend", "--by", "provider", ...window);
     expect(spend.code, spend.err).toBe(0);
     expect(spend.out).toMatch(/^\(none\)\s+1\s+0\.00\s+75\.0%/m);
     expect(spend.out).toMatch(/^openai\s+1\s+0\.00\s+25\.0%/m);
-    const json = JSON.parse(tollgate("spend", "--by", "provider", ...window, "--json").out);
+    const json = JSON.parse((await tollgate("spend", "--by", "provider", ...window, "--json")).out);
     expect(json.rows.map((r: { key: string | null }) => r.key)).toEqual(["", "openai"]);
     // The tool's cost is spend in the rollups too, under no model.
-    const outcomes = tollgate("rollup", "outcomes", "--by", "model", ...window);
+    const outcomes = await tollgate("rollup", "outcomes", "--by", "model", ...window);
     expect(outcomes.code, outcomes.err).toBe(0);
     // No requests: no success rate, as no cost per success (0.0% would say every request failed).
     expect(outcomes.out).toMatch(/^\(none\)\s+0\s+0\s+-\s+\$0\.00\s+-$/m);
   });
 
-  it("explain's tables write a fall as -$1.00 (as its narrative does), right-aligned like the rest", () => {
+  it("explain's tables write a fall as -$1.00 (as its narrative does), right-aligned like the rest", async () => {
     // Before: feature fall-a and fall-b $1 each; after: fall-a $3, fall-b nothing.
     const before = midnight(14) + 3_600_000;
     const after = midnight(12) + 3_600_000;
-    ingest("variance", [
+    await ingest("variance", [
       { ts_start: before, feature: "fall-a", customer_id: "var", cost_nanousd: 1_000_000_000 },
       { ts_start: before, feature: "fall-b", customer_id: "var", cost_nanousd: 1_000_000_000 },
       { ts_start: after, feature: "fall-a", customer_id: "var", cost_nanousd: 3_000_000_000 },
     ]);
     const iso = (daysAgo: number) => new Date(midnight(daysAgo)).toISOString();
-    const r = tollgate(
+    const r = await tollgate(
       "explain",
       "--customer",
       "var",
@@ -407,14 +411,14 @@ describe("figures", () => {
 
   it("a parquet export keeps each column's type: text that reads as a number stays text", async () => {
     const at = midnight(8) + 3_600_000;
-    ingest("types", [
+    await ingest("types", [
       { ts_start: at, feature: "typed", prompt_version: "1.10", customer_id: "42", user_id: "007" },
       { ts_start: at + 1, feature: "typed", prompt_version: "2.0", customer_id: "43", user_id: "008" },
     ]);
     const out = join(dir, "typed.parquet");
     const from = new Date(midnight(9)).toISOString();
     const to = new Date(midnight(7)).toISOString();
-    const r = tollgate(
+    const r = await tollgate(
       "export",
       "calls",
       "--feature",
@@ -448,25 +452,25 @@ describe("figures", () => {
 });
 
 describe("spend and export calls pick a data_mode and deployment, as the rollups do", () => {
-  it("--data-mode and --deployment (other than prod) filter exactly; a value the server refuses is a usage error", () => {
+  it("--data-mode and --deployment (other than prod) filter exactly; a value the server refuses is a usage error", async () => {
     const ts = Date.now() - 3_600_000;
-    ingest("modes", [
+    await ingest("modes", [
       { ts_start: ts, feature: "modes", data_mode: "real", deployment: "prod", cost_nanousd: "1000000" },
       { ts_start: ts, feature: "modes", data_mode: "test", deployment: "staging", cost_nanousd: "20000000" },
     ]);
-    const spend = (...flags: string[]) => {
-      const r = tollgate("spend", "--by", "feature", "--feature", "modes", "--json", ...flags);
+    const spend = async (...flags: string[]) => {
+      const r = await tollgate("spend", "--by", "feature", "--feature", "modes", "--json", ...flags);
       expect(r.code, r.err).toBe(0);
       return JSON.parse(r.out).rows.map((x: { cost_usd: string }) => x.cost_usd);
     };
-    expect(spend()).toEqual(["0.021"]);
-    expect(spend("--data-mode", "real")).toEqual(["0.001"]);
-    expect(spend("--deployment", "staging")).toEqual(["0.02"]);
-    const bad = tollgate("spend", "--by", "feature", "--data-mode", "bogus");
+    expect(await spend()).toEqual(["0.021"]);
+    expect(await spend("--data-mode", "real")).toEqual(["0.001"]);
+    expect(await spend("--deployment", "staging")).toEqual(["0.02"]);
+    const bad = await tollgate("spend", "--by", "feature", "--data-mode", "bogus");
     expect(bad.code).toBe(2);
     expect(bad.err).toContain("data_mode");
     const out = join(dir, "modes.json");
-    const r = tollgate(
+    const r = await tollgate(
       "export",
       "calls",
       "-o",
@@ -483,26 +487,26 @@ describe("spend and export calls pick a data_mode and deployment, as the rollups
     expect(JSON.parse(r.out).rows).toBe(1);
   });
 
-  it("--deployment all and --data-mode all are every value, as in the rollups, not one named all", () => {
+  it("--deployment all and --data-mode all are every value, as in the rollups, not one named all", async () => {
     const ts = Date.now() - 3_600_000;
-    ingest("every", [
+    await ingest("every", [
       { ts_start: ts, feature: "every", data_mode: "real", deployment: "prod", cost_nanousd: "1000000" },
       { ts_start: ts, feature: "every", data_mode: "test", deployment: "staging", cost_nanousd: "20000000" },
       { ts_start: ts, feature: "every", data_mode: "demo", cost_nanousd: "300000000" },
     ]);
     const all = ["--deployment", "all", "--data-mode", "all"];
-    const spend = tollgate("spend", "--by", "deployment", "--feature", "every", "--json", ...all);
+    const spend = await tollgate("spend", "--by", "deployment", "--feature", "every", "--json", ...all);
     expect(spend.code, spend.err).toBe(0);
     expect(JSON.parse(spend.out).rows.map((x: { key: string | null }) => x.key)).toEqual([
       null,
       "staging",
       "prod",
     ]);
-    const table = tollgate("spend", "--by", "feature", "--feature", "every", "--deployment", "all");
+    const table = await tollgate("spend", "--by", "feature", "--feature", "every", "--deployment", "all");
     expect(table.out).toMatch(/^every\s+3\s+0\.32\s/m);
     const out = join(dir, "every.json");
-    const exported = (...flags: string[]) => {
-      const r = tollgate(
+    const exported = async (...flags: string[]) => {
+      const r = await tollgate(
         "export",
         "calls",
         "-o",
@@ -517,22 +521,22 @@ describe("spend and export calls pick a data_mode and deployment, as the rollups
       expect(r.code, r.err).toBe(0);
       return JSON.parse(r.out).rows;
     };
-    expect(exported("--deployment", "all")).toBe(3);
-    expect(exported(...all)).toBe(3);
-    const rollup = tollgate("rollup", "features", "--feature", "every", "--json", ...all);
+    expect(await exported("--deployment", "all")).toBe(3);
+    expect(await exported(...all)).toBe(3);
+    const rollup = await tollgate("rollup", "features", "--feature", "every", "--json", ...all);
     expect(rollup.code, rollup.err).toBe(0);
     expect(JSON.parse(rollup.out).features[0]).toMatchObject({ requests: 3 });
   });
 
-  it("--deployment prod counts calls without a deployment, so spend, export calls and the rollups agree", () => {
+  it("--deployment prod counts calls without a deployment, so spend, export calls and the rollups agree", async () => {
     const ts = Date.now() - 3_600_000;
-    ingest("unset", [
+    await ingest("unset", [
       { ts_start: ts, feature: "unset", deployment: "prod", cost_nanousd: "1000000" },
       { ts_start: ts, feature: "unset", deployment: "staging", cost_nanousd: "20000000" },
       { ts_start: ts, feature: "unset", cost_nanousd: "300000000" },
     ]);
-    const spend = (deployment: string) => {
-      const r = tollgate(
+    const spend = async (deployment: string) => {
+      const r = await tollgate(
         "spend",
         "--by",
         "feature",
@@ -545,16 +549,24 @@ describe("spend and export calls pick a data_mode and deployment, as the rollups
       expect(r.code, r.err).toBe(0);
       return JSON.parse(r.out).rows.map((x: { cost_nanousd: string }) => x.cost_nanousd);
     };
-    const rollup = tollgate("rollup", "features", "--feature", "unset", "--deployment", "prod", "--json");
+    const rollup = await tollgate(
+      "rollup",
+      "features",
+      "--feature",
+      "unset",
+      "--deployment",
+      "prod",
+      "--json",
+    );
     expect(rollup.code, rollup.err).toBe(0);
     expect(JSON.parse(rollup.out).features.map((f: { cost: { nanousd: string } }) => f.cost.nanousd)).toEqual(
       ["301000000"],
     );
-    expect(spend("prod")).toEqual(["301000000"]);
-    expect(spend("staging")).toEqual(["20000000"]);
+    expect(await spend("prod")).toEqual(["301000000"]);
+    expect(await spend("staging")).toEqual(["20000000"]);
     const out = join(dir, "unset.json");
-    const exported = (deployment: string) => {
-      const r = tollgate(
+    const exported = async (deployment: string) => {
+      const r = await tollgate(
         "export",
         "calls",
         "-o",
@@ -570,13 +582,13 @@ describe("spend and export calls pick a data_mode and deployment, as the rollups
       expect(r.code, r.err).toBe(0);
       return JSON.parse(r.out).rows;
     };
-    expect(exported("prod")).toBe(2);
-    expect(exported("staging")).toBe(1);
+    expect(await exported("prod")).toBe(2);
+    expect(await exported("staging")).toBe(1);
   });
 });
 
 describe("a refused flag is named as the flag", () => {
-  it("budgets set and agents set say which flag to fix, exit 2", () => {
+  it("budgets set and agents set say which flag to fix, exit 2", async () => {
     for (const [args, says] of [
       [
         ["budgets", "set", "b-flags", "--window", "day", "--limit", "1", "--warn-at", "0.5,abc"],
@@ -599,7 +611,7 @@ describe("a refused flag is named as the flag", () => {
         'error: --max-depth takes numbers; "deep" is not one',
       ],
     ] as const) {
-      const r = tollgate(...args);
+      const r = await tollgate(...args);
       expect(r.code, `${args.join(" ")}: ${r.err}`).toBe(2);
       expect(r.err).toContain(says);
     }
@@ -607,24 +619,24 @@ describe("a refused flag is named as the flag", () => {
 });
 
 describe("every command that prints data has --json (DESIGN.md)", () => {
-  it("agents set prints the stored ceilings, budgets delete what it deleted", () => {
+  it("agents set prints the stored ceilings, budgets delete what it deleted", async () => {
     const ceilings = ["--max-cost", "0.50", "--max-llm-calls", "40"];
-    const set = tollgate("agents", "set", "bot-json", ...ceilings, "--json");
+    const set = await tollgate("agents", "set", "bot-json", ...ceilings, "--json");
     expect(set.code, set.err).toBe(0);
     expect(JSON.parse(set.out)).toMatchObject({
       id: "bot-json",
       agent: { max_cost_usd: "0.50", max_llm_calls: 40 },
       source: "api",
     });
-    expect(tollgate("budgets", "set", "b-json", "--window", "day", "--limit", "1").code).toBe(0);
-    const deleted = tollgate("budgets", "delete", "b-json", "--json");
+    expect((await tollgate("budgets", "set", "b-json", "--window", "day", "--limit", "1")).code).toBe(0);
+    const deleted = await tollgate("budgets", "delete", "b-json", "--json");
     expect(deleted.code, deleted.err).toBe(0);
     expect(JSON.parse(deleted.out)).toEqual({ deleted: "b-json", kind: "budget" });
   });
 });
 
 describe("a refused query value is named as its flag", () => {
-  it("spend, rollup, explain, prices unpriced and export say which flag to fix, exit 2", () => {
+  it("spend, rollup, explain, prices unpriced and export say which flag to fix, exit 2", async () => {
     mkdirSync(dataDir, { recursive: true }); // a data dir to read (one that does not exist is refused first)
     for (const [args, says] of [
       [
@@ -638,7 +650,7 @@ describe("a refused query value is named as its flag", () => {
       [["export", "calls", "-o", join(dir, "q.csv"), "--from", "then"], "export failed (400): --from: "],
       [["export", "rollup", "outcomes", "-o", join(dir, "q.csv"), "--by", "user"], "failed (400): --by: "],
     ] as const) {
-      const r = tollgate(...args);
+      const r = await tollgate(...args);
       expect(r.code, `${args.join(" ")}: ${r.err}`).toBe(2);
       expect(r.err).toContain(says);
     }

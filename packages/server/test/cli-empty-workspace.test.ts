@@ -37,17 +37,17 @@ const COMMANDS = [
 ];
 
 describe("an empty -w / --workspace", () => {
-  it("is a usage error naming the flag for every command taking it (exit 2), and nothing is done", () => {
+  it("is a usage error naming the flag for every command taking it (exit 2), and nothing is done", async () => {
     for (const args of [...COMMANDS.map((c) => [...c, "-w", ""]), ["keys", "list", "--workspace="]]) {
-      const r = tollgate(...args);
+      const r = await tollgate(...args);
       expect(r.err, args.join(" ")).toBe("error: -w/--workspace must not be empty\n");
       expect(r.code).toBe(2);
     }
     // keys create made no key (in `default`, as it did), nor demo, ingest or budgets set any data.
-    const keys = tollgate("keys", "list", "--json");
+    const keys = await tollgate("keys", "list", "--json");
     expect(keys.code, keys.err).toBe(0);
     expect(JSON.parse(keys.out).keys).toEqual([]);
-    const budgets = tollgate("budgets", "status", "--json");
+    const budgets = await tollgate("budgets", "status", "--json");
     expect(budgets.code, budgets.err).toBe(0);
     expect(JSON.parse(budgets.out)).toMatchObject({ budgets: [] });
   });

@@ -15,14 +15,14 @@ const EXPORTS = [["calls"], ["rollup", "features"]] as const;
 const filesOf = (out: string) => readdirSync(dir).filter((f) => f.startsWith(basename(out)));
 
 describe("a CSV export whose metadata cannot be written (a full disk)", () => {
-  it("says so for the export (exit 1, no stack), keeps the previous export's file and metadata, leaves no partial file", () => {
+  it("says so for the export (exit 1, no stack), keeps the previous export's file and metadata, leaves no partial file", async () => {
     for (const what of EXPORTS) {
       const out = join(dir, `full-${what.join("-")}.csv`);
       writeFileSync(out, "the previous export\n");
       writeFileSync(`${out}.meta.json`, "the previous export's metadata\n");
       // The metadata's partial file on a disk that is always full; the data's, on one with room.
       symlinkSync("/dev/full", `${out}.meta.json.partial`);
-      const r = tollgate("export", ...what, "-o", out);
+      const r = await tollgate("export", ...what, "-o", out);
       expect(
         r.err.endsWith(
           `error: cannot write ${out}: the disk is full; nothing was kept of it: free some space there, or write elsewhere\n`,
@@ -38,12 +38,12 @@ describe("a CSV export whose metadata cannot be written (a full disk)", () => {
 });
 
 describe("a complete CSV export", () => {
-  it("replaces the previous file and metadata both, and leaves no partial file", () => {
+  it("replaces the previous file and metadata both, and leaves no partial file", async () => {
     for (const what of EXPORTS) {
       const out = join(dir, `whole-${what.join("-")}.csv`);
       writeFileSync(out, "the previous export\n");
       writeFileSync(`${out}.meta.json`, "the previous export's metadata\n");
-      const r = tollgate("export", ...what, "-o", out, "--json");
+      const r = await tollgate("export", ...what, "-o", out, "--json");
       expect(r.code, r.err).toBe(0);
       expect(JSON.parse(readFileSync(`${out}.meta.json`, "utf8"))).toMatchObject({ rows: 0 });
       expect(readFileSync(out, "utf8")).not.toBe("the previous export\n");

@@ -68,7 +68,7 @@ async function written(where: () => string, text: string): Promise<void> {
 }
 
 describe("an output path that cannot be written", () => {
-  it("is a usage error naming the path and why (exit 2, no stack), for every format and both exports", () => {
+  it("is a usage error naming the path and why (exit 2, no stack), for every format and both exports", async () => {
     mkdirSync(dataDir); // a data dir to export from
     const outDir = join(dir, "here");
     mkdirSync(outDir);
@@ -78,7 +78,7 @@ describe("an output path that cannot be written", () => {
       [["calls", "--format", "parquet"], join(dir, "missing", "x.parquet"), "its directory does not exist"],
       [["rollup", "features"], join(dir, "missing", "x.csv"), "its directory does not exist"],
     ] as const) {
-      const r = tollgate("export", ...args, "-o", path);
+      const r = await tollgate("export", ...args, "-o", path);
       expect(r.code, r.err).toBe(2);
       // After a note that the data dir's `default` workspace holds no calls (workspace-check.ts).
       expect(r.err).toMatch(/^note: workspace "default" has no calls recorded; .*\nerror: /);
@@ -91,20 +91,20 @@ describe("an export that fails midway", () => {
   it("keeps the file it would have replaced and leaves no partial one", async () => {
     const out = join(failing.dir, "calls.csv");
     writeFileSync(out, "the previous export\n");
-    const r = await failing.tollgateAsync("export", "calls", "-o", out);
+    const r = await failing.tollgate("export", "calls", "-o", out);
     expect(r.code).toBe(1);
     expect(r.err).toContain("error: export failed (500): store went away");
     expect(readFileSync(out, "utf8")).toBe("the previous export\n");
     expect(readdirSync(failing.dir).filter((f) => f.startsWith("calls.csv"))).toEqual(["calls.csv"]);
 
     const fresh = join(failing.dir, "fresh.json");
-    const again = await failing.tollgateAsync("export", "calls", "--format", "json", "-o", fresh);
+    const again = await failing.tollgate("export", "calls", "--format", "json", "-o", fresh);
     expect(again.code).toBe(1);
     expect(existsSync(fresh)).toBe(false);
     expect(readdirSync(failing.dir).filter((f) => f.startsWith("fresh"))).toEqual([]);
 
     const rollup = join(failing.dir, "features.csv");
-    const failed = await failing.tollgateAsync("export", "rollup", "features", "-o", rollup);
+    const failed = await failing.tollgate("export", "rollup", "features", "-o", rollup);
     expect(failed.code).toBe(1);
     expect(readdirSync(failing.dir).filter((f) => f.startsWith("features"))).toEqual([]);
   });
@@ -125,7 +125,7 @@ describe("an export interrupted midway (Ctrl-C, SIGTERM)", () => {
       writeFileSync(out, "the previous export\n");
       const run = spawnCli(
         ["--data-dir", stalling.dataDir, "export", "calls", "--format", format, "-o", out],
-        env,
+        { env },
       );
       // Where the calls are written as they come: `<out>.partial`, or parquet's CSV in its temp dir.
       const calls = () =>
@@ -147,7 +147,7 @@ describe("an export interrupted while DuckDB converts it to parquet", () => {
   it("leaves nothing beside the output (no DuckDB temp file), keeps the previous export, exits 130", async () => {
     const out = join(converting.dir, "calls.parquet");
     writeFileSync(out, "the previous export\n");
-    const run = converting.tollgateAsync("export", "calls", "--format", "parquet", "-o", out);
+    const run = converting.tollgate("export", "calls", "--format", "parquet", "-o", out);
     // DuckDB's COPY has begun once it writes a parquet file: into `<out>.partial`, or its own tmp_ beside it.
     const duckDbWriting = () =>
       readdirSync(converting.dir).some((f) => f.startsWith("tmp_")) ||
@@ -221,15 +221,7 @@ describe("a parquet export whose parquet file cannot be written (DuckDB's own wr
     writeFileSync(out, "the previous export\n");
     // Its partial file on a disk that is always full: the export opens it, DuckDB's COPY cannot write it.
     symlinkSync("/dev/full", `${out}.partial`);
-    const r = await converting.tollgateAsync(
-      "export",
-      "calls",
-      "--format",
-      "parquet",
-      "-o",
-      out,
-      "--no-progress",
-    );
+    const r = await converting.tollgate("export", "calls", "--format", "parquet", "-o", out, "--no-progress");
     expect(r.err).toBe(
       `error: cannot write ${out}: the disk is full; nothing was kept of it: free some space there, or write elsewhere\n`,
     );

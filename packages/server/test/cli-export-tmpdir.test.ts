@@ -21,8 +21,7 @@ describe("a parquet export whose temp dir (TMPDIR) cannot be written", () => {
       const out = join(dir, "calls.parquet");
       writeFileSync(out, "the previous export\n");
       const r = await spawnCli(["--data-dir", dataDir, "export", "calls", "--format", "parquet", "-o", out], {
-        ...process.env,
-        TMPDIR: tmp,
+        env: { ...process.env, TMPDIR: tmp },
       });
       expect(r.err).toMatch(/^note: workspace "default" has no calls recorded; .*\nerror: /);
       expect(

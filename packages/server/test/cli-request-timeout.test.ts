@@ -70,10 +70,10 @@ describe("a server that accepted the connection and never answers", () => {
 
   it("TOLLGATE_TIMEOUT sets it too; --timeout wins over it", async () => {
     const env = { ...process.env, TOLLGATE_TIMEOUT: "0.5" };
-    const fromEnv = await spawnCli(["--data-dir", silentDir, "rollup", "features"], env);
+    const fromEnv = await spawnCli(["--data-dir", silentDir, "rollup", "features"], { env });
     expect(fromEnv.code).toBe(1);
     expect(fromEnv.err).toContain("did not answer within 0.5 s");
-    const flag = await spawnCli(["--data-dir", silentDir, "--timeout", "1.5", "runs", "kill", "r1"], env);
+    const flag = await spawnCli(["--data-dir", silentDir, "--timeout", "1.5", "runs", "kill", "r1"], { env });
     expect(flag.code).toBe(1);
     expect(flag.err).toContain("did not answer within 1.5 s");
   });
@@ -111,9 +111,9 @@ describe("the timeout is for silence, not length", () => {
 });
 
 describe("a bad --timeout or TOLLGATE_TIMEOUT", () => {
-  it("is a usage error naming where it came from (exit 2), before anything is asked", () => {
+  it("is a usage error naming where it came from (exit 2), before anything is asked", async () => {
     for (const value of ["abc", "0", "-1", "1s", "", "9999999"]) {
-      const r = tollgate("--timeout", value, "spend", "--by", "feature");
+      const r = await tollgate("--timeout", value, "spend", "--by", "feature");
       expect(r.code, `--timeout ${JSON.stringify(value)}: ${r.err}`).toBe(2);
       expect(r.err).toBe(
         `error: --timeout must be a number of seconds above 0, at most 2147483, got ${JSON.stringify(value)}\n`,
@@ -123,8 +123,7 @@ describe("a bad --timeout or TOLLGATE_TIMEOUT", () => {
 
   it("from the environment too", async () => {
     const bad = await spawnCli(["--data-dir", silentDir, "spend", "--by", "feature"], {
-      ...process.env,
-      TOLLGATE_TIMEOUT: "soon",
+      env: { ...process.env, TOLLGATE_TIMEOUT: "soon" },
     });
     expect(bad.code).toBe(2);
     expect(bad.err).toBe(
@@ -134,8 +133,8 @@ describe("a bad --timeout or TOLLGATE_TIMEOUT", () => {
 });
 
 describe("tollgate --help", () => {
-  it("gives --timeout's default and purge's own, which waits for the purge to be done", () => {
-    const help = tollgate("--help");
+  it("gives --timeout's default and purge's own, which waits for the purge to be done", async () => {
+    const help = await tollgate("--help");
     expect(help.code).toBe(0);
     // Commander wraps the text to the terminal's width: read it as one line.
     expect(help.out.replace(/\s+/g, " ")).toContain("(env TOLLGATE_TIMEOUT; default 30, purge 3600)");

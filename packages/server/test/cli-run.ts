@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,28 +12,40 @@ export function cliOnScratchDir(prefix: string) {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   const dataDir = join(dir, "data");
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  const tollgate = (...args: string[]) => {
-    const res = spawnSync(process.execPath, [CLI, "--data-dir", dataDir, ...args], {
-      encoding: "utf8",
-      timeout: 60_000,
-    });
-    return { code: res.status, out: res.stdout, err: res.stderr };
-  };
-  /** The same, leaving this process's event loop free: for a CLI talking to a stub server of the test's. */
-  const tollgateAsync = (...args: string[]) => spawnCli(["--data-dir", dataDir, ...args]);
-  return { dir, dataDir, tollgate, tollgateAsync };
+  const tollgate = (...args: string[]) => spawnCli(["--data-dir", dataDir, ...args]);
+  return { dir, dataDir, tollgate };
 }
 
-/** The CLI as a child process: its outcome once it has ended, and the `child` itself (to signal it midway). */
-export function spawnCli(args: string[], env: NodeJS.ProcessEnv = process.env) {
-  const child = spawn(process.execPath, [CLI, ...args], { timeout: 60_000, env });
+/** How the CLI is run: this process's environment and working dir unless given; killed after 60 s. */
+export interface CliRunOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  timeoutMs?: number;
+}
+
+/**
+ * The CLI as a child process: its outcome once it has ended, and the `child` itself (to signal it midway).
+ * Never run it synchronously: that stops the test worker's event loop for the whole run, and vitest's
+ * worker, unable to report meanwhile, fails the run (`Timeout calling "onTaskUpdate"`).
+ */
+export function spawnCli(args: string[], { env = process.env, cwd, timeoutMs = 60_000 }: CliRunOptions = {}) {
+  // No stdin: a read of it ends at once, never waits on this process.
+  const child = spawn(process.execPath, [CLI, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    timeout: timeoutMs,
+    env,
+    cwd,
+  });
+  // Decoded as a stream, so a character whose bytes span two chunks is not garbled.
+  child.stdout.setEncoding("utf8");
+  child.stderr.setEncoding("utf8");
   let out = "";
   let err = "";
-  child.stdout.on("data", (c: Buffer) => {
-    out += c.toString();
+  child.stdout.on("data", (c: string) => {
+    out += c;
   });
-  child.stderr.on("data", (c: Buffer) => {
-    err += c.toString();
+  child.stderr.on("data", (c: string) => {
+    err += c;
   });
   const ended = new Promise<{ code: number | null; out: string; err: string }>((resolve) =>
     child.on("close", (code) => resolve({ code, out, err })),

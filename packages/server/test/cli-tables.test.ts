@@ -9,13 +9,13 @@ import { validRecord } from "./helpers.js";
 const { dir, tollgate } = cliOnScratchDir("tollgate-cli-tables-");
 const DAY = 86_400_000;
 
-function ingest(name: string, records: Record<string, unknown>[]): void {
+async function ingest(name: string, records: Record<string, unknown>[]): Promise<void> {
   const file = join(dir, `${name}.jsonl`);
   writeFileSync(
     file,
     records.map((r) => JSON.stringify(validRecord({ data_mode: "test", ...r }))).join("\n"),
   );
-  const r = tollgate("ingest", file, "--json");
+  const r = await tollgate("ingest", file, "--json");
   expect(r.code, r.err).toBe(0);
 }
 
@@ -23,13 +23,13 @@ function ingest(name: string, records: Record<string, unknown>[]): void {
 const rowOf = (out: string, key: string) => out.split("\n").find((l) => l.startsWith(`${key} `))!;
 
 describe("table cells", () => {
-  it("line up by what a terminal shows: wide characters take two columns, a combining accent none", () => {
+  it("line up by what a terminal shows: wide characters take two columns, a combining accent none", async () => {
     // Display widths: 表示 4, e + U+0301 (é) 1, 🚀 2; the widest key is 19 columns.
-    ingest(
+    await ingest(
       "wide",
       ["plain-ascii-feature", "表示", "e\u0301", "🚀"].map((feature) => ({ feature, customer_id: "c-wide" })),
     );
-    const r = tollgate("spend", "--by", "feature", "--customer", "c-wide", "--data-mode", "test");
+    const r = await tollgate("spend", "--by", "feature", "--customer", "c-wide", "--data-mode", "test");
     expect(r.code, r.err).toBe(0);
     // The key column is 19 wide, then two spaces, then the right-aligned calls column ("calls", 5 wide).
     const calls = (key: string, width: number) => `${key}${" ".repeat(19 - width)}      1  `;
@@ -39,13 +39,13 @@ describe("table cells", () => {
     expect(rowOf(r.out, "🚀").startsWith(calls("🚀", 2))).toBe(true);
   });
 
-  it("escape control characters: a newline does not break the row, an ESC is not run by the terminal", () => {
-    ingest("control", [
+  it("escape control characters: a newline does not break the row, an ESC is not run by the terminal", async () => {
+    await ingest("control", [
       { feature: "two\nlines", customer_id: "c-esc" },
       { feature: "red\u001b[31mtext", customer_id: "c-esc" },
       { feature: "a\tb\u202Eevil", customer_id: "c-esc" },
     ]);
-    const r = tollgate("spend", "--by", "feature", "--customer", "c-esc", "--data-mode", "test");
+    const r = await tollgate("spend", "--by", "feature", "--customer", "c-esc", "--data-mode", "test");
     expect(r.code, r.err).toBe(0);
     expect(r.out).not.toMatch(/[\u001b\t\u202E]/);
     const lines = r.out.trimEnd().split("\n");
@@ -56,26 +56,26 @@ describe("table cells", () => {
     // Every line as wide as the header: the rows line up.
     for (const line of lines) expect(line.length).toBe(lines[0]!.length);
 
-    const explain = tollgate("explain", "--customer", "c-esc", "--data-mode", "test", "--from", "1d");
+    const explain = await tollgate("explain", "--customer", "c-esc", "--data-mode", "test", "--from", "1d");
     expect(explain.code, explain.err).toBe(0);
     expect(explain.out).not.toMatch(/[\u001b\t\u202E]/);
   });
 });
 
 describe("columns of figures are right-aligned", () => {
-  it("with blank cells (spend's TOTAL has no token total) and - cells (a change from nothing)", () => {
-    ingest("figures", [
+  it("with blank cells (spend's TOTAL has no token total) and - cells (a change from nothing)", async () => {
+    await ingest("figures", [
       { feature: "steady", customer_id: "c-fig", ts_start: Date.now() - 2 * DAY + 60_000 },
       { feature: "steady", customer_id: "c-fig", output_tokens: 40 },
       { feature: "newcomer", customer_id: "c-fig", input_uncached_tokens: 12_345 },
     ]);
-    const spend = tollgate("spend", "--by", "feature", "--customer", "c-fig", "--data-mode", "test");
+    const spend = await tollgate("spend", "--by", "feature", "--customer", "c-fig", "--data-mode", "test");
     expect(spend.code, spend.err).toBe(0);
     const head = spend.out.split("\n")[0]!;
     const endOf = (line: string, text: string) => line.indexOf(text) + text.length;
     expect(endOf(rowOf(spend.out, "newcomer"), "12,345")).toBe(endOf(head, "input_tok"));
 
-    const features = tollgate(
+    const features = await tollgate(
       "rollup",
       ...["features", "--customer", "c-fig", "--data-mode", "test", "--from", "1d"],
     );
@@ -90,8 +90,8 @@ describe("columns of figures are right-aligned", () => {
 });
 
 describe("an empty answer", () => {
-  it("spend's TOTAL of nothing is 0 calls costing 0.00, a 0.0% share, not 100.0%", () => {
-    const r = tollgate("spend", "--by", "feature", "--customer", "no-such-customer");
+  it("spend's TOTAL of nothing is 0 calls costing 0.00, a 0.0% share, not 100.0%", async () => {
+    const r = await tollgate("spend", "--by", "feature", "--customer", "no-such-customer");
     expect(r.code, r.err).toBe(0);
     expect(rowOf(r.out, "TOTAL")).toMatch(/^TOTAL\s+0\s+0\.00\s+0\.0%\s+0$/);
   });

@@ -10,16 +10,26 @@ import { stubServerFor } from "./cli-stub-server.js";
 
 const { dir, tollgate } = cliOnScratchDir("tollgate-cli-workspaces-");
 
-beforeAll(() => {
+beforeAll(async () => {
   for (const workspace of ["prod", "staging"]) {
     const file = join(dir, `${workspace}.jsonl`);
     const call = { provider: "openai", model: "gpt-4o-mini", input_uncached_tokens: 10, output_tokens: 5 };
     writeFileSync(file, JSON.stringify({ ...call, event_id: uuidv7(), ts_start: Date.now() - 60_000 }));
-    const r = tollgate("ingest", file, "-w", workspace, "--json");
+    const r = await tollgate("ingest", file, "-w", workspace, "--json");
     expect(r.code, r.err).toBe(0);
   }
-  expect(tollgate("keys", "create", "--workspace", "fresh", "--role", "read").code).toBe(0);
-  const budget = tollgate("budgets", "set", "cap", "--window", "day", "--limit", "1.00", "-w", "capped");
+  expect((await tollgate("keys", "create", "--workspace", "fresh", "--role", "read")).code).toBe(0);
+  const budget = await tollgate(
+    "budgets",
+    "set",
+    "cap",
+    "--window",
+    "day",
+    "--limit",
+    "1.00",
+    "-w",
+    "capped",
+  );
   expect(budget.code, budget.err).toBe(0);
 }, 60_000);
 
@@ -35,10 +45,10 @@ const READS = [
 ];
 
 describe("a workspace no call, key or limit names (a mistyped -w)", () => {
-  it("is a usage error naming the known workspaces (exit 2), --json too, for every command that reads calls", () => {
+  it("is a usage error naming the known workspaces (exit 2), --json too, for every command that reads calls", async () => {
     for (const args of READS)
       for (const json of [[], ["--json"]]) {
-        const r = tollgate(...args, "-w", "prdo", ...json);
+        const r = await tollgate(...args, "-w", "prdo", ...json);
         expect(r.code, `${args.join(" ")}: ${r.err}`).toBe(2);
         expect(r.err).toBe(
           'error: workspace "prdo" does not exist: no call, key or limit names it (-w, --workspace); ' +
@@ -52,9 +62,9 @@ describe("a workspace no call, key or limit names (a mistyped -w)", () => {
 });
 
 describe("a workspace that exists but holds no calls", () => {
-  it("is read as asked (exit 0, --json as ever), with a note on stderr naming the workspaces with calls", () => {
+  it("is read as asked (exit 0, --json as ever), with a note on stderr naming the workspaces with calls", async () => {
     for (const workspace of ["fresh", "capped", "default"]) {
-      const r = tollgate("spend", "--by", "feature", "-w", workspace, "--json");
+      const r = await tollgate("spend", "--by", "feature", "-w", workspace, "--json");
       expect(r.code, r.err).toBe(0);
       expect(JSON.parse(r.out).rows).toEqual([]);
       expect(r.err).toBe(
@@ -63,9 +73,9 @@ describe("a workspace that exists but holds no calls", () => {
     }
   });
 
-  it("one with calls is read without a word", () => {
+  it("one with calls is read without a word", async () => {
     for (const args of READS) {
-      const r = tollgate(...args, "-w", "prod", "--json");
+      const r = await tollgate(...args, "-w", "prod", "--json");
       expect(r.code, `${args.join(" ")}: ${r.err}`).toBe(0);
       expect(r.err).toBe("");
     }
@@ -80,22 +90,24 @@ const LIMIT_READS = [
 ];
 
 describe("a mistyped -w on a command that reads limits or keys", () => {
-  it("is a usage error naming the known workspaces (exit 2)", () => {
+  it("is a usage error naming the known workspaces (exit 2)", async () => {
     for (const args of LIMIT_READS) {
-      const r = tollgate(...args, "-w", "prdo", "--json");
+      const r = await tollgate(...args, "-w", "prdo", "--json");
       expect(r.code, `${args.join(" ")}: ${r.err}`).toBe(2);
       expect(r.out).toBe("");
       expect(r.err).toContain('workspace "prdo" does not exist');
     }
   });
 
-  it("a workspace without calls (budgets only) is read without a word", () => {
+  it("a workspace without calls (budgets only) is read without a word", async () => {
     for (const args of LIMIT_READS) {
-      const r = tollgate(...args, "-w", "capped", "--json");
+      const r = await tollgate(...args, "-w", "capped", "--json");
       expect(r.code, `${args.join(" ")}: ${r.err}`).toBe(0);
       expect(r.err).toBe("");
     }
-    expect(JSON.parse(tollgate("budgets", "status", "-w", "capped", "--json").out).budgets).toHaveLength(1);
+    expect(
+      JSON.parse((await tollgate("budgets", "status", "-w", "capped", "--json")).out).budgets,
+    ).toHaveLength(1);
   });
 });
 

@@ -1,14 +1,13 @@
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { uuidv7 } from "@tollgate/core";
 import OpenAI from "openai";
 import { afterAll, describe, expect, it } from "vitest";
+import { CLI, spawnCli } from "./cli-run.js";
 import { type MockUpstream, startMockUpstream } from "./mock-upstream.js";
 
-// Runs the built CLI (npm test builds first), exactly as a user would.
-const CLI = new URL("../bin/tollgate.js", import.meta.url).pathname;
 const dataDir = mkdtempSync(join(tmpdir(), "tollgate-kill-"));
 const children: ChildProcess[] = [];
 
@@ -141,12 +140,9 @@ describe("durability", () => {
     expect(new Set(finalIds).size).toBe(all.size);
 
     // A second process on the same data dir is refused with a clear message, and the first keeps running.
-    const other = spawnSync(process.execPath, [CLI, "--data-dir", dataDir, "serve", "--port", "0"], {
-      encoding: "utf8",
-      timeout: 20_000,
-    });
-    expect(other.status).not.toBe(0);
-    expect(other.stderr).toMatch(/in use by another Tollgate process/);
+    const other = await spawnCli(["--data-dir", dataDir, "serve", "--port", "0"], { timeoutMs: 20_000 });
+    expect(other.code).not.toBe(0);
+    expect(other.err).toMatch(/in use by another Tollgate process/);
     expect((await fetch(`${second.url}/healthz`)).status).toBe(200);
     const stopped = new Promise((r) => second.proc.once("exit", r));
     second.proc.kill("SIGTERM");

@@ -1,16 +1,14 @@
 // serve --role: which route groups each role answers, the error for the others, jobs only where they run,
 // and the CLI's validation of --role / TOLLGATE_ROLE.
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { roleFrom, routeGroupOf, SERVER_ROLES, type ServerRole } from "../src/roles.js";
+import { spawnCli } from "./cli-run.js";
 import { type Json, startTestGateway, validRecord } from "./helpers.js";
 import { type MockUpstream, startMockUpstream } from "./mock-upstream.js";
 
-const CLI = fileURLToPath(new URL("../bin/tollgate.js", import.meta.url));
 type Server = Awaited<ReturnType<typeof startTestGateway>>;
 
 let mock: MockUpstream;
@@ -138,29 +136,26 @@ describe("serve --role", () => {
 describe("tollgate serve --role (CLI)", () => {
   const dataDir = mkdtempSync(join(tmpdir(), "tollgate-roles-"));
   afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
-  const serve = (args: string[], env: Record<string, string> = {}) => {
-    const r = spawnSync(process.execPath, [CLI, "--data-dir", dataDir, "serve", ...args], {
-      encoding: "utf8",
-      timeout: 30_000,
+  const serve = (args: string[], env: Record<string, string> = {}) =>
+    spawnCli(["--data-dir", dataDir, "serve", ...args], {
       env: { ...process.env, TOLLGATE_ROLE: "", ...env },
+      timeoutMs: 30_000,
     });
-    return { code: r.status, out: r.stdout, err: r.stderr };
-  };
 
-  it("an invalid --role or TOLLGATE_ROLE fails with exit code 2, listing the valid roles", () => {
-    const bad = serve(["--role", "bogus", "--port", "0"]);
+  it("an invalid --role or TOLLGATE_ROLE fails with exit code 2, listing the valid roles", async () => {
+    const bad = await serve(["--role", "bogus", "--port", "0"]);
     expect(bad.code).toBe(2);
     expect(bad.err).toContain('invalid --role "bogus": use one of gateway, api, worker, all');
-    const env = serve(["--port", "0"], { TOLLGATE_ROLE: "nope" });
+    const env = await serve(["--port", "0"], { TOLLGATE_ROLE: "nope" });
     expect(env.code).toBe(2);
     expect(env.err).toContain('invalid TOLLGATE_ROLE "nope": use one of gateway, api, worker, all');
-    const demo = serve(["--role", "worker", "--demo"]);
+    const demo = await serve(["--role", "worker", "--demo"]);
     expect(demo.code).toBe(2);
     expect(demo.err).toContain("--role worker does not serve");
   });
 
-  it("serve --help describes --role", () => {
-    const help = serve(["--help"]);
+  it("serve --help describes --role", async () => {
+    const help = await serve(["--help"]);
     expect(help.code).toBe(0);
     expect(help.out).toContain("--role <role>");
     expect(help.out).toMatch(/gateway\|api\|worker\|all/);

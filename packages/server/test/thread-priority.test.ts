@@ -1,14 +1,13 @@
 // tollgate serve lowers the CPU priority of its background threads (store thread, DuckDB, libuv pool, V8
 // helpers) and leaves the main thread, which proxies requests, at the default.
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { getPriority, tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { backgroundNiceFrom } from "../src/thread-priority.js";
+import { CLI, spawnCli } from "./cli-run.js";
 
-const CLI = fileURLToPath(new URL("../bin/tollgate.js", import.meta.url));
 const running: { child: ChildProcess; dir: string }[] = [];
 afterEach(() => {
   for (const { child, dir } of running.splice(0)) {
@@ -64,12 +63,11 @@ describe.runIf(process.platform === "linux")("background thread priority", () =>
     const pid = await serve({ TOLLGATE_BACKGROUND_NICE: "0" });
     expect(new Set(threadNiceness(pid).values())).toEqual(new Set([base]));
     const dir = mkdtempSync(join(tmpdir(), "tollgate-nice-"));
-    const bad = spawnSync(process.execPath, [CLI, "--data-dir", dir, "serve", "--port", "0"], {
-      encoding: "utf8",
+    const bad = await spawnCli(["--data-dir", dir, "serve", "--port", "0"], {
       env: { ...process.env, TOLLGATE_BACKGROUND_NICE: "-5" },
     });
-    expect(bad.status).toBe(2);
-    expect(bad.stderr).toContain("TOLLGATE_BACKGROUND_NICE must be a whole number from 0 (off) to 19");
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain("TOLLGATE_BACKGROUND_NICE must be a whole number from 0 (off) to 19");
     expect(existsSync(join(dir, "tollgate.duckdb"))).toBe(false); // refused before opening anything
     rmSync(dir, { recursive: true, force: true });
   }, 60_000);

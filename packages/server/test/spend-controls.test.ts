@@ -721,27 +721,31 @@ describe("agent runs", () => {
     expect(run.json).toMatchObject({ state: "running", usage: { llm_calls: 4 } });
   });
 
-  it("calls of a run waiting for room go in the order they came, each as soon as the call before it settles", async () => {
-    await api("PUT", "/api/agents/line-bot", { max_cost_usd: "0.01" });
-    const headers = {
-      "x-tollgate-agent-run-id": "line-1",
-      "x-tollgate-agent-type": "line-bot",
-      "x-test-case": "line-1",
-    };
-    // gpt-4.1-nano, max_tokens 32768: ~$0.0131 held (past the $0.01 ceiling by itself), $0.0001468 spent. One
-    // call at a time: each waits for the one in flight to settle.
-    const call = (n: number, delayMs: number) =>
+  /**
+   * Run `<name>-1` of agent type `<name>-bot` under a $0.01 ceiling, and its call `n` (header x-seq), answered
+   * after `delayMs`: gpt-4.1-nano, max_tokens 32768, ~$0.0131 held (past the ceiling by itself), $0.0001468
+   * spent, so one call at a time: each waits for the one in flight to settle.
+   */
+  async function oneAtATimeRun(name: string) {
+    await api("PUT", `/api/agents/${name}-bot`, { max_cost_usd: "0.01" });
+    return (n: number, delayMs: number) =>
       okOrCode(
         client({
-          ...headers,
+          "x-tollgate-agent-run-id": `${name}-1`,
+          "x-tollgate-agent-type": `${name}-bot`,
+          "x-test-case": `${name}-1`,
           "x-seq": String(n),
           "x-mock-headers-delay-ms": String(delayMs),
         }).chat.completions.create({
           model: "gpt-4.1-nano",
           max_tokens: 32768,
-          messages: [{ role: "user", content: `line ${n}` }],
+          messages: [{ role: "user", content: `${name} ${n}` }],
         }),
       );
+  }
+
+  it("calls of a run waiting for room go in the order they came, each as soon as the call before it settles", async () => {
+    const call = await oneAtATimeRun("line");
     const calls = [call(0, 600)];
     for (let n = 1; n <= 6; n++) {
       await sleep(50);
@@ -753,25 +757,7 @@ describe("agent runs", () => {
   });
 
   it("a run's waiting calls keep the order they came in when the wall clock steps back meanwhile", async () => {
-    await api("PUT", "/api/agents/step-bot", { max_cost_usd: "0.01" });
-    const headers = {
-      "x-tollgate-agent-run-id": "step-1",
-      "x-tollgate-agent-type": "step-bot",
-      "x-test-case": "step-1",
-    };
-    // One call at a time, as above.
-    const call = (n: number, delayMs: number) =>
-      okOrCode(
-        client({
-          ...headers,
-          "x-seq": String(n),
-          "x-mock-headers-delay-ms": String(delayMs),
-        }).chat.completions.create({
-          model: "gpt-4.1-nano",
-          max_tokens: 32768,
-          messages: [{ role: "user", content: `step ${n}` }],
-        }),
-      );
+    const call = await oneAtATimeRun("step");
     const wallClock = Date.now.bind(Date);
     const clock = vi.spyOn(Date, "now");
     const sent = () => mock.requests.filter((r) => r.headers["x-test-case"] === "step-1");

@@ -254,9 +254,7 @@ export class RedisLimitStore implements LimitStore {
       id,
       exp: expiresAt,
       buckets: uses.map(({ lease, amount }) => ({
-        m: keys.add(`${lease.key}:m`),
-        z: keys.add(`${lease.key}:z`),
-        l: keys.add(`${lease.key}:l`),
+        ...reservationKeys(keys, lease.key),
         lid: lease.id,
         amount: amount.toString(),
       })),
@@ -350,7 +348,7 @@ export class RedisLimitStore implements LimitStore {
         const keys = new Keys(`tg:{${ws}}:`);
         const spec = { leases: [] as object[], holds: [] as object[] };
         for (const h of list) {
-          const [m, l, z] = [keys.add(`${h.key}:m`), keys.add(`${h.key}:l`), keys.add(`${h.key}:z`)];
+          const { m, z, l } = reservationKeys(keys, h.key);
           for (const lid of h.leases) spec.leases.push({ m, l, z, lid });
           if (h.reservation)
             spec.holds.push({
@@ -463,9 +461,7 @@ export class RedisLimitStore implements LimitStore {
     const keys = new Keys(`tg:{${workspace}}:`);
     const spec = {
       buckets: refs.map((r) => ({
-        m: keys.add(`${r.key}:m`),
-        z: keys.add(`${r.key}:z`),
-        l: keys.add(`${r.key}:l`),
+        ...reservationKeys(keys, r.key),
         slots: r.slots.map((s) => keys.add(`${r.key}:s:${s}`)),
       })),
     };
@@ -605,13 +601,16 @@ function runHolds(req: AdmitRequest): Holds[] {
     }));
 }
 
+/** A bucket's reservation keys: its totals (`m`), its reservations by expiry (`z`) and its leases (`l`). */
+function reservationKeys(keys: Keys, bucketKey: string) {
+  return { m: keys.add(`${bucketKey}:m`), z: keys.add(`${bucketKey}:z`), l: keys.add(`${bucketKey}:l`) };
+}
+
 /** The keys of one bucket a script touches: hash, reservation set, lease hash, slots (current last). */
 function bucketKeys(keys: Keys, b: BucketRef) {
   const slots = b.slots.map((s) => keys.add(`${b.key}:s:${s}`));
   return {
-    m: keys.add(`${b.key}:m`),
-    z: keys.add(`${b.key}:z`),
-    l: keys.add(`${b.key}:l`),
+    ...reservationKeys(keys, b.key),
     slots,
     cur: slots[slots.length - 1],
   };

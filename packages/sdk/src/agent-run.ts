@@ -201,9 +201,12 @@ export class AgentRun {
    * Responses call at max_llm_calls (or max_depth) runs its callback too, since a background response's poll
    * inside is no LLM call: a wrapped model call inside is refused, killing the run, and a call of a client not
    * wrapped, which cannot be told from a poll, goes as the one past the ceiling, killing it. Such callbacks
-   * start one at a time, each once the one before made its call, which alone counts it.
+   * start one at a time, each once the one before made its call, which alone counts it. A `llm()` inside
+   * another of the run's (a helper that guards its own call) is that same call: it joins the outermost.
    */
   async llm<T>(api: Api, call: () => Promise<T>, opts: LlmCallOptions = {}): Promise<T> {
+    const outer = counted.getStore();
+    if (outer?.run === this) return this.#joined(outer, api, call, opts);
     const depth = this.#currentDepth() + 1;
     // Whether its LLM call, with no room, is let in by the first wrapped call inside (see madeInside), not
     // here; and what refuses that call should it be a model call (it may be a poll, which nothing refuses).
@@ -216,7 +219,7 @@ export class AgentRun {
     } else {
       // One at a time past a ceiling: the next waits until this one's call tells what it is (not one made
       // inside its callback, which it would wait on in turn).
-      if (api === POLLED_API && counted.getStore()?.run !== this) while (this.#untold) await this.#untold;
+      if (api === POLLED_API) while (this.#untold) await this.#untold;
       refusal = this.#refusalUnlessPoll(api, depth);
       if (refusal) told = this.#untoldUntilMade();
       else if (!this.#tryLlmCall(null, depth, false)) {
@@ -278,6 +281,20 @@ export class AgentRun {
       if (!scope.wrapped && this.#held) warnUnheld(this);
       this.#line.wake(); // settled, whether or not it held anything: the next in line tries
     }
+  }
+
+  /**
+   * A `llm()` made inside `scope`, the run's `llm()` it is the same call as: checked, counted, nested and
+   * admitted there, not again. Its reply's usage is counted once, here (it may be read from nowhere else:
+   * the outer callback may return something else), unless a wrapped call inside counted it already.
+   */
+  async #joined<T>(scope: LlmScope, api: Api, call: () => Promise<T>, opts: LlmCallOptions): Promise<T> {
+    const reply = await call();
+    if (!scope.usageCounted) {
+      scope.usageCounted = true;
+      this.#countReply(api, reply, opts);
+    }
+    return reply;
   }
 
   /**

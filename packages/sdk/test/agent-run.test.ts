@@ -166,6 +166,28 @@ describe("agentRun", () => {
     expect(sent("sdk-4")).toBe(2);
   });
 
+  it("a run.llm inside run.llm is the same LLM call: counted once against max_llm_calls, its usage once", async () => {
+    const wrapped = wrapOpenAI(new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 }), {
+      sink: () => {},
+    });
+    const viaWrapped = () =>
+      wrapped.chat.completions.create(
+        { model: "o3-mini", messages: [{ role: "user", content: "go" }] },
+        { headers: { "x-test-case": "sdk-nested" } },
+      );
+    await agentRun({ type: "nested", limits: { max_llm_calls: 2 } }, async (run) => {
+      // A helper that guards its own call, called from a guarded step: the outermost counts it.
+      const helper = () => run.llm("openai.chat", () => ask(0, "sdk-nested"));
+      await run.llm("openai.chat", helper);
+      expect(run.usage).toMatchObject({ llm_calls: 1, cost_nanousd: 10_842_700n, span_depth: 1 });
+      await run.llm("openai.chat", () => run.llm("openai.chat", viaWrapped));
+      expect(run.usage).toMatchObject({ llm_calls: 2, cost_nanousd: 2n * 10_842_700n });
+      expect(run.killed).toBeNull();
+      await expect(run.llm("openai.chat", helper)).rejects.toMatchObject({ ceiling: "llm_calls" });
+    });
+    expect(sent("sdk-nested")).toBe(2);
+  });
+
   it("a killed run refuses the SDK's parse() helpers as it refuses create(): AgentRunKilledError, nothing sent", async () => {
     const wrapped = wrapOpenAI(new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 }), {
       sink: () => {},

@@ -338,6 +338,50 @@ describe("agentRun holds", () => {
     expect([sent("retried-openai"), sent("retried-anthropic")]).toEqual([2, 2]);
   });
 
+  it("a call that waited in line names the timeout its first attempt has in X-Stainless-Timeout; its retry, the whole one", async () => {
+    // ~1,000 ms in line leave the first attempt ~900 of its 1,900: "0" whole seconds, the retry's "1". The
+    // mock never answers the first attempt, so the SDK retries it.
+    const retried = (tag: string) => ({
+      headers: { "x-test-case": tag, "x-mock-scenario": "hang-once" },
+      timeout: 1900,
+      maxRetries: 1,
+    });
+    const slow = { headers: { "x-mock-headers-delay-ms": "1000" } };
+    const messages = [{ role: "user" as const, content: "timed" }];
+    const claude = { model: "claude-sonnet-4-5", max_tokens: 1024, messages };
+    const cases = [
+      {
+        limit: "0.013", // o3-mini's hold (~$0.0133) fills it
+        first: () => o3("timed-first", slow.headers),
+        retried: () =>
+          openai.chat.completions.create(
+            { model: "o3-mini", max_completion_tokens: 3000, messages },
+            retried("timed-openai"),
+          ),
+      },
+      {
+        limit: "0.015", // Claude's (~$0.0159) fills it
+        first: () =>
+          anthropic.messages.create({ ...claude, messages: [{ role: "user", content: "a" }] }, slow),
+        retried: () => anthropic.messages.create(claude, retried("timed-anthropic")),
+      },
+    ];
+    for (const c of cases)
+      await agentRun({ type: "timed", limits: { max_cost_usd: c.limit } }, async () => {
+        const first = outcome(c.first()); // read as it comes
+        expect(await outcome(c.retried())).toBe("ok");
+        expect(await first).toBe("ok");
+      });
+    const named = (tag: string) =>
+      mock.requests
+        .filter((r) => r.headers["x-test-case"] === tag)
+        .map((r) => r.headers["x-stainless-timeout"]);
+    expect([named("timed-openai"), named("timed-anthropic")]).toEqual([
+      ["0", "1"],
+      ["0", "1"],
+    ]);
+  });
+
   describe("run.llm around a wrapped call, in a run without room: the call waits in its place, as one made directly", () => {
     const params = {
       model: "o3-mini",

@@ -36,14 +36,18 @@ export function withTimeLeft(
 const FIRST_ATTEMPT_TIMEOUT = Symbol("tollgate.firstAttemptTimeout");
 
 type BuildRequest = (options: unknown, attempt?: { retryCount?: number }) => unknown;
-type Built = { timeout?: number };
+type Built = { timeout?: number; req?: { headers?: unknown } };
+
+/** Where the SDKs tell the server an attempt's timeout, in whole seconds (when they tell it). */
+const TIMEOUT_HEADER = "x-stainless-timeout";
 
 const timing = new WeakSet<object>();
 
 /**
- * Lets `client` give a request's first attempt the timeout its options carry under FIRST_ATTEMPT_TIMEOUT.
- * openai-node and anthropic-sdk build every attempt of a request with `buildRequest(options, {retryCount})`,
- * whose result names the attempt's timeout. False for a client that builds none so.
+ * Lets `client` give a request's first attempt the timeout its options carry under FIRST_ATTEMPT_TIMEOUT,
+ * and name that one to the server. openai-node and anthropic-sdk build every attempt of a request with
+ * `buildRequest(options, {retryCount})`, whose result names the attempt's timeout, and its request the
+ * request's whole timeout in a header. False for a client that builds none so.
  */
 function timesFirstAttempts(client: unknown): boolean {
   const c = client as { buildRequest?: BuildRequest } | undefined;
@@ -54,11 +58,23 @@ function timesFirstAttempts(client: unknown): boolean {
     const built = build.call(this, options, attempt);
     const first = (options as { [FIRST_ATTEMPT_TIMEOUT]?: number } | null)?.[FIRST_ATTEMPT_TIMEOUT];
     if (first === undefined || (attempt?.retryCount ?? 0) > 0) return built;
-    const timed = (b: Built) => ({ ...b, timeout: first });
+    const timed = (b: Built) => ({ ...b, timeout: first, req: namingTimeout(b.req, first) });
     return built instanceof Promise ? built.then(timed) : timed(built as Built);
   };
   timing.add(c);
   return true;
+}
+
+/**
+ * A built attempt's request, its timeout header (built from the request's whole timeout) naming `ms`
+ * instead, as the SDK names it: whole seconds, truncated. Left as it is where the SDK named none.
+ */
+function namingTimeout(req: Built["req"], ms: number): Built["req"] {
+  const headers = req?.headers;
+  if (!(headers instanceof Headers) || !headers.has(TIMEOUT_HEADER)) return req;
+  const named = new Headers(headers);
+  named.set(TIMEOUT_HEADER, String(Math.trunc(ms / 1000)));
+  return { ...req, headers: named };
 }
 
 function clientOf(resource: unknown): unknown {

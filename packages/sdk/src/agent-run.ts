@@ -134,6 +134,8 @@ export class AgentRun {
   readonly #usage: RunUsage;
   readonly #depth = new AsyncLocalStorage<number>();
   #killed: KillReason | null = null;
+  /** It submitted a background response through a wrapped client: it has one of its own to poll. */
+  #submittedBackground = false;
   /** An `llm()` past a ceiling whose callback has not yet told what its call is (#untoldUntilMade). */
   #untold: Promise<void> | null = null;
   /** What its calls in flight hold; null when no ceiling of the run holds anything (no cost or token one). */
@@ -198,11 +200,13 @@ export class AgentRun {
    * its signal; a background response's poll needs none); a call of any other API waits here first. It is
    * counted as its callback starts, so max_llm_calls holds whatever the callback makes; a poll inside gives
    * the count back, and a wrapped call inside that must wait is counted only once it gets in. An OpenAI
-   * Responses call at max_llm_calls (or max_depth) runs its callback too, since a background response's poll
-   * inside is no LLM call: a wrapped model call inside is refused, killing the run, and a call of a client not
-   * wrapped, which cannot be told from a poll, goes as the one past the ceiling, killing it. Such callbacks
-   * start one at a time, each once the one before made its call, which alone counts it. A `llm()` inside
-   * another of the run's (a helper that guards its own call) is that same call: it joins the outermost.
+   * Responses call at max_llm_calls (or max_depth) of a run that submitted a background response runs its
+   * callback too, since that response's poll inside is no LLM call: a wrapped model call inside is refused,
+   * killing the run, and a call of a client not wrapped, which cannot be told from a poll, goes as the one
+   * past the ceiling, killing it (a run with no response to poll refuses it before its callback, as any).
+   * Such callbacks start one at a time, each once the one before made its call, which alone counts it. A
+   * `llm()` inside another of the run's (a helper that guards its own call) is that same call: it joins the
+   * outermost.
    */
   async llm<T>(api: Api, call: () => Promise<T>, opts: LlmCallOptions = {}): Promise<T> {
     const outer = counted.getStore();
@@ -368,6 +372,14 @@ export class AgentRun {
     this.#line.wake();
   }
 
+  /**
+   * A wrapped client submitted a background response for it: from now on, an `llm()` of the OpenAI
+   * Responses API past max_llm_calls or max_depth may be its poll, so it runs its callback to tell.
+   */
+  backgroundSubmitted(): void {
+    this.#submittedBackground = true;
+  }
+
   /** An admitted LLM call that was never sent (its SDK threw first): no LLM call of the run. */
   unsentLlmCall(): void {
     this.#usage.llm_calls = Math.max(0, this.#usage.llm_calls - 1);
@@ -426,13 +438,15 @@ export class AgentRun {
 
   /**
    * What would refuse the LLM call `llm()` of `api` is about to make at `depth` as a model call (max_llm_calls
-   * or max_depth reached), when it may be a background response's poll instead (an OpenAI Responses call),
-   * which is no LLM call: told only by the wrapped call inside. Null when nothing would, or it may not be a
-   * poll (refused here then, as any call). A run killed or over a ceiling throws AgentRunKilledError here,
-   * poll or not: a kill holds around any client, whose call cannot be told from a poll until it is made.
+   * or max_depth reached), when it may be a background response's poll instead (an OpenAI Responses call of
+   * a run that submitted one), which is no LLM call: told only by the wrapped call inside. Null when nothing
+   * would, or it may not be a poll (refused here then, as any call: a run with no response of its own to
+   * poll refuses a client not wrapped before it makes its call, which could not be told from a poll then).
+   * A run killed or over a ceiling throws AgentRunKilledError here, poll or not: a kill holds around any
+   * client, whose call cannot be told from a poll until it is made.
    */
   #refusalUnlessPoll(api: Api, depth: number): KillReason | null {
-    if (api !== POLLED_API) return null;
+    if (api !== POLLED_API || !this.#submittedBackground) return null;
     this.#refuseIfOver();
     return admitsNext(this.#usage, this.#ceilings, "llm", depth, Date.now());
   }

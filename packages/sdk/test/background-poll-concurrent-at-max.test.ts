@@ -1,7 +1,7 @@
 // Background responses polled at once inside `run.llm(…)` at max_llm_calls: no poll is an LLM call, so none
-// is refused and the run is not killed, whichever starts first; a client not wrapped there still goes as the
-// one call past the ceiling, never two. A file of its own: the SDK records a response once per process,
-// under the id its fixture gives it.
+// is refused and the run is not killed, whichever starts first; a client not wrapped there, in a run with a
+// background response of its own to poll, still goes as the one call past the ceiling, never two. A file of
+// its own: the SDK records a response once per process, under the id its fixture gives it.
 import { describe, expect, it } from "vitest";
 import { AgentRunKilledError, agentRun } from "../src/index.js";
 import { clientsAgainstMock } from "./background-helpers.js";
@@ -65,9 +65,14 @@ describe("SDK: polls made at once inside run.llm at max_llm_calls", () => {
     });
   });
 
-  it("a client not wrapped, its calls made at once there after a moment: one goes past the ceiling, the next is refused", async () => {
-    const headers = { "x-mock-case": "sdk-bg-unwrapped-at-once" };
+  it("a client not wrapped, in a run with a background response of its own to poll: its calls made at once there after a moment cannot be told from polls, so one goes past the ceiling, the next is refused", async () => {
+    const openai = clients.wrapped();
+    const headers = {
+      "x-mock-case": "sdk-bg-unwrapped-at-once",
+      "x-mock-fixture": "openai/responses.gpt-4o.cached.json",
+    };
     await agentRun({ type: "caller", limits: { max_llm_calls: 1 } }, async (run) => {
+      await openai.responses.create({ model: "gpt-4o", input: "Research", background: true }, { headers });
       const call = () =>
         outcome(
           run.llm("openai.responses", async () => {
@@ -75,7 +80,6 @@ describe("SDK: polls made at once inside run.llm at max_llm_calls", () => {
             return clients.plain().responses.create({ model: "gpt-5", input: "a" }, { headers });
           }),
         );
-      expect(await call()).toBe("ok"); // 1 of 1
       expect(await Promise.all([call(), call()])).toEqual(["ok", "killed on llm_calls"]);
       expect(run.usage.llm_calls).toBe(2);
       expect(run.killed?.ceiling).toBe("llm_calls");

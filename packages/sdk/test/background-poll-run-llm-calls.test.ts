@@ -72,19 +72,22 @@ describe("SDK: a poll inside run.llm at the run's ceilings", () => {
     });
   });
 
-  it("around a client not wrapped, at max_llm_calls: its call cannot be told from a poll, so it goes, the one past the ceiling, and kills the run", async () => {
+  it("around a client not wrapped, at max_llm_calls, in a run that submitted no background response: refused before its callback, as any call, so the ceiling holds exactly", async () => {
     const headers = { "x-mock-case": "sdk-bg-unwrapped-at-max-calls" };
     await agentRun({ type: "caller", limits: { max_llm_calls: 1 } }, async (run) => {
+      let made = 0;
       const call = () =>
         outcome(
-          run.llm("openai.responses", () =>
-            clients.plain().responses.create({ model: "gpt-5", input: "a" }, { headers }),
-          ),
+          run.llm("openai.responses", () => {
+            made++;
+            return clients.plain().responses.create({ model: "gpt-5", input: "a" }, { headers });
+          }),
         );
       expect(await call()).toBe("ok"); // 1 of 1
-      // Made at once at the ceiling: the first goes (counted as it starts), the second is refused on it.
-      expect(await Promise.all([call(), call()])).toEqual(["ok", "killed on llm_calls"]);
-      expect(run.usage.llm_calls).toBe(2);
+      // No response of its own to poll: its callback's call is one past the ceiling, made or not.
+      expect(await Promise.all([call(), call()])).toEqual(["killed on llm_calls", "killed on llm_calls"]);
+      expect(made).toBe(1);
+      expect(run.usage.llm_calls).toBe(1);
       expect(run.killed?.ceiling).toBe("llm_calls");
     });
   });

@@ -42,6 +42,7 @@ const finished = new Recent<FinishedResponse>();
  * oldest first, each kept small. False when the response was recorded already: nothing to wait for.
  */
 export function rememberSubmission(responseId: string, call: TrackedCall): boolean {
+  call.agentRun?.run.backgroundSubmitted(); // one of its own to poll, finished or not
   if (finished.has(responseId)) return false;
   call.keepForLater();
   submitted.set(responseId, call);

@@ -206,11 +206,11 @@ export class AgentRun {
    * past the ceiling, killing it (a run with no response to poll refuses it before its callback, as any).
    * Such callbacks start one at a time, each once the one before made its call, which alone counts it. A
    * `llm()` inside another of the run's (a helper that guards its own call) is that same call: it joins the
-   * outermost.
+   * outermost, while that is in flight.
    */
   async llm<T>(api: Api, call: () => Promise<T>, opts: LlmCallOptions = {}): Promise<T> {
     const outer = counted.getStore();
-    if (outer?.run === this) return this.#joined(outer, api, call, opts);
+    if (outer?.run === this && !outer.settled) return this.#joined(outer, api, call, opts);
     const depth = this.#currentDepth() + 1;
     // Whether its LLM call, with no room, is let in by the first wrapped call inside (see madeInside), not
     // here; and what refuses that call should it be a model call (it may be a poll, which nothing refuses).
@@ -237,6 +237,7 @@ export class AgentRun {
     // record reads it, streamed or not, and its hold goes only once that is counted.
     const scope: LlmScope = {
       run: this,
+      settled: false,
       usageCounted: false,
       wrapped: false,
       // One past a ceiling is not counted as it starts: counted over the ceiling, it would kill the run
@@ -275,6 +276,7 @@ export class AgentRun {
       if (!scope.usageCounted) this.#countReply(api, reply, opts);
       return reply;
     } finally {
+      scope.settled = true;
       // No wrapped call inside told what it was: a client not wrapped made its call, the one past the ceiling.
       if (refusal && scope.provisional) {
         this.#usage.llm_calls++;
@@ -555,6 +557,8 @@ const current = new AsyncLocalStorage<AgentRun>();
  */
 interface LlmScope {
   run: AgentRun;
+  /** Its callback settled: a `llm()` its work left running makes later is a call of its own. */
+  settled: boolean;
   usageCounted: boolean;
   wrapped: boolean;
   counted: boolean;

@@ -188,6 +188,21 @@ describe("agentRun", () => {
     expect(sent("sdk-nested")).toBe(2);
   });
 
+  it("a run.llm its callback left running, made once that callback settled, is a call of its own", async () => {
+    await agentRun({ type: "nested", limits: { max_llm_calls: 1 } }, async (run) => {
+      let later!: Promise<unknown>;
+      await run.llm("openai.chat", async () => {
+        later = new Promise((resolve) => setTimeout(resolve, 20)).then(() =>
+          run.llm("openai.chat", () => ask(1, "sdk-detached")),
+        );
+        return ask(0, "sdk-detached");
+      });
+      await expect(later).rejects.toMatchObject({ ceiling: "llm_calls", value: "2" });
+      expect(run.usage.llm_calls).toBe(1);
+    });
+    expect(sent("sdk-detached")).toBe(1);
+  });
+
   it("a killed run refuses the SDK's parse() helpers as it refuses create(): AgentRunKilledError, nothing sent", async () => {
     const wrapped = wrapOpenAI(new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 }), {
       sink: () => {},

@@ -209,8 +209,8 @@ export class AgentRun {
    * outermost, while that is in flight.
    */
   async llm<T>(api: Api, call: () => Promise<T>, opts: LlmCallOptions = {}): Promise<T> {
-    const outer = counted.getStore();
-    if (outer?.run === this && !outer.settled) return this.#joined(outer, api, call, opts);
+    const outer = llmInFlight(this);
+    if (outer) return this.#joined(outer, api, call, opts);
     const depth = this.#currentDepth() + 1;
     // Whether its LLM call, with no room, is let in by the first wrapped call inside (see madeInside), not
     // here; and what refuses that call should it be a model call (it may be a poll, which nothing refuses).
@@ -557,7 +557,7 @@ const current = new AsyncLocalStorage<AgentRun>();
  */
 interface LlmScope {
   run: AgentRun;
-  /** Its callback settled: a `llm()` its work left running makes later is a call of its own. */
+  /** Its callback settled: a call its work left running makes later is a call of its own (llmInFlight). */
   settled: boolean;
   usageCounted: boolean;
   wrapped: boolean;
@@ -569,6 +569,15 @@ interface LlmScope {
 }
 /** Set inside `run.llm(…)`: the call there is counted by the run itself. */
 const counted = new AsyncLocalStorage<LlmScope>();
+
+/**
+ * The `run.llm(…)` of `run` the caller is inside of, while its callback is in flight: the call it counts.
+ * Undefined outside one, and once it settled (work its callback left running makes calls of their own).
+ */
+function llmInFlight(run: AgentRun): LlmScope | undefined {
+  const scope = counted.getStore();
+  return scope?.run === run && !scope.settled ? scope : undefined;
+}
 
 /**
  * Runs `fn` as one agent run with in-process ceilings. Inside, `guard.llm(api, () => client.…)` and
@@ -591,7 +600,7 @@ export function currentAgentRun(): AgentRun | undefined {
  */
 export function agentRunOfCall(): { run: AgentRun; counts: boolean } | undefined {
   const run = current.getStore();
-  return run && { run, counts: counted.getStore()?.run !== run };
+  return run && { run, counts: !llmInFlight(run) };
 }
 
 /** What a wrapped client's call made inside `run.llm(…)` tells it, kept by the call (see wrappedInLlm). */
@@ -613,8 +622,8 @@ export interface CallInLlm {
  * APIPromise returned from `run.llm`'s callback is parsed by `run.llm`'s own await). Undefined outside one.
  */
 export function wrappedInLlm(run: AgentRun): CallInLlm | undefined {
-  const scope = counted.getStore();
-  if (scope?.run !== run) return undefined;
+  const scope = llmInFlight(run);
+  if (!scope) return undefined;
   scope.wrapped = true;
   return {
     usageCounted: () => {

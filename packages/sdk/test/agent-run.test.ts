@@ -203,6 +203,27 @@ describe("agentRun", () => {
     expect(sent("sdk-detached")).toBe(1);
   });
 
+  it("a wrapped client's call its run.llm callback left running, made once that callback settled, is a call of its own", async () => {
+    const wrapped = wrapOpenAI(new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 }), {
+      sink: () => {},
+    });
+    const call = () =>
+      wrapped.chat.completions.create(
+        { model: "o3-mini", messages: [{ role: "user", content: "go" }] },
+        { headers: { "x-test-case": "sdk-detached-wrapped" } },
+      );
+    await agentRun({ type: "nested", limits: { max_llm_calls: 1 } }, async (run) => {
+      let later!: Promise<unknown>;
+      await run.llm("openai.chat", async () => {
+        later = new Promise((resolve) => setTimeout(resolve, 20)).then(call);
+        return call();
+      });
+      await expect(later).rejects.toMatchObject({ ceiling: "llm_calls", value: "2" });
+      expect(run.usage).toMatchObject({ llm_calls: 1, cost_nanousd: 10_842_700n });
+    });
+    expect(sent("sdk-detached-wrapped")).toBe(1);
+  });
+
   it("a killed run refuses the SDK's parse() helpers as it refuses create(): AgentRunKilledError, nothing sent", async () => {
     const wrapped = wrapOpenAI(new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 }), {
       sink: () => {},

@@ -72,6 +72,11 @@ export interface GatewayConfig {
    */
   backgroundRemembered?: number;
   /**
+   * How long a finished background response waits for the store to say whether it is recorded already
+   * (default 5 s). No environment setting: tests set less.
+   */
+  storeLookupMs?: number;
+  /**
    * How often both sides of a WebSocket session (OpenAI Realtime) are pinged; one that has not answered
    * the last ping by the next is dropped, so a peer that vanished without closing ends its session
    * (TOLLGATE_WS_HEARTBEAT_MS, default 30 s; 0: never).

@@ -247,10 +247,11 @@ export class Gateway {
   /** Calls waiting for their agent run's calls in flight to settle (see #waitForRun). */
   readonly #runLines = new RunLines(RUN_HOLD_POLL_MS);
   /** Whether finished background responses are recorded already, asked of the store (#recordsOfResponse). */
-  readonly #lookups = new StoreLookups(MAX_LOOKUPS, LOOKUP_TIMEOUT_MS);
+  readonly #lookups: StoreLookups;
 
   constructor(private readonly deps: GatewayDeps) {
     this.#sockets = new SocketRelay(deps, deps.config);
+    this.#lookups = new StoreLookups(MAX_LOOKUPS, deps.config.storeLookupMs ?? LOOKUP_TIMEOUT_MS);
     this.#submitted = new Recent<Owner>({
       max: deps.config.backgroundRemembered,
       forgotten: (owner) => this.#forget(owner),

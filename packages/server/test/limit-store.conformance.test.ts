@@ -839,6 +839,76 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     await charge("twice", true);
     expect(await spend()).toBe(20n);
   });
+  it("a settle naming its call's record counts it once per event id, with the record's charges; a repeat only gives back what it held", async () => {
+    const w = ws();
+    const b = bucket({ steps: [100n, 1000n], amount: 50n });
+    const tpm = { key: "t:tpm:-", limit: 1000, cost: 30 };
+    const run = { key: "r:recorded", ceilings: { cost_nanousd: 1000n }, depth: 1, retry: false };
+    /** A background response recorded by a poll holding its submission's reservation: 120 spent, 40 tokens. */
+    const recorded = async (eventId: string, chargedUntil: number, now = NOW) => {
+      const req = admitReq(w, { buckets: [b], rates: [tpm], run });
+      expect((await store().admit(req)).ok).toBe(true);
+      return store().settle({
+        ...settleOf(req, 120n),
+        now,
+        eventId,
+        chargedUntil,
+        tokenRates: [{ key: tpm.key, tokens: 40, held: { tokens: tpm.cost, at: NOW } }],
+        run: {
+          key: run.key,
+          ceilings: run.ceilings,
+          cost: 120n,
+          tokens: 40,
+          toolCalls: 0,
+          llmCalls: 0,
+          retries: 0,
+        },
+      });
+    };
+    const charged = (eventId: string, chargedUntil: number) =>
+      store().charge({
+        workspace: w,
+        eventId,
+        now: NOW,
+        chargedUntil,
+        buckets: [{ ...b, reserved: 0n, actual: 120n }],
+        tokenRates: [],
+        run: null,
+      });
+    const state = async () => ({
+      bucket: (await store().buckets(w, [b], NOW))[0],
+      run: (await store().run(w, run.key))?.usage.cost_nanousd,
+    });
+    /** The tokens counted this minute: what an admission of the whole limit finds. */
+    const tokens = async () => {
+      const r = await store().admit(admitReq(w, { buckets: [], rates: [{ ...tpm, cost: tpm.limit }] }));
+      return r.ok ? 0 : (r.refusal as { current: number }).current;
+    };
+    const WEEK = NOW + 7 * 86_400_000;
+    expect((await recorded("resp", WEEK)).changes).toEqual([{ index: 0, from: 0, to: 1, spend: 120n }]);
+    // Recorded again, its store's lookup timed out: its hold goes back, nothing more is spent, no alert.
+    expect((await recorded("resp", WEEK)).changes).toEqual([]);
+    expect(await state()).toEqual({ bucket: { spend: 120n, reserved: 0n }, run: 120n });
+    expect(await tokens()).toBe(40);
+    // Nor by a charge of it (a poll through a replica without its submission), nor past an hour.
+    expect((await charged("resp", WEEK)).changes).toEqual([]);
+    await recorded("resp", WEEK, NOW + 2 * 3_600_000);
+    expect(await state()).toEqual({ bucket: { spend: 120n, reserved: 0n }, run: 120n });
+    // Charged first, then settled naming it: counted once too.
+    await charged("polled", WEEK);
+    await recorded("polled", WEEK);
+    expect(await state()).toEqual({ bucket: { spend: 240n, reserved: 0n }, run: 120n });
+    // Known as charged until it says.
+    await recorded("brief", NOW + 50);
+    await sleep(100);
+    await store().settle({
+      ...settleOf(admitReq(w, { buckets: [b] }), 120n),
+      now: NOW + 100,
+      eventId: "brief",
+    });
+    expect((await state()).bucket).toEqual({ spend: 480n, reserved: 0n });
+  });
+
   it("inDoubt: which calls are in doubt, and since when; asking changes nothing", async () => {
     const w = ws();
     const inDoubt = (ids: string[], now = NOW + 10) => store().inDoubt(w, ids, now);

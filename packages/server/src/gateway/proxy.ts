@@ -224,6 +224,8 @@ interface Outcome {
   keepTicket?: boolean;
   /** The model the request's hosted tool named, when the call's body is not the request's (a poll). */
   toolModel?: string | null;
+  /** Its record may be made again, under the same event id (CallOutcome.recurs): a background response's. */
+  recurs?: boolean;
 }
 
 /**
@@ -1255,6 +1257,7 @@ export class Gateway {
         toolCalls: o.toolCalls ?? 0,
         eventId: recorded?.record.event_id ?? null,
         tsStart: recorded?.record.ts_start ?? attemptStart,
+        recurs: o.recurs,
       });
     if (!recorded) {
       this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: "record_failed" });
@@ -1373,10 +1376,12 @@ export class Gateway {
         request_id: fieldText(response.id) ?? undefined,
         // The poll's body is not the request's: the submission's tool model, as this process saw it.
         toolModel: here?.toolModel ?? null,
+        // Recorded again should a later poll's lookup time out: its budgets count it once all the same.
+        recurs: true,
       },
     );
     // Without it, its spend is added to the budgets it falls under.
-    if (rec && !here?.ticket) await this.deps.guard.observe([rec], { countCalls: false });
+    if (rec && !here?.ticket) await this.deps.guard.observe([rec], { countCalls: false, recurs: true });
   }
 
   /**
@@ -1446,7 +1451,7 @@ export class Gateway {
    * The records of a background response in the store (its submission's, its own): around its creation
    * (ClickHouse reads the days asked for, not the whole workspace), and not for long, its turn included
    * while the store has many such reads still to answer: past that it is recorded anyway (the store keeps
-   * one record under its event id, but budgets that counted it count it again).
+   * one record under its event id, and budgets count it once per event id: CallOutcome.recurs).
    */
   #recordsOfResponse(workspaceId: string, id: string, createdMs: number): Promise<CallRecord[]> {
     const filter = {

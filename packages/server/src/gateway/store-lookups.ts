@@ -5,7 +5,8 @@
  * pace of traffic regardless, reads of a store that has fallen behind (busy, or starved of CPU) would pile up
  * in memory, and in the store's own queue, without bound. Past `max`, a read waits for its turn, within its
  * `timeoutMs` (then it finds nothing, as one that timed out does): found nothing at once, a response recorded
- * before would be recorded, and its cost counted against its budgets, once more.
+ * before would be recorded once more (kept once by its event id, in the store and in its budgets, but all
+ * that work done again).
  */
 export class StoreLookups {
   #inFlight = 0;

@@ -153,6 +153,8 @@ export interface CallOutcome {
    * retry) its admission counted, as a run rebuilt from the store never counts it.
    */
   unsent?: boolean;
+  /** Its record (eventId) may be made again: its spend counts once per event id (see RECURRING_MS). */
+  recurs?: boolean;
 }
 
 /**
@@ -177,6 +179,8 @@ export interface ObserveOptions {
   countCalls?: boolean;
   /** false: not against tokens per minute (past calls counted at a restart: their minutes are gone). */
   countRates?: boolean;
+  /** Their records may be made again: each one's spend counts once per event id (see RECURRING_MS). */
+  recurs?: boolean;
 }
 
 export interface GuardOptions {
@@ -196,6 +200,14 @@ const OUTAGE_EVENT_EVERY_MS = 60_000;
  * back off to 30 s); past a week a run's counters are gone, and a day's or a week's window with them.
  */
 const DOUBT_MS = RUN_HISTORY_MS;
+/**
+ * How long a record that may be made again is known as charged (CallOutcome.recurs): a background response
+ * found finished is recorded again by a poll that comes once its claim has lapsed and finds the store too far
+ * behind to say it is recorded, any time its provider keeps it. Its spend counts against the windows its
+ * creation is in: a day's or a week's window is over within a week, and a run's counters are gone by then
+ * (a month's or a lifetime window may still count one made again later).
+ */
+const RECURRING_MS = RUN_HISTORY_MS;
 
 /**
  * Spend controls on the request path: before a call is sent, every budget, rate limit and agent-run ceiling
@@ -445,7 +457,7 @@ export class SpendGuard {
       tokens: tokensOr(t.held),
       held: { tokens: t.held, at: ticket.at },
     }));
-    const req = {
+    const req: SettleRequest = {
       workspace: ticket.workspace,
       id: ticket.id,
       now,
@@ -483,6 +495,10 @@ export class SpendGuard {
           }
         : null,
     };
+    if (outcome.recurs && outcome.eventId !== null) {
+      req.eventId = outcome.eventId;
+      req.chargedUntil = now + RECURRING_MS;
+    }
     const apply = async () => {
       const res = await this.store.settle(req);
       if (ticket.run?.hold) this.#released(ticket.workspace, ticket.run.runId);
@@ -724,6 +740,7 @@ export class SpendGuard {
         eventId: rec.event_id,
         doubted: doubtedAt !== undefined,
         now,
+        chargedUntil: opts.recurs ? now + RECURRING_MS : undefined,
         buckets: charged,
         tokenRates: rates.map((r) => ({ key: rateKey("t", r, facts), tokens })),
         run: run

@@ -1,6 +1,7 @@
 /**
- * Keys kept until each lapses, at most `max` (the oldest go first), with when each was added. Every key of
- * one set is given the same lifetime, so insertion order is lapse order: pruning stops at the first live key.
+ * Keys kept until each lapses, at most `max` (the oldest go first), with when each was added. Pruning goes
+ * in insertion order and stops at the first live key: keys mostly given one lifetime lapse in that order, and
+ * a key given a longer one only keeps those after it a while longer (within `max`).
  */
 export class LapsingKeys {
   readonly #kept = new Map<string, { since: number; until: number }>();

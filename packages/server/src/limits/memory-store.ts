@@ -64,9 +64,9 @@ const PRUNE_EVERY_MS = 60_000;
  */
 const MAX_DOUBTED = 100_000;
 /**
- * A charge applies once per event id for this long, as Redis keeps its marker, and of this many calls
- * charged last at most: a call sent again (its answer lost) in a write that fails is known as charged
- * then, and not put in doubt (~12 MB).
+ * A charge applies once per event id for this long (unless it says until when: chargedUntil), as Redis
+ * keeps its marker, and of this many calls charged last at most: a call sent again (its answer lost) in a
+ * write that fails is known as charged then, and not put in doubt (~12 MB).
  */
 const CHARGED_MS = 3_600_000;
 const MAX_CHARGED = 100_000;
@@ -182,7 +182,9 @@ export class MemoryLimitStore implements LimitStore {
   }
 
   settle(req: SettleRequest): Promise<SettleResult> {
-    return Promise.resolve(this.#settle(req.workspace, req.id, req));
+    const again =
+      req.eventId !== undefined && !this.#chargedFirst(inWorkspace(req.workspace, req.eventId), req);
+    return Promise.resolve(this.#settle(req.workspace, req.id, req, again));
   }
 
   /** Each call's reservations are its own already. */
@@ -193,10 +195,16 @@ export class MemoryLimitStore implements LimitStore {
   charge(req: ChargeRequest): Promise<SettleResult> {
     const k = inWorkspace(req.workspace, req.eventId);
     const inDoubt = this.#doubted.size > 0 && this.#doubted.take(k, req.now);
-    if ((req.doubted && !inDoubt) || this.#charged.has(k, req.now))
+    if ((req.doubted && !inDoubt) || !this.#chargedFirst(k, req))
       return Promise.resolve({ changes: [], killed: null });
-    this.#charged.add(k, req.now + CHARGED_MS, req.now);
-    return Promise.resolve(this.#settle(req.workspace, null, req));
+    return Promise.resolve(this.#settle(req.workspace, null, req, false));
+  }
+
+  /** Marks call `k` charged (until chargedUntil; default CHARGED_MS): false when it was charged already. */
+  #chargedFirst(k: string, req: { now: number; chargedUntil?: number }): boolean {
+    if (this.#charged.has(k, req.now)) return false;
+    this.#charged.add(k, req.chargedUntil ?? req.now + CHARGED_MS, req.now);
+    return true;
   }
 
   doubt(workspace: string, eventIds: readonly string[], until: number, now: number): Promise<void> {
@@ -218,7 +226,13 @@ export class MemoryLimitStore implements LimitStore {
     return Promise.resolve(out);
   }
 
-  #settle(workspace: string, id: string | null, req: Omit<SettleRequest, "id">): SettleResult {
+  /** `again`: its record was charged already (SettleRequest.eventId): it only gives back what it held. */
+  #settle(
+    workspace: string,
+    id: string | null,
+    req: Omit<SettleRequest, "id">,
+    again: boolean,
+  ): SettleResult {
     const { now } = req;
     const changes: LevelChange[] = [];
     for (let index = 0; index < req.buckets.length; index++) {
@@ -228,6 +242,7 @@ export class MemoryLimitStore implements LimitStore {
       const state = this.#state(workspace, b.key);
       // Settled with another amount (0: kept until a seed counts the call, SharedSeeds.hold), it stays.
       if (id !== null) unreserve(state, id, b.reserved);
+      if (again) continue;
       const slot = b.slots[b.slots.length - 1]!;
       state.spend.set(slot, (state.spend.get(slot) ?? 0n) + b.actual);
       keep(state, b.ttlMs, now);
@@ -240,7 +255,7 @@ export class MemoryLimitStore implements LimitStore {
         changes.push({ index, from, to, spend });
       }
     }
-    for (const t of req.tokenRates) this.#countTokens(workspace, t, now);
+    for (const t of req.tokenRates) this.#countTokens(workspace, again ? { ...t, tokens: 0 } : t, now);
     let killed: KillReason | null = null;
     if (req.run) {
       const run = this.#run(workspace, req.run.key, now);
@@ -250,7 +265,7 @@ export class MemoryLimitStore implements LimitStore {
       const at = req.run.startedAt;
       // A call made before the unkill that started its run over was the old run's: the run counts from
       // its unkill on (as a rebuild counts it).
-      if (at === undefined || at >= run.restartedAt) {
+      if (!again && (at === undefined || at >= run.restartedAt)) {
         run.usage.cost_nanousd += req.run.cost;
         run.usage.total_tokens += req.run.tokens;
         run.usage.tool_calls += req.run.toolCalls;

@@ -46,10 +46,10 @@ local function keep(mk, zk, lk, ttl)
   redis.call('PEXPIRE', lk, ms)
 end
 -- A write that may be repeated (a retry of one whose reply was lost) applies once: true the first time,
--- when it sets its marker KEYS[spec.once] (kept an hour, as long as a reservation).
+-- when it sets its marker k (kept ms, by default an hour: as long as a reservation).
 local ONCE_MS = 3600000
-local function first_time(spec)
-  return redis.call('SET', KEYS[spec.once], '1', 'NX', 'PX', ONCE_MS)
+local function first_time(k, ms)
+  return redis.call('SET', k, '1', 'NX', 'PX', ms or ONCE_MS)
 end
 -- Takes a call's reservation <id>:<amount> back from a bucket, if it is still there (so at most once).
 local function unreserve(mk, zk, id, amount)
@@ -232,8 +232,10 @@ return {'ok', table.concat(granted, ','), table.concat(throttled, ',')}
 
 /**
  * ARGV: spec JSON, now, reservation id ('' for a charge without reservation). Returns killed JSON (or ''),
- * then changes. Applies once per marker (a reservation's settle, an ingested call's charge): a repeat
- * changes nothing. A charge takes its call out of doubt (KEYS[spec.doubt], see DOUBT); a doubted one
+ * then changes. Applies once per marker (a reservation's settle, an ingested call's charge; kept
+ * spec.onceMs): a repeat changes nothing. A settle naming its call's record (its charge marker
+ * KEYS[spec.charged], kept spec.chargedMs) adds spend once per record: one charged already only gives back
+ * what it held. A charge takes its call out of doubt (KEYS[spec.doubt], see DOUBT); a doubted one
  * (spec.doubted) applies only to a call that was in it.
  */
 export const SETTLE = `${COMMON}
@@ -249,14 +251,16 @@ local now = tonumber(ARGV[2])
 local id = ARGV[3]
 local out = {''}
 if spec.doubt and redis.call('DEL', KEYS[spec.doubt]) == 0 and spec.doubted then return out end
-if not first_time(spec) then return out end
+if not first_time(KEYS[spec.once], spec.onceMs) then return out end
+local again = spec.charged and not first_time(KEYS[spec.charged], spec.chargedMs)
 for i, b in ipairs(spec.buckets) do
   if id ~= '' then unreserve(KEYS[b.m], KEYS[b.z], id, b.reserved) end
-  spend_into(b, i, out)
+  if not again then spend_into(b, i, out) end
 end
 for _, r in ipairs(spec.rates) do
-  -- A call's tokens in place of its hold (negative when it used less), never below 0.
-  if redis.call('INCRBY', KEYS[r.c], r.tokens) < 0 then redis.call('SET', KEYS[r.c], 0) end
+  -- A call's tokens in place of its hold (negative when it used less), never below 0; charged already,
+  -- its hold goes (r.back).
+  if redis.call('INCRBY', KEYS[r.c], again and r.back or r.tokens) < 0 then redis.call('SET', KEYS[r.c], 0) end
   redis.call('PEXPIRE', KEYS[r.c], 120000)
 end
 local run = spec.run
@@ -271,7 +275,7 @@ if run ~= cjson.null and run then
   end
   -- A call made before the unkill that started its run over ('from') was the old run's: the run counts
   -- from its unkill on (as a rebuild counts it).
-  if not (run.start and run.start < num(redis.call('HGET', rk, 'from'))) then
+  if not again and not (run.start and run.start < num(redis.call('HGET', rk, 'from'))) then
     redis.call('HINCRBY', rk, 'cost', run.cost)
     redis.call('HINCRBY', rk, 'tokens', run.tokens)
     redis.call('HINCRBY', rk, 'tools', run.tools)
@@ -303,7 +307,7 @@ return out
 export const CONSUME = `${COMMON}
 local spec = cjson.decode(ARGV[1])
 local out = {''}
-if not first_time(spec) then return out end
+if not first_time(KEYS[spec.once]) then return out end
 for i, b in ipairs(spec.buckets) do
   local mk, lk = KEYS[b.m], KEYS[b.l]
   local held = redis.call('HGET', lk, b.lid)

@@ -236,7 +236,10 @@ export class RedisLimitStore implements LimitStore {
 
   settle(req: SettleRequest): Promise<SettleResult> {
     const uses = this.#leases.settle(req.id);
-    return uses ? this.#consume(req, uses) : this.#settle(req, req.id, settledKey(req.id));
+    // A settle naming its record is a background response's, held apart from its lease at its submission.
+    if (uses) return this.#consume(req, uses);
+    const charged = req.eventId === undefined ? undefined : chargedKey(req.eventId);
+    return this.#settle(req, req.id, { once: settledKey(req.id), charged });
   }
 
   /**
@@ -373,7 +376,9 @@ export class RedisLimitStore implements LimitStore {
   }
 
   charge(req: ChargeRequest): Promise<SettleResult> {
-    return this.#settle(req, "", chargedKey(req.eventId), {
+    return this.#settle(req, "", {
+      once: chargedKey(req.eventId),
+      onceMs: chargedMs(req),
       doubt: doubtKey(req.eventId),
       doubted: !!req.doubted,
     });
@@ -403,21 +408,24 @@ export class RedisLimitStore implements LimitStore {
   }
 
   /**
-   * Settles a reservation (`id`) or charges a call ('' for none), once per `marker`; a charge takes its
-   * call out of doubt, and a doubted one applies only to a call in doubt.
+   * Settles a reservation (`id`) or charges a call ('' for none), once per marker `once` (kept `onceMs`;
+   * absent: an hour); a settle naming its record adds spend once per the record's charge marker
+   * (`charged`). A charge takes its call out of doubt, and a doubted one applies only to a call in doubt.
    */
   async #settle(
     req: Omit<SettleRequest, "id">,
     id: string,
-    marker: string,
-    charge: { doubt: string; doubted: boolean } | null = null,
+    markers: { once: string; onceMs?: number; charged?: string; doubt?: string; doubted?: boolean },
   ): Promise<SettleResult> {
     const keys = new Keys(`tg:{${req.workspace}}:`);
     const spec = {
-      once: keys.add(marker),
-      // Absent, not null, for a settle (cjson's null is true in Lua).
-      doubt: charge ? keys.add(charge.doubt) : undefined,
-      doubted: charge?.doubted ?? false,
+      once: keys.add(markers.once),
+      onceMs: markers.onceMs,
+      // Absent, not null, where not given (cjson's null is true in Lua).
+      charged: markers.charged === undefined ? undefined : keys.add(markers.charged),
+      chargedMs: markers.charged === undefined ? undefined : chargedMs(req),
+      doubt: markers.doubt === undefined ? undefined : keys.add(markers.doubt),
+      doubted: markers.doubted ?? false,
       buckets: req.buckets.map((b) => {
         return {
           ...bucketKeys(keys, b),
@@ -430,7 +438,10 @@ export class RedisLimitStore implements LimitStore {
       }),
       rates: req.tokenRates.map((t) => {
         const count = tokenCount(t.tokens, t.held, req.now);
-        return { c: keys.add(`${t.key}:${count.minute}`), tokens: count.add };
+        const c = keys.add(`${t.key}:${count.minute}`);
+        // Its hold given back, should its record be charged already (same minute: it depends on the hold).
+        const back = markers.charged === undefined ? undefined : tokenCount(0, t.held, req.now).add;
+        return { c, tokens: count.add, back };
       }),
       run: req.run
         ? {
@@ -560,6 +571,9 @@ const settledKey = (id: string) => `settled:${id}`;
 /** An ingested call's charge marker (applied once: SETTLE's once) and its doubt marker (DOUBT). */
 const chargedKey = (eventId: string) => `charged:${eventId}`;
 const doubtKey = (eventId: string) => `doubt:${eventId}`;
+/** How long a call's charge marker is kept, as its request says (chargedUntil); undefined: an hour. */
+const chargedMs = (req: { now: number; chargedUntil?: number }) =>
+  req.chargedUntil === undefined ? undefined : Math.max(1, req.chargedUntil - req.now);
 
 const leaseHolds = (l: Lease): Holds => ({ workspace: l.workspace, key: l.key, leases: [l.id] });
 

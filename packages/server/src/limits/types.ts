@@ -114,6 +114,15 @@ export interface SettleRequest {
      */
     startedAt?: number;
   } | null;
+  /**
+   * The call's record, where the call may be recorded again (a background response: by a poll that finds
+   * it finished while the store cannot say it is recorded): its spend counts once per event id, by this
+   * settle or any charge (ChargeRequest.eventId). A repeat only gives back what its call held. Absent: the
+   * settle applies once per reservation id alone.
+   */
+  eventId?: string;
+  /** Until when the event id is known as charged (this settle's, a charge's); absent: an hour. */
+  chargedUntil?: number;
 }
 
 /** Spend that needed no reservation: a call ingested through the events API or the SDK. */
@@ -177,7 +186,8 @@ export interface LimitStore {
   admit(req: AdmitRequest): Promise<AdmitResult>;
   /**
    * Applies once per reservation id: a settle that failed is retried, and may have run (its reply lost).
-   * An id with no reservation (its admission failed) is charged all the same.
+   * An id with no reservation (its admission failed) is charged all the same. One naming its record
+   * (eventId) adds spend once per event id too.
    */
   settle(req: SettleRequest): Promise<SettleResult>;
   /**

@@ -1023,7 +1023,10 @@ export class SpendGuard {
     requestId: string | null,
     now: number,
   ): void {
-    const rows: LimitEventRow[] = res.changes.map((c) => {
+    // A window that has passed fires none of its alerts: a call settled in it long after (a background
+    // response polled days later) may find its bucket dropped by the store, its levels starting over.
+    const current = res.changes.filter((c) => windowRunning(buckets[c.index]!, now));
+    const rows: LimitEventRow[] = current.map((c) => {
       const b = buckets[c.index]!;
       return {
         ts: now,
@@ -1184,6 +1187,11 @@ const runKey = (runId: string) => `r:${runId}`;
 const RESERVATION_PREFIX = randomBytes(8).toString("base64url");
 let reservationSeq = 0;
 const nextReservationId = () => `${RESERVATION_PREFIX}.${(reservationSeq++).toString(36)}`;
+
+/** Whether the slot a bucket was charged in is still in its budget's window at `now`. */
+function windowRunning(b: ChargedBucket, now: number): boolean {
+  return windowSlots(b.budget.window, now).slots.includes(b.slots[b.slots.length - 1]!);
+}
 
 /** What a settle needs of a charged bucket (a small literal: spreading the whole bucket costs per call). */
 function settleRef(b: ChargedBucket, actual: bigint) {

@@ -81,11 +81,11 @@ export function worstCaseUsage(
   usage.input_uncached_tokens = Math.max(0, bodyBytes - media.bytes) + media.images * IMAGE_ALLOWANCE_TOKENS;
 
   const choices = choicesOf(body);
-  const requested = api ? requestedOutput(api, body) : null;
+  const requested = api ? outputCapOf(api, body) : null;
   let maxOutput: number;
   let outputFrom: WorstCase["outputFrom"];
   if (requested !== null) {
-    maxOutput = requested;
+    maxOutput = requested.tokens;
     outputFrom = "request";
   } else if (api && API_DEFAULT_OUTPUT[api] !== undefined) {
     maxOutput = API_DEFAULT_OUTPUT[api]!;
@@ -292,7 +292,7 @@ function fileBytes(body: Record<string, unknown> | null): number {
 }
 
 /** How many answers (images) a request asks for: its `n`, else one. */
-function choicesOf(body: Record<string, unknown> | null): number {
+export function choicesOf(body: Record<string, unknown> | null): number {
   return typeof body?.n === "number" && Number.isInteger(body.n) && body.n > 1 ? body.n : 1;
 }
 
@@ -331,15 +331,27 @@ function holdToolCalls(api: Api, body: Record<string, unknown>, usage: Normalize
   }
 }
 
-function requestedOutput(api: Api, body: Record<string, unknown> | null): number | null {
+/**
+ * The request fields that cap a call's output on `api`, in the order they are read. None for a call whose
+ * worst case no output cap decides (embeddings, images, speech, transcriptions, realtime).
+ */
+export function outputCapFields(api: Api): readonly string[] {
+  return OUTPUT_FIELDS[api] ?? [];
+}
+
+/** The output cap a request sets: the field it is set in and its tokens; null when it sets none. */
+export function outputCapOf(
+  api: Api,
+  body: Record<string, unknown> | null,
+): { field: string; tokens: number } | null {
   if (!body) return null;
   const holders = [body, body.generationConfig, body.inferenceConfig].filter(
     (h): h is Record<string, unknown> => typeof h === "object" && h !== null,
   );
-  for (const field of OUTPUT_FIELDS[api] ?? [])
+  for (const field of outputCapFields(api))
     for (const h of holders) {
       const v = h[field];
-      if (typeof v === "number" && Number.isInteger(v) && v >= 0) return v;
+      if (typeof v === "number" && Number.isInteger(v) && v >= 0) return { field, tokens: v };
     }
   return null;
 }

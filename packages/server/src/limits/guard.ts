@@ -17,6 +17,7 @@ import {
   type RawBody,
   type RunHold,
   rateRetryAfterMs,
+  reserveLessHint,
   runHoldOf,
   scopeMatches,
   stateOfLevel,
@@ -415,6 +416,8 @@ export class SpendGuard {
         worst,
         windowSlots(b.budget.window, now).resetAt,
         now,
+        // A budget applied, so the worst case was worked out.
+        reserveLessHint(ctx.api, ctx.body, wc!),
       ),
     };
   }

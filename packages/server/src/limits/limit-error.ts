@@ -36,6 +36,7 @@ const secondsUntil = (ms: number | null, now: number) =>
 /** Retry-After of a budget refusal that only calls in flight cause: their holds go as they end. */
 const IN_FLIGHT_RETRY_S = 1;
 
+/** `reserveLess`: how this call could reserve less (core's reserveLessHint), told when a smaller call would fit. */
 export function budgetExceeded(
   b: Budget,
   bucket: string[],
@@ -45,6 +46,7 @@ export function budgetExceeded(
   requested: bigint,
   resetAt: number | null,
   now: number,
+  reserveLess: string,
 ): LimitError {
   const where = bucket.length ? ` for ${bucketText(b, bucket)}` : "";
   // Only the holds of calls in flight stand in the way: they end (settled to their cost, mostly less than
@@ -60,9 +62,7 @@ export function budgetExceeded(
       `$${formatUsd(requested)} worst case of this call > limit $${formatUsd(limit)} per ${b.spec.window}` +
       (resetAt === null ? " (lifetime budget: raise the limit to continue)" : `; resets ${iso(resetAt)}`) +
       (inFlightOnly ? ". Retry once calls in flight end" : "") +
-      (smallerCallFits
-        ? ". Set a lower max_tokens (max_output_tokens, …) to reserve less: without one, a call reserves its model's whole context window as output."
-        : "."),
+      (smallerCallFits ? `. ${reserveLess}` : "."),
     inFlightOnly ? IN_FLIGHT_RETRY_S : secondsUntil(resetAt, now),
     {
       budget: {

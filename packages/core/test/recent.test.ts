@@ -20,4 +20,24 @@ describe("Recent", () => {
     expect(forgotten).toEqual([["A again", true]]);
     expect([recent.has("a"), recent.get("b"), recent.get("c")]).toEqual([false, "B again", "C"]);
   });
+
+  it("keeps what is touched (least recently used goes first), never more than max", () => {
+    const recent = new Recent<number>({ max: 3 });
+    for (const id of ["a", "b", "c"]) recent.set(id, id.charCodeAt(0));
+    expect(recent.touch("a")).toBe(97); // now the newest: b is the oldest
+    expect(recent.touch("z")).toBeUndefined(); // not there: nothing added
+    recent.set("d", 100);
+    expect([recent.has("a"), recent.has("b"), recent.has("c"), recent.has("d")]).toEqual([
+      true,
+      false,
+      true,
+      true,
+    ]);
+    for (let i = 0; i < 50; i++) {
+      recent.set(`cold-${i}`, i);
+      recent.touch("a");
+      expect(recent.size).toBe(3);
+    }
+    expect(recent.get("a")).toBe(97);
+  });
 });

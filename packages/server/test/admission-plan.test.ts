@@ -2,7 +2,7 @@
 // must get the same plan, and every fact a scope, an override or a tag reads must tell plans apart.
 import { BudgetSchema, compileBudget, RateLimitSchema } from "@tollgate/core";
 import { describe, expect, it } from "vitest";
-import { admissionPlan } from "../src/limits/admission-plan.js";
+import { admissionPlan, MAX_PLANS } from "../src/limits/admission-plan.js";
 import type { WorkspacePolicies } from "../src/limits/policies.js";
 
 const policies = (): WorkspacePolicies => ({
@@ -54,5 +54,20 @@ describe("admission plan", () => {
     changed.budgets.pop();
     expect(admissionPlan(changed, facts)).not.toBe(before);
     expect(admissionPlan(first, facts)).toBe(before);
+  });
+
+  it("full, drops the least recently used plan, one at a time: a hot caller's plan stays", () => {
+    const p = policies();
+    const cold = (i: number) => admissionPlan(p, { customer_id: `c${i}`, user_id: `u${i}` });
+    const made = Array.from({ length: MAX_PLANS }, (_, i) => cold(i));
+    cold(MAX_PLANS); // one past full: the oldest goes, not every plan
+    expect(cold(1)).toBe(made[1]);
+    expect(cold(0)).not.toBe(made[0]);
+    // Twice as many callers again, the hot one calling now and then among them: its plan is never rebuilt.
+    const hot = admissionPlan(p, { customer_id: "hot", user_id: "hot" });
+    for (let i = MAX_PLANS + 1; i < 3 * MAX_PLANS; i++) {
+      cold(i);
+      if (i % 1000 === 0) expect(admissionPlan(p, { customer_id: "hot", user_id: "hot" })).toBe(hot);
+    }
   });
 });

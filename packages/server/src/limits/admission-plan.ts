@@ -5,6 +5,7 @@ import {
   type CallFacts,
   limitFor,
   type RateLimitSpec,
+  Recent,
   scopeMatches,
   slotTtlMs,
   stepsFor,
@@ -109,9 +110,13 @@ export const throttleKey = (bucketKey: string) => `${bucketKey}:throttle`;
 export const rateKey = (metric: "q" | "t", r: RateLimitSpec, facts: CallFacts) =>
   `${metric}:${r.id}:${bucketId(bucketValues(r.scope, facts))}`;
 
-/** Plans kept per policy set (a changed set is a new object); past this many, a set's plans start over. */
-const MAX_PLANS = 10_000;
-const plans = new WeakMap<WorkspacePolicies, { fields: string[]; byFacts: Map<string, AdmissionPlan> }>();
+/**
+ * Plans kept per policy set (a changed set is a new object); past this many, the least recently used goes,
+ * one at a time: emptied whole, a set with more users than this under a per-user budget rebuilt every
+ * plan at once, its busiest callers' too.
+ */
+export const MAX_PLANS = 10_000;
+const plans = new WeakMap<WorkspacePolicies, { fields: string[]; byFacts: Recent<AdmissionPlan> }>();
 
 /**
  * The plan for a call with these facts, worked out once per distinct set of the facts the policies read:
@@ -120,13 +125,12 @@ const plans = new WeakMap<WorkspacePolicies, { fields: string[]; byFacts: Map<st
 export function admissionPlan(policies: WorkspacePolicies, facts: CallFacts): AdmissionPlan {
   let cache = plans.get(policies);
   if (!cache) {
-    cache = { fields: factsRead(policies), byFacts: new Map() };
+    cache = { fields: factsRead(policies), byFacts: new Recent({ max: MAX_PLANS }) };
     plans.set(policies, cache);
   }
   const key = factsKey(cache.fields, facts);
-  let plan = cache.byFacts.get(key);
+  let plan = cache.byFacts.touch(key);
   if (!plan) {
-    if (cache.byFacts.size >= MAX_PLANS) cache.byFacts.clear();
     plan = buildPlan(policies, facts);
     cache.byFacts.set(key, plan);
   }

@@ -11,7 +11,9 @@ afterEach(() => {
 });
 
 const POLL_MS = 50;
-const FAR = () => Date.now() + 60_000;
+/** A wait's deadline `ms` from now, on the clock waits are timed by (monotonic: performance.now()). */
+const inMs = (ms: number) => performance.now() + ms;
+const FAR = () => inMs(60_000);
 
 /** Starts `place`'s next wait; `done` says whether it has ended. */
 function waiting(place: Place, until = FAR()) {
@@ -118,17 +120,34 @@ describe("run lines", () => {
     const lines = new RunLines(POLL_MS);
     const a = lines.join("ws", "run-1", lines.releases, lines.arrival());
     const b = lines.join("ws", "run-1", lines.releases, lines.arrival());
-    const wa = waiting(a, Date.now() + 20);
-    const wb = waiting(b, Date.now() + 30);
+    const wa = waiting(a, inMs(20));
+    const wb = waiting(b, inMs(30));
     await pass(19);
     expect([wa.done, wb.done]).toEqual([false, false]);
     await pass(1);
     expect([wa.done, wb.done]).toEqual([true, false]);
     await pass(10);
     expect(wb.done).toBe(true);
-    const past = waiting(a, Date.now() - 1);
+    const past = waiting(a, inMs(-1));
     await pass();
     expect(past.done).toBe(true);
+  });
+
+  it("a wait ends at its deadline whichever way the wall clock steps meanwhile (NTP)", async () => {
+    const lines = new RunLines(60_000); // no poll within the test: only the deadline ends the wait
+    const a = lines.join("ws", "run-1", lines.releases, lines.arrival());
+    const until = inMs(1_000);
+    vi.setSystemTime(Date.now() + 3_600_000); // an hour forward: the wait is not cut short
+    const forward = waiting(a, until);
+    await pass(999);
+    expect(forward.done).toBe(false);
+    await pass(1);
+    expect(forward.done).toBe(true);
+    const again = inMs(1_000);
+    vi.setSystemTime(Date.now() - 7_200_000); // two hours back: nor is it made longer
+    const back = waiting(a, again);
+    await pass(1_000);
+    expect(back.done).toBe(true);
   });
 
   it("closing ends every wait, and one begun after it at once", async () => {

@@ -778,6 +778,25 @@ describe("agent runs", () => {
     expect(sent().map((r) => r.headers["x-seq"])).toEqual(["0", "1", "2", "3", "4"]);
   });
 
+  it("a run's waiting call waits for room, not out of time, when the wall clock steps forward meanwhile", async () => {
+    const call = await oneAtATimeRun("leap");
+    const wallClock = Date.now.bind(Date);
+    const clock = vi.spyOn(Date, "now");
+    const sent = () => mock.requests.filter((r) => r.headers["x-test-case"] === "leap-1");
+    try {
+      const first = call(0, 600);
+      while (!sent().length) await sleep(10); // in flight: the second waits for it
+      const second = call(1, 40);
+      await sleep(200);
+      // The clock steps 10 minutes forward (an NTP correction): far past the 30 s wait, were it timed by it.
+      clock.mockImplementation(() => wallClock() + 600_000);
+      expect(await Promise.all([first, second])).toEqual(["ok", "ok"]);
+    } finally {
+      clock.mockRestore();
+    }
+    expect(sent().map((r) => r.headers["x-seq"])).toEqual(["0", "1"]);
+  });
+
   it("a gateway's retry of a run's call keeps its call's place through its backoff: the room its failed attempt leaves is not taken by a call that came after it", async () => {
     await api("PUT", "/api/agents/retry-line-bot", { max_cost_usd: "0.01" });
     const headers = {

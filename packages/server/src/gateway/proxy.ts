@@ -1164,10 +1164,11 @@ export class Gateway {
     if (!refused.ok && refused.inFlight) place.heard(refused.inFlight.held);
     const wake = () => place.wake();
     watch.signal.addEventListener("abort", wake);
-    const deadline = Date.now() + this.deps.config.runHoldWaitMs;
+    // Monotonic: a wall-clock step (NTP) neither lengthens the wait nor cuts it short.
+    const deadline = performance.now() + this.deps.config.runHoldWaitMs;
     let admission = refused;
     try {
-      while (!watch.gone && !lines.closed && Date.now() < deadline) {
+      while (!watch.gone && !lines.closed && performance.now() < deadline) {
         await place.next(deadline);
         if (watch.gone || lines.closed || !place.first) continue;
         const next = await this.#admit(call, attempt);

@@ -104,14 +104,15 @@ export class Place {
 
   /**
    * Waits for this call's next try: first in line, until woken or for `pollMs`; behind others, until woken
-   * (it became first, its client left, the gateway stops). Never past `until` (ms since the epoch).
+   * (it became first, its client left, the gateway stops). Never past `until`, a performance.now() time:
+   * a monotonic clock, so a wall-clock step (NTP) neither lengthens nor cuts the wait.
    */
   next(until: number): Promise<void> {
     if (this.#woken) {
       this.#woken = false;
       return Promise.resolve();
     }
-    const left = Math.max(0, until - Date.now());
+    const left = Math.max(0, until - performance.now());
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);

@@ -3,11 +3,12 @@ import { createWriteStream, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { SingleBar } from "cli-progress";
 import type { Command } from "commander";
-import { asTextRow, exportColumnType } from "../query/export.js";
+import { asTextRow } from "../query/export.js";
 import type { Client } from "./client.js";
 import { CliError, expectOk, noteCoverage, printJson, QUERY_FLAGS } from "./common.js";
 import { cleanUpOnInterrupt } from "./interrupt-cleanup.js";
 import { outputFile } from "./output-file.js";
+import { toParquet } from "./parquet.js";
 import { progressBar } from "./progress.js";
 import { isRollup, ROLLUP_ROWS, type RollupName, type WindowOpts, windowQuery } from "./rollups.js";
 import { makeTempDir } from "./temp-dir.js";
@@ -262,44 +263,6 @@ async function exportRollup(client: Client, name: RollupName, o: RollupExportOpt
     return { file: out, format, rows: rows.length, meta };
   } finally {
     output.discard(); // a failed export's partial file (none once complete)
-  }
-}
-
-const sqlString = (s: string) => `'${s.replaceAll("'", "''")}'`;
-
-async function toParquet(csv: string, out: string, meta: Json): Promise<void> {
-  // Loaded on use: every other command of the CLI (a ClickHouse-backed gateway among them) runs without DuckDB.
-  const { DuckDBInstance } = await import("@duckdb/node-api");
-  const db = await DuckDBInstance.create(":memory:");
-  const conn = await db.connect();
-  try {
-    const kv = Object.entries({
-      generated_at: meta.generated_at,
-      window_from: meta.window.from,
-      window_to: meta.window.to,
-      coverage: JSON.stringify(meta.coverage),
-      rows: String(meta.rows),
-    })
-      .map(([k, v]) => `${k}: ${sqlString(v)}`)
-      .join(", ");
-    // Every column's type as the record has it: inferred from the values, text that reads as a number
-    // (a prompt_version "1.10", a customer_id "42") would be written as one. The dialect is csvCell's, given
-    // rather than sniffed: the sniffer reads 20,480 rows, and none quoted there it reads the file unquoted.
-    // A quoted empty cell is "" and only an empty one is NULL (DuckDB reads both as NULL by default).
-    // Written straight into `out` (the `.partial` file, already there): by default DuckDB writes over an
-    // existing file through a tmp_ file of its own beside it, which an interrupted export would leave behind.
-    const columns = (meta.columns as string[])
-      .map((c) => `${sqlString(c)}: ${sqlString(exportColumnType(c))}`)
-      .join(", ");
-    await conn.run(
-      `COPY (SELECT * FROM read_csv(${sqlString(csv)}, auto_detect = false, header = true, delim = ',',
-                                    quote = '"', escape = '"', allow_quoted_nulls = false,
-                                    columns = {${columns}}))
-       TO ${sqlString(out)} (FORMAT parquet, USE_TMP_FILE false, KV_METADATA {${kv}})`,
-    );
-  } finally {
-    conn.closeSync();
-    db.closeSync();
   }
 }
 

@@ -1,0 +1,47 @@
+import { exportColumnType } from "../query/export.js";
+
+/** The export's metadata, as the parquet file's key-value metadata carries it. */
+export interface ExportMeta {
+  generated_at: string;
+  window: { from: string; to: string };
+  coverage: unknown;
+  columns: string[];
+  rows: number;
+}
+
+const sqlString = (s: string) => `'${s.replaceAll("'", "''")}'`;
+
+/** A calls export's CSV (csvCell's dialect) as the parquet file `out`, `meta` as its key-value metadata. */
+export async function toParquet(csv: string, out: string, meta: ExportMeta): Promise<void> {
+  // Loaded on use: every other command of the CLI (a ClickHouse-backed gateway among them) runs without DuckDB.
+  const { DuckDBInstance } = await import("@duckdb/node-api");
+  const db = await DuckDBInstance.create(":memory:");
+  const conn = await db.connect();
+  try {
+    const kv = Object.entries({
+      generated_at: meta.generated_at,
+      window_from: meta.window.from,
+      window_to: meta.window.to,
+      coverage: JSON.stringify(meta.coverage),
+      rows: String(meta.rows),
+    })
+      .map(([k, v]) => `${k}: ${sqlString(v)}`)
+      .join(", ");
+    // Every column's type as the record has it: inferred from the values, text that reads as a number
+    // (a prompt_version "1.10", a customer_id "42") would be written as one. The dialect is csvCell's, given
+    // rather than sniffed: the sniffer reads 20,480 rows, and none quoted there it reads the file unquoted.
+    // A quoted empty cell is "" and only an empty one is NULL (DuckDB reads both as NULL by default).
+    // Written straight into `out` (the `.partial` file, already there): by default DuckDB writes over an
+    // existing file through a tmp_ file of its own beside it, which an interrupted export would leave behind.
+    const columns = meta.columns.map((c) => `${sqlString(c)}: ${sqlString(exportColumnType(c))}`).join(", ");
+    await conn.run(
+      `COPY (SELECT * FROM read_csv(${sqlString(csv)}, auto_detect = false, header = true, delim = ',',
+                                    quote = '"', escape = '"', allow_quoted_nulls = false,
+                                    columns = {${columns}}))
+       TO ${sqlString(out)} (FORMAT parquet, USE_TMP_FILE false, KV_METADATA {${kv}})`,
+    );
+  } finally {
+    conn.closeSync();
+    db.closeSync();
+  }
+}

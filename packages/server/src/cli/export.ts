@@ -196,7 +196,8 @@ export async function exportCalls(
         throw writeFailure(out, e);
       }
     if (tmp)
-      await toParquet(target, output.partial, { ...meta, rows }).catch((e) => {
+      // DuckDB's spill files in the temp dir too, removed with it.
+      await toParquet(target, output.partial, { ...meta, rows }, join(tmp, "duckdb")).catch((e) => {
         throw duckDbWriteFailure(out, output.partial, e);
       });
     output.complete();

@@ -11,11 +11,14 @@ export interface ExportMeta {
 
 const sqlString = (s: string) => `'${s.replaceAll("'", "''")}'`;
 
-/** A calls export's CSV (csvCell's dialect) as the parquet file `out`, `meta` as its key-value metadata. */
-export async function toParquet(csv: string, out: string, meta: ExportMeta): Promise<void> {
+/**
+ * A calls export's CSV (csvCell's dialect) as the parquet file `out`, `meta` as its key-value metadata. What
+ * DuckDB buffers past its memory goes to `spillDir`, not to its default `./.tmp` of wherever the CLI is run.
+ */
+export async function toParquet(csv: string, out: string, meta: ExportMeta, spillDir: string): Promise<void> {
   // Loaded on use: every other command of the CLI (a ClickHouse-backed gateway among them) runs without DuckDB.
   const { DuckDBInstance } = await import("@duckdb/node-api");
-  const db = await DuckDBInstance.create(":memory:");
+  const db = await DuckDBInstance.create(":memory:", { temp_directory: spillDir });
   const conn = await db.connect();
   try {
     const kv = Object.entries({

@@ -8,6 +8,8 @@ import { duckDbWriteFailure } from "../src/cli/write-failure.js";
 
 const OUT = "/exports/calls.parquet";
 const PARTIAL = `${OUT}.partial`;
+/** The export's files: its partial file, and the temporary directory (TMPDIR) DuckDB spills into. */
+const FILES = { partial: PARTIAL, tempDir: "/var/tmp" };
 
 /** Why and what to do, as the CLI says them for each error code. */
 const SAID = {
@@ -34,7 +36,7 @@ describe("duckDbWriteFailure", () => {
     ["Read-only file system", SAID.EROFS],
   ])("says DuckDB's %j writing the export's partial file as the export's failure (exit 1)", (text, why) => {
     const e = new Error(`IO Error: Could not write file "${PARTIAL}": ${text}`);
-    expect(said(duckDbWriteFailure(OUT, PARTIAL, e))).toEqual([`cannot write ${OUT}: ${why}`, 1]);
+    expect(said(duckDbWriteFailure(OUT, FILES, e))).toEqual([`cannot write ${OUT}: ${why}`, 1]);
   });
 
   it.each([
@@ -42,7 +44,7 @@ describe("duckDbWriteFailure", () => {
     `IO Error: Could not write to file "${PARTIAL}" - attempted to write 0 bytes: Input/output error`,
     `IO Error: Could not write file "${PARTIAL}": Input/output error\n`,
   ])("reads DuckDB's other wordings of a failed write: %j", (message) => {
-    expect(said(duckDbWriteFailure(OUT, PARTIAL, new Error(message)))).toEqual([
+    expect(said(duckDbWriteFailure(OUT, FILES, new Error(message)))).toEqual([
       `cannot write ${OUT}: ${SAID.EIO}`,
       1,
     ]);
@@ -51,11 +53,28 @@ describe("duckDbWriteFailure", () => {
   it("names a temporary file DuckDB spills to as itself, not the export's file", () => {
     for (const spill of [".tmp/duckdb_temp_storage_S160K-0.tmp", "/var/tmp/duckdb_temp_storage-0.tmp"]) {
       const e = new Error(`IO Error: Could not write file "${spill}": No space left on device`);
-      expect(said(duckDbWriteFailure(OUT, PARTIAL, e))).toEqual([
+      expect(said(duckDbWriteFailure(OUT, FILES, e))).toEqual([
         `cannot write ${resolve(spill)} (a temporary file of DuckDB's, converting ${OUT} to parquet): ${SAID.ENOSPC}`,
         1,
       ]);
     }
+  });
+
+  it("says DuckDB's spill that found no room in the temporary directory as the directory's, and what to do (exit 1)", () => {
+    // DuckDB 1.5's text: its temporary files may take `max_temp_directory_size`, by default 90% of the disk's free space.
+    const e = new Error(
+      "Out of Memory Error: failed to offload data block of size 256.0 KiB (4.5 GiB/4.5 GiB used).\n" +
+        "This limit was set by the 'max_temp_directory_size' setting.\n" +
+        "By default, this setting utilizes the available disk space on the drive where the 'temp_directory' is located.\n" +
+        "You can adjust this setting, by using (for example) PRAGMA max_temp_directory_size='10GiB'\n\n" +
+        "Possible solutions:\n* Reducing the number of threads (SET threads=X)\n",
+    );
+    expect(said(duckDbWriteFailure(OUT, FILES, e))).toEqual([
+      `cannot write DuckDB's temporary files in the temporary directory /var/tmp (converting ${OUT} to parquet): ` +
+        "no room is left there (they may take up to 90% of the space its disk had free); nothing was kept of it: " +
+        "free some space there, or set TMPDIR to a directory on a disk with more room",
+      1,
+    ]);
   });
 
   it("gives back as it is any other error: another kind, or a system text it does not know", () => {
@@ -66,8 +85,8 @@ describe("duckDbWriteFailure", () => {
       "Out of Memory Error: failed to allocate data of size 16.0 MiB",
     ]) {
       const e = new Error(message);
-      expect(duckDbWriteFailure(OUT, PARTIAL, e)).toBe(e);
+      expect(duckDbWriteFailure(OUT, FILES, e)).toBe(e);
     }
-    expect(duckDbWriteFailure(OUT, PARTIAL, null)).toBe(null);
+    expect(duckDbWriteFailure(OUT, FILES, null)).toBe(null);
   });
 });

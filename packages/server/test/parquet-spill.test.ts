@@ -1,14 +1,17 @@
 // A parquet export's conversion that runs short of memory spills what it buffers to disk: into the directory
 // it is given, under the export's own temp dir (TMPDIR), not into DuckDB's default `./.tmp` of wherever the
-// CLI was run, which may be read-only or hold a `.tmp` of its own.
+// CLI was run, which may be read-only or hold a `.tmp` of its own. A spill that finds no room there is said
+// as the temporary directory's, with what to do, not as DuckDB's "Out of Memory Error" naming no file.
 
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { CliError } from "../src/cli/common.js";
 import { type ExportMeta, toParquet } from "../src/cli/parquet.js";
+import { duckDbWriteFailure } from "../src/cli/write-failure.js";
 
-/** What every DuckDB connection of this file runs first. */
+/** What every DuckDB connection of this file runs first, past the memory settings below. */
 const duckDbSettings = vi.hoisted(() => [] as string[]);
 
 // As on a machine short of memory: 120 MB for 8 threads reading a 35 MB CSV, so the conversion spills.
@@ -65,5 +68,20 @@ describe("a parquet conversion that spills", () => {
     expect(readFileSync(out).subarray(0, 4).toString()).toBe("PAR1");
     expect(readdirSync(cwd)).toEqual([".tmp"]);
     expect(readFileSync(join(cwd, ".tmp"), "utf8")).toBe("not DuckDB's\n");
+  });
+});
+
+describe("a parquet conversion whose spill finds no room", () => {
+  it("fails with DuckDB's error, which the export says as the temporary directory's, with what to do", async () => {
+    // As on a disk nearly full: DuckDB keeps its spill to 90% of the free space, here 100 KB.
+    duckDbSettings.push("SET max_temp_directory_size = '100KB'");
+    const out = join(dir, "full.parquet");
+    const e = await toParquet(csv, out, meta, join(dir, "spill")).catch((e: unknown) => e);
+    duckDbSettings.length = 0;
+    const said = duckDbWriteFailure(out, { partial: out, tempDir: dir }, e);
+    expect(said, String(e)).toBeInstanceOf(CliError);
+    expect((said as CliError).message).toMatch(
+      `cannot write DuckDB's temporary files in the temporary directory ${dir} (converting ${out} to parquet): no room`,
+    );
   });
 });

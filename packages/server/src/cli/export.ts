@@ -1,6 +1,6 @@
 import { once } from "node:events";
 import { createWriteStream, rmSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import type { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { asTextRow } from "../query/export.js";
@@ -195,11 +195,13 @@ export async function exportCalls(
       } catch (e) {
         throw writeFailure(out, e);
       }
-    if (tmp)
+    if (tmp) {
+      const files = { partial: output.partial, tempDir: dirname(tmp) };
       // DuckDB's spill files in the temp dir too, removed with it.
       await toParquet(target, output.partial, { ...meta, rows }, join(tmp, "duckdb")).catch((e) => {
-        throw duckDbWriteFailure(out, output.partial, e);
+        throw duckDbWriteFailure(out, files, e);
       });
+    }
     output.complete();
   } finally {
     bar?.stop();

@@ -34,9 +34,8 @@ const WHY: Record<string, { why: string; fix: string; texts: string[] }> = {
   },
 };
 
-/** `out` could not be written because of `code` (a key of WHY), as an error for the user (exit 1). */
-function failure(out: string, code: string): CliError {
-  const { why, fix } = WHY[code]!;
+/** `out` could not be written, `why` and what to do (`fix`), as an error for the user (exit 1). */
+function failure(out: string, { why, fix }: { why: string; fix: string }): CliError {
   return new CliError(`cannot write ${out}: ${why}; nothing was kept of it: ${fix}`, 1);
 }
 
@@ -46,7 +45,7 @@ function failure(out: string, code: string): CliError {
  */
 export function writeFailure(out: string, e: unknown): unknown {
   const code = (e as NodeJS.ErrnoException | null)?.code ?? "";
-  return Object.hasOwn(WHY, code) ? failure(out, code) : e;
+  return Object.hasOwn(WHY, code) ? failure(out, WHY[code]!) : e;
 }
 
 /** Why a write that failed with `code` failed, as the user reads it; undefined for a code not in WHY. */
@@ -61,17 +60,44 @@ export function whyWriteFails(code: string): string | undefined {
 const DUCKDB_IO_ERROR = /^IO Error: [^"]*"(?<named>[^"]*)"[^:]*: (?<text>.*)$/s;
 
 /**
- * DuckDB's own write that failed as it converted a parquet export into `file` (`out`'s partial file), said as
- * writeFailure says Node's. DuckDB gives no code, only its message naming the file and the system's text.
- * The file named is `out` for its partial file, and itself for any other (a temporary file DuckDB spills to).
+ * DuckDB's spill that found no room: its temporary files may take `max_temp_directory_size`, by default 90%
+ * of the space their disk has free, and past it DuckDB says an Out of Memory Error that names no file.
  */
-export function duckDbWriteFailure(out: string, file: string, e: unknown): unknown {
+const DUCKDB_SPILL_FULL =
+  /^Out of Memory Error: failed to offload data block\b.*\bmax_temp_directory_size\b/s;
+
+const SPILL_FULL = {
+  why: "no room is left there (they may take up to 90% of the space its disk had free)",
+  fix: "free some space there, or set TMPDIR to a directory on a disk with more room",
+};
+
+/** A parquet export's files: `out`'s partial file, and the temporary directory (TMPDIR) DuckDB spills into. */
+export interface ParquetFiles {
+  partial: string;
+  tempDir: string;
+}
+
+/**
+ * DuckDB's own write that failed as it converted a parquet export into `files.partial` (`out`'s), said as
+ * writeFailure says Node's. DuckDB gives no code, only its message naming the file and the system's text.
+ * The file named is `out` for its partial file, and itself for any other (a temporary file DuckDB spills to);
+ * a spill that found no room is said as the temporary directory's.
+ */
+export function duckDbWriteFailure(out: string, files: ParquetFiles, e: unknown): unknown {
   const message = (e as Error | null)?.message ?? "";
+  if (DUCKDB_SPILL_FULL.test(message))
+    return failure(
+      `DuckDB's temporary files in the temporary directory ${files.tempDir} (converting ${out} to parquet)`,
+      SPILL_FULL,
+    );
   const io = DUCKDB_IO_ERROR.exec(message)?.groups;
   const text = io?.text?.toLowerCase() ?? "";
   const code = Object.keys(WHY).find((c) => WHY[c]!.texts.some((t) => text.includes(t)));
   if (!io || !code) return e;
-  return message.includes(`"${file}"`)
-    ? failure(out, code)
-    : failure(`${resolve(io.named!)} (a temporary file of DuckDB's, converting ${out} to parquet)`, code);
+  return message.includes(`"${files.partial}"`)
+    ? failure(out, WHY[code]!)
+    : failure(
+        `${resolve(io.named!)} (a temporary file of DuckDB's, converting ${out} to parquet)`,
+        WHY[code]!,
+      );
 }

@@ -1,6 +1,7 @@
-// An empty -w names no workspace: every command taking -w refuses it as a usage error (exit 2), before it
-// does anything. Each had read it as its own "no workspace": the key's own (`default`) for keys create,
-// ingest or a budget, every one for keys list, one that does not exist for the reading commands.
+// An empty -w names no workspace, nor does a blank one (only whitespace): every command taking -w refuses
+// them as a usage error (exit 2), before it does anything. Each had read an empty one as its own "no
+// workspace": the key's own (`default`) for keys create, ingest or a budget, every one for keys list, one
+// that does not exist for the reading commands; demo and agents set wrote into a blank one.
 
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -43,12 +44,42 @@ describe("an empty -w / --workspace", () => {
       expect(r.err, args.join(" ")).toBe("error: -w/--workspace must not be empty\n");
       expect(r.code).toBe(2);
     }
-    // keys create made no key (in `default`, as it did), nor demo, ingest or budgets set any data.
-    const keys = await tollgate("keys", "list", "--json");
-    expect(keys.code, keys.err).toBe(0);
-    expect(JSON.parse(keys.out).keys).toEqual([]);
-    const budgets = await tollgate("budgets", "status", "--json");
-    expect(budgets.code, budgets.err).toBe(0);
-    expect(JSON.parse(budgets.out)).toMatchObject({ budgets: [] });
+    await expectNothingDone();
   });
 });
+
+describe("a blank -w / --workspace (only whitespace)", () => {
+  it("is a usage error as an empty one is (exit 2), and nothing is done", async () => {
+    // The check is the program's, before any command's action: the commands that write, and two that read.
+    const writers = COMMANDS.filter(
+      ([c, s]) => ["ingest", "demo"].includes(c!) || s === "create" || s === "set",
+    );
+    for (const [args, blank] of [
+      ...writers.map((c) => [c, " "] as const),
+      [["spend", "--by", "feature"], "\t"],
+      [["export", "calls", "-o", join(dir, "calls.csv")], " \n "],
+    ] as const) {
+      const r = await tollgate(...args, "-w", blank);
+      expect(r.err, `${args.join(" ")} -w ${JSON.stringify(blank)}`).toBe(
+        "error: -w/--workspace must not be blank\n",
+      );
+      expect(r.code).toBe(2);
+    }
+    await expectNothingDone();
+  });
+});
+
+/**
+ * keys create made no key (in `default`, as an empty -w did), nor demo, ingest, budgets or agents set any
+ * data: `default` is still the only workspace known.
+ */
+async function expectNothingDone() {
+  const known = await tollgate("forecast", "-w", "no-such-workspace");
+  expect(known.err).toMatch(/; known workspaces: default\n$/);
+  const keys = await tollgate("keys", "list", "--json");
+  expect(keys.code, keys.err).toBe(0);
+  expect(JSON.parse(keys.out).keys).toEqual([]);
+  const budgets = await tollgate("budgets", "status", "--json");
+  expect(budgets.code, budgets.err).toBe(0);
+  expect(JSON.parse(budgets.out)).toMatchObject({ budgets: [] });
+}

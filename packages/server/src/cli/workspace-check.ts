@@ -14,9 +14,14 @@ export type Reads = "calls" | "limits";
  * Every command's -w, before its action (a hook of the program, cli.ts): an empty one is a usage error. It
  * names no workspace, and each command would read it as its own "none": the key's own (`default`) for
  * `keys create` or `ingest`, every one for `keys list`, one that does not exist for the reading commands.
+ * A blank one (only whitespace, a quoted variable that held a space) is one too: `demo` and `agents set`
+ * wrote into it.
  */
 export function refuseEmptyWorkspace(_program: Command, action: Command): void {
-  if (action.opts().workspace === "") throw new CliError("-w/--workspace must not be empty", 2);
+  const { workspace } = action.opts();
+  if (workspace === "") throw new CliError("-w/--workspace must not be empty", 2);
+  if (typeof workspace === "string" && workspace.trim() === "")
+    throw new CliError("-w/--workspace must not be blank", 2);
 }
 
 /** The 404 of a route the server lacks (a server older than this CLI), not of a workspace it lacks. */

@@ -38,13 +38,14 @@ describe("a CSV export whose metadata cannot be written (a full disk)", () => {
 });
 
 describe("a complete CSV export", () => {
-  it("replaces the previous file and metadata both, and leaves no partial file", async () => {
+  it("replaces the previous file and metadata both, names both (--json), and leaves no partial file", async () => {
     for (const what of EXPORTS) {
       const out = join(dir, `whole-${what.join("-")}.csv`);
       writeFileSync(out, "the previous export\n");
       writeFileSync(`${out}.meta.json`, "the previous export's metadata\n");
       const r = await tollgate("export", ...what, "-o", out, "--json");
       expect(r.code, r.err).toBe(0);
+      expect(JSON.parse(r.out), what.join(" ")).toMatchObject({ file: out, meta_file: `${out}.meta.json` });
       expect(JSON.parse(readFileSync(`${out}.meta.json`, "utf8"))).toMatchObject({ rows: 0 });
       expect(readFileSync(out, "utf8")).not.toBe("the previous export\n");
       expect(filesOf(out).sort()).toEqual([basename(out), `${basename(out)}.meta.json`]);

@@ -7,7 +7,7 @@ import { asTextRow } from "../query/export.js";
 import type { Client } from "./client.js";
 import { CliError, expectOk, noteCoverage, printJson, QUERY_FLAGS } from "./common.js";
 import { cleanUpOnInterrupt } from "./interrupt-cleanup.js";
-import { outputFile } from "./output-file.js";
+import { type OutputFile, outputFile } from "./output-file.js";
 import { toParquet } from "./parquet.js";
 import { progressBar } from "./progress.js";
 import { isRollup, ROLLUP_ROWS, type RollupName, type WindowOpts, windowQuery } from "./rollups.js";
@@ -110,6 +110,9 @@ function fileWriter(path: string, out: string) {
   };
 }
 
+/** A summary's `meta_file`: a CSV's `<out>.meta.json`, none for a format that holds its metadata. */
+const metaFile = (output: OutputFile) => (output.meta ? { meta_file: output.meta.file } : {});
+
 /**
  * Pages through /api/export/calls into `out`. CSV and JSON are written as they come; parquet goes
  * through a CSV in a temp dir that DuckDB converts (typed columns, the metadata as key-value metadata).
@@ -209,7 +212,7 @@ export async function exportCalls(
     removeTmp();
     output.discard(); // a failed export's partial file (none once complete)
   }
-  return { file: out, format, rows, ...(output.meta ? { meta_file: output.meta.file } : {}), meta };
+  return { file: out, format, rows, ...metaFile(output), meta };
 }
 
 /** Nested answer objects as flat columns: {cost: {nanousd, usd}} → cost.nanousd, cost.usd; lists as JSON. */
@@ -263,7 +266,7 @@ async function exportRollup(client: Client, name: RollupName, o: RollupExportOpt
       throw writeFailure(out, e);
     }
     output.complete();
-    return { file: out, format, rows: rows.length, meta };
+    return { file: out, format, rows: rows.length, ...metaFile(output), meta };
   } finally {
     output.discard(); // a failed export's partial file (none once complete)
   }

@@ -1,12 +1,7 @@
 import { closeSync, openSync, renameSync, rmSync, statSync } from "node:fs";
 import { CliError } from "./common.js";
 import { cleanUpOnInterrupt } from "./interrupt-cleanup.js";
-
-const WHY: Record<string, string> = {
-  ENOENT: "its directory does not exist",
-  EACCES: "permission denied",
-  EROFS: "a read-only file system",
-};
+import { whyCannotCreate } from "./why-cannot-create.js";
 
 /** An export's file (and its metadata's), each written as `<file>.partial` until the export is complete. */
 export interface OutputFile {
@@ -28,8 +23,7 @@ function createPartial(path: string): string {
   try {
     closeSync(openSync(partial, "w"));
   } catch (e) {
-    const { code, message } = e as NodeJS.ErrnoException;
-    throw new CliError(`cannot write ${path}: ${WHY[code ?? ""] ?? message}`, 2);
+    throw new CliError(`cannot write ${path}: ${whyCannotCreate(e, "its directory")}`, 2);
   }
   return partial;
 }

@@ -2,13 +2,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CliError } from "./common.js";
-import { whyWriteFails } from "./write-failure.js";
-
-const WHY: Record<string, string> = {
-  ENOENT: "it does not exist",
-  ENOTDIR: "it is not a directory",
-  EACCES: "permission denied",
-};
+import { whyCannotCreate } from "./why-cannot-create.js";
 
 /**
  * A new directory in the system's temp dir (TMPDIR, else /tmp) for `what` (the files it holds, as the user
@@ -20,9 +14,8 @@ export function makeTempDir(prefix: string, what: string): string {
   try {
     return mkdtempSync(join(parent, prefix));
   } catch (e) {
-    const { code = "", message } = e as NodeJS.ErrnoException;
     throw new CliError(
-      `cannot write ${what} in the temporary directory ${parent}: ${WHY[code] ?? whyWriteFails(code) ?? message}; set TMPDIR to a directory that can be written`,
+      `cannot write ${what} in the temporary directory ${parent}: ${whyCannotCreate(e, "it")}; set TMPDIR to a directory that can be written`,
       2,
     );
   }

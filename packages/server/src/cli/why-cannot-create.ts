@@ -1,0 +1,17 @@
+import { whyWriteFails } from "./write-failure.js";
+
+/**
+ * Why a file or directory could not be created (`e`, Node's error), as the user reads it, said of `place`:
+ * the directory it was to be made in ("it": a temp dir's parent) or a file's ("its directory": an
+ * output file's). A code said nowhere is given as Node's own message.
+ */
+export function whyCannotCreate(e: unknown, place: "it" | "its directory"): string {
+  const { code = "", message } = e as NodeJS.ErrnoException;
+  const why: Record<string, string> = {
+    ENOENT: `${place} does not exist`,
+    ENOTDIR: `${place} is not a directory`,
+    EACCES: "permission denied",
+    EROFS: "a read-only file system",
+  };
+  return (Object.hasOwn(why, code) ? why[code] : whyWriteFails(code)) ?? message;
+}

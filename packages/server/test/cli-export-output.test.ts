@@ -72,8 +72,11 @@ describe("an output path that cannot be written", () => {
     mkdirSync(dataDir); // a data dir to export from
     const outDir = join(dir, "here");
     mkdirSync(outDir);
+    const aFile = join(dir, "a-file");
+    writeFileSync(aFile, "not a directory\n");
     for (const [args, path, why] of [
       [["calls"], join(dir, "missing", "x.csv"), "its directory does not exist"],
+      [["calls"], join(aFile, "x.csv"), "its directory is not a directory"],
       [["calls", "--format", "json"], outDir, "it is a directory"],
       [["calls", "--format", "parquet"], join(dir, "missing", "x.parquet"), "its directory does not exist"],
       [["rollup", "features"], join(dir, "missing", "x.csv"), "its directory does not exist"],

@@ -18,14 +18,22 @@ export interface OutputFile {
  */
 function createPartial(path: string): string {
   const partial = `${path}.partial`;
-  if (statSync(path, { throwIfNoEntry: false })?.isDirectory())
-    throw new CliError(`cannot write ${path}: it is a directory`, 2);
+  if (isDirectory(path)) throw new CliError(`cannot write ${path}: it is a directory`, 2);
   try {
     closeSync(openSync(partial, "w"));
   } catch (e) {
     throw new CliError(`cannot write ${path}: ${whyCannotCreate(e, "its directory")}`, 2);
   }
   return partial;
+}
+
+/** Whether `path` is a directory; a path that cannot be looked at (a file in its path) is said by the open. */
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -255,20 +255,43 @@ describe("an OpenAI Realtime session through the gateway", () => {
     expect(rec).toMatchObject({ api: "openai.realtime", status: "ok", priced: true });
   });
 
+  /** The gateway's answer to a handshake: its status and body when it refuses it, 101 when it opens. */
+  const refusalOf = (ws: WebSocket) =>
+    new Promise<{ status: number; body: string }>((resolve) => {
+      ws.once("unexpected-response", (_req, res) => {
+        let body = "";
+        res.on("data", (d: Buffer) => (body += d.toString()));
+        res.on("end", () => resolve({ status: res.statusCode!, body }));
+      });
+      ws.once("open", () => {
+        ws.close();
+        resolve({ status: 101, body: "" });
+      });
+    });
+
   it("a handshake with a bad Tollgate header is refused (400, naming it) before any upstream connection", async () => {
     const before = sessions.length;
     const ws = new WebSocket(`${gw.url.replace("http:", "ws:")}/v1/realtime?model=gpt-realtime`, {
       headers: { "x-tollgate-upstream": "no-such-route" },
     });
-    const answer = await new Promise<{ status: number; body: string }>((resolve) =>
-      ws.once("unexpected-response", (_req, res) => {
-        let body = "";
-        res.on("data", (d: Buffer) => (body += d.toString()));
-        res.on("end", () => resolve({ status: res.statusCode!, body }));
-      }),
-    );
+    const answer = await refusalOf(ws);
     expect(answer.status).toBe(400);
     expect(JSON.parse(answer.body).error.message).toContain("x-tollgate-upstream");
+    expect(sessions.length).toBe(before);
+  });
+
+  it("a session that names its model twice is refused (400, naming it) before any upstream connection", async () => {
+    const before = sessions.length;
+    // The gateway would hold it as the first; the upstream may run the second.
+    const url = `${gw.url.replace("http:", "ws:")}/v1/realtime?model=gpt-realtime-mini&model=gpt-realtime`;
+    const answer = await refusalOf(new WebSocket(url));
+    expect(answer.status).toBe(400);
+    expect(JSON.parse(answer.body).error).toMatchObject({
+      type: "invalid_request_error",
+      code: "repeated_parameter",
+      param: "model",
+      message: expect.stringContaining('query parameter "model" is repeated'),
+    });
     expect(sessions.length).toBe(before);
   });
 

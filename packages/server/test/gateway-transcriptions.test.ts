@@ -112,6 +112,39 @@ describe("gateway: OpenAI audio transcriptions", () => {
     expect(upstreamOf(id)).toHaveLength(0);
   });
 
+  it("a form that repeats its model is refused (400, naming it) before the upstream: it would be held as no model at $0", async () => {
+    const user = `tr-user-${newCase()}`;
+    // Under the $0.128 either model holds, and unpriced calls let through: read as neither, the call was held at $0.
+    await adminRequest(gw, "POST", "/api/budgets", {
+      id: `tr-twice-${user}`,
+      scope: { user_id: user },
+      window: "day",
+      limit_usd: "0.10",
+      unpriced: "allow",
+    });
+    const id = newCase();
+    // The SDK sends a field once: a form written by hand, its model twice.
+    const form = new FormData();
+    form.append("model", "gpt-4o-mini-transcribe");
+    form.append("file", new Blob([AUDIO], { type: "audio/wav" }), "hello.wav");
+    form.append("model", "gpt-4o-transcribe");
+    const res = await fetch(`${gw.url}/v1/audio/transcriptions`, {
+      method: "POST",
+      headers: { authorization: "Bearer sk-test", "x-test-case": id, "x-tollgate-user-id": user },
+      body: form,
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual({
+      error: {
+        type: "invalid_request_error",
+        code: "repeated_parameter",
+        param: "model",
+        message: expect.stringContaining('form field "model" is repeated'),
+      },
+    });
+    expect(upstreamOf(id)).toHaveLength(0);
+  });
+
   it("a call answered without usage (response_format text) counts its held worst case: its cost is unknown, not $0", async () => {
     const user = `tr-user-${newCase()}`;
     // $0.128 held per call: one fits under $0.20, and then, its cost unknown, it counts as held.

@@ -1,5 +1,6 @@
 // The fields of a multipart form, as the gateway reads an image edit's model, n, size and images.
 import { describe, expect, it } from "vitest";
+import { GatewayError } from "../src/gateway/gateway-error.js";
 import { multipartFields } from "../src/gateway/multipart-fields.js";
 
 const form = async (entries: [string, string | Blob, string?][]) => {
@@ -8,6 +9,14 @@ const form = async (entries: [string, string | Blob, string?][]) => {
   const req = new Request("http://x/", { method: "POST", body: fd });
   return { body: Buffer.from(await req.arrayBuffer()), type: req.headers.get("content-type")! };
 };
+
+/** One text part of a form whose boundary is "b", and a file part of one byte. */
+const part = (name: string, value: string) =>
+  `--b\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
+const file = (name: string, filename: string) =>
+  `--b\r\nContent-Disposition: form-data; name="${name}"; filename="${filename}"\r\n\r\nx\r\n`;
+/** The longest text field kept (multipart-fields.ts). */
+const MAX_TEXT = 256 * 1024;
 
 describe("multipartFields", () => {
   it("text fields as text (n, partial_images numbers; stream a flag), files as their names and sizes, repeated names as arrays", async () => {
@@ -40,13 +49,47 @@ describe("multipartFields", () => {
     });
   });
 
-  it("a flag spelt True or 1 (Python's requests, other clients) is a flag; a number sent twice is held as its largest", () => {
-    const part = (name: string, value: string) =>
-      `--b\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
-    const body = Buffer.from(`${part("stream", "True")}${part("n", "1")}${part("n", "10")}--b--\r\n`);
+  it("a flag spelt True or 1 (Python's requests, other clients) is a flag", () => {
+    const body = Buffer.from(`${part("stream", "True")}${part("n", "10")}--b--\r\n`);
     expect(multipartFields(body, "multipart/form-data; boundary=b")).toEqual({ stream: true, n: 10 });
     const off = Buffer.from(`${part("stream", "0")}--b--\r\n`);
     expect(multipartFields(off, "multipart/form-data; boundary=b")).toEqual({ stream: false });
+  });
+
+  it("a text field sent twice is refused, naming it (which copy the upstream reads is its own choice)", () => {
+    const refusal = (body: string) => {
+      try {
+        multipartFields(Buffer.from(`${body}--b--\r\n`), "multipart/form-data; boundary=b");
+      } catch (e) {
+        return e;
+      }
+      return "taken";
+    };
+    for (const [name, first, second] of [
+      ["model", "gpt-image-1.5", "gpt-image-1"],
+      ["size", "1024x1024", "1536x1024"],
+      ["n", "1", "10"],
+      ["quality", "low", "high"],
+      ["prompt", "x".repeat(MAX_TEXT + 1), "x"], // the first too long to keep: still a copy
+    ] as const) {
+      const err = refusal(`${part(name, first)}${part(name, second)}`);
+      expect(err).toBeInstanceOf(GatewayError);
+      expect(err).toMatchObject({ status: 400, type: "invalid_request_error", extra: { param: name } });
+      expect((err as Error).message).toContain(`"${name}" is repeated`);
+    }
+    // A text field and a file under one name are two copies as much.
+    expect(refusal(`${part("model", "gpt-image-1")}${file("model", "m.txt")}`)).toBeInstanceOf(GatewayError);
+  });
+
+  it("a list (its name ends in []) and files under one name may come several times", () => {
+    const body = `${part("timestamp_granularities[]", "word")}${part("timestamp_granularities[]", "segment")}${file("image", "a.png")}${file("image", "b.png")}--b--\r\n`;
+    expect(multipartFields(Buffer.from(body), "multipart/form-data; boundary=b")).toEqual({
+      "timestamp_granularities[]": ["word", "segment"],
+      image: [
+        { filename: "a.png", size: 1 },
+        { filename: "b.png", size: 1 },
+      ],
+    });
   });
 
   it("a quoted boundary parameter, and a value that is not a number stays text", () => {

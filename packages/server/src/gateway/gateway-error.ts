@@ -43,6 +43,21 @@ export class GatewayError extends Error {
     return new GatewayError(502, "api_error", `gateway error: ${(e as Error).message}`);
   }
 
+  /**
+   * A parameter that takes one value given more than once (a form field, a query parameter): which copy the
+   * upstream reads is its parser's choice, so the call could be priced and held by one and run as another.
+   */
+  static repeated(what: string, param: string): GatewayError {
+    return new GatewayError(
+      400,
+      "invalid_request_error",
+      `${what} ${JSON.stringify(param)} is repeated: send it once (the call is priced and limited by what ` +
+        "the request says, and which copy the upstream would read is its own choice)",
+      "repeated_parameter",
+      { param },
+    );
+  }
+
   static fromLimit(e: LimitError): GatewayError {
     const err = new GatewayError(e.status, e.type, e.message, e.code, e.details, e.retryAfterS);
     err.final = e.retryAfterS === null || e.retryAfterS > SDK_RETRY_WAIT_MAX_S;

@@ -1,6 +1,7 @@
 // The fields of a multipart/form-data request body (an OpenAI image edit: its model, n, size, stream, and
 // the images it sends), read as a JSON body would say them, so that the call is priced and limited alike.
 // The body itself goes upstream as the client sent it.
+import { GatewayError } from "./gateway-error.js";
 
 /** Text fields that carry a number or a flag (a form sends every value as text). */
 const NUMBERS: ReadonlySet<string> = new Set(["n", "partial_images", "output_compression"]);
@@ -17,9 +18,11 @@ export interface FilePart {
 
 /**
  * The parts of a multipart/form-data body by name: text fields as text (numbers and flags converted),
- * file parts as FilePart, a name sent more than once as an array, but a number sent more than once as its
- * largest (which one the upstream reads is its parser's choice: a hold takes the dearest). Null when the
- * content type is not multipart/form-data or the body is not well formed.
+ * file parts as FilePart, a name sent more than once as an array. A text field sent more than once is
+ * refused (GatewayError 400): which copy the upstream reads is its parser's choice, and a copy the call is
+ * not priced by (a second `model`, `size`, `n`) would make its hold the wrong one. A list's name ends in
+ * `[]` (`timestamp_granularities[]`, as the SDKs send one), and files may come several under one name.
+ * Null when the content type is not multipart/form-data or the body is not well formed.
  */
 export function multipartFields(
   body: Buffer,
@@ -31,6 +34,8 @@ export function multipartFields(
   let at = body.indexOf(delimiter);
   if (at === -1) return null;
   const fields: Record<string, unknown> = {};
+  /** The names sent so far, and whether every part under each was a file. */
+  const filesOnly = new Map<string, boolean>();
   for (;;) {
     at += delimiter.length;
     if (body[at] === 0x2d && body[at + 1] === 0x2d) return fields; // the closing delimiter
@@ -41,6 +46,11 @@ export function multipartFields(
     if (next === -1) return null;
     const part = partOf(body.toString("latin1", at + 2, headersEnd), body, headersEnd + 4, next);
     if (part === null) return null;
+    const file = typeof part.value === "object"; // a FilePart
+    const before = filesOnly.get(part.name);
+    if (before !== undefined && !(before && file) && !part.name.endsWith("[]"))
+      throw GatewayError.repeated("form field", part.name);
+    filesOnly.set(part.name, file && before !== false);
     if (part.value !== undefined) add(fields, part.name, part.value);
     at = next + 2;
   }
@@ -88,7 +98,6 @@ function paramOf(disposition: string, param: string): string | null {
 function add(fields: Record<string, unknown>, name: string, value: unknown): void {
   const had = fields[name];
   if (had === undefined) fields[name] = value;
-  else if (typeof had === "number" && typeof value === "number") fields[name] = Math.max(had, value);
   else if (Array.isArray(had)) had.push(value);
   else fields[name] = [had, value];
 }

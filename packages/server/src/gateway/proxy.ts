@@ -99,7 +99,7 @@ import {
 import { backoffMs, retryWaitMs } from "./retry.js";
 import { classify, type GatewayRoute } from "./routes.js";
 import { type Place, RunLines } from "./run-lines.js";
-import { answerOn, SocketRelay } from "./socket-relay.js";
+import { answerOn, isRealtime, SocketRelay } from "./socket-relay.js";
 import { StoreLookups } from "./store-lookups.js";
 import { UsageChunkStripper } from "./strip-usage.js";
 import { ReplyFailed, ReplyTooLarge, requestWhole, type WholeReply } from "./whole-reply.js";
@@ -340,11 +340,15 @@ export class Gateway {
     route: GatewayRoute,
   ): Promise<number> {
     const caller = await this.#caller(req, route);
-    const modelParam = new URLSearchParams(route.upstreamPath.split("?")[1] ?? "").get("model");
+    // A metered session's model. Named twice, the session could be held as one model and run on the other
+    // (the upstream's choice); another WebSocket is relayed as it is.
+    const query = new URLSearchParams(route.upstreamPath.split("?")[1] ?? "");
+    const models = isRealtime(route) ? query.getAll("model") : [];
+    if (models.length > 1) throw GatewayError.repeated("query parameter", "model");
     return this.#sockets.relay(req, socket, head, {
       ...caller,
       route,
-      modelRequested: fieldText(modelParam),
+      modelRequested: fieldText(models[0]),
     });
   }
 

@@ -4,8 +4,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createKey, KeyResolver } from "../src/auth/keys.js";
+import { createKey, hashKey, KeyResolver } from "../src/auth/keys.js";
 import { DuckDbStore } from "../src/store/duckdb/store.js";
+import type { ApiKeyRecord, KeyStore } from "../src/store/types.js";
 import { holdable } from "./helpers.js";
 
 let dir: string;
@@ -33,6 +34,37 @@ describe("KeyResolver", () => {
     answer();
     expect(await inFlight).toMatchObject({ keyId: record.id }); // began before the revocation: let through
     expect(await keys.resolve(key)).toBeNull(); // every call after it: refused
+  });
+
+  it("keeps a key in use through a flood of other keys (the least recently used go, not all at once)", async () => {
+    const lookups = new Map<string, number>();
+    const hot = "tg_gateway_hot";
+    const counting = {
+      findKeyByHash: async (hash: string): Promise<ApiKeyRecord | null> => {
+        lookups.set(hash, (lookups.get(hash) ?? 0) + 1);
+        if (hash !== hashKey(hot)) return null; // keys nobody made: their lookups are cached as well
+        return {
+          id: "hot",
+          workspace_id: "default",
+          role: "gateway",
+          label: null,
+          created_at: 0,
+          defaults: {},
+        };
+      },
+    } as unknown as KeyStore;
+    const keys = new KeyResolver(counting, null);
+    const unknown = (i: number) => `tg_gateway_unknown_${i}`;
+    expect(await keys.resolve(hot)).toMatchObject({ keyId: "hot" });
+    // Three times the cache's 10,000 keys, the one in use among them.
+    for (let i = 0; i < 30_000; i++) {
+      await keys.resolve(unknown(i));
+      if (i % 1_000 === 0) expect(await keys.resolve(hot)).toMatchObject({ keyId: "hot" });
+    }
+    expect(lookups.get(hashKey(hot))).toBe(1);
+    // Bounded all the same: the first of the flood has gone, and is looked up again.
+    await keys.resolve(unknown(0));
+    expect(lookups.get(hashKey(unknown(0)))).toBe(2);
   });
 
   it("caches a lookup no revocation overtook", async () => {

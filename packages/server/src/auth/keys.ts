@@ -1,4 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { Recent } from "@tollgate/core";
 import type { ApiKeyRecord, KeyDefaults, KeyStore, Role } from "../store/types.js";
 
 export interface Principal {
@@ -54,11 +55,22 @@ export async function createKey(
 }
 
 /**
+ * Lookups kept; past this many the least recently used goes, one at a time: emptied whole, a flood of
+ * unknown keys had every caller's key looked up again at once.
+ */
+const MAX_CACHED_KEYS = 10_000;
+
+interface Lookup {
+  p: Principal | null;
+  until: number;
+}
+
+/**
  * Resolves bearer keys to principals. Lookups are cached briefly so the ingest hot path does not
  * queue behind store writes; `rootToken` is the local-admin token of this server process.
  */
 export class KeyResolver {
-  readonly #cache = new Map<string, { p: Principal | null; until: number }>();
+  #cache = new Recent<Lookup>({ max: MAX_CACHED_KEYS });
   /** Bumped by invalidate(): a lookup that began before a revocation must not cache what it read. */
   #generation = 0;
 
@@ -71,14 +83,14 @@ export class KeyResolver {
   /** Forget cached lookups, e.g. after a revocation, so it takes effect at once. */
   invalidate(): void {
     this.#generation++;
-    this.#cache.clear();
+    this.#cache = new Recent({ max: MAX_CACHED_KEYS });
   }
 
   async resolve(key: string): Promise<Principal | null> {
     if (this.rootToken && safeEqual(key, this.rootToken))
       return { workspaceId: "default", role: "root", keyId: "local-admin" };
     const hash = hashKey(key);
-    const hit = this.#cache.get(hash);
+    const hit = this.#cache.touch(hash);
     const now = Date.now();
     if (hit && hit.until > now) return hit.p;
     const generation = this.#generation;
@@ -87,7 +99,6 @@ export class KeyResolver {
       ? { workspaceId: rec.workspace_id, role: rec.role, keyId: rec.id, defaults: rec.defaults }
       : null;
     if (generation !== this.#generation) return p; // read before a revocation: answers this request only
-    if (this.#cache.size > 10_000) this.#cache.clear();
     this.#cache.set(hash, { p, until: now + this.ttlMs });
     return p;
   }

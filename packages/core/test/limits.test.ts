@@ -264,6 +264,29 @@ describe("worst-case estimate", () => {
   const engine = new PricingEngine();
   const raw = (body: object) => Buffer.from(JSON.stringify(body));
 
+  it("a model's rates in force are kept through a stream of other models (the least recently used go, not all at once)", () => {
+    const looked = new Map<string, number>();
+    class Counting extends PricingEngine {
+      override price(req: Parameters<PricingEngine["price"]>[0]) {
+        looked.set(req.model, (looked.get(req.model) ?? 0) + 1);
+        return super.price(req);
+      }
+    }
+    const counting = new Counting();
+    const usage = { ...emptyUsage(), output_tokens: 100 };
+    const hold = (model: string) => worstCaseCost(counting, "openai", model, usage, Date.UTC(2026, 0, 1));
+    const held = hold("gpt-4o");
+    // One and a half times the 10,000 models kept, the one in use among them.
+    for (let i = 0; i < 15_000; i++) {
+      hold(`made-up-${i}`);
+      if (i % 1_000 === 0) expect(hold("gpt-4o")).toEqual(held);
+    }
+    expect(looked.get("gpt-4o")).toBe(1);
+    // Bounded all the same: the first made-up model has gone, and is looked up again.
+    hold("made-up-0");
+    expect(looked.get("made-up-0")).toBe(2);
+  });
+
   it("input is bounded by the request's bytes; output by its cap × choices", () => {
     const body = {
       model: "gpt-4o",

@@ -4,6 +4,7 @@ import { hasUnratedTokens, NANO_PER_MS_AT_USD_PER_HOUR, totalTokens } from "../p
 import type { PriceResult, PricingEngine } from "../pricing/engine.js";
 import { previewSearchRate, pricesAudio, pricesTokens, rateAt } from "../pricing/rates.js";
 import type { ServedAs } from "../pricing/served-as.js";
+import { Recent } from "../recent.js";
 import { INPUT_LIMITS } from "../record/schema.js";
 import { advisorToolModel, advisorToolOf } from "../usage/advisor.js";
 import { DEFAULT_IMAGE_TOOL_MODEL, imageToolModel, imageToolOf } from "../usage/images.js";
@@ -395,7 +396,12 @@ interface RatesInForce {
   book: string | null;
   price: PriceResult;
 }
-const inForce = new WeakMap<PricingEngine, Map<string, Map<string, RatesInForce>>>();
+const inForce = new WeakMap<PricingEngine, Map<string, Recent<RatesInForce>>>();
+/**
+ * Models (with their tiers) kept per provider; past this many the least recently used goes, one at a time:
+ * emptied whole, a stream of made-up model names had every model's rates worked out again at once.
+ */
+const MAX_MODELS_IN_FORCE = 10_000;
 const NO_USAGE = emptyUsage();
 
 /**
@@ -426,7 +432,7 @@ function ratesInForce(
   }
   let byModel = byProvider.get(provider);
   if (!byModel) {
-    byModel = new Map();
+    byModel = new Recent({ max: MAX_MODELS_IN_FORCE });
     byProvider.set(provider, byModel);
   }
   const minute = Math.floor(at / 60_000);
@@ -434,10 +440,9 @@ function ratesInForce(
     serviceTier === null && servedAs === null
       ? model
       : `${model}\u0000${serviceTier}\u0000${servedAs?.inferenceGeo}\u0000${servedAs?.speed}`;
-  const hit = byModel.get(key);
+  const hit = byModel.touch(key);
   if (hit && hit.minute === minute && hit.book === engine.priceBookRef) return hit.price;
   const price = engine.price({ provider, model, usage: NO_USAGE, at, serviceTier, servedAs });
-  if (byModel.size > 10_000) byModel.clear();
   byModel.set(key, { minute, book: engine.priceBookRef, price });
   return price;
 }

@@ -152,9 +152,10 @@ export class RealtimeMeter {
    */
   async cancelPending(waitMs: number): Promise<void> {
     const cancelled = new Set<string>();
-    const until = Date.now() + waitMs;
+    // Timed on the monotonic clock: a step of the wall clock neither cuts the wait short nor stretches it.
+    const until = performance.now() + waitMs;
     // Again at each look: a response announced meanwhile (its response.created was on its way) too.
-    while (this.#pending.size && Date.now() < until) {
+    while (this.#pending.size && performance.now() < until) {
       for (const id of this.#pending.keys())
         if (!cancelled.has(id)) {
           cancelled.add(id);

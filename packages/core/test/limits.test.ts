@@ -300,6 +300,22 @@ describe("worst-case estimate", () => {
     expect(wc.outputFrom).toBe("request");
   });
 
+  it("every answer a request has made and billed is held: Gemini's candidateCount, legacy completions' best_of", () => {
+    // Gemini bills every candidate's tokens (candidatesTokenCount), each up to maxOutputTokens.
+    const gemini = { generationConfig: { maxOutputTokens: 1000, candidateCount: 4 } };
+    expect(worstCaseUsage("google.generate_content", gemini, raw(gemini), null).usage.output_tokens).toBe(
+      4000,
+    );
+    // best_of completions are made server-side and billed, the best n of them returned (best_of ≥ n).
+    const completion = { prompt: "x", max_tokens: 100, best_of: 5, n: 2 };
+    expect(worstCaseUsage("openai.completions", completion, raw(completion), null).usage.output_tokens).toBe(
+      500,
+    );
+    // Neither field counts where its API has none: a chat call's answers are its n.
+    const chat = { max_tokens: 100, best_of: 5, candidateCount: 4, n: 2 };
+    expect(worstCaseUsage("openai.chat", chat, raw(chat), null).usage.output_tokens).toBe(200);
+  });
+
   it("image parts are taken out of the byte bound and get a fixed allowance each", () => {
     const image = { type: "image_url", image_url: { url: `data:image/png;base64,${"A".repeat(50_000)}` } };
     const body = {

@@ -35,6 +35,38 @@ describe("reserveLessHint", () => {
     );
   });
 
+  it("names the field that asks for more answers than one, each reserving the cap: n, best_of, candidateCount", () => {
+    expect(hint("openai.chat", { max_tokens: 50, n: 3 })).toContain(
+      "Each of its 3 choices (n) reserves as much.",
+    );
+    expect(hint("openai.completions", { max_tokens: 50, best_of: 4, n: 2 })).toContain(
+      "Each of its 4 choices (best_of) reserves as much.",
+    );
+    expect(
+      hint("google.generate_content", { generationConfig: { maxOutputTokens: 64, candidateCount: 2 } }),
+    ).toBe(
+      "This call's maxOutputTokens of 64 is reserved whole as output: a lower one reserves less. " +
+        "Each of its 2 choices (candidateCount) reserves as much.",
+    );
+  });
+
+  it("never throws on odd bodies: caps and counts of the wrong type or sign are no caps or counts", () => {
+    for (const body of [
+      { max_tokens: "4096", n: "3" },
+      { max_tokens: null, n: 0 },
+      { max_tokens: -1, n: -2, best_of: 1.5 },
+      { generationConfig: null, inferenceConfig: "x" },
+      { generationConfig: { maxOutputTokens: "9", candidateCount: null } },
+    ])
+      for (const api of [
+        "openai.chat",
+        "openai.completions",
+        "google.generate_content",
+        "bedrock.converse",
+      ] as const)
+        expect(hint(api, body)).not.toMatch(/choices|This call's/);
+  });
+
   it("a realtime response: its whole window, whatever its session sets", () => {
     expect(hint("openai.realtime", null)).toContain("whole context window as output");
   });

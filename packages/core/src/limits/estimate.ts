@@ -53,8 +53,8 @@ const API_DEFAULT_OUTPUT: Partial<Record<Api, number>> = { "openai.completions":
  *   image. A BPE token is at least one byte of text, and the JSON around the text outweighs the per-message
  *   framing tokens, so this bounds the real input count from above. `worstCaseCost` prices it at the
  *   dearest input rate (a provider may bill it as cache writes).
- * - output: the request's own cap × its number of choices (`n`), else the model's whole context window,
- *   else DEFAULT_MAX_OUTPUT_TOKENS.
+ * - output: the request's own cap × its number of choices (`n`, `best_of`, `candidateCount`: choicesOf),
+ *   else the model's whole context window, else DEFAULT_MAX_OUTPUT_TOKENS.
  */
 export function worstCaseUsage(
   api: Api | null,
@@ -81,7 +81,7 @@ export function worstCaseUsage(
   if (body && mayHaveImages) scanMedia(body, media, 0, raw.skimMark);
   usage.input_uncached_tokens = Math.max(0, bodyBytes - media.bytes) + media.images * IMAGE_ALLOWANCE_TOKENS;
 
-  const choices = choicesOf(body);
+  const choices = choicesOf(api, body).count;
   const requested = api ? outputCapOf(api, body) : null;
   let maxOutput: number;
   let outputFrom: WorstCase["outputFrom"];
@@ -209,7 +209,7 @@ function imagesWorstCase(body: Record<string, unknown> | null): WorstCase {
     );
   usage.input_uncached_tokens = promptTokensAtMost(body);
   usage.image_tokens = inputImages * INPUT_IMAGE_TOKENS;
-  const n = Math.min(choicesOf(body), MAX_IMAGES);
+  const n = Math.min(choicesOf("openai.images", body).count, MAX_IMAGES);
   const partials =
     typeof body?.partial_images === "number" && body.partial_images > 0 ? body.partial_images : 0;
   const size = typeof body?.size === "string" ? /^(\d{1,5})x(\d{1,5})$/.exec(body.size) : null;
@@ -292,9 +292,36 @@ function fileBytes(body: Record<string, unknown> | null): number {
   return bytes;
 }
 
-/** How many answers (images) a request asks for: its `n`, else one. */
-export function choicesOf(body: Record<string, unknown> | null): number {
-  return typeof body?.n === "number" && Number.isInteger(body.n) && body.n > 1 ? body.n : 1;
+/**
+ * The fields that ask an API for more answers than one, each up to the output cap and each billed: `n`
+ * where an API has no others; legacy completions' `best_of`, the answers made server-side to return the
+ * best `n` of; Gemini's `candidateCount` (its candidatesTokenCount counts every candidate).
+ */
+const CHOICE_FIELDS: Partial<Record<Api, string[]>> = {
+  "openai.completions": ["best_of", "n"],
+  "google.generate_content": ["candidateCount"],
+};
+
+/** How many answers (images) a request asks for, and the field it asks in (the larger where two do); else one. */
+export function choicesOf(
+  api: Api | null,
+  body: Record<string, unknown> | null,
+): { count: number; field: string | null } {
+  let most: { count: number; field: string | null } = { count: 1, field: null };
+  for (const field of (api && CHOICE_FIELDS[api]) || ["n"])
+    for (const h of settingsOf(body)) {
+      const v = h[field];
+      if (typeof v === "number" && Number.isInteger(v) && v > most.count) most = { count: v, field };
+    }
+  return most;
+}
+
+/** Where a request's settings are: the body, and Gemini's generationConfig or Bedrock's inferenceConfig in it. */
+function settingsOf(body: Record<string, unknown> | null): Record<string, unknown>[] {
+  if (!body) return [];
+  return [body, body.generationConfig, body.inferenceConfig].filter(
+    (h): h is Record<string, unknown> => typeof h === "object" && h !== null,
+  );
 }
 
 /** The most tokens a request's `prompt` field can be: a UTF-16 unit is at most 3 UTF-8 bytes, a token at least one. */
@@ -345,12 +372,8 @@ export function outputCapOf(
   api: Api,
   body: Record<string, unknown> | null,
 ): { field: string; tokens: number } | null {
-  if (!body) return null;
-  const holders = [body, body.generationConfig, body.inferenceConfig].filter(
-    (h): h is Record<string, unknown> => typeof h === "object" && h !== null,
-  );
   for (const field of outputCapFields(api))
-    for (const h of holders) {
+    for (const h of settingsOf(body)) {
       const v = h[field];
       if (typeof v === "number" && Number.isInteger(v) && v >= 0) return { field, tokens: v };
     }

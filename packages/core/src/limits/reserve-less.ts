@@ -30,8 +30,9 @@ const WITHOUT_OUTPUT_CAP: Partial<Record<Api, string>> = {
 export function reserveLessHint(api: Api, body: Record<string, unknown> | null, wc: WorstCase): string {
   const fields = outputCapFields(api);
   if (!fields.length) return WITHOUT_OUTPUT_CAP[api] ?? "A smaller call reserves less.";
-  const n = choicesOf(body);
-  const perChoice = n > 1 ? ` Each of its ${n} choices (n) reserves as much.` : "";
+  const choices = choicesOf(api, body);
+  const perChoice =
+    choices.count > 1 ? ` Each of its ${choices.count} choices (${choices.field}) reserves as much.` : "";
   const cap = outputCapOf(api, body);
   if (cap)
     return `This call's ${cap.field} of ${cap.tokens} is reserved whole as output: a lower one reserves less.${perChoice}`;

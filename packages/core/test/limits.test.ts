@@ -316,6 +316,21 @@ describe("worst-case estimate", () => {
     expect(worstCaseUsage("openai.chat", chat, raw(chat), null).usage.output_tokens).toBe(200);
   });
 
+  it("a cap or a count is read only where its API reads it: one in another API's settings holds nothing back", () => {
+    // An OpenAI-compatible upstream that ignores fields it does not know (vLLM's) writes up to the window.
+    const chat = { generationConfig: { max_tokens: 1 }, inferenceConfig: { max_completion_tokens: 1 } };
+    expect(worstCaseUsage("openai.chat", chat, raw(chat), 128_000)).toMatchObject({
+      outputFrom: "context_window",
+      maxOutput: 128_000,
+    });
+    const gemini = { maxOutputTokens: 1, inferenceConfig: { maxOutputTokens: 1 } };
+    expect(worstCaseUsage("google.generate_content", gemini, raw(gemini), 1_000_000).maxOutput).toBe(
+      1_000_000,
+    );
+    const bedrock = { maxTokens: 1, generationConfig: { maxTokens: 1 } };
+    expect(worstCaseUsage("bedrock.converse", bedrock, raw(bedrock), 200_000).maxOutput).toBe(200_000);
+  });
+
   it("image parts are taken out of the byte bound and get a fixed allowance each", () => {
     const image = { type: "image_url", image_url: { url: `data:image/png;base64,${"A".repeat(50_000)}` } };
     const body = {

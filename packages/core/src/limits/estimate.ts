@@ -307,21 +307,28 @@ export function choicesOf(
   api: Api | null,
   body: Record<string, unknown> | null,
 ): { count: number; field: string | null } {
+  const settings = settingsOf(api, body);
   let most: { count: number; field: string | null } = { count: 1, field: null };
-  for (const field of (api && CHOICE_FIELDS[api]) || ["n"])
-    for (const h of settingsOf(body)) {
-      const v = h[field];
-      if (typeof v === "number" && Number.isInteger(v) && v > most.count) most = { count: v, field };
-    }
+  for (const field of (api && CHOICE_FIELDS[api]) || ["n"]) {
+    const v = settings?.[field];
+    if (typeof v === "number" && Number.isInteger(v) && v > most.count) most = { count: v, field };
+  }
   return most;
 }
 
-/** Where a request's settings are: the body, and Gemini's generationConfig or Bedrock's inferenceConfig in it. */
-function settingsOf(body: Record<string, unknown> | null): Record<string, unknown>[] {
-  if (!body) return [];
-  return [body, body.generationConfig, body.inferenceConfig].filter(
-    (h): h is Record<string, unknown> => typeof h === "object" && h !== null,
-  );
+/**
+ * Where `api` reads a request's output cap and its choices: Gemini's generationConfig, Bedrock Converse's
+ * inferenceConfig, else the body. Only there: an upstream that ignores fields it does not know (vLLM's) is
+ * not bound by a cap written in another API's object.
+ */
+function settingsOf(api: Api | null, body: Record<string, unknown> | null): Record<string, unknown> | null {
+  const settings =
+    api === "google.generate_content"
+      ? body?.generationConfig
+      : api === "bedrock.converse"
+        ? body?.inferenceConfig
+        : body;
+  return typeof settings === "object" && settings !== null ? (settings as Record<string, unknown>) : null;
 }
 
 /** The most tokens a request's `prompt` field can be: a UTF-16 unit is at most 3 UTF-8 bytes, a token at least one. */
@@ -372,11 +379,11 @@ export function outputCapOf(
   api: Api,
   body: Record<string, unknown> | null,
 ): { field: string; tokens: number } | null {
-  for (const field of outputCapFields(api))
-    for (const h of settingsOf(body)) {
-      const v = h[field];
-      if (typeof v === "number" && Number.isInteger(v) && v >= 0) return { field, tokens: v };
-    }
+  const settings = settingsOf(api, body);
+  for (const field of outputCapFields(api)) {
+    const v = settings?.[field];
+    if (typeof v === "number" && Number.isInteger(v) && v >= 0) return { field, tokens: v };
+  }
   return null;
 }
 

@@ -1,6 +1,7 @@
 // A call settled days after its admission (a background response polled late) is charged to the window it
 // was admitted in, long over by then, whose bucket the limit store has dropped meanwhile (memory: once its
 // lifetime has passed; Redis: its keys expired, 2 days on). Its alerts must not fire again for that window.
+// One settled just after its window ended, its bucket surely kept still, warns as any.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -89,6 +90,38 @@ describe.each(["memory", "redis"])("a settle into a window long over (%s)", (nam
       // Thursday's window is none the worse.
       const daily = registry.forWorkspace("default").budgets[0]!;
       expect(await guard.budgetStatus("default", daily)).toMatchObject([{ spend: USD, state: "ok" }]);
+    } finally {
+      await guard.close();
+    }
+  });
+
+  it("fires the warning of a window that has just passed, its bucket still kept", async () => {
+    const limitsPath = join(dir, `${name}-boundary.yaml`);
+    writeFileSync(
+      limitsPath,
+      `budgets:\n  - { id: nightly, scope: { user_id: u2 }, window: day, limit_usd: "10", warn_at: [0.5] }\n`,
+    );
+    const events: LimitEventRow[] = [];
+    const state = eventsKeeping(events);
+    const registry = await PolicyRegistry.open(state, limitsPath);
+    const store: LimitStore =
+      name === "memory" ? new MemoryLimitStore() : await RedisLimitStore.connect(redis.url);
+    const midnight = MONDAY - 10 * 3_600_000 + DAY_MS;
+    let now = midnight - 1_000;
+    const guard = new SpendGuard(store, registry, state, new PricingEngine(), {
+      now: () => now,
+      log: () => {},
+    });
+    await guard.rebuild(["default"]);
+    try {
+      // Sent a second before Monday ends, answered a second after: Monday's spend, past its warning.
+      const a = await guard.admit(chatContext({ user_id: "u2" }));
+      if (!a.ok) throw new Error("refused");
+      now = midnight + 1_000;
+      await guard.settle(a.ticket, { cost: 6n * USD, tokens: 10, toolCalls: 0, eventId: "late-evening" });
+      expect(events.filter((e) => e.type === "budget_state").map((e) => [e.to_state, e.event_id])).toEqual([
+        ["warning", "late-evening"],
+      ]);
     } finally {
       await guard.close();
     }

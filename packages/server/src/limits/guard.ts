@@ -508,6 +508,7 @@ export class SpendGuard {
       this.#afterSettle(
         ticket.workspace,
         ticket.buckets,
+        ticket.at,
         ticket.run,
         res,
         outcome.eventId,
@@ -558,7 +559,16 @@ export class SpendGuard {
         tokenRates: [],
         run: null,
       });
-      this.#afterSettle(ticket.workspace, added, null, res, outcome.eventId, ticket.requestId, now);
+      this.#afterSettle(
+        ticket.workspace,
+        added,
+        ticket.at,
+        null,
+        res,
+        outcome.eventId,
+        ticket.requestId,
+        now,
+      );
     };
     return this.#unwritten.write(`the charge of ${ticket.requestId} to budgets added meanwhile`, apply);
   }
@@ -769,7 +779,7 @@ export class SpendGuard {
             }
           : null,
       });
-      this.#afterSettle(rec.workspace_id, buckets, run, res, rec.event_id, rec.request_id, now);
+      this.#afterSettle(rec.workspace_id, buckets, now, run, res, rec.event_id, rec.request_id, now);
     };
   }
 
@@ -1017,18 +1027,20 @@ export class SpendGuard {
     return was;
   }
 
+  /** `chargedAt`: the instant whose slots `buckets` were charged to (the call's admission, or now). */
   #afterSettle(
     ws: string,
     buckets: ChargedBucket[],
+    chargedAt: number,
     run: { runId: string; agentType: string | null } | null,
     res: SettleResult,
     eventId: string | null,
     requestId: string | null,
     now: number,
   ): void {
-    // A window that has passed fires none of its alerts: a call settled in it long after (a background
-    // response polled days later) may find its bucket dropped by the store, its levels starting over.
-    const current = res.changes.filter((c) => windowRunning(buckets[c.index]!, now));
+    // A window long over fires none of its alerts: a call settled in it days after (a background response
+    // polled late) may find its bucket dropped by the store, its levels starting over.
+    const current = res.changes.filter((c) => levelsKept(buckets[c.index]!, chargedAt, now));
     const rows: LimitEventRow[] = current.map((c) => {
       const b = buckets[c.index]!;
       return {
@@ -1191,9 +1203,16 @@ const RESERVATION_PREFIX = randomBytes(8).toString("base64url");
 let reservationSeq = 0;
 const nextReservationId = () => `${RESERVATION_PREFIX}.${(reservationSeq++).toString(36)}`;
 
-/** Whether the slot a bucket was charged in is still in its budget's window at `now`. */
-function windowRunning(b: ChargedBucket, now: number): boolean {
-  return windowSlots(b.budget.window, now).slots.includes(b.slots[b.slots.length - 1]!);
+/**
+ * Whether the store surely keeps the levels of bucket `b`, charged to the slots of `at`, at `now`: its window
+ * still runs, or is a calendar one passed so lately that none of it can have lapsed (a slot's spend lives its
+ * TTL past its last write, made in the slot or later; its levels as long past the admission): a call sent
+ * just before its day ended warns as any. A rolling window's levels are its current hours' alone.
+ */
+function levelsKept(b: ChargedBucket, at: number, now: number): boolean {
+  const { window } = b.budget;
+  if (windowSlots(window, now).slots.includes(b.slots[b.slots.length - 1]!)) return true;
+  return window.kind !== "rolling" && b.ttlMs !== null && now < windowSlots(window, at).start + b.ttlMs;
 }
 
 /** What a settle needs of a charged bucket (a small literal: spreading the whole bucket costs per call). */

@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { CallRecord } from "@tollgate/core";
 import { Redis } from "ioredis";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -16,6 +17,8 @@ const FEATURE = "polled-late";
 /** How long a lookup waits for the store here: the store answers later than that. */
 const LOOKUP_MS = 200;
 
+type TestGateway = Awaited<ReturnType<typeof startTestGateway>>;
+
 let mock: MockUpstream;
 beforeAll(async () => {
   mock = await startMockUpstream({ chunkDelayMs: 1 });
@@ -24,43 +27,75 @@ afterAll(async () => {
   await mock?.close();
 });
 
-describe("gateway (limits redis): a background response recorded again, its store's lookup timed out", () => {
-  it("is charged to its budget once: a replica's settle of its submission, then another's charge", async () => {
-    const redis = await startRedis();
-    const dir = mkdtempSync(join(tmpdir(), "tollgate-recorded-again-"));
-    const limitsPath = join(dir, "limits.yaml");
-    writeFileSync(
-      limitsPath,
-      `budgets:\n  - { id: ${FEATURE}, scope: { feature: ${FEATURE} }, window: day, limit_usd: "1000" }\n`,
+/** Two replicas sharing a Redis limits backend, a budget on FEATURE, and helpers to call through them. */
+async function withReplicas(
+  test: (t: {
+    a: TestGateway;
+    b: TestGateway;
+    client: Redis;
+    through: (gw: TestGateway) => OpenAI;
+    budget: () => Promise<{ spend_nanousd: string; reserved_nanousd: string }>;
+    recorded: (gw: TestGateway, id: string) => Promise<CallRecord[]>;
+    pollFinished: (gw: TestGateway, id: string) => Promise<void>;
+    storeBehind: (gw: TestGateway) => void;
+  }) => Promise<void>,
+  headers: Record<string, string>,
+) {
+  const redis = await startRedis();
+  const dir = mkdtempSync(join(tmpdir(), "tollgate-recorded-again-"));
+  const limitsPath = join(dir, "limits.yaml");
+  writeFileSync(
+    limitsPath,
+    `budgets:\n  - { id: ${FEATURE}, scope: { feature: ${FEATURE} }, window: day, limit_usd: "1000" }\n`,
+  );
+  const replica = () =>
+    startTestGateway(
+      mock.url,
+      { backgroundFollowMs: 0, storeLookupMs: LOOKUP_MS },
+      { limitsPath, redisUrl: redis.url },
     );
-    const replica = () =>
-      startTestGateway(
-        mock.url,
-        { backgroundFollowMs: 0, storeLookupMs: LOOKUP_MS },
-        { limitsPath, redisUrl: redis.url },
-      );
-    const [a, b] = [await replica(), await replica()];
-    const client = new Redis(redis.url);
-    try {
-      const headers = { "x-mock-case": "recorded-again", "x-tollgate-feature": FEATURE };
-      const through = (gw: typeof a) =>
-        new OpenAI({ apiKey: "sk-test", baseURL: `${gw.url}/v1`, maxRetries: 0 });
-      const budget = async () =>
-        (await adminRequest(a, "GET", `/api/budgets/${FEATURE}`)).json as {
-          spend_nanousd: string;
-          reserved_nanousd: string;
-        };
-      const recorded = async (gw: typeof a, id: string) =>
-        (await gatewayRecords(gw.runtime)).filter((r) => r.kind === "llm" && r.request_id === id);
-      const pollFinished = (gw: typeof a, id: string) =>
+  const [a, b] = [await replica(), await replica()];
+  const client = new Redis(redis.url);
+  const through = (gw: TestGateway) =>
+    new OpenAI({ apiKey: "sk-test", baseURL: `${gw.url}/v1`, maxRetries: 0 });
+  try {
+    await test({
+      a,
+      b,
+      client,
+      through,
+      budget: async () => (await adminRequest(a, "GET", `/api/budgets/${FEATURE}`)).json,
+      recorded: async (gw, id) =>
+        (await gatewayRecords(gw.runtime)).filter((r) => r.kind === "llm" && r.request_id === id),
+      pollFinished: (gw, id) =>
         vi.waitFor(
           async () =>
             expect((await through(gw).responses.retrieve(id, undefined, { headers })).status).toBe(
               "completed",
             ),
           { timeout: 5_000, interval: 20 },
-        );
+        ),
+      // The event store, far behind, answers gw's lookups too late.
+      storeBehind: (gw) => {
+        gw.runtime.store.query = async (filter) => {
+          await sleep(5 * LOOKUP_MS);
+          return a.runtime.store.query(filter);
+        };
+      },
+    });
+  } finally {
+    client.disconnect();
+    await a.stop();
+    await b.stop();
+    await redis.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
+describe("gateway (limits redis): a background response recorded again, its store's lookup timed out", () => {
+  it("is charged to its budget once: a replica's settle of its submission, then another's charge", async () => {
+    const headers = { "x-mock-case": "recorded-again", "x-tollgate-feature": FEATURE };
+    await withReplicas(async ({ a, b, client, through, budget, recorded, pollFinished, storeBehind }) => {
       // Submitted and found finished through replica a: its submission's hold becomes its spend.
       const { id } = await through(a).responses.create(
         { model: "gpt-5", input: "go", background: true },
@@ -79,22 +114,41 @@ describe("gateway (limits redis): a background response recorded again, its stor
 
       // Ten minutes on, its claim has lapsed; the event store, far behind, answers b's lookup too late.
       await client.del(`tg:{}:claim:bg:${id}`);
-      const { store } = b.runtime;
-      store.query = async (filter) => {
-        await sleep(5 * LOOKUP_MS);
-        return a.runtime.store.query(filter);
-      };
+      storeBehind(b);
       await pollFinished(b, id);
       await vi.waitFor(async () => expect(await recorded(b, id)).toHaveLength(1), { timeout: 5_000 });
       expect((await recorded(b, id))[0]!.event_id).toBe(record!.event_id); // one record, in a shared store
       await sleep(300); // its charge, were it counted again, would be in by now
       expect(await budget()).toMatchObject({ spend_nanousd: String(record!.cost_nanousd) });
-    } finally {
-      client.disconnect();
-      await a.stop();
-      await b.stop();
-      await redis.stop();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    }, headers);
+  });
+
+  it("its image generation tool's call is charged once too, recorded again hours later", async () => {
+    const headers = { "x-mock-case": "recorded-again-image", "x-tollgate-feature": FEATURE };
+    await withReplicas(async ({ a, b, client, through, budget, recorded, pollFinished, storeBehind }) => {
+      const { id } = await through(a).responses.create(
+        { model: "gpt-5-nano", input: "Draw a cat", tools: [{ type: "image_generation" }], background: true },
+        { headers },
+      );
+      await pollFinished(a, id);
+      // The response's record and its image's.
+      await vi.waitFor(async () => expect(await recorded(a, id)).toHaveLength(2), { timeout: 5_000 });
+      const spent = (await recorded(a, id)).reduce((sum, r) => sum + r.cost_nanousd, 0n);
+      await vi.waitFor(
+        async () =>
+          expect(await budget()).toMatchObject({ spend_nanousd: String(spent), reserved_nanousd: "0" }),
+        { timeout: 5_000, interval: 20 },
+      );
+
+      // Two hours on: its claim, and every marker kept an hour, have lapsed (the day's spend has not).
+      for (const key of await client.keys("tg:*")) {
+        const ttl = await client.pttl(key);
+        if (ttl >= 0 && ttl <= 2 * 3_600_000) await client.del(key);
+      }
+      storeBehind(b);
+      await pollFinished(b, id);
+      await sleep(300); // its charges, were they counted again, would be in by now
+      expect(await budget()).toMatchObject({ spend_nanousd: String(spent) });
+    }, headers);
   });
 });

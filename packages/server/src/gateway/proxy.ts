@@ -1273,7 +1273,7 @@ export class Gateway {
     if (tool) {
       const requested =
         o.toolModel !== undefined ? o.toolModel : requestedToolModel(call.route.api, call.parsed);
-      const counted = this.#recordToolCall(call, recorded.record, tool, requested);
+      const counted = this.#recordToolCall(call, recorded.record, tool, requested, o.recurs);
       // An agent run's reply waits for its counts (below): the tool's call's too, or the run's next call
       // could be admitted before that call counts toward its cost ceiling.
       if (ticket?.settling && counted)
@@ -1286,13 +1286,15 @@ export class Gateway {
    * The call a hosted tool made on its own model inside this one (the image generation tool's, an
    * advisor's): a record of its own, named by the response's (stored once however often that is recorded),
    * counted against the limits as a call recorded elsewhere is (the promise: counted); its parent_event_id
-   * keeps it from counting as another LLM call of its agent run.
+   * keeps it from counting as another LLM call of its agent run. `recurs`: its call's record may be made
+   * again (CallOutcome.recurs), and so may its own: counted once per event id as that one is.
    */
   #recordToolCall(
     call: Call,
     main: CallRecord,
     tool: ToolModelCall,
     requested: string | null,
+    recurs: boolean | undefined,
   ): Promise<void> | null {
     const eventId = namedEventId(`tool-model-call:${main.workspace_id}:${main.event_id}`);
     const input = toolModelCallInput(main, tool, requested, eventId);
@@ -1302,7 +1304,7 @@ export class Gateway {
       return null;
     }
     this.deps.metrics.recordedCost.inc(Number(recorded.record.cost_nanousd));
-    return this.deps.guard.observe([recorded.record]);
+    return this.deps.guard.observe([recorded.record], { recurs });
   }
 
   /**

@@ -100,7 +100,7 @@ async function leasingGateway(firstFixture: string) {
     await redis.stop();
     rmSync(dir, { recursive: true, force: true });
   };
-  return { store, openai, headers, first, holds, pollFinished, chargedOnce, stop };
+  return { gw, store, openai, headers, budget, first, holds, pollFinished, chargedOnce, stop };
 }
 
 describe("gateway (limits redis): a background response admitted from a lease", () => {
@@ -138,6 +138,36 @@ describe("gateway (limits redis): a background response admitted from a lease", 
       await g.holds(2n); // the lease back, the two responses still running
       await g.pollFinished(id);
       await g.holds(1n);
+      await g.pollFinished(g.first);
+      await g.chargedOnce([g.first, id]);
+    } finally {
+      await g.stop();
+    }
+  });
+
+  it("streamed, found finished by a poll while it streams: charged once by its event id, a charge of it elsewhere none the more", async () => {
+    const g = await leasingGateway("openai/responses.gpt-5.6-sol.cache-read.json");
+    try {
+      const stream = await g.openai.responses.create(STREAMED, {
+        headers: { ...g.headers, "x-mock-fixture": STREAM_FIXTURE, "x-mock-chunk-delay-ms": "100" },
+      });
+      const events = stream[Symbol.asyncIterator]();
+      const id = ((await events.next()).value as { response: { id: string } }).response.id;
+      // Still streaming: the poll records it, its stream's hold (in the lease) becomes its spend.
+      await g.pollFinished(id);
+      const recorded = async () =>
+        (await gatewayRecords(g.gw.runtime)).find((r) => r.kind === "llm" && r.request_id === id);
+      const spent = async () => (await g.budget()).spend_nanousd;
+      await vi.waitFor(async () => expect(await spent()).toBe(String((await recorded())?.cost_nanousd)), {
+        timeout: 5_000,
+        interval: 20,
+      });
+      // Recorded again by a replica whose store lookup timed out: its record's charge counts nothing more.
+      const record = (await recorded())!;
+      await g.gw.runtime.guard.observe([record], { countCalls: false, recurs: true });
+      expect(await spent()).toBe(String(record.cost_nanousd));
+      await events.return?.();
+      await g.holds(1n); // the lease back, nothing of the stream's hold left
       await g.pollFinished(g.first);
       await g.chargedOnce([g.first, id]);
     } finally {

@@ -498,11 +498,15 @@ export class SpendGuard {
           }
         : null,
     };
-    if (outcome.recurs && outcome.eventId !== null) {
-      req.eventId = outcome.eventId;
+    const recurs = outcome.recurs === true && outcome.eventId !== null;
+    if (recurs) {
+      req.eventId = outcome.eventId!;
       req.chargedUntil = now + RECURRING_MS;
     }
     const apply = async () => {
+      // Once per event id only as a reservation of its own: a lease's settles, summed per flush, know none
+      // (a background stream's hold is still in its lease while it relays).
+      if (recurs) await this.store.holdApart(ticket.workspace, ticket.id, ticket.at + this.#ttl);
       const res = await this.store.settle(req);
       if (ticket.run?.hold) this.#released(ticket.workspace, ticket.run.runId);
       this.#afterSettle(

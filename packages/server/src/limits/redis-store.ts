@@ -236,7 +236,7 @@ export class RedisLimitStore implements LimitStore {
 
   settle(req: SettleRequest): Promise<SettleResult> {
     const uses = this.#leases.settle(req.id);
-    // A settle naming its record is a background response's, held apart from its lease at its submission.
+    // A settle naming its record is held apart from its lease before (SpendGuard.settle): one per record.
     if (uses) return this.#consume(req, uses);
     const charged = req.eventId === undefined ? undefined : chargedKey(req.eventId);
     return this.#settle(req, req.id, { once: settledKey(req.id), charged });

@@ -117,8 +117,8 @@ export interface SettleRequest {
   /**
    * The call's record, where the call may be recorded again (a background response: by a poll that finds
    * it finished while the store cannot say it is recorded): its spend counts once per event id, by this
-   * settle or any charge (ChargeRequest.eventId). A repeat only gives back what its call held. Absent: the
-   * settle applies once per reservation id alone.
+   * settle or any charge (ChargeRequest.eventId). A repeat only gives back what its call held, which must be
+   * its own by then (holdApart), not a lease's. Absent: the settle applies once per reservation id alone.
    */
   eventId?: string;
   /** Until when the event id is known as charged (this settle's, a charge's); absent: an hour. */

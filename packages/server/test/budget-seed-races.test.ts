@@ -1,8 +1,9 @@
 // Budgets added while calls go on, at the edges the load test does not reach: two seeds of one budget at
 // once (created, deleted and created again while the first seed reads the store), a call in flight when a
 // budget appears that started before the budget's window (it counts where a call admitted under the budget
-// would have: not in a window it did not start in), and a background response submitted under no limit,
-// found finished once limits came (it counts against them as any call recorded then).
+// would have: not in a window it did not start in), a background response submitted under no limit,
+// found finished once limits came (it counts against them as any call recorded then), and one recorded
+// again (once per event id in a budget added while it ran, as in the others).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,6 +15,7 @@ import { PolicyRegistry } from "../src/limits/policies.js";
 import { openRuntime, type Runtime } from "../src/runtime.js";
 import { DuckDbStore } from "../src/store/duckdb/store.js";
 import type { CostSumRow, LimitsStateStore } from "../src/store/types.js";
+import { buildRecord } from "./conformance-data.js";
 import {
   adminRequest,
   chatContext,
@@ -142,6 +144,38 @@ describe("a call in flight when a budget appears", () => {
       expect(await spend("held")).toBe(0n);
       expect(await spend("added")).toBe(0n);
     });
+
+  it("a background response recorded first elsewhere, then here again: counted once in a budget added meanwhile", async () => {
+    now = day1;
+    const registry = await PolicyRegistry.open(events, null);
+    const guard = new SpendGuard(new MemoryLimitStore(), registry, events, new PricingEngine(), {
+      now: () => now,
+      log: () => {},
+    });
+    const spec = (id: string) => ({ id, scope: { user_id: "bg" }, window: "day", limit_usd: "10" });
+    await registry.put("default", "budget", null, spec("before"), "test");
+    const submitted = await guard.admit(ctx("bg"));
+    if (!submitted.ok) throw new Error("refused");
+    await registry.put("default", "budget", null, spec("meanwhile"), "test");
+    await guard.budgetAdded("default", "meanwhile");
+    // Its poll through a replica without its submission charged it; this one's lookup timed out.
+    const rec = buildRecord(validRecord({ user_id: "bg", ts_start: day1 }));
+    await guard.observe([rec], { countCalls: false, recurs: true });
+    await guard.settle(submitted.ticket, {
+      cost: rec.cost_nanousd,
+      tokens: 10,
+      toolCalls: 0,
+      eventId: rec.event_id,
+      tsStart: rec.ts_start,
+      recurs: true,
+    });
+    const spend = async (id: string) => {
+      const b = registry.forWorkspace("default").budgets.find((x) => x.id === id)!;
+      return (await guard.budgetStatus("default", b))[0]!.spend;
+    };
+    expect(await spend("before")).toBe(rec.cost_nanousd);
+    expect(await spend("meanwhile")).toBe(rec.cost_nanousd);
+  });
 });
 
 describe("a background response submitted under no limit", () => {

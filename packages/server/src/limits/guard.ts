@@ -448,9 +448,12 @@ export class SpendGuard {
     if (this.#taps.size && outcome.eventId) this.#tapped(ticket.workspace, outcome.eventId);
     // Started before the settle below awaits anything: a call is counted as it is recorded (see #seedLive).
     const added = this.#addedSince(ticket);
-    const extra = added.length ? this.#chargeAdded(ticket, added, outcome, now) : null;
+    // A record that may be made again counts in those once per event id too: charged in its settle, under
+    // its record's marker (a charge of its own would count it again after a charge of it elsewhere).
+    const recurs = outcome.recurs === true && outcome.eventId !== null;
+    const extra = added.length && !recurs ? this.#chargeAdded(ticket, added, outcome, now) : null;
     const untaken = outcome.unsent ? countsTakenBack(ticket) : NONE_TAKEN_BACK;
-    if (isBareTicket(ticket) && !untaken.length) return void (await extra);
+    if (isBareTicket(ticket) && !untaken.length && !(recurs && added.length)) return void (await extra);
     // Unknown (a reply without usage), as budgets charge its worst case: the tokens a counter held for it
     // (counted 0, a run under a token ceiling alone would never meet it).
     const tokensOr = (held: number) =>
@@ -498,10 +501,10 @@ export class SpendGuard {
           }
         : null,
     };
-    const recurs = outcome.recurs === true && outcome.eventId !== null;
     if (recurs) {
       req.eventId = outcome.eventId!;
       req.chargedUntil = now + RECURRING_MS;
+      req.buckets.push(...this.#liveCharges(ticket.workspace, added, outcome.tsStart, outcome.cost ?? 0n));
     }
     const apply = async () => {
       // Once per event id only as a reservation of its own: a lease's settles, summed per flush, know none
@@ -511,7 +514,7 @@ export class SpendGuard {
       if (ticket.run?.hold) this.#released(ticket.workspace, ticket.run.runId);
       this.#afterSettle(
         ticket.workspace,
-        ticket.buckets,
+        recurs ? ticket.buckets.concat(added) : ticket.buckets,
         ticket.at,
         ticket.run,
         res,

@@ -238,7 +238,6 @@ export class AgentRun {
     const scope: LlmScope = {
       run: this,
       settled: false,
-      usageCounted: false,
       wrapped: false,
       // One past a ceiling is not counted as it starts: counted over the ceiling, it would kill the run
       // (any check meanwhile, another poll's) before it tells whether it is a poll.
@@ -272,8 +271,9 @@ export class AgentRun {
       },
     };
     try {
-      const reply = await counted.run(scope, () => this.#nested(call));
-      if (!scope.usageCounted) this.#countReply(api, reply, opts);
+      const frame: LlmFrame = { scope, reply: { usageCounted: false } };
+      const reply = await counted.run(frame, () => this.#nested(call));
+      if (!frame.reply.usageCounted) this.#countReply(api, reply, opts);
       return reply;
     } finally {
       scope.settled = true;
@@ -290,16 +290,17 @@ export class AgentRun {
   }
 
   /**
-   * A `llm()` made inside `scope`, the run's `llm()` it is the same call as: checked, counted, nested and
+   * A `llm()` made inside `outer`, the run's `llm()` it is the same call as: checked, counted, nested and
    * admitted there, not again. Its reply's usage is counted once, here (it may be read from nowhere else:
-   * the outer callback may return something else), unless a wrapped call inside counted it already.
+   * the outer callback may return something else), unless a wrapped call inside it counted it already; each
+   * of several joined to one counts its own. The outer callback's reply is this one, or made of it: not
+   * counted again.
    */
-  async #joined<T>(scope: LlmScope, api: Api, call: () => Promise<T>, opts: LlmCallOptions): Promise<T> {
-    const reply = await call();
-    if (!scope.usageCounted) {
-      scope.usageCounted = true;
-      this.#countReply(api, reply, opts);
-    }
+  async #joined<T>(outer: LlmFrame, api: Api, call: () => Promise<T>, opts: LlmCallOptions): Promise<T> {
+    const frame: LlmFrame = { ...outer, reply: { usageCounted: false } };
+    const reply = await counted.run(frame, call);
+    if (!frame.reply.usageCounted) this.#countReply(api, reply, opts);
+    outer.reply.usageCounted = true;
     return reply;
   }
 
@@ -550,16 +551,14 @@ const POLLED_API: Api = "openai.responses";
 
 const current = new AsyncLocalStorage<AgentRun>();
 /**
- * Inside `run.llm(…)`: its run, whether a wrapped call inside counts the usage (else `llm` reads the reply's),
- * whether a wrapped client's call was made inside at all (else nothing held while it was in flight), whether
- * its LLM call is counted, what the first wrapped call inside was (a model call, a background response's
- * poll), and how a wrapped model call inside is admitted as that call.
+ * Inside `run.llm(…)`: its run, whether a wrapped client's call was made inside at all (else nothing held
+ * while it was in flight), whether its LLM call is counted, what the first wrapped call inside was (a model
+ * call, a background response's poll), and how a wrapped model call inside is admitted as that call.
  */
 interface LlmScope {
   run: AgentRun;
   /** Its callback settled: a call its work left running makes later is a call of its own (llmInFlight). */
   settled: boolean;
-  usageCounted: boolean;
   wrapped: boolean;
   counted: boolean;
   /** Counted as its callback started, until the first wrapped call inside tells what it is (madeInside). */
@@ -567,16 +566,25 @@ interface LlmScope {
   madeInside(kind: "model" | "poll"): void;
   admit(hold: RunHold | null, signal?: AbortSignal, timeoutMs?: number): Promise<Admission> | null;
 }
+/**
+ * Where a call is made inside `run.llm(…)`: the LLM call it is part of (`scope`), and the reply whose usage a
+ * wrapped call made there counts (`run.llm`'s own, or that of a `llm()` joined to it), so that reply's usage
+ * is not read again.
+ */
+interface LlmFrame {
+  scope: LlmScope;
+  reply: { usageCounted: boolean };
+}
 /** Set inside `run.llm(…)`: the call there is counted by the run itself. */
-const counted = new AsyncLocalStorage<LlmScope>();
+const counted = new AsyncLocalStorage<LlmFrame>();
 
 /**
- * The `run.llm(…)` of `run` the caller is inside of, while its callback is in flight: the call it counts.
+ * Where in `run.llm(…)` of `run` the caller is, while its callback is in flight: the call it counts.
  * Undefined outside one, and once it settled (work its callback left running makes calls of their own).
  */
-function llmInFlight(run: AgentRun): LlmScope | undefined {
-  const scope = counted.getStore();
-  return scope?.run === run && !scope.settled ? scope : undefined;
+function llmInFlight(run: AgentRun): LlmFrame | undefined {
+  const frame = counted.getStore();
+  return frame?.scope.run === run && !frame.scope.settled ? frame : undefined;
 }
 
 /**
@@ -600,7 +608,13 @@ export function currentAgentRun(): AgentRun | undefined {
  */
 export function agentRunOfCall(): { run: AgentRun; counts: boolean } | undefined {
   const run = current.getStore();
-  return run && { run, counts: !llmInFlight(run) };
+  if (!run) return undefined;
+  const counts = !llmInFlight(run);
+  // One its settled `run.llm`'s work left running counts its usage itself: a `llm()` joined there, still to
+  // read its reply, reads none from it.
+  const left = counted.getStore();
+  if (counts && left?.scope.run === run) left.reply.usageCounted = true;
+  return { run, counts };
 }
 
 /** What a wrapped client's call made inside `run.llm(…)` tells it, kept by the call (see wrappedInLlm). */
@@ -622,12 +636,13 @@ export interface CallInLlm {
  * APIPromise returned from `run.llm`'s callback is parsed by `run.llm`'s own await). Undefined outside one.
  */
 export function wrappedInLlm(run: AgentRun): CallInLlm | undefined {
-  const scope = llmInFlight(run);
-  if (!scope) return undefined;
+  const frame = llmInFlight(run);
+  if (!frame) return undefined;
+  const { scope, reply } = frame;
   scope.wrapped = true;
   return {
     usageCounted: () => {
-      scope.usageCounted = true;
+      reply.usageCounted = true;
     },
     admit: scope.admit,
     polls: () => scope.madeInside("poll"),

@@ -188,6 +188,54 @@ describe("agentRun", () => {
     expect(sent("sdk-nested")).toBe(2);
   });
 
+  it("run.llm calls made together inside one run.llm: each reply's usage counted once, none dropped", async () => {
+    const wrapped = wrapOpenAI(new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 }), {
+      sink: () => {},
+    });
+    const viaWrapped = () =>
+      wrapped.chat.completions.create(
+        { model: "o3-mini", messages: [{ role: "user", content: "go" }] },
+        { headers: { "x-test-case": "sdk-nested-all" } },
+      );
+    await agentRun({ type: "nested", limits: { max_llm_calls: 5 } }, async (run) => {
+      const helper = (step: number) => run.llm("openai.chat", () => ask(step, "sdk-nested-all"));
+      await run.llm("openai.chat", () => Promise.all([helper(0), helper(1)]));
+      expect(run.usage.cost_nanousd).toBe(2n * 10_842_700n);
+      // Joined twice over, around a wrapped call: that call counts it, and no reply around it again.
+      await run.llm("openai.chat", () => run.llm("openai.chat", () => run.llm("openai.chat", viaWrapped)));
+      expect(run.usage.cost_nanousd).toBe(3n * 10_842_700n);
+    });
+    expect(sent("sdk-nested-all")).toBe(3);
+  });
+
+  it("a run.llm inside run.llm whose wrapped call is made once the outer settled: its usage counted once, by that call", async () => {
+    const wrapped = wrapOpenAI(new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 }), {
+      sink: () => {},
+    });
+    await agentRun({ type: "nested", limits: { max_llm_calls: 5 } }, async (run) => {
+      let inner!: Promise<unknown>;
+      let outerSettled!: () => void;
+      const settled = new Promise<void>((resolve) => {
+        outerSettled = resolve;
+      });
+      await run.llm("openai.chat", async () => {
+        inner = run.llm("openai.chat", async () => {
+          await settled;
+          return wrapped.chat.completions.create(
+            { model: "o3-mini", messages: [{ role: "user", content: "go" }] },
+            { headers: { "x-test-case": "sdk-nested-late" } },
+          );
+        });
+        return ask(0, "sdk-nested-late");
+      });
+      outerSettled();
+      await inner;
+      // The outer's reply and the late call, a call of its own: each counted once.
+      expect(run.usage).toMatchObject({ llm_calls: 2, cost_nanousd: 2n * 10_842_700n });
+    });
+    expect(sent("sdk-nested-late")).toBe(2);
+  });
+
   it("a run.llm its callback left running, made once that callback settled, is a call of its own", async () => {
     await agentRun({ type: "nested", limits: { max_llm_calls: 1 } }, async (run) => {
       let later!: Promise<unknown>;

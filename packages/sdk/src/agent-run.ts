@@ -271,7 +271,7 @@ export class AgentRun {
       },
     };
     try {
-      const frame: LlmFrame = { scope, reply: { usageCounted: false } };
+      const frame: LlmFrame = { scope, reply: { usageCounted: false }, late: false };
       const reply = await counted.run(frame, () => this.#nested(call));
       if (!frame.reply.usageCounted) this.#countReply(api, reply, opts);
       return reply;
@@ -574,17 +574,32 @@ interface LlmScope {
 interface LlmFrame {
   scope: LlmScope;
   reply: { usageCounted: boolean };
+  /** Inside an SDK helper called in flight (madeForLlm): a wrapped call there is the scope's, however late. */
+  late: boolean;
 }
 /** Set inside `run.llm(…)`: the call there is counted by the run itself. */
 const counted = new AsyncLocalStorage<LlmFrame>();
 
 /**
  * Where in `run.llm(…)` of `run` the caller is, while its callback is in flight: the call it counts.
- * Undefined outside one, and once it settled (work its callback left running makes calls of their own).
+ * Undefined outside one, and once it settled (work its callback left running makes calls of their own),
+ * but for a wrapped call (`wrapped`) an SDK helper called in flight makes late (madeForLlm).
  */
-function llmInFlight(run: AgentRun): LlmFrame | undefined {
+function llmInFlight(run: AgentRun, wrapped = false): LlmFrame | undefined {
   const frame = counted.getStore();
-  return frame?.scope.run === run && !frame.scope.settled ? frame : undefined;
+  if (frame?.scope.run !== run) return undefined;
+  return !frame.scope.settled || (wrapped && frame.late) ? frame : undefined;
+}
+
+/**
+ * Runs an SDK helper that makes its wrapped calls a tick after it returns (openai-node's `stream()` and
+ * `runTools()`): made inside `run.llm(…)`, whose callback may return the helper before they are made, they
+ * are that `run.llm`'s call however late, not calls of their own past it.
+ */
+export function madeForLlm<T>(helper: () => T): T {
+  const frame = counted.getStore();
+  if (!frame || (frame.scope.settled && !frame.late)) return helper();
+  return counted.run({ ...frame, late: true }, helper);
 }
 
 /**
@@ -609,7 +624,7 @@ export function currentAgentRun(): AgentRun | undefined {
 export function agentRunOfCall(): { run: AgentRun; counts: boolean } | undefined {
   const run = current.getStore();
   if (!run) return undefined;
-  const counts = !llmInFlight(run);
+  const counts = !llmInFlight(run, true);
   // One its settled `run.llm`'s work left running counts its usage itself: a `llm()` joined there, still to
   // read its reply, reads none from it.
   const left = counted.getStore();
@@ -636,7 +651,7 @@ export interface CallInLlm {
  * APIPromise returned from `run.llm`'s callback is parsed by `run.llm`'s own await). Undefined outside one.
  */
 export function wrappedInLlm(run: AgentRun): CallInLlm | undefined {
-  const frame = llmInFlight(run);
+  const frame = llmInFlight(run, true);
   if (!frame) return undefined;
   const { scope, reply } = frame;
   scope.wrapped = true;

@@ -5,6 +5,7 @@ import {
   type Prepare,
   wrapDerivedClients,
   wrapFileContent,
+  wrapLateHelper,
   wrapModelCall,
   wrapRetrieve,
 } from "./instrument/wrap.js";
@@ -41,6 +42,9 @@ export function wrapOpenAI<C extends object>(client: C, options: WrapOptions = {
   });
   wrapModelCall(c.chat?.completions, "create", spec("openai.chat"), sink, withStreamUsage);
   wrapModelCall(c.completions, "create", spec("openai.completions"), sink, withStreamUsage);
+  // Their calls are made a tick after they return, maybe once the run.llm(…) that returned them settled.
+  wrapLateHelper(c.chat?.completions, "stream");
+  wrapLateHelper(c.chat?.completions, "runTools");
   const responses = {
     ...spec("openai.responses"),
     background: backgroundPolls(c.responses, followMsOf(options.followBackgroundMs)),
@@ -49,6 +53,7 @@ export function wrapOpenAI<C extends object>(client: C, options: WrapOptions = {
   // A compaction runs the model over the conversation, billed as a response (its reply names no model).
   wrapModelCall(c.responses, "compact", spec("openai.responses"), sink);
   wrapRetrieve(c.responses, responses, sink);
+  wrapLateHelper(c.responses, "stream");
   wrapFileContent(c.files, spec("openai.chat"), sink, roomOf(options)); // a batch output file: calls of any API
   wrapModelCall(c.embeddings, "create", spec("openai.embeddings", "embedding"), sink);
   const images = (operation: "generation" | "edit"): CallSpec => ({

@@ -272,6 +272,39 @@ describe("agentRun", () => {
     expect(sent("sdk-detached-wrapped")).toBe(1);
   });
 
+  it("an SDK stream helper returned from run.llm's callback makes its call a tick later: still that run.llm's one call", async () => {
+    const wrapped = wrapOpenAI(new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 }), {
+      sink: () => {},
+    });
+    const headers = { "x-test-case": "sdk-stream-helper" };
+    const input = [{ role: "user" as const, content: "go" }];
+    const streams = async (
+      guarded: <T>(api: "openai.chat" | "openai.responses", make: () => T) => Promise<T>,
+    ) => {
+      const chat = await guarded("openai.chat", () =>
+        wrapped.chat.completions.stream({ model: "gpt-4o-mini", messages: input }, { headers }),
+      );
+      await chat.finalChatCompletion();
+      const response = await guarded("openai.responses", () =>
+        wrapped.responses.stream({ model: "gpt-5", input: "go" }, { headers }),
+      );
+      await response.finalResponse();
+    };
+    // The same streams made directly: what the run counts of them.
+    const direct = await agentRun({ type: "streamed", limits: { max_llm_calls: 2 } }, async (run) => {
+      await streams(async (_api, make) => make());
+      return run.usage;
+    });
+    await agentRun({ type: "streamed", limits: { max_llm_calls: 2 } }, async (run) => {
+      await streams((api, make) => run.llm(api, async () => make()));
+      expect(run.usage).toMatchObject({ llm_calls: 2, cost_nanousd: direct.cost_nanousd });
+      expect(run.killed).toBeNull();
+    });
+    expect(direct.llm_calls).toBe(2);
+    expect(direct.cost_nanousd).toBeGreaterThan(0n);
+    expect(sent("sdk-stream-helper")).toBe(4);
+  });
+
   it("a killed run refuses the SDK's parse() helpers as it refuses create(): AgentRunKilledError, nothing sent", async () => {
     const wrapped = wrapOpenAI(new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 }), {
       sink: () => {},

@@ -1,3 +1,4 @@
+import { madeForLlm } from "../agent-run.js";
 import { type EventFilter, isStream, observeApiPromise, tapParsed } from "./api-promise.js";
 import { observeResumedStream, recordIfFinished } from "./background.js";
 import { observedResults, observeResultsFile, type Room } from "./batch-results.js";
@@ -83,6 +84,21 @@ export function wrapModelCall(
           });
         }
         return send(original, this, call, options, prepare);
+      },
+  );
+}
+
+/**
+ * `resource[method]`, an SDK helper that makes its calls a tick after it returns (openai-node's `stream()`,
+ * `runTools()`): inside `run.llm(…)`, they are its call however late (madeForLlm).
+ */
+export function wrapLateHelper(resource: unknown, method: string): boolean {
+  return wrapMethod(
+    resource,
+    method,
+    (original) =>
+      function lateHelper(this: unknown, ...args: unknown[]) {
+        return madeForLlm(() => original.apply(this, args));
       },
   );
 }

@@ -138,6 +138,8 @@ export class AgentRun {
   #submittedBackground = false;
   /** An `llm()` past a ceiling whose callback has not yet told what its call is (#untoldUntilMade). */
   #untold: Promise<void> | null = null;
+  /** Inside the callback of such an `llm()` (its tool calls' too): the mark it set, which no call there waits on. */
+  readonly #untoldAbove = new AsyncLocalStorage<Promise<void>>();
   /** What its calls in flight hold; null when no ceiling of the run holds anything (no cost or token one). */
   readonly #held: RunHold | null;
   readonly #holdWaitMs: number;
@@ -217,15 +219,17 @@ export class AgentRun {
     let waitsInside = false;
     let refusal: KillReason | null = null;
     let told: (() => void) | null = null;
+    let untold: Promise<void> | null = null;
     if (!WRAPPED_API.test(api)) {
       const admitted = this.admitLlmCall(null);
       if (admitted) await admitted;
     } else {
       // One at a time past a ceiling: the next waits until this one's call tells what it is (not one made
-      // inside its callback, which it would wait on in turn).
-      if (api === POLLED_API) while (this.#untold) await this.#untold;
+      // inside its callback, a tool's there too, which it would wait on in turn).
+      if (api === POLLED_API)
+        while (this.#untold && this.#untold !== this.#untoldAbove.getStore()) await this.#untold;
       refusal = this.#refusalUnlessPoll(api, depth);
-      if (refusal) told = this.#untoldUntilMade();
+      if (refusal) [untold, told] = this.#untoldUntilMade();
       else if (!this.#tryLlmCall(null, depth, false)) {
         // No room: its callback runs at once all the same, so it is counted as it starts, as one let in is
         // (else calls made so at once would all pass max_llm_calls); see madeInside for what takes it back.
@@ -272,7 +276,8 @@ export class AgentRun {
     };
     try {
       const frame: LlmFrame = { scope, reply: { usageCounted: false }, late: false };
-      const reply = await counted.run(frame, () => this.#nested(call));
+      const inside = () => counted.run(frame, () => this.#nested(call));
+      const reply = await (untold ? this.#untoldAbove.run(untold, inside) : inside());
       if (!frame.reply.usageCounted) this.#countReply(api, reply, opts);
       return reply;
     } finally {
@@ -425,18 +430,19 @@ export class AgentRun {
   /**
    * Marks an `llm()` past a ceiling as in flight until its first wrapped call tells what it is (or it ends):
    * the next such waits (#untold), so a client not wrapped passes the ceiling by one call, never more.
-   * Returns what ends the mark; called again, it does nothing.
+   * Returns the mark, and what ends it; called again, that does nothing.
    */
-  #untoldUntilMade(): () => void {
+  #untoldUntilMade(): [Promise<void>, () => void] {
     let made!: () => void;
     const untold = new Promise<void>((resolve) => {
       made = resolve;
     });
     this.#untold = untold;
-    return () => {
+    const told = () => {
       if (this.#untold === untold) this.#untold = null;
       made();
     };
+    return [untold, told];
   }
 
   /**
@@ -489,7 +495,8 @@ export class AgentRun {
     this.#admit("tool");
     this.#usage.tool_calls++;
     this.toolCalls.set(name, (this.toolCalls.get(name) ?? 0) + 1);
-    return this.#nested(async () => call());
+    // A step of its own, inside `llm()` too: the LLM calls it makes are calls of their own, one level deeper.
+    return counted.run(undefined, () => this.#nested(async () => call()));
   }
 
   #currentDepth(): number {
@@ -577,8 +584,8 @@ interface LlmFrame {
   /** Inside an SDK helper called in flight (madeForLlm): a wrapped call there is the scope's, however late. */
   late: boolean;
 }
-/** Set inside `run.llm(…)`: the call there is counted by the run itself. */
-const counted = new AsyncLocalStorage<LlmFrame>();
+/** Set inside `run.llm(…)` (not inside a tool call there): the call there is counted by the run itself. */
+const counted = new AsyncLocalStorage<LlmFrame | undefined>();
 
 /**
  * Where in `run.llm(…)` of `run` the caller is, while its callback is in flight: the call it counts.

@@ -5,6 +5,7 @@ import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
 import {
+  type AgentRun,
   AgentRunKilledError,
   agentRun,
   type CallRecordInput,
@@ -234,6 +235,44 @@ describe("agentRun", () => {
       expect(run.usage).toMatchObject({ llm_calls: 2, cost_nanousd: 2n * 10_842_700n });
     });
     expect(sent("sdk-nested-late")).toBe(2);
+  });
+
+  it("a run.llm a tool call makes inside run.llm is an LLM call of its own: counted, its cost too, and checked at its depth", async () => {
+    const step = (run: AgentRun, tag: string) =>
+      run.llm("openai.chat", async () => {
+        await run.tool("summarize", () => run.llm("openai.chat", () => ask(1, tag)));
+        return ask(0, tag);
+      });
+    await agentRun({ type: "tooled", limits: { max_llm_calls: 2 } }, async (run) => {
+      await step(run, "sdk-tool-in-llm");
+      expect(run.usage).toMatchObject({ llm_calls: 2, cost_nanousd: 2n * 10_842_700n, span_depth: 3 });
+    });
+    await agentRun({ type: "tooled", limits: { max_llm_calls: 1 } }, async (run) => {
+      await expect(step(run, "sdk-tool-in-llm-calls")).rejects.toMatchObject({ ceiling: "llm_calls" });
+    });
+    await agentRun({ type: "tooled", limits: { max_span_depth: 2 } }, async (run) => {
+      await expect(step(run, "sdk-tool-in-llm-depth")).rejects.toMatchObject({ ceiling: "span_depth" });
+    });
+    expect([sent("sdk-tool-in-llm"), sent("sdk-tool-in-llm-calls"), sent("sdk-tool-in-llm-depth")]).toEqual([
+      2, 0, 0,
+    ]);
+    // A wrapped client's call made by such a tool is one of its own too.
+    const wrapped = wrapOpenAI(new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 }), {
+      sink: () => {},
+    });
+    await agentRun({ type: "tooled", limits: { max_llm_calls: 1 } }, async (run) => {
+      const tooled = run.llm("openai.chat", async () => {
+        await run.tool("summarize", () =>
+          wrapped.chat.completions.create(
+            { model: "o3-mini", messages: [{ role: "user", content: "go" }] },
+            { headers: { "x-test-case": "sdk-tool-in-llm-wrapped" } },
+          ),
+        );
+        return ask(0, "sdk-tool-in-llm-wrapped");
+      });
+      await expect(tooled).rejects.toMatchObject({ ceiling: "llm_calls", value: "2" });
+    });
+    expect(sent("sdk-tool-in-llm-wrapped")).toBe(0);
   });
 
   it("a run.llm its callback left running, made once that callback settled, is a call of its own", async () => {

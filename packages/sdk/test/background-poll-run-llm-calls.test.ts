@@ -92,6 +92,27 @@ describe("SDK: a poll inside run.llm at the run's ceilings", () => {
     });
   });
 
+  it("at max_llm_calls, a poll a tool call makes inside such a poll's run.llm goes too: it does not wait on the run.llm it is made in", async () => {
+    const openai = clients.wrapped();
+    const rel = "openai/responses.gpt-5.6-sol.cache-write.json";
+    const headers = { "x-mock-case": "sdk-bg-poll-in-tool-at-max", "x-mock-fixture": rel };
+    await agentRun({ type: "poller", limits: { max_llm_calls: 1 } }, async (run) => {
+      const submitted = await openai.responses.create(
+        { model: "gpt-5.6-sol", input: "Research caching", background: true },
+        { headers },
+      );
+      const poll = () => openai.responses.retrieve(submitted.id, {}, { headers });
+      const step = run.llm("openai.responses", async () => {
+        await run.tool("check", () => run.llm("openai.responses", poll));
+        return poll();
+      });
+      const stuck = new Promise((resolve) => setTimeout(() => resolve("stuck"), 2_000));
+      expect(await Promise.race([outcome(step), stuck])).toBe("ok");
+      expect(run.killed).toBeNull();
+      expect(run.usage).toMatchObject({ llm_calls: 1, cost_nanousd: fixtureResponseCost(rel) });
+    });
+  });
+
   it("a killed run refuses run.llm before its callback, poll or not; outside it, the poll goes and counts the cost", async () => {
     const openai = clients.wrapped();
     const rel = "openai/responses.gpt-5.cached-reasoning.json";

@@ -606,6 +606,7 @@ function llmInFlight(run: AgentRun, wrapped = false): LlmFrame | undefined {
 export function madeForLlm<T>(helper: () => T): T {
   const frame = counted.getStore();
   if (!frame || (frame.scope.settled && !frame.late)) return helper();
+  frame.scope.wrapped = true; // a wrapped client's: its call holds, though maybe made once the scope settled
   return counted.run({ ...frame, late: true }, helper);
 }
 

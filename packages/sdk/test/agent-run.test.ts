@@ -27,6 +27,14 @@ const ask = (step: number, tag: string) =>
     { headers: { "x-test-case": tag } },
   );
 const sent = (tag: string) => mock.requests.filter((r) => r.headers["x-test-case"] === tag).length;
+/** A promise the test settles itself (`settle()`): once a run.llm settled, say, rather than after some ms. */
+const settledLater = () => {
+  let settle!: () => void;
+  const settled = new Promise<void>((resolve) => {
+    settle = resolve;
+  });
+  return { settled, settle };
+};
 
 describe("agentRun", () => {
   it("a runaway loop is stopped at its cost ceiling: the call after the crossing one never reaches the provider", async () => {
@@ -215,13 +223,10 @@ describe("agentRun", () => {
     });
     await agentRun({ type: "nested", limits: { max_llm_calls: 5 } }, async (run) => {
       let inner!: Promise<unknown>;
-      let outerSettled!: () => void;
-      const settled = new Promise<void>((resolve) => {
-        outerSettled = resolve;
-      });
+      const outer = settledLater();
       await run.llm("openai.chat", async () => {
         inner = run.llm("openai.chat", async () => {
-          await settled;
+          await outer.settled;
           return wrapped.chat.completions.create(
             { model: "o3-mini", messages: [{ role: "user", content: "go" }] },
             { headers: { "x-test-case": "sdk-nested-late" } },
@@ -229,7 +234,7 @@ describe("agentRun", () => {
         });
         return ask(0, "sdk-nested-late");
       });
-      outerSettled();
+      outer.settle();
       await inner;
       // The outer's reply and the late call, a call of its own: each counted once.
       expect(run.usage).toMatchObject({ llm_calls: 2, cost_nanousd: 2n * 10_842_700n });
@@ -278,12 +283,12 @@ describe("agentRun", () => {
   it("a run.llm its callback left running, made once that callback settled, is a call of its own", async () => {
     await agentRun({ type: "nested", limits: { max_llm_calls: 1 } }, async (run) => {
       let later!: Promise<unknown>;
+      const outer = settledLater();
       await run.llm("openai.chat", async () => {
-        later = new Promise((resolve) => setTimeout(resolve, 20)).then(() =>
-          run.llm("openai.chat", () => ask(1, "sdk-detached")),
-        );
+        later = outer.settled.then(() => run.llm("openai.chat", () => ask(1, "sdk-detached")));
         return ask(0, "sdk-detached");
       });
+      outer.settle();
       await expect(later).rejects.toMatchObject({ ceiling: "llm_calls", value: "2" });
       expect(run.usage.llm_calls).toBe(1);
     });
@@ -301,10 +306,12 @@ describe("agentRun", () => {
       );
     await agentRun({ type: "nested", limits: { max_llm_calls: 1 } }, async (run) => {
       let later!: Promise<unknown>;
+      const outer = settledLater();
       await run.llm("openai.chat", async () => {
-        later = new Promise((resolve) => setTimeout(resolve, 20)).then(call);
+        later = outer.settled.then(call);
         return call();
       });
+      outer.settle();
       await expect(later).rejects.toMatchObject({ ceiling: "llm_calls", value: "2" });
       expect(run.usage).toMatchObject({ llm_calls: 1, cost_nanousd: 10_842_700n });
     });

@@ -11,6 +11,7 @@ import {
   emptyRunUsage,
   extractFromResponse,
   formatUsd,
+  type HeldCall,
   type HeldCeiling,
   heldCeiling,
   heldRequest,
@@ -26,7 +27,7 @@ import {
   totalTokens,
   uuidv7,
 } from "@tollgate/core";
-import { callHold, type SdkCall } from "./call-hold.js";
+import { type CallHold, callHold, type SdkCall } from "./call-hold.js";
 import { type Admission, RunLine, type TryAdmit } from "./run-line.js";
 import { MAX_TIMER_MS } from "./timer-ms.js";
 
@@ -73,8 +74,10 @@ export class AgentRunHeldError extends Error {
     readonly agentType: string,
     held: HeldCeiling,
     hold: RunHold,
+    /** The call, where known (a wrapped client's): its message tells how it could hold less. */
+    call: HeldCall | null,
   ) {
-    super(runHeldMessage(runId, agentType, held, hold));
+    super(runHeldMessage(runId, agentType, held, hold, call));
     this.ceiling = held.ceiling;
     this.used = held.used;
     this.held = held.held;
@@ -324,7 +327,7 @@ export class AgentRun {
   }
 
   /** What a call would hold on this run while in flight (wrapped clients); null when no ceiling holds. */
-  holdOf(call: SdkCall): RunHold | null {
+  holdOf(call: SdkCall): CallHold | null {
     return this.#held && callHold(this.#engine, this.#ceilings, call, Date.now());
   }
 
@@ -336,7 +339,7 @@ export class AgentRun {
    * the call's own `timeoutMs` when sooner (its wait counts against it). Refused, it throws (or the wait
    * rejects): AgentRunKilledError, or AgentRunHeldError past the wait.
    */
-  admitLlmCall(hold: RunHold | null, signal?: AbortSignal, timeoutMs?: number): Promise<Admission> | null {
+  admitLlmCall(hold: CallHold | null, signal?: AbortSignal, timeoutMs?: number): Promise<Admission> | null {
     const depth = this.#currentDepth() + 1;
     return this.#whenRoom((final) => this.#tryLlmCall(hold, depth, final), hold === null, signal, timeoutMs);
   }
@@ -398,7 +401,7 @@ export class AgentRun {
    * hold what is left under a cost or token ceiling (thrown as AgentRunHeldError when `final`). Throws
    * AgentRunKilledError when the run is over a ceiling.
    */
-  #tryLlmCall(hold: RunHold | null, depth: number, final: boolean): boolean {
+  #tryLlmCall(hold: CallHold | null, depth: number, final: boolean): boolean {
     this.#admit("llm", depth);
     if (!this.#tryHold(hold, final)) return false;
     this.#usage.llm_calls++;
@@ -410,11 +413,11 @@ export class AgentRun {
    * false while its calls in flight hold what is left under a cost or token ceiling (thrown as
    * AgentRunHeldError when `final`). Throws AgentRunKilledError when the run is over a ceiling.
    */
-  #tryHold(hold: RunHold | null, final: boolean): boolean {
+  #tryHold(hold: CallHold | null, final: boolean): boolean {
     this.#refuseIfOver();
     const full = this.#held && heldCeiling(this.#usage, this.#held, this.#ceilings);
     if (full) {
-      if (final) throw new AgentRunHeldError(this.id, this.type, full, hold ?? NO_HOLD);
+      if (final) throw new AgentRunHeldError(this.id, this.type, full, hold ?? NO_HOLD, hold?.call ?? null);
       return false;
     }
     if (hold) this.hold(hold);
@@ -571,7 +574,7 @@ interface LlmScope {
   /** Counted as its callback started, until the first wrapped call inside tells what it is (madeInside). */
   provisional: boolean;
   madeInside(kind: "model" | "poll"): void;
-  admit(hold: RunHold | null, signal?: AbortSignal, timeoutMs?: number): Promise<Admission> | null;
+  admit(hold: CallHold | null, signal?: AbortSignal, timeoutMs?: number): Promise<Admission> | null;
 }
 /**
  * Where a call is made inside `run.llm(…)`: the LLM call it is part of (`scope`), and the reply whose usage a
@@ -648,7 +651,7 @@ export interface CallInLlm {
    * A model call, holding `hold` while in flight, as the LLM call `run.llm` counted: at once (null) when
    * `run.llm` was let in; else once there is room, waiting as a call made directly (AgentRun.admitLlmCall).
    */
-  admit(hold: RunHold | null, signal?: AbortSignal, timeoutMs?: number): Promise<Admission> | null;
+  admit(hold: CallHold | null, signal?: AbortSignal, timeoutMs?: number): Promise<Admission> | null;
   /** A background response's poll: no LLM call (its submission was), so it takes no room either. */
   polls(): void;
 }

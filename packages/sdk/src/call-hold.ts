@@ -1,7 +1,9 @@
 import {
+  type Api,
   type CallToHold,
   type Ceilings,
   callWorstCost,
+  type HeldCall,
   type PricingEngine,
   type RawBody,
   type RunHold,
@@ -12,17 +14,24 @@ import {
 
 /** A wrapped call about to be sent; `upload`: its params go out as a multipart upload, not as JSON. */
 export interface SdkCall extends CallToHold {
+  api: Api;
   upload?: boolean;
+}
+
+/** What a wrapped call holds on its agent run, and the call it is: held back, it is told how to hold less. */
+export interface CallHold extends RunHold {
+  call: HeldCall;
 }
 
 /**
  * What a wrapped call holds on its agent run while in flight, by core's estimate as the gateway holds it:
  * its worst-case cost at the run's prices, and its token estimate, under the ceilings it holds against.
  */
-export function callHold(engine: PricingEngine, ceilings: Ceilings, call: SdkCall, at: number): RunHold {
+export function callHold(engine: PricingEngine, ceilings: Ceilings, call: SdkCall, at: number): CallHold {
   const window = engine.contextWindow(call.provider, call.model);
   const wc = worstCaseUsage(call.api, call.body, requestSize(call), window);
-  return runHoldOf(ceilings, callWorstCost(engine, call, wc, at).total_nanousd, tokenHold(wc));
+  const hold = runHoldOf(ceilings, callWorstCost(engine, call, wc, at).total_nanousd, tokenHold(wc));
+  return { ...hold, call: { api: call.api, body: call.body, worstCase: wc } };
 }
 
 /**

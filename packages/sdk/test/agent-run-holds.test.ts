@@ -234,6 +234,72 @@ describe("agentRun holds", () => {
     expect(sent("held-2")).toBe(0);
   });
 
+  it("AgentRunHeldError tells a wrapped call how it could hold less, by what decides its worst case: never max_tokens for an image or speech call, nothing of a call not seen", async () => {
+    const held = (call: PromiseLike<unknown>) =>
+      Promise.resolve(call).then(
+        () => expect.unreachable("held back"),
+        (e: unknown) => {
+          expect(e).toBeInstanceOf(AgentRunHeldError);
+          return (e as AgentRunHeldError).message;
+        },
+      );
+    await agentRun({ type: "held-bot", limits: { max_cost_usd: "0.01" }, holdWaitMs: 0 }, async (run) => {
+      const first = o3("hint-1", { "x-mock-headers-delay-ms": "300" });
+      const image = await held(
+        openai.images.generate(
+          { model: "gpt-image-1", prompt: "a lighthouse", n: 2 },
+          { headers: { "x-test-case": "hint-2" } },
+        ),
+      );
+      expect(image).toContain("fewer (n) or smaller (size) images");
+      expect(image).not.toMatch(/max_tokens to hold less|Set max_tokens/);
+      const speech = await held(
+        openai.audio.speech.create(
+          { model: "gpt-4o-mini-tts", voice: "alloy", input: "Hello there." },
+          { headers: { "x-test-case": "hint-2" } },
+        ),
+      );
+      expect(speech).toContain("a shorter text reserves less");
+      expect(speech).not.toMatch(/max_tokens to hold less|Set max_tokens/);
+      const chat = await held(
+        openai.chat.completions.create(
+          { model: "o3-mini", max_completion_tokens: 500, messages: [{ role: "user", content: "b" }] },
+          { headers: { "x-test-case": "hint-2" } },
+        ),
+      );
+      expect(chat).toContain("This call's max_completion_tokens of 500 is reserved whole as output");
+      // A call counted by hand is not seen here: nothing is said of what it could hold.
+      expect(() => run.beginLlmCall()).toThrow(/\(this call would hold \$0\.00\)$/);
+      await first;
+    });
+    expect(sent("hint-2")).toBe(0);
+  });
+
+  it("under a token ceiling, AgentRunHeldError names the cap a call set, but none to a call holding no output (a cap would add to its hold)", async () => {
+    const held = (body: Record<string, unknown>) =>
+      openai.chat.completions
+        .create(
+          { model: "o3-mini", messages: [{ role: "user", content: "b" }], ...body },
+          { headers: { "x-test-case": "hint-tokens-2" } },
+        )
+        .then(
+          () => expect.unreachable("held back"),
+          (e: unknown) => {
+            expect(e).toBeInstanceOf(AgentRunHeldError);
+            return (e as AgentRunHeldError).message;
+          },
+        );
+    await agentRun({ type: "held-bot", limits: { max_total_tokens: 1000 }, holdWaitMs: 0 }, async () => {
+      const first = o3("hint-tokens-1", { "x-mock-headers-delay-ms": "300" });
+      expect(await held({ max_completion_tokens: 500 })).toContain(
+        "This call's max_completion_tokens of 500 is reserved whole as output",
+      );
+      expect(await held({})).toMatch(/\(this call would hold \d+ tokens\)$/);
+      await first;
+    });
+    expect(sent("hint-tokens-2")).toBe(0);
+  });
+
   it("a call waits for the holds at most holdWaitMs, then gets AgentRunHeldError; nothing is sent or counted for it", async () => {
     await agentRun({ type: "held-bot", limits: { max_cost_usd: "0.01" }, holdWaitMs: 150 }, async (run) => {
       const first = o3("wait-1", { "x-mock-headers-delay-ms": "600" });

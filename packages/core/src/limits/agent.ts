@@ -1,7 +1,11 @@
 import { z } from "zod";
 import { parseDecimal } from "../money/decimal.js";
 import { formatUsd, type NanoUsd, usdToNano } from "../money/nanousd.js";
+import type { Api } from "../usage/types.js";
 import { usdAmount } from "./budget.js";
+import type { WorstCase } from "./estimate.js";
+import { reserveLessHint } from "./reserve-less.js";
+import { heldOutputTokens } from "./token-hold.js";
 
 /** What an agent run is counted by. */
 export const RUN_COUNTERS = [
@@ -153,22 +157,42 @@ export function heldRequest(held: HeldCeiling, hold: RunHold): string {
   return String(held.ceiling === "cost_nanousd" ? hold.cost_nanousd : hold.total_tokens);
 }
 
+/** A call of a run as its hold was worked out: its API, its request and its worst case. */
+export interface HeldCall {
+  api: Api;
+  body: Record<string, unknown> | null;
+  worstCase: WorstCase;
+}
+
+/**
+ * How a call could hold less of `ceiling` (reserveLessHint, as budgets tell it); null when that would not be
+ * true: a token hold counts output only where the request decides it (tokenHold), so a call holding none
+ * would hold more, not less, with the output cap a hint names.
+ */
+function holdLessHint(ceiling: HeldCeiling["ceiling"], call: HeldCall): string | null {
+  if (ceiling === "total_tokens" && heldOutputTokens(call.worstCase) === 0) return null;
+  return reserveLessHint(call.api, call.body, call.worstCase);
+}
+
 /**
  * Why a call of a run was turned away by its calls in flight (not a kill: room again, or the kill, once
- * they settle), as the gateway and the SDK's in-process guard both say it.
+ * they settle), as the gateway and the SDK's in-process guard both say it. `call`: null where the call is
+ * not known (the SDK's guard of a call it does not see), which then says nothing of how it could hold less.
  */
 export function runHeldMessage(
   runId: string,
   agentType: string | null,
   held: HeldCeiling,
   hold: RunHold,
+  call: HeldCall | null,
 ): string {
   const cost = held.ceiling === "cost_nanousd";
   const amount = (v: string) => (cost ? `$${formatUsd(BigInt(v))}` : `${v} tokens`);
+  const holdLess = call && holdLessHint(held.ceiling, call);
   return (
     `agent run ${runId}${agentType ? ` (${agentType})` : ""}: ${amount(held.used)} used + ${amount(held.held)} held by ` +
     `its calls in flight reach its ${held.ceiling} ceiling ${amount(held.limit)}; retry once they end ` +
-    `(this call would hold ${amount(heldRequest(held, hold))}${cost ? "; lower max_tokens to hold less" : ""})`
+    `(this call would hold ${amount(heldRequest(held, hold))})${holdLess ? `. ${holdLess}` : ""}`
   );
 }
 

@@ -13,8 +13,12 @@ const HOLD_BYTES_PER_TOKEN = 4;
  * their settles counted.
  */
 export function tokenHold(wc: WorstCase): number {
-  const output = wc.outputFrom === "request" ? wc.usage.output_tokens : 0;
-  return Math.ceil(totalInputTokens(wc.usage) / HOLD_BYTES_PER_TOKEN) + output;
+  return Math.ceil(totalInputTokens(wc.usage) / HOLD_BYTES_PER_TOKEN) + heldOutputTokens(wc);
+}
+
+/** The output tokens a token hold counts: those the request decides (its cap, its images, its text to speak). */
+export function heldOutputTokens(wc: WorstCase): number {
+  return wc.outputFrom === "request" ? wc.usage.output_tokens : 0;
 }
 
 /** The tokens a call held on a tokens-per-minute counter, and when (its admission). */

@@ -244,7 +244,9 @@ export class TrackedCall {
 
   #keep(run: AgentRun, hold: RunHold | null): void {
     if (!hold) return;
-    this.#holding = { run, hold };
+    // Its figures alone, not the request a CallHold names: a background response's hold is kept up to an
+    // hour, past keepForLater, which lets go of all of the request but what its record reads.
+    this.#holding = { run, hold: { cost_nanousd: hold.cost_nanousd, total_tokens: hold.total_tokens } };
     unread.register(this, this.#holding, this.#holding);
   }
 

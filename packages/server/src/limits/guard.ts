@@ -10,6 +10,7 @@ import {
   callWorstCost,
   ceilingsHold,
   eachFields,
+  type HeldCall,
   type HeldCeiling,
   type KillReason,
   levelOf,
@@ -126,18 +127,22 @@ export type Admission =
   | { ok: true; ticket: Ticket | null }
   | { ok: false; error: LimitError; inFlight?: HeldBack };
 
-/** A call its run's calls in flight turned away: the run's figures it was refused on, what it would hold. */
+/**
+ * A call its run's calls in flight turned away: the run's figures it was refused on, what it would hold,
+ * and what decides that (its refusal tells how it could hold less).
+ */
 export interface HeldBack {
   runId: string;
   agentType: string | null;
   held: HeldCeiling;
   hold: RunHold;
+  call: HeldCall;
 }
 
 /** The refusal of a call its run's calls in flight turn away, told with the figures in `back.held`. */
 export const heldBack = (back: HeldBack): Admission => ({
   ok: false,
-  error: runHeld(back.runId, back.agentType, back.held, back.hold),
+  error: runHeld(back.runId, back.agentType, back.held, back.hold, back.call),
   inFlight: back,
 });
 
@@ -394,7 +399,11 @@ export class SpendGuard {
       if (r.newlyKilled) this.#killEvent(ctx.workspace, run!.runId, agentType, r.kill, ctx.requestId);
       return { ok: false, error: runKilled(run!.runId, agentType, r.kill) };
     }
-    if (r.kind === "run_held") return heldBack({ runId: run!.runId, agentType, held: r.held, hold: hold! });
+    if (r.kind === "run_held") {
+      // Held back only by what its run's calls in flight hold: it holds too, so its worst case was worked out.
+      const call = { api: ctx.api, body: ctx.body, worstCase: wc! };
+      return heldBack({ runId: run!.runId, agentType, held: r.held, hold: hold!, call });
+    }
     if (r.kind === "rate") {
       const rc = rateCharges[r.index]!;
       // Room again once the count, with nothing more counted, leaves space for this call.

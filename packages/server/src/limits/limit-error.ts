@@ -2,6 +2,7 @@ import {
   type Budget,
   eachFields,
   formatUsd,
+  type HeldCall,
   type HeldCeiling,
   heldRequest,
   type KillReason,
@@ -186,12 +187,13 @@ export function runHeld(
   agentType: string | null,
   held: HeldCeiling,
   hold: RunHold,
+  call: HeldCall,
 ): LimitError {
   return new LimitError(
     429,
     "rate_limit_error",
     "rate_limited",
-    runHeldMessage(runId, agentType, held, hold),
+    runHeldMessage(runId, agentType, held, hold, call),
     IN_FLIGHT_RETRY_S,
     {
       agent_run: {

@@ -75,7 +75,7 @@ export class AgentRunHeldError extends Error {
     held: HeldCeiling,
     hold: RunHold,
     /** The call, where known (a wrapped client's): its message tells how it could hold less. */
-    call: HeldCall | null,
+    call: HeldCall | null = null,
   ) {
     super(runHeldMessage(runId, agentType, held, hold, call));
     this.ceiling = held.ceiling;

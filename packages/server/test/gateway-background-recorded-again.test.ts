@@ -123,6 +123,45 @@ describe("gateway (limits redis): a background response recorded again, its stor
     }, headers);
   });
 
+  it("streamed to its end, then polled again: stored once, charged to its budget once", async () => {
+    const headers = { "x-mock-case": "recorded-again-stream", "x-tollgate-feature": FEATURE };
+    await withReplicas(async ({ a, b, client, through, budget, recorded, pollFinished, storeBehind }) => {
+      // Streamed to its end through replica a: the stream records the response.
+      const stream = await through(a)
+        .responses.create({ model: "gpt-5", input: "go", background: true, stream: true }, { headers })
+        .withResponse();
+      let id = "";
+      for await (const event of stream.data) if ("response" in event) id = event.response.id;
+      await vi.waitFor(async () => expect(await recorded(a, id)).toHaveLength(1), { timeout: 5_000 });
+      const [record] = await recorded(a, id);
+      await vi.waitFor(
+        async () =>
+          expect(await budget()).toEqual(
+            expect.objectContaining({ spend_nanousd: String(record!.cost_nanousd), reserved_nanousd: "0" }),
+          ),
+        { timeout: 5_000, interval: 20 },
+      );
+      // The reply's header names the stream's own record, as any call's does.
+      const own = stream.response.headers.get("x-tollgate-event-id")!;
+      expect(await a.runtime.store.findEvent("default", own)).toMatchObject({ request_id: id });
+
+      // Its claim lapsed; the event store, far behind, answers b's lookup too late.
+      await client.del(`tg:{}:claim:bg:${id}`);
+      storeBehind(b);
+      await pollFinished(b, id);
+      // b's record is a's (one record, in a shared store): b's own store has it under a's event id.
+      await vi.waitFor(
+        async () => {
+          await b.runtime.recorder.flush();
+          expect(await b.runtime.store.findEvent("default", record!.event_id)).not.toBeNull();
+        },
+        { timeout: 5_000, interval: 50 },
+      );
+      await sleep(300); // its charge, were it counted again, would be in by now
+      expect(await budget()).toMatchObject({ spend_nanousd: String(record!.cost_nanousd) });
+    }, headers);
+  });
+
   it("its image generation tool's call is charged once too, recorded again hours later", async () => {
     const headers = { "x-mock-case": "recorded-again-image", "x-tollgate-feature": FEATURE };
     await withReplicas(async ({ a, b, client, through, budget, recorded, pollFinished, storeBehind }) => {

@@ -497,10 +497,13 @@ describe("gateway: OpenAI Responses, legacy completions and embeddings", () => {
 
   it("a background response streamed to its end is recorded once: from its stream, not again from a poll", async () => {
     const opts = { headers: { "x-mock-case": "bg-stream" } };
-    const events = await collect(
-      await openai.responses.create({ model: "gpt-5", input: "go", stream: true, background: true }, opts),
-    );
-    const id = (events.at(-1) as { response: { id: string } }).response.id;
+    const streamed = await rawRequest(`${gw.url}/v1/responses`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Bearer sk-test-123", ...opts.headers },
+      body: JSON.stringify({ model: "gpt-5", input: "go", stream: true, background: true }),
+    });
+    expect(streamed.status).toBe(200);
+    const id = /"id":"(resp_[^"]+)"/.exec(streamed.body)![1]!;
     expect((await openai.responses.retrieve(id, undefined, opts)).status).toBe("completed");
     // Resumed from the start as well: the same response, still one record.
     const resumed = await collect(await openai.responses.retrieve(id, { stream: true }, opts));
@@ -509,6 +512,11 @@ describe("gateway: OpenAI Responses, legacy completions and embeddings", () => {
     const llm = (await responseRecords(id)).filter((r) => r.kind === "llm");
     expect(llm).toHaveLength(1);
     expect(llm[0]).toMatchObject({ stream: true, status: "ok", output_tokens: 469 });
+    // Its header, sent before the response was named, names the stream's own record (as a submission's);
+    // its trailer, the response's cost.
+    const own = await recordById(String(streamed.headers["x-tollgate-event-id"]));
+    expect(own).toMatchObject({ kind: "other", request_id: id, cost_nanousd: 0n });
+    expect(streamed.trailers["x-tollgate-cost-usd"]).toBe(formatUsd(llm[0]!.cost_nanousd));
   });
 
   it("a background stream cut short and resumed (GET …?stream=true) is billed once, from the resumed stream's end, for its submission", async () => {

@@ -46,7 +46,7 @@ import {
 import { type Dispatcher, EnvHttpProxyAgent, Pool } from "undici";
 import type { KeyResolver, Principal } from "../auth/keys.js";
 import { costUsd, recordCostUsd } from "../cost-usd.js";
-import { namedEventId } from "../event-ids.js";
+import { namedEventId, responseEventId } from "../event-ids.js";
 import {
   type Admission,
   type CallOutcome,
@@ -1088,28 +1088,33 @@ export class Gateway {
     const partialUsage = usage === null || call.route.api === "anthropic.messages";
     const cutOff = complete && partialUsage && !unreadable && streamError === null && !extractor.ended();
     const whole = complete && !cutOff;
-    // A background response's stream: recorded under its response id. Streamed to its end, it is the
-    // response's record, unless a poll found the response finished first (and recorded it). Cut short,
-    // the response goes on upstream: recorded as its submission is, and priced by the poll that finds it finished.
+    // A background response's stream: recorded as its submission is (kind=other under its response id,
+    // under the event id its header named). Streamed to its end, it records the response too, unless a poll
+    // found it finished first (and recorded it). Cut short, the response goes on upstream, priced by the
+    // poll that finds it finished.
     const responseId = background ? fieldText(extractor.responseId()) : null;
     const claim = responseId !== null && whole ? await this.#claimFinished(responseId) : null;
-    const pollRecords = responseId !== null && claim !== "first";
-    // Whoever records the response settles this call's hold: the poll or resumption here that found it
-    // finished (it may still be recording), or, cut short before any did, the one to come; recorded by
-    // another replica, the hold is let go here.
+    const recordsResponse = claim === "first";
+    const pollRecords = responseId !== null && !recordsResponse;
+    // Whoever records the response settles this call's hold: this stream, the poll or resumption here that
+    // found it finished (it may still be recording), or, cut short before any did, the one to come;
+    // recorded by another replica, the hold is let go here.
     const runsOn = pollRecords && !whole && !this.#finished.has(responseId);
     // Its submission forgotten before that poll, the poll had none of its hold (and charged the spend
     // whole): the hold goes with this record.
-    const keepTicket = pollRecords && claim !== "taken elsewhere" && (runsOn || !owner?.forgotten);
+    const keepTicket =
+      recordsResponse || (pollRecords && claim !== "taken elsewhere" && (runsOn || !owner?.forgotten));
     // Cut off upstream, estimated: what the stream showed of a hosted tool's call (an advisor's
     // consultations in its final message_delta) is recorded all the same, and is in the reply's cost.
-    const recorded = pollRecords
-      ? null
-      : whole
-        ? usage
-        : estimateUsage(this.deps.engine, call, usage, events, extractor.shown());
+    const recorded =
+      responseId !== null
+        ? null
+        : whole
+          ? usage
+          : estimateUsage(this.deps.engine, call, usage, events, extractor.shown());
+    const status = whole && streamError === null ? "ok" : "error";
     const rec = this.#record(at, {
-      status: whole && streamError === null ? "ok" : "error",
+      status,
       http_status: up.statusCode,
       error_type: whole
         ? (streamError ?? (unreadable ? "usage_unreadable" : null))
@@ -1117,12 +1122,27 @@ export class Gateway {
           ? "upstream_stream_broken"
           : cutShortReason(clientGone, failure),
       usage: recorded,
-      estimated: !whole && !pollRecords,
+      estimated: !whole && responseId === null,
       event_id: eventId,
       ttft_ms: firstByte === null ? null : firstByte - attemptStart,
       request_id: responseId ?? undefined,
-      ...(pollRecords ? { kind: "other" as const, keepTicket } : {}),
+      ...(responseId !== null ? { kind: "other" as const, keepTicket } : {}),
     });
+    // The response's llm record, as a poll finding it finished would make it (the stream's, above, was named
+    // in its header before the response was): a poll that records it again, its claim lapsed and its store
+    // lookup too late, stores it once, and its budgets count it once (its settle here names that record).
+    const response = recordsResponse
+      ? this.#record(at, {
+          status,
+          http_status: up.statusCode,
+          error_type: streamError ?? (unreadable ? "usage_unreadable" : null),
+          usage,
+          event_id: responseEventId(call.workspaceId, responseId!),
+          ttft_ms: firstByte === null ? null : firstByte - attemptStart,
+          request_id: responseId!,
+          recurs: true,
+        })
+      : null;
     if (responseId !== null && !runsOn) this.#submitted.delete(responseId);
     // Cut short, it runs on upstream: a submission (remembered again, if forgotten meanwhile), followed
     // here unless a client polls it.
@@ -1130,9 +1150,12 @@ export class Gateway {
       this.#runsOn(call, responseId, Object.assign(ownerHere(), { relaying: false, forgotten: false }));
     if (complete) {
       head();
-      if (rec && trailers) {
-        const cost = this.#replyCost(call, recorded, attemptStart, rec.priced, rec.cost_nanousd);
-        const withTool = { ...rec, priced: cost.priced, cost_nanousd: cost.nanos };
+      // Its cost is the response's, when the stream recorded it.
+      const billed = recordsResponse ? response : rec;
+      if (billed && trailers) {
+        const usageBilled = recordsResponse ? usage : recorded;
+        const cost = this.#replyCost(call, usageBilled, attemptStart, billed.priced, billed.cost_nanousd);
+        const withTool = { ...billed, priced: cost.priced, cost_nanousd: cost.nanos };
         res.addTrailers({ "x-tollgate-cost-usd": recordCostUsd(withTool) });
       }
       if (ticket?.run) await ticket.settling; // as for bodies: the run's counts before the last byte
@@ -1378,7 +1401,7 @@ export class Gateway {
         http_status: 200,
         error_type: response.failure,
         usage,
-        event_id: namedEventId(`openai-response:${owner.workspaceId}:${response.id}`),
+        event_id: responseEventId(owner.workspaceId, response.id),
         ts_end: null,
         request_id: fieldText(response.id) ?? undefined,
         // The poll's body is not the request's: the submission's tool model, as this process saw it.

@@ -23,3 +23,9 @@ export const newSpanId = (): string => randomHex(8);
 /** The event_id named by `name` (uuidv8FromSha256): stored once however often it is recorded. */
 export const namedEventId = (name: string): string =>
   uuidv8FromSha256(createHash("sha256").update(name).digest("hex"));
+
+/**
+ * The event_id of a background response's llm record: the same whoever records it (a poll, its stream read
+ * to its end), in any process, so it is stored, and counted, once.
+ */
+export const responseEventId = (responseId: string): string => namedEventId(`openai-response:${responseId}`);

@@ -7,6 +7,7 @@ import {
   isPending,
   type StreamExtractor,
 } from "@tollgate/core";
+import { responseEventId } from "../ids.js";
 import { eventsFindingFinished, markFinished, rememberSubmission } from "./background.js";
 import { observeBodyInPlace } from "./batch-results.js";
 import { BACKGROUND_UNSEEN, type TrackedCall, USAGE_UNREADABLE } from "./call.js";
@@ -386,7 +387,8 @@ function observedEvents(
   const requestId = requestIdOf(response);
   /**
    * A stream read to its end (or to its final event). A background response's is recorded under its
-   * response id: as the response's record, unless a poll or a resumption found it finished first (then the
+   * response id: as the response's record (under the event id a poll's record of it takes, so a poll by
+   * another process stores it once), unless a poll or a resumption found it finished first (then the
    * stream is a call, and that record its cost).
    */
   const finishWhole = (usage: ExtractedUsage | null, responseId: string | null) => {
@@ -401,6 +403,7 @@ function observedEvents(
         httpStatus,
         requestId: responseId ?? requestId,
         errorType: usage ? null : USAGE_UNREADABLE,
+        eventId: responseId ? responseEventId(responseId) : undefined,
       });
   };
   const cutShort = (errorType: string) => {

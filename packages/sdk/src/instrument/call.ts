@@ -27,7 +27,7 @@ import {
 import { type AgentRun, agentRunOfCall, builtinEngine, wrappedInLlm } from "../agent-run.js";
 import type { SdkCall } from "../call-hold.js";
 import { childSpan, currentScope } from "../context.js";
-import { namedEventId } from "../ids.js";
+import { namedEventId, responseEventId } from "../ids.js";
 import type { Admission } from "../run-line.js";
 
 /** The error type of a call answered without usage it can read: still an ok call, its cost unknown. */
@@ -120,6 +120,8 @@ export interface Outcome {
    * the call keeps its hold until the response is found finished, an hour at the most.
    */
   runsOn?: boolean;
+  /** Recorded under this event id instead of a new one (a background response's stream read to its end). */
+  eventId?: string;
 }
 
 /** What a call holds on its agent run until it settles. */
@@ -337,7 +339,7 @@ export class TrackedCall {
     this.#done = true;
     try {
       this.#emit(o, {
-        eventId: uuidv7(this.#startMs),
+        eventId: o.eventId ?? uuidv7(this.#startMs),
         tsStart: this.#startMs,
         tsEnd: this.#startMs + Math.round(performance.now() - this.#start),
         ttftMs: this.#firstEventAt === null ? null : Math.round(this.#firstEventAt - this.#start),
@@ -416,7 +418,7 @@ export class TrackedCall {
     this.#backgroundDone = true;
     const outcome = { usage, httpStatus: 200, requestId: response.id, errorType: response.failure };
     const at = {
-      eventId: namedEventId(`openai-response:${response.id}`),
+      eventId: responseEventId(response.id),
       tsStart: response.createdMs ?? this.#startMs,
       tsEnd: null,
       ttftMs: null,

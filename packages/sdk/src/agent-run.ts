@@ -16,6 +16,7 @@ import {
   heldCeiling,
   heldRequest,
   type KillReason,
+  NO_HOLD,
   type NormalizedUsage,
   PricingEngine,
   type RunHold,
@@ -88,9 +89,6 @@ export class AgentRunHeldError extends Error {
 
 /** How long a call waits for its run's calls in flight by default: the gateway's TOLLGATE_RUN_HOLD_WAIT_MS. */
 const HOLD_WAIT_MS = 30_000;
-
-/** A call that holds nothing of its own (its request is not known here). */
-const NO_HOLD: RunHold = Object.freeze({ cost_nanousd: 0n, total_tokens: 0 });
 
 export interface AgentRunOptions {
   type: string;

@@ -1,7 +1,7 @@
 // One conformance suite for every LimitStore: the in-memory default and Redis (a real redis-server).
 
 import { setTimeout as sleep } from "node:timers/promises";
-import { type Ceilings, emptyRunUsage } from "@tollgate/core";
+import { type Ceilings, emptyRunUsage, type RunHold } from "@tollgate/core";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { throttleKey } from "../src/limits/admission-plan.js";
@@ -577,6 +577,58 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     const calls = { llm_calls: 10 };
     for (let i = 0; i < 10; i++)
       expect(await store().admit(admitReq(w, run("r:calls", calls, 1_000_000)))).toEqual({ ok: true });
+  });
+
+  it("runs: a call leaves room for an earlier call of its run waiting to go: admitted only while its hold and that call's both fit; nothing is held for it", async () => {
+    const w = ws();
+    const run = (key: string, ceilings: Ceilings, hold: RunHold, leave?: RunHold) => ({
+      buckets: [],
+      run: { key, ceilings, depth: 1, retry: false, hold, leave },
+    });
+    const cost = (n: bigint): RunHold => ({ cost_nanousd: n, total_tokens: 0 });
+    const ceilings = { cost_nanousd: 1000n };
+    const admit = (hold: bigint, leave?: bigint) =>
+      store().admit(
+        admitReq(w, run("r:leave", ceilings, cost(hold), leave === undefined ? undefined : cost(leave))),
+      );
+    expect(await admit(400n, 600n)).toEqual({ ok: true }); // 0 + 400 + 600 fit in 1000
+    // 400 held: under the ceiling (a call without room to leave goes), but 400 + 400 + 300 do not fit.
+    expect(await admit(400n, 300n)).toEqual({
+      ok: false,
+      refusal: {
+        kind: "run_held",
+        held: { ceiling: "cost_nanousd", used: "0", held: "400", limit: "1000", kept: "300" },
+      },
+    });
+    expect(await admit(200n, 400n)).toEqual({ ok: true }); // 400 + 200 + 400: exactly the ceiling
+    // Nothing was held for the calls left room for, nor for the refused one: 600 held.
+    expect(await admit(400n)).toEqual({ ok: true });
+    // The holds reach the ceiling: refused as without room to leave.
+    expect(await admit(1n, 1n)).toEqual({
+      ok: false,
+      refusal: {
+        kind: "run_held",
+        held: { ceiling: "cost_nanousd", used: "0", held: "1000", limit: "1000" },
+      },
+    });
+    expect(await store().run(w, "r:leave")).toMatchObject({ killed: null, usage: { llm_calls: 3 } });
+    // A token ceiling: the same, in tokens; room to leave where the run has no ceiling holds nothing back.
+    const tokens = { total_tokens: 100 };
+    const both: RunHold = { cost_nanousd: 50n, total_tokens: 50 };
+    expect(await store().admit(admitReq(w, run("r:leave-tok", tokens, both, both)))).toEqual({ ok: true });
+    expect(
+      await store().admit(
+        admitReq(w, run("r:leave-tok", tokens, { cost_nanousd: 0n, total_tokens: 1 }, both)),
+      ),
+    ).toEqual({
+      ok: false,
+      refusal: {
+        kind: "run_held",
+        held: { ceiling: "total_tokens", used: "0", held: "50", limit: "100", kept: "50" },
+      },
+    });
+    const calls = { llm_calls: 10 };
+    expect(await store().admit(admitReq(w, run("r:leave-calls", calls, both, both)))).toEqual({ ok: true });
   });
 
   it("runs: an ingested call's retry counts, as a rebuild counts it, and kills past max_retries", async () => {

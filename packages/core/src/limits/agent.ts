@@ -118,12 +118,20 @@ export interface RunHold {
   total_tokens: number;
 }
 
+/** A call that holds nothing. */
+export const NO_HOLD: RunHold = Object.freeze({ cost_nanousd: 0n, total_tokens: 0 });
+
 /** A spent-amount ceiling that the run's calls in flight may reach: the run's used amount, its holds, the limit. */
 export interface HeldCeiling {
   ceiling: "cost_nanousd" | "total_tokens";
   used: string;
   held: string;
   limit: string;
+  /**
+   * What an earlier call of the run waiting to go will hold (its room to leave, noRoomToLeave), when that
+   * is what the call was refused for; absent otherwise.
+   */
+  kept?: string;
 }
 
 /**
@@ -148,6 +156,48 @@ export function heldCeiling(u: RunUsage, held: RunHold, ceilings: Ceilings): Hel
       used: String(u.total_tokens),
       held: String(held.total_tokens),
       limit: String(tokens),
+    };
+  return null;
+}
+
+/**
+ * Whether a call must let an earlier call of its run that waits to go (a gateway's retry backing off, the
+ * first in its line) go first: it goes ahead of it only while the run has room for both, its own hold and
+ * that call's (`leave`, its worst case) on top of what is spent and held. Only checked, never held: the
+ * earlier call goes by heldCeiling when it tries, and finds the room the call left it.
+ */
+export function noRoomToLeave(
+  u: RunUsage,
+  held: RunHold,
+  hold: RunHold,
+  leave: RunHold,
+  ceilings: Ceilings,
+): HeldCeiling | null {
+  const cost = ceilings.cost_nanousd;
+  if (
+    cost !== undefined &&
+    leave.cost_nanousd > 0n &&
+    u.cost_nanousd + held.cost_nanousd + hold.cost_nanousd + leave.cost_nanousd > BigInt(cost)
+  )
+    return {
+      ceiling: "cost_nanousd",
+      used: String(u.cost_nanousd),
+      held: String(held.cost_nanousd),
+      limit: String(cost),
+      kept: String(leave.cost_nanousd),
+    };
+  const tokens = ceilings.total_tokens;
+  if (
+    tokens !== undefined &&
+    leave.total_tokens > 0 &&
+    u.total_tokens + held.total_tokens + hold.total_tokens + leave.total_tokens > Number(tokens)
+  )
+    return {
+      ceiling: "total_tokens",
+      used: String(u.total_tokens),
+      held: String(held.total_tokens),
+      limit: String(tokens),
+      kept: String(leave.total_tokens),
     };
   return null;
 }
@@ -188,11 +238,19 @@ export function runHeldMessage(
 ): string {
   const cost = held.ceiling === "cost_nanousd";
   const amount = (v: string) => (cost ? `$${formatUsd(BigInt(v))}` : `${v} tokens`);
+  const run = `agent run ${runId}${agentType ? ` (${agentType})` : ""}`;
   const holdLess = call && holdLessHint(held.ceiling, call);
+  const less = holdLess ? `. ${holdLess}` : "";
+  const inFlight = `${amount(held.used)} used + ${amount(held.held)} held by its calls in flight`;
+  if (held.kept !== undefined)
+    return (
+      `${run}: ${inFlight} + this call's ${amount(heldRequest(held, hold))} would leave no room under its ` +
+      `${held.ceiling} ceiling ${amount(held.limit)} for an earlier call of the run waiting to go ` +
+      `(${amount(held.kept)}); retry once that call has gone${less}`
+    );
   return (
-    `agent run ${runId}${agentType ? ` (${agentType})` : ""}: ${amount(held.used)} used + ${amount(held.held)} held by ` +
-    `its calls in flight reach its ${held.ceiling} ceiling ${amount(held.limit)}; retry once they end ` +
-    `(this call would hold ${amount(heldRequest(held, hold))})${holdLess ? `. ${holdLess}` : ""}`
+    `${run}: ${inFlight} reach its ${held.ceiling} ceiling ${amount(held.limit)}; retry once they end ` +
+    `(this call would hold ${amount(heldRequest(held, hold))})${less}`
   );
 }
 

@@ -75,6 +75,11 @@ export interface CallContext {
    * reading or cancelling: a killed run may not.
    */
   startsWork?: boolean;
+  /**
+   * Room the call must leave under its run's cost and token ceilings for an earlier call of the run that
+   * waits to go: that call's worst case (RunAdmit.leave). Absent: none.
+   */
+  leave?: RunHold;
 }
 
 /**
@@ -379,7 +384,7 @@ export class SpendGuard {
         expiresAt: now + this.#ttl,
         buckets: charged,
         rates: rateCharges,
-        run: run ? { key: run.key, ceilings, depth: ctx.depth, retry, hold } : null,
+        run: run ? { key: run.key, ceilings, depth: ctx.depth, retry, hold, leave: ctx.leave } : null,
       });
     } catch (e) {
       return this.#unavailable(

@@ -204,6 +204,7 @@ export function runHeld(
         held: held.held,
         limit: held.limit,
         requested: heldRequest(held, hold),
+        ...(held.kept !== undefined && { kept: held.kept }),
       },
     },
   );

@@ -7,6 +7,8 @@ import {
   type KillReason,
   levelOf,
   minuteOf,
+  NO_HOLD,
+  noRoomToLeave,
   type RunUsage,
   slidingCount,
   tokenCount,
@@ -128,7 +130,10 @@ export class MemoryLimitStore implements LimitStore {
           cost_nanousd: this.#held(req.workspace, keys.cost, now),
           total_tokens: Number(this.#held(req.workspace, keys.tokens, now)),
         };
-        const full = heldCeiling(run.usage, held, req.run.ceilings);
+        const { ceilings, hold, leave } = req.run;
+        const full =
+          heldCeiling(run.usage, held, ceilings) ??
+          (leave ? noRoomToLeave(run.usage, held, hold ?? NO_HOLD, leave, ceilings) : null);
         if (full) return { ok: false, refusal: { kind: "run_held", held: full } };
       }
     }

@@ -154,6 +154,16 @@ if run ~= cjson.null and run then
     elseif tl and ht > 0 and u.total_tokens + ht >= tonumber(tl) then
       full = {ceiling = 'total_tokens', used = fmt(u.total_tokens), held = fmt(ht), limit = tl}
     end
+    -- Room left for an earlier call of the run waiting to go (core's noRoomToLeave): only checked.
+    local l = run.leave
+    if not full and l ~= cjson.null and l then
+      local lc, lt = tonumber(l.cost), tonumber(l.tokens)
+      if cl and lc > 0 and num(u.cost_nanousd) + hc + tonumber(h.cost) + lc > tonumber(cl) then
+        full = {ceiling = 'cost_nanousd', used = fmt(num(u.cost_nanousd)), held = fmt(hc), limit = cl, kept = l.cost}
+      elseif tl and lt > 0 and u.total_tokens + ht + tonumber(h.tokens) + lt > tonumber(tl) then
+        full = {ceiling = 'total_tokens', used = fmt(u.total_tokens), held = fmt(ht), limit = tl, kept = l.tokens}
+      end
+    end
     if full then return {'held', cjson.encode(full)} end
   end
 end

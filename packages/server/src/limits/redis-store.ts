@@ -5,6 +5,7 @@ import {
   type HeldCeiling,
   type KillReason,
   minuteOf,
+  NO_HOLD,
   RATE_WINDOW_MS,
   type RunHold,
   type RunUsage,
@@ -147,6 +148,7 @@ export class RedisLimitStore implements LimitStore {
             depth: req.run.depth,
             retry: req.run.retry,
             hold: ceilingsHold(req.run.ceilings) ? holdSpec(keys, req.run.key, req.run.hold) : null,
+            leave: req.run.leave ? holdAmounts(req.run.leave) : null,
           }
         : null,
       rates: req.rates.map((r) => ({
@@ -596,10 +598,15 @@ function holdSpec(keys: Keys, runKey: string, hold: RunHold | undefined) {
     cz: keys.add(`${cost}:z`),
     tm: keys.add(`${tokens}:m`),
     tz: keys.add(`${tokens}:z`),
-    cost: String(hold?.cost_nanousd ?? 0n),
-    tokens: String(hold?.total_tokens ?? 0),
+    ...holdAmounts(hold ?? NO_HOLD),
   };
 }
+
+/** A hold's amounts as the scripts take them: digit strings (a bigint has no JSON). */
+const holdAmounts = (hold: RunHold) => ({
+  cost: String(hold.cost_nanousd),
+  tokens: String(hold.total_tokens),
+});
 
 /** A call's holds on its run, as reservations to give back (a timed-out ADMIT may have taken them). */
 function runHolds(req: AdmitRequest): Holds[] {

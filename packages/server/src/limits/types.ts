@@ -47,6 +47,13 @@ export interface RunAdmit {
    * its token estimate; 0 where the run has no such ceiling or the call has no price). Absent: nothing.
    */
   hold?: RunHold;
+  /**
+   * Room to leave under those ceilings for an earlier call of the run that waits to go (a gateway's retry
+   * backing off, the first in its line): its worst case. The call is admitted only if its hold and this
+   * both fit on top of what is spent and held (core's noRoomToLeave), checked with the rest; nothing is
+   * held for it. Absent: none.
+   */
+  leave?: RunHold;
 }
 
 export interface AdmitRequest {

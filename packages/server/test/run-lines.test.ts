@@ -68,6 +68,25 @@ describe("run lines", () => {
     expect([first.first, retry.first]).toEqual([true, false]);
   });
 
+  it("a call admitted outside the line leaves room for the first in line's hold when that one came before it", () => {
+    const lines = new RunLines(POLL_MS);
+    const [earliest, retried, fresh] = [1, 2, 3].map(() => lines.arrival()) as [number, number, number];
+    const hold = (cost: bigint) => ({ cost_nanousd: cost, total_tokens: 0 });
+    expect(lines.toLeave("ws", "run-1", fresh)).toBeNull(); // nobody waits
+    const retry = lines.join("ws", "run-1", lines.releases, retried, hold(500n));
+    expect(lines.toLeave("ws", "run-1", fresh)).toEqual(hold(500n));
+    expect(lines.toLeave("ws", "run-1", retried)).toBeNull(); // its own place
+    expect(lines.toLeave("ws", "run-2", fresh)).toBeNull(); // another run's line
+    expect(lines.toLeave("ws-2", "run-1", fresh)).toBeNull(); // another workspace's
+    // A call that came earlier joins ahead of the retry: the room to leave is its.
+    const first = lines.join("ws", "run-1", lines.releases, earliest, hold(700n));
+    expect(lines.toLeave("ws", "run-1", fresh)).toEqual(hold(700n));
+    expect(lines.toLeave("ws", "run-1", retried)).toEqual(hold(700n));
+    first.leave();
+    retry.leave();
+    expect(lines.toLeave("ws", "run-1", fresh)).toBeNull();
+  });
+
   it("each place hears the figures its line was refused on last, whoever in it was refused", () => {
     const lines = new RunLines(POLL_MS);
     const figures = (used: string) => ({

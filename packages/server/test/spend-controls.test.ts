@@ -867,6 +867,123 @@ describe("agent runs", () => {
     expect(sent().map((r) => r.headers["x-seq"])).toEqual(["first", "second"]);
   });
 
+  /**
+   * Run `<name>-1` of agent type `<name>-bot` under `maxCostUsd`, and its call `seq` (header x-seq; `more`:
+   * headers of its own): gpt-4.1-nano, max_tokens 32768, ~$0.0131 held. `released`: the first time a call of
+   * the run lets its hold go (a call answered 429 whose gateway retry backs off: its failed attempt's).
+   */
+  async function retriedRun(name: string, maxCostUsd: string) {
+    await api("PUT", `/api/agents/${name}-bot`, { max_cost_usd: maxCostUsd });
+    const released = new Promise<void>((resolve) =>
+      gw.runtime.guard.onRunReleased((_, runId) => runId === `${name}-1` && resolve()),
+    );
+    const call = (seq: string, more: Record<string, string>, signal?: AbortSignal) =>
+      client({
+        "x-tollgate-agent-run-id": `${name}-1`,
+        "x-tollgate-agent-type": `${name}-bot`,
+        "x-test-case": `${name}-1`,
+        "x-seq": seq,
+        ...more,
+      }).chat.completions.create(
+        { model: "gpt-4.1-nano", max_tokens: 32768, messages: [{ role: "user", content: `${name} ${seq}` }] },
+        { signal },
+      );
+    const sent = () =>
+      mock.requests.filter((r) => r.headers["x-test-case"] === `${name}-1`).map((r) => r.headers["x-seq"]);
+    return { call, sent, released };
+  }
+
+  /** Retried by the gateway once, after a 429 asking for `seconds`. */
+  const retriedAfter = (seconds: string) => ({
+    "x-tollgate-retries": "1",
+    "x-mock-scenario": "rate-limit-once",
+    "x-mock-retry-after": seconds,
+  });
+
+  it("a call that comes while a gateway's retry of its run's call backs off goes at once when the run has room for both", async () => {
+    // $0.03: room for two calls' ~$0.0131.
+    const { call, sent, released } = await retriedRun("retry-room", "0.03");
+    const first = okOrCode(call("first", retriedAfter("3")));
+    await released; // its failed attempt's hold let go: it backs off 3 s
+    // Room for its hold and for what the retry will hold: it does not wait for the retry's backoff…
+    expect(await okOrCode(call("fresh", {}))).toBe("ok");
+    expect(sent()).toEqual(["first", "fresh"]);
+    // …and the retry finds the room it left.
+    expect(await first).toBe("ok");
+    expect(sent()).toEqual(["first", "fresh", "first"]);
+  });
+
+  it("a call that comes while a gateway's retry of its run's call backs off waits behind it when the run has room for one: the room its failed attempt leaves is the retry's", async () => {
+    // $0.01: room for one call's ~$0.0131 at a time (nothing held, a call may hold past the ceiling).
+    const { call, sent, released } = await retriedRun("retry-one", "0.01");
+    const first = okOrCode(call("first", retriedAfter("1")));
+    await released;
+    // Nothing is held now, but there is no room for its hold and the retry's: it waits in line behind it.
+    const fresh = okOrCode(call("fresh", {}));
+    expect(await Promise.all([first, fresh])).toEqual(["ok", "ok"]);
+    expect(sent()).toEqual(["first", "first", "fresh"]);
+  });
+
+  it("with no wait configured, a call with no room for itself and a retry backing off gets a 429 that names what the retry will hold", async () => {
+    const now = await startTestGateway(mock.url, { runHoldWaitMs: 0 });
+    try {
+      await api("PUT", "/api/agents/kept-bot", { max_cost_usd: "0.01" }, now);
+      const headers = { "x-tollgate-agent-run-id": "kept-1", "x-tollgate-agent-type": "kept-bot" };
+      const released = new Promise<void>((resolve) => now.runtime.guard.onRunReleased(() => resolve()));
+      const body = (content: string) => ({
+        model: "gpt-4.1-nano",
+        max_tokens: 32768, // ~$0.0131 held
+        messages: [{ role: "user" as const, content }],
+      });
+      const first = client({ ...headers, ...retriedAfter("1") }, now).chat.completions.create(body("kept a"));
+      await released;
+      const e = await client(headers, now)
+        .chat.completions.create(body("kept b"))
+        .catch((err) => err);
+      expect(e).toBeInstanceOf(OpenAI.RateLimitError);
+      expect(e.code).toBe("rate_limited");
+      expect(e.headers.get("retry-after")).toBe("1");
+      expect(e.error.agent_run).toMatchObject({ ceiling: "cost_nanousd", used: "0", held: "0" });
+      expect(e.error.agent_run.kept).toBe(e.error.agent_run.requested); // a request of the same size's
+      expect(e.message).toContain(
+        "an earlier call of the run waiting to go will hold leave no room under its cost_nanousd ceiling $0.01",
+      );
+      await first; // the retry went: the room was its
+    } finally {
+      await now.stop();
+    }
+  });
+
+  it("a call waiting behind a gateway's retry of its run's call goes at once when the retry gives up (its client leaves during the backoff)", async () => {
+    const { call, sent, released } = await retriedRun("retry-gone", "0.01");
+    const limits = gw.runtime.guard.store;
+    const admit = limits.admit.bind(limits);
+    let turnedAway = () => {};
+    const waiting = new Promise<void>((resolve) => {
+      turnedAway = resolve;
+    });
+    limits.admit = async (req) => {
+      const r = await admit(req);
+      if (!r.ok && r.refusal.kind === "run_held" && req.run?.key === "r:retry-gone-1") turnedAway();
+      return r;
+    };
+    try {
+      const gone = new AbortController();
+      const first = call("first", retriedAfter("8"), gone.signal).catch((e) => e);
+      await released; // it backs off 8 s
+      const fresh = okOrCode(call("fresh", {}));
+      await waiting; // turned away, behind the retry
+      const left = Date.now();
+      gone.abort();
+      expect(await first).toBeInstanceOf(OpenAI.APIUserAbortError);
+      expect(await fresh).toBe("ok");
+      expect(Date.now() - left).toBeLessThan(5_000); // not after the retry's backoff, nor its own 30 s wait
+      expect(sent()).toEqual(["first", "fresh"]);
+    } finally {
+      limits.admit = admit;
+    }
+  });
+
   it("a call out of time behind others in line answers with its run's figures as its line last heard them, not as it joined", async () => {
     const own = await startTestGateway(mock.url, { runHoldWaitMs: 800 });
     try {
@@ -876,33 +993,33 @@ describe("agent runs", () => {
         "x-tollgate-agent-type": "stale-bot",
         "x-test-case": "stale-1",
       };
-      // One call at a time, as above.
-      const call = (seq: string, more: Record<string, string>) =>
+      // max_tokens 32768: ~$0.0131 held, one call at a time, as above; 100: ~$0.00004 held.
+      const call = (seq: string, maxTokens: number, more: Record<string, string>) =>
         client({ ...headers, "x-seq": seq, ...more }, own)
           .chat.completions.create({
             model: "gpt-4.1-nano",
-            max_tokens: 32768,
+            max_tokens: maxTokens,
             messages: [{ role: "user", content: `stale ${seq}` }],
           })
           .then(
             () => "ok",
             (e) => e,
           );
-      // The first is answered 429 after 300 ms, asking for 400 ms: its retry keeps the head of the line (its
-      // call came first) through that backoff. The second comes meanwhile, finds the room free and goes at
-      // once (only calls turned away wait in line), holding it for 1.1 s.
-      const first = call("first", {
+      // The first, holding little, is answered 429 after 300 ms, asking for 400 ms: its retry keeps the head
+      // of the line (its call came first) through that backoff. The second comes while the first is in
+      // flight, finds room and goes at once, holding the rest for 1.4 s.
+      const first = call("first", 100, {
         "x-tollgate-retries": "1",
         "x-mock-scenario": "rate-limit-once",
         "x-mock-retry-after": "0.4",
         "x-mock-headers-delay-ms": "300",
       });
-      await sleep(400);
-      const second = call("second", { "x-mock-headers-delay-ms": "1100" });
       await sleep(100);
+      const second = call("second", 32768, { "x-mock-headers-delay-ms": "1400" });
+      await sleep(400);
       // The third waits behind the first's retry, which is turned away as its backoff ends and waits at the
       // head of the line until after the third is out of time, behind it, refused on $0 used.
-      const third = call("third", {});
+      const third = call("third", 32768, {});
       await sleep(400);
       // Then the run spends $0.0003 elsewhere (a call ingested): the retry, trying again, hears it.
       const ingested = {

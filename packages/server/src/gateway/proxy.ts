@@ -31,6 +31,7 @@ import {
   type PricingEngine,
   pollOutcomeOf,
   Recent,
+  type RunHold,
   requestedToolModel,
   type StreamShown,
   servedAsOf,
@@ -487,7 +488,7 @@ export class Gateway {
     try {
       for (let attempt = 1; ; attempt++) {
         const releases = this.#runLines.releases;
-        let admission = await this.#admit(call, attempt);
+        let admission = await this.#admit(call, attempt, this.#roomToLeave(call));
         let left = false;
         if (!admission.ok && admission.inFlight)
           ({ admission, left } = await this.#waitForRun(
@@ -518,7 +519,7 @@ export class Gateway {
           // A run's call keeps its place in its run's line through the backoff, taken before the record's
           // settle lets the failed attempt's holds go: the room they leave is for its retry, not for a call
           // that came after it.
-          kept = this.#placeKept(call);
+          kept = this.#placeKept(call, ticket);
           this.#record(at, up.failed);
           if (await waitForRetry(up.wait, client, ticket)) continue;
           return this.#observe(route, call, CLIENT_CLOSED_REQUEST); // nobody left to retry for
@@ -554,11 +555,19 @@ export class Gateway {
 
   /**
    * The place in its run's line of a call whose retry waits out its backoff: where its call came, ahead of
-   * the calls that came after it (RunLines). Null for a call of no run.
+   * the calls that came after it (RunLines), holding what its failed attempt held. Null for a call of no run.
    */
-  #placeKept(call: Call): Place | null {
+  #placeKept(call: Call, failed: Ticket | null): Place | null {
     const runId = call.attribution.agent_run_id;
-    return runId ? this.#runLines.join(call.workspaceId, runId, this.#runLines.releases, call.arrival) : null;
+    if (!runId) return null;
+    const hold = failed?.run?.hold ?? null;
+    return this.#runLines.join(call.workspaceId, runId, this.#runLines.releases, call.arrival, hold);
+  }
+
+  /** The room a call of a run must leave for the first in its run's line, if that one came before it. */
+  #roomToLeave(call: Call): RunHold | undefined {
+    const runId = call.attribution.agent_run_id;
+    return (runId && this.#runLines.toLeave(call.workspaceId, runId, call.arrival)) || undefined;
   }
 
   /**
@@ -1186,9 +1195,17 @@ export class Gateway {
   ): Promise<{ admission: Admission; left: boolean }> {
     const watch = client ?? watchClient(res);
     const lines = this.#runLines;
+    const back = !refused.ok ? refused.inFlight : undefined;
     const place =
-      kept ?? lines.join(call.workspaceId, call.attribution.agent_run_id!, releases, call.arrival);
-    if (!refused.ok && refused.inFlight) place.heard(refused.inFlight.held);
+      kept ??
+      lines.join(
+        call.workspaceId,
+        call.attribution.agent_run_id!,
+        releases,
+        call.arrival,
+        back?.hold ?? null,
+      );
+    if (back) place.heard(back.held);
     const wake = () => place.wake();
     watch.signal.addEventListener("abort", wake);
     // Monotonic: a wall-clock step (NTP) neither lengthens the wait nor cuts it short.
@@ -1220,8 +1237,11 @@ export class Gateway {
     }
   }
 
-  /** Budgets, rate limits and run ceilings, checked and reserved before each attempt goes upstream. */
-  #admit(call: Call, attempt: number) {
+  /**
+   * Budgets, rate limits and run ceilings, checked and reserved before each attempt goes upstream; `leave`:
+   * room to leave for an earlier call of its run waiting to go (#roomToLeave).
+   */
+  #admit(call: Call, attempt: number, leave?: RunHold) {
     const model = call.model ?? "unknown";
     return this.deps.guard.admit({
       workspace: call.workspaceId,
@@ -1238,6 +1258,7 @@ export class Gateway {
       depth: call.depth,
       startsWork:
         call.route.api === null && call.method === "POST" && !CANCEL.test(pathOf(call.route.upstreamPath)),
+      leave,
     });
   }
 

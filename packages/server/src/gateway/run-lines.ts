@@ -1,4 +1,4 @@
-import type { HeldCeiling } from "@tollgate/core";
+import type { HeldCeiling, RunHold } from "@tollgate/core";
 
 /**
  * The calls of agent runs that wait at this gateway for room under their run's cost or token ceiling (its
@@ -7,7 +7,9 @@ import type { HeldCeiling } from "@tollgate/core";
  * depend on the call that asks (core's heldCeiling reads the run's spend and holds alone), so only the first
  * in line tries its admission again: at once when a call of the run settles here (`released`), else every
  * `pollMs` (another replica's calls settle unseen). Whoever leaves the front (admitted, refused otherwise,
- * gone, out of time) lets the next try at once: the room left may take it too.
+ * gone, out of time) lets the next try at once: the room left may take it too. A call that has not joined
+ * goes ahead of the first in line that came before it only with room left for what that one will hold
+ * (`toLeave`): a call finding room goes at once, but never takes the room the first in line waits for.
  */
 export class RunLines {
   readonly #lines = new Map<string, Line>();
@@ -41,21 +43,32 @@ export class RunLines {
 
   /**
    * Joins the run's line, turned away by an admission begun when `releases` was `since`: behind every call
-   * that came (`arrived`: its arrival()) no later than it.
+   * that came (`arrived`: its arrival()) no later than it. `hold`: what the call holds once admitted (null:
+   * nothing known), the room a call that came after it leaves it (toLeave).
    */
-  join(workspace: string, runId: string, since: number, arrived: number): Place {
+  join(workspace: string, runId: string, since: number, arrived: number, hold: RunHold | null = null): Place {
     const key = lineKey(workspace, runId);
     let line = this.#lines.get(key);
     if (!line) {
       line = new Line(() => this.#lines.delete(key));
       this.#lines.set(key, line);
     }
-    const place = new Place(line, this.pollMs, arrived);
+    const place = new Place(line, this.pollMs, arrived, hold);
     line.add(place);
     // Joined after the stop began, or after a release it may have missed (any run's: one try more at worst):
     // its wait ends at once.
     if (this.#closed || this.#releases !== since) place.wake();
     return place;
+  }
+
+  /**
+   * The room a call of the run that came at `arrived` must leave, as it is admitted outside the line: what
+   * the first in line will hold, when that one came before it (a gateway's retry backing off, a call woken
+   * but not yet admitted). Null: nobody ahead of it waits.
+   */
+  toLeave(workspace: string, runId: string, arrived: number): RunHold | null {
+    const first = this.#lines.get(lineKey(workspace, runId))?.first;
+    return first && first.arrived < arrived ? first.hold : null;
   }
 
   /** A call of the run let its holds go (or the run was killed, or unkilled): the first in line tries now. */
@@ -83,6 +96,8 @@ export class Place {
     private readonly pollMs: number,
     /** Its call's arrival (RunLines.arrival): its place in line. */
     readonly arrived: number,
+    /** What its call holds once admitted (RunLines.toLeave); null: not known. */
+    readonly hold: RunHold | null,
   ) {}
 
   get first(): boolean {

@@ -579,7 +579,7 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
       expect(await store().admit(admitReq(w, run("r:calls", calls, 1_000_000)))).toEqual({ ok: true });
   });
 
-  it("runs: a call leaves room for an earlier call of its run waiting to go: admitted only while its hold and that call's both fit; nothing is held for it", async () => {
+  it("runs: a call leaves room for an earlier call of its run waiting to go: admitted only while that call would still find room after it; nothing is held for it", async () => {
     const w = ws();
     const run = (key: string, ceilings: Ceilings, hold: RunHold, leave?: RunHold) => ({
       buckets: [],
@@ -591,18 +591,19 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
       store().admit(
         admitReq(w, run("r:leave", ceilings, cost(hold), leave === undefined ? undefined : cost(leave))),
       );
-    expect(await admit(400n, 600n)).toEqual({ ok: true }); // 0 + 400 + 600 fit in 1000
-    // 400 held: under the ceiling (a call without room to leave goes), but 400 + 400 + 300 do not fit.
-    expect(await admit(400n, 300n)).toEqual({
+    expect(await admit(400n, 600n)).toEqual({ ok: true }); // 400 held after it: the earlier call still goes
+    // 400 held: under the ceiling (a call without room to leave goes), but with this one's 600 the holds
+    // would reach it, and the earlier call would be held back.
+    expect(await admit(600n, 300n)).toEqual({
       ok: false,
       refusal: {
         kind: "run_held",
         held: { ceiling: "cost_nanousd", used: "0", held: "400", limit: "1000", kept: "300" },
       },
     });
-    expect(await admit(200n, 400n)).toEqual({ ok: true }); // 400 + 200 + 400: exactly the ceiling
-    // Nothing was held for the calls left room for, nor for the refused one: 600 held.
-    expect(await admit(400n)).toEqual({ ok: true });
+    expect(await admit(500n, 400n)).toEqual({ ok: true }); // 900 held after it: just under the ceiling
+    // Nothing was held for the calls left room for, nor for the refused one: 900 held.
+    expect(await admit(100n)).toEqual({ ok: true });
     // The holds reach the ceiling: refused as without room to leave.
     expect(await admit(1n, 1n)).toEqual({
       ok: false,
@@ -618,7 +619,7 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     expect(await store().admit(admitReq(w, run("r:leave-tok", tokens, both, both)))).toEqual({ ok: true });
     expect(
       await store().admit(
-        admitReq(w, run("r:leave-tok", tokens, { cost_nanousd: 0n, total_tokens: 1 }, both)),
+        admitReq(w, run("r:leave-tok", tokens, { cost_nanousd: 0n, total_tokens: 50 }, both)),
       ),
     ).toEqual({
       ok: false,

@@ -946,7 +946,7 @@ describe("agent runs", () => {
       expect(e.error.agent_run).toMatchObject({ ceiling: "cost_nanousd", used: "0", held: "0" });
       expect(e.error.agent_run.kept).toBe(e.error.agent_run.requested); // a request of the same size's
       expect(e.message).toContain(
-        "an earlier call of the run waiting to go will hold leave no room under its cost_nanousd ceiling $0.01",
+        "would leave no room under its cost_nanousd ceiling $0.01 for an earlier call of the run waiting to go",
       );
       await first; // the retry went: the room was its
     } finally {

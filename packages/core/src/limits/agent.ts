@@ -162,9 +162,9 @@ export function heldCeiling(u: RunUsage, held: RunHold, ceilings: Ceilings): Hel
 
 /**
  * Whether a call must let an earlier call of its run that waits to go (a gateway's retry backing off, the
- * first in its line) go first: it goes ahead of it only while the run has room for both, its own hold and
- * that call's (`leave`, its worst case) on top of what is spent and held. Only checked, never held: the
- * earlier call goes by heldCeiling when it tries, and finds the room the call left it.
+ * first in its line) go first: it goes ahead of it only while that call would still find room after it, by
+ * the rule it will be admitted by (heldCeiling, with this call's hold added to what is held), on each
+ * ceiling the earlier call holds something of (`leave`, its worst case). Only checked, never held.
  */
 export function noRoomToLeave(
   u: RunUsage,
@@ -173,33 +173,20 @@ export function noRoomToLeave(
   leave: RunHold,
   ceilings: Ceilings,
 ): HeldCeiling | null {
-  const cost = ceilings.cost_nanousd;
-  if (
-    cost !== undefined &&
-    leave.cost_nanousd > 0n &&
-    u.cost_nanousd + held.cost_nanousd + hold.cost_nanousd + leave.cost_nanousd > BigInt(cost)
-  )
-    return {
-      ceiling: "cost_nanousd",
-      used: String(u.cost_nanousd),
-      held: String(held.cost_nanousd),
-      limit: String(cost),
-      kept: String(leave.cost_nanousd),
-    };
-  const tokens = ceilings.total_tokens;
-  if (
-    tokens !== undefined &&
-    leave.total_tokens > 0 &&
-    u.total_tokens + held.total_tokens + hold.total_tokens + leave.total_tokens > Number(tokens)
-  )
-    return {
-      ceiling: "total_tokens",
-      used: String(u.total_tokens),
-      held: String(held.total_tokens),
-      limit: String(tokens),
-      kept: String(leave.total_tokens),
-    };
-  return null;
+  const after: RunHold = {
+    cost_nanousd: held.cost_nanousd + hold.cost_nanousd,
+    total_tokens: held.total_tokens + hold.total_tokens,
+  };
+  const full = heldCeiling(u, after, {
+    cost_nanousd: leave.cost_nanousd > 0n ? ceilings.cost_nanousd : undefined,
+    total_tokens: leave.total_tokens > 0 ? ceilings.total_tokens : undefined,
+  });
+  if (!full) return null;
+  const cost = full.ceiling === "cost_nanousd";
+  return Object.assign(full, {
+    held: String(cost ? held.cost_nanousd : held.total_tokens),
+    kept: String(cost ? leave.cost_nanousd : leave.total_tokens),
+  });
 }
 
 /** What a call would hold of the ceiling its run's calls in flight reach: nano-USD or tokens, as a digit string. */

@@ -277,7 +277,8 @@ export class AgentRun {
     };
     try {
       const frame: LlmFrame = { scope, reply: { usageCounted: false }, late: false };
-      const inside = () => counted.run(frame, () => this.#nested(call));
+      // Awaited inside its frame (async): a thenable's then() makes its calls there (Anthropic's toolRunner).
+      const inside = () => counted.run(frame, () => this.#nested(async () => call()));
       const reply = await (untold ? this.#untoldAbove.run(untold, inside) : inside());
       if (!frame.reply.usageCounted) this.#countReply(api, reply, opts);
       return reply;
@@ -304,7 +305,7 @@ export class AgentRun {
    */
   async #joined<T>(outer: LlmFrame, api: Api, call: () => Promise<T>, opts: LlmCallOptions): Promise<T> {
     const frame: LlmFrame = { ...outer, reply: { usageCounted: false } };
-    const reply = await counted.run(frame, call);
+    const reply = await counted.run(frame, async () => call()); // a thenable read inside it too
     if (!frame.reply.usageCounted) this.#countReply(api, reply, opts);
     outer.reply.usageCounted = true;
     return reply;

@@ -351,6 +351,30 @@ describe("agentRun", () => {
     expect(sent("sdk-stream-helper")).toBe(4);
   });
 
+  it("a callback returning a thenable that makes its call only once awaited (Anthropic's toolRunner): that run.llm's one call", async () => {
+    const wrapped = wrapOpenAI(new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 }), {
+      sink: () => {},
+    });
+    const awaitedLater = () => ({
+      // biome-ignore lint/suspicious/noThenProperty: a thenable is what is under test
+      then: (onReply: (r: unknown) => unknown, onError: (e: unknown) => unknown) =>
+        wrapped.chat.completions
+          .create(
+            { model: "o3-mini", messages: [{ role: "user", content: "go" }] },
+            { headers: { "x-test-case": "sdk-thenable" } },
+          )
+          .then(onReply, onError),
+    });
+    await agentRun({ type: "thenable", limits: { max_llm_calls: 2 } }, async (run) => {
+      await run.llm("openai.chat", awaitedLater as () => Promise<unknown>);
+      expect(run.usage).toMatchObject({ llm_calls: 1, cost_nanousd: 10_842_700n });
+      // Joined to an outer run.llm: its reply's usage counted once.
+      await run.llm("openai.chat", () => run.llm("openai.chat", awaitedLater as () => Promise<unknown>));
+      expect(run.usage).toMatchObject({ llm_calls: 2, cost_nanousd: 2n * 10_842_700n });
+    });
+    expect(sent("sdk-thenable")).toBe(2);
+  });
+
   it("a killed run refuses the SDK's parse() helpers as it refuses create(): AgentRunKilledError, nothing sent", async () => {
     const wrapped = wrapOpenAI(new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 }), {
       sink: () => {},

@@ -241,7 +241,6 @@ export class AgentRun {
     // A wrapped client's call inside is no LLM call of its own (counted here), but counts its usage: its
     // record reads it, streamed or not, and its hold goes only once that is counted.
     const scope: LlmScope = {
-      run: this,
       settled: false,
       wrapped: false,
       // One past a ceiling is not counted as it starts: counted over the ceiling, it would kill the run
@@ -278,7 +277,7 @@ export class AgentRun {
     try {
       const frame: LlmFrame = { scope, reply: { usageCounted: false }, late: false };
       // Awaited inside its frame (async): a thenable's then() makes its calls there (Anthropic's toolRunner).
-      const inside = () => counted.run(frame, () => this.#nested(async () => call()));
+      const inside = () => inFrame(this, frame, () => this.#nested(async () => call()));
       const reply = await (untold ? this.#untoldAbove.run(untold, inside) : inside());
       if (!frame.reply.usageCounted) this.#countReply(api, reply, opts);
       return reply;
@@ -305,7 +304,7 @@ export class AgentRun {
    */
   async #joined<T>(outer: LlmFrame, api: Api, call: () => Promise<T>, opts: LlmCallOptions): Promise<T> {
     const frame: LlmFrame = { ...outer, reply: { usageCounted: false } };
-    const reply = await counted.run(frame, async () => call()); // a thenable read inside it too
+    const reply = await inFrame(this, frame, async () => call()); // a thenable read inside it too
     if (!frame.reply.usageCounted) this.#countReply(api, reply, opts);
     outer.reply.usageCounted = true;
     return reply;
@@ -498,7 +497,7 @@ export class AgentRun {
     this.#usage.tool_calls++;
     this.toolCalls.set(name, (this.toolCalls.get(name) ?? 0) + 1);
     // A step of its own, inside `llm()` too: the LLM calls it makes are calls of their own, one level deeper.
-    return counted.run(undefined, () => this.#nested(async () => call()));
+    return inFrame(this, undefined, () => this.#nested(async () => call()));
   }
 
   #currentDepth(): number {
@@ -560,12 +559,11 @@ const POLLED_API: Api = "openai.responses";
 
 const current = new AsyncLocalStorage<AgentRun>();
 /**
- * Inside `run.llm(…)`: its run, whether a wrapped client's call was made inside at all (else nothing held
+ * Inside `run.llm(…)`: whether a wrapped client's call was made inside at all (else nothing held
  * while it was in flight), whether its LLM call is counted, what the first wrapped call inside was (a model
  * call, a background response's poll), and how a wrapped model call inside is admitted as that call.
  */
 interface LlmScope {
-  run: AgentRun;
   /** Its callback settled: a call its work left running makes later is a call of its own (llmInFlight). */
   settled: boolean;
   wrapped: boolean;
@@ -586,8 +584,19 @@ interface LlmFrame {
   /** Inside an SDK helper called in flight (madeForLlm): a wrapped call there is the scope's, however late. */
   late: boolean;
 }
-/** Set inside `run.llm(…)` (not inside a tool call there): the call there is counted by the run itself. */
-const counted = new AsyncLocalStorage<LlmFrame | undefined>();
+/**
+ * Set inside `run.llm(…)` (not inside a tool call of its run there): the call there is counted by the run
+ * itself. Kept by run, so that a run's `llm()` inside another run's `llm()` inside its own still joins it.
+ */
+const counted = new AsyncLocalStorage<ReadonlyMap<AgentRun, LlmFrame>>();
+
+/** Runs `fn` inside `frame` of `run` (undefined: outside its `llm()`), other runs' frames kept as they are. */
+function inFrame<T>(run: AgentRun, frame: LlmFrame | undefined, fn: () => T): T {
+  const frames = new Map(counted.getStore());
+  if (frame) frames.set(run, frame);
+  else frames.delete(run);
+  return counted.run(frames, fn);
+}
 
 /**
  * Where in `run.llm(…)` of `run` the caller is, while its callback is in flight: the call it counts.
@@ -595,8 +604,8 @@ const counted = new AsyncLocalStorage<LlmFrame | undefined>();
  * but for a wrapped call (`wrapped`) an SDK helper called in flight makes late (madeForLlm).
  */
 function llmInFlight(run: AgentRun, wrapped = false): LlmFrame | undefined {
-  const frame = counted.getStore();
-  if (frame?.scope.run !== run) return undefined;
+  const frame = counted.getStore()?.get(run);
+  if (!frame) return undefined;
   return !frame.scope.settled || (wrapped && frame.late) ? frame : undefined;
 }
 
@@ -606,10 +615,11 @@ function llmInFlight(run: AgentRun, wrapped = false): LlmFrame | undefined {
  * are that `run.llm`'s call however late, not calls of their own past it.
  */
 export function madeForLlm<T>(helper: () => T): T {
-  const frame = counted.getStore();
-  if (!frame || (frame.scope.settled && !frame.late)) return helper();
+  const run = current.getStore(); // the run its wrapped calls belong to (agentRunOfCall)
+  const frame = run && counted.getStore()?.get(run);
+  if (!run || !frame || (frame.scope.settled && !frame.late)) return helper();
   frame.scope.wrapped = true; // a wrapped client's: its call holds, though maybe made once the scope settled
-  return counted.run({ ...frame, late: true }, helper);
+  return inFrame(run, { ...frame, late: true }, helper);
 }
 
 /**
@@ -637,8 +647,8 @@ export function agentRunOfCall(): { run: AgentRun; counts: boolean } | undefined
   const counts = !llmInFlight(run, true);
   // One its settled `run.llm`'s work left running counts its usage itself: a `llm()` joined there, still to
   // read its reply, reads none from it.
-  const left = counted.getStore();
-  if (counts && left?.scope.run === run) left.reply.usageCounted = true;
+  const left = counted.getStore()?.get(run);
+  if (counts && left) left.reply.usageCounted = true;
   return { run, counts };
 }
 

@@ -5,7 +5,7 @@ import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
 import {
-  type AgentRun,
+  AgentRun,
   AgentRunKilledError,
   agentRun,
   type CallRecordInput,
@@ -240,6 +240,38 @@ describe("agentRun", () => {
       expect(run.usage).toMatchObject({ llm_calls: 2, cost_nanousd: 2n * 10_842_700n });
     });
     expect(sent("sdk-nested-late")).toBe(2);
+  });
+
+  it("a run.llm inside another run's run.llm inside its own is still that same LLM call: counted once", async () => {
+    const wrapped = wrapOpenAI(new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 }), {
+      sink: () => {},
+    });
+    await agentRun({ type: "parent", limits: { max_llm_calls: 1 } }, async (parent) => {
+      // A helper that guards its own call on the parent run, called in a step of a child run's.
+      const guardedAsk = () => parent.llm("openai.chat", () => ask(0, "sdk-nested-runs"));
+      await parent.llm("openai.chat", () =>
+        agentRun({ type: "child", limits: { max_llm_calls: 1 } }, (child) =>
+          child.llm("openai.chat", guardedAsk),
+        ),
+      );
+      expect(parent.usage).toMatchObject({ llm_calls: 1, cost_nanousd: 10_842_700n, span_depth: 1 });
+      expect(parent.killed).toBeNull();
+    });
+    // A wrapped client's call of the parent run, made inside the child's run.llm there: the parent's one call.
+    await agentRun({ type: "parent", limits: { max_llm_calls: 1 } }, async (parent) => {
+      const child = new AgentRun({ type: "child", limits: { max_llm_calls: 1 } });
+      await parent.llm("openai.chat", () =>
+        child.llm("openai.chat", () =>
+          wrapped.chat.completions.create(
+            { model: "o3-mini", messages: [{ role: "user", content: "go" }] },
+            { headers: { "x-test-case": "sdk-nested-runs" } },
+          ),
+        ),
+      );
+      expect(parent.usage).toMatchObject({ llm_calls: 1, cost_nanousd: 10_842_700n });
+      expect(child.usage).toMatchObject({ llm_calls: 1, cost_nanousd: 10_842_700n });
+    });
+    expect(sent("sdk-nested-runs")).toBe(2);
   });
 
   it("a run.llm a tool call makes inside run.llm is an LLM call of its own: counted, its cost too, and checked at its depth", async () => {

@@ -283,8 +283,9 @@ export class AgentRun {
       return reply;
     } finally {
       scope.settled = true;
-      // No wrapped call inside told what it was: a client not wrapped made its call, the one past the ceiling.
-      if (refusal && scope.provisional) {
+      // No wrapped call inside told what it was: a client not wrapped made its call, the one past the ceiling
+      // (not so an SDK helper's returned, which makes its wrapped call a tick later, and tells then).
+      if (refusal && scope.provisional && !scope.wrapped) {
         this.#usage.llm_calls++;
         this.#killed ??= refusal;
       }

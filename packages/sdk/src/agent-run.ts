@@ -137,10 +137,10 @@ export class AgentRun {
   #killed: KillReason | null = null;
   /** It submitted a background response through a wrapped client: it has one of its own to poll. */
   #submittedBackground = false;
-  /** An `llm()` past a ceiling whose callback has not yet told what its call is (#untoldUntilMade). */
-  #untold: Promise<void> | null = null;
-  /** Inside the callback of such an `llm()` (its tool calls' too): the mark it set, which no call there waits on. */
-  readonly #untoldAbove = new AsyncLocalStorage<Promise<void>>();
+  /** The `llm()`s past a ceiling whose callbacks have not yet told what their call is (#untoldUntilMade). */
+  readonly #untold = new Set<Promise<void>>();
+  /** Inside the callbacks of such `llm()`s (their tool calls' too): the marks they set, which no call there waits on. */
+  readonly #untoldAbove = new AsyncLocalStorage<readonly Promise<void>[]>();
   /** What its calls in flight hold; null when no ceiling of the run holds anything (no cost or token one). */
   readonly #held: RunHold | null;
   readonly #holdWaitMs: number;
@@ -220,7 +220,7 @@ export class AgentRun {
     let waitsInside = false;
     let refusal: KillReason | null = null;
     let told: (() => void) | null = null;
-    let untold: Promise<void> | null = null;
+    let untoldInside: readonly Promise<void>[] | null = null;
     if (!WRAPPED_API.test(api)) {
       const admitted = this.admitLlmCall(null);
       if (admitted) await admitted;
@@ -228,9 +228,9 @@ export class AgentRun {
       // One at a time past a ceiling: the next waits until this one's call tells what it is (not one made
       // inside its callback, a tool's there too, which it would wait on in turn).
       if (api === POLLED_API)
-        while (this.#untold && this.#untold !== this.#untoldAbove.getStore()) await this.#untold;
+        for (let other = this.#untoldOutside(); other; other = this.#untoldOutside()) await other;
       refusal = this.#refusalUnlessPoll(api, depth);
-      if (refusal) [untold, told] = this.#untoldUntilMade();
+      if (refusal) [untoldInside, told] = this.#untoldUntilMade();
       else if (!this.#tryLlmCall(null, depth, false)) {
         // No room: its callback runs at once all the same, so it is counted as it starts, as one let in is
         // (else calls made so at once would all pass max_llm_calls); see madeInside for what takes it back.
@@ -278,7 +278,7 @@ export class AgentRun {
       const frame: LlmFrame = { scope, reply: { usageCounted: false }, late: false };
       // Awaited inside its frame (async): a thenable's then() makes its calls there (Anthropic's toolRunner).
       const inside = () => inFrame(this, frame, () => this.#nested(async () => call()));
-      const reply = await (untold ? this.#untoldAbove.run(untold, inside) : inside());
+      const reply = await (untoldInside ? this.#untoldAbove.run(untoldInside, inside) : inside());
       if (!frame.reply.usageCounted) this.#countReply(api, reply, opts);
       return reply;
     } finally {
@@ -432,19 +432,29 @@ export class AgentRun {
   /**
    * Marks an `llm()` past a ceiling as in flight until its first wrapped call tells what it is (or it ends):
    * the next such waits (#untold), so a client not wrapped passes the ceiling by one call, never more.
-   * Returns the mark, and what ends it; called again, that does nothing.
+   * Returns the marks its callback runs inside (those above it, and its own), and what ends its own; called
+   * again, that does nothing.
    */
-  #untoldUntilMade(): [Promise<void>, () => void] {
+  #untoldUntilMade(): [readonly Promise<void>[], () => void] {
     let made!: () => void;
     const untold = new Promise<void>((resolve) => {
       made = resolve;
     });
-    this.#untold = untold;
+    this.#untold.add(untold);
     const told = () => {
-      if (this.#untold === untold) this.#untold = null;
+      this.#untold.delete(untold);
       made();
     };
-    return [untold, told];
+    return [[...(this.#untoldAbove.getStore() ?? []), untold], told];
+  }
+
+  /**
+   * An `llm()` past a ceiling yet to tell what its call is, other than those the caller is inside of (one
+   * inside of, a tool's there say, would wait on the call in turn): told marks go, an outer one's stays.
+   */
+  #untoldOutside(): Promise<void> | undefined {
+    const above = this.#untoldAbove.getStore() ?? [];
+    return [...this.#untold].find((mark) => !above.includes(mark));
   }
 
   /**

@@ -275,11 +275,11 @@ export class AgentRun {
       },
     };
     try {
-      const frame: LlmFrame = { scope, reply: { usageCounted: false }, late: false };
+      const frame: LlmFrame = { scope, reply: { usageCounted: false, joined: new Set() }, late: false };
       // Awaited inside its frame (async): a thenable's then() makes its calls there (Anthropic's toolRunner).
       const inside = () => inFrame(this, frame, () => this.#nested(async () => call()));
       const reply = await (untoldInside ? this.#untoldAbove.run(untoldInside, inside) : inside());
-      if (!frame.reply.usageCounted) this.#countReply(api, reply, opts);
+      this.#countUnread(frame, api, reply, opts);
       return reply;
     } finally {
       scope.settled = true;
@@ -300,15 +300,21 @@ export class AgentRun {
    * A `llm()` made inside `outer`, the run's `llm()` it is the same call as: checked, counted, nested and
    * admitted there, not again. Its reply's usage is counted once, here (it may be read from nowhere else:
    * the outer callback may return something else), unless a wrapped call inside it counted it already; each
-   * of several joined to one counts its own. The outer callback's reply is this one, or made of it: not
-   * counted again.
+   * of several joined to one counts its own. The outer callback's reply, when it is this one (or its body),
+   * is not counted again; one of its own call is.
    */
   async #joined<T>(outer: LlmFrame, api: Api, call: () => Promise<T>, opts: LlmCallOptions): Promise<T> {
-    const frame: LlmFrame = { ...outer, reply: { usageCounted: false } };
+    const frame: LlmFrame = { ...outer, reply: { usageCounted: false, joined: new Set() } };
     const reply = await inFrame(this, frame, async () => call()); // a thenable read inside it too
-    if (!frame.reply.usageCounted) this.#countReply(api, reply, opts);
-    outer.reply.usageCounted = true;
+    this.#countUnread(frame, api, reply, opts);
+    outer.reply.joined.add(bodyOf(reply));
     return reply;
+  }
+
+  /** Counts the reply of `frame`'s `llm()`, unless a wrapped call there counted it, or it is a joined one's. */
+  #countUnread(frame: LlmFrame, api: Api, reply: unknown, opts: LlmCallOptions): void {
+    if (!frame.reply.usageCounted && !frame.reply.joined.has(bodyOf(reply)))
+      this.#countReply(api, reply, opts);
   }
 
   /**
@@ -533,8 +539,7 @@ export class AgentRun {
   }
 
   #countReply(api: Api, reply: unknown, opts: LlmCallOptions): void {
-    // openai-node returns the parsed body; withResponse()/asResponse() callers can pass `data` instead.
-    const body = (reply as { data?: unknown })?.data ?? reply;
+    const body = bodyOf(reply);
     let extracted: ReturnType<typeof extractFromResponse>;
     try {
       extracted = extractFromResponse(api, body);
@@ -551,6 +556,11 @@ export class AgentRun {
     const tool = extracted.tool_model_call;
     if (tool?.usage) this.recordUsage(tool.usage, { provider, model: toolCallModel(tool, null) });
   }
+}
+
+/** A reply's body: openai-node returns the parsed body; withResponse() callers can pass `{ data }` instead. */
+function bodyOf(reply: unknown): unknown {
+  return (reply as { data?: unknown })?.data ?? reply;
 }
 
 /** `holdWaitMs` checked: a NaN, negative or overlong wait would refuse at once, or never, by mistake. */
@@ -591,7 +601,11 @@ interface LlmScope {
  */
 interface LlmFrame {
   scope: LlmScope;
-  reply: { usageCounted: boolean };
+  reply: {
+    usageCounted: boolean;
+    /** The bodies of the replies of `llm()`s joined to it, counted there: its own reply, when one, is not. */
+    joined: Set<unknown>;
+  };
   /** Inside an SDK helper called in flight (madeForLlm): a wrapped call there is the scope's, however late. */
   late: boolean;
 }

@@ -217,6 +217,25 @@ describe("agentRun", () => {
     expect(sent("sdk-nested-all")).toBe(3);
   });
 
+  it("a run.llm that makes a call of its own after one joined to it: both replies' usage counted, each once", async () => {
+    await agentRun({ type: "nested", limits: { max_llm_calls: 5 } }, async (run) => {
+      const helper = () => run.llm("openai.chat", () => ask(0, "sdk-nested-then-own"));
+      await run.llm("openai.chat", async () => {
+        await helper();
+        return ask(1, "sdk-nested-then-own");
+      });
+      expect(run.usage.cost_nanousd).toBe(2n * 10_842_700n);
+      // Its reply the joined one's (or its body): counted once.
+      await run.llm("openai.chat", helper);
+      await run.llm(
+        "openai.chat",
+        async () => (await run.llm("openai.chat", () => ask(2, "sdk-nested-then-own").withResponse())).data,
+      );
+      expect(run.usage.cost_nanousd).toBe(4n * 10_842_700n);
+    });
+    expect(sent("sdk-nested-then-own")).toBe(4);
+  });
+
   it("a run.llm inside run.llm whose wrapped call is made once the outer settled: its usage counted once, by that call", async () => {
     const wrapped = wrapOpenAI(new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 }), {
       sink: () => {},

@@ -2,6 +2,7 @@ import { closeSync, openSync, renameSync, rmSync, statSync } from "node:fs";
 import { CliError } from "./common.js";
 import { cleanUpOnInterrupt } from "./interrupt-cleanup.js";
 import { whyCannotCreate } from "./why-cannot-create.js";
+import { failure, writeFailure } from "./write-failure.js";
 
 /** An export's file (and its metadata's), each written as `<file>.partial` until the export is complete. */
 export interface OutputFile {
@@ -36,6 +37,31 @@ function isDirectory(path: string): boolean {
   }
 }
 
+/** A directory made in the place of an export's file while it ran (one there before is said at the start). */
+const DIRECTORY_IN_ITS_PLACE = {
+  why: "a directory is in its place",
+  fix: "move that directory away, or write elsewhere",
+};
+
+/**
+ * Renames each complete file (`[partial, file]`) into place, in order; one that cannot be is said as which
+ * file, why and what to do (exit 1), as a failed write is (writeFailure), not as Node's raw error.
+ */
+function renameIntoPlace(renames: [partial: string, file: string][]): void {
+  // Every place looked at before any file is replaced: a directory in the data file's place would otherwise
+  // fail its rename only once the metadata's had replaced the previous export's.
+  for (const [, file] of renames) if (isDirectory(file)) throw failure(file, DIRECTORY_IN_ITS_PLACE);
+  for (const [partial, file] of renames)
+    try {
+      renameSync(partial, file);
+    } catch (e) {
+      const said = writeFailure(file, e); // a full disk, a file system turned read-only, …
+      throw said !== e
+        ? said
+        : failure(file, { why: whyCannotCreate(e, "its directory"), fix: "write elsewhere" });
+    }
+}
+
 /**
  * An export's file, written as `<out>.partial` and renamed to `out` when complete: an export that fails
  * midway (its server gone, a full disk) or is interrupted (Ctrl-C) leaves no file that reads as whole, and
@@ -63,10 +89,15 @@ export function outputFile(out: string, withMeta = false): OutputFile {
     partial,
     meta,
     // The metadata first: the data file, renamed last, is the one a reader takes for the export.
-    complete: () => {
-      if (meta) renameSync(meta.partial, meta.file);
-      renameSync(partial, out);
-    },
+    complete: () =>
+      renameIntoPlace(
+        meta
+          ? [
+              [meta.partial, meta.file],
+              [partial, out],
+            ]
+          : [[partial, out]],
+      ),
     discard: () => {
       cancelCleanup();
       remove();

@@ -35,7 +35,7 @@ const WHY: Record<string, { why: string; fix: string; texts: string[] }> = {
 };
 
 /** `out` could not be written, `why` and what to do (`fix`), as an error for the user (exit 1). */
-function failure(out: string, { why, fix }: { why: string; fix: string }): CliError {
+export function failure(out: string, { why, fix }: { why: string; fix: string }): CliError {
   return new CliError(`cannot write ${out}: ${why}; nothing was kept of it: ${fix}`, 1);
 }
 

@@ -1,0 +1,69 @@
+// An export's files are renamed into place once complete, the metadata first. A rename that fails (a
+// directory made in a file's place while the export ran, the output's directory removed) is said as which
+// file, why and what to do (exit 1), not as Node's raw error, and keeps the previous export as it was.
+
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { CliError } from "../src/cli/common.js";
+import { outputFile } from "../src/cli/output-file.js";
+
+const dir = mkdtempSync(join(tmpdir(), "tollgate-output-file-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A CSV export to `out` with its metadata, written whole and not yet renamed into place. */
+function writtenExport(out: string) {
+  const output = outputFile(out, true);
+  writeFileSync(output.partial, "this export\n");
+  writeFileSync(output.meta!.partial, "this export's metadata\n");
+  return output;
+}
+
+/** What `complete()` threw, as the user reads it (the message and exit code), once its files are discarded. */
+function completeFailure(output: ReturnType<typeof outputFile>): unknown {
+  try {
+    output.complete();
+    return "completed";
+  } catch (e) {
+    return e instanceof CliError ? [e.message, e.exitCode] : e;
+  } finally {
+    output.discard();
+  }
+}
+
+const DIRECTORY =
+  "a directory is in its place; nothing was kept of it: move that directory away, or write elsewhere";
+
+describe("an export's files renamed into place", () => {
+  it("says a directory made in the data file's place, and keeps the previous metadata too", () => {
+    const out = join(dir, "data-place.csv");
+    writeFileSync(`${out}.meta.json`, "the previous export's metadata\n");
+    const output = writtenExport(out);
+    mkdirSync(out);
+    expect(completeFailure(output)).toEqual([`cannot write ${out}: ${DIRECTORY}`, 1]);
+    // Not replaced by this export's: the data file beside it is still the previous export's (none here).
+    expect(readFileSync(`${out}.meta.json`, "utf8")).toBe("the previous export's metadata\n");
+  });
+
+  it("says a directory made in the metadata's place, and keeps the previous data file", () => {
+    const out = join(dir, "meta-place.csv");
+    writeFileSync(out, "the previous export\n");
+    const output = writtenExport(out);
+    mkdirSync(`${out}.meta.json`);
+    expect(completeFailure(output)).toEqual([`cannot write ${out}.meta.json: ${DIRECTORY}`, 1]);
+    expect(readFileSync(out, "utf8")).toBe("the previous export\n");
+  });
+
+  it("says an output directory removed while the export ran", () => {
+    const gone = join(dir, "gone");
+    mkdirSync(gone);
+    const out = join(gone, "calls.csv");
+    const output = writtenExport(out);
+    rmSync(gone, { recursive: true });
+    expect(completeFailure(output)).toEqual([
+      `cannot write ${out}.meta.json: its directory does not exist; nothing was kept of it: write elsewhere`,
+      1,
+    ]);
+  });
+});

@@ -22,6 +22,23 @@ const SAID = {
   EROFS: "its file system turned read-only; nothing was kept of it: write elsewhere",
 };
 
+/**
+ * Why and what to do, as the CLI says them for a temporary file DuckDB spills to: it is in the temporary
+ * directory (TMPDIR), not where the export is written.
+ */
+const SAID_OF_TEMP = {
+  ENOSPC:
+    "the disk is full; nothing was kept of it: free some space there, or set TMPDIR to a directory on a disk with more room",
+  EDQUOT:
+    "the disk quota is used up; nothing was kept of it: free some of the quota, or set TMPDIR to a directory on a disk with more room",
+  EFBIG:
+    "the file would pass the largest size allowed (the file system's, or `ulimit -f`); nothing was kept of it: " +
+    "raise that limit, or set TMPDIR to a directory on another file system",
+  EIO: "an I/O error on its disk; nothing was kept of it: check that disk, or set TMPDIR to a directory on another disk",
+  EROFS:
+    "its file system turned read-only; nothing was kept of it: set TMPDIR to a directory on another file system",
+};
+
 const said = (e: unknown) => (e instanceof CliError ? [e.message, e.exitCode] : e);
 
 describe("duckDbWriteFailure", () => {
@@ -54,11 +71,29 @@ describe("duckDbWriteFailure", () => {
     for (const spill of [".tmp/duckdb_temp_storage_S160K-0.tmp", "/var/tmp/duckdb_temp_storage-0.tmp"]) {
       const e = new Error(`IO Error: Could not write file "${spill}": No space left on device`);
       expect(said(duckDbWriteFailure(OUT, FILES, e))).toEqual([
-        `cannot write ${resolve(spill)} (a temporary file of DuckDB's, converting ${OUT} to parquet): ${SAID.ENOSPC}`,
+        `cannot write ${resolve(spill)} (a temporary file of DuckDB's, converting ${OUT} to parquet): ${SAID_OF_TEMP.ENOSPC}`,
         1,
       ]);
     }
   });
+
+  it.each([
+    ["No space left on device", SAID_OF_TEMP.ENOSPC],
+    ["Disk quota exceeded", SAID_OF_TEMP.EDQUOT],
+    ["File too large", SAID_OF_TEMP.EFBIG],
+    ["Input/output error", SAID_OF_TEMP.EIO],
+    ["Read-only file system", SAID_OF_TEMP.EROFS],
+  ])(
+    "advises for DuckDB's %j writing a temporary file what to do about TMPDIR, not to write the export elsewhere",
+    (text, why) => {
+      const spill = "/var/tmp/tollgate-export-x/duckdb/duckdb_temp_storage-0.tmp";
+      const e = new Error(`IO Error: Could not write file "${spill}": ${text}`);
+      expect(said(duckDbWriteFailure(OUT, FILES, e))).toEqual([
+        `cannot write ${spill} (a temporary file of DuckDB's, converting ${OUT} to parquet): ${why}`,
+        1,
+      ]);
+    },
+  );
 
   it("says DuckDB's spill that found no room in the temporary directory as the directory's, and what to do (exit 1)", () => {
     // DuckDB 1.5's text: its temporary files may take `max_temp_directory_size`, by default 90% of the disk's free space.

@@ -26,6 +26,30 @@ const stalling = cliOnScratchDir("tollgate-cli-export-stalling-");
 firstPageServerFor(stalling.dataDir, "stall");
 const converting = cliOnScratchDir("tollgate-cli-export-converting-");
 
+const displaced = cliOnScratchDir("tollgate-cli-export-displaced-");
+/** Where `displaced`'s stub makes a directory while it answers the export: in the output's place. */
+const DISPLACED_OUT = join(displaced.dir, "calls.csv");
+stubServerFor(
+  displaced.dataDir,
+  createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { "content-type": "application/json" });
+    if (req.url === DEFAULT_WORKSPACE.url) return res.end(JSON.stringify(DEFAULT_WORKSPACE.answer));
+    mkdirSync(DISPLACED_OUT);
+    res.end(
+      JSON.stringify({
+        generated_at: "2026-01-02T00:00:00.000Z",
+        window: { from: "2026-01-01T00:00:00.000Z", to: "2026-01-02T00:00:00.000Z" },
+        coverage: { raw_available_from: null, summary_available_from: null, truncated: false },
+        columns: ["event_id"],
+        total: 1,
+        rows: [["only"]],
+        next: null,
+      }),
+    );
+  }),
+);
+
 /** An export of PAGES pages of 10,000 calls: enough for DuckDB's parquet conversion to take a while. */
 const PAGES = 40;
 stubServerFor(
@@ -233,5 +257,22 @@ describe("a parquet export whose parquet file cannot be written (DuckDB's own wr
       "on-full-disk.parquet",
     ]);
     expect(readFileSync(out, "utf8")).toBe("the previous export\n");
+  });
+});
+
+describe("an export whose output's place a directory took while it ran", () => {
+  it("says which file, why and what to do (exit 1, no stack), and keeps the previous metadata", async () => {
+    writeFileSync(`${DISPLACED_OUT}.meta.json`, "the previous export's metadata\n");
+    const r = await displaced.tollgate("export", "calls", "-o", DISPLACED_OUT);
+    expect(r.err).toBe(
+      `error: cannot write ${DISPLACED_OUT}: a directory is in its place; nothing was kept of it: move that directory away, or write elsewhere\n`,
+    );
+    expect(r.code).toBe(1);
+    expect(readFileSync(`${DISPLACED_OUT}.meta.json`, "utf8")).toBe("the previous export's metadata\n");
+    expect(
+      readdirSync(displaced.dir)
+        .filter((f) => f.startsWith("calls"))
+        .sort(),
+    ).toEqual(["calls.csv", "calls.csv.meta.json"]);
   });
 });

@@ -69,6 +69,24 @@ describe("a blank -w / --workspace (only whitespace)", () => {
   });
 });
 
+describe("a -w with spaces around a name", () => {
+  it("is a usage error naming the name meant (exit 2), and nothing is done", async () => {
+    const writers = COMMANDS.filter(([c, s]) => ["demo"].includes(c!) || s === "create" || s === "set");
+    for (const [args, spaced] of [
+      ...writers.map((c) => [c, " prod"] as const),
+      [["spend", "--by", "feature"], "prod "],
+      [["export", "calls", "-o", join(dir, "calls.csv")], "\tprod"],
+    ] as const) {
+      const r = await tollgate(...args, "-w", spaced);
+      expect(r.err, `${args.join(" ")} -w ${JSON.stringify(spaced)}`).toBe(
+        `error: -w/--workspace ${JSON.stringify(spaced)} has spaces around it: did you mean "prod"?\n`,
+      );
+      expect(r.code).toBe(2);
+    }
+    await expectNothingDone();
+  });
+});
+
 /**
  * keys create made no key (in `default`, as an empty -w did), nor demo, ingest, budgets or agents set any
  * data: `default` is still the only workspace known.

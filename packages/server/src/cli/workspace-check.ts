@@ -15,13 +15,21 @@ export type Reads = "calls" | "limits";
  * names no workspace, and each command would read it as its own "none": the key's own (`default`) for
  * `keys create` or `ingest`, every one for `keys list`, one that does not exist for the reading commands.
  * A blank one (only whitespace, a quoted variable that held a space) is one too: `demo` and `agents set`
- * wrote into it.
+ * wrote into it; and one with spaces around a name, which names another workspace than that one. Nothing
+ * stricter: workspaces made by ingest, OTLP or a limits file may have names `keys create` would refuse.
  */
 export function refuseEmptyWorkspace(_program: Command, action: Command): void {
   const { workspace } = action.opts();
   if (workspace === "") throw new CliError("-w/--workspace must not be empty", 2);
-  if (typeof workspace === "string" && workspace.trim() === "")
-    throw new CliError("-w/--workspace must not be blank", 2);
+  if (typeof workspace !== "string") return;
+  const trimmed = workspace.trim();
+  if (trimmed === "") throw new CliError("-w/--workspace must not be blank", 2);
+  // Spaces around a name (a quoted variable, a pasted value) would name another workspace than the one meant.
+  if (trimmed !== workspace)
+    throw new CliError(
+      `-w/--workspace ${JSON.stringify(workspace)} has spaces around it: did you mean ${JSON.stringify(trimmed)}?`,
+      2,
+    );
 }
 
 /** The 404 of a route the server lacks (a server older than this CLI), not of a workspace it lacks. */

@@ -44,46 +44,53 @@ function eventsKeeping(rows: LimitEventRow[]): LimitsStateStore {
 }
 
 describe.each(["memory", "redis"])("a settle into a window long over (%s)", (name) => {
-  it("fires none of that window's alerts again, its bucket dropped meanwhile", async () => {
-    const limitsPath = join(dir, `${name}.yaml`);
-    writeFileSync(
-      limitsPath,
-      `budgets:\n  - { id: daily, scope: { user_id: u1 }, window: day, limit_usd: "10", warn_at: [0.5] }\n`,
-    );
+  /** A guard on this store with one budget (YAML), its clock `clock.now`, the alerts it writes. */
+  async function guardWith(file: string, budget: string, clock: { now: number }) {
+    const limitsPath = join(dir, `${name}-${file}.yaml`);
+    writeFileSync(limitsPath, `budgets:\n  - ${budget}\n`);
     const events: LimitEventRow[] = [];
     const state = eventsKeeping(events);
     const registry = await PolicyRegistry.open(state, limitsPath);
     const store: LimitStore =
       name === "memory" ? new MemoryLimitStore() : await RedisLimitStore.connect(redis.url);
-    let now = MONDAY;
     const guard = new SpendGuard(store, registry, state, new PricingEngine(), {
-      now: () => now,
+      now: () => clock.now,
       log: () => {},
     });
     await guard.rebuild(["default"]);
-    const admit = async () => {
-      const a = await guard.admit(chatContext({ user_id: "u1" }));
+    const admit = async (user: string) => {
+      const a = await guard.admit(chatContext({ user_id: user }));
       if (!a.ok) throw new Error("refused");
       return a.ticket;
     };
     const settle = (ticket: Awaited<ReturnType<typeof admit>>, usd: bigint, eventId: string) =>
       guard.settle(ticket, { cost: usd * USD, tokens: 10, toolCalls: 0, eventId });
     const alerts = () => events.filter((e) => e.type === "budget_state").map((e) => [e.to_state, e.event_id]);
+    return { guard, store, registry, admit, settle, alerts };
+  }
+
+  it("fires none of that window's alerts again, its bucket dropped meanwhile", async () => {
+    const clock = { now: MONDAY };
+    const { guard, store, registry, admit, settle, alerts } = await guardWith(
+      "daily",
+      `{ id: daily, scope: { user_id: u1 }, window: day, limit_usd: "10", warn_at: [0.5] }`,
+      clock,
+    );
     try {
       // Monday: a background response is submitted; another call takes the day past its warning.
-      const background = await admit();
-      await settle(await admit(), 6n, "monday");
+      const background = await admit("u1");
+      await settle(await admit("u1"), 6n, "monday");
       expect(alerts()).toEqual([["warning", "monday"]]);
 
       // Thursday: the user calls again; Monday's bucket is gone by then (on Redis, its keys have expired).
-      now = MONDAY + 3 * DAY_MS;
+      clock.now = MONDAY + 3 * DAY_MS;
       if (store instanceof RedisLimitStore) {
         const client = new Redis(redis.url);
         const keys = await client.keys("tg:{default}:*");
         if (keys.length) await client.del(...keys);
         client.disconnect();
       }
-      await settle(await admit(), 1n, "thursday");
+      await settle(await admit("u1"), 1n, "thursday");
       // The response, polled only now, settles into Monday's window: its spend, but no warning again.
       await settle(background, 6n, "late");
       expect(alerts()).toEqual([["warning", "monday"]]);
@@ -96,31 +103,48 @@ describe.each(["memory", "redis"])("a settle into a window long over (%s)", (nam
   });
 
   it("fires the warning of a window that has just passed, its bucket still kept", async () => {
-    const limitsPath = join(dir, `${name}-boundary.yaml`);
-    writeFileSync(
-      limitsPath,
-      `budgets:\n  - { id: nightly, scope: { user_id: u2 }, window: day, limit_usd: "10", warn_at: [0.5] }\n`,
-    );
-    const events: LimitEventRow[] = [];
-    const state = eventsKeeping(events);
-    const registry = await PolicyRegistry.open(state, limitsPath);
-    const store: LimitStore =
-      name === "memory" ? new MemoryLimitStore() : await RedisLimitStore.connect(redis.url);
     const midnight = MONDAY - 10 * 3_600_000 + DAY_MS;
-    let now = midnight - 1_000;
-    const guard = new SpendGuard(store, registry, state, new PricingEngine(), {
-      now: () => now,
-      log: () => {},
-    });
-    await guard.rebuild(["default"]);
+    const clock = { now: midnight - 1_000 };
+    const { guard, admit, settle, alerts } = await guardWith(
+      "boundary",
+      `{ id: nightly, scope: { user_id: u2 }, window: day, limit_usd: "10", warn_at: [0.5] }`,
+      clock,
+    );
     try {
       // Sent a second before Monday ends, answered a second after: Monday's spend, past its warning.
-      const a = await guard.admit(chatContext({ user_id: "u2" }));
-      if (!a.ok) throw new Error("refused");
-      now = midnight + 1_000;
-      await guard.settle(a.ticket, { cost: 6n * USD, tokens: 10, toolCalls: 0, eventId: "late-evening" });
-      expect(events.filter((e) => e.type === "budget_state").map((e) => [e.to_state, e.event_id])).toEqual([
-        ["warning", "late-evening"],
+      const ticket = await admit("u2");
+      clock.now = midnight + 1_000;
+      await settle(ticket, 6n, "late-evening");
+      expect(alerts()).toEqual([["warning", "late-evening"]]);
+    } finally {
+      await guard.close();
+    }
+  });
+
+  it("fires none for a 23-hour day (DST) passed two windows ago, its counters gone from memory", async () => {
+    // New York springs forward on Sunday 8 March 2026: that day starts 05:00 UTC and lasts 23 hours, so the
+    // day after next starts 47 hours on, an hour before its bucket's 2 days are up.
+    const sunday = Date.UTC(2026, 2, 8, 5, 0);
+    const clock = { now: sunday + 7 * 3_600_000 };
+    const { guard, admit, settle, alerts } = await guardWith(
+      "dst",
+      `{ id: ny, scope: { user_id: u3 }, window: day, timezone: America/New_York, limit_usd: "10", warn_at: [0.5] }`,
+      clock,
+    );
+    try {
+      const background = await admit("u3");
+      await settle(await admit("u3"), 6n, "sunday");
+      clock.now = sunday + 31 * 3_600_000; // Monday
+      await settle(await admit("u3"), 6n, "monday");
+      clock.now = sunday + 47 * 3_600_000 + 1_800_000; // Tuesday, 00:30 in New York
+      await settle(await admit("u3"), 6n, "tuesday");
+      await admit("u3");
+      // Sunday's response, polled only now: Sunday's window warned already.
+      await settle(background, 6n, "late");
+      expect(alerts()).toEqual([
+        ["warning", "sunday"],
+        ["warning", "monday"],
+        ["warning", "tuesday"],
       ]);
     } finally {
       await guard.close();

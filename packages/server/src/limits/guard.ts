@@ -9,6 +9,7 @@ import {
   type Ceilings,
   callWorstCost,
   ceilingsHold,
+  currentSlot,
   eachFields,
   type HeldCall,
   type HeldCeiling,
@@ -1226,14 +1227,19 @@ const nextReservationId = () => `${RESERVATION_PREFIX}.${(reservationSeq++).toSt
 
 /**
  * Whether the store surely keeps the levels of bucket `b`, charged to the slots of `at`, at `now`: its window
- * still runs, or is a calendar one passed so lately that none of it can have lapsed (a slot's spend lives its
- * TTL past its last write, made in the slot or later; its levels as long past the admission): a call sent
- * just before its day ended warns as any. A rolling window's levels are its current hours' alone.
+ * still runs, or is the calendar one just before now's, passed so lately that none of it can have lapsed (a
+ * slot's spend lives its TTL past its last write, made in the slot or later; its levels as long past the
+ * admission): a call sent just before its day ended warns as any. The memory store keeps no window older
+ * than the one before (a 23-hour day, DST's, is two days back 47 hours on). A rolling window's levels are
+ * its current hours' alone.
  */
 function levelsKept(b: ChargedBucket, at: number, now: number): boolean {
   const { window } = b.budget;
-  if (windowSlots(window, now).slots.includes(b.slots[b.slots.length - 1]!)) return true;
-  return window.kind !== "rolling" && b.ttlMs !== null && now < windowSlots(window, at).start + b.ttlMs;
+  const slot = b.slots[b.slots.length - 1]!;
+  const running = windowSlots(window, now);
+  if (running.slots.includes(slot)) return true;
+  if (window.kind === "rolling" || b.ttlMs === null) return false;
+  return currentSlot(window, running.start - 1) === slot && now < windowSlots(window, at).start + b.ttlMs;
 }
 
 /** What a settle needs of a charged bucket (a small literal: spreading the whole bucket costs per call). */

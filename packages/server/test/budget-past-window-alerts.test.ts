@@ -150,4 +150,31 @@ describe.each(["memory", "redis"])("a settle into a window long over (%s)", (nam
       await guard.close();
     }
   });
+
+  it.each([
+    ["warns once, the late call's hours taking its level down", 1n],
+    ["misses no warning, the late call's hours taking its level up", 7n],
+  ])("leaves a rolling window's level as its current hours set it: %s", async (_, lateUsd) => {
+    const user = `u4-${lateUsd}`;
+    const clock = { now: MONDAY };
+    const { guard, admit, settle, alerts } = await guardWith(
+      `rolling-${lateUsd}`,
+      `{ id: last-day-${lateUsd}, scope: { user_id: ${user} }, window: 24h, limit_usd: "10", warn_at: [0.5] }`,
+      clock,
+    );
+    try {
+      const background = await admit(user);
+      // A day and more on, a response admitted 30 hours ago is polled only now: its hours have left the
+      // window. Around it, the last 24 hours pass their warning, then spend on.
+      clock.now = MONDAY + 30 * 3_600_000;
+      const current = [await admit(user), await admit(user)] as const;
+      if (lateUsd === 1n) await settle(current[0], 6n, "now");
+      await settle(background, lateUsd, "late");
+      if (lateUsd === 7n) await settle(current[0], 6n, "now");
+      await settle(current[1], 1n, "after");
+      expect(alerts()).toEqual([["warning", "now"]]);
+    } finally {
+      await guard.close();
+    }
+  });
 });

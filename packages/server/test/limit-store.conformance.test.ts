@@ -962,6 +962,22 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     expect((await state()).bucket).toEqual({ spend: 480n, reserved: 0n });
   });
 
+  it("a settle of spend only counts its spend, but neither reads nor sets its window's level", async () => {
+    const w = ws();
+    const b = bucket({ steps: [100n, 1000n], enforce: false });
+    const settled = async (actual: bigint, spendOnly?: boolean) => {
+      const req = admitReq(w, { buckets: [b] });
+      expect((await store().admit(req)).ok).toBe(true);
+      const settle = settleOf(req, actual);
+      return store().settle({ ...settle, buckets: settle.buckets.map((x) => ({ ...x, spendOnly })) });
+    };
+    expect((await settled(150n)).changes).toEqual([{ index: 0, from: 0, to: 1, spend: 150n }]);
+    expect((await settled(900n, true)).changes).toEqual([]);
+    expect(await store().buckets(w, [b], NOW)).toEqual([{ spend: 1050n, reserved: 0n }]);
+    // The level stayed where the last counted settle set it.
+    expect((await settled(10n)).changes).toEqual([{ index: 0, from: 1, to: 2, spend: 1060n }]);
+  });
+
   it("inDoubt: which calls are in doubt, and since when; asking changes nothing", async () => {
     const w = ws();
     const inDoubt = (ids: string[], now = NOW + 10) => store().inDoubt(w, ids, now);

@@ -290,9 +290,19 @@ export class SpendGuard {
     return this.#shared === null || this.#shared.counts(ws, id, ts);
   }
 
-  /** Each bucket's charge of a call made at `ts` costing `cost`: none where a seed counts it instead. */
-  #liveCharges(ws: string, buckets: readonly ChargedBucket[], ts: number | null | undefined, cost: bigint) {
-    return buckets.map((b) => settleRef(b, this.#counts(ws, b.budget.id, ts) ? cost : 0n));
+  /**
+   * Each bucket's charge of a call made at `ts` costing `cost`, its buckets charged to the slots of `at`, at
+   * `now`: none where a seed counts it instead.
+   */
+  #liveCharges(
+    ws: string,
+    buckets: readonly ChargedBucket[],
+    ts: number | null | undefined,
+    cost: bigint,
+    at: number,
+    now: number,
+  ) {
+    return buckets.map((b) => settleRef(b, this.#counts(ws, b.budget.id, ts) ? cost : 0n, at, now));
   }
 
   /** Told of each run whose call let its holds go here, or that was killed or unkilled here. */
@@ -484,7 +494,7 @@ export class SpendGuard {
       now,
       buckets: ticket.buckets.map((b) => {
         if (this.#counts(ticket.workspace, b.budget.id, outcome.tsStart))
-          return settleRef(b, outcome.cost ?? b.reserved);
+          return settleRef(b, outcome.cost ?? b.reserved, ticket.at, now);
         // A call from before a shared budget's instant is in its seed instead; its reservation stays
         // until the seed has counted it (SharedSeeds.hold).
         this.#shared?.hold(ticket.workspace, b.budget.id, {
@@ -493,7 +503,7 @@ export class SpendGuard {
           amount: b.reserved,
           eventId: outcome.eventId,
         });
-        return { ...settleRef(b, 0n), reserved: 0n };
+        return { ...settleRef(b, 0n, ticket.at, now), reserved: 0n };
       }),
       tokenRates: untaken.length ? tokenCounts.concat(untaken) : tokenCounts,
       run: ticket.run
@@ -519,7 +529,8 @@ export class SpendGuard {
     if (recurs) {
       req.eventId = outcome.eventId!;
       req.chargedUntil = now + RECURRING_MS;
-      req.buckets.push(...this.#liveCharges(ticket.workspace, added, outcome.tsStart, outcome.cost ?? 0n));
+      const cost = outcome.cost ?? 0n;
+      req.buckets.push(...this.#liveCharges(ticket.workspace, added, outcome.tsStart, cost, ticket.at, now));
     }
     const apply = async () => {
       // Once per event id only as a reservation of its own: a lease's settles, summed per flush, know none
@@ -530,7 +541,6 @@ export class SpendGuard {
       this.#afterSettle(
         ticket.workspace,
         recurs ? ticket.buckets.concat(added) : ticket.buckets,
-        ticket.at,
         ticket.run,
         res,
         outcome.eventId,
@@ -571,7 +581,8 @@ export class SpendGuard {
    * per ticket, retried as settles are.
    */
   #chargeAdded(ticket: Ticket, added: ChargedBucket[], outcome: CallOutcome, now: number): Promise<void> {
-    const charged = this.#liveCharges(ticket.workspace, added, outcome.tsStart, outcome.cost ?? 0n);
+    const cost = outcome.cost ?? 0n;
+    const charged = this.#liveCharges(ticket.workspace, added, outcome.tsStart, cost, ticket.at, now);
     const apply = async () => {
       const res = await this.store.charge({
         workspace: ticket.workspace,
@@ -581,16 +592,7 @@ export class SpendGuard {
         tokenRates: [],
         run: null,
       });
-      this.#afterSettle(
-        ticket.workspace,
-        added,
-        ticket.at,
-        null,
-        res,
-        outcome.eventId,
-        ticket.requestId,
-        now,
-      );
+      this.#afterSettle(ticket.workspace, added, null, res, outcome.eventId, ticket.requestId, now);
     };
     return this.#unwritten.write(`the charge of ${ticket.requestId} to budgets added meanwhile`, apply);
   }
@@ -768,7 +770,7 @@ export class SpendGuard {
         }
       : null;
     if (this.#taps.size) this.#tapped(rec.workspace_id, rec.event_id);
-    const charged = this.#liveCharges(rec.workspace_id, buckets, rec.ts_start, rec.cost_nanousd);
+    const charged = this.#liveCharges(rec.workspace_id, buckets, rec.ts_start, rec.cost_nanousd, now, now);
     return async () => {
       const res = await this.store.charge({
         workspace: rec.workspace_id,
@@ -801,7 +803,7 @@ export class SpendGuard {
             }
           : null,
       });
-      this.#afterSettle(rec.workspace_id, buckets, now, run, res, rec.event_id, rec.request_id, now);
+      this.#afterSettle(rec.workspace_id, buckets, run, res, rec.event_id, rec.request_id, now);
     };
   }
 
@@ -1049,21 +1051,16 @@ export class SpendGuard {
     return was;
   }
 
-  /** `chargedAt`: the instant whose slots `buckets` were charged to (the call's admission, or now). */
   #afterSettle(
     ws: string,
     buckets: ChargedBucket[],
-    chargedAt: number,
     run: { runId: string; agentType: string | null } | null,
     res: SettleResult,
     eventId: string | null,
     requestId: string | null,
     now: number,
   ): void {
-    // A window long over fires none of its alerts: a call settled in it days after (a background response
-    // polled late) may find its bucket dropped by the store, its levels starting over.
-    const current = res.changes.filter((c) => levelsKept(buckets[c.index]!, chargedAt, now));
-    const rows: LimitEventRow[] = current.map((c) => {
+    const rows: LimitEventRow[] = res.changes.map((c) => {
       const b = buckets[c.index]!;
       return {
         ts: now,
@@ -1242,7 +1239,13 @@ function levelsKept(b: ChargedBucket, at: number, now: number): boolean {
   return currentSlot(window, running.start - 1) === slot && now < windowSlots(window, at).start + b.ttlMs;
 }
 
-/** What a settle needs of a charged bucket (a small literal: spreading the whole bucket costs per call). */
-function settleRef(b: ChargedBucket, actual: bigint) {
-  return { key: b.key, slots: b.slots, steps: b.steps, ttlMs: b.ttlMs, reserved: b.reserved, actual };
+/**
+ * What a settle at `now` needs of a bucket charged to the slots of `at` (a small literal: spreading the whole
+ * bucket costs per call). Its window's levels are left alone where the store may have lost them: a call
+ * settled in a window long over (a background response polled days later) would find them starting over, and
+ * fire that window's alerts again; a rolling window's one level is its current hours', not the late call's.
+ */
+function settleRef(b: ChargedBucket, actual: bigint, at: number, now: number) {
+  const ref = { key: b.key, slots: b.slots, steps: b.steps, ttlMs: b.ttlMs, reserved: b.reserved, actual };
+  return levelsKept(b, at, now) ? ref : { ...ref, spendOnly: true };
 }

@@ -251,6 +251,7 @@ export class MemoryLimitStore implements LimitStore {
       const slot = b.slots[b.slots.length - 1]!;
       state.spend.set(slot, (state.spend.get(slot) ?? 0n) + b.actual);
       keep(state, b.ttlMs, now);
+      if (b.spendOnly) continue;
       const spend = sumSlots(state, b.slots);
       const window = levelWindow(b.slots);
       const from = state.levels.get(window) ?? 0;

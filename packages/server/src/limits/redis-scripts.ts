@@ -68,12 +68,13 @@ local function level(spend, steps)
   return n
 end
 -- Adds a settled call's actual cost to its bucket's slot and reports a level change into out
--- (index, from, to, spend), as SETTLE and CONSUME answer.
+-- (index, from, to, spend), as SETTLE and CONSUME answer; b.spendOnly: its level left alone.
 local function spend_into(b, i, out)
   local mk = KEYS[b.m]
   if b.actual ~= '0' then redis.call('INCRBY', KEYS[b.cur], b.actual) end
   if b.ttl ~= cjson.null then redis.call('PEXPIRE', KEYS[b.cur], b.ttl) end
   keep(mk, KEYS[b.z], KEYS[b.l], b.ttl)
+  if b.spendOnly then return end
   local spend = slotsum(b.slots)
   local lv = level(spend, b.steps)
   local from = num(redis.call('HGET', mk, 'lvl:' .. b.win))

@@ -40,7 +40,7 @@ const CONSUME_EVERY_MS = 20;
 
 interface PendingConsume {
   workspace: string;
-  bucket: BucketRef;
+  bucket: SettleRequest["buckets"][number];
   leaseId: string;
   actual: bigint;
   release: boolean;
@@ -328,6 +328,7 @@ export class RedisLimitStore implements LimitStore {
             steps: b.steps.map(String),
             win: levelWindow(b.slots),
             ttl: b.ttlMs,
+            spendOnly: b.spendOnly,
           })),
         };
         const report = (changes: LevelChange[]) =>
@@ -436,6 +437,7 @@ export class RedisLimitStore implements LimitStore {
           steps: b.steps.map(String),
           win: levelWindow(b.slots),
           ttl: b.ttlMs,
+          spendOnly: b.spendOnly,
         };
       }),
       rates: req.tokenRates.map((t) => {

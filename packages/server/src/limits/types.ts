@@ -87,8 +87,12 @@ export interface SettleRequest {
   workspace: string;
   id: string;
   now: number;
-  /** Each bucket charged at admission, with its reservation and the actual cost (0 when the call failed). */
-  buckets: (BucketRef & { reserved: bigint; actual: bigint })[];
+  /**
+   * Each bucket charged at admission, with its reservation and the actual cost (0 when the call failed).
+   * `spendOnly`: its spend counts, but its window's level is neither read nor set, and no change reported
+   * (a window passed whose levels the store may have lost; a rolling window's level is its current hours').
+   */
+  buckets: (BucketRef & { reserved: bigint; actual: bigint; spendOnly?: boolean })[];
   /**
    * Token counters of tokens-per-minute limits: the call's tokens, in place of what it held (tokenCount).
    * Also a call never sent's requests-per-minute counters and the throttle counters that counted it

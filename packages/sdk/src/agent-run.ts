@@ -202,7 +202,9 @@ export class AgentRun {
    * client's call inside waits for room in its place, as one made directly (up to its own timeout, ended by
    * its signal; a background response's poll needs none); a call of any other API waits here first. It is
    * counted as its callback starts, so max_llm_calls holds whatever the callback makes; a poll inside gives
-   * the count back, and a wrapped call inside that must wait is counted only once it gets in. An OpenAI
+   * the count back, and a wrapped call inside that must wait is counted only once it gets in. That count is
+   * the first wrapped model call's made inside (a joined `llm()`'s too): each further one is an LLM call of
+   * its own, checked at this depth before it is sent and counted, so max_llm_calls bounds requests. An OpenAI
    * Responses call at max_llm_calls (or max_depth) of a run that submitted a background response runs its
    * callback too, since that response's poll inside is no LLM call: a wrapped model call inside is refused,
    * killing the run, and a call of a client not wrapped, which cannot be told from a poll, goes as the one
@@ -238,14 +240,14 @@ export class AgentRun {
         this.#usage.llm_calls++;
       }
     }
-    // A wrapped client's call inside is no LLM call of its own (counted here), but counts its usage: its
-    // record reads it, streamed or not, and its hold goes only once that is counted.
+    // A wrapped client's first model call inside is no LLM call of its own (counted here), but counts its
+    // usage: its record reads it, streamed or not, and its hold goes only once that is counted.
     const scope: LlmScope = {
       settled: false,
       wrapped: false,
       // One past a ceiling is not counted as it starts: counted over the ceiling, it would kill the run
       // (any check meanwhile, another poll's) before it tells whether it is a poll.
-      counted: refusal === null,
+      countLeft: refusal === null,
       provisional: true,
       madeInside: (kind) => {
         if (!scope.provisional) return;
@@ -254,24 +256,22 @@ export class AgentRun {
         // A poll is no LLM call (its submission was); a model call without room then waits uncounted, as one
         // made directly, and is counted as it gets in (nothing counted should it never); one past a ceiling
         // is refused as it is made.
-        if (scope.counted && (kind === "poll" || waitsInside)) {
+        if (scope.countLeft && (kind === "poll" || waitsInside)) {
           this.#usage.llm_calls--;
-          scope.counted = false;
+          scope.countLeft = false;
         }
       },
       admit: (hold, signal, timeoutMs) => {
         scope.madeInside("model");
-        if (!waitsInside && scope.counted) {
+        // The first model call inside is the LLM call counted as the callback started: it only holds.
+        if (scope.countLeft) {
+          scope.countLeft = false;
           if (hold) this.hold(hold);
           return null;
         }
-        // Counted as it gets in, unless a call made inside before it got in already.
-        const tryAdmit: TryAdmit = (final) => {
-          if (scope.counted) return this.#tryHold(hold, final);
-          scope.counted = this.#tryLlmCall(hold, depth, final);
-          return scope.counted;
-        };
-        return this.#whenRoom(tryAdmit, hold === null, signal, timeoutMs);
+        // Any other is an LLM call of its own (each request of a tool loop, a retry, calls made together),
+        // so max_llm_calls bounds requests: checked at this llm()'s depth, and counted as it gets in.
+        return this.#admitLlmCallAt(hold, depth, signal, timeoutMs);
       },
     };
     try {
@@ -345,7 +345,16 @@ export class AgentRun {
    * rejects): AgentRunKilledError, or AgentRunHeldError past the wait.
    */
   admitLlmCall(hold: CallHold | null, signal?: AbortSignal, timeoutMs?: number): Promise<Admission> | null {
-    const depth = this.#currentDepth() + 1;
+    return this.#admitLlmCallAt(hold, this.#currentDepth() + 1, signal, timeoutMs);
+  }
+
+  /** admitLlmCall for a call made at `depth` (a wrapped call inside `llm()`: that `llm()`'s). */
+  #admitLlmCallAt(
+    hold: CallHold | null,
+    depth: number,
+    signal?: AbortSignal,
+    timeoutMs?: number,
+  ): Promise<Admission> | null {
     return this.#whenRoom((final) => this.#tryLlmCall(hold, depth, final), hold === null, signal, timeoutMs);
   }
 
@@ -414,9 +423,9 @@ export class AgentRun {
   }
 
   /**
-   * Takes `hold` when the run has room for it (all a call counted already takes: one more inside `llm()`):
-   * false while its calls in flight hold what is left under a cost or token ceiling (thrown as
-   * AgentRunHeldError when `final`). Throws AgentRunKilledError when the run is over a ceiling.
+   * Takes `hold` when the run has room for it (for the call #tryLlmCall counts): false while its calls in
+   * flight hold what is left under a cost or token ceiling (thrown as AgentRunHeldError when `final`).
+   * Throws AgentRunKilledError when the run is over a ceiling.
    */
   #tryHold(hold: CallHold | null, final: boolean): boolean {
     this.#refuseIfOver();
@@ -582,13 +591,15 @@ const current = new AsyncLocalStorage<AgentRun>();
 /**
  * Inside `run.llm(…)`: whether a wrapped client's call was made inside at all (else nothing held
  * while it was in flight), whether its LLM call is counted, what the first wrapped call inside was (a model
- * call, a background response's poll), and how a wrapped model call inside is admitted as that call.
+ * call, a background response's poll), and how a wrapped model call inside is admitted (the first as that
+ * call, each further one as one more).
  */
 interface LlmScope {
   /** Its callback settled: a call its work left running makes later is a call of its own (llmInFlight). */
   settled: boolean;
   wrapped: boolean;
-  counted: boolean;
+  /** Its LLM call, counted as its callback started, not yet taken by a model call made inside (admit). */
+  countLeft: boolean;
   /** Counted as its callback started, until the first wrapped call inside tells what it is (madeInside). */
   provisional: boolean;
   madeInside(kind: "model" | "poll"): void;
@@ -682,8 +693,9 @@ export interface CallInLlm {
   /** The call counts its usage to the run itself (as its record reads it): the reply's is not counted again. */
   usageCounted(): void;
   /**
-   * A model call, holding `hold` while in flight, as the LLM call `run.llm` counted: at once (null) when
-   * `run.llm` was let in; else once there is room, waiting as a call made directly (AgentRun.admitLlmCall).
+   * A model call, holding `hold` while in flight: the first inside as the LLM call `run.llm` counted, at
+   * once (null) when `run.llm` was let in; else (a further one too, one more LLM call) checked and counted
+   * once there is room, waiting as a call made directly (AgentRun.admitLlmCall).
    */
   admit(hold: CallHold | null, signal?: AbortSignal, timeoutMs?: number): Promise<Admission> | null;
   /** A background response's poll: no LLM call (its submission was), so it takes no room either. */

@@ -632,6 +632,35 @@ describe.each(["memory", "redis"])("LimitStore conformance: %s", (name) => {
     expect(await store().admit(admitReq(w, run("r:leave-calls", calls, both, both)))).toEqual({ ok: true });
   });
 
+  it("runs: an earlier call that holds nothing of a ceiling (its model unpriced or free) is still left room under it: it is turned away by what is held there all the same", async () => {
+    const w = ws();
+    const ceilings = { cost_nanousd: 1000n };
+    const free: RunHold = { cost_nanousd: 0n, total_tokens: 0 };
+    const admit = (hold: bigint, leave: RunHold) =>
+      store().admit(
+        admitReq(w, {
+          buckets: [],
+          run: {
+            key: "r:leave-free",
+            ceilings,
+            depth: 1,
+            retry: false,
+            hold: { cost_nanousd: hold, total_tokens: 0 },
+            leave,
+          },
+        }),
+      );
+    expect(await admit(999n, free)).toEqual({ ok: true }); // 999 held after it: the earlier call still goes
+    // With this one's 1 on the 999 held, the holds reach the ceiling: the earlier call would be held back.
+    expect(await admit(1n, free)).toEqual({
+      ok: false,
+      refusal: {
+        kind: "run_held",
+        held: { ceiling: "cost_nanousd", used: "0", held: "999", limit: "1000", kept: "0" },
+      },
+    });
+  });
+
   it("runs: an ingested call's retry counts, as a rebuild counts it, and kills past max_retries", async () => {
     const w = ws();
     const ceilings = { retries: 1 };

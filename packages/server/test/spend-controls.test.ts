@@ -869,15 +869,16 @@ describe("agent runs", () => {
 
   /**
    * Run `<name>-1` of agent type `<name>-bot` under `maxCostUsd`, and its call `seq` (header x-seq; `more`:
-   * headers of its own): gpt-4.1-nano, max_tokens 32768, ~$0.0131 held. `released`: the first time a call of
-   * the run lets its hold go (a call answered 429 whose gateway retry backs off: its failed attempt's).
+   * headers of its own): `model` (default gpt-4.1-nano: ~$0.0131 held), max_tokens 32768. `released`: the
+   * first time a call of the run lets its hold go (a call answered 429 whose gateway retry backs off: its
+   * failed attempt's).
    */
   async function retriedRun(name: string, maxCostUsd: string) {
     await api("PUT", `/api/agents/${name}-bot`, { max_cost_usd: maxCostUsd });
     const released = new Promise<void>((resolve) =>
       gw.runtime.guard.onRunReleased((_, runId) => runId === `${name}-1` && resolve()),
     );
-    const call = (seq: string, more: Record<string, string>, signal?: AbortSignal) =>
+    const call = (seq: string, more: Record<string, string>, signal?: AbortSignal, model = "gpt-4.1-nano") =>
       client({
         "x-tollgate-agent-run-id": `${name}-1`,
         "x-tollgate-agent-type": `${name}-bot`,
@@ -885,7 +886,7 @@ describe("agent runs", () => {
         "x-seq": seq,
         ...more,
       }).chat.completions.create(
-        { model: "gpt-4.1-nano", max_tokens: 32768, messages: [{ role: "user", content: `${name} ${seq}` }] },
+        { model, max_tokens: 32768, messages: [{ role: "user", content: `${name} ${seq}` }] },
         { signal },
       );
     const sent = () =>
@@ -919,6 +920,17 @@ describe("agent runs", () => {
     const first = okOrCode(call("first", retriedAfter("1")));
     await released;
     // Nothing is held now, but there is no room for its hold and the retry's: it waits in line behind it.
+    const fresh = okOrCode(call("fresh", {}));
+    expect(await Promise.all([first, fresh])).toEqual(["ok", "ok"]);
+    expect(sent()).toEqual(["first", "first", "fresh"]);
+  });
+
+  it("a retry backing off of a call that holds nothing of its run's cost (its model unpriced) keeps its room too: a call that comes meanwhile and would take it waits behind it", async () => {
+    // $0.01: the retry, holding $0, is turned away by what is held all the same, as any call of the run.
+    const { call, sent, released } = await retriedRun("retry-free", "0.01");
+    const first = okOrCode(call("first", retriedAfter("1"), undefined, "mystery-model-9"));
+    await released;
+    // Nothing is held now, but its ~$0.0131 would leave the retry no room: it waits in line behind it.
     const fresh = okOrCode(call("fresh", {}));
     expect(await Promise.all([first, fresh])).toEqual(["ok", "ok"]);
     expect(sent()).toEqual(["first", "first", "fresh"]);

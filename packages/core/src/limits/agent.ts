@@ -163,8 +163,10 @@ export function heldCeiling(u: RunUsage, held: RunHold, ceilings: Ceilings): Hel
 /**
  * Whether a call must let an earlier call of its run that waits to go (a gateway's retry backing off, the
  * first in its line) go first: it goes ahead of it only while that call would still find room after it, by
- * the rule it will be admitted by (heldCeiling, with this call's hold added to what is held), on each
- * ceiling the earlier call holds something of (`leave`, its worst case). Only checked, never held.
+ * the rule it will be admitted by (heldCeiling, with this call's hold added to what is held). On every
+ * ceiling, whatever the earlier call holds of it (`leave`, its worst case, named in the refusal): that rule
+ * turns a call away by what is held, so one holding $0 (its model unpriced or free) needs the room too.
+ * Only checked, never held.
  */
 export function noRoomToLeave(
   u: RunUsage,
@@ -177,10 +179,7 @@ export function noRoomToLeave(
     cost_nanousd: held.cost_nanousd + hold.cost_nanousd,
     total_tokens: held.total_tokens + hold.total_tokens,
   };
-  const full = heldCeiling(u, after, {
-    cost_nanousd: leave.cost_nanousd > 0n ? ceilings.cost_nanousd : undefined,
-    total_tokens: leave.total_tokens > 0 ? ceilings.total_tokens : undefined,
-  });
+  const full = heldCeiling(u, after, ceilings);
   if (!full) return null;
   const cost = full.ceiling === "cost_nanousd";
   return Object.assign(full, {

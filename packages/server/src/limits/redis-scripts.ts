@@ -158,12 +158,12 @@ if run ~= cjson.null and run then
     -- Room left for an earlier call of the run waiting to go (core's noRoomToLeave): only checked.
     local l = run.leave
     if not full and l ~= cjson.null and l then
-      local lc, lt = tonumber(l.cost), tonumber(l.tokens)
-      -- It goes only if that call still finds room after it, by the rule above with its hold added.
+      -- It goes only if that call still finds room after it, by the rule above with its hold added (on
+      -- every ceiling, whatever that call holds of it: the rule turns it away by what is held).
       local hc2, ht2 = hc + tonumber(h.cost), ht + tonumber(h.tokens)
-      if cl and lc > 0 and hc2 > 0 and num(u.cost_nanousd) + hc2 >= tonumber(cl) then
+      if cl and hc2 > 0 and num(u.cost_nanousd) + hc2 >= tonumber(cl) then
         full = {ceiling = 'cost_nanousd', used = fmt(num(u.cost_nanousd)), held = fmt(hc), limit = cl, kept = l.cost}
-      elseif tl and lt > 0 and ht2 > 0 and u.total_tokens + ht2 >= tonumber(tl) then
+      elseif tl and ht2 > 0 and u.total_tokens + ht2 >= tonumber(tl) then
         full = {ceiling = 'total_tokens', used = fmt(u.total_tokens), held = fmt(ht), limit = tl, kept = l.tokens}
       end
     end

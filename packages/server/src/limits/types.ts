@@ -49,9 +49,9 @@ export interface RunAdmit {
   hold?: RunHold;
   /**
    * Room to leave under those ceilings for an earlier call of the run that waits to go (a gateway's retry
-   * backing off, the first in its line): its worst case. The call is admitted only if its hold and this
-   * both fit on top of what is spent and held (core's noRoomToLeave), checked with the rest; nothing is
-   * held for it. Absent: none.
+   * backing off, the first in its line): its worst case. The call is admitted only if that call would still
+   * be admitted after it (core's noRoomToLeave: what is spent and held, its hold added, stays under each
+   * ceiling), checked with the rest; nothing is held for it. Absent: none.
    */
   leave?: RunHold;
 }

@@ -40,6 +40,19 @@ export function clientsAgainstMock({ fetch }: { fetch?: typeof globalThis.fetch 
   return { wrapped: () => wrapped, plain: () => plain, sent };
 }
 
+/**
+ * Reaches the mock, but the final event of a gpt-5 reasoning stream (openai/responses.stream.gpt-5.reasoning.sse)
+ * reports usage without its output tokens, which the SDK cannot read; polls answer as sent.
+ */
+export const unreadableAtTheEnd: typeof fetch = async (url, init) => {
+  const res = await fetch(url, init);
+  if (init?.method !== "POST") return res;
+  const text = (await res.text()).replace(/"usage":\{"input_tokens":53,.*?"total_tokens":522\}/, () =>
+    JSON.stringify({ usage: { input_tokens: 53 } }).slice(1, -1),
+  );
+  return new Response(text, { status: res.status, headers: res.headers });
+};
+
 /** A background stream the mock cuts half-way (reset-mid-stream): the events the client got before the break. */
 export async function cutBackgroundStream(
   client: OpenAI,

@@ -5,21 +5,11 @@
 // SDK records a response once per process, under the id its fixture gives it.
 import { describe, expect, it } from "vitest";
 import { AgentRun, agentRun } from "../src/index.js";
-import { clientsAgainstMock } from "./background-helpers.js";
+import { clientsAgainstMock, unreadableAtTheEnd } from "./background-helpers.js";
 
 const REL = "openai/responses.stream.gpt-5.reasoning.sse";
 const CASE = { "x-mock-case": "sdk-bg-stream-unreadable", "x-mock-fixture": REL };
 const request = { model: "gpt-5", input: "Research caching", stream: true, background: true } as const;
-
-/** The mock, but the stream's final event reports usage without its output tokens; polls answer as sent. */
-const unreadableAtTheEnd: typeof fetch = async (url, init) => {
-  const res = await fetch(url, init);
-  if (init?.method !== "POST") return res;
-  const text = (await res.text()).replace(/"usage":\{"input_tokens":53,.*?"total_tokens":522\}/, () =>
-    JSON.stringify({ usage: { input_tokens: 53 } }).slice(1, -1),
-  );
-  return new Response(text, { status: res.status, headers: res.headers });
-};
 
 const clients = clientsAgainstMock({ fetch: unreadableAtTheEnd });
 const { sent } = clients;

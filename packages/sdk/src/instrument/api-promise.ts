@@ -388,8 +388,9 @@ function observedEvents(
   /**
    * A stream read to its end (or to its final event). A background response's is recorded under its
    * response id: as the response's record (under the event id a poll's record of it takes, so a poll by
-   * another process stores it once), unless a poll or a resumption found it finished first (then the
-   * stream is a call, and that record its cost).
+   * another process stores it once; not with its usage unread: stored first, a record of unknown cost
+   * would keep out the poll's, the response's cost), unless a poll or a resumption found it finished first
+   * (then the stream is a call, and that record its cost).
    */
   const finishWhole = (usage: ExtractedUsage | null, responseId: string | null) => {
     // Counted to its run by this record: its usage, or, unreadable, the worst case it held (a cost unknown),
@@ -403,7 +404,7 @@ function observedEvents(
         httpStatus,
         requestId: responseId ?? requestId,
         errorType: usage ? null : USAGE_UNREADABLE,
-        eventId: responseId ? responseEventId(responseId) : undefined,
+        eventId: responseId && usage ? responseEventId(responseId) : undefined,
       });
   };
   const cutShort = (errorType: string) => {

@@ -11,14 +11,41 @@ export interface ExportMeta {
 
 const sqlString = (s: string) => `'${s.replaceAll("'", "''")}'`;
 
+/** How DuckDB runs the conversion: its threads and the rows of each parquet row group it writes. */
+export interface ParquetConversion {
+  threads?: number;
+  rowGroupRows?: number;
+}
+
+/**
+ * The conversion's memory is the row groups DuckDB holds while it writes them: one per thread (more, waiting
+ * their turn, to keep the rows' order). At its defaults, a thread per core and 122,880 rows, that is over a
+ * gigabyte of wide calls, growing with the export. One thread holding 20,000 rows keeps it near 350 MB for
+ * any export, about as fast as the defaults on two cores (bench/parquet.mjs). The rows stay in the
+ * CSV's `(ts_start, event_id)` order: DuckDB keeps insertion order by default, and one thread reads in order.
+ * No memory_limit of its own: DuckDB cannot spill the row group it is writing, so a limit would fail an
+ * export of wider calls rather than slow it.
+ */
+export const BOUNDED_CONVERSION: ParquetConversion = { threads: 1, rowGroupRows: 20_000 };
+
 /**
  * A calls export's CSV (csvCell's dialect) as the parquet file `out`, `meta` as its key-value metadata. What
  * DuckDB buffers past its memory goes to `spillDir`, not to its default `./.tmp` of wherever the CLI is run.
+ * `conversion`: BOUNDED_CONVERSION; the benchmark passes `{}` too, DuckDB's defaults, to compare.
  */
-export async function toParquet(csv: string, out: string, meta: ExportMeta, spillDir: string): Promise<void> {
+export async function toParquet(
+  csv: string,
+  out: string,
+  meta: ExportMeta,
+  spillDir: string,
+  conversion: ParquetConversion = BOUNDED_CONVERSION,
+): Promise<void> {
   // Loaded on use: every other command of the CLI (a ClickHouse-backed gateway among them) runs without DuckDB.
   const { DuckDBInstance } = await import("@duckdb/node-api");
-  const db = await DuckDBInstance.create(":memory:", { temp_directory: spillDir });
+  const db = await DuckDBInstance.create(":memory:", {
+    temp_directory: spillDir,
+    ...(conversion.threads ? { threads: String(conversion.threads) } : {}),
+  });
   const conn = await db.connect();
   try {
     const kv = Object.entries({
@@ -37,11 +64,12 @@ export async function toParquet(csv: string, out: string, meta: ExportMeta, spil
     // Written straight into `out` (the `.partial` file, already there): by default DuckDB writes over an
     // existing file through a tmp_ file of its own beside it, which an interrupted export would leave behind.
     const columns = meta.columns.map((c) => `${sqlString(c)}: ${sqlString(exportColumnType(c))}`).join(", ");
+    const rowGroup = conversion.rowGroupRows ? `, ROW_GROUP_SIZE ${conversion.rowGroupRows}` : "";
     await conn.run(
       `COPY (SELECT * FROM read_csv(${sqlString(csv)}, auto_detect = false, header = true, delim = ',',
                                     quote = '"', escape = '"', allow_quoted_nulls = false,
                                     columns = {${columns}}))
-       TO ${sqlString(out)} (FORMAT parquet, USE_TMP_FILE false, KV_METADATA {${kv}})`,
+       TO ${sqlString(out)} (FORMAT parquet, USE_TMP_FILE false, KV_METADATA {${kv}}${rowGroup})`,
     );
   } finally {
     conn.closeSync();

@@ -1,16 +1,21 @@
 // max_llm_calls bounds the model requests made inside one run.llm(…): its first wrapped model request is the
 // call it counted; each further one (a tool loop's, a retry, calls made together, joined helpers') is one
 // more LLM call, checked before it is sent (they all went out as one call).
+import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
-import { AgentRunKilledError, agentRun, wrapOpenAI } from "../src/index.js";
+import { AgentRunKilledError, agentRun, wrapAnthropic, wrapOpenAI } from "../src/index.js";
 
 let mock: MockUpstream;
 let wrapped: OpenAI;
+let anthropic: Anthropic;
 beforeAll(async () => {
   mock = await startMockUpstream();
   wrapped = wrapOpenAI(new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 }), {
+    sink: () => {},
+  });
+  anthropic = wrapAnthropic(new Anthropic({ apiKey: "sk-ant-test", baseURL: mock.url, maxRetries: 0 }), {
     sink: () => {},
   });
 });
@@ -158,5 +163,37 @@ describe("run.llm(…) around several model requests", () => {
       expect(run.killed).toBeNull();
     });
     expect(sent("req-depth")).toBe(2);
+  });
+
+  /** An Anthropic call: at 64,000 max_tokens its SDK throws as it is made, nothing sent (it may take 10+ min). */
+  const claude = (tag: string, max_tokens: number) =>
+    anthropic.messages.create(
+      { model: "claude-sonnet-4-5", max_tokens, messages: [{ role: "user", content: "a" }] },
+      { headers: { "x-test-case": tag } },
+    );
+
+  it("a further request its SDK refuses before sending it is no LLM call: its count is given back", async () => {
+    await agentRun({ type: "unsent", limits: { max_llm_calls: 2 } }, async (run) => {
+      await run.llm("anthropic.messages", async () => {
+        await claude("req-unsent", 100);
+        expect(() => claude("req-unsent", 64_000)).toThrow(/Streaming is required/);
+        return claude("req-unsent", 100);
+      });
+      expect(run.usage.llm_calls).toBe(2);
+      expect(run.killed).toBeNull();
+    });
+    expect(sent("req-unsent")).toBe(2);
+  });
+
+  it("a first request its SDK refuses before sending: the app's retry of it is the one LLM call", async () => {
+    await agentRun({ type: "unsent-first", limits: { max_llm_calls: 1 } }, async (run) => {
+      await run.llm("anthropic.messages", async () => {
+        expect(() => claude("req-unsent-first", 64_000)).toThrow(/Streaming is required/);
+        return claude("req-unsent-first", 100);
+      });
+      expect(run.usage.llm_calls).toBe(1);
+      expect(run.killed).toBeNull();
+    });
+    expect(sent("req-unsent-first")).toBe(1);
   });
 });

@@ -169,7 +169,7 @@ export class TrackedCall {
   readonly #run = agentRunOfCall();
   /** What it tells the `run.llm(…)` it was made in, if any (its usage is counted here, not from its reply). */
   readonly #inLlm = this.#run?.counts === false ? wrappedInLlm(this.#run.run) : undefined;
-  /** Counted as one of its run's LLM calls here (by `admit` or `begin`). */
+  /** Counted as one of its run's LLM calls (`admit`, `begin`); inside `run.llm(…)`, the first holds its count. */
   #counted = false;
   /** Counts its usage to its run: as one of its LLM calls, or as the call of `run.llm(…)` it was made in. */
   #countsUsage = this.#run?.counts === true;
@@ -190,10 +190,10 @@ export class TrackedCall {
   /**
    * A call about to be sent, admitted by its agent run as one of its LLM calls (see AgentRun.admitLlmCall:
    * null once admitted; else the wait for room under its ceilings), holding its worst case until it
-   * settles. Refused, it throws (a killed run) and nothing is to be sent. Inside `run.llm(…)`, which
-   * counted it, it is admitted as that call (waiting in its place when `run.llm` found no room), and counts
-   * its usage for it. Its wait ends when `signal` aborts, and at its `timeoutMs` when that is sooner than
-   * its run's holdWaitMs.
+   * settles. Refused, it throws (a killed run) and nothing is to be sent. Inside `run.llm(…)`, the first is
+   * admitted as the call it counted (waiting in its place when `run.llm` found no room), a further one as
+   * one more, and counts its usage for it. Its wait ends when `signal` aborts, and at its `timeoutMs` when
+   * that is sooner than its run's holdWaitMs.
    */
   admit(signal?: AbortSignal, timeoutMs?: number): Promise<Admission> | null {
     const of = this.#run;
@@ -208,12 +208,12 @@ export class TrackedCall {
       ? this.#inLlm.admit(hold, signal, timeoutMs)
       : run.admitLlmCall(hold, signal, timeoutMs);
     if (!waited) {
-      this.#counted = of.counts;
+      this.#counted = true;
       this.#keep(run, hold);
       return null;
     }
     return waited.then((how) => {
-      this.#counted = of.counts && how === "admitted";
+      this.#counted = how === "admitted";
       if (how === "admitted") this.#keep(run, hold);
       // Sent now (aborted: refused by its SDK now): its wait is no latency of its own.
       this.#startMs = Date.now();
@@ -232,7 +232,10 @@ export class TrackedCall {
     this.#counted = true;
   }
 
-  /** Admitted, but never sent (the provider's SDK threw first): no LLM call of its run, nothing held. */
+  /**
+   * Admitted, but never sent (the provider's SDK threw first): no LLM call of its run, nothing held. Inside
+   * `run.llm(…)` too: a retry it makes of it there is counted once, as it is sent.
+   */
   unsent(): void {
     if (this.#counted) this.#run!.run.unsentLlmCall();
     this.#counted = false;

@@ -200,7 +200,8 @@ export class AgentRun {
    * wrapped client's call inside holds its worst case once made. While the run's calls in flight hold what
    * is left under its cost or token ceiling, an OpenAI or Anthropic call runs at once and the wrapped
    * client's call inside waits for room in its place, as one made directly (up to its own timeout, ended by
-   * its signal; a background response's poll needs none); a call of any other API waits here first. It is
+   * its signal; a background response's poll needs none), as does one let in that finds the room gone by
+   * the time it is made; a call of any other API waits here first. It is
    * counted as its callback starts, so max_llm_calls holds whatever the callback makes; a poll inside gives
    * the count back, and a wrapped call inside that must wait is counted only once it gets in. That count is
    * the first wrapped model call's made inside (a joined `llm()`'s too): each further one is an LLM call of
@@ -263,11 +264,13 @@ export class AgentRun {
       },
       admit: (hold, signal, timeoutMs) => {
         scope.madeInside("model");
-        // The first model call inside is the LLM call counted as the callback started: it only holds.
+        // The first model call inside is the LLM call counted as the callback started: it only holds, if
+        // there is still room (its callback may have awaited first, while calls made together took theirs);
+        // else it waits as one that found none, counted as it gets in.
         if (scope.countLeft) {
           scope.countLeft = false;
-          if (hold) this.hold(hold);
-          return null;
+          if (this.#tryHold(hold, false)) return null;
+          this.#usage.llm_calls--;
         }
         // Any other is an LLM call of its own (each request of a tool loop, a retry, calls made together),
         // so max_llm_calls bounds requests: checked at this llm()'s depth, and counted as it gets in.
@@ -694,8 +697,8 @@ export interface CallInLlm {
   usageCounted(): void;
   /**
    * A model call, holding `hold` while in flight: the first inside as the LLM call `run.llm` counted, at
-   * once (null) when `run.llm` was let in; else (a further one too, one more LLM call) checked and counted
-   * once there is room, waiting as a call made directly (AgentRun.admitLlmCall).
+   * once (null) when `run.llm` was let in and there is room still; else (a further one too, one more LLM
+   * call) checked and counted once there is room, waiting as a call made directly (AgentRun.admitLlmCall).
    */
   admit(hold: CallHold | null, signal?: AbortSignal, timeoutMs?: number): Promise<Admission> | null;
   /** A background response's poll: no LLM call (its submission was), so it takes no room either. */

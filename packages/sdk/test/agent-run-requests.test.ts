@@ -1,6 +1,7 @@
 // max_llm_calls bounds the model requests made inside one run.llm(…): its first wrapped model request is the
 // call it counted; each further one (a tool loop's, a retry, calls made together, joined helpers') is one
 // more LLM call, checked before it is sent (they all went out as one call).
+import { setTimeout as sleep } from "node:timers/promises";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -133,19 +134,21 @@ describe("run.llm(…) around several model requests", () => {
     expect(sent("req-all-max")).toBe(1);
   });
 
+  /** An o3-mini call holding ~$0.0133 while in flight (100 ms): four fit under $0.05. */
+  const capped = (tag: string, i: number) =>
+    wrapped.chat.completions.create(
+      {
+        model: "o3-mini",
+        max_completion_tokens: 3000,
+        messages: [{ role: "user", content: `branch ${i}` }],
+      },
+      { headers: { "x-test-case": tag, "x-mock-headers-delay-ms": "100" } },
+    );
+
   it("requests made together under a cost ceiling take turns as those made directly: crossed once", async () => {
-    const capped = (i: number) =>
-      wrapped.chat.completions.create(
-        {
-          model: "o3-mini",
-          max_completion_tokens: 3000,
-          messages: [{ role: "user", content: `branch ${i}` }],
-        },
-        { headers: { "x-test-case": "req-fan-out", "x-mock-headers-delay-ms": "100" } },
-      );
     await agentRun({ type: "fan-out", limits: { max_cost_usd: "0.05" } }, async (run) => {
       const outcomes = await run.llm("openai.chat", () =>
-        Promise.allSettled(Array.from({ length: 10 }, (_, i) => capped(i))),
+        Promise.allSettled(Array.from({ length: 10 }, (_, i) => capped("req-fan-out", i))),
       );
       // ~$0.0133 held a call: four at once, then the fifth crosses $0.05; the rest are refused by the kill.
       expect(outcomes.filter((o) => o.status === "fulfilled")).toHaveLength(5);
@@ -154,6 +157,37 @@ describe("run.llm(…) around several model requests", () => {
       expect(run.held).toEqual({ cost_nanousd: 0n, total_tokens: 0 });
     });
     expect(sent("req-fan-out")).toBe(5);
+  });
+
+  it("run.llm's made together whose callbacks await before their request take turns too: crossed once", async () => {
+    await agentRun({ type: "fan-out-late", limits: { max_cost_usd: "0.05" } }, async (run) => {
+      // Each let in while nothing held yet; their requests, made a tick later, find the others' holds.
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: 10 }, (_, i) =>
+          run.llm("openai.chat", async () => {
+            await sleep(5);
+            return capped("req-fan-out-late", i);
+          }),
+        ),
+      );
+      expect(outcomes.filter((o) => o.status === "fulfilled")).toHaveLength(5);
+      expect(run.usage).toMatchObject({ llm_calls: 5, cost_nanousd: 5n * ONE });
+      expect(run.killed?.ceiling).toBe("cost_nanousd");
+      expect(run.held).toEqual({ cost_nanousd: 0n, total_tokens: 0 });
+    });
+    expect(sent("req-fan-out-late")).toBe(5);
+  });
+
+  it("run.llm's first request, made once the run was killed, is refused as any: nothing sent", async () => {
+    await agentRun({ type: "killed-meanwhile", limits: { max_cost_usd: "0.05" } }, async (run) => {
+      const late = run.llm("openai.chat", async () => {
+        await sleep(5);
+        return ask("req-killed-meanwhile");
+      });
+      run.kill("stop");
+      await expect(late).rejects.toMatchObject({ ceiling: "manual", value: "stop" });
+    });
+    expect(sent("req-killed-meanwhile")).toBe(0);
   });
 
   it("a further request is checked at its run.llm's depth, not one deeper", async () => {

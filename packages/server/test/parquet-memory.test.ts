@@ -11,18 +11,8 @@ import { type ExportMeta, toParquet } from "../src/cli/parquet.js";
 
 // As on a machine (or a container) of 160 MB: DuckDB's memory limit is 80% of it.
 vi.mock("@duckdb/node-api", async (importOriginal) => {
-  const duckdb = await importOriginal<typeof import("@duckdb/node-api")>();
-  const create: typeof duckdb.DuckDBInstance.create = async (...args) => {
-    const db = await duckdb.DuckDBInstance.create(...args);
-    const connect = db.connect.bind(db);
-    db.connect = async () => {
-      const conn = await connect();
-      await conn.run("SET memory_limit = '128MB'");
-      return conn;
-    };
-    return db;
-  };
-  return { ...duckdb, DuckDBInstance: { create } };
+  const { withConnectionSettings } = await import("./duckdb-connection-settings.js");
+  return withConnectionSettings(await importOriginal(), () => ["SET memory_limit = '128MB'"]);
 });
 
 /** Enough ~500-byte calls (65 MB of CSV) that one of DuckDB's default row groups needs more than 128 MB. */

@@ -16,19 +16,12 @@ const duckDbSettings = vi.hoisted(() => [] as string[]);
 
 // As on a machine short of memory: 120 MB for 8 threads reading a 35 MB CSV, so the conversion spills.
 vi.mock("@duckdb/node-api", async (importOriginal) => {
-  const duckdb = await importOriginal<typeof import("@duckdb/node-api")>();
-  const create: typeof duckdb.DuckDBInstance.create = async (...args) => {
-    const db = await duckdb.DuckDBInstance.create(...args);
-    const connect = db.connect.bind(db);
-    db.connect = async () => {
-      const conn = await connect();
-      for (const sql of ["SET memory_limit = '120MB'", "SET threads = 8", ...duckDbSettings])
-        await conn.run(sql);
-      return conn;
-    };
-    return db;
-  };
-  return { ...duckdb, DuckDBInstance: { create } };
+  const { withConnectionSettings } = await import("./duckdb-connection-settings.js");
+  return withConnectionSettings(await importOriginal(), () => [
+    "SET memory_limit = '120MB'",
+    "SET threads = 8",
+    ...duckDbSettings,
+  ]);
 });
 
 const ROWS = 300_000;

@@ -35,6 +35,8 @@ async function withReplicas(
     client: Redis;
     through: (gw: TestGateway) => OpenAI;
     budget: () => Promise<{ spend_nanousd: string; reserved_nanousd: string }>;
+    /** Waits until the budget's spend is `cost`, nothing reserved. */
+    settledTo: (cost: bigint | string) => Promise<void>;
     recorded: (gw: TestGateway, id: string) => Promise<CallRecord[]>;
     pollFinished: (gw: TestGateway, id: string) => Promise<void>;
     storeBehind: (gw: TestGateway) => void;
@@ -58,13 +60,20 @@ async function withReplicas(
   const client = new Redis(redis.url);
   const through = (gw: TestGateway) =>
     new OpenAI({ apiKey: "sk-test", baseURL: `${gw.url}/v1`, maxRetries: 0 });
+  const budget = async () => (await adminRequest(a, "GET", `/api/budgets/${FEATURE}`)).json;
   try {
     await test({
       a,
       b,
       client,
       through,
-      budget: async () => (await adminRequest(a, "GET", `/api/budgets/${FEATURE}`)).json,
+      budget,
+      settledTo: (cost) =>
+        vi.waitFor(
+          async () =>
+            expect(await budget()).toMatchObject({ spend_nanousd: String(cost), reserved_nanousd: "0" }),
+          { timeout: 5_000, interval: 20 },
+        ),
       recorded: async (gw, id) =>
         (await gatewayRecords(gw.runtime)).filter((r) => r.kind === "llm" && r.request_id === id),
       pollFinished: (gw, id) =>
@@ -95,71 +104,65 @@ async function withReplicas(
 describe("gateway (limits redis): a background response recorded again, its store's lookup timed out", () => {
   it("is charged to its budget once: a replica's settle of its submission, then another's charge", async () => {
     const headers = { "x-mock-case": "recorded-again", "x-tollgate-feature": FEATURE };
-    await withReplicas(async ({ a, b, client, through, budget, recorded, pollFinished, storeBehind }) => {
-      // Submitted and found finished through replica a: its submission's hold becomes its spend.
-      const { id } = await through(a).responses.create(
-        { model: "gpt-5", input: "go", background: true },
-        { headers },
-      );
-      await pollFinished(a, id);
-      await vi.waitFor(async () => expect(await recorded(a, id)).toHaveLength(1), { timeout: 5_000 });
-      const [record] = await recorded(a, id);
-      await vi.waitFor(
-        async () =>
-          expect(await budget()).toEqual(
-            expect.objectContaining({ spend_nanousd: String(record!.cost_nanousd), reserved_nanousd: "0" }),
-          ),
-        { timeout: 5_000, interval: 20 },
-      );
+    await withReplicas(
+      async ({ a, b, client, through, budget, settledTo, recorded, pollFinished, storeBehind }) => {
+        // Submitted and found finished through replica a: its submission's hold becomes its spend.
+        const { id } = await through(a).responses.create(
+          { model: "gpt-5", input: "go", background: true },
+          { headers },
+        );
+        await pollFinished(a, id);
+        await vi.waitFor(async () => expect(await recorded(a, id)).toHaveLength(1), { timeout: 5_000 });
+        const [record] = await recorded(a, id);
+        await settledTo(record!.cost_nanousd);
 
-      // Ten minutes on, its claim has lapsed; the event store, far behind, answers b's lookup too late.
-      await client.del(`tg:{}:claim:bg:${id}`);
-      storeBehind(b);
-      await pollFinished(b, id);
-      await vi.waitFor(async () => expect(await recorded(b, id)).toHaveLength(1), { timeout: 5_000 });
-      expect((await recorded(b, id))[0]!.event_id).toBe(record!.event_id); // one record, in a shared store
-      await sleep(300); // its charge, were it counted again, would be in by now
-      expect(await budget()).toMatchObject({ spend_nanousd: String(record!.cost_nanousd) });
-    }, headers);
+        // Ten minutes on, its claim has lapsed; the event store, far behind, answers b's lookup too late.
+        await client.del(`tg:{}:claim:bg:${id}`);
+        storeBehind(b);
+        await pollFinished(b, id);
+        await vi.waitFor(async () => expect(await recorded(b, id)).toHaveLength(1), { timeout: 5_000 });
+        expect((await recorded(b, id))[0]!.event_id).toBe(record!.event_id); // one record, in a shared store
+        await sleep(300); // its charge, were it counted again, would be in by now
+        expect(await budget()).toMatchObject({ spend_nanousd: String(record!.cost_nanousd) });
+      },
+      headers,
+    );
   });
 
   it("streamed to its end, then polled again: stored once, charged to its budget once", async () => {
     const headers = { "x-mock-case": "recorded-again-stream", "x-tollgate-feature": FEATURE };
-    await withReplicas(async ({ a, b, client, through, budget, recorded, pollFinished, storeBehind }) => {
-      // Streamed to its end through replica a: the stream records the response.
-      const stream = await through(a)
-        .responses.create({ model: "gpt-5", input: "go", background: true, stream: true }, { headers })
-        .withResponse();
-      let id = "";
-      for await (const event of stream.data) if ("response" in event) id = event.response.id;
-      await vi.waitFor(async () => expect(await recorded(a, id)).toHaveLength(1), { timeout: 5_000 });
-      const [record] = await recorded(a, id);
-      await vi.waitFor(
-        async () =>
-          expect(await budget()).toEqual(
-            expect.objectContaining({ spend_nanousd: String(record!.cost_nanousd), reserved_nanousd: "0" }),
-          ),
-        { timeout: 5_000, interval: 20 },
-      );
-      // The reply's header names the stream's own record, as any call's does.
-      const own = stream.response.headers.get("x-tollgate-event-id")!;
-      expect(await a.runtime.store.findEvent("default", own)).toMatchObject({ request_id: id });
+    await withReplicas(
+      async ({ a, b, client, through, budget, settledTo, recorded, pollFinished, storeBehind }) => {
+        // Streamed to its end through replica a: the stream records the response.
+        const stream = await through(a)
+          .responses.create({ model: "gpt-5", input: "go", background: true, stream: true }, { headers })
+          .withResponse();
+        let id = "";
+        for await (const event of stream.data) if ("response" in event) id = event.response.id;
+        await vi.waitFor(async () => expect(await recorded(a, id)).toHaveLength(1), { timeout: 5_000 });
+        const [record] = await recorded(a, id);
+        await settledTo(record!.cost_nanousd);
+        // The reply's header names the stream's own record, as any call's does.
+        const own = stream.response.headers.get("x-tollgate-event-id")!;
+        expect(await a.runtime.store.findEvent("default", own)).toMatchObject({ request_id: id });
 
-      // Its claim lapsed; the event store, far behind, answers b's lookup too late.
-      await client.del(`tg:{}:claim:bg:${id}`);
-      storeBehind(b);
-      await pollFinished(b, id);
-      // b's record is a's (one record, in a shared store): b's own store has it under a's event id.
-      await vi.waitFor(
-        async () => {
-          await b.runtime.recorder.flush();
-          expect(await b.runtime.store.findEvent("default", record!.event_id)).not.toBeNull();
-        },
-        { timeout: 5_000, interval: 50 },
-      );
-      await sleep(300); // its charge, were it counted again, would be in by now
-      expect(await budget()).toMatchObject({ spend_nanousd: String(record!.cost_nanousd) });
-    }, headers);
+        // Its claim lapsed; the event store, far behind, answers b's lookup too late.
+        await client.del(`tg:{}:claim:bg:${id}`);
+        storeBehind(b);
+        await pollFinished(b, id);
+        // b's record is a's (one record, in a shared store): b's own store has it under a's event id.
+        await vi.waitFor(
+          async () => {
+            await b.runtime.recorder.flush();
+            expect(await b.runtime.store.findEvent("default", record!.event_id)).not.toBeNull();
+          },
+          { timeout: 5_000, interval: 50 },
+        );
+        await sleep(300); // its charge, were it counted again, would be in by now
+        expect(await budget()).toMatchObject({ spend_nanousd: String(record!.cost_nanousd) });
+      },
+      headers,
+    );
   });
 
   it("its image generation tool's call is charged once too, recorded again hours later", async () => {

@@ -230,4 +230,21 @@ describe("run.llm(…) around several model requests", () => {
     });
     expect(sent("req-unsent-first")).toBe(1);
   });
+  it("a call whose signal aborted before it was sent is no LLM call: the SDK sends nothing, its count is given back", async () => {
+    await agentRun({ type: "aborted-first", limits: { max_llm_calls: 1 } }, async (run) => {
+      const aborted = new AbortController();
+      aborted.abort();
+      await expect(
+        wrapped.chat.completions.create(
+          { model: "o3-mini", messages: [{ role: "user", content: "go" }] },
+          { headers: { "x-test-case": "req-aborted" }, signal: aborted.signal },
+        ),
+      ).rejects.toBeInstanceOf(OpenAI.APIUserAbortError);
+      expect(run.usage.llm_calls).toBe(0);
+      await ask("req-aborted"); // the one LLM call
+      expect(run.usage.llm_calls).toBe(1);
+      expect(run.killed).toBeNull();
+    });
+    expect(sent("req-aborted")).toBe(1);
+  });
 });

@@ -113,6 +113,8 @@ function send(
 ): unknown {
   const request = call.body as Record<string, unknown>;
   const prepared: ReturnType<Prepare> = prepare?.(request) ?? { body: request };
+  // A signal aborted by now (before the call, or since it was admitted): the SDK rejects it unsent.
+  if (signalOf(options)?.aborted) call.unsent();
   let sent: unknown;
   try {
     sent = original.call(resource, prepared.body, options);

@@ -1234,7 +1234,8 @@ function levelsKept(b: ChargedBucket, at: number, now: number): boolean {
   const { window } = b.budget;
   const slot = b.slots[b.slots.length - 1]!;
   const running = windowSlots(window, now);
-  if (running.slots.includes(slot)) return true;
+  // Most settles land in the slot still current: checked first, it spares a 30-day window's 720-slot scan.
+  if (running.slots[running.slots.length - 1] === slot || running.slots.includes(slot)) return true;
   if (window.kind === "rolling" || b.ttlMs === null) return false;
   return currentSlot(window, running.start - 1) === slot && now < windowSlots(window, at).start + b.ttlMs;
 }

@@ -107,6 +107,23 @@ describe("run lines", () => {
     expect(b.lastHeard).toEqual(figures("50"));
   });
 
+  it("a refusal for the room its call had to leave (`kept`) is that call's own: the others in line hear the run's last refusal for its holds alone", () => {
+    const lines = new RunLines(POLL_MS);
+    const full = (used: string) => ({ ceiling: "cost_nanousd" as const, used, held: "900", limit: "1000" });
+    const kept = { ceiling: "cost_nanousd" as const, used: "0", held: "0", limit: "1000", kept: "40" };
+    const first = lines.join("ws", "run-1", lines.releases, lines.arrival());
+    first.heard(full("0"));
+    const second = lines.join("ws", "run-1", lines.releases, lines.arrival());
+    second.heard(full("10"));
+    const third = lines.join("ws", "run-1", lines.releases, lines.arrival());
+    third.heard(kept); // room for itself, none left for the first: a refusal of its own
+    expect(third.lastHeard).toEqual(kept);
+    expect(first.lastHeard).toEqual(full("10")); // not told the room it is itself left
+    expect(second.lastHeard).toEqual(full("10")); // nor a room its own hold need not fill
+    first.heard(full("50")); // the first tried again: the run full, for every call in line
+    expect([second.lastHeard, third.lastHeard]).toEqual([full("50"), full("50")]);
+  });
+
   it("a release of the run wakes its first in line at once, and no one else", async () => {
     const lines = new RunLines(60_000); // no poll within the test: only a release ends the wait
     const a = lines.join("ws", "run-1", lines.releases, lines.arrival());

@@ -90,6 +90,9 @@ export class Place {
   #wake: (() => void) | null = null;
   /** Woken between waits: the next ends at once. */
   #woken = false;
+  /** Its call's last refusal, and how many of its line's had been heard by then (Line.heardCount). */
+  #heard: HeldCeiling | null = null;
+  #heardAt = 0;
 
   constructor(
     private readonly line: Line,
@@ -105,16 +108,20 @@ export class Place {
   }
 
   /**
-   * The run's figures in the refusal its line heard last (any call's in it): a call out of time behind
-   * others, that has not tried since it joined, is answered with these.
+   * The figures its call's refusal tells (a call out of time behind others has not tried since it joined):
+   * the run's as its line heard them last, when a refusal for the run's holds alone came after this call's
+   * own last one, else that one's. A refusal for the room its call had to leave (`kept`) is that call's own:
+   * its figures say that call's hold fills what is left, which another's need not.
    */
   get lastHeard(): HeldCeiling {
-    return this.line.lastHeard!;
+    return this.line.heardCount > this.#heardAt ? this.line.lastHeard! : this.#heard!;
   }
 
-  /** A call in line was refused again on these figures (or joined, refused on them). */
+  /** Its call was refused again on these figures (or joined, refused on them). */
   heard(held: HeldCeiling): void {
-    this.line.lastHeard = held;
+    if (held.kept === undefined) this.line.heard(held);
+    this.#heard = held;
+    this.#heardAt = this.line.heardCount;
   }
 
   /**
@@ -155,8 +162,8 @@ export class Place {
 /** A run's waiting calls, in the order they came. */
 class Line {
   readonly places = new Set<Place>();
-  /** The run's figures in the last refusal of a call in line (set as the first joins). */
-  lastHeard: HeldCeiling | null = null;
+  #lastHeard: HeldCeiling | null = null;
+  #heardCount = 0;
   /** The latest arrival that joined: only a call that came before it is not simply the last in line. */
   #latest = 0;
 
@@ -177,6 +184,24 @@ class Line {
       this.places.add(p); // at the end again, in their order
     }
     this.#latest = Math.max(this.#latest, place.arrived);
+  }
+
+  /**
+   * The run's figures in the last refusal of a call in line for the run's holds alone (no `kept`): true of
+   * every call in it, the run being full for any.
+   */
+  get lastHeard(): HeldCeiling | null {
+    return this.#lastHeard;
+  }
+
+  /** How many of those it has heard: a place tells by it whether one came after its own call's refusal. */
+  get heardCount(): number {
+    return this.#heardCount;
+  }
+
+  heard(held: HeldCeiling): void {
+    this.#lastHeard = held;
+    this.#heardCount++;
   }
 
   /** False when it was not in line (left already). */

@@ -11,7 +11,9 @@
  *   a client's attempt that times out, answered on its retry),
  *   `reset-mid-stream` (half the reply, then the socket is destroyed), `stall-mid-stream` (half the reply,
  *   then silence), `fails-in-background` (a background submission whose response fails before it ran:
- *   polled or resumed, it is `failed`, without usage).
+ *   polled or resumed, it is `failed`, without usage), `usage-unreadable-at-end` (a stream whose final
+ *   `response.completed` reports usage without its output tokens, which no reader can price; a background
+ *   one's polls find the response as it finished, usage and all), `no-usage-at-end` (as that, with usage: null).
  * - `x-mock-encoding: gzip`: a resumed background stream comes gzipped, though nobody asked for it.
  * - `x-mock-fixture`: a fixture path under `providers/` (or `conformance/payloads/…`) to answer with instead of the default.
  * - `x-mock-chunk-delay-ms`: delay between SSE events for this request.
@@ -290,6 +292,20 @@ export function sseText(rel: string): string {
   if (/(^|\/)anthropic\//.test(rel))
     return lines.map((l) => `event: ${(JSON.parse(l) as { type: string }).type}\ndata: ${l}\n\n`).join("");
   return `${lines.map((l) => `data: ${l}\n\n`).join("")}data: [DONE]\n\n`;
+}
+
+/**
+ * A Responses stream's event as the scenario sends it: its final one (`response.completed`) with usage no
+ * reader can price (`usage-unreadable-at-end`: no output tokens) or none (`no-usage-at-end`).
+ */
+function finalUsageAs(scenario: string, event: string): string {
+  const unreadable = scenario === "usage-unreadable-at-end";
+  if (!(unreadable || scenario === "no-usage-at-end") || !event.includes('"response.completed"'))
+    return event;
+  const at = event.indexOf("data: ") + 6;
+  const data = JSON.parse(event.slice(at)) as { response: { usage: { input_tokens: number } | null } };
+  data.response.usage = unreadable ? { input_tokens: data.response.usage!.input_tokens } : null;
+  return `${event.slice(0, at)}${JSON.stringify(data)}\n\n`;
 }
 
 /** Splits SSE text into its events, each with its terminating blank line; concatenation gives the input. */
@@ -957,7 +973,7 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
       ...idHeaders,
     });
     res.flushHeaders();
-    const events = sseEvents(reply.text);
+    const events = sseEvents(reply.text).map((ev) => finalUsageAs(scenario, ev));
     const upTo = broken ? events.length >> 1 : events.length;
     const delay = delayOf(rec);
     for (let i = 0; i < upTo; i++) {

@@ -1100,19 +1100,21 @@ export class Gateway {
     // A background response's stream: recorded as its submission is (kind=other under its response id,
     // under the event id its header named). Streamed to its end, it records the response too, unless a poll
     // found it finished first (and recorded it). Cut short, the response goes on upstream, priced by the
-    // poll that finds it finished.
+    // poll that finds it finished; so is one read to its end without usage it can read (none, or malformed),
+    // which a poll reads.
     const responseId = background ? fieldText(extractor.responseId()) : null;
-    const claim = responseId !== null && whole ? await this.#claimFinished(responseId) : null;
+    const usageUnread = whole && streamError === null && usage === null;
+    const claim = responseId !== null && whole && !usageUnread ? await this.#claimFinished(responseId) : null;
     const recordsResponse = claim === "first";
     const pollRecords = responseId !== null && !recordsResponse;
     // Whoever records the response settles this call's hold: this stream, the poll or resumption here that
-    // found it finished (it may still be recording), or, cut short before any did, the one to come;
-    // recorded by another replica, the hold is let go here.
-    const runsOn = pollRecords && !whole && !this.#finished.has(responseId);
+    // found it finished (it may still be recording), or, cut short (or its usage unread) before any did, the
+    // one to come; recorded by another replica, the hold is let go here.
+    const leftToPoll = pollRecords && (!whole || usageUnread) && !this.#finished.has(responseId);
     // Its submission forgotten before that poll, the poll had none of its hold (and charged the spend
     // whole): the hold goes with this record.
     const keepTicket =
-      recordsResponse || (pollRecords && claim !== "taken elsewhere" && (runsOn || !owner?.forgotten));
+      recordsResponse || (pollRecords && claim !== "taken elsewhere" && (leftToPoll || !owner?.forgotten));
     // Cut off upstream, estimated: what the stream showed of a hosted tool's call (an advisor's
     // consultations in its final message_delta) is recorded all the same, and is in the reply's cost.
     const recorded =
@@ -1140,29 +1142,35 @@ export class Gateway {
     // The response's llm record, as a poll finding it finished would make it (the stream's, above, was named
     // in its header before the response was): a poll that records it again, its claim lapsed and its store
     // lookup too late, stores it once, and its budgets count it once (its settle here names that record).
-    const response = recordsResponse
+    // Its usage unread, the stream's llm record of it (usage_unreadable) keeps an event id of its own and
+    // settles nothing: under the response's, stored first, its unknown cost would keep out the record of the
+    // poll that reads the usage, which turns the hold into the response's cost.
+    const unreadRecord = leftToPoll && usageUnread;
+    const recordsCall = recordsResponse || unreadRecord;
+    const response = recordsCall
       ? this.#record(at, {
           status,
           http_status: up.statusCode,
-          error_type: streamError ?? (unreadable ? "usage_unreadable" : null),
+          error_type: streamError ?? (usageUnread ? "usage_unreadable" : null),
           usage,
-          event_id: responseEventId(call.workspaceId, responseId!),
+          ...(recordsResponse
+            ? { event_id: responseEventId(call.workspaceId, responseId!), recurs: true }
+            : { keepTicket: true }),
           ttft_ms: firstByte === null ? null : firstByte - attemptStart,
           request_id: responseId!,
-          recurs: true,
         })
       : null;
-    if (responseId !== null && !runsOn) this.#submitted.delete(responseId);
-    // Cut short, it runs on upstream: a submission (remembered again, if forgotten meanwhile), followed
-    // here unless a client polls it.
-    if (responseId !== null && runsOn)
+    if (responseId !== null && !leftToPoll) this.#submitted.delete(responseId);
+    // Left to a poll, it is a submission (remembered again, if forgotten meanwhile), followed here unless a
+    // client polls it.
+    if (responseId !== null && leftToPoll)
       this.#runsOn(call, responseId, Object.assign(ownerHere(), { relaying: false, forgotten: false }));
     if (complete) {
       head();
-      // Its cost is the response's, when the stream recorded it.
-      const billed = recordsResponse ? response : rec;
+      // Its cost is the response's, when the stream recorded it (unknown, its usage unread).
+      const billed = recordsCall ? response : rec;
       if (billed && trailers) {
-        const usageBilled = recordsResponse ? usage : recorded;
+        const usageBilled = recordsCall ? usage : recorded;
         const cost = this.#replyCost(call, usageBilled, attemptStart, billed.priced, billed.cost_nanousd);
         const withTool = { ...billed, priced: cost.priced, cost_nanousd: cost.nanos };
         res.addTrailers({ "x-tollgate-cost-usd": recordCostUsd(withTool) });
@@ -1401,7 +1409,7 @@ export class Gateway {
     const createdMs = response.createdMs ?? Date.now();
     // Already recorded elsewhere: by another replica's poll, before a restart, or from its own stream.
     const prior = await this.#recordsOfResponse(owner.workspaceId, response.id, createdMs);
-    if (prior.some((r) => r.kind === "llm")) return letGo();
+    if (prior.some(billsResponse)) return letGo();
     // Submitted through another replica (or before a restart): recorded for its submission as stored,
     // so its agent run and attribution get its cost whoever polls.
     const submission = here ? undefined : prior.find((r) => r.kind === "other");
@@ -1463,7 +1471,7 @@ export class Gateway {
     // Found finished through another replica (its client polls there): nothing to ask upstream. Looked up
     // once: later, #recordFinished's claim tells the same, and a store lookup costs more than a GET.
     const found = n === 1 ? await this.#recordsOfResponse(owner.workspaceId, id, call.started) : [];
-    if (found.some((r) => r.kind === "llm")) {
+    if (found.some(billsResponse)) {
       this.#submitted.delete(id);
       await this.#release(owner);
       return "gone";
@@ -1703,6 +1711,14 @@ function ownerOfRecord(rec: CallRecord): Owner {
   if (rec.tags.length) attribution.tags = rec.tags;
   if (Object.keys(rec.metadata).length) attribution.metadata = rec.metadata;
   return { workspaceId: rec.workspace_id, attribution, keyId: rec.key_id };
+}
+
+/**
+ * Whether a record of a background response is the one of its cost: its llm record, but for a stream's
+ * that could not read its usage (the poll that reads it records the response after it).
+ */
+function billsResponse(rec: CallRecord): boolean {
+  return rec.kind === "llm" && rec.error_type !== "usage_unreadable";
 }
 
 /**

@@ -1,0 +1,167 @@
+// A background stream read to its end whose final event carries no usage, or usage no reader can price: the
+// stream's llm record of the response (usage_unreadable, its cost unknown) keeps an event id of its own, and
+// leaves the response to the poll that reads its usage (a client's, through this gateway or another, or the
+// gateway's own), whose record, under the event id a poll's record of it takes, is kept, and counted once to
+// its budget and agent run at its exact cost. It used to take that event id and the claim: the poll recorded
+// nothing, and the budget and run were charged the worst case the stream held. A gateway of its own per case:
+// a gateway records a response once, under the id its fixture gives it.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { extractFromSse } from "@tollgate/core";
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { responseEventId } from "../src/event-ids.js";
+import { adminRequest, expectExactUsageAndCost, gatewayRecords, startTestGateway } from "./helpers.js";
+import { FX, fixture, type MockUpstream, startMockUpstream } from "./mock-upstream.js";
+import { startRedis } from "./redis-server.js";
+
+let mock: MockUpstream;
+beforeAll(async () => {
+  mock = await startMockUpstream({ chunkDelayMs: 1 });
+});
+afterAll(async () => {
+  await mock?.close();
+});
+
+type TestGateway = Awaited<ReturnType<typeof startTestGateway>>;
+
+const FEATURE = "unreadable";
+const RUN = "unreadable-run";
+const SCENARIOS = ["usage-unreadable-at-end", "no-usage-at-end"] as const;
+let cases = 0;
+
+/**
+ * Gateways that follow background responses after `followMs` (0: never), sharing `redisUrl`'s limits (or
+ * each its own, in memory), under a $10/day budget on FEATURE and an agent type with a cost ceiling.
+ */
+async function gateways(n: number, followMs: number, redisUrl: string | null = null) {
+  const dir = mkdtempSync(join(tmpdir(), "tollgate-bg-unreadable-"));
+  const limitsPath = join(dir, "limits.yaml");
+  writeFileSync(
+    limitsPath,
+    [
+      "budgets:",
+      `  - { id: ${FEATURE}, scope: { feature: ${FEATURE} }, window: day, limit_usd: "10" }`,
+      "agents:",
+      '  researcher: { max_cost_usd: "10" }',
+    ].join("\n"),
+  );
+  const started: TestGateway[] = [];
+  for (let i = 0; i < n; i++)
+    started.push(
+      await startTestGateway(mock.url, { backgroundFollowMs: followMs }, { limitsPath, redisUrl }),
+    );
+  const stop = async () => {
+    for (const gw of started) await gw.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { started, stop };
+}
+
+const through = (gw: TestGateway) =>
+  new OpenAI({ apiKey: "sk-test", baseURL: `${gw.url}/v1`, maxRetries: 0 });
+
+/** A background stream through `gw`, read to its end, in `scenario`: its response's id, and its headers. */
+async function streamedToItsEnd(gw: TestGateway, scenario: (typeof SCENARIOS)[number]) {
+  const headers = {
+    "x-mock-case": `unreadable-${++cases}`,
+    "x-mock-scenario": scenario,
+    "x-tollgate-feature": FEATURE,
+    "x-tollgate-agent-run-id": RUN,
+    "x-tollgate-agent-type": "researcher",
+  };
+  const stream = await through(gw).responses.create(
+    { model: "gpt-5", input: "Research caching", stream: true, background: true },
+    { headers },
+  );
+  let id = "";
+  for await (const ev of stream) if (ev.type === "response.created") id = ev.response.id;
+  // Stored before any poll looks in the store for a record of the response.
+  await gw.runtime.recorder.flush();
+  return { id, headers };
+}
+
+/** Polled through `gw` until found finished (a poll answers that more than once). */
+async function polledTwice(gw: TestGateway, id: string, headers: Record<string, string>) {
+  for (let i = 0; i < 2; i++)
+    expect((await through(gw).responses.retrieve(id, undefined, { headers })).status).toBe("completed");
+}
+
+/**
+ * The stream's llm record (through `streamedBy`) and the poll's (through `polledBy`), the response counted
+ * once at the poll's cost to its budget and run, nothing held.
+ */
+async function countedOnceByThePoll(streamedBy: TestGateway, polledBy: TestGateway, id: string) {
+  const llmRecords = async (gw: TestGateway) =>
+    (await gatewayRecords(gw.runtime)).filter((r) => r.kind === "llm" && r.request_id === id);
+  await vi.waitFor(async () => expect((await llmRecords(polledBy)).some((r) => r.priced)).toBe(true), {
+    timeout: 5_000,
+    interval: 20,
+  });
+  await sleep(300); // a second record or charge, were there one, would be in by now
+  const stores = streamedBy === polledBy ? [streamedBy] : [streamedBy, polledBy];
+  const records = (await Promise.all(stores.map(llmRecords))).flat();
+  const [streamed, polled, ...more] = records.sort((a, b) => Number(a.priced) - Number(b.priced));
+  expect(more).toEqual([]);
+  expect(streamed).toMatchObject({ error_type: "usage_unreadable", priced: false });
+  expect(streamed!.event_id).not.toBe(responseEventId("default", id));
+  expect(polled!.event_id).toBe(responseEventId("default", id));
+  expectExactUsageAndCost(polled!, extractFromSse("openai.responses", fixture(FX.responsesStream)), "openai");
+  const cost = String(polled!.cost_nanousd);
+  await vi.waitFor(
+    async () =>
+      expect((await adminRequest(polledBy, "GET", `/api/budgets/${FEATURE}`)).json).toMatchObject({
+        spend_nanousd: cost,
+        reserved_usd: "0.00",
+      }),
+    { timeout: 5_000, interval: 20 },
+  );
+  const run = (await adminRequest(polledBy, "GET", `/api/runs/${RUN}`)).json;
+  expect(run.usage).toMatchObject({ cost_nanousd: cost, llm_calls: 1 });
+}
+
+describe("gateway: a background stream read to its end, its usage unreadable", () => {
+  it.each(SCENARIOS)(
+    "%s, then polled by its client: the poll's record is kept, and counted once",
+    async (s) => {
+      const { started, stop } = await gateways(1, 0);
+      const [gw] = started as [TestGateway];
+      try {
+        const { id, headers } = await streamedToItsEnd(gw, s);
+        await polledTwice(gw, id, headers);
+        await countedOnceByThePoll(gw, gw, id);
+      } finally {
+        await stop();
+      }
+    },
+  );
+
+  it.each(SCENARIOS)("%s, polled by no client: the gateway's own poll records it, once", async (s) => {
+    const { started, stop } = await gateways(1, 200);
+    const [gw] = started as [TestGateway];
+    try {
+      const { id } = await streamedToItsEnd(gw, s);
+      await countedOnceByThePoll(gw, gw, id);
+    } finally {
+      await stop();
+    }
+  });
+
+  it("polled through another replica (limits on Redis): that poll's record is kept, and counted once", async () => {
+    const redis = await startRedis();
+    // The streaming replica follows the response too: its poll finds it claimed by the other's, and lets
+    // the stream's hold go.
+    const { started, stop } = await gateways(2, 500, redis.url);
+    const [a, b] = started as [TestGateway, TestGateway];
+    try {
+      const { id, headers } = await streamedToItsEnd(a, "usage-unreadable-at-end");
+      await polledTwice(b, id, headers);
+      await countedOnceByThePoll(a, b, id);
+    } finally {
+      await stop();
+      await redis.stop();
+    }
+  });
+});

@@ -137,10 +137,14 @@ export class Exporter {
     }
     const queued = this.#queue.length - this.#head;
     if (queued >= this.#maxBatch) this.#kick();
-    else if (!this.#timer && !this.#sending) {
-      this.#timer = setTimeout(() => this.#kick(), this.#flushIntervalMs);
-      this.#timer.unref(); // a pending batch never keeps the process alive; beforeExit flushes it
-    }
+    else this.#schedule();
+  }
+
+  /** A partial batch goes out flushIntervalMs after its first record, unless the sender is at work (it takes it). */
+  #schedule(): void {
+    if (this.#timer || this.#sending) return;
+    this.#timer = setTimeout(() => this.#kick(), this.#flushIntervalMs);
+    this.#timer.unref(); // a pending batch never keeps the process alive; beforeExit flushes it
   }
 
   /**
@@ -199,6 +203,8 @@ export class Exporter {
     }
     this.#sending ??= this.#drain().finally(() => {
       this.#sending = null;
+      // Records queued after the sender found the queue empty, before it stopped, set no timer: one now.
+      if (this.#queue.length > this.#head) this.#schedule();
     });
     return this.#sending;
   }

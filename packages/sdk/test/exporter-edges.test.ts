@@ -1,0 +1,53 @@
+// The batching exporter at its edges, against a stand-in fetch (no server).
+import { type CallRecordInput, uuidv7 } from "@tollgate/core";
+import { describe, expect, it } from "vitest";
+import { Exporter } from "../src/index.js";
+
+const record = (extra: Record<string, unknown> = {}): CallRecordInput => ({
+  event_id: uuidv7(),
+  ts_start: Date.now(),
+  provider: "openai",
+  model: "gpt-4o-mini",
+  ...extra,
+});
+
+/** The server's reply to a batch: every record stored. */
+const stored = (init?: RequestInit) => {
+  const n = (JSON.parse(String(init?.body)) as unknown[]).length;
+  const results = Array.from({ length: n }, (_, index) => ({ index, status: "accepted" }));
+  return new Response(JSON.stringify({ accepted: n, results }));
+};
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("Exporter edges", () => {
+  it("a record queued while the sender is finishing its last batch is still sent", async () => {
+    // The sender's last reply lands; a call recorded a few microtasks later (any depth) finds it still at
+    // work, so it sets no timer of its own, and the sender must not leave it behind.
+    const stranded: number[] = [];
+    for (let depth = 0; depth < 20; depth++) {
+      let answer!: () => void;
+      let requests = 0;
+      const ex = new Exporter({
+        url: "http://tollgate.test",
+        flushIntervalMs: 5,
+        onWarning: () => {},
+        fetch: (_url, init) => {
+          if (++requests > 1) return Promise.resolve(stored(init));
+          return new Promise((r) => {
+            answer = () => r(stored(init));
+          });
+        },
+      });
+      ex.export(record());
+      await expect.poll(() => requests).toBe(1); // its timer fired: the first batch is in flight
+      answer();
+      for (let i = 0; i < depth; i++) await Promise.resolve();
+      ex.export(record());
+      await sleep(50); // ten flush intervals
+      if (ex.stats.queued > 0) stranded.push(depth);
+      await ex.shutdown(1000);
+    }
+    expect(stranded).toEqual([]);
+  });
+});

@@ -1,4 +1,5 @@
 import { type CallRecordInput, WaitList } from "@tollgate/core";
+import { MAX_TIMER_MS } from "./timer-ms.js";
 
 export interface ExporterOptions {
   /** The Tollgate server's base URL. Default: $TOLLGATE_URL (unless empty), else http://127.0.0.1:4242. */
@@ -168,18 +169,18 @@ export class Exporter {
     const deadline = Date.now() + timeoutMs;
     while (this.stats.queued > 0) {
       const left = deadline - Date.now();
-      if (left <= 0) return false;
+      if (!(left > 0)) return false; // NaN too
       this.#retryTimer?.wake(); // an explicit flush retries now rather than after the backoff
       const sending = this.#kick();
       let timer: NodeJS.Timeout | undefined;
-      const timedOut = await Promise.race([
-        sending.then(() => false),
-        new Promise<boolean>((r) => {
-          timer = setTimeout(() => r(true), left);
+      // Waited in steps a Node timer can take: a longer one fires at once (flush(Infinity) gave up so).
+      await Promise.race([
+        sending,
+        new Promise<void>((r) => {
+          timer = setTimeout(r, Math.min(left, MAX_TIMER_MS));
         }),
       ]);
       clearTimeout(timer);
-      if (timedOut) return false;
     }
     return true;
   }

@@ -50,4 +50,20 @@ describe("Exporter edges", () => {
     }
     expect(stranded).toEqual([]);
   });
+
+  it("flush(Infinity) waits for delivery rather than giving up at once", async () => {
+    const ex = new Exporter({
+      url: "http://tollgate.test",
+      fetch: async (_url, init) => {
+        await sleep(100);
+        return stored(init);
+      },
+    });
+    ex.export(record());
+    expect(await ex.flush(Number.POSITIVE_INFINITY)).toBe(true);
+    expect(ex.stats).toMatchObject({ queued: 0, delivered: 1 });
+    expect(await ex.flush(Number.NaN)).toBe(true); // nothing queued: nothing to wait for
+    ex.export(record());
+    expect(await ex.shutdown(Number.NaN)).toBe(false); // an unreadable timeout waits for nothing
+  });
 });

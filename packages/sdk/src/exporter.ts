@@ -49,7 +49,8 @@ class SendError extends Error {
     message: string,
     readonly retryable: boolean,
     readonly retryAfterMs: number | null = null,
-    readonly tooLarge = false,
+    /** Sent in halves, what cannot go (a request too large, a record JSON cannot hold) is found apart. */
+    readonly halves = false,
   ) {
     super(message);
   }
@@ -141,7 +142,7 @@ export class Exporter {
     else this.#schedule();
   }
 
-  /** A partial batch goes out flushIntervalMs after its first record, unless the sender is at work (it takes it). */
+  /** A partial batch goes out flushIntervalMs after its first record, unless the sender is at it (it takes it). */
   #schedule(): void {
     if (this.#timer || this.#sending) return;
     this.#timer = setTimeout(() => this.#kick(), this.#flushIntervalMs);
@@ -230,7 +231,7 @@ export class Exporter {
               `${err.message}; ${this.stats.queued} call records kept, retrying (attempt ${this.#failures + 1})`,
             );
           await this.#backoff(err.retryAfterMs);
-        } else if (err.tooLarge && batch.length > 1) {
+        } else if (err.halves && batch.length > 1) {
           const half = Math.ceil(batch.length / 2);
           this.#held.splice(0, 1, batch.slice(0, half), batch.slice(half));
         } else {
@@ -261,12 +262,19 @@ export class Exporter {
   }
 
   async #send(batch: CallRecordInput[]): Promise<IngestReply> {
+    let body: string;
+    try {
+      body = JSON.stringify(batch);
+    } catch (e) {
+      // A record JSON cannot hold (an app's BigInt, a cycle): retried, it would hold up every later record.
+      throw new SendError(`not sendable as JSON (${(e as Error).message})`, false, null, true);
+    }
     let res: Response;
     try {
       res = await this.#fetch(this.#url, {
         method: "POST",
         headers: this.#headers,
-        body: JSON.stringify(batch),
+        body,
         signal: AbortSignal.timeout(this.#timeoutMs),
       });
     } catch (e) {

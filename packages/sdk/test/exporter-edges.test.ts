@@ -66,4 +66,21 @@ describe("Exporter edges", () => {
     ex.export(record());
     expect(await ex.shutdown(Number.NaN)).toBe(false); // an unreadable timeout waits for nothing
   });
+
+  it("a record that cannot be sent as JSON is refused alone; its batch and the records after it are delivered", async () => {
+    const warnings: string[] = [];
+    const ex = new Exporter({
+      url: "http://tollgate.test",
+      retryDelayMs: 1,
+      onWarning: (w) => warnings.push(w),
+      fetch: async (_url, init) => stored(init),
+    });
+    for (let i = 0; i < 5; i++) ex.export(record());
+    ex.export(record({ usage_raw: { total: 12n } }));
+    for (let i = 0; i < 5; i++) ex.export(record());
+    expect(await ex.flush(2000)).toBe(true);
+    expect(ex.stats).toMatchObject({ queued: 0, delivered: 10, rejected: 1, retries: 0 });
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/1 call records refused: .*JSON.*BigInt/);
+  });
 });

@@ -128,14 +128,14 @@ export class Exporter {
   /** Queues one record; O(1), never throws, never waits. */
   export(record: CallRecordInput): void {
     if (this.#closed) {
-      this.#drop();
+      this.#drop("shut down: a call record made after shutdown() was dropped");
       return;
     }
     this.#queue.push(record);
     if (this.#queue.length - this.#head > this.#maxQueue) {
       this.#head++; // the oldest goes: the bound holds memory, the warning says what was lost
       this.#compact();
-      this.#drop();
+      this.#drop(`queue full (${this.#maxQueue} records): dropped the oldest`);
     }
     const queued = this.#queue.length - this.#head;
     if (queued >= this.#maxBatch) this.#kick();
@@ -330,11 +330,8 @@ export class Exporter {
   }
 
   /** Counts one dropped record; one warning per thousand drops, so an outage does not flood the app's log. */
-  #drop(): void {
-    if (this.#stats.dropped++ % 1000 === 0)
-      this.#warn(
-        `queue full (${this.#maxQueue} records): dropped the oldest; ${this.#stats.dropped} dropped so far`,
-      );
+  #drop(why: string): void {
+    if (this.#stats.dropped++ % 1000 === 0) this.#warn(`${why}; ${this.#stats.dropped} dropped so far`);
   }
 }
 

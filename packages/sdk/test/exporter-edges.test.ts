@@ -83,4 +83,19 @@ describe("Exporter edges", () => {
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/1 call records refused: .*JSON.*BigInt/);
   });
+
+  it("records made after shutdown() are dropped and warned as such, not as a full queue", async () => {
+    const warnings: string[] = [];
+    const ex = new Exporter({
+      url: "http://tollgate.test",
+      onWarning: (w) => warnings.push(w),
+      fetch: async (_url, init) => stored(init),
+    });
+    expect(await ex.shutdown()).toBe(true);
+    ex.export(record());
+    expect(ex.stats.dropped).toBe(1);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/shut down/);
+    expect(warnings[0]).not.toMatch(/queue full/);
+  });
 });

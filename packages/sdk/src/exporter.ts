@@ -116,7 +116,7 @@ export class Exporter {
     this.#timeoutMs = opts.requestTimeoutMs ?? 10_000;
     this.#warn = opts.onWarning ?? ((m) => console.warn(`[tollgate] ${m}`));
     this.#fetch = opts.fetch ?? globalThis.fetch;
-    flushOnExit(this);
+    flushOnExit(this, () => void this.#flushOrWarn(10_000, "at exit"));
   }
 
   get stats(): ExporterStats {
@@ -188,12 +188,18 @@ export class Exporter {
 
   /** Flushes, then refuses further records (counted as dropped). */
   async shutdown(timeoutMs = 10_000): Promise<boolean> {
-    const done = await this.flush(timeoutMs);
+    const done = await this.#flushOrWarn(timeoutMs, "shutdown");
     this.#closed = true;
     live.delete(this);
     if (this.#timer) clearTimeout(this.#timer);
+    return done;
+  }
+
+  /** flush(), saying how many records it could not deliver (lost, when the process ends next). */
+  async #flushOrWarn(timeoutMs: number, when: string): Promise<boolean> {
+    const done = await this.flush(timeoutMs);
     if (!done)
-      this.#warn(`shutdown: ${this.stats.queued} call records were not delivered within ${timeoutMs} ms`);
+      this.#warn(`${when}: ${this.stats.queued} call records were not delivered within ${timeoutMs} ms`);
     return done;
   }
 
@@ -337,17 +343,17 @@ export class Exporter {
 
 // Timers are unref'd so a pending batch never holds a process open; instead, when a script's event
 // loop runs dry, every exporter with records left gets one flush (which keeps the loop alive until done).
-const live = new Set<Exporter>();
+const live = new Map<Exporter, () => void>();
 let hooked = false;
-function flushOnExit(exporter: Exporter): void {
-  live.add(exporter);
+function flushOnExit(exporter: Exporter, flushNow: () => void): void {
+  live.set(exporter, flushNow);
   if (hooked) return;
   hooked = true;
   process.on("beforeExit", () => {
     // Once each: a server that stays down must not keep the process from exiting.
-    for (const e of live) {
+    for (const [e, flushNow] of live) {
       live.delete(e);
-      if (e.stats.queued > 0) void e.flush();
+      if (e.stats.queued > 0) flushNow();
     }
   });
 }

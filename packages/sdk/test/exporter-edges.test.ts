@@ -1,4 +1,9 @@
-// The batching exporter at its edges, against a stand-in fetch (no server).
+// The batching exporter at its edges, against a stand-in fetch (no server): a record queued as the sender
+// finishes, a flush with no end, a record that cannot be sent as JSON, records dropped after shutdown, and
+// records a script's exit could not deliver.
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { type CallRecordInput, uuidv7 } from "@tollgate/core";
 import { describe, expect, it } from "vitest";
 import { Exporter } from "../src/index.js";
@@ -98,4 +103,20 @@ describe("Exporter edges", () => {
     expect(warnings[0]).toMatch(/shut down/);
     expect(warnings[0]).not.toMatch(/queue full/);
   });
+
+  it("a script whose records could not be delivered before it exits says so", async () => {
+    // The built package, as a script imports it; its Tollgate is nowhere (port 9 refuses).
+    const sdk = new URL("../dist/index.js", import.meta.url).href;
+    const script = `
+      import { Exporter, uuidv7 } from ${JSON.stringify(sdk)};
+      const ex = new Exporter({ url: "http://127.0.0.1:9", retryDelayMs: 20, maxRetryDelayMs: 50 });
+      ex.export({ event_id: uuidv7(), ts_start: Date.now(), provider: "openai", model: "m" });
+    `;
+    const { stderr } = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", script], {
+      cwd: fileURLToPath(new URL(".", import.meta.url)),
+      timeout: 30_000,
+    });
+    expect(stderr).toMatch(/unreachable/);
+    expect(stderr).toMatch(/1 call records were not delivered/);
+  }, 40_000);
 });

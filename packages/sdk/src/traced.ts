@@ -1,4 +1,5 @@
 import { uuidv7 } from "@tollgate/core";
+import { currentAgentRun } from "./agent-run.js";
 import { type Attribution, mergeAttribution } from "./attribution.js";
 import { childSpan, currentScope, runInSpan } from "./context.js";
 import { sinkOf, type WrapOptions } from "./setup.js";
@@ -24,6 +25,8 @@ export function traced<T>(fn: () => T, options: TracedOptions): T {
     ? mergeAttribution(outer.attribution, options.attribution)
     : outer.attribution;
   const ids = childSpan(outer);
+  // Named by the agent run it is in, as the run's calls are: the agent-runs rollup counts its tool spans so.
+  const run = currentAgentRun();
   const startMs = Date.now();
   const start = performance.now();
   const sink = sinkOf(options);
@@ -37,6 +40,7 @@ export function traced<T>(fn: () => T, options: TracedOptions): T {
       kind: options.kind ?? "other",
       status: failed ? "error" : "ok",
       error_type: failed ? errorName(error) : null,
+      ...(run ? { agent_run_id: run.id, agent_type: run.type } : {}),
       ...attribution,
       tags: [...attribution.tags],
       metadata: { ...attribution.metadata, ...options.metadata, "span.name": options.name },

@@ -10,6 +10,7 @@ import {
   agentRun,
   type CallRecordInput,
   currentAgentRun,
+  traced,
   wrapOpenAI,
 } from "../src/index.js";
 
@@ -173,6 +174,24 @@ describe("agentRun", () => {
       await expect(call("sdk-4")).rejects.toBeInstanceOf(AgentRunKilledError);
     });
     expect(sent("sdk-4")).toBe(2);
+  });
+
+  it("traced spans inside a run carry its id and type, as its calls do (the agent-runs rollup counts tool spans by them)", async () => {
+    const records: CallRecordInput[] = [];
+    const sink = (r: CallRecordInput) => void records.push(r);
+    await agentRun({ type: "researcher", id: "sdk-run-spans", limits: { max_tool_calls: 10 } }, () =>
+      traced(() => traced(async () => "found", { name: "search", kind: "tool", sink }), {
+        name: "research",
+        kind: "agent",
+        sink,
+      }),
+    );
+    await traced(() => "outside", { name: "after", sink }); // no run: none named
+    expect(records.map((r) => [r.kind, r.agent_run_id, r.agent_type])).toEqual([
+      ["tool", "sdk-run-spans", "researcher"],
+      ["agent", "sdk-run-spans", "researcher"],
+      ["other", undefined, undefined],
+    ]);
   });
 
   it("a run.llm inside run.llm is the same LLM call: counted once against max_llm_calls, its usage once", async () => {

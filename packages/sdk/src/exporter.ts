@@ -98,6 +98,7 @@ export class Exporter {
   /** Producers waiting for the queue to drain (room()). */
   readonly #roomWaiters = new WaitList();
   readonly #stats = { delivered: 0, rejected: 0, dropped: 0, retries: 0 };
+  readonly #flushAtExit = () => void this.#flushOrWarn(10_000, "at exit");
 
   constructor(opts: ExporterOptions = {}) {
     // An empty TOLLGATE_URL is unset, as the server reads its TOLLGATE_* settings (it made a relative URL).
@@ -116,7 +117,6 @@ export class Exporter {
     this.#timeoutMs = opts.requestTimeoutMs ?? 10_000;
     this.#warn = opts.onWarning ?? ((m) => console.warn(`[tollgate] ${m}`));
     this.#fetch = opts.fetch ?? globalThis.fetch;
-    flushOnExit(this, () => void this.#flushOrWarn(10_000, "at exit"));
   }
 
   get stats(): ExporterStats {
@@ -132,6 +132,7 @@ export class Exporter {
       return;
     }
     this.#queue.push(record);
+    if (!live.has(this)) flushOnExit(this, this.#flushAtExit);
     if (this.#queue.length - this.#head > this.#maxQueue) {
       this.#head++; // the oldest goes: the bound holds memory, the warning says what was lost
       this.#compact();
@@ -213,6 +214,7 @@ export class Exporter {
       this.#sending = null;
       // Records queued after the sender found the queue empty, before it stopped, set no timer: one now.
       if (this.#queue.length > this.#head) this.#schedule();
+      else live.delete(this); // nothing for an exit to flush: the app may let it go
     });
     return this.#sending;
   }
@@ -343,6 +345,7 @@ export class Exporter {
 
 // Timers are unref'd so a pending batch never holds a process open; instead, when a script's event
 // loop runs dry, every exporter with records left gets one flush (which keeps the loop alive until done).
+// Listed only while it holds records: one made per request, say, is collected once delivered and let go.
 const live = new Map<Exporter, () => void>();
 let hooked = false;
 function flushOnExit(exporter: Exporter, flushNow: () => void): void {

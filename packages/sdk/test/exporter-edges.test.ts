@@ -4,6 +4,8 @@
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { type CallRecordInput, uuidv7 } from "@tollgate/core";
 import { describe, expect, it } from "vitest";
 import { Exporter } from "../src/index.js";
@@ -119,4 +121,24 @@ describe("Exporter edges", () => {
     expect(stderr).toMatch(/unreachable/);
     expect(stderr).toMatch(/1 call records were not delivered/);
   }, 40_000);
+
+  it("an exporter the app lets go of, its records delivered, is collected", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const made = (): WeakRef<Exporter> => {
+      const ex = new Exporter({ url: "http://tollgate.test", fetch: async (_url, init) => stored(init) });
+      ex.export(record());
+      return new WeakRef(ex);
+    };
+    // One per request, say (its tenant's key): delivered, it must not stay in memory for the process's life.
+    const refs = Array.from({ length: 10 }, made);
+    const poll = { timeout: 10_000 };
+    await expect.poll(() => refs.every((r) => r.deref()?.stats.queued === 0), poll).toBe(true);
+    await expect
+      .poll(() => {
+        gc();
+        return refs.filter((r) => r.deref() !== undefined).length;
+      }, poll)
+      .toBe(0);
+  });
 });

@@ -1,3 +1,4 @@
+import { guardedCallback } from "./app-callback.js";
 import { Exporter, type ExporterOptions } from "./exporter.js";
 import type { CostEstimator, RecordSink } from "./instrument/call.js";
 
@@ -38,9 +39,25 @@ export function defaultExporter(): Exporter {
 
 /** A sink resolved per record, so `configure()` may come after the clients were wrapped. */
 export function sinkOf(options: WrapOptions): RecordSink {
-  if (options.sink) return options.sink;
+  if (options.sink) return guardedSink(options.sink);
   const exporter = options.exporter;
   return exporter ? (r) => exporter.export(r) : (r) => defaultExporter().export(r);
+}
+
+/** One guard per sink (however many clients and spans it is given to), so its warnings are counted once. */
+const guardedSinks = new WeakMap<RecordSink, RecordSink>();
+function guardedSink(sink: RecordSink): RecordSink {
+  let guarded = guardedSinks.get(sink);
+  if (!guarded) {
+    guarded = guardedCallback("the record sink", sink, undefined);
+    guardedSinks.set(sink, guarded);
+  }
+  return guarded;
+}
+
+/** The app's own cost estimator, if any: one that throws leaves the call to the server's prices. */
+export function estimatorOf(options: WrapOptions): CostEstimator | undefined {
+  return options.estimateCost && guardedCallback("estimateCost", options.estimateCost, null);
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { RecordSink } from "./instrument/call.js";
 import { wrapBatchResults, wrapDerivedClients, wrapModelCall } from "./instrument/wrap.js";
-import { roomOf, sinkOf, type WrapOptions } from "./setup.js";
+import { estimatorOf, roomOf, sinkOf, type WrapOptions } from "./setup.js";
 
 interface AnthropicLike {
   messages?: { batches?: unknown };
@@ -19,7 +19,7 @@ export function wrapAnthropic<C extends object>(client: C, options: WrapOptions 
     api: "anthropic.messages",
     kind: "llm",
     provider: options.provider ?? "anthropic",
-    estimateCost: options.estimateCost,
+    estimateCost: estimatorOf(options),
   } as const;
   wrapModelCall(c.messages, "create", spec, sink);
   wrapModelCall(c.beta?.messages, "create", spec, sink);

@@ -10,7 +10,7 @@ import {
 } from "@tollgate/core";
 import { AgentRunHeldError, AgentRunKilledError } from "./agent-run.js";
 import { type CallSpec, TrackedCall } from "./instrument/call.js";
-import { sinkOf, type WrapOptions } from "./setup.js";
+import { estimatorOf, sinkOf, type WrapOptions } from "./setup.js";
 
 /** What is used of the `openai` SDK's Realtime clients (`OpenAIRealtimeWS`, `OpenAIRealtimeWebSocket`). */
 interface RealtimeLike {
@@ -38,7 +38,7 @@ export function wrapOpenAIRealtime<S extends RealtimeLike>(session: S, options: 
     api: "openai.realtime",
     kind: "llm",
     provider: options.provider ?? "openai",
-    estimateCost: options.estimateCost,
+    estimateCost: estimatorOf(options),
   };
   // The scope (attribution, span, agent run) where the session was wrapped: events come outside it.
   const inScope = AsyncLocalStorage.snapshot();

@@ -9,7 +9,7 @@ import {
   wrapModelCall,
   wrapRetrieve,
 } from "./instrument/wrap.js";
-import { roomOf, sinkOf, type WrapOptions } from "./setup.js";
+import { estimatorOf, roomOf, sinkOf, type WrapOptions } from "./setup.js";
 import { MAX_TIMER_MS } from "./timer-ms.js";
 
 interface OpenAILike {
@@ -38,7 +38,7 @@ export function wrapOpenAI<C extends object>(client: C, options: WrapOptions = {
     api,
     kind,
     provider,
-    estimateCost: options.estimateCost,
+    estimateCost: estimatorOf(options),
   });
   wrapModelCall(c.chat?.completions, "create", spec("openai.chat"), sink, withStreamUsage);
   wrapModelCall(c.completions, "create", spec("openai.completions"), sink, withStreamUsage);

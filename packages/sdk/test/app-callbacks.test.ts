@@ -1,0 +1,88 @@
+// The app's own callbacks (a record sink, estimateCost) never break the calls they are given: a call that
+// one of them throws on reaches the app as it would unwrapped, and what they threw is warned.
+import type { CallRecordInput } from "@tollgate/core";
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
+import { traced, wrapOpenAI } from "../src/index.js";
+
+let mock: MockUpstream;
+beforeAll(async () => {
+  mock = await startMockUpstream({ chunkDelayMs: 1 });
+});
+afterAll(() => mock?.close());
+
+const messages = [{ role: "user" as const, content: "What is the capital of the UK?" }];
+const client = (options: Parameters<typeof wrapOpenAI>[1]) =>
+  wrapOpenAI(new OpenAI({ apiKey: "sk-test", baseURL: `${mock.url}/v1`, maxRetries: 0 }), options);
+
+/** The [tollgate] warnings `fn` printed. */
+async function warnedDuring(fn: () => Promise<void>): Promise<string[]> {
+  const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+  try {
+    await fn();
+    return warn.mock.calls.map((args) => String(args[0]));
+  } finally {
+    warn.mockRestore();
+  }
+}
+
+describe("the app's callbacks", () => {
+  it("a sink that throws: every call reaches the app as unwrapped (its reply, its stream, its typed error)", async () => {
+    let thrown = 0;
+    const sink = () => {
+      thrown++;
+      throw new Error("sink down");
+    };
+    const openai = client({ sink });
+    const warnings = await warnedDuring(async () => {
+      const reply = await openai.chat.completions.create({ model: "gpt-4.1-nano", messages });
+      expect(reply.usage?.total_tokens).toBeGreaterThan(0);
+      const stream = await openai.chat.completions.create({ model: "gpt-4o-mini", messages, stream: true });
+      let chunks = 0;
+      for await (const _ of stream) chunks++;
+      expect(chunks).toBeGreaterThan(1);
+      const left = await openai.chat.completions.create({ model: "gpt-4o-mini", messages, stream: true });
+      for await (const _ of left) break;
+      const failed = await openai.chat.completions
+        .create({ model: "gpt-4.1-nano", messages }, { headers: { "x-mock-scenario": "server-error" } })
+        .catch((e) => e);
+      expect(failed).toBeInstanceOf(OpenAI.InternalServerError);
+      expect(await traced(async () => "done", { name: "step", sink })).toBe("done");
+    });
+    expect(thrown).toBe(5); // each was given its record
+    expect(warnings).toHaveLength(1); // one per thousand
+    expect(warnings[0]).toMatch(/\[tollgate\] the record sink threw \(sink down\)/);
+  });
+
+  it("an async sink whose promise rejects: warned, not an unhandled rejection", async () => {
+    const openai = client({
+      sink: async () => {
+        throw new Error("db down");
+      },
+    });
+    const warnings = await warnedDuring(async () => {
+      await openai.chat.completions.create({ model: "gpt-4.1-nano", messages });
+      await new Promise((r) => setTimeout(r, 10));
+    });
+    expect(warnings).toEqual([expect.stringMatching(/the record sink threw \(db down\)/)]);
+  });
+
+  it("an estimateCost that throws: the call reaches the app, recorded for the server to price", async () => {
+    const records: CallRecordInput[] = [];
+    const openai = client({
+      sink: (r) => records.push(r),
+      estimateCost: () => {
+        throw new TypeError("no price for it");
+      },
+    });
+    const warnings = await warnedDuring(async () => {
+      const reply = await openai.chat.completions.create({ model: "gpt-4.1-nano", messages });
+      expect(reply.usage?.total_tokens).toBeGreaterThan(0);
+    });
+    expect(records).toHaveLength(1);
+    expect(records[0]!.cost_nanousd).toBeUndefined();
+    expect(records[0]!.cost_source).toBeUndefined();
+    expect(warnings).toEqual([expect.stringMatching(/estimateCost threw \(no price for it\)/)]);
+  });
+});

@@ -1,14 +1,14 @@
 /**
- * An app's own callback (a record sink, estimateCost), kept from breaking the call it is given: what it
- * throws, or what its promise rejects with, is warned (one warning per thousand, so a callback that always
- * throws does not flood the app's log) and `fallback` stands in for its answer. The call was made, and
- * maybe billed: the app gets its reply (or its own error) as it would without the wrapper.
+ * An app's own callback (a record sink, estimateCost, the exporter's onWarning), kept from breaking what it
+ * is given to: what it throws, or what its promise rejects with, is warned (one warning per thousand, so a
+ * callback that always throws does not flood the app's log) and `fallback` stands in for its answer. A
+ * call was made, and maybe billed: the app gets its reply (or its own error) as it would without the wrapper.
  */
 export function guardedCallback<A, R>(what: string, fn: (arg: A) => R, fallback: R): (arg: A) => R {
   let failures = 0;
   const warn = (e: unknown) => {
     if (failures++ % 1000 === 0)
-      console.warn(`[tollgate] ${what} threw (${messageOf(e)}); the call went on (${failures} so far)`);
+      console.warn(`[tollgate] ${what} threw (${messageOf(e)}); ignored, ${failures} times so far`);
   };
   return (arg) => {
     try {

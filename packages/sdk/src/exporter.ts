@@ -1,4 +1,5 @@
 import { type CallRecordInput, WaitList } from "@tollgate/core";
+import { guardedCallback } from "./app-callback.js";
 import { MAX_TIMER_MS } from "./timer-ms.js";
 
 export interface ExporterOptions {
@@ -115,7 +116,10 @@ export class Exporter {
     this.#retryDelayMs = opts.retryDelayMs ?? 200;
     this.#maxRetryDelayMs = opts.maxRetryDelayMs ?? 30_000;
     this.#timeoutMs = opts.requestTimeoutMs ?? 10_000;
-    this.#warn = opts.onWarning ?? ((m) => console.warn(`[tollgate] ${m}`));
+    // The app's logger, should it throw, must not throw into the app (export, flush) nor stop the sender.
+    this.#warn = opts.onWarning
+      ? guardedCallback("onWarning", opts.onWarning, undefined)
+      : (m) => console.warn(`[tollgate] ${m}`);
     this.#fetch = opts.fetch ?? globalThis.fetch;
   }
 

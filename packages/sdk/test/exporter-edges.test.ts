@@ -7,7 +7,7 @@ import { promisify } from "node:util";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { type CallRecordInput, uuidv7 } from "@tollgate/core";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { Exporter } from "../src/index.js";
 
 const record = (extra: Record<string, unknown> = {}): CallRecordInput => ({
@@ -140,5 +140,29 @@ describe("Exporter edges", () => {
         return refs.filter((r) => r.deref() !== undefined).length;
       }, poll)
       .toBe(0);
+  });
+
+  it("an onWarning that throws never reaches the app: not through export(), not through flush()", async () => {
+    const ex = new Exporter({
+      url: "http://tollgate.test",
+      maxBatch: 1,
+      maxQueue: 1,
+      retryDelayMs: 1,
+      onWarning: () => {
+        throw new Error("logger down");
+      },
+      fetch: async () => new Response("{}", { status: 503 }),
+    });
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    try {
+      for (let i = 0; i < 3; i++) expect(() => ex.export(record())).not.toThrow(); // past maxQueue: warned
+      expect(await ex.flush(100)).toBe(false); // the 503s: warned
+      expect(warn.mock.calls.map((args) => String(args[0]))).toEqual([
+        expect.stringMatching(/onWarning threw \(logger down\)/),
+      ]);
+    } finally {
+      warn.mockRestore();
+      await ex.shutdown(1);
+    }
   });
 });

@@ -4,7 +4,7 @@ import type { CallRecordInput } from "@tollgate/core";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
-import { traced, wrapOpenAI } from "../src/index.js";
+import { traced, withAttribution, wrapOpenAI } from "../src/index.js";
 
 let mock: MockUpstream;
 beforeAll(async () => {
@@ -84,5 +84,36 @@ describe("the app's callbacks", () => {
     expect(records[0]!.cost_nanousd).toBeUndefined();
     expect(records[0]!.cost_source).toBeUndefined();
     expect(warnings).toEqual([expect.stringMatching(/estimateCost threw \(no price for it\)/)]);
+  });
+
+  it("a sink that changes its records changes only them: not the scope's later calls, nor a sibling scope's", async () => {
+    const records: CallRecordInput[] = [];
+    const openai = client({
+      sink: (r) => {
+        r.tags?.push("seen"); // enriched on its way elsewhere
+        r.metadata = Object.assign(r.metadata ?? {}, { who: r.user_id ?? "nobody" });
+        records.push(r);
+      },
+    });
+    const ask = () => openai.chat.completions.create({ model: "gpt-4.1-nano", messages });
+    await withAttribution({ tags: ["t"], metadata: { plan: "pro" } }, async () => {
+      await ask();
+      await ask();
+      await Promise.all([withAttribution({ userId: "a" }, ask), withAttribution({ userId: "b" }, ask)]);
+    });
+    await ask(); // outside any scope, twice
+    await ask();
+    const inScope = { tags: ["t", "seen"] };
+    const outside = { tags: ["seen"], metadata: { who: "nobody" } };
+    expect(records.slice(0, 2)).toMatchObject([
+      { ...inScope, metadata: { plan: "pro", who: "nobody" } },
+      { ...inScope, metadata: { plan: "pro", who: "nobody" } },
+    ]);
+    const branches = records.slice(2, 4).sort((x, y) => String(x.user_id).localeCompare(String(y.user_id)));
+    expect(branches).toMatchObject([
+      { ...inScope, metadata: { plan: "pro", who: "a" } },
+      { ...inScope, metadata: { plan: "pro", who: "b" } },
+    ]);
+    expect(records.slice(4)).toEqual([expect.objectContaining(outside), expect.objectContaining(outside)]);
   });
 });

@@ -502,8 +502,10 @@ export class TrackedCall {
       record.agent_run_id = this.#run.run.id;
       record.agent_type = this.#run.run.type;
     }
-    // Scope attribution is immutable (every scope builds its own), so records may share its tags and metadata.
-    Object.assign(record, scope.attribution);
+    // Its own tags and metadata, not the scope's: a sink may change its record (add a tag on its way
+    // elsewhere), which must not change the scope's other calls, nor a sibling scope that shares them.
+    const { tags, metadata } = scope.attribution;
+    Object.assign(record, scope.attribution, { tags: [...tags], metadata: { ...metadata } });
     this.sink(record);
     const tool = o.usage?.tool_model_call;
     if (tool) this.#emitToolCall(record, tool);

@@ -76,6 +76,7 @@ const ROOM_WAIT_MS = 10_000;
  */
 export class Exporter {
   readonly #url: string;
+  readonly #urlProblem: string | null;
   readonly #headers: Record<string, string>;
   readonly #maxBatch: number;
   readonly #flushIntervalMs: number;
@@ -105,6 +106,13 @@ export class Exporter {
     // An empty TOLLGATE_URL is unset, as the server reads its TOLLGATE_* settings (it made a relative URL).
     const base = opts.url ?? (process.env.TOLLGATE_URL || "http://127.0.0.1:4242");
     this.#url = `${base.replace(/\/+$/, "")}/v1/events`;
+    // Not sendable to, it was retried for ever as "unreachable". Given in code, that is the app's bug, told
+    // at once; read from the environment, the app's calls must go on: each batch is refused, and warned.
+    this.#urlProblem = isHttpUrl(base)
+      ? null
+      : `${opts.url === undefined ? "TOLLGATE_URL" : "url"} must be an absolute http(s) URL such as http://127.0.0.1:4242, not ${JSON.stringify(base)}`;
+    if (opts.url !== undefined && this.#urlProblem)
+      throw new TypeError(`Tollgate exporter: ${this.#urlProblem}`);
     const key = opts.apiKey ?? process.env.TOLLGATE_API_KEY;
     this.#headers = {
       "content-type": "application/json",
@@ -281,6 +289,7 @@ export class Exporter {
       // A record JSON cannot hold (an app's BigInt, a cycle): retried, it would hold up every later record.
       throw new SendError(`not sendable as JSON (${(e as Error).message})`, false, null, true);
     }
+    if (this.#urlProblem) throw new SendError(this.#urlProblem, false);
     let res: Response;
     try {
       res = await this.#fetch(this.#url, {
@@ -363,4 +372,13 @@ function flushOnExit(exporter: Exporter, flushNow: () => void): void {
       if (e.stats.queued > 0) flushNow();
     }
   });
+}
+
+function isHttpUrl(text: string): boolean {
+  try {
+    const { protocol } = new URL(text);
+    return protocol === "http:" || protocol === "https:";
+  } catch {
+    return false;
+  }
 }

@@ -165,4 +165,32 @@ describe("Exporter edges", () => {
       await ex.shutdown(1);
     }
   });
+  it("a url it cannot send to is refused at once; one from TOLLGATE_URL refuses each batch, warned, never retried", async () => {
+    for (const url of ["127.0.0.1:4242", "localhost", "ftp://tollgate.test", "/relative"])
+      expect(() => new Exporter({ url })).toThrow(/url must be an absolute http\(s\) URL/);
+    const warnings: string[] = [];
+    let requests = 0;
+    vi.stubEnv("TOLLGATE_URL", "tollgate.internal:4242");
+    try {
+      const ex = new Exporter({
+        retryDelayMs: 1,
+        onWarning: (w) => warnings.push(w),
+        fetch: (_url, init) => {
+          requests++;
+          return Promise.resolve(stored(init));
+        },
+      });
+      ex.export(record());
+      ex.export(record());
+      expect(await ex.flush(1000)).toBe(true);
+      expect(ex.stats).toMatchObject({ queued: 0, delivered: 0, rejected: 2, retries: 0 });
+      expect(requests).toBe(0);
+      expect(warnings).toEqual([
+        '2 call records refused: TOLLGATE_URL must be an absolute http(s) URL such as http://127.0.0.1:4242, not "tollgate.internal:4242"',
+      ]);
+      await ex.shutdown(100);
+    } finally {
+      vi.unstubAllEnvs();
+    }
+  });
 });

@@ -643,6 +643,19 @@ function rateLimitBody(path: string): string {
       });
 }
 
+/** Azure OpenAI's answer to a request with stream_options, before api-version 2024-09-01-preview. */
+function noStreamOptionsBody(): string {
+  return JSON.stringify({
+    error: {
+      message:
+        "Unrecognized request argument supplied: stream_options. Please contact us through an Azure support request at: https://go.microsoft.com/fwlink/?linkid=2213926 for further questions.",
+      type: "invalid_request_error",
+      param: null,
+      code: null,
+    },
+  });
+}
+
 function serverErrorBody(path: string): string {
   return isAnthropic(path)
     ? JSON.stringify({ type: "error", error: { type: "api_error", message: "Internal server error" } })
@@ -749,6 +762,9 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
       }
     }
     if (scenario === "server-error") return send(500, serverErrorBody(rec.path));
+    // An upstream that knows no stream_options (Azure OpenAI before api-version 2024-09-01-preview).
+    if (scenario === "no-stream-options" && (body as { stream_options?: unknown } | null)?.stream_options)
+      return send(400, noStreamOptionsBody());
 
     const path = rec.path.split("?")[0]!;
     if (rec.method === "GET" && path === "/v1/models")

@@ -164,6 +164,8 @@ interface Call {
   depth: number;
   forward: Record<string, string>;
   body: Buffer;
+  /** The body as its client sent it, when `body` has the include_usage the gateway added (else null). */
+  clientBody: Buffer | null;
   /** A big pass-through upload, sent upstream as it comes (`body` is then empty). */
   upload: IncomingMessage | null;
   parsed: Record<string, unknown> | null;
@@ -442,6 +444,7 @@ export class Gateway {
       depth: caller.depth,
       forward: caller.forward,
       body: injectedUsage && parsed ? withIncludeUsage(body, parsed) : body,
+      clientBody: injectedUsage ? body : null,
       upload,
       parsed,
       skimMark: request?.skimMark,
@@ -647,7 +650,42 @@ export class Gateway {
         this.#record(at, failed),
       );
     }
-    return (await this.#retriedAnswer(at, up, retries)) ?? up;
+    return (await this.#retriedAnswer(at, up, retries)) ?? (await this.#usageRefused(at, up, cancel));
+  }
+
+  /**
+   * An upstream that knows no stream_options refuses the include_usage the gateway added (Azure OpenAI
+   * before api-version 2024-09-01-preview: 400 "Unrecognized request argument supplied: stream_options";
+   * a compatible server that forbids unknown fields: 422 "extra_forbidden", as pydantic words it): the call
+   * goes again as its client sent it (Retried, at once), whose answer the client gets, as it would have
+   * without the gateway. Any other answer is the attempt's (an error's body read whole, as it is relayed).
+   */
+  async #usageRefused(
+    at: Attempt,
+    up: UpstreamReply,
+    cancel: ClientWatch | null,
+  ): Promise<UpstreamReply | Retried | "handled"> {
+    const { call } = at;
+    if (call.clientBody === null || !USAGE_REFUSALS.has(up.statusCode)) return up;
+    let body: Buffer;
+    try {
+      body = isWhole(up) ? up.body : await up.body.whole();
+    } catch (e) {
+      // As a relayed error answer whose body broke off (#relayBody).
+      if (!cancel?.gone) return this.#bodyFailed(at, up.statusCode, e);
+      this.#clientGone(at, up.statusCode);
+      return "handled";
+    }
+    const text = body.toString("utf8", 0, ERROR_HEAD_BYTES);
+    if (!/\bstream_options\b/.test(text)) return { statusCode: up.statusCode, headers: up.headers, body };
+    call.body = call.clientBody;
+    call.clientBody = null;
+    call.injectedUsage = false;
+    this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: String(up.statusCode) });
+    return {
+      failed: { status: "error", http_status: up.statusCode, error_type: errorTypeOf(text, up.statusCode) },
+      wait: 0,
+    };
   }
 
   /**
@@ -1806,6 +1844,9 @@ interface Timing {
 
 /** A pass-through path that cancels work (a background response, a batch): a killed run may still call it. */
 const CANCEL = /^\/(responses|batches|messages\/batches)\/[^/]+\/cancel$/;
+
+/** The statuses an upstream refuses a request parameter it does not know with (400; 422: pydantic's servers). */
+const USAGE_REFUSALS = new Set([400, 422]);
 
 /** A path without its query string. */
 const pathOf = (pathAndQuery: string) => pathAndQuery.split("?", 1)[0]!;

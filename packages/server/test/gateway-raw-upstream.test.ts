@@ -56,6 +56,12 @@ const SCENARIOS: Record<string, (sock: Socket, n: number) => void> = {
   head: (sock) =>
     void sock.write("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1234\r\n\r\n"),
   "no-content": (sock) => void sock.write("HTTP/1.1 204 No Content\r\n\r\n"),
+  // A conditional download the client has already; a redirect elsewhere.
+  "not-modified": (sock) => void sock.write('HTTP/1.1 304 Not Modified\r\netag: "f-1"\r\n\r\n'),
+  moved: (sock) =>
+    void sock.write(
+      "HTTP/1.1 307 Temporary Redirect\r\nlocation: https://files.example/f-1\r\ncontent-length: 0\r\n\r\n",
+    ),
   "status-600": (sock) => void sock.write("HTTP/1.1 600 Unheard Of\r\ncontent-length: 2\r\n\r\n{}"),
   // A stream that reports an error event and then ends cleanly, as the providers' do when overloaded.
   "anthropic-error-stream": (sock) => {
@@ -783,6 +789,32 @@ describe("gateway against a raw upstream", () => {
     });
     expect(none.status).toBe(204);
     expect(none.headers.get("content-length")).toBeNull();
+  });
+
+  it("a 304 or a redirect is relayed as the answer it is: recorded ok, no upstream error", async () => {
+    const upstreamErrors = async () =>
+      [
+        ...(await (await fetch(`${gw.url}/metrics`)).text()).matchAll(
+          /^tollgate_gateway_upstream_errors_total\{[^}]*kind="3\d\d"[^}]*\} (\d+)$/gm,
+        ),
+      ].reduce((n, m) => n + Number(m[1]), 0);
+    const before = await upstreamErrors();
+    for (const [path, scenario, status] of [
+      ["/v1/files/f-1/content", "not-modified", 304],
+      ["/v1/files/f-1", "not-modified", 304],
+      ["/v1/files/f-1/content", "moved", 307],
+    ] as const) {
+      const res = await fetch(`${gw.url}${path}`, {
+        headers: { authorization: "Bearer sk-test", "x-scenario": scenario, "if-none-match": '"f-1"' },
+        redirect: "manual",
+      });
+      expect(res.status, path).toBe(status);
+      await res.arrayBuffer();
+      await expect
+        .poll(() => recordOfReply(res))
+        .toMatchObject({ kind: "other", status: "ok", http_status: status, error_type: null });
+    }
+    expect(await upstreamErrors()).toBe(before);
   });
 
   it("an answer with a status outside HTTP's range is relayed and recorded (without the status)", async () => {

@@ -835,7 +835,9 @@ export class Gateway {
         return this.#bodyFailed(at, up.statusCode, e);
       }
     const ok = up.statusCode < 300;
-    if (!ok) this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: String(up.statusCode) });
+    const failed = failedStatus(up.statusCode);
+    if (failed)
+      this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: String(up.statusCode) });
     const publicUrl = this.deps.config.publicUrl;
     if (ok && call.route.batches && publicUrl && !headerValue(up.headers, "content-encoding"))
       buf = Buffer.from(pointResultsUrlsAt(buf.toString("utf8"), call.base, `${publicUrl}/v1`));
@@ -879,13 +881,13 @@ export class Gateway {
     );
     const record = (ended: number) => {
       this.#record(at, {
-        status: ok ? "ok" : "error",
+        status: failed ? "error" : "ok",
         http_status: up.statusCode,
-        error_type: ok
-          ? usage || !call.route.api || submitted
+        error_type: failed
+          ? errorTypeOf(buf.toString("utf8", 0, ERROR_HEAD_BYTES), up.statusCode)
+          : usage || !ok || !call.route.api || submitted
             ? null
-            : "usage_unreadable"
-          : errorTypeOf(buf.toString("utf8", 0, ERROR_HEAD_BYTES), up.statusCode),
+            : "usage_unreadable",
         usage,
         event_id: eventId,
         ts_end: ended,
@@ -934,15 +936,19 @@ export class Gateway {
    */
   async #relayPassThrough(at: Attempt, up: LiveReply, res: ServerResponse, client: ClientWatch) {
     const { call, start: attemptStart } = at;
-    const ok = up.statusCode < 300;
-    if (!ok) this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: String(up.statusCode) });
+    const failed = failedStatus(up.statusCode);
+    if (failed)
+      this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: String(up.statusCode) });
     const eventId = uuidv7();
     const headers = replyHeaders(up.headers);
     const length = contentLength(call, up, null);
     if (length !== null) headers["content-length"] = length;
     headers["x-tollgate-event-id"] = eventId;
     // Speech audio: its cost is known before its first byte (tts-1's characters; an estimate otherwise).
-    const speech = ok && call.route.api === "openai.speech" ? this.#speechUsage(call, attemptStart) : null;
+    const speech =
+      up.statusCode < 300 && call.route.api === "openai.speech"
+        ? this.#speechUsage(call, attemptStart)
+        : null;
     const price = speech ? this.#quote(call, speech.usage, attemptStart) : null;
     headers["x-tollgate-cost-usd"] = costUsd(
       speech !== null,
@@ -983,7 +989,7 @@ export class Gateway {
     try {
       await up.body.read((chunk) => {
         firstByte ??= Date.now();
-        if (!ok && headBytes < ERROR_HEAD_BYTES) {
+        if (failed && headBytes < ERROR_HEAD_BYTES) {
           errorHead.push(chunk);
           headBytes += chunk.length;
         }
@@ -998,10 +1004,10 @@ export class Gateway {
     const complete = !client.gone && failure === null;
     results?.end(complete); // lines that came whole are results, however the download ended
     this.#record(at, {
-      status: complete && ok ? "ok" : "error",
+      status: complete && !failed ? "ok" : "error",
       http_status: up.statusCode,
       error_type: complete
-        ? ok
+        ? !failed
           ? null
           : errorTypeOf(Buffer.concat(errorHead).toString("utf8", 0, ERROR_HEAD_BYTES), up.statusCode)
         : cutShortReason(client.gone, failure),
@@ -1841,6 +1847,12 @@ interface Timing {
   readonly started: number;
   stream: boolean;
 }
+
+/**
+ * Whether an upstream's answer failed the call: 4xx and 5xx. A 304 (a download the client has already) or
+ * a redirect is relayed as the answer it is, no error in the record or the upstream-error metric.
+ */
+const failedStatus = (status: number) => status >= 400;
 
 /** A pass-through path that cancels work (a background response, a batch): a killed run may still call it. */
 const CANCEL = /^\/(responses|batches|messages\/batches)\/[^/]+\/cancel$/;

@@ -116,4 +116,25 @@ describe("the app's callbacks", () => {
     ]);
     expect(records.slice(4)).toEqual([expect.objectContaining(outside), expect.objectContaining(outside)]);
   });
+  it("a hosted tool's record has its own tags and metadata, as its response's record is when the sink changes it", async () => {
+    const records: CallRecordInput[] = [];
+    const openai = client({
+      sink: (r) => {
+        r.tags?.push(`seen:${r.api}`);
+        r.metadata = Object.assign(r.metadata ?? {}, { [`by:${r.api}`]: true });
+        records.push(r);
+      },
+    });
+    await withAttribution({ tags: ["t"], metadata: { plan: "pro" } }, () =>
+      openai.responses.create({
+        model: "gpt-5-nano",
+        input: "Draw a cat",
+        tools: [{ type: "image_generation", model: "gpt-image-1-mini" }],
+      }),
+    );
+    expect(records.map((r) => [r.api, r.tags, r.metadata])).toEqual([
+      ["openai.responses", ["t", "seen:openai.responses"], { plan: "pro", "by:openai.responses": true }],
+      ["openai.images", ["t", "seen:openai.images"], { plan: "pro", "by:openai.images": true }],
+    ]);
+  });
 });

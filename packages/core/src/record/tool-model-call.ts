@@ -58,6 +58,9 @@ export function toolModelCallInput(
 ): Record<string, unknown> {
   const input: Record<string, unknown> = {};
   for (const f of FROM_PARENT) if (parent[f] !== undefined) input[f] = parent[f];
+  // Its own, not the response's: a sink that changes one record's (a tag added) must not change the other's.
+  if (Array.isArray(input.tags)) input.tags = [...input.tags];
+  if (typeof input.metadata === "object" && input.metadata !== null) input.metadata = { ...input.metadata };
   input.event_id = eventId;
   input.parent_span_id = parent.span_id ?? null;
   input.parent_event_id = parent.event_id;

@@ -506,9 +506,11 @@ export class TrackedCall {
     // elsewhere), which must not change the scope's other calls, nor a sibling scope that shares them.
     const { tags, metadata } = scope.attribution;
     Object.assign(record, scope.attribution, { tags: [...tags], metadata: { ...metadata } });
-    this.sink(record);
+    // The tool's record is taken from this one before the sink may change it.
     const tool = o.usage?.tool_model_call;
-    if (tool) this.#emitToolCall(record, tool);
+    const toolRecord = tool ? this.#toolCallRecord(record, tool) : null;
+    this.sink(record);
+    if (toolRecord) this.sink(toolRecord);
   }
 
   /** The model a reply's usage is priced at: the one it names, else the one requested (as the record says). */
@@ -552,12 +554,12 @@ export class TrackedCall {
    * The call a hosted tool made on its own model (a Responses image tool's image, an advisor's advice): a
    * record of its own (named by the response's); its cost is counted to the agent run with the call's.
    */
-  #emitToolCall(parent: CallRecordInput, tool: ToolModelCall): void {
+  #toolCallRecord(parent: CallRecordInput, tool: ToolModelCall): CallRecordInput {
     const requested = requestedToolModel(this.spec.api, this.body);
     const eventId = namedEventId(`tool-model-call:${parent.event_id}`);
     const input = toolModelCallInput(parent, tool, requested, eventId);
     for (const f of LATER_FIELDS) if (input[f] === 0) delete input[f];
-    this.sink(input as CallRecordInput);
+    return input as CallRecordInput;
   }
 
   #requestedModel(): string | null {

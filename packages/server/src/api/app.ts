@@ -30,7 +30,7 @@ import {
   summaryCanAnswer,
 } from "../store/types.js";
 import { registerLimitRoutes } from "./limits-routes.js";
-import { intParam, onlyParams, timeParam } from "./query-params.js";
+import { FILTER_PARAMS, intParam, onlyParams, timeParam } from "./query-params.js";
 import { registerRollupRoutes } from "./rollup-routes.js";
 
 const KeyDefaultsSchema = z.strictObject(
@@ -215,7 +215,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const by = c.req.query("by") ?? "";
     if (!(SPEND_DIMENSIONS as readonly string[]).includes(by))
       throw badRequest("invalid_parameter", `by must be one of ${SPEND_DIMENSIONS.join(", ")}`, "by");
-    onlyParams(c.req.query(), ["by"]);
+    onlyParams(c.req.queries(), [...FILTER_PARAMS, "by"]);
     const filter = filterFrom(c.req.query(), workspaceOf(c, c.req.query("workspace")));
     const [rows, retention] = await Promise.all([
       deps.events.spend(filter, by as SpendDimension),
@@ -235,7 +235,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   app.get("/api/events", auth(CAN_READ), async (c) => {
-    onlyParams(c.req.query(), ["limit"]);
+    onlyParams(c.req.queries(), [...FILTER_PARAMS, "limit"]);
     const filter = filterFrom(c.req.query(), workspaceOf(c, c.req.query("workspace")));
     const limit = intParam(c.req.query("limit"), "limit", 1, 100_000) ?? 100;
     const rows = await deps.events.query({ ...filter, limit });
@@ -243,6 +243,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   app.get("/api/events/:id", auth(CAN_READ_OR_GATEWAY), async (c) => {
+    onlyParams(c.req.queries(), ["workspace"]);
     const id = (c.req.param("id") ?? "").toLowerCase(); // stored lowercase, whatever the client sent
     if (!UUID_RE.test(id)) throw badRequest("invalid_parameter", "the event id must be a UUID", "id");
     const workspaceId = workspaceOf(c, c.req.query("workspace"));
@@ -263,13 +264,14 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.get("/api/prices/unpriced", auth(CAN_READ), async (c) => {
     const q = c.req.query();
-    onlyParams(q, ["since"]);
+    onlyParams(c.req.queries(), [...FILTER_PARAMS, "since"]);
     const filter = filterFrom(q, workspaceOf(c, q.workspace));
     filter.from ??= timeParam(q.since ?? "7d", "since");
     return c.json({ models: await deps.events.unpriced(filter) });
   });
 
   app.get("/api/prices/lookup", (c) => {
+    onlyParams(c.req.queries(), ["model", "provider"]);
     const model = c.req.query("model");
     if (!model) throw badRequest("missing_parameter", "model is required", "model");
     return c.json(lookupPrice(deps.engine, c.req.query("provider") ?? null, model, Date.now()));
@@ -277,6 +279,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   // Retention: raw events older than raw_days, summary days older than summary_months (whole UTC months).
   app.post("/api/admin/purge", auth(CAN_ADMIN), async (c) => {
+    onlyParams(c.req.queries(), []);
     const body = await c.req.json().catch(() => {
       throw badRequest("invalid_json", 'body must be JSON: {"raw_days"?, "summary_months"?}');
     });
@@ -300,6 +303,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   app.post("/api/keys", auth(CAN_ADMIN), async (c) => {
+    onlyParams(c.req.queries(), []); // the workspace is named in the body
     const body = await c.req.json().catch(() => {
       throw badRequest("invalid_json", 'body must be JSON: {"workspace", "role", "label"?, "defaults"?}');
     });
@@ -329,6 +333,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   app.get("/api/keys", auth(CAN_ADMIN), async (c) => {
+    onlyParams(c.req.queries(), ["workspace"]);
     const p = c.get("principal");
     const requested = c.req.query("workspace");
     // Root without ?workspace sees every workspace's keys; everyone else only their own.
@@ -340,6 +345,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   // mistyped one, which analytics would answer as no spend at all (the CLI says so). Root sees every one,
   // any other key its own.
   app.get("/api/workspaces", auth(CAN_READ), async (c) => {
+    onlyParams(c.req.queries(), []);
     const p = c.get("principal");
     const stored = await deps.events.workspaces();
     const all = workspaceRows(
@@ -352,6 +358,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   // One workspace of that list, asked by its id: what a command checks before it reads, without a list of
   // thousands. Its 404 is `workspace_not_found`, not the `not_found` of a route a server lacks.
   app.get("/api/workspaces/:id", auth(CAN_READ), async (c) => {
+    onlyParams(c.req.queries(), []);
     const id = workspaceOf(c, c.req.param("id"));
     const limitsOnly = deps.guard.registry.workspaces().includes(id) ? { id, calls: false } : null;
     const row = (await deps.events.workspace(id)) ?? limitsOnly;
@@ -367,6 +374,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   app.delete("/api/keys/:id", auth(CAN_ADMIN), async (c) => {
+    onlyParams(c.req.queries(), ["workspace"]);
     const workspace = workspaceOf(c, c.req.query("workspace"));
     const id = c.req.param("id") ?? "";
     if (!(await deps.keyStore.revokeKey(workspace, id)))

@@ -5,7 +5,7 @@ import { ApiError, badRequest } from "../errors.js";
 import type { BudgetBucketStatus, SpendGuard } from "../limits/guard.js";
 import { PolicyError } from "../limits/policies.js";
 import type { PolicyKind } from "../store/types.js";
-import { timeParam } from "./query-params.js";
+import { onlyParams, timeParam } from "./query-params.js";
 
 type Env = { Variables: { principal: Principal } };
 type Middleware = (c: Context<Env>, next: () => Promise<void>) => Promise<void>;
@@ -95,6 +95,11 @@ function statusJson(s: BudgetBucketStatus) {
 /** Budgets, rate limits and agent ceilings (CRUD, audited), budget status, runs (kill/unkill), limit events. */
 export function registerLimitRoutes(app: Hono<Env>, guard: SpendGuard, h: LimitRouteHelpers): void {
   const registry = guard.registry;
+  /** The workspace a limits route acts on, once its query string holds only `workspace` and `also`. */
+  const workspaceParam = (c: Context<Env>, also: readonly string[] = []) => {
+    onlyParams(c.req.queries(), ["workspace", ...also]);
+    return h.workspaceOf(c, c.req.query("workspace"));
+  };
   const notFound = (what: string, id: string) =>
     new ApiError(
       404,
@@ -106,7 +111,7 @@ export function registerLimitRoutes(app: Hono<Env>, guard: SpendGuard, h: LimitR
 
   for (const [path, kind] of Object.entries(PATHS)) {
     const put = async (c: Context<Env>, id: string | null) => {
-      const ws = h.workspaceOf(c, c.req.query("workspace"));
+      const ws = workspaceParam(c);
       const { entry, created, seed } = await registry
         .put(ws, kind, id, await jsonBody(c), actorOf(c.get("principal")))
         .catch(policyFailure);
@@ -126,14 +131,14 @@ export function registerLimitRoutes(app: Hono<Env>, guard: SpendGuard, h: LimitR
     if (kind !== "agent") app.post(`/api/${path}`, h.admin, (c) => put(c, null));
     app.put(`/api/${path}/:id`, h.admin, (c) => put(c, idParam(c)));
     app.delete(`/api/${path}/:id`, h.admin, async (c) => {
-      const ws = h.workspaceOf(c, c.req.query("workspace"));
+      const ws = workspaceParam(c);
       const id = idParam(c);
       if (!(await registry.delete(ws, kind, id, actorOf(c.get("principal"))).catch(policyFailure)))
         throw notFound(kind, id);
       return c.json({ deleted: id, kind });
     });
     app.get(`/api/${path}/:id/audit`, h.admin, async (c) => {
-      const ws = h.workspaceOf(c, c.req.query("workspace"));
+      const ws = workspaceParam(c);
       const id = idParam(c);
       const audit = await guard.auditOf(ws, kind, id);
       // A deleted policy still has its history (a limits file's none); an id that never was is a typo.
@@ -142,7 +147,7 @@ export function registerLimitRoutes(app: Hono<Env>, guard: SpendGuard, h: LimitR
     });
     if (kind === "budget") continue; // budgets list and show their live status below
     app.get(`/api/${path}`, h.read, (c) => {
-      const ws = h.workspaceOf(c, c.req.query("workspace"));
+      const ws = workspaceParam(c);
       return c.json({
         [path]: registry.list(ws, kind).map((e) => ({ id: e.id, source: e.source, spec: e.spec })),
       });
@@ -150,7 +155,7 @@ export function registerLimitRoutes(app: Hono<Env>, guard: SpendGuard, h: LimitR
   }
 
   app.get("/api/budgets", h.read, async (c) => {
-    const ws = h.workspaceOf(c, c.req.query("workspace"));
+    const ws = workspaceParam(c);
     const budgets = registry.forWorkspace(ws).budgets;
     const out = [];
     for (const b of budgets) {
@@ -166,7 +171,7 @@ export function registerLimitRoutes(app: Hono<Env>, guard: SpendGuard, h: LimitR
   });
 
   app.get("/api/budgets/:id", h.read, async (c) => {
-    const ws = h.workspaceOf(c, c.req.query("workspace"));
+    const ws = workspaceParam(c);
     const id = idParam(c);
     const b = registry.forWorkspace(ws).budgets.find((x) => x.id === id);
     if (!b) throw notFound("budget", id);
@@ -182,7 +187,7 @@ export function registerLimitRoutes(app: Hono<Env>, guard: SpendGuard, h: LimitR
   });
 
   app.get("/api/runs/:id", h.read, async (c) => {
-    const ws = h.workspaceOf(c, c.req.query("workspace"));
+    const ws = workspaceParam(c);
     const id = runIdParam(c);
     const run = await guard.store.run(ws, `r:${id}`);
     if (!run) throw notFound("agent run", id);
@@ -199,7 +204,7 @@ export function registerLimitRoutes(app: Hono<Env>, guard: SpendGuard, h: LimitR
   });
 
   app.post("/api/runs/:id/kill", h.admin, async (c) => {
-    const ws = h.workspaceOf(c, c.req.query("workspace"));
+    const ws = workspaceParam(c);
     const id = runIdParam(c);
     const reason = await killReason(c);
     const { kill, callsSeen } = await guard.killRun(ws, id, actorOf(c.get("principal")), reason);
@@ -207,14 +212,14 @@ export function registerLimitRoutes(app: Hono<Env>, guard: SpendGuard, h: LimitR
   });
 
   app.post("/api/runs/:id/unkill", h.admin, async (c) => {
-    const ws = h.workspaceOf(c, c.req.query("workspace"));
+    const ws = workspaceParam(c);
     const id = runIdParam(c);
     const was = await guard.unkillRun(ws, id, actorOf(c.get("principal")));
     return c.json({ id, state: "running", was_killed: was });
   });
 
   app.get("/api/limit-events", h.read, async (c) => {
-    const ws = h.workspaceOf(c, c.req.query("workspace"));
+    const ws = workspaceParam(c, ["from", "type", "subject"]);
     const rows = await guard.events.limitEvents(ws, {
       from: timeParam(c.req.query("from"), "from"),
       type: c.req.query("type"),

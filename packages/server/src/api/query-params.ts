@@ -6,18 +6,21 @@ import { FILTER_FIELDS } from "../store/types.js";
 export const FILTER_PARAMS = ["workspace", "from", "to", ...FILTER_FIELDS] as const;
 
 /**
- * A 400 naming the first query parameter a route does not take: a misspelt filter (`customer=` for
- * `customer_id=`) would otherwise be dropped, and the answer would cover every customer.
+ * A 400 naming the first query parameter a route does not take, or one given more than once: a misspelt
+ * filter (`customer=` for `customer_id=`) would otherwise be dropped, and the answer would cover every
+ * customer; a repeated one (`customer_id=a&customer_id=b`) would be read as its first value alone.
  */
-export function onlyParams(query: Record<string, string>, extra: readonly string[] = []): void {
-  const known = new Set<string>([...FILTER_PARAMS, ...extra]);
-  for (const name of Object.keys(query))
-    if (!known.has(name))
+export function onlyParams(queries: Record<string, string[]>, known: readonly string[]): void {
+  for (const [name, values] of Object.entries(queries)) {
+    if (!known.includes(name))
       throw badRequest(
         "invalid_parameter",
-        `unknown parameter ${name}; this route takes ${[...known].join(", ")}`,
+        `unknown parameter ${name}; ${known.length ? `this route takes ${known.join(", ")}` : "this route takes none"}`,
         name,
       );
+    if (values.length > 1)
+      throw badRequest("invalid_parameter", `${name} is given ${values.length} times; give it once`, name);
+  }
 }
 
 /** A time from the query string (parseTime's forms), undefined when absent; a 400 naming it when unusable. */

@@ -22,7 +22,7 @@ import { QUERY_TIMES } from "../query-time.js";
 import type { AnalyticsStore, EventFilter, EventStore } from "../store/types.js";
 import { DAY_MS } from "../time.js";
 import { DEFAULT_DEPLOYMENT, EVERY_VALUE, filterFrom } from "./app.js";
-import { intParam, onlyParams, timeParam } from "./query-params.js";
+import { FILTER_PARAMS, intParam, onlyParams, timeParam } from "./query-params.js";
 
 type Env = { Variables: { principal: Principal } };
 type Middleware = (c: Context<Env>, next: () => Promise<void>) => Promise<void>;
@@ -58,7 +58,7 @@ export function analyticsFilter(
   extraParams: readonly string[] = [],
 ) {
   const q = c.req.query();
-  onlyParams(q, extraParams);
+  onlyParams(c.req.queries(), [...FILTER_PARAMS, ...extraParams]);
   const filter = filterFrom(withDefaultWindow(q, now), workspaceOf(c, q.workspace), now);
   const where = { ...filter.where };
   // filterFrom checked the mode and left `all` (of either) out of the filter.
@@ -177,7 +177,7 @@ export function registerRollupRoutes(
   app.get("/api/export/calls", h.read, async (c) => {
     const now = Date.now();
     const q = c.req.query();
-    onlyParams(q, ["limit", "cursor"]);
+    onlyParams(c.req.queries(), [...FILTER_PARAMS, "limit", "cursor"]);
     const f = filterFrom(withDefaultWindow(q, now), h.workspaceOf(c, q.workspace), now);
     const limit = intParam(q.limit, "limit", 1, 100_000) ?? 10_000;
     const after = q.cursor === undefined ? null : decodeCursor(q.cursor);

@@ -1,0 +1,96 @@
+// Query strings the API must not read as something else than was asked: a parameter a route does not take,
+// or one given twice. Each is a 400 naming the parameter, and a write so refused changes nothing.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { getJson, type Json, openTestRuntime, postEvents, validRecord } from "./helpers.js";
+
+let rt: Awaited<ReturnType<typeof openTestRuntime>>;
+
+beforeAll(async () => {
+  rt = await openTestRuntime();
+  const stored = await postEvents(rt.app, rt.rootToken, [
+    validRecord({ customer_id: "c1" }),
+    validRecord({ customer_id: "c2" }),
+  ]);
+  expect(stored.status).toBe(200);
+});
+afterAll(async () => {
+  await rt?.close();
+});
+
+async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: Json }> {
+  const res = await rt.app.request(path, {
+    method,
+    headers: { authorization: `Bearer ${rt.rootToken}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, json: await res.json() };
+}
+
+function expectRefused(res: { status: number; json: Json }, param: string, what: string): void {
+  expect(res.status, `${what}: ${JSON.stringify(res.json)}`).toBe(400);
+  expect(res.json.error, what).toMatchObject({ code: "invalid_parameter", param });
+}
+
+const budget = { id: "b1", scope: { user_id: "u1" }, window: "day", limit_usd: "1.00" };
+
+describe("a query parameter given twice", () => {
+  it("is a 400 naming it, not an answer for its first value alone", async () => {
+    for (const [path, param] of [
+      ["/api/spend?by=customer_id&customer_id=c1&customer_id=c2", "customer_id"],
+      ["/api/spend?by=customer_id&by=model", "by"],
+      ["/api/events?limit=1&limit=2", "limit"],
+      ["/api/rollups/customers?from=7d&from=1d", "from"],
+      ["/api/export/calls?customer_id=c1&customer_id=c2", "customer_id"],
+      ["/api/budgets?workspace=a&workspace=b", "workspace"],
+    ] as const)
+      expectRefused(await getJson(rt.app, rt.rootToken, path), param, path);
+  });
+});
+
+describe("a query parameter a route does not take", () => {
+  it("is a 400 naming it on the routes that take no filters too", async () => {
+    for (const [path, param] of [
+      ["/api/limit-events?to=now", "to"],
+      ["/api/limit-events?limit=5", "limit"],
+      ["/api/budgets?workspce=acme", "workspce"],
+      ["/api/budgets/b1?bogus=1", "bogus"],
+      ["/api/agents?workspce=acme", "workspce"],
+      ["/api/keys?workspce=acme", "workspce"],
+      ["/api/workspaces?workspace=acme", "workspace"],
+      ["/api/workspaces/default?bogus=1", "bogus"],
+      ["/api/events/01900000-0000-7000-8000-000000000001?workspce=acme", "workspce"],
+      ["/api/runs/r1?workspce=acme", "workspce"],
+      ["/api/prices/lookup?model=gpt-4o&provder=openai", "provder"],
+    ] as const)
+      expectRefused(await getJson(rt.app, rt.rootToken, path), param, path);
+  });
+
+  it("refuses a write naming a misspelt workspace, which would otherwise act on the key's own", async () => {
+    expectRefused(await call("POST", "/api/budgets?workspce=acme", budget), "workspce", "budget");
+    expectRefused(await call("POST", "/api/runs/r1/kill?workspce=acme"), "workspce", "kill");
+    expectRefused(await call("POST", "/api/keys?workspace=acme", { role: "read" }), "workspace", "key");
+    expectRefused(
+      await call("POST", "/api/admin/purge?workspace=acme", { raw_days: 1 }),
+      "workspace",
+      "purge",
+    );
+    expect((await getJson(rt.app, rt.rootToken, "/api/budgets")).json.budgets).toEqual([]);
+    expect((await getJson(rt.app, rt.rootToken, "/api/runs/r1")).status).toBe(404);
+    expect((await getJson(rt.app, rt.rootToken, "/api/keys")).json.keys).toEqual([]);
+  });
+
+  it("every parameter those routes take is still taken", async () => {
+    expect((await call("POST", "/api/budgets?workspace=acme", budget)).status).toBe(201);
+    for (const path of [
+      "/api/budgets?workspace=acme",
+      "/api/budgets/b1?workspace=acme",
+      "/api/budgets/b1/audit?workspace=acme",
+      "/api/limit-events?workspace=acme&from=7d&type=budget_state&subject=b1",
+      "/api/keys?workspace=acme",
+      "/api/prices/lookup?model=gpt-4o&provider=openai",
+    ]) {
+      const res = await getJson(rt.app, rt.rootToken, path);
+      expect(res.status, `${path}: ${JSON.stringify(res.json)}`).toBe(200);
+    }
+  });
+});

@@ -1,5 +1,6 @@
 // Query strings the API must not read as something else than was asked: a parameter a route does not take,
-// or one given twice. Each is a 400 naming the parameter, and a write so refused changes nothing.
+// one given twice, an empty workspace. Each is a 400 naming the parameter, and a write so refused changes
+// nothing.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getJson, type Json, openTestRuntime, postEvents, validRecord } from "./helpers.js";
 
@@ -92,5 +93,25 @@ describe("a query parameter a route does not take", () => {
       const res = await getJson(rt.app, rt.rootToken, path);
       expect(res.status, `${path}: ${JSON.stringify(res.json)}`).toBe(200);
     }
+  });
+});
+
+describe("an empty workspace", () => {
+  it("is a 400 naming it, not the key's own workspace", async () => {
+    expectRefused(await call("POST", "/api/budgets?workspace=", budget), "workspace", "budget");
+    expectRefused(await call("POST", "/api/keys", { workspace: "", role: "read" }), "workspace", "key");
+    expectRefused(await getJson(rt.app, rt.rootToken, "/api/keys?workspace="), "workspace", "keys");
+    expectRefused(
+      await getJson(rt.app, rt.rootToken, "/api/spend?by=model&workspace="),
+      "workspace",
+      "spend",
+    );
+    expectRefused(
+      await postEvents(rt.app, rt.rootToken, [validRecord()], "?workspace="),
+      "workspace",
+      "ingest",
+    );
+    expect((await getJson(rt.app, rt.rootToken, "/api/budgets")).json.budgets).toEqual([]);
+    expect((await getJson(rt.app, rt.rootToken, "/api/events")).json.events).toHaveLength(2);
   });
 });

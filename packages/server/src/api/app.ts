@@ -172,6 +172,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
   /** Root (the local admin token) may pick any workspace; every other key is bound to its own. */
   const workspaceOf = (c: import("hono").Context<Env>, requested?: string | null): string => {
     const p = c.get("principal");
+    // An empty one (a script's unset variable) would otherwise be the key's own workspace, asked or not.
+    if (requested === "") throw badRequest("invalid_parameter", "workspace must not be empty", "workspace");
     if (requested && requested !== p.workspaceId) {
       if (p.role !== "root")
         throw new ApiError(
@@ -337,7 +339,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const p = c.get("principal");
     const requested = c.req.query("workspace");
     // Root without ?workspace sees every workspace's keys; everyone else only their own.
-    const workspace = p.role === "root" && !requested ? undefined : workspaceOf(c, requested);
+    const workspace = p.role === "root" && requested === undefined ? undefined : workspaceOf(c, requested);
     return c.json({ keys: await deps.keyStore.listKeys(workspace) });
   });
 

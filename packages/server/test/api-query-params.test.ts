@@ -1,6 +1,6 @@
 // Query strings the API must not read as something else than was asked: a parameter a route does not take,
-// one given twice, an empty workspace. Each is a 400 naming the parameter, and a write so refused changes
-// nothing.
+// one given twice, an empty workspace, a limit event type no event has. Each is a 400 naming the parameter,
+// and a write so refused changes nothing.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getJson, type Json, openTestRuntime, postEvents, validRecord } from "./helpers.js";
 
@@ -113,5 +113,13 @@ describe("an empty workspace", () => {
     );
     expect((await getJson(rt.app, rt.rootToken, "/api/budgets")).json.budgets).toEqual([]);
     expect((await getJson(rt.app, rt.rootToken, "/api/events")).json.events).toHaveLength(2);
+  });
+});
+
+describe("GET /api/limit-events filters", () => {
+  it("a type no event has, or an empty subject, is a 400 naming it, not an answer of none or of all", async () => {
+    expectRefused(await getJson(rt.app, rt.rootToken, "/api/limit-events?type=budget-state"), "type", "type");
+    expectRefused(await getJson(rt.app, rt.rootToken, "/api/limit-events?type="), "type", "empty type");
+    expectRefused(await getJson(rt.app, rt.rootToken, "/api/limit-events?subject="), "subject", "subject");
   });
 });

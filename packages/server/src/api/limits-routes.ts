@@ -4,8 +4,8 @@ import type { Principal } from "../auth/keys.js";
 import { ApiError, badRequest } from "../errors.js";
 import type { BudgetBucketStatus, SpendGuard } from "../limits/guard.js";
 import { PolicyError } from "../limits/policies.js";
-import type { PolicyKind } from "../store/types.js";
-import { onlyParams, timeParam } from "./query-params.js";
+import { LIMIT_EVENT_TYPES, type PolicyKind } from "../store/types.js";
+import { oneOfParam, onlyParams, timeParam } from "./query-params.js";
 
 type Env = { Variables: { principal: Principal } };
 type Middleware = (c: Context<Env>, next: () => Promise<void>) => Promise<void>;
@@ -220,10 +220,13 @@ export function registerLimitRoutes(app: Hono<Env>, guard: SpendGuard, h: LimitR
 
   app.get("/api/limit-events", h.read, async (c) => {
     const ws = workspaceParam(c, ["from", "type", "subject"]);
+    const subject = c.req.query("subject");
+    // An empty subject, or a type no event has, would answer every event, or none, as if that were all.
+    if (subject === "") throw badRequest("invalid_parameter", "subject must not be empty", "subject");
     const rows = await guard.events.limitEvents(ws, {
       from: timeParam(c.req.query("from"), "from"),
-      type: c.req.query("type"),
-      subject: c.req.query("subject"),
+      type: oneOfParam(c.req.query("type"), LIMIT_EVENT_TYPES, "type"),
+      subject,
       limit: 10_000,
     });
     return c.json({

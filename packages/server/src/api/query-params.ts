@@ -23,6 +23,18 @@ export function onlyParams(queries: Record<string, string[]>, known: readonly st
   }
 }
 
+/** One of `allowed` from the query string, undefined when absent; a 400 naming it otherwise. */
+export function oneOfParam<T extends string>(
+  value: string | undefined,
+  allowed: readonly T[],
+  name: string,
+): T | undefined {
+  if (value === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(value))
+    throw badRequest("invalid_parameter", `${name} must be one of ${allowed.join(", ")}`, name);
+  return value as T;
+}
+
 /** A time from the query string (parseTime's forms), undefined when absent; a 400 naming it when unusable. */
 export function timeParam(value: string | undefined, name: string, now = Date.now()): number | undefined {
   if (value === undefined) return undefined;

@@ -22,7 +22,7 @@ import { QUERY_TIMES } from "../query-time.js";
 import type { AnalyticsStore, EventFilter, EventStore } from "../store/types.js";
 import { DAY_MS } from "../time.js";
 import { DEFAULT_DEPLOYMENT, EVERY_VALUE, filterFrom } from "./app.js";
-import { FILTER_PARAMS, intParam, onlyParams, timeParam } from "./query-params.js";
+import { FILTER_PARAMS, intParam, oneOfParam, onlyParams, timeParam } from "./query-params.js";
 
 type Env = { Variables: { principal: Principal } };
 type Middleware = (c: Context<Env>, next: () => Promise<void>) => Promise<void>;
@@ -77,18 +77,6 @@ const windowOf = (f: { from: number; to: number }) => ({
   to: new Date(f.to).toISOString(),
 });
 
-function oneOf<T extends string>(
-  value: string | undefined,
-  allowed: readonly T[],
-  name: string,
-  fallback: T,
-): T {
-  if (value === undefined) return fallback;
-  if (!(allowed as readonly string[]).includes(value))
-    throw badRequest("invalid_parameter", `${name} must be one of ${allowed.join(", ")}`, name);
-  return value as T;
-}
-
 export function registerRollupRoutes(
   app: Hono<Env>,
   store: AnalyticsStore & Pick<EventStore, "spend" | "queryJson" | "count" | "retention">,
@@ -136,7 +124,7 @@ export function registerRollupRoutes(
 
   app.get("/api/rollups/outcomes", h.read, async (c) => {
     const f = analyticsFilter(c, h.workspaceOf, Date.now(), ["by"]);
-    const by = oneOf(c.req.query("by"), OUTCOME_DIMENSIONS, "by", "feature");
+    const by = oneOfParam(c.req.query("by"), OUTCOME_DIMENSIONS, "by") ?? "feature";
     return c.json({ ...(await answerWindow(f)), by, rows: await outcomeRollup(store, f, by) });
   });
 

@@ -235,11 +235,19 @@ export interface PolicyAuditRow {
   after: unknown;
 }
 
-/** Something the limits did: a budget state transition, a run killed or unkilled, a backend outage. */
+/** What the limits did: a budget state transition, a run killed or unkilled, a backend outage. */
+export const LIMIT_EVENT_TYPES = [
+  "budget_state",
+  "run_killed",
+  "run_unkilled",
+  "limits_unavailable",
+] as const;
+
+/** Something the limits did (one of LIMIT_EVENT_TYPES). */
 export interface LimitEventRow {
   ts: number;
   workspace_id: string;
-  type: "budget_state" | "run_killed" | "run_unkilled" | "limits_unavailable";
+  type: (typeof LIMIT_EVENT_TYPES)[number];
   /** Budget id, run id or backend name. */
   subject: string;
   bucket: string | null;

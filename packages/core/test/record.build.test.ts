@@ -244,3 +244,28 @@ describe("buildCallRecord: money and times of the wrong form", () => {
     });
   });
 });
+
+describe("buildCallRecord: what a priced call says of its own price", () => {
+  it.each([
+    ["a price_ref", { price_ref: "mine" }, "price_ref"],
+    ["priced: false", { priced: false }, "priced"],
+    ["cost_source reported", { cost_source: "reported" }, "cost_source"],
+  ])("%s without a reported cost is refused, naming it, not dropped for Tollgate's own", (_, over, field) => {
+    const res = buildCallRecord({ ...llm, ...over }, ctx);
+    expect(res.ok).toBe(false);
+    expect(res.ok ? [] : res.errors.map((e) => e.field)).toEqual([field]);
+  });
+
+  it("beside a reported cost they are kept; an estimate Tollgate prices stays estimated", () => {
+    expect(build({ ...llm, cost_nanousd: "5", price_ref: "mine", priced: false })).toMatchObject({
+      cost_nanousd: 5n,
+      cost_source: "reported",
+      price_ref: "mine",
+      priced: false,
+    });
+    expect(build({ ...llm, cost_source: "estimated" })).toMatchObject({
+      cost_source: "estimated",
+      priced: true,
+    });
+  });
+});

@@ -288,6 +288,12 @@ function applyCost(record: CallRecord, r: CheckedCallRecordInput, ctx: BuildCont
   }
   if (categories.length)
     return { field: "cost_nanousd", reason: "required when per-category costs are given" };
+  // Tollgate prices this call itself: a price_ref or priced sent would be dropped for its own, and a cost
+  // "reported" with none reported would be untrue.
+  for (const f of ["price_ref", "priced"] as const)
+    if (r[f] != null) return { field: f, reason: "is kept only beside a reported cost_nanousd" };
+  if (r.cost_source === "reported")
+    return { field: "cost_source", reason: "reported needs the cost reported, in cost_nanousd" };
   if (!isInferenceKind(record.kind) || (!ctx.price && record.status === "ok" && !reportsUsage(r))) {
     record.cost_source = r.cost_source ?? "computed";
     record.price_ref = isInferenceKind(record.kind) ? PRICE_REF_NO_USAGE : PRICE_REF_NOT_A_MODEL_CALL;

@@ -160,6 +160,13 @@ describe("limits API: bad input", () => {
     expect(res.json.error.message.length).toBeGreaterThan(10);
   });
 
+  it("a body past the ingest cap is a 413 as it arrives, not read whole into memory first", async () => {
+    const body = JSON.stringify({ ...ok, description: "x".repeat(11 << 20) });
+    const res = await call("POST", "/api/budgets", body);
+    expect(res.status).toBe(413);
+    expect(res.json.error.code).toBe("body_too_large");
+  });
+
   it("a threshold out of range is said once, as the rule a budget is set by", async () => {
     for (const w of [80, 0, 0.00001]) {
       const res = await call("POST", "/api/budgets", JSON.stringify({ ...ok, warn_at: [w] }));

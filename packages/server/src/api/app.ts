@@ -127,6 +127,18 @@ export function createApp(deps: AppDeps): Hono<Env> {
       await next();
     });
 
+  // The API's own bodies are small JSON (a budget with a thousand overrides is a few hundred KB): a bigger
+  // one is refused as it arrives, not read into memory whole to be refused after.
+  app.use(
+    "/api/*",
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: () => {
+        throw tooLarge("a policy, key or kill is far smaller");
+      },
+    }),
+  );
+
   app.get("/healthz", (c) => c.json({ status: "ok" }));
 
   app.get("/readyz", async (c) => {

@@ -47,12 +47,12 @@ export function parseBatchBody(bytes: Uint8Array): unknown[] {
   return items;
 }
 
-export function tooLarge(): ApiError {
+export function tooLarge(advice = "send smaller batches"): ApiError {
   return new ApiError(
     413,
     "invalid_request_error",
     "body_too_large",
-    `request body exceeds ${MAX_BODY_BYTES} bytes; send smaller batches`,
+    `request body exceeds ${MAX_BODY_BYTES} bytes; ${advice}`,
   );
 }
 

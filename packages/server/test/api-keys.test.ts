@@ -70,6 +70,9 @@ describe("key management", () => {
       [{ workspace: "ws-keys", role: "gateway", defaults: { customer: "acme" } }, "defaults.customer"],
       // A workspace that is no string went to the key's own workspace instead.
       [{ workspace: 5, role: "read" }, "workspace"],
+      // Only the gateway applies a key's defaults (it takes gateway and admin keys): an ingest key's would
+      // be stored and never applied.
+      [{ workspace: "ws-keys", role: "ingest", defaults: { customer_id: "acme" } }, "defaults"],
     ] as const) {
       const res = await rt.app.request("/api/keys", {
         method: "POST",
@@ -82,6 +85,16 @@ describe("key management", () => {
       expect(json.error.message).toContain(param);
     }
     expect(await rt.store.listKeys()).toHaveLength(before);
+  });
+
+  it("an admin key may carry defaults: the gateway takes it, and applies them", async () => {
+    const res = await rt.app.request("/api/keys", {
+      method: "POST",
+      headers: { authorization: `Bearer ${rt.rootToken}`, "content-type": "application/json" },
+      body: JSON.stringify({ workspace: "ws-keys", role: "admin", defaults: { customer_id: "acme" } }),
+    });
+    expect(res.status).toBe(201);
+    expect(((await res.json()) as { defaults: unknown }).defaults).toEqual({ customer_id: "acme" });
   });
 
   it("refuses a label that is not a short string", async () => {

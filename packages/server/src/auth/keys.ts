@@ -22,6 +22,9 @@ export function generateKey(role: Role): { id: string; key: string } {
 
 const WORKSPACE_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 
+/** The roles whose keys the gateway takes in x-tollgate-key (root: the local admin token), applying their defaults. */
+export const GATEWAY_KEY_ROLES: ReadonlySet<string> = new Set(["gateway", "admin", "root"]);
+
 export class KeyError extends Error {
   constructor(
     readonly param: string,
@@ -40,6 +43,9 @@ export async function createKey(
       "workspace",
       "must be 1-64 lowercase letters, digits, _ or -, starting with a letter or digit",
     );
+  // Only the gateway applies them: on a key it does not take they would be kept, shown, and never applied.
+  if (!GATEWAY_KEY_ROLES.has(opts.role) && Object.keys(opts.defaults ?? {}).length)
+    throw new KeyError("defaults", `are attribution for gateway calls, which a ${opts.role} key cannot make`);
   await store.ensureWorkspace(opts.workspace);
   const { id, key } = generateKey(opts.role);
   const record: ApiKeyRecord = {

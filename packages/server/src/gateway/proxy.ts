@@ -45,7 +45,7 @@ import {
   uuidv7,
 } from "@tollgate/core";
 import { type Dispatcher, EnvHttpProxyAgent, Pool } from "undici";
-import type { KeyResolver, Principal } from "../auth/keys.js";
+import { GATEWAY_KEY_ROLES, type KeyResolver, type Principal } from "../auth/keys.js";
 import { costUsd, recordCostUsd } from "../cost-usd.js";
 import { namedEventId, responseEventId } from "../event-ids.js";
 import {
@@ -139,7 +139,6 @@ interface Owner {
 /** How much of an error answer is read for its error type. */
 const ERROR_HEAD_BYTES = 4096;
 const MAX_DEPTH = 10_000;
-const GATEWAY_ROLES = new Set(["gateway", "admin", "root"]);
 
 /** Where an upstream base URL's requests go: its own pool, or the egress proxy agent shared by all. */
 interface Upstream {
@@ -784,7 +783,7 @@ export class Gateway {
     }
     const p = await this.deps.keys.resolve(key);
     if (!p) throw new GatewayError(401, "authentication_error", "x-tollgate-key is not a valid Tollgate key");
-    if (!GATEWAY_ROLES.has(p.role))
+    if (!GATEWAY_KEY_ROLES.has(p.role))
       throw new GatewayError(
         403,
         "permission_error",

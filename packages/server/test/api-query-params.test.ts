@@ -2,6 +2,7 @@
 // one given twice, an empty workspace, a limit event type no event has. Each is a 400 naming the parameter,
 // and a write so refused changes nothing.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MAX_LIMIT_EVENTS } from "../src/api/limits-routes.js";
 import { getJson, type Json, openTestRuntime, postEvents, validRecord } from "./helpers.js";
 
 let rt: Awaited<ReturnType<typeof openTestRuntime>>;
@@ -116,10 +117,36 @@ describe("an empty workspace", () => {
   });
 });
 
-describe("GET /api/limit-events filters", () => {
+describe("GET /api/limit-events", () => {
   it("a type no event has, or an empty subject, is a 400 naming it, not an answer of none or of all", async () => {
     expectRefused(await getJson(rt.app, rt.rootToken, "/api/limit-events?type=budget-state"), "type", "type");
     expectRefused(await getJson(rt.app, rt.rootToken, "/api/limit-events?type="), "type", "empty type");
     expectRefused(await getJson(rt.app, rt.rootToken, "/api/limit-events?subject="), "subject", "subject");
+  });
+
+  it("an answer cut at MAX_LIMIT_EVENTS says so (truncated), rather than passing for every event", async () => {
+    const row = (i: number) => ({
+      ts: Date.now() - 60_000 + i,
+      workspace_id: "many-events",
+      type: "run_killed" as const,
+      subject: `run-${i}`,
+      bucket: null,
+      from_state: null,
+      to_state: null,
+      spend_nanousd: null,
+      limit_nanousd: null,
+      event_id: null,
+      request_id: null,
+      detail: null,
+    });
+    await rt.store.appendLimitEvents(Array.from({ length: MAX_LIMIT_EVENTS }, (_, i) => row(i)));
+    const all = await getJson(rt.app, rt.rootToken, "/api/limit-events?workspace=many-events");
+    expect(all.json).toMatchObject({ truncated: false });
+    expect(all.json.events).toHaveLength(MAX_LIMIT_EVENTS);
+    await rt.store.appendLimitEvents([row(MAX_LIMIT_EVENTS)]);
+    const cut = await getJson(rt.app, rt.rootToken, "/api/limit-events?workspace=many-events");
+    expect(cut.json).toMatchObject({ truncated: true });
+    expect(cut.json.events).toHaveLength(MAX_LIMIT_EVENTS);
+    expect(cut.json.events[0].subject).toBe("run-0"); // oldest first: a later `from` reads on
   });
 });

@@ -16,6 +16,9 @@ export interface LimitRouteHelpers {
   workspaceOf: (c: Context<Env>, requested?: string | null) => string;
 }
 
+/** The most limit events one answer holds, oldest first: a later `from` reads on. */
+export const MAX_LIMIT_EVENTS = 10_000;
+
 /** Who changed a policy, for the audit trail: the key id (never the secret). */
 const actorOf = (p: Principal) => (p.role === "root" ? "local-admin" : `key:${p.keyId}`);
 
@@ -223,14 +226,16 @@ export function registerLimitRoutes(app: Hono<Env>, guard: SpendGuard, h: LimitR
     const subject = c.req.query("subject");
     // An empty subject, or a type no event has, would answer every event, or none, as if that were all.
     if (subject === "") throw badRequest("invalid_parameter", "subject must not be empty", "subject");
+    // One more than an answer holds: whether there were more to show, for `truncated` to say so.
     const rows = await guard.events.limitEvents(ws, {
       from: timeParam(c.req.query("from"), "from"),
       type: oneOfParam(c.req.query("type"), LIMIT_EVENT_TYPES, "type"),
       subject,
-      limit: 10_000,
+      limit: MAX_LIMIT_EVENTS + 1,
     });
     return c.json({
-      events: rows.map((r) => ({
+      truncated: rows.length > MAX_LIMIT_EVENTS,
+      events: rows.slice(0, MAX_LIMIT_EVENTS).map((r) => ({
         ...r,
         ts: new Date(r.ts).toISOString(),
         spend_nanousd: r.spend_nanousd?.toString() ?? null,

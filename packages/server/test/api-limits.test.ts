@@ -87,6 +87,22 @@ describe("limits API: bad input", () => {
       "invalid_policy",
       "overrides.0.when",
     ],
+    // The first override a call matches applies: a second for the same values would never apply.
+    [
+      "POST",
+      "/api/budgets",
+      JSON.stringify({
+        ...ok,
+        scope: { customer_id: "*", feature: "*" },
+        overrides: [
+          { when: { customer_id: "acme", feature: "f" }, limit_usd: "500" },
+          { when: { feature: "f", customer_id: "acme" }, limit_usd: "900" },
+        ],
+      }),
+      400,
+      "invalid_policy",
+      "overrides.1.when",
+    ],
     ["PUT", "/api/budgets/other-id", JSON.stringify(ok), 400, "invalid_policy", "id"],
     ["PUT", "/api/budgets/bad%20id", JSON.stringify(ok), 400, "invalid_parameter", "id"],
     [

@@ -105,14 +105,19 @@ export const NewBudgetSchema = BudgetSchema.superRefine((b, ctx) => {
     if (w > 0 && w < 1 && (w < 0.0001 || w > 0.9999))
       ctx.addIssue({ code: "custom", path: ["warn_at", i], message: WARN_RULE });
   });
-  // An empty `when` matches every call: the override would silently replace the budget's own limit.
+  // An empty `when` matches every call: the override would silently replace the budget's own limit. The
+  // first override a call matches applies: a later one for the same values would never apply.
+  const firstFor = new Map<string, number>();
   b.overrides.forEach((o, i) => {
-    if (!Object.keys(o.when).length)
-      ctx.addIssue({
-        code: "custom",
-        path: ["overrides", i, "when"],
-        message: "name the value(s) the override is for, e.g. {customer_id: acme}",
-      });
+    const values = JSON.stringify(Object.entries(o.when).sort(([x], [y]) => x.localeCompare(y)));
+    const first = firstFor.get(values);
+    if (first === undefined) firstFor.set(values, i);
+    const message = !Object.keys(o.when).length
+      ? "name the value(s) the override is for, e.g. {customer_id: acme}"
+      : first !== undefined
+        ? `the same values as overrides.${first}.when, which applies first: this one never would`
+        : null;
+    if (message) ctx.addIssue({ code: "custom", path: ["overrides", i, "when"], message });
   });
 });
 export type BudgetInput = z.input<typeof BudgetSchema>;

@@ -47,6 +47,11 @@ describe("a query parameter given twice", () => {
     ] as const)
       expectRefused(await getJson(rt.app, rt.rootToken, path), param, path);
   });
+
+  it("so is one bound by its two names: /api/prices/unpriced's since and from", async () => {
+    const path = "/api/prices/unpriced?from=30d&since=garbage";
+    expectRefused(await getJson(rt.app, rt.rootToken, path), "since", path);
+  });
 });
 
 describe("a query parameter a route does not take", () => {

@@ -279,6 +279,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.get("/api/prices/unpriced", auth(CAN_READ), async (c) => {
     const q = c.req.query();
     onlyParams(c.req.queries(), [...FILTER_PARAMS, "since"]);
+    // One bound by two names: with both, one would be dropped unread.
+    if (q.since !== undefined && q.from !== undefined)
+      throw badRequest("invalid_parameter", "give since or from, not both: they are the same bound", "since");
     const filter = filterFrom(q, workspaceOf(c, q.workspace));
     filter.from ??= timeParam(q.since ?? "7d", "since");
     return c.json({ models: await deps.events.unpriced(filter) });

@@ -100,16 +100,24 @@ describe("retention", () => {
     expect((await spend(`by=day&from=${res.json.summary_before}`)).coverage.truncated).toBe(false);
   });
 
-  it("bad purge bodies are typed 400s; only an admin key may purge", async () => {
+  it("bad purge bodies are typed 400s; only the local admin may purge (it acts on every workspace)", async () => {
     const before = await rt.store.count({ workspaceId: "default" });
-    for (const role of ["read", "ingest"]) {
-      const { json: k } = await createKey(rt.app, rt.rootToken, "default", role);
+    // An admin key of another workspace too: a purge deletes every workspace's old calls.
+    for (const [workspace, role] of [
+      ["default", "read"],
+      ["default", "ingest"],
+      ["default", "admin"],
+      ["elsewhere", "admin"],
+    ] as const) {
+      const { json: k } = await createKey(rt.app, rt.rootToken, workspace, role);
       const res = await rt.app.request("/api/admin/purge", {
         method: "POST",
         headers: { authorization: `Bearer ${k.key}`, "content-type": "application/json" },
         body: JSON.stringify({ raw_days: 1 }),
       });
-      expect(res.status, role).toBe(403);
+      expect(res.status, `${workspace} ${role}`).toBe(403);
+      if (role === "admin")
+        expect(((await res.json()) as Json).error.message).toContain("only the server's local admin may");
     }
     expect(await rt.store.count({ workspaceId: "default" })).toBe(before);
     expect((await purge({})).status).toBe(400);

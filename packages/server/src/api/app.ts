@@ -93,6 +93,8 @@ type Env = { Variables: { principal: Principal } };
 const CAN_WRITE: ReadonlySet<string> = new Set(["ingest", "admin", "root"]);
 const CAN_READ: ReadonlySet<string> = new Set(["read", "admin", "root"]);
 const CAN_ADMIN: ReadonlySet<string> = new Set(["admin", "root"]);
+/** What acts on every workspace at once (a purge: ClickHouse drops whole months of all): no key's to do. */
+const LOCAL_ADMIN: ReadonlySet<string> = new Set(["root"]);
 /** A gateway key may look up the calls made through it (GET /api/events/:id), nothing else. */
 const CAN_READ_OR_GATEWAY: ReadonlySet<string> = new Set([...CAN_READ, "gateway"]);
 
@@ -170,13 +172,19 @@ export function createApp(deps: AppDeps): Hono<Env> {
         );
       const p = await deps.keys.resolve(key);
       if (!p) throw new ApiError(401, "authentication_error", "invalid_api_key", "this API key is not valid");
-      if (!allowed.has(p.role))
+      if (!allowed.has(p.role)) {
+        const roles = [...allowed].filter((r) => r !== "root");
         throw new ApiError(
           403,
           "permission_error",
           "insufficient_role",
-          `${p.role === "ingest" || p.role === "admin" ? "an" : "a"} ${p.role} key cannot do this; needs one of: ${[...allowed].filter((r) => r !== "root").join(", ")}`,
+          `${p.role === "ingest" || p.role === "admin" ? "an" : "a"} ${p.role} key cannot do this; ${
+            roles.length
+              ? `needs one of: ${roles.join(", ")}`
+              : "it acts on every workspace, so only the server's local admin may: run the CLI where the server's data dir is"
+          }`,
         );
+      }
       c.set("principal", p);
       await next();
     };
@@ -295,7 +303,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   // Retention: raw events older than raw_days, summary days older than summary_months (whole UTC months).
-  app.post("/api/admin/purge", auth(CAN_ADMIN), async (c) => {
+  app.post("/api/admin/purge", auth(LOCAL_ADMIN), async (c) => {
     onlyParams(c.req.queries(), []);
     const body = await c.req.json().catch(() => {
       throw badRequest("invalid_json", 'body must be JSON: {"raw_days"?, "summary_months"?}');

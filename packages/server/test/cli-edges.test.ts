@@ -655,4 +655,18 @@ describe("a refused query value is named as its flag", () => {
       expect(r.err).toContain(says);
     }
   });
+
+  it("an empty filter is refused as the rollups refuse it, not dropped: spend would answer for everything", async () => {
+    mkdirSync(dataDir, { recursive: true });
+    for (const [flag, field] of [
+      ["--customer", "customer_id"],
+      ["--feature", "feature"],
+      ["--data-mode", "data_mode"],
+      ["--deployment", "deployment"],
+    ] as const) {
+      const r = await tollgate("spend", "--by", "feature", flag, "");
+      expect(r.code, `${flag} "": ${r.out}${r.err}`).toBe(2);
+      expect(r.err).toContain(`spend failed (400): ${flag}: ${field} must not be empty`);
+    }
+  });
 });

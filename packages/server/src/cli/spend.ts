@@ -6,6 +6,7 @@ import { SPEND_DIMENSIONS } from "../store/types.js";
 import { DAY_MS } from "../time.js";
 import { CliError, expectOk, noteCoverage, printJson, QUERY_FLAGS } from "./common.js";
 import { precisionFrom, precisionOption } from "./precision.js";
+import { windowQuery } from "./rollups.js";
 import { formatInt, groupThousands, percent, renderTable } from "./table.js";
 import { connectToRead } from "./workspace-check.js";
 
@@ -49,16 +50,9 @@ export function registerSpend(program: Command): void {
         const by = o.by === "customer" ? "customer_id" : o.by === "user" ? "user_id" : o.by;
         if (!(SPEND_DIMENSIONS as readonly string[]).includes(by))
           throw new CliError(`--by must be one of ${SPEND_DIMENSIONS.join(", ")}`, 2);
-        const q = new URLSearchParams({
-          by,
-          from: o.from ?? thirtyDaysBefore(o.to),
-          to: o.to,
-          workspace: o.workspace,
-        });
-        if (o.customer) q.set("customer_id", o.customer);
-        if (o.feature) q.set("feature", o.feature);
-        if (o.dataMode) q.set("data_mode", o.dataMode);
-        if (o.deployment) q.set("deployment", o.deployment);
+        // Filters as the rollups send them: an empty one too, which the server refuses (dropped, it would
+        // answer for everything, as if that were the customer's spend).
+        const q = windowQuery({ ...o, from: o.from ?? thirtyDaysBefore(o.to) }, { by });
         const client = await connectToRead(cmd, o.workspace);
         try {
           const res = expectOk(await client.request("GET", `/api/spend?${q}`), "spend", QUERY_FLAGS);

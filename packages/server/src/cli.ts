@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { BackendUnreachableError } from "./backend-error.js";
+import { refuseEmptyArguments } from "./cli/argument-check.js";
 import { CliError } from "./cli/common.js";
 import { registerDemo } from "./cli/demo.js";
 import { registerEvents } from "./cli/events.js";
@@ -49,7 +50,8 @@ const program = new Command("tollgate")
   // errors, exit 2 as the commands' own checks are; it exits 1 for them. Help and --version keep 0.
   // Set before the commands are added: each copies it.
   .exitOverride((e) => process.exit(e.exitCode === 0 ? 0 : 2))
-  .hook("preAction", refuseEmptyWorkspace);
+  .hook("preAction", refuseEmptyWorkspace)
+  .hook("preAction", refuseEmptyArguments);
 
 registerServe(program);
 registerIngest(program);

@@ -55,6 +55,24 @@ describe("usage errors exit 2, with the message and no stack", () => {
     expect(version.out.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 
+  it("an empty or blank argument names nothing: refused, not sent as a path the server has no route for", async () => {
+    mkdirSync(dataDir, { recursive: true });
+    for (const [args, says] of [
+      [["runs", "status", ""], "run-id must not be empty (usage: tollgate runs status [options] <run-id>)"],
+      [["runs", "kill", " "], "run-id must not be blank"],
+      [["events", "get", ""], "id must not be empty"],
+      [["budgets", "delete", ""], "id must not be empty"],
+      // An optional one was read as absent: every budget listed, exit 0.
+      [["budgets", "status", ""], "id must not be empty"],
+      [["agents", "set", "", "--max-cost", "1"], "agent-type must not be empty"],
+    ] as const) {
+      const r = await tollgate(...args);
+      expect(r.code, `${args.join(" ")}: ${r.out}${r.err}`).toBe(2);
+      expect(r.err).toMatch(/^error: /);
+      expect(r.err).toContain(says);
+    }
+  });
+
   it("numbers given to demo and serve", async () => {
     for (const [args, says] of [
       [["demo", "--days", "abc"], "--days must be a whole number from 1 to 3650"],

@@ -654,7 +654,7 @@ describe("every command that prints data has --json (DESIGN.md)", () => {
 });
 
 describe("a refused query value is named as its flag", () => {
-  it("spend, rollup, explain, prices unpriced and export say which flag to fix, exit 2", async () => {
+  it("spend, rollup, explain, prices unpriced, export and purge say which flag to fix, exit 2", async () => {
     mkdirSync(dataDir, { recursive: true }); // a data dir to read (one that does not exist is refused first)
     for (const [args, says] of [
       [
@@ -667,6 +667,8 @@ describe("a refused query value is named as its flag", () => {
       [["prices", "unpriced", "--since", "lately"], "prices unpriced failed (400): --since: "],
       [["export", "calls", "-o", join(dir, "q.csv"), "--from", "then"], "export failed (400): --from: "],
       [["export", "rollup", "outcomes", "-o", join(dir, "q.csv"), "--by", "user"], "failed (400): --by: "],
+      [["purge", "--raw-days", "99999999"], "purge failed (400): --raw-days: "],
+      [["purge", "--summary-months", "99999"], "purge failed (400): --summary-months: "],
     ] as const) {
       const r = await tollgate(...args);
       expect(r.code, `${args.join(" ")}: ${r.err}`).toBe(2);

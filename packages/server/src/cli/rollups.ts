@@ -338,7 +338,10 @@ export function registerPurge(program: Command): void {
       // The server answers once the purge is done: minutes on a large store.
       const client = await connect(clientOptions(cmd.optsWithGlobals<GlobalOpts>(), PURGE_SECONDS));
       try {
-        const res = expectOk(await client.request("POST", "/api/admin/purge", body), "purge");
+        const res = expectOk(await client.request("POST", "/api/admin/purge", body), "purge", {
+          raw_days: "--raw-days",
+          summary_months: "--summary-months",
+        });
         if (o.json) return printJson(res);
         console.log(
           `deleted ${formatInt(res.raw_deleted)} raw calls before ${res.raw_before ?? "-"}, ` +

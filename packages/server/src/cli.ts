@@ -9,6 +9,7 @@ import { registerExport } from "./cli/export.js";
 import { registerIngest } from "./cli/ingest.js";
 import { registerKeys } from "./cli/keys.js";
 import { registerLimits } from "./cli/limits.js";
+import { refuseEmptyLocations } from "./cli/location-check.js";
 import { registerPrices } from "./cli/prices.js";
 import { DEFAULT_TIMEOUT_SECONDS } from "./cli/request-timeout.js";
 import { PURGE_SECONDS, registerPurge, registerRollups } from "./cli/rollups.js";
@@ -51,7 +52,8 @@ const program = new Command("tollgate")
   // Set before the commands are added: each copies it.
   .exitOverride((e) => process.exit(e.exitCode === 0 ? 0 : 2))
   .hook("preAction", refuseEmptyWorkspace)
-  .hook("preAction", refuseEmptyArguments);
+  .hook("preAction", refuseEmptyArguments)
+  .hook("preAction", refuseEmptyLocations);
 
 registerServe(program);
 registerIngest(program);

@@ -73,6 +73,20 @@ describe("usage errors exit 2, with the message and no stack", () => {
     }
   });
 
+  it("an empty --data-dir is refused, not read as the working dir (a store made in it); so are empty files and backends", async () => {
+    const cwd = join(dir, "cwd");
+    mkdirSync(cwd, { recursive: true });
+    const r = await spawnCli(["--data-dir", "", "demo", "--days", "1", "--calls-per-day", "1"], { cwd });
+    expect(r.code, r.out + r.err).toBe(2);
+    expect(r.err).toBe("error: --data-dir must not be empty: leave it out for the default\n");
+    expect(existsSync(join(cwd, "tollgate.duckdb"))).toBe(false);
+    for (const flag of ["--pricebook", "--limits", "--redis", "--clickhouse"]) {
+      const e = await tollgate(flag, " ", "spend", "--by", "feature");
+      expect(e.code, `${flag}: ${e.out}${e.err}`).toBe(2);
+      expect(e.err).toContain(`${flag} must not be blank`);
+    }
+  });
+
   it("numbers given to demo and serve", async () => {
     for (const [args, says] of [
       [["demo", "--days", "abc"], "--days must be a whole number from 1 to 3650"],

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
-import { BackendUnreachableError } from "./backend-error.js";
+import { BackendUnreachableError, BackendUrlError } from "./backend-error.js";
 import { refuseEmptyArguments } from "./cli/argument-check.js";
 import { CliError } from "./cli/common.js";
 import { registerDemo } from "./cli/demo.js";
@@ -72,11 +72,13 @@ program.parseAsync().catch((e: unknown) => {
     e instanceof CliError ||
     e instanceof DataDirLockedError ||
     e instanceof ConfigFileError ||
-    e instanceof BackendUnreachableError
+    e instanceof BackendUnreachableError ||
+    e instanceof BackendUrlError
   ) {
     console.error(`error: ${e.message}`);
-    // A broken --limits or --pricebook file is a usage error, as a bad flag is.
-    process.exit(e instanceof CliError ? e.exitCode : e instanceof ConfigFileError ? 2 : 1);
+    // A broken --limits or --pricebook file, or a backend URL that is none, is a usage error, as a bad flag is.
+    const usage = e instanceof ConfigFileError || e instanceof BackendUrlError;
+    process.exit(e instanceof CliError ? e.exitCode : usage ? 2 : 1);
   }
   console.error(e);
   process.exit(1);

@@ -87,6 +87,20 @@ describe("usage errors exit 2, with the message and no stack", () => {
     }
   });
 
+  it("a --clickhouse that is no http(s) URL, or names no database it can make, is said without a stack", async () => {
+    for (const [url, says] of [
+      ["localhost:8123", "--clickhouse / TOLLGATE_CLICKHOUSE_URL must be an http(s) URL"],
+      ["notaurl", "--clickhouse / TOLLGATE_CLICKHOUSE_URL must be an http(s) URL"],
+      ["http://127.0.0.1:1/bad-db!", 'invalid ClickHouse database name "bad-db!"'],
+    ]) {
+      const r = await tollgate("--clickhouse", url!, "spend", "--by", "feature");
+      expect(r.code, `${url}: ${r.err}`).toBe(2);
+      expect(r.err).toMatch(/^error: /);
+      expect(r.err).toContain(says);
+      expect(r.err).not.toContain("    at ");
+    }
+  });
+
   it("numbers given to demo and serve", async () => {
     for (const [args, says] of [
       [["demo", "--days", "abc"], "--days must be a whole number from 1 to 3650"],

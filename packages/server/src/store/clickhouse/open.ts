@@ -1,4 +1,4 @@
-import { BackendUnreachableError } from "../../backend-error.js";
+import { BackendUnreachableError, BackendUrlError } from "../../backend-error.js";
 import { type IdClaims, LocalClaims } from "./claims.js";
 import { type ChExec, HttpExec } from "./exec.js";
 import { addMissingColumns, type Layout, tablesDdl, viewsDdl } from "./schema.js";
@@ -25,15 +25,32 @@ export interface ClickHouseOptions {
 
 const DATABASE_RE = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
+/**
+ * A ClickHouse URL as its HTTP client takes it, or a BackendUrlError saying the form (the value is not
+ * repeated: it may hold a password). Unchecked, `localhost:8123` (a URL whose scheme is "localhost:") or
+ * `notaurl` stopped the command with the client's TypeError and its stack.
+ */
+function clickHouseUrl(url: string, from: string): URL {
+  const u = URL.canParse(url) ? new URL(url) : null;
+  if (u?.protocol !== "http:" && u?.protocol !== "https:")
+    throw new BackendUrlError(
+      `${from} must be an http(s) URL, http(s)://[user:password@]host:port/<database> (e.g. http://localhost:8123/tollgate)`,
+    );
+  return u;
+}
+
 /** Connects, creates the schema where it is missing (unless told not to), and returns the store. */
 export async function openClickHouse(
   opts: ClickHouseOptions,
   exec?: (url: string) => ChExec,
 ): Promise<ClickHouseStore> {
-  const u = new URL(opts.url);
+  const u = clickHouseUrl(opts.url, "--clickhouse / TOLLGATE_CLICKHOUSE_URL");
+  for (const node of opts.nodes ?? []) clickHouseUrl(node, "TOLLGATE_CLICKHOUSE_NODES");
   const database = u.pathname.replace(/^\//, "") || "tollgate";
   if (!DATABASE_RE.test(database))
-    throw new Error(`invalid ClickHouse database name ${JSON.stringify(database)}`);
+    throw new BackendUrlError(
+      `invalid ClickHouse database name ${JSON.stringify(database)} (--clickhouse / TOLLGATE_CLICKHOUSE_URL): letters, digits and _, not starting with a digit`,
+    );
   // Connect without a database: it may not exist yet.
   const connect = exec ?? ((url: string) => new HttpExec(url));
   const strip = (url: string) => {

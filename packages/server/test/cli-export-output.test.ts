@@ -2,7 +2,7 @@
 // fails midway or is interrupted leaves neither a partial file that reads as whole nor a previous export
 // overwritten.
 
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import {
   existsSync,
   mkdirSync,
@@ -91,6 +91,9 @@ async function written(where: () => string, text: string): Promise<void> {
   throw new Error(`${where()} never held ${JSON.stringify(text)}`);
 }
 
+/** What follows "a device, pipe or socket)" in the refusal of an output path that is no regular file. */
+const SPECIAL = "; an export is written to a file and renamed into place when complete: give a file's path";
+
 describe("an output path that cannot be written", () => {
   it("is a usage error naming the path and why (exit 2, no stack), for every format and both exports", async () => {
     mkdirSync(dataDir); // a data dir to export from
@@ -98,12 +101,17 @@ describe("an output path that cannot be written", () => {
     mkdirSync(outDir);
     const aFile = join(dir, "a-file");
     writeFileSync(aFile, "not a directory\n");
+    const fifo = join(dir, "a-fifo");
+    execFileSync("mkfifo", [fifo]);
     for (const [args, path, why] of [
       [["calls"], join(dir, "missing", "x.csv"), "its directory does not exist"],
       [["calls"], join(aFile, "x.csv"), "its directory is not a directory"],
       [["calls", "--format", "json"], outDir, "it is a directory"],
       [["calls", "--format", "parquet"], join(dir, "missing", "x.parquet"), "its directory does not exist"],
       [["rollup", "features"], join(dir, "missing", "x.csv"), "its directory does not exist"],
+      // Not renamed over: /dev/null, as root, would become a regular file.
+      [["calls"], fifo, `it is not a regular file (a device, pipe or socket)${SPECIAL}`],
+      [["rollup", "features"], fifo, `it is not a regular file (a device, pipe or socket)${SPECIAL}`],
     ] as const) {
       const r = await tollgate("export", ...args, "-o", path);
       expect(r.code, r.err).toBe(2);
@@ -111,6 +119,7 @@ describe("an output path that cannot be written", () => {
       expect(r.err).toMatch(/^note: workspace "default" has no calls recorded; .*\nerror: /);
       expect(r.err.endsWith(`error: cannot write ${path}: ${why}\n`), r.err).toBe(true);
     }
+    expect(statSync(fifo).isFIFO()).toBe(true);
   });
 });
 

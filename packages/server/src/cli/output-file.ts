@@ -20,6 +20,12 @@ export interface OutputFile {
 function createPartial(path: string): string {
   const partial = `${path}.partial`;
   if (isDirectory(path)) throw new CliError(`cannot write ${path}: it is a directory`, 2);
+  // Renamed over, /dev/null (as root) would become a regular file, and a pipe would never be read from.
+  if (isSpecialFile(path))
+    throw new CliError(
+      `cannot write ${path}: it is not a regular file (a device, pipe or socket); an export is written to a file and renamed into place when complete: give a file's path`,
+      2,
+    );
   try {
     closeSync(openSync(partial, "w"));
   } catch (e) {
@@ -32,6 +38,16 @@ function createPartial(path: string): string {
 function isDirectory(path: string): boolean {
   try {
     return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Whether `path` is there and is neither a regular file nor a directory (/dev/null, a FIFO, a socket). */
+function isSpecialFile(path: string): boolean {
+  try {
+    const st = statSync(path);
+    return !st.isFile() && !st.isDirectory();
   } catch {
     return false;
   }

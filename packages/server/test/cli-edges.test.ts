@@ -1,7 +1,8 @@
 // The CLI as a platform engineer and a FinOps analyst meet it: usage errors, exit codes, and figures that
 // must agree with each other and with what was recorded.
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { uuidv7 } from "@tollgate/core";
 import { describe, expect, it } from "vitest";
@@ -135,6 +136,22 @@ describe("usage errors exit 2, with the message and no stack", () => {
     expect(r.code).toBe(2);
     expect(r.err).toContain("a directory, not a JSONL file");
     expect(r.err).not.toMatch(/EISDIR|\n\s+at /);
+  });
+
+  it("ingest of a file it may not read: said before anything is opened, not Node's raw EACCES (exit 1)", async () => {
+    const place = mkdtempSync(join(tmpdir(), "tollgate-unreadable-"));
+    try {
+      chmodSync(place, 0o777); // its data dir made by whoever runs it
+      const file = join(place, "calls.jsonl");
+      writeFileSync(file, "{}\n", { mode: 0o000 });
+      // Root reads any file: run as nobody then.
+      const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+      const r = await spawnCli(["--data-dir", join(place, "data"), "ingest", file], asNobody);
+      expect(r.code, r.err).toBe(2);
+      expect(r.err).toBe(`error: cannot read ${file}: permission denied\n`);
+    } finally {
+      rmSync(place, { recursive: true, force: true });
+    }
   });
 
   it("budgets set ID --file: a file naming another budget is refused, not saved over that budget", async () => {

@@ -21,6 +21,9 @@ export interface CliRunOptions {
   env?: NodeJS.ProcessEnv;
   cwd?: string;
   timeoutMs?: number;
+  /** Another user to run it as (a test run by root, whom file modes do not stop). */
+  uid?: number;
+  gid?: number;
 }
 
 /**
@@ -28,13 +31,18 @@ export interface CliRunOptions {
  * Never run it synchronously: that stops the test worker's event loop for the whole run, and vitest's
  * worker, unable to report meanwhile, fails the run (`Timeout calling "onTaskUpdate"`).
  */
-export function spawnCli(args: string[], { env = process.env, cwd, timeoutMs = 60_000 }: CliRunOptions = {}) {
+export function spawnCli(
+  args: string[],
+  { env = process.env, cwd, timeoutMs = 60_000, uid, gid }: CliRunOptions = {},
+) {
   // No stdin: a read of it ends at once, never waits on this process.
   const child = spawn(process.execPath, [CLI, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     timeout: timeoutMs,
     env,
     cwd,
+    uid,
+    gid,
   });
   // Decoded as a stream, so a character whose bytes span two chunks is not garbled.
   child.stdout.setEncoding("utf8");

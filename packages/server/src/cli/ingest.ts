@@ -1,4 +1,4 @@
-import { createReadStream, statSync } from "node:fs";
+import { accessSync, constants, createReadStream, statSync } from "node:fs";
 import { createInterface } from "node:readline";
 import type { Command } from "commander";
 import { type Client, connect, RawJson } from "./client.js";
@@ -106,6 +106,31 @@ export async function ingestFile(
   return s;
 }
 
+/**
+ * A file that cannot be read is a usage error saying why, before the data dir is opened or anything is
+ * sent: read only once the ingest ran, an unreadable one stopped it with Node's raw error (exit 1). Its
+ * access is checked, not an open: a pipe's open would wait for a writer here.
+ */
+function refuseUnreadable(file: string): void {
+  let isDirectory: boolean;
+  try {
+    isDirectory = statSync(file).isDirectory();
+    accessSync(file, constants.R_OK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? "";
+    const why: Record<string, string> = {
+      ENOENT: "no such file",
+      EACCES: "permission denied",
+      ENOTDIR: "a part of its path is not a directory",
+    };
+    throw new CliError(
+      `cannot read ${file}: ${Object.hasOwn(why, code) ? why[code] : (e as Error).message}`,
+      2,
+    );
+  }
+  if (isDirectory) throw new CliError(`cannot read ${file}: a directory, not a JSONL file`, 2);
+}
+
 export function registerIngest(program: Command): void {
   program
     .command("ingest <file>")
@@ -118,13 +143,7 @@ export function registerIngest(program: Command): void {
         const batchSize = Number(o.batchSize);
         if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000)
           throw new CliError("--batch-size must be 1..10000", 2);
-        let isDirectory: boolean;
-        try {
-          isDirectory = statSync(file).isDirectory();
-        } catch {
-          throw new CliError(`cannot read ${file}: no such file`, 2);
-        }
-        if (isDirectory) throw new CliError(`cannot read ${file}: a directory, not a JSONL file`, 2);
+        refuseUnreadable(file);
         const client = await connect(clientOptions(cmd.optsWithGlobals<GlobalOpts>()));
         let s: IngestSummary;
         try {

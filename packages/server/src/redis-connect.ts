@@ -1,5 +1,21 @@
-import type { Redis } from "ioredis";
-import { BackendUnreachableError } from "./backend-error.js";
+import { Redis, type RedisOptions } from "ioredis";
+import { BackendUnreachableError, BackendUrlError } from "./backend-error.js";
+
+/**
+ * A client of `url` not yet connected (connectRedis), or a BackendUrlError when ioredis cannot read `url`
+ * as an address (`redis://[bad`): its TypeError and stack stopped the command. The value is not repeated:
+ * it may hold a password.
+ */
+export function redisClient(url: string, options: RedisOptions): Redis {
+  try {
+    return new Redis(url, { ...options, lazyConnect: true });
+  } catch (e) {
+    if (!(e instanceof TypeError)) throw e;
+    throw new BackendUrlError(
+      "--redis / TOLLGATE_REDIS_URL must be a Redis address, redis://[user:password@]host:port or host:port",
+    );
+  }
+}
 
 /**
  * Connects a lazyConnect client. Its errors go to callers per command, never unhandled; the first one says

@@ -102,6 +102,14 @@ describe("usage errors exit 2, with the message and no stack", () => {
     }
   });
 
+  it("a --redis that ioredis cannot read as an address is said without a stack, as one it cannot reach is", async () => {
+    const r = await tollgate("--redis", "redis://ops:s3cret@[bad", "budgets", "status");
+    expect(r.code, r.err).toBe(2);
+    expect(r.err).toBe(
+      "error: --redis / TOLLGATE_REDIS_URL must be a Redis address, redis://[user:password@]host:port or host:port\n",
+    );
+  });
+
   it("numbers given to demo and serve", async () => {
     for (const [args, says] of [
       [["demo", "--days", "abc"], "--days must be a whole number from 1 to 3650"],

@@ -1,5 +1,6 @@
 import { performance } from "node:perf_hooks";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
+import { redisClient } from "../redis-connect.js";
 import { type JobLease, type LeaseListener, newHolderId } from "./lease.js";
 
 /** The braces are a Redis Cluster hash tag: the lease and its run times live in one slot. */
@@ -83,8 +84,7 @@ export class RedisJobLease implements JobLease {
     this.#runsKey = `${this.key}:runs`;
     this.#renewEveryMs = Math.max(1, Math.floor(this.ttlMs / 3));
     this.#log = opts.log ?? (() => {});
-    this.#redis = new Redis(url, {
-      lazyConnect: true,
+    this.#redis = redisClient(url, {
       // Fail fast and never resend: a lease answer that comes late is treated as lost.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,

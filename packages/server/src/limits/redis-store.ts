@@ -11,8 +11,8 @@ import {
   type RunUsage,
   tokenCount,
 } from "@tollgate/core";
-import { Redis } from "ioredis";
-import { connectRedis } from "../redis-connect.js";
+import type { Redis } from "ioredis";
+import { connectRedis, redisClient } from "../redis-connect.js";
 import { throttleKey } from "./admission-plan.js";
 import { levelWindow } from "./memory-store.js";
 import { LEASE_CALLS, LEASE_ROOM, type Lease, LeaseBook, type LeaseUse, leasable } from "./redis-leases.js";
@@ -115,8 +115,7 @@ export class RedisLimitStore implements LimitStore {
 
   static async connect(url: string): Promise<RedisLimitStore> {
     // No offline queue, no resend: when Redis is down a call fails fast and the budget's fail mode decides.
-    const redis = new Redis(url, {
-      lazyConnect: true,
+    const redis = redisClient(url, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0, // a resent script is not idempotent: fail instead
       commandTimeout: 1000,

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { Redis } from "ioredis";
-import { connectRedis } from "../../redis-connect.js";
+import type { Redis } from "ioredis";
+import { connectRedis, redisClient } from "../../redis-connect.js";
 import { CLAIM_TTL_MS, type IdClaims } from "./claims.js";
 
 /** All keys or none: returns the ones held by someone else, else sets them all with a time to live. */
@@ -27,7 +27,7 @@ export class RedisClaims implements IdClaims {
   }
 
   static async connect(url: string): Promise<RedisClaims> {
-    const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 2, enableOfflineQueue: true });
+    const redis = redisClient(url, { maxRetriesPerRequest: 2, enableOfflineQueue: true });
     await connectRedis(redis, url);
     return new RedisClaims(redis);
   }

@@ -659,7 +659,7 @@ describe("spend and export calls pick a data_mode and deployment, as the rollups
 });
 
 describe("a refused flag is named as the flag", () => {
-  it("budgets set and agents set say which flag to fix, exit 2", async () => {
+  it("budgets set, agents set and keys create say which flag to fix, exit 2", async () => {
     for (const [args, says] of [
       [
         ["budgets", "set", "b-flags", "--window", "day", "--limit", "1", "--warn-at", "0.5,abc"],
@@ -680,6 +680,15 @@ describe("a refused flag is named as the flag", () => {
       [
         ["agents", "set", "bot-flags", "--max-depth", "deep"],
         'error: --max-depth takes numbers; "deep" is not one',
+      ],
+      // A key's attribution is refused by its field's path (defaults.customer_id): named by its own flag.
+      [
+        ["keys", "create", "-w", "default", "--role", "gateway", "--customer", ""],
+        "keys create failed (400): --customer: defaults.customer_id: ",
+      ],
+      [
+        ["keys", "create", "-w", "default", "--role", "gateway", "--label", "x".repeat(201)],
+        "keys create failed (400): --label: label: ",
       ],
     ] as const) {
       const r = await tollgate(...args);

@@ -45,13 +45,15 @@ export class CliError extends Error {
 /**
  * The answer's body, or a CliError: a value the server refuses (400) came from the command line, so it is
  * a usage error (exit 2), as the CLI's own checks are. `flags` names the flag each API field came from
- * (warn_at: "--warn-at"): the message then says which flag to fix.
+ * (warn_at: "--warn-at"; a nested one by its path, defaults.customer_id: "--customer"): the message then
+ * says which flag to fix.
  */
 export function expectOk(reply: Reply, what: string, flags: Record<string, string> = {}): Reply["body"] {
   if (reply.status >= 200 && reply.status < 300) return reply.body;
   const e = reply.body?.error;
-  const field = typeof e?.param === "string" ? e.param.split(".")[0]! : "";
-  const flag = reply.status === 400 && Object.hasOwn(flags, field) ? `${flags[field]}: ` : "";
+  const param = typeof e?.param === "string" ? e.param : "";
+  const field = [param, param.split(".")[0]!].find((f) => Object.hasOwn(flags, f));
+  const flag = reply.status === 400 && field !== undefined ? `${flags[field]}: ` : "";
   throw new CliError(
     `${what} failed (${reply.status}): ${flag}${e?.message ?? JSON.stringify(reply.body)}`,
     reply.status === 400 ? 2 : 1,

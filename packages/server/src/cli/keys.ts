@@ -4,6 +4,19 @@ import { callApi } from "./call-api.js";
 import { CliError, printJson } from "./common.js";
 import { renderTable } from "./table.js";
 
+/** The flag each field of a new key came from: the server's refusals name fields. */
+const KEY_FLAGS: Record<string, string> = {
+  workspace: "-w/--workspace",
+  role: "--role",
+  label: "--label",
+  "defaults.customer_id": "--customer",
+  "defaults.feature": "--feature",
+  "defaults.user_id": "--user",
+  "defaults.deployment": "--deployment",
+  "defaults.prompt_version": "--prompt-version",
+  "defaults.agent_type": "--agent-type",
+};
+
 export function registerKeys(program: Command): void {
   const keys = program.command("keys").description("manage API keys (stored hashed; a key is shown once)");
   keys
@@ -51,6 +64,7 @@ export function registerKeys(program: Command): void {
               agent_type: o.agentType,
             },
           },
+          flags: KEY_FLAGS,
         });
         if (o.json) printJson(res);
         else

@@ -2,7 +2,7 @@
 // directory made in a file's place while the export ran, the output's directory removed) is said as which
 // file, why and what to do (exit 1), not as Node's raw error, and keeps the previous export as it was.
 
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -65,5 +65,22 @@ describe("an export's files renamed into place", () => {
       `cannot write ${out}.meta.json: its directory does not exist; nothing was kept of it: write elsewhere`,
       1,
     ]);
+  });
+  it("writes through a symbolic link to its target (there or not yet), as a shell's > does, and keeps the link", () => {
+    const exports = join(dir, "links");
+    mkdirSync(exports);
+    writeFileSync(join(exports, "2026-11.csv"), "last month's export\n");
+    symlinkSync("2026-11.csv", join(exports, "latest.csv")); // relative, as `ln -s` makes them
+    symlinkSync(join(exports, "2026-12.csv"), join(exports, "next.csv")); // dangling: its file to come
+    for (const [link, target] of [
+      ["latest.csv", "2026-11.csv"],
+      ["next.csv", "2026-12.csv"],
+    ]) {
+      const output = writtenExport(join(exports, link!));
+      output.complete();
+      expect(lstatSync(join(exports, link!)).isSymbolicLink(), link).toBe(true);
+      expect(readFileSync(join(exports, target!), "utf8")).toBe("this export\n");
+      expect(readFileSync(join(exports, `${link}.meta.json`), "utf8")).toBe("this export's metadata\n");
+    }
   });
 });

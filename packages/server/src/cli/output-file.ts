@@ -1,4 +1,5 @@
-import { closeSync, openSync, renameSync, rmSync, statSync } from "node:fs";
+import { closeSync, lstatSync, openSync, readlinkSync, renameSync, rmSync, statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { CliError } from "./common.js";
 import { cleanUpOnInterrupt } from "./interrupt-cleanup.js";
 import { whyCannotCreate } from "./why-cannot-create.js";
@@ -32,6 +33,24 @@ function createPartial(path: string): string {
     throw new CliError(`cannot write ${path}: ${whyCannotCreate(e, "its directory")}`, 2);
   }
   return partial;
+}
+
+/**
+ * The file a path names: a symbolic link's target (followed to its end, there or not yet), so an export
+ * replaces what the link points at, as a shell's `>` writes through it; renamed over, the link itself
+ * would become a regular file.
+ */
+function linkTarget(path: string): string {
+  let at = path;
+  for (let hops = 0; hops < 40; hops++) {
+    try {
+      if (!lstatSync(at).isSymbolicLink()) return at;
+    } catch {
+      return at; // not there (yet): the file to create
+    }
+    at = resolve(dirname(at), readlinkSync(at));
+  }
+  throw new CliError(`cannot write ${path}: too many levels of symbolic links`, 2);
 }
 
 /** Whether `path` is a directory; a path that cannot be looked at (a file in its path) is said by the open. */
@@ -85,12 +104,13 @@ function renameIntoPlace(renames: [partial: string, file: string][]): void {
  * full disk while writing it would otherwise leave the previous export's data without its metadata).
  * Created before the export asks anything of the server, so a path that cannot be written is said at once.
  */
-export function outputFile(out: string, withMeta = false): OutputFile {
+export function outputFile(given: string, withMeta = false): OutputFile {
+  const out = linkTarget(given);
   const partial = createPartial(out);
   let meta: OutputFile["meta"] = null;
   if (withMeta)
     try {
-      const file = `${out}.meta.json`;
+      const file = linkTarget(`${given}.meta.json`);
       meta = { file, partial: createPartial(file) };
     } catch (e) {
       rmSync(partial, { force: true });

@@ -1,6 +1,7 @@
 // The CLI as a platform engineer and a FinOps analyst meet it: usage errors, exit codes, and figures that
 // must agree with each other and with what was recorded.
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -320,6 +321,35 @@ describe("a server that does not answer", () => {
     expect(r.err).toContain(`cannot reach the Tollgate server of ${dataDir} at http://127.0.0.1:${port}`);
     expect(r.err).toContain("server.json");
     expect(r.err).not.toMatch(/TypeError|\n\s+at /);
+  });
+
+  it("a server there that refuses the file's token is said to be another's, with what to do", async () => {
+    const dataDir = join(dir, "another-server");
+    mkdirSync(dataDir, { recursive: true });
+    // Another Tollgate on the port: it does not know this data dir's local-admin token.
+    const other = createHttpServer((_, res) =>
+      res
+        .writeHead(401, { "content-type": "application/json" })
+        .end(
+          '{"error":{"type":"authentication_error","code":"invalid_api_key","message":"this API key is not valid"}}',
+        ),
+    );
+    await new Promise<void>((r) => other.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(other.address() as { port: number }).port}`;
+    try {
+      writeFileSync(
+        join(dataDir, "server.json"),
+        JSON.stringify({ pid: process.pid, url, token: "tg_root_x", role: "all" }),
+      );
+      const r = await tollgate("--data-dir", dataDir, "spend", "--by", "feature");
+      expect(r.code).toBe(1);
+      expect(r.err).toContain(
+        `the server at ${url} refused the local-admin token of ${join(dataDir, "server.json")}`,
+      );
+      expect(r.err).toContain("delete that file and run the command again");
+    } finally {
+      other.close();
+    }
   });
 });
 

@@ -58,7 +58,14 @@ export async function connect(opts: ClientOptions, use: "read" | "write" = "writ
       );
     const send = async (path: string, init: ApiRequest) => {
       try {
-        return await fetchUntilSilent(info.url + path, init, opts.requestTimeoutMs, silent);
+        const res = await fetchUntilSilent(info.url + path, init, opts.requestTimeoutMs, silent);
+        // The server there does not know the token its data dir's file holds: it is another's.
+        if (res.status === 401)
+          throw new CliError(
+            `the server at ${info.url} refused the local-admin token of ${serverInfoPath(opts.dataDir)}: it is not the server of ${opts.dataDir} ` +
+              `(that file outlived its server, pid ${info.pid}, and another took the port?). Stop the server at ${info.url}, or delete that file and run the command again.`,
+          );
+        return res;
       } catch (e) {
         if (e instanceof CliError) throw e; // silent()'s: it says what to do
         // Its process is there but its port does not answer (it is shutting down, or after a kill -9 the

@@ -3,17 +3,24 @@
 // leaves the response to the poll that reads its usage (a client's, through this gateway or another, or the
 // gateway's own), whose record, under the event id a poll's record of it takes, is kept, and counted once to
 // its budget and agent run at its exact cost. It used to take that event id and the claim: the poll recorded
-// nothing, and the budget and run were charged the worst case the stream held. A gateway of its own per case:
-// a gateway records a response once, under the id its fixture gives it.
+// nothing, and the budget and run were charged the worst case the stream held. So is a stream cut short, then
+// resumed to such an end: that used to count as a response finished without usage. A gateway of its own per
+// case: a gateway records a response once, under the id its fixture gives it.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { extractFromSse } from "@tollgate/core";
+import { type CallRecord, extractFromSse } from "@tollgate/core";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { responseEventId } from "../src/event-ids.js";
-import { adminRequest, expectExactUsageAndCost, gatewayRecords, startTestGateway } from "./helpers.js";
+import {
+  adminRequest,
+  collect,
+  expectExactUsageAndCost,
+  gatewayRecords,
+  startTestGateway,
+} from "./helpers.js";
 import { FX, fixture, type MockUpstream, startMockUpstream } from "./mock-upstream.js";
 import { startRedis } from "./redis-server.js";
 
@@ -90,10 +97,10 @@ async function polledTwice(gw: TestGateway, id: string, headers: Record<string, 
 }
 
 /**
- * The stream's llm record (through `streamedBy`) and the poll's (through `polledBy`), the response counted
- * once at the poll's cost to its budget and run, nothing held.
+ * The llm records of response `id` in the stores of `gws` once `polledBy`'s poll recorded it priced (and no
+ * other could have come meanwhile), the unpriced first.
  */
-async function countedOnceByThePoll(streamedBy: TestGateway, polledBy: TestGateway, id: string) {
+async function llmRecordsOnceBilled(polledBy: TestGateway, gws: TestGateway[], id: string) {
   const llmRecords = async (gw: TestGateway) =>
     (await gatewayRecords(gw.runtime)).filter((r) => r.kind === "llm" && r.request_id === id);
   await vi.waitFor(async () => expect((await llmRecords(polledBy)).some((r) => r.priced)).toBe(true), {
@@ -101,15 +108,16 @@ async function countedOnceByThePoll(streamedBy: TestGateway, polledBy: TestGatew
     interval: 20,
   });
   await sleep(300); // a second record or charge, were there one, would be in by now
-  const stores = streamedBy === polledBy ? [streamedBy] : [streamedBy, polledBy];
+  const stores = [...new Set(gws)];
   const records = (await Promise.all(stores.map(llmRecords))).flat();
-  const [streamed, polled, ...more] = records.sort((a, b) => Number(a.priced) - Number(b.priced));
-  expect(more).toEqual([]);
-  expect(streamed).toMatchObject({ error_type: "usage_unreadable", priced: false });
-  expect(streamed!.event_id).not.toBe(responseEventId("default", id));
-  expect(polled!.event_id).toBe(responseEventId("default", id));
-  expectExactUsageAndCost(polled!, extractFromSse("openai.responses", fixture(FX.responsesStream)), "openai");
-  const cost = String(polled!.cost_nanousd);
+  return records.sort((a, b) => Number(a.priced) - Number(b.priced));
+}
+
+/** `polled` is the response's record at its exact cost, counted once to its budget and run, nothing held. */
+async function billedOnceBy(polledBy: TestGateway, polled: CallRecord, id: string) {
+  expect(polled.event_id).toBe(responseEventId("default", id));
+  expectExactUsageAndCost(polled, extractFromSse("openai.responses", fixture(FX.responsesStream)), "openai");
+  const cost = String(polled.cost_nanousd);
   await vi.waitFor(
     async () =>
       expect((await adminRequest(polledBy, "GET", `/api/budgets/${FEATURE}`)).json).toMatchObject({
@@ -120,6 +128,18 @@ async function countedOnceByThePoll(streamedBy: TestGateway, polledBy: TestGatew
   );
   const run = (await adminRequest(polledBy, "GET", `/api/runs/${RUN}`)).json;
   expect(run.usage).toMatchObject({ cost_nanousd: cost, llm_calls: 1 });
+}
+
+/**
+ * The stream's llm record (through `streamedBy`) and the poll's (through `polledBy`), the response counted
+ * once at the poll's cost to its budget and run, nothing held.
+ */
+async function countedOnceByThePoll(streamedBy: TestGateway, polledBy: TestGateway, id: string) {
+  const [streamed, polled, ...more] = await llmRecordsOnceBilled(polledBy, [streamedBy, polledBy], id);
+  expect(more).toEqual([]);
+  expect(streamed).toMatchObject({ error_type: "usage_unreadable", priced: false });
+  expect(streamed!.event_id).not.toBe(responseEventId("default", id));
+  await billedOnceBy(polledBy, polled!, id);
 }
 
 describe("gateway: a background stream read to its end, its usage unreadable", () => {
@@ -162,6 +182,74 @@ describe("gateway: a background stream read to its end, its usage unreadable", (
     } finally {
       await stop();
       await redis.stop();
+    }
+  });
+});
+
+/**
+ * A background stream through `gw` cut short (its connection broke), then resumed through `gw` to its end in
+ * `scenario`: its response's id, and the headers of its submission.
+ */
+async function resumedToItsEnd(gw: TestGateway, scenario: (typeof SCENARIOS)[number]) {
+  const headers = {
+    "x-mock-case": `unreadable-resumed-${++cases}`,
+    "x-tollgate-feature": FEATURE,
+    "x-tollgate-agent-run-id": RUN,
+    "x-tollgate-agent-type": "researcher",
+  };
+  const stream = await through(gw).responses.create(
+    { model: "gpt-5", input: "Research caching", stream: true, background: true },
+    { headers: { ...headers, "x-mock-scenario": "reset-mid-stream" } },
+  );
+  const seen: { type: string; sequence_number: number; response?: { id: string } }[] = [];
+  await expect(
+    (async () => {
+      for await (const ev of stream) seen.push(ev);
+    })(),
+  ).rejects.toThrow();
+  const id = seen[0]!.response!.id;
+  const rest = await collect(
+    await through(gw).responses.retrieve(
+      id,
+      { stream: true, starting_after: seen.at(-1)!.sequence_number },
+      { headers: { ...headers, "x-mock-scenario": scenario } },
+    ),
+  );
+  expect(rest.at(-1)).toMatchObject({ type: "response.completed", response: { status: "completed" } });
+  return { id, headers };
+}
+
+// Its resumed stream, read to its end, is how its client learns the response finished; its usage unread
+// there, the response used to count as one finished without usage: its submission forgotten and its hold let
+// go, nothing recorded, and the gateway followed it no more (a client's poll alone billed it).
+describe("gateway: a background stream cut short, then resumed to its end, its usage unreadable", () => {
+  it.each(SCENARIOS)(
+    "%s, then polled by its client: the poll's record is its cost, counted once",
+    async (s) => {
+      const { started, stop } = await gateways(1, 0);
+      const [gw] = started as [TestGateway];
+      try {
+        const { id, headers } = await resumedToItsEnd(gw, s);
+        await polledTwice(gw, id, headers);
+        const [polled, ...more] = await llmRecordsOnceBilled(gw, [gw], id);
+        expect(more).toEqual([]);
+        await billedOnceBy(gw, polled!, id);
+      } finally {
+        await stop();
+      }
+    },
+  );
+
+  it.each(SCENARIOS)("%s, polled by no client: the gateway's own poll records it, once", async (s) => {
+    const { started, stop } = await gateways(1, 200);
+    const [gw] = started as [TestGateway];
+    try {
+      const { id } = await resumedToItsEnd(gw, s);
+      const [polled, ...more] = await llmRecordsOnceBilled(gw, [gw], id);
+      expect(more).toEqual([]);
+      await billedOnceBy(gw, polled!, id);
+    } finally {
+      await stop();
     }
   });
 });

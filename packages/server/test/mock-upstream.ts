@@ -12,8 +12,9 @@
  *   `reset-mid-stream` (half the reply, then the socket is destroyed), `stall-mid-stream` (half the reply,
  *   then silence), `fails-in-background` (a background submission whose response fails before it ran:
  *   polled or resumed, it is `failed`, without usage), `usage-unreadable-at-end` (a stream whose final
- *   `response.completed` reports usage without its output tokens, which no reader can price; a background
- *   one's polls find the response as it finished, usage and all), `no-usage-at-end` (as that, with usage: null).
+ *   `response.completed` reports usage without its output tokens, which no reader can price; so does a
+ *   background one's resumed stream, while its polls find the response as it finished, usage and all),
+ *   `no-usage-at-end` (as that, with usage: null).
  * - `x-mock-encoding: gzip`: a resumed background stream comes gzipped, though nobody asked for it.
  * - `x-mock-fixture`: a fixture path under `providers/` (or `conformance/payloads/…`) to answer with instead of the default.
  * - `x-mock-chunk-delay-ms`: delay between SSE events for this request.
@@ -854,7 +855,7 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
       if (!state?.sse) return send(404, notFoundBody(rec.path));
       const after = Number(query.get("starting_after") ?? -1);
       const created = (JSON.parse(state.text) as { created_at: number }).created_at;
-      const rest = resumedEvents(state.sse, after, created);
+      const rest = resumedEvents(state.sse, after, created).map((ev) => finalUsageAs(scenario, ev));
       if (req.headers["x-mock-encoding"] === "gzip") {
         // An upstream that compresses the stream though the client asked for none.
         const gz = gzipSync(rest.join(""));

@@ -58,7 +58,7 @@ import {
 } from "../limits/guard.js";
 import type { EventStore } from "../store/types.js";
 import { withTimeout } from "../with-timeout.js";
-import { responseIdOf } from "./background.js";
+import { type ResponseRead, responseIdOf } from "./background.js";
 import {
   type BatchRecords,
   type BatchResultsSource,
@@ -899,7 +899,7 @@ export class Gateway {
       });
       if (submitted) this.#runsOn(call, background.id, { ...ownerOf(call), ticket: heldBy(ticket) });
       if (json && background && call.route.poll && isFinished(background))
-        this.#finishing(this.#recordFinished(call, json, background));
+        this.#finishing(this.#recordFinished(call, json, background, "poll"));
     };
     // An agent run's next call may reach another gateway the moment this reply arrives: its counts are
     // settled first, so a ceiling this call crosses already stops that one. A reply whose hosted tool made a
@@ -1025,7 +1025,7 @@ export class Gateway {
     const response = final?.end();
     const background = response ? backgroundResponse(response) : null;
     if (response && background && isFinished(background))
-      this.#finishing(this.#recordFinished(call, response, background));
+      this.#finishing(this.#recordFinished(call, response, background, "resumed"));
     this.#observe(call.route, call, up.statusCode);
   }
 
@@ -1431,8 +1431,14 @@ export class Gateway {
    * submission (as this process saw it, else as the store has it, else the poll's). Named by its workspace
    * and response (a deterministic event id), so polls through other replicas store it once; of polls at
    * once through several replicas, the one that claims it records it, so a budget counts it once too.
+   * `read`: how it was found finished (a poll, its own or a client's; a client's resumed stream).
    */
-  async #recordFinished(call: Call, json: Record<string, unknown>, response: BackgroundResponse) {
+  async #recordFinished(
+    call: Call,
+    json: Record<string, unknown>,
+    response: BackgroundResponse,
+    read: ResponseRead,
+  ) {
     // Recorded for its submission when this process saw it (a poll may come with another key), else for the poll.
     const here = this.#submitted.get(response.id);
     // Where nothing is spent here (no usage, or recorded elsewhere), the hold of its submission here is let go.
@@ -1441,6 +1447,10 @@ export class Gateway {
     try {
       usage = extractFromResponse("openai.responses", json);
     } catch {
+      // A resumed stream that ends without usage it can read, of a response that did not fail: left, as a
+      // stream cut short is, to the poll that reads the usage. Its submission here keeps its hold, followed
+      // since it ran on (or, still streamed, left to its stream's end); the claim stays that poll's.
+      if (read === "resumed" && response.failure === null) return;
       // Finished without usage (cancelled or failed before it ran): nothing was billed.
       this.#submitted.delete(response.id);
       return letGo();
@@ -1543,7 +1553,7 @@ export class Gateway {
     const json = replyJson(reply.body, headerValue(reply.headers, "content-encoding"));
     const response = json ? backgroundResponse(json) : null;
     if (!json || !response || response.id !== id || !isFinished(response)) return "running";
-    const recording = this.#recordFinished(call, json, response);
+    const recording = this.#recordFinished(call, json, response, "poll");
     this.#finishing(recording);
     await recording;
     return "finished";

@@ -481,6 +481,26 @@ describe("gateway: OpenAI Responses, legacy completions and embeddings", () => {
     expect(rec.cost_nanousd).toBe((53n * 1_250n + 469n * 10_000n) / 2n);
   });
 
+  it.each(["no-usage-at-end", "usage-unreadable-at-end"])(
+    "a Responses stream that ends without usage it can read (%s): an ok call of unknown cost, usage_unreadable, as a whole reply is",
+    async (scenario) => {
+      const { data: stream, response } = await openai.responses
+        .create(
+          { model: "gpt-5", input: "What is 2+2?", stream: true },
+          { headers: { "x-mock-scenario": scenario } },
+        )
+        .withResponse();
+      expect((await collect(stream)).at(-1)!.type).toBe("response.completed");
+      // Ended with none, it was recorded error_type null: as a call without a problem, its cost unknown.
+      expect(await recordById(response.headers.get("x-tollgate-event-id"))).toMatchObject({
+        status: "ok",
+        error_type: "usage_unreadable",
+        priced: false,
+        cost_nanousd: 0n,
+      });
+    },
+  );
+
   it("a background response: its submission is kind=other; the poll that finds it finished records its cost, once", async () => {
     const opts = {
       headers: { "x-mock-case": "bg-1", "x-tollgate-feature": "research", "x-tollgate-user-id": "u-bg" },

@@ -1147,6 +1147,9 @@ export class Gateway {
     // which a poll reads.
     const responseId = background ? fieldText(extractor.responseId()) : null;
     const usageUnread = whole && streamError === null && usage === null;
+    // Read to its end without usage it can read (none, or malformed): an ok call of unknown cost, as a
+    // whole reply without usage is (one that ended with none was recorded as a call without a problem).
+    const wholeErrorType = streamError ?? (usageUnread ? "usage_unreadable" : null);
     const claim = responseId !== null && whole && !usageUnread ? await this.#claimFinished(responseId) : null;
     const recordsResponse = claim === "first";
     const pollRecords = responseId !== null && !recordsResponse;
@@ -1171,7 +1174,7 @@ export class Gateway {
       status,
       http_status: up.statusCode,
       error_type: whole
-        ? (streamError ?? (unreadable ? "usage_unreadable" : null))
+        ? wholeErrorType
         : cutOff
           ? "upstream_stream_broken"
           : cutShortReason(clientGone, failure),
@@ -1194,7 +1197,7 @@ export class Gateway {
       ? this.#record(at, {
           status,
           http_status: up.statusCode,
-          error_type: streamError ?? (usageUnread ? "usage_unreadable" : null),
+          error_type: wholeErrorType,
           usage,
           ...(recordsResponse
             ? { event_id: responseEventId(call.workspaceId, responseId!), recurs: true }

@@ -688,12 +688,32 @@ describe("spend and export calls pick a data_mode and deployment, as the rollups
   });
 });
 
+describe("lists with nothing in them", () => {
+  it("say so and how to make one, rather than print headers alone", async () => {
+    const { dataDir: freshDir, tollgate: fresh } = cliOnScratchDir("tollgate-cli-empty-lists-");
+    mkdirSync(freshDir, { recursive: true });
+    for (const [args, says] of [
+      [["agents", "list"], "no agent types with ceilings (set some with `tollgate agents set TYPE`)"],
+      [["keys", "list"], "no keys (create one with `tollgate keys create`)"],
+    ] as const) {
+      const r = await fresh(...args);
+      expect(r.code, `${args.join(" ")}: ${r.err}`).toBe(0);
+      expect(r.out.trim()).toBe(says);
+    }
+  });
+});
+
 describe("a refused flag is named as the flag", () => {
   it("budgets set, agents set and keys create say which flag to fix, exit 2", async () => {
     for (const [args, says] of [
       [
         ["budgets", "set", "b-flags", "--window", "day", "--limit", "1", "--warn-at", "0.5,abc"],
         'error: --warn-at takes numbers; "abc" is not one',
+      ],
+      // Empty (a script's unset variable): refused, not saved as a budget that never warns.
+      [
+        ["budgets", "set", "b-flags", "--window", "day", "--limit", "1", "--warn-at", ""],
+        'error: --warn-at takes numbers; "" is not one',
       ],
       [
         ["budgets", "set", "b-flags", "--window", "fortnight", "--limit", "1"],

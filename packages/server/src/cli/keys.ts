@@ -100,6 +100,7 @@ export function registerKeys(program: Command): void {
         new Date(k.created_at).toISOString(),
         k.revoked_at ? `revoked ${new Date(k.revoked_at).toISOString()}` : "live",
       ]);
+      if (!rows.length) return console.log("no keys (create one with `tollgate keys create`)");
       console.log(renderTable(["id", "workspace", "role", "label", "created", "state"], rows));
     });
 

@@ -181,7 +181,8 @@ export function registerLimits(program: Command): void {
           window: o.window,
           timezone: o.timezone,
           limit_usd: o.limit,
-          warn_at: o.warnAt ? o.warnAt.split(",").map((x) => number(x, "--warn-at")) : [],
+          // Given empty (a script's unset variable), it is refused: no warnings is leaving the flag out.
+          warn_at: o.warnAt !== undefined ? o.warnAt.split(",").map((x) => number(x, "--warn-at")) : [],
           action: o.action,
           ...(o.throttleRpm ? { throttle_rpm: Number(o.throttleRpm) } : {}),
           unpriced: o.unpriced,
@@ -361,6 +362,8 @@ export function registerLimits(program: Command): void {
         checkWorkspace: o.workspace,
       });
       if (o.json) return printJson(res);
+      if (!(res.agents as Json[]).length)
+        return console.log("no agent types with ceilings (set some with `tollgate agents set TYPE`)");
       console.log(
         renderTable(
           ["agent_type", "source", "ceilings"],

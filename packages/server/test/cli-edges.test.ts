@@ -775,6 +775,19 @@ describe("a refused query value is named as its flag", () => {
       ],
       [["rollup", "features", "--data-mode", "live"], "rollup features failed (400): --data-mode: "],
       [["rollup", "user-day", "--top", "0"], "rollup user-day failed (400): --top: "],
+      // A flag only another rollup reads would be ignored: the table not the one asked for.
+      [
+        ["rollup", "features", "--top", "3"],
+        "error: --top is for rollup user-day only; rollup features takes no --top",
+      ],
+      [
+        ["rollup", "customers", "--by", "model"],
+        "error: --by is for rollup outcomes only; rollup customers takes no --by",
+      ],
+      [
+        ["export", "rollup", "features", "-o", join(dir, "r.csv"), "--by", "model"],
+        "error: --by is for rollup outcomes only",
+      ],
       [["explain", "--vs-from", "7d", "--vs-to", "14d"], "explain failed (400): --vs-to: "],
       [["prices", "unpriced", "--since", "lately"], "prices unpriced failed (400): --since: "],
       [["export", "calls", "-o", join(dir, "q.csv"), "--from", "then"], "export failed (400): --from: "],

@@ -10,7 +10,14 @@ import { cleanUpOnInterrupt } from "./interrupt-cleanup.js";
 import { type OutputFile, outputFile } from "./output-file.js";
 import { toParquet } from "./parquet.js";
 import { progressBar } from "./progress.js";
-import { isRollup, ROLLUP_ROWS, type RollupName, type WindowOpts, windowQuery } from "./rollups.js";
+import {
+  isRollup,
+  ROLLUP_ROWS,
+  type RollupName,
+  refuseOtherRollupsFlags,
+  type WindowOpts,
+  windowQuery,
+} from "./rollups.js";
 import { makeTempDir } from "./temp-dir.js";
 import { connectToRead } from "./workspace-check.js";
 import { duckDbWriteFailure, writeFailure } from "./write-failure.js";
@@ -335,6 +342,7 @@ export function registerExport(program: Command): void {
       if (!isRollup(name))
         throw new CliError(`rollup must be one of ${Object.keys(ROLLUP_ROWS).join(", ")}`, 2);
       if (o.format !== "csv" && o.format !== "json") throw new CliError("--format must be csv or json", 2);
+      refuseOtherRollupsFlags(c, name);
       const client = await connectToRead(c, o.workspace);
       try {
         const res = await exportRollup(client, name, o, o.format);

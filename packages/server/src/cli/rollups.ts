@@ -194,6 +194,19 @@ const TABLES: Record<RollupName, (res: Json, usd: Usd) => string> = {
     ),
 };
 
+/** The flags one rollup alone reads (`rollup` and `export rollup`). */
+const ONE_ROLLUP_FLAGS = [
+  ["--by", "by", "outcomes"],
+  ["--top", "top", "user-day"],
+] as const;
+
+/** Given to a rollup that does not read it, a flag would be ignored: the table would not be what was asked. */
+export function refuseOtherRollupsFlags(cmd: Command, name: RollupName): void {
+  for (const [flag, key, rollup] of ONE_ROLLUP_FLAGS)
+    if (name !== rollup && cmd.getOptionValueSource(key) === "cli")
+      throw new CliError(`${flag} is for rollup ${rollup} only; rollup ${name} takes no ${flag}`, 2);
+}
+
 export function registerRollups(program: Command): void {
   windowOptions(
     program
@@ -209,6 +222,7 @@ export function registerRollups(program: Command): void {
     { from: "the 30 days before --to" },
   ).action(async (name: string, o: WindowOpts & { by: string; top: string }, cmd: Command) => {
     if (!isRollup(name)) throw new CliError(`rollup must be one of ${ROLLUPS.join(", ")}`, 2);
+    refuseOtherRollupsFlags(cmd, name);
     const usd = usdAt(precisionFrom(o.precision));
     const extra = name === "outcomes" ? { by: o.by } : name === "user-day" ? { top: o.top } : {};
     const res = await get(

@@ -1,3 +1,5 @@
+import { types } from "node:util";
+
 /**
  * An app's own callback (a record sink, estimateCost, the exporter's onWarning), kept from breaking what it
  * is given to: what it throws, or what its promise rejects with, is warned (one warning per thousand, so a
@@ -13,7 +15,8 @@ export function guardedCallback<A, R>(what: string, fn: (arg: A) => R, fallback:
   return (arg) => {
     try {
       const out = fn(arg);
-      if (out instanceof Promise) out.catch(warn);
+      // Any realm's promise (a vm context's): `instanceof Promise` knows only this one's.
+      if (types.isPromise(out)) out.catch(warn);
       return out;
     } catch (e) {
       warn(e);
@@ -23,5 +26,5 @@ export function guardedCallback<A, R>(what: string, fn: (arg: A) => R, fallback:
 }
 
 function messageOf(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
+  return types.isNativeError(e) ? e.message : String(e);
 }

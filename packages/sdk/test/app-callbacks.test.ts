@@ -1,5 +1,6 @@
 // The app's own callbacks (a record sink, estimateCost) never break the calls they are given: a call that
 // one of them throws on reaches the app as it would unwrapped, and what they threw is warned.
+import { runInNewContext } from "node:vm";
 import type { CallRecordInput } from "@tollgate/core";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -61,6 +62,15 @@ describe("the app's callbacks", () => {
         throw new Error("db down");
       },
     });
+    const warnings = await warnedDuring(async () => {
+      await openai.chat.completions.create({ model: "gpt-4.1-nano", messages });
+      await new Promise((r) => setTimeout(r, 10));
+    });
+    expect(warnings).toEqual([expect.stringMatching(/the record sink threw \(db down\)/)]);
+  });
+
+  it("a sink whose promise is another realm's (a vm context's) and rejects: warned, not an unhandled rejection", async () => {
+    const openai = client({ sink: () => runInNewContext("Promise.reject(new Error('db down'))") });
     const warnings = await warnedDuring(async () => {
       await openai.chat.completions.create({ model: "gpt-4.1-nano", messages });
       await new Promise((r) => setTimeout(r, 10));

@@ -39,25 +39,28 @@ export function defaultExporter(): Exporter {
 
 /** A sink resolved per record, so `configure()` may come after the clients were wrapped. */
 export function sinkOf(options: WrapOptions): RecordSink {
-  if (options.sink) return guardedSink(options.sink);
+  if (options.sink) return sharedGuard("the record sink", options.sink, undefined);
   const exporter = options.exporter;
   return exporter ? (r) => exporter.export(r) : (r) => defaultExporter().export(r);
 }
 
-/** One guard per sink (however many clients and spans it is given to), so its warnings are counted once. */
-const guardedSinks = new WeakMap<RecordSink, RecordSink>();
-function guardedSink(sink: RecordSink): RecordSink {
-  let guarded = guardedSinks.get(sink);
+/**
+ * One guard per callback of the app's (however many clients, APIs and spans it is given to, a client made
+ * per request or tenant too), so its warnings are counted once: one per thousand, not one per client.
+ */
+const guards = new WeakMap<object, unknown>();
+function sharedGuard<A, R>(what: string, fn: (arg: A) => R, fallback: R): (arg: A) => R {
+  let guarded = guards.get(fn) as ((arg: A) => R) | undefined;
   if (!guarded) {
-    guarded = guardedCallback("the record sink", sink, undefined);
-    guardedSinks.set(sink, guarded);
+    guarded = guardedCallback(what, fn, fallback);
+    guards.set(fn, guarded);
   }
   return guarded;
 }
 
 /** The app's own cost estimator, if any: one that throws leaves the call to the server's prices. */
 export function estimatorOf(options: WrapOptions): CostEstimator | undefined {
-  return options.estimateCost && guardedCallback("estimateCost", options.estimateCost, null);
+  return options.estimateCost && sharedGuard("estimateCost", options.estimateCost, null);
 }
 
 /**

@@ -96,6 +96,22 @@ describe("the app's callbacks", () => {
     expect(warnings).toEqual([expect.stringMatching(/estimateCost threw \(no price for it\)/)]);
   });
 
+  it("an estimateCost that always throws, given to a client per tenant and to each API: one warning per thousand", async () => {
+    const estimateCost = () => {
+      throw new TypeError("no price for it");
+    };
+    const warnings = await warnedDuring(async () => {
+      for (let tenant = 0; tenant < 3; tenant++) {
+        const openai = client({ sink: () => {}, estimateCost });
+        await openai.chat.completions.create({ model: "gpt-4.1-nano", messages });
+        await openai.responses.create({ model: "gpt-4.1-nano", input: "What is the capital of the UK?" });
+      }
+    });
+    expect(warnings).toEqual([
+      expect.stringMatching(/estimateCost threw \(no price for it\); ignored, 1 times/),
+    ]);
+  });
+
   it("a sink that changes its records changes only them: not the scope's later calls, nor a sibling scope's", async () => {
     const records: CallRecordInput[] = [];
     const openai = client({

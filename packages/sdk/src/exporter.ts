@@ -50,8 +50,8 @@ class SendError extends Error {
     message: string,
     readonly retryable: boolean,
     readonly retryAfterMs: number | null = null,
-    /** Sent in halves, what cannot go (a request too large, a record JSON cannot hold) is found apart. */
-    readonly halves = false,
+    /** A request too large: sent in halves, the record that cannot go is found apart. */
+    readonly tooLarge = false,
   ) {
     super(message);
   }
@@ -233,10 +233,13 @@ export class Exporter {
 
   async #drain(): Promise<void> {
     for (;;) {
-      const batch = this.#held[0] ?? this.#takeBatch();
-      if (!batch) return;
+      const taken = this.#held[0] ?? this.#takeBatch();
+      if (!taken) return;
+      const request = this.#requestOf(taken);
+      if (!request) continue; // none of its records could go
+      const { batch, body } = request;
       try {
-        const reply = await this.#send(batch);
+        const reply = await this.#send(body);
         this.#held.shift();
         this.#settle(batch, reply);
         this.#failures = 0;
@@ -251,7 +254,7 @@ export class Exporter {
               `${err.message}; ${this.stats.queued} call records kept, retrying (attempt ${this.#failures + 1})`,
             );
           await this.#backoff(err.retryAfterMs);
-        } else if (err.halves && batch.length > 1) {
+        } else if (err.tooLarge && batch.length > 1) {
           const half = Math.ceil(batch.length / 2);
           this.#held.splice(0, 1, batch.slice(0, half), batch.slice(half));
         } else {
@@ -281,14 +284,43 @@ export class Exporter {
     }
   }
 
-  async #send(batch: CallRecordInput[]): Promise<IngestReply> {
-    let body: string;
+  /**
+   * The held batch at the head as a request body. Records JSON cannot hold (an app's BigInt, a cycle) are
+   * taken out of it, refused and counted, one warning for them all: resent, they would hold up every record
+   * after them (split in halves, every record of a batch with many was sent and warned alone). Null when
+   * none is left to send.
+   */
+  #requestOf(batch: CallRecordInput[]): { batch: CallRecordInput[]; body: string } | null {
     try {
-      body = JSON.stringify(batch);
-    } catch (e) {
-      // A record JSON cannot hold (an app's BigInt, a cycle): retried, it would hold up every later record.
-      throw new SendError(`not sendable as JSON (${(e as Error).message})`, false, null, true);
+      return { batch, body: JSON.stringify(batch) };
+    } catch {
+      // The body is made of the texts found one by one: exactly what was found sendable, whatever a toJSON does next.
+      const sendable: CallRecordInput[] = [];
+      const parts: string[] = [];
+      let why = "";
+      for (const r of batch) {
+        try {
+          parts.push(JSON.stringify(r) ?? "null"); // as in an array: a toJSON that gives undefined
+          sendable.push(r);
+        } catch (e) {
+          why ||= (e as Error).message;
+        }
+      }
+      const refused = batch.length - sendable.length;
+      if (refused) {
+        this.#stats.rejected += refused;
+        this.#warn(`${refused} call records refused: not sendable as JSON (first: ${why})`);
+      }
+      if (!sendable.length) {
+        this.#held.shift();
+        return null;
+      }
+      this.#held[0] = sendable;
+      return { batch: sendable, body: `[${parts.join(",")}]` };
     }
+  }
+
+  async #send(body: string): Promise<IngestReply> {
     if (this.#urlProblem) throw new SendError(this.#urlProblem, false);
     let res: Response;
     try {

@@ -91,6 +91,30 @@ describe("Exporter edges", () => {
     expect(warnings[0]).toMatch(/1 call records refused: .*JSON.*BigInt/);
   });
 
+  it("records JSON cannot hold, many in a batch: refused in one warning, the rest sent in one request", async () => {
+    // A sink that adds a BigInt to some records (its own cost in nano-USD, say): each refused and warned
+    // alone, the batch split down to single records, one request for each record that could go.
+    const warnings: string[] = [];
+    const requests: number[] = [];
+    const ex = new Exporter({
+      url: "http://tollgate.test",
+      maxBatch: 100,
+      onWarning: (w) => warnings.push(w),
+      fetch: async (_url, init) => {
+        requests.push((JSON.parse(String(init?.body)) as unknown[]).length);
+        return stored(init);
+      },
+    });
+    const sent = Array.from({ length: 100 }, (_, i) => record(i % 2 ? { usage_raw: { nano: 1n } } : {}));
+    // One JSON has no text for (its toJSON gives undefined) goes as an array has it, null: the server's to refuse.
+    sent[0] = { ...sent[0]!, toJSON: () => undefined } as CallRecordInput;
+    for (const r of sent) ex.export(r);
+    expect(await ex.flush(5000)).toBe(true);
+    expect(ex.stats).toMatchObject({ queued: 0, delivered: 50, rejected: 50, retries: 0 });
+    expect(requests).toEqual([50]);
+    expect(warnings).toEqual([expect.stringMatching(/^50 call records refused: .*JSON.*BigInt/)]);
+  });
+
   it("records made after shutdown() are dropped and warned as such, not as a full queue", async () => {
     const warnings: string[] = [];
     const ex = new Exporter({

@@ -201,19 +201,32 @@ export class Exporter {
 
   /** Flushes, then refuses further records (counted as dropped). */
   async shutdown(timeoutMs = 10_000): Promise<boolean> {
-    const done = await this.#flushOrWarn(timeoutMs, "shutdown");
+    const done = await this.#flushOrWarn(timeoutMs, "shutdown", "; they are dropped");
     this.#closed = true;
     live.delete(this);
     if (this.#timer) clearTimeout(this.#timer);
+    // What it could not deliver is given up (the sender stops at its next turn): retried on after
+    // shutdown, every 30 s for the process's life, it kept the exporter and delivered what was said lost.
+    this.#retryTimer?.wake();
     return done;
   }
 
   /** flush(), saying how many records it could not deliver (lost, when the process ends next). */
-  async #flushOrWarn(timeoutMs: number, when: string): Promise<boolean> {
+  async #flushOrWarn(timeoutMs: number, when: string, then = ""): Promise<boolean> {
     const done = await this.flush(timeoutMs);
     if (!done)
-      this.#warn(`${when}: ${this.stats.queued} call records were not delivered within ${timeoutMs} ms`);
+      this.#warn(
+        `${when}: ${this.stats.queued} call records were not delivered within ${timeoutMs} ms${then}`,
+      );
     return done;
+  }
+
+  /** After shutdown: what is still queued or held is dropped, counted. */
+  #giveUp(): void {
+    this.#stats.dropped += this.stats.queued;
+    this.#held = [];
+    this.#queue = [];
+    this.#head = 0;
   }
 
   /** Starts the sender if it is idle; resolves when the queue is empty again. */
@@ -233,6 +246,7 @@ export class Exporter {
 
   async #drain(): Promise<void> {
     for (;;) {
+      if (this.#closed) return this.#giveUp();
       const taken = this.#held[0] ?? this.#takeBatch();
       if (!taken) return;
       const request = this.#requestOf(taken);
@@ -364,6 +378,7 @@ export class Exporter {
   }
 
   #backoff(retryAfterMs: number | null): Promise<void> {
+    if (this.#closed) return Promise.resolve(); // shut down while its send was out: given up next
     const exp = Math.min(this.#maxRetryDelayMs, this.#retryDelayMs * 2 ** Math.min(this.#failures - 1, 20));
     // The server's wait, bounded: a proxy's hour (or a skewed clock's date) must not stall delivery.
     const ms =

@@ -217,4 +217,28 @@ describe("Exporter edges", () => {
       vi.unstubAllEnvs();
     }
   });
+  it("shutdown() with records it could not deliver gives them up: the sender stops retrying, they count as dropped", async () => {
+    let requests = 0;
+    const warnings: string[] = [];
+    const ex = new Exporter({
+      url: "http://tollgate.test",
+      retryDelayMs: 10,
+      maxRetryDelayMs: 50,
+      onWarning: (w) => warnings.push(w),
+      fetch: () => {
+        requests++;
+        return Promise.resolve(new Response("down", { status: 503 }));
+      },
+    });
+    for (let i = 0; i < 3; i++) ex.export(record());
+    expect(await ex.shutdown(100)).toBe(false);
+    expect(warnings.at(-1)).toBe(
+      "shutdown: 3 call records were not delivered within 100 ms; they are dropped",
+    );
+    await sleep(20); // a retry's wait cut short, the sender's next turn
+    const after = requests;
+    await sleep(300); // six of its longest waits
+    expect(requests).toBe(after);
+    expect(ex.stats).toMatchObject({ queued: 0, delivered: 0, dropped: 3 });
+  });
 });

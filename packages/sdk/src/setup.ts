@@ -58,9 +58,33 @@ function sharedGuard<A, R>(what: string, fn: (arg: A) => R, fallback: R): (arg: 
   return guarded;
 }
 
-/** The app's own cost estimator, if any: one that throws leaves the call to the server's prices. */
+/**
+ * The app's own cost estimator, if any: one that throws, or answers what is no nano-USD, leaves the call to
+ * the server's prices (a JavaScript app's 1.5 or promise, sent as the record's cost, got it refused whole).
+ */
 export function estimatorOf(options: WrapOptions): CostEstimator | undefined {
-  return options.estimateCost && sharedGuard("estimateCost", options.estimateCost, null);
+  const estimate = options.estimateCost;
+  if (!estimate) return undefined;
+  let checked = checkedEstimators.get(estimate);
+  if (!checked) {
+    checked = (call) => nanoUsdOf(estimate(call));
+    checkedEstimators.set(estimate, checked);
+  }
+  return sharedGuard("estimateCost", checked, null);
+}
+
+const checkedEstimators = new WeakMap<CostEstimator, CostEstimator>();
+
+/** An estimate as nano-USD: a bigint, or a whole number of them (a JavaScript app's), not below 0; null is none. */
+function nanoUsdOf(estimate: unknown): bigint | null {
+  if (estimate === null || estimate === undefined) return null;
+  if (typeof estimate === "bigint" && estimate >= 0n) return estimate;
+  if (typeof estimate === "number" && Number.isSafeInteger(estimate) && estimate >= 0)
+    return BigInt(estimate);
+  const what = typeof estimate === "object" ? Object.prototype.toString.call(estimate) : String(estimate);
+  throw new TypeError(
+    `it must return nano-USD as a bigint (or a whole number) not below 0, or null: it returned ${what}`,
+  );
 }
 
 /**

@@ -5,7 +5,7 @@ import type { CallRecordInput } from "@tollgate/core";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
-import { traced, withAttribution, wrapOpenAI } from "../src/index.js";
+import { type CostEstimator, traced, withAttribution, wrapOpenAI } from "../src/index.js";
 
 let mock: MockUpstream;
 beforeAll(async () => {
@@ -94,6 +94,35 @@ describe("the app's callbacks", () => {
     expect(records[0]!.cost_nanousd).toBeUndefined();
     expect(records[0]!.cost_source).toBeUndefined();
     expect(warnings).toEqual([expect.stringMatching(/estimateCost threw \(no price for it\)/)]);
+  });
+
+  it("an estimateCost answering what is no nano-USD (a JavaScript app's fraction, a promise): warned, left to the server", async () => {
+    for (const [answer, says] of [
+      [1.5, "it returned 1.5"],
+      [-3n, "it returned -3"],
+      [Promise.resolve(5n), "it returned [object Promise]"],
+      ["12", "it returned 12"],
+    ] as const) {
+      const records: CallRecordInput[] = [];
+      const openai = client({
+        sink: (r) => records.push(r),
+        estimateCost: (() => answer) as unknown as CostEstimator, // as a JavaScript app's may answer
+      });
+      const warnings = await warnedDuring(async () => {
+        await openai.chat.completions.create({ model: "gpt-4.1-nano", messages });
+      });
+      expect(records[0]!.cost_nanousd, String(answer)).toBeUndefined();
+      expect(records[0]!.cost_source).toBeUndefined();
+      expect(warnings).toEqual([expect.stringContaining(says)]);
+    }
+    // A whole number of nano-USD is one.
+    const records: CallRecordInput[] = [];
+    const whole = client({
+      sink: (r) => records.push(r),
+      estimateCost: (() => 4200) as unknown as CostEstimator,
+    });
+    await whole.chat.completions.create({ model: "gpt-4.1-nano", messages });
+    expect(records[0]).toMatchObject({ cost_nanousd: "4200", cost_source: "estimated" });
   });
 
   it("an estimateCost that always throws, given to a client per tenant and to each API: one warning per thousand", async () => {

@@ -14,7 +14,8 @@
  *   polled or resumed, it is `failed`, without usage), `usage-unreadable-at-end` (a stream whose final
  *   `response.completed` reports usage without its output tokens, which no reader can price; so does a
  *   background one's resumed stream, while its polls find the response as it finished, usage and all),
- *   `no-usage-at-end` (as that, with usage: null).
+ *   `no-usage-at-end` (as that, with usage: null), `usage-unreadable-when-polled` and `no-usage-when-polled`
+ *   (as those, for a background response's polls that find it finished, `completed`: its stream is as it ran).
  * - `x-mock-encoding: gzip`: a resumed background stream comes gzipped, though nobody asked for it.
  * - `x-mock-fixture`: a fixture path under `providers/` (or `conformance/payloads/…`) to answer with instead of the default.
  * - `x-mock-chunk-delay-ms`: delay between SSE events for this request.
@@ -295,18 +296,41 @@ export function sseText(rel: string): string {
   return `${lines.map((l) => `data: ${l}\n\n`).join("")}data: [DONE]\n\n`;
 }
 
+/** A completed response whose usage no reader can price (`unreadable`: no output tokens), or has none. */
+type SpoiledUsage = "unreadable" | "none";
+type Usage = { input_tokens: number } | null;
+
+/** How the scenario spoils a completed response's usage where it is read (`at-end`: its stream's final event). */
+function spoiledUsage(scenario: string, where: "at-end" | "when-polled"): SpoiledUsage | null {
+  if (scenario === `usage-unreadable-${where}`) return "unreadable";
+  return scenario === `no-usage-${where}` ? "none" : null;
+}
+
+function spoil(response: { usage: Usage }, how: SpoiledUsage): void {
+  response.usage = how === "unreadable" ? { input_tokens: response.usage!.input_tokens } : null;
+}
+
 /**
  * A Responses stream's event as the scenario sends it: its final one (`response.completed`) with usage no
  * reader can price (`usage-unreadable-at-end`: no output tokens) or none (`no-usage-at-end`).
  */
 function finalUsageAs(scenario: string, event: string): string {
-  const unreadable = scenario === "usage-unreadable-at-end";
-  if (!(unreadable || scenario === "no-usage-at-end") || !event.includes('"response.completed"'))
-    return event;
+  const how = spoiledUsage(scenario, "at-end");
+  if (!how || !event.includes('"response.completed"')) return event;
   const at = event.indexOf("data: ") + 6;
-  const data = JSON.parse(event.slice(at)) as { response: { usage: { input_tokens: number } | null } };
-  data.response.usage = unreadable ? { input_tokens: data.response.usage!.input_tokens } : null;
+  const data = JSON.parse(event.slice(at)) as { response: { usage: Usage } };
+  spoil(data.response, how);
   return `${event.slice(0, at)}${JSON.stringify(data)}\n\n`;
+}
+
+/** A background response a poll finds finished, as the scenario has it (`…-when-polled`: its usage spoilt). */
+function polledDone(scenario: string, text: string): string {
+  const how = spoiledUsage(scenario, "when-polled");
+  const done = backgroundDone(text);
+  if (!how) return done;
+  const response = JSON.parse(done) as { status: string; usage: Usage };
+  if (response.status === "completed") spoil(response, how);
+  return JSON.stringify(response);
 }
 
 /** Splits SSE text into its events, each with its terminating blank line; concatenation gives the input. */
@@ -875,7 +899,7 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
       state.polls++;
       return send(
         200,
-        state.polls === 1 ? pendingResponse(state.text, "in_progress") : backgroundDone(state.text),
+        state.polls === 1 ? pendingResponse(state.text, "in_progress") : polledDone(scenario, state.text),
       );
     }
     const speech = body as { input?: unknown; stream_format?: unknown } | null;

@@ -1446,7 +1446,7 @@ export class Gateway {
     const here = this.#submitted.get(response.id);
     // Where nothing is spent here (no usage, or recorded elsewhere), the hold of its submission here is let go.
     const letGo = () => this.#release(here);
-    let usage: ExtractedUsage;
+    let usage: ExtractedUsage | null = null;
     try {
       usage = extractFromResponse("openai.responses", json);
     } catch {
@@ -1454,9 +1454,12 @@ export class Gateway {
       // stream cut short is, to the poll that reads the usage. Its submission here keeps its hold, followed
       // since it ran on (or, still streamed, left to its stream's end); the claim stays that poll's.
       if (read === "resumed" && response.failure === null) return;
-      // Finished without usage (cancelled or failed before it ran): nothing was billed.
-      this.#submitted.delete(response.id);
-      return letGo();
+      // Finished without usage (cancelled or failed before it ran): nothing was billed. A poll's completed
+      // response ran, and no later poll reads its usage better: recorded below, its cost unknown.
+      if (response.status !== "completed") {
+        this.#submitted.delete(response.id);
+        return letGo();
+      }
     }
     let owner = here ?? ownerOf(call);
     const claim = await this.#claimFinished(response.id);
@@ -1484,7 +1487,8 @@ export class Gateway {
       {
         status: response.failure === null ? "ok" : "error",
         http_status: 200,
-        error_type: response.failure,
+        // Without usage it can read: an ok call of unknown cost, its hold (its worst case) charged as such.
+        error_type: usage ? response.failure : "usage_unreadable",
         usage,
         event_id: responseEventId(owner.workspaceId, response.id),
         ts_end: null,

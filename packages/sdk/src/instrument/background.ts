@@ -93,12 +93,16 @@ export function markFinished(responseId: string, recorded: FinishedResponse): bo
   return finished.add(responseId, recorded);
 }
 
+/** How a background response was found finished: by a poll, or at a stream's final event (resumed, say). */
+export type ResponseRead = "poll" | "stream";
+
 /**
- * What a poll returned: when it is a background response found finished for the first time here, its one
- * llm record. For the submission's scope and run when this process submitted it, else for the poll's
- * (`poll`: made when the poll was, so the run is not counted a second LLM call: it was at submission).
+ * What a poll (or a stream's final event: `read`) returned: when it is a background response found
+ * finished for the first time here, its one llm record. For the submission's scope and run when this
+ * process submitted it, else for the poll's (`poll`: made when the poll was, so the run is not counted a
+ * second LLM call: it was at submission).
  */
-export function recordIfFinished(body: unknown, poll: TrackedCall): void {
+export function recordIfFinished(body: unknown, poll: TrackedCall, read: ResponseRead = "poll"): void {
   if (typeof body !== "object" || body === null) return;
   const response = backgroundResponse(body as Record<string, unknown>);
   if (!response || !isFinished(response)) return;
@@ -108,6 +112,10 @@ export function recordIfFinished(body: unknown, poll: TrackedCall): void {
     return;
   }
   const usage = usageOf(body);
+  // A stream's final event without usage it can read, of a response that did not fail: left, as a stream
+  // cut short is, to the poll that reads the usage (the app's, or the client's own): its submission here
+  // keeps its hold, and is followed still.
+  if (!usage && read === "stream" && response.failure === null) return;
   if (!usage) {
     // Finished without usage (cancelled before it ran): nothing was billed; its submission's hold goes, and
     // its room (only those still running take room: it would push out one that is).
@@ -176,7 +184,7 @@ export function eventsFindingFinished(
 ): AsyncIterableIterator<unknown> {
   const seen = (r: IteratorResult<unknown>) => {
     const response = r.done ? null : finalResponseOf(r.value);
-    if (response) recordIfFinished(submitted ? { ...response, background: true } : response, poll);
+    if (response) recordIfFinished(submitted ? { ...response, background: true } : response, poll, "stream");
     return r;
   };
   const iterator: AsyncIterableIterator<unknown> = {

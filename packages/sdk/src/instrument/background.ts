@@ -116,13 +116,15 @@ export function recordIfFinished(body: unknown, poll: TrackedCall, read: Respons
   // cut short is, to the poll that reads the usage (the app's, or the client's own): its submission here
   // keeps its hold, and is followed still.
   if (!usage && read === "stream" && response.failure === null) return;
-  if (!usage) {
+  if (!usage && response.status !== "completed") {
     // Finished without usage (cancelled before it ran): nothing was billed; its submission's hold goes, and
     // its room (only those still running take room: it would push out one that is).
     submitted.get(response.id)?.backgroundUnbilled();
     submitted.delete(response.id);
     return;
   }
+  // Its usage read; or unreadable in a completed response a poll found, which ran, and whose usage no later
+  // poll reads better: recorded as a call of unknown cost, its hold counted as that cost (finishBackground).
   const call = submitted.get(response.id) ?? poll;
   const recorded = { countedTo: call.agentRun ? [call.agentRun.run] : [], submittedAs: call.requestedModels };
   markFinished(response.id, recorded);
@@ -132,7 +134,7 @@ export function recordIfFinished(body: unknown, poll: TrackedCall, read: Respons
   call.finishBackground(response, usage);
 }
 
-/** A finished response's usage; null when it has none (cancelled before it ran). */
+/** A finished response's usage; null when it has none it can read (cancelled before it ran, say). */
 function usageOf(body: unknown): ExtractedUsage | null {
   try {
     return extractFromResponse("openai.responses", body);

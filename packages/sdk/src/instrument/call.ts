@@ -414,12 +414,14 @@ export class TrackedCall {
   /**
    * The background response this call submitted (or a poll found), finished: its one llm record, with the
    * usage it reports, from its creation, counted to its run. Named by the response, so a poll after a
-   * restart is stored once.
+   * restart is stored once. Without usage it can read (`null`), an ok call of unknown cost: its hold is
+   * counted as its cost, as any such call's.
    */
-  finishBackground(response: BackgroundResponse, usage: ExtractedUsage): void {
+  finishBackground(response: BackgroundResponse, usage: ExtractedUsage | null): void {
     if (this.#backgroundDone) return;
     this.#backgroundDone = true;
-    const outcome = { usage, httpStatus: 200, requestId: response.id, errorType: response.failure };
+    const errorType = usage ? response.failure : USAGE_UNREADABLE;
+    const outcome = { usage, httpStatus: 200, requestId: response.id, errorType };
     const at = {
       eventId: responseEventId(response.id),
       tsStart: response.createdMs ?? this.#startMs,
@@ -432,7 +434,7 @@ export class TrackedCall {
     try {
       this.#emit(outcome, at, "always");
     } finally {
-      this.#letGo(false);
+      this.#letGo(costUnknown(errorType));
     }
   }
 

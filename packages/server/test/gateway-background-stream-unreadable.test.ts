@@ -1,11 +1,11 @@
-// A background stream read to its end whose final event carries no usage, or usage no reader can price: the
-// stream's llm record of the response (usage_unreadable, its cost unknown) keeps an event id of its own, and
-// leaves the response to the poll that reads its usage (a client's, through this gateway or another, or the
-// gateway's own), whose record, under the event id a poll's record of it takes, is kept, and counted once to
-// its budget and agent run at its exact cost. It used to take that event id and the claim: the poll recorded
-// nothing, and the budget and run were charged the worst case the stream held. So is a stream cut short, then
-// resumed to such an end: that used to count as a response finished without usage. A gateway of its own per
-// case: a gateway records a response once, under the id its fixture gives it.
+// A background stream read to its end whose final event carries no usage, or usage no reader can price:
+// recorded as its submission (kind=other), it leaves the response to the poll that reads its usage (a
+// client's, through this gateway or another, or the gateway's own), whose record, under the event id a
+// poll's record of it takes, is the response's one llm record, counted once to its budget and agent run at
+// its exact cost. A poll that cannot read the usage either (OpenAI's final event carries the response a poll
+// gets) records it at a cost unknown, counted at the worst case the stream held, never $0. So is a stream cut
+// short, then resumed to such an end: that used to count as a response finished without usage. A gateway of
+// its own per case: a gateway records a response once, under the id its fixture gives it.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,6 +19,7 @@ import {
   collect,
   expectExactUsageAndCost,
   gatewayRecords,
+  rawRequest,
   startTestGateway,
 } from "./helpers.js";
 import { FX, fixture, type MockUpstream, startMockUpstream } from "./mock-upstream.js";
@@ -70,21 +71,34 @@ async function gateways(n: number, followMs: number, redisUrl: string | null = n
 const through = (gw: TestGateway) =>
   new OpenAI({ apiKey: "sk-test", baseURL: `${gw.url}/v1`, maxRetries: 0 });
 
-/** A background stream through `gw`, read to its end, in `scenario`: its response's id, and its headers. */
-async function streamedToItsEnd(gw: TestGateway, scenario: (typeof SCENARIOS)[number]) {
+/**
+ * A background stream through `gw`, read to its end, in `scenario` (`created`: run as its first event
+ * came, the stream going on): its response's id, and its headers.
+ */
+async function streamedToItsEnd(
+  gw: TestGateway,
+  scenario: (typeof SCENARIOS)[number] | "usage-unreadable-throughout",
+  created?: (id: string, headers: Record<string, string>) => Promise<void>,
+) {
   const headers = {
     "x-mock-case": `unreadable-${++cases}`,
     "x-mock-scenario": scenario,
     "x-tollgate-feature": FEATURE,
     "x-tollgate-agent-run-id": RUN,
     "x-tollgate-agent-type": "researcher",
+    // Slow enough that the stream still runs as `created` does.
+    ...(created && { "x-mock-chunk-delay-ms": "50" }),
   };
   const stream = await through(gw).responses.create(
     { model: "gpt-5", input: "Research caching", stream: true, background: true },
     { headers },
   );
   let id = "";
-  for await (const ev of stream) if (ev.type === "response.created") id = ev.response.id;
+  for await (const ev of stream) {
+    if (ev.type !== "response.created") continue;
+    id = ev.response.id;
+    await created?.(id, headers);
+  }
   // Stored before any poll looks in the store for a record of the response.
   await gw.runtime.recorder.flush();
   return { id, headers };
@@ -95,6 +109,14 @@ async function polledTwice(gw: TestGateway, id: string, headers: Record<string, 
   for (let i = 0; i < 2; i++)
     expect((await through(gw).responses.retrieve(id, undefined, { headers })).status).toBe("completed");
 }
+
+/** The records of response `id` in `gw`'s store, of `kind`. */
+const recordsOf = async (gw: TestGateway, id: string, kind: "llm" | "other") =>
+  (await gatewayRecords(gw.runtime)).filter((r) => r.kind === kind && r.request_id === id);
+
+/** The LLM calls its store counts to the run (its agent-runs rollup, a run rebuilt after a restart). */
+const storedRunCalls = async (gw: TestGateway) =>
+  (await adminRequest(gw, "GET", "/api/rollups/agent-runs")).json.agent_types[0].llm_calls_per_run;
 
 /**
  * The llm records of response `id` in the stores of `gws` once `polledBy`'s poll recorded it priced (and no
@@ -128,17 +150,17 @@ async function billedOnceBy(polledBy: TestGateway, polled: CallRecord, id: strin
   );
   const run = (await adminRequest(polledBy, "GET", `/api/runs/${RUN}`)).json;
   expect(run.usage).toMatchObject({ cost_nanousd: cost, llm_calls: 1 });
+  expect(await storedRunCalls(polledBy)).toBe(1);
 }
 
 /**
- * The stream's llm record (through `streamedBy`) and the poll's (through `polledBy`), the response counted
- * once at the poll's cost to its budget and run, nothing held.
+ * The poll's llm record (through `polledBy`), the response's one, counted once at its cost to its budget
+ * and run, nothing held; the stream's record (through `streamedBy`) is its submission's.
  */
 async function countedOnceByThePoll(streamedBy: TestGateway, polledBy: TestGateway, id: string) {
-  const [streamed, polled, ...more] = await llmRecordsOnceBilled(polledBy, [streamedBy, polledBy], id);
+  const [polled, ...more] = await llmRecordsOnceBilled(polledBy, [streamedBy, polledBy], id);
   expect(more).toEqual([]);
-  expect(streamed).toMatchObject({ error_type: "usage_unreadable", priced: false });
-  expect(streamed!.event_id).not.toBe(responseEventId("default", id));
+  expect(await recordsOf(streamedBy, id, "other")).toHaveLength(1);
   await billedOnceBy(polledBy, polled!, id);
 }
 
@@ -164,6 +186,82 @@ describe("gateway: a background stream read to its end, its usage unreadable", (
     try {
       const { id } = await streamedToItsEnd(gw, s);
       await countedOnceByThePoll(gw, gw, id);
+    } finally {
+      await stop();
+    }
+  });
+
+  // OpenAI's final event carries the response a poll gets: usage the stream cannot read, no poll can.
+  describe("its usage unreadable in the response itself: the poll cannot read it either, and its budget and run count the worst case the stream held, never nothing", () => {
+    /** The response counted at `held`, the worst case its stream held, its one llm record the poll's. */
+    async function countedAtItsHold(gw: TestGateway, id: string, held: string) {
+      const budget = async () => (await adminRequest(gw, "GET", `/api/budgets/${FEATURE}`)).json;
+      await vi.waitFor(async () => expect((await budget()).reserved_usd).toBe("0.00"), {
+        timeout: 5_000,
+        interval: 20,
+      });
+      expect((await budget()).spend_nanousd).toBe(held);
+      const run = (await adminRequest(gw, "GET", `/api/runs/${RUN}`)).json;
+      expect(run.usage).toMatchObject({ cost_nanousd: held, llm_calls: 1 });
+      expect(await recordsOf(gw, id, "llm")).toMatchObject([
+        { event_id: responseEventId("default", id), error_type: "usage_unreadable", priced: false },
+      ]);
+      expect(await storedRunCalls(gw)).toBe(1);
+    }
+
+    const reserved = async (gw: TestGateway) =>
+      (await adminRequest(gw, "GET", `/api/budgets/${FEATURE}`)).json.reserved_nanousd as string;
+
+    it.each([
+      ["polled by its client", 0],
+      ["polled by no client", 200],
+    ])("%s", async (_, followMs) => {
+      const { started, stop } = await gateways(1, followMs);
+      const [gw] = started as [TestGateway];
+      try {
+        const { id, headers } = await streamedToItsEnd(gw, "usage-unreadable-throughout");
+        const held = await reserved(gw);
+        expect(BigInt(held)).toBeGreaterThan(0n);
+        if (followMs === 0) await polledTwice(gw, id, headers);
+        await countedAtItsHold(gw, id, held);
+      } finally {
+        await stop();
+      }
+    });
+
+    it("polled by its client while the stream still runs", async () => {
+      const { started, stop } = await gateways(1, 0);
+      const [gw] = started as [TestGateway];
+      try {
+        let held = "";
+        const { id } = await streamedToItsEnd(gw, "usage-unreadable-throughout", async (id, headers) => {
+          held = await reserved(gw);
+          await polledTwice(gw, id, headers);
+        });
+        expect(BigInt(held)).toBeGreaterThan(0n);
+        await countedAtItsHold(gw, id, held);
+      } finally {
+        await stop();
+      }
+    });
+  });
+
+  it("its trailer says its cost unknown, the response's cost left to the poll", async () => {
+    const { started, stop } = await gateways(1, 0);
+    const [gw] = started as [TestGateway];
+    try {
+      const res = await rawRequest(`${gw.url}/v1/responses`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          authorization: "Bearer sk-test",
+          "x-mock-case": `unreadable-${++cases}`,
+          "x-mock-scenario": "usage-unreadable-at-end",
+        },
+        body: JSON.stringify({ model: "gpt-5", input: "Research caching", stream: true, background: true }),
+      });
+      expect(res.body).toContain('"response.completed"');
+      expect(res.trailers["x-tollgate-cost-usd"]).toBe("unknown");
     } finally {
       await stop();
     }

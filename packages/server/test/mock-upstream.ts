@@ -15,7 +15,9 @@
  *   `response.completed` reports usage without its output tokens, which no reader can price; so does a
  *   background one's resumed stream, while its polls find the response as it finished, usage and all),
  *   `no-usage-at-end` (as that, with usage: null), `usage-unreadable-when-polled` and `no-usage-when-polled`
- *   (as those, for a background response's polls that find it finished, `completed`: its stream is as it ran).
+ *   (as those, for a background response's polls that find it finished, `completed`: its stream is as it ran),
+ *   `usage-unreadable-throughout` (its stream's final event and its polls alike, as OpenAI's would be: that
+ *   event carries the response a poll gets).
  * - `x-mock-encoding: gzip`: a resumed background stream comes gzipped, though nobody asked for it.
  * - `x-mock-fixture`: a fixture path under `providers/` (or `conformance/payloads/…`) to answer with instead of the default.
  * - `x-mock-chunk-delay-ms`: delay between SSE events for this request.
@@ -300,9 +302,12 @@ export function sseText(rel: string): string {
 type SpoiledUsage = "unreadable" | "none";
 type Usage = { input_tokens: number } | null;
 
+/** A background stream whose response itself reports usage no reader can price: its polls find it so too. */
+const UNREADABLE_THROUGHOUT = "usage-unreadable-throughout";
+
 /** How the scenario spoils a completed response's usage where it is read (`at-end`: its stream's final event). */
 function spoiledUsage(scenario: string, where: "at-end" | "when-polled"): SpoiledUsage | null {
-  if (scenario === `usage-unreadable-${where}`) return "unreadable";
+  if (scenario === `usage-unreadable-${where}` || scenario === UNREADABLE_THROUGHOUT) return "unreadable";
   return scenario === `no-usage-${where}` ? "none" : null;
 }
 
@@ -985,8 +990,9 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
     ) {
       // Streamed in the background: polls (from the first on: it runs on upstream, whatever the stream's
       // pace) find the response its response.completed names, created now.
-      const done = sseEvents(reply.text).find((ev) => ev.includes('"response.completed"'));
-      const response = (JSON.parse(done!.slice(done!.indexOf("data: ") + 6)) as { response: { id: string } })
+      const completed = sseEvents(reply.text).find((ev) => ev.includes('"response.completed"'))!;
+      const done = scenario === UNREADABLE_THROUGHOUT ? finalUsageAs(scenario, completed) : completed;
+      const response = (JSON.parse(done.slice(done.indexOf("data: ") + 6)) as { response: { id: string } })
         .response;
       const created = { ...response, created_at: Math.floor(Date.now() / 1000) };
       background.set(`${response.id}:${caseKey}`, {

@@ -46,7 +46,7 @@ import {
 } from "@tollgate/core";
 import { type Dispatcher, EnvHttpProxyAgent, Pool } from "undici";
 import { GATEWAY_KEY_ROLES, type KeyResolver, type Principal } from "../auth/keys.js";
-import { costUsd, recordCostUsd } from "../cost-usd.js";
+import { COST_UNKNOWN, costUsd, recordCostUsd } from "../cost-usd.js";
 import { namedEventId, responseEventId } from "../event-ids.js";
 import {
   type Admission,
@@ -1188,22 +1188,17 @@ export class Gateway {
     // The response's llm record, as a poll finding it finished would make it (the stream's, above, was named
     // in its header before the response was): a poll that records it again, its claim lapsed and its store
     // lookup too late, stores it once, and its budgets count it once (its settle here names that record).
-    // Its usage unread, the stream's llm record of it (usage_unreadable) keeps an event id of its own and
-    // settles nothing: under the response's, stored first, its unknown cost would keep out the record of the
-    // poll that reads the usage, which turns the hold into the response's cost.
-    const unreadRecord = leftToPoll && usageUnread;
-    const recordsCall = recordsResponse || unreadRecord;
-    const response = recordsCall
+    // Its usage unread, the poll records it alone: a record of the stream's too would count the one call twice.
+    const response = recordsResponse
       ? this.#record(at, {
           status,
           http_status: up.statusCode,
           error_type: wholeErrorType,
           usage,
-          ...(recordsResponse
-            ? { event_id: responseEventId(call.workspaceId, responseId!), recurs: true }
-            : { keepTicket: true }),
+          event_id: responseEventId(call.workspaceId, responseId!),
           ttft_ms: firstByte === null ? null : firstByte - attemptStart,
           request_id: responseId!,
+          recurs: true,
         })
       : null;
     if (responseId !== null && !leftToPoll) this.#submitted.delete(responseId);
@@ -1213,13 +1208,14 @@ export class Gateway {
       this.#runsOn(call, responseId, Object.assign(ownerHere(), { relaying: false, forgotten: false }));
     if (complete) {
       head();
-      // Its cost is the response's, when the stream recorded it (unknown, its usage unread).
-      const billed = recordsCall ? response : rec;
+      // Its cost is the response's, when the stream recorded it; unknown, its usage left to a poll to read.
+      const billed = recordsResponse ? response : rec;
       if (billed && trailers) {
-        const usageBilled = recordsCall ? usage : recorded;
+        const usageBilled = recordsResponse ? usage : recorded;
         const cost = this.#replyCost(call, usageBilled, attemptStart, billed.priced, billed.cost_nanousd);
         const withTool = { ...billed, priced: cost.priced, cost_nanousd: cost.nanos };
-        res.addTrailers({ "x-tollgate-cost-usd": recordCostUsd(withTool) });
+        const costLeftToPoll = leftToPoll && usageUnread;
+        res.addTrailers({ "x-tollgate-cost-usd": costLeftToPoll ? COST_UNKNOWN : recordCostUsd(withTool) });
       }
       if (ticket?.run) await ticket.settling; // as for bodies: the run's counts before the last byte
       res.end();
@@ -1454,9 +1450,11 @@ export class Gateway {
       // stream cut short is, to the poll that reads the usage. Its submission here keeps its hold, followed
       // since it ran on (or, still streamed, left to its stream's end); the claim stays that poll's.
       if (read === "resumed" && response.failure === null) return;
-      // Finished without usage (cancelled or failed before it ran): nothing was billed. A poll's completed
-      // response ran, and no later poll reads its usage better: recorded below, its cost unknown.
-      if (response.status !== "completed") {
+      // Finished without usage (cancelled or failed before it ran): nothing was billed. One a poll finds
+      // that ran (completed, incomplete) without usage the gateway can read (no later poll reads it better)
+      // is recorded at a cost unknown, its hold here (the worst case) counted as any such call's, never as
+      // $0; without its hold here, left to the replica that has it.
+      if (!here || response.failure !== null) {
         this.#submitted.delete(response.id);
         return letGo();
       }
@@ -1487,8 +1485,7 @@ export class Gateway {
       {
         status: response.failure === null ? "ok" : "error",
         http_status: 200,
-        // Without usage it can read: an ok call of unknown cost, its hold (its worst case) charged as such.
-        error_type: usage ? response.failure : "usage_unreadable",
+        error_type: response.failure ?? (usage === null ? "usage_unreadable" : null),
         usage,
         event_id: responseEventId(owner.workspaceId, response.id),
         ts_end: null,
@@ -1774,8 +1771,9 @@ function ownerOfRecord(rec: CallRecord): Owner {
 }
 
 /**
- * Whether a record of a background response is the one of its cost: its llm record, but for a stream's
- * that could not read its usage (the poll that reads it records the response after it).
+ * Whether a record of a background response is the one of its cost: its llm record, but for one whose
+ * usage could not be read (an SDK's stream's, under an event id of its own: the poll that reads the usage
+ * records the response after it).
  */
 function billsResponse(rec: CallRecord): boolean {
   return rec.kind === "llm" && rec.error_type !== "usage_unreadable";

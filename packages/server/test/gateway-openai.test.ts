@@ -240,32 +240,6 @@ describe("gateway: OpenAI chat completions", () => {
     expectExactUsageAndCost(rec, extractFromSse("openai.chat", fixture(FX.chatStream)), "openai");
   });
 
-  it("an upstream that refuses the added stream_options gets the client's own request: the stream as if direct", async () => {
-    const refusing = (id: string) => tagged(id, { "x-mock-scenario": "no-stream-options" });
-    const params = { model: "gpt-4o-mini", messages, stream: true as const };
-    const id = newCase();
-    const { data: stream, response } = await openai.chat.completions
-      .create(params, refusing(id))
-      .withResponse();
-    const got = await collect(stream);
-    expect(got).toEqual(await collect(await direct.chat.completions.create(params, refusing(newCase()))));
-    // Asked with usage, refused, then sent as the client sent it.
-    expect(upstreamOf(id).map((r) => r.body)).toEqual([
-      { stream_options: { include_usage: true }, ...params },
-      params,
-    ]);
-    // Each attempt is a record: the refusal at $0, then the stream, which reported no usage (unpriced).
-    const rec = await recordById(response.headers.get("x-tollgate-event-id"));
-    expect(rec).toMatchObject({ attempt: 2, status: "ok", http_status: 200, priced: false });
-    const attempts = (await gatewayRecords(gw.runtime))
-      .filter((r) => r.request_id === rec.request_id)
-      .sort((a, b) => a.attempt - b.attempt);
-    expect(attempts.map((r) => [r.attempt, r.http_status, r.error_type, r.cost_nanousd])).toEqual([
-      [1, 400, "invalid_request_error", 0n],
-      [2, 200, "usage_unreadable", 0n], // the stream as the client asked for it: no usage in it
-    ]);
-  });
-
   it("a call's record by its x-tollgate-event-id (GET /api/events/:id): for streams, whose cost is a trailer", async () => {
     const id = newCase();
     const { data: stream, response } = await openai.chat.completions

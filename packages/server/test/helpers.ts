@@ -383,7 +383,7 @@ export function chatContext(
     body,
     raw: Buffer.from(JSON.stringify(body)),
     requestId: opts.requestId ?? `req-${uuidv7()}`,
-    attempt: 1,
+    retry: false,
     depth: 1,
   };
 }

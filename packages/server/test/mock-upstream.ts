@@ -17,7 +17,10 @@
  *   `no-usage-at-end` (as that, with usage: null), `usage-unreadable-when-polled` and `no-usage-when-polled`
  *   (as those, for a background response's polls that find it finished, `completed`: its stream is as it ran),
  *   `usage-unreadable-throughout` (its stream's final event and its polls alike, as OpenAI's would be: that
- *   event carries the response a poll gets).
+ *   event carries the response a poll gets), `no-stream-options` (a request with `stream_options` is
+ *   refused, 400, as Azure OpenAI refuses it).
+ * - `?api-version=` before `2024-09-01-preview` (Azure OpenAI's): a request with `stream_options` is refused
+ *   so too, before any scenario (which its request without them then meets).
  * - `x-mock-encoding: gzip`: a resumed background stream comes gzipped, though nobody asked for it.
  * - `x-mock-fixture`: a fixture path under `providers/` (or `conformance/payloads/…`) to answer with instead of the default.
  * - `x-mock-chunk-delay-ms`: delay between SSE events for this request.
@@ -673,6 +676,15 @@ function rateLimitBody(path: string): string {
       });
 }
 
+/**
+ * An upstream that knows no stream_options: Azure OpenAI before api-version 2024-09-01-preview (dated
+ * versions sort as text), or any other (`no-stream-options`).
+ */
+function knowsNoStreamOptions(scenario: string, path: string): boolean {
+  const version = new URL(path, "http://mock").searchParams.get("api-version");
+  return scenario === "no-stream-options" || (version !== null && version < "2024-09-01-preview");
+}
+
 /** Azure OpenAI's answer to a request with stream_options, before api-version 2024-09-01-preview. */
 function noStreamOptionsBody(): string {
   return JSON.stringify({
@@ -781,6 +793,12 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
     };
     const shouldRetry = req.headers["x-mock-should-retry"];
     if (typeof shouldRetry === "string") retryAfter["x-should-retry"] = shouldRetry;
+    // An upstream that knows no stream_options refuses it before anything else (a rate limit, say).
+    if (
+      (body as { stream_options?: unknown } | null)?.stream_options &&
+      knowsNoStreamOptions(scenario, rec.path)
+    )
+      return send(400, noStreamOptionsBody());
     if (scenario === "rate-limit") return send(429, rateLimitBody(rec.path), retryAfter);
     if (scenario === "rate-limit-once" || scenario === "server-error-once") {
       const key = `${rec.method} ${rec.path} ${rawBody}`;
@@ -792,9 +810,6 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
       }
     }
     if (scenario === "server-error") return send(500, serverErrorBody(rec.path));
-    // An upstream that knows no stream_options (Azure OpenAI before api-version 2024-09-01-preview).
-    if (scenario === "no-stream-options" && (body as { stream_options?: unknown } | null)?.stream_options)
-      return send(400, noStreamOptionsBody());
 
     const path = rec.path.split("?")[0]!;
     if (rec.method === "GET" && path === "/v1/models")

@@ -101,7 +101,7 @@ describe("calls spooled and not stored before a restart", () => {
         body,
         raw: Buffer.from(JSON.stringify(body)),
         requestId: "after-restart",
-        attempt: 1,
+        retry: false,
         depth: 1,
       };
       expect(await rt.guard.admit(next)).toMatchObject({ ok: true });

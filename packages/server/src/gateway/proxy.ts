@@ -189,10 +189,14 @@ interface Call {
   method: string;
 }
 
-/** One attempt of a call upstream: its number (1-based), when it started, and its admission's ticket. */
+/**
+ * One attempt of a call upstream: its number (1-based), its client's try it is (1-based: the gateway's own
+ * re-send of a try is the same try), when it started, and its admission's ticket.
+ */
 interface Attempt {
   call: Call;
   n: number;
+  clientTry: number;
   start: number;
   ticket: Ticket | null;
 }
@@ -201,6 +205,8 @@ interface Attempt {
 interface Retried {
   failed: Outcome;
   wait: number;
+  /** The gateway's own re-send (#usageRefused): the same try of its client's again, no retry of theirs. */
+  resend?: true;
 }
 
 /** How one upstream attempt ended, as recorded. */
@@ -487,21 +493,16 @@ export class Gateway {
     const route = call.route;
     // The call's place in its run's line, kept while a retry of it waits out its backoff.
     let kept: Place | null = null;
+    let clientTry = 1;
+    let resend = false;
     try {
       for (let attempt = 1; ; attempt++) {
         const releases = this.#runLines.releases;
-        let admission = await this.#admit(call, attempt, this.#roomToLeave(call));
+        const retry = clientTry > 1 && !resend; // a re-send's try was counted as it went the first time
+        let admission = await this.#admit(call, retry, this.#roomToLeave(call));
         let left = false;
         if (!admission.ok && admission.inFlight)
-          ({ admission, left } = await this.#waitForRun(
-            call,
-            attempt,
-            admission,
-            releases,
-            res,
-            client,
-            kept,
-          ));
+          ({ admission, left } = await this.#waitForRun(call, retry, admission, releases, res, client, kept));
         // Admitted (in flight now), refused or gone: the place its backoff kept is no longer needed.
         kept?.leave();
         kept = null;
@@ -514,7 +515,7 @@ export class Gateway {
           // Left while the call was being admitted: nothing went upstream, so nothing is billed or recorded.
           return this.#unsent(call, ticket);
         }
-        const at: Attempt = { call, n: attempt, start: Date.now(), ticket };
+        const at: Attempt = { call, n: attempt, clientTry, start: Date.now(), ticket };
         const up = await this.#sendAttempt(at, retries, res, cancel);
         if (up === "handled") return;
         if ("failed" in up) {
@@ -523,6 +524,8 @@ export class Gateway {
           // that came after it.
           kept = this.#placeKept(call, ticket);
           this.#record(at, up.failed);
+          resend = up.resend === true;
+          if (!resend) clientTry++;
           if (await waitForRetry(up.wait, client, ticket)) continue;
           return this.#observe(route, call, CLIENT_CLOSED_REQUEST); // nobody left to retry for
         }
@@ -578,7 +581,7 @@ export class Gateway {
    * goes to the client, whose call the wait is.
    */
   async #retriedAnswer(at: Attempt, up: UpstreamReply, retries: number): Promise<Retried | null> {
-    const wait = retryWaitMs(up.statusCode, up.headers, at.n, retries);
+    const wait = retryWaitMs(up.statusCode, up.headers, at.clientTry, retries);
     if (wait === null) return null;
     const text = (isWhole(up) ? up.body : await up.body.whole().catch(() => EMPTY_BODY)).toString();
     this.deps.metrics.upstreamErrors.inc({ family: at.call.route.family, kind: String(up.statusCode) });
@@ -599,7 +602,7 @@ export class Gateway {
     res: ServerResponse,
     cancel: ClientWatch | null,
   ): Promise<UpstreamReply | Retried | "handled"> {
-    const { call, n: attempt } = at;
+    const { call, clientTry } = at;
     let up: UpstreamReply;
     try {
       up = isRelayed(call) ? await this.#send(call, cancel?.signal) : await this.#sendWhole(call, res);
@@ -641,7 +644,7 @@ export class Gateway {
         error_type: timeout ? "timeout" : "connection_error",
         ...(reached ? unseenUsage(this.deps.engine, call, null) : {}),
       };
-      if (attempt <= retries) return { failed, wait: backoffMs(attempt, null)! };
+      if (clientTry <= retries) return { failed, wait: backoffMs(clientTry, null)! };
       // Connecting (or the egress proxy's tunnel) timed out: a request undici had not started. One still
       // waiting for a free connection of the gateway's own pool did not answer in time, as before.
       const phase = timeout && caught instanceof ReplyFailed && !started ? "connect" : "answer";
@@ -684,6 +687,7 @@ export class Gateway {
     return {
       failed: { status: "error", http_status: up.statusCode, error_type: errorTypeOf(text, up.statusCode) },
       wait: 0,
+      resend: true,
     };
   }
 
@@ -1236,7 +1240,7 @@ export class Gateway {
    */
   async #waitForRun(
     call: Call,
-    attempt: number,
+    retry: boolean,
     refused: Admission,
     releases: number,
     res: ServerResponse,
@@ -1265,7 +1269,7 @@ export class Gateway {
       while (!watch.gone && !lines.closed && performance.now() < deadline) {
         await place.next(deadline);
         if (watch.gone || lines.closed || !place.first) continue;
-        const next = await this.#admit(call, attempt);
+        const next = await this.#admit(call, retry);
         if (next.ok && lines.closed) {
           // Admitted as the stop began (the limit store's round trip): it is answered as the others are.
           void this.deps.guard.settle(next.ticket, UNSENT);
@@ -1291,7 +1295,7 @@ export class Gateway {
    * Budgets, rate limits and run ceilings, checked and reserved before each attempt goes upstream; `leave`:
    * room to leave for an earlier call of its run waiting to go (#roomToLeave).
    */
-  #admit(call: Call, attempt: number, leave?: RunHold) {
+  #admit(call: Call, retry: boolean, leave?: RunHold) {
     const model = call.model ?? "unknown";
     return this.deps.guard.admit({
       workspace: call.workspaceId,
@@ -1304,7 +1308,7 @@ export class Gateway {
         ? { byteLength: call.body.length, includes: (s) => call.body.includes(s), skimMark: call.skimMark }
         : call.body,
       requestId: call.requestId,
-      attempt,
+      retry,
       depth: call.depth,
       startsWork:
         call.route.api === null && call.method === "POST" && !CANCEL.test(pathOf(call.route.upstreamPath)),
@@ -1481,7 +1485,7 @@ export class Gateway {
       keyId: owner.keyId,
     };
     const rec = this.#record(
-      { call: finished, n: 1, start: createdMs, ticket: here?.ticket ?? null },
+      { call: finished, n: 1, clientTry: 1, start: createdMs, ticket: here?.ticket ?? null },
       {
         status: response.failure === null ? "ok" : "error",
         http_status: 200,

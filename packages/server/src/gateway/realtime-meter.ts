@@ -308,7 +308,7 @@ export class RealtimeMeter {
       body: null,
       raw: NO_BODY,
       requestId,
-      attempt: 1,
+      retry: false,
       depth: this.caller.depth,
     };
   }

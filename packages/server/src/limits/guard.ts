@@ -68,7 +68,11 @@ export interface CallContext {
   body: Record<string, unknown> | null;
   raw: RawBody;
   requestId: string;
-  attempt: number;
+  /**
+   * A retry of its client's call (counted against its run's max_retries): not its first try, nor the
+   * gateway's own re-send of a try that an upstream refused for what the gateway added.
+   */
+  retry: boolean;
   /** Depth of the call in its agent run's span tree (x-tollgate-span-depth; 1 = top level). */
   depth: number;
   /**
@@ -103,7 +107,7 @@ export interface Ticket {
   throttles: readonly string[];
   /**
    * The call's agent run, what it holds against the run's ceilings until its settle, whether it was
-   * counted as a retry (attempt > 1), and its depth in the run's span tree (counted once it went out).
+   * counted as a retry (CallContext.retry), and its depth in the run's span tree (counted once it went out).
    * `counted`: its admission counted its LLM call (and retry) on the run; not one let through with the
    * store down, whose admission may never have run.
    */
@@ -368,7 +372,7 @@ export class SpendGuard {
     }
     const charged = plan.buckets.map((b) => chargeOf(b, now, worst));
     const hold: RunHold | undefined = runHolds ? runHoldOf(ceilings, worst, tokens) : undefined;
-    const retry = ctx.attempt > 1;
+    const { retry } = ctx;
     const run = runId
       ? { key: runKey(runId), runId, agentType, ceilings, hold, retry, depth: ctx.depth, counted: true }
       : null;

@@ -40,7 +40,7 @@ export interface RunAdmit {
   ceilings: Ceilings;
   /** Call depth in the run's span tree (1 = top level): checked here, counted at its settle (once sent). */
   depth: number;
-  /** This call is a retry (attempt > 1): counted against max_retries. */
+  /** This call is a retry of its client's (CallContext.retry): counted against max_retries. */
   retry: boolean;
   /**
    * What the call holds against the run's cost and token ceilings until its settle (its worst-case cost,

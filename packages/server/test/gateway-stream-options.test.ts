@@ -1,0 +1,111 @@
+// An upstream that refuses the stream_options the gateway adds to a streamed OpenAI call (Azure OpenAI
+// before api-version 2024-09-01-preview; a compatible server that forbids unknown fields): the call goes
+// again as its client sent it, the gateway's own doing, which no retry of the client's or its run's pays for.
+// Its own gateway: what it remembers of an upstream must not change the other files' streams.
+
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  adminRequest,
+  collect,
+  gatewayRecords,
+  recordByEventId,
+  startTestGateway,
+  testCases,
+} from "./helpers.js";
+import { type MockUpstream, startMockUpstream } from "./mock-upstream.js";
+
+let mock: MockUpstream;
+let gw: Awaited<ReturnType<typeof startTestGateway>>;
+let direct: OpenAI; // straight to the mock
+
+beforeAll(async () => {
+  mock = await startMockUpstream();
+  gw = await startTestGateway(mock.url);
+  direct = new OpenAI({ apiKey: "sk-test-123", baseURL: `${mock.url}/v1`, maxRetries: 0 });
+});
+
+afterAll(async () => {
+  await gw?.stop();
+  await mock?.close();
+});
+
+const { newCase, tagged, upstreamOf } = testCases("so", () => mock.requests);
+
+/** A client of the gateway naming an Azure OpenAI api-version (each test its own: an upstream of its own). */
+const azure = (apiVersion: string) =>
+  new OpenAI({
+    apiKey: "sk-test-123",
+    baseURL: `${gw.url}/v1`,
+    defaultQuery: { "api-version": apiVersion },
+    maxRetries: 0,
+  });
+
+const messages = [{ role: "user" as const, content: "What is the capital of the UK?" }];
+const params = { model: "gpt-4o-mini", messages, stream: true as const };
+const withUsage = { stream_options: { include_usage: true }, ...params };
+
+/** Every attempt of the call whose reply named `eventId`, in order: [attempt, http_status, error_type, cost]. */
+async function attemptsOf(eventId: string | null) {
+  const rec = await recordByEventId(gw.runtime, eventId);
+  return (await gatewayRecords(gw.runtime))
+    .filter((r) => r.request_id === rec.request_id)
+    .sort((a, b) => a.attempt - b.attempt)
+    .map((r) => [r.attempt, r.http_status, r.error_type, r.cost_nanousd]);
+}
+
+describe("gateway: an upstream that refuses the stream_options it added", () => {
+  it("gets the client's own request: the stream as if direct", async () => {
+    const refusing = (id: string) => tagged(id, { "x-mock-scenario": "no-stream-options" });
+    const openai = new OpenAI({ apiKey: "sk-test-123", baseURL: `${gw.url}/v1`, maxRetries: 0 });
+    const id = newCase();
+    const { data: stream, response } = await openai.chat.completions
+      .create(params, refusing(id))
+      .withResponse();
+    const got = await collect(stream);
+    expect(got).toEqual(await collect(await direct.chat.completions.create(params, refusing(newCase()))));
+    // Asked with usage, refused, then sent as the client sent it.
+    expect(upstreamOf(id).map((r) => r.body)).toEqual([withUsage, params]);
+    // Each attempt is a record: the refusal at $0, then the stream, which reported no usage (unpriced).
+    const rec = await recordByEventId(gw.runtime, response.headers.get("x-tollgate-event-id"));
+    expect(rec).toMatchObject({ attempt: 2, status: "ok", http_status: 200, priced: false });
+    expect(await attemptsOf(rec.event_id)).toEqual([
+      [1, 400, "invalid_request_error", 0n],
+      [2, 200, null, 0n],
+    ]);
+  });
+
+  it("its re-send is no retry of the client's: x-tollgate-retries 1 still retries the re-sent call's 429", async () => {
+    const id = newCase();
+    const { data: stream, response } = await azure("2024-02-01")
+      .chat.completions.create(
+        params,
+        tagged(id, {
+          "x-mock-scenario": "rate-limit-once",
+          "x-mock-retry-after": "0",
+          "x-tollgate-retries": "1",
+        }),
+      )
+      .withResponse();
+    expect((await collect(stream)).length).toBeGreaterThan(1);
+    expect(upstreamOf(id).map((r) => r.body)).toEqual([withUsage, params, params]);
+    expect(await attemptsOf(response.headers.get("x-tollgate-event-id"))).toEqual([
+      [1, 400, "invalid_request_error", 0n],
+      [2, 429, "requests", 0n],
+      [3, 200, null, 0n],
+    ]);
+  });
+
+  it("its re-send is no retry of the agent run's: a run with max_retries 0 gets its stream, and goes on", async () => {
+    const put = await adminRequest(gw, "PUT", "/api/agents/no-retries-bot", { max_retries: 0 });
+    expect(put.status).toBeLessThan(300);
+    const run = { "x-tollgate-agent-run-id": "no-retries-1", "x-tollgate-agent-type": "no-retries-bot" };
+    const openai = azure("2024-03-01-preview");
+    for (const _ of [1, 2]) {
+      const stream = await openai.chat.completions.create(params, tagged(newCase(), run));
+      expect((await collect(stream)).length).toBeGreaterThan(1);
+    }
+    const { json } = await adminRequest(gw, "GET", "/api/runs/no-retries-1");
+    expect(json).toMatchObject({ killed: null, usage: { retries: 0 } });
+  });
+});

@@ -78,6 +78,7 @@ export async function startServer(
         guard: runtime.guard,
         store: runtime.store,
         batches: runtime.batches,
+        log: opts.log,
       })
     : null;
   const api = getRequestListener(async (request, env) => {

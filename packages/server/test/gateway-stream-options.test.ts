@@ -18,10 +18,11 @@ import { type MockUpstream, startMockUpstream } from "./mock-upstream.js";
 let mock: MockUpstream;
 let gw: Awaited<ReturnType<typeof startTestGateway>>;
 let direct: OpenAI; // straight to the mock
+const logs: string[] = [];
 
 beforeAll(async () => {
   mock = await startMockUpstream();
-  gw = await startTestGateway(mock.url);
+  gw = await startTestGateway(mock.url, {}, { log: (msg) => logs.push(msg) });
   direct = new OpenAI({ apiKey: "sk-test-123", baseURL: `${mock.url}/v1`, maxRetries: 0 });
 });
 
@@ -73,6 +74,33 @@ describe("gateway: an upstream that refuses the stream_options it added", () => 
       [1, 400, "invalid_request_error", 0n],
       [2, 200, null, 0n],
     ]);
+  });
+
+  it("is remembered (base URL and api-version): its later streams go as their clients send them, told once", async () => {
+    const refusing = azure("2024-05-01-preview");
+    const sent = async (openai: OpenAI) => {
+      const id = newCase();
+      const { data: stream, response } = await openai.chat.completions
+        .create(params, tagged(id))
+        .withResponse();
+      expect((await collect(stream)).length).toBeGreaterThan(1);
+      const rec = await recordByEventId(gw.runtime, response.headers.get("x-tollgate-event-id"));
+      return { bodies: upstreamOf(id).map((r) => r.body), rec };
+    };
+    expect((await sent(refusing)).bodies).toEqual([withUsage, params]);
+    // No second round trip, no refusal recorded: one attempt, without usage (unpriced).
+    const again = await sent(refusing);
+    expect(again.bodies).toEqual([params]);
+    expect(again.rec).toMatchObject({ attempt: 1, status: "ok", priced: false, usage_raw: null });
+    expect(await attemptsOf(again.rec.event_id)).toEqual([[1, 200, null, 0n]]);
+    // Another api-version of the same base URL is another upstream: a newer one reports usage.
+    const newer = await sent(azure("2024-10-21"));
+    expect(newer.bodies).toEqual([withUsage]);
+    expect(newer.rec).toMatchObject({ attempt: 1, status: "ok", priced: true });
+    expect(newer.rec.cost_nanousd).toBeGreaterThan(0n);
+    const told = logs.filter((m) => m.includes("api-version=2024-05-01-preview"));
+    expect(told).toHaveLength(1);
+    expect(told[0]).toMatch(/refused stream_options .*without usage \(unpriced\)/);
   });
 
   it("its re-send is no retry of the client's: x-tollgate-retries 1 still retries the re-sent call's 429", async () => {

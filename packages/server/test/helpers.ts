@@ -158,7 +158,11 @@ export async function rawRequest(
 export async function startTestGateway(
   upstreamOrigin: string,
   gateway: Partial<import("../src/gateway/config.js").GatewayConfig> = {},
-  runtime: Partial<import("../src/config.js").RuntimeOptions> & { keepDataDir?: boolean; port?: number } = {},
+  runtime: Partial<import("../src/config.js").RuntimeOptions> & {
+    keepDataDir?: boolean;
+    port?: number;
+    log?: (msg: string) => void;
+  } = {},
 ): Promise<{
   runtime: Runtime;
   url: string;
@@ -171,11 +175,11 @@ export async function startTestGateway(
   const dataDir = runtimeOpts.dataDir ?? mkdtempSync(join(tmpdir(), "tollgate-gw-test-"));
   const server = await startServer({
     pricebookPath: null,
+    log: () => {},
     ...runtimeOpts,
     dataDir,
     port,
     host: "127.0.0.1",
-    log: () => {},
     gateway: {
       openaiBaseUrl: `${upstreamOrigin}/v1`,
       anthropicBaseUrl: `${upstreamOrigin}/v1`,

@@ -102,6 +102,11 @@ import { classify, type GatewayRoute } from "./routes.js";
 import { type Place, RunLines } from "./run-lines.js";
 import { answerOn, isRealtime, SocketRelay } from "./socket-relay.js";
 import { StoreLookups } from "./store-lookups.js";
+import {
+  mayRefuseStreamOptions,
+  refusesStreamOptions,
+  StreamOptionsRefusals,
+} from "./stream-options-refusals.js";
 import { UsageChunkStripper } from "./strip-usage.js";
 import { ReplyFailed, ReplyTooLarge, requestWhole, type WholeReply } from "./whole-reply.js";
 
@@ -116,6 +121,8 @@ export interface GatewayDeps {
   store: Pick<EventStore, "query">;
   /** Stores the calls of batch results downloaded through the gateway. */
   batches: BatchRecords;
+  /** What an operator should know (the CLI's pino logger). */
+  log: (msg: string) => void;
 }
 
 /** Whom a background response is recorded for: the workspace and attribution of its submission. */
@@ -243,6 +250,8 @@ interface Outcome {
  */
 export class Gateway {
   readonly #upstreams = new Map<string, Upstream>();
+  /** Upstreams that refused the stream_options the gateway adds: it adds none there any more. */
+  readonly #streamOptionsRefused = new StreamOptionsRefusals();
   /** Set when upstream calls leave through a proxy (HTTPS_PROXY …): it also keeps NO_PROXY hosts' pools. */
   readonly #egress: EnvHttpProxyAgent | null;
   readonly #poolOptions: Pool.Options;
@@ -437,7 +446,8 @@ export class Gateway {
     const injectedUsage =
       stream &&
       (route.api === "openai.chat" || route.api === "openai.completions") &&
-      usageNotAsked(parsed?.stream_options);
+      usageNotAsked(parsed?.stream_options) &&
+      !this.#streamOptionsRefused.has(caller.base, route.upstreamPath);
     const call: Call = {
       route,
       provider: caller.provider,
@@ -660,7 +670,9 @@ export class Gateway {
    * before api-version 2024-09-01-preview: 400 "Unrecognized request argument supplied: stream_options";
    * a compatible server that forbids unknown fields: 422 "extra_forbidden", as pydantic words it): the call
    * goes again as its client sent it (Retried, at once), whose answer the client gets, as it would have
-   * without the gateway. Any other answer is the attempt's (an error's body read whole, as it is relayed).
+   * without the gateway; the upstream is remembered, so its later streams go as their clients send them
+   * (told once: their records have no usage, unpriced). Any other answer is the attempt's (an error's body
+   * read whole, as it is relayed).
    */
   async #usageRefused(
     at: Attempt,
@@ -668,7 +680,7 @@ export class Gateway {
     cancel: ClientWatch | null,
   ): Promise<UpstreamReply | Retried | "handled"> {
     const { call } = at;
-    if (call.clientBody === null || !USAGE_REFUSALS.has(up.statusCode)) return up;
+    if (call.clientBody === null || !mayRefuseStreamOptions(up.statusCode)) return up;
     let body: Buffer;
     try {
       body = isWhole(up) ? up.body : await up.body.whole();
@@ -679,7 +691,13 @@ export class Gateway {
       return "handled";
     }
     const text = body.toString("utf8", 0, ERROR_HEAD_BYTES);
-    if (!/\bstream_options\b/.test(text)) return { statusCode: up.statusCode, headers: up.headers, body };
+    if (!refusesStreamOptions(up.statusCode, text))
+      return { statusCode: up.statusCode, headers: up.headers, body };
+    const upstream = this.#streamOptionsRefused.add(call.base, call.route.upstreamPath);
+    if (upstream !== null)
+      this.deps.log(
+        `gateway: upstream ${upstream} refused stream_options (HTTP ${up.statusCode}); its streamed calls go as their clients send them from now on, recorded without usage (unpriced). Azure OpenAI reports a stream's usage from api-version 2024-09-01-preview.`,
+      );
     call.body = call.clientBody;
     call.clientBody = null;
     call.injectedUsage = false;
@@ -1874,9 +1892,6 @@ const failedStatus = (status: number) => status >= 400;
 
 /** A pass-through path that cancels work (a background response, a batch): a killed run may still call it. */
 const CANCEL = /^\/(responses|batches|messages\/batches)\/[^/]+\/cancel$/;
-
-/** The statuses an upstream refuses a request parameter it does not know with (400; 422: pydantic's servers). */
-const USAGE_REFUSALS = new Set([400, 422]);
 
 /** A path without its query string. */
 const pathOf = (pathAndQuery: string) => pathAndQuery.split("?", 1)[0]!;

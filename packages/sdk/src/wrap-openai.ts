@@ -1,4 +1,4 @@
-import { defaultImageModel } from "@tollgate/core";
+import { defaultImageModel, Recent, refusesStreamOptions } from "@tollgate/core";
 import { backgroundPolls } from "./instrument/background.js";
 import type { CallSpec, RecordSink } from "./instrument/call.js";
 import {
@@ -86,13 +86,22 @@ function followMsOf(ms: unknown): number {
 }
 
 /**
+ * The upstreams (base URL and api-version: upstreamOf) that refused the stream_options asked for a stream's
+ * usage: asked no more, as the gateway remembers them. Bounded: one pushed out is asked again.
+ */
+const refusedStreamOptions = new Recent<true>({ max: 1_000 });
+
+/**
  * OpenAI streams report usage only when asked (`stream_options.include_usage`): ask, and hide what that
  * adds (the final usage-only chunk, `usage: null` on every chunk) unless the app asked itself — exactly
- * as the gateway does, so both record the same.
+ * as the gateway does, so both record the same. An upstream that refuses it (Azure OpenAI before
+ * api-version 2024-09-01-preview) gets the request as the app made it, then and from then on: its streams'
+ * records have no usage.
  */
-const withStreamUsage: Prepare = (body) => {
+const withStreamUsage: Prepare = (body, upstream) => {
   const opts = body.stream_options as { include_usage?: unknown } | undefined | null;
   if (body.stream !== true || opts?.include_usage != null) return { body };
+  if (upstream !== null && refusedStreamOptions.touch(upstream)) return { body };
   return {
     body: { ...body, stream_options: { ...opts, include_usage: true } },
     hideEvent: (event) => {
@@ -102,6 +111,12 @@ const withStreamUsage: Prepare = (body) => {
         return false;
       }
       return Array.isArray(chunk.choices) && chunk.choices.length === 0;
+    },
+    refusedBy: (err) => {
+      const { status, message } = (err ?? {}) as { status?: unknown; message?: unknown };
+      if (typeof status !== "number" || !refusesStreamOptions(status, String(message))) return false;
+      if (upstream !== null) refusedStreamOptions.set(upstream, true);
+      return true;
     },
   };
 };

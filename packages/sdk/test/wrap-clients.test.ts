@@ -155,6 +155,42 @@ describe("wrapOpenAI", () => {
     expectSameCost(sdk, await viaGateway(gatewayOpenAI.chat.completions.create(params)));
   });
 
+  it("streamed chat to an upstream that refuses stream_options (Azure OpenAI before 2024-09-01-preview): the app gets its stream as unwrapped, asked so from then on", async () => {
+    const azure = (wrap: boolean) => {
+      const client = new OpenAI({
+        apiKey: "sk-test",
+        maxRetries: 0,
+        baseURL: `${mock.url}/v1`,
+        defaultQuery: { "api-version": "2024-06-01" },
+      });
+      return wrap ? wrapOpenAI(client, { sink }) : client;
+    };
+    const params = { model: "gpt-4o-mini", messages, stream: true as const };
+    const streamed = async (client: OpenAI, id: string) => {
+      const chunks = await collect(
+        await client.chat.completions.create(params, { headers: { "x-test-case": id } }),
+      );
+      const bodies = mock.requests.filter((r) => r.headers["x-test-case"] === id).map((r) => r.body);
+      return { chunks, bodies };
+    };
+    const plain = await streamed(azure(false), "sdk-azure-plain");
+    const first = await streamed(azure(true), "sdk-azure-1");
+    expect(first.chunks).toEqual(plain.chunks);
+    expect(first.bodies).toEqual([{ stream_options: { include_usage: true }, ...params }, params]);
+    const rec = await lastStored();
+    expect(rec).toMatchObject({
+      status: "ok",
+      http_status: 200,
+      stream: true,
+      priced: false,
+      usage_raw: null,
+    });
+    // Another client of the same upstream (base URL and api-version): as the app made it, at once.
+    const again = await streamed(azure(true), "sdk-azure-2");
+    expect(again.chunks).toEqual(plain.chunks);
+    expect(again.bodies).toEqual([params]);
+  });
+
   it("Responses API, body and stream, and the SDK's own stream helper", async () => {
     const body = { model: "gpt-5", input: "Explain caching" };
     expect(await openai.responses.create(body)).toEqual(await plainOpenAI.responses.create(body));

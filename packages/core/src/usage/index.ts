@@ -69,6 +69,7 @@ export {
   extractFromEvents,
   extractFromSse,
 } from "./stream.js";
+export { mayRefuseStreamOptions, refusesStreamOptions } from "./stream-options.js";
 export type { ToolCalls } from "./tool-calls.js";
 export type { Api, ExtractedUsage, NormalizedUsage, ToolModelCall } from "./types.js";
 export {

@@ -6,16 +6,25 @@ import type { CallSpec, PollOptions, RecordSink } from "./call.js";
 import { TrackedCall } from "./call.js";
 import { requestTimeoutOf, withTimeLeft } from "./request-timeout.js";
 import { sentLater } from "./sent-later.js";
+import { upstreamOf } from "./upstream.js";
 
 /** The names of a resource's methods already wrapped, so wrapping a client twice records once. */
 const WRAPPED = Symbol.for("tollgate.wrapped.methods");
 
 type Method = (this: unknown, ...args: unknown[]) => unknown;
 
-/** How one method's request is adjusted before it is sent (and what of the reply the app must not see). */
-export type Prepare = (body: Record<string, unknown>) => {
+/**
+ * How one method's request is adjusted before it is sent to `upstream` (upstreamOf), what of the reply the
+ * app must not see, and the errors of an upstream that refuses the change (`refusedBy`): the request goes
+ * again as the app made it, whose answer the app gets, as it would have unwrapped.
+ */
+export type Prepare = (
+  body: Record<string, unknown>,
+  upstream: string | null,
+) => {
   body: Record<string, unknown>;
   hideEvent?: EventFilter;
+  refusedBy?: (err: unknown) => boolean;
 };
 
 /**
@@ -103,7 +112,10 @@ export function wrapLateHelper(resource: unknown, method: string): boolean {
   );
 }
 
-/** Sends a wrapped call with the original method, and records it as the app reads it. */
+/**
+ * Sends a wrapped call with the original method, and records it as the app reads it: once, from the
+ * request as the app made it when the upstream refused what `prepare` changed (Prepare.refusedBy).
+ */
 function send(
   original: Method,
   resource: unknown,
@@ -112,17 +124,34 @@ function send(
   prepare: Prepare | undefined,
 ): unknown {
   const request = call.body as Record<string, unknown>;
-  const prepared: ReturnType<Prepare> = prepare?.(request) ?? { body: request };
+  const prepared: ReturnType<Prepare> = prepare?.(request, upstreamOf(resource, options)) ?? {
+    body: request,
+  };
   // A signal aborted by now (before the call, or since it was admitted): the SDK rejects it unsent.
   if (signalOf(options)?.aborted) call.unsent();
-  let sent: unknown;
-  try {
-    sent = original.call(resource, prepared.body, options);
-  } catch (e) {
-    call.unsent(); // thrown before anything was sent (Anthropic's refusal of a long non-streamed call)
-    throw e;
-  }
-  return observeApiPromise(sent, call, prepared.hideEvent);
+  const sendAs = (body: Record<string, unknown>) => {
+    try {
+      return original.call(resource, body, options);
+    } catch (e) {
+      call.unsent(); // thrown before anything was sent (Anthropic's refusal of a long non-streamed call)
+      throw e;
+    }
+  };
+  const sent = sendAs(prepared.body);
+  const { refusedBy } = prepared;
+  const answered = (sent as { responsePromise?: unknown } | null)?.responsePromise;
+  if (!refusedBy || !(answered instanceof Promise)) return observeApiPromise(sent, call, prepared.hideEvent);
+  // Read as the APIPromise it will be once the answer says which: the one sent, or the app's own request.
+  let refused = false;
+  const known = answered.then(
+    () => {},
+    (err) => {
+      refused = refusedBy(err);
+    },
+  );
+  return sentLater(known, () =>
+    refused ? observeApiPromise(sendAs(request), call) : observeApiPromise(sent, call, prepared.hideEvent),
+  );
 }
 
 /** The request's abort signal (options.signal), which ends a wait for room too. */

@@ -26,12 +26,14 @@ import {
   INPUT_LIMITS,
   isFinished,
   isPending,
+  mayRefuseStreamOptions,
   PRICE_REF_NO_USAGE,
   type PriceResult,
   type PricingEngine,
   pollOutcomeOf,
   Recent,
   type RunHold,
+  refusesStreamOptions,
   requestedToolModel,
   type StreamShown,
   servedAsOf,
@@ -102,11 +104,7 @@ import { classify, type GatewayRoute } from "./routes.js";
 import { type Place, RunLines } from "./run-lines.js";
 import { answerOn, isRealtime, SocketRelay } from "./socket-relay.js";
 import { StoreLookups } from "./store-lookups.js";
-import {
-  mayRefuseStreamOptions,
-  refusesStreamOptions,
-  StreamOptionsRefusals,
-} from "./stream-options-refusals.js";
+import { StreamOptionsRefusals } from "./stream-options-refusals.js";
 import { UsageChunkStripper } from "./strip-usage.js";
 import { ReplyFailed, ReplyTooLarge, requestWhole, type WholeReply } from "./whole-reply.js";
 

@@ -1,24 +1,7 @@
 import { Recent } from "@tollgate/core";
 
-/** The statuses an upstream refuses a request parameter it does not know with (400; 422: pydantic's servers). */
-const REFUSAL_STATUSES = new Set([400, 422]);
-
 /** How many upstreams (base URL and api-version) are remembered: they come from config and client queries. */
 const MAX_REMEMBERED = 1_000;
-
-/** Whether an answer of this status may be a refusal of stream_options (its body says: refusesStreamOptions). */
-export function mayRefuseStreamOptions(status: number): boolean {
-  return REFUSAL_STATUSES.has(status);
-}
-
-/**
- * Whether an error answer refuses the `stream_options` the gateway added (Azure OpenAI before api-version
- * 2024-09-01-preview: 400 "Unrecognized request argument supplied: stream_options"; a compatible server
- * that forbids unknown fields: 422 naming it). `head`: the start of its body.
- */
-export function refusesStreamOptions(status: number, head: string): boolean {
-  return REFUSAL_STATUSES.has(status) && /\bstream_options\b/.test(head);
-}
 
 /**
  * The upstreams that refused the stream_options the gateway adds, so that it stops adding it there: each of

@@ -67,11 +67,12 @@ describe("gateway: an upstream that refuses the stream_options it added", () => 
     expect(got).toEqual(await collect(await direct.chat.completions.create(params, refusing(newCase()))));
     // Asked with usage, refused, then sent as the client sent it.
     expect(upstreamOf(id).map((r) => r.body)).toEqual([withUsage, params]);
-    // Each attempt is a record: the refusal at $0, then the stream, which reported no usage (unpriced).
+    // Each attempt is a record: the refusal at $0 (named so: the gateway's doing), then the stream, which
+    // reported no usage (unpriced).
     const rec = await recordByEventId(gw.runtime, response.headers.get("x-tollgate-event-id"));
     expect(rec).toMatchObject({ attempt: 2, status: "ok", http_status: 200, priced: false });
     expect(await attemptsOf(rec.event_id)).toEqual([
-      [1, 400, "invalid_request_error", 0n],
+      [1, 400, "stream_options_refused", 0n],
       [2, 200, null, 0n],
     ]);
   });
@@ -118,7 +119,7 @@ describe("gateway: an upstream that refuses the stream_options it added", () => 
     expect((await collect(stream)).length).toBeGreaterThan(1);
     expect(upstreamOf(id).map((r) => r.body)).toEqual([withUsage, params, params]);
     expect(await attemptsOf(response.headers.get("x-tollgate-event-id"))).toEqual([
-      [1, 400, "invalid_request_error", 0n],
+      [1, 400, "stream_options_refused", 0n],
       [2, 429, "requests", 0n],
       [3, 200, null, 0n],
     ]);
@@ -135,5 +136,40 @@ describe("gateway: an upstream that refuses the stream_options it added", () => 
     }
     const { json } = await adminRequest(gw, "GET", "/api/runs/no-retries-1");
     expect(json).toMatchObject({ killed: null, usage: { retries: 0 } });
+  });
+
+  it("nor once its run is rebuilt from the store (a restart): the run with max_retries 0 goes on", async () => {
+    const first = await startTestGateway(mock.url, {}, { keepDataDir: true });
+    const run = { "x-tollgate-agent-run-id": "no-retries-2", "x-tollgate-agent-type": "no-retries-bot-2" };
+    const streamed = async (on: typeof gw) => {
+      const openai = new OpenAI({
+        apiKey: "sk-test-123",
+        baseURL: `${on.url}/v1`,
+        defaultQuery: { "api-version": "2024-04-01-preview" },
+        maxRetries: 0,
+      });
+      const id = newCase();
+      expect(
+        (await collect(await openai.chat.completions.create(params, tagged(id, run)))).length,
+      ).toBeGreaterThan(1);
+      return upstreamOf(id).length;
+    };
+    try {
+      expect(
+        (await adminRequest(first, "PUT", "/api/agents/no-retries-bot-2", { max_retries: 0 })).status,
+      ).toBeLessThan(300);
+      expect(await streamed(first)).toBe(2); // refused, then re-sent
+      await first.runtime.recorder.flush();
+    } finally {
+      await first.stop();
+    }
+    const second = await startTestGateway(mock.url, {}, { dataDir: first.dataDir });
+    try {
+      const { json } = await adminRequest(second, "GET", "/api/runs/no-retries-2");
+      expect(json).toMatchObject({ killed: null, usage: { llm_calls: 2, retries: 0 } });
+      expect(await streamed(second)).toBe(2); // a new process: it learns the upstream again
+    } finally {
+      await second.stop();
+    }
   });
 });

@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type CallRecord, uuidv7Time } from "@tollgate/core";
+import { type CallRecord, STREAM_OPTIONS_REFUSED, uuidv7Time } from "@tollgate/core";
 import { Session } from "chdb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { coverageOf } from "../src/query/coverage.js";
@@ -93,6 +93,26 @@ function edgeCases(): CallRecord[] {
       latency_ms: 40,
     }),
     buildRecord({ ...base, event_id: id(7), ts_start: t + 6, workspace_id: "other", feature: "elsewhere" }),
+    // An attempt its upstream refused for the stream_options the gateway added, and the gateway's re-send
+    // of it: no retry of its run's.
+    buildRecord({
+      ...base,
+      event_id: id(12),
+      ts_start: t + 9,
+      request_id: "req-resent",
+      status: "error",
+      http_status: 400,
+      error_type: STREAM_OPTIONS_REFUSED,
+      agent_run_id: "run-resent",
+    }),
+    buildRecord({
+      ...base,
+      event_id: id(13),
+      ts_start: t + 10,
+      request_id: "req-resent",
+      attempt: 2,
+      agent_run_id: "run-resent",
+    }),
     // A tool's reported cost is spend (no request), on a closed day: summed when days close and as a late call.
     buildRecord({
       event_id: id(11),
@@ -578,6 +598,9 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
       (v) => sorted(v as unknown[]),
     );
     await same((s) => s.runUsage("default", 0, "run-edge"));
+    expect(await same((s) => s.runUsage("default", 0, "run-resent"))).toMatchObject([
+      { llm_calls: 2, retries: 0 },
+    ]);
   });
 
   it("keys: insert, find by hash, list, revoke", async () => {

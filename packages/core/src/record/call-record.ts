@@ -24,6 +24,12 @@ export const PRICE_REF_NOT_A_MODEL_CALL = "none";
  * cost 0 is not presented as real), but it is not a model without a price either.
  */
 export const PRICE_REF_NO_USAGE = "no_usage";
+/**
+ * error_type of a gateway's attempt whose upstream refused the `stream_options` the gateway added to ask a
+ * stream for its usage: the gateway's own re-send of the call follows, the same try of its client's, which
+ * a run rebuilt from the store does not count as a retry.
+ */
+export const STREAM_OPTIONS_REFUSED = "stream_options_refused";
 export const STATUSES = ["ok", "error", "blocked", "killed"] as const;
 export const COST_SOURCES = ["computed", "reported", "estimated"] as const;
 export const DATA_MODES = ["real", "demo", "test"] as const;

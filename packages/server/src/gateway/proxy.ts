@@ -35,6 +35,7 @@ import {
   type RunHold,
   refusesStreamOptions,
   requestedToolModel,
+  STREAM_OPTIONS_REFUSED,
   type StreamShown,
   servedAsOf,
   speechUsage,
@@ -701,7 +702,7 @@ export class Gateway {
     call.injectedUsage = false;
     this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: String(up.statusCode) });
     return {
-      failed: { status: "error", http_status: up.statusCode, error_type: errorTypeOf(text, up.statusCode) },
+      failed: { status: "error", http_status: up.statusCode, error_type: STREAM_OPTIONS_REFUSED },
       wait: 0,
       resend: true,
     };

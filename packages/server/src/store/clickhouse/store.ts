@@ -1,5 +1,10 @@
 import type { Worker } from "node:worker_threads";
-import { type CallRecord, PRICE_REF_NO_USAGE, uuidv7Time } from "@tollgate/core/fields";
+import {
+  type CallRecord,
+  PRICE_REF_NO_USAGE,
+  STREAM_OPTIONS_REFUSED,
+  uuidv7Time,
+} from "@tollgate/core/fields";
 import { DAY_MS, utcMidnight, utcMonthStart } from "../../time.js";
 import { recordsJson } from "../json-rows.js";
 import { mergeSpend, orderSpend, workspaceRows } from "../rows.js";
@@ -684,7 +689,9 @@ export class ClickHouseStore implements Store {
   async runUsage(workspaceId: string, since: number, runId?: string): Promise<RunUsageRow[]> {
     const rows = await this.ch.rows<Row>(
       `SELECT agent_run_id, ${moneySum("cost_nanousd", "cost")}, sum(${INPUT_TOKENS} + output_tokens) AS tokens,
-              ${COUNT_RUN_LLM_CALLS} AS llm, countIf(kind = 'tool') AS tools, countIf(attempt > 1 AND parent_event_id = '') AS retries,
+              ${COUNT_RUN_LLM_CALLS} AS llm, countIf(kind = 'tool') AS tools,
+              greatest(0, toInt64(countIf(attempt > 1 AND parent_event_id = ''))
+                - toInt64(countIf(error_type = '${STREAM_OPTIONS_REFUSED}' AND parent_event_id = ''))) AS retries,
               min(ts_start) AS started
        FROM ${this.#t("events")} WHERE workspace_id = ${lit(workspaceId)} AND agent_run_id != ''
          AND ts_start >= ${int(since)} AND ${dayBound(">=", since)}

@@ -4,7 +4,7 @@ import {
   DuckDBTimestampValue,
   listValue,
 } from "@duckdb/node-api";
-import { type CallRecord, PRICE_REF_NO_USAGE } from "@tollgate/core/fields";
+import { type CallRecord, PRICE_REF_NO_USAGE, STREAM_OPTIONS_REFUSED } from "@tollgate/core/fields";
 import { DAY_MS, utcMidnight } from "../../time.js";
 import { byCostThenKey, mergeSpend, workspaceRows } from "../rows.js";
 import {
@@ -770,7 +770,9 @@ export class DuckDbStore implements Store {
         `SELECT agent_run_id, sum(cost_nanousd)::HUGEINT, sum(${INPUT_TOKENS} + output_tokens)::HUGEINT,
                 count(*) FILTER (WHERE ${RUN_LLM_CALL}),
                 count(*) FILTER (WHERE kind = 'tool'),
-                count(*) FILTER (WHERE attempt > 1 AND parent_event_id IS NULL), epoch_ms(min(ts_start))
+                greatest(0, count(*) FILTER (WHERE attempt > 1 AND parent_event_id IS NULL)
+                  - count(*) FILTER (WHERE error_type = '${STREAM_OPTIONS_REFUSED}' AND parent_event_id IS NULL)),
+                epoch_ms(min(ts_start))
          FROM events WHERE workspace_id = $1 AND agent_run_id IS NOT NULL
            AND ts_start >= make_timestamp($2::BIGINT * 1000) ${runId === undefined ? "" : "AND agent_run_id = $3"}
          GROUP BY agent_run_id`,

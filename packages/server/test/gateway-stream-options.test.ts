@@ -73,7 +73,7 @@ describe("gateway: an upstream that refuses the stream_options it added", () => 
     expect(rec).toMatchObject({ attempt: 2, status: "ok", http_status: 200, priced: false });
     expect(await attemptsOf(rec.event_id)).toEqual([
       [1, 400, "stream_options_refused", 0n],
-      [2, 200, null, 0n],
+      [2, 200, "usage_unreadable", 0n], // the stream the client asked for: no usage in it
     ]);
   });
 
@@ -93,7 +93,7 @@ describe("gateway: an upstream that refuses the stream_options it added", () => 
     const again = await sent(refusing);
     expect(again.bodies).toEqual([params]);
     expect(again.rec).toMatchObject({ attempt: 1, status: "ok", priced: false, usage_raw: null });
-    expect(await attemptsOf(again.rec.event_id)).toEqual([[1, 200, null, 0n]]);
+    expect(await attemptsOf(again.rec.event_id)).toEqual([[1, 200, "usage_unreadable", 0n]]);
     // Another api-version of the same base URL is another upstream: a newer one reports usage.
     const newer = await sent(azure("2024-10-21"));
     expect(newer.bodies).toEqual([withUsage]);
@@ -121,7 +121,7 @@ describe("gateway: an upstream that refuses the stream_options it added", () => 
     expect(await attemptsOf(response.headers.get("x-tollgate-event-id"))).toEqual([
       [1, 400, "stream_options_refused", 0n],
       [2, 429, "requests", 0n],
-      [3, 200, null, 0n],
+      [3, 200, "usage_unreadable", 0n],
     ]);
   });
 

@@ -55,6 +55,30 @@ describe("SDK: a background submission pushed out by 10,000 newer ones", () => {
     });
   });
 
+  it("streamed, pushed out while still read, then found finished by a poll: its end without usage it can read counts nothing more", async () => {
+    const openai = clients.wrapped();
+    const streamed = {
+      "x-mock-case": "sdk-bg-forgotten-stream",
+      "x-mock-fixture": "openai/responses.stream.gpt-5.reasoning.sse",
+      "x-mock-scenario": "usage-unreadable-at-end",
+    };
+    await agentRun({ type: "researcher", limits: { max_cost_usd: "10" } }, async (run) => {
+      const stream = await openai.responses.create(
+        { model: "gpt-5", input: "Research caching", stream: true, background: true },
+        { headers: streamed },
+      );
+      for await (const ev of stream) {
+        if (ev.type !== "response.created") continue;
+        newerSubmissions(10_000);
+        // Its stream still read, it keeps its hold; the poll records the response for its own call.
+        const polled = await openai.responses.retrieve(ev.response.id, {}, { headers: streamed });
+        expect(polled.status).toBe("completed");
+      }
+      expect(run.usage.cost_nanousd).toBe(fixtureResponseCost("openai/responses.stream.gpt-5.reasoning.sse"));
+      expect(run.held).toEqual(empty);
+    });
+  });
+
   it("keeps one still running when 9,999 newer ones finished without usage: they leave their room", async () => {
     const openai = clients.wrapped();
     const fixture = "openai/responses.gpt-5.6-sol.cache-write.json";

@@ -8,7 +8,7 @@ import {
   type StreamExtractor,
 } from "@tollgate/core";
 import { responseEventId } from "../ids.js";
-import { eventsFindingFinished, markFinished, rememberSubmission } from "./background.js";
+import { eventsFindingFinished, foundFinished, markFinished, rememberSubmission } from "./background.js";
 import { observeBodyInPlace } from "./batch-results.js";
 import { BACKGROUND_UNSEEN, type TrackedCall, USAGE_UNREADABLE } from "./call.js";
 import { BROKE, readFirstEventAhead } from "./first-event-ahead.js";
@@ -348,9 +348,10 @@ function recordIfAbortedUnread(
 }
 
 /**
- * A background response's stream cut short, its response named: the response runs on at the provider, so
- * the stream is recorded as its submission is (kind=other, under the response id), keeping its hold, and
- * priced by the poll that finds the response finished.
+ * A background response's stream cut short, its response named (or read to its end without usage it can
+ * read): the response runs on at the provider (or is left to a poll to read), so the stream is recorded as
+ * its submission is (kind=other, under the response id), keeping its hold, and priced by the poll that finds
+ * the response finished.
  */
 function recordRunningOn(call: TrackedCall, responseId: string, errorType: string, httpStatus: number): void {
   const runsOn = rememberSubmission(responseId, call);
@@ -388,13 +389,15 @@ function observedEvents(
   /**
    * A stream read to its end (or to its final event). A background response's is recorded under its
    * response id: as the response's record (under the event id a poll's record of it takes, so a poll by
-   * another process stores it once; not with its usage unread: stored first, a record of unknown cost
-   * would keep out the poll's, the response's cost), unless a poll or a resumption found it finished first
-   * (then the stream is a call, and that record its cost).
+   * another process stores it once), unless a poll or a resumption found it finished first (then the stream
+   * is a call, and that record its cost). Its usage unread, it is recorded as its submission, as a cut
+   * stream is, and the response left to the poll that reads the usage (the app's, or the client's own),
+   * whose record is the response's one llm record: one of the stream's too would count the one call twice.
    */
   const finishWhole = (usage: ExtractedUsage | null, responseId: string | null) => {
-    // Counted to its run by this record: its usage, or, unreadable, the worst case it held (a cost unknown),
-    // so a poll inside that run's `run.llm` that reads the usage counts nothing more.
+    if (responseId && !usage && !foundFinished(responseId))
+      return recordRunningOn(call, responseId, USAGE_UNREADABLE, httpStatus);
+    // Counted to its run by this record, so a poll inside that run's `run.llm` counts nothing more.
     const countedTo = call.agentRun ? [call.agentRun.run] : [];
     if (responseId && !markFinished(responseId, { countedTo, submittedAs: call.requestedModels }))
       call.finish({ usage: null, httpStatus, requestId: responseId, errorType: null, kind: "other" });
@@ -404,7 +407,7 @@ function observedEvents(
         httpStatus,
         requestId: responseId ?? requestId,
         errorType: usage ? null : USAGE_UNREADABLE,
-        eventId: responseId && usage ? responseEventId(responseId) : undefined,
+        eventId: responseId ? responseEventId(responseId) : undefined,
       });
   };
   const cutShort = (errorType: string) => {

@@ -93,6 +93,11 @@ export function markFinished(responseId: string, recorded: FinishedResponse): bo
   return finished.add(responseId, recorded);
 }
 
+/** Whether a background response was found finished here already (by a poll, a resumption, or its stream). */
+export function foundFinished(responseId: string): boolean {
+  return finished.has(responseId);
+}
+
 /** How a background response was found finished: by a poll, or at a stream's final event (resumed, say). */
 export type ResponseRead = "poll" | "stream";
 

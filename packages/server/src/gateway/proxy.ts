@@ -1793,8 +1793,8 @@ function ownerOfRecord(rec: CallRecord): Owner {
 
 /**
  * Whether a record of a background response is the one of its cost: its llm record, but for one whose
- * usage could not be read (an SDK's stream's, under an event id of its own: the poll that reads the usage
- * records the response after it).
+ * usage could not be read (an older SDK's stream's, under an event id of its own: the poll that reads the
+ * usage records the response after it; this gateway's streams and the SDK's now leave it to that poll).
  */
 function billsResponse(rec: CallRecord): boolean {
   return rec.kind === "llm" && rec.error_type !== "usage_unreadable";

@@ -41,6 +41,31 @@ export function clientsAgainstMock({ fetch }: { fetch?: typeof globalThis.fetch 
 }
 
 /**
+ * A fixture-replaying mock for the file, and a maker of clients wrapped against it, each following its
+ * background responses after `followBackgroundMs` (0: no polls of its own), with the records it sends.
+ */
+export function followingClientsAgainstMock(): (followBackgroundMs: number) => {
+  client: OpenAI;
+  sent: CallRecordInput[];
+} {
+  let mock: MockUpstream;
+  beforeAll(async () => {
+    mock = await startMockUpstream({ chunkDelayMs: 1 });
+  });
+  afterAll(async () => {
+    await mock?.close();
+  });
+  return (followBackgroundMs) => {
+    const sent: CallRecordInput[] = [];
+    const opts = { apiKey: "sk-test", maxRetries: 0, baseURL: `${mock.url}/v1` };
+    return { client: wrapOpenAI(new OpenAI(opts), { sink: (r) => sent.push(r), followBackgroundMs }), sent };
+  };
+}
+
+/** A run's holds once nothing is held. */
+export const NOTHING_HELD = { cost_nanousd: 0n, total_tokens: 0 };
+
+/**
  * Reaches the mock, but the final event of a gpt-5 reasoning stream (openai/responses.stream.gpt-5.reasoning.sse)
  * reports usage without its output tokens, which the SDK cannot read; polls answer as sent.
  */

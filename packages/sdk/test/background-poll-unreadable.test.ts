@@ -5,29 +5,12 @@
 // or cancelled before it ran): nothing recorded, its hold let go, its run charged nothing. A file of its own:
 // the SDK records a response once per process, under the id its fixture gives it.
 import { setTimeout as sleep } from "node:timers/promises";
-import type { CallRecordInput } from "@tollgate/core";
-import OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
+import { describe, expect, it, vi } from "vitest";
 import { responseEventId } from "../src/ids.js";
-import { agentRun, wrapOpenAI } from "../src/index.js";
+import { agentRun } from "../src/index.js";
+import { followingClientsAgainstMock, NOTHING_HELD } from "./background-helpers.js";
 
-let mock: MockUpstream;
-beforeAll(async () => {
-  mock = await startMockUpstream({ chunkDelayMs: 1 });
-});
-afterAll(async () => {
-  await mock?.close();
-});
-
-/** A client wrapped with `followBackgroundMs` (0: no polls of its own), and the records it sends. */
-function wrappedClient(followBackgroundMs: number) {
-  const sent: CallRecordInput[] = [];
-  const opts = { apiKey: "sk-test", maxRetries: 0, baseURL: `${mock.url}/v1` };
-  return { client: wrapOpenAI(new OpenAI(opts), { sink: (r) => sent.push(r), followBackgroundMs }), sent };
-}
-
-const empty = { cost_nanousd: 0n, total_tokens: 0 };
+const wrappedClient = followingClientsAgainstMock();
 
 // A fixture per case: the SDK records a response once per process, under the id its fixture gives it.
 const CASES = [
@@ -87,7 +70,7 @@ describe("SDK: a background response a poll finds completed, its usage unreadabl
             agent_run_id: run.id,
           }),
         ]);
-        expect(run.held).toEqual(empty);
+        expect(run.held).toEqual(NOTHING_HELD);
         expect(run.usage.cost_nanousd).toBe(held);
         expect(run.usage.llm_calls).toBe(1); // the submission's
       });

@@ -6,30 +6,17 @@
 // client polled it no more. A file of its own: the SDK records a response once per process, under the id its
 // fixture gives it.
 import { setTimeout as sleep } from "node:timers/promises";
-import type { CallRecordInput } from "@tollgate/core";
-import OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { collect } from "../../server/test/helpers.js";
-import { type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
-import { agentRun, wrapOpenAI } from "../src/index.js";
-import { cutBackgroundStream, fixtureResponseCost } from "./background-helpers.js";
+import { agentRun } from "../src/index.js";
+import {
+  cutBackgroundStream,
+  fixtureResponseCost,
+  followingClientsAgainstMock,
+  NOTHING_HELD,
+} from "./background-helpers.js";
 
-let mock: MockUpstream;
-beforeAll(async () => {
-  mock = await startMockUpstream({ chunkDelayMs: 1 });
-});
-afterAll(async () => {
-  await mock?.close();
-});
-
-/** A client wrapped with `followBackgroundMs` (0: no polls of its own), and the records it sends. */
-function wrappedClient(followBackgroundMs: number) {
-  const sent: CallRecordInput[] = [];
-  const opts = { apiKey: "sk-test", maxRetries: 0, baseURL: `${mock.url}/v1` };
-  return { client: wrapOpenAI(new OpenAI(opts), { sink: (r) => sent.push(r), followBackgroundMs }), sent };
-}
-
-const empty = { cost_nanousd: 0n, total_tokens: 0 };
+const wrappedClient = followingClientsAgainstMock();
 
 // A fixture per case: the SDK records a response once per process, under the id its fixture gives it.
 const CASES = [
@@ -78,7 +65,7 @@ describe("SDK: a background stream cut short, then resumed to its end, its usage
         expect(llm()).toEqual([
           expect.objectContaining({ status: "ok", error_type: null, agent_run_id: run.id }),
         ]);
-        expect(run.held).toEqual(empty);
+        expect(run.held).toEqual(NOTHING_HELD);
         expect(run.usage.cost_nanousd).toBe(fixtureResponseCost(fixture));
         expect(run.usage.llm_calls).toBe(1); // the submission's
       });

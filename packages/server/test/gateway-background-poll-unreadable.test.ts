@@ -4,14 +4,13 @@
 // the worst case its submission held. It used to count as a response finished without usage (failed or
 // cancelled before it ran): nothing recorded, its hold let go, its budget and run charged nothing. A gateway
 // of its own per case: a gateway records a response once, under the id its fixture gives it.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { rmSync } from "node:fs";
+import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { responseEventId } from "../src/event-ids.js";
-import { adminRequest, gatewayRecords, startTestGateway } from "./helpers.js";
+import { adminRequest, gatewayRecords, researcherLimitsFile, startTestGateway } from "./helpers.js";
 import { type MockUpstream, startMockUpstream } from "./mock-upstream.js";
 
 let mock: MockUpstream;
@@ -33,17 +32,7 @@ let cases = 0;
  * (its own polls send the submission's headers, so find it as a client's do), and what its submission holds.
  */
 async function submittedThrough(followMs: number, scenario: string) {
-  const dir = mkdtempSync(join(tmpdir(), "tollgate-bg-poll-unreadable-"));
-  const limitsPath = join(dir, "limits.yaml");
-  writeFileSync(
-    limitsPath,
-    [
-      "budgets:",
-      `  - { id: ${FEATURE}, scope: { feature: ${FEATURE} }, window: day, limit_usd: "10" }`,
-      "agents:",
-      '  researcher: { max_cost_usd: "10" }',
-    ].join("\n"),
-  );
+  const limitsPath = researcherLimitsFile(FEATURE);
   const gw = await startTestGateway(mock.url, { backgroundFollowMs: followMs }, { limitsPath });
   const openai = new OpenAI({ apiKey: "sk-test", baseURL: `${gw.url}/v1`, maxRetries: 0 });
   const headers = {
@@ -63,7 +52,7 @@ async function submittedThrough(followMs: number, scenario: string) {
   expect(held).toBeGreaterThan(0n);
   const stop = async () => {
     await gw.stop();
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(dirname(limitsPath), { recursive: true, force: true });
   };
   return { gw, openai, headers, budget, id: submitted.id, held, stop };
 }

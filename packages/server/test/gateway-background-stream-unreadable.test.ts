@@ -6,9 +6,8 @@
 // gets) records it at a cost unknown, counted at the worst case the stream held, never $0. So is a stream cut
 // short, then resumed to such an end: that used to count as a response finished without usage. A gateway of
 // its own per case: a gateway records a response once, under the id its fixture gives it.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { rmSync } from "node:fs";
+import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type CallRecord, extractFromSse } from "@tollgate/core";
 import OpenAI from "openai";
@@ -20,6 +19,7 @@ import {
   expectExactUsageAndCost,
   gatewayRecords,
   rawRequest,
+  researcherLimitsFile,
   startTestGateway,
 } from "./helpers.js";
 import { FX, fixture, type MockUpstream, startMockUpstream } from "./mock-upstream.js";
@@ -45,17 +45,7 @@ let cases = 0;
  * each its own, in memory), under a $10/day budget on FEATURE and an agent type with a cost ceiling.
  */
 async function gateways(n: number, followMs: number, redisUrl: string | null = null) {
-  const dir = mkdtempSync(join(tmpdir(), "tollgate-bg-unreadable-"));
-  const limitsPath = join(dir, "limits.yaml");
-  writeFileSync(
-    limitsPath,
-    [
-      "budgets:",
-      `  - { id: ${FEATURE}, scope: { feature: ${FEATURE} }, window: day, limit_usd: "10" }`,
-      "agents:",
-      '  researcher: { max_cost_usd: "10" }',
-    ].join("\n"),
-  );
+  const limitsPath = researcherLimitsFile(FEATURE);
   const started: TestGateway[] = [];
   for (let i = 0; i < n; i++)
     started.push(
@@ -63,7 +53,7 @@ async function gateways(n: number, followMs: number, redisUrl: string | null = n
     );
   const stop = async () => {
     for (const gw of started) await gw.stop();
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(dirname(limitsPath), { recursive: true, force: true });
   };
   return { started, stop };
 }
@@ -158,9 +148,14 @@ async function billedOnceBy(polledBy: TestGateway, polled: CallRecord, id: strin
  * and run, nothing held; the stream's record (through `streamedBy`) is its submission's.
  */
 async function countedOnceByThePoll(streamedBy: TestGateway, polledBy: TestGateway, id: string) {
+  await onlyThePollsRecordBilled(polledBy, id, streamedBy);
+  expect(await recordsOf(streamedBy, id, "other")).toHaveLength(1);
+}
+
+/** The poll's (through `polledBy`) is the one llm record of response `id` in the stores of both, billed once. */
+async function onlyThePollsRecordBilled(polledBy: TestGateway, id: string, streamedBy = polledBy) {
   const [polled, ...more] = await llmRecordsOnceBilled(polledBy, [streamedBy, polledBy], id);
   expect(more).toEqual([]);
-  expect(await recordsOf(streamedBy, id, "other")).toHaveLength(1);
   await billedOnceBy(polledBy, polled!, id);
 }
 
@@ -329,9 +324,7 @@ describe("gateway: a background stream cut short, then resumed to its end, its u
       try {
         const { id, headers } = await resumedToItsEnd(gw, s);
         await polledTwice(gw, id, headers);
-        const [polled, ...more] = await llmRecordsOnceBilled(gw, [gw], id);
-        expect(more).toEqual([]);
-        await billedOnceBy(gw, polled!, id);
+        await onlyThePollsRecordBilled(gw, id);
       } finally {
         await stop();
       }
@@ -343,9 +336,7 @@ describe("gateway: a background stream cut short, then resumed to its end, its u
     const [gw] = started as [TestGateway];
     try {
       const { id } = await resumedToItsEnd(gw, s);
-      const [polled, ...more] = await llmRecordsOnceBilled(gw, [gw], id);
-      expect(more).toEqual([]);
-      await billedOnceBy(gw, polled!, id);
+      await onlyThePollsRecordBilled(gw, id);
     } finally {
       await stop();
     }

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { type AddressInfo, connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -309,6 +309,24 @@ export function nanoChat(
   return okOrCode(
     client.chat.completions.create({ model: "gpt-4.1-nano", messages: [{ role: "user", content }] }),
   );
+}
+
+/**
+ * A limits file, in a temp dir of its own: a $10/day budget on `feature`, and a $10 cost ceiling on the
+ * agent type `researcher`.
+ */
+export function researcherLimitsFile(feature: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), "tollgate-limits-")), "limits.yaml");
+  writeFileSync(
+    path,
+    [
+      "budgets:",
+      `  - { id: ${feature}, scope: { feature: ${feature} }, window: day, limit_usd: "10" }`,
+      "agents:",
+      '  researcher: { max_cost_usd: "10" }',
+    ].join("\n"),
+  );
+  return path;
 }
 
 /**

@@ -83,4 +83,18 @@ describe("an export's files renamed into place", () => {
       expect(readFileSync(join(exports, `${link}.meta.json`), "utf8")).toBe("this export's metadata\n");
     }
   });
+
+  it("follows a relative link from where it really is, in a directory reached through a link, as a shell's > does", () => {
+    const real = join(dir, "real");
+    mkdirSync(join(real, "monthly"), { recursive: true });
+    writeFileSync(join(real, "2026-11.csv"), "last month's export\n");
+    symlinkSync("../2026-11.csv", join(real, "monthly", "latest.csv")); // real/2026-11.csv
+    symlinkSync(join(real, "monthly"), join(dir, "monthly")); // the directory, by another path
+    const output = writtenExport(join(dir, "monthly", "latest.csv"));
+    output.complete();
+    expect(lstatSync(join(real, "monthly", "latest.csv")).isSymbolicLink()).toBe(true);
+    expect(readFileSync(join(real, "2026-11.csv"), "utf8")).toBe("this export\n");
+    // Not a file of the link's own directory's parent by the path it was given: dir/2026-11.csv.
+    expect(() => lstatSync(join(dir, "2026-11.csv"))).toThrow();
+  });
 });

@@ -1,4 +1,13 @@
-import { closeSync, lstatSync, openSync, readlinkSync, renameSync, rmSync, statSync } from "node:fs";
+import {
+  closeSync,
+  lstatSync,
+  openSync,
+  readlinkSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from "node:fs";
 import { dirname, resolve } from "node:path";
 import { CliError } from "./common.js";
 import { cleanUpOnInterrupt } from "./interrupt-cleanup.js";
@@ -48,7 +57,9 @@ function linkTarget(path: string): string {
     } catch {
       return at; // not there (yet): the file to create
     }
-    at = resolve(dirname(at), readlinkSync(at));
+    // A relative target is of the directory the link really is in: reached through a linked directory,
+    // the path as given names another.
+    at = resolve(realpathSync(dirname(at)), readlinkSync(at));
   }
   throw new CliError(`cannot write ${path}: too many levels of symbolic links`, 2);
 }

@@ -103,6 +103,22 @@ describe("limits API: bad input", () => {
       "invalid_policy",
       "overrides.1.when",
     ],
+    // Nor would one for those values and more: every call it matches, the first takes (acme's chat at $500).
+    [
+      "POST",
+      "/api/budgets",
+      JSON.stringify({
+        ...ok,
+        scope: { customer_id: "*", feature: "*" },
+        overrides: [
+          { when: { customer_id: "acme" }, limit_usd: "500" },
+          { when: { customer_id: "acme", feature: "chat" }, limit_usd: "900" },
+        ],
+      }),
+      400,
+      "invalid_policy",
+      "overrides.1.when",
+    ],
     ["PUT", "/api/budgets/other-id", JSON.stringify(ok), 400, "invalid_policy", "id"],
     ["PUT", "/api/budgets/bad%20id", JSON.stringify(ok), 400, "invalid_parameter", "id"],
     [
@@ -285,5 +301,19 @@ describe("limits API: bad input", () => {
       ceiling: "manual",
       value: "loop",
     });
+  });
+
+  it("an override for some values after one for those and more is taken: each applies to its own calls", async () => {
+    const budget = {
+      ...ok,
+      id: "specific-first",
+      scope: { customer_id: "*", feature: "*" },
+      overrides: [
+        { when: { customer_id: "acme", feature: "chat" }, limit_usd: "900" },
+        { when: { customer_id: "acme" }, limit_usd: "500" },
+      ],
+    };
+    expect((await call("POST", "/api/budgets", JSON.stringify(budget))).status).toBe(201);
+    expect((await call("DELETE", "/api/budgets/specific-first")).status).toBe(200);
   });
 });

@@ -106,20 +106,37 @@ export const NewBudgetSchema = BudgetSchema.superRefine((b, ctx) => {
       ctx.addIssue({ code: "custom", path: ["warn_at", i], message: WARN_RULE });
   });
   // An empty `when` matches every call: the override would silently replace the budget's own limit. The
-  // first override a call matches applies: a later one for the same values would never apply.
-  const firstFor = new Map<string, number>();
+  // first override a call matches applies: a later one whose values include all of an earlier one's (the
+  // same values, or those and more) matches no call the earlier one does not take first, so never applies.
   b.overrides.forEach((o, i) => {
-    const values = JSON.stringify(Object.entries(o.when).sort(([x], [y]) => x.localeCompare(y)));
-    const first = firstFor.get(values);
-    if (first === undefined) firstFor.set(values, i);
-    const message = !Object.keys(o.when).length
-      ? "name the value(s) the override is for, e.g. {customer_id: acme}"
-      : first !== undefined
+    if (!Object.keys(o.when).length) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["overrides", i, "when"],
+        message: "name the value(s) the override is for, e.g. {customer_id: acme}",
+      });
+      return;
+    }
+    const first = b.overrides
+      .slice(0, i)
+      .findIndex((earlier) => Object.keys(earlier.when).length > 0 && coversEvery(earlier.when, o.when));
+    if (first === -1) return;
+    const same = Object.keys(b.overrides[first]!.when).length === Object.keys(o.when).length;
+    ctx.addIssue({
+      code: "custom",
+      path: ["overrides", i, "when"],
+      message: same
         ? `the same values as overrides.${first}.when, which applies first: this one never would`
-        : null;
-    if (message) ctx.addIssue({ code: "custom", path: ["overrides", i, "when"], message });
+        : `overrides.${first}.when (some of these values) applies first to every call this one matches: this one never would; to apply, it goes before overrides.${first}`,
+    });
   });
 });
+
+/** Whether every call `narrower` matches, `broader` matches too: each of its values is one of narrower's. */
+function coversEvery(broader: Scope, narrower: Scope): boolean {
+  return Object.entries(broader).every(([f, v]) => narrower[f as ScopeField] === v);
+}
+
 export type BudgetInput = z.input<typeof BudgetSchema>;
 export type BudgetSpec = z.output<typeof BudgetSchema>;
 

@@ -112,6 +112,8 @@ describe("an output path that cannot be written", () => {
       // Not renamed over: /dev/null, as root, would become a regular file.
       [["calls"], fifo, `it is not a regular file (a device, pipe or socket)${SPECIAL}`],
       [["rollup", "features"], fifo, `it is not a regular file (a device, pipe or socket)${SPECIAL}`],
+      // A link to one: here the pipe the CLI's stdout is, whose link (/proc/self/fd/1) names no file.
+      [["calls"], "/dev/stdout", `it is not a regular file (a device, pipe or socket)${SPECIAL}`],
     ] as const) {
       const r = await tollgate("export", ...args, "-o", path);
       expect(r.code, r.err).toBe(2);

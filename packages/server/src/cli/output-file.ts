@@ -116,7 +116,9 @@ function renameIntoPlace(renames: [partial: string, file: string][]): void {
  * Created before the export asks anything of the server, so a path that cannot be written is said at once.
  */
 export function outputFile(given: string, withMeta = false): OutputFile {
-  const out = linkTarget(given);
+  // A link to a device, pipe or socket is refused as one, by the name given: the link of a pipe's
+  // descriptor (/dev/stdout → /proc/self/fd/1 → "pipe:[…]") names no file to follow to.
+  const out = isSpecialFile(given) ? given : linkTarget(given);
   const partial = createPartial(out);
   let meta: OutputFile["meta"] = null;
   if (withMeta)

@@ -199,6 +199,29 @@ describe("limits API: bad input", () => {
     expect(res.json.error.code).toBe("body_too_large");
   });
 
+  it("a caller without a valid key is refused before its body is read: a chunked one is not taken in first", async () => {
+    // A body that starts and never ends: read before the key check, it would hold the answer for ever.
+    const endless = () =>
+      new ReadableStream<Uint8Array>({
+        start(ctl) {
+          ctl.enqueue(new TextEncoder().encode('{"id":'));
+        },
+      });
+    for (const authorization of [undefined, "Bearer tg_not_a_key"]) {
+      const res = await Promise.race([
+        rt.app.request("/api/budgets", {
+          method: "POST",
+          body: endless(),
+          headers: { "content-type": "application/json", ...(authorization && { authorization }) },
+          duplex: "half",
+        } as RequestInit),
+        new Promise<string>((r) => setTimeout(() => r("still reading"), 2_000)),
+      ]);
+      expect(res, authorization).not.toBe("still reading");
+      expect((res as Response).status).toBe(401);
+    }
+  });
+
   it("a threshold out of range is said once, as the rule a budget is set by", async () => {
     for (const w of [80, 0, 0.00001]) {
       const res = await call("POST", "/api/budgets", JSON.stringify({ ...ok, warn_at: [w] }));

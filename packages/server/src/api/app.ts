@@ -129,17 +129,6 @@ export function createApp(deps: AppDeps): Hono<Env> {
       await next();
     });
 
-  // The API's own bodies are small JSON (a budget with a thousand overrides is a few hundred KB): a bigger
-  // one is refused as it arrives, not read into memory whole to be refused after.
-  app.use(
-    "/api/*",
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: () => {
-        throw tooLarge("a policy, key or kill is far smaller");
-      },
-    }),
-  );
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
 
@@ -157,6 +146,16 @@ export function createApp(deps: AppDeps): Hono<Env> {
     // Merged per scrape: registries gain metrics after the app is built (the jobs' own).
     const metrics = Registry.merge([...deps.ops.metrics]);
     return c.body(await metrics.metrics(), 200, { "content-type": metrics.contentType });
+  });
+
+  // The API's own bodies are small JSON (a budget with a thousand overrides is a few hundred KB): a bigger
+  // one is refused as it arrives, not read into memory whole to be refused after. Past the key check: a
+  // chunked body is taken in whole first, which a caller without a key must not make the server do.
+  const limitBody = bodyLimit({
+    maxSize: MAX_BODY_BYTES,
+    onError: () => {
+      throw tooLarge("a policy, key or kill is far smaller");
+    },
   });
 
   const auth =
@@ -186,7 +185,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
         );
       }
       c.set("principal", p);
-      await next();
+      await limitBody(c, next);
     };
 
   /** Root (the local admin token) may pick any workspace; every other key is bound to its own. */

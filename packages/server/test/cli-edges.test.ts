@@ -740,6 +740,11 @@ describe("a refused flag is named as the flag", () => {
         ["keys", "create", "-w", "default", "--role", "gateway", "--label", "x".repeat(201)],
         "keys create failed (400): --label: label: ",
       ],
+      // Attribution on a key whose calls are not the gateway's: the flags that set it are named.
+      [
+        ["keys", "create", "-w", "default", "--role", "read", "--feature", "chat"],
+        "keys create failed (400): --customer, --feature, --user, --deployment, --prompt-version or --agent-type: defaults are attribution for gateway calls, which a read key cannot make",
+      ],
     ] as const) {
       const r = await tollgate(...args);
       expect(r.code, `${args.join(" ")}: ${r.err}`).toBe(2);

@@ -129,7 +129,6 @@ export function createApp(deps: AppDeps): Hono<Env> {
       await next();
     });
 
-
   app.get("/healthz", (c) => c.json({ status: "ok" }));
 
   app.get("/readyz", async (c) => {

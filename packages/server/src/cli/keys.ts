@@ -9,6 +9,8 @@ const KEY_FLAGS: Record<string, string> = {
   workspace: "-w/--workspace",
   role: "--role",
   label: "--label",
+  // Attribution given to a key that takes none (an ingest or read key's): set by any of these.
+  defaults: "--customer, --feature, --user, --deployment, --prompt-version or --agent-type",
   "defaults.customer_id": "--customer",
   "defaults.feature": "--feature",
   "defaults.user_id": "--user",

@@ -1474,20 +1474,24 @@ export class Gateway {
       // Finished without usage (cancelled or failed before it ran): nothing was billed. One a poll finds
       // that ran (completed, incomplete) without usage the gateway can read (no later poll reads it better)
       // is recorded at a cost unknown, its hold here (the worst case) counted as any such call's, never as
-      // $0; without its hold here, left to the replica that has it.
-      if (!here || response.failure !== null) {
+      // $0.
+      if (response.failure !== null) {
         this.#submitted.delete(response.id);
         return letGo();
       }
     }
+    // Its usage unread and no hold of it here (its submission forgotten, or made before a restart or
+    // through another replica): recorded all the same (no replica may hold it any more, or poll it), but
+    // neither claimed nor charged, so that a replica holding its hold still charges that when it finds it.
+    const unheld = usage === null && !here;
     let owner = here ?? ownerOf(call);
-    const claim = await this.#claimFinished(response.id);
+    const claim = unheld ? this.#foundHere(response.id) : await this.#claimFinished(response.id);
     if (claim === "taken here") return; // by another poll or its stream, which settle its hold
     if (claim === "taken elsewhere") return letGo();
     const createdMs = response.createdMs ?? Date.now();
     // Already recorded elsewhere: by another replica's poll, before a restart, or from its own stream.
     const prior = await this.#recordsOfResponse(owner.workspaceId, response.id, createdMs);
-    if (prior.some(billsResponse)) return letGo();
+    if (prior.some(unheld ? (r) => r.kind === "llm" : billsResponse)) return letGo();
     // Submitted through another replica (or before a restart): recorded for its submission as stored,
     // so its agent run and attribution get its cost whoever polls.
     const submission = here ? undefined : prior.find((r) => r.kind === "other");
@@ -1517,8 +1521,9 @@ export class Gateway {
         recurs: true,
       },
     );
-    // Without it, its spend is added to the budgets it falls under.
-    if (rec && !here?.ticket) await this.deps.guard.observe([rec], { countCalls: false, recurs: true });
+    // Without it, its spend is added to the budgets it falls under (unheld, its cost is unknown here).
+    if (rec && !here?.ticket && !unheld)
+      await this.deps.guard.observe([rec], { countCalls: false, recurs: true });
   }
 
   /**
@@ -1624,13 +1629,18 @@ export class Gateway {
    * response once, whoever polls it. Past the claim a poll finds its record in the store.
    */
   async #claimFinished(responseId: string): Promise<"first" | "taken here" | "taken elsewhere"> {
-    if (!this.#finished.add(responseId, true)) return "taken here";
+    if (this.#foundHere(responseId) === "taken here") return "taken here";
     // Its submission is this call's to settle (read already, if this process has it): it takes no room
     // from the submissions still running any more, which push out the oldest past the bound.
     this.#submitted.delete(responseId);
     return (await this.deps.guard.claimOnce(ANY_WORKSPACE, `bg:${responseId}`, CLAIM_MS))
       ? "first"
       : "taken elsewhere";
+  }
+
+  /** Whether this is the first of this process's calls to find the response finished (no replica's claim). */
+  #foundHere(responseId: string): "first" | "taken here" {
+    return this.#finished.add(responseId, true) ? "first" : "taken here";
   }
 
   /** Every request the gateway took, answered by the upstream or by the gateway itself (refusals, timeouts). */

@@ -121,15 +121,16 @@ export function recordIfFinished(body: unknown, poll: TrackedCall, read: Respons
   // cut short is, to the poll that reads the usage (the app's, or the client's own): its submission here
   // keeps its hold, and is followed still.
   if (!usage && read === "stream" && response.failure === null) return;
-  if (!usage && response.status !== "completed") {
-    // Finished without usage (cancelled before it ran): nothing was billed; its submission's hold goes, and
-    // its room (only those still running take room: it would push out one that is).
+  if (!usage && response.failure !== null) {
+    // Finished without usage (failed or cancelled before it ran): nothing was billed; its submission's hold
+    // goes, and its room (only those still running take room: it would push out one that is).
     submitted.get(response.id)?.backgroundUnbilled();
     submitted.delete(response.id);
     return;
   }
-  // Its usage read; or unreadable in a completed response a poll found, which ran, and whose usage no later
-  // poll reads better: recorded as a call of unknown cost, its hold counted as that cost (finishBackground).
+  // Its usage read; or unreadable in a response a poll found that ran (completed, incomplete), whose usage
+  // no later poll reads better: recorded as a call of unknown cost, its hold counted as that cost
+  // (finishBackground), as the gateway records it.
   const call = submitted.get(response.id) ?? poll;
   const recorded = { countedTo: call.agentRun ? [call.agentRun.run] : [], submittedAs: call.requestedModels };
   markFinished(response.id, recorded);

@@ -4,6 +4,7 @@ import {
   type ExtractedUsage,
   extractFromResponse,
   extractFromSse,
+  finalResponseOf,
   isPending,
   type StreamExtractor,
 } from "@tollgate/core";
@@ -386,6 +387,9 @@ function observedEvents(
   let submitted: string | null = null;
   const httpStatus = response?.status ?? 200;
   const requestId = requestIdOf(response);
+  // Why its response failed, when a Responses stream's final event says so (`response.failed`): the call
+  // failed, however cleanly its stream ended, as the gateway records it (its SDK raises on no such event).
+  let failure: string | null = null;
   /**
    * A stream read to its end (or to its final event). A background response's is recorded under its
    * response id: as the response's record (under the event id a poll's record of it takes, so a poll by
@@ -395,7 +399,7 @@ function observedEvents(
    * whose record is the response's one llm record: one of the stream's too would count the one call twice.
    */
   const finishWhole = (usage: ExtractedUsage | null, responseId: string | null) => {
-    if (responseId && !usage && !foundFinished(responseId))
+    if (responseId && !usage && failure === null && !foundFinished(responseId))
       return recordRunningOn(call, responseId, USAGE_UNREADABLE, httpStatus);
     // Counted to its run by this record, so a poll inside that run's `run.llm` counts nothing more.
     const countedTo = call.agentRun ? [call.agentRun.run] : [];
@@ -406,7 +410,7 @@ function observedEvents(
         usage,
         httpStatus,
         requestId: responseId ?? requestId,
-        errorType: usage ? null : USAGE_UNREADABLE,
+        errorType: failure ?? (usage ? null : USAGE_UNREADABLE),
         eventId: responseId ? responseEventId(responseId) : undefined,
       });
   };
@@ -451,6 +455,8 @@ function observedEvents(
     }
     call.event();
     extractor.push(r.value);
+    const final = finalResponseOf(r.value);
+    if (final) failure = backgroundResponse({ ...final, background: true })?.failure ?? null;
     // A background response's stream is its submission from its first event on: a poll or a resumption
     // that finds the response finished while the app still reads this stream records it for this call.
     if (background && submitted === null) {

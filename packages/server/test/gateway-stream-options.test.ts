@@ -104,6 +104,32 @@ describe("gateway: an upstream that refuses the stream_options it added", () => 
     expect(told[0]).toMatch(/refused stream_options .*without usage \(unpriced\)/);
   });
 
+  it("is not a client's own stream_options the upstream refuses: its 400 is the client's, and the upstream's later streams still report usage", async () => {
+    const openai = azure("2025-04-01-preview"); // an upstream of its own, which takes stream_options
+    const mistaken = { ...params, stream_options: { include_obfuscation: "no" } };
+    const id = newCase();
+    const err = await openai.chat.completions
+      .create(mistaken as unknown as typeof params, tagged(id))
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((err as Error).message).toMatch(/stream_options\.include_obfuscation/);
+    // One attempt, the client's request with the usage asked: no re-send, and the refusal is its own.
+    const sentBodies = upstreamOf(id).map((r) => r.body);
+    expect(sentBodies).toEqual([
+      { ...mistaken, stream_options: { include_obfuscation: "no", include_usage: true } },
+    ]);
+    // The upstream was not refusing stream_options: a later stream of it is asked for its usage, priced.
+    const later = newCase();
+    const { data: stream, response } = await openai.chat.completions
+      .create(params, tagged(later))
+      .withResponse();
+    expect((await collect(stream)).length).toBeGreaterThan(1);
+    expect(upstreamOf(later).map((r) => r.body)).toEqual([withUsage]);
+    const rec = await recordByEventId(gw.runtime, response.headers.get("x-tollgate-event-id"));
+    expect(rec).toMatchObject({ attempt: 1, status: "ok", priced: true });
+    expect(logs.filter((m) => m.includes("api-version=2025-04-01-preview"))).toEqual([]);
+  });
+
   it("its re-send is no retry of the client's: x-tollgate-retries 1 still retries the re-sent call's 429", async () => {
     const id = newCase();
     const { data: stream, response } = await azure("2024-02-01")

@@ -21,6 +21,7 @@
  *   refused, 400, as Azure OpenAI refuses it).
  * - `?api-version=` before `2024-09-01-preview` (Azure OpenAI's): a request with `stream_options` is refused
  *   so too, before any scenario (which its request without them then meets).
+ * - `stream_options.include_obfuscation` that is no boolean: OpenAI's 400 naming it (a client's mistake).
  * - `x-mock-encoding: gzip`: a resumed background stream comes gzipped, though nobody asked for it.
  * - `x-mock-fixture`: a fixture path under `providers/` (or `conformance/payloads/…`) to answer with instead of the default.
  * - `x-mock-chunk-delay-ms`: delay between SSE events for this request.
@@ -698,6 +699,24 @@ function noStreamOptionsBody(): string {
   });
 }
 
+/**
+ * OpenAI's 400 for a stream option of the wrong type (`stream_options.include_obfuscation`, a boolean), as
+ * any upstream that knows stream_options answers a client's mistake in them; null when they are well typed.
+ */
+function invalidStreamOption(body: unknown): string | null {
+  const opts = (body as { stream_options?: Record<string, unknown> } | null)?.stream_options;
+  const value = opts?.include_obfuscation;
+  if (value === undefined || typeof value === "boolean") return null;
+  return JSON.stringify({
+    error: {
+      message: `Invalid type for 'stream_options.include_obfuscation': expected a boolean, but got a ${typeof value} instead.`,
+      type: "invalid_request_error",
+      param: "stream_options.include_obfuscation",
+      code: "invalid_type",
+    },
+  });
+}
+
 function serverErrorBody(path: string): string {
   return isAnthropic(path)
     ? JSON.stringify({ type: "error", error: { type: "api_error", message: "Internal server error" } })
@@ -799,6 +818,8 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
       knowsNoStreamOptions(scenario, rec.path)
     )
       return send(400, noStreamOptionsBody());
+    const invalid = invalidStreamOption(body);
+    if (invalid !== null) return send(400, invalid);
     if (scenario === "rate-limit") return send(429, rateLimitBody(rec.path), retryAfter);
     if (scenario === "rate-limit-once" || scenario === "server-error-once") {
       const key = `${rec.method} ${rec.path} ${rawBody}`;

@@ -169,7 +169,11 @@ interface Call {
   depth: number;
   forward: Record<string, string>;
   body: Buffer;
-  /** The body as its client sent it, when `body` has the include_usage the gateway added (else null). */
+  /**
+   * The body as its client sent it, when `body` has the stream_options the gateway added and the client sent
+   * none (else null): only then is an upstream's refusal of stream_options the gateway's doing, not about
+   * the client's own (a mistake in them, which must not make the gateway stop asking that upstream for usage).
+   */
   clientBody: Buffer | null;
   /** A big pass-through upload, sent upstream as it comes (`body` is then empty). */
   upload: IncomingMessage | null;
@@ -458,7 +462,7 @@ export class Gateway {
       depth: caller.depth,
       forward: caller.forward,
       body: injectedUsage && parsed ? withIncludeUsage(body, parsed) : body,
-      clientBody: injectedUsage ? body : null,
+      clientBody: injectedUsage && parsed?.stream_options == null ? body : null,
       upload,
       parsed,
       skimMark: request?.skimMark,

@@ -112,7 +112,10 @@ const withStreamUsage: Prepare = (body, upstream) => {
       }
       return Array.isArray(chunk.choices) && chunk.choices.length === 0;
     },
+    // Only the app's request without stream_options of its own: a refusal naming them may be of the app's
+    // (a mistake in them), its answer the app's, and that upstream still to be asked for usage.
     refusedBy: (err) => {
+      if (opts != null) return false;
       const { status, message } = (err ?? {}) as { status?: unknown; message?: unknown };
       if (typeof status !== "number" || !refusesStreamOptions(status, String(message))) return false;
       if (upstream !== null) refusedStreamOptions.set(upstream, true);

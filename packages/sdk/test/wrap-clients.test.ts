@@ -191,6 +191,31 @@ describe("wrapOpenAI", () => {
     expect(again.bodies).toEqual([params]);
   });
 
+  it("streamed chat whose own stream_options the upstream refuses (a mistake in them): the app gets that 400, and the upstream is still asked for usage", async () => {
+    const client = wrapOpenAI(
+      new OpenAI({
+        apiKey: "sk-test",
+        maxRetries: 0,
+        baseURL: `${mock.url}/v1`,
+        defaultQuery: { "api-version": "2025-04-01-preview" }, // an upstream of its own: it takes stream_options
+      }),
+      { sink },
+    );
+    const params = { model: "gpt-4o-mini", messages, stream: true as const };
+    const bodiesOf = (id: string) =>
+      mock.requests.filter((r) => r.headers["x-test-case"] === id).map((r) => r.body);
+    const mistaken = { ...params, stream_options: { include_obfuscation: "no" } } as unknown as typeof params;
+    const err = await client.chat.completions
+      .create(mistaken, { headers: { "x-test-case": "sdk-own-options-1" } })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(bodiesOf("sdk-own-options-1")).toHaveLength(1); // no re-send: the refusal was the app's own
+    await collect(
+      await client.chat.completions.create(params, { headers: { "x-test-case": "sdk-own-options-2" } }),
+    );
+    expect(bodiesOf("sdk-own-options-2")).toEqual([{ stream_options: { include_usage: true }, ...params }]);
+  });
+
   it("Responses API, body and stream, and the SDK's own stream helper", async () => {
     const body = { model: "gpt-5", input: "Explain caching" };
     expect(await openai.responses.create(body)).toEqual(await plainOpenAI.responses.create(body));

@@ -114,12 +114,21 @@ const withStreamUsage: Prepare = (body, upstream) => {
     },
     // Only the app's request without stream_options of its own: a refusal naming them may be of the app's
     // (a mistake in them), its answer the app's, and that upstream still to be asked for usage.
-    refusedBy: (err) => {
-      if (opts != null) return false;
-      const { status, message } = (err ?? {}) as { status?: unknown; message?: unknown };
-      if (typeof status !== "number" || !refusesStreamOptions(status, String(message))) return false;
+    refusedBy: (err) => opts == null && mayRefuseUsage(err),
+    // Remembered once the app's own request was taken: a refusal the error could not name may be another's.
+    refuses: () => {
       if (upstream !== null) refusedStreamOptions.set(upstream, true);
-      return true;
     },
   };
 };
+
+/**
+ * Whether an SDK error may be an upstream's refusal of the stream_options asked: one naming them, or a 422
+ * whose body the SDK kept no text of (openai-node keeps only an OpenAI-shaped `error`; a pydantic server
+ * that forbids unknown fields answers `{"detail": […]}`, its message then "422 status code (no body)").
+ */
+function mayRefuseUsage(err: unknown): boolean {
+  const { status, message, error } = (err ?? {}) as { status?: unknown; message?: unknown; error?: unknown };
+  if (typeof status !== "number") return false;
+  return refusesStreamOptions(status, String(message)) || (status === 422 && error === undefined);
+}

@@ -191,6 +191,35 @@ describe("wrapOpenAI", () => {
     expect(again.bodies).toEqual([params]);
   });
 
+  it("streamed chat to a server that forbids unknown fields (422, pydantic's detail, no OpenAI error in it): the app gets its stream as unwrapped", async () => {
+    const params = { model: "gpt-4o-mini", messages, stream: true as const };
+    const forbidding = (id: string) => ({
+      headers: { "x-test-case": id, "x-mock-scenario": "forbids-stream-options" },
+    });
+    const client = wrapOpenAI(
+      new OpenAI({
+        apiKey: "sk-test",
+        maxRetries: 0,
+        baseURL: `${mock.url}/v1`,
+        defaultQuery: { "api-version": "2025-05-01-preview" },
+      }),
+      { sink },
+    );
+    const plain = await collect(
+      await plainOpenAI.chat.completions.create(params, forbidding("sdk-422-plain")),
+    );
+    expect(await collect(await client.chat.completions.create(params, forbidding("sdk-422-1")))).toEqual(
+      plain,
+    );
+    const bodies = mock.requests.filter((r) => r.headers["x-test-case"] === "sdk-422-1").map((r) => r.body);
+    expect(bodies).toEqual([{ stream_options: { include_usage: true }, ...params }, params]);
+    expect(await lastStored()).toMatchObject({ status: "ok", http_status: 200, stream: true, priced: false });
+    // Its own request taken, the upstream is remembered: asked as the app makes it from then on.
+    await collect(await client.chat.completions.create(params, forbidding("sdk-422-2")));
+    const again = mock.requests.filter((r) => r.headers["x-test-case"] === "sdk-422-2").map((r) => r.body);
+    expect(again).toEqual([params]);
+  });
+
   it("streamed chat whose own stream_options the upstream refuses (a mistake in them): the app gets that 400, and the upstream is still asked for usage", async () => {
     const client = wrapOpenAI(
       new OpenAI({

@@ -18,7 +18,8 @@
  *   (as those, for a background response's polls that find it finished, `completed`: its stream is as it ran),
  *   `usage-unreadable-throughout` (its stream's final event and its polls alike, as OpenAI's would be: that
  *   event carries the response a poll gets), `no-stream-options` (a request with `stream_options` is
- *   refused, 400, as Azure OpenAI refuses it).
+ *   refused, 400, as Azure OpenAI refuses it), `forbids-stream-options` (so, 422, as a pydantic server
+ *   that forbids unknown fields words it: `{"detail": […]}`).
  * - `?api-version=` before `2024-09-01-preview` (Azure OpenAI's): a request with `stream_options` is refused
  *   so too, before any scenario (which its request without them then meets).
  * - `stream_options.include_obfuscation` that is no boolean: OpenAI's 400 naming it (a client's mistake).
@@ -699,6 +700,15 @@ function noStreamOptionsBody(): string {
   });
 }
 
+/** A pydantic server's 422 for a field it forbids (extra="forbid"): no OpenAI `error` in it. */
+function extraForbiddenBody(field: string): string {
+  return JSON.stringify({
+    detail: [
+      { type: "extra_forbidden", loc: ["body", field], msg: "Extra inputs are not permitted", input: null },
+    ],
+  });
+}
+
 /**
  * OpenAI's 400 for a stream option of the wrong type (`stream_options.include_obfuscation`, a boolean), as
  * any upstream that knows stream_options answers a client's mistake in them; null when they are well typed.
@@ -818,6 +828,12 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
       knowsNoStreamOptions(scenario, rec.path)
     )
       return send(400, noStreamOptionsBody());
+    // A compatible server that forbids fields it does not know (pydantic's extra="forbid"): 422, its detail.
+    if (
+      (body as { stream_options?: unknown } | null)?.stream_options &&
+      scenario === "forbids-stream-options"
+    )
+      return send(422, extraForbiddenBody("stream_options"));
     const invalid = invalidStreamOption(body);
     if (invalid !== null) return send(400, invalid);
     if (scenario === "rate-limit") return send(429, rateLimitBody(rec.path), retryAfter);

@@ -15,8 +15,9 @@ type Method = (this: unknown, ...args: unknown[]) => unknown;
 
 /**
  * How one method's request is adjusted before it is sent to `upstream` (upstreamOf), what of the reply the
- * app must not see, and the errors of an upstream that refuses the change (`refusedBy`): the request goes
- * again as the app made it, whose answer the app gets, as it would have unwrapped.
+ * app must not see, and the errors of an upstream that may refuse the change (`refusedBy`): the request goes
+ * again as the app made it, whose answer the app gets, as it would have unwrapped; `refuses` is told when
+ * that request was taken (the change was what the upstream refused).
  */
 export type Prepare = (
   body: Record<string, unknown>,
@@ -25,6 +26,7 @@ export type Prepare = (
   body: Record<string, unknown>;
   hideEvent?: EventFilter;
   refusedBy?: (err: unknown) => boolean;
+  refuses?: () => void;
 };
 
 /**
@@ -149,9 +151,17 @@ function send(
       refused = refusedBy(err);
     },
   );
-  return sentLater(known, () =>
-    refused ? observeApiPromise(sendAs(request), call) : observeApiPromise(sent, call, prepared.hideEvent),
-  );
+  const resent = () => {
+    const again = sendAs(request);
+    const taken = (again as { responsePromise?: unknown } | null)?.responsePromise;
+    if (taken instanceof Promise)
+      taken.then(
+        () => prepared.refuses?.(),
+        () => {},
+      );
+    return observeApiPromise(again, call);
+  };
+  return sentLater(known, () => (refused ? resent() : observeApiPromise(sent, call, prepared.hideEvent)));
 }
 
 /** The request's abort signal (options.signal), which ends a wait for room too. */

@@ -164,6 +164,30 @@ describe("gateway: an upstream that refuses the stream_options it added", () => 
     expect(json).toMatchObject({ killed: null, usage: { retries: 0 } });
   });
 
+  it("nor is its refused attempt one of the run's LLM calls: a run with max_llm_calls 1 gets its one stream", async () => {
+    const put = await adminRequest(gw, "PUT", "/api/agents/one-call-bot", { max_llm_calls: 1 });
+    expect(put.status).toBeLessThan(300);
+    const run = { "x-tollgate-agent-run-id": "one-call-1", "x-tollgate-agent-type": "one-call-bot" };
+    const id = newCase();
+    const stream = await azure("2024-07-01-preview").chat.completions.create(params, tagged(id, run));
+    expect((await collect(stream)).length).toBeGreaterThan(1);
+    expect(upstreamOf(id).map((r) => r.body)).toEqual([withUsage, params]);
+    const { json } = await adminRequest(gw, "GET", "/api/runs/one-call-1");
+    expect(json).toMatchObject({ killed: null, usage: { llm_calls: 1 } });
+  });
+
+  it("nor is its refused attempt one of the client's requests a rate limit counts: at 1 request a minute, its stream comes", async () => {
+    const rate = { id: "so-rpm", scope: { feature: "so-rpm" }, requests_per_min: 1 };
+    expect((await adminRequest(gw, "POST", "/api/rate-limits", rate)).status).toBeLessThan(300);
+    const id = newCase();
+    const stream = await azure("2024-08-01-preview").chat.completions.create(
+      params,
+      tagged(id, { "x-tollgate-feature": "so-rpm" }),
+    );
+    expect((await collect(stream)).length).toBeGreaterThan(1);
+    expect(upstreamOf(id).map((r) => r.body)).toEqual([withUsage, params]);
+  });
+
   it("nor once its run is rebuilt from the store (a restart): the run with max_retries 0 goes on", async () => {
     const first = await startTestGateway(mock.url, {}, { keepDataDir: true });
     const run = { "x-tollgate-agent-run-id": "no-retries-2", "x-tollgate-agent-type": "no-retries-bot-2" };
@@ -192,7 +216,7 @@ describe("gateway: an upstream that refuses the stream_options it added", () => 
     const second = await startTestGateway(mock.url, {}, { dataDir: first.dataDir });
     try {
       const { json } = await adminRequest(second, "GET", "/api/runs/no-retries-2");
-      expect(json).toMatchObject({ killed: null, usage: { llm_calls: 2, retries: 0 } });
+      expect(json).toMatchObject({ killed: null, usage: { llm_calls: 1, retries: 0 } });
       expect(await streamed(second)).toBe(2); // a new process: it learns the upstream again
     } finally {
       await second.stop();

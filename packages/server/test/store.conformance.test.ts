@@ -599,7 +599,7 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
     );
     await same((s) => s.runUsage("default", 0, "run-edge"));
     expect(await same((s) => s.runUsage("default", 0, "run-resent"))).toMatchObject([
-      { llm_calls: 2, retries: 0 },
+      { llm_calls: 1, retries: 0 },
     ]);
   });
 

@@ -1382,6 +1382,7 @@ export class Gateway {
         eventId: recorded?.record.event_id ?? null,
         tsStart: recorded?.record.ts_start ?? attemptStart,
         recurs: o.recurs,
+        sentAgain: o.error_type === STREAM_OPTIONS_REFUSED,
       });
     if (!recorded) {
       this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: "record_failed" });

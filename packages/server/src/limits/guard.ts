@@ -169,6 +169,13 @@ export interface CallOutcome {
    * retry) its admission counted, as a run rebuilt from the store never counts it.
    */
   unsent?: boolean;
+  /**
+   * Its call goes again as the same try (the gateway's re-send after its upstream refused the
+   * stream_options the gateway added): the re-send's admission counts the call, so this one's are taken
+   * back, its run's LLM call (as a run rebuilt from the store does not count it: its error_type says) and
+   * its requests on rate limits and throttles.
+   */
+  sentAgain?: boolean;
   /** Its record (eventId) may be made again: its spend counts once per event id (see RECURRING_MS). */
   recurs?: boolean;
 }
@@ -481,7 +488,7 @@ export class SpendGuard {
     // its record's marker (a charge of its own would count it again after a charge of it elsewhere).
     const recurs = outcome.recurs === true && outcome.eventId !== null;
     const extra = added.length && !recurs ? this.#chargeAdded(ticket, added, outcome, now) : null;
-    const untaken = outcome.unsent ? countsTakenBack(ticket) : NONE_TAKEN_BACK;
+    const untaken = outcome.unsent || outcome.sentAgain ? countsTakenBack(ticket) : NONE_TAKEN_BACK;
     if (isBareTicket(ticket) && !untaken.length && !(recurs && added.length)) return void (await extra);
     // Unknown (a reply without usage), as budgets charge its worst case: the tokens a counter held for it
     // (counted 0, a run under a token ceiling alone would never meet it).
@@ -518,8 +525,8 @@ export class SpendGuard {
             cost: outcome.cost ?? ticket.run.hold?.cost_nanousd ?? 0n,
             tokens: tokensOr(ticket.run.hold?.total_tokens ?? 0),
             toolCalls: outcome.toolCalls,
-            // Counted at admission: taken back for a call that never went out.
-            llmCalls: outcome.unsent && ticket.run.counted ? -1 : 0,
+            // Counted at admission: taken back for a call that never went out, or that goes again.
+            llmCalls: (outcome.unsent || outcome.sentAgain) && ticket.run.counted ? -1 : 0,
             retries: outcome.unsent && ticket.run.counted && ticket.run.retry ? -1 : 0,
             // Its depth counts once it went out: a run's deepest call is one its provider had.
             depth: outcome.unsent ? undefined : ticket.run.depth,
@@ -1184,9 +1191,9 @@ const NONE_THROTTLED: readonly string[] = [];
 const NONE_TAKEN_BACK: SettleRequest["tokenRates"] = [];
 
 /**
- * What a call never sent gives back of the per-minute counts its admission made: the request each
- * requests-per-minute counter counted, and the call each throttle counted; 0 in place of its 1 in the
- * minute it was admitted (as a token counter's hold is replaced).
+ * What a call never sent (or sent again: CallOutcome.sentAgain) gives back of the per-minute counts its
+ * admission made: the request each requests-per-minute counter counted, and the call each throttle
+ * counted; 0 in place of its 1 in the minute it was admitted (as a token counter's hold is replaced).
  */
 function countsTakenBack(ticket: Ticket): SettleRequest["tokenRates"] {
   const back = (key: string, counted: number) => ({

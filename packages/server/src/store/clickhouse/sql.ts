@@ -1,3 +1,4 @@
+import { STREAM_OPTIONS_REFUSED } from "@tollgate/core/fields";
 import { type EventFilter, isFilterField } from "../types.js";
 
 // ClickHouse SQL fragments every event query shares. They follow DESIGN.md's rules so they run on
@@ -32,9 +33,11 @@ const countModelCalls = (cond: string) =>
   `countIf(kind = 'llm' AND ${cond}) + countIf(kind = 'embedding' AND ${cond})`;
 /**
  * An agent run's LLM calls counted (a batch's results are none: past work read back; a hosted tool's model
- * call is its call's).
+ * call is its call's; an attempt refused for the stream_options the gateway added is its re-send's).
  */
-export const COUNT_RUN_LLM_CALLS = countModelCalls("batch = 0 AND parent_event_id = ''");
+export const COUNT_RUN_LLM_CALLS = countModelCalls(
+  `batch = 0 AND parent_event_id = '' AND error_type != '${STREAM_OPTIONS_REFUSED}'`,
+);
 /** A call whose cost is not known: a model call without a price or without usage. */
 export const COST_UNKNOWN = `priced = 0 AND ${MODEL_CALL}`;
 /** All input tokens of a record (its input categories are disjoint). */

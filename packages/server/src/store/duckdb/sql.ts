@@ -1,11 +1,15 @@
 import type { DuckDBValue } from "@duckdb/node-api";
+import { STREAM_OPTIONS_REFUSED } from "@tollgate/core/fields";
 import { type EventFilter, isFilterField, type QueryCursor } from "../types.js";
 
 // SQL fragments every event query shares, so each definition lives in one place.
 /** A model call: analytics count these as calls and requests; tool, agent and other records are structure. */
 export const MODEL_CALL = "kind IN ('llm', 'embedding')";
-/** One of an agent run's LLM calls: a batch's results are no loop's calls, a hosted tool's model call its call's. */
-export const RUN_LLM_CALL = `${MODEL_CALL} AND NOT batch AND parent_event_id IS NULL`;
+/**
+ * One of an agent run's LLM calls: a batch's results are no loop's calls, a hosted tool's model call its
+ * call's, and an attempt refused for the stream_options the gateway added is its re-send's.
+ */
+export const RUN_LLM_CALL = `${MODEL_CALL} AND NOT batch AND parent_event_id IS NULL AND error_type IS DISTINCT FROM '${STREAM_OPTIONS_REFUSED}'`;
 /**
  * A record analytics read: every model call, and any other record that carries a cost (a tool's reported
  * cost is spend, as `spend`, budgets and exports count it, so a window's money is one amount everywhere).

@@ -21,6 +21,7 @@ import {
   rateRetryAfterMs,
   reserveLessHint,
   runHoldOf,
+  STREAM_OPTIONS_REFUSED,
   scopeMatches,
   stateOfLevel,
   tokenHold,
@@ -798,11 +799,13 @@ export class SpendGuard {
               cost: rec.cost_nanousd,
               tokens,
               toolCalls: rec.kind === "tool" ? 1 : 0,
-              // A batch's results are past work read back; a hosted tool's model call is its call's.
+              // A batch's results are past work read back; a hosted tool's model call is its call's; an
+              // attempt refused for the stream_options a gateway added is its re-send's (as runUsage counts).
               llmCalls:
                 opts.countCalls !== false &&
                 !rec.batch &&
                 rec.parent_event_id === null &&
+                rec.error_type !== STREAM_OPTIONS_REFUSED &&
                 (rec.kind === "llm" || rec.kind === "embedding")
                   ? 1
                   : 0,

@@ -38,6 +38,8 @@ type TestGateway = Awaited<ReturnType<typeof startTestGateway>>;
 const FEATURE = "unreadable";
 const RUN = "unreadable-run";
 const SCENARIOS = ["usage-unreadable-at-end", "no-usage-at-end"] as const;
+/** A gateway's own poll after this long: it follows its responses, but a client's poll comes first. */
+const LATER = 60_000;
 let cases = 0;
 
 /**
@@ -144,6 +146,30 @@ async function billedOnceBy(polledBy: TestGateway, polled: CallRecord, id: strin
 }
 
 /**
+ * Response `id`'s one llm record in `gw`'s store, of a cost unknown (`usage_unreadable`), its budget and run
+ * charged what was held for it (the worst case, more than nothing), nothing held any more.
+ */
+async function countedAtItsHoldAlone(gw: TestGateway, id: string) {
+  const budget = async () => (await adminRequest(gw, "GET", `/api/budgets/${FEATURE}`)).json;
+  await vi.waitFor(async () => expect((await budget()).reserved_usd).toBe("0.00"), {
+    timeout: 5_000,
+    interval: 20,
+  });
+  await vi.waitFor(async () => expect(await recordsOf(gw, id, "llm")).toHaveLength(1), {
+    timeout: 5_000,
+    interval: 20,
+  });
+  expect(await recordsOf(gw, id, "llm")).toMatchObject([
+    { event_id: responseEventId("default", id), error_type: "usage_unreadable", priced: false },
+  ]);
+  const spent = (await budget()).spend_nanousd as string;
+  expect(BigInt(spent)).toBeGreaterThan(1_000_000_000n); // the worst case held ($4.000095), not the fixture's cents
+  const run = (await adminRequest(gw, "GET", `/api/runs/${RUN}`)).json;
+  expect(run.usage).toMatchObject({ cost_nanousd: spent, llm_calls: 1 });
+  expect(await storedRunCalls(gw)).toBe(1);
+}
+
+/**
  * The poll's llm record (through `polledBy`), the response's one, counted once at its cost to its budget
  * and run, nothing held; the stream's record (through `streamedBy`) is its submission's.
  */
@@ -163,7 +189,7 @@ describe("gateway: a background stream read to its end, its usage unreadable", (
   it.each(SCENARIOS)(
     "%s, then polled by its client: the poll's record is kept, and counted once",
     async (s) => {
-      const { started, stop } = await gateways(1, 0);
+      const { started, stop } = await gateways(1, LATER);
       const [gw] = started as [TestGateway];
       try {
         const { id, headers } = await streamedToItsEnd(gw, s);
@@ -208,7 +234,7 @@ describe("gateway: a background stream read to its end, its usage unreadable", (
       (await adminRequest(gw, "GET", `/api/budgets/${FEATURE}`)).json.reserved_nanousd as string;
 
     it.each([
-      ["polled by its client", 0],
+      ["polled by its client", LATER],
       ["polled by no client", 200],
     ])("%s", async (_, followMs) => {
       const { started, stop } = await gateways(1, followMs);
@@ -217,7 +243,7 @@ describe("gateway: a background stream read to its end, its usage unreadable", (
         const { id, headers } = await streamedToItsEnd(gw, "usage-unreadable-throughout");
         const held = await reserved(gw);
         expect(BigInt(held)).toBeGreaterThan(0n);
-        if (followMs === 0) await polledTwice(gw, id, headers);
+        if (followMs === LATER) await polledTwice(gw, id, headers);
         await countedAtItsHold(gw, id, held);
       } finally {
         await stop();
@@ -225,7 +251,7 @@ describe("gateway: a background stream read to its end, its usage unreadable", (
     });
 
     it("polled by its client while the stream still runs", async () => {
-      const { started, stop } = await gateways(1, 0);
+      const { started, stop } = await gateways(1, LATER);
       const [gw] = started as [TestGateway];
       try {
         let held = "";
@@ -241,8 +267,23 @@ describe("gateway: a background stream read to its end, its usage unreadable", (
     });
   });
 
+  // No poll may come: recorded at its end, it is counted the worst case it held, not let lapse at $0.
+  it.each(SCENARIOS)(
+    "%s, through a gateway that follows no response: recorded at its end, at the worst case held",
+    async (s) => {
+      const { started, stop } = await gateways(1, 0);
+      const [gw] = started as [TestGateway];
+      try {
+        const { id } = await streamedToItsEnd(gw, s);
+        await countedAtItsHoldAlone(gw, id);
+      } finally {
+        await stop();
+      }
+    },
+  );
+
   it("its trailer says its cost unknown, the response's cost left to the poll", async () => {
-    const { started, stop } = await gateways(1, 0);
+    const { started, stop } = await gateways(1, LATER);
     const [gw] = started as [TestGateway];
     try {
       const res = await rawRequest(`${gw.url}/v1/responses`, {
@@ -319,12 +360,26 @@ describe("gateway: a background stream cut short, then resumed to its end, its u
   it.each(SCENARIOS)(
     "%s, then polled by its client: the poll's record is its cost, counted once",
     async (s) => {
-      const { started, stop } = await gateways(1, 0);
+      const { started, stop } = await gateways(1, LATER);
       const [gw] = started as [TestGateway];
       try {
         const { id, headers } = await resumedToItsEnd(gw, s);
         await polledTwice(gw, id, headers);
         await onlyThePollsRecordBilled(gw, id);
+      } finally {
+        await stop();
+      }
+    },
+  );
+
+  it.each(SCENARIOS)(
+    "%s, through a gateway that follows no response: recorded at its end, at the worst case held",
+    async (s) => {
+      const { started, stop } = await gateways(1, 0);
+      const [gw] = started as [TestGateway];
+      try {
+        const { id } = await resumedToItsEnd(gw, s);
+        await countedAtItsHoldAlone(gw, id);
       } finally {
         await stop();
       }

@@ -264,6 +264,10 @@ export class Gateway {
   readonly #finished = new Recent<true>();
   /** This process's own polls of them, for those no client polls (BackgroundFollower). */
   readonly #follower: BackgroundFollower;
+  /** Whether it polls them itself (TOLLGATE_BACKGROUND_FOLLOW_MS above 0): else no poll may come. */
+  get #follows(): boolean {
+    return this.deps.config.backgroundFollowMs > 0;
+  }
   /** WebSocket sessions (OpenAI Realtime): relayed, and metered. */
   readonly #sockets: SocketRelay;
   /** Calls waiting for their agent run's calls in flight to settle (see #waitForRun). */
@@ -1175,13 +1179,18 @@ export class Gateway {
     // Read to its end without usage it can read (none, or malformed): an ok call of unknown cost, as a
     // whole reply without usage is (one that ended with none was recorded as a call without a problem).
     const wholeErrorType = streamError ?? (usageUnread ? "usage_unreadable" : null);
-    const claim = responseId !== null && whole && !usageUnread ? await this.#claimFinished(responseId) : null;
+    // Left to a poll when one is sure to come (the gateway's own, unless a client's is first): without
+    // follow-ups, none may, and its hold would lapse at $0; recorded now at a cost unknown, it is charged
+    // the worst case held (a poll gets what its final event carried: it reads no more of the usage).
+    const waitsForPoll = usageUnread && this.#follows;
+    const claim =
+      responseId !== null && whole && !waitsForPoll ? await this.#claimFinished(responseId) : null;
     const recordsResponse = claim === "first";
     const pollRecords = responseId !== null && !recordsResponse;
     // Whoever records the response settles this call's hold: this stream, the poll or resumption here that
     // found it finished (it may still be recording), or, cut short (or its usage unread) before any did, the
     // one to come; recorded by another replica, the hold is let go here.
-    const leftToPoll = pollRecords && (!whole || usageUnread) && !this.#finished.has(responseId);
+    const leftToPoll = pollRecords && (!whole || waitsForPoll) && !this.#finished.has(responseId);
     // Its submission forgotten before that poll, the poll had none of its hold (and charged the spend
     // whole): the hold goes with this record.
     const keepTicket =
@@ -1474,8 +1483,9 @@ export class Gateway {
     } catch {
       // A resumed stream that ends without usage it can read, of a response that did not fail: left, as a
       // stream cut short is, to the poll that reads the usage. Its submission here keeps its hold, followed
-      // since it ran on (or, still streamed, left to its stream's end); the claim stays that poll's.
-      if (read === "resumed" && response.failure === null) return;
+      // since it ran on (or, still streamed, left to its stream's end); the claim stays that poll's. Not
+      // followed, none may come: recorded below, at a cost unknown, as the stream that submitted it is.
+      if (read === "resumed" && response.failure === null && this.#follows) return;
       // Finished without usage (cancelled or failed before it ran): nothing was billed. One a poll finds
       // that ran (completed, incomplete) without usage the gateway can read (no later poll reads it better)
       // is recorded at a cost unknown, its hold here (the worst case) counted as any such call's, never as

@@ -62,6 +62,9 @@ export function followingClientsAgainstMock(): (followBackgroundMs: number) => {
   };
 }
 
+/** A client's own poll after this long: it follows its responses, but the app's poll comes first. */
+export const LATER = 60_000;
+
 /** A run's holds once nothing is held. */
 export const NOTHING_HELD = { cost_nanousd: 0n, total_tokens: 0 };
 

@@ -13,6 +13,7 @@ import {
   cutBackgroundStream,
   fixtureResponseCost,
   followingClientsAgainstMock,
+  LATER,
   NOTHING_HELD,
 } from "./background-helpers.js";
 
@@ -40,7 +41,7 @@ describe("SDK: a background stream cut short, then resumed to its end, its usage
     async ({ scenario, polledBy, fixture, model }) => {
       const own = polledBy === "the client itself";
       // The client's own first poll comes well after the resumption.
-      const { client, sent } = wrappedClient(own ? 300 : 0);
+      const { client, sent } = wrappedClient(own ? 300 : LATER);
       const headers = { "x-mock-case": `sdk-resume-unreadable-${scenario}`, "x-mock-fixture": fixture };
       await agentRun({ type: "researcher", limits: { max_cost_usd: "100" } }, async (run) => {
         const seen = await cutBackgroundStream(client, model, headers);

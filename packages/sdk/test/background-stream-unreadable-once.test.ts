@@ -11,10 +11,10 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { CallRecordInput } from "@tollgate/core";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { createKey, openTestRuntime, postEvents } from "../../server/test/helpers.js";
+import { collect, createKey, openTestRuntime, postEvents } from "../../server/test/helpers.js";
 import { type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
 import { responseEventId } from "../src/ids.js";
-import { fixtureResponseCost } from "./background-helpers.js";
+import { cutBackgroundStream, fixtureResponseCost, LATER } from "./background-helpers.js";
 
 const REL = "openai/responses.stream.gpt-5.reasoning.sse";
 const request = { model: "gpt-5", input: "Research caching", stream: true, background: true } as const;
@@ -27,7 +27,7 @@ afterAll(async () => {
   await mock?.close();
 });
 
-/** A fresh SDK (no response recorded yet), a client it wraps (`followBackgroundMs` 0: no polls of its own), and what it sends. */
+/** A fresh SDK (no response recorded yet), a client it wraps (following after `followBackgroundMs`), and what it sends. */
 async function freshSdk(followBackgroundMs: number) {
   vi.resetModules();
   const sdk = await import("../src/index.js");
@@ -59,7 +59,7 @@ describe("SDK: a background stream read to its end, its usage unreadable, then p
     "$scenario, polled by $polledBy: the poll's record is the response's one llm record, counted once",
     async ({ scenario, polledBy }) => {
       const own = polledBy === "the client itself";
-      const { agentRun, client, sent } = await freshSdk(own ? 50 : 0);
+      const { agentRun, client, sent } = await freshSdk(own ? 50 : LATER);
       const headers = {
         "x-mock-case": `sdk-stream-unreadable-once-${scenario}-${own}`,
         "x-mock-fixture": REL,
@@ -100,6 +100,76 @@ describe("SDK: a background stream read to its end, its usage unreadable, then p
           llm_calls: 1,
           ...(readable && { cost_nanousd: cost }),
         });
+      });
+    },
+  );
+});
+
+// No poll may come: recorded at its end, its run is charged the worst case it held, not left to lapse at $0.
+describe("SDK: a background stream read to its end, its usage unreadable, by a client that follows none", () => {
+  it.each(SCENARIOS)(
+    "%s: the stream's record is the response's one llm record, at the worst case held",
+    async (scenario) => {
+      const { agentRun, client, sent } = await freshSdk(0);
+      const headers = {
+        "x-mock-case": `sdk-stream-unreadable-unfollowed-${scenario}`,
+        "x-mock-fixture": REL,
+        "x-mock-scenario": scenario,
+      };
+      await agentRun({ type: "researcher", limits: { max_cost_usd: "100" } }, async (run) => {
+        const stream = await client.responses.create(request, { headers });
+        let id = "";
+        let held = 0n;
+        for await (const ev of stream) {
+          if (ev.type === "response.created") id = ev.response.id;
+          held = run.held.cost_nanousd;
+        }
+        expect(held).toBeGreaterThan(0n);
+        const ofResponse = (kind: string) => sent.filter((r) => r.kind === kind && r.request_id === id);
+        expect(ofResponse("llm")).toEqual([
+          expect.objectContaining({
+            event_id: responseEventId(id),
+            status: "ok",
+            error_type: "usage_unreadable",
+          }),
+        ]);
+        expect(run.held.cost_nanousd).toBe(0n);
+        expect(run.usage).toMatchObject({ cost_nanousd: held, llm_calls: 1 });
+        expect(await storedRun(sent, run.id)).toMatchObject({ llm_calls: 1 });
+      });
+    },
+  );
+
+  it.each(SCENARIOS)(
+    "%s, cut short and resumed to its end: recorded there, at the worst case held",
+    async (scenario) => {
+      const { agentRun, client, sent } = await freshSdk(0);
+      const headers = {
+        "x-mock-case": `sdk-resumed-unreadable-unfollowed-${scenario}`,
+        "x-mock-fixture": REL,
+      };
+      await agentRun({ type: "researcher", limits: { max_cost_usd: "100" } }, async (run) => {
+        const seen = await cutBackgroundStream(client, "gpt-5", headers);
+        const id = seen[0]!.response!.id;
+        const held = run.held.cost_nanousd;
+        expect(held).toBeGreaterThan(0n);
+        await collect(
+          await client.responses.retrieve(
+            id,
+            { stream: true, starting_after: seen.at(-1)!.sequence_number },
+            { headers: { ...headers, "x-mock-scenario": scenario } },
+          ),
+        );
+        const llm = sent.filter((r) => r.kind === "llm" && r.request_id === id);
+        expect(llm).toEqual([
+          expect.objectContaining({
+            event_id: responseEventId(id),
+            status: "ok",
+            error_type: "usage_unreadable",
+          }),
+        ]);
+        expect(run.held.cost_nanousd).toBe(0n);
+        expect(run.usage).toMatchObject({ cost_nanousd: held, llm_calls: 1 });
       });
     },
   );

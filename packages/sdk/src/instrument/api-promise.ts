@@ -397,9 +397,11 @@ function observedEvents(
    * is a call, and that record its cost). Its usage unread, it is recorded as its submission, as a cut
    * stream is, and the response left to the poll that reads the usage (the app's, or the client's own),
    * whose record is the response's one llm record: one of the stream's too would count the one call twice.
+   * A client that follows none (followBackgroundMs 0) records it here, at a cost unknown, its hold charged.
    */
   const finishWhole = (usage: ExtractedUsage | null, responseId: string | null) => {
-    if (responseId && !usage && failure === null && !foundFinished(responseId))
+    // Left to a poll only where one is sure to come: the client follows its responses (followBackgroundMs).
+    if (responseId && !usage && failure === null && !foundFinished(responseId) && call.spec.background)
       return recordRunningOn(call, responseId, USAGE_UNREADABLE, httpStatus);
     // Counted to its run by this record, so a poll inside that run's `run.llm` counts nothing more.
     const countedTo = call.agentRun ? [call.agentRun.run] : [];

@@ -119,8 +119,10 @@ export function recordIfFinished(body: unknown, poll: TrackedCall, read: Respons
   const usage = usageOf(body);
   // A stream's final event without usage it can read, of a response that did not fail: left, as a stream
   // cut short is, to the poll that reads the usage (the app's, or the client's own): its submission here
-  // keeps its hold, and is followed still.
-  if (!usage && read === "stream" && response.failure === null) return;
+  // keeps its hold, and is followed still. Not followed (followBackgroundMs 0), no poll may come: recorded
+  // now, at a cost unknown, its hold charged, as a poll that cannot read it either records it.
+  if (!usage && read === "stream" && response.failure === null && submitted.get(response.id)?.spec.background)
+    return;
   if (!usage && response.failure !== null) {
     // Finished without usage (failed or cancelled before it ran): nothing was billed; its submission's hold
     // goes, and its room (only those still running take room: it would push out one that is).

@@ -49,6 +49,24 @@ async function storedRun(records: CallRecordInput[], runId: string) {
   }
 }
 
+/**
+ * Response `id`'s one llm record among `sent`, of a cost unknown, its run charged `held` (the worst case it
+ * held), nothing held any more, and so counted by a store that took the records.
+ */
+async function recordedAtItsHold(
+  sent: CallRecordInput[],
+  id: string,
+  run: { id: string; held: { cost_nanousd: bigint }; usage: object },
+  held: bigint,
+) {
+  expect(sent.filter((r) => r.kind === "llm" && r.request_id === id)).toEqual([
+    expect.objectContaining({ event_id: responseEventId(id), status: "ok", error_type: "usage_unreadable" }),
+  ]);
+  expect(run.held.cost_nanousd).toBe(0n);
+  expect(run.usage).toMatchObject({ cost_nanousd: held, llm_calls: 1 });
+  expect(await storedRun(sent, run.id)).toMatchObject({ llm_calls: 1 });
+}
+
 const SCENARIOS = ["usage-unreadable-at-end", "no-usage-at-end", "usage-unreadable-throughout"] as const;
 const CASES = SCENARIOS.flatMap((scenario) =>
   (["the app", "the client itself"] as const).map((polledBy) => ({ scenario, polledBy })),
@@ -125,17 +143,7 @@ describe("SDK: a background stream read to its end, its usage unreadable, by a c
           held = run.held.cost_nanousd;
         }
         expect(held).toBeGreaterThan(0n);
-        const ofResponse = (kind: string) => sent.filter((r) => r.kind === kind && r.request_id === id);
-        expect(ofResponse("llm")).toEqual([
-          expect.objectContaining({
-            event_id: responseEventId(id),
-            status: "ok",
-            error_type: "usage_unreadable",
-          }),
-        ]);
-        expect(run.held.cost_nanousd).toBe(0n);
-        expect(run.usage).toMatchObject({ cost_nanousd: held, llm_calls: 1 });
-        expect(await storedRun(sent, run.id)).toMatchObject({ llm_calls: 1 });
+        await recordedAtItsHold(sent, id, run, held);
       });
     },
   );
@@ -160,16 +168,7 @@ describe("SDK: a background stream read to its end, its usage unreadable, by a c
             { headers: { ...headers, "x-mock-scenario": scenario } },
           ),
         );
-        const llm = sent.filter((r) => r.kind === "llm" && r.request_id === id);
-        expect(llm).toEqual([
-          expect.objectContaining({
-            event_id: responseEventId(id),
-            status: "ok",
-            error_type: "usage_unreadable",
-          }),
-        ]);
-        expect(run.held.cost_nanousd).toBe(0n);
-        expect(run.usage).toMatchObject({ cost_nanousd: held, llm_calls: 1 });
+        await recordedAtItsHold(sent, id, run, held);
       });
     },
   );

@@ -1,4 +1,4 @@
-import { defaultImageModel, Recent, refusesStreamOptions } from "@tollgate/core";
+import { defaultImageModel, refusesStreamOptions, StreamOptionsRefusals } from "@tollgate/core";
 import { backgroundPolls } from "./instrument/background.js";
 import type { CallSpec, RecordSink } from "./instrument/call.js";
 import {
@@ -85,11 +85,8 @@ function followMsOf(ms: unknown): number {
   return ms;
 }
 
-/**
- * The upstreams (base URL and api-version: upstreamOf) that refused the stream_options asked for a stream's
- * usage: asked no more, as the gateway remembers them. Bounded: one pushed out is asked again.
- */
-const refusedStreamOptions = new Recent<true>({ max: 1_000 });
+/** The upstreams (upstreamOf) that refused the stream_options asked for a stream's usage, as the gateway's. */
+const refusedStreamOptions = new StreamOptionsRefusals();
 
 /**
  * OpenAI streams report usage only when asked (`stream_options.include_usage`): ask, and hide what that
@@ -101,7 +98,7 @@ const refusedStreamOptions = new Recent<true>({ max: 1_000 });
 const withStreamUsage: Prepare = (body, upstream) => {
   const opts = body.stream_options as { include_usage?: unknown } | undefined | null;
   if (body.stream !== true || opts?.include_usage != null) return { body };
-  if (upstream !== null && refusedStreamOptions.touch(upstream)) return { body };
+  if (upstream !== null && refusedStreamOptions.has(upstream)) return { body };
   return {
     body: { ...body, stream_options: { ...opts, include_usage: true } },
     hideEvent: (event) => {
@@ -117,7 +114,7 @@ const withStreamUsage: Prepare = (body, upstream) => {
     refusedBy: (err) => opts == null && mayRefuseUsage(err),
     // Remembered once the app's own request was taken: a refusal the error could not name may be another's.
     refuses: () => {
-      if (upstream !== null) refusedStreamOptions.set(upstream, true);
+      if (upstream !== null) refusedStreamOptions.add(upstream);
     },
   };
 };

@@ -69,7 +69,12 @@ export {
   extractFromEvents,
   extractFromSse,
 } from "./stream.js";
-export { mayRefuseStreamOptions, refusesStreamOptions } from "./stream-options.js";
+export {
+  mayRefuseStreamOptions,
+  refusesStreamOptions,
+  StreamOptionsRefusals,
+  streamOptionsUpstream,
+} from "./stream-options.js";
 export type { ToolCalls } from "./tool-calls.js";
 export type { Api, ExtractedUsage, NormalizedUsage, ToolModelCall } from "./types.js";
 export {

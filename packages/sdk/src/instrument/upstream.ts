@@ -1,3 +1,5 @@
+import { streamOptionsUpstream } from "@tollgate/core";
+
 /** What is read of a provider SDK's client (openai-node's, its AzureOpenAI's) to name where it sends. */
 interface ClientLike {
   baseURL?: unknown;
@@ -17,5 +19,5 @@ export function upstreamOf(resource: unknown, options: unknown): string | null {
   const query = (options as { query?: Record<string, unknown> } | null | undefined)?.query;
   const version =
     query?.["api-version"] ?? client._options?.defaultQuery?.["api-version"] ?? client.apiVersion;
-  return typeof version === "string" ? `${client.baseURL}?api-version=${version}` : client.baseURL;
+  return streamOptionsUpstream(client.baseURL, typeof version === "string" ? version : null);
 }

@@ -36,6 +36,7 @@ import {
   refusesStreamOptions,
   requestedToolModel,
   STREAM_OPTIONS_REFUSED,
+  StreamOptionsRefusals,
   type StreamShown,
   servedAsOf,
   speechUsage,
@@ -105,7 +106,7 @@ import { classify, type GatewayRoute } from "./routes.js";
 import { type Place, RunLines } from "./run-lines.js";
 import { answerOn, isRealtime, SocketRelay } from "./socket-relay.js";
 import { StoreLookups } from "./store-lookups.js";
-import { StreamOptionsRefusals } from "./stream-options-refusals.js";
+import { streamOptionsUpstreamOf } from "./stream-options-refusals.js";
 import { UsageChunkStripper } from "./strip-usage.js";
 import { ReplyFailed, ReplyTooLarge, requestWhole, type WholeReply } from "./whole-reply.js";
 
@@ -454,7 +455,7 @@ export class Gateway {
       stream &&
       (route.api === "openai.chat" || route.api === "openai.completions") &&
       usageNotAsked(parsed?.stream_options) &&
-      !this.#streamOptionsRefused.has(caller.base, route.upstreamPath);
+      !this.#streamOptionsRefused.has(streamOptionsUpstreamOf(caller.base, route.upstreamPath));
     const call: Call = {
       route,
       provider: caller.provider,
@@ -700,8 +701,8 @@ export class Gateway {
     const text = body.toString("utf8", 0, ERROR_HEAD_BYTES);
     if (!refusesStreamOptions(up.statusCode, text))
       return { statusCode: up.statusCode, headers: up.headers, body };
-    const upstream = this.#streamOptionsRefused.add(call.base, call.route.upstreamPath);
-    if (upstream !== null)
+    const upstream = streamOptionsUpstreamOf(call.base, call.route.upstreamPath);
+    if (this.#streamOptionsRefused.add(upstream))
       this.deps.log(
         `gateway: upstream ${upstream} refused stream_options (HTTP ${up.statusCode}); its streamed calls go as their clients send them from now on, recorded without usage (unpriced). Azure OpenAI reports a stream's usage from api-version 2024-09-01-preview.`,
       );

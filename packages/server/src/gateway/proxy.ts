@@ -1036,9 +1036,9 @@ export class Gateway {
       status: complete && !failed ? "ok" : "error",
       http_status: up.statusCode,
       error_type: complete
-        ? !failed
-          ? null
-          : errorTypeOf(Buffer.concat(errorHead).toString("utf8", 0, ERROR_HEAD_BYTES), up.statusCode)
+        ? failed
+          ? errorTypeOf(Buffer.concat(errorHead).toString("utf8", 0, ERROR_HEAD_BYTES), up.statusCode)
+          : null
         : cutShortReason(client.gone, failure),
       event_id: eventId,
       ttft_ms: firstByte === null ? null : firstByte - attemptStart,

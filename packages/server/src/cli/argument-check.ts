@@ -9,13 +9,19 @@ import { CliError } from "./common.js";
  */
 export function refuseEmptyArguments(_program: Command, action: Command): void {
   action.registeredArguments.forEach((arg, i) => {
-    const value = action.processedArgs[i];
-    if (typeof value === "string" && value.trim() === "")
+    const nothing = namesNothing(action.processedArgs[i]);
+    if (nothing)
       throw new CliError(
-        `${arg.name()} must not be ${value === "" ? "empty" : "blank"} (usage: ${commandPath(action)} ${action.usage()})`,
+        `${arg.name()} must not be ${nothing} (usage: ${commandPath(action)} ${action.usage()})`,
         2,
       );
   });
+}
+
+/** How a value given names nothing (a quoted variable that held nothing, or only spaces); null when it names something. */
+export function namesNothing(value: unknown): "empty" | "blank" | null {
+  if (typeof value !== "string" || value.trim() !== "") return null;
+  return value === "" ? "empty" : "blank";
 }
 
 /** "tollgate runs status": the command as typed. */

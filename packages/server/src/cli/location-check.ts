@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { namesNothing } from "./argument-check.js";
 import { CliError, type GlobalOpts } from "./common.js";
 
 /** The global options naming where Tollgate's data, files and backends are, by flag. */
@@ -19,11 +20,7 @@ const LOCATIONS: Partial<Record<keyof GlobalOpts, string>> = {
 export function refuseEmptyLocations(_program: Command, action: Command): void {
   const given = action.optsWithGlobals<GlobalOpts>();
   for (const [option, flag] of Object.entries(LOCATIONS)) {
-    const value = given[option as keyof GlobalOpts];
-    if (typeof value === "string" && value.trim() === "")
-      throw new CliError(
-        `${flag} must not be ${value === "" ? "empty" : "blank"}: leave it out for the default`,
-        2,
-      );
+    const nothing = namesNothing(given[option as keyof GlobalOpts]);
+    if (nothing) throw new CliError(`${flag} must not be ${nothing}: leave it out for the default`, 2);
   }
 }

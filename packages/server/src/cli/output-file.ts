@@ -29,9 +29,10 @@ export interface OutputFile {
  */
 function createPartial(path: string): string {
   const partial = `${path}.partial`;
-  if (isDirectory(path)) throw new CliError(`cannot write ${path}: it is a directory`, 2);
+  const there = entryAt(path);
+  if (there === "directory") throw new CliError(`cannot write ${path}: it is a directory`, 2);
   // Renamed over, /dev/null (as root) would become a regular file, and a pipe would never be read from.
-  if (isSpecialFile(path))
+  if (there === "special")
     throw new CliError(
       `cannot write ${path}: it is not a regular file (a device, pipe or socket); an export is written to a file and renamed into place when complete: give a file's path`,
       2,
@@ -64,24 +65,20 @@ function linkTarget(path: string): string {
   throw new CliError(`cannot write ${path}: too many levels of symbolic links`, 2);
 }
 
-/** Whether `path` is a directory; a path that cannot be looked at (a file in its path) is said by the open. */
-function isDirectory(path: string): boolean {
+/**
+ * What is at `path` (followed through links): a directory, a regular file, or something else (/dev/null, a
+ * FIFO, a socket); null when nothing is, or it cannot be looked at (a file in its path: said by the open).
+ */
+function entryAt(path: string): "directory" | "file" | "special" | null {
   try {
-    return statSync(path).isDirectory();
+    const st = statSync(path);
+    return st.isDirectory() ? "directory" : st.isFile() ? "file" : "special";
   } catch {
-    return false;
+    return null;
   }
 }
 
-/** Whether `path` is there and is neither a regular file nor a directory (/dev/null, a FIFO, a socket). */
-function isSpecialFile(path: string): boolean {
-  try {
-    const st = statSync(path);
-    return !st.isFile() && !st.isDirectory();
-  } catch {
-    return false;
-  }
-}
+const isDirectory = (path: string) => entryAt(path) === "directory";
 
 /** A directory made in the place of an export's file while it ran (one there before is said at the start). */
 const DIRECTORY_IN_ITS_PLACE = {
@@ -118,7 +115,7 @@ function renameIntoPlace(renames: [partial: string, file: string][]): void {
 export function outputFile(given: string, withMeta = false): OutputFile {
   // A link to a device, pipe or socket is refused as one, by the name given: the link of a pipe's
   // descriptor (/dev/stdout → /proc/self/fd/1 → "pipe:[…]") names no file to follow to.
-  const out = isSpecialFile(given) ? given : linkTarget(given);
+  const out = entryAt(given) === "special" ? given : linkTarget(given);
   const partial = createPartial(out);
   let meta: OutputFile["meta"] = null;
   if (withMeta)

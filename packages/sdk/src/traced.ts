@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { uuidv7 } from "@tollgate/core";
 import { currentAgentRun } from "./agent-run.js";
 import { type Attribution, mergeAttribution } from "./attribution.js";
@@ -17,7 +18,9 @@ export interface TracedOptions extends Pick<WrapOptions, "exporter" | "sink"> {
 /**
  * Runs `fn` as a span of the current trace (a new trace at the top): LLM calls and spans inside it
  * become its children, and it is recorded itself (kind agent/tool/other, never priced) when it ends,
- * with its duration and whether it threw. Returns what `fn` returns (a provider SDK's APIPromise itself).
+ * with its duration and whether it threw. Returns what `fn` returns (a provider SDK's APIPromise itself). A
+ * generator `fn` returns (an `async function*` that streams an answer) is the span's while it is iterated:
+ * each step runs inside it, and the span ends when the generator finishes, throws or is closed.
  */
 export function traced<T>(fn: () => T, options: TracedOptions): T {
   const outer = currentScope();
@@ -46,14 +49,17 @@ export function traced<T>(fn: () => T, options: TracedOptions): T {
       metadata: { ...attribution.metadata, ...options.metadata, "span.name": options.name },
     });
   };
+  const inSpan = <R>(run: () => R): R => runInSpan({ ...outer, attribution }, ids.trace_id, ids.span_id, run);
   let result: T;
   try {
-    result = runInSpan({ ...outer, attribution }, ids.trace_id, ids.span_id, fn);
+    result = inSpan(fn);
   } catch (e) {
     end(e ?? "thrown");
     throw e;
   }
   if (isApiPromise(result)) return endWhenRead(result, end);
+  // Its body runs in whoever's context calls next(): each step is put back in the span's (agent run and all).
+  if (isGenerator(result)) return endWhenIterated(result, inSpan(AsyncLocalStorage.snapshot), end);
   if (result instanceof Promise)
     return result.then(
       (value) => {
@@ -110,6 +116,58 @@ function endWhenRead<P extends ApiPromiseLike>(p: P, end: (error: unknown) => vo
   // withResponse() reads both: the parse ends the span then.
   p.asResponse = () => (parsing ? asResponse() : settle(asResponse()));
   return p;
+}
+
+type AnyGenerator = Generator<unknown, unknown, unknown> | AsyncGenerator<unknown, unknown, unknown>;
+
+/** A generator object (sync or async): what a `function*` or `async function*` returns. */
+function isGenerator(value: unknown): value is AnyGenerator {
+  const tag = Object.prototype.toString.call(value);
+  return tag === "[object Generator]" || tag === "[object AsyncGenerator]";
+}
+
+type Step = IteratorResult<unknown, unknown>;
+
+/**
+ * Returns the generator itself, each of its steps (`next`, `return`, `throw`: what for…of and for await…of
+ * call, a `break` included) run `inSpan`; the span ends at the step that finishes it, or that throws.
+ */
+function endWhenIterated<G extends AnyGenerator>(
+  gen: G,
+  inSpan: <R>(run: () => R) => R,
+  end: (error: unknown) => void,
+): G {
+  let ended = false;
+  const settle = (error: unknown) => {
+    if (!ended) end(error);
+    ended = true;
+  };
+  const stepped = (step: Step): Step => {
+    if (step.done) settle(undefined);
+    return step;
+  };
+  for (const name of ["next", "return", "throw"] as const) {
+    const own = (gen[name] as (arg?: unknown) => Step | Promise<Step>).bind(gen);
+    Object.defineProperty(gen, name, {
+      configurable: true,
+      writable: true,
+      value: (arg?: unknown) => {
+        let step: Step | Promise<Step>;
+        try {
+          step = inSpan(() => own(arg));
+        } catch (e) {
+          settle(e ?? "thrown");
+          throw e;
+        }
+        if (!(step instanceof Promise)) return stepped(step);
+        return step.then(stepped, (e) => {
+          settle(e ?? "rejected");
+          throw e;
+        });
+      },
+    });
+  }
+  return gen;
 }
 
 function errorName(e: unknown): string {

@@ -1,0 +1,118 @@
+// traced() around a generator (an app's `async function*` that streams an answer): the span is the
+// generator's while it is iterated, so the calls made as the caller reads are its children, in its agent run.
+
+import type { CallRecordInput } from "@tollgate/core";
+import OpenAI from "openai";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
+import { agentRun, traced, wrapOpenAI } from "../src/index.js";
+
+let mock: MockUpstream;
+let openai: OpenAI;
+let sent: CallRecordInput[] = [];
+const sink = (r: CallRecordInput) => void sent.push(r);
+
+beforeAll(async () => {
+  mock = await startMockUpstream({ chunkDelayMs: 1 });
+  openai = wrapOpenAI(new OpenAI({ apiKey: "sk-test", maxRetries: 0, baseURL: `${mock.url}/v1` }), { sink });
+});
+beforeEach(() => {
+  sent = [];
+});
+afterAll(async () => {
+  await mock?.close();
+});
+
+const ask = (content: string) =>
+  openai.chat.completions.create({ model: "gpt-4.1-nano", messages: [{ role: "user", content }] });
+
+/** An app's streamed answer: a model call per part, each yielded once answered, `pauseMs` apart. */
+async function* answer(parts: number, pauseMs = 0): AsyncGenerator<string> {
+  for (let i = 0; i < parts; i++) {
+    const reply = await ask(`part ${i}`);
+    yield reply.choices[0]?.message.content ?? "";
+    await new Promise((r) => setTimeout(r, pauseMs));
+  }
+}
+
+/** A sync generator whose steps make calls that are read later (a call records as it is read). */
+function* answerSync(parts: number, made: Promise<unknown>[]): Generator<number> {
+  for (let i = 0; i < parts; i++) {
+    made.push(ask(`sync part ${i}`));
+    yield i;
+  }
+}
+
+const spans = () => sent.filter((r) => r.kind !== "llm");
+const calls = () => sent.filter((r) => r.kind === "llm");
+
+/** Waits for the records of the calls made. */
+async function recorded(llm: number): Promise<void> {
+  await expect.poll(() => calls().length).toBe(llm);
+}
+
+describe("traced() around a generator", () => {
+  it("an async generator read outside its agent run: its calls are the span's children, in its run; the span lasts the reading", async () => {
+    let runId = "";
+    const stream = await agentRun({ type: "answerer", limits: { max_llm_calls: 10 } }, async (run) => {
+      runId = run.id;
+      return traced(() => answer(3, 20), { name: "answer", kind: "agent", sink });
+    });
+    expect(spans()).toHaveLength(0); // not ended as the generator was returned
+    const parts: string[] = [];
+    for await (const part of stream) parts.push(part);
+    expect(parts).toHaveLength(3);
+    await recorded(3);
+    const [span] = spans();
+    expect(span).toMatchObject({ kind: "agent", status: "ok", agent_run_id: runId });
+    for (const call of calls())
+      expect(call).toMatchObject({
+        trace_id: span!.trace_id,
+        parent_span_id: span!.span_id,
+        agent_run_id: runId,
+      });
+    expect(Number(span!.ts_end) - Number(span!.ts_start)).toBeGreaterThanOrEqual(40); // two pauses of 20 ms at least
+    expect(spans()).toHaveLength(1);
+  });
+
+  it("a break in for await closes it: the span ends ok, once, with the calls made so far", async () => {
+    for await (const _ of traced(() => answer(5), { name: "answer", sink })) break;
+    await recorded(1);
+    expect(spans()).toMatchObject([{ status: "ok", metadata: { "span.name": "answer" } }]);
+    expect(calls()[0]!.parent_span_id).toBe(spans()[0]!.span_id);
+  });
+
+  it("a generator that throws ends its span as an error", async () => {
+    async function* failing(): AsyncGenerator<string> {
+      yield* answer(1);
+      throw new RangeError("no more");
+    }
+    const err = await (async () => {
+      for await (const _ of traced(() => failing(), { name: "answer", sink })) {
+      }
+    })().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RangeError);
+    await recorded(1);
+    expect(spans()).toMatchObject([{ status: "error", error_type: "RangeError" }]);
+    expect(calls()[0]!.parent_span_id).toBe(spans()[0]!.span_id);
+  });
+
+  it("a sync generator: each step inside the span, which ends when it finishes", async () => {
+    const made: Promise<unknown>[] = [];
+    const steps = traced(() => answerSync(2, made), { name: "steps", sink });
+    expect(steps.next()).toEqual({ value: 0, done: false });
+    expect(spans()).toHaveLength(0);
+    expect([...steps]).toEqual([1]);
+    expect(spans()).toMatchObject([{ status: "ok" }]);
+    await Promise.all(made);
+    await recorded(2);
+    for (const call of calls()) expect(call.parent_span_id).toBe(spans()[0]!.span_id);
+  });
+
+  it("a plain async function's span still ends when its promise settles", async () => {
+    const result = await traced(async () => (await ask("plain")).id, { name: "plain", sink });
+    expect(result).toEqual(expect.any(String));
+    expect(spans()).toHaveLength(1);
+    expect(calls()[0]!.parent_span_id).toBe(spans()[0]!.span_id);
+  });
+});

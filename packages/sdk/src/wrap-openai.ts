@@ -11,6 +11,7 @@ import {
 } from "./instrument/wrap.js";
 import { estimatorOf, roomOf, sinkOf, type WrapOptions } from "./setup.js";
 import { MAX_TIMER_MS } from "./timer-ms.js";
+import { wrapOnce } from "./wrap-once.js";
 
 interface OpenAILike {
   chat?: { completions?: unknown };
@@ -28,9 +29,14 @@ interface OpenAILike {
  * `responses.retrieve` finds it finished (the app's poll, or the client's own: `followBackgroundMs`); a batch's calls, as the app reads its output file
  * (`files.content`). The client is returned as it was, same type
  * and behaviour: streams still stream, errors are the SDK's own. Calls are attributed from the enclosing
- * `withAttribution` / `traced` / `agentRun` scopes.
+ * `withAttribution` / `traced` / `agentRun` scopes. Wrapped again with other options, it is a copy of the
+ * client that is wrapped and returned (wrapOnce).
  */
 export function wrapOpenAI<C extends object>(client: C, options: WrapOptions = {}): C {
+  return wrapOnce("wrapOpenAI", client, options, instrumentOpenAI);
+}
+
+function instrumentOpenAI(client: object, options: WrapOptions): void {
   const c = client as OpenAILike;
   const provider = options.provider ?? "openai";
   const sink: RecordSink = sinkOf(options);
@@ -66,7 +72,6 @@ export function wrapOpenAI<C extends object>(client: C, options: WrapOptions = {
   wrapModelCall(c.audio?.transcriptions, "create", { ...spec("openai.transcriptions"), upload: true }, sink);
   wrapModelCall(c.audio?.speech, "create", spec("openai.speech"), sink);
   wrapDerivedClients(client, (derived) => wrapOpenAI(derived, options));
-  return client;
 }
 
 /** How long a background response may go unpolled before the client polls it itself (WrapOptions). */

@@ -46,16 +46,28 @@ function wrapMethod(resource: unknown, name: string, wrap: (original: Method) =>
  * `client.withOptions(…)` makes a new client of the same class (another timeout, headers, retries), whose
  * resources are its own: it is returned wrapped as `client` is (`wrap`).
  */
-export function wrapDerivedClients(client: unknown, wrap: (derived: object) => object): boolean {
-  return wrapMethod(
-    client,
-    "withOptions",
-    (original) =>
-      function withOptions(this: unknown, ...args: unknown[]) {
-        const derived = original.apply(this, args);
-        return typeof derived === "object" && derived !== null ? wrap(derived) : derived;
-      },
-  );
+export function wrapDerivedClients(client: object, wrap: (derived: object) => object): boolean {
+  return wrapMethod(client, "withOptions", (original) => {
+    unwrappedWithOptions.set(client, original);
+    return function withOptions(this: unknown, ...args: unknown[]) {
+      const derived = original.apply(this, args);
+      return typeof derived === "object" && derived !== null ? wrap(derived) : derived;
+    };
+  });
+}
+
+/** Wrapped clients' own `withOptions`, which makes a copy of the client that is not wrapped. */
+const unwrappedWithOptions = new WeakMap<object, Method>();
+
+/** A copy of wrapped `client` (as the client's own `withOptions({})` makes it), not wrapped; null if it makes none. */
+export function unwrappedCopy(client: object): object | null {
+  let copy: unknown;
+  try {
+    copy = unwrappedWithOptions.get(client)?.call(client, {});
+  } catch {
+    return null; // AzureOpenAI's throws: it gives its constructor no apiVersion
+  }
+  return typeof copy === "object" && copy !== null ? copy : null;
 }
 
 /**

@@ -27,13 +27,58 @@ export function withTimeLeft(
   const left = Math.max(1, Math.floor(timeoutMs - waitedMs));
   const given = options as object | null | undefined;
   // A client that builds its attempts otherwise gets what is left for every attempt.
-  return timesFirstAttempts(clientOf(resource))
+  return seesAttempts(clientOf(resource))
     ? { ...given, [FIRST_ATTEMPT_TIMEOUT]: left }
     : { ...given, timeout: left };
 }
 
-/** The options key its first attempt's timeout goes to the client under (the SDKs copy the options as they are). */
+/** An attempt of a request, as its client built it: the retries made before it, its timeout, when it went. */
+export interface Attempt {
+  retryCount: number;
+  timeoutMs: number;
+  atMs: number;
+}
+
+/**
+ * `options` under which each attempt of the request is told to `watch` as its client builds it; as they are
+ * for a client that builds none so (seesAttempts).
+ */
+export function watchingAttempts(resource: unknown, options: unknown, watch: (a: Attempt) => void): unknown {
+  if (!seesAttempts(clientOf(resource))) return options;
+  return { ...(options as object | null | undefined), [ATTEMPT_WATCH]: watch };
+}
+
+/**
+ * The options of the app's own request, sent in place of `refused`, the attempt an upstream refused for
+ * what the wrapper changed (Prepare.refusedBy): one request to the app, as openai-node makes one, so it
+ * goes on with what is left of it: its first attempt with what is left of the refused one's timeout, its
+ * retries those the request had left (a refusal the app's request would not have met costs it none).
+ * As they are when no attempt was seen.
+ */
+export function inPlaceOf(resource: unknown, options: unknown, refused: Attempt | null): unknown {
+  if (!refused) return options;
+  const given = options as { maxRetries?: unknown } | null | undefined;
+  const maxRetries =
+    given?.maxRetries ?? (clientOf(resource) as { maxRetries?: unknown } | undefined)?.maxRetries;
+  const left = Math.max(1, Math.floor(refused.timeoutMs - (performance.now() - refused.atMs)));
+  return {
+    ...given,
+    [FIRST_ATTEMPT_TIMEOUT]: left,
+    ...(typeof maxRetries === "number" ? { maxRetries: Math.max(0, maxRetries - refused.retryCount) } : {}),
+  };
+}
+
+/**
+ * The options keys its first attempt's timeout, and the watcher of its attempts, go to the client under
+ * (the SDKs copy the options as they are).
+ */
 const FIRST_ATTEMPT_TIMEOUT = Symbol("tollgate.firstAttemptTimeout");
+const ATTEMPT_WATCH = Symbol("tollgate.attemptWatch");
+
+interface AttemptOptions {
+  [FIRST_ATTEMPT_TIMEOUT]?: number;
+  [ATTEMPT_WATCH]?: (a: Attempt) => void;
+}
 
 type BuildRequest = (options: unknown, attempt?: { retryCount?: number }) => unknown;
 type Built = { timeout?: number; req?: { headers?: unknown } };
@@ -41,27 +86,37 @@ type Built = { timeout?: number; req?: { headers?: unknown } };
 /** Where the SDKs tell the server an attempt's timeout, in whole seconds (when they tell it). */
 const TIMEOUT_HEADER = "x-stainless-timeout";
 
-const timing = new WeakSet<object>();
+const seeing = new WeakSet<object>();
 
 /**
- * Lets `client` give a request's first attempt the timeout its options carry under FIRST_ATTEMPT_TIMEOUT,
- * and name that one to the server. openai-node and anthropic-sdk build every attempt of a request with
- * `buildRequest(options, {retryCount})`, whose result names the attempt's timeout, and its request the
- * request's whole timeout in a header. False for a client that builds none so.
+ * Lets `client` give a request's first attempt the timeout its options carry under FIRST_ATTEMPT_TIMEOUT
+ * (and name that one to the server), and tell each attempt to the watcher under ATTEMPT_WATCH. openai-node
+ * and anthropic-sdk build every attempt of a request with `buildRequest(options, {retryCount})`, whose
+ * result names the attempt's timeout, and its request the request's whole timeout in a header. False for a
+ * client that builds none so.
  */
-function timesFirstAttempts(client: unknown): boolean {
+function seesAttempts(client: unknown): boolean {
   const c = client as { buildRequest?: BuildRequest } | undefined;
   if (typeof c?.buildRequest !== "function") return false;
-  if (timing.has(c)) return true;
+  if (seeing.has(c)) return true;
   const build = c.buildRequest;
   c.buildRequest = function buildRequest(this: unknown, options, attempt) {
     const built = build.call(this, options, attempt);
-    const first = (options as { [FIRST_ATTEMPT_TIMEOUT]?: number } | null)?.[FIRST_ATTEMPT_TIMEOUT];
-    if (first === undefined || (attempt?.retryCount ?? 0) > 0) return built;
-    const timed = (b: Built) => ({ ...b, timeout: first, req: namingTimeout(b.req, first) });
-    return built instanceof Promise ? built.then(timed) : timed(built as Built);
+    const { [FIRST_ATTEMPT_TIMEOUT]: first, [ATTEMPT_WATCH]: watch } = (options ?? {}) as AttemptOptions;
+    if (first === undefined && watch === undefined) return built;
+    const retryCount = attempt?.retryCount ?? 0;
+    const seen = (b: Built) => {
+      const timed =
+        first === undefined || retryCount > 0
+          ? b
+          : { ...b, timeout: first, req: namingTimeout(b.req, first) };
+      if (typeof timed.timeout === "number")
+        watch?.({ retryCount, timeoutMs: timed.timeout, atMs: performance.now() });
+      return timed;
+    };
+    return built instanceof Promise ? built.then(seen) : seen(built as Built);
   };
-  timing.add(c);
+  seeing.add(c);
   return true;
 }
 

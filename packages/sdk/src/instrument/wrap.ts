@@ -4,7 +4,13 @@ import { observeResumedStream, recordIfFinished } from "./background.js";
 import { observedResults, observeResultsFile, type Room } from "./batch-results.js";
 import type { CallSpec, PollOptions, RecordSink } from "./call.js";
 import { TrackedCall } from "./call.js";
-import { requestTimeoutOf, withTimeLeft } from "./request-timeout.js";
+import {
+  type Attempt,
+  inPlaceOf,
+  requestTimeoutOf,
+  watchingAttempts,
+  withTimeLeft,
+} from "./request-timeout.js";
 import { sentLater } from "./sent-later.js";
 import { upstreamOf } from "./upstream.js";
 
@@ -143,16 +149,23 @@ function send(
   };
   // A signal aborted by now (before the call, or since it was admitted): the SDK rejects it unsent.
   if (signalOf(options)?.aborted) call.unsent();
-  const sendAs = (body: Record<string, unknown>) => {
+  const sendAs = (body: Record<string, unknown>, as: unknown) => {
     try {
-      return original.call(resource, body, options);
+      return original.call(resource, body, as);
     } catch (e) {
       call.unsent(); // thrown before anything was sent (Anthropic's refusal of a long non-streamed call)
       throw e;
     }
   };
-  const sent = sendAs(prepared.body);
   const { refusedBy } = prepared;
+  // The attempt an upstream may refuse: the app's own request takes its place.
+  let last: Attempt | null = null;
+  const watched = refusedBy
+    ? watchingAttempts(resource, options, (a) => {
+        last = a;
+      })
+    : options;
+  const sent = sendAs(prepared.body, watched);
   const answered = (sent as { responsePromise?: unknown } | null)?.responsePromise;
   if (!refusedBy || !(answered instanceof Promise)) return observeApiPromise(sent, call, prepared.hideEvent);
   // Read as the APIPromise it will be once the answer says which: the one sent, or the app's own request.
@@ -164,7 +177,7 @@ function send(
     },
   );
   const resent = () => {
-    const again = sendAs(request);
+    const again = sendAs(request, inPlaceOf(resource, options, last));
     const taken = (again as { responsePromise?: unknown } | null)?.responsePromise;
     if (taken instanceof Promise)
       taken.then(

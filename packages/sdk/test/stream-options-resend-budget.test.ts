@@ -1,0 +1,96 @@
+// A streamed call whose upstream refuses the stream_options the wrapper added is sent again as the app made
+// it: one request to the app, so the re-send goes on with what is left of it (timeout and retries), as
+// openai-node would go on with one request, not with a fresh timeout and fresh retries.
+
+import type { CallRecordInput } from "@tollgate/core";
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { collect } from "../../server/test/helpers.js";
+import { type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
+import { wrapOpenAI } from "../src/index.js";
+
+let mock: MockUpstream;
+const sent: CallRecordInput[] = [];
+const sink = (r: CallRecordInput) => void sent.push(r);
+
+beforeAll(async () => {
+  mock = await startMockUpstream({ chunkDelayMs: 1 });
+});
+afterAll(async () => {
+  await mock?.close();
+});
+
+/**
+ * A wrapped client of an upstream that refuses stream_options (an api-version before 2024-09-01-preview,
+ * each test its own: an upstream is remembered once the app's request was taken there).
+ */
+const refusingClient = (apiVersion: string, timeout: number, maxRetries: number) =>
+  wrapOpenAI(
+    new OpenAI({
+      apiKey: "sk-test",
+      baseURL: `${mock.url}/v1`,
+      defaultQuery: { "api-version": apiVersion },
+      timeout,
+      maxRetries,
+    }),
+    { sink },
+  );
+
+const params = {
+  model: "gpt-4o-mini",
+  messages: [{ role: "user" as const, content: "Hi" }],
+  stream: true as const,
+};
+const requestsOf = (id: string) => mock.requests.filter((r) => r.headers["x-test-case"] === id);
+
+/** Streams the call through `client`, its error if it failed; one record of it either way. */
+async function streamed(client: OpenAI, headers: Record<string, string>): Promise<unknown> {
+  const before = sent.length;
+  const outcome = await client.chat.completions
+    .create(params, { headers })
+    .then((s) => collect(s))
+    .catch((e: unknown) => e);
+  await expect.poll(() => sent.length).toBe(before + 1);
+  return outcome;
+}
+
+describe("the app's own request sent again after a refusal of stream_options", () => {
+  it("goes with what is left of its attempt's timeout: the refusal took most of it", async () => {
+    const client = refusingClient("2024-06-01", 600, 0);
+    const started = performance.now();
+    // Each answer (the refusal too) comes 400 ms after its request: the re-send has 200 ms left.
+    const err = await streamed(client, { "x-test-case": "resend-timeout", "x-mock-headers-delay-ms": "400" });
+    expect(err).toBeInstanceOf(OpenAI.APIConnectionTimeoutError);
+    expect(performance.now() - started).toBeLessThan(780); // not 400 + 400 ms
+    expect(requestsOf("resend-timeout").map((r) => r.body.stream_options)).toEqual([
+      { include_usage: true },
+      undefined,
+    ]);
+    expect(sent.at(-1)).toMatchObject({ status: "error" });
+  });
+
+  it("goes with the retries the request had left: those made before the refusal are spent", async () => {
+    // Each request (the re-send's, another body, too) goes unanswered the first time it is seen.
+    const client = refusingClient("2024-02-01", 300, 1);
+    const err = await streamed(client, { "x-test-case": "resend-retries", "x-mock-scenario": "hang-once" });
+    expect(err).toBeInstanceOf(OpenAI.APIConnectionTimeoutError);
+    // Timed out, retried and refused; the app's own request then timed out with no retry left.
+    expect(requestsOf("resend-retries").map((r) => r.body.stream_options)).toEqual([
+      { include_usage: true },
+      { include_usage: true },
+      undefined,
+    ]);
+    expect(sent.at(-1)).toMatchObject({ status: "error" });
+  });
+
+  it("a request with retries left retries the re-send, and its answer reaches the app", async () => {
+    const client = refusingClient("2024-03-01-preview", 300, 2);
+    const chunks = await streamed(client, {
+      "x-test-case": "resend-retried",
+      "x-mock-scenario": "hang-once",
+    });
+    expect(Array.isArray(chunks)).toBe(true);
+    expect(requestsOf("resend-retried")).toHaveLength(4);
+    expect(sent.at(-1)).toMatchObject({ status: "ok", stream: true });
+  });
+});

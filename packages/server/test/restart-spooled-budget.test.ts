@@ -131,4 +131,30 @@ describe("calls spooled and not stored before a restart", () => {
       await rt.close();
     }
   });
+
+  it("count once when the store holds them already (stored, then a crash before their file was removed)", async () => {
+    const rt = await openRuntime({ dataDir: join(dir, "stored-too"), pricebookPath: null });
+    try {
+      await admin(rt, "POST", "/api/budgets", budget("f4"));
+      const engine = new PricingEngine();
+      const [stored, unstored] = [call("f4"), call("f4")].map((c) => {
+        const b = buildCallRecord({ ...c, agent_run_id: "run-f4" }, { workspaceId: "default", engine });
+        if (!b.ok) throw new Error(JSON.stringify(b.errors));
+        return b.record;
+      });
+      // A replay committed the first, and the process died before removing its file; at the next start
+      // the store refused the spool's drain (a disk still full), so both come from the spool.
+      await rt.store.append([stored!]);
+      await rt.guard.rebuild(["default"], [[stored!, unstored!]]);
+      const cost = stored!.cost_nanousd + unstored!.cost_nanousd;
+      expect((await admin(rt, "GET", "/api/budgets/f4")).spend_nanousd).toBe(String(cost));
+      // So does their agent run: two calls, not three.
+      expect((await admin(rt, "GET", "/api/runs/run-f4")).usage).toMatchObject({
+        llm_calls: 2,
+        cost_nanousd: String(cost),
+      });
+    } finally {
+      await rt.close();
+    }
+  });
 });

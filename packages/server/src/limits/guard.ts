@@ -874,7 +874,27 @@ export class SpendGuard {
         if (e.type === "run_killed")
           await this.store.kill(ws, runKey(runId), e.detail as unknown as KillReason);
     }
-    for (const calls of unstored) await this.observe(calls, { countRates: false });
+    for (const calls of unstored) await this.observe(await this.#notStored(calls), { countRates: false });
+  }
+
+  /**
+   * Of spooled calls, those the store does not hold: one it took before its spool file was removed (a crash
+   * in between, a batch spooled at shutdown that it committed all the same) counted with the store's spend.
+   * Should the store not say, all count: a rebuild is not dropped for a rare double count.
+   */
+  async #notStored(calls: readonly CallRecord[]): Promise<CallRecord[]> {
+    const out: CallRecord[] = [];
+    for (const [ws, counted] of this.#countedByWorkspace(calls)) {
+      const ids = counted.map((r) => r.event_id);
+      const stored = await this.events.storedIds(ws, ids).catch((e) => {
+        this.#log(
+          `limits: spooled calls count as not stored, the store did not say: ${(e as Error).message}`,
+        );
+        return new Set<string>();
+      });
+      for (const rec of counted) if (!stored.has(rec.event_id)) out.push(rec);
+    }
+    return out;
   }
 
   /**

@@ -59,7 +59,7 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
   let spool: Spool;
   try {
     if (store.shared) unlock = lockDataDir(opts.dataDir);
-    spool = new Spool(join(opts.dataDir, "spool"));
+    spool = new Spool(join(opts.dataDir, "spool"), (m) => console.error(`recording: ${m}`));
     const registry = await PolicyRegistry.open(store, opts.limitsPath ?? null);
     guard = new SpendGuard(await openLimitStore(opts.redisUrl ?? null), registry, store, engine, {
       // Every replica learns of a new budget within a refresh: two of them make the grace period.

@@ -341,13 +341,22 @@ describe("spool files", () => {
     mkdirSync(spoolDir, { recursive: true });
     const [a, b] = [built(3), built(4)];
     writeFileSync(join(spoolDir, "1-1-0.ndjson"), `${json(a)}\n{"event_id": oops\n${json(b)}\n`);
-    const reopened = new Spool(spoolDir);
+    const logged: string[] = [];
+    const reopened = new Spool(spoolDir, (m) => logged.push(m));
     expect(reopened.depth).toBe(3);
     expect(await drainAll(reopened)).toEqual([]); // this drain sets the bad line aside…
     expect(await drainAll(reopened)).toEqual([a, b]); // …the next stores the rest
     expect(reopened.depth).toBe(0);
     expect(readdirSync(spoolDir)).toEqual(["1-1-0.ndjson.bad"]);
     expect(readFileSync(join(spoolDir, "1-1-0.ndjson.bad"), "utf8")).toBe('{"event_id": oops\n');
+    // Said, once: those calls are stored by nobody else. The way back it names is one.
+    expect(logged).toEqual([
+      `1 spooled call records are damaged and NOT stored: set aside in ${join(spoolDir, "1-1-0.ndjson.bad")}. ` +
+        `A line repaired and put back in a file of ${spoolDir} named *.ndjson is stored at the next start`,
+    ]);
+    const repaired = built(18);
+    writeFileSync(join(spoolDir, "repaired.ndjson"), `${json(repaired)}\n`);
+    expect(await drainAll(new Spool(spoolDir))).toEqual([repaired]);
   });
 
   it("sets aside a damaged line the store refuses (it still parses), then stores the rest and the files after it", async () => {
@@ -359,8 +368,10 @@ describe("spool files", () => {
     writeFileSync(join(spoolDir, "2-1-0.ndjson"), `${json(c)}\n`);
     const store = await DuckDbStore.open(join(dir, "damaged-data"));
     const writer = new GroupCommitWriter(store);
-    const spool = new Spool(spoolDir);
+    const logged: string[] = [];
+    const spool = new Spool(spoolDir, (m) => logged.push(m));
     for (let i = 0; i < 2; i++) await spool.drain((records) => writer.write(records));
+    expect(logged).toEqual([expect.stringMatching(/^1 spooled call records are damaged and NOT stored: /)]);
     const stored = (await store.query({ workspaceId: "default" })).map((r) => r.event_id);
     expect(stored.sort()).toEqual([b.event_id, c.event_id].sort());
     expect(spool.depth).toBe(0);

@@ -39,7 +39,11 @@ export class Spool {
   #depth = 0;
   #seq = 0;
 
-  constructor(private readonly dir: string) {
+  /** `log` is told of each set-aside: the calls in it are not stored unless someone repairs them. */
+  constructor(
+    private readonly dir: string,
+    private readonly log: (msg: string) => void = () => {},
+  ) {
     mkdirSync(dir, { recursive: true });
     this.#salvage();
     for (const f of this.files()) this.#depth += lines(join(dir, f)).length;
@@ -103,6 +107,10 @@ export class Spool {
     if (good.length) this.#write(good);
     rmSync(path, { force: true });
     this.#depth -= bad.length;
+    this.log(
+      `${bad.length} spooled call records are damaged and NOT stored: set aside in ${path}.bad. A line repaired ` +
+        `and put back in a file of ${this.dir} named *.ndjson is stored at the next start`,
+    );
   }
 
   /** The readable records waiting on disk, a file at a time, left where they are. */

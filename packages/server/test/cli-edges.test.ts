@@ -1,12 +1,13 @@
 // The CLI as a platform engineer and a FinOps analyst meet it: usage errors, exit codes, and figures that
 // must agree with each other and with what was recorded.
+import { execFileSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { uuidv7 } from "@tollgate/core";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { cliOnScratchDir, spawnCli } from "./cli-run.js";
 
 const { dir, dataDir, tollgate } = cliOnScratchDir("tollgate-cli-edges-");
@@ -245,6 +246,53 @@ describe("a data dir that does not exist", () => {
     expect((await tollgate("--data-dir", missing, "budgets", "status")).code).toBe(0);
   });
 });
+
+describe("serve on a data dir it cannot write", () => {
+  const told = (data: string, why: string) =>
+    `error: data dir ${data} cannot be written: ${why}. Tollgate keeps its store and the calls it could not ` +
+    "store yet there: make it writable, or name another with --data-dir or TOLLGATE_DATA_DIR\n";
+  /** `serve` on each data dir fails at once with `why`, no stack (exit 1). */
+  async function refused(dataDirs: string[], why: string, as: { uid?: number; gid?: number } = {}) {
+    for (const data of dataDirs) {
+      const r = await spawnCli(["--data-dir", data, "serve", "--port", "0"], { ...as, timeoutMs: 20_000 });
+      expect(r.code, r.err).toBe(1);
+      expect(r.err).toBe(told(data, why));
+    }
+  }
+
+  it("one it may not write, to make or made: permission denied", async () => {
+    const place = mkdtempSync(join(tmpdir(), "tollgate-unwritable-"));
+    try {
+      chmodSync(place, 0o555);
+      // Root writes anywhere: run as nobody then.
+      const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+      await refused([join(place, "data"), place], "permission denied", asNobody);
+    } finally {
+      rmSync(place, { recursive: true, force: true });
+    }
+  });
+
+  const readOnly = readOnlyMount();
+  it.skipIf(readOnly === null)(
+    "one on a read-only mount, to make or made: not Node's ENOENT nor DuckDB's IO error",
+    async () => {
+      await refused([join(readOnly!, "data"), readOnly!], "a read-only file system");
+    },
+  );
+});
+
+/** An empty read-only tmpfs, where the machine lets us mount one (root with CAP_SYS_ADMIN). */
+function readOnlyMount(): string | null {
+  const at = join(dir, "read-only");
+  mkdirSync(at);
+  try {
+    execFileSync("mount", ["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", at], { stdio: "ignore" });
+  } catch {
+    return null;
+  }
+  afterAll(() => execFileSync("umount", ["-l", at]));
+  return at;
+}
 
 describe("serve where it cannot listen", () => {
   it("says why and what to do, no stack: a port in use (exit 1), a --host not of this machine (exit 2)", async () => {

@@ -14,6 +14,7 @@ import { backgroundNiceFrom, lowerBackgroundThreads } from "../thread-priority.j
 import { appClient } from "./client.js";
 import { CliError, type GlobalOpts, runtimeOptions } from "./common.js";
 import { demoDays, demoNextStep, runDemo } from "./demo.js";
+import { writableDataDir } from "./writable-data-dir.js";
 
 export function registerServe(program: Command): void {
   program
@@ -134,6 +135,7 @@ ClickHouse (environment; with --clickhouse or TOLLGATE_CLICKHOUSE_URL):
         } catch (e) {
           throw new CliError((e as Error).message, 2);
         }
+        writableDataDir(ro.dataDir);
         limitHeapGrowth(heapGrowth);
         const { runtime, url, stop } = await startServer({
           ...ro,

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildCallRecord, type CallRecord, PricingEngine, uuidv7 } from "@tollgate/core";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { Recorder } from "../src/gateway/recorder.js";
 import { Spool } from "../src/gateway/spool.js";
 import { GroupCommitWriter } from "../src/ingest/writer.js";
@@ -449,6 +449,25 @@ describe("spool files", () => {
     expect(spool.depth).toBe(2);
     expect(readdirSync(spoolDir).some((f) => f.endsWith(".tmp"))).toBe(false);
     expect(await drainAll(spool)).toEqual([a, b]);
+  });
+
+  it("never writes over a spool file of the same name (a restart under the same pid, a clock stepped back)", async () => {
+    const spoolDir = join(dir, "same-name");
+    mkdirSync(spoolDir, { recursive: true });
+    const earlier = built(8);
+    // What an earlier process of this pid (pid 1 in a container) left in the same millisecond, its count at 0.
+    const now = vi.spyOn(Date, "now").mockReturnValue(1_700_000_000_000);
+    try {
+      writeFileSync(join(spoolDir, `1700000000000-${process.pid}-0.ndjson`), `${json(earlier)}\n`);
+      writeFileSync(join(spoolDir, `1700000000000-${process.pid}-1.ndjson.tmp`), "");
+      const spool = new Spool(spoolDir);
+      const later = built(9);
+      spool.spill([later]);
+      expect(spool.depth).toBe(2);
+      expect(await drainAll(spool)).toEqual([earlier, later]);
+    } finally {
+      now.mockRestore();
+    }
   });
 });
 

@@ -127,7 +127,7 @@ export class Spool {
   /** NDJSON lines written aside in full, fsynced, then renamed (and the rename synced): a file is whole or absent. */
   #write(lines: readonly string[]): void {
     const bytes = Buffer.from(`${lines.join("\n")}\n`);
-    const name = `${Date.now()}-${process.pid}-${this.#seq++}.ndjson`;
+    const name = this.#freshName();
     const tmp = join(this.dir, `${name}.tmp`);
     try {
       const fd = openSync(tmp, "w");
@@ -144,6 +144,18 @@ export class Spool {
       throw e;
     }
     syncDir(this.dir);
+  }
+
+  /**
+   * A name no file of the spool has: the rename would replace one silently. A process that starts again
+   * under the same pid (pid 1 in a container) counts from 0 again, and a clock stepped back may give the
+   * same millisecond.
+   */
+  #freshName(): string {
+    for (;;) {
+      const name = `${Date.now()}-${process.pid}-${this.#seq++}.ndjson`;
+      if (!existsSync(join(this.dir, name)) && !existsSync(join(this.dir, `${name}.tmp`))) return name;
+    }
   }
 
   /**

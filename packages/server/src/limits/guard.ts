@@ -242,6 +242,8 @@ export class SpendGuard {
   readonly #ttl: number;
   readonly #log: (msg: string) => void;
   readonly #now: () => number;
+  /** When this guard started: a volatile store's charge markers from before went with the last process. */
+  readonly #startedAt: number;
   #lastOutageEvent = 0;
   /**
    * Settles and charges that failed: a call's cost must still reach its budgets (the store applies a
@@ -285,6 +287,7 @@ export class SpendGuard {
     this.#ttl = opts.reservationTtlMs ?? 60 * 60_000;
     this.#log = opts.log ?? ((m) => console.error(m));
     this.#now = opts.now ?? Date.now;
+    this.#startedAt = this.#now();
     this.#unwritten = new RetryQueue(this.#log);
     this.#shared = store.volatile
       ? null
@@ -336,6 +339,22 @@ export class SpendGuard {
       } catch (e) {
         this.#log(`limits: a listener of run releases failed: ${(e as Error).message}`);
       }
+  }
+
+  /**
+   * Whether the limits backend may no longer know a record that may be made again (CallOutcome.recurs), of
+   * a call made at `ts`, as charged (a call is charged no earlier than it is made): charged over
+   * RECURRING_MS ago (its marker lapsed), before this process started (a volatile store's markers went with
+   * the last one), or before the newest marker the store let go (memory keeps the last 100,000). Made again
+   * then, it would count again in the windows that still hold its call (a month's, a lifetime): only the
+   * event store can tell that it is recorded already. A call made since needs no such lookup.
+   */
+  chargeMayBeForgotten(ts: number): boolean {
+    return (
+      ts <= this.#now() - RECURRING_MS ||
+      ts <= this.store.markersKeptAfter ||
+      (this.store.volatile && ts < this.#startedAt)
+    );
   }
 
   /** Lets budgets added while running be seeded exactly (see #seedLive); without it they are seeded as at start. */

@@ -5,11 +5,20 @@
  */
 export class LapsingKeys {
   readonly #kept = new Map<string, { since: number; until: number }>();
+  #keptAfter = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly max: number) {}
 
   get size(): number {
     return this.#kept.size;
+  }
+
+  /**
+   * Every key added after this instant is kept until it lapses (or is taken): when the newest key let go
+   * past `max` was added (-Infinity: none was).
+   */
+  get keptAfter(): number {
+    return this.#keptAfter;
   }
 
   /** Keeps `key` from `now` until `until` (renewed: last in line), dropping the keys lapsed by `now`. */
@@ -20,7 +29,11 @@ export class LapsingKeys {
     }
     this.#kept.delete(key);
     this.#kept.set(key, { since: now, until });
-    if (this.#kept.size > this.max) this.#kept.delete(this.#kept.keys().next().value!);
+    if (this.#kept.size > this.max) {
+      const [oldest, { since }] = this.#kept.entries().next().value!;
+      this.#kept.delete(oldest);
+      this.#keptAfter = Math.max(this.#keptAfter, since);
+    }
   }
 
   /** When `key` was added, if it is kept and has not lapsed by `now`. */

@@ -107,6 +107,11 @@ export class MemoryLimitStore implements LimitStore {
   readonly #charged = new LapsingKeys(MAX_CHARGED);
   #nextPrune = 0;
 
+  /** The charge markers kept are those of the last MAX_CHARGED charges: older ones may be gone. */
+  get markersKeptAfter(): number {
+    return this.#charged.keptAfter;
+  }
+
   admit(req: AdmitRequest): Promise<AdmitResult> {
     return Promise.resolve(this.#admit(req));
   }

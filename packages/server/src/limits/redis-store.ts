@@ -86,6 +86,8 @@ const strCeilings = (c: Ceilings) => Object.fromEntries(Object.entries(c).map(([
 export class RedisLimitStore implements LimitStore {
   readonly name = "redis";
   readonly volatile = false;
+  /** Redis keeps each marker until it lapses. */
+  readonly markersKeptAfter = Number.NEGATIVE_INFINITY;
 
   private constructor(private readonly redis: Redis) {
     redis.defineCommand("tgAdmit", { lua: ADMIT });

@@ -194,6 +194,13 @@ export interface LimitStore {
   readonly name: "memory" | "redis";
   /** True when counters start empty and must be rebuilt from stored events (memory). */
   readonly volatile: boolean;
+  /**
+   * Every charge marker (by event id: a charge's, a settle's naming its record) set after this instant is
+   * kept until it lapses; one set before may be gone: memory keeps those of the last 100,000 charges (this
+   * is when the newest it let go was set). -Infinity: none let go (Redis keeps each until it lapses). A
+   * volatile store's go with it at a restart, too.
+   */
+  readonly markersKeptAfter: number;
   admit(req: AdmitRequest): Promise<AdmitResult>;
   /**
    * Applies once per reservation id: a settle that failed is retried, and may have run (its reply lost).

@@ -118,7 +118,7 @@ export interface GatewayDeps {
   metrics: GatewayMetrics;
   guard: SpendGuard;
   /** Where a finished background response's record may already be (another replica's, its stream's). */
-  store: Pick<EventStore, "query">;
+  store: Pick<EventStore, "query" | "storedIds">;
   /** Stores the calls of batch results downloaded through the gateway. */
   batches: BatchRecords;
   /** What an operator should know (the CLI's pino logger). */
@@ -1508,6 +1508,16 @@ export class Gateway {
     // Already recorded elsewhere: by another replica's poll, before a restart, or from its own stream.
     const prior = await this.#recordsOfResponse(owner.workspaceId, response.id, createdMs);
     if (prior.some(unheld ? (r) => r.kind === "llm" : billsResponse)) return letGo();
+    // Found nothing (the store too late to answer), it is recorded again: its budgets count it once by its
+    // event id while the limits backend knows it charged. Past that (a week on, a restart of the embedded
+    // default), they would count it again in the windows still holding it (a month's, a lifetime): its
+    // event id is looked up (a key read) where the store has room for that now. A response made since is not.
+    if (
+      !prior.length &&
+      this.deps.guard.chargeMayBeForgotten(createdMs) &&
+      (await this.#storedAlready(owner.workspaceId, response.id))
+    )
+      return letGo();
     // Submitted through another replica (or before a restart): recorded for its submission as stored,
     // so its agent run and attribution get its cost whoever polls.
     const submission = here ? undefined : prior.find((r) => r.kind === "other");
@@ -1609,7 +1619,8 @@ export class Gateway {
    * The records of a background response in the store (its submission's, its own): around its creation
    * (ClickHouse reads the days asked for, not the whole workspace), and not for long, its turn included
    * while the store has many such reads still to answer: past that it is recorded anyway (the store keeps
-   * one record under its event id, and budgets count it once per event id: CallOutcome.recurs).
+   * one record under its event id, and budgets count it once per event id: CallOutcome.recurs; past what
+   * the limits backend knows charged, once its event id is not found stored: #storedAlready).
    */
   #recordsOfResponse(workspaceId: string, id: string, createdMs: number): Promise<CallRecord[]> {
     const filter = {
@@ -1620,6 +1631,15 @@ export class Gateway {
       limit: 10,
     };
     return this.#lookups.find(() => this.deps.store.query(filter));
+  }
+
+  /** Whether the store holds the response's llm record (by its event id): false when it does not say. */
+  async #storedAlready(workspaceId: string, id: string): Promise<boolean> {
+    const eventId = responseEventId(workspaceId, id);
+    const found = await this.#lookups.findIfRoom(async () => [
+      ...(await this.deps.store.storedIds(workspaceId, [eventId])),
+    ]);
+    return found.length > 0;
   }
 
   /**

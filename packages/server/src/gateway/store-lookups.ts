@@ -41,6 +41,11 @@ export class StoreLookups {
     });
   }
 
+  /** What `read` finds, as find() does, where the store has room for it now; else nothing, at once. */
+  findIfRoom<T>(read: () => Promise<T[]>): Promise<T[]> {
+    return this.#inFlight < this.max ? this.find(read) : Promise.resolve([]);
+  }
+
   /** A read is answered: the oldest waiting takes its turn. */
   #done(): void {
     this.#inFlight--;

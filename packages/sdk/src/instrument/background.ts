@@ -62,7 +62,7 @@ const outsideScopes = new AsyncResource("tollgate.background-poll");
  */
 export function backgroundPolls(responses: unknown, firstMs: number): BackgroundPolls | undefined {
   type Retrieve = (id: string, query: object, options: PollOptions) => PromiseLike<unknown>;
-  const retrieve = () => (responses as { retrieve?: Retrieve }).retrieve;
+  const retrieve = () => (responses as { retrieve?: Retrieve } | null | undefined)?.retrieve;
   if (firstMs <= 0 || typeof retrieve() !== "function") return undefined;
   const follower = new BackgroundFollower({ firstMs, maxMs: FOLLOW_MAX_MS, giveUpMs: FOLLOW_GIVE_UP_MS });
   const poll = async (id: string, request: PollOptions): Promise<FollowOutcome> => {

@@ -19,8 +19,10 @@ export function wrapOnce<C extends object>(
 ): C {
   const first = wrappedWith.get(client);
   if (first === undefined) {
-    wrappedWith.set(client, options);
-    instrument(client, options);
+    // As they are now: an options object the app changes later is other options (and its clients keep these).
+    const own = keptOf(options);
+    wrappedWith.set(client, own);
+    instrument(client, own);
     return client;
   }
   if (sameOptions(first, options)) return client;
@@ -33,8 +35,21 @@ export function wrapOnce<C extends object>(
   return wrapOnce(what, copy, options, instrument);
 }
 
+/** Every field of WrapOptions (the compiler says when one is missing): what a wrap's records depend on. */
+const FIELDS = Object.keys({
+  provider: true,
+  exporter: true,
+  sink: true,
+  estimateCost: true,
+  followBackgroundMs: true,
+} satisfies Record<keyof WrapOptions, true>) as (keyof WrapOptions)[];
+
+/** The fields of `options` as they are now (read as the wrap reads them: a getter's, an inherited one's too). */
+function keptOf(options: WrapOptions): WrapOptions {
+  return Object.fromEntries(FIELDS.map((f) => [f, options[f]]).filter(([, v]) => v !== undefined));
+}
+
 /** Options that record alike: each field the same (a field left out is the same as undefined). */
 function sameOptions(a: WrapOptions, b: WrapOptions): boolean {
-  const fields = new Set([...Object.keys(a), ...Object.keys(b)]) as Set<keyof WrapOptions>;
-  return [...fields].every((f) => Object.is(a[f], b[f]));
+  return FIELDS.every((f) => Object.is(a[f], b[f]));
 }

@@ -60,6 +60,31 @@ describe("a client wrapped twice", () => {
     expect(a.records).toHaveLength(1);
   });
 
+  it("with the same options object, changed since the first wrap: other options, so a copy records by them; the client and its derived clients still by the first", async () => {
+    const a = recorder();
+    const b = recorder();
+    const client = newOpenAI();
+    const options = { sink: a.sink };
+    wrapOpenAI(client, options);
+    options.sink = b.sink;
+    const second = wrapOpenAI(client, options);
+    expect(second).not.toBe(client);
+    await chat(second);
+    await chat(client);
+    await chat(client.withOptions({ timeout: 30_000 }));
+    expect([a.records.length, b.records.length]).toEqual([2, 1]);
+  });
+
+  it("options whose fields are inherited (Object.create of the app's defaults): recorded by them, wrapped twice the client itself", async () => {
+    const a = recorder();
+    const client = newOpenAI();
+    const defaults = { sink: a.sink };
+    expect(wrapOpenAI(client, Object.create(defaults))).toBe(client);
+    expect(wrapOpenAI(client, Object.create(defaults))).toBe(client);
+    await chat(client);
+    expect(a.records).toHaveLength(1);
+  });
+
   it("an Anthropic client too", async () => {
     const a = recorder();
     const b = recorder();

@@ -1,7 +1,7 @@
 import { unwrappedCopy } from "./instrument/wrap.js";
 import type { WrapOptions } from "./setup.js";
 
-/** The options each client was wrapped with (wrapOpenAI, wrapAnthropic). */
+/** The options each client was wrapped with (wrapOpenAI, wrapAnthropic, wrapOpenAIRealtime). */
 const wrappedWith = new WeakMap<object, WrapOptions>();
 
 /**

@@ -11,6 +11,7 @@ import {
 import { AgentRunHeldError, AgentRunKilledError } from "./agent-run.js";
 import { type CallSpec, TrackedCall } from "./instrument/call.js";
 import { estimatorOf, sinkOf, type WrapOptions } from "./setup.js";
+import { wrapOnce } from "./wrap-once.js";
 
 /** What is used of the `openai` SDK's Realtime clients (`OpenAIRealtimeWS`, `OpenAIRealtimeWebSocket`). */
 interface RealtimeLike {
@@ -27,11 +28,17 @@ const WRAPPED = Symbol.for("tollgate.wrapped.realtime");
  * Records the calls of an `openai` Realtime session, as the gateway records them: each response (its
  * `response.done` usage, the model the session names) and each input-audio transcription (a call of the
  * transcription model). They are attributed, and counted to their agent run, as calls made where the
- * session was wrapped. The session is returned as it was.
+ * session was wrapped. The session is returned as it was. Wrapped again with the same options, it is
+ * returned as it is; with others, refused (wrapOnce): a session makes no copy of itself to wrap with them.
  */
 export function wrapOpenAIRealtime<S extends RealtimeLike>(session: S, options: WrapOptions = {}): S {
-  const marked = session as S & { [WRAPPED]?: true };
-  if (marked[WRAPPED]) return session;
+  return wrapOnce("wrapOpenAIRealtime", session, options, instrumentRealtime);
+}
+
+function instrumentRealtime(session: RealtimeLike, options: WrapOptions): void {
+  // Wrapped by another copy of this SDK (wrapOnce knows its own): recorded once all the same.
+  const marked = session as RealtimeLike & { [WRAPPED]?: true };
+  if (marked[WRAPPED]) return;
   Object.defineProperty(marked, WRAPPED, { value: true });
   const sink = sinkOf(options);
   const spec: CallSpec = {
@@ -116,7 +123,6 @@ export function wrapOpenAIRealtime<S extends RealtimeLike>(session: S, options: 
       tracked.finish({ usage: null, httpStatus: null, requestId: id, errorType: "session_closed" });
     open.clear();
   });
-  return session;
 }
 
 /** A usage read that does not throw: an unknown shape records the call without it. */

@@ -94,15 +94,27 @@ describe("wrapOpenAIRealtime", () => {
 describe("wrapOpenAIRealtime (review)", () => {
   it("wrapped twice, records each response once (as a client wrapped twice does)", async () => {
     const sent: CallRecordInput[] = [];
-    const rt = wrapOpenAIRealtime(wrapOpenAIRealtime(realtimeClient({}), { sink: (r) => sent.push(r) }), {
-      sink: (r) => sent.push(r),
-    });
+    const sink = (r: CallRecordInput) => void sent.push(r);
+    const rt = wrapOpenAIRealtime(wrapOpenAIRealtime(realtimeClient({}), { sink }), { sink });
     await opened(rt);
     const done = new Promise<void>((r) => rt.on("response.done", () => r()));
     rt.send({ type: "response.create" });
     await done;
     rt.close();
     expect(sent.map((r) => r.request_id)).toHaveLength(1); // was 2: the response's cost twice
+  });
+
+  it("wrapped again with other options (another sink): refused, as a client that makes no copy of itself is, not recorded by the first silently", async () => {
+    const first: CallRecordInput[] = [];
+    const rt = wrapOpenAIRealtime(realtimeClient({}), { sink: (r) => void first.push(r) });
+    await opened(rt);
+    try {
+      expect(() => wrapOpenAIRealtime(rt, { sink: () => {} })).toThrow(
+        /wrapOpenAIRealtime: .*wrapped already, with other options/,
+      );
+    } finally {
+      rt.close();
+    }
   });
 
   it("a response under way when the app closes the session is recorded, cut off (as the gateway records it)", async () => {

@@ -19,8 +19,9 @@ export interface TracedOptions extends Pick<WrapOptions, "exporter" | "sink"> {
  * Runs `fn` as a span of the current trace (a new trace at the top): LLM calls and spans inside it
  * become its children, and it is recorded itself (kind agent/tool/other, never priced) when it ends,
  * with its duration and whether it threw. Returns what `fn` returns (a provider SDK's APIPromise itself). A
- * generator `fn` returns (an `async function*` that streams an answer) is the span's while it is iterated:
- * each step runs inside it, and the span ends when the generator finishes, throws or is closed.
+ * generator `fn` returns (an `async function*` that streams an answer), or its promise resolves to, is the
+ * span's while it is iterated: each step runs inside it, and the span ends when the generator finishes,
+ * throws or is closed.
  */
 export function traced<T>(fn: () => T, options: TracedOptions): T {
   const outer = currentScope();
@@ -59,10 +60,14 @@ export function traced<T>(fn: () => T, options: TracedOptions): T {
   }
   if (isApiPromise(result)) return endWhenRead(result, end);
   // Its body runs in whoever's context calls next(): each step is put back in the span's (agent run and all).
-  if (isGenerator(result)) return endWhenIterated(result, inSpan(AsyncLocalStorage.snapshot), end);
+  const iterated = <G extends AnyGenerator>(gen: G): G =>
+    endWhenIterated(gen, inSpan(AsyncLocalStorage.snapshot), end);
+  if (isGenerator(result)) return iterated(result);
   if (result instanceof Promise)
     return result.then(
+      // An async function that returns a generator (its set-up awaited first): the span is the generator's.
       (value) => {
+        if (isGenerator(value)) return iterated(value);
         end(undefined);
         return value;
       },

@@ -109,6 +109,24 @@ describe("traced() around a generator", () => {
     for (const call of calls()) expect(call.parent_span_id).toBe(spans()[0]!.span_id);
   });
 
+  it("an async function that returns a generator (its set-up awaited first): the span is the generator's, not ended as the promise settles", async () => {
+    const stream = await traced(
+      async () => {
+        await ask("set-up");
+        return answer(2, 20);
+      },
+      { name: "answer", sink },
+    );
+    expect(spans()).toHaveLength(0);
+    for await (const _ of stream) {
+    }
+    await recorded(3);
+    const [span] = spans();
+    expect(span).toMatchObject({ status: "ok" });
+    for (const call of calls()) expect(call.parent_span_id).toBe(span!.span_id);
+    expect(Number(span!.ts_end) - Number(span!.ts_start)).toBeGreaterThanOrEqual(40);
+  });
+
   it("a plain async function's span still ends when its promise settles", async () => {
     const result = await traced(async () => (await ask("plain")).id, { name: "plain", sink });
     expect(result).toEqual(expect.any(String));

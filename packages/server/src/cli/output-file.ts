@@ -86,23 +86,67 @@ const DIRECTORY_IN_ITS_PLACE = {
   fix: "move that directory away, or write elsewhere",
 };
 
+/** A rename of `file`'s (into place, or aside) that failed, said as which file, why and what to do (exit 1). */
+function renameFailure(file: string, e: unknown): unknown {
+  const said = writeFailure(file, e); // a full disk, a file system turned read-only, …
+  return said !== e
+    ? said
+    : failure(file, { why: whyCannotCreate(e, "its directory"), fix: "write elsewhere" });
+}
+
+/** Renames `partial` to `file`, said as renameFailure says it if it cannot be, not as Node's raw error. */
+function renameTo(file: string, partial: string): void {
+  try {
+    renameSync(partial, file);
+  } catch (e) {
+    throw renameFailure(file, e);
+  }
+}
+
+/** Moves `file` to `aside`: whether it was there to move. */
+function moveAside(file: string, aside: string): boolean {
+  try {
+    renameSync(file, aside);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw renameFailure(file, e);
+  }
+}
+
 /**
- * Renames each complete file (`[partial, file]`) into place, in order; one that cannot be is said as which
- * file, why and what to do (exit 1), as a failed write is (writeFailure), not as Node's raw error.
+ * Renames an export's complete files into place: its metadata (`[partial, file]`), if any, then its data
+ * file, the one a reader takes for the export. The previous metadata is moved aside (`<file>.previous`), not
+ * replaced, and put back if the data file cannot be renamed after it (an immutable file, another user's in
+ * a sticky directory): no metadata is left beside data it does not describe (at most, for a moment, none is).
  */
-function renameIntoPlace(renames: [partial: string, file: string][]): void {
-  // Every place looked at before any file is replaced: a directory in the data file's place would otherwise
-  // fail its rename only once the metadata's had replaced the previous export's.
-  for (const [, file] of renames) if (isDirectory(file)) throw failure(file, DIRECTORY_IN_ITS_PLACE);
-  for (const [partial, file] of renames)
+function renameIntoPlace(
+  data: [partial: string, file: string],
+  meta: [partial: string, file: string] | null,
+) {
+  // Every place looked at before any file is moved: a directory in the data file's place is said at once.
+  for (const [, file] of meta ? [meta, data] : [data])
+    if (isDirectory(file)) throw failure(file, DIRECTORY_IN_ITS_PLACE);
+  if (!meta) return renameTo(data[1], data[0]);
+  const [metaPartial, metaFile] = meta;
+  const aside = `${metaFile}.previous`;
+  const hadPrevious = moveAside(metaFile, aside);
+  try {
+    renameTo(metaFile, metaPartial);
+    renameTo(data[1], data[0]);
+  } catch (e) {
     try {
-      renameSync(partial, file);
-    } catch (e) {
-      const said = writeFailure(file, e); // a full disk, a file system turned read-only, …
-      throw said !== e
-        ? said
-        : failure(file, { why: whyCannotCreate(e, "its directory"), fix: "write elsewhere" });
+      if (hadPrevious) renameSync(aside, metaFile);
+      else rmSync(metaFile, { force: true });
+    } catch (undone) {
+      throw new CliError(
+        `${(e as Error).message}; but ${metaFile} could not be put back as it was (${whyCannotCreate(undone, "its directory")}) and is this export's metadata, which does not describe ${data[1]}: ${hadPrevious ? `rename ${aside} to ${metaFile}` : `remove ${metaFile}`}`,
+        1,
+      );
     }
+    throw e;
+  }
+  if (hadPrevious) rmSync(aside, { force: true });
 }
 
 /**
@@ -134,16 +178,7 @@ export function outputFile(given: string, withMeta = false): OutputFile {
   return {
     partial,
     meta,
-    // The metadata first: the data file, renamed last, is the one a reader takes for the export.
-    complete: () =>
-      renameIntoPlace(
-        meta
-          ? [
-              [meta.partial, meta.file],
-              [partial, out],
-            ]
-          : [[partial, out]],
-      ),
+    complete: () => renameIntoPlace([partial, out], meta && [meta.partial, meta.file]),
     discard: () => {
       cancelCleanup();
       remove();

@@ -11,6 +11,9 @@ export function whyCannotCreate(e: unknown, place: "it" | "its directory"): stri
     ENOENT: `${place} does not exist`,
     ENOTDIR: `${place} is not a directory`,
     EACCES: "permission denied",
+    // Refused whatever the permission bits say, to root too: renaming over such a file, or creating in such a directory.
+    EPERM:
+      "not permitted (an immutable or append-only file or directory, or another user's file in a sticky directory such as /tmp)",
     EROFS: "a read-only file system",
   };
   return (Object.hasOwn(why, code) ? why[code] : whyWriteFails(code)) ?? message;

@@ -1,0 +1,110 @@
+// An export's data file whose rename is refused after its metadata's was made (EPERM: an immutable file, or
+// another user's in a sticky directory; refused to root too): the previous metadata is put back, so no
+// metadata is left beside data it does not describe, and the failure says which file, why and what to do.
+// The refusal is injected into node:fs's renameSync: permission bits refuse nothing to root, and marking a
+// file immutable needs root and a file system that has the attribute.
+
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
+import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
+
+/** Renames the test refuses, by their source and target; none unless a test sets it. */
+const refusal = vi.hoisted(() => ({ refuses: null as ((from: string, to: string) => boolean) | null }));
+
+vi.mock("node:fs", async (importOriginal) => {
+  const fs = await importOriginal<typeof import("node:fs")>();
+  const renameSync: typeof fs.renameSync = (from, to) => {
+    if (refusal.refuses?.(String(from), String(to)))
+      throw Object.assign(new Error(`EPERM: operation not permitted, rename '${from}' -> '${to}'`), {
+        code: "EPERM",
+      });
+    fs.renameSync(from, to);
+  };
+  return { ...fs, renameSync, default: { ...fs, renameSync } };
+});
+
+const { CliError } = await import("../src/cli/common.js");
+const { outputFile } = await import("../src/cli/output-file.js");
+
+const dir = mkdtempSync(join(tmpdir(), "tollgate-output-file-refused-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(() => {
+  refusal.refuses = null;
+});
+
+const NOT_PERMITTED =
+  "not permitted (an immutable or append-only file or directory, or another user's file in a sticky directory such as /tmp)";
+
+/** A CSV export to `out` with its metadata, written whole, completed; what it threw (message, exit code). */
+function completedExport(out: string): unknown {
+  const output = outputFile(out, true);
+  writeFileSync(output.partial, "this export\n");
+  writeFileSync(output.meta!.partial, "this export's metadata\n");
+  try {
+    output.complete();
+    return "completed";
+  } catch (e) {
+    return e instanceof CliError ? [e.message, e.exitCode] : e;
+  } finally {
+    output.discard();
+  }
+}
+
+/** The files of `out`'s directory that are `out`'s (its metadata, partial files, a metadata moved aside). */
+const filesOf = (out: string) =>
+  readdirSync(join(out, ".."))
+    .filter((f) => f.startsWith(basename(out)))
+    .sort();
+
+describe("an export whose data file cannot be renamed into place after its metadata was", () => {
+  it("puts the previous metadata back beside the previous data file, and says why and what to do", () => {
+    const out = join(dir, "kept.csv");
+    writeFileSync(out, "the previous export\n");
+    writeFileSync(`${out}.meta.json`, "the previous export's metadata\n");
+    refusal.refuses = (_, to) => to === out;
+    const failed = completedExport(out);
+    expect(readFileSync(out, "utf8")).toBe("the previous export\n");
+    expect(readFileSync(`${out}.meta.json`, "utf8")).toBe("the previous export's metadata\n");
+    expect(filesOf(out)).toEqual(["kept.csv", "kept.csv.meta.json"]);
+    expect(failed).toEqual([
+      `cannot write ${out}: ${NOT_PERMITTED}; nothing was kept of it: write elsewhere`,
+      1,
+    ]);
+  });
+
+  it("leaves no metadata where there was none before", () => {
+    const out = join(dir, "first.csv");
+    writeFileSync(out, "a file the export would have replaced\n");
+    refusal.refuses = (_, to) => to === out;
+    const failed = completedExport(out);
+    expect(existsSync(`${out}.meta.json`)).toBe(false);
+    expect(filesOf(out)).toEqual(["first.csv"]);
+    expect(failed).toEqual([
+      `cannot write ${out}: ${NOT_PERMITTED}; nothing was kept of it: write elsewhere`,
+      1,
+    ]);
+  });
+
+  it("says which file to put back by hand when the previous metadata cannot be put back either", () => {
+    const out = join(dir, "stuck.csv");
+    writeFileSync(out, "the previous export\n");
+    writeFileSync(`${out}.meta.json`, "the previous export's metadata\n");
+    refusal.refuses = (from, to) => to === out || from === `${out}.meta.json.previous`;
+    expect(completedExport(out)).toEqual([
+      `cannot write ${out}: ${NOT_PERMITTED}; nothing was kept of it: write elsewhere; but ${out}.meta.json could not be put back as it was (${NOT_PERMITTED}) and is this export's metadata, which does not describe ${out}: rename ${out}.meta.json.previous to ${out}.meta.json`,
+      1,
+    ]);
+    expect(readFileSync(`${out}.meta.json.previous`, "utf8")).toBe("the previous export's metadata\n");
+  });
+
+  it("replaces both, and keeps nothing aside, when every rename is made", () => {
+    const out = join(dir, "replaced.csv");
+    writeFileSync(out, "the previous export\n");
+    writeFileSync(`${out}.meta.json`, "the previous export's metadata\n");
+    expect(completedExport(out)).toBe("completed");
+    expect(readFileSync(out, "utf8")).toBe("this export\n");
+    expect(readFileSync(`${out}.meta.json`, "utf8")).toBe("this export's metadata\n");
+    expect(filesOf(out)).toEqual(["replaced.csv", "replaced.csv.meta.json"]);
+  });
+});

@@ -209,6 +209,42 @@ describe("budgets status", () => {
     for (const id of ["whole", "one-feature", "per-customer"])
       expect((await tollgate("budgets", "delete", id)).code).toBe(0);
   });
+
+  it("shows USD as the other tables do (cents, thousands grouped; --precision N); --json keeps the exact amounts", async () => {
+    const set = await tollgate(
+      "budgets",
+      "set",
+      "readable",
+      "--window",
+      "day",
+      "--limit",
+      "1234.5",
+      "--scope",
+      "feature=readable-money",
+    );
+    expect(set.code, set.err).toBe(0);
+    await ingest("readable-money", [
+      { ts_start: Date.now() - 1000, feature: "readable-money", cost_nanousd: 1_234_567 },
+    ]);
+    const table = await tollgate("budgets", "status", "readable");
+    expect(table.code, table.err).toBe(0);
+    // spend, reserved, limit, remaining: $0.001234567 and $1234.498765433 before.
+    expect(table.out).toMatch(
+      /^readable\s+feature=readable-money\s+day\s+ok\s+\$0\.00\s+\$0\.00\s+\$1,234\.50\s+\$1,234\.50\s/m,
+    );
+    const precise = await tollgate("budgets", "status", "readable", "--precision", "9");
+    expect(precise.code, precise.err).toBe(0);
+    expect(precise.out).toMatch(
+      /\s\$0\.001234567\s+\$0\.000000000\s+\$1,234\.500000000\s+\$1,234\.498765433\s/,
+    );
+    const json = JSON.parse((await tollgate("budgets", "status", "readable", "--json")).out);
+    expect(json.buckets[0]).toMatchObject({
+      spend_usd: "0.001234567",
+      spend_nanousd: "1234567",
+      remaining_usd: "1234.498765433",
+    });
+    expect((await tollgate("budgets", "delete", "readable")).code).toBe(0);
+  });
 });
 
 describe("a data dir that does not exist", () => {

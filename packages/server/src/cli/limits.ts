@@ -1,10 +1,11 @@
 import { readFileSync } from "node:fs";
-import { formatUsd, usdToNano } from "@tollgate/core";
+import { usdToNano } from "@tollgate/core";
 import type { Command } from "commander";
 import { parse as parseYaml } from "yaml";
 import { callApi } from "./call-api.js";
 import { CliError, printJson } from "./common.js";
-import { groupThousands, renderTable } from "./table.js";
+import { precisionFrom, precisionOption } from "./precision.js";
+import { renderTable, usdCell } from "./table.js";
 
 type Json = Record<string, unknown>;
 
@@ -40,14 +41,15 @@ function covered(scope: Record<string, string>, bucket: Record<string, string>):
   return fields.map(([f, v]) => `${f}=${v || "(none)"}`).join(" ") || "-";
 }
 
-function printStatus(budgets: Json[]): void {
+/** Budgets' buckets as a table, USD to `digits` decimals (the answer's exact decimal strings are --json's). */
+function printStatus(budgets: Json[], digits: number): void {
+  const usd = (decimal: unknown) => usdCell(usdToNano(String(decimal)), digits);
   const rows: string[][] = [];
   for (const b of budgets) {
     const spec = b.budget as Json;
     const scope = spec.scope as Record<string, string>;
     // A per-value budget has no bucket before its first call: still listed (with its limit), as --json lists it.
-    if (!(b.buckets as Json[]).length) {
-      const limit = groupThousands(formatUsd(usdToNano(String(spec.limit_usd))));
+    if (!(b.buckets as Json[]).length)
       rows.push([
         String(b.id),
         covered(scope, {}),
@@ -55,21 +57,20 @@ function printStatus(budgets: Json[]): void {
         "-",
         "-",
         "-",
-        `$${limit}`,
+        usd(spec.limit_usd),
         "-",
         "-",
       ]);
-    }
     for (const k of b.buckets as Json[]) {
       rows.push([
         String(b.id),
         covered(scope, k.bucket as Record<string, string>),
         String(spec.window),
         String(k.state),
-        `$${groupThousands(String(k.spend_usd))}`,
-        `$${groupThousands(String(k.reserved_usd))}`,
-        `$${groupThousands(String(k.limit_usd))}`,
-        `$${groupThousands(String(k.remaining_usd))}`,
+        usd(k.spend_usd),
+        usd(k.reserved_usd),
+        usd(k.limit_usd),
+        usd(k.remaining_usd),
         (k.reset_at as string | null) ?? "never",
       ]);
     }
@@ -209,14 +210,22 @@ export function registerLimits(program: Command): void {
     .description("spend, reservations, state and reset time of every budget (or one)")
     .option("-w, --workspace <id>", "workspace", "default")
     .option("--json", "print as JSON")
-    .action(async (id: string | undefined, o: { workspace: string; json?: boolean }, cmd: Command) => {
-      const path = id ? `/api/budgets/${encodeURIComponent(id)}` : "/api/budgets";
-      const res = await callApi(cmd, "GET", `${path}?${ws(o.workspace)}`, "budgets status", {
-        checkWorkspace: o.workspace,
-      });
-      if (o.json) return printJson(res);
-      printStatus(id ? [res] : res.budgets);
-    });
+    .addOption(precisionOption())
+    .action(
+      async (
+        id: string | undefined,
+        o: { workspace: string; json?: boolean; precision?: string },
+        cmd: Command,
+      ) => {
+        const digits = precisionFrom(o.precision) ?? 2;
+        const path = id ? `/api/budgets/${encodeURIComponent(id)}` : "/api/budgets";
+        const res = await callApi(cmd, "GET", `${path}?${ws(o.workspace)}`, "budgets status", {
+          checkWorkspace: o.workspace,
+        });
+        if (o.json) return printJson(res);
+        printStatus(id ? [res] : res.budgets, digits);
+      },
+    );
   budgets
     .command("delete <id>")
     .description("remove a budget")

@@ -1,4 +1,3 @@
-import { formatUsd } from "@tollgate/core";
 import type { Command } from "commander";
 import { keyLabel } from "../query/key-label.js";
 import { connect } from "./client.js";
@@ -12,7 +11,7 @@ import {
   QUERY_FLAGS,
 } from "./common.js";
 import { precisionFrom, precisionOption } from "./precision.js";
-import { formatInt, groupThousands, percent, percentChange, renderTable } from "./table.js";
+import { formatInt, percent, percentChange, renderTable, usdCell } from "./table.js";
 import { printable } from "./terminal-text.js";
 import { connectToRead } from "./workspace-check.js";
 
@@ -49,15 +48,10 @@ export interface WindowOpts {
 /** A table's USD figure: to `digits` decimals (cents unless given), or to --precision's when asked. */
 type Usd = (m: { nanousd: string } | null, digits?: number) => string;
 
-/** Exact: rounded from the nano-USD integer, never through a float; a negative one as -$1.55 (not $-1.55). */
 const usdAt =
   (precision: number | undefined): Usd =>
-  (m, digits = 2) => {
-    if (m === null) return "-";
-    const text = groupThousands(formatUsd(BigInt(m.nanousd), precision ?? digits));
-    // A change that rounds to nothing is $0.00, not -$0.00.
-    return /^-[0.,]*[1-9]/.test(text) ? `-$${text.slice(1)}` : `$${text.replace(/^-/, "")}`;
-  };
+  (m, digits = 2) =>
+    m === null ? "-" : usdCell(BigInt(m.nanousd), precision ?? digits);
 const nano = (m: { nanousd: string }) => BigInt(m.nanousd);
 /** Percentages from the answer's integers (nano-USD, counts), not its float fractions: one rounding everywhere. */
 const change = (now: { nanousd: string } | null, before: { nanousd: string } | null) =>

@@ -1,4 +1,4 @@
-import { roundHalfUp } from "@tollgate/core";
+import { formatUsd, roundHalfUp } from "@tollgate/core";
 import { displayWidth, printable } from "./terminal-text.js";
 
 /** A cell that stands for no figure (a blank TOTAL cell, a change from nothing): it does not make a column text. */
@@ -39,6 +39,15 @@ export function groupThousands(decimal: string): string {
   const [int = "", frac] = decimal.split(".");
   const grouped = int.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
   return frac === undefined ? grouped : `${grouped}.${frac}`;
+}
+
+/**
+ * Nano-USD as a table shows it: `digits` decimals rounded half-up from the integer (never through a float),
+ * thousands grouped, a negative one as -$1.55 (not $-1.55), and one that rounds to nothing as $0.00, not -$0.00.
+ */
+export function usdCell(nano: bigint, digits: number): string {
+  const text = groupThousands(formatUsd(nano, digits));
+  return /^-[0.,]*[1-9]/.test(text) ? `-$${text.slice(1)}` : `$${text.replace(/^-/, "")}`;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { statSync } from "node:fs";
 import { exportColumnType } from "../query/export.js";
 
 /** The export's metadata, as the parquet file's key-value metadata carries it. */
@@ -11,22 +12,46 @@ export interface ExportMeta {
 
 const sqlString = (s: string) => `'${s.replaceAll("'", "''")}'`;
 
-/** How DuckDB runs the conversion: its threads and the rows of each parquet row group it writes. */
+/**
+ * How DuckDB runs the conversion: its threads, and the most rows of each parquet row group it writes, and the
+ * most bytes of the CSV they may come from.
+ */
 export interface ParquetConversion {
   threads?: number;
   rowGroupRows?: number;
+  rowGroupCsvBytes?: number;
 }
 
 /**
  * The conversion's memory is the row groups DuckDB holds while it writes them: one per thread (more, waiting
  * their turn, to keep the rows' order). At its defaults, a thread per core and 122,880 rows, that is over a
  * gigabyte of wide calls, growing with the export. One thread holding 20,000 rows keeps it near 350 MB for
- * any export, about as fast as the defaults on two cores (bench/parquet.mjs). The rows stay in the
- * CSV's `(ts_start, event_id)` order: DuckDB keeps insertion order by default, and one thread reads in order.
+ * any export of ~2 KB calls, about as fast as the defaults on two cores (bench/parquet.mjs). Calls of ~20 KB
+ * (long prompts kept in their metadata) made those 20,000 rows 1.2 GB: a row group also holds no more
+ * than 50 MB of the CSV (20,000 calls of 2.5 KB) in rows of the export's average width, ~450 MB for them.
+ * A stretch of calls much wider than the rest still makes a bigger group: DuckDB's ROW_GROUP_SIZE_BYTES
+ * would bound each group as written, but DuckDB 1.5 refuses it unless preserve_insertion_order is off,
+ * and the rows must stay in the CSV's `(ts_start, event_id)` order: DuckDB keeps insertion order by
+ * default, and one thread reads in order.
  * No memory_limit of its own: DuckDB cannot spill the row group it is writing, so a limit would fail an
  * export of wider calls rather than slow it.
  */
-export const BOUNDED_CONVERSION: ParquetConversion = { threads: 1, rowGroupRows: 20_000 };
+export const BOUNDED_CONVERSION: ParquetConversion = {
+  threads: 1,
+  rowGroupRows: 20_000,
+  rowGroupCsvBytes: 50_000_000,
+};
+
+/** DuckDB's smallest row group: one vector of rows. */
+const MIN_ROW_GROUP_ROWS = 2048;
+
+/** The rows of each row group of `csv`'s `rows` calls: conversion's rows, fewer where its bytes bound them. */
+function rowGroupRows(conversion: ParquetConversion, csv: string, rows: number): number | undefined {
+  const { rowGroupRows: most, rowGroupCsvBytes: bytes } = conversion;
+  if (!most || !bytes || rows === 0) return most;
+  const fitting = Math.floor((bytes * rows) / statSync(csv).size);
+  return Math.max(MIN_ROW_GROUP_ROWS, Math.min(most, fitting));
+}
 
 /**
  * A calls export's CSV (csvCell's dialect) as the parquet file `out`, `meta` as its key-value metadata. What
@@ -64,7 +89,8 @@ export async function toParquet(
     // Written straight into `out` (the `.partial` file, already there): by default DuckDB writes over an
     // existing file through a tmp_ file of its own beside it, which an interrupted export would leave behind.
     const columns = meta.columns.map((c) => `${sqlString(c)}: ${sqlString(exportColumnType(c))}`).join(", ");
-    const rowGroup = conversion.rowGroupRows ? `, ROW_GROUP_SIZE ${conversion.rowGroupRows}` : "";
+    const groupRows = rowGroupRows(conversion, csv, meta.rows);
+    const rowGroup = groupRows ? `, ROW_GROUP_SIZE ${groupRows}` : "";
     await conn.run(
       `COPY (SELECT * FROM read_csv(${sqlString(csv)}, auto_detect = false, header = true, delim = ',',
                                     quote = '"', escape = '"', allow_quoted_nulls = false,

@@ -6,7 +6,8 @@
 // process of its own; reported: the fastest run's seconds and the highest peak RSS, side by side, with the
 // load average (the machine's other work slows a run). The CSVs (~2 GB a million calls) are written under
 // TMPDIR and removed at the end.
-// Usage: npm run bench:parquet [-- --rows 500000,1000000] [-- --runs 1]
+// `--prompt-kb N` adds a prompt of N KB to each call's metadata (calls of ~20 KB: `--prompt-kb 18`).
+// Usage: npm run bench:parquet [-- --rows 500000,1000000] [-- --runs 1] [-- --prompt-kb 0]
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -18,6 +19,7 @@ import { writeCallsCsv } from "./parquet-csv.mjs";
 const { values: argv } = benchArgs(import.meta.url, {
   rows: { type: "string", default: "500000,1000000" },
   runs: { type: "string", default: "1" },
+  "prompt-kb": { type: "string", default: "0" },
 });
 const RUNS = Number(argv.runs);
 const convert = fileURLToPath(new URL("./parquet-convert.mjs", import.meta.url));
@@ -40,7 +42,7 @@ console.log("rows       CSV MB   before: s  peak RSS MB   after: s  peak RSS MB 
 try {
   for (const rows of argv.rows.split(",").map(Number)) {
     const csv = join(dir, `calls-${rows}.csv`);
-    await writeCallsCsv(csv, rows);
+    await writeCallsCsv(csv, rows, Number(argv["prompt-kb"]) * 1024);
     const before = measure(csv, rows, "before");
     const after = measure(csv, rows, "after");
     const cells = [

@@ -247,6 +247,33 @@ describe("budgets status", () => {
   });
 });
 
+describe("USD a person reads outside the tables, as the tables show it; --json keeps the exact amounts", () => {
+  it("budgets set echoes its limit in cents, thousands grouped (--precision N), not as it was typed", async () => {
+    const set = (...more: string[]) =>
+      tollgate("budgets", "set", "echoed", "--window", "day", "--limit", "1234.5", ...more);
+    const saved = await set();
+    expect(saved.code, saved.err).toBe(0);
+    expect(saved.out).toBe("budget echoed saved: $1,234.50 per day, block\n");
+    expect((await set("--precision", "4")).out).toBe("budget echoed saved: $1,234.5000 per day, block\n");
+    const json = await set("--json");
+    expect(JSON.parse(json.out)).toMatchObject({ id: "echoed", budget: { limit_usd: "1234.5" } });
+    expect((await tollgate("budgets", "delete", "echoed")).code).toBe(0);
+  });
+
+  it("runs status says a run's cost in cents, thousands grouped (--precision N), not to the nano-USD", async () => {
+    await ingest("readable-run", [
+      { ts_start: Date.now() - 1000, agent_run_id: "readable-run", cost_nanousd: 1_234_567_890_123 },
+    ]);
+    const status = await tollgate("runs", "status", "readable-run");
+    expect(status.code, status.err).toBe(0);
+    expect(status.out).toMatch(/^ {2}cost \$1,234\.57, /m);
+    const precise = await tollgate("runs", "status", "readable-run", "--precision", "9");
+    expect(precise.out).toMatch(/^ {2}cost \$1,234\.567890123, /m);
+    const json = JSON.parse((await tollgate("runs", "status", "readable-run", "--json")).out);
+    expect(json.usage).toMatchObject({ cost_usd: "1234.567890123", cost_nanousd: "1234567890123" });
+  });
+});
+
 describe("a data dir that does not exist", () => {
   it("is not created and read as no spend by a command that only reads (exit 2, naming it); one that writes makes it", async () => {
     const missing = join(dir, "no-such-data-dir");

@@ -101,6 +101,14 @@ interface BudgetFlags {
   override?: string[];
   workspace: string;
   json?: boolean;
+  precision?: string;
+}
+
+/** The flags of a command that shows what is stored: its workspace, --json, and USD's decimals. */
+interface ReadFlags {
+  workspace: string;
+  json?: boolean;
+  precision?: string;
 }
 
 /** A number given to a flag (the server checks its range); not one is a usage error naming the flag. */
@@ -159,7 +167,9 @@ export function registerLimits(program: Command): void {
     .option("--override <field=value:usd>", "repeatable per-value limit, e.g. customer_id=acme:500", collect)
     .option("-w, --workspace <id>", "workspace", "default")
     .option("--json", "print the stored budget as JSON")
+    .addOption(precisionOption())
     .action(async (id: string | undefined, o: BudgetFlags, cmd: Command) => {
+      const digits = precisionFrom(o.precision) ?? 2; // refused before the budget is saved
       let spec: unknown;
       if (o.file) {
         spec = readSpecFile(o.file);
@@ -202,7 +212,7 @@ export function registerLimits(program: Command): void {
       if (o.json) printJson(res);
       else
         console.log(
-          `budget ${res.id} saved: $${res.budget.limit_usd} per ${res.budget.window}, ${res.budget.action}`,
+          `budget ${res.id} saved: ${usdCell(usdToNano(res.budget.limit_usd), digits)} per ${res.budget.window}, ${res.budget.action}`,
         );
     });
   budgets
@@ -211,21 +221,15 @@ export function registerLimits(program: Command): void {
     .option("-w, --workspace <id>", "workspace", "default")
     .option("--json", "print as JSON")
     .addOption(precisionOption())
-    .action(
-      async (
-        id: string | undefined,
-        o: { workspace: string; json?: boolean; precision?: string },
-        cmd: Command,
-      ) => {
-        const digits = precisionFrom(o.precision) ?? 2;
-        const path = id ? `/api/budgets/${encodeURIComponent(id)}` : "/api/budgets";
-        const res = await callApi(cmd, "GET", `${path}?${ws(o.workspace)}`, "budgets status", {
-          checkWorkspace: o.workspace,
-        });
-        if (o.json) return printJson(res);
-        printStatus(id ? [res] : res.budgets, digits);
-      },
-    );
+    .action(async (id: string | undefined, o: ReadFlags, cmd: Command) => {
+      const digits = precisionFrom(o.precision) ?? 2;
+      const path = id ? `/api/budgets/${encodeURIComponent(id)}` : "/api/budgets";
+      const res = await callApi(cmd, "GET", `${path}?${ws(o.workspace)}`, "budgets status", {
+        checkWorkspace: o.workspace,
+      });
+      if (o.json) return printJson(res);
+      printStatus(id ? [res] : res.budgets, digits);
+    });
   budgets
     .command("delete <id>")
     .description("remove a budget")
@@ -274,7 +278,9 @@ export function registerLimits(program: Command): void {
     .description("what a run has used, and whether it is killed")
     .option("-w, --workspace <id>", "workspace", "default")
     .option("--json", "print as JSON")
-    .action(async (runId: string, o: { workspace: string; json?: boolean }, cmd: Command) => {
+    .addOption(precisionOption())
+    .action(async (runId: string, o: ReadFlags, cmd: Command) => {
+      const digits = precisionFrom(o.precision) ?? 2;
       const res = await callApi(
         cmd,
         "GET",
@@ -291,7 +297,7 @@ export function registerLimits(program: Command): void {
           : ` (${k.ceiling}: ${k.value} of ${k.limit})`;
       console.log(`run ${runId}: ${res.state}${why}`);
       console.log(
-        `  cost $${u.cost_usd}, ${u.total_tokens} tokens, ${u.llm_calls} LLM calls, ${u.tool_calls} tool calls, ${u.retries} retries`,
+        `  cost ${usdCell(BigInt(u.cost_nanousd as string), digits)}, ${u.total_tokens} tokens, ${u.llm_calls} LLM calls, ${u.tool_calls} tool calls, ${u.retries} retries`,
       );
     });
   for (const verb of ["kill", "unkill"] as const) {

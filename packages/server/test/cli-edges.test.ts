@@ -552,6 +552,25 @@ describe("figures", () => {
     }
   });
 
+  it("--precision's help says the command's own default: per-call figures only where a command has them (rollup)", async () => {
+    const help = async (...command: string[]) => {
+      const r = await tollgate(...command, "--help");
+      expect(r.code, r.err).toBe(0);
+      return r.out.replace(/\s+/g, " "); // wrapped to the terminal's width
+    };
+    const cents = "--precision <digits> decimals of USD shown, 0 to 9, rounded half-up (default: cents)";
+    for (const command of [
+      ["spend"],
+      ["explain"],
+      ["forecast"],
+      ["budgets", "status"],
+      ["budgets", "set"],
+      ["runs", "status"],
+    ])
+      expect(await help(...command), command.join(" ")).toContain(cents);
+    expect(await help("rollup")).toContain("(default: cents; per-call and per-request figures 4 or 6)");
+  });
+
   it('tables show "" (a tool\'s provider and model, which name none) as (none), as they show none; --json keeps ""', async () => {
     const at = midnight(25) + 3_600_000;
     const none = {

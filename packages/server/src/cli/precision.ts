@@ -2,14 +2,15 @@ import { Option } from "commander";
 import { CliError } from "./common.js";
 
 /**
- * `--precision N`: the decimals of USD a command's tables show (DESIGN.md: reports render USD with the
- * precision asked for). Without it each figure keeps its own: cents, per-call and per-request figures more.
- * --json is exact either way (nano-USD and full USD strings).
+ * `--precision N`: the decimals of USD a command shows (DESIGN.md: reports render USD with the precision
+ * asked for). Without it each figure keeps its own, `defaults` as the help says them: cents, unless the
+ * command has figures of more (a rollup's per-call and per-request ones). --json is exact either way
+ * (nano-USD and full USD strings).
  */
-export function precisionOption(): Option {
+export function precisionOption(defaults = "cents"): Option {
   return new Option(
     "--precision <digits>",
-    "decimals of USD in the tables, 0 to 9, rounded half-up (default: cents; per-call and per-request figures 4 or 6)",
+    `decimals of USD shown, 0 to 9, rounded half-up (default: ${defaults})`,
   );
 }
 

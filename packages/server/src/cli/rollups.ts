@@ -57,18 +57,18 @@ const nano = (m: { nanousd: string }) => BigInt(m.nanousd);
 const change = (now: { nanousd: string } | null, before: { nanousd: string } | null) =>
   now && before ? percentChange(nano(now), nano(before)) : "-";
 
-function windowOptions(cmd: Command, defaults: { from?: string } = {}): Command {
+function windowOptions(cmd: Command, defaults: { from?: string; precision?: string } = {}): Command {
   cmd
     .option(
       "--from <time>",
       `start: ISO date/time or a span back from now (7d, 24h)${defaults.from ? `; default: ${defaults.from}` : ""}`,
     )
     .option("--to <time>", "end (exclusive)");
-  return filterOptions(cmd);
+  return filterOptions(cmd, defaults.precision);
 }
 
-/** The workspace, the filters and --json of an analytics command. */
-function filterOptions(cmd: Command): Command {
+/** The workspace, the filters, --json and --precision (`precisionDefaults`: as its help says them) of an analytics command. */
+function filterOptions(cmd: Command, precisionDefaults?: string): Command {
   return cmd
     .option("-w, --workspace <id>", "workspace", "default")
     .option("--customer <id>", "only this customer_id")
@@ -76,7 +76,7 @@ function filterOptions(cmd: Command): Command {
     .option("--data-mode <mode>", "real (default) | demo | test | all")
     .option("--deployment <name>", "prod (default; records without one count as prod) | staging | … | all")
     .option("--json", "print the answer as JSON")
-    .addOption(precisionOption());
+    .addOption(precisionOption(precisionDefaults));
 }
 
 /** The query string of an analytics request: window, filters, and any extra parameters given. */
@@ -213,7 +213,7 @@ export function registerRollups(program: Command): void {
       .option("--top <n>", "user-day: top users per day", "5"),
     // Said, not sent: the server's default window is the 30 days before --to (a "30d" sent along would be
     // before now, and a --to further back than that a 400 about a --from never given).
-    { from: "the 30 days before --to" },
+    { from: "the 30 days before --to", precision: "cents; per-call and per-request figures 4 or 6" },
   ).action(async (name: string, o: WindowOpts & { by: string; top: string }, cmd: Command) => {
     if (!isRollup(name)) throw new CliError(`rollup must be one of ${ROLLUPS.join(", ")}`, 2);
     refuseOtherRollupsFlags(cmd, name);

@@ -55,6 +55,17 @@ describe("an export's files renamed into place", () => {
     expect(readFileSync(out, "utf8")).toBe("the previous export\n");
   });
 
+  it("says a directory where the previous metadata is moved aside, and keeps the previous export", () => {
+    const out = join(dir, "aside-place.csv");
+    writeFileSync(out, "the previous export\n");
+    writeFileSync(`${out}.meta.json`, "the previous export's metadata\n");
+    const output = writtenExport(out);
+    mkdirSync(`${out}.meta.json.previous`);
+    expect(completeFailure(output)).toEqual([`cannot write ${out}.meta.json.previous: ${DIRECTORY}`, 1]);
+    expect(readFileSync(out, "utf8")).toBe("the previous export\n");
+    expect(readFileSync(`${out}.meta.json`, "utf8")).toBe("the previous export's metadata\n");
+  });
+
   it("says an output directory removed while the export ran", () => {
     const gone = join(dir, "gone");
     mkdirSync(gone);

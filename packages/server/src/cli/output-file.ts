@@ -103,6 +103,9 @@ function renameTo(file: string, partial: string): void {
   }
 }
 
+/** Where an export's previous metadata is moved until its data file is in place. */
+const asideOf = (metaFile: string) => `${metaFile}.previous`;
+
 /** Moves `file` to `aside`: whether it was there to move. */
 function moveAside(file: string, aside: string): boolean {
   try {
@@ -124,12 +127,13 @@ function renameIntoPlace(
   data: [partial: string, file: string],
   meta: [partial: string, file: string] | null,
 ) {
-  // Every place looked at before any file is moved: a directory in the data file's place is said at once.
-  for (const [, file] of meta ? [meta, data] : [data])
+  // Every place looked at before any file is moved: a directory in the data file's place is said at once,
+  // and one where the previous metadata goes aside as itself, not as the rename's EISDIR.
+  for (const file of meta ? [meta[1], asideOf(meta[1]), data[1]] : [data[1]])
     if (isDirectory(file)) throw failure(file, DIRECTORY_IN_ITS_PLACE);
   if (!meta) return renameTo(data[1], data[0]);
   const [metaPartial, metaFile] = meta;
-  const aside = `${metaFile}.previous`;
+  const aside = asideOf(metaFile);
   const hadPrevious = moveAside(metaFile, aside);
   try {
     renameTo(metaFile, metaPartial);

@@ -150,7 +150,9 @@ function renameIntoPlace(
     }
     throw e;
   }
-  if (hadPrevious) rmSync(aside, { force: true });
+  // Moved aside now, or by an export killed before its own metadata was in place: either way it describes
+  // a data file now replaced.
+  rmSync(aside, { force: true });
 }
 
 /**

@@ -335,6 +335,13 @@ describe("serve on a data dir it cannot write", () => {
     }
   });
 
+  it("one that is a file (a write check passes it): not a directory, not DuckDB's EEXIST with a stack", async () => {
+    const file = join(dir, "data-dir-file");
+    writeFileSync(file, "not a data dir\n");
+    await refused([file], "it is not a directory");
+  });
+
+
   // Mounted only when a test of this block runs (a -t filter that skips them skips the hooks too).
   let readOnly: string | null = null;
   beforeAll(() => {

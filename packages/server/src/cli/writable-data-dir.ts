@@ -1,4 +1,4 @@
-import { accessSync, constants, existsSync, mkdirSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { CliError } from "./common.js";
 import { whyCannotCreate } from "./why-cannot-create.js";
@@ -11,6 +11,9 @@ import { whyCannotCreate } from "./why-cannot-create.js";
 export function writableDataDir(dataDir: string): void {
   try {
     makeDirs(dataDir);
+    // A file of that name passes the write check: the store's own mkdir would fail on it, with a stack.
+    if (!statSync(dataDir).isDirectory())
+      throw Object.assign(new Error("not a directory"), { code: "ENOTDIR" });
     accessSync(dataDir, constants.W_OK);
   } catch (e) {
     throw new CliError(

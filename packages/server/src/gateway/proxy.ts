@@ -1510,8 +1510,9 @@ export class Gateway {
     if (prior.some(unheld ? (r) => r.kind === "llm" : billsResponse)) return letGo();
     // Found nothing (the store too late to answer), it is recorded again: its budgets count it once by its
     // event id while the limits backend knows it charged. Past that (a week on, a restart of the embedded
-    // default), they would count it again in the windows still holding it (a month's, a lifetime): its
-    // event id is looked up (a key read) where the store has room for that now. A response made since is not.
+    // default, a budget over it seeded in memory since), they would count it again in the windows still
+    // holding it (a month's, a lifetime): its event id is looked up (a key read) where the store has room
+    // for that now. A response made since is not.
     if (
       !prior.length &&
       this.deps.guard.chargeMayBeForgotten(createdMs) &&

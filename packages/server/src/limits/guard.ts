@@ -244,6 +244,11 @@ export class SpendGuard {
   readonly #now: () => number;
   /** When this guard started: a volatile store's charge markers from before went with the last process. */
   readonly #startedAt: number;
+  /**
+   * When the newest budget added while running was seeded from the store (in memory, #seedLive): a call made
+   * before then is in its seed, charged or not (under no limit, it left no marker).
+   */
+  #newestLiveSeed = Number.NEGATIVE_INFINITY;
   #lastOutageEvent = 0;
   /**
    * Settles and charges that failed: a call's cost must still reach its budgets (the store applies a
@@ -345,15 +350,18 @@ export class SpendGuard {
    * Whether the limits backend may no longer know a record that may be made again (CallOutcome.recurs), of
    * a call made at `ts`, as charged (a call is charged no earlier than it is made): charged over
    * RECURRING_MS ago (its marker lapsed), before this process started (a volatile store's markers went with
-   * the last one), or before the newest marker the store let go (memory keeps the last 100,000). Made again
-   * then, it would count again in the windows that still hold its call (a month's, a lifetime): only the
-   * event store can tell that it is recorded already. A call made since needs no such lookup.
+   * the last one), or before the newest marker the store let go (memory keeps the last 100,000); or made
+   * before a budget added since was seeded in memory (its seed counted it, where no limit had charged it:
+   * no marker). Made again then, it would count again in the windows that still hold its call (a month's, a
+   * lifetime): only the event store can tell that it is recorded already. A call made since needs no such
+   * lookup.
    */
   chargeMayBeForgotten(ts: number): boolean {
     return (
       ts <= this.#now() - RECURRING_MS ||
       ts <= this.store.markersKeptAfter ||
-      (this.store.volatile && ts < this.#startedAt)
+      (this.store.volatile && ts < this.#startedAt) ||
+      ts <= this.#newestLiveSeed
     );
   }
 
@@ -994,8 +1002,9 @@ export class SpendGuard {
     this.#seed(ws, seeds);
   }
 
-  /** Notes a budget's seed from the store (#seededLive); those past any doubt's lifetime go. */
+  /** Notes a budget's seed from the store (#seededLive, #newestLiveSeed); those past any doubt's lifetime go. */
   #seededAt(ws: string, id: string, at: number): void {
+    this.#newestLiveSeed = Math.max(this.#newestLiveSeed, at);
     for (const [key, seeded] of this.#seededLive) if (seeded <= at - DOUBT_MS) this.#seededLive.delete(key);
     this.#seededLive.set(inWorkspace(ws, id), at);
   }

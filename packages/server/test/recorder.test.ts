@@ -469,6 +469,20 @@ describe("spool files", () => {
       now.mockRestore();
     }
   });
+
+  it("drains the files of one millisecond in the order they were spilled, the 11th after the 10th", async () => {
+    const spoolDir = join(dir, "one-millisecond");
+    // A shutdown spilling many batches at once on a fast disk: all in the same millisecond.
+    const now = vi.spyOn(Date, "now").mockReturnValue(1_700_000_000_000);
+    try {
+      const spool = new Spool(spoolDir);
+      const spilled = Array.from({ length: 12 }, (_, i) => built(30 + i));
+      for (const r of spilled) spool.spill([r]);
+      expect(await drainAll(spool)).toEqual(spilled);
+    } finally {
+      now.mockRestore();
+    }
+  });
 });
 
 describe("group commit", () => {

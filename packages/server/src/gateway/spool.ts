@@ -179,9 +179,15 @@ export class Spool {
   files(): string[] {
     return readdirSync(this.dir)
       .filter((f) => f.endsWith(".ndjson"))
-      .sort((a, b) => Number(a.split("-")[0]) - Number(b.split("-")[0]) || a.localeCompare(b));
+      .sort(byNumbersInName);
   }
 }
+
+/**
+ * Names `<ms>-<pid>-<n>.ndjson` by their numbers, as numbers: the files of one millisecond in the order they
+ * were spilled (text would put `-10` before `-9`).
+ */
+const byNumbersInName = new Intl.Collator("en", { numeric: true }).compare;
 
 function lines(path: string): string[] {
   return readFileSync(path, "utf8").split("\n").filter(Boolean);

@@ -157,4 +157,25 @@ describe("calls spooled and not stored before a restart", () => {
       await rt.close();
     }
   });
+
+  it("count once when the store holds them already, a damaged line in their file (an event id that is no UUID) or not", async () => {
+    const rt = await openRuntime({ dataDir: join(dir, "stored-damaged"), pricebookPath: null });
+    try {
+      await admin(rt, "POST", "/api/budgets", budget("f5"));
+      const engine = new PricingEngine();
+      const [stored, other] = [call("f5"), { ...call("f5-other"), agent_run_id: "run-f5" }].map((c) => {
+        const b = buildCallRecord(c, { workspaceId: "default", engine });
+        if (!b.ok) throw new Error(JSON.stringify(b.errors));
+        return b.record;
+      });
+      // A line a bad byte damaged still parses (the drain that would set it aside was refused): its run
+      // counts it, so its id is looked up with the others of its file.
+      const damaged = { ...other!, event_id: "0190e1c2-not-a-uuid" };
+      await rt.store.append([stored!]);
+      await rt.guard.rebuild(["default"], [[stored!, damaged]]);
+      expect((await admin(rt, "GET", "/api/budgets/f5")).spend_nanousd).toBe(String(stored!.cost_nanousd));
+    } finally {
+      await rt.close();
+    }
+  });
 });

@@ -453,11 +453,12 @@ describe("store conformance: DuckDB, ClickHouse 18.16 (one node, two shards), mo
     }
     expect(await same((s) => s.findEvent("default", "01900000-0000-7000-8000-999999999999"))).toBeNull();
 
-    // storedIds: which of these ids the workspace holds (another workspace's and unknown ones not).
+    // storedIds: which of these ids the workspace holds (another workspace's and unknown ones not, nor one
+    // that is no UUID: a damaged spooled line's, which fails no lookup).
     const other = records.find((r) => r.workspace_id !== ws)!;
     const unknown = "01900000-0000-7000-8000-999999999998";
     const held = await same(
-      (s) => s.storedIds(ws, [retried.event_id, farId.event_id, other.event_id, unknown]),
+      (s) => s.storedIds(ws, [retried.event_id, farId.event_id, other.event_id, unknown, "not-a-uuid"]),
       (v) => [...(v as Set<string>)].sort(),
     );
     expect(held).toEqual(

@@ -291,11 +291,12 @@ export class DuckDbStore implements Store {
     const out = new Set<string>();
     for (let at = 0; at < eventIds.length; at += ID_CHECK_CHUNK) {
       // Ids are UUIDs (the record schema says so): one list parameter, split in SQL, looked up in the id index.
+      // One that is not (a damaged spooled line that still parses) names no stored call: it fails no lookup.
       const ids = eventIds.slice(at, at + ID_CHECK_CHUNK).join(",");
       const res = await this.reader.run((conn) =>
         conn.runAndReadAll(
           `SELECT event_id::VARCHAR FROM event_ids WHERE workspace_id = $1
-             AND event_id IN (SELECT unnest(string_split($2, ','))::UUID)`,
+             AND event_id IN (SELECT TRY_CAST(unnest(string_split($2, ',')) AS UUID))`,
           [workspaceId, ids],
         ),
       );

@@ -341,7 +341,6 @@ describe("serve on a data dir it cannot write", () => {
     await refused([file], "it is not a directory");
   });
 
-
   // Mounted only when a test of this block runs (a -t filter that skips them skips the hooks too).
   let readOnly: string | null = null;
   beforeAll(() => {

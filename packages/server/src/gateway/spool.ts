@@ -54,6 +54,14 @@ export class Spool {
     return this.#depth;
   }
 
+  /**
+   * Records gone from disk. Never below 0: a file put in the spool while it runs (a repaired line put back) is
+   * drained with the rest, uncounted, as is the copy of good lines left when a set-aside failed after writing them.
+   */
+  #uncount(records: number): void {
+    this.#depth = Math.max(0, this.#depth - records);
+  }
+
   /** Writes the records to a new spool file, or throws (disk full, read-only) leaving none behind. */
   spill(records: readonly CallRecord[]): void {
     if (!records.length) return;
@@ -97,16 +105,18 @@ export class Spool {
         continue;
       }
       rmSync(path, { force: true });
-      this.#depth -= records.length;
+      this.#uncount(records.length);
     }
   }
 
   /** Sets `bad` aside in `<file>.bad`, once; `good` goes back as a file of its own, stored by the next drain. */
   #setAside(path: string, good: readonly string[], bad: readonly string[]): void {
-    appendFileSync(`${path}.bad`, `${bad.join("\n")}\n`);
+    // The good lines first: a disk too full for them fails this set-aside before anything is added to the
+    // `.bad` file, which the next try would add to again.
     if (good.length) this.#write(good);
+    appendFileSync(`${path}.bad`, `${bad.join("\n")}\n`);
     rmSync(path, { force: true });
-    this.#depth -= bad.length;
+    this.#uncount(bad.length);
     this.log(
       `${bad.length} spooled call records are damaged and NOT stored: set aside in ${path}.bad. A line repaired ` +
         `and put back in a file of ${this.dir} named *.ndjson is stored at the next start`,

@@ -94,12 +94,30 @@ async function held(g = guard): Promise<{ spend: bigint; reserved: bigint }[]> {
 }
 const spends = async (g = guard) => (await held(g)).map((b) => b.spend);
 
-/** Stalls Redis for `ms` (a slow command, a fork, a paused VM): past the store's 1 s command timeout. */
-function stallRedis(ms: number): Promise<void> {
+/**
+ * Stalls Redis for `ms` (a slow command, a fork, a paused VM): past the store's 1 s command timeout. Resolves
+ * once the stall has begun, with its end (`over`).
+ */
+async function stallRedis(ms: number): Promise<{ over: Promise<void> }> {
   const blocker = new Redis(redis.url);
+  const probe = new Redis(redis.url);
+  await Promise.all([blocker.ping(), probe.ping()]);
   const busy = `local t = redis.call('TIME'); local e = t[1] * 1000 + t[2] / 1000 + ${ms}
     repeat t = redis.call('TIME') until t[1] * 1000 + t[2] / 1000 > e; return 1`;
-  return blocker.eval(busy, 0).then(() => blocker.disconnect());
+  const over = blocker.eval(busy, 0).then(() => blocker.disconnect());
+  // Begun once a PING waits behind it: a fixed 50 ms was too short on a busy machine, where writes meant to
+  // meet the stall went through before it.
+  const answered = () =>
+    Promise.race([
+      probe.ping().then(
+        () => true,
+        () => true,
+      ),
+      sleep(200).then(() => false),
+    ]);
+  while (await answered()) await sleep(5);
+  probe.disconnect();
+  return { over };
 }
 
 /**
@@ -127,8 +145,7 @@ async function until<T>(read: () => Promise<T>, done: (v: T) => boolean): Promis
 
 describe("Redis stalls past the command timeout", () => {
   it("admissions that timed out (let through, fail_open) hold nothing once Redis runs them late", async () => {
-    const stalled = stallRedis(1500);
-    await sleep(50);
+    const stalled = (await stallRedis(1500)).over;
     // 110 calls arrive during the stall: their ADMITs time out, then run when Redis catches up, reserving
     // each call's worst case (~$1.05 in all on the $1.00 cap) and leases on the roomy budget
     const admissions = await Promise.all(Array.from({ length: 110 }, () => guard.admit(call())));
@@ -165,8 +182,7 @@ describe("Redis stalls past the command timeout", () => {
         hold: { cost_nanousd: 300n, total_tokens: 30 },
       },
     };
-    const stalled = stallRedis(1500);
-    await sleep(50);
+    const stalled = (await stallRedis(1500)).over;
     await expect(store.admit(req)).rejects.toThrow(); // times out at 1 s; Redis runs it at 1.5 s
     await stalled;
     // The ADMIT ran late (the call counts), and its holds went back.
@@ -184,8 +200,7 @@ describe("Redis stalls past the command timeout", () => {
   it("a settle that timed out but ran is counted once, though it is retried", async () => {
     const admitted = await guard.admit(call());
     expect(admitted.ok).toBe(true);
-    const stalled = stallRedis(1500);
-    await sleep(50);
+    const stalled = (await stallRedis(1500)).over;
     if (admitted.ok) await guard.settle(admitted.ticket, outcome); // times out at 1 s; Redis runs it at 1.5 s
     await stalled;
     await sleep(500); // the retries after it have run by now
@@ -311,8 +326,7 @@ describe("lease consumption (the summed costs of calls admitted from leases) tha
     await guard.settle(lost, outcome);
     expect(await until(spends, () => true)).toEqual([2n * COST, 2n * COST]);
 
-    const stalled = stallRedis(1500);
-    await sleep(50);
+    const stalled = (await stallRedis(1500)).over;
     // written 20 ms later, it times out at 1 s and is retried at 1.1 s; Redis runs both at 1.5 s
     await guard.settle(late, outcome);
     await stalled;
@@ -336,8 +350,7 @@ describe("the move of a call's hold apart from its leases (a background response
 
   it("ran late and once more (its first reply lost): moved once; the leases go back without it", async () => {
     const running = await leasedSubmission();
-    const stalled = stallRedis(1500);
-    await sleep(50);
+    const stalled = (await stallRedis(1500)).over;
     await guard.holdApart(running); // times out at 1 s and is retried at 1.1 s; Redis runs both at 1.5 s
     await stalled;
     // once the leases go back (unused after 2 s), the running call's worst case is what is held, once
@@ -377,8 +390,7 @@ describe("the charge of an ingested call that Redis missed", () => {
       { spend: INGESTED_COST, reserved: 0n },
     ]);
 
-    const stalled = stallRedis(1500);
-    await sleep(50);
+    const stalled = (await stallRedis(1500)).over;
     await guard.observe([ingested()]); // times out at 1 s and is retried at 1.1 s; Redis runs both at 1.5 s
     await stalled;
     await sleep(200);
@@ -433,8 +445,7 @@ describe("SpendGuard.close()", () => {
   it("stops at the first write Redis does not take instead of waiting for each, and says what it gave up", async () => {
     const log: string[] = [];
     const own = await connectGuard((m) => log.push(m));
-    const stalled = stallRedis(5000);
-    await sleep(50);
+    const stalled = (await stallRedis(5000)).over;
     // the first times out at 1 s; the others queue behind it without being tried
     await own.guard.observe(Array.from({ length: 8 }, () => ingested()));
     const closing = Date.now();

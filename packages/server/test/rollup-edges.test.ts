@@ -148,6 +148,21 @@ describe("forecast", () => {
     expect(f.workspace.run_rate_per_day.nanousd).toBe(String(cost));
     expect(f.workspace.window_days).toBe(1);
   });
+
+  it("a workspace with older calls counts the quiet days at the start of its 7 as zero, not as days it did not exist", async () => {
+    // Weekday traffic seen on a Saturday: the trailing week opens on a quiet Saturday and Sunday. Only a
+    // workspace with no calls before the week (a new one) has a shorter run-rate window.
+    const ws = "forecast-quiet-start";
+    const cost = 7_000_000_000n;
+    await post(ws, [
+      validRecord({ ts_start: today - 12 * DAY, customer_id: "c1", cost_nanousd: "1" }),
+      validRecord({ ts_start: today - DAY + 3_600_000, customer_id: "c1", cost_nanousd: String(cost) }),
+    ]);
+    const f = await api(`/api/forecast?workspace=${ws}`);
+    expect(f.workspace.window_days).toBe(7);
+    expect(f.workspace.run_rate_per_day.nanousd).toBe(String(cost / 7n));
+    expect(f.customer_id).toMatchObject([{ key: "c1", run_rate_per_day: { nanousd: String(cost / 7n) } }]);
+  });
 });
 
 describe("data_mode", () => {

@@ -23,15 +23,17 @@ export async function forecastMonth(store: AnalyticsStore, filter: EventFilter, 
   const trailing = { ...filter, from: today - TRAILING_DAYS * DAY_MS, to: today };
   // Daily spend as the per-segment rows below and every analytics answer count it: the user-day rollup's
   // day totals (model calls and any other record's reported cost, the same money spend() sums).
-  const [daily, toDate] = await Promise.all([
+  const [daily, toDate, older] = await Promise.all([
     store.userDays(trailing, 1),
     store.userDays({ ...filter, from: thisMonth, to: now }, 1),
+    store.segments({ ...filter, from: undefined, to: trailing.from }, ["feature"], false),
   ]);
   const todayKey = new Date(today).toISOString().slice(0, 10);
-  // Days without spend count as zero, from the first day with any (a new workspace is not 7 days old).
+  // Days without spend count as zero, from the first day with any when nothing came before (a new workspace
+  // is not 7 days old); with older calls, quiet days opening the 7 (a weekend) are days of the run rate too.
   const byDay = new Map(daily.map((r) => [r.day, r.cost_nanousd]));
   const days: { day: string; cost_nanousd: bigint }[] = [];
-  let seen = false;
+  let seen = older.feature.length > 0;
   for (let t = trailing.from; t < today; t += DAY_MS) {
     const day = new Date(t).toISOString().slice(0, 10);
     const cost = byDay.get(day);

@@ -140,4 +140,23 @@ describe("concentration, percentiles, forecast", () => {
     expect(daysUntilExhausted(10n, 0n)).toBeNull();
     expect(daysUntilExhausted(-1n, 4n)).toBe(0);
   });
+
+  it("projection: today ends at no less than it has spent so far, nor the month below what is spent", () => {
+    const flat = Array.from({ length: 7 }, (_, i) => ({ day: `2026-11-${10 + i}`, cost_nanousd: 1_000n }));
+    // A spike today, the last day of the month: the month is already past the run rate's projection.
+    expect(project(flat, 20_000n, 1, 5_000n)).toMatchObject({
+      projected_nanousd: 25_000n,
+      low_nanousd: 25_000n,
+    });
+    // Today below the run rate: projected at the rate, as before.
+    expect(project(flat, 20_000n, 3, 400n)).toMatchObject({ projected_nanousd: 23_000n });
+    // No complete day yet (a new workspace): what today spent, not nothing.
+    expect(project([], 0n, 3, 700n)).toMatchObject({
+      projected_nanousd: 700n,
+      low_nanousd: 700n,
+      high_nanousd: 700n,
+    });
+    const bumpy = flat.map((d, i) => ({ ...d, cost_nanousd: i % 2 ? 2_000_000_000n : 0n }));
+    expect(project(bumpy, 0n, 2, 3_000_000_000n).low_nanousd).toBeGreaterThanOrEqual(3_000_000_000n);
+  });
 });

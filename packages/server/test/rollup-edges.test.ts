@@ -163,6 +163,21 @@ describe("forecast", () => {
     expect(f.workspace.run_rate_per_day.nanousd).toBe(String(cost / 7n));
     expect(f.customer_id).toMatchObject([{ key: "c1", run_rate_per_day: { nanousd: String(cost / 7n) } }]);
   });
+
+  it("never projects the month below what it has spent: a new workspace's first day counts", async () => {
+    const ws = "forecast-first-day";
+    await post(ws, [validRecord({ ts_start: now - 1_000, customer_id: "c1", cost_nanousd: "5000000000" })]);
+    const f = await api(`/api/forecast?workspace=${ws}`);
+    expect(f.workspace.to_date.nanousd).toBe("5000000000");
+    expect(f.workspace).toMatchObject({
+      projected: { nanousd: "5000000000" },
+      low: { nanousd: "5000000000" },
+      high: { nanousd: "5000000000" },
+    });
+    expect(f.customer_id).toMatchObject([
+      { key: "c1", to_date: { nanousd: "5000000000" }, projected: { nanousd: "5000000000" } },
+    ]);
+  });
 });
 
 describe("data_mode", () => {

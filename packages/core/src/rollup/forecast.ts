@@ -12,9 +12,9 @@ export interface Projection {
   to_date_nanousd: bigint;
   /** Mean daily spend over the trailing window. */
   run_rate_nanousd: bigint;
-  /** to_date + run_rate × days left (today included). */
+  /** to_date + run_rate × days left (today included, at no less than it has spent so far). */
   projected_nanousd: bigint;
-  /** A 90% interval: ± 1.645 · σ_daily · √(days left), the days taken as independent; never below to_date. */
+  /** A 90% interval: ± 1.645 · σ_daily · √(days left), the days taken as independent; never below what is spent. */
   low_nanousd: bigint;
   high_nanousd: bigint;
   window_days: number;
@@ -26,27 +26,35 @@ export const FORECAST_METHOD =
 
 /**
  * Projects a period's end total from its recent daily run rate. `trailing` are the last complete days
- * (oldest first; up to 7 are used), `toDate` what the period has spent so far, `daysLeft` the days of the
- * period not yet complete (including today).
- * `toDate` is the spend of the complete days: today's partial spend would otherwise count twice.
+ * (oldest first; up to 7 are used), `toDate` what the period's complete days spent, `daysLeft` the days of
+ * the period not yet complete (including today), `today` what today has spent so far.
+ * Today is projected at the run rate like the days after it (its partial spend would otherwise count
+ * twice), but at no less than it has spent already: a spike today, or a first day without history, would
+ * otherwise project the period below what it has spent.
  */
-export function project(trailing: readonly DaySpend[], toDate: bigint, daysLeft: number): Projection {
+export function project(
+  trailing: readonly DaySpend[],
+  toDate: bigint,
+  daysLeft: number,
+  today = 0n,
+): Projection {
   const window = trailing.slice(-7);
   const n = BigInt(window.length);
   const left = Math.max(0, daysLeft);
+  const spent = toDate + (left > 0 ? today : 0n);
   if (n === 0n)
     return {
       to_date_nanousd: toDate,
       run_rate_nanousd: 0n,
-      projected_nanousd: toDate,
-      low_nanousd: toDate,
-      high_nanousd: toDate,
+      projected_nanousd: spent,
+      low_nanousd: spent,
+      high_nanousd: spent,
       window_days: 0,
       days_left: left,
     };
   const total = window.reduce((a, d) => a + d.cost_nanousd, 0n);
   const rate = roundHalfUp(total, n);
-  const projected = toDate + rate * BigInt(left);
+  const projected = left > 0 ? toDate + projectedDays(rate, left, today) : toDate;
   // σ² = Σ(xᵢ − x̄)² / (n − 1): exact in integers (scaled by n²), one square root at the end.
   let spread = 0n;
   if (n > 1n) {
@@ -64,11 +72,16 @@ export function project(trailing: readonly DaySpend[], toDate: bigint, daysLeft:
     to_date_nanousd: toDate,
     run_rate_nanousd: rate,
     projected_nanousd: projected,
-    low_nanousd: low < toDate ? toDate : low,
+    low_nanousd: low < spent ? spent : low,
     high_nanousd: projected + spread,
     window_days: window.length,
     days_left: left,
   };
+}
+
+/** The spend of `daysLeft` (≥ 1) days at `rate`, the first of them (today) at no less than `today` spent so far. */
+export function projectedDays(rate: bigint, daysLeft: number, today: bigint): bigint {
+  return (today > rate ? today : rate) + rate * BigInt(daysLeft - 1);
 }
 
 /** Days until `remaining` is spent at `rate` per day (fractional, one decimal); null when nothing is being spent. */

@@ -1,4 +1,4 @@
-import { FORECAST_METHOD, project, roundHalfUp } from "@tollgate/core";
+import { FORECAST_METHOD, project, projectedDays, roundHalfUp } from "@tollgate/core";
 import type { AnalyticsStore, EventFilter, SegmentDimension, SegmentRow } from "../store/types.js";
 import { DAY_MS, utcMidnight, utcMonthStart } from "../time.js";
 import { money, monthWindows } from "./rollups.js";
@@ -41,9 +41,10 @@ export async function forecastMonth(store: AnalyticsStore, filter: EventFilter, 
     if (seen) days.push({ day, cost_nanousd: cost ?? 0n });
   }
   const spent = toDate.reduce((a, r) => a + r.cost_nanousd, 0n);
-  // Today is projected at the run rate like the days after it, so its spend so far is not counted twice.
+  // Today is projected at the run rate like the days after it (at no less than its spend so far), so its
+  // spend so far is not counted twice.
   const completeDays = toDate.reduce((a, r) => (r.day === todayKey ? a : a + r.cost_nanousd), 0n);
-  const p = project(days, completeDays, daysLeft);
+  const p = project(days, completeDays, daysLeft, spent - completeDays);
   // One scan per window for both dimensions.
   const [recent, mtd, complete] = await Promise.all([
     store.segments({ ...trailing, from: today - days.length * DAY_MS }, FORECAST_DIMENSIONS, false),
@@ -70,7 +71,7 @@ export async function forecastMonth(store: AnalyticsStore, filter: EventFilter, 
   };
 }
 
-/** Per segment: spend so far, its own trailing run rate, and complete days + run rate × days left. */
+/** Per segment: spend so far, its own trailing run rate, and complete days + run rate × days left (today at no less than its spend so far). */
 function projectSegments(
   recent: SegmentRow[],
   mtd: SegmentRow[],
@@ -85,12 +86,9 @@ function projectSegments(
   const completeBy = new Map(complete.map((r) => [r.key, r.cost_nanousd]));
   const rows = [...new Set([...mtdBy.keys(), ...rate.keys()])].map((key) => {
     const r = rate.get(key) ?? 0n;
-    return {
-      key,
-      toDate: mtdBy.get(key) ?? 0n,
-      rate: r,
-      projected: (completeBy.get(key) ?? 0n) + r * BigInt(daysLeft),
-    };
+    const toDate = mtdBy.get(key) ?? 0n;
+    const complete = completeBy.get(key) ?? 0n;
+    return { key, toDate, rate: r, projected: complete + projectedDays(r, daysLeft, toDate - complete) };
   });
   // Largest projection first; ties by key, so every run gives one order.
   rows.sort((a, b) =>

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { type CallRecord, PricingEngine } from "@tollgate/core";
+import { PricingEngine } from "@tollgate/core";
 import { createApp } from "./api/app.js";
 import { KeyResolver } from "./auth/keys.js";
 import type { RuntimeOptions } from "./config.js";
@@ -65,8 +65,7 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
       // Every replica learns of a new budget within a refresh: two of them make the grace period.
       sharedSeed: { graceMs: 2 * refreshMs, passesMs },
     });
-    // Shared (Redis) counters counted those calls live: their replay need not hold up the start.
-    await guard.rebuild(["default"], guard.store.volatile ? await unstoredCalls(spool, writer) : []);
+    await guard.rebuild(["default"]);
   } catch (e) {
     unlock();
     await store.close();
@@ -77,6 +76,9 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const recorder = new Recorder(writer, engine, spool, {
     onError: (e) => console.error(`recording: ${(e as Error).message}`),
   });
+  // The calls an earlier process spooled and never stored neither hold up the start nor go uncounted: they
+  // are counted from the spool while serving, then stored. Shared (Redis) counters counted them live.
+  recorder.storeEarlierSpool(guard.store.volatile ? guard.countUnstored(spool.records()) : Promise.resolve());
   // A budget added while running is seeded with the store's commits paused and the calls not stored yet.
   guard.attachRecording({
     quiet: (fn) => writer.quiet(fn),
@@ -156,21 +158,6 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
       unlock();
     },
   };
-}
-
-/**
- * The calls an earlier process answered and spooled but never stored (a crash, a store down at
- * shutdown): stored now where the store takes them, so that the limits rebuilt from the store count them;
- * the ones it does not take yet are returned, for the rebuild to count from here.
- */
-async function unstoredCalls(spool: Spool, writer: GroupCommitWriter): Promise<Iterable<CallRecord[]>> {
-  if (spool.depth === 0) return [];
-  await spool
-    .drain((records) => writer.write(records))
-    .catch((e) => {
-      console.error(`recording: spooled calls not stored yet, tried again later: ${(e as Error).message}`);
-    });
-  return spool.records();
 }
 
 /** How often a replica re-reads policies from a shared store (TOLLGATE_POLICY_REFRESH_MS, default 5 s). */

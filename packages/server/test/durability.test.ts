@@ -2,9 +2,10 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { uuidv7 } from "@tollgate/core";
+import { buildCallRecord, PricingEngine, uuidv7 } from "@tollgate/core";
 import OpenAI from "openai";
 import { afterAll, describe, expect, it } from "vitest";
+import { Spool } from "../src/gateway/spool.js";
 import { CLI, spawnCli } from "./cli-run.js";
 import { type MockUpstream, startMockUpstream } from "./mock-upstream.js";
 
@@ -194,6 +195,87 @@ describe("durability", () => {
       };
     });
   }, 60_000);
+
+  it("serves while a big spool is stored in the background, counted from the start; kill -9 midway stores and counts each call once", async () => {
+    const mock = await startMockUpstream({ chunkDelayMs: 0 });
+    const dir = mkdtempSync(join(tmpdir(), "tollgate-spool-background-"));
+    const env = { TOLLGATE_OPENAI_BASE_URL: `${mock.url}/v1` };
+    const api = async (s: { url: string; token: string }, path: string, init: RequestInit = {}) =>
+      (await fetch(`${s.url}${path}`, {
+        ...init,
+        headers: { authorization: `Bearer ${s.token}`, "content-type": "application/json" },
+      }).then((r) => r.json())) as Record<string, unknown>;
+    const stop = async (s: { proc: ChildProcess }, signal: NodeJS.Signals) => {
+      const exited = new Promise((r) => s.proc.once("exit", r));
+      s.proc.kill(signal);
+      await exited;
+    };
+    try {
+      const setup = await startServer(dir, env);
+      const budget = { id: "spooled", scope: { feature: "spooled" }, window: "day", limit_usd: "100.00" };
+      await api(setup, "/api/budgets", { method: "POST", body: JSON.stringify(budget) });
+      await stop(setup, "SIGTERM");
+      // Calls a gateway answered and spooled while its store was down ($700 in all), left for the next start.
+      const engine = new PricingEngine();
+      const spool = new Spool(join(dir, "spool"));
+      let cost = 0n;
+      for (let file = 0; file < 10; file++) {
+        const records = batch(2_000).map((r) => {
+          const built = buildCallRecord(
+            {
+              ...r,
+              provider: "openai",
+              api: "openai.chat",
+              model: "gpt-4o",
+              input_uncached_tokens: 10_000,
+              output_tokens: 1_000,
+              feature: "spooled",
+            },
+            { workspaceId: "default", engine },
+          );
+          if (!built.ok) throw new Error(JSON.stringify(built.errors));
+          cost += built.record.cost_nanousd;
+          return built.record;
+        });
+        spool.spill(records);
+      }
+
+      const first = await startServer(dir, env);
+      let log = "";
+      first.proc.stderr!.on("data", (d) => {
+        log += d;
+      });
+      const openai = new OpenAI({ apiKey: "sk-test-123", baseURL: `${first.url}/v1`, maxRetries: 0 });
+      // Serving: a call under no budget is proxied; one under the budget is refused on the spooled spend.
+      await openai.chat.completions.create(ASK, { headers: { "x-tollgate-feature": "other" } });
+      const refused = await openai.chat.completions
+        .create(ASK, { headers: { "x-tollgate-feature": "spooled" } })
+        .catch((e: { status: number }) => e.status);
+      expect(refused).toBe(429);
+      expect((await api(first, "/api/budgets/spooled")).spend_nanousd).toBe(String(cost));
+      // Killed wherever its replay is (a file stored and not yet removed, a store midway, or none yet).
+      await stop(first, "SIGKILL");
+      expect(log).toMatch(
+        /recording: 20000 calls spooled before this start wait to be stored: stored in the background/,
+      );
+
+      const second = await startServer(dir, env);
+      expect((await api(second, "/api/budgets/spooled")).spend_nanousd).toBe(String(cost));
+      while ((await api(second, "/readyz")).spool_depth !== 0) await new Promise((r) => setTimeout(r, 50));
+      const spend = (await api(second, "/api/spend?by=feature&from=1d")) as {
+        rows: Record<string, unknown>[];
+      };
+      expect(spend.rows.find((r) => r.key === "spooled")).toMatchObject({
+        calls: 20_000,
+        cost_nanousd: String(cost),
+      });
+      expect((await api(second, "/api/budgets/spooled")).spend_nanousd).toBe(String(cost));
+      await stop(second, "SIGTERM");
+    } finally {
+      await mock.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
 
 const ASK = { model: "gpt-4o-mini", messages: [{ role: "user" as const, content: "hi" }] };

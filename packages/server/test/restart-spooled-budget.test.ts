@@ -4,14 +4,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildCallRecord, PricingEngine, uuidv7 } from "@tollgate/core";
-import { afterAll, describe, expect, it } from "vitest";
-import { Recorder } from "../src/gateway/recorder.js";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { Spool } from "../src/gateway/spool.js";
-import { GroupCommitWriter } from "../src/ingest/writer.js";
 import type { CallContext } from "../src/limits/guard.js";
 import { openRuntime, type Runtime } from "../src/runtime.js";
 import { DuckDbStore } from "../src/store/duckdb/store.js";
-import type { Json } from "./helpers.js";
+import { chatContext, type Json } from "./helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "tg-restart-spooled-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -38,35 +36,68 @@ async function admin(rt: Runtime, method: string, path: string, body?: unknown):
 const budget = (feature: string) => ({ id: feature, scope: { feature }, window: "day", limit_usd: "5.00" });
 
 describe("calls spooled and not stored before a restart", () => {
-  it("are stored before the budgets are rebuilt from the store, and count against them", async () => {
-    const dataDir = join(dir, "drained");
+  it("count against budgets and runs from the start, and are stored in the background, once", async () => {
+    const dataDir = join(dir, "background");
     const rt1 = await openRuntime({ dataDir, pricebookPath: null });
-    await admin(rt1, "POST", "/api/budgets", budget("f1"));
+    await admin(rt1, "POST", "/api/budgets", { ...budget("f1"), limit_usd: "1.00" });
     await rt1.close();
-    // The gateway's recorder while its store is down: the calls go to the spool.
-    const down = await DuckDbStore.open(dataDir);
-    await down.close();
-    const rec = new Recorder(
-      new GroupCommitWriter(down),
-      new PricingEngine(),
-      new Spool(join(dataDir, "spool")),
-      {
-        replayMs: 60_000,
-      },
-    );
-    for (let i = 0; i < 20; i++) rec.record(call("f1"), "default");
-    await rec.flush();
-    rec.close();
+    const engine = new PricingEngine();
+    const built = (n: number) =>
+      Array.from({ length: n }, () => {
+        const b = buildCallRecord(
+          { ...call("f1"), agent_run_id: "run-f1" },
+          { workspaceId: "default", engine },
+        );
+        if (!b.ok) throw new Error(JSON.stringify(b.errors));
+        return b.record;
+      });
+    // 20 calls spooled while the store was down; 10 a replay committed before a kill -9 removed their file.
+    const [unstored, committed] = [built(20), built(10)];
+    const spool = new Spool(join(dataDir, "spool"));
+    spool.spill(unstored);
+    spool.spill(committed);
+    const store = await DuckDbStore.open(dataDir);
+    await store.append(committed);
+    await store.close();
+    const cost = [...unstored, ...committed].reduce((sum, r) => sum + r.cost_nanousd, 0n);
 
+    const logged: string[] = [];
+    const log = vi.spyOn(console, "error").mockImplementation((m: string) => void logged.push(m));
     const rt2 = await openRuntime({ dataDir, pricebookPath: null });
     try {
+      // Open (and so serving) before the spool is stored, which is said.
+      expect(rt2.recorder.spoolDepth).toBe(30);
+      expect(logged).toContain(
+        "recording: 30 calls spooled before this start wait to be stored: stored in the background",
+      );
+      // A call under the budget is admitted against the spooled calls' spend ($1.05 of $1.00): refused.
+      expect(await rt2.guard.admit(chatContext({ feature: "f1" }))).toMatchObject({ ok: false });
+      expect((await admin(rt2, "GET", "/api/budgets/f1")).spend_nanousd).toBe(String(cost));
+      expect((await admin(rt2, "GET", "/api/runs/run-f1")).usage).toMatchObject({ llm_calls: 30 });
+
+      await rt2.recorder.flush();
       expect(rt2.recorder.spoolDepth).toBe(0);
+      expect(
+        logged.some((m) => /^recording: the 30 calls spooled before this start are stored/.test(m)),
+      ).toBe(true);
       const spend = await admin(rt2, "GET", "/api/spend?by=feature&from=1d");
-      const stored = (spend.rows as Json[]).find((r) => r.key === "f1")!;
-      expect(stored.calls).toBe(20);
-      expect((await admin(rt2, "GET", "/api/budgets/f1")).spend_usd).toBe(stored.cost_usd);
+      expect((spend.rows as Json[]).find((r) => r.key === "f1")).toMatchObject({
+        calls: 30,
+        cost_nanousd: String(cost),
+      });
+      // Stored, they count once: not again now, nor at the next start.
+      expect((await admin(rt2, "GET", "/api/budgets/f1")).spend_nanousd).toBe(String(cost));
+      expect((await admin(rt2, "GET", "/api/runs/run-f1")).usage).toMatchObject({ llm_calls: 30 });
     } finally {
       await rt2.close();
+      log.mockRestore();
+    }
+    const rt3 = await openRuntime({ dataDir, pricebookPath: null });
+    try {
+      expect((await admin(rt3, "GET", "/api/budgets/f1")).spend_nanousd).toBe(String(cost));
+      expect((await admin(rt3, "GET", "/api/runs/run-f1")).usage).toMatchObject({ llm_calls: 30 });
+    } finally {
+      await rt3.close();
     }
   });
 

@@ -192,6 +192,7 @@ export function registerLimitRoutes(app: Hono<Env>, guard: SpendGuard, h: LimitR
   app.get("/api/runs/:id", h.read, async (c) => {
     const ws = workspaceParam(c);
     const id = runIdParam(c);
+    await guard.unstoredCounted(); // its spooled calls count first
     const run = await guard.store.run(ws, `r:${id}`);
     if (!run) throw notFound("agent run", id);
     return c.json({

@@ -47,6 +47,8 @@ export class Recorder {
   /** The last batch or replay the store settled failed (see #storeFailed). */
   #storeFailing = false;
   #replaying: Promise<void> | null = null;
+  /** The spool files an earlier process left, how many calls they held and since when they are replayed. */
+  #earlier: { files: Set<string>; calls: number; since: number } | null = null;
   /** close() was called: no timer sends a batch any more, so a call recorded since goes to the spool at once. */
   #closed = false;
   readonly #timer: NodeJS.Timeout;
@@ -242,19 +244,53 @@ export class Recorder {
     this.#storeFailing = false;
   }
 
+  /**
+   * Stores the calls an earlier process spooled in the background, once `counted` resolves (the limits
+   * count them from the spool first: SpendGuard.countUnstored), then with every replay: a spool of a
+   * million calls takes about a minute to store, which must not keep the gateway from serving. Says how
+   * many wait, and when they are stored.
+   */
+  storeEarlierSpool(counted: Promise<void>): void {
+    const calls = this.spool.depth;
+    if (!calls) return;
+    this.#earlier = { files: new Set(this.spool.files()), calls, since: Date.now() };
+    this.opts.onError?.(
+      new Error(`${calls} calls spooled before this start wait to be stored: stored in the background`),
+    );
+    this.#replay(counted);
+  }
+
   /** Retries spooled records (tried again at the next turn while the store refuses); one replay at a time. */
   replay(): Promise<void> {
     if (this.#replaying || this.spool.depth === 0) return this.#replaying ?? Promise.resolve();
-    this.#replaying = this.spool
-      .drain((records) => this.writer.write(records))
+    return this.#replay(Promise.resolve());
+  }
+
+  /** A replay that starts once `after` resolves; no other starts before it ends. */
+  #replay(after: Promise<void>): Promise<void> {
+    const replaying = after
+      .then(() => this.spool.drain((records) => this.writer.write(records)))
       .then(
         () => this.#storeTook(),
         (e) => this.#storeFailed(e),
       )
       .finally(() => {
         this.#replaying = null;
+        this.#earlierStored();
       });
-    return this.#replaying;
+    this.#replaying = replaying;
+    return replaying;
+  }
+
+  /** Says once that none of the spool files an earlier process left is waiting any more. */
+  #earlierStored(): void {
+    const earlier = this.#earlier;
+    if (!earlier || this.spool.files().some((f) => earlier.files.has(f))) return;
+    this.#earlier = null;
+    const seconds = ((Date.now() - earlier.since) / 1000).toFixed(1);
+    this.opts.onError?.(
+      new Error(`the ${earlier.calls} calls spooled before this start are stored (${seconds} s)`),
+    );
   }
 
   /**

@@ -262,6 +262,8 @@ export class SpendGuard {
     spooled: () => [],
     storedIds: () => Promise.resolve(new Set()),
   };
+  /** The count of calls an earlier process spooled (countUnstored) while it runs: limits wait for it. */
+  #countingUnstored: Promise<void> | null = null;
   /** observe() calls in progress, and who waits for there to be none. */
   #observing = 0;
   #observeWaiters: (() => void)[] = [];
@@ -378,6 +380,8 @@ export class SpendGuard {
     const runId = ctx.facts.agent_run_id ?? null;
     if (!policies.budgets.length && !policies.rates.length && !runId)
       return { ok: true, ticket: bareTicket(ctx, policies, this.#now()) };
+    // A call a limit may apply to is not admitted against counters that still lack spooled calls.
+    if (this.#countingUnstored) await this.#countingUnstored;
     const plan = admissionPlan(policies, ctx.facts);
     const { budgets } = plan;
     const now = this.#now();
@@ -850,8 +854,8 @@ export class SpendGuard {
 
   /**
    * Rebuilds a volatile backend's counters from stored events, and `unstored` calls (spooled, not in the
-   * store yet; a batch at a time): a restart does not reset spend. Shared counters need no rebuild: only
-   * the seeds of budgets added while running go on (SharedSeeds).
+   * store yet; a batch at a time: see countUnstored): a restart does not reset spend. Shared counters need
+   * no rebuild: only the seeds of budgets added while running go on (SharedSeeds).
    */
   async rebuild(
     workspaces: readonly string[],
@@ -901,7 +905,33 @@ export class SpendGuard {
         if (e.type === "run_killed")
           await this.store.kill(ws, runKey(runId), e.detail as unknown as KillReason);
     }
-    for (const calls of unstored) await this.observe(await this.#notStored(calls), { countRates: false });
+    await this.countUnstored(unstored);
+  }
+
+  /**
+   * Counts calls an earlier process spooled and never stored (a batch at a time) against budgets and agent
+   * runs, as a rebuild from the store would once they are stored: not against tokens per minute (their
+   * minutes are gone), and not again where the store holds them already. A large spool is counted while the
+   * gateway serves: until it is, admissions a limit may apply to, budget seeds and statuses, and run
+   * statuses wait for it. Nothing may store these calls meanwhile: one stored before its batch is counted
+   * would count nowhere (the rebuild read the store before).
+   */
+  countUnstored(unstored: Iterable<readonly CallRecord[]>): Promise<void> {
+    const counting = (async () => {
+      for (const calls of unstored) await this.observe(await this.#notStored(calls), { countRates: false });
+    })()
+      // Never rejects: admissions wait for it. Calls of a spool file it could not read count once stored.
+      .catch((e) => this.#log(`limits: spooled calls not all counted: ${(e as Error).message}`))
+      .finally(() => {
+        if (this.#countingUnstored === counting) this.#countingUnstored = null;
+      });
+    this.#countingUnstored = counting;
+    return counting;
+  }
+
+  /** Resolves once the calls an earlier process spooled count (countUnstored); at once when they do. */
+  unstoredCounted(): Promise<void> {
+    return this.#countingUnstored ?? Promise.resolve();
   }
 
   /**
@@ -931,8 +961,11 @@ export class SpendGuard {
    */
   async budgetAdded(ws: string, id: string): Promise<void> {
     const key = inWorkspace(ws, id);
+    // Seeded once the spooled calls count: a seed replaces counters that the count would add to again.
     const seed = () =>
-      this.#shared ? this.#shared.added(ws, id) : this.#recording.quiet(() => this.#seedLive(ws, id));
+      this.#shared
+        ? this.#shared.added(ws, id)
+        : this.unstoredCounted().then(() => this.#recording.quiet(() => this.#seedLive(ws, id)));
     const seeded = (this.#seeding.get(key) ?? Promise.resolve())
       .then(seed)
       .catch((e) =>
@@ -1025,6 +1058,7 @@ export class SpendGuard {
 
   /** Live spend, reservations and state of a budget's buckets (those with spend in the current window). */
   async budgetStatus(ws: string, b: Budget): Promise<BudgetBucketStatus[]> {
+    await this.unstoredCounted();
     const now = this.#now();
     const win = windowSlots(b.window, now);
     const by = eachFields(b.scope) as SumField[];

@@ -79,9 +79,10 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
   // The calls an earlier process spooled and never stored neither hold up the start nor go uncounted: they
   // are counted from the spool while serving, then stored. Shared (Redis) counters counted them live.
   recorder.storeEarlierSpool(guard.store.volatile ? guard.countUnstored(spool.records()) : Promise.resolve());
-  // A budget added while running is seeded with the store's commits paused and the calls not stored yet.
+  // A budget added while running is seeded with the store's commits and the spool's replay paused, and the
+  // calls not stored yet.
   guard.attachRecording({
-    quiet: (fn) => writer.quiet(fn),
+    quiet: (fn) => writer.quiet(() => spool.hold(fn)),
     waiting: () => recorder.waiting(),
     spoolFiles: () => spool.files(),
     spooled: (file) => spool.recordsOf(file),

@@ -409,6 +409,30 @@ describe("spool files", () => {
     await store.close();
   });
 
+  it("a drain takes up no file while the spool is held (a budget's seed reads its files over several turns)", async () => {
+    const spoolDir = join(dir, "held");
+    const spool = new Spool(spoolDir);
+    const a = built(12);
+    spool.spill([a]);
+    // A damaged file, set aside and rewritten under another name by a drain: not while held.
+    const files = spool.files();
+    const line = readFileSync(join(spoolDir, files[0]!), "utf8");
+    writeFileSync(join(spoolDir, "1-1-0.ndjson"), `${line}{not json\n`);
+    files.unshift("1-1-0.ndjson");
+    const stored: CallRecord[] = [];
+    let release = () => {};
+    const held = spool.hold(() => new Promise<void>((r) => (release = r)));
+    const drained = spool.drain(async (records) => void stored.push(...records));
+    for (let turn = 0; turn < 5; turn++) await new Promise((r) => setImmediate(r));
+    expect(spool.files()).toEqual(files);
+    expect(stored).toEqual([]);
+    release();
+    await held;
+    await drained;
+    expect(stored.map((r) => r.event_id)).toEqual([a.event_id]);
+    expect(spool.files()).toHaveLength(1); // the damaged file's good line, stored by the next drain
+  });
+
   it("a store failure with only sound records keeps the file for the next drain", async () => {
     const spool = new Spool(join(dir, "store-down"));
     const a = built(11);

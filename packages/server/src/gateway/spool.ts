@@ -38,6 +38,9 @@ const ADDED_COUNTS = USAGE_FIELDS.filter(
 export class Spool {
   #depth = 0;
   #seq = 0;
+  /** Holds in progress (hold), and the drains waiting for them to end. */
+  #holds = 0;
+  #unheld: (() => void)[] = [];
 
   /** `log` is told of each set-aside: the calls in it are not stored unless someone repairs them. */
   constructor(
@@ -77,6 +80,7 @@ export class Spool {
    */
   async drain(store: (records: CallRecord[]) => Promise<unknown>): Promise<void> {
     for (const f of this.files()) {
+      while (this.#holds) await new Promise<void>((wake) => this.#unheld.push(wake));
       const path = join(this.dir, f);
       const records: CallRecord[] = [];
       const good: string[] = [];
@@ -106,6 +110,19 @@ export class Spool {
       }
       rmSync(path, { force: true });
       this.#uncount(records.length);
+    }
+  }
+
+  /**
+   * Runs `fn` while no drain takes up a file: the spool's files stay as they are (new ones may come), read
+   * over several turns. A file whose store was under way may still go, its calls stored.
+   */
+  async hold<T>(fn: () => Promise<T>): Promise<T> {
+    this.#holds++;
+    try {
+      return await fn();
+    } finally {
+      if (--this.#holds === 0) for (const wake of this.#unheld.splice(0)) wake();
     }
   }
 

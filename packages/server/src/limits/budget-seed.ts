@@ -58,31 +58,54 @@ export function inBudget(ws: string, b: Budget, now: number): (rec: CallRecord) 
 }
 
 /**
- * The spend of budget `b`'s window in `records` (calls not stored yet, in groups; one may repeat), but
- * `counted` ones; each with its call's id.
+ * The spend of budget `b`'s window in calls not stored yet, taken a group at a time (a call may repeat,
+ * within a group or across them), but `counted` ones. What it keeps is bounded by the budget's buckets and
+ * slots (the sums), plus the id of each call it took (to take it once), not the calls themselves: a seed
+ * reads a large spool a file at a time.
  */
-export function unstoredSpend(
-  records: Iterable<Iterable<CallRecord>>,
-  ws: string,
-  b: Budget,
-  now: number,
-  counted: ReadonlySet<string>,
-): (Seed & { eventId: string })[] {
-  const win = windowSlots(b.window, now);
-  const applies = inBudget(ws, b, now);
-  const seen = new Set(counted);
-  const seeds: (Seed & { eventId: string })[] = [];
-  for (const group of records)
+export class UnstoredSpend {
+  readonly #applies: (rec: CallRecord) => boolean;
+  readonly #slots: readonly string[];
+  readonly #seen: Set<string>;
+  readonly #sums = new Map<string, Seed>();
+
+  constructor(
+    ws: string,
+    private readonly b: Budget,
+    private readonly now: number,
+    counted: ReadonlySet<string>,
+  ) {
+    this.#applies = inBudget(ws, b, now);
+    this.#slots = windowSlots(b.window, now).slots;
+    this.#seen = new Set(counted);
+  }
+
+  /** The calls of `group` in the window not taken before, each with its seed and id: `add` the ones to count. */
+  take(group: Iterable<CallRecord>): (Seed & { eventId: string })[] {
+    const out: (Seed & { eventId: string })[] = [];
     for (const rec of group) {
-      if (seen.has(rec.event_id) || !applies(rec)) continue;
-      seen.add(rec.event_id);
+      if (this.#seen.has(rec.event_id) || !this.#applies(rec)) continue;
+      this.#seen.add(rec.event_id);
       const facts = factsOfRecord(rec);
-      seeds.push({
-        bucket: budgetBucket(b, bucketValues(b.scope, facts), facts, now, 0n),
-        slot: slotOf(b, win.slots, rec.ts_start),
+      out.push({
+        bucket: budgetBucket(this.b, bucketValues(this.b.scope, facts), facts, this.now, 0n),
+        slot: slotOf(this.b, this.#slots, rec.ts_start),
         spend: rec.cost_nanousd,
         eventId: rec.event_id,
       });
     }
-  return seeds;
+    return out;
+  }
+
+  add(seed: Seed): void {
+    const key = `${seed.bucket.key}\u0000${seed.slot}`;
+    const sum = this.#sums.get(key);
+    if (sum) sum.spend += seed.spend;
+    else this.#sums.set(key, { bucket: seed.bucket, slot: seed.slot, spend: seed.spend });
+  }
+
+  /** The spend added, one seed per bucket and slot. */
+  seeds(): Seed[] {
+    return [...this.#sums.values()];
+  }
 }

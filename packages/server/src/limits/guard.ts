@@ -41,7 +41,7 @@ import {
   throttleKey,
 } from "./admission-plan.js";
 import { budgetBucket, factsOfRecord, factsOfValues, fixedScope } from "./buckets.js";
-import { inBudget, type Seed, storedSpend, unstoredSpend } from "./budget-seed.js";
+import { type Seed, storedSpend, UnstoredSpend } from "./budget-seed.js";
 import {
   budgetExceeded,
   budgetThrottled,
@@ -186,7 +186,7 @@ export interface CallOutcome {
  * gateway's recorder): a pause of the store's commits, and the calls counted but not stored yet.
  */
 export interface RecordingView {
-  /** Runs `fn` while no commit to the event store is in flight or starts. */
+  /** Runs `fn` while no commit to the event store is in flight or starts, nor a spool file is stored or set aside. */
   quiet<T>(fn: () => Promise<T>): Promise<T>;
   /** Calls recorded (and counted against limits) not stored yet that wait in memory; a call may repeat. */
   waiting(): Iterable<CallRecord>;
@@ -991,14 +991,6 @@ export class SpendGuard {
     const now = this.#now();
     const rec = this.#recording;
     const seeds = await storedSpend(this.events, ws, b, now);
-    // Spooled calls are read ahead, a file a turn (a large spool must not hold up the event loop); only
-    // the files spooled since are read at the instant. None is stored meanwhile (commits wait).
-    const spooled = new Map<string, CallRecord[]>();
-    const applies = inBudget(ws, b, now);
-    for (const file of rec.spoolFiles()) {
-      spooled.set(file, rec.spooled(file).filter(applies));
-      await nextTurn();
-    }
     // The instant is taken at the start of a turn with no ingested batch being counted: a batch is counted
     // once stored, so every stored call has been counted by then.
     for (;;) {
@@ -1014,14 +1006,34 @@ export class SpendGuard {
     // lets those counted before the instant be recorded, and the calls counted since are told apart.
     await nextTurn();
     this.#taps.delete(tap);
-    for (const file of rec.spoolFiles()) if (!spooled.has(file)) spooled.set(file, rec.spooled(file));
-    const unstored = unstoredSpend([rec.waiting(), ...spooled.values()], ws, b, now, tap.ids);
+    // The calls counted before the instant and not stored yet wait in memory or in the spool files there
+    // are now, which stay as they are (quiet: none is stored or set aside). The files are read one a turn,
+    // and only their calls' sums and ids kept: a large spool neither holds up the event loop nor fills memory.
+    const unstored = new UnstoredSpend(ws, b, now, tap.ids);
+    const files = rec.spoolFiles();
+    await this.#addUnstored(ws, id, unstored, rec.waiting());
+    for (const file of files) {
+      await nextTurn();
+      await this.#addUnstored(ws, id, unstored, rec.spooled(file));
+    }
     // The counters are replaced from here on by what they held at the instant: later counts stay on top.
-    // Should the store not say, they count as not stored: a seed is not dropped for a rare double count.
-    const stored = await rec
+    for (const [key, slots] of before)
+      for (const [slot, spend] of slots) this.store.seedBucket(ws, key, slot, -spend);
+    this.#seed(ws, [...seeds, ...unstored.seeds()]);
+  }
+
+  /**
+   * Adds the calls of `group` to a seed's unstored spend, but for those the store took without saying so
+   * (an answer lost on the way back). Should the store not say, they count as not stored: a seed is not
+   * dropped for a rare double count.
+   */
+  async #addUnstored(ws: string, id: string, unstored: UnstoredSpend, group: Iterable<CallRecord>) {
+    const calls = unstored.take(group);
+    if (!calls.length) return;
+    const stored = await this.#recording
       .storedIds(
         ws,
-        unstored.map((u) => u.eventId),
+        calls.map((u) => u.eventId),
       )
       .catch((e) => {
         this.#log(
@@ -1029,10 +1041,7 @@ export class SpendGuard {
         );
         return new Set<string>();
       });
-    for (const u of unstored) if (!stored.has(u.eventId)) seeds.push(u);
-    for (const [key, slots] of before)
-      for (const [slot, spend] of slots) this.store.seedBucket(ws, key, slot, -spend);
-    this.#seed(ws, seeds);
+    for (const u of calls) if (!stored.has(u.eventId)) unstored.add(u);
   }
 
   /** Notes a budget's seed from the store (#seededLive, #newestLiveSeed); those past any doubt's lifetime go. */

@@ -8,6 +8,7 @@ import type { CallRecord } from "@tollgate/core";
 import { Session } from "chdb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { coverageOf } from "../src/query/coverage.js";
+import { forecastFrom, forecastMonth } from "../src/query/forecast.js";
 import type { ChExec } from "../src/store/clickhouse/exec.js";
 import { openClickHouse } from "../src/store/clickhouse/open.js";
 import { DuckDbStore } from "../src/store/duckdb/store.js";
@@ -72,6 +73,29 @@ describe.each(stores)("retention edges on %s", (_, open) => {
       const purged = await s.purge(utcMonthStart(now, -1), null);
       expect(purged.raw_deleted).toBe(1);
       expect(await answer(s, "acme")).toEqual(before);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe("a forecast past the raw horizon", () => {
+  // DuckDB purges raw calls by the day (ClickHouse drops whole months).
+  it("a forecast that reads purged days of the week before its 7 says it is truncated", async () => {
+    // The 4th of a month: its month and 7 trailing days are kept by 7 days of raw calls, the week before
+    // them is not. That week tells whether quiet days opening the 7 count: purged, the workspace reads as new.
+    const at = Date.UTC(2026, 2, 4, 12);
+    const today = utcMidnight(at);
+    const s = await DuckDbStore.open(join(dir, "forecast-week-before"));
+    try {
+      await s.append([call("quiet", today - 10 * DAY), call("quiet", today - DAY + 3_600_000)]);
+      const forecast = async () => ({
+        window_days: (await forecastMonth(s, { workspaceId: "quiet" }, at)).workspace.window_days,
+        truncated: coverageOf(await s.retention("quiet"), forecastFrom(at), false).truncated,
+      });
+      expect(await forecast()).toEqual({ window_days: 7, truncated: false });
+      await s.purge(today - 7 * DAY, null);
+      expect(await forecast()).toEqual({ window_days: 1, truncated: true });
     } finally {
       await s.close();
     }

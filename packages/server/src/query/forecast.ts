@@ -7,9 +7,12 @@ export const FORECAST_DIMENSIONS = ["customer_id", "feature"] as const satisfies
 /** The run rate is the mean of this many complete days before today. */
 const TRAILING_DAYS = 7;
 
-/** The earliest time a forecast at `now` reads: its trailing days or its month, whichever starts first. */
+/**
+ * The earliest time a forecast at `now` reads: the week before its trailing days (whether their quiet
+ * opening days count) or its month, whichever starts first.
+ */
 export function forecastFrom(now: number): number {
-  return Math.min(monthWindows(now).thisMonth, utcMidnight(now) - TRAILING_DAYS * DAY_MS);
+  return Math.min(monthWindows(now).thisMonth, utcMidnight(now) - 2 * TRAILING_DAYS * DAY_MS);
 }
 
 /**

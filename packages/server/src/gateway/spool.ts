@@ -36,6 +36,8 @@ const ADDED_COUNTS = USAGE_FIELDS.filter(
  * the spool is lost, and memory stays bounded whatever the store does.
  */
 export class Spool {
+  /** The records of each spool file this process counted: spilled, written again by a set-aside, or found at the start. */
+  readonly #counted = new Map<string, number>();
   #depth = 0;
   #seq = 0;
   /** Holds in progress (hold), and the drains waiting for them to end. */
@@ -49,27 +51,36 @@ export class Spool {
   ) {
     mkdirSync(dir, { recursive: true });
     this.#salvage();
-    for (const f of this.files()) this.#depth += lines(join(dir, f)).length;
+    for (const f of this.files()) this.#count(f, lines(join(dir, f)).length);
   }
 
-  /** Records waiting on disk. */
+  /**
+   * Records waiting on disk (the recorder replays while there are any): those of the files this process
+   * counted, not of a file put in the spool while it runs (stored at the next start, or with a drain's others).
+   */
   get depth(): number {
     return this.#depth;
   }
 
+  #count(file: string, records: number): void {
+    this.#counted.set(file, records);
+    this.#depth += records;
+  }
+
   /**
-   * Records gone from disk. Never below 0: a file put in the spool while it runs (a repaired line put back) is
-   * drained with the rest, uncounted, as is the copy of good lines left when a set-aside failed after writing them.
+   * A file gone from disk takes away what it was counted for: a file put in the spool while it runs (a
+   * repaired line put back) was not, and its drain must not take its records off the others' count.
    */
-  #uncount(records: number): void {
-    this.#depth = Math.max(0, this.#depth - records);
+  #uncount(file: string): void {
+    this.#depth -= this.#counted.get(file) ?? 0;
+    this.#counted.delete(file);
   }
 
   /** Writes the records to a new spool file, or throws (disk full, read-only) leaving none behind. */
   spill(records: readonly CallRecord[]): void {
     if (!records.length) return;
-    this.#write(records.map((r) => JSON.stringify(r, (_k, v) => (typeof v === "bigint" ? v.toString() : v))));
-    this.#depth += records.length;
+    const json = records.map((r) => JSON.stringify(r, (_k, v) => (typeof v === "bigint" ? v.toString() : v)));
+    this.#count(this.#write(json), records.length);
   }
 
   /**
@@ -93,7 +104,7 @@ export class Spool {
         } else bad.push(line);
       }
       if (bad.length) {
-        this.#setAside(path, good, bad);
+        this.#setAside(f, good, bad);
         continue;
       }
       try {
@@ -102,14 +113,14 @@ export class Spool {
         const unsound = new Set(records.filter((r) => storedRecordProblem(r) !== null));
         if (!unsound.size) throw e; // the store's own failure: tried again later
         this.#setAside(
-          path,
+          f,
           good.filter((_, i) => !unsound.has(records[i]!)),
           good.filter((_, i) => unsound.has(records[i]!)),
         );
         continue;
       }
       rmSync(path, { force: true });
-      this.#uncount(records.length);
+      this.#uncount(f);
     }
   }
 
@@ -127,13 +138,15 @@ export class Spool {
   }
 
   /** Sets `bad` aside in `<file>.bad`, once; `good` goes back as a file of its own, stored by the next drain. */
-  #setAside(path: string, good: readonly string[], bad: readonly string[]): void {
+  #setAside(file: string, good: readonly string[], bad: readonly string[]): void {
+    const path = join(this.dir, file);
     // The good lines first: a disk too full for them fails this set-aside before anything is added to the
-    // `.bad` file, which the next try would add to again.
-    if (good.length) this.#write(good);
+    // `.bad` file, which the next try would add to again. Counted at once: should the `.bad` append fail,
+    // they wait in two files until the next try.
+    if (good.length) this.#count(this.#write(good), good.length);
     appendFileSync(`${path}.bad`, `${bad.join("\n")}\n`);
     rmSync(path, { force: true });
-    this.#uncount(bad.length);
+    this.#uncount(file);
     this.log(
       `${bad.length} spooled call records are damaged and NOT stored: set aside in ${path}.bad. A line repaired ` +
         `and put back in a file of ${this.dir} named *.ndjson is stored at the next start`,
@@ -151,8 +164,11 @@ export class Spool {
     return existsSync(path) ? lines(path).flatMap((line) => parseRecord(line) ?? []) : [];
   }
 
-  /** NDJSON lines written aside in full, fsynced, then renamed (and the rename synced): a file is whole or absent. */
-  #write(lines: readonly string[]): void {
+  /**
+   * NDJSON lines written aside in full, fsynced, then renamed (and the rename synced): a file is whole or
+   * absent. Returns the file's name.
+   */
+  #write(lines: readonly string[]): string {
     const bytes = Buffer.from(`${lines.join("\n")}\n`);
     const name = this.#freshName();
     const tmp = join(this.dir, `${name}.tmp`);
@@ -171,6 +187,7 @@ export class Spool {
       throw e;
     }
     syncDir(this.dir);
+    return name;
   }
 
   /**

@@ -1,6 +1,6 @@
 // Calls an earlier process answered and spooled but never stored (the store down, then a crash or a
 // shutdown that could not wait) count against their budgets after the restart, as stored calls do.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildCallRecord, PricingEngine, uuidv7 } from "@tollgate/core";
@@ -205,6 +205,31 @@ describe("calls spooled and not stored before a restart", () => {
       await rt.store.append([stored!]);
       await rt.guard.rebuild(["default"], [[stored!, damaged]]);
       expect((await admin(rt, "GET", "/api/budgets/f5")).spend_nanousd).toBe(String(stored!.cost_nanousd));
+    } finally {
+      await rt.close();
+    }
+  });
+
+  it("count the spool files after one that cannot be read when the count reaches it", async () => {
+    const rt = await openRuntime({ dataDir: join(dir, "unreadable"), pricebookPath: null });
+    try {
+      await admin(rt, "POST", "/api/budgets", budget("f6"));
+      const engine = new PricingEngine();
+      const [first, lost, last] = [call("f6"), call("f6"), call("f6")].map((c) => {
+        const b = buildCallRecord(c, { workspaceId: "default", engine });
+        if (!b.ok) throw new Error(JSON.stringify(b.errors));
+        return b.record;
+      });
+      const spoolDir = join(dir, "unreadable-spool");
+      const spool = new Spool(spoolDir);
+      for (const rec of [first!, lost!, last!]) spool.spill([rec]);
+      // The second file turns unreadable after the start read the spool (here: a directory in its place).
+      const second = spool.files()[1]!;
+      rmSync(join(spoolDir, second));
+      mkdirSync(join(spoolDir, second));
+      await rt.guard.countUnstored(spool.records());
+      const cost = first!.cost_nanousd + last!.cost_nanousd;
+      expect((await admin(rt, "GET", "/api/budgets/f6")).spend_nanousd).toBe(String(cost));
     } finally {
       await rt.close();
     }

@@ -153,9 +153,23 @@ export class Spool {
     );
   }
 
-  /** The readable records waiting on disk, a file at a time, left where they are. */
+  /**
+   * The readable records waiting on disk, a file at a time, left where they are. A file that cannot be read
+   * now (too many open files, an I/O error) is told of and passed over: the files after it are still read.
+   */
   *records(): Generator<CallRecord[]> {
-    for (const f of this.files()) yield this.recordsOf(f);
+    for (const f of this.files()) {
+      let records: CallRecord[];
+      try {
+        records = this.recordsOf(f);
+      } catch (e) {
+        this.log(
+          `spool file ${f} could not be read, its calls count against limits from the next start on: ${(e as Error).message}`,
+        );
+        continue;
+      }
+      yield records;
+    }
   }
 
   /** The readable records of one spool file (none if it is gone). */

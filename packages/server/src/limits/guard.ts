@@ -920,7 +920,7 @@ export class SpendGuard {
     const counting = (async () => {
       for (const calls of unstored) await this.observe(await this.#notStored(calls), { countRates: false });
     })()
-      // Never rejects: admissions wait for it. Calls of a spool file it could not read count once stored.
+      // Never rejects: admissions wait for it.
       .catch((e) => this.#log(`limits: spooled calls not all counted: ${(e as Error).message}`))
       .finally(() => {
         if (this.#countingUnstored === counting) this.#countingUnstored = null;

@@ -210,6 +210,32 @@ describe("calls spooled and not stored before a restart", () => {
     }
   });
 
+  it("count the calls after a damaged line that still parses (tags put back as a map, not a list)", async () => {
+    const dataDir = join(dir, "damaged-tags");
+    const rt1 = await openRuntime({ dataDir, pricebookPath: null });
+    await admin(rt1, "POST", "/api/budgets", { ...budget("f7"), scope: { tag: "t7" } });
+    await rt1.close();
+    const engine = new PricingEngine();
+    const [damaged, sound] = [call("f7"), call("f7")].map((c) => {
+      const b = buildCallRecord({ ...c, tags: ["t7"] }, { workspaceId: "default", engine });
+      if (!b.ok) throw new Error(JSON.stringify(b.errors));
+      return b.record;
+    });
+    const spool = new Spool(join(dataDir, "spool"));
+    spool.spill([{ ...damaged!, tags: { t7: true } as unknown as string[] }]);
+    spool.spill([sound!]);
+    const log = vi.spyOn(console, "error").mockImplementation(() => {});
+    const rt2 = await openRuntime({ dataDir, pricebookPath: null });
+    try {
+      await rt2.guard.unstoredCounted();
+      // The damaged call stopped the count of every call after it; it counts against nothing, the others count.
+      expect((await admin(rt2, "GET", "/api/budgets/f7")).spend_nanousd).toBe(String(sound!.cost_nanousd));
+    } finally {
+      await rt2.close();
+      log.mockRestore();
+    }
+  });
+
   it("count the spool files after one that cannot be read when the count reaches it", async () => {
     const rt = await openRuntime({ dataDir: join(dir, "unreadable"), pricebookPath: null });
     try {

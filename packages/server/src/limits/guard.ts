@@ -764,6 +764,20 @@ export class SpendGuard {
    * that failed stored it, the seed counted it.
    */
   #countsOf(rec: CallRecord, opts: ObserveOptions, doubtedAt?: number) {
+    try {
+      return this.#limitsOf(rec, opts, doubtedAt);
+    } catch (e) {
+      // A spooled line a bad byte or a repair left unlike the gateway's that still parses (tags as a map):
+      // it counts against nothing here, and the calls counted with it still count.
+      this.#log(
+        `limits: call ${rec.event_id} counts against no limit, its record is unreadable: ${(e as Error).message}`,
+      );
+      return null;
+    }
+  }
+
+  /** #countsOf, of a record as the gateway builds it (it may throw for one unlike that). */
+  #limitsOf(rec: CallRecord, opts: ObserveOptions, doubtedAt?: number) {
     const policies = this.registry.forWorkspace(rec.workspace_id);
     // Most ingested records fall under no limit: nothing is built for them.
     if (!policies.budgets.length && !policies.rates.length && !rec.agent_run_id) return null;

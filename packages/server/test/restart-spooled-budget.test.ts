@@ -210,6 +210,35 @@ describe("calls spooled and not stored before a restart", () => {
     }
   });
 
+  it("hold up no call only rate limits apply to while they are counted (they do not count against rates)", async () => {
+    const rt = await openRuntime({ dataDir: join(dir, "rates-only"), pricebookPath: null });
+    // The count is slow (a large spool): it ends once let go.
+    let letGo = () => {};
+    const gate = new Promise<void>((resolve) => (letGo = resolve));
+    const slow = vi.spyOn(rt.guard, "observe").mockImplementation(() => gate);
+    try {
+      await admin(rt, "POST", "/api/budgets", budget("f8-other"));
+      await admin(rt, "POST", "/api/rate-limits", {
+        id: "tpm8",
+        scope: { feature: "f8" },
+        tokens_per_min: 50_000,
+      });
+      const b = buildCallRecord(call("f8-other"), { workspaceId: "default", engine: new PricingEngine() });
+      if (!b.ok) throw new Error(JSON.stringify(b.errors));
+      const counted = rt.guard.countUnstored([[b.record]]);
+      const waited = await Promise.race([
+        rt.guard.admit(chatContext({ feature: "f8" })).then(() => false),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(true), 1_000)),
+      ]);
+      expect(waited).toBe(false);
+      letGo();
+      await counted;
+    } finally {
+      slow.mockRestore();
+      await rt.close();
+    }
+  });
+
   it("count the calls after a damaged line that still parses (tags put back as a map, not a list)", async () => {
     const dataDir = join(dir, "damaged-tags");
     const rt1 = await openRuntime({ dataDir, pricebookPath: null });

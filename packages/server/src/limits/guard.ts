@@ -380,10 +380,11 @@ export class SpendGuard {
     const runId = ctx.facts.agent_run_id ?? null;
     if (!policies.budgets.length && !policies.rates.length && !runId)
       return { ok: true, ticket: bareTicket(ctx, policies, this.#now()) };
-    // A call a limit may apply to is not admitted against counters that still lack spooled calls.
-    if (this.#countingUnstored) await this.#countingUnstored;
     const plan = admissionPlan(policies, ctx.facts);
     const { budgets } = plan;
+    // A call a budget or its run applies to is not admitted against counters that still lack spooled
+    // calls; one only rate limits apply to need not wait: spooled calls do not count against rates.
+    if (this.#countingUnstored && (budgets.length || runId)) await this.#countingUnstored;
     const now = this.#now();
     if (!budgets.length && !plan.rates.length && !runId)
       return { ok: true, ticket: bareTicket(ctx, policies, now) };

@@ -239,6 +239,44 @@ describe("calls spooled and not stored before a restart", () => {
     }
   });
 
+  it("kill and unkill a run while they are counted as after: its spooled calls count first", async () => {
+    const rt = await openRuntime({ dataDir: join(dir, "unkill-during-count"), pricebookPath: null });
+    // The count is slow (a large spool): it goes on once let go.
+    let letGo = () => {};
+    const gate = new Promise<void>((resolve) => (letGo = resolve));
+    const observe = rt.guard.observe.bind(rt.guard);
+    const slow = vi.spyOn(rt.guard, "observe").mockImplementation(async (records, opts) => {
+      await gate;
+      return observe(records, opts);
+    });
+    try {
+      await admin(rt, "PUT", "/api/agents/a9", { max_llm_calls: 2 });
+      const engine = new PricingEngine();
+      // Three calls of a run allowed two: the spooled calls kill it (as the earlier process did); one of another.
+      const spooled = ["run-9", "run-9", "run-9", "run-8"].map((run) => {
+        const b = buildCallRecord(
+          { ...call("f9"), agent_run_id: run, agent_type: "a9" },
+          { workspaceId: "default", engine },
+        );
+        if (!b.ok) throw new Error(JSON.stringify(b.errors));
+        return b.record;
+      });
+      const counted = rt.guard.countUnstored([spooled]);
+      const kill = admin(rt, "POST", "/api/runs/run-8/kill");
+      const unkill = admin(rt, "POST", "/api/runs/run-9/unkill");
+      letGo();
+      await counted;
+      // The operator's unkill is not undone by the count that killed the run.
+      expect(await unkill).toMatchObject({ was_killed: true });
+      expect(await admin(rt, "GET", "/api/runs/run-9")).toMatchObject({ state: "running" });
+      // A kill says the run has calls: its spooled one.
+      expect(await kill).toMatchObject({ calls_seen: true });
+    } finally {
+      slow.mockRestore();
+      await rt.close();
+    }
+  });
+
   it("count the calls after a damaged line that still parses (tags put back as a map, not a list)", async () => {
     const dataDir = join(dir, "damaged-tags");
     const rt1 = await openRuntime({ dataDir, pricebookPath: null });

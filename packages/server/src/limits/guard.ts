@@ -1138,6 +1138,7 @@ export class SpendGuard {
     by: string,
     reason?: string,
   ): Promise<{ kill: KillReason; callsSeen: boolean }> {
+    await this.unstoredCounted(); // its spooled calls are seen first
     const usage = (await this.store.run(ws, runKey(runId)))?.usage;
     const kill: KillReason = {
       ceiling: "manual",
@@ -1154,6 +1155,8 @@ export class SpendGuard {
   }
 
   async unkillRun(ws: string, runId: string, by: string): Promise<boolean> {
+    // After its spooled calls count: a kill they make is undone, not made after the unkill.
+    await this.unstoredCounted();
     // Only a killed run starts over: a running one keeps the counters its ceilings are checked against.
     if (!(await this.store.run(ws, runKey(runId)))?.killed) return false;
     // One instant: the run starts over at it, live and rebuilt from the event after a restart.

@@ -4,35 +4,30 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildCallRecord, type CallRecord, PricingEngine, uuidv7 } from "@tollgate/core";
+import { type CallRecord, uuidv7 } from "@tollgate/core";
 import { afterAll, describe, expect, it } from "vitest";
 import { Spool } from "../src/gateway/spool.js";
 import { openRuntime, type Runtime } from "../src/runtime.js";
 import { DuckDbStore } from "../src/store/duckdb/store.js";
+import { buildRecord } from "./conformance-data.js";
 import type { Json } from "./helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "tg-seed-spool-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const engine = new PricingEngine();
 function spooledCalls(n: number): CallRecord[] {
-  return Array.from({ length: n }, () => {
-    const b = buildCallRecord(
-      {
-        event_id: uuidv7(),
-        ts_start: Date.now() - 1000,
-        provider: "openai",
-        api: "openai.chat",
-        model: "gpt-4o",
-        input_uncached_tokens: 10_000,
-        output_tokens: 1_000,
-        feature: "seeded",
-      },
-      { workspaceId: "default", engine },
-    );
-    if (!b.ok) throw new Error(JSON.stringify(b.errors));
-    return b.record;
-  });
+  return Array.from({ length: n }, () =>
+    buildRecord({
+      event_id: uuidv7(),
+      ts_start: Date.now() - 1000,
+      provider: "openai",
+      api: "openai.chat",
+      model: "gpt-4o",
+      input_uncached_tokens: 10_000,
+      output_tokens: 1_000,
+      feature: "seeded",
+    }),
+  );
 }
 
 async function admin(rt: Runtime, method: string, path: string, body?: unknown) {

@@ -1,12 +1,13 @@
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildCallRecord, type CallRecord, PricingEngine, uuidv7 } from "@tollgate/core";
+import { type CallRecord, PricingEngine, uuidv7 } from "@tollgate/core";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { Recorder } from "../src/gateway/recorder.js";
 import { Spool } from "../src/gateway/spool.js";
 import { GroupCommitWriter } from "../src/ingest/writer.js";
 import { DuckDbStore } from "../src/store/duckdb/store.js";
+import { buildRecord } from "./conformance-data.js";
 
 const dir = mkdtempSync(join(tmpdir(), "tollgate-recorder-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -43,12 +44,8 @@ function call(i: number): Record<string, unknown> {
 }
 
 /** Builds a record the way the gateway does (money as bigint). */
-const engine = new PricingEngine();
-function built(i: number, extra: Record<string, unknown> = {}): CallRecord {
-  const b = buildCallRecord({ ...call(i), ...extra }, { workspaceId: "default", engine });
-  if (!b.ok) throw new Error(JSON.stringify(b.errors));
-  return b.record;
-}
+const built = (i: number, extra: Record<string, unknown> = {}): CallRecord =>
+  buildRecord({ ...call(i), ...extra });
 
 describe("recorder and spool", () => {
   it("spools calls while the store is down and replays them, exactly once, when it is back", async () => {

@@ -3,12 +3,12 @@
 // a data file the next export replaces: once that export is complete, none of it is left beside its files.
 
 import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { outputFile } from "../src/cli/output-file.js";
+import { completedExport, filesOf } from "./export-files.js";
 
 const dir = mkdtempSync(join(tmpdir(), "tollgate-output-file-crash-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -40,24 +40,6 @@ function exportKilledAt(out: string, killedAt: string): Promise<NodeJS.Signals |
   return new Promise((resolve) => child.on("exit", (_, signal) => resolve(signal)));
 }
 
-/** A CSV export to `out` with its metadata, written whole and completed in this process. */
-function completedExport(out: string): void {
-  const output = outputFile(out, true);
-  try {
-    writeFileSync(output.partial, "this export\n");
-    writeFileSync(output.meta!.partial, "this export's metadata\n");
-    output.complete();
-  } finally {
-    output.discard();
-  }
-}
-
-/** The files of `out`'s directory that are `out`'s (its metadata, partial files, a metadata moved aside). */
-const filesOf = (out: string) =>
-  readdirSync(join(out, ".."))
-    .filter((f) => f.startsWith(basename(out)))
-    .sort();
-
 describe("an export after one killed as it renamed its files into place", () => {
   it("leaves no metadata of a replaced data file aside, killed before its own metadata was renamed", async () => {
     const out = join(dir, "killed.csv");
@@ -66,7 +48,7 @@ describe("an export after one killed as it renamed its files into place", () => 
     expect(await exportKilledAt(out, `${out}.meta.json`)).toBe("SIGKILL");
     // Killed with the previous metadata aside: the previous data file is there, its metadata beside it.
     expect(readFileSync(`${out}.meta.json.previous`, "utf8")).toBe("the previous export's metadata\n");
-    completedExport(out);
+    expect(completedExport(out)).toBe("completed");
     expect(readFileSync(out, "utf8")).toBe("this export\n");
     expect(readFileSync(`${out}.meta.json`, "utf8")).toBe("this export's metadata\n");
     expect(filesOf(out)).toEqual(["killed.csv", "killed.csv.meta.json"]);

@@ -4,9 +4,9 @@
 // The refusal is injected into node:fs's renameSync: permission bits refuse nothing to root, and marking a
 // file immutable needs root and a file system that has the attribute.
 
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 
 /** Renames the test refuses, by their source and target; none unless a test sets it. */
@@ -24,8 +24,7 @@ vi.mock("node:fs", async (importOriginal) => {
   return { ...fs, renameSync, default: { ...fs, renameSync } };
 });
 
-const { CliError } = await import("../src/cli/common.js");
-const { outputFile } = await import("../src/cli/output-file.js");
+const { completedExport, filesOf } = await import("./export-files.js");
 
 const dir = mkdtempSync(join(tmpdir(), "tollgate-output-file-refused-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -35,27 +34,6 @@ afterEach(() => {
 
 const NOT_PERMITTED =
   "not permitted (an immutable or append-only file or directory, or another user's file in a sticky directory such as /tmp)";
-
-/** A CSV export to `out` with its metadata, written whole, completed; what it threw (message, exit code). */
-function completedExport(out: string): unknown {
-  const output = outputFile(out, true);
-  writeFileSync(output.partial, "this export\n");
-  writeFileSync(output.meta!.partial, "this export's metadata\n");
-  try {
-    output.complete();
-    return "completed";
-  } catch (e) {
-    return e instanceof CliError ? [e.message, e.exitCode] : e;
-  } finally {
-    output.discard();
-  }
-}
-
-/** The files of `out`'s directory that are `out`'s (its metadata, partial files, a metadata moved aside). */
-const filesOf = (out: string) =>
-  readdirSync(join(out, ".."))
-    .filter((f) => f.startsWith(basename(out)))
-    .sort();
 
 describe("an export whose data file cannot be renamed into place after its metadata was", () => {
   it("puts the previous metadata back beside the previous data file, and says why and what to do", () => {

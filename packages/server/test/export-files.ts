@@ -1,0 +1,29 @@
+// What the tests of an export's output files share: an export completed in this process, and the files it left.
+import { readdirSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
+import { CliError } from "../src/cli/common.js";
+import { outputFile } from "../src/cli/output-file.js";
+
+/**
+ * A CSV export to `out` with its metadata, written whole, completed: "completed", or what it threw (a
+ * CliError's message and exit code).
+ */
+export function completedExport(out: string): unknown {
+  const output = outputFile(out, true);
+  writeFileSync(output.partial, "this export\n");
+  writeFileSync(output.meta!.partial, "this export's metadata\n");
+  try {
+    output.complete();
+    return "completed";
+  } catch (e) {
+    return e instanceof CliError ? [e.message, e.exitCode] : e;
+  } finally {
+    output.discard();
+  }
+}
+
+/** The files of `out`'s directory that are `out`'s (its metadata, partial files, a metadata moved aside). */
+export const filesOf = (out: string) =>
+  readdirSync(join(out, ".."))
+    .filter((f) => f.startsWith(basename(out)))
+    .sort();

@@ -1,17 +1,20 @@
-// What the tests of an export's output files share: an export completed in this process, and the files it left.
+// What the tests of an export's output files share: an export written and completed in this process, and the
+// files it left.
 import { readdirSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { CliError } from "../src/cli/common.js";
 import { outputFile } from "../src/cli/output-file.js";
 
-/**
- * A CSV export to `out` with its metadata, written whole, completed: "completed", or what it threw (a
- * CliError's message and exit code).
- */
-export function completedExport(out: string): unknown {
+/** A CSV export to `out` with its metadata, written whole and not yet renamed into place. */
+export function writtenExport(out: string) {
   const output = outputFile(out, true);
   writeFileSync(output.partial, "this export\n");
   writeFileSync(output.meta!.partial, "this export's metadata\n");
+  return output;
+}
+
+/** "completed", or what `complete()` threw as the user reads it (the message and exit code); its files discarded. */
+export function completeOutcome(output: ReturnType<typeof outputFile>): unknown {
   try {
     output.complete();
     return "completed";
@@ -21,6 +24,9 @@ export function completedExport(out: string): unknown {
     output.discard();
   }
 }
+
+/** A CSV export to `out` with its metadata, written whole and completed: see completeOutcome. */
+export const completedExport = (out: string): unknown => completeOutcome(writtenExport(out));
 
 /** The files of `out`'s directory that are `out`'s (its metadata, partial files, a metadata moved aside). */
 export const filesOf = (out: string) =>

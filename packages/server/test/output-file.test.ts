@@ -6,31 +6,10 @@ import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, w
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { CliError } from "../src/cli/common.js";
-import { outputFile } from "../src/cli/output-file.js";
+import { completeOutcome, writtenExport } from "./export-files.js";
 
 const dir = mkdtempSync(join(tmpdir(), "tollgate-output-file-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** A CSV export to `out` with its metadata, written whole and not yet renamed into place. */
-function writtenExport(out: string) {
-  const output = outputFile(out, true);
-  writeFileSync(output.partial, "this export\n");
-  writeFileSync(output.meta!.partial, "this export's metadata\n");
-  return output;
-}
-
-/** What `complete()` threw, as the user reads it (the message and exit code), once its files are discarded. */
-function completeFailure(output: ReturnType<typeof outputFile>): unknown {
-  try {
-    output.complete();
-    return "completed";
-  } catch (e) {
-    return e instanceof CliError ? [e.message, e.exitCode] : e;
-  } finally {
-    output.discard();
-  }
-}
 
 const DIRECTORY =
   "a directory is in its place; nothing was kept of it: move that directory away, or write elsewhere";
@@ -41,7 +20,7 @@ describe("an export's files renamed into place", () => {
     writeFileSync(`${out}.meta.json`, "the previous export's metadata\n");
     const output = writtenExport(out);
     mkdirSync(out);
-    expect(completeFailure(output)).toEqual([`cannot write ${out}: ${DIRECTORY}`, 1]);
+    expect(completeOutcome(output)).toEqual([`cannot write ${out}: ${DIRECTORY}`, 1]);
     // Not replaced by this export's: the data file beside it is still the previous export's (none here).
     expect(readFileSync(`${out}.meta.json`, "utf8")).toBe("the previous export's metadata\n");
   });
@@ -51,7 +30,7 @@ describe("an export's files renamed into place", () => {
     writeFileSync(out, "the previous export\n");
     const output = writtenExport(out);
     mkdirSync(`${out}.meta.json`);
-    expect(completeFailure(output)).toEqual([`cannot write ${out}.meta.json: ${DIRECTORY}`, 1]);
+    expect(completeOutcome(output)).toEqual([`cannot write ${out}.meta.json: ${DIRECTORY}`, 1]);
     expect(readFileSync(out, "utf8")).toBe("the previous export\n");
   });
 
@@ -61,7 +40,7 @@ describe("an export's files renamed into place", () => {
     writeFileSync(`${out}.meta.json`, "the previous export's metadata\n");
     const output = writtenExport(out);
     mkdirSync(`${out}.meta.json.previous`);
-    expect(completeFailure(output)).toEqual([`cannot write ${out}.meta.json.previous: ${DIRECTORY}`, 1]);
+    expect(completeOutcome(output)).toEqual([`cannot write ${out}.meta.json.previous: ${DIRECTORY}`, 1]);
     expect(readFileSync(out, "utf8")).toBe("the previous export\n");
     expect(readFileSync(`${out}.meta.json`, "utf8")).toBe("the previous export's metadata\n");
   });
@@ -72,7 +51,7 @@ describe("an export's files renamed into place", () => {
     const out = join(gone, "calls.csv");
     const output = writtenExport(out);
     rmSync(gone, { recursive: true });
-    expect(completeFailure(output)).toEqual([
+    expect(completeOutcome(output)).toEqual([
       `cannot write ${out}.meta.json: its directory does not exist; nothing was kept of it: write elsewhere`,
       1,
     ]);

@@ -328,3 +328,38 @@ describe("calls spooled and not stored before a restart", () => {
     }
   });
 });
+
+describe("the count of calls spooled before a start, with a store that does not answer", () => {
+  it("holds up a budgeted call for one wait for the store, not one per spool file, nor forever", async () => {
+    const rt = await openRuntime({ dataDir: join(dir, "hung-store"), pricebookPath: null });
+    // The store hangs (a wedged thread, a ClickHouse node that takes the request and never answers).
+    const storedIds = rt.store.storedIds;
+    rt.store.storedIds = () => new Promise(() => {});
+    const log = vi.spyOn(console, "error").mockImplementation(() => {});
+    try {
+      await admin(rt, "POST", "/api/budgets", budget("f10"));
+      const engine = new PricingEngine();
+      const files = [call("f10"), call("f10"), call("f10")].map((c) => {
+        const b = buildCallRecord(c, { workspaceId: "default", engine });
+        if (!b.ok) throw new Error(JSON.stringify(b.errors));
+        return [b.record];
+      });
+      const counted = rt.guard.countUnstored(files);
+      const started = performance.now();
+      const admitted = await Promise.race([
+        rt.guard.admit(chatContext({ feature: "f10" })).then(() => true),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 9_000)),
+      ]);
+      expect(admitted).toBe(true);
+      expect(performance.now() - started).toBeLessThan(8_000);
+      await counted;
+      // Not known stored, they count (as when the store says it failed).
+      const cost = files.reduce((sum, [r]) => sum + r!.cost_nanousd, 0n);
+      expect((await admin(rt, "GET", "/api/budgets/f10")).spend_nanousd).toBe(String(cost));
+    } finally {
+      rt.store.storedIds = storedIds;
+      log.mockRestore();
+      await rt.close();
+    }
+  }, 15_000);
+});

@@ -30,6 +30,7 @@ import {
   worstCaseUsage,
 } from "@tollgate/core";
 import type { LimitEventRow, LimitsStateStore, PolicyKind, RunUsageRow, SumField } from "../store/types.js";
+import { withTimeout } from "../with-timeout.js";
 import {
   admissionPlan,
   type ChargedBucket,
@@ -216,6 +217,8 @@ export interface GuardOptions {
   now?: () => number;
 }
 
+/** Which of a workspace's event ids the store holds. */
+type StoredIds = (ws: string, ids: readonly string[]) => Promise<Set<string>>;
 /** Resolves at the start of the event loop's next turn: whatever the current one queued has run. */
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 const OUTAGE_EVENT_EVERY_MS = 60_000;
@@ -224,6 +227,11 @@ const OUTAGE_EVENT_EVERY_MS = 60_000;
  * back off to 30 s); past a week a run's counters are gone, and a day's or a week's window with them.
  */
 const DOUBT_MS = RUN_HISTORY_MS;
+/**
+ * How long the count of calls spooled before a start waits for the store to say which of a file's calls
+ * it holds: budgeted calls wait for the count, and a store that hangs must not keep them waiting.
+ */
+const STORED_IDS_WAIT_MS = 5_000;
 /**
  * How long a record that may be made again is known as charged (CallOutcome.recurs): a background response
  * found finished is recorded again by a poll that comes once its claim has lapsed and finds the store too far
@@ -933,7 +941,9 @@ export class SpendGuard {
    */
   countUnstored(unstored: Iterable<readonly CallRecord[]>): Promise<void> {
     const counting = (async () => {
-      for (const calls of unstored) await this.observe(await this.#notStored(calls), { countRates: false });
+      const storedIds = this.#storedIdsUntilSilent();
+      for (const calls of unstored)
+        await this.observe(await this.#notStored(calls, storedIds), { countRates: false });
     })()
       // Never rejects: admissions wait for it.
       .catch((e) => this.#log(`limits: spooled calls not all counted: ${(e as Error).message}`))
@@ -954,11 +964,11 @@ export class SpendGuard {
    * in between, a batch spooled at shutdown that it committed all the same) counted with the store's spend.
    * Should the store not say, all count: a rebuild is not dropped for a rare double count.
    */
-  async #notStored(calls: readonly CallRecord[]): Promise<CallRecord[]> {
+  async #notStored(calls: readonly CallRecord[], storedIds: StoredIds): Promise<CallRecord[]> {
     const out: CallRecord[] = [];
     for (const [ws, counted] of this.#countedByWorkspace(calls)) {
       const ids = counted.map((r) => r.event_id);
-      const stored = await this.events.storedIds(ws, ids).catch((e) => {
+      const stored = await storedIds(ws, ids).catch((e) => {
         this.#log(
           `limits: spooled calls count as not stored, the store did not say: ${(e as Error).message}`,
         );
@@ -967,6 +977,29 @@ export class SpendGuard {
       for (const rec of counted) if (!stored.has(rec.event_id)) out.push(rec);
     }
     return out;
+  }
+
+  /**
+   * The store's storedIds for one count, each lookup waiting STORED_IDS_WAIT_MS at most. Once one got no
+   * answer, the store is not asked again (every lookup then fails at once): a hung store would hold up
+   * budgeted calls for that wait once per spool file (a million spooled calls: 500 files), forever without
+   * it. A store that refuses is asked again for the next file: its answer costs no wait.
+   */
+  #storedIdsUntilSilent(): StoredIds {
+    let silent: Error | null = null;
+    return async (ws, ids) => {
+      if (silent) throw silent;
+      let answered = false;
+      const lookup = this.events.storedIds(ws, ids).finally(() => {
+        answered = true;
+      });
+      try {
+        return await withTimeout(lookup, STORED_IDS_WAIT_MS, "no answer");
+      } catch (e) {
+        if (!answered) silent = e as Error;
+        throw e;
+      }
+    };
   }
 
   /**

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { buildCallRecord, PricingEngine, uuidv7 } from "@tollgate/core";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { Spool } from "../src/gateway/spool.js";
-import type { CallContext } from "../src/limits/guard.js";
+import { type CallContext, SpendGuard } from "../src/limits/guard.js";
 import { openRuntime, type Runtime } from "../src/runtime.js";
 import { DuckDbStore } from "../src/store/duckdb/store.js";
 import { chatContext, type Json } from "./helpers.js";
@@ -362,4 +362,53 @@ describe("the count of calls spooled before a start, with a store that does not 
       await rt.close();
     }
   }, 15_000);
+});
+
+describe("a shutdown while the calls spooled before its start are counted", () => {
+  it("does not wait for the count, says nothing of the store, and neither counts nor stores them after", async () => {
+    const dataDir = join(dir, "shutdown-during-count");
+    const rt1 = await openRuntime({ dataDir, pricebookPath: null });
+    await admin(rt1, "POST", "/api/budgets", budget("f11"));
+    await rt1.close();
+    const engine = new PricingEngine();
+    const spool = new Spool(join(dataDir, "spool"));
+    for (const c of [call("f11"), call("f11")]) {
+      const b = buildCallRecord(c, { workspaceId: "default", engine });
+      if (!b.ok) throw new Error(JSON.stringify(b.errors));
+      spool.spill([b.record]);
+    }
+    const files = spool.files();
+    // The count is slow (a large spool): the first file goes on once let go.
+    let letGo = () => {};
+    const gate = new Promise<void>((resolve) => (letGo = resolve));
+    const observe = SpendGuard.prototype.observe;
+    const slow = vi.spyOn(SpendGuard.prototype, "observe").mockImplementation(async function (
+      this: SpendGuard,
+      records,
+      opts,
+    ) {
+      await gate;
+      return observe.call(this, records, opts);
+    });
+    const logged: string[] = [];
+    const log = vi.spyOn(console, "error").mockImplementation((m: string) => void logged.push(m));
+    try {
+      const rt = await openRuntime({ dataDir, pricebookPath: null });
+      const started = performance.now();
+      await rt.close();
+      // Nothing in memory to store: the shutdown is not held up by the count (nor blames the store).
+      expect(performance.now() - started).toBeLessThan(5_000);
+      expect(logged.filter((m) => /shutdown/.test(m))).toEqual([]);
+      letGo();
+      await rt.guard.unstoredCounted();
+      await new Promise((r) => setTimeout(r, 200));
+      // The store closed, the count stopped (it asked the closed store, then its replay stored into it):
+      // the spooled calls are counted and stored by the next start.
+      expect(logged.filter((m) => /store failed|did not say/.test(m))).toEqual([]);
+      expect(spool.files()).toEqual(files);
+    } finally {
+      slow.mockRestore();
+      log.mockRestore();
+    }
+  }, 20_000);
 });

@@ -47,6 +47,8 @@ export class Recorder {
   /** The last batch or replay the store settled failed (see #storeFailed). */
   #storeFailing = false;
   #replaying: Promise<void> | null = null;
+  /** The calls an earlier process spooled wait for the limits to count them before their replay. */
+  #awaitingCount = false;
   /** The spool files an earlier process left, how many calls they held and since when they are replayed. */
   #earlier: { files: Set<string>; calls: number; since: number } | null = null;
   /** close() was called: no timer sends a batch any more, so a call recorded since goes to the spool at once. */
@@ -257,7 +259,12 @@ export class Recorder {
     this.opts.onError?.(
       new Error(`${calls} calls spooled before this start wait to be stored: stored in the background`),
     );
-    this.#replay(counted);
+    this.#awaitingCount = true;
+    this.#replay(
+      counted.finally(() => {
+        this.#awaitingCount = false;
+      }),
+    );
   }
 
   /** Retries spooled records (tried again at the next turn while the store refuses); one replay at a time. */
@@ -269,7 +276,8 @@ export class Recorder {
   /** A replay that starts once `after` resolves; no other starts before it ends. */
   #replay(after: Promise<void>): Promise<void> {
     const replaying = after
-      .then(() => this.spool.drain((records) => this.writer.write(records)))
+      // Closed while it waited (a shutdown during the count): the store is closing, the next start stores them.
+      .then(() => (this.#closed ? undefined : this.spool.drain((records) => this.writer.write(records))))
       .then(
         () => this.#storeTook(),
         (e) => this.#storeFailed(e),
@@ -305,7 +313,9 @@ export class Recorder {
       this.#spillOverflow();
       this.#refill(Number.POSITIVE_INFINITY);
       while (this.#inFlight.size) await Promise.all([...this.#inFlight.keys()]);
-      await this.replay();
+      // Shutdown does not wait for the calls spooled before this start while they are counted: the count
+      // may take the whole deadline (or a store's silence), and they are on disk for the next start.
+      if (opts.deadlineMs === undefined || !this.#awaitingCount) await this.replay();
     })();
     if (opts.deadlineMs === undefined) return settled;
     // `settled` never rejects (store failures are spooled, replay failures reported): a rejection is the deadline.

@@ -272,6 +272,8 @@ export class SpendGuard {
   };
   /** The count of calls an earlier process spooled (countUnstored) while it runs: limits wait for it. */
   #countingUnstored: Promise<void> | null = null;
+  /** close() was called: a count under way stops (the next start counts the spool again). */
+  #closed = false;
   /** observe() calls in progress, and who waits for there to be none. */
   #observing = 0;
   #observeWaiters: (() => void)[] = [];
@@ -942,8 +944,11 @@ export class SpendGuard {
   countUnstored(unstored: Iterable<readonly CallRecord[]>): Promise<void> {
     const counting = (async () => {
       const storedIds = this.#storedIdsUntilSilent();
-      for (const calls of unstored)
+      for (const calls of unstored) {
+        // Shut down meanwhile: the store is closing, and the next start counts these calls.
+        if (this.#closed) break;
         await this.observe(await this.#notStored(calls, storedIds), { countRates: false });
+      }
     })()
       // Never rejects: admissions wait for it.
       .catch((e) => this.#log(`limits: spooled calls not all counted: ${(e as Error).message}`))
@@ -1150,6 +1155,7 @@ export class SpendGuard {
    * then closes the store, which does the same with its own (lease consumption).
    */
   async close(): Promise<void> {
+    this.#closed = true;
     this.#shared?.close();
     await this.#unwritten.flush();
     // After the settles that kept them: the reservations held for this replica's seed passes go back.

@@ -133,3 +133,17 @@ describe("the spool's depth after a drain cut short", () => {
     }
   });
 });
+
+describe("the spool's depth with a file taken out by hand", () => {
+  it("drops a file taken out of the spool while it runs (moved aside by hand) from its depth at the next drain", async () => {
+    const spoolDir = join(dir, "taken-out");
+    const spool = new Spool(spoolDir);
+    spool.spill([built(9)]);
+    spool.spill([built(10)]);
+    rmSync(join(spoolDir, spool.files()[0]!)); // an operator moved it away to look at it
+    await spool.drain(async () => {});
+    expect(onDisk(spool)).toBe(0);
+    // Counted still, it kept the depth (readyz's spool_depth, the metric) above 0 with nothing on disk.
+    expect(spool.depth).toBe(0);
+  });
+});

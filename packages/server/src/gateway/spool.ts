@@ -90,7 +90,11 @@ export class Spool {
    * as the gateway builds them (a damaged line that still parses): they would fail their file forever.
    */
   async drain(store: (records: CallRecord[]) => Promise<unknown>): Promise<void> {
-    for (const f of this.files()) {
+    const files = this.files();
+    // A file counted and gone without a drain (moved aside by hand) is no longer waiting.
+    const present = new Set(files);
+    for (const f of this.#counted.keys()) if (!present.has(f)) this.#uncount(f);
+    for (const f of files) {
       while (this.#holds) await new Promise<void>((wake) => this.#unheld.push(wake));
       const path = join(this.dir, f);
       const records: CallRecord[] = [];

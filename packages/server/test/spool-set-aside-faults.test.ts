@@ -7,9 +7,10 @@
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildCallRecord, type CallRecord, PricingEngine, uuidv7 } from "@tollgate/core";
+import { type CallRecord, PricingEngine, uuidv7 } from "@tollgate/core";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import type { GroupCommitWriter } from "../src/ingest/writer.js";
+import { buildRecord } from "./conformance-data.js";
 
 const disk = vi.hoisted(() => ({ full: false, badRefused: false }));
 
@@ -40,23 +41,16 @@ const { Recorder } = await import("../src/gateway/recorder.js");
 const dir = mkdtempSync(join(tmpdir(), "tollgate-spool-faults-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const engine = new PricingEngine();
-function built(i: number): CallRecord {
-  const b = buildCallRecord(
-    {
-      event_id: uuidv7(),
-      ts_start: Date.now() - 1000,
-      provider: "openai",
-      api: "openai.chat",
-      model: "gpt-4o-mini",
-      input_uncached_tokens: 100 + i,
-      output_tokens: 10,
-    },
-    { workspaceId: "default", engine },
-  );
-  if (!b.ok) throw new Error(JSON.stringify(b.errors));
-  return b.record;
-}
+const built = (i: number): CallRecord =>
+  buildRecord({
+    event_id: uuidv7(),
+    ts_start: Date.now() - 1000,
+    provider: "openai",
+    api: "openai.chat",
+    model: "gpt-4o-mini",
+    input_uncached_tokens: 100 + i,
+    output_tokens: 10,
+  });
 const json = (r: CallRecord) => JSON.stringify(r, (_k, v) => (typeof v === "bigint" ? String(v) : v));
 /** Call records in the spool's files, read as the spool reads them. */
 const onDisk = (spool: InstanceType<typeof Spool>) => [...spool.records()].flat().length;
@@ -121,7 +115,7 @@ describe("the spool's depth after a drain cut short", () => {
     disk.badRefused = false;
     const stored: CallRecord[] = [];
     const writer = { write: async (records: CallRecord[]) => stored.push(...records) };
-    const recorder = new Recorder(writer as unknown as GroupCommitWriter, engine, spool);
+    const recorder = new Recorder(writer as unknown as GroupCommitWriter, new PricingEngine(), spool);
     try {
       await recorder.replay();
       await recorder.replay();

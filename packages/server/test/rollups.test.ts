@@ -255,10 +255,14 @@ describe("variance and forecast", () => {
     expect(nano(f.workspace.run_rate_per_day)).toBe(roundHalfUp(week, 7n));
     const complete = sum(all.filter((r) => inWindow(r, monthStart, today) && modelCall(r)));
     expect(nano(f.workspace.complete_days_to_date)).toBe(complete);
+    // Today at no less than it has spent so far, the days after it at the run rate.
+    const rate = roundHalfUp(week, 7n);
+    const todaySoFar = mtd - complete;
     expect(nano(f.workspace.projected)).toBe(
-      complete + roundHalfUp(week, 7n) * BigInt(f.workspace.days_left),
+      complete + (todaySoFar > rate ? todaySoFar : rate) + rate * BigInt(f.workspace.days_left - 1),
     );
     expect(nano(f.workspace.low) <= nano(f.workspace.projected)).toBe(true);
+    expect(nano(f.workspace.low) >= mtd).toBe(true);
     expect(nano(f.workspace.high) >= nano(f.workspace.projected)).toBe(true);
     expect(f.customer_id.length).toBeGreaterThan(0);
   });

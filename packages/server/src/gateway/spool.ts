@@ -36,9 +36,12 @@ const ADDED_COUNTS = USAGE_FIELDS.filter(
  * the spool is lost, and memory stays bounded whatever the store does.
  */
 export class Spool {
-  /** The records of each spool file this process counted: spilled, written again by a set-aside, or found at the start. */
+  /**
+   * The records of each spool file this process counted: spilled, written again by a set-aside, or found at
+   * the start. A file gone from disk takes away what it was counted for; a file put in the spool while it
+   * runs (a repaired line put back) was not, and its drain takes nothing off the others' count.
+   */
   readonly #counted = new Map<string, number>();
-  #depth = 0;
   #seq = 0;
   /** Holds in progress (hold), and the drains waiting for them to end. */
   #holds = 0;
@@ -51,7 +54,7 @@ export class Spool {
   ) {
     mkdirSync(dir, { recursive: true });
     this.#salvage();
-    for (const f of this.files()) this.#count(f, lines(join(dir, f)).length);
+    for (const f of this.files()) this.#counted.set(f, lines(join(dir, f)).length);
   }
 
   /**
@@ -59,28 +62,16 @@ export class Spool {
    * counted, not of a file put in the spool while it runs (stored at the next start, or with a drain's others).
    */
   get depth(): number {
-    return this.#depth;
-  }
-
-  #count(file: string, records: number): void {
-    this.#counted.set(file, records);
-    this.#depth += records;
-  }
-
-  /**
-   * A file gone from disk takes away what it was counted for: a file put in the spool while it runs (a
-   * repaired line put back) was not, and its drain must not take its records off the others' count.
-   */
-  #uncount(file: string): void {
-    this.#depth -= this.#counted.get(file) ?? 0;
-    this.#counted.delete(file);
+    let records = 0;
+    for (const n of this.#counted.values()) records += n;
+    return records;
   }
 
   /** Writes the records to a new spool file, or throws (disk full, read-only) leaving none behind. */
   spill(records: readonly CallRecord[]): void {
     if (!records.length) return;
     const json = records.map((r) => JSON.stringify(r, (_k, v) => (typeof v === "bigint" ? v.toString() : v)));
-    this.#count(this.#write(json), records.length);
+    this.#counted.set(this.#write(json), records.length);
   }
 
   /**
@@ -93,7 +84,7 @@ export class Spool {
     const files = this.files();
     // A file counted and gone without a drain (moved aside by hand) is no longer waiting.
     const present = new Set(files);
-    for (const f of this.#counted.keys()) if (!present.has(f)) this.#uncount(f);
+    for (const f of this.#counted.keys()) if (!present.has(f)) this.#counted.delete(f);
     for (const f of files) {
       while (this.#holds) await new Promise<void>((wake) => this.#unheld.push(wake));
       const path = join(this.dir, f);
@@ -124,7 +115,7 @@ export class Spool {
         continue;
       }
       rmSync(path, { force: true });
-      this.#uncount(f);
+      this.#counted.delete(f);
     }
   }
 
@@ -147,10 +138,10 @@ export class Spool {
     // The good lines first: a disk too full for them fails this set-aside before anything is added to the
     // `.bad` file, which the next try would add to again. Counted at once: should the `.bad` append fail,
     // they wait in two files until the next try.
-    if (good.length) this.#count(this.#write(good), good.length);
+    if (good.length) this.#counted.set(this.#write(good), good.length);
     appendFileSync(`${path}.bad`, `${bad.join("\n")}\n`);
     rmSync(path, { force: true });
-    this.#uncount(file);
+    this.#counted.delete(file);
     this.log(
       `${bad.length} spooled call records are damaged and NOT stored: set aside in ${path}.bad. A line repaired ` +
         `and put back in a file of ${this.dir} named *.ndjson is stored at the next start`,

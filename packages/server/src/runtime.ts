@@ -98,9 +98,9 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
   });
   const readiness = new Map<string, () => unknown>();
   /**
-   * "ok", or why the store is unreachable. Only a gateway replica stays ready without it: it keeps
-   * proxying and spools its records (a load balancer should not pull it); every other role is not ready,
-   * and says the store is why.
+   * "ok", or why the store is unreachable or refuses commits. Only a gateway replica stays ready without
+   * it: it keeps proxying and spools its records (a load balancer should not pull it); every other role is
+   * not ready, and says the store is why.
    */
   let probing: Promise<number> | null = null;
   const storeState = async (): Promise<string> => {
@@ -111,12 +111,18 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
       });
       // A store that hangs rather than refuses must not hang the probe: a probe with no answer is a failed one.
       await withTimeout(probing, READY_STORE_TIMEOUT_MS, "no answer");
-      return "ok";
     } catch (e) {
       const why = (e as Error).message;
       if (opts.role !== "gateway") throw new Error(`store: ${why}`);
       return `unreachable, calls spooled to disk: ${why}`;
     }
+    // A store that reads and does not write (a full disk): the probe's read passes, the calls' commits fail.
+    // A refusal with no commit tried since it for a while says nothing of the store now.
+    const refused = writer.refused;
+    if (!refused || Date.now() - refused.at > COMMIT_REFUSAL_FRESH_MS) return "ok";
+    const why = `commits refused since ${new Date(refused.since).toISOString()}: ${refused.message}`;
+    if (opts.role !== "gateway") throw new Error(`store: ${why}`);
+    return `${why}, calls spooled to disk`;
   };
   const stopPolicyRefresh = store.shared ? refreshPolicies(guard, refreshMs) : () => {};
   const app = createApp({
@@ -133,6 +139,7 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
         return {
           store: await storeState(),
           spool_depth: recorder.spoolDepth,
+          ...spoolState(recorder.spoolRefusal),
           recorder_pending: recorder.pending,
           ...Object.fromEntries([...readiness].map(([name, get]) => [name, get()])),
         };
@@ -211,6 +218,13 @@ export function refreshPolicies(guard: SpendGuard, everyMs: number): () => void 
   timer.unref();
   return () => clearInterval(timer);
 }
+
+/** How long a commit the store refused keeps /readyz saying so when no commit was tried since. */
+const COMMIT_REFUSAL_FRESH_MS = 60_000;
+
+/** /readyz's `spool` field, when the disk refuses it: calls wait in memory, at risk in a crash. */
+const spoolState = (refusal: string | null) =>
+  refusal === null ? {} : { spool: `refused, calls wait in memory: ${refusal}` };
 
 /** How long /readyz waits for the store before reporting it unreachable (any role). */
 const READY_STORE_TIMEOUT_MS = 2_000;

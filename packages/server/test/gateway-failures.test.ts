@@ -826,6 +826,55 @@ describe("gateway failures: the event store goes away", () => {
     }
   });
 
+  it("a store that answers reads and refuses commits (a full disk): /readyz says so, the replica ready, any other role not", async () => {
+    const replica = await startTestGateway(mock.url, {}, { role: "gateway" });
+    const all = await startTestGateway(mock.url, {}, { role: "all" });
+    const full = () =>
+      Promise.reject(
+        new Error('IO Error: Could not write file "tollgate.duckdb.wal": No space left on device'),
+      );
+    const appends = [replica, all].map((g) => g.runtime.store.append);
+    try {
+      for (const g of [replica, all]) {
+        g.runtime.store.append = full;
+        const via = new OpenAI({ apiKey: "sk-test-123", baseURL: `${g.url}/v1`, maxRetries: 0 });
+        const id = newCase();
+        await via.chat.completions.create(
+          { model: "gpt-4.1-nano", messages: [{ role: "user", content: id }] },
+          opts(id),
+        );
+        await g.runtime.recorder.flush(); // the batch meets the full disk and goes to the spool
+        expect(g.runtime.recorder.spoolDepth).toBe(1);
+      }
+      const since = /commits refused since \d{4}-\d\d-\d\dT[\d:.]+Z: IO Error: .*No space left on device/;
+      const ready = await fetch(`${replica.url}/readyz`);
+      expect(ready.status).toBe(200);
+      const body = (await ready.json()) as Json;
+      expect(body.status).toBe("ready");
+      expect(body.store).toMatch(new RegExp(`^${since.source}, calls spooled to disk$`));
+      const notReady = await fetch(`${all.url}/readyz`);
+      expect(notReady.status).toBe(503);
+      expect(((await notReady.json()) as Json).reason).toMatch(new RegExp(`^store: ${since.source}$`));
+
+      // Room again: the spool's replay is a commit the store takes, and /readyz says ok again.
+      [replica, all].forEach((g, i) => {
+        g.runtime.store.append = appends[i]!;
+      });
+      for (const g of [replica, all]) {
+        await g.runtime.recorder.flush();
+        expect(g.runtime.recorder.spoolDepth).toBe(0);
+        const again = await fetch(`${g.url}/readyz`);
+        expect(again.status).toBe(200);
+        expect(((await again.json()) as Json).store).toBe("ok");
+      }
+    } finally {
+      [replica, all].forEach((g, i) => {
+        g.runtime.store.append = appends[i]!;
+      });
+      await Promise.all([replica.stop(), all.stop()]);
+    }
+  });
+
   it("a store that does not answer at all: the replica's /readyz says so within ~2 s, probes share one query", async () => {
     const g = await startTestGateway(mock.url, {}, { role: "gateway" });
     const { count } = g.runtime.store;

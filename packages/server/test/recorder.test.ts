@@ -206,10 +206,12 @@ describe("recorder and spool", () => {
     full.record(call(0), "default");
     await full.flush({ deadlineMs: 1_000 });
     expect(full.spoolFailing).toBe(true); // /metrics: tollgate_spool_failing 1
+    expect(full.spoolRefusal).toBe("ENOSPC: no space left on device, write"); // /readyz: spool
     down = false;
     await full.flush();
     expect(full.pending).toBe(0);
     expect(full.spoolFailing).toBe(false); // the store took what waited: nothing waits on the disk
+    expect(full.spoolRefusal).toBeNull();
     full.close();
     await store.close();
   });

@@ -44,6 +44,8 @@ export class Recorder {
   #inFlight = new Map<Promise<void>, CallRecord[]>();
   /** The last spill failed (disk full, read-only): records wait in memory until one succeeds. */
   #spoolFailing = false;
+  /** Why the disk refused the last spill. */
+  #spoolError = "";
   /** The last batch or replay the store settled failed (see #storeFailed). */
   #storeFailing = false;
   #replaying: Promise<void> | null = null;
@@ -91,6 +93,11 @@ export class Recorder {
    */
   get spoolFailing(): boolean {
     return this.#spoolFailing && this.#overflow.length > 0;
+  }
+
+  /** While calls wait in memory because the disk refuses the spool (spoolFailing): the disk's error. */
+  get spoolRefusal(): string | null {
+    return this.spoolFailing ? this.#spoolError : null;
   }
 
   /**
@@ -220,6 +227,7 @@ export class Recorder {
         ),
       );
     this.#spoolFailing = true;
+    this.#spoolError = e instanceof Error ? e.message : String(e);
     const room = Math.max(0, this.#maxPending - this.#overflow.length);
     if (room < records.length)
       this.opts.onError?.(

@@ -9,6 +9,15 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
+export interface CommitRefusal {
+  /** The first refusal since the store last took a commit (epoch ms). */
+  since: number;
+  /** The last refusal (epoch ms). */
+  at: number;
+  /** The store's error. */
+  message: string;
+}
+
 export interface WriterOptions {
   /** Most rows in one commit. */
   maxRows?: number;
@@ -35,6 +44,7 @@ export class GroupCommitWriter {
   #quieting = 0;
   /** Resolved when the last commit in flight ends. */
   #idle: (() => void)[] = [];
+  #refused: CommitRefusal | null = null;
 
   constructor(
     private readonly store: EventStore,
@@ -47,6 +57,14 @@ export class GroupCommitWriter {
   /** Records written and not committed (or refused) yet: what the store is behind by, held in memory. */
   get backlog(): number {
     return this.#backlog;
+  }
+
+  /**
+   * The last commit, when the store refused it (a full disk, a store that takes reads and not writes) and
+   * none has been taken since: a store that answers reads is not always one that stores calls.
+   */
+  get refused(): CommitRefusal | null {
+    return this.#refused;
   }
 
   write(records: readonly CallRecord[]): Promise<boolean[]> {
@@ -111,6 +129,7 @@ export class GroupCommitWriter {
     for (const id of owned) this.#inFlight.add(id);
     try {
       const { inserted } = await this.store.append(batch);
+      this.#refused = null;
       group.forEach((p, i) => {
         p.resolve(p.keys.map((k, j) => owns[i]![j]! && inserted.has(k)));
       });
@@ -120,6 +139,12 @@ export class GroupCommitWriter {
       // once: retrying each alone would only multiply the wait.
       const damaged = group.filter((p) => p.records.some((r) => storedRecordProblem(r) !== null));
       const sound = group.filter((p) => !damaged.includes(p));
+      // Only sound records refused say the store fails; a damaged one's refusal says nothing of it.
+      if (!damaged.length) {
+        const at = Date.now();
+        const message = e instanceof Error ? e.message : String(e);
+        this.#refused = { since: this.#refused?.since ?? at, at, message };
+      }
       if (!damaged.length || !sound.length) for (const p of group) p.reject(e);
       else {
         for (const p of damaged) p.reject(e);

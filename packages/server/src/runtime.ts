@@ -114,7 +114,7 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
     } catch (e) {
       const why = (e as Error).message;
       if (opts.role !== "gateway") throw new Error(`store: ${why}`);
-      return `unreachable, calls spooled to disk: ${why}`;
+      return `unreachable, ${callsKept()}: ${why}`;
     }
     // A store that reads and does not write (a full disk): the probe's read passes, the calls' commits fail.
     // A refusal with no commit tried since it for a while says nothing of the store now.
@@ -122,8 +122,10 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
     if (!refused || Date.now() - refused.at > COMMIT_REFUSAL_FRESH_MS) return "ok";
     const why = `commits refused since ${new Date(refused.since).toISOString()}: ${refused.message}`;
     if (opts.role !== "gateway") throw new Error(`store: ${why}`);
-    return `${why}, calls spooled to disk`;
+    return `${why}, ${callsKept()}`;
   };
+  const callsKept = () =>
+    recorder.spoolRefusal === null ? "calls spooled to disk" : "calls wait in memory (the disk refuses the spool)";
   const stopPolicyRefresh = store.shared ? refreshPolicies(guard, refreshMs) : () => {};
   const app = createApp({
     role: opts.role ?? "all",

@@ -1,5 +1,4 @@
-import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DuckDBInstance } from "@duckdb/node-api";
@@ -7,6 +6,7 @@ import { buildCallRecord, type CallRecord, PricingEngine, uuidv7 } from "@tollga
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { reopeningStore } from "../src/store/duckdb/reopening.js";
 import { openStore } from "../src/store/open-store.js";
+import { smallDisk, unmount } from "./small-disk.js";
 
 const dir = mkdtempSync(join(tmpdir(), "tollgate-reopen-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -194,20 +194,9 @@ describe("a store whose database DuckDB invalidated is opened again (reopeningSt
   });
 });
 
-/** A small tmpfs, where the machine lets us mount one (root with CAP_SYS_ADMIN; CI's machine does). */
-function smallDisk(): string | null {
-  const at = join(dir, "disk");
-  mkdirSync(at);
-  try {
-    execFileSync("mount", ["-t", "tmpfs", "-o", "size=40m", "tmpfs", at], { stdio: "ignore" });
-    return at;
-  } catch {
-    return null;
-  }
-}
-const disk = smallDisk();
+const disk = smallDisk(dir);
 afterAll(() => {
-  if (disk) execFileSync("umount", ["-l", disk]);
+  if (disk) unmount(disk);
 });
 
 describe.skipIf(disk === null)("the embedded store on a disk that fills up", () => {

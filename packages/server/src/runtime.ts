@@ -125,7 +125,9 @@ export async function openRuntime(opts: RuntimeOptions): Promise<Runtime> {
     return `${why}, ${callsKept()}`;
   };
   const callsKept = () =>
-    recorder.spoolRefusal === null ? "calls spooled to disk" : "calls wait in memory (the disk refuses the spool)";
+    recorder.spoolRefusal === null
+      ? "calls spooled to disk"
+      : "calls wait in memory (the disk refuses the spool)";
   const stopPolicyRefresh = store.shared ? refreshPolicies(guard, refreshMs) : () => {};
   const app = createApp({
     role: opts.role ?? "all",

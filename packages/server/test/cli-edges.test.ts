@@ -1,6 +1,5 @@
 // The CLI as a platform engineer and a FinOps analyst meet it: usage errors, exit codes, and figures that
 // must agree with each other and with what was recorded.
-import { execFileSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
@@ -9,6 +8,7 @@ import { join } from "node:path";
 import { uuidv7 } from "@tollgate/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cliOnScratchDir, spawnCli } from "./cli-run.js";
+import { remountReadOnly, smallDisk, unmount } from "./small-disk.js";
 
 const { dir, dataDir, tollgate } = cliOnScratchDir("tollgate-cli-edges-");
 const DAY = 86_400_000;
@@ -310,7 +310,7 @@ describe("a data dir that does not exist", () => {
   });
 });
 
-describe("serve on a data dir it cannot write", () => {
+describe("a data dir that cannot be written: serve, and every command that opens it", () => {
   const told = (data: string, why: string) =>
     `error: data dir ${data} cannot be written: ${why}. Tollgate keeps its store and the calls it could not ` +
     "store yet there: make it writable, or name another with --data-dir or TOLLGATE_DATA_DIR\n";
@@ -343,29 +343,61 @@ describe("serve on a data dir it cannot write", () => {
 
   // Mounted only when a test of this block runs (a -t filter that skips them skips the hooks too).
   let readOnly: string | null = null;
-  beforeAll(() => {
-    readOnly = readOnlyMount();
+  beforeAll(async () => {
+    readOnly = smallDisk(join(dir, "read-only"), "64m");
+    if (readOnly === null) return;
+    // A data dir with a budget and calls in it, then the disk made read-only (a snapshot, a full mount).
+    const data = join(readOnly, "with-calls");
+    expect(
+      (await tollgate("--data-dir", data, "budgets", "set", "b", "--window", "day", "--limit", "1")).code,
+    ).toBe(0);
+    expect((await tollgate("--data-dir", data, "demo", "--days", "1")).code).toBe(0);
+    remountReadOnly(readOnly);
   });
   afterAll(() => {
-    if (readOnly) execFileSync("umount", ["-l", readOnly]);
+    if (readOnly) unmount(readOnly);
   });
   it("one on a read-only mount, to make or made: not Node's ENOENT nor DuckDB's IO error", async (ctx) => {
     if (readOnly === null) return ctx.skip(); // no mount allowed here
     await refused([join(readOnly, "data"), readOnly], "a read-only file system");
   });
-});
 
-/** An empty read-only tmpfs, where the machine lets us mount one (root with CAP_SYS_ADMIN). */
-function readOnlyMount(): string | null {
-  const at = join(dir, "read-only");
-  mkdirSync(at, { recursive: true });
-  try {
-    execFileSync("mount", ["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", at], { stdio: "ignore" });
-  } catch {
-    return null;
-  }
-  return at;
-}
+  it("any other command on a read-only data dir, reading or writing, is told so (exit 1), not DuckDB's IO error; a read of one to make is told it is not there (exit 2)", async (ctx) => {
+    if (readOnly === null) return ctx.skip();
+    const data = join(readOnly, "with-calls");
+    const oneEvent = join(dir, "one-event.jsonl");
+    const event = {
+      event_id: uuidv7(),
+      ts_start: new Date().toISOString(),
+      provider: "openai",
+      api: "openai.chat",
+    };
+    writeFileSync(
+      oneEvent,
+      `${JSON.stringify({ ...event, model: "gpt-4o-mini", usage_raw: { prompt_tokens: 10 } })}\n`,
+    );
+    for (const args of [
+      ["spend", "--by", "feature", "--from", "7d"],
+      ["budgets", "status"],
+      ["keys", "list"],
+      ["export", "calls", "--out", join(dir, "ro-export.csv"), "--from", "7d"],
+      ["ingest", oneEvent],
+      ["demo", "--days", "1"],
+    ]) {
+      const r = await tollgate("--data-dir", data, ...args);
+      expect(r.code, `${args.join(" ")}: ${r.err}`).toBe(1);
+      expect(r.err).toBe(told(data, "a read-only file system"));
+    }
+    expect(existsSync(join(dir, "ro-export.csv.partial"))).toBe(false);
+    const missing = join(readOnly, "never-made");
+    const r = await tollgate("--data-dir", missing, "spend", "--by", "feature");
+    expect(r.code, r.err).toBe(2);
+    expect(r.err).toBe(
+      `error: no Tollgate data dir at ${missing}: nothing is recorded there and no server runs for it. ` +
+        "Name the one `tollgate serve` uses with --data-dir or TOLLGATE_DATA_DIR.\n",
+    );
+  });
+});
 
 describe("serve where it cannot listen", () => {
   it("says why and what to do, no stack: a port in use (exit 1), a --host not of this machine (exit 2)", async () => {

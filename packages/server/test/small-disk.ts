@@ -8,13 +8,18 @@ import { join } from "node:path";
  */
 export function smallDisk(dir: string, size = "40m"): string | null {
   const at = join(dir, "disk");
-  mkdirSync(at);
+  mkdirSync(at, { recursive: true });
   try {
     execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", at], { stdio: "ignore" });
     return at;
   } catch {
     return null;
   }
+}
+
+/** Makes a mounted disk read-only (what it holds stays readable). */
+export function remountReadOnly(disk: string): void {
+  execFileSync("mount", ["-o", "remount,ro", disk]);
 }
 
 export function unmount(disk: string): void {

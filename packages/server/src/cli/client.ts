@@ -5,6 +5,7 @@ import { openRuntime, type Runtime } from "../runtime.js";
 import { type ServerInfo, serverInfoPath } from "../serve.js";
 import { CliError } from "./common.js";
 import { type ApiRequest, fetchUntilSilent } from "./request-timeout.js";
+import { writableDataDir } from "./writable-data-dir.js";
 
 export interface Reply {
   status: number;
@@ -80,18 +81,30 @@ export async function connect(opts: ClientOptions, use: "read" | "write" = "writ
     return { mode: "server", ...clientOver(send, info.token), close: async () => {} };
   }
   const existed = existsSync(opts.dataDir);
+  // Read commands open the store to write too (DuckDB takes its file read-write; keys and spooled calls are
+  // kept): a read-only data dir is said as such, not met as DuckDB's IO error. One to make is made below.
+  if (existed || use === "write") writableDataDir(opts.dataDir);
   // A one-shot CLI proxies nothing: the in-process store spends less CPU per record on bulk loads.
-  const rt = await openRuntime({ ...opts, storeThread: opts.storeThread ?? false });
+  const noDataDir = () =>
+    new CliError(
+      `no Tollgate data dir at ${resolve(opts.dataDir)}: nothing is recorded there and no server runs for it. ` +
+        "Name the one `tollgate serve` uses with --data-dir or TOLLGATE_DATA_DIR.",
+      2,
+    );
+  let rt: Runtime;
+  try {
+    rt = await openRuntime({ ...opts, storeThread: opts.storeThread ?? false });
+  } catch (e) {
+    // One a read would have made and could not (its parent read-only, say): it is not there, that is all.
+    if (use === "read" && !existed && !existsSync(opts.dataDir)) throw noDataDir();
+    throw e;
+  }
   // Checked once open, so a bad --limits file or an unreachable Redis is said first, as without this check;
   // the data dir opening made is removed. A ClickHouse store holds the calls wherever the data dir is.
   if (use === "read" && !existed && !rt.store.shared) {
     await rt.close();
     rmSync(opts.dataDir, { recursive: true, force: true });
-    throw new CliError(
-      `no Tollgate data dir at ${resolve(opts.dataDir)}: nothing is recorded there and no server runs for it. ` +
-        "Name the one `tollgate serve` uses with --data-dir or TOLLGATE_DATA_DIR.",
-      2,
-    );
+    throw noDataDir();
   }
   return { mode: "local", ...appClient(rt), close: () => rt.close() };
 }

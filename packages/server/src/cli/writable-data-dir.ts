@@ -26,7 +26,8 @@ export function writableDataDir(dataDir: string): void {
 /** mkdir -p, a level at a time: Node's recursive mkdir calls a read-only file system ENOENT. */
 function makeDirs(dir: string): void {
   if (existsSync(dir)) return;
-  makeDirs(dirname(dir));
+  const parent = dirname(dir);
+  if (parent !== dir) makeDirs(parent); // a root that is not there (a missing drive): its mkdir says so
   try {
     mkdirSync(dir);
   } catch (e) {

@@ -18,6 +18,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { CLI, cliOnScratchDir, spawnCli } from "./cli-run.js";
 import { DEFAULT_WORKSPACE, firstPageServerFor, stubServerFor } from "./cli-stub-server.js";
+import { filesOf } from "./export-files.js";
 
 const { dir, dataDir, tollgate } = cliOnScratchDir("tollgate-cli-export-output-");
 const failing = cliOnScratchDir("tollgate-cli-export-failing-");
@@ -178,6 +179,44 @@ describe("an export interrupted midway (Ctrl-C, SIGTERM)", () => {
       expect(readFileSync(out, "utf8")).toBe("the previous export\n");
       expect(r.code, `${format} ${signal}: ${r.err}`).toBe(code);
     }
+  });
+});
+
+describe("two exports to one file at once", () => {
+  it("refuses the second while the first runs (exit 2: which file, who writes it, what to do), and replaces the files of one killed (kill -9), saying so", async () => {
+    mkdirSync(dataDir, { recursive: true }); // a data dir to export from, with no server: exports complete
+    const out = join(stalling.dir, "shared.csv");
+    writeFileSync(out, "the previous export\n");
+    // Stalled after its first page: a running export, its first call in `<out>.partial`.
+    const first = spawnCli(["--data-dir", stalling.dataDir, "export", "calls", "-o", out, "--no-progress"]);
+    await written(() => `${out}.partial`, "first");
+    const second = await tollgate("export", "calls", "-o", out);
+    expect(second.code, second.err).toBe(2);
+    expect(second.err).toMatch(/^note: workspace "default" has no calls recorded; .*\nerror: /);
+    expect(
+      second.err.endsWith(
+        `error: cannot write ${out}: another export (pid ${first.child.pid}) is writing it (${out}.lock); wait for it to end, or write elsewhere\n`,
+      ),
+      second.err,
+    ).toBe(true);
+    expect(readFileSync(`${out}.partial`, "utf8")).toBe("event_id\nfirst\n"); // the first's, untouched
+    expect(readFileSync(out, "utf8")).toBe("the previous export\n");
+
+    first.child.kill("SIGKILL"); // nothing of it runs after: its lock and partial files stay
+    await first;
+    expect(filesOf(out)).toEqual([
+      "shared.csv",
+      "shared.csv.lock",
+      "shared.csv.meta.json.partial",
+      "shared.csv.partial",
+    ]);
+    const next = await tollgate("export", "calls", "-o", out);
+    expect(next.code, next.err).toBe(0);
+    expect(next.err).toContain(
+      `note: an export to ${out} (pid ${first.child.pid}) ended before it finished (killed, or its machine stopped); this export replaces the partial files it left\n`,
+    );
+    expect(readFileSync(out, "utf8")).toMatch(/^event_id,/); // its own: the header of no calls
+    expect(filesOf(out)).toEqual(["shared.csv", "shared.csv.meta.json"]);
   });
 });
 

@@ -9,6 +9,7 @@ import {
   statSync,
 } from "node:fs";
 import { dirname, resolve } from "node:path";
+import { type PidLock, takePidLock } from "../pid-lock.js";
 import { CliError } from "./common.js";
 import { cleanUpOnInterrupt } from "./interrupt-cleanup.js";
 import { whyCannotCreate } from "./why-cannot-create.js";
@@ -24,11 +25,10 @@ export interface OutputFile {
 }
 
 /**
- * Creates `<path>.partial`, or says why `path` cannot be written as a usage error (an unreadable `ingest`
- * file is one), before a long export rather than after it.
+ * Says why `path` cannot be written as a usage error (an unreadable `ingest` file is one), before a long
+ * export rather than after it: a directory, or no regular file.
  */
-function createPartial(path: string): string {
-  const partial = `${path}.partial`;
+function refuseUnwritable(path: string): void {
   const there = entryAt(path);
   if (there === "directory") throw new CliError(`cannot write ${path}: it is a directory`, 2);
   // Renamed over, /dev/null (as root) would become a regular file, and a pipe would never be read from.
@@ -37,6 +37,41 @@ function createPartial(path: string): string {
       `cannot write ${path}: it is not a regular file (a device, pipe or socket); an export is written to a file and renamed into place when complete: give a file's path`,
       2,
     );
+}
+
+/**
+ * Takes `<path>.lock` for this export: two exports writing one `<path>.partial` would mix their rows, or
+ * rename the other's half into place. Refused (a usage error) while a running export holds it; one left by
+ * an export killed before it finished (kill -9, a crash) is taken over, its partial files replaced and the
+ * user told, rather than left for the user to remove: its process is known gone (its pid, and when that
+ * process started, against a pid reused since), and a scheduled export would otherwise fail every run after
+ * one was killed until someone removed it.
+ */
+function lockOutput(path: string): () => void {
+  const lockFile = `${path}.lock`;
+  let lock: PidLock;
+  try {
+    lock = takePidLock(lockFile);
+  } catch (e) {
+    throw new CliError(`cannot write ${path}: ${whyCannotCreate(e, "its directory")}`, 2);
+  }
+  if (!lock.held)
+    throw new CliError(
+      lock.by === null
+        ? `cannot write ${path}: other exports to it keep starting and ending (${lockFile}); try again`
+        : `cannot write ${path}: another export (pid ${lock.by}) is writing it (${lockFile}); wait for it to end, or write elsewhere`,
+      2,
+    );
+  if (lock.tookOver)
+    console.error(
+      `note: an export to ${path}${lock.tookOver.pid ? ` (pid ${lock.tookOver.pid})` : ""} ended before it finished (killed, or its machine stopped); this export replaces the partial files it left`,
+    );
+  return lock.release;
+}
+
+/** Creates `<path>.partial` (a path refuseUnwritable let by), or says why it cannot be (a usage error). */
+function createPartial(path: string): string {
+  const partial = `${path}.partial`;
   try {
     closeSync(openSync(partial, "w"));
   } catch (e) {
@@ -160,25 +195,33 @@ function renameIntoPlace(
  * midway (its server gone, a full disk) or is interrupted (Ctrl-C) leaves no file that reads as whole, and
  * keeps the one it would have replaced. `withMeta`: its `<out>.meta.json` too, written and kept alike (a
  * full disk while writing it would otherwise leave the previous export's data without its metadata).
- * Created before the export asks anything of the server, so a path that cannot be written is said at once.
+ * Created before the export asks anything of the server, so a path that cannot be written is said at once;
+ * held by `<out>.lock` (lockOutput) until complete or discarded, so a second export to it is refused at once.
  */
 export function outputFile(given: string, withMeta = false): OutputFile {
   // A link to a device, pipe or socket is refused as one, by the name given: the link of a pipe's
   // descriptor (/dev/stdout → /proc/self/fd/1 → "pipe:[…]") names no file to follow to.
   const out = entryAt(given) === "special" ? given : linkTarget(given);
-  const partial = createPartial(out);
+  refuseUnwritable(out);
+  const unlock = lockOutput(out);
+  const partial = `${out}.partial`; // this export's: a partial file there now is a dead export's, if any
   let meta: OutputFile["meta"] = null;
-  if (withMeta)
-    try {
+  try {
+    createPartial(out);
+    if (withMeta) {
       const file = linkTarget(`${given}.meta.json`);
+      refuseUnwritable(file);
       meta = { file, partial: createPartial(file) };
-    } catch (e) {
-      rmSync(partial, { force: true });
-      throw e;
     }
+  } catch (e) {
+    rmSync(partial, { force: true });
+    unlock();
+    throw e;
+  }
   const remove = () => {
     rmSync(partial, { force: true });
     if (meta) rmSync(meta.partial, { force: true });
+    unlock(); // last: another export may take the path only once this one's partial files are gone
   };
   const cancelCleanup = cleanUpOnInterrupt(remove);
   return {

@@ -5,6 +5,7 @@ import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from
 import { basename, join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { cliOnScratchDir } from "./cli-run.js";
+import { dataFileCheck } from "./export-files.js";
 
 const { dir, dataDir, tollgate } = cliOnScratchDir("tollgate-cli-export-meta-");
 beforeAll(() => mkdirSync(dataDir)); // a data dir to export from
@@ -46,7 +47,11 @@ describe("a complete CSV export", () => {
       const r = await tollgate("export", ...what, "-o", out, "--json");
       expect(r.code, r.err).toBe(0);
       expect(JSON.parse(r.out), what.join(" ")).toMatchObject({ file: out, meta_file: `${out}.meta.json` });
-      expect(JSON.parse(readFileSync(`${out}.meta.json`, "utf8"))).toMatchObject({ rows: 0 });
+      // It names its data file: that file's size and SHA-256.
+      expect(JSON.parse(readFileSync(`${out}.meta.json`, "utf8"))).toMatchObject({
+        rows: 0,
+        ...dataFileCheck(out),
+      });
       expect(readFileSync(out, "utf8")).not.toBe("the previous export\n");
       expect(filesOf(out).sort()).toEqual([basename(out), `${basename(out)}.meta.json`]);
     }

@@ -1,6 +1,7 @@
 // What the tests of an export's output files share: an export written and completed in this process, and the
 // files it left.
-import { readdirSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { CliError } from "../src/cli/common.js";
 import { outputFile } from "../src/cli/output-file.js";
@@ -33,3 +34,9 @@ export const filesOf = (out: string) =>
   readdirSync(join(out, ".."))
     .filter((f) => f.startsWith(basename(out)))
     .sort();
+
+/** What a CSV export's metadata says of its data file `file` if it describes it as the file is now. */
+export function dataFileCheck(file: string) {
+  const data = readFileSync(file);
+  return { data_bytes: data.length, data_sha256: createHash("sha256").update(data).digest("hex") };
+}

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { appClient } from "../src/cli/client.js";
 import { exportCalls } from "../src/cli/export.js";
+import { dataFileCheck } from "./export-files.js";
 import { openTestRuntime, postEvents, validRecord } from "./helpers.js";
 
 let rt: Awaited<ReturnType<typeof openTestRuntime>>;
@@ -64,6 +65,7 @@ it("a CSV cell that would start a spreadsheet formula is written as text; number
     const cells = row.match(/("([^"]|"")*"|[^,]*)(,|$)/g)!.map((c) => c.replace(/,$/, ""));
     const cols = header!.split(",");
     const meta = JSON.parse(readFileSync(`${out}.meta.json`, "utf8"));
+    expect(meta).toMatchObject(dataFileCheck(out)); // written page by page, named as the whole file
     return { get: (c: string) => cells[cols.indexOf(c)], guard: meta.formula_guard };
   };
   const guarded = await cellsOf(true);

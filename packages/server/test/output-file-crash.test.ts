@@ -1,56 +1,73 @@
-// An export killed (kill -9, a crash) while it renamed its files into place: what the next export to the same
-// path leaves. The previous metadata moved aside (`<FILE>.meta.json.previous`) by the killed one describes
-// a data file the next export replaces: once that export is complete, none of it is left beside its files.
+// An export killed (kill -9, a crash) at each rename that puts its files in place: a `<FILE>.meta.json` found
+// then always describes the `FILE` beside it (its data_bytes and data_sha256), and the next export to the
+// same path replaces what the killed one left, leaving only its own pair.
 
-import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { afterAll, describe, expect, it } from "vitest";
-import { completedExport, filesOf } from "./export-files.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { cliOnScratchDir, spawnCli } from "./cli-run.js";
+import { dataFileCheck, filesOf } from "./export-files.js";
 
-const dir = mkdtempSync(join(tmpdir(), "tollgate-output-file-crash-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/**
- * A CSV export to `out` with its metadata, in a process of its own that kills itself (SIGKILL: nothing of
- * it runs after) as it is about to rename a file to `killedAt`; resolves with the signal it ended by.
- */
-function exportKilledAt(out: string, killedAt: string): Promise<NodeJS.Signals | null> {
-  const outputFileModule = fileURLToPath(new URL("../dist/cli/output-file.js", import.meta.url));
-  // node:fs's renameSync replaced where output-file.js imports it from (syncBuiltinESMExports).
-  const script = `import fs from "node:fs";
+const { dir, dataDir, tollgate } = cliOnScratchDir("tollgate-output-file-crash-");
+/** Loaded into the CLI (NODE_OPTIONS): it kills itself (SIGKILL: nothing of it runs after) as it is about to rename a file to KILLED_AT. */
+const KILLER = join(dir, "kill-at-rename.mjs");
+beforeAll(() => {
+  mkdirSync(dataDir); // a data dir to export from
+  // node:fs's renameSync replaced where the CLI's modules import it from (syncBuiltinESMExports).
+  writeFileSync(
+    KILLER,
+    `import fs from "node:fs";
     import { syncBuiltinESMExports } from "node:module";
-    const [out, killedAt] = process.argv.slice(-2);
     const renameSync = fs.renameSync;
     fs.renameSync = (from, to) => {
-      if (String(to) === killedAt) process.kill(process.pid, "SIGKILL");
-      renameSync(from, to);
+      if (String(to) === process.env.KILLED_AT) process.kill(process.pid, "SIGKILL");
+      return renameSync(from, to);
     };
-    syncBuiltinESMExports();
-    const { outputFile } = await import(${JSON.stringify(outputFileModule)});
-    const output = outputFile(out, true);
-    fs.writeFileSync(output.partial, "the killed export\\n");
-    fs.writeFileSync(output.meta.partial, "the killed export's metadata\\n");
-    output.complete();`;
-  const child = spawn(process.execPath, ["--input-type=module", "-e", script, out, killedAt], {
-    stdio: "ignore",
-  });
-  return new Promise((resolve) => child.on("exit", (_, signal) => resolve(signal)));
+    syncBuiltinESMExports();`,
+  );
+});
+
+/** A CSV export to `out` by the CLI, killed as it is about to rename a file to `killedAt`; the signal it ended by. */
+async function exportKilledAt(out: string, killedAt: string): Promise<NodeJS.Signals | null> {
+  const env = { ...process.env, NODE_OPTIONS: `--import ${KILLER}`, KILLED_AT: killedAt };
+  const run = spawnCli(["--data-dir", dataDir, "export", "calls", "-o", out, "--no-progress"], { env });
+  await run;
+  return run.child.signalCode;
 }
 
-describe("an export after one killed as it renamed its files into place", () => {
-  it("leaves no metadata of a replaced data file aside, killed before its own metadata was renamed", async () => {
-    const out = join(dir, "killed.csv");
-    writeFileSync(out, "the previous export\n");
-    writeFileSync(`${out}.meta.json`, "the previous export's metadata\n");
-    expect(await exportKilledAt(out, `${out}.meta.json`)).toBe("SIGKILL");
-    // Killed with the previous metadata aside: the previous data file is there, its metadata beside it.
-    expect(readFileSync(`${out}.meta.json.previous`, "utf8")).toBe("the previous export's metadata\n");
-    expect(completedExport(out)).toBe("completed");
-    expect(readFileSync(out, "utf8")).toBe("this export\n");
-    expect(readFileSync(`${out}.meta.json`, "utf8")).toBe("this export's metadata\n");
-    expect(filesOf(out)).toEqual(["killed.csv", "killed.csv.meta.json"]);
-  });
+/** The previous export's pair, its metadata naming its data file as an export's does. */
+function previousExport(out: string): void {
+  writeFileSync(out, "the previous export\n");
+  writeFileSync(`${out}.meta.json`, JSON.stringify(dataFileCheck(out)));
+}
+
+const readJson = (file: string) => JSON.parse(readFileSync(file, "utf8"));
+
+describe("an export killed as it renames its files into place", () => {
+  // Where it is killed (the rename to `<FILE><suffix>`), and which of `<FILE>`'s files then describes it: the
+  // pair found is one export's, or the data file is alone, its metadata beside it under another name.
+  it.each([
+    ["moving the previous metadata aside", "aside", ".meta.json.previous", ".meta.json", "the previous"],
+    ["renaming its data file", "data", "", ".meta.json.previous", "the previous"],
+    ["renaming its metadata", "meta", ".meta.json", ".meta.json.partial", "its own"],
+  ])(
+    "leaves no metadata beside a data file it does not describe, killed %s; the next export replaces what it left",
+    async (_, name, killedAt, describing, data) => {
+      const out = join(dir, `killed-${name}.csv`);
+      previousExport(out);
+      expect(await exportKilledAt(out, `${out}${killedAt}`)).toBe("SIGKILL");
+      expect(readFileSync(out, "utf8")).toMatch(
+        data === "its own" ? /^event_id,/ : /^the previous export\n$/,
+      );
+      expect(readJson(`${out}${describing}`)).toMatchObject(dataFileCheck(out));
+      // `<FILE>.meta.json`, if there, is that one: no other metadata is beside the data file.
+      if (describing !== ".meta.json") expect(existsSync(`${out}.meta.json`)).toBe(false);
+
+      const next = await tollgate("export", "calls", "-o", out, "--no-progress");
+      expect(next.code, next.err).toBe(0);
+      expect(next.err).toContain(`note: an export to ${out} (pid `);
+      expect(readJson(`${out}.meta.json`)).toMatchObject(dataFileCheck(out));
+      expect(filesOf(out)).toEqual([`killed-${name}.csv`, `killed-${name}.csv.meta.json`]);
+    },
+  );
 });

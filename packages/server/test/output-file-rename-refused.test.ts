@@ -1,6 +1,7 @@
-// An export's data file whose rename is refused after its metadata's was made (EPERM: an immutable file, or
-// another user's in a sticky directory; refused to root too): the previous metadata is put back, so no
-// metadata is left beside data it does not describe, and the failure says which file, why and what to do.
+// An export's data file whose rename is refused (EPERM: an immutable file, or another user's in a sticky
+// directory; refused to root too) once the previous metadata is moved aside: the previous metadata is put
+// back, so no metadata is left beside data it does not describe, and the failure says which file, why and
+// what to do; likewise its metadata's, refused once the data file is in place.
 // The refusal is injected into node:fs's renameSync: permission bits refuse nothing to root, and marking a
 // file immutable needs root and a file system that has the attribute.
 
@@ -35,7 +36,7 @@ afterEach(() => {
 const NOT_PERMITTED =
   "not permitted (an immutable or append-only file or directory, or another user's file in a sticky directory such as /tmp)";
 
-describe("an export whose data file cannot be renamed into place after its metadata was", () => {
+describe("an export whose files cannot be renamed into place", () => {
   it("puts the previous metadata back beside the previous data file, and says why and what to do", () => {
     const out = join(dir, "kept.csv");
     writeFileSync(out, "the previous export\n");
@@ -70,10 +71,26 @@ describe("an export whose data file cannot be renamed into place after its metad
     writeFileSync(`${out}.meta.json`, "the previous export's metadata\n");
     refusal.refuses = (from, to) => to === out || from === `${out}.meta.json.previous`;
     expect(completedExport(out)).toEqual([
-      `cannot write ${out}: ${NOT_PERMITTED}; nothing was kept of it: write elsewhere; but ${out}.meta.json could not be put back as it was (${NOT_PERMITTED}) and is this export's metadata, which does not describe ${out}: rename ${out}.meta.json.previous to ${out}.meta.json`,
+      `cannot write ${out}: ${NOT_PERMITTED}; nothing was kept of it: write elsewhere; but ${out}.meta.json could not be put back as it was (${NOT_PERMITTED}): rename ${out}.meta.json.previous to ${out}.meta.json`,
       1,
     ]);
     expect(readFileSync(`${out}.meta.json.previous`, "utf8")).toBe("the previous export's metadata\n");
+    expect(readFileSync(out, "utf8")).toBe("the previous export\n");
+    expect(existsSync(`${out}.meta.json`)).toBe(false); // none beside it rather than another export's
+  });
+
+  it("says the data file is this export's, without its metadata, when only the metadata's rename is refused", () => {
+    const out = join(dir, "data-only.csv");
+    writeFileSync(out, "the previous export\n");
+    writeFileSync(`${out}.meta.json`, "the previous export's metadata\n");
+    refusal.refuses = (_, to) => to === `${out}.meta.json`;
+    expect(completedExport(out)).toEqual([
+      `cannot write ${out}.meta.json: ${NOT_PERMITTED}; ${out} is this export's, complete, without its metadata: export again, or write elsewhere`,
+      1,
+    ]);
+    expect(readFileSync(out, "utf8")).toBe("this export\n");
+    // Neither the previous metadata, which describes a replaced file, nor a partial one is left.
+    expect(filesOf(out)).toEqual(["data-only.csv"]);
   });
 
   it("replaces both, and keeps nothing aside, when every rename is made", () => {

@@ -1,4 +1,4 @@
-// An export's files are renamed into place once complete, the metadata first. A rename that fails (a
+// An export's files are renamed into place once complete, the data file first. A rename that fails (a
 // directory made in a file's place while the export ran, the output's directory removed) is said as which
 // file, why and what to do (exit 1), not as Node's raw error, and keeps the previous export as it was.
 
@@ -52,7 +52,7 @@ describe("an export's files renamed into place", () => {
     const output = writtenExport(out);
     rmSync(gone, { recursive: true });
     expect(completeOutcome(output)).toEqual([
-      `cannot write ${out}.meta.json: its directory does not exist; nothing was kept of it: write elsewhere`,
+      `cannot write ${out}: its directory does not exist; nothing was kept of it: write elsewhere`,
       1,
     ]);
   });

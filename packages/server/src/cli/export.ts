@@ -6,6 +6,7 @@ import type { Command } from "commander";
 import { asTextRow } from "../query/export.js";
 import type { Client } from "./client.js";
 import { CliError, expectOk, noteCoverage, printJson, QUERY_FLAGS } from "./common.js";
+import { dataDigest } from "./data-digest.js";
 import { cleanUpOnInterrupt } from "./interrupt-cleanup.js";
 import { type OutputFile, outputFile } from "./output-file.js";
 import { toParquet } from "./parquet.js";
@@ -92,8 +93,9 @@ function jsonCalls(columns: readonly string[]): RowsText {
 /**
  * An async file writer that respects back-pressure. A failed write (a full disk) fails the next call, said
  * as one of `out` (writeFailure): the stream reports it when it happens, perhaps after the write returned.
+ * `digest`: what is written is added to it too.
  */
-function fileWriter(path: string, out: string) {
+function fileWriter(path: string, out: string, digest: ReturnType<typeof dataDigest> | null) {
   const stream = createWriteStream(path);
   let failed: unknown = null;
   stream.on("error", (e) => {
@@ -105,7 +107,10 @@ function fileWriter(path: string, out: string) {
   return {
     async write(text: string) {
       check();
-      if (!stream.write(text)) await once(stream, "drain").catch(check);
+      // Encoded here, once for the file and its digest both (the stream would encode it otherwise).
+      const bytes = Buffer.from(text);
+      digest?.add(bytes);
+      if (!stream.write(bytes)) await once(stream, "drain").catch(check);
       check();
     },
     async end() {
@@ -146,8 +151,10 @@ export async function exportCalls(
   };
   const cancelCleanup = cleanUpOnInterrupt(removeTmp);
   const target = tmp ? join(tmp, "calls.csv") : output.partial;
+  // A CSV's metadata, a file of its own, names the data file it describes by its size and SHA-256.
+  const digest = output.meta ? dataDigest() : null;
   // parquet's CSV is a temp file of its own, maybe on another disk: a failure is said as its own
-  const file = fileWriter(target, tmp ? `${target} (the parquet export's temporary CSV)` : out);
+  const file = fileWriter(target, tmp ? `${target} (the parquet export's temporary CSV)` : out, digest);
   let meta: Json = null;
   let rows = 0;
   let bar: SingleBar | null = null;
@@ -200,7 +207,7 @@ export async function exportCalls(
       try {
         writeFileSync(
           output.meta.partial,
-          `${JSON.stringify({ ...meta, rows, formula_guard: cell === sheetCell }, null, 2)}\n`,
+          `${JSON.stringify({ ...meta, rows, formula_guard: cell === sheetCell, ...digest?.check() }, null, 2)}\n`,
         );
       } catch (e) {
         throw writeFailure(out, e);
@@ -263,10 +270,13 @@ async function exportRollup(client: Client, name: RollupName, o: RollupExportOpt
           columns.map(csvCell).join(","),
           ...rows.map((r) => columns.map((c) => cell(r[c])).join(",")),
         ];
-        writeFileSync(output.partial, `${lines.join("\n")}\n`);
+        const data = Buffer.from(`${lines.join("\n")}\n`);
+        const digest = dataDigest();
+        digest.add(data);
+        writeFileSync(output.partial, data);
         writeFileSync(
           output.meta!.partial,
-          `${JSON.stringify({ ...meta, formula_guard: cell === sheetCell }, null, 2)}\n`,
+          `${JSON.stringify({ ...meta, formula_guard: cell === sheetCell, ...digest.check() }, null, 2)}\n`,
         );
       }
     } catch (e) {

@@ -153,10 +153,12 @@ function moveAside(file: string, aside: string): boolean {
 }
 
 /**
- * Renames an export's complete files into place: its metadata (`[partial, file]`), if any, then its data
- * file, the one a reader takes for the export. The previous metadata is moved aside (`<file>.previous`), not
- * replaced, and put back if the data file cannot be renamed after it (an immutable file, another user's in
- * a sticky directory): no metadata is left beside data it does not describe (at most, for a moment, none is).
+ * Renames an export's complete files into place: its data file, the one a reader takes for the export, then
+ * its metadata (`[partial, file]`), if any. The previous metadata is moved aside (`<file>.previous`) before
+ * the data file is renamed and removed after: the pair found is always one export's, or the data file alone
+ * for a moment (killed then, its metadata stays as `<file>.partial`), never new metadata beside the previous
+ * data or the reverse. Moved aside, not removed, so it is put back if the data file cannot be renamed (an
+ * immutable file, another user's in a sticky directory).
  */
 function renameIntoPlace(
   data: [partial: string, file: string],
@@ -171,23 +173,31 @@ function renameIntoPlace(
   const aside = asideOf(metaFile);
   const hadPrevious = moveAside(metaFile, aside);
   try {
-    renameTo(metaFile, metaPartial);
     renameTo(data[1], data[0]);
   } catch (e) {
     try {
       if (hadPrevious) renameSync(aside, metaFile);
-      else rmSync(metaFile, { force: true });
     } catch (undone) {
       throw new CliError(
-        `${(e as Error).message}; but ${metaFile} could not be put back as it was (${whyCannotCreate(undone, "its directory")}) and is this export's metadata, which does not describe ${data[1]}: ${hadPrevious ? `rename ${aside} to ${metaFile}` : `remove ${metaFile}`}`,
+        `${(e as Error).message}; but ${metaFile} could not be put back as it was (${whyCannotCreate(undone, "its directory")}): rename ${aside} to ${metaFile}`,
         1,
       );
     }
     throw e;
   }
-  // Moved aside now, or by an export killed before its own metadata was in place: either way it describes
-  // a data file now replaced.
+  // Moved aside now, or by an export killed before its data file was in place: either way it describes a
+  // data file now replaced.
   rmSync(aside, { force: true });
+  try {
+    renameSync(metaPartial, metaFile);
+  } catch (e) {
+    // Rarely refused here, after the data file's rename was made (a directory made in its place since it
+    // was looked at, the file system turned read-only): the data file is this export's, with no metadata.
+    throw new CliError(
+      `cannot write ${metaFile}: ${whyCannotCreate(e, "its directory")}; ${data[1]} is this export's, complete, without its metadata: export again, or write elsewhere`,
+      1,
+    );
+  }
 }
 
 /**

@@ -1,6 +1,6 @@
 // Rollup answers on small hand-made sets of calls, one workspace per case: edge cases the generated data
 // of rollups.test.ts does not make.
-import { uuidv7 } from "@tollgate/core";
+import { roundHalfUp, uuidv7 } from "@tollgate/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getJson, type Json, openTestRuntime, postEvents, validRecord } from "./helpers.js";
 
@@ -178,6 +178,61 @@ describe("forecast", () => {
       { key: "c1", to_date: { nanousd: "5000000000" }, projected: { nanousd: "5000000000" } },
     ]);
   });
+});
+
+describe("budget burn-down", () => {
+  // Reported costs, so every expected figure is the records' own.
+  const spent = (ts: number, customer_id: string, nanousd: bigint, feature = "f") =>
+    validRecord({ ts_start: ts, customer_id, feature, cost_nanousd: String(nanousd) });
+  const budget = async (ws: string, id: string, scope: Record<string, string>) => {
+    const res = await rt.app.request(`/api/budgets?workspace=${ws}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${rt.rootToken}`, "content-type": "application/json" },
+      body: JSON.stringify({ id, scope, window: "lifetime", limit_usd: "100.00" }),
+    });
+    expect(res.status, await res.text()).toBe(201);
+  };
+  const ws = "burn-down-new";
+  const calls = {
+    // Calls began 2 days ago: its rate is over those 2 days, not 7.
+    fresh: [
+      spent(today - 2 * DAY + 3_600_000, "fresh", 3_000_000_000n),
+      spent(today - DAY + 60_000, "fresh", 1_000_000_001n),
+    ],
+    // Calls 10 days ago too: quiet days opening the 7 count.
+    steady: [spent(today - 10 * DAY, "steady", 5n), spent(today - DAY + 60_000, "steady", 7_000_000_000n)],
+    // Calls today alone: no complete day to take a rate from.
+    today: [spent(now - 1_000, "today", 2_000_000_000n)],
+  };
+  beforeAll(async () => {
+    await post(ws, Object.values(calls).flat());
+    await budget(ws, "per-customer", { customer_id: "*" });
+    await budget(ws, "per-customer-feature", { customer_id: "*", feature: "*" });
+  });
+  const costOf = (rs: Record<string, unknown>[], from: number) =>
+    rs
+      .filter((r) => (r.ts_start as number) >= from)
+      .reduce((a, r) => a + BigInt(r.cost_nanousd as string), 0n);
+
+  for (const id of ["per-customer", "per-customer-feature"])
+    it(`a bucket's run rate is over the days since its first call when it had none the week before (${id})`, async () => {
+      const f = await api(`/api/forecast?workspace=${ws}`);
+      const row = (customer: string) =>
+        f.budgets.find((b: Json) => b.budget_id === id && b.bucket.customer_id === customer);
+      // The days since each one's first call, or all 7 with a call in the week before them.
+      const rateDays = { fresh: 2, steady: 7, today: 0 };
+      for (const customer of Object.keys(calls) as (keyof typeof calls)[]) {
+        const b = row(customer);
+        expect(b, JSON.stringify(f.budgets)).toBeDefined();
+        const days = rateDays[customer];
+        expect(b.run_rate_days, customer).toBe(days);
+        const week = costOf(calls[customer], today - 7 * DAY) - costOf(calls[customer], today);
+        const rate = days === 0 ? 0n : roundHalfUp(week, BigInt(days));
+        expect(BigInt(b.run_rate_per_day.nanousd), customer).toBe(rate);
+        const left = BigInt(b.remaining.nanousd);
+        expect(b.days_until_exhausted, customer).toBe(rate === 0n ? null : Number((left * 10n) / rate) / 10);
+      }
+    });
 });
 
 describe("data_mode", () => {

@@ -292,7 +292,7 @@ export function registerRollups(program: Command): void {
     if (res.budgets.length) {
       console.log(
         renderTable(
-          ["budget", "bucket", "state", "remaining", "per day", "days left", "before reset"],
+          ["budget", "bucket", "state", "remaining", "per day", "over", "days left", "before reset"],
           res.budgets.map((b: Json) => [
             b.budget_id,
             Object.entries(b.bucket)
@@ -301,6 +301,8 @@ export function registerRollups(program: Command): void {
             b.state,
             usd(b.remaining),
             usd(b.run_rate_per_day),
+            // The days the rate is the mean of: fewer than 7 for a bucket new in them.
+            b.run_rate_days === null ? "-" : `${b.run_rate_days}d`,
             b.days_until_exhausted === null ? "-" : String(b.days_until_exhausted),
             b.exhausted_before_reset === null ? "-" : b.exhausted_before_reset ? "EXHAUSTED" : "ok",
           ]),

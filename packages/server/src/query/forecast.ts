@@ -2,17 +2,16 @@ import { FORECAST_METHOD, project, projectedDays, roundHalfUp } from "@tollgate/
 import type { AnalyticsStore, EventFilter, SegmentDimension, SegmentRow } from "../store/types.js";
 import { DAY_MS, utcMidnight, utcMonthStart } from "../time.js";
 import { money, monthWindows } from "./rollups.js";
+import { rateDays, rateWindows } from "./run-rate.js";
 
 export const FORECAST_DIMENSIONS = ["customer_id", "feature"] as const satisfies readonly SegmentDimension[];
-/** The run rate is the mean of this many complete days before today. */
-const TRAILING_DAYS = 7;
 
 /**
  * The earliest time a forecast at `now` reads: the week before its trailing days (whether their quiet
  * opening days count) or its month, whichever starts first.
  */
 export function forecastFrom(now: number): number {
-  return Math.min(monthWindows(now).thisMonth, utcMidnight(now) - 2 * TRAILING_DAYS * DAY_MS);
+  return Math.min(monthWindows(now).thisMonth, rateWindows(utcMidnight(now)).before.from);
 }
 
 /**
@@ -23,31 +22,25 @@ export async function forecastMonth(store: AnalyticsStore, filter: EventFilter, 
   const { thisMonth } = monthWindows(now);
   const today = utcMidnight(now);
   const daysLeft = Math.round((utcMonthStart(now, 1) - today) / DAY_MS);
-  const trailing = { ...filter, from: today - TRAILING_DAYS * DAY_MS, to: today };
+  const windows = rateWindows(today);
+  const trailing = { ...filter, ...windows.trailing };
   // Daily spend as the per-segment rows below and every analytics answer count it: the user-day rollup's
   // day totals (model calls and any other record's reported cost, the same money spend() sums).
   const [daily, toDate, older] = await Promise.all([
     store.userDays(trailing, 1),
     store.userDays({ ...filter, from: thisMonth, to: now }, 1),
     // The week before the 7: as cheap as them on every store (all history is a full scan on ClickHouse).
-    store.segments(
-      { ...filter, from: trailing.from - TRAILING_DAYS * DAY_MS, to: trailing.from },
-      ["feature"],
-      false,
-    ),
+    store.segments({ ...filter, ...windows.before }, ["feature"], false),
   ]);
   const todayKey = new Date(today).toISOString().slice(0, 10);
-  // Days without spend count as zero, from the first day with any when nothing came the week before (a new
-  // workspace is not 7 days old); with calls then, quiet days opening the 7 (a weekend) are days of the run rate too.
+  // Days without spend count as zero, over the days the run rate's rule (run-rate.ts) gives.
   const byDay = new Map(daily.map((r) => [r.day, r.cost_nanousd]));
-  const days: { day: string; cost_nanousd: bigint }[] = [];
-  let seen = older.feature.length > 0;
-  for (let t = trailing.from; t < today; t += DAY_MS) {
-    const day = new Date(t).toISOString().slice(0, 10);
-    const cost = byDay.get(day);
-    seen ||= cost !== undefined;
-    if (seen) days.push({ day, cost_nanousd: cost ?? 0n });
-  }
+  const firstDay = daily.length ? Math.min(...daily.map((r) => Date.parse(r.day))) : null;
+  const n = rateDays(today, firstDay, older.feature.length > 0);
+  const days = Array.from({ length: n }, (_, i) => {
+    const day = new Date(today - (n - i) * DAY_MS).toISOString().slice(0, 10);
+    return { day, cost_nanousd: byDay.get(day) ?? 0n };
+  });
   const spent = toDate.reduce((a, r) => a + r.cost_nanousd, 0n);
   // Today is projected at the run rate like the days after it (at no less than its spend so far), so its
   // spend so far is not counted twice.

@@ -89,6 +89,30 @@ describe("columns of figures are right-aligned", () => {
   });
 });
 
+describe("explain's drivers", () => {
+  it("past the 5 shown are one row, so a dimension's column adds up to the total", async () => {
+    // Seven features new in the window: each one's change is its spend, ranked largest first.
+    const usd = [7, 6, 5, 4, 3, 2, 1];
+    await ingest(
+      "drivers",
+      usd.map((d, i) => ({
+        feature: `f${i + 1}`,
+        customer_id: "c-drivers",
+        cost_nanousd: d * 1_000_000_000,
+      })),
+    );
+    const r = await tollgate("explain", "--customer", "c-drivers", "--data-mode", "test", "--from", "1d");
+    expect(r.code, r.err).toBe(0);
+    const table = r.out.slice(r.out.indexOf("\nfeature"));
+    for (const [i, d] of usd.slice(0, 5).entries())
+      expect(rowOf(table, `f${i + 1}`)).toMatch(new RegExp(`^f${i + 1}\\s+\\$0\\.00\\s+\\$${d}\\.00\\s`));
+    const hidden = usd.slice(5).reduce((a, d) => a + d, 0);
+    expect(rowOf(table, "(other: 2 more)")).toMatch(
+      new RegExp(`^\\(other: 2 more\\)\\s+\\$0\\.00\\s+\\$${hidden}\\.00\\s`),
+    );
+  });
+});
+
 describe("an empty answer", () => {
   it("spend's TOTAL of nothing is 0 calls costing 0.00, a 0.0% share, not 100.0%", async () => {
     const r = await tollgate("spend", "--by", "feature", "--customer", "no-such-customer");

@@ -223,13 +223,40 @@ describe("variance and forecast", () => {
       `/api/variance?from=${iso(mid)}&to=${iso(to)}&vs_from=${iso(from)}&vs_to=${iso(mid)}`,
     );
     const after = sum(all.filter((r) => inWindow(r, mid, to) && modelCall(r)));
-    const before = sum(all.filter((r) => inWindow(r, from, mid) && modelCall(r)));
+    const beforeCalls = all.filter((r) => inWindow(r, from, mid) && modelCall(r));
+    const before = sum(beforeCalls);
     expect(nano(v.total.after.cost)).toBe(after);
     expect(nano(v.total.before.cost)).toBe(before);
     expect(nano(v.total.change)).toBe(after - before);
     expect(nano(v.total.volume) + nano(v.total.mix) + nano(v.total.rate)).toBe(after - before);
-    for (const by of ["feature", "customer_id", "prompt_version", "model"])
+    for (const by of ["feature", "customer_id", "prompt_version", "model"] as const) {
       for (const s of v.drivers[by]) expect(nano(s.volume) + nano(s.mix) + nano(s.rate)).toBe(nano(s.change));
+      // The listed drivers and the sum of the rest add up to the totals, and count every segment.
+      const rows = [...v.drivers[by], v.drivers_other[by]];
+      const add = (f: (r: Json) => { nanousd: string }) => rows.reduce((a, r) => a + nano(f(r)), 0n);
+      expect(
+        add((r) => r.before.cost),
+        by,
+      ).toBe(before);
+      expect(
+        add((r) => r.after.cost),
+        by,
+      ).toBe(after);
+      expect(
+        add((r) => r.change),
+        by,
+      ).toBe(after - before);
+      expect(add((r) => r.volume) + add((r) => r.mix) + add((r) => r.rate), by).toBe(after - before);
+      expect(
+        rows.reduce((a, r) => a + r.before.requests, 0),
+        by,
+      ).toBe(requests(beforeCalls));
+      const keys = new Set(
+        all.filter((r) => inWindow(r, from, to) && (modelCall(r) || r.cost_nanousd > 0n)).map((r) => r[by]),
+      );
+      expect(v.drivers[by].length + v.drivers_other[by].segments, by).toBe(keys.size);
+    }
+    expect(v.drivers_other.customer_id.segments).toBeGreaterThan(0);
     expect(v.narrative[0]).toMatch(/^Spend (rose|fell) [+-]\$[\d,.]+ \([+-][\d.]+%\)/);
     expect(v.waste.current.retry_share).toBeGreaterThanOrEqual(0);
   });

@@ -74,15 +74,28 @@ export function splitVariance(before: readonly PeriodCell[], after: readonly Per
     });
   }
   segments.sort((x, y) => cmpAbs(y.change_nanousd, x.change_nanousd) || keyOrder(x.key, y.key));
+  return { ...sumVariance(segments), segments };
+}
+
+/**
+ * Segments' changes added up: before, after and each part. Over all of a split's segments it is the
+ * split's total; over some, what they add to it (the drivers a list leaves out, say).
+ */
+export function sumVariance(segments: readonly SegmentVariance[]): Omit<SegmentVariance, "key"> {
   const total = (f: (s: SegmentVariance) => bigint) => segments.reduce((acc, s) => acc + f(s), 0n);
   return {
-    before: { requests: Number(N0), cost_nanousd: total((s) => s.before.cost_nanousd) },
-    after: { requests: Number(N1), cost_nanousd: total((s) => s.after.cost_nanousd) },
+    before: {
+      requests: sum(segments, (s) => s.before.requests),
+      cost_nanousd: total((s) => s.before.cost_nanousd),
+    },
+    after: {
+      requests: sum(segments, (s) => s.after.requests),
+      cost_nanousd: total((s) => s.after.cost_nanousd),
+    },
     change_nanousd: total((s) => s.change_nanousd),
     volume_nanousd: total((s) => s.volume_nanousd),
     mix_nanousd: total((s) => s.mix_nanousd),
     rate_nanousd: total((s) => s.rate_nanousd),
-    segments,
   };
 }
 

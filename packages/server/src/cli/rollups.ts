@@ -57,6 +57,29 @@ const nano = (m: { nanousd: string }) => BigInt(m.nanousd);
 const change = (now: { nanousd: string } | null, before: { nanousd: string } | null) =>
   now && before ? percentChange(nano(now), nano(before)) : "-";
 
+/** Drivers shown per dimension by `explain`; the others are one row. */
+const EXPLAIN_ROWS = 5;
+
+/**
+ * The drivers a table does not show as one row: the answer's listed ones past the table's rows, and the
+ * answer's own sum of those it did not list. With it, a dimension's rows add up to the totals exactly.
+ */
+function otherDrivers(unshown: Json[], unlisted: Json) {
+  const parts = [...unshown, unlisted];
+  const add = (f: (d: Json) => { nanousd: string }) => ({
+    nanousd: String(parts.reduce((a: bigint, d) => a + nano(f(d)), 0n)),
+  });
+  return {
+    count: unshown.length + unlisted.segments,
+    before: { cost: add((d) => d.before.cost) },
+    after: { cost: add((d) => d.after.cost) },
+    change: add((d) => d.change),
+    volume: add((d) => d.volume),
+    mix: add((d) => d.mix),
+    rate: add((d) => d.rate),
+  };
+}
+
 function windowOptions(cmd: Command, defaults: { from?: string; precision?: string } = {}): Command {
   cmd
     .option(
@@ -253,14 +276,17 @@ export function registerRollups(program: Command): void {
     // The narrative names features and customers as recorded: escaped as table cells are.
     for (const line of res.narrative) console.log(printable(line));
     for (const by of res.dimensions) {
-      const rows = res.drivers[by].slice(0, 5);
-      if (!rows.length) continue;
+      const drivers: Json[] = res.drivers[by];
+      if (!drivers.length) continue;
+      const rest = otherDrivers(drivers.slice(EXPLAIN_ROWS), res.drivers_other[by]);
+      const rows = drivers.slice(0, EXPLAIN_ROWS).map((s) => [keyLabel(s.key), s] as const);
+      if (rest.count) rows.push([`(other: ${rest.count} more)`, rest]);
       console.log(`\n${by}`);
       console.log(
         renderTable(
           [by, "before", "after", "change", "volume", "mix", "cost/request"],
-          rows.map((s: Json) => [
-            keyLabel(s.key),
+          rows.map(([label, s]) => [
+            label,
             usd(s.before.cost),
             usd(s.after.cost),
             usd(s.change),

@@ -1,4 +1,4 @@
-import { formatUsd, ratio, splitVariance, type VarianceSplit } from "@tollgate/core";
+import { formatUsd, ratio, splitVariance, sumVariance, type VarianceSplit } from "@tollgate/core";
 import type { AnalyticsStore, EventFilter, SegmentDimension, SegmentRow } from "../store/types.js";
 import { DAY_MS } from "../time.js";
 import { keyLabel } from "./key-label.js";
@@ -23,6 +23,8 @@ export interface PromptDeploy {
   change: number | null;
 }
 
+/** Drivers listed per dimension, largest change first; the rest are summed into one row. */
+const TOP_DRIVERS = 10;
 /** How far around a deploy cost per request is compared (clamped to the window's end). */
 const DEPLOY_SPAN_MS = 7 * DAY_MS;
 /** A deploy is reported when it moved cost per request by at least this fraction either way. */
@@ -66,8 +68,16 @@ export async function explainChange(store: AnalyticsStore, current: Window, prev
     drivers: Object.fromEntries(
       splits.map(({ by, split }) => [
         by,
-        split.segments.slice(0, 10).map((s) => ({ key: s.key, ...partsJson(s) })),
+        split.segments.slice(0, TOP_DRIVERS).map((s) => ({ key: s.key, ...partsJson(s) })),
       ]),
+    ),
+    // The drivers past the listed ones, summed (zero when none are left out): with it, a dimension's rows
+    // add up to its split exactly, and the reader sees how much the list does not show.
+    drivers_other: Object.fromEntries(
+      splits.map(({ by, split }) => {
+        const rest = split.segments.slice(TOP_DRIVERS);
+        return [by, { segments: rest.length, ...partsJson(sumVariance(rest)) }];
+      }),
     ),
     prompt_deploys: deploys.map((d) => ({
       ...d,

@@ -113,6 +113,31 @@ describe("explain's drivers", () => {
   });
 });
 
+describe("forecast's rows", () => {
+  it("past the 10 shown are one row, their figures added up", async () => {
+    // Twelve customers of a feature, spending only today: each projected at its spend so far, largest first.
+    const usd = [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1];
+    await ingest(
+      "forecast-rows",
+      usd.map((d, i) => ({
+        feature: "f-forecast",
+        customer_id: `c${i + 1}`,
+        cost_nanousd: d * 1_000_000_000,
+      })),
+    );
+    const r = await tollgate("forecast", "--feature", "f-forecast", "--data-mode", "test");
+    expect(r.code, r.err).toBe(0);
+    const hidden = usd.slice(10).reduce((a, d) => a + d, 0);
+    const tenth = usd[9];
+    expect(rowOf(r.out, "c10")).toMatch(
+      new RegExp(`^c10\\s+\\$${tenth}\\.00\\s+\\$0\\.00\\s+\\$${tenth}\\.00$`),
+    );
+    expect(rowOf(r.out, "(other: 2 more)")).toMatch(
+      new RegExp(`^\\(other: 2 more\\)\\s+\\$${hidden}\\.00\\s+\\$0\\.00\\s+\\$${hidden}\\.00$`),
+    );
+  });
+});
+
 describe("an empty answer", () => {
   it("spend's TOTAL of nothing is 0 calls costing 0.00, a 0.0% share, not 100.0%", async () => {
     const r = await tollgate("spend", "--by", "feature", "--customer", "no-such-customer");

@@ -164,6 +164,65 @@ describe("forecast", () => {
     expect(f.customer_id).toMatchObject([{ key: "c1", run_rate_per_day: { nanousd: String(cost / 7n) } }]);
   });
 
+  it("per customer and per feature, the run rates and spend add up to the workspace's; the projections too, but for today's spend past a rate", async () => {
+    const ws = "forecast-adds-up";
+    const at = (ts: number, customer_id: string, feature: string, nanousd: bigint) =>
+      validRecord({ ts_start: ts, customer_id, feature, cost_nanousd: String(nanousd) });
+    const calls = [
+      at(today - 10 * DAY, "a", "x", 1n), // a call the week before: all 7 days count
+      // 4 nano-USD a customer over the 7 days: each one's mean (4/7) rounds up, their sum's (12/7) does not.
+      at(today - DAY + 60_000, "a", "x", 4n),
+      at(today - 2 * DAY + 60_000, "b", "y", 4n),
+      at(today - 3 * DAY + 60_000, "c", "x", 4n),
+      at(now - 1_000, "b", "y", 9n), // today, past b's rate
+    ];
+    await post(ws, calls);
+    const f = await api(`/api/forecast?workspace=${ws}`);
+    const nano = (m: { nanousd: string }) => BigInt(m.nanousd);
+    const month = Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth(), 1);
+    const spent = (rs: Record<string, unknown>[], from: number, to = Number.POSITIVE_INFINITY) =>
+      rs
+        .filter((r) => (r.ts_start as number) >= from && (r.ts_start as number) < to)
+        .reduce((a, r) => a + BigInt(r.cost_nanousd as string), 0n);
+    const max = (a: bigint, b: bigint) => (a > b ? a : b);
+    const left = BigInt(f.workspace.days_left);
+    // The rule, for the workspace and for each row: complete days, then today at no less than its spend so
+    // far, then the rest at the rate.
+    const projected = (rs: Record<string, unknown>[], rate: bigint) =>
+      spent(rs, month, today) + max(spent(rs, today), rate) + rate * (left - 1n);
+    const rate = roundHalfUp(spent(calls, today - 7 * DAY, today), 7n);
+    expect(nano(f.workspace.run_rate_per_day)).toBe(rate);
+    expect(nano(f.workspace.projected)).toBe(projected(calls, rate));
+    for (const by of ["customer_id", "feature"] as const) {
+      const rows: Json[] = f[by];
+      const total = (pick: (r: Json) => bigint) => rows.reduce((a, r) => a + pick(r), 0n);
+      expect(
+        total((r) => nano(r.run_rate_per_day)),
+        by,
+      ).toBe(rate);
+      expect(
+        total((r) => nano(r.to_date)),
+        by,
+      ).toBe(spent(calls, month));
+      let pastRates = 0n;
+      for (const row of rows) {
+        const own = calls.filter((c) => c[by] === row.key);
+        const r = nano(row.run_rate_per_day);
+        // Within 1 nano-USD of its own mean.
+        const week = spent(own, today - 7 * DAY, today);
+        expect(r * 7n - week < 7n && week - r * 7n < 7n, `${by}=${row.key}`).toBe(true);
+        expect(nano(row.projected), `${by}=${row.key}`).toBe(projected(own, r));
+        pastRates += max(spent(own, today) - r, 0n);
+      }
+      // The rows' sum is the workspace's, but for how far each row's today passed its rate (the workspace's
+      // today floored once).
+      expect(
+        total((r) => nano(r.projected)),
+        by,
+      ).toBe(nano(f.workspace.projected) + pastRates - max(spent(calls, today) - rate, 0n));
+    }
+  });
+
   it("never projects the month below what it has spent: a new workspace's first day counts", async () => {
     const ws = "forecast-first-day";
     await post(ws, [validRecord({ ts_start: now - 1_000, customer_id: "c1", cost_nanousd: "5000000000" })]);

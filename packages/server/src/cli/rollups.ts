@@ -57,8 +57,14 @@ const nano = (m: { nanousd: string }) => BigInt(m.nanousd);
 const change = (now: { nanousd: string } | null, before: { nanousd: string } | null) =>
   now && before ? percentChange(nano(now), nano(before)) : "-";
 
-/** Drivers shown per dimension by `explain`; the others are one row. */
+/** Rows shown per dimension by `explain` and `forecast`; the others are one row (`otherLabel`). */
 const EXPLAIN_ROWS = 5;
+const FORECAST_ROWS = 10;
+const otherLabel = (count: number) => `(other: ${count} more)`;
+/** One money figure of rows added up, as the answer's JSON money. */
+const moneySum = (rows: Json[], pick: (r: Json) => { nanousd: string }) => ({
+  nanousd: String(rows.reduce((a: bigint, r) => a + nano(pick(r)), 0n)),
+});
 
 /**
  * The drivers a table does not show as one row: the answer's listed ones past the table's rows, and the
@@ -66,9 +72,7 @@ const EXPLAIN_ROWS = 5;
  */
 function otherDrivers(unshown: Json[], unlisted: Json) {
   const parts = [...unshown, unlisted];
-  const add = (f: (d: Json) => { nanousd: string }) => ({
-    nanousd: String(parts.reduce((a: bigint, d) => a + nano(f(d)), 0n)),
-  });
+  const add = (f: (d: Json) => { nanousd: string }) => moneySum(parts, f);
   return {
     count: unshown.length + unlisted.segments,
     before: { cost: add((d) => d.before.cost) },
@@ -280,7 +284,7 @@ export function registerRollups(program: Command): void {
       if (!drivers.length) continue;
       const rest = otherDrivers(drivers.slice(EXPLAIN_ROWS), res.drivers_other[by]);
       const rows = drivers.slice(0, EXPLAIN_ROWS).map((s) => [keyLabel(s.key), s] as const);
-      if (rest.count) rows.push([`(other: ${rest.count} more)`, rest]);
+      if (rest.count) rows.push([otherLabel(rest.count), rest]);
       console.log(`\n${by}`);
       console.log(
         renderTable(
@@ -337,12 +341,22 @@ export function registerRollups(program: Command): void {
       console.log();
     }
     for (const by of ["customer_id", "feature"]) {
+      const all: Json[] = res[by];
+      const rows = all.slice(0, FORECAST_ROWS).map((r) => [keyLabel(r.key), r] as const);
+      const rest = all.slice(FORECAST_ROWS);
+      if (rest.length)
+        rows.push([
+          otherLabel(rest.length),
+          {
+            to_date: moneySum(rest, (r) => r.to_date),
+            run_rate_per_day: moneySum(rest, (r) => r.run_rate_per_day),
+            projected: moneySum(rest, (r) => r.projected),
+          },
+        ]);
       console.log(
         renderTable(
           [by, "to date", "per day", "projected"],
-          res[by]
-            .slice(0, 10)
-            .map((r: Json) => [keyLabel(r.key), usd(r.to_date), usd(r.run_rate_per_day), usd(r.projected)]),
+          rows.map(([label, r]) => [label, usd(r.to_date), usd(r.run_rate_per_day), usd(r.projected)]),
         ),
       );
       console.log();

@@ -1,4 +1,4 @@
-import { FORECAST_METHOD, project, projectedDays, roundHalfUp } from "@tollgate/core";
+import { apportion, FORECAST_METHOD, project, projectedDays } from "@tollgate/core";
 import type { AnalyticsStore, EventFilter, SegmentDimension, SegmentRow } from "../store/types.js";
 import { DAY_MS, utcMidnight, utcMonthStart } from "../time.js";
 import { money, monthWindows } from "./rollups.js";
@@ -16,7 +16,9 @@ export function forecastFrom(now: number): number {
 
 /**
  * Month-end projection (UTC month) for the workspace, with a 90% interval from its daily spend, and per
- * customer and feature from each one's own trailing run rate (no interval: one run rate each).
+ * customer and feature from each one's trailing run rate (no interval: one run rate each). A dimension's
+ * rows add up to the workspace's spend and rate; their projections can add up to more, each row's today
+ * floored at its own spend so far (README, Forecast).
  */
 export async function forecastMonth(store: AnalyticsStore, filter: EventFilter, now: number) {
   const { thisMonth } = monthWindows(now);
@@ -72,7 +74,11 @@ export async function forecastMonth(store: AnalyticsStore, filter: EventFilter, 
   };
 }
 
-/** Per segment: spend so far, its own trailing run rate, and complete days + run rate × days left (today at no less than its spend so far). */
+/**
+ * Per segment: spend so far, its trailing run rate over the workspace's days, and complete days + run rate
+ * × days left (today at no less than its spend so far). The rates are the segments' means rounded so that
+ * they add up to the workspace's (largest remainder: each within 1 nano-USD of its own mean).
+ */
 function projectSegments(
   recent: SegmentRow[],
   mtd: SegmentRow[],
@@ -80,9 +86,15 @@ function projectSegments(
   windowDays: number,
   daysLeft: number,
 ) {
-  const rate = new Map(
-    recent.map((r) => [r.key, windowDays ? roundHalfUp(r.cost_nanousd, BigInt(windowDays)) : 0n]),
-  );
+  // In key order: a tie between remainders goes the same way whatever order a store gave the rows in.
+  const byKey = [...recent].sort((a, b) => (a.key ?? "").localeCompare(b.key ?? ""));
+  const rates = windowDays
+    ? apportion(
+        byKey.map((r) => r.cost_nanousd),
+        BigInt(windowDays),
+      ).parts
+    : byKey.map(() => 0n);
+  const rate = new Map(byKey.map((r, i) => [r.key, rates[i]!]));
   const mtdBy = new Map(mtd.map((r) => [r.key, r.cost_nanousd]));
   const completeBy = new Map(complete.map((r) => [r.key, r.cost_nanousd]));
   const rows = [...new Set([...mtdBy.keys(), ...rate.keys()])].map((key) => {

@@ -492,6 +492,34 @@ describe("gateway failures: timeouts and broken connections", () => {
       cost_source: "estimated",
     });
   });
+
+  it("an upstream that breaks off or stalls after its headers counts in /metrics' upstream errors", async () => {
+    const upstreamErrors = (kind: string) =>
+      metricCount(
+        new RegExp(
+          `^tollgate_gateway_upstream_errors_total\\{family="openai",kind="${kind}"\\} (\\d+)$`,
+          "m",
+        ),
+      );
+    const before = {
+      connection: await upstreamErrors("connection"),
+      timeout: await upstreamErrors("timeout"),
+    };
+    for (const scenario of ["reset-mid-stream", "stall-mid-stream"])
+      for (const stream of [true, false]) {
+        const call = openai.chat.completions.create(
+          { model: "gpt-4o-mini", messages, stream },
+          opts(newCase(), { "x-mock-scenario": scenario }),
+        );
+        const err = await (async () => {
+          for await (const _ of (await call) as AsyncIterable<unknown>);
+        })().catch((e) => e);
+        expect(err, `${scenario}, stream: ${stream}`).toBeInstanceOf(Error);
+      }
+    // A stream and a whole reply of each: broken (a connection error) and stalled (a timeout).
+    expect(await upstreamErrors("connection")).toBe(before.connection + 2);
+    expect(await upstreamErrors("timeout")).toBe(before.timeout + 2);
+  });
 });
 
 describe("gateway failures: retries", () => {

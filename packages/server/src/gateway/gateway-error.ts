@@ -122,6 +122,16 @@ export function cutShortReason(clientGone: boolean, failure: unknown): string {
   return isTimeout(failure) ? "timeout" : "upstream_stream_broken";
 }
 
+/**
+ * The upstream error (its /metrics kind) that cut a relayed reply short after its head came; null when
+ * nothing did, or the upstream is not why (its client left or stalled, or the gateway's own reader broke).
+ */
+export function brokenUpstreamKind(clientGone: boolean, failure: unknown): "timeout" | "connection" | null {
+  if (failure === null) return null;
+  const reason = cutShortReason(clientGone, failure);
+  return reason === "timeout" ? "timeout" : reason === "upstream_stream_broken" ? "connection" : null;
+}
+
 /** The gateway's own answer to an upstream that timed out or broke the connection. */
 export function upstreamFailure(
   e: unknown,

@@ -73,6 +73,7 @@ import { callFacts } from "./call-facts.js";
 import { ClientPace, type ClientWatch, NO_CLIENT, watchClient } from "./client-watch.js";
 import { type GatewayConfig, MAX_HEADER_BYTES, MAX_RETRIES } from "./config.js";
 import {
+  brokenUpstreamKind,
   cutShortReason,
   errorTypeOf,
   GatewayError,
@@ -749,6 +750,7 @@ export class Gateway {
    */
   #bodyFailed(at: Attempt, httpStatus: number, e: unknown): never {
     const { call } = at;
+    if (!(e instanceof ReplyTooLarge)) this.#upstreamBroke(call, brokenUpstreamKind(false, e)); // too large: the gateway's limit
     const rec = this.#record(at, {
       status: "error",
       http_status: httpStatus,
@@ -1031,6 +1033,7 @@ export class Gateway {
       failure = client.gone ? null : e;
     }
     const complete = !client.gone && failure === null;
+    this.#upstreamBroke(call, brokenUpstreamKind(client.gone, failure));
     results?.end(complete); // lines that came whole are results, however the download ended
     this.#record(at, {
       status: complete && !failed ? "ok" : "error",
@@ -1170,6 +1173,7 @@ export class Gateway {
     const partialUsage = usage === null || call.route.api === "anthropic.messages";
     const cutOff = complete && partialUsage && !unreadable && streamError === null && !extractor.ended();
     const whole = complete && !cutOff;
+    this.#upstreamBroke(call, cutOff ? "connection" : brokenUpstreamKind(clientGone, failure));
     // A background response's stream: recorded as its submission is (kind=other under its response id,
     // under the event id its header named). Streamed to its end, it records the response too, unless a poll
     // found it finished first (and recorded it). Cut short, the response goes on upstream, priced by the
@@ -1681,6 +1685,14 @@ export class Gateway {
   }
 
   /** Every request the gateway took, answered by the upstream or by the gateway itself (refusals, timeouts). */
+  /**
+   * A reply the upstream cut short after its head (broken off, or stalled past the timeout) counts as an
+   * upstream error, as one that never came does; null: it was not the upstream's doing.
+   */
+  #upstreamBroke(call: Call, kind: "timeout" | "connection" | null): void {
+    if (kind) this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind });
+  }
+
   #observe(route: GatewayRoute, timing: Timing, status: number): void {
     this.deps.metrics.requests.inc({
       family: route.family,

@@ -96,7 +96,10 @@ const UpstreamsFile = z.strictObject({
     z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "names are 1-64 letters, digits, _ . -"),
     z.strictObject({
       provider: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "1-64 letters, digits, _ . -"),
-      base_url: z.url(),
+      base_url: z.string().superRefine((url, ctx) => {
+        const problem = upstreamBaseUrlProblem(url);
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
+      }),
       headers: z.record(z.string(), z.string()).default({}),
     }),
   ),
@@ -149,11 +152,8 @@ export function gatewayConfigFromEnv(
   const file = upstreamsPath ?? process.env.TOLLGATE_UPSTREAMS ?? null;
   return {
     // Empty is unset, as for the other settings: "" would be no upstream at all.
-    openaiBaseUrl: (process.env.TOLLGATE_OPENAI_BASE_URL || "https://api.openai.com/v1").replace(/\/+$/, ""),
-    anthropicBaseUrl: (process.env.TOLLGATE_ANTHROPIC_BASE_URL || "https://api.anthropic.com/v1").replace(
-      /\/+$/,
-      "",
-    ),
+    openaiBaseUrl: baseUrlFromEnv("TOLLGATE_OPENAI_BASE_URL", "https://api.openai.com/v1"),
+    anthropicBaseUrl: baseUrlFromEnv("TOLLGATE_ANTHROPIC_BASE_URL", "https://api.anthropic.com/v1"),
     // 0 would be "no timeout" to undici but "at once" to the gateway's own timers: refused.
     timeoutMs: positiveIntFromEnv("TOLLGATE_UPSTREAM_TIMEOUT_MS", 600_000),
     maxTimeoutMs: maxTimeoutFromEnv(),
@@ -168,6 +168,31 @@ export function gatewayConfigFromEnv(
     runHoldWaitMs: intFromEnv("TOLLGATE_RUN_HOLD_WAIT_MS", 30_000, 3_600_000),
     ...overrides,
   };
+}
+
+/**
+ * Why an upstream base URL cannot be used as given (null: it can). Each call goes to its origin, under its
+ * path: credentials, a query or a fragment in it would be dropped from every call without a word.
+ */
+export function upstreamBaseUrlProblem(raw: string): string | null {
+  let url: URL | null = null;
+  try {
+    url = new URL(raw);
+  } catch {}
+  if (url?.protocol !== "http:" && url?.protocol !== "https:")
+    return "must be an http(s) URL, e.g. https://api.openai.com/v1";
+  if (url.username || url.password) return "must not carry credentials (send them as headers)";
+  if (raw.includes("?") || raw.includes("#"))
+    return "must have no query or fragment (a client's query, Azure's api-version say, goes upstream with its call)";
+  return null;
+}
+
+/** An upstream base URL from the environment (empty is unset): checked, without its trailing slashes. */
+function baseUrlFromEnv(name: string, fallback: string): string {
+  const raw = process.env[name] || fallback;
+  const problem = upstreamBaseUrlProblem(raw);
+  if (problem) throw new Error(`${name} ${problem}, got ${JSON.stringify(redactPassword(raw))}`);
+  return raw.replace(/\/+$/, "");
 }
 
 /**
@@ -205,7 +230,7 @@ export function egressProxyFromEnv(env: NodeJS.ProcessEnv): EgressProxy | null {
     } catch {}
     if (url?.protocol !== "http:" && url?.protocol !== "https:")
       throw new Error(
-        `${name} must be a proxy URL such as http://proxy.internal:3128, got ${JSON.stringify(redactProxy(v))}`,
+        `${name} must be a proxy URL such as http://proxy.internal:3128, got ${JSON.stringify(redactPassword(v))}`,
       );
     return v;
   };
@@ -218,13 +243,13 @@ export function egressProxyFromEnv(env: NodeJS.ProcessEnv): EgressProxy | null {
 /** The start-up line that says where upstream calls go (passwords left out). */
 export function describeEgress(p: EgressProxy): string {
   const via = [
-    p.httpsProxy && `HTTPS_PROXY ${redactProxy(p.httpsProxy)}`,
-    p.httpProxy && `HTTP_PROXY ${redactProxy(p.httpProxy)}`,
+    p.httpsProxy && `HTTPS_PROXY ${redactPassword(p.httpsProxy)}`,
+    p.httpProxy && `HTTP_PROXY ${redactPassword(p.httpProxy)}`,
   ].filter(Boolean);
   return `upstream calls leave through ${via.join(", ")}${p.noProxy ? `, except NO_PROXY ${p.noProxy}` : ""}`;
 }
 
-/** A proxy URL without its password, for logs and errors. */
-function redactProxy(url: string): string {
+/** A URL (a proxy's, an upstream's) without its password, for logs and errors. */
+function redactPassword(url: string): string {
   return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
 }

@@ -993,6 +993,13 @@ describe("gateway against a raw upstream", () => {
   });
 
   it("a stream that carries an error event is recorded as that error, with the usage it reported", async () => {
+    const streamErrors = async () =>
+      Number(
+        /^tollgate_gateway_upstream_errors_total\{family="anthropic",kind="stream_error"\} (\d+)$/m.exec(
+          await (await fetch(`${gw.url}/metrics`)).text(),
+        )?.[1] ?? 0,
+      );
+    const before = await streamErrors();
     const res = await fetch(`${gw.url}/v1/messages`, {
       method: "POST",
       headers: { ...ANTHROPIC_HEADERS, "x-scenario": "anthropic-error-stream" },
@@ -1009,5 +1016,7 @@ describe("gateway against a raw upstream", () => {
       error_type: "overloaded_error",
       input_uncached_tokens: 9,
     });
+    // The provider failed the call in its stream (its 529, sent after a 200): an upstream error all the same.
+    expect(await streamErrors()).toBe(before + 1);
   });
 });

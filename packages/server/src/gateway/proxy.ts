@@ -1173,7 +1173,9 @@ export class Gateway {
     const partialUsage = usage === null || call.route.api === "anthropic.messages";
     const cutOff = complete && partialUsage && !unreadable && streamError === null && !extractor.ended();
     const whole = complete && !cutOff;
-    this.#upstreamBroke(call, cutOff ? "connection" : brokenUpstreamKind(clientGone, failure));
+    // A provider that fails the call inside its stream (Anthropic's overloaded_error after a 200) errs too.
+    const fault = streamError !== null && whole ? "stream_error" : brokenUpstreamKind(clientGone, failure);
+    this.#upstreamBroke(call, cutOff ? "connection" : fault);
     // A background response's stream: recorded as its submission is (kind=other under its response id,
     // under the event id its header named). Streamed to its end, it records the response too, unless a poll
     // found it finished first (and recorded it). Cut short, the response goes on upstream, priced by the
@@ -1686,10 +1688,10 @@ export class Gateway {
 
   /** Every request the gateway took, answered by the upstream or by the gateway itself (refusals, timeouts). */
   /**
-   * A reply the upstream cut short after its head (broken off, or stalled past the timeout) counts as an
-   * upstream error, as one that never came does; null: it was not the upstream's doing.
+   * A reply the upstream cut short after its head (broken off, or stalled past the timeout), or failed in
+   * its stream, counts as an upstream error, as one that never came does; null: it was not the upstream's doing.
    */
-  #upstreamBroke(call: Call, kind: "timeout" | "connection" | null): void {
+  #upstreamBroke(call: Call, kind: "timeout" | "connection" | "stream_error" | null): void {
     if (kind) this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind });
   }
 

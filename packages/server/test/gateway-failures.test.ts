@@ -733,6 +733,28 @@ describe("gateway failures: the client goes away mid-stream", () => {
     expect(rec!.ts_end! - rec!.ts_start).toBeLessThan(700);
   });
 
+  it("its input is estimated from the request its client sent, not the stream_options the gateway added", async () => {
+    const id = newCase();
+    const sent = JSON.stringify({ model: "gpt-4o-mini", messages, stream: true });
+    const leave = new AbortController();
+    const call = fetch(`${gw.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        ...opts(id, { "x-mock-headers-delay-ms": "400" }).headers,
+      },
+      body: sent,
+      signal: leave.signal,
+    });
+    await vi.waitFor(() => expect(upstreamOf(id)).toHaveLength(1)); // it went upstream, usage asked for
+    expect(upstreamOf(id)[0]!.body.stream_options).toEqual({ include_usage: true });
+    leave.abort();
+    await expect(call).rejects.toThrow();
+    const [rec] = await waitForRecords(id);
+    expect(rec).toMatchObject({ error_type: "client_disconnected", cost_source: "estimated" });
+    expect(rec!.usage_raw).toMatchObject({ estimated: true, request_bytes: Buffer.byteLength(sent) });
+  });
+
   it("before the upstream answers: the upstream request is cancelled, the call recorded and its reservation released", async () => {
     const id = newCase();
     const user = `u-${id}`;

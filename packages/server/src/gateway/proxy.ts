@@ -1924,7 +1924,9 @@ function estimateUsage(
   events: number,
   shown?: StreamShown,
 ): ExtractedUsage {
-  const stream = { api: call.route.api, model: call.model, requestBytes: call.body.length, events };
+  // The request as its client sent it: the stream_options the gateway added are no input the provider bills.
+  const requestBytes = (call.clientBody ?? call.body).length;
+  const stream = { api: call.route.api, model: call.model, requestBytes, events };
   // A transcription's estimate is its worst case, as a budget held it: by the model's context window.
   const model = call.model;
   const contextWindow = () => (model === null ? null : engine.contextWindow(call.provider, model));

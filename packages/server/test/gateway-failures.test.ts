@@ -9,6 +9,7 @@ import { type CallRecord, extractFromResponse, formatUsd } from "@tollgate/core"
 import OpenAI from "openai";
 import { Agent, fetch as undiciFetch } from "undici";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { createKey as createKeyRecord } from "../src/auth/keys.js";
 import { UsageChunkStripper } from "../src/gateway/strip-usage.js";
 import {
   adminRequest,
@@ -922,6 +923,55 @@ describe("gateway failures: the event store goes away", () => {
         g.runtime.store.append = appends[i]!;
       });
       await Promise.all([replica.stop(), all.stop()]);
+    }
+  });
+
+  it("a store down past the key cache's 30 s: a gateway key the replica checked before goes on; one it never checked is a 503", async () => {
+    const g = await startTestGateway(mock.url, { timeoutMs: TIMEOUT_MS }, { role: "gateway" });
+    const store = g.runtime.store;
+    const { append, count, findKeyByHash } = store;
+    const [created, unchecked] = await Promise.all(
+      [1, 2].map(() => createKeyRecord(store, { workspace: "default", role: "gateway" })),
+    );
+    const via = (key: string) =>
+      new OpenAI({
+        apiKey: "sk-test-123",
+        baseURL: `${g.url}/v1`,
+        maxRetries: 0,
+        defaultHeaders: { "x-tollgate-key": key },
+      });
+    try {
+      await via(created!.key).chat.completions.create({ model: "gpt-4.1-nano", messages }, opts(newCase()));
+      const outage = () => Promise.reject(new Error("connect ECONNREFUSED (test outage)"));
+      store.append = outage;
+      store.count = outage;
+      store.findKeyByHash = outage;
+      vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + 31_000 }); // past the key's cached answer
+      const id = newCase();
+      const { response } = await via(created!.key)
+        .chat.completions.create({ model: "gpt-4.1-nano", messages }, opts(id))
+        .withResponse();
+      expect(response.status).toBe(200);
+      const other = newCase();
+      const err = await via(unchecked!.key)
+        .chat.completions.create({ model: "gpt-4.1-nano", messages }, opts(other))
+        .catch((e) => e);
+      expect(err).toBeInstanceOf(OpenAI.InternalServerError);
+      expect(err.status).toBe(503);
+      expect(err.error.message).toMatch(/^x-tollgate-key: the key cannot be checked now: .*ECONNREFUSED/);
+      expect(upstreamOf(other)).toHaveLength(0);
+      vi.useRealTimers();
+
+      store.append = append;
+      store.count = count;
+      store.findKeyByHash = findKeyByHash;
+      await g.runtime.recorder.flush(); // the spooled call is stored, under its key
+      const [rec] = await recordsOf(id, g);
+      expect(rec).toMatchObject({ status: "ok", key_id: created!.record.id });
+    } finally {
+      vi.useRealTimers();
+      Object.assign(store, { append, count, findKeyByHash });
+      await g.stop();
     }
   });
 

@@ -1,10 +1,10 @@
 // KeyResolver's cache against revocations: a revoked key is refused from the revocation on, even when a
-// lookup of it was under way at that moment.
+// lookup of it was under way at that moment; and against a store that is down or silent.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createKey, hashKey, KeyResolver } from "../src/auth/keys.js";
+import { createKey, hashKey, KeyLookupFailed, KeyResolver } from "../src/auth/keys.js";
 import { DuckDbStore } from "../src/store/duckdb/store.js";
 import type { ApiKeyRecord, KeyStore } from "../src/store/types.js";
 import { holdable } from "./helpers.js";
@@ -34,6 +34,24 @@ describe("KeyResolver", () => {
     answer();
     expect(await inFlight).toMatchObject({ keyId: record.id }); // began before the revocation: let through
     expect(await keys.resolve(key)).toBeNull(); // every call after it: refused
+  });
+
+  it("while the store is down or silent, a key it answered for keeps that answer; one it never did fails, and never hangs", async () => {
+    const { key, record } = await createKey(store, { workspace: "default", role: "gateway" });
+    const { key: unseen } = await createKey(store, { workspace: "default", role: "gateway" });
+    const outage: Pick<KeyStore, "findKeyByHash"> = { findKeyByHash: (hash) => store.findKeyByHash(hash) };
+    const keys = new KeyResolver(outage as KeyStore, null, 0, 50); // no cache: every call asks the store
+    expect(await keys.resolve(key)).toMatchObject({ keyId: record.id });
+
+    outage.findKeyByHash = () => Promise.reject(new Error("connect ECONNREFUSED (test outage)"));
+    expect(await keys.resolve(key)).toMatchObject({ keyId: record.id });
+    await expect(keys.resolve(unseen)).rejects.toThrow(KeyLookupFailed);
+    outage.findKeyByHash = () => new Promise(() => {}); // a store that never answers
+    await expect(keys.resolve(unseen)).rejects.toThrow(/did not answer \(no answer within 50 ms\)/);
+    expect(await keys.resolve(key)).toMatchObject({ keyId: record.id });
+    // A revocation (the cache invalidated) still wins: the key is not let through on an old answer.
+    keys.invalidate();
+    await expect(keys.resolve(key)).rejects.toThrow(KeyLookupFailed);
   });
 
   it("keeps a key in use through a flood of other keys (the least recently used go, not all at once)", async () => {

@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { Recent } from "@tollgate/core";
 import type { ApiKeyRecord, KeyDefaults, KeyStore, Role } from "../store/types.js";
+import { withTimeout } from "../with-timeout.js";
 
 export interface Principal {
   workspaceId: string;
@@ -71,6 +72,16 @@ interface Lookup {
   until: number;
 }
 
+/** How long a key's lookup may take before the store counts as silent (KeyLookupFailed). */
+const LOOKUP_MS = 5_000;
+
+/** A key the store could not be asked about (down, or silent past the lookup's time): neither valid nor not. */
+export class KeyLookupFailed extends Error {
+  constructor(cause: unknown) {
+    super(`the key cannot be checked now: the store did not answer (${(cause as Error).message})`);
+  }
+}
+
 /**
  * Resolves bearer keys to principals. Lookups are cached briefly so the ingest hot path does not
  * queue behind store writes; `rootToken` is the local-admin token of this server process.
@@ -84,6 +95,7 @@ export class KeyResolver {
     private readonly store: KeyStore,
     private readonly rootToken: string | null,
     private readonly ttlMs = 30_000,
+    private readonly lookupMs = LOOKUP_MS,
   ) {}
 
   /** Forget cached lookups, e.g. after a revocation, so it takes effect at once. */
@@ -100,7 +112,16 @@ export class KeyResolver {
     const now = Date.now();
     if (hit && hit.until > now) return hit.p;
     const generation = this.#generation;
-    const rec = await this.store.findKeyByHash(hash);
+    let rec: ApiKeyRecord | null;
+    try {
+      rec = await withTimeout(this.store.findKeyByHash(hash), this.lookupMs, "no answer");
+    } catch (e) {
+      // The store down or silent: a key it answered for before keeps that answer for another while (calls go
+      // on, their records spooled), rather than every call with it failing; one it never answered for cannot be.
+      if (!hit || generation !== this.#generation) throw new KeyLookupFailed(e);
+      this.#cache.set(hash, { p: hit.p, until: now + this.ttlMs });
+      return hit.p;
+    }
     const p = rec
       ? { workspaceId: rec.workspace_id, role: rec.role, keyId: rec.id, defaults: rec.defaults }
       : null;

@@ -49,7 +49,7 @@ import {
   uuidv7,
 } from "@tollgate/core";
 import { type Dispatcher, EnvHttpProxyAgent, Pool } from "undici";
-import { GATEWAY_KEY_ROLES, type KeyResolver, type Principal } from "../auth/keys.js";
+import { GATEWAY_KEY_ROLES, KeyLookupFailed, type KeyResolver, type Principal } from "../auth/keys.js";
 import { COST_UNKNOWN, costUsd, recordCostUsd } from "../cost-usd.js";
 import { namedEventId, responseEventId } from "../event-ids.js";
 import {
@@ -813,7 +813,12 @@ export class Gateway {
         );
       return null;
     }
-    const p = await this.deps.keys.resolve(key);
+    const p = await this.deps.keys.resolve(key).catch((e) => {
+      // A key the store cannot be asked about now: the client may try again (503), nothing went upstream.
+      if (e instanceof KeyLookupFailed)
+        throw new GatewayError(503, "api_error", `x-tollgate-key: ${e.message}`);
+      throw e;
+    });
     if (!p) throw new GatewayError(401, "authentication_error", "x-tollgate-key is not a valid Tollgate key");
     if (!GATEWAY_KEY_ROLES.has(p.role))
       throw new GatewayError(

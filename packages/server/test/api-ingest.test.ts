@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
-import { uuidv7 } from "@tollgate/core";
+import { usdToNano, uuidv7 } from "@tollgate/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { snakeKeys } from "../../core/test/snake-keys.js";
 import { MAX_BATCH_RECORDS } from "../src/ingest/body.js";
 import { MAX_STORE_BACKLOG } from "../src/ingest/service.js";
 import { getJson, type Json, openTestRuntime, postEvents, validRecord } from "./helpers.js";
@@ -131,6 +132,40 @@ describe("POST /v1/events: ingest", () => {
     expect(ev.priced).toBe(true);
     expect(ev.price_ref).toMatch(/^genai-prices@0\.1\.8:openai:o3-mini/);
     expect(BigInt(ev.cost_nanousd)).toBeGreaterThan(0n);
+  });
+
+  it("normalizes a Gemini usage_raw in snake_case (Python's model_dump()) to the cost its conformance vector pins", async () => {
+    const vectors = JSON.parse(readFileSync("/work/shared/fixtures/conformance/cost-vectors.json", "utf8"));
+    const v = vectors.find((x: Json) => x.model === "gemini-2.5-flash");
+    const usage = snakeKeys(v.usage_raw) as Json;
+    expect(usage.cached_content_token_count).toBe(v.usage_raw.cachedContentTokenCount);
+    const gemini = { provider: "google", api: "google.generate_content", model: v.model };
+    const rec = validRecord({
+      ...gemini,
+      input_uncached_tokens: undefined,
+      output_tokens: undefined,
+      usage_raw: usage,
+    });
+    const both = validRecord({
+      ...gemini,
+      input_uncached_tokens: undefined,
+      output_tokens: undefined,
+      usage_raw: { ...v.usage_raw, prompt_token_count: v.usage_raw.promptTokenCount },
+    });
+    const { status, json } = await postEvents(rt.app, key, [rec, both]);
+    expect(status, JSON.stringify(json)).toBe(207);
+    expect(json.results[0].status).toBe("accepted");
+    // The same field under both names is refused by name, as Google refuses it: not read by one of them.
+    expect(json.results[1].status).toBe("rejected");
+    expect(json.results[1].errors[0].field).toBe("usage_raw.promptTokenCount");
+    expect(json.results[1].errors[0].reason).toContain(
+      "sent both as promptTokenCount and as prompt_token_count",
+    );
+    const ev = await eventById(rec.event_id as string);
+    expect(ev.usage_raw).toEqual(usage);
+    expect(ev.cache_read_tokens).toBe(v.expected.cached_read_tokens);
+    expect(ev.output_tokens).toBe(v.expected.output_tokens);
+    expect(BigInt(ev.cost_nanousd)).toBe(usdToNano(String(v.expected.total_cost_usd)));
   });
 
   it("is idempotent: the same batch twice answers duplicate and is not counted twice", async () => {

@@ -387,6 +387,16 @@ const USAGE_RAW_CASES: [string, Record<string, unknown>, string][] = [
     "usage_raw.promptTokenCount",
   ],
   [
+    "google negative prompt_token_count (snake_case, as Python's model_dump() sends it)",
+    {
+      api: "google.generate_content",
+      provider: "google",
+      model: "gemini-2.5-flash",
+      usage_raw: { prompt_token_count: -1, candidates_token_count: 1 },
+    },
+    "usage_raw.prompt_token_count",
+  ],
+  [
     "bedrock negative inputTokens",
     { api: "bedrock.converse", usage_raw: { inputTokens: -1, outputTokens: 1 } },
     "usage_raw.inputTokens",

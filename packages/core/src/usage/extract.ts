@@ -5,6 +5,7 @@ import { estimatedImageGeneration } from "./image-tool-estimate.js";
 import { imageToolModel } from "./images.js";
 import { normalizeUsage } from "./normalize.js";
 import { normalizeOpenAIImages } from "./openai.js";
+import { protoKey } from "./proto-json.js";
 import type { JsonObject } from "./read.js";
 import { isObject } from "./read.js";
 import { responsesToolCalls, type ToolCalls } from "./tool-calls.js";
@@ -60,7 +61,11 @@ const SHAPES: Record<Api, BodyShape> = {
     tier: (body) => (isObject(body.usage) ? body.usage.service_tier : undefined),
     usageToolCall: anthropicAdvisorCall,
   },
-  "google.generate_content": { usage: (body) => body.usageMetadata, model: (body) => body.modelVersion },
+  // Either proto3 JSON name (`usage_metadata`, `model_version`: a Python SDK's `model_dump()`), not both.
+  "google.generate_content": {
+    usage: (body) => body[protoKey(body, "usageMetadata")],
+    model: (body) => body[protoKey(body, "modelVersion")],
+  },
   // Converse bodies carry no model id (it is in the request URL): the caller supplies it.
   "bedrock.converse": { usage: (body) => body.usage, model: () => null },
 };
@@ -99,13 +104,22 @@ export function snapshotReader(
   let toolModelRaw: unknown;
   let toolModel: string | null = null;
   let output: unknown;
+  // A snapshot whose fields cannot be read (a Gemini field under both its names): result() throws it.
+  let unreadable: UsageError | null = null;
   return {
     push(event) {
       const body = isObject(event) ? bodyOf(event) : undefined;
       if (!isObject(body)) return;
-      const usage = shape.usage(body);
+      let usage: unknown;
+      try {
+        usage = shape.usage(body);
+        model = reportedText(shape.model(body)) ?? model;
+      } catch (e) {
+        if (!(e instanceof UsageError)) throw e;
+        unreadable ??= e;
+        return;
+      }
       if (usage !== undefined && usage !== null) usageRaw = usage;
-      model = reportedText(shape.model(body)) ?? model;
       tier = reportedText(shape.tier?.(body)) ?? tier;
       toolCalls = shape.toolCalls?.(body) ?? toolCalls;
       if (shape.id) id = reportedText(shape.id(body)) ?? id;
@@ -117,6 +131,7 @@ export function snapshotReader(
       }
     },
     result() {
+      if (unreadable) throw unreadable;
       if (usageRaw === undefined) return null;
       const usage = normalizeUsage(api, usageRaw);
       if (toolCalls) Object.assign(usage, toolCalls);

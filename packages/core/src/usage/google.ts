@@ -1,7 +1,20 @@
 import { UsageError } from "./errors.js";
+import { protoKey, protoKeys } from "./proto-json.js";
 import type { JsonObject } from "./read.js";
 import { checkCount, checkSubset, count, isObject, optionalArray, requireObject } from "./read.js";
 import type { NormalizedUsage } from "./types.js";
+
+/** The usageMetadata fields read, by their JSON names. */
+const USAGE_FIELDS = [
+  "promptTokenCount",
+  "cachedContentTokenCount",
+  "candidatesTokenCount",
+  "thoughtsTokenCount",
+  "toolUsePromptTokenCount",
+  "promptTokensDetails",
+  "cacheTokensDetails",
+  "candidatesTokensDetails",
+] as const;
 
 /**
  * Gemini API and Vertex AI `usageMetadata`:
@@ -12,27 +25,30 @@ import type { NormalizedUsage } from "./types.js";
  *   not, can be priced at their own rates, and the candidates so audio and image output can be (an
  *   image model's images cost far more than its text). DOCUMENT (PDF pages) is tokenized as images, so it
  *   counts as image, as genai-prices does; VIDEO and TEXT are billed at the text rates (input_uncached, output).
- * Every field is optional: early stream chunks omit `candidatesTokenCount`.
+ * Every field is optional: early stream chunks omit `candidatesTokenCount`. Each may be sent by its proto
+ * name too (`prompt_token_count`, as Python's `usage_metadata.model_dump()` writes it), never by both.
  */
 export function normalizeGoogleGenerateContent(raw: unknown): NormalizedUsage {
   const usage = requireObject(raw, "");
-  const prompt = count(usage, "promptTokenCount", "promptTokenCount");
-  const cached = count(usage, "cachedContentTokenCount", "cachedContentTokenCount");
-  checkSubset(cached, "cachedContentTokenCount", prompt, "promptTokenCount");
+  // Each field under the name the report sends it by (camelCase or snake_case), which its errors name.
+  const k = protoKeys(usage, USAGE_FIELDS);
+  const prompt = count(usage, k.promptTokenCount, k.promptTokenCount);
+  const cached = count(usage, k.cachedContentTokenCount, k.cachedContentTokenCount);
+  checkSubset(cached, k.cachedContentTokenCount, prompt, k.promptTokenCount);
 
-  const promptBy = modalities(usage, "promptTokensDetails");
-  const cachedBy = modalities(usage, "cacheTokensDetails");
-  const mediaLabel = "promptTokensDetails AUDIO + IMAGE";
-  checkSubset(promptBy.audio + promptBy.image, "promptTokensDetails", prompt, "promptTokenCount", mediaLabel);
+  const promptBy = modalities(usage, k.promptTokensDetails);
+  const cachedBy = modalities(usage, k.cacheTokensDetails);
+  const mediaLabel = `${k.promptTokensDetails} AUDIO + IMAGE`;
+  checkSubset(promptBy.audio + promptBy.image, k.promptTokensDetails, prompt, k.promptTokenCount, mediaLabel);
   checkSubset(
     cachedBy.all,
-    "cacheTokensDetails",
+    k.cacheTokensDetails,
     cached,
-    "cachedContentTokenCount",
-    "sum of cacheTokensDetails",
+    k.cachedContentTokenCount,
+    `sum of ${k.cacheTokensDetails}`,
   );
-  checkSubset(cachedBy.audio, "cacheTokensDetails", promptBy.audio, "prompt AUDIO", "cached AUDIO");
-  checkSubset(cachedBy.image, "cacheTokensDetails", promptBy.image, "prompt IMAGE", "cached IMAGE");
+  checkSubset(cachedBy.audio, k.cacheTokensDetails, promptBy.audio, "prompt AUDIO", "cached AUDIO");
+  checkSubset(cachedBy.image, k.cacheTokensDetails, promptBy.image, "prompt IMAGE", "cached IMAGE");
 
   let audio = promptBy.audio - cachedBy.audio;
   let image = promptBy.image - cachedBy.image;
@@ -52,21 +68,21 @@ export function normalizeGoogleGenerateContent(raw: unknown): NormalizedUsage {
     other = 0;
   }
 
-  const candidates = count(usage, "candidatesTokenCount", "candidatesTokenCount");
-  const thoughts = count(usage, "thoughtsTokenCount", "thoughtsTokenCount");
+  const candidates = count(usage, k.candidatesTokenCount, k.candidatesTokenCount);
+  const thoughts = count(usage, k.thoughtsTokenCount, k.thoughtsTokenCount);
   const output = candidates + thoughts;
-  const outBy = modalities(usage, "candidatesTokensDetails");
+  const outBy = modalities(usage, k.candidatesTokensDetails);
   const outMedia = outBy.audio + outBy.image;
   checkSubset(
     outMedia,
-    "candidatesTokensDetails",
+    k.candidatesTokensDetails,
     candidates,
-    "candidatesTokenCount",
+    k.candidatesTokenCount,
     "candidates AUDIO + IMAGE",
   );
 
   return {
-    input_uncached_tokens: other + count(usage, "toolUsePromptTokenCount", "toolUsePromptTokenCount"),
+    input_uncached_tokens: other + count(usage, k.toolUsePromptTokenCount, k.toolUsePromptTokenCount),
     // Stays >= 0: the media moved to the cache above are at most what the cache holds beyond its text.
     cache_read_tokens: cached - cachedAudio - cachedImage,
     cache_write_5m_tokens: 0, // explicit-cache storage is billed per hour, not per call
@@ -94,7 +110,8 @@ function modalities(usage: JsonObject, key: string): { audio: number; image: num
   list?.forEach((entry, i) => {
     const field = `${key}[${i}]`;
     if (!isObject(entry)) throw new UsageError(field, "expected an object");
-    const tokens = checkCount(entry.tokenCount ?? 0, `${field}.tokenCount`);
+    const tokenCount = protoKey(entry, "tokenCount", `${field}.`);
+    const tokens = checkCount(entry[tokenCount] ?? 0, `${field}.${tokenCount}`);
     sums.all += tokens;
     if (entry.modality === "AUDIO") sums.audio += tokens;
     else if (entry.modality === "IMAGE" || entry.modality === "DOCUMENT") sums.image += tokens;

@@ -2,6 +2,15 @@
 // (snake_case, as Python's `model_dump()` and `MessageToDict(preserving_proto_field_name=True)` write it).
 // The real Gemini and Vertex AI payloads, their keys put in snake_case here, read and cost as they do.
 import { describe, expect, it } from "vitest";
+import {
+  choicesOf,
+  IMAGE_ALLOWANCE_TOKENS,
+  outputCapOf,
+  RequestFieldError,
+  reserveLessHint,
+  worstCaseCost,
+  worstCaseUsage,
+} from "../src/limits/index.js";
 import { usdToNano } from "../src/money/index.js";
 import { PricingEngine } from "../src/pricing/index.js";
 import {
@@ -35,6 +44,7 @@ interface CostVector {
   model: string;
   usage_raw: unknown;
   expected: { total_cost_usd: number };
+  rates_per_mtok: { output_mtok: number };
 }
 const vectors = (readFixtureJson("conformance/cost-vectors.json") as CostVector[]).filter(
   (v) => v.provider === "google",
@@ -149,5 +159,82 @@ describe("Gemini usage in snake_case", () => {
     expect(() => extractFromEvents(API, chunks)).toThrow(
       /modelVersion: sent both as modelVersion and as model_version/,
     );
+  });
+});
+
+describe("a Gemini request in snake_case holds the same worst case", () => {
+  const png = { inlineData: { mimeType: "image/png", data: "A".repeat(4_000) } };
+  const camel = {
+    contents: [{ role: "user", parts: [{ text: "Describe both." }, png, png] }],
+    generationConfig: { maxOutputTokens: 3_000, candidateCount: 2, thinkingConfig: { thinkingBudget: 0 } },
+  };
+  const snake = snakeKeys(camel) as Record<string, unknown>;
+  const size = (body: unknown) => {
+    const json = JSON.stringify(body);
+    return { byteLength: Buffer.byteLength(json), includes: (s: string) => json.includes(s) };
+  };
+
+  it("its output cap and candidates are read from generation_config, and cost the same", () => {
+    expect(snake.generation_config).toEqual({
+      max_output_tokens: 3_000,
+      candidate_count: 2,
+      thinking_config: { thinking_budget: 0 },
+    });
+    const wcCamel = worstCaseUsage(API, camel, size(camel), 1_048_576);
+    const wcSnake = worstCaseUsage(API, snake, size(snake), 1_048_576);
+    expect(wcSnake.outputFrom).toBe("request");
+    expect(wcSnake.usage.output_tokens).toBe(6_000);
+    expect({ ...wcSnake.usage, input_uncached_tokens: 0 }).toEqual({
+      ...wcCamel.usage,
+      input_uncached_tokens: 0,
+    });
+    // Both images found either way (their base64 out of the byte bound, an allowance each instead).
+    for (const [body, part, wc] of [
+      [camel, png, wcCamel],
+      [snake, snakeKeys(png), wcSnake],
+    ] as const)
+      expect(wc.usage.input_uncached_tokens).toBe(
+        size(body).byteLength - 2 * JSON.stringify(part).length + 2 * IMAGE_ALLOWANCE_TOKENS,
+      );
+
+    // Its 2 × 3,000 output tokens are held at gemini-2.5-flash's output rate, as the camelCase request's are.
+    const flash = vectors.find((v) => v.model === "gemini-2.5-flash")!;
+    const outputHeld = (6_000n * usdToNano(String(flash.rates_per_mtok.output_mtok))) / 1_000_000n;
+    for (const wc of [wcCamel, wcSnake]) {
+      const held = (output_tokens: number) =>
+        worstCaseCost(engine, "google", "gemini-2.5-flash", { ...wc.usage, output_tokens }, AT).total_nanousd;
+      expect(held(wc.usage.output_tokens) - held(0)).toBe(outputHeld);
+    }
+
+    expect(outputCapOf(API, snake)).toEqual({ field: "max_output_tokens", tokens: 3_000 });
+    expect(choicesOf(API, snake)).toEqual({ count: 2, field: "candidate_count" });
+    expect(reserveLessHint(API, snake, wcSnake)).toBe(
+      "This call's max_output_tokens of 3000 is reserved whole as output: a lower one reserves less. " +
+        "Each of its 2 choices (candidate_count) reserves as much.",
+    );
+  });
+
+  it("a setting under both names is refused, naming it as the request spells its path", () => {
+    const refusal = (body: Record<string, unknown>) => {
+      try {
+        worstCaseUsage(API, body, size(body), null);
+      } catch (e) {
+        if (e instanceof RequestFieldError) return e.message;
+      }
+      throw new Error("no RequestFieldError");
+    };
+    expect(refusal({ ...camel, generation_config: snake.generation_config })).toBe(
+      "generationConfig: sent both as generationConfig and as generation_config, the same field twice " +
+        "(Google refuses such a body): send one",
+    );
+    expect(refusal({ generation_config: { max_output_tokens: 10, maxOutputTokens: 10 } })).toMatch(
+      /^generation_config\.maxOutputTokens: sent both as maxOutputTokens and as max_output_tokens/,
+    );
+    expect(refusal({ generationConfig: { candidateCount: 1, candidate_count: 4 } })).toMatch(
+      /^generationConfig\.candidateCount: sent both/,
+    );
+    // Only Gemini's settings are read by either name: a chat call's max_output_tokens is no cap of its API.
+    const chat = { max_tokens: 5, max_output_tokens: 9 };
+    expect(outputCapOf("openai.chat", chat)).toEqual({ field: "max_tokens", tokens: 5 });
   });
 });

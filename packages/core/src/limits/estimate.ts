@@ -8,9 +8,12 @@ import { Recent } from "../recent.js";
 import { INPUT_LIMITS } from "../record/schema.js";
 import { advisorToolModel, advisorToolOf } from "../usage/advisor.js";
 import { DEFAULT_IMAGE_TOOL_MODEL, imageToolModel, imageToolOf } from "../usage/images.js";
+import { type FieldFailure, protoKey } from "../usage/proto-json.js";
+import { isObject } from "../usage/read.js";
 import { skimmedLength } from "../usage/skim.js";
 import { speechWorstCase } from "../usage/speech.js";
 import { type Api, emptyUsage, type NormalizedUsage } from "../usage/types.js";
+import { RequestFieldError } from "./request-field-error.js";
 
 /** Output reserved when a request sets no output cap and the model's context window is unknown. */
 export const DEFAULT_MAX_OUTPUT_TOKENS = 32_768;
@@ -55,6 +58,7 @@ const API_DEFAULT_OUTPUT: Partial<Record<Api, number>> = { "openai.completions":
  *   dearest input rate (a provider may bill it as cache writes).
  * - output: the request's own cap × its number of choices (`n`, `best_of`, `candidateCount`: choicesOf),
  *   else the model's whole context window, else DEFAULT_MAX_OUTPUT_TOKENS.
+ * Throws RequestFieldError for a Gemini setting it reads sent under both its names (which Google refuses).
  */
 export function worstCaseUsage(
   api: Api | null,
@@ -310,26 +314,48 @@ export function choicesOf(
   const settings = settingsOf(api, body);
   let most: { count: number; field: string | null } = { count: 1, field: null };
   for (const field of (api && CHOICE_FIELDS[api]) || ["n"]) {
-    const v = settings?.[field];
-    if (typeof v === "number" && Number.isInteger(v) && v > most.count) most = { count: v, field };
+    const { key, value: v } = setting(settings, field);
+    if (typeof v === "number" && Number.isInteger(v) && v > most.count) most = { count: v, field: key };
   }
   return most;
 }
 
-/**
- * Where `api` reads a request's output cap and its choices: Gemini's generationConfig, Bedrock Converse's
- * inferenceConfig, else the body. Only there: an upstream that ignores fields it does not know (vLLM's) is
- * not bound by a cap written in another API's object.
- */
-function settingsOf(api: Api | null, body: Record<string, unknown> | null): Record<string, unknown> | null {
-  const settings =
-    api === "google.generate_content"
-      ? body?.generationConfig
-      : api === "bedrock.converse"
-        ? body?.inferenceConfig
-        : body;
-  return typeof settings === "object" && settings !== null ? (settings as Record<string, unknown>) : null;
+/** Where a request's output cap and choices are read: the object, its path in errors, and how its keys are spelt. */
+interface Settings {
+  values: Record<string, unknown>;
+  /** The object's path with its dot (`generationConfig.`), or "" for the body itself. */
+  at: string;
+  /** Its fields may be sent by either proto3 JSON name (Gemini's): read by protoKey. */
+  proto: boolean;
 }
+
+/**
+ * Where `api` reads a request's output cap and its choices: Gemini's generationConfig (or
+ * generation_config: Google reads either proto3 JSON name), Bedrock Converse's inferenceConfig, else the
+ * body. Only there: an upstream that ignores fields it does not know (vLLM's) is not bound by a cap written
+ * in another API's object.
+ */
+function settingsOf(api: Api | null, body: Record<string, unknown> | null): Settings | null {
+  if (!body) return null;
+  const proto = api === "google.generate_content";
+  const key = proto
+    ? protoKey(body, "generationConfig", "", refuse)
+    : api === "bedrock.converse"
+      ? "inferenceConfig"
+      : null;
+  const values = key === null ? body : body[key];
+  return isObject(values) ? { values, at: key === null ? "" : `${key}.`, proto } : null;
+}
+
+/** A setting's value, under the key the request sends it by (a Gemini one by either of its names). */
+function setting(settings: Settings | null, field: string): { key: string; value: unknown } {
+  if (!settings) return { key: field, value: undefined };
+  const key = settings.proto ? protoKey(settings.values, field, settings.at, refuse) : field;
+  return { key, value: settings.values[key] };
+}
+
+/** A Gemini setting sent under both its names: Google refuses the request, so its worst case is not told. */
+const refuse: FieldFailure = (field, message) => new RequestFieldError(field, message);
 
 /** The most tokens a request's `prompt` field can be: a UTF-16 unit is at most 3 UTF-8 bytes, a token at least one. */
 function promptTokensAtMost(body: Record<string, unknown> | null): number {
@@ -381,8 +407,8 @@ export function outputCapOf(
 ): { field: string; tokens: number } | null {
   const settings = settingsOf(api, body);
   for (const field of outputCapFields(api)) {
-    const v = settings?.[field];
-    if (typeof v === "number" && Number.isInteger(v) && v >= 0) return { field, tokens: v };
+    const { key, value: v } = setting(settings, field);
+    if (typeof v === "number" && Number.isInteger(v) && v >= 0) return { field: key, tokens: v };
   }
   return null;
 }
@@ -406,15 +432,23 @@ function scanMedia(
     return;
   }
   const o = v as Record<string, unknown>;
-  const inline = (o.inlineData ?? o.inline_data) as { mimeType?: unknown; mime_type?: unknown } | undefined;
-  const inlineImage =
-    typeof inline === "object" && String(inline?.mimeType ?? inline?.mime_type).startsWith("image/");
-  if (IMAGE_TYPES.has(o.type) || inlineImage) {
+  if (IMAGE_TYPES.has(o.type) || [o.inlineData, o.inline_data].some(isInlineImage)) {
     acc.images++;
     acc.bytes += JSON.stringify(o).length + (skimMark ? skimmedLength(o, skimMark) : 0);
     return;
   }
   for (const x of Object.values(o)) scanMedia(x, acc, depth + 1, skimMark);
+}
+
+/**
+ * A Gemini inline part of an image: its MIME type, by either proto3 JSON name, an image's. This walk reads
+ * every API's body alike, so a part sent under both names is not refused here: it is an image if either says.
+ */
+function isInlineImage(part: unknown): boolean {
+  return (
+    isObject(part) &&
+    [part.mimeType, part.mime_type].some((m) => typeof m === "string" && m.startsWith("image/"))
+  );
 }
 
 /**

@@ -3,6 +3,7 @@ export * from "./budget.js";
 export * from "./call-hold.js";
 export * from "./estimate.js";
 export * from "./rate.js";
+export * from "./request-field-error.js";
 export * from "./reserve-less.js";
 export * from "./scope.js";
 export * from "./token-hold.js";

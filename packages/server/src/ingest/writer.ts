@@ -45,6 +45,10 @@ export class GroupCommitWriter {
   /** Resolved when the last commit in flight ends. */
   #idle: (() => void)[] = [];
   #refused: CommitRefusal | null = null;
+  /** Commits started so far: each is numbered, so an outcome older than the one `refused` holds is ignored. */
+  #commits = 0;
+  /** The number of the commit whose outcome `refused` says (taken or refused). */
+  #refusedBy = 0;
 
   constructor(
     private readonly store: EventStore,
@@ -61,7 +65,7 @@ export class GroupCommitWriter {
 
   /**
    * The last commit, when the store refused it (a full disk, a store that takes reads and not writes) and
-   * none has been taken since: a store that answers reads is not always one that stores calls.
+   * none started since has been taken: a store that answers reads is not always one that stores calls.
    */
   get refused(): CommitRefusal | null {
     return this.#refused;
@@ -127,9 +131,12 @@ export class GroupCommitWriter {
       }),
     );
     for (const id of owned) this.#inFlight.add(id);
+    // Commits in flight at once settle in any order: an outcome counts only if its commit started after the
+    // one `refused` goes by (a commit begun before the disk filled may be taken after a later one failed).
+    const n = ++this.#commits;
     try {
       const { inserted } = await this.store.append(batch);
-      this.#refused = null;
+      if (n > this.#refusedBy) [this.#refused, this.#refusedBy] = [null, n];
       group.forEach((p, i) => {
         p.resolve(p.keys.map((k, j) => owns[i]![j]! && inserted.has(k)));
       });
@@ -140,10 +147,11 @@ export class GroupCommitWriter {
       const damaged = group.filter((p) => p.records.some((r) => storedRecordProblem(r) !== null));
       const sound = group.filter((p) => !damaged.includes(p));
       // Only sound records refused say the store fails; a damaged one's refusal says nothing of it.
-      if (!damaged.length) {
+      if (!damaged.length && n > this.#refusedBy) {
         const at = Date.now();
         const message = e instanceof Error ? e.message : String(e);
         this.#refused = { since: this.#refused?.since ?? at, at, message };
+        this.#refusedBy = n;
       }
       if (!damaged.length || !sound.length) for (const p of group) p.reject(e);
       else {

@@ -308,6 +308,19 @@ describe("a data dir that does not exist", () => {
     expect(created.code, created.err).toBe(0);
     expect((await tollgate("--data-dir", missing, "budgets", "status")).code).toBe(0);
   });
+
+  it("is not left made by a read that fails once it opened it (a bad --limits file): the next read says it is not there", async () => {
+    const missing = join(dir, "no-data-dir-bad-limits");
+    const limits = join(dir, "bad-limits.json");
+    writeFileSync(limits, "{not json");
+    const failed = await tollgate("--data-dir", missing, "--limits", limits, "spend", "--by", "feature");
+    expect(failed.code, failed.err).toBe(2);
+    expect(failed.err).toMatch(/^error: cannot read limits file /);
+    expect(existsSync(missing)).toBe(false);
+    const next = await tollgate("--data-dir", missing, "spend", "--by", "feature");
+    expect(next.code, next.err).toBe(2);
+    expect(next.err).toMatch(/^error: no Tollgate data dir at /);
+  });
 });
 
 describe("a data dir that cannot be written: serve, and every command that opens it", () => {

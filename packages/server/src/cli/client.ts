@@ -95,8 +95,12 @@ export async function connect(opts: ClientOptions, use: "read" | "write" = "writ
   try {
     rt = await openRuntime({ ...opts, storeThread: opts.storeThread ?? false });
   } catch (e) {
-    // One a read would have made and could not (its parent read-only, say): it is not there, that is all.
-    if (use === "read" && !existed && !existsSync(opts.dataDir)) throw noDataDir();
+    if (use === "read" && !existed) {
+      // One a read would have made and could not (its parent read-only, say): it is not there, that is all.
+      if (!existsSync(opts.dataDir)) throw noDataDir();
+      // Made, then the open failed (a bad --limits file): removed, or the next read would read it as no spend.
+      rmSync(opts.dataDir, { recursive: true, force: true });
+    }
     throw e;
   }
   // Checked once open, so a bad --limits file or an unreachable Redis is said first, as without this check;

@@ -29,9 +29,10 @@ export type PidLock =
 export function takePidLock(file: string): PidLock {
   const mine = `${file}.${process.pid}.tmp`;
   const takeover = `${file}.takeover`;
-  writeFileSync(mine, lockContent(process.pid));
   let tookOver: { pid: number | null } | null = null;
   try {
+    // In the try: a full disk creates the file and refuses its content, and it must not stay behind.
+    writeFileSync(mine, lockContent(process.pid));
     for (let attempt = 0; ; attempt++) {
       if (claim(mine, file)) return { held: true, release: () => rmSync(file, { force: true }), tookOver };
       if (attempt >= MAX_ATTEMPTS) return { held: false, by: null };

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { lockDataDir } from "../src/data-dir-lock.js";
+import { smallDisk, unmount } from "./small-disk.js";
 
 // A filesystem without hard links (FAT and exFAT drives, SMB shares without Unix extensions) answers link()
 // with EPERM or ENOTSUP: set `noLinks.code` to be on one.
@@ -98,6 +99,20 @@ describe("data dir lock (replicas on a shared store)", () => {
       unlock();
     } finally {
       other.kill("SIGKILL");
+    }
+  });
+
+  it("on a full disk, fails with the disk's error and leaves no file of its own behind", (ctx) => {
+    dir = mkdtempSync(join(tmpdir(), "tg-lock-"));
+    const disk = smallDisk(dir, "1m");
+    if (disk === null) return ctx.skip(); // no mount allowed here
+    try {
+      // Written until the disk refuses: not one more page for the lock's content.
+      expect(() => writeFileSync(join(disk, "filler"), Buffer.alloc(2 * 1024 * 1024))).toThrow(/ENOSPC/);
+      expect(() => lockDataDir(disk)).toThrow(/ENOSPC/);
+      expect(readdirSync(disk)).toEqual(["filler"]);
+    } finally {
+      unmount(disk);
     }
   });
 

@@ -216,6 +216,51 @@ describe("recorder and spool", () => {
     await store.close();
   });
 
+  it("calls the refusing spool left in memory are still said to wait there while they are retried against the store", async () => {
+    const store = await DuckDbStore.open(join(dir, "retried"));
+    // The real store, each commit refused as a full disk would until `refuse` is false, and answered only
+    // when `answer` is called.
+    let refuse = true;
+    let answer: () => void = () => {};
+    const held = new Proxy(store, {
+      get(t, p) {
+        const v = Reflect.get(t, p);
+        if (p !== "append") return typeof v === "function" ? v.bind(t) : v;
+        return (records: CallRecord[]) =>
+          new Promise<void>((resolve) => {
+            answer = resolve;
+          }).then(() =>
+            refuse ? Promise.reject(new Error("No space left on device")) : store.append(records),
+          );
+      },
+    });
+    const rec = new Recorder(
+      new GroupCommitWriter(held),
+      new PricingEngine(),
+      new FullDisk(join(dir, "o3")),
+      {
+        batchMs: 60_000,
+        replayMs: 60_000,
+      },
+    );
+    rec.record(call(0), "default");
+    const first = rec.flush();
+    answer(); // refused: the spool refuses it too, so it waits in memory
+    await first;
+    expect(rec.spoolRefusal).toBe("ENOSPC: no space left on device, write");
+    const retried = rec.flush(); // handed to the store again: in memory still, until it is taken
+    expect(rec.pending).toBe(1);
+    expect(rec.spoolFailing).toBe(true);
+    expect(rec.spoolRefusal).toBe("ENOSPC: no space left on device, write");
+    refuse = false;
+    answer();
+    await retried;
+    expect(rec.pending).toBe(0);
+    expect(rec.spoolRefusal).toBeNull();
+    rec.close();
+    await store.close();
+  });
+
   it("shutdown does not wait on a store that hangs: what it holds is spooled, then stored by the next start", async () => {
     const dataDir = join(dir, "hang");
     const spoolDir = join(dir, "hang-spool");

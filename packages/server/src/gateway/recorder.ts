@@ -46,6 +46,8 @@ export class Recorder {
   #spoolFailing = false;
   /** Why the disk refused the last spill. */
   #spoolError = "";
+  /** Calls the spool refused, handed back to the store and not settled yet: they wait in memory still. */
+  #retrying = 0;
   /** The last batch or replay the store settled failed (see #storeFailed). */
   #storeFailing = false;
   #replaying: Promise<void> | null = null;
@@ -88,11 +90,12 @@ export class Recorder {
   }
 
   /**
-   * Whether calls wait in memory because the disk refuses the spool (full, read-only): not once the store
-   * has taken them, whether or not the disk would take a spill again.
+   * Whether calls wait in memory because the disk refuses the spool (full, read-only), in #overflow or
+   * handed to the store again meanwhile: not once the store has taken them, whether or not the disk would
+   * take a spill again.
    */
   get spoolFailing(): boolean {
-    return this.#spoolFailing && this.#overflow.length > 0;
+    return this.#spoolFailing && (this.#overflow.length > 0 || this.#retrying > 0);
   }
 
   /** While calls wait in memory because the disk refuses the spool (spoolFailing): the disk's error. */
@@ -159,8 +162,11 @@ export class Recorder {
     if (this.#batch.length >= this.#batchSize) this.#send();
   }
 
-  /** Hands the waiting batch to the store; a failed batch goes to the spool whole. */
-  #send(): void {
+  /**
+   * Hands the waiting batch to the store; a failed batch goes to the spool whole. `retried`: how many of it
+   * the spool refused before (#refill), said to wait in memory until it settles.
+   */
+  #send(retried = 0): void {
     if (!this.#batch.length) return;
     const batch = this.#batch;
     this.#batch = [];
@@ -175,6 +181,7 @@ export class Recorder {
       )
       .finally(() => {
         this.#pending -= batch.length;
+        this.#retrying -= retried; // refused again, they are back in #overflow by now
         this.#inFlight.delete(p);
       });
     this.#inFlight.set(p, batch);
@@ -188,8 +195,9 @@ export class Recorder {
     if (!this.#spoolFailing || room <= 0 || !this.#overflow.length) return;
     const moved = this.#overflow.splice(0, room);
     this.#pending += moved.length;
+    this.#retrying += moved.length;
     this.#batch = this.#batch.concat(moved);
-    this.#send();
+    this.#send(moved.length);
   }
 
   #spillOverflow(): void {

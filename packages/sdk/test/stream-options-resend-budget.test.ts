@@ -1,6 +1,7 @@
 // A streamed call whose upstream refuses the stream_options the wrapper added is sent again as the app made
 // it: one request to the app, so the re-send goes on with what is left of it (timeout and retries), as
-// openai-node would go on with one request, not with a fresh timeout and fresh retries.
+// openai-node would go on with one request, not with a fresh timeout and fresh retries, and counts its attempts
+// to the upstream on from the refused one (X-Stainless-Retry-Count), not from 0 again.
 
 import type { CallRecordInput } from "@tollgate/core";
 import OpenAI from "openai";
@@ -42,6 +43,8 @@ const params = {
   stream: true as const,
 };
 const requestsOf = (id: string) => mock.requests.filter((r) => r.headers["x-test-case"] === id);
+/** The attempt count each request of the case told the upstream, as the SDK names it. */
+const retryCountsOf = (id: string) => requestsOf(id).map((r) => r.headers["x-stainless-retry-count"]);
 
 /** Streams the call through `client`, its error if it failed; one record of it either way. */
 async function streamed(client: OpenAI, headers: Record<string, string>): Promise<unknown> {
@@ -65,6 +68,7 @@ describe("the app's own request sent again after a refusal of stream_options", (
       { include_usage: true },
       undefined,
     ]);
+    expect(retryCountsOf("resend-timeout")).toEqual(["0", "1"]);
     expect(sent.at(-1)).toMatchObject({ status: "error" });
   });
 
@@ -79,6 +83,8 @@ describe("the app's own request sent again after a refusal of stream_options", (
       { include_usage: true },
       undefined,
     ]);
+    // The re-send is the request's third attempt: it tells the upstream so, as a retry of it would.
+    expect(retryCountsOf("resend-retries")).toEqual(["0", "1", "2"]);
     expect(sent.at(-1)).toMatchObject({ status: "error" });
   });
 
@@ -89,7 +95,15 @@ describe("the app's own request sent again after a refusal of stream_options", (
       "x-mock-scenario": "hang-once",
     });
     expect(Array.isArray(chunks)).toBe(true);
-    expect(requestsOf("resend-retried")).toHaveLength(4);
+    // Timed out, retried and refused; the re-send timed out and was retried (the one retry it had left).
+    expect(requestsOf("resend-retried").map((r) => r.body.stream_options)).toEqual([
+      { include_usage: true },
+      { include_usage: true },
+      undefined,
+      undefined,
+    ]);
+    // Every attempt counts on from the one before, the re-send's retry included.
+    expect(retryCountsOf("resend-retried")).toEqual(["0", "1", "2", "3"]);
     expect(sent.at(-1)).toMatchObject({ status: "ok", stream: true });
   });
 });

@@ -52,8 +52,9 @@ export function watchingAttempts(resource: unknown, options: unknown, watch: (a:
  * The options of the app's own request, sent in place of `refused`, the attempt an upstream refused for
  * what the wrapper changed (Prepare.refusedBy): one request to the app, as openai-node makes one, so it
  * goes on with what is left of it: its first attempt with what is left of the refused one's timeout, its
- * retries those the request had left (a refusal the app's request would not have met costs it none).
- * As they are when no attempt was seen.
+ * retries those the request had left (a refusal the app's request would not have met costs it none), and
+ * each attempt counted on from the refused one to the upstream (the SDKs' X-Stainless-Retry-Count): the
+ * re-send is the attempt after it. As they are when no attempt was seen.
  */
 export function inPlaceOf(resource: unknown, options: unknown, refused: Attempt | null): unknown {
   if (!refused) return options;
@@ -64,20 +65,23 @@ export function inPlaceOf(resource: unknown, options: unknown, refused: Attempt 
   return {
     ...given,
     [FIRST_ATTEMPT_TIMEOUT]: left,
+    [ATTEMPTS_BEFORE]: refused.retryCount + 1,
     ...(typeof maxRetries === "number" ? { maxRetries: Math.max(0, maxRetries - refused.retryCount) } : {}),
   };
 }
 
 /**
- * The options keys its first attempt's timeout, and the watcher of its attempts, go to the client under
- * (the SDKs copy the options as they are).
+ * The options keys its first attempt's timeout, the watcher of its attempts, and the attempts made before
+ * the request (a re-sent one's) go to the client under (the SDKs copy the options as they are).
  */
 const FIRST_ATTEMPT_TIMEOUT = Symbol("tollgate.firstAttemptTimeout");
 const ATTEMPT_WATCH = Symbol("tollgate.attemptWatch");
+const ATTEMPTS_BEFORE = Symbol("tollgate.attemptsBefore");
 
 interface AttemptOptions {
   [FIRST_ATTEMPT_TIMEOUT]?: number;
   [ATTEMPT_WATCH]?: (a: Attempt) => void;
+  [ATTEMPTS_BEFORE]?: number;
 }
 
 type BuildRequest = (options: unknown, attempt?: { retryCount?: number }) => unknown;
@@ -90,10 +94,10 @@ const seeing = new WeakSet<object>();
 
 /**
  * Lets `client` give a request's first attempt the timeout its options carry under FIRST_ATTEMPT_TIMEOUT
- * (and name that one to the server), and tell each attempt to the watcher under ATTEMPT_WATCH. openai-node
- * and anthropic-sdk build every attempt of a request with `buildRequest(options, {retryCount})`, whose
- * result names the attempt's timeout, and its request the request's whole timeout in a header. False for a
- * client that builds none so.
+ * (and name that one to the server), tell each attempt to the watcher under ATTEMPT_WATCH, and count its
+ * attempts to the server on from ATTEMPTS_BEFORE. openai-node and anthropic-sdk build every attempt of a
+ * request with `buildRequest(options, {retryCount})`, whose result names the attempt's timeout, and its
+ * request the request's whole timeout and the retry count in headers. False for a client that builds none so.
  */
 function seesAttempts(client: unknown): boolean {
   const c = client as { buildRequest?: BuildRequest } | undefined;
@@ -101,10 +105,18 @@ function seesAttempts(client: unknown): boolean {
   if (seeing.has(c)) return true;
   const build = c.buildRequest;
   c.buildRequest = function buildRequest(this: unknown, options, attempt) {
-    const built = build.call(this, options, attempt);
-    const { [FIRST_ATTEMPT_TIMEOUT]: first, [ATTEMPT_WATCH]: watch } = (options ?? {}) as AttemptOptions;
-    if (first === undefined && watch === undefined) return built;
+    const {
+      [FIRST_ATTEMPT_TIMEOUT]: first,
+      [ATTEMPT_WATCH]: watch,
+      [ATTEMPTS_BEFORE]: before,
+    } = (options ?? {}) as AttemptOptions;
     const retryCount = attempt?.retryCount ?? 0;
+    const built = build.call(
+      this,
+      options,
+      before === undefined ? attempt : { ...attempt, retryCount: before + retryCount },
+    );
+    if (first === undefined && watch === undefined) return built;
     const seen = (b: Built) => {
       const timed =
         first === undefined || retryCount > 0

@@ -4,6 +4,7 @@ import { currentAgentRun } from "./agent-run.js";
 import { type Attribution, mergeAttribution } from "./attribution.js";
 import { childSpan, currentScope, runInSpan } from "./context.js";
 import { sinkOf, type WrapOptions } from "./setup.js";
+import { type EndSpan, lastsWhileRead } from "./traced-reads.js";
 
 export interface TracedOptions extends Pick<WrapOptions, "exporter" | "sink"> {
   /** What the span does ("plan", "search-docs"); stored as metadata `span.name`. */
@@ -18,10 +19,11 @@ export interface TracedOptions extends Pick<WrapOptions, "exporter" | "sink"> {
 /**
  * Runs `fn` as a span of the current trace (a new trace at the top): LLM calls and spans inside it
  * become its children, and it is recorded itself (kind agent/tool/other, never priced) when it ends,
- * with its duration and whether it threw. Returns what `fn` returns (a provider SDK's APIPromise itself). A
- * generator `fn` returns (an `async function*` that streams an answer), or its promise resolves to, is the
- * span's while it is iterated: each step runs inside it, and the span ends when the generator finishes,
- * throws or is closed.
+ * with its duration and whether it threw. Returns what `fn` returns (a provider SDK's APIPromise itself).
+ * What is read after `fn` returns (or its promise resolves to) is the span's while it is read
+ * (lastsWhileRead): a generator (an `async function*` that streams an answer) or a provider SDK's stream
+ * while iterated, each step inside the span, until it finishes, throws or is closed; an SDK stream helper
+ * until it ends.
  */
 export function traced<T>(fn: () => T, options: TracedOptions): T {
   const outer = currentScope();
@@ -34,7 +36,10 @@ export function traced<T>(fn: () => T, options: TracedOptions): T {
   const startMs = Date.now();
   const start = performance.now();
   const sink = sinkOf(options);
-  const end = (error: unknown) => {
+  let ended = false;
+  const end: EndSpan = (error) => {
+    if (ended) return;
+    ended = true;
     const failed = error !== undefined;
     sink({
       event_id: uuidv7(startMs),
@@ -58,17 +63,14 @@ export function traced<T>(fn: () => T, options: TracedOptions): T {
     end(e ?? "thrown");
     throw e;
   }
-  if (isApiPromise(result)) return endWhenRead(result, end);
-  // Its body runs in whoever's context calls next(): each step is put back in the span's (agent run and all).
-  const iterated = <G extends AnyGenerator>(gen: G): G =>
-    endWhenIterated(gen, inSpan(AsyncLocalStorage.snapshot), end);
-  if (isGenerator(result)) return iterated(result);
+  // What is read later runs in whoever's context reads it: each step is put back in the span's (agent run and all).
+  const stepInSpan = inSpan(AsyncLocalStorage.snapshot);
+  if (lastsWhileRead(result, stepInSpan, end)) return result;
   if (result instanceof Promise)
     return result.then(
-      // An async function that returns a generator (its set-up awaited first): the span is the generator's.
+      // An async function that returns what is read later (its set-up awaited first): the span is its.
       (value) => {
-        if (isGenerator(value)) return iterated(value);
-        end(undefined);
+        if (!lastsWhileRead(value, stepInSpan, end)) end(undefined);
         return value;
       },
       (e) => {
@@ -78,101 +80,6 @@ export function traced<T>(fn: () => T, options: TracedOptions): T {
     ) as T;
   end(undefined);
   return result;
-}
-
-/** The provider SDKs' APIPromise (openai, @anthropic-ai/sdk): lazy, its body parsed only when read. */
-interface ApiPromiseLike {
-  parse(): Promise<unknown>;
-  asResponse(): Promise<Response>;
-}
-
-function isApiPromise(value: unknown): value is ApiPromiseLike {
-  const p = value as ApiPromiseLike | null;
-  return value instanceof Promise && typeof p?.parse === "function" && typeof p.asResponse === "function";
-}
-
-/**
- * Returns the APIPromise itself, so the app keeps `withResponse()` / `asResponse()` (`then` would make a plain
- * Promise). The span ends as the SDKs' own tracing ends a call's: with the parse (then, withResponse), or with the
- * raw Response when that is read before any parse.
- */
-function endWhenRead<P extends ApiPromiseLike>(p: P, end: (error: unknown) => void): P {
-  let ended = false;
-  const settle = <V>(read: Promise<V>): Promise<V> =>
-    read.then(
-      (value) => {
-        if (!ended) end(undefined);
-        ended = true;
-        return value;
-      },
-      (e) => {
-        if (!ended) end(e ?? "rejected");
-        ended = true;
-        throw e;
-      },
-    );
-  const parse = p.parse.bind(p);
-  const asResponse = p.asResponse.bind(p);
-  let parsing: Promise<unknown> | null = null;
-  p.parse = () => {
-    parsing ??= settle(parse());
-    return parsing;
-  };
-  // withResponse() reads both: the parse ends the span then.
-  p.asResponse = () => (parsing ? asResponse() : settle(asResponse()));
-  return p;
-}
-
-type AnyGenerator = Generator<unknown, unknown, unknown> | AsyncGenerator<unknown, unknown, unknown>;
-
-/** A generator object (sync or async): what a `function*` or `async function*` returns. */
-function isGenerator(value: unknown): value is AnyGenerator {
-  const tag = Object.prototype.toString.call(value);
-  return tag === "[object Generator]" || tag === "[object AsyncGenerator]";
-}
-
-type Step = IteratorResult<unknown, unknown>;
-
-/**
- * Returns the generator itself, each of its steps (`next`, `return`, `throw`: what for…of and for await…of
- * call, a `break` included) run `inSpan`; the span ends at the step that finishes it, or that throws.
- */
-function endWhenIterated<G extends AnyGenerator>(
-  gen: G,
-  inSpan: <R>(run: () => R) => R,
-  end: (error: unknown) => void,
-): G {
-  let ended = false;
-  const settle = (error: unknown) => {
-    if (!ended) end(error);
-    ended = true;
-  };
-  const stepped = (step: Step): Step => {
-    if (step.done) settle(undefined);
-    return step;
-  };
-  for (const name of ["next", "return", "throw"] as const) {
-    const own = (gen[name] as (arg?: unknown) => Step | Promise<Step>).bind(gen);
-    Object.defineProperty(gen, name, {
-      configurable: true,
-      writable: true,
-      value: (arg?: unknown) => {
-        let step: Step | Promise<Step>;
-        try {
-          step = inSpan(() => own(arg));
-        } catch (e) {
-          settle(e ?? "thrown");
-          throw e;
-        }
-        if (!(step instanceof Promise)) return stepped(step);
-        return step.then(stepped, (e) => {
-          settle(e ?? "rejected");
-          throw e;
-        });
-      },
-    });
-  }
-  return gen;
 }
 
 function errorName(e: unknown): string {

@@ -1,0 +1,181 @@
+/**
+ * What a `traced` fn returns that is read after it returns (an APIPromise, a generator, a provider SDK's
+ * stream or stream helper): the span lasts until it is read, and each is returned to the app as it was.
+ */
+
+/** Ends the span, once (later calls do nothing): as an error unless `error` is undefined. */
+export type EndSpan = (error: unknown) => void;
+/** Runs a step of what the span's fn returned inside the span's context. */
+export type InSpan = <R>(run: () => R) => R;
+
+/**
+ * Ties the span's `end` to the reading of `value`, in place; false for a value that is not read later (the
+ * span ends as it is returned).
+ */
+export function lastsWhileRead(value: unknown, inSpan: InSpan, end: EndSpan): boolean {
+  if (isApiPromise(value)) endWhenParsed(value, inSpan, end);
+  else if (isGenerator(value)) endWhenIterated(value, inSpan, end);
+  else if (isSdkStream(value)) endWhenStreamRead(value, inSpan, end);
+  else if (isStreamHelper(value)) endWhenHelperEnds(value, end);
+  else return false;
+  return true;
+}
+
+/** The provider SDKs' APIPromise (openai, @anthropic-ai/sdk): lazy, its body parsed only when read. */
+interface ApiPromiseLike {
+  parse(): Promise<unknown>;
+  asResponse(): Promise<Response>;
+  withResponse?(): Promise<{ data: unknown }>;
+}
+
+function isApiPromise(value: unknown): value is ApiPromiseLike {
+  const p = value as ApiPromiseLike | null;
+  return value instanceof Promise && typeof p?.parse === "function" && typeof p.asResponse === "function";
+}
+
+/**
+ * The APIPromise keeps its own methods (`then` would make a plain Promise of it), so the app keeps
+ * `withResponse()` / `asResponse()`. The span ends as the SDKs' own tracing ends a call's: with the parse
+ * (then, withResponse), or with the raw Response when that is read before any parse (a stream's body read
+ * from it after that is not the span's). A parse that is a stream (`stream: true`) is the span's while read.
+ */
+function endWhenParsed(p: ApiPromiseLike, inSpan: InSpan, end: EndSpan): void {
+  const settle = <V>(read: Promise<V>, onValue: (value: V) => void): Promise<V> =>
+    read.then(
+      (value) => {
+        onValue(value);
+        return value;
+      },
+      (e) => {
+        end(e ?? "rejected");
+        throw e;
+      },
+    );
+  let parsed = false;
+  const tie = (value: unknown) => {
+    if (parsed) return;
+    parsed = true;
+    if (!lastsWhileRead(value, inSpan, end)) end(undefined);
+  };
+  const parse = p.parse.bind(p);
+  const asResponse = p.asResponse.bind(p);
+  let parsing: Promise<unknown> | null = null;
+  p.parse = () => {
+    parsing ??= settle(parse(), tie);
+    return parsing;
+  };
+  // The SDKs' withResponse() reads both: the parse ends the span then.
+  p.asResponse = () => (parsing ? asResponse() : settle(asResponse(), () => end(undefined)));
+  // A wrapped call's that waited to be sent (sentLater) reads the APIPromise sent, not this one's parse.
+  const withResponse = p.withResponse?.bind(p);
+  if (withResponse) p.withResponse = () => settle(withResponse(), ({ data }) => tie(data));
+}
+
+type AnyIterator = Iterator<unknown, unknown, unknown> | AsyncIterator<unknown, unknown, unknown>;
+
+/** A generator object (sync or async): what a `function*` or `async function*` returns. */
+function isGenerator(value: unknown): value is AnyIterator {
+  const tag = Object.prototype.toString.call(value);
+  return tag === "[object Generator]" || tag === "[object AsyncGenerator]";
+}
+
+type Step = IteratorResult<unknown, unknown>;
+
+/**
+ * Runs each step of `iterator` (`next`, `return`, `throw`: what for…of and for await…of call, a `break`
+ * included) `inSpan`, in place; the span ends at the step that finishes it, or that throws.
+ */
+function endWhenIterated(iterator: AnyIterator, inSpan: InSpan, end: EndSpan): void {
+  const stepped = (step: Step): Step => {
+    if (step.done) end(undefined);
+    return step;
+  };
+  const failed = (e: unknown): never => {
+    end(e ?? "thrown");
+    throw e;
+  };
+  for (const name of ["next", "return", "throw"] as const) {
+    if (typeof iterator[name] !== "function") continue;
+    const own = (iterator[name] as (arg?: unknown) => Step | Promise<Step>).bind(iterator);
+    Object.defineProperty(iterator, name, {
+      configurable: true,
+      writable: true,
+      value: (arg?: unknown) => {
+        let step: Step | Promise<Step>;
+        try {
+          step = inSpan(() => own(arg));
+        } catch (e) {
+          return failed(e);
+        }
+        return step instanceof Promise ? step.then(stepped, failed) : stepped(step);
+      },
+    });
+  }
+}
+
+/**
+ * The provider SDKs' `Stream` (openai, @anthropic-ai/sdk; what `create({stream: true})` parses to): every way
+ * of reading it (for await, `tee()`, `toReadableStream()`) takes its events from `iterator()`.
+ */
+interface SdkStream {
+  iterator: () => AsyncIterator<unknown>;
+  [Symbol.asyncIterator]: () => AsyncIterator<unknown>;
+}
+
+function isSdkStream(value: unknown): value is SdkStream {
+  const s = value as SdkStream | null;
+  return typeof s?.iterator === "function" && typeof s[Symbol.asyncIterator] === "function";
+}
+
+/**
+ * The stream stays the SDK's own object (its `controller`, `tee()`, `toReadableStream()`): only the iterator
+ * every read takes its events from is stepped in the span, which ends when it finishes, throws or is closed
+ * (a `break`; a readable stream cancelled). `tee()`'s two streams read one such iterator, which ends the span
+ * when either reads the last event; they cannot close it, so both left unfinished leave the span open.
+ */
+function endWhenStreamRead(stream: SdkStream, inSpan: InSpan, end: EndSpan): void {
+  const iterator = stream.iterator;
+  stream.iterator = () => {
+    const events = iterator.call(stream);
+    endWhenIterated(events, inSpan, end);
+    return events;
+  };
+}
+
+/**
+ * The SDKs' stream helpers (openai's `chat.completions.stream()`, `runTools()`, `responses.stream()`,
+ * Anthropic's `messages.stream()`): they read their stream themselves, whether the app iterates them, listens
+ * to their events or awaits their final message, and end once (`end`: finished, failed or aborted).
+ */
+interface StreamHelper {
+  on(event: "end", listener: () => void): unknown;
+  done(): Promise<void>;
+  abort(): void;
+  readonly ended: boolean;
+  readonly aborted: boolean;
+}
+
+function isStreamHelper(value: unknown): value is StreamHelper {
+  const h = value as StreamHelper | null;
+  return (
+    typeof h?.on === "function" &&
+    typeof h.done === "function" &&
+    typeof h.abort === "function" &&
+    typeof h.ended === "boolean"
+  );
+}
+
+/**
+ * The span ends with the helper. Its error is read from `done()` once it ended: asked before, `done()` would
+ * tell the helper its errors are caught, and one the app does not catch would no longer be raised. Aborted
+ * (a `break` in for await, the app's `abort()`), it ends as a closed generator's does.
+ */
+function endWhenHelperEnds(helper: StreamHelper, end: EndSpan): void {
+  const ended = () =>
+    void helper.done().then(
+      () => end(undefined),
+      (e: unknown) => end(helper.aborted ? undefined : (e ?? "failed")),
+    );
+  if (helper.ended) ended();
+  else helper.on("end", ended);
+}

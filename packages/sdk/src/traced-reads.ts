@@ -3,8 +3,11 @@
  * stream or stream helper): the span lasts until it is read, and each is returned to the app as it was.
  */
 
-/** Ends the span, once (later calls do nothing): as an error unless `error` is undefined. */
-export type EndSpan = (error: unknown) => void;
+/**
+ * Ends the span, once (later calls do nothing): as an error unless `error` is undefined, at `atMs`
+ * (performance.now()) or now.
+ */
+export type EndSpan = (error: unknown, atMs?: number) => void;
 /** Runs a step of what the span's fn returned inside the span's context. */
 export type InSpan = <R>(run: () => R) => R;
 
@@ -14,7 +17,7 @@ export type InSpan = <R>(run: () => R) => R;
  */
 export function lastsWhileRead(value: unknown, inSpan: InSpan, end: EndSpan): boolean {
   if (isApiPromise(value)) endWhenParsed(value, inSpan, end);
-  else if (isGenerator(value)) endWhenIterated(value, inSpan, end);
+  else if (isGenerator(value)) endWhenIterated(value, inSpan, end, { abandonable: true });
   else if (isSdkStream(value)) endWhenStreamRead(value, inSpan, end);
   else if (isStreamHelper(value)) endWhenHelperEnds(value, end);
   else return false;
@@ -82,11 +85,25 @@ function isGenerator(value: unknown): value is AnyIterator {
 type Step = IteratorResult<unknown, unknown>;
 
 /**
- * Runs each step of `iterator` (`next`, `return`, `throw`: what for…of and for await…of call, a `break`
- * included) `inSpan`, in place; the span ends at the step that finishes it, or that throws.
+ * Ends the span of a generator dropped before it ended (never read to its end, nor closed): nothing can
+ * read it any more once it is collected. As an error (`abandoned`), at its last step.
  */
-function endWhenIterated(iterator: AnyIterator, inSpan: InSpan, end: EndSpan): void {
+const abandoned = new FinalizationRegistry<() => void>((endAbandoned) => endAbandoned());
+
+/**
+ * Runs each step of `iterator` (`next`, `return`, `throw`: what for…of and for await…of call, a `break`
+ * included) `inSpan`, in place; the span ends at the step that finishes it, or that throws. `abandonable`:
+ * the iterator is the object the app holds (a generator), whose collection says nobody will read it again.
+ */
+function endWhenIterated(
+  iterator: AnyIterator,
+  inSpan: InSpan,
+  end: EndSpan,
+  { abandonable }: { abandonable: boolean },
+): void {
+  let lastStepAt = performance.now();
   const stepped = (step: Step): Step => {
+    lastStepAt = performance.now();
     if (step.done) end(undefined);
     return step;
   };
@@ -111,7 +128,12 @@ function endWhenIterated(iterator: AnyIterator, inSpan: InSpan, end: EndSpan): v
       },
     });
   }
+  // Made here, where no closure holds the iterator: the registry must not keep it from being collected.
+  if (abandonable) abandoned.register(iterator, () => end(ABANDONED, lastStepAt));
 }
+
+/** Why the span of a generator dropped unfinished ended (its error_type). */
+const ABANDONED = { name: "abandoned" };
 
 /**
  * The provider SDKs' `Stream` (openai, @anthropic-ai/sdk; what `create({stream: true})` parses to): every way
@@ -137,7 +159,7 @@ function endWhenStreamRead(stream: SdkStream, inSpan: InSpan, end: EndSpan): voi
   const iterator = stream.iterator;
   stream.iterator = () => {
     const events = iterator.call(stream);
-    endWhenIterated(events, inSpan, end);
+    endWhenIterated(events, inSpan, end, { abandonable: false });
     return events;
   };
 }

@@ -37,7 +37,7 @@ export function traced<T>(fn: () => T, options: TracedOptions): T {
   const start = performance.now();
   const sink = sinkOf(options);
   let ended = false;
-  const end: EndSpan = (error) => {
+  const end: EndSpan = (error, atMs = performance.now()) => {
     if (ended) return;
     ended = true;
     const failed = error !== undefined;
@@ -45,7 +45,7 @@ export function traced<T>(fn: () => T, options: TracedOptions): T {
       event_id: uuidv7(startMs),
       ...ids,
       ts_start: startMs,
-      ts_end: startMs + Math.round(performance.now() - start),
+      ts_end: startMs + Math.round(atMs - start),
       kind: options.kind ?? "other",
       status: failed ? "error" : "ok",
       error_type: failed ? errorName(error) : null,

@@ -1,6 +1,9 @@
 // traced() around a generator (an app's `async function*` that streams an answer): the span is the
 // generator's while it is iterated, so the calls made as the caller reads are its children, in its agent run.
 
+import { setTimeout as sleep } from "node:timers/promises";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import type { CallRecordInput } from "@tollgate/core";
 import OpenAI from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -125,6 +128,32 @@ describe("traced() around a generator", () => {
     expect(span).toMatchObject({ status: "ok" });
     for (const call of calls()) expect(call.parent_span_id).toBe(span!.span_id);
     expect(Number(span!.ts_end) - Number(span!.ts_start)).toBeGreaterThanOrEqual(40);
+  });
+
+  it("a generator dropped unfinished: its span is recorded as abandoned once it is collected, ended at its last step", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    // The app keeps the first part and lets the generator go (no break, no return()).
+    const firstPart = async () => {
+      const parts = traced(() => answer(3), { name: "answer", sink });
+      return (await parts.next()).value;
+    };
+    expect(await firstPart()).toEqual(expect.any(String));
+    const lastStepBy = Date.now();
+    await sleep(50); // the span must not last past its last step, however late the generator is collected
+    expect(spans()).toHaveLength(0);
+    await expect
+      .poll(() => {
+        gc();
+        return spans().length;
+      })
+      .toBe(1);
+    await recorded(1);
+    const [span] = spans();
+    expect(span).toMatchObject({ status: "error", error_type: "abandoned" });
+    // At its last step (1 ms of rounding: ts_end is in whole ms), not 50 ms later when it was collected.
+    expect(Number(span!.ts_end)).toBeLessThanOrEqual(lastStepBy + 1);
+    expect(calls()[0]!.parent_span_id).toBe(span!.span_id);
   });
 
   it("a plain async function's span still ends when its promise settles", async () => {

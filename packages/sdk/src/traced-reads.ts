@@ -17,7 +17,7 @@ export type InSpan = <R>(run: () => R) => R;
  */
 export function lastsWhileRead(value: unknown, inSpan: InSpan, end: EndSpan): boolean {
   if (isApiPromise(value)) endWhenParsed(value, inSpan, end);
-  else if (isGenerator(value)) endWhenIterated(value, inSpan, end, { abandonable: true });
+  else if (isGenerator(value)) endWhenIterated(value, inSpan, end);
   else if (isSdkStream(value)) endWhenStreamRead(value, inSpan, end);
   else if (isStreamHelper(value)) endWhenHelperEnds(value, end);
   else return false;
@@ -85,25 +85,37 @@ function isGenerator(value: unknown): value is AnyIterator {
 type Step = IteratorResult<unknown, unknown>;
 
 /**
- * Ends the span of a generator dropped before it ended (never read to its end, nor closed): nothing can
- * read it any more once it is collected. As an error (`abandoned`), at its last step.
+ * Ends the span of what was dropped before it ended (a generator, or a stream's iterator, never read to its
+ * end nor closed; a stream never read): nothing can read it any more once it is collected.
  */
 const abandoned = new FinalizationRegistry<() => void>((endAbandoned) => endAbandoned());
 
+/** When the reading of a span's value last went on (performance.now()): an abandoned span ends then. */
+interface Progress {
+  at: number;
+}
+
+/**
+ * Ends the span as an error (`abandoned`), at its last `progress`, once `dropped` is collected (unless
+ * `token` is unregistered first). Apart, so that no closure it makes holds `dropped` (nor any closure of
+ * its caller's: one that did would keep it from being collected).
+ */
+function endIfAbandoned(dropped: object, end: EndSpan, progress: Progress, token?: object): void {
+  abandoned.register(dropped, () => end(ABANDONED, progress.at), token);
+}
+
+/** Why the span of a value dropped unfinished ended (its error_type). */
+const ABANDONED = { name: "abandoned" };
+
 /**
  * Runs each step of `iterator` (`next`, `return`, `throw`: what for…of and for await…of call, a `break`
- * included) `inSpan`, in place; the span ends at the step that finishes it, or that throws. `abandonable`:
- * the iterator is the object the app holds (a generator), whose collection says nobody will read it again.
+ * included) `inSpan`, in place; the span ends at the step that finishes it, or that throws, or once the
+ * iterator is dropped unfinished (endIfAbandoned).
  */
-function endWhenIterated(
-  iterator: AnyIterator,
-  inSpan: InSpan,
-  end: EndSpan,
-  { abandonable }: { abandonable: boolean },
-): void {
-  let lastStepAt = performance.now();
+function endWhenIterated(iterator: AnyIterator, inSpan: InSpan, end: EndSpan): void {
+  const progress: Progress = { at: performance.now() };
   const stepped = (step: Step): Step => {
-    lastStepAt = performance.now();
+    progress.at = performance.now();
     if (step.done) end(undefined);
     return step;
   };
@@ -128,12 +140,8 @@ function endWhenIterated(
       },
     });
   }
-  // Made here, where no closure holds the iterator: the registry must not keep it from being collected.
-  if (abandonable) abandoned.register(iterator, () => end(ABANDONED, lastStepAt));
+  endIfAbandoned(iterator, end, progress);
 }
-
-/** Why the span of a generator dropped unfinished ended (its error_type). */
-const ABANDONED = { name: "abandoned" };
 
 /**
  * The provider SDKs' `Stream` (openai, @anthropic-ai/sdk; what `create({stream: true})` parses to): every way
@@ -153,13 +161,18 @@ function isSdkStream(value: unknown): value is SdkStream {
  * The stream stays the SDK's own object (its `controller`, `tee()`, `toReadableStream()`): only the iterator
  * every read takes its events from is stepped in the span, which ends when it finishes, throws or is closed
  * (a `break`; a readable stream cancelled). `tee()`'s two streams read one such iterator, which ends the span
- * when either reads the last event; they cannot close it, so both left unfinished leave the span open.
+ * when either reads the last event; they cannot close it: both left unfinished, the span ends once they are
+ * dropped, as a stream dropped unread does.
  */
 function endWhenStreamRead(stream: SdkStream, inSpan: InSpan, end: EndSpan): void {
   const iterator = stream.iterator;
+  // Once read, it is its iterator that readers hold (a reader may drop the stream and keep that).
+  const unread = {};
+  endIfAbandoned(stream, end, { at: performance.now() }, unread);
   stream.iterator = () => {
+    abandoned.unregister(unread);
     const events = iterator.call(stream);
-    endWhenIterated(events, inSpan, end, { abandonable: false });
+    endWhenIterated(events, inSpan, end);
     return events;
   };
 }

@@ -3,6 +3,8 @@
 // SDK's own stream.
 
 import { setTimeout as sleep } from "node:timers/promises";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import Anthropic from "@anthropic-ai/sdk";
 import type { CallRecordInput } from "@tollgate/core";
 import OpenAI from "openai";
@@ -158,6 +160,39 @@ describe("traced() around an openai stream", () => {
     const span = await theSpan();
     expect(span).toMatchObject({ status: "ok", metadata: { "span.name": "cut" } });
     expect(durationOf(span)).toBeGreaterThanOrEqual(30);
+  });
+
+  it("a stream dropped after its first event (its tee() too), or unread: its span is recorded as abandoned once it is collected, ended where its reading stopped", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    // The app keeps the first event and lets the stream go (no break), or one half of its tee(); another it
+    // never reads.
+    const firstEvent = async (name: string, read: (s: Stream<unknown>) => AsyncIterable<unknown>) => {
+      const stream = await traced(() => chatStream(), { name, sink });
+      return (await read(stream)[Symbol.asyncIterator]().next()).value;
+    };
+    const unread = async () => void (await traced(() => chatStream(), { name: "unread", sink }));
+    expect(await firstEvent("first-event", (s) => s)).toBeDefined();
+    expect(await firstEvent("tee", (s) => s.tee()[0])).toBeDefined();
+    await unread();
+    const lastStepBy = Date.now();
+    await sleep(50); // the spans must not last past their reading, however late the streams are collected
+    expect(spans()).toHaveLength(0);
+    await expect
+      .poll(() => {
+        gc();
+        return spans().length;
+      })
+      .toBe(3);
+    expect(
+      spans()
+        .map((s) => (s.metadata as Record<string, string>)["span.name"])
+        .sort(),
+    ).toEqual(["first-event", "tee", "unread"]);
+    for (const span of spans()) {
+      expect(span).toMatchObject({ status: "error", error_type: "abandoned" });
+      expect(Number(span.ts_end)).toBeLessThanOrEqual(lastStepBy + 1); // 1 ms of rounding
+    }
   });
 
   it("each step runs in the span and its agent run, wherever the app reads the stream", async () => {

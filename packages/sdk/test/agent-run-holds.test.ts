@@ -2,8 +2,6 @@
 // mock: a wrapped call of an agent run holds its worst case while in flight, so parallel calls of one run
 // cannot all pass a cost ceiling that the first of them would have reached (as through the gateway).
 import { setTimeout as sleep } from "node:timers/promises";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import Anthropic from "@anthropic-ai/sdk";
 import { usdToNano } from "@tollgate/core";
 import OpenAI from "openai";
@@ -18,6 +16,7 @@ import {
   wrapAnthropic,
   wrapOpenAI,
 } from "../src/index.js";
+import { exposedGc } from "./gc.js";
 
 let mock: MockUpstream;
 let openai: OpenAI;
@@ -737,8 +736,7 @@ describe("agentRun holds", () => {
     });
 
     it("a stream never read, or a reply never awaited: the hold goes once nothing can read them, counted at its worst case", async () => {
-      setFlagsFromString("--expose-gc");
-      const gc = runInNewContext("gc") as () => void;
+      const gc = exposedGc();
       let held = 0n;
       const run = await settled(async (run) => {
         await openai.chat.completions.create({

@@ -4,11 +4,10 @@
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import { type CallRecordInput, uuidv7 } from "@tollgate/core";
 import { describe, expect, it, vi } from "vitest";
 import { Exporter } from "../src/index.js";
+import { exposedGc } from "./gc.js";
 
 const record = (extra: Record<string, unknown> = {}): CallRecordInput => ({
   event_id: uuidv7(),
@@ -147,8 +146,7 @@ describe("Exporter edges", () => {
   }, 40_000);
 
   it("an exporter the app lets go of, its records delivered, is collected", async () => {
-    setFlagsFromString("--expose-gc");
-    const gc = runInNewContext("gc") as () => void;
+    const gc = exposedGc();
     const made = (): WeakRef<Exporter> => {
       const ex = new Exporter({ url: "http://tollgate.test", fetch: async (_url, init) => stored(init) });
       ex.export(record());

@@ -2,13 +2,12 @@
 // generator's while it is iterated, so the calls made as the caller reads are its children, in its agent run.
 
 import { setTimeout as sleep } from "node:timers/promises";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import type { CallRecordInput } from "@tollgate/core";
 import OpenAI from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
 import { agentRun, traced, wrapOpenAI } from "../src/index.js";
+import { exposedGc } from "./gc.js";
 
 let mock: MockUpstream;
 let openai: OpenAI;
@@ -131,8 +130,7 @@ describe("traced() around a generator", () => {
   });
 
   it("a generator dropped unfinished: its span is recorded as abandoned once it is collected, ended at its last step", async () => {
-    setFlagsFromString("--expose-gc");
-    const gc = runInNewContext("gc") as () => void;
+    const gc = exposedGc();
     // The app keeps the first part and lets the generator go (no break, no return()).
     const firstPart = async () => {
       const parts = traced(() => answer(3), { name: "answer", sink });

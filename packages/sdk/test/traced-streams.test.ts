@@ -3,8 +3,6 @@
 // SDK's own stream.
 
 import { setTimeout as sleep } from "node:timers/promises";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import Anthropic from "@anthropic-ai/sdk";
 import type { CallRecordInput } from "@tollgate/core";
 import OpenAI from "openai";
@@ -13,6 +11,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { collect } from "../../server/test/helpers.js";
 import { type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
 import { agentRun, currentAgentRun, traced, wrapAnthropic, wrapOpenAI } from "../src/index.js";
+import { exposedGc } from "./gc.js";
 
 let mock: MockUpstream;
 let openai: OpenAI;
@@ -163,8 +162,7 @@ describe("traced() around an openai stream", () => {
   });
 
   it("a stream dropped after its first event (its tee() too), or unread: its span is recorded as abandoned once it is collected, ended where its reading stopped", async () => {
-    setFlagsFromString("--expose-gc");
-    const gc = runInNewContext("gc") as () => void;
+    const gc = exposedGc();
     // The app keeps the first event and lets the stream go (no break), or one half of its tee(); another it
     // never reads.
     const firstEvent = async (name: string, read: (s: Stream<unknown>) => AsyncIterable<unknown>) => {

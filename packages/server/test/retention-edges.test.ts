@@ -4,9 +4,10 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { CallRecord } from "@tollgate/core";
+import { type CallRecord, roundHalfUp } from "@tollgate/core";
 import { Session } from "chdb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { budgetBurnDown } from "../src/query/burn-down.js";
 import { coverageOf } from "../src/query/coverage.js";
 import { forecastFrom, forecastMonth } from "../src/query/forecast.js";
 import type { ChExec } from "../src/store/clickhouse/exec.js";
@@ -16,6 +17,7 @@ import type { Store } from "../src/store/types.js";
 import { utcMidnight, utcMonthStart } from "../src/time.js";
 import { ChdbExec } from "./chdb-exec.js";
 import { buildRecord } from "./conformance-data.js";
+import { openTestRuntime, postEvents, validRecord } from "./helpers.js";
 
 const DAY = 86_400_000;
 const now = Date.now();
@@ -142,6 +144,67 @@ describe("a ClickHouse purge seen from another replica", () => {
       expect(await answer(api, "default")).toEqual(before);
     } finally {
       await Promise.all([api.close(), worker.close()]);
+    }
+  });
+});
+
+describe("a budget burn-down past the raw horizon", () => {
+  // The purge lets the raw horizon into the week before the 7 days (a day's or a month's budget keeps only
+  // its own window raw; the lifetime one here keeps the buckets off the wall clock). Spend reads the purged
+  // days from the daily summary, so whether a bucket was called before them must be read there too: from
+  // raw calls alone, a customer called every day reads as new since the horizon, its 7 days' spend divided
+  // by the 3 days left raw.
+  it("a bucket called every day is burned over all 7 days, before and after the purge, on every path", async () => {
+    const rt = await openTestRuntime();
+    try {
+      // Noon, a month back: far from any UTC midnight of the wall clock.
+      const at = utcMidnight(now) - 30 * DAY + DAY / 2;
+      const today = utcMidnight(at);
+      const ws = "burn-purged";
+      const costs = Array.from({ length: 14 }, (_, i) => BigInt(i + 1) * 1_000_000_007n);
+      const records = costs.map((c, i) =>
+        validRecord({
+          ts_start: today - (14 - i) * DAY + 3_600_000,
+          customer_id: "steady",
+          feature: "f",
+          cost_nanousd: String(c),
+        }),
+      );
+      const posted = await postEvents(rt.app, rt.rootToken, records, `?workspace=${ws}`);
+      expect(posted.json.rejected, JSON.stringify(posted.json)).toBe(0);
+      // One "*" dimension (grouped queries) and two (bucket by bucket).
+      for (const [id, scope] of [
+        ["per-customer", { customer_id: "*" }],
+        ["per-customer-feature", { customer_id: "*", feature: "*" }],
+      ] as const) {
+        const res = await rt.app.request(`/api/budgets?workspace=${ws}`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${rt.rootToken}`, "content-type": "application/json" },
+          body: JSON.stringify({ id, scope, window: "lifetime", limit_usd: "1000.00" }),
+        });
+        expect(res.status, await res.text()).toBe(201);
+      }
+      const rate = roundHalfUp(
+        costs.slice(7).reduce((a, c) => a + c, 0n),
+        7n,
+      );
+      const burnDown = async () =>
+        (await budgetBurnDown(rt.guard, rt.store, ws, at)).map((b) => ({
+          budget: b.budget_id,
+          days: b.run_rate_days,
+          rate: b.run_rate_per_day?.nanousd,
+        }));
+      const expected = ["per-customer", "per-customer-feature"].map((budget) => ({
+        budget,
+        days: 7,
+        rate: String(rate),
+      }));
+      expect(await burnDown()).toEqual(expected);
+      const purged = await rt.store.purge(today - 3 * DAY, null);
+      expect(purged.raw_deleted).toBe(11);
+      expect(await burnDown()).toEqual(expected);
+    } finally {
+      await rt.close();
     }
   });
 });

@@ -1,21 +1,20 @@
 import { daysUntilExhausted, roundHalfUp } from "@tollgate/core";
 import type { SpendGuard } from "../limits/guard.js";
 import {
-  type AnalyticsStore,
   type EventStore,
   type FilterField,
   isFilterField,
-  SEGMENT_DIMENSIONS,
-  type SegmentDimension,
+  SPEND_DIMENSIONS,
+  type SpendDimension,
 } from "../store/types.js";
 import { DAY_MS, utcMidnight } from "../time.js";
 import { money } from "./rollups.js";
-import { rateDays, rateWindows } from "./run-rate.js";
+import { rateDays, rateWindows, TRAILING_DAYS } from "./run-rate.js";
 
 /** model in a budget scope is the model as requested; the event filter's is the model as reported. */
 const NOT_ESTIMATED = new Set(["tag", "model"]);
-const isSegmentDimension = (f: string): f is SegmentDimension =>
-  (SEGMENT_DIMENSIONS as readonly string[]).includes(f);
+const isSpendDimension = (f: string): f is SpendDimension =>
+  (SPEND_DIMENSIONS as readonly string[]).includes(f);
 
 /** A bucket's spend over the days of its run rate, or why it has none. */
 type RecentSpend = { spend: bigint; days: number } | string;
@@ -28,7 +27,7 @@ type RecentSpend = { spend: bigint; days: number } | string;
  */
 export async function budgetBurnDown(
   guard: SpendGuard,
-  store: Pick<EventStore, "spend"> & Pick<AnalyticsStore, "firstSeen">,
+  store: Pick<EventStore, "spend">,
   workspaceId: string,
   now: number,
 ) {
@@ -63,12 +62,11 @@ export async function budgetBurnDown(
 
 /**
  * The recent spend of each bucket of one budget and the days it is over, or why it cannot be estimated. A
- * budget split by one dimension ("*" on customer_id, say) is read in one grouped query per window (the
- * trailing days' spend, and when each value was first called in them or the week before); any other,
- * bucket by bucket (its spend per day over both).
+ * budget split by one dimension ("*" on customer_id, say) is read in grouped queries (the week before,
+ * and each of the trailing days); any other, bucket by bucket (its spend per day over both).
  */
 async function recentSpend(
-  store: Pick<EventStore, "spend"> & Pick<AnalyticsStore, "firstSeen">,
+  store: Pick<EventStore, "spend">,
   workspaceId: string,
   today: number,
   scope: Record<string, string>,
@@ -85,19 +83,30 @@ async function recentSpend(
   const lookBack = { workspaceId, from: before.from, to: today };
   const empty = "no run rate for the bucket of calls without a value";
   const only = split[0];
-  if (split.length === 1 && isSegmentDimension(only!)) {
-    const [spent, first] = await Promise.all([
-      store.spend({ workspaceId, ...trailing, where: fixed }, only),
-      store.firstSeen({ ...lookBack, where: fixed }, only, before.from),
+  if (split.length === 1 && isSpendDimension(only!)) {
+    // Day by day, as spend() reads them: purged days from the daily summary (firstSeen reads raw calls only,
+    // and past the raw horizon took a value called every day for one new since it).
+    const days = Array.from({ length: TRAILING_DAYS }, (_, i) => trailing.from + i * DAY_MS);
+    const [earlier, ...daily] = await Promise.all([
+      store.spend({ workspaceId, ...before, where: fixed }, only),
+      ...days.map((from) => store.spend({ workspaceId, from, to: from + DAY_MS, where: fixed }, only)),
     ]);
-    const byKey = new Map(spent.map((r) => [r.key, r.cost_nanousd]));
-    const firstBy = new Map(first.map((r) => [r.key, r.first_seen]));
+    const calledBefore = new Set(earlier.map((r) => r.key));
+    const spent = new Map<string | null, bigint>();
+    const firstDay = new Map<string | null, number>();
+    daily.forEach((rows, i) => {
+      for (const r of rows) {
+        spent.set(r.key, (spent.get(r.key) ?? 0n) + r.cost_nanousd);
+        if (!firstDay.has(r.key)) firstDay.set(r.key, days[i]!);
+      }
+    });
     return (bucket) => {
       const key = bucket[only];
       if (!key) return empty;
-      const firstCall = firstBy.get(key) ?? null;
-      const days = rateDays(today, firstCall, firstCall !== null && firstCall < trailing.from);
-      return { spend: byKey.get(key) ?? 0n, days };
+      return {
+        spend: spent.get(key) ?? 0n,
+        days: rateDays(today, firstDay.get(key) ?? null, calledBefore.has(key)),
+      };
     };
   }
   const perBucket = new Map<Record<string, string>, RecentSpend>();

@@ -292,10 +292,18 @@ describe("budget burn-down", () => {
         const days = rateDays[customer];
         expect(b.run_rate_days, customer).toBe(days);
         const week = costOf(calls[customer], today - 7 * DAY) - costOf(calls[customer], today);
-        const rate = days === 0 ? 0n : roundHalfUp(week, BigInt(days));
+        if (days === 0) {
+          // Its spend today says nothing of a day's: no rate, and why, rather than $0 a day.
+          expect(b.run_rate_per_day, customer).toBeNull();
+          expect(b.days_until_exhausted, customer).toBeNull();
+          expect(b.note, customer).toMatch(/^no run rate before a complete day of calls/);
+          continue;
+        }
+        const rate = roundHalfUp(week, BigInt(days));
         expect(BigInt(b.run_rate_per_day!.nanousd), customer).toBe(rate);
+        expect(b.note, customer).toBeUndefined();
         const left = BigInt(b.remaining.nanousd);
-        expect(b.days_until_exhausted, customer).toBe(rate === 0n ? null : Number((left * 10n) / rate) / 10);
+        expect(b.days_until_exhausted, customer).toBe(Number((left * 10n) / rate) / 10);
       }
     });
 });

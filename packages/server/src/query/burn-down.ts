@@ -17,6 +17,8 @@ const isSpendDimension = (f: string): f is SpendDimension =>
   (SPEND_DIMENSIONS as readonly string[]).includes(f);
 
 /** A bucket's spend over the days of its run rate, or why it has none. */
+const NO_COMPLETE_DAY = "no run rate before a complete day of calls: none in the 14 days before today";
+
 type RecentSpend = { spend: bigint; days: number } | string;
 
 /**
@@ -39,7 +41,10 @@ export async function budgetBurnDown(
     for (const s of buckets) {
       const r = recent(s.bucket);
       const left = s.limit - s.spend - s.reserved;
-      const rate = typeof r === "string" ? null : r.days ? roundHalfUp(r.spend, BigInt(r.days)) : 0n;
+      // No complete day of calls (its first came today, or none in the fortnight): no rate to go by, not
+      // $0 a day, which would read as a budget in no danger whatever it spent today.
+      const rate = typeof r === "string" || r.days === 0 ? null : roundHalfUp(r.spend, BigInt(r.days));
+      const note = typeof r === "string" ? r : r.days === 0 ? NO_COMPLETE_DAY : null;
       const days = rate === null ? null : daysUntilExhausted(left, rate);
       out.push({
         budget_id: b.id,
@@ -53,7 +58,7 @@ export async function budgetBurnDown(
         exhausted_before_reset:
           days === null || s.reset_at === null ? null : now + days * DAY_MS < s.reset_at,
         reset_at: s.reset_at === null ? null : new Date(s.reset_at).toISOString(),
-        ...(typeof r === "string" ? { note: r } : {}),
+        ...(note === null ? {} : { note }),
       });
     }
   }

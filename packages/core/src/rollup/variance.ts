@@ -1,4 +1,5 @@
 import { roundHalfUp } from "../money/nanousd.js";
+import { keyOrder } from "./key-order.js";
 
 /** One segment (a feature, customer, model, …) of one period: how many requests, what they cost. */
 export interface PeriodCell {
@@ -109,8 +110,4 @@ function cmpAbs(a: bigint, b: bigint): number {
   const x = a < 0n ? -a : a;
   const y = b < 0n ? -b : b;
   return x < y ? -1 : x > y ? 1 : 0;
-}
-
-function keyOrder(a: string | null, b: string | null): number {
-  return (a ?? "").localeCompare(b ?? "");
 }

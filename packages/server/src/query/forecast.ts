@@ -1,4 +1,4 @@
-import { apportion, FORECAST_METHOD, project, projectedDays } from "@tollgate/core";
+import { apportion, FORECAST_METHOD, keyOrder, project, projectedDays } from "@tollgate/core";
 import type { AnalyticsStore, EventFilter, SegmentDimension, SegmentRow } from "../store/types.js";
 import { DAY_MS, utcMidnight, utcMonthStart } from "../time.js";
 import { money, monthWindows } from "./rollups.js";
@@ -87,7 +87,7 @@ function projectSegments(
   daysLeft: number,
 ) {
   // In key order: a tie between remainders goes the same way whatever order a store gave the rows in.
-  const byKey = [...recent].sort((a, b) => (a.key ?? "").localeCompare(b.key ?? ""));
+  const byKey = [...recent].sort((a, b) => keyOrder(a.key, b.key));
   const rates = windowDays
     ? apportion(
         byKey.map((r) => r.cost_nanousd),
@@ -105,11 +105,7 @@ function projectSegments(
   });
   // Largest projection first; ties by key, so every run gives one order.
   rows.sort((a, b) =>
-    a.projected === b.projected
-      ? (a.key ?? "").localeCompare(b.key ?? "")
-      : a.projected > b.projected
-        ? -1
-        : 1,
+    a.projected === b.projected ? keyOrder(a.key, b.key) : a.projected > b.projected ? -1 : 1,
   );
   return rows.map((r) => ({
     key: r.key,

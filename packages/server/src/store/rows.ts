@@ -1,3 +1,4 @@
+import { keyOrder } from "@tollgate/core";
 import type { SpendDimension, SpendRow, WorkspaceRow } from "./types.js";
 
 // Row orders and merges both stores share, so their answers agree row for row.
@@ -7,7 +8,7 @@ export function byCostThenKey(
   a: { cost_nanousd: bigint; key: string | null },
   b: { cost_nanousd: bigint; key: string | null },
 ): number {
-  if (a.cost_nanousd === b.cost_nanousd) return (a.key ?? "").localeCompare(b.key ?? "");
+  if (a.cost_nanousd === b.cost_nanousd) return keyOrder(a.key, b.key);
   return a.cost_nanousd > b.cost_nanousd ? -1 : 1;
 }
 

@@ -210,13 +210,21 @@ describe("two exports to one file at once", () => {
       "shared.csv.meta.json.partial",
       "shared.csv.partial",
     ]);
-    const next = await tollgate("export", "calls", "-o", out);
+    // A JSON export: it has no metadata file of its own, and the killed CSV export's partial one goes too.
+    const next = await tollgate("export", "calls", "--format", "json", "-o", out);
     expect(next.code, next.err).toBe(0);
     expect(next.err).toContain(
       `note: an export to ${out} (pid ${first.child.pid}) ended before it finished (killed, or its machine stopped); this export replaces the partial files it left\n`,
     );
-    expect(readFileSync(out, "utf8")).toMatch(/^event_id,/); // its own: the header of no calls
+    expect(JSON.parse(readFileSync(out, "utf8")).calls).toEqual([]); // its own: no calls
+    expect(filesOf(out)).toEqual(["shared.csv"]);
+
+    // A CSV export there, then a JSON one: the CSV's metadata describes a file replaced, and goes with it.
+    expect((await tollgate("export", "calls", "-o", out)).code).toBe(0);
+    expect(readFileSync(out, "utf8")).toMatch(/^event_id,/); // the header of no calls
     expect(filesOf(out)).toEqual(["shared.csv", "shared.csv.meta.json"]);
+    expect((await tollgate("export", "calls", "--format", "json", "-o", out)).code).toBe(0);
+    expect(filesOf(out)).toEqual(["shared.csv"]);
   });
 });
 

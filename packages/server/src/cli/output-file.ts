@@ -47,7 +47,7 @@ function refuseUnwritable(path: string): void {
  * process started, against a pid reused since), and a scheduled export would otherwise fail every run after
  * one was killed until someone removed it.
  */
-function lockOutput(path: string): () => void {
+function lockOutput(path: string): { release: () => void; tookOver: boolean } {
   const lockFile = `${path}.lock`;
   let lock: PidLock;
   try {
@@ -66,7 +66,7 @@ function lockOutput(path: string): () => void {
     console.error(
       `note: an export to ${path}${lock.tookOver.pid ? ` (pid ${lock.tookOver.pid})` : ""} ended before it finished (killed, or its machine stopped); this export replaces the partial files it left`,
     );
-  return lock.release;
+  return { release: lock.release, tookOver: lock.tookOver !== null };
 }
 
 /** Creates `<path>.partial` (a path refuseUnwritable let by), or says why it cannot be (a usage error). */
@@ -154,22 +154,24 @@ function moveAside(file: string, aside: string): boolean {
 
 /**
  * Renames an export's complete files into place: its data file, the one a reader takes for the export, then
- * its metadata (`[partial, file]`), if any. The previous metadata is moved aside (`<file>.previous`) before
- * the data file is renamed and removed after: the pair found is always one export's, or the data file alone
- * for a moment (killed then, its metadata stays as `<file>.partial`), never new metadata beside the previous
- * data or the reverse. Moved aside, not removed, so it is put back if the data file cannot be renamed (an
- * immutable file, another user's in a sticky directory).
+ * its metadata (`meta.partial`), if it has any. The previous metadata (`meta.file`) is moved aside
+ * (`<file>.previous`) before the data file is renamed and removed after: the pair found is always one
+ * export's, or the data file alone for a moment (killed then, its metadata stays as `<file>.partial`), never
+ * new metadata beside the previous data or the reverse. A format without metadata (json, parquet) replacing
+ * a CSV export removes the CSV's, which describes the file replaced. Moved aside, not removed, so it is put
+ * back if the data file cannot be renamed (an immutable file, another user's in a sticky directory).
  */
 function renameIntoPlace(
   data: [partial: string, file: string],
-  meta: [partial: string, file: string] | null,
+  meta: { file: string; partial: string | null },
 ) {
+  // Without metadata of its own, an export has none to replace but a CSV's file (not whatever else is there).
+  if (meta.partial === null && entryAt(meta.file) !== "file") return renameTo(data[1], data[0]);
   // Every place looked at before any file is moved: a directory in the data file's place is said at once,
   // and one where the previous metadata goes aside as itself, not as the rename's EISDIR.
-  for (const file of meta ? [meta[1], asideOf(meta[1]), data[1]] : [data[1]])
+  for (const file of [meta.file, asideOf(meta.file), data[1]])
     if (isDirectory(file)) throw failure(file, DIRECTORY_IN_ITS_PLACE);
-  if (!meta) return renameTo(data[1], data[0]);
-  const [metaPartial, metaFile] = meta;
+  const { partial: metaPartial, file: metaFile } = meta;
   const aside = asideOf(metaFile);
   const hadPrevious = moveAside(metaFile, aside);
   try {
@@ -188,6 +190,7 @@ function renameIntoPlace(
   // Moved aside now, or by an export killed before its data file was in place: either way it describes a
   // data file now replaced.
   rmSync(aside, { force: true });
+  if (metaPartial === null) return;
   try {
     renameSync(metaPartial, metaFile);
   } catch (e) {
@@ -213,16 +216,18 @@ export function outputFile(given: string, withMeta = false): OutputFile {
   // descriptor (/dev/stdout → /proc/self/fd/1 → "pipe:[…]") names no file to follow to.
   const out = entryAt(given) === "special" ? given : linkTarget(given);
   refuseUnwritable(out);
-  const unlock = lockOutput(out);
+  const lock = lockOutput(out);
+  const unlock = lock.release;
   const partial = `${out}.partial`; // this export's: a partial file there now is a dead export's, if any
+  // A CSV's metadata file: written by a CSV export, replaced (removed) by any other.
+  const metaFile = linkTarget(`${given}.meta.json`);
   let meta: OutputFile["meta"] = null;
   try {
     createPartial(out);
     if (withMeta) {
-      const file = linkTarget(`${given}.meta.json`);
-      refuseUnwritable(file);
-      meta = { file, partial: createPartial(file) };
-    }
+      refuseUnwritable(metaFile);
+      meta = { file: metaFile, partial: createPartial(metaFile) };
+    } else if (lock.tookOver) rmSync(`${metaFile}.partial`, { force: true }); // a killed CSV export's
   } catch (e) {
     rmSync(partial, { force: true });
     unlock();
@@ -237,7 +242,7 @@ export function outputFile(given: string, withMeta = false): OutputFile {
   return {
     partial,
     meta,
-    complete: () => renameIntoPlace([partial, out], meta && [meta.partial, meta.file]),
+    complete: () => renameIntoPlace([partial, out], { file: metaFile, partial: meta?.partial ?? null }),
     discard: () => {
       cancelCleanup();
       remove();

@@ -223,8 +223,12 @@ export function refreshPolicies(guard: SpendGuard, everyMs: number): () => void 
   return () => clearInterval(timer);
 }
 
-/** How long a commit the store refused keeps /readyz saying so when no commit was tried since. */
-const COMMIT_REFUSAL_FRESH_MS = 60_000;
+/**
+ * How long a commit the store refused keeps /readyz saying so when no commit was tried since: a role a load
+ * balancer pulls for it gets no traffic to try one, so it must not stay pulled long after the disk has room
+ * (a gateway's spool replay tries every 2 s while the refusals last).
+ */
+const COMMIT_REFUSAL_FRESH_MS = 15_000;
 
 /** /readyz's `spool` field, when the disk refuses it: calls wait in memory, at risk in a crash. */
 const spoolState = (refusal: string | null) =>

@@ -54,6 +54,34 @@ describe("KeyResolver", () => {
     await expect(keys.resolve(key)).rejects.toThrow(KeyLookupFailed);
   });
 
+  it("calls that come while a key's lookup is under way wait for that one: one store query per key, not one per call", async () => {
+    const { key, record } = await createKey(store, { workspace: "default", role: "gateway" });
+    const { key: unseen } = await createKey(store, { workspace: "default", role: "gateway" });
+    const asked: string[] = [];
+    let silent = false;
+    const counting: Pick<KeyStore, "findKeyByHash"> = {
+      findKeyByHash: (hash) => {
+        asked.push(hash);
+        return silent ? new Promise(() => {}) : store.findKeyByHash(hash);
+      },
+    };
+    const keys = new KeyResolver(counting as KeyStore, null, 0, 500); // no cache: only the lookup is shared
+    const twenty = (k: string) => Promise.allSettled(Array.from({ length: 20 }, () => keys.resolve(k)));
+    const askedFor = (k: string) => asked.filter((h) => h === hashKey(k)).length;
+
+    for (const r of await twenty(key)) expect(r).toMatchObject({ value: { keyId: record.id } });
+    expect(askedFor(key)).toBe(1);
+    // A silent store: one query per key waits out the 5 s (here 500 ms) for all the calls that came meanwhile.
+    silent = true;
+    for (const r of await twenty(key)) expect(r).toMatchObject({ value: { keyId: record.id } });
+    expect(askedFor(key)).toBe(2);
+    for (const r of await twenty(unseen)) expect(r).toMatchObject({ reason: expect.any(KeyLookupFailed) });
+    expect(askedFor(unseen)).toBe(1);
+    // Once it ended, the next call asks again.
+    await expect(keys.resolve(unseen)).rejects.toThrow(KeyLookupFailed);
+    expect(askedFor(unseen)).toBe(2);
+  });
+
   it("keeps a key in use through a flood of other keys (the least recently used go, not all at once)", async () => {
     const lookups = new Map<string, number>();
     const hot = "tg_gateway_hot";

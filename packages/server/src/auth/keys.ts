@@ -90,6 +90,12 @@ export class KeyResolver {
   #cache = new Recent<Lookup>({ max: MAX_CACHED_KEYS });
   /** Bumped by invalidate(): a lookup that began before a revocation must not cache what it read. */
   #generation = 0;
+  /**
+   * Lookups under way, one per key hash: a call that comes meanwhile waits for it, rather than each sending
+   * a store query of its own (a silent store's 5 s wait, per call, piled up its queries). Emptied with the
+   * cache: a call after a revocation does not take the answer of a lookup begun before it.
+   */
+  #pending = new Map<string, Promise<Principal | null>>();
 
   constructor(
     private readonly store: KeyStore,
@@ -102,6 +108,7 @@ export class KeyResolver {
   invalidate(): void {
     this.#generation++;
     this.#cache = new Recent({ max: MAX_CACHED_KEYS });
+    this.#pending = new Map();
   }
 
   async resolve(key: string): Promise<Principal | null> {
@@ -111,6 +118,17 @@ export class KeyResolver {
     const hit = this.#cache.touch(hash);
     const now = Date.now();
     if (hit && hit.until > now) return hit.p;
+    const pending = this.#pending;
+    let lookup = pending.get(hash);
+    if (!lookup) {
+      lookup = this.#lookUp(hash, hit, now).finally(() => pending.delete(hash));
+      pending.set(hash, lookup);
+    }
+    return lookup;
+  }
+
+  /** The store's answer for a key not cached (or cached past its time, `hit`), cached in turn. */
+  async #lookUp(hash: string, hit: Lookup | undefined, now: number): Promise<Principal | null> {
     const generation = this.#generation;
     let rec: ApiKeyRecord | null;
     try {

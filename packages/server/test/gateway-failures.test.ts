@@ -521,6 +521,31 @@ describe("gateway failures: timeouts and broken connections", () => {
     expect(await upstreamErrors("connection")).toBe(before.connection + 2);
     expect(await upstreamErrors("timeout")).toBe(before.timeout + 2);
   });
+
+  it("an error answer whose body breaks off counts once in /metrics' upstream errors, as the break its record says", async () => {
+    const upstreamErrors = (kind: string) =>
+      metricCount(
+        new RegExp(
+          `^tollgate_gateway_upstream_errors_total\\{family="openai",kind="${kind}"\\} (\\d+)$`,
+          "m",
+        ),
+      );
+    const before = { connection: await upstreamErrors("connection"), notFound: await upstreamErrors("404") };
+    const cut = { "x-mock-scenario": "not-found-cut" };
+    // A download (relayed as it comes) and a model call's whole reply.
+    const download = await fetch(`${gw.url}/v1/files/file-abc/content`, {
+      headers: { authorization: "Bearer sk-test-123", ...cut },
+    })
+      .then((r) => r.text())
+      .catch((e) => e);
+    expect(download).toBeInstanceOf(Error);
+    const err = await openai.chat.completions
+      .create({ model: "gpt-4.1-nano", messages }, opts(newCase(), cut))
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.APIError);
+    expect(await upstreamErrors("connection")).toBe(before.connection + 2);
+    expect(await upstreamErrors("404")).toBe(before.notFound);
+  });
 });
 
 describe("gateway failures: retries", () => {

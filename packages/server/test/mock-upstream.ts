@@ -9,7 +9,8 @@
  *   request is seen, then the normal reply), `server-error` (500), `server-error-once` (500 the first time,
  *   as rate-limit-once), `hang` (never answers), `hang-once` (never answers the first time, as rate-limit-once:
  *   a client's attempt that times out, answered on its retry),
- *   `reset-mid-stream` (half the reply, then the socket is destroyed), `stall-mid-stream` (half the reply,
+ *   `not-found-cut` (a 404 whose body breaks off half-way), `reset-mid-stream` (half the reply, then the
+ *   socket is destroyed), `stall-mid-stream` (half the reply,
  *   then silence), `fails-in-background` (a background submission whose response fails before it ran:
  *   polled or resumed, it is `failed`, without usage), `usage-unreadable-at-end` (a stream whose final
  *   `response.completed` reports usage without its output tokens, which no reader can price; so does a
@@ -847,6 +848,17 @@ export async function startMockUpstream(opts: MockOptions = {}): Promise<MockUps
       }
     }
     if (scenario === "server-error") return send(500, serverErrorBody(rec.path));
+    if (scenario === "not-found-cut") {
+      const text = notFoundBody(rec.path);
+      res.writeHead(404, {
+        "content-type": "application/json",
+        "content-length": String(Buffer.byteLength(text)),
+        ...idHeaders,
+      });
+      await writeAll(res, text.slice(0, text.length >> 1));
+      await sleep(20); // what was written reaches the client before the reset
+      return res.socket?.destroy();
+    }
 
     const path = rec.path.split("?")[0]!;
     if (rec.method === "GET" && path === "/v1/models")

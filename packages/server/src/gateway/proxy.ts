@@ -973,8 +973,6 @@ export class Gateway {
   async #relayPassThrough(at: Attempt, up: LiveReply, res: ServerResponse, client: ClientWatch) {
     const { call, start: attemptStart } = at;
     const failed = failedStatus(up.statusCode);
-    if (failed)
-      this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: String(up.statusCode) });
     const eventId = uuidv7();
     const headers = replyHeaders(up.headers);
     const length = contentLength(call, up, null);
@@ -1038,7 +1036,11 @@ export class Gateway {
       failure = client.gone ? null : e;
     }
     const complete = !client.gone && failure === null;
-    this.#upstreamBroke(call, brokenUpstreamKind(client.gone, failure));
+    // One kind per reply, as a whole reply's is counted: the upstream's break, else an error answer's status.
+    const broke = brokenUpstreamKind(client.gone, failure);
+    if (broke) this.#upstreamBroke(call, broke);
+    else if (failed)
+      this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind: String(up.statusCode) });
     results?.end(complete); // lines that came whole are results, however the download ended
     this.#record(at, {
       status: complete && !failed ? "ok" : "error",

@@ -97,6 +97,21 @@ describe("key management", () => {
     expect(((await res.json()) as { defaults: unknown }).defaults).toEqual({ customer_id: "acme" });
   });
 
+  it("a key the store cannot be asked about (down) is a 503 that says so, not an internal error", async () => {
+    const ingest = await createKey(rt, "ws-keys", "ingest");
+    const { findKeyByHash } = rt.store;
+    rt.store.findKeyByHash = () => Promise.reject(new Error("connect ECONNREFUSED (test outage)"));
+    try {
+      const res = await postEvents(rt.app, ingest, [validRecord()]);
+      expect(res.status).toBe(503);
+      expect(res.json.error).toMatchObject({ type: "api_error", code: "key_unchecked" });
+      expect(res.json.error.message).toMatch(/^the key cannot be checked now: .*ECONNREFUSED/);
+    } finally {
+      rt.store.findKeyByHash = findKeyByHash;
+    }
+    expect((await postEvents(rt.app, ingest, [validRecord()])).status).toBe(200); // checked once it answers
+  });
+
   it("refuses a label that is not a short string", async () => {
     const res = await rt.app.request("/api/keys", {
       method: "POST",

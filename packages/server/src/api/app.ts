@@ -4,7 +4,7 @@ import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { Registry } from "prom-client";
 import { z } from "zod";
-import { createKey, KeyError, type KeyResolver, type Principal } from "../auth/keys.js";
+import { createKey, KeyError, KeyLookupFailed, type KeyResolver, type Principal } from "../auth/keys.js";
 import { recordCostUsd } from "../cost-usd.js";
 import { ApiError, badRequest } from "../errors.js";
 import { MAX_BODY_BYTES, parseBatchBody, tooLarge } from "../ingest/body.js";
@@ -167,7 +167,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
           "missing_api_key",
           "send your key as Authorization: Bearer <key> (create one with `tollgate keys create`)",
         );
-      const p = await deps.keys.resolve(key);
+      const p = await deps.keys.resolve(key).catch((e) => {
+        // The store down or silent for a key it never answered for: the client may try again, as at the gateway.
+        if (e instanceof KeyLookupFailed) throw new ApiError(503, "api_error", "key_unchecked", e.message);
+        throw e;
+      });
       if (!p) throw new ApiError(401, "authentication_error", "invalid_api_key", "this API key is not valid");
       if (!allowed.has(p.role)) {
         const roles = [...allowed].filter((r) => r !== "root");

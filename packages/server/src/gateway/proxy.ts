@@ -1693,7 +1693,6 @@ export class Gateway {
     return this.#finished.add(responseId, true) ? "first" : "taken here";
   }
 
-  /** Every request the gateway took, answered by the upstream or by the gateway itself (refusals, timeouts). */
   /**
    * A reply the upstream cut short after its head (broken off, or stalled past the timeout), or failed in
    * its stream, counts as an upstream error, as one that never came does; null: it was not the upstream's doing.
@@ -1702,6 +1701,7 @@ export class Gateway {
     if (kind) this.deps.metrics.upstreamErrors.inc({ family: call.route.family, kind });
   }
 
+  /** Every request the gateway took, answered by the upstream or by the gateway itself (refusals, timeouts). */
   #observe(route: GatewayRoute, timing: Timing, status: number): void {
     this.deps.metrics.requests.inc({
       family: route.family,

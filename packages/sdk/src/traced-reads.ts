@@ -150,11 +150,24 @@ function endWhenIterated(iterator: AnyIterator, inSpan: InSpan, end: EndSpan): v
 interface SdkStream {
   iterator: () => AsyncIterator<unknown>;
   [Symbol.asyncIterator]: () => AsyncIterator<unknown>;
+  tee: () => unknown;
+  toReadableStream: () => unknown;
 }
 
+/**
+ * The SDKs' Stream sets `iterator` on itself (their constructor's); a Node Readable (an HTTP response, a file)
+ * has an `iterator()` method too, which its for await and pipe() never call: taken for a stream, its span
+ * would end only when it was collected, as abandoned.
+ */
 function isSdkStream(value: unknown): value is SdkStream {
   const s = value as SdkStream | null;
-  return typeof s?.iterator === "function" && typeof s[Symbol.asyncIterator] === "function";
+  return (
+    typeof s?.iterator === "function" &&
+    Object.hasOwn(s, "iterator") &&
+    typeof s[Symbol.asyncIterator] === "function" &&
+    typeof s.tee === "function" &&
+    typeof s.toReadableStream === "function"
+  );
 }
 
 /**

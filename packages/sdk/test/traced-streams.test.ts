@@ -2,6 +2,7 @@
 // fixture-replaying mock): the span lasts while the stream is read, however it is read, and the app gets the
 // SDK's own stream.
 
+import { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import Anthropic from "@anthropic-ai/sdk";
 import type { CallRecordInput } from "@tollgate/core";
@@ -290,5 +291,16 @@ describe("traced() around an @anthropic-ai/sdk stream", () => {
     const err = await stream.finalMessage().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Error);
     expect(await theSpan()).toMatchObject({ status: "error", error_type: (err as Error).name });
+  });
+});
+
+describe("traced() around what is no provider SDK stream", () => {
+  it("a Node Readable (an iterator() of its own, which for await does not call): the span ends as it is returned, the Readable left as it was", async () => {
+    const readable = await traced(async () => Readable.from(["a", "b"]), { name: "readable", sink });
+    expect(spans()).toHaveLength(1);
+    expect(spans()[0]).toMatchObject({ status: "ok", metadata: { "span.name": "readable" } });
+    expect(Object.hasOwn(readable, "iterator")).toBe(false);
+    expect(await collect(readable)).toEqual(["a", "b"]);
+    expect(spans()).toHaveLength(1);
   });
 });

@@ -152,6 +152,7 @@ interface SdkStream {
   [Symbol.asyncIterator]: () => AsyncIterator<unknown>;
   tee: () => unknown;
   toReadableStream: () => unknown;
+  controller?: AbortController;
 }
 
 /**
@@ -173,21 +174,45 @@ function isSdkStream(value: unknown): value is SdkStream {
 /**
  * The stream stays the SDK's own object (its `controller`, `tee()`, `toReadableStream()`): only the iterator
  * every read takes its events from is stepped in the span, which ends when it finishes, throws or is closed
- * (a `break`; a readable stream cancelled). `tee()`'s two streams read one such iterator, which ends the span
+ * (a `break`; a readable stream cancelled; aborted unread). `tee()`'s two streams read one such iterator, which ends the span
  * when either reads the last event; they cannot close it: both left unfinished, the span ends once they are
  * dropped, as a stream dropped unread does.
  */
 function endWhenStreamRead(stream: SdkStream, inSpan: InSpan, end: EndSpan): void {
   const iterator = stream.iterator;
   // Once read, it is its iterator that readers hold (a reader may drop the stream and keep that).
-  const unread = {};
+  const unread: Unread = { read: false };
   endIfAbandoned(stream, end, { at: performance.now() }, unread);
+  endIfAbortedUnread(stream.controller?.signal, end, unread);
   stream.iterator = () => {
+    unread.read = true;
     abandoned.unregister(unread);
     const events = iterator.call(stream);
     endWhenIterated(events, inSpan, end);
     return events;
   };
+}
+
+/** Whether a stream's iterator was taken (by for await, tee(), toReadableStream()); its abandoned token. */
+interface Unread {
+  read: boolean;
+}
+
+/**
+ * A stream the app aborts before reading it (`stream.controller.abort()`) was left, as a `break` leaves one:
+ * the span ends then, ok. Once it is read, its reader ends the span (the SDKs abort a stream that breaks
+ * too, before its reader is told why). Apart, so that the listener holds no stream: the signal may outlive it.
+ */
+function endIfAbortedUnread(signal: AbortSignal | undefined, end: EndSpan, unread: Unread): void {
+  signal?.addEventListener(
+    "abort",
+    () => {
+      if (unread.read) return;
+      abandoned.unregister(unread);
+      end(undefined);
+    },
+    { once: true },
+  );
 }
 
 /**

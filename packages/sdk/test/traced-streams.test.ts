@@ -162,6 +162,19 @@ describe("traced() around an openai stream", () => {
     expect(durationOf(span)).toBeGreaterThanOrEqual(30);
   });
 
+  it("a stream aborted unread (controller.abort()): left, the span ends ok then, as a break ends it", async () => {
+    const stream = await traced(() => chatStream(), { name: "aborted", sink });
+    await sleep(30);
+    expect(spans()).toHaveLength(0);
+    stream.controller.abort();
+    const span = await theSpan(); // the stream is still held: not ended by its collection
+    expect(span).toMatchObject({ status: "ok", metadata: { "span.name": "aborted" } });
+    expect(durationOf(span)).toBeGreaterThanOrEqual(30);
+    expect(calls()[0]).toMatchObject({ error_type: "client_disconnected" }); // the wrapper's record of it, left
+    expect(await collect(stream)).toEqual([]);
+    expect(spans()).toHaveLength(1);
+  });
+
   it("a stream dropped after its first event (its tee() too), or unread: its span is recorded as abandoned once it is collected, ended where its reading stopped", async () => {
     const gc = exposedGc();
     // The app keeps the first event and lets the stream go (no break), or one half of its tee(); another it

@@ -54,6 +54,36 @@ describe("KeyResolver", () => {
     await expect(keys.resolve(key)).rejects.toThrow(KeyLookupFailed);
   });
 
+  it("once the store failed a key's lookup, its calls get the kept answer at once while the next lookup is tried, not after its wait", async () => {
+    const { key, record } = await createKey(store, { workspace: "default", role: "gateway" });
+    const outage: Pick<KeyStore, "findKeyByHash"> = { findKeyByHash: (hash) => store.findKeyByHash(hash) };
+    // A lookup may wait an hour: a call that waited for one would outlive the test.
+    const keys = new KeyResolver(outage as KeyStore, null, 0, 3_600_000);
+    expect(await keys.resolve(key)).toMatchObject({ keyId: record.id });
+    outage.findKeyByHash = () => Promise.reject(new Error("connect ECONNREFUSED (test outage)"));
+    expect(await keys.resolve(key)).toMatchObject({ keyId: record.id }); // kept through the failed lookup
+    let asked = 0;
+    let answer = (_: Promise<ApiKeyRecord | null>) => {};
+    outage.findKeyByHash = (hash) => {
+      asked++;
+      // Silent until the test lets the store answer: with the key as it is then.
+      return new Promise((resolve) => {
+        answer = (later) => resolve(later ?? store.findKeyByHash(hash));
+      });
+    };
+    for (let i = 0; i < 5; i++) expect(await keys.resolve(key)).toMatchObject({ keyId: record.id });
+    expect(asked).toBe(1); // one lookup tried meanwhile, shared
+
+    // The store answers again, the key revoked meanwhile (on another replica): its answer replaces the kept one.
+    expect(await store.revokeKey("default", record.id)).toBe(true);
+    const lookedUp = store.findKeyByHash(hashKey(key));
+    answer(lookedUp);
+    await lookedUp;
+    await new Promise((r) => setImmediate(r)); // the lookup's answer cached
+    outage.findKeyByHash = (hash) => store.findKeyByHash(hash);
+    expect(await keys.resolve(key)).toBeNull(); // no kept answer any more: the store's is waited for
+  });
+
   it("calls that come while a key's lookup is under way wait for that one: one store query per key, not one per call", async () => {
     const { key, record } = await createKey(store, { workspace: "default", role: "gateway" });
     const { key: unseen } = await createKey(store, { workspace: "default", role: "gateway" });

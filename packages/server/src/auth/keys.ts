@@ -70,6 +70,8 @@ const MAX_CACHED_KEYS = 10_000;
 interface Lookup {
   p: Principal | null;
   until: number;
+  /** Kept through a lookup the store failed (down, silent): the store's last answer, not a fresh one. */
+  kept?: true;
 }
 
 /** How long a key's lookup may take before the store counts as silent (KeyLookupFailed). */
@@ -124,6 +126,12 @@ export class KeyResolver {
       lookup = this.#lookUp(hash, hit, now).finally(() => pending.delete(hash));
       pending.set(hash, lookup);
     }
+    if (hit?.kept) {
+      // The store failed its last lookup: its answer stands at once while the next is tried, rather than
+      // every call with the key waiting out the lookup's time (5 s) once a cache period in an outage.
+      lookup.catch(() => {});
+      return hit.p;
+    }
     return lookup;
   }
 
@@ -137,7 +145,7 @@ export class KeyResolver {
       // The store down or silent: a key it answered for before keeps that answer for another while (calls go
       // on, their records spooled), rather than every call with it failing; one it never answered for cannot be.
       if (!hit || generation !== this.#generation) throw new KeyLookupFailed(e);
-      this.#cache.set(hash, { p: hit.p, until: now + this.ttlMs });
+      this.#cache.set(hash, { p: hit.p, until: now + this.ttlMs, kept: true });
       return hit.p;
     }
     const p = rec

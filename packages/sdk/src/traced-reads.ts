@@ -3,6 +3,8 @@
  * stream or stream helper): the span lasts until it is read, and each is returned to the app as it was.
  */
 
+import { notWhenCollected, whenCollected } from "./when-collected.js";
+
 /**
  * Ends the span, once (later calls do nothing): as an error unless `error` is undefined, at `atMs`
  * (performance.now()) or now.
@@ -84,12 +86,6 @@ function isGenerator(value: unknown): value is AnyIterator {
 
 type Step = IteratorResult<unknown, unknown>;
 
-/**
- * Ends the span of what was dropped before it ended (a generator, or a stream's iterator, never read to its
- * end nor closed; a stream never read): nothing can read it any more once it is collected.
- */
-const abandoned = new FinalizationRegistry<() => void>((endAbandoned) => endAbandoned());
-
 /** When the reading of a span's value last went on (performance.now()): an abandoned span ends then. */
 interface Progress {
   at: number;
@@ -101,7 +97,7 @@ interface Progress {
  * its caller's: one that did would keep it from being collected).
  */
 function endIfAbandoned(dropped: object, end: EndSpan, progress: Progress, token?: object): void {
-  abandoned.register(dropped, () => end(ABANDONED, progress.at), token);
+  whenCollected(dropped, () => end(ABANDONED, progress.at), token);
 }
 
 /** Why the span of a value dropped unfinished ended (its error_type). */
@@ -186,7 +182,7 @@ function endWhenStreamRead(stream: SdkStream, inSpan: InSpan, end: EndSpan): voi
   endIfAbortedUnread(stream.controller?.signal, end, unread);
   stream.iterator = () => {
     unread.read = true;
-    abandoned.unregister(unread);
+    notWhenCollected(unread);
     const events = iterator.call(stream);
     endWhenIterated(events, inSpan, end);
     return events;
@@ -208,7 +204,7 @@ function endIfAbortedUnread(signal: AbortSignal | undefined, end: EndSpan, unrea
     "abort",
     () => {
       if (unread.read) return;
-      abandoned.unregister(unread);
+      notWhenCollected(unread);
       end(undefined);
     },
     { once: true },

@@ -3,7 +3,7 @@
 // cannot all pass a cost ceiling that the first of them would have reached (as through the gateway).
 import { setTimeout as sleep } from "node:timers/promises";
 import Anthropic from "@anthropic-ai/sdk";
-import { usdToNano } from "@tollgate/core";
+import { emptyUsage, PricingEngine, USAGE_FIELDS, usdToNano } from "@tollgate/core";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
@@ -735,9 +735,10 @@ describe("agentRun holds", () => {
       expect(run.usage.llm_calls).toBe(0);
     });
 
-    it("a stream never read, or a reply never awaited: the hold goes once nothing can read them, counted at its worst case", async () => {
+    it("a reply never awaited: its hold goes once nothing can read it, counted at its worst case; a stream never read is recorded then, its estimate counted", async () => {
       const gc = exposedGc();
-      let held = 0n;
+      const before = records.length;
+      let heldByReply = 0n;
       const run = await settled(async (run) => {
         await openai.chat.completions.create({
           model: "gpt-4o-mini",
@@ -745,16 +746,31 @@ describe("agentRun holds", () => {
           messages: [{ role: "user", content: "a" }],
           stream: true,
         });
+        const heldByStream = run.held.cost_nanousd;
+        expect(heldByStream).toBeGreaterThan(0n);
         void o3("dropped", { "x-mock-headers-delay-ms": "20" });
-        held = run.held.cost_nanousd;
-        expect(held).toBeGreaterThan(0n);
+        heldByReply = run.held.cost_nanousd - heldByStream;
+        expect(heldByReply).toBeGreaterThan(0n);
         for (let i = 0; i < 50 && run.held.cost_nanousd > 0n; i++) {
           await sleep(20);
           gc();
         }
         expect(run.held).toEqual(empty);
       });
-      expect(run.usage.cost_nanousd).toBe(held);
+      // The stream, as one the app aborted unread: left, its input estimated from its request.
+      const [stream, ...more] = records.slice(before);
+      expect(more).toEqual([]);
+      expect(stream).toMatchObject({ error_type: "client_disconnected", cost_source: "estimated" });
+      const usage = { ...emptyUsage() };
+      for (const f of USAGE_FIELDS) usage[f] = Number(stream![f] ?? 0);
+      const streamCost = new PricingEngine().price({
+        provider: "openai",
+        model: "gpt-4o-mini",
+        usage,
+        at: Number(stream!.ts_start),
+      }).cost.total_nanousd;
+      expect(streamCost).toBeGreaterThan(0n);
+      expect(run.usage.cost_nanousd).toBe(heldByReply + streamCost);
       expect(run.usage.llm_calls).toBe(2);
     });
   });

@@ -9,6 +9,7 @@ import {
   type StreamExtractor,
 } from "@tollgate/core";
 import { responseEventId } from "../ids.js";
+import { notWhenCollected, whenCollected } from "../when-collected.js";
 import { eventsFindingFinished, foundFinished, markFinished, rememberSubmission } from "./background.js";
 import { observeBodyInPlace } from "./batch-results.js";
 import { BACKGROUND_UNSEEN, type TrackedCall, USAGE_UNREADABLE } from "./call.js";
@@ -303,29 +304,36 @@ function observeStream(
     signal && call.body.background === true
       ? readFirstEventAhead(original.call(stream), call.spec.api)
       : null;
-  const unread = signal ? recordIfAbortedUnread(signal, call, response, ahead?.responseId) : null;
+  const unread = recordIfLeftUnread(stream, signal, call, response, ahead?.responseId);
   stream.iterator = () => {
     const events = ahead?.take() ?? original.call(stream);
     // Aborted unread, it was recorded as its submission: the events its SDK took in before the abort may
     // still come, up to the final one, which finds the response finished (as a poll would).
-    if (unread?.submitted) return eventsFindingFinished(events, call, true);
-    if (unread) unread.read = true;
-    return observedEvents(events, call, response, hideEvent, signal);
+    if (unread.submitted) return eventsFindingFinished(events, call, true);
+    unread.read = true;
+    // Its readers hold its iterator now, not the stream (for await drops the stream as it starts).
+    notWhenCollected(unread);
+    const { iterator, left } = observedEvents(events, call, response, hideEvent, signal);
+    // Dropped unfinished (a first event kept and the rest let go, one half of a tee() closed and the other
+    // unread): what the provider sent so far is billed.
+    recordIfCollected(iterator, call, left);
+    return iterator;
   };
 }
 
 /**
- * A stream aborted before anything read it (`stream.controller.abort()`): nothing will, so it is recorded
- * then, as left (its input may be billed), and any hold on its agent run goes (it would stay until the stream
- * is collected). A background stream whose first event named its response (`runningOn`: settled once that
- * event came, or cannot) is recorded as its submission instead: the response runs on; one aborted before that
+ * A stream aborted before anything read it (`stream.controller.abort()`), or collected unread (dropped: its
+ * input is billed all the same): nothing will read it, so it is recorded then, as left, and any hold on its
+ * agent run goes. A background stream whose first event named its response (`runningOn`: settled once that
+ * event came, or cannot) is recorded as its submission instead: the response runs on; one left before that
  * event is a response unseen (recordUnseen); one that broke before it was aborted by its SDK, not the app, and
- * is recorded as broken, as its reader would find it. One
- * being read is its reader's to record (its SDK aborts it too, as it breaks). The call is held weakly: the signal may outlive
- * it (a fetch, the app's own signal), and an unread stream dropped must stay collectable.
+ * is recorded as broken, as its reader would find it. One being read is its reader's to record (its SDK aborts
+ * it too, as it breaks). The abort listener holds the call weakly: the signal may outlive it (a fetch, the
+ * app's own signal), and an unread stream dropped must stay collectable.
  */
-function recordIfAbortedUnread(
-  signal: AbortSignal,
+function recordIfLeftUnread(
+  stream: StreamLike,
+  signal: AbortSignal | undefined,
   call: TrackedCall,
   response: Response | null,
   runningOn: Promise<string | null | typeof BROKE> | undefined,
@@ -334,18 +342,35 @@ function recordIfAbortedUnread(
   const ref = new WeakRef(call);
   const httpStatus = response?.status ?? 200;
   const requestId = requestIdOf(response);
-  const leave = (responseId: string | null | typeof BROKE) => {
-    const call = state.read ? undefined : ref.deref();
-    if (responseId === BROKE) call?.cutShort(null, "upstream_stream_broken", httpStatus, requestId);
-    else if (call && responseId) {
+  const handedOverAt = performance.now();
+  const leave = (call: TrackedCall | undefined) => (responseId: string | null | typeof BROKE) => {
+    if (state.read || !call || call.recorded) return;
+    if (responseId === BROKE) call.cutShort(null, "upstream_stream_broken", httpStatus, requestId);
+    else if (responseId) {
       recordRunningOn(call, responseId, LEFT, httpStatus);
       state.submitted = true;
-    } else if (call && runningOn) recordUnseen(call, httpStatus, requestId);
-    else call?.cutShort(null, LEFT, httpStatus, requestId);
+    } else if (runningOn) recordUnseen(call, httpStatus, requestId);
+    else call.cutShort(null, LEFT, httpStatus, requestId, undefined, handedOverAt);
   };
-  const aborted = () => (runningOn ? void runningOn.then(leave) : leave(null));
-  signal.addEventListener("abort", aborted, { once: true });
+  const left = (call: TrackedCall | undefined) =>
+    runningOn ? void runningOn.then(leave(call)) : leave(call)(null);
+  signal?.addEventListener("abort", () => left(ref.deref()), { once: true });
+  recordIfCollected(stream, call, left, state);
   return state;
+}
+
+/**
+ * `left(call)` once `dropped` is collected (unless `token` is passed to notWhenCollected first). Apart, so
+ * that no closure it makes holds `dropped`, and the call is held here only, not by listeners that may
+ * outlive it (a signal's).
+ */
+function recordIfCollected(
+  dropped: object,
+  call: TrackedCall,
+  left: (call: TrackedCall) => void,
+  token?: object,
+): void {
+  whenCollected(dropped, () => left(call), token);
 }
 
 /**
@@ -372,8 +397,9 @@ function recordUnseen(call: TrackedCall, httpStatus: number, requestId: string |
 
 /**
  * Relays every event unchanged (less hidden ones), reading usage on the way, and records the call once
- * when the stream ends, breaks, or the app stops reading. A plain iterator rather than an async
- * generator: one promise per event instead of several, which matters on long streams.
+ * when the stream ends, breaks, or the app stops reading; `left` records it as the app dropped it, for
+ * when the iterator is collected unfinished. A plain iterator rather than an async generator: one promise
+ * per event instead of several, which matters on long streams.
  */
 function observedEvents(
   events: AsyncIterator<unknown>,
@@ -381,7 +407,7 @@ function observedEvents(
   response: Response | null,
   hideEvent: EventFilter | undefined,
   aborted?: AbortSignal,
-): AsyncIterableIterator<unknown> {
+): { iterator: AsyncIterableIterator<unknown>; left: () => void } {
   const extractor: StreamExtractor = createStreamExtractor(call.spec.api);
   const background = call.body.background === true;
   let submitted: string | null = null;
@@ -416,7 +442,9 @@ function observedEvents(
         eventId: responseId ? responseEventId(responseId) : undefined,
       });
   };
-  const cutShort = (errorType: string) => {
+  // When its reading last went on: a stream dropped unfinished ended then, not when it was collected.
+  let readAt = performance.now();
+  const cutShort = (errorType: string, endedAtMs?: number) => {
     // A background response runs on when its stream is cut short: recorded as its submission is, and
     // priced by the poll that finds it finished. Unless its final event came (the only one of a Responses
     // stream with usage): the app stopped reading at the end, and the response is finished. Left before its
@@ -434,6 +462,7 @@ function observedEvents(
         httpStatus,
         requestId,
         extractor.shown(),
+        endedAtMs,
       );
   };
   const onError = (err: unknown): never => {
@@ -443,6 +472,7 @@ function observedEvents(
   const onResult = (
     r: IteratorResult<unknown>,
   ): IteratorResult<unknown> | Promise<IteratorResult<unknown>> => {
+    readAt = performance.now();
     if (r.done) {
       // The SDKs end an aborted stream as if it had ended: the app stopped it, as by leaving the loop.
       if (aborted?.aborted) {
@@ -474,9 +504,14 @@ function observedEvents(
       cutShort(LEFT);
       return events.return ? events.return(value) : Promise.resolve({ done: true, value });
     },
-    [Symbol.asyncIterator]: () => iterator,
+    // Not a closure over `iterator`: `left`'s scope would hold it, and it would never be collected.
+    [Symbol.asyncIterator]() {
+      return this;
+    },
   };
-  return iterator;
+  // Left unfinished, unless it was recorded meanwhile (a poll found its background response finished).
+  const left = () => call.recorded || cutShort(LEFT, readAt);
+  return { iterator, left };
 }
 
 function usageOf(read: () => ExtractedUsage | null): ExtractedUsage | null {

@@ -122,6 +122,8 @@ export interface Outcome {
   runsOn?: boolean;
   /** Recorded under this event id instead of a new one (a background response's stream read to its end). */
   eventId?: string;
+  /** When it ended (performance.now()), if not now: a stream the app dropped ended where its reading stopped. */
+  endedAtMs?: number;
 }
 
 /** What a call holds on its agent run until it settles. */
@@ -289,6 +291,11 @@ export class TrackedCall {
     this.#body = { model, service_tier, stream, ...(imageTool ? { tools: [imageTool] } : {}) };
   }
 
+  /** Its one record was made (finish). */
+  get recorded(): boolean {
+    return this.#done;
+  }
+
   /** Speech always streams its audio (as the gateway records it). */
   get stream(): boolean {
     return this.body.stream === true || this.spec.api === "openai.speech";
@@ -312,7 +319,8 @@ export class TrackedCall {
 
   /**
    * A stream ended early (the app stopped reading, or the connection broke) with what it reported and
-   * showed so far: recorded as estimated, as the gateway records it.
+   * showed so far: recorded as estimated, as the gateway records it; at `endedAtMs` (performance.now()) if
+   * not now.
    */
   cutShort(
     partial: ExtractedUsage | null,
@@ -320,6 +328,7 @@ export class TrackedCall {
     httpStatus: number | null,
     requestId: string | null,
     shown?: StreamShown,
+    endedAtMs?: number,
   ): void {
     const model = this.#model();
     const usage = estimateCutShortUsage(partial, {
@@ -334,7 +343,7 @@ export class TrackedCall {
       billedBy: () => transcriptionBilling(builtinEngine(), this.spec.provider, model, Date.now()),
       billsCharacters: () => this.#billsCharacters(),
     });
-    this.finish({ usage, httpStatus, requestId, errorType, estimated: true });
+    this.finish({ usage, httpStatus, requestId, errorType, estimated: true, endedAtMs });
   }
 
   finish(o: Outcome): void {
@@ -344,7 +353,7 @@ export class TrackedCall {
       this.#emit(o, {
         eventId: o.eventId ?? uuidv7(this.#startMs),
         tsStart: this.#startMs,
-        tsEnd: this.#startMs + Math.round(performance.now() - this.#start),
+        tsEnd: this.#startMs + Math.round((o.endedAtMs ?? performance.now()) - this.#start),
         ttftMs: this.#firstEventAt === null ? null : Math.round(this.#firstEventAt - this.#start),
         stream: this.stream,
       });

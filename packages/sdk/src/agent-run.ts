@@ -1,4 +1,4 @@
-import { AsyncLocalStorage } from "node:async_hooks";
+import type { AsyncLocalStorage } from "node:async_hooks";
 import {
   type AgentCeilingsInput,
   AgentCeilingsSchema,
@@ -29,6 +29,7 @@ import {
   uuidv7,
 } from "@tollgate/core";
 import { type CallHold, callHold, type SdkCall } from "./call-hold.js";
+import { ownStorage } from "./own-context.js";
 import { type Admission, RunLine, type TryAdmit } from "./run-line.js";
 import { MAX_TIMER_MS } from "./timer-ms.js";
 
@@ -133,14 +134,11 @@ export class AgentRun {
   readonly #ceilings: Ceilings;
   readonly #engine: PricingEngine;
   readonly #usage: RunUsage;
-  readonly #depth = new AsyncLocalStorage<number>();
   #killed: KillReason | null = null;
   /** It submitted a background response through a wrapped client: it has one of its own to poll. */
   #submittedBackground = false;
   /** The `llm()`s past a ceiling whose callbacks have not yet told what their call is (#untoldUntilMade). */
   readonly #untold = new Set<Promise<void>>();
-  /** Inside the callbacks of such `llm()`s (their tool calls' too): the marks they set, which no call there waits on. */
-  readonly #untoldAbove = new AsyncLocalStorage<readonly Promise<void>[]>();
   /** What its calls in flight hold; null when no ceiling of the run holds anything (no cost or token one). */
   readonly #held: RunHold | null;
   readonly #holdWaitMs: number;
@@ -281,7 +279,7 @@ export class AgentRun {
       const frame: LlmFrame = { scope, reply: { usageCounted: false, joined: new Set() }, late: false };
       // Awaited inside its frame (async): a thenable's then() makes its calls there (Anthropic's toolRunner).
       const inside = () => inFrame(this, frame, () => this.#nested(async () => call()));
-      const reply = await (untoldInside ? this.#untoldAbove.run(untoldInside, inside) : inside());
+      const reply = await (untoldInside ? inRunStore(untoldAbove, this, untoldInside, inside) : inside());
       this.#countUnread(frame, api, reply, opts);
       return reply;
     } finally {
@@ -463,7 +461,7 @@ export class AgentRun {
       this.#untold.delete(untold);
       made();
     };
-    return [[...(this.#untoldAbove.getStore() ?? []), untold], told];
+    return [[...(untoldAbove.getStore()?.get(this) ?? []), untold], told];
   }
 
   /**
@@ -471,7 +469,7 @@ export class AgentRun {
    * inside of, a tool's there say, would wait on the call in turn): told marks go, an outer one's stays.
    */
   #untoldOutside(): Promise<void> | undefined {
-    const above = this.#untoldAbove.getStore() ?? [];
+    const above = untoldAbove.getStore()?.get(this) ?? [];
     return [...this.#untold].find((mark) => !above.includes(mark));
   }
 
@@ -530,13 +528,13 @@ export class AgentRun {
   }
 
   #currentDepth(): number {
-    return this.#depth.getStore() ?? 0;
+    return depths.getStore()?.get(this) ?? 0;
   }
 
   #nested<T>(call: () => Promise<T>): Promise<T> {
     const depth = this.#currentDepth() + 1;
     this.#usage.span_depth = Math.max(this.#usage.span_depth, depth);
-    return this.#depth.run(depth, call);
+    return inRunStore(depths, this, depth, call);
   }
 
   #admit(kind: "llm" | "tool", depth = this.#currentDepth() + 1): void {
@@ -590,7 +588,14 @@ const WRAPPED_API = /^(openai|anthropic)\./;
 /** The API a wrapped client's poll of a background response (`responses.retrieve`) inside `llm()` is of. */
 const POLLED_API: Api = "openai.responses";
 
-const current = new AsyncLocalStorage<AgentRun>();
+const current = ownStorage<AgentRun>();
+/** How deep in its tool and LLM calls the caller is, by run (a run's nested calls are one level deeper). */
+const depths = ownStorage<ReadonlyMap<AgentRun, number>>();
+/**
+ * Inside the callbacks of a run's `llm()`s past a ceiling yet to tell what their call is (their tool calls'
+ * too), by run: the marks they set, which no call there waits on.
+ */
+const untoldAbove = ownStorage<ReadonlyMap<AgentRun, readonly Promise<void>[]>>();
 /**
  * Inside `run.llm(…)`: whether a wrapped client's call was made inside at all (else nothing held
  * while it was in flight), whether its LLM call is counted, what the first wrapped call inside was (a model
@@ -627,14 +632,28 @@ interface LlmFrame {
  * Set inside `run.llm(…)` (not inside a tool call of its run there): the call there is counted by the run
  * itself. Kept by run, so that a run's `llm()` inside another run's `llm()` inside its own still joins it.
  */
-const counted = new AsyncLocalStorage<ReadonlyMap<AgentRun, LlmFrame>>();
+const counted = ownStorage<ReadonlyMap<AgentRun, LlmFrame>>();
 
 /** Runs `fn` inside `frame` of `run` (undefined: outside its `llm()`), other runs' frames kept as they are. */
 function inFrame<T>(run: AgentRun, frame: LlmFrame | undefined, fn: () => T): T {
-  const frames = new Map(counted.getStore());
-  if (frame) frames.set(run, frame);
-  else frames.delete(run);
-  return counted.run(frames, fn);
+  return inRunStore(counted, run, frame, fn);
+}
+
+/**
+ * Runs `fn` with `run`'s value in `store` (a store kept by run) set to `value` (undefined: none), other runs'
+ * kept as they are. By run in one store, not a store per run: traced() puts Tollgate's stores back, which it
+ * could not find were they a run's own.
+ */
+function inRunStore<V, T>(
+  store: AsyncLocalStorage<ReadonlyMap<AgentRun, V>>,
+  run: AgentRun,
+  value: V | undefined,
+  fn: () => T,
+): T {
+  const values = new Map(store.getStore());
+  if (value === undefined) values.delete(run);
+  else values.set(run, value);
+  return store.run(values, fn);
 }
 
 /**

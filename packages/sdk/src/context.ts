@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from "node:async_hooks";
 import {
   type Attribution,
   EMPTY_ATTRIBUTION,
@@ -6,6 +5,7 @@ import {
   type RecordAttribution,
 } from "./attribution.js";
 import { newSpanId, newTraceId } from "./ids.js";
+import { ownStorage } from "./own-context.js";
 
 /** What a call made here inherits: attribution of every enclosing scope, and the span it runs in. */
 export interface Scope {
@@ -15,7 +15,7 @@ export interface Scope {
 }
 
 const ROOT: Scope = Object.freeze({ attribution: EMPTY_ATTRIBUTION, traceId: null, spanId: null });
-const storage = new AsyncLocalStorage<Scope>();
+const storage = ownStorage<Scope>();
 
 export function currentScope(): Scope {
   return storage.getStore() ?? ROOT;

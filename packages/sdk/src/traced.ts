@@ -1,8 +1,8 @@
-import { AsyncLocalStorage } from "node:async_hooks";
 import { uuidv7 } from "@tollgate/core";
 import { currentAgentRun } from "./agent-run.js";
 import { type Attribution, mergeAttribution } from "./attribution.js";
 import { childSpan, currentScope, runInSpan } from "./context.js";
+import { ownContextHere } from "./own-context.js";
 import { sinkOf, type WrapOptions } from "./setup.js";
 import { type EndSpan, lastsWhileRead } from "./traced-reads.js";
 
@@ -63,8 +63,9 @@ export function traced<T>(fn: () => T, options: TracedOptions): T {
     end(e ?? "thrown");
     throw e;
   }
-  // What is read later runs in whoever's context reads it: each step is put back in the span's (agent run and all).
-  const stepInSpan = inSpan(AsyncLocalStorage.snapshot);
+  // What is read later runs in whoever's context reads it: each step is put back in the span's (agent run and
+  // all), the app's own context left the reader's.
+  const stepInSpan = inSpan(ownContextHere);
   if (lastsWhileRead(result, stepInSpan, end)) return result;
   if (result instanceof Promise)
     return result.then(

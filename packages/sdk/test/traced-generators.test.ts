@@ -1,12 +1,13 @@
 // traced() around a generator (an app's `async function*` that streams an answer): the span is the
 // generator's while it is iterated, so the calls made as the caller reads are its children, in its agent run.
 
+import { AsyncLocalStorage } from "node:async_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { CallRecordInput } from "@tollgate/core";
 import OpenAI from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
-import { agentRun, traced, wrapOpenAI } from "../src/index.js";
+import { agentRun, currentAgentRun, traced, wrapOpenAI } from "../src/index.js";
 import { exposedGc } from "./gc.js";
 
 let mock: MockUpstream;
@@ -75,6 +76,35 @@ describe("traced() around a generator", () => {
       });
     expect(Number(span!.ts_end) - Number(span!.ts_start)).toBeGreaterThanOrEqual(40); // two pauses of 20 ms at least
     expect(spans()).toHaveLength(1);
+  });
+
+  it("each step is in the span's Tollgate context but the reader's own: an app's AsyncLocalStorage is the reader's", async () => {
+    // The app's own context (a logger's request id): made in one request, the generator is read in another.
+    const requestId = new AsyncLocalStorage<string>();
+    async function* contexts() {
+      yield { request: requestId.getStore(), run: currentAgentRun()?.id };
+      await ask("a call between its steps");
+      yield { request: requestId.getStore(), run: currentAgentRun()?.id };
+    }
+    let runId = "";
+    const made = await requestId.run("request A", () =>
+      agentRun({ type: "answerer", limits: { max_llm_calls: 10 } }, async (run) => {
+        runId = run.id;
+        return traced(() => contexts(), { name: "answer", sink });
+      }),
+    );
+    const seen = await requestId.run("request B", async () => {
+      const steps: unknown[] = [];
+      for await (const step of made) steps.push(step);
+      return steps;
+    });
+    expect(seen).toEqual([
+      { request: "request B", run: runId },
+      { request: "request B", run: runId },
+    ]);
+    await recorded(1);
+    const [span] = spans();
+    expect(calls()[0]).toMatchObject({ parent_span_id: span!.span_id, agent_run_id: runId });
   });
 
   it("a break in for await closes it: the span ends ok, once, with the calls made so far", async () => {

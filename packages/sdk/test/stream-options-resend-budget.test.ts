@@ -59,10 +59,13 @@ async function streamed(client: OpenAI, headers: Record<string, string>): Promis
 
 describe("the app's own request sent again after a refusal of stream_options", () => {
   it("goes with what is left of its attempt's timeout: the refusal took most of it", async () => {
-    const client = refusingClient("2024-06-01", 1000, 0);
-    // Each answer (the refusal too) comes 700 ms after its request: the re-send has ~300 ms left, and times
-    // out; with a fresh timeout (1 s) its answer would come in time.
-    const err = await streamed(client, { "x-test-case": "resend-timeout", "x-mock-headers-delay-ms": "700" });
+    const client = refusingClient("2024-06-01", 3000, 0);
+    // Each answer (the refusal too) comes 2.1 s after its request: the re-send has ~0.9 s left (room for a
+    // loaded machine to send it), and times out; with a fresh timeout (3 s) its answer would come in time.
+    const err = await streamed(client, {
+      "x-test-case": "resend-timeout",
+      "x-mock-headers-delay-ms": "2100",
+    });
     expect(err).toBeInstanceOf(OpenAI.APIConnectionTimeoutError);
     expect(requestsOf("resend-timeout").map((r) => r.body.stream_options)).toEqual([
       { include_usage: true },
@@ -74,7 +77,7 @@ describe("the app's own request sent again after a refusal of stream_options", (
 
   it("goes with the retries the request had left: those made before the refusal are spent", async () => {
     // Each request (the re-send's, another body, too) goes unanswered the first time it is seen.
-    const client = refusingClient("2024-02-01", 300, 1);
+    const client = refusingClient("2024-02-01", 1000, 1);
     const err = await streamed(client, { "x-test-case": "resend-retries", "x-mock-scenario": "hang-once" });
     expect(err).toBeInstanceOf(OpenAI.APIConnectionTimeoutError);
     // Timed out, retried and refused; the app's own request then timed out with no retry left.
@@ -89,7 +92,7 @@ describe("the app's own request sent again after a refusal of stream_options", (
   });
 
   it("a request with retries left retries the re-send, and its answer reaches the app", async () => {
-    const client = refusingClient("2024-03-01-preview", 300, 2);
+    const client = refusingClient("2024-03-01-preview", 1000, 2);
     const chunks = await streamed(client, {
       "x-test-case": "resend-retried",
       "x-mock-scenario": "hang-once",

@@ -138,6 +138,51 @@ describe("forecast's rows", () => {
   });
 });
 
+describe("forecast's budget burn-down", () => {
+  it("names what each bucket counts as budgets status does, calls without a value as (none), and says why a bucket has no rate", async () => {
+    const set = await tollgate(
+      ...["budgets", "set", "burn", "--window", "month", "--limit", "5"],
+      ...["--scope", "feature=f-burn", "--scope", "customer_id=*"],
+    );
+    expect(set.code, set.err).toBe(0);
+    // Both buckets' calls came today: neither has a complete day to take a rate from.
+    await ingest("burn", [
+      { feature: "f-burn", customer_id: "c-burn" },
+      { feature: "f-burn", customer_id: undefined },
+    ]);
+    const status = await tollgate("budgets", "status", "burn");
+    expect(status.code, status.err).toBe(0);
+    const r = await tollgate("forecast", "--feature", "f-burn", "--data-mode", "test");
+    expect(r.code, r.err).toBe(0);
+    // A row's cells: budget, bucket, then (forecast) state, remaining, per day, over, days left, before reset.
+    const buckets = (out: string) =>
+      out
+        .split("\n")
+        .filter((l) => l.startsWith("burn "))
+        .map((l) => l.split(/\s{2,}/));
+    const named = ["customer_id=(none) feature=f-burn", "customer_id=c-burn feature=f-burn"];
+    expect(
+      buckets(status.out)
+        .map((c) => c[1])
+        .sort(),
+    ).toEqual(named);
+    expect(
+      buckets(r.out)
+        .map((c) => c[1])
+        .sort(),
+    ).toEqual(named);
+    // No rate per day, so no days left: both "-", the notes below saying why.
+    for (const cells of buckets(r.out)) expect([cells[4], cells[6]]).toEqual(["-", "-"]);
+    expect(r.err).toContain(
+      "note: budget burn, customer_id=(none) feature=f-burn: no run rate for the bucket of calls without a value\n",
+    );
+    expect(r.err).toContain(
+      "note: budget burn, customer_id=c-burn feature=f-burn: no run rate before a complete day of calls",
+    );
+    expect((await tollgate("budgets", "delete", "burn")).code).toBe(0);
+  });
+});
+
 describe("an empty answer", () => {
   it("spend's TOTAL of nothing is 0 calls costing 0.00, a 0.0% share, not 100.0%", async () => {
     const r = await tollgate("spend", "--by", "feature", "--customer", "no-such-customer");

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { usdToNano } from "@tollgate/core";
 import type { Command } from "commander";
 import { parse as parseYaml } from "yaml";
+import { bucketLabel } from "./budget-bucket.js";
 import { callApi } from "./call-api.js";
 import { CliError, printJson } from "./common.js";
 import { precisionFrom, precisionOption } from "./precision.js";
@@ -31,16 +32,6 @@ function readSpecFile(path: string): unknown {
   }
 }
 
-/**
- * What a bucket counts: the budget's scope, each per-value field (customer_id=*) as the bucket's value.
- * A bucket names only its per-value fields: feature=summarize alone would read as no scope at all ("-",
- * the whole workspace).
- */
-function covered(scope: Record<string, string>, bucket: Record<string, string>): string {
-  const fields = Object.entries({ ...scope, ...bucket });
-  return fields.map(([f, v]) => `${f}=${v || "(none)"}`).join(" ") || "-";
-}
-
 /** Budgets' buckets as a table, USD to `digits` decimals (the answer's exact decimal strings are --json's). */
 function printStatus(budgets: Json[], digits: number): void {
   const usd = (decimal: unknown) => usdCell(usdToNano(String(decimal)), digits);
@@ -52,7 +43,7 @@ function printStatus(budgets: Json[], digits: number): void {
     if (!(b.buckets as Json[]).length)
       rows.push([
         String(b.id),
-        covered(scope, {}),
+        bucketLabel(scope, {}),
         String(spec.window),
         "-",
         "-",
@@ -64,7 +55,7 @@ function printStatus(budgets: Json[], digits: number): void {
     for (const k of b.buckets as Json[]) {
       rows.push([
         String(b.id),
-        covered(scope, k.bucket as Record<string, string>),
+        bucketLabel(scope, k.bucket as Record<string, string>),
         String(spec.window),
         String(k.state),
         usd(k.spend_usd),

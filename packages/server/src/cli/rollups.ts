@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { keyLabel } from "../query/key-label.js";
+import { bucketLabel } from "./budget-bucket.js";
 import { connect } from "./client.js";
 import {
   CliError,
@@ -325,9 +326,8 @@ export function registerRollups(program: Command): void {
           ["budget", "bucket", "state", "remaining", "per day", "over", "days left", "before reset"],
           res.budgets.map((b: Json) => [
             b.budget_id,
-            Object.entries(b.bucket)
-              .map(([k, v]) => `${k}=${v}`)
-              .join(",") || "-",
+            // A server older than the CLI names no scope: the bucket's own fields then.
+            bucketLabel(b.scope ?? {}, b.bucket),
             b.state,
             usd(b.remaining),
             usd(b.run_rate_per_day),
@@ -339,6 +339,12 @@ export function registerRollups(program: Command): void {
         ),
       );
       console.log();
+      // Why a bucket has no rate ("-"): a bucket of calls without a value, or none a complete day old.
+      for (const b of res.budgets)
+        if (b.note)
+          console.error(
+            printable(`note: budget ${b.budget_id}, ${bucketLabel(b.scope ?? {}, b.bucket)}: ${b.note}`),
+          );
     }
     for (const by of ["customer_id", "feature"]) {
       const all: Json[] = res[by];

@@ -48,6 +48,8 @@ export async function budgetBurnDown(
       const days = rate === null ? null : daysUntilExhausted(left, rate);
       out.push({
         budget_id: b.id,
+        // What the bucket counts beside its own values (a fixed feature=summarize): a label names it.
+        scope: b.scope,
         bucket: s.bucket,
         state: s.state,
         limit: money(s.limit),

@@ -900,6 +900,16 @@ describe("a refused flag is named as the flag", () => {
         ["budgets", "set", "b-flags", "--window", "day", "--limit", "1", "--warn-at", ""],
         'error: --warn-at takes numbers; "" is not one',
       ],
+      // One field scoped twice: refused, not narrowed to the last value given without a word.
+      [
+        ["budgets", "set", "b-flags", "--window", "day", "--limit", "1"].concat([
+          "--scope",
+          "customer_id=acme",
+          "--scope",
+          "customer_id=*",
+        ]),
+        'error: --scope gives customer_id twice ("acme" and "*"): a budget scopes a field to one value, or "*" for each',
+      ],
       [
         ["budgets", "set", "b-flags", "--window", "fortnight", "--limit", "1"],
         "budgets set failed (400): --window: window: must be",

@@ -10,13 +10,20 @@ import { renderTable, usdCell } from "./table.js";
 
 type Json = Record<string, unknown>;
 
-/** "user_id=u1" pairs → an object; the value "*" means one bucket per distinct value. */
+/** "user_id=u1" pairs → an object (a field given twice is refused); the value "*" means one bucket per distinct value. */
 function pairs(list: string[] | undefined, flag: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const p of list ?? []) {
     const i = p.indexOf("=");
     if (i < 1) throw new CliError(`${flag} takes FIELD=VALUE (got ${JSON.stringify(p)})`, 2);
-    out[p.slice(0, i)] = p.slice(i + 1);
+    const [field, value] = [p.slice(0, i), p.slice(i + 1)];
+    // Kept last-wins, a budget meant for acme would be saved for every customer (or the other way).
+    if (Object.hasOwn(out, field))
+      throw new CliError(
+        `${flag} gives ${field} twice (${JSON.stringify(out[field])} and ${JSON.stringify(value)}): a budget scopes a field to one value, or "*" for each`,
+        2,
+      );
+    out[field] = value;
   }
   return out;
 }

@@ -181,6 +181,33 @@ describe("usage errors exit 2, with the message and no stack", () => {
   });
 });
 
+describe("budgets set --file", () => {
+  it("with a flag of the budget's own (--window, --limit, …): refused, not saved from the file without it", async () => {
+    const file = join(dir, "filed.yaml");
+    writeFileSync(file, 'id: filed\nwindow: day\nlimit_usd: "2"\n');
+    // Another budget, so the data dir is there whatever ran before: "filed" not found is then exit 1.
+    expect((await tollgate("budgets", "set", "beside", "--window", "day", "--limit", "1")).code).toBe(0);
+    const r = await tollgate(
+      "budgets",
+      "set",
+      "--file",
+      file,
+      "--window",
+      "week",
+      "--limit",
+      "5",
+      "--action",
+      "block",
+    );
+    expect(r.code, r.err).toBe(2);
+    expect(r.err).toBe(
+      "error: --window, --limit and --action: with --file the budget is the file's; set them in the file, or leave --file out\n",
+    );
+    expect((await tollgate("budgets", "status", "filed")).code).toBe(1);
+    expect((await tollgate("budgets", "delete", "beside")).code).toBe(0);
+  });
+});
+
 describe("budgets status", () => {
   it("names what each bucket counts: a budget's fixed scope too, not - as for the whole workspace", async () => {
     const set = (id: string, ...scope: string[]) =>

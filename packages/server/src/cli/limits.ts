@@ -141,6 +141,28 @@ const AGENT_FLAGS: Record<string, string> = {
   max_wall_time_s: "--max-wall-time",
 };
 
+/** budgets set's flags that are not part of the budget itself: they go with --file too. */
+const NOT_SPEC = new Set(["file", "workspace", "json", "precision"]);
+
+/**
+ * With --file the budget is the file's: a flag of the budget given beside it (--window week) would be
+ * dropped without a word, and the budget saved as the file has it.
+ */
+function refuseSpecFlags(cmd: Command): void {
+  const given = cmd.options
+    .filter(
+      (opt) => !NOT_SPEC.has(opt.attributeName()) && cmd.getOptionValueSource(opt.attributeName()) === "cli",
+    )
+    .map((opt) => opt.long!);
+  if (!given.length) return;
+  const named = given.length === 1 ? given[0] : `${given.slice(0, -1).join(", ")} and ${given.at(-1)}`;
+  const them = given.length === 1 ? "it" : "them";
+  throw new CliError(
+    `${named}: with --file the budget is the file's; set ${them} in the file, or leave --file out`,
+    2,
+  );
+}
+
 export function registerLimits(program: Command): void {
   const budgets = program
     .command("budgets")
@@ -170,6 +192,7 @@ export function registerLimits(program: Command): void {
       const digits = precisionFrom(o.precision) ?? 2; // refused before the budget is saved
       let spec: unknown;
       if (o.file) {
+        refuseSpecFlags(cmd);
         spec = readSpecFile(o.file);
         // An ID given with --file names the budget: the file's own id, if it has one, must agree, or
         // `set other --file template.yaml` would replace the template's budget instead of making "other".

@@ -467,6 +467,29 @@ describe("tollgate CLI", () => {
     expect(again).toMatchObject({ accepted: 0, duplicates: 3, rejected: 2 });
   });
 
+  it("ingest reports the first rejected lines in line order, whether the server or the JSON parse refused them", async () => {
+    const file = join(dir, "rejects-in-order.jsonl");
+    // Line 1 is refused by the server once its batch is sent; lines 2-61 are not JSON, refused as read.
+    const refused = JSON.stringify({
+      event_id: uuidv7(),
+      ts_start: Date.now(),
+      provider: "openai",
+      model: "gpt-4o",
+      output_tokens: -1,
+    });
+    writeFileSync(file, [refused, ...Array.from({ length: 60 }, () => "{not json")].join("\n"));
+    const r = await tollgate("ingest", file, "--json");
+    expect(r.code).toBe(1);
+    const s = JSON.parse(r.out);
+    expect(s.rejected).toBe(61);
+    // The first 50 of the file: line 1 among them, not the 50 lines refused before its batch was sent.
+    expect(s.rejections.map((x: { line: number }) => x.line)).toEqual(
+      Array.from({ length: 50 }, (_, i) => i + 1),
+    );
+    const text = await tollgate("ingest", file);
+    expect(text.out.split("\n")[2]).toMatch(/^ {2}line 1: output_tokens: /);
+  });
+
   it("events get shows one call by its id (table or JSON); an unknown id fails with a clear message", async () => {
     const id = uuidv7();
     const file = join(dir, "one-call.jsonl");

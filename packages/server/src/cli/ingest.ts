@@ -46,9 +46,14 @@ export async function ingestFile(
   const bar = opts.progress
     ? progressBar("ingest [{bar}] {percentage}% | {events} lines | {eta_formatted} left")
     : null;
+  // The first MAX_REPORTED rejected lines, in line order: a batch's refusals come once it is sent, after
+  // its later lines that were not JSON were refused as read.
   const reject = (r: Rejection) => {
     s.rejected++;
-    if (s.rejections.length < MAX_REPORTED) s.rejections.push(r);
+    const at = s.rejections.findIndex((x) => x.line > r.line);
+    if (at === -1 && s.rejections.length === MAX_REPORTED) return;
+    s.rejections.splice(at === -1 ? s.rejections.length : at, 0, r);
+    s.rejections.length = Math.min(s.rejections.length, MAX_REPORTED);
   };
 
   const path = `/v1/events?workspace=${encodeURIComponent(opts.workspace)}`;

@@ -653,6 +653,25 @@ describe("figures", () => {
     expect(await help("rollup")).toContain("(default: cents; per-call and per-request figures 4 or 6)");
   });
 
+  it("explain's help says the windows it compares by default: this month so far against the same span of the month before", async () => {
+    const help = (await tollgate("explain", "--help")).out.replace(/\s+/g, " ");
+    expect(help).toContain(
+      "--from <time> start: ISO date/time or a span back from now (7d, 24h); default: the start of --to's UTC month (this month so far)",
+    );
+    expect(help).toContain(
+      "--vs-from <time> start of the period compared with (default: the same span of the month before; with --from, the period right before)",
+    );
+    // What the server does without a window: the month so far, and the month before it.
+    mkdirSync(dataDir, { recursive: true });
+    const r = await tollgate("explain", "--json");
+    expect(r.code, r.err).toBe(0);
+    const { current, previous } = JSON.parse(r.out);
+    const monthStart = (t: string) => `${t.slice(0, 7)}-01T00:00:00.000Z`;
+    expect(current.from).toBe(monthStart(current.to));
+    expect(previous.from).toBe(monthStart(previous.to));
+    expect(previous.from < current.from).toBe(true);
+  });
+
   it('tables show "" (a tool\'s provider and model, which name none) as (none), as they show none; --json keeps ""', async () => {
     const at = midnight(25) + 3_600_000;
     const none = {

@@ -265,8 +265,13 @@ export function registerRollups(program: Command): void {
       .description(
         "why spend changed: volume / mix / cost-per-request split, drivers, prompt deploys, concentration",
       )
-      .option("--vs-from <time>", "start of the period compared with (default: the period right before)")
+      .option(
+        "--vs-from <time>",
+        "start of the period compared with (default: the same span of the month before; with --from, the period right before)",
+      )
       .option("--vs-to <time>", "end of the period compared with"),
+    // The server's default (GET /api/variance): the month so far against the same span of the month before.
+    { from: "the start of --to's UTC month (this month so far)" },
   ).action(async (o: WindowOpts & { vsFrom?: string; vsTo?: string }, cmd: Command) => {
     const usd = usdAt(precisionFrom(o.precision));
     const res = await get(

@@ -946,6 +946,14 @@ describe("a refused flag is named as the flag", () => {
         ["budgets", "set", "b-flags", "--window", "day", "--limit", "1", "--warn-at", ""],
         'error: --warn-at takes numbers; "" is not one',
       ],
+      // Not a number: named as given, not as the null it became in JSON.
+      [
+        ["budgets", "set", "b-flags", "--window", "day", "--limit", "1", "--action", "throttle"].concat([
+          "--throttle-rpm",
+          "lots",
+        ]),
+        'error: --throttle-rpm takes numbers; "lots" is not one',
+      ],
       // One field scoped twice: refused, not narrowed to the last value given without a word.
       [
         ["budgets", "set", "b-flags", "--window", "day", "--limit", "1"].concat([

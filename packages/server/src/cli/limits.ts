@@ -216,7 +216,7 @@ export function registerLimits(program: Command): void {
           // Given empty (a script's unset variable), it is refused: no warnings is leaving the flag out.
           warn_at: o.warnAt !== undefined ? o.warnAt.split(",").map((x) => number(x, "--warn-at")) : [],
           action: o.action,
-          ...(o.throttleRpm ? { throttle_rpm: Number(o.throttleRpm) } : {}),
+          ...(o.throttleRpm !== undefined ? { throttle_rpm: number(o.throttleRpm, "--throttle-rpm") } : {}),
           unpriced: o.unpriced,
           fail_mode: o.failMode,
           overrides: (o.override ?? []).map((x: string) => {

@@ -461,6 +461,7 @@ describe("tollgate CLI", () => {
     expect(r.code).toBe(1);
     const s = JSON.parse(r.out);
     expect(s).toMatchObject({ lines: 5, accepted: 3, duplicates: 0, rejected: 2 });
+    expect(String(s.seconds)).toMatch(/^\d+(\.\d{1,3})?$/); // to the ms, no float noise
     expect(s.rejections.map((x: { line: number }) => x.line)).toEqual([3, 4]);
     expect(s.rejections[1].errors[0].field).toBe("output_tokens");
     const again = JSON.parse((await tollgate("ingest", file, "--json")).out);

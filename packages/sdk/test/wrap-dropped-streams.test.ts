@@ -132,3 +132,25 @@ describe("a wrapped stream dropped unfinished", () => {
     expect(sent).toEqual([read]);
   });
 });
+
+describe("a wrapped stream whose iterator the app lets go while a read of it is under way", () => {
+  it("is not recorded while that read is pending: the read may yet bring events the app is billed for", async () => {
+    const stream = await openai.chat.completions.create(
+      { model: "gpt-4o-mini", messages, stream: true },
+      { headers: { "x-mock-chunk-delay-ms": "60000" } }, // its first event comes after the test is done
+    );
+    const controller = stream.controller;
+    // The app awaits the read, not the iterator (a then() on next(), a helper that keeps only the promise).
+    const pending = stream[Symbol.asyncIterator]().next();
+    for (let i = 0; i < 5; i++) {
+      gc();
+      await new Promise(setImmediate);
+    }
+    expect(sent).toHaveLength(0);
+    // The app aborts: the read ends, and the stream is recorded once, as left.
+    controller.abort();
+    expect((await pending).done).toBe(true);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({ status: "error", error_type: "client_disconnected" });
+  });
+});

@@ -469,8 +469,12 @@ function observedEvents(
     cutShort("upstream_stream_broken");
     throw err;
   };
+  /** The next event for `reader`, which the read holds until it settles (see `next`). */
+  const read = (reader: AsyncIterator<unknown>): Promise<IteratorResult<unknown>> =>
+    events.next().then((r) => onResult(r, reader), onError);
   const onResult = (
     r: IteratorResult<unknown>,
+    reader: AsyncIterator<unknown>,
   ): IteratorResult<unknown> | Promise<IteratorResult<unknown>> => {
     readAt = performance.now();
     if (r.done) {
@@ -495,10 +499,14 @@ function observedEvents(
       submitted = extractor.responseId();
       if (submitted) rememberSubmission(submitted, call);
     }
-    return hideEvent?.(r.value) ? events.next().then(onResult, onError) : r;
+    return hideEvent?.(r.value) ? read(reader) : r;
   };
   const iterator: AsyncIterableIterator<unknown> = {
-    next: () => events.next().then(onResult, onError),
+    // A read under way holds its iterator (`this`, not `iterator`: see below): one the app lets go while it
+    // awaits a read is not collected, and recorded as dropped, before that read brings what it is billed for.
+    next() {
+      return read(this);
+    },
     // The app stopped reading (break, return): what it was sent so far is what it pays for.
     return: (value?: unknown) => {
       cutShort(LEFT);

@@ -4,15 +4,16 @@
 
 import { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
-import Anthropic from "@anthropic-ai/sdk";
+import type Anthropic from "@anthropic-ai/sdk";
 import type { CallRecordInput } from "@tollgate/core";
-import OpenAI from "openai";
+import type OpenAI from "openai";
 import { Stream } from "openai/streaming";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { collect } from "../../server/test/helpers.js";
 import { type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
-import { agentRun, currentAgentRun, traced, wrapAnthropic, wrapOpenAI } from "../src/index.js";
+import { agentRun, currentAgentRun, traced } from "../src/index.js";
 import { exposedGc } from "./gc.js";
+import { wrappedClients } from "./wrapped-clients.js";
 
 let mock: MockUpstream;
 let openai: OpenAI;
@@ -22,10 +23,7 @@ const sink = (r: CallRecordInput) => void sent.push(r);
 
 beforeAll(async () => {
   mock = await startMockUpstream({ chunkDelayMs: 1 });
-  openai = wrapOpenAI(new OpenAI({ apiKey: "sk-test", maxRetries: 0, baseURL: `${mock.url}/v1` }), { sink });
-  anthropic = wrapAnthropic(new Anthropic({ apiKey: "sk-ant-test", maxRetries: 0, baseURL: mock.url }), {
-    sink,
-  });
+  ({ openai, anthropic } = wrappedClients(mock.url, sink));
 });
 beforeEach(() => {
   sent = [];

@@ -2,13 +2,13 @@
 // let go, one half of a tee() closed and the other never read, a stream never read): the provider billed
 // them, so each is recorded once it is garbage-collected, as a stream the app stops reading is.
 
-import Anthropic from "@anthropic-ai/sdk";
+import type Anthropic from "@anthropic-ai/sdk";
 import type { CallRecordInput } from "@tollgate/core";
-import OpenAI from "openai";
+import type OpenAI from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type MockUpstream, startMockUpstream } from "../../server/test/mock-upstream.js";
-import { wrapAnthropic, wrapOpenAI } from "../src/index.js";
 import { exposedGc } from "./gc.js";
+import { wrappedClients } from "./wrapped-clients.js";
 
 let mock: MockUpstream;
 let openai: OpenAI;
@@ -19,10 +19,7 @@ const gc = exposedGc();
 
 beforeAll(async () => {
   mock = await startMockUpstream({ chunkDelayMs: 1 });
-  openai = wrapOpenAI(new OpenAI({ apiKey: "sk-test", maxRetries: 0, baseURL: `${mock.url}/v1` }), { sink });
-  anthropic = wrapAnthropic(new Anthropic({ apiKey: "sk-ant-test", maxRetries: 0, baseURL: mock.url }), {
-    sink,
-  });
+  ({ openai, anthropic } = wrappedClients(mock.url, sink));
 });
 beforeEach(() => {
   sent = [];

@@ -42,10 +42,8 @@ export class Recorder {
   #overflow: CallRecord[] = [];
   /** Batches handed to the store and not yet settled, with their records (spilled if shutdown cannot wait). */
   #inFlight = new Map<Promise<void>, CallRecord[]>();
-  /** The last spill failed (disk full, read-only): records wait in memory until one succeeds. */
-  #spoolFailing = false;
-  /** Why the disk refused the last spill. */
-  #spoolError = "";
+  /** Why the last spill failed (disk full, read-only), null when it did not: records wait in memory until one succeeds. */
+  #spoolError: string | null = null;
   /** Calls the spool refused, handed back to the store and not settled yet: they wait in memory still. */
   #retrying = 0;
   /** The last batch or replay the store settled failed (see #storeFailed). */
@@ -95,7 +93,7 @@ export class Recorder {
    * take a spill again.
    */
   get spoolFailing(): boolean {
-    return this.#spoolFailing && (this.#overflow.length > 0 || this.#retrying > 0);
+    return this.#spoolError !== null && (this.#overflow.length > 0 || this.#retrying > 0);
   }
 
   /** While calls wait in memory because the disk refuses the spool (spoolFailing): the disk's error. */
@@ -154,7 +152,7 @@ export class Recorder {
       // every request. Memory stays bounded by maxPending + batchSize.
       this.#overflow.push(record);
       // While the spool refuses, the batch timer retries it (a failing disk is not tried on every call).
-      if (this.#overflow.length >= this.#batchSize && !this.#spoolFailing) this.#spillOverflow();
+      if (this.#overflow.length >= this.#batchSize && this.#spoolError === null) this.#spillOverflow();
       return;
     }
     this.#pending++;
@@ -192,7 +190,7 @@ export class Recorder {
    * (`room`: as many as maxPending allows; a flush sends them all).
    */
   #refill(room = this.#maxPending - this.#pending): void {
-    if (!this.#spoolFailing || room <= 0 || !this.#overflow.length) return;
+    if (this.#spoolError === null || room <= 0 || !this.#overflow.length) return;
     const moved = this.#overflow.splice(0, room);
     this.#pending += moved.length;
     this.#retrying += moved.length;
@@ -218,7 +216,7 @@ export class Recorder {
     for (let at = 0; at < records.length; at += this.#batchSize) {
       try {
         this.spool.spill(records.slice(at, at + this.#batchSize));
-        this.#spoolFailing = false;
+        this.#spoolError = null;
       } catch (e) {
         this.#spillFailed(records.slice(at), e);
         return;
@@ -228,13 +226,12 @@ export class Recorder {
 
   /** The records the spool refused wait in memory, as many as maxPending; the rest are reported lost. */
   #spillFailed(records: CallRecord[], e: unknown): void {
-    if (!this.#spoolFailing)
+    if (this.#spoolError === null)
       this.opts.onError?.(
         new Error(
           `spool write failed, call records wait in memory (up to ${this.#maxPending}): ${(e as Error).message}`,
         ),
       );
-    this.#spoolFailing = true;
     this.#spoolError = e instanceof Error ? e.message : String(e);
     const room = Math.max(0, this.#maxPending - this.#overflow.length);
     if (room < records.length)
